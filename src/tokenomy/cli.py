@@ -1,0 +1,46 @@
+"""The `tokenomy` command. Thin: parse arguments, call the packages, print tables or JSON.
+
+Each command group lives in `tokenomy.commands.<name>` and exposes `register(app)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from tokenomy.errors import TokenomyError
+
+app = typer.Typer(
+    name="tokenomy",
+    help="Cut the cost of LLM workloads: route, cache, batch, benchmark, plan and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+COMMAND_MODULES = ("core", "ledger", "emulate", "serve", "keys", "route", "batch", "bench", "plan", "report",
+                   "alerts", "export", "demo")
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"tokenomy.commands.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"tokenomy.commands.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point that turns Tokenomy errors into one readable line and exit code 2."""
+    try:
+        app()
+    except TokenomyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

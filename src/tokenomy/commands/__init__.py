@@ -1,0 +1,1 @@
+"""Command groups of the `tokenomy` CLI; each module exposes `register(app)`."""

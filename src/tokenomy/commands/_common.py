@@ -1,0 +1,62 @@
+"""Shared CLI helpers: JSON output that keeps Decimals exact, the --ledger option, tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
+                            "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, default=_default, indent=2)
+
+
+def print_json(data: Any) -> None:
+    """Print JSON to stdout without Rich markup or wrapping."""
+    typer.echo(dumps(data))
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    result = Table(title=title, show_lines=False, header_style="bold")
+    for index, column in enumerate(columns):
+        result.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        result.add_row(*["" if v is None else str(v) for v in row])
+    return result
+
+
+def usd(value: Decimal | None, places: int = 6) -> str:
+    if value is None:
+        return "-"
+    return f"${value:,.{places}f}"
+
+
+def apply_prices(prices: Optional[str]) -> None:
+    """Layer a user price file over the built-in catalog for this process."""
+    if prices:
+        from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
+
+        set_default_catalog(PriceCatalog.builtin().with_overrides(prices))

@@ -1,0 +1,148 @@
+"""`tokenomy prices`, `tokenomy cost` and `tokenomy chat`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, apply_prices, console, print_json,
+                                       table, usd)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prices")(prices)
+    app.command("cost")(cost)
+    app.command("chat")(chat)
+
+
+def prices(
+    model: Optional[str] = typer.Argument(None, help="Model id (Bedrock ids, profiles like us.…, OpenAI, "
+                                          "Anthropic names, or 'local'). Omit to list the catalog."),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock), e.g. eu-west-2."),
+    litellm: Optional[str] = typer.Option(None, "--litellm", help="Also import a LiteLLM "
+                                          "model_prices_and_context_window.json file."),
+    price_file: Optional[str] = PricesOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show prices per million tokens, with the source and as-of date of each."""
+    from tokenomy.pricing.catalog import default_catalog, set_default_catalog
+
+    apply_prices(price_file)
+    catalog = default_catalog()
+    if litellm:
+        catalog = catalog.with_litellm(litellm)
+        set_default_catalog(catalog)
+    if model:
+        entry = catalog.lookup(model, region)
+        if as_json:
+            print_json(entry.to_json())
+            return
+        rows = [[k, v] for k, v in entry.to_json().items() if v not in (None, {}, "")]
+        console.print(table(f"{entry.model} ({entry.region})", ["field", "value"], rows))
+        return
+    entries = sorted(catalog.entries(), key=lambda e: (e.provider, e.model, e.region))
+    if region:
+        entries = [e for e in entries if e.region == region]
+    if as_json:
+        print_json([e.to_json() for e in entries])
+        return
+    rows = [[e.provider, e.model, e.region, e.input, e.output, e.batch_input or "-", e.cache_read or "-",
+             e.cache_write or "-", e.as_of] for e in entries]
+    console.print(table("Prices (USD per 1M tokens)", ["provider", "model", "region", "input", "output",
+                                                         "batch in", "cache read", "cache write", "as of"], rows))
+
+
+def cost(
+    model: str = typer.Option(..., "--model", help="Model id to price."),
+    input_tokens: int = typer.Option(0, "--input", help="Input tokens (excluding cache reads/writes)."),
+    output_tokens: int = typer.Option(0, "--output", help="Output tokens."),
+    cache_read: int = typer.Option(0, "--cache-read", help="Tokens read from the prompt cache."),
+    cache_write: int = typer.Option(0, "--cache-write", help="Tokens written to the prompt cache."),
+    mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+    price_file: Optional[str] = PricesOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Price one usage record exactly (Decimal arithmetic, per token type)."""
+    from tokenomy.messages import Usage
+    from tokenomy.pricing.cost import compute_cost
+
+    apply_prices(price_file)
+    breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode)
+    if as_json:
+        print_json(breakdown.to_json())
+        return
+    rows = [["input", input_tokens, usd(breakdown.input_usd, 8)], ["output", output_tokens, usd(breakdown.output_usd, 8)],
+            ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
+            ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
+            ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)]]
+    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}", ["tokens", "count", "cost"], rows))
+    console.print(f"[dim]priced by {breakdown.priced_by}: {breakdown.source} (as of {breakdown.as_of})[/dim]")
+    if breakdown.note:
+        console.print(f"[yellow]{breakdown.note}[/yellow]")
+
+
+def chat(
+    prompt: str = typer.Argument(..., help="The user message."),
+    model: str = typer.Option("local", "--model", "-m", help="Model id or configured model name."),
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Cap on output tokens."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task type recorded in the ledger."),
+    route: Optional[str] = typer.Option(None, "--route", help="Route name from the config (routing policy)."),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with models and routes."),
+    store_prompt: bool = typer.Option(False, "--store-prompt", help="Keep the prompt text in the ledger."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Send one request, print the answer with tokens, cost and latency, and record it."""
+    from tokenomy.client import Tokenomy
+    from tokenomy.messages import ChatRequest, RequestMeta
+
+    request = ChatRequest.simple(prompt, model=model, system=system, max_tokens=max_tokens,
+                                 meta=RequestMeta(task=task, route=route))
+    models = None
+    if config or route:
+        from tokenomy.config import load_config
+
+        cfg = load_config(config)
+        models = cfg.model_specs()
+        if route:
+            from tokenomy.routing.dispatch import chat_via_route  # provided by the routing package
+
+            with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
+                response = chat_via_route(client, cfg, route, request)
+            _print_chat(response, as_json)
+            return
+    with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
+        if as_json:
+            response = client.chat(request)
+        else:
+            response = None
+            for chunk in client.stream(request):
+                if chunk.delta:
+                    console.print(chunk.delta, end="", markup=False, highlight=False)
+                if chunk.response is not None:
+                    response = chunk.response
+            console.print()
+    assert response is not None
+    _print_chat(response, as_json, printed=not as_json)
+
+
+def _print_chat(response, as_json: bool, printed: bool = False) -> None:  # noqa: ANN001
+    u = response.usage
+    if as_json:
+        print_json({"text": response.text, "model": response.model, "provider": response.provider,
+                    "tier": response.tier, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                    "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
+                    "cost_usd": response.cost_usd, "latency_ms": round(response.latency_ms, 1),
+                    "ttft_ms": None if response.ttft_ms is None else round(response.ttft_ms, 1),
+                    "finish_reason": response.finish_reason})
+        return
+    if not printed:
+        console.print(response.text, markup=False, highlight=False)
+    ttft = f", first token {response.ttft_ms:.0f} ms" if response.ttft_ms is not None else ""
+    tier = f" · tier {response.tier}" if response.tier else ""
+    console.print(f"[dim]{response.model}{tier} · in {u.input_tokens} · out {u.output_tokens} · cache read "
+                  f"{u.cache_read_tokens} · cache write {u.cache_write_tokens} · {usd(response.cost_usd, 6)} · "
+                  f"{response.latency_ms:.0f} ms{ttft}[/dim]")

@@ -1,0 +1,90 @@
+"""`tokenomy ledger import|export|stats`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
+
+ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="JSONL or CSV of usage events (ts, provider, model, region, mode, "
+                                "task, tags, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+                                "latency_ms, ttft_ms, outcome). Cost is computed when not given."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Import usage events; bad lines are reported by line and field, good lines are kept."""
+    from tokenomy.ledger.io import import_file
+    from tokenomy.ledger.store import open_store
+
+    result = import_file(file, open_store(ledger))
+    if as_json:
+        print_json(result.to_json())
+    else:
+        for error in result.errors:
+            err_console.print(f"[red]{error}[/red]", markup=True, highlight=False)
+        console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}")
+    if result.errors and result.imported == 0:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("export")
+def export(
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default stdout)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Only events at or after this UTC time."),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Only events before this UTC time."),
+    ledger: Optional[str] = LedgerOption,
+) -> None:
+    """Export events as JSONL or CSV (re-importable)."""
+    from datetime import timezone
+
+    from tokenomy.ledger.io import export_events
+    from tokenomy.ledger.store import open_store
+
+    since = since.replace(tzinfo=timezone.utc) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=timezone.utc) if until and until.tzinfo is None else until
+    events = open_store(ledger).events(since, until)
+    if output:
+        with output.open("w", newline="") as handle:
+            count = export_events(events, handle, fmt)
+        err_console.print(f"wrote {count} event(s) to {output}")
+    else:
+        export_events(events, sys.stdout, fmt)
+
+
+@ledger_app.command("stats")
+def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model."""
+    from tokenomy.ledger.summary import spend_summary
+    from tokenomy.ledger.store import open_store
+
+    rows = spend_summary(open_store(ledger))
+    if as_json:
+        print_json(rows)
+        return
+    print_summary(rows)
+
+
+def print_summary(rows: list[dict], title: str = "Spend summary") -> None:
+    console.print(table(title, ["model", "requests", "input", "output", "cache read", "cache write",
+                                "cache-read share", "cost", "p50 ms", "p95 ms"],
+                        [[r["model"], r["requests"], r["input_tokens"], r["output_tokens"], r["cache_read_tokens"],
+                          r["cache_write_tokens"], f"{r['cache_read_share']:.1%}", usd(r["cost_usd"]),
+                          f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
+                          f"{r['latency_p95_ms']:.0f}" if r["latency_p95_ms"] is not None else "-"]
+                         for r in rows]))

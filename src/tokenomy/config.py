@@ -1,0 +1,148 @@
+"""`tokenomy.yaml`: models, routes, tiers and policies, validated with errors that name the key.
+
+Secrets never appear here: a model names the environment variable that holds its key
+(`api_key_env`), and the variable is read when the provider is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tokenomy.errors import ConfigError
+from tokenomy.providers.registry import ModelSpec
+
+DEFAULT_CONFIG_FILES = ("tokenomy.yaml", "tokenomy.yml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """One callable model. The key under `models:` is the name clients send."""
+
+    provider: Literal["local", "openai", "bedrock", "anthropic"]
+    model: Optional[str] = None
+    region: Optional[str] = None
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = None
+    endpoint_url: Optional[str] = None
+    profile: Optional[str] = None
+    price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: Optional[str]) -> Optional[str]:
+        if value and (value.startswith("sk-") or len(value) > 64 or not value.replace("_", "").isalnum()):
+            raise ValueError("must be the NAME of an environment variable holding the key, not the key itself")
+        return value
+
+
+class CachingPolicy(_Strict):
+    enabled: bool = True
+
+
+class TokenPolicy(_Strict):
+    max_tokens: Optional[int] = Field(None, ge=1)
+    max_turns: Optional[int] = Field(None, ge=1)
+    max_history_tokens: Optional[int] = Field(None, ge=1)
+    warn_uncapped: bool = True
+
+
+class RetryPolicy(_Strict):
+    max_attempts: int = Field(4, ge=1)
+    base_delay_s: float = Field(0.2, ge=0)
+    max_delay_s: float = Field(8.0, ge=0)
+    deadline_s: float = Field(60.0, gt=0)
+
+
+class RouteConfig(_Strict):
+    """A name clients send as `model`: one model, a fallback chain, or a routing policy."""
+
+    model: Optional[str] = None
+    fallback: list[str] = Field(default_factory=list)
+    policy: Optional[str] = Field(None, description="name of a routing policy under `routing.policies`")
+    caching: CachingPolicy = Field(default_factory=CachingPolicy)
+    tokens: TokenPolicy = Field(default_factory=TokenPolicy)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    task: Optional[str] = None
+
+
+class TokenomyConfig(_Strict):
+    auth: bool = False
+    ledger: Optional[str] = None
+    store_prompts: bool = False
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    tiers: dict[str, list[str]] = Field(default_factory=dict)
+    routing: dict[str, Any] = Field(default_factory=dict)
+    gateway: dict[str, Any] = Field(default_factory=dict)
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    redis_url: Optional[str] = None
+    source: Optional[str] = Field(None, exclude=True)
+
+    def model_specs(self) -> dict[str, ModelSpec]:
+        """Every configured model as a ModelSpec (plus `local`, always available)."""
+        specs = {"local": ModelSpec(name="local", provider="local", model="local", region="local")}
+        for name, m in self.models.items():
+            specs[name] = ModelSpec(name=name, provider=m.provider, model=m.model or name, region=m.region,
+                                    base_url=m.base_url, api_key_env=m.api_key_env, endpoint_url=m.endpoint_url,
+                                    profile=m.profile, price_as=m.price_as)
+        return specs
+
+    def route_for(self, name: str) -> RouteConfig | None:
+        """The route a client's `model` names; a bare model name becomes a one-model route."""
+        if name in self.routes:
+            return self.routes[name]
+        if name in self.models or name == "local":
+            return RouteConfig(model=name)
+        return None
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        lines.append(f"{origin}: {where}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> TokenomyConfig:
+    try:
+        config = TokenomyConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+    config.source = origin
+    for name, route in config.routes.items():
+        for ref in [route.model, *route.fallback]:
+            if ref and ref not in config.models and ref != "local":
+                raise ConfigError(f"{origin}: routes.{name}: model {ref!r} is not defined under `models:`")
+    return config
+
+
+def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
+    """Load and validate a config file; with no path, ./tokenomy.yaml if present, else defaults."""
+    if path is None:
+        path = os.environ.get("TOKENOMY_CONFIG")
+    if path is None:
+        for candidate in DEFAULT_CONFIG_FILES:
+            if Path(candidate).exists():
+                path = candidate
+                break
+    if path is None:
+        return parse_config({}, "<defaults>")
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys (models:, routes:, …)")
+    return parse_config(data, str(file))

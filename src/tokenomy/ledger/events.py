@@ -1,0 +1,132 @@
+"""The usage event: one ledger row per provider call attempt."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.errors import UsageError
+from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.pricing.cost import CostBreakdown, check_tokens
+
+SCHEMA_VERSION = 1
+OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout")
+MODES = ("on_demand", "batch", "provisioned")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """One call (or one attempt of a call): who, what, how many tokens, what it cost, how it went."""
+
+    ts: datetime
+    provider: str
+    model: str
+    region: str | None = None
+    mode: str = "on_demand"
+    task: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    tenant: str | None = None
+    key_id: str | None = None
+    route: str | None = None
+    tier: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    input_cost_usd: Decimal = Decimal(0)
+    output_cost_usd: Decimal = Decimal(0)
+    cache_read_cost_usd: Decimal = Decimal(0)
+    cache_write_cost_usd: Decimal = Decimal(0)
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    outcome: str = "ok"
+    error_type: str | None = None
+    attempt: int = 1
+    request_id: str | None = None
+    batch_job_id: str | None = None
+    prompt_hash: str | None = None
+    prompt_text: str | None = None
+    priced_by: str | None = None
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens)
+
+    def apply_cost(self, cost: CostBreakdown) -> "UsageEvent":
+        self.input_cost_usd, self.output_cost_usd = cost.input_usd, cost.output_usd
+        self.cache_read_cost_usd, self.cache_write_cost_usd = cost.cache_read_usd, cost.cache_write_usd
+        self.cost_usd = cost.total_usd
+        self.priced_by = cost.priced_by
+        return self
+
+    def validate(self) -> None:
+        """Raise UsageError naming the field that cannot go into the ledger."""
+        check_tokens(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+                     cache_read_tokens=self.cache_read_tokens, cache_write_tokens=self.cache_write_tokens)
+        if self.mode not in MODES:
+            raise UsageError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+        if self.outcome not in OUTCOMES:
+            raise UsageError(f"outcome={self.outcome!r} is not one of {', '.join(OUTCOMES)}")
+        if self.ts.tzinfo is None:
+            raise UsageError(f"ts={self.ts.isoformat()} has no timezone; timestamps must be UTC (end with Z)")
+        if not self.provider or not self.model:
+            raise UsageError("provider and model are required")
+
+    def to_row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json(self) -> dict[str, Any]:
+        row = self.to_row()
+        row["ts"] = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        for key, value in row.items():
+            if isinstance(value, Decimal):
+                row[key] = str(value)
+        return row
+
+
+COLUMNS = [f.name for f in fields(UsageEvent)]
+
+
+def prompt_fingerprint(request: ChatRequest) -> str:
+    """A stable hash of the prompt (system + turns) so repeats can be found without storing text."""
+    digest = hashlib.sha256()
+    digest.update((request.system or "").encode())
+    for message in request.messages:
+        digest.update(b"\x00" + message.role.encode() + b"\x01" + message.content.encode())
+    return digest.hexdigest()[:32]
+
+
+def event_from_response(request: ChatRequest, response: ChatResponse, cost: CostBreakdown | None,
+                        mode: str = "on_demand", store_prompt: bool = False,
+                        request_id: str | None = None) -> UsageEvent:
+    """Build the ledger row for one successful call."""
+    meta = request.meta
+    event = UsageEvent(
+        ts=utcnow(), provider=response.provider, model=response.model,
+        region=response.region or request.region, mode=mode, task=meta.task, tags=dict(meta.tags),
+        tenant=meta.tenant, key_id=meta.key_id, route=meta.route, tier=response.tier or meta.tier,
+        input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
+        cache_read_tokens=response.usage.cache_read_tokens, cache_write_tokens=response.usage.cache_write_tokens,
+        latency_ms=response.latency_ms, ttft_ms=response.ttft_ms, outcome="ok", attempt=response.attempts,
+        request_id=request_id, prompt_hash=prompt_fingerprint(request),
+        prompt_text=_prompt_text(request) if store_prompt else None,
+    )
+    if cost is not None:
+        event.apply_cost(cost)
+    return event
+
+
+def _prompt_text(request: ChatRequest) -> str:
+    parts = [f"[system] {request.system}"] if request.system else []
+    parts += [f"[{m.role}] {m.content}" for m in request.messages]
+    return "\n".join(parts)

@@ -1,0 +1,168 @@
+"""Ledger import and export (JSONL or CSV). Bad lines are reported by number and field; good lines land."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from tokenomy.errors import TokenomyError
+from tokenomy.ledger.events import COLUMNS, UsageEvent
+from tokenomy.ledger.store import LedgerStore
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt")
+FLOAT_FIELDS = ("latency_ms", "ttft_ms")
+COST_FIELDS = ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd")
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "rejected": len(self.errors), "errors": self.errors}
+
+
+def _parse_ts(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        ts = value
+    else:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("is empty")
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        raise ValueError("has no timezone; write UTC times like 2026-01-31T12:00:00Z")
+    return ts.astimezone(timezone.utc)
+
+
+def event_from_record(record: dict[str, Any]) -> UsageEvent:
+    """Validate one import record into a priced UsageEvent; ValueError names the bad field."""
+    if not isinstance(record, dict):
+        raise ValueError("line is not a JSON object")
+    unknown = set(record) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+    for required in ("ts", "provider", "model"):
+        if record.get(required) in (None, ""):
+            raise ValueError(f"field '{required}' is required")
+    values: dict[str, Any] = {k: v for k, v in record.items() if v not in ("",)}
+    try:
+        values["ts"] = _parse_ts(values["ts"])
+    except ValueError as exc:
+        raise ValueError(f"field 'ts' {values['ts']!r} {exc}") from None
+    for name in INT_FIELDS:
+        if name in values and values[name] is not None:
+            raw = values[name]
+            try:
+                number = float(raw) if isinstance(raw, str) else raw
+                if isinstance(number, bool) or not float(number).is_integer():
+                    raise ValueError
+                values[name] = int(number)
+            except (TypeError, ValueError):
+                raise ValueError(f"field '{name}' {raw!r} is not a whole number") from None
+            if values[name] < 0:
+                raise ValueError(f"field '{name}' {raw!r} is negative")
+    for name in FLOAT_FIELDS:
+        if values.get(name) is not None:
+            try:
+                values[name] = float(values[name])
+            except (TypeError, ValueError):
+                raise ValueError(f"field '{name}' {values[name]!r} is not a number") from None
+    for name in COST_FIELDS:
+        if values.get(name) is not None:
+            try:
+                values[name] = Decimal(str(values[name]))
+            except InvalidOperation:
+                raise ValueError(f"field '{name}' {values[name]!r} is not a number") from None
+    tags = values.get("tags")
+    if isinstance(tags, str):
+        try:
+            tags = json.loads(tags) if tags else {}
+        except json.JSONDecodeError:
+            raise ValueError(f"field 'tags' {tags!r} is not a JSON object") from None
+    if tags is not None and not isinstance(tags, dict):
+        raise ValueError("field 'tags' must be an object of string values")
+    values["tags"] = {str(k): str(v) for k, v in (tags or {}).items()}
+    event = UsageEvent(**{k: v for k, v in values.items() if v is not None})
+    try:
+        event.validate()
+    except TokenomyError as exc:
+        raise ValueError(str(exc)) from None
+    if record.get("cost_usd") in (None, ""):
+        try:
+            cost = compute_cost(Usage(event.input_tokens, event.output_tokens, event.cache_read_tokens,
+                                      event.cache_write_tokens), event.model,
+                                event.region if event.region not in (None, "") else None, event.mode)
+        except TokenomyError as exc:
+            raise ValueError(f"cannot price it: {exc}") from None
+        event.apply_cost(cost)
+    return event
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield (line number, record or None, error or None) from a JSONL or CSV file."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                yield number, {k: v for k, v in row.items() if k is not None}, None
+        return
+    with path.open() as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line), None
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+
+
+def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) -> ImportResult:
+    """Import every good line of `path` into `store`; collect an error per bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise TokenomyError(f"{path}: file not found")
+    result = ImportResult()
+    pending: list[UsageEvent] = []
+    for number, record, error in read_records(path):
+        if error is None:
+            try:
+                pending.append(event_from_record(record or {}))
+            except ValueError as exc:
+                error = str(exc)
+        if error is not None:
+            result.errors.append(f"{path.name}:{number}: {error}")
+        if len(pending) >= batch_size:
+            result.imported += store.write(pending)
+            pending = []
+    result.imported += store.write(pending)
+    return result
+
+
+def export_events(events: list[UsageEvent], out: TextIO, fmt: str = "jsonl") -> int:
+    """Write events as JSONL (default) or CSV; the output imports back unchanged."""
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        for event in events:
+            row = event.to_json()
+            row["tags"] = json.dumps(row["tags"], sort_keys=True)
+            writer.writerow(row)
+    else:
+        for event in events:
+            out.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
+    return len(events)
+
+
+def export_to_string(events: list[UsageEvent], fmt: str = "jsonl") -> str:
+    buffer = io.StringIO()
+    export_events(events, buffer, fmt)
+    return buffer.getvalue()

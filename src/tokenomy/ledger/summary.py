@@ -1,0 +1,31 @@
+"""The spend summary the demo and `ledger stats` print (per model, computed in SQL)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tokenomy.ledger.store import LedgerStore
+
+
+def spend_summary(store: LedgerStore) -> list[dict]:
+    """Per model and overall: requests, tokens by type, cache-read share of input, cost, p50/p95 latency."""
+    percentile = ("quantile_cont(latency_ms, {q})" if store.dialect == "duckdb"
+                  else "percentile_cont({q}) WITHIN GROUP (ORDER BY latency_ms)")
+    sql = f"""
+        SELECT COALESCE(model, 'ALL') AS model, COUNT(*) AS requests,
+               SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+               SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
+               SUM(cost_usd) AS cost_usd,
+               {percentile.format(q=0.5)} AS latency_p50_ms, {percentile.format(q=0.95)} AS latency_p95_ms
+        FROM usage_events WHERE outcome = 'ok'
+        GROUP BY ROLLUP (model) ORDER BY model NULLS LAST"""
+    rows = store.query(sql)
+    for row in rows:
+        for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests"):
+            row[key] = int(row[key] or 0)
+        row["cost_usd"] = Decimal(str(row["cost_usd"] or 0))
+        prompt = row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
+        row["cache_read_share"] = row["cache_read_tokens"] / prompt if prompt else 0.0
+    if len(rows) == 2:  # a single model: the ALL row repeats it
+        rows = rows[:1]
+    return rows

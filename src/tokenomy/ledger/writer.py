@@ -1,0 +1,118 @@
+"""Batched, off-the-hot-path ledger writes that survive normal exit and SIGTERM.
+
+`record()` only appends to an in-memory list; a background thread flushes every
+`flush_interval` seconds or when `max_batch` events are waiting. On interpreter exit and on
+SIGTERM the buffer is flushed synchronously before the process goes away.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import signal
+import threading
+import weakref
+from typing import Iterable
+
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import LedgerStore, open_store
+
+log = logging.getLogger(__name__)
+_WRITERS: "weakref.WeakSet[LedgerWriter]" = weakref.WeakSet()
+_SIGTERM_INSTALLED = False
+
+
+class LedgerWriter:
+    """Buffers events and writes them in batches from a daemon thread."""
+
+    def __init__(self, store: LedgerStore | str | None = None, flush_interval: float = 0.5,
+                 max_batch: int = 1000) -> None:
+        self.store = store if isinstance(store, LedgerStore) else open_store(store)
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self._buffer: list[UsageEvent] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="tokenomy-ledger", daemon=True)
+        self._thread.start()
+        _WRITERS.add(self)
+        atexit.register(self.close)
+        install_sigterm_flush()
+
+    def record(self, event: UsageEvent) -> None:
+        """Queue one event; cheap enough for the request path."""
+        with self._lock:
+            self._buffer.append(event)
+            full = len(self._buffer) >= self.max_batch
+        if full:
+            self._wake.set()
+
+    def record_many(self, events: Iterable[UsageEvent]) -> None:
+        with self._lock:
+            self._buffer.extend(events)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def flush(self) -> int:
+        """Write everything buffered now; on failure the events go back to the buffer."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                self.store.write(batch)
+            except Exception:
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
+            return len(batch)
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # keep the events and try again on the next tick
+                log.exception("ledger flush failed; will retry")
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
+def flush_all() -> None:
+    for writer in list(_WRITERS):
+        try:
+            writer.flush()
+        except Exception:
+            log.exception("ledger flush on shutdown failed")
+
+
+def install_sigterm_flush() -> None:
+    """On SIGTERM, flush every writer, then hand over to the previous handler (or exit 143)."""
+    global _SIGTERM_INSTALLED
+    if _SIGTERM_INSTALLED or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+        flush_all()
+        if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
+            previous(signum, frame)
+        else:
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    _SIGTERM_INSTALLED = True

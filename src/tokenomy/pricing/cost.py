@@ -1,0 +1,102 @@
+"""The cost engine: the one place where a usage record becomes money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.errors import UsageError
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
+
+MODES = ("on_demand", "batch", "provisioned")
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """Money per token type, in `currency` (always USD today)."""
+
+    model: str
+    region: str
+    mode: str
+    input_usd: Decimal
+    output_usd: Decimal
+    cache_read_usd: Decimal
+    cache_write_usd: Decimal
+    priced_by: str
+    source: str
+    as_of: str
+    currency: str = "USD"
+    note: str | None = None
+
+    @property
+    def total_usd(self) -> Decimal:
+        return self.input_usd + self.output_usd + self.cache_read_usd + self.cache_write_usd
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "region": self.region, "mode": self.mode, "currency": self.currency,
+            "input_usd": str(self.input_usd), "output_usd": str(self.output_usd),
+            "cache_read_usd": str(self.cache_read_usd), "cache_write_usd": str(self.cache_write_usd),
+            "total_usd": str(self.total_usd), "priced_by": self.priced_by, "source": self.source,
+            "as_of": self.as_of, "note": self.note,
+        }
+
+
+def check_tokens(**counts: Any) -> None:
+    """Reject negative or non-integer token counts, naming the offending field and value."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                continue
+            raise UsageError(f"{name}={value!r} is not a whole number of tokens")
+        if value < 0:
+            raise UsageError(f"{name}={value} is negative; token counts must be >= 0")
+
+
+def _rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
+    value = getattr(entry, field)
+    if value is None and fallback:
+        value = getattr(entry, fallback)
+    return value if value is not None else Decimal(0)
+
+
+def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str = "on_demand",
+                 catalog: PriceCatalog | None = None) -> CostBreakdown:
+    """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned)."""
+    check_tokens(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                 cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens)
+    if mode not in MODES:
+        raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    entry = (catalog or default_catalog()).lookup(model, region)
+    tokens_in, tokens_out = Decimal(int(usage.input_tokens)), Decimal(int(usage.output_tokens))
+    tokens_cr, tokens_cw = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_tokens))
+    note = None
+    if (tokens_cr or tokens_cw) and not entry.has_cache and mode != "provisioned":
+        raise UsageError(f"model {entry.model!r} in {entry.region} has no prompt-cache prices but usage "
+                         f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens})")
+    if mode == "on_demand":
+        rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
+        rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, "cache_write", "input")
+    elif mode == "batch":
+        if not entry.has_batch:
+            raise UsageError(f"model {entry.model!r} in {entry.region} has no batch price: the provider "
+                             "offers no batch inference for it. Use mode on_demand or pick a batch-capable model.")
+        rate_in, rate_out = entry.batch_input, entry.batch_output
+        # Batch discounts apply to cached tokens in the same proportion as to plain input.
+        ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
+        rate_cr = _rate(entry, "cache_read") * ratio
+        rate_cw = _rate(entry, "cache_write", "input") * ratio
+    else:
+        # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
+        rate_in = rate_out = rate_cr = rate_cw = Decimal(0)
+        note = "provisioned throughput is billed per model unit-hour, not per token; see `tokenomy plan`"
+    assert rate_in is not None and rate_out is not None
+    return CostBreakdown(
+        model=entry.model, region=entry.region, mode=mode,
+        input_usd=tokens_in * rate_in / MILLION, output_usd=tokens_out * rate_out / MILLION,
+        cache_read_usd=tokens_cr * rate_cr / MILLION, cache_write_usd=tokens_cw * rate_cw / MILLION,
+        priced_by=entry.priced_by, source=entry.source, as_of=entry.as_of, note=note,
+    )

@@ -1,0 +1,96 @@
+"""From a model name to a provider instance: config entries, prefixes, then the price catalog."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenomy.errors import ConfigError, UnknownModelError
+from tokenomy.providers.base import Provider
+
+PROVIDER_ALIASES = {"bedrock": "bedrock", "aws.bedrock": "bedrock", "openai": "openai", "anthropic": "anthropic",
+                    "local": "local"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to reach one model. `price_as` names the catalog entry that prices it (default: `model`)."""
+
+    name: str
+    provider: str
+    model: str
+    region: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    price_as: str | None = None
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def pricing_model(self) -> str:
+        return self.price_as or self.model
+
+
+def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """Find how to call `name`: a configured model, `provider/model`, `local`, or a catalog id."""
+    if configured and name in configured:
+        return configured[name]
+    if name == "local":
+        return ModelSpec(name="local", provider="local", model="local", region="local")
+    head, sep, rest = name.partition("/")
+    if sep and head in PROVIDER_ALIASES and not name.startswith("arn:"):
+        return ModelSpec(name=name, provider=PROVIDER_ALIASES[head], model=rest)
+    if name.startswith("arn:aws:bedrock"):
+        return ModelSpec(name=name, provider="bedrock", model=name)
+    from tokenomy.pricing.catalog import default_catalog
+
+    try:
+        entry = default_catalog().lookup(name)
+    except UnknownModelError as exc:
+        raise UnknownModelError(f"{exc} (or configure it under `models:` with a provider)") from None
+    provider = PROVIDER_ALIASES.get(entry.provider)
+    if provider is None:
+        raise ConfigError(f"model {name!r} is priced (by {entry.priced_by}) but Tokenomy has no provider "
+                          f"'{entry.provider}'; call it through an OpenAI-compatible base URL in the config")
+    return ModelSpec(name=name, provider=provider, model=name)
+
+
+_INSTANCES: dict[tuple, Provider] = {}
+_LOCK = threading.Lock()
+
+
+def get_provider(spec: ModelSpec) -> Provider:
+    """One provider instance per connection target, shared across calls and threads."""
+    key = (spec.provider, spec.base_url, spec.api_key_env, spec.region, spec.endpoint_url, spec.profile)
+    with _LOCK:
+        instance = _INSTANCES.get(key)
+        if instance is None:
+            instance = _build(spec)
+            _INSTANCES[key] = instance
+        return instance
+
+
+def _build(spec: ModelSpec) -> Provider:
+    if spec.provider == "local":
+        from tokenomy.providers.local import LocalProvider
+
+        return LocalProvider()
+    if spec.provider == "openai":
+        from tokenomy.providers.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+    if spec.provider == "bedrock":
+        try:
+            from tokenomy.providers.bedrock import BedrockProvider
+        except ImportError as exc:
+            raise ConfigError(f"the Bedrock provider is not available: {exc}") from exc
+        return BedrockProvider(region=spec.region, endpoint_url=spec.endpoint_url, profile=spec.profile)
+    if spec.provider == "anthropic":
+        try:
+            from tokenomy.providers.anthropic_provider import AnthropicProvider
+        except ImportError as exc:
+            raise ConfigError(f"the Anthropic provider is not available: {exc}") from exc
+        return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+    raise ConfigError(f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic")
