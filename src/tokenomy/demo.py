@@ -97,7 +97,8 @@ def run_workload(ctx: DemoContext) -> None:
 
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
     """Run every available playbook step against a fresh demo ledger."""
-    console = console or Console()
+    if console is None:
+        from tokenomy.commands._common import console
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Optional
@@ -11,8 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Pipes and CI logs get a wide, fixed layout so tables aren't squeezed to 80 columns.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
                             "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")

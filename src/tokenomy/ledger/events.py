@@ -18,6 +18,12 @@ OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout")
 MODES = ("on_demand", "batch", "provisioned")
 
 
+def decimal_str(value: Decimal) -> str:
+    """Exact, canonical text for money: no exponent, no trailing zeros (0E-12 → "0")."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -90,7 +96,7 @@ class UsageEvent:
         row["ts"] = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         for key, value in row.items():
             if isinstance(value, Decimal):
-                row[key] = str(value)
+                row[key] = decimal_str(value)
         return row
 
 

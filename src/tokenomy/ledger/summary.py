@@ -18,7 +18,7 @@ def spend_summary(store: LedgerStore) -> list[dict]:
                SUM(cost_usd) AS cost_usd,
                {percentile.format(q=0.5)} AS latency_p50_ms, {percentile.format(q=0.95)} AS latency_p95_ms
         FROM usage_events WHERE outcome = 'ok'
-        GROUP BY ROLLUP (model) ORDER BY model NULLS LAST"""
+        GROUP BY ROLLUP (model) ORDER BY GROUPING(model), model"""
     rows = store.query(sql)
     for row in rows:
         for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests"):
@@ -26,6 +26,4 @@ def spend_summary(store: LedgerStore) -> list[dict]:
         row["cost_usd"] = Decimal(str(row["cost_usd"] or 0))
         prompt = row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
         row["cache_read_share"] = row["cache_read_tokens"] / prompt if prompt else 0.0
-    if len(rows) == 2:  # a single model: the ALL row repeats it
-        rows = rows[:1]
     return rows

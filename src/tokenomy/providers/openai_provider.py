@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any, Iterator
@@ -9,6 +10,8 @@ from typing import Any, Iterator
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers.base import Provider
+
+log = logging.getLogger(__name__)
 
 
 def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -110,9 +113,19 @@ class OpenAIProvider(Provider):
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
+        raw = {"served_model": model, "usage_source": "reported"}
+        if usage is None:
+            # Some OpenAI-compatible servers ignore stream_options.include_usage; estimate rather than
+            # record zero, and say so (one delta per token; ~4 characters per prompt token).
+            log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")
+            raw["usage_source"] = "estimated"
+            prompt_chars = len(request.system or "") + sum(len(m.content) for m in request.messages)
+            counted = Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=len(pieces))
+        else:
+            counted = usage_from_openai(usage)
         yield StreamChunk(response=ChatResponse(
-            text="".join(pieces), model=request.model, provider=self.name, usage=usage_from_openai(usage),
-            finish_reason=finish, latency_ms=latency, ttft_ms=ttft, region="global", raw={"served_model": model}))
+            text="".join(pieces), model=request.model, provider=self.name, usage=counted,
+            finish_reason=finish, latency_ms=latency, ttft_ms=ttft, region="global", raw=raw))
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         import openai

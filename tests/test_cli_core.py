@@ -1,0 +1,94 @@
+"""The `tokenomy` command: help everywhere, JSON interfaces the checks use, readable errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from tokenomy.cli import app
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([TOKENOMY, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def all_command_paths() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command, path: list[str]) -> None:  # noqa: ANN001 - click or typer's vendored click
+        paths.append(path)
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, path + [name])
+
+    walk(root, [])
+    return paths
+
+
+def test_every_subcommand_has_help():
+    paths = all_command_paths()
+    assert ["prices"] in paths and ["cost"] in paths and ["ledger", "import"] in paths
+    runner = CliRunner()
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_cost_json_has_breakdown_and_total():
+    data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1000",
+                          "--output", "500", "--mode", "batch", "--json").stdout)
+    assert data["total_usd"] == "0.0004375"  # 1000*0.125 + 500*0.625 micro-dollars
+    assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
+
+
+def test_prices_json_shows_every_field_with_source():
+    data = json.loads(run("prices", "anthropic.claude-3-5-haiku-20241022-v1:0", "--json").stdout)
+    for field in ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_min_tokens",
+                  "cache_ttl_seconds", "provisioned_hourly", "source", "as_of", "region", "priced_by"):
+        assert field in data, field
+    assert data["input"] == "0.80" and data["cache_min_tokens"] == 2048
+
+
+def test_errors_are_one_readable_line():
+    result = run("cost", "--model", "nope-model", "--input", "1", "--json", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown model 'nope-model'") and "Traceback" not in result.stderr
+    result = run("cost", "--model", "local", "--input", "-3", check=False)
+    assert result.returncode == 2 and "negative" in result.stderr
+
+
+def test_ledger_import_cli_reports_line_numbers(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
+                    '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n')
+    ledger = tmp_path / "l.duckdb"
+    data = json.loads(run("ledger", "import", str(path), "--ledger", str(ledger), "--json").stdout)
+    assert data["imported"] == 1 and data["rejected"] == 1
+    assert data["errors"] == ["events.jsonl:2: field 'output_tokens' 'x' is not a whole number"]
+    exported = run("ledger", "export", "--ledger", str(ledger)).stdout.strip().splitlines()
+    assert len(exported) == 1 and json.loads(exported[0])["input_tokens"] == 3
+
+
+@pytest.mark.slow
+def test_chat_command_prints_answer_and_records(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    data = json.loads(run("chat", "Say OK.", "--max-tokens", "4", "--task", "smoke", "--ledger", str(ledger),
+                          "--json").stdout)
+    assert data["text"] and data["model"] == "local" and data["output_tokens"] > 0
+    human = run("chat", "Say OK.", "--max-tokens", "4", "--ledger", str(ledger)).stdout
+    assert "cache read" in human and "ms" in human
+    stats = json.loads(run("ledger", "stats", "--ledger", str(ledger), "--json").stdout)
+    assert stats[0]["requests"] == 2

@@ -1,0 +1,150 @@
+"""The usage ledger: DuckDB and PostgreSQL round trips, import errors, SIGTERM flush."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tokenomy.errors import ConfigError
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.io import export_to_string, import_file
+from tokenomy.ledger.store import open_store
+from tokenomy.ledger.writer import LedgerWriter
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def sample_events(n: int = 5) -> list[UsageEvent]:
+    return [UsageEvent(ts=T0 + timedelta(minutes=i), provider="aws.bedrock",
+                       model="anthropic.claude-3-haiku-20240307-v1:0", region="us-east-1", task="classify",
+                       tags={"team": "support", "n": str(i)}, input_tokens=100 * i, output_tokens=10 * i,
+                       cost_usd=Decimal("0.000123456789") * i, latency_ms=12.5 * i, ttft_ms=3.0,
+                       outcome="ok" if i % 2 == 0 else "throttled", attempt=1 + i % 2)
+            for i in range(n)]
+
+
+def assert_round_trip(store) -> None:
+    events = sample_events()
+    store.write(events)
+    store.write(events[:2])  # re-writing the same events is a no-op
+    back = store.events()
+    assert len(back) == len(events)
+    for original, loaded in zip(events, back):
+        assert loaded.to_json() == original.to_json()
+    assert isinstance(back[3].cost_usd, Decimal) and back[3].cost_usd == Decimal("0.000370370367")
+    assert back[0].ts.tzinfo is not None and back[0].ts.utcoffset() == timedelta(0)
+    assert store.schema_version() == 1
+
+
+def test_duckdb_round_trip(ledger_path):
+    assert_round_trip(open_store(ledger_path))
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip(fresh_postgres_url):
+    assert_round_trip(open_store(fresh_postgres_url))
+
+
+def test_schema_version_is_checked(ledger_path):
+    store = open_store(ledger_path)
+    store.execute("UPDATE tokenomy_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError, match="schema version 99"):
+        open_store(ledger_path)
+
+
+def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path, ledger_path):
+    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "region": "us-east-1", "mode": "on_demand", "task": "summarise", "tags": {"team": "a"},
+            "input_tokens": 1000, "output_tokens": 200, "cache_read_tokens": 0, "cache_write_tokens": 0,
+            "latency_ms": 800, "ttft_ms": 120, "outcome": "ok"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({**good, "input_tokens": -5}),
+        json.dumps({**good, "model": "acme.unknown-model"}),
+        json.dumps({**good, "ts": "2026-11-01T10:00:00"}),
+        json.dumps({**good, "mode": "batch", "output_tokens": 400}),
+        json.dumps({**good, "outcome": "exploded"}),
+        json.dumps({**good, "cost_usd": "1.5"}),
+    ]
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    store = open_store(ledger_path)
+    result = import_file(path, store)
+    assert result.imported == 3
+    assert len(result.errors) == 5
+    joined = "\n".join(result.errors)
+    assert "usage.jsonl:2: invalid JSON" in joined
+    assert "usage.jsonl:3: field 'input_tokens' -5 is negative" in joined
+    assert "usage.jsonl:4: cannot price it: unknown model 'acme.unknown-model'" in joined
+    assert "usage.jsonl:5: field 'ts'" in joined and "no timezone" in joined
+    assert "usage.jsonl:7: outcome='exploded'" in joined
+    costs = sorted(e.cost_usd for e in store.events())
+    # 1000*0.25 + 200*1.25 = 500 µ$ on demand; batch: 1000*0.125 + 400*0.625 = 375 µ$; given: 1.5
+    assert costs == [Decimal("0.000375"), Decimal("0.0005"), Decimal("1.5")]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_then_import_reproduces_the_ledger(tmp_path, fmt):
+    source = open_store(tmp_path / "a.duckdb")
+    source.write(sample_events())
+    dump = tmp_path / f"dump.{fmt}"
+    dump.write_text(export_to_string(source.events(), fmt))
+    target = open_store(tmp_path / "b.duckdb")
+    result = import_file(dump, target)
+    assert result.errors == [] and result.imported == 5
+    assert [e.to_json() for e in target.events()] == [e.to_json() for e in source.events()]
+
+
+def test_writer_batches_and_flushes_on_close(ledger_path):
+    writer = LedgerWriter(ledger_path, flush_interval=60)
+    for event in sample_events(50):
+        writer.record(event)
+    assert writer.pending == 50  # nothing written on the request path
+    writer.close()
+    assert open_store(ledger_path).count() == 50
+
+
+WRITER_SCRIPT = """
+import sys, time
+from datetime import datetime, timezone
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.writer import LedgerWriter
+writer = LedgerWriter(sys.argv[1], flush_interval=3600)
+for i in range(int(sys.argv[2])):
+    writer.record(UsageEvent(ts=datetime.now(timezone.utc), provider="local", model="local", input_tokens=i))
+print("buffered", writer.pending, flush=True)
+time.sleep(120)
+"""
+
+
+def test_sigterm_loses_no_buffered_event(tmp_path, ledger_path):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(ledger_path), "777"], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "buffered 777"
+    assert open_store(ledger_path).count() == 0  # still only in memory
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    store = open_store(ledger_path)
+    assert store.count() == 777
+    assert sorted(e.input_tokens for e in store.events()) == list(range(777))
+
+
+def test_two_processes_share_one_duckdb_file(tmp_path, ledger_path):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_SCRIPT.replace("time.sleep(120)", "writer.close()"))
+    procs = [subprocess.Popen([sys.executable, str(script), str(ledger_path), "300"], stdout=subprocess.DEVNULL)
+             for _ in range(2)]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    assert open_store(ledger_path).count() == 600

@@ -1,0 +1,174 @@
+"""Price catalog and cost engine: published per-million prices reproduced exactly."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from tokenomy.errors import ConfigError, UnknownModelError, UsageError
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import PriceCatalog, split_inference_profile
+from tokenomy.pricing.cost import compute_cost
+
+HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"
+SONNET37 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+M = 1_000_000
+
+
+@pytest.fixture
+def catalog() -> PriceCatalog:
+    return PriceCatalog.builtin()
+
+
+@pytest.mark.parametrize("model, region, usage, expected", [
+    # Claude 3 Haiku on Bedrock: $0.25 in / $1.25 out per 1M tokens.
+    (HAIKU3, "us-east-1", Usage(M, M), "1.50"),
+    (HAIKU3, None, Usage(1234, 567), "0.00101725"),  # 1234*0.25/1e6 + 567*1.25/1e6
+    # Claude 3.7 Sonnet with caching: 3.00 in, 15.00 out, 0.30 cache read, 3.75 cache write.
+    (SONNET37, "us-east-1", Usage(100, 200, 3000, 1500), "0.009825"),  # 300+3000+900+5625 micro-dollars
+    # Nova Micro: 0.035 / 0.14.
+    ("amazon.nova-micro-v1:0", "us-east-1", Usage(2_000_000, 500_000), "0.14"),
+    # Llama 3 8B is dearer in London (0.39 / 0.78) than in us-east-1 (0.30 / 0.60).
+    ("meta.llama3-8b-instruct-v1:0", "us-east-1", Usage(M, M), "0.90"),
+    ("meta.llama3-8b-instruct-v1:0", "eu-west-2", Usage(M, M), "1.17"),
+    ("gpt-4o-mini", None, Usage(M, M, M), "0.825"),  # 0.15 + 0.60 + 0.075 cached
+    ("claude-3-5-haiku-20241022", None, Usage(0, 0, M, M), "1.08"),  # 0.08 read + 1.00 write
+    ("local", None, Usage(5000, 5000, 5000), "0"),
+])
+def test_on_demand_costs_match_published_prices(catalog, model, region, usage, expected):
+    cost = compute_cost(usage, model, region, catalog=catalog)
+    assert cost.total_usd == Decimal(expected)
+    assert isinstance(cost.total_usd, Decimal)
+
+
+def test_breakdown_is_per_token_type(catalog):
+    cost = compute_cost(Usage(M, 2 * M, 3 * M, 4 * M), SONNET37, "us-east-1", catalog=catalog)
+    assert (cost.input_usd, cost.output_usd, cost.cache_read_usd, cost.cache_write_usd) == (
+        Decimal("3"), Decimal("30"), Decimal("0.9"), Decimal("15"))
+    assert cost.source.startswith("https://aws.amazon.com/bedrock/pricing")
+    assert cost.as_of
+
+
+def test_batch_uses_batch_prices_and_refuses_models_without_them(catalog):
+    cost = compute_cost(Usage(M, M), HAIKU3, "us-east-1", mode="batch", catalog=catalog)
+    assert cost.total_usd == Decimal("0.75")  # 0.125 + 0.625: half of on-demand
+    with pytest.raises(UsageError, match="no batch price"):
+        compute_cost(Usage(10, 10), "meta.llama3-8b-instruct-v1:0", "us-east-1", mode="batch", catalog=catalog)
+
+
+def test_provisioned_mode_has_no_per_token_cost(catalog):
+    cost = compute_cost(Usage(M, M), "anthropic.claude-instant-v1", "us-east-1", mode="provisioned", catalog=catalog)
+    assert cost.total_usd == 0 and "model unit" in cost.note
+
+
+@pytest.mark.parametrize("usage, message", [
+    (Usage(-1, 0), "input_tokens=-1 is negative"),
+    (Usage(0, 2.5), "output_tokens=2.5 is not a whole number"),  # type: ignore[arg-type]
+    (Usage(0, 0, "7"), "cache_read_tokens='7' is not a whole number"),  # type: ignore[arg-type]
+])
+def test_bad_token_counts_name_the_value(catalog, usage, message):
+    with pytest.raises(UsageError, match=message):
+        compute_cost(usage, HAIKU3, catalog=catalog)
+
+
+def test_unknown_model_and_region_errors_say_how_to_fix(catalog):
+    with pytest.raises(UnknownModelError, match="unknown model 'acme.nonexistent-9000'.*tokenomy prices"):
+        compute_cost(Usage(1, 1), "acme.nonexistent-9000", catalog=catalog)
+    with pytest.raises(UnknownModelError, match="no price for region 'sa-east-1'"):
+        catalog.lookup(HAIKU3, "sa-east-1")
+    with pytest.raises(UsageError, match="mode='spot'"):
+        compute_cost(Usage(1, 1), HAIKU3, mode="spot", catalog=catalog)
+
+
+def test_cross_region_profiles_resolve_to_the_source_region_price(catalog):
+    assert split_inference_profile("us.anthropic.claude-3-haiku-20240307-v1:0") == (HAIKU3, "us-east-1")
+    entry = catalog.lookup("eu." + SONNET37)
+    assert entry.model == SONNET37 and entry.region == "eu-central-1" and entry.resolved_from == "eu." + SONNET37
+    # Geographic profiles cost the same as in-region use...
+    assert compute_cost(Usage(M, M), "us." + HAIKU3, catalog=catalog).total_usd == Decimal("1.50")
+    # ...while global profiles of Claude 4.5 models are ~10% cheaper than geographic/in-region.
+    sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    regional = compute_cost(Usage(M, M), "us." + sonnet45, catalog=catalog).total_usd
+    global_ = compute_cost(Usage(M, M), "global." + sonnet45, catalog=catalog).total_usd
+    assert (regional, global_) == (Decimal("19.80"), Decimal("18.00"))
+    arn = f"arn:aws:bedrock:us-west-2:123456789012:inference-profile/us.{HAIKU3}"
+    assert catalog.lookup(arn).region == "us-west-2"
+
+
+def test_every_entry_carries_source_and_as_of(catalog):
+    entries = catalog.entries()
+    providers = {e.provider for e in entries}
+    assert {"aws.bedrock", "openai", "anthropic", "local"} <= providers
+    for entry in entries:
+        assert entry.source and entry.as_of and entry.input is not None and entry.output is not None
+    bedrock_regions = {e.region for e in entries if e.provider == "aws.bedrock"}
+    assert {"us-east-1", "eu-west-2"} <= bedrock_regions
+    families = {e.family for e in entries}
+    for family in ("claude-3-haiku", "claude-3.5-haiku", "claude-3.5-sonnet", "claude-3.7-sonnet", "claude-sonnet-4",
+                   "claude-opus-4", "nova-micro", "nova-lite", "nova-pro", "llama-3", "mistral-7b", "mistral-large"):
+        assert family in families, family
+
+
+def test_user_override_file_wins(tmp_path, catalog):
+    override = tmp_path / "prices.yaml"
+    override.write_text(f"""
+provider: aws.bedrock
+source: https://example.com/our-negotiated-rates
+as_of: "2026-11-01"
+models:
+  {HAIKU3}:
+    regions:
+      us-east-1: {{input: "0.20", output: "1.00"}}
+  acme.custom-model-v1:
+    family: acme
+    regions:
+      us-east-1: {{input: "1", output: "2"}}
+""")
+    merged = catalog.with_overrides(override)
+    assert merged.lookup(HAIKU3, "us-east-1").priced_by == "user-override"
+    assert compute_cost(Usage(M, M), HAIKU3, "us-east-1", catalog=merged).total_usd == Decimal("1.20")
+    assert compute_cost(Usage(M, 0), "acme.custom-model-v1", catalog=merged).total_usd == Decimal("1")
+    # Regions the override does not mention keep the curated price.
+    assert merged.lookup(HAIKU3, "us-west-2").priced_by == "tokenomy-catalog"
+
+
+def test_broken_override_names_the_field(tmp_path, catalog):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
+                   '      global: {input: "cheap", output: "1"}\n')
+    with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.input: 'cheap' is not a number"):
+        catalog.with_overrides(bad)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("models: {}\n")
+    with pytest.raises(ConfigError, match="'provider' is required"):
+        catalog.with_overrides(missing)
+
+
+def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
+    litellm = tmp_path / "model_prices_and_context_window.json"
+    litellm.write_text(json.dumps({
+        "sample_spec": {"input_cost_per_token": 0},
+        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                        "output_cost_per_token": 8e-06, "cache_read_input_token_cost": 5e-07,
+                        "max_input_tokens": 128000},
+        "gpt-4o": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 9e-06,
+                   "output_cost_per_token": 9e-06},
+        "text-embedding-3-small": {"litellm_provider": "openai", "mode": "embedding",
+                                   "input_cost_per_token": 2e-08, "output_cost_per_token": 0},
+    }))
+    merged = catalog.with_litellm(litellm)
+    acme = merged.lookup("acme-chat-1")
+    assert acme.priced_by == "litellm-import" and acme.input == Decimal("2") and acme.cache_read == Decimal("0.5")
+    assert merged.lookup("gpt-4o").priced_by == "tokenomy-catalog"
+    with pytest.raises(UnknownModelError):
+        PriceCatalog(merged.entries(), use_fallback=False).lookup("text-embedding-3-small")
+
+
+def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
+    entry = catalog.lookup("gpt-3.5-turbo")
+    assert entry.priced_by == "genai-prices"
+    assert entry.input > 0 and entry.output > 0
+    cost = compute_cost(Usage(M, 0), "gpt-3.5-turbo", catalog=catalog)
+    assert cost.priced_by == "genai-prices" and cost.total_usd == entry.input
