@@ -45,7 +45,7 @@ def load_model():
 
             _MODEL = Llama(model_path=str(gguf_path()), n_ctx=int(os.environ.get("TOKENOMY_LOCAL_CTX", "8192")),
                            n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(os.cpu_count() or 2))),
-                           n_batch=512, verbose=False, seed=0)
+                           n_batch=512, flash_attn=True, verbose=False, seed=0)
         return _MODEL
 
 
