@@ -1,0 +1,60 @@
+"""`tokenomy emulate`: local stand-ins for hosted APIs, backed by the real local model."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import console
+from tokenomy.errors import ConfigError
+
+
+def _check(throttle_rate: float, port: int) -> None:
+    if not 0.0 <= throttle_rate <= 1.0:
+        raise ConfigError(f"--throttle-rate {throttle_rate}: give a fraction between 0 and 1 (e.g. 0.3)")
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port}: give a TCP port between 1 and 65535")
+
+
+def register(app: typer.Typer) -> None:
+    emulate = typer.Typer(help="Serve offline emulators of hosted LLM APIs on the local model.",
+                          no_args_is_help=True)
+    app.add_typer(emulate, name="emulate")
+
+    @emulate.command("bedrock")
+    def bedrock(port: int = typer.Option(8787, "--port", help="TCP port to listen on."),
+                host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+                throttle_rate: float = typer.Option(0.0, "--throttle-rate",
+                                                    help="Fraction of calls answered 429 ThrottlingException."),
+                seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
+                retry_after: Optional[float] = typer.Option(None, "--retry-after",
+                                                            help="Send Retry-After (seconds) on throttled calls.")
+                ) -> None:
+        """Serve Bedrock Runtime Converse/ConverseStream for any catalog Bedrock model id (boto3 endpoint_url)."""
+        _check(throttle_rate, port)
+        from tokenomy.emulate.bedrock_runtime import create_app
+        from tokenomy.emulate.server import serve
+
+        console.print(f"Bedrock Runtime emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
+                      f"  boto3.client('bedrock-runtime', endpoint_url='http://{host}:{port}', region_name='us-east-1',"
+                      " aws_access_key_id='x', aws_secret_access_key='x')")
+        serve(create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after), host, port)
+
+    @emulate.command("anthropic")
+    def anthropic(port: int = typer.Option(8788, "--port", help="TCP port to listen on."),
+                  host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+                  throttle_rate: float = typer.Option(0.0, "--throttle-rate",
+                                                      help="Fraction of calls answered 429 rate_limit_error."),
+                  seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
+                  retry_after: Optional[float] = typer.Option(None, "--retry-after",
+                                                              help="Send retry-after (seconds) on throttled calls.")
+                  ) -> None:
+        """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
+        _check(throttle_rate, port)
+        from tokenomy.emulate.anthropic_api import create_app
+        from tokenomy.emulate.server import serve
+
+        console.print(f"Anthropic Messages emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
+                      f"  anthropic.Anthropic(base_url='http://{host}:{port}', api_key='x')")
+        serve(create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after), host, port)

@@ -1,0 +1,257 @@
+"""Amazon Bedrock through boto3's `bedrock-runtime` Converse / ConverseStream APIs.
+
+Usage accounting: Bedrock's `usage.inputTokens` counts only the prompt tokens that were neither
+read from nor written to the prompt cache; `cacheReadInputTokens` and `cacheWriteInputTokens` are
+reported beside it (AWS API reference "TokenUsage"; confirmed by SDKs that map Bedrock usage, e.g.
+opencode's bedrock-converse protocol fix "AWS reports inputTokens separately from cache reads and
+writes"). That matches `Usage.input_tokens`, so the fields map one to one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.pricing.catalog import split_inference_profile
+from tokenomy.providers.base import Provider
+
+CACHE_POINT = {"cachePoint": {"type": "default"}}
+
+# Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
+FINISH_REASONS = {
+    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+    "model_context_window_exceeded": "length", "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+THROTTLED_CODES = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
+SERVER_CODES = {"ServiceUnavailableException", "ModelNotReadyException", "InternalServerException",
+                "ModelErrorException", "ModelStreamErrorException", "InternalFailure", "ServiceUnavailable"}
+TIMEOUT_CODES = {"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"}
+
+
+def default_region(explicit: str | None = None, session_region: str | None = None) -> str:
+    """The usual AWS lookup: explicit value, AWS_REGION, AWS_DEFAULT_REGION, profile config, us-east-1."""
+    return (explicit or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            or session_region or "us-east-1")
+
+
+def _is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def to_bedrock_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Accept Bedrock, OpenAI (`function`) or Anthropic (`input_schema`) tool shapes; emit Bedrock's."""
+    out: list[dict[str, Any]] = []
+    for index, tool in enumerate(tools):
+        if "toolSpec" in tool or "cachePoint" in tool:
+            out.append(tool)
+            continue
+        spec = tool.get("function", tool)
+        name = spec.get("name")
+        if not name:
+            raise ProviderError(f"tools[{index}] has no name; give each tool a 'name'", kind="client_error")
+        schema = spec.get("parameters") or spec.get("input_schema") or {"type": "object", "properties": {}}
+        tool_spec: dict[str, Any] = {"name": name, "inputSchema": {"json": schema}}
+        if spec.get("description"):
+            tool_spec["description"] = spec["description"]
+        out.append({"toolSpec": tool_spec})
+    return out
+
+
+def to_converse_params(request: ChatRequest) -> dict[str, Any]:
+    """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
+    params: dict[str, Any] = {"modelId": request.model}
+    if request.system:
+        system: list[dict[str, Any]] = [{"text": request.system}]
+        if request.system_cache_point:
+            system.append(dict(CACHE_POINT))
+        params["system"] = system
+    messages = []
+    for message in request.messages:
+        content: list[dict[str, Any]] = [{"text": message.content}]
+        if message.cache_point:
+            content.append(dict(CACHE_POINT))
+        messages.append({"role": message.role, "content": content})
+    params["messages"] = messages
+    inference: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        inference["maxTokens"] = int(request.max_tokens)
+    if request.temperature is not None:
+        inference["temperature"] = float(request.temperature)
+    if request.stop:
+        inference["stopSequences"] = list(request.stop)
+    if inference:
+        params["inferenceConfig"] = inference
+    if request.tools:
+        tools = to_bedrock_tools(request.tools)
+        if request.tools_cache_point:
+            tools.append(dict(CACHE_POINT))
+        params["toolConfig"] = {"tools": tools}
+    return params
+
+
+def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
+    """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
+    usage = usage or {}
+    return Usage(input_tokens=int(usage.get("inputTokens") or 0), output_tokens=int(usage.get("outputTokens") or 0),
+                 cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
+                 cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0))
+
+
+def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The model a prompt router actually ran, as a priceable model id, plus the region in its ARN."""
+    invoked = ((trace or {}).get("promptRouter") or {}).get("invokedModelId")
+    if not invoked:
+        return None, None
+    base, region = split_inference_profile(invoked)
+    if invoked.startswith("arn:"):
+        parts = invoked.split(":")
+        region = parts[3] if len(parts) > 3 and parts[3] else region
+    return base, region
+
+
+def _retry_after(headers: dict[str, Any]) -> float | None:
+    value = headers.get("retry-after") or headers.get("x-amzn-retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def map_bedrock_error(exc: Exception) -> ProviderError:
+    """Fold botocore exceptions into Tokenomy's four error kinds."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {}) or {}
+        code = str(error.get("Code") or "")
+        meta = exc.response.get("ResponseMetadata", {}) or {}
+        status = meta.get("HTTPStatusCode")
+        headers = {str(k).lower(): v for k, v in (meta.get("HTTPHeaders") or {}).items()}
+        retry_after = _retry_after(headers)
+        message = f"Bedrock {code or 'error'}: {error.get('Message') or exc}"
+        if code in THROTTLED_CODES or status == 429 and code not in SERVER_CODES:
+            return ProviderError(message, kind="throttled", retry_after=retry_after, status=status or 429)
+        if code in TIMEOUT_CODES:
+            return ProviderError(message, kind="timeout", retry_after=retry_after, status=status)
+        if code in SERVER_CODES or (status is not None and status >= 500):
+            return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
+        return ProviderError(message, kind="client_error", status=status)
+    if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
+        return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout")
+    if isinstance(exc, bx.NoCredentialsError):
+        return ProviderError("no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                             "(or pass profile= in the model config)", kind="client_error")
+    if isinstance(exc, bx.ParamValidationError):
+        return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
+        return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
+    return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
+
+
+class BedrockProvider(Provider):
+    """Converse for whole answers, ConverseStream for time to first token."""
+
+    name = "aws.bedrock"
+
+    def __init__(self, region: str | None = None, endpoint_url: str | None = None, profile: str | None = None,
+                 connect_timeout: float = 10.0, read_timeout: float = 120.0) -> None:
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        self.region = default_region(region, session.region_name)
+        self.endpoint_url = endpoint_url or os.environ.get("TOKENOMY_BEDROCK_ENDPOINT") or None
+        # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
+                        read_timeout=read_timeout)
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+            # A local emulator ignores signatures; don't make offline development depend on AWS credentials.
+            if _is_loopback(self.endpoint_url) and session.get_credentials() is None:
+                kwargs.update(aws_access_key_id="tokenomy-local", aws_secret_access_key="tokenomy-local")
+        self.client = session.client("bedrock-runtime", **kwargs)
+
+    def _response(self, request: ChatRequest, text: str, stop_reason: str | None, usage: dict | None,
+                  trace: dict | None, latency: float, ttft: float | None, raw: dict[str, Any]) -> ChatResponse:
+        model, region = request.model, self.region
+        routed, routed_region = invoked_model(trace)
+        if routed:
+            # Price what actually ran, not the router ARN (which has no price of its own).
+            raw["requested_model"] = request.model
+            raw["invoked_model_id"] = (trace or {}).get("promptRouter", {}).get("invokedModelId")
+            model, region = routed, routed_region or region
+        return ChatResponse(text=text, model=model, provider=self.name, usage=usage_from_bedrock(usage),
+                            finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
+                            latency_ms=latency, ttft_ms=ttft, region=region, raw=raw)
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = time.perf_counter()
+        try:
+            result = self.client.converse(**to_converse_params(request))
+        except (ClientError, BotoCoreError) as exc:
+            raise map_bedrock_error(exc) from exc
+        latency = (time.perf_counter() - start) * 1000
+        content = ((result.get("output") or {}).get("message") or {}).get("content") or []
+        text = "".join(block.get("text", "") for block in content)
+        raw: dict[str, Any] = {"request_id": result.get("ResponseMetadata", {}).get("RequestId"),
+                               "server_latency_ms": (result.get("metrics") or {}).get("latencyMs")}
+        tool_uses = [block["toolUse"] for block in content if "toolUse" in block]
+        if tool_uses:
+            raw["tool_uses"] = tool_uses
+        return self._response(request, text, result.get("stopReason"), result.get("usage"), result.get("trace"),
+                              latency, None, raw)
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = time.perf_counter()
+        ttft = None
+        pieces: list[str] = []
+        stop_reason = None
+        usage = trace = None
+        raw: dict[str, Any] = {}
+        try:
+            result = self.client.converse_stream(**to_converse_params(request))
+            raw["request_id"] = result.get("ResponseMetadata", {}).get("RequestId")
+            for event in result["stream"]:
+                if "contentBlockDelta" in event:
+                    delta = event["contentBlockDelta"].get("delta", {}).get("text", "")
+                    if delta:
+                        if ttft is None:
+                            ttft = (time.perf_counter() - start) * 1000
+                        pieces.append(delta)
+                        yield StreamChunk(delta=delta)
+                elif "messageStop" in event:
+                    stop_reason = event["messageStop"].get("stopReason")
+                elif "metadata" in event:
+                    usage = event["metadata"].get("usage")
+                    trace = event["metadata"].get("trace")
+                    raw["server_latency_ms"] = (event["metadata"].get("metrics") or {}).get("latencyMs")
+        except (ClientError, BotoCoreError) as exc:
+            raise map_bedrock_error(exc) from exc
+        latency = (time.perf_counter() - start) * 1000
+        yield StreamChunk(response=self._response(request, "".join(pieces), stop_reason, usage, trace,
+                                                  latency, ttft, raw))
+
+    def close(self) -> None:
+        self.client.close()
