@@ -1,0 +1,230 @@
+"""The Bedrock Runtime emulator driven by the real, unmodified boto3 client (and raw HTTP for framing)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import ClientError
+
+from tokenomy.emulate.bedrock_runtime import BedrockEmulator, create_app
+from tokenomy.emulate.engine import Engine
+from tokenomy.emulate.prompt_cache import PromptCache
+from tokenomy.emulate.server import ServerThread
+from tokenomy.pricing.catalog import default_catalog
+
+pytestmark = pytest.mark.slow
+
+SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
+
+
+def long_text(tag: str, lines: int = 80) -> str:
+    """A system prompt of well over 1,024 local-model tokens, unique per test so caches don't collide."""
+    return "\n".join(f"[{tag}] Rule {i}: answer support ticket type {i} politely and cite policy {i * 7}."
+                     for i in range(lines))
+
+
+def client_for(url: str):
+    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app()) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def brt(url):
+    return client_for(url)
+
+
+def test_converse_round_trip(brt) -> None:
+    result = brt.converse(modelId=SONNET, messages=user("Name a colour."), inferenceConfig={"maxTokens": 6})
+    [block] = result["output"]["message"]["content"]
+    assert result["output"]["message"]["role"] == "assistant" and block["text"].strip()
+    usage = result["usage"]
+    assert 0 < usage["outputTokens"] <= 6 and usage["inputTokens"] > 5
+    assert usage["totalTokens"] == (usage["inputTokens"] + usage["outputTokens"] + usage["cacheReadInputTokens"]
+                                    + usage["cacheWriteInputTokens"])
+    assert result["stopReason"] in ("end_turn", "max_tokens") and result["metrics"]["latencyMs"] >= 0
+
+
+def test_converse_stream_matches_converse(brt) -> None:
+    kwargs = dict(modelId=SONNET, messages=user("Count to three."), inferenceConfig={"maxTokens": 8, "temperature": 0})
+    whole = brt.converse(**kwargs)
+    events = list(brt.converse_stream(**kwargs)["stream"])
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[0] == "messageStart" and kinds[-3:] == ["contentBlockStop", "messageStop", "metadata"]
+    assert "contentBlockDelta" in kinds
+    text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
+    assert text == whole["output"]["message"]["content"][0]["text"]
+    metadata = events[-1]["metadata"]
+    assert metadata["usage"]["outputTokens"] == whole["usage"]["outputTokens"]
+    assert events[-2]["messageStop"]["stopReason"] == whole["stopReason"]
+
+
+def test_stream_frames_decode_with_botocore(url) -> None:
+    body = {"messages": user("Say yes."), "inferenceConfig": {"maxTokens": 3}}
+    response = httpx.post(f"{url}/model/{SONNET}/converse-stream", json=body, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.amazon.eventstream"
+    buffer = EventStreamBuffer()
+    buffer.add_data(response.content)  # CRC mismatches would raise here
+    messages = list(buffer)
+    assert [m.headers[":event-type"] for m in messages][0] == "messageStart"
+    assert {m.headers[":message-type"] for m in messages} == {"event"}
+    assert {m.headers[":content-type"] for m in messages} == {"application/json"}
+    assert json.loads(messages[-1].payload)["usage"]["outputTokens"] <= 3
+
+
+def test_cache_point_writes_then_reads(brt) -> None:
+    system = [{"text": long_text("write-read")}, {"cachePoint": {"type": "default"}}]
+    first = brt.converse(modelId=SONNET, system=system, messages=user("Ticket 3?"), inferenceConfig={"maxTokens": 2})
+    second = brt.converse(modelId=SONNET, system=system, messages=user("Ticket 9?"), inferenceConfig={"maxTokens": 2})
+    minimum = default_catalog().lookup(SONNET, "us-east-1").cache_min_tokens
+    written = first["usage"]["cacheWriteInputTokens"]
+    assert written >= minimum and first["usage"]["cacheReadInputTokens"] == 0
+    assert second["usage"]["cacheReadInputTokens"] == written and second["usage"]["cacheWriteInputTokens"] == 0
+    # inputTokens excludes the cached prefix: only the question and chat framing remain
+    assert 0 < second["usage"]["inputTokens"] < 40
+
+
+def test_prefix_below_minimum_is_not_cached(brt) -> None:
+    system = [{"text": long_text("short", lines=10)}, {"cachePoint": {"type": "default"}}]
+    for _ in range(2):
+        usage = brt.converse(modelId=SONNET, system=system, messages=user("Hi"),
+                             inferenceConfig={"maxTokens": 1})["usage"]
+        assert usage["cacheReadInputTokens"] == 0 and usage["cacheWriteInputTokens"] == 0
+        assert usage["inputTokens"] == usage["totalTokens"] - usage["outputTokens"]
+
+
+def test_cache_expires_after_ttl() -> None:
+    now = [0.0]
+    engine = Engine(cache=PromptCache(clock=lambda: now[0]))
+    system = [{"text": long_text("ttl")}, {"cachePoint": {"type": "default"}}]
+    with ServerThread(create_app(engine=engine)) as base:
+        brt = client_for(base)
+
+        def usage() -> dict:
+            return brt.converse(modelId=SONNET, system=system, messages=user("Hi"),
+                                inferenceConfig={"maxTokens": 1})["usage"]
+
+        assert usage()["cacheWriteInputTokens"] > 0
+        now[0] += 200
+        assert usage()["cacheReadInputTokens"] > 0
+        now[0] += 301  # the catalog TTL for this model is 300 s, refreshed by the hit at t=200
+        again = usage()
+        assert again["cacheReadInputTokens"] == 0 and again["cacheWriteInputTokens"] > 0
+
+
+@pytest.mark.parametrize("model_id", [
+    "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "eu.anthropic.claude-3-haiku-20240307-v1:0",
+    "apac.anthropic.claude-3-haiku-20240307-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
+])
+def test_profile_ids_and_arns_are_accepted(brt, model_id) -> None:
+    result = brt.converse(modelId=model_id, messages=user("Hi"), inferenceConfig={"maxTokens": 1})
+    assert result["usage"]["outputTokens"] == 1
+
+
+def test_prompt_router_reports_invoked_model(brt) -> None:
+    result = brt.converse(modelId=ROUTER, messages=user("Hi"), inferenceConfig={"maxTokens": 1})
+    invoked = result["trace"]["promptRouter"]["invokedModelId"]
+    assert invoked.startswith("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-")
+    streamed = list(brt.converse_stream(modelId=ROUTER, messages=user("Hi"), inferenceConfig={"maxTokens": 1})["stream"])
+    assert streamed[-1]["metadata"]["trace"]["promptRouter"]["invokedModelId"] == invoked
+
+
+TOOLS = {"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object"}}}}]}
+
+
+@pytest.mark.parametrize("kwargs,code,status,needle", [
+    (dict(modelId="acme.nonexistent-v1:0", messages=user("x")), "ValidationException", 400, "model identifier"),
+    (dict(modelId=SONNET, messages=[]), "ValidationException", 400, "start with a user message"),
+    (dict(modelId=SONNET, messages=[{"role": "bot", "content": [{"text": "x"}]}]), "ValidationException", 400,
+     "enum value set"),
+    (dict(modelId=SONNET, messages=[{"role": "assistant", "content": [{"text": "x"}]}]), "ValidationException",
+     400, "start with a user message"),
+    (dict(modelId=SONNET, messages=user("a") + user("b")), "ValidationException", 400, "alternate"),
+    (dict(modelId=SONNET, messages=[{"role": "user", "content": []}]), "ValidationException", 400, "is empty"),
+    (dict(modelId=SONNET, messages=user("   ")), "ValidationException", 400, "is blank"),
+    (dict(modelId=SONNET, messages=[{"role": "user", "content": [
+        {"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]}]), "ValidationException", 400,
+     "toolConfig"),
+    (dict(modelId=SONNET, messages=[{"role": "user", "content": [{"text": "x"}] + [
+        {"text": "y"}, {"cachePoint": {"type": "default"}}] * 5}]), "ValidationException", 400, "cache points"),
+    (dict(modelId=SONNET, messages=user("x"), inferenceConfig={"temperature": 1.5}), "ValidationException", 400,
+     "temperature"),
+    (dict(modelId=ROUTER.replace("anthropic.claude:1", "acme.router:1"), messages=user("x")),
+     "ResourceNotFoundException", 404, "not found"),
+    (dict(modelId="arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1:0", messages=user("x")),
+     "ResourceNotFoundException", 404, "not found"),
+])
+def test_rejects_what_bedrock_rejects(brt, kwargs, code, status, needle) -> None:
+    for call in (brt.converse, brt.converse_stream):
+        with pytest.raises(ClientError) as info:
+            call(**kwargs)
+        error = info.value.response
+        assert error["Error"]["Code"] == code and error["ResponseMetadata"]["HTTPStatusCode"] == status
+        assert needle in error["Error"]["Message"]
+
+
+def test_tool_config_and_tool_results_are_accepted(brt) -> None:
+    messages = [{"role": "user", "content": [{"text": "What is 6*7?"}]},
+                {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}]},
+                {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]}]
+    result = brt.converse(modelId=SONNET, messages=messages, toolConfig=TOOLS, inferenceConfig={"maxTokens": 2})
+    assert result["usage"]["inputTokens"] > 20
+
+
+def test_full_throttling_answers_429() -> None:
+    with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base:
+        with pytest.raises(ClientError) as info:
+            client_for(base).converse(modelId=SONNET, messages=user("x"))
+    response = info.value.response
+    assert response["Error"]["Code"] == "ThrottlingException"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "0.5"
+
+
+def test_throttle_rate_is_a_seeded_fraction() -> None:
+    def pattern(seed: int) -> list[bool]:
+        emulator = BedrockEmulator(throttle_rate=0.3, seed=seed, engine=object())  # type: ignore[arg-type]
+        out = []
+        for _ in range(400):
+            try:
+                emulator.maybe_throttle()
+                out.append(False)
+            except Exception:
+                out.append(True)
+        return out
+
+    first, again, other = pattern(7), pattern(7), pattern(8)
+    assert first == again and first != other
+    assert 0.22 < sum(first) / len(first) < 0.38
+
+
+def test_thirty_percent_throttling_over_http() -> None:
+    with ServerThread(create_app(throttle_rate=0.3, seed=11)) as base:
+        brt = client_for(base)
+        outcomes = []
+        for _ in range(30):
+            try:
+                brt.converse(modelId=SONNET, messages=user("Hi"), inferenceConfig={"maxTokens": 1})
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append(exc.response["Error"]["Code"])
+    assert set(outcomes) == {"ok", "ThrottlingException"}
+    assert 3 <= outcomes.count("ThrottlingException") <= 18
