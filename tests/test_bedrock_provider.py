@@ -1,0 +1,242 @@
+"""BedrockProvider end to end: Tokenomy client -> boto3 -> the Bedrock emulator -> the local model."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from decimal import Decimal
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tokenomy.client import Tokenomy
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ProviderError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.bedrock import BedrockProvider, map_bedrock_error, to_converse_params
+from tokenomy.providers.registry import ModelSpec
+
+SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
+MILLION = Decimal(1_000_000)
+
+
+def long_text(tag: str, lines: int = 80) -> str:
+    return "\n".join(f"[{tag}] Clause {i}: shipments of class {i} leave within {i % 5 + 1} days of payment."
+                     for i in range(lines))
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app()) as base:
+        yield base
+
+
+def models(url: str) -> dict[str, ModelSpec]:
+    return {"sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=url),
+            "router": ModelSpec(name="router", provider="bedrock", model=ROUTER, region="us-east-1", endpoint_url=url),
+            "us-sonnet": ModelSpec(name="us-sonnet", provider="bedrock", model=f"us.{SONNET}", region="us-east-1",
+                                   endpoint_url=url)}
+
+
+def test_request_maps_to_converse_with_cache_points() -> None:
+    request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
+                                    Message("user", "more")],
+                          model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, temperature=0.2,
+                          stop=["END"], tools=[{"type": "function", "function": {
+                              "name": "lookup", "description": "find", "parameters": {"type": "object"}}}],
+                          tools_cache_point=True)
+    params = to_converse_params(request)
+    point = {"cachePoint": {"type": "default"}}
+    assert params["modelId"] == SONNET
+    assert params["system"] == [{"text": "be brief"}, point]
+    assert params["messages"][0]["content"] == [{"text": "hi"}, point]
+    assert params["messages"][1]["content"] == [{"text": "hello"}]
+    assert params["inferenceConfig"] == {"maxTokens": 16, "temperature": 0.2, "stopSequences": ["END"]}
+    assert params["toolConfig"]["tools"] == [
+        {"toolSpec": {"name": "lookup", "description": "find", "inputSchema": {"json": {"type": "object"}}}}, point]
+    plain = to_converse_params(ChatRequest.simple("x", model=SONNET, system="s"))
+    assert plain["system"] == [{"text": "s"}] and "inferenceConfig" not in plain and "toolConfig" not in plain
+
+
+@pytest.mark.slow
+def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
+    with Tokenomy(ledger_path, models=models(url)) as client:
+        whole = client.chat(ChatRequest.simple("Name a fruit.", model="sonnet", max_tokens=6))
+        chunks = list(client.stream(ChatRequest.simple("Name a fruit.", model="sonnet", max_tokens=6)))
+    final = chunks[-1].response
+    assert whole.provider == "aws.bedrock" and whole.model == SONNET and whole.region == "us-east-1"
+    assert whole.text.strip() and 0 < whole.usage.output_tokens <= 6 and whole.usage.input_tokens > 5
+    assert final.text == "".join(c.delta for c in chunks[:-1]) == whole.text
+    assert final.ttft_ms is not None and 0 < final.ttft_ms <= final.latency_ms
+    assert final.finish_reason in ("stop", "length")
+    entry = default_catalog().lookup(SONNET, "us-east-1")
+    expected = (whole.usage.input_tokens * entry.input + whole.usage.output_tokens * entry.output) / MILLION
+    assert whole.cost_usd == expected
+    events = open_store(ledger_path).events()
+    assert len(events) == 2 and {e.provider for e in events} == {"aws.bedrock"}
+    assert {e.outcome for e in events} == {"ok"} and sum(e.cost_usd for e in events) == 2 * expected
+
+
+@pytest.mark.slow
+def test_cache_write_then_read_with_costs(url, ledger_path) -> None:
+    system = long_text("provider-cache")
+    with Tokenomy(ledger_path, models=models(url)) as client:
+        first = client.chat(ChatRequest.simple("Class 2?", model="sonnet", system=system, system_cache_point=True,
+                                               max_tokens=2))
+        second = client.chat(ChatRequest.simple("Class 4?", model="sonnet", system=system, system_cache_point=True,
+                                                max_tokens=2))
+    entry = default_catalog().lookup(SONNET, "us-east-1")
+    assert first.usage.cache_write_tokens >= entry.cache_min_tokens and first.usage.cache_read_tokens == 0
+    assert second.usage.cache_read_tokens == first.usage.cache_write_tokens and second.usage.cache_write_tokens == 0
+    write_cost = compute_cost(first.usage, SONNET, "us-east-1")
+    read_cost = compute_cost(second.usage, SONNET, "us-east-1")
+    assert write_cost.cache_write_usd == first.usage.cache_write_tokens * entry.cache_write / MILLION > 0
+    assert read_cost.cache_read_usd == second.usage.cache_read_tokens * entry.cache_read / MILLION > 0
+    assert read_cost.total_usd < write_cost.total_usd
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert rows[0].cache_write_tokens == first.usage.cache_write_tokens
+    assert rows[0].cache_write_cost_usd == write_cost.cache_write_usd
+    assert rows[1].cache_read_tokens == second.usage.cache_read_tokens
+    assert rows[1].cache_read_cost_usd == read_cost.cache_read_usd
+
+
+@pytest.mark.slow
+def test_short_prompt_with_cache_point_gets_no_cache_tokens(url) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    for _ in range(2):
+        response = provider.chat(ChatRequest.simple("Hi", model=SONNET, system="Be brief.", system_cache_point=True,
+                                                    max_tokens=1))
+        assert response.usage.cache_read_tokens == 0 and response.usage.cache_write_tokens == 0
+
+
+@pytest.mark.slow
+def test_prompt_router_is_priced_as_the_invoked_model(url, ledger_path) -> None:
+    with Tokenomy(ledger_path, models=models(url)) as client:
+        response = client.chat(ChatRequest.simple("Hi", model="router", max_tokens=2))
+    assert response.model == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert response.raw["requested_model"] == ROUTER
+    assert response.raw["invoked_model_id"].endswith("inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0")
+    entry = default_catalog().lookup(response.model, "us-east-1")
+    assert response.cost_usd == (response.usage.input_tokens * entry.input
+                                 + response.usage.output_tokens * entry.output) / MILLION > 0
+    [event] = open_store(ledger_path).events()
+    assert event.model == response.model and event.cost_usd == response.cost_usd
+
+
+@pytest.mark.slow
+def test_cross_region_profile_id_is_passed_through_and_priced(url) -> None:
+    with Tokenomy(record=False, models=models(url)) as client:
+        response = client.chat(ChatRequest.simple("Hi", model="us-sonnet", max_tokens=1))
+    assert response.model == f"us.{SONNET}" and response.cost_usd > 0
+
+
+@pytest.mark.slow
+def test_endpoint_and_region_come_from_environment(url, monkeypatch) -> None:
+    monkeypatch.setenv("TOKENOMY_BEDROCK_ENDPOINT", url)
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    provider = BedrockProvider()
+    assert provider.region == "eu-central-1" and provider.endpoint_url == url
+    response = provider.chat(ChatRequest.simple("Hi", model="eu.anthropic.claude-3-haiku-20240307-v1:0", max_tokens=1))
+    assert response.region == "eu-central-1" and response.usage.output_tokens == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_", [
+    ChatRequest.simple("x", model="acme.unknown-model-v1:0", max_tokens=1),
+    ChatRequest(messages=[], model=SONNET, max_tokens=1),
+    ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1),
+    ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1),
+])
+def test_validation_errors_are_client_errors(url, request_) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    for call in (provider.chat, lambda r: list(provider.stream(r))):
+        with pytest.raises(ProviderError) as info:
+            call(request_)
+        assert info.value.kind == "client_error" and info.value.status == 400 and not info.value.retryable
+        assert "ValidationException" in str(info.value)
+
+
+@pytest.mark.slow
+def test_throttling_maps_to_throttled_with_retry_after(ledger_path) -> None:
+    with ServerThread(create_app(throttle_rate=1.0, retry_after=2)) as base:
+        provider = BedrockProvider(region="us-east-1", endpoint_url=base)
+        for call in (provider.chat, lambda r: list(provider.stream(r))):
+            with pytest.raises(ProviderError) as info:
+                call(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+            assert (info.value.kind, info.value.status, info.value.retry_after) == ("throttled", 429, 2.0)
+            assert info.value.retryable
+        spec = {"s": ModelSpec(name="s", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=base)}
+        with Tokenomy(ledger_path, models=spec) as client:
+            with pytest.raises(ProviderError):
+                client.chat(ChatRequest.simple("x", model="s", max_tokens=1))
+    events = open_store(ledger_path).events()
+    assert events and {e.outcome for e in events} == {"throttled"}
+
+
+def test_read_timeout_maps_to_timeout() -> None:
+    # A real socket that accepts the connection and never answers.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        provider = BedrockProvider(region="us-east-1", endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
+                                   read_timeout=0.5, connect_timeout=0.5)
+        with pytest.raises(ProviderError) as info:
+            provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+        assert info.value.kind == "timeout" and info.value.retryable
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_connection_refused_is_a_server_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again at once: nothing listens here
+    provider = BedrockProvider(region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}", connect_timeout=0.5)
+    with pytest.raises(ProviderError) as info:
+        provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+    assert info.value.kind == "server_error"
+
+
+@pytest.mark.parametrize("code,status,headers,kind,retry_after", [
+    ("ThrottlingException", 429, {"retry-after": "3"}, "throttled", 3.0),
+    ("ServiceUnavailableException", 503, {}, "server_error", None),
+    ("ModelNotReadyException", 429, {}, "server_error", None),
+    ("InternalServerException", 500, {}, "server_error", None),
+    ("ModelTimeoutException", 408, {}, "timeout", None),
+    ("AccessDeniedException", 403, {}, "client_error", None),
+    ("ResourceNotFoundException", 404, {}, "client_error", None),
+    ("SomethingNew", 502, {}, "server_error", None),
+])
+def test_error_codes_map_to_kinds(code, status, headers, kind, retry_after) -> None:
+    # botocore's parsed error-response shape, as produced for every failed call
+    error = ClientError({"Error": {"Code": code, "Message": "m"},
+                         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers}}, "Converse")
+    mapped = map_bedrock_error(error)
+    assert (mapped.kind, mapped.retry_after) == (kind, retry_after)
