@@ -1,0 +1,150 @@
+"""AnthropicProvider end to end: the official SDK against the Messages API emulator on the local model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import anthropic
+import httpx
+import pytest
+
+from tokenomy.client import Tokenomy
+from tokenomy.emulate.anthropic_api import create_app
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ProviderError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropic_params
+from tokenomy.providers.registry import ModelSpec
+
+SONNET = "claude-sonnet-4-5-20250929"
+MILLION = Decimal(1_000_000)
+
+
+def long_text(tag: str, lines: int = 80) -> str:
+    return "\n".join(f"[{tag}] Section {i}: invoices of group {i} are due {i % 9 + 1} weeks after delivery."
+                     for i in range(lines))
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app()) as base:
+        yield base
+
+
+def test_request_maps_to_messages_with_cache_control() -> None:
+    request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
+                                    Message("user", "more")],
+                          model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, stop=["END"],
+                          tools=[{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+                                 {"name": "b", "input_schema": {"type": "object"}}], tools_cache_point=True)
+    params = to_anthropic_params(request)
+    ephemeral = {"type": "ephemeral"}
+    assert params["system"] == [{"type": "text", "text": "be brief", "cache_control": ephemeral}]
+    assert params["messages"][0]["content"] == [{"type": "text", "text": "hi", "cache_control": ephemeral}]
+    assert params["messages"][1]["content"] == "hello"
+    assert "cache_control" not in params["tools"][0] and params["tools"][1]["cache_control"] == ephemeral
+    assert params["max_tokens"] == 16 and params["stop_sequences"] == ["END"]
+    plain = to_anthropic_params(ChatRequest.simple("x", model=SONNET, system="s"))
+    assert plain["system"] == "s" and plain["max_tokens"] > 0 and "tools" not in plain
+
+
+@pytest.mark.slow
+def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
+    spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=url)}
+    with Tokenomy(ledger_path, models=spec) as client:
+        whole = client.chat(ChatRequest.simple("Name a planet.", model="c", max_tokens=6))
+        chunks = list(client.stream(ChatRequest.simple("Name a planet.", model="c", max_tokens=6)))
+    final = chunks[-1].response
+    assert whole.provider == "anthropic" and whole.model == SONNET
+    assert whole.text.strip() and 0 < whole.usage.output_tokens <= 6 and whole.usage.input_tokens > 5
+    assert final.text == "".join(c.delta for c in chunks[:-1]) == whole.text
+    assert final.usage == whole.usage
+    assert final.ttft_ms is not None and 0 < final.ttft_ms <= final.latency_ms
+    entry = default_catalog().lookup(SONNET)
+    assert whole.cost_usd == (whole.usage.input_tokens * entry.input + whole.usage.output_tokens * entry.output) / MILLION
+    events = open_store(ledger_path).events()
+    assert [e.provider for e in events] == ["anthropic", "anthropic"] and {e.outcome for e in events} == {"ok"}
+
+
+@pytest.mark.slow
+def test_cache_control_writes_then_reads_with_costs(url) -> None:
+    provider = AnthropicProvider(base_url=url)
+    system = long_text("anthropic-cache")
+    first = provider.chat(ChatRequest.simple("Group 3?", model=SONNET, system=system, system_cache_point=True,
+                                             max_tokens=2))
+    chunks = list(provider.stream(ChatRequest.simple("Group 5?", model=SONNET, system=system,
+                                                     system_cache_point=True, max_tokens=2)))
+    second = chunks[-1].response
+    entry = default_catalog().lookup(SONNET)
+    assert first.usage.cache_write_tokens >= entry.cache_min_tokens and first.usage.cache_read_tokens == 0
+    assert second.usage.cache_read_tokens == first.usage.cache_write_tokens and second.usage.cache_write_tokens == 0
+    assert 0 < second.usage.input_tokens < 40
+    write = compute_cost(first.usage, SONNET)
+    read = compute_cost(second.usage, SONNET)
+    assert write.cache_write_usd == first.usage.cache_write_tokens * entry.cache_write / MILLION > 0
+    assert read.cache_read_usd == second.usage.cache_read_tokens * entry.cache_read / MILLION > 0
+
+
+@pytest.mark.slow
+def test_short_prompt_is_not_cached(url) -> None:
+    provider = AnthropicProvider(base_url=url)
+    for _ in range(2):
+        response = provider.chat(ChatRequest.simple("Hi", model=SONNET, system="Short.", system_cache_point=True,
+                                                    max_tokens=1))
+        assert response.usage.cache_read_tokens == 0 and response.usage.cache_write_tokens == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_,status,needle", [
+    (ChatRequest.simple("x", model="claude-unknown-1", max_tokens=1), 404, "not_found_error"),
+    (ChatRequest(messages=[], model=SONNET, max_tokens=1), 400, "at least one message"),
+    (ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1), 400, "user"),
+    (ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1), 400, "role"),
+    (ChatRequest(messages=[Message("user", f"m{i}", cache_point=True) for i in range(5)], model=SONNET,
+                 max_tokens=1), 400, "maximum of 4"),
+])
+def test_invalid_requests_are_client_errors(url, request_, status, needle) -> None:
+    provider = AnthropicProvider(base_url=url)
+    for call in (provider.chat, lambda r: list(provider.stream(r))):
+        with pytest.raises(ProviderError) as info:
+            call(request_)
+        assert info.value.kind == "client_error" and info.value.status == status and needle in str(info.value)
+
+
+@pytest.mark.slow
+def test_rate_limit_maps_to_throttled_with_retry_after() -> None:
+    with ServerThread(create_app(throttle_rate=1.0, retry_after=1.5)) as base:
+        provider = AnthropicProvider(base_url=base)
+        for call in (provider.chat, lambda r: list(provider.stream(r))):
+            with pytest.raises(ProviderError) as info:
+                call(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+            assert (info.value.kind, info.value.status, info.value.retry_after) == ("throttled", 429, 1.5)
+
+
+@pytest.mark.slow
+def test_sse_stream_follows_documented_event_order(url) -> None:
+    client = anthropic.Anthropic(base_url=url, api_key="x", max_retries=0)
+    with client.messages.stream(model=SONNET, max_tokens=3, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        kinds = [event.type for event in stream]
+        message = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert "content_block_start" in kinds and "content_block_delta" in kinds and "message_delta" in kinds
+    assert message.usage.output_tokens <= 3 and message.content[0].text
+    missing_key = httpx.post(f"{url}/v1/messages", json={"model": SONNET, "max_tokens": 1,
+                                                         "messages": [{"role": "user", "content": "x"}]})
+    assert missing_key.status_code == 401 and missing_key.json()["error"]["type"] == "authentication_error"
+
+
+def test_unreachable_server_is_a_server_error() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    provider = AnthropicProvider(base_url=f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(ProviderError) as info:
+        provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+    assert info.value.kind == "server_error"
