@@ -20,6 +20,8 @@ from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropi
 from tokenomy.providers.registry import ModelSpec
 
 SONNET = "claude-sonnet-4-5-20250929"
+# The SDK warns that catalog models are heading for end-of-life; irrelevant to the emulator.
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 MILLION = Decimal(1_000_000)
 
 
