@@ -7,7 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 
 from tokenomy.client import Tokenomy
 from tokenomy.emulate.bedrock_runtime import create_app
@@ -240,3 +240,39 @@ def test_error_codes_map_to_kinds(code, status, headers, kind, retry_after) -> N
                          "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers}}, "Converse")
     mapped = map_bedrock_error(error)
     assert (mapped.kind, mapped.retry_after) == (kind, retry_after)
+
+
+@pytest.mark.parametrize("code,kind", [("throttlingException", "throttled"),
+                                       ("modelStreamErrorException", "server_error"),
+                                       ("serviceUnavailableException", "server_error"),
+                                       ("validationException", "client_error")])
+def test_in_stream_exceptions_map_by_event_name(code, kind) -> None:
+    # botocore raises EventStreamError with the stream event's name as the code and no HTTP status
+    error = EventStreamError({"Error": {"Code": code, "Message": "m"}}, "ConverseStream")
+    assert map_bedrock_error(error).kind == kind
+
+
+def test_exception_frame_mid_stream_reaches_boto3_as_server_error() -> None:
+    # A peer that starts a ConverseStream answer and then fails in-band, as Bedrock does on model errors.
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from tokenomy.emulate import eventstream
+
+    async def failing(request):
+        def frames():
+            yield eventstream.event("messageStart", {"role": "assistant"})
+            yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}})
+            yield eventstream.exception("modelStreamErrorException", "model crashed")
+        return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
+
+    app = Starlette(routes=[Route("/model/{model_id:path}/converse-stream", failing, methods=["POST"])])
+    with ServerThread(app) as base:
+        provider = BedrockProvider(region="us-east-1", endpoint_url=base)
+        deltas = []
+        with pytest.raises(ProviderError) as info:
+            for chunk in provider.stream(ChatRequest.simple("x", model=SONNET, max_tokens=1)):
+                deltas.append(chunk.delta)
+    assert deltas == ["Hel"]
+    assert info.value.kind == "server_error" and "model crashed" in str(info.value)

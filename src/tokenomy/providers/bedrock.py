@@ -141,6 +141,8 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
     if isinstance(exc, bx.ClientError):
         error = exc.response.get("Error", {}) or {}
         code = str(error.get("Code") or "")
+        # In-stream exceptions arrive with the event name (`throttlingException`); normalise to the error code.
+        code = code[:1].upper() + code[1:]
         meta = exc.response.get("ResponseMetadata", {}) or {}
         status = meta.get("HTTPStatusCode")
         headers = {str(k).lower(): v for k, v in (meta.get("HTTPHeaders") or {}).items()}
