@@ -10,6 +10,7 @@ from typing import Iterator
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
 from tokenomy.providers.local import LocalProvider, load_model
+from tokenomy.providers.registry import get_provider, resolve_model
 
 _MARK = "\ue000"  # private-use character: marks cache points inside the rendered prompt, then removed
 DEFAULT_MAX_TOKENS = 256
@@ -48,7 +49,9 @@ class Engine:
     """One local model and one prompt cache, shared by all requests of an emulator app."""
 
     def __init__(self, cache: PromptCache | None = None) -> None:
-        self.provider = LocalProvider()
+        # The process-wide LocalProvider: llama.cpp's context is global and only its lock serialises use,
+        # so the emulator must share the instance a Tokenomy client in the same process would use.
+        self.provider: LocalProvider = get_provider(resolve_model("local"))  # type: ignore[assignment]
         self.cache = cache or PromptCache()
         self._lock = threading.Lock()
 
