@@ -276,3 +276,13 @@ def test_exception_frame_mid_stream_reaches_boto3_as_server_error() -> None:
                 deltas.append(chunk.delta)
     assert deltas == ["Hel"]
     assert info.value.kind == "server_error" and "model crashed" in str(info.value)
+
+
+@pytest.mark.slow
+def test_request_region_selects_the_client_region(url) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    request = ChatRequest.simple("Hi", model=SONNET, max_tokens=1, region="us-west-2")
+    response = provider.chat(request)
+    assert response.region == "us-west-2" and set(provider._clients) == {"us-east-1", "us-west-2"}
+    assert provider._clients["us-west-2"].meta.region_name == "us-west-2"
+    assert compute_cost(response.usage, response.model, response.region).region == "us-west-2"

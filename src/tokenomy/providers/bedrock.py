@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 import time
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -183,17 +184,33 @@ class BedrockProvider(Provider):
         # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
                         read_timeout=read_timeout)
-        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+        self._session = session
+        self._kwargs: dict[str, Any] = {"config": config}
         if self.endpoint_url:
-            kwargs["endpoint_url"] = self.endpoint_url
+            self._kwargs["endpoint_url"] = self.endpoint_url
             # A local emulator ignores signatures; don't make offline development depend on AWS credentials.
             if _is_loopback(self.endpoint_url) and session.get_credentials() is None:
-                kwargs.update(aws_access_key_id="tokenomy-local", aws_secret_access_key="tokenomy-local")
-        self.client = session.client("bedrock-runtime", **kwargs)
+                self._kwargs.update(aws_access_key_id="tokenomy-local", aws_secret_access_key="tokenomy-local")
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.client = self._client(self.region)
+
+    def _client(self, region: str):
+        """One boto3 client per region: a request (e.g. a region fallback) may name another region."""
+        with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = self._session.client("bedrock-runtime", region_name=region, **self._kwargs)
+                self._clients[region] = client
+            return client
+
+    def _region_for(self, request: ChatRequest) -> str:
+        region = request.region
+        return region if region and region not in ("global", "local") else self.region
 
     def _response(self, request: ChatRequest, text: str, stop_reason: str | None, usage: dict | None,
                   trace: dict | None, latency: float, ttft: float | None, raw: dict[str, Any]) -> ChatResponse:
-        model, region = request.model, self.region
+        model, region = request.model, self._region_for(request)
         routed, routed_region = invoked_model(trace)
         if routed:
             # Price what actually ran, not the router ARN (which has no price of its own).
@@ -209,7 +226,7 @@ class BedrockProvider(Provider):
 
         start = time.perf_counter()
         try:
-            result = self.client.converse(**to_converse_params(request))
+            result = self._client(self._region_for(request)).converse(**to_converse_params(request))
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
@@ -233,7 +250,7 @@ class BedrockProvider(Provider):
         usage = trace = None
         raw: dict[str, Any] = {}
         try:
-            result = self.client.converse_stream(**to_converse_params(request))
+            result = self._client(self._region_for(request)).converse_stream(**to_converse_params(request))
             raw["request_id"] = result.get("ResponseMetadata", {}).get("RequestId")
             for event in result["stream"]:
                 if "contentBlockDelta" in event:
@@ -256,4 +273,7 @@ class BedrockProvider(Provider):
                                                   latency, ttft, raw))
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
