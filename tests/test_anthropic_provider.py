@@ -118,12 +118,14 @@ def test_invalid_requests_are_client_errors(url, request_, status, needle) -> No
 
 @pytest.mark.slow
 def test_rate_limit_maps_to_throttled_with_retry_after() -> None:
-    with ServerThread(create_app(throttle_rate=1.0, retry_after=1.5)) as base:
+    app = create_app(throttle_rate=1.0, retry_after=1.5)
+    with ServerThread(app) as base:
         provider = AnthropicProvider(base_url=base)
         for call in (provider.chat, lambda r: list(provider.stream(r))):
             with pytest.raises(ProviderError) as info:
                 call(ChatRequest.simple("x", model=SONNET, max_tokens=1))
             assert (info.value.kind, info.value.status, info.value.retry_after) == ("throttled", 429, 1.5)
+    assert app.state.emulator.calls == 2  # the SDK did not retry on its own
 
 
 @pytest.mark.slow

@@ -167,13 +167,16 @@ def test_validation_errors_are_client_errors(url, request_) -> None:
 
 @pytest.mark.slow
 def test_throttling_maps_to_throttled_with_retry_after(ledger_path) -> None:
-    with ServerThread(create_app(throttle_rate=1.0, retry_after=2)) as base:
+    app = create_app(throttle_rate=1.0, retry_after=2)
+    with ServerThread(app) as base:
         provider = BedrockProvider(region="us-east-1", endpoint_url=base)
         for call in (provider.chat, lambda r: list(provider.stream(r))):
             with pytest.raises(ProviderError) as info:
                 call(ChatRequest.simple("x", model=SONNET, max_tokens=1))
             assert (info.value.kind, info.value.status, info.value.retry_after) == ("throttled", 429, 2.0)
             assert info.value.retryable
+        # botocore made exactly one request per call: retrying is Tokenomy's job, not the SDK's
+        assert app.state.emulator.calls == 2
         spec = {"s": ModelSpec(name="s", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=base)}
         with Tokenomy(ledger_path, models=spec) as client:
             with pytest.raises(ProviderError):

@@ -138,6 +138,7 @@ class AnthropicEmulator:
         self.engine = engine or Engine()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+        self.calls = 0
 
     def prepare(self, body: Any) -> tuple[Prepared, str]:
         model = body.get("model") if isinstance(body, dict) else None
@@ -147,6 +148,7 @@ class AnthropicEmulator:
         if entry is None:
             raise AnthropicError("not_found_error", f"model: {model}")
         with self._rng_lock:
+            self.calls += 1
             if self.throttle_rate and self._rng.random() < self.throttle_rate:
                 raise AnthropicError("rate_limit_error", "This request would exceed the rate limit for your "
                                                          "organization. Please reduce the prompt length or try later.")

@@ -182,7 +182,9 @@ class BedrockProvider(Provider):
         self.region = default_region(region, session.region_name)
         self.endpoint_url = endpoint_url or os.environ.get("TOKENOMY_BEDROCK_ENDPOINT") or None
         # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
-        config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
+        # botocore's `max_attempts` counts retries after the first try (1 would still retry once);
+        # `total_max_attempts` counts every try, so 1 means exactly one HTTP request per call.
+        config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
                         read_timeout=read_timeout)
         self._session = session
         self._kwargs: dict[str, Any] = {"config": config}
