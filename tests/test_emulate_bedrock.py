@@ -234,3 +234,17 @@ def test_thirty_percent_throttling_under_concurrent_load() -> None:
             outcomes = list(pool.map(call, range(50)))
     assert set(outcomes) == {"ok", "ThrottlingException"}
     assert 5 <= outcomes.count("ThrottlingException") <= 25
+
+
+def test_malformed_json_body_is_a_validation_error(url) -> None:
+    response = httpx.post(f"{url}/model/{SONNET}/converse", content=b"{not json", timeout=30,
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["x-amzn-errortype"].startswith("ValidationException")
+    assert "not valid JSON" in response.json()["message"]
+
+
+def test_converse_helper_for_extensions_skips_throttling() -> None:
+    emulator = create_app(throttle_rate=1.0).state.emulator
+    result = emulator.converse(SONNET, {"messages": user("Hi"), "inferenceConfig": {"maxTokens": 1}}, throttle=False)
+    assert result["usage"]["outputTokens"] == 1 and result["output"]["message"]["content"][0]["text"]

@@ -5,6 +5,10 @@ documented request/response shapes, so `boto3.client("bedrock-runtime", endpoint
 unmodified. Errors use Bedrock's shape (status, `x-amzn-ErrorType`, JSON `message`) so botocore
 raises the same ClientError codes. Signatures are not checked; the region is read from the SigV4
 credential scope only to shape ARNs.
+
+Extending: `create_app` mounts `tokenomy.emulate.bedrock_batch.router` when that module exists.
+Routes reach the shared state through `request.app.state.emulator` (a `BedrockEmulator`: its
+`converse(model_id, body)` runs one Converse call on the local model and returns Bedrock's body).
 """
 
 from __future__ import annotations
@@ -181,13 +185,15 @@ class BedrockEmulator:
                 self.throttled += 1
                 raise BedrockError("ThrottlingException", "Too many requests, please wait before trying again.")
 
-    def prepare(self, model_id: str, body: Any, client_region: str) -> tuple[Prepared, str | None]:
+    def prepare(self, model_id: str, body: Any, client_region: str,
+                throttle: bool = True) -> tuple[Prepared, str | None]:
         """Resolve the model, validate the body, render and account the cache; errors are BedrockError."""
         try:
             resolved = resolve(model_id)
         except ModelIdError as exc:
             raise BedrockError(exc.code, exc.message) from None
-        self.maybe_throttle()
+        if throttle:
+            self.maybe_throttle()
         ttl = (resolved.entry.cache_ttl_seconds if resolved.entry else None) or 300
         system, turns, inference = parse_converse(body, ttl)
         invoked = None
@@ -197,6 +203,27 @@ class BedrockEmulator:
                 self.engine.count(b.text) for t in turns for b in t.blocks)
             resolved, invoked = route(resolved, size, client_region)
         return self._render(resolved, system, turns, inference), invoked
+
+    def converse(self, model_id: str, body: Any, client_region: str = "us-east-1",
+                 throttle: bool = True) -> dict[str, Any]:
+        """One whole Converse call: the response body Bedrock returns (raises BedrockError like Bedrock).
+        Batch jobs pass throttle=False: on-demand throttling does not apply to them."""
+        prepared, invoked = self.prepare(model_id, body, client_region, throttle)
+        start = time.perf_counter()
+        pieces: list[str] = []
+        output_tokens, finish = 0, "stop"
+        for item in self.engine.generate(prepared):
+            if isinstance(item, str):
+                pieces.append(item)
+            else:
+                output_tokens, finish = item
+        result: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": [{"text": "".join(pieces)}]}},
+            "stopReason": STOP_REASONS.get(finish, "end_turn"), "usage": _usage(prepared, output_tokens),
+            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
+        if invoked:
+            result["trace"] = {"promptRouter": {"invokedModelId": invoked}}
+        return result
 
     def _render(self, resolved: ResolvedModel, system: list[Block], turns: list[Turn],
                 inference: dict[str, Any]) -> Prepared:
@@ -244,36 +271,17 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
     @app.post("/model/{model_id:path}/converse")
     async def converse(model_id: str, request: Request):
         try:
-            prepared, invoked = await run_in_threadpool(emulator.prepare, model_id, await read_body(request),
-                                                          _client_region(request))
+            body = await read_body(request)
+            result = await run_in_threadpool(emulator.converse, model_id, body, _client_region(request))
         except BedrockError as exc:
             return error_response(exc, emulator.retry_after)
-        start = time.perf_counter()
-
-        def run() -> tuple[str, int, str]:
-            pieces: list[str] = []
-            result: tuple[int, str] = (0, "stop")
-            for item in emulator.engine.generate(prepared):
-                if isinstance(item, str):
-                    pieces.append(item)
-                else:
-                    result = item
-            return "".join(pieces), *result
-
-        text, output_tokens, finish = await run_in_threadpool(run)
-        body: dict[str, Any] = {
-            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": STOP_REASONS.get(finish, "end_turn"), "usage": _usage(prepared, output_tokens),
-            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
-        if invoked:
-            body["trace"] = {"promptRouter": {"invokedModelId": invoked}}
-        return JSONResponse(body, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+        return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
     @app.post("/model/{model_id:path}/converse-stream")
     async def converse_stream(model_id: str, request: Request):
         try:
-            prepared, invoked = await run_in_threadpool(emulator.prepare, model_id, await read_body(request),
-                                                          _client_region(request))
+            body = await read_body(request)
+            prepared, invoked = await run_in_threadpool(emulator.prepare, model_id, body, _client_region(request))
         except BedrockError as exc:
             return error_response(exc, emulator.retry_after)
         return StreamingResponse(stream_events(emulator.engine, prepared, invoked),
