@@ -152,3 +152,36 @@ def test_unreachable_server_is_a_server_error() -> None:
     with pytest.raises(ProviderError) as info:
         provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
     assert info.value.kind == "server_error"
+
+
+def test_read_timeout_maps_to_timeout() -> None:
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # accept connections and never answer
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        provider = AnthropicProvider(base_url=f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5)
+        with pytest.raises(ProviderError) as info:
+            provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
+        assert info.value.kind == "timeout" and info.value.retryable
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        server.close()
