@@ -95,6 +95,7 @@ def test_cache_point_writes_then_reads(brt) -> None:
     minimum = default_catalog().lookup(SONNET, "us-east-1").cache_min_tokens
     written = first["usage"]["cacheWriteInputTokens"]
     assert written >= minimum and first["usage"]["cacheReadInputTokens"] == 0
+    assert first["usage"]["cacheDetails"] == [{"ttl": "5m", "inputTokens": written}]
     assert second["usage"]["cacheReadInputTokens"] == written and second["usage"]["cacheWriteInputTokens"] == 0
     # inputTokens excludes the cached prefix: only the question and chat framing remain
     assert 0 < second["usage"]["inputTokens"] < 40
@@ -126,6 +127,13 @@ def test_cache_expires_after_ttl() -> None:
         now[0] += 301  # the catalog TTL for this model is 300 s, refreshed by the hit at t=200
         again = usage()
         assert again["cacheReadInputTokens"] == 0 and again["cacheWriteInputTokens"] > 0
+        # an explicit one-hour cache point outlives the default five minutes
+        system[1] = {"cachePoint": {"type": "default", "ttl": "1h"}}
+        now[0] += 301
+        hour = usage()
+        assert hour["cacheWriteInputTokens"] > 0 and hour["cacheDetails"][0]["ttl"] == "1h"
+        now[0] += 1800
+        assert usage()["cacheReadInputTokens"] == hour["cacheWriteInputTokens"]
 
 
 @pytest.mark.parametrize("model_id", [

@@ -105,3 +105,9 @@ def test_prefixes_are_per_model() -> None:
     cache.account([Checkpoint(prefix_digest("model-a", "p"), 2000, 300)], 2100, 1024)
     other = cache.account([Checkpoint(prefix_digest("model-b", "p"), 2000, 300)], 2100, 1024)
     assert other.cache_read_tokens == 0 and other.cache_write_tokens == 2000
+
+
+def test_writes_are_split_by_checkpoint_ttl() -> None:
+    cache = PromptCache()
+    account = cache.account([point("a", 1100, ttl=3600), point("ab", 2300, ttl=300)], 2400, 1024)
+    assert account.writes_by_ttl == ((300, 1200), (3600, 1100)) and account.cache_write_tokens == 2300

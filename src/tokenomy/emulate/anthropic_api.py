@@ -169,9 +169,12 @@ class AnthropicEmulator:
 
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     account = prepared.account
+    by_ttl = dict(account.writes_by_ttl)
     return {"input_tokens": account.input_tokens, "output_tokens": output_tokens,
             "cache_creation_input_tokens": account.cache_write_tokens,
-            "cache_read_input_tokens": account.cache_read_tokens}
+            "cache_read_input_tokens": account.cache_read_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": by_ttl.get(300, 0),
+                               "ephemeral_1h_input_tokens": by_ttl.get(3600, 0)}}
 
 
 def _error(exc: AnthropicError, retry_after: float | None) -> JSONResponse:

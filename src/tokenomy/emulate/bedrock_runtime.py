@@ -34,6 +34,7 @@ ERROR_STATUS = {"ValidationException": 400, "ResourceNotFoundException": 404, "T
                 "ModelNotReadyException": 429, "ModelTimeoutException": 408, "ModelErrorException": 424}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_SECONDS = {"5m": 300, "1h": 3600}
+TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
 SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult")
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
@@ -243,11 +244,16 @@ class BedrockEmulator:
             raise _invalid(str(exc)) from None
 
 
-def _usage(prepared: Prepared, output_tokens: int) -> dict[str, int]:
+def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     account = prepared.account
-    return {"inputTokens": account.input_tokens, "outputTokens": output_tokens,
-            "totalTokens": prepared.prompt_tokens + output_tokens,
-            "cacheReadInputTokens": account.cache_read_tokens, "cacheWriteInputTokens": account.cache_write_tokens}
+    usage: dict[str, Any] = {
+        "inputTokens": account.input_tokens, "outputTokens": output_tokens,
+        "totalTokens": prepared.prompt_tokens + output_tokens,
+        "cacheReadInputTokens": account.cache_read_tokens, "cacheWriteInputTokens": account.cache_write_tokens}
+    if account.writes_by_ttl:
+        usage["cacheDetails"] = [{"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens}
+                                 for ttl, tokens in account.writes_by_ttl]
+    return usage
 
 
 def _client_region(request) -> str:

@@ -34,6 +34,7 @@ class CacheAccount:
     input_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
+    writes_by_ttl: tuple[tuple[int, int], ...] = ()  # (ttl seconds, tokens written with that TTL)
 
 
 def prefix_digest(namespace: str, prefix: str) -> str:
@@ -82,11 +83,16 @@ class PromptCache:
                         self._expiry[point.digest] = now + point.ttl
                 else:
                     self._expiry[point.digest] = now + point.ttl
-        last = points[-1].tokens
-        write = max(0, last - read)
+        by_ttl: dict[int, int] = {}
+        floor = read
+        for point in points:
+            if point.tokens > floor:  # each written segment is kept for its own point's TTL
+                by_ttl[point.ttl] = by_ttl.get(point.ttl, 0) + point.tokens - floor
+                floor = point.tokens
+        write = sum(by_ttl.values())
         read = min(read, total_tokens)
         write = min(write, total_tokens - read)
-        return CacheAccount(total_tokens - read - write, read, write)
+        return CacheAccount(total_tokens - read - write, read, write, tuple(sorted(by_ttl.items())))
 
     def _evict(self, now: float) -> None:
         if len(self._expiry) < self._max_entries:
