@@ -250,7 +250,10 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
                     result = item
             return "".join(pieces), *result
 
-        text, output_tokens, finish = await run_in_threadpool(run)
+        try:
+            text, output_tokens, finish = await run_in_threadpool(run)
+        except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
+            return _error(AnthropicError("api_error", f"The model failed: {exc}"), None)
         return JSONResponse({"id": message_id, "type": "message", "role": "assistant", "model": model,
                              "content": [{"type": "text", "text": text}],
                              "stop_reason": STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None,

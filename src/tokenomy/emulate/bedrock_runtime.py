@@ -281,6 +281,8 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
             result = await run_in_threadpool(emulator.converse, model_id, body, _client_region(request))
         except BedrockError as exc:
             return error_response(exc, emulator.retry_after)
+        except Exception as exc:  # a local-model failure is the service's fault: Bedrock's 500 shape
+            return error_response(BedrockError("InternalServerException", f"The model failed: {exc}"))
         return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
     @app.post("/model/{model_id:path}/converse-stream")
