@@ -185,3 +185,15 @@ def test_read_timeout_maps_to_timeout() -> None:
         for conn in accepted:
             conn.close()
         server.close()
+
+
+def test_missing_api_key_is_a_config_error_naming_the_variable(monkeypatch) -> None:
+    from tokenomy.errors import ConfigError
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("MY_CLAUDE_KEY", raising=False)
+    with pytest.raises(ConfigError, match="MY_CLAUDE_KEY"):
+        AnthropicProvider(api_key_env="MY_CLAUDE_KEY")
+    monkeypatch.setenv("MY_CLAUDE_KEY", "sk-test")
+    assert AnthropicProvider(api_key_env="MY_CLAUDE_KEY").client.api_key == "sk-test"

@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any, Iterator
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers.base import Provider
 from tokenomy.providers.bedrock import _is_loopback
@@ -117,8 +117,8 @@ class AnthropicProvider(Provider):
         if not key and _is_loopback(base):
             key = "tokenomy-local"  # a local emulator accepts any key
         if not key:
-            raise ProviderError(f"no Anthropic API key: set {api_key_env or 'ANTHROPIC_API_KEY'} "
-                                "(or api_key_env in the model config)", kind="client_error")
+            raise ConfigError(f"no Anthropic API key: set {api_key_env or 'ANTHROPIC_API_KEY'} "
+                              "(or name another variable with api_key_env in the model config)")
         # Tokenomy's retry layer owns retries (one ledger row per attempt), so the SDK must not retry.
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
         self.base_url = base
