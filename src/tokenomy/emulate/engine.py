@@ -4,7 +4,7 @@ account prompt caching, and generate with the real SmolLM2 (tokens come from its
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
@@ -38,7 +38,6 @@ class Prepared:
     prompt_tokens: int
     account: CacheAccount
     max_tokens: int
-    meta: dict = field(default_factory=dict)
 
 
 class InputTooLong(ValueError):
