@@ -19,6 +19,7 @@ from tokenomy.providers.base import Provider
 
 DEFAULT_MAX_TOKENS = 256
 _MODEL_LOCK = threading.Lock()
+_MODEL_LOCK_RUN = threading.Lock()
 _MODEL = None
 
 
@@ -55,7 +56,7 @@ class LocalProvider(Provider):
     name = "local"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
     def format_prompt(self, request: ChatRequest) -> str:
         """Render the conversation with the model's own ChatML template."""
