@@ -1,0 +1,52 @@
+"""Token-efficiency policies: cap output, trim old history (keeping the system prompt), warn if uncapped."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from tokenomy.caching.placement import estimate_tokens
+from tokenomy.messages import ChatRequest
+
+log = logging.getLogger("tokenomy.policy")
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens."""
+
+    max_tokens: int | None = None
+    max_turns: int | None = None
+    max_history_tokens: int | None = None
+    warn_uncapped: bool = True
+
+
+def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatRequest, list[str]]:
+    """Return the request with caps and truncation applied, plus warnings for the caller."""
+    warnings: list[str] = []
+    max_tokens = request.max_tokens
+    if policy.max_tokens is not None:
+        max_tokens = policy.max_tokens if max_tokens is None else min(max_tokens, policy.max_tokens)
+    if max_tokens is None and policy.warn_uncapped:
+        warnings.append("request has no output cap (max_tokens); a runaway answer is billed in full")
+    messages = list(request.messages)
+    if policy.max_turns is not None and len(messages) > policy.max_turns:
+        messages = messages[-policy.max_turns:]
+    if policy.max_history_tokens is not None:
+        kept: list = []
+        budget = policy.max_history_tokens
+        for message in reversed(messages):
+            cost = estimate_tokens(message.content)
+            if kept and cost > budget:
+                break
+            kept.append(message)
+            budget -= cost
+        messages = list(reversed(kept))
+    # A conversation must open with a user turn after truncation.
+    while len(messages) > 1 and messages[0].role != "user":
+        messages = messages[1:]
+    if len(messages) < len(request.messages):
+        warnings.append(f"history truncated from {len(request.messages)} to {len(messages)} turns")
+    for warning in warnings:
+        log.warning("%s (model %s)", warning, request.model)
+    return replace(request, messages=messages, max_tokens=max_tokens), warnings

@@ -1,0 +1,1 @@
+"""Surviving throttling and errors: retries with backoff, client-side rate limits, fallbacks."""

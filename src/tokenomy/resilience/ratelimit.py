@@ -1,0 +1,76 @@
+"""A client-side token bucket for requests and tokens per minute, shared by threads and coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+
+class RateLimiter:
+    """Keeps a process under `rpm` requests and `tpm` tokens per minute (either may be None).
+
+    Both buckets start full (a minute's allowance) and refill continuously. `acquire` reserves one
+    request and an *estimate* of tokens; `settle` corrects the token bucket once the real count is known.
+    """
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, clock=time.monotonic) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._clock = clock
+        self._requests = float(rpm or 0)
+        self._tokens = float(tpm or 0)
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._updated
+        self._updated = now
+        if self.rpm:
+            self._requests = min(self.rpm, self._requests + elapsed * self.rpm / 60)
+        if self.tpm:
+            self._tokens = min(self.tpm, self._tokens + elapsed * self.tpm / 60)
+
+    def try_acquire(self, tokens: int = 0) -> float:
+        """Take the allowance now and return 0, or return the seconds to wait before trying again."""
+        with self._lock:
+            self._refill()
+            wait = 0.0
+            if self.rpm and self._requests < 1:
+                wait = max(wait, (1 - self._requests) * 60 / self.rpm)
+            # A request larger than a whole minute's allowance can never fit; let it through when full.
+            need = min(tokens, self.tpm) if self.tpm else 0
+            if self.tpm and self._tokens < need:
+                wait = max(wait, (need - self._tokens) * 60 / self.tpm)
+            if wait > 0:
+                return wait
+            if self.rpm:
+                self._requests -= 1
+            if self.tpm:
+                self._tokens -= tokens
+            return 0.0
+
+    def acquire(self, tokens: int = 0, timeout: float | None = None) -> bool:
+        """Block until the request fits (True) or `timeout` passes (False)."""
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            wait = self.try_acquire(tokens)
+            if wait == 0:
+                return True
+            if deadline is not None and self._clock() + wait > deadline:
+                return False
+            time.sleep(min(wait, 1.0))
+
+    async def acquire_async(self, tokens: int = 0) -> None:
+        while True:
+            wait = self.try_acquire(tokens)
+            if wait == 0:
+                return
+            await asyncio.sleep(min(wait, 1.0))
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the token bucket by the difference between the estimate and the real count."""
+        if not self.tpm:
+            return
+        with self._lock:
+            self._tokens = min(self.tpm, self._tokens + estimated - actual)

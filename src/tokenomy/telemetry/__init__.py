@@ -1,0 +1,1 @@
+"""OpenTelemetry spans and metrics for every provider call (GenAI semantic conventions)."""

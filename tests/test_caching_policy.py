@@ -1,0 +1,150 @@
+"""Automatic cache points, token-efficiency policies, and issue 3's checks through the Bedrock emulator."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tokenomy.caching.placement import auto_cache, place_cache_points
+from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.server import ServerThread
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.retry import RetryPolicy
+
+SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+HAIKU35 = "anthropic.claude-3-5-haiku-20241022-v1:0"
+POLICY_TEXT = "\n".join(f"Clause {i}: orders of class {i} ship within {i % 5 + 1} days of payment." for i in range(160))
+
+
+def conversation(system: str, turns: int = 3) -> ChatRequest:
+    messages = []
+    for i in range(turns):
+        messages.append(Message("user", f"Question {i}: " + "details " * 200))
+        messages.append(Message("assistant", f"Answer {i}."))
+    messages.append(Message("user", "And now?"))
+    return ChatRequest(messages=messages, model=SONNET, system=system, max_tokens=8)
+
+
+def test_cache_point_goes_after_the_long_system_prompt():
+    entry = default_catalog().lookup(SONNET)
+    placed, placements = place_cache_points(ChatRequest.simple("Hi", model=SONNET, system=POLICY_TEXT), entry)
+    assert placed.system_cache_point and [p.after for p in placements] == ["system"]
+    assert placements[0].prefix_tokens >= entry.cache_min_tokens
+
+
+def test_no_cache_point_below_the_model_minimum():
+    short = ChatRequest.simple("Hi", model=SONNET, system="You are terse.")
+    placed, placements = auto_cache(short, SONNET)
+    assert placements == [] and not placed.system_cache_point
+    # Claude 3.5 Haiku needs 2,048 tokens: a prompt that is enough for Sonnet (1,024) is not enough for it.
+    mid = ChatRequest.simple("Hi", model=HAIKU35, system=POLICY_TEXT[: 1500 * 4])
+    assert auto_cache(mid, SONNET)[1] and not auto_cache(mid, HAIKU35)[1]
+
+
+def test_at_most_the_models_checkpoints_and_longest_prefixes_first():
+    request = conversation(POLICY_TEXT, turns=4)
+    entry = default_catalog().lookup(SONNET)
+    _, placements = place_cache_points(request, entry)
+    assert len(placements) == entry.cache_max_checkpoints == 4
+    sizes = [p.prefix_tokens for p in placements]
+    assert sizes == sorted(sizes) and placements[-1].after == "message:7"  # the last assistant turn
+
+
+def test_no_points_for_models_without_explicit_caching():
+    request = ChatRequest.simple("Hi", system=POLICY_TEXT)
+    assert auto_cache(request, "gpt-4o")[1] == []  # OpenAI caches automatically
+    assert auto_cache(request, "anthropic.claude-3-haiku-20240307-v1:0")[1] == []  # no cache prices on Bedrock
+
+
+def test_token_policy_caps_truncates_and_warns():
+    request = conversation("Keep me.", turns=5)
+    request.max_tokens = None
+    capped, warnings = apply_token_policy(request, TokenPolicy(max_tokens=64, max_turns=3))
+    assert capped.max_tokens == 64 and capped.system == "Keep me."
+    assert [m.role for m in capped.messages] == ["user", "assistant", "user"]
+    assert capped.messages[-1].content == "And now?"
+    _, warnings = apply_token_policy(request, TokenPolicy())
+    assert any("no output cap" in w for w in warnings)
+    trimmed, _ = apply_token_policy(conversation("s", turns=5), TokenPolicy(max_history_tokens=450))
+    assert len(trimmed.messages) < 11 and trimmed.messages[0].role == "user"
+
+
+@pytest.fixture(scope="module")
+def telemetry():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return exporter, reader
+
+
+@pytest.mark.slow
+def test_bedrock_call_gets_automatic_cache_point_then_reads_it(telemetry, ledger_path):
+    exporter, reader = telemetry
+    with ServerThread(create_app()) as url:
+        spec = {"sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1",
+                                    endpoint_url=url)}
+        with Tokenomy(ledger_path, models=spec) as client:
+            first = client.chat(ChatRequest.simple("Which class ships fastest?", model="sonnet", system=POLICY_TEXT,
+                                                   max_tokens=4))
+            second = client.chat(ChatRequest.simple("Which class ships slowest?", model="sonnet", system=POLICY_TEXT,
+                                                    max_tokens=4))
+    assert first.usage.cache_write_tokens > 1024 and first.usage.cache_read_tokens == 0
+    assert second.usage.cache_read_tokens == first.usage.cache_write_tokens and second.usage.cache_write_tokens == 0
+    for response in (first, second):
+        expected = compute_cost(response.usage, SONNET, "us-east-1")
+        assert response.cost_usd == expected.total_usd
+    # Writing costs 3.75/M, reading 0.30/M: the second call's prefix costs 12.5x less.
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert events[0].cache_write_cost_usd == Decimal(first.usage.cache_write_tokens) * Decimal("3.75") / 1_000_000
+    assert events[1].cache_read_cost_usd == Decimal(second.usage.cache_read_tokens) * Decimal("0.30") / 1_000_000
+    span = [s for s in exporter.get_finished_spans() if s.name == f"chat {SONNET}"][-1]
+    attrs = dict(span.attributes)
+    assert span.kind == trace.SpanKind.CLIENT
+    assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "aws.bedrock"
+    assert attrs["gen_ai.request.model"] == SONNET and attrs["gen_ai.response.model"] == SONNET
+    assert attrs["gen_ai.usage.input_tokens"] == second.usage.total_input_tokens  # includes cached tokens
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == second.usage.cache_read_tokens
+    assert attrs["gen_ai.usage.cache_creation.input_tokens"] == 0
+    assert attrs["gen_ai.usage.output_tokens"] == second.usage.output_tokens
+    assert attrs["tokenomy.cost.usd"] == pytest.approx(float(second.cost_usd))
+    names = {m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= names
+
+
+@pytest.mark.slow
+def test_fifty_calls_complete_under_thirty_percent_throttling(telemetry, ledger_path):
+    exporter, _ = telemetry
+    exporter.clear()
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=8, base_delay_s=0.01, max_delay_s=0.05, deadline_s=60))
+    with ServerThread(create_app(throttle_rate=0.3, seed=3)) as url:
+        spec = {"haiku": ModelSpec(name="haiku", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
+                                   region="us-east-1", endpoint_url=url)}
+        with Tokenomy(ledger_path, models=spec, policy=policy, seed=5) as client:
+            responses = [client.chat(ChatRequest.simple(f"Say {i}.", model="haiku", max_tokens=2)) for i in range(50)]
+    assert len(responses) == 50
+    events = open_store(ledger_path).events()
+    ok = [e for e in events if e.outcome == "ok"]
+    throttled = [e for e in events if e.outcome == "throttled"]
+    assert len(ok) == 50 and len({e.request_id for e in ok}) == 50  # every call recorded once
+    assert 5 <= len(throttled) <= 40  # retries are visible...
+    assert all(e.request_id in {o.request_id for o in ok} for e in throttled)  # ...and tied to their call
+    assert max(e.attempt for e in ok) >= 2
+    spans = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert len(spans) == len(events)
+    assert sum(1 for s in spans if s.attributes.get("error.type")) == len(throttled)
