@@ -60,6 +60,8 @@ class UsageEvent:
     request_id: str | None = None
     batch_job_id: str | None = None
     prompt_hash: str | None = None
+    prefix_hash: str | None = None
+    prefix_tokens: int | None = None
     prompt_text: str | None = None
     priced_by: str | None = None
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -112,6 +114,24 @@ def prompt_fingerprint(request: ChatRequest) -> str:
     return digest.hexdigest()[:32]
 
 
+def stable_prefix(request: ChatRequest) -> str:
+    """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
+    import json
+
+    parts = [json.dumps(request.tools, sort_keys=True)] if request.tools else []
+    parts.append(request.system or "")
+    parts += [f"{m.role}\x01{m.content}" for m in request.messages[:-1]]
+    return "\x00".join(parts)
+
+
+def prefix_fingerprint(request: ChatRequest) -> tuple[str | None, int]:
+    """Hash and estimated token count (~4 characters a token) of the stable prefix; (None, 0) if empty."""
+    prefix = stable_prefix(request)
+    if not prefix.strip("\x00"):
+        return None, 0
+    return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
+
+
 def event_from_response(request: ChatRequest, response: ChatResponse, cost: CostBreakdown | None,
                         mode: str = "on_demand", store_prompt: bool = False,
                         request_id: str | None = None) -> UsageEvent:
@@ -127,6 +147,7 @@ def event_from_response(request: ChatRequest, response: ChatResponse, cost: Cost
         request_id=request_id, prompt_hash=prompt_fingerprint(request),
         prompt_text=_prompt_text(request) if store_prompt else None,
     )
+    event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
     if cost is not None:
         event.apply_cost(cost)
     return event

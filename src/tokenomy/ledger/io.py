@@ -17,7 +17,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
-INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt")
+INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt", "prefix_tokens")
 FLOAT_FIELDS = ("latency_ms", "ttft_ms")
 COST_FIELDS = ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd")
 

@@ -30,7 +30,8 @@ _COLUMN_TYPES = {
     "output_cost_usd": "DECIMAL(20,12)", "cache_read_cost_usd": "DECIMAL(20,12)",
     "cache_write_cost_usd": "DECIMAL(20,12)", "cost_usd": "DECIMAL(20,12)", "latency_ms": "DOUBLE PRECISION",
     "ttft_ms": "DOUBLE PRECISION", "outcome": "TEXT NOT NULL", "error_type": "TEXT", "attempt": "INTEGER",
-    "request_id": "TEXT", "batch_job_id": "TEXT", "prompt_hash": "TEXT", "prompt_text": "TEXT",
+    "request_id": "TEXT", "batch_job_id": "TEXT", "prompt_hash": "TEXT", "prefix_hash": "TEXT",
+    "prefix_tokens": "INTEGER", "prompt_text": "TEXT",
     "priced_by": "TEXT", "event_id": "TEXT PRIMARY KEY",
 }
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
