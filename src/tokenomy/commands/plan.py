@@ -1,0 +1,199 @@
+"""`tokenomy plan breakeven|size|utilization|savings`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+
+plan_app = typer.Typer(help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.",
+                       no_args_is_help=True)
+
+TermOption = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m.")
+TpmOption = typer.Option(None, "--tpm-per-unit", help="Tokens per minute one model unit serves (overrides catalog).")
+HourlyOption = typer.Option(None, "--hourly-usd", help="Price per model unit per hour (overrides catalog).")
+RegionOption = typer.Option(None, "--region", help="AWS region for prices (default the model's first priced region).")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plan_app, name="plan")
+
+
+def _econ(model, region, term, units, share, tpm, hourly, input_price=None, output_price=None):  # noqa: ANN001
+    from tokenomy.planning.breakeven import unit_economics
+    from tokenomy.pricing.catalog import default_catalog
+
+    if term not in ("none", "1m", "6m"):
+        raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
+    entry = default_catalog().lookup(model, region)
+    return unit_economics(entry, term, units, share, tpm, None if hourly is None else Decimal(str(hourly)),
+                          None if input_price is None else Decimal(str(input_price)),
+                          None if output_price is None else Decimal(str(output_price)))
+
+
+@plan_app.command("breakeven")
+def breakeven_cmd(
+    model: str = typer.Option(..., "--model", help="Model id (catalog)."),
+    units: int = typer.Option(1, "--units", help="Model units."),
+    term: str = TermOption,
+    input_share: Optional[float] = typer.Option(None, "--input-share", help="Fraction of tokens that are input."),
+    avg_input: Optional[float] = typer.Option(None, "--avg-input", help="Average input tokens per request."),
+    avg_output: Optional[float] = typer.Option(None, "--avg-output", help="Average output tokens per request."),
+    tpm: Optional[int] = TpmOption,
+    hourly: Optional[float] = HourlyOption,
+    input_price: Optional[float] = typer.Option(None, "--input-price", help="On-demand USD per 1M input tokens."),
+    output_price: Optional[float] = typer.Option(None, "--output-price", help="On-demand USD per 1M output tokens."),
+    region: Optional[str] = RegionOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Utilisation above which provisioned throughput beats on-demand, with monthly figures at 730 hours."""
+    from tokenomy.planning.breakeven import breakeven, input_share_from
+
+    result = breakeven(_econ(model, region, term, units, input_share_from(avg_input, avg_output, input_share), tpm,
+                             hourly, input_price, output_price))
+    if as_json:
+        print_json(result)
+        return
+    console.print(table(f"Break-even · {result['model']} · {result['units']} unit(s) · term {term}", ["", "value"], [
+        ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
+        ["input share", f"{result['input_share']:.1%}"],
+        ["blended on-demand price", f"${result['blended_price_per_mtok']:.4f} per 1M tokens"],
+        ["on-demand cost of full capacity", f"{usd(result['on_demand_hourly_usd_at_full_capacity'], 2)}/h · "
+                                            f"{usd(result['on_demand_monthly_usd_at_full_capacity'], 2)}/month"],
+        ["provisioned cost", f"{usd(result['provisioned_hourly_usd'], 2)}/h · "
+                             f"{usd(result['provisioned_monthly_usd'], 2)}/month"],
+        ["break-even utilisation", f"{result['breakeven_utilization']:.1%}"],
+    ]))
+    console.print(f"[dim]{result['formula']}; sources: " +
+                  "; ".join(f"{k}: {v}" for k, v in result["sources"].items()) + "[/dim]")
+
+
+def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url):  # noqa: ANN001
+    from tokenomy.planning import traffic
+
+    if trace:
+        return traffic.from_csv(trace)
+    if cloudwatch:
+        start, end = traffic.default_window()
+        return traffic.from_cloudwatch(model, region or "us-east-1", _utc(since) or start, _utc(until) or end,
+                                       endpoint_url)
+    from tokenomy.ledger.store import open_store
+
+    return traffic.from_ledger(open_store(ledger), model if not trace else None, _utc(since), _utc(until))
+
+
+def _utc(value: Optional[datetime]) -> Optional[datetime]:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+@plan_app.command("size")
+def size_cmd(
+    model: str = typer.Option(..., "--model", help="Model to size provisioned throughput for."),
+    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV (Azure TIMESTAMP,ContextTokens,"
+                                        "GeneratedTokens or ts,input_tokens,output_tokens)."),
+    cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
+    term: str = TermOption,
+    tpm: Optional[int] = TpmOption,
+    hourly: Optional[float] = HourlyOption,
+    region: Optional[str] = RegionOption,
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Cheapest number of model units for a traffic series (0 = stay on-demand), from sustained use, not peaks."""
+    from tokenomy.planning.sizing import size
+
+    series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
+    totals = series["input_tokens"].sum() + series["output_tokens"].sum()
+    share = Decimal(int(series["input_tokens"].sum())) / Decimal(int(totals)) if totals else Decimal("0.5")
+    result = size(series, _econ(model, region, term, 1, share, tpm, hourly))
+    if as_json:
+        print_json(result)
+        return
+    tpm_p = result["tokens_per_minute"]
+    console.print(f"Traffic: {result['window_minutes']} minutes; tokens/min p50 {tpm_p['p50']:,.0f} · "
+                  f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
+                  f"{result['burstiness']['peak_to_mean']:.1f}")
+    console.print(table(f"Options · {model} · term {term} · {result['tpm_per_unit']:,} tokens/min per unit",
+                        ["units", "sustained use", "minutes over", "reserved/month", "spill-over/month", "total/month"],
+                        [[o["units"], "-" if o["sustained_utilization"] is None else f"{o['sustained_utilization']:.1%}",
+                          f"{o['minutes_above_capacity_share']:.1%}", usd(o["provisioned_monthly_usd"], 2),
+                          usd(o["spillover_monthly_usd"], 2), usd(o["monthly_cost_usd"], 2)]
+                         for o in result["options"]]))
+    console.print(f"[bold]Verdict:[/bold] {result['verdict']}")
+    console.print(f"[dim]Assumption: {result['assumption']}.[/dim]")
+
+
+@plan_app.command("utilization")
+def utilization_cmd(
+    model: str = typer.Option(..., "--model", help="Model of the reservation."),
+    units: int = typer.Option(..., "--reservation-units", help="Model units reserved."),
+    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV instead of the ledger."),
+    cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
+    since: Optional[datetime] = typer.Option(None, "--since"),
+    until: Optional[datetime] = typer.Option(None, "--until"),
+    term: str = TermOption,
+    tpm: Optional[int] = TpmOption,
+    hourly: Optional[float] = HourlyOption,
+    threshold: float = typer.Option(0.5, "--threshold", help="Flag weeks below this sustained utilisation."),
+    region: Optional[str] = RegionOption,
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Weekly sustained utilisation of an existing reservation; weeks under 50% are flagged."""
+    from tokenomy.planning.sizing import weekly_utilization
+
+    series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
+    econ = _econ(model, region, term, units, Decimal("0.5"), tpm, hourly)
+    rows = weekly_utilization(series, econ, threshold)
+    if as_json:
+        print_json({"model": model, "units": units, "weeks": rows})
+        return
+    console.print(table(f"Utilisation · {units} unit(s) of {model}", ["week", "minutes", "sustained", "flag"],
+                        [[r["week"], r["minutes"], f"{r['sustained_utilization']:.1%}",
+                          "IDLE: paying for unused units — consider switching back to on-demand" if r["flagged"] else ""]
+                         for r in rows]))
+
+
+@plan_app.command("savings")
+def savings_cmd(
+    batch_tasks: str = typer.Option("", "--batch-tasks", help="Comma-separated latency-tolerant task types."),
+    batch_tag: str = typer.Option("latency_tolerant", "--batch-tag", help="Tag marking latency-tolerant calls."),
+    cheap_model: Optional[str] = typer.Option(None, "--cheap-model", help="Model routing would move traffic to."),
+    routing_share: float = typer.Option(0.0, "--routing-share", help="Share of calls routing moves (0–1)."),
+    cap_percentile: float = typer.Option(95.0, "--cap-percentile", help="Output cap at this percentile per task."),
+    price_as: Optional[str] = typer.Option(None, "--price-as", help="Re-price every call as if it ran on this model."),
+    since: Optional[datetime] = typer.Option(None, "--since"),
+    until: Optional[datetime] = typer.Option(None, "--until"),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Projected monthly saving of each lever on your ledger traffic, then all of them compounded."""
+    from tokenomy.ledger.store import open_store
+    from tokenomy.planning.savings import SavingsInputs, what_if
+
+    if not 0 <= routing_share <= 1:
+        raise typer.BadParameter("--routing-share must be between 0 and 1")
+    inputs = SavingsInputs(tuple(t for t in batch_tasks.split(",") if t), batch_tag, routing_share, cheap_model,
+                           cap_percentile, price_as=price_as)
+    result = what_if(open_store(ledger).events(_utc(since), _utc(until)), inputs)
+    if as_json:
+        print_json(result)
+        return
+    console.print(table(f"What-if savings · {result['events']} calls over {result['window_hours']:.1f} h · current "
+                        f"{usd(result['current_monthly_cost_usd'], 2)}/month",
+                        ["lever", "saving/month", "assumption"],
+                        [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]]))
+    console.print(f"Compounded ({' → '.join(result['compounded_order'])}): "
+                  f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
+                  f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
+                  f"[dim]{result['assumption']}.[/dim]")

@@ -1,0 +1,1 @@
+"""Planning: provisioned-throughput break-even and sizing, utilisation watch, what-if savings."""

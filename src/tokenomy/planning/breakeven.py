@@ -1,0 +1,103 @@
+"""Provisioned-throughput break-even: when does a model unit cost less than on-demand tokens?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tokenomy.errors import ConfigError
+from tokenomy.pricing.catalog import PriceEntry
+
+HOURS_PER_MONTH = Decimal(730)
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class UnitEconomics:
+    """Everything break-even needs, each value traceable to the catalog or the command line."""
+
+    model: str
+    region: str
+    term: str
+    units: int
+    tpm_per_unit: int
+    hourly_per_unit: Decimal
+    input_price: Decimal  # USD per 1M tokens, on demand
+    output_price: Decimal
+    input_share: Decimal  # fraction of tokens that are input
+    sources: dict[str, str]
+
+    @property
+    def blended_price(self) -> Decimal:
+        """On-demand USD per 1M tokens at this input/output mix."""
+        return self.input_share * self.input_price + (1 - self.input_share) * self.output_price
+
+
+def input_share_from(avg_input: float | None, avg_output: float | None, input_share: float | None) -> Decimal:
+    """The workload's input fraction from --input-share or from average tokens per request."""
+    if input_share is not None:
+        if not 0 <= input_share <= 1:
+            raise ConfigError(f"--input-share {input_share} must be between 0 and 1")
+        return Decimal(str(input_share))
+    if avg_input is None or avg_output is None:
+        raise ConfigError("give the workload mix: --input-share X, or --avg-input T and --avg-output T")
+    if avg_input < 0 or avg_output < 0 or avg_input + avg_output == 0:
+        raise ConfigError("--avg-input and --avg-output must be >= 0 and not both 0")
+    return Decimal(str(avg_input)) / (Decimal(str(avg_input)) + Decimal(str(avg_output)))
+
+
+def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm_per_unit: int | None = None,
+                   hourly_usd: Decimal | None = None, input_price: Decimal | None = None,
+                   output_price: Decimal | None = None) -> UnitEconomics:
+    """Combine catalog values with command-line overrides, refusing to guess missing ones."""
+    if units < 1:
+        raise ConfigError(f"--units {units} must be at least 1")
+    sources = {}
+    if hourly_usd is None:
+        hourly_usd = entry.provisioned_hourly.get(term)
+        if hourly_usd is None:
+            terms = ", ".join(sorted(entry.provisioned_hourly)) or "none"
+            raise ConfigError(f"{entry.model} ({entry.region}) has no published provisioned-throughput price for term "
+                              f"{term!r} in the catalog (terms with prices: {terms}); pass --hourly-usd")
+        sources["hourly_per_unit"] = f"{entry.source} (as of {entry.as_of})"
+    else:
+        sources["hourly_per_unit"] = "command line"
+    if tpm_per_unit is None:
+        tpm_per_unit = entry.provisioned_tpm_per_unit
+        if tpm_per_unit is None:
+            raise ConfigError(f"tokens per minute per model unit of {entry.model} is not published in the catalog; "
+                              "pass --tpm-per-unit (AWS quotes it for your account when you ask for a unit)")
+        sources["tpm_per_unit"] = f"{entry.source} (as of {entry.as_of})"
+    else:
+        sources["tpm_per_unit"] = "command line"
+    if tpm_per_unit <= 0:
+        raise ConfigError(f"--tpm-per-unit {tpm_per_unit} must be positive")
+    sources["on_demand_prices"] = "command line" if input_price is not None or output_price is not None else (
+        f"{entry.source} (as of {entry.as_of})")
+    return UnitEconomics(model=entry.model, region=entry.region, term=term, units=units, tpm_per_unit=tpm_per_unit,
+                         hourly_per_unit=Decimal(hourly_usd), input_price=Decimal(input_price if input_price is not None
+                                                                                  else entry.input),
+                         output_price=Decimal(output_price if output_price is not None else entry.output),
+                         input_share=share, sources=sources)
+
+
+def breakeven(econ: UnitEconomics) -> dict:
+    """On-demand cost of the units' full capacity vs their hourly price, and the utilisation where they cross."""
+    tokens_per_hour = Decimal(econ.tpm_per_unit * econ.units * 60)
+    on_demand_full = tokens_per_hour * econ.blended_price / MILLION
+    provisioned = econ.hourly_per_unit * econ.units
+    utilization = provisioned / on_demand_full if on_demand_full else Decimal("Infinity")
+    return {
+        "model": econ.model, "region": econ.region, "term": econ.term, "units": econ.units,
+        "tpm_per_unit": econ.tpm_per_unit, "input_share": float(econ.input_share),
+        "input_price_per_mtok": econ.input_price, "output_price_per_mtok": econ.output_price,
+        "blended_price_per_mtok": econ.blended_price,
+        "provisioned_hourly_usd": provisioned,
+        "on_demand_hourly_usd_at_full_capacity": on_demand_full,
+        "breakeven_utilization": float(utilization),
+        "provisioned_monthly_usd": provisioned * HOURS_PER_MONTH,
+        "on_demand_monthly_usd_at_full_capacity": on_demand_full * HOURS_PER_MONTH,
+        "hours_per_month": int(HOURS_PER_MONTH),
+        "sources": econ.sources,
+        "formula": "breakeven_utilization = provisioned_hourly_usd / (tpm_per_unit * units * 60 * blended_price / 1e6)",
+    }

@@ -1,0 +1,100 @@
+"""How many model units to buy: sustained (time-weighted) utilisation and on-demand spill-over per option."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from tokenomy.planning.breakeven import HOURS_PER_MONTH, MILLION, UnitEconomics, breakeven
+
+
+def tpm_percentiles(series: pd.DataFrame) -> dict[str, float]:
+    tokens = (series["input_tokens"] + series["output_tokens"]).to_numpy()
+    return {"p50": float(np.percentile(tokens, 50)), "p90": float(np.percentile(tokens, 90)),
+            "p95": float(np.percentile(tokens, 95)), "p99": float(np.percentile(tokens, 99)),
+            "max": float(tokens.max()), "mean": float(tokens.mean())}
+
+
+def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dict:
+    """Cost of `units` reserved units plus on-demand for every minute's tokens above their capacity."""
+    tokens_in = series["input_tokens"].to_numpy(dtype=float)
+    tokens_out = series["output_tokens"].to_numpy(dtype=float)
+    total = tokens_in + tokens_out
+    capacity = float(units * econ.tpm_per_unit)
+    served = np.minimum(total, capacity)
+    spill = total - served
+    # Spilled tokens keep the minute's own input/output mix.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_in = np.where(total > 0, tokens_in / total, 0.0)
+    spill_in, spill_out = float((spill * share_in).sum()), float((spill * (1 - share_in)).sum())
+    minutes = len(series)
+    scale = HOURS_PER_MONTH * 60 / Decimal(minutes)  # the observed window repeats for a month
+    spill_cost = (Decimal(str(round(spill_in))) * econ.input_price + Decimal(str(round(spill_out))) * econ.output_price
+                  ) / MILLION * scale
+    reserved_cost = econ.hourly_per_unit * units * HOURS_PER_MONTH
+    return {
+        "units": units,
+        "capacity_tpm": int(capacity),
+        "sustained_utilization": float(served.sum() / (capacity * minutes)) if units else None,
+        "minutes_above_capacity_share": float((total > capacity).mean()) if units else float((total > 0).mean()),
+        "spillover_tokens_per_month": int(round(float(spill.sum()) * float(scale))),
+        "provisioned_monthly_usd": reserved_cost,
+        "spillover_monthly_usd": spill_cost,
+        "monthly_cost_usd": reserved_cost + spill_cost,
+    }
+
+
+def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None) -> dict:
+    """Evaluate N = 0..enough units; pick the cheapest and explain the verdict in words."""
+    total = series["input_tokens"] + series["output_tokens"]
+    peak = float(total.max())
+    enough = max(1, int(np.ceil(peak / econ.tpm_per_unit))) if max_units is None else max_units
+    options = [evaluate_units(series, econ, n) for n in range(0, enough + 1)]
+    best = min(options, key=lambda o: (o["monthly_cost_usd"], o["units"]))
+    on_demand = options[0]["monthly_cost_usd"]
+    saving = on_demand - best["monthly_cost_usd"]
+    mean = float(total.mean())
+    if best["units"] == 0:
+        needed = breakeven(replace(econ, units=1))["breakeven_utilization"]
+        used = options[1]["sustained_utilization"]
+        if needed > 1:
+            verdict = (f"stay on-demand: a model unit costs more than its whole capacity bought on demand "
+                       f"(break-even at {needed:.0%} utilisation), so no traffic level makes it pay")
+        else:
+            verdict = (f"stay on-demand: one unit would run at {used:.0%} sustained utilisation and only pays off "
+                       f"above {needed:.0%}; a reservation would mostly buy idle time")
+    else:
+        verdict = (f"buy {best['units']} model unit(s) ({econ.term} term): sustained utilisation "
+                   f"{best['sustained_utilization']:.0%}, {best['minutes_above_capacity_share']:.1%} of minutes spill "
+                   f"to on-demand, saving ${saving:,.2f} a month ({saving / on_demand:.0%}) versus all on-demand")
+    return {
+        "model": econ.model, "region": econ.region, "term": econ.term, "tpm_per_unit": econ.tpm_per_unit,
+        "window_minutes": len(series), "window_start": series.index[0].isoformat(),
+        "window_end": series.index[-1].isoformat(),
+        "assumption": "the observed window repeats for a 730-hour month; capacity counts input + output tokens",
+        "tokens_per_minute": tpm_percentiles(series),
+        "burstiness": {"peak_to_mean": peak / mean if mean else None,
+                       "minutes_above_one_unit_share": float((total > econ.tpm_per_unit).mean())},
+        "options": options,
+        "monthly_cost_usd": {str(o["units"]): o["monthly_cost_usd"] for o in options},
+        "recommended_units": best["units"],
+        "all_on_demand_monthly_usd": on_demand,
+        "monthly_saving_usd": saving,
+        "verdict": verdict,
+        "sources": econ.sources,
+    }
+
+
+def weekly_utilization(series: pd.DataFrame, econ: UnitEconomics, threshold: float = 0.5) -> list[dict]:
+    """Sustained utilisation of an existing reservation per ISO week; flags weeks below `threshold`."""
+    capacity = econ.units * econ.tpm_per_unit
+    total = (series["input_tokens"] + series["output_tokens"]).clip(upper=capacity)
+    rows = []
+    for week, chunk in total.groupby(total.index.to_period("W-SUN")):
+        utilization = float(chunk.sum() / (capacity * len(chunk))) if len(chunk) else 0.0
+        rows.append({"week": str(week.start_time.date()), "minutes": int(len(chunk)),
+                     "sustained_utilization": utilization, "flagged": utilization < threshold})
+    return rows

@@ -1,0 +1,113 @@
+"""Traffic as a per-minute series of input/output tokens, from the ledger, CloudWatch or CSV traces."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from tokenomy.errors import ConfigError
+from tokenomy.ledger.store import LedgerStore
+
+COLUMNS = ["input_tokens", "output_tokens", "requests"]
+
+
+def _per_minute(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sum per minute and fill silent minutes with zeros, so time-weighted figures see idle time."""
+    if frame.empty:
+        raise ConfigError("no traffic in the chosen window; widen --since/--until or check the filters")
+    frame = frame.set_index("ts").sort_index()
+    series = frame[COLUMNS].resample("1min").sum()
+    return series.astype("int64")
+
+
+def from_csv(path: str | Path) -> pd.DataFrame:
+    """Read a request trace: Azure format (TIMESTAMP,ContextTokens,GeneratedTokens) or ts,input_tokens,output_tokens."""
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: cannot read trace CSV ({exc})") from None
+    names = {c.lower(): c for c in raw.columns}
+    if {"timestamp", "contexttokens", "generatedtokens"} <= set(names):
+        frame = pd.DataFrame({"ts": raw[names["timestamp"]], "input_tokens": raw[names["contexttokens"]],
+                              "output_tokens": raw[names["generatedtokens"]]})
+    elif {"ts", "input_tokens", "output_tokens"} <= set(names):
+        frame = pd.DataFrame({"ts": raw[names["ts"]], "input_tokens": raw[names["input_tokens"]],
+                              "output_tokens": raw[names["output_tokens"]]})
+    else:
+        raise ConfigError(f"{path}: unknown trace columns {list(raw.columns)}; expected TIMESTAMP,ContextTokens,"
+                          "GeneratedTokens (Azure) or ts,input_tokens,output_tokens")
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
+    bad = frame[frame["ts"].isna() | (frame["input_tokens"] < 0) | (frame["output_tokens"] < 0)]
+    if len(bad):
+        first = int(bad.index[0]) + 2  # header is line 1
+        raise ConfigError(f"{path}:{first}: bad timestamp or negative token count ({len(bad)} such row(s))")
+    frame["requests"] = 1
+    return _per_minute(frame)
+
+
+def from_ledger(store: LedgerStore, model: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> pd.DataFrame:
+    """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity)."""
+    p = store.placeholder
+    clauses, params = ["outcome = 'ok'"], []
+    if model:
+        clauses.append(f"model = {p}")
+        params.append(model)
+    if since:
+        clauses.append(f"ts >= {p}")
+        params.append(since)
+    if until:
+        clauses.append(f"ts < {p}")
+        params.append(until)
+    rows = store.query(f"SELECT ts, input_tokens + cache_read_tokens + cache_write_tokens AS input_tokens, "
+                       f"output_tokens, 1 AS requests FROM usage_events WHERE {' AND '.join(clauses)}", params)
+    frame = pd.DataFrame(rows, columns=["ts", *COLUMNS])
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return _per_minute(frame)
+
+
+def from_cloudwatch(model: str, region: str, since: datetime, until: datetime,
+                    endpoint_url: str | None = None) -> pd.DataFrame:
+    """AWS/Bedrock InputTokenCount, OutputTokenCount, Invocations, InvocationThrottles by ModelId, per minute."""
+    import boto3
+
+    client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+    metrics = {"input_tokens": "InputTokenCount", "output_tokens": "OutputTokenCount", "requests": "Invocations",
+               "throttles": "InvocationThrottles"}
+    queries = [{"Id": key, "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": "AWS/Bedrock", "MetricName": name, "Dimensions": [{"Name": "ModelId", "Value": model}]},
+        "Period": 60, "Stat": "Sum"}} for key, name in metrics.items()]
+    values: dict[str, dict] = {key: {} for key in metrics}
+    token = None
+    while True:
+        kwargs = {"MetricDataQueries": queries, "StartTime": since, "EndTime": until}
+        if token:
+            kwargs["NextToken"] = token
+        page = client.get_metric_data(**kwargs)
+        for result in page["MetricDataResults"]:
+            for ts, value in zip(result["Timestamps"], result["Values"]):
+                values[result["Id"]][pd.Timestamp(ts).tz_convert("UTC").floor("1min")] = value
+        token = page.get("NextToken")
+        if not token:
+            break
+    index = sorted(set().union(*[v.keys() for v in values.values()]))
+    if not index:
+        raise ConfigError(f"CloudWatch has no AWS/Bedrock metrics for ModelId={model} in {region} "
+                          f"between {since.isoformat()} and {until.isoformat()}")
+    frame = pd.DataFrame({key: [values[key].get(ts, 0) for ts in index] for key in metrics},
+                         index=pd.DatetimeIndex(index, name="ts"))
+    frame = frame.resample("1min").sum()
+    return frame.astype("int64")
+
+
+def window_hours(series: pd.DataFrame) -> float:
+    """Length of the observed window in hours (at least one minute)."""
+    return max(len(series), 1) / 60
+
+
+def default_window() -> tuple[datetime, datetime]:
+    until = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    return until - timedelta(days=7), until
