@@ -34,6 +34,8 @@ class ModelConfig(_Strict):
     endpoint_url: Optional[str] = None
     profile: Optional[str] = None
     price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
+    system_prompt: Optional[str] = Field(None, description="instructions added before every system prompt "
+                                         "(house style, or a benchmark variant)")
 
     @field_validator("api_key_env")
     @classmethod

@@ -1,0 +1,1 @@
+"""Benchmarking cost per task against quality on your own prompts."""

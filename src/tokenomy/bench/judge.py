@@ -1,0 +1,65 @@
+"""LLM-as-a-judge: one fixed evaluator scores every candidate on the same rubric (1–5 per criterion)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tokenomy.messages import ChatRequest, RequestMeta
+
+RUBRIC = ("correctness", "completeness", "helpfulness", "coherence", "relevance", "safety")
+JUDGE_SYSTEM = ("You are a strict evaluator. Score the ANSWER to the TASK on each criterion from 1 (bad) to 5 "
+                "(excellent) with a few words of reason. Reply with exactly one line per criterion, in the form "
+                "`criterion: score - reason`, for: " + ", ".join(RUBRIC) + ".")
+
+
+@dataclass
+class Verdict:
+    scores: dict[str, int]
+    reasons: dict[str, str]
+    quality: float  # 0–100
+    parsed: bool
+    cost_usd: object
+    raw: str
+
+
+def judge_prompt(task_prompt: str, answer: str, expected: object = None, ask: str = "Scores:") -> str:
+    reference = f"\nREFERENCE ANSWER: {expected}" if expected not in (None, "") else ""
+    return f"TASK: {task_prompt}{reference}\nANSWER: {answer}\n\n{ask}"
+
+
+def parse_verdict(text: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Find `criterion: N - reason` lines; tolerate bold, brackets, '/5' and missing reasons."""
+    scores, reasons = {}, {}
+    for criterion in RUBRIC:
+        match = re.search(rf"{criterion}\W{{0,4}}\s*[:=\-]?\s*\**\s*([1-5])(?:\s*/\s*5)?\s*[-–:,.]?\s*(.*)", text, re.I)
+        if match:
+            scores[criterion] = int(match.group(1))
+            reasons[criterion] = match.group(2).strip()[:120]
+    return scores, reasons
+
+
+def judge(client, model: str, task_prompt: str, answer: str, expected: object = None) -> Verdict:  # noqa: ANN001
+    """Ask the evaluator for the whole rubric; criteria it did not score are asked one at a time.
+
+    A criterion that still gets no digit counts as 1, so a judge that rambles can't inflate scores.
+    """
+    meta = RequestMeta(task="bench-judge")
+    response = client.chat(ChatRequest.simple(judge_prompt(task_prompt, answer, expected), model=model,
+                                              system=JUDGE_SYSTEM, max_tokens=120, temperature=0.0, meta=meta))
+    scores, reasons = parse_verdict(response.text)
+    cost = response.cost_usd
+    raw = [response.text]
+    for criterion in [c for c in RUBRIC if c not in scores]:
+        single = client.chat(ChatRequest.simple(
+            judge_prompt(task_prompt, answer, expected, f"On a scale of 1 to 5, how good is the ANSWER's {criterion}? "
+                         "Reply with one digit, then a few words why."), model=model, max_tokens=16, temperature=0.0, meta=meta))
+        cost += single.cost_usd
+        raw.append(single.text)
+        digit = re.search(r"[1-5]", single.text)
+        if digit:
+            scores[criterion] = int(digit.group(0))
+            reasons[criterion] = single.text[digit.end():].strip(" .:-")[:120]
+    full = {c: scores.get(c, 1) for c in RUBRIC}
+    quality = (sum(full.values()) / len(RUBRIC) - 1) / 4 * 100
+    return Verdict(full, reasons, quality, parsed=len(scores) == len(RUBRIC), cost_usd=cost, raw="\n".join(raw))

@@ -1,0 +1,144 @@
+"""Run tasks × models × examples × repeats, streaming each call, appending results as they arrive."""
+
+from __future__ import annotations
+
+import csv
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tokenomy.bench.judge import RUBRIC, judge
+from tokenomy.bench.scorers import score
+from tokenomy.bench.tasks import Example, Task
+from tokenomy.errors import TokenomyError
+from tokenomy.messages import ChatRequest, RequestMeta
+
+FIELDS = ["task", "model", "example", "repeat", "prompt", "expected", "answer", "quality", "note", "input_tokens",
+          "output_tokens", "cache_read_tokens", "cost_usd", "latency_ms", "ttft_ms", "error", "judge_model",
+          "judge_cost_usd", "judge_scores", "rubric"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    models: tuple[str, ...]
+    repeat: int = 1
+    concurrency: int = 1
+    sample: int | None = None
+    seed: int = 0
+    judge_model: str | None = None
+    max_tokens: int = 64
+    system_prompts: dict[str, str] | None = None  # per-model instructions (variants)
+
+
+def plan_jobs(tasks: list[Task], settings: RunSettings) -> list[tuple[Task, str, Example, int]]:
+    rng = random.Random(settings.seed)
+    jobs = []
+    for task in tasks:
+        examples = list(task.examples)
+        if settings.sample is not None and settings.sample < len(examples):
+            examples = sorted(rng.sample(examples, settings.sample), key=lambda e: e.index)
+        for model in settings.models:
+            for example in examples:
+                for repeat in range(settings.repeat):
+                    jobs.append((task, model, example, repeat))
+    return jobs
+
+
+def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
+    """Keys of rows that completed without error (failures are retried on resume)."""
+    if not csv_path.exists():
+        return set()
+    with csv_path.open(newline="") as handle:
+        return {(r["task"], r["model"], r["example"], r["repeat"]) for r in csv.DictReader(handle) if not r["error"]}
+
+
+def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:  # noqa: ANN001
+    """One streamed call, scored; a failure becomes a row with `error`, never an exception."""
+    prompt = task.render(example)
+    extra = (settings.system_prompts or {}).get(model)
+    system = "\n\n".join(p for p in (extra, task.system) if p) or None
+    row: dict[str, Any] = {"task": task.name, "model": model, "example": example.index, "repeat": repeat,
+                           "prompt": prompt, "expected": "" if example.expected is None else str(example.expected),
+                           "error": "", "judge_model": settings.judge_model or "", "rubric": ""}
+    try:
+        final = None
+        for chunk in client.stream(ChatRequest.simple(prompt, model=model, system=system,
+                                                      max_tokens=task.max_tokens or settings.max_tokens,
+                                                      temperature=0.0, meta=RequestMeta(task=f"bench:{task.name}"))):
+            if chunk.response is not None:
+                final = chunk.response
+        assert final is not None
+    except TokenomyError as exc:
+        row.update(error=f"{type(exc).__name__}: {exc}"[:300], quality="")
+        return row
+    usage = final.usage
+    row.update(answer=final.text, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+               cache_read_tokens=usage.cache_read_tokens, cost_usd=str(final.cost_usd),
+               latency_ms=round(final.latency_ms, 2), ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2))
+    if task.scorer == "judge":
+        if not settings.judge_model:
+            row.update(error="task uses the judge scorer: pass --judge MODEL", quality="")
+            return row
+        verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
+        row.update(quality=round(verdict.quality, 2), note="parsed" if verdict.parsed else "partly parsed",
+                   judge_cost_usd=str(verdict.cost_usd),
+                   judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC), rubric=",".join(RUBRIC))
+    else:
+        quality, note = score(task, example, final.text)
+        row.update(quality=round(quality, 2), note=note)
+    return row
+
+
+def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume: bool = False,  # noqa: ANN001
+        on_row: Callable[[dict], None] | None = None) -> Path:
+    """Execute the plan; rows are appended to DIR/results.csv as each call finishes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "results.csv"
+    if not resume and csv_path.exists():
+        csv_path.unlink()
+    done = finished_keys(csv_path) if resume else set()
+    jobs = [j for j in plan_jobs(tasks, settings)
+            if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done]
+    lock = threading.Lock()
+    new_file = not csv_path.exists()
+    with csv_path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        if new_file:
+            writer.writeheader()
+
+        def work(job):  # noqa: ANN001, ANN202
+            row = run_one(client, *job, settings)
+            with lock:
+                writer.writerow({k: row.get(k, "") for k in FIELDS})
+                handle.flush()
+            if on_row:
+                on_row(row)
+
+        pool = ThreadPoolExecutor(max_workers=max(1, settings.concurrency))
+        try:
+            for future in [pool.submit(work, job) for job in jobs]:
+                future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C, a crash): drop queued work; finished rows are already on disk.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+    write_parquet(csv_path)
+    return csv_path
+
+
+def write_parquet(csv_path: Path) -> Path:
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    target = csv_path.with_suffix(".parquet")
+    frame.to_parquet(target, index=False)
+    return target
+
+
+def count_jobs(tasks: list[Task], settings: RunSettings, out_dir: Path, resume: bool) -> int:
+    done = finished_keys(out_dir / "results.csv") if resume else set()
+    return sum(1 for j in plan_jobs(tasks, settings) if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done)

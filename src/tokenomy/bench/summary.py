@@ -1,0 +1,96 @@
+"""Per task and model: quality with a 95% interval, cost per task, latency, verbosity, failures; the pick."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def load_results(csv_path: Path) -> pd.DataFrame:
+    """Results with the latest row per (task, model, example, repeat) — resumed runs may retry failures."""
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    return frame.drop_duplicates(["task", "model", "example", "repeat"], keep="last")
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    if len(values) < 2 or np.all(values == values[0]):
+        return float(values.mean()), float(values.mean())
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return max(0.0, float(low)), min(100.0, float(high))
+
+
+def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
+    """The summary JSON: one row per task and model, and per task the recommended model with reasons."""
+    rows = []
+    for (task, model), group in frame.groupby(["task", "model"], sort=False):
+        ok = group[group["error"] == ""]
+        quality = ok["quality"].astype(float).to_numpy() if len(ok) else np.array([])
+        costs = [Decimal(c) for c in ok["cost_usd"]] if len(ok) else []
+        judge_costs = [Decimal(c) for c in ok["judge_cost_usd"] if c]
+        latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
+        ttft = ok["ttft_ms"][ok["ttft_ms"] != ""].astype(float).to_numpy() if len(ok) else np.array([])
+        low, high = _interval(quality) if len(quality) else (math.nan, math.nan)
+        rows.append({
+            "task": task, "model": model, "examples": int(len(group)),
+            "quality": round(float(quality.mean()), 2) if len(quality) else None,
+            "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
+            "cost_per_task_usd": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
+            "judge_cost_usd": sum(judge_costs, Decimal(0)),
+            "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
+            "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
+            "ttft_p50_ms": round(float(np.percentile(ttft, 50)), 1) if len(ttft) else None,
+            "ttft_p95_ms": round(float(np.percentile(ttft, 95)), 1) if len(ttft) else None,
+            "output_tokens_mean": round(float(ok["output_tokens"].astype(float).mean()), 1) if len(ok) else None,
+            "failure_rate": round(1 - len(ok) / len(group), 4) if len(group) else None,
+        })
+    picks = {task: recommend([r for r in rows if r["task"] == task], tolerance) for task in dict.fromkeys(
+        r["task"] for r in rows)}
+    return {"tolerance_points": tolerance, "results": rows, "recommendations": picks}
+
+
+def recommend(rows: list[dict], tolerance: float) -> dict:
+    """The cheapest model within `tolerance` quality points of the best, with the call-outs in words."""
+    scored = [r for r in rows if r["quality"] is not None and r["cost_per_task_usd"] is not None]
+    if not scored:
+        return {"model": None, "reason": "no successful results"}
+    best = max(scored, key=lambda r: (r["quality"], -r["cost_per_task_usd"]))
+    close = [r for r in scored if r["quality"] >= best["quality"] - tolerance]
+    pick = min(close, key=lambda r: (r["cost_per_task_usd"], -r["quality"]))
+    notes = []
+    for row in scored:
+        if row is best or not best["cost_per_task_usd"]:
+            continue
+        ratio = row["cost_per_task_usd"] / best["cost_per_task_usd"]
+        gap = best["quality"] - row["quality"]
+        if gap <= tolerance and ratio <= Decimal("0.5"):
+            notes.append(f"{row['model']}: same quality, much cheaper ({gap:+.1f} points, {float(ratio):.0%} of the cost "
+                         f"of {best['model']})")
+        elif tolerance < gap <= 3 * tolerance and ratio <= Decimal("0.2"):
+            notes.append(f"{row['model']}: slightly worse, dramatically cheaper ({-gap:.1f} points, "
+                         f"{float(ratio):.0%} of the cost of {best['model']})")
+    return {"model": pick["model"], "best_quality_model": best["model"], "quality": pick["quality"],
+            "cost_per_task_usd": pick["cost_per_task_usd"], "notes": notes,
+            "reason": f"cheapest within {tolerance:g} points of the best ({best['model']}, {best['quality']:.1f})"}
+
+
+def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None) -> list[dict]:
+    """Per example: the cheapest model whose quality met the bar (best for that example minus tolerance)."""
+    labels = []
+    ok = frame[frame["error"] == ""].copy()
+    ok["quality_f"] = ok["quality"].astype(float)
+    ok["cost_d"] = ok["cost_usd"].map(Decimal)
+    for (task, example), group in ok.groupby(["task", "example"], sort=False):
+        per_model = group.groupby("model").agg(quality=("quality_f", "mean"), prompt=("prompt", "first"))
+        costs = group.groupby("model")["cost_d"].apply(lambda s: sum(s, Decimal(0)) / len(s))
+        bar = per_model["quality"].max() - tolerance
+        eligible = [(costs[m], m) for m in per_model.index if per_model.loc[m, "quality"] >= bar]
+        cost, model = min(eligible)
+        labels.append({"task": task, "example": int(example), "prompt": per_model["prompt"].iloc[0], "label": model,
+                       "tier": (tiers or {}).get(model), "quality_by_model": per_model["quality"].round(2).to_dict(),
+                       "cost_by_model": {m: str(c) for m, c in costs.items()}})
+    return labels
