@@ -1,0 +1,73 @@
+"""`tokenomy keys create|list|revoke|team-budget`: virtual API keys for the gateway."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+
+keys_app = typer.Typer(help="Virtual API keys for `tokenomy serve` (stored hashed; budgets and rate limits).",
+                       no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
+
+
+def _store(ledger):  # noqa: ANN001, ANN202
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    return KeyStore(open_store(ledger))
+
+
+@keys_app.command("create")
+def create(
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Spend limit per period (USD)."),
+    period: str = typer.Option("month", "--period", help="day, month or total."),
+    rpm: Optional[int] = typer.Option(None, "--rpm", help="Requests per minute."),
+    team: Optional[str] = typer.Option(None, "--team", help="Team (tenant) the key belongs to."),
+    name: Optional[str] = typer.Option(None, "--name", help="A label for people."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a key. The secret is printed once; only its hash is stored."""
+    secret, key = _store(ledger).create(None if budget_usd is None else Decimal(str(budget_usd)), period, rpm, team,
+                                        name)
+    if as_json:
+        print_json({"key": secret, "key_id": key.key_id, "budget_usd": key.budget_usd, "period": key.period,
+                    "rpm": key.rpm, "team": key.team, "name": key.name})
+        return
+    console.print(f"key: [bold]{secret}[/bold]\nid: {key.key_id} (the secret is not stored; keep it now)")
+
+
+@keys_app.command("list")
+def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    """List keys (ids and limits, never secrets)."""
+    keys = _store(ledger).list()
+    if as_json:
+        print_json([k.__dict__ for k in keys])
+        return
+    console.print(table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
+                        [[k.key_id, k.name, k.team, k.budget_usd, k.period, k.rpm, k.revoked] for k in keys]))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = LedgerOption) -> None:
+    """Revoke a key (gateways notice within 30 seconds)."""
+    if not _store(ledger).revoke(key_id):
+        raise typer.BadParameter(f"no key with id {key_id!r}; see `tokenomy keys list`")
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("team-budget")
+def team_budget(team: str = typer.Argument(..., help="Team name used with `keys create --team`."),
+                budget_usd: float = typer.Option(..., "--budget-usd", help="Team spend limit per period."),
+                period: str = typer.Option("month", "--period", help="day, month or total."),
+                ledger: Optional[str] = LedgerOption) -> None:
+    """Set a team budget; each key of the team is held to both its own and the team's limit."""
+    _store(ledger).set_team_budget(team, Decimal(str(budget_usd)), period)
+    console.print(f"team {team}: ${budget_usd} per {period}")

@@ -1,0 +1,35 @@
+"""`tokenomy serve`: the OpenAI-compatible gateway."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). "
+                                         "Without it the local model is served."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (share limits through redis_url)."),
+    ledger: Optional[str] = typer.Option(None, "--ledger", help="Ledger path or postgresql:// URL."),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve POST /v1/chat/completions, GET /v1/models, /healthz, /metrics (and /dashboard when available)."""
+    import uvicorn
+
+    from tokenomy.config import load_config
+
+    load_config(config)  # fail fast, with the key named, before any worker starts
+    if config:
+        os.environ["TOKENOMY_CONFIG"] = config
+    if ledger:
+        os.environ["TOKENOMY_LEDGER"] = ledger
+    uvicorn.run("tokenomy.gateway.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=30)

@@ -1,0 +1,318 @@
+"""`tokenomy serve`: OpenAI-compatible chat completions with routing, caching, caps, retries, budgets.
+
+Every request passes: auth (virtual key) → overload guard → route → rate limit → budget reservation
+(estimated cost) → the one call path (`tokenomy.client`) → settlement at the actual cost → ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from tokenomy.caching.placement import estimate_tokens
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.config import TokenomyConfig, load_config
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
+from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
+from tokenomy.ledger.store import open_store
+from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.messages import ChatResponse
+from tokenomy.pricing.catalog import default_catalog
+
+DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
+
+
+def error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> JSONResponse:
+    """OpenAI's error shape."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
+
+
+class OverloadGuard:
+    """At most `max_inflight` calls run and `max_queue` wait; beyond that requests are refused at once."""
+
+    def __init__(self, max_inflight: int, max_queue: int) -> None:
+        self.slots = asyncio.Semaphore(max_inflight)
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.inflight = 0
+
+    def full(self) -> bool:
+        return self.slots.locked() and self.waiting >= self.max_queue
+
+
+class Gateway:
+    """State shared by the handlers: config, client, keys, limits, estimates."""
+
+    def __init__(self, config: TokenomyConfig, ledger: str | None) -> None:
+        self.config = config
+        store = open_store(ledger or config.ledger)
+        self.store = store
+        self.writer = LedgerWriter(store, flush_interval=0.5)
+        self.client = Tokenomy(self.writer, models=config.model_specs(), store_prompts=config.store_prompts)
+        self.keys = KeyStore(store) if config.auth else None
+        self.limits = RedisLimits(config.redis_url) if config.redis_url else LocalLimits()
+        gateway = config.gateway or {}
+        self.guard = OverloadGuard(int(gateway.get("max_inflight", 64)), int(gateway.get("max_queue", 256)))
+        self._key_cache: dict[str, tuple[float, VirtualKey | None]] = {}
+        self._spent_base: dict[str, int] = {}
+        self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
+
+    # -- auth and budgets -----------------------------------------------------------------------
+    def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
+        if self.keys is None:
+            return None
+        if not header or not header.lower().startswith("bearer "):
+            return error(401, "Missing API key: send `Authorization: Bearer <key>` (create one with `tokenomy keys "
+                              "create`).", "invalid_request_error", "invalid_api_key")
+        secret = header[7:].strip()
+        cached = self._key_cache.get(secret)
+        if cached is None or time.monotonic() - cached[0] > 30:
+            cached = (time.monotonic(), self.keys.lookup(secret))
+            self._key_cache[secret] = cached
+        key = cached[1]
+        if key is None or key.revoked:
+            return error(401, "Invalid or revoked API key.", "invalid_request_error", "invalid_api_key")
+        return key
+
+    def budgets(self, key: VirtualKey | None) -> list[tuple[str, int, int]]:
+        """(counter, limit, spent so far) in nano-USD for the key and its team; the tighter one bites first."""
+        if key is None or self.keys is None:
+            return []
+        result = []
+        if key.budget_usd is not None:
+            start = period_start(key.period)
+            counter = f"key:{key.key_id}:{start.date()}"
+            result.append((counter, to_nano(key.budget_usd), self._base(counter, "key_id", key.key_id, start)))
+        if key.team:
+            team = self.keys.team_budget(key.team)
+            if team is not None:
+                start = period_start(team[1])
+                counter = f"team:{key.team}:{start.date()}"
+                result.append((counter, to_nano(team[0]), self._base(counter, "tenant", key.team, start)))
+        return result
+
+    def _base(self, counter: str, column: str, value: str, since) -> int:  # noqa: ANN001
+        if counter not in self._spent_base:
+            self._spent_base[counter] = to_nano(self.keys.spent(column, value, since)) if self.keys else 0
+        return self._spent_base[counter]
+
+    def estimate_nano(self, model_name: str, request) -> int:  # noqa: ANN001
+        """Worst-case cost of a call: its prompt at input price plus max_tokens at output price."""
+        spec = self.client.spec_for(model_name)
+        try:
+            entry = default_catalog().lookup(spec.pricing_model, spec.region if spec.region not in (
+                None, "global", "local") else None)
+        except TokenomyError:
+            return 0
+        prompt = estimate_tokens((request.system or "") + "".join(m.content for m in request.messages))
+        output = request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+        # Without caching information, price every prompt token at the dearest input rate that may apply.
+        input_rate = max(entry.input or 0, entry.cache_write or 0)
+        return to_nano((Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0)) / Decimal(1_000_000))
+
+
+def completion_body(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
+    usage = response.usage
+    return {
+        "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
+                     "finish_reason": response.finish_reason}],
+        "usage": usage_body(response),
+        "tokenomy": {"cost_usd": str(response.cost_usd), "model": response.model, "provider": response.provider,
+                     "tier": response.tier, "attempts": response.attempts, "cache_write_tokens": usage.cache_write_tokens},
+    }
+
+
+def usage_body(response: ChatResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {"prompt_tokens": usage.total_input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_input_tokens + usage.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens}}
+
+
+def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) -> FastAPI:
+    """Build the gateway app (no config: serves the local model)."""
+    config = config or load_config(None)
+    holder: dict[str, Gateway] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder["gw"] = Gateway(config, ledger)
+        app.state.ledger_store = holder["gw"].store
+        yield
+        holder["gw"].client.close()  # in-flight requests are done: flush the ledger
+
+    app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
+                  description="OpenAI-compatible chat completions with cost policies.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        param = ".".join(str(p) for p in first.get("loc", []) if p != "body") or None
+        return error(400, f"{param or 'body'}: {first.get('msg')}", "invalid_request_error", param=param)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """Liveness: the process is up and its ledger writer is running."""
+        gw = holder.get("gw")
+        return {"status": "ok", "pending_ledger_events": gw.writer.pending if gw else 0}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus text exposition of requests, tokens, cost and latency."""
+        return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        """The names clients may send as `model`: routes and configured models."""
+        names = sorted(set(config.routes) | set(config.models) | {"local"})
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions", responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
+                                                 404: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
+                                                 503: {"model": ErrorResponse}})
+    async def chat_completions(body: ChatCompletionRequest, request: Request):  # noqa: ANN202
+        """Create a chat completion (streaming with `stream: true`)."""
+        gw = holder["gw"]
+        started = time.perf_counter()
+        key = gw.authenticate(request.headers.get("authorization"))
+        if isinstance(key, JSONResponse):
+            return metrics.done(key, body.model, started)
+        route = config.route_for(body.model)
+        if route is None:
+            return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
+                                           "lists the names you can use.", "invalid_request_error", "model_not_found",
+                                      "model"), body.model, started)
+        if gw.guard.full():
+            return metrics.done(error(503, "The gateway is at capacity; retry with backoff.", "server_error",
+                                      "overloaded"), body.model, started)
+        if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
+            return metrics.done(error(429, f"Rate limit of {key.rpm} requests per minute reached for this key.",
+                                      "rate_limit_error", "rate_limit_exceeded"), body.model, started)
+        try:
+            call = to_chat_request(body, request.headers, key, route)
+        except ValueError as exc:
+            return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+        budgets = gw.budgets(key)
+        estimate = gw.estimate_nano(route.model or body.model, call) if budgets else 0
+        if budgets:
+            refused = await gw.limits.reserve(budgets, estimate)
+            if refused is not None:
+                scope = "team" if refused.startswith("team:") else "key"
+                return metrics.done(error(429, f"Budget exhausted for this {scope}: this request could cost up to "
+                                               f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the "
+                                               f"{scope}'s budget. Raise the budget or wait for the next period.",
+                                          "insufficient_quota", "budget_exceeded"), body.model, started)
+        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
+        request_id = "chatcmpl-" + uuid.uuid4().hex
+        gw.guard.waiting += 1
+        try:
+            await gw.guard.slots.acquire()
+        finally:
+            gw.guard.waiting -= 1
+        if body.stream:
+            return StreamingResponse(_stream(gw, call, route, policy, body, request_id, budgets, estimate, started),
+                                     media_type="text/event-stream")
+        try:
+            response = await _call(gw, call, route, policy)
+        except ProviderError as exc:
+            await _settle(gw, budgets, estimate, None)
+            return metrics.done(_provider_error(exc), body.model, started)
+        except TokenomyError as exc:
+            await _settle(gw, budgets, estimate, None)
+            return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+        finally:
+            gw.guard.slots.release()
+        await _settle(gw, budgets, estimate, response)
+        metrics.observe(response, body.model)
+        return metrics.done(JSONResponse(completion_body(response, body.model, request_id)), body.model, started)
+
+    try:
+        from tokenomy.analytics.dashboard import router as dashboard_router
+    except ModuleNotFoundError as exc:
+        if exc.name != "tokenomy.analytics.dashboard":
+            raise
+    else:
+        app.include_router(dashboard_router)
+    return app
+
+
+async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
+    if route.policy:
+        try:
+            from tokenomy.routing.dispatch import achat_via_route
+        except ModuleNotFoundError as exc:
+            raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
+                                "available") from exc
+        return await achat_via_route(gw.client, gw.config, call.meta.route, call)
+    return await gw.client.achat(call, policy=policy)
+
+
+async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None) -> None:  # noqa: ANN001
+    if budgets:
+        actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
+        await gw.limits.settle(budgets, estimate, actual)
+
+
+def _provider_error(exc: ProviderError) -> JSONResponse:
+    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
+    return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
+
+
+async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budgets, estimate: int,  # noqa: ANN001
+                  started: float) -> AsyncIterator[bytes]:
+    created = int(time.time())
+
+    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+        payload = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                   "choices": [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage is not None:
+            payload["usage"] = usage
+        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+    final: ChatResponse | None = None
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        if route.policy:
+            final = await _call(gw, call, route, policy)
+            yield chunk({"content": final.text})
+        else:
+            async for piece in gw.client.astream(call, policy=policy):
+                if piece.delta:
+                    yield chunk({"content": piece.delta})
+                if piece.response is not None:
+                    final = piece.response
+        assert final is not None
+        yield chunk({}, final.finish_reason)
+        if body.stream_options and body.stream_options.include_usage:
+            yield chunk({}, usage=usage_body(final))
+        metrics.observe(final, body.model)
+        metrics.count(body.model, 200, started)
+    except TokenomyError as exc:
+        kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
+        yield b"data: " + json.dumps({"error": {"message": str(exc), "type": kind, "param": None,
+                                                 "code": kind}}).encode() + b"\n\n"
+        metrics.count(body.model, 502, started)
+    finally:
+        gw.guard.slots.release()
+        await _settle(gw, budgets, estimate, final)
+    yield b"data: [DONE]\n\n"
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` with several workers: config and ledger come from the environment."""
+    return create_app(load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"))

@@ -1,0 +1,116 @@
+"""Virtual API keys, stored hashed in the ledger database, with budgets per key and per team."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from tokenomy.errors import ConfigError
+from tokenomy.ledger.store import LedgerStore
+
+PERIODS = ("day", "month", "total")
+KEYS_DDL = """CREATE TABLE IF NOT EXISTS gateway_keys (
+  key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT, team TEXT, budget_usd DECIMAL(20,12),
+  period TEXT NOT NULL, rpm INTEGER, created_at TIMESTAMPTZ NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE)"""
+TEAMS_DDL = """CREATE TABLE IF NOT EXISTS gateway_teams (
+  team TEXT PRIMARY KEY, budget_usd DECIMAL(20,12) NOT NULL, period TEXT NOT NULL)"""
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def period_start(period: str, now: datetime | None = None) -> datetime:
+    """Start of the budget window containing `now` (UTC calendar day or month; epoch for 'total')."""
+    now = now or datetime.now(timezone.utc)
+    if period == "day":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class VirtualKey:
+    key_id: str
+    name: str | None
+    team: str | None
+    budget_usd: Decimal | None
+    period: str
+    rpm: int | None
+    revoked: bool = False
+
+
+class KeyStore:
+    """Create, look up (by hash), list and revoke keys; team budgets beside them."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+        store.execute(KEYS_DDL)
+        store.execute(TEAMS_DDL)
+
+    def create(self, budget_usd: Decimal | None = None, period: str = "month", rpm: int | None = None,
+               team: str | None = None, name: str | None = None) -> tuple[str, VirtualKey]:
+        """Return the secret (shown once) and the stored key record."""
+        if period not in PERIODS:
+            raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
+        if budget_usd is not None and budget_usd < 0:
+            raise ConfigError(f"--budget-usd {budget_usd} must be >= 0")
+        if rpm is not None and rpm < 1:
+            raise ConfigError(f"--rpm {rpm} must be >= 1")
+        secret = "tk-" + secrets.token_urlsafe(24)
+        digest = hash_key(secret)
+        key = VirtualKey(digest[:12], name, team, budget_usd, period, rpm)
+        p = self.store.placeholder
+        self.store.execute(
+            f"INSERT INTO gateway_keys (key_id, key_hash, name, team, budget_usd, period, rpm, created_at, revoked) "
+            f"VALUES ({', '.join([p] * 9)})",
+            (key.key_id, digest, name, team, budget_usd, period, rpm, datetime.now(timezone.utc), False))
+        return secret, key
+
+    def lookup(self, secret: str) -> VirtualKey | None:
+        p = self.store.placeholder
+        rows = self.store.query(f"SELECT key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys "
+                                f"WHERE key_hash = {p}", (hash_key(secret),))
+        return _key(rows[0]) if rows else None
+
+    def list(self) -> list[VirtualKey]:
+        return [_key(r) for r in self.store.query("SELECT key_id, name, team, budget_usd, period, rpm, revoked "
+                                                  "FROM gateway_keys ORDER BY created_at")]
+
+    def revoke(self, key_id: str) -> bool:
+        p = self.store.placeholder
+        found = self.store.query(f"SELECT key_id FROM gateway_keys WHERE key_id = {p}", (key_id,))
+        if not found:
+            return False
+        self.store.execute(f"UPDATE gateway_keys SET revoked = TRUE WHERE key_id = {p}", (key_id,))
+        return True
+
+    def set_team_budget(self, team: str, budget_usd: Decimal, period: str = "month") -> None:
+        if period not in PERIODS:
+            raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
+        p = self.store.placeholder
+        self.store.execute(f"DELETE FROM gateway_teams WHERE team = {p}", (team,))
+        self.store.execute(f"INSERT INTO gateway_teams (team, budget_usd, period) VALUES ({p}, {p}, {p})",
+                           (team, budget_usd, period))
+
+    def team_budget(self, team: str) -> tuple[Decimal, str] | None:
+        p = self.store.placeholder
+        rows = self.store.query(f"SELECT budget_usd, period FROM gateway_teams WHERE team = {p}", (team,))
+        return (Decimal(str(rows[0]["budget_usd"])), rows[0]["period"]) if rows else None
+
+    def spent(self, column: str, value: str, since: datetime) -> Decimal:
+        """What the ledger says a key (column key_id) or team (column tenant) spent since `since`."""
+        p = self.store.placeholder
+        rows = self.store.query(f"SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM usage_events "
+                                f"WHERE {column} = {p} AND ts >= {p}", (value, since))
+        return Decimal(str(rows[0]["spent"]))
+
+
+def _key(row: dict) -> VirtualKey:
+    budget = row["budget_usd"]
+    return VirtualKey(row["key_id"], row["name"], row["team"], None if budget is None else Decimal(str(budget)),
+                      row["period"], row["rpm"], bool(row["revoked"]))
