@@ -16,13 +16,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerThread:
     """`with ServerThread(app) as url:` serves `app` on a free loopback port until the block ends."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0) -> None:
+    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0,
+                 lifespan: str = "off") -> None:
         import uvicorn
 
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+                                                    access_log=False, lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, name=f"emulator:{self.port}", daemon=True)
         self.startup_timeout = startup_timeout
 
