@@ -241,6 +241,22 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         metrics.observe(response, body.model)
         return metrics.done(JSONResponse(completion_body(response, body.model, request_id)), body.model, started)
 
+    default_openapi = app.openapi
+
+    def openapi_with_examples() -> dict:
+        """The served OpenAPI document, with a request example naming a model this gateway really serves."""
+        if app.openapi_schema is None:
+            schema = default_openapi()  # cached on app.openapi_schema; the example is added once
+            served = next(iter(config.routes), None) or next(iter(config.models), None) or "local"
+            body = schema.get("components", {}).get("schemas", {}).get("ChatCompletionRequest")
+            if body is not None:
+                body["example"] = {"model": served, "messages": [{"role": "user", "content": "Say hi."}],
+                                   "max_tokens": 8}
+                body["properties"]["model"]["examples"] = [served]
+        return app.openapi_schema
+
+    app.openapi = openapi_with_examples  # type: ignore[method-assign]
+
     try:
         from tokenomy.analytics.dashboard import router as dashboard_router
     except ModuleNotFoundError as exc:
