@@ -1,0 +1,221 @@
+"""Gateway overhead: requests/s and p50/p99 latency direct, through `tokenomy serve`, and through LiteLLM.
+
+An instant OpenAI-format upstream runs on loopback; `wrk` POSTs the same chat completion at
+concurrency 1 and 32 against (a) the upstream itself, (b) `tokenomy serve` (ledger and metrics on,
+one worker) and (c) the LiteLLM proxy (one worker, installed into its own venv under
+.tokenomy/bench-venvs/litellm, never the project venv). Prints a table and the ratios against the
+targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99.
+
+    .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".tokenomy" / "bench-venvs" / "litellm"
+BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Say hi in one word."}], "max_tokens": 8}
+PRICE_AS = "anthropic.claude-3-haiku-20240307-v1:0"  # priced like a real model so the ledger does real work
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until a POST to `url` answers 200 (the server is fully up, model name resolves)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {last}")
+        try:
+            r = httpx.post(url, json=BODY, headers={"authorization": "Bearer sk-bench"}, timeout=5)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready after {timeout}s: {last}")
+
+
+def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
+    """Run wrk; return requests/s, p50 and p99 in ms, and non-2xx count."""
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, timeout=duration + 60).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+
+
+def ensure_litellm() -> tuple[Path | None, str]:
+    """LiteLLM proxy in its own venv (created on first use); (path to `litellm`, why not)."""
+    exe = VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe, ""
+    print(f"installing litellm[proxy] into {VENV} (first run only) ...", flush=True)
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
+        pip = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], capture_output=True,
+                             text=True, timeout=1800)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return None, f"could not create the venv: {exc}"
+    if pip.returncode != 0 or not exe.exists():
+        return None, "pip install litellm[proxy] failed: " + (pip.stderr.strip().splitlines() or ["?"])[-1]
+    return exe, ""
+
+
+def start(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    tokenomy = Path(sys.executable).with_name("tokenomy")
+    work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
+    script = work / "post.lua"
+    script.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                      "wrk.headers[\"Authorization\"] = \"Bearer sk-bench\"\n"
+                      f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+    procs: list[subprocess.Popen] = []
+    targets: dict[str, str] = {}
+    notes: list[str] = []
+    env = {**os.environ, "BENCH_KEY": "sk-bench"}
+    try:
+        up_port = free_port()
+        upstream = f"http://127.0.0.1:{up_port}/v1"
+        procs.append(start([sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)]))
+        wait_ready(upstream + "/chat/completions", procs[-1], 30)
+        targets["direct"] = upstream + "/chat/completions"
+
+        gw_port = free_port()
+        config = work / "tokenomy.yaml"
+        config.write_text(json.dumps({"auth": False, "models": {"bench-model": {
+            "provider": "openai", "model": "bench-model", "base_url": upstream, "api_key_env": "BENCH_KEY",
+            "price_as": PRICE_AS}}}))
+        procs.append(start([str(tokenomy), "serve", "--config", str(config), "--port", str(gw_port), "--ledger",
+                            str(work / "ledger.duckdb")], env=env))
+        wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60)
+        targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+
+        if not args.no_litellm:
+            exe, why = ensure_litellm()
+            if exe is None:
+                notes.append(f"LiteLLM proxy not measured: {why}")
+            else:
+                ll_port = free_port()
+                ll_config = work / "litellm.yaml"
+                ll_config.write_text(json.dumps({"model_list": [{"model_name": "bench-model", "litellm_params": {
+                    "model": "openai/bench-model", "api_base": upstream, "api_key": "sk-bench"}}],
+                    "litellm_settings": {"telemetry": False}}))
+                ll_env = {**env, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True",
+                          "PATH": f"{exe.parent}:{env.get('PATH', '')}"}
+                procs.append(start([str(exe), "--config", str(ll_config), "--port", str(ll_port), "--host",
+                                    "127.0.0.1", "--num_workers", "1"], env=ll_env, cwd=work))
+                try:
+                    wait_ready(f"http://127.0.0.1:{ll_port}/v1/chat/completions", procs[-1], 180)
+                    targets["litellm"] = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
+                except RuntimeError as exc:
+                    notes.append(f"LiteLLM proxy did not start: {exc}")
+
+        results: dict[str, dict[int, dict]] = {}
+        for name, url in targets.items():
+            wrk(url, 4, 1, script)  # warm up connections, caches and JIT-free paths alike
+            results[name] = {c: wrk(url, c, args.duration, script) for c in (1, 32)}
+            print(f"measured {name}", file=sys.stderr, flush=True)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+    verdict = verdicts(results)
+    if args.json:
+        print(json.dumps({"results": results, "verdicts": verdict, "notes": notes}, indent=2))
+        return 0
+    report(results, verdict, notes)
+    return 0
+
+
+def verdicts(results: dict) -> list[dict]:
+    """Ratios against the targets (only those the measured targets allow)."""
+    out = []
+    direct, gw, ll = results.get("direct"), results.get("tokenomy"), results.get("litellm")
+    if direct and gw:
+        added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
+        out.append({"check": "added p50 at c=1 < 1 ms", "value": f"{added:.3f} ms", "ok": added < 1.0})
+    if gw and ll:
+        ratio = gw[32]["rps"] / ll[32]["rps"] if ll[32]["rps"] else float("inf")
+        out.append({"check": "rps at c=32 >= 10x LiteLLM", "value": f"{ratio:.1f}x", "ok": ratio >= 10})
+        out.append({"check": "p99 at c=32 lower than LiteLLM", "value":
+                    f"{gw[32]['p99_ms']:.2f} vs {ll[32]['p99_ms']:.2f} ms", "ok": gw[32]["p99_ms"] < ll[32]["p99_ms"]})
+        if ll[1]["p50_ms"] and direct:
+            out.append({"check": "LiteLLM added p50 at c=1 (for reference)",
+                        "value": f"{ll[1]['p50_ms'] - direct[1]['p50_ms']:.3f} ms", "ok": None})
+    return out
+
+
+def report(results: dict, verdict: list[dict], notes: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="Gateway overhead (instant upstream on loopback, wrk)")
+    for col in ("target", "c", "req/s", "p50 ms", "p99 ms", "non-2xx"):
+        table.add_column(col, justify="right" if col != "target" else "left")
+    for name, by_c in results.items():
+        for c, r in by_c.items():
+            table.add_row(name, str(c), f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                          str(r["non_2xx"]))
+    console.print(table)
+    for v in verdict:
+        mark = "" if v["ok"] is None else ("[green]met[/green]" if v["ok"] else "[red]NOT met[/red]")
+        console.print(f"{v['check']}: {v['value']} {mark}")
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
