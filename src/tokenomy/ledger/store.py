@@ -160,6 +160,26 @@ class DuckDBStore(LedgerStore):
         finally:
             conn.close()
 
+    def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
+        # DuckDB's executemany costs ~5 ms per row; one INSERT ... SELECT from an Arrow table is ~1000x
+        # cheaper, which a busy gateway's ledger needs. Falls back to row by row if Arrow cannot type a batch.
+        if not sql.startswith("INSERT INTO usage_events ") or len(rows) < 2:
+            conn.executemany(sql, rows)
+            return
+        import duckdb
+        import pyarrow as pa
+
+        try:
+            batch = pa.table({c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)})
+            conn.register("_tokenomy_batch", batch)
+            try:  # one statement: it lands whole or not at all, so the fallback cannot double-write
+                conn.execute(f"INSERT INTO usage_events ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+                             "FROM _tokenomy_batch ON CONFLICT (event_id) DO NOTHING")
+            finally:
+                conn.unregister("_tokenomy_batch")
+        except (pa.ArrowException, duckdb.Error):
+            conn.executemany(sql, rows)
+
 
 class PostgresStore(LedgerStore):
     dialect = "postgres"
