@@ -27,6 +27,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
+from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse
@@ -53,6 +54,27 @@ class OverloadGuard:
         return self.slots.locked() and self.waiting >= self.max_queue
 
 
+class GatewayClient(Tokenomy):
+    """The one call path, with OpenAI-compatible upstreams reached through a pooled async passthrough."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.upstreams: dict[tuple, AsyncOpenAIUpstream] = {}
+
+    def provider_for(self, spec):  # noqa: ANN001, ANN201
+        if spec.provider != "openai" or os.environ.get("TOKENOMY_GATEWAY_SDK_UPSTREAM"):
+            return super().provider_for(spec)
+        key = (spec.base_url, spec.api_key_env)
+        upstream = self.upstreams.get(key)
+        if upstream is None:
+            upstream = self.upstreams[key] = AsyncOpenAIUpstream(spec)
+        return upstream
+
+    async def aclose_upstreams(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.aclose()
+
+
 class Gateway:
     """State shared by the handlers: config, client, keys, limits, estimates."""
 
@@ -61,7 +83,7 @@ class Gateway:
         store = open_store(ledger or config.ledger)
         self.store = store
         self.writer = LedgerWriter(store, flush_interval=0.5)
-        self.client = Tokenomy(self.writer, models=config.model_specs(), store_prompts=config.store_prompts)
+        self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts)
         self.keys = KeyStore(store) if config.auth else None
         self.limits = RedisLimits(config.redis_url) if config.redis_url else LocalLimits()
         gateway = config.gateway or {}
@@ -153,6 +175,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         holder["gw"] = Gateway(config, ledger)
         app.state.ledger_store = holder["gw"].store
         yield
+        await holder["gw"].client.aclose_upstreams()
         holder["gw"].client.close()  # in-flight requests are done: flush the ledger
 
     app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
