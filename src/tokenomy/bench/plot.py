@@ -1,9 +1,8 @@
-"""Cost per task against quality: one point per model, the Pareto frontier, the knee; PNG + HTML."""
+"""Cost per task against quality: one point per model, the Pareto frontier drawn, the knee marked (PNG)."""
 
 from __future__ import annotations
 
-import base64
-import html
+import re
 from pathlib import Path
 
 import matplotlib
@@ -35,57 +34,56 @@ def knee(frontier: list[tuple[float, float, str]]) -> tuple[float, float, str] |
     return max(frontier[1:-1], key=distance)
 
 
+def _draw(ax, rows: list[dict], task: str) -> None:  # noqa: ANN001 - a matplotlib Axes
+    points = [(float(r["cost_per_task_usd"]), r["quality"], r["model"]) for r in rows]
+    frontier = pareto_frontier(points)
+    best_knee = knee(frontier)
+    ax.scatter([p[0] for p in points], [p[1] for p in points], s=50, color="#4c72b0", zorder=3)
+    for cost, quality, name in points:
+        ax.annotate(name, (cost, quality), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.plot([p[0] for p in frontier], [p[1] for p in frontier], "--", color="#dd8452", label="Pareto frontier")
+    if best_knee:
+        ax.scatter([best_knee[0]], [best_knee[1]], s=180, facecolors="none", edgecolors="#c44e52", linewidths=2,
+                   label=f"knee: {best_knee[2]}", zorder=4)
+    ax.set_xlabel("cost per task (USD)")
+    ax.set_ylabel("quality (0–100)")
+    ax.set_title(f"{task}: cost per task vs quality", fontsize=10)
+    ax.set_ylim(-5, 105)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def _plottable(summary: dict) -> dict[str, list[dict]]:
+    by_task: dict[str, list[dict]] = {}
+    for row in summary["results"]:
+        if row["quality"] is not None and row["cost_per_task_usd"] is not None:
+            by_task.setdefault(row["task"], []).append(row)
+    return by_task
+
+
 def plot(summary: dict, out_dir: Path) -> list[Path]:
-    """One PNG per task; returns their paths."""
-    paths = []
-    for task in dict.fromkeys(r["task"] for r in summary["results"]):
-        rows = [r for r in summary["results"] if r["task"] == task and r["quality"] is not None
-                and r["cost_per_task_usd"] is not None]
-        if not rows:
-            continue
-        points = [(float(r["cost_per_task_usd"]), r["quality"], r["model"]) for r in rows]
-        frontier = pareto_frontier(points)
-        best_knee = knee(frontier)
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-        ax.scatter([p[0] for p in points], [p[1] for p in points], s=50, color="#4c72b0", zorder=3)
-        for cost, quality, name in points:
-            ax.annotate(name, (cost, quality), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        ax.plot([p[0] for p in frontier], [p[1] for p in frontier], "--", color="#dd8452", label="Pareto frontier")
-        if best_knee:
-            ax.scatter([best_knee[0]], [best_knee[1]], s=180, facecolors="none", edgecolors="#c44e52", linewidths=2,
-                       label=f"knee: {best_knee[2]}", zorder=4)
-        ax.set_xlabel("cost per task (USD)")
-        ax.set_ylabel("quality (0–100)")
-        ax.set_title(f"{task}: cost per task vs quality")
-        ax.set_ylim(-5, 105)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+    """DIR/pareto.png (one panel per task) first, then one pareto_<task>.png per task; returns their paths."""
+    by_task = _plottable(summary)
+    if not by_task:
+        return []
+    columns = min(3, len(by_task))
+    rows_n = -(-len(by_task) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(6.0 * columns, 4.2 * rows_n), dpi=100, squeeze=False)
+    for ax, (task, rows) in zip(axes.flat, by_task.items()):
+        _draw(ax, rows, task)
+    for ax in list(axes.flat)[len(by_task):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    paths = [out_dir / "pareto.png"]
+    fig.savefig(paths[0])
+    plt.close(fig)
+    for task, rows in by_task.items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+        _draw(ax, rows, task)
         fig.tight_layout()
-        path = out_dir / f"pareto_{task}.png"
+        path = out_dir / f"pareto_{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
     return paths
-
-
-def html_report(summary: dict, pngs: list[Path], out_dir: Path) -> Path:
-    """A self-contained HTML page: the summary table, recommendations and the embedded plots."""
-    head = ["task", "model", "quality", "ci95", "cost/task", "p50 ms", "p95 ms", "ttft p50", "out tokens", "failures"]
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r["task"], r["model"], r["quality"], r["quality_ci95"], r["cost_per_task_usd"], r["latency_p50_ms"],
-            r["latency_p95_ms"], r["ttft_p50_ms"], r["output_tokens_mean"], r["failure_rate"])) + "</tr>"
-        for r in summary["results"])
-    picks = "".join(f"<li><b>{html.escape(task)}</b>: {html.escape(str(p.get('model')))} — {html.escape(p['reason'])}"
-                    + "".join(f"<br><i>{html.escape(n)}</i>" for n in p.get("notes", [])) + "</li>"
-                    for task, p in summary["recommendations"].items())
-    images = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-                     for p in pngs)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Tokenomy benchmark</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}</style></head><body>"
-            f"<h1>Cost per task vs quality</h1><table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
-            f"<h2>Recommendations</h2><ul>{picks}</ul>{images}</body></html>")
-    path = out_dir / "report.html"
-    path.write_text(page)
-    return path

@@ -13,12 +13,13 @@ from typing import Any, Callable
 from tokenomy.bench.judge import RUBRIC, judge
 from tokenomy.bench.scorers import score
 from tokenomy.bench.tasks import Example, Task
-from tokenomy.errors import TokenomyError
+from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import ChatRequest, RequestMeta
 
 FIELDS = ["task", "model", "example", "repeat", "prompt", "expected", "answer", "quality", "note", "input_tokens",
           "output_tokens", "cache_read_tokens", "cost_usd", "latency_ms", "ttft_ms", "error", "judge_model",
-          "judge_cost_usd", "judge_scores", "rubric"]
+          "judge_cost_usd", "judge_scores", "judge_reasons", "rubric", "judge_error"]
+PARQUET_EVERY = 20  # rows between Parquet rewrites, so an interrupted run leaves a recent Parquet too
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,27 @@ def plan_jobs(tasks: list[Task], settings: RunSettings) -> list[tuple[Task, str,
 
 
 def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
-    """Keys of rows that completed without error (failures are retried on resume)."""
+    """Keys of rows that were called and scored (a failed call or a failed judging is retried on resume)."""
     if not csv_path.exists():
         return set()
     with csv_path.open(newline="") as handle:
-        return {(r["task"], r["model"], r["example"], r["repeat"]) for r in csv.DictReader(handle) if not r["error"]}
+        reader = csv.DictReader(handle)
+        if reader.fieldnames and list(reader.fieldnames) != FIELDS:
+            raise ConfigError(f"{csv_path}: written by another version of `tokenomy bench` (columns differ); "
+                              "use a new --out directory or drop --resume")
+        return {(r["task"], r["model"], r["example"], r["repeat"]) for r in reader
+                if not r["error"] and r["quality"] != ""}
 
 
 def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:  # noqa: ANN001
     """One streamed call, scored; a failure becomes a row with `error`, never an exception."""
-    prompt = task.render(example)
+    prompt = task.render(example)  # templates were checked when the task file was loaded
     extra = (settings.system_prompts or {}).get(model)
     system = "\n\n".join(p for p in (extra, task.system) if p) or None
     row: dict[str, Any] = {"task": task.name, "model": model, "example": example.index, "repeat": repeat,
                            "prompt": prompt, "expected": "" if example.expected is None else str(example.expected),
-                           "error": "", "judge_model": settings.judge_model or "", "rubric": ""}
+                           "error": "", "judge_model": (settings.judge_model or "") if task.scorer == "judge" else "",
+                           "rubric": ""}
     try:
         final = None
         for chunk in client.stream(ChatRequest.simple(prompt, model=model, system=system,
@@ -70,8 +77,9 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
                                                       temperature=0.0, meta=RequestMeta(task=f"bench:{task.name}"))):
             if chunk.response is not None:
                 final = chunk.response
-        assert final is not None
-    except TokenomyError as exc:
+        if final is None:
+            raise ProviderError("the stream ended without a final response")
+    except Exception as exc:  # noqa: BLE001 - one bad call must not stop the benchmark; it becomes a row
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], quality="")
         return row
     usage = final.usage
@@ -79,13 +87,16 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
                cache_read_tokens=usage.cache_read_tokens, cost_usd=str(final.cost_usd),
                latency_ms=round(final.latency_ms, 2), ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2))
     if task.scorer == "judge":
-        if not settings.judge_model:
-            row.update(error="task uses the judge scorer: pass --judge MODEL", quality="")
+        row["rubric"] = ",".join(RUBRIC)
+        try:
+            verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
+        except Exception as exc:  # noqa: BLE001 - the candidate's call is kept; only its score is missing
+            row.update(judge_error=f"{type(exc).__name__}: {exc}"[:300], quality="")
             return row
-        verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
         row.update(quality=round(verdict.quality, 2), note="parsed" if verdict.parsed else "partly parsed",
                    judge_cost_usd=str(verdict.cost_usd),
-                   judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC), rubric=",".join(RUBRIC))
+                   judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC),
+                   judge_reasons=" | ".join(f"{c}: {verdict.reasons[c]}" for c in RUBRIC if verdict.reasons.get(c)))
     else:
         quality, note = score(task, example, final.text)
         row.update(quality=round(quality, 2), note=note)
@@ -97,6 +108,10 @@ def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume:
     """Execute the plan; rows are appended to DIR/results.csv as each call finishes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "results.csv"
+    if settings.judge_model is None and any(t.scorer == "judge" for t in tasks):
+        names = ", ".join(t.name for t in tasks if t.scorer == "judge")
+        raise UsageError(f"task(s) {names} use the judge scorer: pass --judge MODEL (one evaluator for every "
+                         "candidate)")
     if not resume and csv_path.exists():
         csv_path.unlink()
     done = finished_keys(csv_path) if resume else set()
@@ -109,11 +124,16 @@ def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume:
         if new_file:
             writer.writeheader()
 
+        written = [0]
+
         def work(job):  # noqa: ANN001, ANN202
             row = run_one(client, *job, settings)
             with lock:
                 writer.writerow({k: row.get(k, "") for k in FIELDS})
                 handle.flush()
+                written[0] += 1
+                if written[0] % PARQUET_EVERY == 0:
+                    write_parquet(csv_path)
             if on_row:
                 on_row(row)
 
@@ -125,8 +145,10 @@ def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume:
             # Interrupted (Ctrl-C, a crash): drop queued work; finished rows are already on disk.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown()
-    write_parquet(csv_path)
+        finally:
+            pool.shutdown()
+            handle.flush()
+            write_parquet(csv_path)
     return csv_path
 
 

@@ -10,10 +10,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tokenomy.bench.judge import RUBRIC
+from tokenomy.errors import ConfigError
+
 
 def load_results(csv_path: Path) -> pd.DataFrame:
     """Results with the latest row per (task, model, example, repeat) — resumed runs may retry failures."""
+    if not Path(csv_path).exists():
+        raise ConfigError(f"{csv_path}: no results here; run `tokenomy bench run TASKS --out DIR` first")
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    for column in ("judge_error", "judge_cost_usd", "judge_model", "rubric", "ttft_ms"):
+        if column not in frame:
+            frame[column] = ""
     return frame.drop_duplicates(["task", "model", "example", "repeat"], keep="last")
 
 
@@ -28,8 +36,9 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
     """The summary JSON: one row per task and model, and per task the recommended model with reasons."""
     rows = []
     for (task, model), group in frame.groupby(["task", "model"], sort=False):
-        ok = group[group["error"] == ""]
-        quality = ok["quality"].astype(float).to_numpy() if len(ok) else np.array([])
+        ok = group[group["error"] == ""]  # the candidate answered (its cost and latency count)
+        scored = ok[ok["quality"] != ""]  # ... and it was scored (a judge failure leaves no quality)
+        quality = scored["quality"].astype(float).to_numpy()
         costs = [Decimal(c) for c in ok["cost_usd"]] if len(ok) else []
         judge_costs = [Decimal(c) for c in ok["judge_cost_usd"] if c]
         latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
@@ -50,7 +59,14 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
         })
     picks = {task: recommend([r for r in rows if r["task"] == task], tolerance) for task in dict.fromkeys(
         r["task"] for r in rows)}
-    return {"tolerance_points": tolerance, "results": rows, "recommendations": picks}
+    judged = frame[frame["judge_model"] != ""]
+    judge = None
+    if len(judged):
+        judge = {"model": ",".join(sorted(set(judged["judge_model"]))), "rubric": list(RUBRIC),
+                 "scale": "each criterion 1-5, quality = (mean - 1) / 4 * 100",
+                 "cost_usd": sum((Decimal(c) for c in judged["judge_cost_usd"] if c), Decimal(0)),
+                 "failures": int((judged["judge_error"] != "").sum())}
+    return {"tolerance_points": tolerance, "judge": judge, "results": rows, "recommendations": picks}
 
 
 def recommend(rows: list[dict], tolerance: float) -> dict:
@@ -78,19 +94,26 @@ def recommend(rows: list[dict], tolerance: float) -> dict:
             "reason": f"cheapest within {tolerance:g} points of the best ({best['model']}, {best['quality']:.1f})"}
 
 
-def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None) -> list[dict]:
-    """Per example: the cheapest model whose quality met the bar (best for that example minus tolerance)."""
+def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None,
+                  min_quality: float = 0.0) -> list[dict]:
+    """Per example: the cheapest model whose quality met the bar (the example's best minus tolerance, and at
+    least `min_quality`); when no model reaches `min_quality` the best one is the label, with met_bar false."""
     labels = []
-    ok = frame[frame["error"] == ""].copy()
+    ok = frame[(frame["error"] == "") & (frame["quality"] != "")].copy()
     ok["quality_f"] = ok["quality"].astype(float)
     ok["cost_d"] = ok["cost_usd"].map(Decimal)
     for (task, example), group in ok.groupby(["task", "example"], sort=False):
-        per_model = group.groupby("model").agg(quality=("quality_f", "mean"), prompt=("prompt", "first"))
-        costs = group.groupby("model")["cost_d"].apply(lambda s: sum(s, Decimal(0)) / len(s))
-        bar = per_model["quality"].max() - tolerance
+        per_model = group.groupby("model", sort=False).agg(quality=("quality_f", "mean"), prompt=("prompt", "first"))
+        costs = group.groupby("model", sort=False)["cost_d"].apply(lambda s: sum(s, Decimal(0)) / len(s))
+        best = per_model["quality"].max()
+        bar = max(best - tolerance, min_quality)
         eligible = [(costs[m], m) for m in per_model.index if per_model.loc[m, "quality"] >= bar]
+        met = bool(eligible)
+        if not met:  # nobody is good enough: route to the strongest, cheapest among equals
+            eligible = [(costs[m], m) for m in per_model.index if per_model.loc[m, "quality"] == best]
         cost, model = min(eligible)
         labels.append({"task": task, "example": int(example), "prompt": per_model["prompt"].iloc[0], "label": model,
-                       "tier": (tiers or {}).get(model), "quality_by_model": per_model["quality"].round(2).to_dict(),
+                       "tier": (tiers or {}).get(model), "met_bar": met, "quality_bar": round(float(bar), 2),
+                       "quality_by_model": {m: round(float(q), 2) for m, q in per_model["quality"].items()},
                        "cost_by_model": {m: str(c) for m, c in costs.items()}})
     return labels

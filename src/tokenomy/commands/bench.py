@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, print_json, table, usd
 
 bench_app = typer.Typer(help="Benchmark cost per task against quality on your own prompts.", no_args_is_help=True)
 
@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
 
 
-def print_summary(summary: dict, out: Path | None = None) -> None:
+def print_summary(summary: dict, out: Path | None = None, console=console) -> None:  # noqa: ANN001
+    """The summary table, the pick per task with its call-outs, the judge used, and where the files are."""
     console.print(table("Cost per task vs quality", ["task", "model", "quality", "95% CI", "cost/task", "p50 ms",
                                                      "p95 ms", "TTFT p50", "out tokens", "failures"],
                         [[r["task"], r["model"], r["quality"], r["quality_ci95"], usd(r["cost_per_task_usd"], 8),
@@ -29,18 +30,28 @@ def print_summary(summary: dict, out: Path | None = None) -> None:
         console.print(f"[bold]{task}[/bold]: use {pick.get('model')} — {pick['reason']}")
         for note in pick.get("notes", []):
             console.print(f"  • {note}")
+    judge = summary.get("judge")
+    if judge:
+        console.print(f"Judge: {judge['model']} for every candidate, rubric {', '.join(judge['rubric'])}; "
+                      f"judge cost {usd(judge['cost_usd'], 8)} (not in cost/task)")
     if out:
-        console.print(f"[dim]Results: {out}/results.csv, results.parquet, pareto_*.png, report.html[/dim]")
+        console.print(f"Results: {out / 'results.csv'}, {out / 'results.parquet'}; plot: {out / 'pareto.png'}; "
+                      f"report: {out / 'report.html'}")
 
 
 def finish(out: Path, tolerance: float) -> dict:
-    from tokenomy.bench.plot import html_report, plot
+    """Summarise DIR/results.csv and write summary.json, the Pareto PNGs and report.html next to it."""
+    from tokenomy.bench.plot import plot
+    from tokenomy.bench.report import html_report
+    from tokenomy.bench.runner import write_parquet
     from tokenomy.bench.summary import load_results, summarize
 
     summary = summarize(load_results(out / "results.csv"), tolerance)
+    if not (out / "results.parquet").exists():
+        write_parquet(out / "results.csv")
     pngs = plot(summary, out)
-    html_report(summary, pngs, out)
-    (out / "summary.json").write_text(json.dumps(summary, default=str, indent=2))
+    html_report(summary, pngs[:1], out)
+    (out / "summary.json").write_text(dumps(summary))
     return summary
 
 
@@ -67,17 +78,26 @@ def run_cmd(
     from tokenomy.bench.tasks import load_tasks
     from tokenomy.client import Tokenomy
     from tokenomy.config import load_config
+    from tokenomy.errors import UsageError
 
     tasks = load_tasks(tasks_file)
-    cfg = load_config(config) if config else None
-    specs = cfg.model_specs() if cfg else None
-    variants = {name: m.system_prompt for name, m in (cfg.models.items() if cfg else []) if m.system_prompt}
-    settings = RunSettings(tuple(m.strip() for m in models.split(",") if m.strip()), repeat, concurrency, sample,
-                           seed, judge, max_tokens, variants)
+    cfg = load_config(config)
+    variants = {name: m.system_prompt for name, m in cfg.models.items() if m.system_prompt}
+    names = tuple(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
+    if not names:
+        raise UsageError("--models: name at least one model (catalog id, `local`, or a name under `models:`)")
+    for label, value in (("--repeat", repeat), ("--concurrency", concurrency), ("--max-tokens", max_tokens)):
+        if value < 1:
+            raise UsageError(f"{label}: must be at least 1, got {value}")
+    if sample is not None and sample < 1:
+        raise UsageError(f"--sample: must be at least 1, got {sample}")
+    settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants)
     total = count_jobs(tasks, settings, out, resume)
-    with Tokenomy(ledger, models=specs) as client, Progress(
+    with Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client, Progress(
             TextColumn("[bold]bench[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=True, disable=as_json) as progress:
+        for name in (*names, *([judge] if judge else [])):
+            client.spec_for(name)  # a typo in a model name fails now, not once per example
         bar = progress.add_task("calls", total=total)
         run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
     summary = finish(out, tolerance)
@@ -99,15 +119,34 @@ def summary_cmd(out: Path = typer.Argument(..., help="A results directory from `
 def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
     output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points below the best that still count."),
-    tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=tier1,big=tier2."),
+    tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points below the example's best that count."),
+    min_quality: float = typer.Option(0.0, "--min-quality", help="Absolute quality bar (0-100) as well."),
+    tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=small,big=large "
+                                        "[default: `tiers:` in the config]"),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml whose `tiers:` map models to tiers."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Per example, the cheapest model that met the quality bar: the router's training set."""
     from tokenomy.bench.summary import export_labels, load_results
+    from tokenomy.config import load_config
+    from tokenomy.errors import UsageError
 
-    tier_map = dict(pair.split("=", 1) for pair in tiers.split(",")) if tiers else None
-    labels = export_labels(load_results(out / "results.csv"), tolerance, tier_map)
+    if tiers:
+        pairs = [pair.split("=", 1) for pair in tiers.split(",") if pair.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise UsageError(f"--tiers: expected model=tier pairs separated by commas, got {tiers!r}")
+        tier_map = {model.strip(): tier.strip() for model, tier in pairs}
+    else:
+        tier_map = {model: tier for tier, members in load_config(config).tiers.items() for model in members}
+    labels = export_labels(load_results(out / "results.csv"), tolerance, tier_map or None, min_quality)
     with output.open("w") as handle:
         for label in labels:
             handle.write(json.dumps(label) + "\n")
-    console.print(f"wrote {len(labels)} labelled example(s) to {output}")
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label["label"]] = counts.get(label["label"], 0) + 1
+    if as_json:
+        print_json({"output": str(output), "examples": len(labels), "labels": counts})
+    else:
+        console.print(f"wrote {len(labels)} labelled example(s) to {output}: "
+                      + ", ".join(f"{model} {n}" for model, n in counts.items()))
