@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".tokenomy" / "bench-venvs" / "litellm"
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Say hi in one word."}], "max_tokens": 8}
+MASTER_KEY = "sk-" + secrets.token_hex(32)  # LiteLLM refuses to start without a strong master key
 PRICE_AS = "anthropic.claude-3-haiku-20240307-v1:0"  # priced like a real model so the ledger does real work
 
 
@@ -35,7 +37,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
     """Wait until a POST to `url` answers 200 (the server is fully up, model name resolves)."""
     import httpx
 
@@ -43,9 +45,10 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {last}")
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log and log.exists() else []
+            raise RuntimeError(f"{Path(proc.args[0]).name} exited with {proc.returncode}: {last} {' | '.join(tail)}")
         try:
-            r = httpx.post(url, json=BODY, headers={"authorization": "Bearer sk-bench"}, timeout=5)
+            r = httpx.post(url, json=BODY, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=5)
             if r.status_code == 200:
                 return
             last = f"{r.status_code} {r.text[:200]}"
@@ -92,8 +95,10 @@ def ensure_litellm() -> tuple[Path | None, str]:
     return exe, ""
 
 
-def start(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a server with its output in a log file (a pipe nobody reads would stall it under load)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -119,7 +124,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
     script = work / "post.lua"
     script.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-                      "wrk.headers[\"Authorization\"] = \"Bearer sk-bench\"\n"
+                      f"wrk.headers[\"Authorization\"] = \"Bearer {MASTER_KEY}\"\n"
                       f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
     procs: list[subprocess.Popen] = []
     targets: dict[str, str] = {}
@@ -128,8 +133,9 @@ def main() -> int:
     try:
         up_port = free_port()
         upstream = f"http://127.0.0.1:{up_port}/v1"
-        procs.append(start([sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)]))
-        wait_ready(upstream + "/chat/completions", procs[-1], 30)
+        procs.append(start([sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)],
+                           work / "upstream.log"))
+        wait_ready(upstream + "/chat/completions", procs[-1], 30, work / "upstream.log")
         targets["direct"] = upstream + "/chat/completions"
 
         gw_port = free_port()
@@ -138,8 +144,8 @@ def main() -> int:
             "provider": "openai", "model": "bench-model", "base_url": upstream, "api_key_env": "BENCH_KEY",
             "price_as": PRICE_AS}}}))
         procs.append(start([str(tokenomy), "serve", "--config", str(config), "--port", str(gw_port), "--ledger",
-                            str(work / "ledger.duckdb")], env=env))
-        wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60)
+                            str(work / "ledger.duckdb")], work / "tokenomy.log", env=env))
+        wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60, work / "tokenomy.log")
         targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
 
         if not args.no_litellm:
@@ -152,12 +158,14 @@ def main() -> int:
                 ll_config.write_text(json.dumps({"model_list": [{"model_name": "bench-model", "litellm_params": {
                     "model": "openai/bench-model", "api_base": upstream, "api_key": "sk-bench"}}],
                     "litellm_settings": {"telemetry": False}}))
-                ll_env = {**env, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True",
+                ll_env = {**env, "LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                          "DISABLE_ADMIN_UI": "True",
                           "PATH": f"{exe.parent}:{env.get('PATH', '')}"}
                 procs.append(start([str(exe), "--config", str(ll_config), "--port", str(ll_port), "--host",
-                                    "127.0.0.1", "--num_workers", "1"], env=ll_env, cwd=work))
+                                    "127.0.0.1", "--num_workers", "1"], work / "litellm.log", env=ll_env, cwd=work))
                 try:
-                    wait_ready(f"http://127.0.0.1:{ll_port}/v1/chat/completions", procs[-1], 180)
+                    wait_ready(f"http://127.0.0.1:{ll_port}/v1/chat/completions", procs[-1], 180,
+                               work / "litellm.log")
                     targets["litellm"] = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
                 except RuntimeError as exc:
                     notes.append(f"LiteLLM proxy did not start: {exc}")
