@@ -5,12 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry import trace
 
 from tokenomy.caching.placement import auto_cache, place_cache_points
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
@@ -23,6 +18,7 @@ from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
+from tokenomy.telemetry.otel import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 HAIKU35 = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -82,15 +78,9 @@ def test_token_policy_caps_truncates_and_warns():
     assert len(trimmed.messages) < 11 and trimmed.messages[0].role == "user"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def telemetry():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    return exporter, reader
+    return in_memory_pipeline()
 
 
 @pytest.mark.slow

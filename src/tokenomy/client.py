@@ -7,7 +7,9 @@ exactly one place and every attempt is recorded the same way (ledger row + OpenT
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -24,6 +26,7 @@ from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
+from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.telemetry import otel
@@ -54,15 +57,25 @@ class CallPolicy:
 
 
 @dataclass
-class _Attempt:
-    """One planned attempt: which model, the request as sent, the provider, and bookkeeping."""
+class _Target:
+    """One model of the chain, ready to call: the request as sent to it, its provider, its cache points."""
 
     spec: ModelSpec
     call: ChatRequest
     provider: Provider
-    number: int
     placements: list[Placement]
-    estimate: int
+    estimate: int  # tokens reserved in the rate limiter before the call, corrected after
+
+
+@dataclass
+class _Call:
+    """State shared by every attempt of one logical call."""
+
+    request: ChatRequest
+    policy: CallPolicy
+    plan: AttemptPlan
+    request_id: str
+    targets: dict[int, _Target] = field(default_factory=dict)
 
 
 class Tokenomy:
@@ -77,7 +90,7 @@ class Tokenomy:
         self.store_prompts = store_prompts
         self.policy = policy or CallPolicy()
         self._rng = random.Random(seed)
-        self.last_placements: list[Placement] = []
+        self._local = threading.local()  # last_placements is per thread: the client is shared by threads
         if not record:
             self.writer = None
         elif isinstance(ledger, LedgerWriter):
@@ -86,6 +99,11 @@ class Tokenomy:
             self.writer = LedgerWriter(ledger)
         otel.configure_from_env()
 
+    @property
+    def last_placements(self) -> list[Placement]:
+        """Cache points placed on this thread's last successful call (for demos and tests)."""
+        return getattr(self._local, "placements", [])
+
     # -- planning -------------------------------------------------------------------------------
     def spec_for(self, model: str) -> ModelSpec:
         return resolve_model(model, self.models)
@@ -93,209 +111,175 @@ class Tokenomy:
     def provider_for(self, spec: ModelSpec) -> Provider:
         return get_provider(spec)
 
-    def _chain(self, request: ChatRequest, policy: CallPolicy) -> Iterator[tuple[ModelSpec, ChatRequest, list]]:
-        """The primary model, then each fallback, with cache points placed for that model."""
-        for model in (request.model, *policy.fallback):
-            spec = self.spec_for(model)
-            call = replace(request, model=spec.model, region=request.region or spec.region)
+    def _begin(self, request: ChatRequest, policy: CallPolicy | None) -> _Call:
+        policy = policy or self.policy
+        request, _ = apply_token_policy(request, policy.tokens)
+        chain = (request.model, *policy.fallback)
+        return _Call(request, policy, AttemptPlan(chain, policy.retry, self._rng), uuid.uuid4().hex)
+
+    def _target(self, call: _Call, step: Step) -> _Target:
+        """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
+        if step.target not in call.targets:
+            spec = self.spec_for(call.plan.chain[step.target])
+            # The caller's region wins for the primary model; a fallback names its own (region fallback).
+            region = (call.request.region or spec.region) if step.target == 0 else (spec.region or call.request.region)
+            request = replace(call.request, model=spec.model, region=region)
             placements: list[Placement] = []
-            if policy.caching:
-                call, placements = auto_cache(call, spec.pricing_model, self.catalog,
-                                              None if call.region in (None, "global", "local") else call.region)
-            yield spec, call, placements
-
-    def _attempts(self, request: ChatRequest, policy: CallPolicy) -> Iterator[_Attempt]:
-        number = 0
-        for spec, call, placements in self._chain(request, policy):
-            estimate = estimate_tokens((call.system or "") + "".join(m.content for m in call.messages)) + (
-                call.max_tokens or 0)
-            for _ in range(policy.retry.max_attempts):
-                number += 1
-                yield _Attempt(spec, call, self.provider_for(spec), number, placements, estimate)
-
-    def _retry_delay(self, attempt: _Attempt, per_model: int, error: ProviderError, policy: CallPolicy,
-                     started: float) -> float | None:
-        """Seconds to wait before the next attempt on this model, or None to move on / give up."""
-        delay = policy.retry.delay(per_model, error, self._rng)
-        if policy.retry.should_retry(per_model, error, time.monotonic() - started, delay):
-            return delay
-        return None
+            if call.policy.caching:
+                request, placements = auto_cache(request, spec.pricing_model, self.catalog,
+                                                 None if region in (None, "global", "local") else region)
+            text = (request.system or "") + "".join(m.content for m in request.messages)
+            if request.tools:
+                text += json.dumps(request.tools)
+            estimate = estimate_tokens(text) + (request.max_tokens or 0)
+            call.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
+        return call.targets[step.target]
 
     # -- recording ------------------------------------------------------------------------------
-    def _finish(self, attempt: _Attempt, response: ChatResponse, mode: str, request_id: str, span,
+    def _finish(self, call: _Call, target: _Target, step: Step, response: ChatResponse, mode: str, span,
                 started: float) -> ChatResponse:
-        pricing_model = attempt.spec.price_as or response.model
+        pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
         cost = compute_cost(response.usage, pricing_model, region, mode, self.catalog)
         response.cost_usd = cost.total_usd
-        response.attempts = attempt.number
-        event = event_from_response(attempt.call, response, cost, mode, self.store_prompts, request_id)
-        event.attempt = attempt.number
+        response.attempts = step.attempt
+        event = event_from_response(target.call, response, cost, mode, self.store_prompts, call.request_id)
+        event.attempt = step.attempt
         self._record(event)
-        otel.record_success(span, attempt.call, response, cost.total_usd, time.perf_counter() - started)
-        self.last_placements = attempt.placements
+        if call.policy.limiter:
+            usage = response.usage
+            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
+        otel.record_success(span, target.call, response, cost.total_usd, time.perf_counter() - started,
+                            [p.after for p in target.placements])
+        self._local.placements = target.placements
         return response
 
     def _record(self, event: UsageEvent) -> None:
         if self.writer is not None:
             self.writer.record(event)
 
-    def _fail(self, attempt: _Attempt, exc: ProviderError, span, started: float, request_id: str) -> None:
-        meta = attempt.call.meta
+    def _fail(self, call: _Call, target: _Target, step: Step, exc: ProviderError, span, started: float) -> None:
+        meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
-        otel.record_failure(span, attempt.call, attempt.provider.name, error_type, time.perf_counter() - started)
+        otel.record_failure(span, target.call, target.provider.name, error_type, time.perf_counter() - started)
         self._record(UsageEvent(
-            ts=utcnow(), provider=attempt.provider.name, model=attempt.spec.model, region=attempt.call.region,
+            ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=target.call.region,
             task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
             tier=meta.tier, latency_ms=(time.perf_counter() - started) * 1000, outcome=exc.kind,
-            error_type=error_type, attempt=attempt.number, request_id=request_id,
-            prompt_hash=prompt_fingerprint(attempt.call)))
+            error_type=error_type, attempt=step.attempt, request_id=call.request_id,
+            prompt_hash=prompt_fingerprint(target.call)))
 
     # -- public API -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None) -> ChatResponse:
         """Send one request under `policy`; every attempt is recorded, the last error re-raised."""
-        policy = policy or self.policy
-        request, _ = apply_token_policy(request, policy.tokens)
-        request_id, started_all = uuid.uuid4().hex, time.monotonic()
-        last_error: ProviderError | None = None
-        per_model, current = 0, None
-        for attempt in self._attempts(request, policy):
-            per_model = per_model + 1 if attempt.spec is current else 1
-            current = attempt.spec
-            if last_error is not None and per_model > 1:
-                delay = self._retry_delay(attempt, per_model - 1, last_error, policy, started_all)
-                if delay is None:
-                    continue  # this model is done; the chain moves to the next one
-                time.sleep(delay)
-            elif last_error is not None and not last_error.retryable:
-                break  # client errors don't fall back: the request itself is wrong
-            if policy.limiter:
-                policy.limiter.acquire(attempt.estimate)
+        call = self._begin(request, policy)
+        step: Step | None = call.plan.first()
+        while step is not None:
+            if step.delay_s:
+                time.sleep(step.delay_s)
+            target = self._target(call, step)
+            if call.policy.limiter:
+                call.policy.limiter.acquire(target.estimate)
             started = time.perf_counter()
-            with otel.start_span(attempt.call, attempt.provider.name, attempt.number) as span:
+            with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
                 try:
-                    response = attempt.provider.chat(attempt.call)
+                    response = target.provider.chat(target.call)
                 except ProviderError as exc:
-                    self._fail(attempt, exc, span, started, request_id)
-                    last_error = exc
+                    self._fail(call, target, step, exc, span, started)
+                    step = call.plan.after(exc)
+                    if step is None:
+                        raise
                     continue
-                return self._finish(attempt, response, mode, request_id, span, started)
-        assert last_error is not None
-        raise last_error
+                return self._finish(call, target, step, response, mode, span, started)
+        raise AssertionError("unreachable: a plan always starts with one step")
 
     def stream(self, request: ChatRequest, mode: str = "on_demand",
                policy: CallPolicy | None = None) -> Iterator[StreamChunk]:
         """Stream deltas; retries happen only before the first delta. The final chunk is priced."""
-        policy = policy or self.policy
-        request, _ = apply_token_policy(request, policy.tokens)
-        request_id, started_all = uuid.uuid4().hex, time.monotonic()
-        last_error: ProviderError | None = None
-        per_model, current = 0, None
-        for attempt in self._attempts(request, policy):
-            per_model = per_model + 1 if attempt.spec is current else 1
-            current = attempt.spec
-            if last_error is not None and per_model > 1:
-                delay = self._retry_delay(attempt, per_model - 1, last_error, policy, started_all)
-                if delay is None:
-                    continue
-                time.sleep(delay)
-            elif last_error is not None and not last_error.retryable:
-                break
-            if policy.limiter:
-                policy.limiter.acquire(attempt.estimate)
+        call = self._begin(request, policy)
+        step: Step | None = call.plan.first()
+        while step is not None:
+            if step.delay_s:
+                time.sleep(step.delay_s)
+            target = self._target(call, step)
+            if call.policy.limiter:
+                call.policy.limiter.acquire(target.estimate)
             started = time.perf_counter()
             yielded = False
-            with otel.start_span(attempt.call, attempt.provider.name, attempt.number) as span:
+            # Not made current: a generator suspended at `yield` must not leave its span in the caller's context.
+            with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
                 try:
-                    for chunk in attempt.provider.stream(attempt.call):
+                    for chunk in target.provider.stream(target.call):
                         if chunk.response is not None:
-                            self._finish(attempt, chunk.response, mode, request_id, span, started)
+                            self._finish(call, target, step, chunk.response, mode, span, started)
                         yielded = yielded or bool(chunk.delta)
                         yield chunk
                     return
                 except ProviderError as exc:
-                    self._fail(attempt, exc, span, started, request_id)
-                    if yielded:
-                        raise  # the caller already has part of an answer: retrying would duplicate it
-                    last_error = exc
-        assert last_error is not None
-        raise last_error
+                    self._fail(call, target, step, exc, span, started)
+                    # The caller already has part of an answer: a retry would duplicate it.
+                    step = None if yielded else call.plan.after(exc)
+                    if step is None:
+                        raise
 
     async def achat(self, request: ChatRequest, mode: str = "on_demand",
                     policy: CallPolicy | None = None) -> ChatResponse:
         """Async `chat`: waits with asyncio.sleep and the provider's async path."""
-        policy = policy or self.policy
-        request, _ = apply_token_policy(request, policy.tokens)
-        request_id, started_all = uuid.uuid4().hex, time.monotonic()
-        last_error: ProviderError | None = None
-        per_model, current = 0, None
-        for attempt in self._attempts(request, policy):
-            per_model = per_model + 1 if attempt.spec is current else 1
-            current = attempt.spec
-            if last_error is not None and per_model > 1:
-                delay = self._retry_delay(attempt, per_model - 1, last_error, policy, started_all)
-                if delay is None:
-                    continue
-                await asyncio.sleep(delay)
-            elif last_error is not None and not last_error.retryable:
-                break
-            if policy.limiter:
-                await policy.limiter.acquire_async(attempt.estimate)
+        call = self._begin(request, policy)
+        step: Step | None = call.plan.first()
+        while step is not None:
+            if step.delay_s:
+                await asyncio.sleep(step.delay_s)
+            target = self._target(call, step)
+            if call.policy.limiter:
+                await call.policy.limiter.acquire_async(target.estimate)
             started = time.perf_counter()
-            with otel.start_span(attempt.call, attempt.provider.name, attempt.number) as span:
+            with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
                 try:
-                    response = await attempt.provider.achat(attempt.call)
+                    response = await target.provider.achat(target.call)
                 except ProviderError as exc:
-                    self._fail(attempt, exc, span, started, request_id)
-                    last_error = exc
+                    self._fail(call, target, step, exc, span, started)
+                    step = call.plan.after(exc)
+                    if step is None:
+                        raise
                     continue
-                return self._finish(attempt, response, mode, request_id, span, started)
-        assert last_error is not None
-        raise last_error
+                return self._finish(call, target, step, response, mode, span, started)
+        raise AssertionError("unreachable: a plan always starts with one step")
 
     async def astream(self, request: ChatRequest, mode: str = "on_demand",
                       policy: CallPolicy | None = None) -> AsyncIterator[StreamChunk]:
         """Async `stream`: retries only before the first delta."""
-        policy = policy or self.policy
-        request, _ = apply_token_policy(request, policy.tokens)
-        request_id, started_all = uuid.uuid4().hex, time.monotonic()
-        last_error: ProviderError | None = None
-        per_model, current = 0, None
-        for attempt in self._attempts(request, policy):
-            per_model = per_model + 1 if attempt.spec is current else 1
-            current = attempt.spec
-            if last_error is not None and per_model > 1:
-                delay = self._retry_delay(attempt, per_model - 1, last_error, policy, started_all)
-                if delay is None:
-                    continue
-                await asyncio.sleep(delay)
-            elif last_error is not None and not last_error.retryable:
-                break
-            if policy.limiter:
-                await policy.limiter.acquire_async(attempt.estimate)
+        call = self._begin(request, policy)
+        step: Step | None = call.plan.first()
+        while step is not None:
+            if step.delay_s:
+                await asyncio.sleep(step.delay_s)
+            target = self._target(call, step)
+            if call.policy.limiter:
+                await call.policy.limiter.acquire_async(target.estimate)
             started = time.perf_counter()
             yielded = False
-            with otel.start_span(attempt.call, attempt.provider.name, attempt.number) as span:
+            with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
                 try:
-                    async for chunk in attempt.provider.astream(attempt.call):
+                    async for chunk in target.provider.astream(target.call):
                         if chunk.response is not None:
-                            self._finish(attempt, chunk.response, mode, request_id, span, started)
+                            self._finish(call, target, step, chunk.response, mode, span, started)
                         yielded = yielded or bool(chunk.delta)
                         yield chunk
                     return
                 except ProviderError as exc:
-                    self._fail(attempt, exc, span, started, request_id)
-                    if yielded:
+                    self._fail(call, target, step, exc, span, started)
+                    step = None if yielded else call.plan.after(exc)
+                    if step is None:
                         raise
-                    last_error = exc
-        assert last_error is not None
-        raise last_error
 
     def flush(self) -> None:
+        """Write buffered ledger rows now."""
         if self.writer is not None:
             self.writer.flush()
 
     def close(self) -> None:
+        """Flush and stop the ledger writer."""
         if self.writer is not None:
             self.writer.close()
 
@@ -306,4 +290,4 @@ class Tokenomy:
         self.close()
 
 
-__all__ = ["CallPolicy", "Tokenomy", "TokenomyError"]
+__all__ = ["CallPolicy", "RateLimiter", "RetryPolicy", "TokenPolicy", "Tokenomy", "TokenomyError"]

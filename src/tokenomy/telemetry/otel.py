@@ -7,18 +7,22 @@ the OpenTelemetry API stays a no-op and costs next to nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Iterator
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tokenomy.messages import ChatRequest, ChatResponse
 
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 
+log = logging.getLogger(__name__)
 _setup_lock = threading.Lock()
 _configured = False
 _instruments: dict[str, object] = {}
@@ -26,12 +30,28 @@ _instruments: dict[str, object] = {}
 
 def _wants(kind: str) -> str | None:
     """The exporter named for traces/metrics, or 'otlp' when only an endpoint is given."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
     named = os.environ.get(f"OTEL_{kind.upper()}_EXPORTER")
     if named:
-        return None if named.strip().lower() == "none" else named.strip().lower()
+        # The variable may list several exporters; Tokenomy supports one, the first it knows.
+        for name in (n.strip().lower() for n in named.split(",")):
+            if name in ("otlp", "console"):
+                return name
+            if name != "none":
+                log.warning("OTEL_%s_EXPORTER=%s is not supported here (use otlp or console); not exporting",
+                            kind.upper(), name)
+        return None
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(f"OTEL_EXPORTER_OTLP_{kind.upper()}_ENDPOINT"):
         return "otlp"
     return None
+
+
+def _otlp_protocol_check() -> None:
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    if protocol != "http/protobuf":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: Tokenomy ships the OTLP http/protobuf exporter; using it",
+                    protocol)
 
 
 def configure_from_env() -> None:
@@ -41,10 +61,15 @@ def configure_from_env() -> None:
         if _configured:
             return
         _configured = True
+        traces, kind = _wants("traces"), _wants("metrics")
+        if not traces and not kind:
+            return  # no exporter asked for: the API's no-op providers stay, and cost nothing
         from opentelemetry.sdk.resources import Resource
 
+        # Resource.create also reads OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES.
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "tokenomy")})
-        traces = _wants("traces")
+        if "otlp" in (traces, kind):
+            _otlp_protocol_check()
         if traces and type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -55,10 +80,9 @@ def configure_from_env() -> None:
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-                exporter = OTLPSpanExporter()
+                exporter = OTLPSpanExporter()  # endpoint, headers, timeout from OTEL_EXPORTER_OTLP_*
             provider.add_span_processor(BatchSpanProcessor(exporter))
             trace.set_tracer_provider(provider)
-        kind = _wants("metrics")
         if kind and type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider":
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
@@ -71,6 +95,33 @@ def configure_from_env() -> None:
                 metric_exporter = OTLPMetricExporter()
             metrics.set_meter_provider(MeterProvider(resource=resource,
                                                      metric_readers=[PeriodicExportingMetricReader(metric_exporter)]))
+
+
+_memory: tuple | None = None
+
+
+def in_memory_pipeline() -> tuple:
+    """Install (once per process) SDK providers that keep spans and metrics in memory, for tests.
+
+    Returns (InMemorySpanExporter, InMemoryMetricReader). OpenTelemetry allows one global provider
+    per process, so every test module must share this pipeline rather than install its own.
+    """
+    global _memory
+    with _setup_lock:
+        if _memory is None:
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+            exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            trace.set_tracer_provider(provider)
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            _memory = (exporter, reader)
+    return _memory
 
 
 def _instrument(name: str):
@@ -89,9 +140,10 @@ def _instrument(name: str):
     return _instruments[key]
 
 
-def start_span(request: ChatRequest, provider_name: str, attempt: int):
-    """Open the CLIENT span `chat {model}` for one attempt (use as a context manager)."""
-    attributes = {
+@contextmanager
+def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current: bool = True) -> Iterator[Span]:
+    """The CLIENT span `chat {model}` for one attempt; `current=False` for generators (streams)."""
+    attributes: dict = {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider_name,
         "gen_ai.request.model": request.model, "tokenomy.attempt": attempt,
     }
@@ -103,9 +155,16 @@ def start_span(request: ChatRequest, provider_name: str, attempt: int):
         attributes["tokenomy.task"] = request.meta.task
     if request.meta.route:
         attributes["tokenomy.route"] = request.meta.route
-    return trace.get_tracer("tokenomy").start_as_current_span(
-        f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False,
-        set_status_on_exception=False)
+    span = trace.get_tracer("tokenomy").start_span(f"chat {request.model}", kind=SpanKind.CLIENT,
+                                                   attributes=attributes)
+    try:
+        if current:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield span
+        else:
+            yield span
+    finally:
+        span.end()
 
 
 def _common(provider_name: str, request_model: str, response_model: str | None, error_type: str | None) -> dict:
@@ -118,9 +177,12 @@ def _common(provider_name: str, request_model: str, response_model: str | None, 
     return attrs
 
 
-def record_success(span, request: ChatRequest, response: ChatResponse, cost_usd: Decimal, duration_s: float) -> None:
+def record_success(span: Span, request: ChatRequest, response: ChatResponse, cost_usd: Decimal, duration_s: float,
+                   cache_points: list[str] | None = None) -> None:
     """Put usage and cost on the span and feed the two GenAI histograms."""
     usage = response.usage
+    if cache_points:
+        span.set_attribute("tokenomy.cache_points", cache_points)
     span.set_attribute("gen_ai.response.model", response.model)
     span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
     span.set_attribute("gen_ai.usage.input_tokens", usage.total_input_tokens)  # conventions: cached included
@@ -137,7 +199,8 @@ def record_success(span, request: ChatRequest, response: ChatResponse, cost_usd:
     _instrument("duration").record(duration_s, attrs)
 
 
-def record_failure(span, request: ChatRequest, provider_name: str, error_type: str, duration_s: float) -> None:
+def record_failure(span: Span, request: ChatRequest, provider_name: str, error_type: str, duration_s: float) -> None:
+    """Mark the span failed with `error.type` and record the attempt's duration."""
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
     _instrument("duration").record(duration_s, _common(provider_name, request.model, None, error_type))

@@ -1,0 +1,72 @@
+"""Which attempt comes next: retries on one model, then the fallback chain, within one deadline.
+
+`AttemptPlan` only decides (model, attempt number, wait); the caller sleeps (`time.sleep` or
+`asyncio.sleep`) and makes the call, so the same plan serves sync, async and streaming paths.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from tokenomy.errors import ProviderError
+from tokenomy.resilience.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned attempt: `target` index in the chain, overall `attempt` number, wait before it."""
+
+    target: int
+    attempt: int
+    per_target: int
+    delay_s: float
+
+
+class AttemptPlan:
+    """Walks a chain of targets (models/regions): up to `max_attempts` tries each, one shared deadline.
+
+    Client errors end the plan at once: the request itself is wrong, so neither a retry nor another
+    model would help. Retryable errors are retried with full-jitter backoff (at least Retry-After)
+    while attempts and the deadline allow; then the next target takes over immediately.
+    """
+
+    def __init__(self, chain: Sequence[str], retry: RetryPolicy, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not chain:
+            raise ValueError("an attempt plan needs at least one model")
+        self.chain = tuple(chain)
+        self.retry = retry
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._started = clock()
+        self._step: Step | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    def first(self) -> Step:
+        """The first attempt: the primary target, no wait."""
+        self._step = Step(target=0, attempt=1, per_target=1, delay_s=0.0)
+        return self._step
+
+    def after(self, error: ProviderError) -> Step | None:
+        """The attempt to make after `error`, or None when the call has failed for good."""
+        current = self._step
+        if current is None:
+            raise RuntimeError("call first() before after()")
+        if not error.retryable or self.elapsed_s >= self.retry.deadline_s:
+            self._step = None
+            return None
+        delay = self.retry.delay(current.per_target, error, self._rng)
+        if self.retry.should_retry(current.per_target, error, self.elapsed_s, delay):
+            self._step = Step(current.target, current.attempt + 1, current.per_target + 1, delay)
+        elif current.target + 1 < len(self.chain):
+            # Retries on this target are spent (or its Retry-After overruns the deadline): hand over now.
+            self._step = Step(current.target + 1, current.attempt + 1, 1, 0.0)
+        else:
+            self._step = None
+        return self._step
