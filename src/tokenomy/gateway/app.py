@@ -26,12 +26,12 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
+from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse
-from tokenomy.pricing.catalog import default_catalog
 
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
 
@@ -83,7 +83,9 @@ class Gateway:
         store = open_store(ledger or config.ledger)
         self.store = store
         self.writer = LedgerWriter(store, flush_interval=0.5)
-        self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts)
+        self.catalog = GatewayCatalog()
+        self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,
+                                    catalog=self.catalog)  # type: ignore[arg-type]
         self.keys = KeyStore(store) if config.auth else None
         self.limits = RedisLimits(config.redis_url) if config.redis_url else LocalLimits()
         gateway = config.gateway or {}
@@ -135,7 +137,7 @@ class Gateway:
         """Worst-case cost of a call: its prompt at input price plus max_tokens at output price."""
         spec = self.client.spec_for(model_name)
         try:
-            entry = default_catalog().lookup(spec.pricing_model, spec.region if spec.region not in (
+            entry = self.catalog.lookup(spec.pricing_model, spec.region if spec.region not in (
                 None, "global", "local") else None)
         except TokenomyError:
             return 0

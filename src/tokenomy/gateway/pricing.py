@@ -1,0 +1,46 @@
+"""Prices for the gateway: the catalog, plus a $0 'unpriced' entry for models it does not know.
+
+A gateway in front of a self-hosted OpenAI-compatible model (the issue's minimal config) must
+serve it even though no price exists; the ledger still records tokens, marked priced_by='unpriced'
+so reports can tell, and a warning names the fix (`price_as` in the model's config).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.errors import UnknownModelError
+from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+
+class GatewayCatalog:
+    """Delegates to the price catalog; unknown models get a zero-price entry instead of an error."""
+
+    def __init__(self, base: PriceCatalog | None = None) -> None:
+        self.base = base or default_catalog()
+        self._unpriced: dict[str, PriceEntry] = {}
+
+    def lookup(self, model: str, region: str | None = None) -> PriceEntry:
+        """The catalog's entry, or a $0 entry marked priced_by='unpriced'."""
+        try:
+            return self.base.lookup(model, region)
+        except UnknownModelError:
+            entry = self._unpriced.get(model)
+            if entry is None:
+                log.warning("model %r has no price; recording its usage at $0 (set `price_as` on the model "
+                            "in the gateway config to price it like a catalog model)", model)
+                entry = self._unpriced[model] = PriceEntry(
+                    provider="unknown", model=model, region=region or "global", family="unpriced", source="none",
+                    as_of="", priced_by="unpriced", input=ZERO, output=ZERO, cache_read=ZERO, cache_write=ZERO)
+            return entry
+
+    def is_unpriced(self, entry: PriceEntry) -> bool:
+        return entry.priced_by == "unpriced"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)

@@ -1,0 +1,148 @@
+"""`tokenomy serve` and `tokenomy keys` as real processes: the issue's minimal config, streaming through the
+pooled upstream, key lifecycle from the CLI, graceful shutdown with a request in flight, keys on PostgreSQL."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from conftest import free_port, wait_for_port
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([TOKENOMY, *args], capture_output=True, text=True, timeout=120)
+
+
+def serve(config: Path, ledger: Path, port: int, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_streams_through_the_pooled_upstream_with_usage_and_json_tags(ledger_path):
+    config = {"models": {"fast": {"provider": "openai", "model": "fast", "api_key_env": "FAST_KEY",
+                                  "price_as": HAIKU}}}
+    with InstantOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+            stream = client.chat.completions.create(
+                model="fast", messages=[{"role": "user", "content": "z" * 80}], max_tokens=7, stream=True,
+                stream_options={"include_usage": True},
+                extra_headers={"x-tokenomy-task": "summarise", "x-tokenomy-tags": json.dumps({"feature": "digest"})})
+            chunks = list(stream)
+            raw = httpx.post(url + "/v1/chat/completions", json={
+                "model": "fast", "messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 3})
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.prompt_tokens == 20 and chunks[-1].usage.completion_tokens == 7
+    lines = [line for line in raw.text.split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]" and all(line.startswith("data: ") for line in lines)
+    assert all("usage" not in json.loads(line[6:]) for line in lines[:-1])  # usage only when asked for
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert len(events) == 2 and events[0].task == "summarise" and events[0].tags == {"feature": "digest"}
+    # 20 input tokens at $0.25/M + 7 output tokens at $1.25/M
+    assert events[0].cost_usd == Decimal(20) * Decimal("0.25") / 10**6 + Decimal(7) * Decimal("1.25") / 10**6
+
+
+def test_minimal_config_from_the_issue_and_graceful_shutdown(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    port = free_port()
+    with InstantOpenAI(delay_s=1.5) as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(f"auth: false\nmodels:\n  bench-model:\n    provider: openai\n    model: bench-model\n"
+                          f"    base_url: {upstream}\n    api_key_env: BENCH_KEY\n")
+        proc = serve(config, ledger, port, {"BENCH_KEY": "sk-test"})
+        try:
+            wait_for_port(port, 60, proc)
+            base = f"http://127.0.0.1:{port}"
+            assert [m["id"] for m in httpx.get(base + "/v1/models").json()["data"]] >= ["bench-model"]
+            missing = httpx.post(base + "/v1/chat/completions", json={"model": "gpt-9", "messages": [
+                {"role": "user", "content": "x"}]})
+            assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(httpx.post, base + "/v1/chat/completions", timeout=30, json={
+                    "model": "bench-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
+                time.sleep(0.7)  # the request is now waiting on the upstream
+                proc.send_signal(signal.SIGTERM)
+                answer = pending.result(30)
+            assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "ok"
+    events = open_store(ledger).events()
+    assert [e.route for e in events] == ["bench-model"]  # the in-flight call reached the ledger before exit
+    assert events[0].priced_by == "unpriced" and events[0].cost_usd == 0 and events[0].output_tokens == 4
+
+
+def test_keys_cli_create_list_revoke(tmp_path):
+    ledger = str(tmp_path / "ledger.duckdb")
+    created = cli("keys", "create", "--budget-usd", "50", "--period", "month", "--rpm", "600", "--team", "web",
+                  "--name", "ci", "--ledger", ledger, "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["key"].startswith("tk-") and Decimal(str(key["budget_usd"])) == 50 and key["rpm"] == 600
+    listed = json.loads(cli("keys", "list", "--ledger", ledger, "--json").stdout)
+    assert [k["key_id"] for k in listed] == [key["key_id"]] and key["key"] not in json.dumps(listed)
+    assert cli("keys", "team-budget", "web", "--budget-usd", "5", "--ledger", ledger).returncode == 0
+    bad = cli("keys", "create", "--period", "fortnight", "--ledger", ledger)
+    assert bad.returncode == 2 and "--period" in bad.stdout + bad.stderr
+    assert cli("keys", "revoke", key["key_id"], "--ledger", ledger).returncode == 0
+    config = parse_config({"auth": True})
+    with ServerThread(create_app(config, ledger), lifespan="on") as url:
+        denied = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {key['key']}"},
+                            json={"model": "local", "messages": [{"role": "user", "content": "x"}]})
+        anonymous = httpx.post(url + "/v1/chat/completions",
+                               json={"model": "local", "messages": [{"role": "user", "content": "x"}]})
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
+    assert anonymous.status_code == 401 and set(anonymous.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.postgres
+def test_keys_and_spend_on_postgresql(fresh_postgres_url):
+    store = KeyStore(open_store(fresh_postgres_url))
+    secret, key = store.create(budget_usd=Decimal("0.0006"), period="day", team="ops")
+    store.set_team_budget("ops", Decimal("1"), "month")
+    assert store.lookup(secret) == key and store.team_budget("ops") == (Decimal("1"), "month")
+    with InstantOpenAI() as upstream:
+        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",
+                                                                  "base_url": upstream, "price_as": HAIKU}}})
+        with ServerThread(create_app(config, fresh_postgres_url), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            codes = []
+            for _ in range(3):
+                try:
+                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
+                                                   max_tokens=200)
+                    codes.append(200)
+                except openai.RateLimitError:
+                    codes.append(429)
+    assert codes == [200, 200, 429]
+    assert store.spent("key_id", key.key_id, key_start()) == Decimal("0.00055")
+
+
+def key_start():
+    from tokenomy.gateway.keys import period_start
+
+    return period_start("day")
