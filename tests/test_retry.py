@@ -15,18 +15,35 @@ from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.fallback import AttemptPlan
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10)
 
 
-class ScriptedOpenAI:
-    """An OpenAI-format chat server that answers from a script of statuses (then 200s)."""
+def _sse(events: list[dict]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
-    def __init__(self, script: list[tuple[int, dict]]) -> None:
+
+def _delta(model: str, text: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
+    choices = [] if text is None and finish is None else [
+        {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]
+    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": choices,
+            "usage": usage}
+
+
+class ScriptedOpenAI:
+    """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
+
+    A script entry is (status, headers) or (200, {}, "broken"): a stream that sends one delta and then
+    an in-stream error event, as OpenAI does when generation fails midway.
+    """
+
+    def __init__(self, script: list[tuple]) -> None:
         self.script = list(script)
         self.calls = 0
+        self.bodies: list[dict] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,19 +54,28 @@ class ScriptedOpenAI:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length))
                 outer.calls += 1
-                status, headers = outer.script.pop(0) if outer.script else (200, {})
-                if status == 200:
-                    payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                            "finish_reason": "stop"}],
-                               "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}
+                outer.bodies.append(body)
+                status, headers, *kind = outer.script.pop(0) if outer.script else (200, {})
+                model = body["model"]
+                usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+                content_type = "application/json"
+                if status != 200:
+                    data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": None}}).encode()
+                elif body.get("stream") and kind == ["broken"]:
+                    content_type = "text/event-stream"
+                    data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])
+                elif body.get("stream"):
+                    content_type = "text/event-stream"
+                    data = _sse([_delta(model, "o"), _delta(model, "k"), _delta(model, None, "stop"),
+                                 _delta(model, None, usage=usage)]) + b"data: [DONE]\n\n"
                 else:
-                    payload = {"error": {"message": f"scripted {status}", "type": "x", "code": None}}
-                data = json.dumps(payload).encode()
+                    data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": model,
+                                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                                    "finish_reason": "stop"}], "usage": usage}).encode()
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -60,6 +86,7 @@ class ScriptedOpenAI:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
@@ -159,3 +186,125 @@ def test_rate_limited_client_spaces_real_calls(scripted, ledger_path):
         for _ in range(4):
             client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
     assert time.monotonic() - started >= 0.25  # 3 waits of ~0.1 s
+
+
+def outcomes(ledger_path: str) -> list[tuple[str, int, str]]:
+    events = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
+    return [(e.model, e.attempt, e.outcome) for e in events]
+
+
+def test_stream_is_retried_before_its_first_delta(scripted, ledger_path):
+    server = scripted([(429, {"retry-after": "0.1"}), (500, {})])
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=2) as client:
+        chunks = list(client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)))
+    assert "".join(c.delta for c in chunks) == "ok" and server.calls == 3
+    final = chunks[-1].response
+    assert final.attempts == 3 and final.usage.input_tokens == 1000 and final.cost_usd > 0
+    assert outcomes(ledger_path) == [("a", 1, "throttled"), ("a", 2, "server_error"), ("a", 3, "ok")]
+
+
+def test_stream_is_not_retried_after_a_delta_reached_the_caller(scripted, ledger_path):
+    server = scripted([(200, {}, "broken")])
+    received = []
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST)) as client:
+        with pytest.raises(ProviderError) as info:
+            for chunk in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)):
+                received.append(chunk.delta)
+    assert received == ["par"] and server.calls == 1  # a retry would have sent "par" twice
+    assert info.value.retryable  # retryable in itself: the stream position is what forbids it
+    assert outcomes(ledger_path) == [("a", 1, "server_error")]
+
+
+def test_async_chat_and_stream_retry_with_asyncio_sleep(scripted, ledger_path):
+    import asyncio
+
+    server = scripted([(503, {"retry-after": "0.2"}), (200, {}), (429, {})])
+
+    async def run():
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=3) as client:
+            ticks = 0
+
+            async def ticker():  # proves the event loop keeps running while a retry waits
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.02)
+                    ticks += 1
+
+            task = asyncio.create_task(ticker())
+            answer = await client.achat(ChatRequest.simple("hi", model="a", max_tokens=5))
+            streamed = [c async for c in client.astream(ChatRequest.simple("hi", model="a", max_tokens=5))]
+            task.cancel()
+            return answer, streamed, ticks
+
+    answer, streamed, ticks = asyncio.run(run())
+    assert answer.text == "ok" and answer.attempts == 2 and ticks >= 5
+    assert "".join(c.delta for c in streamed) == "ok" and streamed[-1].response.attempts == 2
+    rows = outcomes(ledger_path)
+    assert rows.count(("a", 2, "ok")) == 2 and ("a", 1, "server_error") in rows and ("a", 1, "throttled") in rows
+    assert len({e.request_id for e in open_store(ledger_path).events()}) == 2
+
+
+def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripted, ledger_path):
+    slow, spare = scripted([(503, {})] * 10), scripted([])
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=50, base_delay_s=0.05, max_delay_s=0.1, deadline_s=0.4),
+                        fallback=("b",))
+    with Tokenomy(ledger_path, models=models(a=slow.url, b=spare.url), policy=policy, seed=4) as client:
+        started = time.monotonic()
+        response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    # Retries on `a` stop when the next wait would cross the deadline; `b` then takes over at once.
+    assert response.model == "b" and spare.calls == 1 and 2 <= slow.calls < 50
+    assert time.monotonic() - started < 1.0
+
+
+def test_attempt_plan_hands_over_when_retry_after_overruns_the_deadline():
+    now = [0.0]
+    plan = AttemptPlan(("a", "b", "c"), RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1, deadline_s=10),
+                       random.Random(1), clock=lambda: now[0])
+    step = plan.first()
+    assert (step.target, step.attempt) == (0, 1)
+    step = plan.after(ProviderError("slow down", kind="throttled", retry_after=30))  # longer than the deadline
+    assert (step.target, step.attempt, step.delay_s) == (1, 2, 0.0)
+    step = plan.after(ProviderError("x", kind="timeout"))
+    assert (step.target, step.per_target) == (1, 2) and 0 <= step.delay_s <= 0.1
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.per_target) == (1, 3) and 0 <= step.delay_s <= 0.2
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.attempt) == (2, 5)
+    now[0] = 11.0  # past the deadline: nothing more, even with attempts left on `c`
+    assert plan.after(ProviderError("x", kind="server_error")) is None
+    fresh = AttemptPlan(("a", "b"), RetryPolicy(), random.Random(1))
+    fresh.first()
+    assert fresh.after(ProviderError("bad request", kind="client_error")) is None
+
+
+def test_token_bucket_is_exact_under_concurrent_threads():
+    limiter = RateLimiter(rpm=100, tpm=10_000, clock=lambda: 0.0)  # frozen clock: no refill
+    granted = []
+
+    def worker():
+        granted.append(sum(limiter.try_acquire(30) == 0 for _ in range(200)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sum(granted) == 100  # the request bucket binds (100 x 30 = 3,000 tokens < 10,000)
+    limiter2 = RateLimiter(tpm=1000, clock=lambda: 0.0)
+    assert limiter2.try_acquire(800) == 0 and limiter2.try_acquire(800) > 0
+    limiter2.settle(estimated=800, actual=100)  # the call used far fewer tokens than reserved
+    assert limiter2.try_acquire(800) == 0
+
+
+def test_async_acquire_waits_for_refill_without_blocking_the_loop():
+    import asyncio
+
+    limiter = RateLimiter(rpm=1200)  # one request every 50 ms once the burst is spent
+    limiter._requests = 0.0
+
+    async def run():
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.acquire_async() for _ in range(4)))
+        return time.monotonic() - started
+
+    assert 0.15 <= asyncio.run(run()) < 2.0
