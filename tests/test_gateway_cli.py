@@ -146,3 +146,20 @@ def key_start():
     from tokenomy.gateway.keys import period_start
 
     return period_start("day")
+
+
+@pytest.mark.parametrize("name", ["minimal.yaml", "team.yaml"])
+def test_example_configs_load(name):
+    from tokenomy.config import load_config
+    from tokenomy.gateway.settings import gateway_settings
+
+    config = load_config(Path(__file__).parent.parent / "examples" / "gateway" / name)
+    assert config.route_for(next(iter(config.routes or config.models))) is not None
+    gateway_settings(config.gateway)
+
+
+def test_bad_gateway_settings_name_the_key(tmp_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("gateway:\n  max_inflight: 0\n")
+    result = cli("serve", "--config", str(config), "--port", str(free_port()))
+    assert result.returncode == 2 and "gateway.max_inflight" in result.stdout + result.stderr

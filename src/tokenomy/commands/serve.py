@@ -25,8 +25,10 @@ def serve(
     import uvicorn
 
     from tokenomy.config import load_config
+    from tokenomy.gateway.settings import gateway_settings
 
-    load_config(config)  # fail fast, with the key named, before any worker starts
+    loaded = load_config(config)  # fail fast, with the key named, before any worker starts
+    gateway_settings(loaded.gateway, loaded.source or "<config>")
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:

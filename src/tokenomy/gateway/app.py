@@ -27,6 +27,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
+from tokenomy.gateway.settings import gateway_settings
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
@@ -88,8 +89,8 @@ class Gateway:
                                     catalog=self.catalog)  # type: ignore[arg-type]
         self.keys = KeyStore(store) if config.auth else None
         self.limits = RedisLimits(config.redis_url) if config.redis_url else LocalLimits()
-        gateway = config.gateway or {}
-        self.guard = OverloadGuard(int(gateway.get("max_inflight", 64)), int(gateway.get("max_queue", 256)))
+        self.settings = gateway_settings(config.gateway, config.source or "<config>")
+        self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         self._key_cache: dict[str, tuple[float, VirtualKey | None]] = {}
         self._spent_base: dict[str, int] = {}
         self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
@@ -103,7 +104,7 @@ class Gateway:
                               "create`).", "invalid_request_error", "invalid_api_key")
         secret = header[7:].strip()
         cached = self._key_cache.get(secret)
-        if cached is None or time.monotonic() - cached[0] > 30:
+        if cached is None or time.monotonic() - cached[0] > self.settings.key_cache_seconds:
             cached = (time.monotonic(), self.keys.lookup(secret))
             self._key_cache[secret] = cached
         key = cached[1]
