@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from tokenomy.messages import ChatRequest, RequestMeta
 
+# Six lines of `criterion: 4 - a few words` fit in ~70 tokens for a capable evaluator; a weak one that ignores
+# the format is then asked per missing criterion, where a digit and a few words is all we need.
+MAIN_TOKENS = 72
+SINGLE_TOKENS = 10
 RUBRIC = ("correctness", "completeness", "helpfulness", "coherence", "relevance", "safety")
 JUDGE_SYSTEM = ("You are a strict evaluator. Score the ANSWER to the TASK on each criterion from 1 (bad) to 5 "
                 "(excellent) with a few words of reason. Reply with exactly one line per criterion, in the form "
@@ -46,14 +50,15 @@ def judge(client, model: str, task_prompt: str, answer: str, expected: object = 
     """
     meta = RequestMeta(task="bench-judge")
     response = client.chat(ChatRequest.simple(judge_prompt(task_prompt, answer, expected), model=model,
-                                              system=JUDGE_SYSTEM, max_tokens=120, temperature=0.0, meta=meta))
+                                              system=JUDGE_SYSTEM, max_tokens=MAIN_TOKENS, temperature=0.0,
+                                              meta=meta))
     scores, reasons = parse_verdict(response.text)
     cost = response.cost_usd
     raw = [response.text]
     for criterion in [c for c in RUBRIC if c not in scores]:
         single = client.chat(ChatRequest.simple(
             judge_prompt(task_prompt, answer, expected, f"On a scale of 1 to 5, how good is the ANSWER's {criterion}? "
-                         "Reply with one digit, then a few words why."), model=model, max_tokens=16, temperature=0.0, meta=meta))
+                         "Reply with one digit, then a few words why."), model=model, max_tokens=SINGLE_TOKENS, temperature=0.0, meta=meta))
         cost += single.cost_usd
         raw.append(single.text)
         digit = re.search(r"[1-5]", single.text)

@@ -34,6 +34,11 @@ class RunSettings:
     system_prompts: dict[str, str] | None = None  # per-model instructions (variants)
 
 
+def effective_max_tokens(task: Task, settings: RunSettings) -> int:
+    """The task's own cap, never above the run's (`--max-tokens` keeps a whole run short)."""
+    return min(task.max_tokens, settings.max_tokens) if task.max_tokens else settings.max_tokens
+
+
 def plan_jobs(tasks: list[Task], settings: RunSettings) -> list[tuple[Task, str, Example, int]]:
     rng = random.Random(settings.seed)
     jobs = []
@@ -73,7 +78,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
     try:
         final = None
         for chunk in client.stream(ChatRequest.simple(prompt, model=model, system=system,
-                                                      max_tokens=task.max_tokens or settings.max_tokens,
+                                                      max_tokens=effective_max_tokens(task, settings),
                                                       temperature=0.0, meta=RequestMeta(task=f"bench:{task.name}"))):
             if chunk.response is not None:
                 final = chunk.response

@@ -69,29 +69,38 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
     return {"tolerance_points": tolerance, "judge": judge, "results": rows, "recommendations": picks}
 
 
+def _relative(cost: Decimal, reference: Decimal) -> str:
+    return "at no cost" if cost == 0 else f"{float(cost / reference):.0%} of the cost"
+
+
 def recommend(rows: list[dict], tolerance: float) -> dict:
     """The cheapest model within `tolerance` quality points of the best, with the call-outs in words."""
     scored = [r for r in rows if r["quality"] is not None and r["cost_per_task_usd"] is not None]
     if not scored:
-        return {"model": None, "reason": "no successful results"}
-    best = max(scored, key=lambda r: (r["quality"], -r["cost_per_task_usd"]))
+        return {"model": None, "reason": "no successful results", "notes": []}
+    # Among equally good models the dearer one is "the best": it is the incumbent a cheaper one is measured against.
+    best = max(scored, key=lambda r: (r["quality"], r["cost_per_task_usd"]))
     close = [r for r in scored if r["quality"] >= best["quality"] - tolerance]
     pick = min(close, key=lambda r: (r["cost_per_task_usd"], -r["quality"]))
     notes = []
-    for row in scored:
-        if row is best or not best["cost_per_task_usd"]:
+    reference = best["cost_per_task_usd"]
+    for row in sorted(scored, key=lambda r: r["cost_per_task_usd"]):
+        if row is best or not reference:
             continue
-        ratio = row["cost_per_task_usd"] / best["cost_per_task_usd"]
-        gap = best["quality"] - row["quality"]
-        if gap <= tolerance and ratio <= Decimal("0.5"):
-            notes.append(f"{row['model']}: same quality, much cheaper ({gap:+.1f} points, {float(ratio):.0%} of the cost "
-                         f"of {best['model']})")
-        elif tolerance < gap <= 3 * tolerance and ratio <= Decimal("0.2"):
-            notes.append(f"{row['model']}: slightly worse, dramatically cheaper ({-gap:.1f} points, "
-                         f"{float(ratio):.0%} of the cost of {best['model']})")
+        cost, gap = row["cost_per_task_usd"], best["quality"] - row["quality"]
+        if gap <= tolerance and cost <= reference / 2:
+            notes.append(f"{row['model']}: same quality, much cheaper than {best['model']} ({row['quality'] - best['quality']:+.1f} points, "
+                         f"{_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
+        elif tolerance < gap <= 3 * tolerance and cost <= reference / 5:
+            notes.append(f"{row['model']}: slightly worse, dramatically cheaper than {best['model']} ({row['quality'] - best['quality']:+.1f} "
+                         f"points, {_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
     return {"model": pick["model"], "best_quality_model": best["model"], "quality": pick["quality"],
             "cost_per_task_usd": pick["cost_per_task_usd"], "notes": notes,
             "reason": f"cheapest within {tolerance:g} points of the best ({best['model']}, {best['quality']:.1f})"}
+
+
+def _usd(value: Decimal) -> str:
+    return f"${value:.6f}"
 
 
 def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None,
