@@ -163,3 +163,33 @@ def test_bad_gateway_settings_name_the_key(tmp_path):
     config.write_text("gateway:\n  max_inflight: 0\n")
     result = cli("serve", "--config", str(config), "--port", str(free_port()))
     assert result.returncode == 2 and "gateway.max_inflight" in result.stdout + result.stderr
+
+
+def test_policy_routes_metrics_labels_and_fallback_priced_reservations(ledger_path):
+    import importlib.util
+
+    store = KeyStore(open_store(ledger_path))
+    # Primary: Haiku-priced; fallback: Sonnet-priced (12x dearer). The reservation must cover the fallback.
+    sonnet = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    secret, _ = store.create(budget_usd=Decimal("0.003"), period="month")  # < one Sonnet-priced worst case
+    with InstantOpenAI() as upstream:
+        config = parse_config({"auth": True, "models": {
+            "cheap": {"provider": "openai", "model": "cheap", "base_url": upstream, "price_as": HAIKU},
+            "dear": {"provider": "openai", "model": "dear", "base_url": upstream, "price_as": sonnet}},
+            "routes": {"chat": {"model": "cheap", "fallback": ["dear"]}, "smart": {"policy": "cascade"}}})
+        with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
+            auth = {"authorization": f"Bearer {secret}"}
+            message = {"messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
+            # 100 in + 200 out: Haiku $0.000275 fits, Sonnet $0.0033 does not
+            refused = httpx.post(url + "/v1/chat/completions", headers=auth, json={"model": "chat", **message})
+            direct = httpx.post(url + "/v1/chat/completions", headers=auth, json={"model": "cheap", **message})
+            policy = httpx.post(url + "/v1/chat/completions", headers=auth, json={"model": "smart", **message})
+            httpx.post(url + "/v1/chat/completions", headers=auth, json={"model": "no-such-model", **message})
+            exposition = httpx.get(url + "/metrics").text
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+    assert direct.status_code == 200
+    if importlib.util.find_spec("tokenomy.routing.dispatch") is None:
+        assert policy.status_code == 400 and policy.json()["error"]["code"] == "routing_unavailable"
+    else:
+        assert policy.status_code < 500
+    assert 'model="unknown",status="404"' in exposition and "no-such-model" not in exposition

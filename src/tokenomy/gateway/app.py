@@ -106,6 +106,8 @@ class Gateway:
         cached = self._key_cache.get(secret)
         if cached is None or time.monotonic() - cached[0] > self.settings.key_cache_seconds:
             cached = (time.monotonic(), self.keys.lookup(secret))
+            if len(self._key_cache) > 10_000:  # random wrong keys must not grow memory without bound
+                self._key_cache.clear()
             self._key_cache[secret] = cached
         key = cached[1]
         if key is None or key.revoked:
@@ -134,19 +136,25 @@ class Gateway:
             self._spent_base[counter] = to_nano(self.keys.spent(column, value, since)) if self.keys else 0
         return self._spent_base[counter]
 
-    def estimate_nano(self, model_name: str, request) -> int:  # noqa: ANN001
-        """Worst-case cost of a call: its prompt at input price plus max_tokens at output price."""
-        spec = self.client.spec_for(model_name)
-        try:
-            entry = self.catalog.lookup(spec.pricing_model, spec.region if spec.region not in (
-                None, "global", "local") else None)
-        except TokenomyError:
-            return 0
+    def estimate_nano(self, route, request) -> int:  # noqa: ANN001
+        """Worst-case cost of a call: its prompt at input price plus max_tokens at output price, on the dearest
+        model the route may use (its fallbacks; any configured model for a routing policy)."""
+        names = [route.model, *route.fallback] if route.model else [*self.config.models, "local"]
         prompt = estimate_tokens((request.system or "") + "".join(m.content for m in request.messages))
-        output = request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
-        # Without caching information, price every prompt token at the dearest input rate that may apply.
-        input_rate = max(entry.input or 0, entry.cache_write or 0)
-        return to_nano((Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0)) / Decimal(1_000_000))
+        caps = [c for c in (request.max_tokens, route.tokens.max_tokens) if c]
+        output = min(caps) if caps else DEFAULT_OUTPUT_ESTIMATE
+        worst = Decimal(0)
+        for name in names:
+            spec = self.client.spec_for(name)
+            try:
+                entry = self.catalog.lookup(spec.pricing_model, spec.region if spec.region not in (
+                    None, "global", "local") else None)
+            except TokenomyError:
+                continue
+            # Without caching information, price every prompt token at the dearest input rate that may apply.
+            input_rate = max(entry.input or 0, entry.cache_write or 0)
+            worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
+        return to_nano(worst / Decimal(1_000_000))
 
 
 def completion_body(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
@@ -215,14 +223,20 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         """Create a chat completion (streaming with `stream: true`)."""
         gw = holder["gw"]
         started = time.perf_counter()
+        route = config.route_for(body.model)
+        label = body.model if route is not None else "unknown"  # bounded metric labels, whatever clients send
         key = gw.authenticate(request.headers.get("authorization"))
         if isinstance(key, JSONResponse):
-            return metrics.done(key, body.model, started)
-        route = config.route_for(body.model)
+            return metrics.done(key, label, started)
         if route is None:
             return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
                                            "lists the names you can use.", "invalid_request_error", "model_not_found",
-                                      "model"), body.model, started)
+                                      "model"), label, started)
+        if route.policy and not routing_available():
+            return metrics.done(error(400, f"The route `{body.model}` uses routing policy `{route.policy}`, but the "
+                                           "routing package (tokenomy.routing.dispatch) is not installed; point the "
+                                           "route at a `model` instead.", "invalid_request_error",
+                                      "routing_unavailable", "model"), label, started)
         if gw.guard.full():
             return metrics.done(error(503, "The gateway is at capacity; retry with backoff.", "server_error",
                                       "overloaded"), body.model, started)
@@ -234,7 +248,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         except ValueError as exc:
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
         budgets = gw.budgets(key)
-        estimate = gw.estimate_nano(route.model or body.model, call) if budgets else 0
+        estimate = gw.estimate_nano(route, call) if budgets else 0
         if budgets:
             refused = await gw.limits.reserve(budgets, estimate)
             if refused is not None:
@@ -308,6 +322,23 @@ async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | 
     if budgets:
         actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
         await gw.limits.settle(budgets, estimate, actual)
+
+
+def routing_available() -> bool:
+    """Whether routing policies can be dispatched (the routing package may not be installed)."""
+    global _ROUTING
+    if _ROUTING is None:
+        try:
+            import tokenomy.routing.dispatch  # noqa: F401
+            _ROUTING = True
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("tokenomy.routing.dispatch", "tokenomy.routing"):
+                raise
+            _ROUTING = False
+    return _ROUTING
+
+
+_ROUTING: bool | None = None
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
