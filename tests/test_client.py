@@ -1,0 +1,107 @@
+"""The single call path: compatible signatures, route policies from config, region fallback, threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from test_retry import ScriptedOpenAI, models
+
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.server import ServerThread
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.retry import RetryPolicy
+
+SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+LONG_SYSTEM = "\n".join(f"Policy {i}: refunds for order class {i} take {i % 7 + 2} business days." for i in range(170))
+
+
+@pytest.fixture
+def server():
+    s = ScriptedOpenAI([])
+    yield s
+    s.close()
+
+
+def test_old_signatures_still_work_and_mode_prices_batch(server, ledger_path):
+    with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+        plain = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        batch = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5), "batch")
+    assert plain.cost_usd == compute_cost(plain.usage, "gpt-4o-mini").total_usd
+    assert batch.cost_usd == compute_cost(batch.usage, "gpt-4o-mini", mode="batch").total_usd < plain.cost_usd
+    modes = sorted(e.mode for e in open_store(ledger_path).events())
+    assert modes == ["batch", "on_demand"]
+    with Tokenomy(record=False, models=models(a=server.url)) as quiet:
+        assert quiet.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok"
+        assert quiet.writer is None
+
+
+def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_path, caplog):
+    config = parse_config({
+        "models": {"a": {"provider": "openai", "model": "a", "base_url": server.url, "price_as": "gpt-4o-mini"}},
+        "routes": {"support": {"model": "a", "fallback": [], "caching": {"enabled": False},
+                               "tokens": {"max_tokens": 16, "max_turns": 3},
+                               "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5}}},
+    })
+    policy = CallPolicy.from_route(config.routes["support"])
+    assert policy.retry == RetryPolicy(2, 0.01, 8.0, 5) and not policy.caching and policy.tokens.max_tokens == 16
+    history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i}") for i in range(7)]
+    request = ChatRequest(messages=history, model="a", system="Stay polite.", max_tokens=500)
+    with Tokenomy(ledger_path, models=config.model_specs()) as client:
+        client.chat(request, policy=policy)
+        with caplog.at_level(logging.WARNING, logger="tokenomy.policy"):
+            client.chat(ChatRequest.simple("uncapped", model="a"))  # default policy: warns, still sends
+    sent = server.bodies[0]
+    assert sent["max_tokens"] == 16  # 500 capped by the route
+    assert [m["content"] for m in sent["messages"]] == ["Stay polite.", "turn 4", "turn 5", "turn 6"]
+    assert "max_tokens" not in server.bodies[1]
+    assert any("no output cap" in r.getMessage() for r in caplog.records)
+
+
+def test_concurrent_calls_share_one_client(server, ledger_path):
+    answers: list[int] = []
+    with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+        def worker(n: int) -> None:
+            for _ in range(5):
+                answers.append(client.chat(ChatRequest.simple(f"hi {n}", model="a", max_tokens=3)).attempts)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    events = open_store(ledger_path).events()
+    assert len(answers) == 30 and server.calls == 30
+    assert len(events) == 30 and len({e.request_id for e in events}) == 30 and {e.outcome for e in events} == {"ok"}
+
+
+@pytest.mark.slow
+def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
+    with ServerThread(create_app(throttle_rate=1.0)) as down, ServerThread(create_app()) as up:
+        specs = {
+            "east": ModelSpec(name="east", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=down),
+            "west": ModelSpec(name="west", provider="bedrock", model=SONNET, region="us-west-2", endpoint_url=up),
+        }
+        policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
+                            fallback=("west",))
+        with Tokenomy(ledger_path, models=specs, policy=policy) as client:
+            request = ChatRequest.simple("How long for class 3?", model="east", system=LONG_SYSTEM, max_tokens=4)
+            moved = client.chat(request)
+            chunks = list(client.stream(ChatRequest.simple("And class 4?", model="west", system=LONG_SYSTEM,
+                                                           max_tokens=4)))
+            uncached = client.chat(ChatRequest.simple("Class 5?", model="west", system=LONG_SYSTEM + " ",
+                                                      max_tokens=4), policy=CallPolicy(caching=False))
+    assert moved.region == "us-west-2" and moved.attempts == 3
+    assert moved.usage.cache_write_tokens > 1024  # the fallback got its own automatic cache point
+    streamed = chunks[-1].response
+    assert streamed.usage.cache_read_tokens == moved.usage.cache_write_tokens  # ConverseStream reads it back
+    assert uncached.usage.cache_read_tokens == uncached.usage.cache_write_tokens == 0  # caching switched off
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
+    first_call = [(e.region, e.attempt, e.outcome) for e in rows if e.request_id == rows[0].request_id]
+    assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
