@@ -15,7 +15,7 @@ from tokenomy.bench.judge import parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
 from tokenomy.bench.runner import RunSettings, run
 from tokenomy.bench.scorers import score
-from tokenomy.bench.summary import export_labels, load_results, summarize
+from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
 from tokenomy.bench.tasks import Example, Task, load_tasks
 from tokenomy.client import Tokenomy
 from tokenomy.config import load_config
@@ -62,6 +62,68 @@ def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
         load_tasks(bad)
 
 
+def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
+    jsonl = tmp_path / "tasks.jsonl"
+    jsonl.write_text('{"name": "sum", "prompt": "{a}+{b}=", "scorer": "numeric", "tolerance": 0.5, '
+                     '"examples": [{"a": 1, "b": 2, "expected": 3}]}\n\n'
+                     '{"name": "obj", "prompt": "{input}", "scorer": "json_schema", "schema": {"type": "object"}, '
+                     '"examples": ["x"]}\n')
+    tasks = load_tasks(jsonl)
+    assert [t.name for t in tasks] == ["sum", "obj"] and tasks[0].render(tasks[0].examples[0]) == "1+2="
+    assert tasks[0].options == {"tolerance": 0.5} and tasks[1].examples[0].fields == {"input": "x"}
+    cases = {
+        "tasks:\n  - {name: a, prompt: '{question}', scorer: exact_match, examples: [{input: x, expected: y}]}":
+            r"example 0: the prompt uses \{question\}",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: [{input: x}]}":
+            r"tasks\[0\]\.examples\[0\]: the exact_match scorer needs `expected`",
+        "tasks:\n  - {name: a, prompt: x, scorer: classification, labels: [a, b], examples: [{input: x, expected: c}]}":
+            r"examples\[0\]\.expected: 'c' is not one of the labels",
+        "tasks:\n  - {name: a, prompt: x, scorer: numeric, examples: [{input: x, expected: many}]}":
+            r"'many' is not a number",
+        "tasks:\n  - {name: a, prompt: x, scorer: json_schema, schema: {type: nope}, examples: [x]}":
+            r"tasks\[0\]\.schema: not a valid JSON Schema",
+        "tasks:\n  - {name: a, prompt: x, scorer: regex, patern: 'x', examples: [{input: x, expected: y}]}":
+            r"tasks\[0\]\.patern: unknown task field",
+        "tasks:\n  - {name: a, prompt: x, scorer: judge}": r"'examples' is required",
+    }
+    for number, (text, error) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{number}.yaml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=error):
+            load_tasks(bad)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"name": "a"\n')
+    with pytest.raises(ConfigError, match=r"broken.jsonl:1: invalid JSON"):
+        load_tasks(broken)
+
+
+def test_recommendation_and_call_outs_in_words():
+    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.01")},
+            {"model": "mid", "quality": 88.0, "cost_per_task_usd": Decimal("0.004")},
+            {"model": "small", "quality": 84.0, "cost_per_task_usd": Decimal("0.001")},
+            {"model": "tiny", "quality": 40.0, "cost_per_task_usd": Decimal("0.0001")}]
+    pick = recommend(rows, 3.0)
+    assert pick["model"] == "mid" and pick["best_quality_model"] == "big"
+    notes = "\n".join(pick["notes"])
+    assert "mid: same quality, much cheaper than big (-2.0 points, 40% of the cost" in notes
+    assert "small: slightly worse, dramatically cheaper than big (-6.0 points, 10% of the cost" in notes
+    assert "tiny" not in notes  # 50 points worse is not "slightly"
+    assert recommend(rows, 10.0)["model"] == "small"  # a wider tolerance lets the cheaper one win
+
+
+def test_cli_refuses_a_judge_task_without_a_judge_and_unknown_models(tmp_path):
+    judged = tmp_path / "judged.yaml"
+    judged.write_text("tasks:\n  - {name: s, prompt: 'Summarise {input}', scorer: judge, examples: [a]}\n")
+    result = subprocess.run([TOKENOMY, "bench", "run", str(judged), "--models", "local", "--out", str(tmp_path / "o"),
+                             "--ledger", str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "pass --judge MODEL" in result.stderr + result.stdout
+    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local,nonexistent-x",
+                             "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "nonexistent-x" in result.stderr + result.stdout
+    assert not (tmp_path / "o" / "results.csv").exists() or len(pd.read_csv(tmp_path / "o" / "results.csv")) == 0
+
+
 def test_pareto_frontier_and_knee():
     points = [(1.0, 50, "a"), (2.0, 80, "b"), (3.0, 82, "c"), (10.0, 90, "d"), (5.0, 60, "dominated")]
     frontier = pareto_frontier(points)
@@ -92,13 +154,33 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     judged = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
     judged = judged[judged["task"] == "summarisation"]
     assert set(judged["judge_model"]) == {"local"} and all(judged["rubric"].str.contains("correctness"))
-    for name in ("results.csv", "results.parquet", "pareto_extraction.png", "report.html", "summary.json"):
+    for name in ("results.csv", "results.parquet", "pareto.png", "pareto_extraction.png", "report.html",
+                 "summary.json"):
         assert (out / name).stat().st_size > 0, name
+    assert summary["judge"]["model"] == "local" and summary["judge"]["rubric"][0] == "correctness"
+    assert len(judged) == 4 and all(judged["judge_scores"].str.count("=") == 6)
     assert len(pd.read_parquet(out / "results.parquet")) == 2 * 2 * 3
     assert "data:image/png;base64" in (out / "report.html").read_text()
     # The judge's own calls are recorded separately from the candidates'.
     tasks = {e.task for e in open_store(tmp_path / "l.duckdb").events()}
     assert "bench-judge" in tasks and "bench:summarisation" in tasks
+    # Router labels from the same directory, tiers from a config file.
+    config.write_text(config.read_text() + "tiers:\n  small: [local]\n  large: [server]\n")
+    labels_path = tmp_path / "labels.jsonl"
+    result = subprocess.run([TOKENOMY, "bench", "export-labels", str(out), "-o", str(labels_path), "--config",
+                             str(config), "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line) for line in labels_path.read_text().splitlines()]
+    assert len(labels) == 6 and json.loads(result.stdout)["examples"] == 6
+    for label in labels:
+        assert label["label"] in ("local", "server") and label["tier"] == {"local": "small", "server": "large"}[
+            label["label"]]
+        assert set(label["quality_by_model"]) == {"local", "server"} and label["prompt"]
+        best = max(label["quality_by_model"].values())
+        assert label["quality_by_model"][label["label"]] >= best - 3
+    # A label is "local" whenever it met the bar: it is free, the server is priced as gpt-4o-mini.
+    assert all(l["label"] == "local" for l in labels if l["quality_by_model"]["local"] >= max(
+        l["quality_by_model"].values()) - 3)
 
 
 @pytest.mark.slow
@@ -122,11 +204,39 @@ def test_interrupted_run_resumes_without_repeating_work(tmp_path):
         run(client, tasks, settings, out, on_row=stop_after_three)
     interrupted_rows = len(pd.read_csv(out / "results.csv"))
     assert 3 <= interrupted_rows < 6  # a call already in flight may still finish and be kept
+    assert len(pd.read_parquet(out / "results.parquet")) == interrupted_rows  # written on the way out too
     with Tokenomy(ledger) as client:
         run(client, tasks, settings, out, resume=True)
     frame = pd.read_csv(out / "results.csv")
     assert len(frame) == 6 and not frame.duplicated(["task", "model", "example", "repeat"]).any()
     assert open_store(ledger).count() == 6  # six model calls in total: nothing repeated
+    assert len(pd.read_parquet(out / "results.parquet")) == 6
+    with Tokenomy(ledger) as client:  # everything done: a third run makes no call at all
+        run(client, tasks, settings, out, resume=True)
+    assert open_store(ledger).count() == 6
+
+
+@pytest.mark.slow
+def test_failed_calls_and_failed_judging_are_rows_not_crashes(tmp_path):
+    tasks_file = tmp_path / "tasks.yaml"
+    tasks_file.write_text("tasks:\n  - {name: s, prompt: 'Say hi to {input}', scorer: judge, examples: [Ann]}\n"
+                          "  - {name: e, prompt: 'Say {input}', scorer: regex, pattern: '.', examples: [yes]}\n")
+    settings = RunSettings(("local", "nonexistent-x"), judge_model="nonexistent-judge", max_tokens=4)
+    out = tmp_path / "out"
+    with Tokenomy(tmp_path / "l.duckdb") as client:
+        run(client, load_tasks(tasks_file), settings, out)
+    frame = load_results(out / "results.csv")
+    by_key = {(r.task, r.model): r for r in frame.itertuples()}
+    assert by_key[("s", "nonexistent-x")].error.startswith("UnknownModelError")
+    local_judged = by_key[("s", "local")]
+    assert local_judged.error == "" and local_judged.answer and local_judged.quality == ""
+    assert local_judged.judge_error.startswith("UnknownModelError")
+    assert by_key[("e", "local")].quality == "100.0"
+    summary = summarize(frame)
+    rows = {(r["task"], r["model"]): r for r in summary["results"]}
+    assert rows[("e", "nonexistent-x")]["failure_rate"] == 1.0 and rows[("e", "local")]["failure_rate"] == 0.0
+    assert rows[("s", "local")]["quality"] is None and rows[("s", "local")]["failure_rate"] == 0.0
+    assert summary["judge"]["failures"] == 1
 
 
 @pytest.mark.slow

@@ -88,11 +88,12 @@ def recommend(rows: list[dict], tolerance: float) -> dict:
         if row is best or not reference:
             continue
         cost, gap = row["cost_per_task_usd"], best["quality"] - row["quality"]
+        delta = row["quality"] - best["quality"]
         if gap <= tolerance and cost <= reference / 2:
-            notes.append(f"{row['model']}: same quality, much cheaper than {best['model']} ({row['quality'] - best['quality']:+.1f} points, "
+            notes.append(f"{row['model']}: same quality, much cheaper than {best['model']} ({delta:+.1f} points, "
                          f"{_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
         elif tolerance < gap <= 3 * tolerance and cost <= reference / 5:
-            notes.append(f"{row['model']}: slightly worse, dramatically cheaper than {best['model']} ({row['quality'] - best['quality']:+.1f} "
+            notes.append(f"{row['model']}: slightly worse, dramatically cheaper than {best['model']} ({delta:+.1f} "
                          f"points, {_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
     return {"model": pick["model"], "best_quality_model": best["model"], "quality": pick["quality"],
             "cost_per_task_usd": pick["cost_per_task_usd"], "notes": notes,
