@@ -182,6 +182,7 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
     store = KeyStore(open_store(ledger))
     per_request = Decimal(100) * Decimal("0.25") / 1_000_000 + Decimal(200) * Decimal("1.25") / 1_000_000
     secret, key = store.create(budget_usd=per_request * 6, period="month")
+    limited, _ = store.create(rpm=5)
     with InstantOpenAI(delay_s=0.02) as upstream:
         config = tmp_path / "tokenomy.yaml"
         config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url)))
@@ -204,12 +205,23 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
 
             with concurrent.futures.ThreadPoolExecutor(20) as pool:
                 statuses = list(pool.map(one, range(20)))
+
+            def limited_one(i):
+                reply = httpx.post(f"http://127.0.0.1:{ports[i % 2]}/v1/chat/completions", timeout=30,
+                                   headers={"authorization": f"Bearer {limited}"},
+                                   json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
+                                         "max_tokens": 2})
+                return reply.status_code
+
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                rpm_statuses = list(pool.map(limited_one, range(10)))
         finally:
             for proc in procs:
                 proc.terminate()
             for proc in procs:
                 proc.wait(30)
     assert statuses.count(200) == 6  # one shared budget, not six per process
+    assert sorted(rpm_statuses) == [200] * 5 + [429] * 5  # one shared per-minute window across processes
     events = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
     assert len(events) == 6  # both processes flushed their ledger on SIGTERM
 

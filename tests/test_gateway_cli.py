@@ -140,6 +140,7 @@ def test_keys_and_spend_on_postgresql(fresh_postgres_url):
                     codes.append(429)
     assert codes == [200, 200, 429]
     assert store.spent("key_id", key.key_id, key_start()) == Decimal("0.00055")
+    assert store.spent("tenant", "ops", key_start()) == Decimal("0.00055")  # the team's spend, via tenant
 
 
 def key_start():
