@@ -324,8 +324,12 @@ async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  
     return await gw.client.achat(call, policy=policy)
 
 
-async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None) -> None:  # noqa: ANN001
+async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None,  # noqa: ANN001
+                  unknown: bool = False) -> None:
+    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it)."""
     if budgets:
+        if unknown:
+            return  # e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
         actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
         await gw.limits.settle(budgets, estimate, actual)
 
@@ -364,6 +368,7 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
         return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
     final: ChatResponse | None = None
+    streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
         if route.policy:
@@ -372,6 +377,7 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
         else:
             async for piece in gw.client.astream(call, policy=policy):
                 if piece.delta:
+                    streamed = True
                     yield chunk({"content": piece.delta})
                 if piece.response is not None:
                     final = piece.response
@@ -388,7 +394,7 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
         metrics.count(body.model, 502, started)
     finally:
         gw.guard.slots.release()
-        await _settle(gw, budgets, estimate, final)
+        await _settle(gw, budgets, estimate, final, unknown=final is None and streamed)
     yield b"data: [DONE]\n\n"
 
 
