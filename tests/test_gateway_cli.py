@@ -194,3 +194,20 @@ def test_policy_routes_metrics_labels_and_fallback_priced_reservations(ledger_pa
     else:
         assert policy.status_code < 500
     assert 'model="unknown",status="404"' in exposition and "no-such-model" not in exposition
+
+
+def test_spend_survives_a_gateway_restart(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    per_request = Decimal(100) * Decimal("0.25") / 10**6 + Decimal(200) * Decimal("1.25") / 10**6
+    secret, _ = store.create(budget_usd=per_request * 2 + per_request / 2, period="day")
+    message = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
+    codes = []
+    with InstantOpenAI() as upstream:
+        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",
+                                                                  "base_url": upstream, "price_as": HAIKU}}})
+        for _ in range(2):  # two gateway lifetimes over one ledger
+            with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
+                for _ in range(2):
+                    codes.append(httpx.post(url + "/v1/chat/completions", json=message,
+                                            headers={"authorization": f"Bearer {secret}"}).status_code)
+    assert codes == [200, 200, 429, 429]  # the second lifetime starts from the ledger's spend, not from zero

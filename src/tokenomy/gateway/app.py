@@ -28,6 +28,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
+from tokenomy.gateway.responses import completion_body, error, usage_body
 from tokenomy.gateway.settings import gateway_settings
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
@@ -39,11 +40,6 @@ from tokenomy.messages import ChatResponse
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _IDS = itertools.count(1)
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
-
-
-def error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> JSONResponse:
-    """OpenAI's error shape."""
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
 
 class OverloadGuard:
@@ -161,25 +157,6 @@ class Gateway:
             input_rate = max(entry.input or 0, entry.cache_write or 0)
             worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
         return to_nano(worst / Decimal(1_000_000))
-
-
-def completion_body(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
-    usage = response.usage
-    return {
-        "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
-                     "finish_reason": response.finish_reason}],
-        "usage": usage_body(response),
-        "tokenomy": {"cost_usd": str(response.cost_usd), "model": response.model, "provider": response.provider,
-                     "tier": response.tier, "attempts": response.attempts, "cache_write_tokens": usage.cache_write_tokens},
-    }
-
-
-def usage_body(response: ChatResponse) -> dict[str, Any]:
-    usage = response.usage
-    return {"prompt_tokens": usage.total_input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.total_input_tokens + usage.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens}}
 
 
 def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) -> FastAPI:
