@@ -22,7 +22,7 @@ from tokenomy.telemetry.otel import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 HAIKU35 = "anthropic.claude-3-5-haiku-20241022-v1:0"
-POLICY_TEXT = "\n".join(f"Clause {i}: orders of class {i} ship within {i % 5 + 1} days of payment." for i in range(160))
+POLICY_TEXT = "\n".join(f"Clause {i}: orders of class {i} ship within {i % 5 + 1} days of payment." for i in range(75))
 
 
 def conversation(system: str, turns: int = 3) -> ChatRequest:
@@ -94,16 +94,21 @@ def test_bedrock_call_gets_automatic_cache_point_then_reads_it(telemetry, ledger
                                                    max_tokens=4))
             second = client.chat(ChatRequest.simple("Which class ships slowest?", model="sonnet", system=POLICY_TEXT,
                                                     max_tokens=4))
+            second_placements = client.last_placements
+            short = client.chat(ChatRequest.simple("Hi", model="sonnet", system="You are terse.", max_tokens=4))
+            short_placements = client.last_placements
     assert first.usage.cache_write_tokens > 1024 and first.usage.cache_read_tokens == 0
+    assert [p.after for p in second_placements] == ["system"] and short_placements == []
+    assert short.usage.cache_write_tokens == short.usage.cache_read_tokens == 0  # below the minimum: no point
     assert second.usage.cache_read_tokens == first.usage.cache_write_tokens and second.usage.cache_write_tokens == 0
     for response in (first, second):
         expected = compute_cost(response.usage, SONNET, "us-east-1")
         assert response.cost_usd == expected.total_usd
     # Writing costs 3.75/M, reading 0.30/M: the second call's prefix costs 12.5x less.
-    events = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)[:2]
     assert events[0].cache_write_cost_usd == Decimal(first.usage.cache_write_tokens) * Decimal("3.75") / 1_000_000
     assert events[1].cache_read_cost_usd == Decimal(second.usage.cache_read_tokens) * Decimal("0.30") / 1_000_000
-    span = [s for s in exporter.get_finished_spans() if s.name == f"chat {SONNET}"][-1]
+    span = [s for s in exporter.get_finished_spans() if s.name == f"chat {SONNET}"][-2]
     attrs = dict(span.attributes)
     assert span.kind == trace.SpanKind.CLIENT
     assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "aws.bedrock"
@@ -115,26 +120,3 @@ def test_bedrock_call_gets_automatic_cache_point_then_reads_it(telemetry, ledger
     assert attrs["tokenomy.cost.usd"] == pytest.approx(float(second.cost_usd))
     names = {m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= names
-
-
-@pytest.mark.slow
-def test_fifty_calls_complete_under_thirty_percent_throttling(telemetry, ledger_path):
-    exporter, _ = telemetry
-    exporter.clear()
-    policy = CallPolicy(retry=RetryPolicy(max_attempts=8, base_delay_s=0.01, max_delay_s=0.05, deadline_s=60))
-    with ServerThread(create_app(throttle_rate=0.3, seed=3)) as url:
-        spec = {"haiku": ModelSpec(name="haiku", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
-                                   region="us-east-1", endpoint_url=url)}
-        with Tokenomy(ledger_path, models=spec, policy=policy, seed=5) as client:
-            responses = [client.chat(ChatRequest.simple(f"Say {i}.", model="haiku", max_tokens=2)) for i in range(50)]
-    assert len(responses) == 50
-    events = open_store(ledger_path).events()
-    ok = [e for e in events if e.outcome == "ok"]
-    throttled = [e for e in events if e.outcome == "throttled"]
-    assert len(ok) == 50 and len({e.request_id for e in ok}) == 50  # every call recorded once
-    assert 5 <= len(throttled) <= 40  # retries are visible...
-    assert all(e.request_id in {o.request_id for o in ok} for e in throttled)  # ...and tied to their call
-    assert max(e.attempt for e in ok) >= 2
-    spans = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
-    assert len(spans) == len(events)
-    assert sum(1 for s in spans if s.attributes.get("error.type")) == len(throttled)

@@ -308,3 +308,51 @@ def test_async_acquire_waits_for_refill_without_blocking_the_loop():
         return time.monotonic() - started
 
     assert 0.15 <= asyncio.run(run()) < 2.0
+
+
+@pytest.mark.slow
+def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledger_path):
+    """The issue's check: `tokenomy emulate bedrock --throttle-rate 0.3` as a process, boto3 underneath."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import free_port, wait_for_port
+
+    from tokenomy.telemetry.otel import in_memory_pipeline
+
+    exporter, _ = in_memory_pipeline()
+    exporter.clear()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "emulate", "bedrock", "--port", str(port),
+                             "--throttle-rate", "0.3", "--seed", "11"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, 60, proc)
+        spec = {"nova": ModelSpec(name="nova", provider="bedrock", model="amazon.nova-micro-v1:0",
+                                  region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")}
+        policy = CallPolicy(retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=0.05, deadline_s=60))
+        with Tokenomy(ledger_path, models=spec, policy=policy, seed=5) as client, ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda i: client.chat(ChatRequest.simple(f"Say {i}.", model="nova",
+                                                                               max_tokens=2)), range(50)))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert len(responses) == 50 and all(r.cost_usd > 0 for r in responses)
+    events = open_store(ledger_path).events()
+    ok = [e for e in events if e.outcome == "ok"]
+    throttled = [e for e in events if e.outcome == "throttled"]
+    assert len(ok) == 50 and len({e.request_id for e in ok}) == 50  # every call recorded exactly once
+    assert len(throttled) >= 5 and len(ok) + len(throttled) == len(events)  # retries visible, nothing else
+    by_call: dict[str, list] = {}
+    for e in events:
+        by_call.setdefault(e.request_id, []).append(e)
+    for rows in by_call.values():  # attempts 1..n, all throttled but the last, which is the one ok row
+        rows.sort(key=lambda e: e.attempt)
+        assert [e.attempt for e in rows] == list(range(1, len(rows) + 1))
+        assert [e.outcome for e in rows] == ["throttled"] * (len(rows) - 1) + ["ok"]
+        assert rows[-1].error_type is None and all(e.error_type == "ThrottlingException" for e in rows[:-1])
+    assert sorted(r.attempts for r in responses) == sorted(len(rows) for rows in by_call.values())
+    spans = [s for s in exporter.get_finished_spans() if s.name == "chat amazon.nova-micro-v1:0"]
+    assert len(spans) == len(events)
+    assert sorted(s.attributes.get("error.type", "") for s in spans).count("ThrottlingException") == len(throttled)
