@@ -18,10 +18,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(ledger):  # noqa: ANN001, ANN202
+    from tokenomy.config import load_config
     from tokenomy.gateway.keys import KeyStore
     from tokenomy.ledger.store import open_store
 
-    return KeyStore(open_store(ledger))
+    # The same ledger `tokenomy serve` uses: --ledger, else the config's `ledger:` (TOKENOMY_CONFIG or
+    # ./tokenomy.yaml), else the default file.
+    return KeyStore(open_store(ledger or load_config(None).ledger))
 
 
 @keys_app.command("create")
