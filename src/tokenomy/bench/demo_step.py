@@ -42,12 +42,11 @@ def run(ctx) -> None:  # noqa: ANN001 - DemoContext
         run_bench(client, tasks, settings, out, on_row=lambda row: progress.advance(bar))
     summary = finish(out, 3.0)
     print_summary(summary, out, console=ctx.console)
-    verbose = [r for r in summary["results"] if r["model"] == "verbose" and r["output_tokens_mean"]]
-    local = {r["task"]: r for r in summary["results"] if r["model"] == "local"}
-    price_as = cfg.models["verbose"].price_as
-    for row in verbose:
-        base = local.get(row["task"])
-        if base and base["output_tokens_mean"]:
-            ctx.console.print(f"{row['task']}: verbose writes {row['output_tokens_mean'] / base['output_tokens_mean']:.1f}x "
-                              f"the tokens per answer; priced as {price_as} that is {usd(row['cost_per_task_usd'], 6)} "
-                              "per task, for the same model.")
+    rows = {(r["task"], r["model"]): r for r in summary["results"] if r["output_tokens_mean"]}
+    pairs = [(rows[(t, "local")], rows[(t, "verbose")]) for t, m in rows if m == "local" and (t, "verbose") in rows]
+    if pairs:
+        ratio = sum(v["output_tokens_mean"] for _, v in pairs) / sum(l["output_tokens_mean"] for l, _ in pairs)
+        cost = sum((v["cost_per_task_usd"] for _, v in pairs), start=0) / len(pairs)
+        ctx.console.print(f"Same weights, two prices: `verbose` writes {ratio:.1f}x the tokens of `local` and, priced as "
+                          f"{cfg.models['verbose'].price_as}, costs {usd(cost, 6)} per task on average; `local` costs "
+                          "nothing. Open the HTML report for the Pareto plot.")

@@ -39,8 +39,13 @@ def _draw(ax, rows: list[dict], task: str) -> None:  # noqa: ANN001 - a matplotl
     frontier = pareto_frontier(points)
     best_knee = knee(frontier)
     ax.scatter([p[0] for p in points], [p[1] for p in points], s=50, color="#4c72b0", zorder=3)
+    top = max(p[0] for p in points) or 1e-6  # all-free candidates still get a readable axis
+    placed: list[tuple[float, float]] = []
     for cost, quality, name in points:
-        ax.annotate(name, (cost, quality), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # Stack the names of points that (nearly) coincide instead of printing them over each other.
+        near = sum(1 for c, q in placed if abs(c - cost) < 0.04 * top and abs(q - quality) < 4)
+        placed.append((cost, quality))
+        ax.annotate(name, (cost, quality), textcoords="offset points", xytext=(6, 4 + 10 * near), fontsize=8)
     ax.plot([p[0] for p in frontier], [p[1] for p in frontier], "--", color="#dd8452", label="Pareto frontier")
     if best_knee:
         ax.scatter([best_knee[0]], [best_knee[1]], s=180, facecolors="none", edgecolors="#c44e52", linewidths=2,
@@ -50,8 +55,9 @@ def _draw(ax, rows: list[dict], task: str) -> None:  # noqa: ANN001 - a matplotl
     ax.set_title(f"{task}: cost per task vs quality", fontsize=10)
     ax.set_ylim(-5, 105)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+    ax.set_xlim(-0.06 * top, 1.25 * top)  # room for the names to the right of the dearest point
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8, framealpha=0.7)
 
 
 def _plottable(summary: dict) -> dict[str, list[dict]]:
