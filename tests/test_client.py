@@ -10,6 +10,7 @@ from test_retry import ScriptedOpenAI, models
 
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
+from tokenomy.errors import ConfigError
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
@@ -32,11 +33,12 @@ def server():
 def test_old_signatures_still_work_and_mode_prices_batch(server, ledger_path):
     with Tokenomy(ledger_path, models=models(a=server.url)) as client:
         plain = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        server.script.append((429, {"retry-after": "0"}))
         batch = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5), "batch")
     assert plain.cost_usd == compute_cost(plain.usage, "gpt-4o-mini").total_usd
     assert batch.cost_usd == compute_cost(batch.usage, "gpt-4o-mini", mode="batch").total_usd < plain.cost_usd
-    modes = sorted(e.mode for e in open_store(ledger_path).events())
-    assert modes == ["batch", "on_demand"]
+    rows = sorted((e.mode, e.outcome) for e in open_store(ledger_path).events())
+    assert rows == [("batch", "ok"), ("batch", "throttled"), ("on_demand", "ok")]  # failed rows keep their mode
     with Tokenomy(record=False, models=models(a=server.url)) as quiet:
         assert quiet.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok"
         assert quiet.writer is None
@@ -47,10 +49,14 @@ def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_pa
         "models": {"a": {"provider": "openai", "model": "a", "base_url": server.url, "price_as": "gpt-4o-mini"}},
         "routes": {"support": {"model": "a", "fallback": [], "caching": {"enabled": False},
                                "tokens": {"max_tokens": 16, "max_turns": 3},
-                               "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5}}},
+                               "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5},
+                               "rate_limit": {"requests_per_minute": 120}}},
     })
     policy = CallPolicy.from_route(config.routes["support"])
     assert policy.retry == RetryPolicy(2, 0.01, 8.0, 5) and not policy.caching and policy.tokens.max_tokens == 16
+    assert policy.limiter is not None and policy.limiter.rpm == 120 and policy.limiter.tpm is None
+    with pytest.raises(ConfigError, match="rate_limit"):
+        parse_config({"routes": {"r": {"model": "local", "rate_limit": {"requests_per_minute": 0}}}})
     history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i}") for i in range(7)]
     request = ChatRequest(messages=history, model="a", system="Stay polite.", max_tokens=500)
     with Tokenomy(ledger_path, models=config.model_specs()) as client:

@@ -47,7 +47,9 @@ class CallPolicy:
 
     @classmethod
     def from_route(cls, route: "RouteConfig", limiter: RateLimiter | None = None) -> "CallPolicy":
-        """Build the policy a config route asks for."""
+        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
+        if limiter is None and route.rate_limit is not None:
+            limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
         return cls(caching=route.caching.enabled,
                    tokens=TokenPolicy(route.tokens.max_tokens, route.tokens.max_turns,
                                       route.tokens.max_history_tokens, route.tokens.warn_uncapped),
@@ -75,6 +77,7 @@ class _Call:
     policy: CallPolicy
     plan: AttemptPlan
     request_id: str
+    mode: str
     targets: dict[int, _Target] = field(default_factory=dict)
 
 
@@ -111,11 +114,11 @@ class Tokenomy:
     def provider_for(self, spec: ModelSpec) -> Provider:
         return get_provider(spec)
 
-    def _begin(self, request: ChatRequest, policy: CallPolicy | None) -> _Call:
+    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str) -> _Call:
         policy = policy or self.policy
         request, _ = apply_token_policy(request, policy.tokens)
         chain = (request.model, *policy.fallback)
-        return _Call(request, policy, AttemptPlan(chain, policy.retry, self._rng), uuid.uuid4().hex)
+        return _Call(request, policy, AttemptPlan(chain, policy.retry, self._rng), uuid.uuid4().hex, mode)
 
     def _target(self, call: _Call, step: Step) -> _Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
@@ -164,7 +167,7 @@ class Tokenomy:
         otel.record_failure(span, target.call, target.provider.name, error_type, time.perf_counter() - started)
         self._record(UsageEvent(
             ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=target.call.region,
-            task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
+            mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
             tier=meta.tier, latency_ms=(time.perf_counter() - started) * 1000, outcome=exc.kind,
             error_type=error_type, attempt=step.attempt, request_id=call.request_id,
             prompt_hash=prompt_fingerprint(target.call)))
@@ -172,7 +175,7 @@ class Tokenomy:
     # -- public API -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None) -> ChatResponse:
         """Send one request under `policy`; every attempt is recorded, the last error re-raised."""
-        call = self._begin(request, policy)
+        call = self._begin(request, policy, mode)
         step: Step | None = call.plan.first()
         while step is not None:
             if step.delay_s:
@@ -196,7 +199,7 @@ class Tokenomy:
     def stream(self, request: ChatRequest, mode: str = "on_demand",
                policy: CallPolicy | None = None) -> Iterator[StreamChunk]:
         """Stream deltas; retries happen only before the first delta. The final chunk is priced."""
-        call = self._begin(request, policy)
+        call = self._begin(request, policy, mode)
         step: Step | None = call.plan.first()
         while step is not None:
             if step.delay_s:
@@ -225,7 +228,7 @@ class Tokenomy:
     async def achat(self, request: ChatRequest, mode: str = "on_demand",
                     policy: CallPolicy | None = None) -> ChatResponse:
         """Async `chat`: waits with asyncio.sleep and the provider's async path."""
-        call = self._begin(request, policy)
+        call = self._begin(request, policy, mode)
         step: Step | None = call.plan.first()
         while step is not None:
             if step.delay_s:
@@ -249,7 +252,7 @@ class Tokenomy:
     async def astream(self, request: ChatRequest, mode: str = "on_demand",
                       policy: CallPolicy | None = None) -> AsyncIterator[StreamChunk]:
         """Async `stream`: retries only before the first delta."""
-        call = self._begin(request, policy)
+        call = self._begin(request, policy, mode)
         step: Step | None = call.plan.first()
         while step is not None:
             if step.delay_s:

@@ -63,6 +63,13 @@ class RetryPolicy(_Strict):
     deadline_s: float = Field(60.0, gt=0)
 
 
+class RateLimitPolicy(_Strict):
+    """Client-side quota for a route, per process (requests and/or tokens per minute)."""
+
+    requests_per_minute: Optional[float] = Field(None, gt=0)
+    tokens_per_minute: Optional[float] = Field(None, gt=0)
+
+
 class RouteConfig(_Strict):
     """A name clients send as `model`: one model, a fallback chain, or a routing policy."""
 
@@ -72,6 +79,7 @@ class RouteConfig(_Strict):
     caching: CachingPolicy = Field(default_factory=CachingPolicy)
     tokens: TokenPolicy = Field(default_factory=TokenPolicy)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    rate_limit: Optional[RateLimitPolicy] = None
     task: Optional[str] = None
 
 

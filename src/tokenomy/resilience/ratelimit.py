@@ -61,11 +61,15 @@ class RateLimiter:
                 return False
             time.sleep(min(wait, 1.0))
 
-    async def acquire_async(self, tokens: int = 0) -> None:
+    async def acquire_async(self, tokens: int = 0, timeout: float | None = None) -> bool:
+        """Await until the request fits (True) or `timeout` passes (False), without blocking the loop."""
+        deadline = None if timeout is None else self._clock() + timeout
         while True:
             wait = self.try_acquire(tokens)
             if wait == 0:
-                return
+                return True
+            if deadline is not None and self._clock() + wait > deadline:
+                return False
             await asyncio.sleep(min(wait, 1.0))
 
     def settle(self, estimated: int, actual: int) -> None:

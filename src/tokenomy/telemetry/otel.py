@@ -17,6 +17,7 @@ from typing import Iterator
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse
 
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
@@ -163,6 +164,12 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
                 yield span
         else:
             yield span
+    except ProviderError:
+        raise  # already described by record_failure
+    except Exception as exc:  # a bug or an unmapped error: still visible on the span
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+        raise
     finally:
         span.end()
 
