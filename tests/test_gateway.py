@@ -227,12 +227,12 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
 
 
 @pytest.mark.slow
-def test_schema_fuzzing_finds_no_server_errors(ledger_path):
+def test_schema_fuzzing_finds_no_server_errors(ledger_path, tmp_path):
     schemathesis = str(Path(sys.executable).with_name("schemathesis"))
     with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
         result = subprocess.run([schemathesis, "run", url + "/openapi.json", "--checks", "not_a_server_error",
                                  "--max-examples", "40", "--seed", "1", "--workers", "1"],
-                                capture_output=True, text=True, timeout=600)
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache dir
     assert result.returncode == 0, result.stdout[-3000:]
     import re
 
