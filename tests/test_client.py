@@ -8,6 +8,7 @@ import threading
 import pytest
 from test_retry import ScriptedOpenAI, models
 
+from tokenomy.caching import tokens as token_policy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
@@ -61,13 +62,15 @@ def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_pa
     request = ChatRequest(messages=history, model="a", system="Stay polite.", max_tokens=500)
     with Tokenomy(ledger_path, models=config.model_specs()) as client:
         client.chat(request, policy=policy)
+        token_policy._warned.clear()  # logged once per model and process: start clean
         with caplog.at_level(logging.WARNING, logger="tokenomy.policy"):
             client.chat(ChatRequest.simple("uncapped", model="a"))  # default policy: warns, still sends
+            client.chat(ChatRequest.simple("uncapped again", model="a"))
     sent = server.bodies[0]
     assert sent["max_tokens"] == 16  # 500 capped by the route
     assert [m["content"] for m in sent["messages"]] == ["Stay polite.", "turn 4", "turn 5", "turn 6"]
     assert "max_tokens" not in server.bodies[1]
-    assert any("no output cap" in r.getMessage() for r in caplog.records)
+    assert sum("no output cap" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_concurrent_calls_share_one_client(server, ledger_path):

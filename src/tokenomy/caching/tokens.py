@@ -9,11 +9,16 @@ from tokenomy.caching.placement import estimate_tokens
 from tokenomy.messages import ChatRequest
 
 log = logging.getLogger("tokenomy.policy")
+_warned: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
 class TokenPolicy:
-    """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens."""
+    """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens.
+
+    A turn is one message. The system prompt is a separate field and is never truncated; after
+    truncation the history starts at a user message, as every provider requires.
+    """
 
     max_tokens: int | None = None
     max_turns: int | None = None
@@ -48,5 +53,9 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
     if len(messages) < len(request.messages):
         warnings.append(f"history truncated from {len(request.messages)} to {len(messages)} turns")
     for warning in warnings:
-        log.warning("%s (model %s)", warning, request.model)
+        # Log each kind of warning once per model: a gateway sends the same shape of request all day.
+        key = (warning.split(" ")[0], request.model)
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("%s (model %s; logged once per model)", warning, request.model)
     return replace(request, messages=messages, max_tokens=max_tokens), warnings
