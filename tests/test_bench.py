@@ -13,7 +13,7 @@ import pytest
 
 from tokenomy.bench.judge import parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
-from tokenomy.bench.runner import RunSettings, run
+from tokenomy.bench.runner import RunSettings, plan_jobs, run
 from tokenomy.bench.scorers import score
 from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
 from tokenomy.bench.tasks import Example, Task, load_tasks
@@ -55,7 +55,14 @@ def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
                                     "Relevance: 2, off topic\nhelpfulness: 4\nSafety: 5 - fine")
     assert scores == {"correctness": 4, "completeness": 3, "coherence": 5, "relevance": 2, "helpfulness": 4,
                       "safety": 5}
-    assert reasons["completeness"] == "misses one"
+    assert reasons["completeness"] == "misses one" and reasons["coherence"] == ""  # not the next line's text
+    scores, reasons = parse_verdict("- **Correctness** (score: 4/5): accurate\n- Completeness: 4 out of 5 — covers it\n"
+                                    "| Helpfulness | 3 | ok |\nCoherence: [5] clear\nSafety: 10/10")
+    assert scores == {"correctness": 4, "completeness": 4, "helpfulness": 3, "coherence": 5}  # 10/10 is no 1-5 score
+    assert reasons["completeness"] == "covers it" and reasons["helpfulness"] == "ok"
+    scores, reasons = parse_verdict('```json\n{"Correctness": {"score": 2, "reason": "wrong city"}, "relevance": 4}```')
+    assert scores == {"correctness": 2, "relevance": 4} and reasons["correctness"] == "wrong city"
+    assert parse_verdict("The answer is good.") == ({}, {})
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks:\n  - name: x\n    prompt: hi\n    scorer: vibes\n    examples: [a]\n")
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.scorer: 'vibes'"):
@@ -124,6 +131,18 @@ def test_cli_refuses_a_judge_task_without_a_judge_and_unknown_models(tmp_path):
     assert not (tmp_path / "o" / "results.csv").exists() or len(pd.read_csv(tmp_path / "o" / "results.csv")) == 0
 
 
+def test_plan_samples_with_the_seed_and_repeats():
+    task = Task("t", "{input}", "regex", tuple(Example(i, {"input": str(i)}) for i in range(10)),
+                options={"pattern": "."})
+    settings = RunSettings(("a", "b"), repeat=3, sample=4, seed=7)
+    jobs = plan_jobs([task], settings)
+    assert len(jobs) == 2 * 4 * 3
+    chosen = {j[2].index for j in jobs}
+    assert len(chosen) == 4 and chosen == {j[2].index for j in plan_jobs([task], settings)}  # same seed, same sample
+    assert chosen != {j[2].index for j in plan_jobs([task], RunSettings(("a",), sample=4, seed=8))}
+    assert {(j[1], j[3]) for j in jobs} == {(m, r) for m in "ab" for r in range(3)}
+
+
 def test_pareto_frontier_and_knee():
     points = [(1.0, 50, "a"), (2.0, 80, "b"), (3.0, 82, "c"), (10.0, 90, "d"), (5.0, 60, "dominated")]
     frontier = pareto_frontier(points)
@@ -134,11 +153,13 @@ def test_pareto_frontier_and_knee():
 @pytest.mark.slow
 def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     config = tmp_path / "models.yaml"
+    # The evaluator is the local model priced as gpt-4o-mini, so the judge's own cost is visible and separate.
     config.write_text(f"models:\n  server:\n    provider: openai\n    model: smollm2\n    base_url: {llama_server}\n"
+                      "    price_as: gpt-4o-mini\n  grader:\n    provider: local\n    model: local\n"
                       "    price_as: gpt-4o-mini\n")
     out = tmp_path / "out"
     result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "support.yaml"), "--models", "local,server",
-                             "--judge", "local", "--sample", "2", "--config", str(config), "--out", str(out),
+                             "--judge", "grader", "--sample", "2", "--concurrency", "2", "--config", str(config), "--out", str(out),
                              "--ledger", str(tmp_path / "l.duckdb"), "--json"], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
@@ -153,11 +174,14 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     assert all(Decimal(r["cost_per_task_usd"]) > 0 for r in server_rows)  # priced as gpt-4o-mini
     judged = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
     judged = judged[judged["task"] == "summarisation"]
-    assert set(judged["judge_model"]) == {"local"} and all(judged["rubric"].str.contains("correctness"))
+    assert set(judged["judge_model"]) == {"grader"} and all(judged["rubric"].str.contains("correctness"))
     for name in ("results.csv", "results.parquet", "pareto.png", "pareto_extraction.png", "report.html",
                  "summary.json"):
         assert (out / name).stat().st_size > 0, name
-    assert summary["judge"]["model"] == "local" and summary["judge"]["rubric"][0] == "correctness"
+    assert summary["judge"]["model"] == "grader" and summary["judge"]["rubric"][0] == "correctness"
+    assert Decimal(summary["judge"]["cost_usd"]) > 0  # the evaluator's calls are priced ...
+    local_summary = next(r for r in rows if r["model"] == "local" and r["task"] == "summarisation")
+    assert Decimal(local_summary["cost_per_task_usd"]) == 0 and Decimal(local_summary["judge_cost_usd"]) > 0  # apart
     assert len(judged) == 4 and all(judged["judge_scores"].str.count("=") == 6)
     assert len(pd.read_parquet(out / "results.parquet")) == 2 * 2 * 3
     assert "data:image/png;base64" in (out / "report.html").read_text()

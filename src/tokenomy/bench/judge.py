@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tokenomy.bench.scorers import extract_json
 from tokenomy.messages import ChatRequest, RequestMeta
 
 # Six lines of `criterion: 4 - a few words` fit in ~70 tokens for a capable evaluator; a weak one that ignores
@@ -32,14 +33,43 @@ def judge_prompt(task_prompt: str, answer: str, expected: object = None, ask: st
     return f"TASK: {task_prompt}{reference}\nANSWER: {answer}\n\n{ask}"
 
 
-def parse_verdict(text: str) -> tuple[dict[str, int], dict[str, str]]:
-    """Find `criterion: N - reason` lines; tolerate bold, brackets, '/5' and missing reasons."""
+def _from_json(text: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Evaluators asked for lines sometimes answer in JSON: {"correctness": 4} or {"correctness": {"score": 4, ...}}."""
+    try:
+        data = extract_json(text)
+    except ValueError:  # json.JSONDecodeError is a ValueError
+        return {}, {}
+    if not isinstance(data, dict):
+        return {}, {}
     scores, reasons = {}, {}
+    lowered = {str(k).lower(): v for k, v in data.items()}
     for criterion in RUBRIC:
-        match = re.search(rf"{criterion}\W{{0,4}}\s*[:=\-]?\s*\**\s*([1-5])(?:\s*/\s*5)?\s*[-–:,.]?\s*(.*)", text, re.I)
+        value = lowered.get(criterion)
+        reason = ""
+        if isinstance(value, dict):
+            reason = str(value.get("reason") or value.get("explanation") or value.get("why") or "")
+            value = value.get("score", value.get("rating"))
+        try:
+            number = int(float(value))
+        except (TypeError, ValueError):
+            continue
+        if 1 <= number <= 5:
+            scores[criterion], reasons[criterion] = number, reason[:120]
+    return scores, reasons
+
+
+def parse_verdict(text: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Scores and reasons from `criterion: N - reason` lines (bold, brackets, 'score:', '/5', 'out of 5' and a
+    missing reason tolerated) or from a JSON object; a criterion without a 1–5 digit is left out."""
+    scores, reasons = _from_json(text)
+    for criterion in RUBRIC:
+        if criterion in scores:
+            continue
+        match = re.search(rf"{criterion}[^0-9\n]{{0,24}}?(?<![\d.])([1-5])(?![\d])(?:\.\d)?"
+                          rf"(?:[ \t]*(?:/|out of)[ \t]*5)?[ \t\])*|]*[-–—:,.;)]?[ \t]*(.*)", text, re.I)
         if match:
             scores[criterion] = int(match.group(1))
-            reasons[criterion] = match.group(2).strip()[:120]
+            reasons[criterion] = match.group(2).strip(" *-–—|").strip()[:120]
     return scores, reasons
 
 
@@ -61,7 +91,7 @@ def judge(client, model: str, task_prompt: str, answer: str, expected: object = 
                          "Reply with one digit, then a few words why."), model=model, max_tokens=SINGLE_TOKENS, temperature=0.0, meta=meta))
         cost += single.cost_usd
         raw.append(single.text)
-        digit = re.search(r"[1-5]", single.text)
+        digit = re.search(r"(?<![\d.])[1-5](?!\d)", single.text)
         if digit:
             scores[criterion] = int(digit.group(0))
             reasons[criterion] = single.text[digit.end():].strip(" .:-")[:120]

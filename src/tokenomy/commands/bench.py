@@ -99,7 +99,13 @@ def run_cmd(
         for name in (*names, *([judge] if judge else [])):
             client.spec_for(name)  # a typo in a model name fails now, not once per example
         bar = progress.add_task("calls", total=total)
-        run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
+        try:
+            run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(f"Interrupted: finished rows are in {out / 'results.csv'}; run the same command with "
+                          "--resume to continue without repeating them.")
+            raise typer.Exit(130) from None
     summary = finish(out, tolerance)
     if as_json:
         print_json(summary)
