@@ -120,3 +120,38 @@ def test_bedrock_call_gets_automatic_cache_point_then_reads_it(telemetry, ledger
     assert attrs["tokenomy.cost.usd"] == pytest.approx(float(second.cost_usd))
     names = {m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_anthropic_few_shot_turns_get_a_cache_point_through_the_sdk(telemetry, ledger_path, monkeypatch):
+    from tokenomy.emulate.anthropic_api import create_app as anthropic_app
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-for-the-emulator")
+    exporter, _ = telemetry
+    exporter.clear()
+    shots = []
+    for i in range(2):  # two few-shot pairs of ~300 estimated tokens per message
+        shots.append(Message("user", f"Example {i}: " + " ".join(f"item {i}.{k} costs {k} euros;" for k in range(48))))
+        shots.append(Message("assistant", f"Total {i}: " + " ".join(f"{k}" for k in range(240))))
+    model = "claude-sonnet-4-5-20250929"
+    with ServerThread(anthropic_app()) as url:
+        spec = {"claude": ModelSpec(name="claude", provider="anthropic", model=model, base_url=url)}
+        with Tokenomy(ledger_path, models=spec) as client:
+            answers = []
+            for question in ("Total for example 1?", "Total for example 0?"):
+                request = ChatRequest(messages=[*shots, Message("user", question)], model="claude",
+                                      system="Answer with a number.", max_tokens=4)
+                answers.append(client.chat(request))
+                placements = client.last_placements
+    # The short system prompt is below Sonnet 4.5's 1,024-token minimum; the longest prefix (all shots) is not.
+    after = [p.after for p in placements]
+    assert after[-1] == "message:3" and "system" not in after and "message:0" not in after
+    assert all(p.prefix_tokens >= 1024 for p in placements)
+    first, second = answers
+    assert first.usage.cache_write_tokens > 1024 and second.usage.cache_read_tokens == first.usage.cache_write_tokens
+    assert second.cost_usd == compute_cost(second.usage, model).total_usd
+    spans = [s for s in exporter.get_finished_spans() if s.name == f"chat {model}"]
+    assert [s.attributes["gen_ai.provider.name"] for s in spans] == ["anthropic", "anthropic"]
+    assert spans[0].attributes["gen_ai.usage.cache_creation.input_tokens"] == first.usage.cache_write_tokens
+    assert spans[1].attributes["gen_ai.usage.cache_read.input_tokens"] == second.usage.cache_read_tokens
