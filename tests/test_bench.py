@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from tokenomy.bench.judge import parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
-from tokenomy.bench.runner import RunSettings, plan_jobs, run
+from tokenomy.bench.runner import FIELDS, RunSettings, finished_keys, plan_jobs, repair, run
 from tokenomy.bench.scorers import score
 from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
 from tokenomy.bench.tasks import Example, Task, load_tasks
@@ -261,6 +264,44 @@ def test_failed_calls_and_failed_judging_are_rows_not_crashes(tmp_path):
     assert rows[("e", "nonexistent-x")]["failure_rate"] == 1.0 and rows[("e", "local")]["failure_rate"] == 0.0
     assert rows[("s", "local")]["quality"] is None and rows[("s", "local")]["failure_rate"] == 0.0
     assert summary["judge"]["failures"] == 1
+
+
+def test_a_row_cut_short_by_a_killed_run_is_dropped_and_redone(tmp_path):
+    csv_path = tmp_path / "results.csv"
+    full = {k: "" for k in FIELDS} | {"task": "t", "model": "m", "example": "0", "repeat": "0", "quality": "100.0"}
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerow(full)
+        handle.write('t,m,1,0,"a prompt with\na newline",,"half an ans')  # SIGKILL mid-write
+    assert finished_keys(csv_path) == {("t", "m", "0", "0")}
+    assert repair(csv_path) == 1 and repair(csv_path) == 0
+    assert len(pd.read_csv(csv_path)) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_cli_then_resume_repeats_no_call(tmp_path):
+    out, ledger = tmp_path / "out", tmp_path / "l.duckdb"
+    args = [TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local", "--repeat", "5",
+            "--max-tokens", "8", "--out", str(out), "--ledger", str(ledger)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(finished_keys(out / "results.csv")) >= 2:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "--resume" in output
+    done = len(pd.read_csv(out / "results.csv"))
+    assert 2 <= done < 10
+    result = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 10 and not frame.duplicated(["task", "model", "example", "repeat"]).any()
+    assert open_store(ledger).count() == 10  # two examples x five repeats, each called once
+    assert json.loads(result.stdout)["results"][0]["examples"] == 10
 
 
 @pytest.mark.slow

@@ -53,6 +53,20 @@ def plan_jobs(tasks: list[Task], settings: RunSettings) -> list[tuple[Task, str,
     return jobs
 
 
+def repair(csv_path: Path) -> int:
+    """Drop a row cut short by a killed run (its last line half-written); returns how many rows were dropped."""
+    if not csv_path.exists():
+        return 0
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    complete = [row for row in rows if len(row) == len(FIELDS)]
+    if len(complete) == len(rows) and csv_path.read_bytes().endswith(b"\n"):
+        return 0
+    with csv_path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(complete)
+    return len(rows) - len(complete)
+
+
 def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
     """Keys of rows that were called and scored (a failed call or a failed judging is retried on resume)."""
     if not csv_path.exists():
@@ -63,7 +77,7 @@ def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
             raise ConfigError(f"{csv_path}: written by another version of `tokenomy bench` (columns differ); "
                               "use a new --out directory or drop --resume")
         return {(r["task"], r["model"], r["example"], r["repeat"]) for r in reader
-                if not r["error"] and r["quality"] != ""}
+                if r["rubric"] is not None and not r["error"] and r["quality"] != ""}  # complete rows only
 
 
 def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:  # noqa: ANN001
@@ -119,6 +133,8 @@ def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume:
                          "candidate)")
     if not resume and csv_path.exists():
         csv_path.unlink()
+    if resume:
+        repair(csv_path)
     done = finished_keys(csv_path) if resume else set()
     jobs = [j for j in plan_jobs(tasks, settings)
             if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done]
