@@ -99,6 +99,12 @@ def _check(task: Task, where: str) -> None:
             except (TypeError, ValueError):
                 raise ConfigError(f"{where}.examples[{example.index}].expected: {example.expected!r} is not a "
                                   "number (numeric scorer)") from None
+        if task.scorer == "regex" and "pattern" not in options:
+            try:
+                re.compile(str(example.expected))
+            except re.error as exc:
+                raise ConfigError(f"{where}.examples[{example.index}].expected: not a valid regular expression "
+                                  f"({exc})") from None
         labels = options.get("labels")
         if task.scorer == "classification" and labels and str(example.expected).lower() not in [
                 str(label).lower() for label in labels]:
