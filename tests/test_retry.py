@@ -356,3 +356,17 @@ def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledg
     spans = [s for s in exporter.get_finished_spans() if s.name == "chat amazon.nova-micro-v1:0"]
     assert len(spans) == len(events)
     assert sorted(s.attributes.get("error.type", "") for s in spans).count("ThrottlingException") == len(throttled)
+
+
+def test_rate_limiter_wait_is_bounded_by_the_deadline(scripted, ledger_path):
+    server = scripted([])
+    limiter = RateLimiter(rpm=6)  # one slot every 10 s once the first is spent
+    limiter._requests = 1
+    policy = CallPolicy(retry=RetryPolicy(deadline_s=0.5), limiter=limiter)
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+        client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        started = time.monotonic()
+        with pytest.raises(ProviderError, match="client-side rate limit") as info:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert info.value.kind == "throttled" and time.monotonic() - started < 0.6 and server.calls == 1
+    assert [e.outcome for e in open_store(ledger_path).events()] == ["ok"]  # nothing was sent the second time

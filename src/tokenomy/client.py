@@ -138,6 +138,18 @@ class Tokenomy:
             call.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
         return call.targets[step.target]
 
+    @staticmethod
+    def _left(call: _Call) -> float:
+        """Seconds left before the call's deadline: the rate limiter may not wait longer."""
+        return max(0.0, call.policy.retry.deadline_s - call.plan.elapsed_s)
+
+    @staticmethod
+    def _over_quota(call: _Call) -> ProviderError:
+        # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+        return ProviderError(f"client-side rate limit: no request slot for {call.request.model!r} within the "
+                             f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
+                             kind="throttled")
+
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, call: _Call, target: _Target, step: Step, response: ChatResponse, mode: str, span,
                 started: float) -> ChatResponse:
@@ -181,8 +193,8 @@ class Tokenomy:
             if step.delay_s:
                 time.sleep(step.delay_s)
             target = self._target(call, step)
-            if call.policy.limiter:
-                call.policy.limiter.acquire(target.estimate)
+            if call.policy.limiter and not call.policy.limiter.acquire(target.estimate, self._left(call)):
+                raise self._over_quota(call)
             started = time.perf_counter()
             with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
                 try:
@@ -205,8 +217,8 @@ class Tokenomy:
             if step.delay_s:
                 time.sleep(step.delay_s)
             target = self._target(call, step)
-            if call.policy.limiter:
-                call.policy.limiter.acquire(target.estimate)
+            if call.policy.limiter and not call.policy.limiter.acquire(target.estimate, self._left(call)):
+                raise self._over_quota(call)
             started = time.perf_counter()
             yielded = False
             # Not made current: a generator suspended at `yield` must not leave its span in the caller's context.
@@ -234,8 +246,8 @@ class Tokenomy:
             if step.delay_s:
                 await asyncio.sleep(step.delay_s)
             target = self._target(call, step)
-            if call.policy.limiter:
-                await call.policy.limiter.acquire_async(target.estimate)
+            if call.policy.limiter and not await call.policy.limiter.acquire_async(target.estimate, self._left(call)):
+                raise self._over_quota(call)
             started = time.perf_counter()
             with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
                 try:
@@ -258,8 +270,8 @@ class Tokenomy:
             if step.delay_s:
                 await asyncio.sleep(step.delay_s)
             target = self._target(call, step)
-            if call.policy.limiter:
-                await call.policy.limiter.acquire_async(target.estimate)
+            if call.policy.limiter and not await call.policy.limiter.acquire_async(target.estimate, self._left(call)):
+                raise self._over_quota(call)
             started = time.perf_counter()
             yielded = False
             with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
