@@ -9,7 +9,7 @@ from opentelemetry import trace
 
 from tokenomy.caching.placement import auto_cache, place_cache_points
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
-from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.client import Tokenomy
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
@@ -17,7 +17,6 @@ from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
-from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.telemetry.otel import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
