@@ -32,7 +32,9 @@ def run(ctx) -> None:  # noqa: ANN001 - DemoContext
     # Two examples per task, one for the judged summary (each judging is several evaluator calls on a tiny model).
     tasks = [replace(t, examples=t.examples[:1]) if t.scorer == "judge" else t
              for t in load_tasks(examples / "support.yaml")]
+    # `verbose` may run to 64 tokens, as a chatty model would; everyone else is capped at 24.
     settings = RunSettings(CANDIDATES, sample=2, seed=1, judge_model="local", max_tokens=24,
+                           model_max_tokens={"verbose": 64},
                            system_prompts={n: m.system_prompt for n, m in cfg.models.items() if m.system_prompt})
     out = ctx.workdir / "bench"
     client = Tokenomy(ctx.client.writer, models=cfg.model_specs())

@@ -32,10 +32,13 @@ class RunSettings:
     judge_model: str | None = None
     max_tokens: int = 64
     system_prompts: dict[str, str] | None = None  # per-model instructions (variants)
+    model_max_tokens: dict[str, int] | None = None  # per-model output cap, replacing the task's and the run's
 
 
-def effective_max_tokens(task: Task, settings: RunSettings) -> int:
-    """The task's own cap, never above the run's (`--max-tokens` keeps a whole run short)."""
+def effective_max_tokens(task: Task, settings: RunSettings, model: str | None = None) -> int:
+    """A model's own cap if it has one (a variant), else the task's, never above the run's `--max-tokens`."""
+    if model and settings.model_max_tokens and model in settings.model_max_tokens:
+        return settings.model_max_tokens[model]
     return min(task.max_tokens, settings.max_tokens) if task.max_tokens else settings.max_tokens
 
 
@@ -92,7 +95,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
     try:
         final = None
         for chunk in client.stream(ChatRequest.simple(prompt, model=model, system=system,
-                                                      max_tokens=effective_max_tokens(task, settings),
+                                                      max_tokens=effective_max_tokens(task, settings, model),
                                                       temperature=0.0, meta=RequestMeta(task=f"bench:{task.name}"))):
             if chunk.response is not None:
                 final = chunk.response

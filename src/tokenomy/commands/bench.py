@@ -65,6 +65,8 @@ def run_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     judge: Optional[str] = typer.Option(None, "--judge", help="The one evaluator model for judge-scored tasks."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Output cap per call unless the task sets one."),
+    model_max_tokens: Optional[str] = typer.Option(None, "--model-max-tokens", help="Per-model output caps that "
+                                                   "replace the others, e.g. verbose=128,local=32."),
     tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points within which a cheaper model wins."),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Directory for CSV, Parquet, PNG and HTML."),
     resume: bool = typer.Option(False, "--resume", help="Skip (task, model, example, repeat) already done in --out."),
@@ -91,7 +93,14 @@ def run_cmd(
             raise UsageError(f"{label}: must be at least 1, got {value}")
     if sample is not None and sample < 1:
         raise UsageError(f"--sample: must be at least 1, got {sample}")
-    settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants)
+    caps: dict[str, int] = {}
+    for pair in (model_max_tokens or "").split(","):
+        if pair.strip():
+            name, _, value = pair.partition("=")
+            if not value.strip().isdigit() or int(value) < 1:
+                raise UsageError(f"--model-max-tokens: expected MODEL=N pairs with N >= 1, got {pair.strip()!r}")
+            caps[name.strip()] = int(value)
+    settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
     total = count_jobs(tasks, settings, out, resume)
     with Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client, Progress(
             TextColumn("[bold]bench[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
