@@ -21,7 +21,7 @@ from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
-LONG_SYSTEM = "\n".join(f"Policy {i}: refunds for order class {i} take {i % 7 + 2} business days." for i in range(170))
+LONG_SYSTEM = "\n".join(f"Policy {i}: refunds for order class {i} take {i % 7 + 2} business days." for i in range(80))
 
 
 @pytest.fixture
