@@ -16,7 +16,8 @@ import pytest
 
 from tokenomy.bench.judge import parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
-from tokenomy.bench.runner import FIELDS, RunSettings, finished_keys, plan_jobs, repair, run
+from tokenomy.bench.runner import (FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair,
+                                   run)
 from tokenomy.bench.scorers import score
 from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
 from tokenomy.bench.tasks import Example, Task, load_tasks
@@ -144,6 +145,11 @@ def test_plan_samples_with_the_seed_and_repeats():
     assert len(chosen) == 4 and chosen == {j[2].index for j in plan_jobs([task], settings)}  # same seed, same sample
     assert chosen != {j[2].index for j in plan_jobs([task], RunSettings(("a",), sample=4, seed=8))}
     assert {(j[1], j[3]) for j in jobs} == {(m, r) for m in "ab" for r in range(3)}
+    capped = Task("c", "{input}", "regex", task.examples, max_tokens=32, options={"pattern": "."})
+    caps = RunSettings(("a", "v"), max_tokens=16, model_max_tokens={"v": 100})
+    assert effective_max_tokens(capped, caps, "a") == 16  # the run's cap wins over a larger task cap
+    assert effective_max_tokens(capped, RunSettings(("a",), max_tokens=64), "a") == 32
+    assert effective_max_tokens(capped, caps, "v") == 100  # a variant's own cap replaces both
 
 
 def test_pareto_frontier_and_knee():
@@ -168,6 +174,8 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     rows = summary["results"]
+    assert summary["by_task"]["extraction"]["server"]["quality"] == next(
+        r["quality"] for r in rows if r["task"] == "extraction" and r["model"] == "server")
     assert {(r["task"], r["model"]) for r in rows} == {(t, m) for t in ("ticket-classification", "extraction",
                                                                         "summarisation") for m in ("local", "server")}
     for row in rows:

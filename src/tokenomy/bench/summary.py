@@ -66,7 +66,11 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
                  "scale": "each criterion 1-5, quality = (mean - 1) / 4 * 100",
                  "cost_usd": sum((Decimal(c) for c in judged["judge_cost_usd"] if c), Decimal(0)),
                  "failures": int((judged["judge_error"] != "").sum())}
-    return {"tolerance_points": tolerance, "judge": judge, "results": rows, "recommendations": picks}
+    by_task: dict[str, dict[str, dict]] = {}
+    for row in rows:  # the same rows, keyed task -> model for readers that look one up
+        by_task.setdefault(row["task"], {})[row["model"]] = {k: v for k, v in row.items() if k not in ("task", "model")}
+    return {"tolerance_points": tolerance, "judge": judge, "results": rows, "by_task": by_task,
+            "recommendations": picks}
 
 
 def _relative(cost: Decimal, reference: Decimal) -> str:
