@@ -49,6 +49,7 @@ def run(ctx) -> None:  # noqa: ANN001 - DemoContext
     if pairs:
         ratio = sum(v["output_tokens_mean"] for _, v in pairs) / sum(l["output_tokens_mean"] for l, _ in pairs)
         cost = sum((v["cost_per_task_usd"] for _, v in pairs), start=0) / len(pairs)
-        ctx.console.print(f"Same weights, two prices: `verbose` writes {ratio:.1f}x the tokens of `local` and, priced as "
+        ctx.console.print(f"Same weights, two prices: `verbose` writes {ratio:.1f}x the tokens of `local` and, "
+                          "priced as "
                           f"{cfg.models['verbose'].price_as}, costs {usd(cost, 6)} per task on average; `local` costs "
                           "nothing. Open the HTML report for the Pareto plot.")

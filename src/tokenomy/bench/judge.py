@@ -88,7 +88,8 @@ def judge(client, model: str, task_prompt: str, answer: str, expected: object = 
     for criterion in [c for c in RUBRIC if c not in scores]:
         single = client.chat(ChatRequest.simple(
             judge_prompt(task_prompt, answer, expected, f"On a scale of 1 to 5, how good is the ANSWER's {criterion}? "
-                         "Reply with one digit, then a few words why."), model=model, max_tokens=SINGLE_TOKENS, temperature=0.0, meta=meta))
+                         "Reply with one digit, then a few words why."), model=model, max_tokens=SINGLE_TOKENS,
+            temperature=0.0, meta=meta))
         cost += single.cost_usd
         raw.append(single.text)
         digit = re.search(r"(?<![\d.])[1-5](?!\d)", single.text)

@@ -83,7 +83,8 @@ def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
                 if r["rubric"] is not None and not r["error"] and r["quality"] != ""}  # complete rows only
 
 
-def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:  # noqa: ANN001
+def run_one(client, task: Task, model: str, example: Example, repeat: int,  # noqa: ANN001 - a Tokenomy
+            settings: RunSettings) -> dict[str, Any]:
     """One streamed call, scored; a failure becomes a row with `error`, never an exception."""
     prompt = task.render(example)  # templates were checked when the task file was loaded
     extra = (settings.system_prompts or {}).get(model)
