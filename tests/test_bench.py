@@ -213,9 +213,13 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
         assert set(label["quality_by_model"]) == {"local", "server"} and label["prompt"]
         best = max(label["quality_by_model"].values())
         assert label["quality_by_model"][label["label"]] >= best - 3
-    # A label is "local" whenever it met the bar: it is free, the server is priced as gpt-4o-mini.
-    assert all(l["label"] == "local" for l in labels if l["quality_by_model"]["local"] >= max(
-        l["quality_by_model"].values()) - 3)
+    # A label is "local" whenever local met the bar: it is free, the server is priced as gpt-4o-mini.
+    for label in labels:
+        local_quality = label["quality_by_model"]["local"]
+        if local_quality >= max(max(label["quality_by_model"].values()) - 3, 50):
+            assert label["label"] == "local" and label["met_bar"]
+        if max(label["quality_by_model"].values()) < 50:
+            assert not label["met_bar"]
 
 
 @pytest.mark.slow
@@ -333,11 +337,13 @@ def test_verbose_variant_costs_more_per_task_at_equal_token_price(tmp_path):
 
 def test_export_labels_picks_the_cheapest_model_that_met_the_bar(tmp_path):
     rows = []
-    for example, (q_small, q_big) in enumerate([(100, 100), (0, 100), (98, 100)]):
+    for example, (q_small, q_big) in enumerate([(100, 100), (0, 100), (98, 100), (0, 20)]):
         for model, quality, cost in (("small", q_small, "0.001"), ("big", q_big, "0.010")):
             rows.append({"task": "t", "model": model, "example": str(example), "repeat": "0", "prompt": f"p{example}",
                          "quality": str(quality), "cost_usd": cost, "error": ""})
     frame = pd.DataFrame(rows)
     labels = export_labels(frame, tolerance=3, tiers={"small": "tier1", "big": "tier2"})
-    assert [(l["prompt"], l["label"], l["tier"]) for l in labels] == [
-        ("p0", "small", "tier1"), ("p1", "big", "tier2"), ("p2", "small", "tier1")]
+    assert [(l["prompt"], l["label"], l["tier"], l["met_bar"]) for l in labels] == [
+        ("p0", "small", "tier1", True), ("p1", "big", "tier2", True), ("p2", "small", "tier1", True),
+        ("p3", "big", "tier2", False)]  # nobody reached 50: the strongest is the label, flagged
+    assert [l["label"] for l in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"

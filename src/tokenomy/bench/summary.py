@@ -109,7 +109,7 @@ def _usd(value: Decimal) -> str:
 
 
 def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None,
-                  min_quality: float = 0.0) -> list[dict]:
+                  min_quality: float = 50.0) -> list[dict]:
     """Per example: the cheapest model whose quality met the bar (the example's best minus tolerance, and at
     least `min_quality`); when no model reaches `min_quality` the best one is the label, with met_bar false."""
     labels = []

@@ -135,7 +135,8 @@ def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
     output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
     tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points below the example's best that count."),
-    min_quality: float = typer.Option(0.0, "--min-quality", help="Absolute quality bar (0-100) as well."),
+    min_quality: float = typer.Option(50.0, "--min-quality", help="Absolute quality bar (0-100) as well; when no "
+                                      "model reaches it the best one is the label, with met_bar false."),
     tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=small,big=large "
                                         "[default: `tiers:` in the config]"),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml whose `tiers:` map models to tiers."),
