@@ -1,0 +1,60 @@
+"""Send a request through a route's routing policy: rules pick a tier, a cascade escalates on failure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tokenomy.errors import ConfigError
+from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.routing.rules import Policy, explain, load_policy
+from tokenomy.routing.validators import validate
+
+
+def _model(cfg, tier: str) -> str:
+    models = cfg.tiers.get(tier)
+    if not models:
+        raise ConfigError(f"tiers.{tier}: no models listed; add e.g. `{tier}: [local]` under tiers")
+    return models[0]
+
+
+def _plan(cfg, route_name: str, request: ChatRequest) -> tuple[Policy, list[str]]:
+    route = cfg.route_for(route_name)
+    if route is None or not route.policy:
+        raise ConfigError(f"routes.{route_name}: no routing policy; set routes.{route_name}.policy")
+    policy = load_policy(cfg.routing, route.policy)
+    if policy.type == "cascade":
+        tiers = policy.tiers or sorted(cfg.tiers)
+    else:
+        first = explain(policy, request).tier
+        order = policy.tiers or sorted(cfg.tiers)
+        tiers = [first] + ([t for t in order[order.index(first) + 1:]] if first in order and policy.validators else [])
+    return policy, tiers
+
+
+def _prepare(request: ChatRequest, cfg, route_name: str, tier: str) -> ChatRequest:
+    meta = replace(request.meta, route=route_name, tier=tier)
+    return replace(request, model=_model(cfg, tier), meta=meta)
+
+
+def chat_via_route(client, cfg, route_name: str, request: ChatRequest) -> ChatResponse:
+    """Route `request` by the route's policy; every attempt goes through the client (recorded, costed)."""
+    policy, tiers = _plan(cfg, route_name, request)
+    response = None
+    for index, tier in enumerate(tiers):
+        response = client.chat(_prepare(request, cfg, route_name, tier))
+        response.tier = tier
+        if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
+            break
+    return response
+
+
+async def achat_via_route(client, cfg, route_name: str, request: ChatRequest) -> ChatResponse:
+    """Async `chat_via_route`."""
+    policy, tiers = _plan(cfg, route_name, request)
+    response = None
+    for index, tier in enumerate(tiers):
+        response = await client.achat(_prepare(request, cfg, route_name, tier))
+        response.tier = tier
+        if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
+            break
+    return response

@@ -1,0 +1,70 @@
+"""Cascade validators: decide from a response whether the cheaper tier's answer is good enough."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from typing import Any, Callable
+
+from tokenomy.errors import ConfigError
+from tokenomy.messages import ChatRequest, ChatResponse
+
+HEDGES = ("i'm not sure", "i am not sure", "as an ai", "i cannot", "i can't", "i don't know", "i do not know",
+          "unable to", "not certain")
+
+
+def _json(text: str) -> Any:
+    # Models often wrap JSON in a fenced block: accept that, reject anything else that does not parse.
+    body = text.strip()
+    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.S)
+    return json.loads(fenced.group(1) if fenced else body)
+
+
+def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]) -> str | None:
+    """Return why `response` fails the validators in `spec`, or None when it passes."""
+    text = response.text or ""
+    if not text.strip():
+        return "empty output"
+    if response.finish_reason == "length" and spec.get("truncated", True):
+        return "truncated output (finish_reason length)"
+    if spec.get("hedging", True):
+        lowered = text.lower()
+        for phrase in spec.get("hedge_phrases", HEDGES):
+            if phrase in lowered:
+                return f"hedging language: {phrase!r}"
+    wants_json = spec.get("json") or request.json_schema is not None or spec.get("schema") or spec.get("required")
+    if wants_json:
+        try:
+            data = _json(text)
+        except ValueError as exc:
+            return f"invalid JSON: {exc}"
+        schema = spec.get("schema") or request.json_schema
+        if schema:
+            import jsonschema
+
+            try:
+                jsonschema.validate(data, schema)
+            except jsonschema.ValidationError as exc:
+                return f"schema-invalid JSON: {exc.message}"
+        missing = [k for k in spec.get("required", []) if not isinstance(data, dict) or k not in data]
+        if missing:
+            return f"missing required fields: {', '.join(missing)}"
+    if spec.get("regex") and not re.search(spec["regex"], text):
+        return f"does not match regex {spec['regex']!r}"
+    if spec.get("python"):
+        check = load_callable(spec["python"])
+        verdict = check(text)
+        if verdict is False or isinstance(verdict, str):
+            return f"python validator {spec['python']}: {verdict or 'rejected'}"
+    return None
+
+
+def load_callable(path: str) -> Callable[[str], Any]:
+    """Import a `module:function` validator; errors name the path and the fix."""
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"routing validator python: {path!r} cannot be imported ({exc}); "
+                          "give an importable 'module:function'") from exc
