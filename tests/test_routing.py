@@ -1,0 +1,67 @@
+"""Routing: rule explanations, and a cascade that escalates on invalid JSON with real local-model calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenomy.client import Tokenomy
+from tokenomy.config import parse_config
+from tokenomy.errors import ConfigError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, Usage
+from tokenomy.routing.dispatch import chat_via_route
+from tokenomy.routing.rules import explain, load_policy
+from tokenomy.routing.validators import validate
+
+CONFIG = {
+    "models": {"local2": {"provider": "local", "model": "smollm2-135m"}},
+    "tiers": {"tier1": ["local"], "tier2": ["local2"]},
+    "routes": {"smart": {"policy": "rules"}, "json": {"policy": "cascade"}},
+    "routing": {"policies": {
+        "rules": {"type": "rules", "default_tier": "tier1", "rules": [
+            {"name": "code-or-math", "tier": "tier2", "keywords": ["prove", "algorithm"]},
+            {"name": "long-input", "tier": "tier2", "min_tokens": 200}]},
+        "cascade": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                    "validators": {"json": True, "required": ["name"]}}}},
+}
+
+
+def test_rules_explain_names_rule_and_reason():
+    cfg = parse_config(CONFIG)
+    policy = load_policy(cfg.routing, "rules")
+    decision = explain(policy, ChatRequest.simple("Prove that sqrt(2) is irrational."))
+    assert (decision.tier, decision.rule) == ("tier2", "code-or-math")
+    assert "prove" in decision.reason
+    assert explain(policy, ChatRequest.simple("x " * 1000)).rule == "long-input"
+    assert explain(policy, ChatRequest.simple("hello")).tier == "tier1"
+
+
+def test_bad_policy_names_key():
+    with pytest.raises(ConfigError, match=r"routing.policies.bad.type"):
+        load_policy({"policies": {"bad": {"type": "magic"}}}, "bad")
+
+
+def test_validators():
+    req = ChatRequest.simple("x")
+    ok = ChatResponse('{"name": "a"}', "m", "p", Usage())
+    assert validate(ok, req, {"json": True, "required": ["name"]}) is None
+    assert "missing" in validate(ChatResponse('{"x": 1}', "m", "p", Usage()), req, {"required": ["name"]})
+    assert "invalid JSON" in validate(ChatResponse("not json", "m", "p", Usage()), req, {"json": True})
+    assert "hedging" in validate(ChatResponse("As an AI I can't", "m", "p", Usage()), req, {})
+    assert "truncated" in validate(ChatResponse("abc", "m", "p", Usage(), finish_reason="length"), req, {})
+    assert "schema" in validate(ok, req, {"schema": {"type": "object", "properties": {"name": {"type": "integer"}}}})
+
+
+@pytest.mark.slow
+def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
+    cfg = parse_config(CONFIG)
+    store = open_store(ledger_path)
+    with Tokenomy(store, models=cfg.model_specs()) as client:
+        response = chat_via_route(client, cfg, "json", ChatRequest.simple(
+            "Write one sentence about the sea.", max_tokens=12, meta=RequestMeta(task="t")))
+        client.flush()
+    rows = store.query("SELECT route, tier, cost_usd, request_id FROM usage_events ORDER BY ts")
+    # The 135M model does not answer a prose prompt with {"name": ...}: tier1 fails, tier2 answers.
+    assert [r["tier"] for r in rows] == ["tier1", "tier2"]
+    assert all(r["route"] == "json" and r["cost_usd"] is not None for r in rows)
+    assert response.tier == "tier2"
