@@ -1,0 +1,1 @@
+"""Cost analytics: reports over the usage ledger (DuckDB or PostgreSQL)."""

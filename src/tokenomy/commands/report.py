@@ -1,0 +1,34 @@
+"""`tokenomy report NAME`: preset cost reports over the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def report(
+    name: str = typer.Argument(..., help="Preset: spend, cache-hit-rate, latency."),
+    by: str = typer.Option("model", "--by", help="Group by model, provider, region, task, tier ..."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
+    until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run a preset report over the ledger and print it."""
+    from tokenomy.analytics.reports import run_report
+    from tokenomy.ledger.store import open_store
+
+    rows = run_report(open_store(ledger), name, by=by, since=since, until=until)
+    if as_json:
+        print_json(rows)
+        return
+    columns = list(rows[0]) if rows else [by]
+    console.print(table(f"report {name}", columns, [[r[c] for c in columns] for r in rows]))
