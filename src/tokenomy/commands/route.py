@@ -1,0 +1,43 @@
+"""`tokenomy route explain`: which tier a prompt goes to, and which rule said so."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, console, print_json
+
+route_app = typer.Typer(help="Model routing: explain decisions.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(route_app, name="route")
+
+
+@route_app.command("explain")
+def explain_cmd(
+    prompt: str = typer.Argument(..., help="The prompt to route."),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with tiers and routing.policies."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name [default: the first rules policy]."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task header to route on."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Print the tier the rule router picks for PROMPT, the rule that fired and why."""
+    from tokenomy.config import load_config
+    from tokenomy.errors import ConfigError
+    from tokenomy.messages import ChatRequest, RequestMeta
+    from tokenomy.routing.rules import explain, load_policy
+
+    cfg = load_config(config)
+    policies = (cfg.routing or {}).get("policies") or {}
+    name = policy or next(iter(policies), None)
+    if name is None:
+        raise ConfigError("routing.policies: none defined; add a rules policy to the config given with --config")
+    decision = explain(load_policy(cfg.routing, name), ChatRequest.simple(prompt, meta=RequestMeta(task=task)))
+    result = {"policy": name, "tier": decision.tier, "rule": decision.rule, "reason": decision.reason,
+              "models": cfg.tiers.get(decision.tier, [])}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"tier [bold]{decision.tier}[/bold] by rule {decision.rule or '(default)'}: {decision.reason}")
