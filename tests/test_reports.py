@@ -67,3 +67,17 @@ def test_reports_postgres(fresh_postgres_url) -> None:
     store = open_store(fresh_postgres_url)
     store.write(_events())
     _check(store)
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_every_preset_runs(request, url_fixture) -> None:
+    from tokenomy.analytics.reports import REPORTS
+
+    store = open_store(request.getfixturevalue(url_fixture))
+    events = _events(60)
+    store.write(events)
+    for name in REPORTS:
+        rows = run_report(store, name, by="model")
+        assert rows, name
+    tokens = {r["model"]: r["output_tokens"] for r in run_report(store, "tokens", by="model")}
+    assert sum(tokens.values()) == sum(e.output_tokens for e in events)

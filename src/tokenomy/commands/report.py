@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    name: str = typer.Argument(..., help="Preset: spend, cache-hit-rate, latency."),
+    name: str = typer.Argument(..., help="Preset: spend, tokens, hourly-tokens, cache-hit-rate, latency, errors, cost-per-task, tier-share, batch-share."),
     by: str = typer.Option("model", "--by", help="Group by model, provider, region, task, tier ..."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
