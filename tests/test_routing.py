@@ -65,3 +65,9 @@ def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
     assert [r["tier"] for r in rows] == ["tier1", "tier2"]
     assert all(r["route"] == "json" and r["cost_usd"] is not None for r in rows)
     assert response.tier == "tier2"
+    from tokenomy.routing.drift import escalation_rates, tier_share
+
+    rates = escalation_rates(store)
+    assert rates == [{"route": "json", "calls": 1, "escalations": 1, "rate": 1.0, "flagged": True}]
+    shares = {r["tier"]: r for r in tier_share(store, expected={"tier1": 0.7, "tier2": 0.3})}
+    assert shares["tier1"]["share"] == 0.5 and shares["tier1"]["flagged"]

@@ -9,6 +9,8 @@ from tokenomy.messages import ChatRequest, ChatResponse
 from tokenomy.routing.rules import Policy, explain, load_policy
 from tokenomy.routing.validators import validate
 
+ESCALATED_TAG = "cascade_escalated"
+
 
 def _model(cfg, tier: str) -> str:
     models = cfg.tiers.get(tier)
@@ -31,8 +33,10 @@ def _plan(cfg, route_name: str, request: ChatRequest) -> tuple[Policy, list[str]
     return policy, tiers
 
 
-def _prepare(request: ChatRequest, cfg, route_name: str, tier: str) -> ChatRequest:
-    meta = replace(request.meta, route=route_name, tier=tier)
+def _prepare(request: ChatRequest, cfg, route_name: str, tier: str, escalated: bool = False) -> ChatRequest:
+    # An escalated attempt is tagged so escalation rates per route are queryable from the ledger.
+    tags = {**request.meta.tags, ESCALATED_TAG: "1"} if escalated else request.meta.tags
+    meta = replace(request.meta, route=route_name, tier=tier, tags=tags)
     return replace(request, model=_model(cfg, tier), meta=meta)
 
 
@@ -41,7 +45,7 @@ def chat_via_route(client, cfg, route_name: str, request: ChatRequest) -> ChatRe
     policy, tiers = _plan(cfg, route_name, request)
     response = None
     for index, tier in enumerate(tiers):
-        response = client.chat(_prepare(request, cfg, route_name, tier))
+        response = client.chat(_prepare(request, cfg, route_name, tier, index > 0))
         response.tier = tier
         if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
             break
@@ -53,7 +57,7 @@ async def achat_via_route(client, cfg, route_name: str, request: ChatRequest) ->
     policy, tiers = _plan(cfg, route_name, request)
     response = None
     for index, tier in enumerate(tiers):
-        response = await client.achat(_prepare(request, cfg, route_name, tier))
+        response = await client.achat(_prepare(request, cfg, route_name, tier, index > 0))
         response.tier = tier
         if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
             break
