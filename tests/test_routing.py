@@ -71,3 +71,25 @@ def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
     assert rates == [{"route": "json", "calls": 1, "escalations": 1, "rate": 1.0, "flagged": True}]
     shares = {r["tier"]: r for r in tier_share(store, expected={"tier1": 0.7, "tier2": 0.3})}
     assert shares["tier1"]["share"] == 0.5 and shares["tier1"]["flagged"]
+
+
+@pytest.mark.slow
+def test_classifier_trains_and_routes_mixed_workload(tmp_path, ledger_path):
+    from tokenomy.routing.classifier import load_jsonl, save, train
+
+    examples = tmp_path / "d.jsonl"
+    import json
+    lines = [{"prompt": f"prove theorem {i} about primes", "label": "strong"} for i in range(20)]
+    lines += [{"prompt": f"say hello to user {i}", "label": "weak"} for i in range(20)]
+    examples.write_text("\n".join(json.dumps(x) for x in lines))
+    save(train(*load_jsonl(examples)), tmp_path / "m.joblib")
+    cfg = parse_config({**CONFIG, "routes": {"mix": {"policy": "hy"}}, "routing": {"policies": {
+        "hy": {"type": "hybrid", "classifier_path": str(tmp_path / "m.joblib"), "tiers": ["tier1", "tier2"],
+               "rules": [{"name": "json", "tier": "tier2", "json_schema": True}]}}}})
+    store = open_store(ledger_path)
+    with Tokenomy(store, models=cfg.model_specs()) as client:
+        tiers = [chat_via_route(client, cfg, "mix", ChatRequest.simple(p, max_tokens=8)).tier
+                 for p in ("prove theorem about primes", "say hello to user")]
+        client.flush()
+    assert tiers == ["tier2", "tier1"]
+    assert [r["tier"] for r in store.query("SELECT tier FROM usage_events ORDER BY ts")] == tiers

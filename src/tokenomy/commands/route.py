@@ -41,3 +41,21 @@ def explain_cmd(
         print_json(result)
     else:
         console.print(f"tier [bold]{decision.tier}[/bold] by rule {decision.rule or '(default)'}: {decision.reason}")
+
+
+@route_app.command("train")
+def train_cmd(
+    data: str = typer.Argument(..., help="JSONL of {prompt, label} (label: strong/weak or a tier name)."),
+    output: str = typer.Option("router.joblib", "-o", "--output", help="Where to save the model."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fit TF-IDF + logistic regression on labelled prompts and save it with joblib."""
+    from tokenomy.routing.classifier import load_jsonl, save, train
+
+    prompts, labels = load_jsonl(data)
+    save(train(prompts, labels), output)
+    result = {"output": output, "examples": len(prompts), "strong": sum(labels)}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"trained on {len(prompts)} prompts ({sum(labels)} strong); saved {output}")

@@ -27,7 +27,7 @@ def _plan(cfg, route_name: str, request: ChatRequest) -> tuple[Policy, list[str]
     if policy.type == "cascade":
         tiers = policy.tiers or sorted(cfg.tiers)
     else:
-        first = explain(policy, request).tier
+        first = _first_tier(policy, request, sorted(cfg.tiers))
         order = policy.tiers or sorted(cfg.tiers)
         tiers = [first] + ([t for t in order[order.index(first) + 1:]] if first in order and policy.validators else [])
     return policy, tiers
@@ -62,3 +62,22 @@ async def achat_via_route(client, cfg, route_name: str, request: ChatRequest) ->
         if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
             break
     return response
+
+
+_MODELS: dict[str, object] = {}
+
+
+def _first_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
+    """Rules decide (hybrid: only when a rule fires); the classifier picks weak or strong for the rest."""
+    decision = explain(policy, request)
+    if policy.type == "rules" or (policy.type == "hybrid" and decision.rule is not None):
+        return decision.tier
+    if not policy.classifier_path:
+        raise ConfigError(f"routing.policies: a {policy.type} policy needs classifier_path (see `tokenomy route train`)")
+    from tokenomy.routing.classifier import load, strong_probability
+
+    if policy.classifier_path not in _MODELS:  # loaded once: a decision must stay well under 5 ms
+        _MODELS[policy.classifier_path] = load(policy.classifier_path)
+    tiers = policy.tiers or order
+    text = "\n".join(m.content for m in request.messages)
+    return tiers[-1] if strong_probability(_MODELS[policy.classifier_path], text) >= policy.threshold else tiers[0]
