@@ -1,0 +1,1 @@
+"""Batch inference: JSONL formats, validation with cost estimates, splitting, backends."""

@@ -1,0 +1,147 @@
+"""Parse batch JSONL in Bedrock, OpenAI-batch or plain-record form into one record shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+
+@dataclass
+class BatchRecord:
+    """One good input line, normalised: id, messages, system, max_tokens, and its source form."""
+
+    id: str
+    line: int
+    fmt: str  # bedrock | openai | plain
+    messages: list[dict[str, str]]
+    system: str | None = None
+    max_tokens: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """All prompt text, for token estimates."""
+        return (self.system or "") + "\n".join(m["content"] for m in self.messages)
+
+
+@dataclass
+class BadLine:
+    """One rejected line: where, which field, why."""
+
+    line: int
+    field: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "reason": self.reason}
+
+
+def _content_text(content: Any) -> str:
+    # Anthropic/Converse bodies carry content as a string or a list of {text} / {type,text} blocks.
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    raise ValueError("content must be a string or a list of text blocks")
+
+
+def _messages(raw: Any, where: str) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{where}: messages must be a non-empty list")
+    out = []
+    for m in raw:
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
+            raise ValueError(f"{where}: each message needs role user|assistant|system")
+        out.append({"role": m["role"], "content": _content_text(m.get("content", ""))})
+    return out
+
+
+def _system_text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    return _content_text(raw)
+
+
+def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
+    """Normalise one decoded JSON object; raises ValueError('field: reason')."""
+    if "recordId" in obj or "modelInput" in obj:
+        rid, body = obj.get("recordId"), obj.get("modelInput")
+        if rid in (None, ""):
+            raise ValueError("recordId: missing id")
+        if not isinstance(body, dict):
+            raise ValueError("modelInput: body not valid for the model (must be an object)")
+        inference = body.get("inferenceConfig") or {}
+        max_tokens = body.get("max_tokens", inference.get("maxTokens"))
+        system = body.get("system")
+        if isinstance(system, list):
+            system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+        msgs = _messages(body.get("messages"), "modelInput.messages")
+        return BatchRecord(str(rid), line, "bedrock", msgs, system, max_tokens, obj)
+    if "custom_id" in obj:
+        rid, body = obj.get("custom_id"), obj.get("body")
+        if rid in (None, ""):
+            raise ValueError("custom_id: missing id")
+        if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
+            raise ValueError("url: only POST /v1/chat/completions is supported")
+        if not isinstance(body, dict):
+            raise ValueError("body: body not valid for the model (must be an object)")
+        msgs = _messages(body.get("messages"), "body.messages")
+        system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
+        msgs = [m for m in msgs if m["role"] != "system"]
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        return BatchRecord(str(rid), line, "openai", msgs, system, max_tokens, obj)
+    rid = obj.get("id")
+    if rid in (None, ""):
+        raise ValueError("id: missing id")
+    if "messages" in obj:
+        msgs = _messages(obj["messages"], "messages")
+    else:
+        prompt = obj.get("prompt")
+        if not isinstance(prompt, str):
+            raise ValueError("prompt: missing prompt or messages")
+        msgs = [{"role": "user", "content": prompt}]
+    return BatchRecord(str(rid), line, "plain", msgs, _system_text(obj.get("system")),
+                       obj.get("max_tokens"), obj)
+
+
+def read_records(lines: Iterable[str]) -> tuple[list[BatchRecord], list[BadLine]]:
+    """Parse every line; bad lines are reported, never stop the good ones."""
+    good: list[BatchRecord] = []
+    bad: list[BadLine] = []
+    seen: set[str] = set()
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            bad.append(BadLine(number, "-", f"invalid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append(BadLine(number, "-", "invalid JSON: line must be an object"))
+            continue
+        try:
+            rec = parse_obj(obj, number)
+        except ValueError as exc:
+            fld, _, reason = str(exc).partition(": ")
+            bad.append(BadLine(number, fld, reason or str(exc)))
+            continue
+        if not rec.text().strip() or not any(m["content"].strip() for m in rec.messages):
+            bad.append(BadLine(number, "prompt", "empty prompt"))
+            continue
+        if rec.max_tokens is not None and (not isinstance(rec.max_tokens, int) or rec.max_tokens < 1):
+            bad.append(BadLine(number, "max_tokens", "must be a positive integer"))
+            continue
+        if rec.id in seen:
+            bad.append(BadLine(number, "id", f"duplicate id {rec.id!r}"))
+            continue
+        seen.add(rec.id)
+        good.append(rec)
+    return good, bad
+
+
+def read_file(path: str | Path) -> tuple[list[BatchRecord], list[BadLine]]:
+    """Parse a JSONL file."""
+    with open(path, encoding="utf-8") as fh:
+        return read_records(fh)
