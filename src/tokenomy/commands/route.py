@@ -59,3 +59,30 @@ def train_cmd(
         print_json(result)
     else:
         console.print(f"trained on {len(prompts)} prompts ({sum(labels)} strong); saved {output}")
+
+
+@route_app.command("eval")
+def eval_cmd(
+    dataset: str = typer.Argument(..., help="gsm8k, mmlu, or a path to RouteLLM outcome files."),
+    strong: str = typer.Option("anthropic.claude-3-7-sonnet-20250219-v1:0", "--strong", help="Strong model to price."),
+    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train on a seeded split, report each policy on the held-out split (cost, quality, strong share, CPT95)."""
+    from tokenomy.commands._common import table, usd
+    from tokenomy.routing.evaluate import evaluate
+
+    result = evaluate(dataset, strong, seed=seed, png=png)
+    if as_json:
+        print_json(result["policies"] + [{k: v for k, v in result.items() if k != "policies"}])
+        return
+    console.print(table(f"{dataset}: held-out {result['held_out']} prompts", ["policy", "cost", "quality",
+                        "retained", "strong share", "accuracy", "escalation"],
+                        [[p["policy"], usd(p["cost"]), f"{p['quality']:.3f}", f"{p['quality_retained']:.1%}",
+                          f"{p['strong_share']:.1%}", f"{p['routing_accuracy']:.1%}", f"{p['escalation_rate']:.1%}"]
+                         for p in result["policies"]]))
+    console.print(f"CPT(95%): classifier {result['cpt95_classifier']:.1%} vs random {result['cpt95_random']:.1%}; "
+                  f"APGR {result['apgr_classifier']:.3f}; curve: {png}")
+    for p in result["prices"]:
+        console.print(f"price: {p['model']} {p['region']} {p['source']} as of {p['as_of']}")
