@@ -1,0 +1,75 @@
+"""Daily spend anomalies per model: robust weekly STL (statsmodels); spikes from residuals, drifts from trend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.tsa.seasonal import STL
+
+
+@dataclass
+class Anomaly:
+    """One flagged day (spike) or trend shift (drift) with the range expected from history."""
+
+    kind: str
+    key: str
+    day: str
+    actual_usd: float
+    expected_low_usd: float
+    expected_high_usd: float
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__
+
+
+def daily_spend(store: Any, by: str = "model") -> pd.DataFrame:
+    """Daily spend per group as a day x group frame, missing days filled with zero."""
+    rows = store.query(f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
+                       f"FROM usage_events GROUP BY 1, 2")
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    frame["day"] = pd.to_datetime(frame["day"], utc=True).dt.tz_localize(None).dt.normalize()
+    frame["cost"] = frame["cost"].astype(float)  # statistics only; money stays Decimal in reports
+    wide = frame.pivot_table(index="day", columns="key", values="cost", aggfunc="sum")
+    return wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="D")).fillna(0.0)
+
+
+def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -> list[Anomaly]:
+    """Spikes: robust-STL residual beyond z robust sigmas. Drift: recent trend above the earlier trend band."""
+    if len(series) < 28:
+        return []
+    # Log scale: weekday/weekend differences are multiplicative, so one seasonal shape fits all levels.
+    logged = np.log1p(series.values)
+    fit = STL(logged, period=7, robust=True).fit()
+    resid = fit.resid
+    # Floor: STL absorbs part of the noise into its components, so raw MAD understates day-to-day noise.
+    sigma = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.05)
+    expected = fit.trend + fit.seasonal
+    out: list[Anomaly] = []
+    for i, day in enumerate(series.index):
+        if abs(resid[i]) > z * sigma:
+            out.append(Anomaly("spike", key, day.date().isoformat(), float(series.iloc[i]),
+                               float(np.expm1(expected[i] - z * sigma)), float(np.expm1(expected[i] + z * sigma))))
+    # Drift: a level shift in the trend that residual tests cannot see (the trend absorbs it).
+    history = fit.trend[:-recent_days]
+    level, spread = float(np.median(history)), 1.4826 * float(np.median(np.abs(history - np.median(history))))
+    band = max(z * spread, 0.2)  # at least a 20%-ish shift in log level
+    recent = float(np.mean(fit.trend[-7:]))
+    if abs(recent - level) > band:
+        out.append(Anomaly("drift", key, series.index[-1].date().isoformat(), float(np.mean(series.values[-7:])),
+                           float(np.expm1(level - band)), float(np.expm1(level + band))))
+    return out
+
+
+def find_anomalies(store: Any, by: str = "model") -> list[Anomaly]:
+    """Anomalies of daily spend per group over the whole ledger."""
+    wide = daily_spend(store, by)
+    found: list[Anomaly] = []
+    for key in wide.columns:
+        found.extend(detect(wide[key], str(key)))
+    return found

@@ -1,0 +1,41 @@
+"""A 90-day ledger with a weekly pattern, one spike and one slow drift: both flagged, weekends not."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from tokenomy.analytics.anomalies import find_anomalies
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+
+
+def _ledger(path) -> tuple:
+    rng = random.Random(3)
+    start = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    spike_day, events = 50, []
+    for d in range(90):
+        day = start + timedelta(days=d)
+        weekend = day.weekday() >= 5
+        for model in ("steady", "drifter"):
+            base = 10.0 * (0.3 if weekend else 1.0)
+            if model == "drifter" and d >= 65:
+                base *= 1 + 0.06 * (d - 64)
+            if model == "steady" and d == spike_day:
+                base *= 6
+            cost = base * rng.uniform(0.9, 1.1)
+            events.append(UsageEvent(ts=day + timedelta(hours=12), provider="bedrock", model=model,
+                                     input_tokens=100, cost_usd=Decimal(f"{cost:.6f}")))
+    open_store(path).write(events)
+    return (start + timedelta(days=spike_day)).date().isoformat()
+
+
+def test_spike_and_drift_flagged_no_weekend_alerts(ledger_path) -> None:
+    spike = _ledger(ledger_path)
+    found = find_anomalies(open_store(ledger_path))
+    spikes = [a for a in found if a.kind == "spike"]
+    assert [(a.key, a.day) for a in spikes] == [("steady", spike)], found
+    assert spikes[0].expected_high_usd < spikes[0].actual_usd
+    drifts = [a for a in found if a.kind == "drift"]
+    assert [a.key for a in drifts] == ["drifter"], found
