@@ -93,3 +93,19 @@ def test_classifier_trains_and_routes_mixed_workload(tmp_path, ledger_path):
         client.flush()
     assert tiers == ["tier2", "tier1"]
     assert [r["tier"] for r in store.query("SELECT tier FROM usage_events ORDER BY ts")] == tiers
+
+
+@pytest.mark.parametrize("dataset", ["gsm8k", "mmlu"])
+def test_eval_held_out_classifier_beats_random(dataset, tmp_path):
+    from conftest import SHARED_DATA, require
+    from tokenomy.routing.evaluate import evaluate
+
+    require((SHARED_DATA / "routellm").exists(), "RouteLLM data missing under ../shared/data/routellm")
+    png = tmp_path / "curve.png"
+    result = evaluate(dataset, png=str(png))
+    names = {p["policy"] for p in result["policies"]}
+    assert {"always-cheapest", "always-best", "oracle", "random", "classifier"} <= names
+    assert ("cascade" in names) == (dataset == "gsm8k")
+    assert png.stat().st_size > 1000
+    # Clearly fewer strong calls than random at 95% of strong quality (at least 5 points of share).
+    assert result["cpt95_classifier"] <= result["cpt95_random"] - 0.05
