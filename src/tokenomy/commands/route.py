@@ -75,7 +75,9 @@ def eval_cmd(
 
     result = evaluate(dataset, strong, seed=seed, png=png)
     if as_json:
-        print_json(result["policies"] + [{k: v for k, v in result.items() if k != "policies"}])
+        # One object per policy (as the checks expect); the run's summary rides along on each.
+        extra = {k: v for k, v in result.items() if k != "policies"}
+        print_json([{**p, **extra} for p in result["policies"]])
         return
     console.print(table(f"{dataset}: held-out {result['held_out']} prompts", ["policy", "cost", "quality",
                         "retained", "strong share", "accuracy", "escalation"],
