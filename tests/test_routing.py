@@ -109,3 +109,17 @@ def test_eval_held_out_classifier_beats_random(dataset, tmp_path):
     assert png.stat().st_size > 1000
     # Clearly fewer strong calls than random at 95% of strong quality (at least 5 points of share).
     assert result["cpt95_classifier"] <= result["cpt95_random"] - 0.05
+
+
+def test_cli_explain_json_names_tier_and_rule():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "explain", "Prove it step by step",
+                          "--config", str(root / "examples/routing/rules.yaml"), "--json"],
+                         capture_output=True, text=True, timeout=60, cwd=root)
+    data = json.loads(out.stdout)
+    assert (data["tier"], data["rule"]) == ("tier2", "reasoning")
