@@ -123,3 +123,17 @@ def test_cli_explain_json_names_tier_and_rule():
                          capture_output=True, text=True, timeout=60, cwd=root)
     data = json.loads(out.stdout)
     assert (data["tier"], data["rule"]) == ("tier2", "reasoning")
+
+
+def test_achat_via_route_rules_real_call(ledger_path):
+    import asyncio
+
+    from tokenomy.routing.dispatch import achat_via_route
+
+    cfg = parse_config(CONFIG)
+    store = open_store(ledger_path)
+    with Tokenomy(store, models=cfg.model_specs()) as client:
+        response = asyncio.run(achat_via_route(client, cfg, "smart", ChatRequest.simple("Prove 2 is prime.", max_tokens=8)))
+        client.flush()
+    assert response.tier == "tier2"
+    assert store.query("SELECT route, tier FROM usage_events") == [{"route": "smart", "tier": "tier2"}]
