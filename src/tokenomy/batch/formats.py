@@ -114,7 +114,7 @@ def read_records(lines: Iterable[str]) -> tuple[list[BatchRecord], list[BadLine]
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text.strip())
         except json.JSONDecodeError as exc:
             bad.append(BadLine(number, "-", f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue

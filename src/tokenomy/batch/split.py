@@ -1,0 +1,55 @@
+"""Split records into jobs and files that respect the provider's batch quotas."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.pricing.catalog import default_catalog
+
+
+def record_bytes(rec: BatchRecord) -> int:
+    """Size of the record as one JSONL line."""
+    return len(json.dumps(rec.raw).encode()) + 1
+
+
+def split_records(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
+    """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job."""
+    big = 1 << 62
+    per_file = int(quotas.get("max_records_per_file", big))
+    per_job = int(quotas.get("max_records_per_job", big))
+    bytes_file = int(quotas.get("max_bytes_per_file", big))
+    bytes_job = int(quotas.get("max_bytes_per_job", big))
+    jobs: list[list[list[BatchRecord]]] = []
+    job: list[list[BatchRecord]] = []
+    cur: list[BatchRecord] = []
+    job_n = job_b = file_b = 0
+    for rec in records:
+        size = record_bytes(rec)
+        if job_n + 1 > per_job or job_b + size > bytes_job:
+            if cur:
+                job.append(cur)
+            jobs.append(job)
+            job, cur, job_n, job_b, file_b = [], [], 0, 0, 0
+        if len(cur) + 1 > per_file or file_b + size > bytes_file:
+            job.append(cur)
+            cur, file_b = [], 0
+        cur.append(rec)
+        file_b += size
+        job_n += 1
+        job_b += size
+    if cur:
+        job.append(cur)
+    if job:
+        jobs.append(job)
+    return jobs
+
+
+def below_minimum(records: int, provider: str) -> str | None:
+    """A message when `records` is under the provider's minimum per job, else None."""
+    minimum = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
+    if records < minimum:
+        return (f"{records} records is below {provider}'s minimum of {minimum} per batch job; "
+                "run them on demand instead (`--backend local`) or add records")
+    return None

@@ -1,0 +1,80 @@
+"""Validate a batch file for a model: every bad line named, tokens and cost at batch vs on-demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenomy.batch.formats import BadLine, BatchRecord, read_file
+from tokenomy.errors import UsageError
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+
+DEFAULT_MAX_TOKENS = 256
+
+
+def estimate_tokens(text: str) -> int:
+    """Cheap token estimate (chars/4, min 1): no model load needed for a 1,000-line file."""
+    return max(1, (len(text) + 3) // 4)
+
+
+@dataclass
+class ValidationReport:
+    """Good records, bad lines, token estimate and both prices."""
+
+    path: str
+    model: str
+    records: list[BatchRecord]
+    bad: list[BadLine]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    on_demand_usd: Decimal | None = None
+    batch_usd: Decimal | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        saving = (self.on_demand_usd - self.batch_usd) if (self.on_demand_usd is not None
+                                                            and self.batch_usd is not None) else None
+        return {"file": self.path, "model": self.model, "good_records": len(self.records),
+                "bad_lines": [b.to_json() for b in self.bad], "bad_count": len(self.bad),
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "on_demand_usd": self.on_demand_usd, "batch_usd": self.batch_usd,
+                "saving_usd": saving, "notes": self.notes}
+
+
+def validate_file(path: str | Path, model: str, region: str | None = None,
+                  default_max_tokens: int = DEFAULT_MAX_TOKENS) -> ValidationReport:
+    """Read `path`, check each record against `model`'s context window, and price the good ones."""
+    records, bad = read_file(path)
+    entry = default_catalog().lookup(model, region)
+    report = ValidationReport(str(path), model, [], bad)
+    for rec in records:
+        tokens_in = estimate_tokens(rec.text())
+        tokens_out = rec.max_tokens or default_max_tokens
+        if entry.context_window and tokens_in + tokens_out > entry.context_window:
+            bad.append(BadLine(rec.line, "prompt", f"over the model's context: ~{tokens_in} input + "
+                               f"{tokens_out} output tokens > {entry.context_window}"))
+            continue
+        report.records.append(rec)
+        report.input_tokens += tokens_in
+        report.output_tokens += tokens_out
+    bad.sort(key=lambda b: b.line)
+    usage = Usage(input_tokens=report.input_tokens, output_tokens=report.output_tokens)
+    report.on_demand_usd = compute_cost(usage, model, region, mode="on_demand").total_usd
+    if entry.has_batch:
+        report.batch_usd = compute_cost(usage, model, region, mode="batch").total_usd
+    else:
+        report.notes.append(f"{entry.model} has no batch price ({entry.provider}); the local runner "
+                            "runs it at on-demand price under your rate limits")
+    report.notes.append(f"output tokens estimated at max_tokens (default {default_max_tokens}) per record")
+    return report
+
+
+def require_good(report: ValidationReport) -> None:
+    """Fail when no record survived validation."""
+    if not report.records:
+        raise UsageError(f"{report.path}: no valid records ({len(report.bad)} bad lines); "
+                         f"run `tokenomy batch validate {report.path} --model {report.model}`")
