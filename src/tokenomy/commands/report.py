@@ -21,6 +21,7 @@ def report(
     until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
 ) -> None:
     """Run a preset report over the ledger and print it."""
     from tokenomy.analytics.reports import run_report
@@ -31,4 +32,12 @@ def report(
         print_json(rows)
         return
     columns = list(rows[0]) if rows else [by]
+    if as_csv:
+        import csv
+        import sys
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
     console.print(table(f"report {name}", columns, [[r[c] for c in columns] for r in rows]))
