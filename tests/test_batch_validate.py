@@ -1,0 +1,68 @@
+"""Batch validation and splitting on a 1,000-record file with 20 malformed lines."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+from tokenomy.batch.formats import read_file
+from tokenomy.batch.split import below_minimum, split_records
+from tokenomy.batch.validate import validate_file
+
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _write(path, n=1000, bad_every=50):
+    bad_lines = {}
+    rng = random.Random(7)
+    kinds = ["json", "noid", "dup", "empty"]
+    with open(path, "w") as fh:
+        for i in range(1, n + 1):
+            if i % bad_every == 0:
+                kind = kinds[rng.randrange(4)]
+                bad_lines[i] = kind
+                fh.write({"json": '{"id": "x", "prompt": \n', "noid": json.dumps({"prompt": "p"}) + "\n",
+                          "dup": json.dumps({"id": "r1", "prompt": "p"}) + "\n",
+                          "empty": json.dumps({"id": f"e{i}", "prompt": "  "}) + "\n"}[kind])
+            else:
+                fh.write(json.dumps({"id": f"r{i}", "prompt": f"Say {i}.", "max_tokens": 4}) + "\n")
+    return bad_lines
+
+
+def test_every_bad_line_named_and_rest_priced(tmp_path):
+    path = tmp_path / "in.jsonl"
+    bad_lines = _write(path)
+    report = validate_file(path, MODEL)
+    assert [b.line for b in report.bad] == sorted(bad_lines)
+    reasons = {b.line: b.reason for b in report.bad}
+    for line, kind in bad_lines.items():
+        word = {"json": "invalid JSON", "noid": "missing id", "dup": "duplicate id", "empty": "empty prompt"}[kind]
+        assert word in reasons[line], (line, reasons[line])
+    assert len(report.records) == 980
+    assert report.batch_usd is not None and report.batch_usd < report.on_demand_usd
+    assert report.output_tokens == 980 * 4
+
+
+def test_split_respects_quotas(tmp_path):
+    path = tmp_path / "in.jsonl"
+    _write(path, n=250, bad_every=10 ** 6)
+    records, _ = read_file(path)
+    jobs = split_records(records, {"max_records_per_file": 40, "max_records_per_job": 100,
+                                   "max_bytes_per_file": 10 ** 9})
+    assert [sum(len(f) for f in j) for j in jobs] == [100, 100, 50]
+    assert all(len(f) <= 40 for j in jobs for f in j)
+    assert [r.id for j in jobs for f in j for r in f] == [r.id for r in records]
+    assert "minimum of 100" in below_minimum(8, "aws.bedrock")
+    assert below_minimum(100, "aws.bedrock") is None
+
+
+def test_cli_validate_json(tmp_path):
+    path = tmp_path / "in.jsonl"
+    _write(path, n=200, bad_every=40)
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path),
+                          "--model", MODEL, "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["bad_count"] == 5 and data["good_records"] == 195
