@@ -1,0 +1,73 @@
+"""The contract between batch jobs (jobs.py, the commands) and the services that run them.
+
+A backend starts provider-side work for a list of records, reports its state, yields one result per
+record when done and can stop it. Bedrock and OpenAI run remotely (the job survives our process);
+the local runner works in-process and keeps its progress in the ledger database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.messages import Usage
+
+# Normalised job states. Provider statuses map onto these (Bedrock: Submitted, Validating, Scheduled,
+# InProgress, Completed, PartiallyCompleted, Failed, Stopping, Stopped, Expired; OpenAI: validating,
+# in_progress, finalizing, completed, failed, expired, cancelling, cancelled).
+STATES = ("submitted", "validating", "scheduled", "in_progress", "completed", "partially_completed",
+          "failed", "stopping", "stopped", "expired")
+FINAL_STATES = frozenset({"completed", "partially_completed", "failed", "stopped", "expired"})
+
+
+@dataclass
+class RecordResult:
+    """The outcome of one input record: its answer and usage, or why it failed."""
+
+    id: str
+    text: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    model: str | None = None  # the model that actually answered, when the provider says
+    raw: dict[str, Any] | None = None  # the provider's output line, kept for `results -o`
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SubmitOptions:
+    """Backend settings from the command line or config; unused keys are ignored by each backend."""
+
+    region: str | None = None
+    role_arn: str | None = None
+    s3_uri: str | None = None  # s3://bucket/prefix for Bedrock inputs and outputs
+    kms_key_id: str | None = None
+    timeout_hours: int | None = None
+    endpoint_url: str | None = None  # emulators and compatible servers
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BatchBackend(ABC):
+    """One batch service. `handle` is the provider's job id/ARN, stored by jobs.py per part."""
+
+    name: str
+
+    @abstractmethod
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        """Start provider work for one part (records already split to quotas); return its handle."""
+
+    @abstractmethod
+    def status(self, handle: str) -> tuple[str, str | None]:
+        """The normalised state (one of STATES) and the provider's message, if any."""
+
+    @abstractmethod
+    def results(self, handle: str) -> Iterator[RecordResult]:
+        """One result per record the provider answered (missing records are simply absent)."""
+
+    @abstractmethod
+    def cancel(self, handle: str) -> None:
+        """Ask the provider to stop; the state moves to stopping/stopped."""
