@@ -280,13 +280,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     app.openapi = openapi_with_examples  # type: ignore[method-assign]
 
-    try:
-        from tokenomy.analytics.dashboard import router as dashboard_router
-    except ModuleNotFoundError as exc:
-        if exc.name != "tokenomy.analytics.dashboard":
-            raise
-    else:
-        app.include_router(dashboard_router)
+    from tokenomy.analytics.dashboard import router as dashboard_router
+
+    app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     return app
 
 

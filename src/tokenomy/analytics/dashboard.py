@@ -1,0 +1,116 @@
+"""The cost dashboard: one page of charts and its JSON API, mounted by the gateway at /dashboard.
+
+The page and `tokenomy report --html` share one template and one script (static/dashboard.js, drawing
+with the vendored Chart.js UMD build, MIT licence in static/): the gateway serves them as files and
+the page fetches /dashboard/api/<section>; the report inlines script and data into a single file that
+opens offline.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from tokenomy.analytics import dashboard_data
+from tokenomy.analytics.dashboard_data import Filters
+from tokenomy.errors import TokenomyError
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+
+STATIC_FILES = {"chart.umd.min.js": "text/javascript", "dashboard.js": "text/javascript",
+                "chart.js.LICENSE.md": "text/markdown"}
+
+
+@lru_cache(maxsize=None)
+def static_text(name: str) -> str:
+    return (resources.files("tokenomy.analytics") / "static" / name).read_text(encoding="utf-8")
+
+
+def _page(api_base: str, scripts: str, form_attrs: str = "") -> str:
+    return (static_text("dashboard.html").replace("{{API_BASE}}", api_base)
+            .replace("{{FORM_ATTRS}}", form_attrs).replace("{{SCRIPTS}}", scripts))
+
+
+def _inline_script(code: str) -> str:
+    # A literal "</script" inside inlined code or JSON would end the element early.
+    return "<script>" + code.replace("</script", "<\\/script") + "</script>"
+
+
+def report_html(store: Any, filters: Filters) -> str:
+    """The dashboard as one self-contained file: data, Chart.js and the page script inlined, filters hidden."""
+    data = dashboard_data.collect(store, filters)
+    scripts = "\n".join([
+        _inline_script("window.TOKENOMY_DATA = " + json.dumps(data) + ";"),
+        _inline_script(static_text("chart.umd.min.js")),
+        _inline_script(static_text("dashboard.js")),
+    ])
+    return _page("", scripts, form_attrs="hidden")
+
+
+def write_report_html(store: Any, filters: Filters, out: str | Path) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(store, filters), encoding="utf-8")
+    return path
+
+
+# --- served by the gateway ----------------------------------------------------------------------------
+def _store(request: Request) -> Any:
+    store = getattr(request.app.state, "ledger_store", None)
+    if store is None:
+        raise HTTPException(503, "the gateway's ledger is not open yet")
+    return store
+
+
+def _answer(request: Request, fn: Callable[[Any, Filters], Any], since: str | None, until: str | None,
+            provider: str | None, model: str | None, task: str | None, tag: str | None) -> Any:
+    try:
+        filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
+        return fn(_store(request), filters)
+    except TokenomyError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/", response_class=HTMLResponse, summary="Cost dashboard page")
+def page(request: Request) -> HTMLResponse:
+    """The dashboard page (charts load from the JSON API below)."""
+    base = str(request.url.path).rstrip("/")
+    scripts = (f'<script src="{base}/static/chart.umd.min.js"></script>\n'
+               f'<script src="{base}/static/dashboard.js"></script>')
+    return HTMLResponse(_page(base, scripts))
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    if name not in STATIC_FILES:
+        raise HTTPException(404, f"no dashboard file {name!r}")
+    return Response(static_text(name), media_type=STATIC_FILES[name],
+                    headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/api/filters", summary="Values for the filter menus")
+def api_filters(request: Request) -> dict:
+    """Providers, models, tasks and tags in the ledger, and its first and last day."""
+    return dashboard_data.filter_options(_store(request))
+
+
+def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:
+    def endpoint(request: Request, since: str | None = None, until: str | None = None, provider: str | None = None,
+                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Any:
+        return _answer(request, fn, since, until, provider, model, task, tag)
+
+    endpoint.__doc__ = doc + " Query: since, until (exclusive; YYYY-MM-DD or ISO), provider, model, task, " \
+                             "tag=key=value."
+    endpoint.__name__ = f"api_{name}"
+    router.add_api_route(f"/api/{name}", endpoint, methods=["GET"], summary=doc)
+
+
+for _name, _fn in dashboard_data.SECTIONS.items():
+    _section(_name, _fn, (_fn.__doc__ or _name).strip().splitlines()[0])

@@ -1,0 +1,201 @@
+"""The dashboard's figures: the preset reports' measures, narrowed by date range, provider, model, task and tag.
+
+`reports.run_report` takes only a date range, so the filtered queries live here; the measures (cached
+share of input tokens, percentile expressions, tier share) are the same as the reports'. Money stays
+exact: costs leave as decimal strings and the page turns them into numbers only to draw them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.analytics.reports import percentile
+from tokenomy.errors import TokenomyError, UsageError
+from tokenomy.ledger.events import COLUMNS
+from tokenomy.ledger.store import event_from_row
+
+SAVINGS_EVENT_LIMIT = 20_000  # what-if re-prices every call several times; the most recent calls stand for the window
+TAG_VALUES_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the dashboard narrows the ledger to; None means no restriction. `until` is exclusive."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    provider: str | None = None
+    model: str | None = None
+    task: str | None = None
+    tag: str | None = None  # "key=value"
+
+    def describe(self) -> dict[str, Any]:
+        return {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
+                for k, v in asdict(self).items()}
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """A date (midnight UTC) or an ISO timestamp (naive means UTC); empty means no bound."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as "
+                         "2026-11-01T00:00:00Z") from None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def make_filters(since: str | None = None, until: str | None = None, provider: str | None = None,
+                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Filters:
+    """Filters from query-string values (empty strings mean 'all')."""
+    if tag and "=" not in tag:
+        raise UsageError(f"tag={tag!r} must be key=value, e.g. tag=team=search")
+    return Filters(parse_when(since, "since"), parse_when(until, "until"), provider or None, model or None,
+                   task or None, tag or None)
+
+
+def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
+    mark = store.placeholder
+    clauses, params = [], []
+    for column, op, value in (("ts", ">=", f.since), ("ts", "<", f.until), ("provider", "=", f.provider),
+                              ("model", "=", f.model), ("task", "=", f.task)):
+        if value is not None:
+            clauses.append(f"{column} {op} {mark}")
+            params.append(value)
+    if f.tag:
+        key, value = f.tag.split("=", 1)
+        # tags are stored as JSON text; each dialect has its own accessor
+        if store.dialect == "postgres":
+            clauses.append(f"(CAST(tags AS jsonb) ->> {mark}) = {mark}")
+            params += [key, value]
+        else:
+            clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
+            params += ["$." + json.dumps(key), value]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _money(value: Any) -> str:
+    text = format(Decimal(value or 0).normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """Cost per UTC day and model (the 'spend' and 'cost by model by day' reports)."""
+    where, params = _where(store, f)
+    rows = store.query(f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
+                       f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2", params)
+    return [{"day": r["day"].isoformat(), "model": r["model"], "cost_usd": _money(r["cost_usd"]),
+             "calls": int(r["calls"])} for r in rows]
+
+
+def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """Tokens per model split into input, output, cache read and cache write (the 'tokens' report)."""
+    where, params = _where(store, f)
+    rows = store.query(
+        f"SELECT model, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+        f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
+        f"SUM(input_cost_usd) AS input_cost_usd, SUM(output_cost_usd) AS output_cost_usd, "
+        f"SUM(cache_read_cost_usd) AS cache_read_cost_usd, SUM(cache_write_cost_usd) AS cache_write_cost_usd "
+        f"FROM usage_events{where} GROUP BY model ORDER BY model", params)
+    return [{k: (_money(v) if k.endswith("_usd") else (v if k == "model" else int(v or 0))) for k, v in r.items()}
+            for r in rows]
+
+
+def cache_hit_rate(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """Cached share of input tokens per model (the 'cache-hit-rate' report)."""
+    where, params = _where(store, f)
+    rows = store.query(
+        f"SELECT model, SUM(cache_read_tokens) AS cache_read_tokens, "
+        f"SUM(input_tokens + cache_read_tokens + cache_write_tokens) AS total_input_tokens "
+        f"FROM usage_events{where} GROUP BY model ORDER BY model", params)
+    return [{"model": r["model"], "cache_read_tokens": int(r["cache_read_tokens"] or 0),
+             "total_input_tokens": int(r["total_input_tokens"] or 0),
+             "cache_hit_rate": (int(r["cache_read_tokens"] or 0) / int(r["total_input_tokens"]))
+             if r["total_input_tokens"] else None} for r in rows]
+
+
+def latency(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """p50/p95 latency and time to first token per model (the 'latency' report)."""
+    where, params = _where(store, f)
+    d = store.dialect
+    rows = store.query(
+        f"SELECT model, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
+        f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
+        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY model ORDER BY model",
+        params)
+    return [{k: (v if k == "model" or v is None else (int(v) if k == "calls" else float(v))) for k, v in r.items()}
+            for r in rows]
+
+
+def tier_share(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """Share of calls per routing tier (the 'tier-share' report)."""
+    where, params = _where(store, f)
+    rows = store.query(f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls FROM usage_events{where} "
+                       f"GROUP BY 1 ORDER BY 1", params)
+    total = sum(int(r["calls"]) for r in rows)
+    return [{"tier": r["tier"], "calls": int(r["calls"]), "share": int(r["calls"]) / total} for r in rows]
+
+
+def totals(store: Any, f: Filters) -> dict[str, Any]:
+    where, params = _where(store, f)
+    row = store.query(f"SELECT COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
+                      f"MAX(ts) AS last_ts FROM usage_events{where}", params)[0]
+    stamp = (lambda t: t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if t else None)
+    return {"calls": int(row["calls"]), "cost_usd": _money(row["cost_usd"]),
+            "first_ts": stamp(row["first_ts"]), "last_ts": stamp(row["last_ts"])}
+
+
+def savings(store: Any, f: Filters) -> dict[str, Any]:
+    """Monthly what-if savings per lever (planning.savings) on the filtered calls, most recent first."""
+    from tokenomy.planning.savings import SavingsInputs, what_if
+
+    where, params = _where(store, f)
+    rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM usage_events{where} ORDER BY ts DESC "
+                       f"LIMIT {SAVINGS_EVENT_LIMIT}", params)
+    events = [event_from_row(r) for r in rows]
+    try:
+        result = what_if(events, SavingsInputs())
+    except TokenomyError as exc:
+        return {"levers": [], "note": str(exc)}
+    levers = [{"lever": row["lever"], "monthly_saving_usd": _money(row["monthly_saving_usd"]),
+               "assumption": row["assumption"]} for row in result["levers"]]
+    note = f"{result['events']} calls, {result['assumption']}"
+    if len(rows) == SAVINGS_EVENT_LIMIT:
+        note += f"; the most recent {SAVINGS_EVENT_LIMIT} calls in the range"
+    return {"levers": levers, "current_monthly_cost_usd": _money(result["current_monthly_cost_usd"]),
+            "compounded_monthly_saving_usd": _money(result["compounded_monthly_saving_usd"]), "note": note}
+
+
+def filter_options(store: Any) -> dict[str, Any]:
+    """Values the filter menus offer, and the ledger's first and last day."""
+    def distinct(column: str) -> list[str]:
+        return [r["v"] for r in store.query(f"SELECT DISTINCT {column} AS v FROM usage_events "
+                                            f"WHERE {column} IS NOT NULL ORDER BY 1")]
+    tags: set[str] = set()
+    for r in store.query(f"SELECT DISTINCT tags AS v FROM usage_events WHERE tags IS NOT NULL "
+                         f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}"):
+        tags.update(f"{k}={v}" for k, v in json.loads(r["v"]).items())
+    span = store.query("SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day "
+                       "FROM usage_events")[0]
+    return {"providers": distinct("provider"), "models": distinct("model"), "tasks": distinct("task"),
+            "tags": sorted(tags),
+            "first_day": span["first_day"].isoformat() if span["first_day"] else None,
+            "last_day": span["last_day"].isoformat() if span["last_day"] else None}
+
+
+SECTIONS = {"spend": spend_by_day, "usage": usage_types, "cache": cache_hit_rate, "latency": latency,
+            "tiers": tier_share, "savings": savings, "totals": totals}
+
+
+def collect(store: Any, f: Filters) -> dict[str, Any]:
+    """Every section at once: what the self-contained HTML report embeds."""
+    data = {name: fn(store, f) for name, fn in SECTIONS.items()}
+    data["filters"] = f.describe()
+    return data

@@ -1,0 +1,149 @@
+// Tokenomy cost dashboard: draws the report sections with Chart.js.
+// Served by the gateway it fetches /dashboard/api/<section> and redraws when a filter changes;
+// in the self-contained HTML report the data is embedded as window.TOKENOMY_DATA.
+(function () {
+  "use strict";
+
+  const SECTIONS = ["totals", "spend", "usage", "cache", "latency", "tiers", "savings"];
+  const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                   "#9c755f", "#bab0ac"];
+  const charts = {};
+  // What the page last drew, for people poking in the console and for the browser test.
+  const state = (window.tokenomyDashboard = { renders: 0, data: null, charts: charts, error: null });
+
+  const color = (i) => PALETTE[i % PALETTE.length];
+  const num = (x) => (x === null || x === undefined ? 0 : Number(x));
+  const usd = (x) => "$" + num(x).toLocaleString("en-US", { maximumFractionDigits: num(x) < 1 ? 4 : 2 });
+  const uniq = (values) => [...new Set(values)].sort();
+
+  function draw(id, config) {
+    if (charts[id]) charts[id].destroy();
+    config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options);
+    charts[id] = new Chart(document.getElementById(id), config);
+  }
+
+  function bars(labels, datasets, options) {
+    return { type: "bar", data: { labels: labels, datasets: datasets }, options: options || {} };
+  }
+
+  function render(data) {
+    const t = data.totals;
+    document.getElementById("kpi-cost").textContent = usd(t.cost_usd);
+    document.getElementById("kpi-calls").textContent = num(t.calls).toLocaleString("en-US");
+    document.getElementById("kpi-range").textContent = t.first_ts ? t.first_ts.slice(0, 10) + " → " +
+      t.last_ts.slice(0, 10) : "no calls in this range";
+
+    const days = uniq(data.spend.map((r) => r.day));
+    const spendModels = uniq(data.spend.map((r) => r.model));
+    draw("chart-spend", bars(days, spendModels.map((model, i) => ({
+      label: model, backgroundColor: color(i),
+      data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
+        .reduce((sum, r) => sum + num(r.cost_usd), 0)),
+    })), { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "USD" } } } }));
+
+    const types = [["input_tokens", "input"], ["output_tokens", "output"], ["cache_read_tokens", "cache read"],
+                   ["cache_write_tokens", "cache write"]];
+    draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
+      label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
+    })), { indexAxis: "y", scales: { x: { stacked: true, title: { display: true, text: "tokens" } },
+                                     y: { stacked: true } } }));
+
+    draw("chart-cache", bars(data.cache.map((r) => r.model), [{
+      label: "cache hit rate (%)", backgroundColor: color(3),
+      data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
+    }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
+
+    const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
+    draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
+      label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
+    })), { scales: { y: { title: { display: true, text: "ms" } } } }));
+
+    draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
+      label: "calls", data: data.tiers.map((r) => r.calls),
+      backgroundColor: data.tiers.map((_, i) => color(i)) }] } });
+
+    const levers = data.savings.levers || [];
+    draw("chart-savings", bars(levers.map((r) => r.lever), [{
+      label: "USD per month", backgroundColor: color(4), data: levers.map((r) => num(r.monthly_saving_usd)),
+    }], { indexAxis: "y", plugins: { tooltip: { callbacks: {
+      afterLabel: (item) => levers[item.dataIndex].assumption } } } }));
+    let note = data.savings.note || "";
+    if (data.savings.compounded_monthly_saving_usd !== undefined) {
+      note = "all levers together: " + usd(data.savings.compounded_monthly_saving_usd) + " per month of " +
+        usd(data.savings.current_monthly_cost_usd) + " (" + note + ")";
+    }
+    document.getElementById("savings-note").textContent = note;
+
+    state.data = data;
+    state.renders += 1;
+    document.body.dataset.renders = String(state.renders);
+  }
+
+  function showError(message) {
+    const box = document.getElementById("error");
+    box.textContent = message || "";
+    box.style.display = message ? "block" : "none";
+    state.error = message || null;
+  }
+
+  // --- served mode: fetch, and refetch on every filter change ------------------------------------------
+  function query(form) {
+    const params = new URLSearchParams();
+    for (const name of ["since", "provider", "model", "task", "tag"]) {
+      if (form.elements[name].value) params.set(name, form.elements[name].value);
+    }
+    const to = form.elements.to.value;
+    if (to) {  // the form's "to" day is inclusive; the API's until is exclusive
+      const next = new Date(to + "T00:00:00Z");
+      next.setUTCDate(next.getUTCDate() + 1);
+      params.set("until", next.toISOString().slice(0, 10));
+    }
+    return params.toString();
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url);
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.detail || response.statusText);
+    return body;
+  }
+
+  async function load(api, form) {
+    const qs = query(form);
+    try {
+      const parts = await Promise.all(SECTIONS.map((name) => getJson(api + "/api/" + name + "?" + qs)));
+      const data = {};
+      SECTIONS.forEach((name, i) => (data[name] = parts[i]));
+      showError(null);
+      render(data);
+    } catch (err) {
+      showError("Could not load the dashboard data: " + err.message);
+    }
+  }
+
+  async function serve(api) {
+    const form = document.getElementById("filters");
+    try {
+      const options = await getJson(api + "/api/filters");
+      for (const [name, values] of [["provider", options.providers], ["model", options.models],
+                                    ["task", options.tasks], ["tag", options.tags]]) {
+        for (const value of values) form.elements[name].add(new Option(value, value));
+      }
+      for (const name of ["since", "to"]) {
+        form.elements[name].min = options.first_day || "";
+        form.elements[name].max = options.last_day || "";
+      }
+    } catch (err) {
+      showError("Could not load the filter values: " + err.message);
+    }
+    form.addEventListener("change", () => load(api, form));
+    form.addEventListener("reset", () => setTimeout(() => load(api, form), 0));
+    await load(api, form);
+  }
+
+  if (window.TOKENOMY_DATA) {
+    render(window.TOKENOMY_DATA);
+  } else {
+    serve(document.body.dataset.api);
+  }
+})();

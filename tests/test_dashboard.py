@@ -1,0 +1,265 @@
+"""The cost dashboard: its JSON API against sums over the ledger's events, the page in a real headless
+Chromium (Debian's, driven by Playwright), and `tokenomy report --html` as one offline file."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import require
+from tokenomy.cli import app as cli
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+DAYS = 12
+MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None),
+          ("bedrock", "amazon.nova-micro-v1:0", "us-east-1")]
+CHARTS = ["chart-spend", "chart-usage", "chart-cache", "chart-latency", "chart-tiers", "chart-savings"]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _events() -> list[UsageEvent]:
+    """Several providers, models, tasks, tags and tiers over DAYS days, priced from the catalog."""
+    rng = random.Random(11)
+    out = []
+    for i in range(DAYS * 40):
+        provider, model, region = MODELS[i % 3] if i % 7 else MODELS[0]  # gpt-4o-mini gets the most traffic
+        task = rng.choice(["classify", "extract", "summarise"])
+        cached = rng.random() < {"gpt-4o-mini": 0.6, "claude-haiku-4-5-20251001": 0.3}.get(model, 0.1)
+        usage = Usage(rng.randint(50, 900), rng.randint(5, 400), 1200 if cached else 0, 0 if cached else 64)
+        event = UsageEvent(ts=START + timedelta(minutes=36 * i + rng.randint(0, 30)), provider=provider, model=model,
+                           region=region, task=task, tags={"team": rng.choice(["search", "support"])},
+                           tier=rng.choice(["weak", "weak", "strong", None]),
+                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                           cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+                           latency_ms=rng.uniform(150, 3000), ttft_ms=rng.uniform(40, 600),
+                           prefix_hash=f"p{task}", prefix_tokens=1100)
+        out.append(event.apply_cost(compute_cost(usage, model, region, "on_demand")))
+    return out
+
+
+def _spend(events: list[UsageEvent]) -> dict[str, Decimal]:
+    result: dict[str, Decimal] = defaultdict(Decimal)
+    for e in events:
+        result[e.model] += e.cost_usd
+    return dict(result)
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> tuple[Path, list[UsageEvent]]:
+    path = tmp_path_factory.mktemp("dash") / "ledger.duckdb"
+    events = _events()
+    open_store(path).write(events)
+    return path, events
+
+
+@pytest.fixture(scope="module")
+def gateway(ledger):
+    with ServerThread(create_app(None, str(ledger[0])), lifespan="on") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} not found (run scripts/install-system-deps.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed in the venv (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+# --- JSON API ---------------------------------------------------------------------------------------------
+def test_api_sections_match_the_ledger(gateway, ledger) -> None:
+    _, events = ledger
+    spend = httpx.get(f"{gateway}/dashboard/api/spend").json()
+    charted: dict[str, Decimal] = defaultdict(Decimal)
+    for row in spend:
+        charted[row["model"]] += Decimal(row["cost_usd"])
+    assert dict(charted) == _spend(events)  # exact: money leaves as decimal strings
+    assert len({row["day"] for row in spend}) == DAYS
+
+    usage = {r["model"]: r for r in httpx.get(f"{gateway}/dashboard/api/usage").json()}
+    cache = {r["model"]: r for r in httpx.get(f"{gateway}/dashboard/api/cache").json()}
+    latency = {r["model"]: r for r in httpx.get(f"{gateway}/dashboard/api/latency").json()}
+    for _, model, _ in MODELS:
+        mine = [e for e in events if e.model == model]
+        assert usage[model]["output_tokens"] == sum(e.output_tokens for e in mine)
+        assert usage[model]["cache_write_tokens"] == sum(e.cache_write_tokens for e in mine)
+        read = sum(e.cache_read_tokens for e in mine)
+        assert cache[model]["cache_hit_rate"] == pytest.approx(
+            read / sum(e.input_tokens + e.cache_read_tokens + e.cache_write_tokens for e in mine))
+        assert latency[model]["p95_ms"] == pytest.approx(float(np.percentile([e.latency_ms for e in mine], 95)))
+        assert latency[model]["ttft_p50_ms"] == pytest.approx(float(np.percentile([e.ttft_ms for e in mine], 50)))
+
+    tiers = {r["tier"]: r["calls"] for r in httpx.get(f"{gateway}/dashboard/api/tiers").json()}
+    assert tiers == {t: sum(1 for e in events if (e.tier or "(none)") == t) for t in ("(none)", "strong", "weak")}
+    savings = httpx.get(f"{gateway}/dashboard/api/savings").json()
+    assert {r["lever"] for r in savings["levers"]} == {"routing", "caching", "output_caps", "batch"}
+    assert Decimal(savings["current_monthly_cost_usd"]) > 0
+
+    # filters narrow every section: provider, task and tag together
+    params = {"provider": "anthropic", "task": "extract", "tag": "team=support", "since": "2026-10-03",
+              "until": "2026-10-08"}
+    narrowed = httpx.get(f"{gateway}/dashboard/api/spend", params=params).json()
+    expect = [e for e in events if e.provider == "anthropic" and e.task == "extract" and e.tags["team"] == "support"
+              and datetime(2026, 10, 3, tzinfo=timezone.utc) <= e.ts < datetime(2026, 10, 8, tzinfo=timezone.utc)]
+    assert expect and sum(Decimal(r["cost_usd"]) for r in narrowed) == sum(e.cost_usd for e in expect)
+    assert httpx.get(f"{gateway}/dashboard/api/totals", params=params).json()["calls"] == len(expect)
+
+
+def test_api_names_bad_filters(gateway) -> None:
+    bad = httpx.get(f"{gateway}/dashboard/api/spend", params={"since": "last tuesday"})
+    assert bad.status_code == 400 and "since" in bad.json()["detail"] and "YYYY-MM-DD" in bad.json()["detail"]
+    bad = httpx.get(f"{gateway}/dashboard/api/usage", params={"tag": "team"})
+    assert bad.status_code == 400 and "key=value" in bad.json()["detail"]
+    options = httpx.get(f"{gateway}/dashboard/api/filters").json()
+    assert options["models"] == sorted(m for _, m, _ in MODELS)
+    assert options["tags"] == ["team=search", "team=support"]
+    assert options["first_day"] == "2026-10-01"
+
+
+# --- the page in headless Chromium ---------------------------------------------------------------------------
+def _charted(page) -> dict:
+    """Labels and datasets of every chart as Chart.js holds them (what is drawn, not what was fetched)."""
+    return page.evaluate("""ids => Object.fromEntries(ids.map(id => {
+        const chart = Chart.getChart(id);
+        const box = document.getElementById(id).getBoundingClientRect();
+        return [id, chart && {labels: chart.data.labels, width: box.width, height: box.height,
+                              datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data}))}];
+    }))""", CHARTS)
+
+
+def _spend_by_model(chart: dict) -> dict[str, float]:
+    return {d["label"]: sum(d["data"]) for d in chart["datasets"]}
+
+
+def _watch_requests(page, allowed_prefix: str) -> list[str]:
+    """Record every request; anything not under allowed_prefix (a CDN, say) is aborted and reported."""
+    outside: list[str] = []
+
+    def route(r):  # noqa: ANN001
+        if r.request.url.startswith(allowed_prefix):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+    page.route("**/*", route)
+    return outside
+
+
+def _wait_renders(page, n: int) -> None:
+    page.wait_for_function(f"Number(document.body.dataset.renders || 0) >= {n}", timeout=30_000)
+
+
+def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -> None:
+    _, events = ledger
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside = _watch_requests(page, gateway)
+    fetched: dict[str, list] = {}
+    page.on("response", lambda r: fetched.__setitem__(r.url, r) if "/dashboard/api/" in r.url else None)
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    assert page.evaluate("window.tokenomyDashboard.error") is None
+
+    charts = _charted(page)
+    for chart_id in CHARTS:
+        chart = charts[chart_id]
+        assert chart and chart["labels"] and chart["width"] > 100 and chart["height"] > 100, chart_id
+        assert any(v for d in chart["datasets"] for v in d["data"]), f"{chart_id} has no data"
+    expect = _spend(events)
+    assert _spend_by_model(charts["chart-spend"]) == pytest.approx({m: float(v) for m, v in expect.items()})
+    assert len(charts["chart-spend"]["labels"]) == DAYS
+    spend_json = next(r for url, r in fetched.items() if "/api/spend" in url).json()
+    assert sum(Decimal(r["cost_usd"]) for r in spend_json) == sum(expect.values())
+    assert charts["chart-tiers"]["datasets"][0]["data"] == [
+        sum(1 for e in events if (e.tier or "(none)") == t) for t in charts["chart-tiers"]["labels"]]
+    assert set(charts["chart-savings"]["labels"]) == {"routing", "caching", "output_caps", "batch"}
+    assert "per month" in page.inner_text("#savings-note")
+
+    # a model filter re-queries and redraws with that model only
+    page.select_option("select[name=model]", "claude-haiku-4-5-20251001")
+    _wait_renders(page, 2)
+    charts = _charted(page)
+    assert _spend_by_model(charts["chart-spend"]) == pytest.approx(
+        {"claude-haiku-4-5-20251001": float(expect["claude-haiku-4-5-20251001"])})
+    assert charts["chart-usage"]["labels"] == ["claude-haiku-4-5-20251001"]
+
+    # a date range (the "to" day inclusive) narrows the days and the sums
+    page.fill("input[name=since]", "2026-10-04")
+    _wait_renders(page, 3)
+    page.fill("input[name=to]", "2026-10-06")
+    _wait_renders(page, 4)
+    charts = _charted(page)
+    assert charts["chart-spend"]["labels"] == ["2026-10-04", "2026-10-05", "2026-10-06"]
+    in_range = [e for e in events if e.model == "claude-haiku-4-5-20251001"
+                and datetime(2026, 10, 4, tzinfo=timezone.utc) <= e.ts < datetime(2026, 10, 7, tzinfo=timezone.utc)]
+    assert _spend_by_model(charts["chart-spend"])["claude-haiku-4-5-20251001"] == pytest.approx(
+        float(sum(e.cost_usd for e in in_range)))
+    assert page.inner_text("#kpi-calls") == str(len(in_range))
+    assert outside == [], f"the page reached outside the gateway: {outside}"
+    page.close()
+
+
+# --- tokenomy report --html ------------------------------------------------------------------------------------
+def _embedded(text: str) -> dict:
+    match = re.search(r"window\.TOKENOMY_DATA = (\{.*?\});</script>", text, re.S)
+    assert match, "no embedded data"
+    return json.loads(match.group(1))
+
+
+def test_report_html_is_self_contained(ledger, tmp_path) -> None:
+    path, events = ledger
+    out = tmp_path / "out.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path),
+                                      "--since", "2026-10-02", "--until", "2026-10-05"])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output.replace("\n", "")
+    text = out.read_text()
+    data = _embedded(text)
+    in_range = [e for e in events if datetime(2026, 10, 2, tzinfo=timezone.utc) <= e.ts
+                < datetime(2026, 10, 5, tzinfo=timezone.utc)]
+    assert sum(Decimal(r["cost_usd"]) for r in data["spend"]) == sum(e.cost_usd for e in in_range)
+    assert data["totals"]["calls"] == len(in_range)
+    assert {r["day"] for r in data["spend"]} == {"2026-10-02", "2026-10-03", "2026-10-04"}
+    # nothing is loaded from elsewhere: no src/href attributes, stylesheets or CSS urls at all
+    assert not re.search(r"""\b(src|href)\s*=""", text, re.I)
+    assert "<link" not in text.lower() and "url(" not in text and "@import" not in text
+    assert "Chart.js v4" in text  # the library itself is inlined
+
+
+def test_report_html_renders_offline_in_chromium(ledger, tmp_path, browser) -> None:
+    path, events = ledger
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside = _watch_requests(page, out.as_uri())
+    page.goto(out.as_uri())
+    _wait_renders(page, 1)
+    charts = _charted(page)
+    for chart_id in CHARTS:
+        assert charts[chart_id] and any(v for d in charts[chart_id]["datasets"] for v in d["data"]), chart_id
+    assert _spend_by_model(charts["chart-spend"]) == pytest.approx({m: float(v) for m, v in _spend(events).items()})
+    assert not page.is_visible("#filters")  # a file cannot re-query: the filter bar is hidden
+    assert outside == []
+    page.close()
