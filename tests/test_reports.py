@@ -1,83 +1,197 @@
-"""Reports match an independent Python computation over the same events (DuckDB and PostgreSQL)."""
+"""Every report preset matches an independent Python computation over the same events (DuckDB and PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokenomy.analytics.reports import run_report
+from tokenomy.analytics.reports import REPORTS, run_report
 from tokenomy.cli import app
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 
+NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+MODELS = [("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"), ("bedrock", "amazon.nova-micro-v1:0"),
+          ("openai", "gpt-4o-mini"), ("bedrock", "meta.llama3-8b-instruct-v1:0"),
+          ("bedrock", "mistral.mistral-7b-instruct-v0:2"), ("local", "local")]
 
-def _events(n: int = 300) -> list[UsageEvent]:
+
+def _events(n: int = 400, now: datetime = NOW) -> list[UsageEvent]:
+    """Events spread over the 45 days before `now`, denser in the last two days so short windows have data."""
     rng = random.Random(7)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
     out = []
     for i in range(n):
-        model = rng.choice(["claude-3-haiku", "nova-micro", "gpt-4o-mini"])
-        out.append(UsageEvent(ts=start + timedelta(minutes=7 * i), provider="bedrock", model=model,
-                              input_tokens=rng.randint(10, 900), output_tokens=rng.randint(1, 300),
-                              cache_read_tokens=rng.choice([0, 0, 500]), cache_write_tokens=rng.choice([0, 64]),
-                              cost_usd=Decimal(rng.randint(1, 10**6)) / Decimal(10**9),
-                              latency_ms=rng.uniform(50, 2000), ttft_ms=rng.uniform(10, 400)))
+        provider, model = rng.choice(MODELS)
+        back = timedelta(hours=rng.uniform(0, 48)) if i % 4 == 0 else timedelta(days=rng.uniform(0, 45))
+        tags = rng.choice([{}, {"team": "search"}, {"team": "ads"}, {"team": "ads", "env": "prod"}])
+        out.append(UsageEvent(
+            ts=now - back, provider=provider, model=model, input_tokens=rng.randint(10, 900),
+            output_tokens=rng.randint(1, 300), cache_read_tokens=rng.choice([0, 0, 500]),
+            cache_write_tokens=rng.choice([0, 64]), cost_usd=Decimal(rng.randint(1, 10**6)) / Decimal(10**9),
+            latency_ms=rng.uniform(50, 2000), ttft_ms=rng.uniform(10, 400), tags=tags,
+            task=rng.choice([None, "chat", "summarize"]), tier=rng.choice(["weak", "weak", "strong"]),
+            mode=rng.choice(["on_demand", "on_demand", "batch"]),
+            outcome=rng.choice(["ok"] * 8 + ["throttled", "server_error"])))
     return out
 
 
-def _check(store) -> None:
-    events = store.events()
-    spend = {r["model"]: r["cost_usd"] for r in run_report(store, "spend", by="model")}
-    expect: dict[str, Decimal] = defaultdict(Decimal)
+def _family(model: str) -> str:
+    """Independent family rule: first known family name found in the id."""
+    for family, pattern in [("claude", "claude"), ("nova", "nova"), ("llama", "llama"), ("mistral", "mistral"),
+                            ("gpt", "gpt"), ("local", "local")]:
+        if re.search(pattern, model):
+            return family
+    return "other"
+
+
+def _floor(ts: datetime, unit: str) -> datetime:
+    ts = ts.astimezone(timezone.utc)
+    if unit == "hour":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if unit == "month" else day
+
+
+def _utc(value) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def _sum(events, key, value) -> dict:
+    out: dict = defaultdict(int)
     for e in events:
-        expect[e.model] += e.cost_usd
-    assert spend == expect
-    rates = {r["model"]: r["cache_hit_rate"] for r in run_report(store, "cache-hit-rate", by="model")}
-    for model in expect:
-        mine = [e for e in events if e.model == model]
-        read = sum(e.cache_read_tokens for e in mine)
-        total = sum(e.input_tokens + e.cache_read_tokens + e.cache_write_tokens for e in mine)
-        assert rates[model] == pytest.approx(read / total)
-    import numpy as np
-    lat = {r["model"]: r for r in run_report(store, "latency", by="model")}
-    for model in expect:
-        values = [e.latency_ms for e in events if e.model == model]
-        assert lat[model]["p50_ms"] == pytest.approx(float(np.percentile(values, 50)))
-        assert lat[model]["p95_ms"] == pytest.approx(float(np.percentile(values, 95)))
+        out[key(e)] += value(e)
+    return dict(out)
 
 
-def test_reports_duckdb_and_cli(ledger_path) -> None:
+def _rows(store, name: str, keys: tuple, value: str, **kw) -> dict:
+    out = {}
+    for r in run_report(store, name, now=NOW, **kw):
+        out[tuple(_utc(r[k]) if isinstance(r[k], datetime) else r[k] for k in keys)] = r[value]
+    return out
+
+
+def _approx(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for key in want:
+        assert float(got[key]) == pytest.approx(float(want[key])), key
+
+
+def _check(store, events: list[UsageEvent]) -> None:
+    last = lambda days: [e for e in events if e.ts >= NOW - timedelta(days=days)]  # noqa: E731
+    cost = lambda e: e.cost_usd  # noqa: E731
+    tokens = lambda e: e.input_tokens + e.output_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
+    all_in = lambda e: e.input_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
+
+    assert _rows(store, "spend", ("model",), "cost_usd") == _sum(events, lambda e: (e.model,), cost)
+    assert _rows(store, "monthly-spend", ("month", "provider"), "cost_usd") == \
+        _sum(events, lambda e: (_floor(e.ts, "month"), e.provider), cost)
+    assert _rows(store, "family-daily", ("day", "family"), "cost_usd") == \
+        _sum(last(14), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost)
+    assert _rows(store, "spend", ("family",), "cost_usd", by="family") == \
+        _sum(events, lambda e: (_family(e.model),), cost)
+    for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        assert _rows(store, "tokens", ("model",), column) == \
+            _sum(last(30), lambda e: (e.model,), lambda e, c=column: getattr(e, c))
+    assert _rows(store, "hourly-tokens", ("hour", "provider"), "tokens") == \
+        _sum(last(2), lambda e: (_floor(e.ts, "hour"), e.provider), tokens)
+
+    read = _sum(events, lambda e: (e.model,), lambda e: e.cache_read_tokens)
+    total = _sum(events, lambda e: (e.model,), all_in)
+    _approx(_rows(store, "cache-hit-rate", ("model",), "cache_hit_rate"), {k: read[k] / total[k] for k in total})
+    week_read = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), lambda e: e.cache_read_tokens)
+    week_total = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), all_in)
+    _approx(_rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
+            {k: week_read[k] / week_total[k] for k in week_total})
+
+    for q, column in ((50, "p50_ms"), (95, "p95_ms")):
+        want = {(m,): np.percentile([e.latency_ms for e in events if e.model == m], q) for (m,) in total}
+        _approx(_rows(store, "latency", ("model",), column), want)
+
+    calls = _sum(events, lambda e: (e.model,), lambda e: 1)
+    throttled = _sum(events, lambda e: (e.model,), lambda e: e.outcome == "throttled")
+    failed = _sum(events, lambda e: (e.model,), lambda e: e.outcome not in ("ok", "throttled"))
+    _approx(_rows(store, "errors", ("model",), "throttle_rate"), {k: throttled[k] / calls[k] for k in calls})
+    _approx(_rows(store, "errors", ("model",), "error_rate"), {k: failed[k] / calls[k] for k in calls})
+
+    assert _rows(store, "cost-per-task", ("task",), "cost_usd") == \
+        _sum(events, lambda e: (e.task or "(none)",), cost)
+    tag_cost: dict = defaultdict(Decimal)
+    for e in events:
+        for key, value in e.tags.items():
+            tag_cost[(key, value)] += e.cost_usd
+    assert _rows(store, "cost-per-tag", ("tag_key", "tag_value"), "cost_usd") == dict(tag_cost)
+
+    tiers = _sum(events, lambda e: (e.tier,), lambda e: 1)
+    expected = {"weak": 0.7, "strong": 0.3, "medium": 0.0}
+    shares = {r["tier"]: r for r in run_report(store, "tier-share", expected=expected)}
+    assert set(shares) == {"weak", "strong", "medium"}
+    for tier, want in expected.items():
+        share = tiers.get((tier,), 0) / len(events)
+        assert shares[tier]["share"] == pytest.approx(share)
+        assert shares[tier]["delta"] == pytest.approx(share - want)
+
+    batch = _sum(events, lambda e: (e.model,), lambda e: e.mode == "batch")
+    _approx(_rows(store, "batch-share", ("model",), "batch_call_share"), {k: batch[k] / calls[k] for k in calls})
+    assert _rows(store, "batch-share", ("model",), "batch_cost_usd") == \
+        _sum(events, lambda e: (e.model,), lambda e: e.cost_usd if e.mode == "batch" else Decimal(0))
+
+
+def test_reports_duckdb(ledger_path) -> None:
     store = open_store(ledger_path)
     store.write(_events())
-    _check(store)
-    result = CliRunner().invoke(app, ["report", "spend", "--by", "model", "--json", "--ledger", str(ledger_path)])
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
-    assert {r["model"] for r in rows} == {"claude-3-haiku", "nova-micro", "gpt-4o-mini"}
-    assert all(Decimal(r["cost_usd"]) > 0 for r in rows)
+    _check(store, store.events())
 
 
 def test_reports_postgres(fresh_postgres_url) -> None:
     store = open_store(fresh_postgres_url)
     store.write(_events())
-    _check(store)
+    _check(store, store.events())
 
 
-@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
-def test_every_preset_runs(request, url_fixture) -> None:
-    from tokenomy.analytics.reports import REPORTS
-
-    store = open_store(request.getfixturevalue(url_fixture))
-    events = _events(60)
+def test_since_until_override_default_window(ledger_path) -> None:
+    store = open_store(ledger_path)
+    events = _events()
     store.write(events)
-    for name in REPORTS:
-        rows = run_report(store, name, by="model")
-        assert rows, name
-    tokens = {r["model"]: r["output_tokens"] for r in run_report(store, "tokens", by="model")}
-    assert sum(tokens.values()) == sum(e.output_tokens for e in events)
+    since, until = NOW - timedelta(days=40), NOW - timedelta(days=10)
+    rows = run_report(store, "tokens", since=since, until=until)
+    want = _sum([e for e in events if since <= e.ts < until], lambda e: e.model, lambda e: e.output_tokens)
+    assert {r["model"]: r["output_tokens"] for r in rows} == want
+    # Only --until: the 30-day default window ends there.
+    rows = run_report(store, "tokens", until=until)
+    want = _sum([e for e in events if until - timedelta(days=30) <= e.ts < until], lambda e: e.model,
+                lambda e: e.output_tokens)
+    assert {r["model"]: r["output_tokens"] for r in rows} == want
+
+
+def test_report_cli_interface(ledger_path, tmp_path) -> None:
+    store = open_store(ledger_path)
+    events = _events()
+    store.write(events)
+    runner = CliRunner()
+    base = ["--json", "--ledger", str(ledger_path)]
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--by", "model", *base]).output)
+    assert {r["model"]: Decimal(r["cost_usd"]) for r in spend} == _sum(events, lambda e: e.model, lambda e: e.cost_usd)
+    hits = json.loads(runner.invoke(app, ["report", "cache-hit-rate", "--by", "model", *base]).output)
+    assert all(0 <= r["cache_hit_rate"] <= 1 for r in hits) and len(hits) == len(MODELS)
+    latency = json.loads(runner.invoke(app, ["report", "latency", "--by", "model", *base]).output)
+    assert all(r["p50_ms"] <= r["p95_ms"] for r in latency) and len(latency) == len(MODELS)
+    for name in REPORTS:  # every preset runs from the CLI over an explicit window
+        result = runner.invoke(app, ["report", name, "--since", "2026-09-01", "--until", "2026-11-02", *base])
+        assert result.exit_code == 0, (name, result.output)
+        assert json.loads(result.output), name
+    cfg = tmp_path / "tokenomy.yaml"
+    cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
+    tiers = json.loads(runner.invoke(app, ["report", "tier-share", "--config", str(cfg), *base]).output)
+    assert {r["tier"]: r["expected_share"] for r in tiers} == {"weak": 0.7, "strong": 0.3}
+    bad = runner.invoke(app, ["report", "tier-share", "--expected", "weak:0.7", *base])
+    assert bad.exit_code != 0 and "tier=share" in str(bad.exception)

@@ -1,15 +1,30 @@
-"""Report presets: SQL written once; dialect differences (percentiles) isolated in one helper."""
+"""Report presets: SQL written once for DuckDB and PostgreSQL; dialect differences isolated in helpers.
+
+Each preset has a default grouping and a default window (the last N days before `--until`, or now),
+which `--by`, `--since` and `--until` override.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 from tokenomy.errors import UsageError
 
-REPORTS = ["spend", "tokens", "hourly-tokens", "cache-hit-rate", "latency", "errors", "cost-per-task",
-           "tier-share", "batch-share"]
-GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id"}
+GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id", "family"}
+
+# Coarse model families for the family report, matched on the lower-cased model id in this order
+# (so "anthropic.claude-3-haiku" is claude and "meta.llama3" is llama). Unmatched ids are "other".
+FAMILIES: list[tuple[str, tuple[str, ...]]] = [
+    ("claude", ("claude",)), ("nova", ("nova",)), ("titan", ("titan",)), ("llama", ("llama",)),
+    ("mistral", ("mistral", "mixtral", "pixtral", "codestral")), ("gemini", ("gemini", "gemma")),
+    ("cohere", ("cohere", "command")), ("deepseek", ("deepseek",)), ("qwen", ("qwen",)),
+    ("local", ("local", "smollm", "gguf")), ("gpt", ("gpt", "openai", "o1", "o3", "o4")),  # last: "o1" is short
+]
+TOKEN_SUM = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
+ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
+FLOAT = "DOUBLE PRECISION"  # a type name both engines accept
 
 
 def percentile(dialect: str, column: str, q: float) -> str:
@@ -17,6 +32,161 @@ def percentile(dialect: str, column: str, q: float) -> str:
     if dialect == "postgres":
         return f"percentile_cont({q}) WITHIN GROUP (ORDER BY {column})"
     return f"quantile_cont({column}, {q})"
+
+
+def family_expr(column: str = "model") -> str:
+    """SQL CASE giving the coarse family of a model id (same text on both engines)."""
+    whens = []
+    for family, patterns in FAMILIES:
+        # position() rather than LIKE '%..%': a literal % would clash with psycopg's %s placeholders.
+        test = " OR ".join(f"position('{p}' IN lower({column})) > 0" for p in patterns)
+        whens.append(f"WHEN {test} THEN '{family}'")
+    return "CASE " + " ".join(whens) + " ELSE 'other' END"
+
+
+def tag_pairs_from(dialect: str) -> str:
+    """FROM clause expanding the JSON `tags` column into (tag_key, tag_value) rows."""
+    if dialect == "postgres":
+        return "usage_events, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
+    return ("(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM usage_events "
+            "WHERE tags IS NOT NULL AND tags <> '{}') u")
+
+
+def tag_value_expr(dialect: str) -> str:
+    """The value for `tag_key` in the row produced by `tag_pairs_from`."""
+    if dialect == "postgres":
+        return "tag_value"
+    return "json_extract_string(CAST(tags AS JSON), '$.\"' || tag_key || '\"')"
+
+
+def _group(by: str) -> str:
+    return f"{family_expr()} AS family" if by == "family" else by
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One report: what it shows, its default grouping and window, and its SQL."""
+
+    help: str
+    by: str | None  # default grouping; None when the preset's grouping is fixed
+    days: int | None  # default window in days before --until (None: whole ledger)
+    sql: Callable[[str, str, str], str]  # (group column, WHERE clause, dialect) -> SQL
+
+
+def _spend(g: str, where: str, d: str) -> str:
+    return (f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM usage_events{where} "
+            f"GROUP BY 1 ORDER BY cost_usd DESC, 1")
+
+
+def _monthly_spend(g: str, where: str, d: str) -> str:
+    return (f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
+            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def _family_daily(g: str, where: str, d: str) -> str:
+    return (f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
+            f"COUNT(*) AS calls FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def _tokens(g: str, where: str, d: str) -> str:
+    return (f"SELECT {_group(g)}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+            f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
+            f"SUM({TOKEN_SUM}) AS total_tokens FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+
+
+def _hourly_tokens(g: str, where: str, d: str) -> str:
+    return (f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
+            f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+            f"SUM(cache_write_tokens) AS cache_write_tokens, SUM({TOKEN_SUM}) AS tokens "
+            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def _hit_rate_columns() -> str:
+    return (f"SUM(cache_read_tokens) AS cache_read_tokens, SUM({ALL_INPUT}) AS total_input_tokens, "
+            f"CAST(SUM(cache_read_tokens) AS {FLOAT}) / NULLIF(SUM({ALL_INPUT}), 0) AS cache_hit_rate")
+
+
+def _cache_hit_rate(g: str, where: str, d: str) -> str:
+    return f"SELECT {_group(g)}, {_hit_rate_columns()} FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+
+
+def _cache_trend(g: str, where: str, d: str) -> str:
+    # ISO weeks (Monday start) on both engines; the week-over-week change is what alerts watch.
+    return (f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
+            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 2, 1")
+
+
+def _latency(g: str, where: str, d: str) -> str:
+    return (f"SELECT {_group(g)}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
+            f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
+            f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+
+
+def _errors(g: str, where: str, d: str) -> str:
+    throttled = "SUM(CASE WHEN outcome = 'throttled' THEN 1 ELSE 0 END)"
+    failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled') THEN 1 ELSE 0 END)"
+    return (f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
+            f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
+            f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+
+
+def _cost_per_task(g: str, where: str, d: str) -> str:
+    return (f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
+            f"SUM(cost_usd) / COUNT(*) AS cost_per_call_usd FROM usage_events{where} GROUP BY 1 ORDER BY 3 DESC, 1")
+
+
+def _cost_per_tag(g: str, where: str, d: str) -> str:
+    return (f"SELECT tag_key, {tag_value_expr(d)} AS tag_value, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
+            f"SUM(cost_usd) / COUNT(*) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
+            f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2")
+
+
+def _tier_share(g: str, where: str, d: str) -> str:
+    return (f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
+            f"CAST(COUNT(*) AS {FLOAT}) / SUM(COUNT(*)) OVER () AS share "
+            f"FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+
+
+def _batch_share(g: str, where: str, d: str) -> str:
+    return (f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
+            f"SUM(cost_usd) AS cost_usd, SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS batch_calls, "
+            f"COUNT(*) AS calls, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS {FLOAT}) / COUNT(*) "
+            f"AS batch_call_share FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+
+
+PRESETS: dict[str, Preset] = {
+    "spend": Preset("spend per group", "model", None, _spend),
+    "monthly-spend": Preset("spend per month per group (default provider)", "provider", None, _monthly_spend),
+    "family-daily": Preset("cost per model family per day, last 14 days", None, 14, _family_daily),
+    "tokens": Preset("input/output/cache-read/cache-write tokens per group, last 30 days", "model", 30, _tokens),
+    "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2,
+                            _hourly_tokens),
+    "cache-hit-rate": Preset("cached share of input tokens per group", "model", None, _cache_hit_rate),
+    "cache-trend": Preset("cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend),
+    "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency),
+    "errors": Preset("throttling and error rates per group", "model", None, _errors),
+    "cost-per-task": Preset("cost per task type", None, None, _cost_per_task),
+    "cost-per-tag": Preset("cost per tag key=value", None, None, _cost_per_tag),
+    "tier-share": Preset("routing tier share of calls against the expected share", None, None, _tier_share),
+    "batch-share": Preset("batch share of cost and calls per group", "model", None, _batch_share),
+}
+REPORTS = list(PRESETS)
+
+
+def window(name: str, since: datetime | None, until: datetime | None,
+           now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """The preset's default window unless --since is given: the last N days before --until (or now)."""
+    preset = PRESETS[name]
+    since, until = _utc(since), _utc(until)
+    if since is None and preset.days is not None:
+        since = (until or now or datetime.now(timezone.utc)) - timedelta(days=preset.days)
+    return since, until
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
@@ -30,54 +200,49 @@ def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def run_report(store: Any, name: str, by: str = "model", since: datetime | None = None,
-               until: datetime | None = None) -> list[dict[str, Any]]:
-    """Run a preset report and return its rows."""
+def run_report(store: Any, name: str, by: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, expected: dict[str, float] | None = None,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+    """Run a preset report and return its rows (`expected` tier shares add expected/delta to tier-share)."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
+    preset = PRESETS[name]
+    by = by or preset.by or "model"
     if by not in GROUPS:
         raise UsageError(f"--by {by!r} is not a known grouping; use one of {sorted(GROUPS)}")
+    since, until = window(name, since, until, now)
     where, params = _where(store, since, until)
-    if name == "spend":
-        sql = (f"SELECT {by}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM usage_events{where} "
-               f"GROUP BY {by} ORDER BY cost_usd DESC")
-    elif name == "cache-hit-rate":
-        sql = (f"SELECT {by}, SUM(cache_read_tokens) AS cache_read_tokens, "
-               f"SUM(input_tokens + cache_read_tokens + cache_write_tokens) AS total_input_tokens, "
-               f"CAST(SUM(cache_read_tokens) AS DOUBLE PRECISION) / "
-               f"NULLIF(SUM(input_tokens + cache_read_tokens + cache_write_tokens), 0) AS cache_hit_rate "
-               f"FROM usage_events{where} GROUP BY {by} ORDER BY {by}")
-    elif name == "latency":
-        d = store.dialect
-        sql = (f"SELECT {by}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
-               f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
-               f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} "
-               f"GROUP BY {by} ORDER BY {by}")
-    elif name == "tokens":
-        sql = (f"SELECT {by}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-               f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens "
-               f"FROM usage_events{where} GROUP BY {by} ORDER BY {by}")
-    elif name == "hourly-tokens":
-        sql = (f"SELECT date_trunc('hour', ts) AS hour, {by}, "
-               f"SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens "
-               f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
-    elif name == "errors":
-        sql = (f"SELECT {by}, COUNT(*) AS calls, "
-               f"SUM(CASE WHEN outcome = 'throttled' THEN 1 ELSE 0 END) AS throttled, "
-               f"SUM(CASE WHEN outcome NOT IN ('ok', 'throttled') THEN 1 ELSE 0 END) AS errors, "
-               f"CAST(SUM(CASE WHEN outcome = 'throttled' THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / COUNT(*) "
-               f"AS throttle_rate, CAST(SUM(CASE WHEN outcome NOT IN ('ok', 'throttled') THEN 1 ELSE 0 END) "
-               f"AS DOUBLE PRECISION) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY {by} ORDER BY {by}")
-    elif name == "cost-per-task":
-        sql = (f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-               f"SUM(cost_usd) / COUNT(*) AS cost_per_call_usd FROM usage_events{where} GROUP BY 1 ORDER BY 3 DESC")
-    elif name == "tier-share":
-        sql = (f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
-               f"CAST(COUNT(*) AS DOUBLE PRECISION) / SUM(COUNT(*)) OVER () AS share "
-               f"FROM usage_events{where} GROUP BY 1 ORDER BY 1")
-    elif name == "batch-share":
-        sql = (f"SELECT {by}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
-               f"SUM(cost_usd) AS cost_usd, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS "
-               f"DOUBLE PRECISION) / COUNT(*) AS batch_call_share FROM usage_events{where} GROUP BY {by} "
-               f"ORDER BY {by}")
-    else:
-        raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
-    return store.query(sql, params)
+    rows = store.query(preset.sql(by, where, store.dialect), params)
+    if name == "tier-share":
+        rows = _with_expected(rows, expected or {})
+    return rows
+
+
+def _with_expected(rows: list[dict[str, Any]], expected: dict[str, float]) -> list[dict[str, Any]]:
+    """Add the expected share and the difference; tiers expected but unseen get a zero row."""
+    seen = {r["tier"] for r in rows}
+    rows = rows + [{"tier": t, "calls": 0, "share": 0.0} for t in sorted(set(expected) - seen)]
+    for row in rows:
+        want = expected.get(row["tier"])
+        row["expected_share"] = want
+        row["delta"] = None if want is None else float(row["share"]) - want
+    return rows
+
+
+def parse_expected(text: str | None, config_routing: dict[str, Any] | None = None) -> dict[str, float]:
+    """Expected tier shares from `--expected weak=0.7,strong=0.3` or config `routing.expected_tier_share`."""
+    if text:
+        out = {}
+        for part in text.split(","):
+            tier, _, share = part.partition("=")
+            try:
+                out[tier.strip()] = float(share)
+            except ValueError:
+                raise UsageError(f"--expected {text!r}: {part!r} is not tier=share, e.g. weak=0.7,strong=0.3") \
+                    from None
+        return out
+    raw = (config_routing or {}).get("expected_tier_share") or {}
+    try:
+        return {str(k): float(v) for k, v in raw.items()}
+    except (TypeError, ValueError, AttributeError):
+        raise UsageError("routing.expected_tier_share: must map tier names to shares, e.g. {weak: 0.7}") from None
