@@ -16,8 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    name: Optional[str] = typer.Argument(None, help="Preset: spend, tokens, hourly-tokens, cache-hit-rate, latency, errors, cost-per-task, tier-share, batch-share."),
-    by: str = typer.Option("model", "--by", help="Group by model, provider, region, task, tier ..."),
+    name: Optional[str] = typer.Argument(None, help="Preset: spend, monthly-spend, family-daily, tokens, hourly-tokens, "
+                               "cache-hit-rate, cache-trend, latency, errors, cost-per-task, cost-per-tag, tier-share, "
+                               "batch-share, or forecast (month-end spend with an interval)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Group by model, provider, family, region, task, tier ... "
+                                     "[default: the preset's own]"),
     since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     ledger: Optional[str] = LedgerOption,
@@ -25,6 +28,9 @@ def report(
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write the dashboard's charts for "
                                         "--since/--until as one self-contained HTML file (opens offline)."),
+    expected: Optional[str] = typer.Option(None, "--expected", help="tier-share: expected shares, e.g. "
+                                           "weak=0.7,strong=0.3 [default: routing.expected_tier_share in config]"),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
 ) -> None:
     """Run a preset report over the ledger and print it, or write all charts to one HTML file."""
     from tokenomy.analytics.reports import run_report
@@ -41,11 +47,22 @@ def report(
         from tokenomy.errors import UsageError
 
         raise UsageError("give a report NAME (e.g. `tokenomy report spend`) or --html FILE for the charts")
-    rows = run_report(open_store(ledger), name, by=by, since=since, until=until)
+    if name == "forecast":
+        from tokenomy.commands._forecast import show_forecast
+
+        show_forecast(open_store(ledger), until, as_json)
+        return
+    shares = None
+    if name == "tier-share":
+        from tokenomy.analytics.reports import parse_expected
+        from tokenomy.config import load_config
+
+        shares = parse_expected(expected, None if expected else load_config(config).routing)
+    rows = run_report(open_store(ledger), name, by=by, since=since, until=until, expected=shares)
     if as_json:
         print_json(rows)
         return
-    columns = list(rows[0]) if rows else [by]
+    columns = list(rows[0]) if rows else [by or name]
     if as_csv:
         import csv
         import sys
