@@ -72,7 +72,8 @@ def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> 
         warnings.simplefilter("ignore")
         fit = model.fit(disp=False)
         point = np.asarray(fit.forecast(horizon))
-        paths = np.asarray(fit.simulate(horizon, repetitions=repetitions, anchor="end", random_state=seed))
+        paths = np.asarray(fit.simulate(horizon, repetitions=repetitions, anchor="end",
+                                        rng=np.random.default_rng(seed)))
     return point, paths.reshape(horizon, -1), f"ETS(A,A,{'A' if seasonal else 'N'}) weekly"
 
 

@@ -1,0 +1,74 @@
+"""Month-end forecast: on a ledger with a known trend and weekly pattern the interval holds the true total."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenomy.analytics.forecast import month_end_forecast
+from tokenomy.cli import app
+from tokenomy.errors import UsageError
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+
+START = datetime(2026, 8, 1, tzinfo=timezone.utc)
+CUTOFF = datetime(2026, 11, 16, 9, tzinfo=timezone.utc)  # forecast made on the morning of Nov 16
+
+
+def _daily_costs(seed: int) -> dict[datetime, Decimal]:
+    """Spend per day through November: rising 0.25 $/day, weekends at 40%, ±8% noise."""
+    rng = random.Random(seed)
+    out = {}
+    day = START
+    while day < datetime(2026, 12, 1, tzinfo=timezone.utc):
+        d = (day - START).days
+        level = (30 + 0.25 * d) * (0.4 if day.weekday() >= 5 else 1.0)
+        out[day] = Decimal(f"{level * rng.uniform(0.92, 1.08):.6f}")
+        day += timedelta(days=1)
+    return out
+
+
+def _write(path, costs: dict[datetime, Decimal]) -> None:
+    events = []
+    for day, cost in costs.items():
+        if day >= CUTOFF.replace(hour=0):
+            continue  # the future: not in the ledger
+        for hour, share in ((9, Decimal("0.6")), (15, Decimal("0.4"))):  # two calls a day
+            events.append(UsageEvent(ts=day + timedelta(hours=hour), provider="bedrock", model="m",
+                                     input_tokens=1000, cost_usd=cost * share))
+    open_store(path).write(events)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_interval_contains_true_month_end(ledger_path, seed) -> None:
+    costs = _daily_costs(seed)
+    _write(ledger_path, costs)
+    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    november = [c for d, c in costs.items() if d.month == 11]
+    truth = sum(november)
+    assert result.month == "2026-11" and result.days_left == 15
+    assert result.month_to_date_usd == sum(november[:15])
+    assert result.low_usd < truth < result.high_usd, result
+    assert result.low_usd <= result.forecast_usd <= result.high_usd
+    # An informative interval: narrower than ±15% of the total (the noise alone is ±8% a day).
+    assert result.high_usd - result.low_usd < truth * Decimal("0.3")
+    # A naive "month to date x days in month / days so far" misses the trend the model sees.
+    naive = result.month_to_date_usd * 30 / 15
+    assert abs(result.forecast_usd - truth) < abs(naive - truth) or abs(result.forecast_usd - truth) < truth / 50
+
+
+def test_cli_and_short_history(ledger_path) -> None:
+    costs = _daily_costs(3)
+    _write(ledger_path, costs)
+    result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--json",
+                                      "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert Decimal(data["low_usd"]) < Decimal(data["forecast_usd"]) < Decimal(data["high_usd"])
+    with pytest.raises(UsageError, match="at least 14 days"):
+        month_end_forecast(open_store(ledger_path), now=START + timedelta(days=5))
