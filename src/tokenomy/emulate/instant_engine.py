@@ -1,0 +1,51 @@
+"""A fast, deterministic stand-in for the local model, for batch emulation of large files.
+
+It has the same `count` / `prepare` / `generate` interface as `engine.Engine`, so the emulators'
+request parsing and usage accounting run unchanged; only the generation is replaced. Tokens are
+counted as ~4 characters each (no tokenizer load); the answer echoes the last user turn's first
+words, one output token per word, cut at `max_tokens`. An optional per-call delay lets tests hold a
+job in progress long enough to stop it or let it time out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, Prepared, Turn
+from tokenomy.emulate.prompt_cache import CacheAccount
+from tokenomy.messages import ChatRequest, Message
+
+ANSWER_WORDS = 12  # an unconstrained answer is this many words (= output tokens)
+
+
+class InstantEngine:
+    """Answers instantly (or after `delay_s`) with text and usage that depend only on the request."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+
+    def count(self, text: str) -> int:
+        return (len(text) + 3) // 4 if text else 0
+
+    def prepare(self, namespace: str, system: list[Block], turns: list[Turn], min_tokens: int | None,
+                per_checkpoint: bool, max_tokens: int | None, temperature: float | None,
+                stop: list[str]) -> Prepared:
+        """Render the turns; no prompt cache (every prompt token is fresh input)."""
+        messages = [Message(t.role, "\n".join(b.text for b in t.blocks)) for t in turns]
+        system_text = "\n".join(b.text for b in system) or None
+        limit = max_tokens or DEFAULT_MAX_TOKENS
+        request = ChatRequest(messages=messages, system=system_text, max_tokens=limit,
+                              temperature=temperature, stop=list(stop))
+        # One token per turn for the role marker, as chat templates add a few tokens per message.
+        total = self.count(system_text or "") + sum(self.count(m.content) + 1 for m in messages)
+        return Prepared(request, total, CacheAccount(total, 0, 0), limit)
+
+    def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        last_user = next((m.content for m in reversed(prepared.request.messages) if m.role == "user"), "")
+        words = ["Re:"] + last_user.split()[:ANSWER_WORDS - 1]
+        kept = words[:prepared.max_tokens]
+        yield " ".join(kept)
+        yield len(kept), ("length" if len(kept) < len(words) else "stop")
