@@ -1,4 +1,8 @@
-"""A 90-day ledger with a weekly pattern, one spike and one slow drift: both flagged, weekends not."""
+"""A 90-day ledger with a weekly pattern, one spike and one slow drift: both flagged, weekends not.
+
+Two more models have idle days: one unused for ten days then back at its usual level, one that starts
+on day 40. Idle days are not zero-spend data points, so neither may be flagged.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ def _ledger(path) -> tuple:
     for d in range(90):
         day = start + timedelta(days=d)
         weekend = day.weekday() >= 5
-        for model in ("steady", "drifter"):
+        for model in ("steady", "drifter", "sporadic", "late"):
+            if (model == "sporadic" and 30 <= d < 40) or (model == "late" and d < 40):
+                continue  # idle: no calls at all
             base = 10.0 * (0.3 if weekend else 1.0)
             if model == "drifter" and d >= 65:
                 base *= 1 + 0.06 * (d - 64)

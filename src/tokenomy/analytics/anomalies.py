@@ -40,19 +40,23 @@ def daily_spend(store: Any, by: str = "model") -> pd.DataFrame:
 
 
 def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -> list[Anomaly]:
-    """Spikes: robust-STL residual beyond z robust sigmas. Drift: recent trend above the earlier trend band."""
-    if len(series) < 28:
+    """Spikes: robust-STL residual above z robust sigmas. Drift: recent trend outside the earlier trend band."""
+    active = series > 0
+    if int(active.sum()) < 28:
         return []
-    # Log scale: weekday/weekend differences are multiplicative, so one seasonal shape fits all levels.
-    logged = np.log1p(series.values)
+    # Idle days (no calls at all) are missing data, not a level to model: a model unused for a week and then
+    # used again at its usual level must not look like a spike. They are filled by interpolation in log space
+    # (weekday/weekend differences are multiplicative, so one seasonal shape fits all levels) and never flagged.
+    logged = np.log1p(series.where(active)).interpolate(limit_direction="both").to_numpy()
     fit = STL(logged, period=7, robust=True).fit()
     resid = fit.resid
+    used = resid[active.to_numpy()]
     # Floor: STL absorbs part of the noise into its components, so raw MAD understates day-to-day noise.
-    sigma = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.05)
+    sigma = max(1.4826 * float(np.median(np.abs(used - np.median(used)))), 0.05)
     expected = fit.trend + fit.seasonal
     out: list[Anomaly] = []
     for i, day in enumerate(series.index):
-        if abs(resid[i]) > z * sigma:
+        if active.iloc[i] and resid[i] > z * sigma:  # overspend only; a quiet day is not an alert
             out.append(Anomaly("spike", key, day.date().isoformat(), float(series.iloc[i]),
                                float(np.expm1(expected[i] - z * sigma)), float(np.expm1(expected[i] + z * sigma))))
     # Drift: a level shift in the trend that residual tests cannot see (the trend absorbs it).
