@@ -93,6 +93,8 @@ class TokenomyConfig(_Strict):
     routing: dict[str, Any] = Field(default_factory=dict)
     gateway: dict[str, Any] = Field(default_factory=dict)
     budgets: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: dict[str, Any] = Field(default_factory=dict, description="alert thresholds and provisioned "
+                                   "reservations, validated by tokenomy.analytics.alerts.AlertSettings")
     redis_url: Optional[str] = None
     source: Optional[str] = Field(None, exclude=True)
 
