@@ -1,0 +1,345 @@
+"""Batch jobs: create (validate + split), refresh through the backend, collect, cancel, resubmit, export.
+
+A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait`, `resume` and
+`results` work from any process. Remote backends (Bedrock, OpenAI) run each part provider-side;
+the `local` backend runs records in-process through `local_runner.py`. Each answered record is
+stored once in `batch_results` and its usage once in the ledger, under an event id derived from
+(job, record) so a repeat after a crash cannot count it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.formats import BatchRecord, read_records
+from tokenomy.batch.job_tables import Job, JobTables
+from tokenomy.batch.split import below_minimum, split_records
+from tokenomy.batch.validate import require_good, validate_file
+from tokenomy.errors import ConfigError, UsageError
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.store import LedgerStore, open_store
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+
+BACKENDS = ("local", "bedrock", "openai")
+_REMOTE = {"bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
+           "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend")}
+_OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
+
+
+def open_tables(ledger: str | LedgerStore | None = None) -> JobTables:
+    """The batch tables in the ledger at `ledger` (path, URL, store, or the default ledger)."""
+    return JobTables(ledger if isinstance(ledger, LedgerStore) else open_store(ledger))
+
+
+def get_backend(name: str, options: SubmitOptions) -> BatchBackend:
+    """Instantiate a remote backend by name (imported lazily: boto3/openai only load when used)."""
+    if name not in _REMOTE:
+        raise ConfigError(f"--backend {name!r}: remote backends are {', '.join(_REMOTE)} (or use local)")
+    module_name, class_name = _REMOTE[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"the {name} batch backend is not available ({exc}); use --backend local") from None
+    return getattr(module, class_name)(options)
+
+
+def record_event_id(job_id: str, record_id: str) -> str:
+    """Deterministic ledger event id for one record of one job: re-writing it is a no-op."""
+    return hashlib.sha256(f"batch\x00{job_id}\x00{record_id}".encode()).hexdigest()[:32]
+
+
+def record_results(tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
+                   ) -> None:
+    """Store (part_no, result, mode, provider, pricing_model, region) items: the ledger usage events
+    first (idempotent ids), then the result rows (PRIMARY KEY), so a crash between the two writes
+    is repaired by running the record again, and nothing is counted twice."""
+    events, rows = [], []
+    for part_no, result, mode, provider, pricing_model, region in items:
+        cost_usd = None
+        if result.ok and result.usage is not None:
+            cost = compute_cost(result.usage, pricing_model, region, mode)
+            cost_usd = cost.total_usd
+            u = result.usage
+            event = UsageEvent(ts=utcnow(), provider=provider, model=result.model or job.model, region=region,
+                               mode=mode, task="batch", input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                               cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+                               request_id=result.id, batch_job_id=job.job_id,
+                               event_id=record_event_id(job.job_id, result.id))
+            events.append(event.apply_cost(cost))
+        rows.append((part_no, result, mode, cost_usd))
+    tables.write_events(events)
+    tables.add_results(job.job_id, rows)
+
+
+# -- creating ---------------------------------------------------------------------------------------
+def _pricing_model(model: str, config_path: str | None) -> str:
+    """The catalog id that prices `model` (a configured name may say `price_as`)."""
+    from tokenomy.config import load_config
+    from tokenomy.providers.registry import resolve_model
+
+    models = load_config(config_path).model_specs() if config_path else None
+    return resolve_model(model, models).pricing_model
+
+
+def create_job(tables: JobTables, path: str | Path, model: str, backend: str = "local",
+               options: SubmitOptions | None = None, config_path: str | None = None,
+               run_settings: dict[str, Any] | None = None) -> Job:
+    """Validate `path`, split it to the backend's quotas and store the job (no provider work yet)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    options = options or SubmitOptions()
+    pricing_model = _pricing_model(model, config_path) if backend == "local" else model
+    report = validate_file(path, pricing_model, options.region)
+    require_good(report)
+    records = report.records
+    if backend == "local":
+        parts = [records]
+    else:
+        provider = default_catalog().lookup(model, options.region).provider
+        note = below_minimum(len(records), provider)
+        if note:
+            raise UsageError(f"{path}: {note}")
+        # Each provider job of the split is one part; its files are the backend's business.
+        parts = [sum(files, []) for files in split_records(records, default_catalog().quotas_for(provider))]
+    now = utcnow()
+    stored_options = {k: v for k, v in asdict(options).items() if k in _OPTION_KEYS and v is not None}
+    stored_options.update(options.extra)
+    stored_options.update({k: v for k, v in (run_settings or {}).items() if v is not None})
+    if config_path:
+        stored_options["config"] = str(Path(config_path).resolve())
+    stored_options["pricing_model"] = pricing_model
+    job = Job(job_id=f"bj-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}", model=model, backend=backend,
+              status="submitted", created_at=now, updated_at=now, records=len(records),
+              bad_lines=len(report.bad), input_path=str(Path(path).resolve()), options=stored_options)
+    tables.insert_job(job)
+    for part_no, part in enumerate(parts):
+        tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], _payload(part))
+    return job
+
+
+def _payload(records: list[BatchRecord]) -> str:
+    # The records themselves are kept with the job so resume never depends on the input file.
+    return "\n".join(json.dumps(r.raw, sort_keys=True) for r in records)
+
+
+def part_records(part: dict[str, Any]) -> list[BatchRecord]:
+    records, bad = read_records(part["payload"].splitlines())
+    if bad:  # cannot happen for payloads we wrote; say so loudly rather than drop records
+        raise ConfigError(f"batch part {part['job_id']}#{part['part_no']} has unreadable records: {bad[0].reason}")
+    return records
+
+
+def require_job(tables: JobTables, job_id: str) -> Job:
+    job = tables.get_job(job_id)
+    if job is None:
+        raise UsageError(f"no batch job {job_id!r} in ledger {tables.store.url}; see `tokenomy batch list`")
+    return job
+
+
+def submit_options(job: Job) -> SubmitOptions:
+    known = {k: job.options[k] for k in _OPTION_KEYS if k in job.options}
+    return SubmitOptions(**known, extra=dict(job.options))
+
+
+# -- remote backends -------------------------------------------------------------------------------
+def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = None) -> Job:
+    """Start provider work for every part that has no handle yet."""
+    backend = backend or get_backend(job.backend, submit_options(job))
+    for part in tables.parts(job.job_id):
+        if part["handle"] is None:
+            handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job))
+            tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted")
+    tables.update_job(job.job_id, status="submitted")
+    return require_job(tables, job.job_id)
+
+
+def _aggregate(states: list[str], missing: int, answered: int) -> str:
+    """One job state from its parts' states and how many records still have no result."""
+    open_states = [s for s in states if s not in FINAL_STATES]
+    if open_states:
+        for state in ("stopping", "in_progress", "scheduled", "validating", "submitted"):
+            if state in open_states:
+                return "in_progress" if state != "stopping" and len(open_states) < len(states) else state
+    if missing == 0 and all(s == "completed" for s in states):
+        return "completed"
+    if answered == 0 and len(set(states)) == 1:
+        return states[0]
+    return "partially_completed"
+
+
+def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> Job:
+    """Ask the backend how each part is doing; collect results of parts that finished."""
+    job = require_job(tables, job_id)
+    if job.backend == "local" or job.status in FINAL_STATES and job.pending == 0:
+        return job
+    backend = backend or get_backend(job.backend, submit_options(job))
+    states = []
+    for part in tables.parts(job_id):
+        if part["handle"] is None or part["collected"]:
+            states.append(part["status"])
+            continue
+        state, message = backend.status(part["handle"])
+        if state in FINAL_STATES:
+            collect_part(tables, job, part, backend)
+        tables.update_part(job_id, part["part_no"], status=state, message=message,
+                           collected=state in FINAL_STATES)
+        states.append(state)
+    done = tables.result_ids(job_id)
+    status = _aggregate(states, job.records - len(done), len(done))
+    tables.update_job(job_id, status=status)
+    return require_job(tables, job_id)
+
+
+def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: BatchBackend) -> int:
+    """Store every result of a finished part at batch prices; records the provider skipped stay missing."""
+    wanted = set(part["record_ids"])
+    pricing = job.options.get("pricing_model", job.model)
+    region = job.options.get("region")
+    count, chunk = 0, []
+    for result in backend.results(part["handle"]):
+        if result.id in wanted:
+            chunk.append((part["part_no"], result, "batch", job.backend, pricing, region))
+            count += 1
+        if len(chunk) >= 500:
+            record_results(tables, job, chunk)
+            chunk = []
+    record_results(tables, job, chunk)
+    return count
+
+
+def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
+    """Records of the job with no stored result, in input order, each once."""
+    done = tables.result_ids(job_id)
+    seen: set[str] = set()
+    out = []
+    for part in tables.parts(job_id):
+        for rec in part_records(part):
+            if rec.id not in done and rec.id not in seen:
+                seen.add(rec.id)
+                out.append(rec)
+    return out
+
+
+def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> int:
+    """Send records left unanswered by partial, expired, failed or stopped parts as new part(s)."""
+    job = refresh(tables, job_id, backend)
+    if job.backend == "local":
+        raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
+    parts = tables.parts(job_id)
+    if any(p["status"] not in FINAL_STATES for p in parts):
+        raise UsageError(f"{job_id} still has parts running; `tokenomy batch wait {job_id}` first")
+    missing = missing_records(tables, job_id)
+    if not missing:
+        return 0
+    provider = default_catalog().lookup(job.model, job.options.get("region")).provider
+    next_no = max(p["part_no"] for p in parts) + 1
+    for offset, split_job in enumerate(split_records(missing, default_catalog().quotas_for(provider))):
+        records = sum(split_job, [])
+        tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], _payload(records))
+    submit_parts(tables, job, backend)
+    return len(missing)
+
+
+# -- any backend -----------------------------------------------------------------------------------
+def runner_alive(job: Job) -> bool:
+    """Is a local runner process working on this job right now?"""
+    if job.runner_pid is None:
+        return False
+    if job.runner_host == socket.gethostname():
+        try:
+            state = Path(f"/proc/{job.runner_pid}/stat").read_text().split(")")[-1].split()[0]
+        except (OSError, IndexError):
+            state = None
+        if state == "Z":  # a killed process nobody has reaped yet
+            return False
+        try:
+            os.kill(job.runner_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return job.status not in FINAL_STATES
+    beat = job.heartbeat_at
+    return beat is not None and (utcnow() - beat).total_seconds() < 30
+
+
+def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> Job:
+    """Stop a job: remote parts are stopped provider-side; a local runner stops after records in flight."""
+    job = require_job(tables, job_id)
+    if job.status in FINAL_STATES:
+        return job
+    if job.backend == "local":
+        tables.update_job(job_id, status="stopping" if runner_alive(job) else "stopped")
+        return require_job(tables, job_id)
+    backend = backend or get_backend(job.backend, submit_options(job))
+    for part in tables.parts(job_id):
+        if part["handle"] and part["status"] not in FINAL_STATES:
+            backend.cancel(part["handle"])
+            tables.update_part(job_id, part["part_no"], status="stopping")
+    tables.update_job(job_id, status="stopping")
+    return require_job(tables, job_id)
+
+
+def wait(tables: JobTables, job_id: str, timeout_s: float | None = None, poll_s: float = 2.0,
+         backend: BatchBackend | None = None) -> Job:
+    """Refresh until the job reaches a final state or `timeout_s` passes; returns the latest job."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        job = refresh(tables, job_id, backend)
+        if job.status in FINAL_STATES or (deadline is not None and time.monotonic() >= deadline):
+            return job
+        if job.backend == "local" and not runner_alive(job) and job.status != "submitted":
+            return job  # nobody is working on it: waiting would never end
+        time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
+    """Write one JSON line per input record, in input order: its answer, or the error, or why it has none."""
+    job = require_job(tables, job_id)
+    results = tables.results(job_id)
+    counts = {"records": 0, "ok": 0, "failed": 0, "missing": 0}
+    seen: set[str] = set()
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for part in tables.parts(job_id):
+            for record_id in part["record_ids"]:
+                if record_id in seen:
+                    continue
+                seen.add(record_id)
+                fh.write(json.dumps(_result_line(record_id, results.get(record_id), job)) + "\n")
+                row = results.get(record_id)
+                counts["records"] += 1
+                counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
+    tmp.replace(out)
+    return counts
+
+
+def _result_line(record_id: str, row: dict[str, Any] | None, job: Job) -> dict[str, Any]:
+    if row is None:
+        return {"id": record_id, "ok": False, "error": f"no result yet (job {job.status}); "
+                f"try `tokenomy batch resume {job.job_id}`" if job.backend == "local" else
+                f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"}
+    line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
+    if row["ok"]:
+        line.update(text=row["text"], model=row["model"], mode=row["mode"],
+                    usage={"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+                           "cache_read_tokens": row["cache_read_tokens"],
+                           "cache_write_tokens": row["cache_write_tokens"]},
+                    cost_usd=None if row["cost_usd"] is None else str(row["cost_usd"]))
+    else:
+        line["error"] = row["error"]
+    if row["raw"]:
+        line["output"] = json.loads(row["raw"])
+    return line

@@ -1,0 +1,326 @@
+"""The local batch runner: for providers without a batch service (the local model, any OpenAI-compatible server).
+
+Records go through `Tokenomy.chat` with bounded concurrency under requests- and tokens-per-minute
+limits. There is no batch discount here: each record is recorded with mode `on_demand` at
+on-demand prices (one ledger event per record; the client's own per-attempt recording is off so
+nothing is counted twice). Throttling (HTTP 429) slows the whole runner down (the shared rate is cut
+and recovers as calls succeed) and the record is retried with jittered back-off; a user only sees
+it if every attempt was throttled, and then the record simply stays pending for `resume`.
+
+Crash-safety: each finished record is committed at once (ledger event with an id derived from
+job + record, then the `batch_results` row keyed by job + record); a restarted runner skips
+records that already have a result. SIGKILL at any moment therefore loses at most the records in
+flight, which `tokenomy batch resume JOB` runs again, and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from tokenomy.batch.backends import FINAL_STATES, RecordResult
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.job_tables import Job, JobTables
+from tokenomy.batch.jobs import missing_records, record_results, require_job, runner_alive
+from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
+from tokenomy.errors import ProviderError, UsageError
+from tokenomy.ledger.events import utcnow
+from tokenomy.messages import ChatRequest, ChatResponse, Message
+from tokenomy.resilience.ratelimit import RateLimiter
+from tokenomy.resilience.retry import RetryPolicy
+
+HEARTBEAT_S = 2.0
+
+
+class AdaptiveLimiter(RateLimiter):
+    """A RateLimiter that starts with only a few seconds' allowance (no minute-long burst) and
+    backs off multiplicatively when the server throttles, recovering additively as calls succeed."""
+
+    def __init__(self, rpm: float | None, tpm: float | None, burst_s: float = 2.0, floor: float = 0.1) -> None:
+        super().__init__(rpm, tpm)
+        self.max_rpm, self.max_tpm, self.floor = rpm, tpm, floor
+        with self._lock:
+            self._requests = max(1.0, (rpm or 0) * burst_s / 60) if rpm else 0.0
+            self._tokens = (tpm or 0) * burst_s / 60
+
+    def _scale(self, factor: float) -> None:
+        for name, top in (("rpm", self.max_rpm), ("tpm", self.max_tpm)):
+            if top:
+                setattr(self, name, min(top, max(top * self.floor, getattr(self, name) * factor)))
+
+    def throttled(self) -> None:
+        """The server said slow down: cut the rate by 30% and drain the buckets so everyone pauses."""
+        with self._lock:
+            self._refill()
+            self._scale(0.7)
+            self._requests = min(self._requests, 0.0)
+            self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        """Creep back towards the configured rate (+2% of it per success)."""
+        with self._lock:
+            for name, top in (("rpm", self.max_rpm), ("tpm", self.max_tpm)):
+                if top:
+                    setattr(self, name, min(top, getattr(self, name) + top * 0.02))
+
+
+@dataclass
+class RunStats:
+    """What one runner pass did."""
+
+    answered: int = 0
+    failed: int = 0
+    gave_up: int = 0  # every attempt throttled/failed transiently: left pending for resume
+    throttled: int = 0  # 429s absorbed by back-off (not errors the user sees)
+    tokens: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def tokens_per_minute(self) -> float:
+        return self.tokens * 60 / self.seconds if self.seconds else 0.0
+
+
+def to_request(rec: BatchRecord, model: str) -> ChatRequest:
+    """A batch record as a chat request (system turns folded into the system prompt)."""
+    system = "\n".join(filter(None, [rec.system] + [m["content"] for m in rec.messages if m["role"] == "system"]))
+    turns = [Message(m["role"], m["content"]) for m in rec.messages if m["role"] != "system"]
+    body = rec.raw.get("body") or rec.raw.get("modelInput") or rec.raw
+    temperature = body.get("temperature") if isinstance(body, dict) else None
+    return ChatRequest(messages=turns, model=model, system=system or None,
+                       max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS, temperature=temperature)
+
+
+class LocalRunner:
+    """Runs records through a Tokenomy client; calls `on_answer`/`on_error` (serialised) as each finishes."""
+
+    def __init__(self, client, model: str, concurrency: int = 4, rpm: float | None = None,
+                 tpm: float | None = None, retry: RetryPolicy | None = None) -> None:
+        from tokenomy.client import CallPolicy
+
+        self.client, self.model = client, model
+        self.concurrency = max(1, concurrency)
+        self.limiter = AdaptiveLimiter(rpm, tpm) if (rpm or tpm) else None
+        self.retry = retry or RetryPolicy(max_attempts=10, base_delay_s=0.5, max_delay_s=20.0, deadline_s=3600)
+        # One attempt per chat(): retries happen here so throttling can also slow the shared limiter.
+        self.policy = CallPolicy(retry=RetryPolicy(max_attempts=1, deadline_s=self.retry.deadline_s),
+                                 limiter=self.limiter)
+        self._commit = threading.Lock()
+
+    def run(self, records: list[BatchRecord], on_answer: Callable[[BatchRecord, ChatResponse], None],
+            on_error: Callable[[BatchRecord, str], None], stop: threading.Event | None = None,
+            progress: bool = True) -> RunStats:
+        stop = stop or threading.Event()
+        stats = RunStats()
+        started = time.monotonic()
+        bar = _Progress(len(records), progress)
+
+        def one(rec: BatchRecord) -> None:
+            request = to_request(rec, self.model)
+            attempt = 0
+            while not stop.is_set():
+                attempt += 1
+                try:
+                    response = self.client.chat(request, mode="on_demand", policy=self.policy)
+                except ProviderError as exc:
+                    if exc.kind == "throttled":
+                        stats.throttled += 1
+                        if self.limiter:
+                            self.limiter.throttled()
+                    if not exc.retryable:
+                        with self._commit:
+                            on_error(rec, f"{exc.kind}: {exc}")
+                            stats.failed += 1
+                        bar.advance(0)
+                        return
+                    delay = self.retry.delay(attempt, exc)
+                    if attempt >= self.retry.max_attempts or time.monotonic() - started + delay > self.retry.deadline_s:
+                        stats.gave_up += 1
+                        return
+                    stop.wait(delay)
+                    continue
+                if self.limiter:
+                    self.limiter.succeeded()
+                with self._commit:
+                    on_answer(rec, response)
+                    stats.answered += 1
+                    stats.tokens += response.usage.total_input_tokens + response.usage.output_tokens
+                bar.advance(stats.tokens * 60 / max(1e-6, time.monotonic() - started))
+                return
+
+        with bar, ThreadPoolExecutor(self.concurrency, thread_name_prefix="batch") as pool:
+            futures = [pool.submit(one, rec) for rec in records]
+            try:
+                for future in futures:
+                    future.result()  # a non-provider error (bad config, ledger down) stops the run
+            except BaseException:
+                stop.set()
+                raise
+        stats.seconds = time.monotonic() - started
+        stats.stopped = stop.is_set()
+        return stats
+
+
+class _Progress:
+    """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.enabled = enabled
+        if enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                       TimeRemainingColumn)
+
+            from tokenomy.commands._common import err_console
+
+            self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                                     TextColumn("{task.fields[rate]}"),
+                                     TextColumn("{task.fields[tpm]}"), TimeRemainingColumn(), console=err_console)
+            self.task = self.progress.add_task("batch", total=total, rate="", tpm="")
+            self.started = time.monotonic()
+            self.done = 0
+
+    def advance(self, tpm: float) -> None:
+        if not self.enabled:
+            return
+        self.done += 1
+        rate = self.done / max(1e-6, time.monotonic() - self.started)
+        fields = {"rate": f"{rate:.1f} rec/s"}
+        if tpm:
+            fields["tpm"] = f"{tpm:,.0f} tok/min"
+        self.progress.update(self.task, advance=1, **fields)
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+# -- running a stored job ------------------------------------------------------------------------
+class _Committer:
+    """Group commit: answers finished by the workers are written together, as soon as the previous
+    write is done (tens of ms on DuckDB), each with its ledger event. A crash loses only what is in
+    this queue, and those records have no result yet, so resume runs them again."""
+
+    def __init__(self, tables: JobTables, job: Job) -> None:
+        self.tables, self.job = tables, job
+        self._items: list[tuple] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="batch-commit", daemon=True)
+        self._thread.start()
+
+    def add(self, item: tuple) -> None:
+        if self.error is not None:
+            raise self.error
+        with self._lock:
+            self._items.append(item)
+        self._wake.set()
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        if items:
+            record_results(self.tables, self.job, items)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._drain()
+            except BaseException as exc:  # surfaced to the workers on their next add()
+                self.error = exc
+                return
+            if self._closed and not self._items:
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _claim(tables: JobTables, job: Job) -> None:
+    if runner_alive(job) and job.runner_pid != os.getpid():
+        raise UsageError(f"{job.job_id} is already running (pid {job.runner_pid} on {job.runner_host}); "
+                         f"`tokenomy batch cancel {job.job_id}` to stop it")
+    tables.update_job(job.job_id, status="in_progress", message=None, runner_pid=os.getpid(),
+                      runner_host=socket.gethostname(), heartbeat_at=utcnow())
+
+
+def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: threading.Event) -> None:
+    """Keep heartbeat_at fresh and notice `tokenomy batch cancel` (status set to stopping)."""
+    while not finished.wait(HEARTBEAT_S):
+        try:
+            if tables.get_job(job_id).status == "stopping":
+                stop.set()
+            tables.update_job(job_id, heartbeat_at=utcnow())
+        except Exception:  # a busy ledger must not kill the run; the next beat tries again
+            continue
+
+
+def run_job(tables: JobTables, job_id: str, client=None, progress: bool = True) -> tuple[Job, RunStats]:
+    """Run (or resume) a local job to the end: only records without a result are sent."""
+    from tokenomy.client import Tokenomy
+
+    job = require_job(tables, job_id)
+    if job.backend != "local":
+        raise UsageError(f"{job_id} runs on {job.backend}; use `tokenomy batch resume` to resubmit missing records")
+    _claim(tables, job)
+    pending = missing_records(tables, job_id)
+    opts = job.options
+    if client is None:
+        from tokenomy.config import load_config
+
+        models = load_config(opts["config"]).model_specs() if opts.get("config") else None
+        client = Tokenomy(None, models=models, record=False)
+    pricing_model = opts.get("pricing_model", job.model)
+    committer = _Committer(tables, job)
+
+    def on_answer(rec: BatchRecord, response: ChatResponse) -> None:
+        region = response.region if response.region not in (None, "global", "local") else None
+        result = RecordResult(rec.id, text=response.text, usage=response.usage, model=response.model)
+        committer.add((0, result, "on_demand", response.provider, pricing_model, region))
+
+    def on_error(rec: BatchRecord, error: str) -> None:
+        committer.add((0, RecordResult(rec.id, error=error), "on_demand", "", pricing_model, None))
+
+    runner = LocalRunner(client, job.model, int(opts.get("concurrency") or 4), opts.get("rpm"), opts.get("tpm"))
+    stop, finished = threading.Event(), threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(tables, job_id, stop, finished), daemon=True)
+    beat.start()
+    try:
+        stats = runner.run(pending, on_answer, on_error, stop, progress)
+        committer.close()
+    except BaseException as exc:
+        finished.set()
+        tables.update_job(job_id, status="failed", message=f"runner error: {exc}", runner_pid=None)
+        raise
+    finished.set()
+    beat.join()
+    job = require_job(tables, job_id)
+    if stats.stopped and job.pending:
+        status, message = "stopped", f"stopped with {job.pending} records pending; resume continues"
+    elif job.pending:
+        status, message = "partially_completed", (f"{job.pending} records not answered after retries; "
+                                                   f"`tokenomy batch resume {job_id}` tries them again")
+    elif job.failed == job.records:
+        status, message = "failed", "every record failed"
+    else:
+        status, message = ("partially_completed", f"{job.failed} records failed") if job.failed else ("completed", None)
+    assert status in FINAL_STATES
+    tables.update_job(job_id, status=status, message=message, runner_pid=None)
+    return require_job(tables, job_id), stats
