@@ -29,17 +29,34 @@ def register(app: typer.Typer) -> None:
                                                     help="Fraction of calls answered 429 ThrottlingException."),
                 seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
                 retry_after: Optional[float] = typer.Option(None, "--retry-after",
-                                                            help="Send Retry-After (seconds) on throttled calls.")
+                                                            help="Send Retry-After (seconds) on throttled calls."),
+                s3_endpoint_url: Optional[str] = typer.Option(
+                    None, "--s3-endpoint-url", help="S3 endpoint batch jobs read and write (default: "
+                    "AWS_ENDPOINT_URL_S3, else AWS S3)."),
+                batch_step_seconds: float = typer.Option(
+                    1.0, "--batch-step-seconds", help="Seconds a batch job spends in each of Submitted, "
+                    "Validating and Scheduled."),
+                batch_min_records: Optional[int] = typer.Option(
+                    None, "--batch-min-records", help="Records a batch job needs (default: the catalog quota, 100)."),
                 ) -> None:
-        """Serve Bedrock Runtime Converse/ConverseStream for any catalog Bedrock model id (boto3 endpoint_url)."""
+        """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
+        for any catalog Bedrock model id (boto3 endpoint_url)."""
         _check(throttle_rate, port)
+        from tokenomy.emulate.bedrock_batch import configure
         from tokenomy.emulate.bedrock_runtime import create_app
         from tokenomy.emulate.server import serve
 
         console.print(f"Bedrock Runtime emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
                       f"  boto3.client('bedrock-runtime', endpoint_url='http://{host}:{port}', region_name='us-east-1',"
                       " aws_access_key_id='x', aws_secret_access_key='x')")
-        serve(create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after), host, port)
+        app = create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after)
+        batch: dict = {"step_seconds": batch_step_seconds, "queue_seconds": batch_step_seconds}
+        if s3_endpoint_url:
+            batch["s3_endpoint_url"] = s3_endpoint_url
+        if batch_min_records is not None:
+            batch["min_records"] = batch_min_records
+        configure(app, **batch)
+        serve(app, host, port)
 
     @emulate.command("anthropic")
     def anthropic(port: int = typer.Option(8788, "--port", help="TCP port to listen on."),

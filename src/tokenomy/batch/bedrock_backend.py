@@ -1,0 +1,171 @@
+"""Amazon Bedrock batch inference: records to S3, a model invocation job, results read back from S3.
+
+Settings come from `SubmitOptions` (region, role_arn, s3_uri, kms_key_id, timeout_hours, endpoint_url,
+extra["s3_endpoint_url"]) or the environment: AWS_REGION, TOKENOMY_BEDROCK_ROLE_ARN,
+TOKENOMY_BEDROCK_S3_URI, and boto3's own AWS_ENDPOINT_URL_BEDROCK / AWS_ENDPOINT_URL_S3 (so a later
+process that only has the job ARN reaches the same endpoints). Each part is written to
+`{s3_uri}/{jobName}/input/records.jsonl`; Bedrock writes `{s3_uri}/{jobName}/output/{jobId}/`
+with `records.jsonl.out` and `manifest.json.out`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from typing import Any, Iterator
+
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.bedrock_bodies import invocation_type, model_input, read_output
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.errors import ConfigError, ProviderError
+
+STATUS_MAP = {"Submitted": "submitted", "Validating": "validating", "Scheduled": "scheduled",
+              "InProgress": "in_progress", "Completed": "completed", "PartiallyCompleted": "partially_completed",
+              "Failed": "failed", "Stopping": "stopping", "Stopped": "stopped", "Expired": "expired"}
+FINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
+INPUT_NAME = "records.jsonl"
+_S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+
+
+def _split_s3(uri: str, where: str) -> tuple[str, str]:
+    match = _S3_URI.match(uri or "")
+    if not match:
+        raise ConfigError(f"{where} {uri!r} is not an S3 URI: give s3://bucket/prefix")
+    return match.group(1), match.group(2).strip("/")
+
+
+def _job_name(job_id: str) -> str:
+    # Bedrock job names: letters, digits and inner hyphens, at most 63 characters; unique per account.
+    safe = re.sub(r"[^a-zA-Z0-9]+", "-", job_id).strip("-")[:40] or "job"
+    return f"tokenomy-{safe}-{uuid.uuid4().hex[:8]}"
+
+
+class BedrockBatchBackend(BatchBackend):
+    """CreateModelInvocationJob and friends through boto3."""
+
+    name = "bedrock"
+
+    def __init__(self, options: SubmitOptions | None = None) -> None:
+        self.options = options or SubmitOptions()
+        self.manifests: dict[str, dict[str, Any]] = {}  # handle -> manifest.json.out, once results are read
+
+    # -- clients -------------------------------------------------------------------------------------
+    def _region(self, handle: str | None = None) -> str:
+        if handle and handle.startswith("arn:"):
+            return handle.split(":")[3]
+        return (self.options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                or "us-east-1")
+
+    def _client(self, service: str, region: str):
+        import boto3
+
+        endpoint = self.options.endpoint_url if service == "bedrock" else self.options.extra.get("s3_endpoint_url")
+        return boto3.client(service, region_name=region, endpoint_url=endpoint or None)
+
+    def _call(self, what: str, fn, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            kind = "throttled" if code == "ThrottlingException" else (
+                "client_error" if status and status < 500 else "server_error")
+            raise ProviderError(f"Bedrock {what} failed: {code}: {exc.response.get('Error', {}).get('Message')}",
+                                kind, status=status) from None
+        except BotoCoreError as exc:
+            raise ProviderError(f"Bedrock {what} failed: {exc}", "server_error") from None
+
+    # -- the contract --------------------------------------------------------------------------------
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        self.options = options
+        role = options.role_arn or os.environ.get("TOKENOMY_BEDROCK_ROLE_ARN")
+        if not role:
+            raise ConfigError("Bedrock batch needs a service role: pass --role-arn "
+                              "arn:aws:iam::ACCOUNT:role/NAME or set TOKENOMY_BEDROCK_ROLE_ARN")
+        s3_uri = options.s3_uri or os.environ.get("TOKENOMY_BEDROCK_S3_URI")
+        if not s3_uri:
+            raise ConfigError("Bedrock batch needs an S3 location for inputs and outputs: pass --s3-uri "
+                              "s3://bucket/prefix or set TOKENOMY_BEDROCK_S3_URI")
+        bucket, prefix = _split_s3(s3_uri, "--s3-uri")
+        region = self._region()
+        name = _job_name(job_id)
+        base = f"{prefix}/{name}" if prefix else name
+        lines = "".join(json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)}) + "\n"
+                        for rec in records)
+        self._call("upload to S3", self._client("s3", region).put_object, Bucket=bucket,
+                   Key=f"{base}/input/{INPUT_NAME}", Body=lines.encode())
+        output: dict[str, Any] = {"s3Uri": f"s3://{bucket}/{base}/output/"}
+        if options.kms_key_id:
+            output["s3EncryptionKeyId"] = options.kms_key_id
+        request: dict[str, Any] = {
+            "jobName": name, "roleArn": role, "modelId": model, "clientRequestToken": name,
+            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{bucket}/{base}/input/{INPUT_NAME}",
+                                                      "s3InputFormat": "JSONL"}},
+            "outputDataConfig": {"s3OutputDataConfig": output},
+            "tags": [{"key": "tokenomy-job", "value": re.sub(r"[^a-zA-Z0-9\s._:/=+@-]", "-", job_id)[:256]}]}
+        if options.timeout_hours is not None:
+            request["timeoutDurationInHours"] = options.timeout_hours
+        if invocation_type(model) == "Converse":
+            request["modelInvocationType"] = "Converse"
+        bedrock = self._client("bedrock", region)
+        return self._call("CreateModelInvocationJob", bedrock.create_model_invocation_job, **request)["jobArn"]
+
+    def describe(self, handle: str) -> dict[str, Any]:
+        """GetModelInvocationJob's answer, as boto3 returns it."""
+        bedrock = self._client("bedrock", self._region(handle))
+        return self._call("GetModelInvocationJob", bedrock.get_model_invocation_job, jobIdentifier=handle)
+
+    def status(self, handle: str) -> tuple[str, str | None]:
+        job = self.describe(handle)
+        return STATUS_MAP[job["status"]], job.get("message")
+
+    def list_jobs(self, name_contains: str = "tokenomy") -> Iterator[dict[str, Any]]:
+        """Every Bedrock batch job whose name contains `name_contains` (all pages)."""
+        pages = self._client("bedrock", self._region()).get_paginator("list_model_invocation_jobs")
+        for page in self._call("ListModelInvocationJobs", pages.paginate, nameContains=name_contains):
+            yield from page.get("invocationJobSummaries", [])
+
+    def results(self, handle: str) -> Iterator[RecordResult]:
+        job = self.describe(handle)
+        bucket, prefix = _split_s3(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"], "outputDataConfig")
+        folder = f"{prefix}/{handle.rsplit('/', 1)[-1]}/" if prefix else f"{handle.rsplit('/', 1)[-1]}/"
+        s3 = self._client("s3", self._region(handle))
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
+        keys = sorted(o["Key"] for page in self._call("ListObjectsV2", lambda: list(pages))
+                      for o in page.get("Contents", []))
+        seen: set[str] = set()
+        for key in keys:
+            body = self._call("GetObject", s3.get_object, Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+            if key.endswith("manifest.json.out"):
+                self.manifests[handle] = json.loads(body)
+                continue
+            if not key.endswith(".jsonl.out"):
+                continue
+            for line in body.splitlines():
+                if not line.strip():
+                    continue
+                result = self._record(json.loads(line), job["modelId"])
+                if result.id not in seen:  # one result per record id, even if a file repeats it
+                    seen.add(result.id)
+                    yield result
+
+    @staticmethod
+    def _record(line: dict[str, Any], model: str) -> RecordResult:
+        rid = str(line.get("recordId"))
+        if "error" in line or "modelOutput" not in line:
+            err = line.get("error") or {}
+            return RecordResult(rid, error=f"{err.get('errorCode', 'error')}: {err.get('errorMessage', err)}",
+                                model=model, raw=line)
+        text, usage = read_output(line["modelOutput"])
+        return RecordResult(rid, text=text, usage=usage, model=model, raw=line)
+
+    def cancel(self, handle: str) -> None:
+        job = self.describe(handle)
+        if job["status"] in FINAL or job["status"] == "Stopping":
+            return  # nothing left to stop
+        bedrock = self._client("bedrock", self._region(handle))
+        self._call("StopModelInvocationJob", bedrock.stop_model_invocation_job, jobIdentifier=handle)

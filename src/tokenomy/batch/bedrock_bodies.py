@@ -1,0 +1,112 @@
+"""Bedrock batch record bodies: build `modelInput` for a model family, read text and usage back.
+
+InvokeModel jobs take the model's native body: Anthropic Claude's Messages body with
+`anthropic_version` "bedrock-2023-05-31" and `max_tokens`, Amazon Nova's `messages-v1` body, Meta
+Llama's `prompt` / `max_gen_len`. Any other family is sent as a Converse job (modelInvocationType
+"Converse"), whose bodies are the same for every model. Records already in Bedrock form keep their
+own body when it matches the job's invocation type, so their extra parameters survive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import split_inference_profile
+
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+DEFAULT_MAX_TOKENS = 256
+NATIVE_FAMILIES = ("anthropic", "nova", "llama")
+
+
+def family(model: str) -> str:
+    """anthropic | nova | llama | other, from a model id, profile id or ARN."""
+    base, _ = split_inference_profile(model)
+    base = base.rsplit("/", 1)[-1]
+    for prefix, name in (("anthropic.", "anthropic"), ("amazon.nova", "nova"), ("meta.llama", "llama")):
+        if base.startswith(prefix):
+            return name
+    return "other"
+
+
+def invocation_type(model: str) -> str:
+    return "InvokeModel" if family(model) in NATIVE_FAMILIES else "Converse"
+
+
+def body_kind(body: dict[str, Any]) -> str:
+    """Which invocation type an existing Bedrock modelInput was written for."""
+    if "anthropic_version" in body or "prompt" in body or "inputText" in body or "schemaVersion" in body:
+        return "InvokeModel"
+    if "max_new_tokens" in (body.get("inferenceConfig") or {}):
+        return "InvokeModel"
+    return "Converse"
+
+
+def _turns(rec: BatchRecord) -> tuple[str | None, list[dict[str, str]]]:
+    """System text and user/assistant turns (system-role messages folded into the system prompt)."""
+    system = [rec.system] if rec.system else []
+    system += [m["content"] for m in rec.messages if m["role"] == "system"]
+    return ("\n".join(system) or None), [m for m in rec.messages if m["role"] != "system"]
+
+
+def _llama_prompt(system: str | None, turns: list[dict[str, str]]) -> str:
+    # Llama 3 instruct chat template, as the Bedrock user guide shows for meta.llama3 models.
+    parts = ["<|begin_of_text|>"]
+    if system:
+        parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>")
+    for turn in turns:
+        parts.append(f"<|start_header_id|>{turn['role']}<|end_header_id|>\n\n{turn['content']}<|eot_id|>")
+    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
+
+
+def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
+    """The record's `modelInput` for `model`'s batch job."""
+    if rec.fmt == "bedrock" and isinstance(rec.raw.get("modelInput"), dict) \
+            and body_kind(rec.raw["modelInput"]) == invocation_type(model):
+        return rec.raw["modelInput"]
+    system, turns = _turns(rec)
+    max_tokens = rec.max_tokens or DEFAULT_MAX_TOKENS
+    kind = family(model)
+    if kind == "anthropic":
+        body: dict[str, Any] = {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": max_tokens,
+                                "messages": [{"role": t["role"], "content": [{"type": "text", "text": t["content"]}]}
+                                             for t in turns]}
+        if system:
+            body["system"] = system
+        return body
+    if kind == "llama":
+        return {"prompt": _llama_prompt(system, turns), "max_gen_len": max_tokens}
+    body = {"messages": [{"role": t["role"], "content": [{"text": t["content"]}]} for t in turns]}
+    if system:
+        body["system"] = [{"text": system}]
+    if kind == "nova":
+        body["schemaVersion"] = "messages-v1"
+        body["inferenceConfig"] = {"max_new_tokens": max_tokens}
+    else:
+        body["inferenceConfig"] = {"maxTokens": max_tokens}
+    return body
+
+
+def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
+    """Text and usage from a modelOutput of any supported shape (usage None when the body has none)."""
+    if isinstance(output.get("content"), list):  # Anthropic Messages
+        u = output.get("usage") or {}
+        text = "".join(b.get("text", "") for b in output["content"] if b.get("type", "text") == "text")
+        return text, Usage(u.get("input_tokens", 0), u.get("output_tokens", 0),
+                           u.get("cache_read_input_tokens") or 0, u.get("cache_creation_input_tokens") or 0)
+    if isinstance(output.get("output"), dict):  # Converse and Nova
+        u = output.get("usage") or {}
+        text = "".join(b.get("text", "") for b in output["output"]["message"]["content"])
+        return text, Usage(u.get("inputTokens", 0), u.get("outputTokens", 0),
+                           u.get("cacheReadInputTokens") or 0, u.get("cacheWriteInputTokens") or 0)
+    if "generation" in output:  # Llama
+        return output["generation"], Usage(output.get("prompt_token_count", 0),
+                                           output.get("generation_token_count", 0))
+    if isinstance(output.get("results"), list):  # Titan text
+        first = output["results"][0] if output["results"] else {}
+        return first.get("outputText", ""), Usage(output.get("inputTextTokenCount", 0), first.get("tokenCount", 0))
+    if isinstance(output.get("outputs"), list):  # Mistral: usage travels in headers, not the body
+        return "".join(o.get("text", "") for o in output["outputs"]), None
+    return "", None

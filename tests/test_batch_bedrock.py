@@ -1,0 +1,269 @@
+"""Bedrock batch: the backend and real boto3 against `tokenomy emulate bedrock`'s batch-job API, with S3
+served by moto in server mode on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from decimal import Decimal
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tokenomy.batch.backends import FINAL_STATES, STATES, SubmitOptions
+from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+from tokenomy.batch.formats import read_records
+from tokenomy.emulate.bedrock_batch import configure
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread, free_port
+from tokenomy.errors import ConfigError
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+ROLE = "arn:aws:iam::123456789012:role/BedrockBatch"
+BUCKET = "tokenomy-batch"
+FAST = {"step_seconds": 0.05, "queue_seconds": 0.05}
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                 aws_secret_access_key="x").create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK",
+                "AWS_ENDPOINT_URL_S3", "TOKENOMY_BEDROCK_ROLE_ARN", "TOKENOMY_BEDROCK_S3_URI"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@contextmanager
+def emulator(s3_url: str, engine=None, **settings):
+    """The Bedrock emulator (runtime + batch) on a free port; yields (url, backend options)."""
+    app = create_app(engine=engine or InstantEngine())
+    configure(app, s3_endpoint_url=s3_url, **{"min_records": 1, **FAST, **settings})
+    with ServerThread(app) as url:
+        yield url, SubmitOptions(region="us-east-1", role_arn=ROLE, s3_uri=f"s3://{BUCKET}/jobs",
+                                 endpoint_url=url, extra={"s3_endpoint_url": s3_url})
+
+
+def plain(n: int, max_tokens: int = 8, start: int = 0) -> list[str]:
+    return [json.dumps({"id": f"r{i}", "prompt": f"topic{i} please summarise briefly", "max_tokens": max_tokens})
+            for i in range(start, start + n)]
+
+
+def records(lines: list[str]):
+    good, bad = read_records(lines)
+    assert not bad
+    return good
+
+
+def wait(backend: BedrockBatchBackend, handle: str, timeout: float = 120) -> list[str]:
+    """Poll until final; the distinct normalised states seen, in order."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state, _ = backend.status(handle)
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state in FINAL_STATES:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"job {handle} not final after {timeout}s: {seen}")
+
+
+def in_order(seen: list[str]) -> bool:
+    return [STATES.index(s) for s in seen] == sorted(STATES.index(s) for s in seen)
+
+
+def s3_json(s3_url: str, handle: str, backend: BedrockBatchBackend):
+    """Bedrock's documented layout: {outputS3Uri}/{jobId}/ holds {input}.out and manifest.json.out."""
+    job = backend.describe(handle)
+    out = job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+    bucket, prefix = out[5:].split("/", 1)
+    folder = f"{prefix.rstrip('/')}/{handle.rsplit('/', 1)[1]}/"
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+    keys = sorted(o["Key"][len(folder):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"])
+    read = lambda k: s3.get_object(Bucket=bucket, Key=folder + k)["Body"].read().decode()  # noqa: E731
+    lines = [json.loads(x) for x in read("records.jsonl.out").splitlines()]
+    return keys, lines, json.loads(read("manifest.json.out"))
+
+
+def priced(results, model: str = HAIKU) -> tuple[Decimal, Decimal]:
+    batch = sum((compute_cost(r.usage, model, "us-east-1", mode="batch").total_usd for r in results), Decimal(0))
+    on_demand = sum((compute_cost(r.usage, model, "us-east-1").total_usd for r in results), Decimal(0))
+    return batch, on_demand
+
+
+@pytest.mark.slow
+def test_local_model_job_completes_with_outputs_manifest_and_batch_prices(s3_url) -> None:
+    # Real Bedrock needs 100 records per job; the emulator is told 1 so the local model stays quick.
+    from tokenomy.emulate.engine import Engine
+
+    with emulator(s3_url, engine=Engine(), step_seconds=0.3, queue_seconds=0.3) as (_, options):
+        backend = BedrockBatchBackend()
+        recs = records(plain(3, max_tokens=5))
+        handle = backend.submit("local-job", HAIKU, recs, options)
+        assert handle.startswith("arn:aws:bedrock:us-east-1:") and "model-invocation-job/" in handle
+        seen = wait(backend, handle)
+        assert seen[-1] == "completed" and in_order(seen)
+        assert {"submitted", "validating", "scheduled", "in_progress"} & set(seen)
+        keys, lines, manifest = s3_json(s3_url, handle, backend)
+        assert keys == ["manifest.json.out", "records.jsonl.out"]
+        assert [ln["recordId"] for ln in lines] == ["r0", "r1", "r2"]
+        for ln in lines:
+            assert ln["modelInput"]["anthropic_version"] == "bedrock-2023-05-31"
+            assert ln["modelOutput"]["type"] == "message" and ln["modelOutput"]["content"][0]["text"].strip()
+        results = {r.id: r for r in backend.results(handle)}
+        assert set(results) == {"r0", "r1", "r2"}
+        assert all(r.ok and r.text and 0 < r.usage.output_tokens <= 5 for r in results.values())
+        assert manifest == {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 3,
+                            "errorRecordCount": 0,
+                            "inputTokenCount": sum(r.usage.input_tokens for r in results.values()),
+                            "outputTokenCount": sum(r.usage.output_tokens for r in results.values())}
+        assert backend.manifests[handle] == manifest
+        batch, on_demand = priced(results.values())
+        assert batch > 0 and batch == on_demand / 2
+
+
+def test_two_hundred_records_on_the_instant_engine(s3_url) -> None:
+    with emulator(s3_url, step_seconds=0.1, queue_seconds=0.1) as (_, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("big job #1", HAIKU, records(plain(200)), options)
+        seen = wait(backend, handle)
+        assert seen[-1] == "completed" and in_order(seen) and len(seen) >= 3
+        results = list(backend.results(handle))
+        assert sorted(r.id for r in results) == sorted(f"r{i}" for i in range(200))
+        for r in results:  # joined by id: each answer echoes its own record's prompt
+            assert r.ok and f"topic{r.id[1:]} " in r.text + " " and r.model == HAIKU
+        manifest = backend.manifests[handle]
+        assert manifest["successRecordCount"] == 200 and manifest["errorRecordCount"] == 0
+        assert manifest["inputTokenCount"] == sum(r.usage.input_tokens for r in results)
+        assert manifest["outputTokenCount"] == sum(r.usage.output_tokens for r in results)
+        job = backend.describe(handle)
+        assert job["status"] == "Completed" and job["totalRecordCount"] == 200 and "endTime" in job
+        assert job["jobName"].startswith("tokenomy-big-job-1-")
+        batch, on_demand = priced(results)
+        assert batch == compute_cost(sum((r.usage for r in results), Usage()), HAIKU,
+                                     "us-east-1", mode="batch").total_usd
+        assert batch == on_demand / 2
+
+
+def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) -> None:
+    bad_ids = {"r3", "r40", "r77"}
+    lines = plain(100)
+    for i, rid in enumerate(sorted(bad_ids)):  # Bedrock-form records whose Claude body is not valid
+        body = {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user", "content": "hi"}]}
+        if i == 1:
+            body = {**body, "max_tokens": 5, "anthropic_version": "2023-01-01"}
+        lines[int(rid[1:])] = json.dumps({"recordId": rid, "modelInput": body})
+    with emulator(s3_url) as (_, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("partial", HAIKU, records(lines), options)
+        assert wait(backend, handle)[-1] == "partially_completed"
+        state, message = backend.status(handle)
+        assert "3 records failed" in message
+        results = {r.id: r for r in backend.results(handle)}
+        failed = {rid for rid, r in results.items() if not r.ok}
+        assert failed == bad_ids and len(results) == 100
+        assert "max_tokens" in results["r3"].error and results["r3"].error.startswith("400")
+        assert "anthropic_version" in results["r40"].error
+        assert all(r.usage is None for rid, r in results.items() if rid in bad_ids)
+        assert backend.manifests[handle]["errorRecordCount"] == 3
+
+
+def test_timeout_mid_job_is_partially_completed_with_the_rest_missing(s3_url) -> None:
+    # 24 emulated hours last 0.8 s; 150 records at 20 ms each need 3 s.
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24,
+                  instant_delay_s=0.02) as (_, options):
+        backend = BedrockBatchBackend()
+        recs = records(plain(150))
+        handle = backend.submit("timeout", HAIKU, recs, replace(options, timeout_hours=24))
+        seen = wait(backend, handle)
+        assert seen[-1] == "partially_completed" and "in_progress" in seen
+        answered = {r.id for r in backend.results(handle)}
+        missing = {r.id for r in recs} - answered
+        assert answered and missing and len(answered) + len(missing) == 150
+        assert backend.manifests[handle]["processedRecordCount"] == len(answered)
+        assert "timed out" in backend.status(handle)[1]
+
+
+def test_stop_moves_through_stopping_to_stopped(s3_url) -> None:
+    with emulator(s3_url, instant_delay_s=0.02) as (_, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("stop-me", HAIKU, records(plain(150)), options)
+        while backend.status(handle)[0] != "in_progress":
+            time.sleep(0.01)
+        backend.cancel(handle)
+        assert backend.status(handle)[0] in ("stopping", "stopped")
+        seen = wait(backend, handle, timeout=30)
+        assert seen[-1] == "stopped"
+        answered = list(backend.results(handle))
+        assert len(answered) < 150 and backend.manifests[handle]["processedRecordCount"] == len(answered)
+        backend.cancel(handle)  # stopping a finished job is a no-op, not an error
+
+
+def test_job_that_waits_past_its_timeout_expires(s3_url) -> None:
+    # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: it expires before it starts.
+    with emulator(s3_url, queue_seconds=5, seconds_per_hour=0.01) as (url, options):
+        backend = BedrockBatchBackend(options)
+        handle = backend.submit("expire", HAIKU, records(plain(5)), options)
+        seen = wait(backend, handle, timeout=10)
+        assert seen[-1] == "expired" and "in_progress" not in seen
+        assert list(backend.results(handle)) == []  # nothing ran: every record can be resubmitted
+        summaries = list(backend.list_jobs("expire"))
+        assert [s["status"] for s in summaries] == ["Expired"] and summaries[0]["jobArn"] == handle
+
+
+def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None:
+    with emulator(s3_url, min_records=3) as (url, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("mistral", "mistral.mistral-large-2407-v1:0", records(plain(4)), options)
+        assert wait(backend, handle)[-1] == "completed"
+        assert backend.describe(handle)["modelInvocationType"] == "Converse"
+        assert all(r.ok and r.usage.output_tokens > 0 for r in backend.results(handle))
+        small = backend.submit("too-small", HAIKU, records(plain(2)), options)  # under the 3-record minimum
+        assert wait(backend, small)[-1] == "failed"
+        assert "at least 3 records" in backend.status(small)[1]
+        client = boto3.client("bedrock", endpoint_url=url, region_name="us-east-1")
+        config = {"inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{BUCKET}/nothing-here/"}},
+                  "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}}}
+        with pytest.raises(ClientError) as err:
+            client.create_model_invocation_job(jobName="bad-role", roleArn="not-a-role", modelId=HAIKU, **config)
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        with pytest.raises(ClientError) as err:
+            client.create_model_invocation_job(jobName="bad-model", roleArn=ROLE, modelId="acme.nope-v1", **config)
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        with pytest.raises(ClientError) as err:
+            client.get_model_invocation_job(jobIdentifier="abcdefabcdef")
+        assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        empty = client.create_model_invocation_job(jobName="empty", roleArn=ROLE, modelId=HAIKU, **config)["jobArn"]
+        assert wait(backend, empty)[-1] == "failed" and "No .jsonl input" in backend.status(empty)[1]
+        with pytest.raises(ClientError) as err:
+            client.stop_model_invocation_job(jobIdentifier=empty)
+        assert err.value.response["Error"]["Code"] == "ConflictException"
+
+
+def test_missing_role_or_bucket_is_a_config_error_naming_the_fix() -> None:
+    recs = records(plain(1))
+    with pytest.raises(ConfigError, match="--role-arn"):
+        BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(s3_uri="s3://b/p"))
+    with pytest.raises(ConfigError, match="--s3-uri"):
+        BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(role_arn=ROLE))
