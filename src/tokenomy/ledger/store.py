@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,6 +22,9 @@ from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
 
 DEFAULT_LEDGER = ".tokenomy/ledger.duckdb"
+# DuckDB shares one database instance per file within a process, but threads opening the first connection
+# (or closing the last) at the same moment race ("Unique file handle conflict"): open and close one at a time.
+_DUCKDB_OPEN_CLOSE = threading.Lock()
 
 _COLUMN_TYPES = {
     "ts": "TIMESTAMPTZ NOT NULL", "provider": "TEXT NOT NULL", "model": "TEXT NOT NULL", "region": "TEXT",
@@ -148,7 +152,8 @@ class DuckDBStore(LedgerStore):
         deadline = time.monotonic() + 30
         while True:
             try:
-                conn = duckdb.connect(str(self.path))
+                with _DUCKDB_OPEN_CLOSE:
+                    conn = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -158,7 +163,8 @@ class DuckDBStore(LedgerStore):
             conn.execute("SET TimeZone = 'UTC'")
             yield conn
         finally:
-            conn.close()
+            with _DUCKDB_OPEN_CLOSE:
+                conn.close()
 
     def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
         # DuckDB's executemany costs ~5 ms per row; one INSERT ... SELECT from an Arrow table is ~1000x
