@@ -155,11 +155,22 @@ def submit_options(job: Job) -> SubmitOptions:
 # -- remote backends -------------------------------------------------------------------------------
 def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = None) -> Job:
     """Start provider work for every part that has no handle yet."""
-    backend = backend or get_backend(job.backend, submit_options(job))
-    for part in tables.parts(job.job_id):
-        if part["handle"] is None:
-            handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job))
-            tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted")
+    try:
+        backend = backend or get_backend(job.backend, submit_options(job))
+        for part in tables.parts(job.job_id):
+            if part["handle"] is None and part["status"] == "submitted":
+                handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job))
+                tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted")
+    except Exception as exc:
+        # Parts already started keep their handles; fix the cause and `resume` submits the rest.
+        parts = tables.parts(job.job_id)
+        for part in parts:
+            if part["handle"] is None:  # never started: its records count as missing for resume
+                tables.update_part(job.job_id, part["part_no"], status="failed", message=str(exc), collected=True)
+        started = any(p["handle"] for p in parts)
+        tables.update_job(job.job_id, status="partially_completed" if started else "failed",
+                          message=f"submit failed: {exc}")
+        raise
     tables.update_job(job.job_id, status="submitted")
     return require_job(tables, job.job_id)
 

@@ -1,13 +1,57 @@
-"""`tokenomy batch`: validate batch files (submit/status/results to follow)."""
+"""`tokenomy batch`: validate, submit, follow, collect, cancel and resume batch jobs; plan for a deadline."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, console, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+
+BackendOption = typer.Option("local", "--backend", help="bedrock, openai, or local (runs records on demand "
+                             "under your rate limits, for providers without batch).")
+
+
+def _line(data: dict) -> None:
+    """One compact JSON line, flushed at once (a caller may be reading the first line while we work)."""
+    from tokenomy.commands._common import _default
+
+    sys.stdout.write(json.dumps(data, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def _show(job, as_json: bool, alive: bool | None = None) -> None:  # noqa: ANN001
+    if as_json:
+        data = job.to_json()
+        if alive is not None:
+            data["runner_alive"] = alive
+        print_json(data)
+        return
+    rows = [[job.job_id, job.backend, job.model, job.status, job.records, job.done, job.failed, job.pending,
+             usd(job.cost_usd)]]
+    console.print(table(None, ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
+                        rows))
+    if job.message:
+        console.print(f"- {job.message}")
+    if alive is False and job.status in ("in_progress", "stopping"):
+        console.print(f"- no runner is working on it (stopped or killed): `tokenomy batch resume {job.job_id}`")
+
+
+def _spawn_resume(job_id: str, ledger_url: str) -> int:
+    """Run the job in a detached background process that outlives this command."""
+    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "batch", "resume", job_id, "--ledger", ledger_url,
+                             "--quiet"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid
+
+
+def _ledger_url(tables) -> str:  # noqa: ANN001
+    url = tables.store.url
+    return url if "://" in url else str(Path(url).resolve())
 
 
 def register(app: typer.Typer) -> None:
@@ -43,3 +87,191 @@ def register(app: typer.Typer) -> None:
                               usd(report.on_demand_usd), usd(report.batch_usd)]]))
         for n in report.notes:
             console.print(f"- {n}")
+
+    @batch.command("submit")
+    def submit(file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
+               model: str = typer.Option(..., "--model", help="Model id, or a model name from --config."),
+               backend: str = BackendOption,
+               config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml naming the model "
+                                                    "(e.g. an OpenAI-compatible base_url for --backend local)."),
+               detach: bool = typer.Option(False, "--detach", help="Return once submitted; the work goes on "
+                                           "provider-side (or in a background runner for local)."),
+               concurrency: int = typer.Option(4, "--concurrency", min=1, help="Local runner: calls in flight."),
+               rpm: Optional[float] = typer.Option(None, "--rpm", help="Local runner: requests per minute limit."),
+               tpm: Optional[float] = typer.Option(None, "--tpm", help="Local runner: tokens per minute limit."),
+               region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+               role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Bedrock service role ARN."),
+               s3_uri: Optional[str] = typer.Option(None, "--s3-uri", help="s3://bucket/prefix for Bedrock I/O."),
+               kms_key_id: Optional[str] = typer.Option(None, "--kms-key-id", help="KMS key for Bedrock outputs."),
+               timeout_hours: Optional[int] = typer.Option(None, "--timeout-hours", help="Bedrock job timeout."),
+               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="Service endpoint "
+                                                          "(emulators, compatible servers)."),
+               s3_endpoint_url: Optional[str] = typer.Option(None, "--s3-endpoint-url", help="S3-compatible "
+                                                             "endpoint for Bedrock inputs/outputs."),
+               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Validate, split and start a batch job. With --json the first line is {"job_id": ...}."""
+        from tokenomy.batch.backends import SubmitOptions
+        from tokenomy.batch.jobs import create_job, open_tables
+
+        tables = open_tables(ledger)
+        options = SubmitOptions(region=region, role_arn=role_arn, s3_uri=s3_uri, kms_key_id=kms_key_id,
+                                timeout_hours=timeout_hours, endpoint_url=endpoint_url,
+                                extra={"s3_endpoint_url": s3_endpoint_url} if s3_endpoint_url else {})
+        job = create_job(tables, file, model, backend, options, config,
+                         {"concurrency": concurrency, "rpm": rpm, "tpm": tpm})
+        if as_json:
+            _line({"job_id": job.job_id})
+        else:
+            console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}"
+                          + (f" ({job.bad_lines} bad lines skipped; see `tokenomy batch validate`)" if job.bad_lines else ""))
+        _start(tables, job, detach, as_json)
+
+    def _start(tables, job, detach: bool, as_json: bool) -> None:  # noqa: ANN001
+        from tokenomy.batch.jobs import require_job, submit_parts, wait
+        from tokenomy.batch.local_runner import run_job
+
+        if job.backend == "local":
+            if detach:
+                pid = _spawn_resume(job.job_id, _ledger_url(tables))
+                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid})
+                return
+            job, stats = run_job(tables, job.job_id, progress=True)
+            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
+            return
+        job = submit_parts(tables, job)
+        if not detach:
+            job = wait(tables, job.job_id)
+        _finish(job, as_json)
+
+    def _finish(job, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
+        if as_json:
+            _line({**job.to_json(), **(extra or {})})
+        else:
+            _show(job, False)
+
+    @batch.command("status")
+    def status(job_id: str = typer.Argument(..., help="Job id from `batch submit` or `batch list`."),
+               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Refresh a job from its backend and show progress, counts and cost so far."""
+        from tokenomy.batch.jobs import open_tables, refresh, runner_alive
+
+        job = refresh(open_tables(ledger), job_id)
+        _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
+
+    @batch.command("list")
+    def list_jobs(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Every batch job in the ledger, oldest first."""
+        from tokenomy.batch.jobs import open_tables
+
+        jobs = open_tables(ledger).list_jobs()
+        if as_json:
+            print_json([j.to_json() for j in jobs])
+            return
+        console.print(table(f"{len(jobs)} batch jobs", ["job", "backend", "model", "status", "records", "done",
+                                                        "failed", "cost", "created"],
+                            [[j.job_id, j.backend, j.model, j.status, j.records, j.done, j.failed, usd(j.cost_usd),
+                              f"{j.created_at:%Y-%m-%d %H:%M}Z"] for j in jobs]))
+
+    @batch.command("wait")
+    def wait_job(job_id: str = typer.Argument(..., help="Job id."),
+                 timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds "
+                                                         "(exit code 1)."),
+                 poll: float = typer.Option(5.0, "--poll", help="Seconds between status checks."),
+                 ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Block until the job finishes (completed, partially completed, failed, stopped or expired)."""
+        from tokenomy.batch.backends import FINAL_STATES
+        from tokenomy.batch.jobs import open_tables, runner_alive, wait
+
+        job = wait(open_tables(ledger), job_id, timeout, poll)
+        _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
+        if job.status not in FINAL_STATES:
+            raise typer.Exit(1)
+
+    @batch.command("results")
+    def results(job_id: str = typer.Argument(..., help="Job id."),
+                out: Path = typer.Option(..., "-o", "--out", help="Output JSONL: one line per input record."),
+                ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Write one line per input record (its id with the answer, or the error, or why it has none)."""
+        from tokenomy.batch.jobs import export_results, open_tables, refresh
+
+        tables = open_tables(ledger)
+        refresh(tables, job_id)
+        counts = export_results(tables, job_id, out)
+        if as_json:
+            print_json({"job_id": job_id, "out": str(out), **counts})
+            return
+        console.print(f"{out}: {counts['records']} lines ({counts['ok']} answered, {counts['failed']} failed, "
+                      f"{counts['missing']} without a result yet)")
+
+    @batch.command("cancel")
+    def cancel(job_id: str = typer.Argument(..., help="Job id."),
+               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Stop a job; answers already stored are kept, the rest can be resumed later."""
+        from tokenomy.batch.jobs import cancel as cancel_job
+        from tokenomy.batch.jobs import open_tables
+
+        _show(cancel_job(open_tables(ledger), job_id), as_json)
+
+    @batch.command("resume")
+    def resume(job_id: str = typer.Argument(..., help="Job id."),
+               detach: bool = typer.Option(False, "--detach", help="Do not wait for the resumed work."),
+               quiet: bool = typer.Option(False, "--quiet", help="No progress bar (background runs)."),
+               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+        """Finish a job: a local job runs its records that have no result; a remote job resubmits
+        records missing after a partial, expired, failed or stopped run."""
+        from tokenomy.batch.jobs import open_tables, require_job, resubmit_missing, wait
+        from tokenomy.batch.local_runner import run_job
+
+        tables = open_tables(ledger)
+        job = require_job(tables, job_id)
+        if job.backend == "local":
+            if detach:
+                pid = _spawn_resume(job_id, _ledger_url(tables))
+                _finish(job, as_json, {"runner_pid": pid})
+                return
+            job, stats = run_job(tables, job_id, progress=not quiet)
+            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
+            return
+        sent = resubmit_missing(tables, job_id)
+        if not as_json:
+            console.print(f"resubmitted {sent} records without a result")
+        job = require_job(tables, job_id) if detach or not sent else wait(tables, job_id)
+        _finish(job, as_json, {"resubmitted": sent})
+
+    @batch.command("plan")
+    def plan(file: Path = typer.Argument(..., help="JSONL input."),
+             model: str = typer.Option(..., "--model", help="Model id."),
+             deadline: str = typer.Option(..., "--deadline", help="UTC time the work must be done by, HH:MM."),
+             start: Optional[str] = typer.Option(None, "--start", help="UTC start time HH:MM [default: now]."),
+             tpm_quota: Optional[int] = typer.Option(None, "--tpm-quota", help="Your account's tokens-per-minute "
+                                                     "quota for the model (on-demand speed)."),
+             region: Optional[str] = typer.Option(None, "--region"),
+             as_json: bool = JsonOption) -> None:
+        """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?"""
+        from datetime import datetime, timezone
+
+        from tokenomy.batch.plan import parse_clock, plan_deadline, window
+
+        begin = None
+        if start:
+            clock = parse_clock(start, "--start")
+            _, begin = window(clock, datetime.now(timezone.utc))  # the next time the clock shows --start
+        result = plan_deadline(file, model, parse_clock(deadline, "--deadline"), tpm_quota, begin, region)
+        if as_json:
+            print_json(result.to_json())
+            return
+        od_time = "-" if result.on_demand_minutes is None else f"{result.on_demand_minutes:,.0f} min"
+        fits = {True: "yes", False: "no", None: "? (--tpm-quota)"}[result.on_demand_fits]
+        batch_time = f"≤ {result.batch_completion_hours} h (not guaranteed)" if result.batch_completion_hours else "-"
+        console.print(table(f"{result.records} records, ~{result.input_tokens:,} in + {result.output_tokens:,} out "
+                            f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
+                            ["option", "cost", "time", "fits the window"],
+                            [["on demand", usd(result.on_demand_usd, 4), od_time, fits],
+                             ["batch", usd(result.batch_usd, 4), batch_time,
+                              "yes" if result.batch_completion_hours and result.window_hours >= result.batch_completion_hours
+                              else "not guaranteed"]]))
+        console.print(f"[bold]recommend {result.recommendation.replace('_', ' ')}[/bold]: {result.reason}")
+        console.print(f"- batch risk: {result.batch_risk}")
+        for note in result.notes:
+            console.print(f"- {note}")
+

@@ -1,0 +1,110 @@
+"""Deadline planner: finish a file by HH:MM on demand (within the TPM quota) or send it to batch?
+
+On demand is predictable: tokens / usable TPM gives the run time. Batch costs less (catalog batch
+price) but its completion time is not guaranteed: Bedrock batch jobs have no completion SLA and
+end `Expired` when their timeout (timeoutDurationInHours, 24 h by default) passes; OpenAI Batch
+promises results within its 24 h completion window. So batch is the safe choice only when the window
+is at least that long, or when on demand cannot finish in time anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenomy.batch.validate import require_good, validate_file
+from tokenomy.errors import ConfigError
+from tokenomy.pricing.catalog import default_catalog
+
+# Share of the TPM quota a rate-aware runner sustains (benchmarks/batch_runner_throughput.py measures it).
+USABLE_QUOTA = Decimal("0.9")
+BATCH_COMPLETION = {
+    "aws.bedrock": (24, "Bedrock batch jobs have no completion guarantee; a job still running at its "
+                        "timeoutDurationInHours (default 24 h) ends Expired with the rest unanswered"),
+    "openai": (24, "OpenAI Batch completes within its 24 h completion window, with no earlier guarantee"),
+    "anthropic": (24, "Anthropic Message Batches finish within 24 h, most sooner, with no earlier guarantee"),
+}
+
+
+def parse_clock(text: str, option: str) -> time:
+    try:
+        hours, minutes = (int(x) for x in text.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: give a UTC time of day as HH:MM, e.g. 06:00") from None
+
+
+def window(deadline: time, start: datetime) -> tuple[datetime, datetime]:
+    """From `start` to the next time the clock shows `deadline` (UTC)."""
+    end = start.replace(hour=deadline.hour, minute=deadline.minute, second=0, microsecond=0)
+    if end <= start:
+        end += timedelta(days=1)
+    return start, end
+
+
+@dataclass
+class DeadlinePlan:
+    model: str
+    records: int
+    input_tokens: int
+    output_tokens: int
+    start: datetime
+    deadline: datetime
+    window_hours: float
+    tpm_quota: int | None
+    on_demand_minutes: float | None
+    on_demand_fits: bool | None
+    on_demand_usd: Decimal | None
+    batch_usd: Decimal | None
+    batch_saving_usd: Decimal | None
+    batch_completion_hours: int | None
+    batch_risk: str
+    recommendation: str
+    reason: str
+    required_tpm: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int | None = None,
+                  start: datetime | None = None, region: str | None = None) -> DeadlinePlan:
+    """Compare on demand and batch for `path` on `model` between `start` (default now) and `deadline`."""
+    report = validate_file(path, model, region)
+    require_good(report)
+    begin, end = window(deadline, start or datetime.now(timezone.utc))
+    hours = (end - begin).total_seconds() / 3600
+    tokens = report.input_tokens + report.output_tokens
+    required = int(tokens / (hours * 60) / float(USABLE_QUOTA)) + 1
+    minutes = fits = None
+    if tpm_quota:
+        minutes = tokens / (tpm_quota * float(USABLE_QUOTA))
+        fits = minutes <= hours * 60
+    provider = default_catalog().lookup(model, region).provider
+    completion, risk = BATCH_COMPLETION.get(provider, (None, "no managed batch service for this provider"))
+    saving = (report.on_demand_usd - report.batch_usd) if report.batch_usd is not None else None
+    if report.batch_usd is None:
+        choice, reason = "on_demand", (f"{model} has no batch price; run it on demand "
+                                       "(`tokenomy batch submit --backend local` keeps it under your quota)")
+    elif completion is not None and hours >= completion:
+        choice, reason = "batch", (f"the {hours:.1f} h window covers batch's stated {completion} h completion; "
+                                   f"batch saves ${saving:.4f}")
+    elif fits:
+        choice, reason = "on_demand", (f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
+                                       f"{hours:.1f} h window; batch would save ${saving:.4f} but its completion "
+                                       f"is only promised within {completion} h")
+    elif fits is False:
+        choice, reason = "batch", (f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
+                                   f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
+                                   f"and saves ${saving:.4f}, but is not guaranteed to")
+    else:
+        choice, reason = "on_demand", (f"the window is shorter than batch's {completion} h completion; on demand "
+                                       f"needs ~{required:,} TPM to finish in time (pass --tpm-quota to check)")
+    return DeadlinePlan(model, len(report.records), report.input_tokens, report.output_tokens, begin, end,
+                        round(hours, 2), tpm_quota, None if minutes is None else round(minutes, 1), fits,
+                        report.on_demand_usd, report.batch_usd, saving, completion, risk, choice, reason,
+                        required, list(report.notes))
