@@ -1,17 +1,61 @@
-"""Alerts: budgets (provider/model/tag/key, monthly) and spend anomalies, each delivered once."""
+"""Alerts over the ledger, each delivered once.
+
+Budgets (spent, and forecast to be exceeded by month end), spend anomalies, cache-hit-rate drops week
+over week, routing tier drift, cascade escalation rate, and idle provisioned throughput. Every alert has
+an id made from what it is about and its period (not from its changing figures), so a re-run does not
+send the same alert again while the condition persists.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tokenomy.errors import ConfigError, UsageError
 
 SCOPES = {"provider": "provider", "model": "model", "key": "key_id", "tag": None}
 SENT_DDL = "CREATE TABLE IF NOT EXISTS tokenomy_alerts_sent (alert_id TEXT PRIMARY KEY, sent_at TEXT NOT NULL)"
+ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
+
+
+class Reservation(BaseModel):
+    """A provisioned-throughput reservation to watch for idle time."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    units: int = Field(gt=0)
+    tpm_per_unit: int = Field(gt=0, description="tokens per minute one model unit serves")
+
+
+class AlertSettings(BaseModel):
+    """`alerts:` in tokenomy.yaml; every threshold has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+    window_days: int = Field(7, ge=1, description="recent window compared, and anomaly lookback")
+    cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
+    cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
+    tier_tolerance: float = Field(0.10, gt=0, le=1)
+    expected_tier_share: dict[str, float] = Field(default_factory=dict)
+    escalation_threshold: float = Field(0.25, ge=0, le=1)
+    idle_threshold: float = Field(0.5, ge=0, le=1, description="utilisation below which a reservation is idle")
+    reservations: list[Reservation] = Field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, alerts: dict[str, Any] | None, routing: dict[str, Any] | None = None) -> "AlertSettings":
+        """Validate `alerts:` (expected tier shares may also come from `routing.expected_tier_share`)."""
+        data = dict(alerts or {})
+        if "expected_tier_share" not in data and (routing or {}).get("expected_tier_share"):
+            data["expected_tier_share"] = routing["expected_tier_share"]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = [f"alerts.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise ConfigError("\n".join(lines)) from None
 
 
 def validate_budgets(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -36,37 +80,174 @@ def validate_budgets(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _month_spend(store: Any, budget: dict[str, Any], now: datetime) -> Decimal:
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    ph = store.placeholder
+def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
+    """` AND ...` SQL selecting a budget's events, the same text on DuckDB and PostgreSQL."""
     if budget["scope"] == "tag":
+        # tags are stored as json.dumps(sort_keys=True), so a key/value pair is this exact substring.
         key, value = budget["match"].split("=", 1)
-        total = Decimal(0)
-        for e in store.events(since=start):
-            if e.tags.get(key) == value:
-                total += e.cost_usd
-        return total
-    column = SCOPES[budget["scope"]]
-    rows = store.query(f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND {column} = {ph}",
-                       [start, budget["match"]])
-    return rows[0]["s"] or Decimal(0)
+        return f" AND tags LIKE {store.placeholder}", (f"%{json.dumps(key)}: {json.dumps(value)}%",)
+    return f" AND {SCOPES[budget['scope']]} = {store.placeholder}", (budget["match"],)
 
 
-def evaluate(store: Any, budgets: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
-    """All current alerts (budgets over limit, spend anomalies), each with a stable id."""
+def _week(now: datetime) -> str:
+    return (now - timedelta(days=now.weekday())).date().isoformat()
+
+
+def _budget_alerts(store: Any, budgets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    from tokenomy.analytics.forecast import month_end_forecast
+
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    ph, out = store.placeholder, []
+    for budget in validate_budgets(budgets):
+        sql, params = scope_filter(store, budget)
+        rows = store.query(f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND ts < {ph}{sql}",
+                           [start, now, *params])
+        spent = Decimal(rows[0]["s"] or 0)
+        base = {"scope": budget["scope"], "match": budget["match"], "limit_usd": budget["limit_usd"],
+                "month": now.strftime("%Y-%m"), "spent_usd": spent}
+        if spent >= budget["limit_usd"]:
+            out.append({"kind": "budget", "subject": f"{budget['scope']} {budget['match']}", **base,
+                        "message": f"spent ${spent:.2f} of ${budget['limit_usd']} this month"})
+            continue
+        try:
+            forecast = month_end_forecast(store, now=now, filter_sql=sql, filter_params=params)
+        except UsageError:
+            continue  # too little history to forecast; the spent check above still applies
+        if forecast.forecast_usd > budget["limit_usd"]:
+            out.append({"kind": "budget_forecast", "subject": f"{budget['scope']} {budget['match']}", **base,
+                        "forecast_usd": forecast.forecast_usd, "low_usd": forecast.low_usd,
+                        "high_usd": forecast.high_usd,
+                        "message": f"month-end forecast ${forecast.forecast_usd:.2f} (${forecast.low_usd:.2f}–"
+                                   f"${forecast.high_usd:.2f}) exceeds the ${budget['limit_usd']} budget"})
+    return out
+
+
+def _anomaly_alerts(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
     from tokenomy.analytics.anomalies import find_anomalies
 
-    now = now or datetime.now(timezone.utc)
-    alerts = []
-    for budget in validate_budgets(budgets):
-        spent = _month_spend(store, budget, now)
-        if spent >= budget["limit_usd"]:
-            alerts.append({"kind": "budget", "scope": budget["scope"], "match": budget["match"],
-                           "spent_usd": spent, "limit_usd": budget["limit_usd"], "month": now.strftime("%Y-%m")})
-    for anomaly in find_anomalies(store):
-        alerts.append({**anomaly.to_json(), "kind": f"anomaly_{anomaly.kind}"})
+    first = (now - timedelta(days=days)).date().isoformat()
+    out = []
+    for anomaly in find_anomalies(store, until=now):
+        if anomaly.day < first:
+            continue  # older than the window: a past event, not news
+        out.append({**anomaly.to_json(), "kind": f"anomaly_{anomaly.kind}", "subject": anomaly.key,
+                    "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
+                               f"${anomaly.expected_high_usd:.2f}"})
+    return out
+
+
+def cache_rates(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
+    """Per model: cache hit rate in the last `days` and in the `days` before that."""
+    ph = store.placeholder
+    mid, start = now - timedelta(days=days), now - timedelta(days=2 * days)
+    recent, prev = f"ts >= {ph}", f"ts < {ph}"
+    rows = store.query(
+        f"SELECT model, SUM(CASE WHEN {recent} THEN cache_read_tokens ELSE 0 END) AS recent_read, "
+        f"SUM(CASE WHEN {recent} THEN {ALL_INPUT} ELSE 0 END) AS recent_input, "
+        f"SUM(CASE WHEN {prev} THEN cache_read_tokens ELSE 0 END) AS prev_read, "
+        f"SUM(CASE WHEN {prev} THEN {ALL_INPUT} ELSE 0 END) AS prev_input "
+        f"FROM usage_events WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
+        [mid, mid, mid, mid, start, now])
+    for row in rows:
+        row["recent_rate"] = int(row["recent_read"]) / int(row["recent_input"]) if row["recent_input"] else None
+        row["previous_rate"] = int(row["prev_read"]) / int(row["prev_input"]) if row["prev_input"] else None
+    return rows
+
+
+def _cache_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
+    out = []
+    for row in cache_rates(store, now, s.window_days):
+        if None in (row["recent_rate"], row["previous_rate"]) or \
+                min(int(row["recent_input"]), int(row["prev_input"])) < s.cache_min_tokens:
+            continue
+        drop = row["previous_rate"] - row["recent_rate"]
+        if drop >= s.cache_drop_points:
+            out.append({"kind": "cache_drop", "subject": row["model"], "model": row["model"], "week": _week(now),
+                        "previous_rate": row["previous_rate"], "recent_rate": row["recent_rate"],
+                        "message": f"cache hit rate {row['previous_rate']:.0%} → {row['recent_rate']:.0%} "
+                                   f"over the last {s.window_days} days"})
+    return out
+
+
+def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = None) -> list[dict[str, Any]]:
+    """Tier share off its expectation, and escalation rate over its threshold, per route.
+
+    Per-route expectations and thresholds come from the routes' routing policies (`expected_share`,
+    `escalation_threshold`) when a config is given; `alerts:` settings cover everything else.
+    """
+    from tokenomy.routing.drift import escalation_rates, escalation_thresholds, expected_shares, tier_share
+
+    since, out = now - timedelta(days=s.window_days), []
+    expected: dict[str, Any] = (expected_shares(config) if config is not None else {}) or s.expected_tier_share
+    if expected:
+        for row in tier_share(store, since=since, expected=expected, tolerance=s.tier_tolerance):
+            if row["flagged"]:
+                out.append({"kind": "routing_drift", "subject": f"{row['route']} tier {row['tier']}",
+                            "route": row["route"], "tier": row["tier"], "share": row["share"],
+                            "expected": row["expected"], "week": _week(now),
+                            "message": f"tier {row['tier']} got {row['share']:.0%} of calls, expected "
+                                       f"{row['expected']:.0%}"})
+    per_route = escalation_thresholds(config) if config is not None else {}
+    thresholds: Any = {**per_route} if per_route else s.escalation_threshold
+    for row in escalation_rates(store, thresholds, since=since):
+        if row["flagged"]:
+            out.append({"kind": "escalation_rate", "subject": row["route"], "route": row["route"],
+                        "rate": row["rate"], "threshold": row["threshold"], "week": _week(now),
+                        "message": f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})"})
+    return out
+
+
+def reservation_utilization(store: Any, reservation: Reservation, since: datetime, until: datetime) -> float:
+    """Sustained utilisation of a reservation: tokens served (capped at capacity each minute) / capacity."""
+    import pandas as pd
+
+    from tokenomy.planning.traffic import from_ledger
+
+    minutes = pd.date_range(pd.Timestamp(since).floor("min"), pd.Timestamp(until).floor("min"), freq="1min",
+                            inclusive="left")
+    try:
+        series = from_ledger(store, reservation.model, since, until)
+    except ConfigError:  # no traffic at all in the window: fully idle
+        return 0.0
+    capacity = reservation.units * reservation.tpm_per_unit
+    # Silent minutes before the first and after the last call are idle time too, so fill the whole window.
+    per_minute = (series["input_tokens"] + series["output_tokens"]).reindex(minutes, fill_value=0)
+    return float(per_minute.clip(upper=capacity).sum() / (capacity * len(minutes)))
+
+
+def _idle_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
+    out = []
+    for reservation in s.reservations:
+        used = reservation_utilization(store, reservation, now - timedelta(days=s.window_days), now)
+        if used < s.idle_threshold:
+            out.append({"kind": "provisioned_idle", "subject": reservation.model, "model": reservation.model,
+                        "units": reservation.units, "utilization": used, "week": _week(now),
+                        "message": f"{reservation.units} unit(s) {used:.0%} utilised over {s.window_days} days "
+                                   f"(threshold {s.idle_threshold:.0%}): {1 - used:.0%} of paid capacity idle"})
+    return out
+
+
+# What makes an alert the same alert on the next run: its kind, its subject and its period.
+IDENTITY = {"budget": ("month",), "budget_forecast": ("month",), "anomaly_spike": ("day",),
+            "anomaly_drift": ("week",), "cache_drop": ("week",), "routing_drift": ("week",),
+            "escalation_rate": ("week",), "provisioned_idle": ("week",)}
+
+
+def evaluate(store: Any, budgets: list[dict[str, Any]], now: datetime | None = None,
+             settings: AlertSettings | None = None, config: Any = None) -> list[dict[str, Any]]:
+    """All current alerts, each with a stable `alert_id` (`config`: a TokenomyConfig for routing policies)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    settings = settings or AlertSettings()
+    alerts = _budget_alerts(store, budgets, now)
+    alerts += _anomaly_alerts(store, now, settings.window_days)
+    alerts += _cache_alerts(store, now, settings)
+    alerts += _routing_alerts(store, now, settings, config)
+    alerts += _idle_alerts(store, now, settings)
     for alert in alerts:
-        alert["alert_id"] = hashlib.sha256(json.dumps(alert, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if alert["kind"] == "anomaly_drift":
+            alert["week"] = _week(datetime.fromisoformat(alert["day"]))
+        identity = [alert["kind"], alert["subject"], *(alert[k] for k in IDENTITY[alert["kind"]])]
+        alert["alert_id"] = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     return alerts
 
 
@@ -82,4 +263,4 @@ def mark_sent(store: Any, alerts: list[dict[str, Any]]) -> None:
     now = datetime.now(timezone.utc).isoformat()
     for alert in alerts:
         store.execute(f"INSERT INTO tokenomy_alerts_sent (alert_id, sent_at) VALUES ({store.placeholder}, "
-                      f"{store.placeholder})", [alert["alert_id"], now])
+                      f"{store.placeholder}) ON CONFLICT (alert_id) DO NOTHING", [alert["alert_id"], now])

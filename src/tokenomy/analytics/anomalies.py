@@ -26,10 +26,11 @@ class Anomaly:
         return self.__dict__
 
 
-def daily_spend(store: Any, by: str = "model") -> pd.DataFrame:
-    """Daily spend per group as a day x group frame, missing days filled with zero."""
+def daily_spend(store: Any, by: str = "model", until: datetime | None = None) -> pd.DataFrame:
+    """Daily spend per group before `until` as a day x group frame, days without calls filled with zero."""
+    where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
     rows = store.query(f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
-                       f"FROM usage_events GROUP BY 1, 2")
+                       f"FROM usage_events{where} GROUP BY 1, 2", params)
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)
@@ -70,9 +71,9 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     return out
 
 
-def find_anomalies(store: Any, by: str = "model") -> list[Anomaly]:
-    """Anomalies of daily spend per group over the whole ledger."""
-    wide = daily_spend(store, by)
+def find_anomalies(store: Any, by: str = "model", until: datetime | None = None) -> list[Anomaly]:
+    """Anomalies of daily spend per group over the ledger (before `until`, if given)."""
+    wide = daily_spend(store, by, until)
     found: list[Anomaly] = []
     for key in wide.columns:
         found.extend(detect(wide[key], str(key)))

@@ -1,14 +1,18 @@
-"""`tokenomy alerts check`: budgets and spend anomalies, printed or posted once each."""
+"""`tokenomy alerts check`: budgets, forecasts, anomalies, cache drops, routing drift, escalation and idle
+provisioned throughput, printed or posted once each."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Optional
 
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, print_json, table
+from tokenomy.errors import TokenomyError
 
-alerts_app = typer.Typer(help="Budget and anomaly alerts over the ledger.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Budget, anomaly, cache, routing and capacity alerts over the ledger.",
+                         no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,31 +21,38 @@ def register(app: typer.Typer) -> None:
 
 @alerts_app.command("check")
 def check(
-    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with a budgets: list."),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with budgets: and alerts: "
+                                         "(thresholds, reservations)."),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each new alert (JSON) to this URL."),
+    as_of: Optional[datetime] = typer.Option(None, "--as-of", help="Evaluate as if it were this time (UTC) "
+                                             "[default: now]."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Evaluate budgets and anomalies; print or POST alerts not sent before."""
+    """Evaluate every alert rule; print or POST the alerts not sent before."""
     import httpx
 
-    from tokenomy.analytics.alerts import evaluate, mark_sent, unsent
+    from tokenomy.analytics.alerts import AlertSettings, evaluate, mark_sent, unsent
+    from tokenomy.config import load_config
     from tokenomy.ledger.store import open_store
 
-    budgets = []
-    if config:
-        from tokenomy.config import load_config
-
-        budgets = load_config(config).budgets
+    cfg = load_config(config)
+    settings = AlertSettings.from_config(cfg.alerts, cfg.routing)
+    now = None if as_of is None else (as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of)
     store = open_store(ledger)
-    new = unsent(store, evaluate(store, budgets))
-    if webhook:
-        for alert in new:
-            httpx.post(webhook, content=dumps(alert), headers={"content-type": "application/json"},
-                       timeout=10).raise_for_status()
-    mark_sent(store, new)
+    new = unsent(store, evaluate(store, cfg.budgets, now=now, settings=settings, config=cfg))
+    for alert in new:
+        if webhook:
+            try:
+                httpx.post(webhook, content=dumps(alert), headers={"content-type": "application/json"},
+                           timeout=10).raise_for_status()
+            except httpx.HTTPError as exc:
+                # Alerts posted so far are marked sent; this one and the rest go out on the next run.
+                raise TokenomyError(f"--webhook {webhook}: posting alert {alert['alert_id']} failed ({exc}); "
+                                    "check the URL and rerun") from None
+        mark_sent(store, [alert])
     if as_json:
         print_json(new)
         return
-    console.print(table("new alerts", ["kind", "what", "detail"],
-                        [[a["kind"], a.get("match") or a.get("key"), a.get("day") or a.get("month")] for a in new]))
+    console.print(table(f"{len(new)} new alert(s)", ["kind", "subject", "detail"],
+                        [[a["kind"], a["subject"], a["message"]] for a in new]))
