@@ -267,3 +267,37 @@ def test_missing_role_or_bucket_is_a_config_error_naming_the_fix() -> None:
         BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(s3_uri="s3://b/p"))
     with pytest.raises(ConfigError, match="--s3-uri"):
         BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(role_arn=ROLE))
+
+
+def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(s3_url, tmp_path, ledger_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(120, max_tokens=6) + ['{"id": "broken", "prompt": ']) + "\n")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    with emulator(s3_url) as (url, _):
+        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", HAIKU,
+                              "--backend", "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url,
+                              "--role-arn", ROLE, "--s3-uri", f"s3://{BUCKET}/cli", "--ledger", str(ledger_path)],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    first, *_, last = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    job = last
+    assert job["job_id"] == first["job_id"] and job["status"] == "completed"
+    assert job["records"] == 120 and job["done"] == 120 and job["bad_lines"] == 1
+    rows = open_store(str(ledger_path)).query(
+        "SELECT mode, model, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
+        [job["job_id"]])
+    assert len(rows) == 120 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {HAIKU}
+    batch = on_demand = Decimal(0)
+    for r in rows:
+        usage = Usage(r["input_tokens"], r["output_tokens"])
+        assert Decimal(str(r["cost_usd"])) == compute_cost(usage, HAIKU, mode="batch").total_usd
+        batch += Decimal(str(r["cost_usd"]))
+        on_demand += compute_cost(usage, HAIKU).total_usd
+    assert batch > 0 and batch == on_demand / 2
+    assert Decimal(str(job["cost_usd"])) == batch
