@@ -114,3 +114,19 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
     rows = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
     first_call = [(e.region, e.attempt, e.outcome) for e in rows if e.request_id == rows[0].request_id]
     assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
+
+
+@pytest.mark.slow
+def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_path):
+    """A caller that stops reading mid-stream still leaves a priced ledger row: the provider billed it."""
+    request = ChatRequest.simple("Count from one to twenty in words.", model="local", max_tokens=40)
+    with Tokenomy(ledger_path) as client:
+        chunks = client.stream(request)
+        received = [next(chunks) for _ in range(3)]
+        chunks.close()
+    assert all(c.response is None for c in received)
+    rows = open_store(ledger_path).query("SELECT outcome, error_type, input_tokens, output_tokens FROM usage_events")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["outcome"] == "cancelled" and row["error_type"] == "StreamAbandoned"
+    assert row["input_tokens"] > 0 and 1 <= row["output_tokens"] <= 3

@@ -21,7 +21,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, utcnow
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.base import Provider
@@ -184,6 +184,28 @@ class Tokenomy:
             error_type=error_type, attempt=step.attempt, request_id=call.request_id,
             prompt_hash=prompt_fingerprint(target.call)))
 
+    def _abandon(self, call: _Call, target: _Target, step: Step, span, started: float, deltas: int) -> None:
+        """The caller stopped reading a stream before its final chunk (closed it, disconnected).
+
+        The provider has already billed the prompt and whatever it generated, so the attempt is
+        recorded with estimated tokens (prompt estimate; one token per delta received) rather than
+        vanishing from the ledger.
+        """
+        request = target.call
+        usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=deltas)
+        cost = compute_cost(usage, target.spec.pricing_model, request.region if request.region not in ("global", "local") else None,
+                            call.mode, self.catalog)
+        meta = request.meta
+        otel.record_failure(span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - started)
+        self._record(UsageEvent(
+            ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=request.region,
+            mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
+            route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            latency_ms=(time.perf_counter() - started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
+            attempt=step.attempt, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
+        if call.policy.limiter:
+            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
+
     # -- public API -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None) -> ChatResponse:
         """Send one request under `policy`; every attempt is recorded, the last error re-raised."""
@@ -220,16 +242,22 @@ class Tokenomy:
             if call.policy.limiter and not call.policy.limiter.acquire(target.estimate, self._left(call)):
                 raise self._over_quota(call)
             started = time.perf_counter()
-            yielded = False
+            yielded, deltas, finished = False, 0, False
             # Not made current: a generator suspended at `yield` must not leave its span in the caller's context.
             with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
                 try:
                     for chunk in target.provider.stream(target.call):
                         if chunk.response is not None:
                             self._finish(call, target, step, chunk.response, mode, span, started)
+                            finished = True
+                        deltas += bool(chunk.delta)
                         yielded = yielded or bool(chunk.delta)
                         yield chunk
                     return
+                except GeneratorExit:
+                    if not finished:
+                        self._abandon(call, target, step, span, started, deltas)
+                    raise
                 except ProviderError as exc:
                     self._fail(call, target, step, exc, span, started)
                     # The caller already has part of an answer: a retry would duplicate it.
@@ -273,15 +301,21 @@ class Tokenomy:
             if call.policy.limiter and not await call.policy.limiter.acquire_async(target.estimate, self._left(call)):
                 raise self._over_quota(call)
             started = time.perf_counter()
-            yielded = False
+            yielded, deltas, finished = False, 0, False
             with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
                 try:
                     async for chunk in target.provider.astream(target.call):
                         if chunk.response is not None:
                             self._finish(call, target, step, chunk.response, mode, span, started)
+                            finished = True
+                        deltas += bool(chunk.delta)
                         yielded = yielded or bool(chunk.delta)
                         yield chunk
                     return
+                except (GeneratorExit, asyncio.CancelledError):
+                    if not finished:
+                        self._abandon(call, target, step, span, started, deltas)
+                    raise
                 except ProviderError as exc:
                     self._fail(call, target, step, exc, span, started)
                     step = None if yielded else call.plan.after(exc)

@@ -14,7 +14,8 @@ from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
 SCHEMA_VERSION = 1
-OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout")
+# "cancelled": the caller abandoned a stream; providers still bill what they processed.
+OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled")
 MODES = ("on_demand", "batch", "provisioned")
 
 

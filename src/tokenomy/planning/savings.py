@@ -151,6 +151,9 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
             priced.append(event)
         except TokenomyError:
             skipped += 1
+    if not priced:
+        raise TokenomyError(f"none of the {skipped} successful calls has a catalog price; add the models' prices "
+                            "with a price file (tokenomy prices --help) or re-price with --price-as MODEL")
     start, end = min(e.ts for e in priced), max(e.ts for e in priced)
     hours = max(Decimal(str((end - start).total_seconds())) / 3600, Decimal(1))
     scale = HOURS_PER_MONTH / hours
