@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = ("core", "ledger", "emulate", "serve", "keys", "route", "batch", "bench", "plan", "report",
-                   "alerts", "export", "demo")
+                   "alerts", "export", "imports", "demo")
 
 for _name in COMMAND_MODULES:
     try:
