@@ -77,11 +77,14 @@ def _otel_attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
     return {item["key"]: _otel_value(item.get("value") or {}) for item in items or [] if "key" in item}
 
 
-def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, document): one OTLP JSON document, or one per line (the collector's file exporter)."""
-    text = path.read_text()
+def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(where, document, problem): one OTLP JSON document, or one per line (the collector's file exporter)."""
     try:
-        yield str(path), json.loads(text)
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        yield str(path), json.loads(text), None
         return
     except json.JSONDecodeError:
         pass
@@ -89,10 +92,10 @@ def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            yield f"{path}:{number}", json.loads(line)
+            yield f"{path}:{number}", json.loads(line), None
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); expected OTLP JSON (resourceSpans) "
-                              "as one document or one per line") from None
+            yield f"{path}:{number}", None, (f"not JSON ({exc.msg}); expected OTLP JSON (resourceSpans) as one "
+                                             "document or one per line")
 
 
 def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -143,7 +146,10 @@ def import_otel(path: str | Path) -> ImportResult:
     """GenAI client spans from OTLP JSON (`resourceSpans` → `scopeSpans` → `spans`)."""
     path = Path(path)
     result = ImportResult(str(path))
-    for where, doc in _otel_documents(path):
+    for where, doc, problem in _otel_documents(path):
+        if problem or not isinstance(doc, dict):
+            result.problems.append(f"{where}: {problem or 'not a JSON object'}")
+            continue
         if "resourceSpans" not in doc:
             result.problems.append(f"{where}: no resourceSpans; expected an OTLP JSON trace export")
             continue
@@ -257,8 +263,9 @@ def import_cur(path: str | Path) -> ImportResult:
             start = datetime.fromisoformat(get("start").replace("Z", "+00:00"))
             tokens = Decimal(get("amount") or "0") * _unit_scale(get("unit"))
             cost = Decimal(get("cost") or "0")
-        except (ValueError, InvalidOperation) as exc:
-            result.problems.append(f"{path}:{number}: {usage_type}: bad start date, usage amount or cost ({exc})")
+        except (ValueError, InvalidOperation):
+            result.problems.append(f"{path}:{number}: {usage_type}: cannot read start={get('start')!r}, "
+                                   f"amount={get('amount')!r}, cost={get('cost')!r} (need an ISO time and numbers)")
             continue
         start = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
         region = get("region") or REGION_PREFIXES.get(prefix) or prefix or None

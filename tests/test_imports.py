@@ -1,0 +1,195 @@
+"""Imports build real files of each format and check the ledger rows: OTLP JSON GenAI spans (old and new
+attribute names), Bedrock CUR 2.0 / FOCUS line items (CSV and Parquet), and the llm CLI's logs.db created
+with llm's own migrations. Bad records are named by file and line/row; good ones still land."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from tokenomy.analytics.imports import import_cur, parse_bedrock_usage_type
+from tokenomy.cli import app
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+T0 = 1_763_900_000_000_000_000  # ns since the epoch
+
+
+def _attrs(**values) -> list[dict]:
+    out = []
+    for key, value in values.items():
+        key = key.replace("__", ".")
+        out.append({"key": key, "value": {"intValue": str(value)} if isinstance(value, int)
+                    else {"stringValue": value}})
+    return out
+
+
+def _span(n: int, attributes: list[dict], status: int = 1) -> dict:
+    return {"traceId": "ab" * 16, "spanId": f"{n:016x}", "name": f"span {n}", "kind": 3,
+            "startTimeUnixNano": str(T0 + n * 10**9), "endTimeUnixNano": str(T0 + n * 10**9 + 250_000_000),
+            "attributes": attributes, "status": {"code": status}}
+
+
+def _otlp() -> dict:
+    spans = [
+        _span(0, _attrs(**{"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat",
+                           "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
+                           "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
+                           "gen_ai.usage.cache_read.input_tokens": 1000})),
+        _span(1, _attrs(**{"gen_ai.system": "aws.bedrock", "gen_ai.request.model":
+                           "anthropic.claude-3-haiku-20240307-v1:0", "gen_ai.usage.prompt_tokens": 50,
+                           "gen_ai.usage.completion_tokens": 20})),
+        _span(2, _attrs(**{"gen_ai.system": "anthropic", "gen_ai.request.model": "claude-3-5-sonnet-20241022",
+                           "gen_ai.usage.prompt_tokens": 40, "gen_ai.usage.completion_tokens": 5,
+                           "gen_ai.usage.cache_read_input_tokens": 900,
+                           "gen_ai.usage.cache_creation_input_tokens": 100, "error.type": "timeout"}), status=2),
+        _span(3, _attrs(**{"http.request.method": "POST", "url.full": "https://example.invalid/v1"})),
+        _span(4, _attrs(**{"gen_ai.system": "openai", "gen_ai.usage.prompt_tokens": 5})),  # no model
+    ]
+    return {"resourceSpans": [{"resource": {"attributes": _attrs(**{"service.name": "checkout"})},
+                               "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai"},
+                                               "spans": spans}]}]}
+
+
+def test_import_otel(ledger_path, tmp_path) -> None:
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps(_otlp()))
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "otel", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 1  # one bad span: reported, the others imported
+    summary = json.loads(result.stdout)
+    assert (summary["read"], summary["added"], summary["skipped_not_llm_usage"]) == (3, 3, 1)
+    assert summary["problems"] == [f"{path}: resourceSpans[0].scopeSpans[0].spans[4] (span 4): gen_ai span without "
+                                   "gen_ai.response.model or gen_ai.request.model"]
+    events = {e.model: e for e in open_store(ledger_path).events()}
+    new = events["gpt-4o-mini"]  # new names: cached tokens are inside input_tokens
+    assert (new.provider, new.input_tokens, new.cache_read_tokens, new.output_tokens) == ("openai", 200, 1000, 300)
+    assert new.ts == datetime.fromtimestamp(T0 / 1e9, tz=timezone.utc) and new.latency_ms == 250.0
+    assert new.tags == {"source": "otel", "service": "checkout"} and new.task == "chat"
+    assert new.cost_usd == compute_cost(Usage(200, 300, 1000, 0), "gpt-4o-mini").total_usd > 0
+    old = events["anthropic.claude-3-haiku-20240307-v1:0"]
+    assert (old.provider, old.input_tokens, old.output_tokens) == ("bedrock", 50, 20) and old.cost_usd > 0
+    cached = events["claude-3-5-sonnet-20241022"]  # old underscore names: cache not inside prompt_tokens
+    assert (cached.input_tokens, cached.cache_read_tokens, cached.cache_write_tokens) == (40, 900, 100)
+    assert (cached.outcome, cached.error_type) == ("server_error", "timeout")
+    again = json.loads(runner.invoke(app, ["import", "otel", str(path), "--json", "--ledger",
+                                           str(ledger_path)]).stdout)
+    assert (again["read"], again["added"], again["already_in_ledger"]) == (3, 0, 3)
+    lines = tmp_path / "traces.jsonl"  # the collector's file exporter: one document per line
+    lines.write_text(json.dumps(_otlp()) + "\n{not json\n")
+    summary = json.loads(runner.invoke(app, ["import", "otel", str(lines), "--json", "--ledger",
+                                             str(ledger_path)]).stdout)
+    assert summary["read"] == 3 and any(p.startswith(f"{lines}:2: not JSON") for p in summary["problems"])
+
+
+CUR_HEADER = ["identity_line_item_id", "line_item_usage_start_date", "line_item_product_code",
+              "line_item_line_item_type", "line_item_usage_type", "line_item_usage_amount", "pricing_unit",
+              "line_item_unblended_cost", "product_region_code"]
+CUR_ROWS = [
+    ["a1", "2026-11-20T10:00:00Z", "AmazonBedrock", "Usage", "USE1-Claude3Haiku-input-tokens", "1000", "", "0.00025",
+     "us-east-1"],
+    ["a2", "2026-11-20T10:00:00Z", "AmazonBedrock", "Usage", "USE1-Claude3Haiku-output-tokens", "200", "", "0.00025",
+     "us-east-1"],
+    ["a3", "2026-11-20T10:00:00Z", "AmazonBedrock", "Usage", "USE1-Claude3Haiku-cache-read-input-token-count", "5000",
+     "", "0.000125", "us-east-1"],
+    ["a4", "2026-11-20T10:00:00Z", "AmazonBedrock", "Usage", "USE1-Claude3Haiku-cache-write-input-token-count", "300",
+     "", "0.000094", "us-east-1"],
+    ["a5", "2026-11-20T11:00:00Z", "AmazonBedrock", "Usage", "USE1-Claude3Haiku-batch-input-tokens", "2", "1K tokens",
+     "0.00025", "us-east-1"],
+    ["a6", "2026-11-20T11:00:00Z", "AmazonEC2", "Usage", "USE1-BoxUsage:t3.micro", "1", "Hrs", "0.0104", "us-east-1"],
+    ["a7", "2026-11-20T11:00:00Z", "AmazonBedrock", "Usage", "USE1-ProvisionedThroughput-ModelUnits", "1", "Hrs",
+     "20", "us-east-1"],
+    ["a8", "2026-11-20T12:00:00Z", "AmazonBedrock", "Usage", "USE1-NovaMicro-input-tokens", "10", "", "lots",
+     "us-east-1"],
+]
+
+
+def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
+    path = tmp_path / "cur.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CUR_HEADER)
+        writer.writerows(CUR_ROWS)
+    result = CliRunner().invoke(app, ["import", "cur", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["problems"] == [f"{path}:9: USE1-NovaMicro-input-tokens: cannot read "
+                                   "start='2026-11-20T12:00:00Z', amount='10', cost='lots' (need an ISO time and numbers)"]
+    assert (summary["added"], summary["skipped_not_llm_usage"]) == (2, 2)
+    events = open_store(ledger_path).events()
+    hour, batch = events
+    assert (hour.provider, hour.model, hour.region, hour.mode) == ("bedrock", "Claude3Haiku", "us-east-1", "on_demand")
+    assert (hour.input_tokens, hour.output_tokens, hour.cache_read_tokens, hour.cache_write_tokens) == \
+        (1000, 200, 5000, 300)
+    assert hour.cost_usd == Decimal("0.00025") + Decimal("0.00025") + Decimal("0.000125") + Decimal("0.000094")
+    assert (batch.mode, batch.input_tokens, batch.cost_usd) == ("batch", 2000, Decimal("0.00025"))  # 2 x 1K tokens
+    parquet = tmp_path / "cur.parquet"
+    pd.DataFrame(CUR_ROWS[:5], columns=CUR_HEADER).to_parquet(parquet)
+    again = import_cur(parquet)
+    assert [e.event_id for e in again.events] == [e.event_id for e in events] and not again.problems
+
+
+def test_import_focus_export(tmp_path) -> None:
+    path = tmp_path / "focus.csv"
+    pd.DataFrame([
+        {"ChargePeriodStart": "2026-11-20T00:00:00Z", "ServiceName": "Amazon Bedrock", "ChargeCategory": "Usage",
+         "x_UsageType": "EUC1-NovaLite-output-tokens", "ConsumedQuantity": "4000", "ConsumedUnit": "Tokens",
+         "BilledCost": "0.00096", "RegionId": "eu-central-1"},
+        {"ChargePeriodStart": "2026-11-20T00:00:00Z", "ServiceName": "Amazon Bedrock", "ChargeCategory": "Tax",
+         "x_UsageType": "EUC1-NovaLite-output-tokens", "ConsumedQuantity": "0", "ConsumedUnit": "Tokens",
+         "BilledCost": "0.0002", "RegionId": "eu-central-1"},
+    ]).to_csv(path, index=False)
+    result = import_cur(path)
+    [event] = result.events
+    assert (event.model, event.region, event.output_tokens, event.cost_usd) == \
+        ("NovaLite", "eu-central-1", 4000, Decimal("0.00096"))
+    assert parse_bedrock_usage_type("USW2-Llama3-70B-mantle-input-tokens-standard") == \
+        ("USW2", "Llama3-70B", "input_tokens", "on_demand")
+
+
+def test_import_llm_log(ledger_path, tmp_path) -> None:
+    import sqlite_utils
+    from llm.migrations import migrate
+
+    path = tmp_path / "logs.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)  # the llm tool's own schema: old `responses` and current `turns` tables
+    db["turns"].insert_all([
+        {"id": "t1", "model": "gpt-4o-mini", "input_tokens": 1500, "output_tokens": 40, "duration_ms": 812,
+         "token_details": json.dumps({"prompt_tokens_details": {"cached_tokens": 1024}}),
+         "datetime_utc": "2026-11-20T10:00:00.123456+00:00"},
+        {"id": "t2", "model": "local", "input_tokens": None, "output_tokens": None, "duration_ms": 8000,
+         "token_details": None, "datetime_utc": "2026-11-20T11:00:00+00:00"},
+    ])
+    db["responses"].insert_all([
+        {"id": "r1", "model": "claude-3.5-sonnet", "input_tokens": 30, "output_tokens": 12, "duration_ms": 1500,
+         "token_details": json.dumps({"cache_read_input_tokens": 2000, "cache_creation_input_tokens": 100}),
+         "datetime_utc": "2024-05-01T09:30:00.000001"},
+        {"id": "t1", "model": "gpt-4o-mini", "input_tokens": 1500, "output_tokens": 40, "duration_ms": 812,
+         "datetime_utc": "2026-11-20T10:00:00.123456"},  # the same response logged in both tables
+        {"id": "r3", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1, "duration_ms": 1,
+         "datetime_utc": "yesterday"},
+    ])
+    db.close()
+    result = CliRunner().invoke(app, ["import", "llm-log", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert len(summary["problems"]) == 1 and summary["problems"][0].startswith(f"{path}: responses id=r3: ")
+    events = {e.model: e for e in open_store(ledger_path).events()}
+    assert set(events) == {"gpt-4o-mini", "local", "claude-3.5-sonnet"}
+    gpt = events["gpt-4o-mini"]
+    assert (gpt.provider, gpt.input_tokens, gpt.cache_read_tokens, gpt.output_tokens, gpt.latency_ms) == \
+        ("openai", 1500 - 1024, 1024, 40, 812.0)
+    assert gpt.ts == datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    assert gpt.cost_usd == compute_cost(Usage(476, 40, 1024, 0), "gpt-4o-mini").total_usd
+    claude = events["claude-3.5-sonnet"]
+    assert (claude.provider, claude.input_tokens, claude.cache_read_tokens, claude.cache_write_tokens) == \
+        ("anthropic", 30, 2000, 100)
+    assert claude.ts == datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=timezone.utc)  # naive = UTC
+    assert events["local"].input_tokens == 0 and events["local"].latency_ms == 8000.0
