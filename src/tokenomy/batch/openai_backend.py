@@ -1,0 +1,147 @@
+"""OpenAI Batch API: one JSONL file per part, one batch per file, results from the output/error files.
+
+Settings: `SubmitOptions.endpoint_url` (or OPENAI_BASE_URL) for emulators and compatible servers,
+the API key from `extra["api_key"]` or OPENAI_API_KEY. Requests use `max_completion_tokens`, which
+every current chat model accepts. Requests the batch never ran (error codes batch_cancelled /
+batch_expired) are left out of `results`, so jobs.py sees them as missing and can resubmit them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.messages import Usage
+
+ENDPOINT = "/v1/chat/completions"
+STATUS_MAP = {"validating": "validating", "in_progress": "in_progress", "finalizing": "in_progress",
+              "completed": "completed", "failed": "failed", "expired": "expired", "cancelling": "stopping",
+              "cancelled": "stopped"}
+NEVER_RAN = ("batch_cancelled", "batch_expired")
+
+
+def request_body(model: str, rec: BatchRecord) -> dict[str, Any]:
+    """The chat.completions body for a record; OpenAI-form records keep their own parameters."""
+    if rec.fmt == "openai" and isinstance(rec.raw.get("body"), dict):
+        return {**rec.raw["body"], "model": model}
+    messages = ([{"role": "system", "content": rec.system}] if rec.system else []) + [
+        {"role": m["role"], "content": m["content"]} for m in rec.messages]
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if rec.max_tokens:
+        body["max_completion_tokens"] = rec.max_tokens
+    return body
+
+
+def _base_url(url: str | None) -> str | None:
+    # Compatible servers live under /v1; accept the bare host:port an emulator prints, too.
+    if url and urlparse(url).path in ("", "/"):
+        return url.rstrip("/") + "/v1"
+    return url
+
+
+class OpenAIBatchBackend(BatchBackend):
+    """Files + Batches through the official `openai` SDK."""
+
+    name = "openai"
+
+    def __init__(self, options: SubmitOptions | None = None) -> None:
+        self.options = options or SubmitOptions()
+
+    def _client(self):
+        from openai import OpenAI
+
+        base_url = _base_url(self.options.endpoint_url or os.environ.get("OPENAI_BASE_URL"))
+        key = self.options.extra.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if not self.options.endpoint_url:
+                raise ConfigError("OpenAI batch needs an API key: set OPENAI_API_KEY (or pass --endpoint-url "
+                                  "for an emulator or compatible server)")
+            key = "unused"  # emulators and local servers do not check it
+        return OpenAI(api_key=key, base_url=base_url)
+
+    def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        import openai
+
+        try:
+            return fn(*args, **kwargs)
+        except openai.APIStatusError as exc:
+            kind = "throttled" if exc.status_code == 429 else (
+                "client_error" if exc.status_code < 500 else "server_error")
+            raise ProviderError(f"OpenAI {what} failed: {exc.status_code}: {exc.message}", kind,
+                                status=exc.status_code) from None
+        except openai.APIConnectionError as exc:
+            raise ProviderError(f"OpenAI {what} failed: {exc}", "timeout" if isinstance(
+                exc, openai.APITimeoutError) else "server_error") from None
+
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        self.options = options
+        client = self._client()
+        data = "".join(json.dumps({"custom_id": rec.id, "method": "POST", "url": ENDPOINT,
+                                   "body": request_body(model, rec)}) + "\n" for rec in records).encode()
+        upload = self._call("file upload", client.files.create, file=(f"{job_id}.jsonl", data), purpose="batch")
+        batch = self._call("batch create", client.batches.create, input_file_id=upload.id, endpoint=ENDPOINT,
+                           completion_window="24h", metadata={"tokenomy_job": job_id[:512]})
+        return batch.id
+
+    def describe(self, handle: str):
+        """The Batch object, as the SDK returns it."""
+        return self._call("batch retrieve", self._client().batches.retrieve, handle)
+
+    def status(self, handle: str) -> tuple[str, str | None]:
+        batch = self.describe(handle)
+        state = STATUS_MAP[batch.status]
+        failed = batch.request_counts.failed if batch.request_counts else 0
+        if state == "completed" and failed:
+            state = "partially_completed"
+        message = None
+        if batch.errors and batch.errors.data:
+            message = "; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message)
+                                for e in batch.errors.data)
+        elif failed:
+            message = f"{failed} requests failed; see the batch's error file"
+        return state, message
+
+    def results(self, handle: str) -> Iterator[RecordResult]:
+        batch = self.describe(handle)
+        client = self._client()
+        seen: set[str] = set()
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            text = self._call("file content", client.files.content, file_id).text
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                result = self._record(json.loads(line), batch.model)
+                if result is not None and result.id not in seen:
+                    seen.add(result.id)
+                    yield result
+
+    @staticmethod
+    def _record(line: dict[str, Any], model: str | None) -> RecordResult | None:
+        rid = str(line.get("custom_id"))
+        error, response = line.get("error"), line.get("response")
+        if error and error.get("code") in NEVER_RAN:
+            return None  # not answered: the record stays missing and can be resubmitted
+        if error or not response:
+            return RecordResult(rid, error=f"{(error or {}).get('code')}: {(error or {}).get('message')}",
+                                model=model, raw=line)
+        body = response.get("body") or {}
+        if response.get("status_code") != 200:
+            detail = (body.get("error") or {}).get("message") or json.dumps(body)
+            return RecordResult(rid, error=f"{response.get('status_code')}: {detail}", model=model, raw=line)
+        u = body.get("usage") or {}
+        cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        usage = Usage(u.get("prompt_tokens", 0) - cached, u.get("completion_tokens", 0), cached, 0)
+        choice = (body.get("choices") or [{}])[0]
+        return RecordResult(rid, text=(choice.get("message") or {}).get("content") or "", usage=usage,
+                            model=body.get("model") or model, raw=line)
+
+    def cancel(self, handle: str) -> None:
+        if self.describe(handle).status in ("validating", "in_progress"):
+            self._call("batch cancel", self._client().batches.cancel, handle)
