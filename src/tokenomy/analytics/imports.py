@@ -56,8 +56,9 @@ OTEL_MODEL = ("gen_ai.response.model", "gen_ai.request.model")
 OTEL_INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 OTEL_OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 # Current names count cached tokens inside input_tokens; the older underscore names (Anthropic style) do not.
-OTEL_CACHE_READ = {"gen_ai.usage.cache_read.input_tokens": True, "gen_ai.usage.cache_read_input_tokens": False}
-OTEL_CACHE_WRITE = {"gen_ai.usage.cache_creation.input_tokens": True,
+OTEL_CACHE_READ = {"gen_ai.usage.cache_read.input_tokens": True, "gen_ai.usage.input_tokens.cached": True,
+                   "gen_ai.usage.cache_read_input_tokens": False}
+OTEL_CACHE_WRITE = {"gen_ai.usage.cache_creation.input_tokens": True, "gen_ai.usage.input_tokens.cache_write": True,
                     "gen_ai.usage.cache_creation_input_tokens": False}
 OTEL_PROVIDERS = {"aws.bedrock": "bedrock", "az.ai.openai": "azure", "azure.ai.openai": "azure",
                   "gcp.vertex_ai": "vertex", "gcp.gemini": "gemini"}
