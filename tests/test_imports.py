@@ -128,6 +128,7 @@ def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
     assert (hour.input_tokens, hour.output_tokens, hour.cache_read_tokens, hour.cache_write_tokens) == \
         (1000, 200, 5000, 300)
     assert hour.cost_usd == Decimal("0.00025") + Decimal("0.00025") + Decimal("0.000125") + Decimal("0.000094")
+    assert (hour.input_cost_usd, hour.cache_write_cost_usd) == (Decimal("0.00025"), Decimal("0.000094"))
     assert (batch.mode, batch.input_tokens, batch.cost_usd) == ("batch", 2000, Decimal("0.00025"))  # 2 x 1K tokens
     parquet = tmp_path / "cur.parquet"
     pd.DataFrame(CUR_ROWS[:5], columns=CUR_HEADER).to_parquet(parquet)

@@ -1,4 +1,10 @@
-"""FinOps FOCUS 1.2 export: one row per model x token type x day, custom columns prefixed x_."""
+"""FinOps FOCUS 1.2 export: one row per model x token type x day x tag set, custom columns prefixed x_.
+
+Every FOCUS 1.2 Mandatory column is present, plus the Conditional ones that apply to token usage
+(ConsumedQuantity/Unit, ListUnitPrice, ContractedUnitPrice, PricingCategory, RegionId/Name, SkuId,
+SkuMeter, SkuPriceId, Tags). The events' own tags (team=search ...) become FOCUS Tags so LLM spend can be
+allocated like the rest of the cloud bill; Tokenomy's own tag is prefixed x_.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,14 @@ COLUMNS = [
     "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
     "ContractedUnitPrice", "EffectiveCost", "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory",
     "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",
-    "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuPriceId", "Tags",
+    "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceId", "Tags",
     "x_Model", "x_TokenType", "x_Mode", "x_Calls",
 ]
 _TYPES = [("input", "input_tokens", "input_cost_usd"), ("output", "output_tokens", "output_cost_usd"),
           ("cache_read", "cache_read_tokens", "cache_read_cost_usd"),
           ("cache_write", "cache_write_tokens", "cache_write_cost_usd")]
+_METER = {"input": "Input Tokens", "output": "Output Tokens", "cache_read": "Cache Read Tokens",
+          "cache_write": "Cache Write Tokens"}
 _ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic"}
 
 
@@ -38,12 +46,13 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             tokens = getattr(e, tokens_field)
             if not tokens:
                 continue
-            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, kind)]
+            tags = json.dumps(e.tags or {}, sort_keys=True)
+            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, kind, tags)]
             bucket[0] += tokens
             bucket[1] += getattr(e, cost_field)
             bucket[2] += 1
     rows = []
-    for (day, provider, model, region, mode, kind), (tokens, cost, calls) in sorted(groups.items()):
+    for (day, provider, model, region, mode, kind, tags), (tokens, cost, calls) in sorted(groups.items()):
         month = day.replace(day=1)
         next_month = (month + timedelta(days=32)).replace(day=1)
         unit_price = (cost * Decimal(1_000_000) / tokens) if tokens else Decimal(0)
@@ -61,8 +70,9 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             "PricingUnit": "1M Tokens", "ProviderName": issuer, "PublisherName": issuer,
             "RegionId": region, "RegionName": region, "ServiceCategory": "AI and Machine Learning",
             "ServiceName": "Amazon Bedrock" if provider == "bedrock" else f"{issuer} API",
-            "ServiceSubcategory": "Generative AI", "SkuId": sku, "SkuPriceId": sku,
-            "Tags": json.dumps({"x_provider": provider}), "x_Model": model, "x_TokenType": kind, "x_Mode": mode,
+            "ServiceSubcategory": "Generative AI", "SkuId": sku, "SkuMeter": _METER[kind],
+            "SkuPriceId": sku, "Tags": json.dumps({**json.loads(tags), "x_provider": provider}, sort_keys=True),
+            "x_Model": model, "x_TokenType": kind, "x_Mode": mode,
             "x_Calls": calls,
         })
     return rows

@@ -272,6 +272,8 @@ def import_cur(path: str | Path) -> ImportResult:
         region = get("region") or REGION_PREFIXES.get(prefix) or prefix or None
         group = groups.setdefault((start, region, model, mode), {"cost": Decimal(0), "lines": []})
         group[kind] = group.get(kind, 0) + int(tokens.to_integral_value())
+        cost_field = kind.replace("_tokens", "_cost_usd")
+        group[cost_field] = group.get(cost_field, Decimal(0)) + cost
         group["cost"] += cost
         group["lines"].append(number)
     for (start, region, model, mode), group in sorted(groups.items(), key=lambda kv: kv[1]["lines"][0]):
@@ -279,7 +281,10 @@ def import_cur(path: str | Path) -> ImportResult:
             ts=start, provider="bedrock", model=model, region=region, mode=mode, tags={"source": "cur"},
             input_tokens=group.get("input_tokens", 0), output_tokens=group.get("output_tokens", 0),
             cache_read_tokens=group.get("cache_read_tokens", 0), cache_write_tokens=group.get("cache_write_tokens", 0),
-            cost_usd=group["cost"], priced_by="cur",
+            input_cost_usd=group.get("input_cost_usd", Decimal(0)),
+            output_cost_usd=group.get("output_cost_usd", Decimal(0)),
+            cache_read_cost_usd=group.get("cache_read_cost_usd", Decimal(0)),
+            cache_write_cost_usd=group.get("cache_write_cost_usd", Decimal(0)), cost_usd=group["cost"], priced_by="cur",
             event_id="cur-" + _event_id(start.isoformat(), region, model, mode)))
     return result
 
