@@ -239,6 +239,11 @@ def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None
         assert wait(backend, handle)[-1] == "completed"
         assert backend.describe(handle)["modelInvocationType"] == "Converse"
         assert all(r.ok and r.usage.output_tokens > 0 for r in backend.results(handle))
+        llama = backend.submit("llama", "meta.llama3-1-8b-instruct-v1:0", records(plain(3)), options)
+        assert wait(backend, llama)[-1] == "completed"
+        answers = list(backend.results(llama))
+        assert len(answers) == 3 and all(r.ok and r.raw["modelInput"]["prompt"].startswith("<|begin_of_text|>")
+                                         and "generation" in r.raw["modelOutput"] for r in answers)
         small = backend.submit("too-small", HAIKU, records(plain(2)), options)  # under the 3-record minimum
         assert wait(backend, small)[-1] == "failed"
         assert "at least 3 records" in backend.status(small)[1]
@@ -301,3 +306,30 @@ def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(s3_url
         on_demand += compute_cost(usage, HAIKU).total_usd
     assert batch > 0 and batch == on_demand / 2
     assert Decimal(str(job["cost_usd"])) == batch
+
+
+def test_emulate_bedrock_command_serves_batch_jobs(s3_url) -> None:
+    import subprocess
+    import sys
+
+    from conftest import wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "emulate", "bedrock", "--port", str(port),
+                             "--s3-endpoint-url", s3_url, "--batch-step-seconds", "0.05", "--batch-min-records", "25"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, 60, proc)
+        options = SubmitOptions(role_arn=ROLE, s3_uri=f"s3://{BUCKET}/cmd", endpoint_url=f"http://127.0.0.1:{port}",
+                                extra={"s3_endpoint_url": s3_url})
+        backend = BedrockBatchBackend(options)
+        handle = backend.submit("cmd", "amazon.nova-micro-v1:0", records(plain(30)), options)
+        assert wait(backend, handle)[-1] == "completed"
+        results = list(backend.results(handle))
+        assert len(results) == 30 and all(r.ok and r.usage.output_tokens > 0 for r in results)
+        assert results[0].raw["modelInput"]["schemaVersion"] == "messages-v1"  # Nova's native body
+        small = backend.submit("cmd-small", "amazon.nova-micro-v1:0", records(plain(24)), options)
+        assert wait(backend, small)[-1] == "failed" and "at least 25 records" in backend.status(small)[1]
+    finally:
+        proc.terminate()
+        proc.wait(10)

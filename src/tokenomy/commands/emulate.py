@@ -75,3 +75,22 @@ def register(app: typer.Typer) -> None:
         console.print(f"Anthropic Messages emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
                       f"  anthropic.Anthropic(base_url='http://{host}:{port}', api_key='x')")
         serve(create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after), host, port)
+
+    @emulate.command("openai-batch")
+    def openai_batch(port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
+                     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+                     validating_seconds: float = typer.Option(1.0, "--validating-seconds",
+                                                              help="Seconds a batch spends validating."),
+                     instant: bool = typer.Option(False, "--instant", help="Answer every batch with the fast "
+                                                  "deterministic engine instead of the local model.")
+                     ) -> None:
+        """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
+        _check(0.0, port)
+        from tokenomy.emulate.instant_engine import InstantEngine
+        from tokenomy.emulate.openai_batch import create_app
+        from tokenomy.emulate.server import serve
+
+        console.print(f"OpenAI Batch emulator on http://{host}:{port}/v1\n"
+                      f"  openai.OpenAI(base_url='http://{host}:{port}/v1', api_key='x')")
+        serve(create_app(engine=InstantEngine() if instant else None, validating_seconds=validating_seconds),
+              host, port)
