@@ -1,0 +1,234 @@
+"""Batch jobs and the local runner: 1,000 records with 20 bad lines, SIGKILL x3 + resume, throttling
+absorbed, job state in PostgreSQL, a Bedrock job through the emulator, the CLI's --json, the planner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tokenomy.batch.jobs import create_job, export_results, open_tables, record_event_id
+from tokenomy.batch.local_runner import run_job
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+PRICE_AS = "gpt-4o-mini"
+
+
+def config_for(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "tokenomy.yaml"
+    path.write_text(f"models:\n  upstream:\n    provider: openai\n    model: {PRICE_AS}\n    base_url: {url}\n"
+                    f"    price_as: {PRICE_AS}\n")
+    return path
+
+
+def plain(n: int, max_tokens: int = 8) -> list[str]:
+    return [json.dumps({"id": f"r{i}", "prompt": f"Say something about item {i}.", "max_tokens": max_tokens})
+            for i in range(n)]
+
+
+def with_bad_lines(good: list[str]) -> tuple[list[str], dict[int, str]]:
+    """Interleave 20 malformed lines of five kinds; returns the lines and {line number: field at fault}."""
+    kinds = [('{"id": "x", "prompt": ', "-"), (json.dumps({"prompt": "no id"}), "id"),
+             (json.dumps({"id": "r3", "prompt": "duplicate id"}), "id"), (json.dumps({"id": "e", "prompt": " "}), "prompt"),
+             (json.dumps({"id": "m", "prompt": "hi", "max_tokens": -1}), "max_tokens")]
+    lines, bad = [], {}
+    for index, line in enumerate(good):
+        lines.append(line)
+        if index % 50 == 25:
+            text, fld = kinds[len(bad) % len(kinds)]
+            if fld != "-":
+                text = text.replace('"e"', f'"e{len(bad)}"').replace('"m"', f'"m{len(bad)}"')
+            lines.append(text)
+            bad[len(lines)] = fld
+    return lines, bad
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([TOKENOMY, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def count_results(ledger: Path, job_id: str) -> int:
+    return int(open_store(ledger).query("SELECT COUNT(*) AS n FROM batch_results WHERE job_id = ?", [job_id])[0]["n"])
+
+
+def test_thousand_records_bad_lines_named_rest_run_and_cli_json(tmp_path: Path, ledger_path: Path) -> None:
+    lines, bad = with_bad_lines(plain(1000))
+    assert len(bad) == 20
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    with InstantOpenAI() as url:
+        cfg = config_for(tmp_path, url)
+        report = json.loads(cli("batch", "validate", str(src), "--model", PRICE_AS, "--json").stdout)
+        assert {b["line"]: b["field"] for b in report["bad_lines"]} == bad
+        submitted = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--backend", "local",
+                        "--ledger", str(ledger_path), "--json", "--concurrency", "8")
+    first, *rest = submitted.stdout.strip().splitlines()
+    job_id = json.loads(first)["job_id"]
+    assert json.loads(first) == {"job_id": job_id}  # the id comes alone, before any work
+    summary = json.loads(rest[-1])
+    assert (summary["status"], summary["records"], summary["done"], summary["failed"]) == ("completed", 1000, 1000, 0)
+    assert summary["bad_lines"] == 20
+
+    listed = json.loads(cli("batch", "list", "--ledger", str(ledger_path), "--json").stdout)
+    assert [(j["job_id"], j["status"], j["backend"], j["model"], j["records"], j["done"], j["failed"])
+            for j in listed] == [(job_id, "completed", "local", "upstream", 1000, 1000, 0)]
+    status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
+    assert status["status"] == "completed" and status["runner_alive"] is False
+
+    out = tmp_path / "out.jsonl"
+    counts = json.loads(cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path), "--json").stdout)
+    assert counts["records"] == counts["ok"] == 1000
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(1000)]  # input order, one line each
+    assert all(r["ok"] and r["text"] == "ok" and r["mode"] == "on_demand" for r in rows)
+
+    # Ledger: one on-demand event per record at the catalog price of the model it is priced as.
+    events = open_store(ledger_path).query(
+        "SELECT request_id, mode, input_tokens, output_tokens, cost_usd, event_id FROM usage_events "
+        "WHERE batch_job_id = ?", [job_id])
+    assert len(events) == 1000 and {e["mode"] for e in events} == {"on_demand"}
+    for e in events[:50]:
+        expected = compute_cost(Usage(e["input_tokens"], e["output_tokens"]), PRICE_AS, None, "on_demand").total_usd
+        assert Decimal(str(e["cost_usd"])) == expected > 0
+        assert e["event_id"] == record_event_id(job_id, e["request_id"])
+    assert Decimal(str(listed[0]["cost_usd"])) == sum(Decimal(str(e["cost_usd"])) for e in events)
+
+
+def test_sigkill_three_times_then_resume_answers_each_record_once(tmp_path: Path, ledger_path: Path) -> None:
+    total = 600
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(total)) + "\n")
+    # 2 calls in flight x 30 ms each: ~65 records/s, so the whole run takes ~10 s.
+    with InstantOpenAI(delay_s=0.03) as url:
+        cfg = config_for(tmp_path, url)
+        base = [TOKENOMY, "batch"]
+        cmd = base + ["submit", str(src), "--model", "upstream", "--config", str(cfg), "--backend", "local", "--json",
+                      "--concurrency", "2", "--ledger", str(ledger_path)]
+        job_id = None
+        kills = []
+        for round_no, kill_after in enumerate((60, 250, 420)):
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if job_id is None:
+                job_id = json.loads(proc.stdout.readline())["job_id"]
+                cmd = base + ["resume", job_id, "--ledger", str(ledger_path), "--json"]
+            deadline = time.monotonic() + 60
+            while count_results(ledger_path, job_id) < kill_after:
+                assert proc.poll() is None, f"runner exited early in round {round_no}"
+                assert time.monotonic() < deadline, "runner made no progress"
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            kills.append(count_results(ledger_path, job_id))
+            status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
+            assert status["status"] == "in_progress" and status["runner_alive"] is False
+        assert all(k < total for k in kills) and kills == sorted(kills), kills  # each kill landed mid-run
+        final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
+    summary = json.loads(final.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["done"], summary["failed"], summary["pending"]) == ("completed", total, 0, 0)
+
+    out = tmp_path / "out.jsonl"
+    cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path))
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"r{i}" for i in range(total)) and len(ids) == total
+    store = open_store(ledger_path)
+    per_record = store.query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
+                             "GROUP BY request_id", [job_id])
+    assert len(per_record) == total and {r["n"] for r in per_record} == {1}
+    assert count_results(ledger_path, job_id) == total
+
+
+def test_throttling_is_absorbed_not_surfaced(tmp_path: Path, ledger_path: Path) -> None:
+    from tokenomy.emulate.limited_openai import LimitedOpenAI
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(100, max_tokens=40)) + "\n")
+    # The server allows 24k tokens/min; the runner is told 60k, so it must learn from the 429s.
+    with LimitedOpenAI(tpm=24_000, burst_s=1.0) as url:
+        tables = open_tables(ledger_path)
+        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)),
+                         run_settings={"concurrency": 6, "tpm": 60_000})
+        job, stats = run_job(tables, job.job_id, progress=False)
+    assert stats.throttled > 0  # the server did refuse...
+    assert (job.status, job.done, job.failed, job.pending) == ("completed", 100, 0, 0)  # ...and nobody saw it
+    assert stats.tokens_per_minute < 24_000 * 1.5  # it slowed to near the server's quota
+
+
+def test_job_state_lives_in_postgres(tmp_path: Path, fresh_postgres_url: str) -> None:
+    import psycopg
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(40)) + "\n")
+    with InstantOpenAI() as url:
+        tables = open_tables(fresh_postgres_url)
+        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)))
+        job, _ = run_job(tables, job.job_id, progress=False)
+    assert (job.status, job.done) == ("completed", 40)
+    with psycopg.connect(fresh_postgres_url) as conn:
+        assert conn.execute("SELECT status, records FROM batch_jobs WHERE job_id = %s", (job.job_id,)).fetchone() \
+            == ("completed", 40)
+        assert conn.execute("SELECT COUNT(*) FROM batch_results WHERE job_id = %s", (job.job_id,)).fetchone()[0] == 40
+        assert conn.execute("SELECT COUNT(*) FROM usage_events WHERE batch_job_id = %s",
+                            (job.job_id,)).fetchone()[0] == 40
+    listed = json.loads(cli("batch", "list", "--ledger", fresh_postgres_url, "--json").stdout)
+    assert [(j["job_id"], j["done"]) for j in listed] == [(job.job_id, 40)]
+    out = tmp_path / "out.jsonl"
+    assert export_results(open_tables(fresh_postgres_url), job.job_id, out)["ok"] == 40
+
+
+def test_plan_recommends_with_numbers(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200, max_tokens=100)) + "\n")
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+
+    def plan(*extra: str) -> dict:
+        return json.loads(cli("batch", "plan", str(src), "--model", haiku, "--json", *extra).stdout)
+
+    fits = plan("--start", "00:00", "--deadline", "06:00", "--tpm-quota", "100000")
+    assert fits["window_hours"] == 6 and fits["on_demand_fits"] is True and fits["recommendation"] == "on_demand"
+    assert Decimal(fits["batch_usd"]) < Decimal(fits["on_demand_usd"]) and fits["batch_completion_hours"] == 24
+    tight = plan("--start", "00:00", "--deadline", "06:00", "--tpm-quota", "10")
+    assert tight["on_demand_fits"] is False and tight["recommendation"] == "batch"
+    assert tight["on_demand_minutes"] > 360 and tight["required_tpm"] > 10
+    long_window = plan("--start", "06:00", "--deadline", "06:00", "--tpm-quota", "100000")
+    assert long_window["window_hours"] == 24 and long_window["recommendation"] == "batch"
+
+
+def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(5)) + "\n")
+    result = cli("batch", "submit", str(src), "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--backend",
+                 "bedrock", "--ledger", str(ledger_path), check=False)
+    assert result.returncode == 2
+    assert "below" in result.stderr and "minimum of 100" in result.stderr and "--backend local" in result.stderr
+    assert json.loads(cli("batch", "list", "--ledger", str(ledger_path), "--json").stdout) == []
+
+
+@pytest.mark.slow
+def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"c{i}", "prompt": f"Name a colour ({i}).", "max_tokens": 4})
+                             for i in range(6)) + "\n")
+    tables = open_tables(ledger_path)
+    job = create_job(tables, src, "local", "local", run_settings={"concurrency": 2})
+    job, stats = run_job(tables, job.job_id, progress=False)
+    assert (job.status, job.done, job.failed) == ("completed", 6, 0)
+    results = tables.results(job.job_id)
+    assert all(r["text"] and r["output_tokens"] >= 1 and r["mode"] == "on_demand" for r in results.values())
+    events = open_store(ledger_path).query("SELECT provider, cost_usd FROM usage_events WHERE batch_job_id = ?",
+                                           [job.job_id])
+    assert len(events) == 6 and {e["provider"] for e in events} == {"local"}
+    assert all(Decimal(str(e["cost_usd"])) == 0 for e in events)  # the local model is free
