@@ -175,14 +175,15 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
     return require_job(tables, job.job_id)
 
 
-def _aggregate(states: list[str], missing: int, answered: int) -> str:
-    """One job state from its parts' states and how many records still have no result."""
+def _aggregate(states: list[str], missing: int, answered: int, failed: int) -> str:
+    """One job state from its parts' states and its records' results (a resubmitted part can make
+    up for an expired one, so once every record is answered the job is completed)."""
     open_states = [s for s in states if s not in FINAL_STATES]
     if open_states:
         for state in ("stopping", "in_progress", "scheduled", "validating", "submitted"):
             if state in open_states:
                 return "in_progress" if state != "stopping" and len(open_states) < len(states) else state
-    if missing == 0 and all(s == "completed" for s in states):
+    if missing == 0 and failed == 0:
         return "completed"
     if answered == 0 and len(set(states)) == 1:
         return states[0]
@@ -206,8 +207,8 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         tables.update_part(job_id, part["part_no"], status=state, message=message,
                            collected=state in FINAL_STATES)
         states.append(state)
-    done = tables.result_ids(job_id)
-    status = _aggregate(states, job.records - len(done), len(done))
+    job = require_job(tables, job_id)
+    status = _aggregate(states, job.pending, job.done, job.failed)
     tables.update_job(job_id, status=status)
     return require_job(tables, job_id)
 
