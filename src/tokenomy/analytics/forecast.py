@@ -97,7 +97,7 @@ def month_end_forecast(store: Any, now: datetime | None = None, level: float = 0
     tail = (1 - level) / 2
     return Forecast(
         month=month_start.strftime("%Y-%m"), as_of=cutoff.date().isoformat(), month_to_date_usd=month_to_date,
-        forecast_usd=month_to_date + _money(np.clip(point, 0, None).sum()),
-        low_usd=month_to_date + _money(np.quantile(totals, tail)),
-        high_usd=month_to_date + _money(np.quantile(totals, 1 - tail)),
+        forecast_usd=(month_to_date + _money(np.clip(point, 0, None).sum())).quantize(CENTS),
+        low_usd=(month_to_date + _money(np.quantile(totals, tail))).quantize(CENTS),
+        high_usd=(month_to_date + _money(np.quantile(totals, 1 - tail))).quantize(CENTS),
         level=level, days_left=horizon, history_days=len(history), method=method)
