@@ -63,8 +63,9 @@ def test_budget_spent_and_forecast(ledger_path) -> None:
     assert budget[0]["low_usd"] < budget[0]["forecast_usd"] < budget[0]["high_usd"] < 400
 
 
-def test_tag_budget(ledger_path) -> None:
-    store = open_store(ledger_path)
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_tag_budget(request, url_fixture) -> None:
+    store = open_store(request.getfixturevalue(url_fixture))
     store.write(_events())
     month = REPORT_NOW.replace(day=1, hour=0)
     ads = sum(e.cost_usd for e in store.events() if e.tags.get("team") == "ads" and month <= e.ts < REPORT_NOW)
@@ -96,7 +97,8 @@ def _event(ts, model="m", **kw) -> UsageEvent:
     return UsageEvent(ts=ts, provider="bedrock", model=model, cost_usd=Decimal("0.001"), **kw)
 
 
-def test_cache_routing_escalation_idle(ledger_path) -> None:
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_cache_routing_escalation_idle(request, url_fixture) -> None:
     now = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
     day = timedelta(days=1)
     events = []
@@ -118,7 +120,7 @@ def test_cache_routing_escalation_idle(ledger_path) -> None:
         events.append(_event(ts, "busy", input_tokens=4000, output_tokens=1000))
         if minute % 60 == 0:
             events.append(_event(ts, "reserved", input_tokens=800, output_tokens=200))
-    store = open_store(ledger_path)
+    store = open_store(request.getfixturevalue(url_fixture))
     store.write(events)
     settings = AlertSettings.from_config(
         {"window_days": 1, "reservations": [{"model": "busy", "units": 1, "tpm_per_unit": 5000},

@@ -44,11 +44,12 @@ def _write(path, costs: dict[datetime, Decimal]) -> None:
     open_store(path).write(events)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_interval_contains_true_month_end(ledger_path, seed) -> None:
+@pytest.mark.parametrize(("seed", "url_fixture"), [(1, "ledger_path"), (2, "ledger_path"), (4, "fresh_postgres_url")])
+def test_interval_contains_true_month_end(request, seed, url_fixture) -> None:
     costs = _daily_costs(seed)
-    _write(ledger_path, costs)
-    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    ledger = request.getfixturevalue(url_fixture)
+    _write(ledger, costs)
+    result = month_end_forecast(open_store(ledger), now=CUTOFF)
     november = [c for d, c in costs.items() if d.month == 11]
     truth = sum(november)
     assert result.month == "2026-11" and result.days_left == 15
