@@ -264,6 +264,15 @@ def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None
         with pytest.raises(ClientError) as err:
             client.stop_model_invocation_job(jobIdentifier=empty)
         assert err.value.response["Error"]["Code"] == "ConflictException"
+        from datetime import datetime, timedelta, timezone
+
+        page = client.list_model_invocation_jobs(maxResults=2, sortOrder="Ascending",
+                                                 submitTimeAfter=datetime.now(timezone.utc) - timedelta(minutes=10))
+        assert [j["jobArn"] for j in page["invocationJobSummaries"]] == [handle, llama] and page["nextToken"]
+        everything = [j["jobArn"] for p in client.get_paginator("list_model_invocation_jobs").paginate(
+            sortOrder="Ascending", PaginationConfig={"PageSize": 1}) for j in p["invocationJobSummaries"]]
+        assert everything == [handle, llama, small, empty]
+        assert client.list_model_invocation_jobs(statusEquals="Failed")["invocationJobSummaries"][0]["jobArn"] == empty
 
 
 def test_missing_role_or_bucket_is_a_config_error_naming_the_fix() -> None:
