@@ -193,5 +193,7 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
     tiers = json.loads(runner.invoke(app, ["report", "tier-share", "--config", str(cfg), *base]).output)
     assert {r["tier"]: r["expected_share"] for r in tiers} == {"weak": 0.7, "strong": 0.3}
+    fixed = runner.invoke(app, ["report", "family-daily", "--by", "model", *base])
+    assert fixed.exit_code != 0 and "drop --by model" in str(fixed.exception)
     bad = runner.invoke(app, ["report", "tier-share", "--expected", "weak:0.7", *base])
     assert bad.exit_code != 0 and "tier=share" in str(bad.exception)

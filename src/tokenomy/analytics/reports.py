@@ -207,6 +207,8 @@ def run_report(store: Any, name: str, by: str | None = None, since: datetime | N
     if name not in PRESETS:
         raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
     preset = PRESETS[name]
+    if by and preset.by is None:
+        raise UsageError(f"report {name} has a fixed grouping ({preset.help}); drop --by {by}")
     by = by or preset.by or "model"
     if by not in GROUPS:
         raise UsageError(f"--by {by!r} is not a known grouping; use one of {sorted(GROUPS)}")
