@@ -131,9 +131,16 @@ def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
     assert (hour.input_cost_usd, hour.cache_write_cost_usd) == (Decimal("0.00025"), Decimal("0.000094"))
     assert (batch.mode, batch.input_tokens, batch.cost_usd) == ("batch", 2000, Decimal("0.00025"))  # 2 x 1K tokens
     parquet = tmp_path / "cur.parquet"
-    pd.DataFrame(CUR_ROWS[:5], columns=CUR_HEADER).to_parquet(parquet)
+    typed = pd.DataFrame(CUR_ROWS[:5], columns=CUR_HEADER)  # as AWS writes Parquet: typed columns, nulls
+    typed["line_item_usage_start_date"] = pd.to_datetime(typed["line_item_usage_start_date"], utc=True)
+    for column in ("line_item_usage_amount", "line_item_unblended_cost"):
+        typed[column] = typed[column].astype(float)
+    typed["pricing_unit"] = typed["pricing_unit"].replace("", None)
+    typed.to_parquet(parquet)
     again = import_cur(parquet)
     assert [e.event_id for e in again.events] == [e.event_id for e in events] and not again.problems
+    assert [(e.input_tokens, e.cache_read_tokens, e.mode) for e in again.events] == \
+        [(e.input_tokens, e.cache_read_tokens, e.mode) for e in events]
 
 
 def test_import_focus_export(tmp_path) -> None:

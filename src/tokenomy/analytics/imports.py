@@ -214,6 +214,16 @@ def _columns(path: Path, header: list[str]) -> dict[str, str | None]:
     return found
 
 
+def _cell(row: dict[str, Any], column: str | None) -> str:
+    """A cell as text; Parquet gives typed values and NaN/None for blanks, CSV (read as text) gives ""."""
+    import pandas as pd
+
+    value = None if column is None else row.get(column)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _unit_scale(unit: str) -> int:
     """Tokens per usage unit: "1K tokens" → 1000, "1M tokens" → 1,000,000, "tokens"/blank → 1."""
     match = re.match(r"\s*(\d+)\s*([KkMm])?", unit or "")
@@ -250,7 +260,7 @@ def import_cur(path: str | Path) -> ImportResult:
     cols = _columns(path, list(rows[0]))
     groups: dict[tuple, dict[str, Any]] = {}
     for number, row in enumerate(rows, 2):  # header is line 1
-        get = lambda ours: "" if cols[ours] is None else str(row.get(cols[ours]) or "")  # noqa: E731
+        get = lambda ours: _cell(row, cols[ours])  # noqa: E731
         service, usage_type = get("service"), get("usage_type")
         if service and service not in ("AmazonBedrock", "Amazon Bedrock") and "bedrock" not in service.lower():
             result.skipped += 1
