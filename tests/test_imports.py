@@ -201,3 +201,26 @@ def test_import_llm_log(ledger_path, tmp_path) -> None:
         ("anthropic", 30, 2000, 100)
     assert claude.ts == datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=timezone.utc)  # naive = UTC
     assert events["local"].input_tokens == 0 and events["local"].latency_ms == 8000.0
+
+
+def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
+    """Spans from Tokenomy's own instrumentation, encoded as OTLP by the SDK's encoder, import to the same usage."""
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from tokenomy.analytics.imports import import_otel
+    from tokenomy.messages import ChatRequest, ChatResponse
+    from tokenomy.telemetry.otel import attempt_span, in_memory_pipeline, record_success
+
+    exporter, _ = in_memory_pipeline()
+    exporter.clear()
+    request = ChatRequest.simple("Classify this ticket", model="gpt-4o-mini", max_tokens=5)
+    usage = Usage(input_tokens=200, output_tokens=30, cache_read_tokens=1000, cache_write_tokens=0)
+    with attempt_span(request, "openai", 1) as span:
+        record_success(span, request, ChatResponse(text="billing", model="gpt-4o-mini", provider="openai",
+                                                   usage=usage), Decimal("0.001"), 0.25)
+    path = tmp_path / "otlp.json"
+    path.write_text(MessageToJson(encode_spans(exporter.get_finished_spans())))
+    [event] = import_otel(path).events
+    assert (event.provider, event.model, event.usage) == ("openai", "gpt-4o-mini", usage)
+    assert event.cost_usd == compute_cost(usage, "gpt-4o-mini").total_usd
