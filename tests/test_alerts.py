@@ -151,3 +151,14 @@ def test_bad_settings_name_their_key() -> None:
         AlertSettings.from_config({"reservations": [{"model": "m", "units": 0, "tpm_per_unit": 10}]})
     with pytest.raises(ConfigError, match=r"alerts\.cache_drop_pct"):
         AlertSettings.from_config({"cache_drop_pct": 10})
+
+
+def test_provider_anomalies_on_request(ledger_path) -> None:
+    _ledger(ledger_path)  # every model is on bedrock; the spike on 2026-08-20 shows in the provider's total too
+    store = open_store(ledger_path)
+    now = datetime(2026, 8, 21, 6, tzinfo=timezone.utc)
+    default = evaluate(store, [], now=now)
+    assert [(a["kind"], a["subject"]) for a in default if a["kind"] == "anomaly_spike"] == [("anomaly_spike", "steady")]
+    both = evaluate(store, [], now=now, settings=AlertSettings.from_config({"anomaly_groups": ["model", "provider"]}))
+    spikes = {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"}
+    assert spikes == {("steady", "2026-08-20"), ("provider bedrock", "2026-08-20")}

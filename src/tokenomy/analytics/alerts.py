@@ -12,7 +12,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,8 @@ class AlertSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     window_days: int = Field(7, ge=1, description="recent window compared, and anomaly lookback")
+    anomaly_groups: list[Literal["model", "provider"]] = Field(default_factory=lambda: ["model"],
+                                                               description="daily spend series checked")
     cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
     cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
     tier_tolerance: float = Field(0.10, gt=0, le=1)
@@ -122,17 +124,19 @@ def _budget_alerts(store: Any, budgets: list[dict[str, Any]], now: datetime) -> 
     return out
 
 
-def _anomaly_alerts(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
+def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
     from tokenomy.analytics.anomalies import find_anomalies
 
-    first = (now - timedelta(days=days)).date().isoformat()
+    first = (now - timedelta(days=s.window_days)).date().isoformat()
     out = []
-    for anomaly in find_anomalies(store, until=now):
-        if anomaly.day < first:
-            continue  # older than the window: a past event, not news
-        out.append({**anomaly.to_json(), "kind": f"anomaly_{anomaly.kind}", "subject": anomaly.key,
-                    "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
-                               f"${anomaly.expected_high_usd:.2f}"})
+    for group in s.anomaly_groups:
+        for anomaly in find_anomalies(store, by=group, until=now):
+            if anomaly.day < first:
+                continue  # older than the window: a past event, not news
+            subject = anomaly.key if group == "model" else f"{group} {anomaly.key}"
+            out.append({**anomaly.to_json(), "kind": f"anomaly_{anomaly.kind}", "group": group, "subject": subject,
+                        "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
+                                   f"${anomaly.expected_high_usd:.2f}"})
     return out
 
 
@@ -239,7 +243,7 @@ def evaluate(store: Any, budgets: list[dict[str, Any]], now: datetime | None = N
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     settings = settings or AlertSettings()
     alerts = _budget_alerts(store, budgets, now)
-    alerts += _anomaly_alerts(store, now, settings.window_days)
+    alerts += _anomaly_alerts(store, now, settings)
     alerts += _cache_alerts(store, now, settings)
     alerts += _routing_alerts(store, now, settings, config)
     alerts += _idle_alerts(store, now, settings)
