@@ -26,7 +26,8 @@ def main(n: int = 10_000_000) -> None:
         INSERT INTO usage_events (ts, provider, model, region, mode, task, tier, tags, input_tokens, output_tokens,
             cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, ttft_ms, outcome, attempt, event_id)
         SELECT TIMESTAMPTZ '2026-08-01 00:00:00+00' + to_seconds(CAST(i * 7776000 // {n} AS BIGINT)),
-            ['bedrock','openai','anthropic'][1 + i % 3], ['claude-3-haiku','nova-micro','gpt-4o-mini','claude-sonnet-4'][1 + i % 4],
+            ['bedrock','openai','anthropic'][1 + i % 3],
+            ['claude-3-haiku','nova-micro','gpt-4o-mini','claude-sonnet-4'][1 + i % 4],
             'us-east-1', CASE WHEN i % 10 = 0 THEN 'batch' ELSE 'on_demand' END, ['chat','summarize'][1 + i % 2],
             ['1','2','3'][1 + i % 3], ['{{}}', '{{"team": "search"}}', '{{"env": "prod", "team": "ads"}}'][1 + i % 3],
             CAST(random() * 2000 AS INTEGER), CAST(random() * 400 AS INTEGER),

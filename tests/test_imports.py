@@ -119,8 +119,8 @@ def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
     result = CliRunner().invoke(app, ["import", "cur", str(path), "--json", "--ledger", str(ledger_path)])
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
-    assert summary["problems"] == [f"{path}:9: USE1-NovaMicro-input-tokens: cannot read "
-                                   "start='2026-11-20T12:00:00Z', amount='10', cost='lots' (need an ISO time and numbers)"]
+    assert summary["problems"] == [f"{path}:9: USE1-NovaMicro-input-tokens: cannot read start='2026-11-20T12:00:00Z', "
+                                   "amount='10', cost='lots' (need an ISO time and numbers)"]
     assert (summary["added"], summary["skipped_not_llm_usage"]) == (2, 2)
     events = open_store(ledger_path).events()
     hour, batch = events
