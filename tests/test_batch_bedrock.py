@@ -371,3 +371,13 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         "SELECT request_id, mode FROM usage_events WHERE batch_job_id = ?", [job.job_id])
     assert sorted(r["request_id"] for r in rows) == sorted(f"r{i}" for i in range(120))  # each exactly once
     assert {r["mode"] for r in rows} == {"batch"}
+
+
+def test_every_bedrock_job_status_in_botocore_maps_to_a_normalised_state() -> None:
+    import botocore.session
+
+    from tokenomy.batch.bedrock_backend import STATUS_MAP
+
+    shape = botocore.session.get_session().get_service_model("bedrock").shape_for("ModelInvocationJobStatus")
+    assert len(shape.enum) == 10 and set(STATUS_MAP) == set(shape.enum)
+    assert set(STATUS_MAP.values()) == set(STATES)  # one normalised state each, all of them used

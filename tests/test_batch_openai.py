@@ -220,3 +220,15 @@ def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(tmp_pa
     for r in rows:
         usage = Usage(r["input_tokens"], r["output_tokens"])
         assert Decimal(str(r["cost_usd"])) == compute_cost(usage, MODEL, mode="batch").total_usd
+
+
+def test_every_openai_batch_status_in_the_sdk_maps_to_a_normalised_state() -> None:
+    from typing import get_args
+
+    from openai.types import Batch
+
+    from tokenomy.batch.openai_backend import STATUS_MAP
+
+    statuses = set(get_args(Batch.model_fields["status"].annotation))
+    assert len(statuses) == 8 and set(STATUS_MAP) == statuses
+    assert set(STATUS_MAP.values()) <= set(STATES)

@@ -139,13 +139,13 @@ class BedrockBatchBackend(BatchBackend):
                       for o in page.get("Contents", []))
         seen: set[str] = set()
         for key in keys:
-            body = self._call("GetObject", s3.get_object, Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+            if not key.endswith((".jsonl.out", "manifest.json.out")):
+                continue
+            body = self._call("GetObject", s3.get_object, Bucket=bucket, Key=key)["Body"]
             if key.endswith("manifest.json.out"):
-                self.manifests[handle] = json.loads(body)
+                self.manifests[handle] = json.loads(body.read())
                 continue
-            if not key.endswith(".jsonl.out"):
-                continue
-            for line in body.splitlines():
+            for line in body.iter_lines():  # streamed: output files can be large
                 if not line.strip():
                     continue
                 result = self._record(json.loads(line), job["modelId"])
