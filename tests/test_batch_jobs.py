@@ -232,3 +232,30 @@ def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> No
                                            [job.job_id])
     assert len(events) == 6 and {e["provider"] for e in events} == {"local"}
     assert all(Decimal(str(e["cost_usd"])) == 0 for e in events)  # the local model is free
+
+
+def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200)) + "\n")
+    with InstantOpenAI(delay_s=0.03) as url:
+        cfg = config_for(tmp_path, url)
+        lines = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--json", "--detach",
+                    "--concurrency", "1", "--ledger", str(ledger_path)).stdout.splitlines()
+        job_id = json.loads(lines[0])["job_id"]
+        assert json.loads(lines[-1])["runner_pid"] > 0  # returned at once; a background runner does the work
+        deadline = time.monotonic() + 30
+        while count_results(ledger_path, job_id) < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert json.loads(cli("batch", "cancel", job_id, "--ledger", str(ledger_path), "--json").stdout)["status"] \
+            == "stopping"
+        waited = json.loads(cli("batch", "wait", job_id, "--timeout", "30", "--poll", "0.2", "--ledger",
+                                str(ledger_path), "--json").stdout)
+        assert waited["status"] == "stopped" and 20 <= waited["done"] < 200 and waited["pending"] == 200 - waited["done"]
+        out = tmp_path / "partial.jsonl"
+        counts = json.loads(cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path),
+                                "--json").stdout)
+        assert counts["records"] == 200 and counts["missing"] == 200 - waited["done"]
+        assert all("resume" in json.loads(x)["error"] for x in out.read_text().splitlines() if not json.loads(x)["ok"])
+        final = json.loads(cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json").stdout.splitlines()[-1])
+    assert (final["status"], final["done"], final["pending"]) == ("completed", 200, 0)
