@@ -159,6 +159,8 @@ def test_two_hundred_records_on_the_instant_engine(s3_url) -> None:
         assert manifest["outputTokenCount"] == sum(r.usage.output_tokens for r in results)
         job = backend.describe(handle)
         assert job["status"] == "Completed" and job["totalRecordCount"] == 200 and "endTime" in job
+        assert job["timeoutDurationInHours"] == 168 and job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"].endswith(
+            "/input/records.jsonl")
         assert job["jobName"].startswith("tokenomy-big-job-1-")
         batch, on_demand = priced(results)
         assert batch == compute_cost(sum((r.usage for r in results), Usage()), HAIKU,
@@ -176,8 +178,15 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
         lines[int(rid[1:])] = json.dumps({"recordId": rid, "modelInput": body})
     with emulator(s3_url) as (_, options):
         backend = BedrockBatchBackend()
-        handle = backend.submit("partial", HAIKU, records(lines), options)
+        key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        handle = backend.submit("partial", HAIKU, records(lines), replace(options, kms_key_id=key))
         assert wait(backend, handle)[-1] == "partially_completed"
+        output = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]
+        assert output["s3EncryptionKeyId"] == key
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+        folder = output["s3Uri"][len(f"s3://{BUCKET}/"):] + handle.rsplit("/", 1)[1]
+        head = s3.head_object(Bucket=BUCKET, Key=f"{folder}/records.jsonl.out")
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
         state, message = backend.status(handle)
         assert "3 records failed" in message
         results = {r.id: r for r in backend.results(handle)}

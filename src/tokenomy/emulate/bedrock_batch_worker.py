@@ -225,12 +225,14 @@ class JobWorker:
         tokens = {"inputTokenCount": 0, "outputTokenCount": 0}
         outputs: dict[str, list[str]] = {name: [] for name, _ in files}
         last_flush = time.monotonic()
+        kms_key = job.body["outputDataConfig"]["s3OutputDataConfig"].get("s3EncryptionKeyId")
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
 
         def flush() -> None:
             for name, lines in outputs.items():
-                s3.put_object(Bucket=bucket, Key=f"{base}{name}.out", Body="".join(lines).encode())
+                s3.put_object(Bucket=bucket, Key=f"{base}{name}.out", Body="".join(lines).encode(), **encryption)
             s3.put_object(Bucket=bucket, Key=f"{base}manifest.json.out",
-                          Body=json.dumps({**job.counts, **tokens}).encode())
+                          Body=json.dumps({**job.counts, **tokens}).encode(), **encryption)
 
         ended = None
         for name, records in files:
