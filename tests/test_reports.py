@@ -39,7 +39,7 @@ def _events(n: int = 400, now: datetime = NOW) -> list[UsageEvent]:
             latency_ms=rng.uniform(50, 2000), ttft_ms=rng.uniform(10, 400), tags=tags,
             task=rng.choice([None, "chat", "summarize"]), tier=rng.choice(["weak", "weak", "strong"]),
             mode=rng.choice(["on_demand", "on_demand", "batch"]),
-            outcome=rng.choice(["ok"] * 8 + ["throttled", "server_error"])))
+            outcome=rng.choice(["ok"] * 8 + ["throttled", "server_error", "cancelled"])))
     return out
 
 
@@ -119,7 +119,7 @@ def _check(store, events: list[UsageEvent]) -> None:
 
     calls = _sum(events, lambda e: (e.model,), lambda e: 1)
     throttled = _sum(events, lambda e: (e.model,), lambda e: e.outcome == "throttled")
-    failed = _sum(events, lambda e: (e.model,), lambda e: e.outcome not in ("ok", "throttled"))
+    failed = _sum(events, lambda e: (e.model,), lambda e: e.outcome in ("client_error", "server_error", "timeout"))
     _approx(_rows(store, "errors", ("model",), "throttle_rate"), {k: throttled[k] / calls[k] for k in calls})
     _approx(_rows(store, "errors", ("model",), "error_rate"), {k: failed[k] / calls[k] for k in calls})
 

@@ -124,8 +124,11 @@ def _latency(g: str, where: str, d: str) -> str:
 
 def _errors(g: str, where: str, d: str) -> str:
     throttled = "SUM(CASE WHEN outcome = 'throttled' THEN 1 ELSE 0 END)"
-    failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled') THEN 1 ELSE 0 END)"
+    # A stream the client abandoned ('cancelled') is not the provider's error.
+    failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled', 'cancelled') THEN 1 ELSE 0 END)"
+    cancelled = "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END)"
     return (f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
+            f"{cancelled} AS cancelled, "
             f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
             f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY 1 ORDER BY 1")
 
