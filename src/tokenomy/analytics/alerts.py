@@ -232,7 +232,7 @@ def _idle_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, 
 
 
 # What makes an alert the same alert on the next run: its kind, its subject and its period.
-IDENTITY = {"budget": ("month",), "budget_forecast": ("month",), "anomaly_spike": ("day",),
+IDENTITY = {"budget": ("month", "limit_usd"), "budget_forecast": ("month", "limit_usd"), "anomaly_spike": ("day",),
             "anomaly_drift": ("week",), "cache_drop": ("week",), "routing_drift": ("week",),
             "escalation_rate": ("week",), "provisioned_idle": ("week",)}
 
@@ -251,7 +251,7 @@ def evaluate(store: Any, budgets: list[dict[str, Any]], now: datetime | None = N
         if alert["kind"] == "anomaly_drift":
             alert["week"] = _week(datetime.fromisoformat(alert["day"]))
         identity = [alert["kind"], alert["subject"], *(alert[k] for k in IDENTITY[alert["kind"]])]
-        alert["alert_id"] = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+        alert["alert_id"] = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:16]
     return alerts
 
 
