@@ -292,15 +292,20 @@ def test_missing_role_or_bucket_is_a_config_error_naming_the_fix() -> None:
         BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(role_arn=ROLE))
 
 
-def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(s3_url, tmp_path, ledger_path) -> None:
+def test_cli_submit_of_1000_lines_with_20_malformed_completes_at_batch_prices(s3_url, tmp_path, ledger_path) -> None:
     import os
     import subprocess
     import sys
 
     from tokenomy.ledger.store import open_store
 
+    lines = plain(1000, max_tokens=6)
+    broken = ['{"id": "x", "prompt": ', '{"prompt": "no id"}', json.dumps({"id": "r1", "prompt": "duplicate"}),
+              json.dumps({"id": "e", "prompt": "   "}), "[1, 2]"]
+    for i in range(20):  # every 50th line is malformed in one of five ways
+        lines[i * 50 + 7] = broken[i % 5].replace('"e"', f'"e{i}"').replace('"x"', f'"x{i}"')
     path = tmp_path / "in.jsonl"
-    path.write_text("\n".join(plain(120, max_tokens=6) + ['{"id": "broken", "prompt": ']) + "\n")
+    path.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
     with emulator(s3_url) as (url, _):
         out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", HAIKU,
@@ -311,11 +316,11 @@ def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(s3_url
     first, *_, last = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     job = last
     assert job["job_id"] == first["job_id"] and job["status"] == "completed"
-    assert job["records"] == 120 and job["done"] == 120 and job["bad_lines"] == 1
+    assert job["records"] == 980 and job["done"] == 980 and job["bad_lines"] == 20
     rows = open_store(str(ledger_path)).query(
         "SELECT mode, model, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
         [job["job_id"]])
-    assert len(rows) == 120 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {HAIKU}
+    assert len(rows) == 980 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {HAIKU}
     batch = on_demand = Decimal(0)
     for r in rows:
         usage = Usage(r["input_tokens"], r["output_tokens"])
