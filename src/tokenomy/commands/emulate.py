@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
 
         console.print(f"Bedrock Runtime emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
                       f"  boto3.client('bedrock-runtime', endpoint_url='http://{host}:{port}', region_name='us-east-1',"
-                      " aws_access_key_id='x', aws_secret_access_key='x')")
+                      " aws_access_key_id='x', aws_secret_access_key='x')\n"
+                      f"  batch jobs: boto3.client('bedrock', endpoint_url='http://{host}:{port}', ...), S3 at "
+                      f"{s3_endpoint_url or 'AWS_ENDPOINT_URL_S3 / AWS S3'}")
         app = create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after)
         batch: dict = {"step_seconds": batch_step_seconds, "queue_seconds": batch_step_seconds}
         if s3_endpoint_url:
