@@ -40,7 +40,8 @@ def plain(n: int, max_tokens: int = 8) -> list[str]:
 def with_bad_lines(good: list[str]) -> tuple[list[str], dict[int, str]]:
     """Interleave 20 malformed lines of five kinds; returns the lines and {line number: field at fault}."""
     kinds = [('{"id": "x", "prompt": ', "-"), (json.dumps({"prompt": "no id"}), "id"),
-             (json.dumps({"id": "r3", "prompt": "duplicate id"}), "id"), (json.dumps({"id": "e", "prompt": " "}), "prompt"),
+             (json.dumps({"id": "r3", "prompt": "duplicate id"}), "id"),
+             (json.dumps({"id": "e", "prompt": " "}), "prompt"),
              (json.dumps({"id": "m", "prompt": "hi", "max_tokens": -1}), "max_tokens")]
     lines, bad = [], {}
     for index, line in enumerate(good):
@@ -251,11 +252,13 @@ def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: 
             == "stopping"
         waited = json.loads(cli("batch", "wait", job_id, "--timeout", "30", "--poll", "0.2", "--ledger",
                                 str(ledger_path), "--json").stdout)
-        assert waited["status"] == "stopped" and 20 <= waited["done"] < 200 and waited["pending"] == 200 - waited["done"]
+        assert waited["status"] == "stopped" and 20 <= waited["done"] < 200
+        assert waited["pending"] == 200 - waited["done"]
         out = tmp_path / "partial.jsonl"
         counts = json.loads(cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path),
                                 "--json").stdout)
         assert counts["records"] == 200 and counts["missing"] == 200 - waited["done"]
         assert all("resume" in json.loads(x)["error"] for x in out.read_text().splitlines() if not json.loads(x)["ok"])
-        final = json.loads(cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json").stdout.splitlines()[-1])
+        resumed = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
+        final = json.loads(resumed.stdout.splitlines()[-1])
     assert (final["status"], final["done"], final["pending"]) == ("completed", 200, 0)

@@ -193,7 +193,7 @@ def _aggregate(states: list[str], missing: int, answered: int, failed: int) -> s
 def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> Job:
     """Ask the backend how each part is doing; collect results of parts that finished."""
     job = require_job(tables, job_id)
-    if job.backend == "local" or job.status in FINAL_STATES and job.pending == 0:
+    if job.backend == "local" or (job.status in FINAL_STATES and job.pending == 0):
         return job
     backend = backend or get_backend(job.backend, submit_options(job))
     states = []

@@ -307,7 +307,15 @@ def run_job(tables: JobTables, job_id: str, client=None, progress: bool = True) 
         committer.close()
     except BaseException as exc:
         finished.set()
-        tables.update_job(job_id, status="failed", message=f"runner error: {exc}", runner_pid=None)
+        try:
+            committer.close()  # keep the answers that did arrive
+        except Exception:
+            pass
+        if isinstance(exc, KeyboardInterrupt):
+            status, message = "stopped", "interrupted; `tokenomy batch resume` continues"
+        else:
+            status, message = "failed", f"runner error: {exc}; fix it and `tokenomy batch resume {job_id}`"
+        tables.update_job(job_id, status=status, message=message, runner_pid=None)
         raise
     finished.set()
     beat.join()

@@ -122,8 +122,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _line({"job_id": job.job_id})
         else:
-            console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}"
-                          + (f" ({job.bad_lines} bad lines skipped; see `tokenomy batch validate`)" if job.bad_lines else ""))
+            skipped = f" ({job.bad_lines} bad lines skipped; see `tokenomy batch validate`)" if job.bad_lines else ""
+            console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}{skipped}")
         _start(tables, job, detach, as_json)
 
     def _start(tables, job, detach: bool, as_json: bool) -> None:  # noqa: ANN001
@@ -262,14 +262,14 @@ def register(app: typer.Typer) -> None:
             return
         od_time = "-" if result.on_demand_minutes is None else f"{result.on_demand_minutes:,.0f} min"
         fits = {True: "yes", False: "no", None: "? (--tpm-quota)"}[result.on_demand_fits]
-        batch_time = f"≤ {result.batch_completion_hours} h (not guaranteed)" if result.batch_completion_hours else "-"
+        hours = result.batch_completion_hours
+        batch_time = f"≤ {hours} h (not guaranteed)" if hours else "-"
+        batch_fits = "yes" if hours and result.window_hours >= hours else "not guaranteed"
         console.print(table(f"{result.records} records, ~{result.input_tokens:,} in + {result.output_tokens:,} out "
                             f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
                             ["option", "cost", "time", "fits the window"],
                             [["on demand", usd(result.on_demand_usd, 4), od_time, fits],
-                             ["batch", usd(result.batch_usd, 4), batch_time,
-                              "yes" if result.batch_completion_hours and result.window_hours >= result.batch_completion_hours
-                              else "not guaranteed"]]))
+                             ["batch", usd(result.batch_usd, 4), batch_time, batch_fits]]))
         console.print(f"[bold]recommend {result.recommendation.replace('_', ' ')}[/bold]: {result.reason}")
         console.print(f"- batch risk: {result.batch_risk}")
         for note in result.notes:
