@@ -72,7 +72,7 @@ def record_results(tables: JobTables, job: Job, items: list[tuple[int | None, Re
             cost_usd = cost.total_usd
             u = result.usage
             event = UsageEvent(ts=utcnow(), provider=provider, model=result.model or job.model, region=region,
-                               mode=mode, task="batch", input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                               mode=mode, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
                                cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
                                request_id=result.id, batch_job_id=job.job_id,
                                event_id=record_event_id(job.job_id, result.id))
