@@ -262,3 +262,26 @@ def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: 
         resumed = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
         final = json.loads(resumed.stdout.splitlines()[-1])
     assert (final["status"], final["done"], final["pending"]) == ("completed", 200, 0)
+
+
+def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path, ledger_path: Path) -> None:
+    from tokenomy.batch.backends import RecordResult
+    from tokenomy.batch.jobs import record_results
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(30)) + "\n")
+    with InstantOpenAI() as url:
+        tables = open_tables(ledger_path)
+        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)))
+        # A runner died after writing the ledger events of r0..r4 but before their result rows.
+        answered = [(0, RecordResult(f"r{i}", text="ok", usage=Usage(7, 8), model=PRICE_AS), "on_demand", "openai",
+                     PRICE_AS, None) for i in range(5)]
+        record_results(tables, job, answered)
+        tables.execute("DELETE FROM batch_results WHERE job_id = ?", [job.job_id])
+        job, stats = run_job(tables, job.job_id, progress=False)
+        assert stats.answered == 30 and (job.status, job.done) == ("completed", 30)  # r0..r4 were asked again...
+        record_results(tables, job, answered)  # ...and writing them once more changes nothing
+    rows = open_store(ledger_path).query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
+                                         "GROUP BY request_id", [job.job_id])
+    assert len(rows) == 30 and {r["n"] for r in rows} == {1}  # ...but each is in the ledger once
+    assert len(tables.results(job.job_id)) == 30
