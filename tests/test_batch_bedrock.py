@@ -359,7 +359,9 @@ def test_emulate_bedrock_command_serves_batch_jobs(s3_url) -> None:
 
 
 def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_url, tmp_path, ledger_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts, wait as wait_job
+    from tokenomy.batch.jobs import create_job, export_missing, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import UsageError
     from tokenomy.ledger.store import open_store
 
     path = tmp_path / "in.jsonl"
@@ -378,7 +380,12 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         assert job.status == "partially_completed" and 0 < job.done < 120
         first = job.done
         service.settings.seconds_per_hour = 3600.0  # the next job has all the time it needs
-        assert resubmit_missing(tables, job.job_id) == 120 - first
+        with pytest.raises(UsageError, match="below aws.bedrock's minimum of 100"):
+            resubmit_missing(tables, job.job_id)  # what real Bedrock would reject is refused up front
+        rest = tmp_path / "rest.jsonl"
+        assert export_missing(tables, job.job_id, rest)["records"] == 120 - first
+        assert len(rest.read_text().splitlines()) == 120 - first
+        assert resubmit_missing(tables, job.job_id, min_records=1) == 120 - first
         job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
     assert job.done == 120 and job.pending == 0, job.to_json()
     rows = open_store(str(ledger_path)).query(

@@ -243,8 +243,14 @@ def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
     return out
 
 
-def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> int:
-    """Send records left unanswered by partial, expired, failed or stopped parts as new part(s)."""
+def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | None = None,
+                     min_records: int | None = None) -> int:
+    """Send records left unanswered by partial, expired, failed or stopped parts as new part(s).
+
+    Fewer records than the provider's per-job minimum (`min_records`, default from the catalog's
+    quotas) would be rejected by the provider, so that case is an error that says how to run them
+    on demand instead.
+    """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
@@ -255,6 +261,14 @@ def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | Non
     if not missing:
         return 0
     provider = default_catalog().lookup(job.model, job.options.get("region")).provider
+    if min_records is None:
+        min_records = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
+    if len(missing) < min_records:
+        raise UsageError(
+            f"{len(missing)} records of {job_id} have no result, below {provider}'s minimum of {min_records} per "
+            f"batch job, so a resubmission would be rejected; run them on demand instead: `tokenomy batch results "
+            f"{job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
+            "--backend local`")
     next_no = max(p["part_no"] for p in parts) + 1
     for offset, split_job in enumerate(split_records(missing, default_catalog().quotas_for(provider))):
         records = sum(split_job, [])
@@ -314,6 +328,13 @@ def wait(tables: JobTables, job_id: str, timeout_s: float | None = None, poll_s:
         if job.backend == "local" and not runner_alive(job) and job.status != "submitted":
             return job  # nobody is working on it: waiting would never end
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+def export_missing(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
+    """Write the input lines of records that have no result yet, ready to submit again."""
+    missing = missing_records(tables, job_id)
+    Path(out).write_text("".join(json.dumps(r.raw) + "\n" for r in missing), encoding="utf-8")
+    return {"records": len(missing), "ok": 0, "failed": 0, "missing": len(missing)}
 
 
 def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:

@@ -190,13 +190,16 @@ def register(app: typer.Typer) -> None:
     @batch.command("results")
     def results(job_id: str = typer.Argument(..., help="Job id."),
                 out: Path = typer.Option(..., "-o", "--out", help="Output JSONL: one line per input record."),
+                missing_input: bool = typer.Option(
+                    False, "--missing-input",
+                    help="Instead write the input lines of records with no result, to submit again."),
                 ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
-        from tokenomy.batch.jobs import export_results, open_tables, refresh
+        from tokenomy.batch.jobs import export_missing, export_results, open_tables, refresh
 
         tables = open_tables(ledger)
         refresh(tables, job_id)
-        counts = export_results(tables, job_id, out)
+        counts = (export_missing if missing_input else export_results)(tables, job_id, out)
         if as_json:
             print_json({"job_id": job_id, "out": str(out), **counts})
             return
