@@ -317,6 +317,9 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
     return require_job(tables, job_id)
 
 
+STARTUP_GRACE_S = 30.0  # how long a detached local runner may take to claim its job
+
+
 def wait(tables: JobTables, job_id: str, timeout_s: float | None = None, poll_s: float = 2.0,
          backend: BatchBackend | None = None) -> Job:
     """Refresh until the job reaches a final state or `timeout_s` passes; returns the latest job."""
@@ -325,8 +328,11 @@ def wait(tables: JobTables, job_id: str, timeout_s: float | None = None, poll_s:
         job = refresh(tables, job_id, backend)
         if job.status in FINAL_STATES or (deadline is not None and time.monotonic() >= deadline):
             return job
-        if job.backend == "local" and not runner_alive(job) and job.status != "submitted":
-            return job  # nobody is working on it: waiting would never end
+        # Nobody is working on a local job (a runner that died, or a submit killed before its runner
+        # started, given a grace period to start): waiting would never end.
+        starting = job.status == "submitted" and (utcnow() - job.updated_at).total_seconds() < STARTUP_GRACE_S
+        if job.backend == "local" and not runner_alive(job) and not starting:
+            return job
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
 
 
