@@ -1,4 +1,4 @@
-"""`tokenomy route explain`: which tier a prompt goes to, and which rule said so."""
+"""`tokenomy route explain|train|eval|drift`: routing decisions, the trained router, evaluation and drift."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, console, print_json
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json
+from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
-route_app = typer.Typer(help="Model routing: explain decisions.", no_args_is_help=True)
+route_app = typer.Typer(help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
+                             "policies, watch escalation and tier drift.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,46 +47,112 @@ def explain_cmd(
 
 @route_app.command("train")
 def train_cmd(
-    data: str = typer.Argument(..., help="JSONL of {prompt, label} (label: strong/weak or a tier name)."),
+    data: str = typer.Argument(..., help="JSONL of {prompt, label[, weak_quality, strong_quality, output_tokens]} "
+                                          "(label: strong/weak or a tier name), or gsm8k / mmlu / mt-bench."),
     output: str = typer.Option("router.joblib", "-o", "--output", help="Where to save the model."),
+    target_quality: Optional[float] = typer.Option(None, "--target-quality", help="Pick the cheapest threshold "
+                                                   "keeping this share of always-strong quality (e.g. 0.95)."),
+    max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", help="Or: the best-quality threshold whose "
+                                                 "average cost per request stays within this many USD."),
+    holdout: float = typer.Option(0.25, "--holdout", help="Share of the data held out to calibrate the threshold."),
+    weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
+    strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
+    region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Fit TF-IDF + logistic regression on labelled prompts and save it with joblib."""
-    from tokenomy.routing.classifier import load_jsonl, save, train
+    """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
+    held-out split and save it with the model (the router then uses it unless the policy sets `threshold`)."""
+    from tokenomy.routing.calibrate import price, train_and_calibrate
+    from tokenomy.routing.classifier import load_labelled, save
+    from tokenomy.routing.datasets import labelled_frame, load_outcomes
 
-    prompts, labels = load_jsonl(data)
-    save(train(prompts, labels), output)
-    result = {"output": output, "examples": len(prompts), "strong": sum(labels)}
+    frame = labelled_frame(load_labelled(data)) if data.endswith(".jsonl") and "judgements" not in data \
+        else load_outcomes(data)
+    calibrating = target_quality is not None or max_cost_usd is not None
+    router, report = train_and_calibrate(frame, holdout if calibrating else 1e-9, seed, target_quality, max_cost_usd,
+                                         price(weak_model, region), price(strong_model, region))
+    save(router, output)
+    result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}
     if as_json:
         print_json(result)
+    elif report:
+        console.print(f"trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} calibrated on "
+                      f"{report['held_out']} held-out prompts: {report['quality_retained']:.1%} of strong quality, "
+                      f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
+                      f"({weak_model} / {strong_model}); saved {output}")
     else:
-        console.print(f"trained on {len(prompts)} prompts ({sum(labels)} strong); saved {output}")
+        console.print(f"trained on {len(frame)} prompts; threshold 0.5 (not calibrated); saved {output}")
 
 
 @route_app.command("eval")
 def eval_cmd(
-    dataset: str = typer.Argument(..., help="gsm8k, mmlu, or a path to RouteLLM outcome files."),
-    strong: str = typer.Option("anthropic.claude-3-7-sonnet-20250219-v1:0", "--strong", help="Strong model to price."),
+    dataset: str = typer.Argument(..., help="gsm8k, mmlu, mt-bench, or a path to RouteLLM outcome files."),
+    strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", "--strong",
+                                     help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B)."),
+    region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
+    rules: Optional[str] = typer.Option(None, "--rules", help="Config with a rules policy (and a cascade's "
+                                        "validators) to replay [default: examples/routing/eval_rules.yaml]."),
+    target_quality: float = typer.Option(0.95, "--target-quality", help="Quality floor the classifier's threshold "
+                                         "is calibrated to (share of always-strong quality)."),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
     as_json: bool = JsonOption,
 ) -> None:
     """Train on a seeded split, report each policy on the held-out split (cost, quality, strong share, CPT95)."""
     from tokenomy.commands._common import table, usd
     from tokenomy.routing.evaluate import evaluate
 
-    result = evaluate(dataset, strong, seed=seed, png=png)
+    with console.status(f"training and replaying {dataset}"):
+        result = evaluate(dataset, strong_model, region=region, seed=seed, png=png, rules=rules,
+                          target_quality=target_quality)
     if as_json:
         # One object per policy (as the checks expect); the run's summary rides along on each.
-        extra = {k: v for k, v in result.items() if k != "policies"}
+        extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
         print_json([{**p, **extra} for p in result["policies"]])
         return
-    console.print(table(f"{dataset}: held-out {result['held_out']} prompts", ["policy", "cost", "quality",
-                        "retained", "strong share", "accuracy", "escalation"],
-                        [[p["policy"], usd(p["cost"]), f"{p['quality']:.3f}", f"{p['quality_retained']:.1%}",
-                          f"{p['strong_share']:.1%}", f"{p['routing_accuracy']:.1%}", f"{p['escalation_rate']:.1%}"]
-                         for p in result["policies"]]))
-    console.print(f"CPT(95%): classifier {result['cpt95_classifier']:.1%} vs random {result['cpt95_random']:.1%}; "
-                  f"APGR {result['apgr_classifier']:.3f}; curve: {png}")
+    console.print(table(f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}, "
+                        f"threshold calibrated on {result['calibrated_on']})",
+                        ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
+                        [[p["policy"], usd(p["cost"]), usd(p["cost_per_1k"], 4), f"{p['quality']:.3f}",
+                          f"{p['quality_retained']:.1%}", f"{p['strong_share']:.1%}", f"{p['routing_accuracy']:.1%}",
+                          f"{p['escalation_rate']:.1%}"] for p in result["policies"]]))
+    console.print(f"strong share for 95% of strong quality (CPT95): classifier {result['cpt95_classifier']:.1%} vs "
+                  f"random {result['cpt95_random']:.1%}; APGR {result['apgr_classifier']:.3f}; classifier threshold "
+                  f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}")
+    console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
-        console.print(f"price: {p['model']} {p['region']} {p['source']} as of {p['as_of']}")
+        console.print(f"price: {p['model']} {p['region']}: ${p['input_per_million']}/M in, "
+                      f"${p['output_per_million']}/M out ({p['source']}, as of {p['as_of']})")
+
+
+@route_app.command("drift")
+def drift_cmd(
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with routes and routing.policies."),
+    ledger: Optional[str] = LedgerOption,
+    days: int = typer.Option(7, "--days", help="Look back this many days."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""
+    from datetime import datetime, timedelta, timezone
+
+    from tokenomy.commands._common import table
+    from tokenomy.config import load_config
+    from tokenomy.ledger.store import open_store
+    from tokenomy.routing.drift import escalation_rates, expected_shares, tier_share
+
+    cfg = load_config(config)
+    store = open_store(ledger or cfg.ledger)
+    since = datetime.now(timezone.utc) - timedelta(days=days)
+    result = {"escalation": escalation_rates(store, cfg, since),
+              "tier_share": tier_share(store, since, expected_shares(cfg))}
+    if as_json:
+        print_json(result)
+        return
+    console.print(table("cascade escalation", ["route", "requests", "escalated", "rate", "threshold", ""],
+                        [[r["route"], r["calls"], r["escalations"], f"{r['rate']:.1%}", f"{r['threshold']:.0%}",
+                          "[red]above threshold[/red]" if r["flagged"] else ""] for r in result["escalation"]]))
+    console.print(table("tier share", ["route", "tier", "share", "expected", ""],
+                        [[r["route"], r["tier"], f"{r['share']:.1%}",
+                          "-" if r["expected"] is None else f"{r['expected']:.0%}",
+                          "[red]drift[/red]" if r["flagged"] else ""] for r in result["tier_share"]]))

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenomy.errors import UsageError
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
 
 
-def load_jsonl(path: str | Path) -> tuple[list[str], list[int]]:
-    """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak). Errors name the line."""
-    prompts, labels = [], []
+def load_labelled(path: str | Path) -> list[dict]:
+    """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak). Optional
+    `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact. Errors name the line."""
+    rows = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            prompts.append(str(row["prompt"]))
-            labels.append(int(str(row["label"]).lower() in STRONG))
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc})") from exc
-    return prompts, labels
+            strong = int(str(row["label"]).lower() in STRONG)
+            rows.append({"prompt": str(row["prompt"]), "label": strong,
+                         # Without measured qualities: a weak label means the weak model was good enough.
+                         "weak_quality": float(row.get("weak_quality", 1 - strong)),
+                         "strong_quality": float(row.get("strong_quality", 1.0)),
+                         "output_tokens": int(row.get("output_tokens", 256))})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc!r})") from exc
+    return rows
+
+
+def load_jsonl(path: str | Path) -> tuple[list[str], list[int]]:
+    """(prompts, labels) from a labelled JSONL (see `load_labelled`)."""
+    rows = load_labelled(path)
+    return [r["prompt"] for r in rows], [r["label"] for r in rows]
 
 
 def train(prompts: list[str], labels: list[int], seed: int = 0):
@@ -39,18 +52,37 @@ def train(prompts: list[str], labels: list[int], seed: int = 0):
     return model
 
 
-def save(model, path: str | Path) -> None:
+@dataclass
+class TrainedRouter:
+    """The fitted pipeline and the decision threshold it was calibrated to (0.5 when not calibrated)."""
+
+    pipeline: Any
+    threshold: float = 0.5
+    calibration: dict | None = None
+
+
+def save(model, path: str | Path, threshold: float | None = None, calibration: dict | None = None) -> None:
+    """Save a pipeline or a TrainedRouter with its threshold, so the router uses the calibrated one."""
     import joblib
 
-    joblib.dump(model, path)
+    router = model if isinstance(model, TrainedRouter) else TrainedRouter(model)
+    joblib.dump({"pipeline": router.pipeline, "threshold": threshold if threshold is not None else router.threshold,
+                 "calibration": calibration if calibration is not None else router.calibration}, path)
 
 
-def load(path: str | Path):
+def load(path: str | Path) -> TrainedRouter:
+    """Load a saved router (also a bare pipeline saved by older versions: threshold 0.5)."""
     import joblib
 
-    return joblib.load(path)
+    try:
+        saved = joblib.load(path)
+    except FileNotFoundError as exc:
+        raise UsageError(f"classifier_path {path}: no such file; train one with `tokenomy route train`") from exc
+    if isinstance(saved, dict):
+        return TrainedRouter(saved["pipeline"], float(saved.get("threshold", 0.5)), saved.get("calibration"))
+    return TrainedRouter(saved)
 
 
 def strong_probability(model, prompt: str) -> float:
-    """P(the strong tier is needed) for one prompt."""
-    return float(model.predict_proba([prompt])[0][1])
+    """P(the strong tier is needed) for one prompt (`model`: a TrainedRouter or a bare pipeline)."""
+    return float(getattr(model, "pipeline", model).predict_proba([prompt])[0][1])

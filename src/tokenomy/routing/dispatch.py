@@ -33,9 +33,10 @@ def _plan(cfg, route_name: str, request: ChatRequest) -> tuple[Policy, list[str]
     return policy, tiers
 
 
-def _prepare(request: ChatRequest, cfg, route_name: str, tier: str, escalated: bool = False) -> ChatRequest:
-    # An escalated attempt is tagged so escalation rates per route are queryable from the ledger.
-    tags = {**request.meta.tags, ESCALATED_TAG: "1"} if escalated else request.meta.tags
+def _prepare(request: ChatRequest, cfg, route_name: str, tier: str, attempt: int = 0) -> ChatRequest:
+    # An escalated attempt is tagged with its number (1 = first escalation) so escalation rates per route
+    # are queryable from the ledger: requests = untagged rows, escalated requests = rows tagged "1".
+    tags = {**request.meta.tags, ESCALATED_TAG: str(attempt)} if attempt else request.meta.tags
     meta = replace(request.meta, route=route_name, tier=tier, tags=tags)
     return replace(request, model=_model(cfg, tier), meta=meta)
 
@@ -45,7 +46,7 @@ def chat_via_route(client, cfg, route_name: str, request: ChatRequest) -> ChatRe
     policy, tiers = _plan(cfg, route_name, request)
     response = None
     for index, tier in enumerate(tiers):
-        response = client.chat(_prepare(request, cfg, route_name, tier, index > 0))
+        response = client.chat(_prepare(request, cfg, route_name, tier, index))
         response.tier = tier
         if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
             break
@@ -57,7 +58,7 @@ async def achat_via_route(client, cfg, route_name: str, request: ChatRequest) ->
     policy, tiers = _plan(cfg, route_name, request)
     response = None
     for index, tier in enumerate(tiers):
-        response = await client.achat(_prepare(request, cfg, route_name, tier, index > 0))
+        response = await client.achat(_prepare(request, cfg, route_name, tier, index))
         response.tier = tier
         if index == len(tiers) - 1 or validate(response, request, policy.validators) is None:
             break
@@ -78,6 +79,8 @@ def _first_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
 
     if policy.classifier_path not in _MODELS:  # loaded once: a decision must stay well under 5 ms
         _MODELS[policy.classifier_path] = load(policy.classifier_path)
+    router = _MODELS[policy.classifier_path]
+    threshold = policy.threshold if policy.threshold is not None else router.threshold  # calibrated by route train
     tiers = policy.tiers or order
     text = "\n".join(m.content for m in request.messages)
-    return tiers[-1] if strong_probability(_MODELS[policy.classifier_path], text) >= policy.threshold else tiers[0]
+    return tiers[-1] if strong_probability(router, text) >= threshold else tiers[0]

@@ -1,11 +1,18 @@
-"""From the ledger: cascade escalation rate per route, and each tier's traffic share against expectation."""
+"""From the ledger: cascade escalation rate per route, and each tier's traffic share against expectation.
+
+Thresholds come from the routing config: `routing.policies.<name>.escalation_threshold` (default 25%)
+and `expected_share` ({tier: share}) of the policy each route uses.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from tokenomy.routing.dispatch import ESCALATED_TAG
+
+DEFAULT_ESCALATION_THRESHOLD = 0.25
 
 
 def _rows(store, since: datetime | None) -> list[dict]:
@@ -17,38 +24,84 @@ def _rows(store, since: datetime | None) -> list[dict]:
     return store.query(sql, params)
 
 
-def _tags(value) -> dict:
+def _tags(value) -> dict:  # noqa: ANN001
     return json.loads(value) if isinstance(value, str) and value else (value or {})
 
 
-def escalation_rates(store, since: datetime | None = None, threshold: float = 0.25) -> list[dict]:
-    """Per route: routed calls, escalations, rate, flagged when the rate exceeds `threshold` (default 25%)."""
+def _route_policies(cfg) -> dict[str, Any]:  # noqa: ANN001
+    from tokenomy.routing.rules import load_policy
+
+    return {name: load_policy(cfg.routing, route.policy) for name, route in cfg.routes.items() if route.policy}
+
+
+def escalation_thresholds(cfg) -> dict[str, float]:  # noqa: ANN001
+    """{route: escalation threshold} for every route that has a routing policy."""
+    return {name: policy.escalation_threshold for name, policy in _route_policies(cfg).items()}
+
+
+def expected_shares(cfg) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """{route: {tier: expected share}} for routes whose policy sets `expected_share`."""
+    return {name: policy.expected_share for name, policy in _route_policies(cfg).items() if policy.expected_share}
+
+
+def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = None,
+                     since: datetime | None = None) -> list[dict]:
+    """Per route: requests, escalated requests, rate, its threshold, flagged when the rate exceeds it.
+
+    `thresholds`: one rate for every route, {route: rate} (others get 25%), or a TokenomyConfig, whose
+    routing policies give each route's `escalation_threshold` and restrict the answer to routed routes.
+    A request is an untagged attempt; an escalated request has an attempt tagged "1" (its first escalation).
+    """
+    only = None
+    if thresholds is not None and hasattr(thresholds, "routes"):
+        thresholds = only = escalation_thresholds(thresholds)
     counts: dict[str, list[int]] = {}
     for row in _rows(store, since):
+        if only is not None and row["route"] not in only:
+            continue
+        attempt = _tags(row["tags"]).get(ESCALATED_TAG)
         entry = counts.setdefault(row["route"], [0, 0])
-        if _tags(row["tags"]).get(ESCALATED_TAG):
-            entry[1] += 1
-        else:
+        if not attempt:
             entry[0] += 1
-    return [{"route": route, "calls": calls, "escalations": esc, "rate": esc / calls if calls else 0.0,
-             "flagged": bool(calls) and esc / calls > threshold}
-            for route, (calls, esc) in sorted(counts.items())]
+        elif str(attempt) == "1":
+            entry[1] += 1
+    out = []
+    for route, (calls, escalated) in sorted(counts.items()):
+        if isinstance(thresholds, dict):
+            limit = thresholds.get(route, DEFAULT_ESCALATION_THRESHOLD)
+        else:
+            limit = DEFAULT_ESCALATION_THRESHOLD if thresholds is None else float(thresholds)
+        rate = escalated / calls if calls else 0.0
+        out.append({"route": route, "calls": calls, "escalations": escalated, "rate": rate, "threshold": limit,
+                    "flagged": bool(calls) and rate > limit})
+    return out
 
 
-def tier_share(store, since: datetime | None = None, expected: dict[str, float] | None = None,
+def routes_over_threshold(store, thresholds: float | dict[str, float] | Any | None = None,
+                          since: datetime | None = None) -> list[dict]:
+    """Only the routes whose escalation rate is above their threshold (for alerts)."""
+    return [row for row in escalation_rates(store, thresholds, since) if row["flagged"]]
+
+
+def tier_share(store, since: datetime | None = None, expected: dict | None = None,
                tolerance: float = 0.1) -> list[dict]:
-    """Per route and tier: share of calls vs the expected share; flagged when off by more than `tolerance`."""
+    """Per route and tier: share of calls vs the expected share; flagged when off by more than `tolerance`.
+
+    `expected`: {tier: share} for every route, or {route: {tier: share}} (see `expected_shares(cfg)`).
+    """
     expected = expected or {}
+    per_route = bool(expected) and all(isinstance(v, dict) for v in expected.values())
     counts: dict[str, dict[str, int]] = {}
     for row in _rows(store, since):
         counts.setdefault(row["route"], {}).setdefault(row["tier"] or "-", 0)
         counts[row["route"]][row["tier"] or "-"] += 1
     out = []
     for route, tiers in sorted(counts.items()):
+        want_by_tier = expected.get(route, {}) if per_route else expected
         total = sum(tiers.values())
-        for tier in sorted(set(tiers) | set(expected)):
+        for tier in sorted(set(tiers) | set(want_by_tier)):
             share = tiers.get(tier, 0) / total
-            want = expected.get(tier)
+            want = want_by_tier.get(tier)
             delta = None if want is None else share - want
             out.append({"route": route, "tier": tier, "share": share, "expected": want, "delta": delta,
                         "flagged": delta is not None and abs(delta) > tolerance})

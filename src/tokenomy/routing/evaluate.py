@@ -1,97 +1,149 @@
-"""Replay RouteLLM outcomes (GSM8K, MMLU): cost, quality, strong share, CPT(95%), APGR per policy."""
+"""Replay RouteLLM outcomes (GSM8K, MMLU, MT-Bench): each routing policy's cost and quality on a held-out split.
+
+The classifier is trained on one seeded part of the data, its threshold calibrated on a slice of that
+part, and every policy is reported on the other part, which nothing was fitted on. Policies:
+always-cheapest, always-best, oracle, random (at the classifier's strong share, so equal cost),
+rules (a rule file applied to the prompts), classifier, and cascade (the weak model's real responses
+judged by the cascade validators; GSM8K only, the one set with responses).
+"""
 
 from __future__ import annotations
 
-import glob
-import re
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tokenomy.messages import Usage
-from tokenomy.pricing.cost import compute_cost
+from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.routing.calibrate import (STRONG_MODEL, WEAK_MODEL, Price, call_costs, exact_cost, price, split,
+                                        sweep, train_and_calibrate)
+from tokenomy.routing.datasets import load_outcomes
+from tokenomy.routing.rules import Policy, explain, load_policy
+from tokenomy.routing.validators import validate
 
-WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
-WEAK_MODEL = "mistral.mixtral-8x7b-instruct-v0:1"
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "routellm"
-HEDGE = re.compile(r"i'm not sure|i am not sure|as an ai|cannot determine|not enough information", re.I)
+DEFAULT_RULES = Path(__file__).resolve().parents[3] / "examples" / "routing" / "eval_rules.yaml"
 
 
-def load(dataset: str) -> pd.DataFrame:
-    """A path or the name gsm8k/mmlu under ../shared/data/routellm, read as is."""
-    path = Path(dataset)
+def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None, str | None]:
+    """The first rules policy and the first cascade's validators in a config file (None when absent)."""
+    from tokenomy.config import load_config
+
+    path = Path(rules_file) if rules_file else DEFAULT_RULES
     if not path.exists():
-        path = SHARED / ("gsm8k_responses.csv" if dataset == "gsm8k" else dataset)
-    files = sorted(glob.glob(str(path / "*.csv"))) if path.is_dir() else [str(path)]
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        if rules_file:
+            from tokenomy.errors import UsageError
+
+            raise UsageError(f"--rules {rules_file}: no such file; give a tokenomy.yaml with routing.policies")
+        return None, None, None
+    routing = load_config(str(path)).routing
+    rules = cascade = None
+    for name in (routing or {}).get("policies") or {}:
+        policy = load_policy(routing, name)
+        if policy.type in ("rules", "hybrid") and rules is None and policy.rules:
+            rules = policy
+        if policy.type == "cascade" and cascade is None:
+            cascade = policy.validators
+    return rules, cascade, str(path)
 
 
-def _cascade_ok(text) -> bool:
-    # Escalate when the weak answer hedges or has no final number (malformed for GSM8K).
-    text = str(text) if isinstance(text, str) else ""
-    return bool(text.strip()) and not HEDGE.search(text) and re.search(r"-?\d[\d,]*(\.\d+)?\s*\W*$", text.strip()) is not None
+def rule_decisions(policy: Policy, prompts: pd.Series) -> np.ndarray:
+    """True where the rules pick any tier other than the cheapest (the policy's first tier or default)."""
+    cheapest = (policy.tiers or [policy.default_tier or "tier1"])[0]
+    return np.array([explain(policy, ChatRequest.simple(p)).tier != cheapest for p in prompts], bool)
 
 
-def evaluate(dataset: str, strong_model: str = "anthropic.claude-3-7-sonnet-20250219-v1:0",
-             region: str = "us-east-1", seed: int = 0, png: str | None = None) -> dict:
-    """Train on a seeded half, report policies on the held-out half."""
-    from tokenomy.routing.classifier import strong_probability, train
+def cascade_escalations(test: pd.DataFrame, validators: dict) -> np.ndarray:
+    """True where the validators reject the weak model's real response, so the cascade escalates."""
+    return np.array([validate(ChatResponse(r if isinstance(r, str) else "", WEAK_MODEL, "bedrock", Usage()),
+                              ChatRequest.simple(p), validators) is not None
+                     for p, r in zip(test["prompt"], test["weak_response"])], bool)
 
-    df = load(dataset)
-    rng = np.random.default_rng(seed)
-    test_mask = rng.random(len(df)) < 0.5
-    train_df, test = df[~test_mask], df[test_mask].reset_index(drop=True)
-    weak_ok, strong_ok = test[WEAK_COL].astype(bool).to_numpy(), test[STRONG_COL].astype(bool).to_numpy()
-    labels = (~train_df[WEAK_COL].astype(bool) & train_df[STRONG_COL].astype(bool)).astype(int).tolist()
-    model = train(train_df["prompt"].astype(str).tolist(), labels, seed)
-    scores = model.predict_proba(test["prompt"].astype(str).tolist())[:, 1]
-    in_tok = int(test["prompt"].astype(str).str.len().mean() / 4) or 1  # ~4 characters per token
-    out_tok = int(test[WEAK_COL + "_response"].astype(str).str.len().mean() / 4) if WEAK_COL + "_response" in test else 256
-    weak_cost = compute_cost(Usage(in_tok, out_tok), WEAK_MODEL, region)
-    strong_cost = compute_cost(Usage(in_tok, out_tok), strong_model, region)
+
+def _row(name: str, strong_mask: np.ndarray, test: pd.DataFrame, weak: Price, strong: Price,
+         escalated: np.ndarray | None = None, **extra) -> dict:
+    weak_q, strong_q = test["weak_quality"].to_numpy(float), test["strong_quality"].to_numpy(float)
+    quality = float(np.where(strong_mask, strong_q, weak_q).mean())
+    cost = exact_cost(test, strong_mask, weak, strong, weak_too=escalated)
+    oracle = strong_q > weak_q
+    return {"policy": name, "cost": cost, "cost_per_1k": (cost * 1000 / len(test)).quantize(Decimal("1e-8")), "quality": quality,
+            "quality_retained": quality / strong_q.mean(), "strong_share": float(strong_mask.mean()),
+            "routing_accuracy": float((strong_mask == oracle).mean()),
+            "escalation_rate": float(escalated.mean()) if escalated is not None else 0.0, **extra}
+
+
+def evaluate(dataset: str, strong_model: str = STRONG_MODEL, region: str = "us-east-1", seed: int = 0,
+             png: str | None = None, rules: str | None = None, target_quality: float = 0.95,
+             test_fraction: float = 0.5) -> dict:
+    """Train on a seeded part, calibrate the threshold on a slice of it, report every policy on the rest."""
+    frame = load_outcomes(dataset)
+    weak, strong = price(WEAK_MODEL, region), price(strong_model, region)
+    train_part, test = split(frame, test_fraction, seed)
+    router, calibration = train_and_calibrate(train_part, holdout=0.2, seed=seed, target_quality=target_quality,
+                                              weak=weak, strong=strong)
+    scores = router.pipeline.predict_proba(test["prompt"].tolist())[:, 1]
+    weak_q, strong_q = test["weak_quality"].to_numpy(float), test["strong_quality"].to_numpy(float)
+    weak_cost, strong_cost = call_costs(test, weak, strong)
+    curve = sweep(scores, weak_q, strong_q, weak_cost, strong_cost)
+
     n = len(test)
+    routed = scores >= router.threshold
+    shuffled = np.zeros(n, bool)
+    shuffled[np.random.default_rng(seed).permutation(n)[:int(routed.sum())]] = True
+    policies = [_row("always-cheapest", np.zeros(n, bool), test, weak, strong),
+                _row("always-best", np.ones(n, bool), test, weak, strong),
+                _row("oracle", strong_q > weak_q, test, weak, strong),
+                _row("random", shuffled, test, weak, strong)]
+    rule_policy, validators, rules_path = _policies(rules)
+    if rule_policy is not None:
+        policies.append(_row("rules", rule_decisions(rule_policy, test["prompt"]), test, weak, strong))
+    policies.append(_row("classifier", routed, test, weak, strong, threshold=router.threshold))
+    if test["weak_response"].notna().any():
+        escalated = cascade_escalations(test, validators or {})
+        policies.append(_row("cascade", escalated, test, weak, strong, escalated))
 
-    def row(name, strong_mask, escalated=None):
-        quality = float(np.where(strong_mask, strong_ok, weak_ok).mean())
-        cost = weak_cost.total_usd * int((~strong_mask).sum()) + strong_cost.total_usd * int(strong_mask.sum())
-        if escalated is not None:
-            cost += weak_cost.total_usd * int(escalated.sum())
-        oracle = ~weak_ok & strong_ok
-        return {"policy": name, "cost": cost, "quality": quality, "strong_share": float(strong_mask.mean()),
-                "quality_retained": quality / strong_ok.mean(), "routing_accuracy": float((strong_mask == oracle).mean()),
-                "escalation_rate": float(escalated.mean()) if escalated is not None else 0.0}
-
-    thresholds = np.quantile(scores, np.linspace(0, 1, 51))
-    curve = [(float((scores >= t).mean()), float(np.where(scores >= t, strong_ok, weak_ok).mean())) for t in thresholds]
-    curve = sorted(curve + [(0.0, float(weak_ok.mean())), (1.0, float(strong_ok.mean()))])
-    target = 0.95 * strong_ok.mean()
-    cpt = min((s for s, q in curve if q >= target), default=1.0)
-    shares, quals = np.array([c[0] for c in curve]), np.array([c[1] for c in curve])
-    gain = strong_ok.mean() - weak_ok.mean()
-    apgr = float(np.trapezoid((quals - weak_ok.mean()) / gain, shares)) if gain else 0.0
-    random_cpt = float((target - weak_ok.mean()) / gain) if gain else 1.0  # random routing is linear in share
-    rate = float((scores >= 0.5).mean())
-    policies = [row("always-cheapest", np.zeros(n, bool)), row("always-best", np.ones(n, bool)),
-                row("oracle", ~weak_ok & strong_ok),
-                row("random", rng.random(n) < rate), row("classifier", scores >= 0.5)]
-    if WEAK_COL + "_response" in test:
-        esc = ~test[WEAK_COL + "_response"].map(_cascade_ok).to_numpy(bool)
-        policies.append(row("cascade", esc, esc))
+    gain = strong_q.mean() - weak_q.mean()
+    reaching = curve[curve["quality_retained"] >= 0.95 - 1e-12]
+    cpt = float(reaching["strong_share"].min()) if len(reaching) else 1.0
+    # Random routing is linear in strong share between the two models' qualities.
+    random_cpt = float(np.clip((0.95 * strong_q.mean() - weak_q.mean()) / gain, 0, 1)) if gain > 0 else 0.0
+    recovered = (curve["quality"] - weak_q.mean()) / gain if gain else curve["quality"] * 0
+    apgr = float(np.trapezoid(recovered, curve["strong_share"]))
     if png:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(shares, quals, label="classifier")
-        ax.plot([0, 1], [weak_ok.mean(), strong_ok.mean()], "--", label="random")
-        ax.axhline(target, color="grey", lw=0.5, label="95% of strong")
-        ax.set_xlabel("strong-model share"), ax.set_ylabel("quality"), ax.legend()
-        fig.savefig(png, dpi=100)
-        plt.close(fig)
-    prices = [{"model": m, "region": region, "source": c.source, "as_of": c.as_of}
-              for m, c in ((WEAK_MODEL, weak_cost), (strong_model, strong_cost))]
-    return {"dataset": dataset, "held_out": n, "trained_on": len(train_df), "policies": policies,
-            "cpt95_classifier": cpt, "cpt95_random": random_cpt, "apgr_classifier": apgr, "prices": prices,
-            "tokens_per_call": {"input": in_tok, "output": out_tok}}
+        plot(curve, policies, png, dataset, strong_model)
+    return {"dataset": dataset, "held_out": n, "trained_on": calibration["trained_on"],
+            "calibrated_on": calibration["held_out"], "threshold": router.threshold, "target_quality": target_quality,
+            "policies": policies, "cpt95_classifier": cpt, "cpt95_random": random_cpt, "apgr_classifier": apgr,
+            "weak_model": weak.model, "strong_model": strong.model,
+            "prices": [weak.describe(), strong.describe()], "rules_file": rules_path, "cascade_validators": validators,
+            "png": png, "curve": curve.iloc[np.linspace(0, len(curve) - 1, min(len(curve), 21)).astype(int)]
+            .to_dict("records")}
+
+
+def plot(curve: pd.DataFrame, policies: list[dict], png: str, dataset: str, strong_model: str) -> None:
+    """Quality retained against cost per 1,000 requests and against strong-model share, thresholds swept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = {p["policy"]: p for p in policies}
+    fig, (by_cost, by_share) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, x, key, label in ((by_cost, curve["cost_per_request"] * 1000, "cost_per_1k", "cost per 1,000 requests (USD)"),
+                              (by_share, curve["strong_share"], "strong_share", "share of calls to the strong model")):
+        ax.plot(x, curve["quality_retained"], label="classifier (threshold swept)")
+        low, high = points["always-cheapest"], points["always-best"]
+        ax.plot([float(low[key]), float(high[key])], [low["quality_retained"], high["quality_retained"]], "--",
+                color="grey", label="random")
+        for name, marker in (("rules", "s"), ("cascade", "^"), ("classifier", "o"), ("oracle", "*")):
+            if name in points:
+                ax.plot(float(points[name][key]), points[name]["quality_retained"], marker, label=name)
+        ax.axhline(0.95, color="grey", lw=0.5)
+        ax.set_xlabel(label)
+        ax.set_ylabel("quality retained vs always-strong")
+    by_cost.legend(fontsize=8)
+    fig.suptitle(f"{dataset}: held-out cost–quality, weak {WEAK_MODEL} vs strong {strong_model}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+

@@ -37,8 +37,11 @@ class Policy(BaseModel):
     tiers: Optional[list[str]] = None
     validators: dict[str, Any] = Field(default_factory=dict)
     classifier_path: Optional[str] = None
-    threshold: float = 0.5
-    escalation_threshold: float = 0.25
+    threshold: Optional[float] = Field(None, ge=0, le=1, description="P(strong) at or above which the classifier "
+                                       "picks the strong tier; default: the one saved by `route train`")
+    escalation_threshold: float = Field(0.25, ge=0, le=1, description="cascade escalation rate above which "
+                                        "the route is flagged")
+    expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
 
 
 def load_policy(routing: dict[str, Any], name: str) -> Policy:

@@ -1,0 +1,148 @@
+"""Prices per call, and the classifier threshold that meets a quality floor or a cost budget on held-out data.
+
+Calibration works on outcome frames (see `routing.datasets`): for each held-out prompt the router's
+P(strong needed), both models' quality and both models' cost. Sending the k highest-scoring prompts to
+the strong model is the only family of choices a threshold can make, so cumulative sums over the
+sorted scores give quality and cost for every threshold at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from tokenomy.errors import UsageError
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+WEAK_MODEL = "mistral.mixtral-8x7b-instruct-v0:1"  # Bedrock's Mixtral 8x7B, the weak model of RouteLLM's data
+STRONG_MODEL = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class Price:
+    """Per-token on-demand prices of one catalog model, with where they came from."""
+
+    model: str
+    region: str
+    input_per_token: Decimal
+    output_per_token: Decimal
+    source: str
+    as_of: str
+
+    def describe(self) -> dict:
+        return {"model": self.model, "region": self.region, "input_per_million": self.input_per_token * MILLION,
+                "output_per_million": self.output_per_token * MILLION, "source": self.source, "as_of": self.as_of}
+
+
+def price(model: str, region: str = "us-east-1") -> Price:
+    """Look the model up in the catalog (an unknown model raises an error naming it)."""
+    per_in = compute_cost(Usage(MILLION, 0), model, region)
+    per_out = compute_cost(Usage(0, MILLION), model, region)
+    return Price(model, region, per_in.total_usd / MILLION, per_out.total_usd / MILLION, per_in.source, per_in.as_of)
+
+
+def call_costs(frame: pd.DataFrame, weak: Price, strong: Price) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prompt cost (float USD, for curves and search) of answering with the weak and with the strong model."""
+    tokens_in = frame["input_tokens"].to_numpy(float)
+    weak_cost = tokens_in * float(weak.input_per_token) + frame["weak_output_tokens"].to_numpy(float) * float(
+        weak.output_per_token)
+    strong_cost = tokens_in * float(strong.input_per_token) + frame["strong_output_tokens"].to_numpy(float) * float(
+        strong.output_per_token)
+    return weak_cost, strong_cost
+
+
+def exact_cost(frame: pd.DataFrame, strong_mask: np.ndarray, weak: Price, strong: Price,
+               weak_too: np.ndarray | None = None) -> Decimal:
+    """Decimal cost of a routing: strong calls at strong prices, the rest (plus `weak_too`, e.g. a cascade's
+    first attempts that escalated) at weak prices. Token sums are integers, so the money stays exact."""
+    weak_calls = ~strong_mask if weak_too is None else (~strong_mask | weak_too)
+
+    def total(mask: np.ndarray, p: Price, out_col: str) -> Decimal:
+        return (p.input_per_token * int(frame["input_tokens"].to_numpy()[mask].sum())
+                + p.output_per_token * int(frame[out_col].to_numpy()[mask].sum()))
+
+    return total(weak_calls, weak, "weak_output_tokens") + total(strong_mask, strong, "strong_output_tokens")
+
+
+def sweep(scores: np.ndarray, weak_q: np.ndarray, strong_q: np.ndarray, weak_cost: np.ndarray,
+          strong_cost: np.ndarray) -> pd.DataFrame:
+    """Every distinct threshold: strong share, mean quality, quality retained vs always-strong, mean cost."""
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    top = np.arange(n + 1)
+    quality = (weak_q.sum() + np.concatenate([[0.0], np.cumsum((strong_q - weak_q)[order])])) / n
+    cost = (weak_cost.sum() + np.concatenate([[0.0], np.cumsum((strong_cost - weak_cost)[order])])) / n
+    # A threshold can only split between different scores: "top k" with ties inside is not reachable.
+    reachable = np.ones(n + 1, bool)
+    reachable[1:n] = ranked[:-1] > ranked[1:]
+    above_all = float(np.nextafter(ranked[0], np.inf)) if n else 1.0
+    thresholds = np.concatenate([[above_all], ranked])
+    curve = pd.DataFrame({"threshold": thresholds, "strong_share": top / max(n, 1), "quality": quality,
+                          "quality_retained": quality / strong_q.mean() if strong_q.mean() else np.nan,
+                          "cost_per_request": cost})
+    return curve[reachable].reset_index(drop=True)
+
+
+def pick_threshold(curve: pd.DataFrame, target_quality: float | None = None,
+                   max_cost_per_request: float | None = None) -> dict:
+    """The cheapest threshold whose quality retained is at least `target_quality`, or the best-quality one
+    costing at most `max_cost_per_request` on average. Errors say what is reachable."""
+    if (target_quality is None) == (max_cost_per_request is None):
+        raise UsageError("threshold calibration: give exactly one of --target-quality or --max-cost-usd")
+    if target_quality is not None:
+        feasible = curve[curve["quality_retained"] >= target_quality - 1e-12]
+        if feasible.empty:
+            raise UsageError(f"--target-quality {target_quality}: the best reachable on the held-out set is "
+                             f"{curve['quality_retained'].max():.3f}; lower the target")
+        best = feasible.sort_values(["cost_per_request", "strong_share"]).iloc[0]
+    else:
+        feasible = curve[curve["cost_per_request"] <= max_cost_per_request]
+        if feasible.empty:
+            raise UsageError(f"--max-cost-usd {max_cost_per_request}: even all-weak routing costs "
+                             f"{curve['cost_per_request'].min():.8f} per request on the held-out set; raise it")
+        best = feasible.sort_values(["quality", "cost_per_request"], ascending=[False, True]).iloc[0]
+    return {"threshold": float(best["threshold"]), "target_quality": target_quality,
+            "max_cost_per_request": max_cost_per_request, "strong_share": float(best["strong_share"]),
+            "quality_retained": float(best["quality_retained"]), "cost_per_request": float(best["cost_per_request"])}
+
+
+def strong_needed(frame: pd.DataFrame) -> list[int]:
+    """Training label: given (`label`), else the strong model did strictly better than the weak one."""
+    if "label" in frame:
+        return frame["label"].astype(int).tolist()
+    return (frame["strong_quality"] > frame["weak_quality"]).astype(int).tolist()
+
+
+def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random split: (rest, held out `fraction`)."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"held-out fraction {fraction}: must be between 0 and 1")
+    mask = np.random.default_rng(seed).random(len(frame)) < fraction
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 0,
+                        target_quality: float | None = None, max_cost_per_request: float | None = None,
+                        weak: Price | None = None, strong: Price | None = None):
+    """Fit on the rest, pick the threshold on the held-out part; returns (TrainedRouter, calibration report)."""
+    from tokenomy.routing.classifier import TrainedRouter, train
+
+    fit_part, held = split(frame, holdout, seed)
+    pipeline = train(fit_part["prompt"].tolist(), strong_needed(fit_part), seed)
+    router = TrainedRouter(pipeline)
+    if target_quality is None and max_cost_per_request is None:
+        return router, None
+    weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
+    scores = pipeline.predict_proba(held["prompt"].tolist())[:, 1]
+    curve = sweep(scores, held["weak_quality"].to_numpy(float), held["strong_quality"].to_numpy(float),
+                  *call_costs(held, weak, strong))
+    report = pick_threshold(curve, target_quality, max_cost_per_request)
+    report.update(held_out=len(held), trained_on=len(fit_part), weak_model=weak.model, strong_model=strong.model)
+    router.threshold, router.calibration = report["threshold"], report
+    return router, report

@@ -1,0 +1,139 @@
+"""Router evaluation outcomes, read as published: per prompt, how well the weak and the strong model did.
+
+Every loader returns one frame with the same columns, so evaluation and threshold calibration do not
+care where outcomes came from:
+
+- `prompt`: the text a router sees;
+- `weak_quality`, `strong_quality`: 0–1 (correct = 1 for GSM8K/MMLU, judge score / 10 for MT-Bench);
+- `weak_response`: the weak model's answer when the dataset has it (GSM8K), else missing;
+- `input_tokens`, `weak_output_tokens`, `strong_output_tokens`: estimated, to price each call.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tokenomy.caching.placement import estimate_tokens
+from tokenomy.errors import UsageError
+
+WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "routellm"
+NAMES = {"gsm8k": "gsm8k_responses.csv", "mmlu": "mmlu", "mt-bench": "mt_bench_judgements.jsonl"}
+# MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
+DEFAULT_OUTPUT_TOKENS = {"mmlu": 16}
+FALLBACK_OUTPUT_TOKENS = 256
+
+
+def resolve(dataset: str) -> Path:
+    """A path as given, or gsm8k / mmlu / mt-bench under ../shared/data/routellm; errors say what exists."""
+    path = Path(dataset)
+    if not path.exists():
+        path = SHARED / NAMES.get(dataset, dataset)
+    if not path.exists():
+        raise UsageError(f"route dataset {dataset!r}: not found (looked at {path}); give gsm8k, mmlu, mt-bench "
+                         "or a path to RouteLLM outcome files (CSV, a folder of CSVs, or MT-Bench judgements JSONL)")
+    return path
+
+
+def load_outcomes(dataset: str) -> pd.DataFrame:
+    """Read a RouteLLM outcome file (or folder) as it is into the common columns."""
+    path = resolve(dataset)
+    if path.suffix == ".jsonl":
+        return _mt_bench(path)
+    files = sorted(glob.glob(str(path / "*.csv"))) if path.is_dir() else [str(path)]
+    if not files:
+        raise UsageError(f"route dataset {path}: no *.csv files in this folder")
+    frames = []
+    for name in files:
+        frame = pd.read_csv(name)
+        missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]
+        if missing:
+            raise UsageError(f"{name}: missing column(s) {', '.join(missing)}; RouteLLM outcome CSVs have "
+                             f"prompt, {WEAK_COL} and {STRONG_COL}")
+        frames.append(frame)
+    raw = pd.concat(frames, ignore_index=True)
+    out = pd.DataFrame({"prompt": raw["prompt"].astype(str),
+                        "weak_quality": raw[WEAK_COL].astype(bool).astype(float),
+                        "strong_quality": raw[STRONG_COL].astype(bool).astype(float)})
+    default_out = DEFAULT_OUTPUT_TOKENS.get(dataset, FALLBACK_OUTPUT_TOKENS)
+    out["weak_response"] = raw[WEAK_COL + "_response"] if WEAK_COL + "_response" in raw else None
+    out["input_tokens"] = out["prompt"].map(estimate_tokens)
+    out["weak_output_tokens"] = _tokens(raw.get(WEAK_COL + "_response"), len(out), default_out)
+    out["strong_output_tokens"] = _tokens(raw.get(STRONG_COL + "_response"), len(out), default_out)
+    return out
+
+
+def _tokens(responses: pd.Series | None, n: int, default: int) -> np.ndarray:
+    if responses is None:
+        return np.full(n, default, dtype=np.int64)
+    return responses.map(lambda r: max(1, estimate_tokens(r)) if isinstance(r, str) else default).to_numpy(np.int64)
+
+
+_USER_TURN = re.compile(r"### User:\n(.*?)\n\n### ", re.S)
+_QUESTION = re.compile(r"\[Question\]\n(.*?)\n\n\[The Start of", re.S)
+_ANSWER = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S)
+_LAST_REPLY = re.compile(r"### Assistant A:\n(.*?)(?:\n\n### |\n\n<\|The End of Assistant A)", re.S)
+
+
+def _turn_prompt(judge_prompt: str) -> str:
+    """The user's side of the conversation, without the judge's instructions or the answers."""
+    turns = list(dict.fromkeys(_USER_TURN.findall(judge_prompt)))  # the reference block repeats them
+    if turns:
+        return "\n\n".join(turns)
+    found = _QUESTION.search(judge_prompt)
+    return found.group(1) if found else judge_prompt
+
+
+def _answer_tokens(judge_prompt: str) -> int:
+    found = _ANSWER.search(judge_prompt) or (list(_LAST_REPLY.finditer(judge_prompt)) or [None])[-1]
+    return max(1, estimate_tokens(found.group(1))) if found else FALLBACK_OUTPUT_TOKENS
+
+
+def _mt_bench(path: Path) -> pd.DataFrame:
+    """MT-Bench single-answer judgements: one row per (question, turn) with both models' scores / 10."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise UsageError(f"{path}:{number}: not JSON ({exc})") from exc
+    by_model: dict[str, dict[tuple, dict]] = {}
+    for number, row in enumerate(rows, 1):
+        try:
+            key = (int(row["question_id"]), int(row["turn"]))
+            by_model.setdefault(row["model"], {})[key] = row
+            float(row["score"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{path}: judgement {number} needs question_id, turn, model and a numeric score "
+                             f"({exc!r})") from exc
+    if WEAK_COL not in by_model or STRONG_COL not in by_model:
+        raise UsageError(f"{path}: needs judgements for both {WEAK_COL} and {STRONG_COL}; found {sorted(by_model)}")
+    weak, strong = by_model[WEAK_COL], by_model[STRONG_COL]
+    keys = sorted(set(weak) & set(strong))
+    prompts = [_turn_prompt(strong[k]["user_prompt"]) for k in keys]
+    return pd.DataFrame({
+        "prompt": prompts,
+        # Scores of -1 mark a failed judgement in MT-Bench files: treat as the lowest score.
+        "weak_quality": [max(float(weak[k]["score"]), 1.0) / 10 for k in keys],
+        "strong_quality": [max(float(strong[k]["score"]), 1.0) / 10 for k in keys],
+        "weak_response": None,
+        "input_tokens": [estimate_tokens(p) for p in prompts],
+        "weak_output_tokens": [_answer_tokens(weak[k]["user_prompt"]) for k in keys],
+        "strong_output_tokens": [_answer_tokens(strong[k]["user_prompt"]) for k in keys],
+    })
+
+
+def labelled_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows of `classifier.load_labelled` in the common columns (both models answer `output_tokens` long)."""
+    frame = pd.DataFrame(rows)
+    frame["weak_response"] = None
+    frame["input_tokens"] = frame["prompt"].map(estimate_tokens)
+    frame["weak_output_tokens"] = frame["strong_output_tokens"] = frame["output_tokens"]
+    return frame
