@@ -138,6 +138,19 @@ def test_api_names_bad_filters(gateway) -> None:
     assert options["first_day"] == "2026-10-01"
 
 
+
+def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
+    """The page asks for every section in parallel; a fresh gateway must answer them all (DuckDB's first
+    connections from several threads at once used to collide)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(3):  # a new gateway each round: no connection is open when the requests arrive
+        with ServerThread(create_app(None, str(ledger[0])), lifespan="on") as url:
+            with httpx.Client() as client, ThreadPoolExecutor(8) as pool:
+                codes = list(pool.map(lambda name: client.get(f"{url}/dashboard/api/{name}").status_code,
+                                      ["totals", "spend", "usage", "cache", "latency", "tiers", "filters"] * 2))
+        assert codes == [200] * len(codes), f"round {round_}: {codes}"
+
 # --- the page in headless Chromium ---------------------------------------------------------------------------
 def _charted(page) -> dict:
     """Labels and datasets of every chart as Chart.js holds them (what is drawn, not what was fetched)."""
