@@ -68,7 +68,10 @@
     }], { indexAxis: "y", plugins: { tooltip: { callbacks: {
       afterLabel: (item) => levers[item.dataIndex].assumption } } } }));
     let note = data.savings.note || "";
-    if (data.savings.compounded_monthly_saving_usd !== undefined) {
+    if (levers.length && levers.every((r) => num(r.monthly_saving_usd) <= 0)) {
+      note = "No lever saves money on these calls under the default assumptions (batch needs latency-tolerant " +
+        "tasks, routing a cheaper model: try `tokenomy plan savings`). " + note;
+    } else if (data.savings.compounded_monthly_saving_usd !== undefined) {
       note = "all levers together: " + usd(data.savings.compounded_monthly_saving_usd) + " per month of " +
         usd(data.savings.current_monthly_cost_usd) + " (" + note + ")";
     }
