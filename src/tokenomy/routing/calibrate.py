@@ -70,46 +70,76 @@ def exact_cost(frame: pd.DataFrame, strong_mask: np.ndarray, weak: Price, strong
 
 
 def sweep(scores: np.ndarray, weak_q: np.ndarray, strong_q: np.ndarray, weak_cost: np.ndarray,
-          strong_cost: np.ndarray) -> pd.DataFrame:
-    """Every distinct threshold: strong share, mean quality, quality retained vs always-strong, mean cost."""
+          strong_cost: np.ndarray, resamples: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Every distinct threshold: strong share, mean quality, quality retained vs always-strong, mean cost.
+
+    With `resamples`, also `retained_draws` and `cost_draws`: bootstrap resamples of the same set (arrays,
+    one value per resample), so a calibration can ask how often a threshold would still meet its target.
+    """
     n = len(scores)
     order = np.argsort(-scores, kind="stable")
     ranked = scores[order]
     top = np.arange(n + 1)
-    quality = (weak_q.sum() + np.concatenate([[0.0], np.cumsum((strong_q - weak_q)[order])])) / n
-    cost = (weak_cost.sum() + np.concatenate([[0.0], np.cumsum((strong_cost - weak_cost)[order])])) / n
+    # Bootstrap as multinomial weights: row 0 is the set itself, the others resample it.
+    weights = np.ones((1, n))
+    if resamples:
+        draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
+        weights = np.vstack([weights, draws])
+    w = weights[:, order]
+    zero = np.zeros((len(w), 1))
+    quality = ((w * weak_q[order]).sum(1, keepdims=True)
+               + np.hstack([zero, np.cumsum(w * (strong_q - weak_q)[order], axis=1)])) / n
+    cost = ((w * weak_cost[order]).sum(1, keepdims=True)
+            + np.hstack([zero, np.cumsum(w * (strong_cost - weak_cost)[order], axis=1)])) / n
+    strong_mean = (w * strong_q[order]).sum(1, keepdims=True) / n
+    retained = np.divide(quality, strong_mean, out=np.full_like(quality, np.nan), where=strong_mean > 0)
     # A threshold can only split between different scores: "top k" with ties inside is not reachable.
     reachable = np.ones(n + 1, bool)
     reachable[1:n] = ranked[:-1] > ranked[1:]
     above_all = float(np.nextafter(ranked[0], np.inf)) if n else 1.0
     thresholds = np.concatenate([[above_all], ranked])
-    curve = pd.DataFrame({"threshold": thresholds, "strong_share": top / max(n, 1), "quality": quality,
-                          "quality_retained": quality / strong_q.mean() if strong_q.mean() else np.nan,
-                          "cost_per_request": cost})
+    curve = pd.DataFrame({"threshold": thresholds, "strong_share": top / max(n, 1), "quality": quality[0],
+                          "quality_retained": retained[0], "cost_per_request": cost[0]})
+    if resamples:
+        curve["retained_draws"] = list(retained[1:].T)
+        curve["cost_draws"] = list(cost[1:].T)
     return curve[reachable].reset_index(drop=True)
 
 
 def pick_threshold(curve: pd.DataFrame, target_quality: float | None = None,
-                   max_cost_per_request: float | None = None) -> dict:
+                   max_cost_per_request: float | None = None, confidence: float = 0.5) -> dict:
     """The cheapest threshold whose quality retained is at least `target_quality`, or the best-quality one
-    costing at most `max_cost_per_request` on average. Errors say what is reachable."""
+    costing at most `max_cost_per_request` on average. Errors say what is reachable.
+
+    The cheapest threshold that just meets a target on one sample falls short on new traffic about half the
+    time (it is picked *because* that sample was lucky). With bootstrap draws in `curve`, a threshold must
+    meet the target in a `confidence` share of resamples instead.
+    """
     if (target_quality is None) == (max_cost_per_request is None):
         raise UsageError("threshold calibration: give exactly one of --target-quality or --max-cost-usd")
+    draws = "retained_draws" in curve
     if target_quality is not None:
-        feasible = curve[curve["quality_retained"] >= target_quality - 1e-12]
+        meets = curve["quality_retained"] >= target_quality - 1e-12
+        if draws:
+            meets &= curve["retained_draws"].map(lambda d: (d >= target_quality - 1e-12).mean() >= confidence)
+        feasible = curve[meets]
         if feasible.empty:
             raise UsageError(f"--target-quality {target_quality}: the best reachable on the held-out set is "
                              f"{curve['quality_retained'].max():.3f}; lower the target")
         best = feasible.sort_values(["cost_per_request", "strong_share"]).iloc[0]
     else:
-        feasible = curve[curve["cost_per_request"] <= max_cost_per_request]
+        fits = curve["cost_per_request"] <= max_cost_per_request
+        if draws:
+            fits &= curve["cost_draws"].map(lambda d: (d <= max_cost_per_request).mean() >= confidence)
+        feasible = curve[fits]
         if feasible.empty:
             raise UsageError(f"--max-cost-usd {max_cost_per_request}: even all-weak routing costs "
                              f"{curve['cost_per_request'].min():.8f} per request on the held-out set; raise it")
         best = feasible.sort_values(["quality", "cost_per_request"], ascending=[False, True]).iloc[0]
     return {"threshold": float(best["threshold"]), "target_quality": target_quality,
-            "max_cost_per_request": max_cost_per_request, "strong_share": float(best["strong_share"]),
-            "quality_retained": float(best["quality_retained"]), "cost_per_request": float(best["cost_per_request"])}
+            "max_cost_per_request": max_cost_per_request, "confidence": confidence if draws else None,
+            "strong_share": float(best["strong_share"]), "quality_retained": float(best["quality_retained"]),
+            "cost_per_request": float(best["cost_per_request"])}
 
 
 def strong_needed(frame: pd.DataFrame) -> list[int]:
@@ -129,7 +159,8 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
 
 def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 0,
                         target_quality: float | None = None, max_cost_per_request: float | None = None,
-                        weak: Price | None = None, strong: Price | None = None):
+                        weak: Price | None = None, strong: Price | None = None, confidence: float = 0.9,
+                        resamples: int = 200):
     """Fit on the rest, pick the threshold on the held-out part; returns (TrainedRouter, calibration report)."""
     from tokenomy.routing.classifier import TrainedRouter, train
 
@@ -141,8 +172,8 @@ def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
     scores = pipeline.predict_proba(held["prompt"].tolist())[:, 1]
     curve = sweep(scores, held["weak_quality"].to_numpy(float), held["strong_quality"].to_numpy(float),
-                  *call_costs(held, weak, strong))
-    report = pick_threshold(curve, target_quality, max_cost_per_request)
+                  *call_costs(held, weak, strong), resamples=resamples, seed=seed)
+    report = pick_threshold(curve, target_quality, max_cost_per_request, confidence)
     report.update(held_out=len(held), trained_on=len(fit_part), weak_model=weak.model, strong_model=strong.model)
     router.threshold, router.calibration = report["threshold"], report
     return router, report

@@ -1,0 +1,152 @@
+"""Router evaluation on RouteLLM outcomes, threshold calibration on held-out data, per-route escalation flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, require
+from tokenomy.config import parse_config
+from tokenomy.errors import UsageError
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, price, split, train_and_calibrate
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier"}
+
+
+@pytest.fixture(autouse=True)
+def _data():
+    require((SHARED_DATA / "routellm").exists(), "RouteLLM data missing under ../shared/data/routellm")
+
+
+def _retained_and_cost(router, frame):
+    """Quality retained vs always-strong and mean cost per request of the router on `frame`."""
+    routed = router.pipeline.predict_proba(frame["prompt"].tolist())[:, 1] >= router.threshold
+    weak_cost, strong_cost = call_costs(frame, price(WEAK_MODEL), price(STRONG_MODEL))
+    quality = np.where(routed, frame["strong_quality"], frame["weak_quality"]).mean()
+    return quality / frame["strong_quality"].mean(), np.where(routed, strong_cost, weak_cost).mean(), routed.mean()
+
+
+def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
+    png = tmp_path / "gsm8k.png"
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "gsm8k", "--json", "--png", str(png),
+                          "--strong-model", "anthropic.claude-3-haiku-20240307-v1:0"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rows = {r["policy"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == POLICIES | {"cascade"}
+    for row in rows.values():
+        assert {"cost", "quality", "escalation_rate", "strong_share", "quality_retained", "routing_accuracy"} <= set(row)
+    # The cascade escalates exactly where its validators rejected Mixtral's real answer, and pays for both calls.
+    cascade = rows["cascade"]
+    assert 0 < cascade["escalation_rate"] == cascade["strong_share"] < 0.5
+    assert float(rows["always-cheapest"]["cost"]) < float(cascade["cost"]) < float(rows["always-best"]["cost"])
+    assert rows["always-best"]["quality_retained"] == 1.0 and rows["oracle"]["quality"] > rows["always-best"]["quality"]
+    # Random is matched to the classifier's strong share (equal cost); the rules came from the example file.
+    assert abs(rows["random"]["strong_share"] - rows["classifier"]["strong_share"]) < 0.01
+    assert rows["rules"]["rules_file"].endswith("eval_rules.yaml")
+    assert [p["model"] for p in rows["rules"]["prices"]] == [WEAK_MODEL, "anthropic.claude-3-haiku-20240307-v1:0"]
+    assert rows["rules"]["held_out"] + rows["rules"]["trained_on"] + rows["rules"]["calibrated_on"] == 1319
+    assert png.stat().st_size > 10_000
+
+
+def test_mt_bench_judge_scores_evaluate():
+    from tokenomy.routing.evaluate import evaluate
+
+    result = evaluate("mt-bench")
+    rows = {p["policy"]: p for p in result["policies"]}
+    assert set(rows) == POLICIES  # no weak responses in the judgements, so no cascade
+    # Scores are 1-10 judge ratings scaled to 0-1: Mixtral below GPT-4, the oracle above both.
+    assert 0.5 < rows["always-cheapest"]["quality"] < rows["always-best"]["quality"] < rows["oracle"]["quality"] <= 1
+
+
+def test_calibrated_threshold_meets_target_on_a_split_it_never_saw():
+    from tokenomy.routing.datasets import load_outcomes
+
+    frame = load_outcomes("mmlu")
+    rest, unseen = split(frame, 0.3, seed=10)
+    router, report = train_and_calibrate(rest, holdout=0.25, seed=0, target_quality=0.95)
+    assert report["quality_retained"] >= 0.95 and report["held_out"] > 2000
+    retained, cost, share = _retained_and_cost(router, unseen)
+    # On unseen prompts the floor holds up to sampling error (~4,200 prompts), at well under always-strong cost.
+    assert retained >= 0.935
+    assert share < 0.7
+    budget = 0.0005  # USD per request; always-strong costs ~0.00059 here
+    router, report = train_and_calibrate(rest, holdout=0.25, seed=0, max_cost_per_request=budget)
+    assert report["cost_per_request"] <= budget
+    retained_b, cost_b, _ = _retained_and_cost(router, unseen)
+    assert cost_b <= budget * 1.02 and retained_b > retained
+
+
+def test_route_train_saves_threshold_the_router_uses(tmp_path):
+    from tokenomy.messages import ChatRequest
+    from tokenomy.routing.classifier import load
+    from tokenomy.routing.dispatch import _first_tier
+    from tokenomy.routing.rules import Policy
+
+    model = tmp_path / "router.joblib"
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "train", "gsm8k", "-o", str(model),
+                          "--target-quality", "0.9", "--json"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    saved = load(model)
+    assert saved.threshold == report["threshold"] and saved.calibration["quality_retained"] >= 0.9
+    assert report["calibration"]["strong_model"] == STRONG_MODEL
+    prompt = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in total?"
+    p = float(saved.pipeline.predict_proba([prompt])[0][1])
+    policy = Policy(type="classifier", classifier_path=str(model), tiers=["tier1", "tier2"])
+    assert _first_tier(policy, ChatRequest.simple(prompt), []) == ("tier2" if p >= saved.threshold else "tier1")
+    # A threshold set in the policy overrides the calibrated one.
+    forced = policy.model_copy(update={"threshold": 0.0})
+    assert _first_tier(forced, ChatRequest.simple(prompt), []) == "tier2"
+
+
+def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):
+    from tokenomy.routing.datasets import load_outcomes
+
+    frame = load_outcomes("gsm8k")
+    with pytest.raises(UsageError, match="--max-cost-usd 1e-09: even all-weak"):
+        train_and_calibrate(frame, max_cost_per_request=1e-9)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,x\nhello,1\n")
+    with pytest.raises(UsageError, match="missing column"):
+        load_outcomes(str(bad))
+
+
+def test_escalation_thresholds_per_route_from_config(ledger_path):
+    from tokenomy.routing.drift import escalation_rates, expected_shares, routes_over_threshold, tier_share
+
+    cfg = parse_config({
+        "tiers": {"tier1": ["local"], "tier2": ["local"]},
+        "routes": {"strict": {"policy": "tight"}, "lenient": {"policy": "loose"}, "plain": {"model": "local"}},
+        "routing": {"policies": {
+            "tight": {"type": "cascade", "tiers": ["tier1", "tier2"], "escalation_threshold": 0.1,
+                      "expected_share": {"tier1": 0.9, "tier2": 0.1}},
+            "loose": {"type": "cascade", "tiers": ["tier1", "tier2"]}}}})
+    events, now = [], datetime.now(timezone.utc)
+    # Each route: 10 requests, 3 of which escalated once (a second attempt tagged cascade_escalated=1).
+    for route in ("strict", "lenient", "plain"):
+        for i in range(10):
+            events.append(UsageEvent(ts=now, model="local", provider="local", route=route, tier="tier1"))
+            if i < 3:
+                events.append(UsageEvent(ts=now, model="local", provider="local", route=route, tier="tier2",
+                                         tags={"cascade_escalated": "1"}))
+    store = open_store(ledger_path)
+    store.write(events)
+    rates = {r["route"]: r for r in escalation_rates(store, cfg)}
+    assert set(rates) == {"strict", "lenient"}  # only routes with a routing policy
+    assert rates["strict"]["rate"] == rates["lenient"]["rate"] == 0.3
+    assert (rates["strict"]["threshold"], rates["lenient"]["threshold"]) == (0.1, 0.25)
+    assert [r["route"] for r in routes_over_threshold(store, cfg)] == ["lenient", "strict"]
+    assert routes_over_threshold(store, {"lenient": 0.5, "strict": 0.5, "plain": 0.5}) == []
+    shares = {(r["route"], r["tier"]): r for r in tier_share(store, expected=expected_shares(cfg))}
+    assert shares[("strict", "tier1")]["expected"] == 0.9 and shares[("strict", "tier1")]["flagged"]
+    assert shares[("lenient", "tier1")]["expected"] is None
