@@ -151,6 +151,25 @@ def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
                                       ["totals", "spend", "usage", "cache", "latency", "tiers", "filters"] * 2))
         assert codes == [200] * len(codes), f"round {round_}: {codes}"
 
+
+@pytest.mark.postgres
+def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
+    """The dashboard's SQL (tag filter, day buckets, percentiles) gives the same figures on PostgreSQL."""
+    from tokenomy.analytics import dashboard_data
+
+    duck = open_store(ledger[0])
+    pg = open_store(fresh_postgres_url)
+    pg.write(ledger[1])
+    for filters in (dashboard_data.Filters(),
+                    dashboard_data.make_filters(since="2026-10-02", until="2026-10-09", tag="team=search"),
+                    dashboard_data.make_filters(provider="bedrock", task="classify")):
+        assert dashboard_data.totals(duck, filters)["calls"] > 0
+        for name in ("spend", "usage", "cache", "tiers", "totals"):
+            assert dashboard_data.SECTIONS[name](pg, filters) == dashboard_data.SECTIONS[name](duck, filters), name
+        for a, b in zip(dashboard_data.latency(pg, filters), dashboard_data.latency(duck, filters), strict=True):
+            assert a == pytest.approx(b), a["model"]
+    assert dashboard_data.filter_options(pg) == dashboard_data.filter_options(duck)
+
 # --- the page in headless Chromium ---------------------------------------------------------------------------
 def _charted(page) -> dict:
     """Labels and datasets of every chart as Chart.js holds them (what is drawn, not what was fetched)."""
