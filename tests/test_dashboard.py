@@ -203,6 +203,7 @@ def _wait_renders(page, n: int) -> None:
     page.wait_for_function(f"Number(document.body.dataset.renders || 0) >= {n}", timeout=30_000)
 
 
+@pytest.mark.browser
 def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -> None:
     _, events = ledger
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -279,6 +280,7 @@ def test_report_html_is_self_contained(ledger, tmp_path) -> None:
     assert "Chart.js v4" in text  # the library itself is inlined
 
 
+@pytest.mark.browser
 def test_report_html_renders_offline_in_chromium(ledger, tmp_path, browser) -> None:
     path, events = ledger
     out = tmp_path / "report.html"
