@@ -17,6 +17,7 @@ from tests.test_reports import NOW as REPORT_NOW
 from tests.test_reports import _events
 from tokenomy.analytics.alerts import AlertSettings, evaluate, validate_budgets
 from tokenomy.cli import app
+from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -142,6 +143,13 @@ def test_cache_routing_escalation_idle(request, url_fixture) -> None:
     [idle] = by_kind.pop("provisioned_idle")
     assert idle["model"] == "reserved" and idle["utilization"] == pytest.approx(24 * 1000 / (2000 * 1440))
     assert by_kind == {}
+    # The route's own routing policy (expected shares, escalation threshold) wins over the alerts: defaults.
+    cfg = parse_config({"tiers": {"weak": ["local"], "strong": ["local"]}, "routes": {"chat": {"policy": "cascade"}},
+                        "routing": {"policies": {"cascade": {
+                            "type": "cascade", "tiers": ["weak", "strong"], "escalation_threshold": 0.5,
+                            "expected_share": {"weak": 0.3, "strong": 0.7}}}}})
+    kinds = {a["kind"] for a in evaluate(store, [], now=now, settings=settings, config=cfg)}
+    assert kinds == {"cache_drop", "provisioned_idle"}
 
 
 def test_bad_settings_name_their_key() -> None:
