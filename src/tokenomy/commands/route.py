@@ -69,8 +69,7 @@ def train_cmd(
 
     frame = labelled_frame(load_labelled(data)) if data.endswith(".jsonl") and "judgements" not in data \
         else load_outcomes(data)
-    calibrating = target_quality is not None or max_cost_usd is not None
-    router, report = train_and_calibrate(frame, holdout if calibrating else 1e-9, seed, target_quality, max_cost_usd,
+    router, report = train_and_calibrate(frame, holdout, seed, target_quality, max_cost_usd,
                                          price(weak_model, region), price(strong_model, region))
     save(router, output)
     result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}

@@ -164,11 +164,11 @@ def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 
     """Fit on the rest, pick the threshold on the held-out part; returns (TrainedRouter, calibration report)."""
     from tokenomy.routing.classifier import TrainedRouter, train
 
+    if target_quality is None and max_cost_per_request is None:  # nothing to calibrate: fit on everything
+        return TrainedRouter(train(frame["prompt"].tolist(), strong_needed(frame), seed)), None
     fit_part, held = split(frame, holdout, seed)
     pipeline = train(fit_part["prompt"].tolist(), strong_needed(fit_part), seed)
     router = TrainedRouter(pipeline)
-    if target_quality is None and max_cost_per_request is None:
-        return router, None
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
     scores = pipeline.predict_proba(held["prompt"].tolist())[:, 1]
     curve = sweep(scores, held["weak_quality"].to_numpy(float), held["strong_quality"].to_numpy(float),
