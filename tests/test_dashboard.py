@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from conftest import require
 from tokenomy.cli import app as cli
+from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
@@ -45,6 +47,7 @@ def _events() -> list[UsageEvent]:
         usage = Usage(rng.randint(50, 900), rng.randint(5, 400), 1200 if cached else 0, 0 if cached else 64)
         event = UsageEvent(ts=START + timedelta(minutes=36 * i + rng.randint(0, 30)), provider=provider, model=model,
                            region=region, task=task, tags={"team": rng.choice(["search", "support"])},
+                           tenant=rng.choice(["acme", "globex"]),
                            tier=rng.choice(["weak", "weak", "strong", None]),
                            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
@@ -252,6 +255,39 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     assert outside == [], f"the page reached outside the gateway: {outside}"
     page.close()
 
+
+
+@pytest.mark.browser
+def test_with_auth_the_page_asks_for_a_key_and_shows_its_team_only(ledger, tmp_path, browser) -> None:
+    _, events = ledger
+    path = tmp_path / "ledger.duckdb"
+    shutil.copy(ledger[0], path)
+    keys = KeyStore(open_store(path))
+    team_secret, _ = keys.create(team="acme")
+    own_secret, _ = keys.create(name="personal")
+    acme = [e for e in events if e.tenant == "acme"]
+    with ServerThread(create_app(parse_config({"auth": True}), str(path)), lifespan="on") as url:
+        denied = httpx.get(f"{url}/dashboard/api/spend")
+        assert denied.status_code == 401 and "virtual key" in denied.json()["detail"]
+        assert httpx.get(f"{url}/dashboard/api/filters").status_code == 401
+        bearer = {"authorization": f"Bearer {team_secret}"}
+        assert httpx.get(f"{url}/dashboard/api/totals", headers=bearer).json()["calls"] == len(acme)
+        spend = httpx.get(f"{url}/dashboard/api/spend", headers=bearer).json()
+        assert sum(Decimal(r["cost_usd"]) for r in spend) == sum(e.cost_usd for e in acme)
+        own = httpx.get(f"{url}/dashboard/api/totals", headers={"authorization": f"Bearer {own_secret}"}).json()
+        assert own["calls"] == 0  # a key without a team sees its own calls, and it made none
+
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        page.wait_for_selector("#auth", state="visible")
+        assert "virtual key" in page.inner_text("#auth")
+        page.fill("#auth input[name=key]", team_secret)
+        page.click("#auth button")
+        _wait_renders(page, 1)
+        assert page.inner_text("#kpi-calls") == str(len(acme))
+        assert _spend_by_model(_charted(page)["chart-spend"]) == pytest.approx(
+            {m: float(v) for m, v in _spend(acme).items()})
+        page.close()
 
 # --- tokenomy report --html ------------------------------------------------------------------------------------
 def _embedded(text: str) -> dict:

@@ -9,6 +9,7 @@ opens offline.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard_data import Filters
 from tokenomy.errors import TokenomyError
+from tokenomy.gateway.keys import VirtualKey
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
@@ -68,11 +70,24 @@ def _store(request: Request) -> Any:
     return store
 
 
+def _scope(request: Request) -> Filters:
+    """With auth on, the caller's virtual key decides what it may see: its team's calls, or its own."""
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is None or gateway.keys is None:
+        return Filters()
+    key = gateway.authenticate(request.headers.get("authorization"))
+    if not isinstance(key, VirtualKey):
+        raise HTTPException(401, "The dashboard needs a virtual key: send `Authorization: Bearer <key>` (the page "
+                                 "asks for one; create it with `tokenomy keys create`).")
+    return Filters(tenant=key.team) if key.team else Filters(key_id=key.key_id)
+
+
 def _answer(request: Request, fn: Callable[[Any, Filters], Any], since: str | None, until: str | None,
             provider: str | None, model: str | None, task: str | None, tag: str | None) -> Any:
+    scope = _scope(request)
     try:
         filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
-        return fn(_store(request), filters)
+        return fn(_store(request), replace(filters, tenant=scope.tenant, key_id=scope.key_id))
     except TokenomyError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -97,8 +112,8 @@ def static(name: str) -> Response:
 
 @router.get("/api/filters", summary="Values for the filter menus")
 def api_filters(request: Request) -> dict:
-    """Providers, models, tasks and tags in the ledger, and its first and last day."""
-    return dashboard_data.filter_options(_store(request))
+    """Providers, models, tasks and tags in the ledger (within the key's scope), and its first and last day."""
+    return dashboard_data.filter_options(_store(request), _scope(request))
 
 
 def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:

@@ -32,6 +32,9 @@ class Filters:
     model: str | None = None
     task: str | None = None
     tag: str | None = None  # "key=value"
+    # Set by the gateway from the caller's virtual key when auth is on, never from the query string.
+    tenant: str | None = None
+    key_id: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
@@ -65,7 +68,8 @@ def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     mark = store.placeholder
     clauses, params = [], []
     for column, op, value in (("ts", ">=", f.since), ("ts", "<", f.until), ("provider", "=", f.provider),
-                              ("model", "=", f.model), ("task", "=", f.task)):
+                              ("model", "=", f.model), ("task", "=", f.task), ("tenant", "=", f.tenant),
+                              ("key_id", "=", f.key_id)):
         if value is not None:
             clauses.append(f"{column} {op} {mark}")
             params.append(value)
@@ -173,17 +177,20 @@ def savings(store: Any, f: Filters) -> dict[str, Any]:
             "compounded_monthly_saving_usd": _money(result["compounded_monthly_saving_usd"]), "note": note}
 
 
-def filter_options(store: Any) -> dict[str, Any]:
-    """Values the filter menus offer, and the ledger's first and last day."""
+def filter_options(store: Any, scope: Filters = Filters()) -> dict[str, Any]:
+    """Values the filter menus offer within `scope` (a key's tenant or own calls), and the first and last day."""
+    where, params = _where(store, scope)
+    also = " AND " if where else " WHERE "
+
     def distinct(column: str) -> list[str]:
-        return [r["v"] for r in store.query(f"SELECT DISTINCT {column} AS v FROM usage_events "
-                                            f"WHERE {column} IS NOT NULL ORDER BY 1")]
+        return [r["v"] for r in store.query(f"SELECT DISTINCT {column} AS v FROM usage_events{where}{also}"
+                                            f"{column} IS NOT NULL ORDER BY 1", params)]
     tags: set[str] = set()
-    for r in store.query(f"SELECT DISTINCT tags AS v FROM usage_events WHERE tags IS NOT NULL "
-                         f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}"):
+    for r in store.query(f"SELECT DISTINCT tags AS v FROM usage_events{where}{also}tags IS NOT NULL "
+                         f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}", params):
         tags.update(f"{k}={v}" for k, v in json.loads(r["v"]).items())
     span = store.query("SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day "
-                       "FROM usage_events")[0]
+                       f"FROM usage_events{where}", params)[0]
     return {"providers": distinct("provider"), "models": distinct("model"), "tasks": distinct("task"),
             "tags": sorted(tags),
             "first_day": span["first_day"].isoformat() if span["first_day"] else None,

@@ -168,6 +168,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder["gw"] = Gateway(config, ledger)
         app.state.ledger_store = holder["gw"].store
+        app.state.gateway = holder["gw"]  # the dashboard checks virtual keys when auth is on
         yield
         await holder["gw"].client.aclose_upstreams()
         holder["gw"].client.close()  # in-flight requests are done: flush the ledger

@@ -104,11 +104,27 @@
     return params.toString();
   }
 
+  // With auth on, the gateway wants a virtual key; it is kept for this browser tab only.
+  const KEY_ITEM = "tokenomy-dashboard-key";
+
   async function getJson(url) {
-    const response = await fetch(url);
+    const key = sessionStorage.getItem(KEY_ITEM);
+    const response = await fetch(url, { headers: key ? { Authorization: "Bearer " + key } : {} });
     const body = await response.json();
+    if (response.status === 401) askForKey(body.detail);
     if (!response.ok) throw new Error(body.detail || response.statusText);
     return body;
+  }
+
+  function askForKey(message) {
+    const form = document.getElementById("auth");
+    document.getElementById("auth-message").textContent = message + " ";
+    form.hidden = false;
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(KEY_ITEM, form.elements.key.value.trim());
+      location.reload();
+    };
   }
 
   async function load(api, form) {
