@@ -1,4 +1,5 @@
-"""Demo step: route a few prompts with rules and a JSON cascade on the local model; compare to always-strong."""
+"""Demo step: route a few prompts with rules and a JSON cascade on the local model; compare to always-strong;
+then the trained router on held-out GSM8K outcomes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from decimal import Decimal
 from tokenomy.config import parse_config
 from tokenomy.messages import ChatRequest, RequestMeta, Usage
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.routing.datasets import SHARED
 from tokenomy.routing.dispatch import chat_via_route
 from tokenomy.routing.rules import explain, load_policy
 
@@ -42,3 +44,15 @@ def run(ctx) -> None:
     rows = ctx.store.query("SELECT tier, COUNT(*) AS n FROM usage_events WHERE task = 'routing-demo' GROUP BY tier")
     ctx.console.print("calls per tier: " + ", ".join(f"{r['tier']}={r['n']}" for r in rows)
                       + f"; the same answers all on {STRONG} (us-east-1) would cost ${strong_total:.6f}")
+
+    if SHARED.exists():
+        from tokenomy.routing.evaluate import evaluate
+
+        result = evaluate("gsm8k")  # ~2 s: train, calibrate, replay the held-out half
+        rows = {p["policy"]: p for p in result["policies"]}
+        ctx.console.print(f"held-out GSM8K ({result['held_out']} prompts): for 95% of strong quality the classifier "
+                          f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
+                          f"{result['cpt95_random']:.0%}; the cascade keeps "
+                          f"{rows['cascade']['quality_retained']:.0%} of strong quality at "
+                          f"{rows['cascade']['cost'] / rows['always-best']['cost']:.0%} of its cost "
+                          f"(`tokenomy route eval gsm8k`)")
