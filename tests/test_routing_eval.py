@@ -147,6 +147,7 @@ def test_escalation_thresholds_per_route_from_config(ledger_path):
     assert (rates["strict"]["threshold"], rates["lenient"]["threshold"]) == (0.1, 0.25)
     assert [r["route"] for r in routes_over_threshold(store, cfg)] == ["lenient", "strict"]
     assert routes_over_threshold(store, {"lenient": 0.5, "strict": 0.5, "plain": 0.5}) == []
+    assert [r["route"] for r in routes_over_threshold(store, {"strict": 0.5}, default=0.2)] == ["lenient", "plain"]
     shares = {(r["route"], r["tier"]): r for r in tier_share(store, expected=expected_shares(cfg))}
     assert shares[("strict", "tier1")]["expected"] == 0.9 and shares[("strict", "tier1")]["flagged"]
     assert shares[("lenient", "tier1")]["expected"] is None

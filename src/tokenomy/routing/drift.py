@@ -45,10 +45,10 @@ def expected_shares(cfg) -> dict[str, dict[str, float]]:  # noqa: ANN001
 
 
 def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = None,
-                     since: datetime | None = None) -> list[dict]:
+                     since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD) -> list[dict]:
     """Per route: requests, escalated requests, rate, its threshold, flagged when the rate exceeds it.
 
-    `thresholds`: one rate for every route, {route: rate} (others get 25%), or a TokenomyConfig, whose
+    `thresholds`: one rate for every route, {route: rate} (others get `default`, 25%), or a TokenomyConfig, whose
     routing policies give each route's `escalation_threshold` and restrict the answer to routed routes.
     A request is an untagged attempt; an escalated request has an attempt tagged "1" (its first escalation).
     """
@@ -68,9 +68,9 @@ def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = 
     out = []
     for route, (calls, escalated) in sorted(counts.items()):
         if isinstance(thresholds, dict):
-            limit = thresholds.get(route, DEFAULT_ESCALATION_THRESHOLD)
+            limit = thresholds.get(route, default)
         else:
-            limit = DEFAULT_ESCALATION_THRESHOLD if thresholds is None else float(thresholds)
+            limit = default if thresholds is None else float(thresholds)
         rate = escalated / calls if calls else 0.0
         out.append({"route": route, "calls": calls, "escalations": escalated, "rate": rate, "threshold": limit,
                     "flagged": bool(calls) and rate > limit})
@@ -78,9 +78,9 @@ def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = 
 
 
 def routes_over_threshold(store, thresholds: float | dict[str, float] | Any | None = None,
-                          since: datetime | None = None) -> list[dict]:
+                          since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD) -> list[dict]:
     """Only the routes whose escalation rate is above their threshold (for alerts)."""
-    return [row for row in escalation_rates(store, thresholds, since) if row["flagged"]]
+    return [row for row in escalation_rates(store, thresholds, since, default) if row["flagged"]]
 
 
 def tier_share(store, since: datetime | None = None, expected: dict | None = None,
