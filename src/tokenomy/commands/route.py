@@ -64,11 +64,10 @@ def train_cmd(
     """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
     held-out split and save it with the model (the router then uses it unless the policy sets `threshold`)."""
     from tokenomy.routing.calibrate import price, train_and_calibrate
-    from tokenomy.routing.classifier import load_labelled, save
-    from tokenomy.routing.datasets import labelled_frame, load_outcomes
+    from tokenomy.routing.classifier import save
+    from tokenomy.routing.datasets import load_training_data
 
-    frame = labelled_frame(load_labelled(data)) if data.endswith(".jsonl") and "judgements" not in data \
-        else load_outcomes(data)
+    frame = load_training_data(data)
     router, report = train_and_calibrate(frame, holdout, seed, target_quality, max_cost_usd,
                                          price(weak_model, region), price(strong_model, region))
     save(router, output)

@@ -1,1 +1,1 @@
-"""Model routing: tiers, a rule router, a validating cascade (classifier and evaluation to follow)."""
+"""Model routing: tiers, rules, a validating cascade, a trained classifier, evaluation, calibration, drift."""

@@ -137,3 +137,19 @@ def labelled_frame(rows: list[dict]) -> pd.DataFrame:
     frame["input_tokens"] = frame["prompt"].map(estimate_tokens)
     frame["weak_output_tokens"] = frame["strong_output_tokens"] = frame["output_tokens"]
     return frame
+
+
+def load_training_data(data: str) -> pd.DataFrame:
+    """`route train` input: a labelled JSONL ({prompt, label} lines) or any RouteLLM outcome dataset."""
+    from tokenomy.routing.classifier import load_labelled
+
+    path = Path(data)
+    if path.suffix == ".jsonl" and path.exists():
+        first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
+        try:
+            labelled = "label" in json.loads(first)
+        except ValueError:
+            labelled = True  # let the labelled reader name the bad line
+        if labelled:
+            return labelled_frame(load_labelled(path))
+    return load_outcomes(data)
