@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +151,33 @@ def test_escalation_thresholds_per_route_from_config(ledger_path):
     shares = {(r["route"], r["tier"]): r for r in tier_share(store, expected=expected_shares(cfg))}
     assert shares[("strict", "tier1")]["expected"] == 0.9 and shares[("strict", "tier1")]["flagged"]
     assert shares[("lenient", "tier1")]["expected"] is None
+
+
+def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_path):
+    from tokenomy.routing.labels import cascade_labels
+
+    now = datetime.now(timezone.utc)
+    store = open_store(ledger_path)
+
+    def attempt(prompt, seconds, tier, tags=None, route="extract", text=True):
+        return UsageEvent(ts=now.replace(microsecond=0) + timedelta(seconds=seconds), model="local", provider="local",
+                          route=route, tier=tier, tags=tags or {}, prompt_hash=f"h-{prompt}",
+                          prompt_text=prompt if text else None)
+
+    store.write([attempt("easy", 0, "tier1"), attempt("hard", 1, "tier1"),
+                 attempt("hard", 2, "tier2", {"cascade_escalated": "1"}),
+                 attempt("other route", 3, "tier1", route="chat")])
+    labels = cascade_labels(store, ["extract"])
+    assert [(r["prompt"], r["label"]) for r in labels] == [("easy", "weak"), ("hard", "strong")]
+    out = tmp_path / "labels.jsonl"
+    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extract",
+                             "--ledger", str(ledger_path), "-o", str(out), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert json.loads(result.stdout) == {"output": str(out), "examples": 2, "strong": 1}
+    from tokenomy.routing.classifier import load_jsonl
+
+    assert load_jsonl(out) == (["easy", "hard"], [0, 1])
+    bare = open_store(tmp_path / "bare.duckdb")
+    bare.write([attempt("x", 0, "tier1", text=False)])
+    with pytest.raises(UsageError, match="store_prompts: true"):
+        cascade_labels(bare, ["extract"])

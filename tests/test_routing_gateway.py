@@ -23,6 +23,7 @@ STRONG = "anthropic.claude-3-7-sonnet-20250219-v1:0"  # $3 in / $15 out per 1M t
 def _config(classifier_path: str) -> dict:
     # Two tiers served by the same local model under two aliases, priced as a cheap and a strong model.
     return {
+        "store_prompts": True,  # so cascade outcomes can be exported as training labels
         "models": {"small": {"provider": "local", "model": "smollm2-135m", "price_as": CHEAP},
                    "big": {"provider": "local", "model": "smollm2-135m", "price_as": STRONG}},
         "tiers": {"tier1": ["small"], "tier2": ["big"]},
@@ -82,3 +83,10 @@ def test_hybrid_and_cascade_routes_through_the_gateway(tmp_path, ledger_path):
     assert escalation_rates(open_store(ledger_path), cfg) == [
         {"route": "auto", "calls": 4, "escalations": 0, "rate": 0.0, "threshold": 0.25, "flagged": False},
         {"route": "extract", "calls": 1, "escalations": 1, "rate": 1.0, "threshold": 0.25, "flagged": True}]
+
+    # The cascade's outcome becomes a training label: the cheap tier failed, so the prompt needs the strong one.
+    from tokenomy.routing.labels import cascade_labels, cascade_routes
+
+    assert cascade_routes(cfg) == ["extract"]
+    labels = cascade_labels(open_store(ledger_path), cascade_routes(cfg))
+    assert [(r["label"], "Write one sentence about the sea." in r["prompt"]) for r in labels] == [("strong", True)]

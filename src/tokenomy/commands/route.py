@@ -1,4 +1,4 @@
-"""`tokenomy route explain|train|eval|drift`: routing decisions, the trained router, evaluation and drift."""
+"""`tokenomy route explain|train|eval|drift|export-labels`: decisions, the trained router, evaluation, drift."""
 
 from __future__ import annotations
 
@@ -154,3 +154,27 @@ def drift_cmd(
                         [[r["route"], r["tier"], f"{r['share']:.1%}",
                           "-" if r["expected"] is None else f"{r['expected']:.0%}",
                           "[red]drift[/red]" if r["flagged"] else ""] for r in result["tier_share"]]))
+
+
+@route_app.command("export-labels")
+def export_labels_cmd(
+    output: str = typer.Option("labels.jsonl", "-o", "--output", help="JSONL for `tokenomy route train`."),
+    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml: its cascade routes are exported."),
+    route: Optional[list[str]] = typer.Option(None, "--route", help="Cascade route(s) to export (repeatable)."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Turn cascade outcomes in the ledger into training labels: answered by the cheap tier = weak, escalated =
+    strong (needs `store_prompts: true`)."""
+    from tokenomy.config import load_config
+    from tokenomy.ledger.store import open_store
+    from tokenomy.routing.labels import cascade_labels, cascade_routes, write_jsonl
+
+    cfg = load_config(config)
+    labels = cascade_labels(open_store(ledger or cfg.ledger), route or cascade_routes(cfg))
+    write_jsonl(labels, output)
+    result = {"output": output, "examples": len(labels), "strong": sum(r["label"] == "strong" for r in labels)}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"wrote {result['examples']} labelled prompts ({result['strong']} strong) to {output}")

@@ -1,0 +1,64 @@
+"""Training labels from the ledger's cascade outcomes: a prompt the cheap tier answered is `weak`, one the
+cascade had to escalate is `strong`. The output is the JSONL `tokenomy route train` reads."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from tokenomy.errors import UsageError
+from tokenomy.routing.dispatch import ESCALATED_TAG
+
+
+def _tags(value) -> dict:  # noqa: ANN001
+    return json.loads(value) if isinstance(value, str) and value else (value or {})
+
+
+def cascade_routes(cfg) -> list[str]:  # noqa: ANN001
+    """Routes whose policy is a cascade (the only ones whose outcomes say which tier was good enough)."""
+    from tokenomy.routing.rules import load_policy
+
+    return sorted(name for name, route in cfg.routes.items()
+                  if route.policy and load_policy(cfg.routing, route.policy).type == "cascade")
+
+
+def cascade_labels(store, routes: list[str], since: datetime | None = None) -> list[dict]:
+    """One {prompt, label, route} per request on the cascade `routes` with stored prompt text, in time order.
+
+    Attempts of one request share the route and the prompt hash; an escalated attempt (tag "1") right after
+    the first makes the request `strong`. Needs `store_prompts: true` (prompt text in the ledger).
+    """
+    sql = ("SELECT route, tags, prompt_hash, prompt_text FROM usage_events "
+           "WHERE route IS NOT NULL AND outcome = 'ok'")
+    params: list = []
+    if since is not None:
+        sql += f" AND ts >= {store.placeholder}"
+        params.append(since)
+    rows = store.query(sql + " ORDER BY ts", params)
+    if not routes:
+        raise UsageError("no cascade routes to export: give --route NAME or a config whose routes use a cascade policy")
+    labels: list[dict] = []
+    latest: dict[tuple, dict] = {}
+    missing_text = 0
+    for row in rows:
+        if row["route"] not in routes:
+            continue
+        key = (row["route"], row["prompt_hash"])
+        attempt = _tags(row["tags"]).get(ESCALATED_TAG)
+        if not attempt:
+            if row["prompt_text"] is None:
+                missing_text += 1
+                continue
+            latest[key] = {"prompt": row["prompt_text"], "label": "weak", "route": row["route"]}
+            labels.append(latest[key])
+        elif str(attempt) == "1" and key in latest:
+            latest[key]["label"] = "strong"
+    if not labels and missing_text:
+        raise UsageError(f"{missing_text} routed requests in the ledger have no prompt text; set `store_prompts: "
+                         "true` in tokenomy.yaml so cascade outcomes can become training labels")
+    return labels
+
+
+def write_jsonl(labels: list[dict], path: str | Path) -> None:
+    Path(path).write_text("".join(json.dumps(row) + "\n" for row in labels))
