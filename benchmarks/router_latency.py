@@ -17,7 +17,7 @@ from tokenomy.messages import ChatRequest
 from tokenomy.routing.calibrate import train_and_calibrate
 from tokenomy.routing.classifier import load, save, strong_probability
 from tokenomy.routing.datasets import load_outcomes
-from tokenomy.routing.dispatch import _first_tier
+from tokenomy.routing.dispatch import choose_tier
 from tokenomy.routing.rules import Policy
 
 
@@ -50,7 +50,7 @@ def main(decisions: int = 2000) -> None:
     times = []
     for i in range(decisions):
         start = time.perf_counter()
-        _first_tier(policy, requests[i % len(requests)], ["tier1", "tier2"])
+        choose_tier(policy, requests[i % len(requests)], ["tier1", "tier2"])
         times.append((time.perf_counter() - start) * 1000)
     _percentiles("hybrid (rules + classifier)", times)
     print(f"threshold {router.threshold:.3f} calibrated to {report['target_quality']:.0%} of strong quality "

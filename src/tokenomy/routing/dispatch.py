@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from tokenomy.errors import ConfigError
@@ -27,7 +28,7 @@ def _plan(cfg, route_name: str, request: ChatRequest) -> tuple[Policy, list[str]
     if policy.type == "cascade":
         tiers = policy.tiers or sorted(cfg.tiers)
     else:
-        first = _first_tier(policy, request, sorted(cfg.tiers))
+        first = choose_tier(policy, request, sorted(cfg.tiers))
         order = policy.tiers or sorted(cfg.tiers)
         tiers = [first] + ([t for t in order[order.index(first) + 1:]] if first in order and policy.validators else [])
     return policy, tiers
@@ -65,10 +66,10 @@ async def achat_via_route(client, cfg, route_name: str, request: ChatRequest) ->
     return response
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[tuple, object] = {}
 
 
-def _first_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
+def choose_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
     """Rules decide (hybrid: only when a rule fires); the classifier picks weak or strong for the rest."""
     decision = explain(policy, request)
     if policy.type == "rules" or (policy.type == "hybrid" and decision.rule is not None):
@@ -77,9 +78,15 @@ def _first_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
         raise ConfigError(f"routing.policies: a {policy.type} policy needs classifier_path (see `tokenomy route train`)")
     from tokenomy.routing.classifier import load, strong_probability
 
-    if policy.classifier_path not in _MODELS:  # loaded once: a decision must stay well under 5 ms
-        _MODELS[policy.classifier_path] = load(policy.classifier_path)
-    router = _MODELS[policy.classifier_path]
+    try:
+        # Loaded once per file version: a decision must stay well under 5 ms; a retrained file is reloaded.
+        key = (policy.classifier_path, os.stat(policy.classifier_path).st_mtime_ns)
+    except OSError as exc:
+        raise ConfigError(f"routing.policies: classifier_path {policy.classifier_path!r} cannot be read ({exc}); "
+                          "train one with `tokenomy route train`") from exc
+    if key not in _MODELS:
+        _MODELS[key] = load(policy.classifier_path)
+    router = _MODELS[key]
     threshold = policy.threshold if policy.threshold is not None else router.threshold  # calibrated by route train
     tiers = policy.tiers or order
     text = "\n".join(m.content for m in request.messages)
