@@ -181,3 +181,14 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
     bare.write([attempt("x", 0, "tier1", text=False)])
     with pytest.raises(UsageError, match="store_prompts: true"):
         cascade_labels(bare, ["extract"])
+
+
+def test_bench_style_labels_need_tiers_or_weak_label(tmp_path):
+    from tokenomy.routing.classifier import load_labelled
+
+    data = tmp_path / "bench.jsonl"
+    data.write_text(json.dumps({"prompt": "a", "label": "local"}) + "\n"
+                    + json.dumps({"prompt": "b", "label": "big", "tier": "tier2"}) + "\n")
+    with pytest.raises(UsageError, match=r"bench.jsonl:1: .*--weak-label"):
+        load_labelled(data)
+    assert [r["label"] for r in load_labelled(data, {"local"})] == [0, 1]

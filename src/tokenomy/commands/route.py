@@ -59,6 +59,8 @@ def train_cmd(
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
+    weak_label: Optional[list[str]] = typer.Option(None, "--weak-label", help="Label or tier meaning the cheap tier "
+                                                   "was good enough (repeatable); any other label counts as strong."),
     as_json: bool = JsonOption,
 ) -> None:
     """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
@@ -67,7 +69,7 @@ def train_cmd(
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
 
-    frame = load_training_data(data)
+    frame = load_training_data(data, set(weak_label) if weak_label else None)
     router, report = train_and_calibrate(frame, holdout, seed, target_quality, max_cost_usd,
                                          price(weak_model, region), price(strong_model, region))
     save(router, output)

@@ -10,25 +10,39 @@ from typing import Any
 from tokenomy.errors import UsageError
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
+WEAK = {"weak", "tier1", "0", "false"}
 
 
-def load_labelled(path: str | Path) -> list[dict]:
-    """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak). Optional
-    `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact. Errors name the line."""
+def _is_strong(value, weak_labels: set[str] | None) -> int:  # noqa: ANN001
+    name = str(value).lower()
+    if weak_labels:  # the caller named the cheap tier(s) or model(s): everything else is strong
+        return int(name not in weak_labels)
+    if name in STRONG or name in WEAK:
+        return int(name in STRONG)
+    raise ValueError(f"label {value!r} is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with "
+                     "`route train --weak-label NAME`")
+
+
+def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list[dict]:
+    """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak), or any name when
+    `weak_labels` lists the cheap ones. A `tier` field (as `tokenomy bench export-labels --tiers` writes) wins
+    over `label`. Optional `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact.
+    Errors name the line."""
+    weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
     rows = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            strong = int(str(row["label"]).lower() in STRONG)
+            strong = _is_strong(row.get("tier") or row["label"], weak_labels)
             rows.append({"prompt": str(row["prompt"]), "label": strong,
                          # Without measured qualities: a weak label means the weak model was good enough.
                          "weak_quality": float(row.get("weak_quality", 1 - strong)),
                          "strong_quality": float(row.get("strong_quality", 1.0)),
                          "output_tokens": int(row.get("output_tokens", 256))})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc!r})") from exc
+            raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc})") from exc
     return rows
 
 

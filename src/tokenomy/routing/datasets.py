@@ -139,7 +139,7 @@ def labelled_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def load_training_data(data: str) -> pd.DataFrame:
+def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.DataFrame:
     """`route train` input: a labelled JSONL ({prompt, label} lines) or any RouteLLM outcome dataset."""
     from tokenomy.routing.classifier import load_labelled
 
@@ -151,5 +151,5 @@ def load_training_data(data: str) -> pd.DataFrame:
         except ValueError:
             labelled = True  # let the labelled reader name the bad line
         if labelled:
-            return labelled_frame(load_labelled(path))
+            return labelled_frame(load_labelled(path, weak_labels))
     return load_outcomes(data)
