@@ -15,7 +15,7 @@ from tokenomy.errors import ConfigError
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message
+from tokenomy.messages import ChatRequest, Message, Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
@@ -130,3 +130,17 @@ def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_
     row = rows[0]
     assert row["outcome"] == "cancelled" and row["error_type"] == "StreamAbandoned"
     assert row["input_tokens"] > 0 and 1 <= row["output_tokens"] <= 3
+
+
+@pytest.mark.slow
+def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(ledger_path):
+    """The local KV cache reuses a prefix; Mixtral on Bedrock has no prompt caching, so it bills it all as input."""
+    mixtral = "mistral.mixtral-8x7b-instruct-v0:1"
+    spec = {"cheap": ModelSpec(name="cheap", provider="local", model="local", region="local", price_as=mixtral)}
+    with Tokenomy(ledger_path, models=spec) as client:
+        answers = [client.chat(ChatRequest.simple(q, model="cheap", system=LONG_SYSTEM, max_tokens=4))
+                   for q in ("Refund time for class 3?", "Refund time for class 5?")]
+    second = answers[1]
+    assert second.usage.cache_read_tokens > 0  # the local model did reuse its KV cache
+    billed = Usage(second.usage.total_input_tokens, second.usage.output_tokens)
+    assert second.cost_usd == compute_cost(billed, mixtral).total_usd > 0

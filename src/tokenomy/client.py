@@ -155,7 +155,13 @@ class Tokenomy:
                 started: float) -> ChatResponse:
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
-        cost = compute_cost(response.usage, pricing_model, region, mode, self.catalog)
+        usage = response.usage
+        if target.spec.price_as and (usage.cache_read_tokens or usage.cache_write_tokens) \
+                and not self.catalog.lookup(pricing_model, region).has_cache:
+            # The stand-in (e.g. the local model's KV cache) cached a prefix that the model it is priced
+            # as cannot cache: that model would bill those tokens as plain input.
+            usage = Usage(usage.total_input_tokens, usage.output_tokens)
+        cost = compute_cost(usage, pricing_model, region, mode, self.catalog)
         response.cost_usd = cost.total_usd
         response.attempts = step.attempt
         event = event_from_response(target.call, response, cost, mode, self.store_prompts, call.request_id)
