@@ -44,7 +44,7 @@ def require(condition: bool, why: str) -> None:
         return
     if IN_CI:
         pytest.fail(f"CI prerequisite missing: {why}")
-    pytest.skip(why)
+    pytest.skip(reason=why)
 
 
 @pytest.fixture
