@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+from typing import Callable
 
 
 def _reply(body: bytes, delay_s: float) -> tuple[bytes, bytes]:
@@ -35,7 +36,9 @@ def _reply(body: bytes, delay_s: float) -> tuple[bytes, bytes]:
                                     "finish_reason": "stop"}], "usage": usage}).encode(), b"application/json"
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float,
+                  refuse: Callable[[bytes], bytes | None] | None = None) -> None:
+    """Answer requests on one connection; `refuse(body)` may return a whole HTTP response to send instead."""
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -45,6 +48,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
                 if name.strip().lower() == b"content-length":
                     length = int(value.strip())
             body = await reader.readexactly(length) if length else b""
+            refusal = refuse(body) if refuse else None
+            if refusal:
+                writer.write(refusal)
+                await writer.drain()
+                continue
             if delay_s:
                 await asyncio.sleep(delay_s)
             payload, kind = _reply(body, delay_s)
@@ -69,11 +77,15 @@ class InstantOpenAI:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(asyncio.start_server(
-            lambda r, w: _handle(r, w, self.delay_s), "127.0.0.1", self.port, backlog=1024))
+            lambda r, w: _handle(r, w, self.delay_s, self._refusal), "127.0.0.1", self.port, backlog=1024))
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         self._started.set()
         self._loop.run_forever()
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        """Subclasses refuse some requests (quotas); this server answers everything."""
+        return None
 
     def __enter__(self) -> str:
         self._thread.start()
