@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tokenomy.batch.backends import FINAL_STATES, STATES, SubmitOptions
+from tokenomy.batch.backends import FINAL_STATES, STATES, BatchBackend, SubmitOptions
 from tokenomy.batch.bedrock_backend import BedrockBatchBackend
 from tokenomy.batch.formats import read_records
 from tokenomy.emulate.bedrock_batch import configure
@@ -75,7 +75,7 @@ def records(lines: list[str]):
     return good
 
 
-def wait(backend: BedrockBatchBackend, handle: str, timeout: float = 120) -> list[str]:
+def wait(backend: BatchBackend, handle: str, timeout: float = 120) -> list[str]:
     """Poll until final; the distinct normalised states seen, in order."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import openai
 import pytest
+from test_batch_bedrock import in_order, plain, records, wait  # the same records and polling
 
-from tokenomy.batch.backends import FINAL_STATES, STATES, SubmitOptions
-from tokenomy.batch.formats import read_records
+from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.openai_batch import create_app
@@ -36,34 +36,6 @@ def emulator(engine=None, **settings):
     app = create_app(engine=engine or InstantEngine(), **{**FAST, **settings})
     with ServerThread(app) as url:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="x"), SubmitOptions(endpoint_url=url)
-
-
-def plain(n: int, max_tokens: int = 8) -> list[str]:
-    return [json.dumps({"id": f"r{i}", "prompt": f"topic{i} please summarise briefly", "max_tokens": max_tokens})
-            for i in range(n)]
-
-
-def records(lines: list[str]):
-    good, bad = read_records(lines)
-    assert not bad
-    return good
-
-
-def wait(backend: OpenAIBatchBackend, handle: str, timeout: float = 120) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state, _ = backend.status(handle)
-        if not seen or seen[-1] != state:
-            seen.append(state)
-        if state in FINAL_STATES:
-            return seen
-        time.sleep(0.02)
-    raise AssertionError(f"batch {handle} not final after {timeout}s: {seen}")
-
-
-def in_order(seen: list[str]) -> bool:
-    return [STATES.index(s) for s in seen] == sorted(STATES.index(s) for s in seen)
 
 
 def file_lines(client: openai.OpenAI, file_id: str) -> list[dict]:
