@@ -15,7 +15,7 @@ from conftest import SHARED_DATA, require
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.planning import traffic
-from tokenomy.planning.breakeven import unit_economics
+from tokenomy.planning.breakeven import ASSUMED_TPM_PER_UNIT, unit_economics
 from tokenomy.planning.savings import SavingsInputs, what_if
 from tokenomy.planning.sizing import size
 from tokenomy.pricing.catalog import default_catalog
@@ -45,15 +45,20 @@ def test_breakeven_matches_a_hand_computation():
                "--tpm-per-unit", "400000")
     # 400,000 tokens/min * 60 = 24M tokens/h at $16 per 1M = $384/h; $35 / $384 = 0.0911...
     assert data["breakeven_utilization"] == pytest.approx(35 / 384)
+    # Break-even volume needs no capacity: $35/h over $16 per 1M tokens = 2,187,500 tokens/h = 36,458.3/min.
+    assert data["breakeven_tokens_per_minute"] == pytest.approx(35 / 16 * 1e6 / 60)
+    assert data["tpm_per_unit_assumed"] is False
 
 
 def test_missing_inputs_name_the_flag_to_pass():
     result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", SONNET, "--avg-input", "1", "--avg-output",
                              "1"], capture_output=True, text=True)
     assert result.returncode == 2 and "--hourly-usd" in result.stderr
-    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5"],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "--tpm-per-unit" in result.stderr
+    # AWS publishes no model-unit throughput: the answer uses a stated assumption and names the flag.
+    data = cli("plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5", "--term", "6m")
+    assert data["tpm_per_unit_assumed"] is True and data["tpm_per_unit"] == ASSUMED_TPM_PER_UNIT
+    assert "ASSUMED" in data["sources"]["tpm_per_unit"] and "--tpm-per-unit" in data["sources"]["tpm_per_unit"]
+    assert data["breakeven_utilization"] == pytest.approx(35 / (ASSUMED_TPM_PER_UNIT * 60 * 16 / 1e6))
 
 
 @pytest.mark.parametrize("trace", ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv"])

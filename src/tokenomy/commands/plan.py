@@ -67,7 +67,10 @@ def breakeven_cmd(
         ["provisioned cost", f"{usd(result['provisioned_hourly_usd'], 2)}/h · "
                              f"{usd(result['provisioned_monthly_usd'], 2)}/month"],
         ["break-even utilisation", f"{result['breakeven_utilization']:.1%}"],
+        ["break-even volume", f"{result['breakeven_tokens_per_minute']:,.0f} tokens/min sustained (any capacity)"],
     ]))
+    if result["tpm_per_unit_assumed"]:
+        console.print(f"[yellow]note:[/] {result['sources']['tpm_per_unit']}")
     console.print(f"[dim]{result['formula']}; sources: " +
                   "; ".join(f"{k}: {v}" for k, v in result["sources"].items()) + "[/dim]")
 
@@ -130,6 +133,8 @@ def size_cmd(
                          for o in result["options"]]))
     console.print(f"[bold]Verdict:[/bold] {result['verdict']}")
     console.print(f"[dim]Assumption: {result['assumption']}.[/dim]")
+    if result["tpm_per_unit_assumed"]:
+        console.print(f"[yellow]note:[/] {result['sources']['tpm_per_unit']}")
 
 
 @plan_app.command("utilization")

@@ -10,6 +10,10 @@ from tokenomy.pricing.catalog import PriceEntry
 
 HOURS_PER_MONTH = Decimal(730)
 MILLION = Decimal(1_000_000)
+# AWS does not publish a model unit's tokens per minute ("contact your account manager"). Without the
+# user's quote, figures that need capacity use this stated assumption and say so in every answer; the
+# break-even *volume* (tokens per minute) needs no capacity at all and is always exact.
+ASSUMED_TPM_PER_UNIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,11 @@ def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm
     if tpm_per_unit is None:
         tpm_per_unit = entry.provisioned_tpm_per_unit
         if tpm_per_unit is None:
-            raise ConfigError(f"tokens per minute per model unit of {entry.model} is not published in the catalog; "
-                              "pass --tpm-per-unit (AWS quotes it for your account when you ask for a unit)")
-        sources["tpm_per_unit"] = f"{entry.source} (as of {entry.as_of})"
+            tpm_per_unit = ASSUMED_TPM_PER_UNIT
+            sources["tpm_per_unit"] = (f"ASSUMED {ASSUMED_TPM_PER_UNIT:,} tokens/min: AWS does not publish a model "
+                                       f"unit's throughput for {entry.model}; pass --tpm-per-unit from your quote")
+        else:
+            sources["tpm_per_unit"] = f"{entry.source} (as of {entry.as_of})"
     else:
         sources["tpm_per_unit"] = "command line"
     if tpm_per_unit <= 0:
@@ -87,6 +93,9 @@ def breakeven(econ: UnitEconomics) -> dict:
     on_demand_full = tokens_per_hour * econ.blended_price / MILLION
     provisioned = econ.hourly_per_unit * econ.units
     utilization = provisioned / on_demand_full if on_demand_full else Decimal("Infinity")
+    per_token = econ.blended_price / MILLION
+    # The sustained volume at which on-demand spend equals the units' price: needs no capacity figure.
+    breakeven_tpm = provisioned / (60 * per_token) if per_token else Decimal("Infinity")
     return {
         "model": econ.model, "region": econ.region, "term": econ.term, "units": econ.units,
         "tpm_per_unit": econ.tpm_per_unit, "input_share": float(econ.input_share),
@@ -95,6 +104,8 @@ def breakeven(econ: UnitEconomics) -> dict:
         "provisioned_hourly_usd": provisioned,
         "on_demand_hourly_usd_at_full_capacity": on_demand_full,
         "breakeven_utilization": float(utilization),
+        "breakeven_tokens_per_minute": float(breakeven_tpm),
+        "tpm_per_unit_assumed": econ.sources["tpm_per_unit"].startswith("ASSUMED"),
         "provisioned_monthly_usd": provisioned * HOURS_PER_MONTH,
         "on_demand_monthly_usd_at_full_capacity": on_demand_full * HOURS_PER_MONTH,
         "hours_per_month": int(HOURS_PER_MONTH),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from tokenomy.planning.breakeven import ASSUMED_TPM_PER_UNIT as ASSUMED_TPM
+
 TITLE = "Planning: provisioned throughput and what-if savings"
 MODEL = "anthropic.claude-v2:1"  # has published Provisioned Throughput prices in the catalog
-ASSUMED_TPM = 100_000
 PRICE_AS = "anthropic.claude-3-5-haiku-20241022-v1:0"  # illustrative: AWS quotes tokens/min per model unit per account
 
 

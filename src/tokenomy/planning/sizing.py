@@ -85,6 +85,7 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
         "monthly_saving_usd": saving,
         "verdict": verdict,
         "sources": econ.sources,
+        "tpm_per_unit_assumed": econ.sources["tpm_per_unit"].startswith("ASSUMED"),
     }
 
 
