@@ -52,6 +52,23 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return result
 
 
+def report_cell(column: str, value: Any) -> str:
+    """A report value as people read it: money with $, rates and shares as percentages, big counts grouped."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"${value:,.6f}"
+    if isinstance(value, float):
+        if column.endswith(("_rate", "_share")) or column == "share":
+            return f"{value:.1%}"
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M") if (value.hour or value.minute) else value.strftime("%Y-%m-%d")
+    return str(value)
+
+
 def usd(value: Decimal | None, places: int = 6) -> str:
     if value is None:
         return "-"

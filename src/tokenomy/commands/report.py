@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, report_cell, table
 
 
 def register(app: typer.Typer) -> None:
@@ -71,4 +71,4 @@ def report(
         writer.writeheader()
         writer.writerows(rows)
         return
-    console.print(table(f"report {name}", columns, [[r[c] for c in columns] for r in rows]))
+    console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
