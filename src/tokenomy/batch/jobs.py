@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
-from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
@@ -376,7 +377,7 @@ def _result_line(record_id: str, row: dict[str, Any] | None, job: Job) -> dict[s
                     usage={"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
                            "cache_read_tokens": row["cache_read_tokens"],
                            "cache_write_tokens": row["cache_write_tokens"]},
-                    cost_usd=None if row["cost_usd"] is None else str(row["cost_usd"]))
+                    cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))))
     else:
         line["error"] = row["error"]
     if row["raw"]:

@@ -122,26 +122,37 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _line({"job_id": job.job_id})
         else:
-            skipped = f" ({job.bad_lines} bad lines skipped; see `tokenomy batch validate`)" if job.bad_lines else ""
+            skipped = f" ({job.bad_lines} bad lines skipped)" if job.bad_lines else ""
             console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}{skipped}")
-        _start(tables, job, detach, as_json)
+        bad = _bad_lines(file) if job.bad_lines else []
+        if bad and not as_json:
+            for b in bad:
+                console.print(f"  skipped line {b['line']}: {b['field']}: {b['reason']}")
+        _start(tables, job, detach, as_json, {"bad": bad} if bad else None)
 
-    def _start(tables, job, detach: bool, as_json: bool) -> None:  # noqa: ANN001
+    def _bad_lines(file: Path) -> list[dict]:
+        """The skipped lines, named (parsed again only when there are some)."""
+        from tokenomy.batch.formats import read_file
+
+        return [b.to_json() for b in read_file(file)[1]]
+
+    def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
         from tokenomy.batch.jobs import require_job, submit_parts, wait
         from tokenomy.batch.local_runner import run_job
 
+        extra = extra or {}
         if job.backend == "local":
             if detach:
                 pid = _spawn_resume(job.job_id, _ledger_url(tables))
-                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid})
+                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra})
                 return
             job, stats = run_job(tables, job.job_id, progress=True)
-            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
+            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2), **extra})
             return
         job = submit_parts(tables, job)
         if not detach:
             job = wait(tables, job.job_id)
-        _finish(job, as_json)
+        _finish(job, as_json, extra)
 
     def _finish(job, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
         if as_json:
