@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tokenomy.analytics.imports import import_cur, parse_bedrock_usage_type
 from tokenomy.cli import app
+from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
@@ -141,6 +142,18 @@ def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
     assert [e.event_id for e in again.events] == [e.event_id for e in events] and not again.problems
     assert [(e.input_tokens, e.cache_read_tokens, e.mode) for e in again.events] == \
         [(e.input_tokens, e.cache_read_tokens, e.mode) for e in events]
+
+
+def test_import_cur_rejects_a_file_without_cur_columns(ledger_path, tmp_path) -> None:
+    # A file pandas reads as a header with no rows (here a stray JSON file) used to "import" 0 records quietly.
+    wrong = tmp_path / "notes.json"
+    wrong.write_text('{"not": "a cost report"}\n')
+    result = CliRunner().invoke(app, ["import", "cur", str(wrong), "--ledger", str(ledger_path)])
+    assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+    assert "line_item_usage_type" in str(result.exception) and str(wrong) in str(result.exception)
+    header_only = tmp_path / "empty-cur.csv"
+    header_only.write_text(",".join(CUR_HEADER) + "\n")  # a real CUR file for a period without Bedrock usage
+    assert import_cur(header_only).events == []
 
 
 def test_import_focus_export(tmp_path) -> None:

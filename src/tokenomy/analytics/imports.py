@@ -193,7 +193,8 @@ REGION_PREFIXES = {"USE1": "us-east-1", "USE2": "us-east-2", "USW2": "us-west-2"
                    "APS3": "ap-south-1", "CAN1": "ca-central-1", "SAE1": "sa-east-1"}
 
 
-def _read_table(path: Path) -> list[dict[str, Any]]:
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """(header, rows): the header is kept so a file with no data rows is still checked for CUR columns."""
     import pandas as pd
 
     try:
@@ -201,7 +202,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
             pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ConfigError(f"{path}: cannot read as CSV or Parquet ({exc})") from None
-    return frame.to_dict("records")
+    return [str(c) for c in frame.columns], frame.to_dict("records")
 
 
 def _columns(path: Path, header: list[str]) -> dict[str, str | None]:
@@ -254,10 +255,8 @@ def import_cur(path: str | Path) -> ImportResult:
     """
     path = Path(path)
     result = ImportResult(str(path))
-    rows = _read_table(path)
-    if not rows:
-        return result
-    cols = _columns(path, list(rows[0]))
+    header, rows = _read_table(path)
+    cols = _columns(path, header)  # before the empty check: a wrong file must not import 0 rows quietly
     groups: dict[tuple, dict[str, Any]] = {}
     for number, row in enumerate(rows, 2):  # header is line 1
         get = lambda ours: _cell(row, cols[ours])  # noqa: E731
