@@ -216,6 +216,9 @@ def run_report(store: Any, name: str, by: str | None = None, since: datetime | N
     if by not in GROUPS:
         raise UsageError(f"--by {by!r} is not a known grouping; use one of {sorted(GROUPS)}")
     since, until = window(name, since, until, now)
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; "
+                         "swap them or widen the window")
     where, params = _where(store, since, until)
     rows = store.query(preset.sql(by, where, store.dialect), params)
     if name == "tier-share":

@@ -62,6 +62,12 @@ def report(
     if as_json:
         print_json(rows)
         return
+    if not rows and not as_csv:
+        span = f" from {since:%Y-%m-%d %H:%M}" if since else ""
+        span += f" until {until:%Y-%m-%d %H:%M}" if until else ""
+        console.print(f"report {name}: no usage in the ledger{span or ' (the preset may use a default window)'}; "
+                      "widen --since/--until or check --ledger")
+        return
     columns = list(rows[0]) if rows else [by or name]
     if as_csv:
         import csv
