@@ -93,6 +93,45 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path, ledger_path):
     assert costs == [Decimal("0.000375"), Decimal("0.0005"), Decimal("1.5")]
 
 
+def test_import_rejects_bytes_huge_counts_and_nan_latency_by_line(tmp_path, ledger_path):
+    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "input_tokens": 1000, "output_tokens": 200}
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"\n".join([
+        json.dumps(good).encode(),
+        b'{"ts": "2026-11-01T10:00:00Z", "model": "caf\xe9"}',  # Latin-1, not UTF-8
+        json.dumps({**good, "input_tokens": 10**26}).encode(),  # would overflow the BIGINT column
+        json.dumps({**good, "latency_ms": "nan"}).encode(),
+        json.dumps({**good, "latency_ms": -5}).encode(),
+        json.dumps({**good, "ts": "yesterday"}).encode(),
+        json.dumps({**good, "output_tokens": 7}).encode(),
+    ]) + b"\n")
+    store = open_store(ledger_path)
+    result = import_file(path, store)
+    joined = "\n".join(result.errors)
+    assert result.imported == 2 and len(result.errors) == 5, joined
+    assert "usage.jsonl:2: not UTF-8 text" in joined
+    assert "usage.jsonl:3: field 'input_tokens'" in joined and "over" in joined
+    assert "usage.jsonl:4: field 'latency_ms' 'nan'" in joined
+    assert "usage.jsonl:5: field 'latency_ms' -5" in joined
+    assert "usage.jsonl:6: field 'ts' 'yesterday' is not an ISO-8601 time" in joined
+    # What did land exports as strict JSON (no NaN).
+    for line in export_to_string(store.events()).splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"export wrote {name}"))
+
+
+def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],
+             ["ledger", "export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), "--ledger", str(ledger_path)],
+             ["ledger", "export", "--format", "xml", "--ledger", str(ledger_path)]]
+    for args in cases:
+        result = subprocess.run([tokenomy, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.startswith("error: "), result.stderr
+    assert "choose jsonl or csv" in result.stderr
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_export_then_import_reproduces_the_ledger(tmp_path, fmt):
     source = open_store(tmp_path / "a.duckdb")

@@ -40,6 +40,13 @@ def main() -> None:
     except TokenomyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        # A file named on the command line that cannot be read or written: name it, no traceback.
+        if exc.filename is not None:
+            print(f"error: {exc.filename}: {exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,9 @@ from tokenomy.pricing.cost import compute_cost
 
 INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt", "prefix_tokens")
 FLOAT_FIELDS = ("latency_ms", "ttft_ms")
+# The ledger's columns: token counts fit any BIGINT with room for sums, costs fit DECIMAL(20,12).
+MAX_TOKENS = 10**12
+MAX_COST_USD = Decimal(10) ** 8
 COST_FIELDS = ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd")
 
 
@@ -38,7 +42,10 @@ def _parse_ts(value: Any) -> datetime:
         text = str(value).strip()
         if not text:
             raise ValueError("is empty")
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        try:
+            ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("is not an ISO-8601 time; write UTC times like 2026-01-31T12:00:00Z") from None
     if ts.tzinfo is None:
         raise ValueError("has no timezone; write UTC times like 2026-01-31T12:00:00Z")
     return ts.astimezone(timezone.utc)
@@ -71,18 +78,26 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
                 raise ValueError(f"field '{name}' {raw!r} is not a whole number") from None
             if values[name] < 0:
                 raise ValueError(f"field '{name}' {raw!r} is negative")
+            if values[name] > MAX_TOKENS:
+                raise ValueError(f"field '{name}' {raw!r} is over {MAX_TOKENS:,}, more than one call can use")
     for name in FLOAT_FIELDS:
         if values.get(name) is not None:
             try:
-                values[name] = float(values[name])
+                number = float(values[name])
             except (TypeError, ValueError):
                 raise ValueError(f"field '{name}' {values[name]!r} is not a number") from None
+            # NaN or infinity would poison percentiles and make the export invalid JSON.
+            if not math.isfinite(number) or number < 0:
+                raise ValueError(f"field '{name}' {values[name]!r} must be a finite number of milliseconds >= 0")
+            values[name] = number
     for name in COST_FIELDS:
         if values.get(name) is not None:
             try:
                 values[name] = Decimal(str(values[name]))
             except InvalidOperation:
                 raise ValueError(f"field '{name}' {values[name]!r} is not a number") from None
+            if not values[name].is_finite() or abs(values[name]) >= MAX_COST_USD:
+                raise ValueError(f"field '{name}' {values[name]} is outside ±{MAX_COST_USD:,} USD")
     tags = values.get("tags")
     if isinstance(tags, str):
         try:
@@ -111,12 +126,22 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Yield (line number, record or None, error or None) from a JSONL or CSV file."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="") as handle:
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                yield number, {k: v for k, v in row.items() if k is not None}, None
+        # CSV rows can span lines, so a file that is not UTF-8 is rejected whole, by name.
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                for number, row in enumerate(csv.DictReader(handle), start=2):
+                    yield number, {k: v for k, v in row.items() if k is not None}, None
+        except UnicodeDecodeError as exc:
+            raise TokenomyError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
         return
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
+    # Bytes, decoded line by line: one line that is not UTF-8 is reported, the others still import.
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8"
+                continue
             if not line.strip():
                 continue
             try:
@@ -149,6 +174,8 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
 
 def export_events(events: list[UsageEvent], out: TextIO, fmt: str = "jsonl") -> int:
     """Write events as JSONL (default) or CSV; the output imports back unchanged."""
+    if fmt not in ("jsonl", "csv"):
+        raise TokenomyError(f"--format {fmt!r}: choose jsonl or csv")
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
