@@ -125,6 +125,11 @@ def _check(store, events: list[UsageEvent]) -> None:
 
     assert _rows(store, "cost-per-task", ("task",), "cost_usd") == \
         _sum(events, lambda e: (e.task or "(none)",), cost)
+    task_calls = _sum(events, lambda e: (e.task or "(none)",), lambda e: 1)
+    per_call = _rows(store, "cost-per-task", ("task",), "cost_per_call_usd")
+    assert all(isinstance(v, Decimal) for v in per_call.values())  # money, not a float printed as 5.3e-05
+    want_cost = _sum(events, lambda e: (e.task or "(none)",), cost)
+    assert {k: round(v, 9) for k, v in per_call.items()} == {k: round(want_cost[k] / task_calls[k], 9) for k in want_cost}
     tag_cost: dict = defaultdict(Decimal)
     for e in events:
         for key, value in e.tags.items():

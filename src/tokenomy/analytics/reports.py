@@ -25,6 +25,8 @@ FAMILIES: list[tuple[str, tuple[str, ...]]] = [
 TOKEN_SUM = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
 ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
 FLOAT = "DOUBLE PRECISION"  # a type name both engines accept
+# DuckDB divides a DECIMAL sum by a count as DOUBLE; money stays Decimal (no 5.3e-05 in CSV, $ in tables).
+MONEY = "DECIMAL(38, 12)"
 
 
 def percentile(dialect: str, column: str, q: float) -> str:
@@ -135,12 +137,13 @@ def _errors(g: str, where: str, d: str) -> str:
 
 def _cost_per_task(g: str, where: str, d: str) -> str:
     return (f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-            f"SUM(cost_usd) / COUNT(*) AS cost_per_call_usd FROM usage_events{where} GROUP BY 1 ORDER BY 3 DESC, 1")
+            f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM usage_events{where} "
+            f"GROUP BY 1 ORDER BY 3 DESC, 1")
 
 
 def _cost_per_tag(g: str, where: str, d: str) -> str:
     return (f"SELECT tag_key, {tag_value_expr(d)} AS tag_value, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-            f"SUM(cost_usd) / COUNT(*) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
+            f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
             f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2")
 
 
