@@ -66,3 +66,12 @@ def test_cli_validate_json(tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["bad_count"] == 5 and data["good_records"] == 195
+
+
+def test_a_line_that_is_not_utf8_is_named_and_the_rest_still_parse(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"id": "a", "prompt": "Say hi."}\n{"id": "b", "prompt": "caf\xe9"}\n'
+                     b'{"id": "c", "prompt": "Say bye."}\n')
+    records, bad = read_file(path)
+    assert [r.id for r in records] == ["a", "c"]
+    assert [(b.line, b.field) for b in bad] == [(2, "-")] and "not UTF-8" in bad[0].reason

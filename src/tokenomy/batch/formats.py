@@ -105,12 +105,19 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
                        obj.get("max_tokens"), obj)
 
 
-def read_records(lines: Iterable[str]) -> tuple[list[BatchRecord], list[BadLine]]:
+def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[BadLine]]:
     """Parse every line; bad lines are reported, never stop the good ones."""
     good: list[BatchRecord] = []
     bad: list[BadLine] = []
     seen: set[str] = set()
     for number, text in enumerate(lines, start=1):
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad.append(BadLine(number, "-", f"not UTF-8 text (byte {exc.start + 1} of the line); "
+                                                "save the file as UTF-8"))
+                continue
         if not text.strip():
             continue
         try:
@@ -142,6 +149,6 @@ def read_records(lines: Iterable[str]) -> tuple[list[BatchRecord], list[BadLine]
 
 
 def read_file(path: str | Path) -> tuple[list[BatchRecord], list[BadLine]]:
-    """Parse a JSONL file."""
-    with open(path, encoding="utf-8") as fh:
+    """Parse a JSONL file (as bytes, so one line that is not UTF-8 is reported without losing the rest)."""
+    with open(path, "rb") as fh:
         return read_records(fh)
