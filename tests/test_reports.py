@@ -205,6 +205,10 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     # --since after --until used to return an empty report as if nothing had been spent.
     swapped = runner.invoke(app, ["report", "spend", "--since", "2026-11-02", "--until", "2026-09-01", *base])
     assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception)
+    page = tmp_path / "swapped.html"
+    swapped = runner.invoke(app, ["report", "--html", str(page), "--since", "2026-11-02", "--until", "2026-09-01",
+                                  "--ledger", str(ledger_path)])
+    assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception) and not page.exists()
     empty = runner.invoke(app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01",
                                 "--ledger", str(ledger_path)])
     assert empty.exit_code == 0 and "no usage in the ledger from 2020-01-01" in empty.output

@@ -41,6 +41,10 @@ def report(
         from tokenomy.analytics.dashboard_data import Filters
 
         utc = [t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (since, until)]
+        if utc[0] and utc[1] and utc[0] >= utc[1]:
+            from tokenomy.errors import UsageError
+
+            raise UsageError(f"--since {since} is not before --until {until}; swap them or widen the window")
         console.print(f"wrote {write_report_html(open_store(ledger), Filters(*utc), html)}")
         return
     if name is None:
