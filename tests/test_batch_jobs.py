@@ -206,6 +206,10 @@ def test_plan_recommends_with_numbers(tmp_path: Path) -> None:
     assert tight["on_demand_minutes"] > 360 and tight["required_tpm"] > 10
     long_window = plan("--start", "06:00", "--deadline", "06:00", "--tpm-quota", "100000")
     assert long_window["window_hours"] == 24 and long_window["recommendation"] == "batch"
+    for bad_quota in ("-5", "0"):  # used to print "finishes in ~-2 min at -5 TPM" and recommend it
+        refused = cli("batch", "plan", str(src), "--model", haiku, "--deadline", "06:00", "--tpm-quota", bad_quota,
+                      check=False)
+        assert refused.returncode == 2 and f"--tpm-quota {bad_quota}" in refused.stderr, refused.stderr
 
 
 def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_path: Path) -> None:

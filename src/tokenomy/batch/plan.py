@@ -74,6 +74,9 @@ class DeadlinePlan:
 def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int | None = None,
                   start: datetime | None = None, region: str | None = None) -> DeadlinePlan:
     """Compare on demand and batch for `path` on `model` between `start` (default now) and `deadline`."""
+    if tpm_quota is not None and tpm_quota <= 0:
+        raise ConfigError(f"--tpm-quota {tpm_quota}: give your account's tokens-per-minute quota, a number above 0 "
+                          "(or leave it out)")
     report = validate_file(path, model, region)
     require_good(report)
     begin, end = window(deadline, start or datetime.now(timezone.utc))
