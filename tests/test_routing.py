@@ -137,3 +137,34 @@ def test_achat_via_route_rules_real_call(ledger_path):
         client.flush()
     assert response.tier == "tier2"
     assert store.query("SELECT route, tier FROM usage_events") == [{"route": "smart", "tier": "tier2"}]
+
+
+def test_cli_explain_hybrid_uses_the_classifier_when_no_rule_fires(tmp_path):
+    """`route explain` used to answer a hybrid policy with the rules' default tier, ignoring the classifier the
+    gateway would use (and never noticing a classifier_path that does not exist)."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.routing.classifier import load_jsonl, save, train
+
+    examples = tmp_path / "d.jsonl"
+    lines = [{"prompt": f"prove theorem {i} about primes", "label": "strong"} for i in range(20)]
+    lines += [{"prompt": f"say hello to user {i}", "label": "weak"} for i in range(20)]
+    examples.write_text("\n".join(json.dumps(x) for x in lines))
+    model = tmp_path / "m.joblib"
+    save(train(*load_jsonl(examples)), model)
+    cfg = tmp_path / "tokenomy.yaml"
+    policy = {"type": "hybrid", "classifier_path": str(model), "tiers": ["tier1", "tier2"], "default_tier": "tier1",
+              "rules": [{"name": "json", "tier": "tier2", "json_schema": True}]}
+    cfg.write_text(yaml.safe_dump({"tiers": CONFIG["tiers"], "routing": {"policies": {"hy": policy}}}))
+    runner = CliRunner()
+    out = runner.invoke(app, ["route", "explain", "prove theorem about primes", "--config", str(cfg), "--json"])
+    assert out.exit_code == 0, out.output
+    assert (json.loads(out.output)["tier"], json.loads(out.output)["rule"]) == ("tier2", "classifier")
+    model.unlink()
+    missing = runner.invoke(app, ["route", "explain", "say hello", "--config", str(cfg)])
+    assert isinstance(missing.exception, ConfigError) and "route train" in str(missing.exception)
+    assert str(model) in str(missing.exception)

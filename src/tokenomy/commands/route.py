@@ -21,22 +21,36 @@ def register(app: typer.Typer) -> None:
 def explain_cmd(
     prompt: str = typer.Argument(..., help="The prompt to route."),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with tiers and routing.policies."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name [default: the first rules policy]."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name [default: the first policy in routing.policies]."),
     task: Optional[str] = typer.Option(None, "--task", help="Task header to route on."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Print the tier the rule router picks for PROMPT, the rule that fired and why."""
+    """Print the tier the policy picks for PROMPT (rules, then the classifier for a hybrid), the rule that fired
+    and why."""
     from tokenomy.config import load_config
     from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
-    from tokenomy.routing.rules import explain, load_policy
+    from tokenomy.routing.rules import Decision, explain, load_policy
 
     cfg = load_config(config)
     policies = (cfg.routing or {}).get("policies") or {}
     name = policy or next(iter(policies), None)
     if name is None:
         raise ConfigError("routing.policies: none defined; add a rules policy to the config given with --config")
-    decision = explain(load_policy(cfg.routing, name), ChatRequest.simple(prompt, meta=RequestMeta(task=task)))
+    chosen = load_policy(cfg.routing, name)
+    request = ChatRequest.simple(prompt, meta=RequestMeta(task=task))
+    decision = explain(chosen, request)
+    # Say what the gateway would do, not only what the rules say: a classifier (or a hybrid whose rules did
+    # not fire) decides with the trained model, and a cascade always starts at its cheapest tier.
+    if chosen.type == "classifier" or (chosen.type == "hybrid" and decision.rule is None):
+        from tokenomy.routing.dispatch import choose_tier
+
+        tier = choose_tier(chosen, request, sorted(cfg.tiers))
+        decision = Decision(tier, "classifier", f"no rule matched; the classifier {chosen.classifier_path} chose it")
+    elif chosen.type == "cascade":
+        order = chosen.tiers or sorted(cfg.tiers)
+        decision = Decision(order[0], None, f"cascade: starts at the cheapest tier, escalates along "
+                            f"{' -> '.join(order)} when the validators reject an answer")
     result = {"policy": name, "tier": decision.tier, "rule": decision.rule, "reason": decision.reason,
               "models": cfg.tiers.get(decision.tier, [])}
     if as_json:
