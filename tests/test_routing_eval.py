@@ -192,3 +192,13 @@ def test_bench_style_labels_need_tiers_or_weak_label(tmp_path):
     with pytest.raises(UsageError, match=r"bench.jsonl:1: .*--weak-label"):
         load_labelled(data)
     assert [r["label"] for r in load_labelled(data, {"local"})] == [0, 1]
+
+
+def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
+    # A {prompt} line with no label used to be read as MT-Bench judgements ("needs question_id, turn ...").
+    from tokenomy.routing.datasets import load_training_data
+
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps({"prompt": "hello"}) + "\n")
+    with pytest.raises(UsageError, match=r"mine.jsonl:1: need a JSON object with 'prompt' and 'label'"):
+        load_training_data(str(data))

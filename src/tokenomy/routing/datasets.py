@@ -147,7 +147,10 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
     if path.suffix == ".jsonl" and path.exists():
         first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
         try:
-            labelled = "label" in json.loads(first)
+            row = json.loads(first)
+            # Only MT-Bench judgements (question_id ...) go to the outcome reader; a labelled line missing its
+            # label must get the labelled reader's error, not one about judgements.
+            labelled = not isinstance(row, dict) or "label" in row or "question_id" not in row
         except ValueError:
             labelled = True  # let the labelled reader name the bad line
         if labelled:
