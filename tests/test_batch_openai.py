@@ -16,7 +16,7 @@ from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.openai_batch import create_app
 from tokenomy.emulate.server import ServerThread
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
@@ -166,6 +166,17 @@ def test_window_running_out_expires_the_batch_with_the_rest_missing() -> None:
 def test_no_key_and_no_endpoint_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         OpenAIBatchBackend().submit("j", MODEL, records(plain(1)), SubmitOptions())
+
+
+def test_an_unreachable_endpoint_is_named_in_the_error() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBatchBackend()
+    with pytest.raises(ProviderError, match=f"127.0.0.1:{port}/v1/files.*--endpoint-url"):
+        backend.submit("j", MODEL, records(plain(1)), SubmitOptions(endpoint_url=f"http://127.0.0.1:{port}"))
 
 
 def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(tmp_path, ledger_path) -> None:

@@ -75,8 +75,11 @@ class OpenAIBatchBackend(BatchBackend):
             raise ProviderError(f"OpenAI {what} failed: {exc.status_code}: {exc.message}", kind,
                                 status=exc.status_code) from None
         except openai.APIConnectionError as exc:
-            raise ProviderError(f"OpenAI {what} failed: {exc}", "timeout" if isinstance(
-                exc, openai.APITimeoutError) else "server_error") from None
+            # Name the address tried and where it came from: the SDK's own text is only "Connection error."
+            url = getattr(getattr(exc, "request", None), "url", None)
+            raise ProviderError(f"OpenAI {what} failed: {exc} (calling {url}); check --endpoint-url or "
+                                "OPENAI_BASE_URL and that the server is up", "timeout" if isinstance(
+                                    exc, openai.APITimeoutError) else "server_error") from None
 
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
