@@ -105,6 +105,8 @@ def test_keys_cli_create_list_revoke(tmp_path):
     assert key["key"].startswith("tk-") and Decimal(str(key["budget_usd"])) == 50 and key["rpm"] == 600
     listed = json.loads(cli("keys", "list", "--ledger", ledger, "--json").stdout)
     assert [k["key_id"] for k in listed] == [key["key_id"]] and key["key"] not in json.dumps(listed)
+    table = cli("keys", "list", "--ledger", ledger).stdout  # people read $50.00, not 50.000000000000
+    assert "$50.00" in table and "50.000000000000" not in table
     assert cli("keys", "team-budget", "web", "--budget-usd", "5", "--ledger", ledger).returncode == 0
     bad = cli("keys", "create", "--period", "fortnight", "--ledger", ledger)
     assert bad.returncode == 2 and "--period" in bad.stdout + bad.stderr

@@ -55,7 +55,15 @@ def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
         print_json([k.__dict__ for k in keys])
         return
     console.print(table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
-                        [[k.key_id, k.name, k.team, k.budget_usd, k.period, k.rpm, k.revoked] for k in keys]))
+                        [[k.key_id, k.name, k.team, _budget(k.budget_usd), k.period, k.rpm, "yes" if k.revoked else ""]
+                         for k in keys]))
+
+
+def _budget(value: Decimal | None) -> str:
+    """$50.00 or $0.001, not the ledger's 12-place 0.001000000000; no budget is "-"."""
+    if value is None:
+        return "-"
+    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
 
 
 @keys_app.command("revoke")
