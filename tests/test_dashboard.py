@@ -135,6 +135,9 @@ def test_api_names_bad_filters(gateway) -> None:
     assert bad.status_code == 400 and "since" in bad.json()["detail"] and "YYYY-MM-DD" in bad.json()["detail"]
     bad = httpx.get(f"{gateway}/dashboard/api/usage", params={"tag": "team"})
     assert bad.status_code == 400 and "key=value" in bad.json()["detail"]
+    # A reversed range used to answer 200 with no rows, as if nothing had been spent.
+    bad = httpx.get(f"{gateway}/dashboard/api/spend", params={"since": "2026-10-08", "until": "2026-10-01"})
+    assert bad.status_code == 400 and "is not before until" in bad.json()["detail"]
     options = httpx.get(f"{gateway}/dashboard/api/filters").json()
     assert options["models"] == sorted(m for _, m, _ in MODELS)
     assert options["tags"] == ["team=search", "team=support"]

@@ -60,8 +60,10 @@ def make_filters(since: str | None = None, until: str | None = None, provider: s
     """Filters from query-string values (empty strings mean 'all')."""
     if tag and "=" not in tag:
         raise UsageError(f"tag={tag!r} must be key=value, e.g. tag=team=search")
-    return Filters(parse_when(since, "since"), parse_when(until, "until"), provider or None, model or None,
-                   task or None, tag or None)
+    start, end = parse_when(since, "since"), parse_when(until, "until")
+    if start and end and start >= end:
+        raise UsageError(f"since={since} is not before until={until} (until is exclusive); swap them")
+    return Filters(start, end, provider or None, model or None, task or None, tag or None)
 
 
 def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
