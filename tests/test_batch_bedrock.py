@@ -4,6 +4,7 @@ served by moto in server mode on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +21,7 @@ from tokenomy.emulate.bedrock_batch import configure
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread, free_port
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
@@ -290,6 +291,18 @@ def test_missing_role_or_bucket_is_a_config_error_naming_the_fix() -> None:
         BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(s3_uri="s3://b/p"))
     with pytest.raises(ConfigError, match="--s3-uri"):
         BedrockBatchBackend().submit("j", HAIKU, recs, SubmitOptions(role_arn=ROLE))
+
+
+def test_missing_aws_credentials_error_says_which_settings_to_give(monkeypatch, tmp_path) -> None:
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a session from an earlier test caches its credentials
+    with pytest.raises(ProviderError, match="Unable to locate credentials; set AWS_ACCESS_KEY_ID"):
+        BedrockBatchBackend().submit("j", HAIKU, records(plain(1)), SubmitOptions(region="us-east-1", role_arn=ROLE,
+                                                                                  s3_uri="s3://b/p"))
 
 
 def test_cli_submit_of_1000_lines_with_20_malformed_completes_at_batch_prices(s3_url, tmp_path, ledger_path) -> None:

@@ -77,7 +77,15 @@ class BedrockBatchBackend(BatchBackend):
             raise ProviderError(f"Bedrock {what} failed: {code}: {exc.response.get('Error', {}).get('Message')}",
                                 kind, status=status) from None
         except BotoCoreError as exc:
-            raise ProviderError(f"Bedrock {what} failed: {exc}", "server_error") from None
+            from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+            # botocore's text says what broke, not what to change: add the setting to fix.
+            hint = ""
+            if isinstance(exc, NoCredentialsError):
+                hint = "; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE (any values for an emulator)"
+            elif isinstance(exc, EndpointConnectionError):
+                hint = "; check --endpoint-url / --s3-endpoint-url (or AWS_ENDPOINT_URL*) and that the server is up"
+            raise ProviderError(f"Bedrock {what} failed: {exc}{hint}", "server_error") from None
 
     # -- the contract --------------------------------------------------------------------------------
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
