@@ -72,6 +72,11 @@ def test_errors_have_openais_shape(ledger_path):
                                                                                           "content": "x"}],
                                                              "temperature": 9})
         assert bad.status_code == 400 and "temperature" in bad.json()["error"]["message"]
+        # A body that is not JSON used to be answered "1: JSON decode error" with param "1".
+        bad = httpx.post(url + "/v1/chat/completions", content=b"{model: fast", headers={"content-type":
+                                                                                          "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] is None
+        assert "request body is not valid JSON" in bad.json()["error"]["message"]
         ok = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x" * 400}],
                                             max_tokens=10)
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10

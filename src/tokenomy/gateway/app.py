@@ -179,6 +179,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # loc is ("body", offset): say so instead of "1: JSON decode error"
+            where = first.get("loc", ["body", "?"])[-1]
+            detail = (first.get("ctx") or {}).get("error", "JSON decode error")
+            return error(400, f"the request body is not valid JSON ({detail} at character {where}); send a JSON "
+                         "object such as {\"model\": ..., \"messages\": [...]}", "invalid_request_error")
         param = ".".join(str(p) for p in first.get("loc", []) if p != "body") or None
         return error(400, f"{param or 'body'}: {first.get('msg')}", "invalid_request_error", param=param)
 
