@@ -61,6 +61,18 @@ def test_missing_inputs_name_the_flag_to_pass():
     assert data["breakeven_utilization"] == pytest.approx(35 / (ASSUMED_TPM_PER_UNIT * 60 * 16 / 1e6))
 
 
+def test_bad_prices_are_refused_and_free_on_demand_stays_valid_json():
+    for flags in (["--hourly-usd", "-3"], ["--hourly-usd", "nan"], ["--hourly-usd", "20", "--output-price", "inf"]):
+        result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5", *flags],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and flags[-2] in result.stderr and "finite number >= 0" in result.stderr, flags
+    # The local model is free on demand: a unit never breaks even, and --json must still parse (no Infinity).
+    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", "local", "--hourly-usd", "10", "--input-share",
+                             "0.5", "--json"], capture_output=True, text=True, timeout=120)
+    data = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"--json printed {name}"))
+    assert data["breakeven_utilization"] is None and data["breakeven_tokens_per_minute"] is None
+
+
 @pytest.mark.parametrize("trace", ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv"])
 def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
     path = SHARED_DATA / trace

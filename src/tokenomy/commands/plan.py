@@ -66,8 +66,10 @@ def breakeven_cmd(
                                             f"{usd(result['on_demand_monthly_usd_at_full_capacity'], 2)}/month"],
         ["provisioned cost", f"{usd(result['provisioned_hourly_usd'], 2)}/h · "
                              f"{usd(result['provisioned_monthly_usd'], 2)}/month"],
-        ["break-even utilisation", f"{result['breakeven_utilization']:.1%}"],
-        ["break-even volume", f"{result['breakeven_tokens_per_minute']:,.0f} tokens/min sustained (any capacity)"],
+        ["break-even utilisation", "never (on-demand tokens are free)" if result["breakeven_utilization"] is None
+         else f"{result['breakeven_utilization']:.1%}"],
+        ["break-even volume", "never" if result["breakeven_tokens_per_minute"] is None
+         else f"{result['breakeven_tokens_per_minute']:,.0f} tokens/min sustained (any capacity)"],
     ]))
     if result["tpm_per_unit_assumed"]:
         console.print(f"[yellow]note:[/] {result['sources']['tpm_per_unit']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -45,8 +46,8 @@ def input_share_from(avg_input: float | None, avg_output: float | None, input_sh
         return Decimal(str(input_share))
     if avg_input is None or avg_output is None:
         raise ConfigError("give the workload mix: --input-share X, or --avg-input T and --avg-output T")
-    if avg_input < 0 or avg_output < 0 or avg_input + avg_output == 0:
-        raise ConfigError("--avg-input and --avg-output must be >= 0 and not both 0")
+    if not (0 <= avg_input < math.inf and 0 <= avg_output < math.inf) or avg_input + avg_output == 0:
+        raise ConfigError("--avg-input and --avg-output must be finite, >= 0 and not both 0")
     return Decimal(str(avg_input)) / (Decimal(str(avg_input)) + Decimal(str(avg_output)))
 
 
@@ -56,6 +57,9 @@ def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm
     """Combine catalog values with command-line overrides, refusing to guess missing ones."""
     if units < 1:
         raise ConfigError(f"--units {units} must be at least 1")
+    for option, value in (("--hourly-usd", hourly_usd), ("--input-price", input_price), ("--output-price", output_price)):
+        if value is not None and not (Decimal(str(value)).is_finite() and Decimal(str(value)) >= 0):
+            raise ConfigError(f"{option} {value}: give a price in USD, a finite number >= 0")
     sources = {}
     if hourly_usd is None:
         hourly_usd = entry.provisioned_hourly.get(term)
@@ -92,10 +96,11 @@ def breakeven(econ: UnitEconomics) -> dict:
     tokens_per_hour = Decimal(econ.tpm_per_unit * econ.units * 60)
     on_demand_full = tokens_per_hour * econ.blended_price / MILLION
     provisioned = econ.hourly_per_unit * econ.units
-    utilization = provisioned / on_demand_full if on_demand_full else Decimal("Infinity")
+    # Free on-demand tokens never break even: None (JSON null), since Infinity is not valid JSON.
+    utilization = float(provisioned / on_demand_full) if on_demand_full else None
     per_token = econ.blended_price / MILLION
     # The sustained volume at which on-demand spend equals the units' price: needs no capacity figure.
-    breakeven_tpm = provisioned / (60 * per_token) if per_token else Decimal("Infinity")
+    breakeven_tpm = float(provisioned / (60 * per_token)) if per_token else None
     return {
         "model": econ.model, "region": econ.region, "term": econ.term, "units": econ.units,
         "tpm_per_unit": econ.tpm_per_unit, "input_share": float(econ.input_share),
@@ -103,8 +108,8 @@ def breakeven(econ: UnitEconomics) -> dict:
         "blended_price_per_mtok": econ.blended_price,
         "provisioned_hourly_usd": provisioned,
         "on_demand_hourly_usd_at_full_capacity": on_demand_full,
-        "breakeven_utilization": float(utilization),
-        "breakeven_tokens_per_minute": float(breakeven_tpm),
+        "breakeven_utilization": utilization,
+        "breakeven_tokens_per_minute": breakeven_tpm,
         "tpm_per_unit_assumed": econ.sources["tpm_per_unit"].startswith("ASSUMED"),
         "provisioned_monthly_usd": provisioned * HOURS_PER_MONTH,
         "on_demand_monthly_usd_at_full_capacity": on_demand_full * HOURS_PER_MONTH,

@@ -60,7 +60,9 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
     if best["units"] == 0:
         needed = breakeven(replace(econ, units=1))["breakeven_utilization"]
         used = options[1]["sustained_utilization"]
-        if needed > 1:
+        if needed is None:  # on-demand tokens are free
+            verdict = "stay on-demand: its tokens cost nothing, so no reservation can pay"
+        elif needed > 1:
             verdict = (f"stay on-demand: a model unit costs more than its whole capacity bought on demand "
                        f"(break-even at {needed:.0%} utilisation), so no traffic level makes it pay")
         else:
