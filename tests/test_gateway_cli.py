@@ -179,7 +179,8 @@ def test_policy_routes_metrics_labels_and_fallback_priced_reservations(ledger_pa
         config = parse_config({"auth": True, "models": {
             "cheap": {"provider": "openai", "model": "cheap", "base_url": upstream, "price_as": HAIKU},
             "dear": {"provider": "openai", "model": "dear", "base_url": upstream, "price_as": sonnet}},
-            "routes": {"chat": {"model": "cheap", "fallback": ["dear"]}, "smart": {"policy": "cascade"}}})
+            "routes": {"chat": {"model": "cheap", "fallback": ["dear"]}, "smart": {"policy": "cascade"}},
+            "tiers": {"t1": ["cheap"]}, "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["t1"]}}}})
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             auth = {"authorization": f"Bearer {secret}"}
             message = {"messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
@@ -213,3 +214,12 @@ def test_spend_survives_a_gateway_restart(ledger_path):
                     codes.append(httpx.post(url + "/v1/chat/completions", json=message,
                                             headers={"authorization": f"Bearer {secret}"}).status_code)
     assert codes == [200, 200, 429, 429]  # the second lifetime starts from the ledger's spend, not from zero
+
+
+def test_route_naming_an_undefined_policy_fails_at_start(tmp_path):
+    # It used to start and answer every request to the route with a 400 the client could not fix.
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("routes:\n  smart: {policy: ghost}\nrouting:\n  policies:\n    rules: {type: rules}\n")
+    result = cli("serve", "--config", str(config), "--port", str(free_port()))
+    assert result.returncode == 2 and "routes.smart.policy: 'ghost' is not defined under routing.policies" in \
+        result.stderr and "(defined: rules)" in result.stderr

@@ -134,6 +134,10 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
         for ref in [route.model, *route.fallback]:
             if ref and ref not in config.models and ref != "local":
                 raise ConfigError(f"{origin}: routes.{name}: model {ref!r} is not defined under `models:`")
+        policies = (config.routing or {}).get("policies") or {}
+        if route.policy and route.policy not in policies:  # else every request to the route fails with a 400
+            raise ConfigError(f"{origin}: routes.{name}.policy: {route.policy!r} is not defined under "
+                              f"routing.policies (defined: {', '.join(policies) or 'none'})")
     return config
 
 
