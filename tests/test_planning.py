@@ -73,6 +73,20 @@ def test_bad_prices_are_refused_and_free_on_demand_stays_valid_json():
     assert data["breakeven_utilization"] is None and data["breakeven_tokens_per_minute"] is None
 
 
+def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_path):
+    header = b"TIMESTAMP,ContextTokens,GeneratedTokens\n"
+    cases = {"text.csv": (header + b"2023-11-16 18:15:46.68,12,3\n2023-11-16 18:15:47.68,abc,3\n", "text.csv:3"),
+             "half.csv": (header + b"2023-11-16 18:15:46.68,1.5,3\n", "half.csv:2"),
+             "latin1.csv": (header + b"2023-11-16 18:15:46.68,caf\xe9,3\n", "not UTF-8"),
+             "empty.csv": (b"", "cannot read trace CSV")}
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(tmp_path / name)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, \
+            (name, result.stderr)
+
+
 @pytest.mark.parametrize("trace", ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv"])
 def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
     path = SHARED_DATA / trace

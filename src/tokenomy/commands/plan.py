@@ -142,7 +142,7 @@ def size_cmd(
 @plan_app.command("utilization")
 def utilization_cmd(
     model: str = typer.Option(..., "--model", help="Model of the reservation."),
-    units: int = typer.Option(..., "--reservation-units", help="Model units reserved."),
+    units: int = typer.Option(..., "--reservation-units", min=1, help="Model units reserved."),
     trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV instead of the ledger."),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
@@ -151,7 +151,8 @@ def utilization_cmd(
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
-    threshold: float = typer.Option(0.5, "--threshold", help="Flag weeks below this sustained utilisation."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
+                                    help="Flag weeks below this sustained utilisation (a fraction, 0–1)."),
     region: Optional[str] = RegionOption,
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,

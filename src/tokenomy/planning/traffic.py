@@ -27,8 +27,10 @@ def from_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         raw = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{path}: cannot read trace CSV ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the trace as UTF-8 CSV") from None
     names = {c.lower(): c for c in raw.columns}
     if {"timestamp", "contexttokens", "generatedtokens"} <= set(names):
         frame = pd.DataFrame({"ts": raw[names["timestamp"]], "input_tokens": raw[names["contexttokens"]],
@@ -40,10 +42,18 @@ def from_csv(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: unknown trace columns {list(raw.columns)}; expected TIMESTAMP,ContextTokens,"
                           "GeneratedTokens (Azure) or ts,input_tokens,output_tokens")
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
-    bad = frame[frame["ts"].isna() | (frame["input_tokens"] < 0) | (frame["output_tokens"] < 0)]
+    bad_tokens = False
+    for column in ("input_tokens", "output_tokens"):
+        # Text such as "abc" becomes NaN here and is reported with the row instead of failing a comparison.
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        bad_tokens = bad_tokens | frame[column].isna() | (frame[column] < 0) | (frame[column] % 1 != 0)
+    bad = frame[frame["ts"].isna() | bad_tokens]
     if len(bad):
         first = int(bad.index[0]) + 2  # header is line 1
-        raise ConfigError(f"{path}:{first}: bad timestamp or negative token count ({len(bad)} such row(s))")
+        raise ConfigError(f"{path}:{first}: bad timestamp or a token count that is not a whole number >= 0 "
+                          f"({len(bad)} such row(s)); fix or remove those rows")
+    for column in ("input_tokens", "output_tokens"):
+        frame[column] = frame[column].astype("int64")
     frame["requests"] = 1
     return _per_minute(frame)
 
