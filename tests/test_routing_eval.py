@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -202,3 +203,13 @@ def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
     data.write_text(json.dumps({"prompt": "hello"}) + "\n")
     with pytest.raises(UsageError, match=r"mine.jsonl:1: need a JSON object with 'prompt' and 'label'"):
         load_training_data(str(data))
+
+
+def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
+    # The price lines used to show the catalog's raw decimals: "$0.45000000/M in, $0.7000000/M out".
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png",
+                          str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "COLUMNS": "300"})
+    assert out.returncode == 0, out.stderr
+    assert f"price: {WEAK_MODEL} us-east-1: $0.45/M in, $0.70/M out" in out.stdout
+    assert "0.45000000" not in out.stdout

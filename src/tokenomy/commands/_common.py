@@ -75,6 +75,14 @@ def usd(value: Decimal | None, places: int = 6) -> str:
     return f"${value:,.{places}f}"
 
 
+def usd_short(value: Decimal | float | str | None) -> str:
+    """$50.00, $0.45 or $0.001 (cents, or the digits that matter), never a catalog's trailing zeros; None is "-"."""
+    if value is None:
+        return "-"
+    value = Decimal(str(value))
+    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
+
+
 def apply_prices(prices: Optional[str]) -> None:
     """Layer a user price file over the built-in catalog for this process."""
     if prices:

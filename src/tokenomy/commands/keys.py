@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd_short
 
 keys_app = typer.Typer(help="Virtual API keys for `tokenomy serve` (stored hashed; budgets and rate limits).",
                        no_args_is_help=True)
@@ -55,15 +55,8 @@ def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
         print_json([k.__dict__ for k in keys])
         return
     console.print(table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
-                        [[k.key_id, k.name, k.team, _budget(k.budget_usd), k.period, k.rpm, "yes" if k.revoked else ""]
-                         for k in keys]))
-
-
-def _budget(value: Decimal | None) -> str:
-    """$50.00 or $0.001, not the ledger's 12-place 0.001000000000; no budget is "-"."""
-    if value is None:
-        return "-"
-    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
+                        [[k.key_id, k.name, k.team, usd_short(k.budget_usd), k.period, k.rpm,
+                          "yes" if k.revoked else ""] for k in keys]))
 
 
 @keys_app.command("revoke")

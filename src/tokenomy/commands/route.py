@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 route_app = typer.Typer(help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
@@ -136,8 +136,8 @@ def eval_cmd(
                   f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}")
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
-        console.print(f"price: {p['model']} {p['region']}: ${p['input_per_million']}/M in, "
-                      f"${p['output_per_million']}/M out ({p['source']}, as of {p['as_of']})")
+        console.print(f"price: {p['model']} {p['region']}: {usd_short(p['input_per_million'])}/M in, "
+                      f"{usd_short(p['output_per_million'])}/M out ({p['source']}, as of {p['as_of']})")
 
 
 @route_app.command("drift")
