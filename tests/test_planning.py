@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA, require
+from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.planning import traffic
@@ -198,6 +199,15 @@ def test_caching_saving_follows_prices_and_ttl(ledger_path):
     # Below the model's minimum nothing is cacheable.
     small = [_event(t0 + timedelta(minutes=i), SONNET, "tiny", 500, 800, 10) for i in range(5)]
     assert what_if(small, SavingsInputs(levers=("caching",)))["levers"][0]["monthly_saving_usd"] == 0
+
+
+def test_savings_names_a_bad_percentile_or_price_as_model():
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    events = [_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 50 + i, "chat") for i in range(6)]
+    with pytest.raises(ConfigError, match="--cap-percentile 150"):  # was numpy's ValueError traceback
+        what_if(events, SavingsInputs(cap_percentile=150))
+    with pytest.raises(TokenomyError, match="unknown model 'acme.nope'"):  # was blamed on the ledger's calls
+        what_if(events, SavingsInputs(price_as="acme.nope"))
 
 
 def test_compounded_saving_is_less_than_the_sum(ledger_path):

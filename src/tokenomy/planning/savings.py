@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from tokenomy.errors import TokenomyError
+from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
@@ -139,7 +139,10 @@ def output_caps(events: list[UsageEvent], percentile: float) -> dict[str, int]:
 def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     """Each lever's projected monthly saving, and the levers compounded in ORDER."""
     events = [e for e in events if e.outcome == "ok"]
+    if not 0 <= inputs.cap_percentile <= 100:
+        raise ConfigError(f"--cap-percentile {inputs.cap_percentile}: give a percentile between 0 and 100, e.g. 95")
     if inputs.price_as:
+        default_catalog().lookup(inputs.price_as)  # an unknown --price-as model is named as such, not blamed on the data
         events = [replace(e, model=inputs.price_as, region=None) for e in events]
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
