@@ -155,6 +155,13 @@ def test_cache_routing_escalation_idle(request, url_fixture) -> None:
 def test_bad_settings_name_their_key() -> None:
     with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd"):
         validate_budgets([{"scope": "model", "match": "x", "limit_usd": "lots"}])
+    # NaN crashed `alerts check` with a decimal.InvalidOperation traceback; a negative limit alerted on any spend;
+    # an unknown key such as `period: day` was ignored and the budget silently read as monthly.
+    for limit in (".nan", "NaN", -1, None):
+        with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: .* e\.g\. limit_usd: 500"):
+            validate_budgets([{"scope": "model", "match": "x", "limit_usd": limit}])
+    with pytest.raises(ConfigError, match=r"budgets\[0\]\.period: not a budget key"):
+        validate_budgets([{"scope": "model", "match": "x", "limit_usd": 5, "period": "day"}])
     with pytest.raises(ConfigError, match=r"alerts\.reservations\.0\.units"):
         AlertSettings.from_config({"reservations": [{"model": "m", "units": 0, "tpm_per_unit": 10}]})
     with pytest.raises(ConfigError, match=r"alerts\.cache_drop_pct"):

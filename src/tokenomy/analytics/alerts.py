@@ -67,6 +67,10 @@ def validate_budgets(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         where = f"budgets[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: expected a mapping with scope, match, limit_usd")
+        unknown = sorted(set(item) - {"scope", "match", "limit_usd"})
+        if unknown:  # e.g. `period: day` or `usd: 5` would otherwise be ignored and the budget read as monthly
+            raise ConfigError(f"{where}.{unknown[0]}: not a budget key; a budget is {{scope, match, limit_usd}} "
+                              "per calendar month")
         scope = item.get("scope")
         if scope not in SCOPES:
             raise ConfigError(f"{where}.scope: {scope!r} is not one of {sorted(SCOPES)}")
@@ -75,7 +79,10 @@ def validate_budgets(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
             limit = Decimal(str(item.get("limit_usd")))
         except Exception:
-            raise ConfigError(f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars") from None
+            limit = Decimal("NaN")
+        if not limit.is_finite() or limit < 0:  # NaN used to crash the comparison with a traceback
+            raise ConfigError(f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars; "
+                              "give the monthly limit, e.g. limit_usd: 500") from None
         if scope == "tag" and "=" not in str(item["match"]):
             raise ConfigError(f"{where}.match: a tag budget matches key=value, e.g. team=search")
         out.append({"scope": scope, "match": str(item["match"]), "limit_usd": limit})
