@@ -92,6 +92,11 @@ def test_cli_posts_each_alert_once(ledger_path, tmp_path, webhook) -> None:
     kinds = sorted(a["kind"] for a in json.loads(later.output))
     assert kinds == ["anomaly_drift", "budget"]  # September's budget is new; the old spike is not news
     assert len(received) == 4 and received[2]["subject"] in {"drifter", "model steady"}
+    quiet = runner.invoke(app, [*base[:2], *base[3:], "--as-of", "2026-09-29T07:00:00"])  # human output
+    assert quiet.exit_code == 0 and "no new alerts" in quiet.output
+    # A mistyped webhook used to pass unnoticed until the first alert failed to post.
+    typo = runner.invoke(app, ["alerts", "check", "--webhook", "hooks.example.com/x", "--ledger", str(ledger_path)])
+    assert typo.exit_code != 0 and "not an http(s) URL" in str(typo.exception)
 
 
 def _event(ts, model="m", **kw) -> UsageEvent:

@@ -36,6 +36,9 @@ def check(
     from tokenomy.config import load_config
     from tokenomy.ledger.store import open_store
 
+    if webhook and not webhook.startswith(("http://", "https://")):
+        # Checked now, not when the first alert fires and the post fails.
+        raise TokenomyError(f"--webhook {webhook}: not an http(s) URL; give e.g. https://hooks.example.com/T000/B000")
     cfg = load_config(config)
     settings = AlertSettings.from_config(cfg.alerts, cfg.routing)
     now = None if as_of is None else (as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of)
@@ -53,6 +56,9 @@ def check(
         mark_sent(store, [alert])
     if as_json:
         print_json(new)
+        return
+    if not new:
+        console.print("no new alerts (alerts already reported are not repeated)")
         return
     console.print(table(f"{len(new)} new alert(s)", ["kind", "subject", "detail"],
                         [[a["kind"], a["subject"], a["message"]] for a in new]))
