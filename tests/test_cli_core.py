@@ -92,3 +92,21 @@ def test_chat_command_prints_answer_and_records(tmp_path):
     assert "cache read" in human and "ms" in human
     stats = json.loads(run("ledger", "stats", "--ledger", str(ledger), "--json").stdout)
     assert stats[0]["requests"] == 2
+
+
+def test_chat_refuses_an_empty_prompt_or_cap_and_names_an_unreachable_server(tmp_path):
+    ledger = str(tmp_path / "l.duckdb")
+    empty = run("chat", "   ", "--ledger", ledger, check=False)
+    assert empty.returncode == 2 and "PROMPT is empty" in empty.stderr  # was sent to the model as is
+    zero = run("chat", "Hi", "--max-tokens", "0", "--ledger", ledger, check=False)
+    assert zero.returncode == 2 and "--max-tokens" in zero.stderr  # was silently "no cap"
+    import os
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "x"}
+    down = subprocess.run([TOKENOMY, "chat", "Hi", "--model", "gpt-4o-mini", "--max-tokens", "5", "--ledger", ledger],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert down.returncode == 2 and f"127.0.0.1:{port}/v1" in down.stderr and "OPENAI_BASE_URL" in down.stderr

@@ -87,7 +87,7 @@ def chat(
     prompt: str = typer.Argument(..., help="The user message."),
     model: str = typer.Option("local", "--model", "-m", help="Model id or configured model name."),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Cap on output tokens."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Cap on output tokens."),
     task: Optional[str] = typer.Option(None, "--task", help="Task type recorded in the ledger."),
     route: Optional[str] = typer.Option(None, "--route", help="Route name from the config (routing policy)."),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with models and routes."),
@@ -97,8 +97,11 @@ def chat(
 ) -> None:
     """Send one request, print the answer with tokens, cost and latency, and record it."""
     from tokenomy.client import Tokenomy
+    from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
 
+    if not prompt.strip():
+        raise ConfigError("PROMPT is empty: give the message to send, e.g. tokenomy chat \"Say hi\"")
     request = ChatRequest.simple(prompt, model=model, system=system, max_tokens=max_tokens,
                                  meta=RequestMeta(task=task, route=route))
     models = None

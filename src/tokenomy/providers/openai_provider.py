@@ -48,7 +48,9 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"timed out: {exc}", kind="timeout")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"cannot reach the server: {exc}", kind="server_error")
+        url = getattr(getattr(exc, "request", None), "url", None) or "the server"
+        return ProviderError(f"cannot reach {url}: {exc} Check the model's base_url (config) or OPENAI_BASE_URL, "
+                             "and that the server is up", kind="server_error")
     if status == 429:
         return ProviderError(str(exc), kind="throttled", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
