@@ -202,6 +202,16 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     assert fixed.exit_code != 0 and "drop --by model" in str(fixed.exception)
     bad = runner.invoke(app, ["report", "tier-share", "--expected", "weak:0.7", *base])
     assert bad.exit_code != 0 and "tier=share" in str(bad.exception)
+    for wrong in ("weak=1.5", "weak=-0.2", "weak=nan", "=0.5", "weak=0.7,strong=0.6"):  # all used to be accepted
+        bad = runner.invoke(app, ["report", "tier-share", "--expected", wrong, *base])
+        assert bad.exit_code != 0 and "--expected" in str(bad.exception), wrong
+    human = runner.invoke(app, ["report", "tier-share", "--expected", "weak=0.7,strong=0.3", "--ledger",
+                                str(ledger_path)])
+    assert re.search(r"[+-]\d+\.\d%", human.output), human.output  # delta in points, not a bare 0.0
+    both = runner.invoke(app, ["report", "spend", "--csv", *base])
+    assert both.exit_code != 0 and "not both" in str(both.exception)
+    csv_forecast = runner.invoke(app, ["report", "forecast", "--csv", "--ledger", str(ledger_path)])
+    assert csv_forecast.exit_code != 0 and "--json instead of --csv" in str(csv_forecast.exception)
     # --since after --until used to return an empty report as if nothing had been spent.
     swapped = runner.invoke(app, ["report", "spend", "--since", "2026-11-02", "--until", "2026-09-01", *base])
     assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception)

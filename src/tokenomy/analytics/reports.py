@@ -247,10 +247,15 @@ def parse_expected(text: str | None, config_routing: dict[str, Any] | None = Non
         for part in text.split(","):
             tier, _, share = part.partition("=")
             try:
-                out[tier.strip()] = float(share)
+                value = float(share)
             except ValueError:
-                raise UsageError(f"--expected {text!r}: {part!r} is not tier=share, e.g. weak=0.7,strong=0.3") \
-                    from None
+                value = float("nan")
+            if not tier.strip() or not 0 <= value <= 1:  # also catches nan; 1.5 or -1 used to be accepted
+                raise UsageError(f"--expected {text!r}: {part!r} is not tier=share with a share from 0 to 1, "
+                                 "e.g. weak=0.7,strong=0.3")
+            out[tier.strip()] = value
+        if sum(out.values()) > 1 + 1e-9:
+            raise UsageError(f"--expected {text!r}: the shares add up to {sum(out.values()):g}, more than 1")
         return out
     raw = (config_routing or {}).get("expected_tier_share") or {}
     try:

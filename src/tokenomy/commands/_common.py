@@ -59,6 +59,8 @@ def report_cell(column: str, value: Any) -> str:
     if isinstance(value, Decimal):
         return f"${value:,.6f}"
     if isinstance(value, float):
+        if column == "delta":  # tier-share: actual minus expected share, in percentage points
+            return f"{value:+.1%}"
         if column.endswith(("_rate", "_share")) or column == "share":
             return f"{value:.1%}"
         return f"{value:,.1f}"

@@ -36,6 +36,10 @@ def report(
     from tokenomy.analytics.reports import run_report
     from tokenomy.ledger.store import open_store
 
+    if as_json and as_csv:
+        from tokenomy.errors import UsageError
+
+        raise UsageError("give --json or --csv, not both")
     if html is not None:
         from tokenomy.analytics.dashboard import write_report_html
         from tokenomy.analytics.dashboard_data import Filters
@@ -52,6 +56,10 @@ def report(
 
         raise UsageError("give a report NAME (e.g. `tokenomy report spend`) or --html FILE for the charts")
     if name == "forecast":
+        if as_csv:
+            from tokenomy.errors import UsageError
+
+            raise UsageError("report forecast is one figure set, not rows: use --json instead of --csv")
         from tokenomy.commands._forecast import show_forecast
 
         show_forecast(open_store(ledger), until, as_json)
