@@ -172,3 +172,24 @@ def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
     assert entry.input > 0 and entry.output > 0
     cost = compute_cost(Usage(M, 0), "gpt-3.5-turbo", catalog=catalog)
     assert cost.priced_by == "genai-prices" and cost.total_usd == entry.input
+
+
+def test_price_files_that_are_not_utf8_are_named(tmp_path):
+    from tokenomy.pricing.catalog import load_litellm_prices
+
+    latin1 = tmp_path / "prices.yaml"
+    latin1.write_bytes(b"provider: acme\nsource: caf\xe9\n")
+    with pytest.raises(ConfigError, match="prices.yaml: not UTF-8"):  # was a UnicodeDecodeError traceback
+        PriceCatalog.builtin().with_overrides(latin1)
+    with pytest.raises(ConfigError, match="prices.yaml: cannot read LiteLLM price file"):
+        load_litellm_prices(latin1)
+
+
+def test_prices_for_an_unpriced_region_says_which_regions_exist():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "prices", "--region", "mars-1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--region 'mars-1'" in result.stderr and "us-east-1" in result.stderr

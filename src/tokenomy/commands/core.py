@@ -43,7 +43,12 @@ def prices(
         return
     entries = sorted(catalog.entries(), key=lambda e: (e.provider, e.model, e.region))
     if region:
+        regions = sorted({e.region for e in entries})
         entries = [e for e in entries if e.region == region]
+        if not entries:
+            from tokenomy.errors import ConfigError
+
+            raise ConfigError(f"--region {region!r}: no prices in that region; priced regions: {', '.join(regions)}")
     if as_json:
         print_json([e.to_json() for e in entries])
         return

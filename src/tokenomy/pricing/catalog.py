@@ -166,6 +166,8 @@ class PriceCatalog:
             raise ConfigError(f"{path}: price file not found") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text; save the price file as UTF-8 YAML") from None
         entries, quotas = parse_price_document(doc, "user-override", str(path))
         merged = PriceCatalog(self.entries() + entries, dict(self.batch_quotas), self.use_fallback)
         if quotas:
@@ -269,7 +271,7 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read LiteLLM price file ({exc})") from exc
     as_of = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date().isoformat()
     million = Decimal(1_000_000)
