@@ -178,6 +178,15 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
     from tokenomy.routing.classifier import load_jsonl
 
     assert load_jsonl(out) == (["easy", "hard"], [0, 1])
+    # A mistyped route used to write an empty file and report success.
+    typo = tmp_path / "typo.jsonl"
+    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extrct",
+                             "--ledger", str(ledger_path), "-o", str(typo)], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.returncode == 2 and "route(s) extrct" in result.stderr and not typo.exists()
+    drift = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "drift", "--days", "0", "--ledger",
+                            str(ledger_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert drift.returncode == 2 and "--days" in drift.stderr  # a window of no days is refused, not empty tables
     bare = open_store(tmp_path / "bare.duckdb")
     bare.write([attempt("x", 0, "tier1", text=False)])
     with pytest.raises(UsageError, match="store_prompts: true"):

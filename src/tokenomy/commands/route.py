@@ -144,7 +144,7 @@ def eval_cmd(
 def drift_cmd(
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with routes and routing.policies."),
     ledger: Optional[str] = LedgerOption,
-    days: int = typer.Option(7, "--days", help="Look back this many days."),
+    days: int = typer.Option(7, "--days", min=1, help="Look back this many days."),
     as_json: bool = JsonOption,
 ) -> None:
     """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""
@@ -162,6 +162,9 @@ def drift_cmd(
               "tier_share": tier_share(store, since, expected_shares(cfg))}
     if as_json:
         print_json(result)
+        return
+    if not result["escalation"] and not result["tier_share"]:
+        console.print(f"no routed requests in the last {days} day(s); widen --days or check --ledger / --config")
         return
     console.print(table("cascade escalation", ["route", "requests", "escalated", "rate", "threshold", ""],
                         [[r["route"], r["calls"], r["escalations"], f"{r['rate']:.1%}", f"{r['threshold']:.0%}",
@@ -187,7 +190,13 @@ def export_labels_cmd(
     from tokenomy.routing.labels import cascade_labels, cascade_routes, write_jsonl
 
     cfg = load_config(config)
-    labels = cascade_labels(open_store(ledger or cfg.ledger), route or cascade_routes(cfg))
+    routes = route or cascade_routes(cfg)
+    labels = cascade_labels(open_store(ledger or cfg.ledger), routes)
+    if not labels:  # an empty file would only fail later in `route train`; a mistyped --route is the usual cause
+        from tokenomy.errors import UsageError
+
+        raise UsageError(f"no cascade outcomes in the ledger for route(s) {', '.join(routes)}; check --route "
+                         "(the names clients send as `model`) and --ledger; nothing written")
     write_jsonl(labels, output)
     result = {"output": output, "examples": len(labels), "strong": sum(r["label"] == "strong" for r in labels)}
     if as_json:
