@@ -111,6 +111,37 @@ CUR_ROWS = [
 ]
 
 
+def test_import_otel_bad_counts_and_unpriced_models(ledger_path, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    spans = [_span(0, _attrs(**{"gen_ai.system": "openai", "gen_ai.request.model": "acme-finetune",
+                               "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10})),
+             # Used to be reported as "invalid literal for int() with base 10" / "cache tokens exceed input".
+             _span(1, _attrs(**{"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+                               "gen_ai.usage.input_tokens": "lots"})),
+             _span(2, _attrs(**{"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+                               "gen_ai.usage.input_tokens": -5}))]
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    prices = tmp_path / "prices.yaml"
+    prices.write_text('provider: openai\nsource: https://example.com/rates\nas_of: "2026-11-01"\nmodels:\n'
+                      '  acme-finetune:\n    regions:\n      global: {input: "1.00", output: "2.00"}\n')
+    # The unpriced-model hint named a --prices option `import` did not have; in a subprocess, as the price
+    # file replaces the process-wide catalog.
+    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "import", "otel", str(path), "--json", "--ledger",
+                             str(ledger_path), "--prices", str(prices)], capture_output=True, text=True, timeout=60)
+    summary = json.loads(result.stdout)
+    assert summary["problems"] == [
+        f"{path}: resourceSpans[0].scopeSpans[0].spans[1] (span 1): gen_ai.usage.input_tokens='lots' is not a token "
+        "count (a whole number >= 0)",
+        f"{path}: resourceSpans[0].scopeSpans[0].spans[2] (span 2): gen_ai.usage.input_tokens=-5 is not a token count "
+        "(a whole number >= 0)"]
+    assert summary["unpriced_models"] == []
+    [event] = open_store(ledger_path).events()
+    assert event.cost_usd == Decimal(100) * 1 / 10**6 + Decimal(10) * 2 / 10**6
+
+
 def test_import_cur_csv_and_parquet(ledger_path, tmp_path) -> None:
     path = tmp_path / "cur.csv"
     with path.open("w", newline="") as handle:

@@ -107,6 +107,20 @@ def _nanos(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value) / 1e9, tz=timezone.utc)
 
 
+def _count(attrs: dict[str, Any], names: tuple[str, ...]) -> int:
+    """A token count attribute (first name present) as a whole number >= 0; 0 when absent."""
+    name = next((n for n in names if attrs.get(n) is not None), None)
+    if name is None:
+        return 0
+    try:
+        value = int(attrs[name])
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name}={attrs[name]!r} is not a token count (a whole number >= 0)")
+    return value
+
+
 def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | None:
     attrs = _otel_attrs(span.get("attributes"))
     if not any(k.startswith("gen_ai.usage.") for k in attrs):
@@ -114,12 +128,12 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
     provider, model = _first(attrs, OTEL_PROVIDER), _first(attrs, OTEL_MODEL)
     if not model:
         raise ValueError("gen_ai span without gen_ai.response.model or gen_ai.request.model")
-    input_tokens = int(_first(attrs, OTEL_INPUT) or 0)
-    output_tokens = int(_first(attrs, OTEL_OUTPUT) or 0)
+    input_tokens = _count(attrs, OTEL_INPUT)
+    output_tokens = _count(attrs, OTEL_OUTPUT)
     cache = {}
     for kind, names in (("read", OTEL_CACHE_READ), ("write", OTEL_CACHE_WRITE)):
         name = next((n for n in names if attrs.get(n) is not None), None)
-        cache[kind] = int(attrs[name]) if name else 0
+        cache[kind] = _count(attrs, tuple(names))
         if name and names[name]:
             input_tokens -= cache[kind]  # included in input_tokens under the current names
     if input_tokens < 0:

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table
+from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, apply_prices, console, err_console,
+                                       print_json, table)
 
 import_app = typer.Typer(help="Import usage from OpenTelemetry spans, AWS CUR/FOCUS exports or the llm CLI's log.",
                          no_args_is_help=True)
@@ -16,9 +17,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
 
 
-def _run(kind: str, file: str, ledger: Optional[str], as_json: bool) -> None:
+def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Optional[str] = None) -> None:
     from tokenomy.analytics.imports import IMPORTERS
     from tokenomy.ledger.store import open_store
+
+    apply_prices(prices)  # the unpriced-model hint below points here
 
     store = open_store(ledger)
     before = store.count()
@@ -37,7 +40,7 @@ def _run(kind: str, file: str, ledger: Optional[str], as_json: bool) -> None:
             ["skipped (not LLM usage)", result.skipped], ["problems", len(result.problems)]]))
         if result.unpriced_models:
             console.print(f"not in the price catalog (cost 0): {', '.join(sorted(result.unpriced_models))}; "
-                          "add them with --prices or a price file")
+                          f"price them with a price file: `tokenomy import {kind} FILE --prices prices.yaml`")
         for problem in result.problems:
             err_console.print(problem, markup=False, highlight=False)
     if result.problems:
@@ -46,9 +49,10 @@ def _run(kind: str, file: str, ledger: Optional[str], as_json: bool) -> None:
 
 @import_app.command("otel")
 def otel(file: str = typer.Argument(..., help="OTLP JSON trace export (one document, or one per line)."),
-         ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+         ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption,
+         prices: Optional[str] = PricesOption) -> None:
     """GenAI spans (gen_ai.* attributes, old and new names) as ledger events priced from the catalog."""
-    _run("otel", file, ledger, as_json)
+    _run("otel", file, ledger, as_json, prices)
 
 
 @import_app.command("cur")
@@ -60,6 +64,7 @@ def cur(file: str = typer.Argument(..., help="AWS CUR 2.0, legacy CUR or FOCUS e
 
 @import_app.command("llm-log")
 def llm_log(file: str = typer.Argument(..., help="The llm CLI's logs.db (see `llm logs path`)."),
-            ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+            ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption,
+            prices: Optional[str] = PricesOption) -> None:
     """Prompts logged by Simon Willison's llm tool: model, tokens, duration, time."""
-    _run("llm-log", file, ledger, as_json)
+    _run("llm-log", file, ledger, as_json, prices)
