@@ -73,3 +73,21 @@ def test_bad_throttle_rate_is_a_one_line_error() -> None:
     result = subprocess.run(CLI + ["emulate", "bedrock", "--throttle-rate", "1.5"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and "--throttle-rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_or_negative_timings_are_named() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for command in ("bedrock", "openai-batch"):
+            result = subprocess.run(CLI + ["emulate", command, "--port", str(port)], capture_output=True, text=True,
+                                    timeout=60)
+            # was uvicorn's log line and exit code 3
+            assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+            assert "--port" in result.stderr
+    for args in (["bedrock", "--batch-step-seconds", "-1"], ["openai-batch", "--validating-seconds", "-5"]):
+        result = subprocess.run(CLI + ["emulate", *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and args[1] in result.stderr, result.stderr

@@ -28,16 +28,16 @@ def register(app: typer.Typer) -> None:
                 throttle_rate: float = typer.Option(0.0, "--throttle-rate",
                                                     help="Fraction of calls answered 429 ThrottlingException."),
                 seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-                retry_after: Optional[float] = typer.Option(None, "--retry-after",
+                retry_after: Optional[float] = typer.Option(None, "--retry-after", min=0,
                                                             help="Send Retry-After (seconds) on throttled calls."),
                 s3_endpoint_url: Optional[str] = typer.Option(
                     None, "--s3-endpoint-url", help="S3 endpoint batch jobs read and write (default: "
                     "AWS_ENDPOINT_URL_S3, else AWS S3)."),
                 batch_step_seconds: float = typer.Option(
-                    1.0, "--batch-step-seconds", help="Seconds a batch job spends in each of Submitted, "
+                    1.0, "--batch-step-seconds", min=0, help="Seconds a batch job spends in each of Submitted, "
                     "Validating and Scheduled."),
                 batch_min_records: Optional[int] = typer.Option(
-                    None, "--batch-min-records", help="Records a batch job needs (default: the catalog quota, 100)."),
+                    None, "--batch-min-records", min=1, help="Records a batch job needs (default: the catalog quota, 100)."),
                 ) -> None:
         """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
         for any catalog Bedrock model id (boto3 endpoint_url)."""
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("openai-batch")
     def openai_batch(port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
                      host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-                     validating_seconds: float = typer.Option(1.0, "--validating-seconds",
+                     validating_seconds: float = typer.Option(1.0, "--validating-seconds", min=0,
                                                               help="Seconds a batch spends validating."),
                      instant: bool = typer.Option(False, "--instant", help="Answer every batch with the fast "
                                                   "deterministic engine instead of the local model.")

@@ -55,4 +55,14 @@ def serve(app, host: str, port: int) -> None:
     """Serve in the foreground until Ctrl-C."""
     import uvicorn
 
+    from tokenomy.errors import ConfigError
+
+    # Try the address first: uvicorn would log the bind error and exit 3 without saying what to change.
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host, "
+                          "or stop the process using it") from None
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")
