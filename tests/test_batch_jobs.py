@@ -212,6 +212,16 @@ def test_plan_recommends_with_numbers(tmp_path: Path) -> None:
         assert refused.returncode == 2 and f"--tpm-quota {bad_quota}" in refused.stderr, refused.stderr
 
 
+def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: Path, ledger_path: Path) -> None:
+    cases = {("-o", str(tmp_path)): "is a directory",  # was pathlib's ValueError traceback
+             ("-o", str(tmp_path / "no" / "x.jsonl")): "does not exist"}  # named x.jsonl.tmp before
+    for args, expected in cases.items():
+        result = cli("batch", "results", "bj-any", *args, "--ledger", str(ledger_path), check=False)
+        assert result.returncode == 2 and f"-o {args[1]}" in result.stderr and expected in result.stderr, result.stderr
+    result = cli("batch", "wait", "bj-any", "--poll", "-1", "--ledger", str(ledger_path), check=False)
+    assert result.returncode == 2 and "--poll" in result.stderr  # was time.sleep(-1)'s ValueError once running
+
+
 def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(5)) + "\n")

@@ -185,9 +185,9 @@ def register(app: typer.Typer) -> None:
 
     @batch.command("wait")
     def wait_job(job_id: str = typer.Argument(..., help="Job id."),
-                 timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds "
+                 timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Give up after this many seconds "
                                                          "(exit code 1)."),
-                 poll: float = typer.Option(5.0, "--poll", help="Seconds between status checks."),
+                 poll: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds between status checks."),
                  ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
         """Block until the job finishes (completed, partially completed, failed, stopped or expired)."""
         from tokenomy.batch.backends import FINAL_STATES
@@ -208,6 +208,13 @@ def register(app: typer.Typer) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
         from tokenomy.batch.jobs import export_missing, export_results, open_tables, refresh
 
+        from tokenomy.errors import ConfigError
+
+        # Checked before any work, so the error names -o's path (not a temporary file) and no traceback shows.
+        if out.is_dir():
+            raise ConfigError(f"-o {out}: is a directory; give a file name such as {out / 'results.jsonl'}")
+        if not out.absolute().parent.is_dir():
+            raise ConfigError(f"-o {out}: folder {out.absolute().parent} does not exist; create it or pick another")
         tables = open_tables(ledger)
         refresh(tables, job_id)
         counts = (export_missing if missing_input else export_results)(tables, job_id, out)
