@@ -75,3 +75,13 @@ def test_a_line_that_is_not_utf8_is_named_and_the_rest_still_parse(tmp_path):
     records, bad = read_file(path)
     assert [r.id for r in records] == ["a", "c"]
     assert [(b.line, b.field) for b in bad] == [(2, "-")] and "not UTF-8" in bad[0].reason
+
+
+def test_validate_an_empty_file_says_so_instead_of_quoting_a_job_minimum(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL,
+                          "--json"], capture_output=True, text=True, timeout=60)
+    notes = json.loads(out.stdout)["notes"]
+    assert any("no valid records" in n and "empty" in n for n in notes), notes
+    assert not any("minimum" in n for n in notes), notes  # was "0 records is below ...'s minimum of 100"

@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
 
         report = validate_file(file, model, region)
         provider = default_catalog().lookup(model, region).provider
-        note = below_minimum(len(report.records), provider)
+        # With no good record there is nothing to run anywhere: say so rather than quote a job minimum.
+        note = (f"no valid records in {file}: " + ("fix the bad lines listed" if report.bad else "the file is empty")
+                if not report.records
+                else below_minimum(len(report.records), provider))
         if note:
             report.notes.append(note)
         if as_json:
