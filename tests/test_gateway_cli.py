@@ -223,3 +223,10 @@ def test_route_naming_an_undefined_policy_fails_at_start(tmp_path):
     result = cli("serve", "--config", str(config), "--port", str(free_port()))
     assert result.returncode == 2 and "routes.smart.policy: 'ghost' is not defined under routing.policies" in \
         result.stderr and "(defined: rules)" in result.stderr
+
+
+def test_serve_refuses_impossible_port_and_workers():
+    # --port 99999 used to hang without listening anywhere; --workers 0 started anyway.
+    for args, option in ((["--port", "99999"], "--port"), (["--workers", "0"], "--workers")):
+        result = cli("serve", *args)
+        assert result.returncode == 2 and option in result.stderr, result.stderr

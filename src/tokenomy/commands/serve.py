@@ -16,8 +16,8 @@ def serve(
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). "
                                          "Without it the local model is served."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8080, "--port", help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes (share limits through redis_url)."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (share limits through redis_url)."),
     ledger: Optional[str] = typer.Option(None, "--ledger", help="Ledger path or postgresql:// URL."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
 ) -> None:
