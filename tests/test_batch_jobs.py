@@ -278,6 +278,20 @@ def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: 
     assert (final["status"], final["done"], final["pending"]) == ("completed", 200, 0)
 
 
+def test_resume_detach_refuses_a_job_whose_runner_is_still_alive(tmp_path: Path, ledger_path: Path) -> None:
+    import socket
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(ledger_path)
+    job = create_job(tables, src, "local", "local")
+    # A runner that is still stopping after `batch cancel`: this live process stands in for it.
+    tables.update_job(job.job_id, status="stopping", runner_pid=os.getpid(), runner_host=socket.gethostname())
+    result = cli("batch", "resume", job.job_id, "--detach", "--ledger", str(ledger_path), check=False)
+    # Before, it answered 0 with a new runner_pid whose process at once refused the job, unseen.
+    assert result.returncode == 2 and "still has a runner" in result.stderr and "batch wait" in result.stderr
+
+
 def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path, ledger_path: Path) -> None:
     from tokenomy.batch.backends import RecordResult
     from tokenomy.batch.jobs import record_results

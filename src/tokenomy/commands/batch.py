@@ -250,6 +250,13 @@ def register(app: typer.Typer) -> None:
         job = require_job(tables, job_id)
         if job.backend == "local":
             if detach:
+                from tokenomy.batch.jobs import runner_alive
+                from tokenomy.errors import UsageError
+
+                # The background runner would refuse a job another runner holds, with nobody to see why.
+                if runner_alive(job):
+                    raise UsageError(f"{job_id} still has a runner (pid {job.runner_pid}, status {job.status}); "
+                                     f"`tokenomy batch wait {job_id}` for it to end, then resume")
                 pid = _spawn_resume(job_id, _ledger_url(tables))
                 _finish(job, as_json, {"runner_pid": pid})
                 return
