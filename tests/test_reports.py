@@ -210,6 +210,12 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     assert re.search(r"[+-]\d+\.\d%", human.output), human.output  # delta in points, not a bare 0.0
     both = runner.invoke(app, ["report", "spend", "--csv", *base])
     assert both.exit_code != 0 and "not both" in str(both.exception)
+    # A mistyped --ledger used to create an empty ledger there and print an empty report ("nothing spent").
+    typo = tmp_path / "ledgr.duckdb"
+    for args in (["report", "spend"], ["alerts", "check"], ["export", "focus", "-o", str(tmp_path / "f.csv")]):
+        missing = runner.invoke(app, [*args, "--ledger", str(typo)])
+        assert missing.exit_code != 0 and f"no ledger at {typo}" in str(missing.exception), args
+    assert not typo.exists()
     csv_forecast = runner.invoke(app, ["report", "forecast", "--csv", "--ledger", str(ledger_path)])
     assert csv_forecast.exit_code != 0 and "--json instead of --csv" in str(csv_forecast.exception)
     # --since after --until used to return an empty report as if nothing had been spent.

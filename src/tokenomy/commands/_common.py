@@ -85,6 +85,22 @@ def usd_short(value: Decimal | float | str | None) -> str:
     return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
 
 
+def open_existing_ledger(ledger: Optional[str]) -> Any:
+    """Open the ledger a read-only command reports on; a DuckDB file that does not exist is an error, not a new
+    empty ledger (a mistyped --ledger or the wrong directory otherwise reads as "nothing spent")."""
+    from pathlib import Path
+
+    from tokenomy.errors import ConfigError
+    from tokenomy.ledger.store import DEFAULT_LEDGER, open_store
+
+    target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
+    path = target[len("duckdb://"):] if target.startswith("duckdb://") else target
+    if not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
+        raise ConfigError(f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
+                          "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)")
+    return open_store(target)
+
+
 def apply_prices(prices: Optional[str]) -> None:
     """Layer a user price file over the built-in catalog for this process."""
     if prices:

@@ -34,7 +34,7 @@ def check(
 
     from tokenomy.analytics.alerts import AlertSettings, evaluate, mark_sent, unsent
     from tokenomy.config import load_config
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
     if webhook and not webhook.startswith(("http://", "https://")):
         # Checked now, not when the first alert fires and the post fails.
@@ -42,7 +42,7 @@ def check(
     cfg = load_config(config)
     settings = AlertSettings.from_config(cfg.alerts, cfg.routing)
     now = None if as_of is None else (as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of)
-    store = open_store(ledger)
+    store = open_existing_ledger(ledger)
     new = unsent(store, evaluate(store, cfg.budgets, now=now, settings=settings, config=cfg))
     for alert in new:
         if webhook:

@@ -34,7 +34,7 @@ def report(
 ) -> None:
     """Run a preset report over the ledger and print it, or write all charts to one HTML file."""
     from tokenomy.analytics.reports import run_report
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
     if as_json and as_csv:
         from tokenomy.errors import UsageError
@@ -49,7 +49,7 @@ def report(
             from tokenomy.errors import UsageError
 
             raise UsageError(f"--since {since} is not before --until {until}; swap them or widen the window")
-        console.print(f"wrote {write_report_html(open_store(ledger), Filters(*utc), html)}")
+        console.print(f"wrote {write_report_html(open_existing_ledger(ledger), Filters(*utc), html)}")
         return
     if name is None:
         from tokenomy.errors import UsageError
@@ -62,7 +62,7 @@ def report(
             raise UsageError("report forecast is one figure set, not rows: use --json instead of --csv")
         from tokenomy.commands._forecast import show_forecast
 
-        show_forecast(open_store(ledger), until, as_json)
+        show_forecast(open_existing_ledger(ledger), until, as_json)
         return
     shares = None
     if name == "tier-share":
@@ -70,7 +70,7 @@ def report(
         from tokenomy.config import load_config
 
         shares = parse_expected(expected, None if expected else load_config(config).routing)
-    rows = run_report(open_store(ledger), name, by=by, since=since, until=until, expected=shares)
+    rows = run_report(open_existing_ledger(ledger), name, by=by, since=since, until=until, expected=shares)
     if as_json:
         print_json(rows)
         return

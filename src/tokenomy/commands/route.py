@@ -152,11 +152,11 @@ def drift_cmd(
 
     from tokenomy.commands._common import table
     from tokenomy.config import load_config
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.routing.drift import escalation_rates, expected_shares, tier_share
 
     cfg = load_config(config)
-    store = open_store(ledger or cfg.ledger)
+    store = open_existing_ledger(ledger or cfg.ledger)
     since = datetime.now(timezone.utc) - timedelta(days=days)
     result = {"escalation": escalation_rates(store, cfg, since),
               "tier_share": tier_share(store, since, expected_shares(cfg))}
@@ -186,12 +186,12 @@ def export_labels_cmd(
     """Turn cascade outcomes in the ledger into training labels: answered by the cheap tier = weak, escalated =
     strong (needs `store_prompts: true`)."""
     from tokenomy.config import load_config
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.routing.labels import cascade_labels, cascade_routes, write_jsonl
 
     cfg = load_config(config)
     routes = route or cascade_routes(cfg)
-    labels = cascade_labels(open_store(ledger or cfg.ledger), routes)
+    labels = cascade_labels(open_existing_ledger(ledger or cfg.ledger), routes)
     if not labels:  # an empty file would only fail later in `route train`; a mistyped --route is the usual cause
         from tokenomy.errors import UsageError
 
