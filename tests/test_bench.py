@@ -347,3 +347,19 @@ def test_export_labels_picks_the_cheapest_model_that_met_the_bar(tmp_path):
         ("p0", "small", "tier1", True), ("p1", "big", "tier2", True), ("p2", "small", "tier1", True),
         ("p3", "big", "tier2", False)]  # nobody reached 50: the strongest is the label, flagged
     assert [l["label"] for l in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"
+
+
+def test_summary_of_a_foreign_or_empty_results_file_is_named(tmp_path):
+    # A results.csv without the bench columns ended in a pandas KeyError traceback; an empty one in EmptyDataError.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    (tmp_path / "results.csv").write_text("name,value\na,1\n")
+    result = CliRunner().invoke(app, ["bench", "summary", str(tmp_path)])
+    assert result.exit_code != 0 and "not a `tokenomy bench run` results file (no task, model" in str(result.exception)
+    (tmp_path / "results.csv").write_text("")
+    result = CliRunner().invoke(app, ["bench", "summary", str(tmp_path)])
+    assert result.exit_code != 0 and "cannot read as CSV" in str(result.exception)
+    negative = CliRunner().invoke(app, ["bench", "export-labels", str(tmp_path), "--tolerance", "-5"])
+    assert negative.exit_code == 2 and "--tolerance" in negative.output

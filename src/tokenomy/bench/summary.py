@@ -14,11 +14,23 @@ from tokenomy.bench.judge import RUBRIC
 from tokenomy.errors import ConfigError
 
 
+REQUIRED_COLUMNS = ("task", "model", "example", "repeat", "prompt", "quality", "cost_usd", "latency_ms",
+                    "output_tokens", "error")
+
+
 def load_results(csv_path: Path) -> pd.DataFrame:
     """Results with the latest row per (task, model, example, repeat) — resumed runs may retry failures."""
     if not Path(csv_path).exists():
         raise ConfigError(f"{csv_path}: no results here; run `tokenomy bench run TASKS --out DIR` first")
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        raise ConfigError(f"{csv_path}: cannot read as CSV ({exc}); rerun `tokenomy bench run` into a fresh --out") \
+            from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame]
+    if missing:  # a summary of a foreign or truncated file would otherwise end in a KeyError traceback
+        raise ConfigError(f"{csv_path}: not a `tokenomy bench run` results file (no {', '.join(missing)} column); "
+                          "point at the --out directory of a bench run")
     for column in ("judge_error", "judge_cost_usd", "judge_model", "rubric", "ttft_ms"):
         if column not in frame:
             frame[column] = ""

@@ -67,7 +67,7 @@ def run_cmd(
     max_tokens: int = typer.Option(64, "--max-tokens", help="Output cap per call unless the task sets one."),
     model_max_tokens: Optional[str] = typer.Option(None, "--model-max-tokens", help="Per-model output caps that "
                                                    "replace the others, e.g. verbose=128,local=32."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points within which a cheaper model wins."),
+    tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Directory for CSV, Parquet, PNG and HTML."),
     resume: bool = typer.Option(False, "--resume", help="Skip (task, model, example, repeat) already done in --out."),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with models (e.g. a server, "
@@ -124,7 +124,8 @@ def run_cmd(
 
 @bench_app.command("summary")
 def summary_cmd(out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
-                tolerance: float = typer.Option(3.0, "--tolerance"), as_json: bool = JsonOption) -> None:
+                tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points within which a cheaper "
+                                                 "model wins."), as_json: bool = JsonOption) -> None:
     """Recompute the summary, plots and report from a results directory."""
     summary = finish(out, tolerance)
     print_json(summary) if as_json else print_summary(summary, out)
@@ -134,7 +135,7 @@ def summary_cmd(out: Path = typer.Argument(..., help="A results directory from `
 def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
     output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Quality points below the example's best that count."),
+    tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points below the example's best that count."),
     min_quality: float = typer.Option(50.0, "--min-quality", help="Absolute quality bar (0-100) as well; when no "
                                       "model reaches it the best one is the label, with met_bar false."),
     tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=small,big=large "
