@@ -225,6 +225,11 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     swapped = runner.invoke(app, ["report", "--html", str(page), "--since", "2026-11-02", "--until", "2026-09-01",
                                   "--ledger", str(ledger_path)])
     assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception) and not page.exists()
+    # --html used to ignore a report NAME silently and print "wrote ..." under --json.
+    named = runner.invoke(app, ["report", "spend", "--html", str(page), "--ledger", str(ledger_path)])
+    assert named.exit_code != 0 and "drop spend" in str(named.exception) and not page.exists()
+    written = runner.invoke(app, ["report", "--html", str(page), *base])
+    assert written.exit_code == 0 and json.loads(written.output) == {"html": str(page)} and page.exists()
     empty = runner.invoke(app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01",
                                 "--ledger", str(ledger_path)])
     assert empty.exit_code == 0 and "no usage in the ledger from 2020-01-01" in empty.output

@@ -49,7 +49,16 @@ def report(
             from tokenomy.errors import UsageError
 
             raise UsageError(f"--since {since} is not before --until {until}; swap them or widen the window")
-        console.print(f"wrote {write_report_html(open_existing_ledger(ledger), Filters(*utc), html)}")
+        if name is not None or as_csv:  # the page holds every chart; a NAME or --csv would be silently ignored
+            from tokenomy.errors import UsageError
+
+            raise UsageError(f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for "
+                             "one report's table)")
+        written = write_report_html(open_existing_ledger(ledger), Filters(*utc), html)
+        if as_json:
+            print_json({"html": str(written)})
+        else:
+            console.print(f"wrote {written}")
         return
     if name is None:
         from tokenomy.errors import UsageError
