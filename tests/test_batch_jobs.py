@@ -292,6 +292,25 @@ def test_resume_detach_refuses_a_job_whose_runner_is_still_alive(tmp_path: Path,
     assert result.returncode == 2 and "still has a runner" in result.stderr and "batch wait" in result.stderr
 
 
+def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path: Path, ledger_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200)) + "\n")
+    with InstantOpenAI(delay_s=0.03) as url:
+        proc = subprocess.Popen([TOKENOMY, "batch", "submit", str(src), "--model", "upstream", "--config",
+                                 str(config_for(tmp_path, url)), "--concurrency", "1", "--json", "--ledger",
+                                 str(ledger_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job_id = json.loads(proc.stdout.readline())["job_id"]
+        deadline = time.monotonic() + 30
+        while count_results(ledger_path, job_id) < 5:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    # Before, Ctrl-C ended the command with exit 130 and not a word.
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "records answered and kept" in err and f"tokenomy batch resume {job_id}" in err, err
+
+
 def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path, ledger_path: Path) -> None:
     from tokenomy.batch.backends import RecordResult
     from tokenomy.batch.jobs import record_results

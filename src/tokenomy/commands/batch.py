@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
 
 BackendOption = typer.Option("local", "--backend", help="bedrock, openai, or local (runs records on demand "
                              "under your rate limits, for providers without batch).")
@@ -47,6 +47,20 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
                              "--quiet"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     return proc.pid
+
+
+def _run_local(tables, job_id: str, progress: bool):  # noqa: ANN001, ANN202
+    """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers)."""
+    from tokenomy.batch.jobs import require_job
+    from tokenomy.batch.local_runner import run_job
+
+    try:
+        return run_job(tables, job_id, progress=progress)
+    except KeyboardInterrupt:
+        job = require_job(tables, job_id)
+        err_console.print(f"interrupted: {job.done} of {job.records} records answered and kept; "
+                          f"`tokenomy batch resume {job_id}` continues", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 def _ledger_url(tables) -> str:  # noqa: ANN001
@@ -141,7 +155,6 @@ def register(app: typer.Typer) -> None:
 
     def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
         from tokenomy.batch.jobs import require_job, submit_parts, wait
-        from tokenomy.batch.local_runner import run_job
 
         extra = extra or {}
         if job.backend == "local":
@@ -149,7 +162,7 @@ def register(app: typer.Typer) -> None:
                 pid = _spawn_resume(job.job_id, _ledger_url(tables))
                 _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra})
                 return
-            job, stats = run_job(tables, job.job_id, progress=True)
+            job, stats = _run_local(tables, job.job_id, True)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2), **extra})
             return
         job = submit_parts(tables, job)
@@ -244,7 +257,6 @@ def register(app: typer.Typer) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
         records missing after a partial, expired, failed or stopped run."""
         from tokenomy.batch.jobs import open_tables, require_job, resubmit_missing, wait
-        from tokenomy.batch.local_runner import run_job
 
         tables = open_tables(ledger)
         job = require_job(tables, job_id)
@@ -260,7 +272,7 @@ def register(app: typer.Typer) -> None:
                 pid = _spawn_resume(job_id, _ledger_url(tables))
                 _finish(job, as_json, {"runner_pid": pid})
                 return
-            job, stats = run_job(tables, job_id, progress=not quiet)
+            job, stats = _run_local(tables, job_id, not quiet)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
             return
         sent = resubmit_missing(tables, job_id)
