@@ -110,6 +110,11 @@ def test_keys_cli_create_list_revoke(tmp_path):
     assert cli("keys", "team-budget", "web", "--budget-usd", "5", "--ledger", ledger).returncode == 0
     bad = cli("keys", "create", "--period", "fortnight", "--ledger", ledger)
     assert bad.returncode == 2 and "--period" in bad.stdout + bad.stderr
+    # NaN and inf ended in tracebacks (decimal.InvalidOperation, a database error); a negative team budget was kept.
+    for amount in ("nan", "inf", "-3"):
+        for args in (["keys", "create"], ["keys", "team-budget", "web"]):
+            bad = cli(*args, "--budget-usd", amount, "--ledger", ledger)
+            assert bad.returncode == 2 and "give an amount in dollars" in bad.stderr and "Traceback" not in bad.stderr
     assert cli("keys", "revoke", key["key_id"], "--ledger", ledger).returncode == 0
     config = parse_config({"auth": True})
     with ServerThread(create_app(config, ledger), lifespan="on") as url:

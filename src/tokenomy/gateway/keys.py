@@ -44,6 +44,12 @@ class VirtualKey:
     revoked: bool = False
 
 
+def _check_budget(budget_usd: Decimal) -> None:
+    """A finite amount >= 0: NaN crashed the comparison and Infinity the database insert, with tracebacks."""
+    if not Decimal(budget_usd).is_finite() or budget_usd < 0:
+        raise ConfigError(f"--budget-usd {budget_usd}: give an amount in dollars >= 0, e.g. --budget-usd 50")
+
+
 class KeyStore:
     """Create, look up (by hash), list and revoke keys; team budgets beside them."""
 
@@ -57,8 +63,8 @@ class KeyStore:
         """Return the secret (shown once) and the stored key record."""
         if period not in PERIODS:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
-        if budget_usd is not None and budget_usd < 0:
-            raise ConfigError(f"--budget-usd {budget_usd} must be >= 0")
+        if budget_usd is not None:
+            _check_budget(budget_usd)
         if rpm is not None and rpm < 1:
             raise ConfigError(f"--rpm {rpm} must be >= 1")
         secret = "tk-" + secrets.token_urlsafe(24)
@@ -92,6 +98,7 @@ class KeyStore:
     def set_team_budget(self, team: str, budget_usd: Decimal, period: str = "month") -> None:
         if period not in PERIODS:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
+        _check_budget(budget_usd)
         p = self.store.placeholder
         self.store.execute(f"DELETE FROM gateway_teams WHERE team = {p}", (team,))
         self.store.execute(f"INSERT INTO gateway_teams (team, budget_usd, period) VALUES ({p}, {p}, {p})",
