@@ -120,6 +120,19 @@ def test_import_rejects_bytes_huge_counts_and_nan_latency_by_line(tmp_path, ledg
         json.loads(line, parse_constant=lambda name: pytest.fail(f"export wrote {name}"))
 
 
+@pytest.mark.parametrize("store_url", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_reimport_counts_events_already_present_instead_of_claiming_them(tmp_path, store_url, request):
+    url = tmp_path / "a.duckdb" if store_url == "duckdb" else request.getfixturevalue("fresh_postgres_url")
+    store = open_store(url)
+    store.write(sample_events())
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(export_to_string(store.events()) + export_to_string(sample_events(6)[5:]) * 2)
+    result = import_file(dump, store)
+    # Before, this said "imported 7": every line counted though the ledger already held five and one came twice.
+    assert (result.imported, result.already_present, result.errors) == (1, 6, [])
+    assert len(store.events()) == 6
+
+
 def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
     cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],

@@ -37,7 +37,9 @@ def import_(
     else:
         for error in result.errors:
             err_console.print(f"[red]{error}[/red]", markup=True, highlight=False)
-        console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}")
+        present = f"; {result.already_present} already in the ledger (same event_id), skipped" \
+            if result.already_present else ""
+        console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}{present}")
     if result.errors and result.imported == 0:
         raise typer.Exit(1)
 

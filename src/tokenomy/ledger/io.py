@@ -30,9 +30,11 @@ COST_FIELDS = ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cach
 class ImportResult:
     imported: int = 0
     errors: list[str] = field(default_factory=list)
+    already_present: int = 0  # lines whose event_id the ledger (or an earlier line) already holds
 
     def to_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "rejected": len(self.errors), "errors": self.errors}
+        return {"imported": self.imported, "rejected": len(self.errors), "errors": self.errors,
+                "already_present": self.already_present}
 
 
 def _parse_ts(value: Any) -> datetime:
@@ -157,6 +159,7 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
         raise TokenomyError(f"{path}: file not found")
     result = ImportResult()
     pending: list[UsageEvent] = []
+    seen: set[str] = set()
     for number, record, error in read_records(path):
         if error is None:
             try:
@@ -166,10 +169,28 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
         if error is not None:
             result.errors.append(f"{path.name}:{number}: {error}")
         if len(pending) >= batch_size:
-            result.imported += store.write(pending)
+            result.imported += _write_new(store, pending, seen, result)
             pending = []
-    result.imported += store.write(pending)
+    result.imported += _write_new(store, pending, seen, result)
     return result
+
+
+def _write_new(store: LedgerStore, events: list[UsageEvent], seen: set[str], result: ImportResult) -> int:
+    """Write the events whose id is new; count the rest, so a re-import does not claim it added them again."""
+    ids = [e.event_id for e in events]
+    existing = set()
+    if ids:
+        marks = ", ".join([store.placeholder] * len(ids))
+        existing = {r["event_id"] for r in store.query(f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})",
+                                                       ids)}
+    new = []
+    for event in events:
+        if event.event_id in existing or event.event_id in seen:
+            result.already_present += 1
+        else:
+            seen.add(event.event_id)
+            new.append(event)
+    return store.write(new)
 
 
 def export_events(events: list[UsageEvent], out: TextIO, fmt: str = "jsonl") -> int:
