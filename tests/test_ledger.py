@@ -133,6 +133,16 @@ def test_reimport_counts_events_already_present_instead_of_claiming_them(tmp_pat
     assert len(store.events()) == 6
 
 
+def test_csv_row_with_more_values_than_columns_is_rejected_by_line(tmp_path, ledger_path):
+    path = tmp_path / "usage.csv"
+    model = "anthropic.claude-3-haiku-20240307-v1:0"
+    path.write_text(f"ts,provider,model,input_tokens\n2026-11-01T10:00:00Z,aws.bedrock,{model},5\n"
+                    f"2026-11-01T10:01:00Z,aws.bedrock,{model},5,700\n")
+    result = import_file(path, open_store(ledger_path))
+    # Before, the stray 700 was dropped and the row imported as if nothing were wrong.
+    assert result.imported == 1 and len(result.errors) == 1 and result.errors[0].startswith("usage.csv:3: 1 value(s)")
+
+
 def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
     cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],

@@ -131,8 +131,14 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
         # CSV rows can span lines, so a file that is not UTF-8 is rejected whole, by name.
         try:
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                for number, row in enumerate(csv.DictReader(handle), start=2):
-                    yield number, {k: v for k, v in row.items() if k is not None}, None
+                reader = csv.DictReader(handle)
+                for row in reader:
+                    number = reader.line_num  # the row's last physical line (quoted fields may span lines)
+                    if None in row:  # more values than header columns: the extra ones would be dropped unseen
+                        yield number, None, (f"{len(row[None])} value(s) beyond the header's {len(reader.fieldnames)} "
+                                             "columns; quote fields that contain commas")
+                        continue
+                    yield number, row, None
         except UnicodeDecodeError as exc:
             raise TokenomyError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
         return
