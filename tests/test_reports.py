@@ -216,6 +216,13 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
         missing = runner.invoke(app, [*args, "--ledger", str(typo)])
         assert missing.exit_code != 0 and f"no ledger at {typo}" in str(missing.exception), args
     assert not typo.exists()
+    # A directory, a file that is not a ledger, a database that is down: tracebacks before (duckdb/psycopg errors).
+    not_a_ledger = tmp_path / "notes.txt"
+    not_a_ledger.write_text("hello\n")
+    for target in (str(tmp_path), str(not_a_ledger), "postgresql://u:hunter2@127.0.0.1:1/x"):
+        broken = runner.invoke(app, ["report", "spend", "--ledger", target])
+        assert broken.exit_code != 0 and "cannot read it as a Tokenomy ledger" in str(broken.exception), target
+        assert "hunter2" not in str(broken.exception)
     csv_forecast = runner.invoke(app, ["report", "forecast", "--csv", "--ledger", str(ledger_path)])
     assert csv_forecast.exit_code != 0 and "--json instead of --csv" in str(csv_forecast.exception)
     # --since after --until used to return an empty report as if nothing had been spent.

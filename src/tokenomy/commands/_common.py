@@ -19,7 +19,7 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
 LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
-                            "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")
+                            "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")  # \\[ so Rich does not eat it as markup
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
 
@@ -98,7 +98,15 @@ def open_existing_ledger(ledger: Optional[str]) -> Any:
     if not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
         raise ConfigError(f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
                           "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)")
-    return open_store(target)
+    try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
+        store = open_store(target)
+        store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])
+    except Exception as exc:  # noqa: BLE001 - duckdb and psycopg raise their own families
+        shown = target.split("@")[-1] if "://" in target else target  # no password in the message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"ledger {shown}: cannot read it as a Tokenomy ledger ({first}); pass the DuckDB file or "
+                          "postgresql:// URL your calls were recorded in") from None
+    return store
 
 
 def apply_prices(prices: Optional[str]) -> None:
