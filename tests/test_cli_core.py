@@ -110,3 +110,14 @@ def test_chat_refuses_an_empty_prompt_or_cap_and_names_an_unreachable_server(tmp
     down = subprocess.run([TOKENOMY, "chat", "Hi", "--model", "gpt-4o-mini", "--max-tokens", "5", "--ledger", ledger],
                           capture_output=True, text=True, timeout=300, env=env)
     assert down.returncode == 2 and f"127.0.0.1:{port}/v1" in down.stderr and "OPENAI_BASE_URL" in down.stderr
+
+
+def test_help_keeps_bracketed_defaults_that_rich_would_take_for_markup():
+    import os
+
+    def help_text(*args: str) -> str:  # wide, so no box border splits a phrase
+        return subprocess.run([TOKENOMY, *args, "--help"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "400"}).stdout
+
+    assert "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]" in help_text("ledger", "stats")
+    assert "[default: now]" in help_text("batch", "plan")

@@ -18,8 +18,9 @@ _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
+# "\\[" keeps Rich from taking "[default: ...]" for markup and dropping it from --help.
 LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
-                            "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")  # \\[ so Rich does not eat it as markup
+                            "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
 

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     @batch.command("validate")
     def validate(file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
                  model: str = typer.Option(..., "--model", help="Model the batch will run on."),
-                 region: Optional[str] = typer.Option(None, "--region"),
+                 region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
                  as_json: bool = JsonOption) -> None:
         """Report every bad line and estimate tokens and cost at batch vs on-demand prices."""
         from tokenomy.batch.split import below_minimum
@@ -285,10 +285,10 @@ def register(app: typer.Typer) -> None:
     def plan(file: Path = typer.Argument(..., help="JSONL input."),
              model: str = typer.Option(..., "--model", help="Model id."),
              deadline: str = typer.Option(..., "--deadline", help="UTC time the work must be done by, HH:MM."),
-             start: Optional[str] = typer.Option(None, "--start", help="UTC start time HH:MM [default: now]."),
+             start: Optional[str] = typer.Option(None, "--start", help="UTC start time HH:MM \\[default: now]."),
              tpm_quota: Optional[int] = typer.Option(None, "--tpm-quota", help="Your account's tokens-per-minute "
                                                      "quota for the model (on-demand speed)."),
-             region: Optional[str] = typer.Option(None, "--region"),
+             region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
              as_json: bool = JsonOption) -> None:
         """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?"""
         from datetime import datetime, timezone
