@@ -235,3 +235,18 @@ def test_serve_refuses_impossible_port_and_workers():
     for args, option in ((["--port", "99999"], "--port"), (["--workers", "0"], "--workers")):
         result = cli("serve", *args)
         assert result.returncode == 2 and option in result.stderr, result.stderr
+
+
+def test_unreachable_redis_fails_at_start_and_is_a_503_in_openais_shape(tmp_path):
+    # It used to start silently and answer the first rate-limited request with a bare "Internal Server Error".
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"auth: true\nredis_url: {url}\n")
+    started = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
+    assert started.returncode == 2 and "redis_url: cannot reach" in started.stderr and "Traceback" not in started.stderr
+    ledger = str(tmp_path / "app.duckdb")
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("1"), period="month", rpm=10)
+    with ServerThread(create_app(parse_config({"auth": True, "redis_url": url}), ledger), lifespan="on") as base:
+        answer = httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
+                            json={"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "limits_unavailable"

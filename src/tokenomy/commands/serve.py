@@ -29,6 +29,16 @@ def serve(
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
     gateway_settings(loaded.gateway, loaded.source or "<config>")
+    if loaded.redis_url:  # limits shared through Redis: an unreachable server is a start-up error, not 500s later
+        import redis
+
+        from tokenomy.errors import ConfigError
+
+        try:
+            redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
+                              "start redis-server there or remove redis_url for per-process limits") from None
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:

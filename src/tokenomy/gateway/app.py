@@ -176,6 +176,15 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible chat completions with cost policies.")
 
+    if config.redis_url:
+        from redis.exceptions import RedisError
+
+        @app.exception_handler(RedisError)
+        async def limits_down(_: Request, exc: RedisError) -> JSONResponse:
+            # Shared limits cannot be checked: refuse (retryable) in OpenAI's shape rather than a bare 500.
+            return error(503, f"the gateway cannot reach its limits store at redis_url ({exc}); retry later",
+                         "server_error", code="limits_unavailable")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
