@@ -215,3 +215,28 @@ def test_every_openai_batch_status_in_the_sdk_maps_to_a_normalised_state() -> No
     statuses = set(get_args(Batch.model_fields["status"].annotation))
     assert len(statuses) == 8 and set(STATUS_MAP) == statuses
     assert set(STATUS_MAP.values()) <= set(STATES)
+
+
+def test_status_and_results_show_the_stored_job_when_the_provider_is_down(tmp_path, ledger_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(5)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    base = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    with emulator(validating_seconds=60) as (_, options):
+        out = subprocess.run(base + ["submit", str(path), "--model", MODEL, "--backend", "openai", "--detach", "--json",
+                                     "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path)],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, out.stderr
+        job_id = json.loads(out.stdout.splitlines()[0])["job_id"]
+    # The emulator is gone: status and results used to fail outright; now they show what the ledger holds.
+    status = subprocess.run(base + ["status", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "submitted", status.stderr
+    assert "as last stored" in status.stderr and options.endpoint_url in status.stderr
+    results = subprocess.run(base + ["results", job_id, "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger",
+                                     str(ledger_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert results.returncode == 0 and json.loads(results.stdout)["missing"] == 5, results.stderr

@@ -63,6 +63,20 @@ def _run_local(tables, job_id: str, progress: bool):  # noqa: ANN001, ANN202
         raise typer.Exit(130) from None
 
 
+def _refresh_or_stored(tables, job_id: str):  # noqa: ANN001, ANN202
+    """The job refreshed from its backend; if the provider cannot be reached, what the ledger last stored, said so."""
+    from tokenomy.batch.jobs import refresh, require_job
+    from tokenomy.errors import ProviderError
+
+    try:
+        return refresh(tables, job_id)
+    except ProviderError as exc:
+        job = require_job(tables, job_id)
+        err_console.print(f"warning: showing {job_id} as last stored ({job.updated_at:%Y-%m-%d %H:%M}Z): {exc}",
+                          highlight=False, soft_wrap=True, markup=False)
+        return job
+
+
 def _ledger_url(tables) -> str:  # noqa: ANN001
     url = tables.store.url
     return url if "://" in url else str(Path(url).resolve())
@@ -180,9 +194,9 @@ def register(app: typer.Typer) -> None:
     def status(job_id: str = typer.Argument(..., help="Job id from `batch submit` or `batch list`."),
                ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
         """Refresh a job from its backend and show progress, counts and cost so far."""
-        from tokenomy.batch.jobs import open_tables, refresh, runner_alive
+        from tokenomy.batch.jobs import open_tables, runner_alive
 
-        job = refresh(open_tables(ledger), job_id)
+        job = _refresh_or_stored(open_tables(ledger), job_id)
         _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
 
     @batch.command("list")
@@ -222,7 +236,7 @@ def register(app: typer.Typer) -> None:
                     help="Instead write the input lines of records with no result, to submit again."),
                 ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
-        from tokenomy.batch.jobs import export_missing, export_results, open_tables, refresh
+        from tokenomy.batch.jobs import export_missing, export_results, open_tables
 
         from tokenomy.errors import ConfigError
 
@@ -232,7 +246,7 @@ def register(app: typer.Typer) -> None:
         if not out.absolute().parent.is_dir():
             raise ConfigError(f"-o {out}: folder {out.absolute().parent} does not exist; create it or pick another")
         tables = open_tables(ledger)
-        refresh(tables, job_id)
+        _refresh_or_stored(tables, job_id)
         counts = (export_missing if missing_input else export_results)(tables, job_id, out)
         if as_json:
             print_json({"job_id": job_id, "out": str(out), **counts})
