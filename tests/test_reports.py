@@ -223,6 +223,8 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
         broken = runner.invoke(app, ["report", "spend", "--ledger", target])
         assert broken.exit_code != 0 and "cannot read it as a Tokenomy ledger" in str(broken.exception), target
         assert "hunter2" not in str(broken.exception)
+    helped = CliRunner().invoke(app, ["report", "--help"]).output  # Rich used to eat "[default: ...]" as markup
+    assert "[default: the preset's own]" in helped and "routing.expected_tier_share in config]" in helped
     csv_forecast = runner.invoke(app, ["report", "forecast", "--csv", "--ledger", str(ledger_path)])
     assert csv_forecast.exit_code != 0 and "--json instead of --csv" in str(csv_forecast.exception)
     # --since after --until used to return an empty report as if nothing had been spent.

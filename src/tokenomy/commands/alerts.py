@@ -25,7 +25,7 @@ def check(
                                          "(thresholds, reservations)."),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each new alert (JSON) to this URL."),
     as_of: Optional[datetime] = typer.Option(None, "--as-of", help="Evaluate as if it were this time (UTC) "
-                                             "[default: now]."),
+                                             "\\[default: now]."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -139,7 +139,7 @@ def export_labels_cmd(
     min_quality: float = typer.Option(50.0, "--min-quality", help="Absolute quality bar (0-100) as well; when no "
                                       "model reaches it the best one is the label, with met_bar false."),
     tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=small,big=large "
-                                        "[default: `tiers:` in the config]"),
+                                        "\\[default: `tiers:` in the config]"),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml whose `tiers:` map models to tiers."),
     as_json: bool = JsonOption,
 ) -> None:

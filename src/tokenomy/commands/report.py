@@ -20,7 +20,7 @@ def report(
                                "cache-hit-rate, cache-trend, latency, errors, cost-per-task, cost-per-tag, tier-share, "
                                "batch-share, or forecast (month-end spend with an interval)."),
     by: Optional[str] = typer.Option(None, "--by", help="Group by model, provider, family, region, task, tier ... "
-                                     "[default: the preset's own]"),
+                                     "\\[default: the preset's own]"),
     since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     ledger: Optional[str] = LedgerOption,
@@ -29,7 +29,7 @@ def report(
     html: Optional[Path] = typer.Option(None, "--html", help="Write the dashboard's charts for "
                                         "--since/--until as one self-contained HTML file (opens offline)."),
     expected: Optional[str] = typer.Option(None, "--expected", help="tier-share: expected shares, e.g. "
-                                           "weak=0.7,strong=0.3 [default: routing.expected_tier_share in config]"),
+                                           "weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]"),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
 ) -> None:
     """Run a preset report over the ledger and print it, or write all charts to one HTML file."""

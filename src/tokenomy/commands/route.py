@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
 def explain_cmd(
     prompt: str = typer.Argument(..., help="The prompt to route."),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with tiers and routing.policies."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name [default: the first policy in routing.policies]."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name \\[default: the first policy in "
+                                         "routing.policies]."),
     task: Optional[str] = typer.Option(None, "--task", help="Task header to route on."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -106,7 +107,7 @@ def eval_cmd(
                                      help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B)."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     rules: Optional[str] = typer.Option(None, "--rules", help="Config with a rules policy (and a cascade's "
-                                        "validators) to replay [default: examples/routing/eval_rules.yaml]."),
+                                        "validators) to replay \\[default: examples/routing/eval_rules.yaml]."),
     target_quality: float = typer.Option(0.95, "--target-quality", help="Quality floor the classifier's threshold "
                                          "is calibrated to (share of always-strong quality)."),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
