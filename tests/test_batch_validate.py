@@ -85,3 +85,17 @@ def test_validate_an_empty_file_says_so_instead_of_quoting_a_job_minimum(tmp_pat
     notes = json.loads(out.stdout)["notes"]
     assert any("no valid records" in n and "empty" in n for n in notes), notes
     assert not any("minimum" in n for n in notes), notes  # was "0 records is below ...'s minimum of 100"
+
+
+def test_odd_ids_boolean_caps_and_bad_system_name_their_field():
+    from tokenomy.batch.formats import read_records
+
+    lines = ['{"id": "a", "prompt": "hi", "max_tokens": true}',  # was accepted as max_tokens=1
+             '{"id": {"x": 1}, "prompt": "hi"}',  # was accepted with the id "{'x': 1}"
+             '{"custom_id": [1], "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}',
+             '{"id": "c", "prompt": "hi", "system": 5}',  # the reason text was put in the field column
+             '{"id": 7, "prompt": "hi"}']
+    good, bad = read_records(lines)
+    assert [r.id for r in good] == ["7"]
+    assert [(b.line, b.field) for b in bad] == [(1, "max_tokens"), (2, "id"), (3, "custom_id"), (4, "system")]
+    assert "string or a list of text blocks" in bad[3].reason

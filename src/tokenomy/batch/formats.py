@@ -53,22 +53,35 @@ def _messages(raw: Any, where: str) -> list[dict[str, str]]:
     for m in raw:
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
             raise ValueError(f"{where}: each message needs role user|assistant|system")
-        out.append({"role": m["role"], "content": _content_text(m.get("content", ""))})
+        try:
+            out.append({"role": m["role"], "content": _content_text(m.get("content", ""))})
+        except ValueError as exc:
+            raise ValueError(f"{where}.content: {exc}") from None
     return out
 
 
 def _system_text(raw: Any) -> str | None:
     if raw is None:
         return None
-    return _content_text(raw)
+    try:
+        return _content_text(raw)
+    except ValueError as exc:
+        raise ValueError(f"system: {exc}") from None
+
+
+def _record_id(rid: Any, field_name: str) -> str:
+    """Ids are strings or whole numbers; an object, list or true would become an id nobody can match."""
+    if rid in (None, ""):
+        raise ValueError(f"{field_name}: missing id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise ValueError(f"{field_name}: id must be a string or an integer, not {json.dumps(rid)}")
+    return str(rid)
 
 
 def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     """Normalise one decoded JSON object; raises ValueError('field: reason')."""
     if "recordId" in obj or "modelInput" in obj:
-        rid, body = obj.get("recordId"), obj.get("modelInput")
-        if rid in (None, ""):
-            raise ValueError("recordId: missing id")
+        rid, body = _record_id(obj.get("recordId"), "recordId"), obj.get("modelInput")
         if not isinstance(body, dict):
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
@@ -77,11 +90,9 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if isinstance(system, list):
             system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
         msgs = _messages(body.get("messages"), "modelInput.messages")
-        return BatchRecord(str(rid), line, "bedrock", msgs, system, max_tokens, obj)
+        return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj)
     if "custom_id" in obj:
-        rid, body = obj.get("custom_id"), obj.get("body")
-        if rid in (None, ""):
-            raise ValueError("custom_id: missing id")
+        rid, body = _record_id(obj.get("custom_id"), "custom_id"), obj.get("body")
         if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
             raise ValueError("url: only POST /v1/chat/completions is supported")
         if not isinstance(body, dict):
@@ -90,10 +101,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
         msgs = [m for m in msgs if m["role"] != "system"]
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-        return BatchRecord(str(rid), line, "openai", msgs, system, max_tokens, obj)
-    rid = obj.get("id")
-    if rid in (None, ""):
-        raise ValueError("id: missing id")
+        return BatchRecord(rid, line, "openai", msgs, system, max_tokens, obj)
+    rid = _record_id(obj.get("id"), "id")
     if "messages" in obj:
         msgs = _messages(obj["messages"], "messages")
     else:
@@ -101,7 +110,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if not isinstance(prompt, str):
             raise ValueError("prompt: missing prompt or messages")
         msgs = [{"role": "user", "content": prompt}]
-    return BatchRecord(str(rid), line, "plain", msgs, _system_text(obj.get("system")),
+    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")),
                        obj.get("max_tokens"), obj)
 
 
@@ -137,7 +146,8 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
         if not rec.text().strip() or not any(m["content"].strip() for m in rec.messages):
             bad.append(BadLine(number, "prompt", "empty prompt"))
             continue
-        if rec.max_tokens is not None and (not isinstance(rec.max_tokens, int) or rec.max_tokens < 1):
+        if rec.max_tokens is not None and (not isinstance(rec.max_tokens, int) or isinstance(rec.max_tokens, bool)
+                                           or rec.max_tokens < 1):
             bad.append(BadLine(number, "max_tokens", "must be a positive integer"))
             continue
         if rec.id in seen:
