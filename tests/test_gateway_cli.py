@@ -115,6 +115,8 @@ def test_keys_cli_create_list_revoke(tmp_path):
         for args in (["keys", "create"], ["keys", "team-budget", "web"]):
             bad = cli(*args, "--budget-usd", amount, "--ledger", ledger)
             assert bad.returncode == 2 and "give an amount in dollars" in bad.stderr and "Traceback" not in bad.stderr
+    folder = cli("keys", "list", "--ledger", str(tmp_path))  # a directory: a duckdb IOException traceback before
+    assert folder.returncode == 2 and "cannot read it as a Tokenomy ledger" in folder.stderr
     assert cli("keys", "revoke", key["key_id"], "--ledger", ledger).returncode == 0
     config = parse_config({"auth": True})
     with ServerThread(create_app(config, ledger), lifespan="on") as url:

@@ -86,7 +86,7 @@ def usd_short(value: Decimal | float | str | None) -> str:
     return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
 
 
-def open_existing_ledger(ledger: Optional[str]) -> Any:
+def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     """Open the ledger a read-only command reports on; a DuckDB file that does not exist is an error, not a new
     empty ledger (a mistyped --ledger or the wrong directory otherwise reads as "nothing spent")."""
     from pathlib import Path
@@ -96,12 +96,12 @@ def open_existing_ledger(ledger: Optional[str]) -> Any:
 
     target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
     path = target[len("duckdb://"):] if target.startswith("duckdb://") else target
-    if not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
+    if must_exist and not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
         raise ConfigError(f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
                           "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)")
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
         store = open_store(target)
-        store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])
+        store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])  # must_exist=False: created above
     except Exception as exc:  # noqa: BLE001 - duckdb and psycopg raise their own families
         shown = target.split("@")[-1] if "://" in target else target  # no password in the message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -20,11 +20,12 @@ def register(app: typer.Typer) -> None:
 def _store(ledger):  # noqa: ANN001, ANN202
     from tokenomy.config import load_config
     from tokenomy.gateway.keys import KeyStore
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
     # The same ledger `tokenomy serve` uses: --ledger, else the config's `ledger:` (TOKENOMY_CONFIG or
     # ./tokenomy.yaml), else the default file.
-    return KeyStore(open_store(ledger or load_config(None).ledger))
+    # A new ledger is fine here (keys are often created first); a directory or a database that is down is not.
+    return KeyStore(open_existing_ledger(ledger or load_config(None).ledger, must_exist=False))
 
 
 @keys_app.command("create")
