@@ -19,11 +19,11 @@ def register(app: typer.Typer) -> None:
 
 def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Optional[str] = None) -> None:
     from tokenomy.analytics.imports import IMPORTERS
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
     apply_prices(prices)  # the unpriced-model hint below points here
 
-    store = open_store(ledger)
+    store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; a directory is an error
     before = store.count()
     result = IMPORTERS[kind](file)
     store.write(result.events)
