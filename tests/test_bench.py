@@ -276,6 +276,14 @@ def test_failed_calls_and_failed_judging_are_rows_not_crashes(tmp_path):
     assert rows[("e", "nonexistent-x")]["failure_rate"] == 1.0 and rows[("e", "local")]["failure_rate"] == 0.0
     assert rows[("s", "local")]["quality"] is None and rows[("s", "local")]["failure_rate"] == 0.0
     assert summary["judge"]["failures"] == 1
+    from rich.console import Console
+
+    from tokenomy.commands.bench import print_summary
+
+    shown = Console(record=True, width=200)
+    print_summary(summary, out, console=shown)
+    text = shown.export_text()
+    assert "use None" not in text and "s: no recommendation" in text  # was "s: use None — no successful results"
 
 
 def test_a_row_cut_short_by_a_killed_run_is_dropped_and_redone(tmp_path):

@@ -27,6 +27,10 @@ def print_summary(summary: dict, out: Path | None = None, console=console) -> No
                           f"{r['failure_rate']:.0%}" if r["failure_rate"] is not None else "-"]
                          for r in summary["results"]]))
     for task, pick in summary["recommendations"].items():
+        if pick.get("model") is None:  # every candidate failed: there is nothing to "use None" of
+            where = f" (the error column of {out / 'results.csv'} says why)" if out else ""
+            console.print(f"[bold]{task}[/bold]: no recommendation — {pick['reason']}{where}")
+            continue
         console.print(f"[bold]{task}[/bold]: use {pick.get('model')} — {pick['reason']}")
         for note in pick.get("notes", []):
             console.print(f"  • {note}")
