@@ -143,6 +143,21 @@ def test_csv_row_with_more_values_than_columns_is_rejected_by_line(tmp_path, led
     assert result.imported == 1 and len(result.errors) == 1 and result.errors[0].startswith("usage.csv:3: 1 value(s)")
 
 
+def test_a_ledger_that_cannot_be_opened_is_a_config_error_without_the_password(tmp_path):
+    import socket
+
+    junk = tmp_path / "notes.duckdb"
+    junk.write_text("not a database")
+    with pytest.raises(ConfigError, match="notes.duckdb.*not a valid DuckDB"):  # was duckdb's IOException
+        open_store(junk)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConfigError, match="cannot connect") as caught:  # was psycopg's OperationalError
+        open_store(f"postgresql://tokenomy:s3cret@127.0.0.1:{port}/ledger")
+    assert "s3cret" not in str(caught.value) and f"tokenomy:***@127.0.0.1:{port}" in str(caught.value)
+
+
 def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
     cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],

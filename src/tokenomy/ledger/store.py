@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -212,7 +213,20 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
     target = str(url_or_path or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
     if target.startswith(("postgres://", "postgresql://")):
-        return PostgresStore(target)
+        import psycopg
+
+        try:
+            return PostgresStore(target)
+        except psycopg.OperationalError as exc:  # server down, bad credentials, no such database
+            shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
+            raise ConfigError(f"ledger {shown}: cannot connect ({' '.join(str(exc).split())}); check the URL "
+                              "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)") from None
     if target.startswith("duckdb://"):
         target = target[len("duckdb://"):]
-    return DuckDBStore(target)
+    import duckdb
+
+    try:
+        return DuckDBStore(target)
+    except duckdb.IOException as exc:  # e.g. a file that is not a DuckDB database
+        raise ConfigError(f"ledger {target}: {exc}; pass --ledger with a DuckDB file path (a new one is created) "
+                          "or a postgresql:// URL") from None
