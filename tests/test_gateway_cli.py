@@ -116,7 +116,8 @@ def test_keys_cli_create_list_revoke(tmp_path):
             bad = cli(*args, "--budget-usd", amount, "--ledger", ledger)
             assert bad.returncode == 2 and "give an amount in dollars" in bad.stderr and "Traceback" not in bad.stderr
     folder = cli("keys", "list", "--ledger", str(tmp_path))  # a directory: a duckdb IOException traceback before
-    assert folder.returncode == 2 and "cannot read it as a Tokenomy ledger" in folder.stderr
+    assert folder.returncode == 2 and folder.stderr.startswith(f"error: ledger {tmp_path}") and "Traceback" not in \
+        folder.stderr
     assert cli("keys", "revoke", key["key_id"], "--ledger", ledger).returncode == 0
     config = parse_config({"auth": True})
     with ServerThread(create_app(config, ledger), lifespan="on") as url:
@@ -252,3 +253,10 @@ def test_unreachable_redis_fails_at_start_and_is_a_503_in_openais_shape(tmp_path
         answer = httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
                             json={"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]})
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "limits_unavailable"
+
+
+def test_serve_names_a_bad_ledger_before_starting(tmp_path):
+    # A directory as --ledger failed inside the worker: uvicorn printed a traceback and "startup failed".
+    result = cli("serve", "--port", str(free_port()), "--ledger", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith(f"error: ledger {tmp_path}")
+    assert "Traceback" not in result.stderr + result.stdout

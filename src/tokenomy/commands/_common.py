@@ -91,7 +91,7 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     empty ledger (a mistyped --ledger or the wrong directory otherwise reads as "nothing spent")."""
     from pathlib import Path
 
-    from tokenomy.errors import ConfigError
+    from tokenomy.errors import ConfigError, TokenomyError
     from tokenomy.ledger.store import DEFAULT_LEDGER, open_store
 
     target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
@@ -102,6 +102,8 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
         store = open_store(target)
         store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])  # must_exist=False: created above
+    except TokenomyError:
+        raise  # already says what is wrong and how to fix it
     except Exception as exc:  # noqa: BLE001 - duckdb and psycopg raise their own families
         shown = target.split("@")[-1] if "://" in target else target  # no password in the message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

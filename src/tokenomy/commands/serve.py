@@ -39,6 +39,10 @@ def serve(
         except redis.RedisError as exc:
             raise ConfigError(f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
                               "start redis-server there or remove redis_url for per-process limits") from None
+    from tokenomy.commands._common import open_existing_ledger
+
+    # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
+    open_existing_ledger(ledger or loaded.ledger, must_exist=False)
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:
