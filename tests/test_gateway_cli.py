@@ -260,3 +260,15 @@ def test_serve_names_a_bad_ledger_before_starting(tmp_path):
     result = cli("serve", "--port", str(free_port()), "--ledger", str(tmp_path))
     assert result.returncode == 2 and result.stderr.startswith(f"error: ledger {tmp_path}")
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_serve_checks_routing_tiers_and_policies_before_starting(tmp_path):
+    # Both started fine and then answered every request to the route with a 400 naming a server-side mistake.
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("tiers: {tier1: [nosuch-model]}\nroutes: {r: {policy: p}}\n"
+                      "routing: {policies: {p: {type: rules, default_tier: tier1}}}\n")
+    result = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
+    assert result.returncode == 2 and "tiers.tier1: unknown model 'nosuch-model'" in result.stderr
+    config.write_text("routes: {r: {policy: p}}\nrouting: {policies: {p: {type: ruels}}}\n")
+    result = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
+    assert result.returncode == 2 and "routing.policies.p.type" in result.stderr

@@ -39,6 +39,7 @@ def serve(
         except redis.RedisError as exc:
             raise ConfigError(f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
                               "start redis-server there or remove redis_url for per-process limits") from None
+    _check_routing(loaded)
     from tokenomy.commands._common import open_existing_ledger
 
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
@@ -49,3 +50,22 @@ def serve(
         os.environ["TOKENOMY_LEDGER"] = ledger
     uvicorn.run("tokenomy.gateway.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+
+
+def _check_routing(loaded) -> None:  # noqa: ANN001
+    """Routed routes' policies and tier models, checked at start: otherwise every request to the route gets a 400
+    that names a server-side mistake the client cannot fix."""
+    from tokenomy.errors import ConfigError, TokenomyError
+    from tokenomy.providers.registry import resolve_model
+    from tokenomy.routing.rules import load_policy
+
+    for name, route in loaded.routes.items():
+        if route.policy:
+            load_policy(loaded.routing, route.policy)
+    specs = loaded.model_specs()
+    for tier, models in loaded.tiers.items():
+        for model in models:
+            try:
+                resolve_model(model, specs)
+            except TokenomyError as exc:
+                raise ConfigError(f"{loaded.source}: tiers.{tier}: {exc}") from None
