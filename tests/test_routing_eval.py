@@ -212,6 +212,14 @@ def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
     data.write_text(json.dumps({"prompt": "hello"}) + "\n")
     with pytest.raises(UsageError, match=r"mine.jsonl:1: need a JSON object with 'prompt' and 'label'"):
         load_training_data(str(data))
+    blank = tmp_path / "blank.jsonl"  # KeyError: 'prompt' before
+    blank.write_text("\n\n")
+    with pytest.raises(UsageError, match="no examples"):
+        load_training_data(str(blank))
+    empty = tmp_path / "empty.csv"  # pandas EmptyDataError before
+    empty.write_text("")
+    with pytest.raises(UsageError, match=r"empty.csv: cannot read as a RouteLLM outcome CSV .*\{prompt, label\}"):
+        load_training_data(str(empty))
 
 
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):

@@ -51,7 +51,11 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
         raise UsageError(f"route dataset {path}: no *.csv files in this folder")
     frames = []
     for name in files:
-        frame = pd.read_csv(name)
+        try:
+            frame = pd.read_csv(name)
+        except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError; was a traceback
+            raise UsageError(f"{name}: cannot read as a RouteLLM outcome CSV ({exc}); give gsm8k, mmlu, mt-bench, "
+                             "a RouteLLM CSV or a labelled JSONL of {prompt, label} lines") from None
         missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]
         if missing:
             raise UsageError(f"{name}: missing column(s) {', '.join(missing)}; RouteLLM outcome CSVs have "
@@ -132,6 +136,8 @@ def _mt_bench(path: Path) -> pd.DataFrame:
 
 def labelled_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows of `classifier.load_labelled` in the common columns (both models answer `output_tokens` long)."""
+    if not rows:  # a file of blank lines used to end in KeyError: 'prompt'
+        raise UsageError("the labelled file has no examples; each line is a JSON object with 'prompt' and 'label'")
     frame = pd.DataFrame(rows)
     frame["weak_response"] = None
     frame["input_tokens"] = frame["prompt"].map(estimate_tokens)
