@@ -332,3 +332,22 @@ def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path,
                                          "GROUP BY request_id", [job.job_id])
     assert len(rows) == 30 and {r["n"] for r in rows} == {1}  # ...but each is in the ledger once
     assert len(tables.results(job.job_id)) == 30
+
+
+def test_records_given_up_after_retries_keep_the_reason(tmp_path: Path) -> None:
+    import threading
+
+    from tokenomy.batch.formats import read_records
+    from tokenomy.batch.local_runner import LocalRunner
+    from tokenomy.errors import ProviderError
+    from tokenomy.resilience.retry import RetryPolicy
+
+    class Unreachable:  # what an OpenAI-compatible server that is down looks like to the runner
+        def chat(self, request, mode="on_demand", policy=None):  # noqa: ANN001, ANN201
+            raise ProviderError("cannot reach http://127.0.0.1:9/v1/chat/completions", kind="server_error")
+
+    records, _ = read_records(plain(3))
+    runner = LocalRunner(Unreachable(), "upstream", 2, retry=RetryPolicy(max_attempts=2, base_delay_s=0.01))
+    stats = runner.run(records, lambda rec, resp: None, lambda rec, err: None, threading.Event(), False)
+    # Before, the job only said "3 records not answered after retries", never why.
+    assert stats.gave_up == 3 and "cannot reach http://127.0.0.1:9" in stats.last_error

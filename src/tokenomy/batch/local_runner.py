@@ -80,6 +80,7 @@ class RunStats:
     tokens: int = 0
     seconds: float = 0.0
     stopped: bool = False
+    last_error: str | None = None  # why the last given-up record failed, so the job message can say it
 
     @property
     def tokens_per_minute(self) -> float:
@@ -141,6 +142,7 @@ class LocalRunner:
                     delay = self.retry.delay(attempt, exc)
                     if attempt >= self.retry.max_attempts or time.monotonic() - started + delay > self.retry.deadline_s:
                         stats.gave_up += 1
+                        stats.last_error = f"{exc.kind}: {exc}"
                         return
                     stop.wait(delay)
                     continue
@@ -323,7 +325,8 @@ def run_job(tables: JobTables, job_id: str, client=None, progress: bool = True) 
     if stats.stopped and job.pending:
         status, message = "stopped", f"stopped with {job.pending} records pending; resume continues"
     elif job.pending:
-        status, message = "partially_completed", (f"{job.pending} records not answered after retries; "
+        why = f" (last error: {stats.last_error})" if stats.last_error else ""
+        status, message = "partially_completed", (f"{job.pending} records not answered after retries{why}; "
                                                    f"`tokenomy batch resume {job_id}` tries them again")
     elif job.failed == job.records:
         status, message = "failed", "every record failed"
