@@ -96,6 +96,9 @@ def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
         "tasks:\n  - {name: a, prompt: x, scorer: regex, patern: 'x', examples: [{input: x, expected: y}]}":
             r"tasks\[0\]\.patern: unknown task field",
         "tasks:\n  - {name: a, prompt: x, scorer: judge}": r"'examples' is required",
+        # These two ran nothing and printed an empty summary table.
+        "tasks: []": r"`tasks:` is empty",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}": r"tasks\[0\]\.examples: must be a non-empty",
     }
     for number, (text, error) in enumerate(cases.items()):
         bad = tmp_path / f"bad{number}.yaml"

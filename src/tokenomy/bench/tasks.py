@@ -58,8 +58,8 @@ def _task(data: dict[str, Any], where: str) -> Task:
     scorer = data["scorer"]
     if scorer not in SCORERS:
         raise ConfigError(f"{where}.scorer: {scorer!r} is not one of {', '.join(SCORERS)}")
-    if not isinstance(data["examples"], list):
-        raise ConfigError(f"{where}.examples: must be a list of examples ({{input: ..., expected: ...}})")
+    if not isinstance(data["examples"], list) or not data["examples"]:  # [] ran nothing and printed an empty table
+        raise ConfigError(f"{where}.examples: must be a non-empty list of examples ({{input: ..., expected: ...}})")
     examples = []
     for index, raw in enumerate(data["examples"]):
         if not isinstance(raw, dict):
@@ -139,6 +139,8 @@ def load_tasks(path: str | Path) -> list[Task]:
                     tasks.append(_task(json.loads(line), f"{path.name}:{number}"))
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"{path.name}:{number}: invalid JSON ({exc.msg})") from None
+        if not tasks:
+            raise ConfigError(f"{path}: no tasks; write one task object per line")
         return tasks
     try:
         doc = yaml.safe_load(path.read_text())
@@ -146,6 +148,8 @@ def load_tasks(path: str | Path) -> list[Task]:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
         raise ConfigError(f"{path}: expected a top-level `tasks:` list")
+    if not doc["tasks"]:
+        raise ConfigError(f"{path}: `tasks:` is empty; add at least one task (name, prompt, scorer, examples)")
     tasks = [_task(t, f"{path.name}: tasks[{i}]") for i, t in enumerate(doc["tasks"])]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
