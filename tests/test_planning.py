@@ -174,6 +174,22 @@ def _event(ts: datetime, model: str, prefix: str | None, prefix_tokens: int, inp
                       input_tokens=input_tokens, output_tokens=output, prefix_hash=prefix, prefix_tokens=prefix_tokens)
 
 
+def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
+    import os
+
+    import boto3
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    end = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    with pytest.raises(ConfigError, match="CloudWatch get_metric_data in us-east-1 failed.*AWS_PROFILE"):  # was botocore's
+        traffic.from_cloudwatch(CLAUDE2, "us-east-1", end - timedelta(hours=1), end, "http://127.0.0.1:9")
+
+
 def test_caching_saving_follows_prices_and_ttl(ledger_path):
     """60% of input tokens are a repeated 2,000-token system prompt."""
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

@@ -83,6 +83,7 @@ def from_cloudwatch(model: str, region: str, since: datetime, until: datetime,
                     endpoint_url: str | None = None) -> pd.DataFrame:
     """AWS/Bedrock InputTokenCount, OutputTokenCount, Invocations, InvocationThrottles by ModelId, per minute."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
     metrics = {"input_tokens": "InputTokenCount", "output_tokens": "OutputTokenCount", "requests": "Invocations",
@@ -96,7 +97,12 @@ def from_cloudwatch(model: str, region: str, since: datetime, until: datetime,
         kwargs = {"MetricDataQueries": queries, "StartTime": since, "EndTime": until}
         if token:
             kwargs["NextToken"] = token
-        page = client.get_metric_data(**kwargs)
+        try:
+            page = client.get_metric_data(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise ConfigError(f"CloudWatch get_metric_data in {region} failed: {exc}; set AWS credentials (AWS_PROFILE "
+                              "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), --region and --endpoint-url as needed, "
+                              "or use --trace / the ledger instead") from None
         for result in page["MetricDataResults"]:
             for ts, value in zip(result["Timestamps"], result["Values"]):
                 values[result["Id"]][pd.Timestamp(ts).tz_convert("UTC").floor("1min")] = value
