@@ -121,3 +121,10 @@ def test_help_keeps_bracketed_defaults_that_rich_would_take_for_markup():
 
     assert "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]" in help_text("ledger", "stats")
     assert "[default: now]" in help_text("batch", "plan")
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_bytes(b"models:\n  m:\n    provider: caf\xe9\n")
+    result = run("chat", "Hi", "--config", str(config), "--model", "m", check=False)
+    assert result.returncode == 2 and "tokenomy.yaml: not UTF-8" in result.stderr, result.stderr  # was a traceback

@@ -159,6 +159,8 @@ def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
         raise ConfigError(f"{file}: config file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text; save the config as UTF-8 YAML") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys (models:, routes:, …)")
     return parse_config(data, str(file))
