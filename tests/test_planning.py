@@ -79,7 +79,8 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
     cases = {"text.csv": (header + b"2023-11-16 18:15:46.68,12,3\n2023-11-16 18:15:47.68,abc,3\n", "text.csv:3"),
              "half.csv": (header + b"2023-11-16 18:15:46.68,1.5,3\n", "half.csv:2"),
              "latin1.csv": (header + b"2023-11-16 18:15:46.68,caf\xe9,3\n", "not UTF-8"),
-             "empty.csv": (b"", "cannot read trace CSV")}
+             "empty.csv": (b"", "cannot read trace CSV"),
+             "header.csv": (header, "header.csv: no requests after the header line")}
     for name, (content, expected) in cases.items():
         (tmp_path / name).write_bytes(content)
         result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(tmp_path / name)],

@@ -41,6 +41,8 @@ def from_csv(path: str | Path) -> pd.DataFrame:
     else:
         raise ConfigError(f"{path}: unknown trace columns {list(raw.columns)}; expected TIMESTAMP,ContextTokens,"
                           "GeneratedTokens (Azure) or ts,input_tokens,output_tokens")
+    if frame.empty:  # otherwise reported as "no traffic in the chosen window", which points at --since/--until
+        raise ConfigError(f"{path}: no requests after the header line; give a trace with at least one row")
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
     bad_tokens = False
     for column in ("input_tokens", "output_tokens"):
