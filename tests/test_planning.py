@@ -191,6 +191,13 @@ def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
         traffic.from_cloudwatch(CLAUDE2, "us-east-1", end - timedelta(hours=1), end, "http://127.0.0.1:9")
 
 
+def test_sizing_refuses_a_per_unit_figure_that_needs_absurdly_many_units():
+    series = traffic.from_csv(SHARED_DATA / "AzureLLMInferenceTrace_conv.csv")
+    econ = unit_economics(default_catalog().lookup(CLAUDE2), "6m", 1, Decimal("0.8"), tpm_per_unit=1)
+    with pytest.raises(ConfigError, match="check --tpm-per-unit"):  # evaluated every N up to the peak: hours
+        size(series, econ)
+
+
 def test_caching_saving_follows_prices_and_ttl(ledger_path):
     """60% of input tokens are a repeated 2,000-token system prompt."""
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

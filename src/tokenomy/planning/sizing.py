@@ -8,7 +8,10 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from tokenomy.errors import ConfigError
 from tokenomy.planning.breakeven import HOURS_PER_MONTH, MILLION, UnitEconomics, breakeven
+
+MAX_UNITS = 1000  # the most model units `size` evaluates (options 0..N)
 
 
 def tpm_percentiles(series: pd.DataFrame) -> dict[str, float]:
@@ -52,6 +55,10 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
     total = series["input_tokens"] + series["output_tokens"]
     peak = float(total.max())
     enough = max(1, int(np.ceil(peak / econ.tpm_per_unit))) if max_units is None else max_units
+    if enough > MAX_UNITS:  # each option is a pass over the series: a tiny per-unit figure would run for hours
+        raise ConfigError(f"covering the peak of {peak:,.0f} tokens/min at {econ.tpm_per_unit:,} tokens/min per unit "
+                          f"needs {enough:,} units (more than {MAX_UNITS:,} are not sized); check --tpm-per-unit, "
+                          "which is tokens per minute for ONE model unit")
     options = [evaluate_units(series, econ, n) for n in range(0, enough + 1)]
     best = min(options, key=lambda o: (o["monthly_cost_usd"], o["units"]))
     on_demand = options[0]["monthly_cost_usd"]
