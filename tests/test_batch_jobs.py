@@ -220,6 +220,13 @@ def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: 
         assert result.returncode == 2 and f"-o {args[1]}" in result.stderr and expected in result.stderr, result.stderr
     result = cli("batch", "wait", "bj-any", "--poll", "-1", "--ledger", str(ledger_path), check=False)
     assert result.returncode == 2 and "--poll" in result.stderr  # was time.sleep(-1)'s ValueError once running
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(2)) + "\n")
+    for flag, value in (("--rpm", "0"), ("--tpm", "-5"), ("--tpm", "nan")):  # silently meant "no limit"
+        result = cli("batch", "submit", str(src), "--model", "local", flag, value, "--ledger", str(ledger_path),
+                     check=False)
+        assert result.returncode == 2 and f"{flag} " in result.stderr and "above 0" in result.stderr, result.stderr
+    assert cli("batch", "list", "--json", "--ledger", str(ledger_path)).stdout.strip() == "[]"  # no job was made
 
 
 def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_path: Path) -> None:

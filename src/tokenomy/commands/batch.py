@@ -141,9 +141,15 @@ def register(app: typer.Typer) -> None:
                                                              "endpoint for Bedrock inputs/outputs."),
                ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
         """Validate, split and start a batch job. With --json the first line is {"job_id": ...}."""
+        import math
+
         from tokenomy.batch.backends import SubmitOptions
         from tokenomy.batch.jobs import create_job, open_tables
+        from tokenomy.errors import ConfigError
 
+        for flag, limit in (("--rpm", rpm), ("--tpm", tpm)):  # 0, negative or NaN used to mean "no limit"
+            if limit is not None and not (math.isfinite(limit) and limit > 0):
+                raise ConfigError(f"{flag} {limit}: give a rate limit above 0 per minute, or leave it out for none")
         tables = open_tables(ledger)
         options = SubmitOptions(region=region, role_arn=role_arn, s3_uri=s3_uri, kms_key_id=kms_key_id,
                                 timeout_hours=timeout_hours, endpoint_url=endpoint_url,
