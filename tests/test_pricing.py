@@ -193,3 +193,8 @@ def test_prices_for_an_unpriced_region_says_which_regions_exist():
     result = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "prices", "--region", "mars-1"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--region 'mars-1'" in result.stderr and "us-east-1" in result.stderr
+
+
+def test_cache_tokens_on_a_model_without_caching_say_what_to_do():
+    with pytest.raises(UsageError, match="read=100.*count them as input tokens"):
+        compute_cost(Usage(10, 0, 100, 0), "meta.llama3-8b-instruct-v1:0", "us-east-1")

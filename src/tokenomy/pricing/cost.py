@@ -76,7 +76,8 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
     note = None
     if (tokens_cr or tokens_cw) and not entry.has_cache and mode != "provisioned":
         raise UsageError(f"model {entry.model!r} in {entry.region} has no prompt-cache prices but usage "
-                         f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens})")
+                         f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens}); "
+                         "count them as input tokens, or price a model that offers prompt caching")
     if mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, "cache_write", "input")
