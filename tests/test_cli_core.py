@@ -128,3 +128,12 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path):
     config.write_bytes(b"models:\n  m:\n    provider: caf\xe9\n")
     result = run("chat", "Hi", "--config", str(config), "--model", "m", check=False)
     assert result.returncode == 2 and "tokenomy.yaml: not UTF-8" in result.stderr, result.stderr  # was a traceback
+
+
+def test_tables_left_align_sentences_and_right_align_numbers():
+    from tokenomy.commands._common import table
+
+    result = table("bad lines", ["line", "field", "reason", "tokens"], [[2, "id", "duplicate id 'a'", 7]],
+                   text_columns=("field", "reason"))
+    # Reasons and assumptions were right-aligned like numbers, ragged and hard to read.
+    assert [c.justify for c in result.columns] == ["left", "left", "left", "right"]

@@ -44,10 +44,11 @@ def print_json(data: Any) -> None:
     typer.echo(dumps(data))
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+def table(title: str | None, columns: list[str], rows: list[list[Any]], text_columns: tuple[str, ...] = ()) -> Table:
+    """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned."""
     result = Table(title=title, show_lines=False, header_style="bold")
     for index, column in enumerate(columns):
-        result.add_column(column, justify="left" if index == 0 else "right")
+        result.add_column(column, justify="left" if index == 0 or column in text_columns else "right")
     for row in rows:
         result.add_row(*["" if v is None else str(v) for v in row])
     return result

@@ -34,7 +34,7 @@ def _show(job, as_json: bool, alive: bool | None = None) -> None:  # noqa: ANN00
     rows = [[job.job_id, job.backend, job.model, job.status, job.records, job.done, job.failed, job.pending,
              usd(job.cost_usd)]]
     console.print(table(None, ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
-                        rows))
+                        rows, text_columns=("backend", "model", "status")))
     if job.message:
         console.print(f"- {job.message}")
     if alive is False and job.status in ("in_progress", "stopping"):
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             return
         if report.bad:
             console.print(table(f"{len(report.bad)} bad lines", ["line", "field", "reason"],
-                                [[b.line, b.field, b.reason] for b in report.bad]))
+                                [[b.line, b.field, b.reason] for b in report.bad], text_columns=("field", "reason")))
         console.print(table(f"{file}: {len(report.records)} good records on {model}",
                             ["", "input tokens", "output tokens", "on-demand", "batch"],
                             [["estimate", report.input_tokens, report.output_tokens,
@@ -217,7 +217,8 @@ def register(app: typer.Typer) -> None:
         console.print(table(f"{len(jobs)} batch jobs", ["job", "backend", "model", "status", "records", "done",
                                                         "failed", "cost", "created"],
                             [[j.job_id, j.backend, j.model, j.status, j.records, j.done, j.failed, usd(j.cost_usd),
-                              f"{j.created_at:%Y-%m-%d %H:%M}Z"] for j in jobs]))
+                              f"{j.created_at:%Y-%m-%d %H:%M}Z"] for j in jobs],
+                            text_columns=("backend", "model", "status")))
 
     @batch.command("wait")
     def wait_job(job_id: str = typer.Argument(..., help="Job id."),

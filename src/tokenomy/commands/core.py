@@ -39,7 +39,7 @@ def prices(
             print_json(entry.to_json())
             return
         rows = [[k, v] for k, v in entry.to_json().items() if v not in (None, {}, "")]
-        console.print(table(f"{entry.model} ({entry.region})", ["field", "value"], rows))
+        console.print(table(f"{entry.model} ({entry.region})", ["field", "value"], rows, text_columns=("value",)))
         return
     entries = sorted(catalog.entries(), key=lambda e: (e.provider, e.model, e.region))
     if region:

@@ -169,7 +169,7 @@ def utilization_cmd(
     console.print(table(f"Utilisation · {units} unit(s) of {model}", ["week", "minutes", "sustained", "flag"],
                         [[r["week"], r["minutes"], f"{r['sustained_utilization']:.1%}",
                           "IDLE: paying for unused units — consider switching back to on-demand" if r["flagged"] else ""]
-                         for r in rows]))
+                         for r in rows], text_columns=("flag",)))
 
 
 @plan_app.command("savings")
@@ -200,7 +200,8 @@ def savings_cmd(
     console.print(table(f"What-if savings · {result['events']} calls over {result['window_hours']:.1f} h · current "
                         f"{usd(result['current_monthly_cost_usd'], 2)}/month",
                         ["lever", "saving/month", "assumption"],
-                        [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]]))
+                        [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]],
+                        text_columns=("assumption",)))
     console.print(f"Compounded ({' → '.join(result['compounded_order'])}): "
                   f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
                   f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
