@@ -48,7 +48,10 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     # Idle days (no calls at all) are missing data, not a level to model: a model unused for a week and then
     # used again at its usual level must not look like a spike. They are filled by interpolation in log space
     # (weekday/weekend differences are multiplicative, so one seasonal shape fits all levels) and never flagged.
-    logged = np.log1p(series.where(active)).interpolate(limit_direction="both").to_numpy()
+    # Spend is first scaled by its typical active day, so the test is the same at $0.03 and $3,000 a day
+    # (log1p on raw dollars is nearly linear below $1, which hid a 10x spike on a small model).
+    scale = float(series[active].median())
+    logged = np.log1p(series.where(active) / scale).interpolate(limit_direction="both").to_numpy()
     fit = STL(logged, period=7, robust=True).fit()
     resid = fit.resid
     used = resid[active.to_numpy()]
@@ -59,7 +62,8 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     for i, day in enumerate(series.index):
         if active.iloc[i] and resid[i] > z * sigma:  # overspend only; a quiet day is not an alert
             out.append(Anomaly("spike", key, day.date().isoformat(), float(series.iloc[i]),
-                               float(np.expm1(expected[i] - z * sigma)), float(np.expm1(expected[i] + z * sigma))))
+                               scale * float(np.expm1(expected[i] - z * sigma)),
+                               scale * float(np.expm1(expected[i] + z * sigma))))
     # Drift: a level shift in the trend that residual tests cannot see (the trend absorbs it).
     history = fit.trend[:-recent_days]
     level, spread = float(np.median(history)), 1.4826 * float(np.median(np.abs(history - np.median(history))))
@@ -67,7 +71,7 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     recent = float(np.mean(fit.trend[-7:]))
     if abs(recent - level) > band:
         out.append(Anomaly("drift", key, series.index[-1].date().isoformat(), float(np.mean(series.values[-7:])),
-                           float(np.expm1(level - band)), float(np.expm1(level + band))))
+                           scale * float(np.expm1(level - band)), scale * float(np.expm1(level + band))))
     return out
 
 
