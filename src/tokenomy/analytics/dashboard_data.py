@@ -1,7 +1,7 @@
 """The dashboard's figures: the preset reports' measures, narrowed by date range, provider, model, task and tag.
 
-`reports.run_report` takes only a date range, so the filtered queries live here; the measures (cached
-share of input tokens, percentile expressions, tier share) are the same as the reports'. Money stays
+`reports.run_report` takes only a date range, so the filters live here; where a section is a preset report
+(cache hit rate, latency, tier share) it runs that preset's own SQL under these filters. Money stays
 exact: costs leave as decimal strings and the page turns them into numbers only to draw them.
 """
 
@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.reports import percentile
+from tokenomy.analytics.reports import PRESETS
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.ledger.events import COLUMNS
 from tokenomy.ledger.store import event_from_row
@@ -114,39 +114,30 @@ def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
             for r in rows]
 
 
+def _preset(store: Any, name: str, f: Filters) -> list[dict[str, Any]]:
+    """A preset report's own SQL (per model), narrowed by the dashboard's filters instead of a date window."""
+    where, params = _where(store, f)
+    return store.query(PRESETS[name].sql("model", where, store.dialect), params)
+
+
 def cache_hit_rate(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Cached share of input tokens per model (the 'cache-hit-rate' report)."""
-    where, params = _where(store, f)
-    rows = store.query(
-        f"SELECT model, SUM(cache_read_tokens) AS cache_read_tokens, "
-        f"SUM(input_tokens + cache_read_tokens + cache_write_tokens) AS total_input_tokens "
-        f"FROM usage_events{where} GROUP BY model ORDER BY model", params)
     return [{"model": r["model"], "cache_read_tokens": int(r["cache_read_tokens"] or 0),
              "total_input_tokens": int(r["total_input_tokens"] or 0),
-             "cache_hit_rate": (int(r["cache_read_tokens"] or 0) / int(r["total_input_tokens"]))
-             if r["total_input_tokens"] else None} for r in rows]
+             "cache_hit_rate": None if r["cache_hit_rate"] is None else float(r["cache_hit_rate"])}
+            for r in _preset(store, "cache-hit-rate", f)]
 
 
 def latency(store: Any, f: Filters) -> list[dict[str, Any]]:
     """p50/p95 latency and time to first token per model (the 'latency' report)."""
-    where, params = _where(store, f)
-    d = store.dialect
-    rows = store.query(
-        f"SELECT model, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
-        f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
-        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY model ORDER BY model",
-        params)
     return [{k: (v if k == "model" or v is None else (int(v) if k == "calls" else float(v))) for k, v in r.items()}
-            for r in rows]
+            for r in _preset(store, "latency", f)]
 
 
 def tier_share(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Share of calls per routing tier (the 'tier-share' report)."""
-    where, params = _where(store, f)
-    rows = store.query(f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls FROM usage_events{where} "
-                       f"GROUP BY 1 ORDER BY 1", params)
-    total = sum(int(r["calls"]) for r in rows)
-    return [{"tier": r["tier"], "calls": int(r["calls"]), "share": int(r["calls"]) / total} for r in rows]
+    return [{"tier": r["tier"], "calls": int(r["calls"]), "share": float(r["share"])}
+            for r in _preset(store, "tier-share", f)]
 
 
 def totals(store: Any, f: Filters) -> dict[str, Any]:
