@@ -13,25 +13,15 @@ from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
-from tokenomy.pricing.catalog import split_inference_profile
+from tokenomy.providers.bedrock import body_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 DEFAULT_MAX_TOKENS = 256
 NATIVE_FAMILIES = ("anthropic", "nova", "llama")
 
 
-def family(model: str) -> str:
-    """anthropic | nova | llama | other, from a model id, profile id or ARN."""
-    base, _ = split_inference_profile(model)
-    base = base.rsplit("/", 1)[-1]
-    for prefix, name in (("anthropic.", "anthropic"), ("amazon.nova", "nova"), ("meta.llama", "llama")):
-        if base.startswith(prefix):
-            return name
-    return "other"
-
-
 def invocation_type(model: str) -> str:
-    return "InvokeModel" if family(model) in NATIVE_FAMILIES else "Converse"
+    return "InvokeModel" if body_family(model) in NATIVE_FAMILIES else "Converse"
 
 
 def body_kind(body: dict[str, Any]) -> str:
@@ -68,7 +58,7 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
         return rec.raw["modelInput"]
     system, turns = _turns(rec)
     max_tokens = rec.max_tokens or DEFAULT_MAX_TOKENS
-    kind = family(model)
+    kind = body_family(model)
     if kind == "anthropic":
         body: dict[str, Any] = {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": max_tokens,
                                 "messages": [{"role": t["role"], "content": [{"type": "text", "text": t["content"]}]}

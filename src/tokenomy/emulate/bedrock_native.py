@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from tokenomy.pricing.catalog import split_inference_profile
+from tokenomy.providers.bedrock import body_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _LLAMA_TOKENS = re.compile(r"<\|[^|>]*\|>|<s>|</s>|\[/?INST\]")
@@ -21,20 +22,6 @@ _LLAMA_TOKENS = re.compile(r"<\|[^|>]*\|>|<s>|</s>|\[/?INST\]")
 
 class NativeBodyError(ValueError):
     """The body is not valid for the model (Bedrock answers such records with errorCode 400)."""
-
-
-def family(model_id: str) -> str:
-    """anthropic | nova | llama | other, from a model id, profile id or ARN."""
-    base, _ = split_inference_profile(model_id)
-    if "/" in base:
-        base = base.rsplit("/", 1)[1]
-    if base.startswith("anthropic."):
-        return "anthropic"
-    if base.startswith("amazon.nova"):
-        return "nova"
-    if base.startswith("meta.llama"):
-        return "llama"
-    return "other"
 
 
 def _text_blocks(content: Any, where: str) -> list[dict[str, str]]:
@@ -62,7 +49,7 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
     """A Converse request body equivalent to `body`; raises NativeBodyError like Bedrock's 400."""
     if not isinstance(body, dict):
         raise NativeBodyError("Malformed input request: modelInput must be a JSON object")
-    kind = family(model_id)
+    kind = body_family(model_id)
     if kind == "anthropic":
         if body.get("anthropic_version") != ANTHROPIC_VERSION:
             raise NativeBodyError(f"Malformed input request: anthropic_version must be {ANTHROPIC_VERSION!r}")
@@ -104,7 +91,7 @@ def from_converse(model_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """The model-native response body for a Converse result."""
     text = "".join(b.get("text", "") for b in result["output"]["message"]["content"])
     usage, stop = result["usage"], result["stopReason"]
-    kind = family(model_id)
+    kind = body_family(model_id)
     if kind == "anthropic":
         base, _ = split_inference_profile(model_id)
         return {"id": f"msg_bdrk_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
