@@ -15,7 +15,7 @@ from typing import Any
 
 from tokenomy.analytics.reports import PRESETS
 from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.ledger.events import COLUMNS
+from tokenomy.ledger.events import COLUMNS, decimal_str
 from tokenomy.ledger.store import event_from_row
 
 SAVINGS_EVENT_LIMIT = 20_000  # what-if re-prices every call several times; the most recent calls stand for the window
@@ -88,8 +88,7 @@ def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
 
 
 def _money(value: Any) -> str:
-    text = format(Decimal(value or 0).normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    return decimal_str(Decimal(value or 0))
 
 
 def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
