@@ -37,6 +37,14 @@ def plain(n: int, max_tokens: int = 8) -> list[str]:
             for i in range(n)]
 
 
+def upstream_job(tables, tmp_path: Path, url: str, records: int, max_tokens: int = 8, **run_settings):
+    """A local-backend job of `records` plain records against the OpenAI-format server at `url`."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(records, max_tokens=max_tokens)) + "\n")
+    return create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)),
+                      run_settings=run_settings or None)
+
+
 def with_bad_lines(good: list[str]) -> tuple[list[str], dict[int, str]]:
     """Interleave 20 malformed lines of five kinds; returns the lines and {line number: field at fault}."""
     kinds = [('{"id": "x", "prompt": ', "-"), (json.dumps({"prompt": "no id"}), "id"),
@@ -155,13 +163,10 @@ def test_sigkill_three_times_then_resume_answers_each_record_once(tmp_path: Path
 def test_throttling_is_absorbed_not_surfaced(tmp_path: Path, ledger_path: Path) -> None:
     from tokenomy.emulate.limited_openai import LimitedOpenAI
 
-    src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(plain(100, max_tokens=40)) + "\n")
     # The server allows 24k tokens/min; the runner is told 60k, so it must learn from the 429s.
     with LimitedOpenAI(tpm=24_000, burst_s=1.0) as url:
         tables = open_tables(ledger_path)
-        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)),
-                         run_settings={"concurrency": 6, "tpm": 60_000})
+        job = upstream_job(tables, tmp_path, url, 100, max_tokens=40, concurrency=6, tpm=60_000)
         job, stats = run_job(tables, job.job_id, progress=False)
     assert stats.throttled > 0  # the server did refuse...
     assert (job.status, job.done, job.failed, job.pending) == ("completed", 100, 0, 0)  # ...and nobody saw it
@@ -171,11 +176,9 @@ def test_throttling_is_absorbed_not_surfaced(tmp_path: Path, ledger_path: Path) 
 def test_job_state_lives_in_postgres(tmp_path: Path, fresh_postgres_url: str) -> None:
     import psycopg
 
-    src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(plain(40)) + "\n")
     with InstantOpenAI() as url:
         tables = open_tables(fresh_postgres_url)
-        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)))
+        job = upstream_job(tables, tmp_path, url, 40)
         job, _ = run_job(tables, job.job_id, progress=False)
     assert (job.status, job.done) == ("completed", 40)
     with psycopg.connect(fresh_postgres_url) as conn:
@@ -322,11 +325,9 @@ def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path,
     from tokenomy.batch.backends import RecordResult
     from tokenomy.batch.jobs import record_results
 
-    src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(plain(30)) + "\n")
     with InstantOpenAI() as url:
         tables = open_tables(ledger_path)
-        job = create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)))
+        job = upstream_job(tables, tmp_path, url, 30)
         # A runner died after writing the ledger events of r0..r4 but before their result rows.
         answered = [(0, RecordResult(f"r{i}", text="ok", usage=Usage(7, 8), model=PRICE_AS), "on_demand", "openai",
                      PRICE_AS, None) for i in range(5)]
