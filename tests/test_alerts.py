@@ -182,3 +182,18 @@ def test_provider_anomalies_on_request(ledger_path) -> None:
     both = evaluate(store, [], now=now, settings=AlertSettings.from_config({"anomaly_groups": ["model", "provider"]}))
     spikes = {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"}
     assert spikes == {("steady", "2026-08-20"), ("provider bedrock", "2026-08-20")}
+
+
+def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:
+    """One escalated request out of two is 50%, but not a trend: no alert until the route has 20 requests."""
+    now = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+    store = open_store(ledger_path)
+    for n in range(20):
+        ts = now - timedelta(minutes=n + 1)
+        events = [_event(ts, route="json", tier="weak", input_tokens=5)]
+        if n % 2 == 0:
+            events.append(_event(ts, route="json", tier="strong", input_tokens=5, tags={ESCALATED_TAG: "1"}))
+        store.write(events)
+        settings = AlertSettings.from_config({"window_days": 1})
+        kinds = [a["kind"] for a in evaluate(store, [], now=now, settings=settings)]
+        assert ("escalation_rate" in kinds) == (n + 1 >= 20), (n, kinds)

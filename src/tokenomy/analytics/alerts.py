@@ -44,6 +44,8 @@ class AlertSettings(BaseModel):
     tier_tolerance: float = Field(0.10, gt=0, le=1)
     expected_tier_share: dict[str, float] = Field(default_factory=dict)
     escalation_threshold: float = Field(0.25, ge=0, le=1)
+    escalation_min_calls: int = Field(20, ge=1, description="requests a route needs before its escalation rate "
+                                                            "counts (one escalated request is not a trend)")
     idle_threshold: float = Field(0.5, ge=0, le=1, description="utilisation below which a reservation is idle")
     reservations: list[Reservation] = Field(default_factory=list)
 
@@ -201,7 +203,7 @@ def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = N
     per_route = escalation_thresholds(config) if config is not None else {}
     thresholds: Any = {**per_route} if per_route else s.escalation_threshold
     for row in escalation_rates(store, thresholds, since=since):
-        if row["flagged"]:
+        if row["flagged"] and row["calls"] >= s.escalation_min_calls:
             out.append({"kind": "escalation_rate", "subject": row["route"], "route": row["route"],
                         "rate": row["rate"], "threshold": row["threshold"], "week": _week(now),
                         "message": f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})"})
