@@ -274,3 +274,15 @@ def test_weekly_utilization_flags_idle_reservations(tmp_path):
     assert weeks[0]["flagged"] is False and weeks[1]["flagged"] is True
     assert weeks[0]["sustained_utilization"] == pytest.approx(0.75)
     assert weeks[1]["sustained_utilization"] == pytest.approx(0.125)
+
+
+def test_zero_savings_print_as_plain_decimals_not_exponents(ledger_path: Path) -> None:
+    """Uniform calls with no lever to pull save nothing; JSON says "0", not Decimal's "0E-7"."""
+    now = datetime.now(timezone.utc)
+    sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"  # its cache-read price makes the sums 0E-7, not 0
+    open_store(ledger_path).write([UsageEvent(ts=now - timedelta(hours=i), provider="aws.bedrock", model=sonnet,
+                                              input_tokens=100, output_tokens=20, cache_read_tokens=1164, task="t",
+                                              cost_usd=Decimal("0.002")) for i in range(3)])
+    data = cli("plan", "savings", "--ledger", str(ledger_path))
+    values = [data["compounded_monthly_saving_usd"]] + [row["monthly_saving_usd"] for row in data["levers"]]
+    assert all(Decimal(v) == 0 and "E" not in v for v in values), values

@@ -27,7 +27,9 @@ PricesOption = typer.Option(None, "--prices", help="YAML price file layered over
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        text = str(value)  # keeps the catalog's own digits ("0.80")...
+        # ...but never exponent form ("0E-7", "1.2E+3"), which JSON readers take for a float or reject.
+        return format(value.normalize(), "f") if "E" in text else text
     if isinstance(value, (datetime, date)):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "to_json"):
