@@ -142,7 +142,7 @@ class Gateway:
         """Worst-case cost of a call: its prompt at input price plus max_tokens at output price, on the dearest
         model the route may use (its fallbacks; any configured model for a routing policy)."""
         names = [route.model, *route.fallback] if route.model else [*self.config.models, "local"]
-        prompt = estimate_tokens((request.system or "") + "".join(m.content for m in request.messages))
+        prompt = estimate_tokens(request.text())
         caps = [c for c in (request.max_tokens, route.tokens.max_tokens) if c]
         output = min(caps) if caps else DEFAULT_OUTPUT_ESTIMATE
         worst = Decimal(0)

@@ -89,5 +89,5 @@ def choose_tier(policy: Policy, request: ChatRequest, order: list[str]) -> str:
     router = _MODELS[key]
     threshold = policy.threshold if policy.threshold is not None else router.threshold  # calibrated by route train
     tiers = policy.tiers or order
-    text = "\n".join(m.content for m in request.messages)
+    text = "\n".join(m.text for m in request.messages)
     return tiers[-1] if strong_probability(router, text) >= threshold else tiers[0]

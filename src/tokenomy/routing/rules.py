@@ -67,7 +67,7 @@ class Decision:
 
 
 def _text(request: ChatRequest) -> str:
-    return (request.system or "") + "\n".join(m.content for m in request.messages)
+    return (request.system or "") + "\n".join(m.text for m in request.messages)
 
 
 def explain(policy: Policy, request: ChatRequest) -> Decision:
