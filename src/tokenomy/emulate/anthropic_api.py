@@ -4,27 +4,46 @@ JSON responses and SSE streams use the documented shapes and event types (messag
 content_block_start, ping, content_block_delta, content_block_stop, message_delta, message_stop);
 errors use `{"type": "error", "error": {"type", "message"}}`. `cache_control` blocks are honoured
 with the catalog's minimum prefix length and TTL, like the Bedrock emulator.
+
+Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
+plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
+must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
+(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}). The local model is a text model
+standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
+estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
+tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
+thinking enabled the model first writes a short reasoning (at most `THINKING_TOKENS` tokens), returned
+as a signed thinking block before the answer.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
+import os
 import random
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any, Iterator
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
+from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Engine, InputTooLong, Prepared, Turn
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "not_found_error": 404,
                 "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_SECONDS = {"5m": 300, "1h": 3600}
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+THINKING_TOKENS = 48  # the emulated reasoning is short: the local model is small and the CPU shared
+_SIGNING_KEY = os.urandom(32)  # thinking signatures are valid for this process only, like the API's
 
 
 class AnthropicError(Exception):
@@ -56,6 +75,99 @@ def _ttl(block: dict[str, Any], where: str, default_ttl: int) -> int | None:
     return TTL_SECONDS[ttl] if ttl else default_ttl
 
 
+def sign(thinking: str) -> str:
+    return base64.b64encode(hmac.new(_SIGNING_KEY, thinking.encode(), hashlib.sha256).digest()).decode()
+
+
+def _base64(value: Any, where: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{where}: invalid base64 data") from None
+
+
+def _image(block: dict[str, Any], here: str) -> Block:
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "base64":
+        if source.get("media_type") not in IMAGE_TYPES:
+            raise _invalid(f"{here}.source.media_type: Input should be {', '.join(IMAGE_TYPES)}")
+        data = _base64(source.get("data"), f"{here}.source.data")
+        return Block(f"[image: {source['media_type']}, {len(data)} bytes]", extra_tokens=IMAGE_TOKENS)
+    if kind == "url":
+        if not str(source.get("url", "")).startswith(("http://", "https://")):
+            raise _invalid(f"{here}.source.url: Input should be an http(s) URL")
+        return Block(f"[image: {source['url']}]", extra_tokens=IMAGE_TOKENS)
+    raise _invalid(f"{here}.source.type: Input should be 'base64' or 'url'")
+
+
+def _document(block: dict[str, Any], here: str) -> Block:
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    title = block.get("title") or "document"
+    if kind == "base64":
+        if source.get("media_type") != "application/pdf":
+            raise _invalid(f"{here}.source.media_type: Input should be 'application/pdf'")
+        data = _base64(source.get("data"), f"{here}.source.data")
+        return Block(f"[document {title}: pdf, {len(data)} bytes]", extra_tokens=DOCUMENT_TOKENS)
+    if kind == "text":
+        if not isinstance(source.get("data"), str):
+            raise _invalid(f"{here}.source.data: Field required")
+        return Block(f"[document {title}]\n{source['data']}")
+    raise _invalid(f"{here}.source.type: Input should be 'base64' or 'text' (the emulator has no Files API)")
+
+
+def _tool_result(block: dict[str, Any], here: str) -> Block:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise _invalid(f"{here}.tool_use_id: Field required")
+    content = block.get("content", "")
+    parts: list[str] = []
+    extra = 0
+    for k, part in enumerate([{"type": "text", "text": content}] if isinstance(content, str) else content or []):
+        inner = f"{here}.content.{k}"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append(str(part.get("text", "")))
+        elif kind in ("image", "document"):
+            media = _image(part, inner) if kind == "image" else _document(part, inner)
+            parts.append(media.text)
+            extra += media.extra_tokens
+        else:
+            raise _invalid(f"{inner}.type: Input should be 'text', 'image' or 'document'")
+    return Block(json.dumps({"tool_result": {"tool_use_id": block["tool_use_id"], "is_error": bool(
+        block.get("is_error")), "content": parts}}, sort_keys=True), extra_tokens=extra)
+
+
+def _block(block: dict[str, Any], here: str) -> Block:
+    kind = block.get("type")
+    if kind == "text":
+        if not isinstance(block.get("text"), str) or not block["text"]:
+            raise _invalid(f"{here}: text content blocks must be non-empty")
+        return Block(block["text"])
+    if kind == "image":
+        return _image(block, here)
+    if kind == "document":
+        return _document(block, here)
+    if kind == "tool_use":
+        if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
+            raise _invalid(f"{here}: tool_use blocks need id, name and an input object")
+        return Block(json.dumps({k: block[k] for k in ("type", "id", "name", "input")}, sort_keys=True))
+    if kind == "tool_result":
+        return _tool_result(block, here)
+    if kind == "thinking":
+        thinking, signature = block.get("thinking"), block.get("signature")
+        if not isinstance(thinking, str) or not isinstance(signature, str) or \
+                not hmac.compare_digest(signature, sign(thinking)):
+            raise _invalid(f"{here}: Invalid `signature` in `thinking` block")
+        return Block("")  # earlier reasoning is not shown to the model again, as the API drops it
+    if kind == "redacted_thinking":
+        if not isinstance(block.get("data"), str) or not block["data"]:
+            raise _invalid(f"{here}.data: Field required")
+        return Block("")
+    raise _invalid(f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, image, document, "
+                   "tool_use, tool_result, thinking, redacted_thinking are)")
+
+
 def _content(value: Any, where: str, default_ttl: int) -> list[Block]:
     if isinstance(value, str):
         if not value:
@@ -68,18 +180,44 @@ def _content(value: Any, where: str, default_ttl: int) -> list[Block]:
         here = f"{where}.{j}"
         if not isinstance(block, dict):
             raise _invalid(f"{here}: Input should be a content block object")
-        kind = block.get("type")
-        if kind == "text":
-            if not isinstance(block.get("text"), str) or not block["text"]:
-                raise _invalid(f"{here}: text content blocks must be non-empty")
-            text = block["text"]
-        elif kind in ("tool_use", "tool_result"):
-            text = json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
-        else:
-            raise _invalid(f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, tool_use, "
-                           "tool_result are)")
-        blocks.append(Block(text, _ttl(block, here, default_ttl)))
+        parsed = _block(block, here)
+        parsed.cache_ttl = _ttl(block, here, default_ttl)
+        blocks.append(parsed)
     return blocks
+
+
+def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """tool_choice (the forced tool, if any) and thinking, validated."""
+    choice = body.get("tool_choice")
+    forced = None
+    if choice is not None:
+        mode = choice.get("type") if isinstance(choice, dict) else None
+        if mode not in ("auto", "any", "tool", "none"):
+            raise _invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        if mode in ("any", "tool") and not tools:
+            raise _invalid(f"tool_choice: '{mode}' needs at least one tool in tools")
+        if mode == "any":
+            forced = tools[0]
+        elif mode == "tool":
+            forced = next((t for t in tools if t.get("name") == choice.get("name")), None)
+            if forced is None:
+                raise _invalid(f"tool_choice.name: {choice.get('name')!r} is not among the tools")
+    thinking = body.get("thinking")
+    budget = None
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled"):
+            raise _invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+        if kind == "enabled":
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+                raise _invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
+            if budget >= body["max_tokens"]:
+                raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+            if forced is not None:
+                raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
+    return {"forced_tool": tool, "thinking_budget": budget}
 
 
 def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -97,9 +235,14 @@ def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
     if not messages:
         raise _invalid("messages: at least one message is required")
     system: list[Block] = []
-    for i, tool in enumerate(body.get("tools") or []):
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise _invalid("tools: Input should be a list")
+    for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise _invalid(f"tools.{i}.name: Field required")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise _invalid(f"tools.{i}.input_schema: Field required")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
         system.append(Block(json.dumps(spec, sort_keys=True), _ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")
@@ -123,7 +266,12 @@ def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise _invalid("stop_sequences: Input should be a list of non-empty strings")
-    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops}
+    for name in ("top_p", "top_k"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise _invalid(f"{name}: Input should be a non-negative number")
+    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops,
+                           **_options(body, tools)}
 
 
 class AnthropicEmulator:
@@ -140,7 +288,8 @@ class AnthropicEmulator:
         self._rng_lock = threading.Lock()
         self.calls = 0
 
-    def prepare(self, body: Any) -> tuple[Prepared, str]:
+    def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
+        """Validate and render a request: (prepared, model, thinking budget or None)."""
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
             raise _invalid("model: Field required")
@@ -164,7 +313,8 @@ class AnthropicEmulator:
                                            options["temperature"], options["stop"])
         except InputTooLong as exc:
             raise _invalid(f"prompt is too long: {exc}") from None
-        return prepared, model
+        prepared.forced_tool = options["forced_tool"]
+        return prepared, model, options["thinking_budget"]
 
 
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
@@ -189,29 +339,103 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: str) -> Iterator[bytes]:
-    """The documented SSE sequence for one text block."""
+def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> Iterator[tuple]:
+    """The answer as abstract events: ("start", index, block), ("delta", index, delta), ("stop", index),
+    then ("finish", output_tokens, stop_reason). The JSON and SSE responses are both built from them."""
+    index, output_tokens = 0, 0
+    if thinking_budget is not None:
+        request = prepared.request
+        think = replace(prepared, request=replace(
+            request, system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
+            max_tokens=min(THINKING_TOKENS, thinking_budget)), max_tokens=min(THINKING_TOKENS, thinking_budget))
+        yield "start", index, {"type": "thinking", "thinking": "", "signature": ""}
+        pieces: list[str] = []
+        for item in engine.generate(think):
+            if isinstance(item, str):
+                pieces.append(item)
+                yield "delta", index, {"type": "thinking_delta", "thinking": item}
+            else:
+                output_tokens += item[0]
+        yield "delta", index, {"type": "signature_delta", "signature": sign("".join(pieces))}
+        yield "stop", index
+        index += 1
+    if prepared.forced_tool is not None:
+        tool = prepared.forced_tool
+        try:
+            arguments, tokens = engine.generate_json(prepared, tool["schema"])
+        except ValueError as exc:
+            raise AnthropicError("api_error", f"The model could not call {tool['name']}: {exc}") from None
+        yield "start", index, {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"],
+                               "input": {}}
+        text = json.dumps(arguments)
+        half = len(text) // 2  # the input arrives as JSON fragments, as the API streams it
+        for fragment in (text[:half], text[half:]):
+            yield "delta", index, {"type": "input_json_delta", "partial_json": fragment}
+        yield "stop", index
+        yield "finish", output_tokens + tokens, "tool_use"
+        return
+    yield "start", index, {"type": "text", "text": ""}
+    finish = "stop"
+    for item in engine.generate(prepared):
+        if isinstance(item, str):
+            yield "delta", index, {"type": "text_delta", "text": item}
+        else:
+            output_tokens += item[0]
+            finish = item[1]
+    yield "stop", index
+    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+
+
+def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str]:
+    """Fold answer events into the content blocks of a JSON response."""
+    blocks: list[dict[str, Any]] = []
+    arguments: dict[int, str] = {}
+    output_tokens, stop = 0, "end_turn"
+    for event in events:
+        if event[0] == "start":
+            blocks.append(dict(event[2]))
+        elif event[0] == "delta":
+            block, delta = blocks[event[1]], event[2]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                arguments[event[1]] = arguments.get(event[1], "") + delta["partial_json"]
+        elif event[0] == "finish":
+            output_tokens, stop = event[1], event[2]
+    for i, text in arguments.items():
+        blocks[i]["input"] = json.loads(text)
+    return blocks, output_tokens, stop
+
+
+def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: str,
+                  thinking_budget: int | None = None) -> Iterator[bytes]:
+    """The documented SSE sequence: message_start, each block's start/deltas/stop, message_delta, message_stop."""
     start_usage = dict(_usage(prepared, 1))
     yield _sse("message_start", {"type": "message_start", "message": {
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
-    yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                       "content_block": {"type": "text", "text": ""}})
     yield _sse("ping", {"type": "ping"})
-    output_tokens, finish = 0, "stop"
+    output_tokens, stop = 0, "end_turn"
     try:
-        for item in engine.generate(prepared):
-            if isinstance(item, str):
-                yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "text_delta", "text": item}})
+        for event in answer(engine, prepared, thinking_budget):
+            if event[0] == "start":
+                yield _sse("content_block_start", {"type": "content_block_start", "index": event[1],
+                                                   "content_block": event[2]})
+            elif event[0] == "delta":
+                yield _sse("content_block_delta", {"type": "content_block_delta", "index": event[1],
+                                                   "delta": event[2]})
+            elif event[0] == "stop":
+                yield _sse("content_block_stop", {"type": "content_block_stop", "index": event[1]})
             else:
-                output_tokens, finish = item
+                output_tokens, stop = event[1], event[2]
     except Exception as exc:  # mid-stream failures arrive as an SSE error event, as the API sends them
         yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": str(exc)}})
         return
-    yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-    yield _sse("message_delta", {"type": "message_delta",
-                                 "delta": {"stop_reason": STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None},
+    yield _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                                  "usage": _usage(prepared, output_tokens)})
     yield _sse("message_stop", {"type": "message_stop"})
 
@@ -232,31 +456,23 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
         except ValueError:
             return _error(_invalid("request body is not valid JSON"), None)
         try:
-            prepared, model = await run_in_threadpool(emulator.prepare, body)
+            prepared, model, budget = await run_in_threadpool(emulator.prepare, body)
         except AnthropicError as exc:
             return _error(exc, emulator.retry_after)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         if body.get("stream"):
-            return StreamingResponse(stream_events(emulator.engine, prepared, model, message_id),
+            return StreamingResponse(stream_events(emulator.engine, prepared, model, message_id, budget),
                                      media_type="text/event-stream", headers=headers)
-
-        def run() -> tuple[str, int, str]:
-            pieces, result = [], (0, "stop")
-            for item in emulator.engine.generate(prepared):
-                if isinstance(item, str):
-                    pieces.append(item)
-                else:
-                    result = item
-            return "".join(pieces), *result
-
         try:
-            text, output_tokens, finish = await run_in_threadpool(run)
+            content, output_tokens, stop = await run_in_threadpool(
+                lambda: message_content(answer(emulator.engine, prepared, budget)))
+        except AnthropicError as exc:
+            return _error(exc, None)
         except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
             return _error(AnthropicError("api_error", f"The model failed: {exc}"), None)
         return JSONResponse({"id": message_id, "type": "message", "role": "assistant", "model": model,
-                             "content": [{"type": "text", "text": text}],
-                             "stop_reason": STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None,
+                             "content": content, "stop_reason": stop, "stop_sequence": None,
                              "usage": _usage(prepared, output_tokens)}, headers=headers)
 
     return app
