@@ -292,6 +292,7 @@ class StreamChunk:
     tool_call: ToolCallDelta | None = None
     reasoning: str = ""
     response: ChatResponse | None = None
+    signature: str | None = None  # the signature that closes the current reasoning block (Anthropic/Bedrock)
 
     @property
     def has_content(self) -> bool:

@@ -18,12 +18,7 @@ as a signed thinking block before the answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
-import os
 import random
 import threading
 import uuid
@@ -34,156 +29,17 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Engine, InputTooLong, Prepared, Turn
+from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid, sign
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
-ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "not_found_error": 404,
-                "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
-TTL_SECONDS = {"5m": 300, "1h": 3600}
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 THINKING_TOKENS = 48  # the emulated reasoning is short: the local model is small and the CPU shared
-_SIGNING_KEY = os.urandom(32)  # thinking signatures are valid for this process only, like the API's
-
-
-class AnthropicError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = ERROR_STATUS[kind]
-
-
-def _invalid(message: str) -> AnthropicError:
-    return AnthropicError("invalid_request_error", message)
 
 
 def anthropic_entry(model: str) -> PriceEntry | None:
     """The catalog entry of a first-party Anthropic model id."""
     return next((e for e in default_catalog().entries() if e.provider == "anthropic" and e.model == model), None)
-
-
-def _ttl(block: dict[str, Any], where: str, default_ttl: int) -> int | None:
-    control = block.get("cache_control")
-    if control is None:
-        return None
-    if not isinstance(control, dict) or control.get("type") != "ephemeral":
-        raise _invalid(f"{where}.cache_control.type: Input should be 'ephemeral'")
-    ttl = control.get("ttl")
-    if ttl is not None and ttl not in TTL_SECONDS:
-        raise _invalid(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
-    return TTL_SECONDS[ttl] if ttl else default_ttl
-
-
-def sign(thinking: str) -> str:
-    return base64.b64encode(hmac.new(_SIGNING_KEY, thinking.encode(), hashlib.sha256).digest()).decode()
-
-
-def _base64(value: Any, where: str) -> bytes:
-    try:
-        return base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid(f"{where}: invalid base64 data") from None
-
-
-def _image(block: dict[str, Any], here: str) -> Block:
-    source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
-    if kind == "base64":
-        if source.get("media_type") not in IMAGE_TYPES:
-            raise _invalid(f"{here}.source.media_type: Input should be {', '.join(IMAGE_TYPES)}")
-        data = _base64(source.get("data"), f"{here}.source.data")
-        return Block(f"[image: {source['media_type']}, {len(data)} bytes]", extra_tokens=IMAGE_TOKENS)
-    if kind == "url":
-        if not str(source.get("url", "")).startswith(("http://", "https://")):
-            raise _invalid(f"{here}.source.url: Input should be an http(s) URL")
-        return Block(f"[image: {source['url']}]", extra_tokens=IMAGE_TOKENS)
-    raise _invalid(f"{here}.source.type: Input should be 'base64' or 'url'")
-
-
-def _document(block: dict[str, Any], here: str) -> Block:
-    source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
-    title = block.get("title") or "document"
-    if kind == "base64":
-        if source.get("media_type") != "application/pdf":
-            raise _invalid(f"{here}.source.media_type: Input should be 'application/pdf'")
-        data = _base64(source.get("data"), f"{here}.source.data")
-        return Block(f"[document {title}: pdf, {len(data)} bytes]", extra_tokens=DOCUMENT_TOKENS)
-    if kind == "text":
-        if not isinstance(source.get("data"), str):
-            raise _invalid(f"{here}.source.data: Field required")
-        return Block(f"[document {title}]\n{source['data']}")
-    raise _invalid(f"{here}.source.type: Input should be 'base64' or 'text' (the emulator has no Files API)")
-
-
-def _tool_result(block: dict[str, Any], here: str) -> Block:
-    if not isinstance(block.get("tool_use_id"), str):
-        raise _invalid(f"{here}.tool_use_id: Field required")
-    content = block.get("content", "")
-    parts: list[str] = []
-    extra = 0
-    for k, part in enumerate([{"type": "text", "text": content}] if isinstance(content, str) else content or []):
-        inner = f"{here}.content.{k}"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append(str(part.get("text", "")))
-        elif kind in ("image", "document"):
-            media = _image(part, inner) if kind == "image" else _document(part, inner)
-            parts.append(media.text)
-            extra += media.extra_tokens
-        else:
-            raise _invalid(f"{inner}.type: Input should be 'text', 'image' or 'document'")
-    return Block(json.dumps({"tool_result": {"tool_use_id": block["tool_use_id"], "is_error": bool(
-        block.get("is_error")), "content": parts}}, sort_keys=True), extra_tokens=extra)
-
-
-def _block(block: dict[str, Any], here: str) -> Block:
-    kind = block.get("type")
-    if kind == "text":
-        if not isinstance(block.get("text"), str) or not block["text"]:
-            raise _invalid(f"{here}: text content blocks must be non-empty")
-        return Block(block["text"])
-    if kind == "image":
-        return _image(block, here)
-    if kind == "document":
-        return _document(block, here)
-    if kind == "tool_use":
-        if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
-            raise _invalid(f"{here}: tool_use blocks need id, name and an input object")
-        return Block(json.dumps({k: block[k] for k in ("type", "id", "name", "input")}, sort_keys=True))
-    if kind == "tool_result":
-        return _tool_result(block, here)
-    if kind == "thinking":
-        thinking, signature = block.get("thinking"), block.get("signature")
-        if not isinstance(thinking, str) or not isinstance(signature, str) or \
-                not hmac.compare_digest(signature, sign(thinking)):
-            raise _invalid(f"{here}: Invalid `signature` in `thinking` block")
-        return Block("")  # earlier reasoning is not shown to the model again, as the API drops it
-    if kind == "redacted_thinking":
-        if not isinstance(block.get("data"), str) or not block["data"]:
-            raise _invalid(f"{here}.data: Field required")
-        return Block("")
-    raise _invalid(f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, image, document, "
-                   "tool_use, tool_result, thinking, redacted_thinking are)")
-
-
-def _content(value: Any, where: str, default_ttl: int) -> list[Block]:
-    if isinstance(value, str):
-        if not value:
-            raise _invalid(f"{where}: text content blocks must be non-empty")
-        return [Block(value)]
-    if not isinstance(value, list) or not value:
-        raise _invalid(f"{where}: content must be a non-empty string or list of content blocks")
-    blocks = []
-    for j, block in enumerate(value):
-        here = f"{where}.{j}"
-        if not isinstance(block, dict):
-            raise _invalid(f"{here}: Input should be a content block object")
-        parsed = _block(block, here)
-        parsed.cache_ttl = _ttl(block, here, default_ttl)
-        blocks.append(parsed)
-    return blocks
 
 
 def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -193,29 +49,29 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
     if choice is not None:
         mode = choice.get("type") if isinstance(choice, dict) else None
         if mode not in ("auto", "any", "tool", "none"):
-            raise _invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
         if mode in ("any", "tool") and not tools:
-            raise _invalid(f"tool_choice: '{mode}' needs at least one tool in tools")
+            raise invalid(f"tool_choice: '{mode}' needs at least one tool in tools")
         if mode == "any":
             forced = tools[0]
         elif mode == "tool":
             forced = next((t for t in tools if t.get("name") == choice.get("name")), None)
             if forced is None:
-                raise _invalid(f"tool_choice.name: {choice.get('name')!r} is not among the tools")
+                raise invalid(f"tool_choice.name: {choice.get('name')!r} is not among the tools")
     thinking = body.get("thinking")
     budget = None
     if thinking is not None:
         kind = thinking.get("type") if isinstance(thinking, dict) else None
         if kind not in ("enabled", "disabled"):
-            raise _invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+            raise invalid("thinking.type: Input should be 'enabled' or 'disabled'")
         if kind == "enabled":
             budget = thinking.get("budget_tokens")
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
-                raise _invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
+                raise invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
             if budget >= body["max_tokens"]:
-                raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+                raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
             if forced is not None:
-                raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
+                raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
     tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
     return {"forced_tool": tool, "thinking_budget": budget}
 
@@ -223,53 +79,53 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
 def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
     """Validate a Messages request; return system blocks (tools first), turns and sampling options."""
     if not isinstance(body, dict):
-        raise _invalid("request body must be a JSON object")
+        raise invalid("request body must be a JSON object")
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
-        raise _invalid("max_tokens: Field required")
+        raise invalid("max_tokens: Field required")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise _invalid(f"max_tokens: Input should be a positive integer (got {max_tokens!r})")
+        raise invalid(f"max_tokens: Input should be a positive integer (got {max_tokens!r})")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _invalid("messages: Field required")
+        raise invalid("messages: Field required")
     if not messages:
-        raise _invalid("messages: at least one message is required")
+        raise invalid("messages: at least one message is required")
     system: list[Block] = []
     tools = body.get("tools") or []
     if not isinstance(tools, list):
-        raise _invalid("tools: Input should be a list")
+        raise invalid("tools: Input should be a list")
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
-            raise _invalid(f"tools.{i}.name: Field required")
+            raise invalid(f"tools.{i}.name: Field required")
         if not isinstance(tool.get("input_schema"), dict):
-            raise _invalid(f"tools.{i}.input_schema: Field required")
+            raise invalid(f"tools.{i}.input_schema: Field required")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
-        system.append(Block(json.dumps(spec, sort_keys=True), _ttl(tool, f"tools.{i}", default_ttl)))
+        system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")
     if raw_system is not None:
-        system += _content(raw_system, "system", default_ttl)
+        system += content_blocks(raw_system, "system", default_ttl)
     turns: list[Turn] = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ("user", "assistant"):
-            raise _invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if i == 0 and role != "user":
-            raise _invalid("messages: first message must use the \"user\" role")
-        blocks = _content(message.get("content"), f"messages.{i}.content", default_ttl)
+            raise invalid("messages: first message must use the \"user\" role")
+        blocks = content_blocks(message.get("content"), f"messages.{i}.content", default_ttl)
         if turns and turns[-1].role == role:  # the API merges consecutive same-role turns
             turns[-1].blocks += blocks
         else:
             turns.append(Turn(role, blocks))
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1):
-        raise _invalid("temperature: Input should be between 0 and 1")
+        raise invalid("temperature: Input should be between 0 and 1")
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise _invalid("stop_sequences: Input should be a list of non-empty strings")
+        raise invalid("stop_sequences: Input should be a list of non-empty strings")
     for name in ("top_p", "top_k"):
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise _invalid(f"{name}: Input should be a non-negative number")
+            raise invalid(f"{name}: Input should be a non-negative number")
     return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops,
                            **_options(body, tools)}
 
@@ -292,7 +148,7 @@ class AnthropicEmulator:
         """Validate and render a request: (prepared, model, thinking budget or None)."""
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
-            raise _invalid("model: Field required")
+            raise invalid("model: Field required")
         entry = anthropic_entry(model)
         if entry is None:
             raise AnthropicError("not_found_error", f"model: {model}")
@@ -306,13 +162,13 @@ class AnthropicEmulator:
             b.cache_ttl is not None for t in turns for b in t.blocks)
         limit = entry.cache_max_checkpoints or 4
         if points > limit:
-            raise _invalid(f"A maximum of {limit} blocks with cache_control may be provided. Found {points}.")
+            raise invalid(f"A maximum of {limit} blocks with cache_control may be provided. Found {points}.")
         min_tokens = (entry.cache_min_tokens or 1024) if entry.has_cache else None
         try:
             prepared = self.engine.prepare(model, system, turns, min_tokens, False, options["max_tokens"],
                                            options["temperature"], options["stop"])
         except InputTooLong as exc:
-            raise _invalid(f"prompt is too long: {exc}") from None
+            raise invalid(f"prompt is too long: {exc}") from None
         prepared.forced_tool = options["forced_tool"]
         return prepared, model, options["thinking_budget"]
 
@@ -454,7 +310,7 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            return _error(_invalid("request body is not valid JSON"), None)
+            return _error(invalid("request body is not valid JSON"), None)
         try:
             prepared, model, budget = await run_in_threadpool(emulator.prepare, body)
         except AnthropicError as exc:

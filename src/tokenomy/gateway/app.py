@@ -25,6 +25,9 @@ from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.anthropic_routes import router as anthropic_router
+from tokenomy.gateway.calls import call_route as _call
+from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
@@ -298,28 +301,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     from tokenomy.analytics.dashboard import router as dashboard_router
 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
+    app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     return app
-
-
-async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
-    if route.policy:
-        try:
-            from tokenomy.routing.dispatch import achat_via_route
-        except ModuleNotFoundError as exc:
-            raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
-                                "available") from exc
-        return await achat_via_route(gw.client, gw.config, call.meta.route, call)
-    return await gw.client.achat(call, policy=policy)
-
-
-async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None,  # noqa: ANN001
-                  unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it)."""
-    if budgets:
-        if unknown:
-            return  # e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-        actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
-        await gw.limits.settle(budgets, estimate, actual)
 
 
 def routing_available() -> bool:

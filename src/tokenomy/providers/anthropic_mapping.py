@@ -313,7 +313,7 @@ class AnthropicStreamAssembler:
         return None
 
     def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
-        """-> ("text", str) | ("tool", (tool_index, fragment)) | ("reasoning", str) | ("", None)."""
+        """-> ("text" | "reasoning" | "signature", str) | ("tool", (tool_index, fragment)) | ("", None)."""
         block = self.blocks.setdefault(event.get("index", 0), {"type": "text", "text": ""})
         delta = event.get("delta") or {}
         kind = delta.get("type")
@@ -328,6 +328,7 @@ class AnthropicStreamAssembler:
             return "reasoning", delta.get("thinking", "")
         if kind == "signature_delta":
             block["signature"] = delta.get("signature")
+            return "signature", delta.get("signature")
         return "", None
 
     def content(self) -> list[Block]:

@@ -126,6 +126,8 @@ class AnthropicProvider(Provider):
                         chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
                     elif kind == "reasoning" and value:
                         chunk = StreamChunk(reasoning=value)
+                    elif kind == "signature" and value:
+                        chunk = StreamChunk(signature=value)
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     # message_delta carries the final output count; later API versions repeat input/cache counts.

@@ -229,6 +229,8 @@ class BedrockProvider(Provider):
                         chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
                     elif kind == "reasoning" and value:
                         chunk = StreamChunk(reasoning=value)
+                    elif kind == "signature" and value:
+                        chunk = StreamChunk(signature=value)
                 elif "messageStop" in event:
                     stop_reason = event["messageStop"].get("stopReason")
                 elif "metadata" in event:

@@ -241,7 +241,7 @@ class ConverseStreamAssembler:
         return block["tool_index"], block["id"], block["name"]
 
     def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
-        """contentBlockDelta -> ("text", str) | ("tool", (tool_index, fragment)) | ("reasoning", str) | ("", None)."""
+        """contentBlockDelta -> ("text" | "reasoning" | "signature", str) | ("tool", (tool_index, fragment)) | ("", None)."""
         index = event.get("contentBlockIndex", 0)
         delta = event.get("delta") or {}
         if "text" in delta:
@@ -266,6 +266,7 @@ class ConverseStreamAssembler:
                 return "reasoning", reasoning["text"]
             if "signature" in reasoning:
                 block["signature"] = reasoning["signature"]
+                return "signature", reasoning["signature"]
             if "redactedContent" in reasoning:
                 block["redacted"] = base64.b64encode(reasoning["redactedContent"]).decode()
         return "", None
