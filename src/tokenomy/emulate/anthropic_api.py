@@ -34,6 +34,8 @@ from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
+          "top_k", "tools", "tool_choice", "thinking", "service_tier"}
 THINKING_TOKENS = 48  # the emulated reasoning is short: the local model is small and the CPU shared
 
 
@@ -80,6 +82,9 @@ def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
     """Validate a Messages request; return system blocks (tools first), turns and sampling options."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:  # the API rejects fields it does not know
+        raise invalid(f"{unknown[0]}: Extra inputs are not permitted")
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: Field required")
