@@ -212,3 +212,26 @@ def test_anthropic_sdk_through_the_gateway_with_tools_images_and_streams(url, tm
     assert any(r.task == "weather" for r in rows)
     assert all(Decimal(str(r.cost_usd)) > 0 for r in rows)
     assert max(r.input_tokens for r in rows) > IMAGE_TOKENS  # the image was priced
+
+
+def test_gateway_messages_use_the_same_keys_and_budgets(url, tmp_path) -> None:
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="agent")
+    config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
+                                                               "base_url": url}}})
+    ask = [{"role": "user", "content": "Say hi."}]
+    with ServerThread(gateway_app(config, str(ledger)), lifespan="on") as gateway:
+        by_header = anthropic.Anthropic(base_url=gateway, api_key=secret, max_retries=0)  # x-api-key
+        assert by_header.messages.create(model="claude", max_tokens=4, messages=ask).usage.output_tokens > 0
+        by_bearer = anthropic.Anthropic(base_url=gateway, auth_token=secret, max_retries=0)  # Authorization: Bearer
+        assert by_bearer.messages.create(model="claude", max_tokens=4, messages=ask).content
+        with pytest.raises(anthropic.AuthenticationError, match="Invalid or revoked"):
+            anthropic.Anthropic(base_url=gateway, api_key="wrong", max_retries=0).messages.create(
+                model="claude", max_tokens=4, messages=ask)
+        # 20k output tokens at $15 per million could cost $0.30: more than the key's $0.01 budget.
+        with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):
+            by_header.messages.create(model="claude", max_tokens=20_000, messages=ask)
+    rows = open_store(ledger).events()
+    assert len(rows) == 2 and {r.key_id for r in rows} == {key.key_id}

@@ -279,13 +279,14 @@ def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: st
     yield _sse("message_start", {"type": "message_start", "message": {
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
-    yield _sse("ping", {"type": "ping"})
     output_tokens, stop = 0, "end_turn"
     try:
         for event in answer(engine, prepared, thinking_budget):
             if event[0] == "start":
                 yield _sse("content_block_start", {"type": "content_block_start", "index": event[1],
                                                    "content_block": event[2]})
+                if event[1] == 0:  # the documented sequence pings after the first block starts
+                    yield _sse("ping", {"type": "ping"})
             elif event[0] == "delta":
                 yield _sse("content_block_delta", {"type": "content_block_delta", "index": event[1],
                                                    "delta": event[2]})
