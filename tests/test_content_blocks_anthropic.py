@@ -199,6 +199,19 @@ def test_anthropic_sdk_through_the_gateway_with_tools_images_and_streams(url, tm
                                     tool_choice={"type": "any"}) as stream:
             streamed_call = stream.get_final_message()
         jsonschema.validate(streamed_call.content[0].input, WEATHER)
+        # Thinking streams through the gateway with its signature, and goes back accepted.
+        ask = {"role": "user", "content": "Is 7 prime?"}
+        with client.messages.stream(model="claude", max_tokens=1100, stop_sequences=[".", "\n"], messages=[ask],
+                                    thinking={"type": "enabled", "budget_tokens": 1024}) as stream:
+            deltas = {e.delta.type for e in stream if e.type == "content_block_delta"}
+            thought = stream.get_final_message()
+        assert {"thinking_delta", "signature_delta"} <= deltas
+        assert thought.content[0].type == "thinking" and thought.content[0].signature
+        again = client.messages.create(model="claude", max_tokens=1100, stop_sequences=[".", "\n"],
+                                       thinking={"type": "enabled", "budget_tokens": 1024},
+                                       messages=[ask, {"role": "assistant", "content": thought.content},
+                                                 {"role": "user", "content": "Why?"}])
+        assert again.content[0].type == "thinking"
         with pytest.raises(anthropic.NotFoundError):
             client.messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "x"}])
         # A field the Messages API lacks is carried to the upstream, whose 400 names it (nothing dropped).
@@ -208,7 +221,7 @@ def test_anthropic_sdk_through_the_gateway_with_tools_images_and_streams(url, tm
         unauthenticated = httpx.post(gateway + "/v1/messages", content=b"{nope")
         assert unauthenticated.status_code == 400 and "not valid JSON" in unauthenticated.json()["error"]["message"]
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
-    assert len(rows) == 3 and {r.route for r in rows} == {"claude"}
+    assert len(rows) == 5 and {r.route for r in rows} == {"claude"}
     assert any(r.task == "weather" for r in rows)
     assert all(Decimal(str(r.cost_usd)) > 0 for r in rows)
     assert max(r.input_tokens for r in rows) > IMAGE_TOKENS  # the image was priced
