@@ -193,3 +193,39 @@ def test_provider_answers_a_forced_tool_streamed_and_not_then_reads_the_result(u
         assert answer.usage.input_tokens > IMAGE_TOKENS
     finally:
         provider.close()
+
+
+def test_anthropic_sdk_through_the_gateway_to_bedrock(url, tmp_path) -> None:
+    """Anthropic's shape in, Converse out: tools, an image and a tool result cross both mappings."""
+    import anthropic
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": SONNET, "region": "us-east-1",
+                                                 "endpoint_url": url}}})
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(png_bytes()).decode()}}
+    tools = [{"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER}]
+    ask = {"role": "user", "content": [{"type": "text", "text": "Weather in this city?"}, image]}
+    with ServerThread(gateway_app(config, str(ledger)), lifespan="on") as gateway:
+        client = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+        with client.messages.stream(model="sonnet", max_tokens=64, tools=tools, messages=[ask],
+                                    tool_choice={"type": "tool", "name": "get_weather"}) as stream:
+            reply = stream.get_final_message()
+        assert reply.stop_reason == "tool_use"
+        use = reply.content[0]
+        jsonschema.validate(use.input, WEATHER)
+        answer = client.messages.create(model="sonnet", max_tokens=8, tools=tools, messages=[
+            ask, {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C, sunny",
+                                          "is_error": False}]}])
+        assert answer.content[0].text and answer.usage.input_tokens > IMAGE_TOKENS
+        refused = client.messages.with_raw_response.create  # a URL image cannot reach Converse: a 400 naming it
+        with pytest.raises(anthropic.BadRequestError, match=r"messages\[0\]\.content\[0\].*not by URL"):
+            refused(model="sonnet", max_tokens=8, messages=[{"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}])
+    rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
+    assert len(rows) == 2 and all(r.provider == "aws.bedrock" for r in rows)
