@@ -229,3 +229,24 @@ def test_anthropic_sdk_through_the_gateway_to_bedrock(url, tmp_path) -> None:
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}])
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
     assert len(rows) == 2 and all(r.provider == "aws.bedrock" for r in rows)
+
+
+def test_provider_streams_signed_reasoning_that_goes_back_accepted(url) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        request = ChatRequest(messages=[Message("user", "Is 7 prime?")], model=SONNET, max_tokens=1100,
+                              stop=[".", "\n"], reasoning=Reasoning(budget_tokens=1024))
+        chunks = list(provider.stream(request))
+        assert any(c.reasoning for c in chunks) and any(c.signature for c in chunks)
+        answer = chunks[-1].response
+        reasoning = answer.content[0]
+        assert isinstance(reasoning, ReasoningBlock) and reasoning.text and reasoning.signature
+        request.messages += [Message("assistant", answer.content), Message("user", "Why?")]
+        again = provider.chat(request)
+        assert isinstance(again.content[0], ReasoningBlock) and again.content[0].signature
+        request.messages[1] = Message("assistant", [ReasoningBlock(reasoning.text + " (edited)", reasoning.signature),
+                                                    *answer.content[1:]])
+        with pytest.raises(ProviderError, match="invalid signature"):
+            provider.chat(request)
+    finally:
+        provider.close()

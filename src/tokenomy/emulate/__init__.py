@@ -7,7 +7,7 @@ cache points a client sends, with the catalog's minimum length and TTL, and can 
 They accept tool, image, document and reasoning blocks; a forced tool is answered with arguments the
 local model generates under the tool's JSON-schema grammar (`engine.Engine.generate_json`).
 
-Bedrock layout: `bedrock_errors` (error shape, caller region) <- `bedrock_converse` (validation and
-answers) <- `bedrock_batch_worker` <- `bedrock_batch` (router) <- `bedrock_runtime` (router + the one
-app factory); nothing imports upward.
+Bedrock layout: `bedrock_errors` (error shape, caller region) <- `bedrock_blocks` (content blocks) <-
+`bedrock_converse` (validation and answers) <- `bedrock_batch_worker` <- `bedrock_batch` (router) <-
+`bedrock_runtime` (router + the one app factory); nothing imports upward.
 """

@@ -12,7 +12,7 @@ must be one this emulator issued, as the API checks) and redacted_thinking; `too
 standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
 estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
 tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
-thinking enabled the model first writes a short reasoning (at most `THINKING_TOKENS` tokens), returned
+thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
 as a signed thinking block before the answer.
 """
 
@@ -22,21 +22,19 @@ import json
 import random
 import threading
 import uuid
-from dataclasses import replace
 from typing import Any, Iterator
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid, sign
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
+from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
           "top_k", "tools", "tool_choice", "thinking", "service_tier"}
-THINKING_TOKENS = 48  # the emulated reasoning is short: the local model is small and the CPU shared
 
 
 def anthropic_entry(model: str) -> PriceEntry | None:
@@ -205,10 +203,7 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
     then ("finish", output_tokens, stop_reason). The JSON and SSE responses are both built from them."""
     index, output_tokens = 0, 0
     if thinking_budget is not None:
-        request = prepared.request
-        think = replace(prepared, request=replace(
-            request, system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
-            max_tokens=min(THINKING_TOKENS, thinking_budget)), max_tokens=min(THINKING_TOKENS, thinking_budget))
+        think = reasoning_prepared(prepared, thinking_budget)
         yield "start", index, {"type": "thinking", "thinking": "", "signature": ""}
         pieces: list[str] = []
         for item in engine.generate(think):
@@ -217,7 +212,7 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
                 yield "delta", index, {"type": "thinking_delta", "thinking": item}
             else:
                 output_tokens += item[0]
-        yield "delta", index, {"type": "signature_delta", "signature": sign("".join(pieces))}
+        yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces))}
         yield "stop", index
         index += 1
     if prepared.forced_tool is not None:

@@ -1,26 +1,22 @@
 """Content blocks of the emulated Messages API: validated as the API does, rendered for the local model.
 
 Images and PDFs reach the text model as a placeholder line and count at the fixed estimates in
-`engine`; a thinking block must carry a signature this process issued (`sign`), as the API checks.
+`engine`; a thinking block must carry a signature this process issued (`engine.sign_reasoning`), as the API checks.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
-import os
 from typing import Any
 
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block
+from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, signature_valid
 
 ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "not_found_error": 404,
                 "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-_SIGNING_KEY = os.urandom(32)  # thinking signatures are valid for this process only, like the API's
 
 
 class AnthropicError(Exception):
@@ -45,10 +41,6 @@ def cache_ttl(block: dict[str, Any], where: str, default_ttl: int) -> int | None
     if ttl is not None and ttl not in TTL_SECONDS:
         raise invalid(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
     return TTL_SECONDS[ttl] if ttl else default_ttl
-
-
-def sign(thinking: str) -> str:
-    return base64.b64encode(hmac.new(_SIGNING_KEY, thinking.encode(), hashlib.sha256).digest()).decode()
 
 
 def _base64(value: Any, where: str) -> bytes:
@@ -128,8 +120,7 @@ def _block(block: dict[str, Any], here: str) -> Block:
         return _tool_result(block, here)
     if kind == "thinking":
         thinking, signature = block.get("thinking"), block.get("signature")
-        if not isinstance(thinking, str) or not isinstance(signature, str) or \
-                not hmac.compare_digest(signature, sign(thinking)):
+        if not isinstance(thinking, str) or not signature_valid(thinking, signature):
             raise invalid(f"{here}: Invalid `signature` in `thinking` block")
         return Block("")  # earlier reasoning is not shown to the model again, as the API drops it
     if kind == "redacted_thinking":

@@ -7,12 +7,13 @@ The local model is a text model standing in for a vision model: it reads an imag
 as a placeholder line, and usage counts each at the fixed estimate in `engine` (IMAGE_TOKENS,
 DOCUMENT_TOKENS). When toolChoice forces a call (`any`: the first tool, `tool`: the named one) the
 answer is a toolUse block whose input the local model generated under the tool's JSON-schema grammar.
+`additionalModelRequestFields.thinking` ({type: enabled, budget_tokens}, as Claude on Bedrock takes it)
+makes the model first write a short reasoning, answered as a signed reasoningContent block; reasoning
+sent back must carry a signature this process issued.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import random
 import threading
@@ -21,156 +22,13 @@ import uuid
 from typing import Any, Iterator
 
 from tokenomy.emulate import eventstream
+from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, TTL_SECONDS, content_blocks, forced_tool
 from tokenomy.emulate.bedrock_errors import BedrockError, invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Engine, InputTooLong, Prepared, Turn
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
-TTL_SECONDS = {"5m": 300, "1h": 3600}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
-SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult", "image", "document", "reasoningContent")
-IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
-DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
-TEXT_DOCUMENTS = ("csv", "html", "txt", "md")
-
-
-def _cache_ttl(block: dict[str, Any], where: str, default_ttl: int) -> int:
-    point = block.get("cachePoint")
-    if not isinstance(point, dict) or point.get("type") != "default":
-        raise _invalid(f"1 validation error detected: Value at '{where}.cachePoint.type' failed to satisfy "
-                       "constraint: Member must satisfy enum value set: [default]")
-    ttl = point.get("ttl")
-    if ttl is not None and ttl not in TTL_SECONDS:
-        raise _invalid(f"1 validation error detected: Value '{ttl}' at '{where}.cachePoint.ttl' failed to satisfy "
-                       "constraint: Member must satisfy enum value set: [5m, 1h]")
-    return TTL_SECONDS[ttl] if ttl else default_ttl
-
-
-def _bytes(source: Any, where: str) -> bytes:
-    """A blob sent over JSON (botocore base64-encodes it); S3 locations are not emulated."""
-    if not isinstance(source, dict) or "bytes" not in source:
-        raise _invalid(f"The source at {where} must set bytes (the emulator does not read s3Location).")
-    try:
-        return base64.b64decode(source["bytes"], validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise _invalid(f"The bytes at {where}.bytes are not valid base64.") from None
-
-
-def _media_block(kind: str, value: Any, here: str) -> Block:
-    """An image or document: validated, shown to the text model as a placeholder (or its text)."""
-    if not isinstance(value, dict):
-        raise _invalid(f"The {kind} at {here} must be an object.")
-    fmt = value.get("format")
-    allowed = IMAGE_FORMATS if kind == "image" else DOCUMENT_FORMATS
-    if fmt not in allowed:
-        raise _invalid(f"1 validation error detected: Value '{fmt}' at '{here}.{kind}.format' failed to satisfy "
-                       f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]")
-    data = _bytes(value.get("source"), f"{here}.{kind}.source")
-    if kind == "image":
-        return Block(f"[image: {fmt}, {len(data)} bytes]", extra_tokens=IMAGE_TOKENS)
-    name = value.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise _invalid(f"The document at {here} needs a name.")
-    if fmt in TEXT_DOCUMENTS:
-        return Block(f"[document {name}]\n{data.decode('utf-8', 'replace')}")
-    return Block(f"[document {name}: {fmt}, {len(data)} bytes]", extra_tokens=DOCUMENT_TOKENS)
-
-
-def _tool_block(kind: str, value: Any, here: str) -> Block:
-    if not isinstance(value, dict) or not isinstance(value.get("toolUseId"), str):
-        raise _invalid(f"The {kind} at {here} needs a toolUseId.")
-    if kind == "toolUse":
-        if not value.get("name") or not isinstance(value.get("input"), (dict, list, str, int, float, bool)):
-            raise _invalid(f"The toolUse at {here} needs a name and an input.")
-        return Block(json.dumps({kind: value}, sort_keys=True))
-    if value.get("status") not in (None, "success", "error"):
-        raise _invalid(f"1 validation error detected: Value '{value.get('status')}' at '{here}.toolResult.status' "
-                       "failed to satisfy constraint: Member must satisfy enum value set: [success, error]")
-    parts: list[str] = []
-    extra = 0
-    for k, part in enumerate(value.get("content") or []):
-        inner_where = f"{here}.toolResult.content.{k}"
-        if not isinstance(part, dict) or len(part) != 1:
-            raise _invalid(f"The ToolResultContentBlock at {inner_where} must set exactly one member.")
-        (inner_kind, inner), = part.items()
-        if inner_kind == "text":
-            parts.append(str(inner))
-        elif inner_kind == "json":
-            parts.append(json.dumps(inner, sort_keys=True))
-        elif inner_kind in ("image", "document"):
-            media = _media_block(inner_kind, inner, inner_where)
-            parts.append(media.text)
-            extra += media.extra_tokens
-        else:
-            raise _invalid(f"The block type '{inner_kind}' at {inner_where} is not a tool result content block.")
-    return Block(json.dumps({kind: {"toolUseId": value["toolUseId"], "status": value.get("status", "success"),
-                                    "content": parts}}, sort_keys=True), extra_tokens=extra)
-
-
-def _reasoning_block(value: Any, here: str) -> Block:
-    if not isinstance(value, dict) or len(value) != 1 or not ({"reasoningText", "redactedContent"} & set(value)):
-        raise _invalid(f"The reasoningContent at {here} must set exactly one of reasoningText, redactedContent.")
-    if "reasoningText" in value:
-        text = value["reasoningText"]
-        if not isinstance(text, dict) or not isinstance(text.get("text"), str):
-            raise _invalid(f"The reasoningText at {here} needs text.")
-    else:
-        _bytes({"bytes": value["redactedContent"]}, f"{here}.reasoningContent.redactedContent")
-    return Block("")  # prior reasoning is not shown to the model again (as Claude drops earlier thinking)
-
-
-def _blocks(items: list[Any], where: str, allowed: tuple[str, ...], default_ttl: int) -> list[Block]:
-    """Content blocks -> text blocks; a cachePoint marks the block before it."""
-    blocks: list[Block] = []
-    for j, item in enumerate(items):
-        here = f"{where}.{j}"
-        if not isinstance(item, dict) or len(item) != 1:
-            raise _invalid(f"The ContentBlock object at {here} must set exactly one member.")
-        (kind, value), = item.items()
-        if kind not in allowed:
-            raise _invalid(f"The block type '{kind}' at {here} is not supported by the Tokenomy emulator "
-                           f"(supported: {', '.join(allowed)}).")
-        if kind == "cachePoint":
-            ttl = _cache_ttl(item, here, default_ttl)
-            if not blocks:
-                raise _invalid(f"A cachePoint at {here} must follow content to cache.")
-            blocks[-1].cache_ttl = ttl
-        elif kind == "text":
-            if not isinstance(value, str) or not value.strip():
-                raise _invalid(f"The text field in the ContentBlock object at {here} is blank. "
-                               "Add text to the text field, and try again.")
-            blocks.append(Block(value))
-        elif kind in ("image", "document"):
-            blocks.append(_media_block(kind, value, here))
-        elif kind in ("toolUse", "toolResult"):
-            blocks.append(_tool_block(kind, value, here))
-        elif kind == "reasoningContent":
-            blocks.append(_reasoning_block(value, here))
-        else:  # toolSpec: the model reads it as JSON text
-            blocks.append(Block(json.dumps({kind: value}, sort_keys=True)))
-    return blocks
-
-
-def _forced_tool(tool_config: dict[str, Any]) -> dict[str, Any] | None:
-    """The tool a toolChoice forces ({"name", "schema"}), or None for auto; validates the choice."""
-    specs = [t["toolSpec"] for t in tool_config["tools"] if isinstance(t, dict) and "toolSpec" in t]
-    choice = tool_config.get("toolChoice")
-    if choice is None:
-        return None
-    if not isinstance(choice, dict) or len(choice) != 1 or next(iter(choice)) not in ("auto", "any", "tool"):
-        raise _invalid("The toolConfig.toolChoice must set exactly one of auto, any, tool.")
-    mode, value = next(iter(choice.items()))
-    if mode == "auto":
-        return None
-    if mode == "any":
-        spec = specs[0]
-    else:
-        name = value.get("name") if isinstance(value, dict) else None
-        spec = next((s for s in specs if s.get("name") == name), None)
-        if spec is None:
-            raise _invalid(f"The tool {name!r} named in toolConfig.toolChoice is not among toolConfig.tools.")
-    schema = (spec.get("inputSchema") or {}).get("json") or {"type": "object"}
-    return {"name": spec["name"], "schema": schema}
 
 
 def _inference(body: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +50,19 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
     extra = body.get("additionalModelRequestFields")
     if extra is not None and not isinstance(extra, dict):
         raise _invalid("The additionalModelRequestFields field must be a JSON object.")
-    return {"max_tokens": max_tokens, "temperature": inference.get("temperature"), "stop": stops}
+    budget = None
+    thinking = (extra or {}).get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            raise _invalid("additionalModelRequestFields.thinking.type: must be enabled or disabled")
+        if thinking["type"] == "enabled":
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+                raise _invalid("additionalModelRequestFields.thinking.budget_tokens: must be an integer >= 1024")
+            if max_tokens is not None and budget >= max_tokens:
+                raise _invalid("The maximum tokens you requested must be greater than thinking.budget_tokens.")
+    return {"max_tokens": max_tokens, "temperature": inference.get("temperature"), "stop": stops,
+            "thinking_budget": budget}
 
 
 def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -215,12 +85,12 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
             spec = tool.get("toolSpec") if isinstance(tool, dict) else None
             if spec is not None and (not isinstance(spec, dict) or not spec.get("name")):
                 raise _invalid(f"The toolSpec at toolConfig.tools.{i} needs a name.")
-        system += _blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
-        forced = _forced_tool(tool_config)
+        system += content_blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
+        forced = forced_tool(tool_config)
     raw_system = body.get("system") or []
     if not isinstance(raw_system, list):
         raise _invalid("The system field must be a list of SystemContentBlock objects.")
-    system += _blocks(raw_system, "system", ("text", "cachePoint"), default_ttl)
+    system += content_blocks(raw_system, "system", ("text", "cachePoint"), default_ttl)
     turns: list[Turn] = []
     uses_tools = False
     for i, message in enumerate(messages):
@@ -241,10 +111,13 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
             raise _invalid(f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock "
                            "object to the content field and try again.")
         uses_tools |= any(isinstance(c, dict) and ("toolUse" in c or "toolResult" in c) for c in content)
-        turns.append(Turn(role, _blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
+        turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
-    return system, turns, {**_inference(body), "forced_tool": forced}
+    inference = _inference(body)
+    if forced is not None and inference["thinking_budget"] is not None:
+        raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    return system, turns, {**inference, "forced_tool": forced}
 
 
 class BedrockEmulator:
@@ -288,6 +161,7 @@ class BedrockEmulator:
             resolved, invoked = route(resolved, size, client_region)
         prepared = self._render(resolved, system, turns, inference)
         prepared.forced_tool = inference["forced_tool"]
+        prepared.thinking_budget = inference["thinking_budget"]
         return prepared, invoked
 
     def converse(self, model_id: str, body: Any, client_region: str = "us-east-1",
@@ -296,19 +170,27 @@ class BedrockEmulator:
         Batch jobs pass throttle=False: on-demand throttling does not apply to them."""
         prepared, invoked = self.prepare(model_id, body, client_region, throttle)
         start = time.perf_counter()
-        if prepared.forced_tool is not None:
-            use, output_tokens = tool_use(self.engine, prepared)
-            content: list[dict[str, Any]] = [{"toolUse": use}]
-            stop = "tool_use"
-        else:
-            pieces: list[str] = []
-            output_tokens, finish = 0, "stop"
-            for item in self.engine.generate(prepared):
-                if isinstance(item, str):
-                    pieces.append(item)
+        content: list[dict[str, Any]] = []
+        output_tokens, stop = 0, "end_turn"
+        arguments: dict[int, list[str]] = {}
+        for event in answer_events(self.engine, prepared):
+            kind, index = event[0], event[1]
+            if kind == "start":
+                content.append(event[2])
+            elif kind == "delta":
+                delta = event[2]
+                if "text" in delta:
+                    content[index]["text"] = content[index].get("text", "") + delta["text"]
+                elif "toolUse" in delta:
+                    arguments.setdefault(index, []).append(delta["toolUse"]["input"])
                 else:
-                    output_tokens, finish = item
-            content, stop = [{"text": "".join(pieces)}], STOP_REASONS.get(finish, "end_turn")
+                    text = content[index]["reasoningContent"]["reasoningText"]
+                    for key, value in delta["reasoningContent"].items():
+                        text[key] = text.get(key, "") + value
+            elif kind == "finish":
+                output_tokens, stop = event[1], event[2]
+        for index, pieces in arguments.items():
+            content[index]["toolUse"]["input"] = json.loads("".join(pieces))
         result: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": stop, "usage": _usage(prepared, output_tokens),
@@ -360,33 +242,66 @@ def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     return usage
 
 
+def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
+    """The answer as abstract events: ("start", index, block), ("delta", index, delta), ("stop", index), then
+    ("finish", output_tokens, stopReason). Converse and ConverseStream are both built from them."""
+    index, output_tokens = 0, 0
+    if prepared.thinking_budget is not None:
+        yield "start", index, {"reasoningContent": {"reasoningText": {"text": ""}}}
+        pieces: list[str] = []
+        for item in engine.generate(reasoning_prepared(prepared, prepared.thinking_budget)):
+            if isinstance(item, str):
+                pieces.append(item)
+                yield "delta", index, {"reasoningContent": {"text": item}}
+            else:
+                output_tokens += item[0]
+        yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces))}}
+        yield "stop", index
+        index += 1
+    if prepared.forced_tool is not None:
+        use, tokens = tool_use(engine, prepared)
+        yield "start", index, {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"], "input": {}}}
+        arguments = json.dumps(use["input"])
+        half = len(arguments) // 2  # input arrives as JSON fragments, as Bedrock streams it
+        for fragment in (arguments[:half], arguments[half:]):
+            yield "delta", index, {"toolUse": {"input": fragment}}
+        yield "stop", index
+        yield "finish", output_tokens + tokens, "tool_use"
+        return
+    yield "start", index, {"text": ""}
+    finish = "stop"
+    for item in engine.generate(prepared):
+        if isinstance(item, str):
+            yield "delta", index, {"text": item}
+        else:
+            output_tokens += item[0]
+            finish = item[1]
+    yield "stop", index
+    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+
+
 def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> Iterator[bytes]:
     """ConverseStream's event sequence in AWS event-stream framing (Starlette iterates it in a thread)."""
     start = time.perf_counter()
     yield eventstream.event("messageStart", {"role": "assistant"})
-    output_tokens, finish = 0, "stop"
+    output_tokens, stop = 0, "end_turn"
     try:
-        if prepared.forced_tool is not None:
-            use, output_tokens = tool_use(engine, prepared)
-            yield eventstream.event("contentBlockStart", {"contentBlockIndex": 0, "start": {
-                "toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}})
-            arguments = json.dumps(use["input"])
-            half = len(arguments) // 2  # input arrives as JSON fragments, as Bedrock streams it
-            for fragment in (arguments[:half], arguments[half:]):
-                yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0,
-                                                              "delta": {"toolUse": {"input": fragment}}})
-            finish = "tool_use"
-        else:
-            for item in engine.generate(prepared):
-                if isinstance(item, str):
-                    yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": item}})
-                else:
-                    output_tokens, finish = item
+        for event in answer_events(engine, prepared):
+            if event[0] == "start":
+                block = event[2]
+                if "toolUse" in block:  # only tool calls announce themselves; text and reasoning just stream
+                    yield eventstream.event("contentBlockStart", {"contentBlockIndex": event[1], "start": {
+                        "toolUse": {"toolUseId": block["toolUse"]["toolUseId"], "name": block["toolUse"]["name"]}}})
+            elif event[0] == "delta":
+                yield eventstream.event("contentBlockDelta", {"contentBlockIndex": event[1], "delta": event[2]})
+            elif event[0] == "stop":
+                yield eventstream.event("contentBlockStop", {"contentBlockIndex": event[1]})
+            else:
+                output_tokens, stop = event[1], event[2]
     except Exception as exc:  # a failure mid-stream is reported in-band, as Bedrock does
         yield eventstream.exception("modelStreamErrorException", f"The model failed while streaming: {exc}")
         return
-    yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
-    yield eventstream.event("messageStop", {"stopReason": STOP_REASONS.get(finish, finish)})
+    yield eventstream.event("messageStop", {"stopReason": stop})
     metadata: dict[str, Any] = {"usage": _usage(prepared, output_tokens),
                                 "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
     if invoked:

@@ -11,8 +11,12 @@ always parse and follow the tool's schema.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -27,6 +31,26 @@ DEFAULT_MAX_TOKENS = 256
 IMAGE_TOKENS = 1600  # a fixed estimate per image: (width * height) / 750 for a ~1.2 megapixel image
 DOCUMENT_TOKENS = 1500  # a fixed estimate per binary (PDF, office) document
 JSON_MAX_TOKENS = 512  # room for a tool call's arguments under the grammar
+THINKING_TOKENS = 48  # emulated reasoning is short: the local model is small and the CPU shared
+_SIGNING_KEY = os.urandom(32)  # reasoning signatures are valid for this process only, like a provider's
+
+
+def sign_reasoning(text: str) -> str:
+    """The signature an emulator puts on reasoning it wrote; reasoning sent back must carry it."""
+    return base64.b64encode(hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).digest()).decode()
+
+
+def signature_valid(text: str, signature: object) -> bool:
+    return isinstance(signature, str) and hmac.compare_digest(signature, sign_reasoning(text))
+
+
+def reasoning_prepared(prepared: "Prepared", budget: int) -> "Prepared":
+    """The same request, asked to think briefly first: its output is the emulated reasoning."""
+    request = prepared.request
+    limit = min(THINKING_TOKENS, budget)
+    return dataclasses.replace(prepared, max_tokens=limit, request=dataclasses.replace(
+        request, system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
+        max_tokens=limit))
 
 
 @dataclass
@@ -53,6 +77,7 @@ class Prepared:
     account: CacheAccount
     max_tokens: int
     forced_tool: dict[str, Any] | None = None  # {"name", "schema"} when the tool choice forces a call
+    thinking_budget: int | None = None  # extended thinking was asked for, with this budget
 
 
 class InputTooLong(ValueError):
