@@ -248,3 +248,17 @@ def test_gateway_messages_use_the_same_keys_and_budgets(url, tmp_path) -> None:
             by_header.messages.create(model="claude", max_tokens=20_000, messages=ask)
     rows = open_store(ledger).events()
     assert len(rows) == 2 and {r.key_id for r in rows} == {key.key_id}
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"temperature": "hot"}, "temperature"), ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
+    ({"tools": [{"description": "no name"}]}, "tools"), ({"messages": [{"role": "user", "content": [7]}]},
+                                                         r"messages\[0\]\.content\[0\]"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
+                                                {"type": "text", "text": "b"}]}]}, "cache_control"),
+    ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "'audio'"),
+])
+def test_malformed_messages_requests_are_refused_naming_the_field(change, named) -> None:
+    body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **change}
+    with pytest.raises(ValueError, match=named):
+        request_from_anthropic(body)

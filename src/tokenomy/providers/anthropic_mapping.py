@@ -116,6 +116,8 @@ def blocks_from_anthropic(content: Any, where: str = "content") -> list[Block]:
     blocks: list[Block] = []
     for i, item in enumerate(content or []):
         here = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{here}: Input should be a content block object")
         kind = item.get("type")
         if kind == "text":
             blocks.append(TextBlock(item.get("text", "")))
@@ -230,6 +232,13 @@ def _cache_point(content: Any, where: str) -> bool:
     return bool(content) and _cached(content[-1])
 
 
+def _check_numbers(body: dict[str, Any]) -> None:
+    for name, kind in (("temperature", (int, float)), ("top_p", (int, float)), ("top_k", int)):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise ValueError(f"{name}: Input should be a {'integer' if kind is int else 'number'}")
+
+
 def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     """A Messages API request body as a ChatRequest (model is the name the caller sent).
     Raises ValueError naming the field for anything malformed."""
@@ -254,8 +263,11 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     system_text = system if isinstance(system, str) or system is None else "\n".join(
         b.text for b in blocks_from_anthropic(system, "system") if isinstance(b, TextBlock))
     tools_raw = body.get("tools") or []
-    tools = [ToolSpec(t.get("name", ""), t.get("description"), t.get("input_schema") or {"type": "object"})
+    if not isinstance(tools_raw, list) or not all(isinstance(t, dict) and t.get("name") for t in tools_raw):
+        raise ValueError("tools: a list of tools, each with a name and an input_schema")
+    tools = [ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"})
              for t in tools_raw]
+    _check_numbers(body)
     choice_raw = body.get("tool_choice")
     choice, parallel = None, None
     if isinstance(choice_raw, dict):
@@ -268,8 +280,15 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     thinking = body.get("thinking")
     reasoning = None
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        reasoning = Reasoning(budget_tokens=int(thinking.get("budget_tokens") or 0))
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
+        reasoning = Reasoning(budget_tokens=budget)
+    elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        raise ValueError("thinking: send {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}")
     stop = body.get("stop_sequences") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise ValueError("stop_sequences: Input should be a list of strings")
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
     return ChatRequest(messages=messages, model=body["model"], system=system_text, max_tokens=max_tokens,
                        temperature=body.get("temperature"), top_p=body.get("top_p"), top_k=body.get("top_k"),
