@@ -156,6 +156,15 @@ def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field)
     assert str(caught.value).startswith(field) and SONNET in str(caught.value)
 
 
+def test_image_detail_and_strict_tools_have_no_converse_field() -> None:
+    detailed = ChatRequest(messages=[Message("user", [ImageBlock("image/png", b"x", detail="high")])], model=SONNET)
+    with pytest.raises(ProviderError, match=r"^messages\[0\]\.content\[0\]\.detail"):
+        to_converse_params(detailed)
+    strict = ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=[ToolSpec("t", strict=True)])
+    with pytest.raises(ProviderError, match=r"^tools\[0\]\.strict"):
+        to_converse_params(strict)
+
+
 def test_url_image_and_tool_choice_none_with_tool_history() -> None:
     url_image = ChatRequest(messages=[Message("user", [ImageBlock(url="https://example.com/a.png")])], model=SONNET)
     with pytest.raises(ProviderError, match=r"messages\[0\]\.content\[0\].*not by URL"):

@@ -41,6 +41,8 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str
         item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
         if tool.description:
             item["description"] = tool.description
+        if tool.strict is not None:
+            item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
         out.append(item)
     if cache_last and out:
         out[-1]["cache_control"] = dict(EPHEMERAL)
@@ -52,6 +54,8 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
     if isinstance(block, ImageBlock):
+        if block.detail not in (None, "auto"):
+            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
         if block.data is not None:
             return {"type": "image", "source": {"type": "base64", "media_type": block.media_type or "image/png",
                                                 "data": base64.b64encode(block.data).decode()}}
@@ -265,7 +269,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     tools_raw = body.get("tools") or []
     if not isinstance(tools_raw, list) or not all(isinstance(t, dict) and t.get("name") for t in tools_raw):
         raise ValueError("tools: a list of tools, each with a name and an input_schema")
-    tools = [ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"})
+    tools = [ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"}, t.get("strict"))
              for t in tools_raw]
     _check_numbers(body)
     choice_raw = body.get("tool_choice")

@@ -40,10 +40,12 @@ def refuse(model: str, field: str, why: str) -> ProviderError:
     return ProviderError(f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400)
 
 
-def to_bedrock_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
-    """Converse's toolSpec entries."""
+def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:
+    """Converse's toolSpec entries (Converse has no strict schema mode: a strict tool is refused)."""
     out: list[dict[str, Any]] = []
-    for tool in tools:
+    for i, tool in enumerate(tools):
+        if tool.strict:
+            raise refuse(model, f"tools[{i}].strict", "has no strict tool-schema mode; remove strict")
         tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
         if tool.description:
             tool_spec["description"] = tool.description
@@ -69,6 +71,8 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"text": block.text}
     if isinstance(block, ImageBlock):
+        if block.detail not in (None, "auto"):
+            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
         if block.data is None:
             raise refuse(model, where, "takes images as bytes only, not by URL; send the image inline "
                                        "(base64 data) instead of a link")
@@ -145,7 +149,7 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
         if choice is not None and choice.mode != "auto":
             raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
         return None
-    tools = to_bedrock_tools(request.tools)
+    tools = to_bedrock_tools(request.tools, request.model)
     if request.tools_cache_point:
         tools.append(dict(CACHE_POINT))
     config: dict[str, Any] = {"tools": tools}
