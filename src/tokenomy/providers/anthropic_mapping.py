@@ -169,6 +169,8 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if choice is None and request.parallel_tool_calls is not False:
         return None
+    if not request.tools and (choice is None or choice.mode in ("auto", "none")):
+        return None  # without tools there is nothing to choose or parallelise (the API refuses a bare choice)
     if choice is None or choice.mode == "auto":
         out: dict[str, Any] = {"type": "auto"}
     elif choice.mode == "tool":
