@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, require
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -89,11 +88,10 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
             (name, result.stderr)
 
 
-@pytest.mark.parametrize("trace", ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv"])
+@pytest.mark.parametrize("trace", ["azure-conv", "azure-code"])
 def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
-    path = SHARED_DATA / trace
-    require(path.exists(), f"{path} missing (the shared data folder sits beside the checkout)")
-    data = cli("plan", "size", "--trace", str(path), "--model", CLAUDE2, "--term", "6m", "--tpm-per-unit", "100000")
+    # The packaged traces by name, as a user of the wheel would give them.
+    data = cli("plan", "size", "--trace", trace, "--model", CLAUDE2, "--term", "6m", "--tpm-per-unit", "100000")
     tpm = data["tokens_per_minute"]
     assert 0 < tpm["p50"] <= tpm["p95"] <= tpm["max"]
     options = data["options"]
@@ -108,7 +106,7 @@ def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
         assert Decimal(option["monthly_cost_usd"]) == (Decimal(option["provisioned_monthly_usd"])
                                                        + Decimal(option["spillover_monthly_usd"]))
     # Sustained utilisation is time-weighted: one unit is never busier than its share of the mean load.
-    series = traffic.from_csv(path)
+    series = traffic.from_csv(trace)
     mean = float((series["input_tokens"] + series["output_tokens"]).mean())
     assert options[1]["sustained_utilization"] <= min(1.0, mean / 100000) + 1e-9
 
@@ -192,7 +190,7 @@ def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
 
 
 def test_sizing_refuses_a_per_unit_figure_that_needs_absurdly_many_units():
-    series = traffic.from_csv(SHARED_DATA / "AzureLLMInferenceTrace_conv.csv")
+    series = traffic.from_csv("azure-conv")
     econ = unit_economics(default_catalog().lookup(CLAUDE2), "6m", 1, Decimal("0.8"), tpm_per_unit=1)
     with pytest.raises(ConfigError, match="check --tpm-per-unit"):  # evaluated every N up to the peak: hours
         size(series, econ)

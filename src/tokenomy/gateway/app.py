@@ -295,7 +295,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     app.openapi = openapi_with_examples  # type: ignore[method-assign]
 
-    from tokenomy.analytics.dashboard import router as dashboard_router
+    from tokenomy.gateway.dashboard_routes import router as dashboard_router
 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     return app

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 
 from tokenomy.commands._common import table, usd
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
 
 TITLE = "Batch inference"
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
-def run(ctx) -> None:
+def run(ctx: DemoContext) -> None:
     """Validate 8 records plus 2 bad lines and price them; run 5 tiny records through the local runner."""
     from tokenomy.batch.jobs import create_job, export_results, open_tables
     from tokenomy.batch.local_runner import run_job
@@ -36,7 +41,7 @@ def run(ctx) -> None:
     tables = open_tables(ctx.store)
     job = create_job(tables, small, "local", "local", run_settings={"concurrency": 1, "rpm": 600})
     ctx.console.print(f"  $ tokenomy batch submit {small.name} --model local --backend local  →  {job.job_id}")
-    job, stats = run_job(tables, job.job_id, progress=False)
+    job, stats = run_job(tables, job.job_id)
     ctx.console.print(table(None, ["job", "status", "records", "done", "failed", "seconds", "cost"],
                             [[job.job_id, job.status, job.records, job.done, job.failed, f"{stats.seconds:.1f}",
                               usd(job.cost_usd)]]))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from decimal import Decimal
 
 from tokenomy.messages import ChatRequest, Usage
 from tokenomy.pricing.cost import compute_cost
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
 
 TITLE = "Prompt caching: automatic cache points on Bedrock (emulated on the local model)"
 MODEL = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -22,10 +27,10 @@ Q: How do I change my PIN? A: In the app under Account, Security; support never 
 """
 
 
-def run(ctx) -> None:  # noqa: ANN001 - DemoContext
+def run(ctx: DemoContext) -> None:
     from tokenomy.client import Tokenomy
     from tokenomy.commands._common import table, usd
-    from tokenomy.demo import SYSTEM_PROMPT
+    from tokenomy.demo.workload import SYSTEM_PROMPT
     from tokenomy.emulate.bedrock_runtime import create_app
     from tokenomy.emulate.server import ServerThread
     from tokenomy.pricing.catalog import default_catalog

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
+
 TITLE = "Cost report"
 
 
-def run(ctx) -> None:
+def run(ctx: DemoContext) -> None:
     """Print the three reports and write every dashboard chart to one self-contained report.html."""
     from tokenomy.analytics.dashboard import write_report_html
     from tokenomy.analytics.dashboard_data import Filters

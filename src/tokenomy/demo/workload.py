@@ -1,29 +1,22 @@
-"""`make demo`: the playbook running on the embedded local model, step by step.
-
-The first step runs a small mixed workload (classification, extraction, summarisation sharing
-one long system prompt) and prints the spend summary. Each lever adds a step in its own package
-as `tokenomy.<package>.demo_step.run(ctx)`; steps run in playbook order when present.
-"""
+"""Demo step 1: a small mixed support workload (classification, extraction, summarisation sharing one
+long system prompt) on the local model, and its spend summary."""
 
 from __future__ import annotations
 
-import importlib
-import shutil
-import time
-from dataclasses import dataclass, field
-from decimal import Decimal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from decimal import Decimal
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tokenomy.client import Tokenomy
-from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.ledger.summary import spend_summary
 from tokenomy.messages import ChatRequest, RequestMeta, Usage
 from tokenomy.pricing.cost import compute_cost
 
-STEP_PACKAGES = ("routing", "caching", "batch", "bench", "planning", "analytics")
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
+
+TITLE = "Workload on the local model"
 COMPARE_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 SYSTEM_PROMPT = """You are the support assistant of Northwind Telecom. Follow these policies exactly.
@@ -57,18 +50,7 @@ TICKETS = [
 ]
 
 
-@dataclass
-class DemoContext:
-    """What steps share: the client (recording to the demo ledger), the store, a console."""
-
-    client: Tokenomy
-    store: LedgerStore
-    console: Console
-    workdir: Path
-    notes: list[str] = field(default_factory=list)
-
-
-def run_workload(ctx: DemoContext) -> None:
+def run(ctx: DemoContext) -> None:
     console = ctx.console
     requests = [(task, template.format(text=ticket)) for ticket in TICKETS for task, template in WORKLOAD]
     with Progress(TextColumn("[bold]workload[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -93,34 +75,3 @@ def run_workload(ctx: DemoContext) -> None:
     console.print(f"The same tokens on Bedrock {COMPARE_MODEL} (us-east-1, prices as of {cached.as_of}): "
                   f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with the "
                   f"{total['cache_read_share']:.0%} cache-read share measured here ({saving:.0%} less).")
-
-
-def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
-    """Run every available playbook step against a fresh demo ledger."""
-    if console is None:
-        from tokenomy.commands._common import console
-    workdir = Path(workdir)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    store = open_store(workdir / "ledger.duckdb")
-    started = time.perf_counter()
-    with Tokenomy(store) as client:
-        ctx = DemoContext(client=client, store=store, console=console, workdir=workdir)
-        console.rule("[bold]1. Workload on the local model")
-        run_workload(ctx)
-        number = 2
-        for package in STEP_PACKAGES:
-            try:
-                step = importlib.import_module(f"tokenomy.{package}.demo_step")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"tokenomy.{package}.demo_step":
-                    raise
-                continue
-            console.rule(f"[bold]{number}. {step.TITLE}")
-            step.run(ctx)
-            client.flush()
-            number += 1
-    console.rule()
-    console.print(f"Demo finished in {time.perf_counter() - started:.0f} s. Ledger: {workdir / 'ledger.duckdb'} "
-                  f"(try: tokenomy ledger stats --ledger {workdir / 'ledger.duckdb'})")

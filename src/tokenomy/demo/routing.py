@@ -3,14 +3,18 @@ then the trained router on held-out GSM8K outcomes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from decimal import Decimal
 
 from tokenomy.config import parse_config
 from tokenomy.messages import ChatRequest, RequestMeta, Usage
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.routing.datasets import SHARED
 from tokenomy.routing.dispatch import chat_via_route
 from tokenomy.routing.rules import explain, load_policy
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
 
 TITLE = "Model routing"
 STRONG = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -27,7 +31,7 @@ PROMPTS = [("smart", "Say hello to Maria."), ("smart", "Prove step by step that 
            ("smart", "Name a colour."), ("json", "Give the name Tom as JSON.")]
 
 
-def run(ctx) -> None:
+def run(ctx: DemoContext) -> None:
     """Route the prompts, print each decision, and the cost against sending everything to the strong model."""
     cfg = parse_config(CONFIG)
     ctx.client.models.update(cfg.model_specs())
@@ -45,14 +49,13 @@ def run(ctx) -> None:
     ctx.console.print("calls per tier: " + ", ".join(f"{r['tier']}={r['n']}" for r in rows)
                       + f"; the same answers all on {STRONG} (us-east-1) would cost ${strong_total:.6f}")
 
-    if SHARED.exists():
-        from tokenomy.routing.evaluate import evaluate
+    from tokenomy.routing.evaluate import evaluate
 
-        result = evaluate("gsm8k")  # ~2 s: train, calibrate, replay the held-out half
-        rows = {p["policy"]: p for p in result["policies"]}
-        ctx.console.print(f"held-out GSM8K ({result['held_out']} prompts): for 95% of strong quality the classifier "
-                          f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
-                          f"{result['cpt95_random']:.0%}; the cascade keeps "
-                          f"{rows['cascade']['quality_retained']:.0%} of strong quality at "
-                          f"{rows['cascade']['cost'] / rows['always-best']['cost']:.0%} of its cost "
-                          f"(`tokenomy route eval gsm8k`)")
+    result = evaluate("gsm8k")  # ~2 s: train, calibrate, replay the held-out half of the packaged outcomes
+    by_policy = {p["policy"]: p for p in result["policies"]}
+    ctx.console.print(f"held-out GSM8K ({result['held_out']} prompts): for 95% of strong quality the classifier "
+                      f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
+                      f"{result['cpt95_random']:.0%}; the cascade keeps "
+                      f"{by_policy['cascade']['quality_retained']:.0%} of strong quality at "
+                      f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost "
+                      f"(`tokenomy route eval gsm8k`)")

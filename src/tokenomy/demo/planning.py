@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from decimal import Decimal
-from pathlib import Path
 
 from tokenomy.planning.breakeven import ASSUMED_TPM_PER_UNIT as ASSUMED_TPM
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
 
 TITLE = "Planning: provisioned throughput and what-if savings"
 MODEL = "anthropic.claude-v2:1"  # has published Provisioned Throughput prices in the catalog
 PRICE_AS = "anthropic.claude-3-5-haiku-20241022-v1:0"  # illustrative: AWS quotes tokens/min per model unit per account
 
 
-def _trace() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "examples" / "traces" / "azure_conv_slice.csv"
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("examples/traces/azure_conv_slice.csv")
-
-
-def run(ctx) -> None:  # noqa: ANN001 - DemoContext
+def run(ctx: DemoContext) -> None:
     from tokenomy.commands._common import table, usd
     from tokenomy.planning import traffic
     from tokenomy.planning.breakeven import unit_economics
@@ -29,7 +24,7 @@ def run(ctx) -> None:  # noqa: ANN001 - DemoContext
     from tokenomy.planning.sizing import size
     from tokenomy.pricing.catalog import default_catalog
 
-    series = traffic.from_csv(_trace())
+    series = traffic.from_csv("azure-conv-slice")  # packaged: tokenomy/data/traces
     share = Decimal(int(series["input_tokens"].sum())) / Decimal(int(series.sum()[["input_tokens", "output_tokens"]].sum()))
     econ = unit_economics(default_catalog().lookup(MODEL), "6m", 1, share, ASSUMED_TPM)
     result = size(series, econ)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import replace
-from pathlib import Path
+from tokenomy.data import examples as packaged_examples
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
 
 TITLE = "Benchmark: cost per task vs quality"
 CANDIDATES = ("local", "verbose")  # `verbose`: the same model told to answer at length (examples/bench/variants.yaml)
 
 
-def _examples() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "examples" / "bench").is_dir():
-            return parent / "examples" / "bench"
-    raise FileNotFoundError("examples/bench (the bench demo reads its task and model files from there)")
-
-
-def run(ctx) -> None:  # noqa: ANN001 - DemoContext
+def run(ctx: DemoContext) -> None:
     """Each candidate on a small sample of every task, the summary judged by the local model; table + files."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -27,7 +25,7 @@ def run(ctx) -> None:  # noqa: ANN001 - DemoContext
     from tokenomy.commands.bench import finish, print_summary
     from tokenomy.config import load_config
 
-    examples = _examples()
+    examples = packaged_examples("bench")
     cfg = load_config(examples / "variants.yaml")
     # Two examples per task, one for the judged summary (each judging is several evaluator calls on a tiny model).
     tasks = [replace(t, examples=t.examples[:1]) if t.scorer == "judge" else t
