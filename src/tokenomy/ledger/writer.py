@@ -2,7 +2,8 @@
 
 `record()` only appends to an in-memory list; a background thread flushes every
 `flush_interval` seconds or when `max_batch` events are waiting. On interpreter exit and on
-SIGTERM the buffer is flushed synchronously before the process goes away.
+SIGTERM the buffer is flushed before the process goes away. A failing flush (database down) is
+retried with exponential backoff (at most every 30 s), logged once per attempt without a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import atexit
 import logging
 import signal
 import threading
+import time
 import weakref
 from typing import Iterable
 
@@ -20,6 +22,8 @@ from tokenomy.ledger.store import LedgerStore, open_store
 log = logging.getLogger(__name__)
 _WRITERS: "weakref.WeakSet[LedgerWriter]" = weakref.WeakSet()
 _SIGTERM_INSTALLED = False
+SIGTERM_FLUSH_WAIT = 3.0  # seconds the signal handler waits for its flush before handing over
+MAX_BACKOFF = 30.0
 
 
 class LedgerWriter:
@@ -35,6 +39,7 @@ class LedgerWriter:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._retry_at = 0.0  # monotonic time before which a failed flush is not retried
         self._thread = threading.Thread(target=self._run, name="tokenomy-ledger", daemon=True)
         self._thread.start()
         _WRITERS.add(self)
@@ -46,7 +51,7 @@ class LedgerWriter:
         with self._lock:
             self._buffer.append(event)
             full = len(self._buffer) >= self.max_batch
-        if full:
+        if full and time.monotonic() >= self._retry_at:
             self._wake.set()
 
     def record_many(self, events: Iterable[UsageEvent]) -> None:
@@ -74,13 +79,22 @@ class LedgerWriter:
             return len(batch)
 
     def _run(self) -> None:
+        failures = 0
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            if time.monotonic() < self._retry_at:
+                continue
             try:
                 self.flush()
-            except Exception:  # keep the events and try again on the next tick
-                log.exception("ledger flush failed; will retry")
+                failures = 0
+                self._retry_at = 0.0
+            except Exception as exc:  # keep the events and try again later, backing off while it fails
+                failures += 1
+                delay = min(MAX_BACKOFF, self.flush_interval * 2 ** failures)
+                self._retry_at = time.monotonic() + delay
+                log.warning("ledger flush of %d events failed (%s); retrying in %.1f s", self.pending,
+                            " ".join(str(exc).split())[:300] or type(exc).__name__, delay)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""
@@ -108,7 +122,12 @@ def install_sigterm_flush() -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum, frame):  # noqa: ANN001 - signal handler signature
-        flush_all()
+        # The handler runs on the main thread between two bytecodes, possibly while that thread holds a lock
+        # the flush needs (the writer's buffer lock, DuckDB's open lock): flushing inline could wait forever.
+        # Flush from another thread and wait a bounded time; the lock holder resumes when the handler returns.
+        flusher = threading.Thread(target=flush_all, name="tokenomy-ledger-sigterm", daemon=True)
+        flusher.start()
+        flusher.join(SIGTERM_FLUSH_WAIT)
         if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
             previous(signum, frame)
         else:
