@@ -100,7 +100,10 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
                        tenant=key.team if key else None, key_id=key.key_id if key else None, route=body.model)
     schema = None
     if body.response_format and body.response_format.get("type") == "json_schema":
-        schema = (body.response_format.get("json_schema") or {}).get("schema") or {}
+        spec = body.response_format.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise ValueError("response_format.json_schema: send an object {\"name\": ..., \"schema\": {...}}")
+        schema = spec.get("schema") or {}
     return ChatRequest(messages=turns, model=route.model or body.model, system="\n\n".join(system_parts) or None,
                        max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature,
                        stop=stop, tools=body.tools or [], json_schema=schema, meta=meta)

@@ -1,0 +1,351 @@
+"""The gateway under load, faults and hostile input: no hang, no budget overspent, no call unrecorded.
+
+Every server here is on 127.0.0.1 and every run is bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import free_port, require, wait_for_port
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 in / $1.25 out per 1M tokens
+TOKENOMY = str(Path(os.sys.executable).with_name("tokenomy"))
+# 400 characters ≈ 100 prompt tokens, 200 output tokens → $0.000275 at Haiku prices
+PER_REQUEST = Decimal(100) * Decimal("0.25") / 10**6 + Decimal(200) * Decimal("1.25") / 10**6
+MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
+
+
+class CountingOpenAI(InstantOpenAI):
+    """The instant upstream, counting the calls it answered."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        self.calls += 1
+        return None
+
+
+def upstream_config(url: str, **extra) -> dict:
+    return {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
+                                "price_as": HAIKU}}, **extra}
+
+
+def gateway(config: dict, ledger: Path | str) -> ServerThread:
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+def spent(ledger: Path | str, key_id: str) -> Decimal:
+    return sum((e.cost_usd or Decimal(0) for e in open_store(ledger).events() if e.key_id == key_id), Decimal(0))
+
+
+# -- 1. SIGTERM cannot deadlock -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledger(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    store = KeyStore(open_store(ledger))
+    secret, key = store.create(budget_usd=Decimal("100"), period="month", team="research")
+    store.set_team_budget("research", Decimal("100"), "month")
+    port = free_port()
+    with InstantOpenAI(delay_s=0.005) as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, auth=True)))
+        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                 str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        answered = []
+        stop = threading.Event()
+
+        def hammer() -> None:
+            with httpx.Client(timeout=20) as http:
+                while not stop.is_set():
+                    try:
+                        reply = http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
+                                          headers={"authorization": f"Bearer {secret}"})
+                    except httpx.HTTPError:
+                        if proc.poll() is not None:
+                            return
+                        continue
+                    if reply.status_code == 200:
+                        answered.append(reply.json()["id"])
+
+        try:
+            wait_for_port(port, 60, proc)
+            threads = [threading.Thread(target=hammer) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            time.sleep(2.0)
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the gateway did not exit within 10 s of SIGTERM (deadlocked)")
+            took = time.monotonic() - sent
+        finally:
+            stop.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            for thread in threads:
+                thread.join(30)
+    assert took < 10 and len(answered) > 20
+    rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
+    assert len(rows) == len(answered)  # every answer the clients got is in the ledger
+
+
+# -- 2. no database work per request -------------------------------------------------------------------------------
+def test_keys_and_team_budgets_come_from_memory_and_changes_apply_within_the_cache_time(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=Decimal("100"), period="month", team="research")
+    store.set_team_budget("research", Decimal("100"), "month")
+    queries = []
+    config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
+    with InstantOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url, httpx.Client(timeout=30) as http:
+            gw = app.state.gateway
+            original = gw.store.query
+            gw.store.query = lambda *a, **k: (queries.append((threading.current_thread().name, a[0])),
+                                              original(*a, **k))[1]
+            auth = {"authorization": f"Bearer {secret}"}
+            codes = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
+                     for _ in range(20)]
+            on_requests = [q for q in queries if q[0] != "tokenomy-keys"]
+            assert codes == [200] * 20
+            # Only the seeding of the two budget counters (one SUM each) — not a key or team read per request.
+            assert len(on_requests) <= 2, on_requests
+            # A team budget lowered below what was spent: refused within the cache time.
+            store.set_team_budget("research", PER_REQUEST, "month")
+            time.sleep(1.3)
+            team = http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth)
+            assert team.status_code == 429 and "team" in team.json()["error"]["message"]
+            store.revoke(key.key_id)
+            time.sleep(1.3)
+            revoked = http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth)
+            assert revoked.status_code == 401
+            created, _ = store.create(budget_usd=Decimal("1"), period="month")  # a new key works at once
+            fresh = http.post(url + "/v1/chat/completions", json=MESSAGE,
+                              headers={"authorization": f"Bearer {created}"})
+            assert fresh.status_code == 200
+
+
+# -- 3. budgets that cannot be overspent ---------------------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.slow
+def test_500_concurrent_budgeted_requests_on_one_worker_with_redis(redis_url, ledger_path):
+    import redis as redis_lib
+
+    store = KeyStore(open_store(ledger_path))
+    budget = PER_REQUEST * 120 + PER_REQUEST / 2
+    secret, key = store.create(budget_usd=budget, period="month")
+    config = upstream_config("", auth=True, redis_url=redis_url)
+    with InstantOpenAI(delay_s=0.05) as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        with gateway(config, ledger_path) as url:
+            async def run() -> list[int]:
+                limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+                async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+                    replies = await asyncio.gather(*(http.post(
+                        url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": f"Bearer {secret}"})
+                        for _ in range(500)))
+                return [r.status_code for r in replies]
+
+            statuses = asyncio.run(run())
+    assert 503 not in statuses and set(statuses) <= {200, 429}
+    assert statuses.count(200) == 120
+    total = spent(ledger_path, key.key_id)
+    assert total <= budget + PER_REQUEST and total == PER_REQUEST * 120
+    counters = redis_lib.Redis.from_url(redis_url)
+    [counter] = [k for k in counters.keys(f"tokenomy:spend:key:{key.key_id}:*")]
+    assert int(counters.get(counter)) == int(total * 10**9)  # every reservation settled: none left behind
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
+    server = shutil.which("redis-server")
+    require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
+    port = free_port()
+
+    def start_redis() -> subprocess.Popen:
+        proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                 "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port, 20, proc)
+        return proc
+
+    ledger = tmp_path / "ledger.duckdb"
+    store = KeyStore(open_store(ledger))
+    budget = PER_REQUEST * 30 + PER_REQUEST / 2
+    secret, key = store.create(budget_usd=budget, period="month")
+    redis_proc = start_redis()
+    config = upstream_config("", auth=True, redis_url=f"redis://127.0.0.1:{port}/0")
+    statuses: list[int] = []
+    try:
+        with InstantOpenAI(delay_s=0.02) as upstream:
+            config["models"]["fast"]["base_url"] = upstream
+            with gateway(config, ledger) as url, httpx.Client(timeout=30) as http:
+                def one(_) -> int:
+                    return http.post(url + "/v1/chat/completions", json=MESSAGE,
+                                     headers={"authorization": f"Bearer {secret}"}).status_code
+
+                with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                    statuses += pool.map(one, range(15))  # half the budget spent
+                    killer = pool.submit(lambda: (time.sleep(0.05), redis_proc.kill(), redis_proc.wait(10)))
+                    statuses += pool.map(one, range(12))  # some in flight while Redis dies
+                    killer.result(20)
+                    redis_proc = start_redis()  # back, and empty
+                    statuses += pool.map(one, range(60))
+    finally:
+        redis_proc.kill()
+        redis_proc.wait(10)
+    assert set(statuses) <= {200, 429, 503}  # 503 only while Redis was down
+    assert statuses.count(429) > 0  # the budget did run out
+    total = spent(ledger, key.key_id)
+    assert total <= budget + PER_REQUEST, (total, budget, statuses)
+    assert statuses.count(200) == len([e for e in open_store(ledger).events() if e.key_id == key.key_id])
+
+
+def test_several_workers_without_redis_are_refused_at_start(tmp_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("auth: true\n")
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--workers", "2", "--port",
+                             str(free_port()), "--ledger", str(tmp_path / "l.duckdb")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "redis_url" in result.stderr and "--workers 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
+def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
+    counting = CountingOpenAI()
+    with counting as upstream:
+        config = upstream_config(upstream, gateway={"max_body_bytes": 64 * 1024})
+        with gateway(config, ledger_path) as url, httpx.Client(timeout=30) as http:
+            post = url + "/v1/chat/completions"
+            surrogate = http.post(post, content=json.dumps({"model": "fast", "messages": [
+                {"role": "user", "content": "hi \ud800"}]}), headers={"content-type": "application/json"})
+            paired = http.post(post, content=json.dumps({"model": "fast", "max_tokens": 2, "messages": [
+                {"role": "user", "content": "hi \U0001F600"}]}), headers={"content-type": "application/json"})
+            calls_after_paired = counting.calls
+            not_utf8 = http.post(post, content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}',
+                                 headers={"content-type": "application/json"})
+            shape = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
+                                          "response_format": {"type": "json_schema", "json_schema": "str"}})
+            huge = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x" * 70_000}]})
+            header = _raw_post(url, b"x-tokenomy-task: a\rb\r\n", json.dumps(
+                {"model": "fast", "messages": [{"role": "user", "content": "x"}]}).encode())
+    assert surrogate.status_code == 400 and surrogate.json()["error"]["param"] == "messages.0.content"
+    assert "surrogate" in surrogate.json()["error"]["message"]
+    assert paired.status_code == 200 and calls_after_paired == 1  # a valid pair (an emoji) goes through
+    assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.json()["error"]["message"]
+    assert shape.status_code == 400 and "response_format.json_schema" in shape.json()["error"]["message"]
+    assert huge.status_code == 413 and "max_body_bytes" in huge.json()["error"]["message"]
+    assert header.startswith(b"HTTP/1.1 400")
+    assert counting.calls == 1  # only the valid request reached the provider
+    assert len(open_store(ledger_path).events()) == 1
+
+
+def _raw_post(url: str, extra_headers: bytes, body: bytes) -> bytes:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     + extra_headers + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        return sock.recv(65536)
+
+
+def test_incomplete_bodies_are_answered_408_and_closed_after_the_read_timeout(ledger_path):
+    import socket
+
+    config = upstream_config("http://127.0.0.1:9/v1", gateway={"read_timeout_seconds": 0.5})
+    with gateway(config, ledger_path) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 100\r\n\r\n{\"model\": ")
+            started = time.monotonic()
+            answer = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break  # the server closed the connection
+                answer += chunk
+            took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408") and b"read_timeout_seconds" in answer
+    assert took < 5
+
+
+@pytest.mark.slow
+def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstream(ledger_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    special = st.sampled_from(["hi \ud800", "\udfff", "a\r\nb", "\x00", "x" * 50_000, "", "\u2028", "😀",
+                               "\ud83d\ude00"])
+    text = st.one_of(st.text(max_size=20), special)
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False), text)
+    value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(text, inner, max_size=3)), max_leaves=8)
+    part = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "bogus"]) | text},
+                                 optional={"text": value, "image_url": value})
+    message = st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "bogus"])},
+        optional={"content": st.one_of(text, st.lists(part, max_size=3), value), "name": value,
+                  "tool_calls": value, "tool_call_id": value})
+    request = st.fixed_dictionaries(
+        {"model": st.one_of(st.just("fast"), text), "messages": st.one_of(st.lists(message, max_size=3), value)},
+        optional={"max_tokens": value, "max_completion_tokens": value, "temperature": value, "stop": value,
+                  "stream": st.one_of(st.booleans(), value), "stream_options": value, "n": value, "user": value,
+                  "tools": value, "tool_choice": value, "response_format": st.one_of(value, st.fixed_dictionaries(
+                      {"type": st.just("json_schema"), "json_schema": value})), "seed": value, "logprobs": value})
+    nested = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "tools": [[[[[[[[[]]]]]]]]] * 3}
+    deep = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "x"}]})[:-1] + \
+        ', "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    counting = CountingOpenAI()
+    with counting as upstream:
+        with gateway(upstream_config(upstream), ledger_path) as url, httpx.Client(timeout=60) as http:
+            failures = []
+
+            def check(body: str) -> None:
+                before = counting.calls
+                reply = http.post(url + "/v1/chat/completions", content=body.encode(),
+                                  headers={"content-type": "application/json"})
+                if reply.status_code >= 500 or (reply.status_code >= 400 and counting.calls != before):
+                    failures.append((reply.status_code, counting.calls - before, body[:300], reply.text[:300]))
+
+            check(json.dumps(nested))
+            check(deep)
+
+            @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(request)
+            def fuzz(body: dict) -> None:
+                check(json.dumps(body))
+
+            fuzz()
+    assert not failures, failures[:5]
+    answered = [e for e in open_store(ledger_path).events() if e.outcome == "ok"]
+    assert answered and counting.calls >= len(answered)
