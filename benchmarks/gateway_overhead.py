@@ -2,9 +2,11 @@
 
 An instant OpenAI-format upstream runs on loopback; `wrk` POSTs the same chat completion at
 concurrency 1 and 32 against (a) the upstream itself, (b) `tokenomy serve` (ledger and metrics on,
-one worker) and (c) the LiteLLM proxy (one worker, installed into its own venv under
+one worker; also with auth on, once with a plain budgeted key and once with a key in a budgeted team)
+and (c) the LiteLLM proxy (one worker, installed into its own venv under
 .tokenomy/bench-venvs/litellm, never the project venv). Prints a table and the ratios against the
-targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99.
+targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99; a team key within
+10% of a plain key's requests/s.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json]
 """
@@ -39,6 +41,10 @@ def free_port() -> int:
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
     """Wait until a POST to `url` answers 200 (the server is fully up, model name resolves)."""
+    wait_ready_with(url, MASTER_KEY, proc, timeout, log)
+
+
+def wait_ready_with(url: str, bearer: str, proc: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -48,7 +54,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | Non
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log and log.exists() else []
             raise RuntimeError(f"{Path(proc.args[0]).name} exited with {proc.returncode}: {last} {' | '.join(tail)}")
         try:
-            r = httpx.post(url, json=BODY, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=5)
+            r = httpx.post(url, json=BODY, headers={"authorization": f"Bearer {bearer}"}, timeout=5)
             if r.status_code == 200:
                 return
             last = f"{r.status_code} {r.text[:200]}"
@@ -56,6 +62,20 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | Non
             last = str(exc)
         time.sleep(0.25)
     raise RuntimeError(f"{url} not ready after {timeout}s: {last}")
+
+
+def post_script(path: Path, bearer: str) -> Path:
+    path.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                    f"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"\n"
+                    f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+    return path
+
+
+def create_key(tokenomy: Path, ledger: Path, *extra: str) -> str:
+    """A virtual key with a budget far above what a run spends (budgets are checked, never reached)."""
+    out = subprocess.run([str(tokenomy), "keys", "create", "--budget-usd", "100000", "--ledger", str(ledger),
+                          "--json", *extra], capture_output=True, text=True, timeout=60, check=True).stdout
+    return json.loads(out)["key"]
 
 
 def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
@@ -122,10 +142,8 @@ def main() -> int:
         return 2
     tokenomy = Path(sys.executable).with_name("tokenomy")
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
-    script = work / "post.lua"
-    script.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-                      f"wrk.headers[\"Authorization\"] = \"Bearer {MASTER_KEY}\"\n"
-                      f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+    script = post_script(work / "post.lua", MASTER_KEY)
+    scripts: dict[str, Path] = {}
     procs: list[subprocess.Popen] = []
     targets: dict[str, str] = {}
     notes: list[str] = []
@@ -147,6 +165,23 @@ def main() -> int:
                             str(work / "ledger.duckdb")], work / "tokenomy.log", env=env))
         wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60, work / "tokenomy.log")
         targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+
+        # Auth on: a plain budgeted key, and a key in a budgeted team (two budgets checked per request).
+        keyed_ledger = work / "keyed.duckdb"
+        plain = create_key(tokenomy, keyed_ledger)
+        team = create_key(tokenomy, keyed_ledger, "--team", "bench")
+        subprocess.run([str(tokenomy), "keys", "team-budget", "bench", "--budget-usd", "100000", "--ledger",
+                        str(keyed_ledger)], capture_output=True, timeout=60, check=True)
+        keyed_port = free_port()
+        keyed_config = work / "keyed.yaml"
+        keyed_config.write_text(json.dumps({**json.loads(config.read_text()), "auth": True}))
+        procs.append(start([str(tokenomy), "serve", "--config", str(keyed_config), "--port", str(keyed_port),
+                            "--ledger", str(keyed_ledger)], work / "keyed.log", env=env))
+        keyed_url = f"http://127.0.0.1:{keyed_port}/v1/chat/completions"
+        wait_ready_with(keyed_url, plain, procs[-1], 60, work / "keyed.log")
+        targets["tokenomy-key"] = targets["tokenomy-team"] = keyed_url
+        scripts["tokenomy-key"] = post_script(work / "plain.lua", plain)
+        scripts["tokenomy-team"] = post_script(work / "team.lua", team)
 
         if not args.no_litellm:
             exe, why = ensure_litellm()
@@ -172,8 +207,9 @@ def main() -> int:
 
         results: dict[str, dict[int, dict]] = {}
         for name, url in targets.items():
-            wrk(url, 4, 1, script)  # warm up connections, caches and JIT-free paths alike
-            results[name] = {c: wrk(url, c, args.duration, script) for c in (1, 32)}
+            lua = scripts.get(name, script)
+            wrk(url, 4, 1, lua)  # warm up connections, caches and JIT-free paths alike
+            results[name] = {c: wrk(url, c, args.duration, lua) for c in (1, 32)}
             print(f"measured {name}", file=sys.stderr, flush=True)
     finally:
         for proc in reversed(procs):
@@ -191,6 +227,11 @@ def verdicts(results: dict) -> list[dict]:
     """Ratios against the targets (only those the measured targets allow)."""
     out = []
     direct, gw, ll = results.get("direct"), results.get("tokenomy"), results.get("litellm")
+    plain, team = results.get("tokenomy-key"), results.get("tokenomy-team")
+    if plain and team:
+        ratio = team[32]["rps"] / plain[32]["rps"] if plain[32]["rps"] else 0.0
+        out.append({"check": "team key rps at c=32 within 10% of a plain key", "value": f"{ratio:.2f}x",
+                    "ok": ratio >= 0.9})
     if direct and gw:
         added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
         out.append({"check": "added p50 at c=1 < 1 ms", "value": f"{added:.3f} ms", "ok": added < 1.0})
