@@ -349,3 +349,42 @@ def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstre
     assert not failures, failures[:5]
     answered = [e for e in open_store(ledger_path).events() if e.outcome == "ok"]
     assert answered and counting.calls >= len(answered)
+
+
+# -- 5. a ledger that loses nothing the client was told about ------------------------------------------------------
+@pytest.mark.slow
+def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream)))
+
+        def serve() -> subprocess.Popen:
+            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            wait_for_port(port, 60, proc)
+            return proc
+
+        proc = serve()
+        try:
+            with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=8)) as http:
+                def one(_) -> int:
+                    return http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE).status_code
+
+                with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    statuses = list(pool.map(one, range(200)))
+            proc.kill()  # within the write-behind interval of the last answers: only the journal has them
+            proc.wait(10)
+            assert statuses == [200] * 200
+            proc = serve()  # replays the journal into the ledger
+            proc.terminate()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    rows = [e for e in open_store(ledger).events() if e.outcome == "ok"]
+    assert len(rows) == 200 and len({e.event_id for e in rows}) == 200
+    assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up

@@ -36,6 +36,7 @@ from tokenomy.gateway.responses import completion_body, error, usage_body
 from tokenomy.gateway.settings import gateway_settings
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.ledger.journal import Journal, journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse
@@ -90,11 +91,15 @@ class Gateway:
         self.config = config
         store = open_store(ledger or config.ledger)
         self.store = store
-        self.writer = LedgerWriter(store, flush_interval=0.5)
+        self.settings = gateway_settings(config.gateway, config.source or "<config>")
+        self.journal = None
+        if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
+            replay(journal_dir(store), store)
+            self.journal = Journal(journal_dir(store))
+        self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
         self.catalog = GatewayCatalog()
         self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,
                                     catalog=self.catalog)  # type: ignore[arg-type]
-        self.settings = gateway_settings(config.gateway, config.source or "<config>")
         self.keys = KeyStore(store) if config.auth else None
         self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
         concurrency = self.settings.max_inflight + self.settings.max_queue
@@ -322,6 +327,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         finally:
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # the call is on disk before the client hears of it
         metrics.observe(response, body.model)
         return metrics.done(JSONResponse(completion_body(response, body.model, request_id)), body.model, started)
 
@@ -423,6 +430,8 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
                 if piece.response is not None:
                     final = piece.response
         assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # on disk before the stream tells the client it is complete
         yield chunk({}, final.finish_reason)
         if body.stream_options and body.stream_options.include_usage:
             yield chunk({}, usage=usage_body(final))

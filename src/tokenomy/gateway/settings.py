@@ -21,6 +21,8 @@ class GatewaySettings(BaseModel):
     read_timeout_seconds: float = Field(30.0, gt=0, description="a request body not received in this time: 408, "
                                         "connection closed")
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    journal: bool = Field(True, description="append every ledger event to a local fsynced journal before answering "
+                          "(replayed on start): a crash loses no answered call")
     metrics_key_env: Optional[str] = Field(None, description="environment variable holding a key that GET /metrics "
                                            "requires as `Authorization: Bearer <key>`")
 

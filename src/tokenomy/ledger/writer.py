@@ -4,6 +4,8 @@
 `flush_interval` seconds or when `max_batch` events are waiting. On interpreter exit and on
 SIGTERM the buffer is flushed before the process goes away. A failing flush (database down) is
 retried with exponential backoff (at most every 30 s), logged once per attempt without a traceback.
+With a `journal`, every event is also appended to a local fsynced journal (see ledger/journal.py), so
+a crash loses nothing that was acknowledged; segments are deleted once their events are written.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import weakref
 from typing import Iterable
 
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.journal import Journal
 from tokenomy.ledger.store import LedgerStore, open_store
 
 log = logging.getLogger(__name__)
@@ -30,11 +33,13 @@ class LedgerWriter:
     """Buffers events and writes them in batches from a daemon thread."""
 
     def __init__(self, store: LedgerStore | str | None = None, flush_interval: float = 0.5,
-                 max_batch: int = 1000) -> None:
+                 max_batch: int = 1000, journal: Journal | None = None) -> None:
         self.store = store if isinstance(store, LedgerStore) else open_store(store)
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self._buffer: list[UsageEvent] = []
+        self.journal = journal
+        self._written = 0  # events recorded and now in the store (the journal's sequence numbers)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -49,6 +54,8 @@ class LedgerWriter:
     def record(self, event: UsageEvent) -> None:
         """Queue one event; cheap enough for the request path."""
         with self._lock:
+            if self.journal is not None:
+                self.journal.append(event)
             self._buffer.append(event)
             full = len(self._buffer) >= self.max_batch
         if full and time.monotonic() >= self._retry_at:
@@ -56,7 +63,10 @@ class LedgerWriter:
 
     def record_many(self, events: Iterable[UsageEvent]) -> None:
         with self._lock:
-            self._buffer.extend(events)
+            for event in events:
+                if self.journal is not None:
+                    self.journal.append(event)
+                self._buffer.append(event)
         self._wake.set()
 
     @property
@@ -76,6 +86,9 @@ class LedgerWriter:
                 with self._lock:
                     self._buffer[:0] = batch
                 raise
+            self._written += len(batch)
+            if self.journal is not None:
+                self.journal.written_to_store(self._written)
             return len(batch)
 
     def _run(self) -> None:
@@ -103,7 +116,14 @@ class LedgerWriter:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
-        self.flush()
+        try:
+            self.flush()
+        except Exception:
+            if self.journal is not None:
+                self.journal.close()  # its segments stay for the replay at the next start
+            raise
+        if self.journal is not None:
+            self.journal.discard()
 
 
 def flush_all() -> None:
