@@ -388,3 +388,51 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
     rows = [e for e in open_store(ledger).events() if e.outcome == "ok"]
     assert len(rows) == 200 and len({e.event_id for e in rows}) == 200
     assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
+
+
+# -- 6. PostgreSQL down with auth on -------------------------------------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(fresh_postgres_url, caplog):
+    import logging
+
+    import psycopg
+
+    store = KeyStore(open_store(fresh_postgres_url))
+    secret, key = store.create(budget_usd=Decimal("1"), period="month")
+    admin = fresh_postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name = fresh_postgres_url.rsplit("/", 1)[1]
+
+    def rename(old: str, new: str) -> None:  # the database disappears for the gateway, as when the server is down
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{old}'")
+            conn.execute(f"ALTER DATABASE {old} RENAME TO {new}")
+
+    config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
+    caplog.set_level(logging.WARNING)
+    with InstantOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        with gateway(config, fresh_postgres_url) as url, httpx.Client(timeout=30) as http:
+            auth = {"authorization": f"Bearer {secret}"}
+            assert http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code == 200
+            time.sleep(0.7)  # the first answer is flushed
+            rename(name, name + "_away")
+            try:
+                known = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
+                         for _ in range(40)]
+                time.sleep(2.5)
+                unknown = http.post(url + "/v1/chat/completions", json=MESSAGE,
+                                    headers={"authorization": "Bearer tk-never-issued"})
+                dashboard = http.get(url + "/dashboard/api/filters", headers=auth)
+            finally:
+                rename(name + "_away", name)
+            flush_failures = [r for r in caplog.records if "ledger flush" in r.getMessage()]
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and store.store.count() < 41:
+                time.sleep(0.5)
+    assert known == [200] * 40
+    assert unknown.status_code == 503 and unknown.json()["error"]["code"] == "keys_unavailable"
+    assert dashboard.status_code == 503 and dashboard.json()["error"]["type"] == "server_error"
+    assert 1 <= len(flush_failures) <= 6  # backing off, not one traceback per request
+    assert all(r.exc_info is None for r in flush_failures)
+    assert store.store.count() == 41  # everything answered while it was down, written once it came back

@@ -119,7 +119,7 @@ class Journal:
                     segment = self._current
                     segment.file.write(b"".join(lines))
                     segment.file.flush()
-                    os.fsync(segment.file.fileno())
+                    os.fdatasync(segment.file.fileno())
                     segment.last_seq = upto
                     if segment.file.tell() > SEGMENT_BYTES:
                         self._sealed.append(segment)
