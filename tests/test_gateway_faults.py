@@ -436,3 +436,50 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(fr
     assert 1 <= len(flush_failures) <= 6  # backing off, not one traceback per request
     assert all(r.exc_info is None for r in flush_failures)
     assert store.store.count() == 41  # everything answered while it was down, written once it came back
+
+
+# -- 7. supervisor -------------------------------------------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.slow
+def test_workers_share_metrics_behind_a_key_and_die_with_their_supervisor(redis_url, tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("10"), period="month")
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url,
+                                                     gateway={"metrics_key_env": "METRICS_KEY"})))
+        env = {**os.environ, "FAST_KEY": "x", "METRICS_KEY": "m-secret"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                 str(ledger), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, 60, proc)
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(30):  # new connections, so both workers answer some
+                reply = httpx.post(base + "/v1/chat/completions", json=MESSAGE,
+                                   headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                assert reply.status_code == 200
+            anonymous = httpx.get(base + "/metrics", timeout=10)
+            totals = set()
+            for _ in range(6):
+                text = httpx.get(base + "/metrics", headers={"authorization": "Bearer m-secret"}, timeout=10).text
+                totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                               if line.startswith('tokenomy_requests_total{model="fast",status="200"}')))
+            workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            proc.kill()  # the supervisor dies without a chance to stop its workers
+            proc.wait(10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and "Z" not in Path(
+                    f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+                time.sleep(0.2)
+            alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert anonymous.status_code == 401
+    assert totals == {30.0}  # every worker's requests, whichever worker answered /metrics
+    assert len(workers) >= 2 and not alive, f"workers still running after the supervisor died: {alive}"
