@@ -483,3 +483,26 @@ def test_workers_share_metrics_behind_a_key_and_die_with_their_supervisor(redis_
     assert anonymous.status_code == 401
     assert totals == {30.0}  # every worker's requests, whichever worker answered /metrics
     assert len(workers) >= 2 and not alive, f"workers still running after the supervisor died: {alive}"
+
+
+def test_sigterm_while_the_main_thread_holds_the_duckdb_open_lock_does_not_deadlock(tmp_path):
+    # Deterministic form of the chaos test above: the signal arrives while the main thread is inside a
+    # DuckDB open (as in a key or team lookup); the handler's flush needs that same lock.
+    ledger = tmp_path / "ledger.duckdb"
+    script = f"""
+import os, signal
+from tokenomy.ledger import store
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.writer import LedgerWriter
+writer = LedgerWriter({str(ledger)!r}, flush_interval=60)
+writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m"))
+with store._DUCKDB_OPEN_CLOSE:
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+    started = time.monotonic()
+    try:
+        result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("SIGTERM deadlocked: the handler's flush waited on a lock its own thread held")
+    assert result.returncode == 143 and time.monotonic() - started < 15, result.stderr
+    assert open_store(ledger).count() == 1  # flushed once the lock was released
