@@ -506,3 +506,28 @@ with store._DUCKDB_OPEN_CLOSE:
         pytest.fail("SIGTERM deadlocked: the handler's flush waited on a lock its own thread held")
     assert result.returncode == 143 and time.monotonic() - started < 15, result.stderr
     assert open_store(ledger).count() == 1  # flushed once the lock was released
+
+
+@pytest.mark.slow
+def test_serve_closes_connections_whose_headers_do_not_arrive_in_time(tmp_path):
+    import socket
+
+    port = free_port()
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("gateway:\n  header_timeout_seconds: 1\n")
+    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                             str(tmp_path / "l.duckdb")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, proc)
+        took = []
+        for partial in (b"", b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+                sock.sendall(partial)
+                started = time.monotonic()
+                assert sock.recv(1024) == b""  # closed by the server, not by our 15 s timeout
+                took.append(time.monotonic() - started)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert all(0.5 < t < 5 for t in took), took

@@ -56,9 +56,19 @@ def serve(
     if workers > 1:
         _multiprocess_metrics()
         os.environ["TOKENOMY_WORKER_OF"] = str(os.getpid())  # workers exit when this supervisor dies
+    os.environ["TOKENOMY_HEADER_TIMEOUT"] = str(settings.header_timeout_seconds)
     uvicorn.run("tokenomy.gateway.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False, timeout_graceful_shutdown=30,
-                timeout_keep_alive=int(max(1, settings.keep_alive_seconds)))
+                timeout_keep_alive=int(max(1, settings.keep_alive_seconds)), http=_http_protocol())
+
+
+def _http_protocol() -> str:
+    """httptools with a header-read timeout when httptools is installed; uvicorn's choice otherwise."""
+    import importlib.util
+
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    return "tokenomy.gateway.edge_protocol:HeaderTimeoutProtocol"
 
 
 def _multiprocess_metrics() -> None:

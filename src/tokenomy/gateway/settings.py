@@ -20,6 +20,8 @@ class GatewaySettings(BaseModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     read_timeout_seconds: float = Field(30.0, gt=0, description="a request body not received in this time: 408, "
                                         "connection closed")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="a request's headers not complete in this "
+                                          "time after connecting (or starting it): connection closed")
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
     journal: bool = Field(True, description="append every ledger event to a local fsynced journal before answering "
                           "(replayed on start): a crash loses no answered call")
