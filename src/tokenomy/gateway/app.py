@@ -25,10 +25,10 @@ from tokenomy.caching.placement import estimate_tokens
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.gateway import metrics
+from tokenomy.gateway import auth, metrics, supervision
 from tokenomy.gateway.budgets import BudgetUnavailable, Budgets, Reservation, Scope
 from tokenomy.gateway.hygiene import EdgeHygiene
-from tokenomy.gateway.keycache import KeyCache, KeysUnavailable
+from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
@@ -109,53 +109,13 @@ class Gateway:
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
 
-    # -- auth and budgets -----------------------------------------------------------------------
-    def _secret(self, header: str | None) -> str | JSONResponse:
-        if not header or not header.lower().startswith("bearer "):
-            return error(401, "Missing API key: send `Authorization: Bearer <key>` (create one with `tokenomy keys "
-                              "create`).", "invalid_request_error", "invalid_api_key")
-        return header[7:].strip()
-
-    @staticmethod
-    def _verdict(key: VirtualKey | None) -> VirtualKey | JSONResponse:
-        if key is None or key.revoked:
-            return error(401, "Invalid or revoked API key.", "invalid_request_error", "invalid_api_key")
-        return key
-
-    @staticmethod
-    def _unavailable(exc: Exception) -> JSONResponse:
-        return error(503, f"the gateway cannot check this API key: its key database is unreachable ({exc}); keys "
-                          "it has already seen keep working; retry later", "server_error", "keys_unavailable")
-
+    # -- auth -----------------------------------------------------------------------------------
     def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
         """Blocking form (the dashboard's handlers run in a worker thread)."""
-        if self.key_cache is None:
-            return None
-        secret = self._secret(header)
-        if isinstance(secret, JSONResponse):
-            return secret
-        known, key = self.key_cache.cached(secret)
-        if not known:
-            try:
-                key = self.key_cache.fetch(secret)
-            except KeysUnavailable as exc:
-                return self._unavailable(exc)
-        return self._verdict(key)
+        return auth.authenticate(self.key_cache, header)
 
     async def authenticate_async(self, header: str | None) -> VirtualKey | None | JSONResponse:
-        """Keys come from memory; a key not seen yet is looked up once in a worker thread, never on the loop."""
-        if self.key_cache is None:
-            return None
-        secret = self._secret(header)
-        if isinstance(secret, JSONResponse):
-            return secret
-        known, key = self.key_cache.cached(secret)
-        if not known:
-            try:
-                key = await asyncio.to_thread(self.key_cache.fetch, secret)
-            except KeysUnavailable as exc:
-                return self._unavailable(exc)
-        return self._verdict(key)
+        return await auth.authenticate_async(self.key_cache, header)
 
     def close(self) -> None:
         if self.key_cache is not None:
@@ -451,32 +411,6 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: config and ledger come from the environment."""
     if os.environ.get("TOKENOMY_WORKER_OF"):  # set by `serve --workers N`: this process is a supervised worker
-        exit_with_parent()
+        supervision.exit_with_parent(int(os.environ["TOKENOMY_WORKER_OF"]))
     return create_app(load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"))
 
-
-def exit_with_parent() -> None:
-    """A worker must not outlive its supervisor (a SIGKILLed supervisor left workers serving the port): on Linux
-    the kernel sends SIGTERM when the parent dies; elsewhere a thread watches the parent's pid."""
-    import signal
-    import sys
-    import threading
-
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-                if os.getppid() != parent:  # died before the call
-                    os.kill(os.getpid(), signal.SIGTERM)
-                return
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="tokenomy-parent-watch", daemon=True).start()

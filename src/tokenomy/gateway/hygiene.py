@@ -111,8 +111,9 @@ class EdgeHygiene:
         more = True
         while more:
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.read_timeout):  # no task per receive, unlike wait_for
+                    message = await receive()
+            except TimeoutError:
                 await refuse(send, 408, f"the request body did not arrive within {self.read_timeout:g} s "
                                         "(gateway.read_timeout_seconds)", close=True)
                 return
