@@ -216,11 +216,13 @@ def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
                     statuses += pool.map(one, range(12))  # some in flight while Redis dies
                     killer.result(20)
                     redis_proc = start_redis()  # back, and empty
-                    statuses += pool.map(one, range(60))
+                    after = list(pool.map(one, range(60)))
+                    statuses += after
     finally:
         redis_proc.kill()
         redis_proc.wait(10)
     assert set(statuses) <= {200, 429, 503}  # 503 only while Redis was down
+    assert 503 not in after  # stale pooled connections are replaced, not answered with 503
     assert statuses.count(429) > 0  # the budget did run out
     total = spent(ledger, key.key_id)
     assert total <= budget + PER_REQUEST, (total, budget, statuses)
