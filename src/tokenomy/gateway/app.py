@@ -105,7 +105,8 @@ class Gateway:
         concurrency = self.settings.max_inflight + self.settings.max_queue
         self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url \
             else LocalLimits()
-        self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache) if self.keys else None
+        self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache,
+                               shared=bool(config.redis_url)) if self.keys else None
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
 
@@ -271,6 +272,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         gw.guard.waiting += 1
         try:
             await gw.guard.slots.acquire()
+        except BaseException:  # the client left while queued: nothing was called, release the reservation
+            await _settle(gw, budgets, None)
+            raise
         finally:
             gw.guard.waiting -= 1
         if body.stream:
