@@ -78,9 +78,21 @@ def create_key(tokenomy: Path, ledger: Path, *extra: str) -> str:
     return json.loads(out)["key"]
 
 
-def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
-    """Run wrk; return requests/s, p50 and p99 in ms, and non-2xx count."""
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc); 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
+def wrk(url: str, connections: int, duration: int, script: Path, pid: int | None = None) -> dict:
+    """Run wrk; return requests/s, p50 and p99 in ms, non-2xx count and the server's CPU ms per request.
+
+    CPU per request is what a shared machine's load cannot distort much (requests/s and latency it can)."""
     threads = 1 if connections == 1 else 2
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           url], capture_output=True, text=True, timeout=duration + 60).stdout
 
@@ -90,11 +102,15 @@ def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
+    cpu = cpu_seconds(pid) - cpu_before
+    done = re.search(r"(\d+) requests in", out)
+    cpu_ms = cpu * 1000 / int(done.group(1)) if pid and done and int(done.group(1)) else float("nan")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else "",
+            "cpu_ms_per_req": cpu_ms}
 
 
 def ensure_litellm() -> tuple[Path | None, str]:
@@ -144,6 +160,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
     script = post_script(work / "post.lua", MASTER_KEY)
     scripts: dict[str, Path] = {}
+    pids: dict[str, int] = {}
     procs: list[subprocess.Popen] = []
     targets: dict[str, str] = {}
     notes: list[str] = []
@@ -165,6 +182,7 @@ def main() -> int:
                             str(work / "ledger.duckdb")], work / "tokenomy.log", env=env))
         wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60, work / "tokenomy.log")
         targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        pids["tokenomy"] = procs[-1].pid
 
         # Auth on: a plain budgeted key, and a key in a budgeted team (two budgets checked per request).
         keyed_ledger = work / "keyed.duckdb"
@@ -180,6 +198,7 @@ def main() -> int:
         keyed_url = f"http://127.0.0.1:{keyed_port}/v1/chat/completions"
         wait_ready_with(keyed_url, plain, procs[-1], 60, work / "keyed.log")
         targets["tokenomy-key"] = targets["tokenomy-team"] = keyed_url
+        pids["tokenomy-key"] = pids["tokenomy-team"] = procs[-1].pid
         scripts["tokenomy-key"] = post_script(work / "plain.lua", plain)
         scripts["tokenomy-team"] = post_script(work / "team.lua", team)
 
@@ -209,7 +228,7 @@ def main() -> int:
         for name, url in targets.items():
             lua = scripts.get(name, script)
             wrk(url, 4, 1, lua)  # warm up connections, caches and JIT-free paths alike
-            results[name] = {c: wrk(url, c, args.duration, lua) for c in (1, 32)}
+            results[name] = {c: wrk(url, c, args.duration, lua, pids.get(name)) for c in (1, 32)}
             print(f"measured {name}", file=sys.stderr, flush=True)
     finally:
         for proc in reversed(procs):
@@ -232,6 +251,9 @@ def verdicts(results: dict) -> list[dict]:
         ratio = team[32]["rps"] / plain[32]["rps"] if plain[32]["rps"] else 0.0
         out.append({"check": "team key rps at c=32 within 10% of a plain key", "value": f"{ratio:.2f}x",
                     "ok": ratio >= 0.9})
+        cpu = team[32]["cpu_ms_per_req"] / plain[32]["cpu_ms_per_req"]
+        out.append({"check": "team key CPU per request at c=32 within 10% of a plain key (robust to machine load)",
+                    "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
     if direct and gw:
         added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
         out.append({"check": "added p50 at c=1 < 1 ms", "value": f"{added:.3f} ms", "ok": added < 1.0})
@@ -252,12 +274,12 @@ def report(results: dict, verdict: list[dict], notes: list[str]) -> None:
 
     console = Console()
     table = Table(title="Gateway overhead (instant upstream on loopback, wrk)")
-    for col in ("target", "c", "req/s", "p50 ms", "p99 ms", "non-2xx"):
+    for col in ("target", "c", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU ms/req"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for name, by_c in results.items():
         for c, r in by_c.items():
             table.add_row(name, str(c), f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                          str(r["non_2xx"]))
+                          str(r["non_2xx"]), f"{r.get('cpu_ms_per_req', float('nan')):.3f}")
     console.print(table)
     for v in verdict:
         mark = "" if v["ok"] is None else ("[green]met[/green]" if v["ok"] else "[red]NOT met[/red]")
