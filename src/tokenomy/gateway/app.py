@@ -15,6 +15,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -94,8 +95,9 @@ class Gateway:
         self.settings = gateway_settings(config.gateway, config.source or "<config>")
         self.journal = None
         if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
-            replay(journal_dir(store), store)
-            self.journal = Journal(journal_dir(store))
+            folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
+            replay(folder, store)
+            self.journal = Journal(folder)
         self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
         self.catalog = GatewayCatalog()
         self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,

@@ -25,6 +25,8 @@ class GatewaySettings(BaseModel):
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
     journal: bool = Field(True, description="append every ledger event to a local fsynced journal before answering "
                           "(replayed on start): a crash loses no answered call")
+    journal_dir: Optional[str] = Field(None, description="where the journal lives (default: beside a DuckDB ledger, "
+                                       "or .tokenomy/journal-<hash of the URL> for PostgreSQL)")
     metrics_key_env: Optional[str] = Field(None, description="environment variable holding a key that GET /metrics "
                                            "requires as `Authorization: Bearer <key>`")
 
