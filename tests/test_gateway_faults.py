@@ -533,3 +533,15 @@ def test_serve_closes_connections_whose_headers_do_not_arrive_in_time(tmp_path):
         proc.terminate()
         proc.wait(30)
     assert all(0.5 < t < 5 for t in took), took
+
+
+def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, ledger_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("gateway:\n  metrics_key_env: TOKENOMY_TEST_UNSET_METRICS_KEY\n")
+    env = {k: v for k, v in os.environ.items() if k != "TOKENOMY_TEST_UNSET_METRICS_KEY"}
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
+                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "TOKENOMY_TEST_UNSET_METRICS_KEY is not set" in result.stderr
+    with gateway({"gateway": {"metrics_key_env": "TOKENOMY_TEST_UNSET_METRICS_KEY"}}, ledger_path) as url:
+        assert httpx.get(url + "/metrics").status_code == 401
+        assert httpx.get(url + "/metrics", headers={"authorization": "Bearer x"}).status_code == 401

@@ -31,6 +31,9 @@ def serve(
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
     settings = gateway_settings(loaded.gateway, loaded.source or "<config>")
+    if settings.metrics_key_env and not os.environ.get(settings.metrics_key_env):
+        raise ConfigError(f"{loaded.source or '<config>'}: gateway.metrics_key_env: ${settings.metrics_key_env} is not "
+                          "set; export the key /metrics should require, or remove metrics_key_env")
     if workers > 1 and loaded.auth and not loaded.redis_url:
         # Each worker would hold its own budget and rate counters: every limit silently multiplied by N.
         raise ConfigError(f"{loaded.source or '<config>'}: --workers {workers} with auth needs redis_url, so that "

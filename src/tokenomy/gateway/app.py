@@ -7,6 +7,7 @@ Every request passes: auth (virtual key) → overload guard → route → rate l
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import logging
@@ -165,7 +166,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                   description="OpenAI-compatible chat completions with cost policies.")
     edge = gateway_settings(config.gateway, config.source or "<config>")
     app.add_middleware(EdgeHygiene, max_body_bytes=edge.max_body_bytes, read_timeout=edge.read_timeout_seconds)
-    metrics_key = os.environ.get(edge.metrics_key_env) if edge.metrics_key_env else None
+    # With metrics_key_env named but unset, /metrics is closed rather than silently open.
+    metrics_key = os.environ.get(edge.metrics_key_env, "") if edge.metrics_key_env else None
 
     if config.redis_url:
         from redis.exceptions import RedisError
@@ -205,7 +207,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> PlainTextResponse:
         """Prometheus text exposition of requests, tokens, cost and latency (every worker's, summed)."""
-        if metrics_key is not None and request.headers.get("authorization") != f"Bearer {metrics_key}":
+        if metrics_key is not None and not (metrics_key and hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), f"Bearer {metrics_key}".encode())):
             return error(401, f"/metrics needs `Authorization: Bearer <the key in ${edge.metrics_key_env}>`",
                          "invalid_request_error", "invalid_api_key")
         return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
