@@ -13,6 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenomy.money import money_str
+from tokenomy.money import usd as money_usd
+
 # Pipes and CI logs get a wide, fixed layout so tables aren't squeezed to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 console = Console(width=_WIDTH)
@@ -26,10 +29,8 @@ PricesOption = typer.Option(None, "--prices", help="YAML price file layered over
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        text = str(value)  # keeps the catalog's own digits ("0.80")...
-        # ...but never exponent form ("0E-7", "1.2E+3"), which JSON readers take for a float or reject.
-        return format(value.normalize(), "f") if "E" in text else text
+    if isinstance(value, Decimal):  # the one money rule: plain text, never "0E-7" or 28 decimals
+        return money_str(value, "record")
     if isinstance(value, (datetime, date)):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "to_json"):
@@ -61,7 +62,7 @@ def report_cell(column: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"${value:,.6f}"
+        return money_usd(value, "amount")
     if isinstance(value, float):
         if column == "delta":  # tier-share: actual minus expected share, in percentage points
             return f"{value:+.1%}"
@@ -76,9 +77,7 @@ def report_cell(column: str, value: Any) -> str:
 
 
 def usd(value: Decimal | None, places: int = 6) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.{places}f}"
+    return money_usd(value, "amount", places)
 
 
 def usd_short(value: Decimal | float | str | None) -> str:
@@ -86,7 +85,9 @@ def usd_short(value: Decimal | float | str | None) -> str:
     if value is None:
         return "-"
     value = Decimal(str(value))
-    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
+    if value == value.quantize(Decimal("0.01")):
+        return money_usd(value, "report")
+    return money_usd(value, "record", min(12, max(2, -int(value.normalize().as_tuple().exponent))))
 
 
 def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
