@@ -38,8 +38,28 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _plain_float(value: float) -> str:
+    """A float as a JSON number in plain notation, at most 12 decimals (never "1e-05" or 17 digits of noise)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value} cannot be written as JSON")
+    text = format(round(value, 12), ".12f").rstrip("0")
+    text = text + "0" if text.endswith(".") else text
+    return "0.0" if text == "-0.0" else text
+
+
+class _PlainJSONEncoder(json.JSONEncoder):
+    """The standard encoder with floats written by `_plain_float` (Decimals go through `_default`)."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Any:
+        encoder = json.encoder  # type: ignore[attr-defined]
+        strings = encoder.encode_basestring_ascii if self.ensure_ascii else encoder.encode_basestring
+        return encoder._make_iterencode(  # noqa: SLF001 - the one hook for float text in the stdlib encoder
+            {} if self.check_circular else None, self.default, strings, self.indent, _plain_float,
+            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, default=_default, indent=2)
+    return json.dumps(data, default=_default, indent=2, cls=_PlainJSONEncoder)
 
 
 def print_json(data: Any) -> None:
