@@ -18,7 +18,7 @@ from tokenomy.errors import UnknownModelError
 # the caller names none (a geographic profile is billed at its source region's price).
 PROFILE_PREFIXES = {
     "us": "us-east-1", "us-gov": "us-gov-west-1", "eu": "eu-central-1", "apac": "ap-northeast-1",
-    "jp": "ap-northeast-1", "au": "ap-southeast-2", "ca": "ca-central-1", "global": "us-east-1",
+    "jp": "ap-northeast-1", "au": "ap-southeast-2", "ca": "ca-central-1", "in": "ap-south-1", "global": "us-east-1",
 }
 # Model publishers on Bedrock: `<vendor>.<model>` ids are Bedrock ids.
 BEDROCK_VENDORS = ("ai21", "amazon", "anthropic", "cohere", "deepseek", "google", "meta", "minimax", "mistral",
@@ -115,6 +115,10 @@ def alias_candidates(base: str, known: list[str]) -> list[str]:
     undated = _DATE_SUFFIX.sub("", name)
     if undated != name:
         add(undated)  # gpt-4o-2024-08-06 -> gpt-4o
+    unversioned = _VERSION_SUFFIX.sub("", name)
+    if unversioned != name:  # anthropic.claude-opus-4-6-v1:0 -> anthropic.claude-opus-4-6-v1 / ...-sonnet-4-6
+        add(unversioned)
+        name = unversioned
     # claude-sonnet-4-5 -> claude-sonnet-4-5-20250929; anthropic.claude-3-haiku-20240307 -> ...-v1:0
     dated = sorted((k for k in known if k.startswith(name + "-") and
                     (_DATE_SUFFIX.fullmatch(k[len(name):]) or _VERSION_SUFFIX.fullmatch(k[len(name):]))),
