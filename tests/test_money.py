@@ -180,4 +180,10 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
             document = json.loads(result.stdout)
             assert document in ([], {}) or list(_numbers(document)), (args, "no numbers: the check would be empty")
             problems += [f"{' '.join(args)}: {bad}" for bad in _bad_numbers(document)]
+    for name in ("spend", "tokens"):  # CSV follows the same rule
+        result = runner.invoke(app, ["report", name, "--ledger", ledger, "--csv"])
+        assert result.exit_code == 0, result.output
+        cells = [cell for line in result.stdout.splitlines()[1:] for cell in line.split(",")]
+        problems += [f"report {name} --csv: {c}" for c in cells if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", c)
+                     and _bad_numbers(c)]
     assert not problems, "\n".join(problems)

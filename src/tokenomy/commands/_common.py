@@ -58,6 +58,15 @@ class _PlainJSONEncoder(json.JSONEncoder):
             self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
 
 
+def csv_cell(value: Any) -> Any:
+    """A CSV value by the same rules as JSON: money by the one money rule, floats plain."""
+    if isinstance(value, Decimal):
+        return money_str(value, "record")
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return _plain_float(value)
+    return value
+
+
 def dumps(data: Any) -> str:
     return json.dumps(data, default=_default, indent=2, cls=_PlainJSONEncoder)
 
