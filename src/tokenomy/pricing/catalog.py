@@ -22,7 +22,7 @@ from tokenomy.pricing.entry import INT_FIELDS, PRICE_FIELDS, TERMS, TEXT_FIELDS,
 from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
 
 # Re-exported: callers import these from the catalog.
-__all__ = ["PROFILE_PREFIXES", "PRICE_FIELDS", "TERMS", "PriceCatalog", "PriceEntry", "default_catalog",
+__all__ = ["PRICE_FIELDS", "PROFILE_PREFIXES", "TERMS", "PriceCatalog", "PriceEntry", "default_catalog",
            "load_litellm_prices", "parse_price_document", "set_default_catalog", "split_inference_profile"]
 
 DEFAULT_REGION = {"aws.bedrock": "us-east-1", "openai": "global", "anthropic": "global", "local": "local"}
