@@ -36,7 +36,7 @@ class AlertSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     window_days: int = Field(7, ge=1, description="recent window compared, and anomaly lookback")
-    anomaly_groups: list[Literal["model", "provider"]] = Field(default_factory=lambda: ["model"],
+    anomaly_groups: list[Literal["model", "provider"]] = Field(default_factory=lambda: ["model"],  # type: ignore[arg-type]
                                                                description="daily spend series checked")
     cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
     cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
@@ -52,8 +52,9 @@ class AlertSettings(BaseModel):
     def from_config(cls, alerts: dict[str, Any] | None, routing: dict[str, Any] | None = None) -> "AlertSettings":
         """Validate `alerts:` (expected tier shares may also come from `routing.expected_tier_share`)."""
         data = dict(alerts or {})
-        if "expected_tier_share" not in data and (routing or {}).get("expected_tier_share"):
-            data["expected_tier_share"] = routing["expected_tier_share"]
+        shares = (routing or {}).get("expected_tier_share")
+        if "expected_tier_share" not in data and shares:
+            data["expected_tier_share"] = shares
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

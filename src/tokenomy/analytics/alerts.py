@@ -36,7 +36,7 @@ def _week(now: datetime) -> str:
     return (now - timedelta(days=now.weekday())).date().isoformat()
 
 
-def _budget_alerts(store: Any, budgets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[str, Any]]:
     from tokenomy.analytics.forecast import month_end_forecast
 
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -178,7 +178,7 @@ IDENTITY = {"budget": ("month", "limit_usd"), "budget_forecast": ("month", "limi
             "escalation_rate": ("week",), "provisioned_idle": ("week",)}
 
 
-def evaluate(store: Any, budgets: list[dict[str, Any]], now: datetime | None = None,
+def evaluate(store: Any, budgets: list[Any], now: datetime | None = None,
              settings: AlertSettings | None = None, config: Any = None) -> list[dict[str, Any]]:
     """All current alerts, each with a stable `alert_id` (`config`: a TokenomyConfig for routing policies)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)

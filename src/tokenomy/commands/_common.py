@@ -51,9 +51,9 @@ class _PlainJSONEncoder(json.JSONEncoder):
     """The standard encoder with floats written by `_plain_float` (Decimals go through `_default`)."""
 
     def iterencode(self, o: Any, _one_shot: bool = False) -> Any:
-        encoder = json.encoder  # type: ignore[attr-defined]
+        encoder: Any = json.encoder  # the stdlib module; its private hook is not in the type stubs
         strings = encoder.encode_basestring_ascii if self.ensure_ascii else encoder.encode_basestring
-        return encoder._make_iterencode(  # noqa: SLF001 - the one hook for float text in the stdlib encoder
+        return encoder._make_iterencode(  # the one hook for float text in the stdlib encoder
             {} if self.check_circular else None, self.default, strings, self.indent, _plain_float,
             self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
 

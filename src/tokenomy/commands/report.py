@@ -54,7 +54,7 @@ def report(
 
             raise UsageError(f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for "
                              "one report's table)")
-        written = write_report_html(open_existing_ledger(ledger), Filters(*utc), html)
+        written = write_report_html(open_existing_ledger(ledger), Filters(since=utc[0], until=utc[1]), html)
         if as_json:
             print_json({"html": str(written)})
         else:

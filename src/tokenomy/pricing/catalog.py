@@ -171,9 +171,9 @@ class PriceCatalog:
         if self.use_fallback:
             from tokenomy.pricing.library import library_entry
 
-            entry = library_entry(ref, region)
-            if entry is not None:
-                return replace(entry, resolved_from=asked if ref.base != asked else None)
+            found = library_entry(ref, region)
+            if found is not None:
+                return replace(found, resolved_from=asked if ref.base != asked else None)
         close = [m for m in self.models() if ref.base.split(".")[-1][:12] in m][:3]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(

@@ -98,6 +98,7 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
             reason = entry.batch_note or "the provider publishes no batch price for it"
             raise UsageError(f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
                              "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE.")
+        assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
         # Batch discounts apply to cached tokens in the same proportion as to plain input.
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
