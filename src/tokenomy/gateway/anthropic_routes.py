@@ -148,7 +148,7 @@ async def create_message(request: Request):  # noqa: ANN201
     route = gw.config.route_for(name) if name else None
     label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
     secret = request.headers.get("x-api-key")
-    key = gw.authenticate(f"Bearer {secret}" if secret else request.headers.get("authorization"))
+    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
     if isinstance(key, JSONResponse):
         message = json.loads(key.body)["error"]["message"]
         return metrics.done(anthropic_error(key.status_code, message.replace(
@@ -175,14 +175,16 @@ async def create_message(request: Request):  # noqa: ANN201
     try:
         response = await call_route(gw, call, route, admitted.policy)
     except ProviderError as exc:
-        await settle(gw, admitted.budgets, admitted.estimate, None)
+        await settle(gw, admitted.budgets, None)
         return metrics.done(_provider_error(exc), name, started)
     except TokenomyError as exc:
-        await settle(gw, admitted.budgets, admitted.estimate, None)
+        await settle(gw, admitted.budgets, None)
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     finally:
         gw.guard.slots.release()
-    await settle(gw, admitted.budgets, admitted.estimate, response)
+    await settle(gw, admitted.budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # the call is on disk before the client hears of it
     metrics.observe(response, name)
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {"cost_usd": str(response.cost_usd), "model": response.model,
@@ -223,4 +225,4 @@ async def _stream(gw, call, route, admitted, name: str, message_id: str,  # noqa
         metrics.count(name, 502, started)
     finally:
         gw.guard.slots.release()
-        await settle(gw, admitted.budgets, admitted.estimate, final, unknown=final is None and streamed)
+        await settle(gw, admitted.budgets, final, unknown=final is None and streamed)

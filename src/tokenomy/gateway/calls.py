@@ -1,15 +1,19 @@
 """The gateway's call path shared by its APIs (OpenAI chat completions, Anthropic messages):
-admission (overload guard, key rate limit, budget reservation), the call itself, and settlement."""
+admission (overload guard, key rate limit, budget reservation, a call slot), the call, and settlement."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
 from tokenomy.client import CallPolicy
 from tokenomy.errors import TokenomyError
+from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.limits import to_nano
 from tokenomy.messages import ChatRequest, ChatResponse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,8 +30,7 @@ class Admitted:
     """A request that holds a call slot and (with budgets) a reservation; settle it exactly once."""
 
     policy: CallPolicy
-    budgets: list
-    estimate: int
+    budgets: Reservation | None
 
 
 async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Refusal:  # noqa: ANN001
@@ -36,22 +39,30 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
         return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
-    budgets = gw.budgets(key)
-    estimate = gw.estimate_nano(route, call) if budgets else 0
-    if budgets:
-        refused = await gw.limits.reserve(budgets, estimate)
-        if refused is not None:
-            scope = "team" if refused.startswith("team:") else "key"
+    scopes = gw.budgets.scopes(key) if gw.budgets else []
+    budgets: Reservation | None = None
+    if scopes:
+        estimate = gw.estimate_nano(route, call)
+        try:
+            held = await gw.budgets.reserve(scopes, estimate)
+        except BudgetUnavailable as exc:
+            return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
+        if isinstance(held, Scope):
+            scope = "team" if held.counter.startswith("team:") else "key"
             return Refusal(429, f"Budget exhausted for this {scope}: this request could cost up to "
                                 f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
                                 "Raise the budget or wait for the next period.", "budget_exceeded")
+        budgets = held
     policy = gw.policies.get(model) or CallPolicy.from_route(route)
     gw.guard.waiting += 1
     try:
         await gw.guard.slots.acquire()
+    except BaseException:  # the client left while queued: nothing was called, release the reservation
+        await settle(gw, budgets, None)
+        raise
     finally:
         gw.guard.waiting -= 1
-    return Admitted(policy, budgets, estimate)
+    return Admitted(policy, budgets)
 
 
 async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
@@ -66,11 +77,18 @@ async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatRe
     return await gw.client.achat(call, policy=policy)
 
 
-async def settle(gw, budgets, estimate: int, response: ChatResponse | None,  # noqa: ANN001
+async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,  # noqa: ANN001
                  unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it)."""
-    if budgets:
-        if unknown:
-            return  # e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-        actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
-        await gw.limits.settle(budgets, estimate, actual)
+    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
+
+    The provider has answered by now: a limits store that fails here must not turn a paid answer into an
+    error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
+    if budgets is None or gw.budgets is None:
+        return
+    # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
+    actual = None if unknown else (
+        to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
+    try:
+        await gw.budgets.settle(budgets, actual)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
