@@ -20,8 +20,19 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.app import create_app as gateway_app
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import (ChatRequest, DocumentBlock, ImageBlock, Message, Reasoning, ReasoningBlock,
-                               TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 from tokenomy.providers.anthropic_mapping import request_from_anthropic, to_anthropic_params
 from tokenomy.providers.anthropic_provider import AnthropicProvider
 
@@ -106,7 +117,7 @@ def test_sdk_invalid_blocks_are_400s_naming_the_block(sdk) -> None:
                                                                           "data": "AAAA"}}]}
     with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0\.source\.media_type"):
         sdk.messages.create(model=SONNET, max_tokens=8, messages=[bad_image])
-    with pytest.raises(anthropic.BadRequestError, match="tool_choice.name"):
+    with pytest.raises(anthropic.BadRequestError, match=r"tool_choice\.name"):
         sdk.messages.create(model=SONNET, max_tokens=8, tools=TOOLS, messages=[image_turn()],
                             tool_choice={"type": "tool", "name": "nope"})
 
@@ -132,7 +143,8 @@ def test_request_maps_every_block_and_option_and_back() -> None:
     assert assistant["content"][:2] == [{"type": "thinking", "thinking": "hm", "signature": "sig"},
                                         {"type": "redacted_thinking", "data": "opaque"}]
     assert result["content"] == [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
-                                  "content": [{"type": "text", "text": "boom"}], "cache_control": {"type": "ephemeral"}}]
+                                  "content": [{"type": "text", "text": "boom"}],
+                                  "cache_control": {"type": "ephemeral"}}]
     assert params["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
     assert params["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert (params["top_p"], params["top_k"], params["stop_sequences"]) == (0.9, 40, ["END"])

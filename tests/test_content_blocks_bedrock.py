@@ -16,8 +16,20 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.engine import IMAGE_TOKENS
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (ChatRequest, DocumentBlock, ImageBlock, Message, Reasoning, ReasoningBlock,
-                               ResponseFormat, TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 from tokenomy.providers.bedrock import BedrockProvider
 from tokenomy.providers.converse_mapping import blocks_from_converse, to_converse_params
 
@@ -101,7 +113,7 @@ def test_boto3_invalid_blocks_are_validation_errors(runtime, content, needle) ->
 
 
 def test_a_tool_choice_naming_an_unknown_tool_is_refused(runtime) -> None:
-    with pytest.raises(ClientError, match="not among toolConfig.tools"):
+    with pytest.raises(ClientError, match=r"not among toolConfig\.tools"):
         runtime.converse(modelId=SONNET, messages=[first_turn()],
                          toolConfig={**TOOLS, "toolChoice": {"tool": {"name": "nope"}}})
 

@@ -26,10 +26,10 @@ def test_emulator_modules_have_no_import_cycle() -> None:
     def visit(module: str, path: list[str]) -> None:
         if state.get(module) == "done":
             return
-        assert state.get(module) != "open", f"import cycle: {' -> '.join(path + [module])}"
+        assert state.get(module) != "open", f"import cycle: {' -> '.join([*path, module])}"
         state[module] = "open"
         for target in sorted(graph.get(module, ())):
-            visit(target, path + [module])
+            visit(target, [*path, module])
         state[module] = "done"
 
     for module in sorted(graph):

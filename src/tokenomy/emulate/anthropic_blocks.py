@@ -52,7 +52,9 @@ def _base64(value: Any, where: str) -> bytes:
 
 def _image(block: dict[str, Any], here: str) -> Block:
     source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
+    if not isinstance(source, dict):
+        source = {}
+    kind = source.get("type")
     if kind == "base64":
         if source.get("media_type") not in IMAGE_TYPES:
             raise invalid(f"{here}.source.media_type: Input should be {', '.join(IMAGE_TYPES)}")
@@ -67,7 +69,9 @@ def _image(block: dict[str, Any], here: str) -> Block:
 
 def _document(block: dict[str, Any], here: str) -> Block:
     source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
+    if not isinstance(source, dict):
+        source = {}
+    kind = source.get("type")
     title = block.get("title") or "document"
     if kind == "base64":
         if source.get("media_type") != "application/pdf":

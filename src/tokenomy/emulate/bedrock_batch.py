@@ -32,11 +32,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from tokenomy.emulate.bedrock_models import DEFAULT_ACCOUNT, ModelIdError, resolve
-from tokenomy.emulate.bedrock_batch_worker import (ACTIVE, BatchSettings, Job, JobWorker, invalid, now_utc,
-                                                   split_s3)
+from tokenomy.emulate.bedrock_batch_worker import ACTIVE, BatchSettings, Job, JobWorker, invalid, now_utc, split_s3
 from tokenomy.emulate.bedrock_converse import BedrockEmulator
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
+from tokenomy.emulate.bedrock_models import DEFAULT_ACCOUNT, ModelIdError, resolve
 
 router = APIRouter()
 

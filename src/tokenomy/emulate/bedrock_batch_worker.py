@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
 from tokenomy.emulate.bedrock_converse import BedrockEmulator
 from tokenomy.emulate.bedrock_errors import BedrockError, invalid
+from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.pricing.catalog import default_catalog
 

@@ -19,11 +19,13 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.emulate import eventstream
 from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, TTL_SECONDS, content_blocks, forced_tool
-from tokenomy.emulate.bedrock_errors import BedrockError, invalid as _invalid
+from tokenomy.emulate.bedrock_errors import BedrockError
+from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
 from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
 
@@ -208,8 +210,7 @@ class BedrockEmulator:
         if points > limit:
             raise _invalid(f"The number of cache points ({points}) exceeds the maximum of {limit} for this model. "
                            "Remove cache points and try again.")
-        cacheable = entry is not None and entry.has_cache
-        min_tokens = ((entry.cache_min_tokens or 1024) if cacheable else None)
+        min_tokens = (entry.cache_min_tokens or 1024) if entry is not None and entry.has_cache else None
         try:
             return self.engine.prepare(resolved.namespace, system, turns, min_tokens, True,
                                        inference["max_tokens"], inference["temperature"], inference["stop"])

@@ -39,7 +39,7 @@ def error_response(error: BedrockError, retry_after: float | None = None) -> JSO
     return JSONResponse({"message": error.message}, status_code=error.status, headers=headers)
 
 
-def client_region(request) -> str:  # noqa: ANN001 - a Starlette Request
+def client_region(request) -> str:
     """The region the caller signed for (SigV4 credential scope); signatures themselves are not checked."""
     match = _REGION_RE.search(request.headers.get("authorization", ""))
     return match.group(1) if match else "us-east-1"

@@ -44,7 +44,7 @@ def signature_valid(text: str, signature: object) -> bool:
     return isinstance(signature, str) and hmac.compare_digest(signature, sign_reasoning(text))
 
 
-def reasoning_prepared(prepared: "Prepared", budget: int) -> "Prepared":
+def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:
     """The same request, asked to think briefly first: its output is the emulated reasoning."""
     request = prepared.request
     limit = min(THINKING_TOKENS, budget)

@@ -15,7 +15,8 @@ import itertools
 import json
 import time
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -24,8 +25,15 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, call_route, settle
 from tokenomy.gateway.schemas import parse_tags
-from tokenomy.messages import (ChatResponse, ReasoningBlock, RequestMeta, StreamChunk, TextBlock, ToolCallDelta,
-                               ToolUseBlock)
+from tokenomy.messages import (
+    ChatResponse,
+    ReasoningBlock,
+    RequestMeta,
+    StreamChunk,
+    TextBlock,
+    ToolCallDelta,
+    ToolUseBlock,
+)
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, message_body, request_from_anthropic, usage_body
 
 router = APIRouter()
@@ -74,7 +82,7 @@ class EventWriter:
         out = self._close()
         self.index += 1
         self.open = kind
-        return out + [_sse("content_block_start", {"type": "content_block_start", "index": self.index,
+        return [*out, _sse("content_block_start", {"type": "content_block_start", "index": self.index,
                                                    "content_block": block})]
 
     def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
@@ -132,7 +140,7 @@ def chunks_of(response: ChatResponse) -> Iterator[StreamChunk]:
 
 
 @router.post("/v1/messages")
-async def create_message(request: Request):  # noqa: ANN201
+async def create_message(request: Request):
     """Create a message in Anthropic's Messages API shape (streaming with `stream: true`)."""
     gw = request.app.state.gateway
     started = time.perf_counter()
@@ -144,13 +152,14 @@ async def create_message(request: Request):  # noqa: ANN201
                             "unknown", started)
     if not isinstance(body, dict):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
-    name = body.get("model") if isinstance(body.get("model"), str) else ""
+    model = body.get("model")
+    name: str = model if isinstance(model, str) else ""
     route = gw.config.route_for(name) if name else None
     label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
     secret = request.headers.get("x-api-key")
     key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
     if isinstance(key, JSONResponse):
-        message = json.loads(key.body)["error"]["message"]
+        message = json.loads(bytes(key.body))["error"]["message"]
         return metrics.done(anthropic_error(key.status_code, message.replace(
             "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`")),
             label, started)
@@ -192,7 +201,7 @@ async def create_message(request: Request):  # noqa: ANN201
     return metrics.done(JSONResponse(body_out), name, started)
 
 
-async def _stream(gw, call, route, admitted, name: str, message_id: str,  # noqa: ANN001
+async def _stream(gw, call, route, admitted, name: str, message_id: str,
                   started: float) -> AsyncIterator[bytes]:
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None

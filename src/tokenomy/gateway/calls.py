@@ -33,7 +33,7 @@ class Admitted:
     budgets: Reservation | None
 
 
-async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Refusal:  # noqa: ANN001
+async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Refusal:
     """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller)."""
     if gw.guard.full():
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
@@ -65,7 +65,7 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     return Admitted(policy, budgets)
 
 
-async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
+async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatResponse:
     """One whole answer through the route (a routing policy dispatches to its tiers)."""
     if route.policy:
         try:
@@ -73,11 +73,11 @@ async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatRe
         except ModuleNotFoundError as exc:
             raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
                                 "available") from exc
-        return await achat_via_route(gw.client, gw.config, call.meta.route, call)
+        return await achat_via_route(gw.client, gw.config, call.meta.route or "", call)
     return await gw.client.achat(call, policy=policy)
 
 
-async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,  # noqa: ANN001
+async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
                  unknown: bool = False) -> None:
     """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
 
@@ -90,5 +90,5 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
         to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
     try:
         await gw.budgets.settle(budgets, actual)
-    except Exception as exc:  # noqa: BLE001 - see above
+    except Exception as exc:
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)

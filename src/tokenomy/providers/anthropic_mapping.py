@@ -18,8 +18,21 @@ import base64
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (Block, ChatRequest, ChatResponse, DocumentBlock, ImageBlock, Message, Reasoning,
-                               ReasoningBlock, TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap

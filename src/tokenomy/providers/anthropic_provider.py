@@ -13,11 +13,18 @@ from typing import Any, Iterator
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
-from tokenomy.providers.anthropic_mapping import (DEFAULT_MAX_TOKENS, EPHEMERAL, FINISH_REASONS,  # noqa: F401
-                                                  AnthropicStreamAssembler, blocks_from_anthropic,
-                                                  to_anthropic_params, to_anthropic_tools)
+from tokenomy.providers.anthropic_mapping import (  # noqa: F401
+    DEFAULT_MAX_TOKENS,
+    EPHEMERAL,
+    FINISH_REASONS,
+    AnthropicStreamAssembler,
+    blocks_from_anthropic,
+    to_anthropic_params,
+    to_anthropic_tools,
+)
 from tokenomy.providers.base import Provider
 from tokenomy.providers.bedrock import _is_loopback
+
 
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:

@@ -20,8 +20,13 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.base import Provider
-from tokenomy.providers.converse_mapping import (CACHE_POINT, ConverseStreamAssembler,  # noqa: F401 (re-exported)
-                                                 blocks_from_converse, to_bedrock_tools, to_converse_params)
+from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
+    CACHE_POINT,
+    ConverseStreamAssembler,
+    blocks_from_converse,
+    to_bedrock_tools,
+    to_converse_params,
+)
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
 FINISH_REASONS = {
@@ -199,8 +204,8 @@ class BedrockProvider(Provider):
         content = ((result.get("output") or {}).get("message") or {}).get("content") or []
         raw: dict[str, Any] = {"request_id": result.get("ResponseMetadata", {}).get("RequestId"),
                                "server_latency_ms": (result.get("metrics") or {}).get("latencyMs")}
-        return self._response(request, blocks_from_converse(content), result.get("stopReason"), result.get("usage"), result.get("trace"),
-                              latency, None, raw)
+        return self._response(request, blocks_from_converse(content), result.get("stopReason"), result.get("usage"),
+                              result.get("trace"), latency, None, raw)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -26,8 +26,17 @@ import json
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (Block, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock, TextBlock,
-                               ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
@@ -126,7 +135,8 @@ def blocks_from_converse(content: list[dict[str, Any]]) -> list[Block]:
                 blocks.append(ReasoningBlock(text.get("text", ""), text.get("signature")))
         elif "image" in item:
             image = item["image"]
-            blocks.append(ImageBlock(MEDIA_TYPES.get(image.get("format", "")), (image.get("source") or {}).get("bytes")))
+            source = image.get("source") or {}
+            blocks.append(ImageBlock(MEDIA_TYPES.get(image.get("format", "")), source.get("bytes")))
         elif "document" in item:
             doc = item["document"]
             blocks.append(DocumentBlock(doc.get("format", "txt"), (doc.get("source") or {}).get("bytes"),
@@ -245,7 +255,8 @@ class ConverseStreamAssembler:
         return block["tool_index"], block["id"], block["name"]
 
     def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
-        """contentBlockDelta -> ("text" | "reasoning" | "signature", str) | ("tool", (tool_index, fragment)) | ("", None)."""
+        """contentBlockDelta -> ("text" | "reasoning" | "signature", str), ("tool", (tool_index, fragment))
+        or ("", None)."""
         index = event.get("contentBlockIndex", 0)
         delta = event.get("delta") or {}
         if "text" in delta:
