@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
@@ -35,6 +36,7 @@ from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse
+from tokenomy.routing.rules import message_text
 
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -95,7 +97,8 @@ class Gateway:
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         self._key_cache: dict[str, tuple[float, VirtualKey | None]] = {}
         self._spent_base: dict[str, int] = {}
-        self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
+        # Built once per route: each owns its token bucket and its router (policies were validated at load).
+        self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
 
     # -- auth and budgets -----------------------------------------------------------------------
     def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
@@ -138,13 +141,17 @@ class Gateway:
             self._spent_base[counter] = to_nano(self.keys.spent(column, value, since)) if self.keys else 0
         return self._spent_base[counter]
 
-    def estimate_nano(self, route, request) -> int:  # noqa: ANN001
-        """Worst-case cost of a call: its prompt at input price plus max_tokens at output price, on the dearest
-        model the route may use (its fallbacks; any configured model for a routing policy)."""
-        names = [route.model, *route.fallback] if route.model else [*self.config.models, "local"]
-        prompt = estimate_tokens((request.system or "") + "".join(m.content for m in request.messages))
-        caps = [c for c in (request.max_tokens, route.tokens.max_tokens) if c]
-        output = min(caps) if caps else DEFAULT_OUTPUT_ESTIMATE
+    def estimate_nano(self, route, request, policy: CallPolicy) -> int:  # noqa: ANN001
+        """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
+        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
+        The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
+        names = [route.model] if route.model else []
+        if policy.router is not None:
+            names += policy.router.models()
+        names += route.fallback
+        sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
+        prompt = estimate_tokens((sent.system or "") + "".join(message_text(m) for m in sent.messages))
+        output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
         worst = Decimal(0)
         for name in names:
             spec = self.client.spec_for(name)
@@ -230,11 +237,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
                                            "lists the names you can use.", "invalid_request_error", "model_not_found",
                                       "model"), label, started)
-        if route.policy and not routing_available():
-            return metrics.done(error(400, f"The route `{body.model}` uses routing policy `{route.policy}`, but the "
-                                           "routing package (tokenomy.routing.dispatch) is not installed; point the "
-                                           "route at a `model` instead.", "invalid_request_error",
-                                      "routing_unavailable", "model"), label, started)
         if gw.guard.full():
             return metrics.done(error(503, "The gateway is at capacity; retry with backoff.", "server_error",
                                       "overloaded"), body.model, started)
@@ -245,8 +247,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             call = to_chat_request(body, request.headers, key, route)
         except ValueError as exc:
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         budgets = gw.budgets(key)
-        estimate = gw.estimate_nano(route, call) if budgets else 0
+        estimate = gw.estimate_nano(route, call, policy) if budgets else 0
         if budgets:
             refused = await gw.limits.reserve(budgets, estimate)
             if refused is not None:
@@ -255,7 +258,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                                                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the "
                                                f"{scope}'s budget. Raise the budget or wait for the next period.",
                                           "insufficient_quota", "budget_exceeded"), body.model, started)
-        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         request_id = f"chatcmpl-{_ID_PREFIX}{next(_IDS):x}"
         gw.guard.waiting += 1
         try:
@@ -263,10 +265,10 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         finally:
             gw.guard.waiting -= 1
         if body.stream:
-            return StreamingResponse(_stream(gw, call, route, policy, body, request_id, budgets, estimate, started),
+            return StreamingResponse(_stream(gw, call, policy, body, request_id, budgets, estimate, started),
                                      media_type="text/event-stream")
         try:
-            response = await _call(gw, call, route, policy)
+            response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
             await _settle(gw, budgets, estimate, None)
             return metrics.done(_provider_error(exc), body.model, started)
@@ -301,17 +303,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     return app
 
 
-async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
-    if route.policy:
-        try:
-            from tokenomy.routing.dispatch import achat_via_route
-        except ModuleNotFoundError as exc:
-            raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
-                                "available") from exc
-        return await achat_via_route(gw.client, gw.config, call.meta.route, call)
-    return await gw.client.achat(call, policy=policy)
-
-
 async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None,  # noqa: ANN001
                   unknown: bool = False) -> None:
     """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it)."""
@@ -322,29 +313,12 @@ async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | 
         await gw.limits.settle(budgets, estimate, actual)
 
 
-def routing_available() -> bool:
-    """Whether routing policies can be dispatched (the routing package may not be installed)."""
-    global _ROUTING
-    if _ROUTING is None:
-        try:
-            import tokenomy.routing.dispatch  # noqa: F401
-            _ROUTING = True
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("tokenomy.routing.dispatch", "tokenomy.routing"):
-                raise
-            _ROUTING = False
-    return _ROUTING
-
-
-_ROUTING: bool | None = None
-
-
 def _provider_error(exc: ProviderError) -> JSONResponse:
     status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
 
 
-async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budgets, estimate: int,  # noqa: ANN001
+async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, estimate: int,  # noqa: ANN001
                   started: float) -> AsyncIterator[bytes]:
     created = int(time.time())
 
@@ -359,16 +333,13 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        if route.policy:
-            final = await _call(gw, call, route, policy)
-            yield chunk({"content": final.text})
-        else:
-            async for piece in gw.client.astream(call, policy=policy):
-                if piece.delta:
-                    streamed = True
-                    yield chunk({"content": piece.delta})
-                if piece.response is not None:
-                    final = piece.response
+        # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
+        async for piece in gw.client.astream(call, policy=policy):
+            if piece.delta:
+                streamed = True
+                yield chunk({"content": piece.delta})
+            if piece.response is not None:
+                final = piece.response
         assert final is not None
         yield chunk({}, final.finish_reason)
         if body.stream_options and body.stream_options.include_usage:
