@@ -157,8 +157,8 @@ def test_gateway_cascade_escalates_streams_the_passing_tier_and_records_both(ups
     assert reply.choices[0].message.content == "".join(ANSWER) and reply.model_dump()["tokenomy"]["tier"] == "premium"
     assert [b["max_tokens"] for b in small.bodies + big.bodies] == [16] * 4
     rows = _rows(ledger_path)
-    assert [(r["tier"], r["outcome"], r["tags"].get("cascade_escalated")) for r in rows] == [
-        ("basic", "ok", None), ("premium", "ok", "1"), ("basic", "ok", None), ("premium", "ok", "1")]
+    assert [(r["tier"], r["attempt"], r["outcome"], r["tags"].get("cascade_escalated")) for r in rows] == [
+        ("basic", 1, "ok", None), ("premium", 2, "ok", "1"), ("basic", 1, "ok", None), ("premium", 2, "ok", "1")]
     assert rows[0]["request_id"] == rows[1]["request_id"] != rows[2]["request_id"]
 
 
@@ -197,3 +197,29 @@ def test_retries_and_fallbacks_apply_inside_a_routed_call(upstreams, ledger_path
     assert {r["tier"] for r in rows} == {"basic"} and {r["route"] for r in rows} == {"smart"}
     assert {b["max_tokens"] for s in (flaky, down, spare) for b in s.bodies} == {16}
     assert big.calls == 0
+
+
+def test_async_cascade_streams_after_escalation_and_the_rate_limit_covers_every_tier(upstreams, ledger_path):
+    import asyncio
+
+    from tokenomy.errors import ProviderError
+
+    big, small = upstreams("big"), upstreams("small", HEDGE)
+    data = _config({"big": big.url, "small": small.url})
+    data["routes"]["slow"] = {"policy": "cascade", "rate_limit": {"requests_per_minute": 1},
+                              "retry": {"deadline_s": 0.5}}
+    cfg = parse_config(data)
+
+    async def run(client: Tokenomy, route: str) -> list:
+        request = ChatRequest.simple("Name as JSON.", model=route, meta=RequestMeta(route=route))
+        return [chunk async for chunk in client.astream(request, policy=CallPolicy.for_route(cfg, route))]
+
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        chunks = asyncio.run(run(client, "extract"))
+        # One request a minute: the cheap tier takes it, so the escalation has no slot within the deadline.
+        with pytest.raises(ProviderError, match="client-side rate limit"):
+            asyncio.run(run(client, "slow"))
+    assert [c.delta for c in chunks if c.delta] == list(ANSWER) and chunks[-1].response.tier == "premium"
+    assert [(r["route"], r["tier"], r["attempt"]) for r in _rows(ledger_path)] == [
+        ("extract", "basic", 1), ("extract", "premium", 2), ("slow", "basic", 1)]
+    assert big.calls == 1 and small.calls == 2

@@ -103,6 +103,7 @@ class _Call:
     request_id: str
     mode: str
     stream: bool
+    attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
 
 
 @dataclass
@@ -112,6 +113,7 @@ class _Attempt:
     tier: _Tier
     step: Step
     target: _Target
+    number: int  # the attempt's number within the whole call (ledger `attempt`)
     span: Any = None
     started: float = 0.0
     deltas: int = 0
@@ -207,7 +209,7 @@ class Tokenomy:
                              kind="throttled")
 
     def _start(self, call: _Call, tier: _Tier, step: Step) -> _Attempt:
-        return _Attempt(tier, step, self._target(call, tier, step))
+        return _Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
 
     def _take(self, call: _Call, att: _Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
@@ -233,15 +235,16 @@ class Tokenomy:
             self._abandon(call, att)
 
     @staticmethod
-    def _accepted(call: _Call, tier: _Tier, response: ChatResponse | None) -> bool:
-        """Whether the tier's answer ends the call (an unvalidated tier's always does)."""
-        if not tier.validated or response is None:
+    def _accepted(call: _Call, att: _Attempt | None) -> bool:
+        """After a tier answered: whether its answer ends the call (an unvalidated tier's always does)."""
+        if att is None or att.response is None or not att.tier.validated:
             return True
-        return validate(response, call.request, call.validators or {}) is None
+        call.attempts = att.number
+        return validate(att.response, call.request, call.validators or {}) is None
 
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, call: _Call, att: _Attempt, response: ChatResponse) -> ChatResponse:
-        target, step = att.target, att.step
+        target = att.target
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
         usage = response.usage
@@ -252,11 +255,11 @@ class Tokenomy:
             usage = Usage(usage.total_input_tokens, usage.output_tokens)
         cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog)
         response.cost_usd = cost.total_usd
-        response.attempts = step.attempt
+        response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
         event = event_from_response(target.call, response, cost, call.mode, self.store_prompts, call.request_id)
-        event.attempt = step.attempt
+        event.attempt = att.number
         self._record(event)
         if call.policy.limiter:
             usage = response.usage
@@ -279,7 +282,7 @@ class Tokenomy:
             ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=target.call.region,
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
             tier=meta.tier, latency_ms=(time.perf_counter() - att.started) * 1000, outcome=exc.kind,
-            error_type=error_type, attempt=att.step.attempt, request_id=call.request_id,
+            error_type=error_type, attempt=att.number, request_id=call.request_id,
             prompt_hash=prompt_fingerprint(target.call)))
 
     def _abandon(self, call: _Call, att: _Attempt) -> None:
@@ -301,7 +304,7 @@ class Tokenomy:
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
             route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             latency_ms=(time.perf_counter() - att.started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
-            attempt=att.step.attempt, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
+            attempt=att.number, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 
@@ -326,7 +329,7 @@ class Tokenomy:
                 att.started = time.perf_counter()
                 # A stream's span is not made current: a generator suspended at `yield` must not leave it in
                 # the caller's context.
-                with otel.attempt_span(att.target.call, att.target.provider.name, step.attempt,
+                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
                                        current=not stream) as att.span:
                     try:
                         provider = att.target.provider
@@ -343,7 +346,7 @@ class Tokenomy:
                         step = self._failed(call, att, exc, held)
                         if step is None:
                             raise
-            if self._accepted(call, tier, att.response if att else None):
+            if self._accepted(call, att):
                 yield from held
                 return
 
@@ -363,7 +366,7 @@ class Tokenomy:
                                                                                        self._left(call, tier)):
                     raise self._over_quota(call)
                 att.started = time.perf_counter()
-                with otel.attempt_span(att.target.call, att.target.provider.name, step.attempt,
+                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
                                        current=not stream) as att.span:
                     try:
                         provider = att.target.provider
@@ -383,7 +386,7 @@ class Tokenomy:
                         step = self._failed(call, att, exc, held)
                         if step is None:
                             raise
-            if self._accepted(call, tier, att.response if att else None):
+            if self._accepted(call, att):
                 for chunk in held:
                     yield chunk
                 return
