@@ -13,7 +13,7 @@ from tokenomy.emulate.anthropic_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message
+from tokenomy.messages import ChatRequest, Message, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropic_params
@@ -40,8 +40,8 @@ def test_request_maps_to_messages_with_cache_control() -> None:
     request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
                                     Message("user", "more")],
                           model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, stop=["END"],
-                          tools=[{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
-                                 {"name": "b", "input_schema": {"type": "object"}}], tools_cache_point=True)
+                          tools=[ToolSpec("a", input_schema={"type": "object"}), ToolSpec("b", input_schema={"type": "object"})],
+                          tools_cache_point=True)
     params = to_anthropic_params(request)
     ephemeral = {"type": "ephemeral"}
     assert params["system"] == [{"type": "text", "text": "be brief", "cache_control": ephemeral}]

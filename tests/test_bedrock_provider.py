@@ -14,7 +14,7 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message
+from tokenomy.messages import ChatRequest, Message, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.bedrock import BedrockProvider, map_bedrock_error, to_converse_params
@@ -47,9 +47,7 @@ def test_request_maps_to_converse_with_cache_points() -> None:
     request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
                                     Message("user", "more")],
                           model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, temperature=0.2,
-                          stop=["END"], tools=[{"type": "function", "function": {
-                              "name": "lookup", "description": "find", "parameters": {"type": "object"}}}],
-                          tools_cache_point=True)
+                          stop=["END"], tools=[ToolSpec("lookup", "find", {"type": "object"})], tools_cache_point=True)
     params = to_converse_params(request)
     point = {"cachePoint": {"type": "default"}}
     assert params["modelId"] == SONNET

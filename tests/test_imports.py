@@ -263,7 +263,7 @@ def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
     request = ChatRequest.simple("Classify this ticket", model="gpt-4o-mini", max_tokens=5)
     usage = Usage(input_tokens=200, output_tokens=30, cache_read_tokens=1000, cache_write_tokens=0)
     with attempt_span(request, "openai", 1) as span:
-        record_success(span, request, ChatResponse(text="billing", model="gpt-4o-mini", provider="openai",
+        record_success(span, request, ChatResponse.of_text("billing", model="gpt-4o-mini", provider="openai",
                                                    usage=usage), Decimal("0.001"), 0.25)
     path = tmp_path / "otlp.json"
     path.write_text(MessageToJson(encode_spans(exporter.get_finished_spans())))

@@ -48,12 +48,12 @@ def test_bad_policy_names_key():
 
 def test_validators():
     req = ChatRequest.simple("x")
-    ok = ChatResponse('{"name": "a"}', "m", "p", Usage())
+    ok = ChatResponse.of_text('{"name": "a"}', "m", "p", Usage())
     assert validate(ok, req, {"json": True, "required": ["name"]}) is None
-    assert "missing" in validate(ChatResponse('{"x": 1}', "m", "p", Usage()), req, {"required": ["name"]})
-    assert "invalid JSON" in validate(ChatResponse("not json", "m", "p", Usage()), req, {"json": True})
-    assert "hedging" in validate(ChatResponse("As an AI I can't", "m", "p", Usage()), req, {})
-    assert "truncated" in validate(ChatResponse("abc", "m", "p", Usage(), finish_reason="length"), req, {})
+    assert "missing" in validate(ChatResponse.of_text('{"x": 1}', "m", "p", Usage()), req, {"required": ["name"]})
+    assert "invalid JSON" in validate(ChatResponse.of_text("not json", "m", "p", Usage()), req, {"json": True})
+    assert "hedging" in validate(ChatResponse.of_text("As an AI I can't", "m", "p", Usage()), req, {})
+    assert "truncated" in validate(ChatResponse.of_text("abc", "m", "p", Usage(), finish_reason="length"), req, {})
     assert "schema" in validate(ok, req, {"schema": {"type": "object", "properties": {"name": {"type": "integer"}}}})
 
 

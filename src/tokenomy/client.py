@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
@@ -32,7 +32,6 @@ from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.router import ESCALATED_TAG, Router, build_router
-from tokenomy.routing.rules import message_text
 from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
 
@@ -189,9 +188,9 @@ class Tokenomy:
             if call.policy.caching:
                 request, placements = auto_cache(request, spec.pricing_model, self.catalog,
                                                  None if region in (None, "global", "local") else region)
-            text = (request.system or "") + "".join(message_text(m) for m in request.messages)
+            text = request.text()
             if request.tools:
-                text += json.dumps(request.tools)
+                text += json.dumps([asdict(t) for t in request.tools])
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
             tier.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]

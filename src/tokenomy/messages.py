@@ -1,21 +1,158 @@
-"""Provider-neutral request/response types (one definition each; see DESIGN.md)."""
+"""Provider-neutral request/response types: the one content model every provider maps both ways.
+
+A message is a list of content blocks — text, image, document, tool use, tool result, reasoning —
+so tool calling, vision, document extraction and extended thinking pass through Tokenomy intact.
+Each provider maps these blocks to its own wire format and back; a block a model cannot take is
+refused with an error naming the model and the block, never dropped.
+
+Conventions:
+- roles are `user` and `assistant`; a tool's result is a `ToolResultBlock` in a user turn (as in
+  Anthropic Messages and Bedrock Converse). OpenAI's `tool` role maps to and from that.
+- `finish_reason` uses OpenAI's vocabulary: stop, length, tool_calls, content_filter.
+- Usage: `input_tokens` excludes cache-read/cache-write tokens; reasoning tokens are output tokens
+  (`reasoning_tokens` says how many of them were reasoning).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, Sequence, Union
 
 ROLES = ("user", "assistant")
 
 
+# -- content blocks ------------------------------------------------------------------------------
 @dataclass(slots=True)
+class TextBlock:
+    text: str
+
+
+@dataclass(slots=True)
+class ImageBlock:
+    """An image as bytes (with its media type) or as a URL the provider fetches itself."""
+
+    media_type: str | None = None  # image/png, image/jpeg, image/gif, image/webp
+    data: bytes | None = None
+    url: str | None = None
+    detail: str | None = None  # OpenAI's low/high/auto; other providers have no such knob
+
+
+@dataclass(slots=True)
+class DocumentBlock:
+    """A document (PDF, text, CSV, …) as bytes, or a provider-side file id."""
+
+    format: str  # pdf, txt, csv, html, md, doc, docx, xls, xlsx
+    data: bytes | None = None
+    name: str = "document"
+    file_id: str | None = None
+
+
+@dataclass(slots=True)
+class ToolUseBlock:
+    """The model asks to call a tool. `arguments` keeps the provider's exact JSON text when it sent one."""
+
+    id: str
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)
+    arguments: str | None = None
+
+
+@dataclass(slots=True)
+class ToolResultBlock:
+    """The caller's answer to a ToolUseBlock (`tool_use_id` names it)."""
+
+    tool_use_id: str
+    content: list["Block"] = field(default_factory=list)
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+@dataclass(slots=True)
+class ReasoningBlock:
+    """A model's visible reasoning (with the provider's signature), or an opaque redacted block."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None  # provider-encrypted reasoning, passed back untouched
+
+
+Block = Union[TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock]
+
+
+def blocks_text(blocks: Sequence[Block]) -> str:
+    """The plain text of some blocks (text blocks and tool results' text), for estimates and rules."""
+    parts: list[str] = []
+    for block in blocks:
+        if isinstance(block, TextBlock):
+            parts.append(block.text)
+        elif isinstance(block, ToolResultBlock):
+            parts.append(block.text)
+    return "".join(parts)
+
+
+@dataclass(slots=True, init=False)
 class Message:
-    """One conversation turn. `cache_point` marks a cache checkpoint right after this turn."""
+    """One conversation turn. `cache_point` marks a cache checkpoint right after this turn.
+
+    `content` may be given as a string (one text block) or as blocks; it is always stored as blocks.
+    """
 
     role: str
-    content: str
-    cache_point: bool = False
+    content: list[Block]
+    cache_point: bool
+
+    def __init__(self, role: str, content: str | Sequence[Block], cache_point: bool = False) -> None:
+        self.role = role
+        self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
+        self.cache_point = cache_point
+
+    @property
+    def text(self) -> str:
+        return blocks_text(self.content)
+
+    def blocks_of(self, kind: type) -> list[Any]:
+        return [b for b in self.content if isinstance(b, kind)]
+
+
+# -- request options -----------------------------------------------------------------------------
+@dataclass(slots=True)
+class ToolSpec:
+    """A tool the model may call: JSON Schema for its input."""
+
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    """auto (model decides), any (must call some tool), none (must not), tool (must call `name`)."""
+
+    mode: Literal["auto", "any", "none", "tool"] = "auto"
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    """text, json_object (any JSON object) or json_schema (JSON valid against `schema`)."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """Extended thinking: an effort level (OpenAI style) or a token budget (Anthropic/Bedrock style)."""
+
+    effort: str | None = None  # minimal, low, medium, high
+    budget_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -32,16 +169,29 @@ class RequestMeta:
 
 @dataclass(slots=True)
 class ChatRequest:
-    """A chat call, independent of provider. `system_cache_point` caches the system prompt."""
+    """A chat call, independent of provider. `system_cache_point` caches the system prompt.
+
+    `extra` carries provider-specific fields as-is (e.g. OpenAI's logprobs, n, user); a provider that
+    cannot send one refuses the request naming the field.
+    """
 
     messages: list[Message]
     model: str = "local"
     system: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     stop: list[str] = field(default_factory=list)
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    json_schema: dict[str, Any] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
     system_cache_point: bool = False
     tools_cache_point: bool = False
     region: str | None = None
@@ -53,7 +203,25 @@ class ChatRequest:
         return cls(messages=[Message("user", prompt)], model=model, system=system,
                    max_tokens=max_tokens, **kwargs)
 
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the answer must follow, if the response format names one."""
+        fmt = self.response_format
+        return fmt.schema if fmt is not None and fmt.type == "json_schema" else None
 
+    @property
+    def wants_json(self) -> bool:
+        return self.response_format is not None and self.response_format.type != "text"
+
+    def text(self) -> str:
+        """System prompt and every turn's text, for token estimates and routing rules."""
+        return (self.system or "") + "".join(m.text for m in self.messages)
+
+    def count_blocks(self, kind: type) -> int:
+        return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
+
+
+# -- responses -----------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Usage:
     """Token counts. `input_tokens` EXCLUDES cache-read and cache-write tokens."""
@@ -62,6 +230,7 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0  # already counted in output_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -71,14 +240,15 @@ class Usage:
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
                      self.cache_read_tokens + other.cache_read_tokens,
-                     self.cache_write_tokens + other.cache_write_tokens)
+                     self.cache_write_tokens + other.cache_write_tokens,
+                     self.reasoning_tokens + other.reasoning_tokens)
 
 
 @dataclass(slots=True)
 class ChatResponse:
-    """A provider's answer with usage, timing, and (once priced) its cost."""
+    """A provider's answer (content blocks) with usage, timing, and (once priced) its cost."""
 
-    text: str
+    content: list[Block]
     model: str
     provider: str
     usage: Usage
@@ -91,10 +261,38 @@ class ChatResponse:
     tier: str | None = None
     raw: Any = None
 
+    @classmethod
+    def of_text(cls, text: str, model: str, provider: str, usage: Usage, **kwargs: Any) -> "ChatResponse":
+        return cls(content=[TextBlock(text)] if text else [], model=model, provider=provider, usage=usage, **kwargs)
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_calls(self) -> list[ToolUseBlock]:
+        return [b for b in self.content if isinstance(b, ToolUseBlock)]
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: `index` identifies the call; id and name come with its first piece."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
 
 @dataclass(slots=True)
 class StreamChunk:
-    """A streamed piece: text deltas, then one final chunk carrying `response`."""
+    """A streamed piece (text, tool-call or reasoning delta), then one final chunk carrying `response`."""
 
     delta: str = ""
+    tool_call: ToolCallDelta | None = None
+    reasoning: str = ""
     response: ChatResponse | None = None
+
+    @property
+    def has_content(self) -> bool:
+        return bool(self.delta or self.tool_call or self.reasoning)

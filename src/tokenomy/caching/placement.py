@@ -9,7 +9,7 @@ the longest prefixes win because they save the most on a hit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from tokenomy.errors import UnknownModelError
@@ -55,14 +55,14 @@ def place_cache_points(request: ChatRequest, entry: PriceEntry | None,
     candidates: list[tuple[str, int]] = []
     total = 0
     if request.tools:
-        total += count_tokens(json.dumps(request.tools, sort_keys=True))
+        total += count_tokens(json.dumps([asdict(t) for t in request.tools], sort_keys=True))
         candidates.append(("tools", total))
     if request.system:
         total += count_tokens(request.system)
         candidates.append(("system", total))
     last_user = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
     for index, message in enumerate(request.messages[:last_user]):
-        total += count_tokens(message.content)
+        total += count_tokens(message.text)
         candidates.append((f"message:{index}", total))
     eligible = [c for c in candidates if c[1] >= minimum]
     chosen = sorted(eligible, key=lambda c: c[1], reverse=True)[:entry.cache_max_checkpoints]

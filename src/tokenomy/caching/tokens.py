@@ -45,7 +45,7 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
         kept: list = []
         budget = policy.max_history_tokens
         for message in reversed(messages):
-            cost = estimate_tokens(message.content)
+            cost = estimate_tokens(message.text)
             if kept and cost > budget:
                 break
             kept.append(message)

@@ -85,7 +85,7 @@ class Engine:
             account = self.cache.account(checkpoints, total, min_tokens, per_checkpoint)
         else:
             account = CacheAccount(total, 0, 0)  # the model has no prompt caching: points are ignored
-        clean = ChatRequest(messages=[Message(m.role, m.content.replace(_MARK, "")) for m in marked.messages],
+        clean = ChatRequest(messages=[Message(m.role, m.text.replace(_MARK, "")) for m in marked.messages],
                             system=marked.system.replace(_MARK, "") if marked.system else None,
                             max_tokens=max(1, min(max_tokens or DEFAULT_MAX_TOKENS, n_ctx - total - 1)),
                             temperature=temperature, stop=list(stop))

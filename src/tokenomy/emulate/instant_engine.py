@@ -38,13 +38,13 @@ class InstantEngine:
         request = ChatRequest(messages=messages, system=system_text, max_tokens=limit,
                               temperature=temperature, stop=list(stop))
         # One token per turn for the role marker, as chat templates add a few tokens per message.
-        total = self.count(system_text or "") + sum(self.count(m.content) + 1 for m in messages)
+        total = self.count(system_text or "") + sum(self.count(m.text) + 1 for m in messages)
         return Prepared(request, total, CacheAccount(total, 0, 0), limit)
 
     def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
         if self.delay_s:
             time.sleep(self.delay_s)
-        last_user = next((m.content for m in reversed(prepared.request.messages) if m.role == "user"), "")
+        last_user = next((m.text for m in reversed(prepared.request.messages) if m.role == "user"), "")
         words = ["Re:"] + last_user.split()[:ANSWER_WORDS - 1]
         kept = words[:prepared.max_tokens]
         yield " ".join(kept)

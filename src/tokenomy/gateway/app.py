@@ -36,7 +36,6 @@ from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse
-from tokenomy.routing.rules import message_text
 
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -150,7 +149,7 @@ class Gateway:
             names += policy.router.models()
         names += route.fallback
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
-        prompt = estimate_tokens((sent.system or "") + "".join(message_text(m) for m in sent.messages))
+        prompt = estimate_tokens(sent.text())
         output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
         worst = Decimal(0)
         for name in names:

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenomy.config import RouteConfig
-from tokenomy.messages import ChatRequest, Message, RequestMeta
+from tokenomy.messages import ChatRequest, Message, RequestMeta, ResponseFormat, ToolSpec
 
 
 class ContentPart(BaseModel):
@@ -98,9 +98,14 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     meta = RequestMeta(task=headers.get("x-tokenomy-task") or route.task, tags=parse_tags(headers.get("x-tokenomy-tags")),
                        tenant=key.team if key else None, key_id=key.key_id if key else None, route=body.model)
-    schema = None
+    response_format = None
     if body.response_format and body.response_format.get("type") == "json_schema":
-        schema = (body.response_format.get("json_schema") or {}).get("schema") or {}
+        spec = body.response_format.get("json_schema") or {}
+        response_format = ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"))
+    elif body.response_format and body.response_format.get("type") == "json_object":
+        response_format = ResponseFormat("json_object")
+    tools = [ToolSpec(f.get("name", ""), f.get("description"), f.get("parameters") or {"type": "object", "properties": {}})
+             for f in ((t.get("function") or {}) for t in body.tools or [])]
     return ChatRequest(messages=turns, model=route.model or body.model, system="\n\n".join(system_parts) or None,
                        max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature,
-                       stop=stop, tools=body.tools or [], json_schema=schema, meta=meta)
+                       stop=stop, tools=tools, response_format=response_format, meta=meta)

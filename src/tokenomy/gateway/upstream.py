@@ -35,7 +35,8 @@ def params(request: ChatRequest, stream: bool) -> dict[str, Any]:
     if request.stop:
         body["stop"] = request.stop
     if request.tools:
-        body["tools"] = request.tools
+        body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description or "",
+                                                           "parameters": t.input_schema}} for t in request.tools]
     if request.json_schema:
         body["response_format"] = {"type": "json_object"}
     if stream:
@@ -113,7 +114,7 @@ class AsyncOpenAIUpstream(Provider):
             choice = data["choices"][0]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ProviderError(f"upstream sent an unreadable completion: {text[:200]}", kind="server_error") from exc
-        return ChatResponse(text=(choice.get("message") or {}).get("content") or "", model=request.model,
+        return ChatResponse.of_text((choice.get("message") or {}).get("content") or "", model=request.model,
                             provider=self.name, usage=usage_from_dict(data.get("usage")),
                             finish_reason=choice.get("finish_reason") or "stop",
                             latency_ms=(time.perf_counter() - start) * 1000, ttft_ms=None, region="global",
@@ -155,12 +156,12 @@ class AsyncOpenAIUpstream(Provider):
         raw = {"served_model": served, "usage_source": "reported"}
         if usage is None:  # servers that ignore stream_options.include_usage: estimate, and say so
             raw["usage_source"] = "estimated"
-            chars = len(request.system or "") + sum(len(m.content) for m in request.messages)
+            chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
             counted = Usage(input_tokens=max(1, chars // 4), output_tokens=len(pieces))
         else:
             counted = usage_from_dict(usage)
-        yield StreamChunk(response=ChatResponse(
-            text="".join(pieces), model=request.model, provider=self.name, usage=counted, finish_reason=finish,
+        yield StreamChunk(response=ChatResponse.of_text(
+            "".join(pieces), model=request.model, provider=self.name, usage=counted, finish_reason=finish,
             latency_ms=(time.perf_counter() - start) * 1000, ttft_ms=ttft, region="global", raw=raw))
 
     async def aclose(self) -> None:

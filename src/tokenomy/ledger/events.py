@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -111,7 +111,7 @@ def prompt_fingerprint(request: ChatRequest) -> str:
     digest = hashlib.sha256()
     digest.update((request.system or "").encode())
     for message in request.messages:
-        digest.update(b"\x00" + message.role.encode() + b"\x01" + message.content.encode())
+        digest.update(b"\x00" + message.role.encode() + b"\x01" + message.text.encode())
     return digest.hexdigest()[:32]
 
 
@@ -119,9 +119,9 @@ def stable_prefix(request: ChatRequest) -> str:
     """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
     import json
 
-    parts = [json.dumps(request.tools, sort_keys=True)] if request.tools else []
+    parts = [json.dumps([asdict(t) for t in request.tools], sort_keys=True)] if request.tools else []
     parts.append(request.system or "")
-    parts += [f"{m.role}\x01{m.content}" for m in request.messages[:-1]]
+    parts += [f"{m.role}\x01{m.text}" for m in request.messages[:-1]]
     return "\x00".join(parts)
 
 
@@ -156,5 +156,5 @@ def event_from_response(request: ChatRequest, response: ChatResponse, cost: Cost
 
 def _prompt_text(request: ChatRequest) -> str:
     parts = [f"[system] {request.system}"] if request.system else []
-    parts += [f"[{m.role}] {m.content}" for m in request.messages]
+    parts += [f"[{m.role}] {m.text}" for m in request.messages]
     return "\n".join(parts)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Iterator
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolSpec, Usage
 from tokenomy.providers.base import Provider
 from tokenomy.providers.bedrock import _is_loopback
 
@@ -23,21 +23,13 @@ FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "le
                   "refusal": "content_filter", "model_context_window_exceeded": "length", "pause_turn": "stop"}
 
 
-def to_anthropic_tools(tools: list[dict[str, Any]], cache_last: bool) -> list[dict[str, Any]]:
-    """Accept Anthropic, OpenAI (`function`) or Bedrock (`toolSpec`) tool shapes; emit Anthropic's."""
+def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:
+    """Anthropic's tool definitions; the last one carries cache_control when the tools are a cache point."""
     out: list[dict[str, Any]] = []
-    for index, tool in enumerate(tools):
-        if "cachePoint" in tool:
-            continue
-        spec = tool.get("function") or tool.get("toolSpec") or tool
-        name = spec.get("name")
-        if not name:
-            raise ProviderError(f"tools[{index}] has no name; give each tool a 'name'", kind="client_error")
-        schema = (spec.get("input_schema") or spec.get("parameters") or (spec.get("inputSchema") or {}).get("json")
-                  or {"type": "object", "properties": {}})
-        item: dict[str, Any] = {"name": name, "input_schema": schema}
-        if spec.get("description"):
-            item["description"] = spec["description"]
+    for tool in tools:
+        item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
+        if tool.description:
+            item["description"] = tool.description
         out.append(item)
     if cache_last and out:
         out[-1]["cache_control"] = dict(EPHEMERAL)
@@ -53,9 +45,9 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     messages = []
     for message in request.messages:
         if message.cache_point:
-            content: Any = [{"type": "text", "text": message.content, "cache_control": dict(EPHEMERAL)}]
+            content: Any = [{"type": "text", "text": message.text, "cache_control": dict(EPHEMERAL)}]
         else:
-            content = message.content
+            content = message.text
         messages.append({"role": message.role, "content": content})
     params["messages"] = messages
     if request.temperature is not None:
@@ -137,7 +129,7 @@ class AnthropicProvider(Provider):
         tool_uses = [block.model_dump() for block in result.content if block.type == "tool_use"]
         if tool_uses:
             raw["tool_uses"] = tool_uses
-        return ChatResponse(text=text, model=request.model, provider=self.name, usage=usage_from_anthropic(result.usage),
+        return ChatResponse.of_text(text, model=request.model, provider=self.name, usage=usage_from_anthropic(result.usage),
                             finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
                             latency_ms=latency, ttft_ms=None, region="global", raw=raw)
 
@@ -172,8 +164,8 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        yield StreamChunk(response=ChatResponse(
-            text="".join(pieces), model=request.model, provider=self.name, usage=usage,
+        yield StreamChunk(response=ChatResponse.of_text(
+            "".join(pieces), model=request.model, provider=self.name, usage=usage,
             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"), latency_ms=latency,
             ttft_ms=ttft, region="global", raw=raw))
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolSpec, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.base import Provider
 
@@ -68,21 +68,13 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
-def to_bedrock_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Accept Bedrock, OpenAI (`function`) or Anthropic (`input_schema`) tool shapes; emit Bedrock's."""
+def to_bedrock_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Converse's toolSpec entries."""
     out: list[dict[str, Any]] = []
-    for index, tool in enumerate(tools):
-        if "toolSpec" in tool or "cachePoint" in tool:
-            out.append(tool)
-            continue
-        spec = tool.get("function", tool)
-        name = spec.get("name")
-        if not name:
-            raise ProviderError(f"tools[{index}] has no name; give each tool a 'name'", kind="client_error")
-        schema = spec.get("parameters") or spec.get("input_schema") or {"type": "object", "properties": {}}
-        tool_spec: dict[str, Any] = {"name": name, "inputSchema": {"json": schema}}
-        if spec.get("description"):
-            tool_spec["description"] = spec["description"]
+    for tool in tools:
+        tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
+        if tool.description:
+            tool_spec["description"] = tool.description
         out.append({"toolSpec": tool_spec})
     return out
 
@@ -97,7 +89,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         params["system"] = system
     messages = []
     for message in request.messages:
-        content: list[dict[str, Any]] = [{"text": message.content}]
+        content: list[dict[str, Any]] = [{"text": message.text}]
         if message.cache_point:
             content.append(dict(CACHE_POINT))
         messages.append({"role": message.role, "content": content})
@@ -233,7 +225,7 @@ class BedrockProvider(Provider):
             raw["requested_model"] = request.model
             raw["invoked_model_id"] = (trace or {}).get("promptRouter", {}).get("invokedModelId")
             model, region = routed, routed_region or region
-        return ChatResponse(text=text, model=model, provider=self.name, usage=usage_from_bedrock(usage),
+        return ChatResponse.of_text(text, model=model, provider=self.name, usage=usage_from_bedrock(usage),
                             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
                             latency_ms=latency, ttft_ms=ttft, region=region, raw=raw)
 

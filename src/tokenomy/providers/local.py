@@ -64,7 +64,7 @@ class LocalProvider(Provider):
         if request.system:
             parts.append(f"<|im_start|>system\n{request.system}<|im_end|>\n")
         for message in request.messages:
-            parts.append(f"<|im_start|>{message.role}\n{message.content}<|im_end|>\n")
+            parts.append(f"<|im_start|>{message.role}\n{message.text}<|im_end|>\n")
         parts.append("<|im_start|>assistant\n")
         return "".join(parts)
 
@@ -106,6 +106,6 @@ class LocalProvider(Provider):
         text = "".join(pieces)
         usage = Usage(input_tokens=len(tokens) - reused, output_tokens=self.count_tokens(text) if text else 0,
                       cache_read_tokens=reused)
-        yield StreamChunk(response=ChatResponse(
-            text=text, model="local", provider=self.name, usage=usage, finish_reason=finish,
+        yield StreamChunk(response=ChatResponse.of_text(
+            text, model="local", provider=self.name, usage=usage, finish_reason=finish,
             latency_ms=latency, ttft_ms=ttft, region="local"))

@@ -18,7 +18,7 @@ def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages += [{"role": m.role, "content": m.content} for m in request.messages]
+    messages += [{"role": m.role, "content": m.text} for m in request.messages]
     return messages
 
 
@@ -82,7 +82,8 @@ class OpenAIProvider(Provider):
         if request.stop:
             params["stop"] = request.stop
         if request.tools:
-            params["tools"] = request.tools
+            params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description or "",
+                                                                 "parameters": t.input_schema}} for t in request.tools]
         if request.json_schema:
             params["response_format"] = {"type": "json_object"}
         return params
@@ -121,12 +122,12 @@ class OpenAIProvider(Provider):
             # record zero, and say so (one delta per token; ~4 characters per prompt token).
             log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")
             raw["usage_source"] = "estimated"
-            prompt_chars = len(request.system or "") + sum(len(m.content) for m in request.messages)
+            prompt_chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
             counted = Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=len(pieces))
         else:
             counted = usage_from_openai(usage)
-        yield StreamChunk(response=ChatResponse(
-            text="".join(pieces), model=request.model, provider=self.name, usage=counted,
+        yield StreamChunk(response=ChatResponse.of_text(
+            "".join(pieces), model=request.model, provider=self.name, usage=counted,
             finish_reason=finish, latency_ms=latency, ttft_ms=ttft, region="global", raw=raw))
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -139,7 +140,7 @@ class OpenAIProvider(Provider):
             raise map_openai_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         choice = result.choices[0]
-        return ChatResponse(text=choice.message.content or "", model=request.model, provider=self.name,
+        return ChatResponse.of_text(choice.message.content or "", model=request.model, provider=self.name,
                             usage=usage_from_openai(result.usage), finish_reason=choice.finish_reason or "stop",
                             latency_ms=latency, ttft_ms=None, region="global", raw={"served_model": result.model})
 

@@ -53,7 +53,7 @@ def rule_decisions(policy: Policy, prompts: pd.Series) -> np.ndarray:
 
 def cascade_escalations(test: pd.DataFrame, validators: dict) -> np.ndarray:
     """True where the validators reject the weak model's real response, so the cascade escalates."""
-    return np.array([validate(ChatResponse(r if isinstance(r, str) else "", WEAK_MODEL, "bedrock", Usage()),
+    return np.array([validate(ChatResponse.of_text(r if isinstance(r, str) else "", WEAK_MODEL, "bedrock", Usage()),
                               ChatRequest.simple(p), validators) is not None
                      for p, r in zip(test["prompt"], test["weak_response"])], bool)
 

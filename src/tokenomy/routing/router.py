@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.messages import ChatRequest
-from tokenomy.routing.rules import Decision, explain, message_text
+from tokenomy.routing.rules import Decision, explain
 
 if TYPE_CHECKING:
     from tokenomy.config import RoutingPolicy, TokenomyConfig
@@ -112,7 +112,7 @@ class ClassifierRouter(Router):
             _MODELS[key] = load(path)
         model = _MODELS[key]
         threshold = self.policy.threshold if self.policy.threshold is not None else model.threshold
-        text = "\n".join(message_text(m) for m in request.messages)
+        text = "\n".join(m.text for m in request.messages)
         strong = strong_probability(model, text) >= threshold
         return Decision(self.order[-1] if strong else self.order[0], "classifier",
                         f"the classifier {path} chose it (threshold {threshold:g})")

@@ -18,20 +18,14 @@ class Decision:
     reason: str
 
 
-def message_text(message) -> str:  # noqa: ANN001
-    """A message's text: `Message.text` (content blocks) where messages have it, else the plain `content`."""
-    text = getattr(message, "text", None)
-    return text if isinstance(text, str) else message.content
-
-
-def request_text(request: ChatRequest) -> str:
-    return (request.system or "") + "\n".join(message_text(m) for m in request.messages)
+def _text(request: ChatRequest) -> str:
+    return (request.system or "") + "\n".join(m.text for m in request.messages)
 
 
 def explain(policy: Policy, request: ChatRequest, default_tier: str | None = None) -> Decision:
     """Apply rules in order; when none fires: the policy's `default_tier`, else `default_tier` (the router
     passes the policy's cheapest tier)."""
-    text = request_text(request)
+    text = _text(request)
     tokens = estimate_tokens(text)
     turns = sum(1 for m in request.messages if m.role == "user")
     lowered = text.lower()
