@@ -87,6 +87,8 @@ def test_routing_config_is_typed_at_load_with_errors_naming_the_key():
     with pytest.raises(ConfigError, match=r"routing\.policies\.rules\.rules\[0\]\.tier: tier 'gold'"):
         parse_config({**base, "routing": {"policies": {"rules": {"rules": [{"name": "n", "tier": "gold"}]},
                                                        "cascade": {"type": "cascade"}}}})
+    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*unknown validator 'jsn'"):
+        parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": {"validators": {"jsn": True}}}}})
     with pytest.raises(ConfigError, match=r"routes\.smart\.retry\.max_attempts"):
         parse_config({**base, "routes": {"smart": {"policy": "rules", "retry": {"max_attempts": 0}}}})
     cfg = parse_config(base)

@@ -15,8 +15,9 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 
+from tokenomy.attempts import Attempt, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ConfigError, ProviderError, TokenomyError
@@ -69,57 +70,6 @@ class CallPolicy:
         return cls.from_route(route, router=build_router(config, route.policy, catalog) if route.policy else None)
 
 
-@dataclass
-class _Target:
-    """One model of a tier's chain, ready to call: the request as sent to it, its provider, its cache points."""
-
-    spec: ModelSpec
-    call: ChatRequest
-    provider: Provider
-    placements: list[Placement]
-    estimate: int  # tokens reserved in the rate limiter before the call, corrected after
-
-
-@dataclass
-class _Tier:
-    """One tier of the call (a call without a router has one, unnamed): its chain, retries and targets."""
-
-    index: int
-    name: str | None
-    plan: AttemptPlan
-    validated: bool  # its answer must pass the route's validators before the caller sees it
-    targets: dict[int, _Target] = field(default_factory=dict)
-
-
-@dataclass
-class _Call:
-    """State shared by every attempt of one logical call."""
-
-    request: ChatRequest
-    policy: CallPolicy
-    tiers: list[_Tier]
-    validators: dict | None
-    request_id: str
-    mode: str
-    stream: bool
-    attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
-
-
-@dataclass
-class _Attempt:
-    """One attempt in flight: how much of it the caller has seen, and its answer once it has one."""
-
-    tier: _Tier
-    step: Step
-    target: _Target
-    number: int  # the attempt's number within the whole call (ledger `attempt`)
-    span: Any = None
-    started: float = 0.0
-    deltas: int = 0
-    yielded: bool = False
-    response: ChatResponse | None = None
-
-
 class Tokenomy:
     """Calls models and records every attempt. Use as a context manager so the ledger is flushed."""
 
@@ -153,7 +103,7 @@ class Tokenomy:
     def provider_for(self, spec: ModelSpec) -> Provider:
         return get_provider(spec)
 
-    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> _Call:
+    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> CallState:
         """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries."""
         policy = policy or self.policy
         request, _ = apply_token_policy(request, policy.tokens)
@@ -169,11 +119,11 @@ class Tokenomy:
             # A tier's own models come first, then the route's fallbacks (each model tried once per chain).
             chain = tuple(dict.fromkeys((*models, *policy.fallback)))
             # Planned now, so every tier's deadline counts from the start of the call.
-            tiers.append(_Tier(index, name, AttemptPlan(chain, policy.retry, self._rng),
+            tiers.append(TierRun(index, name, AttemptPlan(chain, policy.retry, self._rng),
                                validated=validators is not None and index < len(chains) - 1))
-        return _Call(request, policy, tiers, validators, uuid.uuid4().hex, mode, stream)
+        return CallState(request, policy, tiers, validators, uuid.uuid4().hex, mode, stream)
 
-    def _target(self, call: _Call, tier: _Tier, step: Step) -> _Target:
+    def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
         if step.target not in tier.targets:
             spec = self.spec_for(tier.plan.chain[step.target])
@@ -192,25 +142,25 @@ class Tokenomy:
             if request.tools:
                 text += json.dumps([asdict(t) for t in request.tools])
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
-            tier.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
+            tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]
 
     @staticmethod
-    def _left(call: _Call, tier: _Tier) -> float:
+    def _left(call: CallState, tier: TierRun) -> float:
         """Seconds left before the call's deadline: the rate limiter may not wait longer."""
         return max(0.0, call.policy.retry.deadline_s - tier.plan.elapsed_s)
 
     @staticmethod
-    def _over_quota(call: _Call) -> ProviderError:
+    def _over_quota(call: CallState) -> ProviderError:
         # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
         return ProviderError(f"client-side rate limit: no request slot for {call.request.model!r} within the "
                              f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
                              kind="throttled")
 
-    def _start(self, call: _Call, tier: _Tier, step: Step) -> _Attempt:
-        return _Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
+    def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
+        return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
 
-    def _take(self, call: _Call, att: _Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
+    def _take(self, call: CallState, att: Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
         if chunk.response is not None:
             att.response = self._finish(call, att, chunk.response)
@@ -221,20 +171,20 @@ class Tokenomy:
         att.yielded = att.yielded or bool(chunk.delta)
         return True
 
-    def _failed(self, call: _Call, att: _Attempt, exc: ProviderError, held: list[StreamChunk]) -> Step | None:
+    def _failed(self, call: CallState, att: Attempt, exc: ProviderError, held: list[StreamChunk]) -> Step | None:
         """Record a failed attempt; the next step of its tier, or None when the error is final."""
         self._fail(call, att, exc)
         held.clear()
         # The caller already has part of an answer: a retry would duplicate it.
         return None if att.yielded else att.tier.plan.after(exc)
 
-    def _abandoned(self, call: _Call, att: _Attempt) -> None:
+    def _abandoned(self, call: CallState, att: Attempt) -> None:
         # Only a stream is abandoned part-way; a cancelled non-streamed call was never answered.
         if call.stream and att.response is None:
             self._abandon(call, att)
 
     @staticmethod
-    def _accepted(call: _Call, att: _Attempt | None) -> bool:
+    def _accepted(call: CallState, att: Attempt | None) -> bool:
         """After a tier answered: whether its answer ends the call (an unvalidated tier's always does)."""
         if att is None or att.response is None or not att.tier.validated:
             return True
@@ -242,7 +192,7 @@ class Tokenomy:
         return validate(att.response, call.request, call.validators or {}) is None
 
     # -- recording ------------------------------------------------------------------------------
-    def _finish(self, call: _Call, att: _Attempt, response: ChatResponse) -> ChatResponse:
+    def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
         target = att.target
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
@@ -272,7 +222,7 @@ class Tokenomy:
         if self.writer is not None:
             self.writer.record(event)
 
-    def _fail(self, call: _Call, att: _Attempt, exc: ProviderError) -> None:
+    def _fail(self, call: CallState, att: Attempt, exc: ProviderError) -> None:
         target = att.target
         meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
@@ -284,7 +234,7 @@ class Tokenomy:
             error_type=error_type, attempt=att.number, request_id=call.request_id,
             prompt_hash=prompt_fingerprint(target.call)))
 
-    def _abandon(self, call: _Call, att: _Attempt) -> None:
+    def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
@@ -318,7 +268,7 @@ class Tokenomy:
         for tier in call.tiers:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
-            att: _Attempt | None = None
+            att: Attempt | None = None
             while step is not None:
                 if step.delay_s:
                     time.sleep(step.delay_s)
@@ -356,7 +306,7 @@ class Tokenomy:
         for tier in call.tiers:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
-            att: _Attempt | None = None
+            att: Attempt | None = None
             while step is not None:
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)

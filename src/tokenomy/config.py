@@ -72,6 +72,10 @@ class Rule(_Strict):
     min_turns: Optional[int] = None
 
 
+# The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing.
+VALIDATOR_KEYS = ("truncated", "hedging", "hedge_phrases", "json", "schema", "required", "regex", "python")
+
+
 class RoutingPolicy(_Strict):
     """`routing.policies.<name>`: rules, cascade, classifier or hybrid (see tokenomy.routing.router)."""
 
@@ -86,6 +90,14 @@ class RoutingPolicy(_Strict):
     escalation_threshold: float = Field(0.25, ge=0, le=1, description="cascade escalation rate above which "
                                         "the route is flagged")
     expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
+
+    @field_validator("validators")
+    @classmethod
+    def _known_validators(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(VALIDATOR_KEYS))
+        if unknown:
+            raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
+        return value
 
     def tiers_named(self) -> list[tuple[str, str]]:
         """(key, tier) for every tier this policy names, to check them against `tiers:`."""
