@@ -91,6 +91,8 @@ def test_routing_config_is_typed_at_load_with_errors_naming_the_key():
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": {"validators": {"jsn": True}}}}})
     with pytest.raises(ConfigError, match=r"routes\.smart\.retry\.max_attempts"):
         parse_config({**base, "routes": {"smart": {"policy": "rules", "retry": {"max_attempts": 0}}}})
+    with pytest.raises(ConfigError, match=r"routes\.r\.policy: routing needs tiers"):
+        parse_config({"routes": {"r": {"policy": "c"}}, "routing": {"policies": {"c": {"type": "cascade"}}}})
     cfg = parse_config(base)
     assert cfg.routing.policies["cascade"].validators == {"json": True}
     assert cfg.routes["smart"].tokens.max_tokens == 16

@@ -190,6 +190,9 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
         if route.policy and route.policy not in policies:  # else every request to the route fails with a 400
             raise ConfigError(f"{origin}: routes.{name}.policy: {route.policy!r} is not defined under "
                               f"routing.policies (defined: {', '.join(policies) or 'none'})")
+        if route.policy and not config.tiers:
+            raise ConfigError(f"{origin}: routes.{name}.policy: routing needs tiers; list them under `tiers:` "
+                              "(e.g. tier1: [local], cheapest first)")
     for name, policy in config.routing.policies.items():
         for key, tier in policy.tiers_named():
             if tier not in config.tiers:
