@@ -14,13 +14,13 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, AsyncIterator, Iterator
+from dataclasses import asdict, replace
+from typing import AsyncIterator, Iterator
 
-from tokenomy.attempts import Attempt, CallState, Target, TierRun
+from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
-from tokenomy.errors import ConfigError, ProviderError, TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, utcnow
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
@@ -32,42 +32,9 @@ from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
-from tokenomy.routing.router import ESCALATED_TAG, Router, build_router
+from tokenomy.routing.router import ESCALATED_TAG
 from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
-
-if TYPE_CHECKING:
-    from tokenomy.config import RouteConfig, TokenomyConfig
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    """What happens around a call: automatic cache points, token caps, retries, fallbacks, rate limit, and the
-    router that picks the tiers to try (each tier's attempts get all of the above)."""
-
-    caching: bool = True
-    tokens: TokenPolicy = field(default_factory=TokenPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fallback: tuple[str, ...] = ()
-    limiter: RateLimiter | None = None
-    router: Router | None = None
-
-    @classmethod
-    def from_route(cls, route: "RouteConfig", limiter: RateLimiter | None = None,
-                   router: Router | None = None) -> "CallPolicy":
-        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
-        if limiter is None and route.rate_limit is not None:
-            limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
-        return cls(caching=route.caching.enabled, tokens=route.tokens, retry=route.retry,
-                   fallback=tuple(route.fallback), limiter=limiter, router=router)
-
-    @classmethod
-    def for_route(cls, config: "TokenomyConfig", name: str, catalog: PriceCatalog | None = None) -> "CallPolicy":
-        """The policy of route `name` in `config`, with its router when the route names a routing policy."""
-        route = config.route_for(name)
-        if route is None:
-            raise ConfigError(f"routes.{name}: no such route or model; define it under `routes:` or `models:`")
-        return cls.from_route(route, router=build_router(config, route.policy, catalog) if route.policy else None)
 
 
 class Tokenomy:

@@ -101,6 +101,8 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     response_format = None
     if body.response_format and body.response_format.get("type") == "json_schema":
         spec = body.response_format.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise ValueError("response_format.json_schema: send an object {\"name\": ..., \"schema\": {...}}")
         response_format = ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"))
     elif body.response_format and body.response_format.get("type") == "json_object":
         response_format = ResponseFormat("json_object")
