@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,16 +23,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, call_route, settle
+from tokenomy.gateway.calls import Refusal, admit, settle
 from tokenomy.gateway.schemas import parse_tags
 from tokenomy.messages import (
     ChatResponse,
     ReasoningBlock,
     RequestMeta,
     StreamChunk,
-    TextBlock,
-    ToolCallDelta,
-    ToolUseBlock,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, message_body, request_from_anthropic, usage_body
 
@@ -125,20 +122,6 @@ class EventWriter:
         return out
 
 
-def chunks_of(response: ChatResponse) -> Iterator[StreamChunk]:
-    """A whole answer as stream pieces (a routing policy answers whole), in block order."""
-    tools = 0
-    for block in response.content:
-        if isinstance(block, TextBlock) and block.text:
-            yield StreamChunk(delta=block.text)
-        elif isinstance(block, ToolUseBlock):
-            yield StreamChunk(tool_call=ToolCallDelta(tools, block.id, block.name,
-                                                      block.arguments or json.dumps(block.input)))
-            tools += 1
-        elif isinstance(block, ReasoningBlock) and block.redacted is None:
-            yield StreamChunk(reasoning=block.text, signature=block.signature)
-
-
 @router.post("/v1/messages")
 async def create_message(request: Request):
     """Create a message in Anthropic's Messages API shape (streaming with `stream: true`)."""
@@ -179,10 +162,10 @@ async def create_message(request: Request):
         return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
     message_id = f"msg_{_ID_PREFIX}{next(_IDS):x}"
     if body.get("stream"):
-        return StreamingResponse(_stream(gw, call, route, admitted, name, message_id, started),
+        return StreamingResponse(_stream(gw, call, admitted, name, message_id, started),
                                  media_type="text/event-stream")
     try:
-        response = await call_route(gw, call, route, admitted.policy)
+        response = await gw.client.achat(call, policy=admitted.policy)
     except ProviderError as exc:
         await settle(gw, admitted.budgets, None)
         return metrics.done(_provider_error(exc), name, started)
@@ -208,20 +191,14 @@ async def _stream(gw, call, route, admitted, name: str, message_id: str,
     streamed = False
     try:
         yield writer.start()
-        if route.policy:
-            final = await call_route(gw, call, route, admitted.policy)
-            for piece in chunks_of(final):
-                for event in writer.chunk(piece):
-                    yield event
-        else:
-            async for piece in gw.client.astream(call, policy=admitted.policy):
-                if piece.response is not None:
-                    final = piece.response
-                    continue
-                events = writer.chunk(piece)
-                streamed = streamed or bool(events)
-                for event in events:
-                    yield event
+        async for piece in gw.client.astream(call, policy=admitted.policy):
+            if piece.response is not None:
+                final = piece.response
+                continue
+            events = writer.chunk(piece)
+            streamed = streamed or bool(events)
+            for event in events:
+                yield event
         assert final is not None
         for event in writer.finish(final):
             yield event

@@ -1,5 +1,6 @@
 """The gateway's call path shared by its APIs (OpenAI chat completions, Anthropic messages):
-admission (overload guard, key rate limit, budget reservation, a call slot), the call, and settlement."""
+admission (overload guard, key rate limit, budget reservation, a call slot) and settlement. The call itself
+is the client's one attempt loop (`gw.client.achat` / `astream` with the route's policy, routing included)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tokenomy.client import CallPolicy
-from tokenomy.errors import TokenomyError
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.limits import to_nano
 from tokenomy.messages import ChatRequest, ChatResponse
@@ -39,10 +39,11 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
         return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
+    policy = gw.policies.get(model) or CallPolicy.from_route(route)
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None
     if scopes:
-        estimate = gw.estimate_nano(route, call)
+        estimate = gw.estimate_nano(route, call, policy)
         try:
             held = await gw.budgets.reserve(scopes, estimate)
         except BudgetUnavailable as exc:
@@ -53,7 +54,6 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
                                 f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
                                 "Raise the budget or wait for the next period.", "budget_exceeded")
         budgets = held
-    policy = gw.policies.get(model) or CallPolicy.from_route(route)
     gw.guard.waiting += 1
     try:
         await gw.guard.slots.acquire()
@@ -63,18 +63,6 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     finally:
         gw.guard.waiting -= 1
     return Admitted(policy, budgets)
-
-
-async def call_route(gw, call: ChatRequest, route, policy: CallPolicy) -> ChatResponse:
-    """One whole answer through the route (a routing policy dispatches to its tiers)."""
-    if route.policy:
-        try:
-            from tokenomy.routing.dispatch import achat_via_route
-        except ModuleNotFoundError as exc:
-            raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
-                                "available") from exc
-        return await achat_via_route(gw.client, gw.config, call.meta.route or "", call)
-    return await gw.client.achat(call, policy=policy)
 
 
 async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
