@@ -184,7 +184,7 @@ async def create_message(request: Request):
     return metrics.done(JSONResponse(body_out), name, started)
 
 
-async def _stream(gw, call, route, admitted, name: str, message_id: str,
+async def _stream(gw, call, admitted, name: str, message_id: str,
                   started: float) -> AsyncIterator[bytes]:
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None
