@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Iterator
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, utcnow
+from tokenomy.ledger.events import UsageEvent, content_counts, event_from_response, prompt_fingerprint, utcnow
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -188,7 +188,7 @@ class Tokenomy:
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
             tier=meta.tier, latency_ms=(time.perf_counter() - started) * 1000, outcome=exc.kind,
             error_type=error_type, attempt=step.attempt, request_id=call.request_id,
-            prompt_hash=prompt_fingerprint(target.call)))
+            prompt_hash=prompt_fingerprint(target.call), **content_counts(target.call)))
 
     def _abandon(self, call: _Call, target: _Target, step: Step, span, started: float, deltas: int) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
@@ -208,7 +208,8 @@ class Tokenomy:
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
             route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             latency_ms=(time.perf_counter() - started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
-            attempt=step.attempt, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
+            attempt=step.attempt, request_id=call.request_id, prompt_hash=prompt_fingerprint(request),
+            **content_counts(request)).apply_cost(cost))
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 

@@ -122,8 +122,14 @@ def _data_url(url: str, where: str) -> tuple[str, bytes]:
         raise RequestError(where, "the data URL's payload is not valid base64") from None
 
 
+PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+
+
 def _part(part: dict[str, Any], where: str) -> Block:
     kind = part.get("type")
+    unknown = sorted(set(part) - PART_KEYS.get(kind, set(part)))
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
     if kind == "text":
         return TextBlock(str(part.get("text") or ""))
     if kind == "image_url":

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.errors import UsageError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
 SCHEMA_VERSION = 1
@@ -65,6 +65,10 @@ class UsageEvent:
     prefix_tokens: int | None = None
     prompt_text: str | None = None
     priced_by: str | None = None
+    # What the call carried, counted, never stored (content lands only in prompt_text, if prompts are stored):
+    image_count: int = 0  # images in the request
+    document_count: int = 0  # documents in the request
+    tool_call_count: int = 0  # tool calls the model made in its answer
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -104,6 +108,19 @@ class UsageEvent:
 
 
 COLUMNS = [f.name for f in fields(UsageEvent)]
+
+
+def content_counts(request: ChatRequest) -> dict[str, int]:
+    """How many images and documents a request carries (also inside tool results), for the ledger row."""
+    counts = {"image_count": 0, "document_count": 0}
+    for message in request.messages:
+        for block in message.content:
+            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
+                if isinstance(part, ImageBlock):
+                    counts["image_count"] += 1
+                elif isinstance(part, DocumentBlock):
+                    counts["document_count"] += 1
+    return counts
 
 
 def prompt_fingerprint(request: ChatRequest) -> str:
@@ -147,6 +164,7 @@ def event_from_response(request: ChatRequest, response: ChatResponse, cost: Cost
         latency_ms=response.latency_ms, ttft_ms=response.ttft_ms, outcome="ok", attempt=response.attempts,
         request_id=request_id, prompt_hash=prompt_fingerprint(request),
         prompt_text=_prompt_text(request) if store_prompt else None,
+        tool_call_count=len(response.tool_calls), **content_counts(request),
     )
     event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
     if cost is not None:
