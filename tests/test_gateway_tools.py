@@ -35,7 +35,9 @@ IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3
 
 def gateway(upstream: RecordingOpenAI, ledger) -> ServerThread:  # noqa: ANN001
     config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
-                                  "price_as": HAIKU}}}
+                                  "price_as": HAIKU},
+                         "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url,
+                                       "price_as": HAIKU, "inputs": ["text"]}}}
     return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
 
 
@@ -209,14 +211,18 @@ def test_unknown_parts_and_keys_are_named_400s(served):
 
 
 def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path):
-    _, client, _ = served
+    upstream, client, _ = served
     content = [{"type": "text", "text": "What is this?"},
                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="local", messages=[{"role": "user", "content": content}], max_tokens=4)
     message = refused.value.body["message"]
-    assert "model `local`" in message and "image block (messages[0].content[1])" in message
+    assert "model `local`" in message and "an image block (messages[0].content[1])" in message
     assert json.loads(json.dumps(refused.value.body))["code"] == "unsupported_content"
+    with pytest.raises(openai.BadRequestError) as refused:  # a model the config declares text-only
+        client.chat.completions.create(model="text-only", messages=[{"role": "user", "content": content}])
+    assert "model `text-only` cannot take an image block (messages[0].content[1])" in refused.value.body["message"]
+    assert upstream.bodies == []
 
 
 def test_the_ledger_counts_images_documents_and_tool_calls_without_their_content(ledger_path):

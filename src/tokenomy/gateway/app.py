@@ -35,6 +35,7 @@ from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.providers.base import inputs_refusal
 
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -144,7 +145,7 @@ class Gateway:
         if not route.model:
             return None
         spec = self.client.spec_for(route.model)
-        why = self.client.provider_for(spec).refusal(request)
+        why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
         return None if why is None else (f"model `{route.model}` cannot take {why}; remove it or send the request "
                                          "to a model that supports it")
 

@@ -18,6 +18,24 @@ BLOCK_NAMES = {TextBlock: "text", ImageBlock: "image", DocumentBlock: "document"
 NAMING_HINTS = frozenset({"max_completion_tokens"})
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> str | None:
+    """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
+    if inputs is None:
+        return None
+    kinds = {ImageBlock: "image", DocumentBlock: "document"}
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
+                kind = kinds.get(type(part))
+                if kind is not None and kind not in inputs:
+                    return f"{_a(kind)} block (messages[{i}].content[{j}]): it reads {', '.join(inputs)} only"
+    return None
+
+
 class Provider:
     """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
 
@@ -40,7 +58,8 @@ class Provider:
                 inner = block.content if isinstance(block, ToolResultBlock) else []
                 for part in (block, *inner):
                     if not isinstance(part, self.accepts_blocks):
-                        return f"{BLOCK_NAMES.get(type(part), type(part).__name__)} block (messages[{i}].content[{j}])"
+                        kind = BLOCK_NAMES.get(type(part), type(part).__name__)
+                        return f"{_a(kind)} block (messages[{i}].content[{j}])"
         if self.accepts_extra is not None:
             for key in request.extra:
                 if key not in self.accepts_extra and key not in NAMING_HINTS:

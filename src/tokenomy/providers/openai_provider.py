@@ -66,8 +66,10 @@ class OpenAIProvider(Provider):
     def _params(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
         body = openai_wire.request_body(request, stream)
-        return {"model": body.pop("model"), "messages": body.pop("messages"), "stream": body.pop("stream", False),
-                "extra_body": body}
+        named = {"model": body.pop("model"), "messages": body.pop("messages")}
+        if body.pop("stream", False):
+            named["stream"] = True
+        return {**named, "extra_body": body}
 
     def refusal(self, request: ChatRequest) -> str | None:
         return super().refusal(request) or openai_wire.refusal(request)
