@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, AsyncIterator, Iterator
 
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
@@ -133,7 +133,7 @@ class Tokenomy:
                                                  None if region in (None, "global", "local") else region)
             text = request.text()
             if request.tools:
-                text += json.dumps([asdict(t) for t in request.tools])
+                text += json.dumps([t.to_dict() for t in request.tools])
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
             call.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
         return call.targets[step.target]

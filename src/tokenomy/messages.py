@@ -132,6 +132,11 @@ class ToolSpec:
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
+        return {"name": self.name, "description": self.description, "input_schema": self.input_schema,
+                "strict": self.strict}
+
 
 @dataclass(slots=True)
 class ToolChoice:

@@ -117,7 +117,7 @@ def _data_url(url: str, where: str) -> tuple[str, bytes]:
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
         raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
     try:
-        return head[5:-7], base64.b64decode(payload, validate=True)
+        return head[5:-7], binascii.a2b_base64(payload, strict_mode=True)  # b64decode(validate=True) is 5x slower
     except (binascii.Error, ValueError):
         raise RequestError(where, "the data URL's payload is not valid base64") from None
 

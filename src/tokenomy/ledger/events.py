@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -136,7 +136,7 @@ def stable_prefix(request: ChatRequest) -> str:
     """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
     import json
 
-    parts = [json.dumps([asdict(t) for t in request.tools], sort_keys=True)] if request.tools else []
+    parts = [json.dumps([t.to_dict() for t in request.tools], sort_keys=True)] if request.tools else []
     parts.append(request.system or "")
     parts += [f"{m.role}\x01{m.text}" for m in request.messages[:-1]]
     return "\x00".join(parts)
