@@ -9,7 +9,6 @@ it (`Provider.refusal`). Nothing is dropped: a part or key this mapping does not
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from typing import Any, Literal, Optional, Union
