@@ -3,7 +3,7 @@
 A request that offers tools and does not end with a `tool` message is answered with one call per
 offered tool (at most two, one if parallel_tool_calls is false), with argument text spaced oddly so
 a test can see it arrives byte for byte; otherwise it answers with text naming the last tool result.
-Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back.
+Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back; `n` gets n choices.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ def completion(body: dict) -> dict:
     choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
     if body.get("logprobs"):
         choice["logprobs"] = LOGPROBS
+    more = [{"index": i, "message": {"role": "assistant", "content": f"choice {i}"}, "finish_reason": "stop"}
+            for i in range(1, int(body.get("n") or 1))]
     return {"id": "up-1", "object": "chat.completion", "created": 0, "model": body.get("model"),
-            "system_fingerprint": "fp_test", "choices": [choice], "usage": USAGE}
+            "system_fingerprint": "fp_test", "choices": [choice, *more], "usage": USAGE}
 
 
 def stream_chunks(body: dict) -> list[dict]:

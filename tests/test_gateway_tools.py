@@ -149,6 +149,9 @@ def test_response_format_seed_top_p_and_sampling_are_forwarded(served):
     assert (body["metadata"], body["service_tier"], body["store"]) == ({"app": "t"}, "flex", False)
     assert body["messages"][0] == {"role": "system", "content": "Answer in JSON."}
     assert reply.choices[0].logprobs.model_dump() == LOGPROBS and reply.system_fingerprint == "fp_test"
+    several = client.chat.completions.create(model="fast", messages=[USER], n=3)
+    assert [c.message.content for c in several.choices] == ["plain answer", "choice 1", "choice 2"]
+    assert upstream.last["n"] == 3
 
 
 # One sample value per field of OpenAI's request (CompletionCreateParams). A field the installed `openai`
