@@ -72,3 +72,29 @@ def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
     assert [(d.index, d.id, d.name) for d in deltas if d.id] == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
+
+
+def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
+    from tokenomy.gateway.responses import chunk_delta, completion_body
+    from tokenomy.providers import openai_wire
+
+    request = ChatRequest.simple("hi", model="r1")
+    data = {"id": "x", "model": "r1", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": []},
+                                                    "message": {"role": "assistant", "content": "4",
+                                                                "reasoning_content": "2+2", "refusal": None}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 4}}}
+    answer = openai_wire.parse_completion(data, request, "openai", 1.0)
+    assert answer.text == "4" and answer.content[0] == ReasoningBlock("2+2") and answer.usage.reasoning_tokens == 4
+    body = completion_body(answer, "r1", "id")["choices"][0]
+    assert body["message"]["reasoning_content"] == "2+2" and body["logprobs"] == {"content": []}
+
+    assembler = openai_wire.StreamAssembler(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
+              {"choices": [{"index": 0, "delta": {"refusal": "no"}, "logprobs": {"refusal": []}}]},
+              {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
+    pieces = [p for c in chunks for p in assembler.feed(c)]
+    assert [chunk_delta(p) for p in pieces] == [({"reasoning_content": "think"}, {}),
+                                                ({"refusal": "no"}, {"logprobs": {"refusal": []}}),
+                                                ({"content": "ok"}, {})]
+    final = assembler.response("openai", 1.0, None)
+    assert final.text == "ok" and final.content[0] == ReasoningBlock("think") and final.raw["usage_source"] == "estimated"
