@@ -2,11 +2,13 @@
 
 An instant OpenAI-format upstream runs on loopback; `wrk` POSTs the same chat completion at
 concurrency 1 and 32 against (a) the upstream itself, (b) `tokenomy serve` (ledger and metrics on,
-one worker) and (c) the LiteLLM proxy (one worker, installed into its own venv under
+one worker; also with auth on, once with a plain budgeted key and once with a key in a budgeted team)
+and (c) the LiteLLM proxy (one worker, installed into its own venv under
 .tokenomy/bench-venvs/litellm, never the project venv). Prints a table and the ratios against the
-targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99.
-A second request (two tools, an earlier tool call and its result, an image part) is measured
-direct and through Tokenomy: its overhead should stay within 10% of the text-only request's.
+targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99; a team key within
+10% of a plain key's requests/s. A second request (two tools, an earlier tool call and its result, an
+image part) is measured direct and through Tokenomy: its overhead should stay within 10% of the
+text-only request's.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json]
 """
@@ -54,6 +56,10 @@ def free_port() -> int:
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
     """Wait until a POST to `url` answers 200 (the server is fully up, model name resolves)."""
+    wait_ready_with(url, MASTER_KEY, proc, timeout, log)
+
+
+def wait_ready_with(url: str, bearer: str, proc: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -63,7 +69,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | Non
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log and log.exists() else []
             raise RuntimeError(f"{Path(proc.args[0]).name} exited with {proc.returncode}: {last} {' | '.join(tail)}")
         try:
-            r = httpx.post(url, json=BODY, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=5)
+            r = httpx.post(url, json=BODY, headers={"authorization": f"Bearer {bearer}"}, timeout=5)
             if r.status_code == 200:
                 return
             last = f"{r.status_code} {r.text[:200]}"
@@ -73,9 +79,35 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path | Non
     raise RuntimeError(f"{url} not ready after {timeout}s: {last}")
 
 
-def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
-    """Run wrk; return requests/s, p50 and p99 in ms, and non-2xx count."""
+def post_script(path: Path, bearer: str, body: dict = BODY) -> Path:
+    path.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                    f"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"\n"
+                    f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    return path
+
+
+def create_key(tokenomy: Path, ledger: Path, *extra: str) -> str:
+    """A virtual key with a budget far above what a run spends (budgets are checked, never reached)."""
+    out = subprocess.run([str(tokenomy), "keys", "create", "--budget-usd", "100000", "--ledger", str(ledger),
+                          "--json", *extra], capture_output=True, text=True, timeout=60, check=True).stdout
+    return json.loads(out)["key"]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc); 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
+def wrk(url: str, connections: int, duration: int, script: Path, pid: int | None = None) -> dict:
+    """Run wrk; return requests/s, p50 and p99 in ms, non-2xx count and the server's CPU ms per request.
+
+    CPU per request is what a shared machine's load cannot distort much (requests/s and latency it can)."""
     threads = 1 if connections == 1 else 2
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           url], capture_output=True, text=True, timeout=duration + 60).stdout
 
@@ -85,11 +117,15 @@ def wrk(url: str, connections: int, duration: int, script: Path) -> dict:
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
+    cpu = cpu_seconds(pid) - cpu_before
+    done = re.search(r"(\d+) requests in", out)
+    cpu_ms = cpu * 1000 / int(done.group(1)) if pid and done and int(done.group(1)) else float("nan")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else "",
+            "cpu_ms_per_req": cpu_ms}
 
 
 def ensure_litellm() -> tuple[Path | None, str]:
@@ -137,11 +173,10 @@ def main() -> int:
         return 2
     tokenomy = Path(sys.executable).with_name("tokenomy")
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
-    script, rich_script = work / "post.lua", work / "rich.lua"
-    for path, body in ((script, BODY), (rich_script, RICH_BODY)):
-        path.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-                        f"wrk.headers[\"Authorization\"] = \"Bearer {MASTER_KEY}\"\n"
-                        f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    script = post_script(work / "post.lua", MASTER_KEY)
+    rich_script = post_script(work / "rich.lua", MASTER_KEY, RICH_BODY)
+    scripts: dict[str, Path] = {}
+    pids: dict[str, int] = {}
     procs: list[subprocess.Popen] = []
     targets: dict[str, str] = {}
     notes: list[str] = []
@@ -163,6 +198,25 @@ def main() -> int:
                             str(work / "ledger.duckdb")], work / "tokenomy.log", env=env))
         wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60, work / "tokenomy.log")
         targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        pids["tokenomy"] = procs[-1].pid
+
+        # Auth on: a plain budgeted key, and a key in a budgeted team (two budgets checked per request).
+        keyed_ledger = work / "keyed.duckdb"
+        plain = create_key(tokenomy, keyed_ledger)
+        team = create_key(tokenomy, keyed_ledger, "--team", "bench")
+        subprocess.run([str(tokenomy), "keys", "team-budget", "bench", "--budget-usd", "100000", "--ledger",
+                        str(keyed_ledger)], capture_output=True, timeout=60, check=True)
+        keyed_port = free_port()
+        keyed_config = work / "keyed.yaml"
+        keyed_config.write_text(json.dumps({**json.loads(config.read_text()), "auth": True}))
+        procs.append(start([str(tokenomy), "serve", "--config", str(keyed_config), "--port", str(keyed_port),
+                            "--ledger", str(keyed_ledger)], work / "keyed.log", env=env))
+        keyed_url = f"http://127.0.0.1:{keyed_port}/v1/chat/completions"
+        wait_ready_with(keyed_url, plain, procs[-1], 60, work / "keyed.log")
+        targets["tokenomy-key"] = targets["tokenomy-team"] = keyed_url
+        pids["tokenomy-key"] = pids["tokenomy-team"] = procs[-1].pid
+        scripts["tokenomy-key"] = post_script(work / "plain.lua", plain)
+        scripts["tokenomy-team"] = post_script(work / "team.lua", team)
 
         if not args.no_litellm:
             exe, why = ensure_litellm()
@@ -188,8 +242,9 @@ def main() -> int:
 
         results: dict[str, dict[int, dict]] = {}
         for name, url in targets.items():
-            wrk(url, 4, 1, script)  # warm up connections, caches and JIT-free paths alike
-            results[name] = {c: wrk(url, c, args.duration, script) for c in (1, 32)}
+            lua = scripts.get(name, script)
+            wrk(url, 4, 1, lua)  # warm up connections, caches and JIT-free paths alike
+            results[name] = {c: wrk(url, c, args.duration, lua, pids.get(name)) for c in (1, 32)}
             print(f"measured {name}", file=sys.stderr, flush=True)
         for name in ("direct", "tokenomy"):  # the same upstream and gateway, with tools and an image
             wrk(targets[name], 4, 1, rich_script)
@@ -211,6 +266,14 @@ def verdicts(results: dict) -> list[dict]:
     """Ratios against the targets (only those the measured targets allow)."""
     out = []
     direct, gw, ll = results.get("direct"), results.get("tokenomy"), results.get("litellm")
+    plain, team = results.get("tokenomy-key"), results.get("tokenomy-team")
+    if plain and team:
+        ratio = team[32]["rps"] / plain[32]["rps"] if plain[32]["rps"] else 0.0
+        out.append({"check": "team key rps at c=32 within 10% of a plain key", "value": f"{ratio:.2f}x",
+                    "ok": ratio >= 0.9})
+        cpu = team[32]["cpu_ms_per_req"] / plain[32]["cpu_ms_per_req"]
+        out.append({"check": "team key CPU per request at c=32 within 10% of a plain key (robust to machine load)",
+                    "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
     if direct and gw:
         added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
         out.append({"check": "added p50 at c=1 < 1 ms", "value": f"{added:.3f} ms", "ok": added < 1.0})
@@ -240,12 +303,12 @@ def report(results: dict, verdict: list[dict], notes: list[str]) -> None:
 
     console = Console()
     table = Table(title="Gateway overhead (instant upstream on loopback, wrk)")
-    for col in ("target", "c", "req/s", "p50 ms", "p99 ms", "non-2xx"):
+    for col in ("target", "c", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU ms/req"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for name, by_c in results.items():
         for c, r in by_c.items():
             table.add_row(name, str(c), f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                          str(r["non_2xx"]))
+                          str(r["non_2xx"]), f"{r.get('cpu_ms_per_req', float('nan')):.3f}")
     console.print(table)
     for v in verdict:
         mark = "" if v["ok"] is None else ("[green]met[/green]" if v["ok"] else "[red]NOT met[/red]")

@@ -167,7 +167,7 @@ def test_throttling_is_absorbed_not_surfaced(tmp_path: Path, ledger_path: Path) 
     with LimitedOpenAI(tpm=24_000, burst_s=1.0) as url:
         tables = open_tables(ledger_path)
         job = upstream_job(tables, tmp_path, url, 100, max_tokens=40, concurrency=6, tpm=60_000)
-        job, stats = run_job(tables, job.job_id, progress=False)
+        job, stats = run_job(tables, job.job_id)
     assert stats.throttled > 0  # the server did refuse...
     assert (job.status, job.done, job.failed, job.pending) == ("completed", 100, 0, 0)  # ...and nobody saw it
     assert stats.tokens_per_minute < 24_000 * 1.5  # it slowed to near the server's quota
@@ -179,7 +179,7 @@ def test_job_state_lives_in_postgres(tmp_path: Path, fresh_postgres_url: str) ->
     with InstantOpenAI() as url:
         tables = open_tables(fresh_postgres_url)
         job = upstream_job(tables, tmp_path, url, 40)
-        job, _ = run_job(tables, job.job_id, progress=False)
+        job, _ = run_job(tables, job.job_id)
     assert (job.status, job.done) == ("completed", 40)
     with psycopg.connect(fresh_postgres_url) as conn:
         assert conn.execute("SELECT status, records FROM batch_jobs WHERE job_id = %s", (job.job_id,)).fetchone() \
@@ -249,7 +249,7 @@ def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> No
                              for i in range(6)) + "\n")
     tables = open_tables(ledger_path)
     job = create_job(tables, src, "local", "local", run_settings={"concurrency": 2})
-    job, stats = run_job(tables, job.job_id, progress=False)
+    job, stats = run_job(tables, job.job_id)
     assert (job.status, job.done, job.failed) == ("completed", 6, 0)
     results = tables.results(job.job_id)
     assert all(r["text"] and r["output_tokens"] >= 1 and r["mode"] == "on_demand" for r in results.values())
@@ -333,7 +333,7 @@ def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path,
                      PRICE_AS, None) for i in range(5)]
         record_results(tables, job, answered)
         tables.execute("DELETE FROM batch_results WHERE job_id = ?", [job.job_id])
-        job, stats = run_job(tables, job.job_id, progress=False)
+        job, stats = run_job(tables, job.job_id)
         assert stats.answered == 30 and (job.status, job.done) == ("completed", 30)  # r0..r4 were asked again...
         record_results(tables, job, answered)  # ...and writing them once more changes nothing
     rows = open_store(ledger_path).query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "

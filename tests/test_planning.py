@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, require
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -89,11 +88,10 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
             (name, result.stderr)
 
 
-@pytest.mark.parametrize("trace", ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv"])
+@pytest.mark.parametrize("trace", ["azure-conv", "azure-code"])
 def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
-    path = SHARED_DATA / trace
-    require(path.exists(), f"{path} missing (the shared data folder sits beside the checkout)")
-    data = cli("plan", "size", "--trace", str(path), "--model", CLAUDE2, "--term", "6m", "--tpm-per-unit", "100000")
+    # The packaged traces by name, as a user of the wheel would give them.
+    data = cli("plan", "size", "--trace", trace, "--model", CLAUDE2, "--term", "6m", "--tpm-per-unit", "100000")
     tpm = data["tokens_per_minute"]
     assert 0 < tpm["p50"] <= tpm["p95"] <= tpm["max"]
     options = data["options"]
@@ -108,7 +106,7 @@ def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
         assert Decimal(option["monthly_cost_usd"]) == (Decimal(option["provisioned_monthly_usd"])
                                                        + Decimal(option["spillover_monthly_usd"]))
     # Sustained utilisation is time-weighted: one unit is never busier than its share of the mean load.
-    series = traffic.from_csv(path)
+    series = traffic.from_csv(trace)
     mean = float((series["input_tokens"] + series["output_tokens"]).mean())
     assert options[1]["sustained_utilization"] <= min(1.0, mean / 100000) + 1e-9
 
@@ -192,7 +190,7 @@ def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
 
 
 def test_sizing_refuses_a_per_unit_figure_that_needs_absurdly_many_units():
-    series = traffic.from_csv(SHARED_DATA / "AzureLLMInferenceTrace_conv.csv")
+    series = traffic.from_csv("azure-conv")
     econ = unit_economics(default_catalog().lookup(CLAUDE2), "6m", 1, Decimal("0.8"), tpm_per_unit=1)
     with pytest.raises(ConfigError, match="check --tpm-per-unit"):  # evaluated every N up to the peak: hours
         size(series, econ)
@@ -237,9 +235,10 @@ def test_savings_names_a_bad_percentile_or_price_as_model():
 def test_compounded_saving_is_less_than_the_sum(ledger_path):
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
     events = []
+    sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # batch-capable on Bedrock (3.7 Sonnet is not)
     for i in range(40):
         task = "nightly-report" if i % 2 else "chat"
-        events.append(_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 50 + (i * 37) % 400, task))
+        events.append(_event(t0 + timedelta(minutes=i), sonnet45, "p", 1500, 2500, 50 + (i * 37) % 400, task))
     inputs = SavingsInputs(batch_tasks=("nightly-report",), cheap_model="amazon.nova-lite-v1:0", routing_share=0.5)
     result = what_if(events, inputs)
     savings = {row["lever"]: row["monthly_saving_usd"] for row in result["levers"]}

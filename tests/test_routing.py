@@ -97,10 +97,8 @@ def test_classifier_trains_and_routes_mixed_workload(tmp_path, ledger_path):
 
 @pytest.mark.parametrize("dataset", ["gsm8k", "mmlu"])
 def test_eval_held_out_classifier_beats_random(dataset, tmp_path):
-    from conftest import SHARED_DATA, require
     from tokenomy.routing.evaluate import evaluate
 
-    require((SHARED_DATA / "routellm").exists(), "RouteLLM data missing under ../shared/data/routellm")
     png = tmp_path / "curve.png"
     result = evaluate(dataset, png=str(png))
     names = {p["policy"] for p in result["policies"]}

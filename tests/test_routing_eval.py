@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, require
 from tokenomy.config import parse_config
 from tokenomy.errors import UsageError
 from tokenomy.ledger.events import UsageEvent
@@ -21,11 +20,6 @@ from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, pri
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier"}
-
-
-@pytest.fixture(autouse=True)
-def _data():
-    require((SHARED_DATA / "routellm").exists(), "RouteLLM data missing under ../shared/data/routellm")
 
 
 def _retained_and_cost(router, frame):

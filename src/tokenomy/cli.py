@@ -20,17 +20,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tokenomy {version('tokenomy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="Print the installed version and exit.")) -> None:
+    """Cut the cost of LLM workloads: route, cache, batch, benchmark, plan and report."""
+
+
 COMMAND_MODULES = ("core", "ledger", "emulate", "serve", "keys", "route", "batch", "bench", "plan", "report",
                    "alerts", "export", "imports", "demo")
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"tokenomy.commands.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"tokenomy.commands.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"tokenomy.commands.{_name}").register(app)
 
 
 def main() -> None:

@@ -1,29 +1,21 @@
-"""The cost dashboard: one page of charts and its JSON API, mounted by the gateway at /dashboard.
+"""The cost dashboard page: one template and one script for the gateway's /dashboard and `report --html`.
 
 The page and `tokenomy report --html` share one template and one script (static/dashboard.js, drawing
-with the vendored Chart.js UMD build, MIT licence in static/): the gateway serves them as files and
-the page fetches /dashboard/api/<section>; the report inlines script and data into a single file that
-opens offline.
+with the vendored Chart.js UMD build, MIT licence in static/): the gateway serves them as files
+(its web routes are in tokenomy.gateway.dashboard_routes) and the page fetches
+/dashboard/api/<section>; the report inlines script and data into a single file that opens offline.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
-
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from typing import Any
 
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard_data import Filters
-from tokenomy.errors import TokenomyError
-from tokenomy.gateway.keys import VirtualKey
-
-router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
 STATIC_FILES = {"chart.umd.min.js": "text/javascript", "dashboard.js": "text/javascript",
                 "chart.js.LICENSE.md": "text/markdown"}
@@ -34,7 +26,8 @@ def static_text(name: str) -> str:
     return (resources.files("tokenomy.analytics") / "static" / name).read_text(encoding="utf-8")
 
 
-def _page(api_base: str, scripts: str, form_attrs: str = "") -> str:
+def page_html(api_base: str, scripts: str, form_attrs: str = "") -> str:
+    """The page around `scripts`, fetching its data from `api_base` (empty when the data is inlined)."""
     return (static_text("dashboard.html").replace("{{API_BASE}}", api_base)
             .replace("{{FORM_ATTRS}}", form_attrs).replace("{{SCRIPTS}}", scripts))
 
@@ -52,7 +45,7 @@ def report_html(store: Any, filters: Filters) -> str:
         _inline_script(static_text("chart.umd.min.js")),
         _inline_script(static_text("dashboard.js")),
     ])
-    return _page("", scripts, form_attrs="hidden")
+    return page_html("", scripts, form_attrs="hidden")
 
 
 def write_report_html(store: Any, filters: Filters, out: str | Path) -> Path:
@@ -60,72 +53,3 @@ def write_report_html(store: Any, filters: Filters, out: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report_html(store, filters), encoding="utf-8")
     return path
-
-
-# --- served by the gateway ----------------------------------------------------------------------------
-def _store(request: Request) -> Any:
-    store = getattr(request.app.state, "ledger_store", None)
-    if store is None:
-        raise HTTPException(503, "the gateway's ledger is not open yet")
-    return store
-
-
-def _scope(request: Request) -> Filters:
-    """With auth on, the caller's virtual key decides what it may see: its team's calls, or its own."""
-    gateway = getattr(request.app.state, "gateway", None)
-    if gateway is None or gateway.keys is None:
-        return Filters()
-    key = gateway.authenticate(request.headers.get("authorization"))
-    if not isinstance(key, VirtualKey):
-        raise HTTPException(401, "The dashboard needs a virtual key: send `Authorization: Bearer <key>` (the page "
-                                 "asks for one; create it with `tokenomy keys create`).")
-    return Filters(tenant=key.team) if key.team else Filters(key_id=key.key_id)
-
-
-def _answer(request: Request, fn: Callable[[Any, Filters], Any], since: str | None, until: str | None,
-            provider: str | None, model: str | None, task: str | None, tag: str | None) -> Any:
-    scope = _scope(request)
-    try:
-        filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
-        return fn(_store(request), replace(filters, tenant=scope.tenant, key_id=scope.key_id))
-    except TokenomyError as exc:
-        raise HTTPException(400, str(exc)) from exc
-
-
-@router.get("", response_class=HTMLResponse, include_in_schema=False)
-@router.get("/", response_class=HTMLResponse, summary="Cost dashboard page")
-def page(request: Request) -> HTMLResponse:
-    """The dashboard page (charts load from the JSON API below)."""
-    base = str(request.url.path).rstrip("/")
-    scripts = (f'<script src="{base}/static/chart.umd.min.js"></script>\n'
-               f'<script src="{base}/static/dashboard.js"></script>')
-    return HTMLResponse(_page(base, scripts))
-
-
-@router.get("/static/{name}", include_in_schema=False)
-def static(name: str) -> Response:
-    if name not in STATIC_FILES:
-        raise HTTPException(404, f"no dashboard file {name!r}")
-    return Response(static_text(name), media_type=STATIC_FILES[name],
-                    headers={"Cache-Control": "max-age=3600"})
-
-
-@router.get("/api/filters", summary="Values for the filter menus")
-def api_filters(request: Request) -> dict:
-    """Providers, models, tasks and tags in the ledger (within the key's scope), and its first and last day."""
-    return dashboard_data.filter_options(_store(request), _scope(request))
-
-
-def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:
-    def endpoint(request: Request, since: str | None = None, until: str | None = None, provider: str | None = None,
-                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Any:
-        return _answer(request, fn, since, until, provider, model, task, tag)
-
-    endpoint.__doc__ = doc + " Query: since, until (exclusive; YYYY-MM-DD or ISO), provider, model, task, " \
-                             "tag=key=value."
-    endpoint.__name__ = f"api_{name}"
-    router.add_api_route(f"/api/{name}", endpoint, methods=["GET"], summary=doc)
-
-
-for _name, _fn in dashboard_data.SECTIONS.items():
-    _section(_name, _fn, (_fn.__doc__ or _name).strip().splitlines()[0])

@@ -48,11 +48,7 @@ def get_backend(name: str, options: SubmitOptions) -> BatchBackend:
     if name not in _REMOTE:
         raise ConfigError(f"--backend {name!r}: remote backends are {', '.join(_REMOTE)} (or use local)")
     module_name, class_name = _REMOTE[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"the {name} batch backend is not available ({exc}); use --backend local") from None
-    return getattr(module, class_name)(options)
+    return getattr(importlib.import_module(module_name), class_name)(options)
 
 
 def record_event_id(job_id: str, record_id: str) -> str:

@@ -97,6 +97,10 @@ def to_request(rec: BatchRecord, model: str) -> ChatRequest:
                        max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS, temperature=temperature)
 
 
+# Told (records done, records in the run, tokens per minute so far) after each record.
+ProgressCallback = Callable[[int, int, float], None]
+
+
 class LocalRunner:
     """Runs records through a Tokenomy client; calls `on_answer`/`on_error` (serialised) as each finishes."""
 
@@ -115,11 +119,18 @@ class LocalRunner:
 
     def run(self, records: list[BatchRecord], on_answer: Callable[[BatchRecord, ChatResponse], None],
             on_error: Callable[[BatchRecord, str], None], stop: threading.Event | None = None,
-            progress: bool = True) -> RunStats:
+            on_progress: ProgressCallback | None = None) -> RunStats:
+        """`on_progress(done, total, tokens_per_minute)` is called as each record finishes (the CLI draws it)."""
         stop = stop or threading.Event()
         stats = RunStats()
         started = time.monotonic()
-        bar = _Progress(len(records), progress)
+        done = 0
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(records), stats.tokens * 60 / max(1e-6, time.monotonic() - started))
 
         def one(rec: BatchRecord) -> None:
             request = to_request(rec, self.model)
@@ -137,7 +148,7 @@ class LocalRunner:
                         with self._commit:
                             on_error(rec, f"{exc.kind}: {exc}")
                             stats.failed += 1
-                        bar.advance(0)
+                            advance()
                         return
                     delay = self.retry.delay(attempt, exc)
                     if attempt >= self.retry.max_attempts or time.monotonic() - started + delay > self.retry.deadline_s:
@@ -152,10 +163,10 @@ class LocalRunner:
                     on_answer(rec, response)
                     stats.answered += 1
                     stats.tokens += response.usage.total_input_tokens + response.usage.output_tokens
-                bar.advance(stats.tokens * 60 / max(1e-6, time.monotonic() - started))
+                    advance()
                 return
 
-        with bar, ThreadPoolExecutor(self.concurrency, thread_name_prefix="batch") as pool:
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="batch") as pool:
             futures = [pool.submit(one, rec) for rec in records]
             try:
                 for future in futures:
@@ -166,44 +177,6 @@ class LocalRunner:
         stats.seconds = time.monotonic() - started
         stats.stopped = stop.is_set()
         return stats
-
-
-class _Progress:
-    """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled = enabled
-        if enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                                       TimeRemainingColumn)
-
-            from tokenomy.commands._common import err_console
-
-            self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                                     TextColumn("{task.fields[rate]}"),
-                                     TextColumn("{task.fields[tpm]}"), TimeRemainingColumn(), console=err_console)
-            self.task = self.progress.add_task("batch", total=total, rate="", tpm="")
-            self.started = time.monotonic()
-            self.done = 0
-
-    def advance(self, tpm: float) -> None:
-        if not self.enabled:
-            return
-        self.done += 1
-        rate = self.done / max(1e-6, time.monotonic() - self.started)
-        fields = {"rate": f"{rate:.1f} rec/s"}
-        if tpm:
-            fields["tpm"] = f"{tpm:,.0f} tok/min"
-        self.progress.update(self.task, advance=1, **fields)
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
 
 
 # -- running a stored job ------------------------------------------------------------------------
@@ -267,16 +240,20 @@ def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: 
     """Keep heartbeat_at fresh and notice `tokenomy batch cancel` (status set to stopping)."""
     while not finished.wait(HEARTBEAT_S):
         try:
-            if tables.get_job(job_id).status == "stopping":
+            job = tables.get_job(job_id)
+            if job is not None and job.status == "stopping":
                 stop.set()
             tables.update_job(job_id, heartbeat_at=utcnow())
         except Exception:  # a busy ledger must not kill the run; the next beat tries again
             continue
 
 
-def run_job(tables: JobTables, job_id: str, client=None, progress: bool = True) -> tuple[Job, RunStats]:
+def run_job(tables: JobTables, job_id: str, client=None,
+            on_progress: ProgressCallback | None = None) -> tuple[Job, RunStats]:
     """Run (or resume) a local job to the end: only records without a result are sent."""
     from tokenomy.client import Tokenomy
+
+    message: str | None
 
     job = require_job(tables, job_id)
     if job.backend != "local":
@@ -305,7 +282,7 @@ def run_job(tables: JobTables, job_id: str, client=None, progress: bool = True) 
     beat = threading.Thread(target=_heartbeat, args=(tables, job_id, stop, finished), daemon=True)
     beat.start()
     try:
-        stats = runner.run(pending, on_answer, on_error, stop, progress)
+        stats = runner.run(pending, on_answer, on_error, stop, on_progress)
         committer.close()
     except BaseException as exc:
         finished.set()

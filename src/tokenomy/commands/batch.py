@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import sys
 from pathlib import Path
 from typing import Optional
@@ -49,13 +50,42 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
     return proc.pid
 
 
+class BatchProgress:
+    """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeRemainingColumn)
+
+        self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                                 TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[tpm]}"),
+                                 TimeRemainingColumn(), console=err_console)
+        self.task = self.progress.add_task("batch", total=None, rate="", tpm="")
+        self.started = time.monotonic()
+
+    def update(self, done: int, total: int, tokens_per_minute: float) -> None:
+        rate = done / max(1e-6, time.monotonic() - self.started)
+        tpm = f"{tokens_per_minute:,.0f} tok/min" if tokens_per_minute else ""
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:.1f} rec/s", tpm=tpm)
+
+    def __enter__(self) -> "BatchProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
 def _run_local(tables, job_id: str, progress: bool):  # noqa: ANN001, ANN202
     """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers)."""
     from tokenomy.batch.jobs import require_job
     from tokenomy.batch.local_runner import run_job
 
     try:
-        return run_job(tables, job_id, progress=progress)
+        if not progress:
+            return run_job(tables, job_id)
+        with BatchProgress() as bar:
+            return run_job(tables, job_id, on_progress=bar.update)
     except KeyboardInterrupt:
         job = require_job(tables, job_id)
         err_console.print(f"interrupted: {job.done} of {job.records} records answered and kept; "

@@ -101,7 +101,8 @@ def _utc(value: Optional[datetime]) -> Optional[datetime]:
 def size_cmd(
     model: str = typer.Option(..., "--model", help="Model to size provisioned throughput for."),
     trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV (Azure TIMESTAMP,ContextTokens,"
-                                        "GeneratedTokens or ts,input_tokens,output_tokens)."),
+                                        "GeneratedTokens or ts,input_tokens,output_tokens), or a packaged trace: "
+                                        "azure-conv, azure-code, azure-conv-slice."),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
@@ -143,7 +144,8 @@ def size_cmd(
 def utilization_cmd(
     model: str = typer.Option(..., "--model", help="Model of the reservation."),
     units: int = typer.Option(..., "--reservation-units", min=1, help="Model units reserved."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV instead of the ledger."),
+    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV instead of the ledger (or azure-conv, "
+                                        "azure-code, azure-conv-slice)."),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),

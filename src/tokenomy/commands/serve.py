@@ -25,14 +25,21 @@ def serve(
     import uvicorn
 
     from tokenomy.config import load_config
-    from tokenomy.gateway.settings import gateway_settings
+
+    from tokenomy.errors import ConfigError
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
-    gateway_settings(loaded.gateway, loaded.source or "<config>")
+    settings = loaded.gateway
+    if settings.metrics_key_env and not os.environ.get(settings.metrics_key_env):
+        raise ConfigError(f"{loaded.source or '<config>'}: gateway.metrics_key_env: ${settings.metrics_key_env} is not "
+                          "set; export the key /metrics should require, or remove metrics_key_env")
+    if workers > 1 and loaded.auth and not loaded.redis_url:
+        # Each worker would hold its own budget and rate counters: every limit silently multiplied by N.
+        raise ConfigError(f"{loaded.source or '<config>'}: --workers {workers} with auth needs redis_url, so that "
+                          "budgets and rate limits are shared by the workers; set redis_url (e.g. "
+                          "redis://127.0.0.1:6379/0) or run one worker")
     if loaded.redis_url:  # limits shared through Redis: an unreachable server is a start-up error, not 500s later
         import redis
-
-        from tokenomy.errors import ConfigError
 
         try:
             redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3).ping()
@@ -48,8 +55,35 @@ def serve(
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:
         os.environ["TOKENOMY_LEDGER"] = ledger
+    if workers > 1:
+        _multiprocess_metrics()
+        os.environ["TOKENOMY_WORKER_OF"] = str(os.getpid())  # workers exit when this supervisor dies
+    os.environ["TOKENOMY_HEADER_TIMEOUT"] = str(settings.header_timeout_seconds)
     uvicorn.run("tokenomy.gateway.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=30,
+                timeout_keep_alive=int(max(1, settings.keep_alive_seconds)), http=_http_protocol())
+
+
+def _http_protocol() -> str:
+    """httptools with a header-read timeout when httptools is installed; uvicorn's choice otherwise."""
+    import importlib.util
+
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    return "tokenomy.gateway.edge_protocol:HeaderTimeoutProtocol"
+
+
+def _multiprocess_metrics() -> None:
+    """Workers write their metrics to one directory and /metrics sums them (prometheus_client multiprocess)."""
+    import shutil
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = tempfile.mkdtemp(prefix="tokenomy-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        import atexit
+
+        atexit.register(shutil.rmtree, folder, True)
 
 
 def _check_routing(loaded) -> None:  # noqa: ANN001

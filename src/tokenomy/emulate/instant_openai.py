@@ -110,12 +110,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9999)
     parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
-    try:
-        import uvloop
+    import uvloop
 
-        uvloop.install()
-    except ImportError:
-        pass
+    uvloop.install()
 
     async def serve() -> None:
         server = await asyncio.start_server(lambda r, w: _handle(r, w, args.delay), "127.0.0.1", args.port,

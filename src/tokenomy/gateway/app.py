@@ -7,13 +7,16 @@ Every request passes: auth (virtual key) → overload guard → route → rate l
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
+import logging
 import os
 import time
 import uuid
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -24,14 +27,17 @@ from tokenomy.caching.placement import estimate_tokens
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.gateway import metrics
-from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
+from tokenomy.gateway import auth, metrics, supervision
+from tokenomy.gateway.budgets import BudgetUnavailable, Budgets, Reservation, Scope
+from tokenomy.gateway.hygiene import EdgeHygiene
+from tokenomy.gateway.keycache import KeyCache
+from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.responses import chunk_delta, completion_body, error, response_pieces, sse, usage_body
-from tokenomy.gateway.settings import gateway_settings
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, RequestError, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.ledger.journal import Journal, journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse
@@ -40,6 +46,7 @@ from tokenomy.providers.base import inputs_refusal
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _IDS = itertools.count(1)
+log = logging.getLogger(__name__)
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
 
 
@@ -86,58 +93,37 @@ class Gateway:
         self.config = config
         store = open_store(ledger or config.ledger)
         self.store = store
-        self.writer = LedgerWriter(store, flush_interval=0.5)
+        self.settings = config.gateway
+        self.journal = None
+        if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
+            folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
+            replay(folder, store)
+            self.journal = Journal(folder)
+        self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
         self.catalog = GatewayCatalog()
         self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,
                                     catalog=self.catalog)  # type: ignore[arg-type]
         self.keys = KeyStore(store) if config.auth else None
-        self.limits = RedisLimits(config.redis_url) if config.redis_url else LocalLimits()
-        self.settings = gateway_settings(config.gateway, config.source or "<config>")
+        self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
+        concurrency = self.settings.max_inflight + self.settings.max_queue
+        self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url \
+            else LocalLimits()
+        self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache,
+                               shared=bool(config.redis_url)) if self.keys else None
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
-        self._key_cache: dict[str, tuple[float, VirtualKey | None]] = {}
-        self._spent_base: dict[str, int] = {}
         self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
 
-    # -- auth and budgets -----------------------------------------------------------------------
+    # -- auth -----------------------------------------------------------------------------------
     def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
-        if self.keys is None:
-            return None
-        if not header or not header.lower().startswith("bearer "):
-            return error(401, "Missing API key: send `Authorization: Bearer <key>` (create one with `tokenomy keys "
-                              "create`).", "invalid_request_error", "invalid_api_key")
-        secret = header[7:].strip()
-        cached = self._key_cache.get(secret)
-        if cached is None or time.monotonic() - cached[0] > self.settings.key_cache_seconds:
-            cached = (time.monotonic(), self.keys.lookup(secret))
-            if len(self._key_cache) > 10_000:  # random wrong keys must not grow memory without bound
-                self._key_cache.clear()
-            self._key_cache[secret] = cached
-        key = cached[1]
-        if key is None or key.revoked:
-            return error(401, "Invalid or revoked API key.", "invalid_request_error", "invalid_api_key")
-        return key
+        """Blocking form (the dashboard's handlers run in a worker thread)."""
+        return auth.authenticate(self.key_cache, header)
 
-    def budgets(self, key: VirtualKey | None) -> list[tuple[str, int, int]]:
-        """(counter, limit, spent so far) in nano-USD for the key and its team; the tighter one bites first."""
-        if key is None or self.keys is None:
-            return []
-        result = []
-        if key.budget_usd is not None:
-            start = period_start(key.period)
-            counter = f"key:{key.key_id}:{start.date()}"
-            result.append((counter, to_nano(key.budget_usd), self._base(counter, "key_id", key.key_id, start)))
-        if key.team:
-            team = self.keys.team_budget(key.team)
-            if team is not None:
-                start = period_start(team[1])
-                counter = f"team:{key.team}:{start.date()}"
-                result.append((counter, to_nano(team[0]), self._base(counter, "tenant", key.team, start)))
-        return result
+    async def authenticate_async(self, header: str | None) -> VirtualKey | None | JSONResponse:
+        return await auth.authenticate_async(self.key_cache, header)
 
-    def _base(self, counter: str, column: str, value: str, since) -> int:  # noqa: ANN001
-        if counter not in self._spent_base:
-            self._spent_base[counter] = to_nano(self.keys.spent(column, value, since)) if self.keys else 0
-        return self._spent_base[counter]
+    def close(self) -> None:
+        if self.key_cache is not None:
+            self.key_cache.close()
 
     def refusal(self, route, request: ChatRequest) -> str | None:  # noqa: ANN001
         """Why the route's model cannot take this request (an image to a text-only model, a field its API
@@ -181,11 +167,17 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         app.state.ledger_store = holder["gw"].store
         app.state.gateway = holder["gw"]  # the dashboard checks virtual keys when auth is on
         yield
+        holder["gw"].close()
+        await holder["gw"].limits.aclose()
         await holder["gw"].client.aclose_upstreams()
         holder["gw"].client.close()  # in-flight requests are done: flush the ledger
 
     app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible chat completions with cost policies.")
+    edge = config.gateway
+    app.add_middleware(EdgeHygiene, max_body_bytes=edge.max_body_bytes, read_timeout=edge.read_timeout_seconds)
+    # With metrics_key_env named but unset, /metrics is closed rather than silently open.
+    metrics_key = os.environ.get(edge.metrics_key_env, "") if edge.metrics_key_env else None
 
     if config.redis_url:
         from redis.exceptions import RedisError
@@ -195,6 +187,15 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             # Shared limits cannot be checked: refuse (retryable) in OpenAI's shape rather than a bare 500.
             return error(503, f"the gateway cannot reach its limits store at redis_url ({exc}); retry later",
                          "server_error", code="limits_unavailable")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Still logged with its traceback by the server; the client gets OpenAI's error shape, not plain text.
+        if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
+            return error(503, f"the gateway's database is unavailable ({type(exc).__name__}); retry later",
+                         "server_error", "database_unavailable")
+        return error(500, f"internal error ({type(exc).__name__}); see the gateway's log", "server_error",
+                     "internal_error")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -214,8 +215,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         return {"status": "ok", "pending_ledger_events": gw.writer.pending if gw else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        """Prometheus text exposition of requests, tokens, cost and latency."""
+    async def prometheus(request: Request) -> PlainTextResponse:
+        """Prometheus text exposition of requests, tokens, cost and latency (every worker's, summed)."""
+        if metrics_key is not None and not (metrics_key and hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), f"Bearer {metrics_key}".encode())):
+            return error(401, f"/metrics needs `Authorization: Bearer <the key in ${edge.metrics_key_env}>`",
+                         "invalid_request_error", "invalid_api_key")
         return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/v1/models")
@@ -234,7 +239,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         started = time.perf_counter()
         route = config.route_for(body.model)
         label = body.model if route is not None else "unknown"  # bounded metric labels, whatever clients send
-        key = gw.authenticate(request.headers.get("authorization"))
+        key = await gw.authenticate_async(request.headers.get("authorization"))
         if isinstance(key, JSONResponse):
             return metrics.done(key, label, started)
         if route is None:
@@ -261,40 +266,56 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
         except TokenomyError as exc:  # the route's model cannot be resolved
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+        except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape: the caller's fault
+            log.warning("request could not be translated: %r", exc)
+            return metrics.done(error(400, f"the request has a field of an unexpected shape ({exc}); check it "
+                                           "against OpenAI's chat completions reference", "invalid_request_error"),
+                                body.model, started)
         if refused is not None:
             return metrics.done(error(400, refused, "invalid_request_error", "unsupported_content"), body.model,
                                 started)
-        budgets = gw.budgets(key)
-        estimate = gw.estimate_nano(route, call) if budgets else 0
-        if budgets:
-            refused = await gw.limits.reserve(budgets, estimate)
-            if refused is not None:
-                scope = "team" if refused.startswith("team:") else "key"
+        scopes = gw.budgets.scopes(key) if gw.budgets else []
+        estimate = gw.estimate_nano(route, call) if scopes else 0
+        budgets: Reservation | None = None
+        if scopes:
+            try:
+                held = await gw.budgets.reserve(scopes, estimate)
+            except BudgetUnavailable as exc:
+                return metrics.done(error(503, f"the gateway cannot check this key's budget: {exc}; retry later",
+                                          "server_error", "budget_unavailable"), body.model, started)
+            if isinstance(held, Scope):
+                scope = "team" if held.counter.startswith("team:") else "key"
                 return metrics.done(error(429, f"Budget exhausted for this {scope}: this request could cost up to "
                                                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the "
                                                f"{scope}'s budget. Raise the budget or wait for the next period.",
                                           "insufficient_quota", "budget_exceeded"), body.model, started)
+            budgets = held
         policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         request_id = f"chatcmpl-{_ID_PREFIX}{next(_IDS):x}"
         gw.guard.waiting += 1
         try:
             await gw.guard.slots.acquire()
+        except BaseException:  # the client left while queued: nothing was called, release the reservation
+            await _settle(gw, budgets, None)
+            raise
         finally:
             gw.guard.waiting -= 1
         if body.stream:
-            return StreamingResponse(_stream(gw, call, route, policy, body, request_id, budgets, estimate, started),
+            return StreamingResponse(_stream(gw, call, route, policy, body, request_id, budgets, started),
                                      media_type="text/event-stream")
         try:
             response = await _call(gw, call, route, policy)
         except ProviderError as exc:
-            await _settle(gw, budgets, estimate, None)
+            await _settle(gw, budgets, None)
             return metrics.done(_provider_error(exc), body.model, started)
         except TokenomyError as exc:
-            await _settle(gw, budgets, estimate, None)
+            await _settle(gw, budgets, None)
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
         finally:
             gw.guard.slots.release()
-        await _settle(gw, budgets, estimate, response)
+        await _settle(gw, budgets, response)
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # the call is on disk before the client hears of it
         metrics.observe(response, body.model)
         return metrics.done(JSONResponse(completion_body(response, body.model, request_id)), body.model, started)
 
@@ -314,7 +335,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     app.openapi = openapi_with_examples  # type: ignore[method-assign]
 
-    from tokenomy.analytics.dashboard import router as dashboard_router
+    from tokenomy.gateway.dashboard_routes import router as dashboard_router
 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     return app
@@ -331,14 +352,21 @@ async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  
     return await gw.client.achat(call, policy=policy)
 
 
-async def _settle(gw: Gateway, budgets, estimate: int, response: ChatResponse | None,  # noqa: ANN001
+async def _settle(gw: Gateway, budgets: Reservation | None, response: ChatResponse | None,
                   unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it)."""
-    if budgets:
-        if unknown:
-            return  # e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-        actual = to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0
-        await gw.limits.settle(budgets, estimate, actual)
+    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
+
+    The provider has answered by now: a limits store that fails here must not turn a paid answer into an
+    error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
+    if budgets is None or gw.budgets is None:
+        return
+    # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
+    actual = None if unknown else (
+        to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
+    try:
+        await gw.budgets.settle(budgets, actual)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
 
 
 def routing_available() -> bool:
@@ -363,7 +391,7 @@ def _provider_error(exc: ProviderError) -> JSONResponse:
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
 
 
-async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budgets, estimate: int,  # noqa: ANN001
+async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budgets,  # noqa: ANN001
                   started: float) -> AsyncIterator[bytes]:
     created = int(time.time())
 
@@ -393,6 +421,8 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
                 if piece.response is not None:
                     final = piece.response
         assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # on disk before the stream tells the client it is complete
         yield chunk({}, final.finish_reason)
         if body.stream_options and body.stream_options.include_usage:
             yield chunk({}, usage=usage_body(final))
@@ -405,10 +435,13 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
         metrics.count(body.model, 502, started)
     finally:
         gw.guard.slots.release()
-        await _settle(gw, budgets, estimate, final, unknown=final is None and streamed)
+        await _settle(gw, budgets, final, unknown=final is None and streamed)
     yield b"data: [DONE]\n\n"
 
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: config and ledger come from the environment."""
+    if os.environ.get("TOKENOMY_WORKER_OF"):  # set by `serve --workers N`: this process is a supervised worker
+        supervision.exit_with_parent(int(os.environ["TOKENOMY_WORKER_OF"]))
     return create_app(load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"))
+

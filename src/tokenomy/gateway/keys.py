@@ -109,6 +109,14 @@ class KeyStore:
         rows = self.store.query(f"SELECT budget_usd, period FROM gateway_teams WHERE team = {p}", (team,))
         return (Decimal(str(rows[0]["budget_usd"])), rows[0]["period"]) if rows else None
 
+    def snapshot(self) -> tuple[dict[str, VirtualKey], dict[str, tuple[Decimal, str]]]:
+        """Every key by its hash and every team budget: what the gateway holds in memory."""
+        keys = {r["key_hash"]: _key(r) for r in self.store.query(
+            "SELECT key_hash, key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys")}
+        teams = {r["team"]: (Decimal(str(r["budget_usd"])), r["period"])
+                 for r in self.store.query("SELECT team, budget_usd, period FROM gateway_teams")}
+        return keys, teams
+
     def spent(self, column: str, value: str, since: datetime) -> Decimal:
         """What the ledger says a key (column key_id) or team (column tenant) spent since `since`."""
         p = self.store.placeholder

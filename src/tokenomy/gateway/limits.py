@@ -2,19 +2,38 @@
 
 Money is held as integer nano-dollars so counters stay exact in Redis too. The in-process
 backend serves one process; with Redis every worker and instance shares the same counters.
+
+A counter that does not exist is never created by a reservation or a settlement: `reserve` answers
+which counters are missing and the caller seeds them from the ledger (the source of truth), so a
+Redis that restarted empty is re-seeded with what was really spent, not with a figure from start-up.
+Each seeding gets a new epoch; a settlement for a reservation made under an older epoch adds the full
+actual cost (the seed may not have counted that call), never "actual - estimate".
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+import uuid
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 NANO = Decimal(1_000_000_000)
 
 
 def to_nano(value: Decimal) -> int:
     return int((value * NANO).to_integral_value(rounding="ROUND_CEILING"))
+
+
+@dataclass
+class Reserved:
+    """What `reserve` answers: missing counters (seed them and retry), the counter that refused, or epochs."""
+
+    missing: list[str]
+    refused: str | None
+    epochs: dict[str, str]
 
 
 class LocalLimits:
@@ -24,22 +43,40 @@ class LocalLimits:
         self._spend: dict[str, int] = {}
         self._windows: dict[str, list[float]] = {}
         self._lock = asyncio.Lock()
+        self._epochs = itertools.count(1)
+        self._epoch: dict[str, str] = {}
 
-    async def reserve(self, budgets: list[tuple[str, int, int]], estimate: int) -> str | None:
-        """Reserve `estimate` nano-USD against every (counter, limit, spent-before) budget; None if it fits."""
+    async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
+        """Reserve `estimate` nano-USD against every (counter, limit) budget."""
         async with self._lock:
-            for counter, limit, base in budgets:
-                current = self._spend.setdefault(counter, base)
-                if current + estimate > limit:
-                    return counter
-            for counter, _, _ in budgets:
+            missing = [c for c, _ in budgets if c not in self._spend]
+            if missing:
+                return Reserved(missing, None, {})
+            for counter, limit in budgets:
+                if self._spend[counter] + estimate > limit:
+                    return Reserved([], counter, {})
+            for counter, _ in budgets:
                 self._spend[counter] += estimate
-            return None
+            return Reserved([], None, {c: self._epoch[c] for c, _ in budgets})
 
-    async def settle(self, budgets: list[tuple[str, int, int]], estimate: int, actual: int) -> None:
+    async def seed(self, counter: str, value: int) -> bool:
+        """Create the counter at `value` (under a new epoch) unless it exists; True if this call created it."""
         async with self._lock:
-            for counter, _, _ in budgets:
-                self._spend[counter] = self._spend.get(counter, 0) - estimate + actual
+            if counter in self._spend:
+                return False
+            self._spend[counter] = value
+            self._epoch[counter] = str(next(self._epochs))
+            return True
+
+    async def settle(self, settlements: list[tuple[str, str, int, int]]) -> None:
+        """(counter, epoch at reservation, estimate, actual) each: replace the reservation by the actual cost."""
+        async with self._lock:
+            for counter, epoch, estimate, actual in settlements:
+                if counter in self._spend:
+                    self._spend[counter] += actual - (estimate if self._epoch.get(counter) == epoch else 0)
+
+    async def spent(self, counter: str) -> int | None:
+        return self._spend.get(counter)
 
     async def hit_rate(self, counter: str, rpm: int) -> bool:
         """Count one request; False when the last minute already had `rpm` requests."""
@@ -53,17 +90,42 @@ class LocalLimits:
             self._windows[counter] = window
             return True
 
+    async def aclose(self) -> None:
+        return None
 
+
+# KEYS: n spend counters, then their n epoch keys. ARGV: estimate, then n limits.
 RESERVE_LUA = """
-for i, key in ipairs(KEYS) do
-  local current = tonumber(redis.call('GET', key) or ARGV[2 + (i - 1) * 2])
-  if current + tonumber(ARGV[1]) > tonumber(ARGV[1 + i * 2]) then return i end
+local n = #KEYS / 2
+local missing = {}
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(missing, i) end
 end
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, ARGV[2 + (i - 1) * 2]) end
-  redis.call('INCRBY', key, ARGV[1])
+if #missing > 0 then return {-1, unpack(missing)} end
+for i = 1, n do
+  if tonumber(redis.call('GET', KEYS[i])) + tonumber(ARGV[1]) > tonumber(ARGV[1 + i]) then return {i} end
 end
-return 0
+local epochs = {0}
+for i = 1, n do
+  redis.call('INCRBY', KEYS[i], ARGV[1])
+  table.insert(epochs, redis.call('GET', KEYS[n + i]) or '')
+end
+return epochs
+"""
+SEED_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+# KEYS: spend counter, epoch key. ARGV: epoch at reservation, estimate, actual.
+SETTLE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local same = (redis.call('GET', KEYS[2]) or '') == ARGV[1]
+local delta = tonumber(ARGV[3])
+if same then delta = delta - tonumber(ARGV[2]) end
+redis.call('INCRBY', KEYS[1], delta)
+return 1
 """
 RATE_LUA = """
 local count = redis.call('INCR', KEYS[1])
@@ -74,29 +136,56 @@ return 1
 
 
 class RedisLimits:
-    """The same counters in Redis: atomic Lua scripts, shared by every gateway process."""
+    """The same counters in Redis: atomic Lua scripts, shared by every gateway process.
 
-    def __init__(self, url: str) -> None:
+    The connection pool holds up to `max_connections` (the worker's concurrency) and a request waits
+    at most `pool_timeout` seconds for one instead of failing with "Too many connections"; a connection
+    that went stale (Redis restarted) is retried on a fresh one.
+    """
+
+    def __init__(self, url: str, max_connections: int = 512, pool_timeout: float = 5.0) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError, TimeoutError
 
-        self.client = redis.from_url(url)
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, socket_connect_timeout=2,
+            socket_timeout=5, health_check_interval=5, retry_on_error=[ConnectionError, TimeoutError],
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
+        self.client = redis.Redis(connection_pool=pool)
         self._reserve = self.client.register_script(RESERVE_LUA)
+        self._seed = self.client.register_script(SEED_LUA)
+        self._settle = self.client.register_script(SETTLE_LUA)
         self._rate = self.client.register_script(RATE_LUA)
 
-    async def reserve(self, budgets: list[tuple[str, int, int]], estimate: int) -> str | None:
-        keys = [f"tokenomy:spend:{c}" for c, _, _ in budgets]
-        args: list[int] = [estimate]
-        for _, limit, base in budgets:
-            args += [base, limit]
-        failed = int(await self._reserve(keys=keys, args=args))
-        return None if failed == 0 else budgets[failed - 1][0]
+    async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
+        keys = [f"tokenomy:spend:{c}" for c, _ in budgets] + [f"tokenomy:epoch:{c}" for c, _ in budgets]
+        answer: list[Any] = [int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
+                  for i, v in enumerate(await self._reserve(keys=keys, args=[estimate, *(lim for _, lim in budgets)]))]
+        if answer[0] == -1:
+            return Reserved([budgets[int(i) - 1][0] for i in answer[1:]], None, {})
+        if answer[0] > 0:
+            return Reserved([], budgets[answer[0] - 1][0], {})
+        return Reserved([], None, {c: str(e) for (c, _), e in zip(budgets, answer[1:])})
 
-    async def settle(self, budgets: list[tuple[str, int, int]], estimate: int, actual: int) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            for counter, _, _ in budgets:
-                pipe.incrby(f"tokenomy:spend:{counter}", actual - estimate)
-            await pipe.execute()
+    async def seed(self, counter: str, value: int) -> bool:
+        return bool(int(await self._seed(keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"],
+                                         args=[value, uuid.uuid4().hex])))
+
+    async def settle(self, settlements: list[tuple[str, str, int, int]]) -> None:
+        for counter, epoch, estimate, actual in settlements:
+            await self._settle(keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"],
+                               args=[epoch, estimate, actual])
+
+    async def spent(self, counter: str) -> int | None:
+        value = await self.client.get(f"tokenomy:spend:{counter}")
+        return None if value is None else int(value)
 
     async def hit_rate(self, counter: str, rpm: int) -> bool:
         minute = int(time.time() // 60)
         return bool(int(await self._rate(keys=[f"tokenomy:rpm:{counter}:{minute}"], args=[rpm])))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()  # a pool passed in is not closed by the client

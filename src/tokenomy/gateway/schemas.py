@@ -219,7 +219,7 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(body.tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
             raise RequestError(f"tools[{i}]", "only function tools ({\"type\": \"function\", \"function\": {\"name\", "
                                               "\"parameters\"}}) are supported by this gateway")
         tools.append(ToolSpec(function["name"], function.get("description"),
@@ -250,6 +250,8 @@ def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
         return ResponseFormat(kind)
     if kind == "json_schema":
         spec = value.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise RequestError("response_format.json_schema", "send an object {\"name\": ..., \"schema\": {...}}")
         return ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"),
                               spec.get("description"))
     raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")

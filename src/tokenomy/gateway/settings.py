@@ -1,12 +1,10 @@
-"""The `gateway:` section of tokenomy.yaml, validated with errors that name the key."""
+"""The `gateway:` section of tokenomy.yaml (typed in the config model, validated when the config loads)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from tokenomy.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class GatewaySettings(BaseModel):
@@ -15,14 +13,17 @@ class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_inflight: int = Field(256, ge=1, description="calls running upstream at once, per worker")
     max_queue: int = Field(1024, ge=0, description="requests waiting for a slot; beyond this: 503 at once")
-    key_cache_seconds: float = Field(30.0, ge=0, description="how long a looked-up key is trusted (revocation lag)")
-
-
-def gateway_settings(raw: dict[str, Any] | None, origin: str = "<config>") -> GatewaySettings:
-    """Validate `gateway:`; a bad value raises ConfigError naming gateway.<key>."""
-    try:
-        return GatewaySettings.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{origin}: gateway.{where}: {first['msg']}") from None
+    key_cache_seconds: float = Field(30.0, ge=0, description="keys and team budgets are reloaded from the database "
+                                     "this often: a revocation or budget change takes effect within this time")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
+    read_timeout_seconds: float = Field(30.0, gt=0, description="a request body not received in this time: 408, "
+                                        "connection closed")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="a request's headers not complete in this "
+                                          "time after connecting (or starting it): connection closed")
+    keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    journal: bool = Field(True, description="append every ledger event to a local fsynced journal before answering "
+                          "(replayed on start): a crash loses no answered call")
+    journal_dir: Optional[str] = Field(None, description="where the journal lives (default: beside a DuckDB ledger, "
+                                       "or .tokenomy/journal-<hash of the URL> for PostgreSQL)")
+    metrics_key_env: Optional[str] = Field(None, description="environment variable holding a key that GET /metrics "
+                                           "requires as `Authorization: Bearer <key>`")

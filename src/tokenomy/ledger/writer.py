@@ -2,7 +2,10 @@
 
 `record()` only appends to an in-memory list; a background thread flushes every
 `flush_interval` seconds or when `max_batch` events are waiting. On interpreter exit and on
-SIGTERM the buffer is flushed synchronously before the process goes away.
+SIGTERM the buffer is flushed before the process goes away. A failing flush (database down) is
+retried with exponential backoff (at most every 30 s), logged once per attempt without a traceback.
+With a `journal`, every event is also appended to a local fsynced journal (see ledger/journal.py), so
+a crash loses nothing that was acknowledged; segments are deleted once their events are written.
 """
 
 from __future__ import annotations
@@ -11,30 +14,37 @@ import atexit
 import logging
 import signal
 import threading
+import time
 import weakref
 from typing import Iterable
 
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.journal import Journal
 from tokenomy.ledger.store import LedgerStore, open_store
 
 log = logging.getLogger(__name__)
 _WRITERS: "weakref.WeakSet[LedgerWriter]" = weakref.WeakSet()
 _SIGTERM_INSTALLED = False
+SIGTERM_FLUSH_WAIT = 3.0  # seconds the signal handler waits for its flush before handing over
+MAX_BACKOFF = 30.0
 
 
 class LedgerWriter:
     """Buffers events and writes them in batches from a daemon thread."""
 
     def __init__(self, store: LedgerStore | str | None = None, flush_interval: float = 0.5,
-                 max_batch: int = 1000) -> None:
+                 max_batch: int = 1000, journal: Journal | None = None) -> None:
         self.store = store if isinstance(store, LedgerStore) else open_store(store)
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self._buffer: list[UsageEvent] = []
+        self.journal = journal
+        self._written = 0  # events recorded and now in the store (the journal's sequence numbers)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._retry_at = 0.0  # monotonic time before which a failed flush is not retried
         self._thread = threading.Thread(target=self._run, name="tokenomy-ledger", daemon=True)
         self._thread.start()
         _WRITERS.add(self)
@@ -44,14 +54,19 @@ class LedgerWriter:
     def record(self, event: UsageEvent) -> None:
         """Queue one event; cheap enough for the request path."""
         with self._lock:
+            if self.journal is not None:
+                self.journal.append(event)
             self._buffer.append(event)
             full = len(self._buffer) >= self.max_batch
-        if full:
+        if full and time.monotonic() >= self._retry_at:
             self._wake.set()
 
     def record_many(self, events: Iterable[UsageEvent]) -> None:
         with self._lock:
-            self._buffer.extend(events)
+            for event in events:
+                if self.journal is not None:
+                    self.journal.append(event)
+                self._buffer.append(event)
         self._wake.set()
 
     @property
@@ -71,16 +86,28 @@ class LedgerWriter:
                 with self._lock:
                     self._buffer[:0] = batch
                 raise
+            self._written += len(batch)
+            if self.journal is not None:
+                self.journal.written_to_store(self._written)
             return len(batch)
 
     def _run(self) -> None:
+        failures = 0
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            if time.monotonic() < self._retry_at:
+                continue
             try:
                 self.flush()
-            except Exception:  # keep the events and try again on the next tick
-                log.exception("ledger flush failed; will retry")
+                failures = 0
+                self._retry_at = 0.0
+            except Exception as exc:  # keep the events and try again later, backing off while it fails
+                failures += 1
+                delay = min(MAX_BACKOFF, self.flush_interval * 2 ** failures)
+                self._retry_at = time.monotonic() + delay
+                log.warning("ledger flush of %d events failed (%s); retrying in %.1f s", self.pending,
+                            " ".join(str(exc).split())[:300] or type(exc).__name__, delay)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""
@@ -89,7 +116,14 @@ class LedgerWriter:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
-        self.flush()
+        try:
+            self.flush()
+        except Exception:
+            if self.journal is not None:
+                self.journal.close()  # its segments stay for the replay at the next start
+            raise
+        if self.journal is not None:
+            self.journal.discard()
 
 
 def flush_all() -> None:
@@ -108,7 +142,12 @@ def install_sigterm_flush() -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum, frame):  # noqa: ANN001 - signal handler signature
-        flush_all()
+        # The handler runs on the main thread between two bytecodes, possibly while that thread holds a lock
+        # the flush needs (the writer's buffer lock, DuckDB's open lock): flushing inline could wait forever.
+        # Flush from another thread and wait a bounded time; the lock holder resumes when the handler returns.
+        flusher = threading.Thread(target=flush_all, name="tokenomy-ledger-sigterm", daemon=True)
+        flusher.start()
+        flusher.join(SIGTERM_FLUSH_WAIT)
         if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
             previous(signum, frame)
         else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
 
+from tokenomy.data import TRACES, bundled
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import LedgerStore
 
@@ -23,8 +25,11 @@ def _per_minute(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def from_csv(path: str | Path) -> pd.DataFrame:
-    """Read a request trace: Azure format (TIMESTAMP,ContextTokens,GeneratedTokens) or ts,input_tokens,output_tokens."""
-    path = Path(path)
+    """Read a request trace: Azure format (TIMESTAMP,ContextTokens,GeneratedTokens) or ts,input_tokens,output_tokens.
+
+    `path` may also name a packaged trace: azure-conv, azure-code or azure-conv-slice (gzip is read as is).
+    """
+    path = bundled(TRACES[str(path)]) if str(path) in TRACES and not Path(path).exists() else Path(path)
     try:
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -64,7 +69,8 @@ def from_ledger(store: LedgerStore, model: str | None = None, since: datetime | 
                 until: datetime | None = None) -> pd.DataFrame:
     """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity)."""
     p = store.placeholder
-    clauses, params = ["outcome = 'ok'"], []
+    clauses: list[str] = ["outcome = 'ok'"]
+    params: list[Any] = []
     if model:
         clauses.append(f"model = {p}")
         params.append(model)

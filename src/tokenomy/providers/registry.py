@@ -87,15 +87,11 @@ def _build(spec: ModelSpec) -> Provider:
 
         return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
     if spec.provider == "bedrock":
-        try:
-            from tokenomy.providers.bedrock import BedrockProvider
-        except ImportError as exc:
-            raise ConfigError(f"the Bedrock provider is not available: {exc}") from exc
+        from tokenomy.providers.bedrock import BedrockProvider
+
         return BedrockProvider(region=spec.region, endpoint_url=spec.endpoint_url, profile=spec.profile)
     if spec.provider == "anthropic":
-        try:
-            from tokenomy.providers.anthropic_provider import AnthropicProvider
-        except ImportError as exc:
-            raise ConfigError(f"the Anthropic provider is not available: {exc}") from exc
+        from tokenomy.providers.anthropic_provider import AnthropicProvider
+
         return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
     raise ConfigError(f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic")

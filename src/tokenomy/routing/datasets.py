@@ -12,6 +12,7 @@ care where outcomes came from:
 from __future__ import annotations
 
 import glob
+import gzip
 import json
 import re
 from pathlib import Path
@@ -20,23 +21,22 @@ import numpy as np
 import pandas as pd
 
 from tokenomy.caching.placement import estimate_tokens
+from tokenomy.data import ROUTELLM, bundled
 from tokenomy.errors import UsageError
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "routellm"
-NAMES = {"gsm8k": "gsm8k_responses.csv", "mmlu": "mmlu", "mt-bench": "mt_bench_judgements.jsonl"}
 # MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
 DEFAULT_OUTPUT_TOKENS = {"mmlu": 16}
 FALLBACK_OUTPUT_TOKENS = 256
 
 
 def resolve(dataset: str) -> Path:
-    """A path as given, or gsm8k / mmlu / mt-bench under ../shared/data/routellm; errors say what exists."""
+    """A path as given, or gsm8k / mmlu / mt-bench from the packaged RouteLLM outcomes; errors say what exists."""
     path = Path(dataset)
+    if not path.exists() and dataset in ROUTELLM:
+        path = bundled(ROUTELLM[dataset])
     if not path.exists():
-        path = SHARED / NAMES.get(dataset, dataset)
-    if not path.exists():
-        raise UsageError(f"route dataset {dataset!r}: not found (looked at {path}); give gsm8k, mmlu, mt-bench "
+        raise UsageError(f"route dataset {dataset!r}: not found; give gsm8k, mmlu, mt-bench "
                          "or a path to RouteLLM outcome files (CSV, a folder of CSVs, or MT-Bench judgements JSONL)")
     return path
 
@@ -44,11 +44,11 @@ def resolve(dataset: str) -> Path:
 def load_outcomes(dataset: str) -> pd.DataFrame:
     """Read a RouteLLM outcome file (or folder) as it is into the common columns."""
     path = resolve(dataset)
-    if path.suffix == ".jsonl":
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
         return _mt_bench(path)
-    files = sorted(glob.glob(str(path / "*.csv"))) if path.is_dir() else [str(path)]
+    files = sorted(glob.glob(str(path / "*.csv")) + glob.glob(str(path / "*.csv.gz"))) if path.is_dir() else [str(path)]
     if not files:
-        raise UsageError(f"route dataset {path}: no *.csv files in this folder")
+        raise UsageError(f"route dataset {path}: no *.csv or *.csv.gz files in this folder")
     frames = []
     for name in files:
         try:
@@ -102,7 +102,8 @@ def _answer_tokens(judge_prompt: str) -> int:
 def _mt_bench(path: Path) -> pd.DataFrame:
     """MT-Bench single-answer judgements: one row per (question, turn) with both models' scores / 10."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -18,11 +18,12 @@ import pandas as pd
 from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.routing.calibrate import (STRONG_MODEL, WEAK_MODEL, Price, call_costs, exact_cost, price, split,
                                         sweep, train_and_calibrate)
+from tokenomy.data import examples
 from tokenomy.routing.datasets import load_outcomes
 from tokenomy.routing.rules import Policy, explain, load_policy
 from tokenomy.routing.validators import validate
 
-DEFAULT_RULES = Path(__file__).resolve().parents[3] / "examples" / "routing" / "eval_rules.yaml"
+DEFAULT_RULES = examples("routing/eval_rules.yaml")
 
 
 def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None, str | None]:

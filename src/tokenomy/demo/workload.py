@@ -1,0 +1,77 @@
+"""Demo step 1: a small mixed support workload (classification, extraction, summarisation sharing one
+long system prompt) on the local model, and its spend summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from decimal import Decimal
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tokenomy.ledger.summary import spend_summary
+from tokenomy.messages import ChatRequest, RequestMeta, Usage
+from tokenomy.pricing.cost import compute_cost
+
+if TYPE_CHECKING:
+    from tokenomy.demo.context import DemoContext
+
+TITLE = "Workload on the local model"
+COMPARE_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+SYSTEM_PROMPT = """You are the support assistant of Northwind Telecom. Follow these policies exactly.
+Products: Basic mobile plan (10 GB, $20/month), Plus plan (50 GB, $35/month), Unlimited plan ($55/month),
+Home fibre 500 (500 Mbit/s, $45/month), Home fibre 1000 (1 Gbit/s, $65/month), TV add-on ($12/month).
+Billing: invoices are issued on the 1st, payment is due on the 15th, late fees are $5 after the 20th.
+Duplicate charges are refunded within 5 business days after verification by the billing team.
+Roaming: EU roaming is included in Plus and Unlimited; elsewhere $5 per day with 1 GB per day.
+Outages: check the status page first; credits are given for outages longer than 24 hours.
+Device issues: restart the device, reinsert the SIM, reset network settings, then escalate to tier 2.
+Cancellation: 30 days notice, no fee after the first 12 months, otherwise $50 early termination fee.
+Privacy: never ask for full card numbers or passwords; verify identity with the account PIN only.
+Tone: friendly, brief, concrete. Use the customer's name when given. Never invent policies.
+Categories for classification: billing, technical, sales, cancellation, roaming, other.
+""" * 3
+
+WORKLOAD = [
+    ("classification", "Classify this ticket into one category (billing, technical, sales, cancellation, "
+                       "roaming, other). Answer with the category only.\nTicket: {text}"),
+    ("extraction", "Extract the customer's name and the product mentioned as JSON with keys name and product.\n"
+                   "Ticket: {text}"),
+    ("summarisation", "Summarise this ticket in one sentence.\nTicket: {text}"),
+]
+TICKETS = [
+    "Hi, I'm Maria Lopez and I was charged twice for my Plus plan this month.",
+    "This is Tom Becker. My home fibre 500 keeps dropping every evening since Monday.",
+    "Hello, Aisha Khan here. I want to upgrade from Basic to Unlimited, what does it cost?",
+    "I'm Peter Novak and I'd like to cancel my TV add-on at the end of the month.",
+    "Jin Park writing: I'm travelling to Japan next week, how does roaming work on my plan?",
+    "Hi, Sara Olsen. My phone shows no signal after I swapped the SIM into a new device.",
+]
+
+
+def run(ctx: DemoContext) -> None:
+    console = ctx.console
+    requests = [(task, template.format(text=ticket)) for ticket in TICKETS for task, template in WORKLOAD]
+    with Progress(TextColumn("[bold]workload[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        bar = progress.add_task("calls", total=len(requests))
+        for task, prompt in requests:
+            ctx.client.chat(ChatRequest.simple(prompt, system=SYSTEM_PROMPT, max_tokens=48,
+                                               meta=RequestMeta(task=task, tags={"app": "support-demo"})))
+            progress.advance(bar)
+    ctx.client.flush()
+    from tokenomy.commands.ledger import print_summary
+
+    rows = spend_summary(ctx.store)
+    print_summary(rows, "Spend summary — local model (SmolLM2-135M on this CPU)")
+    total = rows[-1]
+    usage = Usage(total["input_tokens"], total["output_tokens"], total["cache_read_tokens"],
+                  total["cache_write_tokens"])
+    cached = compute_cost(usage, COMPARE_MODEL, "us-east-1")
+    uncached = compute_cost(Usage(usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+                                  usage.output_tokens), COMPARE_MODEL, "us-east-1")
+    saving = (1 - cached.total_usd / uncached.total_usd) if uncached.total_usd else Decimal(0)
+    console.print(f"The same tokens on Bedrock {COMPARE_MODEL} (us-east-1, prices as of {cached.as_of}): "
+                  f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with the "
+                  f"{total['cache_read_share']:.0%} cache-read share measured here ({saving:.0%} less).")

@@ -1,0 +1,129 @@
+"""Budget reservations for virtual keys and teams: reserved before the provider is called, settled after.
+
+Counters live in `limits` (this process, or Redis shared by every worker). A counter that is missing
+(first use in a period, or Redis restarted empty) is seeded from the ledger, the source of truth:
+this process's buffered events are flushed first, and the reservations this process holds but has
+not settled are added at their estimate (their settlement then leaves the counter alone). So a
+re-seeded counter never counts less than was really spent or is still being spent here. When the
+counters are shared (Redis), seeding first waits one write-behind interval so that what the other
+workers recorded before the counter went missing has reached the database too; their reservations
+made before it went missing settle at the full actual cost (see limits.py). This adds about 0.7 s to
+the first request of a key or team in each period, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from tokenomy.gateway.keycache import KeyCache
+from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
+from tokenomy.gateway.limits import to_nano
+from tokenomy.ledger.writer import LedgerWriter
+
+
+class BudgetUnavailable(Exception):
+    """A budget cannot be checked (its counter cannot be seeded from the ledger)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    counter: str
+    limit: int  # nano-USD
+    column: str  # ledger column that names the spender: key_id or tenant
+    value: str
+    since: datetime
+
+
+@dataclass(eq=False)
+class Reservation:
+    scopes: list[Scope]
+    estimate: int
+    epochs: dict[str, str]
+    seeded: set[str] = field(default_factory=set)  # counters whose re-seed counted this reservation
+
+
+class Budgets:
+    def __init__(self, limits, writer: LedgerWriter, keys: KeyStore, cache: KeyCache,  # noqa: ANN001
+                 shared: bool = False) -> None:
+        self.limits = limits
+        self.shared = shared
+        self.writer = writer
+        self.keys = keys
+        self.cache = cache
+        self.open: dict[str, set[Reservation]] = {}  # counter -> reservations of this process not yet settled
+        self._seeding: dict[str, asyncio.Lock] = {}
+
+    def scopes(self, key: VirtualKey | None) -> list[Scope]:
+        """The key's budget and its team's (the tighter one bites first); memory only."""
+        if key is None:
+            return []
+        result = []
+        if key.budget_usd is not None:
+            start = period_start(key.period)
+            result.append(Scope(f"key:{key.key_id}:{start.date()}", to_nano(key.budget_usd), "key_id", key.key_id,
+                                start))
+        team_name = key.team
+        team = self.cache.team_budget(team_name) if team_name else None
+        if team_name and team is not None:
+            start = period_start(team[1])
+            result.append(Scope(f"team:{team_name}:{start.date()}", to_nano(team[0]), "tenant", team_name, start))
+        return result
+
+    async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:
+        """A reservation, or the scope that refused it."""
+        for _ in range(4):
+            answer = await self.limits.reserve([(s.counter, s.limit) for s in scopes], estimate)
+            if answer.refused is not None:
+                return next(s for s in scopes if s.counter == answer.refused)
+            if not answer.missing:
+                reservation = Reservation(scopes, estimate, answer.epochs)
+                for scope in scopes:
+                    self.open.setdefault(scope.counter, set()).add(reservation)
+                return reservation
+            for scope in scopes:
+                if scope.counter in answer.missing:
+                    await self._seed(scope)
+        raise BudgetUnavailable("budget counters keep disappearing from the limits store")
+
+    async def settle(self, reservation: Reservation, actual: int | None) -> None:
+        """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate."""
+        settlements = []
+        for scope in reservation.scopes:
+            self.open.get(scope.counter, set()).discard(reservation)
+            if actual is not None and scope.counter not in reservation.seeded:
+                settlements.append((scope.counter, reservation.epochs.get(scope.counter, ""), reservation.estimate,
+                                    actual))
+        if settlements:
+            await self.limits.settle(settlements)
+
+    async def _seed(self, scope: Scope) -> None:
+        lock = self._seeding.setdefault(scope.counter, asyncio.Lock())
+        async with lock:
+            if await self.limits.spent(scope.counter) is not None:
+                return  # seeded meanwhile (by this process or another)
+            held = list(self.open.get(scope.counter, ()))
+            for reservation in held:  # counted below at their estimate: their settlement must not subtract it
+                reservation.seeded.add(scope.counter)
+            if self.shared:  # other workers' write-behind reaches the database within one interval
+                await asyncio.sleep(self.writer.flush_interval + 0.2)
+            try:
+                spent = await asyncio.to_thread(self._ledger_spent, scope)
+            except Exception as exc:
+                for reservation in held:
+                    reservation.seeded.discard(scope.counter)
+                raise BudgetUnavailable(f"the ledger cannot be read to seed the budget ({exc})") from None
+            created = await self.limits.seed(scope.counter, spent + sum(r.estimate for r in held))
+            if not created:
+                for reservation in held:
+                    reservation.seeded.discard(scope.counter)
+
+    def _ledger_spent(self, scope: Scope) -> int:
+        self.writer.flush()  # what this process recorded is in the database before it is summed
+        return to_nano(self.keys.spent(scope.column, scope.value, scope.since))
+
+
+def decimal_usd(nano: int) -> Decimal:
+    return Decimal(nano) / Decimal(10**9)

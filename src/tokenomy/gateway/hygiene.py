@@ -1,0 +1,144 @@
+"""Input hygiene at the edge, before any parsing or provider call (an ASGI middleware).
+
+- Header values with CR, LF or NUL: 400 naming the header.
+- Request bodies larger than `max_body_bytes`: 413 (checked on Content-Length and while reading).
+- A body that does not arrive within `read_timeout` seconds: 408 and the connection is closed.
+- Text that is not valid UTF-8, or a JSON string holding a lone UTF-16 surrogate (`"hi \\ud800"`,
+  which Python's JSON decoder accepts but no provider can encode): 400 naming the field.
+
+Only the rare suspicious body is decoded here (a regex spots `\\uD800`..`\\uDFFF` escapes first), so the
+normal request pays a UTF-8 decode and one regex search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, Awaitable, Callable
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_BAD_HEADER = re.compile(rb"[\r\n\x00]")
+MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
+
+
+def header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if _BAD_HEADER.search(value):
+            return name.decode("latin-1")
+    return None
+
+
+def body_problem(body: bytes) -> tuple[str, str | None] | None:
+    """(message, field) for a body whose text cannot be sent on, None when it is clean."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"the request body is not valid UTF-8 (byte {exc.start}); send JSON text encoded as UTF-8", None)
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the parser after this middleware says so
+    return _lone_surrogate(data)
+
+
+def _lone_surrogate(data: Any) -> tuple[str, str | None] | None:
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return (f"{path or 'body'}: nested more than {MAX_DEPTH} levels deep", path or None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                where = path or "body"
+                return (f"{where}: contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is "
+                        "not valid Unicode text; send valid UTF-8 (pair the surrogate or remove it)", path or None)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                stack.append((child, key, depth + 1))  # keys are text too
+                stack.append((child, item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item, depth + 1) for i, item in enumerate(value))
+    return None
+
+
+async def refuse(send: Send, status: int, message: str, param: str | None = None, close: bool = False) -> None:
+    """An error in OpenAI's shape, sent directly by the middleware."""
+    kind = "invalid_request_error"
+    payload = json.dumps({"error": {"message": message, "type": kind, "param": param, "code": None}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class EdgeHygiene:
+    def __init__(self, app: Callable, max_body_bytes: int, read_timeout: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        bad = header_problem(scope["headers"])
+        if bad is not None:
+            await refuse(send, 400, f"header {bad}: its value contains a CR, LF or NUL character; send each header "
+                                    "value on one line", bad)
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await refuse(send, 413, f"the request body is {int(declared)} bytes; this gateway accepts at most "
+                                    f"{self.max_body_bytes} (gateway.max_body_bytes)", close=True)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            try:
+                async with asyncio.timeout(self.read_timeout):  # no task per receive, unlike wait_for
+                    message = await receive()
+            except TimeoutError:
+                await refuse(send, 408, f"the request body did not arrive within {self.read_timeout:g} s "
+                                        "(gateway.read_timeout_seconds)", close=True)
+                return
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await refuse(send, 413, f"the request body exceeds {self.max_body_bytes} bytes "
+                                        "(gateway.max_body_bytes)", close=True)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        problem = body_problem(body)
+        if problem is not None:
+            await refuse(send, 400, problem[0], problem[1])
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: a disconnect, when it comes
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,54 @@
+"""The ledger journal: fsynced before an answer, replayed once (idempotently) after a crash, never a live one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.journal import Journal, replay
+from tokenomy.ledger.store import open_store
+
+
+def test_a_dead_process_journal_is_replayed_once_skipping_a_torn_line_and_present_ids(tmp_path):
+    folder = tmp_path / "journal"
+    script = f"""
+import asyncio, os
+from decimal import Decimal
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.journal import Journal
+journal = Journal(__import__("pathlib").Path({str(folder)!r}))
+for i in range(3):
+    journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=f"e{{i}}",
+                              cost_usd=Decimal("0.000275")))
+asyncio.run(journal.durable_async())
+os._exit(9)  # no clean shutdown: the segment stays behind
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    [segment] = folder.glob("journal-*.jsonl")
+    with segment.open("ab") as handle:
+        handle.write(b'{"ts": "2026-01-01T00:00:00Z", "provid')  # torn: never acknowledged
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write([UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e0", cost_usd=Decimal("0.000275"))])
+    assert replay(folder, store) == 3
+    assert store.count() == 3  # e0 was already there: not written twice
+    assert sum(e.cost_usd for e in store.events()) == Decimal("0.000825")
+    assert replay(folder, store) == 0 and not list(folder.glob("*.jsonl"))
+
+
+def test_a_live_journal_is_not_replayed_and_waiters_return_once_it_is_on_disk(tmp_path):
+    folder = tmp_path / "journal"
+    journal = Journal(folder)
+    event = UsageEvent(ts=utcnow(), provider="openai", model="m")
+    seq = journal.append(event)
+    asyncio.run(asyncio.wait_for(journal.durable_async(seq), 10))
+    assert journal.durable >= seq
+    [segment] = folder.glob("journal-*.jsonl")
+    assert event.event_id.encode() in segment.read_bytes()
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store) == 0 and segment.exists()  # held by this live process
+    journal.discard()
+    assert not segment.exists() and os.listdir(folder) == []
