@@ -248,7 +248,8 @@ def main() -> int:
             print(f"measured {name}", file=sys.stderr, flush=True)
         for name in ("direct", "tokenomy"):  # the same upstream and gateway, with tools and an image
             wrk(targets[name], 4, 1, rich_script)
-            results[name + RICH] = {c: wrk(targets[name], c, args.duration, rich_script) for c in (1, 32)}
+            results[name + RICH] = {c: wrk(targets[name], c, args.duration, rich_script, pids.get(name))
+                                    for c in (1, 32)}
             print(f"measured {name}{RICH}", file=sys.stderr, flush=True)
     finally:
         for proc in reversed(procs):
@@ -286,6 +287,9 @@ def verdicts(results: dict) -> list[dict]:
         ratio = rich_gw[32]["rps"] / gw[32]["rps"] if gw[32]["rps"] else 0.0
         out.append({"check": "rps at c=32 with tools+image within 10% of text-only",
                     "value": f"{rich_gw[32]['rps']:.0f} vs {gw[32]['rps']:.0f} ({ratio:.0%})", "ok": ratio >= 0.9})
+        cpu = rich_gw[32]["cpu_ms_per_req"] / gw[32]["cpu_ms_per_req"]
+        out.append({"check": "gateway CPU per request at c=32 with tools+image within 10% of text-only (robust to "
+                             "machine load)", "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
     if gw and ll:
         ratio = gw[32]["rps"] / ll[32]["rps"] if ll[32]["rps"] else float("inf")
         out.append({"check": "rps at c=32 >= 10x LiteLLM", "value": f"{ratio:.1f}x", "ok": ratio >= 10})
