@@ -410,8 +410,9 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
         if route.policy:
             final = await _call(gw, call, route, policy)
             for piece in response_pieces(final):
-                delta, extra = chunk_delta(piece)
-                yield chunk(delta, extra=extra)
+                rendered = chunk_delta(piece)
+                if rendered is not None:
+                    yield chunk(rendered[0], extra=rendered[1])
         else:
             async for piece in gw.client.astream(call, policy=policy):
                 rendered = chunk_delta(piece)

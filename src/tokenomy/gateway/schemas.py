@@ -126,7 +126,7 @@ PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file
 
 def _part(part: dict[str, Any], where: str) -> Block:
     kind = part.get("type")
-    unknown = sorted(set(part) - PART_KEYS.get(kind, set(part)))
+    unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
     if unknown:
         raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
     if kind == "text":
@@ -191,7 +191,7 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
             blocks = _blocks(m.content, where)
             if any(not isinstance(b, TextBlock) for b in blocks):
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
-            system.append("".join(b.text for b in blocks))
+            system.append("".join(b.text for b in blocks if isinstance(b, TextBlock)))
         elif m.role == "tool":
             if not m.tool_call_id:
                 raise RequestError(f"{where}.tool_call_id", "required on a tool message")

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from tokenomy.errors import UsageError
 from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
@@ -110,9 +110,14 @@ class UsageEvent:
 COLUMNS = [f.name for f in fields(UsageEvent)]
 
 
-def content_counts(request: ChatRequest) -> dict[str, int]:
+class ContentCounts(TypedDict):
+    image_count: int
+    document_count: int
+
+
+def content_counts(request: ChatRequest) -> ContentCounts:
     """How many images and documents a request carries (also inside tool results), for the ledger row."""
-    counts = {"image_count": 0, "document_count": 0}
+    counts: ContentCounts = {"image_count": 0, "document_count": 0}
     for message in request.messages:
         for block in message.content:
             for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):

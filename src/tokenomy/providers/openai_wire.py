@@ -21,7 +21,8 @@ from typing import Any, Iterator
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (Block, ChatRequest, ChatResponse, DocumentBlock, ImageBlock, Message, ReasoningBlock,
-                               StreamChunk, TextBlock, ToolCallDelta, ToolResultBlock, ToolUseBlock, Usage)
+                               ResponseFormat, StreamChunk, TextBlock, ToolCallDelta, ToolChoice, ToolResultBlock,
+                               ToolUseBlock, Usage)
 
 DOCUMENT_MEDIA_TYPES = {"pdf": "application/pdf", "txt": "text/plain", "csv": "text/csv", "html": "text/html",
                         "md": "text/markdown", "doc": "application/msword",
@@ -81,10 +82,10 @@ def _turn(message: Message, where: str) -> list[dict[str, Any]]:
     named = {"name": message.name} if message.name else {}
     if message.role == "assistant":
         calls = message.blocks_of(ToolUseBlock)
-        rest = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
+        rest: list[Block] = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
         out: dict[str, Any] = {"role": "assistant", **named}
         if all(isinstance(b, TextBlock) for b in rest):
-            text = "".join(b.text for b in rest)
+            text = "".join(b.text for b in rest if isinstance(b, TextBlock))
             out["content"] = text if text or not calls else None
         else:
             out["content"] = [_part(b, f"{where}.content") for b in rest]
@@ -97,21 +98,19 @@ def _turn(message: Message, where: str) -> list[dict[str, Any]]:
         content = result.content
         turns.append({"role": "tool", "tool_call_id": result.tool_use_id,
                       "content": "" if not content else _content(content, f"{where}.tool_result")})
-    rest = [b for b in message.content if not isinstance(b, ToolResultBlock)]
-    if rest or not turns:
-        turns.append({"role": "user", **named, "content": _content(rest, where) if rest else ""})
+    others: list[Block] = [b for b in message.content if not isinstance(b, ToolResultBlock)]
+    if others or not turns:
+        turns.append({"role": "user", **named, "content": _content(others, where) if others else ""})
     return turns
 
 
-def _tool_choice(request: ChatRequest) -> Any:
-    choice = request.tool_choice
+def _tool_choice(choice: ToolChoice) -> Any:
     if choice.mode == "tool":
         return {"type": "function", "function": {"name": choice.name}}
     return {"any": "required"}.get(choice.mode, choice.mode)
 
 
-def _response_format(request: ChatRequest) -> dict[str, Any]:
-    fmt = request.response_format
+def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type != "json_schema":
         return {"type": fmt.type}
     spec: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
@@ -142,9 +141,9 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
             tools.append({"type": "function", "function": function})
         body["tools"] = tools
     if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice(request)
+        body["tool_choice"] = _tool_choice(request.tool_choice)
     if request.response_format is not None:
-        body["response_format"] = _response_format(request)
+        body["response_format"] = _response_format(request.response_format)
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
     body.update(request.extra)  # pass-through fields, as the caller named them
