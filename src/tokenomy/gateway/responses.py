@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolCallDelta
+from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.providers.openai_wire import arguments_text
 
 
@@ -81,16 +81,6 @@ def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | N
         entry["function"] = function
         delta["tool_calls"] = [entry]
     return (delta, extra) if delta or extra else None
-
-
-def response_pieces(response: ChatResponse) -> list[StreamChunk]:
-    """A whole answer as stream pieces (for paths that only have the final response)."""
-    pieces = [StreamChunk(reasoning=b.text) for b in response.content if isinstance(b, ReasoningBlock) and b.text]
-    if response.text:
-        pieces.append(StreamChunk(delta=response.text))
-    pieces += [StreamChunk(tool_call=ToolCallDelta(i, c.id, c.name, arguments_text(c)))
-               for i, c in enumerate(response.tool_calls)]
-    return pieces
 
 
 def sse(payload: dict[str, Any]) -> bytes:
