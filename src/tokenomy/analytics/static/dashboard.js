@@ -4,82 +4,113 @@
 (function () {
   "use strict";
 
-  const SECTIONS = ["totals", "spend", "usage", "cache", "latency", "tiers", "savings"];
+  const SECTIONS = ["totals", "headline", "spend", "usage", "cache", "latency", "tiers", "savings", "breakdown",
+                    "budgets", "alerts", "requests"];
   const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
                    "#9c755f", "#bab0ac"];
+  const C = window.TokenomyConsole;
   const charts = {};
   // What the page last drew, for people poking in the console and for the browser test.
   const state = (window.tokenomyDashboard = { renders: 0, data: null, charts: charts, error: null });
 
   const color = (i) => PALETTE[i % PALETTE.length];
-  const num = (x) => (x === null || x === undefined ? 0 : Number(x));
-  const usd = (x) => "$" + num(x).toLocaleString("en-US", { maximumFractionDigits: num(x) < 1 ? 4 : 2 });
+  const num = C.num;
+  const usd = C.usd;
   const uniq = (values) => [...new Set(values)].sort();
+  // Money axes and tooltips in readable dollars ($0.0004, never 0.000).
+  const moneyAxis = { ticks: { callback: (v) => usd(v) }, title: { display: true, text: "USD" } };
+  const moneyTips = { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " + usd(item.raw) } } };
 
-  function draw(id, config) {
+  function draw(id, config, csvName) {
     if (charts[id]) charts[id].destroy();
     config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options);
     charts[id] = new Chart(document.getElementById(id), config);
+    // CSV of what the chart shows, unless the caller registered the exact rows it drew from
+    if (csvName && !C.csvRows[csvName]) {
+      const d = config.data;
+      C.csvRows[csvName] = d.labels.map((label, i) => Object.fromEntries([["label", label],
+        ...d.datasets.map((ds) => [ds.label, ds.data[i]])]));
+    }
   }
 
   function bars(labels, datasets, options) {
     return { type: "bar", data: { labels: labels, datasets: datasets }, options: options || {} };
   }
 
+  // Two-period money bars for the console panels (horizontal when the labels are long names).
+  function periodBars(id, csvName, labels, datasets, horizontal) {
+    const value = horizontal ? "x" : "y";
+    draw(id, bars(labels, datasets.map((d, i) => Object.assign({ backgroundColor: color(i === 0 ? 0 : 9) }, d)), {
+      indexAxis: horizontal ? "y" : "x", plugins: moneyTips, scales: { [value]: moneyAxis } }), csvName);
+  }
+
   function render(data) {
+    for (const name of Object.keys(C.csvRows)) delete C.csvRows[name];
     const t = data.totals;
     document.getElementById("kpi-cost").textContent = usd(t.cost_usd);
     document.getElementById("kpi-calls").textContent = num(t.calls).toLocaleString("en-US");
     document.getElementById("kpi-range").textContent = t.first_ts ? t.first_ts.slice(0, 10) + " → " +
       t.last_ts.slice(0, 10) : "no calls in this range";
+    const none = t.calls ? null : "No calls in this range" + (data.filters ? "" : "") + ". Widen the dates or " +
+      "clear the filters (Reset); to record calls, send traffic through `tokenomy serve` or run `tokenomy ledger import`.";
+    C.render(data, periodBars);
+    window.TokenomyRequests.render(data.requests);
 
-    const days = uniq(data.spend.map((r) => r.day));
-    const spendModels = uniq(data.spend.map((r) => r.model));
-    draw("chart-spend", bars(days, spendModels.map((model, i) => ({
-      label: model, backgroundColor: color(i),
-      data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
-        .reduce((sum, r) => sum + num(r.cost_usd), 0)),
-    })), { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "USD" } } } }));
+    for (const id of ["sec-spend", "sec-usage", "sec-cache", "sec-latency", "sec-tiers"]) C.empty(id, none);
+    if (!none) {
+      C.csvRows["spend-by-day"] = data.spend;
+      const days = uniq(data.spend.map((r) => r.day));
+      const spendModels = uniq(data.spend.map((r) => r.model));
+      draw("chart-spend", bars(days, spendModels.map((model, i) => ({
+        label: model, backgroundColor: color(i),
+        data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
+          .reduce((sum, r) => sum + num(r.cost_usd), 0)),
+      })), { plugins: moneyTips, scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, moneyAxis) } }));
 
-    const types = [["input_tokens", "input"], ["output_tokens", "output"], ["cache_read_tokens", "cache read"],
-                   ["cache_write_tokens", "cache write"]];
-    draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
-      label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
-    })), { indexAxis: "y", scales: { x: { stacked: true, title: { display: true, text: "tokens" } },
-                                     y: { stacked: true } } }));
+      C.csvRows["usage"] = data.usage;
+      const types = [["input_cost_usd", "input"], ["output_cost_usd", "output"], ["cache_read_cost_usd", "cache read"],
+                     ["cache_write_cost_usd", "cache write"]];
+      draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
+        label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
+      })), { indexAxis: "y", plugins: { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " +
+        usd(item.raw) + " (" + num(data.usage[item.dataIndex][types[item.datasetIndex][0].replace("_cost_usd",
+        "_tokens")]).toLocaleString("en-US") + " tokens)" } } },
+      scales: { x: Object.assign({ stacked: true }, moneyAxis), y: { stacked: true } } }));
 
-    draw("chart-cache", bars(data.cache.map((r) => r.model), [{
-      label: "cache hit rate (%)", backgroundColor: color(3),
-      data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
-    }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
+      C.csvRows["cache-hit-rate"] = data.cache;
+      draw("chart-cache", bars(data.cache.map((r) => r.model), [{
+        label: "cache hit rate (%)", backgroundColor: color(3),
+        data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
+      }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
 
-    const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
-    draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
-      label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
-    })), { scales: { y: { title: { display: true, text: "ms" } } } }));
+      C.csvRows["latency"] = data.latency;
+      const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
+      draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
+        label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
+      })), { scales: { y: { title: { display: true, text: "ms" } } } }));
 
-    draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
-      label: "calls", data: data.tiers.map((r) => r.calls),
-      backgroundColor: data.tiers.map((_, i) => color(i)) }] } });
-
-    const levers = data.savings.levers || [];
-    draw("chart-savings", bars(levers.map((r) => r.lever), [{
-      label: "USD per month", backgroundColor: color(4), data: levers.map((r) => num(r.monthly_saving_usd)),
-    }], { indexAxis: "y", plugins: { tooltip: { callbacks: {
-      afterLabel: (item) => levers[item.dataIndex].assumption } } } }));
-    let note = data.savings.note || "";
-    if (levers.length && levers.every((r) => num(r.monthly_saving_usd) <= 0)) {
-      note = "No lever saves money on these calls under the default assumptions (batch needs latency-tolerant " +
-        "tasks, routing a cheaper model: try `tokenomy plan savings`). " + note;
-    } else if (data.savings.compounded_monthly_saving_usd !== undefined) {
-      note = "all levers together: " + usd(data.savings.compounded_monthly_saving_usd) + " per month of " +
-        usd(data.savings.current_monthly_cost_usd) + " (" + note + ")";
+      C.csvRows["tiers"] = data.tiers;
+      draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
+        label: "calls", data: data.tiers.map((r) => r.calls),
+        backgroundColor: data.tiers.map((_, i) => color(i)) }] } });
+      const untiered = data.tiers.find((r) => r.tier === "(none)");
+      document.getElementById("tiers-note").textContent = untiered && untiered.share > 0.5
+        ? pctText(untiered.share) + " of calls went through no routing policy (tier \"(none)\"): give a route " +
+          "`policy:` in tokenomy.yaml to route between a weak and a strong model." : "";
     }
-    document.getElementById("savings-note").textContent = note;
 
     state.data = data;
     state.renders += 1;
     document.body.dataset.renders = String(state.renders);
+  }
+
+  const pctText = (x) => Math.round(100 * x) + "%";
+
+  // The group-by and top-N selectors redraw from the data at hand (the offline report has every grouping).
+  for (const id of ["group-by", "top-n"]) {
+    document.getElementById(id).addEventListener("change", () => {
+      if (state.data) render(state.data);
+    });
   }
 
   function showError(message) {
