@@ -9,9 +9,11 @@
     const n = num(x);
     if (n === 0) return "$0";
     const abs = Math.abs(n);
-    const text = abs >= 1
+    let text = abs >= 1
       ? abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-      : abs.toLocaleString("en-US", { maximumSignificantDigits: 3 });
+      : abs.toLocaleString("en-US", { maximumSignificantDigits: 3, maximumFractionDigits: 20 });
+    if (abs < 1 && text.split(".")[1] === undefined) text += ".00";
+    else if (abs < 1 && text.split(".")[1].length < 2) text += "0";  // $0.40, not $0.4
     return (n < 0 ? "-$" : "$") + text;
   }
   const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(Math.abs(x) < 0.1 ? 1 : 0) + "%");
@@ -150,7 +152,8 @@
     const rows = all.slice(0, top);
     csvRows["spend-by-" + by] = all;
     document.querySelector("#sec-groups button[data-csv]").dataset.csv = "spend-by-" + by;
-    document.getElementById("groups-title").textContent = "Spend by " + by + " (top " + top + " of " + all.length + ")";
+    document.getElementById("groups-title").textContent = "Spend by " + by +
+      (all.length > top ? " (top " + top + " of " + all.length + ")" : "");
     const period = data.breakdown.period;
     if (!rows.length) {
       empty("sec-groups", "No calls in this range, so nothing to group. Widen the date range or press Reset.");

@@ -4,7 +4,9 @@
   "use strict";
 
   const C = window.TokenomyConsole;
+  const PAGE = 25;
   let log = { rows: [], attempts: {}, total: 0, shown: 0 };
+  let visible = PAGE;
   const ms = (x) => (x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US") + " ms");
   const tokens = (r) => [["in", r.input_tokens], ["out", r.output_tokens], ["cache rd", r.cache_read_tokens],
                          ["cache wr", r.cache_write_tokens]].filter(([, n]) => n).map(([k, n]) => k + " " + n).join(" · ")
@@ -32,9 +34,11 @@
     const text = document.getElementById("log-search").value.trim().toLowerCase();
     const rows = log.rows.filter((r) => matches(r, outcome, text));
     C.csvRows.requests = rows;
-    document.querySelector("#table-requests tbody").replaceChildren(...rows.map(row));
-    document.getElementById("log-note").textContent = "Showing " + rows.length + " of the latest " + log.shown +
-      " of " + log.total + " calls in the range. Click a row for its attempts.";
+    document.querySelector("#table-requests tbody").replaceChildren(...rows.slice(0, visible).map(row));
+    document.getElementById("log-more").hidden = rows.length <= visible;
+    document.getElementById("log-note").textContent = "Showing " + Math.min(visible, rows.length) + " of " +
+      rows.length + (outcome || text ? " matching" : "") + " (the latest " + log.shown + " of " + log.total +
+      " calls in the range; CSV has all " + rows.length + "). Click a row for its attempts.";
     C.empty("sec-requests", log.total ? (rows.length ? null : "No call among the latest " + log.shown +
       " matches this outcome and text; clear them.") : "No calls in this range: widen the dates or press Reset.");
     if (!log.total || !rows.length) document.getElementById("log-note").textContent = "";
@@ -68,12 +72,20 @@
   }
 
   for (const id of ["log-outcome", "log-search"]) {
-    document.getElementById(id).addEventListener("input", draw);
+    document.getElementById(id).addEventListener("input", () => {
+      visible = PAGE;
+      draw();
+    });
   }
+  document.getElementById("log-more").addEventListener("click", () => {
+    visible += PAGE;
+    draw();
+  });
 
   window.TokenomyRequests = {
     render: function (requests) {
       log = requests;
+      visible = PAGE;
       const select = document.getElementById("log-outcome");
       const current = select.value;
       const outcomes = [...new Set(log.rows.map((r) => r.outcome))].sort();
