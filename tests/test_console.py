@@ -305,3 +305,38 @@ def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:  
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert outside == []
     page.close()
+
+
+def test_a_team_key_sees_its_own_team_budgets_and_no_ledger_wide_alerts(seeded, tmp_path) -> None:
+    import shutil
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    shutil.copy(seeded["path"], path)
+    secret, _ = KeyStore(open_store(path)).create(team="research", name="viewer")
+    with ServerThread(create_app(parse_config({"auth": True}), str(path)), lifespan="on") as url:
+        bearer = {"authorization": f"Bearer {secret}"}
+        assert httpx.get(f"{url}/dashboard/api/budgets").status_code == 401
+        body = httpx.get(f"{url}/dashboard/api/budgets", headers=bearer).json()
+        assert [t["id"] for t in body["teams"]] == ["research"]
+        assert seeded["solo"].key_id not in {k["id"] for k in body["keys"]}  # not in the team: not shown
+        alerts = httpx.get(f"{url}/dashboard/api/alerts", headers=bearer, timeout=60).json()
+        assert alerts["note"] and all(a["kind"].endswith("_budget") for a in alerts["alerts"])
+        rows = httpx.get(f"{url}/dashboard/api/requests", headers=bearer).json()["rows"]
+        assert rows and {r["tenant"] for r in rows} == {"research"}
+
+
+@pytest.mark.postgres
+def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -> None:
+    from tokenomy.analytics import dashboard_data
+    from tokenomy.ledger.store import open_store
+
+    duck, pg = open_store(seeded["path"]), open_store(fresh_postgres_url)
+    pg.write(seeded["events"])
+    filters = dashboard_data.make_filters(since=_range(seeded)["since"], until=_range(seeded)["until"])
+    for name in ("breakdown", "requests", "savings"):
+        assert dashboard_data.SECTIONS[name](pg, filters) == dashboard_data.SECTIONS[name](duck, filters), name
+    assert dashboard_data.SECTIONS["budgets"](pg, filters)["keys"] == []  # no keys table there: nothing, not an error

@@ -73,7 +73,7 @@
     const set = (id, text) => (document.getElementById(id).textContent = text);
     set("head-spend", usd(h.spend_usd));
     set("head-period", h.period ? span(h.period) : "no calls in this range");
-    if (h.previous_period) {
+    if (h.previous_period && !(num(h.spend_usd) === 0 && num(h.previous_spend_usd) === 0)) {
       const delta = num(h.delta_usd);
       set("head-delta", (delta >= 0 ? "+" : "") + usd(delta) + (h.delta_pct === null ? "" : " (" +
         (h.delta_pct >= 0 ? "+" : "") + pct(h.delta_pct) + ")"));
@@ -82,7 +82,7 @@
         (num(h.previous_spend_usd) === 0 ? " (no calls then)" : ""));
     } else {
       set("head-delta", "");
-      set("head-previous", "");
+      set("head-previous", h.previous_period ? "no calls in this period or the one before it" : "");
     }
     const f = h.forecast;
     if (f) {
@@ -108,7 +108,9 @@
     csvRows.levers = rows.map((r) => ({ lever: r.lever, monthly_saving_usd: r.monthly_saving_usd,
                                         assumption: r.assumption, apply: r.apply }));
     if (!rows.length) {
-      empty("sec-levers", "No lever can be priced: " + (s.note || "no calls") + ". Widen the range or record traffic.");
+      document.getElementById("levers-note").textContent = "";
+      empty("sec-levers", "No lever can be priced on this selection (" + (s.note || "no calls") + "). Widen the " +
+        "dates or clear the filters; `tokenomy plan savings` prices the same levers from the command line.");
       return;
     }
     empty("sec-levers", null);
