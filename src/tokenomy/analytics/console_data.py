@@ -74,8 +74,13 @@ def breakdown(store: Any, f: Filters) -> dict[str, Any]:
         rows = sorted(now_rows.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))[:GROUP_ROWS]
         groups[name] = [{"key": key, "cost_usd": money(v["cost"]), "calls": v["calls"],
                          "previous_cost_usd": money(then_rows.get(key, {}).get("cost", 0))} for key, v in rows]
-    return {"period": _bounds_json(bounds), "previous_period": _bounds_json((before.since, before.until))
-            if before else None, "groups": groups}
+    return {"period": _bounds_json(bounds), "previous_period": _bounds_json(bounds and _previous_bounds(bounds)),
+            "groups": groups}
+
+
+def _previous_bounds(bounds: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+    start, end = bounds
+    return start - (end - start), start
 
 
 def _bounds_json(bounds: tuple[datetime, datetime] | None) -> dict[str, Any] | None:
@@ -103,8 +108,9 @@ def budgets(store: Any, f: Filters) -> dict[str, Any]:
     moment = as_of - timedelta(microseconds=1)  # `until` is exclusive: midnight belongs to the day before
     keys = store.query("SELECT key_id, name, team, budget_usd, period FROM gateway_keys WHERE NOT revoked "
                        "ORDER BY key_id") if _table_exists(store, "gateway_keys") else []
-    teams = {r["team"]: r for r in store.query("SELECT team, budget_usd, period FROM gateway_teams ORDER BY team")} \
-        if _table_exists(store, "gateway_teams") else {}
+    teams: dict[str, Any] = {}
+    if _table_exists(store, "gateway_teams"):
+        teams = {r["team"]: r for r in store.query("SELECT team, budget_usd, period FROM gateway_teams ORDER BY team")}
     for key in keys:  # a team named only on keys has spend but no budget of its own
         if key["team"] and key["team"] not in teams:
             teams[key["team"]] = {"team": key["team"], "budget_usd": None, "period": "month"}
@@ -117,11 +123,13 @@ def budgets(store: Any, f: Filters) -> dict[str, Any]:
         start = period_start(per, moment)
         spent = _spent_since(store, column, ident, start, as_of)
         limit = None if budget is None else Decimal(str(budget))
-        return {"kind": kind, "id": ident, "name": name or ident, "team": team, "period": per, "period_start": stamp(start),
-                "spent_usd": money(spent), "budget_usd": None if limit is None else money(limit),
+        return {"kind": kind, "id": ident, "name": name or ident, "team": team, "period": per,
+                "period_start": stamp(start), "spent_usd": money(spent),
+                "budget_usd": None if limit is None else money(limit),
                 "used": float(spent / limit) if limit else None}
     return {"as_of": stamp(as_of),
-            "keys": [row("key", k["key_id"], k["name"], k["budget_usd"], k["period"], "key_id", k["team"]) for k in keys],
+            "keys": [row("key", k["key_id"], k["name"], k["budget_usd"], k["period"], "key_id", k["team"])
+                     for k in keys],
             "teams": [row("team", t, t, r["budget_usd"], r["period"], "tenant") for t, r in sorted(teams.items())]}
 
 
@@ -158,7 +166,7 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         before = previous(f, bounds)
         prior = _spend(store, before)
         current = Decimal(out["spend_usd"])
-        out.update(previous_period=_bounds_json((before.since, before.until)), previous_spend_usd=money(prior),
+        out.update(previous_period=_bounds_json(_previous_bounds(bounds)), previous_spend_usd=money(prior),
                    delta_usd=money(current - prior), delta_pct=float((current - prior) / prior) if prior else None)
     sql, params = and_where(store, f)
     try:

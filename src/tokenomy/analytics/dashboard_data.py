@@ -11,13 +11,13 @@ import json
 from datetime import timezone
 from typing import Any
 
-from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
-from tokenomy.analytics.reports import PRESETS
 from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
+from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
+from tokenomy.analytics.reports import PRESETS
 from tokenomy.analytics.request_log import requests
 
-__all__ = ["Filters", "SECTIONS", "collect", "filter_options", "make_filters", "parse_when"]
+__all__ = ["SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
 
 TAG_VALUES_LIMIT = 500
 

@@ -103,7 +103,9 @@ def period(store: Any, f: Filters) -> tuple[datetime, datetime] | None:
     row = store.query(f"SELECT MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM usage_events{sql}", params)[0]
     if row["first_ts"] is None:
         return None
-    day = (lambda t: t.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
+
+    def day(t: datetime) -> datetime:
+        return t.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     return f.since or day(row["first_ts"]), f.until or day(row["last_ts"]) + timedelta(days=1)
 
 
