@@ -27,7 +27,7 @@ def seed(path: Path) -> dict:
     store = open_store(path)
     keys = KeyStore(store)
     _, research = keys.create(budget_usd=Decimal("0.50"), period="month", team="research", name="research-bot")
-    _, solo = keys.create(budget_usd=Decimal("40"), period="month", name="solo")
+    _, solo = keys.create(budget_usd=Decimal("1"), period="month", name="solo")
     keys.set_team_budget("research", Decimal("0.40"))
     rng = random.Random(16)
     end = end_of_seed()

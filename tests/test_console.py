@@ -86,7 +86,7 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
     fc = head["forecast"]
     assert fc and Decimal(fc["low_usd"]) <= Decimal(fc["forecast_usd"]) <= Decimal(fc["high_usd"])
     assert fc["month"] == (until - timedelta(seconds=1)).strftime("%Y-%m") or fc["month"] == until.strftime("%Y-%m")
-    assert Decimal(head["monthly_budget_usd"]) == seeded["team_budget"] + Decimal(40)  # team + the key outside it
+    assert Decimal(head["monthly_budget_usd"]) == seeded["team_budget"] + Decimal(1)  # team + the key outside it
     alerts = httpx.get(f"{gateway}/dashboard/api/alerts", params=_range(seeded), timeout=60).json()
     assert head["open_alerts"] == len(alerts["alerts"])
 
@@ -192,7 +192,16 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     assert page.inner_text("#head-delta").startswith(("+" if spend >= prior else "-") + "$")
     assert _usd(prior) in page.inner_text("#head-previous")
     assert page.inner_text("#head-forecast").startswith("$") and "interval" in page.inner_text("#head-interval")
-    assert "budget $40.40/month" in page.inner_text("#head-budget")
+    assert "budget $1.40/month" in page.inner_text("#head-budget")
+    forecast = page.evaluate("""() => { const c = Chart.getChart('chart-forecast');
+        return Object.fromEntries(c.data.datasets.map(d => [d.label, d.data])); }""")
+    fc = page.evaluate("window.tokenomyDashboard.data.headline.forecast")
+    assert forecast["budget"][-1] == pytest.approx(1.40)  # the budget line
+    assert forecast["forecast"][-1] == pytest.approx(float(fc["forecast_usd"]))
+    assert forecast["interval"][-1] == pytest.approx(float(fc["high_usd"]))
+    assert forecast["low"][-1] == pytest.approx(float(fc["low_usd"]))
+    so_far = sum(e.cost_usd for e in _in(events, until.replace(day=1), until))  # the forecast month: until's
+    assert (forecast["spent so far"] or [0])[-1] == pytest.approx(float(so_far))
     head = page.evaluate("window.tokenomyDashboard.data.headline")
     assert page.inner_text("#head-alerts") == str(head["open_alerts"])
 

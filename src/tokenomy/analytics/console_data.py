@@ -155,6 +155,22 @@ def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
             for r in [*b["keys"], *b["teams"]] if r["used"] is not None and r["used"] >= 1]
 
 
+def _month_so_far(store: Any, month: str, as_of: str, sql: str, params: tuple) -> list[dict[str, Any]]:
+    """Cumulative spend per day of the forecast month before `as_of` (what the forecast line continues)."""
+    start = datetime.fromisoformat(month + "-01").replace(tzinfo=timezone.utc)
+    cutoff = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc)
+    p = store.placeholder
+    rows = store.query(f"SELECT CAST(ts AS DATE) AS day, SUM(cost_usd) AS s FROM usage_events WHERE ts >= {p} AND "
+                       f"ts < {p}{sql} GROUP BY 1", [start, cutoff, *params])
+    spent = {r["day"].isoformat(): Decimal(r["s"] or 0) for r in rows}
+    out, total, day = [], Decimal(0), start
+    while day < cutoff:
+        total += spent.get(day.date().isoformat(), Decimal(0))
+        out.append({"day": day.date().isoformat(), "cumulative_usd": money(total)})
+        day += timedelta(days=1)
+    return out
+
+
 def headline(store: Any, f: Filters) -> dict[str, Any]:
     """Spend this period against the previous one, the month-end forecast with its interval and the budget
     line, and how many alerts are open."""
@@ -173,7 +189,8 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         fc = month_end_forecast(store, now=_as_of(f), filter_sql=sql, filter_params=params, repetitions=500)
         out["forecast"] = {"month": fc.month, "as_of": fc.as_of, "forecast_usd": money(fc.forecast_usd),
                            "low_usd": money(fc.low_usd), "high_usd": money(fc.high_usd), "level": fc.level,
-                           "month_to_date_usd": money(fc.month_to_date_usd), "method": fc.method}
+                           "month_to_date_usd": money(fc.month_to_date_usd), "method": fc.method,
+                           "days": _month_so_far(store, fc.month, fc.as_of, sql, params)}
     except UsageError as exc:
         out["forecast"] = None
         out["forecast_note"] = str(exc).split(". Pass")[0]

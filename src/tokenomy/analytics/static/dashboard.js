@@ -56,6 +56,7 @@
     C.render(data, periodBars);
     window.TokenomyRequests.render(data.requests);
 
+    forecastChart(data.headline);
     for (const id of ["sec-spend", "sec-usage", "sec-cache", "sec-latency", "sec-tiers"]) C.empty(id, none);
     if (!none) {
       C.csvRows["spend-by-day"] = data.spend;
@@ -102,6 +103,37 @@
     state.data = data;
     state.renders += 1;
     document.body.dataset.renders = String(state.renders);
+  }
+
+  // This month so far (cumulative), the forecast to month end with its interval, and the monthly budget line.
+  function forecastChart(h) {
+    const box = document.getElementById("chart-forecast").parentElement;
+    const f = h.forecast;
+    box.hidden = !f;
+    if (!f) return;
+    const month = new Date(f.month + "-01T00:00:00Z");
+    const last = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 0)).toISOString().slice(0, 10);
+    const labels = f.days.map((d) => d.day).concat(f.days.length && f.days[f.days.length - 1].day === last ? [] : [last]);
+    const at = (value, where) => labels.map((_, i) => (where(i) ? value : null));
+    const end = labels.length - 1;
+    const datasets = [
+      { label: "spent so far", data: f.days.map((d) => num(d.cumulative_usd)), borderColor: color(0), pointRadius: 0 },
+      { label: "forecast", data: at(null, () => false).map((_, i) => (i === f.days.length - 1 ? num(f.month_to_date_usd)
+        : i === end ? num(f.forecast_usd) : null)), borderColor: color(1), borderDash: [4, 3], spanGaps: true },
+      { label: "interval", data: at(num(f.high_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false },
+      { label: "low", data: at(num(f.low_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false },
+    ];
+    // a budget far above the spend would flatten the lines; the card's text still states it
+    if (h.monthly_budget_usd !== null && num(h.monthly_budget_usd) <= 5 * num(f.high_usd)) {
+      datasets.push({ label: "budget", data: labels.map(() => num(h.monthly_budget_usd)), borderColor: color(2),
+                      borderDash: [2, 2], pointRadius: 0 });
+    }
+    draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
+      plugins: Object.assign({ legend: { display: false } }, moneyTips),
+      scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => usd(v) } } } } },
+    "forecast");
   }
 
   const pctText = (x) => Math.round(100 * x) + "%";
