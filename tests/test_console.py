@@ -180,6 +180,8 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     events, since, until = seeded["events"], seeded["since"], seeded["until"]
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     outside = _watch_requests(page, gateway)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{gateway}/dashboard")
     _wait_renders(page, 1)
     assert page.evaluate("window.tokenomyDashboard.error") is None
@@ -272,13 +274,15 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     assert "Widen" in page.inner_text("#sec-spend .empty-state")
     assert page.inner_text("#head-spend") == "$0"
     page.screenshot(path=str(tmp_path / "console-empty.png"), full_page=True)
-    assert outside == []
+    assert outside == [] and errors == []
     page.close()
 
 
 @pytest.mark.browser
 def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:  # noqa: F811
     page = browser.new_page(viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{gateway}/dashboard")
     _wait_renders(page, 1)
     # money keeps readable precision in text and in chart tooltips: $0.0004 is not rounded away
@@ -293,6 +297,7 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     boxes = page.eval_on_selector_all("section, .card", "els => els.map(e => e.getBoundingClientRect().right)")
     assert boxes and max(boxes) <= 390
     page.screenshot(path=str(tmp_path / "console-390.png"), full_page=True)
+    assert errors == []
     page.close()
 
 
