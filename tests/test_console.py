@@ -234,9 +234,11 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     renders += 1
     chart = _group_chart(page)
     current, previous = _by(now, "key_id"), _by(before, "key_id")
-    assert chart["labels"] == sorted(current, key=lambda k: -current[k])
-    assert chart["datasets"][0] == pytest.approx([float(current[k]) for k in chart["labels"]])
-    assert chart["datasets"][1] == pytest.approx([float(previous.get(k, 0)) for k in chart["labels"]])
+    names = {seeded["research"].key_id: "research-bot", seeded["solo"].key_id: "solo"}
+    ranked = sorted(current, key=lambda k: -current[k])
+    assert chart["labels"] == [f"{names[k]} ({k})" for k in ranked]  # named keys, largest first
+    assert chart["datasets"][0] == pytest.approx([float(current[k]) for k in ranked])
+    assert chart["datasets"][1] == pytest.approx([float(previous.get(k, 0)) for k in ranked])
     assert page.inner_text("#groups-title").startswith("Spend by key")
     page.screenshot(path=str(tmp_path / "console-wide.png"), full_page=True)
 
@@ -247,6 +249,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     assert download.suggested_filename == "tokenomy-spend-by-key.csv"
     rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
     assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == current
+    assert {r["key"]: r["name"] for r in rows} == names
     assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in rows} == {k: previous.get(k, Decimal(0))
                                                                           for k in current}
 
@@ -351,6 +354,11 @@ def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -
     duck, pg = open_store(seeded["path"]), open_store(fresh_postgres_url)
     pg.write(seeded["events"])
     filters = dashboard_data.make_filters(since=_range(seeded)["since"], until=_range(seeded)["until"])
-    for name in ("breakdown", "requests", "savings"):
+    for name in ("requests", "savings"):
         assert dashboard_data.SECTIONS[name](pg, filters) == dashboard_data.SECTIONS[name](duck, filters), name
+    on_pg, on_duck = (dashboard_data.SECTIONS["breakdown"](s, filters) for s in (pg, duck))
+    assert {r.pop("name") for r in on_pg["groups"]["key"]} == {None}  # no keys table on PostgreSQL here
+    for r in on_duck["groups"]["key"]:
+        r.pop("name")
+    assert on_pg == on_duck
     assert dashboard_data.SECTIONS["budgets"](pg, filters)["keys"] == []  # no keys table there: nothing, not an error

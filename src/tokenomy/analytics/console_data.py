@@ -74,6 +74,9 @@ def breakdown(store: Any, f: Filters) -> dict[str, Any]:
         rows = sorted(now_rows.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))[:GROUP_ROWS]
         groups[name] = [{"key": key, "cost_usd": money(v["cost"]), "calls": v["calls"],
                          "previous_cost_usd": money(then_rows.get(key, {}).get("cost", 0))} for key, v in rows]
+    names = _key_names(store)
+    for r in groups["key"]:
+        r["name"] = names.get(r["key"])
     return {"period": _bounds_json(bounds), "previous_period": _bounds_json(bounds and _previous_bounds(bounds)),
             "groups": groups}
 
@@ -91,6 +94,13 @@ def _table_exists(store: Any, name: str) -> bool:
     rows = store.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = "
                        f"{store.placeholder}", [name])
     return int(rows[0]["n"]) > 0
+
+
+def _key_names(store: Any) -> dict[str, str]:
+    """Each virtual key's name by its id, so a chart says "research-bot" and not only "855750b3f7c6"."""
+    if not _table_exists(store, "gateway_keys"):
+        return {}
+    return {r["key_id"]: r["name"] for r in store.query("SELECT key_id, name FROM gateway_keys WHERE name IS NOT NULL")}
 
 
 def _spent_since(store: Any, column: str, value: str, start: datetime, end: datetime) -> Decimal:

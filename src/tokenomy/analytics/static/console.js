@@ -132,15 +132,17 @@
 
   // --- spend by group and by usage type, against the previous period -------------------------------------
   function groupRows(data, name) {
-    return (data.breakdown.groups[name] || []).map((r) => ({ group: name, key: r.key, cost_usd: r.cost_usd,
-      previous_cost_usd: r.previous_cost_usd, calls: r.calls }));
+    return (data.breakdown.groups[name] || []).map((r) => ({ group: name, key: r.key, name: r.name || "",
+      cost_usd: r.cost_usd, previous_cost_usd: r.previous_cost_usd, calls: r.calls }));
   }
+
+  const label = (r) => (r.name ? r.name + " (" + r.key + ")" : r.key);  // a key's name beside its id
 
   function spendTable(tableId, rows, total) {
     const body = document.querySelector("#" + tableId + " tbody");
     body.replaceChildren(...rows.map((r) => {
       const delta = num(r.cost_usd) - num(r.previous_cost_usd);
-      return el("tr", {}, [el("td", { text: r.key }), el("td", { class: "num", text: usd(r.cost_usd) }),
+      return el("tr", {}, [el("td", { text: label(r) }), el("td", { class: "num", text: usd(r.cost_usd) }),
         el("td", { class: "num", text: total ? pct(num(r.cost_usd) / total) : "–" }),
         el("td", { class: "num", text: usd(r.previous_cost_usd) }),
         el("td", { class: "num " + (delta > 0 ? "up" : delta < 0 ? "down" : ""), text: (delta > 0 ? "+" : "") + usd(delta) })]);
@@ -161,7 +163,7 @@
       empty("sec-groups", "No calls in this range, so nothing to group. Widen the date range or press Reset.");
     } else {
       empty("sec-groups", null);
-      draw("chart-groups", "spend-by-" + by, rows.map((r) => r.key), [
+      draw("chart-groups", "spend-by-" + by, rows.map(label), [
         { label: "this period (" + span(period) + ")", data: rows.map((r) => num(r.cost_usd)) },
         { label: "previous period (" + span(data.breakdown.previous_period) + ")",
           data: rows.map((r) => num(r.previous_cost_usd)) }], true);
