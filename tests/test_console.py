@@ -319,6 +319,8 @@ def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:  
     page.select_option("#group-by", "team")  # every grouping is in the file: no query needed
     _wait_renders(page, 2)
     assert set(_group_chart(page)["labels"]) == set(_by(now, "tenant"))
+    page.click("#table-requests tbody tr")  # the attempts travel with the file
+    assert page.eval_on_selector_all("#table-attempts tbody tr", "rs => rs.length") >= 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert outside == []
     page.close()
