@@ -15,6 +15,7 @@ from typing import Any
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
+from tokenomy.money import usd
 
 GROUP_ROWS = 50  # the page shows the top N of these
 # group-by name -> SQL expression for its label
@@ -161,7 +162,7 @@ def alerts(store: Any, f: Filters) -> dict[str, Any]:
 def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
     b = budgets(store, f)
     return [{"kind": f"{r['kind']}_budget", "subject": f"{r['kind']} {r['name']}", "when": r["period_start"][:10],
-             "message": f"spent ${r['spent_usd']} of ${r['budget_usd']} this {r['period']}"}
+             "message": f"spent {usd(r['spent_usd'])} of {usd(r['budget_usd'])} this {r['period']}"}
             for r in [*b["keys"], *b["teams"]] if r["used"] is not None and r["used"] >= 1]
 
 

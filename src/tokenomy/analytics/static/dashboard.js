@@ -40,8 +40,15 @@
   // Two-period money bars for the console panels (horizontal when the labels are long names).
   function periodBars(id, csvName, labels, datasets, horizontal) {
     const value = horizontal ? "x" : "y";
+    // Long names (model ids, "name (key id)") are shortened on the axis so a phone keeps the bars; the
+    // tooltip has the whole name.
+    const category = { ticks: { callback: function (v) {
+      const text = String(this.getLabelForValue(v));
+      return text.length > 22 ? text.slice(0, 21) + "…" : text;
+    } } };
     draw(id, bars(labels, datasets.map((d, i) => Object.assign({ backgroundColor: color(i === 0 ? 0 : 9) }, d)), {
-      indexAxis: horizontal ? "y" : "x", plugins: moneyTips, scales: { [value]: moneyAxis } }), csvName);
+      indexAxis: horizontal ? "y" : "x", plugins: moneyTips,
+      scales: { [value]: moneyAxis, [horizontal ? "y" : "x"]: category } }), csvName);
   }
 
   function render(data) {
