@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,7 @@ MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251
 
 def end_of_seed() -> datetime:
     """The seed ends an hour ago (budgets and the forecast are as of now)."""
-    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 def seed(path: Path) -> dict:
@@ -39,23 +39,51 @@ def seed(path: Path) -> dict:
         key = research if i % 3 else solo
         task = rng.choice(["classify", "summarise"])
         cached = i % 4 == 0
-        usage = Usage(rng.randint(100, 900), rng.randint(20, 600) * (1 + (ts > end - timedelta(days=5))),
-                      1200 if cached else 0, 0 if cached else 64)
-        common = dict(provider=provider, model=model, task=task, key_id=key.key_id, tenant=key.team,
-                      route="support" if i % 2 else "triage", tier=rng.choice(["weak", "strong"]),
-                      tags={"latency_tolerant": "true"} if task == "summarise" else {"team": "cx"},
-                      request_id=f"req-{i:04d}", prefix_hash=f"p-{task}", prefix_tokens=1100,
-                      prompt_text=f"prompt number {i}" if i % 5 == 0 else None)
+        usage = Usage(
+            rng.randint(100, 900),
+            rng.randint(20, 600) * (1 + (ts > end - timedelta(days=5))),
+            1200 if cached else 0,
+            0 if cached else 64,
+        )
+        common = dict(
+            provider=provider,
+            model=model,
+            task=task,
+            key_id=key.key_id,
+            tenant=key.team,
+            route="support" if i % 2 else "triage",
+            tier=rng.choice(["weak", "strong"]),
+            tags={"latency_tolerant": "true"} if task == "summarise" else {"team": "cx"},
+            request_id=f"req-{i:04d}",
+            prefix_hash=f"p-{task}",
+            prefix_tokens=1100,
+            prompt_text=f"prompt number {i}" if i % 5 == 0 else None,
+        )
         if i % 10 == 7:  # a throttled first attempt, retried
-            events.append(UsageEvent(ts=ts - timedelta(seconds=2), outcome="throttled", attempt=1,
-                                     error_type="rate_limit", latency_ms=120.0, **common))
+            events.append(
+                UsageEvent(
+                    ts=ts - timedelta(seconds=2),
+                    outcome="throttled",
+                    attempt=1,
+                    error_type="rate_limit",
+                    latency_ms=120.0,
+                    **common,
+                )
+            )
             attempt = 2
         else:
             attempt = 1
-        event = UsageEvent(ts=ts, attempt=attempt, input_tokens=usage.input_tokens,
-                           output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_tokens,
-                           cache_write_tokens=usage.cache_write_tokens, latency_ms=rng.uniform(200, 2500),
-                           ttft_ms=rng.uniform(40, 400), **common)
+        event = UsageEvent(
+            ts=ts,
+            attempt=attempt,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_ms=rng.uniform(200, 2500),
+            ttft_ms=rng.uniform(40, 400),
+            **common,
+        )
         events.append(event.apply_cost(compute_cost(usage, model, None, "on_demand")))
     store.write(events)
     return {"events": events, "research": research, "solo": solo, "team_budget": Decimal("0.40"), "end": end}

@@ -58,8 +58,20 @@ def _range(seeded) -> dict[str, str]:
 
 
 def _cli_savings(seeded) -> dict:
-    result = CliRunner().invoke(cli, ["plan", "savings", "--json", "--ledger", str(seeded["path"]),
-                                      "--since", seeded["since"].isoformat(), "--until", seeded["until"].isoformat()])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "plan",
+            "savings",
+            "--json",
+            "--ledger",
+            str(seeded["path"]),
+            "--since",
+            seeded["since"].isoformat(),
+            "--until",
+            seeded["until"].isoformat(),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -81,8 +93,10 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
     assert Decimal(head["spend_usd"]) == sum(e.cost_usd for e in now)
     assert Decimal(head["previous_spend_usd"]) == sum(e.cost_usd for e in before) > 0
     assert Decimal(head["delta_usd"]) == Decimal(head["spend_usd"]) - Decimal(head["previous_spend_usd"])
-    assert head["previous_period"] == {"since": (since - timedelta(days=10)).isoformat().replace("+00:00", "Z"),
-                                       "until": since.isoformat().replace("+00:00", "Z")}
+    assert head["previous_period"] == {
+        "since": (since - timedelta(days=10)).isoformat().replace("+00:00", "Z"),
+        "until": since.isoformat().replace("+00:00", "Z"),
+    }
     fc = head["forecast"]
     assert fc and Decimal(fc["low_usd"]) <= Decimal(fc["forecast_usd"]) <= Decimal(fc["high_usd"])
     assert fc["month"] == (until - timedelta(seconds=1)).strftime("%Y-%m") or fc["month"] == until.strftime("%Y-%m")
@@ -95,7 +109,8 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
         assert {r["key"]: Decimal(r["cost_usd"]) for r in groups[name]} == _by(now, attr), name
         previous = _by(before, attr)
         assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in groups[name]} == {
-            k: previous.get(k, Decimal(0)) for k in _by(now, attr)}, name
+            k: previous.get(k, Decimal(0)) for k in _by(now, attr)
+        }, name
     costs = [Decimal(r["cost_usd"]) for r in groups["key"]]
     assert costs == sorted(costs, reverse=True)  # top-N tables: largest first
     types = {r["key"]: Decimal(r["cost_usd"]) for r in groups["usage type"]}
@@ -215,8 +230,9 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
         assert _usd(Decimal(theirs["monthly_saving_usd"])) + "/month" in text, lever
         assert "Assumes: " + theirs["assumption"] in text and "Apply: " in text
     page_levers = page.evaluate("window.tokenomyDashboard.data.savings.levers")
-    assert [Decimal(r["monthly_saving_usd"]) for r in page_levers] == [Decimal(r["monthly_saving_usd"])
-                                                                       for r in cli_levers]
+    assert [Decimal(r["monthly_saving_usd"]) for r in page_levers] == [
+        Decimal(r["monthly_saving_usd"]) for r in cli_levers
+    ]
 
     # budget bars for a key and a team, filled to the share of the budget spent
     key_id = seeded["research"].key_id
@@ -250,8 +266,9 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
     assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == current
     assert {r["key"]: r["name"] for r in rows} == names
-    assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in rows} == {k: previous.get(k, Decimal(0))
-                                                                          for k in current}
+    assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in rows} == {
+        k: previous.get(k, Decimal(0)) for k in current
+    }
 
     # request log: 25 rows a page, more on demand; find a retried request and drill into its attempts
     assert page.eval_on_selector_all("#table-requests tbody tr", "rs => rs.length") == 25
@@ -290,7 +307,11 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     _wait_renders(page, 1)
     # money keeps readable precision in text and in chart tooltips: $0.0004 is not rounded away
     assert page.evaluate("[0.0004, 0.4, 0.000123456, 1234.5].map(TokenomyConsole.usd)") == [
-        "$0.0004", "$0.40", "$0.000123", "$1,234.50"]
+        "$0.0004",
+        "$0.40",
+        "$0.000123",
+        "$1,234.50",
+    ]
     tip = page.evaluate("""() => Chart.getChart('chart-spend').options.plugins.tooltip.callbacks
         .label({dataset: {label: 'gpt-4o-mini'}, raw: 0.0004})""")
     assert tip == "gpt-4o-mini: $0.0004"
@@ -307,8 +328,20 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
 @pytest.mark.browser
 def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:  # noqa: F811
     out = tmp_path / "console.html"
-    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(seeded["path"]),
-                                      "--since", seeded["since"].isoformat(), "--until", seeded["until"].isoformat()])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--html",
+            str(out),
+            "--ledger",
+            str(seeded["path"]),
+            "--since",
+            seeded["since"].isoformat(),
+            "--until",
+            seeded["until"].isoformat(),
+        ],
+    )
     assert result.exit_code == 0, result.output
     page = browser.new_page(viewport={"width": 390, "height": 844})
     outside = _watch_requests(page, out.as_uri())

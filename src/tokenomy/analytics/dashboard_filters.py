@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from tokenomy.errors import UsageError
@@ -35,7 +35,7 @@ class Filters:
 
 
 def stamp(t: datetime | None) -> str | None:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if t else None
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
 def parse_when(value: str | None, name: str) -> datetime | None:
@@ -44,16 +44,23 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         return None
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=timezone.utc)
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as "
-                         "2026-11-01T00:00:00Z") from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+        raise UsageError(
+            f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as 2026-11-01T00:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def make_filters(since: str | None = None, until: str | None = None, provider: str | None = None,
-                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Filters:
+def make_filters(
+    since: str | None = None,
+    until: str | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+    tag: str | None = None,
+) -> Filters:
     """Filters from query-string values (empty strings mean 'all')."""
     if tag and "=" not in tag:
         raise UsageError(f"tag={tag!r} must be key=value, e.g. tag=team=search")
@@ -67,9 +74,15 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     """` WHERE ...` (or "") selecting the filtered calls, and its parameters."""
     mark = store.placeholder
     clauses, params = [], []
-    for column, op, value in (("ts", ">=", f.since), ("ts", "<", f.until), ("provider", "=", f.provider),
-                              ("model", "=", f.model), ("task", "=", f.task), ("tenant", "=", f.tenant),
-                              ("key_id", "=", f.key_id)):
+    for column, op, value in (
+        ("ts", ">=", f.since),
+        ("ts", "<", f.until),
+        ("provider", "=", f.provider),
+        ("model", "=", f.model),
+        ("task", "=", f.task),
+        ("tenant", "=", f.tenant),
+        ("key_id", "=", f.key_id),
+    ):
         if value is not None:
             clauses.append(f"{column} {op} {mark}")
             params.append(value)
@@ -105,7 +118,8 @@ def period(store: Any, f: Filters) -> tuple[datetime, datetime] | None:
         return None
 
     def day(t: datetime) -> datetime:
-        return t.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
     return f.since or day(row["first_ts"]), f.until or day(row["last_ts"]) + timedelta(days=1)
 
 

@@ -13,9 +13,31 @@ from typing import Any
 from tokenomy.analytics.dashboard_filters import Filters, money, stamp, where
 
 LOG_ROWS = 200
-FIELDS = ("event_id", "ts", "request_id", "attempt", "provider", "model", "region", "mode", "route", "tier", "task",
-          "tenant", "key_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-          "cost_usd", "latency_ms", "ttft_ms", "outcome", "error_type", "prompt_text")
+FIELDS = (
+    "event_id",
+    "ts",
+    "request_id",
+    "attempt",
+    "provider",
+    "model",
+    "region",
+    "mode",
+    "route",
+    "tier",
+    "task",
+    "tenant",
+    "key_id",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "outcome",
+    "error_type",
+    "prompt_text",
+)
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
@@ -35,8 +57,12 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
     sql, params = where(store, f)
     cols = ", ".join(FIELDS)
     total = int(store.query(f"SELECT COUNT(*) AS n FROM usage_events{sql}", params)[0]["n"])
-    rows = [_row(r) for r in store.query(f"SELECT {cols} FROM usage_events{sql} ORDER BY ts DESC, attempt DESC "
-                                         f"LIMIT {LOG_ROWS}", params)]
+    rows = [
+        _row(r)
+        for r in store.query(
+            f"SELECT {cols} FROM usage_events{sql} ORDER BY ts DESC, attempt DESC LIMIT {LOG_ROWS}", params
+        )
+    ]
     ids = sorted({r["request_id"] for r in rows if r["request_id"]})
     attempts: dict[str, list[dict[str, Any]]] = {}
     if ids:
@@ -45,7 +71,9 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
         scoped, scoped_params = where(store, Filters(tenant=f.tenant, key_id=f.key_id))
         marks = ", ".join([store.placeholder] * len(ids))
         also = " AND " if scoped else " WHERE "
-        for r in store.query(f"SELECT {cols} FROM usage_events{scoped}{also}request_id IN ({marks}) "
-                             f"ORDER BY ts, attempt", [*scoped_params, *ids]):
+        for r in store.query(
+            f"SELECT {cols} FROM usage_events{scoped}{also}request_id IN ({marks}) ORDER BY ts, attempt",
+            [*scoped_params, *ids],
+        ):
             attempts.setdefault(r["request_id"], []).append(_row(r))
     return {"rows": rows, "total": total, "shown": len(rows), "attempts": attempts}
