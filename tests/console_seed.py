@@ -13,7 +13,8 @@ from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
-DAYS = 20
+DAYS = 35
+SPIKE_DAYS_AGO = 3  # one day of ten times the usual output, for the anomaly panel
 MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None)]
 
 
@@ -32,6 +33,7 @@ def seed(path: Path) -> dict:
     rng = random.Random(16)
     end = end_of_seed()
     start = end - timedelta(days=DAYS)
+    spike_day = (end - timedelta(days=SPIKE_DAYS_AGO)).date()
     events: list[UsageEvent] = []
     for i in range(DAYS * 24):
         ts = start + timedelta(hours=i, minutes=rng.randint(0, 50))
@@ -39,9 +41,10 @@ def seed(path: Path) -> dict:
         key = research if i % 3 else solo
         task = rng.choice(["classify", "summarise"])
         cached = i % 4 == 0
+        spike = 10 if ts.date() == spike_day and model.startswith("claude") else 1
         usage = Usage(
             rng.randint(100, 900),
-            rng.randint(20, 600) * (1 + (ts > end - timedelta(days=5))),
+            rng.randint(20, 600) * (1 + (ts > end - timedelta(days=5))) * spike,
             1200 if cached else 0,
             0 if cached else 64,
         )
@@ -86,4 +89,11 @@ def seed(path: Path) -> dict:
         )
         events.append(event.apply_cost(compute_cost(usage, model, None, "on_demand")))
     store.write(events)
-    return {"events": events, "research": research, "solo": solo, "team_budget": Decimal("0.40"), "end": end}
+    return {
+        "events": events,
+        "research": research,
+        "solo": solo,
+        "team_budget": Decimal("0.40"),
+        "end": end,
+        "spike_day": spike_day.isoformat(),
+    }

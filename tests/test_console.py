@@ -103,6 +103,11 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
     assert Decimal(head["monthly_budget_usd"]) == seeded["team_budget"] + Decimal(1)  # team + the key outside it
     alerts = httpx.get(f"{gateway}/dashboard/api/alerts", params=_range(seeded), timeout=60).json()
     assert head["open_alerts"] == len(alerts["alerts"])
+    spikes = [a for a in alerts["anomalies"] if a["kind"] == "spike" and a["day"] == seeded["spike_day"]]
+    assert [a["model"] for a in spikes] == ["claude-haiku-4-5-20251001"]  # the seeded tenfold day, and only it
+    spiked = [e for e in now if e.ts.date().isoformat() == seeded["spike_day"] and e.model.startswith("claude")]
+    assert Decimal(spikes[0]["actual_usd"]) == pytest.approx(sum(e.cost_usd for e in spiked))
+    assert Decimal(spikes[0]["actual_usd"]) > Decimal(spikes[0]["expected_high_usd"])
 
     groups = httpx.get(f"{gateway}/dashboard/api/breakdown", params=_range(seeded), timeout=60).json()["groups"]
     for name, attr in (("key", "key_id"), ("team", "tenant"), ("task", "task"), ("route", "route")):
@@ -221,6 +226,9 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
     assert (forecast["spent so far"] or [0])[-1] == pytest.approx(float(so_far))
     head = page.evaluate("window.tokenomyDashboard.data.headline")
     assert page.inner_text("#head-alerts") == str(head["open_alerts"])
+
+    # the anomalies panel shows the seeded spike day
+    assert "claude-haiku-4-5-20251001 · spike" in page.inner_text(f"#anomalies li[data-day='{seeded['spike_day']}']")
 
     # what to change: ranked as `plan savings --json` on the same range, the same dollars, how to apply each
     cli_levers = _cli_savings(seeded)["levers"]

@@ -189,10 +189,11 @@ def alerts(store: Any, f: Filters) -> dict[str, Any]:
     from tokenomy.analytics.alerts import evaluate
 
     out = _over_budget(store, f)
-    note = None
+    note, anomalies = None, []
     if f.tenant or f.key_id:
         note = "alerts over the whole ledger are for admins; a team or personal key sees its budgets only"
     else:
+        anomalies = _anomalies_in_range(store, f)
         for a in evaluate(store, [], now=_as_of(f)):
             out.append(
                 {
@@ -202,7 +203,29 @@ def alerts(store: Any, f: Filters) -> dict[str, Any]:
                     "when": a.get("day") or a.get("week") or a.get("month"),
                 }
             )
-    return {"alerts": out, "as_of": stamp(_as_of(f)), "note": note}
+    return {"alerts": out, "anomalies": anomalies, "as_of": stamp(_as_of(f)), "note": note}
+
+
+def _anomalies_in_range(store: Any, f: Filters) -> list[dict[str, Any]]:
+    """Spend spikes and drifts per model on days of the selected period (history, not only what is open)."""
+    from tokenomy.analytics.anomalies import find_anomalies
+
+    bounds = period(store, f)
+    if bounds is None:
+        return []
+    first, end = bounds[0].date().isoformat(), bounds[1].date().isoformat()
+    found = [a for a in find_anomalies(store, by="model", until=min(bounds[1], _now())) if first <= a.day < end]
+    return [
+        {
+            "kind": a.kind,
+            "model": a.key,
+            "day": a.day,
+            "actual_usd": money(Decimal(repr(a.actual_usd))),
+            "expected_low_usd": money(Decimal(repr(max(a.expected_low_usd, 0.0)))),
+            "expected_high_usd": money(Decimal(repr(a.expected_high_usd))),
+        }
+        for a in sorted(found, key=lambda a: a.day, reverse=True)
+    ]
 
 
 def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:

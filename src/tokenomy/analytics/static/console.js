@@ -206,13 +206,20 @@
 
   function alerts(a) {
     const list = document.getElementById("alerts");
-    csvRows.alerts = a.alerts;
+    const anomalies = a.anomalies || [];
+    csvRows.alerts = a.alerts.concat(anomalies.map((r) => ({ kind: "anomaly_" + r.kind, subject: r.model,
+      message: usd(r.actual_usd) + "/day, expected " + usd(r.expected_low_usd) + "–" + usd(r.expected_high_usd),
+      when: r.day })));
     list.replaceChildren(...a.alerts.map((r) => el("li", { "data-kind": r.kind }, [
       el("b", { text: r.kind.replace(/_/g, " ") + " · " + r.subject }), el("span", { text: " " + r.message +
         (r.when ? " (" + r.when + ")" : "") })])));
-    empty("sec-alerts", a.alerts.length ? null : "No open alerts as of " + day(a.as_of) + ": no budget is " +
-      "exceeded, no spend anomaly (needs 28 active days per model), no cache or routing drift." +
-      (a.note ? " " + a.note : ""));
+    document.getElementById("anomalies").replaceChildren(...anomalies.map((r) => el("li", { "data-day": r.day }, [
+      el("b", { text: r.day + " · " + r.model + " · " + r.kind }), el("span", { text: " spent " + usd(r.actual_usd) +
+        " a day, expected " + usd(r.expected_low_usd) + " – " + usd(r.expected_high_usd) })])));
+    document.getElementById("anomalies-title").hidden = !anomalies.length;
+    empty("sec-alerts", a.alerts.length || anomalies.length ? null : "No open alerts as of " + day(a.as_of) +
+      " and no spend anomaly in this range: no budget is exceeded, no spike or drift (needs 28 active days per " +
+      "model), no cache or routing drift." + (a.note ? " " + a.note : ""));
   }
 
   window.TokenomyConsole = {
