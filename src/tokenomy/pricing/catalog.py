@@ -18,8 +18,16 @@ from typing import Any
 import yaml
 
 from tokenomy.errors import ConfigError, UnknownModelError
-from tokenomy.pricing.entry import (INT_FIELDS, PRICE_FIELDS, SERVICE_TIERS, TERMS, TEXT_FIELDS, TIER_PRICE_FIELDS,
-                                    PriceEntry, TierPrice)
+from tokenomy.pricing.entry import (
+    INT_FIELDS,
+    PRICE_FIELDS,
+    SERVICE_TIERS,
+    TERMS,
+    TEXT_FIELDS,
+    TIER_PRICE_FIELDS,
+    PriceEntry,
+    TierPrice,
+)
 from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
 
 # Re-exported: callers import these from the catalog.
@@ -86,11 +94,13 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
                           f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of'})}")
     missing = [key for key in ("input", "output", "source", "as_of") if spec.get(key) in (None, "")]
     if missing:
-        raise ConfigError(f"{where}: {', '.join(missing)} required (a tier price carries its figures, source and date)")
+        raise ConfigError(f"{where}: {', '.join(missing)} required "
+                          "(a tier price carries its figures, source and date)")
     optional = {key: _decimal(spec[key], f"{where}.{key}") for key in ("cache_read", "cache_write")
                 if spec.get(key) is not None}
-    return TierPrice(input=_decimal(spec["input"], f"{where}.input"), output=_decimal(spec["output"], f"{where}.output"),
-                     source=str(spec["source"]), as_of=str(spec["as_of"]), **optional)
+    return TierPrice(input=_decimal(spec["input"], f"{where}.input"),
+                     output=_decimal(spec["output"], f"{where}.output"), source=str(spec["source"]),
+                     as_of=str(spec["as_of"]), **optional)
 
 
 def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tuple[list[PriceEntry], dict]:

@@ -136,7 +136,8 @@ def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierP
         if tier_in is None or tier_out is None:
             continue
         tiers[name] = TierPrice(input=tier_in, output=tier_out, source=source, as_of=as_of,
-                                cache_read=_flat(prices, "cache_read_mtok"), cache_write=_flat(prices, "cache_write_mtok"))
+                                cache_read=_flat(prices, "cache_read_mtok"),
+                                cache_write=_flat(prices, "cache_write_mtok"))
     return tiers
 
 
