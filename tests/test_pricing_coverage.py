@@ -328,3 +328,13 @@ def test_the_library_fallback_keeps_service_tiers():
     entry = catalog.lookup("gpt-5.2")
     assert entry.priced_by == "genai-prices" and entry.service_tiers["flex"].input == Decimal("0.875")
     assert compute_cost(Usage(M, 0), "gpt-5.2", catalog=catalog, service_tier="priority").total_usd == Decimal("3.5")
+
+
+@pytest.mark.parametrize("profile", ["eu.amazon.nova-micro-v1:0", "apac.amazon.nova-lite-v1:0",
+                                     "us-gov.amazon.nova-pro-v1:0"])
+def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(profile):
+    """AWS sells Nova through these profiles, but no regional figure could be verified: the answer names the
+    priced regions and the fix instead of applying the US price."""
+    with pytest.raises(UnknownModelError, match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
+                                                 r".*--prices FILE"):
+        PriceCatalog.builtin().lookup(profile)
