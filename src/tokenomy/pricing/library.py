@@ -176,7 +176,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     return None
 
 
-def library_figures(provider_id: str, model_ref: str) -> dict[str, Decimal | None] | None:
+def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
     """The library's per-token figures for one model (for comparing the curated catalog with it)."""
     snapshot = _snapshot()[0]
     try:
