@@ -1,0 +1,74 @@
+"""Curated model lines and release dates, for "is there a newer or cheaper model of the same line?".
+
+The price catalog's `family` is one generation ("claude-3.5-haiku"); a review needs the line a
+generation belongs to ("claude-haiku") and when it was released, to tell an upgrade (same line,
+newer) from a sideways move. Matched on the model id with any Bedrock profile prefix or ARN removed,
+first pattern wins. Release dates are the providers' announcement dates (ids carry them for Claude).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from tokenomy.pricing.catalog import split_inference_profile
+
+
+@dataclass(frozen=True)
+class ModelLine:
+    """Which line a model belongs to (the vendor's size/tier), its vendor and its release date."""
+
+    vendor: str
+    line: str
+    released: date
+
+
+# (pattern on the base model id, vendor, line, release date). More specific patterns first.
+_LINES: tuple[tuple[str, str, str, date], ...] = (
+    (r"claude-3-haiku", "anthropic", "claude-haiku", date(2024, 3, 7)),
+    (r"claude-3-5-haiku", "anthropic", "claude-haiku", date(2024, 10, 22)),
+    (r"claude-haiku-4-5", "anthropic", "claude-haiku", date(2025, 10, 1)),
+    (r"claude-3-5-sonnet-20240620", "anthropic", "claude-sonnet", date(2024, 6, 20)),
+    (r"claude-3-5-sonnet", "anthropic", "claude-sonnet", date(2024, 10, 22)),
+    (r"claude-3-7-sonnet", "anthropic", "claude-sonnet", date(2025, 2, 19)),
+    (r"claude-sonnet-4-5", "anthropic", "claude-sonnet", date(2025, 9, 29)),
+    (r"claude-sonnet-4", "anthropic", "claude-sonnet", date(2025, 5, 14)),
+    (r"claude-3-opus", "anthropic", "claude-opus", date(2024, 2, 29)),
+    (r"claude-opus-4-1", "anthropic", "claude-opus", date(2025, 8, 5)),
+    (r"claude-opus-4", "anthropic", "claude-opus", date(2025, 5, 14)),
+    (r"claude-v2", "anthropic", "claude-2", date(2023, 11, 21)),
+    (r"claude-instant", "anthropic", "claude-instant", date(2023, 8, 9)),
+    (r"nova-micro", "amazon", "nova-micro", date(2024, 12, 3)),
+    (r"nova-lite", "amazon", "nova-lite", date(2024, 12, 3)),
+    (r"nova-pro", "amazon", "nova-pro", date(2024, 12, 3)),
+    (r"titan-text-lite", "amazon", "titan-text-lite", date(2023, 11, 29)),
+    (r"titan-text-express", "amazon", "titan-text-express", date(2023, 11, 29)),
+    (r"llama3-1-8b", "meta", "llama-8b", date(2024, 7, 23)),
+    (r"llama3-8b", "meta", "llama-8b", date(2024, 4, 18)),
+    (r"llama3-1-70b", "meta", "llama-70b", date(2024, 7, 23)),
+    (r"llama3-70b", "meta", "llama-70b", date(2024, 4, 18)),
+    (r"mistral-large-2402", "mistral", "mistral-large", date(2024, 2, 26)),
+    (r"mistral-large-2407", "mistral", "mistral-large", date(2024, 7, 24)),
+    (r"mixtral-8x7b", "mistral", "mixtral-8x7b", date(2023, 12, 11)),
+    (r"mistral-7b", "mistral", "mistral-7b", date(2023, 9, 27)),
+    (r"^gpt-4-1106|^gpt-4-turbo", "openai", "gpt", date(2023, 11, 6)),
+    (r"^gpt-4o-mini", "openai", "gpt-mini", date(2024, 7, 18)),
+    (r"^gpt-4o", "openai", "gpt", date(2024, 5, 13)),
+    (r"^gpt-4\.1-nano", "openai", "gpt-nano", date(2025, 4, 14)),
+    (r"^gpt-4\.1-mini", "openai", "gpt-mini", date(2025, 4, 14)),
+    (r"^gpt-4\.1", "openai", "gpt", date(2025, 4, 14)),
+    (r"^gpt-5-nano", "openai", "gpt-nano", date(2025, 8, 7)),
+    (r"^gpt-5-mini", "openai", "gpt-mini", date(2025, 8, 7)),
+    (r"^gpt-5", "openai", "gpt", date(2025, 8, 7)),
+)
+_COMPILED = tuple((re.compile(p), vendor, line, released) for p, vendor, line, released in _LINES)
+
+
+def model_line(model: str) -> ModelLine | None:
+    """The line of a model id (Bedrock profile prefixes and ARNs resolved), or None if not curated."""
+    base, _ = split_inference_profile(model)
+    for pattern, vendor, line, released in _COMPILED:
+        if pattern.search(base):
+            return ModelLine(vendor, line, released)
+    return None
