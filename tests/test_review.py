@@ -1,0 +1,153 @@
+"""`tokenomy review`: on a two-quarter ledger with planted changes, each change is reported with the dollars an
+independent computation gives, and nothing else; with --bench a planted quality regression is flagged against
+the previous review."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tokenomy.analytics.review_spend import decompose
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
+DAYS = 90
+START = NOW - timedelta(days=DAYS)
+FACTOR = Decimal(730) / (DAYS * 24)
+OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-large-2407-v1:0"
+SONNET, NANO, GPT5, MINI = "claude-sonnet-4-5-20250929", "gpt-5-nano", "gpt-5", "gpt-5-mini"
+INSTANT = "anthropic.claude-instant-v1"
+CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
+          f"  reservations:\n    - {{model: {INSTANT}, units: 1, tpm_per_unit: 10000}}\n")
+
+
+def _event(ts: datetime, model: str, provider: str, task: str, region: str | None = None, mode: str = "on_demand",
+           **kw) -> UsageEvent:
+    event = UsageEvent(ts=ts, provider=provider, model=model, region=region, mode=mode, task=task, **kw)
+    return event.apply_cost(compute_cost(event.usage, model, region, mode))
+
+
+def planted_events() -> list[UsageEvent]:
+    """Two quarters, one day at a time: five planted changes between the previous quarter and this one."""
+    events = []
+    for day in range(2 * DAYS):
+        ts = NOW - timedelta(days=2 * DAYS) + timedelta(days=day, hours=12)
+        current = ts >= START
+        # 1. superseded: Mistral Large 2402 all along (2407 is newer and cheaper)
+        events.append(_event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000,
+                             output_tokens=1_000))
+        # 2. cache drop: Sonnet 4.5 read 90% of its input from cache, now 40% (same input per call)
+        cached = 4_000 if current else 9_000
+        events.append(_event(ts, SONNET, "anthropic", "chat", input_tokens=10_000 - cached, cache_read_tokens=cached,
+                             output_tokens=500))
+        # 3. tier drift: route support sends half its calls to the strong tier (expected 20%) this quarter
+        tiers = ["weak", "strong", "weak", "strong"] if current else ["weak", "weak", "weak", "strong"]
+        for i, tier in enumerate(tiers):
+            events.append(_event(ts + timedelta(minutes=i), NANO if tier == "weak" else GPT5, "openai", "support",
+                                 route="support", tier=tier, input_tokens=1_500, output_tokens=300))
+        # 4. idle reservation: one small call a day on a provisioned unit
+        events.append(_event(ts, INSTANT, "aws.bedrock", "reserved", "us-east-1", mode="provisioned",
+                             input_tokens=4_000, output_tokens=1_000))
+        # 5. prompt growth: task summarise sends 3,000 input tokens a call instead of 2,000
+        events.append(_event(ts, MINI, "openai", "summarise", input_tokens=3_000 if current else 2_000,
+                             output_tokens=200))
+    return events
+
+
+def _review(ledger: Path, config: Path, *extra: str) -> dict:
+    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
+                             "--config", str(config), "--ledger", str(ledger), "--json", *extra],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout)
+
+
+def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_path, tmp_path) -> None:
+    events = planted_events()
+    open_store(ledger_path).write(events)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(CONFIG)
+    body = _review(ledger_path, config, "--html", str(tmp_path / "review.html"))
+    now = [e for e in events if e.ts >= START]
+    before = [e for e in events if e.ts < START]
+    found = {(f["kind"], f["subject"]): f for f in body["findings"]}
+    assert set(found) == {("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
+                          ("provisioned_idle", INSTANT), ("history_growth", "summarise")}
+
+    # 1. what Mistral Large 2402's traffic would have cost on 2407, token for token
+    mistral = [e for e in now if e.model == OLD_MISTRAL]
+    on_new = sum(compute_cost(e.usage, NEW_MISTRAL, "us-west-2").total_usd for e in mistral)
+    superseded = found[("model_superseded", OLD_MISTRAL)]
+    assert superseded["to"] == NEW_MISTRAL
+    assert Decimal(superseded["monthly_usd"]) == (sum(e.cost_usd for e in mistral) - on_new) * FACTOR > 0
+
+    # 2. the half of Sonnet's input no longer cached, at input minus cache-read price
+    sonnet = default_catalog().lookup(SONNET)
+    lost = Decimal("0.5") * sum(e.input_tokens + e.cache_read_tokens for e in now if e.model == SONNET)
+    cache = found[("cache_drop", SONNET)]
+    assert (cache["previous_rate"], cache["current_rate"]) == (0.9, 0.4)
+    assert abs(Decimal(cache["monthly_usd"]) - lost * (sonnet.input - sonnet.cache_read) / 1_000_000 * FACTOR) \
+        < Decimal("1e-9")
+
+    # 3. support's actual cost minus the same calls at the expected 80/20 split
+    support = [e for e in now if e.route == "support"]
+    per_call = {t: sum(e.cost_usd for e in support if e.tier == t) / sum(1 for e in support if e.tier == t)
+                for t in ("weak", "strong")}
+    expected_cost = len(support) * (Decimal("0.8") * per_call["weak"] + Decimal("0.2") * per_call["strong"])
+    drift = found[("tier_drift", "support")]
+    assert abs(Decimal(drift["monthly_usd"]) - (sum(e.cost_usd for e in support) - expected_cost) * FACTOR) \
+        < Decimal("1e-9")
+    assert drift["shares"] == {"strong": 0.5, "weak": 0.5}
+
+    # 4. the idle share of one unit's no-commitment hourly price for the month
+    hourly = default_catalog().lookup(INSTANT).provisioned_hourly["none"]
+    idle = found[("provisioned_idle", INSTANT)]
+    served = sum(e.input_tokens + e.output_tokens for e in now if e.model == INSTANT)
+    utilisation = served / (10_000 * DAYS * 24 * 60)
+    assert idle["utilization"] == pytest.approx(utilisation)
+    assert Decimal(idle["monthly_usd"]) == pytest.approx(hourly * 730 * (1 - Decimal(repr(utilisation))))
+
+    # 5. the extra 1,000 input tokens a call of summarise, at its input price
+    calls = sum(1 for e in now if e.task == "summarise")
+    growth = found[("history_growth", "summarise")]
+    price = default_catalog().lookup(MINI).input / 1_000_000
+    assert Decimal(growth["monthly_usd"]) == pytest.approx(1_000 * calls * price * FACTOR)
+    assert growth["growth"] == pytest.approx(0.5)
+
+    # Spend: totals per period and the mover split add up to each change.
+    assert Decimal(body["spend"]["current_usd"]) == sum(e.cost_usd for e in now)
+    assert Decimal(body["spend"]["previous_usd"]) == sum(e.cost_usd for e in before)
+    summarise = next(r for r in body["spend"]["movers"]["task"] if r["task"] == "summarise")
+    effects = [Decimal(summarise[k]) for k in ("volume_usd", "tokens_per_call_usd", "price_usd")]
+    assert sum(effects) == Decimal(summarise["change_usd"]) and effects[1] > 0 and effects[0] == 0
+    # Actions: one per finding, by dollars per month, each with what to run or change.
+    amounts = [Decimal(a["monthly_usd"]) for a in body["actions"]]
+    assert len(amounts) == 5 and amounts == sorted(amounts, reverse=True) and all(a["apply"] for a in body["actions"])
+    assert body["habits"]["uncapped_outputs"]["known"] is False
+    page = (tmp_path / "review.html").read_text()
+    assert "<h2>Actions</h2>" in page and OLD_MISTRAL in page
+    assert "src=" not in page and "<link" not in page  # one file: nothing fetched from anywhere
+    # The review was stored; the next one names it and still sees the same open findings.
+    again = _review(ledger_path, config)
+    assert again["previous_review"]["id"] == body["id"] and len(again["previous_review"]["still_open"]) == 5
+
+
+def test_decomposition_is_exact_and_splits_each_cause() -> None:
+    # volume only, tokens only, price only, then all three together
+    assert decompose(10, Decimal(100), Decimal(1), 20, Decimal(200), Decimal(2)) == {
+        "volume_usd": Decimal(1), "tokens_per_call_usd": Decimal(0), "price_usd": Decimal(0)}
+    split = decompose(10, Decimal(100), Decimal(1), 10, Decimal(150), Decimal("1.5"))
+    assert split["tokens_per_call_usd"] == Decimal("0.5") and split["volume_usd"] == 0 and split["price_usd"] == 0
+    split = decompose(10, Decimal(100), Decimal(1), 12, Decimal(180), Decimal("2.7"))
+    assert sum(split.values()) == Decimal("1.7") and all(v > 0 for v in split.values())
