@@ -151,3 +151,39 @@ def test_decomposition_is_exact_and_splits_each_cause() -> None:
     assert split["tokens_per_call_usd"] == Decimal("0.5") and split["volume_usd"] == 0 and split["price_usd"] == 0
     split = decompose(10, Decimal(100), Decimal(1), 12, Decimal(180), Decimal("2.7"))
     assert sum(split.values()) == Decimal("1.7") and all(v > 0 for v in split.values())
+
+
+SECRET_TASKS = """tasks:
+  - name: secret
+    prompt: "{input} Reply with the secret word only."
+    scorer: normalized_match
+    examples:
+      - {input: "What is the secret word?", expected: apple}
+      - {input: "Tell me the secret word.", expected: apple}
+      - {input: "Which word is secret?", expected: apple}
+"""
+
+
+def _helper(path: Path, word: str) -> Path:
+    """A candidate on the local model whose answers depend on its instructions (banana: the planted regression)."""
+    path.write_text(f"models:\n  helper:\n    provider: local\n    model: local\n"
+                    f"    system_prompt: \"The secret word is {word}.\"\n")
+    return path
+
+
+def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_path) -> None:
+    open_store(ledger_path).write([UsageEvent(ts=NOW - timedelta(days=d, hours=1), provider="local", model="local",
+                                              task="qa", input_tokens=50, output_tokens=5) for d in range(20)])
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(SECRET_TASKS)
+    bench = ["--bench", str(tasks), "--candidates", "helper"]
+    first = _review(ledger_path, _helper(tmp_path / "good.yaml", "apple"), *bench)
+    quality = {r["model"]: r["quality"] for r in first["bench"]["results"]}
+    assert quality["helper"] == 100.0 and set(quality) == {"local", "helper"}  # the model in use and the candidate
+    assert first["bench"]["comparison"] == [] and first["previous_review"] is None
+    second = _review(ledger_path, _helper(tmp_path / "bad.yaml", "banana"), *bench)
+    assert second["previous_review"]["id"] == first["id"]
+    compared = {c["model"]: c for c in second["bench"]["comparison"]}
+    assert compared["helper"]["previous_quality"] == 100.0 and compared["helper"]["quality"] < 100.0
+    assert compared["helper"]["regressed"] and not compared["local"]["regressed"]
+    assert [a["subject"] for a in second["actions"] if a["kind"] == "quality_regression"] == ["secret on helper"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from tokenomy.analytics.alerts import ALL_INPUT, AlertSettings, cache_rates, reservation_utilization
 from tokenomy.analytics.reports import run_report
+from tokenomy.analytics.review_html import money
 from tokenomy.errors import TokenomyError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
@@ -191,7 +192,7 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
                          "saving_monthly_usd": saving,
                          "message": f"{res.model}: {res.units} unit(s) {used:.0%} utilised; idle capacity costs "
                                     + ("an unknown amount (no provisioned price in the catalog)" if idle is None else
-                                       f"{idle:.2f} USD/month at the no-commitment hourly price"),
+                                       f"{money(idle)}/month at the no-commitment hourly price"),
                          "apply": f"release the reservation and run {res.model} on demand (then remove "
                                   f"alerts.reservations[{index}] from tokenomy.yaml), or cut its units"})
     return rows, findings

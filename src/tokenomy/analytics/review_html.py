@@ -17,7 +17,8 @@ def money(value: Any, places: int = 2) -> str:
     """Dollars as the review shows them: $1,234.56; None (unpriced) is "-"."""
     if value is None:
         return "-"
-    return f"${Decimal(str(value)):,.{places}f}"
+    amount = Decimal(str(value))
+    return f"{'-' if amount < 0 else ''}${abs(amount):,.{places}f}"
 
 
 def _cell(value: Any) -> str:

@@ -99,7 +99,8 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         elif other_line.line != line.line and cost < current:
             (same if other_line.vendor == line.vendor else others).append({**row, "kind": "cheaper, other line"})
     others.sort(key=lambda r: (r["cost_usd"], r["model"]))
-    info["candidates"] = sorted(same, key=lambda r: (r["kind"], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
+    order = {"upgrade": 0, "same line, cheaper": 1, "cheaper, other line": 2}
+    info["candidates"] = sorted(same, key=lambda r: (order[r["kind"]], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
     return info
 
 
