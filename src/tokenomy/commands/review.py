@@ -89,7 +89,7 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
     return result
 
 
-def render(body: dict) -> None:
+def render(body: dict, console: Any = console) -> None:  # noqa: ANN001 - a Rich console (the demo passes its own)
     from tokenomy.analytics.review_html import money
 
     spend, period = body["spend"], body["period"]
@@ -102,6 +102,8 @@ def render(body: dict) -> None:
     else:
         console.print(f"Month-end forecast: {forecast.get('unavailable')}")
     for by, rows in spend["movers"].items():
+        if not rows:
+            continue
         console.print(table(f"Largest movers by {by}", [by, "change", "volume", "tokens/call", "price"],
                             [[r[by], money(r["change_usd"]), money(r["volume_usd"]), money(r["tokens_per_call_usd"]),
                               money(r["price_usd"])] for r in rows]))
@@ -122,10 +124,11 @@ def render(body: dict) -> None:
                             or [[r["task"], r["model"], r["quality"], r["quality_ci95"], "-", ""]
                                 for r in bench["results"]]))
     console.print(f"Uncapped outputs: {body['habits']['uncapped_outputs']['note']}")
-    console.print(table("Actions", ["#", "change", "$/month", "apply"],
-                        [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
-                        text_columns=("change", "apply")))
-    if not body["actions"]:
+    if body["actions"]:
+        console.print(table("Actions", ["#", "change", "$/month", "apply"],
+                            [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
+                            text_columns=("change", "apply")))
+    else:
         console.print("No actions: nothing drifted, dropped or was superseded this period.")
     if body.get("previous_review"):
         prev = body["previous_review"]
