@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tokenomy.analytics.review_bench import bench_models
 from tokenomy.analytics.review_spend import decompose
+from tokenomy.pricing.families import model_line
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
@@ -176,7 +178,7 @@ def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_p
                                               task="qa", input_tokens=50, output_tokens=5) for d in range(20)])
     tasks = tmp_path / "tasks.yaml"
     tasks.write_text(SECRET_TASKS)
-    bench = ["--bench", str(tasks), "--candidates", "helper"]
+    bench = ["--bench", str(tasks)]  # helper calls the model in use (local), so it is benchmarked with it
     first = _review(ledger_path, _helper(tmp_path / "good.yaml", "apple"), *bench)
     quality = {r["model"]: r["quality"] for r in first["bench"]["results"]}
     assert quality["helper"] == 100.0 and set(quality) == {"local", "helper"}  # the model in use and the candidate
@@ -187,3 +189,19 @@ def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_p
     assert compared["helper"]["previous_quality"] == 100.0 and compared["helper"]["quality"] < 100.0
     assert compared["helper"]["regressed"] and not compared["local"]["regressed"]
     assert [a["subject"] for a in second["actions"] if a["kind"] == "quality_regression"] == ["secret on helper"]
+
+
+def test_bench_models_are_the_models_in_use_and_their_candidates_that_config_can_call() -> None:
+    in_use = [{"model": OLD_MISTRAL, "candidates": [{"model": NEW_MISTRAL}, {"model": "amazon.nova-micro-v1:0"}]},
+              {"model": "local", "candidates": []}]
+    configured = {"large": ("mistral.mistral-large-2407-v1:0", None), "cheap": ("local", "amazon.nova-micro-v1:0"),
+                  "other": ("gpt-5", None)}
+    assert bench_models(in_use, configured, ["other"]) == ["local", "cheap", "large", "other"]
+
+
+def test_model_lines_resolve_profiles_and_order_releases() -> None:
+    profile = model_line("us.anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert profile is not None and profile.line == "claude-haiku"
+    assert model_line("claude-3-haiku-20240307").released < profile.released < model_line(
+        "claude-haiku-4-5-20251001").released
+    assert model_line(OLD_MISTRAL).line == model_line(NEW_MISTRAL).line and model_line("local") is None

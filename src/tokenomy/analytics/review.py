@@ -12,7 +12,7 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from tokenomy.analytics import review_habits as habits
 from tokenomy.analytics.alerts import AlertSettings
@@ -55,8 +55,13 @@ def expected_tier_share(cfg: Any, settings: AlertSettings) -> dict:
 
 
 def run_review(store: Any, days: int = 90, until: datetime | None = None, cfg: Any = None,
-               bench: dict[str, Any] | None = None, created_at: datetime | None = None) -> dict[str, Any]:
-    """Build the review body (JSON-ready apart from Decimals); `bench` is a review_bench.run_bench result."""
+               bench: Callable[[list[dict[str, Any]], str | None], dict[str, Any]] | None = None,
+               created_at: datetime | None = None) -> dict[str, Any]:
+    """Build the review body (JSON-ready apart from Decimals).
+
+    `bench(models_in_use, previous_judge)` re-runs the benchmark (see review_bench) on the models in use and their
+    candidates and returns its result; the previous review's judge is passed so the evaluator stays fixed.
+    """
     from tokenomy.analytics.review_bench import compare
 
     if days < 1:
@@ -91,9 +96,12 @@ def run_review(store: Any, days: int = 90, until: datetime | None = None, cfg: A
         "previous_review": None,
     }
     if bench is not None:
-        if bench.get("judge") is None and previous and (previous.get("bench") or {}).get("judge"):
-            bench["judge"] = previous["bench"]["judge"]
-        bench["comparison"] = compare(bench["results"], (previous or {}).get("bench", {}).get("results"))
+        previous_bench = (previous or {}).get("bench") or {}
+        bench = bench(models["in_use"], previous_bench.get("judge"))
+        if previous_bench and previous_bench.get("judge") != bench.get("judge"):
+            bench["note"] = (f"judge {bench.get('judge')} differs from the previous review's "
+                             f"{previous_bench.get('judge')}: judged scores are not comparable")
+        bench["comparison"] = compare(bench["results"], previous_bench.get("results"))
         regressions = [c for c in bench["comparison"] if c["regressed"]]
         bench["regressions"] = regressions
         body["bench"] = bench

@@ -14,6 +14,18 @@ from typing import Any
 from tokenomy.errors import UsageError
 
 
+def bench_models(in_use: list[dict[str, Any]], configured: dict[str, tuple[str | None, str | None]],
+                 extra: list[str]) -> list[str]:
+    """Names to benchmark: each model in use and each of its candidates (review part 2), as itself or as any
+    `models:` entry that calls or is priced as it (`configured`: name -> (model, price_as)), then `extra`."""
+    ids = [info["model"] for info in in_use] + [c["model"] for info in in_use for c in info["candidates"]]
+    names = []
+    for model_id in ids:
+        names += [model_id] if model_id in configured or model_id == "local" else []
+        names += [name for name, (model, price_as) in configured.items() if model_id in (model, price_as)]
+    return list(dict.fromkeys(names + extra))
+
+
 def runnable(client: Any, names: list[str], configured: set[str]) -> tuple[list[str], dict[str, str]]:
     """Models this machine can call: names under `models:` in the config, or the local model."""
     ok, skipped = [], {}

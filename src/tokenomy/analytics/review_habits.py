@@ -48,7 +48,7 @@ def tier_drift(store: Any, start: datetime, end: datetime, settings: AlertSettin
     costs = {(r["route"], r["tier"] or "-"): r for r in store.query(
         f"SELECT route, tier, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd FROM usage_events WHERE route IS NOT NULL "
         f"AND outcome = 'ok' AND ts >= {ph} AND ts < {ph} GROUP BY 1, 2", [start, end])}
-    rows = tier_share(store, since=start, expected=expected, tolerance=settings.tier_tolerance)
+    rows = tier_share(store, since=start, expected=expected, tolerance=settings.tier_tolerance, until=end)
     findings = []
     for route in sorted({r["route"] for r in rows}):
         mine = [r for r in rows if r["route"] == route]
@@ -81,7 +81,7 @@ def escalations(store: Any, start: datetime, end: datetime, cfg: Any, settings: 
     from tokenomy.routing.drift import escalation_rates, escalation_thresholds
 
     per_route = escalation_thresholds(cfg) if cfg is not None else {}
-    rows = escalation_rates(store, per_route or settings.escalation_threshold, since=start)
+    rows = escalation_rates(store, per_route or settings.escalation_threshold, since=start, until=end)
     findings = []
     for row in rows:
         if not (row["flagged"] and row["calls"] >= settings.escalation_min_calls):
@@ -175,10 +175,12 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
             hourly = None
         monthly_cost = None if hourly is None else hourly * res.units * hours * factor
         idle = None if monthly_cost is None else monthly_cost * (1 - Decimal(repr(used)))
-        groups = [e for e in store.events(start, end) if e.model == res.model and e.outcome == "ok"]
-        try:
-            on_demand = sum((compute_cost(Usage(e.input_tokens, e.output_tokens), res.model).total_usd
-                             for e in groups), Decimal(0)) * factor
+        ph = store.placeholder
+        served = store.query(f"SELECT SUM(input_tokens) AS i, SUM(output_tokens) AS o FROM usage_events WHERE "
+                             f"model = {ph} AND outcome = 'ok' AND ts >= {ph} AND ts < {ph}", [res.model, start, end])[0]
+        try:  # per-token prices are linear, so the period's sums price the same as call by call
+            on_demand = compute_cost(Usage(int(served["i"] or 0), int(served["o"] or 0)),
+                                     res.model).total_usd * factor
         except TokenomyError:
             on_demand = None
         row = {"model": res.model, "units": res.units, "utilization": used, "monthly_cost_usd": monthly_cost,
@@ -201,8 +203,15 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
 def batch_share(store: Any, start: datetime, end: datetime,
                 factor: Decimal) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows = run_report(store, "batch-share", by="task", since=start, until=end)
-    tolerant = [e for e in store.events(start, end)
-                if e.outcome == "ok" and e.tags.get(LATENCY_TOLERANT_TAG, "").lower() in ("1", "true", "yes")]
+    from tokenomy.ledger.store import event_from_row
+    from tokenomy.ledger.events import COLUMNS
+
+    ph = store.placeholder
+    tagged = store.query(f"SELECT {', '.join(COLUMNS)} FROM usage_events WHERE ts >= {ph} AND ts < {ph} AND "
+                         f"outcome = 'ok' AND mode = 'on_demand' AND tags LIKE {ph}",
+                         [start, end, f'%"{LATENCY_TOLERANT_TAG}"%'])  # only the tagged calls are read
+    tolerant = [e for e in map(event_from_row, tagged)
+                if e.tags.get(LATENCY_TOLERANT_TAG, "").lower() in ("1", "true", "yes")]
     findings, saving_by_task = [], {}
     for event in tolerant:
         if event.mode != "on_demand":

@@ -40,7 +40,7 @@ def review_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Spend and trend, newer or cheaper models, re-benchmark, drift and habits, and ranked actions."""
-    from tokenomy.analytics.review import latest_review, run_review, save_review
+    from tokenomy.analytics.review import run_review, save_review
     from tokenomy.analytics.review_html import write_review_html
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.config import load_config
@@ -49,10 +49,11 @@ def review_cmd(
     cfg = load_config(config)
     store = open_existing_ledger(ledger)
     end = None if until is None else (until.replace(tzinfo=timezone.utc) if until.tzinfo is None else until)
-    bench_result = None
+    bench_hook = None
     if bench is not None:
-        bench_result = _bench(store, cfg, bench, judge, candidates, days, end, latest_review(store))
-    body = run_review(store, days=days, until=end, cfg=cfg, bench=bench_result)
+        def bench_hook(in_use: list[dict], previous_judge: Optional[str]) -> dict:
+            return _bench(store, cfg, bench, judge or previous_judge, candidates, in_use)
+    body = run_review(store, days=days, until=end, cfg=cfg, bench=bench_hook)
     save_review(store, body)
     if html is not None:
         body["html"] = str(write_review_html(body, html))
@@ -62,25 +63,14 @@ def review_cmd(
         render(body)
 
 
-def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str], days: int,
-           end: Optional[datetime], previous: Optional[dict]) -> dict:
+def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str],
+           in_use: list[dict]) -> dict:
     """Run the task file on the runnable models in use, their candidates and --candidates."""
-    from datetime import timedelta
-
-    from tokenomy.analytics.review_bench import run_bench, runnable
-    from tokenomy.analytics.review_models import usage_groups
+    from tokenomy.analytics.review_bench import bench_models, run_bench, runnable
     from tokenomy.client import Tokenomy
-    from tokenomy.pricing.families import model_line
 
-    end = end or datetime.now(timezone.utc)
-    in_use = [m for m in usage_groups(store, end - timedelta(days=days), end) if not m.startswith("bench")]
-    names = list(in_use)
-    for model in in_use:  # same-line upgrades of each model in use, when this machine can call them
-        line = model_line(model)
-        if line:
-            names += [m for m in cfg.models if model_line(m) and model_line(m).line == line.line]
-    names += [m.strip() for m in (extra or "").split(",") if m.strip()]
-    judge = judge or ((previous or {}).get("bench") or {}).get("judge")
+    configured = {name: (m.model, m.price_as) for name, m in cfg.models.items()}
+    names = bench_models(in_use, configured, [m.strip() for m in (extra or "").split(",") if m.strip()])
     with Tokenomy(store, models=cfg.model_specs()) as client:
         models, skipped = runnable(client, names, set(cfg.models))
         prompts = {n: m.system_prompt for n, m in cfg.models.items() if m.system_prompt}
