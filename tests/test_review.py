@@ -205,3 +205,21 @@ def test_model_lines_resolve_profiles_and_order_releases() -> None:
     assert model_line("claude-3-haiku-20240307").released < profile.released < model_line(
         "claude-haiku-4-5-20251001").released
     assert model_line(OLD_MISTRAL).line == model_line(NEW_MISTRAL).line and model_line("local") is None
+
+
+def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
+    import yaml
+
+    from tokenomy.analytics.review import latest_review, run_review, save_review
+    from tokenomy.config import parse_config
+
+    store = open_store(fresh_postgres_url)
+    store.write(planted_events())
+    body = run_review(store, days=DAYS, until=NOW, cfg=parse_config(yaml.safe_load(CONFIG)))
+    assert {(f["kind"], f["subject"]) for f in body["findings"]} == {
+        ("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
+        ("provisioned_idle", INSTANT), ("history_growth", "summarise")}
+    save_review(store, body)
+    stored = latest_review(store)
+    assert stored["id"] == body["id"] and stored["period"]["label"] == body["period"]["label"]
+    assert Decimal(stored["spend"]["current_usd"]) == body["spend"]["current_usd"]
