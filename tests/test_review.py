@@ -223,3 +223,32 @@ def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
     stored = latest_review(store)
     assert stored["id"] == body["id"] and stored["period"]["label"] == body["period"]["label"]
     assert Decimal(stored["spend"]["current_usd"]) == body["spend"]["current_usd"]
+
+
+def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
+    from tokenomy.analytics.review import run_review
+    from tokenomy.routing.dispatch import ESCALATED_TAG
+
+    events = []
+    for i in range(40):
+        ts = NOW - timedelta(days=1 + i)
+        # latency-tolerant work ran on demand: batch prices would have halved it
+        events.append(_event(ts, MINI, "openai", "nightly", tags={"latency_tolerant": "true"}, input_tokens=5_000,
+                             output_tokens=500))
+        # route faq: every other request escalated from nano to gpt-5 (threshold 25%)
+        events.append(_event(ts, NANO, "openai", "faq", route="faq", tier="weak", input_tokens=800,
+                             output_tokens=100))
+        if i % 2 == 0:
+            events.append(_event(ts, GPT5, "openai", "faq", route="faq", tier="strong", input_tokens=800,
+                                 output_tokens=100, tags={ESCALATED_TAG: "1"}))
+    store = open_store(ledger_path)
+    store.write(events)
+    body = run_review(store, days=DAYS, until=NOW)
+    found = {(f["kind"], f["subject"]): f for f in body["findings"]}
+    assert set(found) == {("batch_candidate", "nightly"), ("escalation_rate", "faq")}
+    nightly = [e for e in events if e.task == "nightly"]
+    batch = sum(compute_cost(e.usage, MINI, None, "batch").total_usd for e in nightly)
+    assert found[("batch_candidate", "nightly")]["monthly_usd"] == (sum(e.cost_usd for e in nightly) - batch) * FACTOR
+    escalated = sum(e.cost_usd for e in events if e.tags.get(ESCALATED_TAG))
+    assert found[("escalation_rate", "faq")]["rate"] == 0.5
+    assert found[("escalation_rate", "faq")]["monthly_usd"] == escalated * FACTOR
