@@ -50,7 +50,7 @@ def test_every_subcommand_has_help():
 def test_cost_json_has_breakdown_and_total():
     data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1000",
                           "--output", "500", "--mode", "batch", "--json").stdout)
-    assert data["total_usd"] == "0.0004375"  # 1000*0.125 + 500*0.625 micro-dollars
+    assert data["total_usd"] == "0.000438"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, to 1e-6 USD
     assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
 
 
@@ -59,7 +59,7 @@ def test_prices_json_shows_every_field_with_source():
     for field in ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_min_tokens",
                   "cache_ttl_seconds", "provisioned_hourly", "source", "as_of", "region", "priced_by"):
         assert field in data, field
-    assert data["input"] == "0.80" and data["cache_min_tokens"] == 2048
+    assert data["input"] == "0.8000" and data["cache_min_tokens"] == 2048  # per 1M tokens, 4 places
 
 
 def test_errors_are_one_readable_line():

@@ -66,6 +66,10 @@ def test_focus_export(ledger_path, tmp_path) -> None:
         assert Decimal(row["ListCost"]) == pytest.approx(quantity * unit_price, rel=Decimal("1e-9"))
         assert Decimal(row["EffectiveCost"]) <= Decimal(row["ListCost"])
         assert row["BilledCost"] == row["EffectiveCost"]  # no commitments or credits on token usage
+        for column in ("BilledCost", "ListCost", "ListUnitPrice", "ContractedUnitPrice", "PricingQuantity"):
+            text = row[column]  # one money rule: plain, at most 12 decimals (unit prices used to carry 28)
+            assert "E" not in text.upper() and len(text.partition(".")[2]) <= 12, (column, text)
+        assert len(row["ListUnitPrice"].partition(".")[2]) >= 4  # per 1M tokens, 4 places at least
         tags = json.loads(row["Tags"])
         assert isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
     assert sum(Decimal(r["BilledCost"]) for r in rows if r["x_TokenType"] == "input") == \

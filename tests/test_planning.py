@@ -235,9 +235,10 @@ def test_savings_names_a_bad_percentile_or_price_as_model():
 def test_compounded_saving_is_less_than_the_sum(ledger_path):
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
     events = []
+    sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # batch-capable on Bedrock (3.7 Sonnet is not)
     for i in range(40):
         task = "nightly-report" if i % 2 else "chat"
-        events.append(_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 50 + (i * 37) % 400, task))
+        events.append(_event(t0 + timedelta(minutes=i), sonnet45, "p", 1500, 2500, 50 + (i * 37) % 400, task))
     inputs = SavingsInputs(batch_tasks=("nightly-report",), cheap_model="amazon.nova-lite-v1:0", routing_share=0.5)
     result = what_if(events, inputs)
     savings = {row["lever"]: row["monthly_saving_usd"] for row in result["levers"]}

@@ -13,7 +13,9 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.errors import ConfigError
+from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
 
 DEFAULT_CONFIG_FILES = ("tokenomy.yaml", "tokenomy.yml")
@@ -91,12 +93,25 @@ class TokenomyConfig(_Strict):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     tiers: dict[str, list[str]] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict)
-    gateway: dict[str, Any] = Field(default_factory=dict)
-    budgets: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: dict[str, Any] = Field(default_factory=dict, description="alert thresholds and provisioned "
-                                   "reservations, validated by tokenomy.analytics.alerts.AlertSettings")
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    budgets: list[Budget] = Field(default_factory=list)
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert thresholds and provisioned "
+                                  "reservations")
     redis_url: Optional[str] = None
     source: Optional[str] = Field(None, exclude=True)
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budgets(cls, value: Any) -> Any:
+        # The budget checks' own messages name the item and the fix (ConfigError passes through pydantic).
+        return validate_budgets(value) if isinstance(value, list) else value
+
+    def alert_settings(self) -> AlertSettings:
+        """`alerts:`, with the expected tier shares taken from `routing.expected_tier_share` when not set there."""
+        shares = (self.routing or {}).get("expected_tier_share")
+        if shares and not self.alerts.expected_tier_share:
+            return self.alerts.model_copy(update={"expected_tier_share": dict(shares)})
+        return self.alerts
 
     def model_specs(self) -> dict[str, ModelSpec]:
         """Every configured model as a ModelSpec (plus `local`, always available)."""
@@ -129,6 +144,8 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
         config = TokenomyConfig.model_validate(data or {})
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from None
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     config.source = origin
     for name, route in config.routes.items():
         for ref in [route.model, *route.fallback]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
-from decimal import Decimal
 from typing import Any
 
 from tokenomy.analytics.reports import PRESETS
 from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.ledger.events import COLUMNS, decimal_str
+from tokenomy.ledger.events import COLUMNS
+from tokenomy.money import money_str
 from tokenomy.ledger.store import event_from_row
 
 SAVINGS_EVENT_LIMIT = 20_000  # what-if re-prices every call several times; the most recent calls stand for the window
@@ -88,7 +88,7 @@ def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
 
 
 def _money(value: Any) -> str:
-    return decimal_str(Decimal(value or 0))
+    return money_str(value or 0, "record")  # exact: charts and tables sum to the ledger
 
 
 def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenomy.money import money_str
+
 COLUMNS = [
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
     "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
@@ -78,9 +80,20 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
     return rows
 
 
+def _as_text(row: dict[str, Any]) -> dict[str, Any]:
+    """Money by the one money rule: costs as recorded, unit prices per 1M tokens, quantities plain."""
+    out = dict(row)
+    for name in ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost"):
+        out[name] = money_str(row[name], "record")
+    for name in ("ContractedUnitPrice", "ListUnitPrice"):
+        out[name] = money_str(row[name], "unit_price")
+    out["PricingQuantity"] = format(row["PricingQuantity"], "f")  # tokens / 1e6: at most 6 places, exact
+    return out
+
+
 def write_focus_csv(events: list[Any], path: str | Path) -> int:
     """Write a FOCUS 1.2 CSV; returns the number of rows."""
-    rows = focus_rows(events)
+    rows = [_as_text(row) for row in focus_rows(events)]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

@@ -240,7 +240,8 @@ def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: 
     """Keep heartbeat_at fresh and notice `tokenomy batch cancel` (status set to stopping)."""
     while not finished.wait(HEARTBEAT_S):
         try:
-            if tables.get_job(job_id).status == "stopping":
+            job = tables.get_job(job_id)
+            if job is not None and job.status == "stopping":
                 stop.set()
             tables.update_job(job_id, heartbeat_at=utcnow())
         except Exception:  # a busy ledger must not kill the run; the next beat tries again
@@ -251,6 +252,8 @@ def run_job(tables: JobTables, job_id: str, client=None,
             on_progress: ProgressCallback | None = None) -> tuple[Job, RunStats]:
     """Run (or resume) a local job to the end: only records without a result are sent."""
     from tokenomy.client import Tokenomy
+
+    message: str | None
 
     job = require_job(tables, job_id)
     if job.backend != "local":

@@ -83,13 +83,15 @@ def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int |
     hours = (end - begin).total_seconds() / 3600
     tokens = report.input_tokens + report.output_tokens
     required = int(tokens / (hours * 60) / float(USABLE_QUOTA)) + 1
-    minutes = fits = None
+    minutes: float | None = None
+    fits: bool | None = None
     if tpm_quota:
         minutes = tokens / (tpm_quota * float(USABLE_QUOTA))
         fits = minutes <= hours * 60
     provider = default_catalog().lookup(model, region).provider
     completion, risk = BATCH_COMPLETION.get(provider, (None, "no managed batch service for this provider"))
-    saving = (report.on_demand_usd - report.batch_usd) if report.batch_usd is not None else None
+    saving = (report.on_demand_usd - report.batch_usd
+              if report.batch_usd is not None and report.on_demand_usd is not None else None)
     if report.batch_usd is None:
         choice, reason = "on_demand", (f"{model} has no batch price; run it on demand "
                                        "(`tokenomy batch submit --backend local` keeps it under your quota)")
@@ -100,7 +102,7 @@ def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int |
         choice, reason = "on_demand", (f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
                                        f"{hours:.1f} h window; batch would save ${saving:.4f} but its completion "
                                        f"is only promised within {completion} h")
-    elif fits is False:
+    elif fits is False and minutes is not None:
         choice, reason = "batch", (f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
                                    f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
                                    f"and saves ${saving:.4f}, but is not guaranteed to")

@@ -50,7 +50,7 @@ def _from_json(text: str) -> tuple[dict[str, int], dict[str, str]]:
             reason = str(value.get("reason") or value.get("explanation") or value.get("why") or "")
             value = value.get("score", value.get("rating"))
         try:
-            number = int(float(value))
+            number = int(float(value))  # type: ignore[arg-type]  # anything the judge wrote; bad values are skipped
         except (TypeError, ValueError):
             continue
         if 1 <= number <= 5:

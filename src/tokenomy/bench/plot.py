@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def pareto_frontier(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
     """Points (cost, quality, name) not beaten by a cheaper-or-equal point with higher-or-equal quality."""
-    frontier = []
+    frontier: list[tuple[float, float, str]] = []
     for cost, quality, name in sorted(points, key=lambda p: (p[0], -p[1])):
         if not frontier or quality > frontier[-1][1]:
             frontier.append((cost, quality, name))

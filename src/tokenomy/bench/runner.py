@@ -111,9 +111,12 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int,  # no
                latency_ms=round(final.latency_ms, 2), ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2))
     if task.scorer == "judge":
         row["rubric"] = ",".join(RUBRIC)
+        if settings.judge_model is None:
+            row.update(judge_error="no judge model: pass --judge MODEL for judge-scored tasks", quality="")
+            return row
         try:
             verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
-        except Exception as exc:  # noqa: BLE001 - the candidate's call is kept; only its score is missing
+        except Exception as exc:  # the candidate's call is kept; only its score is missing
             row.update(judge_error=f"{type(exc).__name__}: {exc}"[:300], quality="")
             return row
         row.update(quality=round(verdict.quality, 2), note="parsed" if verdict.parsed else "partly parsed",

@@ -47,7 +47,7 @@ def score(task: Task, example: Example, answer: str) -> tuple[float, str]:
             found = [label for label in labels if re.search(rf"\b{re.escape(label)}\b", got)]
             ok = found[:1] == [want] if labels else got == want
             return (100.0 if ok else 0.0), f"label {found[0] if found else '?'}"
-        ok = got == want or (task.options.get("contains", True) and re.search(rf"\b{re.escape(want)}\b", got))
+        ok = got == want or bool(task.options.get("contains", True) and re.search(rf"\b{re.escape(want)}\b", got))
         return (100.0 if ok else 0.0), "match" if ok else "no match"
     if kind == "regex":
         pattern = task.options.get("pattern") or expected

@@ -13,6 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenomy.money import money_str
+from tokenomy.money import usd as money_usd
+
 # Pipes and CI logs get a wide, fixed layout so tables aren't squeezed to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 console = Console(width=_WIDTH)
@@ -26,10 +29,8 @@ PricesOption = typer.Option(None, "--prices", help="YAML price file layered over
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        text = str(value)  # keeps the catalog's own digits ("0.80")...
-        # ...but never exponent form ("0E-7", "1.2E+3"), which JSON readers take for a float or reject.
-        return format(value.normalize(), "f") if "E" in text else text
+    if isinstance(value, Decimal):  # the one money rule: plain text, never "0E-7" or 28 decimals
+        return money_str(value, "record")
     if isinstance(value, (datetime, date)):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "to_json"):
@@ -37,8 +38,37 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _plain_float(value: float) -> str:
+    """A float as a JSON number in plain notation, at most 12 decimals (never "1e-05" or 17 digits of noise)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value} cannot be written as JSON")
+    text = format(round(value, 12), ".12f").rstrip("0")
+    text = text + "0" if text.endswith(".") else text
+    return "0.0" if text == "-0.0" else text
+
+
+class _PlainJSONEncoder(json.JSONEncoder):
+    """The standard encoder with floats written by `_plain_float` (Decimals go through `_default`)."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Any:
+        encoder: Any = json.encoder  # the stdlib module; its private hook is not in the type stubs
+        strings = encoder.encode_basestring_ascii if self.ensure_ascii else encoder.encode_basestring
+        return encoder._make_iterencode(  # the one hook for float text in the stdlib encoder
+            {} if self.check_circular else None, self.default, strings, self.indent, _plain_float,
+            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV value by the same rules as JSON: money by the one money rule, floats plain."""
+    if isinstance(value, Decimal):
+        return money_str(value, "record")
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return _plain_float(value)
+    return value
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, default=_default, indent=2)
+    return json.dumps(data, default=_default, indent=2, cls=_PlainJSONEncoder)
 
 
 def print_json(data: Any) -> None:
@@ -61,7 +91,7 @@ def report_cell(column: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"${value:,.6f}"
+        return money_usd(value, "amount")
     if isinstance(value, float):
         if column == "delta":  # tier-share: actual minus expected share, in percentage points
             return f"{value:+.1%}"
@@ -76,9 +106,7 @@ def report_cell(column: str, value: Any) -> str:
 
 
 def usd(value: Decimal | None, places: int = 6) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.{places}f}"
+    return money_usd(value, "amount", places)
 
 
 def usd_short(value: Decimal | float | str | None) -> str:
@@ -86,7 +114,9 @@ def usd_short(value: Decimal | float | str | None) -> str:
     if value is None:
         return "-"
     value = Decimal(str(value))
-    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value.normalize():,f}"
+    if value == value.quantize(Decimal("0.01")):
+        return money_usd(value, "report")
+    return money_usd(value, "record", min(12, max(2, -int(value.normalize().as_tuple().exponent))))
 
 
 def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:

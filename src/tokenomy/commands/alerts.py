@@ -32,7 +32,7 @@ def check(
     """Evaluate every alert rule; print or POST the alerts not sent before."""
     import httpx
 
-    from tokenomy.analytics.alerts import AlertSettings, evaluate, mark_sent, unsent
+    from tokenomy.analytics.alerts import evaluate, mark_sent, unsent
     from tokenomy.config import load_config
     from tokenomy.commands._common import open_existing_ledger
 
@@ -40,7 +40,7 @@ def check(
         # Checked now, not when the first alert fires and the post fails.
         raise TokenomyError(f"--webhook {webhook}: not an http(s) URL; give e.g. https://hooks.example.com/T000/B000")
     cfg = load_config(config)
-    settings = AlertSettings.from_config(cfg.alerts, cfg.routing)
+    settings = cfg.alert_settings()
     now = None if as_of is None else (as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of)
     store = open_existing_ledger(ledger)
     new = unsent(store, evaluate(store, cfg.budgets, now=now, settings=settings, config=cfg))

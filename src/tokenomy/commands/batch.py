@@ -65,10 +65,8 @@ class BatchProgress:
 
     def update(self, done: int, total: int, tokens_per_minute: float) -> None:
         rate = done / max(1e-6, time.monotonic() - self.started)
-        fields = {"rate": f"{rate:.1f} rec/s"}
-        if tokens_per_minute:
-            fields["tpm"] = f"{tokens_per_minute:,.0f} tok/min"
-        self.progress.update(self.task, completed=done, total=total, **fields)
+        tpm = f"{tokens_per_minute:,.0f} tok/min" if tokens_per_minute else ""
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:.1f} rec/s", tpm=tpm)
 
     def __enter__(self) -> "BatchProgress":
         self.progress.start()

@@ -100,10 +100,10 @@ def run_cmd(
     caps: dict[str, int] = {}
     for pair in (model_max_tokens or "").split(","):
         if pair.strip():
-            name, _, value = pair.partition("=")
-            if not value.strip().isdigit() or int(value) < 1:
+            name, _, cap = pair.partition("=")
+            if not cap.strip().isdigit() or int(cap) < 1:
                 raise UsageError(f"--model-max-tokens: expected MODEL=N pairs with N >= 1, got {pair.strip()!r}")
-            caps[name.strip()] = int(value)
+            caps[name.strip()] = int(cap)
     settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
     total = count_jobs(tasks, settings, out, resume)
     with Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client, Progress(

@@ -8,6 +8,7 @@ import typer
 
 from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, apply_prices, console, print_json,
                                        table, usd)
+from tokenomy.money import money_or_none
 
 
 def register(app: typer.Typer) -> None:
@@ -17,17 +18,28 @@ def register(app: typer.Typer) -> None:
 
 
 def prices(
-    model: Optional[str] = typer.Argument(None, help="Model id (Bedrock ids, profiles like us.…, OpenAI, "
-                                          "Anthropic names, or 'local'). Omit to list the catalog."),
+    model: Optional[str] = typer.Argument(None, help="Model id (Bedrock ids, profiles like us.…, ARNs, OpenAI, "
+                                          "Anthropic, Gemini names, or 'local'); omit to list the catalog; "
+                                          "`update` refreshes genai-prices' data."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock), e.g. eu-west-2."),
     litellm: Optional[str] = typer.Option(None, "--litellm", help="Also import a LiteLLM "
                                           "model_prices_and_context_window.json file."),
+    stale: bool = typer.Option(False, "--stale", help="List only entries whose data is older than 90 days."),
+    from_file: Optional[str] = typer.Option(None, "--from", help="With `update`: read genai-prices' data.json "
+                                            "from this file instead of fetching it (offline)."),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show prices per million tokens, with the source and as-of date of each."""
     from tokenomy.pricing.catalog import default_catalog, set_default_catalog
 
+    if model == "update":
+        _update_prices(from_file, as_json)
+        return
+    if from_file:
+        from tokenomy.errors import ConfigError
+
+        raise ConfigError("--from is for `tokenomy prices update --from FILE`")
     apply_prices(price_file)
     catalog = default_catalog()
     if litellm:
@@ -49,13 +61,34 @@ def prices(
             from tokenomy.errors import ConfigError
 
             raise ConfigError(f"--region {region!r}: no prices in that region; priced regions: {', '.join(regions)}")
+    if stale:
+        from tokenomy.pricing.freshness import STALE_DAYS, age_days, stale_entries
+
+        entries = stale_entries(entries)
+        if as_json:
+            print_json([{**e.to_json(), "age_days": age_days(e.as_of)} for e in entries])
+            return
+        console.print(f"{len(entries)} price entries are older than {STALE_DAYS} days" +
+                      (" — refresh with `tokenomy prices update`, or override with --prices FILE" if entries else ""))
     if as_json:
         print_json([e.to_json() for e in entries])
         return
-    rows = [[e.provider, e.model, e.region, e.input, e.output, e.batch_input or "-", e.cache_read or "-",
-             e.cache_write or "-", e.as_of] for e in entries]
+    rows = [[e.provider, e.model, e.region, money_or_none(e.input, "unit_price"), money_or_none(e.output, "unit_price"),
+             money_or_none(e.batch_input, "unit_price") or "-", money_or_none(e.cache_read, "unit_price") or "-",
+             money_or_none(e.cache_write, "unit_price") or "-", e.as_of] for e in entries]
     console.print(table("Prices (USD per 1M tokens)", ["provider", "model", "region", "input", "output",
                                                          "batch in", "cache read", "cache write", "as of"], rows))
+
+
+def _update_prices(from_file: Optional[str], as_json: bool) -> None:
+    from tokenomy.pricing.library import update_library
+
+    result = update_library(from_file)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"saved genai-prices data ({result['providers']} providers, {result['models']} models) from "
+                  f"{result['origin']} to {result['path']} (as of {result['as_of']})")
 
 
 def cost(
@@ -66,6 +99,7 @@ def cost(
     cache_write: int = typer.Option(0, "--cache-write", help="Tokens written to the prompt cache."),
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+    cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -74,7 +108,8 @@ def cost(
     from tokenomy.pricing.cost import compute_cost
 
     apply_prices(price_file)
-    breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode)
+    breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode,
+                             cache_ttl=cache_ttl)
     if as_json:
         print_json(breakdown.to_json())
         return

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, report_cell, table
+from tokenomy.commands._common import JsonOption, LedgerOption, console, csv_cell, print_json, report_cell, table
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,7 @@ def report(
 
             raise UsageError(f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for "
                              "one report's table)")
-        written = write_report_html(open_existing_ledger(ledger), Filters(*utc), html)
+        written = write_report_html(open_existing_ledger(ledger), Filters(since=utc[0], until=utc[1]), html)
         if as_json:
             print_json({"html": str(written)})
         else:
@@ -96,6 +96,6 @@ def report(
 
         writer = csv.DictWriter(sys.stdout, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         return
     console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))

@@ -25,12 +25,11 @@ def serve(
     import uvicorn
 
     from tokenomy.config import load_config
-    from tokenomy.gateway.settings import gateway_settings
 
     from tokenomy.errors import ConfigError
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
-    settings = gateway_settings(loaded.gateway, loaded.source or "<config>")
+    settings = loaded.gateway
     if settings.metrics_key_env and not os.environ.get(settings.metrics_key_env):
         raise ConfigError(f"{loaded.source or '<config>'}: gateway.metrics_key_env: ${settings.metrics_key_env} is not "
                           "set; export the key /metrics should require, or remove metrics_key_env")

@@ -25,7 +25,9 @@ STEPS: tuple[ModuleType, ...] = (workload, routing, caching, batch, bench, plann
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
     """Run every available playbook step against a fresh demo ledger."""
     if console is None:
-        from tokenomy.commands._common import console
+        from tokenomy.commands._common import console as cli_console
+
+        console = cli_console
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)

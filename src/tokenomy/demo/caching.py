@@ -52,10 +52,11 @@ def run(ctx: DemoContext) -> None:
                             ["question", "cache point placed", "input", "cache write", "cache read", "cost"],
                             [[q, placed, u.input_tokens, u.cache_write_tokens, u.cache_read_tokens, usd(c)]
                              for q, placed, u, c in rows]))
-    with_cache = sum((c for *_, c in rows), Decimal(0))
+    with_cache = sum((c or Decimal(0) for *_, c in rows), Decimal(0))
     without = sum((compute_cost(Usage(u.total_input_tokens, u.output_tokens), MODEL, REGION).total_usd
                    for _, _, u, _ in rows), Decimal(0))
     entry = default_catalog().lookup(MODEL, REGION)
+    assert entry.cache_write is not None and entry.cache_ttl_seconds is not None  # a caching model, checked above
     # Project the measured calls to 100 questions on the same prompt within the TTL: one write, 99 reads.
     write, read = rows[0][2], rows[1][2]
     projected = (compute_cost(write, MODEL, REGION).total_usd + 99 * compute_cost(read, MODEL, REGION).total_usd)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 TITLE = "Planning: provisioned throughput and what-if savings"
 MODEL = "anthropic.claude-v2:1"  # has published Provisioned Throughput prices in the catalog
-PRICE_AS = "anthropic.claude-3-5-haiku-20241022-v1:0"  # illustrative: AWS quotes tokens/min per model unit per account
+PRICE_AS = "anthropic.claude-haiku-4-5-20251001-v1:0"  # illustrative, and has a Bedrock batch price
 
 
 def run(ctx: DemoContext) -> None:

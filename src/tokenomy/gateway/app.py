@@ -35,7 +35,6 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.responses import completion_body, error, usage_body
-from tokenomy.gateway.settings import gateway_settings
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.journal import Journal, journal_dir, replay
@@ -93,7 +92,7 @@ class Gateway:
         self.config = config
         store = open_store(ledger or config.ledger)
         self.store = store
-        self.settings = gateway_settings(config.gateway, config.source or "<config>")
+        self.settings = config.gateway
         self.journal = None
         if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
             folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
@@ -164,7 +163,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible chat completions with cost policies.")
-    edge = gateway_settings(config.gateway, config.source or "<config>")
+    edge = config.gateway
     app.add_middleware(EdgeHygiene, max_body_bytes=edge.max_body_bytes, read_timeout=edge.read_timeout_seconds)
     # With metrics_key_env named but unset, /metrics is closed rather than silently open.
     metrics_key = os.environ.get(edge.metrics_key_env, "") if edge.metrics_key_env else None

@@ -65,10 +65,11 @@ class Budgets:
             start = period_start(key.period)
             result.append(Scope(f"key:{key.key_id}:{start.date()}", to_nano(key.budget_usd), "key_id", key.key_id,
                                 start))
-        team = self.cache.team_budget(key.team) if key.team else None
-        if team is not None:
+        team_name = key.team
+        team = self.cache.team_budget(team_name) if team_name else None
+        if team_name and team is not None:
             start = period_start(team[1])
-            result.append(Scope(f"team:{key.team}:{start.date()}", to_nano(team[0]), "tenant", key.team, start))
+            result.append(Scope(f"team:{team_name}:{start.date()}", to_nano(team[0]), "tenant", team_name, start))
         return result
 
     async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:

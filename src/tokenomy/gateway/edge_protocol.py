@@ -8,6 +8,7 @@ otherwise it is closed. Bodies are bounded separately (gateway.read_timeout_seco
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -19,7 +20,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - uvicorn's signature
         super().__init__(*args, **kwargs)
         self.header_timeout = float(os.environ.get("TOKENOMY_HEADER_TIMEOUT") or DEFAULT_HEADER_TIMEOUT)
-        self._header_timer = None
+        self._header_timer: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
         self._disarm()

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 NANO = Decimal(1_000_000_000)
 
@@ -160,7 +161,7 @@ class RedisLimits:
 
     async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
         keys = [f"tokenomy:spend:{c}" for c, _ in budgets] + [f"tokenomy:epoch:{c}" for c, _ in budgets]
-        answer = [int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
+        answer: list[Any] = [int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
                   for i, v in enumerate(await self._reserve(keys=keys, args=[estimate, *(lim for _, lim in budgets)]))]
         if answer[0] == -1:
             return Reserved([budgets[int(i) - 1][0] for i in answer[1:]], None, {})

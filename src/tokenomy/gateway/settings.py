@@ -1,12 +1,10 @@
-"""The `gateway:` section of tokenomy.yaml, validated with errors that name the key."""
+"""The `gateway:` section of tokenomy.yaml (typed in the config model, validated when the config loads)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from tokenomy.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class GatewaySettings(BaseModel):
@@ -29,13 +27,3 @@ class GatewaySettings(BaseModel):
                                        "or .tokenomy/journal-<hash of the URL> for PostgreSQL)")
     metrics_key_env: Optional[str] = Field(None, description="environment variable holding a key that GET /metrics "
                                            "requires as `Authorization: Bearer <key>`")
-
-
-def gateway_settings(raw: dict[str, Any] | None, origin: str = "<config>") -> GatewaySettings:
-    """Validate `gateway:`; a bad value raises ConfigError naming gateway.<key>."""
-    try:
-        return GatewaySettings.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{origin}: gateway.{where}: {first['msg']}") from None

@@ -11,6 +11,7 @@ from typing import Any
 
 from tokenomy.errors import UsageError
 from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
 SCHEMA_VERSION = 1
@@ -20,9 +21,8 @@ MODES = ("on_demand", "batch", "provisioned")
 
 
 def decimal_str(value: Decimal) -> str:
-    """Exact, canonical text for money: no exponent, no trailing zeros (0E-12 → "0")."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    """A recorded cost as text, by the one money rule (plain, >= 6 places, exact to 12)."""
+    return money_str(value, "record")
 
 
 def utcnow() -> datetime:

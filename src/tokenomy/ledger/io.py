@@ -135,7 +135,7 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
                 for row in reader:
                     number = reader.line_num  # the row's last physical line (quoted fields may span lines)
                     if None in row:  # more values than header columns: the extra ones would be dropped unseen
-                        yield number, None, (f"{len(row[None])} value(s) beyond the header's {len(reader.fieldnames)} "
+                        yield number, None, (f"{len(row[None])} value(s) beyond the header's {len(reader.fieldnames or [])} "
                                              "columns; quote fields that contain commas")
                         continue
                     yield number, row, None

@@ -84,10 +84,14 @@ def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm
         raise ConfigError(f"--tpm-per-unit {tpm_per_unit} must be positive")
     sources["on_demand_prices"] = "command line" if input_price is not None or output_price is not None else (
         f"{entry.source} (as of {entry.as_of})")
+    input_price = input_price if input_price is not None else entry.input
+    output_price = output_price if output_price is not None else entry.output
+    if input_price is None or output_price is None:  # e.g. a provisioned-only entry: Decimal(None) was a traceback
+        raise ConfigError(f"{entry.model}: the catalog has no on-demand token price to compare with; pass "
+                          "--input-price and --output-price (USD per 1M tokens)")
     return UnitEconomics(model=entry.model, region=entry.region, term=term, units=units, tpm_per_unit=tpm_per_unit,
-                         hourly_per_unit=Decimal(hourly_usd), input_price=Decimal(input_price if input_price is not None
-                                                                                  else entry.input),
-                         output_price=Decimal(output_price if output_price is not None else entry.output),
+                         hourly_per_unit=Decimal(hourly_usd), input_price=Decimal(input_price),
+                         output_price=Decimal(output_price),
                          input_share=share, sources=sources)
 
 

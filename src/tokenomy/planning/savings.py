@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     plan = cache_plan(priced)
     caps = output_caps(priced, inputs.cap_percentile)
     current = sum(_apply(e, (), inputs, plan, caps) for e in priced)
-    levers = []
+    levers: list[dict[str, Any]] = []
     for lever in inputs.levers:
         after = sum(_apply(e, (lever,), inputs, plan, caps) for e in priced)
         levers.append({"lever": lever, "monthly_saving_usd": (current - after) * scale,

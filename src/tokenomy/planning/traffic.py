@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -68,7 +69,8 @@ def from_ledger(store: LedgerStore, model: str | None = None, since: datetime | 
                 until: datetime | None = None) -> pd.DataFrame:
     """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity)."""
     p = store.placeholder
-    clauses, params = ["outcome = 'ok'"], []
+    clauses: list[str] = ["outcome = 'ok'"]
+    params: list[Any] = []
     if model:
         clauses.append(f"model = {p}")
         params.append(model)

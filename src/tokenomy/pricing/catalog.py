@@ -7,7 +7,7 @@ the `as_of` date of that source. Lookups say which layer priced the model (`pric
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -18,64 +18,14 @@ from typing import Any
 import yaml
 
 from tokenomy.errors import ConfigError, UnknownModelError
+from tokenomy.pricing.entry import INT_FIELDS, PRICE_FIELDS, TERMS, TEXT_FIELDS, PriceEntry
+from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
 
-TERMS = ("none", "1m", "6m")
-PRICE_FIELDS = ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write")
-INT_FIELDS = ("cache_min_tokens", "cache_max_checkpoints", "cache_ttl_seconds", "context_window",
-              "provisioned_tpm_per_unit")
+# Re-exported: callers import these from the catalog.
+__all__ = ["PRICE_FIELDS", "PROFILE_PREFIXES", "TERMS", "PriceCatalog", "PriceEntry", "default_catalog",
+           "load_litellm_prices", "parse_price_document", "set_default_catalog", "split_inference_profile"]
 
-# Bedrock cross-region inference profile prefixes and the source region we assume for each when
-# the caller names none (the price is that of the source region).
-PROFILE_PREFIXES = {
-    "us": "us-east-1", "us-gov": "us-gov-west-1", "eu": "eu-central-1", "apac": "ap-northeast-1",
-    "jp": "ap-northeast-1", "au": "ap-southeast-2", "ca": "ca-central-1", "global": "us-east-1",
-}
 DEFAULT_REGION = {"aws.bedrock": "us-east-1", "openai": "global", "anthropic": "global", "local": "local"}
-
-
-@dataclass(frozen=True)
-class PriceEntry:
-    """Prices of one model in one region (USD per million tokens; provisioned per hour)."""
-
-    provider: str
-    model: str
-    region: str
-    family: str
-    source: str
-    as_of: str
-    priced_by: str = "tokenomy-catalog"
-    currency: str = "USD"
-    input: Decimal | None = None
-    output: Decimal | None = None
-    batch_input: Decimal | None = None
-    batch_output: Decimal | None = None
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-    cache_min_tokens: int | None = None
-    cache_max_checkpoints: int | None = None
-    cache_ttl_seconds: int | None = None
-    context_window: int | None = None
-    provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
-    provisioned_tpm_per_unit: int | None = None
-    resolved_from: str | None = None  # the id the caller asked for, when it was an alias/profile
-
-    @property
-    def has_batch(self) -> bool:
-        return self.batch_input is not None and self.batch_output is not None
-
-    @property
-    def has_cache(self) -> bool:
-        return self.cache_read is not None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: Decimals as strings so no precision is lost."""
-        out = asdict(self)
-        for key, value in list(out.items()):
-            if isinstance(value, Decimal):
-                out[key] = str(value)
-        out["provisioned_hourly"] = {k: str(v) for k, v in self.provisioned_hourly.items()}
-        out["unit"] = "USD per 1M tokens (provisioned_hourly: USD per model unit per hour)"
-        return out
 
 
 def _decimal(value: Any, where: str) -> Decimal:
@@ -92,7 +42,8 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
                       model_info: dict[str, Any], source: str, as_of: str, priced_by: str,
                       where: str) -> PriceEntry:
     kwargs: dict[str, Any] = {}
-    known = set(PRICE_FIELDS) | set(INT_FIELDS) | {"provisioned_hourly", "source", "as_of", "family"}
+    known = set(PRICE_FIELDS) | set(INT_FIELDS) | set(TEXT_FIELDS) | {"provisioned_hourly", "source", "as_of",
+                                                                       "family"}
     unknown = set(block) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
@@ -103,6 +54,10 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
         value = block.get(name, model_info.get(name))
         if value is not None:
             kwargs[name] = int(value)
+    for name in TEXT_FIELDS:  # per-region text wins over the model's (e.g. a batch note for one region)
+        value = block.get(name, model_info.get(name))
+        if value is not None:
+            kwargs[name] = str(value)
     hourly = block.get("provisioned_hourly") or {}
     bad_terms = set(map(str, hourly)) - set(TERMS)
     if bad_terms:
@@ -140,16 +95,27 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
     return entries, dict(doc.get("batch_quotas") or {})
 
 
+def parse_aliases(doc: dict[str, Any], origin: str) -> dict[str, str]:
+    """`aliases: {ID: MODEL}`: ids the catalog should price as another model (application inference
+    profile ARNs, deployment names)."""
+    aliases = doc.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) and v for v in aliases.values()):
+        raise ConfigError(f"{origin}: aliases must map an id to the model id to price it as, e.g. "
+                          "aliases: {{arn:aws:bedrock:...:application-inference-profile/abc: us.anthropic....}}")
+    return {str(k): str(v) for k, v in aliases.items()}
+
+
 class PriceCatalog:
     """All known prices, layered: user overrides > curated catalog > LiteLLM import > genai-prices."""
 
     def __init__(self, entries: list[PriceEntry], batch_quotas: dict[str, dict] | None = None,
-                 use_fallback: bool = True) -> None:
+                 use_fallback: bool = True, aliases: dict[str, str] | None = None) -> None:
         self._by_model: dict[str, dict[str, PriceEntry]] = {}
         for entry in entries:
             self._by_model.setdefault(entry.model, {})[entry.region] = entry
         self.batch_quotas = batch_quotas or {}
         self.use_fallback = use_fallback
+        self.aliases = dict(aliases or {})
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -169,7 +135,8 @@ class PriceCatalog:
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text; save the price file as UTF-8 YAML") from None
         entries, quotas = parse_price_document(doc, "user-override", str(path))
-        merged = PriceCatalog(self.entries() + entries, dict(self.batch_quotas), self.use_fallback)
+        merged = PriceCatalog(self.entries() + entries, dict(self.batch_quotas), self.use_fallback,
+                              {**self.aliases, **parse_aliases(doc, str(path))})
         if quotas:
             merged.batch_quotas[entries[0].provider if entries else doc["provider"]] = quotas
         return merged
@@ -179,7 +146,7 @@ class PriceCatalog:
         imported = load_litellm_prices(path)
         curated = {(e.model, e.region) for e in self.entries()}
         extra = [e for e in imported if (e.model, e.region) not in curated]
-        return PriceCatalog(self.entries() + extra, dict(self.batch_quotas), self.use_fallback)
+        return PriceCatalog(self.entries() + extra, dict(self.batch_quotas), self.use_fallback, self.aliases)
 
     def entries(self) -> list[PriceEntry]:
         return [e for regions in self._by_model.values() for e in regions.values()]
@@ -189,26 +156,25 @@ class PriceCatalog:
 
     # -- lookup -------------------------------------------------------------------------------
     def lookup(self, model: str, region: str | None = None) -> PriceEntry:
-        """The price entry for `model` in `region`, resolving Bedrock profiles and ARNs."""
+        """The price entry for `model` in `region`: profiles, ARNs, aliases resolved; the library as fallback."""
         if not model or not isinstance(model, str):
             raise UnknownModelError(f"model id {model!r} is empty; name a model such as 'local' "
                                     "or 'anthropic.claude-3-haiku-20240307-v1:0'")
         asked = model
-        candidates = [model]
-        base, profile_region = split_inference_profile(model)
-        if base != model:
-            candidates.append(base)
-        for candidate in candidates:
+        ref = parse_model_id(self.aliases.get(model, model))
+        direct = [c for c in (ref.profiled, ref.base) if c in self._by_model]
+        for candidate in direct or alias_candidates(ref.base, list(self._by_model)):
             regions = self._by_model.get(candidate)
-            if not regions:
-                continue
-            entry = self._pick_region(candidate, regions, region or profile_region)
-            return entry if candidate == asked else replace(entry, resolved_from=asked)
+            if regions:
+                entry = self._pick_region(candidate, regions, region or ref.region)
+                return entry if candidate == asked else replace(entry, resolved_from=asked)
         if self.use_fallback:
-            entry = genai_prices_lookup(base)
-            if entry is not None:
-                return replace(entry, resolved_from=asked if base != asked else None)
-        close = [m for m in self.models() if base.split(".")[-1][:12] in m][:3]
+            from tokenomy.pricing.library import library_entry
+
+            found = library_entry(ref, region)
+            if found is not None:
+                return replace(found, resolved_from=asked if ref.base != asked else None)
+        close = [m for m in self.models() if ref.base.split(".")[-1][:12] in m][:3]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {asked!r}: not in the price catalog nor in genai-prices.{hint} "
@@ -217,9 +183,14 @@ class PriceCatalog:
     def _pick_region(self, model: str, regions: dict[str, PriceEntry], region: str | None) -> PriceEntry:
         if region and region in regions:
             return regions[region]
-        if region and region not in regions and not (len(regions) == 1 and next(iter(regions)) in ("global", "local")):
+        # One price everywhere: a global profile, a first-party API, the local model.
+        for anywhere in ("global", "local"):
+            if anywhere in regions:
+                return regions[anywhere]
+        if region:
             raise UnknownModelError(
-                f"model {model!r} has no price for region {region!r}; priced regions: {sorted(regions)}")
+                f"model {model!r} has no price for region {region!r}; priced regions: {sorted(regions)}. "
+                "If it is sold there, add the price with a price file (--prices FILE).")
         provider = next(iter(regions.values())).provider
         default = DEFAULT_REGION.get(provider)
         if default in regions:
@@ -228,22 +199,6 @@ class PriceCatalog:
 
     def quotas_for(self, provider: str) -> dict:
         return self.batch_quotas.get(provider, {})
-
-
-def split_inference_profile(model: str) -> tuple[str, str | None]:
-    """Map a Bedrock cross-region profile id or ARN to (base model id, source-region guess)."""
-    if model.startswith("arn:aws"):
-        # arn:aws:bedrock:REGION:ACCOUNT:inference-profile/us.anthropic... or foundation-model/...
-        parts = model.split(":", 5)
-        region = parts[3] if len(parts) > 3 and parts[3] else None
-        tail = parts[5] if len(parts) > 5 else ""
-        resource = tail.split("/", 1)[1] if "/" in tail else tail
-        base, guessed = split_inference_profile(resource)
-        return base, region or guessed
-    head, _, rest = model.partition(".")
-    if rest and head in PROFILE_PREFIXES and "." in rest:
-        return rest, PROFILE_PREFIXES[head]
-    return model, None
 
 
 @lru_cache(maxsize=1)
@@ -298,43 +253,6 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
             context_window=spec.get("max_input_tokens") or spec.get("max_tokens"),
         ))
     return entries
-
-
-def genai_prices_lookup(model: str) -> PriceEntry | None:
-    """Price a model the curated catalog lacks from the genai-prices snapshot, if it knows it."""
-    try:
-        from genai_prices import data_snapshot
-    except ImportError:  # pragma: no cover - it is a declared dependency
-        return None
-    snapshot = data_snapshot.get_snapshot()
-    try:
-        provider, info = snapshot.find_provider_model(model, None, None, None)
-    except Exception:  # genai-prices raises LookupError/ValueError variants for unknown models
-        return None
-    prices = info.get_prices(datetime.now(tz=timezone.utc))
-
-    def flat(name: str) -> Decimal | None:
-        value = getattr(prices, name, None)
-        return value if isinstance(value, Decimal) else (Decimal(str(value)) if isinstance(value, (int, float)) else None)
-
-    if flat("input_mtok") is None or flat("output_mtok") is None:
-        return None
-    return PriceEntry(
-        provider=str(provider.id), model=model, region="global", family=info.id,
-        source=f"genai-prices {getattr(snapshot, 'version', '') or ''} ({provider.pricing_urls[0] if getattr(provider, 'pricing_urls', None) else provider.id})".replace("  ", " "),
-        as_of=_genai_prices_date(), priced_by="genai-prices",
-        input=flat("input_mtok"), output=flat("output_mtok"),
-        cache_read=flat("cache_read_mtok"), cache_write=flat("cache_write_mtok"),
-        context_window=info.context_window,
-    )
-
-
-def _genai_prices_date() -> str:
-    try:
-        from importlib.metadata import version
-        return f"genai-prices {version('genai-prices')} snapshot"
-    except Exception:  # pragma: no cover
-        return "unknown"
 
 
 _DEFAULT: PriceCatalog | None = None

@@ -8,9 +8,12 @@ from typing import Any
 
 from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
+from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
+from tokenomy.pricing.freshness import warn_if_old
 
 MODES = ("on_demand", "batch", "provisioned")
+CACHE_TTLS = ("5m", "1h")
 MILLION = Decimal(1_000_000)
 
 
@@ -30,6 +33,7 @@ class CostBreakdown:
     as_of: str
     currency: str = "USD"
     note: str | None = None
+    cache_ttl: str = "5m"
 
     @property
     def total_usd(self) -> Decimal:
@@ -38,10 +42,10 @@ class CostBreakdown:
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "region": self.region, "mode": self.mode, "currency": self.currency,
-            "input_usd": str(self.input_usd), "output_usd": str(self.output_usd),
-            "cache_read_usd": str(self.cache_read_usd), "cache_write_usd": str(self.cache_write_usd),
-            "total_usd": str(self.total_usd), "priced_by": self.priced_by, "source": self.source,
-            "as_of": self.as_of, "note": self.note,
+            "input_usd": money_str(self.input_usd), "output_usd": money_str(self.output_usd),
+            "cache_read_usd": money_str(self.cache_read_usd), "cache_write_usd": money_str(self.cache_write_usd),
+            "total_usd": money_str(self.total_usd), "priced_by": self.priced_by, "source": self.source,
+            "as_of": self.as_of, "cache_ttl": self.cache_ttl, "note": self.note,
         }
 
 
@@ -64,13 +68,21 @@ def _rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal
 
 
 def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str = "on_demand",
-                 catalog: PriceCatalog | None = None) -> CostBreakdown:
-    """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned)."""
+                 catalog: PriceCatalog | None = None, cache_ttl: str = "5m") -> CostBreakdown:
+    """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
+    at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price."""
     check_tokens(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                  cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens)
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    if cache_ttl not in CACHE_TTLS:
+        raise UsageError(f"cache_ttl={cache_ttl!r} is not one of {', '.join(CACHE_TTLS)}")
     entry = (catalog or default_catalog()).lookup(model, region)
+    warn_if_old(entry)
+    write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
+    if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
+        raise UsageError(f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
+                         "price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with --prices FILE")
     tokens_in, tokens_out = Decimal(int(usage.input_tokens)), Decimal(int(usage.output_tokens))
     tokens_cr, tokens_cw = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_tokens))
     note = None
@@ -80,16 +92,18 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
                          "count them as input tokens, or price a model that offers prompt caching")
     if mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
-        rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, "cache_write", "input")
+        rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
     elif mode == "batch":
         if not entry.has_batch:
-            raise UsageError(f"model {entry.model!r} in {entry.region} has no batch price: the provider "
-                             "offers no batch inference for it. Use mode on_demand or pick a batch-capable model.")
+            reason = entry.batch_note or "the provider publishes no batch price for it"
+            raise UsageError(f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
+                             "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE.")
+        assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
         # Batch discounts apply to cached tokens in the same proportion as to plain input.
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
         rate_cr = _rate(entry, "cache_read") * ratio
-        rate_cw = _rate(entry, "cache_write", "input") * ratio
+        rate_cw = _rate(entry, write_field, "input") * ratio
     else:
         # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
         rate_in = rate_out = rate_cr = rate_cw = Decimal(0)
@@ -99,5 +113,5 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
         model=entry.model, region=entry.region, mode=mode,
         input_usd=tokens_in * rate_in / MILLION, output_usd=tokens_out * rate_out / MILLION,
         cache_read_usd=tokens_cr * rate_cr / MILLION, cache_write_usd=tokens_cw * rate_cw / MILLION,
-        priced_by=entry.priced_by, source=entry.source, as_of=entry.as_of, note=note,
+        priced_by=entry.priced_by, source=entry.source, as_of=entry.as_of, note=note, cache_ttl=cache_ttl,
     )

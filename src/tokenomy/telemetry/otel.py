@@ -12,7 +12,7 @@ import os
 import threading
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Iterator
+from typing import Any, Iterator
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -76,6 +76,7 @@ def configure_from_env() -> None:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
             provider = TracerProvider(resource=resource)
+            exporter: Any
             if traces == "console":
                 exporter = ConsoleSpanExporter()
             else:
@@ -88,6 +89,7 @@ def configure_from_env() -> None:
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
+            metric_exporter: Any
             if kind == "console":
                 metric_exporter = ConsoleMetricExporter()
             else:

@@ -1,0 +1,78 @@
+"""Money as text: the one rule every JSON, CSV and table output uses to turn a Decimal into a string.
+
+Plain notation (never "7.5E-7"), a fixed number of decimal places per kind, and the same zero
+everywhere ("0.000000" for amounts, never "0" beside "0.00" beside "0E-7"):
+
+- ``unit_price``: a price in USD per million tokens, 4 places ("3.0000"). A published price with
+  more digits (Nova Micro's cache read, $0.00875) keeps them up to ``MAX_PLACES``: a catalog must
+  never print a price it does not charge.
+- ``amount``: what something cost, to 1e-6 USD ("0.000750").
+- ``record``: a cost as recorded in the ledger (exports, imports round-trip): at least 6 places,
+  exact up to ``MAX_PLACES`` so summing exported rows gives the ledger's total.
+- ``report``: cents ("12.34") unless the caller asks for more places.
+
+This module depends on nothing else in tokenomy so every layer can use it.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+MAX_PLACES = 12
+PLACES = {"unit_price": 4, "amount": 6, "record": 6, "report": 2}
+# Kinds whose figure is kept exact (up to MAX_PLACES) when it has more digits than the base scale.
+_EXACT_TAIL = ("unit_price", "record")
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A Decimal from a Decimal, int, str or float (floats via their shortest repr, not binary noise)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an amount of money")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"{value!r} is not a number") from exc
+
+
+def places_for(value: Decimal, kind: str) -> int:
+    """How many decimal places `value` is written with under `kind`."""
+    if kind not in PLACES:
+        raise ValueError(f"unknown money kind {kind!r}; use one of {', '.join(PLACES)}")
+    base = PLACES[kind]
+    if kind in _EXACT_TAIL and value.is_finite():
+        exponent = value.quantize(Decimal(1).scaleb(-MAX_PLACES), ROUND_HALF_EVEN).normalize().as_tuple().exponent
+        assert isinstance(exponent, int)
+        return min(MAX_PLACES, max(base, -exponent))
+    return base
+
+
+def money_str(value: Any, kind: str = "amount", places: int | None = None) -> str:
+    """`value` as plain decimal text with the scale of `kind` (or exactly `places` decimals)."""
+    number = to_decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"{number} is not an amount of money")
+    scale = places if places is not None else places_for(number, kind)
+    quantum = Decimal(1).scaleb(-scale)
+    rounded = number.quantize(quantum, ROUND_HALF_EVEN)
+    if rounded.is_zero():
+        rounded = Decimal(0).quantize(quantum)  # one zero: never "-0.00" or "0E-7"
+    return format(rounded, "f")
+
+
+def money_or_none(value: Any, kind: str = "amount", places: int | None = None) -> str | None:
+    """`money_str`, passing None through (a price the provider does not publish)."""
+    return None if value is None else money_str(value, kind, places)
+
+
+def usd(value: Any, kind: str = "report", places: int | None = None) -> str:
+    """For people: "$1,234.56" (grouped thousands, same scale rules); None is "-"."""
+    if value is None:
+        return "-"
+    text = money_str(value, kind, places)
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, _, fraction = digits.partition(".")
+    grouped = f"{int(whole):,}"
+    return f"{sign}${grouped}.{fraction}" if fraction else f"{sign}${grouped}"

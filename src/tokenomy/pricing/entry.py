@@ -1,0 +1,66 @@
+"""One price entry: what one model costs in one region, with the source and date it was read from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.money import money_str
+
+TERMS = ("none", "1m", "6m")
+# USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write.
+PRICE_FIELDS = ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_write_1h")
+INT_FIELDS = ("cache_min_tokens", "cache_max_checkpoints", "cache_ttl_seconds", "context_window",
+              "provisioned_tpm_per_unit")
+TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note")
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    """Prices of one model in one region (USD per million tokens; provisioned per hour)."""
+
+    provider: str
+    model: str
+    region: str
+    family: str
+    source: str
+    as_of: str
+    priced_by: str = "tokenomy-catalog"
+    currency: str = "USD"
+    input: Decimal | None = None
+    output: Decimal | None = None
+    batch_input: Decimal | None = None
+    batch_output: Decimal | None = None
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    cache_min_tokens: int | None = None
+    cache_max_checkpoints: int | None = None
+    cache_ttl_seconds: int | None = None
+    context_window: int | None = None
+    provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
+    provisioned_tpm_per_unit: int | None = None
+    batch_note: str | None = None  # why there is no batch price (the provider publishes none)
+    provisioned_note: str | None = None
+    overrides: str | None = None  # why a curated figure deliberately differs from genai-prices'
+    note: str | None = None
+    resolved_from: str | None = None  # the id the caller asked for, when it was an alias/profile
+
+    @property
+    def has_batch(self) -> bool:
+        return self.batch_input is not None and self.batch_output is not None
+
+    @property
+    def has_cache(self) -> bool:
+        return self.cache_read is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: prices as strings by the one money rule (per 1M tokens, >= 4 places, exact)."""
+        out = asdict(self)
+        for key, value in list(out.items()):
+            if isinstance(value, Decimal):
+                out[key] = money_str(value, "unit_price")
+        out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
+        out["unit"] = "USD per 1M tokens (provisioned_hourly: USD per model unit per hour)"
+        return out

@@ -1,0 +1,206 @@
+"""genai-prices, the maintained price library: the fallback for models the curated catalog lacks.
+
+Its data is the bundled snapshot of the installed package, or — after `tokenomy prices update` — the
+copy saved in the user's data directory (fetched from the library's published data file, or read
+from a file given offline). Bedrock ids are looked up in the library's `aws` provider with their
+inference-profile prefix (it keys regional vs global prices that way); batch prices are kept where
+the library has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tokenomy.errors import ConfigError
+from tokenomy.pricing.entry import PriceEntry
+from tokenomy.pricing.identifiers import ModelRef, is_bedrock_id, library_refs
+
+BATCH_CONTEXT = {"processing": "batch"}
+SAVED_NAME = "genai-prices.json"
+PROVIDER_NAMES = {"aws": "aws.bedrock"}
+
+
+def user_data_dir() -> Path:
+    """$TOKENOMY_HOME, else the platform's user data directory (XDG on Linux)."""
+    home = os.environ.get("TOKENOMY_HOME")
+    if home:
+        return Path(home).expanduser()
+    try:
+        from platformdirs import user_data_dir as platform_dir
+
+        return Path(platform_dir("tokenomy", appauthor=False))
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "tokenomy"
+
+
+def saved_path() -> Path:
+    return user_data_dir() / "prices" / SAVED_NAME
+
+
+def _providers_from_payload(payload: Any, origin: str) -> list:
+    """The library's provider objects from its published JSON (a list of providers)."""
+    if not isinstance(payload, list) or not payload:
+        raise ConfigError(f"{origin}: expected genai-prices' data file (a JSON list of providers, as published at "
+                          "https://github.com/pydantic/genai-prices prices/new_data/v2/data.json)")
+    from genai_prices import types
+
+    parse = getattr(types, "_providers_from_raw", None)  # what genai-prices' own updater uses
+    if parse is None:  # pragma: no cover - a genai-prices without it cannot load fetched data
+        raise ConfigError("the installed genai-prices cannot load a data file; upgrade it (pip install -U genai-prices)")
+    try:
+        return parse(payload)
+    except Exception as exc:  # noqa: BLE001 - the library raises its own validation errors
+        raise ConfigError(f"{origin}: not valid genai-prices data ({str(exc).splitlines()[0]})") from None
+
+
+@lru_cache(maxsize=1)
+def _snapshot() -> tuple[Any, str, str]:
+    """(snapshot, as_of, origin): the saved copy if there is one, else the bundled data."""
+    from genai_prices import data_snapshot
+
+    path = saved_path()
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            providers = _providers_from_payload(saved["providers"], str(path))
+            return (data_snapshot.DataSnapshot(providers, from_auto_update=True), str(saved["as_of"]),
+                    f"genai-prices data saved {saved['as_of']} from {saved['origin']}")
+        except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
+            raise ConfigError(f"{path}: cannot read the saved price data ({exc}); run `tokenomy prices update` "
+                              "again or delete the file to use the bundled data") from None
+    snapshot = data_snapshot.get_snapshot()
+    return snapshot, _bundled_as_of(snapshot.providers), f"genai-prices {_version()} bundled data"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("genai-prices")
+    except Exception:  # pragma: no cover
+        return "(unknown version)"
+
+
+def _bundled_as_of(providers: list) -> str:
+    """The newest price change already in effect that the bundled data knows: its prices are current to at
+    least that date (scheduled future changes do not count)."""
+    today = datetime.now(tz=timezone.utc).date()
+    newest = date(2000, 1, 1)
+    for provider in providers:
+        for model in provider.models:
+            for price in model.prices if isinstance(model.prices, list) else ():
+                start = getattr(getattr(price, "constraint", None), "start_date", None)
+                if isinstance(start, date) and newest < start <= today:
+                    newest = start
+    return newest.isoformat()
+
+
+def library_as_of() -> str:
+    return _snapshot()[1]
+
+
+def reset() -> None:
+    """Forget the loaded data (after an update, or in tests)."""
+    _snapshot.cache_clear()
+
+
+def _flat(prices: Any, name: str) -> Decimal | None:
+    value = getattr(prices, name, None)
+    value = getattr(value, "base", value)  # tiered prices: the base tier (below the first threshold)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return None
+
+
+def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
+    """Price `ref` from the library, or None if it does not know the model."""
+    try:
+        snapshot, as_of, origin = _snapshot()
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    bedrock = is_bedrock_id(ref)
+    for candidate in library_refs(ref) if bedrock else [ref.base]:
+        try:
+            provider, info = snapshot.find_provider_model(candidate, None, "aws" if bedrock else None, None)
+        except Exception:  # noqa: BLE001 - LookupError/ValueError variants for unknown models
+            continue
+        now = datetime.now(tz=timezone.utc)
+        prices = info.get_prices(now)
+        if _flat(prices, "input_mtok") is None or _flat(prices, "output_mtok") is None:
+            continue
+        has_batch = any(v.when == BATCH_CONTEXT for v in info.price_variants or ())
+        batch = info.get_prices(now, dict(BATCH_CONTEXT)) if has_batch else None
+        url = provider.pricing_urls[0] if getattr(provider, "pricing_urls", None) else provider.id
+        return PriceEntry(
+            provider=PROVIDER_NAMES.get(str(provider.id), str(provider.id)), model=ref.base,
+            region=region or ref.region or "global", family=str(info.id), source=f"{origin} ({url})",
+            as_of=as_of, priced_by="genai-prices",
+            input=_flat(prices, "input_mtok"), output=_flat(prices, "output_mtok"),
+            batch_input=_flat(batch, "input_mtok") if batch else None,
+            batch_output=_flat(batch, "output_mtok") if batch else None,
+            cache_read=_flat(prices, "cache_read_mtok"), cache_write=_flat(prices, "cache_write_mtok"),
+            cache_write_1h=_flat(prices, "cache_write_1h_mtok"), context_window=info.context_window,
+            batch_note=None if has_batch else "genai-prices lists no batch price for this model",
+            note=(f"genai-prices model {info.id!r}; its prices are not region-specific" if bedrock else None),
+        )
+    return None
+
+
+def library_figures(provider_id: str, model_ref: str) -> dict[str, Decimal | None] | None:
+    """The library's per-token figures for one model (for comparing the curated catalog with it)."""
+    snapshot = _snapshot()[0]
+    try:
+        _, info = snapshot.find_provider_model(model_ref, None, provider_id, None)
+    except Exception:  # noqa: BLE001
+        return None
+    now = datetime.now(tz=timezone.utc)
+    prices = info.get_prices(now)
+    batch = info.get_prices(now, dict(BATCH_CONTEXT)) \
+        if any(v.when == BATCH_CONTEXT for v in info.price_variants or ()) else None
+    return {"library_model": info.id, "input": _flat(prices, "input_mtok"), "output": _flat(prices, "output_mtok"),
+            "cache_read": _flat(prices, "cache_read_mtok"), "cache_write": _flat(prices, "cache_write_mtok"),
+            "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
+            "batch_input": _flat(batch, "input_mtok") if batch else None,
+            "batch_output": _flat(batch, "output_mtok") if batch else None}
+
+
+def update_library(from_file: str | None = None, url: str | None = None, timeout: float = 30) -> dict[str, Any]:
+    """Refresh the library's data into the user's data directory, from its published URL or a file."""
+    if from_file:
+        origin = str(from_file)
+        try:
+            payload = json.loads(Path(from_file).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--from {from_file}: file not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--from {from_file}: not a JSON file ({exc})") from None
+    else:
+        from genai_prices.update_prices import DEFAULT_UPDATE_URL
+
+        origin = url or DEFAULT_UPDATE_URL
+        try:
+            with urllib.request.urlopen(origin, timeout=timeout) as response:  # noqa: S310 - a fixed https URL
+                payload = json.loads(response.read())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot fetch {origin} ({exc}); offline, download that file elsewhere and run "
+                              "`tokenomy prices update --from FILE`") from None
+    providers = _providers_from_payload(payload, origin)
+    as_of = datetime.now(tz=timezone.utc).date().isoformat()
+    path = saved_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"as_of": as_of, "origin": origin, "providers": payload}))
+    tmp.replace(path)  # a half-written file never replaces a good one
+    reset()
+    return {"path": str(path), "as_of": as_of, "origin": origin, "providers": len(providers),
+            "models": sum(len(p.models) for p in providers)}

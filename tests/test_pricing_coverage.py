@@ -1,0 +1,249 @@
+"""Prices you can trust today: current models in the regions they are sold, every identifier form, batch only
+where published, 1-hour cache writes, the curated catalog checked against genai-prices, freshness."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenomy.cli import app
+from tokenomy.errors import ConfigError, UnknownModelError, UsageError
+from tokenomy.messages import Usage
+from tokenomy.pricing import freshness, library
+from tokenomy.pricing.catalog import PriceCatalog
+from tokenomy.pricing.cost import compute_cost
+
+M = 1_000_000
+US = ["us-east-1", "us-east-2", "us-west-2"]
+GEO = US + ["eu-central-1", "eu-west-1", "eu-west-3", "ap-northeast-1", "ap-southeast-2", "ap-south-1",
+            "us-gov-west-1"]
+# (model id, regions it is sold in, published input price per 1M tokens in those regions)
+CURRENT = [
+    ("anthropic.claude-sonnet-4-5-20250929-v1:0", GEO, "3.30"),
+    ("anthropic.claude-sonnet-4-6", GEO, "3.30"),
+    ("anthropic.claude-haiku-4-5-20251001-v1:0", GEO + ["ap-southeast-4", "ap-northeast-3"], "1.10"),
+    ("anthropic.claude-opus-4-5-20251101-v1:0", GEO, "5.50"),
+    ("anthropic.claude-opus-4-6-v1", GEO, "5.50"),
+    ("anthropic.claude-opus-4-1-20250805-v1:0", GEO, "15.00"),
+    ("anthropic.claude-sonnet-4-20250514-v1:0", GEO, "3.00"),
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", ["global"], "3.00"),
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", ["global"], "1.00"),
+    ("global.anthropic.claude-opus-4-5-20251101-v1:0", ["global"], "5.00"),
+    ("anthropic.claude-3-haiku-20240307-v1:0", ["us-east-1", "ap-southeast-2", "eu-west-3", "ca-central-1"], "0.25"),
+    ("amazon.nova-premier-v1:0", US, "2.50"),
+    ("amazon.nova-pro-v1:0", ["us-east-1", "us-west-2"], "0.80"),
+    ("amazon.nova-lite-v1:0", ["us-east-1", "us-west-2"], "0.06"),
+    ("amazon.nova-micro-v1:0", ["us-east-1", "us-west-2"], "0.035"),
+    ("meta.llama3-3-70b-instruct-v1:0", US, "0.72"),
+    ("meta.llama3-2-1b-instruct-v1:0", US, "0.10"),
+    ("meta.llama3-2-90b-instruct-v1:0", US, "0.72"),
+    ("meta.llama4-scout-17b-instruct-v1:0", US, "0.17"),
+    ("meta.llama4-maverick-17b-instruct-v1:0", US, "0.24"),
+    ("mistral.pixtral-large-2502-v1:0", US, "2.00"),
+    ("deepseek.r1-v1:0", US, "1.35"),
+    ("qwen.qwen3-32b-v1:0", ["us-west-2"], "0.15"),
+    ("openai.gpt-oss-120b-1:0", ["us-west-2"], "0.15"),
+    ("claude-opus-4-5-20251101", ["global"], "5.00"),
+    ("claude-sonnet-4-6", ["global"], "3.00"),
+    ("claude-haiku-4-5-20251001", ["global"], "1.00"),
+    ("o3", ["global"], "2.00"),
+    ("o4-mini", ["global"], "1.10"),
+    ("gpt-4.1", ["global"], "2.00"),
+    ("gpt-5", ["global"], "1.25"),
+    ("gpt-5.1", ["global"], "1.25"),
+    ("gpt-5-mini", ["global"], "0.25"),
+    ("gemini-2.5-pro", ["global"], "1.25"),
+    ("gemini-2.5-flash", ["global"], "0.30"),
+    ("gemini-2.0-flash", ["global"], "0.10"),
+]
+PAIRS = [(model, region, price) for model, regions, price in CURRENT for region in regions]
+
+
+def test_the_checked_list_is_long_enough():
+    assert len({m for m, _, _ in PAIRS}) >= 36 and len(PAIRS) >= 60, len(PAIRS)
+
+
+@pytest.mark.parametrize("model, region, price", PAIRS)
+def test_current_models_are_priced_where_they_are_sold(model, region, price):
+    entry = PriceCatalog.builtin().lookup(model, None if region == "global" else region)
+    assert entry.input == Decimal(price) and entry.output is not None
+    assert entry.source.startswith("https://") and date.fromisoformat(entry.as_of) >= date(2025, 10, 1)
+    assert entry.region in (region, "global")
+
+
+def test_prices_json_answers_for_a_current_model_in_its_region():
+    result = CliRunner().invoke(app, ["prices", "au.anthropic.claude-haiku-4-5-20251001-v1:0", "--region",
+                                      "ap-southeast-2", "--json"])
+    data = json.loads(result.stdout)
+    assert data["region"] == "ap-southeast-2" and data["input"] == "1.1000" and data["cache_write_1h"] == "2.2000"
+    assert data["source"] and data["as_of"] and data["priced_by"] == "tokenomy-catalog"
+
+
+def test_the_playbook_example_on_demand_and_batch_in_sydney():
+    """10,000 requests x 500 input + 200 output tokens on Claude Sonnet 4.5 in ap-southeast-2."""
+    usage = Usage(10_000 * 500, 10_000 * 200)
+    on_demand = compute_cost(usage, "au.anthropic.claude-sonnet-4-5-20250929-v1:0", "ap-southeast-2")
+    batch = compute_cost(usage, "anthropic.claude-sonnet-4-5-20250929-v1:0", "ap-southeast-2", "batch")
+    assert on_demand.total_usd == Decimal("5") * Decimal("3.30") + Decimal("2") * Decimal("16.50")  # $49.50
+    assert batch.total_usd == on_demand.total_usd / 2  # AWS's batch price for Sonnet 4.5: half of on-demand
+    assert on_demand.as_of and batch.as_of
+
+
+@pytest.mark.parametrize("model", ["anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-7-sonnet-20250219-v1:0",
+                                   "anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-opus-4-20250514-v1:0"])
+def test_batch_is_refused_with_the_reason_where_aws_lists_none(model):
+    with pytest.raises(UsageError, match="no batch price: AWS's Bedrock pricing table lists batch inference as N/A"):
+        compute_cost(Usage(M, M), model, "us-east-1", "batch")
+
+
+def test_one_hour_cache_writes():
+    cost = compute_cost(Usage(0, 0, 0, M), "claude-sonnet-4-5-20250929", cache_ttl="1h")
+    assert cost.cache_write_usd == Decimal("6.00")  # 2x input on Anthropic
+    assert compute_cost(Usage(0, 0, 0, M), "claude-sonnet-4-5-20250929").cache_write_usd == Decimal("3.75")
+    bedrock = compute_cost(Usage(0, 0, 0, M), "us.anthropic.claude-haiku-4-5-20251001-v1:0", cache_ttl="1h")
+    assert bedrock.cache_write_usd == Decimal("2.20")
+    with pytest.raises(UsageError, match="no published 1-hour cache-write price"):
+        compute_cost(Usage(0, 0, 0, M), "amazon.nova-pro-v1:0", cache_ttl="1h")
+    out = CliRunner().invoke(app, ["cost", "--model", "claude-opus-4-5-20251101", "--cache-write", "1000000",
+                                   "--cache-ttl", "1h", "--json"])
+    assert json.loads(out.stdout)["cache_write_usd"] == "10.000000"
+
+
+@pytest.mark.parametrize("asked, model, region", [
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
+    ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "eu-central-1"),
+    ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-sonnet-4-20250514-v1:0", "ap-northeast-1"),
+    ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-northeast-1"),
+    ("au.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6", "ap-southeast-2"),
+    ("us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-gov-west-1"),
+    ("global.anthropic.claude-opus-4-5-20251101-v1:0", "global.anthropic.claude-opus-4-5-20251101-v1:0", "global"),
+    ("arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+     "anthropic.claude-sonnet-4-5-20250929-v1:0", "eu-west-1"),
+    ("arn:aws:bedrock:ap-southeast-2:123456789012:inference-profile/au.anthropic.claude-haiku-4-5-20251001-v1:0",
+     "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-southeast-2"),
+    ("anthropic.claude-opus-4-6-v1:0", "anthropic.claude-opus-4-6-v1", "us-east-1"),
+    ("anthropic.claude-3-haiku-20240307-v1:0:200k", "anthropic.claude-3-haiku-20240307-v1:0", "us-east-1"),
+    ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "global"),
+    ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", "global"),
+    ("anthropic/claude-opus-4-5-20251101", "claude-opus-4-5-20251101", "global"),
+    ("gpt-4o-2024-08-06", "gpt-4o", "global"),
+    ("openai/gpt-4.1-mini", "gpt-4.1-mini", "global"),
+    ("azure/gpt-4o-mini", "gpt-4o-mini", "global"),
+    ("models/gemini-2.5-flash", "gemini-2.5-flash", "global"),
+])
+def test_identifiers_resolve(asked, model, region):
+    entry = PriceCatalog.builtin().lookup(asked)
+    assert (entry.model, entry.region) == (model, region)
+    assert entry.resolved_from in (asked, None) and entry.priced_by == "tokenomy-catalog"
+
+
+@pytest.mark.parametrize("arn, says", [
+    ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3", "application inference profile"),
+    ("arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1", "prompt router"),
+    ("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz", "model unit-hour"),
+])
+def test_arns_that_name_no_model_say_how_to_price_them(arn, says):
+    with pytest.raises(UnknownModelError, match=f"{says}.*price_as"):
+        PriceCatalog.builtin().lookup(arn)
+
+
+def test_a_price_file_can_alias_an_application_profile(tmp_path):
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f'provider: aws.bedrock\nsource: ours\nas_of: "2026-11-01"\nmodels: {{}}\n'
+                      f'aliases:\n  "{arn}": us.anthropic.claude-haiku-4-5-20251001-v1:0\n')
+    entry = PriceCatalog.builtin().with_overrides(prices).lookup(arn)
+    assert entry.model == "anthropic.claude-haiku-4-5-20251001-v1:0" and entry.resolved_from == arn
+
+
+def test_the_library_fallback_resolves_bedrock_ids_and_keeps_batch():
+    catalog = PriceCatalog([], use_fallback=True)  # nothing curated: everything from genai-prices
+    llama = catalog.lookup("us.meta.llama3-3-70b-instruct-v1:0")
+    assert llama.priced_by == "genai-prices" and llama.input == Decimal("0.72") and llama.region == "us-east-1"
+    opus = catalog.lookup("anthropic.claude-opus-4-5-20251101-v1:0", "eu-west-1")
+    assert opus.input == Decimal("5.5") and opus.cache_write_1h == Decimal("11")  # the regional (+10%) figure
+    assert catalog.lookup("global.anthropic.claude-opus-4-5-20251101-v1:0").input == Decimal("5")
+    gpt = catalog.lookup("gpt-4.1-mini")  # the library has OpenAI batch prices: they are kept
+    assert (gpt.batch_input, gpt.batch_output) == (Decimal("0.2"), Decimal("0.8"))
+    with pytest.raises(UsageError, match="genai-prices lists no batch price"):
+        compute_cost(Usage(1, 1), "us.meta.llama3-3-70b-instruct-v1:0", mode="batch", catalog=catalog)
+
+
+PROVIDERS = {"aws.bedrock": "aws", "anthropic": "anthropic", "openai": "openai", "google": "google"}
+FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output")
+
+
+def test_curated_figures_match_the_library_or_say_why_not():
+    """Every curated per-token figure the library also has must equal it, unless the entry carries an
+    `overrides:` reason. The curated file cannot rot silently."""
+    compared, unexplained = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        if figures is None:
+            continue
+        compared += 1
+        for name in FIELDS:
+            ours, theirs = getattr(entry, name), figures[name]
+            if ours is not None and theirs is not None and ours != theirs and not entry.overrides:
+                unexplained.append(f"{entry.model} {entry.region} {name}: {ours} vs genai-prices {theirs}")
+    assert compared >= 200, compared
+    assert not unexplained, "\n".join(unexplained)
+
+
+def test_the_comparison_catches_a_drifted_figure(tmp_path):
+    drifted = tmp_path / "drift.yaml"
+    drifted.write_text('provider: openai\nsource: x\nas_of: "2026-11-01"\nmodels:\n  gpt-4.1:\n    regions:\n'
+                       '      global: {input: "2.10", output: "8.00"}\n')
+    entry = PriceCatalog.builtin().with_overrides(drifted).lookup("gpt-4.1")
+    assert library.library_figures("openai", "gpt-4.1")["input"] != entry.input and not entry.overrides
+
+
+def test_stale_entries_and_one_warning(caplog):
+    catalog = PriceCatalog.builtin()
+    stale = freshness.stale_entries(catalog.entries(), today=date(2026, 11, 29))
+    assert any(e.model == "amazon.nova-micro-v1:0" for e in stale)  # as of 2025-10-15
+    assert not any(e.model == "anthropic.claude-opus-4-5-20251101-v1:0" for e in stale)  # as of 2026-11-09
+    freshness._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="tokenomy.pricing"):
+        for _ in range(5):
+            compute_cost(Usage(10, 10), "amazon.nova-micro-v1:0", "us-east-1")
+    warnings = [r for r in caplog.records if "days old" in r.getMessage()]
+    assert len(warnings) == 1 and "tokenomy prices update" in warnings[0].getMessage()
+    out = CliRunner().invoke(app, ["prices", "--stale", "--json"])
+    rows = json.loads(out.stdout)
+    assert rows and all(row["age_days"] > freshness.STALE_DAYS for row in rows)
+
+
+def test_prices_update_from_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
+    library.reset()
+    payload = [{"id": "acme", "name": "Acme", "api_pattern": "https://api\\.acme\\.test",
+                "pricing_urls": ["https://acme.test/pricing"], "model_match": {"starts_with": "acme-"},
+                "models": [{"id": "acme-chat-2", "match": {"equals": "acme-chat-2"},
+                            "prices": {"input_mtok": 0.4, "output_mtok": 1.6}}]}]
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(payload))
+    try:
+        result = CliRunner().invoke(app, ["prices", "update", "--from", str(data), "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["models"] == 1 and Path(summary["path"]).is_relative_to(tmp_path / "home")
+        entry = PriceCatalog.builtin().lookup("acme-chat-2")
+        assert entry.priced_by == "genai-prices" and entry.input == Decimal("0.4")
+        assert entry.as_of == summary["as_of"] and "acme.test/pricing" in entry.source
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"not": "a provider list"}')
+        refused = CliRunner().invoke(app, ["prices", "update", "--from", str(bad)])
+        assert refused.exit_code != 0 and "genai-prices' data file" in str(refused.exception)
+        with pytest.raises(ConfigError, match="file not found"):
+            library.update_library(str(tmp_path / "missing.json"))
+    finally:
+        library.reset()
