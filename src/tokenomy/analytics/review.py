@@ -15,18 +15,19 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from tokenomy.analytics import review_habits as habits
-from tokenomy.analytics.alerts import AlertSettings
+from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.review_models import models_section
 from tokenomy.analytics.review_spend import month_factor, spend_section
 from tokenomy.errors import UsageError
+from tokenomy.money import money_str
 
 REVIEWS_DDL = ("CREATE TABLE IF NOT EXISTS tokenomy_reviews (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
                "period TEXT NOT NULL, body TEXT NOT NULL)")
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if "E" in str(value) else str(value)
+    if isinstance(value, Decimal):  # the project's one money rule, as `--json` prints it
+        return money_str(value, "record")
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "isoformat"):

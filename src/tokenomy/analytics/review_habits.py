@@ -8,8 +8,8 @@
 - Uncapped outputs: the ledger does not record max_tokens, so it cannot tell; said so, not guessed.
 - History length: input tokens per call per task against the previous period; the growth's cost is
   (per_call_now − per_call_before) · calls_now · input cost per input token now.
-- Provisioned throughput per reservation (`alerts.reservations`): utilisation, the idle share of the
-  no-commitment hourly price, and what the same traffic would cost on demand.
+- Provisioned throughput per reservation (`alerts.reservations`): utilisation, the idle share of its unit-hour
+  price (`hourly_usd`, else the catalog's price for its `term`), and what the same traffic costs on demand.
 - Batch share of latency-tolerant tasks (calls tagged latency_tolerant=true): what batch prices save.
 """
 
@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.alerts import ALL_INPUT, AlertSettings, cache_rates, reservation_utilization
+from tokenomy.analytics.alert_settings import AlertSettings
+from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
 from tokenomy.errors import TokenomyError
@@ -169,10 +170,12 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
     hours = Decimal(str((end - start).total_seconds())) / 3600
     for index, res in enumerate(settings.reservations):
         used = reservation_utilization(store, res, start, end)
-        try:
-            hourly = default_catalog().lookup(res.model).provisioned_hourly.get("none")
-        except TokenomyError:
-            hourly = None
+        hourly = res.hourly_usd
+        if hourly is None:
+            try:
+                hourly = default_catalog().lookup(res.model).provisioned_hourly.get(res.term)
+            except TokenomyError:
+                hourly = None
         monthly_cost = None if hourly is None else hourly * res.units * hours * factor
         idle = None if monthly_cost is None else monthly_cost * (1 - Decimal(repr(used)))
         ph = store.placeholder
@@ -183,7 +186,7 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
                                      res.model).total_usd * factor
         except TokenomyError:
             on_demand = None
-        row = {"model": res.model, "units": res.units, "utilization": used, "monthly_cost_usd": monthly_cost,
+        row = {"model": res.model, "units": res.units, "term": res.term, "hourly_usd": hourly, "utilization": used, "monthly_cost_usd": monthly_cost,
                "idle_monthly_usd": idle, "on_demand_monthly_usd": on_demand}
         rows.append(row)
         if used >= settings.idle_threshold:
@@ -193,8 +196,9 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
         findings.append({"kind": "provisioned_idle", "subject": res.model, **row, "monthly_usd": idle,
                          "saving_monthly_usd": saving,
                          "message": f"{res.model}: {res.units} unit(s) {used:.0%} utilised; idle capacity costs "
-                                    + ("an unknown amount (no provisioned price in the catalog)" if idle is None else
-                                       f"{money(idle)}/month at the no-commitment hourly price"),
+                                    + (f"an unknown amount (the catalog has no {res.term!r}-term unit price: set "
+                                       f"alerts.reservations[{index}].hourly_usd or term)" if idle is None else
+                                       f"{money(idle)}/month at the {res.term}-term hourly price"),
                          "apply": f"release the reservation and run {res.model} on demand (then remove "
                                   f"alerts.reservations[{index}] from tokenomy.yaml), or cut its units"})
     return rows, findings

@@ -4,9 +4,10 @@ the review's renderers share."""
 from __future__ import annotations
 
 import html
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from tokenomy.money import usd
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 "
          "1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child,"
@@ -15,10 +16,7 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{bor
 
 def money(value: Any, places: int = 2) -> str:
     """Dollars as the review shows them: $1,234.56; None (unpriced) is "-"."""
-    if value is None:
-        return "-"
-    amount = Decimal(str(value))
-    return f"{'-' if amount < 0 else ''}${abs(amount):,.{places}f}"
+    return usd(value, "report", places)
 
 
 def _cell(value: Any) -> str:
