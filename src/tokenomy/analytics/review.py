@@ -98,14 +98,14 @@ def run_review(store: Any, days: int = 90, until: datetime | None = None, cfg: A
     }
     if bench is not None:
         previous_bench = (previous or {}).get("bench") or {}
-        bench = bench(models["in_use"], previous_bench.get("judge"))
-        if previous_bench and previous_bench.get("judge") != bench.get("judge"):
-            bench["note"] = (f"judge {bench.get('judge')} differs from the previous review's "
+        rerun = bench(models["in_use"], previous_bench.get("judge"))
+        if previous_bench and previous_bench.get("judge") != rerun.get("judge"):
+            rerun["note"] = (f"judge {rerun.get('judge')} differs from the previous review's "
                              f"{previous_bench.get('judge')}: judged scores are not comparable")
-        bench["comparison"] = compare(bench["results"], previous_bench.get("results"))
-        regressions = [c for c in bench["comparison"] if c["regressed"]]
-        bench["regressions"] = regressions
-        body["bench"] = bench
+        rerun["comparison"] = compare(rerun["results"], previous_bench.get("results"))
+        regressions = [c for c in rerun["comparison"] if c["regressed"]]
+        rerun["regressions"] = regressions
+        body["bench"] = rerun
         for row in regressions:
             body["actions"].append({"rank": len(body["actions"]) + 1, "kind": "quality_regression",
                                     "subject": f"{row['task']} on {row['model']}", "monthly_usd": None,

@@ -105,7 +105,7 @@ def _cache_price_gap(model: str) -> Decimal | None:
         entry = default_catalog().lookup(model)
     except TokenomyError:
         return None
-    if not entry.has_cache or entry.input is None:
+    if entry.cache_read is None or entry.input is None:
         return None
     return (entry.input - entry.cache_read) / MILLION
 
@@ -192,7 +192,9 @@ def reservations(store: Any, start: datetime, end: datetime, settings: AlertSett
         if used >= settings.idle_threshold:
             continue
         # Releasing the reservation saves its cost less the on-demand price of its traffic (when that is positive).
-        saving = None if None in (monthly_cost, on_demand) or monthly_cost <= on_demand else monthly_cost - on_demand
+        saving = None
+        if monthly_cost is not None and on_demand is not None and monthly_cost > on_demand:
+            saving = monthly_cost - on_demand
         findings.append({"kind": "provisioned_idle", "subject": res.model, **row, "monthly_usd": idle,
                          "saving_monthly_usd": saving,
                          "message": f"{res.model}: {res.units} unit(s) {used:.0%} utilised; idle capacity costs "
@@ -216,7 +218,8 @@ def batch_share(store: Any, start: datetime, end: datetime,
                          [start, end, f'%"{LATENCY_TOLERANT_TAG}"%'])  # only the tagged calls are read
     tolerant = [e for e in map(event_from_row, tagged)
                 if e.tags.get(LATENCY_TOLERANT_TAG, "").lower() in ("1", "true", "yes")]
-    findings, saving_by_task = [], {}
+    findings: list[dict[str, Any]] = []
+    saving_by_task: dict[str, Decimal] = {}
     for event in tolerant:
         if event.mode != "on_demand":
             continue

@@ -81,7 +81,8 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
     if line is None:
         info["note"] = "not in the curated model lines (pricing/families.py): no upgrade candidates"
         return info
-    same, others = [], []
+    same: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     for other in _catalog_models(entry.provider):
         other_line = model_line(other)
         if other == model or other_line is None or split_inference_profile(model)[0] == other:
@@ -100,7 +101,7 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
             (same if other_line.vendor == line.vendor else others).append({**row, "kind": "cheaper, other line"})
     others.sort(key=lambda r: (r["cost_usd"], r["model"]))
     order = {"upgrade": 0, "same line, cheaper": 1, "cheaper, other line": 2}
-    info["candidates"] = sorted(same, key=lambda r: (order[r["kind"]], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
+    info["candidates"] = sorted(same, key=lambda r: (order[str(r["kind"])], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
     return info
 
 

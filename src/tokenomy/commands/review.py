@@ -47,6 +47,10 @@ def review_cmd(
 
     days = parse_days(since)
     cfg = load_config(config)
+    if bench is not None:  # a typo in the task file fails now, not after the analysis
+        from tokenomy.bench.tasks import load_tasks
+
+        load_tasks(bench)
     store = open_existing_ledger(ledger)
     end = None if until is None else (until.replace(tzinfo=timezone.utc) if until.tzinfo is None else until)
     bench_hook = None
