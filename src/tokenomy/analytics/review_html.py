@@ -76,6 +76,14 @@ def review_html(body: dict[str, Any]) -> str:
     parts.append(_table(["task", "previous", "current", "growth"], [
         [r["task"], r["previous_input_per_call"], r["current_input_per_call"], r["growth"]]
         for r in habits["history_length"]]))
+    parts.append("<h2>Routing tier share</h2>")
+    parts.append(_table(["route", "tier", "share", "expected", "off by more than the tolerance"], [
+        [r["route"], r["tier"], r["share"], r["expected"], "yes" if r["flagged"] else ""]
+        for r in habits["tier_share"]]))
+    parts.append("<h2>Provisioned throughput</h2>")
+    parts.append(_table(["model", "units", "utilisation", "$/month", "idle $/month", "on demand $/month"], [
+        [r["model"], r["units"], r["utilization"], money(r["monthly_cost_usd"]), money(r["idle_monthly_usd"]),
+         money(r["on_demand_monthly_usd"])] for r in habits["reservations"]]))
     parts.append(f"<p>Uncapped outputs: {html.escape(habits['uncapped_outputs']['note'])}</p>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Tokenomy review {html.escape(period['label'])}"
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
