@@ -99,6 +99,14 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     assert superseded["to"] == NEW_MISTRAL
     assert Decimal(superseded["monthly_usd"]) == as_json((sum(e.cost_usd for e in mistral) - on_new) * FACTOR) > 0
 
+    # Sonnet for chat → Haiku 4.5 (the newest cheaper line of the vendor): what moving the task would save
+    sonnet_info = next(m for m in body["models"] if m["model"] == SONNET)
+    [chat] = sonnet_info["per_task"]
+    chat_events = [e for e in now if e.model == SONNET]
+    on_haiku = sum(compute_cost(e.usage, "claude-haiku-4-5-20251001").total_usd for e in chat_events)
+    assert chat["task"] == "chat" and chat["to"] == "claude-haiku-4-5-20251001"
+    assert Decimal(chat["monthly_saving_usd"]) == as_json((sum(e.cost_usd for e in chat_events) - on_haiku) * FACTOR)
+
     # 2. the half of Sonnet's input no longer cached, at input minus cache-read price
     sonnet = default_catalog().lookup(SONNET)
     lost = Decimal("0.5") * sum(e.input_tokens + e.cache_read_tokens for e in now if e.model == SONNET)

@@ -3,7 +3,8 @@ traffic would have cost on each.
 
 Candidates come from the same provider: the same line (pricing/families.py) released later ("upgrade")
 or cheaper ("same line, cheaper"), and cheaper models of other lines ("cheaper, other line": those need a
-quality check before a switch — `tokenomy review --bench`). The traffic is re-priced token for token with
+quality check before a switch — `tokenomy review --bench`); for the cheapest same-vendor other line, what
+moving each task to its newest release would save ("Sonnet for ticket-classification → Haiku"). The traffic is re-priced token for token with
 the cost engine; cache tokens go to input on a model without cache prices, batch traffic to on-demand on a
 model without batch prices. Provisioned traffic is left out (it is paid per unit-hour, not per token).
 A same-line upgrade that costs no more than today is a finding: the model is superseded.
@@ -25,14 +26,14 @@ OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendo
 
 
 def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Per model: successful, non-provisioned token sums per (region, mode) in [start, end)."""
+    """Per model: successful, non-provisioned token sums per (task, region, mode) in [start, end)."""
     ph = store.placeholder
     rows = store.query(
-        "SELECT model, region, mode, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, "
+        "SELECT model, COALESCE(task, '(none)') AS task, region, mode, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         "SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM usage_events "
         f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode <> 'provisioned' "
-        "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", [start, end])
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", [start, end])
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         out.setdefault(row["model"], []).append(row)
@@ -100,6 +101,17 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         elif other_line.line != line.line and cost < current:
             (same if other_line.vendor == line.vendor else others).append({**row, "kind": "cheaper, other line"})
     others.sort(key=lambda r: (r["cost_usd"], r["model"]))
+    cheaper_sibling = [r for r in same if r["kind"] == "cheaper, other line"]
+    if cheaper_sibling:  # e.g. "Sonnet for ticket-classification → Haiku": what moving each task to its newest release would save
+        # the newest cheaper line (Haiku 4.5 rather than Claude 3 Haiku), cheapest among equals
+        target = min(cheaper_sibling, key=lambda r: (-int(str(r["released"]).replace("-", "")), r["cost_usd"]))
+        info["per_task"] = []
+        for task in sorted({g["task"] for g in groups}):
+            mine = [g for g in groups if g["task"] == task]
+            now_cost, then_cost = reprice(mine, model), reprice(mine, target["model"])
+            info["per_task"].append({"task": task, "to": target["model"], "monthly_usd": now_cost * factor,
+                                     "monthly_saving_usd": (now_cost - then_cost) * factor})
+        info["per_task"].sort(key=lambda r: (-r["monthly_saving_usd"], r["task"]))
     order = {"upgrade": 0, "same line, cheaper": 1, "cheaper, other line": 2}
     info["candidates"] = sorted(same, key=lambda r: (order[str(r["kind"])], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
     return info

@@ -109,6 +109,11 @@ def render(body: dict, console: Any = console) -> None:  # noqa: ANN001 - a Rich
     if rows:
         console.print(table("Newer or cheaper models (this period's traffic, per month)",
                             ["in use", "candidate", "$/month", "change"], rows, text_columns=("candidate",)))
+    moves = [[info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
+             for info in body["models"] for t in info.get("per_task", [])[:3]]
+    if moves:
+        console.print(table("Per task: a cheaper line of the same vendor (benchmark before moving)",
+                            ["in use", "task", "to", "$/month now", "saving/month"], moves))
     bench = body.get("bench")
     if bench:
         console.print(table(f"Re-benchmark (judge {bench.get('judge') or 'none'})",
