@@ -28,7 +28,8 @@ DAYS = 90
 START = NOW - timedelta(days=DAYS)
 FACTOR = Decimal(730) / (DAYS * 24)
 OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-large-2407-v1:0"
-SONNET, NANO, GPT5, MINI = "claude-sonnet-4-5-20250929", "gpt-5-nano", "gpt-5", "gpt-5-mini"
+# The newest of their lines in the catalog, so none of them is superseded (only Mistral Large 2402 is planted).
+SONNET, NANO, GPT5, MINI = "claude-sonnet-4-6", "gpt-5-nano", "gpt-5.2", "gpt-5-mini"
 RESERVED = "amazon.titan-text-lite-v1"  # a model with a no-commitment Provisioned Throughput price
 CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
           f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n")
@@ -49,7 +50,7 @@ def planted_events() -> list[UsageEvent]:
         # 1. superseded: Mistral Large 2402 all along (2407 is newer and cheaper)
         events.append(_event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000,
                              output_tokens=1_000))
-        # 2. cache drop: Sonnet 4.5 read 90% of its input from cache, now 40% (same input per call)
+        # 2. cache drop: Sonnet 4.6 read 90% of its input from cache, now 40% (same input per call)
         cached = 4_000 if current else 9_000
         events.append(_event(ts, SONNET, "anthropic", "chat", input_tokens=10_000 - cached, cache_read_tokens=cached,
                              output_tokens=500))
@@ -267,3 +268,13 @@ def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     escalated = sum(e.cost_usd for e in events if e.tags.get(ESCALATED_TAG))
     assert found[("escalation_rate", "faq")]["rate"] == 0.5
     assert found[("escalation_rate", "faq")]["monthly_usd"] == escalated * FACTOR
+
+
+def test_every_catalog_model_has_a_curated_line() -> None:
+    """A model added to the catalog without a line would get no upgrade candidates: add it to families.py."""
+    from tokenomy.pricing.catalog import split_inference_profile
+
+    catalog = default_catalog()
+    missing = [m for m in catalog.models() if split_inference_profile(m)[0] == m and m != "local"
+               and model_line(m) is None]
+    assert missing == [], f"add these to tokenomy/pricing/families.py: {missing}"

@@ -126,7 +126,8 @@ def models_section(store: Any, start: datetime, end: datetime, factor: Decimal) 
         upgrades = [c for c in info["candidates"] if c["kind"] == "upgrade" and c["cost_usd"] <= info["current_usd"]]
         if not upgrades:
             continue
-        best = min(upgrades, key=lambda c: (c["cost_usd"], -int(c["released"].replace("-", ""))))
+        # the newest release that costs no more than today (the cheapest among same-day releases)
+        best = min(upgrades, key=lambda c: (-int(c["released"].replace("-", "")), c["cost_usd"]))
         saving = (info["current_usd"] - best["cost_usd"]) * factor
         findings.append({
             "kind": "model_superseded", "subject": info["model"], "model": info["model"], "to": best["model"],
