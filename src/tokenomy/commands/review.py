@@ -83,7 +83,8 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
     return result
 
 
-def render(body: dict, console: Any = console) -> None:  # noqa: ANN001 - a Rich console (the demo passes its own)
+def render(body: dict, console: Any = console, short: bool = False) -> None:
+    """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
     from tokenomy.analytics.review_html import money
 
     spend, period = body["spend"], body["period"]
@@ -96,14 +97,14 @@ def render(body: dict, console: Any = console) -> None:  # noqa: ANN001 - a Rich
     else:
         console.print(f"Month-end forecast: {forecast.get('unavailable')}")
     for by, rows in spend["movers"].items():
-        if not rows:
+        if not rows or short:
             continue
         console.print(table(f"Largest movers by {by}", [by, "change", "volume", "tokens/call", "price"],
                             [[r[by], money(r["change_usd"]), money(r["volume_usd"]), money(r["tokens_per_call_usd"]),
                               money(r["price_usd"])] for r in rows]))
     rows = []
     for info in body["models"]:
-        for c in info["candidates"][:4]:
+        for c in info["candidates"][:2 if short else 4]:
             rows.append([info["model"], f"{c['kind']}: {c['model']}", money(c["monthly_usd"]),
                          money(c["monthly_change_usd"])])
     if rows:
@@ -111,7 +112,7 @@ def render(body: dict, console: Any = console) -> None:  # noqa: ANN001 - a Rich
                             ["in use", "candidate", "$/month", "change"], rows, text_columns=("candidate",)))
     moves = [[info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
              for info in body["models"] for t in info.get("per_task", [])[:3]]
-    if moves:
+    if moves and not short:
         console.print(table("Per task: a cheaper line of the same vendor (benchmark before moving)",
                             ["in use", "task", "to", "$/month now", "saving/month"], moves))
     bench = body.get("bench")
