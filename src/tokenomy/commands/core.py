@@ -136,7 +136,7 @@ def chat(
     as_json: bool = JsonOption,
 ) -> None:
     """Send one request, print the answer with tokens, cost and latency, and record it."""
-    from tokenomy.client import Tokenomy
+    from tokenomy.client import CallPolicy, Tokenomy
     from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
 
@@ -144,25 +144,24 @@ def chat(
         raise ConfigError("PROMPT is empty: give the message to send, e.g. tokenomy chat \"Say hi\"")
     request = ChatRequest.simple(prompt, model=model, system=system, max_tokens=max_tokens,
                                  meta=RequestMeta(task=task, route=route))
-    models = None
+    models = policy = None
     if config or route:
+        from dataclasses import replace
+
         from tokenomy.config import load_config
 
         cfg = load_config(config)
         models = cfg.model_specs()
         if route:
-            from tokenomy.routing.dispatch import chat_via_route  # provided by the routing package
-
-            with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
-                response = chat_via_route(client, cfg, route, request)
-            _print_chat(response, as_json)
-            return
+            # The route's caps, retries, fallbacks and routing policy, applied by the client's attempt loop.
+            policy = CallPolicy.for_route(cfg, route)
+            request = replace(request, model=cfg.route_for(route).model or route)
     with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
         if as_json:
-            response = client.chat(request)
+            response = client.chat(request, policy=policy)
         else:
             response = None
-            for chunk in client.stream(request):
+            for chunk in client.stream(request, policy=policy):
                 if chunk.delta:
                     console.print(chunk.delta, end="", markup=False, highlight=False)
                 if chunk.response is not None:
