@@ -243,7 +243,7 @@ def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
 
 def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     from tokenomy.analytics.review import run_review
-    from tokenomy.routing.dispatch import ESCALATED_TAG
+    from tokenomy.routing.router import ESCALATED_TAG
 
     events = []
     for i in range(40):

@@ -70,7 +70,7 @@ def run_review(store: Any, days: int = 90, until: datetime | None = None, cfg: A
     end = (until or datetime.now(timezone.utc)).astimezone(timezone.utc)
     start = end - timedelta(days=days)
     factor = month_factor(days)
-    settings = AlertSettings.from_config(getattr(cfg, "alerts", None), getattr(cfg, "routing", None))
+    settings = cfg.alert_settings() if cfg is not None else AlertSettings()
     previous = latest_review(store)
     spend = spend_section(store, start, end, days, end)
     models = models_section(store, start, end, factor)

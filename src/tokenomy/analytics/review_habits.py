@@ -27,7 +27,7 @@ from tokenomy.errors import TokenomyError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.routing.dispatch import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG
 
 MILLION = Decimal(1_000_000)
 HISTORY_GROWTH = 0.2  # input tokens per call up 20% or more is worth a look
