@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,15 +15,15 @@ import pytest
 
 from tokenomy.analytics.review_bench import bench_models
 from tokenomy.analytics.review_spend import decompose
-from tokenomy.pricing.families import model_line
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.families import model_line
 
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
-NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 90
 START = NOW - timedelta(days=DAYS)
 FACTOR = Decimal(730) / (DAYS * 24)

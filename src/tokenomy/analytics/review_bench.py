@@ -14,8 +14,9 @@ from typing import Any
 from tokenomy.errors import UsageError
 
 
-def bench_models(in_use: list[dict[str, Any]], configured: dict[str, tuple[str | None, str | None]],
-                 extra: list[str]) -> list[str]:
+def bench_models(
+    in_use: list[dict[str, Any]], configured: dict[str, tuple[str | None, str | None]], extra: list[str]
+) -> list[str]:
     """Names to benchmark: each model in use and each of its candidates (review part 2), as itself or as any
     `models:` entry that calls or is priced as it (`configured`: name -> (model, price_as)), then `extra`."""
     ids = [info["model"] for info in in_use] + [c["model"] for info in in_use for c in info["candidates"]]
@@ -32,34 +33,45 @@ def runnable(client: Any, names: list[str], configured: set[str]) -> tuple[list[
     for name in dict.fromkeys(names):
         try:
             spec = client.spec_for(name)
-        except Exception as exc:  # noqa: BLE001 - an unknown name is reported, not fatal
+        except Exception as exc:
             skipped[name] = f"cannot resolve ({exc})"
             continue
         if name in configured or spec.provider == "local":
             ok.append(name)
         else:
-            skipped[name] = ("not under `models:` in the config; add it with its provider (and credentials) to "
-                             "benchmark it")
+            skipped[name] = (
+                "not under `models:` in the config; add it with its provider (and credentials) to benchmark it"
+            )
     return ok, skipped
 
 
-def run_bench(client: Any, tasks_file: str | Path, models: list[str], judge: str | None, system_prompts: dict,
-              max_tokens: int = 32) -> dict[str, Any]:
+def run_bench(
+    client: Any,
+    tasks_file: str | Path,
+    models: list[str],
+    judge: str | None,
+    system_prompts: dict,
+    max_tokens: int = 32,
+) -> dict[str, Any]:
     """Run every task on `models` (results in a temporary directory) and return the per (task, model) summary."""
     from tokenomy.bench.runner import RunSettings, run
     from tokenomy.bench.summary import load_results, summarize
     from tokenomy.bench.tasks import load_tasks
 
     if not models:
-        raise UsageError("--bench: none of the models in use or their candidates can be called here; name them "
-                         "under `models:` in --config (with their provider) or add --candidates")
+        raise UsageError(
+            "--bench: none of the models in use or their candidates can be called here; name them "
+            "under `models:` in --config (with their provider) or add --candidates"
+        )
     tasks = load_tasks(Path(tasks_file))
     settings = RunSettings(tuple(models), judge_model=judge, max_tokens=max_tokens, system_prompts=system_prompts)
     with tempfile.TemporaryDirectory(prefix="tokenomy-review-bench-") as out:
         csv_path = run(client, tasks, settings, Path(out))
         summary = summarize(load_results(csv_path))
-    results = [{k: r[k] for k in ("task", "model", "examples", "quality", "quality_ci95", "cost_per_task_usd",
-                                  "failure_rate")} for r in summary["results"]]
+    results = [
+        {k: r[k] for k in ("task", "model", "examples", "quality", "quality_ci95", "cost_per_task_usd", "failure_rate")}
+        for r in summary["results"]
+    ]
     return {"tasks_file": str(tasks_file), "judge": judge, "models": models, "results": results}
 
 
@@ -73,7 +85,16 @@ def compare(current: list[dict[str, Any]], previous: list[dict[str, Any]] | None
             continue
         low_then, high_now = old["quality_ci95"][0], row["quality_ci95"][1]
         regressed = row["quality"] < low_then and old["quality"] > high_now
-        out.append({"task": row["task"], "model": row["model"], "previous_quality": old["quality"],
-                    "previous_ci95": old["quality_ci95"], "quality": row["quality"], "ci95": row["quality_ci95"],
-                    "change": round(row["quality"] - old["quality"], 2), "regressed": regressed})
+        out.append(
+            {
+                "task": row["task"],
+                "model": row["model"],
+                "previous_quality": old["quality"],
+                "previous_ci95": old["quality_ci95"],
+                "quality": row["quality"],
+                "ci95": row["quality_ci95"],
+                "change": round(row["quality"] - old["quality"], 2),
+                "regressed": regressed,
+            }
+        )
     return out

@@ -54,7 +54,10 @@ def _by(store: Any, by: str, since: datetime, until: datetime) -> dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     for row in run_report(store, "spend", by=by, since=since, until=until):
         out[str(row[by] if row[by] is not None else "(none)")] = {
-            "cost_usd": Decimal(row["cost_usd"] or 0), "calls": int(row["calls"]), "tokens": Decimal(0)}
+            "cost_usd": Decimal(row["cost_usd"] or 0),
+            "calls": int(row["calls"]),
+            "tokens": Decimal(0),
+        }
     for row in run_report(store, "tokens", by=by, since=since, until=until):
         key = str(row[by] if row[by] is not None else "(none)")
         if key in out:
@@ -62,8 +65,9 @@ def _by(store: Any, by: str, since: datetime, until: datetime) -> dict[str, dict
     return out
 
 
-def spend_section(store: Any, start: datetime, end: datetime, days: int, now: datetime, movers: int = 5
-                  ) -> dict[str, Any]:
+def spend_section(
+    store: Any, start: datetime, end: datetime, days: int, now: datetime, movers: int = 5
+) -> dict[str, Any]:
     """Totals, per-group comparison, forecast and the largest movers with their three effects."""
     previous_start = start - timedelta(days=days)
     section: dict[str, Any] = {"groups": {}, "movers": {}}
@@ -74,12 +78,25 @@ def spend_section(store: Any, start: datetime, end: datetime, days: int, now: da
         for key in sorted(set(current) | set(previous)):
             now_row = current.get(key, {"cost_usd": Decimal(0), "calls": 0, "tokens": Decimal(0)})
             old_row = previous.get(key, {"cost_usd": Decimal(0), "calls": 0, "tokens": Decimal(0)})
-            row = {by: key, "previous_usd": old_row["cost_usd"], "current_usd": now_row["cost_usd"],
-                   "change_usd": now_row["cost_usd"] - old_row["cost_usd"], "previous_calls": old_row["calls"],
-                   "current_calls": now_row["calls"]}
+            row = {
+                by: key,
+                "previous_usd": old_row["cost_usd"],
+                "current_usd": now_row["cost_usd"],
+                "change_usd": now_row["cost_usd"] - old_row["cost_usd"],
+                "previous_calls": old_row["calls"],
+                "current_calls": now_row["calls"],
+            }
             if by in MOVER_GROUPS:
-                row.update(decompose(old_row["calls"], old_row["tokens"], old_row["cost_usd"], now_row["calls"],
-                                     now_row["tokens"], now_row["cost_usd"]))
+                row.update(
+                    decompose(
+                        old_row["calls"],
+                        old_row["tokens"],
+                        old_row["cost_usd"],
+                        now_row["calls"],
+                        now_row["tokens"],
+                        now_row["cost_usd"],
+                    )
+                )
             rows.append(row)
         rows.sort(key=lambda r: (-abs(r["change_usd"]), r[by]))
         if by in SPEND_GROUPS:
@@ -87,11 +104,15 @@ def spend_section(store: Any, start: datetime, end: datetime, days: int, now: da
         if by in MOVER_GROUPS:
             section["movers"][by] = [r for r in rows if r["change_usd"]][:movers]
         if by == "provider":
-            totals = {"current_usd": sum((r["current_usd"] for r in rows), Decimal(0)),
-                      "previous_usd": sum((r["previous_usd"] for r in rows), Decimal(0))}
+            totals = {
+                "current_usd": sum((r["current_usd"] for r in rows), Decimal(0)),
+                "previous_usd": sum((r["previous_usd"] for r in rows), Decimal(0)),
+            }
     section.update(totals, change_usd=totals["current_usd"] - totals["previous_usd"])
-    section["decomposition"] = ("change = volume (calls) + tokens_per_call (prompt growth, verbosity) + price (cost "
-                                "per token); Shapley split of cost = calls x tokens/call x cost/token")
+    section["decomposition"] = (
+        "change = volume (calls) + tokens_per_call (prompt growth, verbosity) + price (cost "
+        "per token); Shapley split of cost = calls x tokens/call x cost/token"
+    )
     section["forecast"] = _forecast(store, now)
     return section
 

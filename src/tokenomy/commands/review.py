@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,14 +27,20 @@ def parse_days(text: str) -> int:
 def review_cmd(
     since: str = typer.Option("90d", "--since", help="Period reviewed (days), compared with the one before it."),
     until: Optional[datetime] = typer.Option(None, "--until", help="End of the period (UTC) \\[default: now]."),
-    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml: routing policies, alerts "
-                                         "(thresholds, reservations), models to benchmark."),
-    bench: Optional[Path] = typer.Option(None, "--bench", help="Task file to re-run on the models in use and "
-                                         "their candidates."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="Evaluator for judge-scored tasks \\[default: the "
-                                        "previous review's]."),
-    candidates: Optional[str] = typer.Option(None, "--candidates", help="Extra comma-separated models to "
-                                             "benchmark (names under `models:` in --config)."),
+    config: Optional[str] = typer.Option(
+        None,
+        "--config",
+        help="tokenomy.yaml: routing policies, alerts (thresholds, reservations), models to benchmark.",
+    ),
+    bench: Optional[Path] = typer.Option(
+        None, "--bench", help="Task file to re-run on the models in use and their candidates."
+    ),
+    judge: Optional[str] = typer.Option(
+        None, "--judge", help="Evaluator for judge-scored tasks \\[default: the previous review's]."
+    ),
+    candidates: Optional[str] = typer.Option(
+        None, "--candidates", help="Extra comma-separated models to benchmark (names under `models:` in --config)."
+    ),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
@@ -52,11 +58,13 @@ def review_cmd(
 
         load_tasks(bench)
     store = open_existing_ledger(ledger)
-    end = None if until is None else (until.replace(tzinfo=timezone.utc) if until.tzinfo is None else until)
+    end = None if until is None else (until.replace(tzinfo=UTC) if until.tzinfo is None else until)
     bench_hook = None
     if bench is not None:
+
         def bench_hook(in_use: list[dict], previous_judge: Optional[str]) -> dict:
             return _bench(store, cfg, bench, judge or previous_judge, candidates, in_use)
+
     body = run_review(store, days=days, until=end, cfg=cfg, bench=bench_hook)
     save_review(store, body)
     if html is not None:
@@ -67,8 +75,7 @@ def review_cmd(
         render(body)
 
 
-def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str],
-           in_use: list[dict]) -> dict:
+def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str], in_use: list[dict]) -> dict:
     """Run the task file on the runnable models in use, their candidates and --candidates."""
     from tokenomy.analytics.review_bench import bench_models, run_bench, runnable
     from tokenomy.client import Tokenomy
@@ -88,51 +95,101 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
     from tokenomy.analytics.review_html import money
 
     spend, period = body["spend"], body["period"]
-    console.print(f"[bold]Review {period['label']}[/bold] ({period['days']} days): {money(spend['current_usd'])}, "
-                  f"previous period {money(spend['previous_usd'])} (change {money(spend['change_usd'])})")
+    console.print(
+        f"[bold]Review {period['label']}[/bold] ({period['days']} days): {money(spend['current_usd'])}, "
+        f"previous period {money(spend['previous_usd'])} (change {money(spend['change_usd'])})"
+    )
     forecast = spend.get("forecast") or {}
     if "forecast_usd" in forecast:
-        console.print(f"Month-end forecast {forecast['month']}: {money(forecast['forecast_usd'])} "
-                      f"({money(forecast['low_usd'])}–{money(forecast['high_usd'])})")
+        console.print(
+            f"Month-end forecast {forecast['month']}: {money(forecast['forecast_usd'])} "
+            f"({money(forecast['low_usd'])}–{money(forecast['high_usd'])})"
+        )
     else:
         console.print(f"Month-end forecast: {forecast.get('unavailable')}")
     for by, rows in spend["movers"].items():
         if not rows or short:
             continue
-        console.print(table(f"Largest movers by {by}", [by, "change", "volume", "tokens/call", "price"],
-                            [[r[by], money(r["change_usd"]), money(r["volume_usd"]), money(r["tokens_per_call_usd"]),
-                              money(r["price_usd"])] for r in rows]))
+        console.print(
+            table(
+                f"Largest movers by {by}",
+                [by, "change", "volume", "tokens/call", "price"],
+                [
+                    [
+                        r[by],
+                        money(r["change_usd"]),
+                        money(r["volume_usd"]),
+                        money(r["tokens_per_call_usd"]),
+                        money(r["price_usd"]),
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     rows = []
     for info in body["models"]:
-        for c in info["candidates"][:2 if short else 4]:
-            rows.append([info["model"], f"{c['kind']}: {c['model']}", money(c["monthly_usd"]),
-                         money(c["monthly_change_usd"])])
+        for c in info["candidates"][: 2 if short else 4]:
+            rows.append(
+                [info["model"], f"{c['kind']}: {c['model']}", money(c["monthly_usd"]), money(c["monthly_change_usd"])]
+            )
     if rows:
-        console.print(table("Newer or cheaper models (this period's traffic, per month)",
-                            ["in use", "candidate", "$/month", "change"], rows, text_columns=("candidate",)))
-    moves = [[info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
-             for info in body["models"] for t in info.get("per_task", [])[:3]]
+        console.print(
+            table(
+                "Newer or cheaper models (this period's traffic, per month)",
+                ["in use", "candidate", "$/month", "change"],
+                rows,
+                text_columns=("candidate",),
+            )
+        )
+    moves = [
+        [info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
+        for info in body["models"]
+        for t in info.get("per_task", [])[:3]
+    ]
     if moves and not short:
-        console.print(table("Per task: a cheaper line of the same vendor (benchmark before moving)",
-                            ["in use", "task", "to", "$/month now", "saving/month"], moves))
+        console.print(
+            table(
+                "Per task: a cheaper line of the same vendor (benchmark before moving)",
+                ["in use", "task", "to", "$/month now", "saving/month"],
+                moves,
+            )
+        )
     bench = body.get("bench")
     if bench:
-        console.print(table(f"Re-benchmark (judge {bench.get('judge') or 'none'})",
-                            ["task", "model", "quality", "95% CI", "previous", "regressed"],
-                            [[c["task"], c["model"], c["quality"], c["ci95"], c["previous_quality"],
-                              "YES" if c["regressed"] else ""] for c in bench["comparison"]]
-                            or [[r["task"], r["model"], r["quality"], r["quality_ci95"], "-", ""]
-                                for r in bench["results"]]))
+        console.print(
+            table(
+                f"Re-benchmark (judge {bench.get('judge') or 'none'})",
+                ["task", "model", "quality", "95% CI", "previous", "regressed"],
+                [
+                    [
+                        c["task"],
+                        c["model"],
+                        c["quality"],
+                        c["ci95"],
+                        c["previous_quality"],
+                        "YES" if c["regressed"] else "",
+                    ]
+                    for c in bench["comparison"]
+                ]
+                or [[r["task"], r["model"], r["quality"], r["quality_ci95"], "-", ""] for r in bench["results"]],
+            )
+        )
     console.print(f"Uncapped outputs: {body['habits']['uncapped_outputs']['note']}")
     if body["actions"]:
-        console.print(table("Actions", ["#", "change", "$/month", "apply"],
-                            [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
-                            text_columns=("change", "apply")))
+        console.print(
+            table(
+                "Actions",
+                ["#", "change", "$/month", "apply"],
+                [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
+                text_columns=("change", "apply"),
+            )
+        )
     else:
         console.print("No actions: nothing drifted, dropped or was superseded this period.")
     if body.get("previous_review"):
         prev = body["previous_review"]
-        console.print(f"Previous review {prev['period']}: still open {len(prev['still_open'])}, "
-                      f"resolved {len(prev['resolved'])}")
+        console.print(
+            f"Previous review {prev['period']}: still open {len(prev['still_open'])}, resolved {len(prev['resolved'])}"
+        )
     if body.get("html"):
         console.print(f"wrote {body['html']}")

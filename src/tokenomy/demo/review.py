@@ -21,5 +21,7 @@ def run(ctx: DemoContext) -> None:
     save_review(ctx.store, body)
     body["html"] = str(write_review_html(body, ctx.workdir / "review.html"))
     render(body, console=ctx.console, short=True)
-    ctx.console.print(f"Full review: tokenomy review --ledger {ctx.workdir / 'ledger.duckdb'} --since 90d "
-                      "--config tokenomy.yaml --bench TASKS.yaml")
+    ctx.console.print(
+        f"Full review: tokenomy review --ledger {ctx.workdir / 'ledger.duckdb'} --since 90d "
+        "--config tokenomy.yaml --bench TASKS.yaml"
+    )
