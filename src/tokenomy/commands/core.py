@@ -100,6 +100,8 @@ def cost(
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
+    service_tier: str = typer.Option("standard", "--service-tier",
+                                     help="On-demand tier: standard (default), priority or flex (where published)."),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -109,7 +111,7 @@ def cost(
 
     apply_prices(price_file)
     breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode,
-                             cache_ttl=cache_ttl)
+                             cache_ttl=cache_ttl, service_tier=service_tier)
     if as_json:
         print_json(breakdown.to_json())
         return
@@ -117,7 +119,8 @@ def cost(
             ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
             ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
             ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)]]
-    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}", ["tokens", "count", "cost"], rows))
+    tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
+    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))
     console.print(f"[dim]priced by {breakdown.priced_by}: {breakdown.source} (as of {breakdown.as_of})[/dim]")
     if breakdown.note:
         console.print(f"[yellow]{breakdown.note}[/yellow]")
