@@ -24,9 +24,9 @@ class TokenPolicy:
     truncation the history starts at a user message, as every provider requires.
     """
 
-    max_tokens: int | None = Field(None, ge=1)
-    max_turns: int | None = Field(None, ge=1)
-    max_history_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_turns: int | None = Field(default=None, ge=1)
+    max_history_tokens: int | None = Field(default=None, ge=1)
     warn_uncapped: bool = True
 
 

@@ -121,7 +121,7 @@ class BatchService:
                 jobs = [j for j in jobs if keep(j, moment)]
         start = int(params.get("nextToken") or 0)
         size = int(params.get("maxResults") or 1000)
-        page = {"invocationJobSummaries": [j.describe() for j in jobs[start:start + size]]}
+        page: dict[str, Any] = {"invocationJobSummaries": [j.describe() for j in jobs[start:start + size]]}
         if start + size < len(jobs):
             page["nextToken"] = str(start + size)
         return page
