@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.caching.tokens import apply_token_policy
@@ -30,7 +30,8 @@ from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import auth, metrics, supervision
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.budgets import BudgetUnavailable, Budgets, Reservation, Scope
+from tokenomy.gateway.budgets import Budgets
+from tokenomy.gateway.calls import Refusal, admit
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.hygiene import EdgeHygiene
 from tokenomy.gateway.keycache import KeyCache
@@ -46,6 +47,9 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse
 from tokenomy.providers.base import inputs_refusal
 
+# OpenAI's error `type` for each admission refusal code.
+_ERROR_TYPES = {"overloaded": "server_error", "rate_limit_exceeded": "rate_limit_error",
+                "budget_unavailable": "server_error", "budget_exceeded": "insufficient_quota"}
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _IDS = itertools.count(1)
@@ -105,14 +109,14 @@ class Gateway:
         self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
         self.catalog = GatewayCatalog()
         self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,
-                                    catalog=self.catalog)  # type: ignore[arg-type]
+                                    catalog=self.catalog)
         self.keys = KeyStore(store) if config.auth else None
         self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
         concurrency = self.settings.max_inflight + self.settings.max_queue
         self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url \
             else LocalLimits()
         self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache,
-                               shared=bool(config.redis_url)) if self.keys else None
+                               shared=bool(config.redis_url)) if self.keys and self.key_cache else None
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         # Built once per route: each owns its token bucket and its router (policies were validated at load).
         self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
@@ -207,7 +211,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": [], "msg": "invalid request"}
         if first.get("type") == "json_invalid":  # loc is ("body", offset): say so instead of "1: JSON decode error"
             where = first.get("loc", ["body", "?"])[-1]
             detail = (first.get("ctx") or {}).get("error", "JSON decode error")
@@ -223,7 +227,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         return {"status": "ok", "pending_ledger_events": gw.writer.pending if gw else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus(request: Request) -> PlainTextResponse:
+    async def prometheus(request: Request) -> Response:
         """Prometheus text exposition of requests, tokens, cost and latency (every worker's, summed)."""
         if metrics_key is not None and not (metrics_key and hmac.compare_digest(
                 request.headers.get("authorization", "").encode(), f"Bearer {metrics_key}".encode())):
@@ -254,12 +258,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
                                            "lists the names you can use.", "invalid_request_error", "model_not_found",
                                       "model"), label, started)
-        if gw.guard.full():
-            return metrics.done(error(503, "The gateway is at capacity; retry with backoff.", "server_error",
-                                      "overloaded"), body.model, started)
-        if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
-            return metrics.done(error(429, f"Rate limit of {key.rpm} requests per minute reached for this key.",
-                                      "rate_limit_error", "rate_limit_exceeded"), body.model, started)
         try:
             call = to_chat_request(body, request.headers, key, route)
             refused = gw.refusal(route, call)
@@ -277,32 +275,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         if refused is not None:
             return metrics.done(error(400, refused, "invalid_request_error", "unsupported_content"), body.model,
                                 started)
-        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
-        scopes = gw.budgets.scopes(key) if gw.budgets else []
-        estimate = gw.estimate_nano(route, call, policy) if scopes else 0
-        budgets: Reservation | None = None
-        if scopes:
-            try:
-                held = await gw.budgets.reserve(scopes, estimate)
-            except BudgetUnavailable as exc:
-                return metrics.done(error(503, f"the gateway cannot check this key's budget: {exc}; retry later",
-                                          "server_error", "budget_unavailable"), body.model, started)
-            if isinstance(held, Scope):
-                scope = "team" if held.counter.startswith("team:") else "key"
-                return metrics.done(error(429, f"Budget exhausted for this {scope}: this request could cost up to "
-                                               f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the "
-                                               f"{scope}'s budget. Raise the budget or wait for the next period.",
-                                          "insufficient_quota", "budget_exceeded"), body.model, started)
-            budgets = held
+        admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
+        if isinstance(admitted, Refusal):
+            return metrics.done(error(admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code),
+                                body.model, started)
+        policy, budgets = admitted.policy, admitted.budgets
         request_id = f"chatcmpl-{_ID_PREFIX}{next(_IDS):x}"
-        gw.guard.waiting += 1
-        try:
-            await gw.guard.slots.acquire()
-        except BaseException:  # the client left while queued: nothing was called, release the reservation
-            await _settle(gw, budgets, None)
-            raise
-        finally:
-            gw.guard.waiting -= 1
         if body.stream:
             return StreamingResponse(_stream(gw, call, policy, body, request_id, budgets, started),
                                      media_type="text/event-stream")
@@ -324,7 +302,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
 
     default_openapi = app.openapi
 
-    def openapi_with_examples() -> dict:
+    def openapi_with_examples() -> dict[str, Any]:
         """The served OpenAPI document, with a request example naming a model this gateway really serves."""
         if app.openapi_schema is None:
             schema = default_openapi()  # cached on app.openapi_schema; the example is added once
@@ -334,7 +312,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                 body["example"] = {"model": served, "messages": [{"role": "user", "content": "Say hi."}],
                                    "max_tokens": 8}
                 body["properties"]["model"]["examples"] = [served]
-        return app.openapi_schema
+        return app.openapi_schema or {}
 
     app.openapi = openapi_with_examples  # type: ignore[method-assign]
 
