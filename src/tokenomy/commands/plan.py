@@ -86,9 +86,9 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
         start, end = traffic.default_window()
         return traffic.from_cloudwatch(model, region or "us-east-1", _utc(since) or start, _utc(until) or end,
                                        endpoint_url)
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
-    return traffic.from_ledger(open_store(ledger), model if not trace else None, _utc(since), _utc(until))
+    return traffic.from_ledger(open_existing_ledger(ledger), model if not trace else None, _utc(since), _utc(until))
 
 
 def _utc(value: Optional[datetime]) -> Optional[datetime]:
@@ -188,14 +188,14 @@ def savings_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Projected monthly saving of each lever on your ledger traffic, then all of them compounded."""
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.planning.savings import SavingsInputs, what_if
 
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
     inputs = SavingsInputs(tuple(t for t in batch_tasks.split(",") if t), batch_tag, routing_share, cheap_model,
                            cap_percentile, price_as=price_as)
-    result = what_if(open_store(ledger).events(_utc(since), _utc(until)), inputs)
+    result = what_if(open_existing_ledger(ledger).events(_utc(since), _utc(until)), inputs)
     if as_json:
         print_json(result)
         return
