@@ -81,7 +81,9 @@ def test_thousand_records_bad_lines_named_rest_run_and_cli_json(tmp_path: Path, 
     src.write_text("\n".join(lines) + "\n")
     with InstantOpenAI() as url:
         cfg = config_for(tmp_path, url)
-        report = json.loads(cli("batch", "validate", str(src), "--model", PRICE_AS, "--json").stdout)
+        validated = cli("batch", "validate", str(src), "--model", PRICE_AS, "--json", check=False)
+        assert validated.returncode == 1  # bad lines are named and the status says so
+        report = json.loads(validated.stdout)
         assert {b["line"]: b["field"] for b in report["bad_lines"]} == bad
         submitted = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--backend", "local",
                         "--ledger", str(ledger_path), "--json", "--concurrency", "8")

@@ -54,3 +54,55 @@ def test_alerts_check_writes_the_sent_table_only_when_it_reports(tmp_path: Path)
     assert printed.exit_code == 0 and "budget" in printed.output
     assert "tokenomy_alerts_sent" in _tables(ledger)
     assert "no new alerts" in runner.invoke(app, base).output  # printed once, remembered
+
+
+def test_failures_exit_non_zero_and_help_says_so(tmp_path: Path) -> None:
+    runner = CliRunner()
+    model = "anthropic.claude-3-haiku-20240307-v1:0"
+    # batch validate: 0 good records, and bad lines among good ones (the report still prints).
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"id": "a", "prompt": "hi"}\n{"id": "b"}\n')
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"id": "a", "prompt": "hi"}\n')
+    assert runner.invoke(app, ["batch", "validate", str(empty), "--model", model]).exit_code == 1
+    bad = runner.invoke(app, ["batch", "validate", str(mixed), "--model", model])
+    assert bad.exit_code == 1 and "1 bad lines" in bad.output and "1 good records" in bad.output
+    assert runner.invoke(app, ["batch", "validate", str(good), "--model", model]).exit_code == 0
+    # ledger import with a rejected line: the good line is kept, the status says not everything went in.
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
+                      '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n')
+    ledger = tmp_path / "l.duckdb"
+    imported = runner.invoke(app, ["ledger", "import", str(events), "--ledger", str(ledger)])
+    assert imported.exit_code == 1 and "imported 1 event(s); rejected 1" in imported.output
+    # report --html on a ledger with no calls writes nothing and says why.
+    empty_ledger = tmp_path / "empty.duckdb"
+    open_store(empty_ledger)
+    page = tmp_path / "page.html"
+    html = runner.invoke(app, ["report", "--html", str(page), "--ledger", str(empty_ledger)])
+    assert html.exit_code == 1 and "no calls in ledger" in html.output and not page.exists()
+    for path in (["batch", "validate"], ["ledger", "import"], ["report"], ["bench", "run"]):
+        text = " ".join(runner.invoke(app, [*path, "--help"]).output.split())
+        assert "Exit status" in text and "1 when" in text, path
+
+
+def test_bench_run_where_every_call_failed_exits_1_and_recommends_nothing(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    with socket.socket() as sock:  # a port with nothing listening: every call is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = tmp_path / "dead.yaml"
+    cfg.write_text(f"models:\n  dead:\n    provider: openai\n    model: gpt-4o-mini\n"
+                   f"    base_url: http://127.0.0.1:{port}/v1\n    api_key_env: DEAD_KEY\n")
+    tasks = Path(__file__).resolve().parent.parent / "examples" / "bench" / "capital.yaml"
+    result = CliRunner(env={"DEAD_KEY": "x"}).invoke(
+        app, ["bench", "run", str(tasks), "--models", "dead", "--config", str(cfg), "--out", str(tmp_path / "out"),
+              "--ledger", str(tmp_path / "l.duckdb"), "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["recommendations"]["capital"]["model"] is None
+    assert "every call failed" in result.stderr

@@ -123,7 +123,10 @@ def register(app: typer.Typer) -> None:
                  model: str = typer.Option(..., "--model", help="Model the batch will run on."),
                  region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
                  as_json: bool = JsonOption) -> None:
-        """Report every bad line and estimate tokens and cost at batch vs on-demand prices."""
+        """Report every bad line and estimate tokens and cost at batch vs on-demand prices.
+
+        Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
+        report is still printed, so a script can gate on the status); 2 on unusable input."""
         from tokenomy.batch.split import below_minimum
         from tokenomy.batch.validate import validate_file
         from tokenomy.pricing.catalog import default_catalog
@@ -138,7 +141,12 @@ def register(app: typer.Typer) -> None:
             report.notes.append(note)
         if as_json:
             print_json(report.to_json())
-            return
+        else:
+            print_validation(report, file, model)
+        if report.bad or not report.records:
+            raise typer.Exit(1)
+
+    def print_validation(report, file: Path, model: str) -> None:  # noqa: ANN001
         if report.bad:
             console.print(table(f"{len(report.bad)} bad lines", ["line", "field", "reason"],
                                 [[b.line, b.field, b.reason] for b in report.bad], text_columns=("field", "reason")))

@@ -27,7 +27,10 @@ def import_(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Import usage events; bad lines are reported by line and field, good lines are kept."""
+    """Import usage events; bad lines are reported by line and field, good lines are kept.
+
+    Exit status: 0 when every line was imported (or was already there); 1 when any line was rejected (the
+    good lines are still imported); 2 when the file or ledger cannot be used."""
     from tokenomy.ledger.io import import_file
     from tokenomy.commands._common import open_existing_ledger
 
@@ -40,7 +43,7 @@ def import_(
         present = f"; {result.already_present} already in the ledger (same event_id), skipped" \
             if result.already_present else ""
         console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}{present}")
-    if result.errors and result.imported == 0:
+    if result.errors:
         raise typer.Exit(1)
 
 
