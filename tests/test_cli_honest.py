@@ -106,3 +106,39 @@ def test_bench_run_where_every_call_failed_exits_1_and_recommends_nothing(tmp_pa
     summary = json.loads(result.stdout)
     assert summary["recommendations"]["capital"]["model"] is None
     assert "every call failed" in result.stderr
+
+
+def test_bad_input_is_named_in_one_line(tmp_path: Path) -> None:
+    import json
+
+    runner = CliRunner()
+    model = "anthropic.claude-3-haiku-20240307-v1:0"
+    oops = tmp_path / "oops.json"
+    oops.write_text('{"resourceSpans":"oops"}')
+    otel = runner.invoke(app, ["import", "otel", str(oops), "--ledger", str(tmp_path / "l.duckdb"), "--json"])
+    assert otel.exit_code == 1, otel.output  # a problem listed, not a traceback (AttributeError before)
+    assert json.loads(otel.stdout)["problems"] == [
+        f"{oops}: resourceSpans: is a JSON string, expected a list of objects (an OTLP JSON trace export, as written "
+        "by the OpenTelemetry Collector's file exporter)"]
+    shapes = {"a.csv": ("id,prompt\n1,hello\n", "this is CSV"),
+              "array.jsonl": ('[{"id": "1", "prompt": "hi"}]\n', "JSON array of 1 object"),
+              "pretty.jsonl": ('[\n  {"id": "1", "prompt": "hi"}\n]\n', "this is a JSON array of 1 item"),
+              "object.jsonl": ('{\n  "id": "1",\n  "prompt": "hi"\n}\n', "one JSON object spread over several lines")}
+    for name, (text, said) in shapes.items():
+        path = tmp_path / name
+        path.write_text(text)
+        result = runner.invoke(app, ["batch", "validate", str(path), "--model", model])
+        assert result.exit_code != 0 and said in str(result.exception), (name, result.exception)
+        assert "expected JSONL, one JSON object per line" in str(result.exception)
+    lines = tmp_path / "forms.jsonl"
+    lines.write_text(
+        '{"id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", '
+        '"content": "hi"}]}}\n'
+        '{"modelInput": {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}}\n'
+        '{"recordId": "2", "modelInput": {"messages": [{"role": "user", "content": "hi"}]}}\n')
+    report = json.loads(runner.invoke(app, ["batch", "validate", str(lines), "--model", model, "--json"]).stdout)
+    assert [(b["line"], b["field"]) for b in report["bad_lines"]] == [(1, "custom_id"), (2, "recordId")]
+    assert "OpenAI batch line" in report["bad_lines"][0]["reason"]
+    assert "rename id to custom_id" in report["bad_lines"][0]["reason"]
+    assert "Bedrock batch line" in report["bad_lines"][1]["reason"]
+    assert any(n.startswith("lines read: 1 as a Bedrock batch line") for n in report["notes"]), report["notes"]

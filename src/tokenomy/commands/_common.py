@@ -19,7 +19,8 @@ from tokenomy.money import usd as money_usd
 # Pipes and CI logs get a wide, fixed layout so tables aren't squeezed to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+# soft_wrap: a message on stderr stays one line however long (scripts grep it; tables still fit the width).
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 # "\\[" keeps Rich from taking "[default: ...]" for markup and dropping it from --help.
 LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
