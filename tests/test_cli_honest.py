@@ -142,3 +142,32 @@ def test_bad_input_is_named_in_one_line(tmp_path: Path) -> None:
     assert "rename id to custom_id" in report["bad_lines"][0]["reason"]
     assert "Bedrock batch line" in report["bad_lines"][1]["reason"]
     assert any(n.startswith("lines read: 1 as a Bedrock batch line") for n in report["notes"]), report["notes"]
+
+
+def test_window_extrapolations_state_the_window_and_warn_when_short(tmp_path: Path) -> None:
+    import json
+
+    runner = CliRunner()
+    short = _seed(tmp_path / "short.duckdb", hours=54 / 3600, n=10)
+    result = runner.invoke(app, ["plan", "savings", "--ledger", str(short), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["observed_window_seconds"] == 54 and data["window"].startswith("54 s (2026-11-18 11:59")
+    assert len(data["warnings"]) == 1 and "at least 24 h" in data["warnings"][0]
+    assert result.stderr.startswith("warning: only 54 s") and len(result.stderr.strip().splitlines()) == 1
+    human = runner.invoke(app, ["plan", "savings", "--ledger", str(short)])
+    assert "calls over 54 s" in " ".join(human.stdout.split()) and "1.0 h" not in human.stdout
+    long = _seed(tmp_path / "long.duckdb", hours=48, n=10)
+    quiet = runner.invoke(app, ["plan", "savings", "--ledger", str(long), "--json"])
+    assert json.loads(quiet.stdout)["warnings"] == [] and quiet.stderr == ""
+    # plan size: 10 minutes of busy trace would "buy" units; it says the window and that a week is needed.
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
+        f"2026-11-18T12:{m:02d}:00Z,900000,100000\n" for m in range(10)))
+    sized = runner.invoke(app, ["plan", "size", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--trace",
+                                str(trace), "--tpm-per-unit", "1000000", "--hourly-usd", "1", "--json"])
+    assert sized.exit_code == 0, sized.output
+    data = json.loads(sized.stdout)
+    assert data["recommended_units"] >= 1 and data["window"].startswith("10 min")
+    assert "at least 7 days" in data["warnings"][0] and "measure a full week" in data["verdict"]
+    assert sized.stderr.startswith("warning: only 10 min")
