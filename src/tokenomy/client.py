@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Iterator
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, utcnow
+from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, record_priced_as, utcnow
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -164,7 +164,8 @@ class Tokenomy:
         cost = compute_cost(usage, pricing_model, region, mode, self.catalog)
         response.cost_usd = cost.total_usd
         response.attempts = step.attempt
-        event = event_from_response(target.call, response, cost, mode, self.store_prompts, call.request_id)
+        event = record_priced_as(event_from_response(target.call, response, cost, mode, self.store_prompts,
+                                                     call.request_id), target.spec.price_as, target.spec.name, self.catalog)
         event.attempt = step.attempt
         self._record(event)
         if call.policy.limiter:
