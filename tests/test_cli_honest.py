@@ -171,3 +171,40 @@ def test_window_extrapolations_state_the_window_and_warn_when_short(tmp_path: Pa
     assert data["recommended_units"] >= 1 and data["window"].startswith("10 min")
     assert "at least 7 days" in data["warnings"][0] and "measure a full week" in data["verdict"]
     assert sized.stderr.startswith("warning: only 10 min")
+
+
+def test_a_variant_priced_as_another_model_is_recorded_under_that_model(tmp_path: Path) -> None:
+    from tokenomy.emulate.instant_openai import InstantOpenAI
+
+    haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    tasks = Path(__file__).resolve().parent.parent / "examples" / "bench" / "capital.yaml"
+    ledger = tmp_path / "l.duckdb"
+    with InstantOpenAI() as url:
+        cfg = tmp_path / "variants.yaml"  # examples/bench/variants.yaml's `verbose`, served by an OpenAI-format model
+        cfg.write_text(f"models:\n  verbose:\n    provider: openai\n    model: local\n    base_url: {url}\n"
+                       f"    api_key_env: INSTANT_KEY\n    price_as: {haiku}\n    system_prompt: Answer at length.\n")
+        result = CliRunner(env={"INSTANT_KEY": "x"}).invoke(
+            app, ["bench", "run", str(tasks), "--models", "verbose", "--config", str(cfg), "--out",
+                  str(tmp_path / "out"), "--ledger", str(ledger), "--json"])
+    assert result.exit_code == 0, result.output
+    events = open_store(ledger).events()
+    assert len(events) == 2 and all(e.cost_usd > 0 for e in events)
+    assert {e.model for e in events} == {haiku}  # was `local`: "the free model cost $0.000546"
+    assert all(e.tags["variant"] == "verbose" and e.tags["served_model"] == "local" for e in events)
+
+
+def test_tables_never_cut_the_identifying_column() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tokenomy.pricing.catalog import default_catalog
+
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    env = {**os.environ, "COLUMNS": "80"}
+    narrow = subprocess.run([tokenomy, "prices"], capture_output=True, text=True, timeout=120, env=env)
+    assert narrow.returncode == 0 and "…" not in narrow.stdout  # was `anthropic.claude…`: wrapped now, never cut
+    wide = subprocess.run([tokenomy, "prices", "--wide"], capture_output=True, text=True, timeout=120, env=env)
+    lines = wide.stdout.splitlines()
+    for model in {e.model for e in default_catalog().entries()}:
+        assert any(f"│ {model} " in line for line in lines), model  # every id whole, on one line
