@@ -29,6 +29,12 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# ruff (lint + format check) and mypy over the package; `make test` runs it first.
+lint: install
+	$(BIN)/ruff check src
+	$(BIN)/ruff format --check src
+	$(BIN)/mypy
+
 bench: install system-deps
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 

@@ -17,7 +17,7 @@ from tokenomy.messages import ChatRequest
 from tokenomy.routing.calibrate import train_and_calibrate
 from tokenomy.routing.classifier import load, save, strong_probability
 from tokenomy.routing.datasets import load_outcomes
-from tokenomy.routing.dispatch import choose_tier
+from tokenomy.routing.router import make_router
 from tokenomy.routing.rules import Policy
 
 
@@ -46,11 +46,12 @@ def main(decisions: int = 2000) -> None:
     policy = Policy(type="hybrid", classifier_path=str(path), tiers=["tier1", "tier2"], rules=[
         {"name": "long-input", "tier": "tier2", "min_tokens": 2000},
         {"name": "reasoning", "tier": "tier2", "keywords": ["prove", "step by step"]}])
+    hybrid = make_router(policy, {"tier1": ["weak"], "tier2": ["strong"]})
     requests = [ChatRequest.simple(p) for p in prompts]
     times = []
     for i in range(decisions):
         start = time.perf_counter()
-        choose_tier(policy, requests[i % len(requests)], ["tier1", "tier2"])
+        hybrid.route(requests[i % len(requests)])
         times.append((time.perf_counter() - start) * 1000)
     _percentiles("hybrid (rules + classifier)", times)
     print(f"threshold {router.threshold:.3f} calibrated to {report['target_quality']:.0%} of strong quality "

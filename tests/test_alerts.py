@@ -21,7 +21,7 @@ from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.routing.dispatch import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG
 
 
 @pytest.fixture

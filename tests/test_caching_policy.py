@@ -70,7 +70,7 @@ def test_token_policy_caps_truncates_and_warns():
     capped, warnings = apply_token_policy(request, TokenPolicy(max_tokens=64, max_turns=3))
     assert capped.max_tokens == 64 and capped.system == "Keep me."
     assert [m.role for m in capped.messages] == ["user", "assistant", "user"]
-    assert capped.messages[-1].content == "And now?"
+    assert capped.messages[-1].text == "And now?"
     _, warnings = apply_token_policy(request, TokenPolicy())
     assert any("no output cap" in w for w in warnings)
     trimmed, _ = apply_token_policy(conversation("s", turns=5), TokenPolicy(max_history_tokens=450))

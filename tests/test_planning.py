@@ -285,3 +285,41 @@ def test_zero_savings_print_as_plain_decimals_not_exponents(ledger_path: Path) -
     data = cli("plan", "savings", "--ledger", str(ledger_path))
     values = [data["compounded_monthly_saving_usd"]] + [row["monthly_saving_usd"] for row in data["levers"]]
     assert all(Decimal(v) == 0 and "E" not in v for v in values), values
+
+
+def test_caching_with_a_one_hour_ttl_is_priced_at_the_one_hour_write_price(ledger_path):
+    """The bursts of the 5-minute test, 20 minutes apart: within an hour the second burst still reads."""
+    sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # Bedrock: input $3.30, 1h write $6.60, read $0.33
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    times = [t0 + timedelta(minutes=i) for i in range(10)] + [t0 + timedelta(minutes=30 + i) for i in range(5)]
+    events = [_event(ts, sonnet45, "sysprompt", 2000, 3333, 100) for ts in times]
+    per_token = Decimal(1) / 1_000_000
+    one_hour = what_if(events, SavingsInputs(levers=("caching",), cache_ttl="1h"))
+    [lever] = one_hour["levers"]
+    assert lever["window_saving_usd"] == (1 * 2000 * (Decimal("3.30") - Decimal("6.60"))
+                                          + 14 * 2000 * (Decimal("3.30") - Decimal("0.33"))) * per_token
+    assert "1 cache writes, 14 cache reads" in lever["assumption"] and "1-hour cache-write price" in lever["assumption"]
+    assert one_hour["cache_ttl"] == "1h" and one_hour["caching_refused"] == {}
+    [five] = what_if(events, SavingsInputs(levers=("caching",)))["levers"]
+    assert five["window_saving_usd"] == (2 * 2000 * (Decimal("3.30") - Decimal("4.125"))
+                                         + 13 * 2000 * (Decimal("3.30") - Decimal("0.33"))) * per_token
+
+
+def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    only_37 = [_event(t0 + timedelta(minutes=i), SONNET, "p", 2000, 3000, 50) for i in range(5)]
+    with pytest.raises(ConfigError, match="--cache-ttl 1h: .*claude-3-7-sonnet.* no published 1-hour cache-write"):
+        what_if(only_37, SavingsInputs(levers=("caching",), cache_ttl="1h"))
+    with pytest.raises(ConfigError, match="--cache-ttl 2h: give one of 5m, 1h"):
+        what_if(only_37, SavingsInputs(cache_ttl="2h"))
+    sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    mixed = only_37 + [_event(t0 + timedelta(minutes=i), sonnet45, "p", 2000, 3000, 50) for i in range(5)]
+    result = what_if(mixed, SavingsInputs(levers=("caching",), cache_ttl="1h"))
+    assert list(result["caching_refused"]) == [SONNET]
+    assert f"not cached at 1h: {SONNET} (no published 1-hour cache-write price" in result["levers"][0]["assumption"]
+    # Only Sonnet 4.5 was cached: one write and four reads of its 2,000-token prefix.
+    assert result["levers"][0]["window_saving_usd"] == (2000 * (Decimal("3.30") - Decimal("6.60"))
+                                                        + 4 * 2000 * (Decimal("3.30") - Decimal("0.33"))) / 1_000_000
+    open_store(ledger_path).write(mixed)
+    data = cli("plan", "savings", "--ledger", str(ledger_path), "--cache-ttl", "1h")
+    assert data["cache_ttl"] == "1h" and list(data["caching_refused"]) == [SONNET]

@@ -247,3 +247,94 @@ def test_prices_update_from_a_file(tmp_path, monkeypatch):
             library.update_library(str(tmp_path / "missing.json"))
     finally:
         library.reset()
+
+
+# -- service tiers (priority / flex) -----------------------------------------------------------------------------
+
+def test_openai_flex_and_priority_are_priced_at_their_published_prices():
+    usage = Usage(M, M, M, 0)
+    flex = compute_cost(usage, "gpt-5", service_tier="flex")
+    priority = compute_cost(usage, "gpt-5", service_tier="priority")
+    standard = compute_cost(usage, "gpt-5")
+    assert (flex.input_usd, flex.output_usd, flex.cache_read_usd) == (Decimal("0.625"), Decimal("5"), Decimal("0.0625"))
+    assert (priority.input_usd, priority.output_usd) == (Decimal("2.50"), Decimal("20"))
+    assert standard.total_usd == Decimal("1.25") + Decimal("10") + Decimal("0.125")
+    assert flex.service_tier == "flex" and flex.as_of == "2026-10-12" and "flex / priority" in flex.source
+    # o4-mini's flex cached input is published at $0.138, not half of $0.275: figures are read, not derived.
+    assert compute_cost(Usage(0, 0, M), "o4-mini", service_tier="flex").cache_read_usd == Decimal("0.138")
+
+
+@pytest.mark.parametrize("model, tier, reason", [
+    ("gpt-5-nano", "priority", "no priority service-tier price"),       # OpenAI publishes flex only
+    ("gpt-4o", "flex", "no flex service-tier price"),                   # priority only
+    ("o1", "flex", "no flex service-tier price"),
+    ("claude-sonnet-4-5-20250929", "priority", "no priority service-tier price"),
+    ("openai.gpt-oss-120b-1:0", "flex", "AWS sells priority and flex tiers for this model"),
+])
+def test_a_tier_without_a_published_price_is_refused_with_the_reason(model, tier, reason):
+    with pytest.raises(UsageError, match=reason):
+        compute_cost(Usage(M, M), model, "us-west-2" if model.startswith("openai.") else None, service_tier=tier)
+
+
+def test_tiers_are_on_demand_only_and_named_exactly():
+    with pytest.raises(UsageError, match="on-demand calls only"):
+        compute_cost(Usage(M, M), "gpt-5", mode="batch", service_tier="flex")
+    with pytest.raises(UsageError, match="not one of standard, priority, flex"):
+        compute_cost(Usage(M, M), "gpt-5", service_tier="turbo")
+
+
+def test_cost_cli_service_tier():
+    out = CliRunner().invoke(app, ["cost", "--model", "gpt-5.1", "--input", "1000000", "--output", "1000000",
+                                   "--service-tier", "priority", "--json"])
+    data = json.loads(out.stdout)
+    assert data["total_usd"] == "22.500000" and data["service_tier"] == "priority" and data["as_of"] == "2026-10-12"
+    refused = CliRunner().invoke(app, ["cost", "--model", "gpt-4.1", "--input", "10", "--service-tier", "flex"])
+    assert refused.exit_code != 0 and "no flex service-tier price" in str(refused.exception)
+    table_out = CliRunner().invoke(app, ["prices", "gpt-5-mini", "--json"])
+    tiers = json.loads(table_out.stdout)["service_tiers"]
+    assert tiers["flex"]["input"] == "0.1250" and tiers["priority"]["output"] == "3.6000" and tiers["flex"]["as_of"]
+
+
+def test_a_tier_in_a_price_file_needs_its_source_and_date(tmp_path):
+    prices = tmp_path / "tiers.yaml"
+    prices.write_text('provider: aws.bedrock\nsource: x\nas_of: "2026-11-01"\nmodels:\n  openai.gpt-oss-20b-1:0:\n'
+                      '    regions:\n      us-west-2:\n        input: "0.07"\n        output: "0.30"\n'
+                      '        service_tiers: {flex: {input: "0.035", output: "0.15"}}\n')
+    with pytest.raises(ConfigError, match="source, as_of required"):
+        PriceCatalog.builtin().with_overrides(prices)
+    prices.write_text(prices.read_text().replace('output: "0.15"}', 'output: "0.15", source: "my contract", '
+                                                                        'as_of: "2026-11-20"}'))
+    catalog = PriceCatalog.builtin().with_overrides(prices)
+    flex = compute_cost(Usage(M, M), "openai.gpt-oss-20b-1:0", "us-west-2", catalog=catalog, service_tier="flex")
+    assert flex.total_usd == Decimal("0.185") and flex.source == "my contract"
+
+
+def test_curated_tier_figures_match_the_library():
+    compared = 0
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider != "openai" or not entry.service_tiers:
+            continue
+        theirs = library.library_figures("openai", entry.model)["service_tiers"]
+        assert set(entry.service_tiers) == set(theirs), entry.model
+        for name, tier in entry.service_tiers.items():
+            assert (tier.input, tier.output, tier.cache_read) == (theirs[name].input, theirs[name].output,
+                                                                  theirs[name].cache_read), (entry.model, name)
+            compared += 1
+    assert compared >= 15, compared
+
+
+def test_the_library_fallback_keeps_service_tiers():
+    catalog = PriceCatalog([], use_fallback=True)
+    entry = catalog.lookup("gpt-5.2")
+    assert entry.priced_by == "genai-prices" and entry.service_tiers["flex"].input == Decimal("0.875")
+    assert compute_cost(Usage(M, 0), "gpt-5.2", catalog=catalog, service_tier="priority").total_usd == Decimal("3.5")
+
+
+@pytest.mark.parametrize("profile", ["eu.amazon.nova-micro-v1:0", "apac.amazon.nova-lite-v1:0",
+                                     "us-gov.amazon.nova-pro-v1:0"])
+def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(profile):
+    """AWS sells Nova through these profiles, but no regional figure could be verified: the answer names the
+    priced regions and the fix instead of applying the US price."""
+    with pytest.raises(UnknownModelError, match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
+                                                 r".*--prices FILE"):
+        PriceCatalog.builtin().lookup(profile)

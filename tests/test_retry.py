@@ -37,10 +37,11 @@ class ScriptedOpenAI:
     """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
 
     A script entry is (status, headers) or (200, {}, "broken"): a stream that sends one delta and then
-    an in-stream error event, as OpenAI does when generation fails midway.
+    an in-stream error event, as OpenAI does when generation fails midway. `reply`: the answer's stream
+    deltas (a non-streamed answer is their concatenation).
     """
 
-    def __init__(self, script: list[tuple]) -> None:
+    def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
         self.script = list(script)
         self.calls = 0
         self.bodies: list[dict] = []
@@ -66,11 +67,11 @@ class ScriptedOpenAI:
                     data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])
                 elif body.get("stream"):
                     content_type = "text/event-stream"
-                    data = _sse([_delta(model, "o"), _delta(model, "k"), _delta(model, None, "stop"),
+                    data = _sse([*(_delta(model, piece) for piece in reply), _delta(model, None, "stop"),
                                  _delta(model, None, usage=usage)]) + b"data: [DONE]\n\n"
                 else:
                     data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": model,
-                                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(reply)},
                                                     "finish_reason": "stop"}], "usage": usage}).encode()
                 self.send_response(status)
                 for key, value in headers.items():

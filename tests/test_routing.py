@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tokenomy.client import Tokenomy
+from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, Usage
-from tokenomy.routing.dispatch import chat_via_route
-from tokenomy.routing.rules import explain, load_policy
+from tokenomy.routing.rules import explain
 from tokenomy.routing.validators import validate
 
 CONFIG = {
@@ -26,9 +25,15 @@ CONFIG = {
 }
 
 
+def chat_via_route(client: Tokenomy, cfg, route: str, request: ChatRequest):  # noqa: ANN001, ANN201
+    """A request to a configured route: the route's policy (with its router) through the client."""
+    request.meta.route = route
+    return client.chat(request, policy=CallPolicy.for_route(cfg, route, client.catalog))
+
+
 def test_rules_explain_names_rule_and_reason():
     cfg = parse_config(CONFIG)
-    policy = load_policy(cfg.routing, "rules")
+    policy = cfg.routing_policy("rules")
     decision = explain(policy, ChatRequest.simple("Prove that sqrt(2) is irrational."))
     assert (decision.tier, decision.rule) == ("tier2", "code-or-math")
     assert "prove" in decision.reason
@@ -38,7 +43,7 @@ def test_rules_explain_names_rule_and_reason():
 
 def test_bad_policy_names_key():
     with pytest.raises(ConfigError, match=r"routing.policies.bad.type"):
-        load_policy({"policies": {"bad": {"type": "magic"}}}, "bad")
+        parse_config({"routing": {"policies": {"bad": {"type": "magic"}}}})
 
 
 def test_validators():
@@ -123,15 +128,14 @@ def test_cli_explain_json_names_tier_and_rule():
     assert (data["tier"], data["rule"]) == ("tier2", "reasoning")
 
 
-def test_achat_via_route_rules_real_call(ledger_path):
+def test_achat_routed_by_rules_real_call(ledger_path):
     import asyncio
-
-    from tokenomy.routing.dispatch import achat_via_route
 
     cfg = parse_config(CONFIG)
     store = open_store(ledger_path)
+    request = ChatRequest.simple("Prove 2 is prime.", max_tokens=8, meta=RequestMeta(route="smart"))
     with Tokenomy(store, models=cfg.model_specs()) as client:
-        response = asyncio.run(achat_via_route(client, cfg, "smart", ChatRequest.simple("Prove 2 is prime.", max_tokens=8)))
+        response = asyncio.run(client.achat(request, policy=CallPolicy.for_route(cfg, "smart")))
         client.flush()
     assert response.tier == "tier2"
     assert store.query("SELECT route, tier FROM usage_events") == [{"route": "smart", "tier": "tier2"}]

@@ -84,7 +84,7 @@ def test_calibrated_threshold_meets_target_on_a_split_it_never_saw():
 def test_route_train_saves_threshold_the_router_uses(tmp_path):
     from tokenomy.messages import ChatRequest
     from tokenomy.routing.classifier import load
-    from tokenomy.routing.dispatch import choose_tier
+    from tokenomy.routing.router import make_router
     from tokenomy.routing.rules import Policy
 
     model = tmp_path / "router.joblib"
@@ -98,10 +98,15 @@ def test_route_train_saves_threshold_the_router_uses(tmp_path):
     prompt = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in total?"
     p = float(saved.pipeline.predict_proba([prompt])[0][1])
     policy = Policy(type="classifier", classifier_path=str(model), tiers=["tier1", "tier2"])
-    assert choose_tier(policy, ChatRequest.simple(prompt), []) == ("tier2" if p >= saved.threshold else "tier1")
+    tiers = {"tier1": ["local"], "tier2": ["local"]}
+
+    def choose_tier(chosen) -> str:  # noqa: ANN001
+        return make_router(chosen, tiers).route(ChatRequest.simple(prompt)).decision.tier
+
+    assert choose_tier(policy) == ("tier2" if p >= saved.threshold else "tier1")
     # A threshold set in the policy overrides the calibrated one.
     forced = policy.model_copy(update={"threshold": 0.0})
-    assert choose_tier(forced, ChatRequest.simple(prompt), []) == "tier2"
+    assert choose_tier(forced) == "tier2"
 
 
 def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):

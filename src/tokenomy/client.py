@@ -1,7 +1,9 @@
-"""The one call path: request → policy (caps, cache points) → provider (with retries) → cost → ledger.
+"""The one call path: request → policy (caps, router's tiers, cache points) → provider (with retries) → cost →
+ledger.
 
-The gateway, batch runner, benchmark and router all call `Tokenomy`, so a cost is computed in
-exactly one place and every attempt is recorded the same way (ledger row + OpenTelemetry span).
+The gateway, batch runner, benchmark and CLI all call `Tokenomy`, so a cost is computed in exactly one
+place and every attempt is recorded the same way (ledger row + OpenTelemetry span). One attempt loop
+(`_run`, and `_arun` for asyncio) serves chat and stream; shared helpers plan and record the attempts.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, AsyncIterator, Iterator
+from dataclasses import asdict, replace
+from typing import AsyncIterator, Iterator
 
+from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ProviderError, TokenomyError
@@ -29,56 +32,9 @@ from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
+from tokenomy.routing.router import ESCALATED_TAG
+from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
-
-if TYPE_CHECKING:
-    from tokenomy.config import RouteConfig
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    """What happens around a call: automatic cache points, token caps, retries, fallbacks, rate limit."""
-
-    caching: bool = True
-    tokens: TokenPolicy = field(default_factory=TokenPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fallback: tuple[str, ...] = ()
-    limiter: RateLimiter | None = None
-
-    @classmethod
-    def from_route(cls, route: "RouteConfig", limiter: RateLimiter | None = None) -> "CallPolicy":
-        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
-        if limiter is None and route.rate_limit is not None:
-            limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
-        return cls(caching=route.caching.enabled,
-                   tokens=TokenPolicy(route.tokens.max_tokens, route.tokens.max_turns,
-                                      route.tokens.max_history_tokens, route.tokens.warn_uncapped),
-                   retry=RetryPolicy(route.retry.max_attempts, route.retry.base_delay_s, route.retry.max_delay_s,
-                                     route.retry.deadline_s),
-                   fallback=tuple(route.fallback), limiter=limiter)
-
-
-@dataclass
-class _Target:
-    """One model of the chain, ready to call: the request as sent to it, its provider, its cache points."""
-
-    spec: ModelSpec
-    call: ChatRequest
-    provider: Provider
-    placements: list[Placement]
-    estimate: int  # tokens reserved in the rate limiter before the call, corrected after
-
-
-@dataclass
-class _Call:
-    """State shared by every attempt of one logical call."""
-
-    request: ChatRequest
-    policy: CallPolicy
-    plan: AttemptPlan
-    request_id: str
-    mode: str
-    targets: dict[int, _Target] = field(default_factory=dict)
 
 
 class Tokenomy:
@@ -114,19 +70,37 @@ class Tokenomy:
     def provider_for(self, spec: ModelSpec) -> Provider:
         return get_provider(spec)
 
-    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str) -> _Call:
+    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> CallState:
+        """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries."""
         policy = policy or self.policy
         request, _ = apply_token_policy(request, policy.tokens)
-        chain = (request.model, *policy.fallback)
-        return _Call(request, policy, AttemptPlan(chain, policy.retry, self._rng), uuid.uuid4().hex, mode)
+        if policy.router is None:
+            chains: list[tuple[str | None, tuple[str, ...]]] = [(None, (request.model,))]
+            validators = None
+        else:
+            route = policy.router.route(request)
+            chains = [(tier.name, tier.models) for tier in route.tiers]
+            validators = route.validators
+        tiers = []
+        for index, (name, models) in enumerate(chains):
+            # A tier's own models come first, then the route's fallbacks (each model tried once per chain).
+            chain = tuple(dict.fromkeys((*models, *policy.fallback)))
+            # Planned now, so every tier's deadline counts from the start of the call.
+            tiers.append(TierRun(index, name, AttemptPlan(chain, policy.retry, self._rng),
+                               validated=validators is not None and index < len(chains) - 1))
+        return CallState(request, policy, tiers, validators, uuid.uuid4().hex, mode, stream)
 
-    def _target(self, call: _Call, step: Step) -> _Target:
+    def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
-        if step.target not in call.targets:
-            spec = self.spec_for(call.plan.chain[step.target])
+        if step.target not in tier.targets:
+            spec = self.spec_for(tier.plan.chain[step.target])
             # The caller's region wins for the primary model; a fallback names its own (region fallback).
             region = (call.request.region or spec.region) if step.target == 0 else (spec.region or call.request.region)
-            request = replace(call.request, model=spec.model, region=region)
+            meta = call.request.meta
+            if tier.name is not None:
+                tags = {**meta.tags, ESCALATED_TAG: str(tier.index)} if tier.index else meta.tags
+                meta = replace(meta, tier=tier.name, tags=tags)
+            request = replace(call.request, model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
             if call.policy.caching:
                 request, placements = auto_cache(request, spec.pricing_model, self.catalog,
@@ -135,24 +109,58 @@ class Tokenomy:
             if request.tools:
                 text += json.dumps([asdict(t) for t in request.tools])
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
-            call.targets[step.target] = _Target(spec, request, self.provider_for(spec), placements, estimate)
-        return call.targets[step.target]
+            tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
+        return tier.targets[step.target]
 
     @staticmethod
-    def _left(call: _Call) -> float:
+    def _left(call: CallState, tier: TierRun) -> float:
         """Seconds left before the call's deadline: the rate limiter may not wait longer."""
-        return max(0.0, call.policy.retry.deadline_s - call.plan.elapsed_s)
+        return max(0.0, call.policy.retry.deadline_s - tier.plan.elapsed_s)
 
     @staticmethod
-    def _over_quota(call: _Call) -> ProviderError:
+    def _over_quota(call: CallState) -> ProviderError:
         # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
         return ProviderError(f"client-side rate limit: no request slot for {call.request.model!r} within the "
                              f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
                              kind="throttled")
 
+    def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
+        return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
+
+    def _take(self, call: CallState, att: Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
+        """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
+        if chunk.response is not None:
+            att.response = self._finish(call, att, chunk.response)
+        att.deltas += bool(chunk.delta)
+        if att.tier.validated:
+            held.append(chunk)
+            return False
+        att.yielded = att.yielded or bool(chunk.delta)
+        return True
+
+    def _failed(self, call: CallState, att: Attempt, exc: ProviderError, held: list[StreamChunk]) -> Step | None:
+        """Record a failed attempt; the next step of its tier, or None when the error is final."""
+        self._fail(call, att, exc)
+        held.clear()
+        # The caller already has part of an answer: a retry would duplicate it.
+        return None if att.yielded else att.tier.plan.after(exc)
+
+    def _abandoned(self, call: CallState, att: Attempt) -> None:
+        # Only a stream is abandoned part-way; a cancelled non-streamed call was never answered.
+        if call.stream and att.response is None:
+            self._abandon(call, att)
+
+    @staticmethod
+    def _accepted(call: CallState, att: Attempt | None) -> bool:
+        """After a tier answered: whether its answer ends the call (an unvalidated tier's always does)."""
+        if att is None or att.response is None or not att.tier.validated:
+            return True
+        call.attempts = att.number
+        return validate(att.response, call.request, call.validators or {}) is None
+
     # -- recording ------------------------------------------------------------------------------
-    def _finish(self, call: _Call, target: _Target, step: Step, response: ChatResponse, mode: str, span,
-                started: float) -> ChatResponse:
+    def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
+        target = att.target
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
         usage = response.usage
@@ -161,17 +169,19 @@ class Tokenomy:
             # The stand-in (e.g. the local model's KV cache) cached a prefix that the model it is priced
             # as cannot cache: that model would bill those tokens as plain input.
             usage = Usage(usage.total_input_tokens, usage.output_tokens)
-        cost = compute_cost(usage, pricing_model, region, mode, self.catalog)
+        cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog)
         response.cost_usd = cost.total_usd
-        response.attempts = step.attempt
-        event = record_priced_as(event_from_response(target.call, response, cost, mode, self.store_prompts,
+        response.attempts = att.number
+        if att.tier.name is not None:
+            response.tier = att.tier.name
+        event = record_priced_as(event_from_response(target.call, response, cost, call.mode, self.store_prompts,
                                                      call.request_id), target.spec.price_as, target.spec.name, self.catalog)
-        event.attempt = step.attempt
+        event.attempt = att.number
         self._record(event)
         if call.policy.limiter:
             usage = response.usage
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
-        otel.record_success(span, target.call, response, cost.total_usd, time.perf_counter() - started,
+        otel.record_success(att.span, target.call, response, cost.total_usd, time.perf_counter() - att.started,
                             [p.after for p in target.placements])
         self._local.placements = target.placements
         return response
@@ -180,154 +190,144 @@ class Tokenomy:
         if self.writer is not None:
             self.writer.record(event)
 
-    def _fail(self, call: _Call, target: _Target, step: Step, exc: ProviderError, span, started: float) -> None:
+    def _fail(self, call: CallState, att: Attempt, exc: ProviderError) -> None:
+        target = att.target
         meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
-        otel.record_failure(span, target.call, target.provider.name, error_type, time.perf_counter() - started)
+        otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
         self._record(UsageEvent(
             ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=target.call.region,
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
-            tier=meta.tier, latency_ms=(time.perf_counter() - started) * 1000, outcome=exc.kind,
-            error_type=error_type, attempt=step.attempt, request_id=call.request_id,
+            tier=meta.tier, latency_ms=(time.perf_counter() - att.started) * 1000, outcome=exc.kind,
+            error_type=error_type, attempt=att.number, request_id=call.request_id,
             prompt_hash=prompt_fingerprint(target.call)))
 
-    def _abandon(self, call: _Call, target: _Target, step: Step, span, started: float, deltas: int) -> None:
+    def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
         recorded with estimated tokens (prompt estimate; one token per delta received) rather than
         vanishing from the ledger.
         """
+        target = att.target
         request = target.call
-        usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=deltas)
+        usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
         cost = compute_cost(usage, target.spec.pricing_model, request.region if request.region not in ("global", "local") else None,
                             call.mode, self.catalog)
         meta = request.meta
-        otel.record_failure(span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - started)
+        otel.record_failure(att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started)
         self._record(UsageEvent(
             ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=request.region,
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
             route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            latency_ms=(time.perf_counter() - started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
-            attempt=step.attempt, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
+            latency_ms=(time.perf_counter() - att.started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
+            attempt=att.number, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
+
+    # -- the attempt loop, written once for sync and once for async -------------------------------
+    def _run(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> Iterator[StreamChunk]:
+        """Every attempt of one call: tiers in order; within a tier, retries then fallbacks.
+
+        Yields the caller's chunks (a non-streamed call yields one chunk carrying the response). A validated
+        tier's chunks are held until its answer passes, then released; a failing answer escalates.
+        """
+        call = self._begin(request, policy, mode, stream)
+        for tier in call.tiers:
+            held: list[StreamChunk] = []
+            step: Step | None = tier.plan.first()
+            att: Attempt | None = None
+            while step is not None:
+                if step.delay_s:
+                    time.sleep(step.delay_s)
+                att = self._start(call, tier, step)
+                if call.policy.limiter and not call.policy.limiter.acquire(att.target.estimate, self._left(call, tier)):
+                    raise self._over_quota(call)
+                att.started = time.perf_counter()
+                # A stream's span is not made current: a generator suspended at `yield` must not leave it in
+                # the caller's context.
+                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
+                                       current=not stream) as att.span:
+                    try:
+                        provider = att.target.provider
+                        chunks = provider.stream(att.target.call) if stream else \
+                            iter([StreamChunk(response=provider.chat(att.target.call))])
+                        for chunk in chunks:
+                            if self._take(call, att, chunk, held):
+                                yield chunk
+                        break
+                    except GeneratorExit:
+                        self._abandoned(call, att)
+                        raise
+                    except ProviderError as exc:
+                        step = self._failed(call, att, exc, held)
+                        if step is None:
+                            raise
+            if self._accepted(call, att):
+                yield from held
+                return
+
+    async def _arun(self, request: ChatRequest, policy: CallPolicy | None, mode: str,
+                    stream: bool) -> AsyncIterator[StreamChunk]:
+        """Async `_run`: waits with asyncio.sleep and the provider's async path."""
+        call = self._begin(request, policy, mode, stream)
+        for tier in call.tiers:
+            held: list[StreamChunk] = []
+            step: Step | None = tier.plan.first()
+            att: Attempt | None = None
+            while step is not None:
+                if step.delay_s:
+                    await asyncio.sleep(step.delay_s)
+                att = self._start(call, tier, step)
+                if call.policy.limiter and not await call.policy.limiter.acquire_async(att.target.estimate,
+                                                                                       self._left(call, tier)):
+                    raise self._over_quota(call)
+                att.started = time.perf_counter()
+                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
+                                       current=not stream) as att.span:
+                    try:
+                        provider = att.target.provider
+                        if stream:
+                            async for chunk in provider.astream(att.target.call):
+                                if self._take(call, att, chunk, held):
+                                    yield chunk
+                        else:
+                            chunk = StreamChunk(response=await provider.achat(att.target.call))
+                            if self._take(call, att, chunk, held):
+                                yield chunk
+                        break
+                    except (GeneratorExit, asyncio.CancelledError):
+                        self._abandoned(call, att)
+                        raise
+                    except ProviderError as exc:
+                        step = self._failed(call, att, exc, held)
+                        if step is None:
+                            raise
+            if self._accepted(call, att):
+                for chunk in held:
+                    yield chunk
+                return
 
     # -- public API -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None) -> ChatResponse:
         """Send one request under `policy`; every attempt is recorded, the last error re-raised."""
-        call = self._begin(request, policy, mode)
-        step: Step | None = call.plan.first()
-        while step is not None:
-            if step.delay_s:
-                time.sleep(step.delay_s)
-            target = self._target(call, step)
-            if call.policy.limiter and not call.policy.limiter.acquire(target.estimate, self._left(call)):
-                raise self._over_quota(call)
-            started = time.perf_counter()
-            with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
-                try:
-                    response = target.provider.chat(target.call)
-                except ProviderError as exc:
-                    self._fail(call, target, step, exc, span, started)
-                    step = call.plan.after(exc)
-                    if step is None:
-                        raise
-                    continue
-                return self._finish(call, target, step, response, mode, span, started)
-        raise AssertionError("unreachable: a plan always starts with one step")
+        return _answer(list(self._run(request, policy, mode, stream=False)))
 
     def stream(self, request: ChatRequest, mode: str = "on_demand",
                policy: CallPolicy | None = None) -> Iterator[StreamChunk]:
-        """Stream deltas; retries happen only before the first delta. The final chunk is priced."""
-        call = self._begin(request, policy, mode)
-        step: Step | None = call.plan.first()
-        while step is not None:
-            if step.delay_s:
-                time.sleep(step.delay_s)
-            target = self._target(call, step)
-            if call.policy.limiter and not call.policy.limiter.acquire(target.estimate, self._left(call)):
-                raise self._over_quota(call)
-            started = time.perf_counter()
-            yielded, deltas, finished = False, 0, False
-            # Not made current: a generator suspended at `yield` must not leave its span in the caller's context.
-            with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
-                try:
-                    for chunk in target.provider.stream(target.call):
-                        if chunk.response is not None:
-                            self._finish(call, target, step, chunk.response, mode, span, started)
-                            finished = True
-                        deltas += bool(chunk.delta)
-                        yielded = yielded or bool(chunk.delta)
-                        yield chunk
-                    return
-                except GeneratorExit:
-                    if not finished:
-                        self._abandon(call, target, step, span, started, deltas)
-                    raise
-                except ProviderError as exc:
-                    self._fail(call, target, step, exc, span, started)
-                    # The caller already has part of an answer: a retry would duplicate it.
-                    step = None if yielded else call.plan.after(exc)
-                    if step is None:
-                        raise
+        """Stream deltas; retries happen only before the first delta reaches the caller. The final chunk is
+        priced. A validated (cascade) tier's answer is held until it passes, then streamed."""
+        return self._run(request, policy, mode, stream=True)
 
     async def achat(self, request: ChatRequest, mode: str = "on_demand",
                     policy: CallPolicy | None = None) -> ChatResponse:
-        """Async `chat`: waits with asyncio.sleep and the provider's async path."""
-        call = self._begin(request, policy, mode)
-        step: Step | None = call.plan.first()
-        while step is not None:
-            if step.delay_s:
-                await asyncio.sleep(step.delay_s)
-            target = self._target(call, step)
-            if call.policy.limiter and not await call.policy.limiter.acquire_async(target.estimate, self._left(call)):
-                raise self._over_quota(call)
-            started = time.perf_counter()
-            with otel.attempt_span(target.call, target.provider.name, step.attempt) as span:
-                try:
-                    response = await target.provider.achat(target.call)
-                except ProviderError as exc:
-                    self._fail(call, target, step, exc, span, started)
-                    step = call.plan.after(exc)
-                    if step is None:
-                        raise
-                    continue
-                return self._finish(call, target, step, response, mode, span, started)
-        raise AssertionError("unreachable: a plan always starts with one step")
+        """Async `chat`."""
+        return _answer([chunk async for chunk in self._arun(request, policy, mode, stream=False)])
 
-    async def astream(self, request: ChatRequest, mode: str = "on_demand",
-                      policy: CallPolicy | None = None) -> AsyncIterator[StreamChunk]:
-        """Async `stream`: retries only before the first delta."""
-        call = self._begin(request, policy, mode)
-        step: Step | None = call.plan.first()
-        while step is not None:
-            if step.delay_s:
-                await asyncio.sleep(step.delay_s)
-            target = self._target(call, step)
-            if call.policy.limiter and not await call.policy.limiter.acquire_async(target.estimate, self._left(call)):
-                raise self._over_quota(call)
-            started = time.perf_counter()
-            yielded, deltas, finished = False, 0, False
-            with otel.attempt_span(target.call, target.provider.name, step.attempt, current=False) as span:
-                try:
-                    async for chunk in target.provider.astream(target.call):
-                        if chunk.response is not None:
-                            self._finish(call, target, step, chunk.response, mode, span, started)
-                            finished = True
-                        deltas += bool(chunk.delta)
-                        yielded = yielded or bool(chunk.delta)
-                        yield chunk
-                    return
-                except (GeneratorExit, asyncio.CancelledError):
-                    if not finished:
-                        self._abandon(call, target, step, span, started, deltas)
-                    raise
-                except ProviderError as exc:
-                    self._fail(call, target, step, exc, span, started)
-                    step = None if yielded else call.plan.after(exc)
-                    if step is None:
-                        raise
+    def astream(self, request: ChatRequest, mode: str = "on_demand",
+                policy: CallPolicy | None = None) -> AsyncIterator[StreamChunk]:
+        """Async `stream` (use with `async for`)."""
+        return self._arun(request, policy, mode, stream=True)
 
     def flush(self) -> None:
         """Write buffered ledger rows now."""
@@ -344,6 +344,13 @@ class Tokenomy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _answer(chunks: list[StreamChunk]) -> ChatResponse:
+    """The response a finished run delivered (its last chunk carries it)."""
+    if not chunks or chunks[-1].response is None:
+        raise AssertionError("unreachable: a run ends with a response or an error")
+    return chunks[-1].response
 
 
 __all__ = ["CallPolicy", "RateLimiter", "RetryPolicy", "TokenPolicy", "Tokenomy", "TokenomyError"]

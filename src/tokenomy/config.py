@@ -14,9 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
+from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.errors import ConfigError
 from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.retry import RetryPolicy
 
 DEFAULT_CONFIG_FILES = ("tokenomy.yaml", "tokenomy.yml")
 
@@ -51,25 +53,67 @@ class CachingPolicy(_Strict):
     enabled: bool = True
 
 
-class TokenPolicy(_Strict):
-    max_tokens: Optional[int] = Field(None, ge=1)
-    max_turns: Optional[int] = Field(None, ge=1)
-    max_history_tokens: Optional[int] = Field(None, ge=1)
-    warn_uncapped: bool = True
-
-
-class RetryPolicy(_Strict):
-    max_attempts: int = Field(4, ge=1)
-    base_delay_s: float = Field(0.2, ge=0)
-    max_delay_s: float = Field(8.0, ge=0)
-    deadline_s: float = Field(60.0, gt=0)
-
-
 class RateLimitPolicy(_Strict):
     """Client-side quota for a route, per process (requests and/or tokens per minute)."""
 
     requests_per_minute: Optional[float] = Field(None, gt=0)
     tokens_per_minute: Optional[float] = Field(None, gt=0)
+
+
+class Rule(_Strict):
+    """One rule: all given conditions must hold; the first matching rule picks the tier."""
+
+    name: str
+    tier: str
+    task: Optional[list[str]] = None
+    keywords: Optional[list[str]] = None
+    min_tokens: Optional[int] = None
+    max_tokens: Optional[int] = None
+    json_schema: Optional[bool] = None
+    tools: Optional[bool] = None
+    min_turns: Optional[int] = None
+
+
+# The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing.
+VALIDATOR_KEYS = ("truncated", "hedging", "hedge_phrases", "json", "schema", "required", "regex", "python")
+
+
+class RoutingPolicy(_Strict):
+    """`routing.policies.<name>`: rules, cascade, classifier or hybrid (see tokenomy.routing.router)."""
+
+    type: Literal["rules", "cascade", "classifier", "hybrid"] = "rules"
+    rules: list[Rule] = Field(default_factory=list)
+    default_tier: Optional[str] = Field(None, description="tier when no rule fires; default: the cheapest tier")
+    tiers: Optional[list[str]] = Field(None, description="the policy's tiers, cheapest first; default: all tiers")
+    validators: dict[str, Any] = Field(default_factory=dict)
+    classifier_path: Optional[str] = None
+    threshold: Optional[float] = Field(None, ge=0, le=1, description="P(strong) at or above which the classifier "
+                                       "picks the strong tier; default: the one saved by `route train`")
+    escalation_threshold: float = Field(0.25, ge=0, le=1, description="cascade escalation rate above which "
+                                        "the route is flagged")
+    expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
+
+    @field_validator("validators")
+    @classmethod
+    def _known_validators(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(VALIDATOR_KEYS))
+        if unknown:
+            raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
+        return value
+
+    def tiers_named(self) -> list[tuple[str, str]]:
+        """(key, tier) for every tier this policy names, to check them against `tiers:`."""
+        named = [(f"tiers[{i}]", t) for i, t in enumerate(self.tiers or [])]
+        if self.default_tier:
+            named.append(("default_tier", self.default_tier))
+        return named + [(f"rules[{i}].tier", r.tier) for i, r in enumerate(self.rules)]
+
+
+class RoutingConfig(_Strict):
+    """`routing:`: named policies, and the tier shares reports and alerts expect."""
+
+    policies: dict[str, RoutingPolicy] = Field(default_factory=dict)
+    expected_tier_share: dict[str, float] = Field(default_factory=dict)
 
 
 class RouteConfig(_Strict):
@@ -92,7 +136,7 @@ class TokenomyConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     tiers: dict[str, list[str]] = Field(default_factory=dict)
-    routing: dict[str, Any] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     budgets: list[Budget] = Field(default_factory=list)
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert thresholds and provisioned "
@@ -108,7 +152,7 @@ class TokenomyConfig(_Strict):
 
     def alert_settings(self) -> AlertSettings:
         """`alerts:`, with the expected tier shares taken from `routing.expected_tier_share` when not set there."""
-        shares = (self.routing or {}).get("expected_tier_share")
+        shares = self.routing.expected_tier_share
         if shares and not self.alerts.expected_tier_share:
             return self.alerts.model_copy(update={"expected_tier_share": dict(shares)})
         return self.alerts
@@ -121,6 +165,14 @@ class TokenomyConfig(_Strict):
                                     base_url=m.base_url, api_key_env=m.api_key_env, endpoint_url=m.endpoint_url,
                                     profile=m.profile, price_as=m.price_as)
         return specs
+
+    def routing_policy(self, name: str) -> RoutingPolicy:
+        """`routing.policies.<name>` (validated at load); a missing one is an error naming the key."""
+        policy = self.routing.policies.get(name)
+        if policy is None:
+            raise ConfigError(f"routing.policies.{name}: no such policy; define it under routing.policies "
+                              f"(defined: {', '.join(self.routing.policies) or 'none'})")
+        return policy
 
     def route_for(self, name: str) -> RouteConfig | None:
         """The route a client's `model` names; a bare model name becomes a one-model route."""
@@ -151,10 +203,18 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
         for ref in [route.model, *route.fallback]:
             if ref and ref not in config.models and ref != "local":
                 raise ConfigError(f"{origin}: routes.{name}: model {ref!r} is not defined under `models:`")
-        policies = (config.routing or {}).get("policies") or {}
+        policies = config.routing.policies
         if route.policy and route.policy not in policies:  # else every request to the route fails with a 400
             raise ConfigError(f"{origin}: routes.{name}.policy: {route.policy!r} is not defined under "
                               f"routing.policies (defined: {', '.join(policies) or 'none'})")
+        if route.policy and not config.tiers:
+            raise ConfigError(f"{origin}: routes.{name}.policy: routing needs tiers; list them under `tiers:` "
+                              "(e.g. tier1: [local], cheapest first)")
+    for name, policy in config.routing.policies.items():
+        for key, tier in policy.tiers_named():
+            if tier not in config.tiers:
+                raise ConfigError(f"{origin}: routing.policies.{name}.{key}: tier {tier!r} is not defined under "
+                                  f"`tiers:` (defined: {', '.join(config.tiers) or 'none'})")
     return config
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.messages import ChatRequest
@@ -12,7 +15,8 @@ log = logging.getLogger("tokenomy.policy")
 _warned: set[tuple[str, str]] = set()
 
 
-@dataclass(frozen=True)
+# The one definition: `tokenomy.yaml` validates a route's `tokens:` into this class and the client uses it.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TokenPolicy:
     """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens.
 
@@ -20,9 +24,9 @@ class TokenPolicy:
     truncation the history starts at a user message, as every provider requires.
     """
 
-    max_tokens: int | None = None
-    max_turns: int | None = None
-    max_history_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_turns: int | None = Field(None, ge=1)
+    max_history_tokens: int | None = Field(None, ge=1)
     warn_uncapped: bool = True
 
 

@@ -103,6 +103,8 @@ def cost(
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
+    service_tier: str = typer.Option("standard", "--service-tier",
+                                     help="On-demand tier: standard (default), priority or flex (where published)."),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -112,7 +114,7 @@ def cost(
 
     apply_prices(price_file)
     breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode,
-                             cache_ttl=cache_ttl)
+                             cache_ttl=cache_ttl, service_tier=service_tier)
     if as_json:
         print_json(breakdown.to_json())
         return
@@ -120,7 +122,8 @@ def cost(
             ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
             ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
             ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)]]
-    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}", ["tokens", "count", "cost"], rows))
+    tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
+    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))
     console.print(f"[dim]priced by {breakdown.priced_by}: {breakdown.source} (as of {breakdown.as_of})[/dim]")
     if breakdown.note:
         console.print(f"[yellow]{breakdown.note}[/yellow]")
@@ -139,7 +142,7 @@ def chat(
     as_json: bool = JsonOption,
 ) -> None:
     """Send one request, print the answer with tokens, cost and latency, and record it."""
-    from tokenomy.client import Tokenomy
+    from tokenomy.client import CallPolicy, Tokenomy
     from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
 
@@ -147,25 +150,24 @@ def chat(
         raise ConfigError("PROMPT is empty: give the message to send, e.g. tokenomy chat \"Say hi\"")
     request = ChatRequest.simple(prompt, model=model, system=system, max_tokens=max_tokens,
                                  meta=RequestMeta(task=task, route=route))
-    models = None
+    models = policy = None
     if config or route:
+        from dataclasses import replace
+
         from tokenomy.config import load_config
 
         cfg = load_config(config)
         models = cfg.model_specs()
         if route:
-            from tokenomy.routing.dispatch import chat_via_route  # provided by the routing package
-
-            with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
-                response = chat_via_route(client, cfg, route, request)
-            _print_chat(response, as_json)
-            return
+            # The route's caps, retries, fallbacks and routing policy, applied by the client's attempt loop.
+            policy = CallPolicy.for_route(cfg, route)
+            request = replace(request, model=cfg.route_for(route).model or route)
     with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
         if as_json:
-            response = client.chat(request)
+            response = client.chat(request, policy=policy)
         else:
             response = None
-            for chunk in client.stream(request):
+            for chunk in client.stream(request, policy=policy):
                 if chunk.delta:
                     console.print(chunk.delta, end="", markup=False, highlight=False)
                 if chunk.response is not None:

@@ -184,6 +184,8 @@ def savings_cmd(
     routing_share: float = typer.Option(0.0, "--routing-share", help="Share of calls routing moves (0–1)."),
     cap_percentile: float = typer.Option(95.0, "--cap-percentile", help="Output cap at this percentile per task."),
     price_as: Optional[str] = typer.Option(None, "--price-as", help="Re-price every call as if it ran on this model."),
+    cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Caching lever's cache lifetime: 5m, or 1h at the "
+                                  "1-hour cache-write price (models without one are not cached)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
     ledger: Optional[str] = LedgerOption,
@@ -196,7 +198,7 @@ def savings_cmd(
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
     inputs = SavingsInputs(tuple(t for t in batch_tasks.split(",") if t), batch_tag, routing_share, cheap_model,
-                           cap_percentile, price_as=price_as)
+                           cap_percentile, price_as=price_as, cache_ttl=cache_ttl)
     result = what_if(open_existing_ledger(ledger).events(_utc(since), _utc(until)), inputs)
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)

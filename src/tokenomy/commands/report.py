@@ -88,7 +88,7 @@ def report(
         from tokenomy.analytics.reports import parse_expected
         from tokenomy.config import load_config
 
-        shares = parse_expected(expected, None if expected else load_config(config).routing)
+        shares = parse_expected(expected, None if expected else load_config(config).routing.model_dump())
     rows = run_report(open_existing_ledger(ledger), name, by=by, since=since, until=until, expected=shares)
     if as_json:
         print_json(rows)

@@ -31,27 +31,14 @@ def explain_cmd(
     from tokenomy.config import load_config
     from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
-    from tokenomy.routing.rules import Decision, explain, load_policy
+    from tokenomy.routing.router import build_router
 
     cfg = load_config(config)
-    policies = (cfg.routing or {}).get("policies") or {}
-    name = policy or next(iter(policies), None)
+    name = policy or next(iter(cfg.routing.policies), None)
     if name is None:
         raise ConfigError("routing.policies: none defined; add a rules policy to the config given with --config")
-    chosen = load_policy(cfg.routing, name)
-    request = ChatRequest.simple(prompt, meta=RequestMeta(task=task))
-    decision = explain(chosen, request)
-    # Say what the gateway would do, not only what the rules say: a classifier (or a hybrid whose rules did
-    # not fire) decides with the trained model, and a cascade always starts at its cheapest tier.
-    if chosen.type == "classifier" or (chosen.type == "hybrid" and decision.rule is None):
-        from tokenomy.routing.dispatch import choose_tier
-
-        tier = choose_tier(chosen, request, sorted(cfg.tiers))
-        decision = Decision(tier, "classifier", f"no rule matched; the classifier {chosen.classifier_path} chose it")
-    elif chosen.type == "cascade":
-        order = chosen.tiers or sorted(cfg.tiers)
-        decision = Decision(order[0], None, f"cascade: starts at the cheapest tier, escalates along "
-                            f"{' -> '.join(order)} when the validators reject an answer")
+    # Say what the gateway would do (the same router): rules, a trained classifier, or a cascade's first tier.
+    decision = build_router(cfg, name).route(ChatRequest.simple(prompt, meta=RequestMeta(task=task))).decision
     result = {"policy": name, "tier": decision.tier, "rule": decision.rule, "reason": decision.reason,
               "models": cfg.tiers.get(decision.tier, [])}
     if as_json:

@@ -102,15 +102,11 @@ def _check_models(loaded) -> None:  # noqa: ANN001
 
 
 def _check_routing(loaded) -> None:  # noqa: ANN001
-    """Routed routes' policies and tier models, checked at start: otherwise every request to the route gets a 400
-    that names a server-side mistake the client cannot fix."""
+    """Tier models, checked at start: otherwise every request to a routed route gets a 400 that names a
+    server-side mistake the client cannot fix (the policies themselves are validated when the config loads)."""
     from tokenomy.errors import ConfigError, TokenomyError
     from tokenomy.providers.registry import resolve_model
-    from tokenomy.routing.rules import load_policy
 
-    for name, route in loaded.routes.items():
-        if route.policy:
-            load_policy(loaded.routing, route.policy)
     specs = loaded.model_specs()
     for tier, models in loaded.tiers.items():
         for model in models:

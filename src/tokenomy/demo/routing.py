@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from decimal import Decimal
 
+from tokenomy.client import CallPolicy
 from tokenomy.config import parse_config
 from tokenomy.messages import ChatRequest, RequestMeta, Usage
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.routing.dispatch import chat_via_route
-from tokenomy.routing.rules import explain, load_policy
+from tokenomy.routing.router import build_router
 
 if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
@@ -35,12 +35,14 @@ def run(ctx: DemoContext) -> None:
     """Route the prompts, print each decision, and the cost against sending everything to the strong model."""
     cfg = parse_config(CONFIG)
     ctx.client.models.update(cfg.model_specs())
-    policy = load_policy(cfg.routing, "rules")
+    policies = {route: CallPolicy.for_route(cfg, route, ctx.client.catalog) for route in cfg.routes}
+    rules = build_router(cfg, "rules", ctx.client.catalog)
     strong_total = Decimal(0)
     for route, prompt in PROMPTS:
-        request = ChatRequest.simple(prompt, max_tokens=16, meta=RequestMeta(task="routing-demo"))
-        response = chat_via_route(ctx.client, cfg, route, request)
-        why = explain(policy, request) if route == "smart" else None
+        request = ChatRequest.simple(prompt, model=route, max_tokens=16, meta=RequestMeta(task="routing-demo",
+                                                                                       route=route))
+        response = ctx.client.chat(request, policy=policies[route])
+        why = rules.route(request).decision if route == "smart" else None
         note = f"rule {why.rule or 'default'} ({why.reason})" if why else f"cascade, attempts end at {response.tier}"
         ctx.console.print(f"{route:5} {prompt[:40]!r:44} -> {response.tier}: {note}")
         strong_total += compute_cost(response.usage, STRONG, "us-east-1").total_usd

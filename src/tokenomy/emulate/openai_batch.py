@@ -91,7 +91,7 @@ class OpenAIBatchEmulator:
 
     # -- files ----------------------------------------------------------------------------------------
     def add_file(self, name: str, data: bytes, purpose: str) -> dict[str, Any]:
-        meta = {"id": _new_id("file-"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
+        meta: dict[str, Any] = {"id": _new_id("file-"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
                 "filename": name, "purpose": purpose, "status": "processed", "expires_at": None,
                 "status_details": None}
         self.files[meta["id"]] = (meta, data)
@@ -178,7 +178,7 @@ class OpenAIBatchEmulator:
                 obj = json.loads(text)
             except ValueError:
                 obj = None
-            problem = None
+            problem: tuple[str, str, str | None] | None = None
             if not isinstance(obj, dict):
                 problem = ("invalid_json_line", "This line is not parseable as valid JSON.", None)
             elif not obj.get("custom_id"):
@@ -300,14 +300,15 @@ def _parse_upload(content_type: str, body: bytes) -> tuple[dict[str, str], tuple
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         f"Content-Type: {content_type}\r\n\r\n".encode() + body)
     fields: dict[str, str] = {}
-    upload = None
+    upload: tuple[str, bytes] | None = None
     for part in message.iter_parts() if message.is_multipart() else []:
         name = part.get_param("name", header="content-disposition")
         filename = part.get_filename()
         payload = part.get_payload(decode=True) or b""
+        assert isinstance(payload, bytes)  # decode=True on a non-multipart part gives bytes
         if filename is not None:
             upload = (filename, payload)
-        elif name:
+        elif isinstance(name, str):
             fields[name] = payload.decode()
     return fields, upload
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Literal
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -17,7 +18,7 @@ class ServerThread:
     """`with ServerThread(app) as url:` serves `app` on a free loopback port until the block ends."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0,
-                 lifespan: str = "off") -> None:
+                 lifespan: Literal["auto", "on", "off"] = "off") -> None:
         import uvicorn
 
         self.host = host

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
@@ -110,7 +111,8 @@ class Gateway:
         self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache,
                                shared=bool(config.redis_url)) if self.keys else None
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
-        self.policies = {name: CallPolicy.from_route(route) for name, route in config.routes.items()}
+        # Built once per route: each owns its token bucket and its router (policies were validated at load).
+        self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
 
     # -- auth -----------------------------------------------------------------------------------
     def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
@@ -124,13 +126,17 @@ class Gateway:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def estimate_nano(self, route, request) -> int:  # noqa: ANN001
-        """Worst-case cost of a call: its prompt at input price plus max_tokens at output price, on the dearest
-        model the route may use (its fallbacks; any configured model for a routing policy)."""
-        names = [route.model, *route.fallback] if route.model else [*self.config.models, "local"]
-        prompt = estimate_tokens(request.text())
-        caps = [c for c in (request.max_tokens, route.tokens.max_tokens) if c]
-        output = min(caps) if caps else DEFAULT_OUTPUT_ESTIMATE
+    def estimate_nano(self, route, request, policy: CallPolicy) -> int:  # noqa: ANN001
+        """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
+        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
+        The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
+        names = [route.model] if route.model else []
+        if policy.router is not None:
+            names += policy.router.models()
+        names += route.fallback
+        sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
+        prompt = estimate_tokens(sent.text())
+        output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
         worst = Decimal(0)
         for name in names:
             spec = self.client.spec_for(name)
@@ -239,11 +245,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
                                            "lists the names you can use.", "invalid_request_error", "model_not_found",
                                       "model"), label, started)
-        if route.policy and not routing_available():
-            return metrics.done(error(400, f"The route `{body.model}` uses routing policy `{route.policy}`, but the "
-                                           "routing package (tokenomy.routing.dispatch) is not installed; point the "
-                                           "route at a `model` instead.", "invalid_request_error",
-                                      "routing_unavailable", "model"), label, started)
         if gw.guard.full():
             return metrics.done(error(503, "The gateway is at capacity; retry with backoff.", "server_error",
                                       "overloaded"), body.model, started)
@@ -259,8 +260,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(400, f"the request has a field of an unexpected shape ({exc}); check it "
                                            "against OpenAI's chat completions reference", "invalid_request_error"),
                                 body.model, started)
+        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         scopes = gw.budgets.scopes(key) if gw.budgets else []
-        estimate = gw.estimate_nano(route, call) if scopes else 0
+        estimate = gw.estimate_nano(route, call, policy) if scopes else 0
         budgets: Reservation | None = None
         if scopes:
             try:
@@ -275,7 +277,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                                                f"{scope}'s budget. Raise the budget or wait for the next period.",
                                           "insufficient_quota", "budget_exceeded"), body.model, started)
             budgets = held
-        policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         request_id = f"chatcmpl-{_ID_PREFIX}{next(_IDS):x}"
         gw.guard.waiting += 1
         try:
@@ -286,10 +287,10 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         finally:
             gw.guard.waiting -= 1
         if body.stream:
-            return StreamingResponse(_stream(gw, call, route, policy, body, request_id, budgets, started),
+            return StreamingResponse(_stream(gw, call, policy, body, request_id, budgets, started),
                                      media_type="text/event-stream")
         try:
-            response = await _call(gw, call, route, policy)
+            response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
             await _settle(gw, budgets, None)
             return metrics.done(_provider_error(exc), body.model, started)
@@ -326,17 +327,6 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     return app
 
 
-async def _call(gw: Gateway, call, route, policy: CallPolicy) -> ChatResponse:  # noqa: ANN001
-    if route.policy:
-        try:
-            from tokenomy.routing.dispatch import achat_via_route
-        except ModuleNotFoundError as exc:
-            raise TokenomyError(f"route uses routing policy {route.policy!r} but the routing package is not "
-                                "available") from exc
-        return await achat_via_route(gw.client, gw.config, call.meta.route, call)
-    return await gw.client.achat(call, policy=policy)
-
-
 async def _settle(gw: Gateway, budgets: Reservation | None, response: ChatResponse | None,
                   unknown: bool = False) -> None:
     """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
@@ -354,21 +344,6 @@ async def _settle(gw: Gateway, budgets: Reservation | None, response: ChatRespon
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
 
 
-def routing_available() -> bool:
-    """Whether routing policies can be dispatched (the routing package may not be installed)."""
-    global _ROUTING
-    if _ROUTING is None:
-        try:
-            import tokenomy.routing.dispatch  # noqa: F401
-            _ROUTING = True
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("tokenomy.routing.dispatch", "tokenomy.routing"):
-                raise
-            _ROUTING = False
-    return _ROUTING
-
-
-_ROUTING: bool | None = None
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
@@ -376,7 +351,7 @@ def _provider_error(exc: ProviderError) -> JSONResponse:
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
 
 
-async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budgets,  # noqa: ANN001
+async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets,  # noqa: ANN001
                   started: float) -> AsyncIterator[bytes]:
     created = int(time.time())
 
@@ -391,16 +366,13 @@ async def _stream(gw: Gateway, call, route, policy, body, request_id: str, budge
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        if route.policy:
-            final = await _call(gw, call, route, policy)
-            yield chunk({"content": final.text})
-        else:
-            async for piece in gw.client.astream(call, policy=policy):
-                if piece.delta:
-                    streamed = True
-                    yield chunk({"content": piece.delta})
-                if piece.response is not None:
-                    final = piece.response
+        # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
+        async for piece in gw.client.astream(call, policy=policy):
+            if piece.delta:
+                streamed = True
+                yield chunk({"content": piece.delta})
+            if piece.response is not None:
+                final = piece.response
         assert final is not None
         if gw.journal is not None:
             await gw.journal.durable_async()  # on disk before the stream tells the client it is complete

@@ -17,11 +17,13 @@ from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
-from tokenomy.pricing.cost import compute_cost
 from tokenomy.planning.window import short_for_monthly, window_text
+from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
 
 HOURS_PER_MONTH = Decimal(730)
 ORDER = ("routing", "caching", "output_caps", "batch")
+TTL_SECONDS = {"5m": 300, "1h": 3600}
+NO_1H_PRICE = "no published 1-hour cache-write price"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class SavingsInputs:
     cap_percentile: float = 95.0
     levers: tuple[str, ...] = ORDER
     price_as: str | None = None  # re-price every call as if it ran on this model (e.g. local → Bedrock)
+    cache_ttl: str = "5m"  # the caching lever's cache lifetime: 5m, or 1h at the 1-hour cache-write price
 
 
 @dataclass
@@ -47,11 +50,13 @@ class _Scenario:
     cache_write: int
     mode: str
     weight: Decimal = Decimal(1)
+    cache_write_1h: int = 0  # prefix tokens the caching lever writes with a 1-hour TTL
     notes: list[str] = field(default_factory=list)
 
 
-def cache_plan(events: list[UsageEvent]) -> dict[str, str]:
-    """Walk arrival times per (model, prefix): 'write' on a miss, 'read' within the TTL, '' if not cacheable."""
+def cache_plan(events: list[UsageEvent], cache_ttl: str = "5m") -> dict[str, str]:
+    """Walk arrival times per (model, prefix): 'write' on a miss, 'read' within the TTL, '' if not cacheable.
+    With `cache_ttl="1h"` the TTL is an hour and models without a 1-hour write price are not cacheable."""
     catalog = default_catalog()
     last_seen: dict[tuple, float] = {}
     plan: dict[str, str] = {}
@@ -65,9 +70,11 @@ def cache_plan(events: list[UsageEvent]) -> dict[str, str]:
             continue
         if not entry.has_cache or event.prefix_tokens < (entry.cache_min_tokens or 0):
             continue
+        if cache_ttl == "1h" and entry.cache_write_1h is None:
+            continue
         key = (event.model, event.prefix_hash)
         now = event.ts.timestamp()
-        ttl = entry.cache_ttl_seconds or 300
+        ttl = TTL_SECONDS["1h"] if cache_ttl == "1h" else entry.cache_ttl_seconds or TTL_SECONDS["5m"]
         previous = last_seen.get(key)
         plan[event.event_id] = "read" if previous is not None and now - previous <= ttl else "write"
         last_seen[key] = now  # a hit refreshes the TTL
@@ -76,8 +83,11 @@ def cache_plan(events: list[UsageEvent]) -> dict[str, str]:
 
 def _price(s: _Scenario) -> Decimal:
     region = s.region if s.region not in (None, "global", "local") else None
-    return compute_cost(Usage(s.input_tokens, s.output_tokens, s.cache_read, s.cache_write), s.model, region,
-                        s.mode).total_usd * s.weight
+    total = compute_cost(Usage(s.input_tokens, s.output_tokens, s.cache_read, s.cache_write), s.model, region,
+                         s.mode).total_usd
+    if s.cache_write_1h:  # the lever's writes with a 1-hour TTL, at the 1-hour write price
+        total += compute_cost(Usage(0, 0, 0, s.cache_write_1h), s.model, region, s.mode, cache_ttl="1h").total_usd
+    return total * s.weight
 
 
 def _apply(event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, plan: dict[str, str],
@@ -100,10 +110,14 @@ def _apply(event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, pl
             except TokenomyError:
                 entry = None
             prefix = min(event.prefix_tokens or 0, s.input_tokens)
-            if entry is not None and entry.has_cache and prefix >= (entry.cache_min_tokens or 0):
+            one_hour = inputs.cache_ttl == "1h"
+            if (entry is not None and entry.has_cache and prefix >= (entry.cache_min_tokens or 0)
+                    and not (one_hour and entry.cache_write_1h is None)):
                 s.input_tokens -= prefix
                 if plan[event.event_id] == "read":
                     s.cache_read += prefix
+                elif one_hour:
+                    s.cache_write_1h += prefix
                 else:
                     s.cache_write += prefix
         if "output_caps" in levers:
@@ -141,6 +155,8 @@ def output_caps(events: list[UsageEvent], percentile: float) -> dict[str, int]:
 def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     """Each lever's projected monthly saving, and the levers compounded in ORDER."""
     events = [e for e in events if e.outcome == "ok"]
+    if inputs.cache_ttl not in CACHE_TTLS:
+        raise ConfigError(f"--cache-ttl {inputs.cache_ttl}: give one of {', '.join(CACHE_TTLS)}")
     if not 0 <= inputs.cap_percentile <= 100:
         raise ConfigError(f"--cap-percentile {inputs.cap_percentile}: give a percentile between 0 and 100, e.g. 95")
     if inputs.price_as:
@@ -162,14 +178,16 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     start, end = min(e.ts for e in priced), max(e.ts for e in priced)
     hours = max(Decimal(str((end - start).total_seconds())) / 3600, Decimal(1))
     scale = HOURS_PER_MONTH / hours
-    plan = cache_plan(priced)
+    refused = _one_hour_refusals(priced, inputs)
+    plan = cache_plan(priced, inputs.cache_ttl)
     caps = output_caps(priced, inputs.cap_percentile)
     current = sum(_apply(e, (), inputs, plan, caps) for e in priced)
     levers: list[dict[str, Any]] = []
     for lever in inputs.levers:
         after = sum(_apply(e, (lever,), inputs, plan, caps) for e in priced)
         levers.append({"lever": lever, "monthly_saving_usd": (current - after) * scale,
-                       "window_saving_usd": current - after, "assumption": _assumption(lever, inputs, plan, caps)})
+                       "window_saving_usd": current - after,
+                       "assumption": _assumption(lever, inputs, plan, caps, refused)})
     # Only levers that save money on their own are worth applying; compound those, in ORDER.
     applied = tuple(row["lever"] for row in levers if row["monthly_saving_usd"] > 0)
     compounded_after = sum(_apply(e, applied, inputs, plan, caps) for e in priced)
@@ -183,6 +201,8 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
         "levers": levers,
         "compounded_order": list(applied),
         "priced_as": inputs.price_as,
+        "cache_ttl": inputs.cache_ttl,
+        "caching_refused": refused,
         "compounded_monthly_saving_usd": (current - compounded_after) * scale,
         "sum_of_individual_monthly_savings_usd": sum((row["monthly_saving_usd"] for row in levers
                                                       if row["lever"] in applied), Decimal(0)),
@@ -191,7 +211,31 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     }
 
 
-def _assumption(lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int]) -> str:
+def _one_hour_refusals(events: list[UsageEvent], inputs: SavingsInputs) -> dict[str, str]:
+    """With --cache-ttl 1h: the cacheable models without a 1-hour write price, each with the reason. If no
+    model in the window has one, the what-if is refused rather than showing a caching saving of zero."""
+    if inputs.cache_ttl != "1h" or "caching" not in inputs.levers:
+        return {}
+    refused: dict[str, str] = {}
+    priced_1h = []
+    for model, region in sorted({(e.model, e.region) for e in events}, key=str):
+        try:
+            entry = default_catalog().lookup(model, region if region not in (None, "global", "local") else None)
+        except TokenomyError:
+            continue
+        if entry.cache_write_1h is not None:
+            priced_1h.append(model)
+        elif entry.has_cache:
+            refused[model] = f"{NO_1H_PRICE} in {entry.region} (source {entry.source}, as of {entry.as_of})"
+    if not priced_1h:
+        names = ", ".join(sorted(refused)) or "the window's models"
+        raise ConfigError(f"--cache-ttl 1h: {names} has {NO_1H_PRICE} (none has a 1-hour cache); use --cache-ttl 5m, "
+                          "re-price with --price-as MODEL that has one, or add the price with a price file")
+    return refused
+
+
+def _assumption(lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int],
+                refused: dict[str, str] | None = None) -> str:
     if lever == "routing":
         if not inputs.cheap_model or not inputs.routing_share:
             return "no routing result given (use --cheap-model and --routing-share from `route eval` or `bench`)"
@@ -199,8 +243,10 @@ def _assumption(lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: d
     if lever == "caching":
         reads = sum(1 for v in plan.values() if v == "read")
         writes = sum(1 for v in plan.values() if v == "write")
-        return (f"repeated stable prefixes cached per model minimum and TTL along real arrival times: "
-                f"{writes} cache writes, {reads} cache reads")
+        ttl = "a 1-hour TTL at the 1-hour cache-write price" if inputs.cache_ttl == "1h" else "TTL"
+        not_cached = "".join(f"; not cached at 1h: {model} ({reason})" for model, reason in (refused or {}).items())
+        return (f"repeated stable prefixes cached per model minimum and {ttl} along real arrival times: "
+                f"{writes} cache writes, {reads} cache reads{not_cached}")
     if lever == "output_caps":
         shown = ", ".join(f"{task}≤{cap}" for task, cap in sorted(caps.items())) or "too few calls per task"
         return f"max_tokens at the p{inputs.cap_percentile:g} of each task's outputs ({shown}); longer answers truncated"

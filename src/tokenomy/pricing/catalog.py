@@ -18,7 +18,16 @@ from typing import Any
 import yaml
 
 from tokenomy.errors import ConfigError, UnknownModelError
-from tokenomy.pricing.entry import INT_FIELDS, PRICE_FIELDS, TERMS, TEXT_FIELDS, PriceEntry
+from tokenomy.pricing.entry import (
+    INT_FIELDS,
+    PRICE_FIELDS,
+    SERVICE_TIERS,
+    TERMS,
+    TEXT_FIELDS,
+    TIER_PRICE_FIELDS,
+    PriceEntry,
+    TierPrice,
+)
 from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
 
 # Re-exported: callers import these from the catalog.
@@ -43,7 +52,7 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
                       where: str) -> PriceEntry:
     kwargs: dict[str, Any] = {}
     known = set(PRICE_FIELDS) | set(INT_FIELDS) | set(TEXT_FIELDS) | {"provisioned_hourly", "source", "as_of",
-                                                                       "family"}
+                                                                       "family", "service_tiers"}
     unknown = set(block) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
@@ -63,6 +72,9 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
     if bad_terms:
         raise ConfigError(f"{where}.provisioned_hourly: unknown term(s) {sorted(bad_terms)}; use none, 1m or 6m")
     kwargs["provisioned_hourly"] = {str(k): _decimal(v, f"{where}.provisioned_hourly.{k}") for k, v in hourly.items()}
+    tiers = block.get("service_tiers", model_info.get("service_tiers")) or {}
+    kwargs["service_tiers"] = {str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
+                               for name, spec in tiers.items()}
     return PriceEntry(
         provider=provider, model=model, region=region,
         family=str(block.get("family") or model_info.get("family") or model),
@@ -70,6 +82,25 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
         as_of=str(block.get("as_of") or model_info.get("as_of") or as_of),
         priced_by=priced_by, **kwargs,
     )
+
+
+def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
+    """One service tier's prices: input and output are required, and so are its own source and as_of."""
+    if name not in SERVICE_TIERS:
+        raise ConfigError(f"{where}: unknown service tier {name!r}; use one of {', '.join(SERVICE_TIERS)}")
+    unknown = set(spec) - set(TIER_PRICE_FIELDS) - {"source", "as_of"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are "
+                          f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of'})}")
+    missing = [key for key in ("input", "output", "source", "as_of") if spec.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(f"{where}: {', '.join(missing)} required "
+                          "(a tier price carries its figures, source and date)")
+    optional = {key: _decimal(spec[key], f"{where}.{key}") for key in ("cache_read", "cache_write")
+                if spec.get(key) is not None}
+    return TierPrice(input=_decimal(spec["input"], f"{where}.input"),
+                     output=_decimal(spec["output"], f"{where}.output"), source=str(spec["source"]),
+                     as_of=str(spec["as_of"]), **optional)
 
 
 def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tuple[list[PriceEntry], dict]:

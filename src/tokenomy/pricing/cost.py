@@ -14,6 +14,7 @@ from tokenomy.pricing.freshness import warn_if_old
 
 MODES = ("on_demand", "batch", "provisioned")
 CACHE_TTLS = ("5m", "1h")
+SERVICE_TIER_CHOICES = ("standard", "priority", "flex")
 MILLION = Decimal(1_000_000)
 
 
@@ -34,6 +35,7 @@ class CostBreakdown:
     currency: str = "USD"
     note: str | None = None
     cache_ttl: str = "5m"
+    service_tier: str = "standard"
 
     @property
     def total_usd(self) -> Decimal:
@@ -45,7 +47,8 @@ class CostBreakdown:
             "input_usd": money_str(self.input_usd), "output_usd": money_str(self.output_usd),
             "cache_read_usd": money_str(self.cache_read_usd), "cache_write_usd": money_str(self.cache_write_usd),
             "total_usd": money_str(self.total_usd), "priced_by": self.priced_by, "source": self.source,
-            "as_of": self.as_of, "cache_ttl": self.cache_ttl, "note": self.note,
+            "as_of": self.as_of, "cache_ttl": self.cache_ttl, "service_tier": self.service_tier,
+            "note": self.note,
         }
 
 
@@ -68,17 +71,26 @@ def _rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal
 
 
 def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str = "on_demand",
-                 catalog: PriceCatalog | None = None, cache_ttl: str = "5m") -> CostBreakdown:
+                 catalog: PriceCatalog | None = None, cache_ttl: str = "5m",
+                 service_tier: str = "standard") -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
-    at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price."""
+    at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price; on demand at the standard, priority or
+    flex `service_tier` (the latter two only where the provider publishes their prices)."""
     check_tokens(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                  cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens)
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
     if cache_ttl not in CACHE_TTLS:
         raise UsageError(f"cache_ttl={cache_ttl!r} is not one of {', '.join(CACHE_TTLS)}")
+    if service_tier not in SERVICE_TIER_CHOICES:
+        raise UsageError(f"service_tier={service_tier!r} is not one of {', '.join(SERVICE_TIER_CHOICES)}")
+    if service_tier != "standard" and mode != "on_demand":
+        raise UsageError(f"service_tier={service_tier!r} applies to on-demand calls only; use mode on_demand "
+                         "or service tier standard")
     entry = (catalog or default_catalog()).lookup(model, region)
     warn_if_old(entry)
+    if service_tier != "standard":
+        return _tier_cost(usage, entry, service_tier, cache_ttl)
     write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
@@ -114,4 +126,34 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
         input_usd=tokens_in * rate_in / MILLION, output_usd=tokens_out * rate_out / MILLION,
         cache_read_usd=tokens_cr * rate_cr / MILLION, cache_write_usd=tokens_cw * rate_cw / MILLION,
         priced_by=entry.priced_by, source=entry.source, as_of=entry.as_of, note=note, cache_ttl=cache_ttl,
+    )
+
+
+def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) -> CostBreakdown:
+    """On-demand cost at a published priority/flex price; refuses what the tier's published prices do not cover
+    (never a multiplier of the standard price)."""
+    tier = entry.service_tiers.get(tier_name)
+    where = f"model {entry.model!r} in {entry.region}"
+    if tier is None:
+        reason = entry.service_tier_note or "no published price for it in the catalog's sources"
+        raise UsageError(f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
+                         "or add the tier's published price with --prices FILE (service_tiers: {"
+                         f"{tier_name}: {{input, output, source, as_of}}}})")
+    if cache_ttl == "1h":
+        raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
+    for tokens, rate, label in ((usage.cache_read_tokens, tier.cache_read, "cache-read"),
+                                (usage.cache_write_tokens, tier.cache_write, "cache-write")):
+        if tokens and rate is None:
+            raise UsageError(f"{where}: the {tier_name} tier publishes no {label} price but usage reports "
+                             f"{tokens} {label} tokens; count them as input tokens or price the standard tier")
+    million_tokens = {k: Decimal(int(v)) / MILLION for k, v in (
+        ("in", usage.input_tokens), ("out", usage.output_tokens), ("cr", usage.cache_read_tokens),
+        ("cw", usage.cache_write_tokens))}
+    return CostBreakdown(
+        model=entry.model, region=entry.region, mode="on_demand",
+        input_usd=million_tokens["in"] * tier.input, output_usd=million_tokens["out"] * tier.output,
+        cache_read_usd=million_tokens["cr"] * (tier.cache_read or Decimal(0)),
+        cache_write_usd=million_tokens["cw"] * (tier.cache_write or Decimal(0)),
+        priced_by=entry.priced_by, source=tier.source, as_of=tier.as_of, cache_ttl=cache_ttl,
+        service_tier=tier_name,
     )

@@ -13,7 +13,27 @@ TERMS = ("none", "1m", "6m")
 PRICE_FIELDS = ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_write_1h")
 INT_FIELDS = ("cache_min_tokens", "cache_max_checkpoints", "cache_ttl_seconds", "context_window",
               "provisioned_tpm_per_unit")
-TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note")
+TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note")
+# On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
+SERVICE_TIERS = ("priority", "flex")
+TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True)
+class TierPrice:
+    """The on-demand prices of one service tier (USD per million tokens), with their own source and date."""
+
+    input: Decimal
+    output: Decimal
+    source: str
+    as_of: str
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: money_str(getattr(self, name), "unit_price")
+                               for name in TIER_PRICE_FIELDS if getattr(self, name) is not None}
+        return {**out, "source": self.source, "as_of": self.as_of}
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,8 @@ class PriceEntry:
     context_window: int | None = None
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
+    service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # "priority"/"flex" where published
+    service_tier_note: str | None = None  # why a tier is not priced (e.g. sold, but no figure verified)
     batch_note: str | None = None  # why there is no batch price (the provider publishes none)
     provisioned_note: str | None = None
     overrides: str | None = None  # why a curated figure deliberately differs from genai-prices'
@@ -62,5 +84,6 @@ class PriceEntry:
             if isinstance(value, Decimal):
                 out[key] = money_str(value, "unit_price")
         out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
+        out["service_tiers"] = {k: v.to_json() for k, v in self.service_tiers.items()}
         out["unit"] = "USD per 1M tokens (provisioned_hourly: USD per model unit per hour)"
         return out

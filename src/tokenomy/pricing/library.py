@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import ConfigError
-from tokenomy.pricing.entry import PriceEntry
+from tokenomy.pricing.entry import SERVICE_TIERS, PriceEntry, TierPrice
 from tokenomy.pricing.identifiers import ModelRef, is_bedrock_id, library_refs
 
 BATCH_CONTEXT = {"processing": "batch"}
@@ -122,6 +122,25 @@ def _flat(prices: Any, name: str) -> Decimal | None:
     return None
 
 
+def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierPrice]:
+    """The priority/flex prices the library publishes for a model (its `service_tier` price variants)."""
+    tiers: dict[str, TierPrice] = {}
+    for name in SERVICE_TIERS:
+        context = {"service_tier": name}
+        variants = [v for v in info.price_variants or () if v.when == context]
+        active = [v for v in variants if v.constraint is None or v.constraint.active(now)]
+        if not active:
+            continue
+        prices = info.get_prices(now, dict(context))
+        tier_in, tier_out = _flat(prices, "input_mtok"), _flat(prices, "output_mtok")
+        if tier_in is None or tier_out is None:
+            continue
+        tiers[name] = TierPrice(input=tier_in, output=tier_out, source=source, as_of=as_of,
+                                cache_read=_flat(prices, "cache_read_mtok"),
+                                cache_write=_flat(prices, "cache_write_mtok"))
+    return tiers
+
+
 def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     """Price `ref` from the library, or None if it does not know the model."""
     try:
@@ -150,13 +169,14 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             batch_output=_flat(batch, "output_mtok") if batch else None,
             cache_read=_flat(prices, "cache_read_mtok"), cache_write=_flat(prices, "cache_write_mtok"),
             cache_write_1h=_flat(prices, "cache_write_1h_mtok"), context_window=info.context_window,
+            service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             batch_note=None if has_batch else "genai-prices lists no batch price for this model",
             note=(f"genai-prices model {info.id!r}; its prices are not region-specific" if bedrock else None),
         )
     return None
 
 
-def library_figures(provider_id: str, model_ref: str) -> dict[str, Decimal | None] | None:
+def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
     """The library's per-token figures for one model (for comparing the curated catalog with it)."""
     snapshot = _snapshot()[0]
     try:
@@ -171,7 +191,8 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Decimal | Non
             "cache_read": _flat(prices, "cache_read_mtok"), "cache_write": _flat(prices, "cache_write_mtok"),
             "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
             "batch_input": _flat(batch, "input_mtok") if batch else None,
-            "batch_output": _flat(batch, "output_mtok") if batch else None}
+            "batch_output": _flat(batch, "output_mtok") if batch else None,
+            "service_tiers": _tiers(info, now, "genai-prices", _snapshot()[1])}
 
 
 def update_library(from_file: str | None = None, url: str | None = None, timeout: float = 30) -> dict[str, Any]:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from tokenomy.errors import ProviderError
 
 
-@dataclass(frozen=True)
+# The one definition: `tokenomy.yaml` validates a route's `retry:` into this class (errors name the key),
+# and the client uses the same object, so config and code cannot drift apart.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class RetryPolicy:
     """How hard to try one model before giving up (or handing over to the fallback chain)."""
 
-    max_attempts: int = 4
-    base_delay_s: float = 0.2
-    max_delay_s: float = 8.0
-    deadline_s: float = 60.0
+    max_attempts: int = Field(4, ge=1)
+    base_delay_s: float = Field(0.2, ge=0)
+    max_delay_s: float = Field(8.0, ge=0)
+    deadline_s: float = Field(60.0, gt=0)
 
     def delay(self, attempt: int, error: ProviderError, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed `attempt` (1-based): full jitter, at least Retry-After."""

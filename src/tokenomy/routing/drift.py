@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from tokenomy.routing.dispatch import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG
 
 DEFAULT_ESCALATION_THRESHOLD = 0.25
 
@@ -29,9 +29,7 @@ def _tags(value) -> dict:  # noqa: ANN001
 
 
 def _route_policies(cfg) -> dict[str, Any]:  # noqa: ANN001
-    from tokenomy.routing.rules import load_policy
-
-    return {name: load_policy(cfg.routing, route.policy) for name, route in cfg.routes.items() if route.policy}
+    return {name: cfg.routing_policy(route.policy) for name, route in cfg.routes.items() if route.policy}
 
 
 def escalation_thresholds(cfg) -> dict[str, float]:  # noqa: ANN001

@@ -20,7 +20,7 @@ from tokenomy.routing.calibrate import (STRONG_MODEL, WEAK_MODEL, Price, call_co
                                         sweep, train_and_calibrate)
 from tokenomy.data import examples
 from tokenomy.routing.datasets import load_outcomes
-from tokenomy.routing.rules import Policy, explain, load_policy
+from tokenomy.routing.rules import Policy, explain
 from tokenomy.routing.validators import validate
 
 DEFAULT_RULES = examples("routing/eval_rules.yaml")
@@ -37,10 +37,8 @@ def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None
 
             raise UsageError(f"--rules {rules_file}: no such file; give a tokenomy.yaml with routing.policies")
         return None, None, None
-    routing = load_config(str(path)).routing
     rules = cascade = None
-    for name in (routing or {}).get("policies") or {}:
-        policy = load_policy(routing, name)
+    for policy in load_config(str(path)).routing.policies.values():
         if policy.type in ("rules", "hybrid") and rules is None and policy.rules:
             rules = policy
         if policy.type == "cascade" and cascade is None:
@@ -51,7 +49,7 @@ def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None
 def rule_decisions(policy: Policy, prompts: pd.Series) -> np.ndarray:
     """True where the rules pick any tier other than the cheapest (the policy's first tier or default)."""
     cheapest = (policy.tiers or [policy.default_tier or "tier1"])[0]
-    return np.array([explain(policy, ChatRequest.simple(p)).tier != cheapest for p in prompts], bool)
+    return np.array([explain(policy, ChatRequest.simple(p), cheapest).tier != cheapest for p in prompts], bool)
 
 
 def cascade_escalations(test: pd.DataFrame, validators: dict) -> np.ndarray:

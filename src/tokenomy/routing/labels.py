@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tokenomy.errors import UsageError
-from tokenomy.routing.dispatch import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG
 
 
 def _tags(value) -> dict:  # noqa: ANN001
@@ -17,10 +17,8 @@ def _tags(value) -> dict:  # noqa: ANN001
 
 def cascade_routes(cfg) -> list[str]:  # noqa: ANN001
     """Routes whose policy is a cascade (the only ones whose outcomes say which tier was good enough)."""
-    from tokenomy.routing.rules import load_policy
-
     return sorted(name for name, route in cfg.routes.items()
-                  if route.policy and load_policy(cfg.routing, route.policy).type == "cascade")
+                  if route.policy and cfg.routing_policy(route.policy).type == "cascade")
 
 
 def cascade_labels(store, routes: list[str], since: datetime | None = None) -> list[dict]:

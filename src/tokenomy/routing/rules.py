@@ -1,60 +1,12 @@
-"""Routing policies from config (`routing.policies.<name>`) and the ordered rule router."""
+"""The ordered rules of a routing policy (`routing.policies.<name>.rules`): which tier a request goes to, and why."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokenomy.caching.placement import estimate_tokens
-from tokenomy.errors import ConfigError
+from tokenomy.config import RoutingPolicy as Policy
 from tokenomy.messages import ChatRequest
-
-
-class Rule(BaseModel):
-    """One rule: all given conditions must hold; the first matching rule picks the tier."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    tier: str
-    task: Optional[list[str]] = None
-    keywords: Optional[list[str]] = None
-    min_tokens: Optional[int] = None
-    max_tokens: Optional[int] = None
-    json_schema: Optional[bool] = None
-    tools: Optional[bool] = None
-    min_turns: Optional[int] = None
-
-
-class Policy(BaseModel):
-    """`routing.policies.<name>`: rules, cascade, classifier or hybrid."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["rules", "cascade", "classifier", "hybrid"] = "rules"
-    rules: list[Rule] = Field(default_factory=list)
-    default_tier: Optional[str] = None
-    tiers: Optional[list[str]] = None
-    validators: dict[str, Any] = Field(default_factory=dict)
-    classifier_path: Optional[str] = None
-    threshold: Optional[float] = Field(None, ge=0, le=1, description="P(strong) at or above which the classifier "
-                                       "picks the strong tier; default: the one saved by `route train`")
-    escalation_threshold: float = Field(0.25, ge=0, le=1, description="cascade escalation rate above which "
-                                        "the route is flagged")
-    expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
-
-
-def load_policy(routing: dict[str, Any], name: str) -> Policy:
-    """Validate `routing.policies.<name>`; errors name the key."""
-    policies = (routing or {}).get("policies") or {}
-    if name not in policies:
-        raise ConfigError(f"routing.policies.{name}: no such policy; define it under routing.policies")
-    try:
-        return Policy.model_validate(policies[name])
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"routing.policies.{name}.{where}: {err['msg']}") from exc
 
 
 @dataclass
@@ -70,8 +22,9 @@ def _text(request: ChatRequest) -> str:
     return (request.system or "") + "\n".join(m.text for m in request.messages)
 
 
-def explain(policy: Policy, request: ChatRequest) -> Decision:
-    """Apply rules in order; fall back to the policy's default tier."""
+def explain(policy: Policy, request: ChatRequest, default_tier: str | None = None) -> Decision:
+    """Apply rules in order; when none fires: the policy's `default_tier`, else `default_tier` (the router
+    passes the policy's cheapest tier)."""
     text = _text(request)
     tokens = estimate_tokens(text)
     turns = sum(1 for m in request.messages if m.role == "user")
@@ -108,5 +61,7 @@ def explain(policy: Policy, request: ChatRequest) -> Decision:
                 continue
             why.append(f"{turns} turns >= {rule.min_turns}")
         return Decision(rule.tier, rule.name, "; ".join(why) or "unconditional")
-    tier = policy.default_tier or "tier1"
+    tier = policy.default_tier or default_tier
+    if tier is None:
+        raise ValueError("explain: the policy has no default_tier; pass the cheapest tier as default_tier")
     return Decision(tier, None, "no rule matched: default tier")

@@ -1,0 +1,107 @@
+"""What happens around a call (`CallPolicy`: caps, cache points, retries, fallbacks, rate limit, router), and
+the state of one logical call while the client's attempt loop runs it (its tiers, their targets, attempts).
+
+Kept apart from `tokenomy.client`, which plans, calls and records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tokenomy.caching.placement import Placement
+from tokenomy.caching.tokens import TokenPolicy
+from tokenomy.errors import ConfigError
+from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.pricing.catalog import PriceCatalog
+from tokenomy.providers.base import Provider
+from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.fallback import AttemptPlan, Step
+from tokenomy.resilience.ratelimit import RateLimiter
+from tokenomy.resilience.retry import RetryPolicy
+from tokenomy.routing.router import Router, build_router
+
+if TYPE_CHECKING:
+    from tokenomy.config import RouteConfig, TokenomyConfig
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """What happens around a call: automatic cache points, token caps, retries, fallbacks, rate limit, and the
+    router that picks the tiers to try (each tier's attempts get all of the above)."""
+
+    caching: bool = True
+    tokens: TokenPolicy = field(default_factory=TokenPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    fallback: tuple[str, ...] = ()
+    limiter: RateLimiter | None = None
+    router: Router | None = None
+
+    @classmethod
+    def from_route(cls, route: "RouteConfig", limiter: RateLimiter | None = None,
+                   router: Router | None = None) -> "CallPolicy":
+        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
+        if limiter is None and route.rate_limit is not None:
+            limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
+        return cls(caching=route.caching.enabled, tokens=route.tokens, retry=route.retry,
+                   fallback=tuple(route.fallback), limiter=limiter, router=router)
+
+    @classmethod
+    def for_route(cls, config: "TokenomyConfig", name: str, catalog: PriceCatalog | None = None) -> "CallPolicy":
+        """The policy of route `name` in `config`, with its router when the route names a routing policy."""
+        route = config.route_for(name)
+        if route is None:
+            raise ConfigError(f"routes.{name}: no such route or model; define it under `routes:` or `models:`")
+        return cls.from_route(route, router=build_router(config, route.policy, catalog) if route.policy else None)
+
+
+
+@dataclass
+class Target:
+    """One model of a tier's chain, ready to call: the request as sent to it, its provider, its cache points."""
+
+    spec: ModelSpec
+    call: ChatRequest
+    provider: Provider
+    placements: list[Placement]
+    estimate: int  # tokens reserved in the rate limiter before the call, corrected after
+
+
+@dataclass
+class TierRun:
+    """One tier of the call (a call without a router has one, unnamed): its chain, retries and targets."""
+
+    index: int
+    name: str | None
+    plan: AttemptPlan
+    validated: bool  # its answer must pass the route's validators before the caller sees it
+    targets: dict[int, Target] = field(default_factory=dict)
+
+
+@dataclass
+class CallState:
+    """State shared by every attempt of one logical call."""
+
+    request: ChatRequest
+    policy: CallPolicy
+    tiers: list[TierRun]
+    validators: dict | None
+    request_id: str
+    mode: str
+    stream: bool
+    attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
+
+
+@dataclass
+class Attempt:
+    """One attempt in flight: how much of it the caller has seen, and its answer once it has one."""
+
+    tier: TierRun
+    step: Step
+    target: Target
+    number: int  # the attempt's number within the whole call (ledger `attempt`)
+    span: Any = None
+    started: float = 0.0
+    deltas: int = 0
+    yielded: bool = False
+    response: ChatResponse | None = None

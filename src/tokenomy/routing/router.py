@@ -1,0 +1,200 @@
+"""Routers: from a request, the ordered tiers to try and whether each answer must pass validators.
+
+One small interface and a table of implementations (rules, classifier, hybrid, cascade), in the manner
+of RouteLLM's router table. A router only decides; the client's attempt loop (`tokenomy.client`) expands
+the tiers into attempts under the route's call policy (token caps, cache points, retries, fallbacks,
+rate limit), so a routed call is capped, retried and recorded exactly like any other call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.messages import ChatRequest
+from tokenomy.routing.rules import Decision, explain
+
+if TYPE_CHECKING:
+    from tokenomy.config import RoutingPolicy, TokenomyConfig
+    from tokenomy.pricing.catalog import PriceCatalog
+
+# An escalated attempt is tagged with its number (1 = first escalation) so escalation rates per route are
+# queryable from the ledger: requests = untagged rows, escalated requests = rows tagged "1".
+ESCALATED_TAG = "cascade_escalated"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A tier as configured under `tiers:`: its first model answers, the others are its fallbacks."""
+
+    name: str
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """The tiers to try, in order. With `validators`, every answer but the last tier's must pass them, else
+    the next tier is tried (a cascade escalates); without, only the first tier is tried."""
+
+    tiers: tuple[Tier, ...]
+    validators: dict[str, Any] | None
+    decision: Decision
+
+
+class Router:
+    """The interface: `route(request)` → RoutePlan. Subclasses implement `first_tier`; a cascade overrides
+    `route`. Built once per route (at gateway start), never per request."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, policy: "RoutingPolicy", tiers: dict[str, Tier], order: list[str], cheapest: str) -> None:
+        self.policy = policy
+        self.tiers = tiers  # every tier the policy may use, by name
+        self.order = order  # the policy's tiers, cheapest first (escalation order)
+        self.cheapest = cheapest
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        raise NotImplementedError
+
+    def route(self, request: ChatRequest) -> RoutePlan:
+        decision = self.first_tier(request)
+        names = [decision.tier]
+        validators = self.policy.validators or None
+        if validators and decision.tier in self.order:  # validated: escalate along the order on failure
+            names += self.order[self.order.index(decision.tier) + 1:]
+        return RoutePlan(tuple(self._tier(n) for n in names), validators if len(names) > 1 else None, decision)
+
+    def models(self) -> list[str]:
+        """Every model a request on this router may reach (for worst-case budget reservations)."""
+        return [m for name in self.order for m in self._tier(name).models]
+
+    def _tier(self, name: str) -> Tier:
+        tier = self.tiers.get(name)
+        if tier is None or not tier.models:
+            raise ConfigError(f"tiers.{name}: no models listed; add e.g. `{name}: [local]` under tiers")
+        return tier
+
+
+class RulesRouter(Router):
+    """The first rule that matches picks the tier; none: `default_tier`, else the cheapest tier."""
+
+    kind = "rules"
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        return explain(self.policy, request, self.cheapest)
+
+
+_MODELS: dict[tuple, Any] = {}
+
+
+class ClassifierRouter(Router):
+    """A trained classifier: P(strong tier needed) at or above the threshold → the last tier, else the first."""
+
+    kind = "classifier"
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        from tokenomy.routing.classifier import load, strong_probability
+
+        path = self.policy.classifier_path
+        if not path:
+            raise ConfigError(f"routing.policies: a {self.kind} policy needs classifier_path "
+                              "(see `tokenomy route train`)")
+        try:
+            # Loaded once per file version: a decision must stay well under 5 ms; a retrained file is reloaded.
+            key = (path, os.stat(path).st_mtime_ns)
+        except OSError as exc:
+            raise ConfigError(f"routing.policies: classifier_path {path!r} cannot be read ({exc}); "
+                              "train one with `tokenomy route train`") from exc
+        if key not in _MODELS:
+            _MODELS[key] = load(path)
+        model = _MODELS[key]
+        threshold = self.policy.threshold if self.policy.threshold is not None else model.threshold
+        text = "\n".join(m.text for m in request.messages)
+        strong = strong_probability(model, text) >= threshold
+        return Decision(self.order[-1] if strong else self.order[0], "classifier",
+                        f"the classifier {path} chose it (threshold {threshold:g})")
+
+
+class HybridRouter(ClassifierRouter):
+    """Rules first; when no rule fires, the classifier decides."""
+
+    kind = "hybrid"
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        decision = explain(self.policy, request, self.cheapest)
+        if decision.rule is not None:
+            return decision
+        decision = super().first_tier(request)
+        return Decision(decision.tier, decision.rule, "no rule matched; " + decision.reason)
+
+
+class CascadeRouter(Router):
+    """Every tier in order, cheapest first: an answer that fails the validators escalates to the next tier."""
+
+    kind = "cascade"
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        return Decision(self.order[0], None, f"cascade: starts at the cheapest tier, escalates along "
+                        f"{' -> '.join(self.order)} when the validators reject an answer")
+
+    def route(self, request: ChatRequest) -> RoutePlan:
+        tiers = tuple(self._tier(n) for n in self.order)
+        # Validators always apply (their defaults reject empty, truncated and hedging answers).
+        return RoutePlan(tiers, dict(self.policy.validators), self.first_tier(request))
+
+
+ROUTERS: dict[str, Callable[..., Router]] = {r.kind: r for r in (RulesRouter, ClassifierRouter, HybridRouter,
+                                                                  CascadeRouter)}
+
+
+def cheapest_tier(names: list[str], tiers: dict[str, Tier], price: Callable[[str], Decimal | None]) -> str:
+    """The tier whose first model has the lowest catalog price (input + output per million tokens); ties and
+    unpriced models → the first listed."""
+    best, best_price = names[0], None
+    for name in names:
+        models = tiers[name].models if name in tiers else ()
+        value = price(models[0]) if models else None
+        if value is not None and (best_price is None or value < best_price):
+            best, best_price = name, value
+    return best
+
+
+def build_router(config: "TokenomyConfig", policy_name: str, catalog: "PriceCatalog | None" = None) -> Router:
+    """The router for `routing.policies.<policy_name>` (config validated at load: no per-request checks)."""
+    from tokenomy.pricing.catalog import default_catalog
+    from tokenomy.providers.registry import resolve_model
+
+    policy = config.routing_policy(policy_name)
+    if not config.tiers:
+        raise ConfigError(f"routing.policies.{policy_name}: no tiers defined; add `tiers:` (e.g. tier1: [local])")
+    catalog = catalog or default_catalog()
+    specs = config.model_specs()
+
+    def price(model: str) -> Decimal | None:
+        try:
+            spec = resolve_model(model, specs)
+            entry = catalog.lookup(spec.pricing_model, spec.region if spec.region not in (None, "global",
+                                                                                          "local") else None)
+        except TokenomyError:
+            return None
+        if getattr(entry, "priced_by", "") == "unpriced" or entry.input is None:
+            return None
+        return entry.input + (entry.output or 0)
+
+    return make_router(policy, config.tiers, price)
+
+
+def make_router(policy: "RoutingPolicy", tiers: dict[str, list[str]],
+                price: Callable[[str], Decimal | None] = lambda model: None) -> Router:
+    """The router for `policy` over `tiers` ({name: models}); `price` ranks tiers for the default tier."""
+    by_name = {name: Tier(name, tuple(models)) for name, models in tiers.items()}
+    listed = policy.tiers or list(tiers)
+    order = policy.tiers or sorted(tiers)
+    return ROUTERS[policy.type](policy, by_name, order, cheapest_tier(listed, by_name, price))
+
+
+__all__ = ["ESCALATED_TAG", "ROUTERS", "CascadeRouter", "ClassifierRouter", "HybridRouter", "RoutePlan", "Router",
+           "RulesRouter", "Tier", "build_router", "cheapest_tier", "make_router"]
