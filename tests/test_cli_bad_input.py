@@ -10,11 +10,13 @@ import pytest
 
 from tests.test_cli_core import all_command_paths
 from tokenomy.cli import main
+from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 # command path -> (arguments, expected exit status, words the one line must contain).
-# M: a ledger path that does not exist; F: a file that does not exist; C: a CSV file; D: a directory; L: a new ledger.
+# M: a ledger path that does not exist; F: a file that does not exist; C: a CSV file; D: a directory; L: a new ledger;
+# E: an existing empty ledger.
 CASES: dict[str, tuple[list[str], int, str]] = {
     "": (["bogus"], 2, "No such command 'bogus'"),
     "prices": (["no-such-model-xyz"], 2, "unknown model"),
@@ -33,8 +35,8 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "emulate openai-batch": (["--port", "-5"], 2, "--port"),
     "keys": (["nope"], 2, "No such command"),
     "keys create": (["--budget-usd", "-5", "--ledger", "L"], 2, "budget"),
-    "keys list": (["--ledger", "D"], 2, "ledger"),
-    "keys revoke": (["no-such-key", "--ledger", "L"], 2, "no-such-key"),
+    "keys list": (["--ledger", "M"], 2, "no ledger at"),
+    "keys revoke": (["no-such-key", "--ledger", "M"], 2, "no ledger at"),
     "keys team-budget": (["research", "--budget-usd", "-1", "--ledger", "L"], 2, "budget"),
     "route": (["nope"], 2, "No such command"),
     "route explain": (["hi", "--config", "F"], 2, "F"),
@@ -45,12 +47,12 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "batch": (["nope"], 2, "No such command"),
     "batch validate": (["C", "--model", HAIKU], 2, "this is CSV"),
     "batch submit": (["C", "--model", HAIKU, "--ledger", "L"], 2, "this is CSV"),
-    "batch status": (["no-such-job", "--ledger", "L"], 2, "no-such-job"),
+    "batch status": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
     "batch list": (["--ledger", "D"], 2, "ledger"),
-    "batch wait": (["no-such-job", "--ledger", "L"], 2, "no-such-job"),
-    "batch results": (["no-such-job", "--out", "out.jsonl", "--ledger", "L"], 2, "no-such-job"),
-    "batch cancel": (["no-such-job", "--ledger", "L"], 2, "no-such-job"),
-    "batch resume": (["no-such-job", "--ledger", "L"], 2, "no-such-job"),
+    "batch wait": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch results": (["no-such-job", "--out", "out.jsonl", "--ledger", "E"], 2, "no-such-job"),
+    "batch cancel": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch resume": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
     "batch plan": (["C", "--model", HAIKU, "--deadline", "25:99"], 2, "deadline"),
     "bench": (["nope"], 2, "No such command"),
     "bench run": (["F"], 2, "F"),
@@ -81,7 +83,8 @@ def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch
     args, status, said = CASES[command]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "records.csv").write_text("id,prompt\n1,hello\n")
-    places = {"M": str(tmp_path / "missing.duckdb"), "F": str(tmp_path / "no-such-file.jsonl"),
+    open_store(tmp_path / "empty.duckdb")
+    places = {"E": str(tmp_path / "empty.duckdb"), "M": str(tmp_path / "missing.duckdb"), "F": str(tmp_path / "no-such-file.jsonl"),
               "C": str(tmp_path / "records.csv"), "D": str(tmp_path), "L": str(tmp_path / "ledger.duckdb")}
     argv = ["tokenomy", *command.split(), *[places.get(a, a) for a in args]]
     monkeypatch.setattr(sys, "argv", argv)
