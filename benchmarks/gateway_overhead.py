@@ -6,7 +6,9 @@ one worker; also with auth on, once with a plain budgeted key and once with a ke
 and (c) the LiteLLM proxy (one worker, installed into its own venv under
 .tokenomy/bench-venvs/litellm, never the project venv). Prints a table and the ratios against the
 targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a lower p99; a team key within
-10% of a plain key's requests/s.
+10% of a plain key's requests/s. A second request (two tools, an earlier tool call and its result, an
+image part) is measured direct and through Tokenomy: its overhead should stay within 10% of the
+text-only request's.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json]
 """
@@ -14,6 +16,7 @@ targets: added p50 < 1 ms at c=1; at c=32 >= 10x LiteLLM's requests/s with a low
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -29,6 +32,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".tokenomy" / "bench-venvs" / "litellm"
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Say hi in one word."}], "max_tokens": 8}
+# An agent turn with vision: two tools, the assistant's earlier call and its result, a 4 KB image as a data URL.
+RICH_BODY = {"model": "bench-model", "max_tokens": 8, "messages": [
+    {"role": "user", "content": [{"type": "text", "text": "What is in the picture, and the weather there?"},
+                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(
+                                     b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16).decode(), "detail": "low"}}]},
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"}],
+    "tools": [{"type": "function", "function": {"name": name, "description": f"{name} for a city", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+        for name in ("get_weather", "get_time")]}
+RICH = "+tools/image"  # suffix of the targets measured with RICH_BODY
 MASTER_KEY = "sk-" + secrets.token_hex(32)  # LiteLLM refuses to start without a strong master key
 PRICE_AS = "anthropic.claude-3-haiku-20240307-v1:0"  # priced like a real model so the ledger does real work
 
@@ -64,10 +79,10 @@ def wait_ready_with(url: str, bearer: str, proc: subprocess.Popen, timeout: floa
     raise RuntimeError(f"{url} not ready after {timeout}s: {last}")
 
 
-def post_script(path: Path, bearer: str) -> Path:
+def post_script(path: Path, bearer: str, body: dict = BODY) -> Path:
     path.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
                     f"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"\n"
-                    f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+                    f"wrk.body = {json.dumps(json.dumps(body))}\n")
     return path
 
 
@@ -159,6 +174,7 @@ def main() -> int:
     tokenomy = Path(sys.executable).with_name("tokenomy")
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
     script = post_script(work / "post.lua", MASTER_KEY)
+    rich_script = post_script(work / "rich.lua", MASTER_KEY, RICH_BODY)
     scripts: dict[str, Path] = {}
     pids: dict[str, int] = {}
     procs: list[subprocess.Popen] = []
@@ -230,6 +246,11 @@ def main() -> int:
             wrk(url, 4, 1, lua)  # warm up connections, caches and JIT-free paths alike
             results[name] = {c: wrk(url, c, args.duration, lua, pids.get(name)) for c in (1, 32)}
             print(f"measured {name}", file=sys.stderr, flush=True)
+        for name in ("direct", "tokenomy"):  # the same upstream and gateway, with tools and an image
+            wrk(targets[name], 4, 1, rich_script)
+            results[name + RICH] = {c: wrk(targets[name], c, args.duration, rich_script, pids.get(name))
+                                    for c in (1, 32)}
+            print(f"measured {name}{RICH}", file=sys.stderr, flush=True)
     finally:
         for proc in reversed(procs):
             stop(proc)
@@ -257,6 +278,18 @@ def verdicts(results: dict) -> list[dict]:
     if direct and gw:
         added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
         out.append({"check": "added p50 at c=1 < 1 ms", "value": f"{added:.3f} ms", "ok": added < 1.0})
+    rich_direct, rich_gw = results.get("direct" + RICH), results.get("tokenomy" + RICH)
+    if direct and gw and rich_direct and rich_gw:
+        text_added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
+        rich_added = rich_gw[1]["p50_ms"] - rich_direct[1]["p50_ms"]
+        out.append({"check": "added p50 at c=1 with tools+image within 10% of text-only",
+                    "value": f"{rich_added:.3f} vs {text_added:.3f} ms", "ok": rich_added <= text_added * 1.1})
+        ratio = rich_gw[32]["rps"] / gw[32]["rps"] if gw[32]["rps"] else 0.0
+        out.append({"check": "rps at c=32 with tools+image within 10% of text-only",
+                    "value": f"{rich_gw[32]['rps']:.0f} vs {gw[32]['rps']:.0f} ({ratio:.0%})", "ok": ratio >= 0.9})
+        cpu = rich_gw[32]["cpu_ms_per_req"] / gw[32]["cpu_ms_per_req"]
+        out.append({"check": "gateway CPU per request at c=32 with tools+image within 10% of text-only (robust to "
+                             "machine load)", "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
     if gw and ll:
         ratio = gw[32]["rps"] / ll[32]["rps"] if ll[32]["rps"] else float("inf")
         out.append({"check": "rps at c=32 >= 10x LiteLLM", "value": f"{ratio:.1f}x", "ok": ratio >= 10})

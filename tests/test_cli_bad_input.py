@@ -24,6 +24,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "chat": (["hi", "--model", "no-such-model-xyz", "--ledger", "L"], 2, "no-such-model-xyz"),
     "serve": (["--config", "F"], 2, "F"),
     "report": (["spend", "--ledger", "M"], 2, "no ledger at"),
+    "review": (["--ledger", "M"], 2, "no ledger at"),
     "demo": (["--no-such-flag"], 2, "No such option"),
     "ledger": (["nope"], 2, "No such command 'nope'"),
     "ledger import": (["F", "--ledger", "L"], 2, "F"),

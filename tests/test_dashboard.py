@@ -32,7 +32,7 @@ START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 DAYS = 12
 MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None),
           ("bedrock", "amazon.nova-micro-v1:0", "us-east-1")]
-CHARTS = ["chart-spend", "chart-usage", "chart-cache", "chart-latency", "chart-tiers", "chart-savings"]
+CHARTS = ["chart-spend", "chart-usage", "chart-cache", "chart-latency", "chart-tiers", "chart-groups", "chart-types"]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -232,8 +232,10 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     assert sum(Decimal(r["cost_usd"]) for r in spend_json) == sum(expect.values())
     assert charts["chart-tiers"]["datasets"][0]["data"] == [
         sum(1 for e in events if (e.tier or "(none)") == t) for t in charts["chart-tiers"]["labels"]]
-    assert set(charts["chart-savings"]["labels"]) == {"routing", "caching", "output_caps", "batch"}
-    assert "per month" in page.inner_text("#savings-note")
+    # the savings levers are a ranked list now ("what to change"), not a chart
+    assert set(page.eval_on_selector_all("#levers li", "els => els.map(e => e.dataset.lever)")) == {
+        "routing", "caching", "output_caps", "batch", "provisioned"}
+    assert "/month" in page.inner_text("#levers-note")
 
     # a model filter re-queries and redraws with that model only
     page.select_option("select[name=model]", "claude-haiku-4-5-20251001")

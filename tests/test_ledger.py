@@ -225,3 +225,26 @@ def test_two_processes_share_one_duckdb_file(tmp_path, ledger_path):
              for _ in range(2)]
     assert [p.wait(60) for p in procs] == [0, 0]
     assert open_store(ledger_path).count() == 600
+
+
+def test_a_ledger_made_before_the_content_count_columns_opens_and_gains_them(tmp_path):
+    import duckdb
+
+    from tokenomy.ledger.store import ADDED_COLUMNS, EVENTS_DDL
+
+    path = tmp_path / "old.duckdb"
+    old_ddl = "\n".join(line for line in EVENTS_DDL.splitlines() if not line.strip().startswith(ADDED_COLUMNS))
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(old_ddl)
+        conn.execute("CREATE TABLE tokenomy_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO tokenomy_meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO usage_events (ts, provider, model, mode, outcome, event_id) "
+                     "VALUES (now(), 'openai', 'gpt-4o', 'on_demand', 'ok', 'old-row')")
+        assert "image_count" not in {r[0] for r in conn.execute("DESCRIBE usage_events").fetchall()}
+    store = open_store(path)
+    (old,) = store.events()
+    assert old.event_id == "old-row" and (old.image_count, old.document_count, old.tool_call_count) == (0, 0, 0)
+    from tokenomy.ledger.events import UsageEvent, utcnow
+
+    store.write([UsageEvent(ts=utcnow(), provider="openai", model="gpt-4o", image_count=3, tool_call_count=2)])
+    assert sorted((e.image_count, e.tool_call_count) for e in store.events()) == [(0, 0), (3, 2)]

@@ -93,7 +93,8 @@ def test_route_train_saves_threshold_the_router_uses(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     saved = load(model)
-    assert saved.threshold == report["threshold"] and saved.calibration["quality_retained"] >= 0.9
+    # JSON carries at most 12 decimals (one number rule for every command)
+    assert saved.threshold == pytest.approx(report["threshold"], abs=1e-12) and saved.calibration["quality_retained"] >= 0.9
     assert report["calibration"]["strong_model"] == STRONG_MODEL
     prompt = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in total?"
     p = float(saved.pipeline.predict_proba([prompt])[0][1])

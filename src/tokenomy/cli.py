@@ -37,7 +37,7 @@ def _root(_version: bool = typer.Option(False, "--version", callback=_version, i
 
 
 COMMAND_MODULES = ("core", "ledger", "emulate", "serve", "keys", "route", "batch", "bench", "plan", "report",
-                   "alerts", "export", "imports", "demo")
+                   "alerts", "review", "export", "imports", "demo")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"tokenomy.commands.{_name}").register(app)

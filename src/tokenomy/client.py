@@ -14,14 +14,15 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import AsyncIterator, Iterator
 
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.ledger.events import UsageEvent, event_from_response, prompt_fingerprint, record_priced_as, utcnow
+from tokenomy.ledger.events import (UsageEvent, content_counts, event_from_response, prompt_fingerprint,
+                                     record_priced_as, utcnow)
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -107,7 +108,7 @@ class Tokenomy:
                                                  None if region in (None, "global", "local") else region)
             text = request.text()
             if request.tools:
-                text += json.dumps([asdict(t) for t in request.tools])
+                text += json.dumps([t.to_dict() for t in request.tools])
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
             tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]
@@ -131,11 +132,11 @@ class Tokenomy:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
         if chunk.response is not None:
             att.response = self._finish(call, att, chunk.response)
-        att.deltas += bool(chunk.delta)
+        att.deltas += chunk.has_content  # text, tool-call and reasoning pieces alike
         if att.tier.validated:
             held.append(chunk)
             return False
-        att.yielded = att.yielded or bool(chunk.delta)
+        att.yielded = att.yielded or chunk.has_content
         return True
 
     def _failed(self, call: CallState, att: Attempt, exc: ProviderError, held: list[StreamChunk]) -> Step | None:
@@ -200,7 +201,7 @@ class Tokenomy:
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
             tier=meta.tier, latency_ms=(time.perf_counter() - att.started) * 1000, outcome=exc.kind,
             error_type=error_type, attempt=att.number, request_id=call.request_id,
-            prompt_hash=prompt_fingerprint(target.call)))
+            prompt_hash=prompt_fingerprint(target.call), **content_counts(target.call)))
 
     def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
@@ -221,7 +222,8 @@ class Tokenomy:
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
             route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             latency_ms=(time.perf_counter() - att.started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
-            attempt=att.number, request_id=call.request_id, prompt_hash=prompt_fingerprint(request)).apply_cost(cost))
+            attempt=att.number, request_id=call.request_id, prompt_hash=prompt_fingerprint(request),
+            **content_counts(request)).apply_cost(cost))
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 

@@ -38,6 +38,9 @@ class ModelConfig(_Strict):
     endpoint_url: Optional[str] = None
     profile: Optional[str] = None
     price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
+    inputs: Optional[list[Literal["text", "image", "document"]]] = Field(
+        None, description="what the model reads, e.g. [text] for a text-only model (default: whatever its provider "
+        "can send); the gateway refuses other content with a 400 naming the model and the block")
     system_prompt: Optional[str] = Field(None, description="instructions added before every system prompt "
                                          "(house style, or a benchmark variant)")
 
@@ -163,7 +166,8 @@ class TokenomyConfig(_Strict):
         for name, m in self.models.items():
             specs[name] = ModelSpec(name=name, provider=m.provider, model=m.model or name, region=m.region,
                                     base_url=m.base_url, api_key_env=m.api_key_env, endpoint_url=m.endpoint_url,
-                                    profile=m.profile, price_as=m.price_as)
+                                    profile=m.profile, price_as=m.price_as,
+                                    options=(("inputs", tuple(m.inputs)),) if m.inputs else ())
         return specs
 
     def routing_policy(self, name: str) -> RoutingPolicy:

@@ -99,16 +99,20 @@ class Message:
     """One conversation turn. `cache_point` marks a cache checkpoint right after this turn.
 
     `content` may be given as a string (one text block) or as blocks; it is always stored as blocks.
+    `name` is OpenAI's optional participant name (other providers have none and refuse it).
     """
 
     role: str
     content: list[Block]
     cache_point: bool
+    name: str | None
 
-    def __init__(self, role: str, content: str | Sequence[Block], cache_point: bool = False) -> None:
+    def __init__(self, role: str, content: str | Sequence[Block], cache_point: bool = False,
+                 name: str | None = None) -> None:
         self.role = role
         self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
         self.cache_point = cache_point
+        self.name = name
 
     @property
     def text(self) -> str:
@@ -128,6 +132,11 @@ class ToolSpec:
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
+        return {"name": self.name, "description": self.description, "input_schema": self.input_schema,
+                "strict": self.strict}
+
 
 @dataclass(slots=True)
 class ToolChoice:
@@ -145,6 +154,7 @@ class ResponseFormat:
     schema: dict[str, Any] | None = None
     name: str | None = None
     strict: bool | None = None
+    description: str | None = None
 
 
 @dataclass(slots=True)
@@ -286,12 +296,17 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class StreamChunk:
-    """A streamed piece (text, tool-call or reasoning delta), then one final chunk carrying `response`."""
+    """A streamed piece (text, tool-call or reasoning delta), then one final chunk carrying `response`.
+
+    `extra` holds what an OpenAI-format stream sent beside the text in OpenAI's own shape (a choice's
+    `logprobs`, other `delta` keys such as `refusal`), so the gateway can pass it on.
+    """
 
     delta: str = ""
     tool_call: ToolCallDelta | None = None
     reasoning: str = ""
     response: ChatResponse | None = None
+    extra: dict[str, Any] | None = None
 
     @property
     def has_content(self) -> bool:

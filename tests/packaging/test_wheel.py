@@ -27,6 +27,8 @@ REQUIRED = [
     "tokenomy/examples/routing/eval_rules.yaml",
     "tokenomy/examples/gateway/minimal.yaml",
     "tokenomy/analytics/static/dashboard.js",
+    "tokenomy/analytics/static/console.js",
+    "tokenomy/analytics/static/requests.js",
     "tokenomy/analytics/static/chart.umd.min.js",
     "tokenomy/pricing/data/bedrock.yaml",
 ]

@@ -29,6 +29,10 @@ class Reservation(BaseModel):
     model: str
     units: int = Field(gt=0)
     tpm_per_unit: int = Field(gt=0, description="tokens per minute one model unit serves")
+    term: Literal["none", "1m", "6m"] = Field("none", description="commitment term: prices the idle capacity "
+                                                                  "from the catalog's provisioned_hourly")
+    hourly_usd: Decimal | None = Field(None, ge=0, description="price per unit-hour when the catalog has none for "
+                                                               "the term")
 
 
 class AlertSettings(BaseModel):

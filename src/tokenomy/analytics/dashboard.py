@@ -17,8 +17,10 @@ from typing import Any
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard_data import Filters
 
-STATIC_FILES = {"chart.umd.min.js": "text/javascript", "dashboard.js": "text/javascript",
-                "chart.js.LICENSE.md": "text/markdown"}
+STATIC_FILES = {"chart.umd.min.js": "text/javascript", "console.js": "text/javascript",
+                "requests.js": "text/javascript", "dashboard.js": "text/javascript", "chart.js.LICENSE.md": "text/markdown"}
+# The page's scripts in load order: Chart.js, the console panels, the request log, then the page's main script.
+SCRIPTS = ("chart.umd.min.js", "console.js", "requests.js", "dashboard.js")
 
 
 @lru_cache(maxsize=None)
@@ -42,8 +44,7 @@ def report_html(store: Any, filters: Filters) -> str:
     data = dashboard_data.collect(store, filters)
     scripts = "\n".join([
         _inline_script("window.TOKENOMY_DATA = " + json.dumps(data) + ";"),
-        _inline_script(static_text("chart.umd.min.js")),
-        _inline_script(static_text("dashboard.js")),
+        *(_inline_script(static_text(name)) for name in SCRIPTS),
     ])
     return page_html("", scripts, form_attrs="hidden")
 

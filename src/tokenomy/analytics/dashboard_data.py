@@ -8,87 +8,22 @@ exact: costs leave as decimal strings and the page turns them into numbers only 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timezone
+from datetime import timezone
 from typing import Any
 
+from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
+from tokenomy.analytics.console_levers import savings
+from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
 from tokenomy.analytics.reports import PRESETS
-from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.ledger.events import COLUMNS
-from tokenomy.money import money_str
-from tokenomy.ledger.store import event_from_row
+from tokenomy.analytics.request_log import requests
 
-SAVINGS_EVENT_LIMIT = 20_000  # what-if re-prices every call several times; the most recent calls stand for the window
+__all__ = ["SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
+
 TAG_VALUES_LIMIT = 500
 
 
-@dataclass(frozen=True)
-class Filters:
-    """What the dashboard narrows the ledger to; None means no restriction. `until` is exclusive."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    provider: str | None = None
-    model: str | None = None
-    task: str | None = None
-    tag: str | None = None  # "key=value"
-    # Set by the gateway from the caller's virtual key when auth is on, never from the query string.
-    tenant: str | None = None
-    key_id: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
-                for k, v in asdict(self).items()}
-
-
-def parse_when(value: str | None, name: str) -> datetime | None:
-    """A date (midnight UTC) or an ISO timestamp (naive means UTC); empty means no bound."""
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as "
-                         "2026-11-01T00:00:00Z") from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-
-
-def make_filters(since: str | None = None, until: str | None = None, provider: str | None = None,
-                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Filters:
-    """Filters from query-string values (empty strings mean 'all')."""
-    if tag and "=" not in tag:
-        raise UsageError(f"tag={tag!r} must be key=value, e.g. tag=team=search")
-    start, end = parse_when(since, "since"), parse_when(until, "until")
-    if start and end and start >= end:
-        raise UsageError(f"since={since} is not before until={until} (until is exclusive); swap them")
-    return Filters(start, end, provider or None, model or None, task or None, tag or None)
-
-
-def _where(store: Any, f: Filters) -> tuple[str, list[Any]]:
-    mark = store.placeholder
-    clauses, params = [], []
-    for column, op, value in (("ts", ">=", f.since), ("ts", "<", f.until), ("provider", "=", f.provider),
-                              ("model", "=", f.model), ("task", "=", f.task), ("tenant", "=", f.tenant),
-                              ("key_id", "=", f.key_id)):
-        if value is not None:
-            clauses.append(f"{column} {op} {mark}")
-            params.append(value)
-    if f.tag:
-        key, value = f.tag.split("=", 1)
-        # tags are stored as JSON text; each dialect has its own accessor
-        if store.dialect == "postgres":
-            clauses.append(f"(CAST(tags AS jsonb) ->> {mark}) = {mark}")
-            params += [key, value]
-        else:
-            clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
-            params += ["$." + json.dumps(key), value]
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _money(value: Any) -> str:
-    return money_str(value or 0, "record")  # exact: charts and tables sum to the ledger
+_where = where
+_money = money
 
 
 def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
@@ -148,27 +83,6 @@ def totals(store: Any, f: Filters) -> dict[str, Any]:
             "first_ts": stamp(row["first_ts"]), "last_ts": stamp(row["last_ts"])}
 
 
-def savings(store: Any, f: Filters) -> dict[str, Any]:
-    """Monthly what-if savings per lever (planning.savings) on the filtered calls, most recent first."""
-    from tokenomy.planning.savings import SavingsInputs, what_if
-
-    where, params = _where(store, f)
-    rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM usage_events{where} ORDER BY ts DESC "
-                       f"LIMIT {SAVINGS_EVENT_LIMIT}", params)
-    events = [event_from_row(r) for r in rows]
-    try:
-        result = what_if(events, SavingsInputs())
-    except TokenomyError as exc:
-        return {"levers": [], "note": str(exc)}
-    levers = [{"lever": row["lever"], "monthly_saving_usd": _money(row["monthly_saving_usd"]),
-               "assumption": row["assumption"]} for row in result["levers"]]
-    note = f"{result['events']} calls, {result['assumption']}"
-    if len(rows) == SAVINGS_EVENT_LIMIT:
-        note += f"; the most recent {SAVINGS_EVENT_LIMIT} calls in the range"
-    return {"levers": levers, "current_monthly_cost_usd": _money(result["current_monthly_cost_usd"]),
-            "compounded_monthly_saving_usd": _money(result["compounded_monthly_saving_usd"]), "note": note}
-
-
 def filter_options(store: Any, scope: Filters = Filters()) -> dict[str, Any]:
     """Values the filter menus offer within `scope` (a key's tenant or own calls), and the first and last day."""
     where, params = _where(store, scope)
@@ -190,7 +104,8 @@ def filter_options(store: Any, scope: Filters = Filters()) -> dict[str, Any]:
 
 
 SECTIONS = {"spend": spend_by_day, "usage": usage_types, "cache": cache_hit_rate, "latency": latency,
-            "tiers": tier_share, "savings": savings, "totals": totals}
+            "tiers": tier_share, "savings": savings, "totals": totals, "headline": headline, "breakdown": breakdown,
+            "budgets": budgets, "alerts": alerts, "requests": requests}
 
 
 def collect(store: Any, f: Filters) -> dict[str, Any]:

@@ -9,7 +9,7 @@ the longest prefixes win because they save the most on a hit.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from tokenomy.errors import UnknownModelError
@@ -55,7 +55,7 @@ def place_cache_points(request: ChatRequest, entry: PriceEntry | None,
     candidates: list[tuple[str, int]] = []
     total = 0
     if request.tools:
-        total += count_tokens(json.dumps([asdict(t) for t in request.tools], sort_keys=True))
+        total += count_tokens(json.dumps([t.to_dict() for t in request.tools], sort_keys=True))
         candidates.append(("tools", total))
     if request.system:
         total += count_tokens(request.system)

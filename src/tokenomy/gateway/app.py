@@ -35,13 +35,14 @@ from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
-from tokenomy.gateway.responses import completion_body, error, usage_body
-from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, to_chat_request
+from tokenomy.gateway.responses import chunk_delta, completion_body, error, sse, usage_body
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, RequestError, to_chat_request
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.journal import Journal, journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.messages import ChatResponse
+from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.providers.base import inputs_refusal
 
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -125,6 +126,16 @@ class Gateway:
     def close(self) -> None:
         if self.key_cache is not None:
             self.key_cache.close()
+
+    def refusal(self, route, request: ChatRequest) -> str | None:  # noqa: ANN001
+        """Why the route's model cannot take this request (an image to a text-only model, a field its API
+        lacks), asked before any call or budget reservation. Fallbacks and routed tiers refuse at call time."""
+        if not route.model:
+            return None
+        spec = self.client.spec_for(route.model)
+        why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
+        return None if why is None else (f"model `{route.model}` cannot take {why}; remove it or send the request "
+                                         "to a model that supports it")
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:  # noqa: ANN001
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
@@ -253,13 +264,21 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                                       "rate_limit_error", "rate_limit_exceeded"), body.model, started)
         try:
             call = to_chat_request(body, request.headers, key, route)
+            refused = gw.refusal(route, call)
+        except RequestError as exc:
+            return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), body.model, started)
         except ValueError as exc:
+            return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+        except TokenomyError as exc:  # the route's model cannot be resolved
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
         except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape: the caller's fault
             log.warning("request could not be translated: %r", exc)
             return metrics.done(error(400, f"the request has a field of an unexpected shape ({exc}); check it "
                                            "against OpenAI's chat completions reference", "invalid_request_error"),
                                 body.model, started)
+        if refused is not None:
+            return metrics.done(error(400, refused, "invalid_request_error", "unsupported_content"), body.model,
+                                started)
         policy = gw.policies.get(body.model) or CallPolicy.from_route(route)
         scopes = gw.budgets.scopes(key) if gw.budgets else []
         estimate = gw.estimate_nano(route, call, policy) if scopes else 0
@@ -355,12 +374,13 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets,  # 
                   started: float) -> AsyncIterator[bytes]:
     created = int(time.time())
 
-    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, extra: dict | None = None) -> bytes:
         payload = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                   "choices": [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                   "choices": [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                             **(extra or {})}]}
         if usage is not None:
             payload["usage"] = usage
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+        return sse(payload)
 
     final: ChatResponse | None = None
     streamed = False
@@ -368,9 +388,10 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets,  # 
         yield chunk({"role": "assistant", "content": ""})
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
         async for piece in gw.client.astream(call, policy=policy):
-            if piece.delta:
+            rendered = chunk_delta(piece)
+            if rendered is not None:
                 streamed = True
-                yield chunk({"content": piece.delta})
+                yield chunk(rendered[0], extra=rendered[1])
             if piece.response is not None:
                 final = piece.response
         assert final is not None

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tokenomy.analytics import dashboard_data
-from tokenomy.analytics.dashboard import STATIC_FILES, page_html, static_text
+from tokenomy.analytics.dashboard import SCRIPTS, STATIC_FILES, page_html, static_text
 from tokenomy.analytics.dashboard_data import Filters
 from tokenomy.errors import TokenomyError
 from tokenomy.gateway.keys import VirtualKey
@@ -55,8 +55,7 @@ def _answer(request: Request, fn: Callable[[Any, Filters], Any], since: str | No
 def page(request: Request) -> HTMLResponse:
     """The dashboard page (charts load from the JSON API below)."""
     base = str(request.url.path).rstrip("/")
-    scripts = (f'<script src="{base}/static/chart.umd.min.js"></script>\n'
-               f'<script src="{base}/static/dashboard.js"></script>')
+    scripts = "\n".join(f'<script src="{base}/static/{name}"></script>' for name in SCRIPTS)
     return HTMLResponse(page_html(base, scripts))
 
 

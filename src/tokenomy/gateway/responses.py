@@ -1,13 +1,15 @@
-"""OpenAI-shaped bodies the gateway answers with: errors, completions, usage."""
+"""OpenAI-shaped bodies the gateway answers with: errors, completions, stream chunks, usage."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.messages import ChatResponse
+from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
+from tokenomy.providers.openai_wire import arguments_text
 
 
 def error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> JSONResponse:
@@ -15,13 +17,35 @@ def error(status: int, message: str, kind: str, code: str | None = None, param: 
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
 
+def _raw(response: ChatResponse, key: str) -> dict[str, Any]:
+    """What an OpenAI-format upstream sent beyond ChatResponse's slots (see providers.openai_wire.extras)."""
+    raw = response.raw
+    return dict(raw.get(key) or {}) if isinstance(raw, dict) else {}
+
+
+def message_body(response: ChatResponse) -> dict[str, Any]:
+    """The assistant message: text (None when the answer is only tool calls, as OpenAI sends), tool calls."""
+    calls = response.tool_calls
+    message: dict[str, Any] = {"role": "assistant", "content": response.text or (None if calls else "")}
+    reasoning = "".join(b.text for b in response.content if isinstance(b, ReasoningBlock))
+    if reasoning:
+        message["reasoning_content"] = reasoning  # the field OpenAI-compatible reasoning servers use
+    if calls:
+        message["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": arguments_text(c)}} for c in calls]
+    message.update(_raw(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
+    return message
+
+
 def completion_body(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
     """A chat.completion object, plus Tokenomy's cost and attempt details under `tokenomy`."""
     usage = response.usage
+    choice = {"index": 0, "message": message_body(response), "finish_reason": response.finish_reason,
+              **_raw(response, "choice")}
+    more = response.raw.get("more_choices") if isinstance(response.raw, dict) else None
     return {
         "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
-                     "finish_reason": response.finish_reason}],
+        "choices": [choice, *(more or [])], **_raw(response, "top"),
         "usage": usage_body(response),
         "tokenomy": {"cost_usd": str(response.cost_usd), "model": response.model, "provider": response.provider,
                      "tier": response.tier, "attempts": response.attempts, "cache_write_tokens": usage.cache_write_tokens},
@@ -29,8 +53,35 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    """OpenAI usage: prompt_tokens include cached tokens, reported under prompt_tokens_details."""
+    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning."""
     usage = response.usage
     return {"prompt_tokens": usage.total_input_tokens, "completion_tokens": usage.output_tokens,
             "total_tokens": usage.total_input_tokens + usage.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens}}
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens}}
+
+
+def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(delta, other choice keys such as logprobs) of one streamed piece in OpenAI's chunk format, or None."""
+    delta: dict[str, Any] = {}
+    extra = dict(piece.extra or {})
+    if piece.reasoning:
+        delta["reasoning_content"] = piece.reasoning
+    if piece.delta:
+        delta["content"] = piece.delta
+    delta.update(extra.pop("delta", None) or {})
+    call = piece.tool_call
+    if call is not None:
+        entry: dict[str, Any] = {"index": call.index}
+        function: dict[str, Any] = {"arguments": call.arguments}
+        if call.id is not None:
+            entry["id"], entry["type"] = call.id, "function"
+        if call.name is not None:
+            function["name"] = call.name
+        entry["function"] = function
+        delta["tool_calls"] = [entry]
+    return (delta, extra) if delta or extra else None
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"

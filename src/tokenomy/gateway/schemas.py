@@ -1,35 +1,48 @@
-"""Request/response shapes of the OpenAI Chat Completions API that the gateway accepts."""
+"""Request/response shapes of the OpenAI Chat Completions API that the gateway accepts.
+
+Every field of OpenAI's request is either mapped onto a provider-neutral ChatRequest slot
+(messages with all their parts, tools, tool_choice, response_format, sampling, reasoning_effort)
+or carried as-is in `ChatRequest.extra` (logprobs, n, user, metadata, service_tier, ... and any
+field of an OpenAI-compatible server); a provider that cannot send one refuses the request naming
+it (`Provider.refusal`). Nothing is dropped: a part or key this mapping does not know is a 400.
+"""
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenomy.config import RouteConfig
-from tokenomy.messages import ChatRequest, Message, RequestMeta, ResponseFormat, ToolSpec
+from tokenomy.messages import (Block, ChatRequest, DocumentBlock, ImageBlock, Message, Reasoning, RequestMeta,
+                               ResponseFormat, TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
 
-
-class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: Optional[str] = None
+# Fields the gateway maps itself; every other field of the body travels in ChatRequest.extra.
+MAPPED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "seed",
+          "presence_penalty", "frequency_penalty", "stream", "stream_options", "tools", "tool_choice",
+          "parallel_tool_calls", "response_format", "reasoning_effort", "n", "logprobs"}
+DOCUMENT_FORMATS = {"application/pdf": "pdf", "text/plain": "txt", "text/csv": "csv", "text/html": "html",
+                    "text/markdown": "md"}
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Union[str, list[ContentPart], None] = None
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Union[str, list[dict[str, Any]], None] = None
     name: Optional[str] = None
+    tool_calls: Optional[list[dict[str, Any]]] = None
+    tool_call_id: Optional[str] = None
 
 
 class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    """The subset of OpenAI's request that maps onto a provider-neutral ChatRequest."""
+    """OpenAI's chat-completions request: typed where the gateway maps a field, the rest passed through."""
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=512)
@@ -37,13 +50,21 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: Optional[int] = Field(None, ge=1, le=1_000_000)
     max_completion_tokens: Optional[int] = Field(None, ge=1, le=1_000_000)
     temperature: Optional[float] = Field(None, ge=0, le=2)
+    top_p: Optional[float] = Field(None, ge=0, le=1)
+    top_k: Optional[int] = Field(None, ge=1)
     stop: Union[str, list[str], None] = None
-    stream: bool = False
+    seed: Optional[int] = None
+    presence_penalty: Optional[float] = Field(None, ge=-2, le=2)
+    frequency_penalty: Optional[float] = Field(None, ge=-2, le=2)
+    stream: Optional[bool] = False
     stream_options: Optional[StreamOptions] = None
     tools: Optional[list[dict[str, Any]]] = None
+    tool_choice: Union[str, dict[str, Any], None] = None
+    parallel_tool_calls: Optional[bool] = None
     response_format: Optional[dict[str, Any]] = None
-    n: int = Field(1, ge=1, le=1)
-    user: Optional[str] = None
+    reasoning_effort: Optional[str] = None
+    n: Optional[int] = Field(None, ge=1, le=128)
+    logprobs: Optional[bool] = None
 
 
 class ErrorBody(BaseModel):
@@ -57,12 +78,12 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def _text(content: Union[str, list[ContentPart], None]) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.text or "" for part in content if part.type == "text")
+class RequestError(ValueError):
+    """A malformed or unsupported part of the request; `param` names where (OpenAI's error.param)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
 
 
 def parse_tags(header: str | None) -> dict[str, str]:
@@ -88,26 +109,184 @@ def parse_tags(header: str | None) -> dict[str, str]:
     return tags
 
 
-def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:  # noqa: ANN001
-    """Map the OpenAI request (system/developer messages become the system prompt) to a ChatRequest."""
-    system_parts = [_text(m.content) for m in body.messages if m.role in ("system", "developer")]
-    turns = [Message("assistant" if m.role == "assistant" else "user", _text(m.content))
-             for m in body.messages if m.role not in ("system", "developer")]
+# -- messages --------------------------------------------------------------------------------------
+def _data_url(url: str, where: str) -> tuple[str, bytes]:
+    """(media type, bytes) of a `data:<type>;base64,<data>` URL."""
+    head, sep, payload = url.partition(",")
+    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+        raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
+    try:
+        return head[5:-7], binascii.a2b_base64(payload, strict_mode=True)  # b64decode(validate=True) is 5x slower
+    except (binascii.Error, ValueError):
+        raise RequestError(where, "the data URL's payload is not valid base64") from None
+
+
+PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+
+
+def _part(part: dict[str, Any], where: str) -> Block:
+    kind = part.get("type")
+    unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
+    if kind == "text":
+        return TextBlock(str(part.get("text") or ""))
+    if kind == "image_url":
+        image = part.get("image_url") or {}
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not url:
+            raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
+        if url.startswith("data:"):
+            media_type, data = _data_url(url, f"{where}.image_url.url")
+            return ImageBlock(media_type=media_type, data=data, detail=image.get("detail"))
+        return ImageBlock(url=url, detail=image.get("detail"))
+    if kind == "file":
+        file = part.get("file") or {}
+        if file.get("file_id"):
+            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
+        if not file.get("file_data"):
+            raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
+        media_type, data = _data_url(file["file_data"], f"{where}.file.file_data")
+        name = file.get("filename") or "document"
+        fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
+        return DocumentBlock(format=fmt, data=data, name=name)
+    raise RequestError(f"{where}.type", f"content parts of type {kind!r} are not supported by this gateway "
+                                        "(text, image_url and file are)")
+
+
+def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list[Block]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextBlock(content)] if content else []
+    return [_part(p, f"{where}.content[{i}]") for i, p in enumerate(content)]
+
+
+def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
+    function = call.get("function") or {}
+    if call.get("type", "function") != "function" or not function.get("name"):
+        raise RequestError(where, "expected {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}")
+    arguments = function.get("arguments") or ""
+    try:
+        parsed = json.loads(arguments) if arguments else {}
+    except ValueError:
+        parsed = {}  # the exact text is what is sent back upstream
+    return ToolUseBlock(id=str(call.get("id") or ""), name=function["name"],
+                        input=parsed if isinstance(parsed, dict) else {"value": parsed}, arguments=arguments)
+
+
+def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
+    """System prompt (system and developer messages) and the turns; a run of `tool` messages is one user turn."""
+    system: list[str] = []
+    turns: list[Message] = []
+    for i, m in enumerate(body.messages):
+        where = f"messages[{i}]"
+        for key in m.model_extra or {}:
+            raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
+        if m.role == "function":
+            raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
+        if m.role in ("system", "developer"):
+            if m.name:
+                raise RequestError(f"{where}.name", "names on system messages are not carried; remove it")
+            blocks = _blocks(m.content, where)
+            if any(not isinstance(b, TextBlock) for b in blocks):
+                raise RequestError(f"{where}.content", "a system message takes text parts only")
+            system.append("".join(b.text for b in blocks if isinstance(b, TextBlock)))
+        elif m.role == "tool":
+            if not m.tool_call_id:
+                raise RequestError(f"{where}.tool_call_id", "required on a tool message")
+            result = ToolResultBlock(m.tool_call_id, _blocks(m.content, where))
+            last = turns[-1] if turns else None
+            if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
+                last.content.append(result)
+            else:
+                turns.append(Message("user", [result]))
+        elif m.role == "assistant":
+            blocks = _blocks(m.content, where)
+            blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
+            turns.append(Message("assistant", blocks, name=m.name))
+        else:
+            if m.tool_calls or m.tool_call_id:
+                raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
+            turns.append(Message("user", _blocks(m.content, where), name=m.name))
     if not turns:
         raise ValueError("messages: at least one user message is required")
+    return "\n\n".join(system) or None, turns
+
+
+# -- options ---------------------------------------------------------------------------------------
+def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
+    tools = []
+    for i, tool in enumerate(body.tools or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+            raise RequestError(f"tools[{i}]", "only function tools ({\"type\": \"function\", \"function\": {\"name\", "
+                                              "\"parameters\"}}) are supported by this gateway")
+        tools.append(ToolSpec(function["name"], function.get("description"),
+                              function.get("parameters") or {"type": "object", "properties": {}}, function.get("strict")))
+    return tools
+
+
+def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        modes = {"auto": "auto", "none": "none", "required": "any"}
+        if value not in modes:
+            raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
+        return ToolChoice(modes[value])  # type: ignore[arg-type]
+    name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
+    if not name:
+        raise RequestError("tool_choice", "send auto, none, required or {\"type\": \"function\", \"function\": "
+                                          "{\"name\": ...}} (allowed_tools and custom tools are not supported)")
+    return ToolChoice("tool", name)
+
+
+def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = value.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema":
+        spec = value.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise RequestError("response_format.json_schema", "send an object {\"name\": ..., \"schema\": {...}}")
+        return ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"),
+                              spec.get("description"))
+    raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
+
+
+def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
+    """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
+    extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
+    if body.n is not None and body.n != 1:
+        if body.stream:
+            raise RequestError("n", "n > 1 cannot be streamed through this gateway; send n=1 or stream=false")
+        extra["n"] = body.n
+    if body.logprobs:
+        extra["logprobs"] = True
+    if body.max_completion_tokens is not None:
+        extra["max_completion_tokens"] = body.max_completion_tokens  # only says which name the caller used
+    if body.stream_options is not None:
+        for key, value in (body.stream_options.model_extra or {}).items():
+            raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
+    return extra
+
+
+def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:  # noqa: ANN001
+    """Map the OpenAI request (system/developer messages become the system prompt) to a ChatRequest."""
+    system, turns = to_messages(body)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]
     meta = RequestMeta(task=headers.get("x-tokenomy-task") or route.task, tags=parse_tags(headers.get("x-tokenomy-tags")),
                        tenant=key.team if key else None, key_id=key.key_id if key else None, route=body.model)
-    response_format = None
-    if body.response_format and body.response_format.get("type") == "json_schema":
-        spec = body.response_format.get("json_schema") or {}
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
-            raise ValueError("response_format.json_schema: send an object {\"name\": ..., \"schema\": {...}}")
-        response_format = ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"))
-    elif body.response_format and body.response_format.get("type") == "json_object":
-        response_format = ResponseFormat("json_object")
-    tools = [ToolSpec(f.get("name", ""), f.get("description"), f.get("parameters") or {"type": "object", "properties": {}})
-             for f in ((t.get("function") or {}) for t in body.tools or [])]
-    return ChatRequest(messages=turns, model=route.model or body.model, system="\n\n".join(system_parts) or None,
-                       max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature,
-                       stop=stop, tools=tools, response_format=response_format, meta=meta)
+    return ChatRequest(messages=turns, model=route.model or body.model, system=system,
+                       max_tokens=min(c for c in caps) if caps else None, temperature=body.temperature,
+                       top_p=body.top_p, top_k=body.top_k, stop=stop, seed=body.seed,
+                       presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
+                       tools=_tools(body), tool_choice=_tool_choice(body.tool_choice),
+                       parallel_tool_calls=body.parallel_tool_calls,
+                       response_format=_response_format(body.response_format),
+                       reasoning=Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None,
+                       extra=_extra(body), meta=meta)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
@@ -65,6 +65,10 @@ class UsageEvent:
     prefix_tokens: int | None = None
     prompt_text: str | None = None
     priced_by: str | None = None
+    # What the call carried, counted, never stored (content lands only in prompt_text, if prompts are stored):
+    image_count: int = 0  # images in the request
+    document_count: int = 0  # documents in the request
+    tool_call_count: int = 0  # tool calls the model made in its answer
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -106,6 +110,24 @@ class UsageEvent:
 COLUMNS = [f.name for f in fields(UsageEvent)]
 
 
+class ContentCounts(TypedDict):
+    image_count: int
+    document_count: int
+
+
+def content_counts(request: ChatRequest) -> ContentCounts:
+    """How many images and documents a request carries (also inside tool results), for the ledger row."""
+    counts: ContentCounts = {"image_count": 0, "document_count": 0}
+    for message in request.messages:
+        for block in message.content:
+            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
+                if isinstance(part, ImageBlock):
+                    counts["image_count"] += 1
+                elif isinstance(part, DocumentBlock):
+                    counts["document_count"] += 1
+    return counts
+
+
 def prompt_fingerprint(request: ChatRequest) -> str:
     """A stable hash of the prompt (system + turns) so repeats can be found without storing text."""
     digest = hashlib.sha256()
@@ -119,7 +141,7 @@ def stable_prefix(request: ChatRequest) -> str:
     """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
     import json
 
-    parts = [json.dumps([asdict(t) for t in request.tools], sort_keys=True)] if request.tools else []
+    parts = [json.dumps([t.to_dict() for t in request.tools], sort_keys=True)] if request.tools else []
     parts.append(request.system or "")
     parts += [f"{m.role}\x01{m.text}" for m in request.messages[:-1]]
     return "\x00".join(parts)
@@ -147,6 +169,7 @@ def event_from_response(request: ChatRequest, response: ChatResponse, cost: Cost
         latency_ms=response.latency_ms, ttft_ms=response.ttft_ms, outcome="ok", attempt=response.attempts,
         request_id=request_id, prompt_hash=prompt_fingerprint(request),
         prompt_text=_prompt_text(request) if store_prompt else None,
+        tool_call_count=len(response.tool_calls), **content_counts(request),
     )
     event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
     if cost is not None:

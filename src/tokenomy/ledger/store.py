@@ -37,8 +37,11 @@ _COLUMN_TYPES = {
     "ttft_ms": "DOUBLE PRECISION", "outcome": "TEXT NOT NULL", "error_type": "TEXT", "attempt": "INTEGER",
     "request_id": "TEXT", "batch_job_id": "TEXT", "prompt_hash": "TEXT", "prefix_hash": "TEXT",
     "prefix_tokens": "INTEGER", "prompt_text": "TEXT",
-    "priced_by": "TEXT", "event_id": "TEXT PRIMARY KEY",
+    "priced_by": "TEXT", "image_count": "INTEGER DEFAULT 0", "document_count": "INTEGER DEFAULT 0",
+    "tool_call_count": "INTEGER DEFAULT 0", "event_id": "TEXT PRIMARY KEY",
 }
+# Columns added after schema version 1 shipped: ledgers made before them gain them on open (0 for old rows).
+ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
 
 EVENTS_DDL = "CREATE TABLE IF NOT EXISTS usage_events (\n  " + ",\n  ".join(
@@ -82,6 +85,8 @@ class LedgerStore:
         with self.connect() as conn:
             conn.execute(META_DDL)
             conn.execute(EVENTS_DDL)
+            for name in ADDED_COLUMNS:
+                conn.execute(f"ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS {name} {_COLUMN_TYPES[name]}")
             rows = conn.execute("SELECT value FROM tokenomy_meta WHERE key = 'schema_version'").fetchall()
             if not rows:
                 conn.execute(f"INSERT INTO tokenomy_meta (key, value) VALUES ({self.placeholder}, {self.placeholder})",

@@ -6,13 +6,72 @@ import asyncio
 import threading
 from typing import AsyncIterator, Iterator
 
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ReasoningBlock, StreamChunk,
+                               TextBlock, ToolResultBlock, ToolUseBlock)
+
+ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
+BLOCK_NAMES = {TextBlock: "text", ImageBlock: "image", DocumentBlock: "document", ToolUseBlock: "tool use",
+               ToolResultBlock: "tool result", ReasoningBlock: "reasoning"}
+# `extra` keys that only say which name the caller used for a mapped field (max_completion_tokens is
+# max_tokens under OpenAI's newer name): every provider honours the value, whatever it calls it.
+NAMING_HINTS = frozenset({"max_completion_tokens"})
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> str | None:
+    """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
+    if inputs is None:
+        return None
+    kinds = {ImageBlock: "image", DocumentBlock: "document"}
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
+                kind = kinds.get(type(part))
+                if kind is not None and kind not in inputs:
+                    return f"{_a(kind)} block (messages[{i}].content[{j}]): it reads {', '.join(inputs)} only"
+    return None
 
 
 class Provider:
-    """Subclasses implement `chat` and `stream`; async variants run them in a worker thread."""
+    """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
+
+    A provider declares what it can take (`accepts_blocks`, `accepts_extra`, `accepts_names`) so a
+    request it cannot carry is refused before any call or budget reservation (`refusal`), naming
+    the block or field, instead of being sent with parts silently missing.
+    """
 
     name: str = "provider"  # the gen_ai.provider.name value: local, openai, aws.bedrock, anthropic
+    accepts_blocks: tuple[type, ...] = ALL_BLOCKS
+    accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
+    accepts_names: bool = False  # OpenAI's per-message participant `name`
+
+    def refusal(self, request: ChatRequest) -> str | None:
+        """What of `request` this provider cannot send (e.g. "an image block (messages[0].content[1])"), or None."""
+        for i, message in enumerate(request.messages):
+            if message.name and not self.accepts_names:
+                return f"field `messages[{i}].name`"
+            for j, block in enumerate(message.content):
+                inner = block.content if isinstance(block, ToolResultBlock) else []
+                for part in (block, *inner):
+                    if not isinstance(part, self.accepts_blocks):
+                        kind = BLOCK_NAMES.get(type(part), type(part).__name__)
+                        return f"{_a(kind)} block (messages[{i}].content[{j}])"
+        if self.accepts_extra is not None:
+            for key in request.extra:
+                if key not in self.accepts_extra and key not in NAMING_HINTS:
+                    return f"field `{key}`"
+        return None
+
+    def check(self, request: ChatRequest) -> None:
+        """Raise a client error (HTTP 400 at the gateway) if `refusal` names something."""
+        why = self.refusal(request)
+        if why is not None:
+            raise ProviderError(f"model `{request.model}` ({self.name}) cannot take {why}; remove it or send the "
+                                "request to a model that supports it", kind="client_error", status=400)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send the request and wait for the whole answer."""

@@ -3,18 +3,27 @@
 llama.cpp keeps the KV cache of the previous prompt; when the next prompt starts with the same
 tokens it skips re-evaluating them. We measure that reused prefix and report it as cache-read
 tokens, so prompt caching is real and measurable with no network.
+
+Tools and JSON: a named or required tool (tool_choice tool/any) and a JSON response format are
+answered by grammar-constrained generation (a llama.cpp grammar built from the JSON Schema), so
+the output parses and follows the schema even from a 135M model. Tool definitions and results are
+rendered into the prompt as text. The model reads text only: images and documents are refused.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import uuid
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.messages import (ChatRequest, ChatResponse, StreamChunk, TextBlock, ToolCallDelta, ToolResultBlock,
+                               ToolSpec, ToolUseBlock, Usage)
 from tokenomy.providers.base import Provider
 
 DEFAULT_MAX_TOKENS = 256
@@ -50,21 +59,73 @@ def load_model():
         return _MODEL
 
 
+@lru_cache(maxsize=64)
+def grammar_for(schema_json: str):  # noqa: ANN201
+    """A llama.cpp grammar accepting exactly the JSON documents valid against a schema (cached: building costs ms)."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception as exc:  # the converter raises plain Exceptions on schemas it cannot express
+        raise ProviderError(f"the local model cannot constrain output to this JSON Schema ({exc}); simplify the "
+                            "schema or use another model", kind="client_error", status=400) from exc
+
+
+def forced_tool(request: ChatRequest) -> tuple[str | None, dict[str, Any]] | None:
+    """(tool name or None when the model picks, schema of the output) when a tool call is required."""
+    choice = request.tool_choice
+    if choice is None or choice.mode not in ("tool", "any") or not request.tools:
+        return None
+    tools = {t.name: t for t in request.tools}
+    if choice.mode == "tool":
+        if choice.name not in tools:
+            raise ProviderError(f"tool_choice names `{choice.name}`, which is not among the tools sent "
+                                f"({', '.join(tools)})", kind="client_error", status=400)
+        return choice.name, tools[choice.name].input_schema
+    if len(tools) == 1:
+        return request.tools[0].name, request.tools[0].input_schema
+    return None, {"anyOf": [{"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
+                             "required": ["name", "arguments"]} for t in request.tools]}
+
+
+def _tools_text(tools: list[ToolSpec]) -> str:
+    described = [{"name": t.name, "description": t.description or "", "parameters": t.input_schema} for t in tools]
+    return ("You can call these tools; to call one, answer with <tool_call>{\"name\": ..., \"arguments\": ...}"
+            "</tool_call>.\n" + json.dumps(described))
+
+
 class LocalProvider(Provider):
     """Runs requests on the embedded model, one at a time (llama.cpp contexts are not shareable)."""
 
     name = "local"
+    accepts_blocks = (TextBlock, ToolUseBlock, ToolResultBlock)  # text only: no images, documents, reasoning
 
     def __init__(self) -> None:
         self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
+    def refusal(self, request: ChatRequest) -> str | None:
+        if request.reasoning is not None:
+            return "field `reasoning_effort` (it has no reasoning mode)"
+        return super().refusal(request)
+
     def format_prompt(self, request: ChatRequest) -> str:
-        """Render the conversation with the model's own ChatML template."""
+        """Render the conversation with the model's own ChatML template (tools and their results as text)."""
         parts = []
-        if request.system:
-            parts.append(f"<|im_start|>system\n{request.system}<|im_end|>\n")
+        system = "\n\n".join(p for p in (request.system, _tools_text(request.tools) if request.tools else None) if p)
+        if system:
+            parts.append(f"<|im_start|>system\n{system}<|im_end|>\n")
         for message in request.messages:
-            parts.append(f"<|im_start|>{message.role}\n{message.text}<|im_end|>\n")
+            text = []
+            for block in message.content:
+                if isinstance(block, TextBlock):
+                    text.append(block.text)
+                elif isinstance(block, ToolUseBlock):
+                    call = {"name": block.name, "arguments": block.input}
+                    text.append(f"<tool_call>{json.dumps(call)}</tool_call>")
+                elif isinstance(block, ToolResultBlock):
+                    error = " (error)" if block.is_error else ""
+                    text.append(f"<tool_response{error}>{block.text}</tool_response>")
+            parts.append(f"<|im_start|>{message.role}\n{''.join(text)}<|im_end|>\n")
         parts.append("<|im_start|>assistant\n")
         return "".join(parts)
 
@@ -74,6 +135,12 @@ class LocalProvider(Provider):
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from llama_cpp import Llama
 
+        self.check(request)
+        tool = forced_tool(request)
+        schema = tool[1] if tool else request.json_schema
+        if schema is None and request.wants_json:
+            schema = {"type": "object"}
+        grammar = grammar_for(json.dumps(schema, sort_keys=True)) if schema is not None else None
         llm = load_model()
         prompt = self.format_prompt(request)
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
@@ -90,22 +157,50 @@ class LocalProvider(Provider):
             ttft = None
             pieces: list[str] = []
             finish = "stop"
+            call_id = f"call_{uuid.uuid4().hex[:24]}"
+            if tool is not None and tool[0] is not None:
+                yield StreamChunk(tool_call=ToolCallDelta(0, call_id, tool[0]))
+            options = {k: v for k, v in (("top_p", request.top_p), ("top_k", request.top_k),
+                                         ("presence_penalty", request.presence_penalty),
+                                         ("frequency_penalty", request.frequency_penalty)) if v is not None}
             for chunk in llm.create_completion(
                     tokens, max_tokens=max_tokens, temperature=request.temperature or 0.0,
-                    stop=["<|im_end|>", *request.stop], stream=True, repeat_penalty=1.1, seed=0):
+                    stop=["<|im_end|>", *request.stop], stream=True, repeat_penalty=1.1,
+                    seed=request.seed if request.seed is not None else 0, grammar=grammar, **options):
                 choice = chunk["choices"][0]
                 text = choice.get("text") or ""
                 if ttft is None:
                     ttft = (time.perf_counter() - start) * 1000
                 if text:
                     pieces.append(text)
-                    yield StreamChunk(delta=text)
+                    if tool is None:
+                        yield StreamChunk(delta=text)
+                    elif tool[0] is not None:  # a named tool: the text is its arguments, streamed as they come
+                        yield StreamChunk(tool_call=ToolCallDelta(0, arguments=text))
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
             latency = (time.perf_counter() - start) * 1000
         text = "".join(pieces)
         usage = Usage(input_tokens=len(tokens) - reused, output_tokens=self.count_tokens(text) if text else 0,
                       cache_read_tokens=reused)
-        yield StreamChunk(response=ChatResponse.of_text(
-            text, model="local", provider=self.name, usage=usage, finish_reason=finish,
+        content: list = [TextBlock(text)] if text else []
+        if tool is not None:
+            call, finish = self._tool_call(tool[0], text, call_id, finish)
+            content = [call]
+            if tool[0] is None:  # the model picked the tool: its name is known only now
+                yield StreamChunk(tool_call=ToolCallDelta(0, call_id, call.name, call.arguments or ""))
+        yield StreamChunk(response=ChatResponse(
+            content=content, model="local", provider=self.name, usage=usage, finish_reason=finish,
             latency_ms=latency, ttft_ms=ttft, region="local"))
+
+    @staticmethod
+    def _tool_call(name: str | None, text: str, call_id: str, finish: str) -> tuple[ToolUseBlock, str]:
+        """The generated JSON as a tool call (finish `tool_calls`); cut off by max_tokens, it stays `length`."""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return ToolUseBlock(call_id, name or "", {}, text), "length"
+        if name is None:  # {"name": ..., "arguments": {...}}: the model chose among several tools
+            name, arguments = value["name"], value["arguments"]
+            return ToolUseBlock(call_id, name, arguments, json.dumps(arguments)), "tool_calls"
+        return ToolUseBlock(call_id, name, value, text), "tool_calls"

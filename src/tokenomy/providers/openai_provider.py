@@ -9,28 +9,10 @@ from typing import Any, Iterator
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.providers import openai_wire
 from tokenomy.providers.base import Provider
 
 log = logging.getLogger(__name__)
-
-
-def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages += [{"role": m.role, "content": m.text} for m in request.messages]
-    return messages
-
-
-def usage_from_openai(usage: Any) -> Usage:
-    """OpenAI reports cached tokens inside prompt_tokens; Usage keeps them apart."""
-    if usage is None:
-        return Usage()
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
-    return Usage(input_tokens=prompt - cached, output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                 cache_read_tokens=cached)
 
 
 def map_openai_error(exc: Exception) -> ProviderError:
@@ -58,10 +40,17 @@ def map_openai_error(exc: Exception) -> ProviderError:
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
 
+def usage_from_openai(usage: Any) -> Usage:
+    """Usage from the SDK's CompletionUsage model (cached tokens split out of prompt_tokens)."""
+    return openai_wire.usage_from_dict(usage.model_dump() if usage is not None else None)
+
+
 class OpenAIProvider(Provider):
     """Chat Completions with streaming; usage comes from the final stream chunk."""
 
     name = "openai"
+    accepts_extra = None  # any pass-through field: the caller named it for this API
+    accepts_names = True
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, api_key_env: str | None = None,
                  timeout: float = 120.0, max_retries: int = 0) -> None:
@@ -73,76 +62,49 @@ class OpenAIProvider(Provider):
                                     max_retries=max_retries)
         self.base_url = base_url
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
-        if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.stop:
-            params["stop"] = request.stop
-        if request.tools:
-            params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description or "",
-                                                                 "parameters": t.input_schema}} for t in request.tools]
-        if request.json_schema:
-            params["response_format"] = {"type": "json_object"}
-        return params
+    @staticmethod
+    def _params(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+        """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
+        body = openai_wire.request_body(request, stream)
+        named = {"model": body.pop("model"), "messages": body.pop("messages")}
+        if body.pop("stream", False):
+            named["stream"] = True
+        return {**named, "extra_body": body}
+
+    def refusal(self, request: ChatRequest) -> str | None:
+        return super().refusal(request) or openai_wire.refusal(request)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         import openai
 
+        self.check(request)
         start = time.perf_counter()
         ttft = None
-        pieces: list[str] = []
-        finish = "stop"
-        usage = None
-        model = request.model
+        assembler = openai_wire.StreamAssembler(request)
         try:
-            stream = self.client.chat.completions.create(**self._params(request), stream=True,
-                                                         stream_options={"include_usage": True})
-            for chunk in stream:
-                model = getattr(chunk, "model", None) or model
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or []:
-                    delta = getattr(choice.delta, "content", None) or ""
-                    if delta:
-                        if ttft is None:
-                            ttft = (time.perf_counter() - start) * 1000
-                        pieces.append(delta)
-                        yield StreamChunk(delta=delta)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+            for chunk in self.client.chat.completions.create(**self._params(request, stream=True)):
+                for piece in assembler.feed(chunk.model_dump(exclude_unset=True)):
+                    if ttft is None and piece.has_content:
+                        ttft = (time.perf_counter() - start) * 1000
+                    yield piece
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        latency = (time.perf_counter() - start) * 1000
-        raw = {"served_model": model, "usage_source": "reported"}
-        if usage is None:
-            # Some OpenAI-compatible servers ignore stream_options.include_usage; estimate rather than
-            # record zero, and say so (one delta per token; ~4 characters per prompt token).
+        response = assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft)
+        if response.raw["usage_source"] == "estimated":
             log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")
-            raw["usage_source"] = "estimated"
-            prompt_chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
-            counted = Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=len(pieces))
-        else:
-            counted = usage_from_openai(usage)
-        yield StreamChunk(response=ChatResponse.of_text(
-            "".join(pieces), model=request.model, provider=self.name, usage=counted,
-            finish_reason=finish, latency_ms=latency, ttft_ms=ttft, region="global", raw=raw))
+        yield StreamChunk(response=response)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         import openai
 
+        self.check(request)
         start = time.perf_counter()
         try:
             result = self.client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        latency = (time.perf_counter() - start) * 1000
-        choice = result.choices[0]
-        return ChatResponse.of_text(choice.message.content or "", model=request.model, provider=self.name,
-                            usage=usage_from_openai(result.usage), finish_reason=choice.finish_reason or "stop",
-                            latency_ms=latency, ttft_ms=None, region="global", raw={"served_model": result.model})
+        return openai_wire.parse_completion(result.model_dump(exclude_unset=True), request, self.name,
+                                            (time.perf_counter() - start) * 1000)
 
     def close(self) -> None:
         self.client.close()

@@ -32,6 +32,11 @@ class ModelSpec:
     def pricing_model(self) -> str:
         return self.price_as or self.model
 
+    @property
+    def inputs(self) -> tuple[str, ...] | None:
+        """What the model reads (text, image, document) when the config says; None: whatever its provider sends."""
+        return dict(self.options).get("inputs")
+
 
 def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> ModelSpec:
     """Find how to call `name`: a configured model, `provider/model`, `local`, or a catalog id."""

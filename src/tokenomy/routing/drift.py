@@ -15,12 +15,15 @@ from tokenomy.routing.router import ESCALATED_TAG
 DEFAULT_ESCALATION_THRESHOLD = 0.25
 
 
-def _rows(store, since: datetime | None) -> list[dict]:
+def _rows(store, since: datetime | None, until: datetime | None = None) -> list[dict]:
     sql = "SELECT route, tier, tags FROM usage_events WHERE route IS NOT NULL AND outcome = 'ok'"
     params: list = []
     if since is not None:
         sql += f" AND ts >= {store.placeholder}"
         params.append(since)
+    if until is not None:  # a review of a past period must not count the calls after it
+        sql += f" AND ts < {store.placeholder}"
+        params.append(until)
     return store.query(sql, params)
 
 
@@ -43,7 +46,8 @@ def expected_shares(cfg) -> dict[str, dict[str, float]]:  # noqa: ANN001
 
 
 def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = None,
-                     since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD) -> list[dict]:
+                     since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD,
+                     until: datetime | None = None) -> list[dict]:
     """Per route: requests, escalated requests, rate, its threshold, flagged when the rate exceeds it.
 
     `thresholds`: one rate for every route, {route: rate} (others get `default`, 25%), or a TokenomyConfig, whose
@@ -54,7 +58,7 @@ def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = 
     if thresholds is not None and hasattr(thresholds, "routes"):
         thresholds = only = escalation_thresholds(thresholds)
     counts: dict[str, list[int]] = {}
-    for row in _rows(store, since):
+    for row in _rows(store, since, until):
         if only is not None and row["route"] not in only:
             continue
         attempt = _tags(row["tags"]).get(ESCALATED_TAG)
@@ -82,7 +86,7 @@ def routes_over_threshold(store, thresholds: float | dict[str, float] | Any | No
 
 
 def tier_share(store, since: datetime | None = None, expected: dict | None = None,
-               tolerance: float = 0.1) -> list[dict]:
+               tolerance: float = 0.1, until: datetime | None = None) -> list[dict]:
     """Per route and tier: share of calls vs the expected share; flagged when off by more than `tolerance`.
 
     `expected`: {tier: share} for every route, or {route: {tier: share}} (see `expected_shares(cfg)`).
@@ -90,7 +94,7 @@ def tier_share(store, since: datetime | None = None, expected: dict | None = Non
     expected = expected or {}
     per_route = bool(expected) and all(isinstance(v, dict) for v in expected.values())
     counts: dict[str, dict[str, int]] = {}
-    for row in _rows(store, since):
+    for row in _rows(store, since, until):
         counts.setdefault(row["route"], {}).setdefault(row["tier"] or "-", 0)
         counts[row["route"]][row["tier"] or "-"] += 1
     out = []

@@ -4,82 +4,152 @@
 (function () {
   "use strict";
 
-  const SECTIONS = ["totals", "spend", "usage", "cache", "latency", "tiers", "savings"];
+  const SECTIONS = ["totals", "headline", "spend", "usage", "cache", "latency", "tiers", "savings", "breakdown",
+                    "budgets", "alerts", "requests"];
   const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
                    "#9c755f", "#bab0ac"];
+  const C = window.TokenomyConsole;
   const charts = {};
   // What the page last drew, for people poking in the console and for the browser test.
   const state = (window.tokenomyDashboard = { renders: 0, data: null, charts: charts, error: null });
 
   const color = (i) => PALETTE[i % PALETTE.length];
-  const num = (x) => (x === null || x === undefined ? 0 : Number(x));
-  const usd = (x) => "$" + num(x).toLocaleString("en-US", { maximumFractionDigits: num(x) < 1 ? 4 : 2 });
+  const num = C.num;
+  const usd = C.usd;
   const uniq = (values) => [...new Set(values)].sort();
+  // Money axes and tooltips in readable dollars ($0.0004, never 0.000).
+  const moneyAxis = { ticks: { callback: (v) => usd(v) }, title: { display: true, text: "USD" } };
+  const moneyTips = { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " + usd(item.raw) } } };
 
-  function draw(id, config) {
+  function draw(id, config, csvName) {
     if (charts[id]) charts[id].destroy();
     config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options);
     charts[id] = new Chart(document.getElementById(id), config);
+    // CSV of what the chart shows, unless the caller registered the exact rows it drew from
+    if (csvName && !C.csvRows[csvName]) {
+      const d = config.data;
+      C.csvRows[csvName] = d.labels.map((label, i) => Object.fromEntries([["label", label],
+        ...d.datasets.map((ds) => [ds.label, ds.data[i]])]));
+    }
   }
 
   function bars(labels, datasets, options) {
     return { type: "bar", data: { labels: labels, datasets: datasets }, options: options || {} };
   }
 
+  // Two-period money bars for the console panels (horizontal when the labels are long names).
+  function periodBars(id, csvName, labels, datasets, horizontal) {
+    const value = horizontal ? "x" : "y";
+    // Long names (model ids, "name (key id)") are shortened on the axis so a phone keeps the bars; the
+    // tooltip has the whole name.
+    const category = { ticks: { callback: function (v) {
+      const text = String(this.getLabelForValue(v));
+      return text.length > 22 ? text.slice(0, 21) + "…" : text;
+    } } };
+    draw(id, bars(labels, datasets.map((d, i) => Object.assign({ backgroundColor: color(i === 0 ? 0 : 9) }, d)), {
+      indexAxis: horizontal ? "y" : "x", plugins: moneyTips,
+      scales: { [value]: moneyAxis, [horizontal ? "y" : "x"]: category } }), csvName);
+  }
+
   function render(data) {
+    for (const name of Object.keys(C.csvRows)) delete C.csvRows[name];
     const t = data.totals;
     document.getElementById("kpi-cost").textContent = usd(t.cost_usd);
     document.getElementById("kpi-calls").textContent = num(t.calls).toLocaleString("en-US");
     document.getElementById("kpi-range").textContent = t.first_ts ? t.first_ts.slice(0, 10) + " → " +
       t.last_ts.slice(0, 10) : "no calls in this range";
+    const none = t.calls ? null : "No calls in this range" + (data.filters ? "" : "") + ". Widen the dates or " +
+      "clear the filters (Reset); to record calls, send traffic through `tokenomy serve` or run `tokenomy ledger import`.";
+    C.render(data, periodBars);
+    window.TokenomyRequests.render(data.requests);
 
-    const days = uniq(data.spend.map((r) => r.day));
-    const spendModels = uniq(data.spend.map((r) => r.model));
-    draw("chart-spend", bars(days, spendModels.map((model, i) => ({
-      label: model, backgroundColor: color(i),
-      data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
-        .reduce((sum, r) => sum + num(r.cost_usd), 0)),
-    })), { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "USD" } } } }));
+    forecastChart(data.headline);
+    for (const id of ["sec-spend", "sec-usage", "sec-cache", "sec-latency", "sec-tiers"]) C.empty(id, none);
+    if (!none) {
+      C.csvRows["spend-by-day"] = data.spend;
+      const days = uniq(data.spend.map((r) => r.day));
+      const spendModels = uniq(data.spend.map((r) => r.model));
+      draw("chart-spend", bars(days, spendModels.map((model, i) => ({
+        label: model, backgroundColor: color(i),
+        data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
+          .reduce((sum, r) => sum + num(r.cost_usd), 0)),
+      })), { plugins: moneyTips, scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, moneyAxis) } }));
 
-    const types = [["input_tokens", "input"], ["output_tokens", "output"], ["cache_read_tokens", "cache read"],
-                   ["cache_write_tokens", "cache write"]];
-    draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
-      label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
-    })), { indexAxis: "y", scales: { x: { stacked: true, title: { display: true, text: "tokens" } },
-                                     y: { stacked: true } } }));
+      C.csvRows["usage"] = data.usage;
+      const types = [["input_cost_usd", "input"], ["output_cost_usd", "output"], ["cache_read_cost_usd", "cache read"],
+                     ["cache_write_cost_usd", "cache write"]];
+      draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
+        label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
+      })), { indexAxis: "y", plugins: { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " +
+        usd(item.raw) + " (" + num(data.usage[item.dataIndex][types[item.datasetIndex][0].replace("_cost_usd",
+        "_tokens")]).toLocaleString("en-US") + " tokens)" } } },
+      scales: { x: Object.assign({ stacked: true }, moneyAxis), y: { stacked: true } } }));
 
-    draw("chart-cache", bars(data.cache.map((r) => r.model), [{
-      label: "cache hit rate (%)", backgroundColor: color(3),
-      data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
-    }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
+      C.csvRows["cache-hit-rate"] = data.cache;
+      draw("chart-cache", bars(data.cache.map((r) => r.model), [{
+        label: "cache hit rate (%)", backgroundColor: color(3),
+        data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
+      }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
 
-    const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
-    draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
-      label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
-    })), { scales: { y: { title: { display: true, text: "ms" } } } }));
+      C.csvRows["latency"] = data.latency;
+      const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
+      draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
+        label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
+      })), { scales: { y: { title: { display: true, text: "ms" } } } }));
 
-    draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
-      label: "calls", data: data.tiers.map((r) => r.calls),
-      backgroundColor: data.tiers.map((_, i) => color(i)) }] } });
-
-    const levers = data.savings.levers || [];
-    draw("chart-savings", bars(levers.map((r) => r.lever), [{
-      label: "USD per month", backgroundColor: color(4), data: levers.map((r) => num(r.monthly_saving_usd)),
-    }], { indexAxis: "y", plugins: { tooltip: { callbacks: {
-      afterLabel: (item) => levers[item.dataIndex].assumption } } } }));
-    let note = data.savings.note || "";
-    if (levers.length && levers.every((r) => num(r.monthly_saving_usd) <= 0)) {
-      note = "No lever saves money on these calls under the default assumptions (batch needs latency-tolerant " +
-        "tasks, routing a cheaper model: try `tokenomy plan savings`). " + note;
-    } else if (data.savings.compounded_monthly_saving_usd !== undefined) {
-      note = "all levers together: " + usd(data.savings.compounded_monthly_saving_usd) + " per month of " +
-        usd(data.savings.current_monthly_cost_usd) + " (" + note + ")";
+      C.csvRows["tiers"] = data.tiers;
+      draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
+        label: "calls", data: data.tiers.map((r) => r.calls),
+        backgroundColor: data.tiers.map((_, i) => color(i)) }] } });
+      const untiered = data.tiers.find((r) => r.tier === "(none)");
+      document.getElementById("tiers-note").textContent = untiered && untiered.share > 0.5
+        ? pctText(untiered.share) + " of calls went through no routing policy (tier \"(none)\"): give a route " +
+          "`policy:` in tokenomy.yaml to route between a weak and a strong model." : "";
     }
-    document.getElementById("savings-note").textContent = note;
 
     state.data = data;
     state.renders += 1;
     document.body.dataset.renders = String(state.renders);
+  }
+
+  // This month so far (cumulative), the forecast to month end with its interval, and the monthly budget line.
+  function forecastChart(h) {
+    const box = document.getElementById("chart-forecast").parentElement;
+    const f = h.forecast;
+    box.hidden = !f;
+    if (!f) return;
+    const month = new Date(f.month + "-01T00:00:00Z");
+    const last = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 0)).toISOString().slice(0, 10);
+    const labels = f.days.map((d) => d.day).concat(f.days.length && f.days[f.days.length - 1].day === last ? [] : [last]);
+    const at = (value, where) => labels.map((_, i) => (where(i) ? value : null));
+    const end = labels.length - 1;
+    const datasets = [
+      { label: "spent so far", data: f.days.map((d) => num(d.cumulative_usd)), borderColor: color(0), pointRadius: 0 },
+      { label: "forecast", data: at(null, () => false).map((_, i) => (i === f.days.length - 1 ? num(f.month_to_date_usd)
+        : i === end ? num(f.forecast_usd) : null)), borderColor: color(1), borderDash: [4, 3], spanGaps: true },
+      { label: "interval", data: at(num(f.high_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false },
+      { label: "low", data: at(num(f.low_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false },
+    ];
+    // a budget far above the spend would flatten the lines; the card's text still states it
+    if (h.monthly_budget_usd !== null && num(h.monthly_budget_usd) <= 5 * num(f.high_usd)) {
+      datasets.push({ label: "budget", data: labels.map(() => num(h.monthly_budget_usd)), borderColor: color(2),
+                      borderDash: [2, 2], pointRadius: 0 });
+    }
+    draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
+      plugins: Object.assign({ legend: { display: false } }, moneyTips),
+      scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => usd(v) } } } } },
+    "forecast");
+  }
+
+  const pctText = (x) => Math.round(100 * x) + "%";
+
+  // The group-by and top-N selectors redraw from the data at hand (the offline report has every grouping).
+  for (const id of ["group-by", "top-n"]) {
+    document.getElementById(id).addEventListener("change", () => {
+      if (state.data) render(state.data);
+    });
   }
 
   function showError(message) {

@@ -1,0 +1,129 @@
+"""What the dashboard narrows the ledger to, as SQL: shared by every dashboard and console section.
+
+A `Filters` value comes from the page's query string (date range, provider, model, task, tag) plus the
+gateway's scope (the caller's team or key); `where` turns it into one WHERE clause for DuckDB or PostgreSQL.
+`period` fixes the "this period" a headline compares with the one before it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from tokenomy.errors import UsageError
+from tokenomy.money import money_str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the dashboard narrows the ledger to; None means no restriction. `until` is exclusive."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    provider: str | None = None
+    model: str | None = None
+    task: str | None = None
+    tag: str | None = None  # "key=value"
+    # Set by the gateway from the caller's virtual key when auth is on, never from the query string.
+    tenant: str | None = None
+    key_id: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {k: stamp(v) if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+
+def stamp(t: datetime | None) -> str | None:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """A date (midnight UTC) or an ISO timestamp (naive means UTC); empty means no bound."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as 2026-11-01T00:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def make_filters(
+    since: str | None = None,
+    until: str | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+    tag: str | None = None,
+) -> Filters:
+    """Filters from query-string values (empty strings mean 'all')."""
+    if tag and "=" not in tag:
+        raise UsageError(f"tag={tag!r} must be key=value, e.g. tag=team=search")
+    start, end = parse_when(since, "since"), parse_when(until, "until")
+    if start and end and start >= end:
+        raise UsageError(f"since={since} is not before until={until} (until is exclusive); swap them")
+    return Filters(start, end, provider or None, model or None, task or None, tag or None)
+
+
+def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
+    """` WHERE ...` (or "") selecting the filtered calls, and its parameters."""
+    mark = store.placeholder
+    clauses, params = [], []
+    for column, op, value in (
+        ("ts", ">=", f.since),
+        ("ts", "<", f.until),
+        ("provider", "=", f.provider),
+        ("model", "=", f.model),
+        ("task", "=", f.task),
+        ("tenant", "=", f.tenant),
+        ("key_id", "=", f.key_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} {mark}")
+            params.append(value)
+    if f.tag:
+        key, value = f.tag.split("=", 1)
+        # tags are stored as JSON text; each dialect has its own accessor
+        if store.dialect == "postgres":
+            clauses.append(f"(CAST(tags AS jsonb) ->> {mark}) = {mark}")
+            params += [key, value]
+        else:
+            clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
+            params += ["$." + json.dumps(key), value]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def and_where(store: Any, f: Filters) -> tuple[str, tuple]:
+    """The filters other than the date range as ` AND ...` (what forecast.month_end_forecast takes)."""
+    sql, params = where(store, replace(f, since=None, until=None))
+    return sql.replace(" WHERE ", " AND ", 1), tuple(params)
+
+
+def money(value: Any) -> str:
+    return money_str(value or 0, "record")  # exact: charts and tables sum to the ledger
+
+
+def period(store: Any, f: Filters) -> tuple[datetime, datetime] | None:
+    """This period: the filter's range, an open end closed at the first/last day with calls (None: no calls)."""
+    if f.since and f.until:
+        return f.since, f.until
+    sql, params = where(store, f)
+    row = store.query(f"SELECT MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM usage_events{sql}", params)[0]
+    if row["first_ts"] is None:
+        return None
+
+    def day(t: datetime) -> datetime:
+        return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    return f.since or day(row["first_ts"]), f.until or day(row["last_ts"]) + timedelta(days=1)
+
+
+def previous(f: Filters, bounds: tuple[datetime, datetime]) -> Filters:
+    """The same filters over the period of equal length just before `bounds`."""
+    start, end = bounds
+    return replace(f, since=start - (end - start), until=start)

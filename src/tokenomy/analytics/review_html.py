@@ -1,0 +1,172 @@
+"""The review as one self-contained HTML page (inline CSS, no script, no network), and the one money format
+the review's renderers share."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from tokenomy.money import usd
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 "
+    "1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child,"
+    "td.text{text-align:left}th{background:#f3f3f3}.bad{color:#b00}h2{margin-top:2rem}"
+)
+
+
+def money(value: Any, places: int = 2) -> str:
+    """Dollars as the review shows them: $1,234.56; None (unpriced) is "-"."""
+    return usd(value, "report", places)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1%}" if -10 < value < 10 else f"{value:,.1f}"
+    return html.escape("" if value is None else str(value))
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def review_html(body: dict[str, Any]) -> str:
+    period, spend = body["period"], body["spend"]
+    parts = [
+        f"<h1>Tokenomy review {html.escape(period['label'])}</h1>",
+        f"<p>{period['days']} days against the previous {period['days']}: {money(spend['current_usd'])} vs "
+        f"{money(spend['previous_usd'])} ({money(spend['change_usd'])}).</p>",
+    ]
+    forecast = spend.get("forecast") or {}
+    if "forecast_usd" in forecast:
+        parts.append(
+            f"<p>Month-end forecast for {forecast['month']}: {money(forecast['forecast_usd'])} "
+            f"({money(forecast['low_usd'])}–{money(forecast['high_usd'])}).</p>"
+        )
+    parts.append("<h2>Actions</h2>")
+    parts.append(
+        _table(
+            ["#", "change", "$/month", "apply"],
+            [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
+        )
+    )
+    for by, rows in spend["groups"].items():
+        parts.append(f"<h2>Spend by {html.escape(by)}</h2>")
+        parts.append(
+            _table(
+                [by, "previous", "current", "change"],
+                [[r[by], money(r["previous_usd"]), money(r["current_usd"]), money(r["change_usd"])] for r in rows],
+            )
+        )
+    for by, rows in spend["movers"].items():
+        parts.append(f"<h2>Largest movers by {html.escape(by)}</h2>")
+        parts.append(
+            _table(
+                [by, "change", "volume", "tokens/call", "price"],
+                [
+                    [
+                        r[by],
+                        money(r["change_usd"]),
+                        money(r["volume_usd"]),
+                        money(r["tokens_per_call_usd"]),
+                        money(r["price_usd"]),
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    parts.append("<h2>Models in use and candidates</h2>")
+    rows = []
+    for info in body["models"]:
+        rows.append([info["model"], info.get("line") or "", "", money(info.get("current_monthly_usd")), ""])
+        for c in info["candidates"]:
+            rows.append(
+                [
+                    "",
+                    c["line"],
+                    f"{c['kind']}: {c['model']} ({c['released']})",
+                    money(c["monthly_usd"]),
+                    money(c["monthly_change_usd"]),
+                ]
+            )
+    parts.append(_table(["model", "line", "candidate", "$/month", "change"], rows))
+    bench = body.get("bench")
+    if bench:
+        parts.append(f"<h2>Re-benchmark (judge: {html.escape(str(bench.get('judge')))})</h2>")
+        flagged = {(c["task"], c["model"]): c for c in bench.get("comparison", [])}
+        parts.append(
+            _table(
+                ["task", "model", "quality", "95% CI", "previous", "regressed"],
+                [
+                    [
+                        r["task"],
+                        r["model"],
+                        r["quality"],
+                        r["quality_ci95"],
+                        flagged.get((r["task"], r["model"]), {}).get("previous_quality"),
+                        "yes" if flagged.get((r["task"], r["model"]), {}).get("regressed") else "",
+                    ]
+                    for r in bench["results"]
+                ],
+            )
+        )
+    habits = body["habits"]
+    parts.append("<h2>Cache hit rate</h2>")
+    parts.append(
+        _table(
+            ["model", "previous", "current"],
+            [[r["model"], r["previous_rate"], r["current_rate"]] for r in habits["cache_hit_rate"]],
+        )
+    )
+    parts.append("<h2>History length (input tokens per call)</h2>")
+    parts.append(
+        _table(
+            ["task", "previous", "current", "growth"],
+            [
+                [r["task"], r["previous_input_per_call"], r["current_input_per_call"], r["growth"]]
+                for r in habits["history_length"]
+            ],
+        )
+    )
+    parts.append("<h2>Routing tier share</h2>")
+    parts.append(
+        _table(
+            ["route", "tier", "share", "expected", "off by more than the tolerance"],
+            [
+                [r["route"], r["tier"], r["share"], r["expected"], "yes" if r["flagged"] else ""]
+                for r in habits["tier_share"]
+            ],
+        )
+    )
+    parts.append("<h2>Provisioned throughput</h2>")
+    parts.append(
+        _table(
+            ["model", "units", "utilisation", "$/month", "idle $/month", "on demand $/month"],
+            [
+                [
+                    r["model"],
+                    r["units"],
+                    r["utilization"],
+                    money(r["monthly_cost_usd"]),
+                    money(r["idle_monthly_usd"]),
+                    money(r["on_demand_monthly_usd"]),
+                ]
+                for r in habits["reservations"]
+            ],
+        )
+    )
+    parts.append(f"<p>Uncapped outputs: {html.escape(habits['uncapped_outputs']['note'])}</p>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Tokenomy review {html.escape(period['label'])}"
+        f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def write_review_html(body: dict[str, Any], out: str | Path) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(review_html(body), encoding="utf-8")
+    return path

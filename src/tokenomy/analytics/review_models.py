@@ -1,0 +1,177 @@
+"""Review, part 2: for each model in use, the catalog's newer or cheaper models and what this period's
+traffic would have cost on each.
+
+Candidates come from the same provider: the same line (pricing/families.py) released later ("upgrade")
+or cheaper ("same line, cheaper"), and cheaper models of other lines ("cheaper, other line": those need a
+quality check before a switch — `tokenomy review --bench`); for the newest cheaper line of the same vendor,
+what moving each task would save ("Sonnet for ticket-classification → Haiku"). The traffic is re-priced
+token for token with the cost engine; cache tokens go to input on a model without cache prices, batch
+traffic to on-demand on a model without batch prices. Provisioned traffic is left out (it is paid per
+unit-hour, not per token). A same-line upgrade that costs no more than today is a finding: the model is superseded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.errors import TokenomyError
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import default_catalog, split_inference_profile
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.families import model_line
+
+OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
+
+
+def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Per model: successful, non-provisioned token sums per (task, region, mode) in [start, end)."""
+    ph = store.placeholder
+    rows = store.query(
+        "SELECT model, COALESCE(task, '(none)') AS task, region, mode, COUNT(*) AS calls, "
+        "SUM(input_tokens) AS input_tokens, "
+        "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+        "SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM usage_events "
+        f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode <> 'provisioned' "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        [start, end],
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["model"], []).append(row)
+    return out
+
+
+def reprice(groups: list[dict[str, Any]], model: str) -> Decimal:
+    """What these usage groups cost on `model` (see the module docstring for cache and batch)."""
+    catalog = default_catalog()
+    total = Decimal(0)
+    for g in groups:
+        region = g["region"] if g["region"] not in (None, "global", "local") else None
+        try:
+            entry = catalog.lookup(model, region)
+        except TokenomyError:
+            region, entry = None, catalog.lookup(model)
+        tokens = [
+            int(g["input_tokens"] or 0),
+            int(g["output_tokens"] or 0),
+            int(g["cache_read_tokens"] or 0),
+            int(g["cache_write_tokens"] or 0),
+        ]
+        if not entry.has_cache:
+            tokens = [tokens[0] + tokens[2] + tokens[3], tokens[1], 0, 0]
+        mode = g["mode"] if g["mode"] != "batch" or entry.has_batch else "on_demand"
+        total += compute_cost(Usage(*tokens), model, region, mode).total_usd
+    return total
+
+
+def _catalog_models(provider: str) -> list[str]:
+    """Base (non-profile) model ids of one provider in the catalog."""
+    catalog = default_catalog()
+    return [
+        m for m in catalog.models() if split_inference_profile(m)[0] == m and catalog.lookup(m).provider == provider
+    ]
+
+
+def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) -> dict[str, Any]:
+    """The model's line, today's (re-priced) cost, and each candidate's cost for the same traffic."""
+    line = model_line(model)
+    try:
+        entry = default_catalog().lookup(model)
+        current = reprice(groups, model)
+    except TokenomyError as exc:
+        return {"model": model, "line": None, "candidates": [], "note": f"not priced in the catalog ({exc})"}
+    info: dict[str, Any] = {
+        "model": model,
+        "provider": entry.provider,
+        "family": entry.family,
+        "line": line.line if line else None,
+        "released": line.released.isoformat() if line else None,
+        "calls": sum(int(g["calls"]) for g in groups),
+        "current_usd": current,
+        "current_monthly_usd": current * factor,
+        "candidates": [],
+    }
+    if line is None:
+        info["note"] = "not in the curated model lines (pricing/families.py): no upgrade candidates"
+        return info
+    same: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    for other in _catalog_models(entry.provider):
+        other_line = model_line(other)
+        if other == model or other_line is None or split_inference_profile(model)[0] == other:
+            continue
+        try:
+            cost = reprice(groups, other)
+        except TokenomyError:
+            continue
+        row = {
+            "model": other,
+            "line": other_line.line,
+            "released": other_line.released.isoformat(),
+            "cost_usd": cost,
+            "monthly_usd": cost * factor,
+            "monthly_change_usd": (cost - current) * factor,
+        }
+        if other_line.line == line.line and other_line.released > line.released:
+            same.append({**row, "kind": "upgrade"})
+        elif other_line.line == line.line and cost < current:
+            same.append({**row, "kind": "same line, cheaper"})
+        elif other_line.line != line.line and cost < current:
+            (same if other_line.vendor == line.vendor else others).append({**row, "kind": "cheaper, other line"})
+    others.sort(key=lambda r: (r["cost_usd"], r["model"]))
+    cheaper_sibling = [r for r in same if r["kind"] == "cheaper, other line"]
+    if (
+        cheaper_sibling
+    ):  # e.g. "Sonnet for ticket-classification → Haiku": what moving each task to its newest release would save
+        # the newest cheaper line (Haiku 4.5 rather than Claude 3 Haiku), cheapest among equals
+        target = min(cheaper_sibling, key=lambda r: (-int(str(r["released"]).replace("-", "")), r["cost_usd"]))
+        info["per_task"] = []
+        for task in sorted({g["task"] for g in groups}):
+            mine = [g for g in groups if g["task"] == task]
+            now_cost, then_cost = reprice(mine, model), reprice(mine, target["model"])
+            info["per_task"].append(
+                {
+                    "task": task,
+                    "to": target["model"],
+                    "monthly_usd": now_cost * factor,
+                    "monthly_saving_usd": (now_cost - then_cost) * factor,
+                }
+            )
+        info["per_task"].sort(key=lambda r: (-r["monthly_saving_usd"], r["task"]))
+    order = {"upgrade": 0, "same line, cheaper": 1, "cheaper, other line": 2}
+    info["candidates"] = (
+        sorted(same, key=lambda r: (order[str(r["kind"])], r["cost_usd"], r["model"])) + others[:OTHER_LINES]
+    )
+    return info
+
+
+def models_section(store: Any, start: datetime, end: datetime, factor: Decimal) -> dict[str, Any]:
+    """Every model in use with its candidates; findings for models a cheaper-or-equal upgrade supersedes."""
+    in_use = [
+        candidates_for(model, groups, factor) for model, groups in sorted(usage_groups(store, start, end).items())
+    ]
+    findings = []
+    for info in in_use:
+        upgrades = [c for c in info["candidates"] if c["kind"] == "upgrade" and c["cost_usd"] <= info["current_usd"]]
+        if not upgrades:
+            continue
+        # the newest release that costs no more than today (the cheapest among same-day releases)
+        best = min(upgrades, key=lambda c: (-int(c["released"].replace("-", "")), c["cost_usd"]))
+        saving = (info["current_usd"] - best["cost_usd"]) * factor
+        findings.append(
+            {
+                "kind": "model_superseded",
+                "subject": info["model"],
+                "model": info["model"],
+                "to": best["model"],
+                "monthly_usd": saving,
+                "message": f"{info['model']} ({info['released']}) is superseded by {best['model']} "
+                f"({best['released']}, same line {info['line']}) at "
+                f"{'a lower' if saving > 0 else 'the same'} price for this traffic",
+                "apply": f"in tokenomy.yaml, set `model: {best['model']}` wherever `model: {info['model']}` is used "
+                f"(and in code that hard-codes it); check quality first: tokenomy review --bench TASKS.yaml",
+            }
+        )
+    return {"in_use": in_use, "findings": findings}

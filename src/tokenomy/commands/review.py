@@ -1,0 +1,195 @@
+"""`tokenomy review`: the quarterly review in one command (stored in the ledger for the next one)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+from tokenomy.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("review")(review_cmd)
+
+
+def parse_days(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*d?\s*", text or "")
+    if not match or int(match.group(1)) < 1:
+        raise UsageError(f"--since {text!r}: give the period in days, e.g. 90d")
+    return int(match.group(1))
+
+
+def review_cmd(
+    since: str = typer.Option("90d", "--since", help="Period reviewed (days), compared with the one before it."),
+    until: Optional[datetime] = typer.Option(None, "--until", help="End of the period (UTC) \\[default: now]."),
+    config: Optional[str] = typer.Option(
+        None,
+        "--config",
+        help="tokenomy.yaml: routing policies, alerts (thresholds, reservations), models to benchmark.",
+    ),
+    bench: Optional[Path] = typer.Option(
+        None, "--bench", help="Task file to re-run on the models in use and their candidates."
+    ),
+    judge: Optional[str] = typer.Option(
+        None, "--judge", help="Evaluator for judge-scored tasks \\[default: the previous review's]."
+    ),
+    candidates: Optional[str] = typer.Option(
+        None, "--candidates", help="Extra comma-separated models to benchmark (names under `models:` in --config)."
+    ),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Spend and trend, newer or cheaper models, re-benchmark, drift and habits, and ranked actions."""
+    from tokenomy.analytics.review import run_review, save_review
+    from tokenomy.analytics.review_html import write_review_html
+    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.config import load_config
+
+    days = parse_days(since)
+    cfg = load_config(config)
+    if bench is not None:  # a typo in the task file fails now, not after the analysis
+        from tokenomy.bench.tasks import load_tasks
+
+        load_tasks(bench)
+    store = open_existing_ledger(ledger)
+    end = None if until is None else (until.replace(tzinfo=UTC) if until.tzinfo is None else until)
+    bench_hook = None
+    if bench is not None:
+
+        def bench_hook(in_use: list[dict], previous_judge: Optional[str]) -> dict:
+            return _bench(store, cfg, bench, judge or previous_judge, candidates, in_use)
+
+    body = run_review(store, days=days, until=end, cfg=cfg, bench=bench_hook)
+    save_review(store, body)
+    if html is not None:
+        body["html"] = str(write_review_html(body, html))
+    if as_json:
+        print_json(body)
+    else:
+        render(body)
+
+
+def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str], in_use: list[dict]) -> dict:
+    """Run the task file on the runnable models in use, their candidates and --candidates."""
+    from tokenomy.analytics.review_bench import bench_models, run_bench, runnable
+    from tokenomy.client import Tokenomy
+
+    configured = {name: (m.model, m.price_as) for name, m in cfg.models.items()}
+    names = bench_models(in_use, configured, [m.strip() for m in (extra or "").split(",") if m.strip()])
+    with Tokenomy(store, models=cfg.model_specs()) as client:
+        models, skipped = runnable(client, names, set(cfg.models))
+        prompts = {n: m.system_prompt for n, m in cfg.models.items() if m.system_prompt}
+        result = run_bench(client, tasks, models, judge, prompts)
+    result["skipped"] = skipped
+    return result
+
+
+def render(body: dict, console: Any = console, short: bool = False) -> None:
+    """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
+    from tokenomy.analytics.review_html import money
+
+    spend, period = body["spend"], body["period"]
+    console.print(
+        f"[bold]Review {period['label']}[/bold] ({period['days']} days): {money(spend['current_usd'])}, "
+        f"previous period {money(spend['previous_usd'])} (change {money(spend['change_usd'])})"
+    )
+    forecast = spend.get("forecast") or {}
+    if "forecast_usd" in forecast:
+        console.print(
+            f"Month-end forecast {forecast['month']}: {money(forecast['forecast_usd'])} "
+            f"({money(forecast['low_usd'])}–{money(forecast['high_usd'])})"
+        )
+    else:
+        console.print(f"Month-end forecast: {forecast.get('unavailable')}")
+    for by, rows in spend["movers"].items():
+        if not rows or short:
+            continue
+        console.print(
+            table(
+                f"Largest movers by {by}",
+                [by, "change", "volume", "tokens/call", "price"],
+                [
+                    [
+                        r[by],
+                        money(r["change_usd"]),
+                        money(r["volume_usd"]),
+                        money(r["tokens_per_call_usd"]),
+                        money(r["price_usd"]),
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    rows = []
+    for info in body["models"]:
+        for c in info["candidates"][: 2 if short else 4]:
+            rows.append(
+                [info["model"], f"{c['kind']}: {c['model']}", money(c["monthly_usd"]), money(c["monthly_change_usd"])]
+            )
+    if rows:
+        console.print(
+            table(
+                "Newer or cheaper models (this period's traffic, per month)",
+                ["in use", "candidate", "$/month", "change"],
+                rows,
+                text_columns=("candidate",),
+            )
+        )
+    moves = [
+        [info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
+        for info in body["models"]
+        for t in info.get("per_task", [])[:3]
+    ]
+    if moves and not short:
+        console.print(
+            table(
+                "Per task: a cheaper line of the same vendor (benchmark before moving)",
+                ["in use", "task", "to", "$/month now", "saving/month"],
+                moves,
+            )
+        )
+    bench = body.get("bench")
+    if bench:
+        console.print(
+            table(
+                f"Re-benchmark (judge {bench.get('judge') or 'none'})",
+                ["task", "model", "quality", "95% CI", "previous", "regressed"],
+                [
+                    [
+                        c["task"],
+                        c["model"],
+                        c["quality"],
+                        c["ci95"],
+                        c["previous_quality"],
+                        "YES" if c["regressed"] else "",
+                    ]
+                    for c in bench["comparison"]
+                ]
+                or [[r["task"], r["model"], r["quality"], r["quality_ci95"], "-", ""] for r in bench["results"]],
+            )
+        )
+    console.print(f"Uncapped outputs: {body['habits']['uncapped_outputs']['note']}")
+    if body["actions"]:
+        console.print(
+            table(
+                "Actions",
+                ["#", "change", "$/month", "apply"],
+                [[a["rank"], a["message"], money(a["monthly_usd"]), a["apply"]] for a in body["actions"]],
+                text_columns=("change", "apply"),
+            )
+        )
+    else:
+        console.print("No actions: nothing drifted, dropped or was superseded this period.")
+    if body.get("previous_review"):
+        prev = body["previous_review"]
+        console.print(
+            f"Previous review {prev['period']}: still open {len(prev['still_open'])}, resolved {len(prev['resolved'])}"
+        )
+    if body.get("html"):
+        console.print(f"wrote {body['html']}")

@@ -1,0 +1,325 @@
+"""The OpenAI Chat Completions wire format, both ways: ChatRequest → JSON body, JSON → ChatResponse.
+
+One module for every OpenAI-format path (the SDK-based provider and the gateway's pooled aiohttp
+upstream), so a field is mapped once. Mapping rules:
+- a user turn's ToolResultBlocks become `tool` role messages (placed first: OpenAI wants them right
+  after the assistant message that made the calls); its other blocks stay in a user message;
+- images are `image_url` parts (bytes as a data URL, or the URL as given), documents `file` parts;
+- an assistant's ToolUseBlocks are `tool_calls`, sending the provider's exact `arguments` text back
+  when we have it; ReasoningBlocks are not sent back (OpenAI has no field for them and
+  OpenAI-compatible reasoning servers such as DeepSeek refuse `reasoning_content` in requests);
+- `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
+Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
+system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Iterator
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (Block, ChatRequest, ChatResponse, DocumentBlock, ImageBlock, Message, ReasoningBlock,
+                               ResponseFormat, StreamChunk, TextBlock, ToolCallDelta, ToolChoice, ToolResultBlock,
+                               ToolUseBlock, Usage)
+
+DOCUMENT_MEDIA_TYPES = {"pdf": "application/pdf", "txt": "text/plain", "csv": "text/csv", "html": "text/html",
+                        "md": "text/markdown", "doc": "application/msword",
+                        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                        "xls": "application/vnd.ms-excel",
+                        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+# Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
+_MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
+_CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
+_TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
+
+
+# -- request ---------------------------------------------------------------------------------------
+def data_url(media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def _part(block: Block, where: str) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ImageBlock):
+        url = block.url if block.url is not None else data_url(block.media_type or "image/png", block.data or b"")
+        image: dict[str, Any] = {"url": url}
+        if block.detail is not None:
+            image["detail"] = block.detail
+        return {"type": "image_url", "image_url": image}
+    if isinstance(block, DocumentBlock):
+        if block.file_id is not None:
+            return {"type": "file", "file": {"file_id": block.file_id}}
+        media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
+        return {"type": "file", "file": {"filename": block.name, "file_data": data_url(media_type, block.data or b"")}}
+    raise ProviderError(f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part",
+                        kind="client_error", status=400)
+
+
+def _content(blocks: list[Block], where: str) -> str | list[dict[str, Any]]:
+    """A lone text block is sent as a plain string (what most callers send); anything else as parts."""
+    if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
+        return blocks[0].text
+    return [_part(b, f"{where}.content[{i}]") for i, b in enumerate(blocks)]
+
+
+def arguments_text(call: ToolUseBlock) -> str:
+    return call.arguments if call.arguments is not None else json.dumps(call.input)
+
+
+def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for i, message in enumerate(request.messages):
+        messages += _turn(message, f"messages[{i}]")
+    return messages
+
+
+def _turn(message: Message, where: str) -> list[dict[str, Any]]:
+    named = {"name": message.name} if message.name else {}
+    if message.role == "assistant":
+        calls = message.blocks_of(ToolUseBlock)
+        rest: list[Block] = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
+        out: dict[str, Any] = {"role": "assistant", **named}
+        if all(isinstance(b, TextBlock) for b in rest):
+            text = "".join(b.text for b in rest if isinstance(b, TextBlock))
+            out["content"] = text if text or not calls else None
+        else:
+            out["content"] = [_part(b, f"{where}.content") for b in rest]
+        if calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": arguments_text(c)}} for c in calls]
+        return [out]
+    turns: list[dict[str, Any]] = []
+    for result in message.blocks_of(ToolResultBlock):
+        content = result.content
+        turns.append({"role": "tool", "tool_call_id": result.tool_use_id,
+                      "content": "" if not content else _content(content, f"{where}.tool_result")})
+    others: list[Block] = [b for b in message.content if not isinstance(b, ToolResultBlock)]
+    if others or not turns:
+        turns.append({"role": "user", **named, "content": _content(others, where) if others else ""})
+    return turns
+
+
+def _tool_choice(choice: ToolChoice) -> Any:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return {"any": "required"}.get(choice.mode, choice.mode)
+
+
+def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
+    if fmt.strict is not None:
+        spec["strict"] = fmt.strict
+    if fmt.description is not None:
+        spec["description"] = fmt.description
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+    """The Chat Completions body for a ChatRequest."""
+    body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
+    options = {"max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
+               "top_k": request.top_k, "seed": request.seed, "presence_penalty": request.presence_penalty,
+               "frequency_penalty": request.frequency_penalty, "parallel_tool_calls": request.parallel_tool_calls}
+    body.update({k: v for k, v in options.items() if v is not None})
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.tools:
+        tools = []
+        for tool in request.tools:
+            function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
+            if tool.description is not None:
+                function["description"] = tool.description
+            if tool.strict is not None:
+                function["strict"] = tool.strict
+            tools.append({"type": "function", "function": function})
+        body["tools"] = tools
+    if request.tool_choice is not None:
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        body["response_format"] = _response_format(request.response_format)
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        body["reasoning_effort"] = request.reasoning.effort
+    body.update(request.extra)  # pass-through fields, as the caller named them
+    if "max_completion_tokens" in body:  # the caller's name for the cap wins (o-series models refuse max_tokens)
+        body.pop("max_tokens", None)
+        if request.max_tokens is not None:
+            body["max_completion_tokens"] = request.max_tokens
+    if stream:
+        body["stream"] = True
+        options = dict(body.get("stream_options") or {})
+        options["include_usage"] = True  # usage is needed for the ledger whatever the caller asked
+        body["stream_options"] = options
+    return body
+
+
+def refusal(request: ChatRequest) -> str | None:
+    """What of `request` Chat Completions cannot express (a token budget for reasoning), or None."""
+    if request.reasoning is not None and request.reasoning.budget_tokens is not None and \
+            request.reasoning.effort is None:
+        return "a reasoning token budget (OpenAI takes reasoning_effort: low, medium or high)"
+    for message in request.messages:
+        for block in message.content:
+            if isinstance(block, ToolResultBlock) and any(not isinstance(b, TextBlock) for b in block.content):
+                return "a tool result holding an image or document (OpenAI tool messages take text)"
+    return None
+
+
+# -- response --------------------------------------------------------------------------------------
+def usage_from_dict(usage: dict | None) -> Usage:
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output."""
+    if not usage:
+        return Usage()
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    return Usage(input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
+                 output_tokens=int(usage.get("completion_tokens") or 0), cache_read_tokens=cached,
+                 reasoning_tokens=reasoning)
+
+
+def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
+    function = call.get("function") or {}
+    arguments = function.get("arguments")
+    try:
+        parsed = json.loads(arguments) if arguments else {}
+    except ValueError:
+        parsed = {}  # the exact text stays in `arguments`; the caller sees what the model produced
+    return ToolUseBlock(id=call.get("id") or "", name=function.get("name") or "",
+                        input=parsed if isinstance(parsed, dict) else {"value": parsed}, arguments=arguments)
+
+
+def message_blocks(message: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        blocks.append(ReasoningBlock(reasoning))
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        blocks.append(TextBlock(content))
+    elif isinstance(content, list):
+        blocks += [TextBlock(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    blocks += [_tool_use(c) for c in message.get("tool_calls") or []]
+    return blocks
+
+
+def extras(data: dict[str, Any]) -> dict[str, Any]:
+    """What an OpenAI response has beyond ChatResponse's slots, in OpenAI's shape (for the gateway)."""
+    raw: dict[str, Any] = {"served_model": data.get("model")}
+    top = {k: v for k, v in data.items() if k not in _TOP_KEYS and v is not None}
+    choices = data.get("choices") or []
+    first = choices[0] if choices else {}
+    choice = {k: v for k, v in first.items() if k not in _CHOICE_KEYS and v is not None}
+    message = {k: v for k, v in (first.get("message") or {}).items() if k not in _MESSAGE_KEYS and v is not None}
+    for key, value in (("top", top), ("choice", choice), ("message", message)):
+        if value:
+            raw[key] = value
+    if len(choices) > 1:  # n > 1: the first choice is the ChatResponse, the others are returned as sent
+        raw["more_choices"] = choices[1:]
+    return raw
+
+
+def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProviderError(f"upstream sent an unreadable completion: {json.dumps(data)[:200]}",
+                            kind="server_error") from exc
+    return ChatResponse(content=message_blocks(message), model=request.model, provider=provider,
+                        usage=usage_from_dict(data.get("usage")), finish_reason=choice.get("finish_reason") or "stop",
+                        latency_ms=latency_ms, ttft_ms=None, region="global", raw=extras(data))
+
+
+class StreamAssembler:
+    """Turns Chat Completions stream chunks (dicts) into StreamChunks and, at the end, one ChatResponse."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self.request = request
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish = "stop"
+        self.usage: dict | None = None
+        self.served = request.model
+        self.extra: dict[str, Any] = {}
+        self.deltas = 0
+
+    def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
+        self.served = chunk.get("model") or self.served
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for key in ("system_fingerprint", "service_tier"):
+            if chunk.get(key) is not None:
+                self.extra.setdefault("top", {})[key] = chunk[key]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
+            delta = choice.get("delta") or {}
+            other = {k: v for k, v in delta.items() if k not in _MESSAGE_KEYS and v is not None}
+            logprobs = choice.get("logprobs")
+            passthrough = {**({"delta": other} if other else {}), **({"logprobs": logprobs} if logprobs else {})}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self.reasoning.append(reasoning)
+                yield StreamChunk(reasoning=reasoning)
+            text = delta.get("content")
+            if text or passthrough:
+                self.text.append(text or "")
+                self.deltas += bool(text)
+                yield StreamChunk(delta=text or "", extra=passthrough or None)
+            for piece in delta.get("tool_calls") or []:
+                yield StreamChunk(tool_call=self._tool_piece(piece))
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+
+    def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
+        index = int(piece.get("index") or 0)
+        function = piece.get("function") or {}
+        call = self.calls.setdefault(index, {"id": None, "name": None, "arguments": []})
+        call["id"] = call["id"] or piece.get("id")
+        call["name"] = call["name"] or function.get("name")
+        fragment = function.get("arguments") or ""
+        call["arguments"].append(fragment)
+        self.deltas += 1
+        return ToolCallDelta(index=index, id=piece.get("id"), name=function.get("name"), arguments=fragment)
+
+    def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
+        blocks: list[Block] = [ReasoningBlock("".join(self.reasoning))] if self.reasoning else []
+        text = "".join(self.text)
+        if text:
+            blocks.append(TextBlock(text))
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            blocks.append(_tool_use({"id": call["id"], "function": {"name": call["name"],
+                                                                     "arguments": "".join(call["arguments"])}}))
+        raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
+        if self.usage is None:
+            # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
+            # zero, and say so (one delta per token; ~4 characters per prompt token).
+            raw["usage_source"] = "estimated"
+            chars = len(self.request.system or "") + sum(len(m.text) for m in self.request.messages)
+            usage = Usage(input_tokens=max(1, chars // 4), output_tokens=self.deltas)
+        else:
+            usage = usage_from_dict(self.usage)
+        return ChatResponse(content=blocks, model=self.request.model, provider=provider, usage=usage,
+                            finish_reason=self.finish, latency_ms=latency_ms, ttft_ms=ttft_ms, region="global", raw=raw)
+
+
+def status_error(status: int, text: str, retry_after: str | None) -> ProviderError:
+    """Map an upstream HTTP error status to Tokenomy's error kinds."""
+    try:
+        after = float(retry_after) if retry_after else None
+    except ValueError:
+        after = None
+    message = f"upstream answered {status}: {text[:300]}"
+    if status == 429:
+        return ProviderError(message, kind="throttled", retry_after=after, status=status)
+    if 400 <= status < 500:
+        return ProviderError(message, kind="client_error", status=status)
+    return ProviderError(message, kind="server_error", retry_after=after, status=status)

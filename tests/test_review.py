@@ -1,0 +1,280 @@
+"""`tokenomy review`: on a two-quarter ledger with planted changes, each change is reported with the dollars an
+independent computation gives, and nothing else; with --bench a planted quality regression is flagged against
+the previous review."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tokenomy.analytics.review_bench import bench_models
+from tokenomy.analytics.review_spend import decompose
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.money import money_str
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.families import model_line
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+NOW = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 90
+START = NOW - timedelta(days=DAYS)
+FACTOR = Decimal(730) / (DAYS * 24)
+OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-large-2407-v1:0"
+# The newest of their lines in the catalog, so none of them is superseded (only Mistral Large 2402 is planted).
+SONNET, NANO, GPT5, MINI = "claude-sonnet-4-6", "gpt-5-nano", "gpt-5.2", "gpt-5-mini"
+RESERVED = "amazon.titan-text-lite-v1"  # a model with a no-commitment Provisioned Throughput price
+CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
+          f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n")
+
+
+def _event(ts: datetime, model: str, provider: str, task: str, region: str | None = None, mode: str = "on_demand",
+           **kw) -> UsageEvent:
+    event = UsageEvent(ts=ts, provider=provider, model=model, region=region, mode=mode, task=task, **kw)
+    return event.apply_cost(compute_cost(event.usage, model, region, mode))
+
+
+def planted_events() -> list[UsageEvent]:
+    """Two quarters, one day at a time: five planted changes between the previous quarter and this one."""
+    events = []
+    for day in range(2 * DAYS):
+        ts = NOW - timedelta(days=2 * DAYS) + timedelta(days=day, hours=12)
+        current = ts >= START
+        # 1. superseded: Mistral Large 2402 all along (2407 is newer and cheaper)
+        events.append(_event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000,
+                             output_tokens=1_000))
+        # 2. cache drop: Sonnet 4.6 read 90% of its input from cache, now 40% (same input per call)
+        cached = 4_000 if current else 9_000
+        events.append(_event(ts, SONNET, "anthropic", "chat", input_tokens=10_000 - cached, cache_read_tokens=cached,
+                             output_tokens=500))
+        # 3. tier drift: route support sends half its calls to the strong tier (expected 20%) this quarter
+        tiers = ["weak", "strong", "weak", "strong"] if current else ["weak", "weak", "weak", "strong"]
+        for i, tier in enumerate(tiers):
+            events.append(_event(ts + timedelta(minutes=i), NANO if tier == "weak" else GPT5, "openai", "support",
+                                 route="support", tier=tier, input_tokens=1_500, output_tokens=300))
+        # 4. idle reservation: one small call a day on a provisioned unit
+        events.append(_event(ts, RESERVED, "aws.bedrock", "reserved", "us-east-1", mode="provisioned",
+                             input_tokens=4_000, output_tokens=1_000))
+        # 5. prompt growth: task summarise sends 3,000 input tokens a call instead of 2,000
+        events.append(_event(ts, MINI, "openai", "summarise", input_tokens=3_000 if current else 2_000,
+                             output_tokens=200))
+    return events
+
+
+def as_json(value: Decimal) -> Decimal:
+    """A figure as `--json` prints it (the project's money rule for recorded amounts)."""
+    return Decimal(money_str(value, "record"))
+
+
+def _review(ledger: Path, config: Path, *extra: str) -> dict:
+    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
+                             "--config", str(config), "--ledger", str(ledger), "--json", *extra],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout)
+
+
+def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_path, tmp_path) -> None:
+    events = planted_events()
+    open_store(ledger_path).write(events)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(CONFIG)
+    body = _review(ledger_path, config, "--html", str(tmp_path / "review.html"))
+    now = [e for e in events if e.ts >= START]
+    before = [e for e in events if e.ts < START]
+    found = {(f["kind"], f["subject"]): f for f in body["findings"]}
+    assert set(found) == {("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
+                          ("provisioned_idle", RESERVED), ("history_growth", "summarise")}
+
+    # 1. what Mistral Large 2402's traffic would have cost on 2407, token for token
+    mistral = [e for e in now if e.model == OLD_MISTRAL]
+    on_new = sum(compute_cost(e.usage, NEW_MISTRAL, "us-west-2").total_usd for e in mistral)
+    superseded = found[("model_superseded", OLD_MISTRAL)]
+    assert superseded["to"] == NEW_MISTRAL
+    assert Decimal(superseded["monthly_usd"]) == as_json((sum(e.cost_usd for e in mistral) - on_new) * FACTOR) > 0
+
+    # Sonnet for chat → Haiku 4.5 (the newest cheaper line of the vendor): what moving the task would save
+    sonnet_info = next(m for m in body["models"] if m["model"] == SONNET)
+    [chat] = sonnet_info["per_task"]
+    chat_events = [e for e in now if e.model == SONNET]
+    on_haiku = sum(compute_cost(e.usage, "claude-haiku-4-5-20251001").total_usd for e in chat_events)
+    assert chat["task"] == "chat" and chat["to"] == "claude-haiku-4-5-20251001"
+    assert Decimal(chat["monthly_saving_usd"]) == as_json((sum(e.cost_usd for e in chat_events) - on_haiku) * FACTOR)
+
+    # 2. the half of Sonnet's input no longer cached, at input minus cache-read price
+    sonnet = default_catalog().lookup(SONNET)
+    lost = Decimal("0.5") * sum(e.input_tokens + e.cache_read_tokens for e in now if e.model == SONNET)
+    cache = found[("cache_drop", SONNET)]
+    assert (cache["previous_rate"], cache["current_rate"]) == (0.9, 0.4)
+    assert abs(Decimal(cache["monthly_usd"]) - lost * (sonnet.input - sonnet.cache_read) / 1_000_000 * FACTOR) \
+        < Decimal("1e-9")
+
+    # 3. support's actual cost minus the same calls at the expected 80/20 split
+    support = [e for e in now if e.route == "support"]
+    per_call = {t: sum(e.cost_usd for e in support if e.tier == t) / sum(1 for e in support if e.tier == t)
+                for t in ("weak", "strong")}
+    expected_cost = len(support) * (Decimal("0.8") * per_call["weak"] + Decimal("0.2") * per_call["strong"])
+    drift = found[("tier_drift", "support")]
+    assert abs(Decimal(drift["monthly_usd"]) - (sum(e.cost_usd for e in support) - expected_cost) * FACTOR) \
+        < Decimal("1e-9")
+    assert drift["shares"] == {"strong": 0.5, "weak": 0.5}
+
+    # 4. the idle share of one unit's no-commitment hourly price for the month
+    hourly = default_catalog().lookup(RESERVED).provisioned_hourly["none"]
+    idle = found[("provisioned_idle", RESERVED)]
+    served = sum(e.input_tokens + e.output_tokens for e in now if e.model == RESERVED)
+    utilisation = served / (10_000 * DAYS * 24 * 60)
+    assert idle["utilization"] == pytest.approx(utilisation)
+    assert Decimal(idle["monthly_usd"]) == pytest.approx(hourly * 730 * (1 - Decimal(repr(utilisation))))
+
+    # 5. the extra 1,000 input tokens a call of summarise, at its input price
+    calls = sum(1 for e in now if e.task == "summarise")
+    growth = found[("history_growth", "summarise")]
+    price = default_catalog().lookup(MINI).input / 1_000_000
+    assert Decimal(growth["monthly_usd"]) == pytest.approx(1_000 * calls * price * FACTOR)
+    assert growth["growth"] == pytest.approx(0.5)
+
+    # Spend: totals per period and the mover split add up to each change.
+    assert Decimal(body["spend"]["current_usd"]) == sum(e.cost_usd for e in now)
+    assert Decimal(body["spend"]["previous_usd"]) == sum(e.cost_usd for e in before)
+    summarise = next(r for r in body["spend"]["movers"]["task"] if r["task"] == "summarise")
+    effects = [Decimal(summarise[k]) for k in ("volume_usd", "tokens_per_call_usd", "price_usd")]
+    # (each figure is printed to 12 places, so their sum may differ from the printed change in the last place)
+    assert abs(sum(effects) - Decimal(summarise["change_usd"])) <= Decimal("3e-12") and effects[1] > 0
+    assert effects[0] == 0
+    # Actions: one per finding, by dollars per month, each with what to run or change.
+    amounts = [Decimal(a["monthly_usd"]) for a in body["actions"]]
+    assert len(amounts) == 5 and amounts == sorted(amounts, reverse=True) and all(a["apply"] for a in body["actions"])
+    assert body["habits"]["uncapped_outputs"]["known"] is False
+    page = (tmp_path / "review.html").read_text()
+    assert "<h2>Actions</h2>" in page and OLD_MISTRAL in page
+    assert "src=" not in page and "<link" not in page  # one file: nothing fetched from anywhere
+    # The review was stored; the next one names it and still sees the same open findings.
+    again = _review(ledger_path, config)
+    assert again["previous_review"]["id"] == body["id"] and len(again["previous_review"]["still_open"]) == 5
+
+
+def test_decomposition_is_exact_and_splits_each_cause() -> None:
+    # volume only, tokens only, price only, then all three together
+    assert decompose(10, Decimal(100), Decimal(1), 20, Decimal(200), Decimal(2)) == {
+        "volume_usd": Decimal(1), "tokens_per_call_usd": Decimal(0), "price_usd": Decimal(0)}
+    split = decompose(10, Decimal(100), Decimal(1), 10, Decimal(150), Decimal("1.5"))
+    assert split["tokens_per_call_usd"] == Decimal("0.5") and split["volume_usd"] == 0 and split["price_usd"] == 0
+    split = decompose(10, Decimal(100), Decimal(1), 12, Decimal(180), Decimal("2.7"))
+    assert sum(split.values()) == Decimal("1.7") and all(v > 0 for v in split.values())
+
+
+SECRET_TASKS = """tasks:
+  - name: secret
+    prompt: "{input} Reply with the secret word only."
+    scorer: normalized_match
+    examples:
+      - {input: "What is the secret word?", expected: apple}
+      - {input: "Tell me the secret word.", expected: apple}
+      - {input: "Which word is secret?", expected: apple}
+"""
+
+
+def _helper(path: Path, word: str) -> Path:
+    """A candidate on the local model whose answers depend on its instructions (banana: the planted regression)."""
+    path.write_text(f"models:\n  helper:\n    provider: local\n    model: local\n"
+                    f"    system_prompt: \"The secret word is {word}.\"\n")
+    return path
+
+
+def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_path) -> None:
+    open_store(ledger_path).write([UsageEvent(ts=NOW - timedelta(days=d, hours=1), provider="local", model="local",
+                                              task="qa", input_tokens=50, output_tokens=5) for d in range(20)])
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(SECRET_TASKS)
+    bench = ["--bench", str(tasks)]  # helper calls the model in use (local), so it is benchmarked with it
+    first = _review(ledger_path, _helper(tmp_path / "good.yaml", "apple"), *bench)
+    quality = {r["model"]: r["quality"] for r in first["bench"]["results"]}
+    assert quality["helper"] == 100.0 and set(quality) == {"local", "helper"}  # the model in use and the candidate
+    assert first["bench"]["comparison"] == [] and first["previous_review"] is None
+    second = _review(ledger_path, _helper(tmp_path / "bad.yaml", "banana"), *bench)
+    assert second["previous_review"]["id"] == first["id"]
+    compared = {c["model"]: c for c in second["bench"]["comparison"]}
+    assert compared["helper"]["previous_quality"] == 100.0 and compared["helper"]["quality"] < 100.0
+    assert compared["helper"]["regressed"] and not compared["local"]["regressed"]
+    assert [a["subject"] for a in second["actions"] if a["kind"] == "quality_regression"] == ["secret on helper"]
+
+
+def test_bench_models_are_the_models_in_use_and_their_candidates_that_config_can_call() -> None:
+    in_use = [{"model": OLD_MISTRAL, "candidates": [{"model": NEW_MISTRAL}, {"model": "amazon.nova-micro-v1:0"}]},
+              {"model": "local", "candidates": []}]
+    configured = {"large": ("mistral.mistral-large-2407-v1:0", None), "cheap": ("local", "amazon.nova-micro-v1:0"),
+                  "other": ("gpt-5", None)}
+    assert bench_models(in_use, configured, ["other"]) == ["local", "cheap", "large", "other"]
+
+
+def test_model_lines_resolve_profiles_and_order_releases() -> None:
+    profile = model_line("us.anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert profile is not None and profile.line == "claude-haiku"
+    assert model_line("claude-3-haiku-20240307").released < profile.released < model_line(
+        "claude-haiku-4-5-20251001").released
+    assert model_line(OLD_MISTRAL).line == model_line(NEW_MISTRAL).line and model_line("local") is None
+
+
+def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
+    import yaml
+
+    from tokenomy.analytics.review import latest_review, run_review, save_review
+    from tokenomy.config import parse_config
+
+    store = open_store(fresh_postgres_url)
+    store.write(planted_events())
+    body = run_review(store, days=DAYS, until=NOW, cfg=parse_config(yaml.safe_load(CONFIG)))
+    assert {(f["kind"], f["subject"]) for f in body["findings"]} == {
+        ("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
+        ("provisioned_idle", RESERVED), ("history_growth", "summarise")}
+    save_review(store, body)
+    stored = latest_review(store)
+    assert stored["id"] == body["id"] and stored["period"]["label"] == body["period"]["label"]
+    assert Decimal(stored["spend"]["current_usd"]) == body["spend"]["current_usd"]
+
+
+def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
+    from tokenomy.analytics.review import run_review
+    from tokenomy.routing.router import ESCALATED_TAG
+
+    events = []
+    for i in range(40):
+        ts = NOW - timedelta(days=1 + i)
+        # latency-tolerant work ran on demand: batch prices would have halved it
+        events.append(_event(ts, MINI, "openai", "nightly", tags={"latency_tolerant": "true"}, input_tokens=5_000,
+                             output_tokens=500))
+        # route faq: every other request escalated from nano to gpt-5 (threshold 25%)
+        events.append(_event(ts, NANO, "openai", "faq", route="faq", tier="weak", input_tokens=800,
+                             output_tokens=100))
+        if i % 2 == 0:
+            events.append(_event(ts, GPT5, "openai", "faq", route="faq", tier="strong", input_tokens=800,
+                                 output_tokens=100, tags={ESCALATED_TAG: "1"}))
+    store = open_store(ledger_path)
+    store.write(events)
+    body = run_review(store, days=DAYS, until=NOW)
+    found = {(f["kind"], f["subject"]): f for f in body["findings"]}
+    assert set(found) == {("batch_candidate", "nightly"), ("escalation_rate", "faq")}
+    nightly = [e for e in events if e.task == "nightly"]
+    batch = sum(compute_cost(e.usage, MINI, None, "batch").total_usd for e in nightly)
+    assert found[("batch_candidate", "nightly")]["monthly_usd"] == (sum(e.cost_usd for e in nightly) - batch) * FACTOR
+    escalated = sum(e.cost_usd for e in events if e.tags.get(ESCALATED_TAG))
+    assert found[("escalation_rate", "faq")]["rate"] == 0.5
+    assert found[("escalation_rate", "faq")]["monthly_usd"] == escalated * FACTOR
+
+
+def test_every_catalog_model_has_a_curated_line() -> None:
+    """A model added to the catalog without a line would get no upgrade candidates: add it to families.py."""
+    from tokenomy.pricing.catalog import split_inference_profile
+
+    catalog = default_catalog()
+    missing = [m for m in catalog.models() if split_inference_profile(m)[0] == m and m != "local"
+               and model_line(m) is None]
+    assert missing == [], f"add these to tokenomy/pricing/families.py: {missing}"
