@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.test_cli_core import all_command_paths
+
 from tokenomy.cli import main
 from tokenomy.ledger.store import open_store
 
@@ -80,13 +80,14 @@ def test_the_table_covers_every_command() -> None:
 
 
 @pytest.mark.parametrize("command", sorted(CASES))
-def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch, capsys) -> None:
     args, status, said = CASES[command]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "records.csv").write_text("id,prompt\n1,hello\n")
     open_store(tmp_path / "empty.duckdb")
-    places = {"E": str(tmp_path / "empty.duckdb"), "M": str(tmp_path / "missing.duckdb"), "F": str(tmp_path / "no-such-file.jsonl"),
-              "C": str(tmp_path / "records.csv"), "D": str(tmp_path), "L": str(tmp_path / "ledger.duckdb")}
+    places = {"E": str(tmp_path / "empty.duckdb"), "M": str(tmp_path / "missing.duckdb"),
+              "F": str(tmp_path / "no-such-file.jsonl"), "C": str(tmp_path / "records.csv"), "D": str(tmp_path),
+              "L": str(tmp_path / "ledger.duckdb")}
     argv = ["tokenomy", *command.split(), *[places.get(a, a) for a in args]]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:

@@ -28,7 +28,7 @@ def _readme_curl() -> list[str]:
     return shlex.split(match.group(0).replace("\\\n", " "))
 
 
-def test_readme_curl_works_as_copied_and_no_key_is_401(ledger_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_readme_curl_works_as_copied_and_no_key_is_401(ledger_path: Path, monkeypatch) -> None:
     secret, _ = KeyStore(open_store(ledger_path)).create()
     with InstantOpenAI() as upstream:
         config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.test_cli_honest import _seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +21,7 @@ NOT_RUN = {
     "make demo": "creates .venv and installs packages (minutes); `make` targets are CI's job",
     "make test": "runs the whole test suite",
     "tokenomy chat": "loads the local llama.cpp model (slow on a shared CI core); tests/test_cli_core.py runs chat",
-    "tokenomy serve": "examples/gateway/team.yaml needs Bedrock credentials and a Redis server, and serves until stopped",
+    "tokenomy serve": "examples/gateway/team.yaml needs Bedrock credentials and a Redis server; serves until stopped",
     "curl": "needs the gateway of the line before; tests/test_gateway_readme_curl.py runs this exact curl against a "
             "local gateway",
     "tokenomy bench run": "calls Bedrock (needs an AWS account) and the local model for minutes",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from tokenomy.config import TokenomyConfig
 from tokenomy.errors import TokenomyError
@@ -50,7 +50,7 @@ def check_config(config: TokenomyConfig, catalog: PriceCatalog | None = None,
                 catalog.lookup(model.price_as, model.region)
             except TokenomyError:
                 found.errors.append(f"{origin}: models.{name}.price_as: {model.price_as!r} is not in the price "
-                                    f"catalog.{did_you_mean(model.price_as, catalog)} Run `tokenomy prices` for the ids")
+                                    f"catalog.{did_you_mean(model.price_as, catalog)} Run `tokenomy prices` for ids")
             continue
         if model.provider == "local":
             continue  # the local model is free and needs no price
