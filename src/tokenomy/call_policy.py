@@ -13,13 +13,12 @@ from tokenomy.caching.placement import Placement
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.errors import ConfigError
 from tokenomy.messages import ChatRequest, ChatResponse
-from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
-from tokenomy.routing.router import Router, build_router
+from tokenomy.routing.router import Prices, Router, build_router
 
 if TYPE_CHECKING:
     from tokenomy.config import RouteConfig, TokenomyConfig
@@ -38,8 +37,8 @@ class CallPolicy:
     router: Router | None = None
 
     @classmethod
-    def from_route(cls, route: "RouteConfig", limiter: RateLimiter | None = None,
-                   router: Router | None = None) -> "CallPolicy":
+    def from_route(cls, route: RouteConfig, limiter: RateLimiter | None = None,
+                   router: Router | None = None) -> CallPolicy:
         """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
         if limiter is None and route.rate_limit is not None:
             limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
@@ -47,7 +46,7 @@ class CallPolicy:
                    fallback=tuple(route.fallback), limiter=limiter, router=router)
 
     @classmethod
-    def for_route(cls, config: "TokenomyConfig", name: str, catalog: PriceCatalog | None = None) -> "CallPolicy":
+    def for_route(cls, config: TokenomyConfig, name: str, catalog: Prices | None = None) -> CallPolicy:
         """The policy of route `name` in `config`, with its router when the route names a routing policy."""
         route = config.route_for(name)
         if route is None:

@@ -216,7 +216,8 @@ class Tokenomy:
         cost = compute_cost(usage, target.spec.pricing_model, request.region if request.region not in ("global", "local") else None,
                             call.mode, self.catalog)
         meta = request.meta
-        otel.record_failure(att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started)
+        otel.record_failure(att.span, request, target.provider.name, "StreamAbandoned",
+                            time.perf_counter() - att.started)
         self._record(UsageEvent(
             ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=request.region,
             mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,

@@ -307,6 +307,7 @@ class StreamChunk:
     reasoning: str = ""
     response: ChatResponse | None = None
     extra: dict[str, Any] | None = None
+    signature: str | None = None  # the signature that closes the current reasoning block (Anthropic/Bedrock)
 
     @property
     def has_content(self) -> bool:

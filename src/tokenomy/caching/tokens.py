@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Annotated
 
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
@@ -24,9 +25,9 @@ class TokenPolicy:
     truncation the history starts at a user message, as every provider requires.
     """
 
-    max_tokens: int | None = Field(None, ge=1)
-    max_turns: int | None = Field(None, ge=1)
-    max_history_tokens: int | None = Field(None, ge=1)
+    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_turns: Annotated[int | None, Field(ge=1)] = None
+    max_history_tokens: Annotated[int | None, Field(ge=1)] = None
     warn_uncapped: bool = True
 
 

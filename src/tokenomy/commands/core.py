@@ -160,8 +160,8 @@ def chat(
         models = cfg.model_specs()
         if route:
             # The route's caps, retries, fallbacks and routing policy, applied by the client's attempt loop.
-            policy = CallPolicy.for_route(cfg, route)
-            request = replace(request, model=cfg.route_for(route).model or route)
+            policy = CallPolicy.for_route(cfg, route)  # a route that does not exist is an error naming it
+            request = replace(request, model=getattr(cfg.route_for(route), "model", None) or route)
     with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
         if as_json:
             response = client.chat(request, policy=policy)

@@ -4,6 +4,16 @@ JSON responses and SSE streams use the documented shapes and event types (messag
 content_block_start, ping, content_block_delta, content_block_stop, message_delta, message_stop);
 errors use `{"type": "error", "error": {"type", "message"}}`. `cache_control` blocks are honoured
 with the catalog's minimum prefix length and TTL, like the Bedrock emulator.
+
+Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
+plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
+must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
+(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}). The local model is a text model
+standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
+estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
+tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
+thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
+as a signed thinking block before the answer.
 """
 
 from __future__ import annotations
@@ -18,25 +28,13 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
+from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
-ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "not_found_error": 404,
-                "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
-TTL_SECONDS = {"5m": 300, "1h": 3600}
-
-
-class AnthropicError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = ERROR_STATUS[kind]
-
-
-def _invalid(message: str) -> AnthropicError:
-    return AnthropicError("invalid_request_error", message)
+FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
+          "top_k", "tools", "tool_choice", "thinking", "service_tier"}
 
 
 def anthropic_entry(model: str) -> PriceEntry | None:
@@ -44,86 +42,95 @@ def anthropic_entry(model: str) -> PriceEntry | None:
     return next((e for e in default_catalog().entries() if e.provider == "anthropic" and e.model == model), None)
 
 
-def _ttl(block: dict[str, Any], where: str, default_ttl: int) -> int | None:
-    control = block.get("cache_control")
-    if control is None:
-        return None
-    if not isinstance(control, dict) or control.get("type") != "ephemeral":
-        raise _invalid(f"{where}.cache_control.type: Input should be 'ephemeral'")
-    ttl = control.get("ttl")
-    if ttl is not None and ttl not in TTL_SECONDS:
-        raise _invalid(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
-    return TTL_SECONDS[ttl] if ttl else default_ttl
-
-
-def _content(value: Any, where: str, default_ttl: int) -> list[Block]:
-    if isinstance(value, str):
-        if not value:
-            raise _invalid(f"{where}: text content blocks must be non-empty")
-        return [Block(value)]
-    if not isinstance(value, list) or not value:
-        raise _invalid(f"{where}: content must be a non-empty string or list of content blocks")
-    blocks = []
-    for j, block in enumerate(value):
-        here = f"{where}.{j}"
-        if not isinstance(block, dict):
-            raise _invalid(f"{here}: Input should be a content block object")
-        kind = block.get("type")
-        if kind == "text":
-            if not isinstance(block.get("text"), str) or not block["text"]:
-                raise _invalid(f"{here}: text content blocks must be non-empty")
-            text = block["text"]
-        elif kind in ("tool_use", "tool_result"):
-            text = json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
-        else:
-            raise _invalid(f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, tool_use, "
-                           "tool_result are)")
-        blocks.append(Block(text, _ttl(block, here, default_ttl)))
-    return blocks
+def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """tool_choice (the forced tool, if any) and thinking, validated."""
+    choice = body.get("tool_choice")
+    forced = None
+    if choice is not None:
+        mode = choice.get("type") if isinstance(choice, dict) else None
+        if mode not in ("auto", "any", "tool", "none"):
+            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        if mode in ("any", "tool") and not tools:
+            raise invalid(f"tool_choice: '{mode}' needs at least one tool in tools")
+        if mode == "any":
+            forced = tools[0]
+        elif mode == "tool":
+            forced = next((t for t in tools if t.get("name") == choice.get("name")), None)
+            if forced is None:
+                raise invalid(f"tool_choice.name: {choice.get('name')!r} is not among the tools")
+    thinking = body.get("thinking")
+    budget = None
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled"):
+            raise invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+        if kind == "enabled":
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+                raise invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
+            if budget >= body["max_tokens"]:
+                raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+            if forced is not None:
+                raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
+    return {"forced_tool": tool, "thinking_budget": budget}
 
 
 def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
     """Validate a Messages request; return system blocks (tools first), turns and sampling options."""
     if not isinstance(body, dict):
-        raise _invalid("request body must be a JSON object")
+        raise invalid("request body must be a JSON object")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:  # the API rejects fields it does not know
+        raise invalid(f"{unknown[0]}: Extra inputs are not permitted")
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
-        raise _invalid("max_tokens: Field required")
+        raise invalid("max_tokens: Field required")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise _invalid(f"max_tokens: Input should be a positive integer (got {max_tokens!r})")
+        raise invalid(f"max_tokens: Input should be a positive integer (got {max_tokens!r})")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _invalid("messages: Field required")
+        raise invalid("messages: Field required")
     if not messages:
-        raise _invalid("messages: at least one message is required")
+        raise invalid("messages: at least one message is required")
     system: list[Block] = []
-    for i, tool in enumerate(body.get("tools") or []):
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise invalid("tools: Input should be a list")
+    for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
-            raise _invalid(f"tools.{i}.name: Field required")
+            raise invalid(f"tools.{i}.name: Field required")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise invalid(f"tools.{i}.input_schema: Field required")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
-        system.append(Block(json.dumps(spec, sort_keys=True), _ttl(tool, f"tools.{i}", default_ttl)))
+        system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")
     if raw_system is not None:
-        system += _content(raw_system, "system", default_ttl)
+        system += content_blocks(raw_system, "system", default_ttl)
     turns: list[Turn] = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ("user", "assistant"):
-            raise _invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if i == 0 and role != "user":
-            raise _invalid("messages: first message must use the \"user\" role")
-        blocks = _content(message.get("content"), f"messages.{i}.content", default_ttl)
+            raise invalid("messages: first message must use the \"user\" role")
+        blocks = content_blocks(message.get("content"), f"messages.{i}.content", default_ttl)
         if turns and turns[-1].role == role:  # the API merges consecutive same-role turns
             turns[-1].blocks += blocks
         else:
             turns.append(Turn(role, blocks))
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1):
-        raise _invalid("temperature: Input should be between 0 and 1")
+        raise invalid("temperature: Input should be between 0 and 1")
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise _invalid("stop_sequences: Input should be a list of non-empty strings")
-    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops}
+        raise invalid("stop_sequences: Input should be a list of non-empty strings")
+    for name in ("top_p", "top_k"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise invalid(f"{name}: Input should be a non-negative number")
+    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops,
+                           **_options(body, tools)}
 
 
 class AnthropicEmulator:
@@ -140,10 +147,11 @@ class AnthropicEmulator:
         self._rng_lock = threading.Lock()
         self.calls = 0
 
-    def prepare(self, body: Any) -> tuple[Prepared, str]:
+    def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
+        """Validate and render a request: (prepared, model, thinking budget or None)."""
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
-            raise _invalid("model: Field required")
+            raise invalid("model: Field required")
         entry = anthropic_entry(model)
         if entry is None:
             raise AnthropicError("not_found_error", f"model: {model}")
@@ -157,14 +165,15 @@ class AnthropicEmulator:
             b.cache_ttl is not None for t in turns for b in t.blocks)
         limit = entry.cache_max_checkpoints or 4
         if points > limit:
-            raise _invalid(f"A maximum of {limit} blocks with cache_control may be provided. Found {points}.")
+            raise invalid(f"A maximum of {limit} blocks with cache_control may be provided. Found {points}.")
         min_tokens = (entry.cache_min_tokens or 1024) if entry.has_cache else None
         try:
             prepared = self.engine.prepare(model, system, turns, min_tokens, False, options["max_tokens"],
                                            options["temperature"], options["stop"])
         except InputTooLong as exc:
-            raise _invalid(f"prompt is too long: {exc}") from None
-        return prepared, model
+            raise invalid(f"prompt is too long: {exc}") from None
+        prepared.forced_tool = options["forced_tool"]
+        return prepared, model, options["thinking_budget"]
 
 
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
@@ -189,29 +198,101 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: str) -> Iterator[bytes]:
-    """The documented SSE sequence for one text block."""
+def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> Iterator[tuple]:
+    """The answer as abstract events: ("start", index, block), ("delta", index, delta), ("stop", index),
+    then ("finish", output_tokens, stop_reason). The JSON and SSE responses are both built from them."""
+    index, output_tokens = 0, 0
+    if thinking_budget is not None:
+        think = reasoning_prepared(prepared, thinking_budget)
+        yield "start", index, {"type": "thinking", "thinking": "", "signature": ""}
+        pieces: list[str] = []
+        for item in engine.generate(think):
+            if isinstance(item, str):
+                pieces.append(item)
+                yield "delta", index, {"type": "thinking_delta", "thinking": item}
+            else:
+                output_tokens += item[0]
+        yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces))}
+        yield "stop", index
+        index += 1
+    if prepared.forced_tool is not None:
+        tool = prepared.forced_tool
+        try:
+            arguments, tokens = engine.generate_json(prepared, tool["schema"])
+        except ValueError as exc:
+            raise AnthropicError("api_error", f"The model could not call {tool['name']}: {exc}") from None
+        yield "start", index, {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"],
+                               "input": {}}
+        text = json.dumps(arguments)
+        half = len(text) // 2  # the input arrives as JSON fragments, as the API streams it
+        for fragment in (text[:half], text[half:]):
+            yield "delta", index, {"type": "input_json_delta", "partial_json": fragment}
+        yield "stop", index
+        yield "finish", output_tokens + tokens, "tool_use"
+        return
+    yield "start", index, {"type": "text", "text": ""}
+    finish = "stop"
+    for item in engine.generate(prepared):
+        if isinstance(item, str):
+            yield "delta", index, {"type": "text_delta", "text": item}
+        else:
+            output_tokens += item[0]
+            finish = item[1]
+    yield "stop", index
+    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+
+
+def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str]:
+    """Fold answer events into the content blocks of a JSON response."""
+    blocks: list[dict[str, Any]] = []
+    arguments: dict[int, str] = {}
+    output_tokens, stop = 0, "end_turn"
+    for event in events:
+        if event[0] == "start":
+            blocks.append(dict(event[2]))
+        elif event[0] == "delta":
+            block, delta = blocks[event[1]], event[2]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                arguments[event[1]] = arguments.get(event[1], "") + delta["partial_json"]
+        elif event[0] == "finish":
+            output_tokens, stop = event[1], event[2]
+    for i, text in arguments.items():
+        blocks[i]["input"] = json.loads(text)
+    return blocks, output_tokens, stop
+
+
+def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: str,
+                  thinking_budget: int | None = None) -> Iterator[bytes]:
+    """The documented SSE sequence: message_start, each block's start/deltas/stop, message_delta, message_stop."""
     start_usage = dict(_usage(prepared, 1))
     yield _sse("message_start", {"type": "message_start", "message": {
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
-    yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                       "content_block": {"type": "text", "text": ""}})
-    yield _sse("ping", {"type": "ping"})
-    output_tokens, finish = 0, "stop"
+    output_tokens, stop = 0, "end_turn"
     try:
-        for item in engine.generate(prepared):
-            if isinstance(item, str):
-                yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "text_delta", "text": item}})
+        for event in answer(engine, prepared, thinking_budget):
+            if event[0] == "start":
+                yield _sse("content_block_start", {"type": "content_block_start", "index": event[1],
+                                                   "content_block": event[2]})
+                if event[1] == 0:  # the documented sequence pings after the first block starts
+                    yield _sse("ping", {"type": "ping"})
+            elif event[0] == "delta":
+                yield _sse("content_block_delta", {"type": "content_block_delta", "index": event[1],
+                                                   "delta": event[2]})
+            elif event[0] == "stop":
+                yield _sse("content_block_stop", {"type": "content_block_stop", "index": event[1]})
             else:
-                output_tokens, finish = item
+                output_tokens, stop = event[1], event[2]
     except Exception as exc:  # mid-stream failures arrive as an SSE error event, as the API sends them
         yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": str(exc)}})
         return
-    yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-    yield _sse("message_delta", {"type": "message_delta",
-                                 "delta": {"stop_reason": STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None},
+    yield _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                                  "usage": _usage(prepared, output_tokens)})
     yield _sse("message_stop", {"type": "message_stop"})
 
@@ -230,33 +311,25 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            return _error(_invalid("request body is not valid JSON"), None)
+            return _error(invalid("request body is not valid JSON"), None)
         try:
-            prepared, model = await run_in_threadpool(emulator.prepare, body)
+            prepared, model, budget = await run_in_threadpool(emulator.prepare, body)
         except AnthropicError as exc:
             return _error(exc, emulator.retry_after)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         if body.get("stream"):
-            return StreamingResponse(stream_events(emulator.engine, prepared, model, message_id),
+            return StreamingResponse(stream_events(emulator.engine, prepared, model, message_id, budget),
                                      media_type="text/event-stream", headers=headers)
-
-        def run() -> tuple[str, int, str]:
-            pieces, result = [], (0, "stop")
-            for item in emulator.engine.generate(prepared):
-                if isinstance(item, str):
-                    pieces.append(item)
-                else:
-                    result = item
-            return "".join(pieces), *result
-
         try:
-            text, output_tokens, finish = await run_in_threadpool(run)
+            content, output_tokens, stop = await run_in_threadpool(
+                lambda: message_content(answer(emulator.engine, prepared, budget)))
+        except AnthropicError as exc:
+            return _error(exc, None)
         except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
             return _error(AnthropicError("api_error", f"The model failed: {exc}"), None)
         return JSONResponse({"id": message_id, "type": "message", "role": "assistant", "model": model,
-                             "content": [{"type": "text", "text": text}],
-                             "stop_reason": STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None,
+                             "content": content, "stop_reason": stop, "stop_sequence": None,
                              "usage": _usage(prepared, output_tokens)}, headers=headers)
 
     return app

@@ -32,10 +32,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from tokenomy.emulate.bedrock_batch_worker import ACTIVE, BatchSettings, Job, JobWorker, invalid, now_utc, split_s3
+from tokenomy.emulate.bedrock_converse import BedrockEmulator
+from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
 from tokenomy.emulate.bedrock_models import DEFAULT_ACCOUNT, ModelIdError, resolve
-from tokenomy.emulate.bedrock_batch_worker import (ACTIVE, BatchSettings, Job, JobWorker, invalid, now_utc,
-                                                   split_s3)
-from tokenomy.emulate.bedrock_runtime import BedrockEmulator, BedrockError, _client_region, error_response
 
 router = APIRouter()
 
@@ -121,7 +121,7 @@ class BatchService:
                 jobs = [j for j in jobs if keep(j, moment)]
         start = int(params.get("nextToken") or 0)
         size = int(params.get("maxResults") or 1000)
-        page = {"invocationJobSummaries": [j.describe() for j in jobs[start:start + size]]}
+        page: dict[str, Any] = {"invocationJobSummaries": [j.describe() for j in jobs[start:start + size]]}
         if start + size < len(jobs):
             page["nextToken"] = str(start + size)
         return page
@@ -151,7 +151,7 @@ async def create_model_invocation_job(request: Request):
         body = json.loads(await request.body() or b"{}")
         if not isinstance(body, dict):
             raise invalid("The request body must be a JSON object.")
-        return _ok(_service(request).create(body, _client_region(request)))
+        return _ok(_service(request).create(body, client_region(request)))
     except ValueError:
         return error_response(invalid("The request body is not valid JSON."))
     except BedrockError as exc:

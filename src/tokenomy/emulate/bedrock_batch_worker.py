@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tokenomy.emulate.bedrock_converse import BedrockEmulator
+from tokenomy.emulate.bedrock_errors import BedrockError, invalid
 from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
-from tokenomy.emulate.bedrock_runtime import BedrockEmulator, BedrockError
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.pricing.catalog import default_catalog
 
@@ -87,10 +88,6 @@ def now_utc() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def invalid(message: str) -> BedrockError:
-    return BedrockError("ValidationException", message)
 
 
 def split_s3(uri: str) -> tuple[str, str]:

@@ -77,12 +77,12 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not _LLAMA_TOKENS.sub("", prompt).strip():
             raise NativeBodyError("Malformed input request: #: required key [prompt] not found or empty")
-        config: dict[str, Any] = {}
+        llama_config: dict[str, Any] = {}
         for src, dst in (("max_gen_len", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP")):
             if src in body:
-                config[dst] = body[src]
+                llama_config[dst] = body[src]
         return {"messages": [{"role": "user", "content": [{"text": _LLAMA_TOKENS.sub("", prompt).strip()}]}],
-                "inferenceConfig": config}
+                "inferenceConfig": llama_config}
     raise NativeBodyError(f"The Tokenomy emulator reads InvokeModel bodies for Claude, Nova and Llama only; "
                           f"create the job with modelInvocationType='Converse' for {model_id}")
 

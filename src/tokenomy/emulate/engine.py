@@ -1,11 +1,25 @@
 """The model behind the emulators: render a provider request for the local model, count its tokens,
-account prompt caching, and generate with the real SmolLM2 (tokens come from its tokenizer)."""
+account prompt caching, and generate with the real SmolLM2 (tokens come from its tokenizer).
+
+The local model reads text only. Images and binary documents reach it as a one-line placeholder and
+are counted at a fixed estimate (`IMAGE_TOKENS`, `DOCUMENT_TOKENS`: roughly what Claude reports for a
+~1 megapixel image and a one-page PDF) as fresh input tokens, never cached; so an emulated call with
+an image costs what a vision model would charge, while the answer is the text model's.
+Forced tool calls are generated under a JSON-schema grammar (`generate_json`), so their arguments
+always parse and follow the tool's schema.
+"""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
@@ -14,6 +28,29 @@ from tokenomy.providers.registry import get_provider, resolve_model
 
 _MARK = "\ue000"  # private-use character: marks cache points inside the rendered prompt, then removed
 DEFAULT_MAX_TOKENS = 256
+IMAGE_TOKENS = 1600  # a fixed estimate per image: (width * height) / 750 for a ~1.2 megapixel image
+DOCUMENT_TOKENS = 1500  # a fixed estimate per binary (PDF, office) document
+JSON_MAX_TOKENS = 512  # room for a tool call's arguments under the grammar
+THINKING_TOKENS = 48  # emulated reasoning is short: the local model is small and the CPU shared
+_SIGNING_KEY = os.urandom(32)  # reasoning signatures are valid for this process only, like a provider's
+
+
+def sign_reasoning(text: str) -> str:
+    """The signature an emulator puts on reasoning it wrote; reasoning sent back must carry it."""
+    return base64.b64encode(hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).digest()).decode()
+
+
+def signature_valid(text: str, signature: object) -> bool:
+    return isinstance(signature, str) and hmac.compare_digest(signature, sign_reasoning(text))
+
+
+def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:
+    """The same request, asked to think briefly first: its output is the emulated reasoning."""
+    request = prepared.request
+    limit = min(THINKING_TOKENS, budget)
+    return dataclasses.replace(prepared, max_tokens=limit, request=dataclasses.replace(
+        request, system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
+        max_tokens=limit))
 
 
 @dataclass
@@ -22,6 +59,7 @@ class Block:
 
     text: str
     cache_ttl: int | None = None
+    extra_tokens: int = 0  # billed input the local model does not read (an image's fixed estimate)
 
 
 @dataclass
@@ -38,6 +76,8 @@ class Prepared:
     prompt_tokens: int
     account: CacheAccount
     max_tokens: int
+    forced_tool: dict[str, Any] | None = None  # {"name", "schema"} when the tool choice forces a call
+    thinking_budget: int | None = None  # extended thinking was asked for, with this budget
 
 
 class InputTooLong(ValueError):
@@ -89,7 +129,10 @@ class Engine:
                             system=marked.system.replace(_MARK, "") if marked.system else None,
                             max_tokens=max(1, min(max_tokens or DEFAULT_MAX_TOKENS, n_ctx - total - 1)),
                             temperature=temperature, stop=list(stop))
-        return Prepared(clean, total, account, clean.max_tokens or DEFAULT_MAX_TOKENS)
+        extra = sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
+        if extra:  # images and binary documents: fresh input at their fixed estimate (module docstring)
+            account = dataclasses.replace(account, input_tokens=account.input_tokens + extra)
+        return Prepared(clean, total + extra, account, clean.max_tokens or DEFAULT_MAX_TOKENS)
 
     def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
         """Yield text deltas, then (output_tokens, finish_reason) where finish is 'stop' or 'length'."""
@@ -101,3 +144,27 @@ class Engine:
             elif chunk.delta:
                 yield chunk.delta
         yield output_tokens, finish
+
+    def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Generate a JSON object valid against `schema` (llama.cpp grammar); returns it and its token count.
+        Raises ValueError when the schema cannot be turned into a grammar or the output is cut short."""
+        from llama_cpp import LlamaGrammar
+
+        try:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(schema or {"type": "object"}), verbose=False)
+        except Exception as exc:  # llama.cpp's converter raises plain exceptions for schemas it cannot express
+            raise ValueError(f"the tool's input schema cannot be turned into a grammar: {exc}") from None
+        llm = load_model()
+        prompt = self.provider.format_prompt(prepared.request)
+        tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        with self.provider._lock:  # the llama.cpp context is shared by the whole process
+            result = llm.create_completion(tokens, max_tokens=max(prepared.max_tokens, JSON_MAX_TOKENS),
+                                           temperature=0.0, grammar=grammar, seed=0)
+        text = result["choices"][0]["text"]
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise ValueError(f"the model's tool arguments were cut short ({len(text)} characters)") from None
+        if not isinstance(value, dict):
+            raise ValueError("the model's tool arguments are not a JSON object")
+        return value, int(result["usage"]["completion_tokens"])

@@ -29,7 +29,9 @@ from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import auth, metrics, supervision
+from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.budgets import BudgetUnavailable, Budgets, Reservation, Scope
+from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.hygiene import EdgeHygiene
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey
@@ -343,26 +345,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     from tokenomy.gateway.dashboard_routes import router as dashboard_router
 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
+    app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     return app
-
-
-async def _settle(gw: Gateway, budgets: Reservation | None, response: ChatResponse | None,
-                  unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
-
-    The provider has answered by now: a limits store that fails here must not turn a paid answer into an
-    error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
-    if budgets is None or gw.budgets is None:
-        return
-    # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-    actual = None if unknown else (
-        to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
-    try:
-        await gw.budgets.settle(budgets, actual)
-    except Exception as exc:  # noqa: BLE001 - see above
-        log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
-
-
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:

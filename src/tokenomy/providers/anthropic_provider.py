@@ -12,51 +12,18 @@ import time
 from typing import Any, Iterator
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolSpec, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
+from tokenomy.providers.anthropic_mapping import (  # noqa: F401
+    DEFAULT_MAX_TOKENS,
+    EPHEMERAL,
+    FINISH_REASONS,
+    AnthropicStreamAssembler,
+    blocks_from_anthropic,
+    to_anthropic_params,
+    to_anthropic_tools,
+)
 from tokenomy.providers.base import Provider
 from tokenomy.providers.bedrock import _is_loopback
-
-EPHEMERAL = {"type": "ephemeral"}
-# The Messages API requires max_tokens; used when a request sets no cap.
-DEFAULT_MAX_TOKENS = 1024
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-                  "refusal": "content_filter", "model_context_window_exceeded": "length", "pause_turn": "stop"}
-
-
-def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:
-    """Anthropic's tool definitions; the last one carries cache_control when the tools are a cache point."""
-    out: list[dict[str, Any]] = []
-    for tool in tools:
-        item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
-        if tool.description:
-            item["description"] = tool.description
-        out.append(item)
-    if cache_last and out:
-        out[-1]["cache_control"] = dict(EPHEMERAL)
-    return out
-
-
-def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
-    """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
-    params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
-    if request.system:
-        params["system"] = ([{"type": "text", "text": request.system, "cache_control": dict(EPHEMERAL)}]
-                            if request.system_cache_point else request.system)
-    messages = []
-    for message in request.messages:
-        if message.cache_point:
-            content: Any = [{"type": "text", "text": message.text, "cache_control": dict(EPHEMERAL)}]
-        else:
-            content = message.text
-        messages.append({"role": message.role, "content": content})
-    params["messages"] = messages
-    if request.temperature is not None:
-        params["temperature"] = float(request.temperature)
-    if request.stop:
-        params["stop_sequences"] = list(request.stop)
-    if request.tools:
-        params["tools"] = to_anthropic_tools(request.tools, request.tools_cache_point)
-    return params
 
 
 def usage_from_anthropic(usage: Any) -> Usage:
@@ -96,7 +63,7 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
 
 
 class AnthropicProvider(Provider):
-    """Messages API; `stream` measures time to first token from the first text delta."""
+    """Messages API; `stream` measures time to first token from the first content delta."""
 
     name = "anthropic"
 
@@ -115,44 +82,59 @@ class AnthropicProvider(Provider):
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
         self.base_url = base
 
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params = to_anthropic_params(request)  # refuses unsupported fields before any call
+        if request.extra:
+            params["extra_body"] = dict(request.extra)  # provider-specific fields, carried as sent
+        return params
+
     def chat(self, request: ChatRequest) -> ChatResponse:
         import anthropic
 
+        params = self._params(request)
         start = time.perf_counter()
         try:
-            result = self.client.messages.create(**to_anthropic_params(request))
+            result = self.client.messages.create(**params)
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        text = "".join(getattr(block, "text", "") for block in result.content if block.type == "text")
         raw = {"served_model": result.model, "message_id": result.id}
-        tool_uses = [block.model_dump() for block in result.content if block.type == "tool_use"]
-        if tool_uses:
-            raw["tool_uses"] = tool_uses
-        return ChatResponse.of_text(text, model=request.model, provider=self.name, usage=usage_from_anthropic(result.usage),
+        content = blocks_from_anthropic([block.model_dump(exclude_none=True) for block in result.content])
+        return ChatResponse(content=content, model=request.model, provider=self.name,
+                            usage=usage_from_anthropic(result.usage),
                             finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
                             latency_ms=latency, ttft_ms=None, region="global", raw=raw)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         import anthropic
 
+        params = self._params(request)
         start = time.perf_counter()
         ttft = None
-        pieces: list[str] = []
         usage = Usage()
         stop_reason = None
         raw: dict[str, Any] = {}
+        assembler = AnthropicStreamAssembler()
         try:
-            for event in self.client.messages.create(**to_anthropic_params(request), stream=True):
+            for event in self.client.messages.create(**params, stream=True):
+                chunk = None
                 if event.type == "message_start":
                     usage = usage_from_anthropic(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
-                elif event.type == "content_block_delta" and getattr(event.delta, "type", "") == "text_delta":
-                    if event.delta.text:
-                        if ttft is None:
-                            ttft = (time.perf_counter() - start) * 1000
-                        pieces.append(event.delta.text)
-                        yield StreamChunk(delta=event.delta.text)
+                elif event.type == "content_block_start":
+                    started = assembler.start(event.model_dump(exclude_none=True))
+                    if started is not None:
+                        chunk = StreamChunk(tool_call=ToolCallDelta(*started))
+                elif event.type == "content_block_delta":
+                    kind, value = assembler.delta(event.model_dump(exclude_none=True))
+                    if kind == "text" and value:
+                        chunk = StreamChunk(delta=value)
+                    elif kind == "tool" and value[1]:
+                        chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
+                    elif kind == "reasoning" and value:
+                        chunk = StreamChunk(reasoning=value)
+                    elif kind == "signature" and value:
+                        chunk = StreamChunk(signature=value)
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
@@ -161,11 +143,15 @@ class AnthropicProvider(Provider):
                                   output_tokens=final.output_tokens,
                                   cache_read_tokens=final.cache_read_tokens or usage.cache_read_tokens,
                                   cache_write_tokens=final.cache_write_tokens or usage.cache_write_tokens)
+                if chunk is not None:
+                    if ttft is None:
+                        ttft = (time.perf_counter() - start) * 1000
+                    yield chunk
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        yield StreamChunk(response=ChatResponse.of_text(
-            "".join(pieces), model=request.model, provider=self.name, usage=usage,
+        yield StreamChunk(response=ChatResponse(
+            content=assembler.content(), model=request.model, provider=self.name, usage=usage,
             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"), latency_ms=latency,
             ttft_ms=ttft, region="global", raw=raw))
 

@@ -17,11 +17,16 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolSpec, Usage
+from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.base import Provider
-
-CACHE_POINT = {"cachePoint": {"type": "default"}}
+from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
+    CACHE_POINT,
+    ConverseStreamAssembler,
+    blocks_from_converse,
+    to_bedrock_tools,
+    to_converse_params,
+)
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
 FINISH_REASONS = {
@@ -66,49 +71,6 @@ def _is_loopback(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def to_bedrock_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
-    """Converse's toolSpec entries."""
-    out: list[dict[str, Any]] = []
-    for tool in tools:
-        tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
-        if tool.description:
-            tool_spec["description"] = tool.description
-        out.append({"toolSpec": tool_spec})
-    return out
-
-
-def to_converse_params(request: ChatRequest) -> dict[str, Any]:
-    """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
-    params: dict[str, Any] = {"modelId": request.model}
-    if request.system:
-        system: list[dict[str, Any]] = [{"text": request.system}]
-        if request.system_cache_point:
-            system.append(dict(CACHE_POINT))
-        params["system"] = system
-    messages = []
-    for message in request.messages:
-        content: list[dict[str, Any]] = [{"text": message.text}]
-        if message.cache_point:
-            content.append(dict(CACHE_POINT))
-        messages.append({"role": message.role, "content": content})
-    params["messages"] = messages
-    inference: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        inference["maxTokens"] = int(request.max_tokens)
-    if request.temperature is not None:
-        inference["temperature"] = float(request.temperature)
-    if request.stop:
-        inference["stopSequences"] = list(request.stop)
-    if inference:
-        params["inferenceConfig"] = inference
-    if request.tools:
-        tools = to_bedrock_tools(request.tools)
-        if request.tools_cache_point:
-            tools.append(dict(CACHE_POINT))
-        params["toolConfig"] = {"tools": tools}
-    return params
 
 
 def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
@@ -216,7 +178,7 @@ class BedrockProvider(Provider):
         region = request.region
         return region if region and region not in ("global", "local") else self.region
 
-    def _response(self, request: ChatRequest, text: str, stop_reason: str | None, usage: dict | None,
+    def _response(self, request: ChatRequest, content: list[Block], stop_reason: str | None, usage: dict | None,
                   trace: dict | None, latency: float, ttft: float | None, raw: dict[str, Any]) -> ChatResponse:
         model, region = request.model, self._region_for(request)
         routed, routed_region = invoked_model(trace)
@@ -225,59 +187,69 @@ class BedrockProvider(Provider):
             raw["requested_model"] = request.model
             raw["invoked_model_id"] = (trace or {}).get("promptRouter", {}).get("invokedModelId")
             model, region = routed, routed_region or region
-        return ChatResponse.of_text(text, model=model, provider=self.name, usage=usage_from_bedrock(usage),
+        return ChatResponse(content=content, model=model, provider=self.name, usage=usage_from_bedrock(usage),
                             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
                             latency_ms=latency, ttft_ms=ttft, region=region, raw=raw)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        params = to_converse_params(request)  # refuses unsupported fields before any call
         start = time.perf_counter()
         try:
-            result = self._client(self._region_for(request)).converse(**to_converse_params(request))
+            result = self._client(self._region_for(request)).converse(**params)
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         content = ((result.get("output") or {}).get("message") or {}).get("content") or []
-        text = "".join(block.get("text", "") for block in content)
         raw: dict[str, Any] = {"request_id": result.get("ResponseMetadata", {}).get("RequestId"),
                                "server_latency_ms": (result.get("metrics") or {}).get("latencyMs")}
-        tool_uses = [block["toolUse"] for block in content if "toolUse" in block]
-        if tool_uses:
-            raw["tool_uses"] = tool_uses
-        return self._response(request, text, result.get("stopReason"), result.get("usage"), result.get("trace"),
-                              latency, None, raw)
+        return self._response(request, blocks_from_converse(content), result.get("stopReason"), result.get("usage"),
+                              result.get("trace"), latency, None, raw)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        params = to_converse_params(request)
         start = time.perf_counter()
         ttft = None
-        pieces: list[str] = []
         stop_reason = None
         usage = trace = None
         raw: dict[str, Any] = {}
+        assembler = ConverseStreamAssembler()
         try:
-            result = self._client(self._region_for(request)).converse_stream(**to_converse_params(request))
+            result = self._client(self._region_for(request)).converse_stream(**params)
             raw["request_id"] = result.get("ResponseMetadata", {}).get("RequestId")
             for event in result["stream"]:
-                if "contentBlockDelta" in event:
-                    delta = event["contentBlockDelta"].get("delta", {}).get("text", "")
-                    if delta:
-                        if ttft is None:
-                            ttft = (time.perf_counter() - start) * 1000
-                        pieces.append(delta)
-                        yield StreamChunk(delta=delta)
+                chunk = None
+                if "contentBlockStart" in event:
+                    started = assembler.start(event["contentBlockStart"])
+                    if started is not None:
+                        chunk = StreamChunk(tool_call=ToolCallDelta(started[0], started[1], started[2]))
+                elif "contentBlockDelta" in event:
+                    kind, value = assembler.delta(event["contentBlockDelta"])
+                    if kind == "text" and value:
+                        chunk = StreamChunk(delta=value)
+                    elif kind == "tool" and value[1]:
+                        chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
+                    elif kind == "reasoning" and value:
+                        chunk = StreamChunk(reasoning=value)
+                    elif kind == "signature" and value:
+                        chunk = StreamChunk(signature=value)
                 elif "messageStop" in event:
                     stop_reason = event["messageStop"].get("stopReason")
                 elif "metadata" in event:
                     usage = event["metadata"].get("usage")
                     trace = event["metadata"].get("trace")
                     raw["server_latency_ms"] = (event["metadata"].get("metrics") or {}).get("latencyMs")
+                if chunk is not None:
+                    if ttft is None:
+                        ttft = (time.perf_counter() - start) * 1000
+                    yield chunk
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        yield StreamChunk(response=self._response(request, "".join(pieces), stop_reason, usage, trace,
+        yield StreamChunk(response=self._response(request, assembler.content(), stop_reason, usage, trace,
                                                   latency, ttft, raw))
 
     def close(self) -> None:

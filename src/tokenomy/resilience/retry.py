@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Annotated
 
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
@@ -16,10 +17,10 @@ from tokenomy.errors import ProviderError
 class RetryPolicy:
     """How hard to try one model before giving up (or handing over to the fallback chain)."""
 
-    max_attempts: int = Field(4, ge=1)
-    base_delay_s: float = Field(0.2, ge=0)
-    max_delay_s: float = Field(8.0, ge=0)
-    deadline_s: float = Field(60.0, gt=0)
+    max_attempts: Annotated[int, Field(ge=1)] = 4
+    base_delay_s: Annotated[float, Field(ge=0)] = 0.2
+    max_delay_s: Annotated[float, Field(ge=0)] = 8.0
+    deadline_s: Annotated[float, Field(gt=0)] = 60.0
 
     def delay(self, attempt: int, error: ProviderError, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed `attempt` (1-based): full jitter, at least Retry-After."""

@@ -95,7 +95,8 @@ def _turn_prompt(judge_prompt: str) -> str:
 
 
 def _answer_tokens(judge_prompt: str) -> int:
-    found = _ANSWER.search(judge_prompt) or (list(_LAST_REPLY.finditer(judge_prompt)) or [None])[-1]
+    replies = list(_LAST_REPLY.finditer(judge_prompt))
+    found = _ANSWER.search(judge_prompt) or (replies[-1] if replies else None)
     return max(1, estimate_tokens(found.group(1))) if found else FALLBACK_OUTPUT_TOKENS
 
 

@@ -9,9 +9,10 @@ rate limit), so a routed call is capped, retried and recorded exactly like any o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.messages import ChatRequest
@@ -19,11 +20,17 @@ from tokenomy.routing.rules import Decision, explain
 
 if TYPE_CHECKING:
     from tokenomy.config import RoutingPolicy, TokenomyConfig
-    from tokenomy.pricing.catalog import PriceCatalog
+    from tokenomy.pricing.catalog import PriceEntry
 
 # An escalated attempt is tagged with its number (1 = first escalation) so escalation rates per route are
 # queryable from the ledger: requests = untagged rows, escalated requests = rows tagged "1".
 ESCALATED_TAG = "cascade_escalated"
+
+
+class Prices(Protocol):
+    """What pricing a router needs: the catalog, or the gateway's catalog that also answers unpriced models."""
+
+    def lookup(self, model: str, region: str | None = None) -> PriceEntry: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Router:
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, policy: "RoutingPolicy", tiers: dict[str, Tier], order: list[str], cheapest: str) -> None:
+    def __init__(self, policy: RoutingPolicy, tiers: dict[str, Tier], order: list[str], cheapest: str) -> None:
         self.policy = policy
         self.tiers = tiers  # every tier the policy may use, by name
         self.order = order  # the policy's tiers, cheapest first (escalation order)
@@ -162,7 +169,7 @@ def cheapest_tier(names: list[str], tiers: dict[str, Tier], price: Callable[[str
     return best
 
 
-def build_router(config: "TokenomyConfig", policy_name: str, catalog: "PriceCatalog | None" = None) -> Router:
+def build_router(config: TokenomyConfig, policy_name: str, catalog: Prices | None = None) -> Router:
     """The router for `routing.policies.<policy_name>` (config validated at load: no per-request checks)."""
     from tokenomy.pricing.catalog import default_catalog
     from tokenomy.providers.registry import resolve_model
@@ -187,7 +194,7 @@ def build_router(config: "TokenomyConfig", policy_name: str, catalog: "PriceCata
     return make_router(policy, config.tiers, price)
 
 
-def make_router(policy: "RoutingPolicy", tiers: dict[str, list[str]],
+def make_router(policy: RoutingPolicy, tiers: dict[str, list[str]],
                 price: Callable[[str], Decimal | None] = lambda model: None) -> Router:
     """The router for `policy` over `tiers` ({name: models}); `price` ranks tiers for the default tier."""
     by_name = {name: Tier(name, tuple(models)) for name, models in tiers.items()}
@@ -196,5 +203,18 @@ def make_router(policy: "RoutingPolicy", tiers: dict[str, list[str]],
     return ROUTERS[policy.type](policy, by_name, order, cheapest_tier(listed, by_name, price))
 
 
-__all__ = ["ESCALATED_TAG", "ROUTERS", "CascadeRouter", "ClassifierRouter", "HybridRouter", "RoutePlan", "Router",
-           "RulesRouter", "Tier", "build_router", "cheapest_tier", "make_router"]
+__all__ = [
+    "ESCALATED_TAG",
+    "ROUTERS",
+    "CascadeRouter",
+    "ClassifierRouter",
+    "HybridRouter",
+    "Prices",
+    "RoutePlan",
+    "Router",
+    "RulesRouter",
+    "Tier",
+    "build_router",
+    "cheapest_tier",
+    "make_router",
+]

@@ -1,0 +1,310 @@
+"""Bedrock Converse on the local model: validate a request the way Bedrock does, answer it, account usage.
+
+Content blocks accepted (shapes validated as Bedrock does): text, image (format + bytes), document
+(format + name + bytes), toolUse, toolResult (text/json/image/document content, status), reasoningContent
+(reasoningText + signature, or redactedContent) and cachePoint; `toolConfig` with tools and toolChoice.
+The local model is a text model standing in for a vision model: it reads an image or binary document
+as a placeholder line, and usage counts each at the fixed estimate in `engine` (IMAGE_TOKENS,
+DOCUMENT_TOKENS). When toolChoice forces a call (`any`: the first tool, `tool`: the named one) the
+answer is a toolUse block whose input the local model generated under the tool's JSON-schema grammar.
+`additionalModelRequestFields.thinking` ({type: enabled, budget_tokens}, as Claude on Bedrock takes it)
+makes the model first write a short reasoning, answered as a signed reasoningContent block; reasoning
+sent back must carry a signature this process issued.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from tokenomy.emulate import eventstream
+from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, TTL_SECONDS, content_blocks, forced_tool
+from tokenomy.emulate.bedrock_errors import BedrockError
+from tokenomy.emulate.bedrock_errors import invalid as _invalid
+from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
+
+
+def _inference(body: dict[str, Any]) -> dict[str, Any]:
+    inference = body.get("inferenceConfig") or {}
+    if not isinstance(inference, dict):
+        raise _invalid("The inferenceConfig field must be a JSON object.")
+    max_tokens = inference.get("maxTokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise _invalid(f"1 validation error detected: Value '{max_tokens}' at 'inferenceConfig.maxTokens' failed to "
+                       "satisfy constraint: Member must have value greater than or equal to 1")
+    for name in ("temperature", "topP"):
+        value = inference.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise _invalid(f"1 validation error detected: Value '{value}' at 'inferenceConfig.{name}' failed to "
+                           "satisfy constraint: Member must have value between 0 and 1")
+    stops = inference.get("stopSequences") or []
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise _invalid("inferenceConfig.stopSequences must be a list of non-empty strings.")
+    extra = body.get("additionalModelRequestFields")
+    if extra is not None and not isinstance(extra, dict):
+        raise _invalid("The additionalModelRequestFields field must be a JSON object.")
+    budget = None
+    thinking = (extra or {}).get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            raise _invalid("additionalModelRequestFields.thinking.type: must be enabled or disabled")
+        if thinking["type"] == "enabled":
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+                raise _invalid("additionalModelRequestFields.thinking.budget_tokens: must be an integer >= 1024")
+            if max_tokens is not None and budget >= max_tokens:
+                raise _invalid("The maximum tokens you requested must be greater than thinking.budget_tokens.")
+    return {"max_tokens": max_tokens, "temperature": inference.get("temperature"), "stop": stops,
+            "thinking_budget": budget}
+
+
+def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
+    """Validate a Converse body the way Bedrock does; return system blocks (tools first), turns, inference
+    (with `forced_tool` when the tool choice forces a call)."""
+    if not isinstance(body, dict):
+        raise BedrockError("ValidationException", "The request body must be a JSON object.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("A conversation must start with a user message. Try again with a conversation that starts "
+                       "with a user message.")
+    system: list[Block] = []
+    tool_config = body.get("toolConfig")
+    forced = None
+    if tool_config is not None:
+        tools = tool_config.get("tools") if isinstance(tool_config, dict) else None
+        if not isinstance(tools, list) or not tools:
+            raise _invalid("The toolConfig field must contain at least one tool in tools.")
+        for i, tool in enumerate(tools):
+            spec = tool.get("toolSpec") if isinstance(tool, dict) else None
+            if spec is not None and (not isinstance(spec, dict) or not spec.get("name")):
+                raise _invalid(f"The toolSpec at toolConfig.tools.{i} needs a name.")
+        system += content_blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
+        forced = forced_tool(tool_config)
+    raw_system = body.get("system") or []
+    if not isinstance(raw_system, list):
+        raise _invalid("The system field must be a list of SystemContentBlock objects.")
+    system += content_blocks(raw_system, "system", ("text", "cachePoint"), default_ttl)
+    turns: list[Turn] = []
+    uses_tools = False
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _invalid(f"The Message object at messages.{i} must be a JSON object.")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise _invalid(f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed "
+                           "to satisfy constraint: Member must satisfy enum value set: [user, assistant]")
+        if i == 0 and role != "user":
+            raise _invalid("A conversation must start with a user message. Try again with a conversation that "
+                           "starts with a user message.")
+        if turns and turns[-1].role == role:
+            raise _invalid("A conversation must alternate between user and assistant roles. Make sure the "
+                           "conversation alternates between user and assistant roles and try again.")
+        content = message.get("content")
+        if not isinstance(content, list) or not content:
+            raise _invalid(f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock "
+                           "object to the content field and try again.")
+        uses_tools |= any(isinstance(c, dict) and ("toolUse" in c or "toolResult" in c) for c in content)
+        turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
+    if uses_tools and tool_config is None:
+        raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+    inference = _inference(body)
+    if forced is not None and inference["thinking_budget"] is not None:
+        raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    return system, turns, {**inference, "forced_tool": forced}
+
+
+class BedrockEmulator:
+    """State behind the routes: the local model, the prompt cache, the throttle RNG."""
+
+    def __init__(self, throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None,
+                 engine: Engine | None = None) -> None:
+        if not 0.0 <= throttle_rate <= 1.0:
+            raise ValueError(f"throttle_rate={throttle_rate} must be between 0 and 1")
+        self.throttle_rate = throttle_rate
+        self.retry_after = retry_after
+        self.engine = engine or Engine()
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self.calls = 0
+        self.throttled = 0
+
+    def maybe_throttle(self) -> None:
+        with self._rng_lock:
+            self.calls += 1
+            if self.throttle_rate and self._rng.random() < self.throttle_rate:
+                self.throttled += 1
+                raise BedrockError("ThrottlingException", "Too many requests, please wait before trying again.")
+
+    def prepare(self, model_id: str, body: Any, client_region: str,
+                throttle: bool = True) -> tuple[Prepared, str | None]:
+        """Resolve the model, validate the body, render and account the cache; errors are BedrockError."""
+        try:
+            resolved = resolve(model_id)
+        except ModelIdError as exc:
+            raise BedrockError(exc.code, exc.message) from None
+        if throttle:
+            self.maybe_throttle()
+        ttl = (resolved.entry.cache_ttl_seconds if resolved.entry else None) or 300
+        system, turns, inference = parse_converse(body, ttl)
+        invoked = None
+        if resolved.router is not None:
+            # Route on the prompt's size, then account the cache against the model that runs.
+            size = sum(self.engine.count(b.text) for b in system) + sum(
+                self.engine.count(b.text) for t in turns for b in t.blocks)
+            resolved, invoked = route(resolved, size, client_region)
+        prepared = self._render(resolved, system, turns, inference)
+        prepared.forced_tool = inference["forced_tool"]
+        prepared.thinking_budget = inference["thinking_budget"]
+        return prepared, invoked
+
+    def converse(self, model_id: str, body: Any, client_region: str = "us-east-1",
+                 throttle: bool = True) -> dict[str, Any]:
+        """One whole Converse call: the response body Bedrock returns (raises BedrockError like Bedrock).
+        Batch jobs pass throttle=False: on-demand throttling does not apply to them."""
+        prepared, invoked = self.prepare(model_id, body, client_region, throttle)
+        start = time.perf_counter()
+        content: list[dict[str, Any]] = []
+        output_tokens, stop = 0, "end_turn"
+        arguments: dict[int, list[str]] = {}
+        for event in answer_events(self.engine, prepared):
+            kind, index = event[0], event[1]
+            if kind == "start":
+                content.append(event[2])
+            elif kind == "delta":
+                delta = event[2]
+                if "text" in delta:
+                    content[index]["text"] = content[index].get("text", "") + delta["text"]
+                elif "toolUse" in delta:
+                    arguments.setdefault(index, []).append(delta["toolUse"]["input"])
+                else:
+                    text = content[index]["reasoningContent"]["reasoningText"]
+                    for key, value in delta["reasoningContent"].items():
+                        text[key] = text.get(key, "") + value
+            elif kind == "finish":
+                output_tokens, stop = event[1], event[2]
+        for index, pieces in arguments.items():
+            content[index]["toolUse"]["input"] = json.loads("".join(pieces))
+        result: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": stop, "usage": _usage(prepared, output_tokens),
+            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
+        if invoked:
+            result["trace"] = {"promptRouter": {"invokedModelId": invoked}}
+        return result
+
+    def _render(self, resolved: ResolvedModel, system: list[Block], turns: list[Turn],
+                inference: dict[str, Any]) -> Prepared:
+        entry = resolved.entry
+        points = sum(b.cache_ttl is not None for b in system) + sum(
+            b.cache_ttl is not None for t in turns for b in t.blocks)
+        limit = (entry.cache_max_checkpoints if entry else None) or 4
+        if points > limit:
+            raise _invalid(f"The number of cache points ({points}) exceeds the maximum of {limit} for this model. "
+                           "Remove cache points and try again.")
+        min_tokens = (entry.cache_min_tokens or 1024) if entry is not None and entry.has_cache else None
+        try:
+            return self.engine.prepare(resolved.namespace, system, turns, min_tokens, True,
+                                       inference["max_tokens"], inference["temperature"], inference["stop"])
+        except InputTooLong as exc:
+            raise _invalid(str(exc)) from None
+
+
+def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], int]:
+    """The forced tool call: arguments from the local model under the tool's JSON-schema grammar."""
+    tool = prepared.forced_tool or {}
+    generate = getattr(engine, "generate_json", None)
+    if generate is None:
+        raise _invalid("This engine cannot generate tool calls; send the request to the on-demand runtime.")
+    try:
+        arguments, output_tokens = generate(prepared, tool["schema"])
+    except ValueError as exc:
+        raise BedrockError("ModelErrorException", f"The model could not call {tool['name']}: {exc}") from None
+    return {"toolUseId": f"tooluse_{uuid.uuid4().hex[:22]}", "name": tool["name"], "input": arguments}, output_tokens
+
+
+def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
+    account = prepared.account
+    usage: dict[str, Any] = {
+        "inputTokens": account.input_tokens, "outputTokens": output_tokens,
+        "totalTokens": prepared.prompt_tokens + output_tokens,
+        "cacheReadInputTokens": account.cache_read_tokens, "cacheWriteInputTokens": account.cache_write_tokens}
+    if account.writes_by_ttl:
+        usage["cacheDetails"] = [{"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens}
+                                 for ttl, tokens in account.writes_by_ttl]
+    return usage
+
+
+def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
+    """The answer as abstract events: ("start", index, block), ("delta", index, delta), ("stop", index), then
+    ("finish", output_tokens, stopReason). Converse and ConverseStream are both built from them."""
+    index, output_tokens = 0, 0
+    if prepared.thinking_budget is not None:
+        yield "start", index, {"reasoningContent": {"reasoningText": {"text": ""}}}
+        pieces: list[str] = []
+        for item in engine.generate(reasoning_prepared(prepared, prepared.thinking_budget)):
+            if isinstance(item, str):
+                pieces.append(item)
+                yield "delta", index, {"reasoningContent": {"text": item}}
+            else:
+                output_tokens += item[0]
+        yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces))}}
+        yield "stop", index
+        index += 1
+    if prepared.forced_tool is not None:
+        use, tokens = tool_use(engine, prepared)
+        yield "start", index, {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"], "input": {}}}
+        arguments = json.dumps(use["input"])
+        half = len(arguments) // 2  # input arrives as JSON fragments, as Bedrock streams it
+        for fragment in (arguments[:half], arguments[half:]):
+            yield "delta", index, {"toolUse": {"input": fragment}}
+        yield "stop", index
+        yield "finish", output_tokens + tokens, "tool_use"
+        return
+    yield "start", index, {"text": ""}
+    finish = "stop"
+    for item in engine.generate(prepared):
+        if isinstance(item, str):
+            yield "delta", index, {"text": item}
+        else:
+            output_tokens += item[0]
+            finish = item[1]
+    yield "stop", index
+    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+
+
+def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> Iterator[bytes]:
+    """ConverseStream's event sequence in AWS event-stream framing (Starlette iterates it in a thread)."""
+    start = time.perf_counter()
+    yield eventstream.event("messageStart", {"role": "assistant"})
+    output_tokens, stop = 0, "end_turn"
+    try:
+        for event in answer_events(engine, prepared):
+            if event[0] == "start":
+                block = event[2]
+                if "toolUse" in block:  # only tool calls announce themselves; text and reasoning just stream
+                    yield eventstream.event("contentBlockStart", {"contentBlockIndex": event[1], "start": {
+                        "toolUse": {"toolUseId": block["toolUse"]["toolUseId"], "name": block["toolUse"]["name"]}}})
+            elif event[0] == "delta":
+                yield eventstream.event("contentBlockDelta", {"contentBlockIndex": event[1], "delta": event[2]})
+            elif event[0] == "stop":
+                yield eventstream.event("contentBlockStop", {"contentBlockIndex": event[1]})
+            else:
+                output_tokens, stop = event[1], event[2]
+    except Exception as exc:  # a failure mid-stream is reported in-band, as Bedrock does
+        yield eventstream.exception("modelStreamErrorException", f"The model failed while streaming: {exc}")
+        return
+    yield eventstream.event("messageStop", {"stopReason": stop})
+    metadata: dict[str, Any] = {"usage": _usage(prepared, output_tokens),
+                                "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
+    if invoked:
+        metadata["trace"] = {"promptRouter": {"invokedModelId": invoked}}
+    yield eventstream.event("metadata", metadata)

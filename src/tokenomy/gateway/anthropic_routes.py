@@ -1,0 +1,214 @@
+"""`POST /v1/messages`: Anthropic's Messages API on the gateway, for Anthropic-SDK applications and agents.
+
+The same path as `/v1/chat/completions`: a virtual key (`x-api-key` or `Authorization: Bearer`), the
+route named by `model`, overload guard, rate limit, budget reservation, the one call path (ledger,
+telemetry, retries, fallback, caching), settlement. Requests and answers are mapped with the
+Anthropic provider's own functions (`providers.anthropic_mapping`) in reverse, so tools, images,
+documents, thinking and cache_control reach whichever model the route names, or are refused with a
+400 naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
+stop with text_delta, input_json_delta, thinking_delta and signature_delta, message_delta, message_stop).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import Refusal, admit, settle
+from tokenomy.gateway.schemas import parse_tags
+from tokenomy.messages import (
+    ChatResponse,
+    ReasoningBlock,
+    RequestMeta,
+    StreamChunk,
+)
+from tokenomy.providers.anthropic_mapping import STOP_REASONS, message_body, request_from_anthropic, usage_body
+
+router = APIRouter()
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error"}
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_IDS = itertools.count(1)
+
+
+def anthropic_error(status: int, message: str) -> JSONResponse:
+    """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
+    return JSONResponse({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
+                        status_code=status)
+
+
+def _provider_error(exc: ProviderError) -> JSONResponse:
+    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
+    return anthropic_error(status, f"upstream {exc.kind}: {exc}")
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class EventWriter:
+    """Turns StreamChunks into Anthropic SSE events, opening a new content block whenever the kind changes."""
+
+    def __init__(self, message_id: str, model: str) -> None:
+        self.message_id, self.model = message_id, model
+        self.index = -1
+        self.open: str | None = None
+        self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+
+    def start(self) -> bytes:
+        return _sse("message_start", {"type": "message_start", "message": {
+            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})
+
+    def _close(self) -> list[bytes]:
+        if self.open is None:
+            return []
+        self.open = None
+        return [_sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def _begin(self, kind: str, block: dict[str, Any]) -> list[bytes]:
+        out = self._close()
+        self.index += 1
+        self.open = kind
+        return [*out, _sse("content_block_start", {"type": "content_block_start", "index": self.index,
+                                                   "content_block": block})]
+
+    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+        return _sse("content_block_delta", {"type": "content_block_delta",
+                                            "index": self.index if index is None else index, "delta": delta})
+
+    def chunk(self, piece: StreamChunk) -> list[bytes]:
+        out: list[bytes] = []
+        if piece.reasoning or piece.signature:
+            if self.open != "thinking":
+                out += self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            if piece.reasoning:
+                out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
+            if piece.signature:
+                out.append(self._delta({"type": "signature_delta", "signature": piece.signature}))
+        if piece.delta:
+            if self.open != "text":
+                out += self._begin("text", {"type": "text", "text": ""})
+            out.append(self._delta({"type": "text_delta", "text": piece.delta}))
+        call = piece.tool_call
+        if call is not None:
+            if call.index not in self.tool_blocks:
+                out += self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "",
+                                                "input": {}})
+                self.tool_blocks[call.index] = self.index
+            if call.arguments:
+                out.append(self._delta({"type": "input_json_delta", "partial_json": call.arguments},
+                                       self.tool_blocks[call.index]))
+        return out
+
+    def finish(self, response: ChatResponse) -> list[bytes]:
+        out = self._close()
+        for block in response.content:  # opaque reasoning has no stream delta: it comes as a whole block
+            if isinstance(block, ReasoningBlock) and block.redacted is not None:
+                out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
+        out.append(_sse("message_delta", {"type": "message_delta", "delta": {
+            "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"), "stop_sequence": None},
+            "usage": usage_body(response)}))
+        out.append(_sse("message_stop", {"type": "message_stop"}))
+        return out
+
+
+@router.post("/v1/messages")
+async def create_message(request: Request):
+    """Create a message in Anthropic's Messages API shape (streaming with `stream: true`)."""
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError as exc:
+        return metrics.done(anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object "
+                                                 "such as {\"model\": ..., \"max_tokens\": ..., \"messages\": [...]}"),
+                            "unknown", started)
+    if not isinstance(body, dict):
+        return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
+    model = body.get("model")
+    name: str = model if isinstance(model, str) else ""
+    route = gw.config.route_for(name) if name else None
+    label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
+    secret = request.headers.get("x-api-key")
+    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        message = json.loads(bytes(key.body))["error"]["message"]
+        return metrics.done(anthropic_error(key.status_code, message.replace(
+            "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`")),
+            label, started)
+    if route is None:
+        return metrics.done(anthropic_error(404, f"model: `{name}` does not exist on this gateway; GET /v1/models "
+                                                 "lists the names you can use."), label, started)
+    try:
+        call = request_from_anthropic(body)
+        call.meta = RequestMeta(task=request.headers.get("x-tokenomy-task") or route.task,
+                                tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+                                tenant=key.team if key else None, key_id=key.key_id if key else None, route=name)
+    except ValueError as exc:
+        return metrics.done(anthropic_error(400, str(exc)), name, started)
+    call.model = route.model or name
+    admitted = await admit(gw, name, route, key, call)
+    if isinstance(admitted, Refusal):
+        return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
+    message_id = f"msg_{_ID_PREFIX}{next(_IDS):x}"
+    if body.get("stream"):
+        return StreamingResponse(_stream(gw, call, admitted, name, message_id, started),
+                                 media_type="text/event-stream")
+    try:
+        response = await gw.client.achat(call, policy=admitted.policy)
+    except ProviderError as exc:
+        await settle(gw, admitted.budgets, None)
+        return metrics.done(_provider_error(exc), name, started)
+    except TokenomyError as exc:
+        await settle(gw, admitted.budgets, None)
+        return metrics.done(anthropic_error(400, str(exc)), name, started)
+    finally:
+        gw.guard.slots.release()
+    await settle(gw, admitted.budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # the call is on disk before the client hears of it
+    metrics.observe(response, name)
+    body_out = message_body(response, name, message_id)
+    body_out["tokenomy"] = {"cost_usd": str(response.cost_usd), "model": response.model,
+                            "provider": response.provider, "tier": response.tier, "attempts": response.attempts}
+    return metrics.done(JSONResponse(body_out), name, started)
+
+
+async def _stream(gw, call, admitted, name: str, message_id: str,
+                  started: float) -> AsyncIterator[bytes]:
+    writer = EventWriter(message_id, name)
+    final: ChatResponse | None = None
+    streamed = False
+    try:
+        yield writer.start()
+        async for piece in gw.client.astream(call, policy=admitted.policy):
+            if piece.response is not None:
+                final = piece.response
+                continue
+            events = writer.chunk(piece)
+            streamed = streamed or bool(events)
+            for event in events:
+                yield event
+        assert final is not None
+        for event in writer.finish(final):
+            yield event
+        metrics.observe(final, name)
+        metrics.count(name, 200, started)
+    except TokenomyError as exc:
+        kind = "rate_limit_error" if isinstance(exc, ProviderError) and exc.kind == "throttled" else (
+            "api_error" if isinstance(exc, ProviderError) and exc.kind != "client_error" else "invalid_request_error")
+        yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
+        metrics.count(name, 502, started)
+    finally:
+        gw.guard.slots.release()
+        await settle(gw, admitted.budgets, final, unknown=final is None and streamed)

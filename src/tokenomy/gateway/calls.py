@@ -1,0 +1,82 @@
+"""The gateway's call path shared by its APIs (OpenAI chat completions, Anthropic messages):
+admission (overload guard, key rate limit, budget reservation, a call slot) and settlement. The call itself
+is the client's one attempt loop (`gw.client.achat` / `astream` with the route's policy, routing included)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tokenomy.client import CallPolicy
+from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
+from tokenomy.gateway.limits import to_nano
+from tokenomy.messages import ChatRequest, ChatResponse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Refusal:
+    """Why admission refused a request: HTTP status, a message for the caller, a machine code."""
+
+    status: int
+    message: str
+    code: str
+
+
+@dataclass
+class Admitted:
+    """A request that holds a call slot and (with budgets) a reservation; settle it exactly once."""
+
+    policy: CallPolicy
+    budgets: Reservation | None
+
+
+async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Refusal:
+    """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller)."""
+    if gw.guard.full():
+        return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
+    if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
+        return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
+    policy = gw.policies.get(model) or CallPolicy.from_route(route)
+    scopes = gw.budgets.scopes(key) if gw.budgets else []
+    budgets: Reservation | None = None
+    if scopes:
+        estimate = gw.estimate_nano(route, call, policy)
+        try:
+            held = await gw.budgets.reserve(scopes, estimate)
+        except BudgetUnavailable as exc:
+            return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
+        if isinstance(held, Scope):
+            scope = "team" if held.counter.startswith("team:") else "key"
+            return Refusal(429, f"Budget exhausted for this {scope}: this request could cost up to "
+                                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
+                                "Raise the budget or wait for the next period.", "budget_exceeded")
+        budgets = held
+    gw.guard.waiting += 1
+    try:
+        await gw.guard.slots.acquire()
+    except BaseException:  # the client left while queued: nothing was called, release the reservation
+        await settle(gw, budgets, None)
+        raise
+    finally:
+        gw.guard.waiting -= 1
+    return Admitted(policy, budgets)
+
+
+async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
+                 unknown: bool = False) -> None:
+    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
+
+    The provider has answered by now: a limits store that fails here must not turn a paid answer into an
+    error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
+    if budgets is None or gw.budgets is None:
+        return
+    # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
+    actual = None if unknown else (
+        to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
+    try:
+        await gw.budgets.settle(budgets, actual)
+    except Exception as exc:
+        log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)

@@ -1,0 +1,389 @@
+"""Anthropic Messages wire shapes <-> Tokenomy's content model, in both directions.
+
+The provider uses `to_anthropic_params` / `blocks_from_anthropic` / `AnthropicStreamAssembler`;
+the gateway's `POST /v1/messages` uses the same functions in reverse (`request_from_anthropic`,
+`message_body`, `blocks_to_anthropic`), so one table of block shapes serves both.
+
+Carried: text, image (base64 or url source), document (base64 PDF, plain-text, or a file id),
+tool_use / tool_result (is_error), thinking / redacted_thinking with signatures, tools (cache_control
+on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
+`parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
+sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
+presence/frequency penalties, JSON response formats, and a reasoning effort without a token budget.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+
+EPHEMERAL = {"type": "ephemeral"}
+DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
+FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+                  "refusal": "content_filter", "model_context_window_exceeded": "length", "pause_turn": "stop"}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
+
+
+def refuse(model: str, field: str, why: str) -> ProviderError:
+    return ProviderError(f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error",
+                         status=400)
+
+
+def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:
+    """Anthropic's tool definitions; the last one carries cache_control when the tools are a cache point."""
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
+        if tool.description:
+            item["description"] = tool.description
+        if tool.strict is not None:
+            item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
+        out.append(item)
+    if cache_last and out:
+        out[-1]["cache_control"] = dict(EPHEMERAL)
+    return out
+
+
+def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, Any]:
+    """One block in the Messages API's content-block shape."""
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ImageBlock):
+        if block.detail not in (None, "auto"):
+            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
+        if block.data is not None:
+            return {"type": "image", "source": {"type": "base64", "media_type": block.media_type or "image/png",
+                                                "data": base64.b64encode(block.data).decode()}}
+        return {"type": "image", "source": {"type": "url", "url": block.url}}
+    if isinstance(block, DocumentBlock):
+        if block.file_id is not None:
+            source: dict[str, Any] = {"type": "file", "file_id": block.file_id}
+        elif block.format == "pdf":
+            source = {"type": "base64", "media_type": "application/pdf",
+                      "data": base64.b64encode(block.data or b"").decode()}
+        elif block.format in TEXT_DOCUMENTS:
+            source = {"type": "text", "media_type": "text/plain", "data": (block.data or b"").decode("utf-8")}
+        else:
+            raise refuse(model, where, f"reads PDF and plain-text documents, not {block.format!r}; convert it "
+                                       "to PDF or text first")
+        return {"type": "document", "source": source, "title": block.name}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if isinstance(block, ToolResultBlock):
+        item: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id,
+                                "content": blocks_to_anthropic(block.content, f"{where}.content", model)}
+        if block.is_error:
+            item["is_error"] = True
+        return item
+    if isinstance(block, ReasoningBlock):
+        if block.redacted is not None:
+            return {"type": "redacted_thinking", "data": block.redacted}
+        return {"type": "thinking", "thinking": block.text, "signature": block.signature or ""}
+    raise refuse(model, where, f"has no content block for {type(block).__name__}")
+
+
+def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
+    return [block_to_anthropic(b, f"{where}[{i}]", model) for i, b in enumerate(blocks)]
+
+
+def _document(source: dict[str, Any], title: str | None, where: str) -> DocumentBlock:
+    kind = source.get("type")
+    name = title or "document"
+    if kind == "base64":
+        if source.get("media_type") != "application/pdf":
+            raise ValueError(f"{where}.source.media_type: base64 documents must be application/pdf")
+        return DocumentBlock("pdf", _b64(source.get("data"), f"{where}.source.data"), name)
+    if kind == "text":
+        return DocumentBlock("txt", str(source.get("data", "")).encode("utf-8"), name)
+    if kind == "file":
+        return DocumentBlock("pdf", None, name, file_id=source.get("file_id"))
+    raise ValueError(f"{where}.source.type: expected base64, text or file (got {kind!r})")
+
+
+def _b64(value: Any, where: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:
+        raise ValueError(f"{where}: not valid base64") from None
+
+
+def blocks_from_anthropic(content: Any, where: str = "content") -> list[Block]:
+    """Messages API content (a string or block dicts, from a response or a request) as Tokenomy blocks.
+    Raises ValueError naming the block for a shape it does not know."""
+    if isinstance(content, str):
+        return [TextBlock(content)]
+    blocks: list[Block] = []
+    for i, item in enumerate(content or []):
+        here = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{here}: Input should be a content block object")
+        kind = item.get("type")
+        if kind == "text":
+            blocks.append(TextBlock(item.get("text", "")))
+        elif kind == "image":
+            source = item.get("source") or {}
+            if source.get("type") == "base64":
+                blocks.append(ImageBlock(source.get("media_type"), _b64(source.get("data"), f"{here}.source.data")))
+            elif source.get("type") == "url":
+                blocks.append(ImageBlock(url=source.get("url")))
+            else:
+                raise ValueError(f"{here}.source.type: expected base64 or url (got {source.get('type')!r})")
+        elif kind == "document":
+            blocks.append(_document(item.get("source") or {}, item.get("title"), here))
+        elif kind == "tool_use":
+            blocks.append(ToolUseBlock(item.get("id", ""), item.get("name", ""), dict(item.get("input") or {})))
+        elif kind == "tool_result":
+            blocks.append(ToolResultBlock(item.get("tool_use_id", ""),
+                                          blocks_from_anthropic(item.get("content") or [], f"{here}.content"),
+                                          bool(item.get("is_error"))))
+        elif kind == "thinking":
+            blocks.append(ReasoningBlock(item.get("thinking", ""), item.get("signature")))
+        elif kind == "redacted_thinking":
+            blocks.append(ReasoningBlock(redacted=item.get("data", "")))
+        else:
+            raise ValueError(f"{here}.type: {kind!r} is not a content block Tokenomy carries (text, image, "
+                             "document, tool_use, tool_result, thinking, redacted_thinking)")
+    return blocks
+
+
+def _refuse_unsupported(request: ChatRequest) -> None:
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(request, field) is not None:
+            raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
+    fmt = request.response_format
+    if fmt is not None and fmt.type != "text":
+        raise refuse(request.model, "response_format", f"has no {fmt.type} output mode here; remove "
+                                                       "response_format or use a forced tool")
+    reasoning = request.reasoning
+    if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
+        raise refuse(request.model, "reasoning_effort", "takes a thinking budget in tokens, not an effort "
+                                                        "level; send reasoning.budget_tokens instead")
+
+
+def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    if choice is None and request.parallel_tool_calls is not False:
+        return None
+    if not request.tools and (choice is None or choice.mode in ("auto", "none")):
+        return None  # without tools there is nothing to choose or parallelise (the API refuses a bare choice)
+    if choice is None or choice.mode == "auto":
+        out: dict[str, Any] = {"type": "auto"}
+    elif choice.mode == "tool":
+        out = {"type": "tool", "name": choice.name}
+    else:
+        out = {"type": choice.mode}
+    if request.parallel_tool_calls is False:
+        if out["type"] == "none":
+            return out  # nothing to parallelise
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
+    """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
+    _refuse_unsupported(request)
+    params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
+    if request.system:
+        params["system"] = ([{"type": "text", "text": request.system, "cache_control": dict(EPHEMERAL)}]
+                            if request.system_cache_point else request.system)
+    messages = []
+    for i, message in enumerate(request.messages):
+        blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
+        if message.cache_point and blocks:
+            blocks[-1]["cache_control"] = dict(EPHEMERAL)
+        if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
+            messages.append({"role": message.role, "content": blocks[0]["text"]})
+        else:
+            messages.append({"role": message.role, "content": blocks})
+    params["messages"] = messages
+    for name, value in (("temperature", request.temperature), ("top_p", request.top_p)):
+        if value is not None:
+            params[name] = float(value)
+    if request.top_k is not None:
+        params["top_k"] = int(request.top_k)
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
+    if request.tools:
+        params["tools"] = to_anthropic_tools(request.tools, request.tools_cache_point)
+    choice = _tool_choice(request)
+    if choice is not None:
+        params["tool_choice"] = choice
+    if request.reasoning is not None and request.reasoning.budget_tokens is not None:
+        params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
+    return params
+
+
+# -- the reverse direction, for the gateway's /v1/messages -----------------------------------------
+KNOWN_FIELDS = {"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
+                "stream", "tools", "tool_choice", "thinking"}  # others (metadata, service_tier, …) ride in `extra`
+
+
+def _cached(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("cache_control") is not None
+
+
+def _cache_point(content: Any, where: str) -> bool:
+    """Tokenomy caches at the end of a turn: cache_control is honoured on a turn's last block only."""
+    if not isinstance(content, list):
+        return False
+    for i, item in enumerate(content[:-1]):
+        if _cached(item):
+            raise ValueError(f"{where}[{i}].cache_control: the gateway sets cache points at the end of a message, "
+                             "system prompt or tool list; move cache_control to the last block")
+    return bool(content) and _cached(content[-1])
+
+
+def _check_numbers(body: dict[str, Any]) -> None:
+    for name, kind in (("temperature", (int, float)), ("top_p", (int, float)), ("top_k", int)):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise ValueError(f"{name}: Input should be a {'integer' if kind is int else 'number'}")
+
+
+def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
+    """A Messages API request body as a ChatRequest (model is the name the caller sent).
+    Raises ValueError naming the field for anything malformed."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ValueError("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError("max_tokens: Field required (a positive integer)")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise ValueError("messages: at least one message is required")
+    messages = []
+    for i, item in enumerate(raw_messages):
+        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
+            raise ValueError(f"messages[{i}].role: Input should be 'user' or 'assistant'")
+        content = item.get("content")
+        where = f"messages[{i}].content"
+        if not isinstance(content, (str, list)):
+            raise ValueError(f"{where}: a string or a list of content blocks")
+        messages.append(Message(item["role"], blocks_from_anthropic(content, where), _cache_point(content, where)))
+    system = body.get("system")
+    system_text = system if isinstance(system, str) or system is None else "\n".join(
+        b.text for b in blocks_from_anthropic(system, "system") if isinstance(b, TextBlock))
+    tools_raw = body.get("tools") or []
+    if not isinstance(tools_raw, list) or not all(isinstance(t, dict) and t.get("name") for t in tools_raw):
+        raise ValueError("tools: a list of tools, each with a name and an input_schema")
+    tools = [ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"}, t.get("strict"))
+             for t in tools_raw]
+    _check_numbers(body)
+    choice_raw = body.get("tool_choice")
+    choice, parallel = None, None
+    if isinstance(choice_raw, dict):
+        mode = choice_raw.get("type")
+        if mode not in ("auto", "any", "tool", "none"):
+            raise ValueError("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        choice = ToolChoice(mode, choice_raw.get("name"))
+        if choice_raw.get("disable_parallel_tool_use"):
+            parallel = False
+    thinking = body.get("thinking")
+    reasoning = None
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
+        reasoning = Reasoning(budget_tokens=budget)
+    elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        raise ValueError("thinking: send {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}")
+    stop = body.get("stop_sequences") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise ValueError("stop_sequences: Input should be a list of strings")
+    extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+    return ChatRequest(messages=messages, model=body["model"], system=system_text, max_tokens=max_tokens,
+                       temperature=body.get("temperature"), top_p=body.get("top_p"), top_k=body.get("top_k"),
+                       stop=list(stop), tools=tools, tool_choice=choice, parallel_tool_calls=parallel,
+                       reasoning=reasoning, extra=extra,
+                       system_cache_point=_cache_point(system, "system") if isinstance(system, list) else False,
+                       tools_cache_point=_cache_point(tools_raw, "tools"))
+
+
+def usage_body(response: ChatResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_write_tokens,
+            "cache_read_input_tokens": usage.cache_read_tokens}
+
+
+def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:
+    """A ChatResponse as the Messages API's message object."""
+    return {"id": message_id, "type": "message", "role": "assistant", "model": model,
+            "content": blocks_to_anthropic(response.content, "content", model),
+            "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"), "stop_sequence": None,
+            "usage": usage_body(response)}
+
+
+class AnthropicStreamAssembler:
+    """Folds Messages API stream events (as dicts) into the answer's blocks; numbers tool calls 0, 1, …"""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.tool_count = 0
+
+    def start(self, event: dict[str, Any]) -> tuple[int, str, str] | None:
+        block = dict(event.get("content_block") or {})
+        if block.get("type") == "tool_use":
+            block["tool_index"] = self.tool_count
+            block["args"] = []
+            self.tool_count += 1
+        self.blocks[event.get("index", 0)] = block
+        if block.get("type") == "tool_use":
+            return block["tool_index"], block.get("id", ""), block.get("name", "")
+        return None
+
+    def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
+        """-> ("text" | "reasoning" | "signature", str) | ("tool", (tool_index, fragment)) | ("", None)."""
+        block = self.blocks.setdefault(event.get("index", 0), {"type": "text", "text": ""})
+        delta = event.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            block["text"] = block.get("text", "") + delta.get("text", "")
+            return "text", delta.get("text", "")
+        if kind == "input_json_delta":
+            block.setdefault("args", []).append(delta.get("partial_json", ""))
+            return "tool", (block.get("tool_index", 0), delta.get("partial_json", ""))
+        if kind == "thinking_delta":
+            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+            return "reasoning", delta.get("thinking", "")
+        if kind == "signature_delta":
+            block["signature"] = delta.get("signature")
+            return "signature", delta.get("signature")
+        return "", None
+
+    def content(self) -> list[Block]:
+        import json
+
+        out: list[Block] = []
+        for _, block in sorted(self.blocks.items()):
+            if block.get("type") == "tool_use":
+                arguments = "".join(block.get("args") or [])
+                try:
+                    parsed = json.loads(arguments) if arguments else dict(block.get("input") or {})
+                except ValueError:
+                    parsed = {}
+                out.append(ToolUseBlock(block.get("id", ""), block.get("name", ""),
+                                        parsed if isinstance(parsed, dict) else {}, arguments or None))
+            elif block.get("type") == "text" and not block.get("text"):
+                continue
+            else:
+                out += blocks_from_anthropic([{k: v for k, v in block.items() if k != "citations"}])
+        return out

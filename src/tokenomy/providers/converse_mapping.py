@@ -1,0 +1,305 @@
+"""Bedrock Converse wire shapes <-> Tokenomy's content model, both ways, streamed and not.
+
+Requests: every block and option of a ChatRequest is carried or refused with a `ProviderError`
+(client_error, 400) that names the field and the model; nothing is dropped.
+- text, toolUse, toolResult (`status: error` when is_error), image (bytes), document (format, name,
+  bytes) and reasoningContent (reasoningText + signature, or redactedContent) blocks map one to one.
+  A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only.
+- tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice. Converse has no
+  `none` choice: the tools are left out when the conversation holds no tool blocks (the model
+  cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
+- top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
+  additionalModelRequestFields; seed, presence/frequency penalties, JSON response formats,
+  reasoning effort without a budget and `parallel_tool_calls: false` have no Converse field and are
+  refused.
+- cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
+
+Redacted reasoning: Converse carries it as bytes (`redactedContent` blob); Tokenomy's
+`ReasoningBlock.redacted` is a string, so the bytes travel base64-encoded and are decoded on the way
+back, byte-identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+
+CACHE_POINT = {"cachePoint": {"type": "default"}}
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                 "image/webp": "webp"}
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+def refuse(model: str, field: str, why: str) -> ProviderError:
+    """The error for a request field a Converse model cannot take (the caller's fix is in `why`)."""
+    return ProviderError(f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400)
+
+
+def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:
+    """Converse's toolSpec entries (Converse has no strict schema mode: a strict tool is refused)."""
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        if tool.strict:
+            raise refuse(model, f"tools[{i}].strict", "has no strict tool-schema mode; remove strict")
+        tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
+        if tool.description:
+            tool_spec["description"] = tool.description
+        out.append({"toolSpec": tool_spec})
+    return out
+
+
+def _tool_input(block: ToolUseBlock) -> dict[str, Any]:
+    if block.input or not block.arguments:
+        return block.input
+    try:
+        value = json.loads(block.arguments)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ProviderError(f"tool call {block.id} ({block.name}): its arguments are not a JSON object "
+                            f"({block.arguments[:80]!r}); Converse needs an object", kind="client_error", status=400)
+    return value
+
+
+def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
+    """One content block in Converse's ContentBlock shape (bytes stay bytes: boto3 encodes them)."""
+    if isinstance(block, TextBlock):
+        return {"text": block.text}
+    if isinstance(block, ImageBlock):
+        if block.detail not in (None, "auto"):
+            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
+        if block.data is None:
+            raise refuse(model, where, "takes images as bytes only, not by URL; send the image inline "
+                                       "(base64 data) instead of a link")
+        fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
+        if fmt is None:
+            raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
+        return {"image": {"format": fmt, "source": {"bytes": block.data}}}
+    if isinstance(block, DocumentBlock):
+        if block.data is None:
+            raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")
+        return {"document": {"format": block.format, "name": block.name, "source": {"bytes": block.data}}}
+    if isinstance(block, ToolUseBlock):
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block)}}
+    if isinstance(block, ToolResultBlock):
+        content = [block_to_converse(b, model, f"{where}.content[{i}]") for i, b in enumerate(block.content)]
+        result: dict[str, Any] = {"toolUseId": block.tool_use_id, "content": content or [{"text": ""}]}
+        if block.is_error:
+            result["status"] = "error"
+        return {"toolResult": result}
+    if isinstance(block, ReasoningBlock):
+        if block.redacted is not None:
+            return {"reasoningContent": {"redactedContent": base64.b64decode(block.redacted)}}
+        text: dict[str, Any] = {"text": block.text}
+        if block.signature:
+            text["signature"] = block.signature
+        return {"reasoningContent": {"reasoningText": text}}
+    raise refuse(model, where, f"has no content block for {type(block).__name__}")
+
+
+def blocks_from_converse(content: list[dict[str, Any]]) -> list[Block]:
+    """Converse ContentBlocks (a response, or a request the gateway received) as Tokenomy blocks."""
+    blocks: list[Block] = []
+    for item in content:
+        if "text" in item:
+            blocks.append(TextBlock(item["text"]))
+        elif "toolUse" in item:
+            use = item["toolUse"]
+            blocks.append(ToolUseBlock(use["toolUseId"], use["name"], dict(use.get("input") or {})))
+        elif "toolResult" in item:
+            res = item["toolResult"]
+            inner: list[Block] = []
+            for part in res.get("content") or []:
+                inner += [TextBlock(json.dumps(part["json"]))] if "json" in part else blocks_from_converse([part])
+            blocks.append(ToolResultBlock(res["toolUseId"], inner, res.get("status") == "error"))
+        elif "reasoningContent" in item:
+            reasoning = item["reasoningContent"]
+            if "redactedContent" in reasoning:
+                blocks.append(ReasoningBlock(redacted=base64.b64encode(reasoning["redactedContent"]).decode()))
+            else:
+                text = reasoning.get("reasoningText") or {}
+                blocks.append(ReasoningBlock(text.get("text", ""), text.get("signature")))
+        elif "image" in item:
+            image = item["image"]
+            source = image.get("source") or {}
+            blocks.append(ImageBlock(MEDIA_TYPES.get(image.get("format", "")), source.get("bytes")))
+        elif "document" in item:
+            doc = item["document"]
+            blocks.append(DocumentBlock(doc.get("format", "txt"), (doc.get("source") or {}).get("bytes"),
+                                        doc.get("name", "document")))
+    return blocks
+
+
+def _has_tool_blocks(request: ChatRequest) -> bool:
+    return any(isinstance(b, (ToolUseBlock, ToolResultBlock)) for m in request.messages for b in m.content)
+
+
+def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    if choice is not None and choice.mode == "none":
+        if _has_tool_blocks(request):
+            raise refuse(request.model, "tool_choice", "has no 'none' tool choice, and a conversation with tool "
+                                                       "calls must declare its tools; use 'auto' instead")
+        return None  # the model cannot call a tool it is not shown: that is what 'none' asks
+    if not request.tools:
+        if choice is not None and choice.mode != "auto":
+            raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
+        return None
+    tools = to_bedrock_tools(request.tools, request.model)
+    if request.tools_cache_point:
+        tools.append(dict(CACHE_POINT))
+    config: dict[str, Any] = {"tools": tools}
+    if choice is not None:
+        if choice.mode == "tool":
+            config["toolChoice"] = {"tool": {"name": choice.name}}
+        else:
+            config["toolChoice"] = {choice.mode: {}}
+    return config
+
+
+def _refuse_unsupported(request: ChatRequest) -> None:
+    model = request.model
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(request, field) is not None:
+            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
+    fmt = request.response_format
+    if fmt is not None and fmt.type != "text":
+        raise refuse(model, "response_format", f"has no {fmt.type} output mode; remove response_format, or "
+                                               "describe the JSON in the prompt / use a forced tool")
+    if request.parallel_tool_calls is False:
+        raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
+    reasoning = request.reasoning
+    if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
+        raise refuse(model, "reasoning_effort", "takes a thinking budget in tokens, not an effort level; "
+                                                "send reasoning.budget_tokens instead")
+
+
+def to_converse_params(request: ChatRequest) -> dict[str, Any]:
+    """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
+    _refuse_unsupported(request)
+    model = request.model
+    params: dict[str, Any] = {"modelId": model}
+    if request.system:
+        system: list[dict[str, Any]] = [{"text": request.system}]
+        if request.system_cache_point:
+            system.append(dict(CACHE_POINT))
+        params["system"] = system
+    messages = []
+    for i, message in enumerate(request.messages):
+        content = [block_to_converse(b, model, f"messages[{i}].content[{j}]") for j, b in enumerate(message.content)]
+        if message.cache_point:
+            content.append(dict(CACHE_POINT))
+        messages.append({"role": message.role, "content": content})
+    params["messages"] = messages
+    inference: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        inference["maxTokens"] = int(request.max_tokens)
+    if request.temperature is not None:
+        inference["temperature"] = float(request.temperature)
+    if request.top_p is not None:
+        inference["topP"] = float(request.top_p)
+    if request.stop:
+        inference["stopSequences"] = list(request.stop)
+    if inference:
+        params["inferenceConfig"] = inference
+    tool_config = _tool_config(request)
+    if tool_config is not None:
+        params["toolConfig"] = tool_config
+    additional: dict[str, Any] = dict(request.extra)
+    if request.top_k is not None:
+        additional["top_k"] = int(request.top_k)
+    if request.reasoning is not None and request.reasoning.budget_tokens is not None:
+        additional["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
+    if additional:
+        params["additionalModelRequestFields"] = additional
+    return params
+
+
+class ConverseStreamAssembler:
+    """Folds ConverseStream events into StreamChunk pieces and, at the end, the answer's blocks.
+
+    Tool calls are numbered in the order they start (OpenAI's tool_calls[].index); their input arrives
+    as JSON text fragments that are joined and parsed when the block stops.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.tool_count = 0
+
+    def _block(self, index: int) -> dict[str, Any]:
+        return self.blocks.setdefault(index, {"kind": "text", "text": []})
+
+    def start(self, event: dict[str, Any]):
+        """contentBlockStart: a tool call begins (id and name), returned as (tool_index, id, name)."""
+        use = (event.get("start") or {}).get("toolUse")
+        if not use:
+            return None
+        block = self.blocks[event.get("contentBlockIndex", 0)] = {
+            "kind": "tool", "id": use.get("toolUseId"), "name": use.get("name"), "args": [],
+            "tool_index": self.tool_count}
+        self.tool_count += 1
+        return block["tool_index"], block["id"], block["name"]
+
+    def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
+        """contentBlockDelta -> ("text" | "reasoning" | "signature", str), ("tool", (tool_index, fragment))
+        or ("", None)."""
+        index = event.get("contentBlockIndex", 0)
+        delta = event.get("delta") or {}
+        if "text" in delta:
+            self._block(index)["text"].append(delta["text"])
+            return "text", delta["text"]
+        if "toolUse" in delta:
+            block = self.blocks.get(index)
+            if block is None or block["kind"] != "tool":  # a delta without its start: number it now
+                block = self.blocks[index] = {"kind": "tool", "id": None, "name": None, "args": [],
+                                              "tool_index": self.tool_count}
+                self.tool_count += 1
+            fragment = delta["toolUse"].get("input", "")
+            block["args"].append(fragment)
+            return "tool", (block["tool_index"], fragment)
+        if "reasoningContent" in delta:
+            reasoning = delta["reasoningContent"]
+            block = self.blocks.get(index)
+            if block is None or block["kind"] != "reasoning":
+                block = self.blocks[index] = {"kind": "reasoning", "text": [], "signature": None, "redacted": None}
+            if "text" in reasoning:
+                block["text"].append(reasoning["text"])
+                return "reasoning", reasoning["text"]
+            if "signature" in reasoning:
+                block["signature"] = reasoning["signature"]
+                return "signature", reasoning["signature"]
+            if "redactedContent" in reasoning:
+                block["redacted"] = base64.b64encode(reasoning["redactedContent"]).decode()
+        return "", None
+
+    def content(self) -> list[Block]:
+        out: list[Block] = []
+        for _, block in sorted(self.blocks.items()):
+            if block["kind"] == "text":
+                if block["text"]:
+                    out.append(TextBlock("".join(block["text"])))
+            elif block["kind"] == "tool":
+                arguments = "".join(block["args"])
+                try:
+                    parsed = json.loads(arguments) if arguments else {}
+                except ValueError:
+                    parsed = {}
+                out.append(ToolUseBlock(block["id"] or "", block["name"] or "",
+                                        parsed if isinstance(parsed, dict) else {}, arguments or "{}"))
+            else:
+                out.append(ReasoningBlock("".join(block["text"]), block["signature"], block["redacted"]))
+        return out

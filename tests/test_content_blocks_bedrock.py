@@ -1,0 +1,273 @@
+"""Tools, images and documents through Bedrock Converse: boto3 against the emulator (botocore validates
+the shapes), then Tokenomy's BedrockProvider mapping both ways, streamed and not."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+import boto3
+import jsonschema
+import pytest
+from botocore.exceptions import ClientError
+
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.engine import IMAGE_TOKENS
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+from tokenomy.providers.bedrock import BedrockProvider
+from tokenomy.providers.converse_mapping import blocks_from_converse, to_converse_params
+
+SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+WEATHER = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]},
+                                            "metric": {"type": "boolean"}},
+           "required": ["city", "metric"], "additionalProperties": False}
+
+
+def png_bytes() -> bytes:
+    """A real 2x2 red PNG, built here so the test reads nothing outside the repository."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", (2).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00")
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app()) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def runtime(url):
+    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x")
+
+
+TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather for a city",
+                                 "inputSchema": {"json": WEATHER}}}]}
+
+
+def first_turn() -> dict:
+    return {"role": "user", "content": [{"text": "What is the weather in the city in this picture?"},
+                                        {"image": {"format": "png", "source": {"bytes": png_bytes()}}}]}
+
+
+def test_boto3_tool_round_trip_with_an_image(runtime) -> None:
+    forced = {**TOOLS, "toolChoice": {"tool": {"name": "get_weather"}}}
+    reply = runtime.converse(modelId=SONNET, messages=[first_turn()], toolConfig=forced,
+                             inferenceConfig={"maxTokens": 64})
+    assert reply["stopReason"] == "tool_use"
+    (block,) = reply["output"]["message"]["content"]
+    use = block["toolUse"]
+    assert use["name"] == "get_weather" and use["toolUseId"]
+    jsonschema.validate(use["input"], WEATHER)  # grammar-constrained: always valid against the schema
+    # The image counts at the emulator's fixed estimate, on top of the text tokens.
+    assert reply["usage"]["inputTokens"] > IMAGE_TOKENS
+    follow = runtime.converse(modelId=SONNET, toolConfig=TOOLS, inferenceConfig={"maxTokens": 8}, messages=[
+        first_turn(), reply["output"]["message"],
+        {"role": "user", "content": [{"toolResult": {"toolUseId": use["toolUseId"], "status": "success",
+                                                     "content": [{"json": {"temp_c": 18, "sky": "sunny"}}]}}]}])
+    assert follow["stopReason"] in ("end_turn", "max_tokens")
+    assert follow["output"]["message"]["content"][0]["text"]
+
+
+def test_boto3_streamed_tool_call_arrives_as_input_fragments(runtime) -> None:
+    forced = {**TOOLS, "toolChoice": {"any": {}}}
+    events = list(runtime.converse_stream(modelId=SONNET, messages=[first_turn()], toolConfig=forced,
+                                          inferenceConfig={"maxTokens": 64})["stream"])
+    starts = [e["contentBlockStart"]["start"]["toolUse"] for e in events if "contentBlockStart" in e]
+    assert [s["name"] for s in starts] == ["get_weather"]
+    fragments = [e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events if "contentBlockDelta" in e]
+    assert len(fragments) > 1
+    jsonschema.validate(json.loads("".join(fragments)), WEATHER)
+    assert next(e["messageStop"] for e in events if "messageStop" in e)["stopReason"] == "tool_use"
+
+
+@pytest.mark.parametrize("content, needle", [
+    ([{"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/k.png"}}}}], "s3Location"),
+    ([{"text": "read"}, {"document": {"format": "pdf", "name": " ", "source": {"bytes": b"%PDF"}}}], "name"),
+    ([{"toolResult": {"toolUseId": "t1", "content": [{"text": "x"}]}}], "toolConfig"),
+])
+def test_boto3_invalid_blocks_are_validation_errors(runtime, content, needle) -> None:
+    with pytest.raises(ClientError) as caught:
+        runtime.converse(modelId=SONNET, messages=[{"role": "user", "content": content}])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert needle in caught.value.response["Error"]["Message"]
+
+
+def test_a_tool_choice_naming_an_unknown_tool_is_refused(runtime) -> None:
+    with pytest.raises(ClientError, match=r"not among toolConfig\.tools"):
+        runtime.converse(modelId=SONNET, messages=[first_turn()],
+                         toolConfig={**TOOLS, "toolChoice": {"tool": {"name": "nope"}}})
+
+
+# -- the provider's mapping -------------------------------------------------------------------------------
+def weather_request(**kwargs) -> ChatRequest:
+    return ChatRequest(messages=[Message("user", [TextBlock("Weather in this city?"), ImageBlock("image/png",
+                                                                                                 png_bytes())])],
+                       model=SONNET, max_tokens=64, tools=[ToolSpec("get_weather", "Weather for a city", WEATHER)],
+                       **{"tool_choice": ToolChoice("tool", "get_weather"), **kwargs})
+
+
+def test_request_maps_every_block_and_option_to_converse() -> None:
+    request = ChatRequest(messages=[
+        Message("user", [TextBlock("see"), ImageBlock("image/jpeg", b"\xff\xd8"),
+                         DocumentBlock("pdf", b"%PDF-1.4", "Q3 report")]),
+        Message("assistant", [ReasoningBlock("think", "sig"), ReasoningBlock(redacted=base64.b64encode(b"\x01\x02")
+                                                                             .decode()),
+                              ToolUseBlock("t1", "get_weather", arguments='{"city": "Oslo", "metric": true}')]),
+        Message("user", [ToolResultBlock("t1", [TextBlock("boom")], is_error=True)])],
+        model=SONNET, top_p=0.9, top_k=40, reasoning=Reasoning(budget_tokens=2048), extra={"anthropic_beta": ["x"]},
+        tools=[ToolSpec("get_weather", None, WEATHER)], tool_choice=ToolChoice("any"))
+    params = to_converse_params(request)
+    user, assistant, result = params["messages"]
+    assert user["content"][1] == {"image": {"format": "jpeg", "source": {"bytes": b"\xff\xd8"}}}
+    assert user["content"][2] == {"document": {"format": "pdf", "name": "Q3 report", "source": {"bytes": b"%PDF-1.4"}}}
+    assert assistant["content"][0] == {"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig"}}}
+    assert assistant["content"][1] == {"reasoningContent": {"redactedContent": b"\x01\x02"}}
+    assert assistant["content"][2]["toolUse"]["input"] == {"city": "Oslo", "metric": True}
+    assert result["content"][0]["toolResult"] == {"toolUseId": "t1", "content": [{"text": "boom"}], "status": "error"}
+    assert params["toolConfig"]["toolChoice"] == {"any": {}}
+    assert params["inferenceConfig"] == {"topP": 0.9}
+    assert params["additionalModelRequestFields"] == {"anthropic_beta": ["x"], "top_k": 40,
+                                                      "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    # And back: the same blocks come out of Converse's shape (redacted bytes round-trip byte-identical).
+    back = blocks_from_converse(assistant["content"] + result["content"])
+    assert back[1].redacted == request.messages[1].content[1].redacted
+    assert back[3].is_error and back[3].text == "boom"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"seed": 7}, "seed"), ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"frequency_penalty": 0.5}, "frequency_penalty"),
+    ({"response_format": ResponseFormat("json_schema", WEATHER)}, "response_format"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"reasoning": Reasoning(effort="high")}, "reasoning_effort"),
+])
+def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field) -> None:
+    with pytest.raises(ProviderError) as caught:
+        to_converse_params(weather_request(**kwargs))
+    assert caught.value.kind == "client_error" and caught.value.status == 400
+    assert str(caught.value).startswith(field) and SONNET in str(caught.value)
+
+
+def test_image_detail_and_strict_tools_have_no_converse_field() -> None:
+    detailed = ChatRequest(messages=[Message("user", [ImageBlock("image/png", b"x", detail="high")])], model=SONNET)
+    with pytest.raises(ProviderError, match=r"^messages\[0\]\.content\[0\]\.detail"):
+        to_converse_params(detailed)
+    strict = ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=[ToolSpec("t", strict=True)])
+    with pytest.raises(ProviderError, match=r"^tools\[0\]\.strict"):
+        to_converse_params(strict)
+
+
+def test_url_image_and_tool_choice_none_with_tool_history() -> None:
+    url_image = ChatRequest(messages=[Message("user", [ImageBlock(url="https://example.com/a.png")])], model=SONNET)
+    with pytest.raises(ProviderError, match=r"messages\[0\]\.content\[0\].*not by URL"):
+        to_converse_params(url_image)
+    # tool_choice none without tool history: the tools are not shown, so the model cannot call them.
+    assert "toolConfig" not in to_converse_params(ChatRequest(
+        messages=[Message("user", "hi")], model=SONNET, tools=[ToolSpec("t")], tool_choice=ToolChoice("none")))
+    history = ChatRequest(messages=[Message("user", "hi"), Message("assistant", [ToolUseBlock("a", "t")]),
+                                    Message("user", [ToolResultBlock("a", [TextBlock("ok")])])],
+                          model=SONNET, tools=[ToolSpec("t")], tool_choice=ToolChoice("none"))
+    with pytest.raises(ProviderError, match="tool_choice"):
+        to_converse_params(history)
+
+
+def test_provider_answers_a_forced_tool_streamed_and_not_then_reads_the_result(url) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        reply = provider.chat(weather_request())
+        assert reply.finish_reason == "tool_calls"
+        (call,) = reply.tool_calls
+        jsonschema.validate(call.input, WEATHER)
+        chunks = list(provider.stream(weather_request()))
+        deltas = [c.tool_call for c in chunks if c.tool_call is not None]
+        assert deltas[0].id and deltas[0].name == "get_weather" and {d.index for d in deltas} == {0}
+        assert len([d for d in deltas if d.arguments]) > 1
+        final = chunks[-1].response
+        assert final.tool_calls[0].input == json.loads("".join(d.arguments for d in deltas))
+        assert final.finish_reason == "tool_calls"
+        follow = weather_request(tool_choice=ToolChoice("auto"))
+        follow.max_tokens = 8
+        follow.messages += [Message("assistant", reply.content),
+                            Message("user", [ToolResultBlock(call.id, [TextBlock("18C, sunny")])])]
+        answer = provider.chat(follow)
+        assert answer.text and answer.finish_reason in ("stop", "length")
+        assert answer.usage.input_tokens > IMAGE_TOKENS
+    finally:
+        provider.close()
+
+
+def test_anthropic_sdk_through_the_gateway_to_bedrock(url, tmp_path) -> None:
+    """Anthropic's shape in, Converse out: tools, an image and a tool result cross both mappings."""
+    import anthropic
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": SONNET, "region": "us-east-1",
+                                                 "endpoint_url": url}}})
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(png_bytes()).decode()}}
+    tools = [{"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER}]
+    ask = {"role": "user", "content": [{"type": "text", "text": "Weather in this city?"}, image]}
+    with ServerThread(gateway_app(config, str(ledger)), lifespan="on") as gateway:
+        client = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+        with client.messages.stream(model="sonnet", max_tokens=64, tools=tools, messages=[ask],
+                                    tool_choice={"type": "tool", "name": "get_weather"}) as stream:
+            reply = stream.get_final_message()
+        assert reply.stop_reason == "tool_use"
+        use = reply.content[0]
+        jsonschema.validate(use.input, WEATHER)
+        answer = client.messages.create(model="sonnet", max_tokens=8, tools=tools, messages=[
+            ask, {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C, sunny",
+                                          "is_error": False}]}])
+        assert answer.content[0].text and answer.usage.input_tokens > IMAGE_TOKENS
+        refused = client.messages.with_raw_response.create  # a URL image cannot reach Converse: a 400 naming it
+        with pytest.raises(anthropic.BadRequestError, match=r"messages\[0\]\.content\[0\].*not by URL"):
+            refused(model="sonnet", max_tokens=8, messages=[{"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}])
+    rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
+    assert len(rows) == 2 and all(r.provider == "aws.bedrock" for r in rows)
+
+
+def test_provider_streams_signed_reasoning_that_goes_back_accepted(url) -> None:
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        request = ChatRequest(messages=[Message("user", "Is 7 prime?")], model=SONNET, max_tokens=1100,
+                              stop=[".", "\n"], reasoning=Reasoning(budget_tokens=1024))
+        chunks = list(provider.stream(request))
+        assert any(c.reasoning for c in chunks) and any(c.signature for c in chunks)
+        answer = chunks[-1].response
+        reasoning = answer.content[0]
+        assert isinstance(reasoning, ReasoningBlock) and reasoning.text and reasoning.signature
+        request.messages += [Message("assistant", answer.content), Message("user", "Why?")]
+        again = provider.chat(request)
+        assert isinstance(again.content[0], ReasoningBlock) and again.content[0].signature
+        request.messages[1] = Message("assistant", [ReasoningBlock(reasoning.text + " (edited)", reasoning.signature),
+                                                    *answer.content[1:]])
+        with pytest.raises(ProviderError, match="invalid signature"):
+            provider.chat(request)
+    finally:
+        provider.close()
