@@ -63,7 +63,7 @@ def test_cli_validate_json(tmp_path):
     _write(path, n=200, bad_every=40)
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path),
                           "--model", MODEL, "--json"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # bad lines: the report is printed and the status says so
     data = json.loads(out.stdout)
     assert data["bad_count"] == 5 and data["good_records"] == 195
 
@@ -82,6 +82,7 @@ def test_validate_an_empty_file_says_so_instead_of_quoting_a_job_minimum(tmp_pat
     path.write_text("\n")
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL,
                           "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr  # no good record: nothing can run
     notes = json.loads(out.stdout)["notes"]
     assert any("no valid records" in n and "empty" in n for n in notes), notes
     assert not any("minimum" in n for n in notes), notes  # was "0 records is below ...'s minimum of 100"

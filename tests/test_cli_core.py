@@ -75,7 +75,9 @@ def test_ledger_import_cli_reports_line_numbers(tmp_path):
     path.write_text('{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
                     '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n')
     ledger = tmp_path / "l.duckdb"
-    data = json.loads(run("ledger", "import", str(path), "--ledger", str(ledger), "--json").stdout)
+    imported = run("ledger", "import", str(path), "--ledger", str(ledger), "--json", check=False)
+    assert imported.returncode == 1  # a rejected line means the import did not do all it was asked
+    data = json.loads(imported.stdout)
     assert data["imported"] == 1 and data["rejected"] == 1
     assert data["errors"] == ["events.jsonl:2: field 'output_tokens' 'x' is not a whole number"]
     exported = run("ledger", "export", "--ledger", str(ledger)).stdout.strip().splitlines()

@@ -44,9 +44,19 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point that turns Tokenomy errors into one readable line and exit code 2."""
+    """Entry point that turns Tokenomy errors and usage errors into one readable line and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)  # click's own errors come here instead of as a multi-line box
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:  # typer's click: usage errors (bad option/value), unreadable file arguments
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        if message.strip():  # empty for a group run without a command: its help was printed instead
+            print(f"error: {' '.join(message.split()).rstrip('.')}{where}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
     except TokenomyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -57,6 +67,7 @@ def main() -> None:
         else:
             print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.ledger.events import UsageEvent, content_counts, event_from_response, prompt_fingerprint, utcnow
+from tokenomy.ledger.events import (UsageEvent, content_counts, event_from_response, prompt_fingerprint,
+                                     record_priced_as, utcnow)
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -174,7 +175,8 @@ class Tokenomy:
         response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
-        event = event_from_response(target.call, response, cost, call.mode, self.store_prompts, call.request_id)
+        event = record_priced_as(event_from_response(target.call, response, cost, call.mode, self.store_prompts,
+                                                     call.request_id), target.spec.price_as, target.spec.name, self.catalog)
         event.attempt = att.number
         self._record(event)
         if call.policy.limiter:

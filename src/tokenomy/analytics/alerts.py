@@ -196,15 +196,26 @@ def evaluate(store: Any, budgets: list[Any], now: datetime | None = None,
     return alerts
 
 
+def _has_sent_table(store: Any) -> bool:
+    rows = store.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_alerts_sent'")
+    return int(rows[0]["n"]) > 0
+
+
 def unsent(store: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts not delivered before (remembered in tokenomy_alerts_sent in the ledger DB)."""
-    store.execute(SENT_DDL)
+    """Alerts not delivered before (remembered in tokenomy_alerts_sent in the ledger DB).
+
+    Read-only: the table is created by `mark_sent`, so checking a ledger never alters it."""
+    if not _has_sent_table(store):
+        return list(alerts)
     sent = {r["alert_id"] for r in store.query("SELECT alert_id FROM tokenomy_alerts_sent")}
     return [a for a in alerts if a["alert_id"] not in sent]
 
 
 def mark_sent(store: Any, alerts: list[dict[str, Any]]) -> None:
     """Remember delivered alerts so a re-run does not resend them."""
+    if not alerts:
+        return
+    store.execute(SENT_DDL)
     now = datetime.now(timezone.utc).isoformat()
     for alert in alerts:
         store.execute(f"INSERT INTO tokenomy_alerts_sent (alert_id, sent_at) VALUES ({store.placeholder}, "

@@ -75,7 +75,10 @@ def _otel_value(value: dict[str, Any]) -> Any:
 
 
 def _otel_attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {item["key"]: _otel_value(item.get("value") or {}) for item in items or [] if "key" in item}
+    if not isinstance(items, list):
+        return {}  # attributes of the wrong shape carry nothing usable (a span without gen_ai.* is skipped)
+    return {item["key"]: _otel_value(_otel_object(item.get("value")))
+            for item in items if isinstance(item, dict) and "key" in item}
 
 
 def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
@@ -157,6 +160,30 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
         event_id="otel-" + _event_id(span.get("traceId"), span.get("spanId"), start))
 
 
+def _otel_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _otel_items(value: Any, place: str, result: ImportResult) -> list[tuple[int, dict[str, Any]]]:
+    """(index, object) pairs of an OTLP list; a value of the wrong shape is a named problem, not a traceback."""
+    if not isinstance(value, list):
+        result.problems.append(f"{place}: is a JSON {_json_kind(value)}, expected a list of objects "
+                               "(an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)")
+        return []
+    items = []
+    for index, item in enumerate(value):
+        if isinstance(item, dict):
+            items.append((index, item))
+        else:
+            result.problems.append(f"{place}[{index}]: is a JSON {_json_kind(item)}, expected an object")
+    return items
+
+
+def _json_kind(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
+        type(value), "null" if value is None else type(value).__name__)
+
+
 def import_otel(path: str | Path) -> ImportResult:
     """GenAI client spans from OTLP JSON (`resourceSpans` → `scopeSpans` → `spans`)."""
     path = Path(path)
@@ -168,10 +195,16 @@ def import_otel(path: str | Path) -> ImportResult:
         if "resourceSpans" not in doc:
             result.problems.append(f"{where}: no resourceSpans; expected an OTLP JSON trace export")
             continue
-        for r, rs in enumerate(doc["resourceSpans"]):
-            resource = _otel_attrs((rs.get("resource") or {}).get("attributes"))
-            for s, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
-                for n, span in enumerate(ss.get("spans") or []):
+        for r, rs in _otel_items(doc["resourceSpans"], f"{where}: resourceSpans", result):
+            try:
+                resource = _otel_attrs(_otel_object(rs.get("resource")).get("attributes"))
+            except (ValueError, TypeError) as exc:
+                result.problems.append(f"{where}: resourceSpans[{r}].resource: {exc}; its spans are not imported")
+                continue
+            scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+            for s, ss in _otel_items(scopes, f"{where}: resourceSpans[{r}].scopeSpans", result):
+                for n, span in _otel_items(ss.get("spans") or [], f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans",
+                                           result):
                     place = f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{n}] ({span.get('name', '?')})"
                     try:
                         event = _otel_span(span, resource)

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from tokenomy.errors import UsageError
+
+# The three line forms, as named in messages so a user sees which one a line was read as.
+FORMS = {"bedrock": "a Bedrock batch line (recordId, modelInput)",
+         "openai": "an OpenAI batch line (custom_id, method, url, body)",
+         "plain": "a plain record (id, prompt or messages)"}
+
 
 @dataclass
 class BatchRecord:
@@ -69,10 +76,20 @@ def _system_text(raw: Any) -> str | None:
         raise ValueError(f"system: {exc}") from None
 
 
-def _record_id(rid: Any, field_name: str) -> str:
+def line_form(obj: dict[str, Any]) -> str:
+    """bedrock | openai | plain, from the keys that only one form has."""
+    if "recordId" in obj or "modelInput" in obj:
+        return "bedrock"
+    if any(key in obj for key in ("custom_id", "body", "url", "method")):
+        return "openai"
+    return "plain"
+
+
+def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, Any] | None = None) -> str:
     """Ids are strings or whole numbers; an object, list or true would become an id nobody can match."""
     if rid in (None, ""):
-        raise ValueError(f"{field_name}: missing id")
+        hint = f"; rename id to {field_name}" if obj and field_name != "id" and "id" in obj else ""
+        raise ValueError(f"{field_name}: missing {field_name} (read as {FORMS[form]}){hint}")
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
         raise ValueError(f"{field_name}: id must be a string or an integer, not {json.dumps(rid)}")
     return str(rid)
@@ -80,8 +97,9 @@ def _record_id(rid: Any, field_name: str) -> str:
 
 def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     """Normalise one decoded JSON object; raises ValueError('field: reason')."""
-    if "recordId" in obj or "modelInput" in obj:
-        rid, body = _record_id(obj.get("recordId"), "recordId"), obj.get("modelInput")
+    form = line_form(obj)
+    if form == "bedrock":
+        rid, body = _record_id(obj.get("recordId"), "recordId", form, obj), obj.get("modelInput")
         if not isinstance(body, dict):
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
@@ -91,8 +109,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
         msgs = _messages(body.get("messages"), "modelInput.messages")
         return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj)
-    if "custom_id" in obj:
-        rid, body = _record_id(obj.get("custom_id"), "custom_id"), obj.get("body")
+    if form == "openai":
+        rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
         if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
             raise ValueError("url: only POST /v1/chat/completions is supported")
         if not isinstance(body, dict):
@@ -159,6 +177,44 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
 
 
 def read_file(path: str | Path) -> tuple[list[BatchRecord], list[BadLine]]:
-    """Parse a JSONL file (as bytes, so one line that is not UTF-8 is reported without losing the rest)."""
+    """Parse a JSONL file (as bytes, so one line that is not UTF-8 is reported without losing the rest).
+
+    A whole file in another shape (CSV, a JSON array, one pretty-printed object) is named as such, once,
+    instead of as one JSON error per line."""
+    check_jsonl_shape(path)
     with open(path, "rb") as fh:
         return read_records(fh)
+
+
+def check_jsonl_shape(path: str | Path) -> None:
+    """Raise UsageError naming the file's shape when it is plainly not JSONL."""
+    expected = 'expected JSONL, one JSON object per line, e.g. {"id": "1", "prompt": "..."}'
+    with open(path, "rb") as fh:
+        first = next((line for line in fh if line.strip()), b"").decode("utf-8-sig", "replace").strip()
+    if not first:
+        return
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:
+        head = None
+    else:
+        if isinstance(head, list) and all(isinstance(item, dict) for item in head):
+            raise UsageError(f"{path}: the first line is a JSON array of {len(head)} object(s); {expected} "
+                             f"(convert with: jq -c '.[]' {path} > records.jsonl)")
+        return  # the first line is JSON on its own: JSONL, whatever the later lines hold
+    if first[0] in "[{":
+        try:
+            whole = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            whole = None
+        if isinstance(whole, list):
+            raise UsageError(f"{path}: this is a JSON array of {len(whole)} item(s); {expected} "
+                             f"(convert with: jq -c '.[]' {path} > records.jsonl)")
+        if isinstance(whole, dict):
+            raise UsageError(f"{path}: this is one JSON object spread over several lines; {expected} "
+                             f"(convert with: jq -c . {path} > records.jsonl)")
+        if first[0] == "[":
+            raise UsageError(f"{path}: starts with '[' like a JSON array; {expected}")
+        return
+    if "," in first or "\t" in first:
+        raise UsageError(f"{path}: this is CSV (first line {first[:60]!r}); {expected}")

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.formats import BadLine, BatchRecord, read_file
+from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
@@ -70,6 +70,10 @@ def validate_file(path: str | Path, model: str, region: str | None = None,
         report.notes.append(f"{entry.model} has no batch price ({entry.provider}); the local runner "
                             "runs it at on-demand price under your rate limits")
     report.notes.append(f"output tokens estimated at max_tokens (default {default_max_tokens}) per record")
+    forms = {fmt: sum(1 for r in records if r.fmt == fmt) for fmt in FORMS}
+    seen = [f"{n} as {FORMS[fmt]}" for fmt, n in forms.items() if n]
+    if seen:  # say which form each line was read as; a mix usually means two files were concatenated
+        report.notes.append("lines read: " + "; ".join(seen) + ("; mixed forms in one file" if len(seen) > 1 else ""))
     return report
 
 

@@ -19,7 +19,8 @@ from tokenomy.money import usd as money_usd
 # Pipes and CI logs get a wide, fixed layout so tables aren't squeezed to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+# soft_wrap: a message on stderr stays one line however long (scripts grep it; tables still fit the width).
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 # "\\[" keeps Rich from taking "[default: ...]" for markup and dropping it from --help.
 LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
@@ -76,14 +77,32 @@ def print_json(data: Any) -> None:
     typer.echo(dumps(data))
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]], text_columns: tuple[str, ...] = ()) -> Table:
-    """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned."""
+def table(title: str | None, columns: list[str], rows: list[list[Any]], text_columns: tuple[str, ...] = (),
+          key_columns: tuple[str, ...] = ()) -> Table:
+    """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned.
+
+    Nothing is cut with "…": a cell too wide for the terminal wraps (a long id folds onto the next line, whole), and
+    `print_table(..., wide=True)` prints at the table's natural width instead. `key_columns` (e.g. a model id that
+    is not the first column) are left-aligned like the first."""
     result = Table(title=title, show_lines=False, header_style="bold")
     for index, column in enumerate(columns):
-        result.add_column(column, justify="left" if index == 0 or column in text_columns else "right")
+        left = index == 0 or column in text_columns or column in key_columns
+        result.add_column(column, justify="left" if left else "right", overflow="fold")
     for row in rows:
         result.add_row(*["" if v is None else str(v) for v in row])
     return result
+
+
+def print_table(result: Table, wide: bool = False) -> None:
+    """Print a table; `wide`: at its natural width (one line per row, for a wide terminal or a pipe)."""
+    if not wide:
+        console.print(result)
+        return
+    natural = console.measure(result, options=console.options.update(width=10_000)).maximum
+    Console(width=natural, force_terminal=console.is_terminal, no_color=console.no_color).print(result)
+
+
+WideOption = typer.Option(False, "--wide", help="Print tables at full width (one line per row, nothing wrapped).")
 
 
 def report_cell(column: str, value: Any) -> str:

@@ -26,10 +26,17 @@ def check(
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each new alert (JSON) to this URL."),
     as_of: Optional[datetime] = typer.Option(None, "--as-of", help="Evaluate as if it were this time (UTC) "
                                              "\\[default: now]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the alerts without posting them or remembering "
+                                 "them as sent (the ledger is not written)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Evaluate every alert rule; print or POST the alerts not sent before."""
+    """Evaluate every alert rule; print or POST the alerts not sent before.
+
+    Alerts are remembered as sent (in the ledger's tokenomy_alerts_sent table, created on the first one) when
+    they are POSTed to --webhook, or printed as a table without --dry-run; `--json` without --webhook and
+    `--dry-run` only read the ledger. Exit status: 0 when the check ran (with or without alerts), 2 on bad
+    input or a failed webhook post."""
     import httpx
 
     from tokenomy.analytics.alerts import evaluate, mark_sent, unsent
@@ -45,7 +52,7 @@ def check(
     store = open_existing_ledger(ledger)
     new = unsent(store, evaluate(store, cfg.budgets, now=now, settings=settings, config=cfg))
     for alert in new:
-        if webhook:
+        if webhook and not dry_run:
             try:
                 httpx.post(webhook, content=dumps(alert), headers={"content-type": "application/json"},
                            timeout=10).raise_for_status()
@@ -53,7 +60,8 @@ def check(
                 # Alerts posted so far are marked sent; this one and the rest go out on the next run.
                 raise TokenomyError(f"--webhook {webhook}: posting alert {alert['alert_id']} failed ({exc}); "
                                     "check the URL and rerun") from None
-        mark_sent(store, [alert])
+        if not dry_run and (webhook or not as_json):  # read-only modes leave the ledger as it was
+            mark_sent(store, [alert])
     if as_json:
         print_json(new)
         return

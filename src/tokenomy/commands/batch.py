@@ -107,6 +107,13 @@ def _refresh_or_stored(tables, job_id: str):  # noqa: ANN001, ANN202
         return job
 
 
+def _existing(ledger):  # noqa: ANN001, ANN202
+    """The ledger of an existing job: a missing DuckDB file is an error (a typo), not a new empty ledger."""
+    from tokenomy.commands._common import open_existing_ledger
+
+    return open_existing_ledger(ledger)
+
+
 def _ledger_url(tables) -> str:  # noqa: ANN001
     url = tables.store.url
     return url if "://" in url else str(Path(url).resolve())
@@ -123,7 +130,10 @@ def register(app: typer.Typer) -> None:
                  model: str = typer.Option(..., "--model", help="Model the batch will run on."),
                  region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
                  as_json: bool = JsonOption) -> None:
-        """Report every bad line and estimate tokens and cost at batch vs on-demand prices."""
+        """Report every bad line and estimate tokens and cost at batch vs on-demand prices.
+
+        Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
+        report is still printed, so a script can gate on the status); 2 on unusable input."""
         from tokenomy.batch.split import below_minimum
         from tokenomy.batch.validate import validate_file
         from tokenomy.pricing.catalog import default_catalog
@@ -138,7 +148,12 @@ def register(app: typer.Typer) -> None:
             report.notes.append(note)
         if as_json:
             print_json(report.to_json())
-            return
+        else:
+            print_validation(report, file, model)
+        if report.bad or not report.records:
+            raise typer.Exit(1)
+
+    def print_validation(report, file: Path, model: str) -> None:  # noqa: ANN001
         if report.bad:
             console.print(table(f"{len(report.bad)} bad lines", ["line", "field", "reason"],
                                 [[b.line, b.field, b.reason] for b in report.bad], text_columns=("field", "reason")))
@@ -232,7 +247,7 @@ def register(app: typer.Typer) -> None:
         """Refresh a job from its backend and show progress, counts and cost so far."""
         from tokenomy.batch.jobs import open_tables, runner_alive
 
-        job = _refresh_or_stored(open_tables(ledger), job_id)
+        job = _refresh_or_stored(open_tables(_existing(ledger)), job_id)
         _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
 
     @batch.command("list")
@@ -240,7 +255,7 @@ def register(app: typer.Typer) -> None:
         """Every batch job in the ledger, oldest first."""
         from tokenomy.batch.jobs import open_tables
 
-        jobs = open_tables(ledger).list_jobs()
+        jobs = open_tables(_existing(ledger)).list_jobs()
         if as_json:
             print_json([j.to_json() for j in jobs])
             return
@@ -260,7 +275,7 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.backends import FINAL_STATES
         from tokenomy.batch.jobs import open_tables, runner_alive, wait
 
-        job = wait(open_tables(ledger), job_id, timeout, poll)
+        job = wait(open_tables(_existing(ledger)), job_id, timeout, poll)
         _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
         if job.status not in FINAL_STATES:
             raise typer.Exit(1)
@@ -282,7 +297,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"-o {out}: is a directory; give a file name such as {out / 'results.jsonl'}")
         if not out.absolute().parent.is_dir():
             raise ConfigError(f"-o {out}: folder {out.absolute().parent} does not exist; create it or pick another")
-        tables = open_tables(ledger)
+        tables = open_tables(_existing(ledger))
         _refresh_or_stored(tables, job_id)
         counts = (export_missing if missing_input else export_results)(tables, job_id, out)
         if as_json:
@@ -298,7 +313,7 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.jobs import cancel as cancel_job
         from tokenomy.batch.jobs import open_tables
 
-        _show(cancel_job(open_tables(ledger), job_id), as_json)
+        _show(cancel_job(open_tables(_existing(ledger)), job_id), as_json)
 
     @batch.command("resume")
     def resume(job_id: str = typer.Argument(..., help="Job id."),
@@ -309,7 +324,7 @@ def register(app: typer.Typer) -> None:
         records missing after a partial, expired, failed or stopped run."""
         from tokenomy.batch.jobs import open_tables, require_job, resubmit_missing, wait
 
-        tables = open_tables(ledger)
+        tables = open_tables(_existing(ledger))
         job = require_job(tables, job_id)
         if job.backend == "local":
             if detach:

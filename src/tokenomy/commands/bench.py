@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, err_console, print_json, table, usd
 
 bench_app = typer.Typer(help="Benchmark cost per task against quality on your own prompts.", no_args_is_help=True)
 
@@ -79,7 +79,10 @@ def run_cmd(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Run every task on every model; results are written as they arrive, so --resume continues a run."""
+    """Run every task on every model; results are written as they arrive, so --resume continues a run.
+
+    Exit status: 0 when at least one call succeeded; 1 when every call failed (the table and the
+    results.csv error column say why; nothing is recommended); 2 on bad input, 130 when interrupted."""
     from tokenomy.bench.runner import RunSettings, count_jobs, run
     from tokenomy.bench.tasks import load_tasks
     from tokenomy.client import Tokenomy
@@ -124,6 +127,10 @@ def run_cmd(
         print_json(summary)
     else:
         print_summary(summary, out)
+    if summary["results"] and all(r["failure_rate"] == 1 for r in summary["results"]):
+        err_console.print(f"error: every call failed; the error column of {out / 'results.csv'} says why",
+                          markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @bench_app.command("summary")

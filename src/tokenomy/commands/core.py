@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, apply_prices, console, print_json,
+from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, WideOption, apply_prices, console,
+                                       print_json, print_table,
                                        table, usd)
 from tokenomy.money import money_or_none
 
@@ -28,6 +29,7 @@ def prices(
     from_file: Optional[str] = typer.Option(None, "--from", help="With `update`: read genai-prices' data.json "
                                             "from this file instead of fetching it (offline)."),
     price_file: Optional[str] = PricesOption,
+    wide: bool = WideOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show prices per million tokens, with the source and as-of date of each."""
@@ -76,8 +78,9 @@ def prices(
     rows = [[e.provider, e.model, e.region, money_or_none(e.input, "unit_price"), money_or_none(e.output, "unit_price"),
              money_or_none(e.batch_input, "unit_price") or "-", money_or_none(e.cache_read, "unit_price") or "-",
              money_or_none(e.cache_write, "unit_price") or "-", e.as_of] for e in entries]
-    console.print(table("Prices (USD per 1M tokens)", ["provider", "model", "region", "input", "output",
-                                                         "batch in", "cache read", "cache write", "as of"], rows))
+    print_table(table("Prices (USD per 1M tokens)", ["provider", "model", "region", "input", "output",
+                                                       "batch in", "cache read", "cache write", "as of"], rows,
+                      key_columns=("model",)), wide)
 
 
 def _update_prices(from_file: Optional[str], as_json: bool) -> None:

@@ -17,15 +17,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _store(ledger):  # noqa: ANN001, ANN202
+def _store(ledger, must_exist: bool = False):  # noqa: ANN001, ANN202
     from tokenomy.config import load_config
     from tokenomy.gateway.keys import KeyStore
     from tokenomy.commands._common import open_existing_ledger
 
     # The same ledger `tokenomy serve` uses: --ledger, else the config's `ledger:` (TOKENOMY_CONFIG or
     # ./tokenomy.yaml), else the default file.
-    # A new ledger is fine here (keys are often created first); a directory or a database that is down is not.
-    return KeyStore(open_existing_ledger(ledger or load_config(None).ledger, must_exist=False))
+    # A new ledger is fine for create/team-budget (keys are often created first); listing or revoking keys in a
+    # ledger that does not exist is a typo, not an empty ledger. A directory or a database that is down is an error.
+    return KeyStore(open_existing_ledger(ledger or load_config(None).ledger, must_exist=must_exist))
 
 
 @keys_app.command("create")
@@ -51,7 +52,7 @@ def create(
 @keys_app.command("list")
 def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
     """List keys (ids and limits, never secrets)."""
-    keys = _store(ledger).list()
+    keys = _store(ledger, must_exist=True).list()
     if as_json:
         print_json([k.__dict__ for k in keys])
         return
@@ -63,7 +64,7 @@ def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
 @keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = LedgerOption) -> None:
     """Revoke a key (gateways notice within 30 seconds)."""
-    if not _store(ledger).revoke(key_id):
+    if not _store(ledger, must_exist=True).revoke(key_id):
         raise typer.BadParameter(f"no key with id {key_id!r}; see `tokenomy keys list`")
     console.print(f"revoked {key_id}")
 

@@ -27,11 +27,14 @@ def import_(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Import usage events; bad lines are reported by line and field, good lines are kept."""
-    from tokenomy.ledger.io import import_file
-    from tokenomy.ledger.store import open_store
+    """Import usage events; bad lines are reported by line and field, good lines are kept.
 
-    result = import_file(file, open_store(ledger))
+    Exit status: 0 when every line was imported (or was already there); 1 when any line was rejected (the
+    good lines are still imported); 2 when the file or ledger cannot be used."""
+    from tokenomy.ledger.io import import_file
+    from tokenomy.commands._common import open_existing_ledger
+
+    result = import_file(file, open_existing_ledger(ledger, must_exist=False))  # importing may start a ledger
     if as_json:
         print_json(result.to_json())
     else:
@@ -40,7 +43,7 @@ def import_(
         present = f"; {result.already_present} already in the ledger (same event_id), skipped" \
             if result.already_present else ""
         console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}{present}")
-    if result.errors and result.imported == 0:
+    if result.errors:
         raise typer.Exit(1)
 
 
@@ -55,12 +58,12 @@ def export(
     """Export events as JSONL or CSV (re-importable)."""
     from datetime import timezone
 
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.io import export_events
-    from tokenomy.ledger.store import open_store
 
     since = since.replace(tzinfo=timezone.utc) if since and since.tzinfo is None else since
     until = until.replace(tzinfo=timezone.utc) if until and until.tzinfo is None else until
-    events = open_store(ledger).events(since, until)
+    events = open_existing_ledger(ledger).events(since, until)
     if output:
         with output.open("w", newline="") as handle:
             count = export_events(events, handle, fmt)
@@ -72,10 +75,10 @@ def export(
 @ledger_app.command("stats")
 def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
     """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model."""
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.summary import spend_summary
-    from tokenomy.ledger.store import open_store
 
-    rows = spend_summary(open_store(ledger))
+    rows = spend_summary(open_existing_ledger(ledger))  # read-only: a missing ledger is an error, not created
     if as_json:
         print_json(rows)
         return

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
 
 plan_app = typer.Typer(help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.",
                        no_args_is_help=True)
@@ -86,9 +86,9 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
         start, end = traffic.default_window()
         return traffic.from_cloudwatch(model, region or "us-east-1", _utc(since) or start, _utc(until) or end,
                                        endpoint_url)
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
 
-    return traffic.from_ledger(open_store(ledger), model if not trace else None, _utc(since), _utc(until))
+    return traffic.from_ledger(open_existing_ledger(ledger), model if not trace else None, _utc(since), _utc(until))
 
 
 def _utc(value: Optional[datetime]) -> Optional[datetime]:
@@ -121,11 +121,13 @@ def size_cmd(
     totals = series["input_tokens"].sum() + series["output_tokens"].sum()
     share = Decimal(int(series["input_tokens"].sum())) / Decimal(int(totals)) if totals else Decimal("0.5")
     result = size(series, _econ(model, region, term, 1, share, tpm, hourly))
+    for warning in result["warnings"]:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
         print_json(result)
         return
     tpm_p = result["tokens_per_minute"]
-    console.print(f"Traffic: {result['window_minutes']} minutes; tokens/min p50 {tpm_p['p50']:,.0f} · "
+    console.print(f"Traffic: {result['window']}; tokens/min p50 {tpm_p['p50']:,.0f} · "
                   f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
                   f"{result['burstiness']['peak_to_mean']:.1f}")
     console.print(table(f"Options · {model} · term {term} · {result['tpm_per_unit']:,} tokens/min per unit",
@@ -190,18 +192,20 @@ def savings_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Projected monthly saving of each lever on your ledger traffic, then all of them compounded."""
-    from tokenomy.ledger.store import open_store
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.planning.savings import SavingsInputs, what_if
 
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
     inputs = SavingsInputs(tuple(t for t in batch_tasks.split(",") if t), batch_tag, routing_share, cheap_model,
                            cap_percentile, price_as=price_as, cache_ttl=cache_ttl)
-    result = what_if(open_store(ledger).events(_utc(since), _utc(until)), inputs)
+    result = what_if(open_existing_ledger(ledger).events(_utc(since), _utc(until)), inputs)
+    for warning in result["warnings"]:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
         print_json(result)
         return
-    console.print(table(f"What-if savings · {result['events']} calls over {result['window_hours']:.1f} h · current "
+    console.print(table(f"What-if savings · {result['events']} calls over {result['window']} · current "
                         f"{usd(result['current_monthly_cost_usd'], 2)}/month",
                         ["lever", "saving/month", "assumption"],
                         [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]],

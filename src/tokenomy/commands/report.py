@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, csv_cell, print_json, report_cell, table
+from tokenomy.commands._common import (JsonOption, LedgerOption, console, csv_cell, err_console, print_json, report_cell,
+                                       table)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +33,10 @@ def report(
                                            "weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]"),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
 ) -> None:
-    """Run a preset report over the ledger and print it, or write all charts to one HTML file."""
+    """Run a preset report over the ledger and print it, or write all charts to one HTML file.
+
+    Exit status: 0 when the report was printed or written; 1 when --html finds no calls in the ledger or window
+    (nothing is written); 2 on bad input or a missing ledger."""
     from tokenomy.analytics.reports import run_report
     from tokenomy.commands._common import open_existing_ledger
 
@@ -54,7 +58,13 @@ def report(
 
             raise UsageError(f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for "
                              "one report's table)")
-        written = write_report_html(open_existing_ledger(ledger), Filters(since=utc[0], until=utc[1]), html)
+        store = open_existing_ledger(ledger)
+        if not _calls_in(store, utc[0], utc[1]):  # a page of blank charts would read as "nothing spent"
+            window = f" between {since or 'the start'} and {until or 'now'}" if (since or until) else ""
+            err_console.print(f"error: no calls in ledger {store.url}{window}, nothing to chart; record some first "
+                              "or widen --since/--until (no HTML written)", markup=False, highlight=False)
+            raise typer.Exit(1)
+        written = write_report_html(store, Filters(since=utc[0], until=utc[1]), html)
         if as_json:
             print_json({"html": str(written)})
         else:
@@ -99,3 +109,9 @@ def report(
         writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         return
     console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
+
+
+def _calls_in(store, since, until) -> int:  # noqa: ANN001
+    clauses = [c for c, v in ((f"ts >= {store.placeholder}", since), (f"ts < {store.placeholder}", until)) if v]
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return int(store.query(f"SELECT COUNT(*) AS n FROM usage_events{where}", [v for v in (since, until) if v])[0]["n"])

@@ -47,6 +47,7 @@ def serve(
             raise ConfigError(f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
                               "start redis-server there or remove redis_url for per-process limits") from None
     _check_routing(loaded)
+    _check_models(loaded)
     from tokenomy.commands._common import open_existing_ledger
 
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
@@ -84,6 +85,20 @@ def _multiprocess_metrics() -> None:
         import atexit
 
         atexit.register(shutil.rmtree, folder, True)
+
+
+def _check_models(loaded) -> None:  # noqa: ANN001
+    """Unknown model ids (recorded at $0) and unset key variables (every call fails): warned, each on one line;
+    a price_as the catalog does not know is an error (the config asks for a price that cannot be given)."""
+    from tokenomy.commands._common import err_console
+    from tokenomy.config_checks import check_config
+    from tokenomy.errors import ConfigError
+
+    found = check_config(loaded)
+    for warning in found.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+    if found.errors:
+        raise ConfigError("; ".join(found.errors))
 
 
 def _check_routing(loaded) -> None:  # noqa: ANN001

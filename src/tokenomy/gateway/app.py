@@ -210,7 +210,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
                      "internal_error")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if config.auth and "gw" in holder:  # the body is checked before the handler runs: a caller without a
+            key = await holder["gw"].authenticate_async(request.headers.get("authorization"))  # key gets 401 first
+            if isinstance(key, JSONResponse):
+                return key
         first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": [], "msg": "invalid request"}
         if first.get("type") == "json_invalid":  # loc is ("body", offset): say so instead of "1: JSON decode error"
             where = first.get("loc", ["body", "?"])[-1]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from tokenomy.errors import UsageError
+from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
@@ -174,6 +174,25 @@ def event_from_response(request: ChatRequest, response: ChatResponse, cost: Cost
     event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
     if cost is not None:
         event.apply_cost(cost)
+    return event
+
+
+def record_priced_as(event: UsageEvent, price_as: str | None, name: str, catalog: Any) -> UsageEvent:
+    """A model configured with `price_as` whose served id is itself a catalog model (e.g. `local`, which is free) is
+    recorded under the model it is priced as, so the model column and the cost agree (a `local` row at Haiku's price
+    read as "the free model cost money"); the configured name (e.g. a bench variant) and the model that answered
+    are kept as tags. A served id the catalog does not know, or knows as the priced model itself (a self-hosted
+    model's own name), misleads no one and is kept as it is."""
+    if not price_as or price_as == event.model:
+        return event
+    try:
+        served = catalog.lookup(event.model)
+        if served.priced_by == "unpriced" or served.model == catalog.lookup(price_as).model:
+            return event  # unknown to the catalog (the gateway's $0 stand-in), or an alias of the priced model
+    except TokenomyError:
+        return event
+    event.tags = {**(event.tags or {}), "variant": name, "served_model": event.model}
+    event.model = price_as
     return event
 
 

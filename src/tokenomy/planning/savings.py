@@ -17,6 +17,7 @@ from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
+from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
 
 HOURS_PER_MONTH = Decimal(730)
@@ -193,6 +194,8 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     levers.sort(key=lambda row: row["monthly_saving_usd"], reverse=True)
     return {
         "window_start": start.isoformat(), "window_end": end.isoformat(), "window_hours": float(hours),
+        "observed_window_seconds": (end - start).total_seconds(), "window": window_text(start, end),
+        "warnings": [w for w in (short_for_monthly(start, end),) if w],
         "events": len(priced), "events_skipped_unpriced": skipped,
         "current_monthly_cost_usd": current * scale,
         "levers": levers,
@@ -203,7 +206,8 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
         "compounded_monthly_saving_usd": (current - compounded_after) * scale,
         "sum_of_individual_monthly_savings_usd": sum((row["monthly_saving_usd"] for row in levers
                                                       if row["lever"] in applied), Decimal(0)),
-        "assumption": f"the {float(hours):.1f}-hour window repeats for a 730-hour month",
+        "assumption": (f"the {float(hours):.1f}-hour window repeats for a 730-hour month" if hours > 1 else
+                       f"the {window_text(start, end)} of calls, counted as one hour, repeats for a 730-hour month"),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 
 from tokenomy.errors import ConfigError
 from tokenomy.planning.breakeven import HOURS_PER_MONTH, MILLION, UnitEconomics, breakeven
+from tokenomy.planning.window import short_for_reservation, window_text
 
 MAX_UNITS = 1000  # the most model units `size` evaluates (options 0..N)
 
@@ -79,8 +81,13 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
         verdict = (f"buy {best['units']} model unit(s) ({econ.term} term): sustained utilisation "
                    f"{best['sustained_utilization']:.0%}, {best['minutes_above_capacity_share']:.1%} of minutes spill "
                    f"to on-demand, saving ${saving:,.2f} a month ({saving / on_demand:.0%}) versus all on-demand")
+    start, end = series.index[0].to_pydatetime(), series.index[-1].to_pydatetime() + timedelta(minutes=1)
+    short = short_for_reservation(start, end)
+    if short and best["units"]:
+        verdict += f" — but {short}"
     return {
         "model": econ.model, "region": econ.region, "term": econ.term, "tpm_per_unit": econ.tpm_per_unit,
+        "window": window_text(start, end), "warnings": [short] if short else [],
         "window_minutes": len(series), "window_start": series.index[0].isoformat(),
         "window_end": series.index[-1].isoformat(),
         "assumption": "the observed window repeats for a 730-hour month; capacity counts input + output tokens",

@@ -1,0 +1,66 @@
+"""Start-up checks of a loaded config that pydantic cannot make: model ids the price catalog does not know (whose
+calls would be recorded at $0) and `api_key_env` variables that are not set (whose calls would all fail).
+
+Used by `tokenomy serve` before the gateway starts, and by any command that runs a config's models.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tokenomy.config import TokenomyConfig
+from tokenomy.errors import TokenomyError
+from tokenomy.pricing.catalog import PriceCatalog, default_catalog
+from tokenomy.pricing.identifiers import parse_model_id
+
+
+@dataclass
+class ConfigFindings:
+    """`errors`: the config cannot be honoured as written; `warnings`: it runs, but not as the author likely meant."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def did_you_mean(model: str, catalog: PriceCatalog) -> str:
+    """' Did you mean X?' for the closest catalog ids (compared without a Bedrock profile prefix), or ''."""
+    known = catalog.models()
+    base = parse_model_id(model, strict=False).base
+    close = difflib.get_close_matches(model, known, n=3, cutoff=0.6) or difflib.get_close_matches(
+        base, known, n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_config(config: TokenomyConfig, catalog: PriceCatalog | None = None,
+                 environ: Mapping[str, str] | None = None) -> ConfigFindings:
+    """Every configured model: its price (model id or price_as in the catalog) and its key variable."""
+    catalog = catalog or default_catalog()
+    environ = os.environ if environ is None else environ
+    origin = config.source or "<config>"
+    found = ConfigFindings()
+    for name, model in config.models.items():
+        if model.api_key_env and not environ.get(model.api_key_env):
+            found.warnings.append(f"{origin}: models.{name}.api_key_env: ${model.api_key_env} is not set; every call "
+                                  f"to {name} will fail until you export it")
+        if model.price_as:
+            try:
+                catalog.lookup(model.price_as, model.region)
+            except TokenomyError:
+                found.errors.append(f"{origin}: models.{name}.price_as: {model.price_as!r} is not in the price "
+                                    f"catalog.{did_you_mean(model.price_as, catalog)} Run `tokenomy prices` for ids")
+            continue
+        if model.provider == "local":
+            continue  # the local model is free and needs no price
+        model_id = model.model or name
+        try:
+            catalog.lookup(model_id, model.region)
+        except TokenomyError as exc:
+            unknown = ("not in the price catalog" if str(exc).startswith("unknown model")
+                       else f"not priced in region {model.region!r}")
+            found.warnings.append(f"{origin}: models.{name}.model: {model_id!r} is {unknown}, so its calls would be "
+                                  f"recorded at $0.{did_you_mean(model_id, catalog)} Fix the id, or set price_as: to "
+                                  "the catalog model it should be priced as")
+    return found

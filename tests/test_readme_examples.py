@@ -1,0 +1,66 @@
+"""The README's shell examples (```sh blocks) run as copied, on a temporary ledger made here. Those that need a
+cloud account, a long run or a server are skipped by the explicit list below, each with its reason (printed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.test_cli_honest import _seed
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+
+# Command prefix -> why it is not run here. Every entry must still match a README command (checked below).
+NOT_RUN = {
+    "make demo": "creates .venv and installs packages (minutes); `make` targets are CI's job",
+    "make test": "runs the whole test suite",
+    "tokenomy chat": "loads the local llama.cpp model (slow on a shared CI core); tests/test_cli_core.py runs chat",
+    "tokenomy serve": "examples/gateway/team.yaml needs Bedrock credentials and a Redis server; serves until stopped",
+    "curl": "needs the gateway of the line before; tests/test_gateway_readme_curl.py runs this exact curl against a "
+            "local gateway",
+    "tokenomy bench run": "calls Bedrock (needs an AWS account) and the local model for minutes",
+    "tokenomy bench export-labels bench-out": "reads the bench-out directory of the skipped `bench run`",
+}
+
+
+def readme_commands() -> list[str]:
+    """Every command line of every ```sh block: continuations joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(shlex.join(words))
+    return commands
+
+
+def _skip_reason(command: str) -> str | None:
+    return next((why for prefix, why in NOT_RUN.items() if command.startswith(prefix)), None)
+
+
+def test_the_skip_list_names_real_examples() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 10, commands
+    for prefix in NOT_RUN:
+        assert any(c.startswith(prefix) for c in commands), f"{prefix!r} is no longer in the README; drop it here"
+    print("\nREADME examples not run here:\n" + "\n".join(f"  {p}: {why}" for p, why in NOT_RUN.items()))
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_example_runs(command: str, tmp_path: Path) -> None:
+    why = _skip_reason(command)
+    if why:
+        pytest.skip(f"not run offline: {why}")
+    ledger = _seed(tmp_path / "ledger.duckdb", hours=48, n=50, model="anthropic.claude-v2:1")
+    args = shlex.split(command)
+    assert args[0] == "tokenomy", command
+    env = {**os.environ, "TOKENOMY_LEDGER": str(ledger)}
+    result = subprocess.run([TOKENOMY, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (command, result.stderr)
+    assert result.stdout.strip() and "Traceback" not in result.stderr, command
