@@ -37,13 +37,20 @@ class CallPolicy:
     router: Router | None = None
 
     @classmethod
-    def from_route(cls, route: RouteConfig, limiter: RateLimiter | None = None,
-                   router: Router | None = None) -> CallPolicy:
+    def from_route(
+        cls, route: RouteConfig, limiter: RateLimiter | None = None, router: Router | None = None
+    ) -> CallPolicy:
         """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
         if limiter is None and route.rate_limit is not None:
             limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
-        return cls(caching=route.caching.enabled, tokens=route.tokens, retry=route.retry,
-                   fallback=tuple(route.fallback), limiter=limiter, router=router)
+        return cls(
+            caching=route.caching.enabled,
+            tokens=route.tokens,
+            retry=route.retry,
+            fallback=tuple(route.fallback),
+            limiter=limiter,
+            router=router,
+        )
 
     @classmethod
     def for_route(cls, config: TokenomyConfig, name: str, catalog: Prices | None = None) -> CallPolicy:
@@ -52,7 +59,6 @@ class CallPolicy:
         if route is None:
             raise ConfigError(f"routes.{name}: no such route or model; define it under `routes:` or `models:`")
         return cls.from_route(route, router=build_router(config, route.policy, catalog) if route.policy else None)
-
 
 
 @dataclass

@@ -21,7 +21,6 @@ app = typer.Typer(
 )
 
 
-
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -31,13 +30,31 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                        help="Print the installed version and exit.")) -> None:
+def _root(
+    _version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the installed version and exit."
+    ),
+) -> None:
     """Cut the cost of LLM workloads: route, cache, batch, benchmark, plan and report."""
 
 
-COMMAND_MODULES = ("core", "ledger", "emulate", "serve", "keys", "route", "batch", "bench", "plan", "report",
-                   "alerts", "review", "export", "imports", "demo")
+COMMAND_MODULES = (
+    "core",
+    "ledger",
+    "emulate",
+    "serve",
+    "keys",
+    "route",
+    "batch",
+    "bench",
+    "plan",
+    "report",
+    "alerts",
+    "review",
+    "export",
+    "imports",
+    "demo",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"tokenomy.commands.{_name}").register(app)

@@ -14,15 +14,21 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from typing import AsyncIterator, Iterator
 
-from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
+from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.ledger.events import (UsageEvent, content_counts, event_from_response, prompt_fingerprint,
-                                     record_priced_as, utcnow)
+from tokenomy.ledger.events import (
+    UsageEvent,
+    content_counts,
+    event_from_response,
+    prompt_fingerprint,
+    record_priced_as,
+    utcnow,
+)
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -41,10 +47,16 @@ from tokenomy.telemetry import otel
 class Tokenomy:
     """Calls models and records every attempt. Use as a context manager so the ledger is flushed."""
 
-    def __init__(self, ledger: LedgerStore | LedgerWriter | str | None = None,
-                 models: dict[str, ModelSpec] | None = None, catalog: PriceCatalog | None = None,
-                 store_prompts: bool = False, record: bool = True, policy: CallPolicy | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        ledger: LedgerStore | LedgerWriter | str | None = None,
+        models: dict[str, ModelSpec] | None = None,
+        catalog: PriceCatalog | None = None,
+        store_prompts: bool = False,
+        record: bool = True,
+        policy: CallPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.catalog = catalog or default_catalog()
         self.models = models or {}
         self.store_prompts = store_prompts
@@ -87,8 +99,14 @@ class Tokenomy:
             # A tier's own models come first, then the route's fallbacks (each model tried once per chain).
             chain = tuple(dict.fromkeys((*models, *policy.fallback)))
             # Planned now, so every tier's deadline counts from the start of the call.
-            tiers.append(TierRun(index, name, AttemptPlan(chain, policy.retry, self._rng),
-                               validated=validators is not None and index < len(chains) - 1))
+            tiers.append(
+                TierRun(
+                    index,
+                    name,
+                    AttemptPlan(chain, policy.retry, self._rng),
+                    validated=validators is not None and index < len(chains) - 1,
+                )
+            )
         return CallState(request, policy, tiers, validators, uuid.uuid4().hex, mode, stream)
 
     def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
@@ -104,8 +122,9 @@ class Tokenomy:
             request = replace(call.request, model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
             if call.policy.caching:
-                request, placements = auto_cache(request, spec.pricing_model, self.catalog,
-                                                 None if region in (None, "global", "local") else region)
+                request, placements = auto_cache(
+                    request, spec.pricing_model, self.catalog, None if region in (None, "global", "local") else region
+                )
             text = request.text()
             if request.tools:
                 text += json.dumps([t.to_dict() for t in request.tools])
@@ -121,9 +140,11 @@ class Tokenomy:
     @staticmethod
     def _over_quota(call: CallState) -> ProviderError:
         # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
-        return ProviderError(f"client-side rate limit: no request slot for {call.request.model!r} within the "
-                             f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
-                             kind="throttled")
+        return ProviderError(
+            f"client-side rate limit: no request slot for {call.request.model!r} within the "
+            f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
+            kind="throttled",
+        )
 
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
@@ -165,8 +186,11 @@ class Tokenomy:
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
         usage = response.usage
-        if target.spec.price_as and (usage.cache_read_tokens or usage.cache_write_tokens) \
-                and not self.catalog.lookup(pricing_model, region).has_cache:
+        if (
+            target.spec.price_as
+            and (usage.cache_read_tokens or usage.cache_write_tokens)
+            and not self.catalog.lookup(pricing_model, region).has_cache
+        ):
             # The stand-in (e.g. the local model's KV cache) cached a prefix that the model it is priced
             # as cannot cache: that model would bill those tokens as plain input.
             usage = Usage(usage.total_input_tokens, usage.output_tokens)
@@ -175,15 +199,25 @@ class Tokenomy:
         response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
-        event = record_priced_as(event_from_response(target.call, response, cost, call.mode, self.store_prompts,
-                                                     call.request_id), target.spec.price_as, target.spec.name, self.catalog)
+        event = record_priced_as(
+            event_from_response(target.call, response, cost, call.mode, self.store_prompts, call.request_id),
+            target.spec.price_as,
+            target.spec.name,
+            self.catalog,
+        )
         event.attempt = att.number
         self._record(event)
         if call.policy.limiter:
             usage = response.usage
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
-        otel.record_success(att.span, target.call, response, cost.total_usd, time.perf_counter() - att.started,
-                            [p.after for p in target.placements])
+        otel.record_success(
+            att.span,
+            target.call,
+            response,
+            cost.total_usd,
+            time.perf_counter() - att.started,
+            [p.after for p in target.placements],
+        )
         self._local.placements = target.placements
         return response
 
@@ -196,12 +230,28 @@ class Tokenomy:
         meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        self._record(UsageEvent(
-            ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=target.call.region,
-            mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id, route=meta.route,
-            tier=meta.tier, latency_ms=(time.perf_counter() - att.started) * 1000, outcome=exc.kind,
-            error_type=error_type, attempt=att.number, request_id=call.request_id,
-            prompt_hash=prompt_fingerprint(target.call), **content_counts(target.call)))
+        self._record(
+            UsageEvent(
+                ts=utcnow(),
+                provider=target.provider.name,
+                model=target.spec.model,
+                region=target.call.region,
+                mode=call.mode,
+                task=meta.task,
+                tags=dict(meta.tags),
+                tenant=meta.tenant,
+                key_id=meta.key_id,
+                route=meta.route,
+                tier=meta.tier,
+                latency_ms=(time.perf_counter() - att.started) * 1000,
+                outcome=exc.kind,
+                error_type=error_type,
+                attempt=att.number,
+                request_id=call.request_id,
+                prompt_hash=prompt_fingerprint(target.call),
+                **content_counts(target.call),
+            )
+        )
 
     def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
@@ -213,18 +263,41 @@ class Tokenomy:
         target = att.target
         request = target.call
         usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
-        cost = compute_cost(usage, target.spec.pricing_model, request.region if request.region not in ("global", "local") else None,
-                            call.mode, self.catalog)
+        cost = compute_cost(
+            usage,
+            target.spec.pricing_model,
+            request.region if request.region not in ("global", "local") else None,
+            call.mode,
+            self.catalog,
+        )
         meta = request.meta
-        otel.record_failure(att.span, request, target.provider.name, "StreamAbandoned",
-                            time.perf_counter() - att.started)
-        self._record(UsageEvent(
-            ts=utcnow(), provider=target.provider.name, model=target.spec.model, region=request.region,
-            mode=call.mode, task=meta.task, tags=dict(meta.tags), tenant=meta.tenant, key_id=meta.key_id,
-            route=meta.route, tier=meta.tier, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            latency_ms=(time.perf_counter() - att.started) * 1000, outcome="cancelled", error_type="StreamAbandoned",
-            attempt=att.number, request_id=call.request_id, prompt_hash=prompt_fingerprint(request),
-            **content_counts(request)).apply_cost(cost))
+        otel.record_failure(
+            att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
+        )
+        self._record(
+            UsageEvent(
+                ts=utcnow(),
+                provider=target.provider.name,
+                model=target.spec.model,
+                region=request.region,
+                mode=call.mode,
+                task=meta.task,
+                tags=dict(meta.tags),
+                tenant=meta.tenant,
+                key_id=meta.key_id,
+                route=meta.route,
+                tier=meta.tier,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                latency_ms=(time.perf_counter() - att.started) * 1000,
+                outcome="cancelled",
+                error_type="StreamAbandoned",
+                attempt=att.number,
+                request_id=call.request_id,
+                prompt_hash=prompt_fingerprint(request),
+                **content_counts(request),
+            ).apply_cost(cost)
+        )
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 
@@ -249,12 +322,16 @@ class Tokenomy:
                 att.started = time.perf_counter()
                 # A stream's span is not made current: a generator suspended at `yield` must not leave it in
                 # the caller's context.
-                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
-                                       current=not stream) as att.span:
+                with otel.attempt_span(
+                    att.target.call, att.target.provider.name, att.number, current=not stream
+                ) as att.span:
                     try:
                         provider = att.target.provider
-                        chunks = provider.stream(att.target.call) if stream else \
-                            iter([StreamChunk(response=provider.chat(att.target.call))])
+                        chunks = (
+                            provider.stream(att.target.call)
+                            if stream
+                            else iter([StreamChunk(response=provider.chat(att.target.call))])
+                        )
                         for chunk in chunks:
                             if self._take(call, att, chunk, held):
                                 yield chunk
@@ -270,8 +347,9 @@ class Tokenomy:
                 yield from held
                 return
 
-    async def _arun(self, request: ChatRequest, policy: CallPolicy | None, mode: str,
-                    stream: bool) -> AsyncIterator[StreamChunk]:
+    async def _arun(
+        self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool
+    ) -> AsyncIterator[StreamChunk]:
         """Async `_run`: waits with asyncio.sleep and the provider's async path."""
         call = self._begin(request, policy, mode, stream)
         for tier in call.tiers:
@@ -282,12 +360,14 @@ class Tokenomy:
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)
                 att = self._start(call, tier, step)
-                if call.policy.limiter and not await call.policy.limiter.acquire_async(att.target.estimate,
-                                                                                       self._left(call, tier)):
+                if call.policy.limiter and not await call.policy.limiter.acquire_async(
+                    att.target.estimate, self._left(call, tier)
+                ):
                     raise self._over_quota(call)
                 att.started = time.perf_counter()
-                with otel.attempt_span(att.target.call, att.target.provider.name, att.number,
-                                       current=not stream) as att.span:
+                with otel.attempt_span(
+                    att.target.call, att.target.provider.name, att.number, current=not stream
+                ) as att.span:
                     try:
                         provider = att.target.provider
                         if stream:
@@ -316,19 +396,22 @@ class Tokenomy:
         """Send one request under `policy`; every attempt is recorded, the last error re-raised."""
         return _answer(list(self._run(request, policy, mode, stream=False)))
 
-    def stream(self, request: ChatRequest, mode: str = "on_demand",
-               policy: CallPolicy | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None
+    ) -> Iterator[StreamChunk]:
         """Stream deltas; retries happen only before the first delta reaches the caller. The final chunk is
         priced. A validated (cascade) tier's answer is held until it passes, then streamed."""
         return self._run(request, policy, mode, stream=True)
 
-    async def achat(self, request: ChatRequest, mode: str = "on_demand",
-                    policy: CallPolicy | None = None) -> ChatResponse:
+    async def achat(
+        self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None
+    ) -> ChatResponse:
         """Async `chat`."""
         return _answer([chunk async for chunk in self._arun(request, policy, mode, stream=False)])
 
-    def astream(self, request: ChatRequest, mode: str = "on_demand",
-                policy: CallPolicy | None = None) -> AsyncIterator[StreamChunk]:
+    def astream(
+        self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None
+    ) -> AsyncIterator[StreamChunk]:
         """Async `stream` (use with `async for`)."""
         return self._arun(request, policy, mode, stream=True)
 
@@ -342,7 +425,7 @@ class Tokenomy:
         if self.writer is not None:
             self.writer.close()
 
-    def __enter__(self) -> "Tokenomy":
+    def __enter__(self) -> Tokenomy:
         return self
 
     def __exit__(self, *exc: object) -> None:

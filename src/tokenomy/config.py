@@ -39,10 +39,13 @@ class ModelConfig(_Strict):
     profile: Optional[str] = None
     price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
     inputs: Optional[list[Literal["text", "image", "document"]]] = Field(
-        None, description="what the model reads, e.g. [text] for a text-only model (default: whatever its provider "
-        "can send); the gateway refuses other content with a 400 naming the model and the block")
-    system_prompt: Optional[str] = Field(None, description="instructions added before every system prompt "
-                                         "(house style, or a benchmark variant)")
+        None,
+        description="what the model reads, e.g. [text] for a text-only model (default: whatever its provider "
+        "can send); the gateway refuses other content with a 400 naming the model and the block",
+    )
+    system_prompt: Optional[str] = Field(
+        None, description="instructions added before every system prompt (house style, or a benchmark variant)"
+    )
 
     @field_validator("api_key_env")
     @classmethod
@@ -90,10 +93,16 @@ class RoutingPolicy(_Strict):
     tiers: Optional[list[str]] = Field(None, description="the policy's tiers, cheapest first; default: all tiers")
     validators: dict[str, Any] = Field(default_factory=dict)
     classifier_path: Optional[str] = None
-    threshold: Optional[float] = Field(None, ge=0, le=1, description="P(strong) at or above which the classifier "
-                                       "picks the strong tier; default: the one saved by `route train`")
-    escalation_threshold: float = Field(0.25, ge=0, le=1, description="cascade escalation rate above which "
-                                        "the route is flagged")
+    threshold: Optional[float] = Field(
+        None,
+        ge=0,
+        le=1,
+        description="P(strong) at or above which the classifier "
+        "picks the strong tier; default: the one saved by `route train`",
+    )
+    escalation_threshold: float = Field(
+        0.25, ge=0, le=1, description="cascade escalation rate above which the route is flagged"
+    )
     expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
 
     @field_validator("validators")
@@ -142,8 +151,9 @@ class TokenomyConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     budgets: list[Budget] = Field(default_factory=list)
-    alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert thresholds and provisioned "
-                                  "reservations")
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="alert thresholds and provisioned reservations"
+    )
     redis_url: Optional[str] = None
     source: Optional[str] = Field(None, exclude=True)
 
@@ -164,18 +174,28 @@ class TokenomyConfig(_Strict):
         """Every configured model as a ModelSpec (plus `local`, always available)."""
         specs = {"local": ModelSpec(name="local", provider="local", model="local", region="local")}
         for name, m in self.models.items():
-            specs[name] = ModelSpec(name=name, provider=m.provider, model=m.model or name, region=m.region,
-                                    base_url=m.base_url, api_key_env=m.api_key_env, endpoint_url=m.endpoint_url,
-                                    profile=m.profile, price_as=m.price_as,
-                                    options=(("inputs", tuple(m.inputs)),) if m.inputs else ())
+            specs[name] = ModelSpec(
+                name=name,
+                provider=m.provider,
+                model=m.model or name,
+                region=m.region,
+                base_url=m.base_url,
+                api_key_env=m.api_key_env,
+                endpoint_url=m.endpoint_url,
+                profile=m.profile,
+                price_as=m.price_as,
+                options=(("inputs", tuple(m.inputs)),) if m.inputs else (),
+            )
         return specs
 
     def routing_policy(self, name: str) -> RoutingPolicy:
         """`routing.policies.<name>` (validated at load); a missing one is an error naming the key."""
         policy = self.routing.policies.get(name)
         if policy is None:
-            raise ConfigError(f"routing.policies.{name}: no such policy; define it under routing.policies "
-                              f"(defined: {', '.join(self.routing.policies) or 'none'})")
+            raise ConfigError(
+                f"routing.policies.{name}: no such policy; define it under routing.policies "
+                f"(defined: {', '.join(self.routing.policies) or 'none'})"
+            )
         return policy
 
     def route_for(self, name: str) -> RouteConfig | None:
@@ -209,16 +229,22 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
                 raise ConfigError(f"{origin}: routes.{name}: model {ref!r} is not defined under `models:`")
         policies = config.routing.policies
         if route.policy and route.policy not in policies:  # else every request to the route fails with a 400
-            raise ConfigError(f"{origin}: routes.{name}.policy: {route.policy!r} is not defined under "
-                              f"routing.policies (defined: {', '.join(policies) or 'none'})")
+            raise ConfigError(
+                f"{origin}: routes.{name}.policy: {route.policy!r} is not defined under "
+                f"routing.policies (defined: {', '.join(policies) or 'none'})"
+            )
         if route.policy and not config.tiers:
-            raise ConfigError(f"{origin}: routes.{name}.policy: routing needs tiers; list them under `tiers:` "
-                              "(e.g. tier1: [local], cheapest first)")
+            raise ConfigError(
+                f"{origin}: routes.{name}.policy: routing needs tiers; list them under `tiers:` "
+                "(e.g. tier1: [local], cheapest first)"
+            )
     for name, policy in config.routing.policies.items():
         for key, tier in policy.tiers_named():
             if tier not in config.tiers:
-                raise ConfigError(f"{origin}: routing.policies.{name}.{key}: tier {tier!r} is not defined under "
-                                  f"`tiers:` (defined: {', '.join(config.tiers) or 'none'})")
+                raise ConfigError(
+                    f"{origin}: routing.policies.{name}.{key}: tier {tier!r} is not defined under "
+                    f"`tiers:` (defined: {', '.join(config.tiers) or 'none'})"
+                )
     return config
 
 

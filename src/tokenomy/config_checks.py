@@ -30,12 +30,14 @@ def did_you_mean(model: str, catalog: PriceCatalog) -> str:
     known = catalog.models()
     base = parse_model_id(model, strict=False).base
     close = difflib.get_close_matches(model, known, n=3, cutoff=0.6) or difflib.get_close_matches(
-        base, known, n=3, cutoff=0.6)
+        base, known, n=3, cutoff=0.6
+    )
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def check_config(config: TokenomyConfig, catalog: PriceCatalog | None = None,
-                 environ: Mapping[str, str] | None = None) -> ConfigFindings:
+def check_config(
+    config: TokenomyConfig, catalog: PriceCatalog | None = None, environ: Mapping[str, str] | None = None
+) -> ConfigFindings:
     """Every configured model: its price (model id or price_as in the catalog) and its key variable."""
     catalog = catalog or default_catalog()
     environ = os.environ if environ is None else environ
@@ -43,14 +45,18 @@ def check_config(config: TokenomyConfig, catalog: PriceCatalog | None = None,
     found = ConfigFindings()
     for name, model in config.models.items():
         if model.api_key_env and not environ.get(model.api_key_env):
-            found.warnings.append(f"{origin}: models.{name}.api_key_env: ${model.api_key_env} is not set; every call "
-                                  f"to {name} will fail until you export it")
+            found.warnings.append(
+                f"{origin}: models.{name}.api_key_env: ${model.api_key_env} is not set; every call "
+                f"to {name} will fail until you export it"
+            )
         if model.price_as:
             try:
                 catalog.lookup(model.price_as, model.region)
             except TokenomyError:
-                found.errors.append(f"{origin}: models.{name}.price_as: {model.price_as!r} is not in the price "
-                                    f"catalog.{did_you_mean(model.price_as, catalog)} Run `tokenomy prices` for ids")
+                found.errors.append(
+                    f"{origin}: models.{name}.price_as: {model.price_as!r} is not in the price "
+                    f"catalog.{did_you_mean(model.price_as, catalog)} Run `tokenomy prices` for ids"
+                )
             continue
         if model.provider == "local":
             continue  # the local model is free and needs no price
@@ -58,9 +64,14 @@ def check_config(config: TokenomyConfig, catalog: PriceCatalog | None = None,
         try:
             catalog.lookup(model_id, model.region)
         except TokenomyError as exc:
-            unknown = ("not in the price catalog" if str(exc).startswith("unknown model")
-                       else f"not priced in region {model.region!r}")
-            found.warnings.append(f"{origin}: models.{name}.model: {model_id!r} is {unknown}, so its calls would be "
-                                  f"recorded at $0.{did_you_mean(model_id, catalog)} Fix the id, or set price_as: to "
-                                  "the catalog model it should be priced as")
+            unknown = (
+                "not in the price catalog"
+                if str(exc).startswith("unknown model")
+                else f"not priced in region {model.region!r}"
+            )
+            found.warnings.append(
+                f"{origin}: models.{name}.model: {model_id!r} is {unknown}, so its calls would be "
+                f"recorded at $0.{did_you_mean(model_id, catalog)} Fix the id, or set price_as: to "
+                "the catalog model it should be priced as"
+            )
     return found

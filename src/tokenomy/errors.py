@@ -20,8 +20,9 @@ class UsageError(TokenomyError):
 class ProviderError(TokenomyError):
     """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout."""
 
-    def __init__(self, message: str, kind: str = "server_error", retry_after: float | None = None,
-                 status: int | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str = "server_error", retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after

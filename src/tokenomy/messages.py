@@ -15,9 +15,10 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal, Union
 
 ROLES = ("user", "assistant")
 
@@ -63,7 +64,7 @@ class ToolResultBlock:
     """The caller's answer to a ToolUseBlock (`tool_use_id` names it)."""
 
     tool_use_id: str
-    content: list["Block"] = field(default_factory=list)
+    content: list[Block] = field(default_factory=list)
     is_error: bool = False
 
     @property
@@ -87,9 +88,7 @@ def blocks_text(blocks: Sequence[Block]) -> str:
     """The plain text of some blocks (text blocks and tool results' text), for estimates and rules."""
     parts: list[str] = []
     for block in blocks:
-        if isinstance(block, TextBlock):
-            parts.append(block.text)
-        elif isinstance(block, ToolResultBlock):
+        if isinstance(block, TextBlock | ToolResultBlock):
             parts.append(block.text)
     return "".join(parts)
 
@@ -107,8 +106,9 @@ class Message:
     cache_point: bool
     name: str | None
 
-    def __init__(self, role: str, content: str | Sequence[Block], cache_point: bool = False,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, role: str, content: str | Sequence[Block], cache_point: bool = False, name: str | None = None
+    ) -> None:
         self.role = role
         self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
         self.cache_point = cache_point
@@ -134,8 +134,12 @@ class ToolSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
-        return {"name": self.name, "description": self.description, "input_schema": self.input_schema,
-                "strict": self.strict}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema,
+            "strict": self.strict,
+        }
 
 
 @dataclass(slots=True)
@@ -208,10 +212,10 @@ class ChatRequest:
     meta: RequestMeta = field(default_factory=RequestMeta)
 
     @classmethod
-    def simple(cls, prompt: str, model: str = "local", system: str | None = None,
-               max_tokens: int | None = None, **kwargs: Any) -> "ChatRequest":
-        return cls(messages=[Message("user", prompt)], model=model, system=system,
-                   max_tokens=max_tokens, **kwargs)
+    def simple(
+        cls, prompt: str, model: str = "local", system: str | None = None, max_tokens: int | None = None, **kwargs: Any
+    ) -> ChatRequest:
+        return cls(messages=[Message("user", prompt)], model=model, system=system, max_tokens=max_tokens, **kwargs)
 
     @property
     def json_schema(self) -> dict[str, Any] | None:
@@ -247,11 +251,14 @@ class Usage:
         """All prompt tokens, cached or not (what OTel's gen_ai.usage.input_tokens reports)."""
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
-                     self.cache_read_tokens + other.cache_read_tokens,
-                     self.cache_write_tokens + other.cache_write_tokens,
-                     self.reasoning_tokens + other.reasoning_tokens)
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
 
 
 @dataclass(slots=True)
@@ -272,7 +279,7 @@ class ChatResponse:
     raw: Any = None
 
     @classmethod
-    def of_text(cls, text: str, model: str, provider: str, usage: Usage, **kwargs: Any) -> "ChatResponse":
+    def of_text(cls, text: str, model: str, provider: str, usage: Usage, **kwargs: Any) -> ChatResponse:
         return cls(content=[TextBlock(text)] if text else [], model=model, provider=provider, usage=usage, **kwargs)
 
     @property

@@ -29,10 +29,12 @@ class Reservation(BaseModel):
     model: str
     units: int = Field(gt=0)
     tpm_per_unit: int = Field(gt=0, description="tokens per minute one model unit serves")
-    term: Literal["none", "1m", "6m"] = Field("none", description="commitment term: prices the idle capacity "
-                                                                  "from the catalog's provisioned_hourly")
-    hourly_usd: Decimal | None = Field(None, ge=0, description="price per unit-hour when the catalog has none for "
-                                                               "the term")
+    term: Literal["none", "1m", "6m"] = Field(
+        "none", description="commitment term: prices the idle capacity from the catalog's provisioned_hourly"
+    )
+    hourly_usd: Decimal | None = Field(
+        None, ge=0, description="price per unit-hour when the catalog has none for the term"
+    )
 
 
 class AlertSettings(BaseModel):
@@ -40,20 +42,25 @@ class AlertSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     window_days: int = Field(7, ge=1, description="recent window compared, and anomaly lookback")
-    anomaly_groups: list[Literal["model", "provider"]] = Field(default_factory=lambda: ["model"],  # type: ignore[arg-type]
-                                                               description="daily spend series checked")
+    anomaly_groups: list[Literal["model", "provider"]] = Field(
+        default_factory=lambda: ["model"],  # type: ignore[arg-type]
+        description="daily spend series checked",
+    )
     cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
     cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
     tier_tolerance: float = Field(0.10, gt=0, le=1)
     expected_tier_share: dict[str, float] = Field(default_factory=dict)
     escalation_threshold: float = Field(0.25, ge=0, le=1)
-    escalation_min_calls: int = Field(20, ge=1, description="requests a route needs before its escalation rate "
-                                                            "counts (one escalated request is not a trend)")
+    escalation_min_calls: int = Field(
+        20,
+        ge=1,
+        description="requests a route needs before its escalation rate counts (one escalated request is not a trend)",
+    )
     idle_threshold: float = Field(0.5, ge=0, le=1, description="utilisation below which a reservation is idle")
     reservations: list[Reservation] = Field(default_factory=list)
 
     @classmethod
-    def from_config(cls, alerts: dict[str, Any] | None, routing: dict[str, Any] | None = None) -> "AlertSettings":
+    def from_config(cls, alerts: dict[str, Any] | None, routing: dict[str, Any] | None = None) -> AlertSettings:
         """Validate `alerts:` (expected tier shares may also come from `routing.expected_tier_share`)."""
         data = dict(alerts or {})
         shares = (routing or {}).get("expected_tier_share")
@@ -77,8 +84,9 @@ def validate_budgets(items: list[Any]) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}: expected a mapping with scope, match, limit_usd")
         unknown = sorted(set(item) - {"scope", "match", "limit_usd"})
         if unknown:  # e.g. `period: day` or `usd: 5` would otherwise be ignored and the budget read as monthly
-            raise ConfigError(f"{where}.{unknown[0]}: not a budget key; a budget is {{scope, match, limit_usd}} "
-                              "per calendar month")
+            raise ConfigError(
+                f"{where}.{unknown[0]}: not a budget key; a budget is {{scope, match, limit_usd}} per calendar month"
+            )
         scope = item.get("scope")
         if scope not in SCOPES:
             raise ConfigError(f"{where}.scope: {scope!r} is not one of {sorted(SCOPES)}")
@@ -89,8 +97,10 @@ def validate_budgets(items: list[Any]) -> list[dict[str, Any]]:
         except Exception:
             limit = Decimal("NaN")
         if not limit.is_finite() or limit < 0:  # NaN used to crash the comparison with a traceback
-            raise ConfigError(f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars; "
-                              "give the monthly limit, e.g. limit_usd: 500") from None
+            raise ConfigError(
+                f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars; "
+                "give the monthly limit, e.g. limit_usd: 500"
+            ) from None
         if scope == "tag" and "=" not in str(item["match"]):
             raise ConfigError(f"{where}.match: a tag budget matches key=value, e.g. team=search")
         out.append({"scope": scope, "match": str(item["match"]), "limit_usd": limit})

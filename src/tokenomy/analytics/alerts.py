@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 # Re-exported: callers and tests import the settings from here.
 from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
@@ -43,25 +43,44 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
     ph, out = store.placeholder, []
     for budget in validate_budgets(budgets):
         sql, params = scope_filter(store, budget)
-        rows = store.query(f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND ts < {ph}{sql}",
-                           [start, now, *params])
+        rows = store.query(
+            f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
+        )
         spent = Decimal(rows[0]["s"] or 0)
-        base = {"scope": budget["scope"], "match": budget["match"], "limit_usd": budget["limit_usd"],
-                "month": now.strftime("%Y-%m"), "spent_usd": spent}
+        base = {
+            "scope": budget["scope"],
+            "match": budget["match"],
+            "limit_usd": budget["limit_usd"],
+            "month": now.strftime("%Y-%m"),
+            "spent_usd": spent,
+        }
         if spent >= budget["limit_usd"]:
-            out.append({"kind": "budget", "subject": f"{budget['scope']} {budget['match']}", **base,
-                        "message": f"spent ${spent:.2f} of ${budget['limit_usd']} this month"})
+            out.append(
+                {
+                    "kind": "budget",
+                    "subject": f"{budget['scope']} {budget['match']}",
+                    **base,
+                    "message": f"spent ${spent:.2f} of ${budget['limit_usd']} this month",
+                }
+            )
             continue
         try:
             forecast = month_end_forecast(store, now=now, filter_sql=sql, filter_params=params)
         except UsageError:
             continue  # too little history to forecast; the spent check above still applies
         if forecast.forecast_usd > budget["limit_usd"]:
-            out.append({"kind": "budget_forecast", "subject": f"{budget['scope']} {budget['match']}", **base,
-                        "forecast_usd": forecast.forecast_usd, "low_usd": forecast.low_usd,
-                        "high_usd": forecast.high_usd,
-                        "message": f"month-end forecast ${forecast.forecast_usd:.2f} (${forecast.low_usd:.2f}–"
-                                   f"${forecast.high_usd:.2f}) exceeds the ${budget['limit_usd']} budget"})
+            out.append(
+                {
+                    "kind": "budget_forecast",
+                    "subject": f"{budget['scope']} {budget['match']}",
+                    **base,
+                    "forecast_usd": forecast.forecast_usd,
+                    "low_usd": forecast.low_usd,
+                    "high_usd": forecast.high_usd,
+                    "message": f"month-end forecast ${forecast.forecast_usd:.2f} (${forecast.low_usd:.2f}–"
+                    f"${forecast.high_usd:.2f}) exceeds the ${budget['limit_usd']} budget",
+                }
+            )
     return out
 
 
@@ -75,9 +94,16 @@ def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
             if anomaly.day < first:
                 continue  # older than the window: a past event, not news
             subject = anomaly.key if group == "model" else f"{group} {anomaly.key}"
-            out.append({**anomaly.to_json(), "kind": f"anomaly_{anomaly.kind}", "group": group, "subject": subject,
-                        "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
-                                   f"${anomaly.expected_high_usd:.2f}"})
+            out.append(
+                {
+                    **anomaly.to_json(),
+                    "kind": f"anomaly_{anomaly.kind}",
+                    "group": group,
+                    "subject": subject,
+                    "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
+                    f"${anomaly.expected_high_usd:.2f}",
+                }
+            )
     return out
 
 
@@ -92,7 +118,8 @@ def cache_rates(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
         f"SUM(CASE WHEN {prev} THEN cache_read_tokens ELSE 0 END) AS prev_read, "
         f"SUM(CASE WHEN {prev} THEN {ALL_INPUT} ELSE 0 END) AS prev_input "
         f"FROM usage_events WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
-        [mid, mid, mid, mid, start, now])
+        [mid, mid, mid, mid, start, now],
+    )
     for row in rows:
         row["recent_rate"] = int(row["recent_read"]) / int(row["recent_input"]) if row["recent_input"] else None
         row["previous_rate"] = int(row["prev_read"]) / int(row["prev_input"]) if row["prev_input"] else None
@@ -102,15 +129,25 @@ def cache_rates(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
 def _cache_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
     out = []
     for row in cache_rates(store, now, s.window_days):
-        if None in (row["recent_rate"], row["previous_rate"]) or \
-                min(int(row["recent_input"]), int(row["prev_input"])) < s.cache_min_tokens:
+        if (
+            None in (row["recent_rate"], row["previous_rate"])
+            or min(int(row["recent_input"]), int(row["prev_input"])) < s.cache_min_tokens
+        ):
             continue
         drop = row["previous_rate"] - row["recent_rate"]
         if drop >= s.cache_drop_points:
-            out.append({"kind": "cache_drop", "subject": row["model"], "model": row["model"], "week": _week(now),
-                        "previous_rate": row["previous_rate"], "recent_rate": row["recent_rate"],
-                        "message": f"cache hit rate {row['previous_rate']:.0%} → {row['recent_rate']:.0%} "
-                                   f"over the last {s.window_days} days"})
+            out.append(
+                {
+                    "kind": "cache_drop",
+                    "subject": row["model"],
+                    "model": row["model"],
+                    "week": _week(now),
+                    "previous_rate": row["previous_rate"],
+                    "recent_rate": row["recent_rate"],
+                    "message": f"cache hit rate {row['previous_rate']:.0%} → {row['recent_rate']:.0%} "
+                    f"over the last {s.window_days} days",
+                }
+            )
     return out
 
 
@@ -127,18 +164,34 @@ def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = N
     if expected:
         for row in tier_share(store, since=since, expected=expected, tolerance=s.tier_tolerance):
             if row["flagged"]:
-                out.append({"kind": "routing_drift", "subject": f"{row['route']} tier {row['tier']}",
-                            "route": row["route"], "tier": row["tier"], "share": row["share"],
-                            "expected": row["expected"], "week": _week(now),
-                            "message": f"tier {row['tier']} got {row['share']:.0%} of calls, expected "
-                                       f"{row['expected']:.0%}"})
+                out.append(
+                    {
+                        "kind": "routing_drift",
+                        "subject": f"{row['route']} tier {row['tier']}",
+                        "route": row["route"],
+                        "tier": row["tier"],
+                        "share": row["share"],
+                        "expected": row["expected"],
+                        "week": _week(now),
+                        "message": f"tier {row['tier']} got {row['share']:.0%} of calls, expected "
+                        f"{row['expected']:.0%}",
+                    }
+                )
     per_route = escalation_thresholds(config) if config is not None else {}
     thresholds: Any = {**per_route} if per_route else s.escalation_threshold
     for row in escalation_rates(store, thresholds, since=since):
         if row["flagged"] and row["calls"] >= s.escalation_min_calls:
-            out.append({"kind": "escalation_rate", "subject": row["route"], "route": row["route"],
-                        "rate": row["rate"], "threshold": row["threshold"], "week": _week(now),
-                        "message": f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})"})
+            out.append(
+                {
+                    "kind": "escalation_rate",
+                    "subject": row["route"],
+                    "route": row["route"],
+                    "rate": row["rate"],
+                    "threshold": row["threshold"],
+                    "week": _week(now),
+                    "message": f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})",
+                }
+            )
     return out
 
 
@@ -148,8 +201,9 @@ def reservation_utilization(store: Any, reservation: Reservation, since: datetim
 
     from tokenomy.planning.traffic import from_ledger
 
-    minutes = pd.date_range(pd.Timestamp(since).floor("min"), pd.Timestamp(until).floor("min"), freq="1min",
-                            inclusive="left")
+    minutes = pd.date_range(
+        pd.Timestamp(since).floor("min"), pd.Timestamp(until).floor("min"), freq="1min", inclusive="left"
+    )
     try:
         series = from_ledger(store, reservation.model, since, until)
     except ConfigError:  # no traffic at all in the window: fully idle
@@ -165,23 +219,43 @@ def _idle_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, 
     for reservation in s.reservations:
         used = reservation_utilization(store, reservation, now - timedelta(days=s.window_days), now)
         if used < s.idle_threshold:
-            out.append({"kind": "provisioned_idle", "subject": reservation.model, "model": reservation.model,
-                        "units": reservation.units, "utilization": used, "week": _week(now),
-                        "message": f"{reservation.units} unit(s) {used:.0%} utilised over {s.window_days} days "
-                                   f"(threshold {s.idle_threshold:.0%}): {1 - used:.0%} of paid capacity idle"})
+            out.append(
+                {
+                    "kind": "provisioned_idle",
+                    "subject": reservation.model,
+                    "model": reservation.model,
+                    "units": reservation.units,
+                    "utilization": used,
+                    "week": _week(now),
+                    "message": f"{reservation.units} unit(s) {used:.0%} utilised over {s.window_days} days "
+                    f"(threshold {s.idle_threshold:.0%}): {1 - used:.0%} of paid capacity idle",
+                }
+            )
     return out
 
 
 # What makes an alert the same alert on the next run: its kind, its subject and its period.
-IDENTITY = {"budget": ("month", "limit_usd"), "budget_forecast": ("month", "limit_usd"), "anomaly_spike": ("day",),
-            "anomaly_drift": ("week",), "cache_drop": ("week",), "routing_drift": ("week",),
-            "escalation_rate": ("week",), "provisioned_idle": ("week",)}
+IDENTITY = {
+    "budget": ("month", "limit_usd"),
+    "budget_forecast": ("month", "limit_usd"),
+    "anomaly_spike": ("day",),
+    "anomaly_drift": ("week",),
+    "cache_drop": ("week",),
+    "routing_drift": ("week",),
+    "escalation_rate": ("week",),
+    "provisioned_idle": ("week",),
+}
 
 
-def evaluate(store: Any, budgets: list[Any], now: datetime | None = None,
-             settings: AlertSettings | None = None, config: Any = None) -> list[dict[str, Any]]:
+def evaluate(
+    store: Any,
+    budgets: list[Any],
+    now: datetime | None = None,
+    settings: AlertSettings | None = None,
+    config: Any = None,
+) -> list[dict[str, Any]]:
     """All current alerts, each with a stable `alert_id` (`config`: a TokenomyConfig for routing policies)."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     settings = settings or AlertSettings()
     alerts = _budget_alerts(store, budgets, now)
     alerts += _anomaly_alerts(store, now, settings)
@@ -216,7 +290,10 @@ def mark_sent(store: Any, alerts: list[dict[str, Any]]) -> None:
     if not alerts:
         return
     store.execute(SENT_DDL)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     for alert in alerts:
-        store.execute(f"INSERT INTO tokenomy_alerts_sent (alert_id, sent_at) VALUES ({store.placeholder}, "
-                      f"{store.placeholder}) ON CONFLICT (alert_id) DO NOTHING", [alert["alert_id"], now])
+        store.execute(
+            f"INSERT INTO tokenomy_alerts_sent (alert_id, sent_at) VALUES ({store.placeholder}, "
+            f"{store.placeholder}) ON CONFLICT (alert_id) DO NOTHING",
+            [alert["alert_id"], now],
+        )

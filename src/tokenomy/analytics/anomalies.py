@@ -29,8 +29,11 @@ class Anomaly:
 def daily_spend(store: Any, by: str = "model", until: datetime | None = None) -> pd.DataFrame:
     """Daily spend per group before `until` as a day x group frame, days without calls filled with zero."""
     where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
-    rows = store.query(f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
-                       f"FROM usage_events{where} GROUP BY 1, 2", params)
+    rows = store.query(
+        f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
+        f"FROM usage_events{where} GROUP BY 1, 2",
+        params,
+    )
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)
@@ -61,17 +64,32 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     out: list[Anomaly] = []
     for i, day in enumerate(series.index):
         if active.iloc[i] and resid[i] > z * sigma:  # overspend only; a quiet day is not an alert
-            out.append(Anomaly("spike", key, day.date().isoformat(), float(series.iloc[i]),
-                               scale * float(np.expm1(expected[i] - z * sigma)),
-                               scale * float(np.expm1(expected[i] + z * sigma))))
+            out.append(
+                Anomaly(
+                    "spike",
+                    key,
+                    day.date().isoformat(),
+                    float(series.iloc[i]),
+                    scale * float(np.expm1(expected[i] - z * sigma)),
+                    scale * float(np.expm1(expected[i] + z * sigma)),
+                )
+            )
     # Drift: a level shift in the trend that residual tests cannot see (the trend absorbs it).
     history = fit.trend[:-recent_days]
     level, spread = float(np.median(history)), 1.4826 * float(np.median(np.abs(history - np.median(history))))
     band = max(z * spread, 0.2)  # at least a 20%-ish shift in log level
     recent = float(np.mean(fit.trend[-7:]))
     if abs(recent - level) > band:
-        out.append(Anomaly("drift", key, series.index[-1].date().isoformat(), float(np.mean(series.values[-7:])),
-                           scale * float(np.expm1(level - band)), scale * float(np.expm1(level + band))))
+        out.append(
+            Anomaly(
+                "drift",
+                key,
+                series.index[-1].date().isoformat(),
+                float(np.mean(series.values[-7:])),
+                scale * float(np.expm1(level - band)),
+                scale * float(np.expm1(level + band)),
+            )
+        )
     return out
 
 

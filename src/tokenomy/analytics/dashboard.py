@@ -9,7 +9,7 @@ with the vendored Chart.js UMD build, MIT licence in static/): the gateway serve
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,21 +17,30 @@ from typing import Any
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard_data import Filters
 
-STATIC_FILES = {"chart.umd.min.js": "text/javascript", "console.js": "text/javascript",
-                "requests.js": "text/javascript", "dashboard.js": "text/javascript", "chart.js.LICENSE.md": "text/markdown"}
+STATIC_FILES = {
+    "chart.umd.min.js": "text/javascript",
+    "console.js": "text/javascript",
+    "requests.js": "text/javascript",
+    "dashboard.js": "text/javascript",
+    "chart.js.LICENSE.md": "text/markdown",
+}
 # The page's scripts in load order: Chart.js, the console panels, the request log, then the page's main script.
 SCRIPTS = ("chart.umd.min.js", "console.js", "requests.js", "dashboard.js")
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_text(name: str) -> str:
     return (resources.files("tokenomy.analytics") / "static" / name).read_text(encoding="utf-8")
 
 
 def page_html(api_base: str, scripts: str, form_attrs: str = "") -> str:
     """The page around `scripts`, fetching its data from `api_base` (empty when the data is inlined)."""
-    return (static_text("dashboard.html").replace("{{API_BASE}}", api_base)
-            .replace("{{FORM_ATTRS}}", form_attrs).replace("{{SCRIPTS}}", scripts))
+    return (
+        static_text("dashboard.html")
+        .replace("{{API_BASE}}", api_base)
+        .replace("{{FORM_ATTRS}}", form_attrs)
+        .replace("{{SCRIPTS}}", scripts)
+    )
 
 
 def _inline_script(code: str) -> str:
@@ -42,10 +51,12 @@ def _inline_script(code: str) -> str:
 def report_html(store: Any, filters: Filters) -> str:
     """The dashboard as one self-contained file: data, Chart.js and the page script inlined, filters hidden."""
     data = dashboard_data.collect(store, filters)
-    scripts = "\n".join([
-        _inline_script("window.TOKENOMY_DATA = " + json.dumps(data) + ";"),
-        *(_inline_script(static_text(name)) for name in SCRIPTS),
-    ])
+    scripts = "\n".join(
+        [
+            _inline_script("window.TOKENOMY_DATA = " + json.dumps(data) + ";"),
+            *(_inline_script(static_text(name)) for name in SCRIPTS),
+        ]
+    )
     return page_html("", scripts, form_attrs="hidden")
 
 

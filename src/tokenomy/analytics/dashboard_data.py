@@ -8,7 +8,7 @@ exact: costs leave as decimal strings and the page turns them into numbers only 
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
@@ -29,10 +29,15 @@ _money = money
 def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Cost per UTC day and model (the 'spend' and 'cost by model by day' reports)."""
     where, params = _where(store, f)
-    rows = store.query(f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
-                       f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2", params)
-    return [{"day": r["day"].isoformat(), "model": r["model"], "cost_usd": _money(r["cost_usd"]),
-             "calls": int(r["calls"])} for r in rows]
+    rows = store.query(
+        f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
+        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    return [
+        {"day": r["day"].isoformat(), "model": r["model"], "cost_usd": _money(r["cost_usd"]), "calls": int(r["calls"])}
+        for r in rows
+    ]
 
 
 def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
@@ -43,9 +48,13 @@ def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
         f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
         f"SUM(input_cost_usd) AS input_cost_usd, SUM(output_cost_usd) AS output_cost_usd, "
         f"SUM(cache_read_cost_usd) AS cache_read_cost_usd, SUM(cache_write_cost_usd) AS cache_write_cost_usd "
-        f"FROM usage_events{where} GROUP BY model ORDER BY model", params)
-    return [{k: (_money(v) if k.endswith("_usd") else (v if k == "model" else int(v or 0))) for k, v in r.items()}
-            for r in rows]
+        f"FROM usage_events{where} GROUP BY model ORDER BY model",
+        params,
+    )
+    return [
+        {k: (_money(v) if k.endswith("_usd") else (v if k == "model" else int(v or 0))) for k, v in r.items()}
+        for r in rows
+    ]
 
 
 def _preset(store: Any, name: str, f: Filters) -> list[dict[str, Any]]:
@@ -56,56 +65,99 @@ def _preset(store: Any, name: str, f: Filters) -> list[dict[str, Any]]:
 
 def cache_hit_rate(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Cached share of input tokens per model (the 'cache-hit-rate' report)."""
-    return [{"model": r["model"], "cache_read_tokens": int(r["cache_read_tokens"] or 0),
-             "total_input_tokens": int(r["total_input_tokens"] or 0),
-             "cache_hit_rate": None if r["cache_hit_rate"] is None else float(r["cache_hit_rate"])}
-            for r in _preset(store, "cache-hit-rate", f)]
+    return [
+        {
+            "model": r["model"],
+            "cache_read_tokens": int(r["cache_read_tokens"] or 0),
+            "total_input_tokens": int(r["total_input_tokens"] or 0),
+            "cache_hit_rate": None if r["cache_hit_rate"] is None else float(r["cache_hit_rate"]),
+        }
+        for r in _preset(store, "cache-hit-rate", f)
+    ]
 
 
 def latency(store: Any, f: Filters) -> list[dict[str, Any]]:
     """p50/p95 latency and time to first token per model (the 'latency' report)."""
-    return [{k: (v if k == "model" or v is None else (int(v) if k == "calls" else float(v))) for k, v in r.items()}
-            for r in _preset(store, "latency", f)]
+    return [
+        {k: (v if k == "model" or v is None else (int(v) if k == "calls" else float(v))) for k, v in r.items()}
+        for r in _preset(store, "latency", f)
+    ]
 
 
 def tier_share(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Share of calls per routing tier (the 'tier-share' report)."""
-    return [{"tier": r["tier"], "calls": int(r["calls"]), "share": float(r["share"])}
-            for r in _preset(store, "tier-share", f)]
+    return [
+        {"tier": r["tier"], "calls": int(r["calls"]), "share": float(r["share"])}
+        for r in _preset(store, "tier-share", f)
+    ]
 
 
 def totals(store: Any, f: Filters) -> dict[str, Any]:
     where, params = _where(store, f)
-    row = store.query(f"SELECT COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
-                      f"MAX(ts) AS last_ts FROM usage_events{where}", params)[0]
-    stamp = (lambda t: t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if t else None)
-    return {"calls": int(row["calls"]), "cost_usd": _money(row["cost_usd"]),
-            "first_ts": stamp(row["first_ts"]), "last_ts": stamp(row["last_ts"])}
+    row = store.query(
+        f"SELECT COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
+        f"MAX(ts) AS last_ts FROM usage_events{where}",
+        params,
+    )[0]
+
+    def stamp(t: datetime | None) -> str | None:
+        return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
+
+    return {
+        "calls": int(row["calls"]),
+        "cost_usd": _money(row["cost_usd"]),
+        "first_ts": stamp(row["first_ts"]),
+        "last_ts": stamp(row["last_ts"]),
+    }
 
 
-def filter_options(store: Any, scope: Filters = Filters()) -> dict[str, Any]:
+def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
     """Values the filter menus offer within `scope` (a key's tenant or own calls), and the first and last day."""
-    where, params = _where(store, scope)
+    where, params = _where(store, scope or Filters())
     also = " AND " if where else " WHERE "
 
     def distinct(column: str) -> list[str]:
-        return [r["v"] for r in store.query(f"SELECT DISTINCT {column} AS v FROM usage_events{where}{also}"
-                                            f"{column} IS NOT NULL ORDER BY 1", params)]
+        return [
+            r["v"]
+            for r in store.query(
+                f"SELECT DISTINCT {column} AS v FROM usage_events{where}{also}{column} IS NOT NULL ORDER BY 1", params
+            )
+        ]
+
     tags: set[str] = set()
-    for r in store.query(f"SELECT DISTINCT tags AS v FROM usage_events{where}{also}tags IS NOT NULL "
-                         f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}", params):
+    for r in store.query(
+        f"SELECT DISTINCT tags AS v FROM usage_events{where}{also}tags IS NOT NULL "
+        f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}",
+        params,
+    ):
         tags.update(f"{k}={v}" for k, v in json.loads(r["v"]).items())
-    span = store.query("SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day "
-                       f"FROM usage_events{where}", params)[0]
-    return {"providers": distinct("provider"), "models": distinct("model"), "tasks": distinct("task"),
-            "tags": sorted(tags),
-            "first_day": span["first_day"].isoformat() if span["first_day"] else None,
-            "last_day": span["last_day"].isoformat() if span["last_day"] else None}
+    span = store.query(
+        f"SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day FROM usage_events{where}", params
+    )[0]
+    return {
+        "providers": distinct("provider"),
+        "models": distinct("model"),
+        "tasks": distinct("task"),
+        "tags": sorted(tags),
+        "first_day": span["first_day"].isoformat() if span["first_day"] else None,
+        "last_day": span["last_day"].isoformat() if span["last_day"] else None,
+    }
 
 
-SECTIONS = {"spend": spend_by_day, "usage": usage_types, "cache": cache_hit_rate, "latency": latency,
-            "tiers": tier_share, "savings": savings, "totals": totals, "headline": headline, "breakdown": breakdown,
-            "budgets": budgets, "alerts": alerts, "requests": requests}
+SECTIONS = {
+    "spend": spend_by_day,
+    "usage": usage_types,
+    "cache": cache_hit_rate,
+    "latency": latency,
+    "tiers": tier_share,
+    "savings": savings,
+    "totals": totals,
+    "headline": headline,
+    "breakdown": breakdown,
+    "budgets": budgets,
+    "alerts": alerts,
+    "requests": requests,
+}
 
 
 def collect(store: Any, f: Filters) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,31 +19,69 @@ from typing import Any
 from tokenomy.money import money_str
 
 COLUMNS = [
-    "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
-    "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
-    "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
-    "ContractedUnitPrice", "EffectiveCost", "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory",
-    "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",
-    "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceId", "Tags",
-    "x_Model", "x_TokenType", "x_Mode", "x_Calls",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+    "SkuId",
+    "SkuMeter",
+    "SkuPriceId",
+    "Tags",
+    "x_Model",
+    "x_TokenType",
+    "x_Mode",
+    "x_Calls",
 ]
-_TYPES = [("input", "input_tokens", "input_cost_usd"), ("output", "output_tokens", "output_cost_usd"),
-          ("cache_read", "cache_read_tokens", "cache_read_cost_usd"),
-          ("cache_write", "cache_write_tokens", "cache_write_cost_usd")]
-_METER = {"input": "Input Tokens", "output": "Output Tokens", "cache_read": "Cache Read Tokens",
-          "cache_write": "Cache Write Tokens"}
+_TYPES = [
+    ("input", "input_tokens", "input_cost_usd"),
+    ("output", "output_tokens", "output_cost_usd"),
+    ("cache_read", "cache_read_tokens", "cache_read_cost_usd"),
+    ("cache_write", "cache_write_tokens", "cache_write_cost_usd"),
+]
+_METER = {
+    "input": "Input Tokens",
+    "output": "Output Tokens",
+    "cache_read": "Cache Read Tokens",
+    "cache_write": "Cache Write Tokens",
+}
 _ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic"}
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, Any]]:
     """Aggregate ledger events into FOCUS 1.2 rows (daily charge periods, USD)."""
     groups: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), 0])
     for e in events:
-        day = e.ts.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = e.ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for kind, tokens_field, cost_field in _TYPES:
             tokens = getattr(e, tokens_field)
             if not tokens:
@@ -60,23 +98,48 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
         unit_price = (cost * Decimal(1_000_000) / tokens) if tokens else Decimal(0)
         issuer = _ISSUER.get(provider, provider)
         sku = f"{model}:{kind}:{mode}"
-        rows.append({
-            "BilledCost": cost, "BillingAccountId": account, "BillingAccountName": account,
-            "BillingCurrency": "USD", "BillingPeriodEnd": _iso(next_month), "BillingPeriodStart": _iso(month),
-            "ChargeCategory": "Usage", "ChargeClass": "", "ChargeDescription": f"{model} {kind} tokens ({mode})",
-            "ChargeFrequency": "Usage-Based", "ChargePeriodEnd": _iso(day + timedelta(days=1)),
-            "ChargePeriodStart": _iso(day), "ConsumedQuantity": tokens, "ConsumedUnit": "Tokens",
-            "ContractedCost": cost, "ContractedUnitPrice": unit_price, "EffectiveCost": cost,
-            "InvoiceIssuerName": issuer, "ListCost": cost, "ListUnitPrice": unit_price,
-            "PricingCategory": "Standard", "PricingQuantity": Decimal(tokens) / Decimal(1_000_000),
-            "PricingUnit": "1M Tokens", "ProviderName": issuer, "PublisherName": issuer,
-            "RegionId": region, "RegionName": region, "ServiceCategory": "AI and Machine Learning",
-            "ServiceName": "Amazon Bedrock" if provider == "bedrock" else f"{issuer} API",
-            "ServiceSubcategory": "Generative AI", "SkuId": sku, "SkuMeter": _METER[kind],
-            "SkuPriceId": sku, "Tags": json.dumps({**json.loads(tags), "x_provider": provider}, sort_keys=True),
-            "x_Model": model, "x_TokenType": kind, "x_Mode": mode,
-            "x_Calls": calls,
-        })
+        rows.append(
+            {
+                "BilledCost": cost,
+                "BillingAccountId": account,
+                "BillingAccountName": account,
+                "BillingCurrency": "USD",
+                "BillingPeriodEnd": _iso(next_month),
+                "BillingPeriodStart": _iso(month),
+                "ChargeCategory": "Usage",
+                "ChargeClass": "",
+                "ChargeDescription": f"{model} {kind} tokens ({mode})",
+                "ChargeFrequency": "Usage-Based",
+                "ChargePeriodEnd": _iso(day + timedelta(days=1)),
+                "ChargePeriodStart": _iso(day),
+                "ConsumedQuantity": tokens,
+                "ConsumedUnit": "Tokens",
+                "ContractedCost": cost,
+                "ContractedUnitPrice": unit_price,
+                "EffectiveCost": cost,
+                "InvoiceIssuerName": issuer,
+                "ListCost": cost,
+                "ListUnitPrice": unit_price,
+                "PricingCategory": "Standard",
+                "PricingQuantity": Decimal(tokens) / Decimal(1_000_000),
+                "PricingUnit": "1M Tokens",
+                "ProviderName": issuer,
+                "PublisherName": issuer,
+                "RegionId": region,
+                "RegionName": region,
+                "ServiceCategory": "AI and Machine Learning",
+                "ServiceName": "Amazon Bedrock" if provider == "bedrock" else f"{issuer} API",
+                "ServiceSubcategory": "Generative AI",
+                "SkuId": sku,
+                "SkuMeter": _METER[kind],
+                "SkuPriceId": sku,
+                "Tags": json.dumps({**json.loads(tags), "x_provider": provider}, sort_keys=True),
+                "x_Model": model,
+                "x_TokenType": kind,
+                "x_Mode": mode,
+                "x_Calls": calls,
+            }
+        )
     return rows
 
 

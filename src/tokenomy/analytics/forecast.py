@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,14 +49,17 @@ def daily_spend(store: Any, until: datetime, filter_sql: str = "", filter_params
     """Spend per UTC day before `until`, idle days filled with zero (no spend is real spend here)."""
     ph = store.placeholder
     start = until - timedelta(days=MAX_HISTORY_DAYS)
-    rows = store.query(f"SELECT date_trunc('day', ts) AS day, SUM(cost_usd) AS cost FROM usage_events "
-                       f"WHERE ts >= {ph} AND ts < {ph}{filter_sql} GROUP BY 1", [start, until, *filter_params])
+    rows = store.query(
+        f"SELECT date_trunc('day', ts) AS day, SUM(cost_usd) AS cost FROM usage_events "
+        f"WHERE ts >= {ph} AND ts < {ph}{filter_sql} GROUP BY 1",
+        [start, until, *filter_params],
+    )
     if not rows:
         return pd.Series(dtype=float)
     frame = pd.DataFrame(rows)
     frame["day"] = pd.to_datetime(frame["day"], utc=True).dt.tz_localize(None).dt.normalize()
     series = frame.set_index("day")["cost"].astype(float).sort_index()
-    last = pd.Timestamp(until.astimezone(timezone.utc).replace(tzinfo=None)).normalize() - pd.Timedelta(days=1)
+    last = pd.Timestamp(until.astimezone(UTC).replace(tzinfo=None)).normalize() - pd.Timedelta(days=1)
     return series.reindex(pd.date_range(series.index.min(), last, freq="D")).fillna(0.0)
 
 
@@ -66,38 +69,63 @@ def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> 
 
     seasonal = "add" if len(history) >= 2 * 7 + 7 else None
     values = history.to_numpy(dtype=float)
-    model = ETSModel(values, error="add", trend="add", damped_trend=False, seasonal=seasonal,
-                     seasonal_periods=7 if seasonal else None)
+    model = ETSModel(
+        values,
+        error="add",
+        trend="add",
+        damped_trend=False,
+        seasonal=seasonal,
+        seasonal_periods=7 if seasonal else None,
+    )
     with warnings.catch_warnings():  # convergence chatter on short or flat series; the fit is still usable
         warnings.simplefilter("ignore")
         fit = model.fit(disp=False)
         point = np.asarray(fit.forecast(horizon))
-        paths = np.asarray(fit.simulate(horizon, repetitions=repetitions, anchor="end",
-                                        rng=np.random.default_rng(seed)))
+        paths = np.asarray(
+            fit.simulate(horizon, repetitions=repetitions, anchor="end", rng=np.random.default_rng(seed))
+        )
     return point, paths.reshape(horizon, -1), f"ETS(A,A,{'A' if seasonal else 'N'}) weekly"
 
 
-def month_end_forecast(store: Any, now: datetime | None = None, level: float = 0.9, filter_sql: str = "",
-                       filter_params: tuple = (), repetitions: int = 2000, seed: int = 0) -> Forecast:
+def month_end_forecast(
+    store: Any,
+    now: datetime | None = None,
+    level: float = 0.9,
+    filter_sql: str = "",
+    filter_params: tuple = (),
+    repetitions: int = 2000,
+    seed: int = 0,
+) -> Forecast:
     """Forecast this month's total spend from complete days before `now` (UTC)."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     cutoff = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = cutoff.replace(day=1)
     month_end = (month_start + timedelta(days=32)).replace(day=1)
     history = daily_spend(store, cutoff, filter_sql, filter_params)
     if len(history) < MIN_HISTORY_DAYS:
-        raise UsageError(f"forecast needs at least {MIN_HISTORY_DAYS} days of spend before {cutoff.date()}; "
-                         f"the ledger has {len(history)}. Pass --until to forecast an earlier month")
-    mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {store.placeholder} AND "
-                           f"ts < {store.placeholder}{filter_sql}", [month_start, cutoff, *filter_params])
+        raise UsageError(
+            f"forecast needs at least {MIN_HISTORY_DAYS} days of spend before {cutoff.date()}; "
+            f"the ledger has {len(history)}. Pass --until to forecast an earlier month"
+        )
+    mtd_rows = store.query(
+        f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {store.placeholder} AND "
+        f"ts < {store.placeholder}{filter_sql}",
+        [month_start, cutoff, *filter_params],
+    )
     month_to_date = Decimal(mtd_rows[0]["s"] or 0)
     horizon = (month_end - cutoff).days
     point, paths, method = _simulate(history, horizon, repetitions, seed)
     totals = np.clip(paths, 0, None).sum(axis=0)  # a day cannot cost less than nothing
     tail = (1 - level) / 2
     return Forecast(
-        month=month_start.strftime("%Y-%m"), as_of=cutoff.date().isoformat(), month_to_date_usd=month_to_date,
+        month=month_start.strftime("%Y-%m"),
+        as_of=cutoff.date().isoformat(),
+        month_to_date_usd=month_to_date,
         forecast_usd=(month_to_date + _money(np.clip(point, 0, None).sum())).quantize(CENTS),
         low_usd=(month_to_date + _money(np.quantile(totals, tail))).quantize(CENTS),
         high_usd=(month_to_date + _money(np.quantile(totals, 1 - tail))).quantize(CENTS),
-        level=level, days_left=horizon, history_days=len(history), method=method)
+        level=level,
+        days_left=horizon,
+        history_days=len(history),
+        method=method,
+    )

@@ -12,11 +12,12 @@ import hashlib
 import json
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
@@ -56,12 +57,23 @@ OTEL_MODEL = ("gen_ai.response.model", "gen_ai.request.model")
 OTEL_INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 OTEL_OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 # Current names count cached tokens inside input_tokens; the older underscore names (Anthropic style) do not.
-OTEL_CACHE_READ = {"gen_ai.usage.cache_read.input_tokens": True, "gen_ai.usage.input_tokens.cached": True,
-                   "gen_ai.usage.cache_read_input_tokens": False}
-OTEL_CACHE_WRITE = {"gen_ai.usage.cache_creation.input_tokens": True, "gen_ai.usage.input_tokens.cache_write": True,
-                    "gen_ai.usage.cache_creation_input_tokens": False}
-OTEL_PROVIDERS = {"aws.bedrock": "bedrock", "az.ai.openai": "azure", "azure.ai.openai": "azure",
-                  "gcp.vertex_ai": "vertex", "gcp.gemini": "gemini"}
+OTEL_CACHE_READ = {
+    "gen_ai.usage.cache_read.input_tokens": True,
+    "gen_ai.usage.input_tokens.cached": True,
+    "gen_ai.usage.cache_read_input_tokens": False,
+}
+OTEL_CACHE_WRITE = {
+    "gen_ai.usage.cache_creation.input_tokens": True,
+    "gen_ai.usage.input_tokens.cache_write": True,
+    "gen_ai.usage.cache_creation_input_tokens": False,
+}
+OTEL_PROVIDERS = {
+    "aws.bedrock": "bedrock",
+    "az.ai.openai": "azure",
+    "azure.ai.openai": "azure",
+    "gcp.vertex_ai": "vertex",
+    "gcp.gemini": "gemini",
+}
 
 
 def _otel_value(value: dict[str, Any]) -> Any:
@@ -77,8 +89,11 @@ def _otel_value(value: dict[str, Any]) -> Any:
 def _otel_attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
     if not isinstance(items, list):
         return {}  # attributes of the wrong shape carry nothing usable (a span without gen_ai.* is skipped)
-    return {item["key"]: _otel_value(_otel_object(item.get("value")))
-            for item in items if isinstance(item, dict) and "key" in item}
+    return {
+        item["key"]: _otel_value(_otel_object(item.get("value")))
+        for item in items
+        if isinstance(item, dict) and "key" in item
+    }
 
 
 def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
@@ -98,8 +113,11 @@ def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, st
         try:
             yield f"{path}:{number}", json.loads(line), None
         except json.JSONDecodeError as exc:
-            yield f"{path}:{number}", None, (f"not JSON ({exc.msg}); expected OTLP JSON (resourceSpans) as one "
-                                             "document or one per line")
+            yield (
+                f"{path}:{number}",
+                None,
+                (f"not JSON ({exc.msg}); expected OTLP JSON (resourceSpans) as one document or one per line"),
+            )
 
 
 def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -107,7 +125,7 @@ def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 
 def _nanos(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value) / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(int(value) / 1e9, tz=UTC)
 
 
 def _count(attrs: dict[str, Any], names: tuple[str, ...]) -> int:
@@ -151,13 +169,22 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
         tags["service"] = str(resource["service.name"])
     provider = str(provider or "unknown")
     return UsageEvent(
-        ts=_nanos(start), provider=OTEL_PROVIDERS.get(provider, provider), model=str(model),
-        region=attrs.get("cloud.region") or resource.get("cloud.region"), task=attrs.get("gen_ai.operation.name"),
-        tags=tags, input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache["read"],
-        cache_write_tokens=cache["write"], latency_ms=(int(end) - int(start)) / 1e6 if end else None,
-        outcome="server_error" if failed else "ok", error_type=attrs.get("error.type"),
+        ts=_nanos(start),
+        provider=OTEL_PROVIDERS.get(provider, provider),
+        model=str(model),
+        region=attrs.get("cloud.region") or resource.get("cloud.region"),
+        task=attrs.get("gen_ai.operation.name"),
+        tags=tags,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache["read"],
+        cache_write_tokens=cache["write"],
+        latency_ms=(int(end) - int(start)) / 1e6 if end else None,
+        outcome="server_error" if failed else "ok",
+        error_type=attrs.get("error.type"),
         request_id=attrs.get("gen_ai.response.id"),
-        event_id="otel-" + _event_id(span.get("traceId"), span.get("spanId"), start))
+        event_id="otel-" + _event_id(span.get("traceId"), span.get("spanId"), start),
+    )
 
 
 def _otel_object(value: Any) -> dict[str, Any]:
@@ -167,8 +194,10 @@ def _otel_object(value: Any) -> dict[str, Any]:
 def _otel_items(value: Any, place: str, result: ImportResult) -> list[tuple[int, dict[str, Any]]]:
     """(index, object) pairs of an OTLP list; a value of the wrong shape is a named problem, not a traceback."""
     if not isinstance(value, list):
-        result.problems.append(f"{place}: is a JSON {_json_kind(value)}, expected a list of objects "
-                               "(an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)")
+        result.problems.append(
+            f"{place}: is a JSON {_json_kind(value)}, expected a list of objects "
+            "(an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)"
+        )
         return []
     items = []
     for index, item in enumerate(value):
@@ -181,7 +210,8 @@ def _otel_items(value: Any, place: str, result: ImportResult) -> list[tuple[int,
 
 def _json_kind(value: Any) -> str:
     return {str: "string", bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
-        type(value), "null" if value is None else type(value).__name__)
+        type(value), "null" if value is None else type(value).__name__
+    )
 
 
 def import_otel(path: str | Path) -> ImportResult:
@@ -203,8 +233,9 @@ def import_otel(path: str | Path) -> ImportResult:
                 continue
             scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
             for s, ss in _otel_items(scopes, f"{where}: resourceSpans[{r}].scopeSpans", result):
-                for n, span in _otel_items(ss.get("spans") or [], f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans",
-                                           result):
+                for n, span in _otel_items(
+                    ss.get("spans") or [], f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans", result
+                ):
                     place = f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{n}] ({span.get('name', '?')})"
                     try:
                         event = _otel_span(span, resource)
@@ -221,9 +252,12 @@ def import_otel(path: str | Path) -> ImportResult:
 # --- AWS CUR 2.0 / FOCUS (Bedrock line items) ----------------------------------------------------------------
 
 # Token type from the usage type: "USE1-Claude3Haiku-input-tokens", "...-cache-read-input-token-count", ...
-CUR_KINDS = [("cache-read-input-token-count", "cache_read_tokens"),
-             ("cache-write-input-token-count", "cache_write_tokens"),
-             ("input-tokens", "input_tokens"), ("output-tokens", "output_tokens")]
+CUR_KINDS = [
+    ("cache-read-input-token-count", "cache_read_tokens"),
+    ("cache-write-input-token-count", "cache_write_tokens"),
+    ("input-tokens", "input_tokens"),
+    ("output-tokens", "output_tokens"),
+]
 CUR_COLUMNS = {  # ours: (CUR 2.0, legacy CUR, FOCUS)
     "start": ("line_item_usage_start_date", "lineItem/UsageStartDate", "ChargePeriodStart"),
     "usage_type": ("line_item_usage_type", "lineItem/UsageType", "x_UsageType"),
@@ -234,10 +268,22 @@ CUR_COLUMNS = {  # ours: (CUR 2.0, legacy CUR, FOCUS)
     "unit": ("pricing_unit", "pricing/unit", "ConsumedUnit"),
     "line_type": ("line_item_line_item_type", "lineItem/LineItemType", "ChargeCategory"),
 }
-REGION_PREFIXES = {"USE1": "us-east-1", "USE2": "us-east-2", "USW2": "us-west-2", "EUC1": "eu-central-1",
-                   "EU": "eu-west-1", "EUW1": "eu-west-1", "EUW2": "eu-west-2", "EUW3": "eu-west-3",
-                   "APN1": "ap-northeast-1", "APS1": "ap-southeast-1", "APS2": "ap-southeast-2",
-                   "APS3": "ap-south-1", "CAN1": "ca-central-1", "SAE1": "sa-east-1"}
+REGION_PREFIXES = {
+    "USE1": "us-east-1",
+    "USE2": "us-east-2",
+    "USW2": "us-west-2",
+    "EUC1": "eu-central-1",
+    "EU": "eu-west-1",
+    "EUW1": "eu-west-1",
+    "EUW2": "eu-west-2",
+    "EUW3": "eu-west-3",
+    "APN1": "ap-northeast-1",
+    "APS1": "ap-southeast-1",
+    "APS2": "ap-southeast-2",
+    "APS3": "ap-south-1",
+    "CAN1": "ca-central-1",
+    "SAE1": "sa-east-1",
+}
 
 
 def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -245,8 +291,11 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else \
-            pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix.lower() in (".parquet", ".pq")
+            else pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
+        )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ConfigError(f"{path}: cannot read as CSV or Parquet ({exc})") from None
     return [str(c) for c in frame.columns], frame.to_dict("records")
@@ -256,9 +305,11 @@ def _columns(path: Path, header: list[str]) -> dict[str, str | None]:
     found = {ours: next((c for c in names if c in header), None) for ours, names in CUR_COLUMNS.items()}
     missing = [ours for ours in ("start", "usage_type", "amount", "cost") if found[ours] is None]
     if missing:
-        raise ConfigError(f"{path}: no {', '.join(CUR_COLUMNS[m][0] for m in missing)} column(s); expected a CUR "
-                          "2.0 export (line_item_usage_type ...), a legacy CUR (lineItem/UsageType ...) or an AWS "
-                          "FOCUS export (x_UsageType, ConsumedQuantity, BilledCost ...)")
+        raise ConfigError(
+            f"{path}: no {', '.join(CUR_COLUMNS[m][0] for m in missing)} column(s); expected a CUR "
+            "2.0 export (line_item_usage_type ...), a legacy CUR (lineItem/UsageType ...) or an AWS "
+            "FOCUS export (x_UsageType, ConsumedQuantity, BilledCost ...)"
+        )
     return found
 
 
@@ -306,7 +357,10 @@ def import_cur(path: str | Path) -> ImportResult:
     cols = _columns(path, header)  # before the empty check: a wrong file must not import 0 rows quietly
     groups: dict[tuple, dict[str, Any]] = {}
     for number, row in enumerate(rows, 2):  # header is line 1
-        get = lambda ours: _cell(row, cols[ours])  # noqa: E731
+
+        def get(ours: str, row: dict[str, Any] = row) -> str:
+            return _cell(row, cols[ours])
+
         service, usage_type = get("service"), get("usage_type")
         if service and service not in ("AmazonBedrock", "Amazon Bedrock") and "bedrock" not in service.lower():
             result.skipped += 1
@@ -321,10 +375,12 @@ def import_cur(path: str | Path) -> ImportResult:
             tokens = Decimal(get("amount") or "0") * _unit_scale(get("unit"))
             cost = Decimal(get("cost") or "0")
         except (ValueError, InvalidOperation):
-            result.problems.append(f"{path}:{number}: {usage_type}: cannot read start={get('start')!r}, "
-                                   f"amount={get('amount')!r}, cost={get('cost')!r} (need an ISO time and numbers)")
+            result.problems.append(
+                f"{path}:{number}: {usage_type}: cannot read start={get('start')!r}, "
+                f"amount={get('amount')!r}, cost={get('cost')!r} (need an ISO time and numbers)"
+            )
             continue
-        start = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
+        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
         region = get("region") or REGION_PREFIXES.get(prefix) or prefix or None
         group = groups.setdefault((start, region, model, mode), {"cost": Decimal(0), "lines": []})
         group[kind] = group.get(kind, 0) + int(tokens.to_integral_value())
@@ -333,15 +389,27 @@ def import_cur(path: str | Path) -> ImportResult:
         group["cost"] += cost
         group["lines"].append(number)
     for (start, region, model, mode), group in sorted(groups.items(), key=lambda kv: kv[1]["lines"][0]):
-        result.events.append(UsageEvent(
-            ts=start, provider="bedrock", model=model, region=region, mode=mode, tags={"source": "cur"},
-            input_tokens=group.get("input_tokens", 0), output_tokens=group.get("output_tokens", 0),
-            cache_read_tokens=group.get("cache_read_tokens", 0), cache_write_tokens=group.get("cache_write_tokens", 0),
-            input_cost_usd=group.get("input_cost_usd", Decimal(0)),
-            output_cost_usd=group.get("output_cost_usd", Decimal(0)),
-            cache_read_cost_usd=group.get("cache_read_cost_usd", Decimal(0)),
-            cache_write_cost_usd=group.get("cache_write_cost_usd", Decimal(0)), cost_usd=group["cost"], priced_by="cur",
-            event_id="cur-" + _event_id(start.isoformat(), region, model, mode)))
+        result.events.append(
+            UsageEvent(
+                ts=start,
+                provider="bedrock",
+                model=model,
+                region=region,
+                mode=mode,
+                tags={"source": "cur"},
+                input_tokens=group.get("input_tokens", 0),
+                output_tokens=group.get("output_tokens", 0),
+                cache_read_tokens=group.get("cache_read_tokens", 0),
+                cache_write_tokens=group.get("cache_write_tokens", 0),
+                input_cost_usd=group.get("input_cost_usd", Decimal(0)),
+                output_cost_usd=group.get("output_cost_usd", Decimal(0)),
+                cache_read_cost_usd=group.get("cache_read_cost_usd", Decimal(0)),
+                cache_write_cost_usd=group.get("cache_write_cost_usd", Decimal(0)),
+                cost_usd=group["cost"],
+                priced_by="cur",
+                event_id="cur-" + _event_id(start.isoformat(), region, model, mode),
+            )
+        )
     return result
 
 
@@ -367,8 +435,11 @@ def _llm_cache(details: Any, input_tokens: int) -> tuple[int, int, int]:
     if not isinstance(data, dict):
         return input_tokens, 0, 0
     if "cache_read_input_tokens" in data or "cache_creation_input_tokens" in data:  # Anthropic: not in input
-        return input_tokens, int(data.get("cache_read_input_tokens") or 0), \
-            int(data.get("cache_creation_input_tokens") or 0)
+        return (
+            input_tokens,
+            int(data.get("cache_read_input_tokens") or 0),
+            int(data.get("cache_creation_input_tokens") or 0),
+        )
     nested = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
     cached = int(nested.get("cached_tokens") or 0) if isinstance(nested, dict) else 0
     return max(input_tokens - cached, 0), cached, 0  # OpenAI: cached tokens are part of input
@@ -388,7 +459,7 @@ def _llm_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]:
         cursor = conn.execute(f"SELECT {select} FROM {table} ORDER BY datetime_utc, id")
         columns = [d[0] for d in cursor.description]
         for values in cursor:
-            row = dict(zip(columns, values))
+            row = dict(zip(columns, values, strict=True))
             if row["id"] in seen:
                 continue
             seen.add(row["id"])
@@ -418,11 +489,17 @@ def import_llm_log(path: str | Path) -> ImportResult:
             result.problems.append(f"{place}: {exc}; expected datetime_utc in ISO format and a model id")
             continue
         event = UsageEvent(
-            ts=ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc),
-            provider=_llm_provider(model), model=model, tags={"source": "llm"}, input_tokens=uncached,
-            output_tokens=int(row["output_tokens"] or 0), cache_read_tokens=read, cache_write_tokens=write,
+            ts=ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
+            provider=_llm_provider(model),
+            model=model,
+            tags={"source": "llm"},
+            input_tokens=uncached,
+            output_tokens=int(row["output_tokens"] or 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
             latency_ms=float(row["duration_ms"]) if row["duration_ms"] is not None else None,
-            event_id="llm-" + _event_id(row["id"]))
+            event_id="llm-" + _event_id(row["id"]),
+        )
         result.events.append(_price(event, result))
     conn.close()
     return result

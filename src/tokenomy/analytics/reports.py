@@ -6,9 +6,10 @@ which `--by`, `--since` and `--until` override.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tokenomy.errors import UsageError
 
@@ -17,10 +18,17 @@ GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenan
 # Coarse model families for the family report, matched on the lower-cased model id in this order
 # (so "anthropic.claude-3-haiku" is claude and "meta.llama3" is llama). Unmatched ids are "other".
 FAMILIES: list[tuple[str, tuple[str, ...]]] = [
-    ("claude", ("claude",)), ("nova", ("nova",)), ("titan", ("titan",)), ("llama", ("llama",)),
-    ("mistral", ("mistral", "mixtral", "pixtral", "codestral")), ("gemini", ("gemini", "gemma")),
-    ("cohere", ("cohere", "command")), ("deepseek", ("deepseek",)), ("qwen", ("qwen",)),
-    ("local", ("local", "smollm", "gguf")), ("gpt", ("gpt", "openai", "o1", "o3", "o4")),  # last: "o1" is short
+    ("claude", ("claude",)),
+    ("nova", ("nova",)),
+    ("titan", ("titan",)),
+    ("llama", ("llama",)),
+    ("mistral", ("mistral", "mixtral", "pixtral", "codestral")),
+    ("gemini", ("gemini", "gemma")),
+    ("cohere", ("cohere", "command")),
+    ("deepseek", ("deepseek",)),
+    ("qwen", ("qwen",)),
+    ("local", ("local", "smollm", "gguf")),
+    ("gpt", ("gpt", "openai", "o1", "o3", "o4")),  # last: "o1" is short
 ]
 TOKEN_SUM = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
 ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
@@ -50,8 +58,10 @@ def tag_pairs_from(dialect: str) -> str:
     """FROM clause expanding the JSON `tags` column into (tag_key, tag_value) rows."""
     if dialect == "postgres":
         return "usage_events, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
-    return ("(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM usage_events "
-            "WHERE tags IS NOT NULL AND tags <> '{}') u")
+    return (
+        "(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM usage_events "
+        "WHERE tags IS NOT NULL AND tags <> '{}') u"
+    )
 
 
 def tag_value_expr(dialect: str) -> str:
@@ -76,36 +86,48 @@ class Preset:
 
 
 def _spend(g: str, where: str, d: str) -> str:
-    return (f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM usage_events{where} "
-            f"GROUP BY 1 ORDER BY cost_usd DESC, 1")
+    return (
+        f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM usage_events{where} "
+        f"GROUP BY 1 ORDER BY cost_usd DESC, 1"
+    )
 
 
 def _monthly_spend(g: str, where: str, d: str) -> str:
-    return (f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
-            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+    return (
+        f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
+        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
 
 
 def _family_daily(g: str, where: str, d: str) -> str:
-    return (f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
-            f"COUNT(*) AS calls FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+    return (
+        f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
+        f"COUNT(*) AS calls FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
 
 
 def _tokens(g: str, where: str, d: str) -> str:
-    return (f"SELECT {_group(g)}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-            f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
-            f"SUM({TOKEN_SUM}) AS total_tokens FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+    return (
+        f"SELECT {_group(g)}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+        f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
+        f"SUM({TOKEN_SUM}) AS total_tokens FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    )
 
 
 def _hourly_tokens(g: str, where: str, d: str) -> str:
-    return (f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
-            f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-            f"SUM(cache_write_tokens) AS cache_write_tokens, SUM({TOKEN_SUM}) AS tokens "
-            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2")
+    return (
+        f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
+        f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+        f"SUM(cache_write_tokens) AS cache_write_tokens, SUM({TOKEN_SUM}) AS tokens "
+        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
 
 
 def _hit_rate_columns() -> str:
-    return (f"SUM(cache_read_tokens) AS cache_read_tokens, SUM({ALL_INPUT}) AS total_input_tokens, "
-            f"CAST(SUM(cache_read_tokens) AS {FLOAT}) / NULLIF(SUM({ALL_INPUT}), 0) AS cache_hit_rate")
+    return (
+        f"SUM(cache_read_tokens) AS cache_read_tokens, SUM({ALL_INPUT}) AS total_input_tokens, "
+        f"CAST(SUM(cache_read_tokens) AS {FLOAT}) / NULLIF(SUM({ALL_INPUT}), 0) AS cache_hit_rate"
+    )
 
 
 def _cache_hit_rate(g: str, where: str, d: str) -> str:
@@ -114,14 +136,18 @@ def _cache_hit_rate(g: str, where: str, d: str) -> str:
 
 def _cache_trend(g: str, where: str, d: str) -> str:
     # ISO weeks (Monday start) on both engines; the week-over-week change is what alerts watch.
-    return (f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
-            f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 2, 1")
+    return (
+        f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
+        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 2, 1"
+    )
 
 
 def _latency(g: str, where: str, d: str) -> str:
-    return (f"SELECT {_group(g)}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
-            f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
-            f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+    return (
+        f"SELECT {_group(g)}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
+        f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
+        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    )
 
 
 def _errors(g: str, where: str, d: str) -> str:
@@ -129,35 +155,45 @@ def _errors(g: str, where: str, d: str) -> str:
     # A stream the client abandoned ('cancelled') is not the provider's error.
     failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled', 'cancelled') THEN 1 ELSE 0 END)"
     cancelled = "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END)"
-    return (f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
-            f"{cancelled} AS cancelled, "
-            f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
-            f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+    return (
+        f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
+        f"{cancelled} AS cancelled, "
+        f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
+        f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    )
 
 
 def _cost_per_task(g: str, where: str, d: str) -> str:
-    return (f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-            f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM usage_events{where} "
-            f"GROUP BY 1 ORDER BY 3 DESC, 1")
+    return (
+        f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
+        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM usage_events{where} "
+        f"GROUP BY 1 ORDER BY 3 DESC, 1"
+    )
 
 
 def _cost_per_tag(g: str, where: str, d: str) -> str:
-    return (f"SELECT tag_key, {tag_value_expr(d)} AS tag_value, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-            f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
-            f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2")
+    return (
+        f"SELECT tag_key, {tag_value_expr(d)} AS tag_value, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
+        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
+        f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2"
+    )
 
 
 def _tier_share(g: str, where: str, d: str) -> str:
-    return (f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
-            f"CAST(COUNT(*) AS {FLOAT}) / SUM(COUNT(*)) OVER () AS share "
-            f"FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+    return (
+        f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
+        f"CAST(COUNT(*) AS {FLOAT}) / SUM(COUNT(*)) OVER () AS share "
+        f"FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    )
 
 
 def _batch_share(g: str, where: str, d: str) -> str:
-    return (f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
-            f"SUM(cost_usd) AS cost_usd, SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS batch_calls, "
-            f"COUNT(*) AS calls, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS {FLOAT}) / COUNT(*) "
-            f"AS batch_call_share FROM usage_events{where} GROUP BY 1 ORDER BY 1")
+    return (
+        f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
+        f"SUM(cost_usd) AS cost_usd, SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS batch_calls, "
+        f"COUNT(*) AS calls, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS {FLOAT}) / COUNT(*) "
+        f"AS batch_call_share FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    )
 
 
 PRESETS: dict[str, Preset] = {
@@ -165,8 +201,7 @@ PRESETS: dict[str, Preset] = {
     "monthly-spend": Preset("spend per month per group (default provider)", "provider", None, _monthly_spend),
     "family-daily": Preset("cost per model family per day, last 14 days", None, 14, _family_daily),
     "tokens": Preset("input/output/cache-read/cache-write tokens per group, last 30 days", "model", 30, _tokens),
-    "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2,
-                            _hourly_tokens),
+    "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2, _hourly_tokens),
     "cache-hit-rate": Preset("cached share of input tokens per group", "model", None, _cache_hit_rate),
     "cache-trend": Preset("cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend),
     "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency),
@@ -179,20 +214,21 @@ PRESETS: dict[str, Preset] = {
 REPORTS = list(PRESETS)
 
 
-def window(name: str, since: datetime | None, until: datetime | None,
-           now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+def window(
+    name: str, since: datetime | None, until: datetime | None, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
     """The preset's default window unless --since is given: the last N days before --until (or now)."""
     preset = PRESETS[name]
     since, until = _utc(since), _utc(until)
     if since is None and preset.days is not None:
-        since = (until or now or datetime.now(timezone.utc)) - timedelta(days=preset.days)
+        since = (until or now or datetime.now(UTC)) - timedelta(days=preset.days)
     return since, until
 
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
@@ -206,9 +242,15 @@ def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def run_report(store: Any, name: str, by: str | None = None, since: datetime | None = None,
-               until: datetime | None = None, expected: dict[str, float] | None = None,
-               now: datetime | None = None) -> list[dict[str, Any]]:
+def run_report(
+    store: Any,
+    name: str,
+    by: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    expected: dict[str, float] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Run a preset report and return its rows (`expected` tier shares add expected/delta to tier-share)."""
     if name not in PRESETS:
         raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
@@ -220,8 +262,10 @@ def run_report(store: Any, name: str, by: str | None = None, since: datetime | N
         raise UsageError(f"--by {by!r} is not a known grouping; use one of {sorted(GROUPS)}")
     since, until = window(name, since, until, now)
     if since is not None and until is not None and since >= until:
-        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; "
-                         "swap them or widen the window")
+        raise UsageError(
+            f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; "
+            "swap them or widen the window"
+        )
     where, params = _where(store, since, until)
     rows = store.query(preset.sql(by, where, store.dialect), params)
     if name == "tier-share":
@@ -251,8 +295,10 @@ def parse_expected(text: str | None, config_routing: dict[str, Any] | None = Non
             except ValueError:
                 value = float("nan")
             if not tier.strip() or not 0 <= value <= 1:  # also catches nan; 1.5 or -1 used to be accepted
-                raise UsageError(f"--expected {text!r}: {part!r} is not tier=share with a share from 0 to 1, "
-                                 "e.g. weak=0.7,strong=0.3")
+                raise UsageError(
+                    f"--expected {text!r}: {part!r} is not tier=share with a share from 0 to 1, "
+                    "e.g. weak=0.7,strong=0.3"
+                )
             out[tier.strip()] = value
         if sum(out.values()) > 1 + 1e-9:
             raise UsageError(f"--expected {text!r}: the shares add up to {sum(out.values()):g}, more than 1")

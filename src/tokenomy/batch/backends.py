@@ -8,8 +8,9 @@ the local runner works in-process and keeps its progress in the ledger database.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
@@ -17,8 +18,18 @@ from tokenomy.messages import Usage
 # Normalised job states. Provider statuses map onto these (Bedrock: Submitted, Validating, Scheduled,
 # InProgress, Completed, PartiallyCompleted, Failed, Stopping, Stopped, Expired; OpenAI: validating,
 # in_progress, finalizing, completed, failed, expired, cancelling, cancelled).
-STATES = ("submitted", "validating", "scheduled", "in_progress", "completed", "partially_completed",
-          "failed", "stopping", "stopped", "expired")
+STATES = (
+    "submitted",
+    "validating",
+    "scheduled",
+    "in_progress",
+    "completed",
+    "partially_completed",
+    "failed",
+    "stopping",
+    "stopped",
+    "expired",
+)
 FINAL_STATES = frozenset({"completed", "partially_completed", "failed", "stopped", "expired"})
 
 

@@ -14,16 +14,26 @@ import json
 import os
 import re
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.bedrock_bodies import invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ConfigError, ProviderError
 
-STATUS_MAP = {"Submitted": "submitted", "Validating": "validating", "Scheduled": "scheduled",
-              "InProgress": "in_progress", "Completed": "completed", "PartiallyCompleted": "partially_completed",
-              "Failed": "failed", "Stopping": "stopping", "Stopped": "stopped", "Expired": "expired"}
+STATUS_MAP = {
+    "Submitted": "submitted",
+    "Validating": "validating",
+    "Scheduled": "scheduled",
+    "InProgress": "in_progress",
+    "Completed": "completed",
+    "PartiallyCompleted": "partially_completed",
+    "Failed": "failed",
+    "Stopping": "stopping",
+    "Stopped": "stopped",
+    "Expired": "expired",
+}
 FINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 INPUT_NAME = "records.jsonl"
 _S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
@@ -55,8 +65,9 @@ class BedrockBatchBackend(BatchBackend):
     def _region(self, handle: str | None = None) -> str:
         if handle and handle.startswith("arn:"):
             return handle.split(":")[3]
-        return (self.options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                or "us-east-1")
+        return (
+            self.options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        )
 
     def _client(self, service: str, region: str):
         import boto3
@@ -72,10 +83,14 @@ class BedrockBatchBackend(BatchBackend):
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            kind = "throttled" if code == "ThrottlingException" else (
-                "client_error" if status and status < 500 else "server_error")
-            raise ProviderError(f"Bedrock {what} failed: {code}: {exc.response.get('Error', {}).get('Message')}",
-                                kind, status=status) from None
+            kind = (
+                "throttled"
+                if code == "ThrottlingException"
+                else ("client_error" if status and status < 500 else "server_error")
+            )
+            raise ProviderError(
+                f"Bedrock {what} failed: {code}: {exc.response.get('Error', {}).get('Message')}", kind, status=status
+            ) from None
         except BotoCoreError as exc:
             from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
@@ -92,29 +107,44 @@ class BedrockBatchBackend(BatchBackend):
         self.options = options
         role = options.role_arn or os.environ.get("TOKENOMY_BEDROCK_ROLE_ARN")
         if not role:
-            raise ConfigError("Bedrock batch needs a service role: pass --role-arn "
-                              "arn:aws:iam::ACCOUNT:role/NAME or set TOKENOMY_BEDROCK_ROLE_ARN")
+            raise ConfigError(
+                "Bedrock batch needs a service role: pass --role-arn "
+                "arn:aws:iam::ACCOUNT:role/NAME or set TOKENOMY_BEDROCK_ROLE_ARN"
+            )
         s3_uri = options.s3_uri or os.environ.get("TOKENOMY_BEDROCK_S3_URI")
         if not s3_uri:
-            raise ConfigError("Bedrock batch needs an S3 location for inputs and outputs: pass --s3-uri "
-                              "s3://bucket/prefix or set TOKENOMY_BEDROCK_S3_URI")
+            raise ConfigError(
+                "Bedrock batch needs an S3 location for inputs and outputs: pass --s3-uri "
+                "s3://bucket/prefix or set TOKENOMY_BEDROCK_S3_URI"
+            )
         bucket, prefix = _split_s3(s3_uri, "--s3-uri")
         region = self._region()
         name = _job_name(job_id)
         base = f"{prefix}/{name}" if prefix else name
-        lines = "".join(json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)}) + "\n"
-                        for rec in records)
-        self._call("upload to S3", self._client("s3", region).put_object, Bucket=bucket,
-                   Key=f"{base}/input/{INPUT_NAME}", Body=lines.encode())
+        lines = "".join(
+            json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)}) + "\n" for rec in records
+        )
+        self._call(
+            "upload to S3",
+            self._client("s3", region).put_object,
+            Bucket=bucket,
+            Key=f"{base}/input/{INPUT_NAME}",
+            Body=lines.encode(),
+        )
         output: dict[str, Any] = {"s3Uri": f"s3://{bucket}/{base}/output/"}
         if options.kms_key_id:
             output["s3EncryptionKeyId"] = options.kms_key_id
         request: dict[str, Any] = {
-            "jobName": name, "roleArn": role, "modelId": model, "clientRequestToken": name,
-            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{bucket}/{base}/input/{INPUT_NAME}",
-                                                      "s3InputFormat": "JSONL"}},
+            "jobName": name,
+            "roleArn": role,
+            "modelId": model,
+            "clientRequestToken": name,
+            "inputDataConfig": {
+                "s3InputDataConfig": {"s3Uri": f"s3://{bucket}/{base}/input/{INPUT_NAME}", "s3InputFormat": "JSONL"}
+            },
             "outputDataConfig": {"s3OutputDataConfig": output},
-            "tags": [{"key": "tokenomy-job", "value": re.sub(r"[^a-zA-Z0-9\s._:/=+@-]", "-", job_id)[:256]}]}
+            "tags": [{"key": "tokenomy-job", "value": re.sub(r"[^a-zA-Z0-9\s._:/=+@-]", "-", job_id)[:256]}],
+        }
         if options.timeout_hours is not None:
             request["timeoutDurationInHours"] = options.timeout_hours
         if invocation_type(model) == "Converse":
@@ -143,8 +173,9 @@ class BedrockBatchBackend(BatchBackend):
         folder = f"{prefix}/{handle.rsplit('/', 1)[-1]}/" if prefix else f"{handle.rsplit('/', 1)[-1]}/"
         s3 = self._client("s3", self._region(handle))
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
-        keys = sorted(o["Key"] for page in self._call("ListObjectsV2", lambda: list(pages))
-                      for o in page.get("Contents", []))
+        keys = sorted(
+            o["Key"] for page in self._call("ListObjectsV2", lambda: list(pages)) for o in page.get("Contents", [])
+        )
         seen: set[str] = set()
         for key in keys:
             if not key.endswith((".jsonl.out", "manifest.json.out")):
@@ -166,8 +197,9 @@ class BedrockBatchBackend(BatchBackend):
         rid = str(line.get("recordId"))
         if "error" in line or "modelOutput" not in line:
             err = line.get("error") or {}
-            return RecordResult(rid, error=f"{err.get('errorCode', 'error')}: {err.get('errorMessage', err)}",
-                                model=model, raw=line)
+            return RecordResult(
+                rid, error=f"{err.get('errorCode', 'error')}: {err.get('errorMessage', err)}", model=model, raw=line
+            )
         text, usage = read_output(line["modelOutput"])
         return RecordResult(rid, text=text, usage=usage, model=model, raw=line)
 

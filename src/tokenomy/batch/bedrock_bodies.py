@@ -53,16 +53,21 @@ def _llama_prompt(system: str | None, turns: list[dict[str, str]]) -> str:
 
 def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
     """The record's `modelInput` for `model`'s batch job."""
-    if rec.fmt == "bedrock" and isinstance(rec.raw.get("modelInput"), dict) \
-            and body_kind(rec.raw["modelInput"]) == invocation_type(model):
+    if (
+        rec.fmt == "bedrock"
+        and isinstance(rec.raw.get("modelInput"), dict)
+        and body_kind(rec.raw["modelInput"]) == invocation_type(model)
+    ):
         return rec.raw["modelInput"]
     system, turns = _turns(rec)
     max_tokens = rec.max_tokens or DEFAULT_MAX_TOKENS
     kind = body_family(model)
     if kind == "anthropic":
-        body: dict[str, Any] = {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": max_tokens,
-                                "messages": [{"role": t["role"], "content": [{"type": "text", "text": t["content"]}]}
-                                             for t in turns]}
+        body: dict[str, Any] = {
+            "anthropic_version": ANTHROPIC_VERSION,
+            "max_tokens": max_tokens,
+            "messages": [{"role": t["role"], "content": [{"type": "text", "text": t["content"]}]} for t in turns],
+        }
         if system:
             body["system"] = system
         return body
@@ -84,16 +89,23 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
     if isinstance(output.get("content"), list):  # Anthropic Messages
         u = output.get("usage") or {}
         text = "".join(b.get("text", "") for b in output["content"] if b.get("type", "text") == "text")
-        return text, Usage(u.get("input_tokens", 0), u.get("output_tokens", 0),
-                           u.get("cache_read_input_tokens") or 0, u.get("cache_creation_input_tokens") or 0)
+        return text, Usage(
+            u.get("input_tokens", 0),
+            u.get("output_tokens", 0),
+            u.get("cache_read_input_tokens") or 0,
+            u.get("cache_creation_input_tokens") or 0,
+        )
     if isinstance(output.get("output"), dict):  # Converse and Nova
         u = output.get("usage") or {}
         text = "".join(b.get("text", "") for b in output["output"]["message"]["content"])
-        return text, Usage(u.get("inputTokens", 0), u.get("outputTokens", 0),
-                           u.get("cacheReadInputTokens") or 0, u.get("cacheWriteInputTokens") or 0)
+        return text, Usage(
+            u.get("inputTokens", 0),
+            u.get("outputTokens", 0),
+            u.get("cacheReadInputTokens") or 0,
+            u.get("cacheWriteInputTokens") or 0,
+        )
     if "generation" in output:  # Llama
-        return output["generation"], Usage(output.get("prompt_token_count", 0),
-                                           output.get("generation_token_count", 0))
+        return output["generation"], Usage(output.get("prompt_token_count", 0), output.get("generation_token_count", 0))
     if isinstance(output.get("results"), list):  # Titan text
         first = output["results"][0] if output["results"] else {}
         return first.get("outputText", ""), Usage(output.get("inputTextTokenCount", 0), first.get("tokenCount", 0))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tokenomy.errors import UsageError
 
 # The three line forms, as named in messages so a user sees which one a line was read as.
-FORMS = {"bedrock": "a Bedrock batch line (recordId, modelInput)",
-         "openai": "an OpenAI batch line (custom_id, method, url, body)",
-         "plain": "a plain record (id, prompt or messages)"}
+FORMS = {
+    "bedrock": "a Bedrock batch line (recordId, modelInput)",
+    "openai": "an OpenAI batch line (custom_id, method, url, body)",
+    "plain": "a plain record (id, prompt or messages)",
+}
 
 
 @dataclass
@@ -128,8 +131,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if not isinstance(prompt, str):
             raise ValueError("prompt: missing prompt or messages")
         msgs = [{"role": "user", "content": prompt}]
-    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")),
-                       obj.get("max_tokens"), obj)
+    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")), obj.get("max_tokens"), obj)
 
 
 def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[BadLine]]:
@@ -142,8 +144,9 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
             try:
                 text = text.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                bad.append(BadLine(number, "-", f"not UTF-8 text (byte {exc.start + 1} of the line); "
-                                                "save the file as UTF-8"))
+                bad.append(
+                    BadLine(number, "-", f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8")
+                )
                 continue
         if not text.strip():
             continue
@@ -164,8 +167,9 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
         if not rec.text().strip() or not any(m["content"].strip() for m in rec.messages):
             bad.append(BadLine(number, "prompt", "empty prompt"))
             continue
-        if rec.max_tokens is not None and (not isinstance(rec.max_tokens, int) or isinstance(rec.max_tokens, bool)
-                                           or rec.max_tokens < 1):
+        if rec.max_tokens is not None and (
+            not isinstance(rec.max_tokens, int) or isinstance(rec.max_tokens, bool) or rec.max_tokens < 1
+        ):
             bad.append(BadLine(number, "max_tokens", "must be a positive integer"))
             continue
         if rec.id in seen:
@@ -199,8 +203,10 @@ def check_jsonl_shape(path: str | Path) -> None:
         head = None
     else:
         if isinstance(head, list) and all(isinstance(item, dict) for item in head):
-            raise UsageError(f"{path}: the first line is a JSON array of {len(head)} object(s); {expected} "
-                             f"(convert with: jq -c '.[]' {path} > records.jsonl)")
+            raise UsageError(
+                f"{path}: the first line is a JSON array of {len(head)} object(s); {expected} "
+                f"(convert with: jq -c '.[]' {path} > records.jsonl)"
+            )
         return  # the first line is JSON on its own: JSONL, whatever the later lines hold
     if first[0] in "[{":
         try:
@@ -208,11 +214,15 @@ def check_jsonl_shape(path: str | Path) -> None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             whole = None
         if isinstance(whole, list):
-            raise UsageError(f"{path}: this is a JSON array of {len(whole)} item(s); {expected} "
-                             f"(convert with: jq -c '.[]' {path} > records.jsonl)")
+            raise UsageError(
+                f"{path}: this is a JSON array of {len(whole)} item(s); {expected} "
+                f"(convert with: jq -c '.[]' {path} > records.jsonl)"
+            )
         if isinstance(whole, dict):
-            raise UsageError(f"{path}: this is one JSON object spread over several lines; {expected} "
-                             f"(convert with: jq -c . {path} > records.jsonl)")
+            raise UsageError(
+                f"{path}: this is one JSON object spread over several lines; {expected} "
+                f"(convert with: jq -c . {path} > records.jsonl)"
+            )
         if first[0] == "[":
             raise UsageError(f"{path}: starts with '[' like a JSON array; {expected}")
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -35,14 +35,28 @@ DDL = (
       PRIMARY KEY (job_id, record_id))""",
 )
 
-JOB_FIELDS = ("job_id", "model", "backend", "status", "message", "created_at", "updated_at", "input_path",
-              "records", "bad_lines", "options", "runner_pid", "runner_host", "heartbeat_at")
+JOB_FIELDS = (
+    "job_id",
+    "model",
+    "backend",
+    "status",
+    "message",
+    "created_at",
+    "updated_at",
+    "input_path",
+    "records",
+    "bad_lines",
+    "options",
+    "runner_pid",
+    "runner_host",
+    "heartbeat_at",
+)
 
 
 def _utc(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc) if isinstance(value, datetime) else value
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
 @dataclass
@@ -68,7 +82,7 @@ class Job:
     cost_usd: Decimal = Decimal(0)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Job":
+    def from_row(cls, row: dict[str, Any]) -> Job:
         values = {k: _utc(row[k]) for k in JOB_FIELDS}
         values["options"] = json.loads(values["options"] or "{}")
         return cls(**values)
@@ -78,10 +92,22 @@ class Job:
         return self.records - self.done - self.failed
 
     def to_json(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "status": self.status, "backend": self.backend, "model": self.model,
-                "records": self.records, "done": self.done, "failed": self.failed, "pending": self.pending,
-                "cost_usd": self.cost_usd, "bad_lines": self.bad_lines, "message": self.message,
-                "input_path": self.input_path, "created_at": self.created_at, "updated_at": self.updated_at}
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "backend": self.backend,
+            "model": self.model,
+            "records": self.records,
+            "done": self.done,
+            "failed": self.failed,
+            "pending": self.pending,
+            "cost_usd": self.cost_usd,
+            "bad_lines": self.bad_lines,
+            "message": self.message,
+            "input_path": self.input_path,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 class JobTables:
@@ -120,8 +146,9 @@ class JobTables:
     def insert_job(self, job: Job) -> None:
         values = [getattr(job, k) for k in JOB_FIELDS]
         values[JOB_FIELDS.index("options")] = json.dumps(job.options, sort_keys=True)
-        self.execute(f"INSERT INTO batch_jobs ({', '.join(JOB_FIELDS)}) VALUES ({self._marks(len(JOB_FIELDS))})",
-                           values)
+        self.execute(
+            f"INSERT INTO batch_jobs ({', '.join(JOB_FIELDS)}) VALUES ({self._marks(len(JOB_FIELDS))})", values
+        )
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         fields["updated_at"] = utcnow()
@@ -144,7 +171,8 @@ class JobTables:
     def _fill_counts(self, jobs: list[Job]) -> None:
         rows = self.query(
             "SELECT job_id, SUM(CASE WHEN ok THEN 1 ELSE 0 END) AS done, SUM(CASE WHEN ok THEN 0 ELSE 1 END) AS failed,"
-            " SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results GROUP BY job_id")
+            " SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results GROUP BY job_id"
+        )
         by_id = {r["job_id"]: r for r in rows}
         for job in jobs:
             row = by_id.get(job.job_id)
@@ -153,19 +181,23 @@ class JobTables:
                 job.cost_usd = Decimal(str(row["cost"] or 0))
 
     # -- parts ----------------------------------------------------------------------------------
-    def insert_part(self, job_id: str, part_no: int, handle: str | None, status: str, record_ids: list[str],
-                    payload: str) -> None:
+    def insert_part(
+        self, job_id: str, part_no: int, handle: str | None, status: str, record_ids: list[str], payload: str
+    ) -> None:
         now = utcnow()
         self.execute(
             "INSERT INTO batch_parts (job_id, part_no, handle, status, message, record_ids, payload, collected, "
             f"created_at, updated_at) VALUES ({self._marks(10)})",
-            [job_id, part_no, handle, status, None, json.dumps(record_ids), payload, False, now, now])
+            [job_id, part_no, handle, status, None, json.dumps(record_ids), payload, False, now, now],
+        )
 
     def update_part(self, job_id: str, part_no: int, **fields: Any) -> None:
         fields["updated_at"] = utcnow()
         sets = ", ".join(f"{k} = {self.p}" for k in fields)
-        self.execute(f"UPDATE batch_parts SET {sets} WHERE job_id = {self.p} AND part_no = {self.p}",
-                           [*fields.values(), job_id, part_no])
+        self.execute(
+            f"UPDATE batch_parts SET {sets} WHERE job_id = {self.p} AND part_no = {self.p}",
+            [*fields.values(), job_id, part_no],
+        )
 
     def parts(self, job_id: str) -> list[dict[str, Any]]:
         rows = self.query(f"SELECT * FROM batch_parts WHERE job_id = {self.p} ORDER BY part_no", [job_id])
@@ -187,15 +219,30 @@ class JobTables:
         now = utcnow()
         for part_no, result, mode, cost_usd in rows:
             u = result.usage
-            values += [job_id, result.id, part_no, result.ok, result.text, result.error, result.model, mode,
-                       u.input_tokens if u else None, u.output_tokens if u else None,
-                       u.cache_read_tokens if u else None, u.cache_write_tokens if u else None, cost_usd,
-                       json.dumps(result.raw) if result.raw is not None else None, now]
+            values += [
+                job_id,
+                result.id,
+                part_no,
+                result.ok,
+                result.text,
+                result.error,
+                result.model,
+                mode,
+                u.input_tokens if u else None,
+                u.output_tokens if u else None,
+                u.cache_read_tokens if u else None,
+                u.cache_write_tokens if u else None,
+                cost_usd,
+                json.dumps(result.raw) if result.raw is not None else None,
+                now,
+            ]
         marks = ", ".join([f"({self._marks(15)})"] * len(rows))
         self.execute(
             "INSERT INTO batch_results (job_id, record_id, part_no, ok, text, error, model, mode, input_tokens, "
             "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, raw, finished_at) "
-            f"VALUES {marks} ON CONFLICT (job_id, record_id) DO NOTHING", values)
+            f"VALUES {marks} ON CONFLICT (job_id, record_id) DO NOTHING",
+            values,
+        )
 
     def results(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.query(f"SELECT * FROM batch_results WHERE job_id = {self.p}", [job_id])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import json
 import os
 import socket
@@ -33,8 +34,10 @@ from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 
 BACKENDS = ("local", "bedrock", "openai")
-_REMOTE = {"bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
-           "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend")}
+_REMOTE = {
+    "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
+    "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
+}
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
 
@@ -56,8 +59,9 @@ def record_event_id(job_id: str, record_id: str) -> str:
     return hashlib.sha256(f"batch\x00{job_id}\x00{record_id}".encode()).hexdigest()[:32]
 
 
-def record_results(tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
-                   ) -> None:
+def record_results(
+    tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
+) -> None:
     """Store (part_no, result, mode, provider, pricing_model, region) items: the ledger usage events
     first (idempotent ids), then the result rows (PRIMARY KEY), so a crash between the two writes
     is repaired by running the record again, and nothing is counted twice."""
@@ -68,11 +72,20 @@ def record_results(tables: JobTables, job: Job, items: list[tuple[int | None, Re
             cost = compute_cost(result.usage, pricing_model, region, mode)
             cost_usd = cost.total_usd
             u = result.usage
-            event = UsageEvent(ts=utcnow(), provider=provider, model=result.model or job.model, region=region,
-                               mode=mode, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                               cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
-                               request_id=result.id, batch_job_id=job.job_id,
-                               event_id=record_event_id(job.job_id, result.id))
+            event = UsageEvent(
+                ts=utcnow(),
+                provider=provider,
+                model=result.model or job.model,
+                region=region,
+                mode=mode,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cache_read_tokens=u.cache_read_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                request_id=result.id,
+                batch_job_id=job.job_id,
+                event_id=record_event_id(job.job_id, result.id),
+            )
             events.append(event.apply_cost(cost))
         rows.append((part_no, result, mode, cost_usd))
     tables.write_events(events)
@@ -89,9 +102,15 @@ def _pricing_model(model: str, config_path: str | None) -> str:
     return resolve_model(model, models).pricing_model
 
 
-def create_job(tables: JobTables, path: str | Path, model: str, backend: str = "local",
-               options: SubmitOptions | None = None, config_path: str | None = None,
-               run_settings: dict[str, Any] | None = None) -> Job:
+def create_job(
+    tables: JobTables,
+    path: str | Path,
+    model: str,
+    backend: str = "local",
+    options: SubmitOptions | None = None,
+    config_path: str | None = None,
+    run_settings: dict[str, Any] | None = None,
+) -> Job:
     """Validate `path`, split it to the backend's quotas and store the job (no provider work yet)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -108,7 +127,10 @@ def create_job(tables: JobTables, path: str | Path, model: str, backend: str = "
         if note:
             raise UsageError(f"{path}: {note}")
         # Each provider job of the split is one part; its files are the backend's business.
-        parts = [sum(files, []) for files in split_records(records, default_catalog().quotas_for(provider))]
+        parts = [
+            list(itertools.chain.from_iterable(files))
+            for files in split_records(records, default_catalog().quotas_for(provider))
+        ]
     now = utcnow()
     stored_options = {k: v for k, v in asdict(options).items() if k in _OPTION_KEYS and v is not None}
     stored_options.update(options.extra)
@@ -116,9 +138,18 @@ def create_job(tables: JobTables, path: str | Path, model: str, backend: str = "
     if config_path:
         stored_options["config"] = str(Path(config_path).resolve())
     stored_options["pricing_model"] = pricing_model
-    job = Job(job_id=f"bj-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}", model=model, backend=backend,
-              status="submitted", created_at=now, updated_at=now, records=len(records),
-              bad_lines=len(report.bad), input_path=str(Path(path).resolve()), options=stored_options)
+    job = Job(
+        job_id=f"bj-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
+        model=model,
+        backend=backend,
+        status="submitted",
+        created_at=now,
+        updated_at=now,
+        records=len(records),
+        bad_lines=len(report.bad),
+        input_path=str(Path(path).resolve()),
+        options=stored_options,
+    )
     tables.insert_job(job)
     for part_no, part in enumerate(parts):
         tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], _payload(part))
@@ -165,8 +196,9 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
             if part["handle"] is None:  # never started: its records count as missing for resume
                 tables.update_part(job.job_id, part["part_no"], status="failed", message=str(exc), collected=True)
         started = any(p["handle"] for p in parts)
-        tables.update_job(job.job_id, status="partially_completed" if started else "failed",
-                          message=f"submit failed: {exc}")
+        tables.update_job(
+            job.job_id, status="partially_completed" if started else "failed", message=f"submit failed: {exc}"
+        )
         raise
     tables.update_job(job.job_id, status="submitted")
     return require_job(tables, job.job_id)
@@ -201,8 +233,7 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         state, message = backend.status(part["handle"])
         if state in FINAL_STATES:
             collect_part(tables, job, part, backend)
-        tables.update_part(job_id, part["part_no"], status=state, message=message,
-                           collected=state in FINAL_STATES)
+        tables.update_part(job_id, part["part_no"], status=state, message=message, collected=state in FINAL_STATES)
         states.append(state)
     job = require_job(tables, job_id)
     status = _aggregate(states, job.pending, job.done, job.failed)
@@ -240,8 +271,9 @@ def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
     return out
 
 
-def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | None = None,
-                     min_records: int | None = None) -> int:
+def resubmit_missing(
+    tables: JobTables, job_id: str, backend: BatchBackend | None = None, min_records: int | None = None
+) -> int:
     """Send records left unanswered by partial, expired, failed or stopped parts as new part(s).
 
     Fewer records than the provider's per-job minimum (`min_records`, default from the catalog's
@@ -265,10 +297,11 @@ def resubmit_missing(tables: JobTables, job_id: str, backend: BatchBackend | Non
             f"{len(missing)} records of {job_id} have no result, below {provider}'s minimum of {min_records} per "
             f"batch job, so a resubmission would be rejected; run them on demand instead: `tokenomy batch results "
             f"{job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
-            "--backend local`")
+            "--backend local`"
+        )
     next_no = max(p["part_no"] for p in parts) + 1
     for offset, split_job in enumerate(split_records(missing, default_catalog().quotas_for(provider))):
-        records = sum(split_job, [])
+        records = list(itertools.chain.from_iterable(split_job))
         tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], _payload(records))
     submit_parts(tables, job, backend)
     return len(missing)
@@ -317,8 +350,13 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
 STARTUP_GRACE_S = 30.0  # how long a detached local runner may take to claim its job
 
 
-def wait(tables: JobTables, job_id: str, timeout_s: float | None = None, poll_s: float = 2.0,
-         backend: BatchBackend | None = None) -> Job:
+def wait(
+    tables: JobTables,
+    job_id: str,
+    timeout_s: float | None = None,
+    poll_s: float = 2.0,
+    backend: BatchBackend | None = None,
+) -> Job:
     """Refresh until the job reaches a final state or `timeout_s` passes; returns the latest job."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
@@ -364,16 +402,27 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
 
 def _result_line(record_id: str, row: dict[str, Any] | None, job: Job) -> dict[str, Any]:
     if row is None:
-        return {"id": record_id, "ok": False, "error": f"no result yet (job {job.status}); "
-                f"try `tokenomy batch resume {job.job_id}`" if job.backend == "local" else
-                f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"}
+        return {
+            "id": record_id,
+            "ok": False,
+            "error": f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
+            if job.backend == "local"
+            else f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it",
+        }
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
     if row["ok"]:
-        line.update(text=row["text"], model=row["model"], mode=row["mode"],
-                    usage={"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
-                           "cache_read_tokens": row["cache_read_tokens"],
-                           "cache_write_tokens": row["cache_write_tokens"]},
-                    cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))))
+        line.update(
+            text=row["text"],
+            model=row["model"],
+            mode=row["mode"],
+            usage={
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "cache_read_tokens": row["cache_read_tokens"],
+                "cache_write_tokens": row["cache_write_tokens"],
+            },
+            cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))),
+        )
     else:
         line["error"] = row["error"]
     if row["raw"]:

@@ -15,13 +15,14 @@ flight, which `tokenomy batch resume JOB` runs again, and nothing is stored twic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from tokenomy.batch.backends import FINAL_STATES, RecordResult
 from tokenomy.batch.formats import BatchRecord
@@ -93,8 +94,13 @@ def to_request(rec: BatchRecord, model: str) -> ChatRequest:
     turns = [Message(m["role"], m["content"]) for m in rec.messages if m["role"] != "system"]
     body = rec.raw.get("body") or rec.raw.get("modelInput") or rec.raw
     temperature = body.get("temperature") if isinstance(body, dict) else None
-    return ChatRequest(messages=turns, model=model, system=system or None,
-                       max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS, temperature=temperature)
+    return ChatRequest(
+        messages=turns,
+        model=model,
+        system=system or None,
+        max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=temperature,
+    )
 
 
 # Told (records done, records in the run, tokens per minute so far) after each record.
@@ -104,8 +110,15 @@ ProgressCallback = Callable[[int, int, float], None]
 class LocalRunner:
     """Runs records through a Tokenomy client; calls `on_answer`/`on_error` (serialised) as each finishes."""
 
-    def __init__(self, client, model: str, concurrency: int = 4, rpm: float | None = None,
-                 tpm: float | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        client,
+        model: str,
+        concurrency: int = 4,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         from tokenomy.client import CallPolicy
 
         self.client, self.model = client, model
@@ -113,13 +126,19 @@ class LocalRunner:
         self.limiter = AdaptiveLimiter(rpm, tpm) if (rpm or tpm) else None
         self.retry = retry or RetryPolicy(max_attempts=10, base_delay_s=0.5, max_delay_s=20.0, deadline_s=3600)
         # One attempt per chat(): retries happen here so throttling can also slow the shared limiter.
-        self.policy = CallPolicy(retry=RetryPolicy(max_attempts=1, deadline_s=self.retry.deadline_s),
-                                 limiter=self.limiter)
+        self.policy = CallPolicy(
+            retry=RetryPolicy(max_attempts=1, deadline_s=self.retry.deadline_s), limiter=self.limiter
+        )
         self._commit = threading.Lock()
 
-    def run(self, records: list[BatchRecord], on_answer: Callable[[BatchRecord, ChatResponse], None],
-            on_error: Callable[[BatchRecord, str], None], stop: threading.Event | None = None,
-            on_progress: ProgressCallback | None = None) -> RunStats:
+    def run(
+        self,
+        records: list[BatchRecord],
+        on_answer: Callable[[BatchRecord, ChatResponse], None],
+        on_error: Callable[[BatchRecord, str], None],
+        stop: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunStats:
         """`on_progress(done, total, tokens_per_minute)` is called as each record finishes (the CLI draws it)."""
         stop = stop or threading.Event()
         stats = RunStats()
@@ -230,10 +249,18 @@ class _Committer:
 
 def _claim(tables: JobTables, job: Job) -> None:
     if runner_alive(job) and job.runner_pid != os.getpid():
-        raise UsageError(f"{job.job_id} is already running (pid {job.runner_pid} on {job.runner_host}); "
-                         f"`tokenomy batch cancel {job.job_id}` to stop it")
-    tables.update_job(job.job_id, status="in_progress", message=None, runner_pid=os.getpid(),
-                      runner_host=socket.gethostname(), heartbeat_at=utcnow())
+        raise UsageError(
+            f"{job.job_id} is already running (pid {job.runner_pid} on {job.runner_host}); "
+            f"`tokenomy batch cancel {job.job_id}` to stop it"
+        )
+    tables.update_job(
+        job.job_id,
+        status="in_progress",
+        message=None,
+        runner_pid=os.getpid(),
+        runner_host=socket.gethostname(),
+        heartbeat_at=utcnow(),
+    )
 
 
 def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: threading.Event) -> None:
@@ -248,8 +275,9 @@ def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: 
             continue
 
 
-def run_job(tables: JobTables, job_id: str, client=None,
-            on_progress: ProgressCallback | None = None) -> tuple[Job, RunStats]:
+def run_job(
+    tables: JobTables, job_id: str, client=None, on_progress: ProgressCallback | None = None
+) -> tuple[Job, RunStats]:
     """Run (or resume) a local job to the end: only records without a result are sent."""
     from tokenomy.client import Tokenomy
 
@@ -286,10 +314,8 @@ def run_job(tables: JobTables, job_id: str, client=None,
         committer.close()
     except BaseException as exc:
         finished.set()
-        try:
+        with contextlib.suppress(Exception):
             committer.close()  # keep the answers that did arrive
-        except Exception:
-            pass
         if isinstance(exc, KeyboardInterrupt):
             status, message = "stopped", "interrupted; `tokenomy batch resume` continues"
         else:
@@ -303,8 +329,13 @@ def run_job(tables: JobTables, job_id: str, client=None,
         status, message = "stopped", f"stopped with {job.pending} records pending; resume continues"
     elif job.pending:
         why = f" (last error: {stats.last_error})" if stats.last_error else ""
-        status, message = "partially_completed", (f"{job.pending} records not answered after retries{why}; "
-                                                   f"`tokenomy batch resume {job_id}` tries them again")
+        status, message = (
+            "partially_completed",
+            (
+                f"{job.pending} records not answered after retries{why}; "
+                f"`tokenomy batch resume {job_id}` tries them again"
+            ),
+        )
     elif job.failed == job.records:
         status, message = "failed", "every record failed"
     else:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
@@ -19,9 +20,16 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
 
 ENDPOINT = "/v1/chat/completions"
-STATUS_MAP = {"validating": "validating", "in_progress": "in_progress", "finalizing": "in_progress",
-              "completed": "completed", "failed": "failed", "expired": "expired", "cancelling": "stopping",
-              "cancelled": "stopped"}
+STATUS_MAP = {
+    "validating": "validating",
+    "in_progress": "in_progress",
+    "finalizing": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelling": "stopping",
+    "cancelled": "stopped",
+}
 NEVER_RAN = ("batch_cancelled", "batch_expired")
 
 
@@ -30,7 +38,8 @@ def request_body(model: str, rec: BatchRecord) -> dict[str, Any]:
     if rec.fmt == "openai" and isinstance(rec.raw.get("body"), dict):
         return {**rec.raw["body"], "model": model}
     messages = ([{"role": "system", "content": rec.system}] if rec.system else []) + [
-        {"role": m["role"], "content": m["content"]} for m in rec.messages]
+        {"role": m["role"], "content": m["content"]} for m in rec.messages
+    ]
     body: dict[str, Any] = {"model": model, "messages": messages}
     if rec.max_tokens:
         body["max_completion_tokens"] = rec.max_tokens
@@ -59,8 +68,10 @@ class OpenAIBatchBackend(BatchBackend):
         key = self.options.extra.get("api_key") or os.environ.get("OPENAI_API_KEY")
         if not key:
             if not self.options.endpoint_url:
-                raise ConfigError("OpenAI batch needs an API key: set OPENAI_API_KEY (or pass --endpoint-url "
-                                  "for an emulator or compatible server)")
+                raise ConfigError(
+                    "OpenAI batch needs an API key: set OPENAI_API_KEY (or pass --endpoint-url "
+                    "for an emulator or compatible server)"
+                )
             key = "unused"  # emulators and local servers do not check it
         return OpenAI(api_key=key, base_url=base_url)
 
@@ -70,25 +81,38 @@ class OpenAIBatchBackend(BatchBackend):
         try:
             return fn(*args, **kwargs)
         except openai.APIStatusError as exc:
-            kind = "throttled" if exc.status_code == 429 else (
-                "client_error" if exc.status_code < 500 else "server_error")
-            raise ProviderError(f"OpenAI {what} failed: {exc.status_code}: {exc.message}", kind,
-                                status=exc.status_code) from None
+            kind = (
+                "throttled" if exc.status_code == 429 else ("client_error" if exc.status_code < 500 else "server_error")
+            )
+            raise ProviderError(
+                f"OpenAI {what} failed: {exc.status_code}: {exc.message}", kind, status=exc.status_code
+            ) from None
         except openai.APIConnectionError as exc:
             # Name the address tried and where it came from: the SDK's own text is only "Connection error."
             url = getattr(getattr(exc, "request", None), "url", None)
-            raise ProviderError(f"OpenAI {what} failed: {exc} (calling {url}); check --endpoint-url or "
-                                "OPENAI_BASE_URL and that the server is up", "timeout" if isinstance(
-                                    exc, openai.APITimeoutError) else "server_error") from None
+            raise ProviderError(
+                f"OpenAI {what} failed: {exc} (calling {url}); check --endpoint-url or "
+                "OPENAI_BASE_URL and that the server is up",
+                "timeout" if isinstance(exc, openai.APITimeoutError) else "server_error",
+            ) from None
 
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
         client = self._client()
-        data = "".join(json.dumps({"custom_id": rec.id, "method": "POST", "url": ENDPOINT,
-                                   "body": request_body(model, rec)}) + "\n" for rec in records).encode()
+        data = "".join(
+            json.dumps({"custom_id": rec.id, "method": "POST", "url": ENDPOINT, "body": request_body(model, rec)})
+            + "\n"
+            for rec in records
+        ).encode()
         upload = self._call("file upload", client.files.create, file=(f"{job_id}.jsonl", data), purpose="batch")
-        batch = self._call("batch create", client.batches.create, input_file_id=upload.id, endpoint=ENDPOINT,
-                           completion_window="24h", metadata={"tokenomy_job": job_id[:512]})
+        batch = self._call(
+            "batch create",
+            client.batches.create,
+            input_file_id=upload.id,
+            endpoint=ENDPOINT,
+            completion_window="24h",
+            metadata={"tokenomy_job": job_id[:512]},
+        )
         return batch.id
 
     def describe(self, handle: str):
@@ -103,8 +127,7 @@ class OpenAIBatchBackend(BatchBackend):
             state = "partially_completed"
         message = None
         if batch.errors and batch.errors.data:
-            message = "; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message)
-                                for e in batch.errors.data)
+            message = "; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message) for e in batch.errors.data)
         elif failed:
             message = f"{failed} requests failed; see the batch's error file"
         return state, message
@@ -132,8 +155,9 @@ class OpenAIBatchBackend(BatchBackend):
         if error and error.get("code") in NEVER_RAN:
             return None  # not answered: the record stays missing and can be resubmitted
         if error or not response:
-            return RecordResult(rid, error=f"{(error or {}).get('code')}: {(error or {}).get('message')}",
-                                model=model, raw=line)
+            return RecordResult(
+                rid, error=f"{(error or {}).get('code')}: {(error or {}).get('message')}", model=model, raw=line
+            )
         body = response.get("body") or {}
         if response.get("status_code") != 200:
             detail = (body.get("error") or {}).get("message") or json.dumps(body)
@@ -142,8 +166,13 @@ class OpenAIBatchBackend(BatchBackend):
         cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         usage = Usage(u.get("prompt_tokens", 0) - cached, u.get("completion_tokens", 0), cached, 0)
         choice = (body.get("choices") or [{}])[0]
-        return RecordResult(rid, text=(choice.get("message") or {}).get("content") or "", usage=usage,
-                            model=body.get("model") or model, raw=line)
+        return RecordResult(
+            rid,
+            text=(choice.get("message") or {}).get("content") or "",
+            usage=usage,
+            model=body.get("model") or model,
+            raw=line,
+        )
 
     def cancel(self, handle: str) -> None:
         if self.describe(handle).status in ("validating", "in_progress"):

@@ -10,7 +10,7 @@ is at least that long, or when on demand cannot finish in time anyway.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,11 @@ from tokenomy.pricing.catalog import default_catalog
 # Share of the TPM quota a rate-aware runner sustains (benchmarks/batch_runner_throughput.py measures it).
 USABLE_QUOTA = Decimal("0.9")
 BATCH_COMPLETION = {
-    "aws.bedrock": (24, "Bedrock batch jobs have no completion guarantee; a job still running at its "
-                        "timeoutDurationInHours (default 24 h) ends Expired with the rest unanswered"),
+    "aws.bedrock": (
+        24,
+        "Bedrock batch jobs have no completion guarantee; a job still running at its "
+        "timeoutDurationInHours (default 24 h) ends Expired with the rest unanswered",
+    ),
     "openai": (24, "OpenAI Batch completes within its 24 h completion window, with no earlier guarantee"),
     "anthropic": (24, "Anthropic Message Batches finish within 24 h, most sooner, with no earlier guarantee"),
 }
@@ -71,15 +74,22 @@ class DeadlinePlan:
         return asdict(self)
 
 
-def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int | None = None,
-                  start: datetime | None = None, region: str | None = None) -> DeadlinePlan:
+def plan_deadline(
+    path: str | Path,
+    model: str,
+    deadline: time,
+    tpm_quota: int | None = None,
+    start: datetime | None = None,
+    region: str | None = None,
+) -> DeadlinePlan:
     """Compare on demand and batch for `path` on `model` between `start` (default now) and `deadline`."""
     if tpm_quota is not None and tpm_quota <= 0:
-        raise ConfigError(f"--tpm-quota {tpm_quota}: give your account's tokens-per-minute quota, a number above 0 "
-                          "(or leave it out)")
+        raise ConfigError(
+            f"--tpm-quota {tpm_quota}: give your account's tokens-per-minute quota, a number above 0 (or leave it out)"
+        )
     report = validate_file(path, model, region)
     require_good(report)
-    begin, end = window(deadline, start or datetime.now(timezone.utc))
+    begin, end = window(deadline, start or datetime.now(UTC))
     hours = (end - begin).total_seconds() / 3600
     tokens = report.input_tokens + report.output_tokens
     required = int(tokens / (hours * 60) / float(USABLE_QUOTA)) + 1
@@ -90,26 +100,68 @@ def plan_deadline(path: str | Path, model: str, deadline: time, tpm_quota: int |
         fits = minutes <= hours * 60
     provider = default_catalog().lookup(model, region).provider
     completion, risk = BATCH_COMPLETION.get(provider, (None, "no managed batch service for this provider"))
-    saving = (report.on_demand_usd - report.batch_usd
-              if report.batch_usd is not None and report.on_demand_usd is not None else None)
+    saving = (
+        report.on_demand_usd - report.batch_usd
+        if report.batch_usd is not None and report.on_demand_usd is not None
+        else None
+    )
     if report.batch_usd is None:
-        choice, reason = "on_demand", (f"{model} has no batch price; run it on demand "
-                                       "(`tokenomy batch submit --backend local` keeps it under your quota)")
+        choice, reason = (
+            "on_demand",
+            (
+                f"{model} has no batch price; run it on demand "
+                "(`tokenomy batch submit --backend local` keeps it under your quota)"
+            ),
+        )
     elif completion is not None and hours >= completion:
-        choice, reason = "batch", (f"the {hours:.1f} h window covers batch's stated {completion} h completion; "
-                                   f"batch saves ${saving:.4f}")
+        choice, reason = (
+            "batch",
+            (f"the {hours:.1f} h window covers batch's stated {completion} h completion; batch saves ${saving:.4f}"),
+        )
     elif fits:
-        choice, reason = "on_demand", (f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
-                                       f"{hours:.1f} h window; batch would save ${saving:.4f} but its completion "
-                                       f"is only promised within {completion} h")
+        choice, reason = (
+            "on_demand",
+            (
+                f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
+                f"{hours:.1f} h window; batch would save ${saving:.4f} but its completion "
+                f"is only promised within {completion} h"
+            ),
+        )
     elif fits is False and minutes is not None:
-        choice, reason = "batch", (f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
-                                   f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
-                                   f"and saves ${saving:.4f}, but is not guaranteed to")
+        choice, reason = (
+            "batch",
+            (
+                f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
+                f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
+                f"and saves ${saving:.4f}, but is not guaranteed to"
+            ),
+        )
     else:
-        choice, reason = "on_demand", (f"the window is shorter than batch's {completion} h completion; on demand "
-                                       f"needs ~{required:,} TPM to finish in time (pass --tpm-quota to check)")
-    return DeadlinePlan(model, len(report.records), report.input_tokens, report.output_tokens, begin, end,
-                        round(hours, 2), tpm_quota, None if minutes is None else round(minutes, 1), fits,
-                        report.on_demand_usd, report.batch_usd, saving, completion, risk, choice, reason,
-                        required, list(report.notes))
+        choice, reason = (
+            "on_demand",
+            (
+                f"the window is shorter than batch's {completion} h completion; on demand "
+                f"needs ~{required:,} TPM to finish in time (pass --tpm-quota to check)"
+            ),
+        )
+    return DeadlinePlan(
+        model,
+        len(report.records),
+        report.input_tokens,
+        report.output_tokens,
+        begin,
+        end,
+        round(hours, 2),
+        tpm_quota,
+        None if minutes is None else round(minutes, 1),
+        fits,
+        report.on_demand_usd,
+        report.batch_usd,
+        saving,
+        completion,
+        risk,
+        choice,
+        reason,
+        required,
+        list(report.notes),
+    )

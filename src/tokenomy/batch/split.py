@@ -50,6 +50,8 @@ def below_minimum(records: int, provider: str) -> str | None:
     """A message when `records` is under the provider's minimum per job, else None."""
     minimum = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
     if records < minimum:
-        return (f"{records} records is below {provider}'s minimum of {minimum} per batch job; "
-                "run them on demand instead (`--backend local`) or add records")
+        return (
+            f"{records} records is below {provider}'s minimum of {minimum} per batch job; "
+            "run them on demand instead (`--backend local`) or add records"
+        )
     return None

@@ -36,17 +36,29 @@ class ValidationReport:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        saving = (self.on_demand_usd - self.batch_usd) if (self.on_demand_usd is not None
-                                                            and self.batch_usd is not None) else None
-        return {"file": self.path, "model": self.model, "good_records": len(self.records),
-                "bad_lines": [b.to_json() for b in self.bad], "bad_count": len(self.bad),
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "on_demand_usd": self.on_demand_usd, "batch_usd": self.batch_usd,
-                "saving_usd": saving, "notes": self.notes}
+        saving = (
+            (self.on_demand_usd - self.batch_usd)
+            if (self.on_demand_usd is not None and self.batch_usd is not None)
+            else None
+        )
+        return {
+            "file": self.path,
+            "model": self.model,
+            "good_records": len(self.records),
+            "bad_lines": [b.to_json() for b in self.bad],
+            "bad_count": len(self.bad),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "on_demand_usd": self.on_demand_usd,
+            "batch_usd": self.batch_usd,
+            "saving_usd": saving,
+            "notes": self.notes,
+        }
 
 
-def validate_file(path: str | Path, model: str, region: str | None = None,
-                  default_max_tokens: int = DEFAULT_MAX_TOKENS) -> ValidationReport:
+def validate_file(
+    path: str | Path, model: str, region: str | None = None, default_max_tokens: int = DEFAULT_MAX_TOKENS
+) -> ValidationReport:
     """Read `path`, check each record against `model`'s context window, and price the good ones."""
     records, bad = read_file(path)
     entry = default_catalog().lookup(model, region)
@@ -55,8 +67,14 @@ def validate_file(path: str | Path, model: str, region: str | None = None,
         tokens_in = estimate_tokens(rec.text())
         tokens_out = rec.max_tokens or default_max_tokens
         if entry.context_window and tokens_in + tokens_out > entry.context_window:
-            bad.append(BadLine(rec.line, "prompt", f"over the model's context: ~{tokens_in} input + "
-                               f"{tokens_out} output tokens > {entry.context_window}"))
+            bad.append(
+                BadLine(
+                    rec.line,
+                    "prompt",
+                    f"over the model's context: ~{tokens_in} input + "
+                    f"{tokens_out} output tokens > {entry.context_window}",
+                )
+            )
             continue
         report.records.append(rec)
         report.input_tokens += tokens_in
@@ -67,8 +85,10 @@ def validate_file(path: str | Path, model: str, region: str | None = None,
     if entry.has_batch:
         report.batch_usd = compute_cost(usage, model, region, mode="batch").total_usd
     else:
-        report.notes.append(f"{entry.model} has no batch price ({entry.provider}); the local runner "
-                            "runs it at on-demand price under your rate limits")
+        report.notes.append(
+            f"{entry.model} has no batch price ({entry.provider}); the local runner "
+            "runs it at on-demand price under your rate limits"
+        )
     report.notes.append(f"output tokens estimated at max_tokens (default {default_max_tokens}) per record")
     forms = {fmt: sum(1 for r in records if r.fmt == fmt) for fmt in FORMS}
     seen = [f"{n} as {FORMS[fmt]}" for fmt, n in forms.items() if n]
@@ -80,5 +100,7 @@ def validate_file(path: str | Path, model: str, region: str | None = None,
 def require_good(report: ValidationReport) -> None:
     """Fail when no record survived validation."""
     if not report.records:
-        raise UsageError(f"{report.path}: no valid records ({len(report.bad)} bad lines); "
-                         f"run `tokenomy batch validate {report.path} --model {report.model}`")
+        raise UsageError(
+            f"{report.path}: no valid records ({len(report.bad)} bad lines); "
+            f"run `tokenomy batch validate {report.path} --model {report.model}`"
+        )

@@ -13,9 +13,11 @@ from tokenomy.messages import ChatRequest, RequestMeta
 MAIN_TOKENS = 72
 SINGLE_TOKENS = 10
 RUBRIC = ("correctness", "completeness", "helpfulness", "coherence", "relevance", "safety")
-JUDGE_SYSTEM = ("You are a strict evaluator. Score the ANSWER to the TASK on each criterion from 1 (bad) to 5 "
-                "(excellent) with a few words of reason. Reply with exactly one line per criterion, in the form "
-                "`criterion: score - reason`, for: " + ", ".join(RUBRIC) + ".")
+JUDGE_SYSTEM = (
+    "You are a strict evaluator. Score the ANSWER to the TASK on each criterion from 1 (bad) to 5 "
+    "(excellent) with a few words of reason. Reply with exactly one line per criterion, in the form "
+    "`criterion: score - reason`, for: " + ", ".join(RUBRIC) + "."
+)
 
 
 @dataclass
@@ -65,37 +67,59 @@ def parse_verdict(text: str) -> tuple[dict[str, int], dict[str, str]]:
     for criterion in RUBRIC:
         if criterion in scores:
             continue
-        match = re.search(rf"{criterion}[^0-9\n]{{0,24}}?(?<![\d.])([1-5])(?![\d])(?:\.\d)?"
-                          rf"(?:[ \t]*(?:/|out of)[ \t]*5)?[ \t\])*|]*[-–—:,.;)]?[ \t]*(.*)", text, re.I)
+        match = re.search(
+            rf"{criterion}[^0-9\n]{{0,24}}?(?<![\d.])([1-5])(?![\d])(?:\.\d)?"
+            rf"(?:[ \t]*(?:/|out of)[ \t]*5)?[ \t\])*|]*[-–—:,.;)]?[ \t]*(.*)",
+            text,
+            re.I,
+        )
         if match:
             scores[criterion] = int(match.group(1))
             reasons[criterion] = match.group(2).strip(" *-–—|").strip()[:120]
     return scores, reasons
 
 
-def judge(client, model: str, task_prompt: str, answer: str, expected: object = None) -> Verdict:  # noqa: ANN001
+def judge(client, model: str, task_prompt: str, answer: str, expected: object = None) -> Verdict:
     """Ask the evaluator for the whole rubric; criteria it did not score are asked one at a time.
 
     A criterion that still gets no digit counts as 1, so a judge that rambles can't inflate scores.
     """
     meta = RequestMeta(task="bench-judge")
-    response = client.chat(ChatRequest.simple(judge_prompt(task_prompt, answer, expected), model=model,
-                                              system=JUDGE_SYSTEM, max_tokens=MAIN_TOKENS, temperature=0.0,
-                                              meta=meta))
+    response = client.chat(
+        ChatRequest.simple(
+            judge_prompt(task_prompt, answer, expected),
+            model=model,
+            system=JUDGE_SYSTEM,
+            max_tokens=MAIN_TOKENS,
+            temperature=0.0,
+            meta=meta,
+        )
+    )
     scores, reasons = parse_verdict(response.text)
     cost = response.cost_usd
     raw = [response.text]
     for criterion in [c for c in RUBRIC if c not in scores]:
-        single = client.chat(ChatRequest.simple(
-            judge_prompt(task_prompt, answer, expected, f"On a scale of 1 to 5, how good is the ANSWER's {criterion}? "
-                         "Reply with one digit, then a few words why."), model=model, max_tokens=SINGLE_TOKENS,
-            temperature=0.0, meta=meta))
+        single = client.chat(
+            ChatRequest.simple(
+                judge_prompt(
+                    task_prompt,
+                    answer,
+                    expected,
+                    f"On a scale of 1 to 5, how good is the ANSWER's {criterion}? "
+                    "Reply with one digit, then a few words why.",
+                ),
+                model=model,
+                max_tokens=SINGLE_TOKENS,
+                temperature=0.0,
+                meta=meta,
+            )
+        )
         cost += single.cost_usd
         raw.append(single.text)
         digit = re.search(r"(?<![\d.])[1-5](?!\d)", single.text)
         if digit:
             scores[criterion] = int(digit.group(0))
-            reasons[criterion] = single.text[digit.end():].strip(" .:-")[:120]
+            reasons[criterion] = single.text[digit.end() :].strip(" .:-")[:120]
     full = {c: scores.get(c, 1) for c in RUBRIC}
     quality = (sum(full.values()) / len(RUBRIC) - 1) / 4 * 100
     return Verdict(full, reasons, quality, parsed=len(scores) == len(RUBRIC), cost_usd=cost, raw="\n".join(raw))

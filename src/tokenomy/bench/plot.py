@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def pareto_frontier(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -27,14 +27,14 @@ def knee(frontier: list[tuple[float, float, str]]) -> tuple[float, float, str] |
     (c0, q0, _), (c1, q1, _) = frontier[0], frontier[-1]
     span_c, span_q = (c1 - c0) or 1.0, (q1 - q0) or 1.0
 
-    def distance(point):  # noqa: ANN001, ANN202
+    def distance(point):
         x, y = (point[0] - c0) / span_c, (point[1] - q0) / span_q
-        return abs(y - x) / 2 ** 0.5
+        return abs(y - x) / 2**0.5
 
     return max(frontier[1:-1], key=distance)
 
 
-def _draw(ax, rows: list[dict], task: str) -> None:  # noqa: ANN001 - a matplotlib Axes
+def _draw(ax, rows: list[dict], task: str) -> None:
     points = [(float(r["cost_per_task_usd"]), r["quality"], r["model"]) for r in rows]
     frontier = pareto_frontier(points)
     best_knee = knee(frontier)
@@ -48,8 +48,16 @@ def _draw(ax, rows: list[dict], task: str) -> None:  # noqa: ANN001 - a matplotl
         ax.annotate(name, (cost, quality), textcoords="offset points", xytext=(6, 4 + 10 * near), fontsize=8)
     ax.plot([p[0] for p in frontier], [p[1] for p in frontier], "--", color="#dd8452", label="Pareto frontier")
     if best_knee:
-        ax.scatter([best_knee[0]], [best_knee[1]], s=180, facecolors="none", edgecolors="#c44e52", linewidths=2,
-                   label=f"knee: {best_knee[2]}", zorder=4)
+        ax.scatter(
+            [best_knee[0]],
+            [best_knee[1]],
+            s=180,
+            facecolors="none",
+            edgecolors="#c44e52",
+            linewidths=2,
+            label=f"knee: {best_knee[2]}",
+            zorder=4,
+        )
     ax.set_xlabel("cost per task (USD)")
     ax.set_ylabel("quality (0–100)")
     ax.set_title(f"{task}: cost per task vs quality", fontsize=10)
@@ -76,9 +84,9 @@ def plot(summary: dict, out_dir: Path) -> list[Path]:
     columns = min(3, len(by_task))
     rows_n = -(-len(by_task) // columns)
     fig, axes = plt.subplots(rows_n, columns, figsize=(6.0 * columns, 4.2 * rows_n), dpi=100, squeeze=False)
-    for ax, (task, rows) in zip(axes.flat, by_task.items()):
+    for ax, (task, rows) in zip(axes.flat, by_task.items(), strict=False):
         _draw(ax, rows, task)
-    for ax in list(axes.flat)[len(by_task):]:
+    for ax in list(axes.flat)[len(by_task) :]:
         ax.set_visible(False)
     fig.tight_layout()
     paths = [out_dir / "pareto.png"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tokenomy.bench.judge import RUBRIC, judge
 from tokenomy.bench.scorers import score
@@ -16,9 +17,30 @@ from tokenomy.bench.tasks import Example, Task
 from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import ChatRequest, RequestMeta
 
-FIELDS = ["task", "model", "example", "repeat", "prompt", "expected", "answer", "quality", "note", "input_tokens",
-          "output_tokens", "cache_read_tokens", "cost_usd", "latency_ms", "ttft_ms", "error", "judge_model",
-          "judge_cost_usd", "judge_scores", "judge_reasons", "rubric", "judge_error"]
+FIELDS = [
+    "task",
+    "model",
+    "example",
+    "repeat",
+    "prompt",
+    "expected",
+    "answer",
+    "quality",
+    "note",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "error",
+    "judge_model",
+    "judge_cost_usd",
+    "judge_scores",
+    "judge_reasons",
+    "rubric",
+    "judge_error",
+]
 PARQUET_EVERY = 20  # rows between Parquet rewrites, so an interrupted run leaves a recent Parquet too
 
 
@@ -77,38 +99,62 @@ def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames and list(reader.fieldnames) != FIELDS:
-            raise ConfigError(f"{csv_path}: written by another version of `tokenomy bench` (columns differ); "
-                              "use a new --out directory or drop --resume")
-        return {(r["task"], r["model"], r["example"], r["repeat"]) for r in reader
-                if r["rubric"] is not None and not r["error"] and r["quality"] != ""}  # complete rows only
+            raise ConfigError(
+                f"{csv_path}: written by another version of `tokenomy bench` (columns differ); "
+                "use a new --out directory or drop --resume"
+            )
+        return {
+            (r["task"], r["model"], r["example"], r["repeat"])
+            for r in reader
+            if r["rubric"] is not None and not r["error"] and r["quality"] != ""
+        }  # complete rows only
 
 
-def run_one(client, task: Task, model: str, example: Example, repeat: int,  # noqa: ANN001 - a Tokenomy
-            settings: RunSettings) -> dict[str, Any]:
+def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:
     """One streamed call, scored; a failure becomes a row with `error`, never an exception."""
     prompt = task.render(example)  # templates were checked when the task file was loaded
     extra = (settings.system_prompts or {}).get(model)
     system = "\n\n".join(p for p in (extra, task.system) if p) or None
-    row: dict[str, Any] = {"task": task.name, "model": model, "example": example.index, "repeat": repeat,
-                           "prompt": prompt, "expected": "" if example.expected is None else str(example.expected),
-                           "error": "", "judge_model": (settings.judge_model or "") if task.scorer == "judge" else "",
-                           "rubric": ""}
+    row: dict[str, Any] = {
+        "task": task.name,
+        "model": model,
+        "example": example.index,
+        "repeat": repeat,
+        "prompt": prompt,
+        "expected": "" if example.expected is None else str(example.expected),
+        "error": "",
+        "judge_model": (settings.judge_model or "") if task.scorer == "judge" else "",
+        "rubric": "",
+    }
     try:
         final = None
-        for chunk in client.stream(ChatRequest.simple(prompt, model=model, system=system,
-                                                      max_tokens=effective_max_tokens(task, settings, model),
-                                                      temperature=0.0, meta=RequestMeta(task=f"bench:{task.name}"))):
+        for chunk in client.stream(
+            ChatRequest.simple(
+                prompt,
+                model=model,
+                system=system,
+                max_tokens=effective_max_tokens(task, settings, model),
+                temperature=0.0,
+                meta=RequestMeta(task=f"bench:{task.name}"),
+            )
+        ):
             if chunk.response is not None:
                 final = chunk.response
         if final is None:
             raise ProviderError("the stream ended without a final response")
-    except Exception as exc:  # noqa: BLE001 - one bad call must not stop the benchmark; it becomes a row
+    except Exception as exc:
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], quality="")
         return row
     usage = final.usage
-    row.update(answer=final.text, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-               cache_read_tokens=usage.cache_read_tokens, cost_usd=str(final.cost_usd),
-               latency_ms=round(final.latency_ms, 2), ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2))
+    row.update(
+        answer=final.text,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_usd=str(final.cost_usd),
+        latency_ms=round(final.latency_ms, 2),
+        ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2),
+    )
     if task.scorer == "judge":
         row["rubric"] = ",".join(RUBRIC)
         if settings.judge_model is None:
@@ -119,32 +165,41 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int,  # no
         except Exception as exc:  # the candidate's call is kept; only its score is missing
             row.update(judge_error=f"{type(exc).__name__}: {exc}"[:300], quality="")
             return row
-        row.update(quality=round(verdict.quality, 2), note="parsed" if verdict.parsed else "partly parsed",
-                   judge_cost_usd=str(verdict.cost_usd),
-                   judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC),
-                   judge_reasons=" | ".join(f"{c}: {verdict.reasons[c]}" for c in RUBRIC if verdict.reasons.get(c)))
+        row.update(
+            quality=round(verdict.quality, 2),
+            note="parsed" if verdict.parsed else "partly parsed",
+            judge_cost_usd=str(verdict.cost_usd),
+            judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC),
+            judge_reasons=" | ".join(f"{c}: {verdict.reasons[c]}" for c in RUBRIC if verdict.reasons.get(c)),
+        )
     else:
         quality, note = score(task, example, final.text)
         row.update(quality=round(quality, 2), note=note)
     return row
 
 
-def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume: bool = False,  # noqa: ANN001
-        on_row: Callable[[dict], None] | None = None) -> Path:
+def run(
+    client,
+    tasks: list[Task],
+    settings: RunSettings,
+    out_dir: Path,
+    resume: bool = False,
+    on_row: Callable[[dict], None] | None = None,
+) -> Path:
     """Execute the plan; rows are appended to DIR/results.csv as each call finishes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "results.csv"
     if settings.judge_model is None and any(t.scorer == "judge" for t in tasks):
         names = ", ".join(t.name for t in tasks if t.scorer == "judge")
-        raise UsageError(f"task(s) {names} use the judge scorer: pass --judge MODEL (one evaluator for every "
-                         "candidate)")
+        raise UsageError(
+            f"task(s) {names} use the judge scorer: pass --judge MODEL (one evaluator for every candidate)"
+        )
     if not resume and csv_path.exists():
         csv_path.unlink()
     if resume:
         repair(csv_path)
     done = finished_keys(csv_path) if resume else set()
-    jobs = [j for j in plan_jobs(tasks, settings)
-            if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done]
+    jobs = [j for j in plan_jobs(tasks, settings) if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done]
     lock = threading.Lock()
     new_file = not csv_path.exists()
     with csv_path.open("a", newline="") as handle:
@@ -154,7 +209,7 @@ def run(client, tasks: list[Task], settings: RunSettings, out_dir: Path, resume:
 
         written = [0]
 
-        def work(job):  # noqa: ANN001, ANN202
+        def work(job):
             row = run_one(client, *job, settings)
             with lock:
                 writer.writerow({k: row.get(k, "") for k in FIELDS})

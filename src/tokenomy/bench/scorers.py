@@ -28,7 +28,7 @@ def extract_json(text: str) -> Any:
     for opener, closer in (("{", "}"), ("[", "]")):
         start, end = text.find(opener), text.rfind(closer)
         if start != -1 and end > start:
-            return json.loads(text[start:end + 1])
+            return json.loads(text[start : end + 1])
     return json.loads(text)
 
 
@@ -70,8 +70,9 @@ def score(task: Task, example: Example, answer: str) -> tuple[float, str]:
         if not isinstance(data, dict):
             return 0.0, "not an object"
         present = [k for k in required if k in data and data[k] not in (None, "")]
-        correct = sum(1 for k in present
-                      if not isinstance(expected, dict) or normalize(data[k]) == normalize(expected[k]))
+        correct = sum(
+            1 for k in present if not isinstance(expected, dict) or normalize(data[k]) == normalize(expected[k])
+        )
         if not required:
             return 100.0, "no fields required"
         # Half the credit for having the fields, half for their values matching the reference.

@@ -13,9 +13,18 @@ from scipy import stats
 from tokenomy.bench.judge import RUBRIC
 from tokenomy.errors import ConfigError
 
-
-REQUIRED_COLUMNS = ("task", "model", "example", "repeat", "prompt", "quality", "cost_usd", "latency_ms",
-                    "output_tokens", "error")
+REQUIRED_COLUMNS = (
+    "task",
+    "model",
+    "example",
+    "repeat",
+    "prompt",
+    "quality",
+    "cost_usd",
+    "latency_ms",
+    "output_tokens",
+    "error",
+)
 
 
 def load_results(csv_path: Path) -> pd.DataFrame:
@@ -25,12 +34,15 @@ def load_results(csv_path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
-        raise ConfigError(f"{csv_path}: cannot read as CSV ({exc}); rerun `tokenomy bench run` into a fresh --out") \
-            from None
+        raise ConfigError(
+            f"{csv_path}: cannot read as CSV ({exc}); rerun `tokenomy bench run` into a fresh --out"
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame]
     if missing:  # a summary of a foreign or truncated file would otherwise end in a KeyError traceback
-        raise ConfigError(f"{csv_path}: not a `tokenomy bench run` results file (no {', '.join(missing)} column); "
-                          "point at the --out directory of a bench run")
+        raise ConfigError(
+            f"{csv_path}: not a `tokenomy bench run` results file (no {', '.join(missing)} column); "
+            "point at the --out directory of a bench run"
+        )
     for column in ("judge_error", "judge_cost_usd", "judge_model", "rubric", "ttft_ms"):
         if column not in frame:
             frame[column] = ""
@@ -56,33 +68,47 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
         latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
         ttft = ok["ttft_ms"][ok["ttft_ms"] != ""].astype(float).to_numpy() if len(ok) else np.array([])
         low, high = _interval(quality) if len(quality) else (math.nan, math.nan)
-        rows.append({
-            "task": task, "model": model, "examples": int(len(group)),
-            "quality": round(float(quality.mean()), 2) if len(quality) else None,
-            "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
-            "cost_per_task_usd": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
-            "judge_cost_usd": sum(judge_costs, Decimal(0)),
-            "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
-            "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
-            "ttft_p50_ms": round(float(np.percentile(ttft, 50)), 1) if len(ttft) else None,
-            "ttft_p95_ms": round(float(np.percentile(ttft, 95)), 1) if len(ttft) else None,
-            "output_tokens_mean": round(float(ok["output_tokens"].astype(float).mean()), 1) if len(ok) else None,
-            "failure_rate": round(1 - len(ok) / len(group), 4) if len(group) else None,
-        })
-    picks = {task: recommend([r for r in rows if r["task"] == task], tolerance) for task in dict.fromkeys(
-        r["task"] for r in rows)}
+        rows.append(
+            {
+                "task": task,
+                "model": model,
+                "examples": len(group),
+                "quality": round(float(quality.mean()), 2) if len(quality) else None,
+                "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
+                "cost_per_task_usd": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
+                "judge_cost_usd": sum(judge_costs, Decimal(0)),
+                "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
+                "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
+                "ttft_p50_ms": round(float(np.percentile(ttft, 50)), 1) if len(ttft) else None,
+                "ttft_p95_ms": round(float(np.percentile(ttft, 95)), 1) if len(ttft) else None,
+                "output_tokens_mean": round(float(ok["output_tokens"].astype(float).mean()), 1) if len(ok) else None,
+                "failure_rate": round(1 - len(ok) / len(group), 4) if len(group) else None,
+            }
+        )
+    picks = {
+        task: recommend([r for r in rows if r["task"] == task], tolerance)
+        for task in dict.fromkeys(r["task"] for r in rows)
+    }
     judged = frame[frame["judge_model"] != ""]
     judge = None
     if len(judged):
-        judge = {"model": ",".join(sorted(set(judged["judge_model"]))), "rubric": list(RUBRIC),
-                 "scale": "each criterion 1-5, quality = (mean - 1) / 4 * 100",
-                 "cost_usd": sum((Decimal(c) for c in judged["judge_cost_usd"] if c), Decimal(0)),
-                 "failures": int((judged["judge_error"] != "").sum())}
+        judge = {
+            "model": ",".join(sorted(set(judged["judge_model"]))),
+            "rubric": list(RUBRIC),
+            "scale": "each criterion 1-5, quality = (mean - 1) / 4 * 100",
+            "cost_usd": sum((Decimal(c) for c in judged["judge_cost_usd"] if c), Decimal(0)),
+            "failures": int((judged["judge_error"] != "").sum()),
+        }
     by_task: dict[str, dict[str, dict]] = {}
     for row in rows:  # the same rows, keyed task -> model for readers that look one up
         by_task.setdefault(row["task"], {})[row["model"]] = {k: v for k, v in row.items() if k not in ("task", "model")}
-    return {"tolerance_points": tolerance, "judge": judge, "results": rows, "by_task": by_task,
-            "recommendations": picks}
+    return {
+        "tolerance_points": tolerance,
+        "judge": judge,
+        "results": rows,
+        "by_task": by_task,
+        "recommendations": picks,
+    }
 
 
 def _relative(cost: Decimal, reference: Decimal) -> str:
@@ -106,22 +132,32 @@ def recommend(rows: list[dict], tolerance: float) -> dict:
         cost, gap = row["cost_per_task_usd"], best["quality"] - row["quality"]
         delta = row["quality"] - best["quality"]
         if gap <= tolerance and cost <= reference / 2:
-            notes.append(f"{row['model']}: same quality, much cheaper than {best['model']} ({delta:+.1f} points, "
-                         f"{_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
+            notes.append(
+                f"{row['model']}: same quality, much cheaper than {best['model']} ({delta:+.1f} points, "
+                f"{_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)"
+            )
         elif tolerance < gap <= 3 * tolerance and cost <= reference / 5:
-            notes.append(f"{row['model']}: slightly worse, dramatically cheaper than {best['model']} ({delta:+.1f} "
-                         f"points, {_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)")
-    return {"model": pick["model"], "best_quality_model": best["model"], "quality": pick["quality"],
-            "cost_per_task_usd": pick["cost_per_task_usd"], "notes": notes,
-            "reason": f"cheapest within {tolerance:g} points of the best ({best['model']}, {best['quality']:.1f})"}
+            notes.append(
+                f"{row['model']}: slightly worse, dramatically cheaper than {best['model']} ({delta:+.1f} "
+                f"points, {_relative(cost, reference)}: {_usd(cost)} vs {_usd(reference)} per task)"
+            )
+    return {
+        "model": pick["model"],
+        "best_quality_model": best["model"],
+        "quality": pick["quality"],
+        "cost_per_task_usd": pick["cost_per_task_usd"],
+        "notes": notes,
+        "reason": f"cheapest within {tolerance:g} points of the best ({best['model']}, {best['quality']:.1f})",
+    }
 
 
 def _usd(value: Decimal) -> str:
     return f"${value:.6f}"
 
 
-def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None,
-                  min_quality: float = 50.0) -> list[dict]:
+def export_labels(
+    frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, str] | None = None, min_quality: float = 50.0
+) -> list[dict]:
     """Per example: the cheapest model whose quality met the bar (the example's best minus tolerance, and at
     least `min_quality`); when no model reaches `min_quality` the best one is the label, with met_bar false."""
     labels = []
@@ -137,9 +173,18 @@ def export_labels(frame: pd.DataFrame, tolerance: float = 3.0, tiers: dict[str, 
         met = bool(eligible)
         if not met:  # nobody is good enough: route to the strongest, cheapest among equals
             eligible = [(costs[m], m) for m in per_model.index if per_model.loc[m, "quality"] == best]
-        cost, model = min(eligible)
-        labels.append({"task": task, "example": int(example), "prompt": per_model["prompt"].iloc[0], "label": model,
-                       "tier": (tiers or {}).get(model), "met_bar": met, "quality_bar": round(float(bar), 2),
-                       "quality_by_model": {m: round(float(q), 2) for m, q in per_model["quality"].items()},
-                       "cost_by_model": {m: str(c) for m, c in costs.items()}})
+        _, model = min(eligible)
+        labels.append(
+            {
+                "task": task,
+                "example": int(example),
+                "prompt": per_model["prompt"].iloc[0],
+                "label": model,
+                "tier": (tiers or {}).get(model),
+                "met_bar": met,
+                "quality_bar": round(float(bar), 2),
+                "quality_by_model": {m: round(float(q), 2) for m, q in per_model["quality"].items()},
+                "cost_by_model": {m: str(c) for m, c in costs.items()},
+            }
+        )
     return labels

@@ -14,8 +14,17 @@ import yaml
 from tokenomy.errors import ConfigError
 
 OPTIONS = ("labels", "required", "schema", "pattern", "tolerance", "contains")
-SCORERS = ("exact_match", "normalized_match", "regex", "json_valid", "json_fields", "json_schema", "numeric",
-           "classification", "judge")
+SCORERS = (
+    "exact_match",
+    "normalized_match",
+    "regex",
+    "json_valid",
+    "json_fields",
+    "json_schema",
+    "numeric",
+    "classification",
+    "judge",
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,14 @@ class Task:
         try:
             return self.prompt.format(**example.fields)
         except KeyError as exc:
-            raise ConfigError(f"task {self.name!r} example {example.index}: the prompt uses {{{exc.args[0]}}} "
-                              "but the example has no such field") from None
+            raise ConfigError(
+                f"task {self.name!r} example {example.index}: the prompt uses {{{exc.args[0]}}} "
+                "but the example has no such field"
+            ) from None
         except (IndexError, ValueError) as exc:
-            raise ConfigError(f"task {self.name!r}: the prompt is not a valid template ({exc}); write literal "
-                              "braces as {{ and }}") from None
+            raise ConfigError(
+                f"task {self.name!r}: the prompt is not a valid template ({exc}); write literal braces as {{{{ and }}}}"
+            ) from None
 
 
 def _task(data: dict[str, Any], where: str) -> Task:
@@ -73,13 +85,22 @@ def _task(data: dict[str, Any], where: str) -> Task:
     options.update({k: v for k, v in data.items() if k not in known | {"options"}})
     for key in options:
         if key not in OPTIONS:
-            raise ConfigError(f"{where}.{key}: unknown task field (fields: {', '.join(sorted(known))}; scorer "
-                              f"options: {', '.join(OPTIONS)})")
+            raise ConfigError(
+                f"{where}.{key}: unknown task field (fields: {', '.join(sorted(known))}; scorer "
+                f"options: {', '.join(OPTIONS)})"
+            )
     max_tokens = data.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{where}.max_tokens: must be a positive integer, got {max_tokens!r}")
-    task = Task(name=str(data["name"]), prompt=str(data["prompt"]), scorer=scorer, examples=tuple(examples),
-                system=data.get("system"), max_tokens=max_tokens, options=options)
+    task = Task(
+        name=str(data["name"]),
+        prompt=str(data["prompt"]),
+        scorer=scorer,
+        examples=tuple(examples),
+        system=data.get("system"),
+        max_tokens=max_tokens,
+        options=options,
+    )
     _check(task, where)
     return task
 
@@ -90,26 +111,33 @@ def _check(task: Task, where: str) -> None:
     for example in task.examples:
         task.render(example)
         needs_expected = task.scorer in ("exact_match", "normalized_match", "numeric", "classification") or (
-            task.scorer == "regex" and "pattern" not in options)
+            task.scorer == "regex" and "pattern" not in options
+        )
         if needs_expected and example.expected is None:
             raise ConfigError(f"{where}.examples[{example.index}]: the {task.scorer} scorer needs `expected`")
         if task.scorer == "numeric":
             try:
                 float(example.expected)
             except (TypeError, ValueError):
-                raise ConfigError(f"{where}.examples[{example.index}].expected: {example.expected!r} is not a "
-                                  "number (numeric scorer)") from None
+                raise ConfigError(
+                    f"{where}.examples[{example.index}].expected: {example.expected!r} is not a number (numeric scorer)"
+                ) from None
         if task.scorer == "regex" and "pattern" not in options:
             try:
                 re.compile(str(example.expected))
             except re.error as exc:
-                raise ConfigError(f"{where}.examples[{example.index}].expected: not a valid regular expression "
-                                  f"({exc})") from None
+                raise ConfigError(
+                    f"{where}.examples[{example.index}].expected: not a valid regular expression ({exc})"
+                ) from None
         labels = options.get("labels")
-        if task.scorer == "classification" and labels and str(example.expected).lower() not in [
-                str(label).lower() for label in labels]:
-            raise ConfigError(f"{where}.examples[{example.index}].expected: {example.expected!r} is not one of "
-                              f"the labels {labels}")
+        if (
+            task.scorer == "classification"
+            and labels
+            and str(example.expected).lower() not in [str(label).lower() for label in labels]
+        ):
+            raise ConfigError(
+                f"{where}.examples[{example.index}].expected: {example.expected!r} is not one of the labels {labels}"
+            )
     if task.scorer == "regex" and "pattern" in options:
         try:
             re.compile(str(options["pattern"]))

@@ -9,8 +9,8 @@ the longest prefixes win because they save the most on a hit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from tokenomy.errors import UnknownModelError
 from tokenomy.messages import ChatRequest, Message
@@ -46,8 +46,9 @@ def token_counter_for(model: str) -> Callable[[str], int]:
     return estimate_tokens
 
 
-def place_cache_points(request: ChatRequest, entry: PriceEntry | None,
-                       count_tokens: Callable[[str], int] = estimate_tokens) -> tuple[ChatRequest, list[Placement]]:
+def place_cache_points(
+    request: ChatRequest, entry: PriceEntry | None, count_tokens: Callable[[str], int] = estimate_tokens
+) -> tuple[ChatRequest, list[Placement]]:
     """Return a copy of `request` with cache points set, and the placements made."""
     if entry is None or not entry.has_cache or not entry.cache_max_checkpoints:
         return request, []  # no prompt caching, or automatic caching (OpenAI): nothing to mark
@@ -65,19 +66,23 @@ def place_cache_points(request: ChatRequest, entry: PriceEntry | None,
         total += count_tokens(message.text)
         candidates.append((f"message:{index}", total))
     eligible = [c for c in candidates if c[1] >= minimum]
-    chosen = sorted(eligible, key=lambda c: c[1], reverse=True)[:entry.cache_max_checkpoints]
+    chosen = sorted(eligible, key=lambda c: c[1], reverse=True)[: entry.cache_max_checkpoints]
     if not chosen:
         return request, []
     names = {name for name, _ in chosen}
-    messages = [replace(m, cache_point=True) if f"message:{i}" in names else m
-                for i, m in enumerate(request.messages)]
-    placed = replace(request, messages=messages, tools_cache_point="tools" in names or request.tools_cache_point,
-                     system_cache_point="system" in names or request.system_cache_point)
+    messages = [replace(m, cache_point=True) if f"message:{i}" in names else m for i, m in enumerate(request.messages)]
+    placed = replace(
+        request,
+        messages=messages,
+        tools_cache_point="tools" in names or request.tools_cache_point,
+        system_cache_point="system" in names or request.system_cache_point,
+    )
     return placed, [Placement(name, size) for name, size in sorted(chosen, key=lambda c: c[1])]
 
 
-def auto_cache(request: ChatRequest, pricing_model: str, catalog: PriceCatalog | None = None,
-               region: str | None = None) -> tuple[ChatRequest, list[Placement]]:
+def auto_cache(
+    request: ChatRequest, pricing_model: str, catalog: PriceCatalog | None = None, region: str | None = None
+) -> tuple[ChatRequest, list[Placement]]:
     """Apply placement using the catalog entry of the model that will be priced."""
     if request.system_cache_point or request.tools_cache_point or any(m.cache_point for m in request.messages):
         return request, []  # the caller placed its own points: respect them
@@ -88,4 +93,4 @@ def auto_cache(request: ChatRequest, pricing_model: str, catalog: PriceCatalog |
     return place_cache_points(request, entry, token_counter_for(pricing_model))
 
 
-__all__ = ["Placement", "auto_cache", "estimate_tokens", "place_cache_points", "Message"]
+__all__ = ["Message", "Placement", "auto_cache", "estimate_tokens", "place_cache_points"]

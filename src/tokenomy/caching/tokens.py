@@ -41,7 +41,7 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
         warnings.append("request has no output cap (max_tokens); a runaway answer is billed in full")
     messages = list(request.messages)
     if policy.max_turns is not None and len(messages) > policy.max_turns:
-        messages = messages[-policy.max_turns:]
+        messages = messages[-policy.max_turns :]
     if policy.max_history_tokens is not None:
         kept: list = []
         budget = policy.max_history_tokens

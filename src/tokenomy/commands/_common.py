@@ -23,8 +23,11 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 # "\\[" keeps Rich from taking "[default: ...]" for markup and dropping it from --help.
-LedgerOption = typer.Option(None, "--ledger", help="Ledger: a DuckDB path or postgresql:// URL "
-                            "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]")
+LedgerOption = typer.Option(
+    None,
+    "--ledger",
+    help="Ledger: a DuckDB path or postgresql:// URL \\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]",
+)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
 
@@ -55,8 +58,17 @@ class _PlainJSONEncoder(json.JSONEncoder):
         encoder: Any = json.encoder  # the stdlib module; its private hook is not in the type stubs
         strings = encoder.encode_basestring_ascii if self.ensure_ascii else encoder.encode_basestring
         return encoder._make_iterencode(  # the one hook for float text in the stdlib encoder
-            {} if self.check_circular else None, self.default, strings, self.indent, _plain_float,
-            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
+            {} if self.check_circular else None,
+            self.default,
+            strings,
+            self.indent,
+            _plain_float,
+            self.key_separator,
+            self.item_separator,
+            self.sort_keys,
+            self.skipkeys,
+            _one_shot,
+        )(o, 0)
 
 
 def csv_cell(value: Any) -> Any:
@@ -77,8 +89,13 @@ def print_json(data: Any) -> None:
     typer.echo(dumps(data))
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]], text_columns: tuple[str, ...] = (),
-          key_columns: tuple[str, ...] = ()) -> Table:
+def table(
+    title: str | None,
+    columns: list[str],
+    rows: list[list[Any]],
+    text_columns: tuple[str, ...] = (),
+    key_columns: tuple[str, ...] = (),
+) -> Table:
     """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned.
 
     Nothing is cut with "…": a cell too wide for the terminal wraps (a long id folds onto the next line, whole), and
@@ -147,20 +164,24 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     from tokenomy.ledger.store import DEFAULT_LEDGER, open_store
 
     target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
-    path = target[len("duckdb://"):] if target.startswith("duckdb://") else target
+    path = target[len("duckdb://") :] if target.startswith("duckdb://") else target
     if must_exist and not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
-        raise ConfigError(f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
-                          "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)")
+        raise ConfigError(
+            f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
+            "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)"
+        )
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
         store = open_store(target)
         store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])  # must_exist=False: created above
     except TokenomyError:
         raise  # already says what is wrong and how to fix it
-    except Exception as exc:  # noqa: BLE001 - duckdb and psycopg raise their own families
+    except Exception as exc:
         shown = target.split("@")[-1] if "://" in target else target  # no password in the message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"ledger {shown}: cannot read it as a Tokenomy ledger ({first}); pass the DuckDB file or "
-                          "postgresql:// URL your calls were recorded in") from None
+        raise ConfigError(
+            f"ledger {shown}: cannot read it as a Tokenomy ledger ({first}); pass the DuckDB file or "
+            "postgresql:// URL your calls were recorded in"
+        ) from None
     return store
 
 

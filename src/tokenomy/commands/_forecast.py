@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from tokenomy.commands._common import console, print_json, table, usd
@@ -14,14 +14,21 @@ def show_forecast(store: Any, until: Optional[datetime], as_json: bool) -> None:
 
     now = None
     if until is not None:
-        now = until.replace(tzinfo=timezone.utc) if until.tzinfo is None else until
+        now = until.replace(tzinfo=UTC) if until.tzinfo is None else until
     result = month_end_forecast(store, now=now)
     if as_json:
         print_json(result.to_json())
         return
-    console.print(table(f"month-end forecast {result.month} (as of {result.as_of})", ["figure", "value"], [
-        ["month to date", usd(result.month_to_date_usd, 2)],
-        ["forecast month end", usd(result.forecast_usd, 2)],
-        [f"{result.level:.0%} interval", f"{usd(result.low_usd, 2)} – {usd(result.high_usd, 2)}"],
-        ["days left", result.days_left], ["history", f"{result.history_days} days, {result.method}"],
-    ]))
+    console.print(
+        table(
+            f"month-end forecast {result.month} (as of {result.as_of})",
+            ["figure", "value"],
+            [
+                ["month to date", usd(result.month_to_date_usd, 2)],
+                ["forecast month end", usd(result.forecast_usd, 2)],
+                [f"{result.level:.0%} interval", f"{usd(result.low_usd, 2)} – {usd(result.high_usd, 2)}"],
+                ["days left", result.days_left],
+                ["history", f"{result.history_days} days, {result.method}"],
+            ],
+        )
+    )

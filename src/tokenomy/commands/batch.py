@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import sys
+import time
+from datetime import UTC
 from pathlib import Path
 from typing import Optional
 
@@ -13,8 +14,11 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
 
-BackendOption = typer.Option("local", "--backend", help="bedrock, openai, or local (runs records on demand "
-                             "under your rate limits, for providers without batch).")
+BackendOption = typer.Option(
+    "local",
+    "--backend",
+    help="bedrock, openai, or local (runs records on demand under your rate limits, for providers without batch).",
+)
 
 
 def _line(data: dict) -> None:
@@ -25,17 +29,34 @@ def _line(data: dict) -> None:
     sys.stdout.flush()
 
 
-def _show(job, as_json: bool, alive: bool | None = None) -> None:  # noqa: ANN001
+def _show(job, as_json: bool, alive: bool | None = None) -> None:
     if as_json:
         data = job.to_json()
         if alive is not None:
             data["runner_alive"] = alive
         print_json(data)
         return
-    rows = [[job.job_id, job.backend, job.model, job.status, job.records, job.done, job.failed, job.pending,
-             usd(job.cost_usd)]]
-    console.print(table(None, ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
-                        rows, text_columns=("backend", "model", "status")))
+    rows = [
+        [
+            job.job_id,
+            job.backend,
+            job.model,
+            job.status,
+            job.records,
+            job.done,
+            job.failed,
+            job.pending,
+            usd(job.cost_usd),
+        ]
+    ]
+    console.print(
+        table(
+            None,
+            ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
+            rows,
+            text_columns=("backend", "model", "status"),
+        )
+    )
     if job.message:
         console.print(f"- {job.message}")
     if alive is False and job.status in ("in_progress", "stopping"):
@@ -44,9 +65,13 @@ def _show(job, as_json: bool, alive: bool | None = None) -> None:  # noqa: ANN00
 
 def _spawn_resume(job_id: str, ledger_url: str) -> int:
     """Run the job in a detached background process that outlives this command."""
-    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "batch", "resume", job_id, "--ledger", ledger_url,
-                             "--quiet"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "resume", job_id, "--ledger", ledger_url, "--quiet"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return proc.pid
 
 
@@ -54,12 +79,25 @@ class BatchProgress:
     """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-        self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                                 TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[tpm]}"),
-                                 TimeRemainingColumn(), console=err_console)
+        self.progress = Progress(
+            TextColumn("batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[tpm]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
         self.task = self.progress.add_task("batch", total=None, rate="", tpm="")
         self.started = time.monotonic()
 
@@ -68,7 +106,7 @@ class BatchProgress:
         tpm = f"{tokens_per_minute:,.0f} tok/min" if tokens_per_minute else ""
         self.progress.update(self.task, completed=done, total=total, rate=f"{rate:.1f} rec/s", tpm=tpm)
 
-    def __enter__(self) -> "BatchProgress":
+    def __enter__(self) -> BatchProgress:
         self.progress.start()
         return self
 
@@ -76,7 +114,7 @@ class BatchProgress:
         self.progress.stop()
 
 
-def _run_local(tables, job_id: str, progress: bool):  # noqa: ANN001, ANN202
+def _run_local(tables, job_id: str, progress: bool):
     """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers)."""
     from tokenomy.batch.jobs import require_job
     from tokenomy.batch.local_runner import run_job
@@ -88,12 +126,16 @@ def _run_local(tables, job_id: str, progress: bool):  # noqa: ANN001, ANN202
             return run_job(tables, job_id, on_progress=bar.update)
     except KeyboardInterrupt:
         job = require_job(tables, job_id)
-        err_console.print(f"interrupted: {job.done} of {job.records} records answered and kept; "
-                          f"`tokenomy batch resume {job_id}` continues", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"interrupted: {job.done} of {job.records} records answered and kept; "
+            f"`tokenomy batch resume {job_id}` continues",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
 
 
-def _refresh_or_stored(tables, job_id: str):  # noqa: ANN001, ANN202
+def _refresh_or_stored(tables, job_id: str):
     """The job refreshed from its backend; if the provider cannot be reached, what the ledger last stored, said so."""
     from tokenomy.batch.jobs import refresh, require_job
     from tokenomy.errors import ProviderError
@@ -102,34 +144,41 @@ def _refresh_or_stored(tables, job_id: str):  # noqa: ANN001, ANN202
         return refresh(tables, job_id)
     except ProviderError as exc:
         job = require_job(tables, job_id)
-        err_console.print(f"warning: showing {job_id} as last stored ({job.updated_at:%Y-%m-%d %H:%M}Z): {exc}",
-                          highlight=False, soft_wrap=True, markup=False)
+        err_console.print(
+            f"warning: showing {job_id} as last stored ({job.updated_at:%Y-%m-%d %H:%M}Z): {exc}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         return job
 
 
-def _existing(ledger):  # noqa: ANN001, ANN202
+def _existing(ledger):
     """The ledger of an existing job: a missing DuckDB file is an error (a typo), not a new empty ledger."""
     from tokenomy.commands._common import open_existing_ledger
 
     return open_existing_ledger(ledger)
 
 
-def _ledger_url(tables) -> str:  # noqa: ANN001
+def _ledger_url(tables) -> str:
     url = tables.store.url
     return url if "://" in url else str(Path(url).resolve())
 
 
 def register(app: typer.Typer) -> None:
     """Add the `batch` command group."""
-    batch = typer.Typer(help="Batch inference: validate, split and run JSONL jobs at batch prices.",
-                        no_args_is_help=True)
+    batch = typer.Typer(
+        help="Batch inference: validate, split and run JSONL jobs at batch prices.", no_args_is_help=True
+    )
     app.add_typer(batch, name="batch")
 
     @batch.command("validate")
-    def validate(file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
-                 model: str = typer.Option(..., "--model", help="Model the batch will run on."),
-                 region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
-                 as_json: bool = JsonOption) -> None:
+    def validate(
+        file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
+        model: str = typer.Option(..., "--model", help="Model the batch will run on."),
+        region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
+        as_json: bool = JsonOption,
+    ) -> None:
         """Report every bad line and estimate tokens and cost at batch vs on-demand prices.
 
         Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
@@ -141,9 +190,11 @@ def register(app: typer.Typer) -> None:
         report = validate_file(file, model, region)
         provider = default_catalog().lookup(model, region).provider
         # With no good record there is nothing to run anywhere: say so rather than quote a job minimum.
-        note = (f"no valid records in {file}: " + ("fix the bad lines listed" if report.bad else "the file is empty")
-                if not report.records
-                else below_minimum(len(report.records), provider))
+        note = (
+            f"no valid records in {file}: " + ("fix the bad lines listed" if report.bad else "the file is empty")
+            if not report.records
+            else below_minimum(len(report.records), provider)
+        )
         if note:
             report.notes.append(note)
         if as_json:
@@ -153,38 +204,66 @@ def register(app: typer.Typer) -> None:
         if report.bad or not report.records:
             raise typer.Exit(1)
 
-    def print_validation(report, file: Path, model: str) -> None:  # noqa: ANN001
+    def print_validation(report, file: Path, model: str) -> None:
         if report.bad:
-            console.print(table(f"{len(report.bad)} bad lines", ["line", "field", "reason"],
-                                [[b.line, b.field, b.reason] for b in report.bad], text_columns=("field", "reason")))
-        console.print(table(f"{file}: {len(report.records)} good records on {model}",
-                            ["", "input tokens", "output tokens", "on-demand", "batch"],
-                            [["estimate", report.input_tokens, report.output_tokens,
-                              usd(report.on_demand_usd), usd(report.batch_usd)]]))
+            console.print(
+                table(
+                    f"{len(report.bad)} bad lines",
+                    ["line", "field", "reason"],
+                    [[b.line, b.field, b.reason] for b in report.bad],
+                    text_columns=("field", "reason"),
+                )
+            )
+        console.print(
+            table(
+                f"{file}: {len(report.records)} good records on {model}",
+                ["", "input tokens", "output tokens", "on-demand", "batch"],
+                [
+                    [
+                        "estimate",
+                        report.input_tokens,
+                        report.output_tokens,
+                        usd(report.on_demand_usd),
+                        usd(report.batch_usd),
+                    ]
+                ],
+            )
+        )
         for n in report.notes:
             console.print(f"- {n}")
 
     @batch.command("submit")
-    def submit(file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
-               model: str = typer.Option(..., "--model", help="Model id, or a model name from --config."),
-               backend: str = BackendOption,
-               config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml naming the model "
-                                                    "(e.g. an OpenAI-compatible base_url for --backend local)."),
-               detach: bool = typer.Option(False, "--detach", help="Return once submitted; the work goes on "
-                                           "provider-side (or in a background runner for local)."),
-               concurrency: int = typer.Option(4, "--concurrency", min=1, help="Local runner: calls in flight."),
-               rpm: Optional[float] = typer.Option(None, "--rpm", help="Local runner: requests per minute limit."),
-               tpm: Optional[float] = typer.Option(None, "--tpm", help="Local runner: tokens per minute limit."),
-               region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
-               role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Bedrock service role ARN."),
-               s3_uri: Optional[str] = typer.Option(None, "--s3-uri", help="s3://bucket/prefix for Bedrock I/O."),
-               kms_key_id: Optional[str] = typer.Option(None, "--kms-key-id", help="KMS key for Bedrock outputs."),
-               timeout_hours: Optional[int] = typer.Option(None, "--timeout-hours", help="Bedrock job timeout."),
-               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="Service endpoint "
-                                                          "(emulators, compatible servers)."),
-               s3_endpoint_url: Optional[str] = typer.Option(None, "--s3-endpoint-url", help="S3-compatible "
-                                                             "endpoint for Bedrock inputs/outputs."),
-               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def submit(
+        file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
+        model: str = typer.Option(..., "--model", help="Model id, or a model name from --config."),
+        backend: str = BackendOption,
+        config: Optional[str] = typer.Option(
+            None,
+            "--config",
+            help="tokenomy.yaml naming the model (e.g. an OpenAI-compatible base_url for --backend local).",
+        ),
+        detach: bool = typer.Option(
+            False,
+            "--detach",
+            help="Return once submitted; the work goes on provider-side (or in a background runner for local).",
+        ),
+        concurrency: int = typer.Option(4, "--concurrency", min=1, help="Local runner: calls in flight."),
+        rpm: Optional[float] = typer.Option(None, "--rpm", help="Local runner: requests per minute limit."),
+        tpm: Optional[float] = typer.Option(None, "--tpm", help="Local runner: tokens per minute limit."),
+        region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+        role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Bedrock service role ARN."),
+        s3_uri: Optional[str] = typer.Option(None, "--s3-uri", help="s3://bucket/prefix for Bedrock I/O."),
+        kms_key_id: Optional[str] = typer.Option(None, "--kms-key-id", help="KMS key for Bedrock outputs."),
+        timeout_hours: Optional[int] = typer.Option(None, "--timeout-hours", help="Bedrock job timeout."),
+        endpoint_url: Optional[str] = typer.Option(
+            None, "--endpoint-url", help="Service endpoint (emulators, compatible servers)."
+        ),
+        s3_endpoint_url: Optional[str] = typer.Option(
+            None, "--s3-endpoint-url", help="S3-compatible endpoint for Bedrock inputs/outputs."
+        ),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Validate, split and start a batch job. With --json the first line is {"job_id": ...}."""
         import math
 
@@ -196,11 +275,18 @@ def register(app: typer.Typer) -> None:
             if limit is not None and not (math.isfinite(limit) and limit > 0):
                 raise ConfigError(f"{flag} {limit}: give a rate limit above 0 per minute, or leave it out for none")
         tables = open_tables(ledger)
-        options = SubmitOptions(region=region, role_arn=role_arn, s3_uri=s3_uri, kms_key_id=kms_key_id,
-                                timeout_hours=timeout_hours, endpoint_url=endpoint_url,
-                                extra={"s3_endpoint_url": s3_endpoint_url} if s3_endpoint_url else {})
-        job = create_job(tables, file, model, backend, options, config,
-                         {"concurrency": concurrency, "rpm": rpm, "tpm": tpm})
+        options = SubmitOptions(
+            region=region,
+            role_arn=role_arn,
+            s3_uri=s3_uri,
+            kms_key_id=kms_key_id,
+            timeout_hours=timeout_hours,
+            endpoint_url=endpoint_url,
+            extra={"s3_endpoint_url": s3_endpoint_url} if s3_endpoint_url else {},
+        )
+        job = create_job(
+            tables, file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
+        )
         if as_json:
             _line({"job_id": job.job_id})
         else:
@@ -218,7 +304,7 @@ def register(app: typer.Typer) -> None:
 
         return [b.to_json() for b in read_file(file)[1]]
 
-    def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
+    def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
         from tokenomy.batch.jobs import require_job, submit_parts, wait
 
         extra = extra or {}
@@ -235,15 +321,18 @@ def register(app: typer.Typer) -> None:
             job = wait(tables, job.job_id)
         _finish(job, as_json, extra)
 
-    def _finish(job, as_json: bool, extra: dict | None = None) -> None:  # noqa: ANN001
+    def _finish(job, as_json: bool, extra: dict | None = None) -> None:
         if as_json:
             _line({**job.to_json(), **(extra or {})})
         else:
             _show(job, False)
 
     @batch.command("status")
-    def status(job_id: str = typer.Argument(..., help="Job id from `batch submit` or `batch list`."),
-               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def status(
+        job_id: str = typer.Argument(..., help="Job id from `batch submit` or `batch list`."),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Refresh a job from its backend and show progress, counts and cost so far."""
         from tokenomy.batch.jobs import open_tables, runner_alive
 
@@ -259,18 +348,38 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json([j.to_json() for j in jobs])
             return
-        console.print(table(f"{len(jobs)} batch jobs", ["job", "backend", "model", "status", "records", "done",
-                                                        "failed", "cost", "created"],
-                            [[j.job_id, j.backend, j.model, j.status, j.records, j.done, j.failed, usd(j.cost_usd),
-                              f"{j.created_at:%Y-%m-%d %H:%M}Z"] for j in jobs],
-                            text_columns=("backend", "model", "status")))
+        console.print(
+            table(
+                f"{len(jobs)} batch jobs",
+                ["job", "backend", "model", "status", "records", "done", "failed", "cost", "created"],
+                [
+                    [
+                        j.job_id,
+                        j.backend,
+                        j.model,
+                        j.status,
+                        j.records,
+                        j.done,
+                        j.failed,
+                        usd(j.cost_usd),
+                        f"{j.created_at:%Y-%m-%d %H:%M}Z",
+                    ]
+                    for j in jobs
+                ],
+                text_columns=("backend", "model", "status"),
+            )
+        )
 
     @batch.command("wait")
-    def wait_job(job_id: str = typer.Argument(..., help="Job id."),
-                 timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Give up after this many seconds "
-                                                         "(exit code 1)."),
-                 poll: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds between status checks."),
-                 ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def wait_job(
+        job_id: str = typer.Argument(..., help="Job id."),
+        timeout: Optional[float] = typer.Option(
+            None, "--timeout", min=0, help="Give up after this many seconds (exit code 1)."
+        ),
+        poll: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds between status checks."),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Block until the job finishes (completed, partially completed, failed, stopped or expired)."""
         from tokenomy.batch.backends import FINAL_STATES
         from tokenomy.batch.jobs import open_tables, runner_alive, wait
@@ -281,15 +390,17 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @batch.command("results")
-    def results(job_id: str = typer.Argument(..., help="Job id."),
-                out: Path = typer.Option(..., "-o", "--out", help="Output JSONL: one line per input record."),
-                missing_input: bool = typer.Option(
-                    False, "--missing-input",
-                    help="Instead write the input lines of records with no result, to submit again."),
-                ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def results(
+        job_id: str = typer.Argument(..., help="Job id."),
+        out: Path = typer.Option(..., "-o", "--out", help="Output JSONL: one line per input record."),
+        missing_input: bool = typer.Option(
+            False, "--missing-input", help="Instead write the input lines of records with no result, to submit again."
+        ),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
         from tokenomy.batch.jobs import export_missing, export_results, open_tables
-
         from tokenomy.errors import ConfigError
 
         # Checked before any work, so the error names -o's path (not a temporary file) and no traceback shows.
@@ -303,12 +414,17 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"job_id": job_id, "out": str(out), **counts})
             return
-        console.print(f"{out}: {counts['records']} lines ({counts['ok']} answered, {counts['failed']} failed, "
-                      f"{counts['missing']} without a result yet)")
+        console.print(
+            f"{out}: {counts['records']} lines ({counts['ok']} answered, {counts['failed']} failed, "
+            f"{counts['missing']} without a result yet)"
+        )
 
     @batch.command("cancel")
-    def cancel(job_id: str = typer.Argument(..., help="Job id."),
-               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def cancel(
+        job_id: str = typer.Argument(..., help="Job id."),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Stop a job; answers already stored are kept, the rest can be resumed later."""
         from tokenomy.batch.jobs import cancel as cancel_job
         from tokenomy.batch.jobs import open_tables
@@ -316,10 +432,13 @@ def register(app: typer.Typer) -> None:
         _show(cancel_job(open_tables(_existing(ledger)), job_id), as_json)
 
     @batch.command("resume")
-    def resume(job_id: str = typer.Argument(..., help="Job id."),
-               detach: bool = typer.Option(False, "--detach", help="Do not wait for the resumed work."),
-               quiet: bool = typer.Option(False, "--quiet", help="No progress bar (background runs)."),
-               ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    def resume(
+        job_id: str = typer.Argument(..., help="Job id."),
+        detach: bool = typer.Option(False, "--detach", help="Do not wait for the resumed work."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar (background runs)."),
+        ledger: Optional[str] = LedgerOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
         records missing after a partial, expired, failed or stopped run."""
         from tokenomy.batch.jobs import open_tables, require_job, resubmit_missing, wait
@@ -333,8 +452,10 @@ def register(app: typer.Typer) -> None:
 
                 # The background runner would refuse a job another runner holds, with nobody to see why.
                 if runner_alive(job):
-                    raise UsageError(f"{job_id} still has a runner (pid {job.runner_pid}, status {job.status}); "
-                                     f"`tokenomy batch wait {job_id}` for it to end, then resume")
+                    raise UsageError(
+                        f"{job_id} still has a runner (pid {job.runner_pid}, status {job.status}); "
+                        f"`tokenomy batch wait {job_id}` for it to end, then resume"
+                    )
                 pid = _spawn_resume(job_id, _ledger_url(tables))
                 _finish(job, as_json, {"runner_pid": pid})
                 return
@@ -348,23 +469,26 @@ def register(app: typer.Typer) -> None:
         _finish(job, as_json, {"resubmitted": sent})
 
     @batch.command("plan")
-    def plan(file: Path = typer.Argument(..., help="JSONL input."),
-             model: str = typer.Option(..., "--model", help="Model id."),
-             deadline: str = typer.Option(..., "--deadline", help="UTC time the work must be done by, HH:MM."),
-             start: Optional[str] = typer.Option(None, "--start", help="UTC start time HH:MM \\[default: now]."),
-             tpm_quota: Optional[int] = typer.Option(None, "--tpm-quota", help="Your account's tokens-per-minute "
-                                                     "quota for the model (on-demand speed)."),
-             region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
-             as_json: bool = JsonOption) -> None:
+    def plan(
+        file: Path = typer.Argument(..., help="JSONL input."),
+        model: str = typer.Option(..., "--model", help="Model id."),
+        deadline: str = typer.Option(..., "--deadline", help="UTC time the work must be done by, HH:MM."),
+        start: Optional[str] = typer.Option(None, "--start", help="UTC start time HH:MM \\[default: now]."),
+        tpm_quota: Optional[int] = typer.Option(
+            None, "--tpm-quota", help="Your account's tokens-per-minute quota for the model (on-demand speed)."
+        ),
+        region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
+        as_json: bool = JsonOption,
+    ) -> None:
         """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?"""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from tokenomy.batch.plan import parse_clock, plan_deadline, window
 
         begin = None
         if start:
             clock = parse_clock(start, "--start")
-            _, begin = window(clock, datetime.now(timezone.utc))  # the next time the clock shows --start
+            _, begin = window(clock, datetime.now(UTC))  # the next time the clock shows --start
         result = plan_deadline(file, model, parse_clock(deadline, "--deadline"), tpm_quota, begin, region)
         if as_json:
             print_json(result.to_json())
@@ -374,13 +498,18 @@ def register(app: typer.Typer) -> None:
         hours = result.batch_completion_hours
         batch_time = f"≤ {hours} h (not guaranteed)" if hours else "-"
         batch_fits = "yes" if hours and result.window_hours >= hours else "not guaranteed"
-        console.print(table(f"{result.records} records, ~{result.input_tokens:,} in + {result.output_tokens:,} out "
-                            f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
-                            ["option", "cost", "time", "fits the window"],
-                            [["on demand", usd(result.on_demand_usd, 4), od_time, fits],
-                             ["batch", usd(result.batch_usd, 4), batch_time, batch_fits]]))
+        console.print(
+            table(
+                f"{result.records} records, ~{result.input_tokens:,} in + {result.output_tokens:,} out "
+                f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
+                ["option", "cost", "time", "fits the window"],
+                [
+                    ["on demand", usd(result.on_demand_usd, 4), od_time, fits],
+                    ["batch", usd(result.batch_usd, 4), batch_time, batch_fits],
+                ],
+            )
+        )
         console.print(f"[bold]recommend {result.recommendation.replace('_', ' ')}[/bold]: {result.reason}")
         console.print(f"- batch risk: {result.batch_risk}")
         for note in result.notes:
             console.print(f"- {note}")
-

@@ -18,14 +18,40 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
 
 
-def print_summary(summary: dict, out: Path | None = None, console=console) -> None:  # noqa: ANN001
+def print_summary(summary: dict, out: Path | None = None, console=console) -> None:
     """The summary table, the pick per task with its call-outs, the judge used, and where the files are."""
-    console.print(table("Cost per task vs quality", ["task", "model", "quality", "95% CI", "cost/task", "p50 ms",
-                                                     "p95 ms", "TTFT p50", "out tokens", "failures"],
-                        [[r["task"], r["model"], r["quality"], r["quality_ci95"], usd(r["cost_per_task_usd"], 8),
-                          r["latency_p50_ms"], r["latency_p95_ms"], r["ttft_p50_ms"], r["output_tokens_mean"],
-                          f"{r['failure_rate']:.0%}" if r["failure_rate"] is not None else "-"]
-                         for r in summary["results"]]))
+    console.print(
+        table(
+            "Cost per task vs quality",
+            [
+                "task",
+                "model",
+                "quality",
+                "95% CI",
+                "cost/task",
+                "p50 ms",
+                "p95 ms",
+                "TTFT p50",
+                "out tokens",
+                "failures",
+            ],
+            [
+                [
+                    r["task"],
+                    r["model"],
+                    r["quality"],
+                    r["quality_ci95"],
+                    usd(r["cost_per_task_usd"], 8),
+                    r["latency_p50_ms"],
+                    r["latency_p95_ms"],
+                    r["ttft_p50_ms"],
+                    r["output_tokens_mean"],
+                    f"{r['failure_rate']:.0%}" if r["failure_rate"] is not None else "-",
+                ]
+                for r in summary["results"]
+            ],
+        )
+    )
     for task, pick in summary["recommendations"].items():
         if pick.get("model") is None:  # every candidate failed: there is nothing to "use None" of
             where = f" (the error column of {out / 'results.csv'} says why)" if out else ""
@@ -36,11 +62,15 @@ def print_summary(summary: dict, out: Path | None = None, console=console) -> No
             console.print(f"  • {note}")
     judge = summary.get("judge")
     if judge:
-        console.print(f"Judge: {judge['model']} for every candidate, rubric {', '.join(judge['rubric'])}; "
-                      f"judge cost {usd(judge['cost_usd'], 8)} (not in cost/task)")
+        console.print(
+            f"Judge: {judge['model']} for every candidate, rubric {', '.join(judge['rubric'])}; "
+            f"judge cost {usd(judge['cost_usd'], 8)} (not in cost/task)"
+        )
     if out:
-        console.print(f"Results: {out / 'results.csv'}, {out / 'results.parquet'}; plot: {out / 'pareto.png'}; "
-                      f"report: {out / 'report.html'}")
+        console.print(
+            f"Results: {out / 'results.csv'}, {out / 'results.parquet'}; plot: {out / 'pareto.png'}; "
+            f"report: {out / 'report.html'}"
+        )
 
 
 def finish(out: Path, tolerance: float) -> dict:
@@ -69,13 +99,17 @@ def run_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     judge: Optional[str] = typer.Option(None, "--judge", help="The one evaluator model for judge-scored tasks."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Output cap per call unless the task sets one."),
-    model_max_tokens: Optional[str] = typer.Option(None, "--model-max-tokens", help="Per-model output caps that "
-                                                   "replace the others, e.g. verbose=128,local=32."),
-    tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."),
+    model_max_tokens: Optional[str] = typer.Option(
+        None, "--model-max-tokens", help="Per-model output caps that replace the others, e.g. verbose=128,local=32."
+    ),
+    tolerance: float = typer.Option(
+        3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."
+    ),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Directory for CSV, Parquet, PNG and HTML."),
     resume: bool = typer.Option(False, "--resume", help="Skip (task, model, example, repeat) already done in --out."),
-    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with models (e.g. a server, "
-                                         "price_as, system_prompt variants)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="tokenomy.yaml with models (e.g. a server, price_as, system_prompt variants)."
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -109,9 +143,18 @@ def run_cmd(
             caps[name.strip()] = int(cap)
     settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
     total = count_jobs(tasks, settings, out, resume)
-    with Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client, Progress(
-            TextColumn("[bold]bench[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=True, disable=as_json) as progress:
+    with (
+        Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client,
+        Progress(
+            TextColumn("[bold]bench[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as progress,
+    ):
         for name in (*names, *([judge] if judge else [])):
             client.spec_for(name)  # a typo in a model name fails now, not once per example
         bar = progress.add_task("calls", total=total)
@@ -119,8 +162,10 @@ def run_cmd(
             run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
         except KeyboardInterrupt:
             progress.stop()
-            console.print(f"Interrupted: finished rows are in {out / 'results.csv'}; run the same command with "
-                          "--resume to continue without repeating them.")
+            console.print(
+                f"Interrupted: finished rows are in {out / 'results.csv'}; run the same command with "
+                "--resume to continue without repeating them."
+            )
             raise typer.Exit(130) from None
     summary = finish(out, tolerance)
     if as_json:
@@ -128,15 +173,22 @@ def run_cmd(
     else:
         print_summary(summary, out)
     if summary["results"] and all(r["failure_rate"] == 1 for r in summary["results"]):
-        err_console.print(f"error: every call failed; the error column of {out / 'results.csv'} says why",
-                          markup=False, highlight=False)
+        err_console.print(
+            f"error: every call failed; the error column of {out / 'results.csv'} says why",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
 @bench_app.command("summary")
-def summary_cmd(out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
-                tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points within which a cheaper "
-                                                 "model wins."), as_json: bool = JsonOption) -> None:
+def summary_cmd(
+    out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
+    tolerance: float = typer.Option(
+        3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
     """Recompute the summary, plots and report from a results directory."""
     summary = finish(out, tolerance)
     print_json(summary) if as_json else print_summary(summary, out)
@@ -146,11 +198,18 @@ def summary_cmd(out: Path = typer.Argument(..., help="A results directory from `
 def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
     output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
-    tolerance: float = typer.Option(3.0, "--tolerance", min=0, help="Quality points below the example's best that count."),
-    min_quality: float = typer.Option(50.0, "--min-quality", help="Absolute quality bar (0-100) as well; when no "
-                                      "model reaches it the best one is the label, with met_bar false."),
-    tiers: Optional[str] = typer.Option(None, "--tiers", help="model=tier pairs, e.g. local=small,big=large "
-                                        "\\[default: `tiers:` in the config]"),
+    tolerance: float = typer.Option(
+        3.0, "--tolerance", min=0, help="Quality points below the example's best that count."
+    ),
+    min_quality: float = typer.Option(
+        50.0,
+        "--min-quality",
+        help="Absolute quality bar (0-100) as well; when no "
+        "model reaches it the best one is the label, with met_bar false.",
+    ),
+    tiers: Optional[str] = typer.Option(
+        None, "--tiers", help="model=tier pairs, e.g. local=small,big=large \\[default: `tiers:` in the config]"
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml whose `tiers:` map models to tiers."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -176,5 +235,7 @@ def export_labels_cmd(
     if as_json:
         print_json({"output": str(output), "examples": len(labels), "labels": counts})
     else:
-        console.print(f"wrote {len(labels)} labelled example(s) to {output}: "
-                      + ", ".join(f"{model} {n}" for model, n in counts.items()))
+        console.print(
+            f"wrote {len(labels)} labelled example(s) to {output}: "
+            + ", ".join(f"{model} {n}" for model, n in counts.items())
+        )

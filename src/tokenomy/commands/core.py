@@ -6,9 +6,18 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (JsonOption, LedgerOption, PricesOption, WideOption, apply_prices, console,
-                                       print_json, print_table,
-                                       table, usd)
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    PricesOption,
+    WideOption,
+    apply_prices,
+    console,
+    print_json,
+    print_table,
+    table,
+    usd,
+)
 from tokenomy.money import money_or_none
 
 
@@ -19,15 +28,22 @@ def register(app: typer.Typer) -> None:
 
 
 def prices(
-    model: Optional[str] = typer.Argument(None, help="Model id (Bedrock ids, profiles like us.…, ARNs, OpenAI, "
-                                          "Anthropic, Gemini names, or 'local'); omit to list the catalog; "
-                                          "`update` refreshes genai-prices' data."),
+    model: Optional[str] = typer.Argument(
+        None,
+        help="Model id (Bedrock ids, profiles like us.…, ARNs, OpenAI, "
+        "Anthropic, Gemini names, or 'local'); omit to list the catalog; "
+        "`update` refreshes genai-prices' data.",
+    ),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock), e.g. eu-west-2."),
-    litellm: Optional[str] = typer.Option(None, "--litellm", help="Also import a LiteLLM "
-                                          "model_prices_and_context_window.json file."),
+    litellm: Optional[str] = typer.Option(
+        None, "--litellm", help="Also import a LiteLLM model_prices_and_context_window.json file."
+    ),
     stale: bool = typer.Option(False, "--stale", help="List only entries whose data is older than 90 days."),
-    from_file: Optional[str] = typer.Option(None, "--from", help="With `update`: read genai-prices' data.json "
-                                            "from this file instead of fetching it (offline)."),
+    from_file: Optional[str] = typer.Option(
+        None,
+        "--from",
+        help="With `update`: read genai-prices' data.json from this file instead of fetching it (offline).",
+    ),
     price_file: Optional[str] = PricesOption,
     wide: bool = WideOption,
     as_json: bool = JsonOption,
@@ -70,17 +86,36 @@ def prices(
         if as_json:
             print_json([{**e.to_json(), "age_days": age_days(e.as_of)} for e in entries])
             return
-        console.print(f"{len(entries)} price entries are older than {STALE_DAYS} days" +
-                      (" — refresh with `tokenomy prices update`, or override with --prices FILE" if entries else ""))
+        console.print(
+            f"{len(entries)} price entries are older than {STALE_DAYS} days"
+            + (" — refresh with `tokenomy prices update`, or override with --prices FILE" if entries else "")
+        )
     if as_json:
         print_json([e.to_json() for e in entries])
         return
-    rows = [[e.provider, e.model, e.region, money_or_none(e.input, "unit_price"), money_or_none(e.output, "unit_price"),
-             money_or_none(e.batch_input, "unit_price") or "-", money_or_none(e.cache_read, "unit_price") or "-",
-             money_or_none(e.cache_write, "unit_price") or "-", e.as_of] for e in entries]
-    print_table(table("Prices (USD per 1M tokens)", ["provider", "model", "region", "input", "output",
-                                                       "batch in", "cache read", "cache write", "as of"], rows,
-                      key_columns=("model",)), wide)
+    rows = [
+        [
+            e.provider,
+            e.model,
+            e.region,
+            money_or_none(e.input, "unit_price"),
+            money_or_none(e.output, "unit_price"),
+            money_or_none(e.batch_input, "unit_price") or "-",
+            money_or_none(e.cache_read, "unit_price") or "-",
+            money_or_none(e.cache_write, "unit_price") or "-",
+            e.as_of,
+        ]
+        for e in entries
+    ]
+    print_table(
+        table(
+            "Prices (USD per 1M tokens)",
+            ["provider", "model", "region", "input", "output", "batch in", "cache read", "cache write", "as of"],
+            rows,
+            key_columns=("model",),
+        ),
+        wide,
+    )
 
 
 def _update_prices(from_file: Optional[str], as_json: bool) -> None:
@@ -90,8 +125,10 @@ def _update_prices(from_file: Optional[str], as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
-    console.print(f"saved genai-prices data ({result['providers']} providers, {result['models']} models) from "
-                  f"{result['origin']} to {result['path']} (as of {result['as_of']})")
+    console.print(
+        f"saved genai-prices data ({result['providers']} providers, {result['models']} models) from "
+        f"{result['origin']} to {result['path']} (as of {result['as_of']})"
+    )
 
 
 def cost(
@@ -103,8 +140,9 @@ def cost(
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
-    service_tier: str = typer.Option("standard", "--service-tier",
-                                     help="On-demand tier: standard (default), priority or flex (where published)."),
+    service_tier: str = typer.Option(
+        "standard", "--service-tier", help="On-demand tier: standard (default), priority or flex (where published)."
+    ),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -113,15 +151,24 @@ def cost(
     from tokenomy.pricing.cost import compute_cost
 
     apply_prices(price_file)
-    breakdown = compute_cost(Usage(input_tokens, output_tokens, cache_read, cache_write), model, region, mode,
-                             cache_ttl=cache_ttl, service_tier=service_tier)
+    breakdown = compute_cost(
+        Usage(input_tokens, output_tokens, cache_read, cache_write),
+        model,
+        region,
+        mode,
+        cache_ttl=cache_ttl,
+        service_tier=service_tier,
+    )
     if as_json:
         print_json(breakdown.to_json())
         return
-    rows = [["input", input_tokens, usd(breakdown.input_usd, 8)], ["output", output_tokens, usd(breakdown.output_usd, 8)],
-            ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
-            ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
-            ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)]]
+    rows = [
+        ["input", input_tokens, usd(breakdown.input_usd, 8)],
+        ["output", output_tokens, usd(breakdown.output_usd, 8)],
+        ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
+        ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
+        ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)],
+    ]
     tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
     console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))
     console.print(f"[dim]priced by {breakdown.priced_by}: {breakdown.source} (as of {breakdown.as_of})[/dim]")
@@ -147,9 +194,10 @@ def chat(
     from tokenomy.messages import ChatRequest, RequestMeta
 
     if not prompt.strip():
-        raise ConfigError("PROMPT is empty: give the message to send, e.g. tokenomy chat \"Say hi\"")
-    request = ChatRequest.simple(prompt, model=model, system=system, max_tokens=max_tokens,
-                                 meta=RequestMeta(task=task, route=route))
+        raise ConfigError('PROMPT is empty: give the message to send, e.g. tokenomy chat "Say hi"')
+    request = ChatRequest.simple(
+        prompt, model=model, system=system, max_tokens=max_tokens, meta=RequestMeta(task=task, route=route)
+    )
     models = policy = None
     if config or route:
         from dataclasses import replace
@@ -177,20 +225,32 @@ def chat(
     _print_chat(response, as_json, printed=not as_json)
 
 
-def _print_chat(response, as_json: bool, printed: bool = False) -> None:  # noqa: ANN001
+def _print_chat(response, as_json: bool, printed: bool = False) -> None:
     u = response.usage
     if as_json:
-        print_json({"text": response.text, "model": response.model, "provider": response.provider,
-                    "tier": response.tier, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                    "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
-                    "cost_usd": response.cost_usd, "latency_ms": round(response.latency_ms, 1),
-                    "ttft_ms": None if response.ttft_ms is None else round(response.ttft_ms, 1),
-                    "finish_reason": response.finish_reason})
+        print_json(
+            {
+                "text": response.text,
+                "model": response.model,
+                "provider": response.provider,
+                "tier": response.tier,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "cost_usd": response.cost_usd,
+                "latency_ms": round(response.latency_ms, 1),
+                "ttft_ms": None if response.ttft_ms is None else round(response.ttft_ms, 1),
+                "finish_reason": response.finish_reason,
+            }
+        )
         return
     if not printed:
         console.print(response.text, markup=False, highlight=False)
     ttft = f", first token {response.ttft_ms:.0f} ms" if response.ttft_ms is not None else ""
     tier = f" · tier {response.tier}" if response.tier else ""
-    console.print(f"[dim]{response.model}{tier} · in {u.input_tokens} · out {u.output_tokens} · cache read "
-                  f"{u.cache_read_tokens} · cache write {u.cache_write_tokens} · {usd(response.cost_usd, 6)} · "
-                  f"{response.latency_ms:.0f} ms{ttft}[/dim]")
+    console.print(
+        f"[dim]{response.model}{tier} · in {u.input_tokens} · out {u.output_tokens} · cache read "
+        f"{u.cache_read_tokens} · cache write {u.cache_write_tokens} · {usd(response.cost_usd, 6)} · "
+        f"{response.latency_ms:.0f} ms{ttft}[/dim]"
+    )

@@ -9,8 +9,11 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def demo(workdir: str = typer.Option(".tokenomy/demo", "--workdir", help="Where the demo ledger and outputs go "
-                                     "(recreated on each run).")) -> None:
+def demo(
+    workdir: str = typer.Option(
+        ".tokenomy/demo", "--workdir", help="Where the demo ledger and outputs go (recreated on each run)."
+    ),
+) -> None:
     """Run a mixed support workload on the local model and every lever of the playbook."""
     from tokenomy.demo import run_demo
 

@@ -18,27 +18,35 @@ def _check(throttle_rate: float, port: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    emulate = typer.Typer(help="Serve offline emulators of hosted LLM APIs on the local model.",
-                          no_args_is_help=True)
+    emulate = typer.Typer(help="Serve offline emulators of hosted LLM APIs on the local model.", no_args_is_help=True)
     app.add_typer(emulate, name="emulate")
 
     @emulate.command("bedrock")
-    def bedrock(port: int = typer.Option(8787, "--port", help="TCP port to listen on."),
-                host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-                throttle_rate: float = typer.Option(0.0, "--throttle-rate",
-                                                    help="Fraction of calls answered 429 ThrottlingException."),
-                seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-                retry_after: Optional[float] = typer.Option(None, "--retry-after", min=0,
-                                                            help="Send Retry-After (seconds) on throttled calls."),
-                s3_endpoint_url: Optional[str] = typer.Option(
-                    None, "--s3-endpoint-url", help="S3 endpoint batch jobs read and write (default: "
-                    "AWS_ENDPOINT_URL_S3, else AWS S3)."),
-                batch_step_seconds: float = typer.Option(
-                    1.0, "--batch-step-seconds", min=0, help="Seconds a batch job spends in each of Submitted, "
-                    "Validating and Scheduled."),
-                batch_min_records: Optional[int] = typer.Option(
-                    None, "--batch-min-records", min=1, help="Records a batch job needs (default: the catalog quota, 100)."),
-                ) -> None:
+    def bedrock(
+        port: int = typer.Option(8787, "--port", help="TCP port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        throttle_rate: float = typer.Option(
+            0.0, "--throttle-rate", help="Fraction of calls answered 429 ThrottlingException."
+        ),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
+        retry_after: Optional[float] = typer.Option(
+            None, "--retry-after", min=0, help="Send Retry-After (seconds) on throttled calls."
+        ),
+        s3_endpoint_url: Optional[str] = typer.Option(
+            None,
+            "--s3-endpoint-url",
+            help="S3 endpoint batch jobs read and write (default: AWS_ENDPOINT_URL_S3, else AWS S3).",
+        ),
+        batch_step_seconds: float = typer.Option(
+            1.0,
+            "--batch-step-seconds",
+            min=0,
+            help="Seconds a batch job spends in each of Submitted, Validating and Scheduled.",
+        ),
+        batch_min_records: Optional[int] = typer.Option(
+            None, "--batch-min-records", min=1, help="Records a batch job needs (default: the catalog quota, 100)."
+        ),
+    ) -> None:
         """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
         for any catalog Bedrock model id (boto3 endpoint_url)."""
         _check(throttle_rate, port)
@@ -46,11 +54,13 @@ def register(app: typer.Typer) -> None:
         from tokenomy.emulate.bedrock_runtime import create_app
         from tokenomy.emulate.server import serve
 
-        console.print(f"Bedrock Runtime emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
-                      f"  boto3.client('bedrock-runtime', endpoint_url='http://{host}:{port}', region_name='us-east-1',"
-                      " aws_access_key_id='x', aws_secret_access_key='x')\n"
-                      f"  batch jobs: boto3.client('bedrock', endpoint_url='http://{host}:{port}', ...), S3 at "
-                      f"{s3_endpoint_url or 'AWS_ENDPOINT_URL_S3 / AWS S3'}")
+        console.print(
+            f"Bedrock Runtime emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
+            f"  boto3.client('bedrock-runtime', endpoint_url='http://{host}:{port}', region_name='us-east-1',"
+            " aws_access_key_id='x', aws_secret_access_key='x')\n"
+            f"  batch jobs: boto3.client('bedrock', endpoint_url='http://{host}:{port}', ...), S3 at "
+            f"{s3_endpoint_url or 'AWS_ENDPOINT_URL_S3 / AWS S3'}"
+        )
         app = create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after)
         batch: dict = {"step_seconds": batch_step_seconds, "queue_seconds": batch_step_seconds}
         if s3_endpoint_url:
@@ -61,38 +71,49 @@ def register(app: typer.Typer) -> None:
         serve(app, host, port)
 
     @emulate.command("anthropic")
-    def anthropic(port: int = typer.Option(8788, "--port", help="TCP port to listen on."),
-                  host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-                  throttle_rate: float = typer.Option(0.0, "--throttle-rate",
-                                                      help="Fraction of calls answered 429 rate_limit_error."),
-                  seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-                  retry_after: Optional[float] = typer.Option(None, "--retry-after",
-                                                              help="Send retry-after (seconds) on throttled calls.")
-                  ) -> None:
+    def anthropic(
+        port: int = typer.Option(8788, "--port", help="TCP port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        throttle_rate: float = typer.Option(
+            0.0, "--throttle-rate", help="Fraction of calls answered 429 rate_limit_error."
+        ),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
+        retry_after: Optional[float] = typer.Option(
+            None, "--retry-after", help="Send retry-after (seconds) on throttled calls."
+        ),
+    ) -> None:
         """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
         _check(throttle_rate, port)
         from tokenomy.emulate.anthropic_api import create_app
         from tokenomy.emulate.server import serve
 
-        console.print(f"Anthropic Messages emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
-                      f"  anthropic.Anthropic(base_url='http://{host}:{port}', api_key='x')")
+        console.print(
+            f"Anthropic Messages emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
+            f"  anthropic.Anthropic(base_url='http://{host}:{port}', api_key='x')"
+        )
         serve(create_app(throttle_rate=throttle_rate, seed=seed, retry_after=retry_after), host, port)
 
     @emulate.command("openai-batch")
-    def openai_batch(port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
-                     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-                     validating_seconds: float = typer.Option(1.0, "--validating-seconds", min=0,
-                                                              help="Seconds a batch spends validating."),
-                     instant: bool = typer.Option(False, "--instant", help="Answer every batch with the fast "
-                                                  "deterministic engine instead of the local model.")
-                     ) -> None:
+    def openai_batch(
+        port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        validating_seconds: float = typer.Option(
+            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+        ),
+        instant: bool = typer.Option(
+            False, "--instant", help="Answer every batch with the fast deterministic engine instead of the local model."
+        ),
+    ) -> None:
         """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
         _check(0.0, port)
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.openai_batch import create_app
         from tokenomy.emulate.server import serve
 
-        console.print(f"OpenAI Batch emulator on http://{host}:{port}/v1\n"
-                      f"  openai.OpenAI(base_url='http://{host}:{port}/v1', api_key='x')")
-        serve(create_app(engine=InstantEngine() if instant else None, validating_seconds=validating_seconds),
-              host, port)
+        console.print(
+            f"OpenAI Batch emulator on http://{host}:{port}/v1\n"
+            f"  openai.OpenAI(base_url='http://{host}:{port}/v1', api_key='x')"
+        )
+        serve(
+            create_app(engine=InstantEngine() if instant else None, validating_seconds=validating_seconds), host, port
+        )

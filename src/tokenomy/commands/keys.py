@@ -9,18 +9,19 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd_short
 
-keys_app = typer.Typer(help="Virtual API keys for `tokenomy serve` (stored hashed; budgets and rate limits).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Virtual API keys for `tokenomy serve` (stored hashed; budgets and rate limits).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _store(ledger, must_exist: bool = False):  # noqa: ANN001, ANN202
+def _store(ledger, must_exist: bool = False):
+    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.config import load_config
     from tokenomy.gateway.keys import KeyStore
-    from tokenomy.commands._common import open_existing_ledger
 
     # The same ledger `tokenomy serve` uses: --ledger, else the config's `ledger:` (TOKENOMY_CONFIG or
     # ./tokenomy.yaml), else the default file.
@@ -40,11 +41,21 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a key. The secret is printed once; only its hash is stored."""
-    secret, key = _store(ledger).create(None if budget_usd is None else Decimal(str(budget_usd)), period, rpm, team,
-                                        name)
+    secret, key = _store(ledger).create(
+        None if budget_usd is None else Decimal(str(budget_usd)), period, rpm, team, name
+    )
     if as_json:
-        print_json({"key": secret, "key_id": key.key_id, "budget_usd": key.budget_usd, "period": key.period,
-                    "rpm": key.rpm, "team": key.team, "name": key.name})
+        print_json(
+            {
+                "key": secret,
+                "key_id": key.key_id,
+                "budget_usd": key.budget_usd,
+                "period": key.period,
+                "rpm": key.rpm,
+                "team": key.team,
+                "name": key.name,
+            }
+        )
         return
     console.print(f"key: [bold]{secret}[/bold]\nid: {key.key_id} (the secret is not stored; keep it now)")
 
@@ -56,13 +67,22 @@ def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
     if as_json:
         print_json([k.__dict__ for k in keys])
         return
-    console.print(table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
-                        [[k.key_id, k.name, k.team, usd_short(k.budget_usd), k.period, k.rpm,
-                          "yes" if k.revoked else ""] for k in keys]))
+    console.print(
+        table(
+            "Keys",
+            ["id", "name", "team", "budget", "period", "rpm", "revoked"],
+            [
+                [k.key_id, k.name, k.team, usd_short(k.budget_usd), k.period, k.rpm, "yes" if k.revoked else ""]
+                for k in keys
+            ],
+        )
+    )
 
 
 @keys_app.command("revoke")
-def revoke(key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = LedgerOption) -> None:
+def revoke(
+    key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = LedgerOption
+) -> None:
     """Revoke a key (gateways notice within 30 seconds)."""
     if not _store(ledger, must_exist=True).revoke(key_id):
         raise typer.BadParameter(f"no key with id {key_id!r}; see `tokenomy keys list`")
@@ -70,10 +90,12 @@ def revoke(key_id: str = typer.Argument(..., help="Key id from `keys list`."), l
 
 
 @keys_app.command("team-budget")
-def team_budget(team: str = typer.Argument(..., help="Team name used with `keys create --team`."),
-                budget_usd: float = typer.Option(..., "--budget-usd", help="Team spend limit per period."),
-                period: str = typer.Option("month", "--period", help="day, month or total."),
-                ledger: Optional[str] = LedgerOption) -> None:
+def team_budget(
+    team: str = typer.Argument(..., help="Team name used with `keys create --team`."),
+    budget_usd: float = typer.Option(..., "--budget-usd", help="Team spend limit per period."),
+    period: str = typer.Option("month", "--period", help="day, month or total."),
+    ledger: Optional[str] = LedgerOption,
+) -> None:
     """Set a team budget; each key of the team is held to both its own and the team's limit."""
     _store(ledger).set_team_budget(team, Decimal(str(budget_usd)), period)
     console.print(f"team {team}: ${budget_usd} per {period}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +11,7 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
 
-ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).",
-                         no_args_is_help=True)
+ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +20,12 @@ def register(app: typer.Typer) -> None:
 
 @ledger_app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="JSONL or CSV of usage events (ts, provider, model, region, mode, "
-                                "task, tags, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
-                                "latency_ms, ttft_ms, outcome). Cost is computed when not given."),
+    file: Path = typer.Argument(
+        ...,
+        help="JSONL or CSV of usage events (ts, provider, model, region, mode, "
+        "task, tags, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+        "latency_ms, ttft_ms, outcome). Cost is computed when not given.",
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -31,8 +33,8 @@ def import_(
 
     Exit status: 0 when every line was imported (or was already there); 1 when any line was rejected (the
     good lines are still imported); 2 when the file or ledger cannot be used."""
-    from tokenomy.ledger.io import import_file
     from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.ledger.io import import_file
 
     result = import_file(file, open_existing_ledger(ledger, must_exist=False))  # importing may start a ledger
     if as_json:
@@ -40,8 +42,11 @@ def import_(
     else:
         for error in result.errors:
             err_console.print(f"[red]{error}[/red]", markup=True, highlight=False)
-        present = f"; {result.already_present} already in the ledger (same event_id), skipped" \
-            if result.already_present else ""
+        present = (
+            f"; {result.already_present} already in the ledger (same event_id), skipped"
+            if result.already_present
+            else ""
+        )
         console.print(f"imported {result.imported} event(s); rejected {len(result.errors)}{present}")
     if result.errors:
         raise typer.Exit(1)
@@ -56,13 +61,12 @@ def export(
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""
-    from datetime import timezone
 
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.io import export_events
 
-    since = since.replace(tzinfo=timezone.utc) if since and since.tzinfo is None else since
-    until = until.replace(tzinfo=timezone.utc) if until and until.tzinfo is None else until
+    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     events = open_existing_ledger(ledger).events(since, until)
     if output:
         with output.open("w", newline="") as handle:
@@ -86,10 +90,35 @@ def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
 
 
 def print_summary(rows: list[dict], title: str = "Spend summary") -> None:
-    console.print(table(title, ["model", "requests", "input", "output", "cache read", "cache write",
-                                "cache-read share", "cost", "p50 ms", "p95 ms"],
-                        [[r["model"], r["requests"], r["input_tokens"], r["output_tokens"], r["cache_read_tokens"],
-                          r["cache_write_tokens"], f"{r['cache_read_share']:.1%}", usd(r["cost_usd"]),
-                          f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
-                          f"{r['latency_p95_ms']:.0f}" if r["latency_p95_ms"] is not None else "-"]
-                         for r in rows]))
+    console.print(
+        table(
+            title,
+            [
+                "model",
+                "requests",
+                "input",
+                "output",
+                "cache read",
+                "cache write",
+                "cache-read share",
+                "cost",
+                "p50 ms",
+                "p95 ms",
+            ],
+            [
+                [
+                    r["model"],
+                    r["requests"],
+                    r["input_tokens"],
+                    r["output_tokens"],
+                    r["cache_read_tokens"],
+                    r["cache_write_tokens"],
+                    f"{r['cache_read_share']:.1%}",
+                    usd(r["cost_usd"]),
+                    f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
+                    f"{r['latency_p95_ms']:.0f}" if r["latency_p95_ms"] is not None else "-",
+                ]
+                for r in rows
+            ],
+        )
+    )

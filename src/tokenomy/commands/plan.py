@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Optional
 
@@ -10,8 +10,9 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
 
-plan_app = typer.Typer(help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.",
-                       no_args_is_help=True)
+plan_app = typer.Typer(
+    help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.", no_args_is_help=True
+)
 
 TermOption = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m.")
 TpmOption = typer.Option(None, "--tpm-per-unit", help="Tokens per minute one model unit serves (overrides catalog).")
@@ -23,16 +24,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(plan_app, name="plan")
 
 
-def _econ(model, region, term, units, share, tpm, hourly, input_price=None, output_price=None):  # noqa: ANN001
+def _econ(model, region, term, units, share, tpm, hourly, input_price=None, output_price=None):
     from tokenomy.planning.breakeven import unit_economics
     from tokenomy.pricing.catalog import default_catalog
 
     if term not in ("none", "1m", "6m"):
         raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
     entry = default_catalog().lookup(model, region)
-    return unit_economics(entry, term, units, share, tpm, None if hourly is None else Decimal(str(hourly)),
-                          None if input_price is None else Decimal(str(input_price)),
-                          None if output_price is None else Decimal(str(output_price)))
+    return unit_economics(
+        entry,
+        term,
+        units,
+        share,
+        tpm,
+        None if hourly is None else Decimal(str(hourly)),
+        None if input_price is None else Decimal(str(input_price)),
+        None if output_price is None else Decimal(str(output_price)),
+    )
 
 
 @plan_app.command("breakeven")
@@ -53,39 +61,71 @@ def breakeven_cmd(
     """Utilisation above which provisioned throughput beats on-demand, with monthly figures at 730 hours."""
     from tokenomy.planning.breakeven import breakeven, input_share_from
 
-    result = breakeven(_econ(model, region, term, units, input_share_from(avg_input, avg_output, input_share), tpm,
-                             hourly, input_price, output_price))
+    result = breakeven(
+        _econ(
+            model,
+            region,
+            term,
+            units,
+            input_share_from(avg_input, avg_output, input_share),
+            tpm,
+            hourly,
+            input_price,
+            output_price,
+        )
+    )
     if as_json:
         print_json(result)
         return
-    console.print(table(f"Break-even · {result['model']} · {result['units']} unit(s) · term {term}", ["", "value"], [
-        ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
-        ["input share", f"{result['input_share']:.1%}"],
-        ["blended on-demand price", f"${result['blended_price_per_mtok']:.4f} per 1M tokens"],
-        ["on-demand cost of full capacity", f"{usd(result['on_demand_hourly_usd_at_full_capacity'], 2)}/h · "
-                                            f"{usd(result['on_demand_monthly_usd_at_full_capacity'], 2)}/month"],
-        ["provisioned cost", f"{usd(result['provisioned_hourly_usd'], 2)}/h · "
-                             f"{usd(result['provisioned_monthly_usd'], 2)}/month"],
-        ["break-even utilisation", "never (on-demand tokens are free)" if result["breakeven_utilization"] is None
-         else f"{result['breakeven_utilization']:.1%}"],
-        ["break-even volume", "never" if result["breakeven_tokens_per_minute"] is None
-         else f"{result['breakeven_tokens_per_minute']:,.0f} tokens/min sustained (any capacity)"],
-    ]))
+    console.print(
+        table(
+            f"Break-even · {result['model']} · {result['units']} unit(s) · term {term}",
+            ["", "value"],
+            [
+                ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
+                ["input share", f"{result['input_share']:.1%}"],
+                ["blended on-demand price", f"${result['blended_price_per_mtok']:.4f} per 1M tokens"],
+                [
+                    "on-demand cost of full capacity",
+                    f"{usd(result['on_demand_hourly_usd_at_full_capacity'], 2)}/h · "
+                    f"{usd(result['on_demand_monthly_usd_at_full_capacity'], 2)}/month",
+                ],
+                [
+                    "provisioned cost",
+                    f"{usd(result['provisioned_hourly_usd'], 2)}/h · {usd(result['provisioned_monthly_usd'], 2)}/month",
+                ],
+                [
+                    "break-even utilisation",
+                    "never (on-demand tokens are free)"
+                    if result["breakeven_utilization"] is None
+                    else f"{result['breakeven_utilization']:.1%}",
+                ],
+                [
+                    "break-even volume",
+                    "never"
+                    if result["breakeven_tokens_per_minute"] is None
+                    else f"{result['breakeven_tokens_per_minute']:,.0f} tokens/min sustained (any capacity)",
+                ],
+            ],
+        )
+    )
     if result["tpm_per_unit_assumed"]:
         console.print(f"[yellow]note:[/] {result['sources']['tpm_per_unit']}")
-    console.print(f"[dim]{result['formula']}; sources: " +
-                  "; ".join(f"{k}: {v}" for k, v in result["sources"].items()) + "[/dim]")
+    console.print(
+        f"[dim]{result['formula']}; sources: " + "; ".join(f"{k}: {v}" for k, v in result["sources"].items()) + "[/dim]"
+    )
 
 
-def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url):  # noqa: ANN001
+def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url):
     from tokenomy.planning import traffic
 
     if trace:
         return traffic.from_csv(trace)
     if cloudwatch:
         start, end = traffic.default_window()
-        return traffic.from_cloudwatch(model, region or "us-east-1", _utc(since) or start, _utc(until) or end,
-                                       endpoint_url)
+        return traffic.from_cloudwatch(
+            model, region or "us-east-1", _utc(since) or start, _utc(until) or end, endpoint_url
+        )
     from tokenomy.commands._common import open_existing_ledger
 
     return traffic.from_ledger(open_existing_ledger(ledger), model if not trace else None, _utc(since), _utc(until))
@@ -94,15 +134,19 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
 def _utc(value: Optional[datetime]) -> Optional[datetime]:
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 @plan_app.command("size")
 def size_cmd(
     model: str = typer.Option(..., "--model", help="Model to size provisioned throughput for."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV (Azure TIMESTAMP,ContextTokens,"
-                                        "GeneratedTokens or ts,input_tokens,output_tokens), or a packaged trace: "
-                                        "azure-conv, azure-code, azure-conv-slice."),
+    trace: Optional[str] = typer.Option(
+        None,
+        "--trace",
+        help="Trace CSV (Azure TIMESTAMP,ContextTokens,"
+        "GeneratedTokens or ts,input_tokens,output_tokens), or a packaged trace: "
+        "azure-conv, azure-code, azure-conv-slice.",
+    ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
@@ -127,15 +171,28 @@ def size_cmd(
         print_json(result)
         return
     tpm_p = result["tokens_per_minute"]
-    console.print(f"Traffic: {result['window']}; tokens/min p50 {tpm_p['p50']:,.0f} · "
-                  f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
-                  f"{result['burstiness']['peak_to_mean']:.1f}")
-    console.print(table(f"Options · {model} · term {term} · {result['tpm_per_unit']:,} tokens/min per unit",
-                        ["units", "sustained use", "minutes over", "reserved/month", "spill-over/month", "total/month"],
-                        [[o["units"], "-" if o["sustained_utilization"] is None else f"{o['sustained_utilization']:.1%}",
-                          f"{o['minutes_above_capacity_share']:.1%}", usd(o["provisioned_monthly_usd"], 2),
-                          usd(o["spillover_monthly_usd"], 2), usd(o["monthly_cost_usd"], 2)]
-                         for o in result["options"]]))
+    console.print(
+        f"Traffic: {result['window']}; tokens/min p50 {tpm_p['p50']:,.0f} · "
+        f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
+        f"{result['burstiness']['peak_to_mean']:.1f}"
+    )
+    console.print(
+        table(
+            f"Options · {model} · term {term} · {result['tpm_per_unit']:,} tokens/min per unit",
+            ["units", "sustained use", "minutes over", "reserved/month", "spill-over/month", "total/month"],
+            [
+                [
+                    o["units"],
+                    "-" if o["sustained_utilization"] is None else f"{o['sustained_utilization']:.1%}",
+                    f"{o['minutes_above_capacity_share']:.1%}",
+                    usd(o["provisioned_monthly_usd"], 2),
+                    usd(o["spillover_monthly_usd"], 2),
+                    usd(o["monthly_cost_usd"], 2),
+                ]
+                for o in result["options"]
+            ],
+        )
+    )
     console.print(f"[bold]Verdict:[/bold] {result['verdict']}")
     console.print(f"[dim]Assumption: {result['assumption']}.[/dim]")
     if result["tpm_per_unit_assumed"]:
@@ -146,8 +203,9 @@ def size_cmd(
 def utilization_cmd(
     model: str = typer.Option(..., "--model", help="Model of the reservation."),
     units: int = typer.Option(..., "--reservation-units", min=1, help="Model units reserved."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Trace CSV instead of the ledger (or azure-conv, "
-                                        "azure-code, azure-conv-slice)."),
+    trace: Optional[str] = typer.Option(
+        None, "--trace", help="Trace CSV instead of the ledger (or azure-conv, azure-code, azure-conv-slice)."
+    ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
@@ -155,8 +213,9 @@ def utilization_cmd(
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
-                                    help="Flag weeks below this sustained utilisation (a fraction, 0–1)."),
+    threshold: float = typer.Option(
+        0.5, "--threshold", min=0.0, max=1.0, help="Flag weeks below this sustained utilisation (a fraction, 0–1)."
+    ),
     region: Optional[str] = RegionOption,
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
@@ -170,10 +229,22 @@ def utilization_cmd(
     if as_json:
         print_json({"model": model, "units": units, "weeks": rows})
         return
-    console.print(table(f"Utilisation · {units} unit(s) of {model}", ["week", "minutes", "sustained", "flag"],
-                        [[r["week"], r["minutes"], f"{r['sustained_utilization']:.1%}",
-                          "IDLE: paying for unused units — consider switching back to on-demand" if r["flagged"] else ""]
-                         for r in rows], text_columns=("flag",)))
+    console.print(
+        table(
+            f"Utilisation · {units} unit(s) of {model}",
+            ["week", "minutes", "sustained", "flag"],
+            [
+                [
+                    r["week"],
+                    r["minutes"],
+                    f"{r['sustained_utilization']:.1%}",
+                    "IDLE: paying for unused units — consider switching back to on-demand" if r["flagged"] else "",
+                ]
+                for r in rows
+            ],
+            text_columns=("flag",),
+        )
+    )
 
 
 @plan_app.command("savings")
@@ -184,8 +255,12 @@ def savings_cmd(
     routing_share: float = typer.Option(0.0, "--routing-share", help="Share of calls routing moves (0–1)."),
     cap_percentile: float = typer.Option(95.0, "--cap-percentile", help="Output cap at this percentile per task."),
     price_as: Optional[str] = typer.Option(None, "--price-as", help="Re-price every call as if it ran on this model."),
-    cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Caching lever's cache lifetime: 5m, or 1h at the "
-                                  "1-hour cache-write price (models without one are not cached)."),
+    cache_ttl: str = typer.Option(
+        "5m",
+        "--cache-ttl",
+        help="Caching lever's cache lifetime: 5m, or 1h at the "
+        "1-hour cache-write price (models without one are not cached).",
+    ),
     since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
     ledger: Optional[str] = LedgerOption,
@@ -197,20 +272,33 @@ def savings_cmd(
 
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
-    inputs = SavingsInputs(tuple(t for t in batch_tasks.split(",") if t), batch_tag, routing_share, cheap_model,
-                           cap_percentile, price_as=price_as, cache_ttl=cache_ttl)
+    inputs = SavingsInputs(
+        tuple(t for t in batch_tasks.split(",") if t),
+        batch_tag,
+        routing_share,
+        cheap_model,
+        cap_percentile,
+        price_as=price_as,
+        cache_ttl=cache_ttl,
+    )
     result = what_if(open_existing_ledger(ledger).events(_utc(since), _utc(until)), inputs)
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
         print_json(result)
         return
-    console.print(table(f"What-if savings · {result['events']} calls over {result['window']} · current "
-                        f"{usd(result['current_monthly_cost_usd'], 2)}/month",
-                        ["lever", "saving/month", "assumption"],
-                        [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]],
-                        text_columns=("assumption",)))
-    console.print(f"Compounded ({' → '.join(result['compounded_order'])}): "
-                  f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
-                  f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
-                  f"[dim]{result['assumption']}.[/dim]")
+    console.print(
+        table(
+            f"What-if savings · {result['events']} calls over {result['window']} · current "
+            f"{usd(result['current_monthly_cost_usd'], 2)}/month",
+            ["lever", "saving/month", "assumption"],
+            [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]],
+            text_columns=("assumption",),
+        )
+    )
+    console.print(
+        f"Compounded ({' → '.join(result['compounded_order'])}): "
+        f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
+        f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
+        f"[dim]{result['assumption']}.[/dim]"
+    )

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (JsonOption, LedgerOption, console, csv_cell, err_console, print_json, report_cell,
-                                       table)
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    csv_cell,
+    err_console,
+    print_json,
+    report_cell,
+    table,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,20 +25,30 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    name: Optional[str] = typer.Argument(None, help="Preset: spend, monthly-spend, family-daily, tokens, hourly-tokens, "
-                               "cache-hit-rate, cache-trend, latency, errors, cost-per-task, cost-per-tag, tier-share, "
-                               "batch-share, or forecast (month-end spend with an interval)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Group by model, provider, family, region, task, tier ... "
-                                     "\\[default: the preset's own]"),
+    name: Optional[str] = typer.Argument(
+        None,
+        help="Preset: spend, monthly-spend, family-daily, tokens, hourly-tokens, "
+        "cache-hit-rate, cache-trend, latency, errors, cost-per-task, cost-per-tag, tier-share, "
+        "batch-share, or forecast (month-end spend with an interval).",
+    ),
+    by: Optional[str] = typer.Option(
+        None, "--by", help="Group by model, provider, family, region, task, tier ... \\[default: the preset's own]"
+    ),
     since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
     until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the dashboard's charts for "
-                                        "--since/--until as one self-contained HTML file (opens offline)."),
-    expected: Optional[str] = typer.Option(None, "--expected", help="tier-share: expected shares, e.g. "
-                                           "weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]"),
+    html: Optional[Path] = typer.Option(
+        None,
+        "--html",
+        help="Write the dashboard's charts for --since/--until as one self-contained HTML file (opens offline).",
+    ),
+    expected: Optional[str] = typer.Option(
+        None,
+        "--expected",
+        help="tier-share: expected shares, e.g. weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]",
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
 ) -> None:
     """Run a preset report over the ledger and print it, or write all charts to one HTML file.
@@ -48,7 +66,7 @@ def report(
         from tokenomy.analytics.dashboard import write_report_html
         from tokenomy.analytics.dashboard_data import Filters
 
-        utc = [t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (since, until)]
+        utc = [t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until)]
         if utc[0] and utc[1] and utc[0] >= utc[1]:
             from tokenomy.errors import UsageError
 
@@ -56,13 +74,18 @@ def report(
         if name is not None or as_csv:  # the page holds every chart; a NAME or --csv would be silently ignored
             from tokenomy.errors import UsageError
 
-            raise UsageError(f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for "
-                             "one report's table)")
+            raise UsageError(
+                f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for one report's table)"
+            )
         store = open_existing_ledger(ledger)
         if not _calls_in(store, utc[0], utc[1]):  # a page of blank charts would read as "nothing spent"
             window = f" between {since or 'the start'} and {until or 'now'}" if (since or until) else ""
-            err_console.print(f"error: no calls in ledger {store.url}{window}, nothing to chart; record some first "
-                              "or widen --since/--until (no HTML written)", markup=False, highlight=False)
+            err_console.print(
+                f"error: no calls in ledger {store.url}{window}, nothing to chart; record some first "
+                "or widen --since/--until (no HTML written)",
+                markup=False,
+                highlight=False,
+            )
             raise typer.Exit(1)
         written = write_report_html(store, Filters(since=utc[0], until=utc[1]), html)
         if as_json:
@@ -96,8 +119,10 @@ def report(
     if not rows and not as_csv:
         span = f" from {since:%Y-%m-%d %H:%M}" if since else ""
         span += f" until {until:%Y-%m-%d %H:%M}" if until else ""
-        console.print(f"report {name}: no usage in the ledger{span or ' (the preset may use a default window)'}; "
-                      "widen --since/--until or check --ledger")
+        console.print(
+            f"report {name}: no usage in the ledger{span or ' (the preset may use a default window)'}; "
+            "widen --since/--until or check --ledger"
+        )
         return
     columns = list(rows[0]) if rows else [by or name]
     if as_csv:
@@ -111,7 +136,7 @@ def report(
     console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
 
 
-def _calls_in(store, since, until) -> int:  # noqa: ANN001
+def _calls_in(store, since, until) -> int:
     clauses = [c for c, v in ((f"ts >= {store.placeholder}", since), (f"ts < {store.placeholder}", until)) if v]
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return int(store.query(f"SELECT COUNT(*) AS n FROM usage_events{where}", [v for v in (since, until) if v])[0]["n"])

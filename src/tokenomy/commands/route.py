@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Optional
 
 import typer
@@ -9,8 +10,11 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
-route_app = typer.Typer(help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
-                             "policies, watch escalation and tier drift.", no_args_is_help=True)
+route_app = typer.Typer(
+    help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
+    "policies, watch escalation and tier drift.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +25,9 @@ def register(app: typer.Typer) -> None:
 def explain_cmd(
     prompt: str = typer.Argument(..., help="The prompt to route."),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with tiers and routing.policies."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy name \\[default: the first policy in "
-                                         "routing.policies]."),
+    policy: Optional[str] = typer.Option(
+        None, "--policy", help="Policy name \\[default: the first policy in routing.policies]."
+    ),
     task: Optional[str] = typer.Option(None, "--task", help="Task header to route on."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -39,8 +44,13 @@ def explain_cmd(
         raise ConfigError("routing.policies: none defined; add a rules policy to the config given with --config")
     # Say what the gateway would do (the same router): rules, a trained classifier, or a cascade's first tier.
     decision = build_router(cfg, name).route(ChatRequest.simple(prompt, meta=RequestMeta(task=task))).decision
-    result = {"policy": name, "tier": decision.tier, "rule": decision.rule, "reason": decision.reason,
-              "models": cfg.tiers.get(decision.tier, [])}
+    result = {
+        "policy": name,
+        "tier": decision.tier,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "models": cfg.tiers.get(decision.tier, []),
+    }
     if as_json:
         print_json(result)
     else:
@@ -49,20 +59,32 @@ def explain_cmd(
 
 @route_app.command("train")
 def train_cmd(
-    data: str = typer.Argument(..., help="JSONL of {prompt, label[, weak_quality, strong_quality, output_tokens]} "
-                                          "(label: strong/weak or a tier name), or gsm8k / mmlu / mt-bench."),
+    data: str = typer.Argument(
+        ...,
+        help="JSONL of {prompt, label[, weak_quality, strong_quality, output_tokens]} "
+        "(label: strong/weak or a tier name), or gsm8k / mmlu / mt-bench.",
+    ),
     output: str = typer.Option("router.joblib", "-o", "--output", help="Where to save the model."),
-    target_quality: Optional[float] = typer.Option(None, "--target-quality", help="Pick the cheapest threshold "
-                                                   "keeping this share of always-strong quality (e.g. 0.95)."),
-    max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", help="Or: the best-quality threshold whose "
-                                                 "average cost per request stays within this many USD."),
+    target_quality: Optional[float] = typer.Option(
+        None,
+        "--target-quality",
+        help="Pick the cheapest threshold keeping this share of always-strong quality (e.g. 0.95).",
+    ),
+    max_cost_usd: Optional[float] = typer.Option(
+        None,
+        "--max-cost-usd",
+        help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
+    ),
     holdout: float = typer.Option(0.25, "--holdout", help="Share of the data held out to calibrate the threshold."),
     weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
-    weak_label: Optional[list[str]] = typer.Option(None, "--weak-label", help="Label or tier meaning the cheap tier "
-                                                   "was good enough (repeatable); any other label counts as strong."),
+    weak_label: Optional[list[str]] = typer.Option(
+        None,
+        "--weak-label",
+        help="Label or tier meaning the cheap tier was good enough (repeatable); any other label counts as strong.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
@@ -72,17 +94,20 @@ def train_cmd(
     from tokenomy.routing.datasets import load_training_data
 
     frame = load_training_data(data, set(weak_label) if weak_label else None)
-    router, report = train_and_calibrate(frame, holdout, seed, target_quality, max_cost_usd,
-                                         price(weak_model, region), price(strong_model, region))
+    router, report = train_and_calibrate(
+        frame, holdout, seed, target_quality, max_cost_usd, price(weak_model, region), price(strong_model, region)
+    )
     save(router, output)
     result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}
     if as_json:
         print_json(result)
     elif report:
-        console.print(f"trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} calibrated on "
-                      f"{report['held_out']} held-out prompts: {report['quality_retained']:.1%} of strong quality, "
-                      f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
-                      f"({weak_model} / {strong_model}); saved {output}")
+        console.print(
+            f"trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} calibrated on "
+            f"{report['held_out']} held-out prompts: {report['quality_retained']:.1%} of strong quality, "
+            f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
+            f"({weak_model} / {strong_model}); saved {output}"
+        )
     else:
         console.print(f"trained on {len(frame)} prompts; threshold 0.5 (not calibrated); saved {output}")
 
@@ -90,13 +115,24 @@ def train_cmd(
 @route_app.command("eval")
 def eval_cmd(
     dataset: str = typer.Argument(..., help="gsm8k, mmlu, mt-bench, or a path to RouteLLM outcome files."),
-    strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", "--strong",
-                                     help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B)."),
+    strong_model: str = typer.Option(
+        STRONG_MODEL,
+        "--strong-model",
+        "--strong",
+        help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B).",
+    ),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
-    rules: Optional[str] = typer.Option(None, "--rules", help="Config with a rules policy (and a cascade's "
-                                        "validators) to replay \\[default: examples/routing/eval_rules.yaml]."),
-    target_quality: float = typer.Option(0.95, "--target-quality", help="Quality floor the classifier's threshold "
-                                         "is calibrated to (share of always-strong quality)."),
+    rules: Optional[str] = typer.Option(
+        None,
+        "--rules",
+        help="Config with a rules policy (and a cascade's "
+        "validators) to replay \\[default: examples/routing/eval_rules.yaml].",
+    ),
+    target_quality: float = typer.Option(
+        0.95,
+        "--target-quality",
+        help="Quality floor the classifier's threshold is calibrated to (share of always-strong quality).",
+    ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
     as_json: bool = JsonOption,
@@ -106,26 +142,45 @@ def eval_cmd(
     from tokenomy.routing.evaluate import evaluate
 
     with console.status(f"training and replaying {dataset}"):
-        result = evaluate(dataset, strong_model, region=region, seed=seed, png=png, rules=rules,
-                          target_quality=target_quality)
+        result = evaluate(
+            dataset, strong_model, region=region, seed=seed, png=png, rules=rules, target_quality=target_quality
+        )
     if as_json:
         # One object per policy (as the checks expect); the run's summary rides along on each.
         extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
         print_json([{**p, **extra} for p in result["policies"]])
         return
-    console.print(table(f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}, "
-                        f"threshold calibrated on {result['calibrated_on']})",
-                        ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
-                        [[p["policy"], usd(p["cost"]), usd(p["cost_per_1k"], 4), f"{p['quality']:.3f}",
-                          f"{p['quality_retained']:.1%}", f"{p['strong_share']:.1%}", f"{p['routing_accuracy']:.1%}",
-                          f"{p['escalation_rate']:.1%}"] for p in result["policies"]]))
-    console.print(f"strong share for 95% of strong quality (CPT95): classifier {result['cpt95_classifier']:.1%} vs "
-                  f"random {result['cpt95_random']:.1%}; APGR {result['apgr_classifier']:.3f}; classifier threshold "
-                  f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}")
+    console.print(
+        table(
+            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}, "
+            f"threshold calibrated on {result['calibrated_on']})",
+            ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
+            [
+                [
+                    p["policy"],
+                    usd(p["cost"]),
+                    usd(p["cost_per_1k"], 4),
+                    f"{p['quality']:.3f}",
+                    f"{p['quality_retained']:.1%}",
+                    f"{p['strong_share']:.1%}",
+                    f"{p['routing_accuracy']:.1%}",
+                    f"{p['escalation_rate']:.1%}",
+                ]
+                for p in result["policies"]
+            ],
+        )
+    )
+    console.print(
+        f"strong share for 95% of strong quality (CPT95): classifier {result['cpt95_classifier']:.1%} vs "
+        f"random {result['cpt95_random']:.1%}; APGR {result['apgr_classifier']:.3f}; classifier threshold "
+        f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}"
+    )
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
-        console.print(f"price: {p['model']} {p['region']}: {usd_short(p['input_per_million'])}/M in, "
-                      f"{usd_short(p['output_per_million'])}/M out ({p['source']}, as of {p['as_of']})")
+        console.print(
+            f"price: {p['model']} {p['region']}: {usd_short(p['input_per_million'])}/M in, "
+            f"{usd_short(p['output_per_million'])}/M out ({p['source']}, as of {p['as_of']})"
+        )
 
 
 @route_app.command("drift")
@@ -136,31 +191,58 @@ def drift_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    from tokenomy.commands._common import table
+    from tokenomy.commands._common import open_existing_ledger, table
     from tokenomy.config import load_config
-    from tokenomy.commands._common import open_existing_ledger
     from tokenomy.routing.drift import escalation_rates, expected_shares, tier_share
 
     cfg = load_config(config)
     store = open_existing_ledger(ledger or cfg.ledger)
-    since = datetime.now(timezone.utc) - timedelta(days=days)
-    result = {"escalation": escalation_rates(store, cfg, since),
-              "tier_share": tier_share(store, since, expected_shares(cfg))}
+    since = datetime.now(UTC) - timedelta(days=days)
+    result = {
+        "escalation": escalation_rates(store, cfg, since),
+        "tier_share": tier_share(store, since, expected_shares(cfg)),
+    }
     if as_json:
         print_json(result)
         return
     if not result["escalation"] and not result["tier_share"]:
         console.print(f"no routed requests in the last {days} day(s); widen --days or check --ledger / --config")
         return
-    console.print(table("cascade escalation", ["route", "requests", "escalated", "rate", "threshold", ""],
-                        [[r["route"], r["calls"], r["escalations"], f"{r['rate']:.1%}", f"{r['threshold']:.0%}",
-                          "[red]above threshold[/red]" if r["flagged"] else ""] for r in result["escalation"]]))
-    console.print(table("tier share", ["route", "tier", "share", "expected", ""],
-                        [[r["route"], r["tier"], f"{r['share']:.1%}",
-                          "-" if r["expected"] is None else f"{r['expected']:.0%}",
-                          "[red]drift[/red]" if r["flagged"] else ""] for r in result["tier_share"]]))
+    console.print(
+        table(
+            "cascade escalation",
+            ["route", "requests", "escalated", "rate", "threshold", ""],
+            [
+                [
+                    r["route"],
+                    r["calls"],
+                    r["escalations"],
+                    f"{r['rate']:.1%}",
+                    f"{r['threshold']:.0%}",
+                    "[red]above threshold[/red]" if r["flagged"] else "",
+                ]
+                for r in result["escalation"]
+            ],
+        )
+    )
+    console.print(
+        table(
+            "tier share",
+            ["route", "tier", "share", "expected", ""],
+            [
+                [
+                    r["route"],
+                    r["tier"],
+                    f"{r['share']:.1%}",
+                    "-" if r["expected"] is None else f"{r['expected']:.0%}",
+                    "[red]drift[/red]" if r["flagged"] else "",
+                ]
+                for r in result["tier_share"]
+            ],
+        )
+    )
 
 
 @route_app.command("export-labels")
@@ -173,8 +255,8 @@ def export_labels_cmd(
 ) -> None:
     """Turn cascade outcomes in the ledger into training labels: answered by the cheap tier = weak, escalated =
     strong (needs `store_prompts: true`)."""
-    from tokenomy.config import load_config
     from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.config import load_config
     from tokenomy.routing.labels import cascade_labels, cascade_routes, write_jsonl
 
     cfg = load_config(config)
@@ -183,8 +265,10 @@ def export_labels_cmd(
     if not labels:  # an empty file would only fail later in `route train`; a mistyped --route is the usual cause
         from tokenomy.errors import UsageError
 
-        raise UsageError(f"no cascade outcomes in the ledger for route(s) {', '.join(routes)}; check --route "
-                         "(the names clients send as `model`) and --ledger; nothing written")
+        raise UsageError(
+            f"no cascade outcomes in the ledger for route(s) {', '.join(routes)}; check --route "
+            "(the names clients send as `model`) and --ledger; nothing written"
+        )
     write_jsonl(labels, output)
     result = {"output": output, "examples": len(labels), "strong": sum(r["label"] == "strong" for r in labels)}
     if as_json:

@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). "
-                                         "Without it the local model is served."),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). Without it the local model is served."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (share limits through redis_url)."),
@@ -25,27 +26,32 @@ def serve(
     import uvicorn
 
     from tokenomy.config import load_config
-
     from tokenomy.errors import ConfigError
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
     settings = loaded.gateway
     if settings.metrics_key_env and not os.environ.get(settings.metrics_key_env):
-        raise ConfigError(f"{loaded.source or '<config>'}: gateway.metrics_key_env: ${settings.metrics_key_env} is not "
-                          "set; export the key /metrics should require, or remove metrics_key_env")
+        raise ConfigError(
+            f"{loaded.source or '<config>'}: gateway.metrics_key_env: ${settings.metrics_key_env} is not "
+            "set; export the key /metrics should require, or remove metrics_key_env"
+        )
     if workers > 1 and loaded.auth and not loaded.redis_url:
         # Each worker would hold its own budget and rate counters: every limit silently multiplied by N.
-        raise ConfigError(f"{loaded.source or '<config>'}: --workers {workers} with auth needs redis_url, so that "
-                          "budgets and rate limits are shared by the workers; set redis_url (e.g. "
-                          "redis://127.0.0.1:6379/0) or run one worker")
+        raise ConfigError(
+            f"{loaded.source or '<config>'}: --workers {workers} with auth needs redis_url, so that "
+            "budgets and rate limits are shared by the workers; set redis_url (e.g. "
+            "redis://127.0.0.1:6379/0) or run one worker"
+        )
     if loaded.redis_url:  # limits shared through Redis: an unreachable server is a start-up error, not 500s later
         import redis
 
         try:
             redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3).ping()
         except redis.RedisError as exc:
-            raise ConfigError(f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
-                              "start redis-server there or remove redis_url for per-process limits") from None
+            raise ConfigError(
+                f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
+                "start redis-server there or remove redis_url for per-process limits"
+            ) from None
     _check_routing(loaded)
     _check_models(loaded)
     from tokenomy.commands._common import open_existing_ledger
@@ -60,9 +66,18 @@ def serve(
         _multiprocess_metrics()
         os.environ["TOKENOMY_WORKER_OF"] = str(os.getpid())  # workers exit when this supervisor dies
     os.environ["TOKENOMY_HEADER_TIMEOUT"] = str(settings.header_timeout_seconds)
-    uvicorn.run("tokenomy.gateway.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, timeout_graceful_shutdown=30,
-                timeout_keep_alive=int(max(1, settings.keep_alive_seconds)), http=_http_protocol())
+    uvicorn.run(
+        "tokenomy.gateway.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
+        http=_http_protocol(),
+    )
 
 
 def _http_protocol() -> str:
@@ -87,7 +102,7 @@ def _multiprocess_metrics() -> None:
         atexit.register(shutil.rmtree, folder, True)
 
 
-def _check_models(loaded) -> None:  # noqa: ANN001
+def _check_models(loaded) -> None:
     """Unknown model ids (recorded at $0) and unset key variables (every call fails): warned, each on one line;
     a price_as the catalog does not know is an error (the config asks for a price that cannot be given)."""
     from tokenomy.commands._common import err_console
@@ -101,7 +116,7 @@ def _check_models(loaded) -> None:  # noqa: ANN001
         raise ConfigError("; ".join(found.errors))
 
 
-def _check_routing(loaded) -> None:  # noqa: ANN001
+def _check_routing(loaded) -> None:
     """Tier models, checked at start: otherwise every request to a routed route gets a 400 that names a
     server-side mistake the client cannot fix (the policies themselves are validated when the config loads)."""
     from tokenomy.errors import ConfigError, TokenomyError

@@ -9,11 +9,16 @@ from importlib.resources import files
 from pathlib import Path
 
 # Named data sets a command accepts in place of a path.
-ROUTELLM = {"gsm8k": "routellm/gsm8k_responses.csv.gz", "mmlu": "routellm/mmlu",
-            "mt-bench": "routellm/mt_bench_judgements.jsonl.gz"}
-TRACES = {"azure-conv": "traces/AzureLLMInferenceTrace_conv.csv.gz",
-          "azure-code": "traces/AzureLLMInferenceTrace_code.csv.gz",
-          "azure-conv-slice": "traces/azure_conv_slice.csv"}
+ROUTELLM = {
+    "gsm8k": "routellm/gsm8k_responses.csv.gz",
+    "mmlu": "routellm/mmlu",
+    "mt-bench": "routellm/mt_bench_judgements.jsonl.gz",
+}
+TRACES = {
+    "azure-conv": "traces/AzureLLMInferenceTrace_conv.csv.gz",
+    "azure-code": "traces/AzureLLMInferenceTrace_code.csv.gz",
+    "azure-conv-slice": "traces/azure_conv_slice.csv",
+}
 
 
 def bundled(relative: str) -> Path:

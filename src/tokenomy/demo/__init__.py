@@ -41,5 +41,7 @@ def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = N
             step.run(ctx)
             client.flush()
     console.rule()
-    console.print(f"Demo finished in {time.perf_counter() - started:.0f} s. Ledger: {workdir / 'ledger.duckdb'} "
-                  f"(try: tokenomy ledger stats --ledger {workdir / 'ledger.duckdb'})")
+    console.print(
+        f"Demo finished in {time.perf_counter() - started:.0f} s. Ledger: {workdir / 'ledger.duckdb'} "
+        f"(try: tokenomy ledger stats --ledger {workdir / 'ledger.duckdb'})"
+    )

@@ -23,5 +23,7 @@ def run(ctx: DemoContext) -> None:
         columns = list(rows[0]) if rows else ["model"]
         ctx.console.print(table(name, columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
     out = write_report_html(ctx.store, Filters(), ctx.workdir / "report.html")
-    ctx.console.print(f"wrote {out} (the dashboard's charts in one file; open it in a browser, no network needed; "
-                      "`tokenomy serve` shows them live at /dashboard)")
+    ctx.console.print(
+        f"wrote {out} (the dashboard's charts in one file; open it in a browser, no network needed; "
+        "`tokenomy serve` shows them live at /dashboard)"
+    )

@@ -3,9 +3,8 @@ long system prompt) on the local model, and its spend summary."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -19,7 +18,8 @@ if TYPE_CHECKING:
 TITLE = "Workload on the local model"
 COMPARE_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
-SYSTEM_PROMPT = """You are the support assistant of Northwind Telecom. Follow these policies exactly.
+SYSTEM_PROMPT = (
+    """You are the support assistant of Northwind Telecom. Follow these policies exactly.
 Products: Basic mobile plan (10 GB, $20/month), Plus plan (50 GB, $35/month), Unlimited plan ($55/month),
 Home fibre 500 (500 Mbit/s, $45/month), Home fibre 1000 (1 Gbit/s, $65/month), TV add-on ($12/month).
 Billing: invoices are issued on the 1st, payment is due on the 15th, late fees are $5 after the 20th.
@@ -31,13 +31,20 @@ Cancellation: 30 days notice, no fee after the first 12 months, otherwise $50 ea
 Privacy: never ask for full card numbers or passwords; verify identity with the account PIN only.
 Tone: friendly, brief, concrete. Use the customer's name when given. Never invent policies.
 Categories for classification: billing, technical, sales, cancellation, roaming, other.
-""" * 3
+"""
+    * 3
+)
 
 WORKLOAD = [
-    ("classification", "Classify this ticket into one category (billing, technical, sales, cancellation, "
-                       "roaming, other). Answer with the category only.\nTicket: {text}"),
-    ("extraction", "Extract the customer's name and the product mentioned as JSON with keys name and product.\n"
-                   "Ticket: {text}"),
+    (
+        "classification",
+        "Classify this ticket into one category (billing, technical, sales, cancellation, "
+        "roaming, other). Answer with the category only.\nTicket: {text}",
+    ),
+    (
+        "extraction",
+        "Extract the customer's name and the product mentioned as JSON with keys name and product.\nTicket: {text}",
+    ),
     ("summarisation", "Summarise this ticket in one sentence.\nTicket: {text}"),
 ]
 TICKETS = [
@@ -53,12 +60,24 @@ TICKETS = [
 def run(ctx: DemoContext) -> None:
     console = ctx.console
     requests = [(task, template.format(text=ticket)) for ticket in TICKETS for task, template in WORKLOAD]
-    with Progress(TextColumn("[bold]workload[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]workload[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         bar = progress.add_task("calls", total=len(requests))
         for task, prompt in requests:
-            ctx.client.chat(ChatRequest.simple(prompt, system=SYSTEM_PROMPT, max_tokens=48,
-                                               meta=RequestMeta(task=task, tags={"app": "support-demo"})))
+            ctx.client.chat(
+                ChatRequest.simple(
+                    prompt,
+                    system=SYSTEM_PROMPT,
+                    max_tokens=48,
+                    meta=RequestMeta(task=task, tags={"app": "support-demo"}),
+                )
+            )
             progress.advance(bar)
     ctx.client.flush()
     from tokenomy.commands.ledger import print_summary
@@ -66,12 +85,18 @@ def run(ctx: DemoContext) -> None:
     rows = spend_summary(ctx.store)
     print_summary(rows, "Spend summary — local model (SmolLM2-135M on this CPU)")
     total = rows[-1]
-    usage = Usage(total["input_tokens"], total["output_tokens"], total["cache_read_tokens"],
-                  total["cache_write_tokens"])
+    usage = Usage(
+        total["input_tokens"], total["output_tokens"], total["cache_read_tokens"], total["cache_write_tokens"]
+    )
     cached = compute_cost(usage, COMPARE_MODEL, "us-east-1")
-    uncached = compute_cost(Usage(usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
-                                  usage.output_tokens), COMPARE_MODEL, "us-east-1")
+    uncached = compute_cost(
+        Usage(usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens, usage.output_tokens),
+        COMPARE_MODEL,
+        "us-east-1",
+    )
     saving = (1 - cached.total_usd / uncached.total_usd) if uncached.total_usd else Decimal(0)
-    console.print(f"The same tokens on Bedrock {COMPARE_MODEL} (us-east-1, prices as of {cached.as_of}): "
-                  f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with the "
-                  f"{total['cache_read_share']:.0%} cache-read share measured here ({saving:.0%} less).")
+    console.print(
+        f"The same tokens on Bedrock {COMPARE_MODEL} (us-east-1, prices as of {cached.as_of}): "
+        f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with the "
+        f"{total['cache_read_share']:.0%} cache-read share measured here ({saving:.0%} less)."
+    )

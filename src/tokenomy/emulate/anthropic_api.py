@@ -22,7 +22,8 @@ import json
 import random
 import threading
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -33,8 +34,22 @@ from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn,
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
-FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
-          "top_k", "tools", "tool_choice", "thinking", "service_tier"}
+FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+}
 
 
 def anthropic_entry(model: str) -> PriceEntry | None:
@@ -113,7 +128,7 @@ def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
         if role not in ("user", "assistant"):
             raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if i == 0 and role != "user":
-            raise invalid("messages: first message must use the \"user\" role")
+            raise invalid('messages: first message must use the "user" role')
         blocks = content_blocks(message.get("content"), f"messages.{i}.content", default_ttl)
         if turns and turns[-1].role == role:  # the API merges consecutive same-role turns
             turns[-1].blocks += blocks
@@ -129,15 +144,19 @@ def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise invalid(f"{name}: Input should be a non-negative number")
-    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops,
-                           **_options(body, tools)}
+    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **_options(body, tools)}
 
 
 class AnthropicEmulator:
     """State behind the route: the local model, the prompt cache, the throttle RNG."""
 
-    def __init__(self, throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        throttle_rate: float = 0.0,
+        seed: int | None = None,
+        retry_after: float | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         if not 0.0 <= throttle_rate <= 1.0:
             raise ValueError(f"throttle_rate={throttle_rate} must be between 0 and 1")
         self.throttle_rate = throttle_rate
@@ -158,18 +177,23 @@ class AnthropicEmulator:
         with self._rng_lock:
             self.calls += 1
             if self.throttle_rate and self._rng.random() < self.throttle_rate:
-                raise AnthropicError("rate_limit_error", "This request would exceed the rate limit for your "
-                                                         "organization. Please reduce the prompt length or try later.")
+                raise AnthropicError(
+                    "rate_limit_error",
+                    "This request would exceed the rate limit for your "
+                    "organization. Please reduce the prompt length or try later.",
+                )
         system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300)
         points = sum(b.cache_ttl is not None for b in system) + sum(
-            b.cache_ttl is not None for t in turns for b in t.blocks)
+            b.cache_ttl is not None for t in turns for b in t.blocks
+        )
         limit = entry.cache_max_checkpoints or 4
         if points > limit:
             raise invalid(f"A maximum of {limit} blocks with cache_control may be provided. Found {points}.")
         min_tokens = (entry.cache_min_tokens or 1024) if entry.has_cache else None
         try:
-            prepared = self.engine.prepare(model, system, turns, min_tokens, False, options["max_tokens"],
-                                           options["temperature"], options["stop"])
+            prepared = self.engine.prepare(
+                model, system, turns, min_tokens, False, options["max_tokens"], options["temperature"], options["stop"]
+            )
         except InputTooLong as exc:
             raise invalid(f"prompt is too long: {exc}") from None
         prepared.forced_tool = options["forced_tool"]
@@ -179,19 +203,25 @@ class AnthropicEmulator:
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     account = prepared.account
     by_ttl = dict(account.writes_by_ttl)
-    return {"input_tokens": account.input_tokens, "output_tokens": output_tokens,
-            "cache_creation_input_tokens": account.cache_write_tokens,
-            "cache_read_input_tokens": account.cache_read_tokens,
-            "cache_creation": {"ephemeral_5m_input_tokens": by_ttl.get(300, 0),
-                               "ephemeral_1h_input_tokens": by_ttl.get(3600, 0)}}
+    return {
+        "input_tokens": account.input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": account.cache_write_tokens,
+        "cache_read_input_tokens": account.cache_read_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": by_ttl.get(300, 0),
+            "ephemeral_1h_input_tokens": by_ttl.get(3600, 0),
+        },
+    }
 
 
 def _error(exc: AnthropicError, retry_after: float | None) -> JSONResponse:
     headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
     if retry_after is not None and exc.status in (429, 529):
         headers["retry-after"] = f"{retry_after:g}"
-    return JSONResponse({"type": "error", "error": {"type": exc.kind, "message": exc.message}},
-                        status_code=exc.status, headers=headers)
+    return JSONResponse(
+        {"type": "error", "error": {"type": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers
+    )
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -221,8 +251,11 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
             arguments, tokens = engine.generate_json(prepared, tool["schema"])
         except ValueError as exc:
             raise AnthropicError("api_error", f"The model could not call {tool['name']}: {exc}") from None
-        yield "start", index, {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"],
-                               "input": {}}
+        yield (
+            "start",
+            index,
+            {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"], "input": {}},
+        )
         text = json.dumps(arguments)
         half = len(text) // 2  # the input arrives as JSON fragments, as the API streams it
         for fragment in (text[:half], text[half:]):
@@ -267,24 +300,38 @@ def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int,
     return blocks, output_tokens, stop
 
 
-def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: str,
-                  thinking_budget: int | None = None) -> Iterator[bytes]:
+def stream_events(
+    engine: Engine, prepared: Prepared, model: str, message_id: str, thinking_budget: int | None = None
+) -> Iterator[bytes]:
     """The documented SSE sequence: message_start, each block's start/deltas/stop, message_delta, message_stop."""
     start_usage = dict(_usage(prepared, 1))
-    yield _sse("message_start", {"type": "message_start", "message": {
-        "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
+    yield _sse(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": start_usage,
+            },
+        },
+    )
     output_tokens, stop = 0, "end_turn"
     try:
         for event in answer(engine, prepared, thinking_budget):
             if event[0] == "start":
-                yield _sse("content_block_start", {"type": "content_block_start", "index": event[1],
-                                                   "content_block": event[2]})
+                yield _sse(
+                    "content_block_start", {"type": "content_block_start", "index": event[1], "content_block": event[2]}
+                )
                 if event[1] == 0:  # the documented sequence pings after the first block starts
                     yield _sse("ping", {"type": "ping"})
             elif event[0] == "delta":
-                yield _sse("content_block_delta", {"type": "content_block_delta", "index": event[1],
-                                                   "delta": event[2]})
+                yield _sse("content_block_delta", {"type": "content_block_delta", "index": event[1], "delta": event[2]})
             elif event[0] == "stop":
                 yield _sse("content_block_stop", {"type": "content_block_stop", "index": event[1]})
             else:
@@ -292,13 +339,20 @@ def stream_events(engine: Engine, prepared: Prepared, model: str, message_id: st
     except Exception as exc:  # mid-stream failures arrive as an SSE error event, as the API sends them
         yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": str(exc)}})
         return
-    yield _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                 "usage": _usage(prepared, output_tokens)})
+    yield _sse(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": _usage(prepared, output_tokens),
+        },
+    )
     yield _sse("message_stop", {"type": "message_stop"})
 
 
-def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None,
-               engine: Engine | None = None) -> FastAPI:
+def create_app(
+    throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None, engine: Engine | None = None
+) -> FastAPI:
     """The Messages API emulator as an ASGI app."""
     emulator = AnthropicEmulator(throttle_rate, seed, retry_after, engine)
     app = FastAPI(title="Tokenomy Anthropic emulator", docs_url=None, redoc_url=None, openapi_url=None)
@@ -319,17 +373,31 @@ def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after:
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         if body.get("stream"):
-            return StreamingResponse(stream_events(emulator.engine, prepared, model, message_id, budget),
-                                     media_type="text/event-stream", headers=headers)
+            return StreamingResponse(
+                stream_events(emulator.engine, prepared, model, message_id, budget),
+                media_type="text/event-stream",
+                headers=headers,
+            )
         try:
             content, output_tokens, stop = await run_in_threadpool(
-                lambda: message_content(answer(emulator.engine, prepared, budget)))
+                lambda: message_content(answer(emulator.engine, prepared, budget))
+            )
         except AnthropicError as exc:
             return _error(exc, None)
         except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
             return _error(AnthropicError("api_error", f"The model failed: {exc}"), None)
-        return JSONResponse({"id": message_id, "type": "message", "role": "assistant", "model": model,
-                             "content": content, "stop_reason": stop, "stop_sequence": None,
-                             "usage": _usage(prepared, output_tokens)}, headers=headers)
+        return JSONResponse(
+            {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": _usage(prepared, output_tokens),
+            },
+            headers=headers,
+        )
 
     return app

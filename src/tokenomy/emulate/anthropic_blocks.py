@@ -13,8 +13,14 @@ from typing import Any
 
 from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, signature_valid
 
-ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "not_found_error": 404,
-                "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -102,8 +108,19 @@ def _tool_result(block: dict[str, Any], here: str) -> Block:
             extra += media.extra_tokens
         else:
             raise invalid(f"{inner}.type: Input should be 'text', 'image' or 'document'")
-    return Block(json.dumps({"tool_result": {"tool_use_id": block["tool_use_id"], "is_error": bool(
-        block.get("is_error")), "content": parts}}, sort_keys=True), extra_tokens=extra)
+    return Block(
+        json.dumps(
+            {
+                "tool_result": {
+                    "tool_use_id": block["tool_use_id"],
+                    "is_error": bool(block.get("is_error")),
+                    "content": parts,
+                }
+            },
+            sort_keys=True,
+        ),
+        extra_tokens=extra,
+    )
 
 
 def _block(block: dict[str, Any], here: str) -> Block:
@@ -131,8 +148,10 @@ def _block(block: dict[str, Any], here: str) -> Block:
         if not isinstance(block.get("data"), str) or not block["data"]:
             raise invalid(f"{here}.data: Field required")
         return Block("")
-    raise invalid(f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, image, document, "
-                   "tool_use, tool_result, thinking, redacted_thinking are)")
+    raise invalid(
+        f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, image, document, "
+        "tool_use, tool_result, thinking, redacted_thinking are)"
+    )
 
 
 def content_blocks(value: Any, where: str, default_ttl: int) -> list[Block]:

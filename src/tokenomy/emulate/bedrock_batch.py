@@ -55,14 +55,19 @@ class BatchService:
     def create(self, body: dict[str, Any], region: str) -> dict[str, Any]:
         for key in ("jobName", "roleArn", "modelId", "inputDataConfig", "outputDataConfig"):
             if not body.get(key):
-                raise invalid(f"1 validation error detected: Value null at '{key}' failed to satisfy constraint: "
-                               "Member must not be null")
+                raise invalid(
+                    f"1 validation error detected: Value null at '{key}' failed to satisfy constraint: "
+                    "Member must not be null"
+                )
         if not _JOB_NAME.match(str(body["jobName"])):
-            raise invalid(f"Value '{body['jobName']}' at 'jobName' failed to satisfy constraint: Member must satisfy "
-                           "regular expression pattern: [a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\\+\\-\\.]){0,63}")
+            raise invalid(
+                f"Value '{body['jobName']}' at 'jobName' failed to satisfy constraint: Member must satisfy "
+                "regular expression pattern: [a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\\+\\-\\.]){0,63}"
+            )
         if not _ROLE_ARN.match(str(body["roleArn"])):
-            raise invalid(f"Value '{body['roleArn']}' at 'roleArn' is not an IAM role ARN "
-                           "(arn:aws:iam::ACCOUNT:role/NAME)")
+            raise invalid(
+                f"Value '{body['roleArn']}' at 'roleArn' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            )
         try:
             resolve(body["modelId"])
         except ModelIdError as exc:
@@ -71,8 +76,10 @@ class BatchService:
         split_s3(((body["outputDataConfig"] or {}).get("s3OutputDataConfig") or {}).get("s3Uri", ""))
         hours = body.get("timeoutDurationInHours", 168)
         if not isinstance(hours, int) or not 24 <= hours <= 168:
-            raise invalid(f"Value '{hours}' at 'timeoutDurationInHours' failed to satisfy constraint: Member must "
-                           "have value between 24 and 168")
+            raise invalid(
+                f"Value '{hours}' at 'timeoutDurationInHours' failed to satisfy constraint: Member must "
+                "have value between 24 and 168"
+            )
         if body.get("modelInvocationType", "InvokeModel") not in ("InvokeModel", "Converse"):
             raise invalid("modelInvocationType must be InvokeModel or Converse")
         with self.lock:
@@ -81,14 +88,22 @@ class BatchService:
                 if token and job.body.get("clientRequestToken") == token:
                     return {"jobArn": job.arn}  # idempotent retry
                 if job.body["jobName"] == body["jobName"]:
-                    raise BedrockError("ConflictException", f"A batch inference job named {body['jobName']} "
-                                       "already exists. Use a different job name.")
+                    raise BedrockError(
+                        "ConflictException",
+                        f"A batch inference job named {body['jobName']} already exists. Use a different job name.",
+                    )
             job_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
             arn = f"arn:aws:bedrock:{region}:{DEFAULT_ACCOUNT}:model-invocation-job/{job_id}"
             submitted = now_utc()
-            job = Job(arn, job_id, dict(body), region, submitted,
-                      time.monotonic() + hours * self.settings.seconds_per_hour,
-                      submitted + timedelta(seconds=hours * self.settings.seconds_per_hour))
+            job = Job(
+                arn,
+                job_id,
+                dict(body),
+                region,
+                submitted,
+                time.monotonic() + hours * self.settings.seconds_per_hour,
+                submitted + timedelta(seconds=hours * self.settings.seconds_per_hour),
+            )
             self.jobs[job_id] = job
         threading.Thread(target=self.worker.run, args=(job,), name=f"bedrock-batch:{job_id}", daemon=True).start()
         return {"jobArn": arn}
@@ -108,20 +123,25 @@ class BatchService:
             job.set("Stopping")
 
     def list(self, params: dict[str, str]) -> dict[str, Any]:
-        jobs = sorted(self.jobs.values(), key=lambda j: j.submit_time,
-                      reverse=params.get("sortOrder", "Descending") == "Descending")
+        jobs = sorted(
+            self.jobs.values(),
+            key=lambda j: j.submit_time,
+            reverse=params.get("sortOrder", "Descending") == "Descending",
+        )
         if params.get("statusEquals"):
             jobs = [j for j in jobs if j.status == params["statusEquals"]]
         if params.get("nameContains"):
             jobs = [j for j in jobs if params["nameContains"] in j.body["jobName"]]
-        for key, keep in (("submitTimeAfter", lambda j, t: j.submit_time > t),
-                          ("submitTimeBefore", lambda j, t: j.submit_time < t)):
+        for key, keep in (
+            ("submitTimeAfter", lambda j, t: j.submit_time > t),
+            ("submitTimeBefore", lambda j, t: j.submit_time < t),
+        ):
             if params.get(key):
                 moment = datetime.fromisoformat(params[key].replace("Z", "+00:00"))
                 jobs = [j for j in jobs if keep(j, moment)]
         start = int(params.get("nextToken") or 0)
         size = int(params.get("maxResults") or 1000)
-        page: dict[str, Any] = {"invocationJobSummaries": [j.describe() for j in jobs[start:start + size]]}
+        page: dict[str, Any] = {"invocationJobSummaries": [j.describe() for j in jobs[start : start + size]]}
         if start + size < len(jobs):
             page["nextToken"] = str(start + size)
         return page

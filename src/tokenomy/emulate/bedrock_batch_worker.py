@@ -11,7 +11,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.emulate.bedrock_converse import BedrockEmulator
@@ -33,7 +33,8 @@ class BatchSettings:
     queue_seconds: float = 1.0  # time Scheduled before the job starts
     seconds_per_hour: float = 3600.0  # real seconds per hour of timeoutDurationInHours
     min_records: int = field(
-        default_factory=lambda: int(default_catalog().quotas_for("aws.bedrock").get("min_records_per_job", 0)))
+        default_factory=lambda: int(default_catalog().quotas_for("aws.bedrock").get("min_records_per_job", 0))
+    )
     local_model_max_records: int = 20  # bigger jobs run on the instant engine
     instant_delay_s: float = 0.0  # per record, for the instant engine
     flush_seconds: float = 1.0  # outputs are rewritten this often while InProgress
@@ -52,8 +53,11 @@ class Job:
     message: str | None = None
     end_time: datetime | None = None
     last_modified: datetime | None = None
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount"), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount"), 0
+        )
+    )
     stop_requested: bool = False
 
     def set(self, status: str, message: str | None = None) -> None:
@@ -65,13 +69,21 @@ class Job:
 
     def describe(self) -> dict[str, Any]:
         b = self.body
-        out = {"jobArn": self.arn, "jobName": b["jobName"], "modelId": b["modelId"], "roleArn": b["roleArn"],
-               "status": self.status, "submitTime": _iso(self.submit_time),
-               "lastModifiedTime": _iso(self.last_modified or self.submit_time),
-               "inputDataConfig": b["inputDataConfig"], "outputDataConfig": b["outputDataConfig"],
-               "timeoutDurationInHours": b.get("timeoutDurationInHours", 168),
-               "jobExpirationTime": _iso(self.expiration),
-               "modelInvocationType": b.get("modelInvocationType", "InvokeModel"), **self.counts}
+        out = {
+            "jobArn": self.arn,
+            "jobName": b["jobName"],
+            "modelId": b["modelId"],
+            "roleArn": b["roleArn"],
+            "status": self.status,
+            "submitTime": _iso(self.submit_time),
+            "lastModifiedTime": _iso(self.last_modified or self.submit_time),
+            "inputDataConfig": b["inputDataConfig"],
+            "outputDataConfig": b["outputDataConfig"],
+            "timeoutDurationInHours": b.get("timeoutDurationInHours", 168),
+            "jobExpirationTime": _iso(self.expiration),
+            "modelInvocationType": b.get("modelInvocationType", "InvokeModel"),
+            **self.counts,
+        }
         for key in ("clientRequestToken", "vpcConfig"):
             if key in b:
                 out[key] = b[key]
@@ -83,7 +95,7 @@ class Job:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -110,9 +122,11 @@ class JobWorker:
 
         kwargs: dict[str, Any] = {"region_name": region}
         if self.settings.s3_endpoint_url:  # a local S3: any credentials do
-            kwargs.update(endpoint_url=self.settings.s3_endpoint_url,
-                          aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "emulator"),
-                          aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "emulator"))
+            kwargs.update(
+                endpoint_url=self.settings.s3_endpoint_url,
+                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "emulator"),
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "emulator"),
+            )
         return boto3.client("s3", **kwargs)
 
     def _wait(self, job: Job, seconds: float) -> bool:
@@ -180,16 +194,22 @@ class JobWorker:
                 except ValueError:
                     obj = None
                 if not isinstance(obj, dict) or "modelInput" not in obj:
-                    job.set("Failed", f"Invalid record at line {number} of s3://{bucket}/{name}: each line must be "
-                                      "a JSON object with recordId and modelInput")
+                    job.set(
+                        "Failed",
+                        f"Invalid record at line {number} of s3://{bucket}/{name}: each line must be "
+                        "a JSON object with recordId and modelInput",
+                    )
                     return None
                 records.append(obj)
             parsed.append((name.rsplit("/", 1)[-1], records))
         total = sum(len(r) for _, r in parsed)
         job.counts["totalRecordCount"] = total
         if total < self.settings.min_records:
-            job.set("Failed", f"The job has {total} records; batch inference needs at least "
-                              f"{self.settings.min_records} records per job.")
+            job.set(
+                "Failed",
+                f"The job has {total} records; batch inference needs at least "
+                f"{self.settings.min_records} records per job.",
+            )
             return None
         return parsed
 
@@ -205,8 +225,9 @@ class JobWorker:
                 result.pop("metrics", None)
                 out["modelOutput"] = result
             else:
-                out["modelOutput"] = from_converse(model_id, emulator.converse(
-                    model_id, to_converse(model_id, body), job.region, throttle=False))
+                out["modelOutput"] = from_converse(
+                    model_id, emulator.converse(model_id, to_converse(model_id, body), job.region, throttle=False)
+                )
         except NativeBodyError as exc:
             out["error"] = {"errorCode": 400, "errorMessage": str(exc)}
         except BedrockError as exc:
@@ -214,8 +235,9 @@ class JobWorker:
         return out
 
     def _process(self, job: Job, files: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        emulator = self.local if job.counts["totalRecordCount"] <= self.settings.local_model_max_records \
-            else self.instant
+        emulator = (
+            self.local if job.counts["totalRecordCount"] <= self.settings.local_model_max_records else self.instant
+        )
         bucket, prefix = split_s3(job.body["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         base = f"{prefix.rstrip('/')}/{job.job_id}/" if prefix.strip("/") else f"{job.job_id}/"
         s3 = self.s3(job.region)
@@ -228,8 +250,12 @@ class JobWorker:
         def flush() -> None:
             for name, lines in outputs.items():
                 s3.put_object(Bucket=bucket, Key=f"{base}{name}.out", Body="".join(lines).encode(), **encryption)
-            s3.put_object(Bucket=bucket, Key=f"{base}manifest.json.out",
-                          Body=json.dumps({**job.counts, **tokens}).encode(), **encryption)
+            s3.put_object(
+                Bucket=bucket,
+                Key=f"{base}manifest.json.out",
+                Body=json.dumps({**job.counts, **tokens}).encode(),
+                **encryption,
+            )
 
         ended = None
         for name, records in files:
@@ -261,8 +287,11 @@ class JobWorker:
         elif ended:
             job.set(ended, "The job timed out before all records were processed.")
         elif job.counts["errorRecordCount"]:
-            job.set("PartiallyCompleted", f"{job.counts['errorRecordCount']} records failed; see the error field "
-                                          "of their lines in the output files.")
+            job.set(
+                "PartiallyCompleted",
+                f"{job.counts['errorRecordCount']} records failed; see the error field "
+                "of their lines in the output files.",
+            )
         else:
             job.set("Completed")
 

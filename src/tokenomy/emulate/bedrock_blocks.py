@@ -24,12 +24,16 @@ TEXT_DOCUMENTS = ("csv", "html", "txt", "md")
 def _cache_ttl(block: dict[str, Any], where: str, default_ttl: int) -> int:
     point = block.get("cachePoint")
     if not isinstance(point, dict) or point.get("type") != "default":
-        raise _invalid(f"1 validation error detected: Value at '{where}.cachePoint.type' failed to satisfy "
-                       "constraint: Member must satisfy enum value set: [default]")
+        raise _invalid(
+            f"1 validation error detected: Value at '{where}.cachePoint.type' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [default]"
+        )
     ttl = point.get("ttl")
     if ttl is not None and ttl not in TTL_SECONDS:
-        raise _invalid(f"1 validation error detected: Value '{ttl}' at '{where}.cachePoint.ttl' failed to satisfy "
-                       "constraint: Member must satisfy enum value set: [5m, 1h]")
+        raise _invalid(
+            f"1 validation error detected: Value '{ttl}' at '{where}.cachePoint.ttl' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [5m, 1h]"
+        )
     return TTL_SECONDS[ttl] if ttl else default_ttl
 
 
@@ -50,8 +54,10 @@ def _media_block(kind: str, value: Any, here: str) -> Block:
     fmt = value.get("format")
     allowed = IMAGE_FORMATS if kind == "image" else DOCUMENT_FORMATS
     if fmt not in allowed:
-        raise _invalid(f"1 validation error detected: Value '{fmt}' at '{here}.{kind}.format' failed to satisfy "
-                       f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]")
+        raise _invalid(
+            f"1 validation error detected: Value '{fmt}' at '{here}.{kind}.format' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]"
+        )
     data = _bytes(value.get("source"), f"{here}.{kind}.source")
     if kind == "image":
         return Block(f"[image: {fmt}, {len(data)} bytes]", extra_tokens=IMAGE_TOKENS)
@@ -71,15 +77,17 @@ def _tool_block(kind: str, value: Any, here: str) -> Block:
             raise _invalid(f"The toolUse at {here} needs a name and an input.")
         return Block(json.dumps({kind: value}, sort_keys=True))
     if value.get("status") not in (None, "success", "error"):
-        raise _invalid(f"1 validation error detected: Value '{value.get('status')}' at '{here}.toolResult.status' "
-                       "failed to satisfy constraint: Member must satisfy enum value set: [success, error]")
+        raise _invalid(
+            f"1 validation error detected: Value '{value.get('status')}' at '{here}.toolResult.status' "
+            "failed to satisfy constraint: Member must satisfy enum value set: [success, error]"
+        )
     parts: list[str] = []
     extra = 0
     for k, part in enumerate(value.get("content") or []):
         inner_where = f"{here}.toolResult.content.{k}"
         if not isinstance(part, dict) or len(part) != 1:
             raise _invalid(f"The ToolResultContentBlock at {inner_where} must set exactly one member.")
-        (inner_kind, inner), = part.items()
+        ((inner_kind, inner),) = part.items()
         if inner_kind == "text":
             parts.append(str(inner))
         elif inner_kind == "json":
@@ -90,8 +98,13 @@ def _tool_block(kind: str, value: Any, here: str) -> Block:
             extra += media.extra_tokens
         else:
             raise _invalid(f"The block type '{inner_kind}' at {inner_where} is not a tool result content block.")
-    return Block(json.dumps({kind: {"toolUseId": value["toolUseId"], "status": value.get("status", "success"),
-                                    "content": parts}}, sort_keys=True), extra_tokens=extra)
+    return Block(
+        json.dumps(
+            {kind: {"toolUseId": value["toolUseId"], "status": value.get("status", "success"), "content": parts}},
+            sort_keys=True,
+        ),
+        extra_tokens=extra,
+    )
 
 
 def _reasoning_block(value: Any, here: str) -> Block:
@@ -115,10 +128,12 @@ def content_blocks(items: list[Any], where: str, allowed: tuple[str, ...], defau
         here = f"{where}.{j}"
         if not isinstance(item, dict) or len(item) != 1:
             raise _invalid(f"The ContentBlock object at {here} must set exactly one member.")
-        (kind, value), = item.items()
+        ((kind, value),) = item.items()
         if kind not in allowed:
-            raise _invalid(f"The block type '{kind}' at {here} is not supported by the Tokenomy emulator "
-                           f"(supported: {', '.join(allowed)}).")
+            raise _invalid(
+                f"The block type '{kind}' at {here} is not supported by the Tokenomy emulator "
+                f"(supported: {', '.join(allowed)})."
+            )
         if kind == "cachePoint":
             ttl = _cache_ttl(item, here, default_ttl)
             if not blocks:
@@ -126,8 +141,10 @@ def content_blocks(items: list[Any], where: str, allowed: tuple[str, ...], defau
             blocks[-1].cache_ttl = ttl
         elif kind == "text":
             if not isinstance(value, str) or not value.strip():
-                raise _invalid(f"The text field in the ContentBlock object at {here} is blank. "
-                               "Add text to the text field, and try again.")
+                raise _invalid(
+                    f"The text field in the ContentBlock object at {here} is blank. "
+                    "Add text to the text field, and try again."
+                )
             blocks.append(Block(value))
         elif kind in ("image", "document"):
             blocks.append(_media_block(kind, value, here))

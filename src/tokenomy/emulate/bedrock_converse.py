@@ -39,13 +39,17 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
         raise _invalid("The inferenceConfig field must be a JSON object.")
     max_tokens = inference.get("maxTokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _invalid(f"1 validation error detected: Value '{max_tokens}' at 'inferenceConfig.maxTokens' failed to "
-                       "satisfy constraint: Member must have value greater than or equal to 1")
+        raise _invalid(
+            f"1 validation error detected: Value '{max_tokens}' at 'inferenceConfig.maxTokens' failed to "
+            "satisfy constraint: Member must have value greater than or equal to 1"
+        )
     for name in ("temperature", "topP"):
         value = inference.get(name)
         if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
-            raise _invalid(f"1 validation error detected: Value '{value}' at 'inferenceConfig.{name}' failed to "
-                           "satisfy constraint: Member must have value between 0 and 1")
+            raise _invalid(
+                f"1 validation error detected: Value '{value}' at 'inferenceConfig.{name}' failed to "
+                "satisfy constraint: Member must have value between 0 and 1"
+            )
     stops = inference.get("stopSequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise _invalid("inferenceConfig.stopSequences must be a list of non-empty strings.")
@@ -63,8 +67,12 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
                 raise _invalid("additionalModelRequestFields.thinking.budget_tokens: must be an integer >= 1024")
             if max_tokens is not None and budget >= max_tokens:
                 raise _invalid("The maximum tokens you requested must be greater than thinking.budget_tokens.")
-    return {"max_tokens": max_tokens, "temperature": inference.get("temperature"), "stop": stops,
-            "thinking_budget": budget}
+    return {
+        "max_tokens": max_tokens,
+        "temperature": inference.get("temperature"),
+        "stop": stops,
+        "thinking_budget": budget,
+    }
 
 
 def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -74,8 +82,10 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
         raise BedrockError("ValidationException", "The request body must be a JSON object.")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _invalid("A conversation must start with a user message. Try again with a conversation that starts "
-                       "with a user message.")
+        raise _invalid(
+            "A conversation must start with a user message. Try again with a conversation that starts "
+            "with a user message."
+        )
     system: list[Block] = []
     tool_config = body.get("toolConfig")
     forced = None
@@ -100,18 +110,26 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
             raise _invalid(f"The Message object at messages.{i} must be a JSON object.")
         role = message.get("role")
         if role not in ("user", "assistant"):
-            raise _invalid(f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed "
-                           "to satisfy constraint: Member must satisfy enum value set: [user, assistant]")
+            raise _invalid(
+                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed "
+                "to satisfy constraint: Member must satisfy enum value set: [user, assistant]"
+            )
         if i == 0 and role != "user":
-            raise _invalid("A conversation must start with a user message. Try again with a conversation that "
-                           "starts with a user message.")
+            raise _invalid(
+                "A conversation must start with a user message. Try again with a conversation that "
+                "starts with a user message."
+            )
         if turns and turns[-1].role == role:
-            raise _invalid("A conversation must alternate between user and assistant roles. Make sure the "
-                           "conversation alternates between user and assistant roles and try again.")
+            raise _invalid(
+                "A conversation must alternate between user and assistant roles. Make sure the "
+                "conversation alternates between user and assistant roles and try again."
+            )
         content = message.get("content")
         if not isinstance(content, list) or not content:
-            raise _invalid(f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock "
-                           "object to the content field and try again.")
+            raise _invalid(
+                f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock "
+                "object to the content field and try again."
+            )
         uses_tools |= any(isinstance(c, dict) and ("toolUse" in c or "toolResult" in c) for c in content)
         turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
     if uses_tools and tool_config is None:
@@ -125,8 +143,13 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
 class BedrockEmulator:
     """State behind the routes: the local model, the prompt cache, the throttle RNG."""
 
-    def __init__(self, throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        throttle_rate: float = 0.0,
+        seed: int | None = None,
+        retry_after: float | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         if not 0.0 <= throttle_rate <= 1.0:
             raise ValueError(f"throttle_rate={throttle_rate} must be between 0 and 1")
         self.throttle_rate = throttle_rate
@@ -144,8 +167,9 @@ class BedrockEmulator:
                 self.throttled += 1
                 raise BedrockError("ThrottlingException", "Too many requests, please wait before trying again.")
 
-    def prepare(self, model_id: str, body: Any, client_region: str,
-                throttle: bool = True) -> tuple[Prepared, str | None]:
+    def prepare(
+        self, model_id: str, body: Any, client_region: str, throttle: bool = True
+    ) -> tuple[Prepared, str | None]:
         """Resolve the model, validate the body, render and account the cache; errors are BedrockError."""
         try:
             resolved = resolve(model_id)
@@ -159,15 +183,17 @@ class BedrockEmulator:
         if resolved.router is not None:
             # Route on the prompt's size, then account the cache against the model that runs.
             size = sum(self.engine.count(b.text) for b in system) + sum(
-                self.engine.count(b.text) for t in turns for b in t.blocks)
+                self.engine.count(b.text) for t in turns for b in t.blocks
+            )
             resolved, invoked = route(resolved, size, client_region)
         prepared = self._render(resolved, system, turns, inference)
         prepared.forced_tool = inference["forced_tool"]
         prepared.thinking_budget = inference["thinking_budget"]
         return prepared, invoked
 
-    def converse(self, model_id: str, body: Any, client_region: str = "us-east-1",
-                 throttle: bool = True) -> dict[str, Any]:
+    def converse(
+        self, model_id: str, body: Any, client_region: str = "us-east-1", throttle: bool = True
+    ) -> dict[str, Any]:
         """One whole Converse call: the response body Bedrock returns (raises BedrockError like Bedrock).
         Batch jobs pass throttle=False: on-demand throttling does not apply to them."""
         prepared, invoked = self.prepare(model_id, body, client_region, throttle)
@@ -195,25 +221,39 @@ class BedrockEmulator:
             content[index]["toolUse"]["input"] = json.loads("".join(pieces))
         result: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": content}},
-            "stopReason": stop, "usage": _usage(prepared, output_tokens),
-            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
+            "stopReason": stop,
+            "usage": _usage(prepared, output_tokens),
+            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)},
+        }
         if invoked:
             result["trace"] = {"promptRouter": {"invokedModelId": invoked}}
         return result
 
-    def _render(self, resolved: ResolvedModel, system: list[Block], turns: list[Turn],
-                inference: dict[str, Any]) -> Prepared:
+    def _render(
+        self, resolved: ResolvedModel, system: list[Block], turns: list[Turn], inference: dict[str, Any]
+    ) -> Prepared:
         entry = resolved.entry
         points = sum(b.cache_ttl is not None for b in system) + sum(
-            b.cache_ttl is not None for t in turns for b in t.blocks)
+            b.cache_ttl is not None for t in turns for b in t.blocks
+        )
         limit = (entry.cache_max_checkpoints if entry else None) or 4
         if points > limit:
-            raise _invalid(f"The number of cache points ({points}) exceeds the maximum of {limit} for this model. "
-                           "Remove cache points and try again.")
+            raise _invalid(
+                f"The number of cache points ({points}) exceeds the maximum of {limit} for this model. "
+                "Remove cache points and try again."
+            )
         min_tokens = (entry.cache_min_tokens or 1024) if entry is not None and entry.has_cache else None
         try:
-            return self.engine.prepare(resolved.namespace, system, turns, min_tokens, True,
-                                       inference["max_tokens"], inference["temperature"], inference["stop"])
+            return self.engine.prepare(
+                resolved.namespace,
+                system,
+                turns,
+                min_tokens,
+                True,
+                inference["max_tokens"],
+                inference["temperature"],
+                inference["stop"],
+            )
         except InputTooLong as exc:
             raise _invalid(str(exc)) from None
 
@@ -234,12 +274,16 @@ def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], int]:
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     account = prepared.account
     usage: dict[str, Any] = {
-        "inputTokens": account.input_tokens, "outputTokens": output_tokens,
+        "inputTokens": account.input_tokens,
+        "outputTokens": output_tokens,
         "totalTokens": prepared.prompt_tokens + output_tokens,
-        "cacheReadInputTokens": account.cache_read_tokens, "cacheWriteInputTokens": account.cache_write_tokens}
+        "cacheReadInputTokens": account.cache_read_tokens,
+        "cacheWriteInputTokens": account.cache_write_tokens,
+    }
     if account.writes_by_ttl:
-        usage["cacheDetails"] = [{"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens}
-                                 for ttl, tokens in account.writes_by_ttl]
+        usage["cacheDetails"] = [
+            {"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens} for ttl, tokens in account.writes_by_ttl
+        ]
     return usage
 
 
@@ -291,8 +335,18 @@ def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> It
             if event[0] == "start":
                 block = event[2]
                 if "toolUse" in block:  # only tool calls announce themselves; text and reasoning just stream
-                    yield eventstream.event("contentBlockStart", {"contentBlockIndex": event[1], "start": {
-                        "toolUse": {"toolUseId": block["toolUse"]["toolUseId"], "name": block["toolUse"]["name"]}}})
+                    yield eventstream.event(
+                        "contentBlockStart",
+                        {
+                            "contentBlockIndex": event[1],
+                            "start": {
+                                "toolUse": {
+                                    "toolUseId": block["toolUse"]["toolUseId"],
+                                    "name": block["toolUse"]["name"],
+                                }
+                            },
+                        },
+                    )
             elif event[0] == "delta":
                 yield eventstream.event("contentBlockDelta", {"contentBlockIndex": event[1], "delta": event[2]})
             elif event[0] == "stop":
@@ -303,8 +357,10 @@ def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> It
         yield eventstream.exception("modelStreamErrorException", f"The model failed while streaming: {exc}")
         return
     yield eventstream.event("messageStop", {"stopReason": stop})
-    metadata: dict[str, Any] = {"usage": _usage(prepared, output_tokens),
-                                "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)}}
+    metadata: dict[str, Any] = {
+        "usage": _usage(prepared, output_tokens),
+        "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)},
+    }
     if invoked:
         metadata["trace"] = {"promptRouter": {"invokedModelId": invoked}}
     yield eventstream.event("metadata", metadata)

@@ -10,9 +10,17 @@ import uuid
 
 from starlette.responses import JSONResponse
 
-ERROR_STATUS = {"ValidationException": 400, "ResourceNotFoundException": 404, "ThrottlingException": 429,
-                "AccessDeniedException": 403, "InternalServerException": 500, "ServiceUnavailableException": 503,
-                "ModelNotReadyException": 429, "ModelTimeoutException": 408, "ModelErrorException": 424}
+ERROR_STATUS = {
+    "ValidationException": 400,
+    "ResourceNotFoundException": 404,
+    "ThrottlingException": 429,
+    "AccessDeniedException": 403,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+    "ModelNotReadyException": 429,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+}
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -32,8 +40,10 @@ def invalid(message: str) -> BedrockError:
 
 def error_response(error: BedrockError, retry_after: float | None = None) -> JSONResponse:
     """Bedrock's REST-JSON error shape, which botocore's parser turns into ClientError(code)."""
-    headers = {"x-amzn-ErrorType": f"{error.code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
-               "x-amzn-RequestId": str(uuid.uuid4())}
+    headers = {
+        "x-amzn-ErrorType": f"{error.code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
     if retry_after is not None and error.status in (429, 503):
         headers["Retry-After"] = f"{retry_after:g}"
     return JSONResponse({"message": error.message}, status_code=error.status, headers=headers)

@@ -64,9 +64,11 @@ def resolve(model_id: str) -> ResolvedModel:
         if kind in ("default-prompt-router", "prompt-router"):
             pair = DEFAULT_ROUTERS.get(resource) if kind == "default-prompt-router" else None
             if pair is None:
-                raise ModelIdError("ResourceNotFoundException",
-                                   f"Prompt router {model_id} not found. The emulator knows the default routers: "
-                                   f"{', '.join(sorted(DEFAULT_ROUTERS))}.")
+                raise ModelIdError(
+                    "ResourceNotFoundException",
+                    f"Prompt router {model_id} not found. The emulator knows the default routers: "
+                    f"{', '.join(sorted(DEFAULT_ROUTERS))}.",
+                )
             return ResolvedModel(model_id, None, pair, region or None, account)
         if kind not in ("foundation-model", "inference-profile"):
             raise ModelIdError("ResourceNotFoundException", f"The resource {model_id} was not found.")

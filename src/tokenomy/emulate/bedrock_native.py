@@ -40,9 +40,13 @@ def _text_blocks(content: Any, where: str) -> list[dict[str, str]]:
 def _messages(raw: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise NativeBodyError(f"{where}: messages must be a non-empty list")
-    return [{"role": m.get("role") if isinstance(m, dict) else None,
-             "content": _text_blocks(m.get("content") if isinstance(m, dict) else None, f"{where}.{i}")}
-            for i, m in enumerate(raw)]
+    return [
+        {
+            "role": m.get("role") if isinstance(m, dict) else None,
+            "content": _text_blocks(m.get("content") if isinstance(m, dict) else None, f"{where}.{i}"),
+        }
+        for i, m in enumerate(raw)
+    ]
 
 
 def to_converse(model_id: str, body: Any) -> dict[str, Any]:
@@ -55,8 +59,10 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
             raise NativeBodyError(f"Malformed input request: anthropic_version must be {ANTHROPIC_VERSION!r}")
         if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
             raise NativeBodyError("Malformed input request: #: required key [max_tokens] not found or not positive")
-        out: dict[str, Any] = {"messages": _messages(body.get("messages"), "messages"),
-                               "inferenceConfig": {"maxTokens": body["max_tokens"]}}
+        out: dict[str, Any] = {
+            "messages": _messages(body.get("messages"), "messages"),
+            "inferenceConfig": {"maxTokens": body["max_tokens"]},
+        }
         if body.get("system"):
             out["system"] = _text_blocks(body["system"], "system")
         for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("stop_sequences", "stopSequences")):
@@ -68,8 +74,12 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
         out = {"messages": _messages(body.get("messages"), "messages"), "inferenceConfig": {}}
         if body.get("system"):
             out["system"] = _text_blocks(body["system"], "system")
-        for src, dst in (("max_new_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"),
-                         ("stopSequences", "stopSequences")):
+        for src, dst in (
+            ("max_new_tokens", "maxTokens"),
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+            ("stopSequences", "stopSequences"),
+        ):
             if src in config:
                 out["inferenceConfig"][dst] = config[src]
         return out
@@ -81,10 +91,14 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
         for src, dst in (("max_gen_len", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP")):
             if src in body:
                 llama_config[dst] = body[src]
-        return {"messages": [{"role": "user", "content": [{"text": _LLAMA_TOKENS.sub("", prompt).strip()}]}],
-                "inferenceConfig": llama_config}
-    raise NativeBodyError(f"The Tokenomy emulator reads InvokeModel bodies for Claude, Nova and Llama only; "
-                          f"create the job with modelInvocationType='Converse' for {model_id}")
+        return {
+            "messages": [{"role": "user", "content": [{"text": _LLAMA_TOKENS.sub("", prompt).strip()}]}],
+            "inferenceConfig": llama_config,
+        }
+    raise NativeBodyError(
+        f"The Tokenomy emulator reads InvokeModel bodies for Claude, Nova and Llama only; "
+        f"create the job with modelInvocationType='Converse' for {model_id}"
+    )
 
 
 def from_converse(model_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -94,14 +108,29 @@ def from_converse(model_id: str, result: dict[str, Any]) -> dict[str, Any]:
     kind = body_family(model_id)
     if kind == "anthropic":
         base, _ = split_inference_profile(model_id)
-        return {"id": f"msg_bdrk_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
-                "model": base.split(".", 1)[-1].rsplit("-v", 1)[0], "content": [{"type": "text", "text": text}],
-                "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": usage["inputTokens"], "output_tokens": usage["outputTokens"]}}
+        return {
+            "id": f"msg_bdrk_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": base.split(".", 1)[-1].rsplit("-v", 1)[0],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage["inputTokens"], "output_tokens": usage["outputTokens"]},
+        }
     if kind == "nova":
-        return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": stop,
-                "usage": {"inputTokens": usage["inputTokens"], "outputTokens": usage["outputTokens"],
-                          "totalTokens": usage["inputTokens"] + usage["outputTokens"]}}
-    return {"generation": text, "prompt_token_count": usage["inputTokens"],
-            "generation_token_count": usage["outputTokens"],
-            "stop_reason": "length" if stop == "max_tokens" else "stop"}
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": stop,
+            "usage": {
+                "inputTokens": usage["inputTokens"],
+                "outputTokens": usage["outputTokens"],
+                "totalTokens": usage["inputTokens"] + usage["outputTokens"],
+            },
+        }
+    return {
+        "generation": text,
+        "prompt_token_count": usage["inputTokens"],
+        "generation_token_count": usage["outputTokens"],
+        "stop_reason": "length" if stop == "max_tokens" else "stop",
+    }

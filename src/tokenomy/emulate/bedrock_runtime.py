@@ -59,13 +59,16 @@ async def converse_stream(model_id: str, request: Request):
         prepared, invoked = await run_in_threadpool(emulator.prepare, model_id, body, client_region(request))
     except BedrockError as exc:
         return error_response(exc, emulator.retry_after)
-    return StreamingResponse(stream_events(emulator.engine, prepared, invoked),
-                             media_type="application/vnd.amazon.eventstream",
-                             headers={"x-amzn-RequestId": str(uuid.uuid4())})
+    return StreamingResponse(
+        stream_events(emulator.engine, prepared, invoked),
+        media_type="application/vnd.amazon.eventstream",
+        headers={"x-amzn-RequestId": str(uuid.uuid4())},
+    )
 
 
-def create_app(throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None,
-               engine: Engine | None = None) -> FastAPI:
+def create_app(
+    throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None, engine: Engine | None = None
+) -> FastAPI:
     """The Bedrock emulator as an ASGI app: the runtime and batch-job routers over one emulator."""
     app = FastAPI(title="Tokenomy Bedrock emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = BedrockEmulator(throttle_rate, seed, retry_after, engine)

@@ -18,8 +18,9 @@ import hmac
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
@@ -48,9 +49,15 @@ def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:
     """The same request, asked to think briefly first: its output is the emulated reasoning."""
     request = prepared.request
     limit = min(THINKING_TOKENS, budget)
-    return dataclasses.replace(prepared, max_tokens=limit, request=dataclasses.replace(
-        request, system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
-        max_tokens=limit))
+    return dataclasses.replace(
+        prepared,
+        max_tokens=limit,
+        request=dataclasses.replace(
+            request,
+            system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
+            max_tokens=limit,
+        ),
+    )
 
 
 @dataclass
@@ -97,15 +104,25 @@ class Engine:
     def count(self, text: str) -> int:
         return self.provider.count_tokens(text) if text else 0
 
-    def prepare(self, namespace: str, system: list[Block], turns: list[Turn], min_tokens: int | None,
-                per_checkpoint: bool, max_tokens: int | None, temperature: float | None,
-                stop: list[str]) -> Prepared:
+    def prepare(
+        self,
+        namespace: str,
+        system: list[Block],
+        turns: list[Turn],
+        min_tokens: int | None,
+        per_checkpoint: bool,
+        max_tokens: int | None,
+        temperature: float | None,
+        stop: list[str],
+    ) -> Prepared:
         """Render with cache marks, count tokens at each mark, and account the cache."""
+
         def render(blocks: list[Block]) -> str:
             return "\n".join(b.text.replace(_MARK, "") + (_MARK if b.cache_ttl is not None else "") for b in blocks)
 
-        marked = ChatRequest(messages=[Message(t.role, render(t.blocks)) for t in turns],
-                             system=render(system) if system else None)
+        marked = ChatRequest(
+            messages=[Message(t.role, render(t.blocks)) for t in turns], system=render(system) if system else None
+        )
         ttls = [b.cache_ttl for b in system if b.cache_ttl is not None]
         ttls += [b.cache_ttl for t in turns for b in t.blocks if b.cache_ttl is not None]
         text = self.provider.format_prompt(marked)
@@ -114,21 +131,26 @@ class Engine:
         total = self.count(prompt)
         n_ctx = load_model().n_ctx()
         if total >= n_ctx - 1:
-            raise InputTooLong(f"Input is too long for requested model: {total} prompt tokens; the emulator's "
-                               f"local model holds {n_ctx} (set TOKENOMY_LOCAL_CTX to raise it).")
+            raise InputTooLong(
+                f"Input is too long for requested model: {total} prompt tokens; the emulator's "
+                f"local model holds {n_ctx} (set TOKENOMY_LOCAL_CTX to raise it)."
+            )
         checkpoints = []
         prefix = ""
-        for piece, ttl in zip(pieces[:-1], ttls):
+        for piece, ttl in zip(pieces[:-1], ttls, strict=True):
             prefix += piece
             checkpoints.append(Checkpoint(prefix_digest(namespace, prefix), min(self.count(prefix), total), ttl))
         if checkpoints and min_tokens is not None:
             account = self.cache.account(checkpoints, total, min_tokens, per_checkpoint)
         else:
             account = CacheAccount(total, 0, 0)  # the model has no prompt caching: points are ignored
-        clean = ChatRequest(messages=[Message(m.role, m.text.replace(_MARK, "")) for m in marked.messages],
-                            system=marked.system.replace(_MARK, "") if marked.system else None,
-                            max_tokens=max(1, min(max_tokens or DEFAULT_MAX_TOKENS, n_ctx - total - 1)),
-                            temperature=temperature, stop=list(stop))
+        clean = ChatRequest(
+            messages=[Message(m.role, m.text.replace(_MARK, "")) for m in marked.messages],
+            system=marked.system.replace(_MARK, "") if marked.system else None,
+            max_tokens=max(1, min(max_tokens or DEFAULT_MAX_TOKENS, n_ctx - total - 1)),
+            temperature=temperature,
+            stop=list(stop),
+        )
         extra = sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
         if extra:  # images and binary documents: fresh input at their fixed estimate (module docstring)
             account = dataclasses.replace(account, input_tokens=account.input_tokens + extra)
@@ -158,8 +180,9 @@ class Engine:
         prompt = self.provider.format_prompt(prepared.request)
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         with self.provider._lock:  # the llama.cpp context is shared by the whole process
-            result = llm.create_completion(tokens, max_tokens=max(prepared.max_tokens, JSON_MAX_TOKENS),
-                                           temperature=0.0, grammar=grammar, seed=0)
+            result = llm.create_completion(
+                tokens, max_tokens=max(prepared.max_tokens, JSON_MAX_TOKENS), temperature=0.0, grammar=grammar, seed=0
+            )
         text = result["choices"][0]["text"]
         try:
             value = json.loads(text)

@@ -41,11 +41,15 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
 
 def event(event_type: str, data: dict[str, Any]) -> bytes:
     """A Bedrock stream event (`:message-type: event`) with a JSON payload."""
-    return encode_message({":event-type": event_type, ":content-type": "application/json",
-                           ":message-type": "event"}, json.dumps(data, separators=(",", ":")).encode())
+    return encode_message(
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
+        json.dumps(data, separators=(",", ":")).encode(),
+    )
 
 
 def exception(exception_type: str, message: str) -> bytes:
     """A modelled error inside the stream (`:message-type: exception`); botocore raises it as EventStreamError."""
-    return encode_message({":exception-type": exception_type, ":content-type": "application/json",
-                           ":message-type": "exception"}, json.dumps({"message": message}).encode())
+    return encode_message(
+        {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"},
+        json.dumps({"message": message}).encode(),
+    )

@@ -10,7 +10,7 @@ job in progress long enough to stop it or let it time out.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, Prepared, Turn
 from tokenomy.emulate.prompt_cache import CacheAccount
@@ -28,15 +28,24 @@ class InstantEngine:
     def count(self, text: str) -> int:
         return (len(text) + 3) // 4 if text else 0
 
-    def prepare(self, namespace: str, system: list[Block], turns: list[Turn], min_tokens: int | None,
-                per_checkpoint: bool, max_tokens: int | None, temperature: float | None,
-                stop: list[str]) -> Prepared:
+    def prepare(
+        self,
+        namespace: str,
+        system: list[Block],
+        turns: list[Turn],
+        min_tokens: int | None,
+        per_checkpoint: bool,
+        max_tokens: int | None,
+        temperature: float | None,
+        stop: list[str],
+    ) -> Prepared:
         """Render the turns; no prompt cache (every prompt token is fresh input)."""
         messages = [Message(t.role, "\n".join(b.text for b in t.blocks)) for t in turns]
         system_text = "\n".join(b.text for b in system) or None
         limit = max_tokens or DEFAULT_MAX_TOKENS
-        request = ChatRequest(messages=messages, system=system_text, max_tokens=limit,
-                              temperature=temperature, stop=list(stop))
+        request = ChatRequest(
+            messages=messages, system=system_text, max_tokens=limit, temperature=temperature, stop=list(stop)
+        )
         # One token per turn for the role marker, as chat templates add a few tokens per message.
         total = self.count(system_text or "") + sum(self.count(m.text) + 1 for m in messages)
         return Prepared(request, total, CacheAccount(total, 0, 0), limit)
@@ -45,7 +54,7 @@ class InstantEngine:
         if self.delay_s:
             time.sleep(self.delay_s)
         last_user = next((m.text for m in reversed(prepared.request.messages) if m.role == "user"), "")
-        words = ["Re:"] + last_user.split()[:ANSWER_WORDS - 1]
-        kept = words[:prepared.max_tokens]
+        words = ["Re:", *last_user.split()[: ANSWER_WORDS - 1]]
+        kept = words[: prepared.max_tokens]
         yield " ".join(kept)
         yield len(kept), ("length" if len(kept) < len(words) else "stop")

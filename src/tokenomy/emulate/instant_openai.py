@@ -12,32 +12,57 @@ import asyncio
 import json
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _reply(body: bytes, delay_s: float) -> tuple[bytes, bytes]:
     request = json.loads(body or b"{}")
     prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
     completion = int(request.get("max_tokens") or request.get("max_completion_tokens") or 16)
-    usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": completion,
-             "total_tokens": max(1, prompt_chars // 4) + completion}
+    usage = {
+        "prompt_tokens": max(1, prompt_chars // 4),
+        "completion_tokens": completion,
+        "total_tokens": max(1, prompt_chars // 4) + completion,
+    }
     model = request.get("model", "instant")
     if request.get("stream"):
-        chunks = [{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model,
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}]},
-                  {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model,
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                  {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
-                   "usage": usage}]
+        chunks = [
+            {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}],
+            },
+            {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            },
+            {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage},
+        ]
         payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
         return payload, b"text/event-stream"
-    return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": model,
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                    "finish_reason": "stop"}], "usage": usage}).encode(), b"application/json"
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+    ).encode(), b"application/json"
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float,
-                  refuse: Callable[[bytes], bytes | None] | None = None) -> None:
+async def _handle(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay_s: float,
+    refuse: Callable[[bytes], bytes | None] | None = None,
+) -> None:
     """Answer requests on one connection; `refuse(body)` may return a whole HTTP response to send instead."""
     try:
         while True:
@@ -56,8 +81,14 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
             if delay_s:
                 await asyncio.sleep(delay_s)
             payload, kind = _reply(body, delay_s)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + kind + b"\r\ncontent-length: "
-                         + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: "
+                + kind
+                + b"\r\ncontent-length: "
+                + str(len(payload)).encode()
+                + b"\r\n\r\n"
+                + payload
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
         pass
@@ -76,8 +107,11 @@ class InstantOpenAI:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(
-            lambda r, w: _handle(r, w, self.delay_s, self._refusal), "127.0.0.1", self.port, backlog=1024))
+        server = self._loop.run_until_complete(
+            asyncio.start_server(
+                lambda r, w: _handle(r, w, self.delay_s, self._refusal), "127.0.0.1", self.port, backlog=1024
+            )
+        )
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         self._started.set()
@@ -115,8 +149,9 @@ def main() -> None:
     uvloop.install()
 
     async def serve() -> None:
-        server = await asyncio.start_server(lambda r, w: _handle(r, w, args.delay), "127.0.0.1", args.port,
-                                            backlog=4096)
+        server = await asyncio.start_server(
+            lambda r, w: _handle(r, w, args.delay), "127.0.0.1", args.port, backlog=4096
+        )
         async with server:
             await server.serve_forever()
 

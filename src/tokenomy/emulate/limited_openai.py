@@ -55,8 +55,21 @@ class LimitedOpenAI(InstantOpenAI):
         wait = self.quota.take(_tokens(body))
         if not wait:
             return None
-        payload = json.dumps({"error": {"message": "Rate limit reached for tokens per min (TPM)",
-                                        "type": "tokens", "code": "rate_limit_exceeded"}}).encode()
-        return (b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
-                b"retry-after: " + f"{wait:.3f}".encode() + b"\r\ncontent-length: "
-                + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        payload = json.dumps(
+            {
+                "error": {
+                    "message": "Rate limit reached for tokens per min (TPM)",
+                    "type": "tokens",
+                    "code": "rate_limit_exceeded",
+                }
+            }
+        ).encode()
+        return (
+            b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+            b"retry-after: "
+            + f"{wait:.3f}".encode()
+            + b"\r\ncontent-length: "
+            + str(len(payload)).encode()
+            + b"\r\n\r\n"
+            + payload
+        )

@@ -35,8 +35,10 @@ from tokenomy.pricing.catalog import default_catalog
 ENDPOINT = "/v1/chat/completions"
 WINDOW_HOURS = {"24h": 24}
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
-NEVER_RAN = {"batch_cancelled": "This request was not executed because the batch was cancelled.",
-             "batch_expired": "This request could not be executed before the completion window expired."}
+NEVER_RAN = {
+    "batch_cancelled": "This request was not executed because the batch was cancelled.",
+    "batch_expired": "This request could not be executed before the completion window expired.",
+}
 
 
 @dataclass
@@ -66,8 +68,7 @@ def _text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
-    raise APIError(400, "Invalid type for 'messages[].content': expected a string or an array of parts.",
-                   "messages")
+    raise APIError(400, "Invalid type for 'messages[].content': expected a string or an array of parts.", "messages")
 
 
 class OpenAIBatchEmulator:
@@ -91,9 +92,17 @@ class OpenAIBatchEmulator:
 
     # -- files ----------------------------------------------------------------------------------------
     def add_file(self, name: str, data: bytes, purpose: str) -> dict[str, Any]:
-        meta: dict[str, Any] = {"id": _new_id("file-"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                "filename": name, "purpose": purpose, "status": "processed", "expires_at": None,
-                "status_details": None}
+        meta: dict[str, Any] = {
+            "id": _new_id("file-"),
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": name,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
         self.files[meta["id"]] = (meta, data)
         return meta
 
@@ -108,29 +117,58 @@ class OpenAIBatchEmulator:
             if not body.get(key):
                 raise APIError(400, f"Missing required parameter: '{key}'.", key, "missing_required_parameter")
         if body["endpoint"] != ENDPOINT:
-            raise APIError(400, f"Invalid value: '{body['endpoint']}'. The emulator supports {ENDPOINT} only.",
-                           "endpoint", "invalid_value")
+            raise APIError(
+                400,
+                f"Invalid value: '{body['endpoint']}'. The emulator supports {ENDPOINT} only.",
+                "endpoint",
+                "invalid_value",
+            )
         if body["completion_window"] not in WINDOW_HOURS:
-            raise APIError(400, "Invalid value for 'completion_window': only '24h' is supported.",
-                           "completion_window", "invalid_value")
+            raise APIError(
+                400,
+                "Invalid value for 'completion_window': only '24h' is supported.",
+                "completion_window",
+                "invalid_value",
+            )
         meta, _ = self.file(body["input_file_id"])
         if meta["purpose"] != "batch":
-            raise APIError(400, f"File {meta['id']} has purpose {meta['purpose']!r}; upload it with purpose 'batch'.",
-                           "input_file_id")
+            raise APIError(
+                400,
+                f"File {meta['id']} has purpose {meta['purpose']!r}; upload it with purpose 'batch'.",
+                "input_file_id",
+            )
         now = int(time.time())
         window = WINDOW_HOURS[body["completion_window"]] * self.settings.seconds_per_hour
-        batch = {"id": _new_id("batch_"), "object": "batch", "endpoint": ENDPOINT, "errors": None,
-                 "input_file_id": meta["id"], "completion_window": body["completion_window"],
-                 "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": now,
-                 "in_progress_at": None, "expires_at": int(now + window), "finalizing_at": None,
-                 "completed_at": None, "failed_at": None, "expired_at": None, "cancelling_at": None,
-                 "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
-                 "metadata": body.get("metadata") or {}, "model": None, "usage": None}
+        batch = {
+            "id": _new_id("batch_"),
+            "object": "batch",
+            "endpoint": ENDPOINT,
+            "errors": None,
+            "input_file_id": meta["id"],
+            "completion_window": body["completion_window"],
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": int(now + window),
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata") or {},
+            "model": None,
+            "usage": None,
+        }
         with self.lock:
             self.batches[batch["id"]] = batch
         deadline = time.monotonic() + window
-        threading.Thread(target=self._run, args=(batch, deadline), name=f"openai-batch:{batch['id']}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(batch, deadline), name=f"openai-batch:{batch['id']}", daemon=True
+        ).start()
         return batch
 
     def batch(self, batch_id: str) -> dict[str, Any]:
@@ -163,8 +201,10 @@ class OpenAIBatchEmulator:
                 self._set(batch, "in_progress")
             self._process(batch, lines, deadline)
         except Exception as exc:  # an emulator fault fails the batch, as a server error would
-            batch["errors"] = {"object": "list", "data": [{"code": "server_error", "message": str(exc),
-                                                           "param": None, "line": None}]}
+            batch["errors"] = {
+                "object": "list",
+                "data": [{"code": "server_error", "message": str(exc), "param": None, "line": None}],
+            }
             self._set(batch, "failed")
 
     def _validate(self, batch: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -184,8 +224,11 @@ class OpenAIBatchEmulator:
             elif not obj.get("custom_id"):
                 problem = ("missing_required_parameter", "Missing required parameter: 'custom_id'.", "custom_id")
             elif obj["custom_id"] in seen:
-                problem = ("duplicate_custom_id", f"The custom_id {obj['custom_id']!r} is used more than once.",
-                           "custom_id")
+                problem = (
+                    "duplicate_custom_id",
+                    f"The custom_id {obj['custom_id']!r} is used more than once.",
+                    "custom_id",
+                )
             elif obj.get("method") != "POST" or obj.get("url") != batch["endpoint"]:
                 problem = ("invalid_url", f"Each request must be POST {batch['endpoint']}.", "url")
             elif not isinstance(obj.get("body"), dict):
@@ -196,8 +239,9 @@ class OpenAIBatchEmulator:
                 seen.add(obj["custom_id"])
                 lines.append(obj)
         if not errors and not lines:
-            errors.append({"code": "empty_file", "message": "The input file has no requests.", "param": None,
-                           "line": None})
+            errors.append(
+                {"code": "empty_file", "message": "The input file has no requests.", "param": None, "line": None}
+            )
         if errors:
             batch["errors"] = {"object": "list", "data": errors}
             self._set(batch, "failed")
@@ -214,15 +258,23 @@ class OpenAIBatchEmulator:
         try:
             default_catalog().lookup(model)
         except UnknownModelError:
-            raise APIError(404, f"The model `{model}` does not exist or you do not have access to it.", "model",
-                           "model_not_found") from None
+            raise APIError(
+                404, f"The model `{model}` does not exist or you do not have access to it.", "model", "model_not_found"
+            ) from None
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            raise APIError(400, "'messages' must be a non-empty array of message objects.", "messages",
-                           "missing_required_parameter")
+            raise APIError(
+                400,
+                "'messages' must be a non-empty array of message objects.",
+                "messages",
+                "missing_required_parameter",
+            )
         system = [Block(_text(m.get("content"))) for m in messages if m.get("role") in ("system", "developer")]
-        turns = [Turn(m.get("role"), [Block(_text(m.get("content")))]) for m in messages
-                 if m.get("role") in ("user", "assistant")]
+        turns = [
+            Turn(m.get("role"), [Block(_text(m.get("content")))])
+            for m in messages
+            if m.get("role") in ("user", "assistant")
+        ]
         if not turns:
             raise APIError(400, "'messages' must contain a user message.", "messages")
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -230,14 +282,26 @@ class OpenAIBatchEmulator:
             raise APIError(400, f"Invalid 'max_tokens': {max_tokens!r}; expected an integer >= 1.", "max_tokens")
         temperature = body.get("temperature")
         if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
-            raise APIError(400, f"Invalid 'temperature': {temperature!r}; expected a number between 0 and 2.",
-                           "temperature", "decimal_above_max_value")
+            raise APIError(
+                400,
+                f"Invalid 'temperature': {temperature!r}; expected a number between 0 and 2.",
+                "temperature",
+                "decimal_above_max_value",
+            )
         stop = body.get("stop") or []
         if not isinstance(stop, (str, list)) or any(not isinstance(s, str) for s in stop):
             raise APIError(400, "Invalid 'stop': expected a string or an array of strings.", "stop")
         try:
-            prepared = engine.prepare(model, system, turns, None, False, max_tokens, temperature,
-                                      [stop] if isinstance(stop, str) else list(stop))
+            prepared = engine.prepare(
+                model,
+                system,
+                turns,
+                None,
+                False,
+                max_tokens,
+                temperature,
+                [stop] if isinstance(stop, str) else list(stop),
+            )
         except InputTooLong as exc:
             raise APIError(400, str(exc), "messages", "context_length_exceeded") from None
         pieces, output_tokens, finish = [], 0, "stop"
@@ -246,15 +310,28 @@ class OpenAIBatchEmulator:
                 pieces.append(item)
             else:
                 output_tokens, finish = item
-        return {"id": _new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
-                "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces),
-                                                                     "refusal": None},
-                                             "logprobs": None, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prepared.prompt_tokens, "completion_tokens": output_tokens,
-                          "total_tokens": prepared.prompt_tokens + output_tokens,
-                          "prompt_tokens_details": {"cached_tokens": 0},
-                          "completion_tokens_details": {"reasoning_tokens": 0}},
-                "system_fingerprint": None}
+        return {
+            "id": _new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(pieces), "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prepared.prompt_tokens,
+                "completion_tokens": output_tokens,
+                "total_tokens": prepared.prompt_tokens + output_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
+            "system_fingerprint": None,
+        }
 
     def _process(self, batch: dict[str, Any], lines: list[dict[str, Any]], deadline: float) -> None:
         engine = self.local if len(lines) <= self.settings.local_model_max_records else self.instant
@@ -289,16 +366,20 @@ class OpenAIBatchEmulator:
             if rows:
                 data = "".join(json.dumps(r) + "\n" for r in rows).encode()
                 batch[f"{kind}_file_id"] = self.add_file(f"{name}_{kind}.jsonl", data, "batch_output")["id"]
-        batch["usage"] = {**usage, "total_tokens": usage["input_tokens"] + usage["output_tokens"],
-                          "input_tokens_details": {"cached_tokens": 0},
-                          "output_tokens_details": {"reasoning_tokens": 0}}
+        batch["usage"] = {
+            **usage,
+            "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
         self._set(batch, {"batch_cancelled": "cancelled", "batch_expired": "expired"}.get(ended or "", "completed"))
 
 
 def _parse_upload(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, bytes] | None]:
     """multipart/form-data fields and the uploaded file, with the standard library's MIME parser."""
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
     fields: dict[str, str] = {}
     upload: tuple[str, bytes] | None = None
     for part in message.iter_parts() if message.is_multipart() else []:
@@ -363,10 +444,15 @@ def create_app(engine=None, **settings: Any) -> FastAPI:
         batches = sorted(emulator.batches.values(), key=lambda b: (b["created_at"], b["id"]), reverse=True)
         if after:
             ids = [b["id"] for b in batches]
-            batches = batches[ids.index(after) + 1:] if after in ids else []
+            batches = batches[ids.index(after) + 1 :] if after in ids else []
         page = batches[:limit]
-        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None, "has_more": len(batches) > limit}
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(batches) > limit,
+        }
 
     @app.get("/v1/batches/{batch_id}")
     async def get_batch(batch_id: str):

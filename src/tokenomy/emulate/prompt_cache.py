@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ class PromptCache:
                 floor = point.tokens
         return kept
 
-    def account(self, checkpoints: list[Checkpoint], total_tokens: int, min_tokens: int,
-                per_checkpoint: bool = True) -> CacheAccount:
+    def account(
+        self, checkpoints: list[Checkpoint], total_tokens: int, min_tokens: int, per_checkpoint: bool = True
+    ) -> CacheAccount:
         """Look up and store the request's prefixes; return its token split."""
         points = self.effective(checkpoints, min_tokens, per_checkpoint)
         if not points:

@@ -17,14 +17,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerThread:
     """`with ServerThread(app) as url:` serves `app` on a free loopback port until the block ends."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0,
-                 lifespan: Literal["auto", "on", "off"] = "off") -> None:
+    def __init__(
+        self,
+        app,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        lifespan: Literal["auto", "on", "off"] = "off",
+    ) -> None:
         import uvicorn
 
         self.host = host
         self.port = port or free_port(host)
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                                    access_log=False, lifespan=lifespan))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False, lifespan=lifespan)
+        )
         self.thread = threading.Thread(target=self.server.run, name=f"emulator:{self.port}", daemon=True)
         self.startup_timeout = startup_timeout
 
@@ -64,6 +71,8 @@ def serve(app, host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host, "
-                          "or stop the process using it") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host, "
+            "or stop the process using it"
+        ) from None
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")

@@ -34,16 +34,24 @@ from tokenomy.messages import (
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, message_body, request_from_anthropic, usage_body
 
 router = APIRouter()
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
 _ID_PREFIX = uuid.uuid4().hex[:12]
 _IDS = itertools.count(1)
 
 
 def anthropic_error(status: int, message: str) -> JSONResponse:
     """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
-    return JSONResponse({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
-                        status_code=status)
+    return JSONResponse(
+        {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
+        status_code=status,
+    )
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
@@ -65,9 +73,22 @@ class EventWriter:
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
 
     def start(self) -> bytes:
-        return _sse("message_start", {"type": "message_start", "message": {
-            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})
+        return _sse(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            },
+        )
 
     def _close(self) -> list[bytes]:
         if self.open is None:
@@ -79,12 +100,16 @@ class EventWriter:
         out = self._close()
         self.index += 1
         self.open = kind
-        return [*out, _sse("content_block_start", {"type": "content_block_start", "index": self.index,
-                                                   "content_block": block})]
+        return [
+            *out,
+            _sse("content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}),
+        ]
 
     def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        return _sse("content_block_delta", {"type": "content_block_delta",
-                                            "index": self.index if index is None else index, "delta": delta})
+        return _sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": self.index if index is None else index, "delta": delta},
+        )
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
@@ -102,12 +127,16 @@ class EventWriter:
         call = piece.tool_call
         if call is not None:
             if call.index not in self.tool_blocks:
-                out += self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "",
-                                                "input": {}})
+                out += self._begin(
+                    "tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}}
+                )
                 self.tool_blocks[call.index] = self.index
             if call.arguments:
-                out.append(self._delta({"type": "input_json_delta", "partial_json": call.arguments},
-                                       self.tool_blocks[call.index]))
+                out.append(
+                    self._delta(
+                        {"type": "input_json_delta", "partial_json": call.arguments}, self.tool_blocks[call.index]
+                    )
+                )
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
@@ -115,9 +144,19 @@ class EventWriter:
         for block in response.content:  # opaque reasoning has no stream delta: it comes as a whole block
             if isinstance(block, ReasoningBlock) and block.redacted is not None:
                 out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
-        out.append(_sse("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"), "stop_sequence": None},
-            "usage": usage_body(response)}))
+        out.append(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
+                        "stop_sequence": None,
+                    },
+                    "usage": usage_body(response),
+                },
+            )
+        )
         out.append(_sse("message_stop", {"type": "message_stop"}))
         return out
 
@@ -130,9 +169,15 @@ async def create_message(request: Request):
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError as exc:
-        return metrics.done(anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object "
-                                                 "such as {\"model\": ..., \"max_tokens\": ..., \"messages\": [...]}"),
-                            "unknown", started)
+        return metrics.done(
+            anthropic_error(
+                400,
+                f"the request body is not valid JSON ({exc}); send a JSON object "
+                'such as {"model": ..., "max_tokens": ..., "messages": [...]}',
+            ),
+            "unknown",
+            started,
+        )
     if not isinstance(body, dict):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
     model = body.get("model")
@@ -143,17 +188,33 @@ async def create_message(request: Request):
     key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
     if isinstance(key, JSONResponse):
         message = json.loads(bytes(key.body))["error"]["message"]
-        return metrics.done(anthropic_error(key.status_code, message.replace(
-            "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`")),
-            label, started)
+        return metrics.done(
+            anthropic_error(
+                key.status_code,
+                message.replace(
+                    "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`"
+                ),
+            ),
+            label,
+            started,
+        )
     if route is None:
-        return metrics.done(anthropic_error(404, f"model: `{name}` does not exist on this gateway; GET /v1/models "
-                                                 "lists the names you can use."), label, started)
+        return metrics.done(
+            anthropic_error(
+                404, f"model: `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
+            ),
+            label,
+            started,
+        )
     try:
         call = request_from_anthropic(body)
-        call.meta = RequestMeta(task=request.headers.get("x-tokenomy-task") or route.task,
-                                tags=parse_tags(request.headers.get("x-tokenomy-tags")),
-                                tenant=key.team if key else None, key_id=key.key_id if key else None, route=name)
+        call.meta = RequestMeta(
+            task=request.headers.get("x-tokenomy-task") or route.task,
+            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+            tenant=key.team if key else None,
+            key_id=key.key_id if key else None,
+            route=name,
+        )
     except ValueError as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name
@@ -162,8 +223,7 @@ async def create_message(request: Request):
         return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
     message_id = f"msg_{_ID_PREFIX}{next(_IDS):x}"
     if body.get("stream"):
-        return StreamingResponse(_stream(gw, call, admitted, name, message_id, started),
-                                 media_type="text/event-stream")
+        return StreamingResponse(_stream(gw, call, admitted, name, message_id, started), media_type="text/event-stream")
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
     except ProviderError as exc:
@@ -179,13 +239,17 @@ async def create_message(request: Request):
         await gw.journal.durable_async()  # the call is on disk before the client hears of it
     metrics.observe(response, name)
     body_out = message_body(response, name, message_id)
-    body_out["tokenomy"] = {"cost_usd": str(response.cost_usd), "model": response.model,
-                            "provider": response.provider, "tier": response.tier, "attempts": response.attempts}
+    body_out["tokenomy"] = {
+        "cost_usd": str(response.cost_usd),
+        "model": response.model,
+        "provider": response.provider,
+        "tier": response.tier,
+        "attempts": response.attempts,
+    }
     return metrics.done(JSONResponse(body_out), name, started)
 
 
-async def _stream(gw, call, admitted, name: str, message_id: str,
-                  started: float) -> AsyncIterator[bytes]:
+async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes]:
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None
     streamed = False
@@ -205,8 +269,15 @@ async def _stream(gw, call, admitted, name: str, message_id: str,
         metrics.observe(final, name)
         metrics.count(name, 200, started)
     except TokenomyError as exc:
-        kind = "rate_limit_error" if isinstance(exc, ProviderError) and exc.kind == "throttled" else (
-            "api_error" if isinstance(exc, ProviderError) and exc.kind != "client_error" else "invalid_request_error")
+        kind = (
+            "rate_limit_error"
+            if isinstance(exc, ProviderError) and exc.kind == "throttled"
+            else (
+                "api_error"
+                if isinstance(exc, ProviderError) and exc.kind != "client_error"
+                else "invalid_request_error"
+            )
+        )
         yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
         metrics.count(name, 502, started)
     finally:

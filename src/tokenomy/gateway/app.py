@@ -14,10 +14,11 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,8 +49,12 @@ from tokenomy.messages import ChatRequest, ChatResponse
 from tokenomy.providers.base import inputs_refusal
 
 # OpenAI's error `type` for each admission refusal code.
-_ERROR_TYPES = {"overloaded": "server_error", "rate_limit_exceeded": "rate_limit_error",
-                "budget_unavailable": "server_error", "budget_exceeded": "insufficient_quota"}
+_ERROR_TYPES = {
+    "overloaded": "server_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "budget_unavailable": "server_error",
+    "budget_exceeded": "insufficient_quota",
+}
 # Response ids: a random per-process prefix and a counter (os.urandom per request measured ~75 us here).
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _IDS = itertools.count(1)
@@ -79,7 +84,7 @@ class GatewayClient(Tokenomy):
         # Escape hatch (and A/B switch for the benchmark): the SDK-based provider in a worker thread.
         self.sdk_upstream = bool(os.environ.get("TOKENOMY_GATEWAY_SDK_UPSTREAM"))
 
-    def provider_for(self, spec):  # noqa: ANN001, ANN201
+    def provider_for(self, spec):
         if spec.provider != "openai" or self.sdk_upstream:
             return super().provider_for(spec)
         key = (spec.base_url, spec.api_key_env)
@@ -108,42 +113,48 @@ class Gateway:
             self.journal = Journal(folder)
         self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
         self.catalog = GatewayCatalog()
-        self.client = GatewayClient(self.writer, models=config.model_specs(), store_prompts=config.store_prompts,
-                                    catalog=self.catalog)
+        self.client = GatewayClient(
+            self.writer, models=config.model_specs(), store_prompts=config.store_prompts, catalog=self.catalog
+        )
         self.keys = KeyStore(store) if config.auth else None
         self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
         concurrency = self.settings.max_inflight + self.settings.max_queue
-        self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url \
-            else LocalLimits()
-        self.budgets = Budgets(self.limits, self.writer, self.keys, self.key_cache,
-                               shared=bool(config.redis_url)) if self.keys and self.key_cache else None
+        self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url else LocalLimits()
+        self.budgets = (
+            Budgets(self.limits, self.writer, self.keys, self.key_cache, shared=bool(config.redis_url))
+            if self.keys and self.key_cache
+            else None
+        )
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         # Built once per route: each owns its token bucket and its router (policies were validated at load).
         self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
 
     # -- auth -----------------------------------------------------------------------------------
-    def authenticate(self, header: str | None) -> VirtualKey | None | JSONResponse:
+    def authenticate(self, header: str | None) -> VirtualKey | JSONResponse | None:
         """Blocking form (the dashboard's handlers run in a worker thread)."""
         return auth.authenticate(self.key_cache, header)
 
-    async def authenticate_async(self, header: str | None) -> VirtualKey | None | JSONResponse:
+    async def authenticate_async(self, header: str | None) -> VirtualKey | JSONResponse | None:
         return await auth.authenticate_async(self.key_cache, header)
 
     def close(self) -> None:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def refusal(self, route, request: ChatRequest) -> str | None:  # noqa: ANN001
+    def refusal(self, route, request: ChatRequest) -> str | None:
         """Why the route's model cannot take this request (an image to a text-only model, a field its API
         lacks), asked before any call or budget reservation. Fallbacks and routed tiers refuse at call time."""
         if not route.model:
             return None
         spec = self.client.spec_for(route.model)
         why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
-        return None if why is None else (f"model `{route.model}` cannot take {why}; remove it or send the request "
-                                         "to a model that supports it")
+        return (
+            None
+            if why is None
+            else (f"model `{route.model}` cannot take {why}; remove it or send the request to a model that supports it")
+        )
 
-    def estimate_nano(self, route, request, policy: CallPolicy) -> int:  # noqa: ANN001
+    def estimate_nano(self, route, request, policy: CallPolicy) -> int:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
         dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
         The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
@@ -158,8 +169,9 @@ class Gateway:
         for name in names:
             spec = self.client.spec_for(name)
             try:
-                entry = self.catalog.lookup(spec.pricing_model, spec.region if spec.region not in (
-                    None, "global", "local") else None)
+                entry = self.catalog.lookup(
+                    spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
+                )
             except TokenomyError:
                 continue
             # Without caching information, price every prompt token at the dearest input rate that may apply.
@@ -184,8 +196,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         await holder["gw"].client.aclose_upstreams()
         holder["gw"].client.close()  # in-flight requests are done: flush the ledger
 
-    app = FastAPI(title="Tokenomy gateway", version="0.1.0", lifespan=lifespan,
-                  description="OpenAI-compatible chat completions with cost policies.")
+    app = FastAPI(
+        title="Tokenomy gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible chat completions with cost policies.",
+    )
     edge = config.gateway
     app.add_middleware(EdgeHygiene, max_body_bytes=edge.max_body_bytes, read_timeout=edge.read_timeout_seconds)
     # With metrics_key_env named but unset, /metrics is closed rather than silently open.
@@ -197,17 +213,26 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         @app.exception_handler(RedisError)
         async def limits_down(_: Request, exc: RedisError) -> JSONResponse:
             # Shared limits cannot be checked: refuse (retryable) in OpenAI's shape rather than a bare 500.
-            return error(503, f"the gateway cannot reach its limits store at redis_url ({exc}); retry later",
-                         "server_error", code="limits_unavailable")
+            return error(
+                503,
+                f"the gateway cannot reach its limits store at redis_url ({exc}); retry later",
+                "server_error",
+                code="limits_unavailable",
+            )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Still logged with its traceback by the server; the client gets OpenAI's error shape, not plain text.
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
-            return error(503, f"the gateway's database is unavailable ({type(exc).__name__}); retry later",
-                         "server_error", "database_unavailable")
-        return error(500, f"internal error ({type(exc).__name__}); see the gateway's log", "server_error",
-                     "internal_error")
+            return error(
+                503,
+                f"the gateway's database is unavailable ({type(exc).__name__}); retry later",
+                "server_error",
+                "database_unavailable",
+            )
+        return error(
+            500, f"internal error ({type(exc).__name__}); see the gateway's log", "server_error", "internal_error"
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -219,8 +244,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         if first.get("type") == "json_invalid":  # loc is ("body", offset): say so instead of "1: JSON decode error"
             where = first.get("loc", ["body", "?"])[-1]
             detail = (first.get("ctx") or {}).get("error", "JSON decode error")
-            return error(400, f"the request body is not valid JSON ({detail} at character {where}); send a JSON "
-                         "object such as {\"model\": ..., \"messages\": [...]}", "invalid_request_error")
+            return error(
+                400,
+                f"the request body is not valid JSON ({detail} at character {where}); send a JSON "
+                'object such as {"model": ..., "messages": [...]}',
+                "invalid_request_error",
+            )
         param = ".".join(str(p) for p in first.get("loc", []) if p != "body") or None
         return error(400, f"{param or 'body'}: {first.get('msg')}", "invalid_request_error", param=param)
 
@@ -233,23 +262,38 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Response:
         """Prometheus text exposition of requests, tokens, cost and latency (every worker's, summed)."""
-        if metrics_key is not None and not (metrics_key and hmac.compare_digest(
-                request.headers.get("authorization", "").encode(), f"Bearer {metrics_key}".encode())):
-            return error(401, f"/metrics needs `Authorization: Bearer <the key in ${edge.metrics_key_env}>`",
-                         "invalid_request_error", "invalid_api_key")
+        if metrics_key is not None and not (
+            metrics_key
+            and hmac.compare_digest(request.headers.get("authorization", "").encode(), f"Bearer {metrics_key}".encode())
+        ):
+            return error(
+                401,
+                f"/metrics needs `Authorization: Bearer <the key in ${edge.metrics_key_env}>`",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
         return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/v1/models")
     async def models() -> dict:
         """The names clients may send as `model`: routes and configured models."""
         names = sorted(set(config.routes) | set(config.models) | {"local"})
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
-                                           for n in names]}
+        return {
+            "object": "list",
+            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"} for n in names],
+        }
 
-    @app.post("/v1/chat/completions", responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
-                                                 404: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
-                                                 503: {"model": ErrorResponse}})
-    async def chat_completions(body: ChatCompletionRequest, request: Request):  # noqa: ANN202
+    @app.post(
+        "/v1/chat/completions",
+        responses={
+            400: {"model": ErrorResponse},
+            401: {"model": ErrorResponse},
+            404: {"model": ErrorResponse},
+            429: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         """Create a chat completion (streaming with `stream: true`)."""
         gw = holder["gw"]
         started = time.perf_counter()
@@ -259,9 +303,18 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
         if isinstance(key, JSONResponse):
             return metrics.done(key, label, started)
         if route is None:
-            return metrics.done(error(404, f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
-                                           "lists the names you can use.", "invalid_request_error", "model_not_found",
-                                      "model"), label, started)
+            return metrics.done(
+                error(
+                    404,
+                    f"The model `{body.model}` does not exist on this gateway; GET /v1/models "
+                    "lists the names you can use.",
+                    "invalid_request_error",
+                    "model_not_found",
+                    "model",
+                ),
+                label,
+                started,
+            )
         try:
             call = to_chat_request(body, request.headers, key, route)
             refused = gw.refusal(route, call)
@@ -273,21 +326,33 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
         except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape: the caller's fault
             log.warning("request could not be translated: %r", exc)
-            return metrics.done(error(400, f"the request has a field of an unexpected shape ({exc}); check it "
-                                           "against OpenAI's chat completions reference", "invalid_request_error"),
-                                body.model, started)
+            return metrics.done(
+                error(
+                    400,
+                    f"the request has a field of an unexpected shape ({exc}); check it "
+                    "against OpenAI's chat completions reference",
+                    "invalid_request_error",
+                ),
+                body.model,
+                started,
+            )
         if refused is not None:
-            return metrics.done(error(400, refused, "invalid_request_error", "unsupported_content"), body.model,
-                                started)
+            return metrics.done(
+                error(400, refused, "invalid_request_error", "unsupported_content"), body.model, started
+            )
         admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
         if isinstance(admitted, Refusal):
-            return metrics.done(error(admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code),
-                                body.model, started)
+            return metrics.done(
+                error(admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code),
+                body.model,
+                started,
+            )
         policy, budgets = admitted.policy, admitted.budgets
         request_id = f"chatcmpl-{_ID_PREFIX}{next(_IDS):x}"
         if body.stream:
-            return StreamingResponse(_stream(gw, call, policy, body, request_id, budgets, started),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                _stream(gw, call, policy, body, request_id, budgets, started), media_type="text/event-stream"
+            )
         try:
             response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
@@ -313,8 +378,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             served = next(iter(config.routes), None) or next(iter(config.models), None) or "local"
             body = schema.get("components", {}).get("schemas", {}).get("ChatCompletionRequest")
             if body is not None:
-                body["example"] = {"model": served, "messages": [{"role": "user", "content": "Say hi."}],
-                                   "max_tokens": 8}
+                body["example"] = {
+                    "model": served,
+                    "messages": [{"role": "user", "content": "Say hi."}],
+                    "max_tokens": 8,
+                }
                 body["properties"]["model"]["examples"] = [served]
         return app.openapi_schema or {}
 
@@ -332,14 +400,19 @@ def _provider_error(exc: ProviderError) -> JSONResponse:
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
 
 
-async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets,  # noqa: ANN001
-                  started: float) -> AsyncIterator[bytes]:
+async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, started: float) -> AsyncIterator[bytes]:
     created = int(time.time())
 
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, extra: dict | None = None) -> bytes:
-        payload = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                   "choices": [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish,
-                                                             **(extra or {})}]}
+        payload = {
+            "id": request_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": []
+            if usage is not None
+            else [{"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}],
+        }
         if usage is not None:
             payload["usage"] = usage
         return sse(payload)
@@ -366,8 +439,11 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets,  # 
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
         kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
-        yield b"data: " + json.dumps({"error": {"message": str(exc), "type": kind, "param": None,
-                                                 "code": kind}}).encode() + b"\n\n"
+        yield (
+            b"data: "
+            + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
+            + b"\n\n"
+        )
         metrics.count(body.model, 502, started)
     finally:
         gw.guard.slots.release()
@@ -380,4 +456,3 @@ def app_from_env() -> FastAPI:
     if os.environ.get("TOKENOMY_WORKER_OF"):  # set by `serve --workers N`: this process is a supervised worker
         supervision.exit_with_parent(int(os.environ["TOKENOMY_WORKER_OF"]))
     return create_app(load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"))
-

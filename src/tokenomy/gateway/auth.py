@@ -17,8 +17,12 @@ from tokenomy.gateway.responses import error
 
 def _secret(header: str | None) -> str | JSONResponse:
     if not header or not header.lower().startswith("bearer "):
-        return error(401, "Missing API key: send `Authorization: Bearer <key>` (create one with `tokenomy keys "
-                          "create`).", "invalid_request_error", "invalid_api_key")
+        return error(
+            401,
+            "Missing API key: send `Authorization: Bearer <key>` (create one with `tokenomy keys create`).",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
     return header[7:].strip()
 
 
@@ -29,11 +33,16 @@ def _verdict(key: VirtualKey | None) -> VirtualKey | JSONResponse:
 
 
 def _unavailable(exc: Exception) -> JSONResponse:
-    return error(503, f"the gateway cannot check this API key: its key database is unreachable ({exc}); keys "
-                      "it has already seen keep working; retry later", "server_error", "keys_unavailable")
+    return error(
+        503,
+        f"the gateway cannot check this API key: its key database is unreachable ({exc}); keys "
+        "it has already seen keep working; retry later",
+        "server_error",
+        "keys_unavailable",
+    )
 
 
-def authenticate(cache: KeyCache | None, header: str | None) -> VirtualKey | None | JSONResponse:
+def authenticate(cache: KeyCache | None, header: str | None) -> VirtualKey | JSONResponse | None:
     """None when auth is off; the key; or the error response to send."""
     if cache is None:
         return None
@@ -49,7 +58,7 @@ def authenticate(cache: KeyCache | None, header: str | None) -> VirtualKey | Non
     return _verdict(key)
 
 
-async def authenticate_async(cache: KeyCache | None, header: str | None) -> VirtualKey | None | JSONResponse:
+async def authenticate_async(cache: KeyCache | None, header: str | None) -> VirtualKey | JSONResponse | None:
     if cache is None:
         return None
     secret = _secret(header)

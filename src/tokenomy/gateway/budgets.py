@@ -46,8 +46,7 @@ class Reservation:
 
 
 class Budgets:
-    def __init__(self, limits, writer: LedgerWriter, keys: KeyStore, cache: KeyCache,  # noqa: ANN001
-                 shared: bool = False) -> None:
+    def __init__(self, limits, writer: LedgerWriter, keys: KeyStore, cache: KeyCache, shared: bool = False) -> None:
         self.limits = limits
         self.shared = shared
         self.writer = writer
@@ -63,8 +62,9 @@ class Budgets:
         result = []
         if key.budget_usd is not None:
             start = period_start(key.period)
-            result.append(Scope(f"key:{key.key_id}:{start.date()}", to_nano(key.budget_usd), "key_id", key.key_id,
-                                start))
+            result.append(
+                Scope(f"key:{key.key_id}:{start.date()}", to_nano(key.budget_usd), "key_id", key.key_id, start)
+            )
         team_name = key.team
         team = self.cache.team_budget(team_name) if team_name else None
         if team_name and team is not None:
@@ -94,8 +94,9 @@ class Budgets:
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)
             if actual is not None and scope.counter not in reservation.seeded:
-                settlements.append((scope.counter, reservation.epochs.get(scope.counter, ""), reservation.estimate,
-                                    actual))
+                settlements.append(
+                    (scope.counter, reservation.epochs.get(scope.counter, ""), reservation.estimate, actual)
+                )
         if settlements:
             await self.limits.settle(settlements)
 

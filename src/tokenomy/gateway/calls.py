@@ -50,9 +50,13 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
             return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
         if isinstance(held, Scope):
             scope = "team" if held.counter.startswith("team:") else "key"
-            return Refusal(429, f"Budget exhausted for this {scope}: this request could cost up to "
-                                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
-                                "Raise the budget or wait for the next period.", "budget_exceeded")
+            return Refusal(
+                429,
+                f"Budget exhausted for this {scope}: this request could cost up to "
+                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
+                "Raise the budget or wait for the next period.",
+                "budget_exceeded",
+            )
         budgets = held
     gw.guard.waiting += 1
     try:
@@ -65,8 +69,7 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     return Admitted(policy, budgets)
 
 
-async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
-                 unknown: bool = False) -> None:
+async def settle(gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False) -> None:
     """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
 
     The provider has answered by now: a limits store that fails here must not turn a paid answer into an
@@ -74,8 +77,11 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
     if budgets is None or gw.budgets is None:
         return
     # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-    actual = None if unknown else (
-        to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
+    actual = (
+        None
+        if unknown
+        else (to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
+    )
     try:
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:

@@ -6,8 +6,9 @@ module only does the web part: the ledger and the caller's scope from the gatewa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -35,13 +36,24 @@ def _scope(request: Request) -> Filters:
         return Filters()
     key = gateway.authenticate(request.headers.get("authorization"))
     if not isinstance(key, VirtualKey):
-        raise HTTPException(401, "The dashboard needs a virtual key: send `Authorization: Bearer <key>` (the page "
-                                 "asks for one; create it with `tokenomy keys create`).")
+        raise HTTPException(
+            401,
+            "The dashboard needs a virtual key: send `Authorization: Bearer <key>` (the page "
+            "asks for one; create it with `tokenomy keys create`).",
+        )
     return Filters(tenant=key.team) if key.team else Filters(key_id=key.key_id)
 
 
-def _answer(request: Request, fn: Callable[[Any, Filters], Any], since: str | None, until: str | None,
-            provider: str | None, model: str | None, task: str | None, tag: str | None) -> Any:
+def _answer(
+    request: Request,
+    fn: Callable[[Any, Filters], Any],
+    since: str | None,
+    until: str | None,
+    provider: str | None,
+    model: str | None,
+    task: str | None,
+    tag: str | None,
+) -> Any:
     scope = _scope(request)
     try:
         filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
@@ -63,8 +75,7 @@ def page(request: Request) -> HTMLResponse:
 def static(name: str) -> Response:
     if name not in STATIC_FILES:
         raise HTTPException(404, f"no dashboard file {name!r}")
-    return Response(static_text(name), media_type=STATIC_FILES[name],
-                    headers={"Cache-Control": "max-age=3600"})
+    return Response(static_text(name), media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/api/filters", summary="Values for the filter menus")
@@ -74,12 +85,20 @@ def api_filters(request: Request) -> dict:
 
 
 def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:
-    def endpoint(request: Request, since: str | None = None, until: str | None = None, provider: str | None = None,
-                 model: str | None = None, task: str | None = None, tag: str | None = None) -> Any:
+    def endpoint(
+        request: Request,
+        since: str | None = None,
+        until: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+    ) -> Any:
         return _answer(request, fn, since, until, provider, model, task, tag)
 
-    endpoint.__doc__ = doc + " Query: since, until (exclusive; YYYY-MM-DD or ISO), provider, model, task, " \
-                             "tag=key=value."
+    endpoint.__doc__ = (
+        doc + " Query: since, until (exclusive; YYYY-MM-DD or ISO), provider, model, task, tag=key=value."
+    )
     endpoint.__name__ = f"api_{name}"
     router.add_api_route(f"/api/{name}", endpoint, methods=["GET"], summary=doc)
 

@@ -17,7 +17,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - uvicorn's signature
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = float(os.environ.get("TOKENOMY_HEADER_TIMEOUT") or DEFAULT_HEADER_TIMEOUT)
         self._header_timer: asyncio.TimerHandle | None = None
@@ -36,7 +36,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    def connection_made(self, transport) -> None:  # noqa: ANN001
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm()
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -60,8 +61,11 @@ def _lone_surrogate(data: Any) -> tuple[str, str | None] | None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 where = path or "body"
-                return (f"{where}: contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is "
-                        "not valid Unicode text; send valid UTF-8 (pair the surrogate or remove it)", path or None)
+                return (
+                    f"{where}: contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is "
+                    "not valid Unicode text; send valid UTF-8 (pair the surrogate or remove it)",
+                    path or None,
+                )
         elif isinstance(value, dict):
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)
@@ -95,16 +99,25 @@ class EdgeHygiene:
             return
         bad = header_problem(scope["headers"])
         if bad is not None:
-            await refuse(send, 400, f"header {bad}: its value contains a CR, LF or NUL character; send each header "
-                                    "value on one line", bad)
+            await refuse(
+                send,
+                400,
+                f"header {bad}: its value contains a CR, LF or NUL character; send each header value on one line",
+                bad,
+            )
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await refuse(send, 413, f"the request body is {int(declared)} bytes; this gateway accepts at most "
-                                    f"{self.max_body_bytes} (gateway.max_body_bytes)", close=True)
+            await refuse(
+                send,
+                413,
+                f"the request body is {int(declared)} bytes; this gateway accepts at most "
+                f"{self.max_body_bytes} (gateway.max_body_bytes)",
+                close=True,
+            )
             return
         chunks: list[bytes] = []
         size = 0
@@ -114,16 +127,24 @@ class EdgeHygiene:
                 async with asyncio.timeout(self.read_timeout):  # no task per receive, unlike wait_for
                     message = await receive()
             except TimeoutError:
-                await refuse(send, 408, f"the request body did not arrive within {self.read_timeout:g} s "
-                                        "(gateway.read_timeout_seconds)", close=True)
+                await refuse(
+                    send,
+                    408,
+                    f"the request body did not arrive within {self.read_timeout:g} s (gateway.read_timeout_seconds)",
+                    close=True,
+                )
                 return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await refuse(send, 413, f"the request body exceeds {self.max_body_bytes} bytes "
-                                        "(gateway.max_body_bytes)", close=True)
+                await refuse(
+                    send,
+                    413,
+                    f"the request body exceeds {self.max_body_bytes} bytes (gateway.max_body_bytes)",
+                    close=True,
+                )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -44,7 +44,7 @@ class KeyCache:
 
     def _run(self) -> None:
         failures = 0
-        while not self._stop.wait(self.refresh_seconds if not failures else min(30.0, 2.0 ** failures)):
+        while not self._stop.wait(self.refresh_seconds if not failures else min(30.0, 2.0**failures)):
             try:
                 self.reload()
                 failures = 0
@@ -71,8 +71,9 @@ class KeyCache:
         try:
             key = self.keys.lookup(secret)
         except Exception as exc:
-            raise KeysUnavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) \
-                from None
+            raise KeysUnavailable(
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            ) from None
         digest = hash_key(secret)
         if key is None:
             if len(self._unknown) >= MAX_UNKNOWN:

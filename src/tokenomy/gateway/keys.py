@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from tokenomy.errors import ConfigError
@@ -25,12 +25,12 @@ def hash_key(secret: str) -> str:
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
     """Start of the budget window containing `now` (UTC calendar day or month; epoch for 'total')."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if period == "day":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "month":
         return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,14 @@ class KeyStore:
         store.execute(KEYS_DDL)
         store.execute(TEAMS_DDL)
 
-    def create(self, budget_usd: Decimal | None = None, period: str = "month", rpm: int | None = None,
-               team: str | None = None, name: str | None = None) -> tuple[str, VirtualKey]:
+    def create(
+        self,
+        budget_usd: Decimal | None = None,
+        period: str = "month",
+        rpm: int | None = None,
+        team: str | None = None,
+        name: str | None = None,
+    ) -> tuple[str, VirtualKey]:
         """Return the secret (shown once) and the stored key record."""
         if period not in PERIODS:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
@@ -74,18 +80,25 @@ class KeyStore:
         self.store.execute(
             f"INSERT INTO gateway_keys (key_id, key_hash, name, team, budget_usd, period, rpm, created_at, revoked) "
             f"VALUES ({', '.join([p] * 9)})",
-            (key.key_id, digest, name, team, budget_usd, period, rpm, datetime.now(timezone.utc), False))
+            (key.key_id, digest, name, team, budget_usd, period, rpm, datetime.now(UTC), False),
+        )
         return secret, key
 
     def lookup(self, secret: str) -> VirtualKey | None:
         p = self.store.placeholder
-        rows = self.store.query(f"SELECT key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys "
-                                f"WHERE key_hash = {p}", (hash_key(secret),))
+        rows = self.store.query(
+            f"SELECT key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys WHERE key_hash = {p}",
+            (hash_key(secret),),
+        )
         return _key(rows[0]) if rows else None
 
     def list(self) -> list[VirtualKey]:
-        return [_key(r) for r in self.store.query("SELECT key_id, name, team, budget_usd, period, rpm, revoked "
-                                                  "FROM gateway_keys ORDER BY created_at")]
+        return [
+            _key(r)
+            for r in self.store.query(
+                "SELECT key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys ORDER BY created_at"
+            )
+        ]
 
     def revoke(self, key_id: str) -> bool:
         p = self.store.placeholder
@@ -101,8 +114,9 @@ class KeyStore:
         _check_budget(budget_usd)
         p = self.store.placeholder
         self.store.execute(f"DELETE FROM gateway_teams WHERE team = {p}", (team,))
-        self.store.execute(f"INSERT INTO gateway_teams (team, budget_usd, period) VALUES ({p}, {p}, {p})",
-                           (team, budget_usd, period))
+        self.store.execute(
+            f"INSERT INTO gateway_teams (team, budget_usd, period) VALUES ({p}, {p}, {p})", (team, budget_usd, period)
+        )
 
     def team_budget(self, team: str) -> tuple[Decimal, str] | None:
         p = self.store.placeholder
@@ -111,21 +125,36 @@ class KeyStore:
 
     def snapshot(self) -> tuple[dict[str, VirtualKey], dict[str, tuple[Decimal, str]]]:
         """Every key by its hash and every team budget: what the gateway holds in memory."""
-        keys = {r["key_hash"]: _key(r) for r in self.store.query(
-            "SELECT key_hash, key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys")}
-        teams = {r["team"]: (Decimal(str(r["budget_usd"])), r["period"])
-                 for r in self.store.query("SELECT team, budget_usd, period FROM gateway_teams")}
+        keys = {
+            r["key_hash"]: _key(r)
+            for r in self.store.query(
+                "SELECT key_hash, key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys"
+            )
+        }
+        teams = {
+            r["team"]: (Decimal(str(r["budget_usd"])), r["period"])
+            for r in self.store.query("SELECT team, budget_usd, period FROM gateway_teams")
+        }
         return keys, teams
 
     def spent(self, column: str, value: str, since: datetime) -> Decimal:
         """What the ledger says a key (column key_id) or team (column tenant) spent since `since`."""
         p = self.store.placeholder
-        rows = self.store.query(f"SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM usage_events "
-                                f"WHERE {column} = {p} AND ts >= {p}", (value, since))
+        rows = self.store.query(
+            f"SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM usage_events WHERE {column} = {p} AND ts >= {p}",
+            (value, since),
+        )
         return Decimal(str(rows[0]["spent"]))
 
 
 def _key(row: dict) -> VirtualKey:
     budget = row["budget_usd"]
-    return VirtualKey(row["key_id"], row["name"], row["team"], None if budget is None else Decimal(str(budget)),
-                      row["period"], row["rpm"], bool(row["revoked"]))
+    return VirtualKey(
+        row["key_id"],
+        row["name"],
+        row["team"],
+        None if budget is None else Decimal(str(budget)),
+        row["period"],
+        row["rpm"],
+        bool(row["revoked"]),
+    )

@@ -150,9 +150,15 @@ class RedisLimits:
         from redis.exceptions import ConnectionError, TimeoutError
 
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=pool_timeout, socket_connect_timeout=2,
-            socket_timeout=5, health_check_interval=5, retry_on_error=[ConnectionError, TimeoutError],
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=5,
+            retry_on_error=[ConnectionError, TimeoutError],
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        )
         self.client = redis.Redis(connection_pool=pool)
         self._reserve = self.client.register_script(RESERVE_LUA)
         self._seed = self.client.register_script(SEED_LUA)
@@ -161,22 +167,30 @@ class RedisLimits:
 
     async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
         keys = [f"tokenomy:spend:{c}" for c, _ in budgets] + [f"tokenomy:epoch:{c}" for c, _ in budgets]
-        answer: list[Any] = [int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
-                  for i, v in enumerate(await self._reserve(keys=keys, args=[estimate, *(lim for _, lim in budgets)]))]
+        answer: list[Any] = [
+            int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
+            for i, v in enumerate(await self._reserve(keys=keys, args=[estimate, *(lim for _, lim in budgets)]))
+        ]
         if answer[0] == -1:
             return Reserved([budgets[int(i) - 1][0] for i in answer[1:]], None, {})
         if answer[0] > 0:
             return Reserved([], budgets[answer[0] - 1][0], {})
-        return Reserved([], None, {c: str(e) for (c, _), e in zip(budgets, answer[1:])})
+        return Reserved([], None, {c: str(e) for (c, _), e in zip(budgets, answer[1:], strict=True)})
 
     async def seed(self, counter: str, value: int) -> bool:
-        return bool(int(await self._seed(keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"],
-                                         args=[value, uuid.uuid4().hex])))
+        return bool(
+            int(
+                await self._seed(
+                    keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"], args=[value, uuid.uuid4().hex]
+                )
+            )
+        )
 
     async def settle(self, settlements: list[tuple[str, str, int, int]]) -> None:
         for counter, epoch, estimate, actual in settlements:
-            await self._settle(keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"],
-                               args=[epoch, estimate, actual])
+            await self._settle(
+                keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"], args=[epoch, estimate, actual]
+            )
 
     async def spent(self, counter: str) -> int | None:
         value = await self.client.get(f"tokenomy:spend:{counter}")

@@ -12,12 +12,17 @@ from tokenomy.messages import ChatResponse
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("tokenomy_requests_total", "Chat completion requests", ["model", "status"], registry=REGISTRY)
-LATENCY = Histogram("tokenomy_request_seconds", "Time from request to response (streams: to the last byte)",
-                    ["model"], registry=REGISTRY,
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+LATENCY = Histogram(
+    "tokenomy_request_seconds",
+    "Time from request to response (streams: to the last byte)",
+    ["model"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 TOKENS = Counter("tokenomy_tokens_total", "Tokens by usage type", ["model", "type"], registry=REGISTRY)
-COST = Counter("tokenomy_cost_usd_total", "Spend in USD (float: for dashboards; the ledger is exact)", ["model"],
-               registry=REGISTRY)
+COST = Counter(
+    "tokenomy_cost_usd_total", "Spend in USD (float: for dashboards; the ledger is exact)", ["model"], registry=REGISTRY
+)
 
 
 def count(model: str, status: int, started: float) -> None:
@@ -25,7 +30,7 @@ def count(model: str, status: int, started: float) -> None:
     LATENCY.labels(model).observe(time.perf_counter() - started)
 
 
-def done(response, model: str, started: float):  # noqa: ANN001, ANN201
+def done(response, model: str, started: float):
     """Count a finished non-streaming response and pass it through."""
     count(model, response.status_code, started)
     return response
@@ -33,8 +38,12 @@ def done(response, model: str, started: float):  # noqa: ANN001, ANN201
 
 def observe(response: ChatResponse, model: str) -> None:
     usage = response.usage
-    for kind, value in (("input", usage.input_tokens), ("output", usage.output_tokens),
-                        ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens)):
+    for kind, value in (
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+        ("cache_read", usage.cache_read_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
         if value:
             TOKENS.labels(model, kind).inc(value)
     if response.cost_usd:

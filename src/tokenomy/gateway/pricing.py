@@ -32,11 +32,24 @@ class GatewayCatalog:
         except UnknownModelError:
             entry = self._unpriced.get(model)
             if entry is None:
-                log.warning("model %r has no price; recording its usage at $0 (set `price_as` on the model "
-                            "in the gateway config to price it like a catalog model)", model)
+                log.warning(
+                    "model %r has no price; recording its usage at $0 (set `price_as` on the model "
+                    "in the gateway config to price it like a catalog model)",
+                    model,
+                )
                 entry = self._unpriced[model] = PriceEntry(
-                    provider="unknown", model=model, region=region or "global", family="unpriced", source="none",
-                    as_of="", priced_by="unpriced", input=ZERO, output=ZERO, cache_read=ZERO, cache_write=ZERO)
+                    provider="unknown",
+                    model=model,
+                    region=region or "global",
+                    family="unpriced",
+                    source="none",
+                    as_of="",
+                    priced_by="unpriced",
+                    input=ZERO,
+                    output=ZERO,
+                    cache_read=ZERO,
+                    cache_write=ZERO,
+                )
             return entry
 
     def is_unpriced(self, entry: PriceEntry) -> bool:

@@ -31,8 +31,10 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
     if reasoning:
         message["reasoning_content"] = reasoning  # the field OpenAI-compatible reasoning servers use
     if calls:
-        message["tool_calls"] = [{"id": c.id, "type": "function",
-                                  "function": {"name": c.name, "arguments": arguments_text(c)}} for c in calls]
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
+            for c in calls
+        ]
     message.update(_raw(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
     return message
 
@@ -40,25 +42,42 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
 def completion_body(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
     """A chat.completion object, plus Tokenomy's cost and attempt details under `tokenomy`."""
     usage = response.usage
-    choice = {"index": 0, "message": message_body(response), "finish_reason": response.finish_reason,
-              **_raw(response, "choice")}
+    choice = {
+        "index": 0,
+        "message": message_body(response),
+        "finish_reason": response.finish_reason,
+        **_raw(response, "choice"),
+    }
     more = response.raw.get("more_choices") if isinstance(response.raw, dict) else None
     return {
-        "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [choice, *(more or [])], **_raw(response, "top"),
+        "id": request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice, *(more or [])],
+        **_raw(response, "top"),
         "usage": usage_body(response),
-        "tokenomy": {"cost_usd": str(response.cost_usd), "model": response.model, "provider": response.provider,
-                     "tier": response.tier, "attempts": response.attempts, "cache_write_tokens": usage.cache_write_tokens},
+        "tokenomy": {
+            "cost_usd": str(response.cost_usd),
+            "model": response.model,
+            "provider": response.provider,
+            "tier": response.tier,
+            "attempts": response.attempts,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
     }
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
     """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning."""
     usage = response.usage
-    return {"prompt_tokens": usage.total_input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.total_input_tokens + usage.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens}}
+    return {
+        "prompt_tokens": usage.total_input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
 
 
 def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -16,15 +16,52 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenomy.config import RouteConfig
-from tokenomy.messages import (Block, ChatRequest, DocumentBlock, ImageBlock, Message, Reasoning, RequestMeta,
-                               ResponseFormat, TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    RequestMeta,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 
 # Fields the gateway maps itself; every other field of the body travels in ChatRequest.extra.
-MAPPED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "seed",
-          "presence_penalty", "frequency_penalty", "stream", "stream_options", "tools", "tool_choice",
-          "parallel_tool_calls", "response_format", "reasoning_effort", "n", "logprobs"}
-DOCUMENT_FORMATS = {"application/pdf": "pdf", "text/plain": "txt", "text/csv": "csv", "text/html": "html",
-                    "text/markdown": "md"}
+MAPPED = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+    "n",
+    "logprobs",
+}
+DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "text/html": "html",
+    "text/markdown": "md",
+}
 
 
 class ChatMessage(BaseModel):
@@ -150,8 +187,10 @@ def _part(part: dict[str, Any], where: str) -> Block:
         name = file.get("filename") or "document"
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
         return DocumentBlock(format=fmt, data=data, name=name)
-    raise RequestError(f"{where}.type", f"content parts of type {kind!r} are not supported by this gateway "
-                                        "(text, image_url and file are)")
+    raise RequestError(
+        f"{where}.type",
+        f"content parts of type {kind!r} are not supported by this gateway (text, image_url and file are)",
+    )
 
 
 def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list[Block]:
@@ -165,14 +204,18 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list
 def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     function = call.get("function") or {}
     if call.get("type", "function") != "function" or not function.get("name"):
-        raise RequestError(where, "expected {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}")
+        raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
     arguments = function.get("arguments") or ""
     try:
         parsed = json.loads(arguments) if arguments else {}
     except ValueError:
         parsed = {}  # the exact text is what is sent back upstream
-    return ToolUseBlock(id=str(call.get("id") or ""), name=function["name"],
-                        input=parsed if isinstance(parsed, dict) else {"value": parsed}, arguments=arguments)
+    return ToolUseBlock(
+        id=str(call.get("id") or ""),
+        name=function["name"],
+        input=parsed if isinstance(parsed, dict) else {"value": parsed},
+        arguments=arguments,
+    )
 
 
 def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
@@ -220,10 +263,19 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     for i, tool in enumerate(body.tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-            raise RequestError(f"tools[{i}]", "only function tools ({\"type\": \"function\", \"function\": {\"name\", "
-                                              "\"parameters\"}}) are supported by this gateway")
-        tools.append(ToolSpec(function["name"], function.get("description"),
-                              function.get("parameters") or {"type": "object", "properties": {}}, function.get("strict")))
+            raise RequestError(
+                f"tools[{i}]",
+                'only function tools ({"type": "function", "function": {"name", '
+                '"parameters"}}) are supported by this gateway',
+            )
+        tools.append(
+            ToolSpec(
+                function["name"],
+                function.get("description"),
+                function.get("parameters") or {"type": "object", "properties": {}},
+                function.get("strict"),
+            )
+        )
     return tools
 
 
@@ -237,8 +289,11 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
         return ToolChoice(modes[value])  # type: ignore[arg-type]
     name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
     if not name:
-        raise RequestError("tool_choice", "send auto, none, required or {\"type\": \"function\", \"function\": "
-                                          "{\"name\": ...}} (allowed_tools and custom tools are not supported)")
+        raise RequestError(
+            "tool_choice",
+            'send auto, none, required or {"type": "function", "function": '
+            '{"name": ...}} (allowed_tools and custom tools are not supported)',
+        )
     return ToolChoice("tool", name)
 
 
@@ -251,9 +306,10 @@ def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
     if kind == "json_schema":
         spec = value.get("json_schema") or {}
         if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
-            raise RequestError("response_format.json_schema", "send an object {\"name\": ..., \"schema\": {...}}")
-        return ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"),
-                              spec.get("description"))
+            raise RequestError("response_format.json_schema", 'send an object {"name": ..., "schema": {...}}')
+        return ResponseFormat(
+            "json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"), spec.get("description")
+        )
     raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
 
 
@@ -269,24 +325,40 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     if body.max_completion_tokens is not None:
         extra["max_completion_tokens"] = body.max_completion_tokens  # only says which name the caller used
     if body.stream_options is not None:
-        for key, value in (body.stream_options.model_extra or {}).items():
+        for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
     return extra
 
 
-def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:  # noqa: ANN001
+def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:
     """Map the OpenAI request (system/developer messages become the system prompt) to a ChatRequest."""
     system, turns = to_messages(body)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]
-    meta = RequestMeta(task=headers.get("x-tokenomy-task") or route.task, tags=parse_tags(headers.get("x-tokenomy-tags")),
-                       tenant=key.team if key else None, key_id=key.key_id if key else None, route=body.model)
-    return ChatRequest(messages=turns, model=route.model or body.model, system=system,
-                       max_tokens=min(c for c in caps) if caps else None, temperature=body.temperature,
-                       top_p=body.top_p, top_k=body.top_k, stop=stop, seed=body.seed,
-                       presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
-                       tools=_tools(body), tool_choice=_tool_choice(body.tool_choice),
-                       parallel_tool_calls=body.parallel_tool_calls,
-                       response_format=_response_format(body.response_format),
-                       reasoning=Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None,
-                       extra=_extra(body), meta=meta)
+    meta = RequestMeta(
+        task=headers.get("x-tokenomy-task") or route.task,
+        tags=parse_tags(headers.get("x-tokenomy-tags")),
+        tenant=key.team if key else None,
+        key_id=key.key_id if key else None,
+        route=body.model,
+    )
+    return ChatRequest(
+        messages=turns,
+        model=route.model or body.model,
+        system=system,
+        max_tokens=min(c for c in caps) if caps else None,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        stop=stop,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        tools=_tools(body),
+        tool_choice=_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=_response_format(body.response_format),
+        reasoning=Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None,
+        extra=_extra(body),
+        meta=meta,
+    )

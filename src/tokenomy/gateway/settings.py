@@ -13,17 +13,34 @@ class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_inflight: int = Field(256, ge=1, description="calls running upstream at once, per worker")
     max_queue: int = Field(1024, ge=0, description="requests waiting for a slot; beyond this: 503 at once")
-    key_cache_seconds: float = Field(30.0, ge=0, description="keys and team budgets are reloaded from the database "
-                                     "this often: a revocation or budget change takes effect within this time")
+    key_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="keys and team budgets are reloaded from the database "
+        "this often: a revocation or budget change takes effect within this time",
+    )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
-    read_timeout_seconds: float = Field(30.0, gt=0, description="a request body not received in this time: 408, "
-                                        "connection closed")
-    header_timeout_seconds: float = Field(10.0, gt=0, description="a request's headers not complete in this "
-                                          "time after connecting (or starting it): connection closed")
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request body not received in this time: 408, connection closed"
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a request's headers not complete in this "
+        "time after connecting (or starting it): connection closed",
+    )
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
-    journal: bool = Field(True, description="append every ledger event to a local fsynced journal before answering "
-                          "(replayed on start): a crash loses no answered call")
-    journal_dir: Optional[str] = Field(None, description="where the journal lives (default: beside a DuckDB ledger, "
-                                       "or .tokenomy/journal-<hash of the URL> for PostgreSQL)")
-    metrics_key_env: Optional[str] = Field(None, description="environment variable holding a key that GET /metrics "
-                                           "requires as `Authorization: Bearer <key>`")
+    journal: bool = Field(
+        True,
+        description="append every ledger event to a local fsynced journal before answering "
+        "(replayed on start): a crash loses no answered call",
+    )
+    journal_dir: Optional[str] = Field(
+        None,
+        description="where the journal lives (default: beside a DuckDB ledger, "
+        "or .tokenomy/journal-<hash of the URL> for PostgreSQL)",
+    )
+    metrics_key_env: Optional[str] = Field(
+        None,
+        description="environment variable holding a key that GET /metrics requires as `Authorization: Bearer <key>`",
+    )

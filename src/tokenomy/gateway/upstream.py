@@ -10,11 +10,10 @@ OpenAIProvider (both use `providers.openai_wire`) over one shared aiohttp sessio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 
@@ -28,7 +27,7 @@ from tokenomy.providers.registry import ModelSpec, get_provider
 class AsyncOpenAIUpstream(OpenAIProvider):
     """Chat Completions over a pooled aiohttp session; sync calls delegate to the SDK provider."""
 
-    def __init__(self, spec: ModelSpec, timeout: float = 120.0, pool: int = 512) -> None:  # noqa: D107
+    def __init__(self, spec: ModelSpec, timeout: float = 120.0, pool: int = 512) -> None:
         self.spec = spec
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
         key = (os.environ.get(spec.api_key_env) if spec.api_key_env else None) or os.environ.get("OPENAI_API_KEY")
@@ -43,7 +42,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                connector=aiohttp.TCPConnector(limit=self.pool, ttl_dns_cache=300))
+                connector=aiohttp.TCPConnector(limit=self.pool, ttl_dns_cache=300),
+            )
         return self._session
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -56,11 +56,12 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.check(request)
         start = time.perf_counter()
         try:
-            async with self.session().post(self.url, data=json.dumps(openai_wire.request_body(request)),
-                                           headers=self.headers) as reply:
+            async with self.session().post(
+                self.url, data=json.dumps(openai_wire.request_body(request)), headers=self.headers
+            ) as reply:
                 text = await reply.text()
                 status, retry_after = reply.status, reply.headers.get("retry-after")
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc
@@ -78,8 +79,9 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         ttft = None
         assembler = openai_wire.StreamAssembler(request)
         try:
-            async with self.session().post(self.url, data=json.dumps(openai_wire.request_body(request, True)),
-                                           headers=self.headers) as reply:
+            async with self.session().post(
+                self.url, data=json.dumps(openai_wire.request_body(request, True)), headers=self.headers
+            ) as reply:
                 if reply.status >= 400:
                     raise openai_wire.status_error(reply.status, await reply.text(), reply.headers.get("retry-after"))
                 async for raw_line in reply.content:
@@ -97,7 +99,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                         if ttft is None and piece.has_content:
                             ttft = (time.perf_counter() - start) * 1000
                         yield piece
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -26,7 +26,7 @@ def decimal_str(value: Decimal) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ class UsageEvent:
     def usage(self) -> Usage:
         return Usage(self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens)
 
-    def apply_cost(self, cost: CostBreakdown) -> "UsageEvent":
+    def apply_cost(self, cost: CostBreakdown) -> UsageEvent:
         self.input_cost_usd, self.output_cost_usd = cost.input_usd, cost.output_usd
         self.cache_read_cost_usd, self.cache_write_cost_usd = cost.cache_read_usd, cost.cache_write_usd
         self.cost_usd = cost.total_usd
@@ -84,8 +84,12 @@ class UsageEvent:
 
     def validate(self) -> None:
         """Raise UsageError naming the field that cannot go into the ledger."""
-        check_tokens(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                     cache_read_tokens=self.cache_read_tokens, cache_write_tokens=self.cache_write_tokens)
+        check_tokens(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+        )
         if self.mode not in MODES:
             raise UsageError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
         if self.outcome not in OUTCOMES:
@@ -100,7 +104,7 @@ class UsageEvent:
 
     def to_json(self) -> dict[str, Any]:
         row = self.to_row()
-        row["ts"] = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        row["ts"] = self.ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
         for key, value in row.items():
             if isinstance(value, Decimal):
                 row[key] = decimal_str(value)
@@ -155,21 +159,41 @@ def prefix_fingerprint(request: ChatRequest) -> tuple[str | None, int]:
     return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
 
 
-def event_from_response(request: ChatRequest, response: ChatResponse, cost: CostBreakdown | None,
-                        mode: str = "on_demand", store_prompt: bool = False,
-                        request_id: str | None = None) -> UsageEvent:
+def event_from_response(
+    request: ChatRequest,
+    response: ChatResponse,
+    cost: CostBreakdown | None,
+    mode: str = "on_demand",
+    store_prompt: bool = False,
+    request_id: str | None = None,
+) -> UsageEvent:
     """Build the ledger row for one successful call."""
     meta = request.meta
     event = UsageEvent(
-        ts=utcnow(), provider=response.provider, model=response.model,
-        region=response.region or request.region, mode=mode, task=meta.task, tags=dict(meta.tags),
-        tenant=meta.tenant, key_id=meta.key_id, route=meta.route, tier=response.tier or meta.tier,
-        input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
-        cache_read_tokens=response.usage.cache_read_tokens, cache_write_tokens=response.usage.cache_write_tokens,
-        latency_ms=response.latency_ms, ttft_ms=response.ttft_ms, outcome="ok", attempt=response.attempts,
-        request_id=request_id, prompt_hash=prompt_fingerprint(request),
+        ts=utcnow(),
+        provider=response.provider,
+        model=response.model,
+        region=response.region or request.region,
+        mode=mode,
+        task=meta.task,
+        tags=dict(meta.tags),
+        tenant=meta.tenant,
+        key_id=meta.key_id,
+        route=meta.route,
+        tier=response.tier or meta.tier,
+        input_tokens=response.usage.input_tokens,
+        output_tokens=response.usage.output_tokens,
+        cache_read_tokens=response.usage.cache_read_tokens,
+        cache_write_tokens=response.usage.cache_write_tokens,
+        latency_ms=response.latency_ms,
+        ttft_ms=response.ttft_ms,
+        outcome="ok",
+        attempt=response.attempts,
+        request_id=request_id,
+        prompt_hash=prompt_fingerprint(request),
         prompt_text=_prompt_text(request) if store_prompt else None,
-        tool_call_count=len(response.tool_calls), **content_counts(request),
+        tool_call_count=len(response.tool_calls),
+        **content_counts(request),
     )
     event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
     if cost is not None:

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import COLUMNS, UsageEvent
@@ -33,8 +34,12 @@ class ImportResult:
     already_present: int = 0  # lines whose event_id the ledger (or an earlier line) already holds
 
     def to_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "rejected": len(self.errors), "errors": self.errors,
-                "already_present": self.already_present}
+        return {
+            "imported": self.imported,
+            "rejected": len(self.errors),
+            "errors": self.errors,
+            "already_present": self.already_present,
+        }
 
 
 def _parse_ts(value: Any) -> datetime:
@@ -50,7 +55,7 @@ def _parse_ts(value: Any) -> datetime:
             raise ValueError("is not an ISO-8601 time; write UTC times like 2026-01-31T12:00:00Z") from None
     if ts.tzinfo is None:
         raise ValueError("has no timezone; write UTC times like 2026-01-31T12:00:00Z")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
 def event_from_record(record: dict[str, Any]) -> UsageEvent:
@@ -116,9 +121,12 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
         raise ValueError(str(exc)) from None
     if record.get("cost_usd") in (None, ""):
         try:
-            cost = compute_cost(Usage(event.input_tokens, event.output_tokens, event.cache_read_tokens,
-                                      event.cache_write_tokens), event.model,
-                                event.region if event.region not in (None, "") else None, event.mode)
+            cost = compute_cost(
+                Usage(event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens),
+                event.model,
+                event.region if event.region not in (None, "") else None,
+                event.mode,
+            )
         except TokenomyError as exc:
             raise ValueError(f"cannot price it: {exc}") from None
         event.apply_cost(cost)
@@ -135,8 +143,14 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
                 for row in reader:
                     number = reader.line_num  # the row's last physical line (quoted fields may span lines)
                     if None in row:  # more values than header columns: the extra ones would be dropped unseen
-                        yield number, None, (f"{len(row[None])} value(s) beyond the header's {len(reader.fieldnames or [])} "
-                                             "columns; quote fields that contain commas")
+                        yield (
+                            number,
+                            None,
+                            (
+                                f"{len(row[None])} value(s) beyond the header's {len(reader.fieldnames or [])} "
+                                "columns; quote fields that contain commas"
+                            ),
+                        )
                         continue
                     yield number, row, None
         except UnicodeDecodeError as exc:
@@ -187,8 +201,9 @@ def _write_new(store: LedgerStore, events: list[UsageEvent], seen: set[str], res
     existing = set()
     if ids:
         marks = ", ".join([store.placeholder] * len(ids))
-        existing = {r["event_id"] for r in store.query(f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})",
-                                                       ids)}
+        existing = {
+            r["event_id"] for r in store.query(f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", ids)
+        }
     new = []
     for event in events:
         if event.event_id in existing or event.event_id in seen:

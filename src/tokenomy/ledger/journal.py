@@ -15,6 +15,7 @@ once every event in it is in the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -51,10 +52,8 @@ class _Segment:
         self.last_seq = 0
 
     def drop(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         self.file.close()
 
 
@@ -125,8 +124,7 @@ class Journal:
                         self._sealed.append(segment)
                         self._current = self._open_segment()
             except OSError as exc:  # disk full, I/O error: answer anyway (the write-behind still has the events)
-                log.error("ledger journal write failed (%s); answers are no longer crash-safe until it recovers",
-                          exc)
+                log.error("ledger journal write failed (%s); answers are no longer crash-safe until it recovers", exc)
             self._release(upto)
 
     def _release(self, upto: int) -> None:
@@ -200,7 +198,7 @@ def replay(folder: Path, store: LedgerStore) -> int:
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line was never acknowledged
                     log.warning("%s:%d: skipped an unreadable journal line (%s)", path, number, exc)
             for start in range(0, len(events), 5000):
-                store.write(events[start:start + 5000])
+                store.write(events[start : start + 5000])
             total += len(events)
             path.unlink(missing_ok=True)
     if total:

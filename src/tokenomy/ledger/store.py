@@ -13,11 +13,12 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
@@ -28,24 +29,52 @@ DEFAULT_LEDGER = ".tokenomy/ledger.duckdb"
 _DUCKDB_OPEN_CLOSE = threading.Lock()
 
 _COLUMN_TYPES = {
-    "ts": "TIMESTAMPTZ NOT NULL", "provider": "TEXT NOT NULL", "model": "TEXT NOT NULL", "region": "TEXT",
-    "mode": "TEXT NOT NULL", "task": "TEXT", "tags": "TEXT", "tenant": "TEXT", "key_id": "TEXT",
-    "route": "TEXT", "tier": "TEXT", "input_tokens": "BIGINT", "output_tokens": "BIGINT",
-    "cache_read_tokens": "BIGINT", "cache_write_tokens": "BIGINT", "input_cost_usd": "DECIMAL(20,12)",
-    "output_cost_usd": "DECIMAL(20,12)", "cache_read_cost_usd": "DECIMAL(20,12)",
-    "cache_write_cost_usd": "DECIMAL(20,12)", "cost_usd": "DECIMAL(20,12)", "latency_ms": "DOUBLE PRECISION",
-    "ttft_ms": "DOUBLE PRECISION", "outcome": "TEXT NOT NULL", "error_type": "TEXT", "attempt": "INTEGER",
-    "request_id": "TEXT", "batch_job_id": "TEXT", "prompt_hash": "TEXT", "prefix_hash": "TEXT",
-    "prefix_tokens": "INTEGER", "prompt_text": "TEXT",
-    "priced_by": "TEXT", "image_count": "INTEGER DEFAULT 0", "document_count": "INTEGER DEFAULT 0",
-    "tool_call_count": "INTEGER DEFAULT 0", "event_id": "TEXT PRIMARY KEY",
+    "ts": "TIMESTAMPTZ NOT NULL",
+    "provider": "TEXT NOT NULL",
+    "model": "TEXT NOT NULL",
+    "region": "TEXT",
+    "mode": "TEXT NOT NULL",
+    "task": "TEXT",
+    "tags": "TEXT",
+    "tenant": "TEXT",
+    "key_id": "TEXT",
+    "route": "TEXT",
+    "tier": "TEXT",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "cache_read_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT",
+    "input_cost_usd": "DECIMAL(20,12)",
+    "output_cost_usd": "DECIMAL(20,12)",
+    "cache_read_cost_usd": "DECIMAL(20,12)",
+    "cache_write_cost_usd": "DECIMAL(20,12)",
+    "cost_usd": "DECIMAL(20,12)",
+    "latency_ms": "DOUBLE PRECISION",
+    "ttft_ms": "DOUBLE PRECISION",
+    "outcome": "TEXT NOT NULL",
+    "error_type": "TEXT",
+    "attempt": "INTEGER",
+    "request_id": "TEXT",
+    "batch_job_id": "TEXT",
+    "prompt_hash": "TEXT",
+    "prefix_hash": "TEXT",
+    "prefix_tokens": "INTEGER",
+    "prompt_text": "TEXT",
+    "priced_by": "TEXT",
+    "image_count": "INTEGER DEFAULT 0",
+    "document_count": "INTEGER DEFAULT 0",
+    "tool_call_count": "INTEGER DEFAULT 0",
+    "event_id": "TEXT PRIMARY KEY",
 }
 # Columns added after schema version 1 shipped: ledgers made before them gain them on open (0 for old rows).
 ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
 
-EVENTS_DDL = "CREATE TABLE IF NOT EXISTS usage_events (\n  " + ",\n  ".join(
-    f"{name} {_COLUMN_TYPES[name]}" for name in COLUMNS) + "\n)"
+EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS usage_events (\n  "
+    + ",\n  ".join(f"{name} {_COLUMN_TYPES[name]}" for name in COLUMNS)
+    + "\n)"
+)
 META_DDL = "CREATE TABLE IF NOT EXISTS tokenomy_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -62,7 +91,7 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
     values["tags"] = json.loads(tags) if isinstance(tags, str) and tags else (tags or {})
     ts = values["ts"]
     if isinstance(ts, datetime):
-        values["ts"] = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+        values["ts"] = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     for key in ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"):
         if values.get(key) is not None and not isinstance(values[key], Decimal):
             values[key] = Decimal(str(values[key]))
@@ -89,12 +118,15 @@ class LedgerStore:
                 conn.execute(f"ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS {name} {_COLUMN_TYPES[name]}")
             rows = conn.execute("SELECT value FROM tokenomy_meta WHERE key = 'schema_version'").fetchall()
             if not rows:
-                conn.execute(f"INSERT INTO tokenomy_meta (key, value) VALUES ({self.placeholder}, {self.placeholder})",
-                             ("schema_version", str(SCHEMA_VERSION)))
+                conn.execute(
+                    f"INSERT INTO tokenomy_meta (key, value) VALUES ({self.placeholder}, {self.placeholder})",
+                    ("schema_version", str(SCHEMA_VERSION)),
+                )
             elif int(rows[0][0]) != SCHEMA_VERSION:
                 raise ConfigError(
                     f"ledger {self.url} has schema version {rows[0][0]}, this Tokenomy expects {SCHEMA_VERSION}; "
-                    "upgrade Tokenomy (if newer) or export with the old version and import into a fresh ledger")
+                    "upgrade Tokenomy (if newer) or export with the old version and import into a fresh ledger"
+                )
 
     def schema_version(self) -> int:
         with self.connect() as conn:
@@ -105,8 +137,7 @@ class LedgerStore:
         if not events:
             return 0
         marks = ", ".join([self.placeholder] * len(COLUMNS))
-        sql = (f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES ({marks}) "
-               "ON CONFLICT (event_id) DO NOTHING")
+        sql = f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (event_id) DO NOTHING"
         with self.connect() as conn:
             self._executemany(conn, sql, [_row_values(e) for e in events])
         return len(events)
@@ -119,7 +150,7 @@ class LedgerStore:
         with self.connect() as conn:
             cursor = conn.execute(sql, tuple(params))
             names = [d[0] for d in cursor.description] if cursor.description else []
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.connect() as conn:
@@ -185,8 +216,10 @@ class DuckDBStore(LedgerStore):
             batch = pa.table({c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)})
             conn.register("_tokenomy_batch", batch)
             try:  # one statement: it lands whole or not at all, so the fallback cannot double-write
-                conn.execute(f"INSERT INTO usage_events ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
-                             "FROM _tokenomy_batch ON CONFLICT (event_id) DO NOTHING")
+                conn.execute(
+                    f"INSERT INTO usage_events ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+                    "FROM _tokenomy_batch ON CONFLICT (event_id) DO NOTHING"
+                )
             finally:
                 conn.unregister("_tokenomy_batch")
         except (pa.ArrowException, duckdb.Error):
@@ -224,14 +257,18 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
             return PostgresStore(target)
         except psycopg.OperationalError as exc:  # server down, bad credentials, no such database
             shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
-            raise ConfigError(f"ledger {shown}: cannot connect ({' '.join(str(exc).split())}); check the URL "
-                              "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)") from None
+            raise ConfigError(
+                f"ledger {shown}: cannot connect ({' '.join(str(exc).split())}); check the URL "
+                "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)"
+            ) from None
     if target.startswith("duckdb://"):
-        target = target[len("duckdb://"):]
+        target = target[len("duckdb://") :]
     import duckdb
 
     try:
         return DuckDBStore(target)
     except duckdb.IOException as exc:  # e.g. a file that is not a DuckDB database
-        raise ConfigError(f"ledger {target}: {exc}; pass --ledger with a DuckDB file path (a new one is created) "
-                          "or a postgresql:// URL") from None
+        raise ConfigError(
+            f"ledger {target}: {exc}; pass --ledger with a DuckDB file path (a new one is created) "
+            "or a postgresql:// URL"
+        ) from None

@@ -9,8 +9,11 @@ from tokenomy.ledger.store import LedgerStore
 
 def spend_summary(store: LedgerStore) -> list[dict]:
     """Per model and overall: requests, tokens by type, cache-read share of input, cost, p50/p95 latency."""
-    percentile = ("quantile_cont(latency_ms, {q})" if store.dialect == "duckdb"
-                  else "percentile_cont({q}) WITHIN GROUP (ORDER BY latency_ms)")
+    percentile = (
+        "quantile_cont(latency_ms, {q})"
+        if store.dialect == "duckdb"
+        else "percentile_cont({q}) WITHIN GROUP (ORDER BY latency_ms)"
+    )
     sql = f"""
         SELECT COALESCE(model, 'ALL') AS model, COUNT(*) AS requests,
                SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,

@@ -16,14 +16,14 @@ import signal
 import threading
 import time
 import weakref
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.journal import Journal
 from tokenomy.ledger.store import LedgerStore, open_store
 
 log = logging.getLogger(__name__)
-_WRITERS: "weakref.WeakSet[LedgerWriter]" = weakref.WeakSet()
+_WRITERS: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
 _SIGTERM_INSTALLED = False
 SIGTERM_FLUSH_WAIT = 3.0  # seconds the signal handler waits for its flush before handing over
 MAX_BACKOFF = 30.0
@@ -32,8 +32,13 @@ MAX_BACKOFF = 30.0
 class LedgerWriter:
     """Buffers events and writes them in batches from a daemon thread."""
 
-    def __init__(self, store: LedgerStore | str | None = None, flush_interval: float = 0.5,
-                 max_batch: int = 1000, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        store: LedgerStore | str | None = None,
+        flush_interval: float = 0.5,
+        max_batch: int = 1000,
+        journal: Journal | None = None,
+    ) -> None:
         self.store = store if isinstance(store, LedgerStore) else open_store(store)
         self.flush_interval = flush_interval
         self.max_batch = max_batch
@@ -104,10 +109,14 @@ class LedgerWriter:
                 self._retry_at = 0.0
             except Exception as exc:  # keep the events and try again later, backing off while it fails
                 failures += 1
-                delay = min(MAX_BACKOFF, self.flush_interval * 2 ** failures)
+                delay = min(MAX_BACKOFF, self.flush_interval * 2**failures)
                 self._retry_at = time.monotonic() + delay
-                log.warning("ledger flush of %d events failed (%s); retrying in %.1f s", self.pending,
-                            " ".join(str(exc).split())[:300] or type(exc).__name__, delay)
+                log.warning(
+                    "ledger flush of %d events failed (%s); retrying in %.1f s",
+                    self.pending,
+                    " ".join(str(exc).split())[:300] or type(exc).__name__,
+                    delay,
+                )
 
     def close(self) -> None:
         """Stop the thread and write what is left."""
@@ -141,7 +150,7 @@ def install_sigterm_flush() -> None:
         return
     previous = signal.getsignal(signal.SIGTERM)
 
-    def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+    def handler(signum, frame):
         # The handler runs on the main thread between two bytecodes, possibly while that thread holds a lock
         # the flush needs (the writer's buffer lock, DuckDB's open lock): flushing inline could wait forever.
         # Flush from another thread and wait a bounded time; the lock holder resumes when the handler returns.

@@ -51,13 +51,24 @@ def input_share_from(avg_input: float | None, avg_output: float | None, input_sh
     return Decimal(str(avg_input)) / (Decimal(str(avg_input)) + Decimal(str(avg_output)))
 
 
-def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm_per_unit: int | None = None,
-                   hourly_usd: Decimal | None = None, input_price: Decimal | None = None,
-                   output_price: Decimal | None = None) -> UnitEconomics:
+def unit_economics(
+    entry: PriceEntry,
+    term: str,
+    units: int,
+    share: Decimal,
+    tpm_per_unit: int | None = None,
+    hourly_usd: Decimal | None = None,
+    input_price: Decimal | None = None,
+    output_price: Decimal | None = None,
+) -> UnitEconomics:
     """Combine catalog values with command-line overrides, refusing to guess missing ones."""
     if units < 1:
         raise ConfigError(f"--units {units} must be at least 1")
-    for option, value in (("--hourly-usd", hourly_usd), ("--input-price", input_price), ("--output-price", output_price)):
+    for option, value in (
+        ("--hourly-usd", hourly_usd),
+        ("--input-price", input_price),
+        ("--output-price", output_price),
+    ):
         if value is not None and not (Decimal(str(value)).is_finite() and Decimal(str(value)) >= 0):
             raise ConfigError(f"{option} {value}: give a price in USD, a finite number >= 0")
     sources = {}
@@ -65,8 +76,10 @@ def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm
         hourly_usd = entry.provisioned_hourly.get(term)
         if hourly_usd is None:
             terms = ", ".join(sorted(entry.provisioned_hourly)) or "none"
-            raise ConfigError(f"{entry.model} ({entry.region}) has no published provisioned-throughput price for term "
-                              f"{term!r} in the catalog (terms with prices: {terms}); pass --hourly-usd")
+            raise ConfigError(
+                f"{entry.model} ({entry.region}) has no published provisioned-throughput price for term "
+                f"{term!r} in the catalog (terms with prices: {terms}); pass --hourly-usd"
+            )
         sources["hourly_per_unit"] = f"{entry.source} (as of {entry.as_of})"
     else:
         sources["hourly_per_unit"] = "command line"
@@ -74,25 +87,40 @@ def unit_economics(entry: PriceEntry, term: str, units: int, share: Decimal, tpm
         tpm_per_unit = entry.provisioned_tpm_per_unit
         if tpm_per_unit is None:
             tpm_per_unit = ASSUMED_TPM_PER_UNIT
-            sources["tpm_per_unit"] = (f"ASSUMED {ASSUMED_TPM_PER_UNIT:,} tokens/min: AWS does not publish a model "
-                                       f"unit's throughput for {entry.model}; pass --tpm-per-unit from your quote")
+            sources["tpm_per_unit"] = (
+                f"ASSUMED {ASSUMED_TPM_PER_UNIT:,} tokens/min: AWS does not publish a model "
+                f"unit's throughput for {entry.model}; pass --tpm-per-unit from your quote"
+            )
         else:
             sources["tpm_per_unit"] = f"{entry.source} (as of {entry.as_of})"
     else:
         sources["tpm_per_unit"] = "command line"
     if tpm_per_unit <= 0:
         raise ConfigError(f"--tpm-per-unit {tpm_per_unit} must be positive")
-    sources["on_demand_prices"] = "command line" if input_price is not None or output_price is not None else (
-        f"{entry.source} (as of {entry.as_of})")
+    sources["on_demand_prices"] = (
+        "command line"
+        if input_price is not None or output_price is not None
+        else (f"{entry.source} (as of {entry.as_of})")
+    )
     input_price = input_price if input_price is not None else entry.input
     output_price = output_price if output_price is not None else entry.output
     if input_price is None or output_price is None:  # e.g. a provisioned-only entry: Decimal(None) was a traceback
-        raise ConfigError(f"{entry.model}: the catalog has no on-demand token price to compare with; pass "
-                          "--input-price and --output-price (USD per 1M tokens)")
-    return UnitEconomics(model=entry.model, region=entry.region, term=term, units=units, tpm_per_unit=tpm_per_unit,
-                         hourly_per_unit=Decimal(hourly_usd), input_price=Decimal(input_price),
-                         output_price=Decimal(output_price),
-                         input_share=share, sources=sources)
+        raise ConfigError(
+            f"{entry.model}: the catalog has no on-demand token price to compare with; pass "
+            "--input-price and --output-price (USD per 1M tokens)"
+        )
+    return UnitEconomics(
+        model=entry.model,
+        region=entry.region,
+        term=term,
+        units=units,
+        tpm_per_unit=tpm_per_unit,
+        hourly_per_unit=Decimal(hourly_usd),
+        input_price=Decimal(input_price),
+        output_price=Decimal(output_price),
+        input_share=share,
+        sources=sources,
+    )
 
 
 def breakeven(econ: UnitEconomics) -> dict:
@@ -106,9 +134,14 @@ def breakeven(econ: UnitEconomics) -> dict:
     # The sustained volume at which on-demand spend equals the units' price: needs no capacity figure.
     breakeven_tpm = float(provisioned / (60 * per_token)) if per_token else None
     return {
-        "model": econ.model, "region": econ.region, "term": econ.term, "units": econ.units,
-        "tpm_per_unit": econ.tpm_per_unit, "input_share": float(econ.input_share),
-        "input_price_per_mtok": econ.input_price, "output_price_per_mtok": econ.output_price,
+        "model": econ.model,
+        "region": econ.region,
+        "term": econ.term,
+        "units": econ.units,
+        "tpm_per_unit": econ.tpm_per_unit,
+        "input_share": float(econ.input_share),
+        "input_price_per_mtok": econ.input_price,
+        "output_price_per_mtok": econ.output_price,
         "blended_price_per_mtok": econ.blended_price,
         "provisioned_hourly_usd": provisioned,
         "on_demand_hourly_usd_at_full_capacity": on_demand_full,

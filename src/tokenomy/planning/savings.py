@@ -16,8 +16,8 @@ import numpy as np
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.messages import Usage
-from tokenomy.pricing.catalog import default_catalog
 from tokenomy.planning.window import short_for_monthly, window_text
+from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
 
 HOURS_PER_MONTH = Decimal(730)
@@ -83,36 +83,60 @@ def cache_plan(events: list[UsageEvent], cache_ttl: str = "5m") -> dict[str, str
 
 def _price(s: _Scenario) -> Decimal:
     region = s.region if s.region not in (None, "global", "local") else None
-    total = compute_cost(Usage(s.input_tokens, s.output_tokens, s.cache_read, s.cache_write), s.model, region,
-                         s.mode).total_usd
+    total = compute_cost(
+        Usage(s.input_tokens, s.output_tokens, s.cache_read, s.cache_write), s.model, region, s.mode
+    ).total_usd
     if s.cache_write_1h:  # the lever's writes with a 1-hour TTL, at the 1-hour write price
         total += compute_cost(Usage(0, 0, 0, s.cache_write_1h), s.model, region, s.mode, cache_ttl="1h").total_usd
     return total * s.weight
 
 
-def _apply(event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, plan: dict[str, str],
-           caps: dict[str, int]) -> Decimal:
+def _apply(
+    event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int]
+) -> Decimal:
     """Price one event after the given levers, in ORDER. Routing splits the event by expected share."""
-    base = _Scenario(event.model, event.region, event.input_tokens, event.output_tokens, event.cache_read_tokens,
-                     event.cache_write_tokens, event.mode)
+    base = _Scenario(
+        event.model,
+        event.region,
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_write_tokens,
+        event.mode,
+    )
     scenarios = [base]
     if "routing" in levers and inputs.cheap_model and inputs.routing_share > 0 and event.model != inputs.cheap_model:
         share = Decimal(str(inputs.routing_share))
         base.weight = 1 - share
-        scenarios.append(_Scenario(inputs.cheap_model, None, event.input_tokens, event.output_tokens,
-                                   event.cache_read_tokens, event.cache_write_tokens, event.mode, share))
+        scenarios.append(
+            _Scenario(
+                inputs.cheap_model,
+                None,
+                event.input_tokens,
+                event.output_tokens,
+                event.cache_read_tokens,
+                event.cache_write_tokens,
+                event.mode,
+                share,
+            )
+        )
     total = Decimal(0)
     for s in scenarios:
         if "caching" in levers and plan.get(event.event_id):
             try:
-                entry = default_catalog().lookup(s.model, s.region if s.region not in (None, "global", "local")
-                                                 else None)
+                entry = default_catalog().lookup(
+                    s.model, s.region if s.region not in (None, "global", "local") else None
+                )
             except TokenomyError:
                 entry = None
             prefix = min(event.prefix_tokens or 0, s.input_tokens)
             one_hour = inputs.cache_ttl == "1h"
-            if (entry is not None and entry.has_cache and prefix >= (entry.cache_min_tokens or 0)
-                    and not (one_hour and entry.cache_write_1h is None)):
+            if (
+                entry is not None
+                and entry.has_cache
+                and prefix >= (entry.cache_min_tokens or 0)
+                and not (one_hour and entry.cache_write_1h is None)
+            ):
                 s.input_tokens -= prefix
                 if plan[event.event_id] == "read":
                     s.cache_read += prefix
@@ -126,8 +150,11 @@ def _apply(event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, pl
                 s.output_tokens = min(s.output_tokens, cap)
         if "batch" in levers and _batchable(event, inputs):
             try:
-                if default_catalog().lookup(s.model, s.region if s.region not in (None, "global", "local")
-                                            else None).has_batch:
+                if (
+                    default_catalog()
+                    .lookup(s.model, s.region if s.region not in (None, "global", "local") else None)
+                    .has_batch
+                ):
                     s.mode = "batch"
             except TokenomyError:
                 pass
@@ -136,8 +163,9 @@ def _apply(event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, pl
 
 
 def _batchable(event: UsageEvent, inputs: SavingsInputs) -> bool:
-    return event.mode == "on_demand" and (event.task in inputs.batch_tasks
-                                          or event.tags.get(inputs.batch_tag, "").lower() in ("1", "true", "yes"))
+    return event.mode == "on_demand" and (
+        event.task in inputs.batch_tasks or event.tags.get(inputs.batch_tag, "").lower() in ("1", "true", "yes")
+    )
 
 
 def output_caps(events: list[UsageEvent], percentile: float) -> dict[str, int]:
@@ -160,21 +188,26 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     if not 0 <= inputs.cap_percentile <= 100:
         raise ConfigError(f"--cap-percentile {inputs.cap_percentile}: give a percentile between 0 and 100, e.g. 95")
     if inputs.price_as:
-        default_catalog().lookup(inputs.price_as)  # an unknown --price-as model is named as such, not blamed on the data
+        default_catalog().lookup(
+            inputs.price_as
+        )  # an unknown --price-as model is named as such, not blamed on the data
         events = [replace(e, model=inputs.price_as, region=None) for e in events]
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
     priced, skipped = [], 0
     for event in events:
         try:
-            compute_cost(event.usage, event.model, event.region if event.region not in ("global", "local") else None,
-                         event.mode)
+            compute_cost(
+                event.usage, event.model, event.region if event.region not in ("global", "local") else None, event.mode
+            )
             priced.append(event)
         except TokenomyError:
             skipped += 1
     if not priced:
-        raise TokenomyError(f"none of the {skipped} successful calls has a catalog price; add the models' prices "
-                            "with a price file (tokenomy prices --help) or re-price with --price-as MODEL")
+        raise TokenomyError(
+            f"none of the {skipped} successful calls has a catalog price; add the models' prices "
+            "with a price file (tokenomy prices --help) or re-price with --price-as MODEL"
+        )
     start, end = min(e.ts for e in priced), max(e.ts for e in priced)
     hours = max(Decimal(str((end - start).total_seconds())) / 3600, Decimal(1))
     scale = HOURS_PER_MONTH / hours
@@ -185,18 +218,27 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
     levers: list[dict[str, Any]] = []
     for lever in inputs.levers:
         after = sum(_apply(e, (lever,), inputs, plan, caps) for e in priced)
-        levers.append({"lever": lever, "monthly_saving_usd": (current - after) * scale,
-                       "window_saving_usd": current - after,
-                       "assumption": _assumption(lever, inputs, plan, caps, refused)})
+        levers.append(
+            {
+                "lever": lever,
+                "monthly_saving_usd": (current - after) * scale,
+                "window_saving_usd": current - after,
+                "assumption": _assumption(lever, inputs, plan, caps, refused),
+            }
+        )
     # Only levers that save money on their own are worth applying; compound those, in ORDER.
     applied = tuple(row["lever"] for row in levers if row["monthly_saving_usd"] > 0)
     compounded_after = sum(_apply(e, applied, inputs, plan, caps) for e in priced)
     levers.sort(key=lambda row: row["monthly_saving_usd"], reverse=True)
     return {
-        "window_start": start.isoformat(), "window_end": end.isoformat(), "window_hours": float(hours),
-        "observed_window_seconds": (end - start).total_seconds(), "window": window_text(start, end),
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "window_hours": float(hours),
+        "observed_window_seconds": (end - start).total_seconds(),
+        "window": window_text(start, end),
         "warnings": [w for w in (short_for_monthly(start, end),) if w],
-        "events": len(priced), "events_skipped_unpriced": skipped,
+        "events": len(priced),
+        "events_skipped_unpriced": skipped,
         "current_monthly_cost_usd": current * scale,
         "levers": levers,
         "compounded_order": list(applied),
@@ -204,10 +246,14 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
         "cache_ttl": inputs.cache_ttl,
         "caching_refused": refused,
         "compounded_monthly_saving_usd": (current - compounded_after) * scale,
-        "sum_of_individual_monthly_savings_usd": sum((row["monthly_saving_usd"] for row in levers
-                                                      if row["lever"] in applied), Decimal(0)),
-        "assumption": (f"the {float(hours):.1f}-hour window repeats for a 730-hour month" if hours > 1 else
-                       f"the {window_text(start, end)} of calls, counted as one hour, repeats for a 730-hour month"),
+        "sum_of_individual_monthly_savings_usd": sum(
+            (row["monthly_saving_usd"] for row in levers if row["lever"] in applied), Decimal(0)
+        ),
+        "assumption": (
+            f"the {float(hours):.1f}-hour window repeats for a 730-hour month"
+            if hours > 1
+            else f"the {window_text(start, end)} of calls, counted as one hour, repeats for a 730-hour month"
+        ),
     }
 
 
@@ -229,13 +275,16 @@ def _one_hour_refusals(events: list[UsageEvent], inputs: SavingsInputs) -> dict[
             refused[model] = f"{NO_1H_PRICE} in {entry.region} (source {entry.source}, as of {entry.as_of})"
     if not priced_1h:
         names = ", ".join(sorted(refused)) or "the window's models"
-        raise ConfigError(f"--cache-ttl 1h: {names} has {NO_1H_PRICE} (none has a 1-hour cache); use --cache-ttl 5m, "
-                          "re-price with --price-as MODEL that has one, or add the price with a price file")
+        raise ConfigError(
+            f"--cache-ttl 1h: {names} has {NO_1H_PRICE} (none has a 1-hour cache); use --cache-ttl 5m, "
+            "re-price with --price-as MODEL that has one, or add the price with a price file"
+        )
     return refused
 
 
-def _assumption(lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int],
-                refused: dict[str, str] | None = None) -> str:
+def _assumption(
+    lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int], refused: dict[str, str] | None = None
+) -> str:
     if lever == "routing":
         if not inputs.cheap_model or not inputs.routing_share:
             return "no routing result given (use --cheap-model and --routing-share from `route eval` or `bench`)"
@@ -245,10 +294,14 @@ def _assumption(lever: str, inputs: SavingsInputs, plan: dict[str, str], caps: d
         writes = sum(1 for v in plan.values() if v == "write")
         ttl = "a 1-hour TTL at the 1-hour cache-write price" if inputs.cache_ttl == "1h" else "TTL"
         not_cached = "".join(f"; not cached at 1h: {model} ({reason})" for model, reason in (refused or {}).items())
-        return (f"repeated stable prefixes cached per model minimum and {ttl} along real arrival times: "
-                f"{writes} cache writes, {reads} cache reads{not_cached}")
+        return (
+            f"repeated stable prefixes cached per model minimum and {ttl} along real arrival times: "
+            f"{writes} cache writes, {reads} cache reads{not_cached}"
+        )
     if lever == "output_caps":
         shown = ", ".join(f"{task}≤{cap}" for task, cap in sorted(caps.items())) or "too few calls per task"
-        return f"max_tokens at the p{inputs.cap_percentile:g} of each task's outputs ({shown}); longer answers truncated"
+        return (
+            f"max_tokens at the p{inputs.cap_percentile:g} of each task's outputs ({shown}); longer answers truncated"
+        )
     tasks = ", ".join(inputs.batch_tasks) or "none"
     return f"tasks {tasks} or tag {inputs.batch_tag}=true are latency-tolerant and move to batch prices"

@@ -18,9 +18,14 @@ MAX_UNITS = 1000  # the most model units `size` evaluates (options 0..N)
 
 def tpm_percentiles(series: pd.DataFrame) -> dict[str, float]:
     tokens = (series["input_tokens"] + series["output_tokens"]).to_numpy()
-    return {"p50": float(np.percentile(tokens, 50)), "p90": float(np.percentile(tokens, 90)),
-            "p95": float(np.percentile(tokens, 95)), "p99": float(np.percentile(tokens, 99)),
-            "max": float(tokens.max()), "mean": float(tokens.mean())}
+    return {
+        "p50": float(np.percentile(tokens, 50)),
+        "p90": float(np.percentile(tokens, 90)),
+        "p95": float(np.percentile(tokens, 95)),
+        "p99": float(np.percentile(tokens, 99)),
+        "max": float(tokens.max()),
+        "mean": float(tokens.mean()),
+    }
 
 
 def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dict:
@@ -37,15 +42,18 @@ def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dic
     spill_in, spill_out = float((spill * share_in).sum()), float((spill * (1 - share_in)).sum())
     minutes = len(series)
     scale = HOURS_PER_MONTH * 60 / Decimal(minutes)  # the observed window repeats for a month
-    spill_cost = (Decimal(str(round(spill_in))) * econ.input_price + Decimal(str(round(spill_out))) * econ.output_price
-                  ) / MILLION * scale
+    spill_cost = (
+        (Decimal(str(round(spill_in))) * econ.input_price + Decimal(str(round(spill_out))) * econ.output_price)
+        / MILLION
+        * scale
+    )
     reserved_cost = econ.hourly_per_unit * units * HOURS_PER_MONTH
     return {
         "units": units,
         "capacity_tpm": int(capacity),
         "sustained_utilization": float(served.sum() / (capacity * minutes)) if units else None,
         "minutes_above_capacity_share": float((total > capacity).mean()) if units else float((total > 0).mean()),
-        "spillover_tokens_per_month": int(round(float(spill.sum()) * float(scale))),
+        "spillover_tokens_per_month": round(float(spill.sum()) * float(scale)),
         "provisioned_monthly_usd": reserved_cost,
         "spillover_monthly_usd": spill_cost,
         "monthly_cost_usd": reserved_cost + spill_cost,
@@ -58,9 +66,11 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
     peak = float(total.max())
     enough = max(1, int(np.ceil(peak / econ.tpm_per_unit))) if max_units is None else max_units
     if enough > MAX_UNITS:  # each option is a pass over the series: a tiny per-unit figure would run for hours
-        raise ConfigError(f"covering the peak of {peak:,.0f} tokens/min at {econ.tpm_per_unit:,} tokens/min per unit "
-                          f"needs {enough:,} units (more than {MAX_UNITS:,} are not sized); check --tpm-per-unit, "
-                          "which is tokens per minute for ONE model unit")
+        raise ConfigError(
+            f"covering the peak of {peak:,.0f} tokens/min at {econ.tpm_per_unit:,} tokens/min per unit "
+            f"needs {enough:,} units (more than {MAX_UNITS:,} are not sized); check --tpm-per-unit, "
+            "which is tokens per minute for ONE model unit"
+        )
     options = [evaluate_units(series, econ, n) for n in range(0, enough + 1)]
     best = min(options, key=lambda o: (o["monthly_cost_usd"], o["units"]))
     on_demand = options[0]["monthly_cost_usd"]
@@ -72,28 +82,41 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
         if needed is None:  # on-demand tokens are free
             verdict = "stay on-demand: its tokens cost nothing, so no reservation can pay"
         elif needed > 1:
-            verdict = (f"stay on-demand: a model unit costs more than its whole capacity bought on demand "
-                       f"(break-even at {needed:.0%} utilisation), so no traffic level makes it pay")
+            verdict = (
+                f"stay on-demand: a model unit costs more than its whole capacity bought on demand "
+                f"(break-even at {needed:.0%} utilisation), so no traffic level makes it pay"
+            )
         else:
-            verdict = (f"stay on-demand: one unit would run at {used:.0%} sustained utilisation and only pays off "
-                       f"above {needed:.0%}; a reservation would mostly buy idle time")
+            verdict = (
+                f"stay on-demand: one unit would run at {used:.0%} sustained utilisation and only pays off "
+                f"above {needed:.0%}; a reservation would mostly buy idle time"
+            )
     else:
-        verdict = (f"buy {best['units']} model unit(s) ({econ.term} term): sustained utilisation "
-                   f"{best['sustained_utilization']:.0%}, {best['minutes_above_capacity_share']:.1%} of minutes spill "
-                   f"to on-demand, saving ${saving:,.2f} a month ({saving / on_demand:.0%}) versus all on-demand")
+        verdict = (
+            f"buy {best['units']} model unit(s) ({econ.term} term): sustained utilisation "
+            f"{best['sustained_utilization']:.0%}, {best['minutes_above_capacity_share']:.1%} of minutes spill "
+            f"to on-demand, saving ${saving:,.2f} a month ({saving / on_demand:.0%}) versus all on-demand"
+        )
     start, end = series.index[0].to_pydatetime(), series.index[-1].to_pydatetime() + timedelta(minutes=1)
     short = short_for_reservation(start, end)
     if short and best["units"]:
         verdict += f" — but {short}"
     return {
-        "model": econ.model, "region": econ.region, "term": econ.term, "tpm_per_unit": econ.tpm_per_unit,
-        "window": window_text(start, end), "warnings": [short] if short else [],
-        "window_minutes": len(series), "window_start": series.index[0].isoformat(),
+        "model": econ.model,
+        "region": econ.region,
+        "term": econ.term,
+        "tpm_per_unit": econ.tpm_per_unit,
+        "window": window_text(start, end),
+        "warnings": [short] if short else [],
+        "window_minutes": len(series),
+        "window_start": series.index[0].isoformat(),
         "window_end": series.index[-1].isoformat(),
         "assumption": "the observed window repeats for a 730-hour month; capacity counts input + output tokens",
         "tokens_per_minute": tpm_percentiles(series),
-        "burstiness": {"peak_to_mean": peak / mean if mean else None,
-                       "minutes_above_one_unit_share": float((total > econ.tpm_per_unit).mean())},
+        "burstiness": {
+            "peak_to_mean": peak / mean if mean else None,
+            "minutes_above_one_unit_share": float((total > econ.tpm_per_unit).mean()),
+        },
         "options": options,
         "monthly_cost_usd": {str(o["units"]): o["monthly_cost_usd"] for o in options},
         "recommended_units": best["units"],
@@ -112,6 +135,12 @@ def weekly_utilization(series: pd.DataFrame, econ: UnitEconomics, threshold: flo
     rows = []
     for week, chunk in total.groupby(total.index.to_period("W-SUN")):
         utilization = float(chunk.sum() / (capacity * len(chunk))) if len(chunk) else 0.0
-        rows.append({"week": str(week.start_time.date()), "minutes": int(len(chunk)),
-                     "sustained_utilization": utilization, "flagged": utilization < threshold})
+        rows.append(
+            {
+                "week": str(week.start_time.date()),
+                "minutes": len(chunk),
+                "sustained_utilization": utilization,
+                "flagged": utilization < threshold,
+            }
+        )
     return rows

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -38,14 +38,26 @@ def from_csv(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: not UTF-8 text; save the trace as UTF-8 CSV") from None
     names = {c.lower(): c for c in raw.columns}
     if {"timestamp", "contexttokens", "generatedtokens"} <= set(names):
-        frame = pd.DataFrame({"ts": raw[names["timestamp"]], "input_tokens": raw[names["contexttokens"]],
-                              "output_tokens": raw[names["generatedtokens"]]})
+        frame = pd.DataFrame(
+            {
+                "ts": raw[names["timestamp"]],
+                "input_tokens": raw[names["contexttokens"]],
+                "output_tokens": raw[names["generatedtokens"]],
+            }
+        )
     elif {"ts", "input_tokens", "output_tokens"} <= set(names):
-        frame = pd.DataFrame({"ts": raw[names["ts"]], "input_tokens": raw[names["input_tokens"]],
-                              "output_tokens": raw[names["output_tokens"]]})
+        frame = pd.DataFrame(
+            {
+                "ts": raw[names["ts"]],
+                "input_tokens": raw[names["input_tokens"]],
+                "output_tokens": raw[names["output_tokens"]],
+            }
+        )
     else:
-        raise ConfigError(f"{path}: unknown trace columns {list(raw.columns)}; expected TIMESTAMP,ContextTokens,"
-                          "GeneratedTokens (Azure) or ts,input_tokens,output_tokens")
+        raise ConfigError(
+            f"{path}: unknown trace columns {list(raw.columns)}; expected TIMESTAMP,ContextTokens,"
+            "GeneratedTokens (Azure) or ts,input_tokens,output_tokens"
+        )
     if frame.empty:  # otherwise reported as "no traffic in the chosen window", which points at --since/--until
         raise ConfigError(f"{path}: no requests after the header line; give a trace with at least one row")
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
@@ -57,16 +69,19 @@ def from_csv(path: str | Path) -> pd.DataFrame:
     bad = frame[frame["ts"].isna() | bad_tokens]
     if len(bad):
         first = int(bad.index[0]) + 2  # header is line 1
-        raise ConfigError(f"{path}:{first}: bad timestamp or a token count that is not a whole number >= 0 "
-                          f"({len(bad)} such row(s)); fix or remove those rows")
+        raise ConfigError(
+            f"{path}:{first}: bad timestamp or a token count that is not a whole number >= 0 "
+            f"({len(bad)} such row(s)); fix or remove those rows"
+        )
     for column in ("input_tokens", "output_tokens"):
         frame[column] = frame[column].astype("int64")
     frame["requests"] = 1
     return _per_minute(frame)
 
 
-def from_ledger(store: LedgerStore, model: str | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> pd.DataFrame:
+def from_ledger(
+    store: LedgerStore, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
     """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity)."""
     p = store.placeholder
     clauses: list[str] = ["outcome = 'ok'"]
@@ -80,25 +95,46 @@ def from_ledger(store: LedgerStore, model: str | None = None, since: datetime | 
     if until:
         clauses.append(f"ts < {p}")
         params.append(until)
-    rows = store.query(f"SELECT ts, input_tokens + cache_read_tokens + cache_write_tokens AS input_tokens, "
-                       f"output_tokens, 1 AS requests FROM usage_events WHERE {' AND '.join(clauses)}", params)
+    rows = store.query(
+        f"SELECT ts, input_tokens + cache_read_tokens + cache_write_tokens AS input_tokens, "
+        f"output_tokens, 1 AS requests FROM usage_events WHERE {' AND '.join(clauses)}",
+        params,
+    )
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return _per_minute(frame)
 
 
-def from_cloudwatch(model: str, region: str, since: datetime, until: datetime,
-                    endpoint_url: str | None = None) -> pd.DataFrame:
+def from_cloudwatch(
+    model: str, region: str, since: datetime, until: datetime, endpoint_url: str | None = None
+) -> pd.DataFrame:
     """AWS/Bedrock InputTokenCount, OutputTokenCount, Invocations, InvocationThrottles by ModelId, per minute."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
-    metrics = {"input_tokens": "InputTokenCount", "output_tokens": "OutputTokenCount", "requests": "Invocations",
-               "throttles": "InvocationThrottles"}
-    queries = [{"Id": key, "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": "AWS/Bedrock", "MetricName": name, "Dimensions": [{"Name": "ModelId", "Value": model}]},
-        "Period": 60, "Stat": "Sum"}} for key, name in metrics.items()]
+    metrics = {
+        "input_tokens": "InputTokenCount",
+        "output_tokens": "OutputTokenCount",
+        "requests": "Invocations",
+        "throttles": "InvocationThrottles",
+    }
+    queries = [
+        {
+            "Id": key,
+            "ReturnData": True,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Bedrock",
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "ModelId", "Value": model}],
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+        }
+        for key, name in metrics.items()
+    ]
     values: dict[str, dict] = {key: {} for key in metrics}
     token = None
     while True:
@@ -108,21 +144,26 @@ def from_cloudwatch(model: str, region: str, since: datetime, until: datetime,
         try:
             page = client.get_metric_data(**kwargs)
         except (BotoCoreError, ClientError) as exc:
-            raise ConfigError(f"CloudWatch get_metric_data in {region} failed: {exc}; set AWS credentials (AWS_PROFILE "
-                              "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), --region and --endpoint-url as needed, "
-                              "or use --trace / the ledger instead") from None
+            raise ConfigError(
+                f"CloudWatch get_metric_data in {region} failed: {exc}; set AWS credentials (AWS_PROFILE "
+                "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), --region and --endpoint-url as needed, "
+                "or use --trace / the ledger instead"
+            ) from None
         for result in page["MetricDataResults"]:
-            for ts, value in zip(result["Timestamps"], result["Values"]):
+            for ts, value in zip(result["Timestamps"], result["Values"], strict=True):
                 values[result["Id"]][pd.Timestamp(ts).tz_convert("UTC").floor("1min")] = value
         token = page.get("NextToken")
         if not token:
             break
     index = sorted(set().union(*[v.keys() for v in values.values()]))
     if not index:
-        raise ConfigError(f"CloudWatch has no AWS/Bedrock metrics for ModelId={model} in {region} "
-                          f"between {since.isoformat()} and {until.isoformat()}")
-    frame = pd.DataFrame({key: [values[key].get(ts, 0) for ts in index] for key in metrics},
-                         index=pd.DatetimeIndex(index, name="ts"))
+        raise ConfigError(
+            f"CloudWatch has no AWS/Bedrock metrics for ModelId={model} in {region} "
+            f"between {since.isoformat()} and {until.isoformat()}"
+        )
+    frame = pd.DataFrame(
+        {key: [values[key].get(ts, 0) for ts in index] for key in metrics}, index=pd.DatetimeIndex(index, name="ts")
+    )
     frame = frame.resample("1min").sum()
     return frame.astype("int64")
 
@@ -133,5 +174,5 @@ def window_hours(series: pd.DataFrame) -> float:
 
 
 def default_window() -> tuple[datetime, datetime]:
-    until = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    until = datetime.now(UTC).replace(second=0, microsecond=0)
     return until - timedelta(days=7), until

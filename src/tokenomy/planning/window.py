@@ -32,14 +32,18 @@ def short_for_monthly(start: datetime, end: datetime) -> str | None:
     """A warning when under MIN_HOURS_MONTHLY_PROJECTION of traffic is projected to a month, else None."""
     if (end - start).total_seconds() >= MIN_HOURS_MONTHLY_PROJECTION * 3600:
         return None
-    return (f"only {window_text(start, end)} of traffic: a monthly projection needs at least "
-            f"{MIN_HOURS_MONTHLY_PROJECTION} h (a daily cycle); treat the monthly figures as rough, or record more "
-            "traffic / widen --since/--until")
+    return (
+        f"only {window_text(start, end)} of traffic: a monthly projection needs at least "
+        f"{MIN_HOURS_MONTHLY_PROJECTION} h (a daily cycle); treat the monthly figures as rough, or record more "
+        "traffic / widen --since/--until"
+    )
 
 
 def short_for_reservation(start: datetime, end: datetime) -> str | None:
     """A warning when a provisioned-throughput verdict rests on under MIN_DAYS_RESERVATION of traffic, else None."""
     if (end - start).total_seconds() >= MIN_DAYS_RESERVATION * 86400:
         return None
-    return (f"only {window_text(start, end)} of traffic: a provisioned-throughput purchase needs at least "
-            f"{MIN_DAYS_RESERVATION} days (a weekly cycle); measure a full week before buying units")
+    return (
+        f"only {window_text(start, end)} of traffic: a provisioned-throughput purchase needs at least "
+        f"{MIN_DAYS_RESERVATION} days (a weekly cycle); measure a full week before buying units"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
@@ -31,8 +31,18 @@ from tokenomy.pricing.entry import (
 from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
 
 # Re-exported: callers import these from the catalog.
-__all__ = ["PRICE_FIELDS", "PROFILE_PREFIXES", "TERMS", "PriceCatalog", "PriceEntry", "default_catalog",
-           "load_litellm_prices", "parse_price_document", "set_default_catalog", "split_inference_profile"]
+__all__ = [
+    "PRICE_FIELDS",
+    "PROFILE_PREFIXES",
+    "TERMS",
+    "PriceCatalog",
+    "PriceEntry",
+    "default_catalog",
+    "load_litellm_prices",
+    "parse_price_document",
+    "set_default_catalog",
+    "split_inference_profile",
+]
 
 DEFAULT_REGION = {"aws.bedrock": "us-east-1", "openai": "global", "anthropic": "global", "local": "local"}
 
@@ -41,18 +51,30 @@ def _decimal(value: Any, where: str) -> Decimal:
     try:
         result = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
-        raise ConfigError(f"{where}: {value!r} is not a number; write prices like \"0.25\"") from exc
+        raise ConfigError(f'{where}: {value!r} is not a number; write prices like "0.25"') from exc
     if result < 0:
         raise ConfigError(f"{where}: price {value} is negative; prices must be >= 0")
     return result
 
 
-def _entry_from_block(provider: str, model: str, region: str, block: dict[str, Any],
-                      model_info: dict[str, Any], source: str, as_of: str, priced_by: str,
-                      where: str) -> PriceEntry:
+def _entry_from_block(
+    provider: str,
+    model: str,
+    region: str,
+    block: dict[str, Any],
+    model_info: dict[str, Any],
+    source: str,
+    as_of: str,
+    priced_by: str,
+    where: str,
+) -> PriceEntry:
     kwargs: dict[str, Any] = {}
-    known = set(PRICE_FIELDS) | set(INT_FIELDS) | set(TEXT_FIELDS) | {"provisioned_hourly", "source", "as_of",
-                                                                       "family", "service_tiers"}
+    known = (
+        set(PRICE_FIELDS)
+        | set(INT_FIELDS)
+        | set(TEXT_FIELDS)
+        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers"}
+    )
     unknown = set(block) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
@@ -73,14 +95,19 @@ def _entry_from_block(provider: str, model: str, region: str, block: dict[str, A
         raise ConfigError(f"{where}.provisioned_hourly: unknown term(s) {sorted(bad_terms)}; use none, 1m or 6m")
     kwargs["provisioned_hourly"] = {str(k): _decimal(v, f"{where}.provisioned_hourly.{k}") for k, v in hourly.items()}
     tiers = block.get("service_tiers", model_info.get("service_tiers")) or {}
-    kwargs["service_tiers"] = {str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
-                               for name, spec in tiers.items()}
+    kwargs["service_tiers"] = {
+        str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
+        for name, spec in tiers.items()
+    }
     return PriceEntry(
-        provider=provider, model=model, region=region,
+        provider=provider,
+        model=model,
+        region=region,
         family=str(block.get("family") or model_info.get("family") or model),
         source=str(block.get("source") or model_info.get("source") or source),
         as_of=str(block.get("as_of") or model_info.get("as_of") or as_of),
-        priced_by=priced_by, **kwargs,
+        priced_by=priced_by,
+        **kwargs,
     )
 
 
@@ -90,17 +117,23 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
         raise ConfigError(f"{where}: unknown service tier {name!r}; use one of {', '.join(SERVICE_TIERS)}")
     unknown = set(spec) - set(TIER_PRICE_FIELDS) - {"source", "as_of"}
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are "
-                          f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of'})}")
+        raise ConfigError(
+            f"{where}: unknown field(s) {sorted(unknown)}; known fields are "
+            f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of'})}"
+        )
     missing = [key for key in ("input", "output", "source", "as_of") if spec.get(key) in (None, "")]
     if missing:
-        raise ConfigError(f"{where}: {', '.join(missing)} required "
-                          "(a tier price carries its figures, source and date)")
-    optional = {key: _decimal(spec[key], f"{where}.{key}") for key in ("cache_read", "cache_write")
-                if spec.get(key) is not None}
-    return TierPrice(input=_decimal(spec["input"], f"{where}.input"),
-                     output=_decimal(spec["output"], f"{where}.output"), source=str(spec["source"]),
-                     as_of=str(spec["as_of"]), **optional)
+        raise ConfigError(f"{where}: {', '.join(missing)} required (a tier price carries its figures, source and date)")
+    optional = {
+        key: _decimal(spec[key], f"{where}.{key}") for key in ("cache_read", "cache_write") if spec.get(key) is not None
+    }
+    return TierPrice(
+        input=_decimal(spec["input"], f"{where}.input"),
+        output=_decimal(spec["output"], f"{where}.output"),
+        source=str(spec["source"]),
+        as_of=str(spec["as_of"]),
+        **optional,
+    )
 
 
 def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tuple[list[PriceEntry], dict]:
@@ -120,9 +153,19 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
         if not regions:
             raise ConfigError(f"{origin}: models.{model}.regions is missing; give at least one region block")
         for region, block in regions.items():
-            entries.append(_entry_from_block(str(provider), str(model), str(region), dict(block or {}),
-                                             info, str(source), str(as_of), priced_by,
-                                             f"{origin}: models.{model}.regions.{region}"))
+            entries.append(
+                _entry_from_block(
+                    str(provider),
+                    str(model),
+                    str(region),
+                    dict(block or {}),
+                    info,
+                    str(source),
+                    str(as_of),
+                    priced_by,
+                    f"{origin}: models.{model}.regions.{region}",
+                )
+            )
     return entries, dict(doc.get("batch_quotas") or {})
 
 
@@ -131,16 +174,23 @@ def parse_aliases(doc: dict[str, Any], origin: str) -> dict[str, str]:
     profile ARNs, deployment names)."""
     aliases = doc.get("aliases") or {}
     if not isinstance(aliases, dict) or not all(isinstance(v, str) and v for v in aliases.values()):
-        raise ConfigError(f"{origin}: aliases must map an id to the model id to price it as, e.g. "
-                          "aliases: {{arn:aws:bedrock:...:application-inference-profile/abc: us.anthropic....}}")
+        raise ConfigError(
+            f"{origin}: aliases must map an id to the model id to price it as, e.g. "
+            "aliases: {{arn:aws:bedrock:...:application-inference-profile/abc: us.anthropic....}}"
+        )
     return {str(k): str(v) for k, v in aliases.items()}
 
 
 class PriceCatalog:
     """All known prices, layered: user overrides > curated catalog > LiteLLM import > genai-prices."""
 
-    def __init__(self, entries: list[PriceEntry], batch_quotas: dict[str, dict] | None = None,
-                 use_fallback: bool = True, aliases: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[PriceEntry],
+        batch_quotas: dict[str, dict] | None = None,
+        use_fallback: bool = True,
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         self._by_model: dict[str, dict[str, PriceEntry]] = {}
         for entry in entries:
             self._by_model.setdefault(entry.model, {})[entry.region] = entry
@@ -150,11 +200,11 @@ class PriceCatalog:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def builtin(cls) -> "PriceCatalog":
+    def builtin(cls) -> PriceCatalog:
         entries, quotas = _builtin_entries()
         return cls(list(entries), dict(quotas))
 
-    def with_overrides(self, path: str | Path) -> "PriceCatalog":
+    def with_overrides(self, path: str | Path) -> PriceCatalog:
         """Layer a user YAML price file over this catalog (its entries win)."""
         path = Path(path)
         try:
@@ -166,13 +216,17 @@ class PriceCatalog:
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text; save the price file as UTF-8 YAML") from None
         entries, quotas = parse_price_document(doc, "user-override", str(path))
-        merged = PriceCatalog(self.entries() + entries, dict(self.batch_quotas), self.use_fallback,
-                              {**self.aliases, **parse_aliases(doc, str(path))})
+        merged = PriceCatalog(
+            self.entries() + entries,
+            dict(self.batch_quotas),
+            self.use_fallback,
+            {**self.aliases, **parse_aliases(doc, str(path))},
+        )
         if quotas:
             merged.batch_quotas[entries[0].provider if entries else doc["provider"]] = quotas
         return merged
 
-    def with_litellm(self, path: str | Path) -> "PriceCatalog":
+    def with_litellm(self, path: str | Path) -> PriceCatalog:
         """Import LiteLLM's model_prices_and_context_window.json (curated entries keep priority)."""
         imported = load_litellm_prices(path)
         curated = {(e.model, e.region) for e in self.entries()}
@@ -189,8 +243,9 @@ class PriceCatalog:
     def lookup(self, model: str, region: str | None = None) -> PriceEntry:
         """The price entry for `model` in `region`: profiles, ARNs, aliases resolved; the library as fallback."""
         if not model or not isinstance(model, str):
-            raise UnknownModelError(f"model id {model!r} is empty; name a model such as 'local' "
-                                    "or 'anthropic.claude-3-haiku-20240307-v1:0'")
+            raise UnknownModelError(
+                f"model id {model!r} is empty; name a model such as 'local' or 'anthropic.claude-3-haiku-20240307-v1:0'"
+            )
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
         direct = [c for c in (ref.profiled, ref.base) if c in self._by_model]
@@ -209,7 +264,8 @@ class PriceCatalog:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {asked!r}: not in the price catalog nor in genai-prices.{hint} "
-            "Run `tokenomy prices` to list models, or add it with a price file (--prices FILE).")
+            "Run `tokenomy prices` to list models, or add it with a price file (--prices FILE)."
+        )
 
     def _pick_region(self, model: str, regions: dict[str, PriceEntry], region: str | None) -> PriceEntry:
         if region and region in regions:
@@ -221,7 +277,8 @@ class PriceCatalog:
         if region:
             raise UnknownModelError(
                 f"model {model!r} has no price for region {region!r}; priced regions: {sorted(regions)}. "
-                "If it is sold there, add the price with a price file (--prices FILE).")
+                "If it is sold there, add the price with a price file (--prices FILE)."
+            )
         provider = next(iter(regions.values())).provider
         default = DEFAULT_REGION.get(provider)
         if default in regions:
@@ -248,8 +305,12 @@ def _builtin_entries() -> tuple[tuple[PriceEntry, ...], dict[str, dict]]:
     return tuple(entries), quotas
 
 
-LITELLM_PROVIDERS = {"bedrock": "aws.bedrock", "bedrock_converse": "aws.bedrock", "openai": "openai",
-                     "anthropic": "anthropic"}
+LITELLM_PROVIDERS = {
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "openai": "openai",
+    "anthropic": "anthropic",
+}
 
 
 def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
@@ -259,7 +320,7 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read LiteLLM price file ({exc})") from exc
-    as_of = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date().isoformat()
+    as_of = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date().isoformat()
     million = Decimal(1_000_000)
     entries = []
     for name, spec in doc.items():
@@ -270,19 +331,31 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
         if spec.get("input_cost_per_token") is None or spec.get("output_cost_per_token") is None:
             continue
 
-        def per_m(key: str) -> Decimal | None:
+        def per_m(key: str, spec: dict[str, Any] = spec) -> Decimal | None:
             value = spec.get(key)
             return None if value is None else (Decimal(str(value)) * million).normalize()
 
         model = name.split("/")[-1] if "/" in name else name
-        entries.append(PriceEntry(
-            provider=LITELLM_PROVIDERS.get(str(spec.get("litellm_provider")), str(spec.get("litellm_provider") or "unknown")),
-            model=model, region="global", family=model, source=f"litellm:{path.name}", as_of=as_of,
-            priced_by="litellm-import", input=per_m("input_cost_per_token"), output=per_m("output_cost_per_token"),
-            batch_input=per_m("input_cost_per_token_batches"), batch_output=per_m("output_cost_per_token_batches"),
-            cache_read=per_m("cache_read_input_token_cost"), cache_write=per_m("cache_creation_input_token_cost"),
-            context_window=spec.get("max_input_tokens") or spec.get("max_tokens"),
-        ))
+        entries.append(
+            PriceEntry(
+                provider=LITELLM_PROVIDERS.get(
+                    str(spec.get("litellm_provider")), str(spec.get("litellm_provider") or "unknown")
+                ),
+                model=model,
+                region="global",
+                family=model,
+                source=f"litellm:{path.name}",
+                as_of=as_of,
+                priced_by="litellm-import",
+                input=per_m("input_cost_per_token"),
+                output=per_m("output_cost_per_token"),
+                batch_input=per_m("input_cost_per_token_batches"),
+                batch_output=per_m("output_cost_per_token_batches"),
+                cache_read=per_m("cache_read_input_token_cost"),
+                cache_write=per_m("cache_creation_input_token_cost"),
+                context_window=spec.get("max_input_tokens") or spec.get("max_tokens"),
+            )
+        )
     return entries
 
 
@@ -294,6 +367,7 @@ def default_catalog() -> PriceCatalog:
     global _DEFAULT
     if _DEFAULT is None:
         import os
+
         catalog = PriceCatalog.builtin()
         override = os.environ.get("TOKENOMY_PRICES")
         if override:

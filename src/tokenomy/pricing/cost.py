@@ -43,11 +43,20 @@ class CostBreakdown:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "model": self.model, "region": self.region, "mode": self.mode, "currency": self.currency,
-            "input_usd": money_str(self.input_usd), "output_usd": money_str(self.output_usd),
-            "cache_read_usd": money_str(self.cache_read_usd), "cache_write_usd": money_str(self.cache_write_usd),
-            "total_usd": money_str(self.total_usd), "priced_by": self.priced_by, "source": self.source,
-            "as_of": self.as_of, "cache_ttl": self.cache_ttl, "service_tier": self.service_tier,
+            "model": self.model,
+            "region": self.region,
+            "mode": self.mode,
+            "currency": self.currency,
+            "input_usd": money_str(self.input_usd),
+            "output_usd": money_str(self.output_usd),
+            "cache_read_usd": money_str(self.cache_read_usd),
+            "cache_write_usd": money_str(self.cache_write_usd),
+            "total_usd": money_str(self.total_usd),
+            "priced_by": self.priced_by,
+            "source": self.source,
+            "as_of": self.as_of,
+            "cache_ttl": self.cache_ttl,
+            "service_tier": self.service_tier,
             "note": self.note,
         }
 
@@ -70,14 +79,24 @@ def _rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal
     return value if value is not None else Decimal(0)
 
 
-def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str = "on_demand",
-                 catalog: PriceCatalog | None = None, cache_ttl: str = "5m",
-                 service_tier: str = "standard") -> CostBreakdown:
+def compute_cost(
+    usage: Usage,
+    model: str,
+    region: str | None = None,
+    mode: str = "on_demand",
+    catalog: PriceCatalog | None = None,
+    cache_ttl: str = "5m",
+    service_tier: str = "standard",
+) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
     at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price; on demand at the standard, priority or
     flex `service_tier` (the latter two only where the provider publishes their prices)."""
-    check_tokens(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                 cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens)
+    check_tokens(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
     if cache_ttl not in CACHE_TTLS:
@@ -85,31 +104,39 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
     if service_tier not in SERVICE_TIER_CHOICES:
         raise UsageError(f"service_tier={service_tier!r} is not one of {', '.join(SERVICE_TIER_CHOICES)}")
     if service_tier != "standard" and mode != "on_demand":
-        raise UsageError(f"service_tier={service_tier!r} applies to on-demand calls only; use mode on_demand "
-                         "or service tier standard")
+        raise UsageError(
+            f"service_tier={service_tier!r} applies to on-demand calls only; use mode on_demand "
+            "or service tier standard"
+        )
     entry = (catalog or default_catalog()).lookup(model, region)
     warn_if_old(entry)
     if service_tier != "standard":
         return _tier_cost(usage, entry, service_tier, cache_ttl)
     write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
-        raise UsageError(f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
-                         "price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with --prices FILE")
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
+            "price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with --prices FILE"
+        )
     tokens_in, tokens_out = Decimal(int(usage.input_tokens)), Decimal(int(usage.output_tokens))
     tokens_cr, tokens_cw = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_tokens))
     note = None
     if (tokens_cr or tokens_cw) and not entry.has_cache and mode != "provisioned":
-        raise UsageError(f"model {entry.model!r} in {entry.region} has no prompt-cache prices but usage "
-                         f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens}); "
-                         "count them as input tokens, or price a model that offers prompt caching")
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no prompt-cache prices but usage "
+            f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens}); "
+            "count them as input tokens, or price a model that offers prompt caching"
+        )
     if mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
     elif mode == "batch":
         if not entry.has_batch:
             reason = entry.batch_note or "the provider publishes no batch price for it"
-            raise UsageError(f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
-                             "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE.")
+            raise UsageError(
+                f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
+                "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
+            )
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
         # Batch discounts apply to cached tokens in the same proportion as to plain input.
@@ -122,10 +149,18 @@ def compute_cost(usage: Usage, model: str, region: str | None = None, mode: str 
         note = "provisioned throughput is billed per model unit-hour, not per token; see `tokenomy plan`"
     assert rate_in is not None and rate_out is not None
     return CostBreakdown(
-        model=entry.model, region=entry.region, mode=mode,
-        input_usd=tokens_in * rate_in / MILLION, output_usd=tokens_out * rate_out / MILLION,
-        cache_read_usd=tokens_cr * rate_cr / MILLION, cache_write_usd=tokens_cw * rate_cw / MILLION,
-        priced_by=entry.priced_by, source=entry.source, as_of=entry.as_of, note=note, cache_ttl=cache_ttl,
+        model=entry.model,
+        region=entry.region,
+        mode=mode,
+        input_usd=tokens_in * rate_in / MILLION,
+        output_usd=tokens_out * rate_out / MILLION,
+        cache_read_usd=tokens_cr * rate_cr / MILLION,
+        cache_write_usd=tokens_cw * rate_cw / MILLION,
+        priced_by=entry.priced_by,
+        source=entry.source,
+        as_of=entry.as_of,
+        note=note,
+        cache_ttl=cache_ttl,
     )
 
 
@@ -136,24 +171,42 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) 
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
         reason = entry.service_tier_note or "no published price for it in the catalog's sources"
-        raise UsageError(f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
-                         "or add the tier's published price with --prices FILE (service_tiers: {"
-                         f"{tier_name}: {{input, output, source, as_of}}}})")
+        raise UsageError(
+            f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
+            "or add the tier's published price with --prices FILE (service_tiers: {"
+            f"{tier_name}: {{input, output, source, as_of}}}})"
+        )
     if cache_ttl == "1h":
         raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
-    for tokens, rate, label in ((usage.cache_read_tokens, tier.cache_read, "cache-read"),
-                                (usage.cache_write_tokens, tier.cache_write, "cache-write")):
+    for tokens, rate, label in (
+        (usage.cache_read_tokens, tier.cache_read, "cache-read"),
+        (usage.cache_write_tokens, tier.cache_write, "cache-write"),
+    ):
         if tokens and rate is None:
-            raise UsageError(f"{where}: the {tier_name} tier publishes no {label} price but usage reports "
-                             f"{tokens} {label} tokens; count them as input tokens or price the standard tier")
-    million_tokens = {k: Decimal(int(v)) / MILLION for k, v in (
-        ("in", usage.input_tokens), ("out", usage.output_tokens), ("cr", usage.cache_read_tokens),
-        ("cw", usage.cache_write_tokens))}
+            raise UsageError(
+                f"{where}: the {tier_name} tier publishes no {label} price but usage reports "
+                f"{tokens} {label} tokens; count them as input tokens or price the standard tier"
+            )
+    million_tokens = {
+        k: Decimal(int(v)) / MILLION
+        for k, v in (
+            ("in", usage.input_tokens),
+            ("out", usage.output_tokens),
+            ("cr", usage.cache_read_tokens),
+            ("cw", usage.cache_write_tokens),
+        )
+    }
     return CostBreakdown(
-        model=entry.model, region=entry.region, mode="on_demand",
-        input_usd=million_tokens["in"] * tier.input, output_usd=million_tokens["out"] * tier.output,
+        model=entry.model,
+        region=entry.region,
+        mode="on_demand",
+        input_usd=million_tokens["in"] * tier.input,
+        output_usd=million_tokens["out"] * tier.output,
         cache_read_usd=million_tokens["cr"] * (tier.cache_read or Decimal(0)),
         cache_write_usd=million_tokens["cw"] * (tier.cache_write or Decimal(0)),
-        priced_by=entry.priced_by, source=tier.source, as_of=tier.as_of, cache_ttl=cache_ttl,
+        priced_by=entry.priced_by,
+        source=tier.source,
+        as_of=tier.as_of,
+        cache_ttl=cache_ttl,
         service_tier=tier_name,
     )

@@ -11,8 +11,13 @@ from tokenomy.money import money_str
 TERMS = ("none", "1m", "6m")
 # USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write.
 PRICE_FIELDS = ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_write_1h")
-INT_FIELDS = ("cache_min_tokens", "cache_max_checkpoints", "cache_ttl_seconds", "context_window",
-              "provisioned_tpm_per_unit")
+INT_FIELDS = (
+    "cache_min_tokens",
+    "cache_max_checkpoints",
+    "cache_ttl_seconds",
+    "context_window",
+    "provisioned_tpm_per_unit",
+)
 TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note")
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
 SERVICE_TIERS = ("priority", "flex")
@@ -31,8 +36,11 @@ class TierPrice:
     cache_write: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: money_str(getattr(self, name), "unit_price")
-                               for name in TIER_PRICE_FIELDS if getattr(self, name) is not None}
+        out: dict[str, Any] = {
+            name: money_str(getattr(self, name), "unit_price")
+            for name in TIER_PRICE_FIELDS
+            if getattr(self, name) is not None
+        }
         return {**out, "source": self.source, "as_of": self.as_of}
 
 

@@ -4,7 +4,7 @@ past 180 days logs one warning per source (not one per call)."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from tokenomy.pricing.entry import PriceEntry
 
@@ -20,7 +20,7 @@ def age_days(as_of: str, today: date | None = None) -> int | None:
         day = date.fromisoformat(as_of.strip()[:10])
     except ValueError:
         return None
-    return ((today or datetime.now(timezone.utc).date()) - day).days
+    return ((today or datetime.now(UTC).date()) - day).days
 
 
 def stale_entries(entries: list[PriceEntry], days: int = STALE_DAYS, today: date | None = None) -> list[PriceEntry]:
@@ -41,6 +41,12 @@ def warn_if_old(entry: PriceEntry, today: date | None = None) -> bool:
     key = (entry.source, entry.as_of)
     if key not in _warned:
         _warned.add(key)
-        log.warning("pricing %s from data %d days old (as of %s, %s); run `tokenomy prices update` or pass "
-                    "--prices FILE with current prices", entry.model, age, entry.as_of, entry.source)
+        log.warning(
+            "pricing %s from data %d days old (as of %s, %s); run `tokenomy prices update` or pass "
+            "--prices FILE with current prices",
+            entry.model,
+            age,
+            entry.as_of,
+            entry.source,
+        )
     return True

@@ -17,27 +17,61 @@ from tokenomy.errors import UnknownModelError
 # Bedrock cross-region inference profile prefixes and the source region we assume for each when
 # the caller names none (a geographic profile is billed at its source region's price).
 PROFILE_PREFIXES = {
-    "us": "us-east-1", "us-gov": "us-gov-west-1", "eu": "eu-central-1", "apac": "ap-northeast-1",
-    "jp": "ap-northeast-1", "au": "ap-southeast-2", "ca": "ca-central-1", "in": "ap-south-1", "global": "us-east-1",
+    "us": "us-east-1",
+    "us-gov": "us-gov-west-1",
+    "eu": "eu-central-1",
+    "apac": "ap-northeast-1",
+    "jp": "ap-northeast-1",
+    "au": "ap-southeast-2",
+    "ca": "ca-central-1",
+    "in": "ap-south-1",
+    "global": "us-east-1",
 }
 # Model publishers on Bedrock: `<vendor>.<model>` ids are Bedrock ids.
-BEDROCK_VENDORS = ("ai21", "amazon", "anthropic", "cohere", "deepseek", "google", "meta", "minimax", "mistral",
-                   "moonshotai", "nvidia", "openai", "qwen", "stability", "twelvelabs", "writer", "zai")
+BEDROCK_VENDORS = (
+    "ai21",
+    "amazon",
+    "anthropic",
+    "cohere",
+    "deepseek",
+    "google",
+    "meta",
+    "minimax",
+    "mistral",
+    "moonshotai",
+    "nvidia",
+    "openai",
+    "qwen",
+    "stability",
+    "twelvelabs",
+    "writer",
+    "zai",
+)
 # ARN resource types that name no model: what they are and how to price them.
 _OPAQUE_ARNS = {
     "application-inference-profile": "an application inference profile wraps a model or system profile that "
-                                     "its ARN does not name",
+    "its ARN does not name",
     "prompt-router": "a prompt router sends each request to one of several models (the response trace names "
-                     "the one it invoked)",
+    "the one it invoked)",
     "default-prompt-router": "a prompt router sends each request to one of several models (the response trace "
-                             "names the one it invoked)",
+    "names the one it invoked)",
     "provisioned-model": "provisioned throughput is billed per model unit-hour, not per token (see `tokenomy "
-                         "plan`, which takes --hourly-usd)",
+    "plan`, which takes --hourly-usd)",
     "custom-model": "a custom model is served through provisioned throughput or custom-model import",
     "imported-model": "an imported model is billed per Custom Model Unit-minute",
 }
-_PROVIDER_PREFIXES = ("openai/", "anthropic/", "azure/", "gemini/", "google/", "vertex_ai/", "models/",
-                      "bedrock/", "bedrock_converse/", "aws/")
+_PROVIDER_PREFIXES = (
+    "openai/",
+    "anthropic/",
+    "azure/",
+    "gemini/",
+    "google/",
+    "vertex_ai/",
+    "models/",
+    "bedrock/",
+    "bedrock_converse/",
+    "aws/",
+)
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
 _CONTEXT_SUFFIX = re.compile(r":\d+k$|:mm$")  # Bedrock context-window variants: ...-v1:0:200k
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
@@ -76,10 +110,13 @@ def parse_model_id(model: str, strict: bool = True) -> ModelRef:
             raise UnknownModelError(
                 f"{model!r} names no model: {_OPAQUE_ARNS[kind]}. Price it as the model behind it: set "
                 "`price_as: <model id>` on that model in tokenomy.yaml, or add `aliases: {<this ARN>: <model id>}` "
-                "to a --prices file.")
+                "to a --prices file."
+            )
         if not text and strict:
-            raise UnknownModelError(f"{model!r}: not a Bedrock model or inference-profile ARN; expected "
-                                    "arn:aws:bedrock:REGION:ACCOUNT:foundation-model/MODEL_ID")
+            raise UnknownModelError(
+                f"{model!r}: not a Bedrock model or inference-profile ARN; expected "
+                "arn:aws:bedrock:REGION:ACCOUNT:foundation-model/MODEL_ID"
+            )
     head, _, rest = text.partition(".")
     if rest and head in PROFILE_PREFIXES and "." in rest:
         return ModelRef(model, rest, head, region or PROFILE_PREFIXES[head])
@@ -104,7 +141,7 @@ def alias_candidates(base: str, known: list[str]) -> list[str]:
     name = base
     for prefix in _PROVIDER_PREFIXES:
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             add(name)
     if _CONTEXT_SUFFIX.search(name):
         name = _CONTEXT_SUFFIX.sub("", name)
@@ -120,9 +157,15 @@ def alias_candidates(base: str, known: list[str]) -> list[str]:
         add(unversioned)
         name = unversioned
     # claude-sonnet-4-5 -> claude-sonnet-4-5-20250929; anthropic.claude-3-haiku-20240307 -> ...-v1:0
-    dated = sorted((k for k in known if k.startswith(name + "-") and
-                    (_DATE_SUFFIX.fullmatch(k[len(name):]) or _VERSION_SUFFIX.fullmatch(k[len(name):]))),
-                   reverse=True)
+    dated = sorted(
+        (
+            k
+            for k in known
+            if k.startswith(name + "-")
+            and (_DATE_SUFFIX.fullmatch(k[len(name) :]) or _VERSION_SUFFIX.fullmatch(k[len(name) :]))
+        ),
+        reverse=True,
+    )
     for key in dated:
         add(key)
     return out

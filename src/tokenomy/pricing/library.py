@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -48,16 +48,20 @@ def saved_path() -> Path:
 def _providers_from_payload(payload: Any, origin: str) -> list:
     """The library's provider objects from its published JSON (a list of providers)."""
     if not isinstance(payload, list) or not payload:
-        raise ConfigError(f"{origin}: expected genai-prices' data file (a JSON list of providers, as published at "
-                          "https://github.com/pydantic/genai-prices prices/new_data/v2/data.json)")
+        raise ConfigError(
+            f"{origin}: expected genai-prices' data file (a JSON list of providers, as published at "
+            "https://github.com/pydantic/genai-prices prices/new_data/v2/data.json)"
+        )
     from genai_prices import types
 
     parse = getattr(types, "_providers_from_raw", None)  # what genai-prices' own updater uses
     if parse is None:  # pragma: no cover - a genai-prices without it cannot load fetched data
-        raise ConfigError("the installed genai-prices cannot load a data file; upgrade it (pip install -U genai-prices)")
+        raise ConfigError(
+            "the installed genai-prices cannot load a data file; upgrade it (pip install -U genai-prices)"
+        )
     try:
         return parse(payload)
-    except Exception as exc:  # noqa: BLE001 - the library raises its own validation errors
+    except Exception as exc:
         raise ConfigError(f"{origin}: not valid genai-prices data ({str(exc).splitlines()[0]})") from None
 
 
@@ -71,11 +75,16 @@ def _snapshot() -> tuple[Any, str, str]:
         try:
             saved = json.loads(path.read_text())
             providers = _providers_from_payload(saved["providers"], str(path))
-            return (data_snapshot.DataSnapshot(providers, from_auto_update=True), str(saved["as_of"]),
-                    f"genai-prices data saved {saved['as_of']} from {saved['origin']}")
+            return (
+                data_snapshot.DataSnapshot(providers, from_auto_update=True),
+                str(saved["as_of"]),
+                f"genai-prices data saved {saved['as_of']} from {saved['origin']}",
+            )
         except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
-            raise ConfigError(f"{path}: cannot read the saved price data ({exc}); run `tokenomy prices update` "
-                              "again or delete the file to use the bundled data") from None
+            raise ConfigError(
+                f"{path}: cannot read the saved price data ({exc}); run `tokenomy prices update` "
+                "again or delete the file to use the bundled data"
+            ) from None
     snapshot = data_snapshot.get_snapshot()
     return snapshot, _bundled_as_of(snapshot.providers), f"genai-prices {_version()} bundled data"
 
@@ -92,7 +101,7 @@ def _version() -> str:
 def _bundled_as_of(providers: list) -> str:
     """The newest price change already in effect that the bundled data knows: its prices are current to at
     least that date (scheduled future changes do not count)."""
-    today = datetime.now(tz=timezone.utc).date()
+    today = datetime.now(tz=UTC).date()
     newest = date(2000, 1, 1)
     for provider in providers:
         for model in provider.models:
@@ -135,9 +144,14 @@ def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierP
         tier_in, tier_out = _flat(prices, "input_mtok"), _flat(prices, "output_mtok")
         if tier_in is None or tier_out is None:
             continue
-        tiers[name] = TierPrice(input=tier_in, output=tier_out, source=source, as_of=as_of,
-                                cache_read=_flat(prices, "cache_read_mtok"),
-                                cache_write=_flat(prices, "cache_write_mtok"))
+        tiers[name] = TierPrice(
+            input=tier_in,
+            output=tier_out,
+            source=source,
+            as_of=as_of,
+            cache_read=_flat(prices, "cache_read_mtok"),
+            cache_write=_flat(prices, "cache_write_mtok"),
+        )
     return tiers
 
 
@@ -151,9 +165,9 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     for candidate in library_refs(ref) if bedrock else [ref.base]:
         try:
             provider, info = snapshot.find_provider_model(candidate, None, "aws" if bedrock else None, None)
-        except Exception:  # noqa: BLE001 - LookupError/ValueError variants for unknown models
+        except Exception:
             continue
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         prices = info.get_prices(now)
         if _flat(prices, "input_mtok") is None or _flat(prices, "output_mtok") is None:
             continue
@@ -161,14 +175,21 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
         batch = info.get_prices(now, dict(BATCH_CONTEXT)) if has_batch else None
         url = provider.pricing_urls[0] if getattr(provider, "pricing_urls", None) else provider.id
         return PriceEntry(
-            provider=PROVIDER_NAMES.get(str(provider.id), str(provider.id)), model=ref.base,
-            region=region or ref.region or "global", family=str(info.id), source=f"{origin} ({url})",
-            as_of=as_of, priced_by="genai-prices",
-            input=_flat(prices, "input_mtok"), output=_flat(prices, "output_mtok"),
+            provider=PROVIDER_NAMES.get(str(provider.id), str(provider.id)),
+            model=ref.base,
+            region=region or ref.region or "global",
+            family=str(info.id),
+            source=f"{origin} ({url})",
+            as_of=as_of,
+            priced_by="genai-prices",
+            input=_flat(prices, "input_mtok"),
+            output=_flat(prices, "output_mtok"),
             batch_input=_flat(batch, "input_mtok") if batch else None,
             batch_output=_flat(batch, "output_mtok") if batch else None,
-            cache_read=_flat(prices, "cache_read_mtok"), cache_write=_flat(prices, "cache_write_mtok"),
-            cache_write_1h=_flat(prices, "cache_write_1h_mtok"), context_window=info.context_window,
+            cache_read=_flat(prices, "cache_read_mtok"),
+            cache_write=_flat(prices, "cache_write_mtok"),
+            cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
+            context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             batch_note=None if has_batch else "genai-prices lists no batch price for this model",
             note=(f"genai-prices model {info.id!r}; its prices are not region-specific" if bedrock else None),
@@ -181,18 +202,26 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
     snapshot = _snapshot()[0]
     try:
         _, info = snapshot.find_provider_model(model_ref, None, provider_id, None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     prices = info.get_prices(now)
-    batch = info.get_prices(now, dict(BATCH_CONTEXT)) \
-        if any(v.when == BATCH_CONTEXT for v in info.price_variants or ()) else None
-    return {"library_model": info.id, "input": _flat(prices, "input_mtok"), "output": _flat(prices, "output_mtok"),
-            "cache_read": _flat(prices, "cache_read_mtok"), "cache_write": _flat(prices, "cache_write_mtok"),
-            "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
-            "batch_input": _flat(batch, "input_mtok") if batch else None,
-            "batch_output": _flat(batch, "output_mtok") if batch else None,
-            "service_tiers": _tiers(info, now, "genai-prices", _snapshot()[1])}
+    batch = (
+        info.get_prices(now, dict(BATCH_CONTEXT))
+        if any(v.when == BATCH_CONTEXT for v in info.price_variants or ())
+        else None
+    )
+    return {
+        "library_model": info.id,
+        "input": _flat(prices, "input_mtok"),
+        "output": _flat(prices, "output_mtok"),
+        "cache_read": _flat(prices, "cache_read_mtok"),
+        "cache_write": _flat(prices, "cache_write_mtok"),
+        "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
+        "batch_input": _flat(batch, "input_mtok") if batch else None,
+        "batch_output": _flat(batch, "output_mtok") if batch else None,
+        "service_tiers": _tiers(info, now, "genai-prices", _snapshot()[1]),
+    }
 
 
 def update_library(from_file: str | None = None, url: str | None = None, timeout: float = 30) -> dict[str, Any]:
@@ -210,18 +239,25 @@ def update_library(from_file: str | None = None, url: str | None = None, timeout
 
         origin = url or DEFAULT_UPDATE_URL
         try:
-            with urllib.request.urlopen(origin, timeout=timeout) as response:  # noqa: S310 - a fixed https URL
+            with urllib.request.urlopen(origin, timeout=timeout) as response:
                 payload = json.loads(response.read())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot fetch {origin} ({exc}); offline, download that file elsewhere and run "
-                              "`tokenomy prices update --from FILE`") from None
+            raise ConfigError(
+                f"cannot fetch {origin} ({exc}); offline, download that file elsewhere and run "
+                "`tokenomy prices update --from FILE`"
+            ) from None
     providers = _providers_from_payload(payload, origin)
-    as_of = datetime.now(tz=timezone.utc).date().isoformat()
+    as_of = datetime.now(tz=UTC).date().isoformat()
     path = saved_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"as_of": as_of, "origin": origin, "providers": payload}))
     tmp.replace(path)  # a half-written file never replaces a good one
     reset()
-    return {"path": str(path), "as_of": as_of, "origin": origin, "providers": len(providers),
-            "models": sum(len(p.models) for p in providers)}
+    return {
+        "path": str(path),
+        "as_of": as_of,
+        "origin": origin,
+        "providers": len(providers),
+        "models": sum(len(p.models) for p in providers),
+    }

@@ -36,15 +36,21 @@ from tokenomy.messages import (
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-                  "refusal": "content_filter", "model_context_window_exceeded": "length", "pause_turn": "stop"}
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+    "pause_turn": "stop",
+}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
-    return ProviderError(f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error",
-                         status=400)
+    return ProviderError(f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400)
 
 
 def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:
@@ -70,26 +76,41 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
         if block.data is not None:
-            return {"type": "image", "source": {"type": "base64", "media_type": block.media_type or "image/png",
-                                                "data": base64.b64encode(block.data).decode()}}
+            return {
+                "type": "image",
+                "source": {
+                    "type": "base64",
+                    "media_type": block.media_type or "image/png",
+                    "data": base64.b64encode(block.data).decode(),
+                },
+            }
         return {"type": "image", "source": {"type": "url", "url": block.url}}
     if isinstance(block, DocumentBlock):
         if block.file_id is not None:
             source: dict[str, Any] = {"type": "file", "file_id": block.file_id}
         elif block.format == "pdf":
-            source = {"type": "base64", "media_type": "application/pdf",
-                      "data": base64.b64encode(block.data or b"").decode()}
+            source = {
+                "type": "base64",
+                "media_type": "application/pdf",
+                "data": base64.b64encode(block.data or b"").decode(),
+            }
         elif block.format in TEXT_DOCUMENTS:
             source = {"type": "text", "media_type": "text/plain", "data": (block.data or b"").decode("utf-8")}
         else:
-            raise refuse(model, where, f"reads PDF and plain-text documents, not {block.format!r}; convert it "
-                                       "to PDF or text first")
+            raise refuse(
+                model,
+                where,
+                f"reads PDF and plain-text documents, not {block.format!r}; convert it to PDF or text first",
+            )
         return {"type": "document", "source": source, "title": block.name}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
-        item: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id,
-                                "content": blocks_to_anthropic(block.content, f"{where}.content", model)}
+        item: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": block.tool_use_id,
+            "content": blocks_to_anthropic(block.content, f"{where}.content", model),
+        }
         if block.is_error:
             item["is_error"] = True
         return item
@@ -151,16 +172,22 @@ def blocks_from_anthropic(content: Any, where: str = "content") -> list[Block]:
         elif kind == "tool_use":
             blocks.append(ToolUseBlock(item.get("id", ""), item.get("name", ""), dict(item.get("input") or {})))
         elif kind == "tool_result":
-            blocks.append(ToolResultBlock(item.get("tool_use_id", ""),
-                                          blocks_from_anthropic(item.get("content") or [], f"{here}.content"),
-                                          bool(item.get("is_error"))))
+            blocks.append(
+                ToolResultBlock(
+                    item.get("tool_use_id", ""),
+                    blocks_from_anthropic(item.get("content") or [], f"{here}.content"),
+                    bool(item.get("is_error")),
+                )
+            )
         elif kind == "thinking":
             blocks.append(ReasoningBlock(item.get("thinking", ""), item.get("signature")))
         elif kind == "redacted_thinking":
             blocks.append(ReasoningBlock(redacted=item.get("data", "")))
         else:
-            raise ValueError(f"{here}.type: {kind!r} is not a content block Tokenomy carries (text, image, "
-                             "document, tool_use, tool_result, thinking, redacted_thinking)")
+            raise ValueError(
+                f"{here}.type: {kind!r} is not a content block Tokenomy carries (text, image, "
+                "document, tool_use, tool_result, thinking, redacted_thinking)"
+            )
     return blocks
 
 
@@ -170,12 +197,18 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
-        raise refuse(request.model, "response_format", f"has no {fmt.type} output mode here; remove "
-                                                       "response_format or use a forced tool")
+        raise refuse(
+            request.model,
+            "response_format",
+            f"has no {fmt.type} output mode here; remove response_format or use a forced tool",
+        )
     reasoning = request.reasoning
     if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
-        raise refuse(request.model, "reasoning_effort", "takes a thinking budget in tokens, not an effort "
-                                                        "level; send reasoning.budget_tokens instead")
+        raise refuse(
+            request.model,
+            "reasoning_effort",
+            "takes a thinking budget in tokens, not an effort level; send reasoning.budget_tokens instead",
+        )
 
 
 def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
@@ -202,8 +235,11 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     _refuse_unsupported(request)
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
     if request.system:
-        params["system"] = ([{"type": "text", "text": request.system, "cache_control": dict(EPHEMERAL)}]
-                            if request.system_cache_point else request.system)
+        params["system"] = (
+            [{"type": "text", "text": request.system, "cache_control": dict(EPHEMERAL)}]
+            if request.system_cache_point
+            else request.system
+        )
     messages = []
     for i, message in enumerate(request.messages):
         blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
@@ -232,8 +268,20 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
 
 
 # -- the reverse direction, for the gateway's /v1/messages -----------------------------------------
-KNOWN_FIELDS = {"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
-                "stream", "tools", "tool_choice", "thinking"}  # others (metadata, service_tier, …) ride in `extra`
+KNOWN_FIELDS = {
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "tools",
+    "tool_choice",
+    "thinking",
+}  # others (metadata, service_tier, …) ride in `extra`
 
 
 def _cached(item: Any) -> bool:
@@ -246,8 +294,10 @@ def _cache_point(content: Any, where: str) -> bool:
         return False
     for i, item in enumerate(content[:-1]):
         if _cached(item):
-            raise ValueError(f"{where}[{i}].cache_control: the gateway sets cache points at the end of a message, "
-                             "system prompt or tool list; move cache_control to the last block")
+            raise ValueError(
+                f"{where}[{i}].cache_control: the gateway sets cache points at the end of a message, "
+                "system prompt or tool list; move cache_control to the last block"
+            )
     return bool(content) and _cached(content[-1])
 
 
@@ -279,13 +329,18 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
             raise ValueError(f"{where}: a string or a list of content blocks")
         messages.append(Message(item["role"], blocks_from_anthropic(content, where), _cache_point(content, where)))
     system = body.get("system")
-    system_text = system if isinstance(system, str) or system is None else "\n".join(
-        b.text for b in blocks_from_anthropic(system, "system") if isinstance(b, TextBlock))
+    system_text = (
+        system
+        if isinstance(system, str) or system is None
+        else "\n".join(b.text for b in blocks_from_anthropic(system, "system") if isinstance(b, TextBlock))
+    )
     tools_raw = body.get("tools") or []
     if not isinstance(tools_raw, list) or not all(isinstance(t, dict) and t.get("name") for t in tools_raw):
         raise ValueError("tools: a list of tools, each with a name and an input_schema")
-    tools = [ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"}, t.get("strict"))
-             for t in tools_raw]
+    tools = [
+        ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"}, t.get("strict"))
+        for t in tools_raw
+    ]
     _check_numbers(body)
     choice_raw = body.get("tool_choice")
     choice, parallel = None, None
@@ -304,32 +359,52 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
             raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
         reasoning = Reasoning(budget_tokens=budget)
     elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
-        raise ValueError("thinking: send {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}")
+        raise ValueError('thinking: send {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}')
     stop = body.get("stop_sequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop_sequences: Input should be a list of strings")
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
-    return ChatRequest(messages=messages, model=body["model"], system=system_text, max_tokens=max_tokens,
-                       temperature=body.get("temperature"), top_p=body.get("top_p"), top_k=body.get("top_k"),
-                       stop=list(stop), tools=tools, tool_choice=choice, parallel_tool_calls=parallel,
-                       reasoning=reasoning, extra=extra,
-                       system_cache_point=_cache_point(system, "system") if isinstance(system, list) else False,
-                       tools_cache_point=_cache_point(tools_raw, "tools"))
+    return ChatRequest(
+        messages=messages,
+        model=body["model"],
+        system=system_text,
+        max_tokens=max_tokens,
+        temperature=body.get("temperature"),
+        top_p=body.get("top_p"),
+        top_k=body.get("top_k"),
+        stop=list(stop),
+        tools=tools,
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        reasoning=reasoning,
+        extra=extra,
+        system_cache_point=_cache_point(system, "system") if isinstance(system, list) else False,
+        tools_cache_point=_cache_point(tools_raw, "tools"),
+    )
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
     usage = response.usage
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": usage.cache_write_tokens,
-            "cache_read_input_tokens": usage.cache_read_tokens}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+    }
 
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:
     """A ChatResponse as the Messages API's message object."""
-    return {"id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": blocks_to_anthropic(response.content, "content", model),
-            "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"), "stop_sequence": None,
-            "usage": usage_body(response)}
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks_to_anthropic(response.content, "content", model),
+        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
+        "stop_sequence": None,
+        "usage": usage_body(response),
+    }
 
 
 class AnthropicStreamAssembler:
@@ -380,8 +455,14 @@ class AnthropicStreamAssembler:
                     parsed = json.loads(arguments) if arguments else dict(block.get("input") or {})
                 except ValueError:
                     parsed = {}
-                out.append(ToolUseBlock(block.get("id", ""), block.get("name", ""),
-                                        parsed if isinstance(parsed, dict) else {}, arguments or None))
+                out.append(
+                    ToolUseBlock(
+                        block.get("id", ""),
+                        block.get("name", ""),
+                        parsed if isinstance(parsed, dict) else {},
+                        arguments or None,
+                    )
+                )
             elif block.get("type") == "text" and not block.get("text"):
                 continue
             else:

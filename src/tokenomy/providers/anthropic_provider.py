@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
@@ -29,10 +30,12 @@ from tokenomy.providers.bedrock import _is_loopback
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-                 output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
-                 cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
-                 cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0))
+    return Usage(
+        input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+    )
 
 
 def map_anthropic_error(exc: Exception) -> ProviderError:
@@ -67,8 +70,13 @@ class AnthropicProvider(Provider):
 
     name = "anthropic"
 
-    def __init__(self, base_url: str | None = None, api_key_env: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         import anthropic
 
         key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("ANTHROPIC_API_KEY")
@@ -76,8 +84,10 @@ class AnthropicProvider(Provider):
         if not key and _is_loopback(base):
             key = "tokenomy-local"  # a local emulator accepts any key
         if not key:
-            raise ConfigError(f"no Anthropic API key: set {api_key_env or 'ANTHROPIC_API_KEY'} "
-                              "(or name another variable with api_key_env in the model config)")
+            raise ConfigError(
+                f"no Anthropic API key: set {api_key_env or 'ANTHROPIC_API_KEY'} "
+                "(or name another variable with api_key_env in the model config)"
+            )
         # Tokenomy's retry layer owns retries (one ledger row per attempt), so the SDK must not retry.
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
         self.base_url = base
@@ -100,10 +110,17 @@ class AnthropicProvider(Provider):
         latency = (time.perf_counter() - start) * 1000
         raw = {"served_model": result.model, "message_id": result.id}
         content = blocks_from_anthropic([block.model_dump(exclude_none=True) for block in result.content])
-        return ChatResponse(content=content, model=request.model, provider=self.name,
-                            usage=usage_from_anthropic(result.usage),
-                            finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
-                            latency_ms=latency, ttft_ms=None, region="global", raw=raw)
+        return ChatResponse(
+            content=content,
+            model=request.model,
+            provider=self.name,
+            usage=usage_from_anthropic(result.usage),
+            finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
+            latency_ms=latency,
+            ttft_ms=None,
+            region="global",
+            raw=raw,
+        )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         import anthropic
@@ -139,10 +156,12 @@ class AnthropicProvider(Provider):
                     stop_reason = event.delta.stop_reason or stop_reason
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final = usage_from_anthropic(event.usage)
-                    usage = Usage(input_tokens=final.input_tokens or usage.input_tokens,
-                                  output_tokens=final.output_tokens,
-                                  cache_read_tokens=final.cache_read_tokens or usage.cache_read_tokens,
-                                  cache_write_tokens=final.cache_write_tokens or usage.cache_write_tokens)
+                    usage = Usage(
+                        input_tokens=final.input_tokens or usage.input_tokens,
+                        output_tokens=final.output_tokens,
+                        cache_read_tokens=final.cache_read_tokens or usage.cache_read_tokens,
+                        cache_write_tokens=final.cache_write_tokens or usage.cache_write_tokens,
+                    )
                 if chunk is not None:
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
@@ -150,10 +169,19 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        yield StreamChunk(response=ChatResponse(
-            content=assembler.content(), model=request.model, provider=self.name, usage=usage,
-            finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"), latency_ms=latency,
-            ttft_ms=ttft, region="global", raw=raw))
+        yield StreamChunk(
+            response=ChatResponse(
+                content=assembler.content(),
+                model=request.model,
+                provider=self.name,
+                usage=usage,
+                finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"),
+                latency_ms=latency,
+                ttft_ms=ttft,
+                region="global",
+                raw=raw,
+            )
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ReasoningBlock, StreamChunk,
-                               TextBlock, ToolResultBlock, ToolUseBlock)
+from tokenomy.messages import (
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    ReasoningBlock,
+    StreamChunk,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
-BLOCK_NAMES = {TextBlock: "text", ImageBlock: "image", DocumentBlock: "document", ToolUseBlock: "tool use",
-               ToolResultBlock: "tool result", ReasoningBlock: "reasoning"}
+BLOCK_NAMES = {
+    TextBlock: "text",
+    ImageBlock: "image",
+    DocumentBlock: "document",
+    ToolUseBlock: "tool use",
+    ToolResultBlock: "tool result",
+    ReasoningBlock: "reasoning",
+}
 # `extra` keys that only say which name the caller used for a mapped field (max_completion_tokens is
 # max_tokens under OpenAI's newer name): every provider honours the value, whatever it calls it.
 NAMING_HINTS = frozenset({"max_completion_tokens"})
@@ -70,8 +85,12 @@ class Provider:
         """Raise a client error (HTTP 400 at the gateway) if `refusal` names something."""
         why = self.refusal(request)
         if why is not None:
-            raise ProviderError(f"model `{request.model}` ({self.name}) cannot take {why}; remove it or send the "
-                                "request to a model that supports it", kind="client_error", status=400)
+            raise ProviderError(
+                f"model `{request.model}` ({self.name}) cannot take {why}; remove it or send the "
+                "request to a model that supports it",
+                kind="client_error",
+                status=400,
+            )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send the request and wait for the whole answer."""

@@ -13,7 +13,8 @@ import ipaddress
 import os
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 from tokenomy.errors import ProviderError
@@ -30,14 +31,25 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
 FINISH_REASONS = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-    "model_context_window_exceeded": "length", "guardrail_intervened": "content_filter",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "model_context_window_exceeded": "length",
+    "guardrail_intervened": "content_filter",
     "content_filtered": "content_filter",
 }
 
 THROTTLED_CODES = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
-SERVER_CODES = {"ServiceUnavailableException", "ModelNotReadyException", "InternalServerException",
-                "ModelErrorException", "ModelStreamErrorException", "InternalFailure", "ServiceUnavailable"}
+SERVER_CODES = {
+    "ServiceUnavailableException",
+    "ModelNotReadyException",
+    "InternalServerException",
+    "ModelErrorException",
+    "ModelStreamErrorException",
+    "InternalFailure",
+    "ServiceUnavailable",
+}
 TIMEOUT_CODES = {"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"}
 
 
@@ -57,8 +69,13 @@ def body_family(model_id: str) -> str:
 
 def default_region(explicit: str | None = None, session_region: str | None = None) -> str:
     """The usual AWS lookup: explicit value, AWS_REGION, AWS_DEFAULT_REGION, profile config, us-east-1."""
-    return (explicit or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            or session_region or "us-east-1")
+    return (
+        explicit
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or session_region
+        or "us-east-1"
+    )
 
 
 def _is_loopback(url: str | None) -> bool:
@@ -76,9 +93,12 @@ def _is_loopback(url: str | None) -> bool:
 def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
     """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
     usage = usage or {}
-    return Usage(input_tokens=int(usage.get("inputTokens") or 0), output_tokens=int(usage.get("outputTokens") or 0),
-                 cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
-                 cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0))
+    return Usage(
+        input_tokens=int(usage.get("inputTokens") or 0),
+        output_tokens=int(usage.get("outputTokens") or 0),
+        cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
+        cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
+    )
 
 
 def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -117,7 +137,7 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         headers = {str(k).lower(): v for k, v in (meta.get("HTTPHeaders") or {}).items()}
         retry_after = _retry_after(headers)
         message = f"Bedrock {code or 'error'}: {error.get('Message') or exc}"
-        if code in THROTTLED_CODES or status == 429 and code not in SERVER_CODES:
+        if code in THROTTLED_CODES or (status == 429 and code not in SERVER_CODES):
             return ProviderError(message, kind="throttled", retry_after=retry_after, status=status or 429)
         if code in TIMEOUT_CODES:
             return ProviderError(message, kind="timeout", retry_after=retry_after, status=status)
@@ -127,8 +147,11 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout")
     if isinstance(exc, bx.NoCredentialsError):
-        return ProviderError("no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                             "(or pass profile= in the model config)", kind="client_error")
+        return ProviderError(
+            "no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(or pass profile= in the model config)",
+            kind="client_error",
+        )
     if isinstance(exc, bx.ParamValidationError):
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
@@ -141,8 +164,14 @@ class BedrockProvider(Provider):
 
     name = "aws.bedrock"
 
-    def __init__(self, region: str | None = None, endpoint_url: str | None = None, profile: str | None = None,
-                 connect_timeout: float = 10.0, read_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
@@ -152,8 +181,11 @@ class BedrockProvider(Provider):
         # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
         # botocore's `max_attempts` counts retries after the first try (1 would still retry once);
         # `total_max_attempts` counts every try, so 1 means exactly one HTTP request per call.
-        config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
-                        read_timeout=read_timeout)
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._session = session
         self._kwargs: dict[str, Any] = {"config": config}
         if self.endpoint_url:
@@ -178,8 +210,17 @@ class BedrockProvider(Provider):
         region = request.region
         return region if region and region not in ("global", "local") else self.region
 
-    def _response(self, request: ChatRequest, content: list[Block], stop_reason: str | None, usage: dict | None,
-                  trace: dict | None, latency: float, ttft: float | None, raw: dict[str, Any]) -> ChatResponse:
+    def _response(
+        self,
+        request: ChatRequest,
+        content: list[Block],
+        stop_reason: str | None,
+        usage: dict | None,
+        trace: dict | None,
+        latency: float,
+        ttft: float | None,
+        raw: dict[str, Any],
+    ) -> ChatResponse:
         model, region = request.model, self._region_for(request)
         routed, routed_region = invoked_model(trace)
         if routed:
@@ -187,9 +228,17 @@ class BedrockProvider(Provider):
             raw["requested_model"] = request.model
             raw["invoked_model_id"] = (trace or {}).get("promptRouter", {}).get("invokedModelId")
             model, region = routed, routed_region or region
-        return ChatResponse(content=content, model=model, provider=self.name, usage=usage_from_bedrock(usage),
-                            finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
-                            latency_ms=latency, ttft_ms=ttft, region=region, raw=raw)
+        return ChatResponse(
+            content=content,
+            model=model,
+            provider=self.name,
+            usage=usage_from_bedrock(usage),
+            finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
+            latency_ms=latency,
+            ttft_ms=ttft,
+            region=region,
+            raw=raw,
+        )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -202,10 +251,20 @@ class BedrockProvider(Provider):
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         content = ((result.get("output") or {}).get("message") or {}).get("content") or []
-        raw: dict[str, Any] = {"request_id": result.get("ResponseMetadata", {}).get("RequestId"),
-                               "server_latency_ms": (result.get("metrics") or {}).get("latencyMs")}
-        return self._response(request, blocks_from_converse(content), result.get("stopReason"), result.get("usage"),
-                              result.get("trace"), latency, None, raw)
+        raw: dict[str, Any] = {
+            "request_id": result.get("ResponseMetadata", {}).get("RequestId"),
+            "server_latency_ms": (result.get("metrics") or {}).get("latencyMs"),
+        }
+        return self._response(
+            request,
+            blocks_from_converse(content),
+            result.get("stopReason"),
+            result.get("usage"),
+            result.get("trace"),
+            latency,
+            None,
+            raw,
+        )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -249,8 +308,9 @@ class BedrockProvider(Provider):
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        yield StreamChunk(response=self._response(request, assembler.content(), stop_reason, usage, trace,
-                                                  latency, ttft, raw))
+        yield StreamChunk(
+            response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw)
+        )
 
     def close(self) -> None:
         with self._lock:

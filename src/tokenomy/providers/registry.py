@@ -9,8 +9,13 @@ from typing import Any
 from tokenomy.errors import ConfigError, UnknownModelError
 from tokenomy.providers.base import Provider
 
-PROVIDER_ALIASES = {"bedrock": "bedrock", "aws.bedrock": "bedrock", "openai": "openai", "anthropic": "anthropic",
-                    "local": "local"}
+PROVIDER_ALIASES = {
+    "bedrock": "bedrock",
+    "aws.bedrock": "bedrock",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "local": "local",
+}
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,10 @@ def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> 
         raise UnknownModelError(f"{exc} (or configure it under `models:` with a provider)") from None
     provider = PROVIDER_ALIASES.get(entry.provider)
     if provider is None:
-        raise ConfigError(f"model {name!r} is priced (by {entry.priced_by}) but Tokenomy has no provider "
-                          f"'{entry.provider}'; call it through an OpenAI-compatible base URL in the config")
+        raise ConfigError(
+            f"model {name!r} is priced (by {entry.priced_by}) but Tokenomy has no provider "
+            f"'{entry.provider}'; call it through an OpenAI-compatible base URL in the config"
+        )
     return ModelSpec(name=name, provider=provider, model=name)
 
 
@@ -94,4 +101,6 @@ def _build(spec: ModelSpec) -> Provider:
         from tokenomy.providers.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
-    raise ConfigError(f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic")
+    raise ConfigError(
+        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic"
+    )

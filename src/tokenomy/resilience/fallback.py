@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from tokenomy.errors import ProviderError
 from tokenomy.resilience.retry import RetryPolicy
@@ -33,8 +33,13 @@ class AttemptPlan:
     while attempts and the deadline allow; then the next target takes over immediately.
     """
 
-    def __init__(self, chain: Sequence[str], retry: RetryPolicy, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        chain: Sequence[str],
+        retry: RetryPolicy,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not chain:
             raise ValueError("an attempt plan needs at least one model")
         self.chain = tuple(chain)

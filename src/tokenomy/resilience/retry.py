@@ -34,8 +34,7 @@ class RetryPolicy:
 
     def should_retry(self, attempt: int, error: ProviderError, elapsed_s: float, next_delay_s: float) -> bool:
         """Retry throttled/server/timeout errors while attempts and the deadline allow."""
-        return (error.retryable and attempt < self.max_attempts
-                and elapsed_s + next_delay_s < self.deadline_s)
+        return error.retryable and attempt < self.max_attempts and elapsed_s + next_delay_s < self.deadline_s
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)

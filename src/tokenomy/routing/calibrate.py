@@ -35,8 +35,14 @@ class Price:
     as_of: str
 
     def describe(self) -> dict:
-        return {"model": self.model, "region": self.region, "input_per_million": self.input_per_token * MILLION,
-                "output_per_million": self.output_per_token * MILLION, "source": self.source, "as_of": self.as_of}
+        return {
+            "model": self.model,
+            "region": self.region,
+            "input_per_million": self.input_per_token * MILLION,
+            "output_per_million": self.output_per_token * MILLION,
+            "source": self.source,
+            "as_of": self.as_of,
+        }
 
 
 def price(model: str, region: str = "us-east-1") -> Price:
@@ -50,27 +56,38 @@ def call_costs(frame: pd.DataFrame, weak: Price, strong: Price) -> tuple[np.ndar
     """Per-prompt cost (float USD, for curves and search) of answering with the weak and with the strong model."""
     tokens_in = frame["input_tokens"].to_numpy(float)
     weak_cost = tokens_in * float(weak.input_per_token) + frame["weak_output_tokens"].to_numpy(float) * float(
-        weak.output_per_token)
+        weak.output_per_token
+    )
     strong_cost = tokens_in * float(strong.input_per_token) + frame["strong_output_tokens"].to_numpy(float) * float(
-        strong.output_per_token)
+        strong.output_per_token
+    )
     return weak_cost, strong_cost
 
 
-def exact_cost(frame: pd.DataFrame, strong_mask: np.ndarray, weak: Price, strong: Price,
-               weak_too: np.ndarray | None = None) -> Decimal:
+def exact_cost(
+    frame: pd.DataFrame, strong_mask: np.ndarray, weak: Price, strong: Price, weak_too: np.ndarray | None = None
+) -> Decimal:
     """Decimal cost of a routing: strong calls at strong prices, the rest (plus `weak_too`, e.g. a cascade's
     first attempts that escalated) at weak prices. Token sums are integers, so the money stays exact."""
     weak_calls = ~strong_mask if weak_too is None else (~strong_mask | weak_too)
 
     def total(mask: np.ndarray, p: Price, out_col: str) -> Decimal:
-        return (p.input_per_token * int(frame["input_tokens"].to_numpy()[mask].sum())
-                + p.output_per_token * int(frame[out_col].to_numpy()[mask].sum()))
+        return p.input_per_token * int(frame["input_tokens"].to_numpy()[mask].sum()) + p.output_per_token * int(
+            frame[out_col].to_numpy()[mask].sum()
+        )
 
     return total(weak_calls, weak, "weak_output_tokens") + total(strong_mask, strong, "strong_output_tokens")
 
 
-def sweep(scores: np.ndarray, weak_q: np.ndarray, strong_q: np.ndarray, weak_cost: np.ndarray,
-          strong_cost: np.ndarray, resamples: int = 0, seed: int = 0) -> pd.DataFrame:
+def sweep(
+    scores: np.ndarray,
+    weak_q: np.ndarray,
+    strong_q: np.ndarray,
+    weak_cost: np.ndarray,
+    strong_cost: np.ndarray,
+    resamples: int = 0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Every distinct threshold: strong share, mean quality, quality retained vs always-strong, mean cost.
 
     With `resamples`, also `retained_draws` and `cost_draws`: bootstrap resamples of the same set (arrays,
@@ -87,10 +104,13 @@ def sweep(scores: np.ndarray, weak_q: np.ndarray, strong_q: np.ndarray, weak_cos
         weights = np.vstack([weights, draws])
     w = weights[:, order]
     zero = np.zeros((len(w), 1))
-    quality = ((w * weak_q[order]).sum(1, keepdims=True)
-               + np.hstack([zero, np.cumsum(w * (strong_q - weak_q)[order], axis=1)])) / n
-    cost = ((w * weak_cost[order]).sum(1, keepdims=True)
-            + np.hstack([zero, np.cumsum(w * (strong_cost - weak_cost)[order], axis=1)])) / n
+    quality = (
+        (w * weak_q[order]).sum(1, keepdims=True) + np.hstack([zero, np.cumsum(w * (strong_q - weak_q)[order], axis=1)])
+    ) / n
+    cost = (
+        (w * weak_cost[order]).sum(1, keepdims=True)
+        + np.hstack([zero, np.cumsum(w * (strong_cost - weak_cost)[order], axis=1)])
+    ) / n
     strong_mean = (w * strong_q[order]).sum(1, keepdims=True) / n
     retained = np.divide(quality, strong_mean, out=np.full_like(quality, np.nan), where=strong_mean > 0)
     # A threshold can only split between different scores: "top k" with ties inside is not reachable.
@@ -98,16 +118,27 @@ def sweep(scores: np.ndarray, weak_q: np.ndarray, strong_q: np.ndarray, weak_cos
     reachable[1:n] = ranked[:-1] > ranked[1:]
     above_all = float(np.nextafter(ranked[0], np.inf)) if n else 1.0
     thresholds = np.concatenate([[above_all], ranked])
-    curve = pd.DataFrame({"threshold": thresholds, "strong_share": top / max(n, 1), "quality": quality[0],
-                          "quality_retained": retained[0], "cost_per_request": cost[0]})
+    curve = pd.DataFrame(
+        {
+            "threshold": thresholds,
+            "strong_share": top / max(n, 1),
+            "quality": quality[0],
+            "quality_retained": retained[0],
+            "cost_per_request": cost[0],
+        }
+    )
     if resamples:
         curve["retained_draws"] = list(retained[1:].T)
         curve["cost_draws"] = list(cost[1:].T)
     return curve[reachable].reset_index(drop=True)
 
 
-def pick_threshold(curve: pd.DataFrame, target_quality: float | None = None,
-                   max_cost_per_request: float | None = None, confidence: float = 0.5) -> dict:
+def pick_threshold(
+    curve: pd.DataFrame,
+    target_quality: float | None = None,
+    max_cost_per_request: float | None = None,
+    confidence: float = 0.5,
+) -> dict:
     """The cheapest threshold whose quality retained is at least `target_quality`, or the best-quality one
     costing at most `max_cost_per_request` on average. Errors say what is reachable.
 
@@ -124,8 +155,10 @@ def pick_threshold(curve: pd.DataFrame, target_quality: float | None = None,
             meets &= curve["retained_draws"].map(lambda d: (d >= target_quality - 1e-12).mean() >= confidence)
         feasible = curve[meets]
         if feasible.empty:
-            raise UsageError(f"--target-quality {target_quality}: the best reachable on the held-out set is "
-                             f"{curve['quality_retained'].max():.3f}; lower the target")
+            raise UsageError(
+                f"--target-quality {target_quality}: the best reachable on the held-out set is "
+                f"{curve['quality_retained'].max():.3f}; lower the target"
+            )
         best = feasible.sort_values(["cost_per_request", "strong_share"]).iloc[0]
     else:
         fits = curve["cost_per_request"] <= max_cost_per_request
@@ -133,13 +166,20 @@ def pick_threshold(curve: pd.DataFrame, target_quality: float | None = None,
             fits &= curve["cost_draws"].map(lambda d: (d <= max_cost_per_request).mean() >= confidence)
         feasible = curve[fits]
         if feasible.empty:
-            raise UsageError(f"--max-cost-usd {max_cost_per_request}: even all-weak routing costs "
-                             f"{curve['cost_per_request'].min():.8f} per request on the held-out set; raise it")
+            raise UsageError(
+                f"--max-cost-usd {max_cost_per_request}: even all-weak routing costs "
+                f"{curve['cost_per_request'].min():.8f} per request on the held-out set; raise it"
+            )
         best = feasible.sort_values(["quality", "cost_per_request"], ascending=[False, True]).iloc[0]
-    return {"threshold": float(best["threshold"]), "target_quality": target_quality,
-            "max_cost_per_request": max_cost_per_request, "confidence": confidence if draws else None,
-            "strong_share": float(best["strong_share"]), "quality_retained": float(best["quality_retained"]),
-            "cost_per_request": float(best["cost_per_request"])}
+    return {
+        "threshold": float(best["threshold"]),
+        "target_quality": target_quality,
+        "max_cost_per_request": max_cost_per_request,
+        "confidence": confidence if draws else None,
+        "strong_share": float(best["strong_share"]),
+        "quality_retained": float(best["quality_retained"]),
+        "cost_per_request": float(best["cost_per_request"]),
+    }
 
 
 def strong_needed(frame: pd.DataFrame) -> list[int]:
@@ -157,10 +197,17 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
 
 
-def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 0,
-                        target_quality: float | None = None, max_cost_per_request: float | None = None,
-                        weak: Price | None = None, strong: Price | None = None, confidence: float = 0.9,
-                        resamples: int = 200):
+def train_and_calibrate(
+    frame: pd.DataFrame,
+    holdout: float = 0.25,
+    seed: int = 0,
+    target_quality: float | None = None,
+    max_cost_per_request: float | None = None,
+    weak: Price | None = None,
+    strong: Price | None = None,
+    confidence: float = 0.9,
+    resamples: int = 200,
+):
     """Fit on the rest, pick the threshold on the held-out part; returns (TrainedRouter, calibration report)."""
     from tokenomy.routing.classifier import TrainedRouter, train
 
@@ -171,8 +218,14 @@ def train_and_calibrate(frame: pd.DataFrame, holdout: float = 0.25, seed: int = 
     router = TrainedRouter(pipeline)
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
     scores = pipeline.predict_proba(held["prompt"].tolist())[:, 1]
-    curve = sweep(scores, held["weak_quality"].to_numpy(float), held["strong_quality"].to_numpy(float),
-                  *call_costs(held, weak, strong), resamples=resamples, seed=seed)
+    curve = sweep(
+        scores,
+        held["weak_quality"].to_numpy(float),
+        held["strong_quality"].to_numpy(float),
+        *call_costs(held, weak, strong),
+        resamples=resamples,
+        seed=seed,
+    )
     report = pick_threshold(curve, target_quality, max_cost_per_request, confidence)
     report.update(held_out=len(held), trained_on=len(fit_part), weak_model=weak.model, strong_model=strong.model)
     router.threshold, router.calibration = report["threshold"], report

@@ -13,14 +13,16 @@ STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
 
 
-def _is_strong(value, weak_labels: set[str] | None) -> int:  # noqa: ANN001
+def _is_strong(value, weak_labels: set[str] | None) -> int:
     name = str(value).lower()
     if weak_labels:  # the caller named the cheap tier(s) or model(s): everything else is strong
         return int(name not in weak_labels)
     if name in STRONG or name in WEAK:
         return int(name in STRONG)
-    raise ValueError(f"label {value!r} is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with "
-                     "`route train --weak-label NAME`")
+    raise ValueError(
+        f"label {value!r} is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with "
+        "`route train --weak-label NAME`"
+    )
 
 
 def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list[dict]:
@@ -36,11 +38,16 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
         try:
             row = json.loads(line)
             strong = _is_strong(row.get("tier") or row["label"], weak_labels)
-            rows.append({"prompt": str(row["prompt"]), "label": strong,
-                         # Without measured qualities: a weak label means the weak model was good enough.
-                         "weak_quality": float(row.get("weak_quality", 1 - strong)),
-                         "strong_quality": float(row.get("strong_quality", 1.0)),
-                         "output_tokens": int(row.get("output_tokens", 256))})
+            rows.append(
+                {
+                    "prompt": str(row["prompt"]),
+                    "label": strong,
+                    # Without measured qualities: a weak label means the weak model was good enough.
+                    "weak_quality": float(row.get("weak_quality", 1 - strong)),
+                    "strong_quality": float(row.get("strong_quality", 1.0)),
+                    "output_tokens": int(row.get("output_tokens", 256)),
+                }
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc})") from exc
     return rows
@@ -60,8 +67,10 @@ def train(prompts: list[str], labels: list[int], seed: int = 0):
 
     if len(set(labels)) < 2:
         raise UsageError("route train: labels are all one class; need both weak and strong examples")
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000),
-                          LogisticRegression(max_iter=1000, C=1.0, class_weight="balanced", random_state=seed))
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000),
+        LogisticRegression(max_iter=1000, C=1.0, class_weight="balanced", random_state=seed),
+    )
     model.fit(prompts, labels)
     return model
 
@@ -80,8 +89,14 @@ def save(model, path: str | Path, threshold: float | None = None, calibration: d
     import joblib
 
     router = model if isinstance(model, TrainedRouter) else TrainedRouter(model)
-    joblib.dump({"pipeline": router.pipeline, "threshold": threshold if threshold is not None else router.threshold,
-                 "calibration": calibration if calibration is not None else router.calibration}, path)
+    joblib.dump(
+        {
+            "pipeline": router.pipeline,
+            "threshold": threshold if threshold is not None else router.threshold,
+            "calibration": calibration if calibration is not None else router.calibration,
+        },
+        path,
+    )
 
 
 def load(path: str | Path) -> TrainedRouter:

@@ -36,8 +36,10 @@ def resolve(dataset: str) -> Path:
     if not path.exists() and dataset in ROUTELLM:
         path = bundled(ROUTELLM[dataset])
     if not path.exists():
-        raise UsageError(f"route dataset {dataset!r}: not found; give gsm8k, mmlu, mt-bench "
-                         "or a path to RouteLLM outcome files (CSV, a folder of CSVs, or MT-Bench judgements JSONL)")
+        raise UsageError(
+            f"route dataset {dataset!r}: not found; give gsm8k, mmlu, mt-bench "
+            "or a path to RouteLLM outcome files (CSV, a folder of CSVs, or MT-Bench judgements JSONL)"
+        )
     return path
 
 
@@ -54,19 +56,27 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
         try:
             frame = pd.read_csv(name)
         except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError; was a traceback
-            raise UsageError(f"{name}: cannot read as a RouteLLM outcome CSV ({exc}); give gsm8k, mmlu, mt-bench, "
-                             "a RouteLLM CSV or a labelled JSONL of {prompt, label} lines") from None
+            raise UsageError(
+                f"{name}: cannot read as a RouteLLM outcome CSV ({exc}); give gsm8k, mmlu, mt-bench, "
+                "a RouteLLM CSV or a labelled JSONL of {prompt, label} lines"
+            ) from None
         missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]
         if missing:
-            raise UsageError(f"{name}: missing column(s) {', '.join(missing)}; RouteLLM outcome CSVs have "
-                             f"prompt, {WEAK_COL} and {STRONG_COL}")
+            raise UsageError(
+                f"{name}: missing column(s) {', '.join(missing)}; RouteLLM outcome CSVs have "
+                f"prompt, {WEAK_COL} and {STRONG_COL}"
+            )
         frames.append(frame)
     raw = pd.concat(frames, ignore_index=True)
-    out = pd.DataFrame({"prompt": raw["prompt"].astype(str),
-                        "weak_quality": raw[WEAK_COL].astype(bool).astype(float),
-                        "strong_quality": raw[STRONG_COL].astype(bool).astype(float)})
+    out = pd.DataFrame(
+        {
+            "prompt": raw["prompt"].astype(str),
+            "weak_quality": raw[WEAK_COL].astype(bool).astype(float),
+            "strong_quality": raw[STRONG_COL].astype(bool).astype(float),
+        }
+    )
     default_out = DEFAULT_OUTPUT_TOKENS.get(dataset, FALLBACK_OUTPUT_TOKENS)
-    out["weak_response"] = raw[WEAK_COL + "_response"] if WEAK_COL + "_response" in raw else None
+    out["weak_response"] = raw.get(WEAK_COL + "_response")
     out["input_tokens"] = out["prompt"].map(estimate_tokens)
     out["weak_output_tokens"] = _tokens(raw.get(WEAK_COL + "_response"), len(out), default_out)
     out["strong_output_tokens"] = _tokens(raw.get(STRONG_COL + "_response"), len(out), default_out)
@@ -117,23 +127,26 @@ def _mt_bench(path: Path) -> pd.DataFrame:
             by_model.setdefault(row["model"], {})[key] = row
             float(row["score"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{path}: judgement {number} needs question_id, turn, model and a numeric score "
-                             f"({exc!r})") from exc
+            raise UsageError(
+                f"{path}: judgement {number} needs question_id, turn, model and a numeric score ({exc!r})"
+            ) from exc
     if WEAK_COL not in by_model or STRONG_COL not in by_model:
         raise UsageError(f"{path}: needs judgements for both {WEAK_COL} and {STRONG_COL}; found {sorted(by_model)}")
     weak, strong = by_model[WEAK_COL], by_model[STRONG_COL]
     keys = sorted(set(weak) & set(strong))
     prompts = [_turn_prompt(strong[k]["user_prompt"]) for k in keys]
-    return pd.DataFrame({
-        "prompt": prompts,
-        # Scores of -1 mark a failed judgement in MT-Bench files: treat as the lowest score.
-        "weak_quality": [max(float(weak[k]["score"]), 1.0) / 10 for k in keys],
-        "strong_quality": [max(float(strong[k]["score"]), 1.0) / 10 for k in keys],
-        "weak_response": None,
-        "input_tokens": [estimate_tokens(p) for p in prompts],
-        "weak_output_tokens": [_answer_tokens(weak[k]["user_prompt"]) for k in keys],
-        "strong_output_tokens": [_answer_tokens(strong[k]["user_prompt"]) for k in keys],
-    })
+    return pd.DataFrame(
+        {
+            "prompt": prompts,
+            # Scores of -1 mark a failed judgement in MT-Bench files: treat as the lowest score.
+            "weak_quality": [max(float(weak[k]["score"]), 1.0) / 10 for k in keys],
+            "strong_quality": [max(float(strong[k]["score"]), 1.0) / 10 for k in keys],
+            "weak_response": None,
+            "input_tokens": [estimate_tokens(p) for p in prompts],
+            "weak_output_tokens": [_answer_tokens(weak[k]["user_prompt"]) for k in keys],
+            "strong_output_tokens": [_answer_tokens(strong[k]["user_prompt"]) for k in keys],
+        }
+    )
 
 
 def labelled_frame(rows: list[dict]) -> pd.DataFrame:

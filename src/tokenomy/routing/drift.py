@@ -27,27 +27,31 @@ def _rows(store, since: datetime | None, until: datetime | None = None) -> list[
     return store.query(sql, params)
 
 
-def _tags(value) -> dict:  # noqa: ANN001
+def _tags(value) -> dict:
     return json.loads(value) if isinstance(value, str) and value else (value or {})
 
 
-def _route_policies(cfg) -> dict[str, Any]:  # noqa: ANN001
+def _route_policies(cfg) -> dict[str, Any]:
     return {name: cfg.routing_policy(route.policy) for name, route in cfg.routes.items() if route.policy}
 
 
-def escalation_thresholds(cfg) -> dict[str, float]:  # noqa: ANN001
+def escalation_thresholds(cfg) -> dict[str, float]:
     """{route: escalation threshold} for every route that has a routing policy."""
     return {name: policy.escalation_threshold for name, policy in _route_policies(cfg).items()}
 
 
-def expected_shares(cfg) -> dict[str, dict[str, float]]:  # noqa: ANN001
+def expected_shares(cfg) -> dict[str, dict[str, float]]:
     """{route: {tier: expected share}} for routes whose policy sets `expected_share`."""
     return {name: policy.expected_share for name, policy in _route_policies(cfg).items() if policy.expected_share}
 
 
-def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = None,
-                     since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD,
-                     until: datetime | None = None) -> list[dict]:
+def escalation_rates(
+    store,
+    thresholds: float | dict[str, float] | Any | None = None,
+    since: datetime | None = None,
+    default: float = DEFAULT_ESCALATION_THRESHOLD,
+    until: datetime | None = None,
+) -> list[dict]:
     """Per route: requests, escalated requests, rate, its threshold, flagged when the rate exceeds it.
 
     `thresholds`: one rate for every route, {route: rate} (others get `default`, 25%), or a TokenomyConfig, whose
@@ -74,19 +78,36 @@ def escalation_rates(store, thresholds: float | dict[str, float] | Any | None = 
         else:
             limit = default if thresholds is None else float(thresholds)
         rate = escalated / calls if calls else 0.0
-        out.append({"route": route, "calls": calls, "escalations": escalated, "rate": rate, "threshold": limit,
-                    "flagged": bool(calls) and rate > limit})
+        out.append(
+            {
+                "route": route,
+                "calls": calls,
+                "escalations": escalated,
+                "rate": rate,
+                "threshold": limit,
+                "flagged": bool(calls) and rate > limit,
+            }
+        )
     return out
 
 
-def routes_over_threshold(store, thresholds: float | dict[str, float] | Any | None = None,
-                          since: datetime | None = None, default: float = DEFAULT_ESCALATION_THRESHOLD) -> list[dict]:
+def routes_over_threshold(
+    store,
+    thresholds: float | dict[str, float] | Any | None = None,
+    since: datetime | None = None,
+    default: float = DEFAULT_ESCALATION_THRESHOLD,
+) -> list[dict]:
     """Only the routes whose escalation rate is above their threshold (for alerts)."""
     return [row for row in escalation_rates(store, thresholds, since, default) if row["flagged"]]
 
 
-def tier_share(store, since: datetime | None = None, expected: dict | None = None,
-               tolerance: float = 0.1, until: datetime | None = None) -> list[dict]:
+def tier_share(
+    store,
+    since: datetime | None = None,
+    expected: dict | None = None,
+    tolerance: float = 0.1,
+    until: datetime | None = None,
+) -> list[dict]:
     """Per route and tier: share of calls vs the expected share; flagged when off by more than `tolerance`.
 
     `expected`: {tier: share} for every route, or {route: {tier: share}} (see `expected_shares(cfg)`).
@@ -105,6 +126,14 @@ def tier_share(store, since: datetime | None = None, expected: dict | None = Non
             share = tiers.get(tier, 0) / total
             want = want_by_tier.get(tier)
             delta = None if want is None else share - want
-            out.append({"route": route, "tier": tier, "share": share, "expected": want, "delta": delta,
-                        "flagged": delta is not None and abs(delta) > tolerance})
+            out.append(
+                {
+                    "route": route,
+                    "tier": tier,
+                    "share": share,
+                    "expected": want,
+                    "delta": delta,
+                    "flagged": delta is not None and abs(delta) > tolerance,
+                }
+            )
     return out

@@ -11,14 +11,17 @@ from tokenomy.errors import UsageError
 from tokenomy.routing.router import ESCALATED_TAG
 
 
-def _tags(value) -> dict:  # noqa: ANN001
+def _tags(value) -> dict:
     return json.loads(value) if isinstance(value, str) and value else (value or {})
 
 
-def cascade_routes(cfg) -> list[str]:  # noqa: ANN001
+def cascade_routes(cfg) -> list[str]:
     """Routes whose policy is a cascade (the only ones whose outcomes say which tier was good enough)."""
-    return sorted(name for name, route in cfg.routes.items()
-                  if route.policy and cfg.routing_policy(route.policy).type == "cascade")
+    return sorted(
+        name
+        for name, route in cfg.routes.items()
+        if route.policy and cfg.routing_policy(route.policy).type == "cascade"
+    )
 
 
 def cascade_labels(store, routes: list[str], since: datetime | None = None) -> list[dict]:
@@ -27,8 +30,7 @@ def cascade_labels(store, routes: list[str], since: datetime | None = None) -> l
     Attempts of one request share the route and the prompt hash; an escalated attempt (tag "1") right after
     the first makes the request `strong`. Needs `store_prompts: true` (prompt text in the ledger).
     """
-    sql = ("SELECT route, tags, prompt_hash, prompt_text FROM usage_events "
-           "WHERE route IS NOT NULL AND outcome = 'ok'")
+    sql = "SELECT route, tags, prompt_hash, prompt_text FROM usage_events WHERE route IS NOT NULL AND outcome = 'ok'"
     params: list = []
     if since is not None:
         sql += f" AND ts >= {store.placeholder}"
@@ -53,8 +55,10 @@ def cascade_labels(store, routes: list[str], since: datetime | None = None) -> l
         elif str(attempt) == "1" and key in latest:
             latest[key]["label"] = "strong"
     if not labels and missing_text:
-        raise UsageError(f"{missing_text} routed requests in the ledger have no prompt text; set `store_prompts: "
-                         "true` in tokenomy.yaml so cascade outcomes can become training labels")
+        raise UsageError(
+            f"{missing_text} routed requests in the ledger have no prompt text; set `store_prompts: "
+            "true` in tokenomy.yaml so cascade outcomes can become training labels"
+        )
     return labels
 
 

@@ -71,7 +71,7 @@ class Router:
         names = [decision.tier]
         validators = self.policy.validators or None
         if validators and decision.tier in self.order:  # validated: escalate along the order on failure
-            names += self.order[self.order.index(decision.tier) + 1:]
+            names += self.order[self.order.index(decision.tier) + 1 :]
         return RoutePlan(tuple(self._tier(n) for n in names), validators if len(names) > 1 else None, decision)
 
     def models(self) -> list[str]:
@@ -107,22 +107,28 @@ class ClassifierRouter(Router):
 
         path = self.policy.classifier_path
         if not path:
-            raise ConfigError(f"routing.policies: a {self.kind} policy needs classifier_path "
-                              "(see `tokenomy route train`)")
+            raise ConfigError(
+                f"routing.policies: a {self.kind} policy needs classifier_path (see `tokenomy route train`)"
+            )
         try:
             # Loaded once per file version: a decision must stay well under 5 ms; a retrained file is reloaded.
             key = (path, os.stat(path).st_mtime_ns)
         except OSError as exc:
-            raise ConfigError(f"routing.policies: classifier_path {path!r} cannot be read ({exc}); "
-                              "train one with `tokenomy route train`") from exc
+            raise ConfigError(
+                f"routing.policies: classifier_path {path!r} cannot be read ({exc}); "
+                "train one with `tokenomy route train`"
+            ) from exc
         if key not in _MODELS:
             _MODELS[key] = load(path)
         model = _MODELS[key]
         threshold = self.policy.threshold if self.policy.threshold is not None else model.threshold
         text = "\n".join(m.text for m in request.messages)
         strong = strong_probability(model, text) >= threshold
-        return Decision(self.order[-1] if strong else self.order[0], "classifier",
-                        f"the classifier {path} chose it (threshold {threshold:g})")
+        return Decision(
+            self.order[-1] if strong else self.order[0],
+            "classifier",
+            f"the classifier {path} chose it (threshold {threshold:g})",
+        )
 
 
 class HybridRouter(ClassifierRouter):
@@ -144,8 +150,12 @@ class CascadeRouter(Router):
     kind = "cascade"
 
     def first_tier(self, request: ChatRequest) -> Decision:
-        return Decision(self.order[0], None, f"cascade: starts at the cheapest tier, escalates along "
-                        f"{' -> '.join(self.order)} when the validators reject an answer")
+        return Decision(
+            self.order[0],
+            None,
+            f"cascade: starts at the cheapest tier, escalates along "
+            f"{' -> '.join(self.order)} when the validators reject an answer",
+        )
 
     def route(self, request: ChatRequest) -> RoutePlan:
         tiers = tuple(self._tier(n) for n in self.order)
@@ -153,8 +163,9 @@ class CascadeRouter(Router):
         return RoutePlan(tiers, dict(self.policy.validators), self.first_tier(request))
 
 
-ROUTERS: dict[str, Callable[..., Router]] = {r.kind: r for r in (RulesRouter, ClassifierRouter, HybridRouter,
-                                                                  CascadeRouter)}
+ROUTERS: dict[str, Callable[..., Router]] = {
+    r.kind: r for r in (RulesRouter, ClassifierRouter, HybridRouter, CascadeRouter)
+}
 
 
 def cheapest_tier(names: list[str], tiers: dict[str, Tier], price: Callable[[str], Decimal | None]) -> str:
@@ -183,8 +194,9 @@ def build_router(config: TokenomyConfig, policy_name: str, catalog: Prices | Non
     def price(model: str) -> Decimal | None:
         try:
             spec = resolve_model(model, specs)
-            entry = catalog.lookup(spec.pricing_model, spec.region if spec.region not in (None, "global",
-                                                                                          "local") else None)
+            entry = catalog.lookup(
+                spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
+            )
         except TokenomyError:
             return None
         if getattr(entry, "priced_by", "") == "unpriced" or entry.input is None:
@@ -194,8 +206,9 @@ def build_router(config: TokenomyConfig, policy_name: str, catalog: Prices | Non
     return make_router(policy, config.tiers, price)
 
 
-def make_router(policy: RoutingPolicy, tiers: dict[str, list[str]],
-                price: Callable[[str], Decimal | None] = lambda model: None) -> Router:
+def make_router(
+    policy: RoutingPolicy, tiers: dict[str, list[str]], price: Callable[[str], Decimal | None] = lambda model: None
+) -> Router:
     """The router for `policy` over `tiers` ({name: models}); `price` ranks tiers for the default tier."""
     by_name = {name: Tier(name, tuple(models)) for name, models in tiers.items()}
     listed = policy.tiers or list(tiers)

@@ -5,13 +5,23 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tokenomy.errors import ConfigError
 from tokenomy.messages import ChatRequest, ChatResponse
 
-HEDGES = ("i'm not sure", "i am not sure", "as an ai", "i cannot", "i can't", "i don't know", "i do not know",
-          "unable to", "not certain")
+HEDGES = (
+    "i'm not sure",
+    "i am not sure",
+    "as an ai",
+    "i cannot",
+    "i can't",
+    "i don't know",
+    "i do not know",
+    "unable to",
+    "not certain",
+)
 
 
 def _json(text: str) -> Any:
@@ -66,5 +76,6 @@ def load_callable(path: str) -> Callable[[str], Any]:
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"routing validator python: {path!r} cannot be imported ({exc}); "
-                          "give an importable 'module:function'") from exc
+        raise ConfigError(
+            f"routing validator python: {path!r} cannot be imported ({exc}); give an importable 'module:function'"
+        ) from exc

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -40,8 +41,9 @@ def _wants(kind: str) -> str | None:
             if name in ("otlp", "console"):
                 return name
             if name != "none":
-                log.warning("OTEL_%s_EXPORTER=%s is not supported here (use otlp or console); not exporting",
-                            kind.upper(), name)
+                log.warning(
+                    "OTEL_%s_EXPORTER=%s is not supported here (use otlp or console); not exporting", kind.upper(), name
+                )
         return None
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(f"OTEL_EXPORTER_OTLP_{kind.upper()}_ENDPOINT"):
         return "otlp"
@@ -51,8 +53,9 @@ def _wants(kind: str) -> str | None:
 def _otlp_protocol_check() -> None:
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     if protocol != "http/protobuf":
-        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: Tokenomy ships the OTLP http/protobuf exporter; using it",
-                    protocol)
+        log.warning(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=%s: Tokenomy ships the OTLP http/protobuf exporter; using it", protocol
+        )
 
 
 def configure_from_env() -> None:
@@ -96,8 +99,9 @@ def configure_from_env() -> None:
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
                 metric_exporter = OTLPMetricExporter()
-            metrics.set_meter_provider(MeterProvider(resource=resource,
-                                                     metric_readers=[PeriodicExportingMetricReader(metric_exporter)]))
+            metrics.set_meter_provider(
+                MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(metric_exporter)])
+            )
 
 
 _memory: tuple | None = None
@@ -134,12 +138,18 @@ def _instrument(name: str):
     if key not in _instruments:
         if name == "tokens":
             _instruments[key] = meter.create_histogram(
-                "gen_ai.client.token.usage", unit="{token}", description="Measures number of input and output tokens used",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+                "gen_ai.client.token.usage",
+                unit="{token}",
+                description="Measures number of input and output tokens used",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
         else:
             _instruments[key] = meter.create_histogram(
-                "gen_ai.client.operation.duration", unit="s", description="GenAI operation duration",
-                explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="GenAI operation duration",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
     return _instruments[key]
 
 
@@ -147,8 +157,10 @@ def _instrument(name: str):
 def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current: bool = True) -> Iterator[Span]:
     """The CLIENT span `chat {model}` for one attempt; `current=False` for generators (streams)."""
     attributes: dict = {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider_name,
-        "gen_ai.request.model": request.model, "tokenomy.attempt": attempt,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider_name,
+        "gen_ai.request.model": request.model,
+        "tokenomy.attempt": attempt,
     }
     if request.max_tokens is not None:
         attributes["gen_ai.request.max_tokens"] = request.max_tokens
@@ -158,8 +170,7 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
         attributes["tokenomy.task"] = request.meta.task
     if request.meta.route:
         attributes["tokenomy.route"] = request.meta.route
-    span = trace.get_tracer("tokenomy").start_span(f"chat {request.model}", kind=SpanKind.CLIENT,
-                                                   attributes=attributes)
+    span = trace.get_tracer("tokenomy").start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
     try:
         if current:
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -177,8 +188,11 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
 
 
 def _common(provider_name: str, request_model: str, response_model: str | None, error_type: str | None) -> dict:
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider_name,
-             "gen_ai.request.model": request_model}
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider_name,
+        "gen_ai.request.model": request_model,
+    }
     if response_model:
         attrs["gen_ai.response.model"] = response_model
     if error_type:
@@ -186,8 +200,14 @@ def _common(provider_name: str, request_model: str, response_model: str | None, 
     return attrs
 
 
-def record_success(span: Span, request: ChatRequest, response: ChatResponse, cost_usd: Decimal, duration_s: float,
-                   cache_points: list[str] | None = None) -> None:
+def record_success(
+    span: Span,
+    request: ChatRequest,
+    response: ChatResponse,
+    cost_usd: Decimal,
+    duration_s: float,
+    cache_points: list[str] | None = None,
+) -> None:
     """Put usage and cost on the span and feed the two GenAI histograms."""
     usage = response.usage
     if cache_points:
