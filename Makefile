@@ -15,7 +15,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 demo: install
 	$(BIN)/tokenomy demo
 
-test: install system-deps
+test: install system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

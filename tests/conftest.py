@@ -15,35 +15,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-IN_CI = bool(os.environ.get("CI"))
+from helpers import IN_CI, REPO, free_port, require, wait_for_port  # noqa: F401 - re-exported to fixtures below
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-def require(condition: bool, why: str) -> None:
-    """Skip with a printed reason locally; in CI a missing prerequisite is a failure, not a skip."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI prerequisite missing: {why}")
-    pytest.skip(reason=why)
+ROOT = REPO
 
 
 @pytest.fixture
@@ -127,3 +101,19 @@ def llama_server() -> str:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} not found (run scripts/install-system-deps.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed in the venv (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -6,7 +6,7 @@ import logging
 import threading
 
 import pytest
-from test_retry import ScriptedOpenAI, models
+from helpers.scripted_openai import ScriptedOpenAI, models
 
 from tokenomy.caching import tokens as token_policy
 from tokenomy.client import CallPolicy, Tokenomy

@@ -167,6 +167,7 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
                               "--reservation-units", "1", "--tpm-per-unit", "4000"]],
         "plan savings": [["plan", "savings", "--ledger", ledger]],
         "alerts check": [["alerts", "check", "--ledger", ledger]],
+        "review": [["review", "--ledger", ledger]],
     }
     commands = {" ".join(path) for path in _json_commands()}
     assert commands == set(runs) | set(NEEDS_A_SERVICE), "give every --json command a run here, or a reason"

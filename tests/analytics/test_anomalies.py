@@ -1,0 +1,43 @@
+"""A 90-day ledger with a weekly pattern, one spike and one slow drift: both flagged, weekends not.
+
+Two more models have idle days: one unused for ten days then back at its usual level, one that starts
+on day 40. Idle days are not zero-spend data points, so neither may be flagged.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from tokenomy.analytics.anomalies import find_anomalies
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from helpers.seeded_ledgers import _ledger
+
+
+def test_spike_and_drift_flagged_no_weekend_alerts(ledger_path) -> None:
+    spike = _ledger(ledger_path)
+    found = find_anomalies(open_store(ledger_path))
+    spikes = [a for a in found if a.kind == "spike"]
+    assert [(a.key, a.day) for a in spikes] == [("steady", spike)], found
+    assert spikes[0].expected_high_usd < spikes[0].actual_usd
+    drifts = [a for a in found if a.kind == "drift"]
+    assert [a.key for a in drifts] == ["drifter"], found
+
+
+def test_a_spike_on_a_few_cents_a_day_is_found_like_one_on_dollars(ledger_path) -> None:
+    """The test works on spend relative to its usual day: $0.03/day spiking 6x is as visible as $10/day."""
+    rng = random.Random(5)
+    start = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    events = []
+    for d in range(60):
+        day = start + timedelta(days=d)
+        for model, usual in (("tiny", 0.03), ("big", 3000.0)):
+            base = usual * (0.3 if day.weekday() >= 5 else 1.0) * (6 if d == 40 else 1)
+            events.append(UsageEvent(ts=day + timedelta(hours=9), provider="bedrock", model=model, input_tokens=10,
+                                     cost_usd=Decimal(f"{base * rng.uniform(0.9, 1.1):.8f}")))
+    open_store(ledger_path).write(events)
+    spikes = sorted((a.key, a.day) for a in find_anomalies(open_store(ledger_path)) if a.kind == "spike")
+    day = (start + timedelta(days=40)).date().isoformat()
+    assert spikes == [("big", day), ("tiny", day)]

@@ -1,0 +1,407 @@
+"""The cost console (gateway /dashboard and `report --html`): the JSON of each console section against sums
+over a seeded multi-day ledger, and the page driven in headless Chromium (Playwright) — headline, what to
+change (equal to `plan savings --json` on the same range), budget bars, group-by, previous period, CSV,
+request drill-down, an empty range and a 390-px phone screen. Screenshots land in the test's tmp dir."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from helpers.console_seed import seed
+from helpers.browser import _wait_renders, _watch_requests
+from tokenomy.cli import app as cli
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import period_start
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("console") / "ledger.duckdb"
+    data = seed(path)
+    data["path"] = path
+    today = data["end"].replace(hour=0)
+    data["until"] = today  # a 10-day range ending at today's midnight, and the 10 days before it
+    data["since"] = today - timedelta(days=10)
+    return data
+
+
+@pytest.fixture(scope="module")
+def gateway(seeded):
+    with ServerThread(create_app(None, str(seeded["path"])), lifespan="on") as url:
+        yield url
+
+
+def _in(events, since, until):
+    return [e for e in events if since <= e.ts < until]
+
+
+def _by(events, attr) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for e in events:
+        out[getattr(e, attr) or "(none)"] += e.cost_usd
+    return dict(out)
+
+
+def _range(seeded) -> dict[str, str]:
+    return {"since": seeded["since"].date().isoformat(), "until": seeded["until"].date().isoformat()}
+
+
+def _cli_savings(seeded) -> dict:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "plan",
+            "savings",
+            "--json",
+            "--ledger",
+            str(seeded["path"]),
+            "--since",
+            seeded["since"].isoformat(),
+            "--until",
+            seeded["until"].isoformat(),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _usd(value: Decimal) -> str:
+    """The page's money rule: cents from $1, three significant digits below."""
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    text = format(Decimal(f"{float(value):.3g}"), "f")
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}" if text != "0" else "$0"
+
+
+# --- JSON API ---------------------------------------------------------------------------------------------------
+def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded) -> None:
+    events, since, until = seeded["events"], seeded["since"], seeded["until"]
+    now, before = _in(events, since, until), _in(events, since - timedelta(days=10), since)
+    head = httpx.get(f"{gateway}/dashboard/api/headline", params=_range(seeded), timeout=60).json()
+    assert Decimal(head["spend_usd"]) == sum(e.cost_usd for e in now)
+    assert Decimal(head["previous_spend_usd"]) == sum(e.cost_usd for e in before) > 0
+    assert Decimal(head["delta_usd"]) == Decimal(head["spend_usd"]) - Decimal(head["previous_spend_usd"])
+    assert head["previous_period"] == {
+        "since": (since - timedelta(days=10)).isoformat().replace("+00:00", "Z"),
+        "until": since.isoformat().replace("+00:00", "Z"),
+    }
+    fc = head["forecast"]
+    assert fc and Decimal(fc["low_usd"]) <= Decimal(fc["forecast_usd"]) <= Decimal(fc["high_usd"])
+    assert fc["month"] == until.strftime("%Y-%m")  # the month of the range's end (complete days before it)
+    assert Decimal(head["monthly_budget_usd"]) == seeded["team_budget"] + Decimal(1)  # team + the key outside it
+    alerts = httpx.get(f"{gateway}/dashboard/api/alerts", params=_range(seeded), timeout=60).json()
+    assert head["open_alerts"] == len(alerts["alerts"])
+    spikes = [a for a in alerts["anomalies"] if a["kind"] == "spike" and a["day"] == seeded["spike_day"]]
+    assert [a["model"] for a in spikes] == ["claude-haiku-4-5-20251001"]  # the seeded tenfold day, and only it
+    spiked = [e for e in now if e.ts.date().isoformat() == seeded["spike_day"] and e.model.startswith("claude")]
+    assert Decimal(spikes[0]["actual_usd"]) == pytest.approx(sum(e.cost_usd for e in spiked))
+    assert Decimal(spikes[0]["actual_usd"]) > Decimal(spikes[0]["expected_high_usd"])
+
+    groups = httpx.get(f"{gateway}/dashboard/api/breakdown", params=_range(seeded), timeout=60).json()["groups"]
+    for name, attr in (("key", "key_id"), ("team", "tenant"), ("task", "task"), ("route", "route")):
+        assert {r["key"]: Decimal(r["cost_usd"]) for r in groups[name]} == _by(now, attr), name
+        previous = _by(before, attr)
+        assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in groups[name]} == {
+            k: previous.get(k, Decimal(0)) for k in _by(now, attr)
+        }, name
+    costs = [Decimal(r["cost_usd"]) for r in groups["key"]]
+    assert costs == sorted(costs, reverse=True)  # top-N tables: largest first
+    types = {r["key"]: Decimal(r["cost_usd"]) for r in groups["usage type"]}
+    assert types["cache write"] == sum(e.cache_write_cost_usd for e in now)
+    assert types["output"] == sum(e.output_cost_usd for e in now)
+    assert sum(types.values()) == sum(e.cost_usd for e in now)  # the five usage types add up to the spend
+    tags = {r["key"]: Decimal(r["cost_usd"]) for r in groups["tag"]}
+    assert tags["latency_tolerant=true"] == sum(e.cost_usd for e in now if e.tags.get("latency_tolerant"))
+
+
+def test_budgets_are_spent_in_their_period_as_of_the_range_end(gateway, seeded) -> None:
+    events, until = seeded["events"], seeded["until"]
+    start = period_start("month", until - timedelta(microseconds=1))
+    body = httpx.get(f"{gateway}/dashboard/api/budgets", params=_range(seeded)).json()
+    keys = {r["id"]: r for r in body["keys"]}
+    research = keys[seeded["research"].key_id]
+    spent = sum((e.cost_usd for e in _in(events, start, until) if e.key_id == seeded["research"].key_id), Decimal(0))
+    assert Decimal(research["spent_usd"]) == spent and Decimal(research["budget_usd"]) == Decimal("0.5")
+    assert research["used"] == pytest.approx(float(spent / Decimal("0.5")))
+    team = {r["id"]: r for r in body["teams"]}["research"]
+    team_spent = sum((e.cost_usd for e in _in(events, start, until) if e.tenant == "research"), Decimal(0))
+    assert Decimal(team["spent_usd"]) == team_spent and Decimal(team["budget_usd"]) == seeded["team_budget"]
+    alerts = httpx.get(f"{gateway}/dashboard/api/alerts", params=_range(seeded), timeout=60).json()["alerts"]
+    assert any(a["kind"] == "team_budget" for a in alerts) == (team_spent >= seeded["team_budget"])
+
+
+def test_what_to_change_equals_plan_savings_json(gateway, seeded) -> None:
+    page = httpx.get(f"{gateway}/dashboard/api/savings", params=_range(seeded), timeout=60).json()
+    cli_result = _cli_savings(seeded)
+    assert [r["lever"] for r in page["levers"]] == [r["lever"] for r in cli_result["levers"]]  # same ranking
+    for mine, theirs in zip(page["levers"], cli_result["levers"], strict=True):
+        assert Decimal(mine["monthly_saving_usd"]) == Decimal(theirs["monthly_saving_usd"]), mine["lever"]
+        assert mine["assumption"] == theirs["assumption"] and mine["apply"]
+    assert Decimal(page["compounded_monthly_saving_usd"]) == Decimal(cli_result["compounded_monthly_saving_usd"])
+    batch = next(r for r in page["levers"] if r["lever"] == "batch")
+    assert Decimal(batch["monthly_saving_usd"]) > 0 and "latency_tolerant" in batch["apply"]
+    assert page["provisioned"]["monthly_saving_usd"] is None and "plan size" in page["provisioned"]["apply"]
+
+
+def test_request_log_carries_each_requests_attempts(gateway, seeded) -> None:
+    body = httpx.get(f"{gateway}/dashboard/api/requests", params=_range(seeded)).json()
+    in_range = _in(seeded["events"], seeded["since"], seeded["until"])
+    assert body["total"] == len(in_range) and body["shown"] == len(body["rows"]) == 200
+    stamps = [r["ts"] for r in body["rows"]]
+    assert stamps == sorted(stamps, reverse=True)
+    retried = next(r for r in body["rows"] if r["attempt"] == 2)
+    attempts = body["attempts"][retried["request_id"]]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "throttled"), (2, "ok")]
+    expected = next(e for e in in_range if e.request_id == retried["request_id"] and e.attempt == 2)
+    assert Decimal(retried["cost_usd"]) == expected.cost_usd
+    assert retried["cache_write_tokens"] == expected.cache_write_tokens and retried["route"] == expected.route
+    stored = [r for r in body["rows"] if r["prompt_text"]]
+    assert stored and all(r["prompt_text"].startswith("prompt number") for r in stored)
+
+
+def test_empty_range_answers_empty_sections(gateway) -> None:
+    params = {"since": "2020-01-01", "until": "2020-01-08"}
+    head = httpx.get(f"{gateway}/dashboard/api/headline", params=params, timeout=60).json()
+    assert head["spend_usd"] == "0.000000" and Decimal(head["previous_spend_usd"]) == 0 and head["forecast"] is None
+    assert "forecast needs" in head["forecast_note"]
+    assert httpx.get(f"{gateway}/dashboard/api/requests", params=params).json()["rows"] == []
+    assert httpx.get(f"{gateway}/dashboard/api/breakdown", params=params).json()["groups"]["model"] == []
+    assert httpx.get(f"{gateway}/dashboard/api/savings", params=params).json()["levers"] == []
+
+
+# --- the page in headless Chromium --------------------------------------------------------------------------------
+def _set_range(page, since: str, to: str, renders: int) -> int:
+    page.fill("input[name=since]", since)
+    _wait_renders(page, renders + 1)
+    page.fill("input[name=to]", to)
+    _wait_renders(page, renders + 2)
+    return renders + 2
+
+
+def _group_chart(page) -> dict:
+    return page.evaluate("""() => { const c = Chart.getChart('chart-groups');
+        return {labels: c.data.labels, datasets: c.data.datasets.map(d => d.data)}; }""")
+
+
+@pytest.mark.browser
+def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noqa: F811
+    events, since, until = seeded["events"], seeded["since"], seeded["until"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    outside = _watch_requests(page, gateway)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    assert page.evaluate("window.tokenomyDashboard.error") is None
+    renders = _set_range(page, since.date().isoformat(), (until - timedelta(days=1)).date().isoformat(), 1)
+    now, before = _in(events, since, until), _in(events, since - timedelta(days=10), since)
+
+    # headline: this period, the delta against the previous one, the forecast and open alerts
+    spend, prior = sum(e.cost_usd for e in now), sum(e.cost_usd for e in before)
+    assert page.inner_text("#head-spend") == _usd(spend)
+    assert page.inner_text("#head-delta").startswith(("+" if spend >= prior else "-") + "$")
+    assert _usd(prior) in page.inner_text("#head-previous")
+    assert page.inner_text("#head-forecast").startswith("$") and "interval" in page.inner_text("#head-interval")
+    assert "budget $1.40/month" in page.inner_text("#head-budget")
+    forecast = page.evaluate("""() => { const c = Chart.getChart('chart-forecast');
+        return Object.fromEntries(c.data.datasets.map(d => [d.label, d.data])); }""")
+    fc = page.evaluate("window.tokenomyDashboard.data.headline.forecast")
+    assert forecast["budget"][-1] == pytest.approx(1.40)  # the budget line
+    assert forecast["forecast"][-1] == pytest.approx(float(fc["forecast_usd"]))
+    assert forecast["interval"][-1] == pytest.approx(float(fc["high_usd"]))
+    assert forecast["low"][-1] == pytest.approx(float(fc["low_usd"]))
+    so_far = sum(e.cost_usd for e in _in(events, until.replace(day=1), until))  # the forecast month: until's
+    assert (forecast["spent so far"] or [0])[-1] == pytest.approx(float(so_far))
+    head = page.evaluate("window.tokenomyDashboard.data.headline")
+    assert page.inner_text("#head-alerts") == str(head["open_alerts"])
+
+    # the anomalies panel shows the seeded spike day
+    assert "claude-haiku-4-5-20251001 · spike" in page.inner_text(f"#anomalies li[data-day='{seeded['spike_day']}']")
+
+    # what to change: ranked as `plan savings --json` on the same range, the same dollars, how to apply each
+    cli_levers = _cli_savings(seeded)["levers"]
+    shown = page.eval_on_selector_all("#levers li", "els => els.map(e => [e.dataset.lever, e.innerText])")
+    assert [lever for lever, _ in shown] == [r["lever"] for r in cli_levers] + ["provisioned"]
+    for (lever, text), theirs in zip(shown[:-1], cli_levers, strict=True):
+        assert _usd(Decimal(theirs["monthly_saving_usd"])) + "/month" in text, lever
+        assert "Assumes: " + theirs["assumption"] in text and "Apply: " in text
+    page_levers = page.evaluate("window.tokenomyDashboard.data.savings.levers")
+    assert [Decimal(r["monthly_saving_usd"]) for r in page_levers] == [
+        Decimal(r["monthly_saving_usd"]) for r in cli_levers
+    ]
+
+    # budget bars for a key and a team, filled to the share of the budget spent
+    key_id = seeded["research"].key_id
+    for selector in (f"#budget-key-{key_id}", "#budget-team-research"):
+        assert page.is_visible(selector), selector
+    budgets = page.evaluate("window.tokenomyDashboard.data.budgets")
+    team = next(r for r in budgets["teams"] if r["id"] == "research")
+    width = page.eval_on_selector("#budget-team-research .fill", "e => e.style.width")
+    assert float(width.rstrip("%")) == pytest.approx(min(team["used"], 1) * 100)
+    assert _usd(Decimal(team["spent_usd"])) in page.inner_text("#budget-team-research")
+
+    # group by key: the chart shows this period and the previous one per key, largest first
+    page.select_option("#group-by", "key")
+    _wait_renders(page, renders + 1)
+    renders += 1
+    chart = _group_chart(page)
+    current, previous = _by(now, "key_id"), _by(before, "key_id")
+    names = {seeded["research"].key_id: "research-bot", seeded["solo"].key_id: "solo"}
+    ranked = sorted(current, key=lambda k: -current[k])
+    assert chart["labels"] == [f"{names[k]} ({k})" for k in ranked]  # named keys, largest first
+    assert chart["datasets"][0] == pytest.approx([float(current[k]) for k in ranked])
+    assert chart["datasets"][1] == pytest.approx([float(previous.get(k, 0)) for k in ranked])
+    assert page.inner_text("#groups-title").startswith("Spend by key")
+    page.screenshot(path=str(tmp_path / "console-wide.png"), full_page=True)
+
+    # CSV download of that chart: exact decimal strings, one row per key
+    with page.expect_download() as info:
+        page.click("#sec-groups button[data-csv]")
+    download = info.value
+    assert download.suggested_filename == "tokenomy-spend-by-key.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == current
+    assert {r["key"]: r["name"] for r in rows} == names
+    assert {r["key"]: Decimal(r["previous_cost_usd"]) for r in rows} == {
+        k: previous.get(k, Decimal(0)) for k in current
+    }
+
+    # request log: 25 rows a page, more on demand; find a retried request and drill into its attempts
+    assert page.eval_on_selector_all("#table-requests tbody tr", "rs => rs.length") == 25
+    page.click("#log-more")
+    assert page.eval_on_selector_all("#table-requests tbody tr", "rs => rs.length") == 50
+    retried = max((e for e in now if e.attempt == 2), key=lambda e: e.ts)
+    page.fill("#log-search", retried.request_id)
+    assert page.eval_on_selector_all("#table-requests tbody tr", "rs => rs.length") == 2
+    page.click(f"#table-requests tbody tr[data-request='{retried.request_id}']")
+    page.wait_for_selector("#table-attempts")
+    attempts = page.eval_on_selector_all("#table-attempts tbody tr", "rs => rs.map(r => r.innerText)")
+    assert len(attempts) == 2 and "throttled" in attempts[0] and "ok" in attempts[1]
+    assert _usd(retried.cost_usd) in attempts[1]
+    assert retried.request_id in page.inner_text("#drill h3")
+    page.screenshot(path=str(tmp_path / "console-drill.png"), full_page=True)
+
+    # an empty range: every panel says why and what to do, no chart is drawn
+    renders = _set_range(page, "2020-01-01", "2020-01-07", renders)
+    for section in ("#sec-groups", "#sec-spend", "#sec-requests", "#sec-levers"):
+        message = page.inner_text(f"{section} .empty-state")
+        assert page.is_visible(f"{section} .empty-state") and message, section
+        assert not page.is_visible(f"{section} .chart, {section} .has-data"), section
+    assert "Widen" in page.inner_text("#sec-spend .empty-state")
+    assert page.inner_text("#head-spend") == "$0"
+    page.screenshot(path=str(tmp_path / "console-empty.png"), full_page=True)
+    assert outside == [] and errors == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:  # noqa: F811
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    # money keeps readable precision in text and in chart tooltips: $0.0004 is not rounded away
+    assert page.evaluate("[0.0004, 0.4, 0.000123456, 1234.5].map(TokenomyConsole.usd)") == [
+        "$0.0004",
+        "$0.40",
+        "$0.000123",
+        "$1,234.50",
+    ]
+    tip = page.evaluate("""() => Chart.getChart('chart-spend').options.plugins.tooltip.callbacks
+        .label({dataset: {label: 'gpt-4o-mini'}, raw: 0.0004})""")
+    assert tip == "gpt-4o-mini: $0.0004"
+    page.click("#table-requests tbody tr")  # the drill-down too
+    page.wait_for_selector("#table-attempts")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    boxes = page.eval_on_selector_all("section, .card", "els => els.map(e => e.getBoundingClientRect().right)")
+    assert boxes and max(boxes) <= 390
+    page.screenshot(path=str(tmp_path / "console-390.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:  # noqa: F811
+    out = tmp_path / "console.html"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--html",
+            str(out),
+            "--ledger",
+            str(seeded["path"]),
+            "--since",
+            seeded["since"].isoformat(),
+            "--until",
+            seeded["until"].isoformat(),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    outside = _watch_requests(page, out.as_uri())
+    page.goto(out.as_uri())
+    _wait_renders(page, 1)
+    now = _in(seeded["events"], seeded["since"], seeded["until"])
+    assert page.inner_text("#head-spend") == _usd(sum(e.cost_usd for e in now))
+    page.select_option("#group-by", "team")  # every grouping is in the file: no query needed
+    _wait_renders(page, 2)
+    assert set(_group_chart(page)["labels"]) == set(_by(now, "tenant"))
+    page.click("#table-requests tbody tr")  # the attempts travel with the file
+    assert page.eval_on_selector_all("#table-attempts tbody tr", "rs => rs.length") >= 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert outside == []
+    page.close()
+
+
+def test_a_team_key_sees_its_own_team_budgets_and_no_ledger_wide_alerts(seeded, tmp_path) -> None:
+    import shutil
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    shutil.copy(seeded["path"], path)
+    secret, _ = KeyStore(open_store(path)).create(team="research", name="viewer")
+    with ServerThread(create_app(parse_config({"auth": True}), str(path)), lifespan="on") as url:
+        bearer = {"authorization": f"Bearer {secret}"}
+        assert httpx.get(f"{url}/dashboard/api/budgets").status_code == 401
+        body = httpx.get(f"{url}/dashboard/api/budgets", headers=bearer).json()
+        assert [t["id"] for t in body["teams"]] == ["research"]
+        assert seeded["solo"].key_id not in {k["id"] for k in body["keys"]}  # not in the team: not shown
+        alerts = httpx.get(f"{url}/dashboard/api/alerts", headers=bearer, timeout=60).json()
+        assert alerts["note"] and all(a["kind"].endswith("_budget") for a in alerts["alerts"])
+        rows = httpx.get(f"{url}/dashboard/api/requests", headers=bearer).json()["rows"]
+        assert rows and {r["tenant"] for r in rows} == {"research"}
+
+
+@pytest.mark.postgres
+def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -> None:
+    from tokenomy.analytics import dashboard_data
+    from tokenomy.ledger.store import open_store
+
+    duck, pg = open_store(seeded["path"]), open_store(fresh_postgres_url)
+    pg.write(seeded["events"])
+    filters = dashboard_data.make_filters(since=_range(seeded)["since"], until=_range(seeded)["until"])
+    for name in ("requests", "savings"):
+        assert dashboard_data.SECTIONS[name](pg, filters) == dashboard_data.SECTIONS[name](duck, filters), name
+    on_pg, on_duck = (dashboard_data.SECTIONS["breakdown"](s, filters) for s in (pg, duck))
+    assert {r.pop("name") for r in on_pg["groups"]["key"]} == {None}  # no keys table on PostgreSQL here
+    for r in on_duck["groups"]["key"]:
+        r.pop("name")
+    assert on_pg == on_duck
+    assert dashboard_data.SECTIONS["budgets"](pg, filters)["keys"] == []  # no keys table there: nothing, not an error

@@ -1,0 +1,223 @@
+"""Every report preset matches an independent Python computation over the same events (DuckDB and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tokenomy.analytics.reports import REPORTS, run_report
+from tokenomy.cli import app
+from tokenomy.errors import TokenomyError
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from helpers.seeded_ledgers import MODELS, NOW, _events
+
+
+def _family(model: str) -> str:
+    """Independent family rule: first known family name found in the id."""
+    for family, pattern in [("claude", "claude"), ("nova", "nova"), ("llama", "llama"), ("mistral", "mistral"),
+                            ("gpt", "gpt"), ("local", "local")]:
+        if re.search(pattern, model):
+            return family
+    return "other"
+
+
+def _floor(ts: datetime, unit: str) -> datetime:
+    ts = ts.astimezone(timezone.utc)
+    if unit == "hour":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if unit == "month" else day
+
+
+def _utc(value) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def _sum(events, key, value) -> dict:
+    out: dict = defaultdict(int)
+    for e in events:
+        out[key(e)] += value(e)
+    return dict(out)
+
+
+def _rows(store, name: str, keys: tuple, value: str, **kw) -> dict:
+    out = {}
+    for r in run_report(store, name, now=NOW, **kw):
+        out[tuple(_utc(r[k]) if isinstance(r[k], datetime) else r[k] for k in keys)] = r[value]
+    return out
+
+
+def _approx(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for key in want:
+        assert float(got[key]) == pytest.approx(float(want[key])), key
+
+
+def _check(store, events: list[UsageEvent]) -> None:
+    last = lambda days: [e for e in events if e.ts >= NOW - timedelta(days=days)]  # noqa: E731
+    cost = lambda e: e.cost_usd  # noqa: E731
+    tokens = lambda e: e.input_tokens + e.output_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
+    all_in = lambda e: e.input_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
+
+    assert _rows(store, "spend", ("model",), "cost_usd") == _sum(events, lambda e: (e.model,), cost)
+    assert _rows(store, "monthly-spend", ("month", "provider"), "cost_usd") == \
+        _sum(events, lambda e: (_floor(e.ts, "month"), e.provider), cost)
+    assert _rows(store, "family-daily", ("day", "family"), "cost_usd") == \
+        _sum(last(14), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost)
+    assert _rows(store, "spend", ("family",), "cost_usd", by="family") == \
+        _sum(events, lambda e: (_family(e.model),), cost)
+    for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        assert _rows(store, "tokens", ("model",), column) == \
+            _sum(last(30), lambda e: (e.model,), lambda e, c=column: getattr(e, c))
+    assert _rows(store, "hourly-tokens", ("hour", "provider"), "tokens") == \
+        _sum(last(2), lambda e: (_floor(e.ts, "hour"), e.provider), tokens)
+
+    read = _sum(events, lambda e: (e.model,), lambda e: e.cache_read_tokens)
+    total = _sum(events, lambda e: (e.model,), all_in)
+    _approx(_rows(store, "cache-hit-rate", ("model",), "cache_hit_rate"), {k: read[k] / total[k] for k in total})
+    week_read = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), lambda e: e.cache_read_tokens)
+    week_total = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), all_in)
+    _approx(_rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
+            {k: week_read[k] / week_total[k] for k in week_total})
+
+    for q, column in ((50, "p50_ms"), (95, "p95_ms")):
+        want = {(m,): np.percentile([e.latency_ms for e in events if e.model == m], q) for (m,) in total}
+        _approx(_rows(store, "latency", ("model",), column), want)
+
+    calls = _sum(events, lambda e: (e.model,), lambda e: 1)
+    throttled = _sum(events, lambda e: (e.model,), lambda e: e.outcome == "throttled")
+    failed = _sum(events, lambda e: (e.model,), lambda e: e.outcome in ("client_error", "server_error", "timeout"))
+    _approx(_rows(store, "errors", ("model",), "throttle_rate"), {k: throttled[k] / calls[k] for k in calls})
+    _approx(_rows(store, "errors", ("model",), "error_rate"), {k: failed[k] / calls[k] for k in calls})
+
+    assert _rows(store, "cost-per-task", ("task",), "cost_usd") == \
+        _sum(events, lambda e: (e.task or "(none)",), cost)
+    task_calls = _sum(events, lambda e: (e.task or "(none)",), lambda e: 1)
+    per_call = _rows(store, "cost-per-task", ("task",), "cost_per_call_usd")
+    assert all(isinstance(v, Decimal) for v in per_call.values())  # money, not a float printed as 5.3e-05
+    want_cost = _sum(events, lambda e: (e.task or "(none)",), cost)
+    assert {k: round(v, 9) for k, v in per_call.items()} == {k: round(want_cost[k] / task_calls[k], 9) for k in want_cost}
+    tag_cost: dict = defaultdict(Decimal)
+    for e in events:
+        for key, value in e.tags.items():
+            tag_cost[(key, value)] += e.cost_usd
+    assert _rows(store, "cost-per-tag", ("tag_key", "tag_value"), "cost_usd") == dict(tag_cost)
+
+    tiers = _sum(events, lambda e: (e.tier,), lambda e: 1)
+    expected = {"weak": 0.7, "strong": 0.3, "medium": 0.0}
+    shares = {r["tier"]: r for r in run_report(store, "tier-share", expected=expected)}
+    assert set(shares) == {"weak", "strong", "medium"}
+    for tier, want in expected.items():
+        share = tiers.get((tier,), 0) / len(events)
+        assert shares[tier]["share"] == pytest.approx(share)
+        assert shares[tier]["delta"] == pytest.approx(share - want)
+
+    batch = _sum(events, lambda e: (e.model,), lambda e: e.mode == "batch")
+    _approx(_rows(store, "batch-share", ("model",), "batch_call_share"), {k: batch[k] / calls[k] for k in calls})
+    assert _rows(store, "batch-share", ("model",), "batch_cost_usd") == \
+        _sum(events, lambda e: (e.model,), lambda e: e.cost_usd if e.mode == "batch" else Decimal(0))
+
+
+def test_reports_duckdb(ledger_path) -> None:
+    store = open_store(ledger_path)
+    store.write(_events())
+    _check(store, store.events())
+
+
+def test_reports_postgres(fresh_postgres_url) -> None:
+    store = open_store(fresh_postgres_url)
+    store.write(_events())
+    _check(store, store.events())
+
+
+def test_since_until_override_default_window(ledger_path) -> None:
+    store = open_store(ledger_path)
+    events = _events()
+    store.write(events)
+    since, until = NOW - timedelta(days=40), NOW - timedelta(days=10)
+    rows = run_report(store, "tokens", since=since, until=until)
+    want = _sum([e for e in events if since <= e.ts < until], lambda e: e.model, lambda e: e.output_tokens)
+    assert {r["model"]: r["output_tokens"] for r in rows} == want
+    # Only --until: the 30-day default window ends there.
+    rows = run_report(store, "tokens", until=until)
+    want = _sum([e for e in events if until - timedelta(days=30) <= e.ts < until], lambda e: e.model,
+                lambda e: e.output_tokens)
+    assert {r["model"]: r["output_tokens"] for r in rows} == want
+
+
+def test_report_cli_interface(ledger_path, tmp_path) -> None:
+    store = open_store(ledger_path)
+    events = _events()
+    store.write(events)
+    runner = CliRunner()
+    base = ["--json", "--ledger", str(ledger_path)]
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--by", "model", *base]).output)
+    assert {r["model"]: Decimal(r["cost_usd"]) for r in spend} == _sum(events, lambda e: e.model, lambda e: e.cost_usd)
+    hits = json.loads(runner.invoke(app, ["report", "cache-hit-rate", "--by", "model", *base]).output)
+    assert all(0 <= r["cache_hit_rate"] <= 1 for r in hits) and len(hits) == len(MODELS)
+    latency = json.loads(runner.invoke(app, ["report", "latency", "--by", "model", *base]).output)
+    assert all(r["p50_ms"] <= r["p95_ms"] for r in latency) and len(latency) == len(MODELS)
+    for name in REPORTS:  # every preset runs from the CLI over an explicit window
+        result = runner.invoke(app, ["report", name, "--since", "2026-09-01", "--until", "2026-11-02", *base])
+        assert result.exit_code == 0, (name, result.output)
+        assert json.loads(result.output), name
+    cfg = tmp_path / "tokenomy.yaml"
+    cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
+    tiers = json.loads(runner.invoke(app, ["report", "tier-share", "--config", str(cfg), *base]).output)
+    assert {r["tier"]: r["expected_share"] for r in tiers} == {"weak": 0.7, "strong": 0.3}
+    fixed = runner.invoke(app, ["report", "family-daily", "--by", "model", *base])
+    assert fixed.exit_code != 0 and "drop --by model" in str(fixed.exception)
+    bad = runner.invoke(app, ["report", "tier-share", "--expected", "weak:0.7", *base])
+    assert bad.exit_code != 0 and "tier=share" in str(bad.exception)
+    for wrong in ("weak=1.5", "weak=-0.2", "weak=nan", "=0.5", "weak=0.7,strong=0.6"):  # all used to be accepted
+        bad = runner.invoke(app, ["report", "tier-share", "--expected", wrong, *base])
+        assert bad.exit_code != 0 and "--expected" in str(bad.exception), wrong
+    human = runner.invoke(app, ["report", "tier-share", "--expected", "weak=0.7,strong=0.3", "--ledger",
+                                str(ledger_path)])
+    assert re.search(r"[+-]\d+\.\d%", human.output), human.output  # delta in points, not a bare 0.0
+    both = runner.invoke(app, ["report", "spend", "--csv", *base])
+    assert both.exit_code != 0 and "not both" in str(both.exception)
+    # A mistyped --ledger used to create an empty ledger there and print an empty report ("nothing spent").
+    typo = tmp_path / "ledgr.duckdb"
+    for args in (["report", "spend"], ["alerts", "check"], ["export", "focus", "-o", str(tmp_path / "f.csv")]):
+        missing = runner.invoke(app, [*args, "--ledger", str(typo)])
+        assert missing.exit_code != 0 and f"no ledger at {typo}" in str(missing.exception), args
+    assert not typo.exists()
+    # A directory, a file that is not a ledger, a database that is down: tracebacks before (duckdb/psycopg errors).
+    not_a_ledger = tmp_path / "notes.txt"
+    not_a_ledger.write_text("hello\n")
+    for target in (str(tmp_path), str(not_a_ledger), "postgresql://u:hunter2@127.0.0.1:1/x"):
+        broken = runner.invoke(app, ["report", "spend", "--ledger", target])
+        assert broken.exit_code != 0 and isinstance(broken.exception, TokenomyError), target
+        assert str(broken.exception).startswith("ledger "), target
+        assert "hunter2" not in str(broken.exception)
+    helped = CliRunner().invoke(app, ["report", "--help"]).output  # Rich used to eat "[default: ...]" as markup
+    assert "[default: the preset's own]" in helped and "routing.expected_tier_share in config]" in helped
+    csv_forecast = runner.invoke(app, ["report", "forecast", "--csv", "--ledger", str(ledger_path)])
+    assert csv_forecast.exit_code != 0 and "--json instead of --csv" in str(csv_forecast.exception)
+    # --since after --until used to return an empty report as if nothing had been spent.
+    swapped = runner.invoke(app, ["report", "spend", "--since", "2026-11-02", "--until", "2026-09-01", *base])
+    assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception)
+    page = tmp_path / "swapped.html"
+    swapped = runner.invoke(app, ["report", "--html", str(page), "--since", "2026-11-02", "--until", "2026-09-01",
+                                  "--ledger", str(ledger_path)])
+    assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception) and not page.exists()
+    # --html used to ignore a report NAME silently and print "wrote ..." under --json.
+    named = runner.invoke(app, ["report", "spend", "--html", str(page), "--ledger", str(ledger_path)])
+    assert named.exit_code != 0 and "drop spend" in str(named.exception) and not page.exists()
+    written = runner.invoke(app, ["report", "--html", str(page), *base])
+    assert written.exit_code == 0 and json.loads(written.output) == {"html": str(page)} and page.exists()
+    empty = runner.invoke(app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01",
+                                "--ledger", str(ledger_path)])
+    assert empty.exit_code == 0 and "no usage in the ledger from 2020-01-01" in empty.output

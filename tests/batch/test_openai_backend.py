@@ -1,0 +1,242 @@
+"""OpenAI batch: the backend and the official `openai` SDK against the Files + Batches emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from decimal import Decimal
+
+import openai
+import pytest
+from helpers.batch_records import in_order, plain, records, wait  # the same records and polling
+
+from tokenomy.batch.backends import STATES, SubmitOptions
+from tokenomy.batch.openai_backend import OpenAIBatchBackend
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.openai_batch import create_app
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+MODEL = "gpt-4o-mini"
+FAST = {"validating_seconds": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def no_openai_env(monkeypatch):
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@contextmanager
+def emulator(engine=None, **settings):
+    """The emulator on a free port; yields (SDK client, backend options)."""
+    app = create_app(engine=engine or InstantEngine(), **{**FAST, **settings})
+    with ServerThread(app) as url:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="x"), SubmitOptions(endpoint_url=url)
+
+
+def file_lines(client: openai.OpenAI, file_id: str) -> list[dict]:
+    return [json.loads(x) for x in client.files.content(file_id).text.splitlines()]
+
+
+def priced(results) -> tuple[Decimal, Decimal]:
+    batch = sum((compute_cost(r.usage, MODEL, mode="batch").total_usd for r in results), Decimal(0))
+    return batch, sum((compute_cost(r.usage, MODEL).total_usd for r in results), Decimal(0))
+
+
+@pytest.mark.slow
+def test_local_model_batch_completes_with_output_file_usage_and_batch_prices() -> None:
+    from tokenomy.emulate.engine import Engine
+
+    with emulator(engine=Engine(), validating_seconds=0.3) as (client, options):
+        backend = OpenAIBatchBackend()
+        handle = backend.submit("local", MODEL, records(plain(3, max_tokens=5)), options)
+        assert handle.startswith("batch_")
+        seen = wait(backend, handle)
+        assert seen[-1] == "completed" and in_order(seen) and "validating" in seen
+        batch = client.batches.retrieve(handle)
+        assert batch.request_counts.total == 3 and batch.request_counts.completed == 3
+        assert batch.error_file_id is None and batch.metadata == {"tokenomy_job": "local"}
+        lines = file_lines(client, batch.output_file_id)
+        assert [ln["custom_id"] for ln in lines] == ["r0", "r1", "r2"]
+        assert all(ln["response"]["status_code"] == 200 and ln["error"] is None for ln in lines)
+        results = {r.id: r for r in backend.results(handle)}
+        assert set(results) == {"r0", "r1", "r2"}
+        assert all(r.ok and r.text.strip() and 0 < r.usage.output_tokens <= 5 for r in results.values())
+        assert batch.usage.input_tokens == sum(r.usage.input_tokens for r in results.values())
+        assert batch.usage.output_tokens == sum(r.usage.output_tokens for r in results.values())
+        batch_usd, on_demand = priced(results.values())
+        assert batch_usd > 0 and batch_usd == on_demand / 2
+
+
+def test_two_hundred_requests_on_the_instant_engine() -> None:
+    with emulator(validating_seconds=0.1) as (client, options):
+        backend = OpenAIBatchBackend(options)
+        handle = backend.submit("big", MODEL, records(plain(200)), options)
+        seen = wait(backend, handle)
+        assert seen[-1] == "completed" and in_order(seen)
+        results = list(backend.results(handle))
+        assert sorted(r.id for r in results) == sorted(f"r{i}" for i in range(200))
+        for r in results:  # joined by custom_id: each answer echoes its own prompt
+            assert r.ok and f"topic{r.id[1:]} " in r.text + " " and r.model == MODEL
+        batch = client.batches.retrieve(handle)
+        total = sum((r.usage for r in results), Usage())
+        assert (batch.usage.input_tokens, batch.usage.output_tokens) == (total.input_tokens, total.output_tokens)
+        batch_usd, on_demand = priced(results)
+        assert batch_usd == compute_cost(total, MODEL, mode="batch").total_usd == on_demand / 2
+        assert [b.id for b in client.batches.list()] == [handle]
+
+
+def test_rejected_requests_go_to_the_error_file_and_are_named() -> None:
+    lines = plain(50)
+    bad = {"r5": {"temperature": 7}, "r21": {"stop": 3}}
+    for rid, extra in bad.items():
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], **extra}
+        lines[int(rid[1:])] = json.dumps({"custom_id": rid, "method": "POST", "url": "/v1/chat/completions",
+                                          "body": body})
+    with emulator() as (client, options):
+        backend = OpenAIBatchBackend()
+        handle = backend.submit("partial", MODEL, records(lines), options)
+        assert wait(backend, handle)[-1] == "partially_completed"
+        assert "2 requests failed" in backend.status(handle)[1]
+        results = {r.id: r for r in backend.results(handle)}
+        assert len(results) == 50 and {rid for rid, r in results.items() if not r.ok} == set(bad)
+        assert results["r5"].error.startswith("400") and "temperature" in results["r5"].error
+        assert "stop" in results["r21"].error and results["r21"].usage is None
+        errors = file_lines(client, client.batches.retrieve(handle).error_file_id)
+        assert sorted(e["custom_id"] for e in errors) == ["r21", "r5"]
+        assert all(e["response"]["body"]["error"]["type"] == "invalid_request_error" for e in errors)
+
+
+def test_a_bad_input_file_fails_the_batch_naming_each_line() -> None:
+    with emulator() as (client, options):
+        good = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}}
+        text = "\n".join([json.dumps(good), "{not json", json.dumps(good)]) + "\n"
+        upload = client.files.create(file=("in.jsonl", text.encode()), purpose="batch")
+        assert upload.purpose == "batch" and upload.bytes == len(text.encode())
+        batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+        backend = OpenAIBatchBackend(options)
+        assert wait(backend, batch.id)[-1] == "failed"
+        errors = client.batches.retrieve(batch.id).errors.data
+        assert [(e.line, e.code) for e in errors] == [(2, "invalid_json_line"), (3, "duplicate_custom_id")]
+        assert "line 2" in backend.status(batch.id)[1] and list(backend.results(batch.id)) == []
+        with pytest.raises(openai.NotFoundError):
+            client.batches.create(input_file_id="file-missing", endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+
+
+def test_cancel_moves_through_stopping_to_stopped_and_unrun_requests_stay_missing() -> None:
+    with emulator(instant_delay_s=0.02) as (client, options):
+        backend = OpenAIBatchBackend()
+        recs = records(plain(150))
+        handle = backend.submit("cancel", MODEL, recs, options)
+        while backend.status(handle)[0] != "in_progress":
+            time.sleep(0.01)
+        backend.cancel(handle)
+        assert backend.status(handle)[0] in ("stopping", "stopped")
+        assert wait(backend, handle, timeout=30)[-1] == "stopped"
+        answered = {r.id for r in backend.results(handle)}
+        never_ran = {e["custom_id"] for e in file_lines(client, client.batches.retrieve(handle).error_file_id)
+                     if e["error"]["code"] == "batch_cancelled"}
+        assert answered and never_ran and answered | never_ran == {r.id for r in recs}
+        assert not answered & never_ran
+        backend.cancel(handle)  # cancelling a finished batch is a no-op
+
+
+def test_window_running_out_expires_the_batch_with_the_rest_missing() -> None:
+    # The 24h window lasts 0.8 s; 150 requests at 20 ms each need 3 s.
+    with emulator(instant_delay_s=0.02, seconds_per_hour=0.8 / 24) as (client, options):
+        backend = OpenAIBatchBackend()
+        recs = records(plain(150))
+        handle = backend.submit("expire", MODEL, recs, options)
+        assert wait(backend, handle)[-1] == "expired"
+        answered = {r.id for r in backend.results(handle)}
+        missing = {r.id for r in recs} - answered
+        assert answered and missing
+        errors = file_lines(client, client.batches.retrieve(handle).error_file_id)
+        assert {e["custom_id"] for e in errors} == missing
+        assert {e["error"]["code"] for e in errors} == {"batch_expired"}
+
+
+def test_no_key_and_no_endpoint_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        OpenAIBatchBackend().submit("j", MODEL, records(plain(1)), SubmitOptions())
+
+
+def test_an_unreachable_endpoint_is_named_in_the_error() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBatchBackend()
+    with pytest.raises(ProviderError, match=f"127.0.0.1:{port}/v1/files.*--endpoint-url"):
+        backend.submit("j", MODEL, records(plain(1)), SubmitOptions(endpoint_url=f"http://127.0.0.1:{port}"))
+
+
+def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(tmp_path, ledger_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(60, max_tokens=6)) + "\n")
+    with emulator() as (_, options):
+        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", MODEL,
+                              "--backend", "openai", "--json", "--endpoint-url", options.endpoint_url,
+                              "--ledger", str(ledger_path)], capture_output=True, text=True, timeout=300,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
+    assert out.returncode == 0, out.stderr
+    job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    assert job["status"] == "completed" and job["done"] == 60
+    rows = open_store(str(ledger_path)).query(
+        "SELECT mode, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
+        [job["job_id"]])
+    assert len(rows) == 60 and {r["mode"] for r in rows} == {"batch"}
+    for r in rows:
+        usage = Usage(r["input_tokens"], r["output_tokens"])
+        assert Decimal(str(r["cost_usd"])) == compute_cost(usage, MODEL, mode="batch").total_usd
+
+
+def test_every_openai_batch_status_in_the_sdk_maps_to_a_normalised_state() -> None:
+    from typing import get_args
+
+    from openai.types import Batch
+
+    from tokenomy.batch.openai_backend import STATUS_MAP
+
+    statuses = set(get_args(Batch.model_fields["status"].annotation))
+    assert len(statuses) == 8 and set(STATUS_MAP) == statuses
+    assert set(STATUS_MAP.values()) <= set(STATES)
+
+
+def test_status_and_results_show_the_stored_job_when_the_provider_is_down(tmp_path, ledger_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(5)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    base = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    with emulator(validating_seconds=60) as (_, options):
+        out = subprocess.run(base + ["submit", str(path), "--model", MODEL, "--backend", "openai", "--detach", "--json",
+                                     "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path)],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, out.stderr
+        job_id = json.loads(out.stdout.splitlines()[0])["job_id"]
+    # The emulator is gone: status and results used to fail outright; now they show what the ledger holds.
+    status = subprocess.run(base + ["status", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "submitted", status.stderr
+    assert "as last stored" in status.stderr and options.endpoint_url in status.stderr
+    results = subprocess.run(base + ["results", job_id, "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger",
+                                     str(ledger_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert results.returncode == 0 and json.loads(results.stdout)["missing"] == 5, results.stderr

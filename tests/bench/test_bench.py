@@ -1,0 +1,377 @@
+"""Benchmarking: real runs on the local model and llama.cpp's server, resume, verbosity, labels, scorers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tokenomy.bench.judge import parse_verdict
+from tokenomy.bench.plot import knee, pareto_frontier
+from tokenomy.bench.runner import (FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair,
+                                   run)
+from tokenomy.bench.scorers import score
+from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
+from tokenomy.bench.tasks import Example, Task, load_tasks
+from tokenomy.client import Tokenomy
+from tokenomy.config import load_config
+from tokenomy.errors import ConfigError
+from tokenomy.ledger.store import open_store
+from helpers import REPO
+
+ROOT = REPO
+EXAMPLES = ROOT / "examples" / "bench"
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+
+
+def test_scorers():
+    task = Task("t", "{input}", "normalized_match", (Example(0, {"input": "x"}, "Paris"),))
+    assert score(task, task.examples[0], " paris. ")[0] == 100
+    assert score(task, task.examples[0], "The capital is Paris!")[0] == 100
+    assert score(task, task.examples[0], "Lyon")[0] == 0
+    fields = Task("t", "{input}", "json_fields", (Example(0, {}, {"name": "Ann", "city": "Oslo"}),))
+    assert score(fields, fields.examples[0], 'Sure: {"name": "Ann", "city": "Oslo"}')[0] == 100
+    assert score(fields, fields.examples[0], '{"name": "Ann", "city": "Rome"}')[0] == 75
+    assert score(fields, fields.examples[0], "{not json")[0] == 0
+    schema = Task("t", "{input}", "json_schema", (Example(0, {}),),
+                  options={"schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}})
+    assert score(schema, schema.examples[0], '{"n": 3}')[0] == 100
+    assert score(schema, schema.examples[0], '{"n": "3"}')[0] == 0
+    numeric = Task("t", "{input}", "numeric", (Example(0, {}, 42),), options={"tolerance": 0.5})
+    assert score(numeric, numeric.examples[0], "so the answer is 42.3")[0] == 100
+    label = Task("t", "{input}", "classification", (Example(0, {}, "billing"),),
+                 options={"labels": ["billing", "technical"]})
+    assert score(label, label.examples[0], "Category: Billing")[0] == 100
+    assert score(label, label.examples[0], "technical")[0] == 0
+    regex = Task("t", "{input}", "regex", (Example(0, {}),), options={"pattern": r"\d{4}-\d{2}"})
+    assert score(regex, regex.examples[0], "due 2026-01")[0] == 100
+
+
+def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
+    scores, reasons = parse_verdict("Correctness: 4 - right\n**Completeness**: 3/5 - misses one\ncoherence=5\n"
+                                    "Relevance: 2, off topic\nhelpfulness: 4\nSafety: 5 - fine")
+    assert scores == {"correctness": 4, "completeness": 3, "coherence": 5, "relevance": 2, "helpfulness": 4,
+                      "safety": 5}
+    assert reasons["completeness"] == "misses one" and reasons["coherence"] == ""  # not the next line's text
+    scores, reasons = parse_verdict("- **Correctness** (score: 4/5): accurate\n- Completeness: 4 out of 5 — covers it\n"
+                                    "| Helpfulness | 3 | ok |\nCoherence: [5] clear\nSafety: 10/10")
+    assert scores == {"correctness": 4, "completeness": 4, "helpfulness": 3, "coherence": 5}  # 10/10 is no 1-5 score
+    assert reasons["completeness"] == "covers it" and reasons["helpfulness"] == "ok"
+    scores, reasons = parse_verdict('```json\n{"Correctness": {"score": 2, "reason": "wrong city"}, "relevance": 4}```')
+    assert scores == {"correctness": 2, "relevance": 4} and reasons["correctness"] == "wrong city"
+    assert parse_verdict("The answer is good.") == ({}, {})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks:\n  - name: x\n    prompt: hi\n    scorer: vibes\n    examples: [a]\n")
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.scorer: 'vibes'"):
+        load_tasks(bad)
+
+
+def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
+    jsonl = tmp_path / "tasks.jsonl"
+    jsonl.write_text('{"name": "sum", "prompt": "{a}+{b}=", "scorer": "numeric", "tolerance": 0.5, '
+                     '"examples": [{"a": 1, "b": 2, "expected": 3}]}\n\n'
+                     '{"name": "obj", "prompt": "{input}", "scorer": "json_schema", "schema": {"type": "object"}, '
+                     '"examples": ["x"]}\n')
+    tasks = load_tasks(jsonl)
+    assert [t.name for t in tasks] == ["sum", "obj"] and tasks[0].render(tasks[0].examples[0]) == "1+2="
+    assert tasks[0].options == {"tolerance": 0.5} and tasks[1].examples[0].fields == {"input": "x"}
+    cases = {
+        "tasks:\n  - {name: a, prompt: '{question}', scorer: exact_match, examples: [{input: x, expected: y}]}":
+            r"example 0: the prompt uses \{question\}",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: [{input: x}]}":
+            r"tasks\[0\]\.examples\[0\]: the exact_match scorer needs `expected`",
+        "tasks:\n  - {name: a, prompt: x, scorer: classification, labels: [a, b], examples: [{input: x, expected: c}]}":
+            r"examples\[0\]\.expected: 'c' is not one of the labels",
+        "tasks:\n  - {name: a, prompt: x, scorer: numeric, examples: [{input: x, expected: many}]}":
+            r"'many' is not a number",
+        "tasks:\n  - {name: a, prompt: x, scorer: json_schema, schema: {type: nope}, examples: [x]}":
+            r"tasks\[0\]\.schema: not a valid JSON Schema",
+        "tasks:\n  - {name: a, prompt: x, scorer: regex, patern: 'x', examples: [{input: x, expected: y}]}":
+            r"tasks\[0\]\.patern: unknown task field",
+        "tasks:\n  - {name: a, prompt: x, scorer: judge}": r"'examples' is required",
+        # These two ran nothing and printed an empty summary table.
+        "tasks: []": r"`tasks:` is empty",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}": r"tasks\[0\]\.examples: must be a non-empty",
+    }
+    for number, (text, error) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{number}.yaml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=error):
+            load_tasks(bad)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"name": "a"\n')
+    with pytest.raises(ConfigError, match=r"broken.jsonl:1: invalid JSON"):
+        load_tasks(broken)
+
+
+def test_recommendation_and_call_outs_in_words():
+    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.01")},
+            {"model": "mid", "quality": 88.0, "cost_per_task_usd": Decimal("0.004")},
+            {"model": "small", "quality": 84.0, "cost_per_task_usd": Decimal("0.001")},
+            {"model": "tiny", "quality": 40.0, "cost_per_task_usd": Decimal("0.0001")}]
+    pick = recommend(rows, 3.0)
+    assert pick["model"] == "mid" and pick["best_quality_model"] == "big"
+    notes = "\n".join(pick["notes"])
+    assert "mid: same quality, much cheaper than big (-2.0 points, 40% of the cost" in notes
+    assert "small: slightly worse, dramatically cheaper than big (-6.0 points, 10% of the cost" in notes
+    assert "tiny" not in notes  # 50 points worse is not "slightly"
+    assert recommend(rows, 10.0)["model"] == "small"  # a wider tolerance lets the cheaper one win
+
+
+def test_cli_refuses_a_judge_task_without_a_judge_and_unknown_models(tmp_path):
+    judged = tmp_path / "judged.yaml"
+    judged.write_text("tasks:\n  - {name: s, prompt: 'Summarise {input}', scorer: judge, examples: [a]}\n")
+    result = subprocess.run([TOKENOMY, "bench", "run", str(judged), "--models", "local", "--out", str(tmp_path / "o"),
+                             "--ledger", str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "pass --judge MODEL" in result.stderr + result.stdout
+    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local,nonexistent-x",
+                             "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "nonexistent-x" in result.stderr + result.stdout
+    assert not (tmp_path / "o" / "results.csv").exists() or len(pd.read_csv(tmp_path / "o" / "results.csv")) == 0
+
+
+def test_plan_samples_with_the_seed_and_repeats():
+    task = Task("t", "{input}", "regex", tuple(Example(i, {"input": str(i)}) for i in range(10)),
+                options={"pattern": "."})
+    settings = RunSettings(("a", "b"), repeat=3, sample=4, seed=7)
+    jobs = plan_jobs([task], settings)
+    assert len(jobs) == 2 * 4 * 3
+    chosen = {j[2].index for j in jobs}
+    assert len(chosen) == 4 and chosen == {j[2].index for j in plan_jobs([task], settings)}  # same seed, same sample
+    assert chosen != {j[2].index for j in plan_jobs([task], RunSettings(("a",), sample=4, seed=8))}
+    assert {(j[1], j[3]) for j in jobs} == {(m, r) for m in "ab" for r in range(3)}
+    capped = Task("c", "{input}", "regex", task.examples, max_tokens=32, options={"pattern": "."})
+    caps = RunSettings(("a", "v"), max_tokens=16, model_max_tokens={"v": 100})
+    assert effective_max_tokens(capped, caps, "a") == 16  # the run's cap wins over a larger task cap
+    assert effective_max_tokens(capped, RunSettings(("a",), max_tokens=64), "a") == 32
+    assert effective_max_tokens(capped, caps, "v") == 100  # a variant's own cap replaces both
+
+
+def test_pareto_frontier_and_knee():
+    points = [(1.0, 50, "a"), (2.0, 80, "b"), (3.0, 82, "c"), (10.0, 90, "d"), (5.0, 60, "dominated")]
+    frontier = pareto_frontier(points)
+    assert [p[2] for p in frontier] == ["a", "b", "c", "d"]
+    assert knee(frontier)[2] == "b"
+
+
+@pytest.mark.slow
+def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
+    config = tmp_path / "models.yaml"
+    # The evaluator is the local model priced as gpt-4o-mini, so the judge's own cost is visible and separate.
+    config.write_text(f"models:\n  server:\n    provider: openai\n    model: smollm2\n    base_url: {llama_server}\n"
+                      "    price_as: gpt-4o-mini\n  grader:\n    provider: local\n    model: local\n"
+                      "    price_as: gpt-4o-mini\n")
+    out = tmp_path / "out"
+    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "support.yaml"), "--models", "local,server",
+                             "--judge", "grader", "--sample", "2", "--concurrency", "2", "--config", str(config), "--out", str(out),
+                             "--ledger", str(tmp_path / "l.duckdb"), "--json"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    rows = summary["results"]
+    assert summary["by_task"]["extraction"]["server"]["quality"] == next(
+        r["quality"] for r in rows if r["task"] == "extraction" and r["model"] == "server")
+    assert {(r["task"], r["model"]) for r in rows} == {(t, m) for t in ("ticket-classification", "extraction",
+                                                                        "summarisation") for m in ("local", "server")}
+    for row in rows:
+        assert 0 <= row["quality"] <= 100 and row["latency_p50_ms"] > 0
+        assert {"quality", "cost_per_task_usd", "latency_p50_ms"} <= set(row)
+    server_rows = [r for r in rows if r["model"] == "server"]
+    assert all(Decimal(r["cost_per_task_usd"]) > 0 for r in server_rows)  # priced as gpt-4o-mini
+    judged = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
+    judged = judged[judged["task"] == "summarisation"]
+    assert set(judged["judge_model"]) == {"grader"} and all(judged["rubric"].str.contains("correctness"))
+    for name in ("results.csv", "results.parquet", "pareto.png", "pareto_extraction.png", "report.html",
+                 "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert summary["judge"]["model"] == "grader" and summary["judge"]["rubric"][0] == "correctness"
+    assert Decimal(summary["judge"]["cost_usd"]) > 0  # the evaluator's calls are priced ...
+    local_summary = next(r for r in rows if r["model"] == "local" and r["task"] == "summarisation")
+    assert Decimal(local_summary["cost_per_task_usd"]) == 0 and Decimal(local_summary["judge_cost_usd"]) > 0  # apart
+    assert len(judged) == 4 and all(judged["judge_scores"].str.count("=") == 6)
+    assert len(pd.read_parquet(out / "results.parquet")) == 2 * 2 * 3
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+    # The judge's own calls are recorded separately from the candidates'.
+    tasks = {e.task for e in open_store(tmp_path / "l.duckdb").events()}
+    assert "bench-judge" in tasks and "bench:summarisation" in tasks
+    # Router labels from the same directory, tiers from a config file.
+    config.write_text(config.read_text() + "tiers:\n  small: [local]\n  large: [server]\n")
+    labels_path = tmp_path / "labels.jsonl"
+    result = subprocess.run([TOKENOMY, "bench", "export-labels", str(out), "-o", str(labels_path), "--config",
+                             str(config), "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line) for line in labels_path.read_text().splitlines()]
+    assert len(labels) == 6 and json.loads(result.stdout)["examples"] == 6
+    for label in labels:
+        assert label["label"] in ("local", "server") and label["tier"] == {"local": "small", "server": "large"}[
+            label["label"]]
+        assert set(label["quality_by_model"]) == {"local", "server"} and label["prompt"]
+        best = max(label["quality_by_model"].values())
+        assert label["quality_by_model"][label["label"]] >= best - 3
+    # A label is "local" whenever local met the bar: it is free, the server is priced as gpt-4o-mini.
+    for label in labels:
+        local_quality = label["quality_by_model"]["local"]
+        if local_quality >= max(max(label["quality_by_model"].values()) - 3, 50):
+            assert label["label"] == "local" and label["met_bar"]
+        if max(label["quality_by_model"].values()) < 50:
+            assert not label["met_bar"]
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_repeating_work(tmp_path):
+    tasks = load_tasks(EXAMPLES / "capital.yaml") + load_tasks(EXAMPLES / "support.yaml")[:1]
+    settings = RunSettings(("local",), repeat=1, max_tokens=8)
+    out = tmp_path / "out"
+    ledger = tmp_path / "l.duckdb"
+
+    class Interrupt(Exception):
+        pass
+
+    seen = []
+
+    def stop_after_three(row):
+        seen.append(row)
+        if len(seen) == 3:
+            raise Interrupt
+
+    with Tokenomy(ledger) as client, pytest.raises(Interrupt):
+        run(client, tasks, settings, out, on_row=stop_after_three)
+    interrupted_rows = len(pd.read_csv(out / "results.csv"))
+    assert 3 <= interrupted_rows < 6  # a call already in flight may still finish and be kept
+    assert len(pd.read_parquet(out / "results.parquet")) == interrupted_rows  # written on the way out too
+    with Tokenomy(ledger) as client:
+        run(client, tasks, settings, out, resume=True)
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 6 and not frame.duplicated(["task", "model", "example", "repeat"]).any()
+    assert open_store(ledger).count() == 6  # six model calls in total: nothing repeated
+    assert len(pd.read_parquet(out / "results.parquet")) == 6
+    with Tokenomy(ledger) as client:  # everything done: a third run makes no call at all
+        run(client, tasks, settings, out, resume=True)
+    assert open_store(ledger).count() == 6
+
+
+@pytest.mark.slow
+def test_failed_calls_and_failed_judging_are_rows_not_crashes(tmp_path):
+    tasks_file = tmp_path / "tasks.yaml"
+    tasks_file.write_text("tasks:\n  - {name: s, prompt: 'Say hi to {input}', scorer: judge, examples: [Ann]}\n"
+                          "  - {name: e, prompt: 'Say {input}', scorer: regex, pattern: '.', examples: [yes]}\n")
+    settings = RunSettings(("local", "nonexistent-x"), judge_model="nonexistent-judge", max_tokens=4)
+    out = tmp_path / "out"
+    with Tokenomy(tmp_path / "l.duckdb") as client:
+        run(client, load_tasks(tasks_file), settings, out)
+    frame = load_results(out / "results.csv")
+    by_key = {(r.task, r.model): r for r in frame.itertuples()}
+    assert by_key[("s", "nonexistent-x")].error.startswith("UnknownModelError")
+    local_judged = by_key[("s", "local")]
+    assert local_judged.error == "" and local_judged.answer and local_judged.quality == ""
+    assert local_judged.judge_error.startswith("UnknownModelError")
+    assert by_key[("e", "local")].quality == "100.0"
+    summary = summarize(frame)
+    rows = {(r["task"], r["model"]): r for r in summary["results"]}
+    assert rows[("e", "nonexistent-x")]["failure_rate"] == 1.0 and rows[("e", "local")]["failure_rate"] == 0.0
+    assert rows[("s", "local")]["quality"] is None and rows[("s", "local")]["failure_rate"] == 0.0
+    assert summary["judge"]["failures"] == 1
+    from rich.console import Console
+
+    from tokenomy.commands.bench import print_summary
+
+    shown = Console(record=True, width=200)
+    print_summary(summary, out, console=shown)
+    text = shown.export_text()
+    assert "use None" not in text and "s: no recommendation" in text  # was "s: use None — no successful results"
+
+
+def test_a_row_cut_short_by_a_killed_run_is_dropped_and_redone(tmp_path):
+    csv_path = tmp_path / "results.csv"
+    full = {k: "" for k in FIELDS} | {"task": "t", "model": "m", "example": "0", "repeat": "0", "quality": "100.0"}
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerow(full)
+        handle.write('t,m,1,0,"a prompt with\na newline",,"half an ans')  # SIGKILL mid-write
+    assert finished_keys(csv_path) == {("t", "m", "0", "0")}
+    assert repair(csv_path) == 1 and repair(csv_path) == 0
+    assert len(pd.read_csv(csv_path)) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_cli_then_resume_repeats_no_call(tmp_path):
+    out, ledger = tmp_path / "out", tmp_path / "l.duckdb"
+    args = [TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local", "--repeat", "5",
+            "--max-tokens", "8", "--out", str(out), "--ledger", str(ledger)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(finished_keys(out / "results.csv")) >= 2:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "--resume" in output
+    done = len(pd.read_csv(out / "results.csv"))
+    assert 2 <= done < 10
+    result = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 10 and not frame.duplicated(["task", "model", "example", "repeat"]).any()
+    assert open_store(ledger).count() == 10  # two examples x five repeats, each called once
+    assert json.loads(result.stdout)["results"][0]["examples"] == 10
+
+
+@pytest.mark.slow
+def test_verbose_variant_costs_more_per_task_at_equal_token_price(tmp_path):
+    tasks_file = tmp_path / "tasks.yaml"
+    tasks_file.write_text("tasks:\n  - name: explain\n    prompt: \"What is {input}?\"\n    scorer: regex\n"
+                          "    pattern: \".\"\n    examples: [{input: a router}, {input: a cache}]\n")
+    cfg = load_config(EXAMPLES / "variants.yaml")
+    settings = RunSettings(("terse", "verbose"), max_tokens=120,
+                           system_prompts={n: m.system_prompt for n, m in cfg.models.items()})
+    out = tmp_path / "out"
+    with Tokenomy(tmp_path / "l.duckdb", models=cfg.model_specs()) as client:
+        run(client, load_tasks(tasks_file), settings, out)
+    summary = summarize(load_results(out / "results.csv"))
+    by_model = {r["model"]: r for r in summary["results"]}
+    assert by_model["verbose"]["output_tokens_mean"] > 1.3 * by_model["terse"]["output_tokens_mean"]
+    assert by_model["verbose"]["cost_per_task_usd"] > by_model["terse"]["cost_per_task_usd"]
+    # Same catalog price per token for both:
+    assert cfg.models["terse"].price_as == cfg.models["verbose"].price_as
+
+
+def test_export_labels_picks_the_cheapest_model_that_met_the_bar(tmp_path):
+    rows = []
+    for example, (q_small, q_big) in enumerate([(100, 100), (0, 100), (98, 100), (0, 20)]):
+        for model, quality, cost in (("small", q_small, "0.001"), ("big", q_big, "0.010")):
+            rows.append({"task": "t", "model": model, "example": str(example), "repeat": "0", "prompt": f"p{example}",
+                         "quality": str(quality), "cost_usd": cost, "error": ""})
+    frame = pd.DataFrame(rows)
+    labels = export_labels(frame, tolerance=3, tiers={"small": "tier1", "big": "tier2"})
+    assert [(l["prompt"], l["label"], l["tier"], l["met_bar"]) for l in labels] == [
+        ("p0", "small", "tier1", True), ("p1", "big", "tier2", True), ("p2", "small", "tier1", True),
+        ("p3", "big", "tier2", False)]  # nobody reached 50: the strongest is the label, flagged
+    assert [l["label"] for l in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"
+
+
+def test_summary_of_a_foreign_or_empty_results_file_is_named(tmp_path):
+    # A results.csv without the bench columns ended in a pandas KeyError traceback; an empty one in EmptyDataError.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    (tmp_path / "results.csv").write_text("name,value\na,1\n")
+    result = CliRunner().invoke(app, ["bench", "summary", str(tmp_path)])
+    assert result.exit_code != 0 and "not a `tokenomy bench run` results file (no task, model" in str(result.exception)
+    (tmp_path / "results.csv").write_text("")
+    result = CliRunner().invoke(app, ["bench", "summary", str(tmp_path)])
+    assert result.exit_code != 0 and "cannot read as CSV" in str(result.exception)
+    negative = CliRunner().invoke(app, ["bench", "export-labels", str(tmp_path), "--tolerance", "-5"])
+    assert negative.exit_code == 2 and "--tolerance" in negative.output

@@ -1,0 +1,100 @@
+"""Every CLI command, on bad input, from a table: the exit status, and one line on stderr that says what is wrong
+(no traceback, no multi-line usage box). Run through the real entry point (`tokenomy.cli.main`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.cli import all_command_paths
+
+from tokenomy.cli import main
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+# command path -> (arguments, expected exit status, words the one line must contain).
+# M: a ledger path that does not exist; F: a file that does not exist; C: a CSV file; D: a directory; L: a new ledger;
+# E: an existing empty ledger.
+CASES: dict[str, tuple[list[str], int, str]] = {
+    "": (["bogus"], 2, "No such command 'bogus'"),
+    "prices": (["no-such-model-xyz"], 2, "unknown model"),
+    "cost": (["--model", "no-such-model-xyz", "--input", "1"], 2, "unknown model"),
+    "chat": (["hi", "--model", "no-such-model-xyz", "--ledger", "L"], 2, "no-such-model-xyz"),
+    "serve": (["--config", "F"], 2, "F"),
+    "report": (["spend", "--ledger", "M"], 2, "no ledger at"),
+    "review": (["--ledger", "M"], 2, "no ledger at"),
+    "demo": (["--no-such-flag"], 2, "No such option"),
+    "ledger": (["nope"], 2, "No such command 'nope'"),
+    "ledger import": (["F", "--ledger", "L"], 2, "F"),
+    "ledger export": (["--ledger", "M"], 2, "no ledger at"),
+    "ledger stats": (["--ledger", "M"], 2, "no ledger at"),
+    "emulate": (["nope"], 2, "No such command"),
+    "emulate bedrock": (["--port", "-1"], 2, "--port"),
+    "emulate anthropic": (["--port", "70000"], 2, "--port"),
+    "emulate openai-batch": (["--port", "-5"], 2, "--port"),
+    "keys": (["nope"], 2, "No such command"),
+    "keys create": (["--budget-usd", "-5", "--ledger", "L"], 2, "budget"),
+    "keys list": (["--ledger", "M"], 2, "no ledger at"),
+    "keys revoke": (["no-such-key", "--ledger", "M"], 2, "no ledger at"),
+    "keys team-budget": (["research", "--budget-usd", "-1", "--ledger", "L"], 2, "budget"),
+    "route": (["nope"], 2, "No such command"),
+    "route explain": (["hi", "--config", "F"], 2, "F"),
+    "route train": (["F"], 2, "F"),
+    "route eval": (["no-such-dataset"], 2, "no-such-dataset"),
+    "route drift": (["--ledger", "M"], 2, "no ledger at"),
+    "route export-labels": (["F"], 2, "F"),
+    "batch": (["nope"], 2, "No such command"),
+    "batch validate": (["C", "--model", HAIKU], 2, "this is CSV"),
+    "batch submit": (["C", "--model", HAIKU, "--ledger", "L"], 2, "this is CSV"),
+    "batch status": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch list": (["--ledger", "D"], 2, "ledger"),
+    "batch wait": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch results": (["no-such-job", "--out", "out.jsonl", "--ledger", "E"], 2, "no-such-job"),
+    "batch cancel": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch resume": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
+    "batch plan": (["C", "--model", HAIKU, "--deadline", "25:99"], 2, "deadline"),
+    "bench": (["nope"], 2, "No such command"),
+    "bench run": (["F"], 2, "F"),
+    "bench summary": (["F"], 2, "F"),
+    "bench export-labels": (["F"], 2, "F"),
+    "plan": (["nope"], 2, "No such command"),
+    "plan breakeven": (["--model", HAIKU], 2, "--input-share"),
+    "plan size": (["--model", HAIKU, "--ledger", "M"], 2, "no ledger at"),
+    "plan utilization": (["--model", HAIKU, "--reservation-units", "1", "--ledger", "M"], 2, "no ledger at"),
+    "plan savings": (["--ledger", "M"], 2, "no ledger at"),
+    "alerts": (["nope"], 2, "No such command"),
+    "alerts check": (["--ledger", "M"], 2, "no ledger at"),
+    "export": (["nope"], 2, "No such command"),
+    "export focus": (["-o", "focus.csv", "--ledger", "M"], 2, "no ledger at"),
+    "import": (["nope"], 2, "No such command"),
+    "import otel": (["F", "--ledger", "L"], 2, "F"),
+    "import cur": (["F", "--ledger", "L"], 2, "F"),
+    "import llm-log": (["F", "--ledger", "L"], 2, "F"),
+}
+
+
+def test_the_table_covers_every_command() -> None:
+    assert {" ".join(path) for path in all_command_paths()} == set(CASES), "give every command a bad-input case"
+
+
+@pytest.mark.parametrize("command", sorted(CASES))
+def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    args, status, said = CASES[command]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "records.csv").write_text("id,prompt\n1,hello\n")
+    open_store(tmp_path / "empty.duckdb")
+    places = {"E": str(tmp_path / "empty.duckdb"), "M": str(tmp_path / "missing.duckdb"),
+              "F": str(tmp_path / "no-such-file.jsonl"), "C": str(tmp_path / "records.csv"), "D": str(tmp_path),
+              "L": str(tmp_path / "ledger.duckdb")}
+    argv = ["tokenomy", *command.split(), *[places.get(a, a) for a in args]]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == status, (argv, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, (argv, err)
+    assert places.get(said, said) in lines[0], (argv, lines[0])
+    assert not (tmp_path / "missing.duckdb").exists()

@@ -1,0 +1,128 @@
+"""The `tokenomy` command: help everywhere, JSON interfaces the checks use, readable errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from tokenomy.cli import app
+from helpers.cli import all_command_paths
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([TOKENOMY, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_every_subcommand_has_help():
+    paths = all_command_paths()
+    assert ["prices"] in paths and ["cost"] in paths and ["ledger", "import"] in paths
+    runner = CliRunner()
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_cost_json_has_breakdown_and_total():
+    data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1000",
+                          "--output", "500", "--mode", "batch", "--json").stdout)
+    assert data["total_usd"] == "0.000438"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, to 1e-6 USD
+    assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
+
+
+def test_prices_json_shows_every_field_with_source():
+    data = json.loads(run("prices", "anthropic.claude-3-5-haiku-20241022-v1:0", "--json").stdout)
+    for field in ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_min_tokens",
+                  "cache_ttl_seconds", "provisioned_hourly", "source", "as_of", "region", "priced_by"):
+        assert field in data, field
+    assert data["input"] == "0.8000" and data["cache_min_tokens"] == 2048  # per 1M tokens, 4 places
+
+
+def test_errors_are_one_readable_line():
+    result = run("cost", "--model", "nope-model", "--input", "1", "--json", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown model 'nope-model'") and "Traceback" not in result.stderr
+    result = run("cost", "--model", "local", "--input", "-3", check=False)
+    assert result.returncode == 2 and "negative" in result.stderr
+
+
+def test_ledger_import_cli_reports_line_numbers(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
+                    '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n')
+    ledger = tmp_path / "l.duckdb"
+    imported = run("ledger", "import", str(path), "--ledger", str(ledger), "--json", check=False)
+    assert imported.returncode == 1  # a rejected line means the import did not do all it was asked
+    data = json.loads(imported.stdout)
+    assert data["imported"] == 1 and data["rejected"] == 1
+    assert data["errors"] == ["events.jsonl:2: field 'output_tokens' 'x' is not a whole number"]
+    exported = run("ledger", "export", "--ledger", str(ledger)).stdout.strip().splitlines()
+    assert len(exported) == 1 and json.loads(exported[0])["input_tokens"] == 3
+
+
+@pytest.mark.slow
+def test_chat_command_prints_answer_and_records(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    data = json.loads(run("chat", "Say OK.", "--max-tokens", "4", "--task", "smoke", "--ledger", str(ledger),
+                          "--json").stdout)
+    assert data["text"] and data["model"] == "local" and data["output_tokens"] > 0
+    human = run("chat", "Say OK.", "--max-tokens", "4", "--ledger", str(ledger)).stdout
+    assert "cache read" in human and "ms" in human
+    stats = json.loads(run("ledger", "stats", "--ledger", str(ledger), "--json").stdout)
+    assert stats[0]["requests"] == 2
+
+
+def test_chat_refuses_an_empty_prompt_or_cap_and_names_an_unreachable_server(tmp_path):
+    ledger = str(tmp_path / "l.duckdb")
+    empty = run("chat", "   ", "--ledger", ledger, check=False)
+    assert empty.returncode == 2 and "PROMPT is empty" in empty.stderr  # was sent to the model as is
+    zero = run("chat", "Hi", "--max-tokens", "0", "--ledger", ledger, check=False)
+    assert zero.returncode == 2 and "--max-tokens" in zero.stderr  # was silently "no cap"
+    import os
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "x"}
+    down = subprocess.run([TOKENOMY, "chat", "Hi", "--model", "gpt-4o-mini", "--max-tokens", "5", "--ledger", ledger],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert down.returncode == 2 and f"127.0.0.1:{port}/v1" in down.stderr and "OPENAI_BASE_URL" in down.stderr
+
+
+def test_help_keeps_bracketed_defaults_that_rich_would_take_for_markup():
+    import os
+
+    def help_text(*args: str) -> str:  # wide, so no box border splits a phrase
+        return subprocess.run([TOKENOMY, *args, "--help"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "400"}).stdout
+
+    assert "[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]" in help_text("ledger", "stats")
+    assert "[default: now]" in help_text("batch", "plan")
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_bytes(b"models:\n  m:\n    provider: caf\xe9\n")
+    result = run("chat", "Hi", "--config", str(config), "--model", "m", check=False)
+    assert result.returncode == 2 and "tokenomy.yaml: not UTF-8" in result.stderr, result.stderr  # was a traceback
+
+
+def test_tables_left_align_sentences_and_right_align_numbers():
+    from tokenomy.commands._common import table
+
+    result = table("bad lines", ["line", "field", "reason", "tokens"], [[2, "id", "duplicate id 'a'", 7]],
+                   text_columns=("field", "reason"))
+    # Reasons and assumptions were right-aligned like numbers, ragged and hard to read.
+    assert [c.justify for c in result.columns] == ["left", "left", "left", "right"]

@@ -1,0 +1,248 @@
+"""The gateway through the official openai client: chats, streams, keys, budgets, limits, overload, fuzzing."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from helpers import free_port, wait_for_port
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 in / $1.25 out per 1M tokens
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+
+
+def gateway(config: dict, ledger: Path) -> ServerThread:
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+def upstream_config(url: str, **extra) -> dict:
+    return {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
+                                "price_as": HAIKU}}, **extra}
+
+
+@pytest.mark.slow
+def test_openai_client_chats_and_streams_on_the_local_model(ledger_path):
+    with gateway({}, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+        reply = client.chat.completions.create(model="local", messages=[{"role": "user", "content": "Say hi."}],
+                                               max_tokens=5, extra_headers={"x-tokenomy-task": "greet",
+                                                                            "x-tokenomy-tags": "team=web,feature=hello"})
+        assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
+        stream = client.chat.completions.create(model="local", messages=[{"role": "system", "content": "Be brief."},
+                                                                         {"role": "user", "content": "Say hi."}],
+                                                max_tokens=5, stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text and chunks[-1].usage.completion_tokens > 0
+        assert {m.id for m in client.models.list()} >= {"local"}
+        assert httpx.get(url + "/healthz").json()["status"] == "ok"
+        metrics = httpx.get(url + "/metrics").text
+        assert 'tokenomy_requests_total{model="local",status="200"} 2.0' in metrics
+    events = open_store(ledger_path).events()
+    assert len(events) == 2
+    tagged = [e for e in events if e.task == "greet"]
+    assert tagged and tagged[0].tags == {"team": "web", "feature": "hello"} and tagged[0].route == "local"
+
+
+def test_errors_have_openais_shape(ledger_path):
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+        assert missing.value.body["code"] == "model_not_found"
+        bad = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": []})
+        assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+        bad = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user",
+                                                                                          "content": "x"}],
+                                                             "temperature": 9})
+        assert bad.status_code == 400 and "temperature" in bad.json()["error"]["message"]
+        # A body that is not JSON used to be answered "1: JSON decode error" with param "1".
+        bad = httpx.post(url + "/v1/chat/completions", content=b"{model: fast", headers={"content-type":
+                                                                                          "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] is None
+        assert "request body is not valid JSON" in bad.json()["error"]["message"]
+        ok = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x" * 400}],
+                                            max_tokens=10)
+        assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
+
+
+def test_keys_are_required_hashed_and_revocable(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=Decimal("5"), period="month", rpm=100, name="ci")
+    rows = open_store(ledger_path).query("SELECT * FROM gateway_keys")
+    assert secret not in json.dumps(rows, default=str)  # only the hash is stored
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+        anonymous = openai.OpenAI(base_url=url + "/v1", api_key="tk-wrong")
+        with pytest.raises(openai.AuthenticationError) as denied:
+            anonymous.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
+        assert denied.value.body["code"] == "invalid_api_key"
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret)
+        client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}], max_tokens=5)
+    [event] = open_store(ledger_path).events()
+    assert event.key_id == key.key_id and event.cost_usd > 0
+    assert store.revoke(key.key_id) and store.lookup(secret).revoked
+
+
+def test_budget_holds_under_fifty_concurrent_requests(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    # Each request: 400 chars ≈ 100 prompt tokens, 200 output tokens → $0.000275 at Haiku prices.
+    per_request = Decimal(100) * Decimal("0.25") / 1_000_000 + Decimal(200) * Decimal("1.25") / 1_000_000
+    budget = per_request * 10 + per_request / 2  # room for ten and a half requests
+    secret, key = store.create(budget_usd=budget, period="month")
+    with InstantOpenAI(delay_s=0.05) as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+
+        def one(_):
+            try:
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
+                                               max_tokens=200)
+                return 200
+            except openai.RateLimitError as exc:
+                assert exc.body["code"] == "budget_exceeded" and "Budget exhausted" in exc.body["message"]
+                return 429
+
+        with concurrent.futures.ThreadPoolExecutor(50) as pool:
+            statuses = list(pool.map(one, range(50)))
+    spent = sum(e.cost_usd for e in open_store(ledger_path).events() if e.key_id == key.key_id)
+    assert statuses.count(200) == 10 and statuses.count(429) == 40
+    assert spent <= budget + per_request
+    assert spent == per_request * 10
+
+
+def test_team_budget_is_the_weaker_limit(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=Decimal("100"), period="month", team="research")
+    store.set_team_budget("research", Decimal("0.0006"), "month")  # two requests' worth
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        results = []
+        for _ in range(4):
+            try:
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
+                                               max_tokens=200)
+                results.append(200)
+            except openai.RateLimitError as exc:
+                results.append("team" if "for this team" in exc.body["message"] else "key")
+    assert results == [200, 200, "team", "team"]
+
+
+def test_rate_limit_per_key(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(rpm=3)
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        codes = []
+        for _ in range(5):
+            try:
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+                codes.append(200)
+            except openai.RateLimitError as exc:
+                codes.append(exc.body["code"])
+    assert codes == [200, 200, 200, "rate_limit_exceeded", "rate_limit_exceeded"]
+
+
+def test_overload_is_refused_fast(ledger_path):
+    config = upstream_config("", gateway={"max_inflight": 2, "max_queue": 2})
+    with InstantOpenAI(delay_s=1.0) as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        # One shared client: httpx.post builds a new client (and TLS context, ~40 ms) per call, which
+        # would measure the test's overhead instead of the gateway's.
+        with gateway(config, ledger_path) as url, httpx.Client(timeout=30, limits=httpx.Limits(
+                max_connections=20)) as http:
+            http.get(url + "/healthz")
+
+            def one(_):
+                started = time.monotonic()
+                response = http.post(url + "/v1/chat/completions", json={
+                    "model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2})
+                return response.status_code, time.monotonic() - started
+
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                results = list(pool.map(one, range(12)))
+    refused = [elapsed for status, elapsed in results if status == 503]
+    assert len(refused) >= 6 and max(refused) < 0.5  # answered at once, not queued
+    assert sum(1 for status, _ in results if status == 200) >= 2
+    assert {status for status, _ in results} <= {200, 503}
+
+
+@pytest.mark.redis
+def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    store = KeyStore(open_store(ledger))
+    per_request = Decimal(100) * Decimal("0.25") / 1_000_000 + Decimal(200) * Decimal("1.25") / 1_000_000
+    secret, key = store.create(budget_usd=per_request * 6, period="month")
+    limited, _ = store.create(rpm=5)
+    with InstantOpenAI(delay_s=0.02) as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url)))
+        ports = [free_port(), free_port()]
+        env = {**os.environ, "FAST_KEY": "x"}
+        procs = [subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                   str(ledger)], env=env, stderr=subprocess.PIPE) for port in ports]
+        try:
+            for port, proc in zip(ports, procs):
+                wait_for_port(port, 60, proc)
+
+            def one(i):
+                client = openai.OpenAI(base_url=f"http://127.0.0.1:{ports[i % 2]}/v1", api_key=secret, max_retries=0)
+                try:
+                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
+                                                   max_tokens=200)
+                    return 200
+                except openai.RateLimitError:
+                    return 429
+
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                statuses = list(pool.map(one, range(20)))
+
+            def limited_one(i):
+                reply = httpx.post(f"http://127.0.0.1:{ports[i % 2]}/v1/chat/completions", timeout=30,
+                                   headers={"authorization": f"Bearer {limited}"},
+                                   json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
+                                         "max_tokens": 2})
+                return reply.status_code
+
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                rpm_statuses = list(pool.map(limited_one, range(10)))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
+    assert statuses.count(200) == 6  # one shared budget, not six per process
+    assert sorted(rpm_statuses) == [200] * 5 + [429] * 5  # one shared per-minute window across processes
+    events = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
+    assert len(events) == 6  # both processes flushed their ledger on SIGTERM
+
+
+@pytest.mark.slow
+def test_schema_fuzzing_finds_no_server_errors(ledger_path, tmp_path):
+    schemathesis = str(Path(sys.executable).with_name("schemathesis"))
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        result = subprocess.run([schemathesis, "run", url + "/openapi.json", "--checks", "not_a_server_error",
+                                 "--max-examples", "40", "--seed", "1", "--workers", "1"],
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache dir
+    assert result.returncode == 0, result.stdout[-3000:]
+    import re
+
+    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert counts and int(counts.group(1)) >= 50, result.stdout[-2000:]  # many generated requests, no 5xx
+    assert counts.group(1) == counts.group(2), result.stdout[-2000:]
+    ok = [e for e in open_store(ledger_path).events() if e.outcome == "ok"]
+    assert ok, "the fuzzer never reached a real completion (the OpenAPI example names a served model)"

@@ -1,0 +1,547 @@
+"""The gateway under load, faults and hostile input: no hang, no budget overspent, no call unrecorded.
+
+Every server here is on 127.0.0.1 and every run is bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import free_port, require, wait_for_port
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 in / $1.25 out per 1M tokens
+TOKENOMY = str(Path(os.sys.executable).with_name("tokenomy"))
+# 400 characters ≈ 100 prompt tokens, 200 output tokens → $0.000275 at Haiku prices
+PER_REQUEST = Decimal(100) * Decimal("0.25") / 10**6 + Decimal(200) * Decimal("1.25") / 10**6
+MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
+
+
+class CountingOpenAI(InstantOpenAI):
+    """The instant upstream, counting the calls it answered."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        self.calls += 1
+        return None
+
+
+def upstream_config(url: str, **extra) -> dict:
+    return {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
+                                "price_as": HAIKU}}, **extra}
+
+
+def gateway(config: dict, ledger: Path | str) -> ServerThread:
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+def spent(ledger: Path | str, key_id: str) -> Decimal:
+    return sum((e.cost_usd or Decimal(0) for e in open_store(ledger).events() if e.key_id == key_id), Decimal(0))
+
+
+# -- 1. SIGTERM cannot deadlock -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledger(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    store = KeyStore(open_store(ledger))
+    secret, key = store.create(budget_usd=Decimal("100"), period="month", team="research")
+    store.set_team_budget("research", Decimal("100"), "month")
+    port = free_port()
+    with InstantOpenAI(delay_s=0.005) as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, auth=True)))
+        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                 str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        answered = []
+        stop = threading.Event()
+
+        def hammer() -> None:
+            with httpx.Client(timeout=20) as http:
+                while not stop.is_set():
+                    try:
+                        reply = http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
+                                          headers={"authorization": f"Bearer {secret}"})
+                    except httpx.HTTPError:
+                        if proc.poll() is not None:
+                            return
+                        continue
+                    if reply.status_code == 200:
+                        answered.append(reply.json()["id"])
+
+        try:
+            wait_for_port(port, 60, proc)
+            threads = [threading.Thread(target=hammer) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            time.sleep(2.0)
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the gateway did not exit within 10 s of SIGTERM (deadlocked)")
+            took = time.monotonic() - sent
+        finally:
+            stop.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            for thread in threads:
+                thread.join(30)
+    assert took < 10 and len(answered) > 20
+    rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
+    assert len(rows) == len(answered)  # every answer the clients got is in the ledger
+
+
+# -- 2. no database work per request -------------------------------------------------------------------------------
+def test_keys_and_team_budgets_come_from_memory_and_changes_apply_within_the_cache_time(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=Decimal("100"), period="month", team="research")
+    store.set_team_budget("research", Decimal("100"), "month")
+    queries = []
+    config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
+    with InstantOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url, httpx.Client(timeout=30) as http:
+            gw = app.state.gateway
+            original = gw.store.query
+            gw.store.query = lambda *a, **k: (queries.append((threading.current_thread().name, a[0])),
+                                              original(*a, **k))[1]
+            auth = {"authorization": f"Bearer {secret}"}
+            codes = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
+                     for _ in range(20)]
+            on_requests = [q for q in queries if q[0] != "tokenomy-keys"]
+            assert codes == [200] * 20
+            # Only the seeding of the two budget counters (one SUM each) — not a key or team read per request.
+            assert len(on_requests) <= 2, on_requests
+            # A team budget lowered below what was spent: refused within the cache time.
+            store.set_team_budget("research", PER_REQUEST, "month")
+            time.sleep(1.3)
+            team = http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth)
+            assert team.status_code == 429 and "team" in team.json()["error"]["message"]
+            store.revoke(key.key_id)
+            time.sleep(1.3)
+            revoked = http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth)
+            assert revoked.status_code == 401
+            created, _ = store.create(budget_usd=Decimal("1"), period="month")  # a new key works at once
+            fresh = http.post(url + "/v1/chat/completions", json=MESSAGE,
+                              headers={"authorization": f"Bearer {created}"})
+            assert fresh.status_code == 200
+
+
+# -- 3. budgets that cannot be overspent ---------------------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.slow
+def test_500_concurrent_budgeted_requests_on_one_worker_with_redis(redis_url, ledger_path):
+    import redis as redis_lib
+
+    store = KeyStore(open_store(ledger_path))
+    budget = PER_REQUEST * 120 + PER_REQUEST / 2
+    secret, key = store.create(budget_usd=budget, period="month")
+    config = upstream_config("", auth=True, redis_url=redis_url)
+    with InstantOpenAI(delay_s=0.05) as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        with gateway(config, ledger_path) as url:
+            async def run() -> list[int]:
+                limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+                async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+                    replies = await asyncio.gather(*(http.post(
+                        url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": f"Bearer {secret}"})
+                        for _ in range(500)))
+                return [r.status_code for r in replies]
+
+            statuses = asyncio.run(run())
+    assert 503 not in statuses and set(statuses) <= {200, 429}
+    assert statuses.count(200) == 120
+    total = spent(ledger_path, key.key_id)
+    assert total <= budget + PER_REQUEST and total == PER_REQUEST * 120
+    counters = redis_lib.Redis.from_url(redis_url)
+    [counter] = [k for k in counters.keys(f"tokenomy:spend:key:{key.key_id}:*")]
+    assert int(counters.get(counter)) == int(total * 10**9)  # every reservation settled: none left behind
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
+    server = shutil.which("redis-server")
+    require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
+    port = free_port()
+
+    def start_redis() -> subprocess.Popen:
+        proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                 "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port, 20, proc)
+        return proc
+
+    ledger = tmp_path / "ledger.duckdb"
+    store = KeyStore(open_store(ledger))
+    budget = PER_REQUEST * 30 + PER_REQUEST / 2
+    secret, key = store.create(budget_usd=budget, period="month")
+    redis_proc = start_redis()
+    config = upstream_config("", auth=True, redis_url=f"redis://127.0.0.1:{port}/0")
+    statuses: list[int] = []
+    try:
+        with InstantOpenAI(delay_s=0.02) as upstream:
+            config["models"]["fast"]["base_url"] = upstream
+            with gateway(config, ledger) as url, httpx.Client(timeout=30) as http:
+                def one(_) -> int:
+                    return http.post(url + "/v1/chat/completions", json=MESSAGE,
+                                     headers={"authorization": f"Bearer {secret}"}).status_code
+
+                with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                    statuses += pool.map(one, range(15))  # half the budget spent
+                    killer = pool.submit(lambda: (time.sleep(0.05), redis_proc.kill(), redis_proc.wait(10)))
+                    statuses += pool.map(one, range(12))  # some in flight while Redis dies
+                    killer.result(20)
+                    redis_proc = start_redis()  # back, and empty
+                    after = list(pool.map(one, range(60)))
+                    statuses += after
+    finally:
+        redis_proc.kill()
+        redis_proc.wait(10)
+    assert set(statuses) <= {200, 429, 503}  # 503 only while Redis was down
+    assert 503 not in after  # stale pooled connections are replaced, not answered with 503
+    assert statuses.count(429) > 0  # the budget did run out
+    total = spent(ledger, key.key_id)
+    assert total <= budget + PER_REQUEST, (total, budget, statuses)
+    assert statuses.count(200) == len([e for e in open_store(ledger).events() if e.key_id == key.key_id])
+
+
+def test_several_workers_without_redis_are_refused_at_start(tmp_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("auth: true\n")
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--workers", "2", "--port",
+                             str(free_port()), "--ledger", str(tmp_path / "l.duckdb")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "redis_url" in result.stderr and "--workers 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
+def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
+    counting = CountingOpenAI()
+    with counting as upstream:
+        config = upstream_config(upstream, gateway={"max_body_bytes": 64 * 1024})
+        with gateway(config, ledger_path) as url, httpx.Client(timeout=30) as http:
+            post = url + "/v1/chat/completions"
+            surrogate = http.post(post, content=json.dumps({"model": "fast", "messages": [
+                {"role": "user", "content": "hi \ud800"}]}), headers={"content-type": "application/json"})
+            paired = http.post(post, content=json.dumps({"model": "fast", "max_tokens": 2, "messages": [
+                {"role": "user", "content": "hi \U0001F600"}]}), headers={"content-type": "application/json"})
+            calls_after_paired = counting.calls
+            not_utf8 = http.post(post, content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}',
+                                 headers={"content-type": "application/json"})
+            shape = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
+                                          "response_format": {"type": "json_schema", "json_schema": "str"}})
+            huge = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x" * 70_000}]})
+            header = _raw_post(url, b"x-tokenomy-task: a\rb\r\n", json.dumps(
+                {"model": "fast", "messages": [{"role": "user", "content": "x"}]}).encode())
+    assert surrogate.status_code == 400 and surrogate.json()["error"]["param"] == "messages.0.content"
+    assert "surrogate" in surrogate.json()["error"]["message"]
+    assert paired.status_code == 200 and calls_after_paired == 1  # a valid pair (an emoji) goes through
+    assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.json()["error"]["message"]
+    assert shape.status_code == 400 and "response_format.json_schema" in shape.json()["error"]["message"]
+    assert huge.status_code == 413 and "max_body_bytes" in huge.json()["error"]["message"]
+    assert header.startswith(b"HTTP/1.1 400")
+    assert counting.calls == 1  # only the valid request reached the provider
+    assert len(open_store(ledger_path).events()) == 1
+
+
+def _raw_post(url: str, extra_headers: bytes, body: bytes) -> bytes:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     + extra_headers + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        return sock.recv(65536)
+
+
+def test_incomplete_bodies_are_answered_408_and_closed_after_the_read_timeout(ledger_path):
+    import socket
+
+    config = upstream_config("http://127.0.0.1:9/v1", gateway={"read_timeout_seconds": 0.5})
+    with gateway(config, ledger_path) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 100\r\n\r\n{\"model\": ")
+            started = time.monotonic()
+            answer = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break  # the server closed the connection
+                answer += chunk
+            took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408") and b"read_timeout_seconds" in answer
+    assert took < 5
+
+
+@pytest.mark.slow
+def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstream(ledger_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    special = st.sampled_from(["hi \ud800", "\udfff", "a\r\nb", "\x00", "x" * 50_000, "", "\u2028", "😀",
+                               "\ud83d\ude00"])
+    text = st.one_of(st.text(max_size=20), special)
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False), text)
+    value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(text, inner, max_size=3)), max_leaves=8)
+    part = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "bogus"]) | text},
+                                 optional={"text": value, "image_url": value})
+    message = st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "bogus"])},
+        optional={"content": st.one_of(text, st.lists(part, max_size=3), value), "name": value,
+                  "tool_calls": value, "tool_call_id": value})
+    request = st.fixed_dictionaries(
+        {"model": st.one_of(st.just("fast"), text), "messages": st.one_of(st.lists(message, max_size=3), value)},
+        optional={"max_tokens": value, "max_completion_tokens": value, "temperature": value, "stop": value,
+                  "stream": st.one_of(st.booleans(), value), "stream_options": value, "n": value, "user": value,
+                  "tools": value, "tool_choice": value, "response_format": st.one_of(value, st.fixed_dictionaries(
+                      {"type": st.just("json_schema"), "json_schema": value})), "seed": value, "logprobs": value})
+    nested = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "tools": [[[[[[[[[]]]]]]]]] * 3}
+    deep = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "x"}]})[:-1] + \
+        ', "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    counting = CountingOpenAI()
+    with counting as upstream:
+        with gateway(upstream_config(upstream), ledger_path) as url, httpx.Client(timeout=60) as http:
+            failures = []
+
+            def check(body: str) -> None:
+                before = counting.calls
+                reply = http.post(url + "/v1/chat/completions", content=body.encode(),
+                                  headers={"content-type": "application/json"})
+                if reply.status_code >= 500 or (reply.status_code >= 400 and counting.calls != before):
+                    failures.append((reply.status_code, counting.calls - before, body[:300], reply.text[:300]))
+
+            check(json.dumps(nested))
+            check(deep)
+
+            @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(request)
+            def fuzz(body: dict) -> None:
+                check(json.dumps(body))
+
+            fuzz()
+    assert not failures, failures[:5]
+    answered = [e for e in open_store(ledger_path).events() if e.outcome == "ok"]
+    assert answered and counting.calls >= len(answered)
+
+
+# -- 5. a ledger that loses nothing the client was told about ------------------------------------------------------
+@pytest.mark.slow
+def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream)))
+
+        def serve() -> subprocess.Popen:
+            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            wait_for_port(port, 60, proc)
+            return proc
+
+        proc = serve()
+        try:
+            with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=8)) as http:
+                def one(_) -> int:
+                    return http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE).status_code
+
+                with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    statuses = list(pool.map(one, range(200)))
+            proc.kill()  # within the write-behind interval of the last answers: only the journal has them
+            proc.wait(10)
+            assert statuses == [200] * 200
+            proc = serve()  # replays the journal into the ledger
+            proc.terminate()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    rows = [e for e in open_store(ledger).events() if e.outcome == "ok"]
+    assert len(rows) == 200 and len({e.event_id for e in rows}) == 200
+    assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
+
+
+# -- 6. PostgreSQL down with auth on -------------------------------------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(fresh_postgres_url, caplog):
+    import logging
+
+    import psycopg
+
+    store = KeyStore(open_store(fresh_postgres_url))
+    secret, key = store.create(budget_usd=Decimal("1"), period="month")
+    admin = fresh_postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name = fresh_postgres_url.rsplit("/", 1)[1]
+
+    def rename(old: str, new: str) -> None:  # the database disappears for the gateway, as when the server is down
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{old}'")
+            conn.execute(f"ALTER DATABASE {old} RENAME TO {new}")
+
+    config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
+    caplog.set_level(logging.WARNING)
+    with InstantOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream
+        with gateway(config, fresh_postgres_url) as url, httpx.Client(timeout=30) as http:
+            auth = {"authorization": f"Bearer {secret}"}
+            assert http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code == 200
+            time.sleep(0.7)  # the first answer is flushed
+            rename(name, name + "_away")
+            try:
+                known = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
+                         for _ in range(40)]
+                time.sleep(2.5)
+                unknown = http.post(url + "/v1/chat/completions", json=MESSAGE,
+                                    headers={"authorization": "Bearer tk-never-issued"})
+                dashboard = http.get(url + "/dashboard/api/filters", headers=auth)
+            finally:
+                rename(name + "_away", name)
+            flush_failures = [r for r in caplog.records if "ledger flush" in r.getMessage()]
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and store.store.count() < 41:
+                time.sleep(0.5)
+    assert known == [200] * 40
+    assert unknown.status_code == 503 and unknown.json()["error"]["code"] == "keys_unavailable"
+    assert dashboard.status_code == 503 and dashboard.json()["error"]["type"] == "server_error"
+    assert 1 <= len(flush_failures) <= 6  # backing off, not one traceback per request
+    assert all(r.exc_info is None for r in flush_failures)
+    assert store.store.count() == 41  # everything answered while it was down, written once it came back
+
+
+# -- 7. supervisor -------------------------------------------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.slow
+def test_workers_share_metrics_behind_a_key_and_die_with_their_supervisor(redis_url, tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("10"), period="month")
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url,
+                                                     gateway={"metrics_key_env": "METRICS_KEY"})))
+        env = {**os.environ, "FAST_KEY": "x", "METRICS_KEY": "m-secret"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                 str(ledger), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, 60, proc)
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(30):  # new connections, so both workers answer some
+                reply = httpx.post(base + "/v1/chat/completions", json=MESSAGE,
+                                   headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                assert reply.status_code == 200
+            anonymous = httpx.get(base + "/metrics", timeout=10)
+            totals = set()
+            for _ in range(6):
+                text = httpx.get(base + "/metrics", headers={"authorization": "Bearer m-secret"}, timeout=10).text
+                totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                               if line.startswith('tokenomy_requests_total{model="fast",status="200"}')))
+            workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            proc.kill()  # the supervisor dies without a chance to stop its workers
+            proc.wait(10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and "Z" not in Path(
+                    f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+                time.sleep(0.2)
+            alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert anonymous.status_code == 401
+    assert totals == {30.0}  # every worker's requests, whichever worker answered /metrics
+    assert len(workers) >= 2 and not alive, f"workers still running after the supervisor died: {alive}"
+
+
+def test_sigterm_while_the_main_thread_holds_the_duckdb_open_lock_does_not_deadlock(tmp_path):
+    # Deterministic form of the chaos test above: the signal arrives while the main thread is inside a
+    # DuckDB open (as in a key or team lookup); the handler's flush needs that same lock.
+    ledger = tmp_path / "ledger.duckdb"
+    script = f"""
+import os, signal
+from tokenomy.ledger import store
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.writer import LedgerWriter
+writer = LedgerWriter({str(ledger)!r}, flush_interval=60)
+writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m"))
+with store._DUCKDB_OPEN_CLOSE:
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+    started = time.monotonic()
+    try:
+        result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("SIGTERM deadlocked: the handler's flush waited on a lock its own thread held")
+    assert result.returncode == 143 and time.monotonic() - started < 15, result.stderr
+    assert open_store(ledger).count() == 1  # flushed once the lock was released
+
+
+@pytest.mark.slow
+def test_serve_closes_connections_whose_headers_do_not_arrive_in_time(tmp_path):
+    import socket
+
+    port = free_port()
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("gateway:\n  header_timeout_seconds: 1\n")
+    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                             str(tmp_path / "l.duckdb")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, proc)
+        took = []
+        for partial in (b"", b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+                sock.sendall(partial)
+                started = time.monotonic()
+                assert sock.recv(1024) == b""  # closed by the server, not by our 15 s timeout
+                took.append(time.monotonic() - started)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert all(0.5 < t < 5 for t in took), took
+
+
+def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, ledger_path):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("gateway:\n  metrics_key_env: TOKENOMY_TEST_UNSET_METRICS_KEY\n")
+    env = {k: v for k, v in os.environ.items() if k != "TOKENOMY_TEST_UNSET_METRICS_KEY"}
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
+                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "TOKENOMY_TEST_UNSET_METRICS_KEY is not set" in result.stderr
+    with gateway({"gateway": {"metrics_key_env": "TOKENOMY_TEST_UNSET_METRICS_KEY"}}, ledger_path) as url:
+        assert httpx.get(url + "/metrics").status_code == 401
+        assert httpx.get(url + "/metrics", headers={"authorization": "Bearer x"}).status_code == 401

@@ -1,0 +1,246 @@
+"""Real traffic through the gateway intact: the official openai SDK → gateway → a recording OpenAI upstream.
+
+Tool calls (streamed and not, parallel), the assistant tool_calls + tool messages of the next turn,
+image parts byte for byte, response_format/seed/top_p, and every field of OpenAI's request schema:
+each is forwarded or refused with a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import typing
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import completion_create_params
+
+from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+USER = {"role": "user", "content": "Weather and time in Paris?"}
+# A PNG header then every byte value: any re-encoding or truncation on the way changes it.
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3
+
+
+def gateway(upstream: RecordingOpenAI, ledger) -> ServerThread:  # noqa: ANN001
+    config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
+                                  "price_as": HAIKU},
+                         "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url,
+                                       "price_as": HAIKU, "inputs": ["text"]}}}
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+@pytest.fixture
+def served(ledger_path):
+    with RecordingOpenAI() as upstream, gateway(upstream, ledger_path) as url:
+        yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0), url
+
+
+def second_turn(reply_message) -> list[dict]:  # noqa: ANN001
+    """The next request of an agent loop: the assistant's calls, then one tool message per call."""
+    assistant = reply_message.model_dump(exclude_none=True)
+    results = [{"role": "tool", "tool_call_id": c.id, "content": f"result of {c.function.name}: 18C sunny"}
+               for c in reply_message.tool_calls]
+    return [USER, assistant, *results]
+
+
+def test_tool_call_round_trip_and_parallel_calls(served, ledger_path):
+    upstream, client, _ = served
+    reply = client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME], max_tokens=50)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls] == [
+        ("call_0", "get_weather", arguments_for("get_weather")), ("call_1", "get_time", arguments_for("get_time"))]
+    assert reply.usage.prompt_tokens_details.cached_tokens == 8
+    assert reply.usage.completion_tokens_details.reasoning_tokens == 3 and reply.usage.prompt_tokens == 40
+    assert upstream.last["tools"] == [WEATHER, TIME]
+
+    messages = second_turn(choice.message)
+    final = client.chat.completions.create(model="fast", messages=messages, tools=[WEATHER, TIME], max_tokens=50)
+    assert final.choices[0].finish_reason == "stop"
+    assert final.choices[0].message.content == "answer after result of get_time: 18C sunny"
+    sent = upstream.last["messages"]
+    assert sent[0] == USER
+    assert sent[1] == {"role": "assistant", "content": None, "tool_calls": messages[1]["tool_calls"]}
+    assert sent[2:] == messages[2:]  # role tool, tool_call_id and content intact, in order
+
+    one = client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME],
+                                         parallel_tool_calls=False, tool_choice="required")
+    assert len(one.choices[0].message.tool_calls) == 1
+    assert upstream.last["parallel_tool_calls"] is False and upstream.last["tool_choice"] == "required"
+    named = {"type": "function", "function": {"name": "get_time"}}
+    client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME], tool_choice=named)
+    assert upstream.last["tool_choice"] == named
+
+
+def test_streamed_tool_calls_arrive_in_openais_chunk_format(served):
+    upstream, client, _ = served
+    stream = client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME], stream=True,
+                                            stream_options={"include_usage": True})
+    calls: dict[int, dict] = {}
+    finish, usage, pieces = None, None, 0
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for piece in choice.delta.tool_calls or []:
+                pieces += 1
+                call = calls.setdefault(piece.index, {"id": None, "name": None, "arguments": ""})
+                call["id"] = call["id"] or piece.id
+                call["name"] = call["name"] or (piece.function.name if piece.function else None)
+                call["arguments"] += (piece.function.arguments or "") if piece.function else ""
+    assert finish == "tool_calls" and pieces == 8  # 2 calls x (header + 3 argument fragments), not one blob
+    assert calls == {0: {"id": "call_0", "name": "get_weather", "arguments": arguments_for("get_weather")},
+                     1: {"id": "call_1", "name": "get_time", "arguments": arguments_for("get_time")}}
+    assert usage.prompt_tokens_details.cached_tokens == 8 and usage.completion_tokens_details.reasoning_tokens == 3
+
+    reply = client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME])
+    messages = second_turn(reply.choices[0].message)
+    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="fast", messages=messages, tools=[WEATHER, TIME], stream=True) if c.choices)
+    assert text == "answer after result of get_time: 18C sunny"
+    assert upstream.last["stream"] is True and upstream.last["messages"][2:] == messages[2:]
+    assert upstream.last["messages"][1]["tool_calls"] == messages[1]["tool_calls"]
+
+
+def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
+    upstream, client, _ = served
+    data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    pdf = b"%PDF-1.4\n" + bytes(range(256))
+    content = [{"type": "text", "text": "What is in these?"},
+               {"type": "image_url", "image_url": {"url": data_url, "detail": "high"}},
+               {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+               {"type": "file", "file": {"filename": "spec.pdf",
+                                         "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode()}}]
+    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": content}], max_tokens=5)
+    sent = upstream.last["messages"][0]["content"]
+    assert sent == content
+    received = base64.b64decode(sent[1]["image_url"]["url"].split(",", 1)[1])
+    assert hashlib.sha256(received).digest() == hashlib.sha256(IMAGE).digest()
+
+
+def test_response_format_seed_top_p_and_sampling_are_forwarded(served):
+    upstream, client, _ = served
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    response_format = {"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": True}}
+    reply = client.chat.completions.create(
+        model="fast", messages=[{"role": "system", "content": "Answer in JSON."}, USER], response_format=response_format,
+        seed=42, top_p=0.3, temperature=0.2, stop=["END"], presence_penalty=0.5, frequency_penalty=-0.5,
+        max_completion_tokens=20, reasoning_effort="low", logprobs=True, top_logprobs=2, user="u-1",
+        metadata={"app": "t"}, service_tier="flex", store=False)
+    body = upstream.last
+    assert body["response_format"] == response_format
+    assert (body["seed"], body["top_p"], body["temperature"], body["stop"]) == (42, 0.3, 0.2, ["END"])
+    assert (body["presence_penalty"], body["frequency_penalty"]) == (0.5, -0.5)
+    assert body["max_completion_tokens"] == 20 and "max_tokens" not in body
+    assert (body["reasoning_effort"], body["logprobs"], body["top_logprobs"], body["user"]) == ("low", True, 2, "u-1")
+    assert (body["metadata"], body["service_tier"], body["store"]) == ({"app": "t"}, "flex", False)
+    assert body["messages"][0] == {"role": "system", "content": "Answer in JSON."}
+    assert reply.choices[0].logprobs.model_dump() == LOGPROBS and reply.system_fingerprint == "fp_test"
+    several = client.chat.completions.create(model="fast", messages=[USER], n=3)
+    assert [c.message.content for c in several.choices] == ["plain answer", "choice 1", "choice 2"]
+    assert upstream.last["n"] == 3
+
+
+# One sample value per field of OpenAI's request (CompletionCreateParams). A field the installed `openai`
+# package adds later fails test_every_request_field_is_forwarded_or_refused until it gets a sample here.
+SAMPLES: dict[str, typing.Any] = {
+    "audio": {"voice": "alloy", "format": "wav"}, "frequency_penalty": 0.25,
+    "function_call": "auto", "functions": [{"name": "f", "parameters": {"type": "object", "properties": {}}}],
+    "logit_bias": {"50256": -100}, "logprobs": True, "max_completion_tokens": 7, "max_tokens": 7,
+    "metadata": {"k": "v"}, "modalities": ["text"], "moderation": {"model": "omni-moderation-latest"}, "n": 2,
+    "parallel_tool_calls": False, "prediction": {"type": "content", "content": "hello"}, "presence_penalty": 0.25,
+    "prompt_cache_key": "tenant-1", "prompt_cache_options": {"mode": "implicit", "ttl": "30m"},
+    "prompt_cache_retention": "24h", "reasoning_effort": "low", "response_format": {"type": "json_object"},
+    "safety_identifier": "user-hash", "seed": 7, "service_tier": "flex", "stop": ["END"], "store": True,
+    "temperature": 0.5, "tool_choice": "required", "tools": [WEATHER], "top_logprobs": 2, "top_p": 0.5,
+    "user": "u-1", "verbosity": "low", "web_search_options": {"search_context_size": "low"},
+}
+GATEWAY_FIELDS = {"model", "messages", "stream", "stream_options"}  # used by the gateway itself (tested elsewhere)
+# What the embedded local model can take; every other field must be refused naming it and the model.
+LOCAL_TAKES = {"frequency_penalty", "presence_penalty", "max_completion_tokens", "max_tokens", "seed", "stop",
+               "temperature", "top_p", "response_format", "tools", "tool_choice", "parallel_tool_calls"}
+
+
+def request_fields() -> list[str]:
+    return sorted(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
+
+
+@pytest.mark.parametrize("field", request_fields())
+def test_every_request_field_is_forwarded_or_refused(field, served):
+    upstream, _, url = served
+    if field in GATEWAY_FIELDS:
+        return
+    assert field in SAMPLES, f"OpenAI's request has a new field {field!r}: add a sample value to SAMPLES"
+    body = {"model": "fast", "messages": [USER], field: SAMPLES[field]}
+    reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert upstream.last[field] == SAMPLES[field]  # forwarded under its own name, value unchanged
+    local = httpx.post(url + "/v1/chat/completions", json={**body, "model": "local", "max_tokens": 1}, timeout=120)
+    if field in LOCAL_TAKES:
+        assert local.status_code == 200, local.text
+    else:
+        assert local.status_code == 400, local.text
+        message = local.json()["error"]["message"]
+        assert f"`{field}`" in message and "model `local`" in message
+
+
+def test_unknown_parts_and_keys_are_named_400s(served):
+    upstream, _, url = served
+    cases = [({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]},
+              "messages[0].content[0].type"),
+             ({"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {}}]},
+              "messages[0].content[0].prompt_cache_breakpoint"),
+             ({"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}, "messages[0].cache_control"),
+             ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]},
+              "messages[0].content[0].image_url.url")]
+    before = len(upstream.bodies)
+    for message, param in cases:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [message]})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text
+    assert len(upstream.bodies) == before  # nothing reached the provider
+
+
+def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path):
+    upstream, client, _ = served
+    content = [{"type": "text", "text": "What is this?"},
+               {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="local", messages=[{"role": "user", "content": content}], max_tokens=4)
+    message = refused.value.body["message"]
+    assert "model `local`" in message and "an image block (messages[0].content[1])" in message
+    assert json.loads(json.dumps(refused.value.body))["code"] == "unsupported_content"
+    with pytest.raises(openai.BadRequestError) as refused:  # a model the config declares text-only
+        client.chat.completions.create(model="text-only", messages=[{"role": "user", "content": content}])
+    assert "model `text-only` cannot take an image block (messages[0].content[1])" in refused.value.body["message"]
+    assert upstream.bodies == []
+
+
+def test_the_ledger_counts_images_documents_and_tool_calls_without_their_content(ledger_path):
+    image = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 secret").decode()
+    content = [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": image}},
+               {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+               {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}}]
+    with RecordingOpenAI() as upstream, gateway(upstream, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client.chat.completions.create(model="fast", messages=[{"role": "user", "content": content}], tools=[WEATHER,
+                                                                                                            TIME])
+        client.chat.completions.create(model="fast", messages=[USER], stream=True, tools=[WEATHER])
+    first, second = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert (first.image_count, first.document_count, first.tool_call_count) == (2, 1, 2)
+    assert (second.image_count, second.document_count, second.tool_call_count) == (0, 0, 1)
+    assert first.prompt_text is None and first.cache_read_tokens == 8 and first.input_tokens == 32
+    assert first.cost_usd > 0

@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (imported as `helpers`; tests/ is on sys.path through conftest.py).
+
+Fixtures live in conftest.py; plain functions and fakes that several test files use live here, so no
+test file imports another.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IN_CI = bool(os.environ.get("CI"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip with a printed reason locally; in CI a missing prerequisite is a failure, not a skip."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI prerequisite missing: {why}")
+    pytest.skip(reason=why)

@@ -1,0 +1,167 @@
+"""An OpenAI-format upstream for gateway tests: records every body it receives and answers with tool calls.
+
+A request that offers tools and does not end with a `tool` message is answered with one call per
+offered tool (at most two, one if parallel_tool_calls is false), with argument text spaced oddly so
+a test can see it arrives byte for byte; otherwise it answers with text naming the last tool result.
+Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back; `n` gets n choices.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+USAGE = {
+    "prompt_tokens": 40,
+    "completion_tokens": 9,
+    "total_tokens": 49,
+    "prompt_tokens_details": {"cached_tokens": 8},
+    "completion_tokens_details": {"reasoning_tokens": 3},
+}
+LOGPROBS = {"content": [{"token": "ok", "logprob": -0.25, "bytes": [111, 107], "top_logprobs": []}], "refusal": None}
+
+
+def arguments_for(name: str) -> str:
+    return '{"city":  "Paris", "tool": "%s"}' % name  # two spaces: re-serialising would change it
+
+
+def tool_calls(body: dict) -> list[dict]:
+    tools = body.get("tools") or []
+    messages = body.get("messages") or []
+    if not tools or (messages and messages[-1].get("role") == "tool"):
+        return []
+    count = 1 if body.get("parallel_tool_calls") is False else min(2, len(tools))
+    return [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {
+                "name": tools[i]["function"]["name"],
+                "arguments": arguments_for(tools[i]["function"]["name"]),
+            },
+        }
+        for i in range(count)
+    ]
+
+
+def answer_text(body: dict) -> str:
+    tools = [m for m in body.get("messages") or [] if m.get("role") == "tool"]
+    return f"answer after {tools[-1]['content']}" if tools else "plain answer"
+
+
+def completion(body: dict) -> dict:
+    calls = tool_calls(body)
+    message = {"role": "assistant", "content": None if calls else answer_text(body)}
+    if calls:
+        message["tool_calls"] = calls
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+    if body.get("logprobs"):
+        choice["logprobs"] = LOGPROBS
+    more = [
+        {"index": i, "message": {"role": "assistant", "content": f"choice {i}"}, "finish_reason": "stop"}
+        for i in range(1, int(body.get("n") or 1))
+    ]
+    return {
+        "id": "up-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model"),
+        "system_fingerprint": "fp_test",
+        "choices": [choice, *more],
+        "usage": USAGE,
+    }
+
+
+def stream_chunks(body: dict) -> list[dict]:
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {
+            "id": "up-1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    calls = tool_calls(body)
+    chunks = [chunk({"role": "assistant", "content": None if calls else ""})]
+    for i, call in enumerate(calls):
+        text = call["function"]["arguments"]
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        for piece in (text[:7], text[7:19], text[19:]):  # argument fragments, split mid-token
+            chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+    if not calls:
+        words = answer_text(body).split(" ")
+        chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+    chunks.append(chunk({}, "tool_calls" if calls else "stop"))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append(
+            {
+                "id": "up-1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model"),
+                "choices": [],
+                "usage": USAGE,
+            }
+        )
+    return chunks
+
+
+class RecordingOpenAI:
+    """`with RecordingOpenAI() as upstream:` serves on 127.0.0.1; `upstream.url` ends in /v1, `upstream.bodies`."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                recorder.bodies.append(body)
+                if body.get("stream"):
+                    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in stream_chunks(body))
+                    payload += b"data: [DONE]\n\n"
+                    kind = "text/event-stream"
+                else:
+                    payload, kind = json.dumps(completion(body)).encode(), "application/json"
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def last(self) -> dict:
+        return self.bodies[-1]
+
+    def __enter__(self) -> "RecordingOpenAI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)

@@ -1,0 +1,94 @@
+"""An OpenAI-format upstream that answers from a script (errors, delays, replies)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tokenomy.providers.registry import ModelSpec
+
+
+class ScriptedOpenAI:
+    """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
+
+    A script entry is (status, headers) or (200, {}, "broken"): a stream that sends one delta and then
+    an in-stream error event, as OpenAI does when generation fails midway. `reply`: the answer's stream
+    deltas (a non-streamed answer is their concatenation).
+    """
+
+    def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
+        self.script = list(script)
+        self.calls = 0
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length))
+                outer.calls += 1
+                outer.bodies.append(body)
+                status, headers, *kind = outer.script.pop(0) if outer.script else (200, {})
+                model = body["model"]
+                usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+                content_type = "application/json"
+                if status != 200:
+                    data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": None}}).encode()
+                elif body.get("stream") and kind == ["broken"]:
+                    content_type = "text/event-stream"
+                    data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])
+                elif body.get("stream"):
+                    content_type = "text/event-stream"
+                    data = (
+                        _sse(
+                            [
+                                *(_delta(model, piece) for piece in reply),
+                                _delta(model, None, "stop"),
+                                _delta(model, None, usage=usage),
+                            ]
+                        )
+                        + b"data: [DONE]\n\n"
+                    )
+                else:
+                    data = json.dumps(
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": "".join(reply)},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": usage,
+                        }
+                    ).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def models(**urls: str) -> dict[str, ModelSpec]:
+    return {
+        name: ModelSpec(name=name, provider="openai", model=name, base_url=url, price_as="gpt-4o-mini")
+        for name, url in urls.items()
+    }

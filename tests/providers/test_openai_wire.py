@@ -1,0 +1,100 @@
+"""Both OpenAI paths (the SDK provider and the gateway's aiohttp upstream) speak one wire format."""
+
+from __future__ import annotations
+
+import asyncio
+
+from helpers.recording_openai import RecordingOpenAI, arguments_for
+from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.messages import (ChatRequest, DocumentBlock, ImageBlock, Message, ReasoningBlock, ResponseFormat,
+                               TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.providers.openai_provider import OpenAIProvider
+from tokenomy.providers.registry import ModelSpec
+
+TOOLS = [ToolSpec("get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}),
+         ToolSpec("get_time", None, {"type": "object", "properties": {}}, strict=True)]
+
+
+def conversation() -> ChatRequest:
+    return ChatRequest(
+        model="up", system="Be brief.", max_tokens=30, top_p=0.5, seed=3, stop=["END"], tools=TOOLS,
+        tool_choice=ToolChoice("any"), parallel_tool_calls=True, extra={"logprobs": True, "user": "u"},
+        response_format=ResponseFormat("json_schema", {"type": "object"}, "out", True),
+        messages=[Message("user", [TextBlock("Look"), ImageBlock("image/png", b"\x89PNG\x00\xff"),
+                                   DocumentBlock("pdf", b"%PDF", "a.pdf")], name="ann"),
+                  Message("assistant", [ReasoningBlock("thinking"), ToolUseBlock("c1", "get_weather", {"city": "Oslo"},
+                                                                                 '{"city":  "Oslo"}')]),
+                  Message("user", [ToolResultBlock("c1", [TextBlock("-3C")]), TextBlock("And now?")])])
+
+
+def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the_same_answer():
+    with RecordingOpenAI() as upstream:
+        spec = ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url)
+        sdk = OpenAIProvider(base_url=upstream.url)
+        fast = AsyncOpenAIUpstream(spec)
+        by_sdk = sdk.chat(conversation())
+        sdk_body = upstream.last
+
+        async def run():  # noqa: ANN202
+            try:
+                answer = await fast.achat(conversation())
+                chunks = [c async for c in fast.astream(conversation())]
+                return answer, chunks
+            finally:
+                await fast.aclose()
+
+        by_fast, chunks = asyncio.run(run())
+        assert upstream.bodies[-2] == sdk_body  # identical bodies, byte for byte once parsed
+        streamed_sdk = list(sdk.stream(conversation()))
+        sdk.close()
+    assert sdk_body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "name": "ann", "content": [
+            {"type": "text", "text": "Look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":  "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "-3C"},
+        {"role": "user", "content": "And now?"}]
+    assert sdk_body["tool_choice"] == "required" and sdk_body["tools"][1]["function"]["strict"] is True
+    assert sdk_body["response_format"] == {"type": "json_schema", "json_schema": {"name": "out", "schema": {
+        "type": "object"}, "strict": True}}
+    assert (sdk_body["logprobs"], sdk_body["user"], sdk_body["seed"], sdk_body["top_p"]) == (True, "u", 3, 0.5)
+    for answer in (by_sdk, by_fast, chunks[-1].response, streamed_sdk[-1].response):
+        assert [(c.id, c.name, c.arguments, c.input["city"]) for c in answer.tool_calls] == [
+            ("call_0", "get_weather", arguments_for("get_weather"), "Paris"),
+            ("call_1", "get_time", arguments_for("get_time"), "Paris")]
+        assert answer.finish_reason == "tool_calls"
+        assert (answer.usage.input_tokens, answer.usage.cache_read_tokens, answer.usage.reasoning_tokens) == (32, 8, 3)
+    assert by_sdk.raw["choice"]["logprobs"]["content"][0]["token"] == "ok" and by_sdk.raw["top"] == {
+        "system_fingerprint": "fp_test"}
+    deltas = [c.tool_call for c in chunks if c.tool_call is not None]
+    assert [(d.index, d.id, d.name) for d in deltas if d.id] == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
+    assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
+
+
+def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
+    from tokenomy.gateway.responses import chunk_delta, completion_body
+    from tokenomy.providers import openai_wire
+
+    request = ChatRequest.simple("hi", model="r1")
+    data = {"id": "x", "model": "r1", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": []},
+                                                    "message": {"role": "assistant", "content": "4",
+                                                                "reasoning_content": "2+2", "refusal": None}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 4}}}
+    answer = openai_wire.parse_completion(data, request, "openai", 1.0)
+    assert answer.text == "4" and answer.content[0] == ReasoningBlock("2+2") and answer.usage.reasoning_tokens == 4
+    body = completion_body(answer, "r1", "id")["choices"][0]
+    assert body["message"]["reasoning_content"] == "2+2" and body["logprobs"] == {"content": []}
+
+    assembler = openai_wire.StreamAssembler(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
+              {"choices": [{"index": 0, "delta": {"refusal": "no"}, "logprobs": {"refusal": []}}]},
+              {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
+    pieces = [p for c in chunks for p in assembler.feed(c)]
+    assert [chunk_delta(p) for p in pieces] == [({"reasoning_content": "think"}, {}),
+                                                ({"refusal": "no"}, {"logprobs": {"refusal": []}}),
+                                                ({"content": "ok"}, {})]
+    final = assembler.response("openai", 1.0, None)
+    assert final.text == "ok" and final.content[0] == ReasoningBlock("think") and final.raw["usage_source"] == "estimated"

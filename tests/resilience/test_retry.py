@@ -1,0 +1,312 @@
+"""Retries, backoff, fallbacks and rate limits against real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.errors import ProviderError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest
+from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.fallback import AttemptPlan
+from tokenomy.resilience.ratelimit import RateLimiter
+from tokenomy.resilience.retry import RetryPolicy
+from helpers.scripted_openai import ScriptedOpenAI, models
+
+FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10)
+
+
+def _sse(events: list[dict]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+def _delta(model: str, text: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
+    choices = [] if text is None and finish is None else [
+        {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]
+    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": choices,
+            "usage": usage}
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(script):
+        server = ScriptedOpenAI(script)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_throttling_is_retried_with_retry_after_and_every_attempt_recorded(scripted, ledger_path):
+    server = scripted([(429, {"retry-after": "0.3"}), (503, {}), (200, {})])
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=1) as client:
+        started = time.monotonic()
+        response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        elapsed = time.monotonic() - started
+    assert response.text == "ok" and response.attempts == 3 and server.calls == 3
+    assert elapsed >= 0.3  # Retry-After is honoured beyond the 0.05 s backoff cap
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.attempt, e.outcome) for e in events] == [(1, "throttled"), (2, "server_error"), (3, "ok")]
+    assert len({e.request_id for e in events}) == 1
+    assert events[2].cost_usd > 0 and events[0].cost_usd == 0
+
+
+def test_client_errors_are_not_retried_nor_fall_back(scripted, ledger_path):
+    bad, spare = scripted([(400, {})]), scripted([])
+    policy = CallPolicy(retry=FAST, fallback=("b",))
+    with Tokenomy(ledger_path, models=models(a=bad.url, b=spare.url), policy=policy) as client:
+        with pytest.raises(ProviderError) as info:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert info.value.kind == "client_error" and bad.calls == 1 and spare.calls == 0
+
+
+def test_fallback_chain_takes_over_after_retries(scripted, ledger_path):
+    down, spare = scripted([(503, {})] * 10), scripted([])
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02), fallback=("b",))
+    with Tokenomy(ledger_path, models=models(a=down.url, b=spare.url), policy=policy) as client:
+        response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert response.model == "b" and down.calls == 2 and spare.calls == 1
+    outcomes = [(e.model, e.attempt, e.outcome) for e in sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)]
+    assert outcomes == [("a", 1, "server_error"), ("a", 2, "server_error"), ("b", 3, "ok")]
+
+
+def test_deadline_bounds_the_retries(scripted, ledger_path):
+    server = scripted([(429, {"retry-after": "5"})] * 10)
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=5, deadline_s=1))
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as info:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert info.value.kind == "throttled" and time.monotonic() - started < 1 and server.calls == 1
+
+
+def test_full_jitter_stays_within_the_exponential_ceiling():
+    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=4)
+    rng = random.Random(7)
+    error = ProviderError("x", kind="throttled")
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (8, 4.0)]:
+        delays = [policy.delay(attempt, error, rng) for _ in range(300)]
+        assert 0 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) > ceiling * 0.8  # spread over the whole range, not a fixed wait
+    assert policy.delay(1, ProviderError("x", kind="throttled", retry_after=3), rng) >= 3
+
+
+def test_token_bucket_keeps_under_requests_and_tokens_per_minute():
+    now = [0.0]
+    limiter = RateLimiter(rpm=60, tpm=6000, clock=lambda: now[0])
+    granted = 0
+    for _ in range(200):
+        if limiter.try_acquire(100) == 0:
+            granted += 1
+    assert granted == 60  # a full minute's allowance up front, then nothing
+    now[0] += 10  # ten seconds refill 10 requests and 1,000 tokens
+    assert sum(limiter.try_acquire(100) == 0 for _ in range(50)) == 10
+    assert limiter.try_acquire(100) == pytest.approx(1.0)  # next slot in one second
+    limiter.settle(estimated=100, actual=20)
+
+
+def test_rate_limited_client_spaces_real_calls(scripted, ledger_path):
+    server = scripted([])
+    policy = CallPolicy(retry=FAST, limiter=RateLimiter(rpm=600))  # 10/s after the first minute's burst
+    limiter = policy.limiter
+    limiter._requests = 1  # start nearly empty so the limit shows within the test
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+        started = time.monotonic()
+        for _ in range(4):
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert time.monotonic() - started >= 0.25  # 3 waits of ~0.1 s
+
+
+def outcomes(ledger_path: str) -> list[tuple[str, int, str]]:
+    events = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
+    return [(e.model, e.attempt, e.outcome) for e in events]
+
+
+def test_stream_is_retried_before_its_first_delta(scripted, ledger_path):
+    server = scripted([(429, {"retry-after": "0.1"}), (500, {})])
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=2) as client:
+        chunks = list(client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)))
+    assert "".join(c.delta for c in chunks) == "ok" and server.calls == 3
+    final = chunks[-1].response
+    assert final.attempts == 3 and final.usage.input_tokens == 1000 and final.cost_usd > 0
+    assert outcomes(ledger_path) == [("a", 1, "throttled"), ("a", 2, "server_error"), ("a", 3, "ok")]
+
+
+def test_stream_is_not_retried_after_a_delta_reached_the_caller(scripted, ledger_path):
+    server = scripted([(200, {}, "broken")])
+    received = []
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST)) as client:
+        with pytest.raises(ProviderError) as info:
+            for chunk in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)):
+                received.append(chunk.delta)
+    assert received == ["par"] and server.calls == 1  # a retry would have sent "par" twice
+    assert info.value.retryable  # retryable in itself: the stream position is what forbids it
+    assert outcomes(ledger_path) == [("a", 1, "server_error")]
+
+
+def test_async_chat_and_stream_retry_with_asyncio_sleep(scripted, ledger_path):
+    import asyncio
+
+    server = scripted([(503, {"retry-after": "0.2"}), (200, {}), (429, {})])
+
+    async def run():
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=3) as client:
+            ticks = 0
+
+            async def ticker():  # proves the event loop keeps running while a retry waits
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.02)
+                    ticks += 1
+
+            task = asyncio.create_task(ticker())
+            answer = await client.achat(ChatRequest.simple("hi", model="a", max_tokens=5))
+            streamed = [c async for c in client.astream(ChatRequest.simple("hi", model="a", max_tokens=5))]
+            task.cancel()
+            return answer, streamed, ticks
+
+    answer, streamed, ticks = asyncio.run(run())
+    assert answer.text == "ok" and answer.attempts == 2 and ticks >= 5
+    assert "".join(c.delta for c in streamed) == "ok" and streamed[-1].response.attempts == 2
+    rows = outcomes(ledger_path)
+    assert rows.count(("a", 2, "ok")) == 2 and ("a", 1, "server_error") in rows and ("a", 1, "throttled") in rows
+    assert len({e.request_id for e in open_store(ledger_path).events()}) == 2
+
+
+def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripted, ledger_path):
+    slow, spare = scripted([(503, {})] * 10), scripted([])
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=50, base_delay_s=0.05, max_delay_s=0.1, deadline_s=0.4),
+                        fallback=("b",))
+    with Tokenomy(ledger_path, models=models(a=slow.url, b=spare.url), policy=policy, seed=4) as client:
+        started = time.monotonic()
+        response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    # Retries on `a` stop when the next wait would cross the deadline; `b` then takes over at once.
+    assert response.model == "b" and spare.calls == 1 and 2 <= slow.calls < 50
+    assert time.monotonic() - started < 1.0
+
+
+def test_attempt_plan_hands_over_when_retry_after_overruns_the_deadline():
+    now = [0.0]
+    plan = AttemptPlan(("a", "b", "c"), RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1, deadline_s=10),
+                       random.Random(1), clock=lambda: now[0])
+    step = plan.first()
+    assert (step.target, step.attempt) == (0, 1)
+    step = plan.after(ProviderError("slow down", kind="throttled", retry_after=30))  # longer than the deadline
+    assert (step.target, step.attempt, step.delay_s) == (1, 2, 0.0)
+    step = plan.after(ProviderError("x", kind="timeout"))
+    assert (step.target, step.per_target) == (1, 2) and 0 <= step.delay_s <= 0.1
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.per_target) == (1, 3) and 0 <= step.delay_s <= 0.2
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.attempt) == (2, 5)
+    now[0] = 11.0  # past the deadline: nothing more, even with attempts left on `c`
+    assert plan.after(ProviderError("x", kind="server_error")) is None
+    fresh = AttemptPlan(("a", "b"), RetryPolicy(), random.Random(1))
+    fresh.first()
+    assert fresh.after(ProviderError("bad request", kind="client_error")) is None
+
+
+def test_token_bucket_is_exact_under_concurrent_threads():
+    limiter = RateLimiter(rpm=100, tpm=10_000, clock=lambda: 0.0)  # frozen clock: no refill
+    granted = []
+
+    def worker():
+        granted.append(sum(limiter.try_acquire(30) == 0 for _ in range(200)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sum(granted) == 100  # the request bucket binds (100 x 30 = 3,000 tokens < 10,000)
+    limiter2 = RateLimiter(tpm=1000, clock=lambda: 0.0)
+    assert limiter2.try_acquire(800) == 0 and limiter2.try_acquire(800) > 0
+    limiter2.settle(estimated=800, actual=100)  # the call used far fewer tokens than reserved
+    assert limiter2.try_acquire(800) == 0
+
+
+def test_async_acquire_waits_for_refill_without_blocking_the_loop():
+    import asyncio
+
+    limiter = RateLimiter(rpm=1200)  # one request every 50 ms once the burst is spent
+    limiter._requests = 0.0
+
+    async def run():
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.acquire_async() for _ in range(4)))
+        return time.monotonic() - started
+
+    assert 0.15 <= asyncio.run(run()) < 2.0
+
+
+@pytest.mark.slow
+def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledger_path):
+    """The issue's check: `tokenomy emulate bedrock --throttle-rate 0.3` as a process, boto3 underneath."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpers import free_port, wait_for_port
+
+    from tokenomy.telemetry.otel import in_memory_pipeline
+
+    exporter, _ = in_memory_pipeline()
+    exporter.clear()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "emulate", "bedrock", "--port", str(port),
+                             "--throttle-rate", "0.3", "--seed", "11"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, 60, proc)
+        spec = {"nova": ModelSpec(name="nova", provider="bedrock", model="amazon.nova-micro-v1:0",
+                                  region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")}
+        policy = CallPolicy(retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=0.05, deadline_s=60))
+        with Tokenomy(ledger_path, models=spec, policy=policy, seed=5) as client, ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda i: client.chat(ChatRequest.simple(f"Say {i}.", model="nova",
+                                                                               max_tokens=2)), range(50)))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert len(responses) == 50 and all(r.cost_usd > 0 for r in responses)
+    events = open_store(ledger_path).events()
+    ok = [e for e in events if e.outcome == "ok"]
+    throttled = [e for e in events if e.outcome == "throttled"]
+    assert len(ok) == 50 and len({e.request_id for e in ok}) == 50  # every call recorded exactly once
+    assert len(throttled) >= 5 and len(ok) + len(throttled) == len(events)  # retries visible, nothing else
+    by_call: dict[str, list] = {}
+    for e in events:
+        by_call.setdefault(e.request_id, []).append(e)
+    for rows in by_call.values():  # attempts 1..n, all throttled but the last, which is the one ok row
+        rows.sort(key=lambda e: e.attempt)
+        assert [e.attempt for e in rows] == list(range(1, len(rows) + 1))
+        assert [e.outcome for e in rows] == ["throttled"] * (len(rows) - 1) + ["ok"]
+        assert rows[-1].error_type is None and all(e.error_type == "ThrottlingException" for e in rows[:-1])
+    assert sorted(r.attempts for r in responses) == sorted(len(rows) for rows in by_call.values())
+    spans = [s for s in exporter.get_finished_spans() if s.name == "chat amazon.nova-micro-v1:0"]
+    assert len(spans) == len(events)
+    assert sorted(s.attributes.get("error.type", "") for s in spans).count("ThrottlingException") == len(throttled)
+
+
+def test_rate_limiter_wait_is_bounded_by_the_deadline(scripted, ledger_path):
+    server = scripted([])
+    limiter = RateLimiter(rpm=6)  # one slot every 10 s once the first is spent
+    limiter._requests = 1
+    policy = CallPolicy(retry=RetryPolicy(deadline_s=0.5), limiter=limiter)
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+        client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        started = time.monotonic()
+        with pytest.raises(ProviderError, match="client-side rate limit") as info:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+    assert info.value.kind == "throttled" and time.monotonic() - started < 0.6 and server.calls == 1
+    assert [e.outcome for e in open_store(ledger_path).events()] == ["ok"]  # nothing was sent the second time

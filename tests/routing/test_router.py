@@ -1,0 +1,229 @@
+"""Routing inside the call policy: a routed request gets the route's token cap, retries, fallbacks and budget
+reservation on every tier it tries, streams as it arrives, and a cascade escalates on a failing validator.
+
+Upstreams are recording OpenAI-format servers on 127.0.0.1; the gateway is reached with the official SDK."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import openai
+import pytest
+from helpers.scripted_openai import ScriptedOpenAI
+
+from tokenomy.caching.placement import estimate_tokens
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, RequestMeta
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.routing.router import build_router
+
+CHEAP, DEAR = "gpt-4o-mini", "gpt-4o"
+ANSWER = ('{"name": ', '"Tom"}')  # valid JSON in two stream deltas
+HEDGE = ("I'm not sure, ", "maybe Tom")  # fails the default hedging validator
+
+
+@pytest.fixture
+def upstreams():
+    servers: dict[str, ScriptedOpenAI] = {}
+
+    def make(name: str, reply: tuple[str, ...] = ANSWER, script: list | None = None) -> ScriptedOpenAI:
+        servers[name] = ScriptedOpenAI(script or [], reply)
+        return servers[name]
+
+    yield make
+    for server in servers.values():
+        server.close()
+
+
+def _config(urls: dict[str, str], **extra) -> dict:
+    # Tiers listed dearest first, none named tier1: the default tier must come from prices, not names.
+    prices = {"big": DEAR, "small": CHEAP, "small2": CHEAP, "spare": CHEAP}
+    return {
+        "models": {name: {"provider": "openai", "model": name, "base_url": url, "price_as": prices[name]}
+                   for name, url in urls.items()},
+        "tiers": {"premium": ["big"], "basic": ["small"]},
+        "routes": {
+            "smart": {"policy": "rules", "tokens": {"max_tokens": 16}},
+            "extract": {"policy": "cascade", "tokens": {"max_tokens": 16}},
+        },
+        "routing": {"policies": {
+            "rules": {"type": "rules", "rules": [{"name": "reasoning", "tier": "premium", "keywords": ["prove"]}]},
+            "cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"json": True}}}},
+        **extra,
+    }
+
+
+def _rows(ledger_path) -> list[dict]:
+    rows = open_store(ledger_path).query(
+        "SELECT route, tier, model, attempt, outcome, tags, request_id FROM usage_events ORDER BY ts, attempt")
+    for row in rows:
+        row["tags"] = json.loads(row["tags"]) if isinstance(row["tags"], str) else (row["tags"] or {})
+    return rows
+
+
+def test_default_tier_is_the_cheapest_not_one_named_tier1(upstreams):
+    cfg = parse_config(_config({"big": "http://127.0.0.1:9/v1", "small": "http://127.0.0.1:9/v1"}))
+    router = build_router(cfg, "rules")
+    assert router.route(ChatRequest.simple("hello")).decision.tier == "basic"  # listed second, priced lower
+    assert router.route(ChatRequest.simple("prove it")).decision.tier == "premium"
+    # Equal prices: the first listed wins.
+    tied = parse_config({**_config({"big": "http://x/v1", "small": "http://x/v1"}),
+                         "tiers": {"premium": ["small"], "basic": ["small"]}})
+    assert build_router(tied, "rules").route(ChatRequest.simple("hello")).decision.tier == "premium"
+
+
+def test_routing_config_is_typed_at_load_with_errors_naming_the_key():
+    base = _config({"big": "http://x/v1", "small": "http://x/v1"})
+    with pytest.raises(ConfigError, match=r"routing\.policies\.rules\.rules\.0\.min_tokens"):
+        parse_config({**base, "routing": {"policies": {"rules": {"rules": [
+            {"name": "n", "tier": "basic", "min_tokens": "many"}]}}}})
+    with pytest.raises(ConfigError, match=r"routing\.policies\.rules\.rules\[0\]\.tier: tier 'gold'"):
+        parse_config({**base, "routing": {"policies": {"rules": {"rules": [{"name": "n", "tier": "gold"}]},
+                                                       "cascade": {"type": "cascade"}}}})
+    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*unknown validator 'jsn'"):
+        parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": {"validators": {"jsn": True}}}}})
+    with pytest.raises(ConfigError, match=r"routes\.smart\.retry\.max_attempts"):
+        parse_config({**base, "routes": {"smart": {"policy": "rules", "retry": {"max_attempts": 0}}}})
+    with pytest.raises(ConfigError, match=r"routes\.r\.policy: routing needs tiers"):
+        parse_config({"routes": {"r": {"policy": "c"}}, "routing": {"policies": {"c": {"type": "cascade"}}}})
+    cfg = parse_config(base)
+    assert cfg.routing.policies["cascade"].validators == {"json": True}
+    assert cfg.routes["smart"].tokens.max_tokens == 16
+
+
+def test_gateway_routed_call_sends_the_route_cap_to_every_tier_and_streams(upstreams, ledger_path):
+    big, small = upstreams("big"), upstreams("small")
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        plain = client.chat.completions.create(model="smart", max_tokens=500,
+                                               messages=[{"role": "user", "content": "Say hello."}])
+        proven = client.chat.completions.create(model="smart", max_tokens=500,
+                                                messages=[{"role": "user", "content": "Prove it."}])
+        stream = client.chat.completions.create(model="smart", stream=True,
+                                                messages=[{"role": "user", "content": "Prove it again."}])
+        deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    assert plain.model_dump()["tokenomy"]["tier"] == "basic" and proven.model_dump()["tokenomy"]["tier"] == "premium"
+    # The route's cap reached whichever tier answered (the request asked for 500, the stream for none).
+    assert [b["max_tokens"] for b in small.bodies] == [16]
+    assert [b["max_tokens"] for b in big.bodies] == [16, 16]
+    assert big.bodies[1]["stream"] is True
+    assert deltas == list(ANSWER)  # several chunks, as the tier produced them
+    assert [(r["route"], r["tier"]) for r in _rows(ledger_path)] == [
+        ("smart", "basic"), ("smart", "premium"), ("smart", "premium")]
+
+
+def test_gateway_budget_reservation_uses_the_cap_the_route_applies(upstreams, ledger_path):
+    big, small = upstreams("big"), upstreams("small")
+    cfg = parse_config(_config({"big": big.url, "small": small.url}, auth=True))
+    prompt = "y" * 4000
+    dear = default_catalog().lookup(DEAR)
+    tokens = estimate_tokens(prompt)
+
+    def worst_case(output_tokens: int) -> Decimal:  # the dearest tier model, prompt at its dearest input rate
+        rate = max(dear.input, dear.cache_write or 0)
+        return (Decimal(tokens) * rate + Decimal(output_tokens) * dear.output) / 1_000_000
+
+    capped, uncapped = worst_case(16), worst_case(500)
+    keys = KeyStore(open_store(ledger_path))
+    fits, _ = keys.create(budget_usd=(capped + uncapped) / 2, period="day")  # enough only if the cap is counted
+    short, _ = keys.create(budget_usd=capped * Decimal("0.9"), period="day")
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        def ask(secret: str):  # noqa: ANN202
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            return client.chat.completions.create(model="smart", max_tokens=500,
+                                                  messages=[{"role": "user", "content": prompt}])
+
+        assert ask(fits).choices[0].message.content == "".join(ANSWER)
+        with pytest.raises(openai.RateLimitError) as refused:
+            ask(short)
+    assert [b["max_tokens"] for b in small.bodies] == [16]
+    assert f"could cost up to ${capped:.6f}" in str(refused.value)
+
+
+def test_gateway_cascade_escalates_streams_the_passing_tier_and_records_both(upstreams, ledger_path):
+    big, small = upstreams("big"), upstreams("small", HEDGE)
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        stream = client.chat.completions.create(model="extract", stream=True,
+                                                messages=[{"role": "user", "content": "Name as JSON."}])
+        deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        reply = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Again."}])
+    assert deltas == list(ANSWER)  # the hedging answer never reached the caller
+    assert reply.choices[0].message.content == "".join(ANSWER) and reply.model_dump()["tokenomy"]["tier"] == "premium"
+    assert [b["max_tokens"] for b in small.bodies + big.bodies] == [16] * 4
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["attempt"], r["outcome"], r["tags"].get("cascade_escalated")) for r in rows] == [
+        ("basic", 1, "ok", None), ("premium", 2, "ok", "1"), ("basic", 1, "ok", None), ("premium", 2, "ok", "1")]
+    assert rows[0]["request_id"] == rows[1]["request_id"] != rows[2]["request_id"]
+
+
+def test_cascade_passing_cheap_tier_is_held_then_streamed(upstreams, ledger_path):
+    big, small = upstreams("big"), upstreams("small")
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        chunks = list(client.stream(request, policy=CallPolicy.for_route(cfg, "extract")))
+    assert [c.delta for c in chunks if c.delta] == list(ANSWER)
+    assert chunks[-1].response is not None and chunks[-1].response.tier == "basic"
+    assert big.calls == 0 and [r["tier"] for r in _rows(ledger_path)] == ["basic"]
+
+
+def test_retries_and_fallbacks_apply_inside_a_routed_call(upstreams, ledger_path):
+    # The cheap tier lists two models (the second is its fallback); the route adds one more fallback.
+    flaky = upstreams("small", script=[(503, {}), (500, {})])
+    down = upstreams("small2", script=[(503, {})] * 10)
+    spare, big = upstreams("spare"), upstreams("big")
+    data = _config({"big": big.url, "small": flaky.url, "small2": down.url, "spare": spare.url})
+    data["tiers"]["basic"] = ["small", "small2"]
+    data["routes"]["smart"].update(fallback=["spare"], retry={"max_attempts": 2, "base_delay_s": 0.01})
+    cfg = parse_config(data)
+    policy = CallPolicy.for_route(cfg, "smart")
+    with Tokenomy(ledger_path, models=cfg.model_specs(), seed=1) as client:
+        answer = client.chat(ChatRequest.simple("hello", model="smart", max_tokens=400,
+                                                meta=RequestMeta(route="smart")), policy=policy)
+        streamed = list(client.stream(ChatRequest.simple("hello", model="smart", meta=RequestMeta(route="smart")),
+                                      policy=policy))
+    assert answer.text == "".join(ANSWER) and answer.tier == "basic" and answer.attempts == 5
+    assert streamed[-1].response.tier == "basic" and streamed[-1].response.model == "small"
+    rows = _rows(ledger_path)
+    first = [(r["model"], r["attempt"], r["outcome"]) for r in rows if r["request_id"] == rows[0]["request_id"]]
+    assert first == [("small", 1, "server_error"), ("small", 2, "server_error"), ("small2", 3, "server_error"),
+                     ("small2", 4, "server_error"), ("spare", 5, "ok")]
+    assert {r["tier"] for r in rows} == {"basic"} and {r["route"] for r in rows} == {"smart"}
+    assert {b["max_tokens"] for s in (flaky, down, spare) for b in s.bodies} == {16}
+    assert big.calls == 0
+
+
+def test_async_cascade_streams_after_escalation_and_the_rate_limit_covers_every_tier(upstreams, ledger_path):
+    import asyncio
+
+    from tokenomy.errors import ProviderError
+
+    big, small = upstreams("big"), upstreams("small", HEDGE)
+    data = _config({"big": big.url, "small": small.url})
+    data["routes"]["slow"] = {"policy": "cascade", "rate_limit": {"requests_per_minute": 1},
+                              "retry": {"deadline_s": 0.5}}
+    cfg = parse_config(data)
+
+    async def run(client: Tokenomy, route: str) -> list:
+        request = ChatRequest.simple("Name as JSON.", model=route, meta=RequestMeta(route=route))
+        return [chunk async for chunk in client.astream(request, policy=CallPolicy.for_route(cfg, route))]
+
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        chunks = asyncio.run(run(client, "extract"))
+        # One request a minute: the cheap tier takes it, so the escalation has no slot within the deadline.
+        with pytest.raises(ProviderError, match="client-side rate limit"):
+            asyncio.run(run(client, "slow"))
+    assert [c.delta for c in chunks if c.delta] == list(ANSWER) and chunks[-1].response.tier == "premium"
+    assert [(r["route"], r["tier"], r["attempt"]) for r in _rows(ledger_path)] == [
+        ("extract", "basic", 1), ("extract", "premium", 2), ("slow", "basic", 1)]
+    assert big.calls == 1 and small.calls == 2

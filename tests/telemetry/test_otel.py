@@ -1,0 +1,175 @@
+"""OpenTelemetry GenAI spans and metrics on real calls (local model, real HTTP servers), and OTEL_* setup."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.errors import ProviderError
+from tokenomy.messages import ChatRequest, RequestMeta
+from tokenomy.resilience.retry import RetryPolicy
+from tokenomy.telemetry.otel import DURATION_BUCKETS, TOKEN_BUCKETS, in_memory_pipeline
+
+SYSTEM = "You are a support agent for Acme Mobile. " + " ".join(
+    f"Rule {i}: plan {i} costs {i + 5} dollars a month and includes {i} GB." for i in range(12))
+
+
+@pytest.fixture
+def telemetry():
+    exporter, reader = in_memory_pipeline()
+    exporter.clear()
+    return exporter, reader
+
+
+def chat_spans(exporter) -> list:
+    return [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+
+
+def histograms(reader) -> dict:
+    found = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                found[metric.name] = metric
+    return found
+
+
+@pytest.mark.slow
+def test_local_model_call_carries_genai_attributes_and_metrics(telemetry):
+    exporter, reader = telemetry
+    meta = RequestMeta(task="support")
+    with Tokenomy(record=False) as client:
+        first = client.chat(ChatRequest(messages=ChatRequest.simple("Price of plan 3?").messages, model="local",
+                                        system=SYSTEM, max_tokens=6, meta=meta))
+        second = client.chat(ChatRequest(messages=ChatRequest.simple("Price of plan 7?").messages, model="local",
+                                         system=SYSTEM, max_tokens=6, meta=meta))
+        placed = client.last_placements
+    spans = chat_spans(exporter)
+    assert len(spans) == 2
+    span = spans[-1]
+    attrs = dict(span.attributes)
+    assert span.name == "chat local" and span.kind == trace.SpanKind.CLIENT
+    assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "local"
+    assert attrs["gen_ai.request.model"] == "local" and attrs["gen_ai.response.model"] == second.model
+    assert attrs["gen_ai.request.max_tokens"] == 6
+    # The local model reuses the shared system-prompt KV cache: cached tokens are counted in input_tokens.
+    assert second.usage.cache_read_tokens > 64
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == second.usage.cache_read_tokens
+    assert attrs["gen_ai.usage.input_tokens"] == second.usage.input_tokens + second.usage.cache_read_tokens
+    assert attrs["gen_ai.usage.cache_creation.input_tokens"] == second.usage.cache_write_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == second.usage.output_tokens > 0
+    assert attrs["tokenomy.cost.usd"] == 0.0 and attrs["tokenomy.task"] == "support" and attrs["tokenomy.attempt"] == 1
+    # The system prompt is over the local model's 64-token minimum (counted by its own tokenizer).
+    assert [p.after for p in placed] == ["system"] and list(attrs["tokenomy.cache_points"]) == ["system"]
+    assert "error.type" not in attrs and span.status.status_code != StatusCode.ERROR
+    assert first.usage.total_input_tokens == spans[0].attributes["gen_ai.usage.input_tokens"]
+
+    found = histograms(reader)
+    tokens, duration = found["gen_ai.client.token.usage"], found["gen_ai.client.operation.duration"]
+    assert tokens.unit == "{token}" and duration.unit == "s"
+    # Metrics are cumulative over the test session and split by attributes (other tests call the
+    # local model too), so sum every local data point of each token type.
+    local_points = [p for p in tokens.data.data_points if p.attributes["gen_ai.provider.name"] == "local"]
+    assert {p.attributes["gen_ai.token.type"] for p in local_points} == {"input", "output"}
+    inputs = [p for p in local_points if p.attributes["gen_ai.token.type"] == "input"]
+    assert all(list(p.explicit_bounds) == TOKEN_BUCKETS for p in inputs)
+    assert sum(p.sum for p in inputs) >= first.usage.total_input_tokens + second.usage.total_input_tokens
+    assert any(p.attributes["gen_ai.request.model"] == "local" for p in inputs)
+    local_durations = [p for p in duration.data.data_points if p.attributes["gen_ai.provider.name"] == "local"]
+    assert local_durations and all(list(p.explicit_bounds) == DURATION_BUCKETS for p in local_durations)
+    assert sum(p.count for p in local_durations) >= 2
+
+
+def test_failed_attempts_get_their_own_error_spans(telemetry, ledger_path):
+    from helpers.scripted_openai import ScriptedOpenAI, models
+
+    exporter, reader = telemetry
+    server = ScriptedOpenAI([(429, {}), (400, {})])
+    try:
+        policy = CallPolicy(retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02))
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+            with pytest.raises(ProviderError):
+                client.chat(ChatRequest.simple("hi", model="a", max_tokens=3))
+    finally:
+        server.close()
+    spans = chat_spans(exporter)
+    assert [(s.attributes["tokenomy.attempt"], s.attributes["error.type"]) for s in spans] == [
+        (1, "RateLimitError"), (2, "BadRequestError")]
+    assert all(s.status.status_code == StatusCode.ERROR and s.attributes["gen_ai.provider.name"] == "openai"
+               for s in spans)
+    durations = histograms(reader)["gen_ai.client.operation.duration"].data.data_points
+    assert {p.attributes.get("error.type") for p in durations} >= {"RateLimitError", "BadRequestError"}
+
+
+def _clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(extra)
+    return env
+
+
+def test_nothing_is_configured_without_otel_variables():
+    code = ("import sys; from tokenomy.client import Tokenomy; Tokenomy(record=False);"
+            "from opentelemetry import trace, metrics;"
+            "print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__,"
+            "'opentelemetry.sdk.trace' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["ProxyTracerProvider", "_ProxyMeterProvider", "False"], out.stderr
+
+
+class Collector:
+    """A minimal OTLP/HTTP receiver: stores every POST body by path."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, list[bytes]] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                outer.posts.setdefault(self.path, []).append(body)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_otel_variables_choose_otlp_and_console_exporters():
+    collector = Collector()
+    code = ("from tokenomy.client import Tokenomy; from tokenomy.messages import ChatRequest;"
+            "c = Tokenomy(record=False); r = c.chat(ChatRequest.simple('Hi', max_tokens=2)); print('done')")
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+            env=_clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, OTEL_METRICS_EXPORTER="console",
+                           OTEL_SERVICE_NAME="tokenomy-test"))
+    finally:
+        collector.close()
+    assert out.returncode == 0, out.stderr
+    traces = b"".join(collector.posts.get("/v1/traces", []))
+    assert b"chat local" in traces and b"gen_ai.usage.input_tokens" in traces and b"tokenomy-test" in traces
+    assert "gen_ai.client.token.usage" in out.stdout and "gen_ai.client.operation.duration" in out.stdout
+    assert "/v1/metrics" not in collector.posts  # metrics went to the console, as OTEL_METRICS_EXPORTER said
