@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import require
 from tokenomy.cli import app as cli
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread

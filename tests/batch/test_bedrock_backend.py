@@ -14,9 +14,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tokenomy.batch.backends import FINAL_STATES, STATES, BatchBackend, SubmitOptions
+from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.bedrock_backend import BedrockBatchBackend
-from tokenomy.batch.formats import read_records
 from tokenomy.emulate.bedrock_batch import configure
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.instant_engine import InstantEngine

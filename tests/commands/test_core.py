@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer.main
 from typer.testing import CliRunner
 
 from tokenomy.cli import app

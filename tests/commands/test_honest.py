@@ -3,16 +3,13 @@ one line naming the fix. (Issue 16, part 2.)"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from tokenomy.cli import app
-from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from helpers.cli import NOW, _seed
+from helpers.cli import _seed
 from helpers import REPO
 
 

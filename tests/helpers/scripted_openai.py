@@ -9,6 +9,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tokenomy.providers.registry import ModelSpec
 
 
+def _sse(events: list[dict]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+def _delta(model: str, text: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
+    choices = (
+        []
+        if text is None and finish is None
+        else [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]
+    )
+    return {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
 class ScriptedOpenAI:
     """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
 

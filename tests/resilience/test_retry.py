@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,17 +19,6 @@ from tokenomy.resilience.retry import RetryPolicy
 from helpers.scripted_openai import ScriptedOpenAI, models
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10)
-
-
-def _sse(events: list[dict]) -> bytes:
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
-
-
-def _delta(model: str, text: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
-    choices = [] if text is None and finish is None else [
-        {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]
-    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": choices,
-            "usage": usage}
 
 
 @pytest.fixture

@@ -119,7 +119,6 @@ def test_cli_explain_json_names_tier_and_rule():
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     root = REPO
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "explain", "Prove it step by step",
