@@ -1,4 +1,4 @@
-"""The contract between batch jobs (jobs.py, the commands) and the services that run them.
+"""The contract between batch jobs (jobs.py and the command layer) and the services that run them.
 
 A backend starts provider-side work for a list of records, reports its state, yields one result per
 record when done and can stop it. Bedrock and OpenAI run remotely (the job survives our process);

@@ -32,13 +32,9 @@ def user_data_dir() -> Path:
     home = os.environ.get("TOKENOMY_HOME")
     if home:
         return Path(home).expanduser()
-    try:
-        from platformdirs import user_data_dir as platform_dir
+    from platformdirs import user_data_dir as platform_dir
 
-        return Path(platform_dir("tokenomy", appauthor=False))
-    except ImportError:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / "tokenomy"
+    return Path(platform_dir("tokenomy", appauthor=False))
 
 
 def saved_path() -> Path:
@@ -157,10 +153,7 @@ def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierP
 
 def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     """Price `ref` from the library, or None if it does not know the model."""
-    try:
-        snapshot, as_of, origin = _snapshot()
-    except ImportError:  # pragma: no cover - a declared dependency
-        return None
+    snapshot, as_of, origin = _snapshot()
     bedrock = is_bedrock_id(ref)
     for candidate in library_refs(ref) if bedrock else [ref.base]:
         try:
