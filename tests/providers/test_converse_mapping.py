@@ -271,3 +271,55 @@ def test_provider_streams_signed_reasoning_that_goes_back_accepted(url) -> None:
             provider.chat(request)
     finally:
         provider.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_sdk_through_the_gateway_to_bedrock(url, tmp_path, stream) -> None:
+    """OpenAI's shape in, Converse out: a forced tool call on an image, then the tool's result, streamed and not."""
+    import openai
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": SONNET, "region": "us-east-1",
+                                                 "endpoint_url": url}}})
+    data_url = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                               "parameters": WEATHER}}]
+    ask = {"role": "user", "content": [{"type": "text", "text": "Weather in the city in this picture?"},
+                                       {"type": "image_url", "image_url": {"url": data_url}}]}
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    with ServerThread(gateway_app(config, str(ledger)), lifespan="on") as gateway:
+        client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+        if stream:
+            calls: dict[int, dict] = {}
+            finish = None
+            for chunk in client.chat.completions.create(model="sonnet", max_tokens=64, tools=tools, tool_choice=forced,
+                                                        messages=[ask], stream=True):
+                for choice in chunk.choices:
+                    finish = choice.finish_reason or finish
+                    for delta in choice.delta.tool_calls or []:
+                        call = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
+                        call["id"] = delta.id or call["id"]
+                        call["name"] = (delta.function and delta.function.name) or call["name"]
+                        call["arguments"] += (delta.function and delta.function.arguments) or ""
+            assert finish == "tool_calls" and len(calls) == 1
+            call_id, name, arguments = calls[0]["id"], calls[0]["name"], calls[0]["arguments"]
+        else:
+            reply = client.chat.completions.create(model="sonnet", max_tokens=64, tools=tools, tool_choice=forced,
+                                                   messages=[ask])
+            assert reply.choices[0].finish_reason == "tool_calls"
+            (tool_call,) = reply.choices[0].message.tool_calls
+            call_id, name, arguments = tool_call.id, tool_call.function.name, tool_call.function.arguments
+        assert name == "get_weather" and call_id
+        jsonschema.validate(json.loads(arguments), WEATHER)
+        answer = client.chat.completions.create(model="sonnet", max_tokens=8, tools=tools, messages=[
+            ask, {"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": "18C, sunny"}])
+        assert answer.choices[0].message.content and answer.usage.prompt_tokens > IMAGE_TOKENS
+    rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
+    assert len(rows) == 2 and all(r.provider == "aws.bedrock" and r.image_count == 1 for r in rows)
+    assert [r.tool_call_count for r in rows] == [1, 0]
