@@ -278,3 +278,25 @@ def test_every_catalog_model_has_a_curated_line() -> None:
     missing = [m for m in catalog.models() if split_inference_profile(m)[0] == m and m != "local"
                and model_line(m) is None]
     assert missing == [], f"add these to tokenomy/pricing/families.py: {missing}"
+
+
+def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) -> None:
+    import httpx
+
+    from tokenomy.gateway.app import create_app
+    from tokenomy.emulate.server import ServerThread
+
+    open_store(ledger_path).write(planted_events())
+    with ServerThread(create_app(None, str(ledger_path)), lifespan="on") as gateway:
+        page = httpx.get(f"{gateway}/dashboard/").text
+        assert 'href="/dashboard/review"' in page
+        missing = httpx.get(f"{gateway}/dashboard/review")
+        assert missing.status_code == 404 and "tokenomy review" in missing.text
+        tables = open_store(ledger_path).query(
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'")
+        assert tables[0]["n"] == 0  # looking did not create the reviews table
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(CONFIG)
+        stored = _review(ledger_path, config)
+        shown = httpx.get(f"{gateway}/dashboard/review")
+    assert shown.status_code == 200 and stored["period"]["label"] in shown.text and "<html" in shown.text.lower()

@@ -45,6 +45,12 @@ def latest_review(store: Any) -> dict[str, Any] | None:
     return json.loads(rows[0]["body"]) if rows else None
 
 
+def stored_review(store: Any) -> dict[str, Any] | None:
+    """The most recent stored review's body without creating the reviews table (for read-only viewers)."""
+    found = store.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'")
+    return latest_review(store) if found and found[0]["n"] else None
+
+
 def save_review(store: Any, body: dict[str, Any]) -> None:
     store.execute(REVIEWS_DDL)
     ph = store.placeholder

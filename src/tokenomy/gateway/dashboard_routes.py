@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, Response
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard import SCRIPTS, STATIC_FILES, page_html, static_text
 from tokenomy.analytics.dashboard_data import Filters
+from tokenomy.analytics.review import stored_review
+from tokenomy.analytics.review_html import review_html
 from tokenomy.errors import TokenomyError
 from tokenomy.gateway.keys import VirtualKey
 
@@ -68,7 +70,30 @@ def page(request: Request) -> HTMLResponse:
     """The dashboard page (charts load from the JSON API below)."""
     base = str(request.url.path).rstrip("/")
     scripts = "\n".join(f'<script src="{base}/static/{name}"></script>' for name in SCRIPTS)
-    return HTMLResponse(page_html(base, scripts))
+    link = f'<a class="kpi" id="review-link" href="{base}/review">latest quarterly review</a>'
+    return HTMLResponse(page_html(base, scripts, header_links=link))
+
+
+@router.get("/review", response_class=HTMLResponse, summary="The latest quarterly review")
+def review(request: Request) -> HTMLResponse:
+    """The latest review stored by `tokenomy review` in this gateway's ledger, as its self-contained page."""
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None and gateway.keys is not None:
+        # A review covers the whole ledger; a virtual key sees only its own or its team's calls.
+        raise HTTPException(
+            403,
+            "The quarterly review covers every key and team; run `tokenomy review --html "
+            "review.html` against the ledger to read it.",
+        )
+    body = stored_review(_store(request))
+    if body is None:
+        return HTMLResponse(
+            "<!doctype html><title>No review yet</title><p>No quarterly review is stored in this "
+            "ledger yet. Run <code>tokenomy review --ledger LEDGER</code>; the dashboard then links "
+            "to it here.</p>",
+            status_code=404,
+        )
+    return HTMLResponse(review_html(body))
 
 
 @router.get("/static/{name}", include_in_schema=False)
