@@ -19,8 +19,6 @@ as a signed thinking block before the answer.
 from __future__ import annotations
 
 import json
-import random
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +29,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
 from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
@@ -157,14 +156,13 @@ class AnthropicEmulator:
         retry_after: float | None = None,
         engine: Engine | None = None,
     ) -> None:
-        if not 0.0 <= throttle_rate <= 1.0:
-            raise ValueError(f"throttle_rate={throttle_rate} must be between 0 and 1")
-        self.throttle_rate = throttle_rate
+        self.throttle = InjectedThrottle(throttle_rate, seed)
         self.retry_after = retry_after
         self.engine = engine or Engine()
-        self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        self.calls = 0
+
+    @property
+    def calls(self) -> int:
+        return self.throttle.calls
 
     def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
         """Validate and render a request: (prepared, model, thinking budget or None)."""
@@ -174,14 +172,12 @@ class AnthropicEmulator:
         entry = anthropic_entry(model)
         if entry is None:
             raise AnthropicError("not_found_error", f"model: {model}")
-        with self._rng_lock:
-            self.calls += 1
-            if self.throttle_rate and self._rng.random() < self.throttle_rate:
-                raise AnthropicError(
-                    "rate_limit_error",
-                    "This request would exceed the rate limit for your "
-                    "organization. Please reduce the prompt length or try later.",
-                )
+        if self.throttle.hit():
+            raise AnthropicError(
+                "rate_limit_error",
+                "This request would exceed the rate limit for your "
+                "organization. Please reduce the prompt length or try later.",
+            )
         system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300)
         points = sum(b.cache_ttl is not None for b in system) + sum(
             b.cache_ttl is not None for t in turns for b in t.blocks

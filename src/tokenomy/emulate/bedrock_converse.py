@@ -15,8 +15,6 @@ sent back must carry a signature this process issued.
 from __future__ import annotations
 
 import json
-import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
 from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.throttle import InjectedThrottle
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
@@ -150,22 +149,17 @@ class BedrockEmulator:
         retry_after: float | None = None,
         engine: Engine | None = None,
     ) -> None:
-        if not 0.0 <= throttle_rate <= 1.0:
-            raise ValueError(f"throttle_rate={throttle_rate} must be between 0 and 1")
-        self.throttle_rate = throttle_rate
+        self.throttle = InjectedThrottle(throttle_rate, seed)
         self.retry_after = retry_after
         self.engine = engine or Engine()
-        self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        self.calls = 0
-        self.throttled = 0
+
+    @property
+    def calls(self) -> int:
+        return self.throttle.calls
 
     def maybe_throttle(self) -> None:
-        with self._rng_lock:
-            self.calls += 1
-            if self.throttle_rate and self._rng.random() < self.throttle_rate:
-                self.throttled += 1
-                raise BedrockError("ThrottlingException", "Too many requests, please wait before trying again.")
+        if self.throttle.hit():
+            raise BedrockError("ThrottlingException", "Too many requests, please wait before trying again.")
 
     def prepare(
         self, model_id: str, body: Any, client_region: str, throttle: bool = True
