@@ -23,7 +23,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import Provider, delta_chunk
 from tokenomy.providers.bedrock import _is_loopback
 
 
@@ -143,15 +143,7 @@ class AnthropicProvider(Provider):
                     if started is not None:
                         chunk = StreamChunk(tool_call=ToolCallDelta(*started))
                 elif event.type == "content_block_delta":
-                    kind, value = assembler.delta(event.model_dump(exclude_none=True))
-                    if kind == "text" and value:
-                        chunk = StreamChunk(delta=value)
-                    elif kind == "tool" and value[1]:
-                        chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
-                    elif kind == "reasoning" and value:
-                        chunk = StreamChunk(reasoning=value)
-                    elif kind == "signature" and value:
-                        chunk = StreamChunk(signature=value)
+                    chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     # message_delta carries the final output count; later API versions repeat input/cache counts.

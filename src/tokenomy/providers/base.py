@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
@@ -15,6 +16,7 @@ from tokenomy.messages import (
     ReasoningBlock,
     StreamChunk,
     TextBlock,
+    ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
 )
@@ -134,3 +136,16 @@ class Provider:
 
     def close(self) -> None:
         """Release clients and connections."""
+
+
+def delta_chunk(kind: str, value: Any) -> StreamChunk | None:
+    """A stream assembler's `(kind, value)` delta as the chunk the caller sees (None: nothing to pass on)."""
+    if kind == "text" and value:
+        return StreamChunk(delta=value)
+    if kind == "tool" and value[1]:
+        return StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
+    if kind == "reasoning" and value:
+        return StreamChunk(reasoning=value)
+    if kind == "signature" and value:
+        return StreamChunk(signature=value)
+    return None

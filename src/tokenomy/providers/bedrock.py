@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from tokenomy.errors import ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import Provider, delta_chunk
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -286,15 +286,7 @@ class BedrockProvider(Provider):
                     if started is not None:
                         chunk = StreamChunk(tool_call=ToolCallDelta(started[0], started[1], started[2]))
                 elif "contentBlockDelta" in event:
-                    kind, value = assembler.delta(event["contentBlockDelta"])
-                    if kind == "text" and value:
-                        chunk = StreamChunk(delta=value)
-                    elif kind == "tool" and value[1]:
-                        chunk = StreamChunk(tool_call=ToolCallDelta(value[0], arguments=value[1]))
-                    elif kind == "reasoning" and value:
-                        chunk = StreamChunk(reasoning=value)
-                    elif kind == "signature" and value:
-                        chunk = StreamChunk(signature=value)
+                    chunk = delta_chunk(*assembler.delta(event["contentBlockDelta"]))
                 elif "messageStop" in event:
                     stop_reason = event["messageStop"].get("stopReason")
                 elif "metadata" in event:
