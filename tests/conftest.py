@@ -9,11 +9,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers import IN_CI, REPO, free_port, require, wait_for_port  # noqa: F401 - re-exported to fixtures below
+from helpers.postgres import PostgresCluster
 
 ROOT = REPO
 
@@ -24,32 +26,25 @@ def ledger_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A throwaway PostgreSQL cluster on a free port, owned by the `postgres` user when run as root."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    require(bool(bins), "PostgreSQL server binaries not found (run scripts/install-system-deps.sh)")
-    bindir = bins[-1]
-    base = Path(tempfile.mkdtemp(prefix="tokenomy-pg-"))
-    data = base / "data"
-    port = free_port()
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    if as_root:
-        user = pwd.getpwnam("postgres")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(prefix + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    log = base / "server.log"
-    subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o",
-                             f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster shared by the session's tests."""
+    cluster = PostgresCluster()
+    cluster.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield cluster.url
     finally:
-        subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A cluster of the test's own, running, that the test may stop and start (the server going down)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture

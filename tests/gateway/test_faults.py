@@ -397,30 +397,21 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
 # -- 6. PostgreSQL down with auth on -------------------------------------------------------------------------------
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(fresh_postgres_url, caplog):
+def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(postgres_cluster, caplog):
     import logging
 
-    import psycopg
-
-    store = KeyStore(open_store(fresh_postgres_url))
+    ledger = postgres_cluster.url
+    store = KeyStore(open_store(ledger))
     secret, key = store.create(budget_usd=Decimal("1"), period="month")
-    admin = fresh_postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = fresh_postgres_url.rsplit("/", 1)[1]
-
-    def rename(old: str, new: str) -> None:  # the database disappears for the gateway, as when the server is down
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{old}'")
-            conn.execute(f"ALTER DATABASE {old} RENAME TO {new}")
-
     config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
     caplog.set_level(logging.WARNING)
     with InstantOpenAI() as upstream:
         config["models"]["fast"]["base_url"] = upstream
-        with gateway(config, fresh_postgres_url) as url, httpx.Client(timeout=30) as http:
+        with gateway(config, ledger) as url, httpx.Client(timeout=30) as http:
             auth = {"authorization": f"Bearer {secret}"}
             assert http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code == 200
             time.sleep(0.7)  # the first answer is flushed
-            rename(name, name + "_away")
+            postgres_cluster.stop()  # the server goes down mid-run
             try:
                 known = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
                          for _ in range(40)]
@@ -429,7 +420,7 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(fr
                                     headers={"authorization": "Bearer tk-never-issued"})
                 dashboard = http.get(url + "/dashboard/api/filters", headers=auth)
             finally:
-                rename(name + "_away", name)
+                postgres_cluster.start()
             flush_failures = [r for r in caplog.records if "ledger flush" in r.getMessage()]
             deadline = time.monotonic() + 40
             while time.monotonic() < deadline and store.store.count() < 41:
