@@ -77,4 +77,5 @@ def test_installed_wheel_runs_the_demo_and_route_eval_from_an_empty_directory(wh
     assert evaluated.returncode == 0, evaluated.stderr
     rows = json.loads(evaluated.stdout)  # one row per policy, each naming the held-out size
     assert rows[0]["held_out"] > 500 and {row["policy"] for row in rows} >= {"classifier", "random"}
-    assert sorted(p.name for p in empty.iterdir()) == ["demo"]  # nothing else written beside the user's files
+    # Nothing else written beside the user's files: the demo's folder and route eval's curve (its --png default).
+    assert sorted(p.name for p in empty.iterdir()) == ["demo", "route_eval.png"]
