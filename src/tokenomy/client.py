@@ -205,6 +205,11 @@ class Tokenomy:
             target.spec.name,
             self.catalog,
         )
+        if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
+            # An Azure deployment name says nothing about the model: record the model it is priced as (so
+            # reports and billing imports group by model) and keep the deployment as a tag.
+            event.tags = {**(event.tags or {}), "deployment": event.model}
+            event.model = target.spec.price_as
         event.attempt = att.number
         self._record(event)
         if call.policy.limiter:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
@@ -30,7 +30,7 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """One callable model. The key under `models:` is the name clients send."""
 
-    provider: Literal["local", "openai", "bedrock", "anthropic"]
+    provider: Literal["local", "openai", "azure", "bedrock", "anthropic"]
     model: Optional[str] = None
     region: Optional[str] = None
     base_url: Optional[str] = None
@@ -38,6 +38,9 @@ class ModelConfig(_Strict):
     endpoint_url: Optional[str] = None
     profile: Optional[str] = None
     price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
+    api_version: Optional[str] = Field(
+        None, description="Azure OpenAI api-version (default: OPENAI_API_VERSION, else the latest GA version)"
+    )
     inputs: Optional[list[Literal["text", "image", "document"]]] = Field(
         None,
         description="what the model reads, e.g. [text] for a text-only model (default: whatever its provider "
@@ -46,6 +49,12 @@ class ModelConfig(_Strict):
     system_prompt: Optional[str] = Field(
         None, description="instructions added before every system prompt (house style, or a benchmark variant)"
     )
+
+    @model_validator(mode="after")
+    def _azure_only(self) -> ModelConfig:
+        if self.api_version is not None and self.provider != "azure":
+            raise ValueError(f"api_version applies to provider azure only (this model's provider is {self.provider})")
+        return self
 
     @field_validator("api_key_env")
     @classmethod
@@ -184,6 +193,7 @@ class TokenomyConfig(_Strict):
                 endpoint_url=m.endpoint_url,
                 profile=m.profile,
                 price_as=m.price_as,
+                api_version=m.api_version,
                 options=(("inputs", tuple(m.inputs)),) if m.inputs else (),
             )
         return specs

@@ -33,10 +33,11 @@ from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 
-BACKENDS = ("local", "bedrock", "openai")
+BACKENDS = ("local", "bedrock", "openai", "azure")
 _REMOTE = {
     "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
     "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
+    "azure": ("tokenomy.batch.azure_backend", "AzureOpenAIBatchBackend"),
 }
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
@@ -115,14 +116,19 @@ def create_job(
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     options = options or SubmitOptions()
-    pricing_model = _pricing_model(model, config_path) if backend == "local" else model
+    # Local and Azure name models the config may map (Azure: a deployment priced as the model it serves).
+    pricing_model = _pricing_model(model, config_path) if backend in ("local", "azure") else model
+    if backend == "azure":
+        from tokenomy.batch.azure_backend import job_options
+
+        options = job_options(model, options, config_path)
     report = validate_file(path, pricing_model, options.region)
     require_good(report)
     records = report.records
     if backend == "local":
         parts = [records]
     else:
-        provider = default_catalog().lookup(model, options.region).provider
+        provider = default_catalog().lookup(pricing_model, options.region).provider
         note = below_minimum(len(records), provider)
         if note:
             raise UsageError(f"{path}: {note}")
@@ -289,7 +295,7 @@ def resubmit_missing(
     missing = missing_records(tables, job_id)
     if not missing:
         return 0
-    provider = default_catalog().lookup(job.model, job.options.get("region")).provider
+    provider = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region")).provider
     if min_records is None:
         min_records = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
     if len(missing) < min_records:

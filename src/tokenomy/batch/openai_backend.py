@@ -54,9 +54,12 @@ def _base_url(url: str | None) -> str | None:
 
 
 class OpenAIBatchBackend(BatchBackend):
-    """Files + Batches through the official `openai` SDK."""
+    """Files + Batches through the official `openai` SDK. Azure's subclass changes the client, the
+    endpoint name and what a line's `model` says (a deployment)."""
 
     name = "openai"
+    label = "OpenAI"
+    endpoint = ENDPOINT
 
     def __init__(self, options: SubmitOptions | None = None) -> None:
         self.options = options or SubmitOptions()
@@ -85,22 +88,29 @@ class OpenAIBatchBackend(BatchBackend):
                 "throttled" if exc.status_code == 429 else ("client_error" if exc.status_code < 500 else "server_error")
             )
             raise ProviderError(
-                f"OpenAI {what} failed: {exc.status_code}: {exc.message}", kind, status=exc.status_code
+                f"{self.label} {what} failed: {exc.status_code}: {exc.message}", kind, status=exc.status_code
             ) from None
         except openai.APIConnectionError as exc:
             # Name the address tried and where it came from: the SDK's own text is only "Connection error."
             url = getattr(getattr(exc, "request", None), "url", None)
             raise ProviderError(
-                f"OpenAI {what} failed: {exc} (calling {url}); check --endpoint-url or "
-                "OPENAI_BASE_URL and that the server is up",
+                f"{self.label} {what} failed: {exc} (calling {url}); check --endpoint-url or "
+                f"{self.endpoint_env} and that the server is up",
                 "timeout" if isinstance(exc, openai.APITimeoutError) else "server_error",
             ) from None
+
+    endpoint_env = "OPENAI_BASE_URL"
+
+    def line_model(self, model: str) -> str:
+        """What each line's body names as `model` (Azure: the deployment)."""
+        return model
 
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
         client = self._client()
+        name = self.line_model(model)
         data = "".join(
-            json.dumps({"custom_id": rec.id, "method": "POST", "url": ENDPOINT, "body": request_body(model, rec)})
+            json.dumps({"custom_id": rec.id, "method": "POST", "url": self.endpoint, "body": request_body(name, rec)})
             + "\n"
             for rec in records
         ).encode()
@@ -109,7 +119,7 @@ class OpenAIBatchBackend(BatchBackend):
             "batch create",
             client.batches.create,
             input_file_id=upload.id,
-            endpoint=ENDPOINT,
+            endpoint=self.endpoint,
             completion_window="24h",
             metadata={"tokenomy_job": job_id[:512]},
         )

@@ -117,3 +117,41 @@ def register(app: typer.Typer) -> None:
         serve(
             create_app(engine=InstantEngine() if instant else None, validating_seconds=validating_seconds), host, port
         )
+
+    @emulate.command("azure-openai")
+    def azure_openai(
+        port: int = typer.Option(8790, "--port", help="TCP port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        deployment: list[str] = typer.Option(
+            [],
+            "--deployment",
+            help="A deployment as NAME=MODEL (a catalog OpenAI model); repeatable. Deployments named after an "
+            "OpenAI model always exist.",
+        ),
+        validating_seconds: float = typer.Option(
+            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+        ),
+        instant: bool = typer.Option(
+            False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
+        ),
+    ) -> None:
+        """Serve Azure OpenAI's data plane: /openai/deployments/{deployment}/chat/completions (JSON and SSE)
+        and Files + Batches under /openai, each with ?api-version=, for the openai SDK's AzureOpenAI client."""
+        _check(0.0, port)
+        from tokenomy.emulate.azure_openai import create_app
+        from tokenomy.emulate.instant_engine import InstantEngine
+        from tokenomy.emulate.server import serve
+
+        deployments = {}
+        for item in deployment:
+            name, sep, model = item.partition("=")
+            if not sep or not name.strip() or not model.strip():
+                raise ConfigError(f"--deployment {item!r}: write NAME=MODEL, e.g. --deployment chat-prod=gpt-4o-mini")
+            deployments[name.strip()] = model.strip()
+        app = create_app(deployments, InstantEngine() if instant else None, validating_seconds=validating_seconds)
+        names = ", ".join(f"{n} -> {m}" for n, m in deployments.items()) or "none configured"
+        console.print(
+            f"Azure OpenAI emulator on http://{host}:{port}  (deployments: {names})\n"
+            f"  openai.AzureOpenAI(azure_endpoint='http://{host}:{port}', api_version='2024-10-21', api_key='x')"
+        )
+        serve(app, host, port)

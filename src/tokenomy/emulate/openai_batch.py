@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from tokenomy.emulate.engine import Block, InputTooLong, Turn
@@ -72,7 +72,12 @@ def _text(content: Any) -> str:
 
 
 class OpenAIBatchEmulator:
-    """Files and batches in memory; each batch is worked by its own thread."""
+    """Files and batches in memory; each batch is worked by its own thread.
+
+    Subclasses (Azure) change `endpoint` (what a batch and its lines must name) and `model_for`
+    (what a request's `model` names)."""
+
+    endpoint = ENDPOINT
 
     def __init__(self, engine=None, settings: OpenAIBatchSettings | None = None) -> None:
         self.settings = settings or OpenAIBatchSettings()
@@ -116,10 +121,10 @@ class OpenAIBatchEmulator:
         for key in ("input_file_id", "endpoint", "completion_window"):
             if not body.get(key):
                 raise APIError(400, f"Missing required parameter: '{key}'.", key, "missing_required_parameter")
-        if body["endpoint"] != ENDPOINT:
+        if body["endpoint"] != self.endpoint:
             raise APIError(
                 400,
-                f"Invalid value: '{body['endpoint']}'. The emulator supports {ENDPOINT} only.",
+                f"Invalid value: '{body['endpoint']}'. The emulator supports {self.endpoint} only.",
                 "endpoint",
                 "invalid_value",
             )
@@ -142,7 +147,7 @@ class OpenAIBatchEmulator:
         batch = {
             "id": _new_id("batch_"),
             "object": "batch",
-            "endpoint": ENDPOINT,
+            "endpoint": self.endpoint,
             "errors": None,
             "input_file_id": meta["id"],
             "completion_window": body["completion_window"],
@@ -250,17 +255,21 @@ class OpenAIBatchEmulator:
         batch["model"] = lines[0]["body"].get("model")
         return lines
 
-    def chat(self, engine, body: dict[str, Any]) -> dict[str, Any]:
-        """One chat.completion body, or APIError like the API's 4xx."""
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
+    def model_for(self, name: Any) -> str:
+        """The catalog model a request's `model` names (APIError 4xx when none)."""
+        if not isinstance(name, str) or not name:
             raise APIError(400, "Missing required parameter: 'model'.", "model", "missing_required_parameter")
         try:
-            default_catalog().lookup(model)
+            default_catalog().lookup(name)
         except UnknownModelError:
             raise APIError(
-                404, f"The model `{model}` does not exist or you do not have access to it.", "model", "model_not_found"
+                404, f"The model `{name}` does not exist or you do not have access to it.", "model", "model_not_found"
             ) from None
+        return name
+
+    def chat(self, engine, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat.completion body, or APIError like the API's 4xx."""
+        model = self.model_for(body.get("model"))
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise APIError(
@@ -399,12 +408,24 @@ def create_app(engine=None, **settings: Any) -> FastAPI:
     emulator = OpenAIBatchEmulator(engine, OpenAIBatchSettings(**settings))
     app = FastAPI(title="Tokenomy OpenAI Batch emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
+    install_errors(app)
+    app.include_router(batch_router(emulator, "/v1"))
+    return app
+
+
+def install_errors(app: FastAPI) -> None:
+    """Answer APIError with OpenAI's error body."""
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
         return JSONResponse(exc.body(), status_code=exc.status)
 
-    @app.post("/v1/files")
+
+def batch_router(emulator: OpenAIBatchEmulator, prefix: str, dependencies: list | None = None) -> APIRouter:
+    """The Files + Batches routes under `prefix` (/v1 for OpenAI, /openai for Azure)."""
+    app = APIRouter(prefix=prefix, dependencies=dependencies or [])
+
+    @app.post("/files")
     async def upload(request: Request):
         fields, upload = _parse_upload(request.headers.get("content-type", ""), await request.body())
         if upload is None:
@@ -413,25 +434,25 @@ def create_app(engine=None, **settings: Any) -> FastAPI:
             raise APIError(400, "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter")
         return emulator.add_file(upload[0], upload[1], fields["purpose"])
 
-    @app.get("/v1/files")
+    @app.get("/files")
     async def list_files():
         return {"object": "list", "data": [meta for meta, _ in emulator.files.values()], "has_more": False}
 
-    @app.get("/v1/files/{file_id}")
+    @app.get("/files/{file_id}")
     async def get_file(file_id: str):
         return emulator.file(file_id)[0]
 
-    @app.delete("/v1/files/{file_id}")
+    @app.delete("/files/{file_id}")
     async def delete_file(file_id: str):
         emulator.file(file_id)
         emulator.files.pop(file_id, None)
         return {"id": file_id, "object": "file", "deleted": True}
 
-    @app.get("/v1/files/{file_id}/content")
+    @app.get("/files/{file_id}/content")
     async def file_content(file_id: str):
         return Response(emulator.file(file_id)[1], media_type="application/octet-stream")
 
-    @app.post("/v1/batches")
+    @app.post("/batches")
     async def create_batch(request: Request):
         try:
             body = json.loads(await request.body() or b"{}")
@@ -439,7 +460,7 @@ def create_app(engine=None, **settings: Any) -> FastAPI:
             raise APIError(400, "The request body is not valid JSON.") from None
         return emulator.create_batch(body if isinstance(body, dict) else {})
 
-    @app.get("/v1/batches")
+    @app.get("/batches")
     async def list_batches(limit: int = 20, after: str | None = None):
         batches = sorted(emulator.batches.values(), key=lambda b: (b["created_at"], b["id"]), reverse=True)
         if after:
@@ -454,11 +475,11 @@ def create_app(engine=None, **settings: Any) -> FastAPI:
             "has_more": len(batches) > limit,
         }
 
-    @app.get("/v1/batches/{batch_id}")
+    @app.get("/batches/{batch_id}")
     async def get_batch(batch_id: str):
         return emulator.batch(batch_id)
 
-    @app.post("/v1/batches/{batch_id}/cancel")
+    @app.post("/batches/{batch_id}/cancel")
     async def cancel_batch(batch_id: str):
         return emulator.cancel(batch_id)
 

@@ -65,6 +65,7 @@ class Provider:
     accepts_blocks: tuple[type, ...] = ALL_BLOCKS
     accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
     accepts_names: bool = False  # OpenAI's per-message participant `name`
+    deployment_names: bool = False  # the model id names a deployment (Azure), not a model
 
     def refusal(self, request: ChatRequest) -> str | None:
         """What of `request` this provider cannot send (e.g. "an image block (messages[0].content[1])"), or None."""

@@ -14,6 +14,7 @@ PROVIDER_ALIASES = {
     "aws.bedrock": "bedrock",
     "openai": "openai",
     "anthropic": "anthropic",
+    "azure": "azure",
     "local": "local",
 }
 
@@ -31,6 +32,7 @@ class ModelSpec:
     endpoint_url: str | None = None
     profile: str | None = None
     price_as: str | None = None
+    api_version: str | None = None  # Azure OpenAI's api-version
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     @property
@@ -50,6 +52,8 @@ def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> 
     if name == "local":
         return ModelSpec(name="local", provider="local", model="local", region="local")
     head, sep, rest = name.partition("/")
+    if sep and head == "azure":
+        return _azure_deployment(name, rest)
     if sep and head in PROVIDER_ALIASES and not name.startswith("arn:"):
         return ModelSpec(name=name, provider=PROVIDER_ALIASES[head], model=rest)
     if name.startswith("arn:aws:bedrock"):
@@ -69,13 +73,37 @@ def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> 
     return ModelSpec(name=name, provider=provider, model=name)
 
 
+def _azure_deployment(name: str, deployment: str) -> ModelSpec:
+    """`azure/<deployment>` without a config entry: the deployment must be named after its model (the
+    usual practice), since nothing else says which model's price applies."""
+    from tokenomy.pricing.catalog import default_catalog
+
+    try:
+        default_catalog().lookup(deployment)
+    except UnknownModelError:
+        raise ConfigError(
+            f"model {name!r}: Azure deployment {deployment!r} is not named after a model, so its price is unknown; "
+            f"configure it under `models:` in tokenomy.yaml with `provider: azure`, `model: {deployment}` and "
+            "`price_as: <the deployed model, e.g. gpt-4o-mini>`"
+        ) from None
+    return ModelSpec(name=name, provider="azure", model=deployment)
+
+
 _INSTANCES: dict[tuple, Provider] = {}
 _LOCK = threading.Lock()
 
 
 def get_provider(spec: ModelSpec) -> Provider:
     """One provider instance per connection target, shared across calls and threads."""
-    key = (spec.provider, spec.base_url, spec.api_key_env, spec.region, spec.endpoint_url, spec.profile)
+    key = (
+        spec.provider,
+        spec.base_url,
+        spec.api_key_env,
+        spec.region,
+        spec.endpoint_url,
+        spec.profile,
+        spec.api_version,
+    )
     with _LOCK:
         instance = _INSTANCES.get(key)
         if instance is None:
@@ -93,6 +121,10 @@ def _build(spec: ModelSpec) -> Provider:
         from tokenomy.providers.openai_provider import OpenAIProvider
 
         return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+    if spec.provider == "azure":
+        from tokenomy.providers.azure_provider import AzureOpenAIProvider
+
+        return AzureOpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env, api_version=spec.api_version)
     if spec.provider == "bedrock":
         from tokenomy.providers.bedrock import BedrockProvider
 
@@ -102,5 +134,5 @@ def _build(spec: ModelSpec) -> Provider:
 
         return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
     raise ConfigError(
-        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic"
+        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, azure, bedrock or anthropic"
     )

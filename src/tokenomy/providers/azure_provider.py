@@ -1,0 +1,100 @@
+"""Azure OpenAI: the OpenAI provider with the `openai` SDK's AzureOpenAI client.
+
+Azure serves OpenAI models from *deployments*: the caller's model id is a deployment name, the URL is
+`{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`, and the SDK's Azure
+client builds it. The wire format is OpenAI's, so requests and responses go through the one OpenAI
+wire module (`openai_wire`) via `OpenAIProvider`; only the client and the credentials differ.
+
+Credentials, first found wins: the key in `api_key_env` (default AZURE_OPENAI_API_KEY); a Microsoft
+Entra ID bearer token in AZURE_OPENAI_AD_TOKEN (e.g. `az account get-access-token --resource
+https://cognitiveservices.azure.com`); else, when the optional `azure-identity` package is
+installed, a token provider over DefaultAzureCredential. Tokenomy does not depend on azure-identity.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tokenomy.errors import ConfigError
+from tokenomy.providers.openai_provider import OpenAIProvider
+
+DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference API's latest GA version (Azure's API reference)
+KEY_ENV = "AZURE_OPENAI_API_KEY"
+TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
+ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+VERSION_ENV = "OPENAI_API_VERSION"  # the SDK's own variable for the api-version
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+def _entra_token_provider() -> Any | None:
+    try:
+        from azure.identity import DefaultAzureCredential, get_bearer_token_provider  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
+
+
+def azure_credentials(api_key_env: str | None = None, api_key: str | None = None) -> dict[str, Any]:
+    """The AzureOpenAI credential argument: a key, an Entra ID token, or an Entra ID token provider."""
+    key = api_key or os.environ.get(api_key_env or KEY_ENV)
+    if key:
+        return {"api_key": key}
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return {"azure_ad_token": token}
+    provider = _entra_token_provider()
+    if provider is not None:
+        return {"azure_ad_token_provider": provider}
+    raise ConfigError(
+        f"Azure OpenAI needs credentials: set {api_key_env or KEY_ENV} to the resource's key, or {TOKEN_ENV} "
+        f"to a Microsoft Entra ID token (az account get-access-token --resource https://cognitiveservices.azure.com), "
+        "or install azure-identity to use DefaultAzureCredential"
+    )
+
+
+def azure_client(
+    endpoint: str | None = None,
+    api_version: str | None = None,
+    api_key_env: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 120.0,
+    max_retries: int = 0,
+):
+    """An `openai.AzureOpenAI` client for `endpoint` (default AZURE_OPENAI_ENDPOINT) and `api_version`
+    (default OPENAI_API_VERSION, else DEFAULT_API_VERSION). Used by the provider and the batch backend."""
+    import openai
+
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV)
+    if not endpoint:
+        raise ConfigError(
+            f"Azure OpenAI needs the resource endpoint (https://RESOURCE.openai.azure.com): set `base_url` on "
+            f"the model in tokenomy.yaml, --endpoint-url, or {ENDPOINT_ENV}"
+        )
+    return openai.AzureOpenAI(
+        azure_endpoint=endpoint.rstrip("/"),
+        api_version=api_version or os.environ.get(VERSION_ENV) or DEFAULT_API_VERSION,
+        timeout=timeout,
+        max_retries=max_retries,
+        **azure_credentials(api_key_env, api_key),
+    )
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """Chat Completions on an Azure OpenAI resource; the request's model is the deployment name."""
+
+    name = "azure"
+    deployment_names = True  # the model id is a deployment: rows are recorded under the model it is priced as
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 0,
+        api_version: str | None = None,
+    ) -> None:
+        self.client = azure_client(base_url, api_version, api_key_env, api_key, timeout, max_retries)
+        self.base_url = base_url or os.environ.get(ENDPOINT_ENV)
+        self.api_version = self.client._api_version
