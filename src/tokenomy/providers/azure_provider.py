@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tokenomy.errors import ConfigError
-from tokenomy.providers.openai_provider import OpenAIProvider
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.providers.openai_provider import OpenAIProvider, map_openai_error
 
 DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference API's latest GA version (Azure's API reference)
 KEY_ENV = "AZURE_OPENAI_API_KEY"
@@ -53,6 +53,10 @@ def azure_credentials(api_key_env: str | None = None, api_key: str | None = None
     )
 
 
+def resolved_version(api_version: str | None) -> str:
+    return api_version or os.environ.get(VERSION_ENV) or DEFAULT_API_VERSION
+
+
 def azure_client(
     endpoint: str | None = None,
     api_version: str | None = None,
@@ -73,7 +77,7 @@ def azure_client(
         )
     return openai.AzureOpenAI(
         azure_endpoint=endpoint.rstrip("/"),
-        api_version=api_version or os.environ.get(VERSION_ENV) or DEFAULT_API_VERSION,
+        api_version=resolved_version(api_version),
         timeout=timeout,
         max_retries=max_retries,
         **azure_credentials(api_key_env, api_key),
@@ -97,4 +101,16 @@ class AzureOpenAIProvider(OpenAIProvider):
     ) -> None:
         self.client = azure_client(base_url, api_version, api_key_env, api_key, timeout, max_retries)
         self.base_url = base_url or os.environ.get(ENDPOINT_ENV)
-        self.api_version = self.client._api_version
+        self.api_version = resolved_version(api_version)
+
+    def map_error(self, exc: Exception) -> ProviderError:
+        """The SDK's error, with what to check when Azure's 404 names a deployment or an unknown route."""
+        error = map_openai_error(exc)
+        if error.status != 404:
+            return error
+        body = getattr(exc, "body", None)
+        if isinstance(body, dict) and body.get("code") == "DeploymentNotFound":
+            hint = "[DeploymentNotFound]: check the deployment name (`model:` in tokenomy.yaml, or azure/<deployment>)"
+        else:
+            hint = f"check the endpoint and the api-version ({self.api_version})"
+        return ProviderError(f"{error} (Azure resource {self.base_url}) {hint}", error.kind, error.retry_after, 404)

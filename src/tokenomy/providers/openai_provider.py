@@ -82,6 +82,9 @@ class OpenAIProvider(Provider):
             named["stream"] = True
         return {**named, "extra_body": body}
 
+    def map_error(self, exc: Exception) -> ProviderError:
+        return map_openai_error(exc)
+
     def refusal(self, request: ChatRequest) -> str | None:
         return super().refusal(request) or openai_wire.refusal(request)
 
@@ -99,7 +102,7 @@ class OpenAIProvider(Provider):
                         ttft = (time.perf_counter() - start) * 1000
                     yield piece
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise self.map_error(exc) from exc
         response = assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft)
         if response.raw["usage_source"] == "estimated":
             log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")
@@ -113,7 +116,7 @@ class OpenAIProvider(Provider):
         try:
             result = self.client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise self.map_error(exc) from exc
         return openai_wire.parse_completion(
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
         )

@@ -1,0 +1,192 @@
+"""Azure OpenAI: the openai SDK's AzureOpenAI client and Tokenomy's Azure provider against the Azure-shaped
+emulator on 127.0.0.1 (deployments path, api-version, DeploymentNotFound, prompt caching, tools)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from tokenomy.client import Tokenomy
+from tokenomy.config import parse_config
+from tokenomy.emulate.azure_openai import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, ImageBlock, Message, ResponseFormat, TextBlock, ToolChoice, ToolSpec
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.providers.registry import resolve_model
+
+VERSION = "2024-10-21"
+DEPLOYMENTS = {"chat-prod": "gpt-4o-mini"}
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+
+
+@pytest.fixture(autouse=True)
+def no_azure_env(monkeypatch):
+    for key in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def azure_url():
+    with ServerThread(create_app(DEPLOYMENTS, InstantEngine(), validating_seconds=0.05)) as url:
+        yield url
+
+
+def sdk(url: str, **kwargs) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(azure_endpoint=url, api_version=VERSION, **{"api_key": "k", **kwargs})
+
+
+def models(url: str, **entry) -> dict:
+    config = {
+        "models": {"prod": {"provider": "azure", "model": "chat-prod", "base_url": url, "price_as": "gpt-4o-mini"}}
+    }
+    config["models"]["prod"].update(entry)
+    return parse_config(config).model_specs()
+
+
+def by_hand(prompt: int, cached: int, output: int, model: str = "gpt-4o-mini", batch: bool = False) -> Decimal:
+    """Cost from the catalog's per-million prices, computed here rather than by Tokenomy's pricing."""
+    e = default_catalog().lookup(model)
+    fresh, out = (e.batch_input, e.batch_output) if batch else (e.input, e.output)
+    cache_rate = e.cache_read if not batch else e.batch_input  # batch figures below carry no cached tokens
+    return ((prompt - cached) * fresh + cached * cache_rate + output * out) / Decimal(1_000_000)
+
+
+# -- the SDK's Azure client against the emulator ------------------------------------------------------
+def test_sdk_chat_on_a_deployment(azure_url):
+    client = sdk(azure_url)
+    reply = client.chat.completions.create(model="chat-prod", messages=[{"role": "user", "content": "hello azure"}])
+    assert reply.model == "gpt-4o-mini" and reply.choices[0].message.content == "Re: hello azure"
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens == 3
+    # A deployment named after its model exists too (the usual practice).
+    same = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert same.choices[0].message.content == "Re: hi"
+
+
+def test_sdk_missing_api_version_is_azures_404(azure_url):
+    # The plain OpenAI client at the deployment URL sends no api-version: Azure answers 404 Resource not found.
+    plain = openai.OpenAI(base_url=f"{azure_url}/openai/deployments/chat-prod", api_key="k")
+    with pytest.raises(openai.NotFoundError) as info:
+        plain.chat.completions.create(model="chat-prod", messages=[{"role": "user", "content": "x"}])
+    assert info.value.body == {"code": "404", "message": "Resource not found"}
+    with pytest.raises(openai.BadRequestError, match="API version not supported"):
+        openai.AzureOpenAI(azure_endpoint=azure_url, api_version="latest", api_key="k").chat.completions.create(
+            model="chat-prod", messages=[{"role": "user", "content": "x"}]
+        )
+
+
+def test_sdk_unknown_deployment_and_missing_key(azure_url):
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk(azure_url).chat.completions.create(model="no-such", messages=[{"role": "user", "content": "x"}])
+    assert isinstance(info.value.body, dict) and info.value.body["code"] == "DeploymentNotFound"
+    # An Entra ID bearer token is accepted in place of a key; neither is a 401.
+    token = sdk(azure_url, api_key=None, azure_ad_token="eyJ.token")
+    assert token.chat.completions.create(model="chat-prod", messages=[{"role": "user", "content": "x"}]).choices
+    # The SDK refuses to send nothing; a bare HTTP call shows the server's 401.
+    anonymous = httpx.post(
+        f"{azure_url}/openai/deployments/chat-prod/chat/completions?api-version={VERSION}",
+        json={"messages": [{"role": "user", "content": "x"}]},
+    )
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "401"
+
+
+def test_sdk_stream_reports_cached_tokens_on_a_repeated_prefix(azure_url):
+    client = sdk(azure_url)
+    long = "policy " * 1200  # ~1,800 tokens: past the 1,024-token caching floor
+    usages = []
+    for question in ("first?", "second?"):
+        stream = client.chat.completions.create(
+            model="chat-prod",
+            messages=[{"role": "system", "content": long}, {"role": "user", "content": question}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        assert chunks[0].choices == []  # Azure's prompt-filter chunk comes first
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("Re:")
+        usages.append(chunks[-1].usage)
+    system_tokens = InstantEngine().count(long) + 1
+    assert usages[0].prompt_tokens_details.cached_tokens == 0
+    # The system message is the cached prefix, counted in 128-token steps past 1,024.
+    assert usages[1].prompt_tokens_details.cached_tokens == 1024 + (system_tokens - 1024) // 128 * 128
+
+
+def test_sdk_tool_call_then_answer_in_text(azure_url):
+    client = sdk(azure_url)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+    asked = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = client.chat.completions.create(model="chat-prod", messages=asked, tools=tools)
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+    assert set(json.loads(call.function.arguments)) == {"city", "days"}
+    answered = [
+        *asked,
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    second = client.chat.completions.create(model="chat-prod", messages=answered, tools=tools)
+    assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content
+
+
+# -- Tokenomy's Azure provider through tokenomy.client ----------------------------------------------
+def test_tokenomy_records_azure_calls_under_the_deployed_model_with_cached_price(azure_url, ledger_path, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    long = "clause " * 1300
+    with Tokenomy(ledger_path, models=models(azure_url)) as client:
+        answers = [
+            client.chat(ChatRequest.simple("first?", model="prod", system=long, max_tokens=8)),
+            list(client.stream(ChatRequest.simple("second?", model="prod", system=long, max_tokens=8)))[-1].response,
+        ]
+    assert answers[1] is not None
+    assert [a.provider for a in answers] == ["azure", "azure"] and answers[0].text.startswith("Re:")
+    assert answers[0].usage.cache_read_tokens == 0 and answers[1].usage.cache_read_tokens >= 1024
+    events = open_store(ledger_path).events()
+    assert len(events) == 2
+    for event, answer in zip(sorted(events, key=lambda e: e.ts), answers, strict=True):
+        u = answer.usage
+        assert event.provider == "azure" and event.model == "gpt-4o-mini"
+        assert event.tags["deployment"] == "chat-prod"
+        assert event.cache_read_tokens == u.cache_read_tokens and event.input_tokens == u.input_tokens
+        expected = by_hand(u.input_tokens + u.cache_read_tokens, u.cache_read_tokens, u.output_tokens)
+        assert event.cost_usd == expected == answer.cost_usd
+    entry = default_catalog().lookup("gpt-4o-mini")
+    assert entry.cache_read < entry.input  # so the check above tells a cached rate from the plain one
+
+
+def test_tokenomy_tools_images_and_json_schema_reach_azure(azure_url, ledger_path, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    tool = ToolSpec("get_weather", "Forecast", WEATHER)
+    with Tokenomy(ledger_path, models=models(azure_url)) as client:
+        called = client.chat(
+            ChatRequest.simple("Weather?", model="prod", tools=[tool], tool_choice=ToolChoice("tool", "get_weather"))
+        )
+        image = Message("user", [TextBlock("What is this?"), ImageBlock("image/png", data=b"\x89PNG")])
+        seen = client.chat(ChatRequest(messages=[image], model="prod", max_tokens=4))
+        shaped = client.chat(
+            ChatRequest.simple("Forecast", model="prod", response_format=ResponseFormat("json_schema", WEATHER, "w"))
+        )
+    assert called.tool_calls[0].name == "get_weather" and set(called.tool_calls[0].input) == {"city", "days"}
+    assert seen.usage.input_tokens > 1600  # the image reached the server and was billed at its fixed estimate
+    assert set(json.loads(shaped.text)) == {"city", "days"}
+
+
+def test_tokenomy_azure_errors_name_the_fix(azure_url, ledger_path, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    with Tokenomy(ledger_path, models=models(azure_url, model="gone")) as client, pytest.raises(ProviderError) as info:
+        client.chat(ChatRequest.simple("hi", model="prod"))
+    assert info.value.kind == "client_error" and info.value.status == 404 and "DeploymentNotFound" in str(info.value)
+    with pytest.raises(ConfigError, match="price_as"):
+        resolve_model("azure/my-deployment")
+    assert resolve_model("azure/gpt-4o-mini").provider == "azure"
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    unkeyed = models(azure_url, api_key_env="NO_SUCH_KEY")
+    with Tokenomy(ledger_path, models=unkeyed) as client, pytest.raises(ConfigError, match="AZURE_OPENAI_AD_TOKEN"):
+        client.chat(ChatRequest.simple("hi", model="prod"))
+    with pytest.raises(ConfigError, match="api_version applies to provider azure"):
+        parse_config({"models": {"x": {"provider": "openai", "api_version": VERSION}}})
