@@ -24,17 +24,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(plan_app, name="plan")
 
 
-def _econ(model, region, term, units, share, tpm, hourly, input_price=None, output_price=None):
+def _econ(model, region, term, units, share, tpm, hourly, input_price=None, output_price=None, provisioned="bedrock"):
     from tokenomy.planning.breakeven import unit_economics
     from tokenomy.pricing.catalog import default_catalog
 
+    if provisioned not in ("bedrock", "azure-ptu"):
+        raise typer.BadParameter(f"--provisioned {provisioned!r}: use bedrock or azure-ptu")
     if term not in ("none", "1m", "6m"):
         raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
     entry = default_catalog().lookup(model, region)
+    if provisioned == "azure-ptu":
+        from tokenomy.planning.azure_ptu import MIN_PTUS, ptu_economics
+
+        return ptu_economics(
+            entry,
+            MIN_PTUS if units is None else units,
+            share,
+            tpm,
+            None if hourly is None else Decimal(str(hourly)),
+            None if input_price is None else Decimal(str(input_price)),
+            None if output_price is None else Decimal(str(output_price)),
+        )
     return unit_economics(
         entry,
         term,
-        units,
+        1 if units is None else units,
         share,
         tpm,
         None if hourly is None else Decimal(str(hourly)),
@@ -46,7 +60,14 @@ def _econ(model, region, term, units, share, tpm, hourly, input_price=None, outp
 @plan_app.command("breakeven")
 def breakeven_cmd(
     model: str = typer.Option(..., "--model", help="Model id (catalog)."),
-    units: int = typer.Option(1, "--units", help="Model units."),
+    units: Optional[int] = typer.Option(
+        None, "--units", help="Model units (default 1); Azure PTUs (default 15, in steps of 5)."
+    ),
+    provisioned: str = typer.Option(
+        "bedrock",
+        "--provisioned",
+        help="bedrock (model units) or azure-ptu (Azure OpenAI provisioned deployment; --hourly-usd is required).",
+    ),
     term: str = TermOption,
     input_share: Optional[float] = typer.Option(None, "--input-share", help="Fraction of tokens that are input."),
     avg_input: Optional[float] = typer.Option(None, "--avg-input", help="Average input tokens per request."),
@@ -72,6 +93,7 @@ def breakeven_cmd(
             hourly,
             input_price,
             output_price,
+            provisioned,
         )
     )
     if as_json:
@@ -79,7 +101,8 @@ def breakeven_cmd(
         return
     console.print(
         table(
-            f"Break-even · {result['model']} · {result['units']} unit(s) · term {term}",
+            f"Break-even · {result['model']} · {result['units']} "
+            + ("PTU(s) · hourly" if provisioned == "azure-ptu" else f"unit(s) · term {term}"),
             ["", "value"],
             [
                 ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
