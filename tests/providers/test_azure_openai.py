@@ -4,12 +4,15 @@ emulator on 127.0.0.1 (deployments path, api-version, DeploymentNotFound, prompt
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import httpx
 import openai
 import pytest
 
+from helpers import free_port, wait_for_port
 from tokenomy.client import Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.emulate.azure_openai import create_app
@@ -190,3 +193,28 @@ def test_tokenomy_azure_errors_name_the_fix(azure_url, ledger_path, monkeypatch)
         client.chat(ChatRequest.simple("hi", model="prod"))
     with pytest.raises(ConfigError, match="api_version applies to provider azure"):
         parse_config({"models": {"x": {"provider": "openai", "api_version": VERSION}}})
+
+
+@pytest.mark.slow
+def test_cli_emulator_on_the_local_model_answers_chat_and_a_forced_tool():
+    port = free_port()
+    cli = [sys.executable, "-m", "tokenomy.cli", "emulate", "azure-openai", "--port", str(port)]
+    proc = subprocess.Popen([*cli, "--deployment", "team-chat=gpt-4o-mini"], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, proc)
+        client = sdk(f"http://127.0.0.1:{port}")
+        reply = client.chat.completions.create(
+            model="team-chat", messages=[{"role": "user", "content": "Say hi."}], max_tokens=6
+        )
+        assert reply.model == "gpt-4o-mini" and reply.choices[0].message.content
+        assert 0 < reply.usage.completion_tokens <= 6
+        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+        forced = {"type": "function", "function": {"name": "get_weather"}}
+        called = client.chat.completions.create(
+            model="team-chat", messages=[{"role": "user", "content": "Oslo"}], tools=tools, tool_choice=forced
+        )
+        arguments = json.loads(called.choices[0].message.tool_calls[0].function.arguments)  # grammar-constrained
+        assert isinstance(arguments, dict) and set(arguments) <= {"city", "days"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
