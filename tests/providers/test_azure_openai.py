@@ -218,3 +218,20 @@ def test_cli_emulator_on_the_local_model_answers_chat_and_a_forced_tool():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_gateway_serves_an_azure_deployment_and_prices_it(azure_url, ledger_path, monkeypatch):
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": azure_url}}}
+    config["models"]["chat"]["price_as"] = "gpt-4o-mini"
+    with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "via gateway"}], max_tokens=5
+        )
+    assert reply.choices[0].message.content == "Re: via gateway"
+    (event,) = open_store(ledger_path).events()
+    assert (event.provider, event.model, event.tags["deployment"]) == ("azure", "gpt-4o-mini", "chat-prod")
+    assert event.cost_usd == by_hand(event.input_tokens, 0, event.output_tokens) > 0
