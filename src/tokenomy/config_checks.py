@@ -69,6 +69,12 @@ def check_config(
                 if str(exc).startswith("unknown model")
                 else f"not priced in region {model.region!r}"
             )
+            if model.provider == "azure":  # a deployment name: only the config can say which model it serves
+                found.errors.append(
+                    f"{origin}: models.{name}: Azure deployment {model_id!r} is {unknown}; set price_as: to "
+                    "the model the deployment serves (e.g. gpt-4o-mini)"
+                )
+                continue
             found.warnings.append(
                 f"{origin}: models.{name}.model: {model_id!r} is {unknown}, so its calls would be "
                 f"recorded at $0.{did_you_mean(model_id, catalog)} Fix the id, or set price_as: to "

@@ -235,3 +235,24 @@ def test_gateway_serves_an_azure_deployment_and_prices_it(azure_url, ledger_path
     (event,) = open_store(ledger_path).events()
     assert (event.provider, event.model, event.tags["deployment"]) == ("azure", "gpt-4o-mini", "chat-prod")
     assert event.cost_usd == by_hand(event.input_tokens, 0, event.output_tokens) > 0
+
+
+def test_config_check_refuses_an_unpriced_deployment():
+    from tokenomy.config_checks import check_config
+
+    config = parse_config(
+        {
+            "models": {
+                "named": {"provider": "azure", "model": "gpt-4o-mini"},  # named after its model: priced
+                "mapped": {"provider": "azure", "model": "prod-1", "price_as": "gpt-4o-mini"},
+                "bare": {"provider": "azure", "model": "prod-2"},
+            }
+        },
+        "t.yaml",
+    )
+    found = check_config(config, environ={})
+    assert found.warnings == []
+    assert found.errors == [
+        "t.yaml: models.bare: Azure deployment 'prod-2' is not in the price catalog; set price_as: to the model "
+        "the deployment serves (e.g. gpt-4o-mini)"
+    ]
