@@ -423,9 +423,9 @@ def install_errors(app: FastAPI) -> None:
 
 def batch_router(emulator: OpenAIBatchEmulator, prefix: str, dependencies: list | None = None) -> APIRouter:
     """The Files + Batches routes under `prefix` (/v1 for OpenAI, /openai for Azure)."""
-    app = APIRouter(prefix=prefix, dependencies=dependencies or [])
+    router = APIRouter(prefix=prefix, dependencies=dependencies or [])
 
-    @app.post("/files")
+    @router.post("/files")
     async def upload(request: Request):
         fields, upload = _parse_upload(request.headers.get("content-type", ""), await request.body())
         if upload is None:
@@ -434,25 +434,25 @@ def batch_router(emulator: OpenAIBatchEmulator, prefix: str, dependencies: list 
             raise APIError(400, "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter")
         return emulator.add_file(upload[0], upload[1], fields["purpose"])
 
-    @app.get("/files")
+    @router.get("/files")
     async def list_files():
         return {"object": "list", "data": [meta for meta, _ in emulator.files.values()], "has_more": False}
 
-    @app.get("/files/{file_id}")
+    @router.get("/files/{file_id}")
     async def get_file(file_id: str):
         return emulator.file(file_id)[0]
 
-    @app.delete("/files/{file_id}")
+    @router.delete("/files/{file_id}")
     async def delete_file(file_id: str):
         emulator.file(file_id)
         emulator.files.pop(file_id, None)
         return {"id": file_id, "object": "file", "deleted": True}
 
-    @app.get("/files/{file_id}/content")
+    @router.get("/files/{file_id}/content")
     async def file_content(file_id: str):
         return Response(emulator.file(file_id)[1], media_type="application/octet-stream")
 
-    @app.post("/batches")
+    @router.post("/batches")
     async def create_batch(request: Request):
         try:
             body = json.loads(await request.body() or b"{}")
@@ -460,7 +460,7 @@ def batch_router(emulator: OpenAIBatchEmulator, prefix: str, dependencies: list 
             raise APIError(400, "The request body is not valid JSON.") from None
         return emulator.create_batch(body if isinstance(body, dict) else {})
 
-    @app.get("/batches")
+    @router.get("/batches")
     async def list_batches(limit: int = 20, after: str | None = None):
         batches = sorted(emulator.batches.values(), key=lambda b: (b["created_at"], b["id"]), reverse=True)
         if after:
@@ -475,12 +475,12 @@ def batch_router(emulator: OpenAIBatchEmulator, prefix: str, dependencies: list 
             "has_more": len(batches) > limit,
         }
 
-    @app.get("/batches/{batch_id}")
+    @router.get("/batches/{batch_id}")
     async def get_batch(batch_id: str):
         return emulator.batch(batch_id)
 
-    @app.post("/batches/{batch_id}/cancel")
+    @router.post("/batches/{batch_id}/cancel")
     async def cancel_batch(batch_id: str):
         return emulator.cancel(batch_id)
 
-    return app
+    return router
