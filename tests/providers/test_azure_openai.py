@@ -256,3 +256,16 @@ def test_config_check_refuses_an_unpriced_deployment():
         "t.yaml: models.bare: Azure deployment 'prod-2' is not in the price catalog; set price_as: to the model "
         "the deployment serves (e.g. gpt-4o-mini)"
     ]
+
+
+def test_spans_name_azure_by_its_genai_provider_name(azure_url, ledger_path, monkeypatch):
+    from tokenomy.telemetry.otel import in_memory_pipeline
+
+    exporter, _ = in_memory_pipeline()
+    exporter.clear()
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    with Tokenomy(ledger_path, models=models(azure_url)) as client:
+        client.chat(ChatRequest.simple("hi", model="prod", max_tokens=3))
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert span.attributes["gen_ai.provider.name"] == "azure.ai.openai"  # the ledger row says "azure"
+    assert open_store(ledger_path).events()[0].provider == "azure"

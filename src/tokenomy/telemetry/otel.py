@@ -153,12 +153,16 @@ def _instrument(name: str):
     return _instruments[key]
 
 
+# Ledger provider names whose OpenTelemetry GenAI name differs (the OTLP import maps them back).
+SEMCONV_PROVIDERS = {"azure": "azure.ai.openai"}
+
+
 @contextmanager
 def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current: bool = True) -> Iterator[Span]:
     """The CLIENT span `chat {model}` for one attempt; `current=False` for generators (streams)."""
     attributes: dict = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": provider_name,
+        "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
         "gen_ai.request.model": request.model,
         "tokenomy.attempt": attempt,
     }
@@ -190,7 +194,7 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
 def _common(provider_name: str, request_model: str, response_model: str | None, error_type: str | None) -> dict:
     attrs = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": provider_name,
+        "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
         "gen_ai.request.model": request_model,
     }
     if response_model:
