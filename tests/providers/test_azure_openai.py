@@ -269,3 +269,15 @@ def test_spans_name_azure_by_its_genai_provider_name(azure_url, ledger_path, mon
     (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
     assert span.attributes["gen_ai.provider.name"] == "azure.ai.openai"  # the ledger row says "azure"
     assert open_store(ledger_path).events()[0].provider == "azure"
+
+
+def test_focus_export_names_azure_openai(azure_url, ledger_path, monkeypatch):
+    from tokenomy.analytics.focus import focus_rows
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    with Tokenomy(ledger_path, models=models(azure_url)) as client:
+        client.chat(ChatRequest.simple("hi", model="prod", max_tokens=3))
+    rows = focus_rows(open_store(ledger_path).events())
+    assert {(r["ProviderName"], r["ServiceName"], r["x_Model"]) for r in rows} == {
+        ("Microsoft", "Azure OpenAI", "gpt-4o-mini")
+    }

@@ -70,7 +70,8 @@ _METER = {
     "cache_read": "Cache Read Tokens",
     "cache_write": "Cache Write Tokens",
 }
-_ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic"}
+_ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic", "azure": "Microsoft"}
+_SERVICE = {"bedrock": "Amazon Bedrock", "azure": "Azure OpenAI"}
 
 
 def _iso(value: datetime) -> str:
@@ -128,7 +129,7 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
                 "RegionId": region,
                 "RegionName": region,
                 "ServiceCategory": "AI and Machine Learning",
-                "ServiceName": "Amazon Bedrock" if provider == "bedrock" else f"{issuer} API",
+                "ServiceName": _SERVICE.get(provider, f"{issuer} API"),
                 "ServiceSubcategory": "Generative AI",
                 "SkuId": sku,
                 "SkuMeter": _METER[kind],
