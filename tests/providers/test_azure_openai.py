@@ -169,12 +169,16 @@ def test_tokenomy_tools_images_and_json_schema_reach_azure(azure_url, ledger_pat
         called = client.chat(
             ChatRequest.simple("Weather?", model="prod", tools=[tool], tool_choice=ToolChoice("tool", "get_weather"))
         )
+        forced = ChatRequest.simple("Weather?", model="prod", tools=[tool], tool_choice=ToolChoice("any"))
+        streamed = list(client.stream(forced))[-1].response
         image = Message("user", [TextBlock("What is this?"), ImageBlock("image/png", data=b"\x89PNG")])
         seen = client.chat(ChatRequest(messages=[image], model="prod", max_tokens=4))
         shaped = client.chat(
             ChatRequest.simple("Forecast", model="prod", response_format=ResponseFormat("json_schema", WEATHER, "w"))
         )
     assert called.tool_calls[0].name == "get_weather" and set(called.tool_calls[0].input) == {"city", "days"}
+    assert streamed is not None and streamed.finish_reason == "tool_calls"
+    assert [(c.name, c.input) for c in streamed.tool_calls] == [(c.name, c.input) for c in called.tool_calls]
     assert seen.usage.input_tokens > 1600  # the image reached the server and was billed at its fixed estimate
     assert set(json.loads(shaped.text)) == {"city", "days"}
 
