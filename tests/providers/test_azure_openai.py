@@ -236,6 +236,8 @@ def test_gateway_serves_an_azure_deployment_and_prices_it(azure_url, ledger_path
             model="chat", messages=[{"role": "user", "content": "via gateway"}], max_tokens=5
         )
     assert reply.choices[0].message.content == "Re: via gateway"
+    # Azure's content-filter annotations reach the caller as Azure sent them.
+    assert (reply.model_extra or {})["prompt_filter_results"][0]["content_filter_results"]["hate"]["filtered"] is False
     (event,) = open_store(ledger_path).events()
     assert (event.provider, event.model, event.tags["deployment"]) == ("azure", "gpt-4o-mini", "chat-prod")
     assert event.cost_usd == by_hand(event.input_tokens, 0, event.output_tokens) > 0

@@ -55,6 +55,10 @@ NO_KEY = (
 )
 
 
+# Azure's content filter annotations (every category passed), as its answers carry them.
+FILTERED_SAFE = {name: {"filtered": False, "severity": "safe"} for name in ("hate", "self_harm", "sexual", "violence")}
+
+
 class AzureError(Exception):
     """An error in Azure's own shape: {"error": {"code", "message"}}."""
 
@@ -240,7 +244,16 @@ class AzureChat:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": finish,
+                    "logprobs": None,
+                    "content_filter_results": FILTERED_SAFE,
+                }
+            ],
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTERED_SAFE}],
             "usage": usage,
             "system_fingerprint": "fp_tokenomy",
         }
@@ -263,7 +276,8 @@ def stream_chunks(completion: dict[str, Any], pieces: list[str], include_usage: 
         data = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more}
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
-    filtered = {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": []}
+    filtered = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
+    filtered["prompt_filter_results"] = completion["prompt_filter_results"]
     yield b"data: " + json.dumps(filtered).encode() + b"\n\n"
     yield chunk({"role": "assistant", "content": ""})
     for piece in pieces:
