@@ -11,7 +11,10 @@ upstream alone serves and p99 < 25 ms; `--workers 2` >= 1.7x one worker's reques
 image part) is measured direct and through Tokenomy: its overhead should stay within 10% of the
 text-only request's.
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json]
+    .venv/bin/python benchmarks/gateway_overhead.py [--duration 5] [--no-litellm] [--json] [--flame FILE.svg]
+
+`--flame` also records the one-worker gateway with py-spy during an extra run at concurrency 32 (the
+tools+image request) and writes the flame graph (benchmarks/artifacts/gateway-flame.svg is one such run).
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--flame", type=Path, help="write a py-spy flame graph of the gateway to this SVG file")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -259,6 +263,8 @@ def main() -> int:
             results[name + RICH] = {c: wrk(targets[name], c, args.duration, rich_script, pids.get(name))
                                     for c in (1, 32)}
             print(f"measured {name}{RICH}", file=sys.stderr, flush=True)
+        if args.flame:
+            notes.append(flame(pids["tokenomy"], targets["tokenomy"], rich_script, args.duration, args.flame))
     finally:
         for proc in reversed(procs):
             stop(proc)
@@ -269,6 +275,22 @@ def main() -> int:
         return 0
     report(results, verdict, notes)
     return 0
+
+
+def flame(pid: int, url: str, script: Path, duration: int, out: Path) -> str:
+    """Record the gateway with py-spy while wrk loads it; a note saying where the graph is (or why not)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recorder = subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(duration + 1), "-r", "250", "-o", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    wrk(url, 32, duration, script)
+    try:
+        _, err = recorder.communicate(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+        return "py-spy did not finish; no flame graph"
+    return f"flame graph: {out}" if recorder.returncode == 0 else f"py-spy failed: {err.strip()[-200:]}"
 
 
 def verdicts(results: dict) -> list[dict]:
