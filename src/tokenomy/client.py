@@ -9,18 +9,19 @@ place and every attempt is recorded the same way (ledger row + OpenTelemetry spa
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+
+import orjson
 
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.ids import new_id
 from tokenomy.ledger.events import (
     UsageEvent,
     content_counts,
@@ -107,7 +108,7 @@ class Tokenomy:
                     validated=validators is not None and index < len(chains) - 1,
                 )
             )
-        return CallState(request, policy, tiers, validators, uuid.uuid4().hex, mode, stream)
+        return CallState(request, policy, tiers, validators, new_id(), mode, stream)
 
     def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
@@ -127,7 +128,7 @@ class Tokenomy:
                 )
             text = request.text()
             if request.tools:
-                text += json.dumps([t.to_dict() for t in request.tools])
+                text += orjson.dumps([t.to_dict() for t in request.tools]).decode()
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
             tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]

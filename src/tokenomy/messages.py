@@ -37,6 +37,9 @@ class ImageBlock:
     data: bytes | None = None
     url: str | None = None
     detail: str | None = None  # OpenAI's low/high/auto; other providers have no such knob
+    # The base64 text `data` arrived as (a data URL's payload): APIs that take base64 get the caller's own
+    # text, byte for byte and without encoding it again (the gateway's hot path). Not part of equality.
+    base64: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)

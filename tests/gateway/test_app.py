@@ -246,3 +246,17 @@ def test_schema_fuzzing_finds_no_server_errors(ledger_path, tmp_path):
     assert counts.group(1) == counts.group(2), result.stdout[-2000:]
     ok = [e for e in open_store(ledger_path).events() if e.outcome == "ok"]
     assert ok, "the fuzzer never reached a real completion (the OpenAPI example names a served model)"
+
+
+def test_the_openapi_document_still_describes_the_request_body(ledger_path):
+    """The body is parsed from bytes by the handler (not by FastAPI), so its schema is declared by hand: the
+    document must still name every typed field, with the example naming a model this gateway serves."""
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        doc = httpx.get(url + "/openapi.json").json()
+    body = doc["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert body["required"] and {"model", "messages", "tools", "response_format"} <= set(schema["properties"])
+    assert schema["example"]["model"] == "fast" and "messages" in schema["required"]
+    message_ref = schema["properties"]["messages"]["items"]["$ref"]
+    assert message_ref.rsplit("/", 1)[-1] in doc["components"]["schemas"]  # nested models resolve too

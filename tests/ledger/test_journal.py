@@ -41,7 +41,7 @@ os._exit(9)  # no clean shutdown: the segment stays behind
 
 def test_a_live_journal_is_not_replayed_and_waiters_return_once_it_is_on_disk(tmp_path):
     folder = tmp_path / "journal"
-    journal = Journal(folder)
+    journal = Journal(folder, sync="fsync")
     event = UsageEvent(ts=utcnow(), provider="openai", model="m")
     seq = journal.append(event)
     asyncio.run(asyncio.wait_for(journal.durable_async(seq), 10))
@@ -52,3 +52,33 @@ def test_a_live_journal_is_not_replayed_and_waiters_return_once_it_is_on_disk(tm
     assert replay(folder, store) == 0 and segment.exists()  # held by this live process
     journal.discard()
     assert not segment.exists() and os.listdir(folder) == []
+
+
+def test_write_mode_has_the_event_in_the_file_before_durable_returns_and_fsync_mode_waits_for_disk(tmp_path):
+    """"write": the line is in the file (the OS has it: a killed process loses nothing) at once, synced on a
+    timer; "fsync": durable_async returns only once the line is fdatasync'ed (durable catches up)."""
+    for sync in ("write", "fsync"):
+        journal = Journal(tmp_path / sync, sync=sync, interval=30.0)  # the timer never fires in this test
+        seq = journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=f"{sync}-1"))
+        asyncio.run(asyncio.wait_for(journal.durable_async(seq), 10))
+        [segment] = (tmp_path / sync).glob("journal-*.jsonl")
+        assert f"{sync}-1".encode() in segment.read_bytes()
+        assert (journal.durable >= seq) == (sync == "fsync")  # "write" did not wait for the disk
+        assert journal.durable_sync(seq, timeout=10) and journal.durable >= seq  # on demand, either mode
+        journal.discard()
+
+
+def test_a_journal_written_in_write_mode_survives_sigkill(tmp_path):
+    folder = tmp_path / "journal"
+    script = f"""
+import os
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.journal import Journal
+journal = Journal(__import__("pathlib").Path({str(folder)!r}), sync="write", interval=3600)
+for i in range(50):
+    journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=f"k{{i}}"))
+os.kill(os.getpid(), 9)  # no fsync ever ran: the lines are only in the page cache, which outlives the process
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store) == 50 and store.count() == 50

@@ -182,7 +182,7 @@ async def create_message(request: Request):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
     model = body.get("model")
     name: str = model if isinstance(model, str) else ""
-    route = gw.config.route_for(name) if name else None
+    route = gw.route_for(name) if name else None
     label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
     secret = request.headers.get("x-api-key")
     key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))

@@ -39,7 +39,7 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
         return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
-    policy = gw.policies.get(model) or CallPolicy.from_route(route)
+    policy = gw.policy_for(model, route)
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None
     if scopes:

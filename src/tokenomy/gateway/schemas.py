@@ -147,13 +147,14 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 
 # -- messages --------------------------------------------------------------------------------------
-def _data_url(url: str, where: str) -> tuple[str, bytes]:
-    """(media type, bytes) of a `data:<type>;base64,<data>` URL."""
+def _data_url(url: str, where: str) -> tuple[str, bytes, str]:
+    """(media type, bytes, base64 text) of a `data:<type>;base64,<data>` URL."""
     head, sep, payload = url.partition(",")
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
         raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
     try:
-        return head[5:-7], binascii.a2b_base64(payload, strict_mode=True)  # b64decode(validate=True) is 5x slower
+        # b64decode(validate=True) is 5x slower
+        return head[5:-7], binascii.a2b_base64(payload, strict_mode=True), payload
     except (binascii.Error, ValueError):
         raise RequestError(where, "the data URL's payload is not valid base64") from None
 
@@ -174,8 +175,8 @@ def _part(part: dict[str, Any], where: str) -> Block:
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
-            media_type, data = _data_url(url, f"{where}.image_url.url")
-            return ImageBlock(media_type=media_type, data=data, detail=image.get("detail"))
+            media_type, data, text = _data_url(url, f"{where}.image_url.url")
+            return ImageBlock(media_type=media_type, data=data, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
         file = part.get("file") or {}
@@ -183,7 +184,7 @@ def _part(part: dict[str, Any], where: str) -> Block:
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
-        media_type, data = _data_url(file["file_data"], f"{where}.file.file_data")
+        media_type, data, _ = _data_url(file["file_data"], f"{where}.file.file_data")
         name = file.get("filename") or "document"
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
         return DocumentBlock(format=fmt, data=data, name=name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +32,16 @@ class GatewaySettings(BaseModel):
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
     journal: bool = Field(
         True,
-        description="append every ledger event to a local fsynced journal before answering "
+        description="write every ledger event to a local journal before answering "
         "(replayed on start): a crash loses no answered call",
+    )
+    journal_sync: Literal["write", "fsync"] = Field(
+        "write",
+        description="write: the event is in the OS before the answer leaves (a killed process loses nothing; "
+        "a power loss can lose the last journal_fsync_seconds); fsync: the answer also waits until it is on disk",
+    )
+    journal_fsync_seconds: float = Field(
+        0.2, gt=0, le=60, description="with journal_sync: write, how often the journal is fsynced"
     )
     journal_dir: Optional[str] = Field(
         None,

@@ -14,14 +14,30 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
+import orjson
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_wire
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec, get_provider
+
+
+def _dumps(body: dict) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # a lone surrogate orjson refuses (the edge refuses them in requests; kept for safety)
+        return json.dumps(body).encode()
+
+
+def _loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except ValueError:  # orjson refuses escaped lone surrogates the stdlib reads: never lose a paid answer
+        return json.loads(data)
 
 
 class AsyncOpenAIUpstream(OpenAIProvider):
@@ -57,20 +73,22 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         start = time.perf_counter()
         try:
             async with self.session().post(
-                self.url, data=json.dumps(openai_wire.request_body(request)), headers=self.headers
+                self.url, data=_dumps(openai_wire.request_body(request)), headers=self.headers
             ) as reply:
-                text = await reply.text()
+                raw = await reply.read()
                 status, retry_after = reply.status, reply.headers.get("retry-after")
         except TimeoutError as exc:
             raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc
         if status >= 400:
-            raise openai_wire.status_error(status, text, retry_after)
+            raise openai_wire.status_error(status, raw.decode(errors="replace"), retry_after)
         try:
-            data = json.loads(text)
+            data = _loads(raw)
         except ValueError as exc:
-            raise ProviderError(f"upstream sent an unreadable completion: {text[:200]}", kind="server_error") from exc
+            raise ProviderError(
+                f"upstream sent an unreadable completion: {raw[:200].decode(errors='replace')}", kind="server_error"
+            ) from exc
         return openai_wire.parse_completion(data, request, self.name, (time.perf_counter() - start) * 1000)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
@@ -80,7 +98,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         assembler = openai_wire.StreamAssembler(request)
         try:
             async with self.session().post(
-                self.url, data=json.dumps(openai_wire.request_body(request, True)), headers=self.headers
+                self.url, data=_dumps(openai_wire.request_body(request, True)), headers=self.headers
             ) as reply:
                 if reply.status >= 400:
                     raise openai_wire.status_error(reply.status, await reply.text(), reply.headers.get("retry-after"))
@@ -92,7 +110,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                     if data == "[DONE]":
                         break
                     try:
-                        chunk = json.loads(data)
+                        chunk = _loads(data)
                     except ValueError:
                         continue
                     for piece in assembler.feed(chunk):

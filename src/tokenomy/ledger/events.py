@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
 from tokenomy.errors import TokenomyError, UsageError
+from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
@@ -69,7 +69,7 @@ class UsageEvent:
     image_count: int = 0  # images in the request
     document_count: int = 0  # documents in the request
     tool_call_count: int = 0  # tool calls the model made in its answer
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = field(default_factory=new_id)
 
     @property
     def usage(self) -> Usage:

@@ -81,7 +81,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 "source": {
                     "type": "base64",
                     "media_type": block.media_type or "image/png",
-                    "data": base64.b64encode(block.data).decode(),
+                    "data": block.base64 if block.base64 is not None else base64.b64encode(block.data).decode(),
                 },
             }
         return {"type": "image", "source": {"type": "url", "url": block.url}}
@@ -162,7 +162,8 @@ def blocks_from_anthropic(content: Any, where: str = "content") -> list[Block]:
         elif kind == "image":
             source = item.get("source") or {}
             if source.get("type") == "base64":
-                blocks.append(ImageBlock(source.get("media_type"), _b64(source.get("data"), f"{here}.source.data")))
+                data = _b64(source.get("data"), f"{here}.source.data")
+                blocks.append(ImageBlock(source.get("media_type"), data, base64=str(source.get("data"))))
             elif source.get("type") == "url":
                 blocks.append(ImageBlock(url=source.get("url")))
             else:

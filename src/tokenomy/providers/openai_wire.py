@@ -65,7 +65,12 @@ def _part(block: Block, where: str) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
     if isinstance(block, ImageBlock):
-        url = block.url if block.url is not None else data_url(block.media_type or "image/png", block.data or b"")
+        if block.url is not None:
+            url = block.url
+        elif block.base64 is not None:
+            url = f"data:{block.media_type or 'image/png'};base64,{block.base64}"
+        else:
+            url = data_url(block.media_type or "image/png", block.data or b"")
         image: dict[str, Any] = {"url": url}
         if block.detail is not None:
             image["detail"] = block.detail

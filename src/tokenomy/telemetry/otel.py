@@ -131,6 +131,11 @@ def in_memory_pipeline() -> tuple:
     return _memory
 
 
+# A proxy: it delegates to whichever tracer provider is installed, even one installed later (tests, apps),
+# so it is made once rather than looked up (an environment read) on every attempt.
+_TRACER = trace.get_tracer("tokenomy")
+
+
 def _instrument(name: str):
     """Histograms are created lazily so providers installed later (tests, apps) are picked up."""
     meter = metrics.get_meter("tokenomy")
@@ -174,7 +179,7 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
         attributes["tokenomy.task"] = request.meta.task
     if request.meta.route:
         attributes["tokenomy.route"] = request.meta.route
-    span = trace.get_tracer("tokenomy").start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
+    span = _TRACER.start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
     try:
         if current:
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
