@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-# Re-exported: callers and tests import the settings from here.
 from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
+
+# Re-exported: callers and tests import the settings from here.
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import ConfigError, UsageError
 
 __all__ = ["SCOPES", "AlertSettings", "Budget", "Reservation", "evaluate", "mark_sent", "unsent", "validate_budgets"]
@@ -44,7 +46,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
     for budget in validate_budgets(budgets):
         sql, params = scope_filter(store, budget)
         rows = store.query(
-            f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
+            f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
         )
         spent = Decimal(rows[0]["s"] or 0)
         base = {
@@ -117,7 +119,7 @@ def cache_rates(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
         f"SUM(CASE WHEN {recent} THEN {ALL_INPUT} ELSE 0 END) AS recent_input, "
         f"SUM(CASE WHEN {prev} THEN cache_read_tokens ELSE 0 END) AS prev_read, "
         f"SUM(CASE WHEN {prev} THEN {ALL_INPUT} ELSE 0 END) AS prev_input "
-        f"FROM usage_events WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
+        f"FROM {SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
         [mid, mid, mid, mid, start, now],
     )
     for row in rows:

@@ -9,9 +9,27 @@ are derived from the source (trace/span id, line item, log id), so importing a f
 
 from tokenomy.analytics.imports.common import ImportResult
 from tokenomy.analytics.imports.cur import import_cur, parse_bedrock_usage_type
+from tokenomy.analytics.imports.focus import import_focus
+from tokenomy.analytics.imports.gcp_billing import import_gcp_billing
 from tokenomy.analytics.imports.llm_log import import_llm_log
 from tokenomy.analytics.imports.otel import import_otel
 
-IMPORTERS = {"otel": import_otel, "cur": import_cur, "llm-log": import_llm_log}
+# One file each; openai-usage and anthropic-usage read an API or several files (see their modules).
+IMPORTERS = {
+    "otel": import_otel,
+    "cur": import_cur,
+    "llm-log": import_llm_log,
+    "focus": import_focus,
+    "gcp-billing": import_gcp_billing,
+}
 
-__all__ = ["IMPORTERS", "ImportResult", "import_cur", "import_llm_log", "import_otel", "parse_bedrock_usage_type"]
+__all__ = [
+    "IMPORTERS",
+    "ImportResult",
+    "import_cur",
+    "import_focus",
+    "import_gcp_billing",
+    "import_llm_log",
+    "import_otel",
+    "parse_bedrock_usage_type",
+]

@@ -8,9 +8,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.imports.common import ImportResult, cell, event_id, read_table, unit_scale
+from tokenomy.analytics.imports.billing import BilledRows
+from tokenomy.analytics.imports.common import ImportResult, cell, read_table, unit_scale
 from tokenomy.errors import ConfigError
-from tokenomy.ledger.events import UsageEvent
 
 # Token type from the usage type: "USE1-Claude3Haiku-input-tokens", "...-cache-read-input-token-count", ...
 CUR_KINDS = [
@@ -28,6 +28,7 @@ CUR_COLUMNS = {  # ours: (CUR 2.0, legacy CUR, FOCUS)
     "region": ("product_region_code", "product/region", "RegionId"),
     "unit": ("pricing_unit", "pricing/unit", "ConsumedUnit"),
     "line_type": ("line_item_line_item_type", "lineItem/LineItemType", "ChargeCategory"),
+    "account": ("line_item_usage_account_id", "lineItem/UsageAccountId", "SubAccountId"),
 }
 REGION_PREFIXES = {
     "USE1": "us-east-1",
@@ -81,10 +82,10 @@ def import_cur(path: str | Path) -> ImportResult:
     """
     path = Path(path)
     result = ImportResult(str(path))
-    header, rows = read_table(path)
+    header, lines = read_table(path)
     cols = _columns(path, header)  # before the empty check: a wrong file must not import 0 rows quietly
-    groups: dict[tuple, dict[str, Any]] = {}
-    for number, row in enumerate(rows, 2):  # header is line 1
+    rows = BilledRows("cur")
+    for number, row in enumerate(lines, 2):  # header is line 1
 
         def get(ours: str, row: dict[str, Any] = row) -> str:
             return cell(row, cols[ours])
@@ -110,32 +111,16 @@ def import_cur(path: str | Path) -> ImportResult:
             continue
         start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
         region = get("region") or REGION_PREFIXES.get(prefix) or prefix or None
-        group = groups.setdefault((start, region, model, mode), {"cost": Decimal(0), "lines": []})
-        group[kind] = group.get(kind, 0) + int(tokens.to_integral_value())
-        cost_field = kind.replace("_tokens", "_cost_usd")
-        group[cost_field] = group.get(cost_field, Decimal(0)) + cost
-        group["cost"] += cost
-        group["lines"].append(number)
-    for (start, region, model, mode), group in sorted(groups.items(), key=lambda kv: kv[1]["lines"][0]):
-        result.events.append(
-            UsageEvent(
-                ts=start,
-                provider="bedrock",
-                model=model,
-                region=region,
-                mode=mode,
-                tags={"source": "cur"},
-                input_tokens=group.get("input_tokens", 0),
-                output_tokens=group.get("output_tokens", 0),
-                cache_read_tokens=group.get("cache_read_tokens", 0),
-                cache_write_tokens=group.get("cache_write_tokens", 0),
-                input_cost_usd=group.get("input_cost_usd", Decimal(0)),
-                output_cost_usd=group.get("output_cost_usd", Decimal(0)),
-                cache_read_cost_usd=group.get("cache_read_cost_usd", Decimal(0)),
-                cache_write_cost_usd=group.get("cache_write_cost_usd", Decimal(0)),
-                cost_usd=group["cost"],
-                priced_by="cur",
-                event_id="cur-" + event_id(start.isoformat(), region, model, mode),
-            )
+        rows.add(
+            start,
+            "bedrock",
+            model,
+            kind=kind,
+            tokens=int(tokens.to_integral_value()),
+            cost=cost,
+            region=region,
+            mode=mode,
+            account=get("account") or None,
         )
+    rows.events(result)
     return result
