@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenomy.analytics.billed import is_billed_sql
 from tokenomy.errors import UsageError
+from tokenomy.money import usd
 
 BY = ("model", "provider")
 KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -24,6 +25,10 @@ DEFAULT_TOLERANCE_PCT = Decimal(5)
 _PREFIX = re.compile(r"^((us|eu|apac|global|jp|au)\.)?((anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai)\.)?")
 _SUFFIX = re.compile(r"(-v\d+(:\d+)?)?$")
 _DATE = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def _cost(kind: str) -> str:
+    return kind.replace("_tokens", "_cost_usd")
 
 
 def model_key(model: str) -> str:
@@ -38,7 +43,13 @@ class _Side:
     cost: Decimal = Decimal(0)
     rows: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    costs: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(KINDS, Decimal(0)))
     models: set[str] = field(default_factory=set)
+
+    @property
+    def other_cost(self) -> Decimal:
+        """Cost not split by token type (non-token charges, or rows whose cost has no per-type split)."""
+        return self.cost - sum(self.costs.values(), Decimal(0))
 
 
 def _cause(metered: _Side, billed: _Side, status: str) -> str:
@@ -50,12 +61,20 @@ def _cause(metered: _Side, billed: _Side, status: str) -> str:
     if status == "ok":
         return ""
     causes = []
+    read_m, read_b = metered.tokens["cache_read_tokens"], billed.tokens["cache_read_tokens"]
+    if read_m > read_b or (read_b and billed.costs["cache_read_tokens"] > metered.costs["cache_read_tokens"]):
+        causes.append("cache discount missing on the bill")
     for kind in KINDS:
+        name = kind.replace("_tokens", "").replace("_", " ")
         m, b = metered.tokens[kind], billed.tokens[kind]
         if m != b:
-            causes.append(f"{kind.replace('_tokens', '').replace('_', ' ')} tokens billed {b} vs metered {m}")
-    if metered.tokens["cache_read_tokens"] > billed.tokens["cache_read_tokens"] and billed.cost > metered.cost:
-        causes.insert(0, "cache discount missing on the bill")
+            causes.append(f"{name} tokens billed {b} vs metered {m}")
+        elif metered.costs[kind] != billed.costs[kind] and billed.cost != billed.other_cost:
+            causes.append(
+                f"{name} billed {usd(billed.costs[kind], 'record')} vs metered {usd(metered.costs[kind], 'record')}"
+            )
+    if billed.other_cost:
+        causes.append(f"{usd(billed.other_cost, 'record')} billed beyond tokens (tools, storage, fees)")
     if not causes:
         causes.append("same tokens at a different price (a price change, or the catalog is out of date)")
     return "; ".join(causes)
@@ -83,7 +102,7 @@ def reconcile(
     rows = store.query(
         f"SELECT CAST(date_trunc('day', ts) AS DATE) AS day, provider, model, "
         f"CASE WHEN {is_billed_sql()} THEN 1 ELSE 0 END AS billed, COUNT(*) AS n, SUM(cost_usd) AS cost, "
-        + ", ".join(f"SUM({k}) AS {k}" for k in KINDS)
+        + ", ".join(f"SUM({k}) AS {k}, SUM({_cost(k)}) AS {_cost(k)}" for k in KINDS)
         + f" FROM usage_events{where} GROUP BY 1, 2, 3, 4",
         [v for v in (since, until) if v is not None],
     )
@@ -98,6 +117,7 @@ def reconcile(
         side.models.add(row["model"])
         for kind in KINDS:
             side.tokens[kind] += int(row[kind] or 0)
+            side.costs[kind] += Decimal(row[_cost(kind)] or 0)
         if row["billed"]:
             billed_days.add((day, row["provider"]))
     out = []

@@ -47,6 +47,7 @@ NOISE = {
     "batch", "text", "predictions", "prediction", "global", "glbl", "regional", "rgnl", "data", "zone", "dz",
     "1k", "1m", "per", "million", "thousand", "usage", "prompt", "completion", "response", "count", "creation",
     "content", "standard", "on", "demand", "in", "for", "of", "and", "characters", "character", "long", "short",
+    "context", "storage", "hour", "hours",
 }  # fmt: skip
 KEEP = re.compile(r"^(gpt|o\d|claude|gemini|gemma|llama|mistral|mixtral|command|cohere|nova|titan|grok|phi|deepseek)")
 
