@@ -15,6 +15,7 @@ from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
 from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
+from tokenomy.analytics.dashboard_providers import providers
 from tokenomy.analytics.reports import PRESETS
 from tokenomy.analytics.request_log import requests
 
@@ -158,6 +159,7 @@ SECTIONS = {
     "budgets": budgets,
     "alerts": alerts,
     "requests": requests,
+    "providers": providers,
 }
 
 
