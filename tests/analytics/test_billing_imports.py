@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from helpers.billing_api import DAY1, KEYS, billing_server
@@ -193,3 +194,21 @@ def test_bad_bucket_width_and_window_are_refused(ledger_path) -> None:
     assert isinstance(width.exception, UsageError) and "--bucket-width '2d': use 1d, 1h or 1m" in str(width.exception)
     window = CliRunner().invoke(app, [*base, "--since", "2025-11-26", "--until", "2025-11-24"])
     assert isinstance(window.exception, UsageError) and "is not before --until" in str(window.exception)
+
+
+def test_focus_export_counts_bills_once_and_keeps_their_other_charges(ledger_path, tmp_path) -> None:
+    store = open_store(ledger_path)
+    store.write([UsageEvent(ts=D1.replace(hour=3), provider="openai", model="gpt-4o-mini-2024-07-18", input_tokens=100,
+                            input_cost_usd=Decimal("0.001"), cost_usd=Decimal("0.001"), priced_by="tokenomy-catalog")])
+    _import(["openai-usage", str(EXPORTS / "openai_usage_and_costs.jsonl")], ledger_path)
+    _import(["gcp-billing", str(EXPORTS / "gcp_billing.jsonl")], ledger_path)
+    out = tmp_path / "focus.csv"
+    result = CliRunner().invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out, dtype=str)
+    total = sum(Decimal(c) for c in rows["BilledCost"])
+    # OpenAI day 1 is metered (its bill is not added); day 2 and Google's rows only the bills know
+    assert total == Decimal("0.001") + Decimal("0.01125") + Decimal("4.0125") + Decimal("0.075")
+    storage = rows[rows["x_TokenType"] == "other"]
+    assert list(storage["BilledCost"].map(Decimal)) == [Decimal("0.45")]  # the cache storage, not tokens
+    assert list(storage["SkuMeter"]) == ["Other Charges"] and list(storage["x_Model"]) == ["gemini-2.5-pro"]

@@ -12,6 +12,11 @@ Spend that the bill shows beyond what Tokenomy metered on a metered day is what 
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.ledger.events import UsageEvent
+
 BILLED = "billed"
 BILLED_MARKS = ("billed", "cur")  # 'cur': AWS CUR rows imported before the common marker
 _IN = "(" + ", ".join(f"'{m}'" for m in BILLED_MARKS) + ")"
@@ -46,3 +51,20 @@ def billed_tags(
         tags["granularity"] = granularity
     tags.update({k: str(v) for k, v in extra.items() if v not in (None, "")})
     return tags
+
+
+def spend_events(store: Any) -> list[UsageEvent]:
+    """The ledger's events as spend counts them: metered rows, and billed rows of provider-days nothing metered."""
+    from tokenomy.ledger.events import COLUMNS
+    from tokenomy.ledger.store import event_from_row
+
+    rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM {SPEND_EVENTS} ORDER BY ts, event_id")
+    return [event_from_row(r) for r in rows]
+
+
+def unsplit_cost(event: UsageEvent) -> Decimal:
+    """A billed row's cost that no token type carries (tools, storage, fees); 0 for metered rows."""
+    if event.priced_by not in BILLED_MARKS:
+        return Decimal(0)
+    parts = event.input_cost_usd + event.output_cost_usd + event.cache_read_cost_usd + event.cache_write_cost_usd
+    return event.cost_usd - parts
