@@ -12,6 +12,7 @@ Spend that the bill shows beyond what Tokenomy metered on a metered day is what 
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,12 +54,17 @@ def billed_tags(
     return tags
 
 
-def spend_events(store: Any) -> list[UsageEvent]:
+def spend_events(store: Any, since: datetime | None = None, until: datetime | None = None) -> list[UsageEvent]:
     """The ledger's events as spend counts them: metered rows, and billed rows of provider-days nothing metered."""
     from tokenomy.ledger.events import COLUMNS
     from tokenomy.ledger.store import event_from_row
 
-    rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM {SPEND_EVENTS} ORDER BY ts, event_id")
+    bounds = [(f"ts >= {store.placeholder}", since), (f"ts < {store.placeholder}", until)]
+    where = " AND ".join(clause for clause, value in bounds if value is not None)
+    rows = store.query(
+        f"SELECT {', '.join(COLUMNS)} FROM {SPEND_EVENTS}{' WHERE ' + where if where else ''} ORDER BY ts, event_id",
+        [value for _, value in bounds if value is not None],
+    )
     return [event_from_row(r) for r in rows]
 
 
