@@ -175,3 +175,21 @@ def test_reconcile_names_each_difference(request, tmp_path, url_fixture) -> None
     assert sorted(a["subject"] for a in alerts) == [f"anthropic/{SONNET}", f"openai/{MINI}"]
     unmetered = next(a for a in alerts if a["provider"] == "anthropic")
     assert unmetered["unmetered_usd"] == billed[("anthropic", SONNET)] and unmetered["day"] == "2025-11-24"
+
+
+@pytest.mark.parametrize(("metered", "billed"), [
+    ("anthropic.claude-3-haiku-20240307-v1:0", "Claude3Haiku"),                # Bedrock call, CUR/FOCUS usage type
+    ("us.anthropic.claude-3-5-haiku-20241022-v1:0", "Claude3.5Haiku"),         # cross-region inference profile
+    ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"),                                 # alias, OpenAI's dated snapshot
+    ("gpt-4o-mini-2024-07-18", "gpt-4o-mini-0718"),                            # Azure's meter names the version
+    ("gemini-2.0-flash-001", "gemini-2.0-flash"),                              # Vertex version, billing SKU
+    ("amazon.nova-micro-v1:0", "NovaMicro"),
+])
+def test_model_keys_meet_across_naming_schemes(metered, billed) -> None:
+    assert model_key(metered) == model_key(billed)
+
+
+def test_model_keys_keep_different_models_apart() -> None:
+    names = ["claude-3-haiku-20240307", "claude-3-5-haiku-20241022", "claude-sonnet-4-20250514",
+             "claude-sonnet-4-5@20250929", "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gemini-2.0-flash-lite"]
+    assert len({model_key(n) for n in names}) == len(names)

@@ -24,7 +24,7 @@ KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_toke
 DEFAULT_TOLERANCE_PCT = Decimal(5)
 _PREFIX = re.compile(r"^((us|eu|apac|global|jp|au)\.)?((anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai)\.)?")
 _SUFFIX = re.compile(r"(-v\d+(:\d+)?)?$")
-_DATE = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
+_DATE = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|0\d\d)$")  # 20241022, 2024-07-18, 0718, Vertex 001
 
 
 def _cost(kind: str) -> str:
