@@ -7,7 +7,7 @@ metered calls in the spend reports."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -212,3 +212,17 @@ def test_focus_export_counts_bills_once_and_keeps_their_other_charges(ledger_pat
     storage = rows[rows["x_TokenType"] == "other"]
     assert list(storage["BilledCost"].map(Decimal)) == [Decimal("0.45")]  # the cache storage, not tokens
     assert list(storage["SkuMeter"]) == ["Other Charges"] and list(storage["x_Model"]) == ["gemini-2.5-pro"]
+
+
+def test_the_api_import_asks_for_closed_days_only_by_default(ledger_path) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with billing_server() as server:
+        _import(["anthropic-usage", "--base-url", server.url, "--bucket-width", "1h"], ledger_path,
+                env={"ANTHROPIC_ADMIN_KEY": KEYS["anthropic"]})
+        paths = {path for path, _ in server.requests}
+        query = server.requests[0][1]
+    # today's bucket is still growing, and a re-import keeps a row's first copy: the window ends at midnight
+    assert query["ending_at"] == [today.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert query["starting_at"] == [(today - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert query["bucket_width"] == ["1h"] and query["limit"] == ["168"]
+    assert paths == {"/v1/organizations/usage_report/messages"}  # costs come in days: not mixed with hours
