@@ -132,6 +132,9 @@ NEEDS_A_SERVICE = {
 }
 
 
+EXPORTS = Path(__file__).parent / "analytics" / "billing_exports"
+
+
 def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     ledger = str(tmp_path / "ledger.duckdb")
@@ -152,7 +155,7 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         "cost": [["cost", "--model", "amazon.nova-micro-v1:0", "--input", "1", "--output", "3", "--cache-read", "7"],
                  ["cost", "--model", haiku, "--input", "1000", "--output", "500", "--mode", "batch"]],
         "report": [["report", name, "--ledger", ledger] for name in
-                   ("spend", "monthly-spend", "family-daily", "tokens", "batch-share", "forecast")],
+                   ("spend", "monthly-spend", "family-daily", "tokens", "batch-share", "forecast", "reconcile")],
         "ledger import": [["ledger", "import", str(exported), "--ledger", str(tmp_path / "imported.duckdb")]],
         "ledger stats": [["ledger", "stats", "--ledger", ledger]],
         "keys create": [["keys", "create", "--budget-usd", "0.000001", "--ledger", ledger]],
@@ -168,6 +171,10 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         "plan savings": [["plan", "savings", "--ledger", ledger]],
         "alerts check": [["alerts", "check", "--ledger", ledger]],
         "review": [["review", "--ledger", ledger]],
+        **{f"import {kind}": [["import", kind, *(str(EXPORTS / f) for f in files), "--ledger", ledger]]
+           for kind, files in (("openai-usage", ["openai_usage_and_costs.jsonl"]),
+                               ("anthropic-usage", ["anthropic_usage_report.json", "anthropic_cost_report.json"]),
+                               ("focus", ["focus_multicloud.csv"]), ("gcp-billing", ["gcp_billing.jsonl"]))},
     }
     commands = {" ".join(path) for path in _json_commands()}
     assert commands == set(runs) | set(NEEDS_A_SERVICE), "give every --json command a run here, or a reason"

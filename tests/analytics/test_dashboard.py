@@ -33,6 +33,7 @@ DAYS = 12
 MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None),
           ("bedrock", "amazon.nova-micro-v1:0", "us-east-1")]
 CHARTS = ["chart-spend", "chart-usage", "chart-cache", "chart-latency", "chart-tiers", "chart-groups", "chart-types"]
+PROVIDER_CHARTS = ["chart-provider-monthly", "chart-family-daily", "chart-provider-types", "chart-provider-hourly"]
 
 
 def _events() -> list[UsageEvent]:
@@ -162,14 +163,14 @@ def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
     assert dashboard_data.filter_options(pg) == dashboard_data.filter_options(duck)
 
 # --- the page in headless Chromium ---------------------------------------------------------------------------
-def _charted(page) -> dict:
+def _charted(page, ids: list[str] = CHARTS) -> dict:
     """Labels and datasets of every chart as Chart.js holds them (what is drawn, not what was fetched)."""
     return page.evaluate("""ids => Object.fromEntries(ids.map(id => {
         const chart = Chart.getChart(id);
         const box = document.getElementById(id).getBoundingClientRect();
         return [id, chart && {labels: chart.data.labels, width: box.width, height: box.height,
                               datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data}))}];
-    }))""", CHARTS)
+    }))""", ids)
 
 
 def _spend_by_model(chart: dict) -> dict[str, float]:
@@ -301,6 +302,12 @@ def test_report_html_renders_offline_in_chromium(ledger, tmp_path, browser) -> N
     for chart_id in CHARTS:
         assert charts[chart_id] and any(v for d in charts[chart_id]["datasets"] for v in d["data"]), chart_id
     assert _spend_by_model(charts["chart-spend"]) == pytest.approx({m: float(v) for m, v in _spend(events).items()})
+    providers = _charted(page, PROVIDER_CHARTS)  # the provider view draws from the same embedded data
+    for chart_id in PROVIDER_CHARTS:
+        assert providers[chart_id] and any(v for d in providers[chart_id]["datasets"] for v in d["data"]), chart_id
+    assert sorted(providers["chart-provider-monthly"]["labels"]) == ["2026-10"]
+    cells = page.locator("#table-provider-models tbody tr").all_inner_texts()
+    assert len(cells) == 2 * len(MODELS)  # every model both read/wrote the cache and paid for other tokens
     assert not page.is_visible("#filters")  # a file cannot re-query: the filter bar is hidden
     assert outside == []
     page.close()

@@ -73,6 +73,10 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "import otel": (["F", "--ledger", "L"], 2, "F"),
     "import cur": (["F", "--ledger", "L"], 2, "F"),
     "import llm-log": (["F", "--ledger", "L"], 2, "F"),
+    "import focus": (["F", "--ledger", "L"], 2, "F"),
+    "import gcp-billing": (["F", "--ledger", "L"], 2, "F"),
+    "import openai-usage": (["F", "--ledger", "L"], 2, "F"),
+    "import anthropic-usage": (["--bucket-width", "2d", "--ledger", "L"], 2, "--bucket-width '2d'"),
 }
 
 

@@ -29,6 +29,7 @@ REQUIRED = [
     "tokenomy/analytics/static/dashboard.js",
     "tokenomy/analytics/static/console.js",
     "tokenomy/analytics/static/requests.js",
+    "tokenomy/analytics/static/providers.js",
     "tokenomy/analytics/static/chart.umd.min.js",
     "tokenomy/pricing/data/bedrock.yaml",
 ]

@@ -58,6 +58,9 @@ class AlertSettings(BaseModel):
     )
     idle_threshold: float = Field(0.5, ge=0, le=1, description="utilisation below which a reservation is idle")
     reservations: list[Reservation] = Field(default_factory=list)
+    billing_tolerance_pct: float = Field(
+        5.0, ge=0, description="billed cost off the metered cost by more than this % (a day, provider, model) alerts"
+    )
 
     @classmethod
     def from_config(cls, alerts: dict[str, Any] | None, routing: dict[str, Any] | None = None) -> AlertSettings:

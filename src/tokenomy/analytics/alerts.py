@@ -1,7 +1,8 @@
 """Alerts over the ledger, each delivered once.
 
 Budgets (spent, and forecast to be exceeded by month end), spend anomalies, cache-hit-rate drops week
-over week, routing tier drift, cascade escalation rate, and idle provisioned throughput. Every alert has
+over week, routing tier drift, cascade escalation rate, idle provisioned throughput, and a bill that
+disagrees with what Tokenomy metered (billing_mismatch). Every alert has
 an id made from what it is about and its period (not from its changing figures), so a re-run does not
 send the same alert again while the condition persists.
 """
@@ -14,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-# Re-exported: callers and tests import the settings from here.
 from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
+
+# Re-exported: callers and tests import the settings from here.
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import ConfigError, UsageError
 
 __all__ = ["SCOPES", "AlertSettings", "Budget", "Reservation", "evaluate", "mark_sent", "unsent", "validate_budgets"]
@@ -44,7 +47,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
     for budget in validate_budgets(budgets):
         sql, params = scope_filter(store, budget)
         rows = store.query(
-            f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
+            f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
         )
         spent = Decimal(rows[0]["s"] or 0)
         base = {
@@ -117,7 +120,7 @@ def cache_rates(store: Any, now: datetime, days: int) -> list[dict[str, Any]]:
         f"SUM(CASE WHEN {recent} THEN {ALL_INPUT} ELSE 0 END) AS recent_input, "
         f"SUM(CASE WHEN {prev} THEN cache_read_tokens ELSE 0 END) AS prev_read, "
         f"SUM(CASE WHEN {prev} THEN {ALL_INPUT} ELSE 0 END) AS prev_input "
-        f"FROM usage_events WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
+        f"FROM {SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph} GROUP BY model ORDER BY model",
         [mid, mid, mid, mid, start, now],
     )
     for row in rows:
@@ -234,6 +237,25 @@ def _idle_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, 
     return out
 
 
+def _billing_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
+    """Days in the window whose bill (imported usage/cost data) is off what Tokenomy metered, or that bill
+    spend Tokenomy never saw."""
+    from tokenomy.analytics.reconcile import reconcile
+
+    rows = reconcile(store, "model", now - timedelta(days=s.window_days), now, s.billing_tolerance_pct)
+    return [
+        {
+            "kind": "billing_mismatch",
+            "subject": f"{r['provider']}/{r['model']}",
+            **{k: r[k] for k in ("day", "provider", "model", "status", "metered_usd", "billed_usd")},
+            **{k: r[k] for k in ("difference_usd", "difference_pct", "unmetered_usd")},
+            "message": f"{r['status']}: billed {r['billed_usd']} vs metered {r['metered_usd']} USD; {r['cause']}",
+        }
+        for r in rows
+        if r["flagged"]
+    ]
+
+
 # What makes an alert the same alert on the next run: its kind, its subject and its period.
 IDENTITY = {
     "budget": ("month", "limit_usd"),
@@ -244,6 +266,7 @@ IDENTITY = {
     "routing_drift": ("week",),
     "escalation_rate": ("week",),
     "provisioned_idle": ("week",),
+    "billing_mismatch": ("day",),
 }
 
 
@@ -262,6 +285,7 @@ def evaluate(
     alerts += _cache_alerts(store, now, settings)
     alerts += _routing_alerts(store, now, settings, config)
     alerts += _idle_alerts(store, now, settings)
+    alerts += _billing_alerts(store, now, settings)
     for alert in alerts:
         if alert["kind"] == "anomaly_drift":
             alert["week"] = _week(datetime.fromisoformat(alert["day"]))

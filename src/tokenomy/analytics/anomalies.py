@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.seasonal import STL
 
+from tokenomy.analytics.billed import SPEND_EVENTS
+
 
 @dataclass
 class Anomaly:
@@ -31,7 +33,7 @@ def daily_spend(store: Any, by: str = "model", until: datetime | None = None) ->
     where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
     rows = store.query(
         f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
-        f"FROM usage_events{where} GROUP BY 1, 2",
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2",
         params,
     )
     if not rows:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
@@ -45,7 +46,7 @@ def _now() -> datetime:
 
 def _spend(store: Any, f: Filters) -> Decimal:
     sql, params = where(store, f)
-    return Decimal(store.query(f"SELECT SUM(cost_usd) AS s FROM usage_events{sql}", params)[0]["s"] or 0)
+    return Decimal(store.query(f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS}{sql}", params)[0]["s"] or 0)
 
 
 def _as_of(f: Filters) -> datetime:
@@ -59,7 +60,7 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
         row = store.query(
             "SELECT "
             + ", ".join(f"SUM({expr}) AS c{i}" for i, expr in enumerate(USAGE_TYPES.values()))
-            + f" FROM usage_events{sql}",
+            + f" FROM {SPEND_EVENTS}{sql}",
             params,
         )[0]
         return {label: {"cost": Decimal(row[f"c{i}"] or 0), "calls": None} for i, label in enumerate(USAGE_TYPES)}
@@ -68,7 +69,7 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
         label, source = f"tag_key || '=' || {tag_value_expr(store.dialect)}", tag_pairs_from(store.dialect)
     else:
         sql, params = where(store, f)
-        label, source = GROUPS[name], "usage_events"
+        label, source = GROUPS[name], SPEND_EVENTS
     rows = store.query(
         f"SELECT {label} AS label, SUM(cost_usd) AS cost, COUNT(*) AS calls FROM {source}{sql} "
         f"GROUP BY 1 ORDER BY 2 DESC, 1",
@@ -248,7 +249,7 @@ def _month_so_far(store: Any, month: str, as_of: str, sql: str, params: tuple) -
     cutoff = datetime.fromisoformat(as_of).replace(tzinfo=UTC)
     p = store.placeholder
     rows = store.query(
-        f"SELECT CAST(ts AS DATE) AS day, SUM(cost_usd) AS s FROM usage_events WHERE ts >= {p} AND "
+        f"SELECT CAST(ts AS DATE) AS day, SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {p} AND "
         f"ts < {p}{sql} GROUP BY 1",
         [start, cutoff, *params],
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.dashboard_filters import Filters, money, where
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import COLUMNS
@@ -41,7 +42,7 @@ def savings(store: Any, f: Filters) -> dict[str, Any]:
 
     sql, params = where(store, f)
     rows = store.query(
-        f"SELECT {', '.join(COLUMNS)} FROM usage_events{sql} ORDER BY ts DESC LIMIT {SAVINGS_EVENT_LIMIT}", params
+        f"SELECT {', '.join(COLUMNS)} FROM {SPEND_EVENTS}{sql} ORDER BY ts DESC LIMIT {SAVINGS_EVENT_LIMIT}", params
     )
     events = [event_from_row(r) for r in rows]
     try:

@@ -21,11 +21,13 @@ STATIC_FILES = {
     "chart.umd.min.js": "text/javascript",
     "console.js": "text/javascript",
     "requests.js": "text/javascript",
+    "providers.js": "text/javascript",
     "dashboard.js": "text/javascript",
     "chart.js.LICENSE.md": "text/markdown",
 }
-# The page's scripts in load order: Chart.js, the console panels, the request log, then the page's main script.
-SCRIPTS = ("chart.umd.min.js", "console.js", "requests.js", "dashboard.js")
+# The page's scripts in load order: Chart.js, the console panels, the request log, the provider view, then the
+# page's main script.
+SCRIPTS = ("chart.umd.min.js", "console.js", "requests.js", "providers.js", "dashboard.js")
 
 
 @cache

@@ -11,9 +11,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
 from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
+from tokenomy.analytics.dashboard_providers import providers
 from tokenomy.analytics.reports import PRESETS
 from tokenomy.analytics.request_log import requests
 
@@ -31,7 +33,7 @@ def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
     where, params = _where(store, f)
     rows = store.query(
         f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
-        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2",
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
     return [
@@ -48,7 +50,7 @@ def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
         f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
         f"SUM(input_cost_usd) AS input_cost_usd, SUM(output_cost_usd) AS output_cost_usd, "
         f"SUM(cache_read_cost_usd) AS cache_read_cost_usd, SUM(cache_write_cost_usd) AS cache_write_cost_usd "
-        f"FROM usage_events{where} GROUP BY model ORDER BY model",
+        f"FROM {SPEND_EVENTS}{where} GROUP BY model ORDER BY model",
         params,
     )
     return [
@@ -96,7 +98,7 @@ def totals(store: Any, f: Filters) -> dict[str, Any]:
     where, params = _where(store, f)
     row = store.query(
         f"SELECT COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
-        f"MAX(ts) AS last_ts FROM usage_events{where}",
+        f"MAX(ts) AS last_ts FROM {SPEND_EVENTS}{where}",
         params,
     )[0]
 
@@ -157,6 +159,7 @@ SECTIONS = {
     "budgets": budgets,
     "alerts": alerts,
     "requests": requests,
+    "providers": providers,
 }
 
 

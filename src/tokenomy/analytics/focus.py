@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenomy.analytics.billed import unsplit_cost
 from tokenomy.money import money_str
 
 COLUMNS = [
@@ -69,6 +70,7 @@ _METER = {
     "output": "Output Tokens",
     "cache_read": "Cache Read Tokens",
     "cache_write": "Cache Write Tokens",
+    "other": "Other Charges",  # a bill's charges that are not tokens (tools, cache storage, fees)
 }
 _ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic", "azure": "Microsoft"}
 _SERVICE = {"bedrock": "Amazon Bedrock", "azure": "Azure OpenAI"}
@@ -92,6 +94,21 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             bucket[0] += tokens
             bucket[1] += getattr(e, cost_field)
             bucket[2] += 1
+        other = unsplit_cost(e)
+        if other:
+            bucket = groups[
+                (
+                    day,
+                    e.provider,
+                    e.model,
+                    e.region or "global",
+                    e.mode,
+                    "other",
+                    json.dumps(e.tags or {}, sort_keys=True),
+                )
+            ]
+            bucket[1] += other
+            bucket[2] += 1
     rows = []
     for (day, provider, model, region, mode, kind, tags), (tokens, cost, calls) in sorted(groups.items()):
         month = day.replace(day=1)
@@ -109,7 +126,7 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
                 "BillingPeriodStart": _iso(month),
                 "ChargeCategory": "Usage",
                 "ChargeClass": "",
-                "ChargeDescription": f"{model} {kind} tokens ({mode})",
+                "ChargeDescription": f"{model} {kind} {'charges' if kind == 'other' else 'tokens'} ({mode})",
                 "ChargeFrequency": "Usage-Based",
                 "ChargePeriodEnd": _iso(day + timedelta(days=1)),
                 "ChargePeriodStart": _iso(day),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import UsageError
 
 MIN_HISTORY_DAYS = 14
@@ -50,7 +51,7 @@ def daily_spend(store: Any, until: datetime, filter_sql: str = "", filter_params
     ph = store.placeholder
     start = until - timedelta(days=MAX_HISTORY_DAYS)
     rows = store.query(
-        f"SELECT date_trunc('day', ts) AS day, SUM(cost_usd) AS cost FROM usage_events "
+        f"SELECT date_trunc('day', ts) AS day, SUM(cost_usd) AS cost FROM {SPEND_EVENTS} "
         f"WHERE ts >= {ph} AND ts < {ph}{filter_sql} GROUP BY 1",
         [start, until, *filter_params],
     )
@@ -108,7 +109,7 @@ def month_end_forecast(
             f"the ledger has {len(history)}. Pass --until to forecast an earlier month"
         )
     mtd_rows = store.query(
-        f"SELECT SUM(cost_usd) AS s FROM usage_events WHERE ts >= {store.placeholder} AND "
+        f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {store.placeholder} AND "
         f"ts < {store.placeholder}{filter_sql}",
         [month_start, cutoff, *filter_params],
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import UsageError
 
 GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id", "family"}
@@ -57,9 +58,9 @@ def family_expr(column: str = "model") -> str:
 def tag_pairs_from(dialect: str) -> str:
     """FROM clause expanding the JSON `tags` column into (tag_key, tag_value) rows."""
     if dialect == "postgres":
-        return "usage_events, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
+        return f"{SPEND_EVENTS}, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
     return (
-        "(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM usage_events "
+        f"(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM {SPEND_EVENTS} "
         "WHERE tags IS NOT NULL AND tags <> '{}') u"
     )
 
@@ -87,7 +88,7 @@ class Preset:
 
 def _spend(g: str, where: str, d: str) -> str:
     return (
-        f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM usage_events{where} "
+        f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM {SPEND_EVENTS}{where} "
         f"GROUP BY 1 ORDER BY cost_usd DESC, 1"
     )
 
@@ -95,14 +96,14 @@ def _spend(g: str, where: str, d: str) -> str:
 def _monthly_spend(g: str, where: str, d: str) -> str:
     return (
         f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
-        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
 def _family_daily(g: str, where: str, d: str) -> str:
     return (
         f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
-        f"COUNT(*) AS calls FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"COUNT(*) AS calls FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
@@ -110,7 +111,7 @@ def _tokens(g: str, where: str, d: str) -> str:
     return (
         f"SELECT {_group(g)}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
-        f"SUM({TOKEN_SUM}) AS total_tokens FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+        f"SUM({TOKEN_SUM}) AS total_tokens FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
     )
 
 
@@ -119,7 +120,7 @@ def _hourly_tokens(g: str, where: str, d: str) -> str:
         f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
         f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         f"SUM(cache_write_tokens) AS cache_write_tokens, SUM({TOKEN_SUM}) AS tokens "
-        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
@@ -131,14 +132,14 @@ def _hit_rate_columns() -> str:
 
 
 def _cache_hit_rate(g: str, where: str, d: str) -> str:
-    return f"SELECT {_group(g)}, {_hit_rate_columns()} FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+    return f"SELECT {_group(g)}, {_hit_rate_columns()} FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
 
 
 def _cache_trend(g: str, where: str, d: str) -> str:
     # ISO weeks (Monday start) on both engines; the week-over-week change is what alerts watch.
     return (
         f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
-        f"FROM usage_events{where} GROUP BY 1, 2 ORDER BY 2, 1"
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 2, 1"
     )
 
 
@@ -146,7 +147,7 @@ def _latency(g: str, where: str, d: str) -> str:
     return (
         f"SELECT {_group(g)}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
         f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
-        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
     )
 
 
@@ -159,14 +160,14 @@ def _errors(g: str, where: str, d: str) -> str:
         f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
         f"{cancelled} AS cancelled, "
         f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
-        f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+        f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
     )
 
 
 def _cost_per_task(g: str, where: str, d: str) -> str:
     return (
         f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM usage_events{where} "
+        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {SPEND_EVENTS}{where} "
         f"GROUP BY 1 ORDER BY 3 DESC, 1"
     )
 
@@ -183,7 +184,7 @@ def _tier_share(g: str, where: str, d: str) -> str:
     return (
         f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
         f"CAST(COUNT(*) AS {FLOAT}) / SUM(COUNT(*)) OVER () AS share "
-        f"FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+        f"FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
     )
 
 
@@ -192,7 +193,7 @@ def _batch_share(g: str, where: str, d: str) -> str:
         f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
         f"SUM(cost_usd) AS cost_usd, SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS batch_calls, "
         f"COUNT(*) AS calls, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS {FLOAT}) / COUNT(*) "
-        f"AS batch_call_share FROM usage_events{where} GROUP BY 1 ORDER BY 1"
+        f"AS batch_call_share FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
     )
 
 

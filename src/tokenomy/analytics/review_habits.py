@@ -21,6 +21,7 @@ from typing import Any
 
 from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
 from tokenomy.errors import TokenomyError
@@ -189,7 +190,7 @@ def history_growth(
     previous_start = start - timedelta(days=days)
     sql = (
         f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM({ALL_INPUT}) AS input_tokens, "
-        "SUM(input_cost_usd + cache_read_cost_usd + cache_write_cost_usd) AS input_cost_usd FROM usage_events "
+        f"SUM(input_cost_usd + cache_read_cost_usd + cache_write_cost_usd) AS input_cost_usd FROM {SPEND_EVENTS} "
         f"WHERE outcome = 'ok' AND ts >= {ph} AND ts < {ph} GROUP BY 1"
     )
     now = {r["task"]: r for r in store.query(sql, [start, end])}

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import TokenomyError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
@@ -32,7 +33,7 @@ def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[d
         "SELECT model, COALESCE(task, '(none)') AS task, region, mode, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-        "SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM usage_events "
+        f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM {SPEND_EVENTS} "
         f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode <> 'provisioned' "
         "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         [start, end],

@@ -23,10 +23,11 @@ def focus(
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Write one FOCUS 1.2 row per model x token type x day."""
+    from tokenomy.analytics.billed import spend_events
     from tokenomy.analytics.focus import write_focus_csv
     from tokenomy.commands._common import open_existing_ledger
 
     if version != "1.2":
         raise UsageError(f"--version {version}: only FOCUS 1.2 is supported; pass --version 1.2")
-    count = write_focus_csv(open_existing_ledger(ledger).events(), output)
+    count = write_focus_csv(spend_events(open_existing_ledger(ledger)), output)  # bills never double a metered day
     console.print(f"wrote {count} FOCUS 1.2 rows to {output}")

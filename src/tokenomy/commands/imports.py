@@ -1,8 +1,11 @@
-"""`tokenomy import otel|cur|llm-log FILE`: usage recorded elsewhere, added to the ledger."""
+"""`tokenomy import ...`: usage recorded elsewhere (otel, cur, llm-log) and provider billing data (openai-usage,
+anthropic-usage, focus, gcp-billing), added to the ledger."""
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Optional
 
 import typer
 
@@ -18,7 +21,9 @@ from tokenomy.commands._common import (
 )
 
 import_app = typer.Typer(
-    help="Import usage from OpenTelemetry spans, AWS CUR/FOCUS exports or the llm CLI's log.", no_args_is_help=True
+    help="Import usage from OpenTelemetry spans, the llm CLI's log, and billing data (OpenAI / Anthropic usage and "
+    "cost APIs, AWS CUR, FOCUS exports of any cloud, Google Cloud billing exports).",
+    no_args_is_help=True,
 )
 
 
@@ -28,13 +33,20 @@ def register(app: typer.Typer) -> None:
 
 def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Optional[str] = None) -> None:
     from tokenomy.analytics.imports import IMPORTERS
+
+    _run_with(kind, lambda: IMPORTERS[kind](file), ledger, as_json, prices)
+
+
+def _run_with(
+    kind: str, read: Callable[[], Any], ledger: Optional[str], as_json: bool, prices: Optional[str] = None
+) -> None:
     from tokenomy.commands._common import open_existing_ledger
 
     apply_prices(prices)  # the unpriced-model hint below points here
 
     store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; a directory is an error
     before = store.count()
-    result = IMPORTERS[kind](file)
+    result = read()
     store.write(result.events)
     added = store.count() - before  # re-imported records keep their ids and are not added twice
     summary = {
@@ -103,3 +115,113 @@ def llm_log(
 ) -> None:
     """Prompts logged by Simon Willison's llm tool: model, tokens, duration, time."""
     _run("llm-log", file, ledger, as_json, prices)
+
+
+@import_app.command("focus")
+def focus(
+    file: str = typer.Argument(..., help="FOCUS 1.0-1.2 export (AWS, Azure, Google Cloud, OCI): CSV, CSV.gz, Parquet."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """AI/ML service rows (Bedrock, Azure OpenAI, Vertex AI / Gemini, OCI Generative AI) as billed rows."""
+    _run("focus", file, ledger, as_json)
+
+
+@import_app.command("gcp-billing")
+def gcp_billing(
+    file: str = typer.Argument(..., help="Google Cloud billing export rows as CSV or newline-delimited JSON."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+    prices: Optional[str] = PricesOption,
+) -> None:
+    """Vertex AI and Gemini API SKUs of a Google Cloud billing export as billed rows."""
+    _run("gcp-billing", file, ledger, as_json, prices)
+
+
+SinceOption = typer.Option(None, "--since", help="API: start day (UTC) \\[default: 7 days before --until].")
+UntilOption = typer.Option(None, "--until", help="API: end (UTC, exclusive) \\[default: the start of today].")
+BucketOption = typer.Option("1d", "--bucket-width", help="API: 1d, 1h or 1m buckets (costs are fetched for 1d only).")
+
+
+def _window(since: Optional[datetime], until: Optional[datetime]) -> tuple[datetime, datetime]:
+    """Closed buckets only by default: today's is still growing, and a re-import keeps the first copy of a row."""
+    from tokenomy.errors import UsageError
+
+    end = until or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
+    start = since or end - timedelta(days=7)
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    if start >= end:
+        raise UsageError(f"--since {start:%Y-%m-%d %H:%M} is not before --until {end:%Y-%m-%d %H:%M}")
+    return start, end
+
+
+def _check_width(bucket_width: str) -> None:
+    from tokenomy.errors import UsageError
+
+    if bucket_width not in ("1d", "1h", "1m"):
+        raise UsageError(f"--bucket-width {bucket_width!r}: use 1d, 1h or 1m")
+
+
+@import_app.command("openai-usage")
+def openai_usage(
+    files: Optional[list[str]] = typer.Argument(None, help="Saved Usage/Costs API pages (JSON); none: call the API."),
+    since: Optional[datetime] = SinceOption,
+    until: Optional[datetime] = UntilOption,
+    base_url: Optional[str] = typer.Option(
+        None,
+        "--base-url",
+        help="API base \\[default: https://api.openai.com/v1]; the key is read from OPENAI_ADMIN_KEY.",
+    ),
+    bucket_width: str = BucketOption,
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+    prices: Optional[str] = PricesOption,
+) -> None:
+    """OpenAI organization usage (completions: cached input and batch split) and costs, as billed rows."""
+    from tokenomy.analytics.imports.openai_usage import fetch_openai, import_openai_files, import_openai_usage
+
+    _check_width(bucket_width)
+
+    def read() -> Any:
+        if files:
+            return import_openai_files(list(files))
+        start, end = _window(since, until)
+        pages = fetch_openai(start, end, base_url, bucket_width, costs=bucket_width == "1d")
+        return import_openai_usage(pages, base_url or "https://api.openai.com/v1")
+
+    _run_with("openai-usage", read, ledger, as_json, prices)
+
+
+@import_app.command("anthropic-usage")
+def anthropic_usage(
+    files: Optional[list[str]] = typer.Argument(None, help="Saved usage/cost report pages (JSON); none: call the API."),
+    since: Optional[datetime] = SinceOption,
+    until: Optional[datetime] = UntilOption,
+    base_url: Optional[str] = typer.Option(
+        None,
+        "--base-url",
+        help="API base \\[default: https://api.anthropic.com/v1]; the key is read from ANTHROPIC_ADMIN_KEY.",
+    ),
+    bucket_width: str = BucketOption,
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+    prices: Optional[str] = PricesOption,
+) -> None:
+    """Anthropic Admin API usage report (cache creation/read split, service tier) and cost report, as billed rows."""
+    from tokenomy.analytics.imports.anthropic_usage import (
+        fetch_anthropic,
+        import_anthropic_files,
+        import_anthropic_usage,
+    )
+
+    _check_width(bucket_width)
+
+    def read() -> Any:
+        if files:
+            return import_anthropic_files(list(files))
+        start, end = _window(since, until)
+        pages = fetch_anthropic(start, end, base_url, bucket_width, costs=bucket_width == "1d")
+        return import_anthropic_usage(pages, base_url or "https://api.anthropic.com/v1")
+
+    _run_with("anthropic-usage", read, ledger, as_json, prices)

@@ -304,7 +304,10 @@ def savings_cmd(
         price_as=price_as,
         cache_ttl=cache_ttl,
     )
-    result = what_if(open_existing_ledger(ledger).events(_utc(since), _utc(until)), inputs)
+    from tokenomy.analytics.billed import spend_events
+
+    # the calls as spend counts them, so `plan savings` and the dashboard's levers agree (a bill never doubles a day)
+    result = what_if(spend_events(open_existing_ledger(ledger), _utc(since), _utc(until)), inputs)
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:

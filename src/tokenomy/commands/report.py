@@ -29,7 +29,7 @@ def report(
         None,
         help="Preset: spend, monthly-spend, family-daily, tokens, hourly-tokens, "
         "cache-hit-rate, cache-trend, latency, errors, cost-per-task, cost-per-tag, tier-share, "
-        "batch-share, or forecast (month-end spend with an interval).",
+        "batch-share, forecast (month-end spend with an interval), or reconcile (metered against billed cost).",
     ),
     by: Optional[str] = typer.Option(
         None, "--by", help="Group by model, provider, family, region, task, tier ... \\[default: the preset's own]"
@@ -50,6 +50,11 @@ def report(
         help="tier-share: expected shares, e.g. weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]",
     ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
+    tolerance_pct: float = typer.Option(
+        5.0,
+        "--tolerance-pct",
+        help="reconcile: flag a day billed more than this % off its metered cost.",
+    ),
 ) -> None:
     """Run a preset report over the ledger and print it, or write all charts to one HTML file.
 
@@ -105,6 +110,11 @@ def report(
         from tokenomy.commands._forecast import show_forecast
 
         show_forecast(open_existing_ledger(ledger), until, as_json)
+        return
+    if name == "reconcile":
+        from tokenomy.commands._reconcile import show_reconcile
+
+        show_reconcile(open_existing_ledger(ledger), by, since, until, tolerance_pct, as_json, as_csv)
         return
     shares = None
     if name == "tier-share":

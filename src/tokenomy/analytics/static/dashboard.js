@@ -5,7 +5,7 @@
   "use strict";
 
   const SECTIONS = ["totals", "headline", "spend", "usage", "cache", "latency", "tiers", "savings", "breakdown",
-                    "budgets", "alerts", "requests"];
+                    "budgets", "alerts", "requests", "providers"];
   const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
                    "#9c755f", "#bab0ac"];
   const C = window.TokenomyConsole;
@@ -62,6 +62,7 @@
       "clear the filters (Reset); to record calls, send traffic through `tokenomy serve` or run `tokenomy ledger import`.";
     C.render(data, periodBars);
     window.TokenomyRequests.render(data.requests);
+    window.TokenomyProviders.render(data.providers, draw, color);
 
     forecastChart(data.headline);
     for (const id of ["sec-spend", "sec-usage", "sec-cache", "sec-latency", "sec-tiers"]) C.empty(id, none);

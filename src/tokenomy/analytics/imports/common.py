@@ -1,0 +1,72 @@
+"""What every importer shares: the result of one import, catalog pricing, ids derived from the source, and
+reading CSV / Parquet tables cell by cell."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.ledger.events import UsageEvent
+
+
+@dataclass
+class ImportResult:
+    """Events read from one file, and a message for every record that could not be read."""
+
+    source: str
+    events: list[UsageEvent] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: int = 0  # records that are not LLM usage (other spans, other services' line items)
+    unpriced_models: set[str] = field(default_factory=set)
+
+
+def price_event(event: UsageEvent, result: ImportResult) -> UsageEvent:
+    """Price an event from the catalog; models it does not know keep cost 0 and are reported."""
+    from tokenomy.pricing.cost import compute_cost
+
+    try:
+        event.apply_cost(compute_cost(event.usage, event.model, event.region, mode=event.mode))
+    except TokenomyError:
+        result.unpriced_models.add(event.model)
+    return event
+
+
+def event_id(*parts: Any) -> str:
+    return hashlib.sha256("\x00".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """(header, rows): the header is kept so a file with no data rows is still checked for CUR columns."""
+    import pandas as pd
+
+    try:
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix.lower() in (".parquet", ".pq")
+            else pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: cannot read as CSV or Parquet ({exc})") from None
+    return [str(c) for c in frame.columns], frame.to_dict("records")
+
+
+def cell(row: dict[str, Any], column: str | None) -> str:
+    """A cell as text; Parquet gives typed values and NaN/None for blanks, CSV (read as text) gives ""."""
+    import pandas as pd
+
+    value = None if column is None else row.get(column)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def unit_scale(unit: str) -> int:
+    """Tokens per usage unit: "1K tokens" → 1000, "1M tokens" → 1,000,000, "tokens"/blank → 1."""
+    match = re.match(r"\s*(\d+)\s*([KkMm])?", unit or "")
+    if not match:
+        return 1
+    return int(match.group(1)) * {"k": 1000, "m": 1_000_000}.get((match.group(2) or "").lower(), 1)

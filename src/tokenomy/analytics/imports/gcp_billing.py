@@ -1,0 +1,91 @@
+"""Google Cloud's billing export (the BigQuery table, saved as CSV or newline-delimited JSON): the Vertex AI
+and Gemini API rows.
+
+Each row is renamed to the FOCUS columns it corresponds to (service.description → ServiceName,
+sku.description → SkuMeter, usage_start_time → ChargePeriodStart, cost → BilledCost ...) and read by the
+FOCUS importer, so the model and usage type come from the SKU text the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokenomy.analytics.imports.common import ImportResult, cell, read_table
+from tokenomy.analytics.imports.focus import import_focus_rows
+from tokenomy.errors import ConfigError
+
+SOURCE = "gcp-billing"
+TO_FOCUS = {
+    "service.description": "ServiceName",
+    "sku.description": "SkuMeter",
+    "sku.id": "SkuId",
+    "usage_start_time": "ChargePeriodStart",
+    "usage_end_time": "ChargePeriodEnd",
+    "cost": "BilledCost",
+    "currency": "BillingCurrency",
+    "usage.amount": "ConsumedQuantity",
+    "usage.unit": "ConsumedUnit",
+    "usage.amount_in_pricing_units": "PricingQuantity",
+    "usage.pricing_unit": "PricingUnit",
+    "location.region": "RegionId",
+    "project.id": "SubAccountId",
+    "billing_account_id": "BillingAccountId",
+}
+CHARGE_CATEGORY = {"regular": "Usage", "": "Usage", "tax": "Tax", "adjustment": "Adjustment"}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """Nested JSON objects as dotted keys ({"sku": {"description": ..}} → "sku.description")."""
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict):
+            out.update(_flat(item, name + "."))
+        elif item is not None and not isinstance(item, list):
+            out[name] = str(item)
+    return out
+
+
+def _rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+    if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"{path}:{number}: not JSON ({exc.msg}); expected the billing export as newline-delimited JSON"
+                ) from None
+            if isinstance(value, dict):
+                rows.append((f"{path}:{number}", _flat(value)))
+        return rows
+    header, lines_ = read_table(path)
+    return [(f"{path}:{n}", {c: cell(line, c) for c in header}) for n, line in enumerate(lines_, 2)]
+
+
+def import_gcp_billing(path: str | Path) -> ImportResult:
+    path = Path(path)
+    result = ImportResult(str(path))
+    # A CSV saved from a query has the nested fields flattened by the query's aliases, usually with "_".
+    rows = [(place, {k.replace(".", "_"): v for k, v in row.items()}) for place, row in _rows(path)]
+    if rows and not all(k in rows[0][1] for k in ("service_description", "sku_description", "cost")):
+        raise ConfigError(
+            f"{path}: no service.description, sku.description and cost; expected a Google Cloud billing export "
+            "(standard or detailed usage cost table) as CSV or newline-delimited JSON"
+        )
+    focus_rows = []
+    for place, row in rows:
+        renamed = {ours: row.get(theirs.replace(".", "_"), "") for theirs, ours in TO_FOCUS.items()}
+        renamed["ProviderName"] = "Google Cloud"
+        renamed["ChargeCategory"] = CHARGE_CATEGORY.get(row.get("cost_type", "").lower(), "Adjustment")
+        focus_rows.append((place, renamed))
+    import_focus_rows(focus_rows, SOURCE, result)
+    return result

@@ -1,0 +1,48 @@
+// Tokenomy console: the provider view — spend by provider per month, model family per day (14 days), tokens
+// by usage type (30 days), hourly tokens by provider (2 days), and the "Model | Cached | Monthly cost | Token
+// usage" table. Metered calls and imported bills alike; the data comes with the page's other sections.
+(function () {
+  "use strict";
+
+  const C = window.TokenomyConsole;
+  const uniq = (values) => [...new Set(values)].sort();
+
+  // Stacked bars of `rows` with x from `xKey`, one dataset per `seriesKey`, heights from `valueKey`.
+  function stacked(draw, color, id, csvName, rows, xKey, seriesKey, valueKey) {
+    const xs = uniq(rows.map((r) => r[xKey]));
+    const series = uniq(rows.map((r) => r[seriesKey]));
+    const datasets = series.map((s, i) => ({ label: s, backgroundColor: color(i), data: xs.map((x) => {
+      const hit = rows.find((r) => r[xKey] === x && r[seriesKey] === s);
+      return hit ? C.num(hit[valueKey]) : 0;
+    }) }));
+    draw(id, { type: "bar", data: { labels: xs, datasets: datasets },
+               options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } } }, csvName);
+  }
+
+  function render(p, draw, color) {
+    const none = p && (p.monthly.length || p.models.length) ? null
+      : "No spend from any provider in this range. Import a bill (`tokenomy import openai-usage`, `anthropic-usage`, "
+        + "`focus`, `gcp-billing`) or send traffic through `tokenomy serve`.";
+    C.empty("sec-providers", none);
+    if (none) return;
+    C.csvRows["provider-monthly"] = p.monthly;
+    stacked(draw, color, "chart-provider-monthly", null, p.monthly, "month", "provider", "cost_usd");
+    C.csvRows["family-daily"] = p.family_daily;
+    stacked(draw, color, "chart-family-daily", null, p.family_daily, "day", "family", "cost_usd");
+    const kinds = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "batch_tokens"];
+    C.csvRows["tokens-by-usage-type"] = p.usage_types;
+    draw("chart-provider-types", { type: "bar", data: { labels: p.usage_types.map((r) => r.provider),
+      datasets: kinds.map((k, i) => ({ label: k.replace("_tokens", "").replace("_", " "), backgroundColor: color(i),
+                                       data: p.usage_types.map((r) => r[k]) })) } }, null);
+    C.csvRows["hourly-tokens"] = p.hourly;
+    stacked(draw, color, "chart-provider-hourly", null, p.hourly, "hour", "provider", "tokens");
+    C.csvRows["model-cached-monthly"] = p.models;
+    const body = document.querySelector("#table-provider-models tbody");
+    body.replaceChildren(...p.models.map((r) => C.el("tr", {}, [
+      C.el("td", { text: r.model }), C.el("td", { text: r.cached }),
+      C.el("td", { class: "num", text: C.usd(r.monthly_cost_usd) }),
+      C.el("td", { class: "num", text: r.token_usage.toLocaleString("en-US") })])));
+  }
+
+  window.TokenomyProviders = { render: render };
+})();

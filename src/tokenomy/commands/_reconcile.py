@@ -1,0 +1,65 @@
+"""`tokenomy report reconcile`: metered against billed cost per day, provider and model."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+from tokenomy.commands._common import console, csv_cell, print_json, table, usd
+
+COLUMNS = ["day", "provider", "model", "metered_usd", "billed_usd", "difference_usd", "difference_pct", "status"]
+
+
+def _money(value: Decimal | None) -> str:
+    return "—" if value is None else usd(value, 4)
+
+
+def show_reconcile(
+    store: Any,
+    by: Optional[str],
+    since: Optional[datetime],
+    until: Optional[datetime],
+    tolerance_pct: float,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    from tokenomy.analytics.reconcile import reconcile
+
+    rows = reconcile(store, by or "model", since, until, tolerance_pct)
+    flagged = [r for r in rows if r["flagged"]]
+    if as_json:
+        print_json({"tolerance_pct": tolerance_pct, "flagged": len(flagged), "rows": rows})
+        return
+    columns = [c for c in COLUMNS if c != "model" or by != "provider"]
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "unmetered_usd", "flagged", "cause"])
+        writer.writeheader()
+        writer.writerows({k: csv_cell(r.get(k)) for k in writer.fieldnames} for r in rows)
+        return
+    if not rows:
+        console.print("report reconcile: no metered or billed usage in the window; widen --since/--until")
+        return
+    body = [
+        [
+            *(r[c] for c in columns[: columns.index("metered_usd")]),
+            _money(r["metered_usd"]),
+            _money(r["billed_usd"]),
+            _money(r["difference_usd"]),
+            "—" if r["difference_pct"] is None else f"{r['difference_pct']}%",
+            ("! " if r["flagged"] else "") + r["status"],
+        ]
+        for r in rows
+    ]
+    console.print(table("report reconcile", columns, body))
+    unmetered = sum((r["unmetered_usd"] for r in rows), Decimal(0))
+    console.print(
+        f"{len(flagged)} of {len(rows)} rows past ±{tolerance_pct:g}%; unmetered spend {usd(unmetered, 4)}",
+        markup=False,
+        highlight=False,
+    )
+    for r in flagged:
+        where = f"{r['day']} {r['provider']} {r.get('model', '')}".rstrip()
+        console.print(f"  {where}: {r['cause']}", markup=False, highlight=False)
