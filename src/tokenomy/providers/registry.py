@@ -15,6 +15,10 @@ PROVIDER_ALIASES = {
     "openai": "openai",
     "anthropic": "anthropic",
     "local": "local",
+    "gemini": "gemini",  # the Gemini API (AI Studio); the catalog's Gemini entries say `google`
+    "google": "gemini",
+    "vertex": "vertex",  # Gemini on Vertex AI (region = location, `project` option)
+    "vertex_ai": "vertex",
 }
 
 
@@ -75,7 +79,8 @@ _LOCK = threading.Lock()
 
 def get_provider(spec: ModelSpec) -> Provider:
     """One provider instance per connection target, shared across calls and threads."""
-    key = (spec.provider, spec.base_url, spec.api_key_env, spec.region, spec.endpoint_url, spec.profile)
+    key: tuple = (spec.provider, spec.base_url, spec.api_key_env, spec.region, spec.endpoint_url, spec.profile)
+    key += (dict(spec.options).get("project"),)  # a Vertex project is part of the target
     with _LOCK:
         instance = _INSTANCES.get(key)
         if instance is None:
@@ -101,6 +106,17 @@ def _build(spec: ModelSpec) -> Provider:
         from tokenomy.providers.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+    if spec.provider in ("gemini", "vertex"):
+        from tokenomy.providers.gemini_provider import GeminiProvider
+
+        return GeminiProvider(
+            vertex=spec.provider == "vertex",
+            base_url=spec.base_url,
+            api_key_env=spec.api_key_env,
+            project=dict(spec.options).get("project"),
+            location=spec.region,
+        )
     raise ConfigError(
-        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock or anthropic"
+        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, bedrock, anthropic, "
+        "gemini or vertex"
     )
