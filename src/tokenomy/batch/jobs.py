@@ -33,10 +33,11 @@ from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 
-BACKENDS = ("local", "bedrock", "openai")
+BACKENDS = ("local", "bedrock", "openai", "gemini")
 _REMOTE = {
     "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
     "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
+    "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
 }
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 

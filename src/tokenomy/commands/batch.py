@@ -17,7 +17,8 @@ from tokenomy.commands._common import JsonOption, LedgerOption, console, err_con
 BackendOption = typer.Option(
     "local",
     "--backend",
-    help="bedrock, openai, or local (runs records on demand under your rate limits, for providers without batch).",
+    help="bedrock, openai, gemini, or local (runs records on demand under your rate limits, for providers "
+    "without batch).",
 )
 
 
