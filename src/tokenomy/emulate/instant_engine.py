@@ -50,6 +50,8 @@ class InstantEngine:
         )
         # One token per turn for the role marker, as chat templates add a few tokens per message.
         total = self.count(system_text or "") + sum(self.count(m.text) + 1 for m in messages)
+        # Images and binary documents count at the engine's fixed estimates, as with the local model.
+        total += sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
         return Prepared(request, total, CacheAccount(total, 0, 0), limit)
 
     def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
