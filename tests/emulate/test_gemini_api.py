@@ -195,7 +195,8 @@ def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) 
 
 def test_unknown_model_and_missing_key(url) -> None:
     body = {"contents": [{"parts": [{"text": "x"}]}]}
-    missing = httpx.post(f"{url}/v1beta/models/gemini-0-nope:generateContent", json=body, headers={"x-goog-api-key": "x"})
+    missing = httpx.post(f"{url}/v1beta/models/gemini-0-nope:generateContent", json=body,
+                         headers={"x-goog-api-key": "x"})
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     anonymous = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body)
     assert anonymous.status_code == 401

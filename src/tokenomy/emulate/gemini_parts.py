@@ -93,7 +93,9 @@ def _part(part: Any, where: str) -> Block:
     signature = field(part, "thoughtSignature")
     if field(part, "thought"):
         text = field(part, "text") or ""
-        if not signature_valid(text, signature):
+        # thoughtSignature is bytes, base64 in JSON; the bytes are the signature this emulator issued.
+        issued = _bytes(signature, f"{where}.thoughtSignature").decode("utf-8", "replace") if signature else None
+        if not signature_valid(text, issued):
             raise invalid(f"{where}.thoughtSignature: Thought signature is not valid.")
         return Block("")  # earlier thoughts are not shown to the model again
     if field(part, "text") is not None:
