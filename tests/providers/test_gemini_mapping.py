@@ -107,7 +107,8 @@ def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
 def test_unknown_extra_keys_are_refused_before_any_call(monkeypatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     provider = GeminiProvider()
-    assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {"1": 2}})) == "field `logit_bias`"
+    bias = ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {"1": 2}})
+    assert provider.refusal(bias) == "field `logit_bias`"
     assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"safety_settings": []})) is None
     assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"max_completion_tokens": 5})) is None
     provider.close()
@@ -126,8 +127,8 @@ def test_response_parts_become_blocks() -> None:
     assert finish_reason("STOP", blocks) == "tool_calls" and finish_reason("MAX_TOKENS", []) == "length"
     assert finish_reason("SAFETY", []) == "content_filter"
     # A made-up id is not sent back to Gemini; the result is matched by the function's name.
-    request = ChatRequest(model=MODEL, messages=[Message("assistant", blocks[2:]),
-                                                 Message("user", [ToolResultBlock("gemini-call-0", [TextBlock("ok")])])])
+    result = ToolResultBlock("gemini-call-0", [TextBlock("ok")])
+    request = ChatRequest(model=MODEL, messages=[Message("assistant", blocks[2:]), Message("user", [result])])
     contents = contents_from_request(request)
     assert contents[0]["parts"] == [{"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"}]
     assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
