@@ -55,12 +55,19 @@ class GeminiBatchBackend(BatchBackend):
 
     def __init__(self, options: SubmitOptions | None = None) -> None:
         self.options = options or SubmitOptions()
+        self._sdk: Any = None
+        self._target: tuple | None = None
 
     def _client(self) -> Any:
+        """One SDK client per target, kept: a `genai.Client` closes its connections when it is collected."""
         from tokenomy.providers.gemini_provider import gemini_client
 
         base_url = self.options.endpoint_url or os.environ.get("GOOGLE_GEMINI_BASE_URL")
-        return gemini_client(base_url=base_url, api_key_env=self.options.extra.get("api_key_env"))
+        target = (base_url, self.options.extra.get("api_key_env"))
+        if self._sdk is None or self._target != target:
+            self._sdk = gemini_client(base_url=base_url, api_key_env=target[1])
+            self._target = target
+        return self._sdk
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         from tokenomy.providers.gemini_provider import map_gemini_error
