@@ -34,6 +34,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "emulate bedrock": (["--port", "-1"], 2, "--port"),
     "emulate anthropic": (["--port", "70000"], 2, "--port"),
     "emulate openai-batch": (["--port", "-5"], 2, "--port"),
+    "emulate gemini": (["--throttle-rate", "2"], 2, "--throttle-rate"),
     "keys": (["nope"], 2, "No such command"),
     "keys create": (["--budget-usd", "-5", "--ledger", "L"], 2, "budget"),
     "keys list": (["--ledger", "M"], 2, "no ledger at"),
