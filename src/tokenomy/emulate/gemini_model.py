@@ -218,8 +218,10 @@ class GeminiEmulator:
                 )
             system, turns, cached_tokens = cache.system, cache.turns + turns, cache.tokens
         elif entry.has_cache and entry.cache_min_tokens:
-            # Implicit caching: every turn but the last closes a prefix Gemini may have cached.
+            # Implicit caching: the system part and every turn but the last close a prefix Gemini may have cached.
             min_tokens = entry.cache_min_tokens
+            if system:
+                system[-1] = replace(system[-1], cache_ttl=IMPLICIT_TTL)
             for turn in turns[:-1]:
                 turn.blocks[-1] = replace(turn.blocks[-1], cache_ttl=IMPLICIT_TTL)
         limit = options["max_tokens"]
