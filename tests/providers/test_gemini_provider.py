@@ -145,6 +145,16 @@ def test_vertex_ai_paths_with_project_and_location(url) -> None:
         response = client.chat(ChatRequest.simple("Hello from Vertex", model="v"))
     assert response.provider == "gcp.vertex_ai" and response.region == "europe-west4"
     assert response.text == "Re: Hello from Vertex" and response.cost_usd > 0
+    # A Vertex context cache (projects/.../cachedContents) is read the same way.
+    from google.oauth2.credentials import Credentials
+
+    sdk = genai.Client(vertexai=True, project="acme", location="europe-west4", credentials=Credentials(token="t"),
+                       http_options={"base_url": url})
+    cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["clause " * 1200]))
+    vertex = GeminiProvider(vertex=True, base_url=url, project="acme", location="europe-west4")
+    cached = vertex.chat(ChatRequest.simple("Summarise", model=MODEL, extra={"cached_content": cache.name}))
+    assert cached.usage.cache_read_tokens == cache.usage_metadata.total_token_count > 1024
+    vertex.close()
     with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
         GeminiProvider(vertex=True, base_url=url)
 

@@ -107,11 +107,13 @@ def create_app(
     async def vertex(project: str, location: str, target: str, request: Request):
         return await model_action(target, request)
 
+    @app.post("/{version}/projects/{project}/locations/{location}/cachedContents")
     @app.post("/{version}/cachedContents")
     async def create_cache(request: Request):
         body = await _body(request)
         return JSONResponse((await run_in_threadpool(emulator.create_cache, body)).body())
 
+    @app.get("/{version}/projects/{project}/locations/{location}/cachedContents")
     @app.get("/{version}/cachedContents")
     async def list_caches(pageSize: int = 50, pageToken: str | None = None):
         names = sorted(emulator.caches)
@@ -122,14 +124,17 @@ def create_app(
             out["nextPageToken"] = str(start + pageSize)
         return out
 
+    @app.get("/{version}/projects/{project}/locations/{location}/cachedContents/{cache_id}")
     @app.get("/{version}/cachedContents/{cache_id}")
     async def get_cache(cache_id: str):
         return emulator.cache(cache_id).body()
 
+    @app.patch("/{version}/projects/{project}/locations/{location}/cachedContents/{cache_id}")
     @app.patch("/{version}/cachedContents/{cache_id}")
     async def update_cache(cache_id: str, request: Request):
         return emulator.update_cache(cache_id, await _body(request)).body()
 
+    @app.delete("/{version}/projects/{project}/locations/{location}/cachedContents/{cache_id}")
     @app.delete("/{version}/cachedContents/{cache_id}")
     async def delete_cache(cache_id: str):
         emulator.delete_cache(cache_id)

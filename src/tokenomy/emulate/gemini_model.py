@@ -119,7 +119,7 @@ class GeminiEmulator:
             now = datetime.now(UTC)
             for key in [k for k, c in self.caches.items() if c.expires <= now]:
                 del self.caches[key]
-            found = self.caches.get(name if name.startswith("cachedContents/") else f"cachedContents/{name}")
+            found = self.caches.get(f"cachedContents/{name.rsplit('/', 1)[-1]}")  # Vertex names carry a project
         if found is None:
             raise GeminiError(403, f"CachedContent not found (or permission denied): {name}")
         return found

@@ -104,5 +104,8 @@ class PriceEntry:
                 out[key] = money_str(value, "unit_price")
         out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
         out["service_tiers"] = {k: v.to_json() for k, v in self.service_tiers.items()}
-        out["unit"] = "USD per 1M tokens (provisioned_hourly: USD per model unit per hour)"
+        out["unit"] = (
+            "USD per 1M tokens (provisioned_hourly: USD per model unit per hour; "
+            "cache_storage_hourly: USD per 1M cached tokens per hour)"
+        )
         return out
