@@ -6,9 +6,10 @@ tool's name), reasoning (`thought` parts with their `thought_signature`), tools,
 (auto/any/none; a named tool as ANY with `allowed_function_names`), JSON and JSON-schema output,
 temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort level, and every
 `extra` key that is a `GenerateContentConfig` field (e.g. `cached_content`, `safety_settings`).
-Refused with an error naming the field: `parallel_tool_calls: false`, an image `detail`, documents
-Gemini cannot read inline (office formats), a tool result for a tool use the conversation lacks,
-media inside tool results, a response-format description, and extra keys Gemini has no field for.
+Refused with an error naming the field: `parallel_tool_calls: false`, extra fields whose results a
+ChatResponse cannot hold (`candidate_count`, `response_modalities`, `logprobs`, …), an image `detail`,
+documents Gemini cannot read inline (office formats), a tool result for a tool use the conversation
+lacks, media inside tool results, a response-format description, and extra keys Gemini has no field for.
 
 Cache points are hints: Gemini caches repeated prefixes implicitly and reports the tokens read from
 a cache as `cached_content_token_count` (explicit caches are named with `extra["cached_content"]`).
@@ -75,6 +76,11 @@ MAPPED_CONFIG = frozenset(
 )
 # Config fields that only make sense inside the SDK process (callables, transport settings).
 SDK_ONLY = frozenset({"http_options", "automatic_function_calling", "should_return_http_response"})
+# Config fields whose results a ChatResponse has no place for (more candidates, audio, log probabilities):
+# refused, so an answer is never silently cut down to what fits.
+UNCARRIED = frozenset(
+    {"candidate_count", "response_modalities", "speech_config", "image_config", "response_logprobs", "logprobs"}
+)
 GENERATED_ID = "gemini-call-"  # ids Tokenomy made up for function calls Gemini sent without one
 
 
@@ -86,7 +92,7 @@ def config_fields() -> frozenset[str]:
     """The `extra` keys Gemini can carry: GenerateContentConfig's fields the request does not map itself."""
     from google.genai import types
 
-    return frozenset(types.GenerateContentConfig.model_fields) - MAPPED_CONFIG - SDK_ONLY
+    return frozenset(types.GenerateContentConfig.model_fields) - MAPPED_CONFIG - SDK_ONLY - UNCARRIED
 
 
 def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[str, Any]:
