@@ -104,6 +104,15 @@ def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
     assert refused.value.kind == "client_error" and refused.value.status == 400
 
 
+def test_strict_tools_are_validated_calls() -> None:
+    request = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)])
+    assert config_from_request(request)["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}
+    forced = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)],
+                                tool_choice=ToolChoice("any"))
+    assert config_from_request(forced)["tool_config"] == {"function_calling_config": {"mode": "ANY"}}
+    assert "tool_config" not in config_from_request(ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f")]))
+
+
 def test_unknown_extra_keys_are_refused_before_any_call(monkeypatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     provider = GeminiProvider()

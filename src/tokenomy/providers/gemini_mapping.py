@@ -3,7 +3,8 @@
 Carried: text, images (inline bytes or a URL as `file_data`), documents (PDF and text types inline, a
 file id as `file_data`), tool use / tool result (`function_call` / `function_response`, matched by the
 tool's name), reasoning (`thought` parts with their `thought_signature`), tools, tool_choice
-(auto/any/none; a named tool as ANY with `allowed_function_names`), JSON and JSON-schema output,
+(auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED), JSON
+and JSON-schema output (Gemini always holds it to the schema; the format's name is only a label),
 temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort level, and every
 `extra` key that is a `GenerateContentConfig` field (e.g. `cached_content`, `safety_settings`).
 Refused with an error naming the field: `parallel_tool_calls: false`, extra fields whose results a
@@ -182,7 +183,12 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
-    if choice is None or not request.tools:
+    if not request.tools:
+        return None
+    if any(t.strict for t in request.tools) and (choice is None or choice.mode == "auto"):
+        # Strict tools: VALIDATED lets the model choose, and holds any call it makes to the schema.
+        return {"function_calling_config": {"mode": "VALIDATED"}}
+    if choice is None:
         return None
     if choice.mode == "tool":
         return {"function_calling_config": {"mode": "ANY", "allowed_function_names": [choice.name]}}
