@@ -81,7 +81,7 @@ def test_batch_job_lands_in_the_ledger_at_batch_rates(url, tmp_path, ledger_path
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2", "r3"]
     entry = default_catalog().lookup(MODEL)
     for row in rows:
-        assert row["mode"] == "batch" and row["provider"] == "gemini" and row["output_tokens"] == 4
+        assert row["mode"] == "batch" and row["provider"] == "gcp.gemini" and row["output_tokens"] == 4
         expected = (row["input_tokens"] * entry.batch_input + 4 * entry.batch_output) / MILLION
         assert Decimal(str(row["cost_usd"])) == expected
         assert expected * 2 == (row["input_tokens"] * entry.input + 4 * entry.output) / MILLION

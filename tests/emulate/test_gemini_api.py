@@ -79,6 +79,20 @@ def test_stream_sends_the_same_answer_in_sse_chunks(client) -> None:
     assert last.usage_metadata.prompt_token_count == whole.usage_metadata.prompt_token_count
 
 
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")  # inside the SDK
+def test_async_client_chats_and_streams(client) -> None:
+    import asyncio
+
+    async def run() -> tuple[str, str]:
+        whole = await client.aio.models.generate_content(model=MODEL, contents="Count to three")
+        pieces = [c.text or "" async for c in await client.aio.models.generate_content_stream(
+            model=MODEL, contents="Count to three")]
+        return whole.text, "".join(pieces)
+
+    whole, streamed = asyncio.run(run())
+    assert whole == streamed == "Re: Count to three"
+
+
 def test_tool_call_round_trip(client) -> None:
     config = types.GenerateContentConfig(
         tools=[weather_tool()], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),

@@ -122,6 +122,8 @@ def test_thinking_is_output_and_its_signature_goes_back(url) -> None:
     again = provider.chat(ChatRequest(model=MODEL, messages=[
         Message("user", "Is 17 prime?"), Message("assistant", response.content), Message("user", "And 19?")]))
     assert again.text.startswith("Re: And 19?")  # the emulator checked the signature it issued
+    streamed = list(provider.stream(request))
+    assert "".join(c.reasoning for c in streamed) == thought.text and streamed[-1].response.content[0] == thought
     forged = ReasoningBlock(thought.text + "!", thought.signature)
     with pytest.raises(ProviderError, match="Thought signature") as refused:
         provider.chat(ChatRequest(model=MODEL, messages=[

@@ -52,6 +52,7 @@ class GeminiBatchBackend(BatchBackend):
     """Gemini API batches (AI Studio); a handle is the batch's name, `batches/...`."""
 
     name = "gemini"
+    ledger_provider = "gcp.gemini"  # as GeminiProvider records on-demand calls, so reports see one provider
 
     def __init__(self, options: SubmitOptions | None = None) -> None:
         self.options = options or SubmitOptions()

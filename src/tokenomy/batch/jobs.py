@@ -247,10 +247,12 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     wanted = set(part["record_ids"])
     pricing = job.options.get("pricing_model", job.model)
     region = job.options.get("region")
+    # The provider name its on-demand calls are recorded under, where it differs from the backend's name.
+    provider = getattr(backend, "ledger_provider", job.backend)
     count, chunk = 0, []
     for result in backend.results(part["handle"]):
         if result.id in wanted:
-            chunk.append((part["part_no"], result, "batch", job.backend, pricing, region))
+            chunk.append((part["part_no"], result, "batch", provider, pricing, region))
             count += 1
         if len(chunk) >= 500:
             record_results(tables, job, chunk)
