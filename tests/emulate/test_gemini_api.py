@@ -151,7 +151,7 @@ def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
     client.caches.delete(name=cache.name)
     with pytest.raises(errors.ClientError) as gone:
         client.caches.get(name=cache.name)
-    assert gone.value.code == 403
+    assert gone.value.code == 403 and gone.value.status == "PERMISSION_DENIED"
 
 
 def test_cache_below_the_minimum_is_refused(client) -> None:

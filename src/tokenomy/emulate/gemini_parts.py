@@ -16,7 +16,14 @@ from typing import Any
 
 from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Turn, signature_valid
 
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+}
 CONFIG_FIELDS = {
     "temperature",
     "topP",
