@@ -172,6 +172,15 @@ def test_errors_map_to_tokenomy_kinds(url) -> None:
             throttled.chat(ChatRequest.simple("x", model=MODEL))
         assert limited.value.kind == "throttled" and limited.value.retryable
         throttled.close()
+    # The model cannot call a tool whose input is not an object: a 500, before or in the middle of a stream.
+    odd = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema={"type": "string"})],
+                             tool_choice=ToolChoice("any"))
+    with pytest.raises(ProviderError, match="could not produce JSON") as failed:
+        provider.chat(odd)
+    assert failed.value.kind == "server_error" and failed.value.status == 500
+    with pytest.raises(ProviderError, match="could not produce JSON") as failed:
+        list(provider.stream(odd))
+    assert failed.value.kind == "server_error" and failed.value.retryable
     with pytest.raises(ProviderError, match="cannot take field `logit_bias`"):
         provider.chat(ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {}}))
     provider.close()
