@@ -151,3 +151,13 @@ def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:
     assert usage_from_gemini(meta) == Usage(input_tokens=300, output_tokens=140, cache_read_tokens=1200,
                                             reasoning_tokens=100)
     assert usage_from_gemini(None) == Usage()
+
+
+def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
+    from google.genai import types
+
+    from tokenomy.providers.gemini_provider import _blocked
+
+    blocked = types.GenerateContentResponse.model_validate({"promptFeedback": {"blockReason": "SAFETY"}})
+    assert finish_reason(_blocked(blocked), []) == "content_filter"
+    assert _blocked(types.GenerateContentResponse.model_validate({"candidates": []})) is None

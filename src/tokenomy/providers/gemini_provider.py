@@ -99,6 +99,12 @@ def gemini_client(
     return Client(api_key=key, http_options=options)
 
 
+def _blocked(result: Any) -> str | None:
+    """SAFETY when Gemini refused the prompt itself (no candidates, a `prompt_feedback.block_reason`)."""
+    feedback = getattr(result, "prompt_feedback", None)
+    return "SAFETY" if feedback is not None and feedback.block_reason else None
+
+
 class GeminiProvider(Provider):
     """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
 
@@ -162,7 +168,7 @@ class GeminiProvider(Provider):
             else []
         )
         raw = {"served_model": result.model_version, "response_id": result.response_id}
-        reason = candidate.finish_reason if candidate else None
+        reason = candidate.finish_reason if candidate else _blocked(result)
         return self._response(request, parts, usage_from_gemini(result.usage_metadata), reason, raw, latency_ms=latency)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -180,6 +186,7 @@ class GeminiProvider(Provider):
                 raw.update(served_model=event.model_version, response_id=event.response_id)
                 candidate = (event.candidates or [None])[0]
                 if candidate is None:
+                    reason = _blocked(event) or reason
                     continue
                 reason = candidate.finish_reason or reason
                 for part in (candidate.content.parts or []) if candidate.content else []:
