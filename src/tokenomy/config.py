@@ -30,13 +30,14 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """One callable model. The key under `models:` is the name clients send."""
 
-    provider: Literal["local", "openai", "azure", "bedrock", "anthropic"]
+    provider: Literal["local", "openai", "azure", "bedrock", "anthropic", "gemini", "vertex"]
     model: Optional[str] = None
     region: Optional[str] = None
     base_url: Optional[str] = None
     api_key_env: Optional[str] = None
     endpoint_url: Optional[str] = None
     profile: Optional[str] = None
+    project: Optional[str] = Field(None, description="Google Cloud project of a `vertex` model (region: its location)")
     price_as: Optional[str] = Field(None, description="catalog model id that prices this model")
     api_version: Optional[str] = Field(
         None, description="Azure OpenAI api-version (default: OPENAI_API_VERSION, else the latest GA version)"
@@ -194,7 +195,7 @@ class TokenomyConfig(_Strict):
                 profile=m.profile,
                 price_as=m.price_as,
                 api_version=m.api_version,
-                options=(("inputs", tuple(m.inputs)),) if m.inputs else (),
+                options=_options(m),
             )
         return specs
 
@@ -215,6 +216,16 @@ class TokenomyConfig(_Strict):
         if name in self.models or name == "local":
             return RouteConfig(model=name)
         return None
+
+
+def _options(m: ModelConfig) -> tuple[tuple[str, Any], ...]:
+    """A model's provider-specific settings as ModelSpec options."""
+    options: list[tuple[str, Any]] = []
+    if m.inputs:
+        options.append(("inputs", tuple(m.inputs)))
+    if m.project:
+        options.append(("project", m.project))
+    return tuple(options)
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:

@@ -1,4 +1,5 @@
-"""`report reconcile` and the billing_mismatch alert on DuckDB and PostgreSQL: metered Bedrock, OpenAI and
+"""`report reconcile` and the billing_mismatch alert on DuckDB and PostgreSQL: metered Bedrock (recorded as the
+Bedrock provider names itself, `aws.bedrock`, while its bill says `bedrock`), OpenAI and
 Anthropic calls (priced by the catalog, as the gateway records them) next to their imported bills, which
 differ on purpose — OpenAI bills cached input at the full input rate (a missing cache discount), Anthropic
 bills a model no call went to (unmetered traffic), Bedrock agrees. Every figure is checked against a
@@ -15,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenomy.analytics.alerts import evaluate
+from tokenomy.analytics.billed import canonical_provider
 from tokenomy.analytics.reconcile import model_key, reconcile
 from tokenomy.analytics.reports import run_report
 from tokenomy.cli import app
@@ -36,7 +38,7 @@ def _call(ts: datetime, provider: str, model: str, usage: Usage, region: str | N
 
 
 def _metered() -> list[UsageEvent]:
-    calls = [_call(D1 + timedelta(hours=h), "bedrock", HAIKU_BR, Usage(1000 * h, 200 * h), "us-east-1")
+    calls = [_call(D1 + timedelta(hours=h), "aws.bedrock", HAIKU_BR, Usage(1000 * h, 200 * h), "us-east-1")
              for h in (1, 2, 3)]
     calls += [_call(D1 + timedelta(hours=h), "openai", MINI, Usage(2000, 500, 8000)) for h in (4, 5)]
     calls.append(_call(D1 + timedelta(hours=6), "anthropic", HAIKU, Usage(1000, 100)))
@@ -55,8 +57,8 @@ def _bills(tmp_path, metered: list[UsageEvent]) -> tuple[list[list[str]], dict[t
     billed: dict[tuple, Decimal] = {}
     # Bedrock (AWS FOCUS export): exactly what was metered.
     focus = tmp_path / "aws-focus.csv"
-    lines = [(f"USE1-Claude3Haiku-{kind}-tokens", tokens("bedrock", f"{kind}_tokens"),
-              total("bedrock", f"{kind}_cost_usd")) for kind in ("input", "output")]
+    lines = [(f"USE1-Claude3Haiku-{kind}-tokens", tokens("aws.bedrock", f"{kind}_tokens"),
+              total("aws.bedrock", f"{kind}_cost_usd")) for kind in ("input", "output")]
     pd.DataFrame([{"ChargePeriodStart": "2025-11-24T00:00:00Z", "ChargePeriodEnd": "2025-11-25T00:00:00Z",
                    "ProviderName": "AWS", "ServiceName": "Amazon Bedrock", "ChargeCategory": "Usage",
                    "x_UsageType": usage_type, "ConsumedQuantity": str(n), "ConsumedUnit": "Tokens",
@@ -100,10 +102,11 @@ def _bills(tmp_path, metered: list[UsageEvent]) -> tuple[list[list[str]], dict[t
 def _expected(metered: list[UsageEvent], billed: dict[tuple, Decimal], tolerance: Decimal) -> dict[tuple, dict]:
     """Reconciliation computed directly from the calls and the bills' own numbers."""
     out = {}
-    for provider, model in set(billed) | {(e.provider, e.model) for e in metered}:
+    for provider, model in set(billed) | {(canonical_provider(e.provider), e.model) for e in metered}:
         for day in (D1, D2):
             cost = [e.cost_usd for e in metered
-                    if (e.provider, e.model) == (provider, model) and day <= e.ts < day + timedelta(days=1)]
+                    if (canonical_provider(e.provider), e.model) == (provider, model)
+                    and day <= e.ts < day + timedelta(days=1)]
             bill = billed.get((provider, model)) if day == D1 else None
             if not cost and bill is None:
                 continue
@@ -149,7 +152,8 @@ def test_reconcile_names_each_difference(request, tmp_path, url_fixture) -> None
     # Spend reports count each call once: a provider's metered day is its calls (its bill is reconciled here,
     # not added to them), so the total is what was metered.
     spend = {r["provider"]: r["cost_usd"] for r in run_report(store, "spend", by="provider")}
-    assert spend == {p: sum(e.cost_usd for e in metered if e.provider == p) for p in ("bedrock", "openai", "anthropic")}
+    assert spend == {p: sum(e.cost_usd for e in metered if e.provider == p)
+                     for p in ("aws.bedrock", "openai", "anthropic")}  # the Bedrock bill pairs with aws.bedrock calls
 
     # The CLI: JSON rows and flagged count; by provider one row per provider and day.
     cli = CliRunner().invoke(app, ["report", "reconcile", "--since", "2025-11-24", "--until", "2025-11-26",

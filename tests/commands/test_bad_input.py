@@ -35,6 +35,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "emulate anthropic": (["--port", "70000"], 2, "--port"),
     "emulate openai-batch": (["--port", "-5"], 2, "--port"),
     "emulate azure-openai": (["--deployment", "gpt-4o-mini"], 2, "NAME=MODEL"),
+    "emulate gemini": (["--throttle-rate", "2"], 2, "--throttle-rate"),
     "keys": (["nope"], 2, "No such command"),
     "keys create": (["--budget-usd", "-5", "--ledger", "L"], 2, "budget"),
     "keys list": (["--ledger", "M"], 2, "no ledger at"),

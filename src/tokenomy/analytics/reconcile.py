@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.billed import is_billed_sql
+from tokenomy.analytics.billed import canonical_provider, is_billed_sql
 from tokenomy.errors import UsageError
 from tokenomy.money import usd
 
@@ -110,7 +110,8 @@ def reconcile(
     billed_days: set[tuple] = set()
     for row in rows:
         day = row["day"].isoformat() if hasattr(row["day"], "isoformat") else str(row["day"])[:10]
-        key = (day, row["provider"], model_key(row["model"]) if by == "model" else "")
+        provider = canonical_provider(row["provider"])  # `aws.bedrock` calls pair with `bedrock` bills
+        key = (day, provider, model_key(row["model"]) if by == "model" else "")
         side = groups.setdefault(key, (_Side(), _Side()))[int(row["billed"])]
         side.cost += Decimal(row["cost"] or 0)
         side.rows += int(row["n"])
@@ -119,7 +120,7 @@ def reconcile(
             side.tokens[kind] += int(row[kind] or 0)
             side.costs[kind] += Decimal(row[_cost(kind)] or 0)
         if row["billed"]:
-            billed_days.add((day, row["provider"]))
+            billed_days.add((day, provider))
     out = []
     for (day, provider, _), (metered, billed) in sorted(groups.items()):
         diff = billed.cost - metered.cost

@@ -33,11 +33,12 @@ from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 
-BACKENDS = ("local", "bedrock", "openai", "azure")
+BACKENDS = ("local", "bedrock", "openai", "azure", "gemini")
 _REMOTE = {
     "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
     "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
     "azure": ("tokenomy.batch.azure_backend", "AzureOpenAIBatchBackend"),
+    "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
 }
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
@@ -252,10 +253,12 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     wanted = set(part["record_ids"])
     pricing = job.options.get("pricing_model", job.model)
     region = job.options.get("region")
+    # The provider name its on-demand calls are recorded under, where it differs from the backend's name.
+    provider = getattr(backend, "ledger_provider", job.backend)
     count, chunk = 0, []
     for result in backend.results(part["handle"]):
         if result.id in wanted:
-            chunk.append((part["part_no"], result, "batch", job.backend, pricing, region))
+            chunk.append((part["part_no"], result, "batch", provider, pricing, region))
             count += 1
         if len(chunk) >= 500:
             record_results(tables, job, chunk)

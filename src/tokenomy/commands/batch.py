@@ -17,7 +17,7 @@ from tokenomy.commands._common import JsonOption, LedgerOption, console, err_con
 BackendOption = typer.Option(
     "local",
     "--backend",
-    help="bedrock, openai, azure (Azure OpenAI Global Batch), or local (runs records on demand under your rate "
+    help="bedrock, openai, azure (Azure OpenAI Global Batch), gemini, or local (runs records on demand under your rate "
     "limits, for providers without batch).",
 )
 

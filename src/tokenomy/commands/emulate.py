@@ -155,3 +155,37 @@ def register(app: typer.Typer) -> None:
             f"  openai.AzureOpenAI(azure_endpoint='http://{host}:{port}', api_version='2024-10-21', api_key='x')"
         )
         serve(app, host, port)
+
+    @emulate.command("gemini")
+    def gemini(
+        port: int = typer.Option(8790, "--port", help="TCP port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        throttle_rate: float = typer.Option(
+            0.0, "--throttle-rate", help="Fraction of calls answered 429 RESOURCE_EXHAUSTED."
+        ),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
+        batch_pending_seconds: float = typer.Option(
+            1.0, "--batch-pending-seconds", min=0, help="Seconds a batch stays pending before it runs."
+        ),
+        instant: bool = typer.Option(
+            False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
+        ),
+    ) -> None:
+        """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) for catalog
+        Gemini models (google-genai: http_options base_url)."""
+        _check(throttle_rate, port)
+        from tokenomy.emulate.gemini_api import create_app
+        from tokenomy.emulate.instant_engine import InstantEngine
+        from tokenomy.emulate.server import serve
+
+        console.print(
+            f"Gemini API emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
+            f"  genai.Client(api_key='x', http_options={{'base_url': 'http://{host}:{port}'}})"
+        )
+        app = create_app(
+            throttle_rate=throttle_rate,
+            seed=seed,
+            engine=InstantEngine() if instant else None,  # type: ignore[arg-type]
+            batch_pending_seconds=batch_pending_seconds,
+        )
+        serve(app, host, port)

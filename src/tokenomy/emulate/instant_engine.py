@@ -9,8 +9,10 @@ job in progress long enough to stop it or let it time out.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, Prepared, Turn
 from tokenomy.emulate.prompt_cache import CacheAccount
@@ -48,7 +50,7 @@ class InstantEngine:
         )
         # One token per turn for the role marker, as chat templates add a few tokens per message.
         total = self.count(system_text or "") + sum(self.count(m.text) + 1 for m in messages)
-        # Images and binary documents are billed at their fixed estimates, as the local engine does.
+        # Images and binary documents count at the engine's fixed estimates, as with the local model.
         total += sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
         return Prepared(request, total, CacheAccount(total, 0, 0), limit)
 
@@ -60,3 +62,21 @@ class InstantEngine:
         kept = words[: prepared.max_tokens]
         yield " ".join(kept)
         yield len(kept), ("length" if len(kept) < len(words) else "stop")
+
+    def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """A minimal object valid against `schema` (its required properties, each a placeholder of its type)."""
+        value = _example(schema or {"type": "object"})
+        if not isinstance(value, dict):
+            raise ValueError("the schema does not describe a JSON object")
+        return value, max(1, self.count(json.dumps(value)))
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {name: _example(props.get(name) or {}) for name in schema.get("required") or list(props)}
+    return {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "array": [], "null": None}.get(kind, "x")

@@ -210,3 +210,25 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) 
         cache_ttl=cache_ttl,
         service_tier=tier_name,
     )
+
+
+def cache_storage_cost(
+    model: str,
+    tokens: int,
+    hours: Decimal | float | int,
+    region: str | None = None,
+    catalog: PriceCatalog | None = None,
+) -> Decimal:
+    """What keeping `tokens` in an explicit context cache for `hours` costs (Gemini bills storage per hour,
+    on top of the cached-input price of each read). Refuses a model with no published storage price."""
+    check_tokens(tokens=tokens)
+    duration = Decimal(str(hours))
+    if duration < 0:
+        raise UsageError(f"hours={hours} is negative; a cache is kept for zero or more hours")
+    entry = (catalog or default_catalog()).lookup(model, region)
+    if entry.cache_storage_hourly is None:
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no published cache storage price; "
+            "add cache_storage_hourly with a price file (--prices FILE)"
+        )
+    return Decimal(int(tokens)) * entry.cache_storage_hourly * duration / MILLION

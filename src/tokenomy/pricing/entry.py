@@ -9,8 +9,18 @@ from typing import Any
 from tokenomy.money import money_str
 
 TERMS = ("none", "1m", "6m")
-# USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write.
-PRICE_FIELDS = ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_write_1h")
+# USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write;
+# cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches).
+PRICE_FIELDS = (
+    "input",
+    "output",
+    "batch_input",
+    "batch_output",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "cache_storage_hourly",
+)
 INT_FIELDS = (
     "cache_min_tokens",
     "cache_max_checkpoints",
@@ -63,6 +73,7 @@ class PriceEntry:
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None
+    cache_storage_hourly: Decimal | None = None  # USD per million cached tokens per hour of storage
     cache_min_tokens: int | None = None
     cache_max_checkpoints: int | None = None
     cache_ttl_seconds: int | None = None
@@ -93,5 +104,8 @@ class PriceEntry:
                 out[key] = money_str(value, "unit_price")
         out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
         out["service_tiers"] = {k: v.to_json() for k, v in self.service_tiers.items()}
-        out["unit"] = "USD per 1M tokens (provisioned_hourly: USD per model unit per hour)"
+        out["unit"] = (
+            "USD per 1M tokens (provisioned_hourly: USD per model unit per hour; "
+            "cache_storage_hourly: USD per 1M cached tokens per hour)"
+        )
         return out

@@ -16,6 +16,10 @@ PROVIDER_ALIASES = {
     "anthropic": "anthropic",
     "azure": "azure",
     "local": "local",
+    "gemini": "gemini",  # the Gemini API (AI Studio); the catalog's Gemini entries say `google`
+    "google": "gemini",
+    "vertex": "vertex",  # Gemini on Vertex AI (region = location, `project` option)
+    "vertex_ai": "vertex",
 }
 
 
@@ -103,6 +107,7 @@ def get_provider(spec: ModelSpec) -> Provider:
         spec.endpoint_url,
         spec.profile,
         spec.api_version,
+        dict(spec.options).get("project"),  # a Vertex project is part of the target
     )
     with _LOCK:
         instance = _INSTANCES.get(key)
@@ -133,6 +138,17 @@ def _build(spec: ModelSpec) -> Provider:
         from tokenomy.providers.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+    if spec.provider in ("gemini", "vertex"):
+        from tokenomy.providers.gemini_provider import GeminiProvider
+
+        return GeminiProvider(
+            vertex=spec.provider == "vertex",
+            base_url=spec.base_url,
+            api_key_env=spec.api_key_env,
+            project=dict(spec.options).get("project"),
+            location=spec.region,
+        )
     raise ConfigError(
-        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, azure, bedrock or anthropic"
+        f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, azure, bedrock, anthropic, "
+        "gemini or vertex"
     )

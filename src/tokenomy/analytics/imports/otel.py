@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tokenomy.analytics.billed import PROVIDER_ALIASES
 from tokenomy.analytics.imports.common import ImportResult, event_id, price_event
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent
@@ -28,13 +29,7 @@ OTEL_CACHE_WRITE = {
     "gen_ai.usage.input_tokens.cache_write": True,
     "gen_ai.usage.cache_creation_input_tokens": False,
 }
-OTEL_PROVIDERS = {
-    "aws.bedrock": "bedrock",
-    "az.ai.openai": "azure",
-    "azure.ai.openai": "azure",
-    "gcp.vertex_ai": "vertex",
-    "gcp.gemini": "gemini",
-}
+OTEL_PROVIDERS = PROVIDER_ALIASES  # OpenTelemetry's provider names, as bills name them
 
 
 def _otel_value(value: dict[str, Any]) -> Any:

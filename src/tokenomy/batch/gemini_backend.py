@@ -1,0 +1,134 @@
+"""The Gemini Batch API (`batches.create` with inline requests) through the official `google-genai` SDK.
+
+Settings: `SubmitOptions.endpoint_url` (or GOOGLE_GEMINI_BASE_URL) for `tokenomy emulate gemini`, the API
+key from `extra["api_key_env"]`'s variable or GEMINI_API_KEY / GOOGLE_API_KEY. Each record becomes one
+inline GenerateContent request whose `metadata.key` is the record id, so results are matched by id, not
+by position. Answers are priced at the model's batch rates by jobs.py (Gemini bills batch at half the
+standard price); cached tokens a response reports are cache reads, as on demand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.errors import ProviderError
+from tokenomy.providers.gemini_mapping import usage_from_gemini
+
+STATUS_MAP = {
+    "JOB_STATE_QUEUED": "scheduled",
+    "JOB_STATE_PENDING": "submitted",
+    "JOB_STATE_RUNNING": "in_progress",
+    "JOB_STATE_SUCCEEDED": "completed",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "partially_completed",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLING": "stopping",
+    "JOB_STATE_CANCELLED": "stopped",
+    "JOB_STATE_EXPIRED": "expired",
+}
+
+
+def inline_request(rec: BatchRecord) -> dict[str, Any]:
+    """One record as an InlinedRequest (snake_case, as the SDK takes it); its id rides in metadata."""
+    contents = [
+        {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+        for m in rec.messages
+    ]
+    config: dict[str, Any] = {}
+    if rec.system:
+        config["system_instruction"] = rec.system
+    if rec.max_tokens:
+        config["max_output_tokens"] = int(rec.max_tokens)
+    request: dict[str, Any] = {"contents": contents, "metadata": {"key": rec.id}}
+    if config:
+        request["config"] = config
+    return request
+
+
+class GeminiBatchBackend(BatchBackend):
+    """Gemini API batches (AI Studio); a handle is the batch's name, `batches/...`."""
+
+    name = "gemini"
+    ledger_provider = "gcp.gemini"  # as GeminiProvider records on-demand calls, so reports see one provider
+
+    def __init__(self, options: SubmitOptions | None = None) -> None:
+        self.options = options or SubmitOptions()
+        self._sdk: Any = None
+        self._target: tuple | None = None
+
+    def _client(self) -> Any:
+        """One SDK client per target, kept: a `genai.Client` closes its connections when it is collected."""
+        from tokenomy.providers.gemini_provider import gemini_client
+
+        base_url = self.options.endpoint_url or os.environ.get("GOOGLE_GEMINI_BASE_URL")
+        target = (base_url, self.options.extra.get("api_key_env"))
+        if self._sdk is None or self._target != target:
+            self._sdk = gemini_client(base_url=base_url, api_key_env=target[1])
+            self._target = target
+        return self._sdk
+
+    def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        from tokenomy.providers.gemini_provider import map_gemini_error
+
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            error = map_gemini_error(exc)
+            raise ProviderError(f"Gemini {what} failed: {error}", error.kind, status=error.status) from None
+
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        self.options = options
+        client = self._client()
+        job = self._call(
+            "batch create",
+            client.batches.create,
+            model=model,
+            src=[inline_request(rec) for rec in records],
+            config={"display_name": f"tokenomy {job_id}"[:128]},
+        )
+        return str(job.name)
+
+    def describe(self, handle: str) -> Any:
+        """The BatchJob, as the SDK returns it."""
+        return self._call("batch get", self._client().batches.get, name=handle)
+
+    def status(self, handle: str) -> tuple[str, str | None]:
+        job = self.describe(handle)
+        state_name = getattr(job.state, "value", job.state)
+        state = STATUS_MAP.get(str(state_name), "in_progress")
+        message = None
+        if job.error is not None:
+            message = str(job.error.message or job.error)
+        elif state == "completed" and job.dest is not None:
+            failed = sum(1 for r in job.dest.inlined_responses or [] if r.error is not None)
+            if failed:
+                state, message = "partially_completed", f"{failed} requests failed; see their results"
+        return state, message
+
+    def results(self, handle: str) -> Iterator[RecordResult]:
+        job = self.describe(handle)
+        served = str(job.model or "").rsplit("/", 1)[-1] or None
+        for i, item in enumerate((job.dest.inlined_responses if job.dest else None) or []):
+            rid = str((item.metadata or {}).get("key", i))
+            raw = item.model_dump(mode="json", exclude_none=True)
+            if item.error is not None or item.response is None:
+                error = item.error
+                detail = f"{error.code}: {error.message}" if error is not None else "no response"
+                yield RecordResult(rid, error=detail, model=served, raw=raw)
+                continue
+            response = item.response
+            yield RecordResult(
+                rid,
+                text=response.text or "",
+                usage=usage_from_gemini(response.usage_metadata),
+                model=(response.model_version or served),
+                raw=raw,
+            )
+
+    def cancel(self, handle: str) -> None:
+        state, _ = self.status(handle)
+        if state in ("submitted", "scheduled", "in_progress"):
+            self._call("batch cancel", self._client().batches.cancel, name=handle)

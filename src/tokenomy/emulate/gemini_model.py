@@ -1,0 +1,361 @@
+"""The Gemini emulator's model side: answer one generateContent body, and keep explicit context caches.
+
+`GeminiEmulator.prepare` validates a body and renders its prompt (a named `cachedContent` is put in
+front of the request's turns); `answer` yields the answer as events and `response_body` folds them
+into a GenerateContentResponse. Usage follows the API: `promptTokenCount` counts every prompt token,
+cached ones included, `cachedContentTokenCount` those read from a cache (an explicit cache, or an
+implicit hit on a repeated prefix of at least the catalog's `cache_min_tokens`), and
+`thoughtsTokenCount` the thinking, which `candidatesTokenCount` leaves out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.gemini_parts import (
+    REQUEST_FIELDS,
+    GeminiError,
+    contents,
+    field,
+    forced_tool,
+    generation_config,
+    invalid,
+    known,
+    system_blocks,
+)
+from tokenomy.emulate.throttle import InjectedThrottle
+from tokenomy.pricing.catalog import PriceEntry, default_catalog
+
+FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+IMPLICIT_TTL = 300  # seconds an implicitly cached prefix stays live (Google publishes no figure)
+DEFAULT_CACHE_TTL = 3600  # an explicit cache lives one hour unless told otherwise, as documented
+
+
+def gemini_entry(model: str) -> PriceEntry | None:
+    """The catalog entry of a Gemini model id (`gemini-2.5-flash` or `models/gemini-2.5-flash`)."""
+    name = model.rsplit("/", 1)[-1]  # models/x, or Vertex's projects/../publishers/google/models/x
+    return next((e for e in default_catalog().entries() if e.provider == "google" and e.model == name), None)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ttl_seconds(value: Any) -> float:
+    text = str(value)
+    if not text.endswith("s"):
+        raise invalid(f"ttl: a duration in seconds such as '3600s' (got {value!r})")
+    try:
+        seconds = float(text[:-1])
+    except ValueError:
+        raise invalid(f"ttl: a duration in seconds such as '3600s' (got {value!r})") from None
+    if seconds <= 0:
+        raise invalid("ttl: must be positive")
+    return seconds
+
+
+@dataclass
+class CachedContent:
+    name: str
+    model: str
+    display_name: str
+    system: list[Block]
+    turns: list[Turn]
+    tokens: int
+    created: datetime
+    updated: datetime
+    expires: datetime
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": f"models/{self.model}",
+            "displayName": self.display_name,
+            "createTime": rfc3339(self.created),
+            "updateTime": rfc3339(self.updated),
+            "expireTime": rfc3339(self.expires),
+            "usageMetadata": {"totalTokenCount": self.tokens},
+        }
+
+
+@dataclass
+class Call:
+    """A validated, rendered request and what to generate for it."""
+
+    prepared: Prepared
+    model: str
+    cached_tokens: int
+    json_schema: dict[str, Any] | None
+    thinking_budget: int | None
+    include_thoughts: bool
+
+
+class GeminiEmulator:
+    """State behind the routes: the model, context caches, the throttle RNG."""
+
+    def __init__(self, throttle_rate: float = 0.0, seed: int | None = None, engine: Engine | None = None) -> None:
+        self.throttle = InjectedThrottle(throttle_rate, seed)
+        self.engine = engine or Engine()
+        self.caches: dict[str, CachedContent] = {}
+        self.lock = threading.Lock()
+
+    def entry(self, model: str) -> PriceEntry:
+        entry = gemini_entry(model)
+        if entry is None:
+            raise GeminiError(404, f"models/{model.removeprefix('models/')} is not found for API version v1beta")
+        return entry
+
+    # -- explicit context caches ----------------------------------------------------------------
+    def cache(self, name: str) -> CachedContent:
+        with self.lock:
+            now = datetime.now(UTC)
+            for key in [k for k, c in self.caches.items() if c.expires <= now]:
+                del self.caches[key]
+            found = self.caches.get(f"cachedContents/{name.rsplit('/', 1)[-1]}")  # Vertex names carry a project
+        if found is None:
+            raise GeminiError(403, f"CachedContent not found (or permission denied): {name}")
+        return found
+
+    def create_cache(self, body: Any) -> CachedContent:
+        if not isinstance(body, dict):
+            raise invalid("request body must be a CachedContent object")
+        known(
+            body,
+            {"model", "contents", "systemInstruction", "tools", "toolConfig", "ttl", "expireTime", "displayName"},
+            "cached_content",
+        )
+        model = str(body.get("model") or "").rsplit("/", 1)[-1]
+        if not model:
+            raise invalid("model: required")
+        entry = self.entry(model)
+        if not entry.has_cache:
+            raise invalid(f"Model {model} does not support explicit caching (the catalog has no cached-input price).")
+        turns = contents(field(body, "contents") or [])
+        system = system_blocks(body)
+        try:
+            prepared = self.engine.prepare(f"gemini-cache:{model}", system, turns, None, False, 1, None, [])
+        except InputTooLong as exc:
+            raise invalid(str(exc)) from None
+        minimum = entry.cache_min_tokens or 1024
+        if prepared.prompt_tokens < minimum:
+            raise invalid(
+                f"Cached content is too small. total_token_count={prepared.prompt_tokens}, "
+                f"min_total_token_count={minimum}"
+            )
+        now = datetime.now(UTC)
+        if field(body, "expireTime"):
+            expires = datetime.fromisoformat(str(field(body, "expireTime")).replace("Z", "+00:00"))
+        else:
+            expires = now + timedelta(seconds=_ttl_seconds(body.get("ttl") or f"{DEFAULT_CACHE_TTL}s"))
+        cache = CachedContent(
+            f"cachedContents/{secrets.token_hex(8)}",
+            model,
+            str(field(body, "displayName") or ""),
+            system,
+            turns,
+            prepared.prompt_tokens,
+            now,
+            now,
+            expires,
+        )
+        with self.lock:
+            self.caches[cache.name] = cache
+        return cache
+
+    def update_cache(self, name: str, body: Any) -> CachedContent:
+        cache = self.cache(name)
+        if not isinstance(body, dict) or not (body.get("ttl") or field(body, "expireTime")):
+            raise invalid("update: send ttl or expireTime")
+        now = datetime.now(UTC)
+        if body.get("ttl"):
+            cache.expires = now + timedelta(seconds=_ttl_seconds(body["ttl"]))
+        else:
+            cache.expires = datetime.fromisoformat(str(field(body, "expireTime")).replace("Z", "+00:00"))
+        cache.updated = now
+        return cache
+
+    def delete_cache(self, name: str) -> None:
+        cache = self.cache(name)
+        with self.lock:
+            self.caches.pop(cache.name, None)
+
+    # -- generateContent -------------------------------------------------------------------------
+    def prepare(self, model: str, body: Any) -> Call:
+        if not isinstance(body, dict):
+            raise invalid("request body must be a GenerateContentRequest object")
+        known(body, REQUEST_FIELDS, "generate_content_request")
+        model = model.rsplit("/", 1)[-1]
+        entry = self.entry(model)
+        if self.throttle.hit():
+            raise GeminiError(429, "Resource has been exhausted (e.g. check quota).")
+        turns = contents(field(body, "contents"))
+        if not turns:
+            raise invalid("contents is not specified")
+        options = generation_config(body)
+        system = system_blocks(body)
+        cached_tokens = 0
+        min_tokens: int | None = None
+        name = field(body, "cachedContent")
+        if name:
+            cache = self.cache(str(name))
+            if cache.model != model:
+                raise invalid(
+                    f"Model used by GenerateContent request ({model}) and CachedContent ({cache.model}) "
+                    "has to be the same."
+                )
+            if system or field(body, "toolConfig"):
+                raise invalid(
+                    "CachedContent can not be used with GenerateContent request setting system_instruction, tools "
+                    "or tool_config. Proposed fix: move those values to CachedContent from GenerateContent request."
+                )
+            system, turns, cached_tokens = cache.system, cache.turns + turns, cache.tokens
+        elif entry.has_cache and entry.cache_min_tokens:
+            # Implicit caching: the system part and every turn but the last close a prefix Gemini may have cached.
+            min_tokens = entry.cache_min_tokens
+            if system:
+                system[-1] = replace(system[-1], cache_ttl=IMPLICIT_TTL)
+            for turn in turns[:-1]:
+                turn.blocks[-1] = replace(turn.blocks[-1], cache_ttl=IMPLICIT_TTL)
+        limit = options["max_tokens"]
+        try:
+            prepared = self.engine.prepare(
+                f"gemini:{model}", system, turns, min_tokens, False, limit, options["temperature"], options["stop"]
+            )
+        except InputTooLong as exc:
+            raise invalid(f"The input token count exceeds the maximum number of tokens allowed: {exc}") from None
+        prepared.forced_tool = forced_tool(body)
+        cached = min(cached_tokens, prepared.prompt_tokens) if name else prepared.account.cache_read_tokens
+        return Call(
+            prepared, model, cached, options["json_schema"], options["thinking_budget"], options["include_thoughts"]
+        )
+
+
+def answer(engine: Engine, call: Call) -> Iterator[tuple]:
+    """The answer as events: ("thought", text, signature), ("text", text), ("call", name, args),
+    then ("finish", candidate_tokens, thought_tokens, finish_reason)."""
+    prepared = call.prepared
+    thoughts = 0
+    if call.thinking_budget is not None:
+        pieces: list[str] = []
+        for item in engine.generate(reasoning_prepared(prepared, call.thinking_budget)):
+            if isinstance(item, str):
+                pieces.append(item)
+            else:
+                thoughts = item[0]
+        text = "".join(pieces)
+        if call.include_thoughts:
+            yield "thought", text, sign_reasoning(text)
+    if prepared.forced_tool is not None or call.json_schema is not None:
+        schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
+        try:
+            value, tokens = engine.generate_json(prepared, schema or {"type": "object"})
+        except ValueError as exc:
+            raise GeminiError(500, f"The model could not produce JSON: {exc}") from None
+        if prepared.forced_tool is not None:
+            yield "call", prepared.forced_tool["name"], value
+        else:
+            yield "text", json.dumps(value)
+        yield "finish", tokens, thoughts, "STOP"
+        return
+    output, finish = 0, "stop"
+    for item in engine.generate(prepared):
+        if isinstance(item, str):
+            yield "text", item
+        else:
+            output, finish = item
+    yield "finish", output, thoughts, FINISH.get(finish, "STOP")
+
+
+def event_parts(event: tuple) -> list[dict[str, Any]]:
+    if event[0] == "thought":
+        signature = base64.b64encode(event[2].encode()).decode()  # bytes on the wire, base64 in JSON
+        return [{"text": event[1], "thought": True, "thoughtSignature": signature}]
+    if event[0] == "text":
+        return [{"text": event[1]}] if event[1] else []
+    if event[0] == "call":
+        return [{"functionCall": {"name": event[1], "args": event[2]}}]
+    return []
+
+
+def usage_metadata(call: Call, candidates: int, thoughts: int) -> dict[str, Any]:
+    prompt = call.prepared.prompt_tokens
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if call.cached_tokens:
+        usage["cachedContentTokenCount"] = call.cached_tokens
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": call.cached_tokens}]
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def response_body(call: Call, events: Iterator[tuple], response_id: str) -> dict[str, Any]:
+    """Fold answer events into one GenerateContentResponse."""
+    parts: list[dict[str, Any]] = []
+    candidates, thoughts, finish = 0, 0, "STOP"
+    for event in events:
+        if event[0] == "finish":
+            _, candidates, thoughts, finish = event
+            continue
+        for part in event_parts(event):
+            if (
+                "text" in part
+                and parts
+                and "text" in parts[-1]
+                and not part.get("thought")
+                and not parts[-1].get("thought")
+            ):
+                parts[-1]["text"] += part["text"]
+            else:
+                parts.append(part)
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
+        "usageMetadata": usage_metadata(call, candidates, thoughts),
+        "modelVersion": call.model,
+        "responseId": response_id,
+    }
+
+
+def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[bytes]:
+    """streamGenerateContent?alt=sse: one `data:` line per piece; the last carries finishReason and usage."""
+
+    def sse(body: dict[str, Any]) -> bytes:
+        return f"data: {json.dumps(body, separators=(',', ':'))}\r\n\r\n".encode()
+
+    try:
+        for event in answer(engine, call):
+            if event[0] == "finish":
+                _, candidates, thoughts, finish = event
+                yield sse(
+                    {
+                        "candidates": [{"finishReason": finish, "index": 0}],
+                        "usageMetadata": usage_metadata(call, candidates, thoughts),
+                        "modelVersion": call.model,
+                        "responseId": response_id,
+                    }
+                )
+                continue
+            parts = event_parts(event)
+            if parts:
+                yield sse(
+                    {
+                        "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+                        "usageMetadata": {"promptTokenCount": call.prepared.prompt_tokens},
+                        "modelVersion": call.model,
+                        "responseId": response_id,
+                    }
+                )
+    except GeminiError as exc:
+        yield sse(exc.body())

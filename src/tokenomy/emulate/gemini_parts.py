@@ -1,0 +1,252 @@
+"""Request bodies of the emulated Gemini API: validated as the API does, rendered for the local model.
+
+The wire is proto3 JSON, so each field is read by its camelCase name or its snake_case one. Errors use
+Google's shape `{"error": {"code", "message", "status"}}`. Images and PDFs reach the text model as a
+placeholder line and count at the fixed estimates in `engine`; a thought part must carry a signature
+this process issued (`engine.sign_reasoning`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Turn, signature_valid
+
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+}
+CONFIG_FIELDS = {
+    "temperature",
+    "topP",
+    "topK",
+    "candidateCount",
+    "maxOutputTokens",
+    "stopSequences",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "thinkingConfig",
+    "responseLogprobs",
+    "logprobs",
+    "mediaResolution",
+}
+REQUEST_FIELDS = {
+    "model",
+    "contents",
+    "systemInstruction",
+    "tools",
+    "toolConfig",
+    "generationConfig",
+    "safetySettings",
+    "cachedContent",
+    "labels",
+}
+
+
+class GeminiError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "status": STATUS.get(self.code, "UNKNOWN")}}
+
+
+def invalid(message: str) -> GeminiError:
+    return GeminiError(400, message)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def field(obj: dict[str, Any], name: str) -> Any:
+    """`name` (camelCase) or its snake_case spelling, as proto3 JSON parsers accept both."""
+    if name in obj:
+        return obj[name]
+    return obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name))
+
+
+def known(obj: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in obj:
+        if camel(key) not in allowed:
+            raise invalid(f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': Cannot find field.")
+
+
+def _bytes(value: Any, where: str) -> bytes:
+    try:
+        return base64.b64decode(str(value).replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"{where}: invalid base64 data") from None
+
+
+def _part(part: Any, where: str) -> Block:
+    if not isinstance(part, dict):
+        raise invalid(f"{where}: a part must be an object")
+    signature = field(part, "thoughtSignature")
+    if field(part, "thought"):
+        text = field(part, "text") or ""
+        # thoughtSignature is bytes, base64 in JSON; the bytes are the signature this emulator issued.
+        issued = _bytes(signature, f"{where}.thoughtSignature").decode("utf-8", "replace") if signature else None
+        if not signature_valid(text, issued):
+            raise invalid(f"{where}.thoughtSignature: Thought signature is not valid.")
+        return Block("")  # earlier thoughts are not shown to the model again
+    if field(part, "text") is not None:
+        if not isinstance(field(part, "text"), str):
+            raise invalid(f"{where}.text: a string")
+        return Block(field(part, "text"))
+    inline = field(part, "inlineData")
+    if isinstance(inline, dict):
+        mime = field(inline, "mimeType")
+        if not isinstance(mime, str) or "/" not in mime:
+            raise invalid(f"{where}.inlineData.mimeType: required")
+        data = _bytes(field(inline, "data"), f"{where}.inlineData.data")
+        if mime.startswith("text/"):
+            return Block(f"[document: {mime}]\n{data.decode('utf-8', 'replace')}")
+        tokens = IMAGE_TOKENS if mime.startswith("image/") else DOCUMENT_TOKENS
+        return Block(f"[{mime}, {len(data)} bytes]", extra_tokens=tokens)
+    file_data = field(part, "fileData")
+    if isinstance(file_data, dict):
+        uri = field(file_data, "fileUri")
+        if not isinstance(uri, str) or not uri:
+            raise invalid(f"{where}.fileData.fileUri: required")
+        mime = str(field(file_data, "mimeType") or "")
+        return Block(f"[file {uri}]", extra_tokens=IMAGE_TOKENS if mime.startswith("image/") else DOCUMENT_TOKENS)
+    call = field(part, "functionCall")
+    if isinstance(call, dict):
+        if not call.get("name"):
+            raise invalid(f"{where}.functionCall.name: required")
+        return Block(json.dumps({"function_call": {"name": call["name"], "args": call.get("args") or {}}}))
+    answer = field(part, "functionResponse")
+    if isinstance(answer, dict):
+        if not answer.get("name") or not isinstance(answer.get("response"), dict):
+            raise invalid(f"{where}.functionResponse: name and a response object are required")
+        return Block(json.dumps({"function_response": {"name": answer["name"], "response": answer["response"]}}))
+    raise invalid(
+        f"{where}: the Tokenomy emulator reads text, inlineData, fileData, functionCall, functionResponse and "
+        "thought parts"
+    )
+
+
+def contents(value: Any, where: str = "contents") -> list[Turn]:
+    """Validated `contents` as turns (user / model roles; the model's turns are the assistant's)."""
+    if not isinstance(value, list):
+        raise invalid(f"{where}: a list of Content objects")
+    turns: list[Turn] = []
+    for i, content in enumerate(value):
+        here = f"{where}[{i}]"
+        if not isinstance(content, dict):
+            raise invalid(f"{here}: a Content object")
+        role = content.get("role") or "user"
+        if role not in ("user", "model", "function"):
+            raise invalid(f"{here}.role: Please use a valid role: user, model.")
+        parts = content.get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise invalid(f"{here}.parts: must contain at least one part")
+        blocks = [_part(p, f"{here}.parts[{j}]") for j, p in enumerate(parts)]
+        turns.append(Turn("assistant" if role == "model" else "user", blocks))
+    return turns
+
+
+def system_blocks(body: dict[str, Any]) -> list[Block]:
+    """Tools (as JSON) then the system instruction, rendered as the prompt's system part."""
+    blocks: list[Block] = []
+    tools = field(body, "tools") or []
+    if not isinstance(tools, list):
+        raise invalid("tools: a list of Tool objects")
+    for tool in tools:
+        blocks.append(Block(json.dumps(tool, sort_keys=True)))
+    system = field(body, "systemInstruction")
+    if system is not None:
+        if isinstance(system, str):
+            return [*blocks, Block(system)]
+        if not isinstance(system, dict):
+            raise invalid("systemInstruction: a Content object")
+        blocks += [_part(p, f"systemInstruction.parts[{j}]") for j, p in enumerate(field(system, "parts") or [])]
+    return blocks
+
+
+def declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for i, tool in enumerate(field(body, "tools") or []):
+        for j, item in enumerate(field(tool, "functionDeclarations") or []):
+            if not isinstance(item, dict) or not item.get("name"):
+                raise invalid(f"tools[{i}].functionDeclarations[{j}].name: required")
+            out.append(item)
+    return out
+
+
+def forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The function a toolConfig mode ANY forces (the first allowed one), as {"name", "schema"}."""
+    config = field(field(body, "toolConfig") or {}, "functionCallingConfig") or {}
+    mode = str(field(config, "mode") or "AUTO").upper()
+    if mode not in ("AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"):
+        raise invalid(f"toolConfig.functionCallingConfig.mode: unknown value {mode!r}")
+    if mode != "ANY":
+        return None
+    tools = declarations(body)
+    allowed = field(config, "allowedFunctionNames") or [t["name"] for t in tools]
+    chosen = next((t for t in tools if t["name"] in allowed), None)
+    if chosen is None:
+        raise invalid("toolConfig.functionCallingConfig: mode ANY needs a function declaration it allows")
+    schema = field(chosen, "parametersJsonSchema") or field(chosen, "parameters") or {"type": "object"}
+    return {"name": chosen["name"], "schema": _json_schema(schema)}
+
+
+def _json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style Schema (types in upper case) as JSON Schema, for the grammar."""
+    if isinstance(schema, dict):
+        return {k: (v.lower() if k == "type" and isinstance(v, str) else _json_schema(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_json_schema(v) for v in schema]
+    return schema
+
+
+def generation_config(body: dict[str, Any]) -> dict[str, Any]:
+    """Validated generationConfig: max tokens, temperature, stops, JSON schema, thinking budget."""
+    config = field(body, "generationConfig") or {}
+    if not isinstance(config, dict):
+        raise invalid("generationConfig: an object")
+    known(config, CONFIG_FIELDS, "generation_config")
+    limit = field(config, "maxOutputTokens")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise invalid("generationConfig.maxOutputTokens: a positive integer")
+    temperature = field(config, "temperature")
+    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+        raise invalid("generationConfig.temperature: between 0 and 2")
+    stops = field(config, "stopSequences") or []
+    if not isinstance(stops, list) or len(stops) > 5:
+        raise invalid("generationConfig.stopSequences: at most 5 strings")
+    if (field(config, "candidateCount") or 1) != 1:
+        raise invalid("generationConfig.candidateCount: the Tokenomy emulator answers one candidate")
+    schema = None
+    if field(config, "responseMimeType") == "application/json":
+        schema = _json_schema(field(config, "responseJsonSchema") or field(config, "responseSchema") or {})
+    thinking = field(config, "thinkingConfig") or {}
+    budget = field(thinking, "thinkingBudget")
+    level = field(thinking, "thinkingLevel")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
+        raise invalid("generationConfig.thinkingConfig.thinkingBudget: an integer >= -1")
+    think = bool(budget) or level not in (None, "THINKING_LEVEL_UNSPECIFIED", "MINIMAL")
+    return {
+        "max_tokens": limit,
+        "temperature": temperature,
+        "stop": list(stops),
+        "json_schema": schema,
+        "thinking_budget": (budget if budget and budget > 0 else 1024) if think else None,
+        "include_thoughts": bool(field(thinking, "includeThoughts")),
+    }

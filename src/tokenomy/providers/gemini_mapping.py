@@ -1,0 +1,316 @@
+"""Gemini `generateContent` shapes <-> Tokenomy's content model (the `google-genai` SDK's snake_case dicts).
+
+Carried: text, images (inline bytes or a URL as `file_data`), documents (PDF and text types inline, a
+file id as `file_data`), tool use / tool result (`function_call` / `function_response`, matched by the
+tool's name), reasoning (`thought` parts with their `thought_signature`), tools, tool_choice
+(auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED), JSON
+and JSON-schema output (Gemini always holds it to the schema; the format's name is only a label),
+temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort level, and every
+`extra` key that is a `GenerateContentConfig` field (e.g. `cached_content`, `safety_settings`).
+Refused with an error naming the field: `parallel_tool_calls: false`, extra fields whose results a
+ChatResponse cannot hold (`candidate_count`, `response_modalities`, `logprobs`, …), an image `detail`,
+documents Gemini cannot read inline (office formats), a tool result for a tool use the conversation
+lacks, media inside tool results, a response-format description, and extra keys Gemini has no field for.
+
+Cache points are hints: Gemini caches repeated prefixes implicitly and reports the tokens read from
+a cache as `cached_content_token_count` (explicit caches are named with `extra["cached_content"]`).
+A thought signature that Gemini puts on a non-thought part (e.g. a function call) rides back as an
+empty ReasoningBlock right before that part, and is attached to the next part on the way out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+from typing import Any
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+DOCUMENT_TYPES = {
+    "pdf": "application/pdf",
+    "txt": "text/plain",
+    "md": "text/md",
+    "csv": "text/csv",
+    "html": "text/html",
+}
+EFFORT_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
+# GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field.
+MAPPED_CONFIG = frozenset(
+    {
+        "system_instruction",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_output_tokens",
+        "stop_sequences",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "response_mime_type",
+        "response_json_schema",
+        "tools",
+        "tool_config",
+        "thinking_config",
+    }
+)
+# Config fields that only make sense inside the SDK process (callables, transport settings).
+SDK_ONLY = frozenset({"http_options", "automatic_function_calling", "should_return_http_response"})
+# Config fields whose results a ChatResponse has no place for (more candidates, audio, log probabilities):
+# refused, so an answer is never silently cut down to what fits.
+UNCARRIED = frozenset(
+    {"candidate_count", "response_modalities", "speech_config", "image_config", "response_logprobs", "logprobs"}
+)
+GENERATED_ID = "gemini-call-"  # ids Tokenomy made up for function calls Gemini sent without one
+
+
+def refuse(model: str, field: str, why: str) -> ProviderError:
+    return ProviderError(f"{field}: Gemini (model {model}) {why}", kind="client_error", status=400)
+
+
+def config_fields() -> frozenset[str]:
+    """The `extra` keys Gemini can carry: GenerateContentConfig's fields the request does not map itself."""
+    from google.genai import types
+
+    return frozenset(types.GenerateContentConfig.model_fields) - MAPPED_CONFIG - SDK_ONLY - UNCARRIED
+
+
+def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[str, Any]:
+    if isinstance(block, ImageBlock):
+        if block.detail not in (None, "auto"):
+            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
+        if block.data is not None:
+            return {"inline_data": {"mime_type": block.media_type or "image/png", "data": block.data}}
+        mime = block.media_type or mimetypes.guess_type(block.url or "")[0] or "image/jpeg"
+        return {"file_data": {"file_uri": block.url, "mime_type": mime}}
+    doc_mime = DOCUMENT_TYPES.get(block.format)
+    if block.file_id is not None:
+        return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf"}}
+    if doc_mime is None:
+        raise refuse(
+            model,
+            where,
+            f"reads PDF and text documents ({', '.join(DOCUMENT_TYPES)}), not {block.format!r}; convert it first",
+        )
+    return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", "display_name": block.name}}
+
+
+def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, model: str) -> dict[str, Any]:
+    name = names.get(block.tool_use_id)
+    if name is None:
+        raise refuse(
+            model,
+            f"{where}.tool_use_id",
+            f"answers a function call by its name; no tool use with id {block.tool_use_id!r} precedes this result",
+        )
+    for k, part in enumerate(block.content):
+        if not isinstance(part, TextBlock):
+            raise refuse(model, f"{where}.content[{k}]", "takes text tool results only; describe the media in text")
+    text = block.text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    response = {"error" if block.is_error else "output": value}
+    out: dict[str, Any] = {"name": name, "response": response}
+    if not block.tool_use_id.startswith(GENERATED_ID):
+        out["id"] = block.tool_use_id
+    return {"function_response": out}
+
+
+def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
+    """The request's turns as Gemini `contents` (roles user / model)."""
+    names: dict[str, str] = {}
+    contents: list[dict[str, Any]] = []
+    for i, message in enumerate(request.messages):
+        parts: list[dict[str, Any]] = []
+        pending: bytes | None = None  # a thought signature for the next part
+        for j, block in enumerate(message.content):
+            where = f"messages[{i}].content[{j}]"
+            if isinstance(block, ReasoningBlock):
+                if block.redacted is not None:
+                    raise refuse(request.model, where, "has no redacted reasoning; drop the block")
+                signature = base64.b64decode(block.signature) if block.signature else None
+                if block.text:
+                    part: dict[str, Any] = {"text": block.text, "thought": True}
+                    if signature:
+                        part["thought_signature"] = signature
+                    parts.append(part)
+                else:
+                    pending = signature
+                continue
+            if isinstance(block, TextBlock):
+                part = {"text": block.text}
+            elif isinstance(block, (ImageBlock, DocumentBlock)):
+                part = _media(block, where, request.model)
+            elif isinstance(block, ToolUseBlock):
+                names[block.id] = block.name
+                call: dict[str, Any] = {"name": block.name, "args": block.input}
+                if not block.id.startswith(GENERATED_ID):
+                    call["id"] = block.id
+                part = {"function_call": call}
+            elif isinstance(block, ToolResultBlock):
+                part = _tool_result(block, names, where, request.model)
+            else:  # pragma: no cover - every Block type is handled above
+                raise refuse(request.model, where, f"has no part for {type(block).__name__}")
+            if pending:
+                part["thought_signature"], pending = pending, None
+            parts.append(part)
+        contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
+    return contents
+
+
+def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    if not request.tools:
+        return None
+    if any(t.strict for t in request.tools) and (choice is None or choice.mode == "auto"):
+        # Strict tools: VALIDATED lets the model choose, and holds any call it makes to the schema.
+        return {"function_calling_config": {"mode": "VALIDATED"}}
+    if choice is None:
+        return None
+    if choice.mode == "tool":
+        return {"function_calling_config": {"mode": "ANY", "allowed_function_names": [choice.name]}}
+    return {"function_calling_config": {"mode": choice.mode.upper()}}
+
+
+def config_from_request(request: ChatRequest) -> dict[str, Any]:
+    """GenerateContentConfig fields (snake_case) for everything but the contents."""
+    model = request.model
+    if request.parallel_tool_calls is False:
+        raise refuse(model, "parallel_tool_calls", "has no switch for parallel function calls; remove it")
+    config: dict[str, Any] = {}
+    if request.system:
+        config["system_instruction"] = request.system
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        value = getattr(request, name)
+        if value is not None:
+            config[name] = float(value)
+    for name, value in (("top_k", request.top_k), ("seed", request.seed), ("max_output_tokens", request.max_tokens)):
+        if value is not None:
+            config[name] = int(value)
+    if request.stop:
+        config["stop_sequences"] = list(request.stop)
+    fmt = request.response_format
+    if fmt is not None and fmt.type != "text":
+        if fmt.description:
+            raise refuse(model, "response_format.description", "has no schema description field; put it in the prompt")
+        config["response_mime_type"] = "application/json"
+        if fmt.type == "json_schema":
+            config["response_json_schema"] = fmt.schema or {"type": "object"}
+    if request.tools:
+        declarations = []
+        for tool in request.tools:
+            item: dict[str, Any] = {"name": tool.name, "parameters_json_schema": tool.input_schema}
+            if tool.description:
+                item["description"] = tool.description
+            declarations.append(item)
+        config["tools"] = [{"function_declarations": declarations}]
+    tool_config = _tool_config(request)
+    if tool_config is not None:
+        config["tool_config"] = tool_config
+    reasoning = request.reasoning
+    if reasoning is not None and (reasoning.budget_tokens is not None or reasoning.effort is not None):
+        thinking: dict[str, Any] = {"include_thoughts": True}
+        if reasoning.budget_tokens is not None:
+            thinking["thinking_budget"] = int(reasoning.budget_tokens)
+        else:
+            level = EFFORT_LEVELS.get(str(reasoning.effort))
+            if level is None:
+                raise refuse(model, "reasoning_effort", f"takes {', '.join(EFFORT_LEVELS)} (got {reasoning.effort!r})")
+            thinking["thinking_level"] = level
+        config["thinking_config"] = thinking
+    for key, value in request.extra.items():
+        if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens
+            config.setdefault("max_output_tokens", int(value))
+        else:
+            config[key] = value  # refusal() has already checked it is a GenerateContentConfig field
+    return config
+
+
+def _signature(value: Any) -> str | None:
+    if not value:
+        return None
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+
+
+def blocks_from_parts(parts: list[dict[str, Any]], call_offset: int = 0) -> list[Block]:
+    """A candidate's parts (SDK `Part.model_dump()` dicts) as Tokenomy blocks."""
+    blocks: list[Block] = []
+    calls = call_offset
+    for part in parts:
+        signature = _signature(part.get("thought_signature"))
+        if part.get("thought") and part.get("text") is not None:
+            last = blocks[-1] if blocks else None
+            if isinstance(last, ReasoningBlock) and last.text and last.signature is None:  # streamed pieces
+                blocks[-1] = ReasoningBlock(last.text + part["text"], signature)
+            else:
+                blocks.append(ReasoningBlock(part["text"], signature))
+            continue
+        if signature:
+            blocks.append(ReasoningBlock("", signature))
+        call = part.get("function_call")
+        if call:
+            args = dict(call.get("args") or {})
+            blocks.append(
+                ToolUseBlock(call.get("id") or f"{GENERATED_ID}{calls}", call.get("name") or "", args, json.dumps(args))
+            )
+            calls += 1
+        elif part.get("text"):
+            if blocks and isinstance(blocks[-1], TextBlock):
+                blocks[-1] = TextBlock(blocks[-1].text + part["text"])
+            else:
+                blocks.append(TextBlock(part["text"]))
+        elif part.get("inline_data"):
+            data = part["inline_data"]
+            if str(data.get("mime_type", "")).startswith("image/"):
+                blocks.append(ImageBlock(data.get("mime_type"), data.get("data")))
+    return blocks
+
+
+def usage_from_gemini(meta: Any) -> Usage:
+    """`usage_metadata` as Usage: the prompt count includes cached tokens, which Usage keeps apart;
+    thoughts are output tokens (Gemini counts them outside `candidates_token_count`)."""
+    if meta is None:
+        return Usage()
+
+    def count(name: str) -> int:
+        return int(getattr(meta, name, 0) or 0)
+
+    cached = count("cached_content_token_count")
+    thoughts = count("thoughts_token_count")
+    prompt = count("prompt_token_count") + count("tool_use_prompt_token_count")
+    return Usage(
+        input_tokens=max(0, prompt - cached),
+        output_tokens=count("candidates_token_count") + thoughts,
+        cache_read_tokens=cached,
+        reasoning_tokens=thoughts,
+    )
+
+
+def finish_reason(reason: Any, blocks: list[Block]) -> str:
+    name = getattr(reason, "value", reason) or "STOP"
+    if any(isinstance(b, ToolUseBlock) for b in blocks) and name == "STOP":
+        return "tool_calls"
+    return FINISH_REASONS.get(str(name), "stop")

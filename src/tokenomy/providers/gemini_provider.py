@@ -1,0 +1,225 @@
+"""Gemini through the official `google-genai` SDK: the Gemini API (AI Studio) or Vertex AI.
+
+AI Studio takes an API key (the variable named by `api_key_env`, else GEMINI_API_KEY / GOOGLE_API_KEY);
+Vertex AI takes a project and location (region) and Google Cloud credentials. Either can point at
+another base URL (`tokenomy emulate gemini`): on a loopback URL without a key or credentials, a
+placeholder stands in, as the emulator accepts any.
+
+Usage: Gemini's `prompt_token_count` includes the tokens read from a context cache (implicit or an
+explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_tokens`). Thinking tokens
+(`thoughts_token_count`) are output tokens, as Gemini bills them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
+from tokenomy.providers.base import NAMING_HINTS, Provider
+from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.gemini_mapping import (
+    blocks_from_parts,
+    config_fields,
+    config_from_request,
+    contents_from_request,
+    finish_reason,
+    usage_from_gemini,
+)
+
+KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def map_gemini_error(exc: Exception) -> ProviderError:
+    """Fold the SDK's errors (APIError with an HTTP code, httpx transport errors) into Tokenomy's kinds."""
+    import httpx
+    from google.genai import errors
+
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
+    if isinstance(exc, httpx.TransportError):
+        return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
+    if not isinstance(exc, errors.APIError):
+        return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
+    status = int(exc.code or 500)
+    message = f"Gemini {exc.status or type(exc).__name__} ({status}): {exc.message or exc}"
+    retry_after = None
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    try:
+        retry_after = max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        retry_after = None
+    if status == 429:
+        return ProviderError(message, kind="throttled", retry_after=retry_after, status=429)
+    if status in (408, 504):
+        return ProviderError(message, kind="timeout", status=status)
+    if 400 <= status < 500:
+        return ProviderError(message, kind="client_error", status=status)
+    return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
+
+
+def gemini_client(
+    vertex: bool = False,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    project: str | None = None,
+    location: str | None = None,
+    timeout: float = 120.0,
+) -> Any:
+    """A `google.genai.Client` for AI Studio or Vertex AI; no SDK retries (Tokenomy's retry layer owns them)."""
+    from google.genai import Client, types
+
+    options = types.HttpOptions(
+        base_url=base_url, timeout=int(timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    if vertex:
+        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        location = location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
+        if not project:
+            raise ConfigError("Vertex AI needs a project: set `project` in the model config or GOOGLE_CLOUD_PROJECT")
+        credentials = None
+        if _is_loopback(base_url):
+            from google.oauth2.credentials import Credentials
+
+            credentials = Credentials(token="tokenomy-local")  # an emulator accepts any bearer token
+        return Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=options)
+    names = (api_key_env,) if api_key_env else KEY_VARIABLES
+    key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+    if not key and _is_loopback(base_url):
+        key = "tokenomy-local"
+    if not key:
+        raise ConfigError(
+            f"no Gemini API key: set {' or '.join(names)} (or name another variable with api_key_env in the "
+            "model config)"
+        )
+    return Client(api_key=key, http_options=options)
+
+
+def _blocked(result: Any) -> str | None:
+    """SAFETY when Gemini refused the prompt itself (no candidates, a `prompt_feedback.block_reason`)."""
+    feedback = getattr(result, "prompt_feedback", None)
+    return "SAFETY" if feedback is not None and feedback.block_reason else None
+
+
+class GeminiProvider(Provider):
+    """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
+
+    def __init__(
+        self,
+        vertex: bool = False,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        project: str | None = None,
+        location: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.name = "gcp.vertex_ai" if vertex else "gcp.gemini"  # OpenTelemetry's gen_ai.provider.name values
+        self.region = (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else "global"
+        self.client = gemini_client(vertex, base_url, api_key_env, project, location, timeout)
+        self.accepts_extra = config_fields() | NAMING_HINTS
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        from google.genai import types
+
+        self.check(request)  # refuses unknown `extra` keys before any call
+        contents = contents_from_request(request)
+        try:
+            config = types.GenerateContentConfig.model_validate(config_from_request(request))
+        except ValueError as exc:  # pydantic: an `extra` value of the wrong shape
+            raise ProviderError(
+                f"Gemini (model {request.model}) cannot take the request's config: {str(exc).splitlines()[0]} "
+                f"({'; '.join(str(exc).splitlines()[1:3])})",
+                kind="client_error",
+                status=400,
+            ) from None
+        return {"model": request.model, "contents": contents, "config": config}
+
+    def _response(
+        self, request: ChatRequest, parts: list[dict[str, Any]], usage: Usage, reason: Any, raw: dict, **timing: Any
+    ) -> ChatResponse:
+        content = blocks_from_parts(parts)
+        return ChatResponse(
+            content=content,
+            model=request.model,
+            provider=self.name,
+            usage=usage,
+            finish_reason=finish_reason(reason, content),
+            region=self.region,
+            raw=raw,
+            **timing,
+        )
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        params = self._params(request)
+        start = time.perf_counter()
+        try:
+            result = self.client.models.generate_content(**params)
+        except Exception as exc:
+            raise map_gemini_error(exc) from exc
+        latency = (time.perf_counter() - start) * 1000
+        candidate = (result.candidates or [None])[0]
+        parts = (
+            [p.model_dump(exclude_none=True) for p in (candidate.content.parts or [])]
+            if candidate and candidate.content
+            else []
+        )
+        raw = {"served_model": result.model_version, "response_id": result.response_id}
+        reason = candidate.finish_reason if candidate else _blocked(result)
+        return self._response(request, parts, usage_from_gemini(result.usage_metadata), reason, raw, latency_ms=latency)
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        params = self._params(request)
+        start = time.perf_counter()
+        ttft = None
+        parts: list[dict[str, Any]] = []
+        usage_meta = None
+        reason = None
+        raw: dict[str, Any] = {}
+        calls = 0
+        try:
+            for event in self.client.models.generate_content_stream(**params):
+                usage_meta = event.usage_metadata or usage_meta  # each chunk repeats the running totals
+                raw.update(served_model=event.model_version, response_id=event.response_id)
+                candidate = (event.candidates or [None])[0]
+                if candidate is None:
+                    reason = _blocked(event) or reason
+                    continue
+                reason = candidate.finish_reason or reason
+                for part in (candidate.content.parts or []) if candidate.content else []:
+                    item = part.model_dump(exclude_none=True)
+                    parts.append(item)
+                    chunk = self._chunk(item, calls)
+                    calls += bool(item.get("function_call"))
+                    if chunk is not None:
+                        if ttft is None:
+                            ttft = (time.perf_counter() - start) * 1000
+                        yield chunk
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise map_gemini_error(exc) from exc
+        latency = (time.perf_counter() - start) * 1000
+        response = self._response(
+            request, parts, usage_from_gemini(usage_meta), reason, raw, latency_ms=latency, ttft_ms=ttft
+        )
+        yield StreamChunk(response=response)
+
+    @staticmethod
+    def _chunk(part: dict[str, Any], calls: int) -> StreamChunk | None:
+        """One streamed part as the caller's chunk (a function call arrives whole, in one part)."""
+        if part.get("thought") and part.get("text"):
+            return StreamChunk(reasoning=part["text"])
+        if part.get("function_call"):
+            block = blocks_from_parts([{"function_call": part["function_call"]}], calls)[0]
+            assert isinstance(block, ToolUseBlock)
+            return StreamChunk(tool_call=ToolCallDelta(calls, block.id, block.name, block.arguments or "{}"))
+        if part.get("text"):
+            return StreamChunk(delta=part["text"])
+        return None
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,100 @@
+"""Gemini batch: the backend (google-genai underneath) against the Gemini emulator's Batch API, and a
+whole `tokenomy batch` job whose answers land in the ledger at the catalog's batch rates."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from helpers.batch_records import in_order, plain, records, wait
+from tokenomy.batch.backends import STATES, SubmitOptions
+from tokenomy.batch.gemini_backend import STATUS_MAP, GeminiBatchBackend, inline_request
+from tokenomy.emulate.gemini_api import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError
+from tokenomy.pricing.catalog import default_catalog
+
+MODEL = "gemini-2.5-flash"
+MILLION = Decimal(1_000_000)
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app(engine=InstantEngine(delay_s=0.01), batch_pending_seconds=0.1)) as base:
+        yield base
+
+
+def test_records_become_inline_requests_keyed_by_id() -> None:
+    [rec] = records(['{"id": "q1", "system": "be brief", "messages": [{"role": "user", "content": "hi"}, '
+                     '{"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}], '
+                     '"max_tokens": 9}'])
+    assert inline_request(rec) == {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": "hello"}]},
+                     {"role": "user", "parts": [{"text": "more"}]}],
+        "metadata": {"key": "q1"},
+        "config": {"system_instruction": "be brief", "max_output_tokens": 9},
+    }
+
+
+def test_backend_runs_a_batch_and_reads_results_by_key(url) -> None:
+    backend = GeminiBatchBackend()
+    handle = backend.submit("job1", MODEL, records(plain(5, max_tokens=3)), SubmitOptions(endpoint_url=url))
+    assert handle.startswith("batches/")
+    seen = wait(backend, handle, timeout=30)
+    assert seen[-1] == "completed" and in_order(seen) and seen[0] in ("submitted", "in_progress")
+    results = {r.id: r for r in backend.results(handle)}
+    assert set(results) == {f"r{i}" for i in range(5)}
+    for i, result in results.items():
+        assert result.ok and result.text == f"Re: topic{i[1:]} please" and result.usage.output_tokens == 3
+        assert result.model == MODEL and result.raw["metadata"] == {"key": i}
+
+
+def test_cancel_stops_a_pending_batch(url) -> None:
+    backend = GeminiBatchBackend(SubmitOptions(endpoint_url=url))
+    handle = backend.submit("job2", MODEL, records(plain(3)), SubmitOptions(endpoint_url=url))
+    backend.cancel(handle)
+    assert backend.status(handle)[0] == "stopped" and list(backend.results(handle)) == []
+
+
+def test_batch_job_lands_in_the_ledger_at_batch_rates(url, tmp_path, ledger_path) -> None:
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(4, max_tokens=4)) + "\n")
+    tables = open_tables(str(ledger_path))
+    job = submit_parts(tables, create_job(tables, path, MODEL, "gemini", SubmitOptions(endpoint_url=url)))
+    job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+    assert job.status == "completed" and job.done == 4
+    rows = open_store(str(ledger_path)).query(
+        "SELECT request_id, mode, provider, input_tokens, output_tokens, cost_usd FROM usage_events "
+        "WHERE batch_job_id = ? ORDER BY request_id", [job.job_id])
+    assert [r["request_id"] for r in rows] == ["r0", "r1", "r2", "r3"]
+    entry = default_catalog().lookup(MODEL)
+    for row in rows:
+        assert row["mode"] == "batch" and row["provider"] == "gcp.gemini" and row["output_tokens"] == 4
+        expected = (row["input_tokens"] * entry.batch_input + 4 * entry.batch_output) / MILLION
+        assert Decimal(str(row["cost_usd"])) == expected
+        assert expected * 2 == (row["input_tokens"] * entry.input + 4 * entry.output) / MILLION
+
+
+def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
+    from google.genai import types
+
+    states = {s.value for s in types.JobState} - {"JOB_STATE_UNSPECIFIED", "JOB_STATE_PAUSED",
+                                                   "JOB_STATE_UPDATING"}
+    assert states <= set(STATUS_MAP) and set(STATUS_MAP.values()) <= set(STATES)
+
+
+def test_no_key_and_no_emulator_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
+        GeminiBatchBackend().status("batches/x")

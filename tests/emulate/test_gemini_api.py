@@ -1,0 +1,216 @@
+"""The official `google-genai` SDK against `tokenomy emulate gemini --instant` run as a real process:
+chat, SSE stream, a tool-call round trip, an image part, an explicit cache hit at the cached rate, and a
+batch job answered and priced at batch rates (prices checked against the catalog, computed here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from helpers import free_port, wait_for_port
+from tokenomy.emulate.engine import IMAGE_TOKENS
+from tokenomy.messages import Usage
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import cache_storage_cost, compute_cost
+from tokenomy.providers.gemini_mapping import usage_from_gemini
+
+MODEL = "gemini-2.5-flash"
+MILLION = Decimal(1_000_000)
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 40
+
+
+@pytest.fixture(scope="module")
+def url():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenomy.cli", "emulate", "gemini", "--instant", "--port", str(port),
+         "--batch-pending-seconds", "0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, 60, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture()
+def client(url) -> genai.Client:
+    return genai.Client(api_key="x", http_options={"base_url": url})
+
+
+def weather_tool() -> types.Tool:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    return types.Tool(function_declarations=[types.FunctionDeclaration(
+        name="get_weather", description="Weather now in a city", parameters_json_schema=schema)])
+
+
+def test_chat_answers_with_usage(client) -> None:
+    response = client.models.generate_content(model=MODEL, contents="Name three rivers of Europe")
+    usage = response.usage_metadata
+    assert response.text == "Re: Name three rivers of Europe"  # the instant engine echoes the prompt
+    assert response.candidates[0].finish_reason == types.FinishReason.STOP
+    assert usage.candidates_token_count == 6 and usage.prompt_token_count > 5
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert not usage.cached_content_token_count and response.model_version == MODEL
+
+
+def test_stream_sends_the_same_answer_in_sse_chunks(client) -> None:
+    prompt = "Describe the sea in a few calm words"
+    whole = client.models.generate_content(model=MODEL, contents=prompt)
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents=prompt))
+    assert len(chunks) >= 2
+    assert "".join(c.text or "" for c in chunks) == whole.text
+    last = chunks[-1]
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    assert last.usage_metadata.candidates_token_count == whole.usage_metadata.candidates_token_count
+    assert last.usage_metadata.prompt_token_count == whole.usage_metadata.prompt_token_count
+
+
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")  # inside the SDK
+def test_async_client_chats_and_streams(client) -> None:
+    import asyncio
+
+    async def run() -> tuple[str, str]:
+        whole = await client.aio.models.generate_content(model=MODEL, contents="Count to three")
+        pieces = [c.text or "" async for c in await client.aio.models.generate_content_stream(
+            model=MODEL, contents="Count to three")]
+        return whole.text, "".join(pieces)
+
+    whole, streamed = asyncio.run(run())
+    assert whole == streamed == "Re: Count to three"
+
+
+def test_tool_call_round_trip(client) -> None:
+    config = types.GenerateContentConfig(
+        tools=[weather_tool()], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")))
+    question = types.Content(role="user", parts=[types.Part(text="What is the weather in Oslo?")])
+    first = client.models.generate_content(model=MODEL, contents=[question], config=config)
+    call = first.function_calls[0]
+    assert call.name == "get_weather" and isinstance(call.args["city"], str)  # follows the schema
+    answer = types.Part.from_function_response(name="get_weather", response={"output": "sunny, 18 C"})
+    second = client.models.generate_content(
+        model=MODEL,
+        contents=[question, first.candidates[0].content, types.Content(role="user", parts=[answer])],
+        config=types.GenerateContentConfig(tools=[weather_tool()]),
+    )
+    assert not second.function_calls
+    assert "function_response" in second.text and "sunny," in second.text  # the result reached the model
+
+
+def test_image_part_counts_as_image_input(client) -> None:
+    text_only = client.models.generate_content(model=MODEL, contents="What is in this picture?")
+    with_image = client.models.generate_content(
+        model=MODEL, contents=[types.Part.from_bytes(data=PNG, mime_type="image/png"), "What is in this picture?"])
+    added = with_image.usage_metadata.prompt_token_count - text_only.usage_metadata.prompt_token_count
+    assert IMAGE_TOKENS <= added < IMAGE_TOKENS + 20  # the image estimate plus its placeholder line
+
+
+def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
+    document = "\n".join(f"Clause {i}: deliveries of lot {i} are paid within {i % 7 + 2} weeks." for i in range(120))
+    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+        contents=[document], system_instruction="Answer from the contract.", ttl="600s", display_name="contract"))
+    cached = cache.usage_metadata.total_token_count
+    assert cache.name.startswith("cachedContents/") and cached >= 1024 and cache.display_name == "contract"
+    assert client.caches.get(name=cache.name).expire_time == cache.expire_time
+    assert cache.name in [c.name for c in client.caches.list()]
+
+    response = client.models.generate_content(
+        model=MODEL, contents="When is lot 7 paid?", config=types.GenerateContentConfig(cached_content=cache.name))
+    meta = response.usage_metadata
+    assert meta.cached_content_token_count == cached and meta.prompt_token_count > cached
+
+    usage = usage_from_gemini(meta)
+    assert usage == Usage(meta.prompt_token_count - cached, meta.candidates_token_count, cached)
+    entry = default_catalog().lookup(MODEL)
+    expected = ((meta.prompt_token_count - cached) * entry.input + cached * entry.cache_read
+                + meta.candidates_token_count * entry.output) / MILLION
+    cost = compute_cost(usage, MODEL)
+    assert cost.total_usd == expected and cost.cache_read_usd == cached * Decimal("0.03") / MILLION
+    uncached = compute_cost(Usage(meta.prompt_token_count, meta.candidates_token_count), MODEL).total_usd
+    assert cost.total_usd < uncached
+    # Keeping the cache for its 10 minutes costs storage on top ($1.00 per 1M tokens per hour).
+    assert cache_storage_cost(MODEL, cached, Decimal(10) / 60) == cached * Decimal("1.00") / 6 / MILLION
+
+    with pytest.raises(errors.ClientError, match="system_instruction"):
+        client.models.generate_content(model=MODEL, contents="x", config=types.GenerateContentConfig(
+            cached_content=cache.name, system_instruction="other"))
+    client.caches.delete(name=cache.name)
+    with pytest.raises(errors.ClientError) as gone:
+        client.caches.get(name=cache.name)
+    assert gone.value.code == 403 and gone.value.status == "PERMISSION_DENIED"
+
+
+def test_cache_below_the_minimum_is_refused(client) -> None:
+    with pytest.raises(errors.ClientError, match="min_total_token_count=1024") as refused:
+        client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["too short"]))
+    assert refused.value.code == 400
+
+
+def test_batch_job_is_answered_and_priced_at_batch_rates(client) -> None:
+    prompts = {"a": "Summarise the water cycle", "b": "List two prime numbers", "c": "Name a colour of the sky"}
+    job = client.batches.create(model=MODEL, src=[
+        {"contents": [{"role": "user", "parts": [{"text": text}]}], "metadata": {"key": key},
+         "config": {"max_output_tokens": 4}} for key, text in prompts.items()],
+        config={"display_name": "three"})
+    assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
+    deadline = time.monotonic() + 30
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.batches.get(name=job.name)
+    assert job.state == types.JobState.JOB_STATE_SUCCEEDED and job.display_name == "three"
+    answers = {r.metadata["key"]: r.response for r in job.dest.inlined_responses}
+    assert set(answers) == set(prompts)
+    assert all(answers[k].text == " ".join(("Re: " + prompts[k]).split()[:4]) for k in prompts)
+    entry = default_catalog().lookup(MODEL)
+    batch_total = Decimal(0)
+    for response in answers.values():
+        meta = response.usage_metadata
+        assert meta.candidates_token_count == 4
+        cost = compute_cost(usage_from_gemini(meta), MODEL, mode="batch").total_usd
+        assert cost == (meta.prompt_token_count * entry.batch_input + 4 * entry.batch_output) / MILLION
+        assert cost * 2 == compute_cost(usage_from_gemini(meta), MODEL).total_usd  # half the standard price
+        batch_total += cost
+    assert batch_total > 0
+    assert job.name in [b.name for b in client.batches.list()]
+
+
+def test_cancelled_batch_stops(url) -> None:
+    client = genai.Client(api_key="x", http_options={"base_url": url})
+    job = client.batches.create(model=MODEL, src=[{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}])
+    client.batches.cancel(name=job.name)
+    assert client.batches.get(name=job.name).state == types.JobState.JOB_STATE_CANCELLED
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), [
+    ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, 400, "role"),
+    ({"contents": [{"parts": []}]}, 400, "at least one part"),
+    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": -1}}, 400, "maxOutputTokens"),
+    ({"contents": [{"parts": [{"text": "x"}]}], "bogus": 1}, 400, "bogus"),
+])
+def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) -> None:
+    reply = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body, headers={"x-goog-api-key": "x"})
+    assert reply.status_code == status and needle in reply.json()["error"]["message"]
+    assert reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_unknown_model_and_missing_key(url) -> None:
+    body = {"contents": [{"parts": [{"text": "x"}]}]}
+    missing = httpx.post(f"{url}/v1beta/models/gemini-0-nope:generateContent", json=body,
+                         headers={"x-goog-api-key": "x"})
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    anonymous = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body)
+    assert anonymous.status_code == 401

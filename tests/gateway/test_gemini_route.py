@@ -1,0 +1,67 @@
+"""The gateway in front of Gemini: the OpenAI SDK talks to `tokenomy serve`, which calls the Gemini emulator
+through the Gemini provider — tools, streaming and a named context cache arrive, and the ledger has each call."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import openai
+import pytest
+from google import genai
+from google.genai import types
+
+from tokenomy.config import parse_config
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+
+MODEL = "gemini-2.5-flash"
+MILLION = Decimal(1_000_000)
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_openai_sdk_through_the_gateway_to_gemini(ledger_path: Path) -> None:
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+            messages = [{"role": "user", "content": "Weather in Paris?"}]
+            reply = client.chat.completions.create(model="g", messages=messages, tools=TOOLS, tool_choice="required")
+            call = reply.choices[0].message.tool_calls[0]
+            assert reply.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+            assert set(json.loads(call.function.arguments)) == {"city"}
+            messages += [reply.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "18C sunny"}]
+            answer = client.chat.completions.create(model="g", messages=messages, tools=TOOLS)
+            assert "18C" in answer.choices[0].message.content  # the tool result reached Gemini
+            stream = client.chat.completions.create(model="g", messages=[{"role": "user", "content": "Say hi"}],
+                                                    stream=True, stream_options={"include_usage": True})
+            chunks = list(stream)
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Re: Say hi"
+
+            sdk = genai.Client(api_key="x", http_options={"base_url": upstream})
+            cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["term " * 1500]))
+            cached = client.chat.completions.create(model="g", messages=[{"role": "user", "content": "Sum up"}],
+                                                    extra_body={"cached_content": cache.name})
+            assert cached.usage.prompt_tokens_details.cached_tokens == cache.usage_metadata.total_token_count
+            with pytest.raises(openai.BadRequestError, match="logit_bias"):
+                client.chat.completions.create(model="g", messages=[{"role": "user", "content": "x"}],
+                                               logit_bias={"1": 1})
+    events = open_store(ledger_path).events()
+    assert [e.provider for e in events] == ["gcp.gemini"] * 4 and {e.outcome for e in events} == {"ok"}
+    last = events[-1]
+    entry = default_catalog().lookup(MODEL)
+    assert last.cache_read_tokens == cache.usage_metadata.total_token_count
+    assert last.cost_usd == (last.input_tokens * entry.input + last.cache_read_tokens * entry.cache_read
+                             + last.output_tokens * entry.output) / MILLION

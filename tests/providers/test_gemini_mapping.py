@@ -1,0 +1,163 @@
+"""ChatRequest -> google-genai contents/config and back: what is carried, what is refused by name."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+
+import pytest
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+    Usage,
+)
+from tokenomy.providers.gemini_mapping import (
+    blocks_from_parts,
+    config_from_request,
+    contents_from_request,
+    finish_reason,
+    usage_from_gemini,
+)
+from tokenomy.providers.gemini_provider import GeminiProvider
+
+MODEL = "gemini-2.5-flash"
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def conversation() -> ChatRequest:
+    return ChatRequest(
+        model=MODEL,
+        system="be brief",
+        messages=[
+            Message("user", [TextBlock("look"), ImageBlock("image/png", b"\x89PNG"), ImageBlock(url="https://x/a.jpg"),
+                             DocumentBlock("pdf", b"%PDF", "contract"), DocumentBlock("txt", file_id="files/abc")]),
+            Message("assistant", [ReasoningBlock("thinking...", base64.b64encode(b"sig1").decode()),
+                                  ReasoningBlock("", base64.b64encode(b"sig2").decode()),
+                                  ToolUseBlock("call-1", "get_weather", {"city": "Oslo"})]),
+            Message("user", [ToolResultBlock("call-1", [TextBlock('{"temp": 18}')]), TextBlock("and now?")]),
+        ],
+        max_tokens=64, temperature=0.2, top_p=0.9, top_k=40, stop=["END"], seed=7, presence_penalty=0.1,
+        frequency_penalty=0.2, tools=[ToolSpec("get_weather", "Weather now", SCHEMA)],
+        tool_choice=ToolChoice("tool", "get_weather"), response_format=ResponseFormat("json_schema", SCHEMA, "w"),
+        reasoning=Reasoning(budget_tokens=512), extra={"cached_content": "cachedContents/abc", "labels": {"team": "a"}},
+    )
+
+
+def test_every_block_and_option_is_carried() -> None:
+    request = conversation()
+    contents = contents_from_request(request)
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    user = contents[0]["parts"]
+    assert user[0] == {"text": "look"}
+    assert user[1] == {"inline_data": {"mime_type": "image/png", "data": b"\x89PNG"}}
+    assert user[2] == {"file_data": {"file_uri": "https://x/a.jpg", "mime_type": "image/jpeg"}}
+    assert user[3]["inline_data"] == {"mime_type": "application/pdf", "data": b"%PDF", "display_name": "contract"}
+    assert user[4] == {"file_data": {"file_uri": "files/abc", "mime_type": "text/plain"}}
+    model = contents[1]["parts"]
+    assert model[0] == {"text": "thinking...", "thought": True, "thought_signature": b"sig1"}
+    # The empty reasoning block carries the signature Gemini put on the function call part.
+    assert model[1] == {"function_call": {"name": "get_weather", "args": {"city": "Oslo"}, "id": "call-1"},
+                        "thought_signature": b"sig2"}
+    assert contents[2]["parts"][0] == {
+        "function_response": {"name": "get_weather", "response": {"output": {"temp": 18}}, "id": "call-1"}}
+    config = config_from_request(request)
+    assert config["system_instruction"] == "be brief" and config["max_output_tokens"] == 64
+    assert (config["temperature"], config["top_p"], config["top_k"], config["seed"]) == (0.2, 0.9, 40, 7)
+    assert (config["presence_penalty"], config["frequency_penalty"], config["stop_sequences"]) == (0.1, 0.2, ["END"])
+    assert config["response_mime_type"] == "application/json" and config["response_json_schema"] == SCHEMA
+    assert config["tools"] == [{"function_declarations": [
+        {"name": "get_weather", "parameters_json_schema": SCHEMA, "description": "Weather now"}]}]
+    assert config["tool_config"] == {"function_calling_config": {"mode": "ANY",
+                                                                 "allowed_function_names": ["get_weather"]}}
+    assert config["thinking_config"] == {"include_thoughts": True, "thinking_budget": 512}
+    assert config["cached_content"] == "cachedContents/abc" and config["labels"] == {"team": "a"}
+    from google.genai import types
+
+    types.GenerateContentConfig.model_validate(config)  # the SDK takes every key as it is
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"messages": [Message("user", [DocumentBlock("docx", b"PK")])]}, "messages[0].content[0]"),
+    ({"messages": [Message("user", [ImageBlock("image/png", b"x", detail="high")])]}, "detail"),
+    ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
+    ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
+    ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
+])
+def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
+    request = ChatRequest(**{"messages": [Message("user", "hi")], "model": MODEL, **change})
+    with pytest.raises(ProviderError, match=needle.replace("[", r"\[").replace("]", r"\]")) as refused:
+        config_from_request(request)
+        contents_from_request(request)
+    assert refused.value.kind == "client_error" and refused.value.status == 400
+
+
+def test_strict_tools_are_validated_calls() -> None:
+    request = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)])
+    assert config_from_request(request)["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}
+    forced = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)],
+                                tool_choice=ToolChoice("any"))
+    assert config_from_request(forced)["tool_config"] == {"function_calling_config": {"mode": "ANY"}}
+    assert "tool_config" not in config_from_request(ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f")]))
+
+
+def test_unknown_extra_keys_are_refused_before_any_call(monkeypatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    provider = GeminiProvider()
+    bias = ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {"1": 2}})
+    assert provider.refusal(bias) == "field `logit_bias`"
+    assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"safety_settings": []})) is None
+    more = ChatRequest.simple("x", model=MODEL, extra={"candidate_count": 2})  # a second answer has no place
+    assert provider.refusal(more) == "field `candidate_count`"
+    assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"max_completion_tokens": 5})) is None
+    provider.close()
+
+
+def test_response_parts_become_blocks() -> None:
+    blocks = blocks_from_parts([
+        {"text": "let me ", "thought": True}, {"text": "think", "thought": True, "thought_signature": b"s"},
+        {"text": "It is "}, {"text": "sunny."},
+        {"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"},
+    ])
+    assert blocks[0] == ReasoningBlock("let me think", base64.b64encode(b"s").decode())
+    assert blocks[1] == TextBlock("It is sunny.")
+    assert blocks[2] == ReasoningBlock("", base64.b64encode(b"t").decode())
+    assert blocks[3] == ToolUseBlock("gemini-call-0", "f", {"a": 1}, '{"a": 1}')
+    assert finish_reason("STOP", blocks) == "tool_calls" and finish_reason("MAX_TOKENS", []) == "length"
+    assert finish_reason("SAFETY", []) == "content_filter"
+    # A made-up id is not sent back to Gemini; the result is matched by the function's name.
+    result = ToolResultBlock("gemini-call-0", [TextBlock("ok")])
+    request = ChatRequest(model=MODEL, messages=[Message("assistant", blocks[2:]), Message("user", [result])])
+    contents = contents_from_request(request)
+    assert contents[0]["parts"] == [{"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"}]
+    assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
+
+
+def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:
+    meta = SimpleNamespace(prompt_token_count=1500, cached_content_token_count=1200, candidates_token_count=40,
+                           thoughts_token_count=100, tool_use_prompt_token_count=None)
+    assert usage_from_gemini(meta) == Usage(input_tokens=300, output_tokens=140, cache_read_tokens=1200,
+                                            reasoning_tokens=100)
+    assert usage_from_gemini(None) == Usage()
+
+
+def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
+    from google.genai import types
+
+    from tokenomy.providers.gemini_provider import _blocked
+
+    blocked = types.GenerateContentResponse.model_validate({"promptFeedback": {"blockReason": "SAFETY"}})
+    assert finish_reason(_blocked(blocked), []) == "content_filter"
+    assert _blocked(types.GenerateContentResponse.model_validate({"candidates": []})) is None

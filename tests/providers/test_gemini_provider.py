@@ -1,0 +1,193 @@
+"""Tokenomy's Gemini provider (google-genai underneath) against the Gemini emulator on 127.0.0.1: chat and
+stream through the Tokenomy client with ledger rows and catalog costs, an explicit cache read, a tool round
+trip, thinking with its signature sent back, JSON output, Vertex AI paths and error mapping."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from google import genai
+from google.genai import types
+
+from tokenomy.client import Tokenomy
+from tokenomy.emulate.gemini_api import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import (
+    ChatRequest,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+)
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.providers.gemini_provider import GeminiProvider
+from tokenomy.providers.registry import ModelSpec, resolve_model
+
+MODEL = "gemini-2.5-flash"
+MILLION = Decimal(1_000_000)
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.05)) as base:
+        yield base
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_gemini_ids_resolve_to_the_gemini_provider() -> None:
+    assert resolve_model(MODEL).provider == "gemini"  # a catalog id priced under `google`
+    assert resolve_model("gemini/gemini-2.5-pro") == ModelSpec("gemini/gemini-2.5-pro", "gemini", "gemini-2.5-pro")
+    assert resolve_model("vertex/gemini-2.5-pro").provider == "vertex"
+
+
+def test_chat_and_stream_are_recorded_in_the_ledger_at_catalog_prices(url, ledger_path) -> None:
+    spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
+    with Tokenomy(ledger_path, models=spec) as client:
+        whole = client.chat(ChatRequest.simple("Name a planet of the solar system", model="g", max_tokens=20))
+        chunks = list(client.stream(ChatRequest.simple("Name a planet of the solar system", model="g", max_tokens=20)))
+    final = chunks[-1].response
+    assert whole.provider == "gcp.gemini" and whole.model == MODEL and whole.finish_reason == "stop"
+    assert whole.text == "Re: Name a planet of the solar system"
+    assert final.text == "".join(c.delta for c in chunks[:-1]) == whole.text
+    assert final.usage == whole.usage and whole.usage.output_tokens == 8 and whole.usage.input_tokens > 5
+    assert final.ttft_ms is not None and 0 < final.ttft_ms <= final.latency_ms
+    entry = default_catalog().lookup(MODEL)
+    expected = (whole.usage.input_tokens * entry.input + whole.usage.output_tokens * entry.output) / MILLION
+    assert whole.cost_usd == expected == final.cost_usd
+    events = open_store(ledger_path).events()
+    assert [e.provider for e in events] == ["gcp.gemini", "gcp.gemini"] and {e.outcome for e in events} == {"ok"}
+    assert [e.cost_usd for e in events] == [expected, expected]
+    assert events[0].input_tokens == whole.usage.input_tokens and events[0].output_tokens == 8
+
+
+def test_named_cache_is_read_and_priced_at_the_cached_rate(url, ledger_path) -> None:
+    sdk = genai.Client(api_key="x", http_options={"base_url": url})
+    document = "\n".join(f"Rule {i}: parcels to zone {i} ship on day {i % 5 + 1}." for i in range(160))
+    cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[document]))
+    cached = cache.usage_metadata.total_token_count
+    spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
+    with Tokenomy(ledger_path, models=spec) as client:
+        response = client.chat(ChatRequest.simple("When does zone 3 ship?", model="g",
+                                                  extra={"cached_content": cache.name}))
+    usage = response.usage
+    assert usage.cache_read_tokens == cached and usage.input_tokens > 0
+    entry = default_catalog().lookup(MODEL)
+    expected = (usage.input_tokens * entry.input + cached * entry.cache_read + usage.output_tokens * entry.output)
+    assert response.cost_usd == expected / MILLION
+    [event] = open_store(ledger_path).events()
+    assert event.cache_read_tokens == cached and event.cost_usd == expected / MILLION
+
+
+def test_tool_call_round_trip_through_the_provider(url) -> None:
+    provider = GeminiProvider(base_url=url)
+    tools = [ToolSpec("get_weather", "Weather now", SCHEMA)]
+    ask = Message("user", "Weather in Oslo?")
+    first = provider.chat(ChatRequest(messages=[ask], model=MODEL, tools=tools, tool_choice=ToolChoice("any")))
+    [call] = first.tool_calls
+    assert first.finish_reason == "tool_calls" and call.name == "get_weather" and isinstance(call.input["city"], str)
+    second = provider.chat(ChatRequest(model=MODEL, tools=tools, messages=[
+        ask, Message("assistant", first.content), Message("user", [ToolResultBlock(call.id, [TextBlock("sunny")])])]))
+    assert not second.tool_calls and '"output": "sunny"' in second.text
+    streamed = list(provider.stream(ChatRequest(messages=[ask], model=MODEL, tools=tools,
+                                                tool_choice=ToolChoice("tool", "get_weather"))))
+    deltas = [c.tool_call for c in streamed if c.tool_call]
+    assert deltas[0].name == "get_weather" and json.loads(deltas[0].arguments) == call.input
+    assert streamed[-1].response.tool_calls[0].id == deltas[0].id
+    provider.close()
+
+
+def test_thinking_is_output_and_its_signature_goes_back(url) -> None:
+    provider = GeminiProvider(base_url=url)
+    request = ChatRequest.simple("Is 17 prime?", model=MODEL, reasoning=Reasoning(budget_tokens=256))
+    response = provider.chat(request)
+    thought = response.content[0]
+    assert isinstance(thought, ReasoningBlock) and thought.text and thought.signature
+    assert response.usage.reasoning_tokens > 0
+    assert response.usage.output_tokens == response.usage.reasoning_tokens + len(response.text.split())
+    again = provider.chat(ChatRequest(model=MODEL, messages=[
+        Message("user", "Is 17 prime?"), Message("assistant", response.content), Message("user", "And 19?")]))
+    assert again.text.startswith("Re: And 19?")  # the emulator checked the signature it issued
+    streamed = list(provider.stream(request))
+    assert "".join(c.reasoning for c in streamed) == thought.text and streamed[-1].response.content[0] == thought
+    forged = ReasoningBlock(thought.text + "!", thought.signature)
+    with pytest.raises(ProviderError, match="Thought signature") as refused:
+        provider.chat(ChatRequest(model=MODEL, messages=[
+            Message("user", "Is 17 prime?"), Message("assistant", [forged, TextBlock("yes")]), Message("user", "ok")]))
+    assert refused.value.kind == "client_error"
+    provider.close()
+
+
+def test_json_schema_output_parses(url) -> None:
+    provider = GeminiProvider(base_url=url)
+    response = provider.chat(ChatRequest.simple("A city, as JSON", model=MODEL,
+                                                response_format=ResponseFormat("json_schema", SCHEMA, "city")))
+    assert set(json.loads(response.text)) == {"city"}
+    provider.close()
+
+
+def test_vertex_ai_paths_with_project_and_location(url) -> None:
+    spec = ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, region="europe-west4",
+                     options=(("project", "acme"),))
+    with Tokenomy(models={"v": spec}) as client:
+        response = client.chat(ChatRequest.simple("Hello from Vertex", model="v"))
+    assert response.provider == "gcp.vertex_ai" and response.region == "europe-west4"
+    assert response.text == "Re: Hello from Vertex" and response.cost_usd > 0
+    # A Vertex context cache (projects/.../cachedContents) is read the same way.
+    from google.oauth2.credentials import Credentials
+
+    sdk = genai.Client(vertexai=True, project="acme", location="europe-west4", credentials=Credentials(token="t"),
+                       http_options={"base_url": url})
+    cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["clause " * 1200]))
+    vertex = GeminiProvider(vertex=True, base_url=url, project="acme", location="europe-west4")
+    cached = vertex.chat(ChatRequest.simple("Summarise", model=MODEL, extra={"cached_content": cache.name}))
+    assert cached.usage.cache_read_tokens == cache.usage_metadata.total_token_count > 1024
+    vertex.close()
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
+        GeminiProvider(vertex=True, base_url=url)
+
+
+def test_errors_map_to_tokenomy_kinds(url) -> None:
+    provider = GeminiProvider(base_url=url)
+    with pytest.raises(ProviderError) as unknown:
+        provider.chat(ChatRequest.simple("x", model="gemini-0-nope"))
+    assert unknown.value.kind == "client_error" and unknown.value.status == 404
+    with ServerThread(create_app(throttle_rate=1.0, engine=InstantEngine())) as busy:
+        throttled = GeminiProvider(base_url=busy)
+        with pytest.raises(ProviderError) as limited:
+            throttled.chat(ChatRequest.simple("x", model=MODEL))
+        assert limited.value.kind == "throttled" and limited.value.retryable
+        throttled.close()
+    # The model cannot call a tool whose input is not an object: a 500, before or in the middle of a stream.
+    odd = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema={"type": "string"})],
+                             tool_choice=ToolChoice("any"))
+    with pytest.raises(ProviderError, match="could not produce JSON") as failed:
+        provider.chat(odd)
+    assert failed.value.kind == "server_error" and failed.value.status == 500
+    with pytest.raises(ProviderError, match="could not produce JSON") as failed:
+        list(provider.stream(odd))
+    assert failed.value.kind == "server_error" and failed.value.retryable
+    with pytest.raises(ProviderError, match="cannot take field `logit_bias`"):
+        provider.chat(ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {}}))
+    provider.close()
+
+
+def test_missing_key_names_the_variables() -> None:
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        GeminiProvider(base_url="https://generativelanguage.googleapis.com")
+    with pytest.raises(ConfigError, match="MY_KEY"):
+        GeminiProvider(api_key_env="MY_KEY")
