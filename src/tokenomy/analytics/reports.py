@@ -43,7 +43,16 @@ def percentiles(dialect: str, column: str, qs: tuple[float, ...]) -> str:
     """Several percentiles of a column as one (1-based) array: one sort rather than one per percentile."""
     if dialect == "postgres":
         return f"percentile_cont(ARRAY[{', '.join(map(str, qs))}]) WITHIN GROUP (ORDER BY {column})"
+    if dialect == "clickhouse":  # the exact, interpolating quantile (percentile_cont's definition)
+        return f"quantilesExactInclusive({', '.join(map(str, qs))})({column})"
     return f"quantile_cont({column}, [{', '.join(map(str, qs))}])"
+
+
+def trunc(dialect: str, unit: str) -> str:
+    """`ts` truncated to a UTC hour/day/week (ISO, Monday)/month, as a timestamp on every engine."""
+    if dialect == "clickhouse":  # its date_trunc gives a Date for day and longer units
+        return f"CAST(date_trunc('{unit}', ts) AS DateTime64(0, 'UTC'))"
+    return f"date_trunc('{unit}', ts)"
 
 
 def family_expr(column: str = "model") -> str:
@@ -82,22 +91,19 @@ class Preset:
 
 
 def _spend(g: str, src: str, d: str) -> str:
-    return (
-        f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls FROM {src} "
-        f"GROUP BY 1 ORDER BY cost_usd DESC, 1"
-    )
+    return f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls FROM {src} GROUP BY 1 ORDER BY 2 DESC, 1"
 
 
 def _monthly_spend(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls "
+        f"SELECT {trunc(d, 'month')} AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls "
         f"FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
 def _family_daily(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
+        f"SELECT {trunc(d, 'day')} AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
         f"{CALLS} AS calls FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
@@ -112,7 +118,7 @@ def _tokens(g: str, src: str, d: str) -> str:
 
 def _hourly_tokens(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
+        f"SELECT {trunc(d, 'hour')} AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
         f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(total_tokens) AS tokens "
         f"FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
@@ -133,8 +139,7 @@ def _cache_hit_rate(g: str, src: str, d: str) -> str:
 def _cache_trend(g: str, src: str, d: str) -> str:
     # ISO weeks (Monday start) on both engines; the week-over-week change is what alerts watch.
     return (
-        f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
-        f"FROM {src} GROUP BY 1, 2 ORDER BY 2, 1"
+        f"SELECT {trunc(d, 'week')} AS week, {_group(g)}, {_hit_rate_columns()} FROM {src} GROUP BY 1, 2 ORDER BY 2, 1"
     )
 
 

@@ -56,6 +56,9 @@ def tag_pairs(dialect: str, source: str) -> str:
     """FROM clause expanding `source`'s JSON `tags` into rows with `tag_key` (see `tag_value`)."""
     if dialect == "postgres":
         return f"{source}, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
+    if dialect == "clickhouse":
+        pairs = "arrayJoin(JSONExtractKeysAndValues(COALESCE(tags, '{}'), 'String'))"
+        return f"(SELECT *, {pairs} AS tag_pair, tag_pair.1 AS tag_key, tag_pair.2 AS tag_value FROM {source}) u"
     return (
         f"(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM {source} "
         "WHERE tags IS NOT NULL AND tags <> '{}') u"
@@ -64,7 +67,7 @@ def tag_pairs(dialect: str, source: str) -> str:
 
 def tag_value(dialect: str) -> str:
     """The value for `tag_key` in a row from `tag_pairs`."""
-    if dialect == "postgres":
+    if dialect in ("postgres", "clickhouse"):
         return "tag_value"
     return "json_extract_string(CAST(tags AS JSON), '$.\"' || tag_key || '\"')"
 

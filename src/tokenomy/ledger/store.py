@@ -334,6 +334,8 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
                 f"ledger {shown}: cannot connect ({' '.join(str(exc).split())}); check the URL "
                 "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)"
             ) from None
+    if target.startswith(("clickhouse://", "clickhouses://", "chdb:")):
+        return _open_clickhouse(target)
     if target.startswith("duckdb://"):
         target = target[len("duckdb://") :]
     import duckdb
@@ -344,4 +346,23 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
         raise ConfigError(
             f"ledger {target}: {exc}; pass --ledger with a DuckDB file path (a new one is created) "
             "or a postgresql:// URL"
+        ) from None
+
+
+def _open_clickhouse(target: str) -> LedgerStore:
+    try:
+        from tokenomy.ledger.clickhouse import ClickHouseStore
+    except ImportError as exc:  # chdb / clickhouse-connect come with the `clickhouse` extra
+        raise ConfigError(
+            f"ledger {target}: ClickHouse support is not installed ({exc}); pip install 'tokenomy[clickhouse]'"
+        ) from None
+    try:
+        return ClickHouseStore(target)
+    except ConfigError:
+        raise
+    except Exception as exc:  # server down, bad credentials, a directory chDB cannot use
+        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
+        raise ConfigError(
+            f"ledger {shown}: cannot open ({' '.join(str(exc).split())[:300]}); check the URL and that ClickHouse "
+            "is running (--ledger or TOKENOMY_LEDGER)"
         ) from None
