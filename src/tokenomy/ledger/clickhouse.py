@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tokenomy.errors import ConfigError
+from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
-from tokenomy.ledger.store import _COLUMN_TYPES, LedgerStore, _row_values
 
 _TYPES = {
     "TIMESTAMPTZ": "DateTime64(6, 'UTC')",
