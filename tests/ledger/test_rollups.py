@@ -60,10 +60,12 @@ def _events_with_nulls():
     return events
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "clickhouse"])
 def store(request, tmp_path):
     if request.param == "duckdb":
         return open_store(tmp_path / "ledger.duckdb")
+    if request.param == "clickhouse":  # embedded (chDB): rollups kept by materialized views
+        return open_store(f"chdb:{tmp_path / 'ledger.chdb'}")
     return open_store(request.getfixturevalue("fresh_postgres_url"))
 
 
@@ -89,8 +91,8 @@ def test_writes_add_each_event_once(store) -> None:
 def test_ledger_without_rollups_is_backfilled_on_open(store) -> None:
     store.write(_events_with_nulls())
     # As a ledger made before rollups (or filled with plain SQL): rollups empty, no rollup_version.
-    store.execute("DELETE FROM usage_hourly")
-    store.execute("DELETE FROM usage_tags_hourly")
+    store.execute("DELETE FROM usage_hourly WHERE 1 = 1")
+    store.execute("DELETE FROM usage_tags_hourly WHERE 1 = 1")
     store.execute("DELETE FROM tokenomy_meta WHERE key = 'rollup_version'")
     reopened = open_store(store.url)
     assert int(reopened.query("SELECT SUM(calls) AS n FROM usage_hourly")[0]["n"]) == reopened.count()

@@ -1,9 +1,10 @@
 """A ClickHouse ledger for deployments whose events outgrow PostgreSQL: a server (`clickhouse://user:pw@host:8123/db`,
 through clickhouse-connect) or embedded ClickHouse in the process (`chdb:PATH`, through chDB).
 
-The table is the same usage_events, column-oriented (MergeTree ordered by time), so reports scan it directly:
-no rollups. ClickHouse has no unique constraint, so a write first asks which of its event ids are already
-there and inserts only the others (idempotent like the other stores, for one writer at a time). Parameters are
+The table is the same usage_events, column-oriented (MergeTree ordered by time), with the same hourly rollups
+as the other stores, kept by materialized views. ClickHouse has no unique constraint, so a write first asks
+which of its event ids are already there and inserts only the others (idempotent like the other stores, for
+one writer at a time); the views see only what is inserted. Parameters are
 rendered as typed literals (`%s` placeholders, as for PostgreSQL). Only the ledger's own tables live here:
 features that keep other state in the ledger database (alerts sent, batch jobs) need DuckDB or PostgreSQL.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tokenomy.errors import ConfigError
+from tokenomy.ledger import rollups
 from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
 
@@ -51,6 +53,21 @@ EVENTS_DDL = (
     + ", ".join(f"{c} {_column_type(_COLUMN_TYPES[c])}" for c in COLUMNS)
     + ") ENGINE = MergeTree ORDER BY (ts, event_id)"
 )
+# Rollups as ClickHouse keeps them: SummingMergeTree tables that materialized views fill from every insert into
+# usage_events (rows of one key are added up when parts merge; reports sum anyway, so unmerged parts are fine).
+ROLLUP_DDL = [
+    "CREATE TABLE IF NOT EXISTS usage_hourly (hour DateTime('UTC'), "
+    + ", ".join(f"{d} String" for d in rollups.DIMENSIONS)
+    + ", calls UInt64, cost_usd Decimal(38, 12), "
+    + ", ".join(f"{m} Int64" for m in rollups.MEASURES if m != "cost_usd")
+    + f") ENGINE = SummingMergeTree ORDER BY (hour, {', '.join(rollups.DIMENSIONS)})",
+    "CREATE TABLE IF NOT EXISTS usage_tags_hourly (hour DateTime('UTC'), tag_key String, tag_value String, "
+    "calls UInt64, cost_usd Decimal(38, 12)) ENGINE = SummingMergeTree ORDER BY (hour, tag_key, tag_value)",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv TO usage_hourly AS "
+    + rollups.hourly_select("usage_events"),
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS usage_tags_hourly_mv TO usage_tags_hourly AS "
+    + rollups.tags_select("clickhouse", "usage_events"),
+]
 META_DDL = (
     "CREATE TABLE IF NOT EXISTS tokenomy_meta (key String, value String) ENGINE = ReplacingMergeTree ORDER BY key"
 )
@@ -164,7 +181,7 @@ class _Connection:
 class ClickHouseStore(LedgerStore):
     dialect = "clickhouse"
     placeholder = "%s"
-    rollups = False  # ClickHouse scans columns fast enough; reports read the events
+    rollups = True  # kept by materialized views (ROLLUP_DDL)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -192,9 +209,22 @@ class ClickHouseStore(LedgerStore):
                 raise ConfigError(
                     f"ledger {self.url} has schema version {rows[0][0]}, this Tokenomy expects {SCHEMA_VERSION}"
                 )
+            for ddl in ROLLUP_DDL:
+                conn.execute(ddl)
+        if not self._rollups_current():
+            self.rebuild_rollups()
 
     def rebuild_rollups(self) -> None:
-        """Nothing to rebuild: ClickHouse reports read the events."""
+        """Recompute the rollups from every event (a ledger made before them, or events inserted with plain SQL
+        while the views were missing). No transactions here: do it while nothing writes."""
+        with self.connect() as conn:
+            conn.execute("TRUNCATE TABLE usage_hourly")
+            conn.execute("TRUNCATE TABLE usage_tags_hourly")
+            conn.execute(rollups.hourly_insert("usage_events", upsert=False))
+            conn.execute(rollups.tags_insert(self.dialect, "usage_events", upsert=False))
+            conn.execute(
+                "INSERT INTO tokenomy_meta (key, value) VALUES (%s, %s)", ("rollup_version", rollups.ROLLUP_VERSION)
+            )
 
     def write(self, events: Sequence[UsageEvent]) -> int:
         """Insert the events whose ids are not in the ledger yet (nor earlier in the same batch)."""

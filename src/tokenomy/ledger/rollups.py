@@ -77,23 +77,32 @@ def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str
     return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
 
 
+def hourly_select(source: str) -> str:
+    """`source`'s events aggregated to usage_hourly's columns (named, for a ClickHouse materialized view too)."""
+    values = ["date_trunc('hour', ts) AS hour", *(f"{_mark(d)} AS {d}" for d in DIMENSIONS), "COUNT(*) AS calls"]
+    values += [f"COALESCE(SUM({expr}), 0) AS {name}" for name, expr in MEASURES.items()]
+    groups = ", ".join(str(i) for i in range(1, len(DIMENSIONS) + 2))
+    return f"SELECT {', '.join(values)} FROM {source} GROUP BY {groups}"
+
+
+def tags_select(dialect: str, source: str) -> str:
+    """`source`'s events aggregated to usage_tags_hourly's columns, one row per tag key=value."""
+    return (
+        f"SELECT date_trunc('hour', ts) AS hour, tag_key, {_mark(tag_value(dialect))} AS tag_value, COUNT(*) AS calls, "
+        f"COALESCE(SUM(cost_usd), 0) AS cost_usd FROM {tag_pairs(dialect, source)} GROUP BY 1, 2, 3"
+    )
+
+
 def hourly_insert(source: str, upsert: bool) -> str:
     """INSERT adding `source`'s events to usage_hourly (upsert: add to rows already there)."""
-    names = ["hour", *DIMENSIONS, "calls", *MEASURES]
-    values = ["date_trunc('hour', ts)", *(_mark(d) for d in DIMENSIONS), "COUNT(*)"]
-    values += [f"COALESCE(SUM({expr}), 0)" for expr in MEASURES.values()]
-    groups = ", ".join(str(i) for i in range(1, len(DIMENSIONS) + 2))
-    sql = f"INSERT INTO usage_hourly ({', '.join(names)}) SELECT {', '.join(values)} FROM {source} GROUP BY {groups}"
+    names = ", ".join(["hour", *DIMENSIONS, "calls", *MEASURES])
+    sql = f"INSERT INTO usage_hourly ({names}) {hourly_select(source)}"
     return sql + (_upsert("usage_hourly", ("hour", *DIMENSIONS), ("calls", *MEASURES)) if upsert else "")
 
 
 def tags_insert(dialect: str, source: str, upsert: bool) -> str:
     """INSERT adding `source`'s events to usage_tags_hourly, one row per tag key=value."""
-    sql = (
-        "INSERT INTO usage_tags_hourly (hour, tag_key, tag_value, calls, cost_usd) "
-        f"SELECT date_trunc('hour', ts), tag_key, {_mark(tag_value(dialect))}, COUNT(*), "
-        f"COALESCE(SUM(cost_usd), 0) FROM {tag_pairs(dialect, source)} GROUP BY 1, 2, 3"
-    )
+    sql = f"INSERT INTO usage_tags_hourly (hour, tag_key, tag_value, calls, cost_usd) {tags_select(dialect, source)}"
     if upsert:
         sql += _upsert("usage_tags_hourly", ("hour", "tag_key", "tag_value"), ("calls", "cost_usd"))
     return sql
