@@ -97,3 +97,21 @@ def test_ledger_without_rollups_is_backfilled_on_open(store) -> None:
     reopened = open_store(store.url)
     assert int(reopened.query("SELECT SUM(calls) AS n FROM usage_hourly")[0]["n"]) == reopened.count()
     _same_reports(reopened)
+
+
+def test_duckdb_row_by_row_fallback_feeds_the_rollups_too(tmp_path, monkeypatch) -> None:
+    """A batch Arrow cannot type is staged row by row; the new events still reach the rollups once."""
+    import pyarrow as pa
+
+    store = open_store(tmp_path / "ledger.duckdb")
+
+    def cannot_type(*args, **kwargs):
+        raise pa.ArrowInvalid("mixed types")
+
+    monkeypatch.setattr(pa, "table", cannot_type)
+    events = _events()[:40]
+    store.write(events)
+    store.write(events[:10])
+    monkeypatch.undo()
+    assert store.count() == 40
+    assert int(store.query("SELECT SUM(calls) AS n FROM usage_hourly")[0]["n"]) == 40

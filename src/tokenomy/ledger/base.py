@@ -160,12 +160,17 @@ class LedgerStore:
         is skipped (writes are idempotent)."""
         if not events:
             return 0
-        with self.connect() as conn, self._transaction(conn):
-            self._lock_rollups(conn)
-            self._insert_new(conn, [_row_values(e) for e in events])
+        with self.connect() as conn:
+            self._stage(conn, [_row_values(e) for e in events])  # a temporary table of this connection
+            with self._transaction(conn):
+                self._lock_rollups(conn)
+                self._insert_staged(conn)
         return len(events)
 
-    def _insert_new(self, conn: Any, rows: list[tuple]) -> None:  # pragma: no cover - per engine
+    def _stage(self, conn: Any, rows: list[tuple]) -> None:  # pragma: no cover - per engine
+        raise NotImplementedError
+
+    def _insert_staged(self, conn: Any) -> None:  # pragma: no cover - per engine
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

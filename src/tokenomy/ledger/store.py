@@ -67,7 +67,7 @@ class DuckDBStore(LedgerStore):
             with _DUCKDB_OPEN_CLOSE:
                 conn.close()
 
-    def _insert_new(self, conn: Any, rows: list[tuple]) -> None:
+    def _stage(self, conn: Any, rows: list[tuple]) -> None:
         # DuckDB's executemany costs ~5 ms per row; staging the batch from an Arrow table is ~1000x cheaper,
         # which a busy gateway's ledger needs. Falls back to row by row if Arrow cannot type a batch.
         import duckdb
@@ -86,6 +86,9 @@ class DuckDBStore(LedgerStore):
             conn.execute("DELETE FROM _tokenomy_stage")
             marks = ", ".join(["?"] * len(COLUMNS))
             conn.executemany(f"INSERT INTO _tokenomy_stage VALUES ({marks})", rows)
+
+    def _insert_staged(self, conn: Any) -> None:
+        columns = ", ".join(COLUMNS)
         # RETURNING gives back only the rows really inserted: those, and only those, go into the rollups.
         # (conn.sql runs an INSERT at once; its relation then hands over the returned rows without a copy.)
         new = conn.sql(
@@ -132,11 +135,14 @@ class PostgresStore(LedgerStore):
         # Reports read the partial hours at a window's edges from raw events: an index keeps that a lookup.
         conn.execute("CREATE INDEX IF NOT EXISTS usage_events_ts ON usage_events (ts)")
 
-    def _insert_new(self, conn: Any, rows: list[tuple]) -> None:
+    def _stage(self, conn: Any, rows: list[tuple]) -> None:
         columns = ", ".join(COLUMNS)
-        conn.execute(f"CREATE TEMP TABLE _tokenomy_stage ON COMMIT DROP AS SELECT {columns} FROM usage_events LIMIT 0")
-        with conn.cursor() as cursor:
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE _tokenomy_stage AS SELECT {columns} FROM usage_events LIMIT 0")
             cursor.executemany(f"INSERT INTO _tokenomy_stage VALUES ({', '.join(['%s'] * len(COLUMNS))})", rows)
+
+    def _insert_staged(self, conn: Any) -> None:
+        columns = ", ".join(COLUMNS)
         # One statement: the events really inserted (RETURNING skips ids already present) feed both rollups.
         conn.execute(
             f"WITH new AS (INSERT INTO usage_events ({columns}) SELECT {columns} FROM _tokenomy_stage "
