@@ -221,3 +221,24 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     empty = runner.invoke(app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01",
                                 "--ledger", str(ledger_path)])
     assert empty.exit_code == 0 and "no usage in the ledger from 2020-01-01" in empty.output
+
+
+def test_reports_clickhouse(tmp_path) -> None:
+    """The same presets on an embedded ClickHouse ledger (chDB: the ClickHouse engine in the test process)."""
+    store = open_store(f"chdb:{tmp_path / 'ledger.chdb'}")
+    assert store.dialect == "clickhouse"
+    events = _events()
+    store.write(events)
+    store.write(events[:50])  # ClickHouse has no unique key: the store itself skips ids already written
+    assert store.count() == len(events)
+    _check(store, store.events())
+    runner = CliRunner()
+    for name in REPORTS:  # the CLI opens the same ledger by its chdb: URL
+        result = runner.invoke(app, ["report", name, "--json", "--since", "2026-09-01", "--until", "2026-11-02",
+                                     "--ledger", store.url])
+        assert result.exit_code == 0, (name, result.output)
+        assert json.loads(result.output), name
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--json", "--ledger", store.url]).output)
+    assert {r["model"]: Decimal(r["cost_usd"]) for r in spend} == _sum(events, lambda e: e.model, lambda e: e.cost_usd)
+    missing = runner.invoke(app, ["report", "spend", "--ledger", f"chdb:{tmp_path / 'nothing-here'}"])
+    assert missing.exit_code != 0 and "no ledger at" in str(missing.exception)

@@ -11,6 +11,8 @@ import pandas as pd
 from statsmodels.tsa.seasonal import STL
 
 from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.reports import trunc
+from tokenomy.ledger.rollups import DIMENSIONS, facts
 
 
 @dataclass
@@ -30,10 +32,13 @@ class Anomaly:
 
 def daily_spend(store: Any, by: str = "model", until: datetime | None = None) -> pd.DataFrame:
     """Daily spend per group before `until` as a day x group frame, days without calls filled with zero."""
-    where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
+    if by in DIMENSIONS:  # a column the hourly rollups keep (ledger/rollups.py)
+        source, params = facts(store, None, until)
+    else:
+        where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
+        source = f"{SPEND_EVENTS}{where}"
     rows = store.query(
-        f"SELECT date_trunc('day', ts) AS day, {by} AS key, SUM(cost_usd) AS cost "
-        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2",
+        f"SELECT {trunc(store.dialect, 'day')} AS day, {by} AS key, SUM(cost_usd) AS cost FROM {source} GROUP BY 1, 2",
         params,
     )
     if not rows:

@@ -17,52 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.spend import (  # the rule itself lives in the ledger layer (rollups apply it too)
+    BILLED_MARKS,
+    PROVIDER_ALIASES,
+    SPEND_EVENTS,
+    canonical_provider,
+    is_billed_sql,
+    is_metered_sql,
+    provider_sql,
+)
 
 BILLED = "billed"
-BILLED_MARKS = ("billed", "cur")  # 'cur': AWS CUR rows imported before the common marker
-_IN = "(" + ", ".join(f"'{m}'" for m in BILLED_MARKS) + ")"
-
-
-# A metered row names its provider as the client that made the call does (OpenTelemetry's names: the Bedrock
-# provider records `aws.bedrock`, Gemini `gcp.gemini` / `gcp.vertex_ai`); a bill names it as its importer does
-# (`bedrock`, `gemini`, `vertex`). Billed and metered rows are paired under one name.
-PROVIDER_ALIASES = {
-    "aws.bedrock": "bedrock",
-    "az.ai.openai": "azure",
-    "azure.ai.openai": "azure",
-    "gcp.vertex_ai": "vertex",
-    "gcp.gemini": "gemini",
-}
-
-
-def canonical_provider(name: str | None) -> str | None:
-    """The one name billed and metered rows are paired under (`aws.bedrock` -> `bedrock`)."""
-    return PROVIDER_ALIASES.get(name, name) if name is not None else None
-
-
-def provider_sql(column: str = "provider") -> str:
-    """SQL for `canonical_provider(column)`."""
-    cases = " ".join(f"WHEN '{alias}' THEN '{name}'" for alias, name in PROVIDER_ALIASES.items())
-    return f"(CASE {column} {cases} ELSE {column} END)"
-
-
-def is_billed_sql(alias: str = "") -> str:
-    """SQL test that a row is billed data (alias: a table alias with its dot, e.g. 'b.')."""
-    return f"{alias}priced_by IN {_IN}"
-
-
-def is_metered_sql(alias: str = "") -> str:
-    return f"({alias}priced_by IS NULL OR {alias}priced_by NOT IN {_IN})"
-
-
-# A derived table named usage_events, so a query reads it in place of the table with no other change.
-SPEND_EVENTS = (
-    f"(SELECT * FROM usage_events WHERE {is_metered_sql()} "
-    f"UNION ALL SELECT * FROM usage_events b WHERE {is_billed_sql('b.')} AND NOT EXISTS ("
-    f"SELECT 1 FROM usage_events m WHERE {is_metered_sql('m.')} "
-    f"AND {provider_sql('m.provider')} = {provider_sql('b.provider')} "
-    "AND date_trunc('day', m.ts) = date_trunc('day', b.ts))) AS usage_events"
-)
 
 
 def billed_tags(
@@ -98,3 +63,18 @@ def unsplit_cost(event: UsageEvent) -> Decimal:
         return Decimal(0)
     parts = event.input_cost_usd + event.output_cost_usd + event.cache_read_cost_usd + event.cache_write_cost_usd
     return event.cost_usd - parts
+
+
+__all__ = [
+    "BILLED",
+    "BILLED_MARKS",
+    "PROVIDER_ALIASES",
+    "SPEND_EVENTS",
+    "billed_tags",
+    "canonical_provider",
+    "is_billed_sql",
+    "is_metered_sql",
+    "provider_sql",
+    "spend_events",
+    "unsplit_cost",
+]

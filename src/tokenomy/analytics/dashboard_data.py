@@ -16,7 +16,7 @@ from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
 from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
 from tokenomy.analytics.dashboard_providers import providers
-from tokenomy.analytics.reports import PRESETS
+from tokenomy.analytics.reports import PRESETS, raw_source
 from tokenomy.analytics.request_log import requests
 
 __all__ = ["SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
@@ -62,7 +62,7 @@ def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
 def _preset(store: Any, name: str, f: Filters) -> list[dict[str, Any]]:
     """A preset report's own SQL (per model), narrowed by the dashboard's filters instead of a date window."""
     where, params = _where(store, f)
-    return store.query(PRESETS[name].sql("model", where, store.dialect), params)
+    return store.query(PRESETS[name].sql("model", raw_source(name, where, store.dialect), store.dialect), params)
 
 
 def cache_hit_rate(store: Any, f: Filters) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.dashboard_filters import Filters, money, period, where
-from tokenomy.analytics.reports import TOKEN_SUM, family_expr
+from tokenomy.analytics.reports import family_expr
+from tokenomy.ledger.rollups import TOKEN_SUM
 
 CACHED_TOKENS = "cache_read_tokens + cache_write_tokens"
 CACHED_COST = "cache_read_cost_usd + cache_write_cost_usd"

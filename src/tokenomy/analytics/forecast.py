@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.reports import trunc
 from tokenomy.errors import UsageError
+from tokenomy.ledger.rollups import facts
 
 MIN_HISTORY_DAYS = 14
 MAX_HISTORY_DAYS = 120  # older days say little about this month and slow the fit down
@@ -46,15 +48,22 @@ def _money(value: float) -> Decimal:
     return Decimal(repr(max(float(value), 0.0))).quantize(CENTS)
 
 
+def _spend_source(
+    store: Any, start: datetime, until: datetime, filter_sql: str, filter_params: tuple
+) -> tuple[str, list[Any]]:
+    """Events in [start, until): the hourly rollups (ledger/rollups.py) unless a filter needs raw events."""
+    if not filter_sql:
+        return facts(store, start, until)
+    ph = store.placeholder
+    return f"{SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph}{filter_sql}", [start, until, *filter_params]
+
+
 def daily_spend(store: Any, until: datetime, filter_sql: str = "", filter_params: tuple = ()) -> pd.Series:
     """Spend per UTC day before `until`, idle days filled with zero (no spend is real spend here)."""
-    ph = store.placeholder
     start = until - timedelta(days=MAX_HISTORY_DAYS)
-    rows = store.query(
-        f"SELECT date_trunc('day', ts) AS day, SUM(cost_usd) AS cost FROM {SPEND_EVENTS} "
-        f"WHERE ts >= {ph} AND ts < {ph}{filter_sql} GROUP BY 1",
-        [start, until, *filter_params],
-    )
+    source, params = _spend_source(store, start, until, filter_sql, filter_params)
+    day = trunc(store.dialect, "day")
+    rows = store.query(f"SELECT {day} AS day, SUM(cost_usd) AS cost FROM {source} GROUP BY 1", params)
     if not rows:
         return pd.Series(dtype=float)
     frame = pd.DataFrame(rows)
@@ -108,11 +117,8 @@ def month_end_forecast(
             f"forecast needs at least {MIN_HISTORY_DAYS} days of spend before {cutoff.date()}; "
             f"the ledger has {len(history)}. Pass --until to forecast an earlier month"
         )
-    mtd_rows = store.query(
-        f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {store.placeholder} AND "
-        f"ts < {store.placeholder}{filter_sql}",
-        [month_start, cutoff, *filter_params],
-    )
+    source, params = _spend_source(store, month_start, cutoff, filter_sql, filter_params)
+    mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM {source}", params)
     month_to_date = Decimal(mtd_rows[0]["s"] or 0)
     horizon = (month_end - cutoff).days
     point, paths, method = _simulate(history, horizon, repetitions, seed)

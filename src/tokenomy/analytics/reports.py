@@ -1,11 +1,14 @@
 """Report presets: SQL written once for DuckDB and PostgreSQL; dialect differences isolated in helpers.
 
 Each preset has a default grouping and a default window (the last N days before `--until`, or now),
-which `--by`, `--since` and `--until` override.
+which `--by`, `--since` and `--until` override. Presets read `ledger.rollups.facts()`: hourly rollups for
+the whole hours of the window, raw events for its partial hours; they sum `calls` where they would count
+rows. Percentiles do not roll up: the latency preset reads raw events.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +16,7 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import UsageError
+from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value
 
 GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id", "family"}
 
@@ -31,18 +35,26 @@ FAMILIES: list[tuple[str, tuple[str, ...]]] = [
     ("local", ("local", "smollm", "gguf")),
     ("gpt", ("gpt", "openai", "o1", "o3", "o4")),  # last: "o1" is short
 ]
-TOKEN_SUM = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
-ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
+CALLS = "CAST(SUM(calls) AS BIGINT)"  # the events a group stands for (BIGINT: PostgreSQL sums to NUMERIC)
 FLOAT = "DOUBLE PRECISION"  # a type name both engines accept
 # DuckDB divides a DECIMAL sum by a count as DOUBLE; money stays Decimal (no 5.3e-05 in CSV, $ in tables).
 MONEY = "DECIMAL(38, 12)"
 
 
-def percentile(dialect: str, column: str, q: float) -> str:
-    """Percentile expression: DuckDB quantile_cont vs PostgreSQL ordered-set percentile_cont."""
+def percentiles(dialect: str, column: str, qs: tuple[float, ...]) -> str:
+    """Several percentiles of a column as one (1-based) array: one sort rather than one per percentile."""
     if dialect == "postgres":
-        return f"percentile_cont({q}) WITHIN GROUP (ORDER BY {column})"
-    return f"quantile_cont({column}, {q})"
+        return f"percentile_cont(ARRAY[{', '.join(map(str, qs))}]) WITHIN GROUP (ORDER BY {column})"
+    if dialect == "clickhouse":  # the exact, interpolating quantile (percentile_cont's definition)
+        return f"quantilesExactInclusive({', '.join(map(str, qs))})({column})"
+    return f"quantile_cont({column}, [{', '.join(map(str, qs))}])"
+
+
+def trunc(dialect: str, unit: str) -> str:
+    """`ts` truncated to a UTC hour/day/week (ISO, Monday)/month, as a timestamp on every engine."""
+    if dialect == "clickhouse":  # its date_trunc gives a Date for day and longer units
+        return f"CAST(date_trunc('{unit}', ts) AS DateTime64(0, 'UTC'))"
+    return f"date_trunc('{unit}', ts)"
 
 
 def family_expr(column: str = "model") -> str:
@@ -56,20 +68,13 @@ def family_expr(column: str = "model") -> str:
 
 
 def tag_pairs_from(dialect: str) -> str:
-    """FROM clause expanding the JSON `tags` column into (tag_key, tag_value) rows."""
-    if dialect == "postgres":
-        return f"{SPEND_EVENTS}, json_each_text(CAST(tags AS json)) AS t(tag_key, tag_value)"
-    return (
-        f"(SELECT *, unnest(json_keys(CAST(tags AS JSON))) AS tag_key FROM {SPEND_EVENTS} "
-        "WHERE tags IS NOT NULL AND tags <> '{}') u"
-    )
+    """FROM clause expanding the events' JSON `tags` column into (tag_key, tag_value) rows."""
+    return tag_pairs(dialect, SPEND_EVENTS)  # as spend counts them (a billed row only where nothing was metered)
 
 
 def tag_value_expr(dialect: str) -> str:
     """The value for `tag_key` in the row produced by `tag_pairs_from`."""
-    if dialect == "postgres":
-        return "tag_value"
-    return "json_extract_string(CAST(tags AS JSON), '$.\"' || tag_key || '\"')"
+    return tag_value(dialect)
 
 
 def _group(by: str) -> str:
@@ -83,117 +88,117 @@ class Preset:
     help: str
     by: str | None  # default grouping; None when the preset's grouping is fixed
     days: int | None  # default window in days before --until (None: whole ledger)
-    sql: Callable[[str, str, str], str]  # (group column, WHERE clause, dialect) -> SQL
+    sql: Callable[[str, str, str], str]  # (group column, FROM relation, dialect) -> SQL
+    source: str = "facts"  # the FROM relation: "facts" (rollups + raw edges), "tags" (per tag) or "raw" events
 
 
-def _spend(g: str, where: str, d: str) -> str:
+def _spend(g: str, src: str, d: str) -> str:
+    return f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls FROM {src} GROUP BY 1 ORDER BY 2 DESC, 1"
+
+
+def _monthly_spend(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls FROM {SPEND_EVENTS}{where} "
-        f"GROUP BY 1 ORDER BY cost_usd DESC, 1"
+        f"SELECT {trunc(d, 'month')} AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, {CALLS} AS calls "
+        f"FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
-def _monthly_spend(g: str, where: str, d: str) -> str:
+def _family_daily(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT date_trunc('month', ts) AS month, {_group(g)}, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
-        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"SELECT {trunc(d, 'day')} AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
+        f"{CALLS} AS calls FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
-def _family_daily(g: str, where: str, d: str) -> str:
-    return (
-        f"SELECT date_trunc('day', ts) AS day, {family_expr()} AS family, SUM(cost_usd) AS cost_usd, "
-        f"COUNT(*) AS calls FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
-    )
-
-
-def _tokens(g: str, where: str, d: str) -> str:
+def _tokens(g: str, src: str, d: str) -> str:
     return (
         f"SELECT {_group(g)}, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
-        f"SUM({TOKEN_SUM}) AS total_tokens FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+        f"SUM(total_tokens) AS total_tokens FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
 
-def _hourly_tokens(g: str, where: str, d: str) -> str:
+def _hourly_tokens(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT date_trunc('hour', ts) AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
+        f"SELECT {trunc(d, 'hour')} AS hour, {_group(g)}, SUM(input_tokens) AS input_tokens, "
         f"SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-        f"SUM(cache_write_tokens) AS cache_write_tokens, SUM({TOKEN_SUM}) AS tokens "
-        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(total_tokens) AS tokens "
+        f"FROM {src} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
 def _hit_rate_columns() -> str:
     return (
-        f"SUM(cache_read_tokens) AS cache_read_tokens, SUM({ALL_INPUT}) AS total_input_tokens, "
-        f"CAST(SUM(cache_read_tokens) AS {FLOAT}) / NULLIF(SUM({ALL_INPUT}), 0) AS cache_hit_rate"
+        "SUM(cache_read_tokens) AS cache_read_tokens, SUM(all_input_tokens) AS total_input_tokens, "
+        f"CAST(SUM(cache_read_tokens) AS {FLOAT}) / NULLIF(SUM(all_input_tokens), 0) AS cache_hit_rate"
     )
 
 
-def _cache_hit_rate(g: str, where: str, d: str) -> str:
-    return f"SELECT {_group(g)}, {_hit_rate_columns()} FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+def _cache_hit_rate(g: str, src: str, d: str) -> str:
+    return f"SELECT {_group(g)}, {_hit_rate_columns()} FROM {src} GROUP BY 1 ORDER BY 1"
 
 
-def _cache_trend(g: str, where: str, d: str) -> str:
+def _cache_trend(g: str, src: str, d: str) -> str:
     # ISO weeks (Monday start) on both engines; the week-over-week change is what alerts watch.
     return (
-        f"SELECT date_trunc('week', ts) AS week, {_group(g)}, {_hit_rate_columns()} "
-        f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 2, 1"
+        f"SELECT {trunc(d, 'week')} AS week, {_group(g)}, {_hit_rate_columns()} FROM {src} GROUP BY 1, 2 ORDER BY 2, 1"
     )
 
 
-def _latency(g: str, where: str, d: str) -> str:
+def _latency(g: str, src: str, d: str) -> str:
+    # Raw events (percentiles do not roll up); both percentiles of a column come from one sort.
     return (
-        f"SELECT {_group(g)}, COUNT(*) AS calls, {percentile(d, 'latency_ms', 0.5)} AS p50_ms, "
-        f"{percentile(d, 'latency_ms', 0.95)} AS p95_ms, {percentile(d, 'ttft_ms', 0.5)} AS ttft_p50_ms, "
-        f"{percentile(d, 'ttft_ms', 0.95)} AS ttft_p95_ms FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+        f"SELECT {g}, calls, latency[1] AS p50_ms, latency[2] AS p95_ms, ttft[1] AS ttft_p50_ms, "
+        f"ttft[2] AS ttft_p95_ms FROM (SELECT {_group(g)}, COUNT(*) AS calls, "
+        f"{percentiles(d, 'latency_ms', (0.5, 0.95))} AS latency, {percentiles(d, 'ttft_ms', (0.5, 0.95))} AS ttft "
+        f"FROM {src} GROUP BY 1) p ORDER BY 1"
     )
 
 
-def _errors(g: str, where: str, d: str) -> str:
-    throttled = "SUM(CASE WHEN outcome = 'throttled' THEN 1 ELSE 0 END)"
+def _errors(g: str, src: str, d: str) -> str:
+    throttled = "SUM(CASE WHEN outcome = 'throttled' THEN calls ELSE 0 END)"
     # A stream the client abandoned ('cancelled') is not the provider's error.
-    failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled', 'cancelled') THEN 1 ELSE 0 END)"
-    cancelled = "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END)"
+    failed = "SUM(CASE WHEN outcome NOT IN ('ok', 'throttled', 'cancelled') THEN calls ELSE 0 END)"
+    cancelled = "SUM(CASE WHEN outcome = 'cancelled' THEN calls ELSE 0 END)"
     return (
-        f"SELECT {_group(g)}, COUNT(*) AS calls, {throttled} AS throttled, {failed} AS errors, "
-        f"{cancelled} AS cancelled, "
-        f"CAST({throttled} AS {FLOAT}) / COUNT(*) AS throttle_rate, "
-        f"CAST({failed} AS {FLOAT}) / COUNT(*) AS error_rate FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+        f"SELECT {_group(g)}, {CALLS} AS calls, CAST({throttled} AS BIGINT) AS throttled, "
+        f"CAST({failed} AS BIGINT) AS errors, CAST({cancelled} AS BIGINT) AS cancelled, "
+        f"CAST({throttled} AS {FLOAT}) / {CALLS} AS throttle_rate, "
+        f"CAST({failed} AS {FLOAT}) / {CALLS} AS error_rate FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
 
-def _cost_per_task(g: str, where: str, d: str) -> str:
+def _cost_per_task(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {SPEND_EVENTS}{where} "
+        f"SELECT COALESCE(task, '(none)') AS task, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
+        f"CAST(SUM(cost_usd) / {CALLS} AS {MONEY}) AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1 ORDER BY 3 DESC, 1"
     )
 
 
-def _cost_per_tag(g: str, where: str, d: str) -> str:
+def _cost_per_tag(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT tag_key, {tag_value_expr(d)} AS tag_value, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / COUNT(*) AS {MONEY}) AS cost_per_call_usd FROM {tag_pairs_from(d)}{where} "
+        f"SELECT tag_key, tag_value, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
+        f"CAST(SUM(cost_usd) / {CALLS} AS {MONEY}) AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2"
     )
 
 
-def _tier_share(g: str, where: str, d: str) -> str:
+def _tier_share(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT COALESCE(tier, '(none)') AS tier, COUNT(*) AS calls, "
-        f"CAST(COUNT(*) AS {FLOAT}) / SUM(COUNT(*)) OVER () AS share "
-        f"FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+        f"SELECT COALESCE(tier, '(none)') AS tier, {CALLS} AS calls, "
+        f"CAST(SUM(calls) AS {FLOAT}) / CAST(SUM(SUM(calls)) OVER () AS {FLOAT}) AS share "
+        f"FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
 
-def _batch_share(g: str, where: str, d: str) -> str:
+def _batch_share(g: str, src: str, d: str) -> str:
+    batch_calls = "SUM(CASE WHEN mode = 'batch' THEN calls ELSE 0 END)"
     return (
         f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
-        f"SUM(cost_usd) AS cost_usd, SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS batch_calls, "
-        f"COUNT(*) AS calls, CAST(SUM(CASE WHEN mode = 'batch' THEN 1 ELSE 0 END) AS {FLOAT}) / COUNT(*) "
-        f"AS batch_call_share FROM {SPEND_EVENTS}{where} GROUP BY 1 ORDER BY 1"
+        f"SUM(cost_usd) AS cost_usd, CAST({batch_calls} AS BIGINT) AS batch_calls, "
+        f"{CALLS} AS calls, CAST({batch_calls} AS {FLOAT}) / {CALLS} "
+        f"AS batch_call_share FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
 
@@ -205,10 +210,10 @@ PRESETS: dict[str, Preset] = {
     "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2, _hourly_tokens),
     "cache-hit-rate": Preset("cached share of input tokens per group", "model", None, _cache_hit_rate),
     "cache-trend": Preset("cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend),
-    "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency),
+    "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency, "raw"),
     "errors": Preset("throttling and error rates per group", "model", None, _errors),
     "cost-per-task": Preset("cost per task type", None, None, _cost_per_task),
-    "cost-per-tag": Preset("cost per tag key=value", None, None, _cost_per_tag),
+    "cost-per-tag": Preset("cost per tag key=value", None, None, _cost_per_tag, "tags"),
     "tier-share": Preset("routing tier share of calls against the expected share", None, None, _tier_share),
     "batch-share": Preset("batch share of cost and calls per group", "model", None, _batch_share),
 }
@@ -232,7 +237,19 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+def raw_source(name: str, where: str, dialect: str) -> str:
+    """The preset's FROM relation over raw events narrowed by `where` (filters rollups cannot answer)."""
+    preset = PRESETS[name]
+    if preset.source == "tags":
+        return f"({raw_tag_facts(dialect, where)}) f"
+    return f"{SPEND_EVENTS}{where}" if preset.source == "raw" else f"({raw_facts(where)}) f"
+
+
+def _source(store: Any, preset: Preset, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    if preset.source == "tags":
+        return tag_facts(store, since, until)
+    if preset.source == "facts":
+        return facts(store, since, until)
     clauses, params = [], []
     if since is not None:
         clauses.append(f"ts >= {store.placeholder}")
@@ -240,7 +257,7 @@ def _where(store: Any, since: datetime | None, until: datetime | None) -> tuple[
     if until is not None:
         clauses.append(f"ts < {store.placeholder}")
         params.append(until)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return SPEND_EVENTS + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def run_report(
@@ -267,8 +284,10 @@ def run_report(
             f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; "
             "swap them or widen the window"
         )
-    where, params = _where(store, since, until)
-    rows = store.query(preset.sql(by, where, store.dialect), params)
+    source, params = _source(store, preset, since, until)
+    rows = store.query(preset.sql(by, source, store.dialect), params)
+    if store.dialect == "clickhouse":  # its percentiles of no values are NaN where SQL's are NULL
+        rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
     if name == "tier-share":
         rows = _with_expected(rows, expected or {})
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -164,8 +165,9 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     from tokenomy.ledger.store import DEFAULT_LEDGER, open_store
 
     target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
-    path = target[len("duckdb://") :] if target.startswith("duckdb://") else target
-    if must_exist and not target.startswith(("postgres://", "postgresql://")) and not Path(path).exists():
+    path = re.sub(r"^(duckdb://|chdb:(//)?)", "", target)  # a file (DuckDB) or a directory (embedded ClickHouse)
+    servers = ("postgres://", "postgresql://", "clickhouse://", "clickhouses://")
+    if must_exist and not target.startswith(servers) and not Path(path).exists():
         raise ConfigError(
             f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
             "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)"

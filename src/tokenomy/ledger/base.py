@@ -1,0 +1,204 @@
+"""What every ledger store shares: the usage_events schema, row conversion, and the LedgerStore base class
+(query/execute/events/count, schema checks, rollup upkeep). Engines live in store.py and clickhouse.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tokenomy.errors import ConfigError
+from tokenomy.ledger import rollups
+from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
+
+_COLUMN_TYPES = {
+    "ts": "TIMESTAMPTZ NOT NULL",
+    "provider": "TEXT NOT NULL",
+    "model": "TEXT NOT NULL",
+    "region": "TEXT",
+    "mode": "TEXT NOT NULL",
+    "task": "TEXT",
+    "tags": "TEXT",
+    "tenant": "TEXT",
+    "key_id": "TEXT",
+    "route": "TEXT",
+    "tier": "TEXT",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "cache_read_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT",
+    "input_cost_usd": "DECIMAL(20,12)",
+    "output_cost_usd": "DECIMAL(20,12)",
+    "cache_read_cost_usd": "DECIMAL(20,12)",
+    "cache_write_cost_usd": "DECIMAL(20,12)",
+    "cost_usd": "DECIMAL(20,12)",
+    "latency_ms": "DOUBLE PRECISION",
+    "ttft_ms": "DOUBLE PRECISION",
+    "outcome": "TEXT NOT NULL",
+    "error_type": "TEXT",
+    "attempt": "INTEGER",
+    "request_id": "TEXT",
+    "batch_job_id": "TEXT",
+    "prompt_hash": "TEXT",
+    "prefix_hash": "TEXT",
+    "prefix_tokens": "INTEGER",
+    "prompt_text": "TEXT",
+    "priced_by": "TEXT",
+    "image_count": "INTEGER DEFAULT 0",
+    "document_count": "INTEGER DEFAULT 0",
+    "tool_call_count": "INTEGER DEFAULT 0",
+    "event_id": "TEXT PRIMARY KEY",
+}
+# Columns added after schema version 1 shipped: ledgers made before them gain them on open (0 for old rows).
+ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
+assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
+
+EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS usage_events (\n  "
+    + ",\n  ".join(f"{name} {_COLUMN_TYPES[name]}" for name in COLUMNS)
+    + "\n)"
+)
+META_DDL = "CREATE TABLE IF NOT EXISTS tokenomy_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def _row_values(event: UsageEvent) -> tuple:
+    row = event.to_row()
+    row["tags"] = json.dumps(row["tags"] or {}, sort_keys=True)
+    return tuple(row[c] for c in COLUMNS)
+
+
+def event_from_row(row: dict[str, Any]) -> UsageEvent:
+    """Rebuild an event from a database row (tags JSON decoded, ts made UTC-aware)."""
+    values = dict(row)
+    tags = values.get("tags")
+    values["tags"] = json.loads(tags) if isinstance(tags, str) and tags else (tags or {})
+    ts = values["ts"]
+    if isinstance(ts, datetime):
+        values["ts"] = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    for key in ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"):
+        if values.get(key) is not None and not isinstance(values[key], Decimal):
+            values[key] = Decimal(str(values[key]))
+    return UsageEvent(**{k: values[k] for k in COLUMNS if k in values})
+
+
+class LedgerStore:
+    """Common behaviour; subclasses provide `connect()` and the parameter placeholder style."""
+
+    dialect = "generic"
+    placeholder = "?"
+    rollups = True  # hourly rollups kept on write (ledger/rollups.py); reports read them
+    url: str
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    def _init_schema(self) -> None:
+        with self.connect() as conn:
+            conn.execute(META_DDL)
+            conn.execute(EVENTS_DDL)
+            for name in ADDED_COLUMNS:
+                conn.execute(f"ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS {name} {_COLUMN_TYPES[name]}")
+            rows = conn.execute("SELECT value FROM tokenomy_meta WHERE key = 'schema_version'").fetchall()
+            if not rows:
+                conn.execute(
+                    f"INSERT INTO tokenomy_meta (key, value) VALUES ({self.placeholder}, {self.placeholder})",
+                    ("schema_version", str(SCHEMA_VERSION)),
+                )
+            elif int(rows[0][0]) != SCHEMA_VERSION:
+                raise ConfigError(
+                    f"ledger {self.url} has schema version {rows[0][0]}, this Tokenomy expects {SCHEMA_VERSION}; "
+                    "upgrade Tokenomy (if newer) or export with the old version and import into a fresh ledger"
+                )
+            version = conn.execute("SELECT value FROM tokenomy_meta WHERE key = 'rollup_version'").fetchall()
+            if not version or version[0][0] != rollups.ROLLUP_VERSION:  # older rollups: their columns differ
+                conn.execute("DROP TABLE IF EXISTS usage_hourly")
+                conn.execute("DROP TABLE IF EXISTS usage_tags_hourly")
+            conn.execute(rollups.HOURLY_DDL)
+            conn.execute(rollups.TAGS_DDL)
+            self._init_extra(conn)
+        if not self._rollups_current():
+            self.rebuild_rollups()
+
+    def _init_extra(self, conn: Any) -> None:
+        """Engine-specific schema additions (indexes)."""
+
+    def _rollups_current(self) -> bool:
+        rows = self.query("SELECT value FROM tokenomy_meta WHERE key = 'rollup_version'")
+        return bool(rows) and rows[0]["value"] == rollups.ROLLUP_VERSION
+
+    def rebuild_rollups(self) -> None:
+        """Recompute the hourly rollups from every event: on first open of an older ledger, or after events
+        were inserted with plain SQL (as the report benchmark does) rather than through `write`."""
+        ph = self.placeholder
+        with self.connect() as conn, self._transaction(conn):
+            self._lock_rollups(conn)
+            rollups.rebuild(conn, self.dialect)
+            conn.execute("DELETE FROM tokenomy_meta WHERE key = 'rollup_version'")
+            version = ("rollup_version", rollups.ROLLUP_VERSION)
+            conn.execute(f"INSERT INTO tokenomy_meta (key, value) VALUES ({ph}, {ph})", version)
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[None]:
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _lock_rollups(self, conn: Any) -> None:
+        """Serialise rollup maintenance between processes where the engine lets several write at once."""
+
+    def schema_version(self) -> int:
+        with self.connect() as conn:
+            return int(conn.execute("SELECT value FROM tokenomy_meta WHERE key = 'schema_version'").fetchone()[0])
+
+    def write(self, events: Sequence[UsageEvent]) -> int:
+        """Insert events and add the new ones to the rollups in one transaction; an event id already present
+        is skipped (writes are idempotent)."""
+        if not events:
+            return 0
+        with self.connect() as conn:
+            self._stage(conn, [_row_values(e) for e in events])  # a temporary table of this connection
+            with self._transaction(conn):
+                self._lock_rollups(conn)
+                self._insert_staged(conn)
+        return len(events)
+
+    def _stage(self, conn: Any, rows: list[tuple]) -> None:  # pragma: no cover - per engine
+        raise NotImplementedError
+
+    def _insert_staged(self, conn: Any) -> None:  # pragma: no cover - per engine
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run SQL (with this store's placeholder style) and return rows as dicts."""
+        with self.connect() as conn:
+            cursor = conn.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description] if cursor.description else []
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.connect() as conn:
+            conn.execute(sql, tuple(params))
+
+    def events(self, since: datetime | None = None, until: datetime | None = None) -> list[UsageEvent]:
+        clauses, params = [], []
+        if since:
+            clauses.append(f"ts >= {self.placeholder}")
+            params.append(since)
+        if until:
+            clauses.append(f"ts < {self.placeholder}")
+            params.append(until)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.query(f"SELECT {', '.join(COLUMNS)} FROM usage_events{where} ORDER BY ts, event_id", params)
+        return [event_from_row(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM usage_events")[0]["n"])
