@@ -80,6 +80,17 @@ def train_cmd(
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
+    router_kind: str = typer.Option(
+        "tfidf",
+        "--router",
+        help="tfidf (TF-IDF + logistic regression) or embedding (static MiniLM embedding, regression on the "
+        "strong model's quality gain); an `embedding` policy needs the latter.",
+    ),
+    folds: Optional[int] = typer.Option(
+        None,
+        "--folds",
+        help="Calibrate on out-of-fold scores of all prompts (cross-fitting, e.g. 5) instead of a --holdout share.",
+    ),
     weak_label: Optional[list[str]] = typer.Option(
         None,
         "--weak-label",
@@ -87,15 +98,24 @@ def train_cmd(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
-    held-out split and save it with the model (the router then uses it unless the policy sets `threshold`)."""
+    """Fit a router (TF-IDF + logistic regression, or the embedding router) on labelled prompts; with a target,
+    calibrate the decision threshold on prompts it was not fitted on and save it with the model (the router then
+    uses it unless the policy sets `threshold`)."""
     from tokenomy.routing.calibrate import price, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
 
     frame = load_training_data(data, set(weak_label) if weak_label else None)
     router, report = train_and_calibrate(
-        frame, holdout, seed, target_quality, max_cost_usd, price(weak_model, region), price(strong_model, region)
+        frame,
+        holdout,
+        seed,
+        target_quality,
+        max_cost_usd,
+        price(weak_model, region),
+        price(strong_model, region),
+        kind=router_kind,
+        folds=folds,
     )
     save(router, output)
     result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}
@@ -131,13 +151,14 @@ def eval_cmd(
     target_quality: float = typer.Option(
         0.95,
         "--target-quality",
-        help="Quality floor the classifier's threshold is calibrated to (share of always-strong quality).",
+        help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
     ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Train on a seeded split, report each policy on the held-out split (cost, quality, strong share, CPT95)."""
+    """Train on a seeded half, report each policy on the held-out half (cost, quality, strong share, routing
+    accuracy), and each router's CPT(50/80/95%), APGR and decision time."""
     from tokenomy.commands._common import table, usd
     from tokenomy.routing.evaluate import evaluate
 
@@ -152,8 +173,8 @@ def eval_cmd(
         return
     console.print(
         table(
-            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}, "
-            f"threshold calibrated on {result['calibrated_on']})",
+            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}; thresholds: "
+            f"{result['calibration']})",
             ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
             [
                 [
@@ -171,10 +192,27 @@ def eval_cmd(
         )
     )
     console.print(
-        f"strong share for 95% of strong quality (CPT95): classifier {result['cpt95_classifier']:.1%} vs "
-        f"random {result['cpt95_random']:.1%}; APGR {result['apgr_classifier']:.3f}; classifier threshold "
-        f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}"
+        table(
+            f"routers, thresholds swept on the held-out half (CPT = strong share recovering that share of the "
+            f"weak-strong quality gap); share for {result['target_quality']:.0%} of strong quality: random "
+            f"{result['cpt95_random']:.1%}",
+            ["router", "CPT(50%)", "CPT(80%)", "CPT(95%)", "APGR", "share @ target", "calibrated", "decision p50/p99"],
+            [
+                [
+                    name,
+                    f"{m['cpt50']:.1%}",
+                    f"{m['cpt80']:.1%}",
+                    f"{m['cpt95']:.1%}",
+                    f"{m['apgr']:.3f}",
+                    f"{m['share_at_target']:.1%}",
+                    f"{m['calibrated_quality']:.1%} (threshold {m['threshold']:.3f})",
+                    f"{m['decision_ms_p50']:.2f} / {m['decision_ms_p99']:.2f} ms",
+                ]
+                for name, m in result["routers"].items()
+            ],
+        )
     )
+    console.print(f"curve: {png}")
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
         console.print(
