@@ -116,3 +116,16 @@ def test_arithmetic_validator_rejects_wrong_worked_calculations():
     cfg = parse_config({"tiers": {"tier1": ["local"], "tier2": ["local"]}, "routing": {"policies": {
         "check": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"arithmetic": True}}}}})
     assert cfg.routing.policies["check"].validators == {"arithmetic": True}
+
+
+def test_fast_decision_path_gives_the_pipelines_probability():
+    # The router scores one prompt from the vocabulary and coefficients directly (sub-millisecond); it must be the
+    # probability scikit-learn's pipeline computes, for prompts with unknown words and for empty ones too.
+    from tokenomy.routing.classifier import strong_probability, train
+
+    frame = load_outcomes("mt-bench")
+    model = train(frame["prompt"].tolist(), (frame["strong_quality"] > frame["weak_quality"]).astype(int).tolist())
+    prompts = [*frame["prompt"].tolist()[:40], "", "zzqx unknownword", "Prove it step by step."]
+    expected = model.predict_proba(prompts)[:, 1]
+    assert [strong_probability(model, p) for p in prompts] == pytest.approx(expected.tolist(), abs=1e-12)
+    assert len(set(expected.round(6))) > 10  # not a constant: the check compares real scores

@@ -110,8 +110,8 @@ class GainRouter:
         return self
 
     def gain(self, prompts: list[str]) -> np.ndarray:
-        """Predicted strong-minus-weak quality per prompt."""
-        return self.ridge.predict(embed(prompts))
+        """Predicted strong-minus-weak quality per prompt (the ridge's linear map, without its input checks)."""
+        return embed(prompts) @ self.ridge.coef_ + float(self.ridge.intercept_)
 
     def predict_proba(self, prompts: list[str]) -> np.ndarray:
         # The logistic map by hand: one prompt per decision, scikit-learn's input checks would cost more than it.
