@@ -169,7 +169,7 @@ def eval_cmd(
     if as_json:
         # One object per policy (as the checks expect); the run's summary rides along on each.
         extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
-        print_json([{**p, **extra} for p in result["policies"]])
+        print_json([{**extra, **p} for p in result["policies"]])  # a row's own keys (its threshold) win
         return
     console.print(
         table(
