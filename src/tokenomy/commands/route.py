@@ -155,17 +155,27 @@ def eval_cmd(
     ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
+    seeds: int = typer.Option(
+        1,
+        "--seeds",
+        min=1,
+        help="Also repeat on N splits (seeds 0..N-1) and print each router's median: one split of a small set is luck.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Train on a seeded half, report each policy on the held-out half (cost, quality, strong share, routing
     accuracy), and each router's CPT(50/80/95%), APGR and decision time."""
     from tokenomy.commands._common import table, usd
-    from tokenomy.routing.evaluate import evaluate
+    from tokenomy.routing.evaluate import evaluate, over_seeds
 
     with console.status(f"training and replaying {dataset}"):
         result = evaluate(
             dataset, strong_model, region=region, seed=seed, png=png, rules=rules, target_quality=target_quality
         )
+        if seeds > 1:
+            result["over_seeds"] = over_seeds(
+                dataset, seeds, strong_model=strong_model, region=region, rules=rules, target_quality=target_quality
+            )
     if as_json:
         # One object per policy (as the checks expect); the run's summary rides along on each.
         extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
@@ -222,6 +232,24 @@ def eval_cmd(
         )
     )
     console.print(f"curve: {png}")
+    if seeds > 1:
+        console.print(
+            table(
+                f"{seeds} splits (seeds 0-{seeds - 1}): share for {result['target_quality']:.0%} of strong quality, "
+                "and the calibrated point on each held-out half",
+                ["router", "median share @ target", "per seed", "median calibrated share", "median quality kept"],
+                [
+                    [
+                        name,
+                        f"{m['median_share_at_target']:.1%}",
+                        " ".join(f"{v:.0%}" for v in m["share_at_target"]),
+                        f"{m['median_strong_share']:.1%}",
+                        f"{m['median_quality_retained']:.1%}",
+                    ]
+                    for name, m in result["over_seeds"].items()
+                ],
+            )
+        )
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
         console.print(

@@ -262,6 +262,29 @@ def evaluate(
     }
 
 
+def over_seeds(dataset: str, seeds: int, **options) -> dict:
+    """Each router's share for the target quality and its calibrated point on `seeds` different train / held-out
+    splits (seed 0 … seeds-1): on small sets (MT-Bench: 73 held-out prompts) one split's figure is mostly luck."""
+    runs = [evaluate(dataset, seed=seed, **options) for seed in range(seeds)]
+    summary: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        rows = {p["policy"]: p for p in run["policies"]}
+        for name, metrics in run["routers"].items():
+            entry = summary.setdefault(name, {"share_at_target": [], "strong_share": [], "quality_retained": []})
+            entry["share_at_target"].append(metrics["share_at_target"])
+            entry["strong_share"].append(rows[name]["strong_share"])
+            entry["quality_retained"].append(rows[name]["quality_retained"])
+    return {
+        name: {
+            **values,
+            "median_share_at_target": float(np.median(values["share_at_target"])),
+            "median_strong_share": float(np.median(values["strong_share"])),
+            "median_quality_retained": float(np.median(values["quality_retained"])),
+        }
+        for name, values in summary.items()
+    }
+
+
 def plot(curves: dict[str, pd.DataFrame], policies: list[dict], png: str, dataset: str, strong_model: str) -> None:
     """Quality retained against cost per 1,000 requests and against strong-model share, thresholds swept."""
     import matplotlib
