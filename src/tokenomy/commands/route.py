@@ -213,7 +213,7 @@ def eval_cmd(
                 "CPT(95%)",
                 "APGR",
                 "share @ target",
-                "calibrated",
+                "calibration promised",
                 "decision p50/p99 (cpu p99)",
             ],
             [

@@ -312,8 +312,9 @@ def plot(curves: dict[str, pd.DataFrame], policies: list[dict], png: str, datase
         for name, marker in (("rules", "s"), ("cascade", "^"), ("oracle", "*")):
             if name in points:
                 ax.plot(float(points[name][key]), points[name]["quality_retained"], marker, label=name)
-        for name in curves:
-            ax.plot(float(points[name][key]), points[name]["quality_retained"], "o", color="black", ms=4)
+        for i, name in enumerate(curves):  # each router at the threshold calibrated on the training half
+            dot = "calibrated thresholds" if i == 0 else None
+            ax.plot(float(points[name][key]), points[name]["quality_retained"], "o", color="black", ms=4, label=dot)
         ax.axhline(0.95, color="grey", lw=0.5)
         ax.set_xlabel(label)
         ax.set_ylabel("quality retained vs always-strong")
