@@ -4,15 +4,15 @@ model on it that predicts how much better the strong model answers than the weak
 Why static: running the transformer itself (even int8 ONNX) takes 15-60 ms per prompt on a busy 2-core machine,
 far over a 5 ms decision budget. Model2Vec's finding carries over: each vocabulary token embedded alone by the
 sentence model, PCA-reduced, then averaged over a prompt's tokens, keeps most of the model's topic signal at the
-cost of a table lookup. The table (`tokenomy/data/embeddings/`, ~5 MB, built by
+cost of a table lookup. The table (`tokenomy/data/embeddings/`, 6.6 MB, built by
 `scripts/build_static_embeddings.py`) is read once per process; routing needs numpy only.
 
 Why regression on the quality gain: RouteLLM's matrix-factorisation router scores a prompt by a bilinear form of
 its embedding and each model's embedding; with two models that is one linear function of the prompt embedding,
 which is what a ridge regression on (strong quality - weak quality) fits. Regressing the gain instead of
-classifying "strong was better" keeps graded scores (MT-Bench) and lets prompts both models get right or wrong
-weigh nothing. A logistic map fitted on the training scores turns the gain into P(strong better), so thresholds
-stay in 0-1 like the TF-IDF classifier's.
+classifying "strong was better" keeps graded scores (MT-Bench), and a tie (both right or both wrong) is a gain of
+zero rather than a "weak was enough" label. A logistic map fitted on the training scores turns the gain into
+P(strong better), so thresholds stay in 0-1 like the TF-IDF classifier's.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ def read_vocab() -> dict[str, int]:
 
 
 @lru_cache(maxsize=1)
-def read_table() -> np.ndarray:
-    """The static embedding table as float32 (tokens x dims), dequantised once per process."""
+def read_table() -> tuple[np.ndarray, np.ndarray]:
+    """The static embedding table: int8 rows (tokens x dims, 7.8 MB in memory) and one float32 scale per dimension,
+    read once per process. Rows stay int8: a prompt's mean is taken over its few rows, then scaled."""
     with np.load(bundled(TABLE)) as saved:
-        return saved["rows"].astype(np.float32) * saved["scale"]
+        return saved["rows"], saved["scale"]
 
 
 def _normalise(text: str) -> str:
@@ -84,11 +85,11 @@ def token_ids(text: str) -> list[int]:
 
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length prompt embeddings: the mean of the prompt's token rows."""
-    table = read_table()
-    out = np.zeros((len(texts), table.shape[1]), np.float32)
+    rows, scale = read_table()
+    out = np.zeros((len(texts), rows.shape[1]), np.float32)
     for row, text in enumerate(texts):
         ids = token_ids(text) or [UNKNOWN]
-        vector = table[ids].mean(0)
+        vector = rows[ids].mean(0, dtype=np.float32) * scale
         out[row] = vector / (np.linalg.norm(vector) or 1.0)
     return out
 
