@@ -123,8 +123,13 @@ def train_cmd(
         print_json(result)
     elif report:
         console.print(
-            f"trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} calibrated on "
-            f"{report['held_out']} held-out prompts: {report['quality_retained']:.1%} of strong quality, "
+            f"{router_kind} router trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} "
+            + (
+                f"calibrated on out-of-fold scores of {report['held_out']} prompts ({folds} folds): "
+                if folds
+                else f"calibrated on {report['held_out']} held-out prompts: "
+            )
+            + f"{report['quality_retained']:.1%} of strong quality, "
             f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
             f"({weak_model} / {strong_model}); saved {output}"
         )
