@@ -135,14 +135,14 @@ def test_fast_decision_path_gives_the_pipelines_probability():
 def test_eval_over_seeds_reports_each_split_and_the_median(tmp_path):
     from tokenomy.routing.evaluate import evaluate, over_seeds
 
-    summary = over_seeds("mt-bench", 3)
+    summary = over_seeds("mt-bench", 2)
     assert set(summary) == {"classifier", "embedding"}
     second = evaluate("mt-bench", seed=1)["routers"]["embedding"]["share_at_target"]
     shares = summary["embedding"]["share_at_target"]
-    assert len(shares) == 3 and shares[1] == second
-    assert summary["embedding"]["median_share_at_target"] == sorted(shares)[1]
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--seeds", "3", "--png",
+    assert len(shares) == 2 and shares[1] == second
+    assert summary["embedding"]["median_share_at_target"] == pytest.approx(sum(shares) / 2)
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--seeds", "2", "--png",
                           str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=300, cwd=REPO,
                          env={**os.environ, "COLUMNS": "250"})
     assert out.returncode == 0, out.stderr
-    assert "3 splits (seeds 0-2)" in out.stdout and f"{sorted(shares)[1]:.1%}" in out.stdout
+    assert "2 splits (seeds 0-1)" in out.stdout and f"{sum(shares) / 2:.1%}" in out.stdout
