@@ -91,13 +91,23 @@ class Rule(_Strict):
 
 
 # The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing.
-VALIDATOR_KEYS = ("truncated", "hedging", "hedge_phrases", "json", "schema", "required", "regex", "python")
+VALIDATOR_KEYS = (
+    "truncated",
+    "hedging",
+    "hedge_phrases",
+    "json",
+    "schema",
+    "required",
+    "regex",
+    "arithmetic",
+    "python",
+)
 
 
 class RoutingPolicy(_Strict):
-    """`routing.policies.<name>`: rules, cascade, classifier or hybrid (see tokenomy.routing.router)."""
+    """`routing.policies.<name>`: rules, cascade, classifier, embedding or hybrid (see tokenomy.routing.router)."""
 
-    type: Literal["rules", "cascade", "classifier", "hybrid"] = "rules"
+    type: Literal["rules", "cascade", "classifier", "embedding", "hybrid"] = "rules"
     rules: list[Rule] = Field(default_factory=list)
     default_tier: Optional[str] = Field(None, description="tier when no rule fires; default: the cheapest tier")
     tiers: Optional[list[str]] = Field(None, description="the policy's tiers, cheapest first; default: all tiers")

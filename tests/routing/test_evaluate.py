@@ -19,7 +19,7 @@ from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, pri
 from helpers import REPO
 
 ROOT = REPO
-POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier"}
+POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier", "embedding"}
 
 
 def _retained_and_cost(router, frame):
@@ -37,7 +37,7 @@ def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     rows = {r["policy"]: r for r in json.loads(out.stdout)}
-    assert set(rows) == POLICIES | {"cascade"}
+    assert set(rows) == POLICIES | {"cascade", "hybrid"}
     for row in rows.values():
         assert {"cost", "quality", "escalation_rate", "strong_share", "quality_retained", "routing_accuracy"} <= set(row)
     # The cascade escalates exactly where its validators rejected Mixtral's real answer, and pays for both calls.
@@ -45,11 +45,13 @@ def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
     assert 0 < cascade["escalation_rate"] == cascade["strong_share"] < 0.5
     assert float(rows["always-cheapest"]["cost"]) < float(cascade["cost"]) < float(rows["always-best"]["cost"])
     assert rows["always-best"]["quality_retained"] == 1.0 and rows["oracle"]["quality"] > rows["always-best"]["quality"]
-    # Random is matched to the classifier's strong share (equal cost); the rules came from the example file.
-    assert abs(rows["random"]["strong_share"] - rows["classifier"]["strong_share"]) < 0.01
+    # Random is matched to the embedding router's strong share (equal cost); the rules came from the example file.
+    assert abs(rows["random"]["strong_share"] - rows["embedding"]["strong_share"]) < 0.01
     assert rows["rules"]["rules_file"].endswith("eval_rules.yaml")
     assert [p["model"] for p in rows["rules"]["prices"]] == [WEAK_MODEL, "anthropic.claude-3-haiku-20240307-v1:0"]
-    assert rows["rules"]["held_out"] + rows["rules"]["trained_on"] + rows["rules"]["calibrated_on"] == 1319
+    # Thresholds are calibrated on out-of-fold scores of the training half (cross-fitting), never on the held-out half.
+    assert rows["rules"]["held_out"] + rows["rules"]["trained_on"] == 1319
+    assert rows["rules"]["calibrated_on"] == rows["rules"]["trained_on"]
     assert png.stat().st_size > 10_000
 
 

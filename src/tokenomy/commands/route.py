@@ -80,6 +80,17 @@ def train_cmd(
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
+    router_kind: str = typer.Option(
+        "tfidf",
+        "--router",
+        help="tfidf (TF-IDF + logistic regression) or embedding (static MiniLM embedding, regression on the "
+        "strong model's quality gain); an `embedding` policy needs the latter.",
+    ),
+    folds: Optional[int] = typer.Option(
+        None,
+        "--folds",
+        help="Calibrate on out-of-fold scores of all prompts (cross-fitting, e.g. 5) instead of a --holdout share.",
+    ),
     weak_label: Optional[list[str]] = typer.Option(
         None,
         "--weak-label",
@@ -87,15 +98,24 @@ def train_cmd(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Fit TF-IDF + logistic regression on labelled prompts; with a target, calibrate the decision threshold on a
-    held-out split and save it with the model (the router then uses it unless the policy sets `threshold`)."""
+    """Fit a router (TF-IDF + logistic regression, or the embedding router) on labelled prompts; with a target,
+    calibrate the decision threshold on prompts it was not fitted on and save it with the model (the router then
+    uses it unless the policy sets `threshold`)."""
     from tokenomy.routing.calibrate import price, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
 
     frame = load_training_data(data, set(weak_label) if weak_label else None)
     router, report = train_and_calibrate(
-        frame, holdout, seed, target_quality, max_cost_usd, price(weak_model, region), price(strong_model, region)
+        frame,
+        holdout,
+        seed,
+        target_quality,
+        max_cost_usd,
+        price(weak_model, region),
+        price(strong_model, region),
+        kind=router_kind,
+        folds=folds,
     )
     save(router, output)
     result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}
@@ -103,8 +123,13 @@ def train_cmd(
         print_json(result)
     elif report:
         console.print(
-            f"trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} calibrated on "
-            f"{report['held_out']} held-out prompts: {report['quality_retained']:.1%} of strong quality, "
+            f"{router_kind} router trained on {report['trained_on']} prompts; threshold {router.threshold:.4f} "
+            + (
+                f"calibrated on out-of-fold scores of {report['held_out']} prompts ({folds} folds): "
+                if folds
+                else f"calibrated on {report['held_out']} held-out prompts: "
+            )
+            + f"{report['quality_retained']:.1%} of strong quality, "
             f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
             f"({weak_model} / {strong_model}); saved {output}"
         )
@@ -131,29 +156,40 @@ def eval_cmd(
     target_quality: float = typer.Option(
         0.95,
         "--target-quality",
-        help="Quality floor the classifier's threshold is calibrated to (share of always-strong quality).",
+        help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
     ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
+    seeds: int = typer.Option(
+        1,
+        "--seeds",
+        min=1,
+        help="Also repeat on N splits (seeds 0..N-1) and print each router's median: one split of a small set is luck.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Train on a seeded split, report each policy on the held-out split (cost, quality, strong share, CPT95)."""
+    """Train on a seeded half, report each policy on the held-out half (cost, quality, strong share, routing
+    accuracy), and each router's CPT(50/80/95%), APGR and decision time."""
     from tokenomy.commands._common import table, usd
-    from tokenomy.routing.evaluate import evaluate
+    from tokenomy.routing.evaluate import evaluate, over_seeds
 
     with console.status(f"training and replaying {dataset}"):
         result = evaluate(
             dataset, strong_model, region=region, seed=seed, png=png, rules=rules, target_quality=target_quality
         )
+        if seeds > 1:
+            result["over_seeds"] = over_seeds(
+                dataset, seeds, strong_model=strong_model, region=region, rules=rules, target_quality=target_quality
+            )
     if as_json:
         # One object per policy (as the checks expect); the run's summary rides along on each.
         extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
-        print_json([{**p, **extra} for p in result["policies"]])
+        print_json([{**extra, **p} for p in result["policies"]])  # a row's own keys (its threshold) win
         return
     console.print(
         table(
-            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}, "
-            f"threshold calibrated on {result['calibrated_on']})",
+            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}; thresholds: "
+            f"{result['calibration']})",
             ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
             [
                 [
@@ -171,10 +207,54 @@ def eval_cmd(
         )
     )
     console.print(
-        f"strong share for 95% of strong quality (CPT95): classifier {result['cpt95_classifier']:.1%} vs "
-        f"random {result['cpt95_random']:.1%}; APGR {result['apgr_classifier']:.3f}; classifier threshold "
-        f"{result['threshold']:.3f} (calibrated to {result['target_quality']:.0%}); curve: {png}"
+        table(
+            f"routers, thresholds swept on the held-out half (CPT = strong share recovering that share of the "
+            f"weak-strong quality gap); share for {result['target_quality']:.0%} of strong quality: random "
+            f"{result['cpt95_random']:.1%}",
+            [
+                "router",
+                "CPT(50%)",
+                "CPT(80%)",
+                "CPT(95%)",
+                "APGR",
+                "share @ target",
+                "calibration promised",
+                "decision p50/p99 (cpu p99)",
+            ],
+            [
+                [
+                    name,
+                    f"{m['cpt50']:.1%}",
+                    f"{m['cpt80']:.1%}",
+                    f"{m['cpt95']:.1%}",
+                    f"{m['apgr']:.3f}",
+                    f"{m['share_at_target']:.1%}",
+                    f"{m['calibrated_quality']:.1%} (threshold {m['threshold']:.3f})",
+                    f"{m['decision_ms_p50']:.2f} / {m['decision_ms_p99']:.2f} ({m['decision_cpu_ms_p99']:.2f}) ms",
+                ]
+                for name, m in result["routers"].items()
+            ],
+        )
     )
+    console.print(f"curve: {png}")
+    if seeds > 1:
+        console.print(
+            table(
+                f"{seeds} splits (seeds 0-{seeds - 1}): share for {result['target_quality']:.0%} of strong quality, "
+                "and the calibrated point on each held-out half",
+                ["router", "median share @ target", "per seed", "median calibrated share", "median quality kept"],
+                [
+                    [
+                        name,
+                        f"{m['median_share_at_target']:.1%}",
+                        " ".join(f"{v:.0%}" for v in m["share_at_target"]),
+                        f"{m['median_strong_share']:.1%}",
+                        f"{m['median_quality_retained']:.1%}",
+                    ]
+                    for name, m in result["over_seeds"].items()
+                ],
+            )
+        )
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
     for p in result["prices"]:
         console.print(

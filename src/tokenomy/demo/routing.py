@@ -66,13 +66,15 @@ def run(ctx: DemoContext) -> None:
 
     from tokenomy.routing.evaluate import evaluate
 
-    result = evaluate("gsm8k")  # ~2 s: train, calibrate, replay the held-out half of the packaged outcomes
+    result = evaluate("gsm8k")  # ~5 s: train both routers, calibrate, replay the held-out half of the outcomes
     by_policy = {p["policy"]: p for p in result["policies"]}
+    hybrid = by_policy["hybrid"]
     ctx.console.print(
         f"held-out GSM8K ({result['held_out']} prompts): for 95% of strong quality the classifier "
         f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
         f"{result['cpt95_random']:.0%}; the cascade keeps "
         f"{by_policy['cascade']['quality_retained']:.0%} of strong quality at "
-        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost "
-        f"(`tokenomy route eval gsm8k`)"
+        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost; the hybrid (embedding "
+        f"router, the rest through the cascade) keeps {hybrid['quality_retained']:.0%} with "
+        f"{hybrid['strong_share']:.0%} strong calls (`tokenomy route eval gsm8k`)"
     )

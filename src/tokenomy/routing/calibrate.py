@@ -87,13 +87,21 @@ def sweep(
     strong_cost: np.ndarray,
     resamples: int = 0,
     seed: int = 0,
+    escalated: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Every distinct threshold: strong share, mean quality, quality retained vs always-strong, mean cost.
+
+    With `escalated` (a hybrid: prompts under the threshold go to the weak model, and where its answer fails the
+    validators, to the strong one too), those prompts get the strong quality at both prices, and count as strong
+    calls.
 
     With `resamples`, also `retained_draws` and `cost_draws`: bootstrap resamples of the same set (arrays,
     one value per resample), so a calibration can ask how often a threshold would still meet its target.
     """
     n = len(scores)
+    if escalated is not None:
+        weak_q = np.where(escalated, strong_q, weak_q)
+        weak_cost = np.where(escalated, weak_cost + strong_cost, weak_cost)
     order = np.argsort(-scores, kind="stable")
     ranked = scores[order]
     top = np.arange(n + 1)
@@ -116,12 +124,15 @@ def sweep(
     # A threshold can only split between different scores: "top k" with ties inside is not reachable.
     reachable = np.ones(n + 1, bool)
     reachable[1:n] = ranked[:-1] > ranked[1:]
+    strong_calls = top.astype(float)
+    if escalated is not None:  # routed straight to strong, plus escalations among the prompts below the threshold
+        strong_calls += escalated.sum() - np.concatenate([[0], np.cumsum(escalated[order])])
     above_all = float(np.nextafter(ranked[0], np.inf)) if n else 1.0
     thresholds = np.concatenate([[above_all], ranked])
     curve = pd.DataFrame(
         {
             "threshold": thresholds,
-            "strong_share": top / max(n, 1),
+            "strong_share": strong_calls / max(n, 1),
             "quality": quality[0],
             "quality_retained": retained[0],
             "cost_per_request": cost[0],
@@ -197,6 +208,66 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
 
 
+ROUTER_KINDS = ("tfidf", "embedding")
+
+
+def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
+    """Fit a scorer with `predict_proba`: TF-IDF + logistic regression on "strong did better", or the embedding
+    router on the strong-minus-weak quality gain (see `routing.embeddings`)."""
+    if kind == "embedding":
+        from tokenomy.routing.embeddings import train as train_embedding
+
+        gains = frame["strong_quality"].to_numpy(float) - frame["weak_quality"].to_numpy(float)
+        return train_embedding(frame["prompt"].tolist(), gains)
+    if kind != "tfidf":
+        raise UsageError(f"--router {kind}: unknown; use {' or '.join(ROUTER_KINDS)}")
+    from tokenomy.routing.classifier import train
+
+    return train(frame["prompt"].tolist(), strong_needed(frame), seed)
+
+
+def out_of_fold_scores(frame: pd.DataFrame, kind: str, folds: int, seed: int) -> np.ndarray:
+    """P(strong) for every prompt from a router fitted on the other folds: calibration data as large as the
+    training data, each score from a model that never saw the prompt (cross-fitting)."""
+    scores = np.zeros(len(frame))
+    fold_of = np.random.default_rng(seed).permutation(len(frame)) % folds
+    for fold in range(folds):
+        inside = fold_of == fold
+        model = fit_router(frame[~inside].reset_index(drop=True), kind, seed)
+        scores[inside] = model.predict_proba(frame["prompt"][inside].tolist())[:, 1]
+    return scores
+
+
+def calibrate(
+    router,
+    scores: np.ndarray,
+    held: pd.DataFrame,
+    weak: Price,
+    strong: Price,
+    target_quality: float | None = None,
+    max_cost_per_request: float | None = None,
+    confidence: float = 0.9,
+    resamples: int = 200,
+    seed: int = 0,
+    escalated: np.ndarray | None = None,
+) -> dict:
+    """Pick the router's threshold from scores on prompts it was not fitted on (`held`); sets it on `router`
+    (a TrainedRouter) and returns the calibration report. `escalated`: calibrate a hybrid (see `sweep`)."""
+    curve = sweep(
+        scores,
+        held["weak_quality"].to_numpy(float),
+        held["strong_quality"].to_numpy(float),
+        *call_costs(held, weak, strong),
+        resamples=resamples,
+        seed=seed,
+        escalated=escalated,
+    )
+    report = pick_threshold(curve, target_quality, max_cost_per_request, confidence)
+    report.update(held_out=len(held), weak_model=weak.model, strong_model=strong.model)
+    router.threshold, router.calibration = report["threshold"], report
+    return report
+
+
 def train_and_calibrate(
     frame: pd.DataFrame,
     holdout: float = 0.25,
@@ -207,26 +278,31 @@ def train_and_calibrate(
     strong: Price | None = None,
     confidence: float = 0.9,
     resamples: int = 200,
+    kind: str = "tfidf",
+    folds: int | None = None,
 ):
-    """Fit on the rest, pick the threshold on the held-out part; returns (TrainedRouter, calibration report)."""
-    from tokenomy.routing.classifier import TrainedRouter, train
+    """Fit a router and pick its threshold on prompts it was not fitted on; returns (TrainedRouter, report).
+
+    Without `folds`: fit on the rest, calibrate on a held-out `holdout` share. With `folds`: calibrate on
+    out-of-fold scores of all prompts, then fit the saved router on all of them (no prompt is spent on
+    calibration only, which matters for small sets like MT-Bench).
+    """
+    from tokenomy.routing.classifier import TrainedRouter
 
     if target_quality is None and max_cost_per_request is None:  # nothing to calibrate: fit on everything
-        return TrainedRouter(train(frame["prompt"].tolist(), strong_needed(frame), seed)), None
-    fit_part, held = split(frame, holdout, seed)
-    pipeline = train(fit_part["prompt"].tolist(), strong_needed(fit_part), seed)
-    router = TrainedRouter(pipeline)
+        return TrainedRouter(fit_router(frame, kind, seed)), None
+    if folds:
+        if not 2 <= folds <= len(frame):
+            raise UsageError(f"--folds {folds}: need between 2 and the number of prompts ({len(frame)})")
+        held, scores = frame, out_of_fold_scores(frame, kind, folds, seed)
+        router, fitted_on = TrainedRouter(fit_router(frame, kind, seed)), len(frame)
+    else:
+        fit_part, held = split(frame, holdout, seed)
+        router, fitted_on = TrainedRouter(fit_router(fit_part, kind, seed)), len(fit_part)
+        scores = router.pipeline.predict_proba(held["prompt"].tolist())[:, 1]
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
-    scores = pipeline.predict_proba(held["prompt"].tolist())[:, 1]
-    curve = sweep(
-        scores,
-        held["weak_quality"].to_numpy(float),
-        held["strong_quality"].to_numpy(float),
-        *call_costs(held, weak, strong),
-        resamples=resamples,
-        seed=seed,
+    report = calibrate(
+        router, scores, held, weak, strong, target_quality, max_cost_per_request, confidence, resamples, seed
     )
-    report = pick_threshold(curve, target_quality, max_cost_per_request, confidence)
-    report.update(held_out=len(held), trained_on=len(fit_part), weak_model=weak.model, strong_model=strong.model)
-    router.threshold, router.calibration = report["threshold"], report
+    report.update(trained_on=fitted_on, method=f"{folds}-fold cross-fitted" if folds else "held-out split", router=kind)
     return router, report

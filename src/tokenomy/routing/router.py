@@ -1,6 +1,6 @@
 """Routers: from a request, the ordered tiers to try and whether each answer must pass validators.
 
-One small interface and a table of implementations (rules, classifier, hybrid, cascade), in the manner
+One small interface and a table of implementations (rules, classifier, embedding, hybrid, cascade), in the manner
 of RouteLLM's router table. A router only decides; the client's attempt loop (`tokenomy.client`) expands
 the tiers into attempts under the route's call policy (token caps, cache points, retries, fallbacks,
 rate limit), so a routed call is capped, retried and recorded exactly like any other call.
@@ -101,9 +101,12 @@ class ClassifierRouter(Router):
     """A trained classifier: P(strong tier needed) at or above the threshold → the last tier, else the first."""
 
     kind = "classifier"
+    label = "the classifier"
 
-    def first_tier(self, request: ChatRequest) -> Decision:
-        from tokenomy.routing.classifier import load, strong_probability
+    def model(self) -> Any:
+        """The trained router at `classifier_path`, loaded once per file version (a decision must stay well
+        under 5 ms; a retrained file is reloaded)."""
+        from tokenomy.routing.classifier import load
 
         path = self.policy.classifier_path
         if not path:
@@ -111,7 +114,6 @@ class ClassifierRouter(Router):
                 f"routing.policies: a {self.kind} policy needs classifier_path (see `tokenomy route train`)"
             )
         try:
-            # Loaded once per file version: a decision must stay well under 5 ms; a retrained file is reloaded.
             key = (path, os.stat(path).st_mtime_ns)
         except OSError as exc:
             raise ConfigError(
@@ -120,15 +122,38 @@ class ClassifierRouter(Router):
             ) from exc
         if key not in _MODELS:
             _MODELS[key] = load(path)
-        model = _MODELS[key]
+        return _MODELS[key]
+
+    def first_tier(self, request: ChatRequest) -> Decision:
+        from tokenomy.routing.classifier import strong_probability
+
+        model = self.model()
         threshold = self.policy.threshold if self.policy.threshold is not None else model.threshold
         text = "\n".join(m.text for m in request.messages)
         strong = strong_probability(model, text) >= threshold
         return Decision(
             self.order[-1] if strong else self.order[0],
-            "classifier",
-            f"the classifier {path} chose it (threshold {threshold:g})",
+            self.kind if self.kind == "embedding" else "classifier",
+            f"{self.label} {self.policy.classifier_path} chose it (threshold {threshold:g})",
         )
+
+
+class EmbeddingRouter(ClassifierRouter):
+    """The embedding router (`route train --router embedding`): a static MiniLM prompt embedding and a linear model
+    of the strong model's quality gain; P(strong better) at or above the threshold → the last tier. With
+    `validators`, the other prompts' cheap answers are checked and escalated: a hybrid of router and cascade."""
+
+    kind = "embedding"
+    label = "the embedding router"
+
+    def model(self) -> Any:
+        model = super().model()
+        if getattr(model.pipeline, "kind", None) != "embedding":
+            raise ConfigError(
+                f"routing.policies: classifier_path {self.policy.classifier_path!r} holds a TF-IDF classifier; "
+                "an embedding policy needs one from `tokenomy route train --router embedding`"
+            )
+        return model
 
 
 class HybridRouter(ClassifierRouter):
@@ -164,7 +189,7 @@ class CascadeRouter(Router):
 
 
 ROUTERS: dict[str, Callable[..., Router]] = {
-    r.kind: r for r in (RulesRouter, ClassifierRouter, HybridRouter, CascadeRouter)
+    r.kind: r for r in (RulesRouter, ClassifierRouter, EmbeddingRouter, HybridRouter, CascadeRouter)
 }
 
 
@@ -221,6 +246,7 @@ __all__ = [
     "ROUTERS",
     "CascadeRouter",
     "ClassifierRouter",
+    "EmbeddingRouter",
     "HybridRouter",
     "Prices",
     "RoutePlan",

@@ -24,6 +24,48 @@ HEDGES = (
 )
 
 
+# A worked calculation: "12 * 3 = 36", "$4.50 + $2 = $6.50", or a calculator annotation "<<12*3=36>>".
+_NUMBER = r"\$?\d[\d,]*(?:\.\d+)?%?"
+_CALCULATION = re.compile(rf"((?:{_NUMBER}\s*[-+*/x×÷]\s*)+{_NUMBER})\s*=\s*(-?{_NUMBER})(?![\d.]*\s*[-+*/x×÷]\s*\d)")
+_ANNOTATION = re.compile(r"<<([-+*/().\d\s]+)=\s*(-?[\d.,]+)>>")
+
+
+def _value(number: str) -> float:
+    text = number.replace(",", "").replace("$", "").strip()
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+def _compute(expression: str) -> float | None:
+    """The value of `a op b op c` with + - * / (x, ×, ÷ as multiply and divide), or None when it does not parse."""
+    cleaned = re.sub(r"(?<=\d)\s*[x×]\s*(?=[\d$])", "*", expression.replace("÷", "/"))
+    cleaned = re.sub(_NUMBER, lambda m: repr(_value(m.group(0))), cleaned)
+    if not re.fullmatch(r"[-+*/().\d\se]+", cleaned):
+        return None
+    try:  # only digits, operators and parentheses reach eval: no names, no calls
+        return float(eval(cleaned, {"__builtins__": {}}, {}))
+    except (SyntaxError, ZeroDivisionError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def wrong_calculation(text: str) -> str | None:
+    """The first worked calculation in `text` whose stated result is off by more than rounding, or None.
+
+    A model that shows its arithmetic and gets it wrong has almost always got the answer wrong: on RouteLLM's
+    GSM8K responses, 80% of the Mixtral answers this flags are wrong against 36% overall."""
+    for pattern in (_ANNOTATION, _CALCULATION):
+        for expression, stated in pattern.findall(text):
+            value = _compute(expression)
+            if value is None:
+                continue
+            try:
+                claimed = _value(stated)
+            except ValueError:
+                continue
+            if abs(value - claimed) > 0.011 * max(1.0, abs(claimed)):
+                return f"{expression.strip()} = {stated.strip()}"
+    return None
+
+
 def _json(text: str) -> Any:
     # Models often wrap JSON in a fenced block: accept that, reject anything else that does not parse.
     body = text.strip()
@@ -62,6 +104,10 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
             return f"missing required fields: {', '.join(missing)}"
     if spec.get("regex") and not re.search(spec["regex"], text):
         return f"does not match regex {spec['regex']!r}"
+    if spec.get("arithmetic"):
+        wrong = wrong_calculation(text)
+        if wrong is not None:
+            return f"wrong arithmetic: {wrong}"
     if spec.get("python"):
         check = load_callable(spec["python"])
         verdict = check(text)
