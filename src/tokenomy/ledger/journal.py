@@ -83,7 +83,7 @@ class Journal:
         self.folder = folder
         self.sync, self.interval = sync, interval
         folder.mkdir(parents=True, exist_ok=True)
-        self._stem = f"journal-{os.getpid()}-{new_id()[:8]}"
+        self._stem = f"journal-{os.getpid()}-{new_id()}"  # unique per journal, across processes too
         self._numbers = iter(range(1, 1 << 62))
         self._cond = threading.Condition()
         self._io = threading.Lock()  # appends vs. segment rotation and deletion
