@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import UsageError
-from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value
+from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value, time_range
 
 GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id", "family"}
 
@@ -250,14 +250,8 @@ def _source(store: Any, preset: Preset, since: datetime | None, until: datetime 
         return tag_facts(store, since, until)
     if preset.source == "facts":
         return facts(store, since, until)
-    clauses, params = [], []
-    if since is not None:
-        clauses.append(f"ts >= {store.placeholder}")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"ts < {store.placeholder}")
-        params.append(until)
-    return SPEND_EVENTS + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    where, params = time_range("ts", since, until, store.placeholder)
+    return SPEND_EVENTS + where, params
 
 
 def run_report(

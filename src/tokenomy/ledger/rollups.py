@@ -148,7 +148,7 @@ def _split(since: datetime | None, until: datetime | None) -> list[tuple[str, da
     return pieces
 
 
-def _range(column: str, start: datetime | None, end: datetime | None, ph: str) -> tuple[str, list[Any]]:
+def time_range(column: str, start: datetime | None, end: datetime | None, ph: str) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if start is not None:
         clauses.append(f"{column} >= {ph}")
@@ -179,15 +179,15 @@ def facts(store: Any, since: datetime | None, until: datetime | None) -> tuple[s
     """
     ph = store.placeholder
     if not getattr(store, "rollups", False):
-        where, params = _range("ts", since, until, ph)
+        where, params = time_range("ts", since, until, ph)
         return f"({raw_facts(where)}) f", params
     parts, params = [], []
     for source, start, end in _split(since, until):
         if source == "raw":
-            where, more = _range("ts", start, end, ph)
+            where, more = time_range("ts", start, end, ph)
             parts.append(raw_facts(where, rollups=True))
         else:
-            where, more = _range("hour", start, end, ph)
+            where, more = time_range("hour", start, end, ph)
             dims = ", ".join(f"NULLIF({d}, '{NULL_MARK}') AS {d}" for d in DIMENSIONS)
             counted = _counted(where, "hour", rollups=True)
             parts.append(f"SELECT hour AS ts, {dims}, calls, {', '.join(MEASURES)} FROM usage_hourly{counted}")
@@ -208,7 +208,7 @@ def tag_facts(store: Any, since: datetime | None, until: datetime | None) -> tup
     ph, dialect = store.placeholder, store.dialect
 
     def raw(start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
-        where, more = _range("ts", start, end, ph)
+        where, more = time_range("ts", start, end, ph)
         return raw_tag_facts(dialect, where, rollups=bool(getattr(store, "rollups", False))), more
 
     if not getattr(store, "rollups", False):
@@ -219,7 +219,7 @@ def tag_facts(store: Any, since: datetime | None, until: datetime | None) -> tup
         if source == "raw":
             sql, more = raw(start, end)
         else:
-            where, more = _range("hour", start, end, ph)
+            where, more = time_range("hour", start, end, ph)
             value = f"NULLIF(tag_value, '{NULL_MARK}') AS tag_value"
             sql = f"SELECT tag_key, {value}, calls, cost_usd FROM usage_tags_hourly{_counted(where, 'hour', True)}"
         parts.append(sql)
