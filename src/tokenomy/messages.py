@@ -85,15 +85,12 @@ class ReasoningBlock:
 
 
 Block = Union[TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock]
+_TEXTUAL = (TextBlock, ToolResultBlock)  # blocks with a `.text` (a tuple: isinstance with `A | B` builds it per call)
 
 
 def blocks_text(blocks: Sequence[Block]) -> str:
     """The plain text of some blocks (text blocks and tool results' text), for estimates and rules."""
-    parts: list[str] = []
-    for block in blocks:
-        if isinstance(block, TextBlock | ToolResultBlock):
-            parts.append(block.text)
-    return "".join(parts)
+    return "".join([block.text for block in blocks if isinstance(block, _TEXTUAL)])
 
 
 @dataclass(slots=True, init=False)
