@@ -236,7 +236,7 @@ async def create_message(request: Request):
         gw.guard.slots.release()
     await settle(gw, admitted.budgets, response)
     if gw.journal is not None:
-        await gw.journal.durable_async()  # the call is on disk before the client hears of it
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe(response, name)
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {

@@ -207,15 +207,17 @@ class Gateway:
         return to_nano(worst / Decimal(1_000_000))
 
 
-def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) -> FastAPI:
-    """Build the gateway app (no config: serves the local model)."""
+def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, own_process: bool = False) -> FastAPI:
+    """Build the gateway app (no config: serves the local model). `own_process`: the process serves only this
+    gateway (`tokenomy serve`), so its garbage collector may be tuned for it."""
     config = config or load_config(None)
     holder: dict[str, Gateway] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder["gw"] = Gateway(config, ledger)
-        _tune_gc()
+        if own_process:
+            _tune_gc()
         app.state.ledger_store = holder["gw"].store
         app.state.gateway = holder["gw"]  # the dashboard checks virtual keys when auth is on
         yield
@@ -394,7 +396,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None) 
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
         if gw.journal is not None:
-            await gw.journal.durable_async()  # the call is on disk before the client hears of it
+            await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
         metrics.observe(response, body.model)
         return metrics.done(FastJSONResponse(completion_body(response, body.model, request_id)), body.model, started)
 
@@ -477,7 +479,7 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
                 final = piece.response
         assert final is not None
         if gw.journal is not None:
-            await gw.journal.durable_async()  # on disk before the stream tells the client it is complete
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
         yield chunk({}, final.finish_reason)
         if body.stream_options and body.stream_options.include_usage:
             yield chunk({}, usage=usage_body(final))
@@ -501,4 +503,6 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: config and ledger come from the environment."""
     if os.environ.get("TOKENOMY_WORKER_OF"):  # set by `serve --workers N`: this process is a supervised worker
         supervision.exit_with_parent(int(os.environ["TOKENOMY_WORKER_OF"]))
-    return create_app(load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"))
+    return create_app(
+        load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"), own_process=True
+    )
