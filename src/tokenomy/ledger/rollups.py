@@ -2,11 +2,12 @@
 
 `usage_hourly` holds, per UTC hour and per combination of the grouping columns reports use, the number of
 calls and the sums of cost and tokens; `usage_tags_hourly` the same per tag key=value (for cost-per-tag).
-The store adds the events a write really inserted (an event id already present adds nothing, so writes stay
-idempotent) in the same transaction as the events; a ledger made before rollups existed is backfilled on
-open. Sums of sums are exact (DECIMAL money, integer tokens), so a report over rollups equals the one over
-the raw rows. `facts()` gives reports one relation: rollup rows for whole hours inside the window and raw
-rows for the partial hours at its edges.
+DuckDB and PostgreSQL add the events a write really inserted (an event id already present adds nothing, so
+writes stay idempotent) in the same transaction as the events; ClickHouse keeps them with materialized views
+(ledger/clickhouse.py). A ledger made before rollups existed is backfilled on open. Sums of sums are exact
+(DECIMAL money, integer tokens), so a report over rollups equals the one over the raw rows. `facts()` gives
+reports one relation: rollup rows for whole hours inside the window and raw rows for the partial hours at
+its edges.
 
 Grouping columns may be NULL in events; a primary key cannot hold NULL on every engine, so rollups store
 NULL as a control character no caller sends (`NULL_MARK`) and `facts()` turns it back into NULL.
