@@ -14,7 +14,7 @@ from helpers.batch_records import in_order, plain, records, wait  # the same rec
 from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine
-from tokenomy.emulate.openai_batch import create_app
+from tokenomy.emulate.openai_batch_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage

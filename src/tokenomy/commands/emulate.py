@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
         _check(0.0, port)
         from tokenomy.emulate.instant_engine import InstantEngine
-        from tokenomy.emulate.openai_batch import create_app
+        from tokenomy.emulate.openai_batch_api import create_app
         from tokenomy.emulate.server import serve
 
         console.print(

@@ -31,13 +31,8 @@ from fastapi import Depends, FastAPI, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Turn
-from tokenomy.emulate.openai_batch import (
-    APIError,
-    OpenAIBatchEmulator,
-    OpenAIBatchSettings,
-    batch_router,
-    install_errors,
-)
+from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
+from tokenomy.emulate.openai_batch_api import batch_router, install_errors
 from tokenomy.emulate.prompt_cache import Checkpoint, PromptCache, prefix_digest
 from tokenomy.errors import UnknownModelError
 from tokenomy.pricing.catalog import default_catalog

@@ -11,10 +11,8 @@ stop with text_delta, input_json_delta, thinking_delta and signature_delta, mess
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +23,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, settle
 from tokenomy.gateway.schemas import parse_tags
+from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
     ReasoningBlock,
@@ -42,8 +41,6 @@ ERROR_TYPES = {
     429: "rate_limit_error",
     503: "overloaded_error",
 }
-_ID_PREFIX = uuid.uuid4().hex[:12]
-_IDS = itertools.count(1)
 
 
 def anthropic_error(status: int, message: str) -> JSONResponse:
@@ -221,7 +218,7 @@ async def create_message(request: Request):
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
         return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
-    message_id = f"msg_{_ID_PREFIX}{next(_IDS):x}"
+    message_id = f"msg_{new_id()}"
     if body.get("stream"):
         return StreamingResponse(_stream(gw, call, admitted, name, message_id, started), media_type="text/event-stream")
     try:

@@ -13,6 +13,7 @@ import binascii
 import json
 from typing import Any, Literal, Optional, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenomy.config import RouteConfig
@@ -147,16 +148,28 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 
 # -- messages --------------------------------------------------------------------------------------
-def _data_url(url: str, where: str) -> tuple[str, bytes, str]:
-    """(media type, bytes, base64 text) of a `data:<type>;base64,<data>` URL."""
+def _data_url(url: str, where: str) -> tuple[str, str]:
+    """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded."""
     head, sep, payload = url.partition(",")
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
         raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
+    if not valid_base64(payload):
+        raise RequestError(where, "the data URL's payload is not valid base64")
+    return head[5:-7], payload
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def valid_base64(text: str) -> bool:
+    """Whether `text` is strict base64 (whole quanta, at most two `=` at the end): what decoding would accept,
+    checked in a quarter of the time decoding takes (bytes.translate deletes the alphabet in C)."""
     try:
-        # b64decode(validate=True) is 5x slower
-        return head[5:-7], binascii.a2b_base64(payload, strict_mode=True), payload
-    except (binascii.Error, ValueError):
-        raise RequestError(where, "the data URL's payload is not valid base64") from None
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    unpadded = raw.rstrip(b"=")
+    return len(raw) % 4 == 0 and len(raw) - len(unpadded) <= 2 and not unpadded.translate(None, _BASE64_ALPHABET)
 
 
 PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
@@ -175,8 +188,8 @@ def _part(part: dict[str, Any], where: str) -> Block:
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
-            media_type, data, text = _data_url(url, f"{where}.image_url.url")
-            return ImageBlock(media_type=media_type, data=data, detail=image.get("detail"), base64=text)
+            media_type, text = _data_url(url, f"{where}.image_url.url")
+            return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
         file = part.get("file") or {}
@@ -184,7 +197,8 @@ def _part(part: dict[str, Any], where: str) -> Block:
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
-        media_type, data, _ = _data_url(file["file_data"], f"{where}.file.file_data")
+        media_type, text = _data_url(file["file_data"], f"{where}.file.file_data")
+        data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
         name = file.get("filename") or "document"
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
         return DocumentBlock(format=fmt, data=data, name=name)
@@ -202,15 +216,24 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list
     return [_part(p, f"{where}.content[{i}]") for i, p in enumerate(content)]
 
 
+def _json_arguments(arguments: str) -> Any:
+    """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
+    64 bits, NaN); {} for text that is not JSON (the exact text is still what goes back upstream)."""
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return {}
+
+
 def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     function = call.get("function") or {}
     if call.get("type", "function") != "function" or not function.get("name"):
         raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
     arguments = function.get("arguments") or ""
-    try:
-        parsed = json.loads(arguments) if arguments else {}
-    except ValueError:
-        parsed = {}  # the exact text is what is sent back upstream
+    parsed = _json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
         id=str(call.get("id") or ""),
         name=function["name"],

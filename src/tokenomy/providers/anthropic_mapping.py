@@ -75,13 +75,13 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
     if isinstance(block, ImageBlock):
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
-        if block.data is not None:
+        if block.inline:
             return {
                 "type": "image",
                 "source": {
                     "type": "base64",
                     "media_type": block.media_type or "image/png",
-                    "data": block.base64 if block.base64 is not None else base64.b64encode(block.data).decode(),
+                    "data": block.base64 if block.base64 is not None else base64.b64encode(block.data or b"").decode(),
                 },
             }
         return {"type": "image", "source": {"type": "url", "url": block.url}}

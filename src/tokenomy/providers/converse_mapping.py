@@ -91,7 +91,7 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, ImageBlock):
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
-        if block.data is None:
+        if not block.inline:
             raise refuse(
                 model,
                 where,
@@ -100,7 +100,7 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
         if fmt is None:
             raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
-        return {"image": {"format": fmt, "source": {"bytes": block.data}}}
+        return {"image": {"format": fmt, "source": {"bytes": block.payload()}}}
     if isinstance(block, DocumentBlock):
         if block.data is None:
             raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")

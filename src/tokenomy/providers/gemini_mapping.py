@@ -100,8 +100,8 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
     if isinstance(block, ImageBlock):
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
-        if block.data is not None:
-            return {"inline_data": {"mime_type": block.media_type or "image/png", "data": block.data}}
+        if block.inline:
+            return {"inline_data": {"mime_type": block.media_type or "image/png", "data": block.payload()}}
         mime = block.media_type or mimetypes.guess_type(block.url or "")[0] or "image/jpeg"
         return {"file_data": {"file_uri": block.url, "mime_type": mime}}
     doc_mime = DOCUMENT_TYPES.get(block.format)

@@ -1,0 +1,167 @@
+"""The gateway's shared state: config, the one call path (its pooled OpenAI upstreams), keys, limits,
+budgets, the overload guard, and the per-route caches the request handlers read."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.tokens import apply_token_policy
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.config import RouteConfig, TokenomyConfig
+from tokenomy.errors import TokenomyError
+from tokenomy.gateway import auth
+from tokenomy.gateway.budgets import Budgets
+from tokenomy.gateway.keycache import KeyCache
+from tokenomy.gateway.keys import KeyStore, VirtualKey
+from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
+from tokenomy.gateway.pricing import GatewayCatalog
+from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.ledger.journal import Journal, journal_dir, replay
+from tokenomy.ledger.store import open_store
+from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.messages import ChatRequest
+from tokenomy.providers.base import inputs_refusal
+
+DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
+
+
+class OverloadGuard:
+    """At most `max_inflight` calls run and `max_queue` wait; beyond that requests are refused at once."""
+
+    def __init__(self, max_inflight: int, max_queue: int) -> None:
+        self.slots = asyncio.Semaphore(max_inflight)
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.inflight = 0
+
+    def full(self) -> bool:
+        return self.slots.locked() and self.waiting >= self.max_queue
+
+
+class GatewayClient(Tokenomy):
+    """The one call path, with OpenAI-compatible upstreams reached through a pooled async passthrough."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.upstreams: dict[tuple, AsyncOpenAIUpstream] = {}
+        # Escape hatch (and A/B switch for the benchmark): the SDK-based provider in a worker thread.
+        self.sdk_upstream = bool(os.environ.get("TOKENOMY_GATEWAY_SDK_UPSTREAM"))
+
+    def provider_for(self, spec):
+        if spec.provider != "openai" or self.sdk_upstream:
+            return super().provider_for(spec)
+        key = (spec.base_url, spec.api_key_env)
+        upstream = self.upstreams.get(key)
+        if upstream is None:
+            upstream = self.upstreams[key] = AsyncOpenAIUpstream(spec)
+        return upstream
+
+    async def aclose_upstreams(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.aclose()
+
+
+class Gateway:
+    """State shared by the handlers: config, client, keys, limits, estimates."""
+
+    def __init__(self, config: TokenomyConfig, ledger: str | None) -> None:
+        self.config = config
+        store = open_store(ledger or config.ledger)
+        self.store = store
+        self.settings = config.gateway
+        self.journal = None
+        if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
+            folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
+            replay(folder, store)
+            self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
+        self.writer = LedgerWriter(store, flush_interval=0.5, journal=self.journal)
+        self.catalog = GatewayCatalog()
+        self.client = GatewayClient(
+            self.writer, models=config.model_specs(), store_prompts=config.store_prompts, catalog=self.catalog
+        )
+        self.keys = KeyStore(store) if config.auth else None
+        self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
+        concurrency = self.settings.max_inflight + self.settings.max_queue
+        self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url else LocalLimits()
+        self.budgets = (
+            Budgets(self.limits, self.writer, self.keys, self.key_cache, shared=bool(config.redis_url))
+            if self.keys and self.key_cache
+            else None
+        )
+        self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
+        # Built once per route: each owns its token bucket and its router (policies were validated at load).
+        self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
+        self._routes: dict[str, RouteConfig] = dict(config.routes)
+
+    def route_for(self, name: str) -> RouteConfig | None:
+        """The route a client's `model` names, made once per name (a bare model name is a one-model route)."""
+        route = self._routes.get(name)
+        if route is None:
+            route = self.config.route_for(name)
+            if route is not None:  # only names the config serves are kept: the cache stays bounded
+                self._routes[name] = route
+        return route
+
+    def policy_for(self, name: str, route: RouteConfig) -> CallPolicy:
+        """The call policy of a route, built once (a bare model's too: no per-request rebuild)."""
+        policy = self.policies.get(name)
+        if policy is None:
+            policy = self.policies[name] = CallPolicy.from_route(route)
+        return policy
+
+    # -- auth -----------------------------------------------------------------------------------
+    def authenticate(self, header: str | None) -> VirtualKey | JSONResponse | None:
+        """Blocking form (the dashboard's handlers run in a worker thread)."""
+        return auth.authenticate(self.key_cache, header)
+
+    async def authenticate_async(self, header: str | None) -> VirtualKey | JSONResponse | None:
+        return await auth.authenticate_async(self.key_cache, header)
+
+    def close(self) -> None:
+        if self.key_cache is not None:
+            self.key_cache.close()
+
+    def refusal(self, route, request: ChatRequest) -> str | None:
+        """Why the route's model cannot take this request (an image to a text-only model, a field its API
+        lacks), asked before any call or budget reservation. Fallbacks and routed tiers refuse at call time."""
+        if not route.model:
+            return None
+        spec = self.client.spec_for(route.model)
+        why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
+        return (
+            None
+            if why is None
+            else (f"model `{route.model}` cannot take {why}; remove it or send the request to a model that supports it")
+        )
+
+    def estimate_nano(self, route, request, policy: CallPolicy) -> int:
+        """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
+        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
+        The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
+        names = [route.model] if route.model else []
+        if policy.router is not None:
+            names += policy.router.models()
+        names += route.fallback
+        sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
+        prompt = estimate_tokens(sent.text())
+        output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+        worst = Decimal(0)
+        for name in names:
+            spec = self.client.spec_for(name)
+            try:
+                entry = self.catalog.lookup(
+                    spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
+                )
+            except TokenomyError:
+                continue
+            # Without caching information, price every prompt token at the dearest input rate that may apply.
+            input_rate = max(entry.input or 0, entry.cache_write or 0)
+            worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
+        return to_nano(worst / Decimal(1_000_000))
