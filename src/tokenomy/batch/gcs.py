@@ -75,8 +75,10 @@ class CloudStorage:
         except httpx.HTTPError as exc:
             raise ProviderError(f"Cloud Storage {what}: cannot reach {self.endpoint}: {exc}", "server_error") from None
         if response.status_code >= 400:
-            kind = "throttled" if response.status_code == 429 else (
-                "client_error" if response.status_code < 500 else "server_error"
+            kind = (
+                "throttled"
+                if response.status_code == 429
+                else ("client_error" if response.status_code < 500 else "server_error")
             )
             raise ProviderError(
                 f"Cloud Storage {what} failed ({response.status_code}): {response.text[:300]}",
@@ -102,7 +104,9 @@ class CloudStorage:
         while True:
             params = {"prefix": prefix, **({"pageToken": token} if token else {})}
             page = self._send(
-                f"list of gs://{bucket}/{prefix}", "GET", f"{self.endpoint}/storage/v1/b/{quote(bucket, safe='')}/o",
+                f"list of gs://{bucket}/{prefix}",
+                "GET",
+                f"{self.endpoint}/storage/v1/b/{quote(bucket, safe='')}/o",
                 params=params,
             ).json()
             names += [str(item["name"]) for item in page.get("items", [])]

@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
