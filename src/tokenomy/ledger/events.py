@@ -19,7 +19,9 @@ from tokenomy.pricing.cost import CostBreakdown, check_tokens
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.
 OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled")
-MODES = ("on_demand", "batch", "provisioned")
+# "cache_storage": what keeping an explicit context cache cost (per token-hour, not per call; see
+# caching/context_caches.py).
+MODES = ("on_demand", "batch", "provisioned", "cache_storage")
 
 
 def decimal_str(value: Decimal) -> str:
