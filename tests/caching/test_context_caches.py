@@ -143,3 +143,11 @@ def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, 
     assert types["cache storage"] == row.cost_usd and types["input"] == 0
     [usage] = usage_types(store, Filters())
     assert Decimal(str(usage["cache_storage_cost_usd"])) == row.cost_usd and usage["input_tokens"] == 0
+
+    # The FOCUS export carries it as a charge that is not tokens.
+    out = tmp_path / "focus.csv"
+    assert runner.invoke(app, ["export", "focus", "-o", str(out), "--ledger", ledger]).exit_code == 0
+    import csv
+
+    [charge] = [r for r in csv.DictReader(out.open()) if r["x_Mode"] == "cache_storage"]
+    assert Decimal(charge["BilledCost"]) == row.cost_usd and charge["ConsumedQuantity"] == "0"

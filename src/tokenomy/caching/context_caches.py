@@ -28,11 +28,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tokenomy.errors import ProviderError, UsageError
-from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.events import STORAGE_MODE, UsageEvent, utcnow
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 
-STORAGE_MODE = "cache_storage"
 MICROS_PER_HOUR = Decimal(3_600_000_000)
 MILLION = Decimal(1_000_000)
 CENT_FRACTION = Decimal("1e-12")  # the ledger keeps 12 decimal places (DECIMAL(20,12))

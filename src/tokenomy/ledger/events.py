@@ -21,7 +21,8 @@ SCHEMA_VERSION = 1
 OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled")
 # "cache_storage": what keeping an explicit context cache cost (per token-hour, not per call; see
 # caching/context_caches.py).
-MODES = ("on_demand", "batch", "provisioned", "cache_storage")
+STORAGE_MODE = "cache_storage"
+MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
 
 
 def decimal_str(value: Decimal) -> str:
