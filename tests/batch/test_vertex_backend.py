@@ -125,6 +125,32 @@ def test_the_sdk_sees_the_job_tokenomy_made(url):
     assert [(r.id, r.ok, r.usage.output_tokens) for r in results] == [("r0", True, 3), ("r1", True, 3)]
 
 
+def test_output_lines_that_lost_their_labels_are_matched_by_request(url):
+    options = job_options(SubmitOptions(endpoint_url=url, extra={"gcs_uri": "gs://b4", "project": "demo"}))
+    backend = VertexBatchBackend(options)
+    twin = {"id": "twin", "prompt": "topic1 please summarise briefly", "max_tokens": 2}  # the same request as r1
+    lines = [*plain(3, max_tokens=2), json.dumps(twin)]
+    handle = backend.submit("job-l", MODEL, records(lines), options)
+    assert wait(backend, handle, timeout=30)[-1] == "completed"
+    listing = httpx.get(f"{url}/storage/v1/b/b4/o", params={"prefix": "job-l/"}, headers=AUTH).json()
+    [name] = [i["name"] for i in listing["items"] if i["name"].endswith("predictions.jsonl")]
+    path = f"{url}/storage/v1/b/b4/o/{quote(name, safe='')}"
+    items = [json.loads(x) for x in httpx.get(path, params={"alt": "media"}, headers=AUTH).text.splitlines()]
+    for item in items:
+        del item["request"]["labels"]
+    items.append({"status": "", "request": {"contents": [{"role": "user", "parts": [{"text": "never sent"}]}]},
+                  "response": items[0]["response"]})  # fmt: skip
+    body = "".join(json.dumps(i) + "\n" for i in [*items, "not an object"]).encode() + b"{broken\n"
+    httpx.post(f"{url}/upload/storage/v1/b/b4/o", params={"uploadType": "media", "name": name}, content=body,
+               headers=AUTH).raise_for_status()  # fmt: skip
+    results = list(backend.results(handle))
+    answered = sorted(r.id for r in results if r.ok and not r.id.startswith("line "))
+    assert answered == ["r0", "r1", "r2", "twin"]  # two identical requests: each record once
+    strays = [r for r in results if r.id.startswith("line ")]
+    assert len(strays) == 3 and all(name in r.id for r in strays)
+    assert sum(1 for r in strays if not r.ok and "unreadable output line" in (r.error or "")) == 2
+
+
 def test_cancel_stops_a_pending_job():
     with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=30)) as base:
         options = job_options(SubmitOptions(endpoint_url=base, extra={"gcs_uri": "gs://b3/x", "project": "p"}))

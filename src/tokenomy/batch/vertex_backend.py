@@ -84,6 +84,11 @@ def vertex_request(rec: BatchRecord) -> dict[str, Any]:
     return request
 
 
+def _without_labels(request: dict[str, Any]) -> str:
+    """A request as canonical JSON without its labels: matches an output line whose echo lost them."""
+    return json.dumps({k: v for k, v in request.items() if k != "labels"}, sort_keys=True)
+
+
 class VertexBatchBackend(BatchBackend):
     """Vertex AI batch prediction jobs; a handle is the job's resource name, `projects/.../batchPredictionJobs/N`."""
 
@@ -166,38 +171,65 @@ class VertexBatchBackend(BatchBackend):
         return state, message
 
     def results(self, handle: str) -> Iterator[RecordResult]:
-        """Every output line under the job's output directory; a line whose request carries no known label
-        is yielded under `line N of OBJECT`, so it is counted, never silently dropped."""
+        """Every output line under the job's output directory, matched to its record by the label its request
+        echoes (or, were the labels lost, by the request itself against the input file); a line matching no
+        record is yielded under `line N of OBJECT`, and the record it was meant for stays without a result."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
         if job.src is None or not job.src.gcs_uri:
             raise ProviderError(f"Vertex AI batch {handle} names no Cloud Storage input", "server_error")
         bucket, input_name = split_gs_uri(job.src.gcs_uri[0], "the job's input")
-        ids = json.loads(self._gcs().download(bucket, input_name.rsplit("/", 1)[0] + "/ids.json"))
+        ids: dict[str, str] = json.loads(self._gcs().download(bucket, input_name.rsplit("/", 1)[0] + "/ids.json"))
         out_dir = (job.output_info.gcs_output_directory if job.output_info else None) or (
             job.dest.gcs_uri if job.dest else None
         )
         if not out_dir:
             return
+        by_request: dict[str, list[str]] | None = None
+
+        def record_id(request: Any, where: str) -> str:
+            nonlocal by_request
+            labels = request.get("labels") if isinstance(request, dict) else None
+            found = ids.get(str((labels or {}).get(LABEL)))
+            if found is not None or not isinstance(request, dict):
+                return found or where
+            if by_request is None:  # read the input once, only if some line lost its label
+                by_request = {}
+                for line in self._gcs().download(bucket, input_name).decode().splitlines():
+                    sent = json.loads(line)["request"]
+                    by_request.setdefault(_without_labels(sent), []).append(ids[sent["labels"][LABEL]])
+            same = by_request.get(_without_labels(request))
+            return same.pop(0) if same else where
+
         out_bucket, out_prefix = split_gs_uri(out_dir, "the job's output")
         for name in sorted(self._gcs().list(out_bucket, out_prefix + "/")):
             if not name.endswith(".jsonl"):
                 continue
             text = self._gcs().download(out_bucket, name).decode()
             for number, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    yield self._result(json.loads(line), ids, served, f"line {number} of gs://{out_bucket}/{name}")
+                if not line.strip():
+                    continue
+                where = f"line {number} of gs://{out_bucket}/{name}"
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    item = None
+                if not isinstance(item, dict):
+                    yield RecordResult(where, error=f"unreadable output line: {line[:200]}", model=served)
+                    continue
+                yield self._result(item, record_id(item.get("request"), where), served)
 
     @staticmethod
-    def _result(item: dict[str, Any], ids: dict[str, str], served: str | None, where: str) -> RecordResult:
+    def _result(item: dict[str, Any], rid: str, served: str | None) -> RecordResult:
         from google.genai import types
 
-        request = item.get("request") or {}
-        rid = ids.get(str((request.get("labels") or {}).get(LABEL)), where)
         response = item.get("response")
         if item.get("status") or not isinstance(response, dict):
             return RecordResult(rid, error=str(item.get("status") or "no response"), model=served, raw=item)
-        parsed = types.GenerateContentResponse.model_validate(response)
+        try:
+            parsed = types.GenerateContentResponse.model_validate(response)
+        except ValueError as exc:
+            return RecordResult(rid, error=f"unreadable response: {str(exc).splitlines()[0]}", model=served, raw=item)
         return RecordResult(
             rid,
             text=parsed.text or "",
