@@ -55,11 +55,18 @@ def client(url):
     return gemini_client(base_url=url)
 
 
-def storage_rows(ledger: Path) -> list:
+def storage_rows(ledger: Path | str) -> list:
     return [e for e in open_store(ledger).events() if e.mode == "cache_storage"]
 
 
-def test_a_deleted_cache_is_recorded_once_at_its_storage_price(client, ledger_path):
+@pytest.fixture(params=["duckdb", "postgresql"])
+def any_ledger(request, ledger_path):
+    """The DuckDB file, and a PostgreSQL database (the context_caches table and the row on both engines)."""
+    return ledger_path if request.param == "duckdb" else request.getfixturevalue("fresh_postgres_url")
+
+
+def test_a_deleted_cache_is_recorded_once_at_its_storage_price(client, any_ledger):
+    ledger_path = any_ledger
     caches = ContextCaches(client, open_store(ledger_path))
     tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=600, display_name="contract")
     seen = client.caches.get(name=tracked.name)  # the provider's own record of the cache
