@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,7 +23,9 @@ def _caches(ledger: Optional[str], endpoint: Optional[str], vertex: bool, projec
 
     store = open_existing_ledger(ledger, must_exist=must_exist)
     client = gemini_client(vertex, endpoint, None, project, location)
-    return ContextCaches(client, store, vertex=vertex, region=location if vertex else None)
+    # The location the client uses (gemini_client's own default), so the rows name where the cache was kept.
+    region = (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None
+    return ContextCaches(client, store, vertex=vertex, region=region)
 
 
 def _row(c: Any) -> dict[str, Any]:
