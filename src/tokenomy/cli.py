@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "keys",
     "route",
     "batch",
+    "caches",
     "bench",
     "plan",
     "report",

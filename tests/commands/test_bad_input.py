@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import all_command_paths
 
+from helpers.cli import all_command_paths
 from tokenomy.cli import main
 from tokenomy.ledger.store import open_store
 
@@ -57,6 +57,11 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "batch cancel": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
     "batch resume": (["no-such-job", "--ledger", "M"], 2, "no ledger at"),
     "batch plan": (["C", "--model", HAIKU, "--deadline", "25:99"], 2, "deadline"),
+    "caches": (["nope"], 2, "No such command"),
+    "caches create": (["--model", "gemini-2.5-flash", "--contents-file", "F", "--ledger", "L"], 2, "F"),
+    "caches list": (["--ledger", "M"], 2, "no ledger at"),
+    "caches delete": (["cachedContents/x", "--ledger", "M"], 2, "no ledger at"),
+    "caches settle": (["--ledger", "M"], 2, "no ledger at"),
     "bench": (["nope"], 2, "No such command"),
     "bench run": (["F"], 2, "F"),
     "bench summary": (["F"], 2, "F"),

@@ -30,13 +30,15 @@ GROUPS = {
     "tier": "COALESCE(tier, '(none)')",
     "mode": "mode",
 }
-# usage type -> cost expression; a batch call's whole cost is "batch" so the five add up to the total
+# usage type -> cost expression; a batch call's whole cost is "batch" and a context cache's storage (mode
+# cache_storage, no token costs) is "cache storage", so the six add up to the total
 USAGE_TYPES = {
     "input": "CASE WHEN mode = 'batch' THEN 0 ELSE input_cost_usd END",
     "output": "CASE WHEN mode = 'batch' THEN 0 ELSE output_cost_usd END",
     "cache read": "CASE WHEN mode = 'batch' THEN 0 ELSE cache_read_cost_usd END",
     "cache write": "CASE WHEN mode = 'batch' THEN 0 ELSE cache_write_cost_usd END",
     "batch": "CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END",
+    "cache storage": "CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END",
 }
 
 

@@ -20,7 +20,8 @@ from tokenomy.analytics.reports import family_expr
 from tokenomy.ledger.rollups import TOKEN_SUM
 
 CACHED_TOKENS = "cache_read_tokens + cache_write_tokens"
-CACHED_COST = "cache_read_cost_usd + cache_write_cost_usd"
+# What cached usage cost: reads and writes, and keeping explicit context caches (mode cache_storage).
+CACHED_COST = "cache_read_cost_usd + cache_write_cost_usd + CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END"
 
 
 def _stamp(value: Any) -> str:

@@ -27,14 +27,16 @@ OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendo
 
 
 def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Per model: successful, non-provisioned token sums per (task, region, mode) in [start, end)."""
+    """Per model: successful token sums per (task, region, mode) in [start, end); provisioned traffic and context
+    cache storage are paid per hour, not per token, so they are left out."""
     ph = store.placeholder
     rows = store.query(
         "SELECT model, COALESCE(task, '(none)') AS task, region, mode, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM {SPEND_EVENTS} "
-        f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode <> 'provisioned' "
+        f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' "
+        "AND mode NOT IN ('provisioned', 'cache_storage') "
         "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         [start, end],
     )

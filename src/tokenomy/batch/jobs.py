@@ -33,12 +33,13 @@ from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 
-BACKENDS = ("local", "bedrock", "openai", "azure", "gemini")
+BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
 _REMOTE = {
     "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
     "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
     "azure": ("tokenomy.batch.azure_backend", "AzureOpenAIBatchBackend"),
     "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
+    "vertex": ("tokenomy.batch.vertex_backend", "VertexBatchBackend"),
 }
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
@@ -123,6 +124,10 @@ def create_job(
         from tokenomy.batch.azure_backend import job_options
 
         options = job_options(model, options, config_path)
+    if backend == "vertex":
+        from tokenomy.batch.vertex_backend import job_options as vertex_options
+
+        options = vertex_options(options)
     report = validate_file(path, pricing_model, options.region)
     require_good(report)
     records = report.records

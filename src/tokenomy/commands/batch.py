@@ -17,7 +17,8 @@ from tokenomy.commands._common import JsonOption, LedgerOption, console, err_con
 BackendOption = typer.Option(
     "local",
     "--backend",
-    help="bedrock, openai, azure (Azure OpenAI Global Batch), gemini, or local (runs records on demand under your rate "
+    help="bedrock, openai, azure (Azure OpenAI Global Batch), gemini (Gemini API), vertex (Vertex AI batch "
+    "prediction, with --gcs-uri), or local (runs records on demand under your rate "
     "limits, for providers without batch).",
 )
 
@@ -251,7 +252,9 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(4, "--concurrency", min=1, help="Local runner: calls in flight."),
         rpm: Optional[float] = typer.Option(None, "--rpm", help="Local runner: requests per minute limit."),
         tpm: Optional[float] = typer.Option(None, "--tpm", help="Local runner: tokens per minute limit."),
-        region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+        region: Optional[str] = typer.Option(
+            None, "--region", help="AWS region (Bedrock) or Vertex AI location (vertex; default global)."
+        ),
         role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Bedrock service role ARN."),
         s3_uri: Optional[str] = typer.Option(None, "--s3-uri", help="s3://bucket/prefix for Bedrock I/O."),
         kms_key_id: Optional[str] = typer.Option(None, "--kms-key-id", help="KMS key for Bedrock outputs."),
@@ -261,6 +264,15 @@ def register(app: typer.Typer) -> None:
         ),
         s3_endpoint_url: Optional[str] = typer.Option(
             None, "--s3-endpoint-url", help="S3-compatible endpoint for Bedrock inputs/outputs."
+        ),
+        gcs_uri: Optional[str] = typer.Option(
+            None, "--gcs-uri", help="gs://bucket/prefix for Vertex AI batch inputs and outputs (vertex)."
+        ),
+        gcs_endpoint_url: Optional[str] = typer.Option(
+            None, "--gcs-endpoint-url", help="Cloud Storage endpoint (emulators; else STORAGE_EMULATOR_HOST)."
+        ),
+        project: Optional[str] = typer.Option(
+            None, "--project", help="Google Cloud project (vertex; else GOOGLE_CLOUD_PROJECT)."
         ),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
@@ -283,7 +295,16 @@ def register(app: typer.Typer) -> None:
             kms_key_id=kms_key_id,
             timeout_hours=timeout_hours,
             endpoint_url=endpoint_url,
-            extra={"s3_endpoint_url": s3_endpoint_url} if s3_endpoint_url else {},
+            extra={
+                k: v
+                for k, v in (
+                    ("s3_endpoint_url", s3_endpoint_url),
+                    ("gcs_uri", gcs_uri),
+                    ("gcs_endpoint_url", gcs_endpoint_url),
+                    ("project", project),
+                )
+                if v
+            },
         )
         job = create_job(
             tables, file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}

@@ -171,8 +171,9 @@ def register(app: typer.Typer) -> None:
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
         ),
     ) -> None:
-        """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) for catalog
-        Gemini models (google-genai: http_options base_url)."""
+        """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) and Vertex AI
+        (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
+        (google-genai: http_options base_url)."""
         _check(throttle_rate, port)
         from tokenomy.emulate.gemini_api import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
@@ -180,7 +181,9 @@ def register(app: typer.Typer) -> None:
 
         console.print(
             f"Gemini API emulator on http://{host}:{port}  (throttle {throttle_rate:.0%})\n"
-            f"  genai.Client(api_key='x', http_options={{'base_url': 'http://{host}:{port}'}})"
+            f"  genai.Client(api_key='x', http_options={{'base_url': 'http://{host}:{port}'}})\n"
+            f"  Vertex AI batch: tokenomy batch submit FILE --model gemini-2.5-flash --backend vertex "
+            f"--endpoint-url http://{host}:{port} --gcs-uri gs://bucket/prefix --project any"
         )
         app = create_app(
             throttle_rate=throttle_rate,

@@ -6,7 +6,9 @@ serve generateContent and streamGenerateContent too):
 - `POST|GET v1beta/cachedContents`, `GET|PATCH|DELETE v1beta/cachedContents/{id}`: explicit context
   caches; a request naming `cachedContent` reports the cache's tokens as `cachedContentTokenCount`;
 - `POST v1beta/models/{model}:batchGenerateContent` (inline requests), `GET v1beta/batches[/{id}]`,
-  `POST v1beta/batches/{id}:cancel`, `DELETE v1beta/batches/{id}` (see `gemini_batch`).
+  `POST v1beta/batches/{id}:cancel`, `DELETE v1beta/batches/{id}` (see `gemini_batch`);
+- Vertex AI batch prediction, `.../projects/{p}/locations/{l}/batchPredictionJobs[/{id}[:cancel]]`, and the
+  Cloud Storage JSON API it reads and writes, `/upload/storage/v1/...` and `/storage/v1/...` (see `vertex_batch`).
 Models are the catalog's Gemini ids. A key (`x-goog-api-key` or `?key=`) or a bearer token is required,
 any value. Errors use Google's `{"error": {"code", "message", "status"}}` shape.
 """
@@ -25,9 +27,11 @@ from tokenomy.emulate.engine import Engine
 from tokenomy.emulate.gemini_batch import GeminiBatches
 from tokenomy.emulate.gemini_model import GeminiEmulator, answer, response_body, stream_chunks
 from tokenomy.emulate.gemini_parts import GeminiError, invalid
+from tokenomy.emulate.vertex_batch import ObjectStore, VertexBatchJobs, add_routes
 
 VERTEX = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
 VERSIONS = ("v1", "v1beta", "v1beta1")  # google-genai 3.x calls v1 by default; v1beta / v1beta1 (Vertex) too
+STORAGE = ("storage", "upload")  # Cloud Storage's JSON API, for Vertex AI batch input and output
 
 
 def _error(exc: GeminiError) -> JSONResponse:
@@ -55,12 +59,17 @@ def create_app(
     engine: Engine | None = None,
     batch_pending_seconds: float = 0.2,
 ) -> FastAPI:
-    """The Gemini API emulator as an ASGI app (`app.state.emulator`, `app.state.batches` for tests)."""
+    """The Gemini API emulator as an ASGI app (`app.state.emulator`, `app.state.batches`,
+    `app.state.vertex_jobs` and `app.state.storage` for tests)."""
     emulator = GeminiEmulator(throttle_rate, seed, engine)
     batches = GeminiBatches(emulator, batch_pending_seconds)
+    storage = ObjectStore()
+    vertex_jobs = VertexBatchJobs(emulator, storage, batch_pending_seconds)
     app = FastAPI(title="Tokenomy Gemini emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
     app.state.batches = batches
+    app.state.storage = storage
+    app.state.vertex_jobs = vertex_jobs
 
     @app.exception_handler(GeminiError)
     async def gemini_error(request: Request, exc: GeminiError):
@@ -68,7 +77,7 @@ def create_app(
 
     @app.middleware("http")
     async def auth(request: Request, call_next):
-        if request.url.path.split("/")[1] not in VERSIONS:
+        if request.url.path.split("/")[1] not in (*VERSIONS, *STORAGE):
             return _error(
                 GeminiError(404, f"{request.url.path}: the emulator serves API versions {', '.join(VERSIONS)}")
             )
@@ -139,6 +148,8 @@ def create_app(
     async def delete_cache(cache_id: str):
         emulator.delete_cache(cache_id)
         return {}
+
+    add_routes(app, vertex_jobs, storage, _body)
 
     @app.get("/{version}/batches")
     async def list_batches(pageSize: int = 50, pageToken: str | None = None):

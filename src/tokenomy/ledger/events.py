@@ -19,7 +19,10 @@ from tokenomy.pricing.cost import CostBreakdown, check_tokens
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.
 OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled")
-MODES = ("on_demand", "batch", "provisioned")
+# "cache_storage": what keeping an explicit context cache cost (per token-hour, not per call; see
+# caching/context_caches.py).
+STORAGE_MODE = "cache_storage"
+MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
 
 
 def decimal_str(value: Decimal) -> str:

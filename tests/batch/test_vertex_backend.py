@@ -1,0 +1,180 @@
+"""Vertex AI batch prediction: `tokenomy batch submit --backend vertex` end to end, google-genai (vertexai=True)
+underneath, against the Gemini emulator's batchPredictionJobs and Cloud Storage on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from urllib.parse import quote
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from helpers.batch_records import plain, records, wait
+from tokenomy.batch.backends import STATES, SubmitOptions
+from tokenomy.batch.vertex_backend import STATUS_MAP, VertexBatchBackend, job_options
+from tokenomy.cli import app
+from tokenomy.emulate.gemini_api import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+
+MODEL = "gemini-2.5-flash"
+MILLION = Decimal(1_000_000)
+POISON = "poison"
+AUTH = {"Authorization": "Bearer any"}  # Cloud Storage takes an OAuth token; the emulator, any
+
+
+class FailsOnPoison(InstantEngine):
+    """The instant engine, except that the model fails on a prompt naming POISON (one bad request in a job)."""
+
+    def generate(self, prepared):
+        if any(POISON in m.text for m in prepared.request.messages):
+            raise RuntimeError("the model crashed on this prompt")
+        return super().generate(prepared)
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_VERTEX_BASE_URL", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="module")
+def url():
+    with ServerThread(create_app(engine=FailsOnPoison(), batch_pending_seconds=0.1)) as base:
+        yield base
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_batch_submit_on_vertex_lands_in_the_ledger_at_half_the_on_demand_price(url, tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = [*plain(4, max_tokens=5), json.dumps({"id": "bad", "prompt": f"{POISON} this one", "max_tokens": 5})]
+    source.write_text("\n".join(lines) + "\n")
+    ledger = str(tmp_path / "ledger.duckdb")
+    result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
+                 "--gcs-uri", "gs://tk-bucket/runs", "--project", "demo", "--region", "us-central1",
+                 "--ledger", ledger, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output.strip().splitlines()[-1])
+    assert (job["status"], job["done"], job["failed"], job["pending"]) == ("partially_completed", 4, 1, 0)
+
+    events = sorted(open_store(ledger).events(), key=lambda e: e.request_id or "")
+    assert [e.request_id for e in events] == ["r0", "r1", "r2", "r3"]
+    entry = default_catalog().lookup(MODEL)
+    for e in events:
+        assert (e.provider, e.mode, e.model, e.region) == ("gcp.vertex_ai", "batch", MODEL, "us-central1")
+        assert e.input_tokens > 0 and e.output_tokens == 5
+        on_demand = (e.input_tokens * entry.input + e.output_tokens * entry.output) / MILLION
+        assert e.cost_usd == on_demand / 2  # Vertex AI bills batch prediction at half the on-demand price
+    assert Decimal(str(job["cost_usd"])) == sum((e.cost_usd for e in events), Decimal(0))
+
+    # The failed line is a failed result, with the model's error, not a dropped one.
+    out = tmp_path / "results.jsonl"
+    assert cli("batch", "results", job["job_id"], "-o", str(out), "--ledger", ledger).exit_code == 0
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(rows) == {"r0", "r1", "r2", "r3", "bad"}
+    assert not rows["bad"]["ok"] and "the model crashed on this prompt" in rows["bad"]["error"]
+    assert rows["r2"]["ok"] and rows["r2"]["text"] == "Re: topic2 please summarise briefly"
+
+    # What went through Cloud Storage: one input line per record, one prediction line per request.
+    def gcs(path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{url}/storage/v1/b/tk-bucket/o{path}", params=params, headers=AUTH)
+
+    names = [item["name"] for item in gcs("", prefix=f"runs/{job['job_id']}/").json()["items"]]
+    [input_name] = [n for n in names if n.endswith("/input.jsonl")]
+    [output_name] = [n for n in names if n.endswith("/predictions.jsonl")]
+    inputs = [json.loads(x) for x in gcs("/" + quote(input_name, safe=""), alt="media").text.splitlines()]
+    assert len(inputs) == 5 and all("contents" in x["request"] for x in inputs)
+    outputs = [json.loads(x) for x in gcs("/" + quote(output_name, safe=""), alt="media").text.splitlines()]
+    assert sorted(bool(x["status"]) for x in outputs) == [False] * 4 + [True]
+
+    # Polling again, or collecting the finished part again (a crash before it was marked collected), adds nothing.
+    for _ in range(2):
+        again = cli("batch", "status", job["job_id"], "--ledger", ledger, "--json")
+        assert again.exit_code == 0 and json.loads(again.output)["done"] == 4
+    from tokenomy.batch.jobs import collect_part, get_backend, open_tables, require_job, submit_options
+
+    tables = open_tables(ledger)
+    stored = require_job(tables, job["job_id"])
+    [part] = tables.parts(job["job_id"])
+    assert collect_part(tables, stored, part, get_backend("vertex", submit_options(stored))) == 5
+    assert len(open_store(ledger).events()) == 4
+    assert require_job(tables, job["job_id"]).cost_usd == stored.cost_usd
+
+
+def test_the_sdk_sees_the_job_tokenomy_made(url):
+    from tokenomy.providers.gemini_provider import gemini_client
+
+    options = job_options(SubmitOptions(endpoint_url=url, extra={"gcs_uri": "gs://b2", "project": "demo"}))
+    backend = VertexBatchBackend(options)
+    handle = backend.submit("job-sdk", MODEL, records(plain(2, max_tokens=3)), options)
+    assert handle.startswith("projects/demo/locations/global/batchPredictionJobs/")
+    assert wait(backend, handle, timeout=30)[-1] == "completed"
+    client = gemini_client(vertex=True, base_url=url, project="demo", location="global")
+    job = client.batches.get(name=handle)
+    assert job.state.value == "JOB_STATE_SUCCEEDED" and job.model == f"publishers/google/models/{MODEL}"
+    assert job.src.gcs_uri[0].startswith("gs://b2/job-sdk/") and job.dest.gcs_uri.startswith("gs://b2/job-sdk/")
+    assert job.completion_stats.successful_count == 2 and handle in [j.name for j in client.batches.list()]
+    results = sorted(backend.results(handle), key=lambda r: r.id)
+    assert [(r.id, r.ok, r.usage.output_tokens) for r in results] == [("r0", True, 3), ("r1", True, 3)]
+
+
+def test_output_lines_that_lost_their_labels_are_matched_by_request(url):
+    options = job_options(SubmitOptions(endpoint_url=url, extra={"gcs_uri": "gs://b4", "project": "demo"}))
+    backend = VertexBatchBackend(options)
+    twin = {"id": "twin", "prompt": "topic1 please summarise briefly", "max_tokens": 2}  # the same request as r1
+    lines = [*plain(3, max_tokens=2), json.dumps(twin)]
+    handle = backend.submit("job-l", MODEL, records(lines), options)
+    assert wait(backend, handle, timeout=30)[-1] == "completed"
+    listing = httpx.get(f"{url}/storage/v1/b/b4/o", params={"prefix": "job-l/"}, headers=AUTH).json()
+    [name] = [i["name"] for i in listing["items"] if i["name"].endswith("predictions.jsonl")]
+    path = f"{url}/storage/v1/b/b4/o/{quote(name, safe='')}"
+    items = [json.loads(x) for x in httpx.get(path, params={"alt": "media"}, headers=AUTH).text.splitlines()]
+    for item in items:
+        del item["request"]["labels"]
+    items.append({"status": "", "request": {"contents": [{"role": "user", "parts": [{"text": "never sent"}]}]},
+                  "response": items[0]["response"]})  # fmt: skip
+    body = "".join(json.dumps(i) + "\n" for i in [*items, "not an object"]).encode() + b"{broken\n"
+    httpx.post(f"{url}/upload/storage/v1/b/b4/o", params={"uploadType": "media", "name": name}, content=body,
+               headers=AUTH).raise_for_status()  # fmt: skip
+    results = list(backend.results(handle))
+    answered = sorted(r.id for r in results if r.ok and not r.id.startswith("line "))
+    assert answered == ["r0", "r1", "r2", "twin"]  # two identical requests: each record once
+    strays = [r for r in results if r.id.startswith("line ")]
+    assert len(strays) == 3 and all(name in r.id for r in strays)
+    assert sum(1 for r in strays if not r.ok and "unreadable output line" in (r.error or "")) == 2
+
+
+def test_cancel_stops_a_pending_job():
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=30)) as base:
+        options = job_options(SubmitOptions(endpoint_url=base, extra={"gcs_uri": "gs://b3/x", "project": "p"}))
+        backend = VertexBatchBackend(options)
+        handle = backend.submit("job-c", MODEL, records(plain(3)), options)
+        assert backend.status(handle)[0] == "submitted"
+        backend.cancel(handle)
+        assert backend.status(handle)[0] == "stopped" and list(backend.results(handle)) == []
+
+
+def test_missing_bucket_or_project_is_named(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(plain(1)) + "\n")
+    base = ["batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--ledger", str(tmp_path / "l")]
+    no_bucket = cli(*base, "--project", "p")
+    assert no_bucket.exit_code != 0 and "--gcs-uri gs://" in str(no_bucket.exception)
+    no_project = cli(*base, "--gcs-uri", "gs://b/p")
+    assert no_project.exit_code != 0 and "GOOGLE_CLOUD_PROJECT" in str(no_project.exception)
+    not_gs = cli(*base, "--gcs-uri", "s3://b/p", "--project", "p")
+    assert not_gs.exit_code != 0 and "gs://my-bucket" in str(not_gs.exception)
+
+
+def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
+    from google.genai import types
+
+    states = {s.value for s in types.JobState} - {"JOB_STATE_UNSPECIFIED", "JOB_STATE_PAUSED", "JOB_STATE_UPDATING"}
+    assert states <= set(STATUS_MAP) and set(STATUS_MAP.values()) <= set(STATES)
