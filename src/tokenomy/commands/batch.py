@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from datetime import UTC
 from pathlib import Path
 from typing import Optional
@@ -13,6 +11,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
+from tokenomy.commands.batch_output import BatchProgress, json_line, print_validation, show_job
 
 BackendOption = typer.Option(
     "local",
@@ -21,48 +20,6 @@ BackendOption = typer.Option(
     "prediction, with --gcs-uri), or local (runs records on demand under your rate "
     "limits, for providers without batch).",
 )
-
-
-def _line(data: dict) -> None:
-    """One compact JSON line, flushed at once (a caller may be reading the first line while we work)."""
-    from tokenomy.commands._common import _default
-
-    sys.stdout.write(json.dumps(data, default=_default) + "\n")
-    sys.stdout.flush()
-
-
-def _show(job, as_json: bool, alive: bool | None = None) -> None:
-    if as_json:
-        data = job.to_json()
-        if alive is not None:
-            data["runner_alive"] = alive
-        print_json(data)
-        return
-    rows = [
-        [
-            job.job_id,
-            job.backend,
-            job.model,
-            job.status,
-            job.records,
-            job.done,
-            job.failed,
-            job.pending,
-            usd(job.cost_usd),
-        ]
-    ]
-    console.print(
-        table(
-            None,
-            ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
-            rows,
-            text_columns=("backend", "model", "status"),
-        )
-    )
-    if job.message:
-        console.print(f"- {job.message}")
-    if alive is False and job.status in ("in_progress", "stopping"):
-        console.print(f"- no runner is working on it (stopped or killed): `tokenomy batch resume {job.job_id}`")
 
 
 def _spawn_resume(job_id: str, ledger_url: str) -> int:
@@ -75,45 +32,6 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
         start_new_session=True,
     )
     return proc.pid
-
-
-class BatchProgress:
-    """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
-
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("batch"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[tpm]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        self.task = self.progress.add_task("batch", total=None, rate="", tpm="")
-        self.started = time.monotonic()
-
-    def update(self, done: int, total: int, tokens_per_minute: float) -> None:
-        rate = done / max(1e-6, time.monotonic() - self.started)
-        tpm = f"{tokens_per_minute:,.0f} tok/min" if tokens_per_minute else ""
-        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:.1f} rec/s", tpm=tpm)
-
-    def __enter__(self) -> BatchProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
 
 def _run_local(tables, job_id: str, progress: bool):
@@ -206,34 +124,6 @@ def register(app: typer.Typer) -> None:
         if report.bad or not report.records:
             raise typer.Exit(1)
 
-    def print_validation(report, file: Path, model: str) -> None:
-        if report.bad:
-            console.print(
-                table(
-                    f"{len(report.bad)} bad lines",
-                    ["line", "field", "reason"],
-                    [[b.line, b.field, b.reason] for b in report.bad],
-                    text_columns=("field", "reason"),
-                )
-            )
-        console.print(
-            table(
-                f"{file}: {len(report.records)} good records on {model}",
-                ["", "input tokens", "output tokens", "on-demand", "batch"],
-                [
-                    [
-                        "estimate",
-                        report.input_tokens,
-                        report.output_tokens,
-                        usd(report.on_demand_usd),
-                        usd(report.batch_usd),
-                    ]
-                ],
-            )
-        )
-        for n in report.notes:
-            console.print(f"- {n}")
-
     @batch.command("submit")
     def submit(
         file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
@@ -310,7 +200,7 @@ def register(app: typer.Typer) -> None:
             tables, file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
         )
         if as_json:
-            _line({"job_id": job.job_id})
+            json_line({"job_id": job.job_id})
         else:
             skipped = f" ({job.bad_lines} bad lines skipped)" if job.bad_lines else ""
             console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}{skipped}")
@@ -345,9 +235,9 @@ def register(app: typer.Typer) -> None:
 
     def _finish(job, as_json: bool, extra: dict | None = None) -> None:
         if as_json:
-            _line({**job.to_json(), **(extra or {})})
+            json_line({**job.to_json(), **(extra or {})})
         else:
-            _show(job, False)
+            show_job(job, False)
 
     @batch.command("status")
     def status(
@@ -359,7 +249,7 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.jobs import open_tables, runner_alive
 
         job = _refresh_or_stored(open_tables(_existing(ledger)), job_id)
-        _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
+        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None)
 
     @batch.command("list")
     def list_jobs(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
@@ -407,7 +297,7 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.jobs import open_tables, runner_alive, wait
 
         job = wait(open_tables(_existing(ledger)), job_id, timeout, poll)
-        _show(job, as_json, runner_alive(job) if job.backend == "local" else None)
+        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None)
         if job.status not in FINAL_STATES:
             raise typer.Exit(1)
 
@@ -451,7 +341,7 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.jobs import cancel as cancel_job
         from tokenomy.batch.jobs import open_tables
 
-        _show(cancel_job(open_tables(_existing(ledger)), job_id), as_json)
+        show_job(cancel_job(open_tables(_existing(ledger)), job_id), as_json)
 
     @batch.command("resume")
     def resume(

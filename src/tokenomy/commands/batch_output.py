@@ -1,0 +1,120 @@
+"""What `tokenomy batch` prints: a job's row, the validation report, JSON lines, and progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tokenomy.commands._common import console, err_console, print_json, table, usd
+
+
+def json_line(data: dict) -> None:
+    """One compact JSON line, flushed at once (a caller may be reading the first line while we work)."""
+    from tokenomy.commands._common import _default
+
+    sys.stdout.write(json.dumps(data, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def show_job(job, as_json: bool, alive: bool | None = None) -> None:
+    if as_json:
+        data = job.to_json()
+        if alive is not None:
+            data["runner_alive"] = alive
+        print_json(data)
+        return
+    rows = [
+        [
+            job.job_id,
+            job.backend,
+            job.model,
+            job.status,
+            job.records,
+            job.done,
+            job.failed,
+            job.pending,
+            usd(job.cost_usd),
+        ]
+    ]
+    console.print(
+        table(
+            None,
+            ["job", "backend", "model", "status", "records", "done", "failed", "pending", "cost"],
+            rows,
+            text_columns=("backend", "model", "status"),
+        )
+    )
+    if job.message:
+        console.print(f"- {job.message}")
+    if alive is False and job.status in ("in_progress", "stopping"):
+        console.print(f"- no runner is working on it (stopped or killed): `tokenomy batch resume {job.job_id}`")
+
+
+class BatchProgress:
+    """Rich progress on stderr: records done, records/s, tokens/min, ETA (stdout stays clean for --json)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[tpm]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.task = self.progress.add_task("batch", total=None, rate="", tpm="")
+        self.started = time.monotonic()
+
+    def update(self, done: int, total: int, tokens_per_minute: float) -> None:
+        rate = done / max(1e-6, time.monotonic() - self.started)
+        tpm = f"{tokens_per_minute:,.0f} tok/min" if tokens_per_minute else ""
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:.1f} rec/s", tpm=tpm)
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def print_validation(report, file: Path, model: str) -> None:
+    if report.bad:
+        console.print(
+            table(
+                f"{len(report.bad)} bad lines",
+                ["line", "field", "reason"],
+                [[b.line, b.field, b.reason] for b in report.bad],
+                text_columns=("field", "reason"),
+            )
+        )
+    console.print(
+        table(
+            f"{file}: {len(report.records)} good records on {model}",
+            ["", "input tokens", "output tokens", "on-demand", "batch"],
+            [
+                [
+                    "estimate",
+                    report.input_tokens,
+                    report.output_tokens,
+                    usd(report.on_demand_usd),
+                    usd(report.batch_usd),
+                ]
+            ],
+        )
+    )
+    for n in report.notes:
+        console.print(f"- {n}")
