@@ -81,6 +81,8 @@ def histogram_insert(dialect: str, source: str, measure: str, upsert: bool) -> s
 
 def rebuild(conn: Any, dialect: str) -> None:
     """Recompute the histograms from every event (inside the caller's transaction)."""
+    if dialect == "postgres":  # ~0.5 histogram rows per event: with the default 4 MB PostgreSQL groups by sorting
+        conn.execute("SET LOCAL work_mem = '256MB'")  # on disk (1 M events: 30 s; hashed in memory: 20 s)
     conn.execute("DELETE FROM latency_daily")
     for measure in MEASURES:
         conn.execute(histogram_insert(dialect, "usage_events", measure, upsert=False))
