@@ -90,9 +90,14 @@ def _check(store, events: list[UsageEvent]) -> None:
     _approx(_rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
             {k: week_read[k] / week_total[k] for k in week_total})
 
+    from tokenomy.ledger.latency_rollup import RELATIVE_ERROR
+
     for q, column in ((50, "p50_ms"), (95, "p95_ms")):
         want = {(m,): np.percentile([e.latency_ms for e in events if e.model == m], q) for (m,) in total}
-        _approx(_rows(store, "latency", ("model",), column), want)
+        _approx(_rows(store, "latency", ("model",), column, exact=True), want)
+        approx = _rows(store, "latency", ("model",), column)  # default: from the histograms, within the bound
+        assert set(approx) == set(want)
+        assert all(abs(approx[k] - want[k]) <= RELATIVE_ERROR * want[k] + 1e-9 for k in want), (approx, want)
 
     calls = _sum(events, lambda e: (e.model,), lambda e: 1)
     throttled = _sum(events, lambda e: (e.model,), lambda e: e.outcome == "throttled")
@@ -167,6 +172,16 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     assert all(0 <= r["cache_hit_rate"] <= 1 for r in hits) and len(hits) == len(MODELS)
     latency = json.loads(runner.invoke(app, ["report", "latency", "--by", "model", *base]).output)
     assert all(r["p50_ms"] <= r["p95_ms"] for r in latency) and len(latency) == len(MODELS)
+    exact = json.loads(runner.invoke(app, ["report", "latency", "--by", "model", "--exact", *base]).output)
+    want = {m: np.percentile([e.latency_ms for e in events if e.model == m], 50) for _, m in MODELS}
+    assert {r["model"]: r["p50_ms"] for r in exact} == pytest.approx(want)
+    assert {r["model"]: r["p50_ms"] for r in latency} != {r["model"]: r["p50_ms"] for r in exact}  # two methods
+    assert {r["model"]: r["p50_ms"] for r in latency} == pytest.approx(want, rel=0.0099)
+    shown = runner.invoke(app, ["report", "latency", "--ledger", str(ledger_path)])
+    assert shown.exit_code == 0 and "within 0.99% of the exact value" in shown.output, shown.output
+    assert "within" not in runner.invoke(app, ["report", "latency", "--exact", "--ledger", str(ledger_path)]).output
+    misplaced = runner.invoke(app, ["report", "spend", "--exact", *base])
+    assert misplaced.exit_code != 0 and "--exact applies to the latency report" in str(misplaced.exception)
     for name in REPORTS:  # every preset runs from the CLI over an explicit window
         result = runner.invoke(app, ["report", name, "--since", "2026-09-01", "--until", "2026-11-02", *base])
         assert result.exit_code == 0, (name, result.output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -148,3 +149,103 @@ def test_billed_rows_count_only_on_provider_days_nothing_metered(store) -> None:
     tags = run_report(store, "cost-per-tag", since=first - timedelta(days=400), until=NOW + timedelta(days=1))
     assert [(r["tag_value"], r["cost_usd"]) for r in tags if r["tag_key"] == "source"] == [("focus", Decimal("4.60"))]
     _same_reports(store)
+
+
+def _skewed_events(n: int = 3000) -> list:
+    """Latencies over five orders of magnitude (log-normal, a heavy tail), with zeros, NULLs and sub-millisecond
+    values; several tenants and models; spread over 12 days before NOW."""
+    import random
+
+    from tokenomy.ledger.events import UsageEvent
+
+    rng = random.Random(11)
+    models = ["anthropic.claude-3-haiku", "amazon.nova-micro", "gpt-4o-mini", "meta.llama3-8b"]
+    out = []
+    for i in range(n):
+        model = models[i % 4]
+        latency = rng.lognormvariate(5 + i % 4, 1.6) if i % 4 != 3 else rng.paretovariate(0.9) * 40
+        if i % 97 == 0:
+            latency = 0.0
+        elif i % 89 == 0:
+            latency = rng.uniform(0.01, 0.9)
+        out.append(
+            UsageEvent(
+                ts=NOW - timedelta(hours=rng.uniform(0, 12 * 24)),
+                provider="bedrock" if i % 3 else "openai",
+                model=model,
+                tenant=f"t{i % 5}" if i % 2 else None,
+                latency_ms=None if i % 53 == 0 else latency,
+                ttft_ms=None if i % 3 == 0 else rng.expovariate(1 / 80),
+                cost_usd=Decimal("0.0001"),
+                event_id=f"skew-{i}",
+            )
+        )
+    return out
+
+
+LATENCY_WINDOWS = [
+    (None, None),  # whole ledger: histograms only
+    (NOW - timedelta(days=9, hours=13, minutes=27), NOW - timedelta(days=1, hours=5, minutes=10)),  # partial days
+    (NOW - timedelta(days=6), NOW - timedelta(days=2)),  # whole days (NOW is noon: raw half days at both ends)
+    (NOW - timedelta(days=3, hours=2), NOW - timedelta(days=2, hours=20, minutes=3)),  # inside one day: raw only
+]
+
+
+def test_latency_histograms_within_the_stated_bound_of_exact(store) -> None:
+    """The default latency report (histograms for whole days, raw edges bucketed alike) is within RELATIVE_ERROR
+    of the exact percentile for every group, grouping and window, and counts the same calls."""
+    from tokenomy.ledger.latency_rollup import RELATIVE_ERROR
+
+    store.write(_skewed_events())
+    columns = ("p50_ms", "p95_ms", "ttft_p50_ms", "ttft_p95_ms")
+    checked = 0
+    for since, until in LATENCY_WINDOWS:
+        for by in ("model", "family", "tenant", "provider"):
+            fast = run_report(store, "latency", by=by, since=since, until=until)
+            exact = run_report(store, "latency", by=by, since=since, until=until, exact=True)
+            assert [r[by] for r in fast] == [r[by] for r in exact] and fast, (by, since)
+            for got, want in zip(fast, exact, strict=True):
+                assert got["calls"] == want["calls"], (by, since, got, want)
+                for column in columns:
+                    if want[column] is None:
+                        assert got[column] is None
+                        continue
+                    assert abs(got[column] - float(want[column])) <= RELATIVE_ERROR * float(want[column]) + 1e-9, (
+                        by, since, column, got, want)  # fmt: skip
+                    checked += 1
+    assert checked > 100
+
+
+def _histogram(store) -> dict:
+    rows = store.query("SELECT day, model, tenant, measure, bucket, SUM(calls) AS n FROM latency_daily "
+                       "GROUP BY day, model, tenant, measure, bucket")
+    return {(r["day"], r["model"], r["tenant"], r["measure"], r["bucket"]): int(r["n"]) for r in rows}
+
+
+def test_write_path_and_backfill_give_the_same_histogram(store) -> None:
+    events = _skewed_events(1200)
+    for start in range(0, len(events), 300):  # several writes add to the same days' buckets
+        store.write(events[start:start + 400])  # overlapping: repeats add nothing
+    written = _histogram(store)
+    assert sum(n for (_, _, _, measure, _), n in written.items() if measure == "latency_ms") == len(events)
+    store.rebuild_rollups()
+    assert _histogram(store) == written
+
+
+def test_old_rollup_version_gets_latency_histograms_on_open(store) -> None:
+    """A ledger whose rollups predate the histograms (rollup_version 2) has them built on its next open."""
+    store.write(_skewed_events(400))
+    store.execute("DELETE FROM latency_daily WHERE 1 = 1")
+    store.execute("DELETE FROM tokenomy_meta WHERE key = 'rollup_version'")
+    store.execute("INSERT INTO tokenomy_meta (key, value) VALUES ('rollup_version', '2')")
+    reopened = open_store(store.url)
+    counts = reopened.query("SELECT measure, SUM(calls) AS n FROM latency_daily GROUP BY measure ORDER BY measure")
+    assert [(r["measure"], int(r["n"])) for r in counts] == [("latency_ms", 400), ("ttft_ms", 400)]
+    _same_reports(reopened)
+
+
+def test_clickhouse_query_gives_null_where_clickhouse_gives_nan(tmp_path) -> None:
+    """Every caller of the ClickHouse store's query() gets NULL (None) for an aggregate of no values, as SQL does."""
+    store = open_store(f"chdb:{tmp_path / 'ledger.chdb'}")
+    row = store.query("SELECT avg(latency_ms) AS a, quantileExactInclusive(0.5)(latency_ms) AS q FROM usage_events")
+    assert row == [{"a": None, "q": None}]

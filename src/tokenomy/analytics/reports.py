@@ -3,18 +3,19 @@
 Each preset has a default grouping and a default window (the last N days before `--until`, or now),
 which `--by`, `--since` and `--until` override. Presets read `ledger.rollups.facts()`: hourly rollups for
 the whole hours of the window, raw events for its partial hours; they sum `calls` where they would count
-rows. Percentiles do not roll up: the latency preset reads raw events.
+rows. Percentiles do not roll up, bucket counts do: the latency preset reads daily log-bucket histograms
+(analytics/latency.py, within 0.99% of the exact percentile) unless asked for `exact`, which reads raw events.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.latency import latency_rows
 from tokenomy.errors import UsageError
 from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value, time_range
 
@@ -89,7 +90,9 @@ class Preset:
     by: str | None  # default grouping; None when the preset's grouping is fixed
     days: int | None  # default window in days before --until (None: whole ledger)
     sql: Callable[[str, str, str], str]  # (group column, FROM relation, dialect) -> SQL
-    source: str = "facts"  # the FROM relation: "facts" (rollups + raw edges), "tags" (per tag) or "raw" events
+    # The FROM relation: "facts" (rollups + raw edges), "tags" (per tag), "raw" events, or "histogram": `sql` is
+    # the exact computation over raw events, run only when asked for; by default analytics/latency.py answers.
+    source: str = "facts"
 
 
 def _spend(g: str, src: str, d: str) -> str:
@@ -146,7 +149,7 @@ def _cache_trend(g: str, src: str, d: str) -> str:
 
 
 def _latency(g: str, src: str, d: str) -> str:
-    # Raw events (percentiles do not roll up); both percentiles of a column come from one sort.
+    # The exact percentiles over raw events; both percentiles of a column come from one sort.
     return (
         f"SELECT {g}, calls, latency[1] AS p50_ms, latency[2] AS p95_ms, ttft[1] AS ttft_p50_ms, "
         f"ttft[2] AS ttft_p95_ms FROM (SELECT {_group(g)}, COUNT(*) AS calls, "
@@ -210,7 +213,7 @@ PRESETS: dict[str, Preset] = {
     "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2, _hourly_tokens),
     "cache-hit-rate": Preset("cached share of input tokens per group", "model", None, _cache_hit_rate),
     "cache-trend": Preset("cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend),
-    "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency, "raw"),
+    "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency, "histogram"),
     "errors": Preset("throttling and error rates per group", "model", None, _errors),
     "cost-per-task": Preset("cost per task type", None, None, _cost_per_task),
     "cost-per-tag": Preset("cost per tag key=value", None, None, _cost_per_tag, "tags"),
@@ -242,7 +245,7 @@ def raw_source(name: str, where: str, dialect: str) -> str:
     preset = PRESETS[name]
     if preset.source == "tags":
         return f"({raw_tag_facts(dialect, where)}) f"
-    return f"{SPEND_EVENTS}{where}" if preset.source == "raw" else f"({raw_facts(where)}) f"
+    return f"{SPEND_EVENTS}{where}" if preset.source in ("raw", "histogram") else f"({raw_facts(where)}) f"
 
 
 def _source(store: Any, preset: Preset, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
@@ -262,11 +265,15 @@ def run_report(
     until: datetime | None = None,
     expected: dict[str, float] | None = None,
     now: datetime | None = None,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run a preset report and return its rows (`expected` tier shares add expected/delta to tier-share)."""
+    """Run a preset report and return its rows (`expected` tier shares add expected/delta to tier-share;
+    `exact`: latency percentiles from raw events rather than the histograms' 0.99% bound)."""
     if name not in PRESETS:
         raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
     preset = PRESETS[name]
+    if exact and preset.source != "histogram":
+        raise UsageError(f"--exact applies to the latency report; report {name} is exact already, drop --exact")
     if by and preset.by is None:
         raise UsageError(f"report {name} has a fixed grouping ({preset.help}); drop --by {by}")
     by = by or preset.by or "model"
@@ -278,10 +285,10 @@ def run_report(
             f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; "
             "swap them or widen the window"
         )
+    if preset.source == "histogram" and not exact:
+        return latency_rows(store, _group(by), by, since, until)
     source, params = _source(store, preset, since, until)
     rows = store.query(preset.sql(by, source, store.dialect), params)
-    if store.dialect == "clickhouse":  # its percentiles of no values are NaN where SQL's are NULL
-        rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
     if name == "tier-share":
         rows = _with_expected(rows, expected or {})
     return rows

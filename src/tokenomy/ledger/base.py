@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.errors import ConfigError
-from tokenomy.ledger import rollups
+from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
 
 _COLUMN_TYPES = {
@@ -118,8 +118,10 @@ class LedgerStore:
             if not version or version[0][0] != rollups.ROLLUP_VERSION:  # older rollups: their columns differ
                 conn.execute("DROP TABLE IF EXISTS usage_hourly")
                 conn.execute("DROP TABLE IF EXISTS usage_tags_hourly")
+                conn.execute("DROP TABLE IF EXISTS latency_daily")
             conn.execute(rollups.HOURLY_DDL)
             conn.execute(rollups.TAGS_DDL)
+            conn.execute(latency_rollup.DDL)
             self._init_extra(conn)
         if not self._rollups_current():
             self.rebuild_rollups()
@@ -132,12 +134,14 @@ class LedgerStore:
         return bool(rows) and rows[0]["value"] == rollups.ROLLUP_VERSION
 
     def rebuild_rollups(self) -> None:
-        """Recompute the hourly rollups from every event: on first open of an older ledger, or after events
-        were inserted with plain SQL (as the report benchmark does) rather than through `write`."""
+        """Recompute the hourly rollups and daily latency histograms from every event: on first open of an older
+        ledger, or after events were inserted with plain SQL (as the report benchmark does) rather than through
+        `write`."""
         ph = self.placeholder
         with self.connect() as conn, self._transaction(conn):
             self._lock_rollups(conn)
             rollups.rebuild(conn, self.dialect)
+            latency_rollup.rebuild(conn, self.dialect)
             conn.execute("DELETE FROM tokenomy_meta WHERE key = 'rollup_version'")
             version = ("rollup_version", rollups.ROLLUP_VERSION)
             conn.execute(f"INSERT INTO tokenomy_meta (key, value) VALUES ({ph}, {ph})", version)

@@ -11,6 +11,7 @@ features that keep other state in the ledger database (alerts sent, batch jobs) 
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tokenomy.errors import ConfigError
-from tokenomy.ledger import rollups
+from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
 
@@ -68,7 +69,21 @@ ROLLUP_DDL = [
     + rollups.hourly_select("usage_events"),
     "CREATE MATERIALIZED VIEW IF NOT EXISTS usage_tags_hourly_mv TO usage_tags_hourly AS "
     + rollups.tags_select("clickhouse", "usage_events"),
+    "CREATE TABLE IF NOT EXISTS latency_daily (day DateTime('UTC'), "
+    + "".join(f"{d} String, " for d in latency_rollup.HIST_DIMENSIONS)
+    + "measure String, bucket Int32, calls UInt64) "
+    + f"ENGINE = SummingMergeTree ORDER BY ({', '.join(latency_rollup.KEYS)})",
+    # One view per measure: each inserted block adds its latency and its ttft buckets.
+    *(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS latency_daily_{m}_mv TO latency_daily AS "
+        + latency_rollup.histogram_select("clickhouse", "usage_events", m)
+        for m in latency_rollup.MEASURES
+    ),
 ]
+ROLLUP_TABLES = (
+    "usage_hourly_mv", "usage_tags_hourly_mv", *(f"latency_daily_{m}_mv" for m in latency_rollup.MEASURES),
+    "usage_hourly", "usage_tags_hourly", "latency_daily",
+)  # fmt: skip
 META_DDL = (
     "CREATE TABLE IF NOT EXISTS tokenomy_meta (key String, value String) ENGINE = ReplacingMergeTree ORDER BY key"
 )
@@ -153,11 +168,16 @@ class _Server:
         return self.client.query_arrow(sql).to_pylist()
 
 
+def _sql_null(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 class _Cursor:
     """Just enough of a DB-API cursor for LedgerStore.query/execute."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self._rows = rows
+        # ClickHouse gives NaN where SQL gives NULL (a percentile or average of no values): every caller gets NULL.
+        self._rows = [{k: _sql_null(v) for k, v in r.items()} for r in rows]
         self.description = [(name,) for name in rows[0]] if rows else None
 
     def fetchall(self) -> list[tuple]:
@@ -212,7 +232,7 @@ class ClickHouseStore(LedgerStore):
                 )
             version = conn.execute("SELECT value FROM tokenomy_meta FINAL WHERE key = 'rollup_version'").fetchall()
             if not version or version[0][0] != rollups.ROLLUP_VERSION:  # older rollups: their columns differ
-                for name in ("usage_hourly_mv", "usage_tags_hourly_mv", "usage_hourly", "usage_tags_hourly"):
+                for name in ROLLUP_TABLES:  # views first: none may outlive its target
                     conn.execute(f"DROP TABLE IF EXISTS {name}")
             for ddl in ROLLUP_DDL:
                 conn.execute(ddl)
@@ -227,6 +247,9 @@ class ClickHouseStore(LedgerStore):
             conn.execute("TRUNCATE TABLE usage_tags_hourly")
             conn.execute(rollups.hourly_insert("usage_events", upsert=False))
             conn.execute(rollups.tags_insert(self.dialect, "usage_events", upsert=False))
+            conn.execute("TRUNCATE TABLE latency_daily")
+            for measure in latency_rollup.MEASURES:
+                conn.execute(latency_rollup.histogram_insert(self.dialect, "usage_events", measure, upsert=False))
             conn.execute(
                 "INSERT INTO tokenomy_meta (key, value) VALUES (%s, %s)", ("rollup_version", rollups.ROLLUP_VERSION)
             )

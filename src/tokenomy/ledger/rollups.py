@@ -20,7 +20,7 @@ from typing import Any
 
 from tokenomy.ledger.spend import counted_sql
 
-ROLLUP_VERSION = "2"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
+ROLLUP_VERSION = "3"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
 DIMENSIONS = (
     "provider", "model", "region", "mode", "task", "tier", "route", "tenant", "key_id", "outcome", "priced_by"
 )  # fmt: skip
@@ -39,7 +39,7 @@ MEASURES: dict[str, str] = {
     "all_input_tokens": ALL_INPUT,
 }
 # Columns the rollup needs from a freshly inserted event (what the write's RETURNING gives back).
-SOURCE_COLUMNS = ("ts", *DIMENSIONS, "tags", "cost_usd", *TOKENS)
+SOURCE_COLUMNS = ("ts", *DIMENSIONS, "tags", "cost_usd", *TOKENS, "latency_ms", "ttft_ms")
 
 HOURLY_DDL = (
     "CREATE TABLE IF NOT EXISTS usage_hourly (hour TIMESTAMPTZ NOT NULL, "
@@ -126,19 +126,23 @@ def rebuild(conn: Any, dialect: str) -> None:
     conn.execute(tags_insert(dialect, "usage_events", upsert=False))
 
 
-def _ceil_hour(ts: datetime) -> datetime:
+def _floor(ts: datetime, unit: str) -> datetime:
     floor = ts.replace(minute=0, second=0, microsecond=0)
-    return floor if floor == ts else floor + timedelta(hours=1)
+    return floor.replace(hour=0) if unit == "day" else floor
 
 
-def _floor_hour(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
+def _ceil(ts: datetime, unit: str) -> datetime:
+    floor = _floor(ts, unit)
+    return floor if floor == ts else floor + timedelta(**{f"{unit}s": 1})
 
 
-def _split(since: datetime | None, until: datetime | None) -> list[tuple[str, datetime | None, datetime | None]]:
-    """Cover [since, until) by (source, start, end) pieces: 'rollup' for whole hours, 'raw' for the edges."""
-    lo = None if since is None else _ceil_hour(since)
-    hi = None if until is None else _floor_hour(until)
+def _split(
+    since: datetime | None, until: datetime | None, unit: str = "hour"
+) -> list[tuple[str, datetime | None, datetime | None]]:
+    """Cover [since, until) by (source, start, end) pieces: 'rollup' for whole hours (or UTC days), 'raw' for
+    the edges."""
+    lo = None if since is None else _ceil(since, unit)
+    hi = None if until is None else _floor(until, unit)
     if lo is not None and hi is not None and lo >= hi:
         return [("raw", since, until)]  # the window lies inside one or two partial hours
     pieces: list[tuple[str, datetime | None, datetime | None]] = [("rollup", lo, hi)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import ConfigError
-from tokenomy.ledger import rollups
+from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import (  # noqa: F401 - re-exported: callers import the schema and base from here
     _COLUMN_TYPES,
     ADDED_COLUMNS,
@@ -101,6 +101,8 @@ class DuckDBStore(LedgerStore):
             try:
                 conn.execute(rollups.hourly_insert("_tokenomy_new", upsert=True))
                 conn.execute(rollups.tags_insert(self.dialect, "_tokenomy_new", upsert=True))
+                for measure in latency_rollup.MEASURES:
+                    conn.execute(latency_rollup.histogram_insert(self.dialect, "_tokenomy_new", measure, upsert=True))
             finally:
                 conn.unregister("_tokenomy_new")
 
@@ -143,12 +145,16 @@ class PostgresStore(LedgerStore):
 
     def _insert_staged(self, conn: Any) -> None:
         columns = ", ".join(COLUMNS)
-        # One statement: the events really inserted (RETURNING skips ids already present) feed both rollups.
+        # One statement: the events really inserted (RETURNING skips ids already present) feed every rollup.
         conn.execute(
             f"WITH new AS (INSERT INTO usage_events ({columns}) SELECT {columns} FROM _tokenomy_stage "
             f"ON CONFLICT (event_id) DO NOTHING RETURNING {', '.join(rollups.SOURCE_COLUMNS)}), "
-            f"hourly AS ({rollups.hourly_insert('new', upsert=True)}) "
-            f"{rollups.tags_insert(self.dialect, 'new', upsert=True)}"
+            f"hourly AS ({rollups.hourly_insert('new', upsert=True)})"
+            + "".join(
+                f", hist_{m} AS ({latency_rollup.histogram_insert(self.dialect, 'new', m, upsert=True)})"
+                for m in latency_rollup.MEASURES
+            )
+            + f" {rollups.tags_insert(self.dialect, 'new', upsert=True)}"
         )
 
 
