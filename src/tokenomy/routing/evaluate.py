@@ -1,10 +1,10 @@
 """Replay RouteLLM outcomes (GSM8K, MMLU, MT-Bench): each routing policy's cost and quality on a held-out split.
 
-Both routers (TF-IDF classifier, embedding router) are trained on one seeded half of the data and their
+The routers (TF-IDF classifier, embedding router, combined router) are trained on one seeded half of the data and their
 thresholds calibrated on out-of-fold scores of that half (cross-fitting); every policy is reported on the
 other half, which nothing was fitted or calibrated on. Policies: always-cheapest, always-best, oracle,
 random (at the embedding router's strong share, so equal cost), rules (a rule file applied to the prompts),
-classifier, embedding, cascade (the weak model's real responses judged by the cascade validators) and hybrid
+classifier, embedding, combined, cascade (the weak model's real responses judged by the cascade validators) and hybrid
 (predicted-hard prompts straight to the strong model, the rest through the cascade); the last two on GSM8K
 only, the one set with responses.
 """
@@ -41,7 +41,7 @@ from tokenomy.routing.validators import validate
 DEFAULT_RULES = examples("routing/eval_rules.yaml")
 FOLDS = 5  # cross-fitting folds for threshold calibration
 CONFIDENCE = 0.8  # share of bootstrap resamples of the calibration set in which the target must hold
-ROUTERS = {"classifier": "tfidf", "embedding": "embedding"}
+ROUTERS = {"classifier": "tfidf", "embedding": "embedding", "combined": "combined"}
 
 
 def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None, str | None]:
