@@ -1,8 +1,8 @@
 """Routing decision latency of every trained router: train each on GSM8K prompts, save and load it as the gateway
 does, then time 2,000 decisions through the Router table (`make_router(...).route(request)`): the TF-IDF
 classifier, the embedding router, the combined router (TF-IDF + embedding + difficulty cues, one quality head per
-model), a rules-then-classifier hybrid, and the embedding router with cascade validators (predicted-hard prompts to
-the strong tier, the rest verified). Prints p50/p99 in ms.
+model), a rules-then-classifier hybrid, and the embedding and combined routers with cascade validators (predicted-hard
+prompts to the strong tier, the rest verified; `route eval`'s hybrid is the combined one). Prints p50/p99 in ms.
 
 Targets (issue 17): p99 < 5 ms for every router, < 1 ms for TF-IDF + logistic regression.
 """
@@ -63,6 +63,12 @@ def main(decisions: int = 2000) -> None:
         "embedding + cascade": Policy(
             type="embedding",
             classifier_path=paths["embedding"],
+            tiers=["tier1", "tier2"],
+            validators={"regex": r"####\s*-?[\d,.]+\s*$", "arithmetic": True},
+        ),
+        "combined + cascade": Policy(
+            type="combined",
+            classifier_path=paths["combined"],
             tiers=["tier1", "tier2"],
             validators={"regex": r"####\s*-?[\d,.]+\s*$", "arithmetic": True},
         ),
