@@ -1,7 +1,8 @@
 """Routing decision latency of every trained router: train each on GSM8K prompts, save and load it as the gateway
 does, then time 2,000 decisions through the Router table (`make_router(...).route(request)`): the TF-IDF
-classifier, the embedding router, a rules-then-classifier hybrid, and the embedding router with cascade validators
-(predicted-hard prompts to the strong tier, the rest verified). Prints p50/p99 in ms.
+classifier, the embedding router, the combined router (TF-IDF + embedding + difficulty cues, one quality head per
+model), a rules-then-classifier hybrid, and the embedding and combined routers with cascade validators (predicted-hard
+prompts to the strong tier, the rest verified; `route eval`'s hybrid is the combined one). Prints p50/p99 in ms.
 
 Targets (issue 17): p99 < 5 ms for every router, < 1 ms for TF-IDF + logistic regression.
 """
@@ -47,7 +48,7 @@ def main(decisions: int = 2000) -> None:
     frame = load_outcomes("gsm8k")
     folder = Path(tempfile.mkdtemp())
     paths = {}
-    for kind in ("tfidf", "embedding"):
+    for kind in ("tfidf", "embedding", "combined"):
         router, _ = train_and_calibrate(frame, target_quality=0.95, kind=kind, folds=5)
         paths[kind] = str(folder / f"{kind}.joblib")
         save(router, paths[kind])
@@ -55,12 +56,19 @@ def main(decisions: int = 2000) -> None:
     policies = {
         "classifier (TF-IDF + LR)": Policy(type="classifier", classifier_path=paths["tfidf"], tiers=["tier1", "tier2"]),
         "embedding": Policy(type="embedding", classifier_path=paths["embedding"], tiers=["tier1", "tier2"]),
+        "combined": Policy(type="combined", classifier_path=paths["combined"], tiers=["tier1", "tier2"]),
         "hybrid (rules + TF-IDF)": Policy(
             type="hybrid", classifier_path=paths["tfidf"], tiers=["tier1", "tier2"], rules=RULES
         ),
         "embedding + cascade": Policy(
             type="embedding",
             classifier_path=paths["embedding"],
+            tiers=["tier1", "tier2"],
+            validators={"regex": r"####\s*-?[\d,.]+\s*$", "arithmetic": True},
+        ),
+        "combined + cascade": Policy(
+            type="combined",
+            classifier_path=paths["combined"],
             tiers=["tier1", "tier2"],
             validators={"regex": r"####\s*-?[\d,.]+\s*$", "arithmetic": True},
         ),

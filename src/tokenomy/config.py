@@ -105,9 +105,10 @@ VALIDATOR_KEYS = (
 
 
 class RoutingPolicy(_Strict):
-    """`routing.policies.<name>`: rules, cascade, classifier, embedding or hybrid (see tokenomy.routing.router)."""
+    """`routing.policies.<name>`: rules, cascade, classifier, embedding, combined or hybrid (see
+    tokenomy.routing.router)."""
 
-    type: Literal["rules", "cascade", "classifier", "embedding", "hybrid"] = "rules"
+    type: Literal["rules", "cascade", "classifier", "embedding", "combined", "hybrid"] = "rules"
     rules: list[Rule] = Field(default_factory=list)
     default_tier: Optional[str] = Field(None, description="tier when no rule fires; default: the cheapest tier")
     tiers: Optional[list[str]] = Field(None, description="the policy's tiers, cheapest first; default: all tiers")

@@ -136,7 +136,7 @@ def test_eval_over_seeds_reports_each_split_and_the_median(tmp_path):
     from tokenomy.routing.evaluate import evaluate, over_seeds
 
     summary = over_seeds("mt-bench", 2)
-    assert set(summary) == {"classifier", "embedding"}
+    assert set(summary) == {"classifier", "embedding", "combined"}
     second = evaluate("mt-bench", seed=1)["routers"]["embedding"]["share_at_target"]
     shares = summary["embedding"]["share_at_target"]
     assert len(shares) == 2 and shares[1] == second

@@ -19,7 +19,7 @@ from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, pri
 from helpers import REPO
 
 ROOT = REPO
-POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier", "embedding"}
+POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier", "embedding", "combined"}
 
 
 def _retained_and_cost(router, frame):
@@ -34,7 +34,7 @@ def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
     png = tmp_path / "gsm8k.png"
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "gsm8k", "--json", "--png", str(png),
                           "--strong-model", "anthropic.claude-3-haiku-20240307-v1:0"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     rows = {r["policy"]: r for r in json.loads(out.stdout)}
     assert set(rows) == POLICIES | {"cascade", "hybrid"}
@@ -227,7 +227,7 @@ def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
     # The price lines used to show the catalog's raw decimals: "$0.45000000/M in, $0.7000000/M out".
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png",
-                          str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env={**os.environ, "COLUMNS": "300"})
     assert out.returncode == 0, out.stderr
     assert f"price: {WEAK_MODEL} us-east-1: $0.45/M in, $0.70/M out" in out.stdout

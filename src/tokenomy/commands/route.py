@@ -83,8 +83,9 @@ def train_cmd(
     router_kind: str = typer.Option(
         "tfidf",
         "--router",
-        help="tfidf (TF-IDF + logistic regression) or embedding (static MiniLM embedding, regression on the "
-        "strong model's quality gain); an `embedding` policy needs the latter.",
+        help="tfidf (TF-IDF + logistic regression), embedding (static MiniLM embedding, regression on the "
+        "strong model's quality gain) or combined (TF-IDF + embedding + difficulty cues, one quality head per "
+        "model); an `embedding` or `combined` policy needs a router of its kind.",
     ),
     folds: Optional[int] = typer.Option(
         None,
@@ -98,9 +99,9 @@ def train_cmd(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Fit a router (TF-IDF + logistic regression, or the embedding router) on labelled prompts; with a target,
-    calibrate the decision threshold on prompts it was not fitted on and save it with the model (the router then
-    uses it unless the policy sets `threshold`)."""
+    """Fit a router (TF-IDF + logistic regression, the embedding router or the combined router) on labelled
+    prompts; with a target, calibrate the decision threshold on prompts it was not fitted on and save it with the
+    model (the router then uses it unless the policy sets `threshold`)."""
     from tokenomy.routing.calibrate import price, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data

@@ -208,19 +208,24 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
 
 
-ROUTER_KINDS = ("tfidf", "embedding")
+ROUTER_KINDS = ("tfidf", "embedding", "combined")
 
 
 def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
-    """Fit a scorer with `predict_proba`: TF-IDF + logistic regression on "strong did better", or the embedding
-    router on the strong-minus-weak quality gain (see `routing.embeddings`)."""
+    """Fit a scorer with `predict_proba`: TF-IDF + logistic regression on "strong did better", the embedding
+    router on the strong-minus-weak quality gain (see `routing.embeddings`), or the combined router's two quality
+    heads (see `routing.combined`)."""
+    if kind == "combined":
+        from tokenomy.routing.combined import train as train_combined
+
+        return train_combined(frame["prompt"].tolist(), frame["weak_quality"], frame["strong_quality"])
     if kind == "embedding":
         from tokenomy.routing.embeddings import train as train_embedding
 
         gains = frame["strong_quality"].to_numpy(float) - frame["weak_quality"].to_numpy(float)
         return train_embedding(frame["prompt"].tolist(), gains)
     if kind != "tfidf":
-        raise UsageError(f"--router {kind}: unknown; use {' or '.join(ROUTER_KINDS)}")
+        raise UsageError(f"--router {kind}: unknown; use {', '.join(ROUTER_KINDS)}")
     from tokenomy.routing.classifier import train
 
     return train(frame["prompt"].tolist(), strong_needed(frame), seed)

@@ -1,12 +1,12 @@
 """Replay RouteLLM outcomes (GSM8K, MMLU, MT-Bench): each routing policy's cost and quality on a held-out split.
 
-Both routers (TF-IDF classifier, embedding router) are trained on one seeded half of the data and their
-thresholds calibrated on out-of-fold scores of that half (cross-fitting); every policy is reported on the
-other half, which nothing was fitted or calibrated on. Policies: always-cheapest, always-best, oracle,
-random (at the embedding router's strong share, so equal cost), rules (a rule file applied to the prompts),
-classifier, embedding, cascade (the weak model's real responses judged by the cascade validators) and hybrid
-(predicted-hard prompts straight to the strong model, the rest through the cascade); the last two on GSM8K
-only, the one set with responses.
+The routers (TF-IDF classifier, embedding router, combined router) are trained on one seeded half of the data and
+their thresholds calibrated on out-of-fold scores of that half (cross-fitting); every policy is reported on the
+other half, which nothing was fitted or calibrated on. Policies: always-cheapest, always-best, oracle, random (at
+the embedding router's strong share, so equal cost), rules (a rule file applied to the prompts), classifier,
+embedding, combined, cascade (the weak model's real responses judged by the cascade validators) and hybrid
+(the combined router's predicted-hard prompts straight to the strong model, the rest through the cascade); the last
+two on GSM8K only, the one set with responses.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from tokenomy.routing.validators import validate
 DEFAULT_RULES = examples("routing/eval_rules.yaml")
 FOLDS = 5  # cross-fitting folds for threshold calibration
 CONFIDENCE = 0.8  # share of bootstrap resamples of the calibration set in which the target must hold
-ROUTERS = {"classifier": "tfidf", "embedding": "embedding"}
+ROUTERS = {"classifier": "tfidf", "embedding": "embedding", "combined": "combined"}
+HYBRID_SCORES = "combined"  # the router whose scores pick the hybrid's predicted-hard prompts
 
 
 def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None, str | None]:
@@ -175,13 +176,13 @@ def evaluate(
             fitted[name], out_of_fold[name], train_part, weak, strong, target_quality, confidence=CONFIDENCE, seed=seed
         )
     escalated = train_escalated = None
-    if has_responses:  # hybrid: the embedding router's scores, its threshold calibrated with the cascade behind it
+    if has_responses:  # hybrid: one router's scores, its threshold calibrated with the cascade behind it
         escalated = cascade_escalations(test, validators or {})
         train_escalated = cascade_escalations(train_part, validators or {})
-        fitted["hybrid"] = TrainedRouter(fitted["embedding"].pipeline)
+        fitted["hybrid"] = TrainedRouter(fitted[HYBRID_SCORES].pipeline)
         calibration["hybrid"] = calibrate(
             fitted["hybrid"],
-            out_of_fold["embedding"],
+            out_of_fold[HYBRID_SCORES],
             train_part,
             weak,
             strong,

@@ -1,7 +1,7 @@
 """Routers: from a request, the ordered tiers to try and whether each answer must pass validators.
 
-One small interface and a table of implementations (rules, classifier, embedding, hybrid, cascade), in the manner
-of RouteLLM's router table. A router only decides; the client's attempt loop (`tokenomy.client`) expands
+One small interface and a table of implementations (rules, classifier, embedding, combined, hybrid, cascade), in
+the manner of RouteLLM's router table. A router only decides; the client's attempt loop (`tokenomy.client`) expands
 the tiers into attempts under the route's call policy (token caps, cache points, retries, fallbacks,
 rate limit), so a routed call is capped, retried and recorded exactly like any other call.
 """
@@ -133,7 +133,7 @@ class ClassifierRouter(Router):
         strong = strong_probability(model, text) >= threshold
         return Decision(
             self.order[-1] if strong else self.order[0],
-            self.kind if self.kind == "embedding" else "classifier",
+            self.kind if self.kind in ("embedding", "combined") else "classifier",
             f"{self.label} {self.policy.classifier_path} chose it (threshold {threshold:g})",
         )
 
@@ -145,15 +145,28 @@ class EmbeddingRouter(ClassifierRouter):
 
     kind = "embedding"
     label = "the embedding router"
+    trained_by = "`tokenomy route train --router embedding`"
 
     def model(self) -> Any:
         model = super().model()
-        if getattr(model.pipeline, "kind", None) != "embedding":
+        held = getattr(model.pipeline, "kind", None)
+        if held != self.kind:
             raise ConfigError(
-                f"routing.policies: classifier_path {self.policy.classifier_path!r} holds a TF-IDF classifier; "
-                "an embedding policy needs one from `tokenomy route train --router embedding`"
+                f"routing.policies: classifier_path {self.policy.classifier_path!r} holds "
+                f"{'a TF-IDF classifier' if held is None else f'the {held} router'}; "
+                f"a {self.kind} policy needs one from {self.trained_by}"
             )
         return model
+
+
+class CombinedRouter(EmbeddingRouter):
+    """The combined router (`route train --router combined`): TF-IDF words, the static embedding and difficulty
+    cues, with one quality head per model; P(strong better) at or above the threshold → the last tier. With
+    `validators`, like the embedding router, the other prompts' cheap answers are checked and escalated."""
+
+    kind = "combined"
+    label = "the combined router"
+    trained_by = "`tokenomy route train --router combined`"
 
 
 class HybridRouter(ClassifierRouter):
@@ -189,7 +202,7 @@ class CascadeRouter(Router):
 
 
 ROUTERS: dict[str, Callable[..., Router]] = {
-    r.kind: r for r in (RulesRouter, ClassifierRouter, EmbeddingRouter, HybridRouter, CascadeRouter)
+    r.kind: r for r in (RulesRouter, ClassifierRouter, EmbeddingRouter, CombinedRouter, HybridRouter, CascadeRouter)
 }
 
 
@@ -246,6 +259,7 @@ __all__ = [
     "ROUTERS",
     "CascadeRouter",
     "ClassifierRouter",
+    "CombinedRouter",
     "EmbeddingRouter",
     "HybridRouter",
     "Prices",
