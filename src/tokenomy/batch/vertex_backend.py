@@ -29,21 +29,11 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.gcs import CloudStorage, split_gs_uri
+from tokenomy.batch.gemini_backend import STATUS_MAP  # Vertex jobs and Gemini API batches share JobState
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.providers.gemini_mapping import usage_from_gemini
 
 LABEL = "tokenomy_record"
-STATUS_MAP = {
-    "JOB_STATE_QUEUED": "scheduled",
-    "JOB_STATE_PENDING": "submitted",
-    "JOB_STATE_RUNNING": "in_progress",
-    "JOB_STATE_SUCCEEDED": "completed",
-    "JOB_STATE_PARTIALLY_SUCCEEDED": "partially_completed",
-    "JOB_STATE_FAILED": "failed",
-    "JOB_STATE_CANCELLING": "stopping",
-    "JOB_STATE_CANCELLED": "stopped",
-    "JOB_STATE_EXPIRED": "expired",
-}
 
 
 def job_options(options: SubmitOptions) -> SubmitOptions:
