@@ -29,9 +29,9 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
-# ruff (lint + format check) and mypy over the package; `make test` runs it first.
+# ruff (lint: package, tests, benchmarks; format: package) and mypy; `make test` runs it first.
 lint: install
-	$(BIN)/ruff check src
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
 

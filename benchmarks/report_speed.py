@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tokenomy.analytics.reports import REPORTS, run_report
@@ -35,7 +35,7 @@ COLUMNS = ("ts, provider, model, region, mode, task, tier, tags, input_tokens, o
            "cache_write_tokens, cost_usd, latency_ms, ttft_ms, outcome, attempt, event_id")
 SECONDS = 90 * 86400
 TAGS = """'{}', '{"team": "search"}', '{"env": "prod", "team": "ads"}'"""
-END = datetime(2026, 10, 29, 13, 37, 11, tzinfo=timezone.utc)  # inside the last generated day and hour
+END = datetime(2026, 10, 29, 13, 37, 11, tzinfo=UTC)  # inside the last generated day and hour
 
 
 def _values(array: str, ts: str, rand: str, text: str) -> str:
@@ -131,14 +131,14 @@ def measure(store: LedgerStore) -> dict[str, tuple[float, str]]:
         seconds, rows = _timed(lambda name=name: run_report(store, name, now=END))
         out[name] = (seconds, f"{len(rows)} rows")  # type: ignore[arg-type]
         if name == "latency":  # the default reads histograms; time the exact one too, and how far apart they are
-            seconds, exact = _timed(lambda: run_report(store, name, now=END, exact=True))
+            seconds, exact = _timed(lambda: run_report(store, "latency", now=END, exact=True))
             worst = _largest_difference(rows, exact)  # type: ignore[arg-type]
             out["latency --exact"] = (seconds, f"histogram percentiles at most {worst:.3%} off")
     # Imported before timing: the import is not the forecast (1.2 s cold here, once per process; before this
     # line the first engine of a run paid it inside its figure).
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # noqa: F401
 
-    seconds, forecast = _timed(lambda: month_end_forecast(store, now=datetime(2026, 10, 20, tzinfo=timezone.utc)))
+    seconds, forecast = _timed(lambda: month_end_forecast(store, now=datetime(2026, 10, 20, tzinfo=UTC)))
     out["forecast"] = (seconds, f"Oct ${forecast.forecast_usd:,.0f}")  # type: ignore[attr-defined]
     seconds, found = _timed(lambda: find_anomalies(store))
     out["anomalies"] = (seconds, f"{len(found)} flagged")  # type: ignore[arg-type]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 

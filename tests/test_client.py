@@ -6,14 +6,14 @@ import logging
 import threading
 
 import pytest
-from helpers.scripted_openai import ScriptedOpenAI, models
 
+from helpers.scripted_openai import ScriptedOpenAI, models
 from tokenomy.caching import tokens as token_policy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
-from tokenomy.errors import ConfigError
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
+from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, Usage
 from tokenomy.pricing.cost import compute_cost

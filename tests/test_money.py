@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def _json_commands() -> list[list[str]]:
     root = typer.main.get_command(app)
     found: list[list[str]] = []
 
-    def walk(command, path: list[str]) -> None:  # noqa: ANN001 - click or typer's vendored click
+    def walk(command, path: list[str]) -> None:
         if hasattr(command, "commands"):
             for name, sub in command.commands.items():
                 walk(sub, path + [name])
@@ -136,7 +136,7 @@ EXPORTS = Path(__file__).parent / "analytics" / "billing_exports"
 
 
 def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     ledger = str(tmp_path / "ledger.duckdb")
     events = _demo_events(now)
     open_store(ledger).write(events)
@@ -180,7 +180,7 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
     assert commands == set(runs) | set(NEEDS_A_SERVICE), "give every --json command a run here, or a reason"
     runner = CliRunner()
     problems = []
-    for name, arg_lists in runs.items():
+    for arg_lists in runs.values():
         for args in arg_lists:
             result = runner.invoke(app, [*args, "--json"])
             assert result.exit_code in (0, 1), (args, result.output)  # alerts check exits 1 when something fires

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
 
-from helpers.seeded_ledgers import _ledger
 from helpers.seeded_ledgers import NOW as REPORT_NOW
-from helpers.seeded_ledgers import _events
+from helpers.seeded_ledgers import _events, _ledger
 from tokenomy.analytics.alerts import AlertSettings, evaluate, validate_budgets
 from tokenomy.cli import app
 from tokenomy.config import parse_config
@@ -30,7 +29,7 @@ def webhook():
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
             self.send_response(204)
             self.end_headers()
@@ -49,12 +48,12 @@ def webhook():
 def test_budget_spent_and_forecast(ledger_path) -> None:
     _ledger(ledger_path)
     store = open_store(ledger_path)
-    late_sept = datetime(2026, 9, 28, 23, tzinfo=timezone.utc)
+    late_sept = datetime(2026, 9, 28, 23, tzinfo=UTC)
     over = evaluate(store, [{"scope": "model", "match": "steady", "limit_usd": 5}], now=late_sept)
     spent = sum(e.cost_usd for e in store.events() if e.model == "steady" and e.ts.month == 9)
     assert [a["spent_usd"] for a in over if a["kind"] == "budget"] == [spent]
     # Mid-September: ~$110 spent, ~$235 by month end. A $150 budget is not yet spent but will be.
-    mid = datetime(2026, 9, 15, tzinfo=timezone.utc)
+    mid = datetime(2026, 9, 15, tzinfo=UTC)
     spent_mid = sum(e.cost_usd for e in store.events() if e.model == "steady" and mid.replace(day=1) <= e.ts < mid)
     alerts = evaluate(store, [{"scope": "model", "match": "steady", "limit_usd": 150},
                               {"scope": "model", "match": "steady", "limit_usd": 400}], now=mid)
@@ -105,7 +104,7 @@ def _event(ts, model="m", **kw) -> UsageEvent:
 
 @pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
 def test_cache_routing_escalation_idle(request, url_fixture) -> None:
-    now = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 18, 12, tzinfo=UTC)
     day = timedelta(days=1)
     events = []
     for i in range(100):  # cache: "prompted" falls from 94% to 61%, "stable" stays at 90%
@@ -176,7 +175,7 @@ def test_bad_settings_name_their_key() -> None:
 def test_provider_anomalies_on_request(ledger_path) -> None:
     _ledger(ledger_path)  # every model is on bedrock; the spike on 2026-08-20 shows in the provider's total too
     store = open_store(ledger_path)
-    now = datetime(2026, 8, 21, 6, tzinfo=timezone.utc)
+    now = datetime(2026, 8, 21, 6, tzinfo=UTC)
     default = evaluate(store, [], now=now)
     assert [(a["kind"], a["subject"]) for a in default if a["kind"] == "anomaly_spike"] == [("anomaly_spike", "steady")]
     both = evaluate(store, [], now=now, settings=AlertSettings.from_config({"anomaly_groups": ["model", "provider"]}))
@@ -186,7 +185,7 @@ def test_provider_anomalies_on_request(ledger_path) -> None:
 
 def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:
     """One escalated request out of two is 50%, but not a trend: no alert until the route has 20 requests."""
-    now = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 18, 12, tzinfo=UTC)
     store = open_store(ledger_path)
     for n in range(20):
         ts = now - timedelta(minutes=n + 1)

@@ -7,13 +7,13 @@ on day 40. Idle days are not zero-spend data points, so neither may be flagged.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from helpers.seeded_ledgers import _ledger
 from tokenomy.analytics.anomalies import find_anomalies
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from helpers.seeded_ledgers import _ledger
 
 
 def test_spike_and_drift_flagged_no_weekend_alerts(ledger_path) -> None:
@@ -29,7 +29,7 @@ def test_spike_and_drift_flagged_no_weekend_alerts(ledger_path) -> None:
 def test_a_spike_on_a_few_cents_a_day_is_found_like_one_on_dollars(ledger_path) -> None:
     """The test works on spend relative to its usual day: $0.03/day spiking 6x is as visible as $10/day."""
     rng = random.Random(5)
-    start = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 7, 1, tzinfo=UTC)
     events = []
     for d in range(60):
         day = start + timedelta(days=d)

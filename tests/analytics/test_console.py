@@ -17,8 +17,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from helpers.console_seed import seed
 from helpers.browser import _wait_renders, _watch_requests
+from helpers.console_seed import seed
 from tokenomy.cli import app as cli
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -196,7 +196,7 @@ def _group_chart(page) -> dict:
 
 
 @pytest.mark.browser
-def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noqa: F811
+def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     events, since, until = seeded["events"], seeded["since"], seeded["until"]
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     outside = _watch_requests(page, gateway)
@@ -307,7 +307,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:  # noq
 
 
 @pytest.mark.browser
-def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:  # noqa: F811
+def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -334,7 +334,7 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
 
 
 @pytest.mark.browser
-def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:  # noqa: F811
+def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:
     out = tmp_path / "console.html"
     result = CliRunner().invoke(
         cli,

@@ -8,7 +8,7 @@ import random
 import re
 import shutil
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers.browser import _wait_renders, _watch_requests
 from tokenomy.cli import app as cli
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -26,9 +27,8 @@ from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
-from helpers.browser import _wait_renders, _watch_requests
 
-START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 12
 MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None),
           ("bedrock", "amazon.nova-micro-v1:0", "us-east-1")]
@@ -112,7 +112,7 @@ def test_api_sections_match_the_ledger(gateway, ledger) -> None:
               "until": "2026-10-08"}
     narrowed = httpx.get(f"{gateway}/dashboard/api/spend", params=params).json()
     expect = [e for e in events if e.provider == "anthropic" and e.task == "extract" and e.tags["team"] == "support"
-              and datetime(2026, 10, 3, tzinfo=timezone.utc) <= e.ts < datetime(2026, 10, 8, tzinfo=timezone.utc)]
+              and datetime(2026, 10, 3, tzinfo=UTC) <= e.ts < datetime(2026, 10, 8, tzinfo=UTC)]
     assert expect and sum(Decimal(r["cost_usd"]) for r in narrowed) == sum(e.cost_usd for e in expect)
     assert httpx.get(f"{gateway}/dashboard/api/totals", params=params).json()["calls"] == len(expect)
 
@@ -221,7 +221,7 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     charts = _charted(page)
     assert charts["chart-spend"]["labels"] == ["2026-10-04", "2026-10-05", "2026-10-06"]
     in_range = [e for e in events if e.model == "claude-haiku-4-5-20251001"
-                and datetime(2026, 10, 4, tzinfo=timezone.utc) <= e.ts < datetime(2026, 10, 7, tzinfo=timezone.utc)]
+                and datetime(2026, 10, 4, tzinfo=UTC) <= e.ts < datetime(2026, 10, 7, tzinfo=UTC)]
     assert _spend_by_model(charts["chart-spend"])["claude-haiku-4-5-20251001"] == pytest.approx(
         float(sum(e.cost_usd for e in in_range)))
     assert page.inner_text("#kpi-calls") == str(len(in_range))
@@ -277,8 +277,8 @@ def test_report_html_is_self_contained(ledger, tmp_path) -> None:
     assert str(out) in result.output.replace("\n", "")
     text = out.read_text()
     data = _embedded(text)
-    in_range = [e for e in events if datetime(2026, 10, 2, tzinfo=timezone.utc) <= e.ts
-                < datetime(2026, 10, 5, tzinfo=timezone.utc)]
+    in_range = [e for e in events if datetime(2026, 10, 2, tzinfo=UTC) <= e.ts
+                < datetime(2026, 10, 5, tzinfo=UTC)]
     assert sum(Decimal(r["cost_usd"]) for r in data["spend"]) == sum(e.cost_usd for e in in_range)
     assert data["totals"]["calls"] == len(in_range)
     assert {r["day"] for r in data["spend"]} == {"2026-10-02", "2026-10-03", "2026-10-04"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,8 +16,8 @@ from tokenomy.errors import UsageError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 
-START = datetime(2026, 8, 1, tzinfo=timezone.utc)
-CUTOFF = datetime(2026, 11, 16, 9, tzinfo=timezone.utc)  # forecast made on the morning of Nov 16
+START = datetime(2026, 8, 1, tzinfo=UTC)
+CUTOFF = datetime(2026, 11, 16, 9, tzinfo=UTC)  # forecast made on the morning of Nov 16
 
 
 def _daily_costs(seed: int) -> dict[datetime, Decimal]:
@@ -25,7 +25,7 @@ def _daily_costs(seed: int) -> dict[datetime, Decimal]:
     rng = random.Random(seed)
     out = {}
     day = START
-    while day < datetime(2026, 12, 1, tzinfo=timezone.utc):
+    while day < datetime(2026, 12, 1, tzinfo=UTC):
         d = (day - START).days
         level = (30 + 0.25 * d) * (0.4 if day.weekday() >= 5 else 1.0)
         out[day] = Decimal(f"{level * rng.uniform(0.92, 1.08):.6f}")

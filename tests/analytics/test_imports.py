@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -71,7 +71,7 @@ def test_import_otel(ledger_path, tmp_path) -> None:
     events = {e.model: e for e in open_store(ledger_path).events()}
     new = events["gpt-4o-mini"]  # new names: cached tokens are inside input_tokens
     assert (new.provider, new.input_tokens, new.cache_read_tokens, new.output_tokens) == ("openai", 200, 1000, 300)
-    assert new.ts == datetime.fromtimestamp(T0 / 1e9, tz=timezone.utc) and new.latency_ms == 250.0
+    assert new.ts == datetime.fromtimestamp(T0 / 1e9, tz=UTC) and new.latency_ms == 250.0
     assert new.tags == {"source": "otel", "service": "checkout"} and new.task == "chat"
     assert new.cost_usd == compute_cost(Usage(200, 300, 1000, 0), "gpt-4o-mini").total_usd > 0
     old = events["anthropic.claude-3-haiku-20240307-v1:0"]
@@ -240,12 +240,12 @@ def test_import_llm_log(ledger_path, tmp_path) -> None:
     gpt = events["gpt-4o-mini"]
     assert (gpt.provider, gpt.input_tokens, gpt.cache_read_tokens, gpt.output_tokens, gpt.latency_ms) == \
         ("openai", 1500 - 1024, 1024, 40, 812.0)
-    assert gpt.ts == datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    assert gpt.ts == datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=UTC)
     assert gpt.cost_usd == compute_cost(Usage(476, 40, 1024, 0), "gpt-4o-mini").total_usd
     claude = events["claude-3.5-sonnet"]
     assert (claude.provider, claude.input_tokens, claude.cache_read_tokens, claude.cache_write_tokens) == \
         ("anthropic", 30, 2000, 100)
-    assert claude.ts == datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=timezone.utc)  # naive = UTC
+    assert claude.ts == datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=UTC)  # naive = UTC
     assert events["local"].input_tokens == 0 and events["local"].latency_ms == 8000.0
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers.seeded_ledgers import MODELS, NOW, _events
 from tokenomy.analytics.reports import REPORTS, run_report
 from tokenomy.cli import app
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from helpers.seeded_ledgers import MODELS, NOW, _events
 
 
 def _family(model: str) -> str:
@@ -30,7 +30,7 @@ def _family(model: str) -> str:
 
 
 def _floor(ts: datetime, unit: str) -> datetime:
-    ts = ts.astimezone(timezone.utc)
+    ts = ts.astimezone(UTC)
     if unit == "hour":
         return ts.replace(minute=0, second=0, microsecond=0)
     day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -40,7 +40,7 @@ def _floor(ts: datetime, unit: str) -> datetime:
 
 
 def _utc(value) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _sum(events, key, value) -> dict:
@@ -111,7 +111,8 @@ def _check(store, events: list[UsageEvent]) -> None:
     per_call = _rows(store, "cost-per-task", ("task",), "cost_per_call_usd")
     assert all(isinstance(v, Decimal) for v in per_call.values())  # money, not a float printed as 5.3e-05
     want_cost = _sum(events, lambda e: (e.task or "(none)",), cost)
-    assert {k: round(v, 9) for k, v in per_call.items()} == {k: round(want_cost[k] / task_calls[k], 9) for k in want_cost}
+    want = {k: round(want_cost[k] / task_calls[k], 9) for k in want_cost}
+    assert {k: round(v, 9) for k, v in per_call.items()} == want
     tag_cost: dict = defaultdict(Decimal)
     for e in events:
         for key, value in e.tags.items():

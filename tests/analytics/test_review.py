@@ -283,8 +283,8 @@ def test_every_catalog_model_has_a_curated_line() -> None:
 def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) -> None:
     import httpx
 
-    from tokenomy.gateway.app import create_app
     from tokenomy.emulate.server import ServerThread
+    from tokenomy.gateway.app import create_app
 
     open_store(ledger_path).write(planted_events())
     with ServerThread(create_app(None, str(ledger_path)), lifespan="on") as gateway:

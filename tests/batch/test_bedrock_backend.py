@@ -8,12 +8,14 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC
 from decimal import Decimal
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from helpers.batch_records import in_order, plain, records, wait
 from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.bedrock_backend import BedrockBatchBackend
 from tokenomy.emulate.bedrock_batch import configure
@@ -23,7 +25,6 @@ from tokenomy.emulate.server import ServerThread, free_port
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
-from helpers.batch_records import in_order, plain, records, wait
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ROLE = "arn:aws:iam::123456789012:role/BedrockBatch"
@@ -159,7 +160,7 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
         folder = output["s3Uri"][len(f"s3://{BUCKET}/"):] + handle.rsplit("/", 1)[1]
         head = s3.head_object(Bucket=BUCKET, Key=f"{folder}/records.jsonl.out")
         assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
-        state, message = backend.status(handle)
+        _state, message = backend.status(handle)
         assert "3 records failed" in message
         results = {r.id: r for r in backend.results(handle)}
         failed = {rid for rid, r in results.items() if not r.ok}
@@ -203,7 +204,7 @@ def test_stop_moves_through_stopping_to_stopped(s3_url) -> None:
 
 def test_job_that_waits_past_its_timeout_expires(s3_url) -> None:
     # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: it expires before it starts.
-    with emulator(s3_url, queue_seconds=5, seconds_per_hour=0.01) as (url, options):
+    with emulator(s3_url, queue_seconds=5, seconds_per_hour=0.01) as (_url, options):
         backend = BedrockBatchBackend(options)
         handle = backend.submit("expire", HAIKU, records(plain(5)), options)
         seen = wait(backend, handle, timeout=10)
@@ -245,10 +246,10 @@ def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None
         with pytest.raises(ClientError) as err:
             client.stop_model_invocation_job(jobIdentifier=empty)
         assert err.value.response["Error"]["Code"] == "ConflictException"
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
         page = client.list_model_invocation_jobs(maxResults=2, sortOrder="Ascending",
-                                                 submitTimeAfter=datetime.now(timezone.utc) - timedelta(minutes=10))
+                                                 submitTimeAfter=datetime.now(UTC) - timedelta(minutes=10))
         assert [j["jobArn"] for j in page["invocationJobSummaries"]] == [handle, llama] and page["nextToken"]
         everything = [j["jobArn"] for p in client.get_paginator("list_model_invocation_jobs").paginate(
             sortOrder="Ascending", PaginationConfig={"PageSize": 1}) for j in p["invocationJobSummaries"]]
@@ -365,7 +366,7 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         assert job.status == "partially_completed" and 20 < job.done < 120, job.to_json()
         first = job.done
         service.settings.seconds_per_hour = 3600.0  # the next job has all the time it needs
-        with pytest.raises(UsageError, match="below aws.bedrock's minimum of 100"):
+        with pytest.raises(UsageError, match=r"below aws.bedrock's minimum of 100"):
             resubmit_missing(tables, job.job_id)  # what real Bedrock would reject is refused up front
         rest = tmp_path / "rest.jsonl"
         assert export_missing(tables, job.job_id, rest)["records"] == 120 - first

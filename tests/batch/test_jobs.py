@@ -252,7 +252,7 @@ def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> No
                              for i in range(6)) + "\n")
     tables = open_tables(ledger_path)
     job = create_job(tables, src, "local", "local", run_settings={"concurrency": 2})
-    job, stats = run_job(tables, job.job_id)
+    job, _stats = run_job(tables, job.job_id)
     assert (job.status, job.done, job.failed) == ("completed", 6, 0)
     results = tables.results(job.job_id)
     assert all(r["text"] and r["output_tokens"] >= 1 and r["mode"] == "on_demand" for r in results.values())
@@ -354,7 +354,7 @@ def test_records_given_up_after_retries_keep_the_reason(tmp_path: Path) -> None:
     from tokenomy.resilience.retry import RetryPolicy
 
     class Unreachable:  # what an OpenAI-compatible server that is down looks like to the runner
-        def chat(self, request, mode="on_demand", policy=None):  # noqa: ANN001, ANN201
+        def chat(self, request, mode="on_demand", policy=None):
             raise ProviderError("cannot reach http://127.0.0.1:9/v1/chat/completions", kind="server_error")
 
     records, _ = read_records(plain(3))

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import openai
 import pytest
-from helpers.batch_records import in_order, plain, records, wait  # the same records and polling
 
+from helpers.batch_records import in_order, plain, records, wait  # the same records and polling
 from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import REPO
 from tokenomy.bench.judge import parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
-from tokenomy.bench.runner import (FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair,
-                                   run)
+from tokenomy.bench.runner import FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair, run
 from tokenomy.bench.scorers import score
 from tokenomy.bench.summary import export_labels, load_results, recommend, summarize
 from tokenomy.bench.tasks import Example, Task, load_tasks
@@ -25,7 +25,6 @@ from tokenomy.client import Tokenomy
 from tokenomy.config import load_config
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
-from helpers import REPO
 
 ROOT = REPO
 EXAMPLES = ROOT / "examples" / "bench"
@@ -99,7 +98,8 @@ def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
         "tasks:\n  - {name: a, prompt: x, scorer: judge}": r"'examples' is required",
         # These two ran nothing and printed an empty summary table.
         "tasks: []": r"`tasks:` is empty",
-        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}": r"tasks\[0\]\.examples: must be a non-empty",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}":
+            r"tasks\[0\]\.examples: must be a non-empty",
     }
     for number, (text, error) in enumerate(cases.items()):
         bad = tmp_path / f"bad{number}.yaml"
@@ -132,7 +132,8 @@ def test_cli_refuses_a_judge_task_without_a_judge_and_unknown_models(tmp_path):
     result = subprocess.run([TOKENOMY, "bench", "run", str(judged), "--models", "local", "--out", str(tmp_path / "o"),
                              "--ledger", str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "pass --judge MODEL" in result.stderr + result.stdout
-    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local,nonexistent-x",
+    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"),
+                             "--models", "local,nonexistent-x",
                              "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "nonexistent-x" in result.stderr + result.stdout
@@ -172,7 +173,8 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
                       "    price_as: gpt-4o-mini\n")
     out = tmp_path / "out"
     result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "support.yaml"), "--models", "local,server",
-                             "--judge", "grader", "--sample", "2", "--concurrency", "2", "--config", str(config), "--out", str(out),
+                             "--judge", "grader", "--sample", "2", "--concurrency", "2", "--config", str(config),
+                             "--out", str(out),
                              "--ledger", str(tmp_path / "l.duckdb"), "--json"], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
@@ -355,10 +357,10 @@ def test_export_labels_picks_the_cheapest_model_that_met_the_bar(tmp_path):
                          "quality": str(quality), "cost_usd": cost, "error": ""})
     frame = pd.DataFrame(rows)
     labels = export_labels(frame, tolerance=3, tiers={"small": "tier1", "big": "tier2"})
-    assert [(l["prompt"], l["label"], l["tier"], l["met_bar"]) for l in labels] == [
+    assert [(row["prompt"], row["label"], row["tier"], row["met_bar"]) for row in labels] == [
         ("p0", "small", "tier1", True), ("p1", "big", "tier2", True), ("p2", "small", "tier1", True),
         ("p3", "big", "tier2", False)]  # nobody reached 50: the strongest is the label, flagged
-    assert [l["label"] for l in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"
+    assert [row["label"] for row in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"
 
 
 def test_summary_of_a_foreign_or_empty_results_file_is_named(tmp_path):

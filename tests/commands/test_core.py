@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tokenomy.cli import app
 from helpers.cli import all_command_paths
+from tokenomy.cli import app
 
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
 

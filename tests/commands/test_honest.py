@@ -7,10 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from helpers import REPO
+from helpers.cli import _seed
 from tokenomy.cli import app
 from tokenomy.ledger.store import open_store
-from helpers.cli import _seed
-from helpers import REPO
 
 
 def _tables(path: Path) -> set[str]:

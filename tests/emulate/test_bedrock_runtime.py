@@ -82,7 +82,7 @@ def test_stream_frames_decode_with_botocore(url) -> None:
     buffer = EventStreamBuffer()
     buffer.add_data(response.content)  # CRC mismatches would raise here
     messages = list(buffer)
-    assert [m.headers[":event-type"] for m in messages][0] == "messageStart"
+    assert messages[0].headers[":event-type"] == "messageStart"
     assert {m.headers[":message-type"] for m in messages} == {"event"}
     assert {m.headers[":content-type"] for m in messages} == {"application/json"}
     assert json.loads(messages[-1].payload)["usage"]["outputTokens"] <= 3
@@ -151,7 +151,8 @@ def test_prompt_router_reports_invoked_model(brt) -> None:
     result = brt.converse(modelId=ROUTER, messages=user("Hi"), inferenceConfig={"maxTokens": 1})
     invoked = result["trace"]["promptRouter"]["invokedModelId"]
     assert invoked.startswith("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-")
-    streamed = list(brt.converse_stream(modelId=ROUTER, messages=user("Hi"), inferenceConfig={"maxTokens": 1})["stream"])
+    stream = brt.converse_stream(modelId=ROUTER, messages=user("Hi"), inferenceConfig={"maxTokens": 1})["stream"]
+    streamed = list(stream)
     assert streamed[-1]["metadata"]["trace"]["promptRouter"]["invokedModelId"] == invoked
 
 
@@ -198,9 +199,8 @@ def test_tool_config_and_tool_results_are_accepted(brt) -> None:
 
 
 def test_full_throttling_answers_429() -> None:
-    with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base:
-        with pytest.raises(ClientError) as info:
-            client_for(base).converse(modelId=SONNET, messages=user("x"))
+    with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base, pytest.raises(ClientError) as info:
+        client_for(base).converse(modelId=SONNET, messages=user("x"))
     response = info.value.response
     assert response["Error"]["Code"] == "ThrottlingException"
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 429

@@ -40,9 +40,9 @@ def upstream_config(url: str, **extra) -> dict:
 def test_openai_client_chats_and_streams_on_the_local_model(ledger_path):
     with gateway({}, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+        headers = {"x-tokenomy-task": "greet", "x-tokenomy-tags": "team=web,feature=hello"}
         reply = client.chat.completions.create(model="local", messages=[{"role": "user", "content": "Say hi."}],
-                                               max_tokens=5, extra_headers={"x-tokenomy-task": "greet",
-                                                                            "x-tokenomy-tags": "team=web,feature=hello"})
+                                               max_tokens=5, extra_headers=headers)
         assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
         stream = client.chat.completions.create(model="local", messages=[{"role": "system", "content": "Be brief."},
                                                                          {"role": "user", "content": "Say hi."}],
@@ -196,7 +196,7 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
         procs = [subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
                                    str(ledger)], env=env, stderr=subprocess.PIPE) for port in ports]
         try:
-            for port, proc in zip(ports, procs):
+            for port, proc in zip(ports, procs, strict=True):
                 wait_for_port(port, 60, proc)
 
             def one(i):

@@ -402,7 +402,7 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(po
 
     ledger = postgres_cluster.url
     store = KeyStore(open_store(ledger))
-    secret, key = store.create(budget_usd=Decimal("1"), period="month")
+    secret, _key = store.create(budget_usd=Decimal("1"), period="month")
     config = upstream_config("", auth=True, gateway={"key_cache_seconds": 0.5})
     caplog.set_level(logging.WARNING)
     with InstantOpenAI() as upstream:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 
+from helpers import REPO
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
-from helpers import REPO
 
 README = REPO / "README.md"
 

@@ -10,7 +10,6 @@ import re
 from tokenomy.gateway.schemas import valid_base64
 from tokenomy.messages import ImageBlock
 
-
 # RFC 4648's base64: whole quanta of four characters, `=` padding only in the last one.
 CANONICAL = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 

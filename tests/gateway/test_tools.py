@@ -33,7 +33,7 @@ USER = {"role": "user", "content": "Weather and time in Paris?"}
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3
 
 
-def gateway(upstream: RecordingOpenAI, ledger) -> ServerThread:  # noqa: ANN001
+def gateway(upstream: RecordingOpenAI, ledger) -> ServerThread:
     config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
                                   "price_as": HAIKU},
                          "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url,
@@ -47,7 +47,7 @@ def served(ledger_path):
         yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0), url
 
 
-def second_turn(reply_message) -> list[dict]:  # noqa: ANN001
+def second_turn(reply_message) -> list[dict]:
     """The next request of an agent loop: the assistant's calls, then one tool message per call."""
     assistant = reply_message.model_dump(exclude_none=True)
     results = [{"role": "tool", "tool_call_id": c.id, "content": f"result of {c.function.name}: 18C sunny"}
@@ -136,7 +136,8 @@ def test_response_format_seed_top_p_and_sampling_are_forwarded(served):
               "additionalProperties": False}
     response_format = {"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": True}}
     reply = client.chat.completions.create(
-        model="fast", messages=[{"role": "system", "content": "Answer in JSON."}, USER], response_format=response_format,
+        model="fast", messages=[{"role": "system", "content": "Answer in JSON."}, USER],
+        response_format=response_format,
         seed=42, top_p=0.3, temperature=0.2, stop=["END"], presence_penalty=0.5, frequency_penalty=-0.5,
         max_completion_tokens=20, reasoning_effort="low", logprobs=True, top_logprobs=2, user="u-1",
         metadata={"app": "t"}, service_tier="flex", store=False)

@@ -7,7 +7,7 @@ def _watch_requests(page, allowed_prefix: str) -> list[str]:
     """Record every request; anything not under allowed_prefix (a CDN, say) is aborted and reported."""
     outside: list[str] = []
 
-    def route(r):  # noqa: ANN001
+    def route(r):
         if r.request.url.startswith(allowed_prefix):
             r.continue_()
         else:

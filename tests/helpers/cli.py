@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import typer.main
+
 from tokenomy.cli import app
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -16,7 +17,7 @@ def all_command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths: list[list[str]] = []
 
-    def walk(command, path: list[str]) -> None:  # noqa: ANN001 - click or typer's vendored click
+    def walk(command, path: list[str]) -> None:
         paths.append(path)
         if hasattr(command, "commands"):
             for name, sub in command.commands.items():
@@ -26,7 +27,7 @@ def all_command_paths() -> list[list[str]]:
     return paths
 
 
-NOW = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 18, 12, tzinfo=UTC)
 
 
 def _seed(path: Path, hours: float = 48, n: int = 20, model: str = "anthropic.claude-3-haiku-20240307-v1:0") -> Path:

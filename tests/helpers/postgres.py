@@ -36,7 +36,8 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        subprocess.run([*self.prefix, f"{self.bindir}/pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"),
+        subprocess.run([*self.prefix, f"{self.bindir}/pg_ctl", "-D", str(self.data),
+                        "-l", str(self.base / "server.log"),
                         "-w", "-o", f"-p {self.port} -k {self.base} -h 127.0.0.1 -c fsync=off", "start"],
                        check=True, capture_output=True)
 

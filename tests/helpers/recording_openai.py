@@ -23,7 +23,7 @@ LOGPROBS = {"content": [{"token": "ok", "logprob": -0.25, "bytes": [111, 107], "
 
 
 def arguments_for(name: str) -> str:
-    return '{"city":  "Paris", "tool": "%s"}' % name  # two spaces: re-serialising would change it
+    return f'{{"city":  "Paris", "tool": "{name}"}}'  # two spaces: re-serialising would change it
 
 
 def tool_calls(body: dict) -> list[dict]:
@@ -134,7 +134,7 @@ class RecordingOpenAI:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 recorder.bodies.append(body)
                 if body.get("stream"):
@@ -157,7 +157,7 @@ class RecordingOpenAI:
     def last(self) -> dict:
         return self.bodies[-1]
 
-    def __enter__(self) -> "RecordingOpenAI":
+    def __enter__(self) -> RecordingOpenAI:
         self.thread.start()
         return self
 

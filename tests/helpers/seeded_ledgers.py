@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 
-NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 MODELS = [
@@ -54,7 +54,7 @@ def _events(n: int = 400, now: datetime = NOW) -> list[UsageEvent]:
 
 def _ledger(path) -> tuple:
     rng = random.Random(3)
-    start = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 7, 1, tzinfo=UTC)
     spike_day, events = 50, []
     for d in range(90):
         day = start + timedelta(days=d)

@@ -6,7 +6,7 @@ import json
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from tokenomy.ledger.io import export_to_string, import_file
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def sample_events(n: int = 5) -> list[UsageEvent]:
@@ -36,7 +36,7 @@ def assert_round_trip(store) -> None:
     store.write(events[:2])  # re-writing the same events is a no-op
     back = store.events()
     assert len(back) == len(events)
-    for original, loaded in zip(events, back):
+    for original, loaded in zip(events, back, strict=True):
         assert loaded.to_json() == original.to_json()
     assert isinstance(back[3].cost_usd, Decimal) and back[3].cost_usd == Decimal("0.000370370367")
     assert back[0].ts.tzinfo is not None and back[0].ts.utcoffset() == timedelta(0)
@@ -146,7 +146,7 @@ def test_a_ledger_that_cannot_be_opened_is_a_config_error_without_the_password(t
 
     junk = tmp_path / "notes.duckdb"
     junk.write_text("not a database")
-    with pytest.raises(ConfigError, match="notes.duckdb.*not a valid DuckDB"):  # was duckdb's IOException
+    with pytest.raises(ConfigError, match=r"notes.duckdb.*not a valid DuckDB"):  # was duckdb's IOException
         open_store(junk)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))

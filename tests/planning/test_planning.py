@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -112,7 +112,7 @@ def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
 
 
 def test_sizing_spill_over_is_priced_on_demand():
-    now = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
     import pandas as pd
 
     index = pd.date_range(now, periods=60, freq="1min")
@@ -131,8 +131,8 @@ def test_sizing_spill_over_is_priced_on_demand():
 
 @pytest.mark.slow
 def test_cloudwatch_metrics_through_moto():
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
 
     from helpers import free_port
 
@@ -143,7 +143,7 @@ def test_cloudwatch_metrics_through_moto():
         url = f"http://127.0.0.1:{port}"
         cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=url, aws_access_key_id="x",
                           aws_secret_access_key="x")
-        start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
         for minute in range(20):
             ts = start + timedelta(minutes=minute)
             cw.put_metric_data(Namespace="AWS/Bedrock", MetricData=[
@@ -184,8 +184,9 @@ def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    end = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    with pytest.raises(ConfigError, match="CloudWatch get_metric_data in us-east-1 failed.*AWS_PROFILE"):  # was botocore's
+    end = datetime(2026, 11, 2, tzinfo=UTC)
+    # was botocore's
+    with pytest.raises(ConfigError, match=r"CloudWatch get_metric_data in us-east-1 failed.*AWS_PROFILE"):
         traffic.from_cloudwatch(CLAUDE2, "us-east-1", end - timedelta(hours=1), end, "http://127.0.0.1:9")
 
 
@@ -198,7 +199,7 @@ def test_sizing_refuses_a_per_unit_figure_that_needs_absurdly_many_units():
 
 def test_caching_saving_follows_prices_and_ttl(ledger_path):
     """60% of input tokens are a repeated 2,000-token system prompt."""
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     events = []
     # Burst 1: 10 calls one minute apart (one write, nine reads). Then a 20-minute gap (TTL 5 min) and
     # burst 2: 5 calls (one write, four reads). Each call: 2,000 prefix + 1,333 own tokens (60% prefix).
@@ -224,16 +225,16 @@ def test_caching_saving_follows_prices_and_ttl(ledger_path):
 
 
 def test_savings_names_a_bad_percentile_or_price_as_model():
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     events = [_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 50 + i, "chat") for i in range(6)]
     with pytest.raises(ConfigError, match="--cap-percentile 150"):  # was numpy's ValueError traceback
         what_if(events, SavingsInputs(cap_percentile=150))
-    with pytest.raises(TokenomyError, match="unknown model 'acme.nope'"):  # was blamed on the ledger's calls
+    with pytest.raises(TokenomyError, match=r"unknown model 'acme.nope'"):  # was blamed on the ledger's calls
         what_if(events, SavingsInputs(price_as="acme.nope"))
 
 
 def test_compounded_saving_is_less_than_the_sum(ledger_path):
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     events = []
     sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # batch-capable on Bedrock (3.7 Sonnet is not)
     for i in range(40):
@@ -249,7 +250,7 @@ def test_compounded_saving_is_less_than_the_sum(ledger_path):
 
 
 def test_savings_cli_on_a_ledger(ledger_path):
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     open_store(ledger_path).write([_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 80) for i in range(10)])
     data = cli("plan", "savings", "--ledger", str(ledger_path), "--batch-tasks", "qa")
     assert {row["lever"] for row in data["levers"]} == {"routing", "caching", "output_caps", "batch"}
@@ -260,7 +261,7 @@ def test_savings_cli_on_a_ledger(ledger_path):
 def test_weekly_utilization_flags_idle_reservations(tmp_path):
     trace = tmp_path / "trace.csv"
     rows = ["ts,input_tokens,output_tokens"]
-    start = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday
+    start = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
     for minute in range(0, 14 * 24 * 60):
         ts = start + timedelta(minutes=minute)
         busy = 3_000 if ts < start + timedelta(days=7) else 500  # 75% of a unit, then 12.5%
@@ -277,7 +278,7 @@ def test_weekly_utilization_flags_idle_reservations(tmp_path):
 
 def test_zero_savings_print_as_plain_decimals_not_exponents(ledger_path: Path) -> None:
     """Uniform calls with no lever to pull save nothing; JSON says "0", not Decimal's "0E-7"."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"  # its cache-read price makes the sums 0E-7, not 0
     open_store(ledger_path).write([UsageEvent(ts=now - timedelta(hours=i), provider="aws.bedrock", model=sonnet,
                                               input_tokens=100, output_tokens=20, cache_read_tokens=1164, task="t",
@@ -290,7 +291,7 @@ def test_zero_savings_print_as_plain_decimals_not_exponents(ledger_path: Path) -
 def test_caching_with_a_one_hour_ttl_is_priced_at_the_one_hour_write_price(ledger_path):
     """The bursts of the 5-minute test, 20 minutes apart: within an hour the second burst still reads."""
     sonnet45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # Bedrock: input $3.30, 1h write $6.60, read $0.33
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     times = [t0 + timedelta(minutes=i) for i in range(10)] + [t0 + timedelta(minutes=30 + i) for i in range(5)]
     events = [_event(ts, sonnet45, "sysprompt", 2000, 3333, 100) for ts in times]
     per_token = Decimal(1) / 1_000_000
@@ -306,9 +307,9 @@ def test_caching_with_a_one_hour_ttl_is_priced_at_the_one_hour_write_price(ledge
 
 
 def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
-    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     only_37 = [_event(t0 + timedelta(minutes=i), SONNET, "p", 2000, 3000, 50) for i in range(5)]
-    with pytest.raises(ConfigError, match="--cache-ttl 1h: .*claude-3-7-sonnet.* no published 1-hour cache-write"):
+    with pytest.raises(ConfigError, match=r"--cache-ttl 1h: .*claude-3-7-sonnet.* no published 1-hour cache-write"):
         what_if(only_37, SavingsInputs(levers=("caching",), cache_ttl="1h"))
     with pytest.raises(ConfigError, match="--cache-ttl 2h: give one of 5m, 1h"):
         what_if(only_37, SavingsInputs(cache_ttl="2h"))

@@ -74,7 +74,7 @@ def test_bad_token_counts_name_the_value(catalog, usage, message):
 
 
 def test_unknown_model_and_region_errors_say_how_to_fix(catalog):
-    with pytest.raises(UnknownModelError, match="unknown model 'acme.nonexistent-9000'.*tokenomy prices"):
+    with pytest.raises(UnknownModelError, match=r"unknown model 'acme.nonexistent-9000'.*tokenomy prices"):
         compute_cost(Usage(1, 1), "acme.nonexistent-9000", catalog=catalog)
     with pytest.raises(UnknownModelError, match="no price for region 'sa-east-1'"):
         catalog.lookup(HAIKU3, "sa-east-1")
@@ -179,9 +179,9 @@ def test_price_files_that_are_not_utf8_are_named(tmp_path):
 
     latin1 = tmp_path / "prices.yaml"
     latin1.write_bytes(b"provider: acme\nsource: caf\xe9\n")
-    with pytest.raises(ConfigError, match="prices.yaml: not UTF-8"):  # was a UnicodeDecodeError traceback
+    with pytest.raises(ConfigError, match=r"prices.yaml: not UTF-8"):  # was a UnicodeDecodeError traceback
         PriceCatalog.builtin().with_overrides(latin1)
-    with pytest.raises(ConfigError, match="prices.yaml: cannot read LiteLLM price file"):
+    with pytest.raises(ConfigError, match=r"prices.yaml: cannot read LiteLLM price file"):
         load_litellm_prices(latin1)
 
 
@@ -196,5 +196,5 @@ def test_prices_for_an_unpriced_region_says_which_regions_exist():
 
 
 def test_cache_tokens_on_a_model_without_caching_say_what_to_do():
-    with pytest.raises(UsageError, match="read=100.*count them as input tokens"):
+    with pytest.raises(UsageError, match=r"read=100.*count them as input tokens"):
         compute_cost(Usage(10, 0, 100, 0), "meta.llama3-8b-instruct-v1:0", "us-east-1")

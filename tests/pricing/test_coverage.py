@@ -95,7 +95,8 @@ def test_the_playbook_example_on_demand_and_batch_in_sydney():
     assert on_demand.as_of and batch.as_of
 
 
-@pytest.mark.parametrize("model", ["anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-7-sonnet-20250219-v1:0",
+@pytest.mark.parametrize("model", ["anthropic.claude-3-5-haiku-20241022-v1:0",
+                                   "anthropic.claude-3-7-sonnet-20250219-v1:0",
                                    "anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-opus-4-20250514-v1:0"])
 def test_batch_is_refused_with_the_reason_where_aws_lists_none(model):
     with pytest.raises(UsageError, match="no batch price: AWS's Bedrock pricing table lists batch inference as N/A"):

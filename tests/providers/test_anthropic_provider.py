@@ -40,7 +40,8 @@ def test_request_maps_to_messages_with_cache_control() -> None:
     request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
                                     Message("user", "more")],
                           model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, stop=["END"],
-                          tools=[ToolSpec("a", input_schema={"type": "object"}), ToolSpec("b", input_schema={"type": "object"})],
+                          tools=[ToolSpec("a", input_schema={"type": "object"}),
+                                 ToolSpec("b", input_schema={"type": "object"})],
                           tools_cache_point=True)
     params = to_anthropic_params(request)
     ephemeral = {"type": "ephemeral"}
@@ -66,7 +67,8 @@ def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
     assert final.usage == whole.usage
     assert final.ttft_ms is not None and 0 < final.ttft_ms <= final.latency_ms
     entry = default_catalog().lookup(SONNET)
-    assert whole.cost_usd == (whole.usage.input_tokens * entry.input + whole.usage.output_tokens * entry.output) / MILLION
+    usage = whole.usage
+    assert whole.cost_usd == (usage.input_tokens * entry.input + usage.output_tokens * entry.output) / MILLION
     events = open_store(ledger_path).events()
     assert [e.provider for e in events] == ["anthropic", "anthropic"] and {e.outcome for e in events} == {"ok"}
 

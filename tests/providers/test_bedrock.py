@@ -176,9 +176,8 @@ def test_throttling_maps_to_throttled_with_retry_after(ledger_path) -> None:
         # botocore made exactly one request per call: retrying is Tokenomy's job, not the SDK's
         assert app.state.emulator.calls == 2
         spec = {"s": ModelSpec(name="s", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=base)}
-        with Tokenomy(ledger_path, models=spec) as client:
-            with pytest.raises(ProviderError):
-                client.chat(ChatRequest.simple("x", model="s", max_tokens=1))
+        with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError):
+            client.chat(ChatRequest.simple("x", model="s", max_tokens=1))
     events = open_store(ledger_path).events()
     assert events and {e.outcome for e in events} == {"throttled"}
 

@@ -37,9 +37,8 @@ def test_chat_and_stream_through_the_openai_sdk(llama_server, ledger_path):
 
 def test_unreachable_server_is_a_server_error(ledger_path):
     models = spec("http://127.0.0.1:9/v1")
-    with Tokenomy(ledger_path, models=models) as client:
-        with pytest.raises(ProviderError) as info:
-            client.chat(ChatRequest.simple("hi", model="smol", max_tokens=2))
+    with Tokenomy(ledger_path, models=models) as client, pytest.raises(ProviderError) as info:
+        client.chat(ChatRequest.simple("hi", model="smol", max_tokens=2))
     assert info.value.kind == "server_error" and info.value.retryable
 
 

@@ -6,8 +6,19 @@ import asyncio
 
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.messages import (ChatRequest, DocumentBlock, ImageBlock, Message, ReasoningBlock, ResponseFormat,
-                               TextBlock, ToolChoice, ToolResultBlock, ToolSpec, ToolUseBlock)
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -35,7 +46,7 @@ def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the
         by_sdk = sdk.chat(conversation())
         sdk_body = upstream.last
 
-        async def run():  # noqa: ANN202
+        async def run():
             try:
                 answer = await fast.achat(conversation())
                 chunks = [c async for c in fast.astream(conversation())]
@@ -70,7 +81,8 @@ def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the
     assert by_sdk.raw["choice"]["logprobs"]["content"][0]["token"] == "ok" and by_sdk.raw["top"] == {
         "system_fingerprint": "fp_test"}
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
-    assert [(d.index, d.id, d.name) for d in deltas if d.id] == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
+    named = [(d.index, d.id, d.name) for d in deltas if d.id]
+    assert named == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
 
 
@@ -97,4 +109,5 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
                                                 ({"refusal": "no"}, {"logprobs": {"refusal": []}}),
                                                 ({"content": "ok"}, {})]
     final = assembler.response("openai", 1.0, None)
-    assert final.text == "ok" and final.content[0] == ReasoningBlock("think") and final.raw["usage_source"] == "estimated"
+    assert final.text == "ok" and final.content[0] == ReasoningBlock("think")
+    assert final.raw["usage_source"] == "estimated"

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from helpers.scripted_openai import ScriptedOpenAI, models
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
@@ -16,7 +17,6 @@ from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
-from helpers.scripted_openai import ScriptedOpenAI, models
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10)
 
@@ -64,7 +64,8 @@ def test_fallback_chain_takes_over_after_retries(scripted, ledger_path):
     with Tokenomy(ledger_path, models=models(a=down.url, b=spare.url), policy=policy) as client:
         response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
     assert response.model == "b" and down.calls == 2 and spare.calls == 1
-    outcomes = [(e.model, e.attempt, e.outcome) for e in sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)]
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    outcomes = [(e.model, e.attempt, e.outcome) for e in events]
     assert outcomes == [("a", 1, "server_error"), ("a", 2, "server_error"), ("b", 3, "ok")]
 
 
@@ -84,7 +85,7 @@ def test_full_jitter_stays_within_the_exponential_ceiling():
     error = ProviderError("x", kind="throttled")
     for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (8, 4.0)]:
         delays = [policy.delay(attempt, error, rng) for _ in range(300)]
-        assert 0 <= min(delays) and max(delays) <= ceiling
+        assert min(delays) >= 0 and max(delays) <= ceiling
         assert max(delays) > ceiling * 0.8  # spread over the whole range, not a fixed wait
     assert policy.delay(1, ProviderError("x", kind="throttled", retry_after=3), rng) >= 3
 
@@ -245,7 +246,6 @@ def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledg
     from concurrent.futures import ThreadPoolExecutor
 
     from helpers import free_port, wait_for_port
-
     from tokenomy.telemetry.otel import in_memory_pipeline
 
     exporter, _ = in_memory_pipeline()

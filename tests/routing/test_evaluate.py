@@ -6,17 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from helpers import REPO
 from tokenomy.config import parse_config
 from tokenomy.errors import UsageError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, price, split, train_and_calibrate
-from helpers import REPO
 
 ROOT = REPO
 POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier", "embedding", "combined"}
@@ -39,7 +39,8 @@ def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
     rows = {r["policy"]: r for r in json.loads(out.stdout)}
     assert set(rows) == POLICIES | {"cascade", "hybrid"}
     for row in rows.values():
-        assert {"cost", "quality", "escalation_rate", "strong_share", "quality_retained", "routing_accuracy"} <= set(row)
+        fields = {"cost", "quality", "escalation_rate", "strong_share", "quality_retained", "routing_accuracy"}
+        assert fields <= set(row)
     # The cascade escalates exactly where its validators rejected Mixtral's real answer, and pays for both calls.
     cascade = rows["cascade"]
     assert 0 < cascade["escalation_rate"] == cascade["strong_share"] < 0.5
@@ -72,7 +73,7 @@ def test_calibrated_threshold_meets_target_on_a_split_it_never_saw():
     rest, unseen = split(frame, 0.3, seed=10)
     router, report = train_and_calibrate(rest, holdout=0.25, seed=0, target_quality=0.95)
     assert report["quality_retained"] >= 0.95 and report["held_out"] > 2000
-    retained, cost, share = _retained_and_cost(router, unseen)
+    retained, _cost, share = _retained_and_cost(router, unseen)
     # On unseen prompts the floor holds up to sampling error (~4,200 prompts), at well under always-strong cost.
     assert retained >= 0.935
     assert share < 0.7
@@ -96,14 +97,15 @@ def test_route_train_saves_threshold_the_router_uses(tmp_path):
     report = json.loads(out.stdout)
     saved = load(model)
     # JSON carries at most 12 decimals (one number rule for every command)
-    assert saved.threshold == pytest.approx(report["threshold"], abs=1e-12) and saved.calibration["quality_retained"] >= 0.9
+    assert saved.threshold == pytest.approx(report["threshold"], abs=1e-12)
+    assert saved.calibration["quality_retained"] >= 0.9
     assert report["calibration"]["strong_model"] == STRONG_MODEL
     prompt = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in total?"
     p = float(saved.pipeline.predict_proba([prompt])[0][1])
     policy = Policy(type="classifier", classifier_path=str(model), tiers=["tier1", "tier2"])
     tiers = {"tier1": ["local"], "tier2": ["local"]}
 
-    def choose_tier(chosen) -> str:  # noqa: ANN001
+    def choose_tier(chosen) -> str:
         return make_router(chosen, tiers).route(ChatRequest.simple(prompt)).decision.tier
 
     assert choose_tier(policy) == ("tier2" if p >= saved.threshold else "tier1")
@@ -134,7 +136,7 @@ def test_escalation_thresholds_per_route_from_config(ledger_path):
             "tight": {"type": "cascade", "tiers": ["tier1", "tier2"], "escalation_threshold": 0.1,
                       "expected_share": {"tier1": 0.9, "tier2": 0.1}},
             "loose": {"type": "cascade", "tiers": ["tier1", "tier2"]}}}})
-    events, now = [], datetime.now(timezone.utc)
+    events, now = [], datetime.now(UTC)
     # Each route: 10 requests, 3 of which escalated once (a second attempt tagged cascade_escalated=1).
     for route in ("strict", "lenient", "plain"):
         for i in range(10):
@@ -159,7 +161,7 @@ def test_escalation_thresholds_per_route_from_config(ledger_path):
 def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_path):
     from tokenomy.routing.labels import cascade_labels
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = open_store(ledger_path)
 
     def attempt(prompt, seconds, tier, tags=None, route="extract", text=True):

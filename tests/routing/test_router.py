@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import openai
 import pytest
-from helpers.scripted_openai import ScriptedOpenAI
 
+from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
@@ -136,7 +136,7 @@ def test_gateway_budget_reservation_uses_the_cap_the_route_applies(upstreams, le
     fits, _ = keys.create(budget_usd=(capped + uncapped) / 2, period="day")  # enough only if the cap is counted
     short, _ = keys.create(budget_usd=capped * Decimal("0.9"), period="day")
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
-        def ask(secret: str):  # noqa: ANN202
+        def ask(secret: str):
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             return client.chat.completions.create(model="smart", max_tokens=500,
                                                   messages=[{"role": "user", "content": prompt}])

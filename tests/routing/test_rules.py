@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import REPO
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
@@ -11,7 +12,6 @@ from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, Usage
 from tokenomy.routing.rules import explain
 from tokenomy.routing.validators import validate
-from helpers import REPO
 
 CONFIG = {
     "models": {"local2": {"provider": "local", "model": "smollm2-135m"}},
@@ -26,7 +26,7 @@ CONFIG = {
 }
 
 
-def chat_via_route(client: Tokenomy, cfg, route: str, request: ChatRequest):  # noqa: ANN001, ANN201
+def chat_via_route(client: Tokenomy, cfg, route: str, request: ChatRequest):
     """A request to a configured route: the route's policy (with its router) through the client."""
     request.meta.route = route
     return client.chat(request, policy=CallPolicy.for_route(cfg, route, client.catalog))
