@@ -129,6 +129,9 @@ NEEDS_A_SERVICE = {
     "import otel": "needs an OpenTelemetry export (tests/test_imports.py)",
     "import cur": "needs an AWS CUR export (tests/test_imports.py)",
     "import llm-log": "needs an llm log database (tests/test_imports.py)",
+    "caches create": "talks to the Gemini API (tests/caching/test_context_caches.py)",
+    "caches delete": "talks to the Gemini API (tests/caching/test_context_caches.py)",
+    "caches settle": "talks to the Gemini API (tests/caching/test_context_caches.py)",
 }
 
 
@@ -160,6 +163,7 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         "ledger stats": [["ledger", "stats", "--ledger", ledger]],
         "keys create": [["keys", "create", "--budget-usd", "0.000001", "--ledger", ledger]],
         "keys list": [["keys", "list", "--ledger", ledger]],
+        "caches list": [["caches", "list", "--ledger", ledger]],
         "batch validate": [["batch", "validate", str(batch_file), "--model", haiku]],
         "batch plan": [["batch", "plan", str(batch_file), "--model", haiku, "--deadline", deadline]],
         "batch list": [["batch", "list", "--ledger", ledger]],
