@@ -133,7 +133,10 @@ def weekly_utilization(series: pd.DataFrame, econ: UnitEconomics, threshold: flo
     capacity = econ.units * econ.tpm_per_unit
     total = (series["input_tokens"] + series["output_tokens"]).clip(upper=capacity)
     rows = []
-    for week, chunk in total.groupby(total.index.to_period("W-SUN")):
+    index = total.index
+    if getattr(index, "tz", None) is not None:  # UTC minutes: weeks are UTC weeks (to_period warns on a tz)
+        index = index.tz_convert(None)
+    for week, chunk in total.groupby(index.to_period("W-SUN")):
         utilization = float(chunk.sum() / (capacity * len(chunk))) if len(chunk) else 0.0
         rows.append(
             {
