@@ -33,7 +33,8 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.anthropic_mapping import request_from_anthropic, to_anthropic_params
+from tokenomy.providers.anthropic_inbound import request_from_anthropic
+from tokenomy.providers.anthropic_mapping import to_anthropic_params
 from tokenomy.providers.anthropic_provider import AnthropicProvider
 
 SONNET = "claude-sonnet-4-5-20250929"

@@ -3,9 +3,9 @@
 The same path as `/v1/chat/completions`: a virtual key (`x-api-key` or `Authorization: Bearer`), the
 route named by `model`, overload guard, rate limit, budget reservation, the one call path (ledger,
 telemetry, retries, fallback, caching), settlement. Requests and answers are mapped with the
-Anthropic provider's own functions (`providers.anthropic_mapping`) in reverse, so tools, images,
-documents, thinking and cache_control reach whichever model the route names, or are refused with a
-400 naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
+Anthropic provider's own block functions in reverse (`providers.anthropic_inbound`), so tools, images,
+documents, thinking and cache_control reach whichever model the route names, or are refused with a 400
+naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
 stop with text_delta, input_json_delta, thinking_delta and signature_delta, message_delta, message_stop).
 """
 
@@ -30,7 +30,7 @@ from tokenomy.messages import (
     RequestMeta,
     StreamChunk,
 )
-from tokenomy.providers.anthropic_mapping import STOP_REASONS, message_body, request_from_anthropic, usage_body
+from tokenomy.providers.anthropic_inbound import STOP_REASONS, message_body, request_from_anthropic, usage_body
 
 router = APIRouter()
 ERROR_TYPES = {
