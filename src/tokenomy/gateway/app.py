@@ -24,9 +24,11 @@ from pydantic import ValidationError
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
+from tokenomy.gateway.anthropic_routes import create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.calls import Refusal, admit
 from tokenomy.gateway.calls import settle as _settle
+from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import EdgeHygiene
 from tokenomy.gateway.responses import (
     FastJSONResponse,
@@ -71,7 +73,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         await holder["gw"].client.aclose_upstreams()
         holder["gw"].client.close()  # in-flight requests are done: flush the ledger
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Tokenomy gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -272,6 +274,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
+    # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
+    app.serve_directly(
+        {"/v1/chat/completions": chat_completions, "/v1/messages": create_message},
+        max_body_bytes=edge.max_body_bytes,
+        read_timeout=edge.read_timeout_seconds,
+    )
     return app
 
 
