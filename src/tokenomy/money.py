@@ -23,6 +23,7 @@ MAX_PLACES = 12
 PLACES = {"unit_price": 4, "amount": 6, "record": 6, "report": 2}
 # Kinds whose figure is kept exact (up to MAX_PLACES) when it has more digits than the base scale.
 _EXACT_TAIL = ("unit_price", "record")
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(MAX_PLACES + 1)]  # 1, 0.1, ... 1E-12: made once
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -43,7 +44,7 @@ def places_for(value: Decimal, kind: str) -> int:
         raise ValueError(f"unknown money kind {kind!r}; use one of {', '.join(PLACES)}")
     base = PLACES[kind]
     if kind in _EXACT_TAIL and value.is_finite():
-        exponent = value.quantize(Decimal(1).scaleb(-MAX_PLACES), ROUND_HALF_EVEN).normalize().as_tuple().exponent
+        exponent = value.quantize(_QUANTA[MAX_PLACES], ROUND_HALF_EVEN).normalize().as_tuple().exponent
         assert isinstance(exponent, int)
         return min(MAX_PLACES, max(base, -exponent))
     return base
@@ -55,7 +56,7 @@ def money_str(value: Any, kind: str = "amount", places: int | None = None) -> st
     if not number.is_finite():
         raise ValueError(f"{number} is not an amount of money")
     scale = places if places is not None else places_for(number, kind)
-    quantum = Decimal(1).scaleb(-scale)
+    quantum = _QUANTA[scale] if 0 <= scale <= MAX_PLACES else Decimal(1).scaleb(-scale)
     rounded = number.quantize(quantum, ROUND_HALF_EVEN)
     if rounded.is_zero():
         rounded = Decimal(0).quantize(quantum)  # one zero: never "-0.00" or "0E-7"

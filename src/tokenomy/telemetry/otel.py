@@ -27,7 +27,7 @@ DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 log = logging.getLogger(__name__)
 _setup_lock = threading.Lock()
 _configured = False
-_instruments: dict[str, object] = {}
+_instruments: dict[int, tuple[Any, Any]] = {}
 
 
 def _wants(kind: str) -> str | None:
@@ -136,25 +136,27 @@ def in_memory_pipeline() -> tuple:
 _TRACER = trace.get_tracer("tokenomy")
 
 
-def _instrument(name: str):
-    """Histograms are created lazily so providers installed later (tests, apps) are picked up."""
-    meter = metrics.get_meter("tokenomy")
-    key = f"{id(metrics.get_meter_provider())}:{name}"
+def _histograms() -> tuple[Any, Any]:
+    """The token-usage and duration histograms of the current meter provider. Made lazily, per provider, so
+    providers installed later (tests, apps) are picked up; the provider is looked up once a call (each lookup
+    reads the environment) and `get_meter` runs only on a miss (it builds a meter each time)."""
+    key = id(metrics.get_meter_provider())
     if key not in _instruments:
-        if name == "tokens":
-            _instruments[key] = meter.create_histogram(
+        meter = metrics.get_meter("tokenomy")
+        _instruments[key] = (
+            meter.create_histogram(
                 "gen_ai.client.token.usage",
                 unit="{token}",
                 description="Measures number of input and output tokens used",
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-            )
-        else:
-            _instruments[key] = meter.create_histogram(
+            ),
+            meter.create_histogram(
                 "gen_ai.client.operation.duration",
                 unit="s",
                 description="GenAI operation duration",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-            )
+            ),
+        )
     return _instruments[key]
 
 
@@ -231,14 +233,14 @@ def record_success(
     if response.tier:
         span.set_attribute("tokenomy.tier", response.tier)
     attrs = _common(response.provider, request.model, response.model, None)
-    tokens = _instrument("tokens")
+    tokens, duration = _histograms()
     tokens.record(usage.total_input_tokens, {**attrs, "gen_ai.token.type": "input"})
     tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
-    _instrument("duration").record(duration_s, attrs)
+    duration.record(duration_s, attrs)
 
 
 def record_failure(span: Span, request: ChatRequest, provider_name: str, error_type: str, duration_s: float) -> None:
     """Mark the span failed with `error.type` and record the attempt's duration."""
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
-    _instrument("duration").record(duration_s, _common(provider_name, request.model, None, error_type))
+    _histograms()[1].record(duration_s, _common(provider_name, request.model, None, error_type))
