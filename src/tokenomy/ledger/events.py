@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypedDict
 
 import orjson
@@ -25,8 +26,11 @@ STORAGE_MODE = "cache_storage"
 MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
 
 
+@lru_cache(maxsize=4096)
 def decimal_str(value: Decimal) -> str:
-    """A recorded cost as text, by the one money rule (plain, >= 6 places, exact to 12)."""
+    """A recorded cost as text, by the one money rule (plain, >= 6 places, exact to 12). Cached: the text depends
+    only on the value (equal Decimals give equal text), and a gateway records the same few costs over and over
+    (five a call, ~3 µs each to format)."""
     return money_str(value, "record")
 
 
@@ -105,7 +109,7 @@ class UsageEvent:
             raise UsageError("provider and model are required")
 
     def to_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in COLUMNS}
 
     def to_json(self) -> dict[str, Any]:
         row = self.to_row()
