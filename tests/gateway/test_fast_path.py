@@ -95,3 +95,27 @@ def test_an_unexpected_error_is_answered_in_openai_shape_and_raised_for_the_log(
         monkeypatch.setattr(app.state.gateway.client, "achat", broken)
         with pytest.raises(RuntimeError, match="boom"):
             client.post(CHAT, json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
+
+
+def test_http_exceptions_reach_the_status_code_handler_on_both_paths(app, monkeypatch) -> None:
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    async def teapot(request, exc):
+        return JSONResponse({"teapot": exc.detail}, status_code=exc.status_code)
+
+    async def refuse(*args, **kwargs):
+        raise HTTPException(418, "short and stout")
+
+    app.add_exception_handler(418, teapot)
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+    with TestClient(app) as client:
+        monkeypatch.setattr(app.state.gateway.client, "achat", refuse)
+        direct = client.post(CHAT, json=body)
+        served_directly, app._direct_app = app._direct_app, None
+        try:
+            through_fastapi = client.post(CHAT, json=body)
+        finally:
+            app._direct_app = served_directly
+    assert direct.status_code == through_fastapi.status_code == 418
+    assert direct.json() == through_fastapi.json() == {"teapot": "short and stout"}
