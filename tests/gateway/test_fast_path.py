@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,16 @@ def _comparable(response) -> tuple:
     return response.status_code, response.headers["content-type"], body
 
 
+@contextmanager
+def through_fastapi(app) -> Iterator[None]:
+    """Inside: the same app with every request through FastAPI's middleware and router."""
+    served_directly, app._direct_app = app._direct_app, None
+    try:
+        yield
+    finally:
+        app._direct_app = served_directly
+
+
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("FAST_KEY", "sk-test")
@@ -55,14 +67,10 @@ def app(tmp_path: Path, monkeypatch):
 def test_direct_answers_match_fastapis_own_path(app) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         direct = [client.post(path, content=body, headers=headers) for path, body, headers in CASES]
-        served_directly = app._direct_app
-        app._direct_app = None  # the same app, every request through FastAPI's middleware and router
-        try:
-            through_fastapi = [client.post(path, content=body, headers=headers) for path, body, headers in CASES]
-        finally:
-            app._direct_app = served_directly
+        with through_fastapi(app):
+            routed = [client.post(path, content=body, headers=headers) for path, body, headers in CASES]
     assert [r.status_code for r in direct] == [200, 400, 400, 400, 404, 400, 400, 413, 400, 200, 400, 404]
-    assert [_comparable(r) for r in direct] == [_comparable(r) for r in through_fastapi]
+    assert [_comparable(r) for r in direct] == [_comparable(r) for r in routed]
 
 
 def test_the_hot_endpoints_bypass_fastapis_stack_and_the_rest_does_not(app) -> None:
@@ -112,10 +120,7 @@ def test_http_exceptions_reach_the_status_code_handler_on_both_paths(app, monkey
     with TestClient(app) as client:
         monkeypatch.setattr(app.state.gateway.client, "achat", refuse)
         direct = client.post(CHAT, json=body)
-        served_directly, app._direct_app = app._direct_app, None
-        try:
-            through_fastapi = client.post(CHAT, json=body)
-        finally:
-            app._direct_app = served_directly
-    assert direct.status_code == through_fastapi.status_code == 418
-    assert direct.json() == through_fastapi.json() == {"teapot": "short and stout"}
+        with through_fastapi(app):
+            routed = client.post(CHAT, json=body)
+    assert direct.status_code == routed.status_code == 418
+    assert direct.json() == routed.json() == {"teapot": "short and stout"}

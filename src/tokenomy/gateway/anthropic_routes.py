@@ -30,7 +30,8 @@ from tokenomy.messages import (
     RequestMeta,
     StreamChunk,
 )
-from tokenomy.providers.anthropic_inbound import STOP_REASONS, message_body, request_from_anthropic, usage_body
+from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, usage_body
+from tokenomy.providers.anthropic_mapping import STOP_REASONS
 
 router = APIRouter()
 ERROR_TYPES = {
