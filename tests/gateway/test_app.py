@@ -82,6 +82,25 @@ def test_errors_have_openais_shape(ledger_path):
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
 
 
+def test_only_a_model_charged_at_zero_is_warned_about(ledger_path, caplog):
+    # "fast" is unknown to the catalog but priced as Haiku: its id is probed, never charged, so no
+    # "recording its usage at $0" warning; a model with no price_as is charged at $0 and warned about.
+    config = upstream_config("http://unused")
+    config["models"]["bare"] = {**config["models"]["fast"], "model": "bare"}
+    del config["models"]["bare"]["price_as"]
+    with InstantOpenAI() as upstream:
+        for spec in config["models"].values():
+            spec["base_url"] = upstream
+        with caplog.at_level("WARNING", logger="tokenomy.gateway.pricing"), gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+            for model in ("fast", "bare"):
+                client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], max_tokens=5)
+    warned = [r.getMessage() for r in caplog.records if "has no price" in r.getMessage()]
+    assert len(warned) == 1 and "'bare'" in warned[0]
+    costs = {e.model: e.cost_usd for e in open_store(ledger_path).events()}
+    assert costs["fast"] > 0 and costs["bare"] == 0
+
+
 def test_keys_are_required_hashed_and_revocable(ledger_path):
     store = KeyStore(open_store(ledger_path))
     secret, key = store.create(budget_usd=Decimal("5"), period="month", rpm=100, name="ci")

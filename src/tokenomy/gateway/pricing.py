@@ -28,6 +28,7 @@ class GatewayCatalog:
         # The catalog does not change while the gateway runs: each (model, region) is resolved once (a
         # lookup resolves profiles, aliases and the library; three per request measured ~50 us each).
         self._found: dict[tuple[str, str | None], PriceEntry | TokenomyError] = {}
+        self._known: dict[str, bool] = {}
 
     def lookup(self, model: str, region: str | None = None) -> PriceEntry:
         """The catalog's entry, or a $0 entry marked priced_by='unpriced'."""
@@ -70,6 +71,16 @@ class GatewayCatalog:
                     cache_write=ZERO,
                 )
             return entry
+
+    def knows(self, model: str) -> bool:
+        """Whether the catalog prices `model`: a probe, so an unknown model is not the $0 stand-in and not warned about
+        (e.g. the served id of a model priced with `price_as`, which is never charged under its own name)."""
+        known = self._known.get(model)
+        if known is None:
+            if len(self._known) >= MEMO_SIZE:
+                self._known.clear()
+            known = self._known[model] = self.base.knows(model)
+        return known
 
     def is_unpriced(self, entry: PriceEntry) -> bool:
         return entry.priced_by == "unpriced"

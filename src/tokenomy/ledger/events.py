@@ -219,12 +219,11 @@ def record_priced_as(event: UsageEvent, price_as: str | None, name: str, catalog
     read as "the free model cost money"); the configured name (e.g. a bench variant) and the model that answered
     are kept as tags. A served id the catalog does not know, or knows as the priced model itself (a self-hosted
     model's own name), misleads no one and is kept as it is."""
-    if not price_as or price_as == event.model:
+    if not price_as or price_as == event.model or not catalog.knows(event.model):
         return event
     try:
-        served = catalog.lookup(event.model)
-        if served.priced_by == "unpriced" or served.model == catalog.lookup(price_as).model:
-            return event  # unknown to the catalog (the gateway's $0 stand-in), or an alias of the priced model
+        if catalog.lookup(event.model).model == catalog.lookup(price_as).model:
+            return event  # an alias of the priced model
     except TokenomyError:
         return event
     event.tags = {**(event.tags or {}), "variant": name, "served_model": event.model}

@@ -267,6 +267,14 @@ class PriceCatalog:
             "Run `tokenomy prices` to list models, or add it with a price file (--prices FILE)."
         )
 
+    def knows(self, model: str) -> bool:
+        """Whether `model` has a price here or in the library, in some region (a probe: nothing is logged)."""
+        try:
+            self.lookup(model)
+        except UnknownModelError:
+            return False
+        return True
+
     def _pick_region(self, model: str, regions: dict[str, PriceEntry], region: str | None) -> PriceEntry:
         if region and region in regions:
             return regions[region]
