@@ -55,6 +55,26 @@ _COLUMN_TYPES = {
 # Columns added after schema version 1 shipped: ledgers made before them gain them on open (0 for old rows).
 ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
+# What those types hold: DECIMAL(20,12) keeps 8 digits before the point; BIGINT and INTEGER are signed 64/32 bits.
+_COST_LIMIT = Decimal(10) ** 8
+_INT_LIMITS = {"BIGINT": 2**63, "INTEGER": 2**31}
+_INT_COLUMNS = {c: _INT_LIMITS[t.split()[0]] for c, t in _COLUMN_TYPES.items() if t.split()[0] in _INT_LIMITS}
+_COST_COLUMNS = [c for c, t in _COLUMN_TYPES.items() if t.startswith("DECIMAL")]
+
+
+def unstorable(event: UsageEvent) -> str | None:
+    """Why the ledger's columns cannot hold `event` (a figure out of their range), or None. An upstream that reports
+    10^15 tokens gives a cost no DECIMAL(20,12) holds: every engine would refuse the whole batch it is in."""
+    for column, limit in _INT_COLUMNS.items():
+        value = getattr(event, column)
+        if value is not None and not -limit <= value < limit:
+            return f"{column} = {value} is out of the column's range"
+    for column in _COST_COLUMNS:
+        value = getattr(event, column)
+        if value is not None and (not value.is_finite() or abs(value) >= _COST_LIMIT):
+            return f"{column} = {value} is out of the column's range (under 100,000,000 USD)"
+    return None
+
 
 EVENTS_DDL = (
     "CREATE TABLE IF NOT EXISTS usage_events (\n  "
@@ -158,6 +178,11 @@ class LedgerStore:
 
     def _lock_rollups(self, conn: Any) -> None:
         """Serialise rollup maintenance between processes where the engine lets several write at once."""
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        """Whether `exc` is this engine refusing a row for its values (not a connection or lock failure): the
+        writer then finds that row and sets it aside, instead of retrying the whole batch forever."""
+        return False
 
     def schema_version(self) -> int:
         with self.connect() as conn:

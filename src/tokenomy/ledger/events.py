@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -118,6 +119,14 @@ class UsageEvent:
             if isinstance(value, Decimal):
                 row[key] = decimal_str(value)
         return row
+
+    def to_jsonl(self) -> bytes:
+        """One JSONL line: the journal's and the rejected-events file's format (`tokenomy ledger import` reads it)."""
+        row = self.to_json()
+        try:
+            return orjson.dumps(row) + b"\n"
+        except TypeError:  # orjson refuses a lone surrogate in a string; the stdlib escapes it
+            return (json.dumps(row, separators=(",", ":")) + "\n").encode()
 
 
 COLUMNS = [f.name for f in fields(UsageEvent)]

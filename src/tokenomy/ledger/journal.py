@@ -39,6 +39,7 @@ import orjson
 
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import COLUMNS, UsageEvent
+from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Journal:
 
     def append(self, event: UsageEvent) -> int:
         """Write one event to the journal file now (one syscall); its sequence number."""
-        line = _encode(event.to_json())
+        line = event.to_jsonl()
         with self._io:
             self.appended += 1
             seq = self.appended
@@ -202,13 +203,6 @@ class Journal:
             self._sealed = []
 
 
-def _encode(row: dict) -> bytes:
-    try:
-        return orjson.dumps(row) + b"\n"
-    except TypeError:  # orjson refuses a lone surrogate in a string; the stdlib escapes it
-        return (json.dumps(row, separators=(",", ":")) + "\n").encode()
-
-
 def _decode(line: bytes) -> dict:
     try:
         return orjson.loads(line)
@@ -251,8 +245,8 @@ def replay(folder: Path, store: LedgerStore) -> int:
                     events.append(_event(_decode(line)))
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line was never acknowledged
                     log.warning("%s:%d: skipped an unreadable journal line (%s)", path, number, exc)
-            for start in range(0, len(events), 5000):
-                store.write(events[start : start + 5000])
+            for start in range(0, len(events), 5000):  # an event the store cannot take is set aside, not replayed again
+                write_setting_aside(store, events[start : start + 5000], rejects_path(store))
             total += len(events)
             path.unlink(missing_ok=True)
     if total:

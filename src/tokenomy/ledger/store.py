@@ -67,6 +67,11 @@ class DuckDBStore(LedgerStore):
             with _DUCKDB_OPEN_CLOSE:
                 conn.close()
 
+    def is_data_error(self, exc: BaseException) -> bool:
+        import duckdb
+
+        return isinstance(exc, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.ConstraintException))
+
     def _stage(self, conn: Any, rows: list[tuple]) -> None:
         # DuckDB's executemany costs ~5 ms per row; staging the batch from an Arrow table is ~1000x cheaper,
         # which a busy gateway's ledger needs. Falls back to row by row if Arrow cannot type a batch.
@@ -127,6 +132,11 @@ class PostgresStore(LedgerStore):
     def _transaction(self, conn: Any) -> Iterator[None]:
         with conn.transaction():
             yield
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))  # e.g. a NUL byte in text
 
     def _lock_rollups(self, conn: Any) -> None:
         # Two gateway workers upserting the same hour, or two processes backfilling at once, would deadlock

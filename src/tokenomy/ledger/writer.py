@@ -3,7 +3,8 @@
 `record()` only appends to an in-memory list; a background thread flushes every
 `flush_interval` seconds or when `max_batch` events are waiting. On interpreter exit and on
 SIGTERM the buffer is flushed before the process goes away. A failing flush (database down) is
-retried with exponential backoff (at most every 30 s), logged once per attempt without a traceback.
+retried with exponential backoff (at most every 30 s), logged once per attempt without a traceback; an event
+the store refuses for its own values is set aside in a file instead (ledger/rejects.py), so it cannot block the rest.
 With a `journal`, every event is also appended to a local fsynced journal (see ledger/journal.py), so
 a crash loses nothing that was acknowledged; segments are deleted once their events are written.
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore, open_store
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class LedgerWriter:
         self.max_batch = max_batch
         self._buffer: list[UsageEvent] = []
         self.journal = journal
+        self.rejects = rejects_path(self.store)  # where an event the store cannot take is kept (ledger/rejects.py)
         self._written = 0  # events recorded and now in the store (the journal's sequence numbers)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -86,7 +89,7 @@ class LedgerWriter:
             if not batch:
                 return 0
             try:
-                self.store.write(batch)
+                write_setting_aside(self.store, batch, self.rejects)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch

@@ -1,0 +1,83 @@
+"""Writing events so that one the database cannot take never blocks the others.
+
+A figure out of a column's range (an upstream reporting 10^15 tokens) or a value the engine refuses (a NUL byte in
+PostgreSQL text) fails the whole batch it is in. Retried as it is, that batch would fail forever: every later
+answer piles up unwritten, and the journal replay at the next start fails the same way. Such an event is set aside
+instead, in a JSONL file beside the ledger (one event per line, as `tokenomy ledger export` writes them, so
+`tokenomy ledger import` loads it once fixed), and logged as an error; the rest of the batch is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenomy.ledger.base import unstorable
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+
+
+def rejects_path(store: LedgerStore) -> Path:
+    """Beside a DuckDB file; under .tokenomy/ (named after the URL, without credentials) for a server."""
+    path = getattr(store, "path", None)
+    if path is not None:
+        return Path(f"{path}.rejected.jsonl")
+    return Path(".tokenomy") / f"rejected-{hashlib.sha256(store.url.encode()).hexdigest()[:12]}.jsonl"
+
+
+def write_setting_aside(store: LedgerStore, events: Sequence[UsageEvent], rejects: Path) -> int:
+    """Write `events`; those the store cannot take go to `rejects` (synced to disk) instead. The number handled
+    either way. Raises what is not about the events themselves (database down, lock held): retry the batch."""
+    storable, refused = [], []
+    for event in events:
+        why = unstorable(event)
+        if why is None:
+            storable.append(event)
+        else:
+            refused.append((event, why))
+    refused += _write(store, storable)
+    if refused:
+        _set_aside(rejects, refused)
+    return len(events)
+
+
+def _write(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent, str]]:
+    """Write; on an error about the rows, halve the batch until the refused events are found (a few more writes
+    for one bad event in a thousand). The refused events, with the engine's reason."""
+    if not events:
+        return []
+    try:
+        store.write(events)
+        return []
+    except Exception as exc:
+        if not store.is_data_error(exc):
+            raise
+        if len(events) == 1:
+            return [(events[0], " ".join(str(exc).split())[:300])]
+    half = len(events) // 2
+    return _write(store, events[:half]) + _write(store, events[half:])
+
+
+def _set_aside(rejects: Path, refused: list[tuple[UsageEvent, str]]) -> None:
+    rejects.parent.mkdir(parents=True, exist_ok=True)
+    with rejects.open("ab") as out:
+        for event, _ in refused:
+            out.write(event.to_jsonl())
+        out.flush()
+        os.fsync(out.fileno())  # the journal drops its copy once this returns
+    for event, why in refused:
+        log.error(
+            "ledger: event %s (%s, %s) cannot be stored: %s; it is kept in %s - correct it there and load it with "
+            "`tokenomy ledger import %s`",
+            event.event_id,
+            event.provider,
+            event.model,
+            why,
+            rejects,
+            rejects,
+        )
