@@ -45,6 +45,26 @@ def test_old_signatures_still_work_and_mode_prices_batch(server, ledger_path):
         assert quiet.writer is None
 
 
+def test_cache_tokens_a_model_has_no_cache_price_for_are_billed_as_input_and_the_row_agrees(server, ledger_path,
+                                                                                            caplog):
+    # Llama 3.1 8B on Bedrock has no prompt-cache prices. Before: with price_as, the row said 800 input + 200 cache
+    # read while its cost was 1000 input tokens; without price_as, the caller got a 400 and no row was written.
+    server.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+                    "prompt_tokens_details": {"cached_tokens": 200}}
+    llama = "meta.llama3-1-8b-instruct-v1:0"
+    specs = {"priced": ModelSpec(name="priced", provider="openai", model="x", base_url=server.url, price_as=llama),
+             "own": ModelSpec(name="own", provider="openai", model=llama, base_url=server.url)}
+    with caplog.at_level(logging.WARNING, logger="tokenomy.client"), Tokenomy(ledger_path, models=specs) as client:
+        answers = [client.chat(ChatRequest.simple("hi", model=m, max_tokens=5)) for m in ("priced", "own")]
+    billed = compute_cost(Usage(1000, 10), llama).total_usd
+    assert [a.cost_usd for a in answers] == [billed, billed]
+    assert answers[1].usage.cache_read_tokens == 200  # the caller still sees what the provider reported
+    rows = open_store(ledger_path).query("SELECT input_tokens, cache_read_tokens, cost_usd FROM usage_events")
+    assert [(r["input_tokens"], r["cache_read_tokens"], r["cost_usd"]) for r in rows] == [(1000, 0, billed)] * 2
+    assert "reported cache tokens but the price catalog has no cache prices" in caplog.text  # for `own` only
+    assert caplog.text.count("reported cache tokens") == 1
+
+
 def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_path, caplog):
     config = parse_config({
         "models": {"a": {"provider": "openai", "model": "a", "base_url": server.url, "price_as": "gpt-4o-mini"}},

@@ -9,6 +9,7 @@ place and every attempt is recorded the same way (ledger row + OpenTelemetry spa
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -34,7 +35,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.cost import compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -43,6 +44,8 @@ from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.router import ESCALATED_TAG
 from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
+
+log = logging.getLogger(__name__)
 
 
 class Tokenomy:
@@ -59,6 +62,7 @@ class Tokenomy:
         seed: int | None = None,
     ) -> None:
         self.catalog = catalog or default_catalog()
+        self._cache_unpriced_warned: set[str] = set()
         self.models = models or {}
         self.store_prompts = store_prompts
         self.policy = policy or CallPolicy()
@@ -186,16 +190,14 @@ class Tokenomy:
         target = att.target
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
-        usage = response.usage
-        if (
-            target.spec.price_as
-            and (usage.cache_read_tokens or usage.cache_write_tokens)
-            and not self.catalog.lookup(pricing_model, region).has_cache
-        ):
-            # The stand-in (e.g. the local model's KV cache) cached a prefix that the model it is priced
-            # as cannot cache: that model would bill those tokens as plain input.
-            usage = Usage(usage.total_input_tokens, usage.output_tokens)
-        cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog)
+        usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
+        try:
+            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog)
+        except TokenomyError as exc:
+            # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
+            # marked unpriced, rather than an error for a price the catalog lacks.
+            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
+            cost = unpriced_cost(pricing_model, region, call.mode)
         response.cost_usd = cost.total_usd
         response.attempts = att.number
         if att.tier.name is not None:
@@ -212,6 +214,8 @@ class Tokenomy:
             event.tags = {**(event.tags or {}), "deployment": event.model}
             event.model = target.spec.price_as
         event.attempt = att.number
+        if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
+            event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
         self._record(event)
         if call.policy.limiter:
             usage = response.usage
@@ -226,6 +230,26 @@ class Tokenomy:
         )
         self._local.placements = target.placements
         return response
+
+    def _billable_usage(self, usage: Usage, model: str, region: str | None, stand_in: bool) -> Usage:
+        """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
+        local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
+        provider's own model that input price is the catalog's best figure."""
+        if not (usage.cache_read_tokens or usage.cache_write_tokens):
+            return usage
+        try:
+            if self.catalog.lookup(model, region).has_cache:
+                return usage
+        except TokenomyError:
+            return usage  # compute_cost says why
+        if not stand_in and model not in self._cache_unpriced_warned:
+            self._cache_unpriced_warned.add(model)
+            log.warning(
+                "%s reported cache tokens but the price catalog has no cache prices for it: they are priced as "
+                "input (add its cache prices with a price file, --prices FILE)",
+                model,
+            )
+        return Usage(usage.total_input_tokens, usage.output_tokens)
 
     def _record(self, event: UsageEvent) -> None:
         if self.writer is not None:

@@ -41,6 +41,7 @@ class ScriptedOpenAI:
         self.script = list(script)
         self.calls = 0
         self.bodies: list[dict] = []
+        self.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}  # what every answer reports
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,7 +55,7 @@ class ScriptedOpenAI:
                 outer.bodies.append(body)
                 status, headers, *kind = outer.script.pop(0) if outer.script else (200, {})
                 model = body["model"]
-                usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+                usage = outer.usage
                 content_type = "application/json"
                 if status != 200:
                     data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": None}}).encode()

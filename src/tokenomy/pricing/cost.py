@@ -61,6 +61,12 @@ class CostBreakdown:
         }
 
 
+def unpriced_cost(model: str, region: str | None, mode: str) -> CostBreakdown:
+    """$0, marked priced_by='unpriced': a call that happened but that the catalog cannot price."""
+    zero = Decimal(0)
+    return CostBreakdown(model, region or "global", mode, zero, zero, zero, zero, "unpriced", "none", "")
+
+
 def check_tokens(**counts: Any) -> None:
     """Reject negative or non-integer token counts, naming the offending field and value."""
     for name, value in counts.items():
