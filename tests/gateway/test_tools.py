@@ -245,3 +245,42 @@ def test_the_ledger_counts_images_documents_and_tool_calls_without_their_content
     assert (second.image_count, second.document_count, second.tool_call_count) == (0, 0, 1)
     assert first.prompt_text is None and first.cache_read_tokens == 8 and first.input_tokens == 32
     assert first.cost_usd > 0
+
+
+def test_an_agent_loop_sends_the_returned_message_object_back_as_is(served):
+    """The openai SDK sends `reply.choices[0].message` back with every key it has: the gateway's
+    reasoning_content, refusal and annotations as OpenAI answers them, audio / function_call null."""
+    upstream, client, url = served
+    upstream.message_extra = {"reasoning_content": "Two tools, then answer.", "refusal": None, "annotations": [],
+                              "audio": None, "function_call": None}
+    messages: list = [USER]
+    for _ in range(3):
+        reply = client.chat.completions.create(model="fast", messages=messages, tools=[WEATHER, TIME])
+        message = reply.choices[0].message
+        messages.append(message)  # the SDK object itself, as agent loops do
+        if not message.tool_calls:
+            break
+        messages += [{"role": "tool", "tool_call_id": c.id, "content": f"{c.function.name}: 18C"}
+                     for c in message.tool_calls]
+    assert messages[-1].content == "answer after get_time: 18C" and len(messages) == 5
+    assert messages[1].model_extra["reasoning_content"] == "Two tools, then answer."
+    # The reasoning is not sent to an OpenAI-format upstream (such servers refuse reasoning_content).
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": None,
+                                            "tool_calls": messages[1].model_dump()["tool_calls"]}
+
+    def refused(assistant: dict) -> dict:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+            USER, {"role": "assistant", "content": "hi", **assistant}, {"role": "user", "content": "again"}]})
+        assert reply.status_code == 400, reply.text
+        return reply.json()["error"]
+
+    before = len(upstream.bodies)
+    assert refused({"audio": {"id": "audio_1"}})["param"] == "messages[1].audio"
+    assert refused({"function_call": {"name": "f", "arguments": "{}"}})["param"] == "messages[1].function_call"
+    assert refused({"reasoning_content": ["x"]})["param"] == "messages[1].reasoning_content"
+    assert refused({"cache_control": {}})["param"] == "messages[1].cache_control"
+    assert len(upstream.bodies) == before
+    # A refusal's words are what the assistant said: they travel as its text.
+    httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+        USER, {"role": "assistant", "content": None, "refusal": "I can't."}, {"role": "user", "content": "ok"}]})
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": "I can't."}

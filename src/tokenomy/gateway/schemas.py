@@ -24,6 +24,7 @@ from tokenomy.messages import (
     ImageBlock,
     Message,
     Reasoning,
+    ReasoningBlock,
     RequestMeta,
     ResponseFormat,
     TextBlock,
@@ -242,13 +243,50 @@ def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     )
 
 
+# Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
+# a caller appends `reply.choices[0].message` as-is), plus the gateway's own `reasoning_content`.
+ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content"}
+
+
+def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
+    """(blocks before the content, blocks after it) for the extra keys of an assistant message."""
+    unknown = sorted(set(extra) - ASSISTANT_KEYS)
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", "this message field is not supported by this gateway")
+    before: list[Block] = []
+    after: list[Block] = []
+    for key in ("audio", "function_call"):  # null is what the SDK echoes; a value cannot be carried
+        if extra.get(key) is not None:
+            raise RequestError(
+                f"{where}.{key}",
+                "not supported by this gateway (send null; use tool_calls for function calls)",
+            )
+    reasoning = extra.get("reasoning_content")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise RequestError(f"{where}.reasoning_content", "expected a string")
+    if reasoning:
+        before.append(ReasoningBlock(reasoning))  # unsigned: each provider mapping decides how to carry it
+    refusal = extra.get("refusal")
+    if refusal is not None and not isinstance(refusal, str):
+        raise RequestError(f"{where}.refusal", "expected a string")
+    if refusal:
+        after.append(TextBlock(refusal))  # the model's words when it refused: the next turn needs them as text
+    annotations = extra.get("annotations")
+    if annotations is not None and not isinstance(annotations, list):
+        raise RequestError(f"{where}.annotations", "expected a list")
+    # Annotations (url citations) describe spans of the content, which is carried; the model does not read them.
+    return before, after
+
+
 def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
     """System prompt (system and developer messages) and the turns; a run of `tool` messages is one user turn."""
     system: list[str] = []
     turns: list[Message] = []
     for i, m in enumerate(body.messages):
         where = f"messages[{i}]"
-        for key in m.model_extra or {}:
+        extra = m.model_extra or {}
+        if extra and m.role != "assistant":
+            key = next(iter(extra))
             raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
         if m.role == "function":
             raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
@@ -269,7 +307,8 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
             else:
                 turns.append(Message("user", [result]))
         elif m.role == "assistant":
-            blocks = _blocks(m.content, where)
+            before, after = _assistant_extras(extra, where) if extra else ([], [])
+            blocks = before + _blocks(m.content, where) + after
             blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
             turns.append(Message("assistant", blocks, name=m.name))
         else:
