@@ -309,8 +309,13 @@ class StreamAssembler:
         self.served = request.model
         self.extra: dict[str, Any] = {}
         self.deltas = 0
+        self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
     def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
+        if chunk.get("error"):  # OpenAI's in-stream error event: generation failed midway
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ProviderError(f"upstream stream failed: {message}", kind="server_error")
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
@@ -337,6 +342,13 @@ class StreamAssembler:
                 yield StreamChunk(tool_call=self._tool_piece(piece))
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
+                self.finished = True
+
+    def check_complete(self, done: bool) -> None:
+        """Raise if the stream ended with neither a finish_reason nor `[DONE]` (`done`): the connection was
+        cut, and what arrived is part of an answer, not an answer."""
+        if not (done or self.finished):
+            raise ProviderError("upstream stream ended before the answer was complete", kind="server_error")
 
     def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
         index = int(piece.get("index") or 0)
