@@ -41,3 +41,20 @@ def test_returned_reasoning_content_is_carried_or_refused_never_a_500():
     converse = to_converse_params(request)["messages"][1]["content"]
     assert converse[0] == {"reasoningContent": {"reasoningText": {"text": "greet back"}}}
     assert contents_from_request(request)[1]["parts"][0] == {"text": "greet back", "thought": True}
+
+
+def test_max_completion_tokens_is_each_providers_own_cap_and_never_a_raw_field():
+    turns = [{"role": "user", "content": "hi"}]
+    request = chat_request(SONNET, messages=turns, max_completion_tokens=20)
+    assert request.max_tokens == 20 and request.extra == {}
+    anthropic = to_anthropic_params(request)
+    assert anthropic["max_tokens"] == 20 and "max_completion_tokens" not in anthropic
+    request.model = CLAUDE_ON_BEDROCK
+    converse = to_converse_params(request)
+    assert converse["inferenceConfig"]["maxTokens"] == 20
+    assert "max_completion_tokens" not in str(converse)
+    # OpenAI gets the name its caller used (o-series models refuse max_tokens), and the smaller cap.
+    body = openai_wire.request_body(chat_request("o3", messages=turns, max_completion_tokens=20, max_tokens=30))
+    assert body["max_completion_tokens"] == 20 and "max_tokens" not in body
+    body = openai_wire.request_body(chat_request("gpt-4o", messages=turns, max_tokens=30))
+    assert body["max_tokens"] == 30 and "max_completion_tokens" not in body

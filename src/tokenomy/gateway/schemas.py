@@ -385,8 +385,6 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
         extra["n"] = body.n
     if body.logprobs:
         extra["logprobs"] = True
-    if body.max_completion_tokens is not None:
-        extra["max_completion_tokens"] = body.max_completion_tokens  # only says which name the caller used
     if body.stream_options is not None:
         for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
@@ -410,6 +408,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         model=route.model or body.model,
         system=system,
         max_tokens=min(c for c in caps) if caps else None,
+        max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
         temperature=body.temperature,
         top_p=body.top_p,
         top_k=body.top_k,

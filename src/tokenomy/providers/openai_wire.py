@@ -188,7 +188,9 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
     body.update(request.extra)  # pass-through fields, as the caller named them
-    if "max_completion_tokens" in body:  # the caller's name for the cap wins (o-series models refuse max_tokens)
+    # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
+    # have put max_completion_tokens in extra.
+    if request.max_tokens_name == "max_completion_tokens" or "max_completion_tokens" in body:
         body.pop("max_tokens", None)
         if request.max_tokens is not None:
             body["max_completion_tokens"] = request.max_tokens
