@@ -284,3 +284,46 @@ def test_an_agent_loop_sends_the_returned_message_object_back_as_is(served):
     httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
         USER, {"role": "assistant", "content": None, "refusal": "I can't."}, {"role": "user", "content": "ok"}]})
     assert upstream.last["messages"][1] == {"role": "assistant", "content": "I can't."}
+
+
+def test_unknown_keys_in_nested_objects_and_non_string_text_are_named_400s(served):
+    upstream, _, url = served
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    turn = [USER, {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"}]
+    png = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    cases = [
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png, "foo": 1}}]}]},
+         "messages[0].content[0].image_url.foo"),
+        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "f1", "bar": 1}}]}]},
+         "messages[0].content[0].file.bar"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "foo": 1}]}, turn[2]]},
+         "messages[1].tool_calls[0].foo"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {**call["function"], "x": 1}}]},
+                       turn[2]]}, "messages[1].tool_calls[0].function.x"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {"name": "f", "arguments": {}}}]},
+                       turn[2]]}, "messages[1].tool_calls[0].function.arguments"),
+        ({"messages": [USER], "tools": [{**tool, "foo": 1}]}, "tools[0].foo"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "foo": 1}}]},
+         "tools[0].function.foo"),
+        ({"messages": [USER], "tools": [tool], "tool_choice": {"type": "function", "function": {"name": "f"},
+                                                               "x": 1}}, "tool_choice.x"),
+        ({"messages": [USER], "tools": [tool], "tool_choice": {"type": "function",
+                                                               "function": {"name": "f", "y": 1}}},
+         "tool_choice.function.y"),
+        ({"messages": [USER], "response_format": {"type": "json_object", "z": 1}}, "response_format.z"),
+        ({"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {
+            "name": "n", "schema": {"type": "object"}, "w": 1}}}, "response_format.json_schema.w"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": ["a"]}]}]},
+         "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+    ]
+    before = len(upstream.bodies)
+    for body, param in cases:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", **body})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == param, (param, reply.text)
+    assert len(upstream.bodies) == before  # nothing reached the provider
+    ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": turn, "tools": [tool]})
+    assert ok.status_code == 200, ok.text

@@ -174,18 +174,43 @@ def valid_base64(text: str) -> bool:
 
 
 PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+# The keys each nested object of the request may hold: anything else would be dropped, so it is refused.
+IMAGE_KEYS = frozenset({"url", "detail"})
+FILE_KEYS = frozenset({"file_data", "file_id", "filename"})
+CALL_KEYS = frozenset({"id", "type", "function"})
+CALL_FUNCTION_KEYS = frozenset({"name", "arguments"})
+TOOL_KEYS = frozenset({"type", "function"})
+TOOL_FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+CHOICE_FUNCTION_KEYS = frozenset({"name"})
+FORMAT_KEYS = frozenset({"type", "json_schema"})
+SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+
+
+def _only(value: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
+    """`value` if it is an object holding only `keys` (a set difference: cheap enough for every request)."""
+    if not isinstance(value, dict):
+        raise RequestError(where, "expected an object")
+    unknown = value.keys() - keys
+    if unknown:
+        raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+    return value
 
 
 def _part(part: dict[str, Any], where: str) -> Block:
+    if not isinstance(part, dict):
+        raise RequestError(where, "expected a content part object")
     kind = part.get("type")
     unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
     if unknown:
         raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
     if kind == "text":
-        return TextBlock(str(part.get("text") or ""))
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise RequestError(f"{where}.text", "required: a string")
+        return TextBlock(text)
     if kind == "image_url":
-        image = part.get("image_url") or {}
-        url = image.get("url") if isinstance(image, dict) else None
+        image = _only(part.get("image_url") or {}, IMAGE_KEYS, f"{where}.image_url")
+        url = image.get("url")
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
@@ -193,7 +218,7 @@ def _part(part: dict[str, Any], where: str) -> Block:
             return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
-        file = part.get("file") or {}
+        file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
         if not file.get("file_data"):
@@ -230,10 +255,14 @@ def _json_arguments(arguments: str) -> Any:
 
 
 def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
-    function = call.get("function") or {}
+    function = _only(_only(call, CALL_KEYS, where).get("function") or {}, CALL_FUNCTION_KEYS, f"{where}.function")
     if call.get("type", "function") != "function" or not function.get("name"):
         raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
-    arguments = function.get("arguments") or ""
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = ""
+    if not isinstance(arguments, str):
+        raise RequestError(f"{where}.function.arguments", "expected a string (the arguments as JSON text)")
     parsed = _json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
         id=str(call.get("id") or ""),
@@ -325,6 +354,9 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(body.tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and tool.get("type") == "function":
+            _only(tool, TOOL_KEYS, f"tools[{i}]")
+            _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
             raise RequestError(
                 f"tools[{i}]",
@@ -350,6 +382,9 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
         if value not in modes:
             raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
         return ToolChoice(modes[value])  # type: ignore[arg-type]
+    if value.get("type") == "function":
+        _only(value, TOOL_KEYS, "tool_choice")
+        _only(value.get("function") or {}, CHOICE_FUNCTION_KEYS, "tool_choice.function")
     name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
     if not name:
         raise RequestError(
@@ -363,13 +398,14 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
 def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
     if value is None:
         return None
-    kind = value.get("type")
+    kind = _only(value, FORMAT_KEYS, "response_format").get("type")
     if kind in ("text", "json_object"):
         return ResponseFormat(kind)
     if kind == "json_schema":
         spec = value.get("json_schema") or {}
         if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
             raise RequestError("response_format.json_schema", 'send an object {"name": ..., "schema": {...}}')
+        _only(spec, SCHEMA_KEYS, "response_format.json_schema")
         return ResponseFormat(
             "json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"), spec.get("description")
         )
