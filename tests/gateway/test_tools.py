@@ -327,3 +327,19 @@ def test_unknown_keys_in_nested_objects_and_non_string_text_are_named_400s(serve
     assert len(upstream.bodies) == before  # nothing reached the provider
     ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": turn, "tools": [tool]})
     assert ok.status_code == 200, ok.text
+
+
+def test_wrongly_typed_fields_are_named_400s_not_coerced(served):
+    upstream, _, url = served
+    before = len(upstream.bodies)
+    for field, value in [("max_tokens", "10"), ("logprobs", "yes"), ("parallel_tool_calls", "no"),
+                         ("stream", "yes"), ("temperature", "1"), ("n", 1.5)]:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], field: value})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == field, (field, reply.text)
+    reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "stream": True,
+                                                          "stream_options": {"include_usage": "yes"}})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "stream_options.include_usage"
+    assert len(upstream.bodies) == before
+    ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "temperature": 1,
+                                                       "top_p": 1, "max_tokens": 10})
+    assert ok.status_code == 200 and upstream.last["temperature"] == 1.0, ok.text

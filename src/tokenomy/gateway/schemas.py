@@ -76,14 +76,17 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat-completions request: typed where the gateway maps a field, the rest passed through."""
+    """OpenAI's chat-completions request: typed where the gateway maps a field, the rest passed through.
 
-    model_config = ConfigDict(extra="allow")
+    Strict, as OpenAI's API is: `max_tokens: "10"` or `stream: "yes"` is a 400 naming the field, not a guess
+    (an integer is still a valid float, e.g. temperature: 1)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str = Field(min_length=1, max_length=512)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: Optional[int] = Field(None, ge=1, le=1_000_000)
