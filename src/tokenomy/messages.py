@@ -206,6 +206,9 @@ class ChatRequest:
     model: str = "local"
     system: str | None = None
     max_tokens: int | None = None
+    # The name an OpenAI caller gave the cap (o-series models refuse max_tokens); only the OpenAI wire reads it,
+    # so other providers never see OpenAI's naming.
+    max_tokens_name: str = "max_tokens"
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None

@@ -247,3 +247,101 @@ def test_the_ledger_counts_images_documents_and_tool_calls_without_their_content
     # so all 40 are billed, and recorded, as input.
     assert first.prompt_text is None and first.cache_read_tokens == 0 and first.input_tokens == 40
     assert first.cost_usd > 0
+
+
+def test_an_agent_loop_sends_the_returned_message_object_back_as_is(served):
+    """The openai SDK sends `reply.choices[0].message` back with every key it has: the gateway's
+    reasoning_content, refusal and annotations as OpenAI answers them, audio / function_call null."""
+    upstream, client, url = served
+    upstream.message_extra = {"reasoning_content": "Two tools, then answer.", "refusal": None, "annotations": [],
+                              "audio": None, "function_call": None}
+    messages: list = [USER]
+    for _ in range(3):
+        reply = client.chat.completions.create(model="fast", messages=messages, tools=[WEATHER, TIME])
+        message = reply.choices[0].message
+        messages.append(message)  # the SDK object itself, as agent loops do
+        if not message.tool_calls:
+            break
+        messages += [{"role": "tool", "tool_call_id": c.id, "content": f"{c.function.name}: 18C"}
+                     for c in message.tool_calls]
+    assert messages[-1].content == "answer after get_time: 18C" and len(messages) == 5
+    assert messages[1].model_extra["reasoning_content"] == "Two tools, then answer."
+    # The reasoning is not sent to an OpenAI-format upstream (such servers refuse reasoning_content).
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": None,
+                                            "tool_calls": messages[1].model_dump()["tool_calls"]}
+
+    def refused(assistant: dict) -> dict:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+            USER, {"role": "assistant", "content": "hi", **assistant}, {"role": "user", "content": "again"}]})
+        assert reply.status_code == 400, reply.text
+        return reply.json()["error"]
+
+    before = len(upstream.bodies)
+    assert refused({"audio": {"id": "audio_1"}})["param"] == "messages[1].audio"
+    assert refused({"function_call": {"name": "f", "arguments": "{}"}})["param"] == "messages[1].function_call"
+    assert refused({"reasoning_content": ["x"]})["param"] == "messages[1].reasoning_content"
+    assert refused({"cache_control": {}})["param"] == "messages[1].cache_control"
+    assert len(upstream.bodies) == before
+    # A refusal's words are what the assistant said: they travel as its text.
+    httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+        USER, {"role": "assistant", "content": None, "refusal": "I can't."}, {"role": "user", "content": "ok"}]})
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": "I can't."}
+
+
+def test_unknown_keys_in_nested_objects_and_non_string_text_are_named_400s(served):
+    upstream, _, url = served
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    turn = [USER, {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"}]
+    png = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    cases = [
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png, "foo": 1}}]}]},
+         "messages[0].content[0].image_url.foo"),
+        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "f1", "bar": 1}}]}]},
+         "messages[0].content[0].file.bar"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "foo": 1}]}, turn[2]]},
+         "messages[1].tool_calls[0].foo"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {**call["function"], "x": 1}}]},
+                       turn[2]]}, "messages[1].tool_calls[0].function.x"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {"name": "f", "arguments": {}}}]},
+                       turn[2]]}, "messages[1].tool_calls[0].function.arguments"),
+        ({"messages": [USER], "tools": [{**tool, "foo": 1}]}, "tools[0].foo"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "foo": 1}}]},
+         "tools[0].function.foo"),
+        ({"messages": [USER], "tools": [tool], "tool_choice": {"type": "function", "function": {"name": "f"},
+                                                               "x": 1}}, "tool_choice.x"),
+        ({"messages": [USER], "tools": [tool], "tool_choice": {"type": "function",
+                                                               "function": {"name": "f", "y": 1}}},
+         "tool_choice.function.y"),
+        ({"messages": [USER], "response_format": {"type": "json_object", "z": 1}}, "response_format.z"),
+        ({"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {
+            "name": "n", "schema": {"type": "object"}, "w": 1}}}, "response_format.json_schema.w"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": ["a"]}]}]},
+         "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+    ]
+    before = len(upstream.bodies)
+    for body, param in cases:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", **body})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == param, (param, reply.text)
+    assert len(upstream.bodies) == before  # nothing reached the provider
+    ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": turn, "tools": [tool]})
+    assert ok.status_code == 200, ok.text
+
+
+def test_wrongly_typed_fields_are_named_400s_not_coerced(served):
+    upstream, _, url = served
+    before = len(upstream.bodies)
+    for field, value in [("max_tokens", "10"), ("logprobs", "yes"), ("parallel_tool_calls", "no"),
+                         ("stream", "yes"), ("temperature", "1"), ("n", 1.5)]:
+        reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], field: value})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == field, (field, reply.text)
+    reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "stream": True,
+                                                          "stream_options": {"include_usage": "yes"}})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "stream_options.include_usage"
+    assert len(upstream.bodies) == before
+    ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "temperature": 1,
+                                                       "top_p": 1, "max_tokens": 10})
+    assert ok.status_code == 200 and upstream.last["temperature"] == 1.0, ok.text

@@ -126,6 +126,7 @@ class RecordingOpenAI:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -142,7 +143,9 @@ class RecordingOpenAI:
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"
                 else:
-                    payload, kind = json.dumps(completion(body)).encode(), "application/json"
+                    answer = completion(body)
+                    answer["choices"][0]["message"].update(recorder.message_extra)
+                    payload, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(200)
                 self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(payload)))

@@ -32,9 +32,11 @@ def _delta(model: str, text: str | None, finish: str | None = None, usage: dict 
 class ScriptedOpenAI:
     """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
 
-    A script entry is (status, headers) or (200, {}, "broken"): a stream that sends one delta and then
-    an in-stream error event, as OpenAI does when generation fails midway. `reply`: the answer's stream
-    deltas (a non-streamed answer is their concatenation).
+    A script entry is (status, headers) or (200, {}, kind) for a stream: "broken" sends one delta and then
+    an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
+    "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
+    whole answer without [DONE], as some compatible servers send. `reply`: the answer's stream deltas (a
+    non-streamed answer is their concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -62,6 +64,15 @@ class ScriptedOpenAI:
                 elif body.get("stream") and kind == ["broken"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])
+                elif body.get("stream") and kind == ["error"]:
+                    content_type = "text/event-stream"
+                    data = _sse([{"error": {"message": "overloaded", "type": "server_error"}}])
+                elif body.get("stream") and kind == ["cut"]:
+                    content_type = "text/event-stream"
+                    data = _sse([_delta(model, "par")])
+                elif body.get("stream") and kind == ["nodone"]:
+                    content_type = "text/event-stream"
+                    data = _sse([*(_delta(model, p) for p in reply), _delta(model, None, "stop", usage=usage)])
                 elif body.get("stream"):
                     content_type = "text/event-stream"
                     data = (

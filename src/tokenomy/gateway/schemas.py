@@ -24,6 +24,7 @@ from tokenomy.messages import (
     ImageBlock,
     Message,
     Reasoning,
+    ReasoningBlock,
     RequestMeta,
     ResponseFormat,
     TextBlock,
@@ -75,14 +76,17 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat-completions request: typed where the gateway maps a field, the rest passed through."""
+    """OpenAI's chat-completions request: typed where the gateway maps a field, the rest passed through.
 
-    model_config = ConfigDict(extra="allow")
+    Strict, as OpenAI's API is: `max_tokens: "10"` or `stream: "yes"` is a 400 naming the field, not a guess
+    (an integer is still a valid float, e.g. temperature: 1)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str = Field(min_length=1, max_length=512)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: Optional[int] = Field(None, ge=1, le=1_000_000)
@@ -173,18 +177,43 @@ def valid_base64(text: str) -> bool:
 
 
 PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+# The keys each nested object of the request may hold: anything else would be dropped, so it is refused.
+IMAGE_KEYS = frozenset({"url", "detail"})
+FILE_KEYS = frozenset({"file_data", "file_id", "filename"})
+CALL_KEYS = frozenset({"id", "type", "function"})
+CALL_FUNCTION_KEYS = frozenset({"name", "arguments"})
+TOOL_KEYS = frozenset({"type", "function"})
+TOOL_FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+CHOICE_FUNCTION_KEYS = frozenset({"name"})
+FORMAT_KEYS = frozenset({"type", "json_schema"})
+SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+
+
+def _only(value: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
+    """`value` if it is an object holding only `keys` (a set difference: cheap enough for every request)."""
+    if not isinstance(value, dict):
+        raise RequestError(where, "expected an object")
+    unknown = value.keys() - keys
+    if unknown:
+        raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+    return value
 
 
 def _part(part: dict[str, Any], where: str) -> Block:
+    if not isinstance(part, dict):
+        raise RequestError(where, "expected a content part object")
     kind = part.get("type")
     unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
     if unknown:
         raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
     if kind == "text":
-        return TextBlock(str(part.get("text") or ""))
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise RequestError(f"{where}.text", "required: a string")
+        return TextBlock(text)
     if kind == "image_url":
-        image = part.get("image_url") or {}
-        url = image.get("url") if isinstance(image, dict) else None
+        image = _only(part.get("image_url") or {}, IMAGE_KEYS, f"{where}.image_url")
+        url = image.get("url")
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
@@ -192,7 +221,7 @@ def _part(part: dict[str, Any], where: str) -> Block:
             return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
-        file = part.get("file") or {}
+        file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
         if not file.get("file_data"):
@@ -229,10 +258,14 @@ def _json_arguments(arguments: str) -> Any:
 
 
 def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
-    function = call.get("function") or {}
+    function = _only(_only(call, CALL_KEYS, where).get("function") or {}, CALL_FUNCTION_KEYS, f"{where}.function")
     if call.get("type", "function") != "function" or not function.get("name"):
         raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
-    arguments = function.get("arguments") or ""
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = ""
+    if not isinstance(arguments, str):
+        raise RequestError(f"{where}.function.arguments", "expected a string (the arguments as JSON text)")
     parsed = _json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
         id=str(call.get("id") or ""),
@@ -242,13 +275,50 @@ def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     )
 
 
+# Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
+# a caller appends `reply.choices[0].message` as-is), plus the gateway's own `reasoning_content`.
+ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content"}
+
+
+def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
+    """(blocks before the content, blocks after it) for the extra keys of an assistant message."""
+    unknown = sorted(set(extra) - ASSISTANT_KEYS)
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", "this message field is not supported by this gateway")
+    before: list[Block] = []
+    after: list[Block] = []
+    for key in ("audio", "function_call"):  # null is what the SDK echoes; a value cannot be carried
+        if extra.get(key) is not None:
+            raise RequestError(
+                f"{where}.{key}",
+                "not supported by this gateway (send null; use tool_calls for function calls)",
+            )
+    reasoning = extra.get("reasoning_content")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise RequestError(f"{where}.reasoning_content", "expected a string")
+    if reasoning:
+        before.append(ReasoningBlock(reasoning))  # unsigned: each provider mapping decides how to carry it
+    refusal = extra.get("refusal")
+    if refusal is not None and not isinstance(refusal, str):
+        raise RequestError(f"{where}.refusal", "expected a string")
+    if refusal:
+        after.append(TextBlock(refusal))  # the model's words when it refused: the next turn needs them as text
+    annotations = extra.get("annotations")
+    if annotations is not None and not isinstance(annotations, list):
+        raise RequestError(f"{where}.annotations", "expected a list")
+    # Annotations (url citations) describe spans of the content, which is carried; the model does not read them.
+    return before, after
+
+
 def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
     """System prompt (system and developer messages) and the turns; a run of `tool` messages is one user turn."""
     system: list[str] = []
     turns: list[Message] = []
     for i, m in enumerate(body.messages):
         where = f"messages[{i}]"
-        for key in m.model_extra or {}:
+        extra = m.model_extra or {}
+        if extra and m.role != "assistant":
+            key = next(iter(extra))
             raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
         if m.role == "function":
             raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
@@ -269,7 +339,8 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
             else:
                 turns.append(Message("user", [result]))
         elif m.role == "assistant":
-            blocks = _blocks(m.content, where)
+            before, after = _assistant_extras(extra, where) if extra else ([], [])
+            blocks = before + _blocks(m.content, where) + after
             blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
             turns.append(Message("assistant", blocks, name=m.name))
         else:
@@ -286,6 +357,9 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(body.tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and tool.get("type") == "function":
+            _only(tool, TOOL_KEYS, f"tools[{i}]")
+            _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
             raise RequestError(
                 f"tools[{i}]",
@@ -311,6 +385,9 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
         if value not in modes:
             raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
         return ToolChoice(modes[value])  # type: ignore[arg-type]
+    if value.get("type") == "function":
+        _only(value, TOOL_KEYS, "tool_choice")
+        _only(value.get("function") or {}, CHOICE_FUNCTION_KEYS, "tool_choice.function")
     name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
     if not name:
         raise RequestError(
@@ -324,13 +401,14 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
 def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
     if value is None:
         return None
-    kind = value.get("type")
+    kind = _only(value, FORMAT_KEYS, "response_format").get("type")
     if kind in ("text", "json_object"):
         return ResponseFormat(kind)
     if kind == "json_schema":
         spec = value.get("json_schema") or {}
         if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
             raise RequestError("response_format.json_schema", 'send an object {"name": ..., "schema": {...}}')
+        _only(spec, SCHEMA_KEYS, "response_format.json_schema")
         return ResponseFormat(
             "json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"), spec.get("description")
         )
@@ -346,8 +424,6 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
         extra["n"] = body.n
     if body.logprobs:
         extra["logprobs"] = True
-    if body.max_completion_tokens is not None:
-        extra["max_completion_tokens"] = body.max_completion_tokens  # only says which name the caller used
     if body.stream_options is not None:
         for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
@@ -371,6 +447,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         model=route.model or body.model,
         system=system,
         max_tokens=min(c for c in caps) if caps else None,
+        max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
         temperature=body.temperature,
         top_p=body.top_p,
         top_k=body.top_k,

@@ -96,6 +96,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         start = time.perf_counter()
         ttft = None
         assembler = openai_wire.StreamAssembler(request)
+        done = False
         try:
             async with self.session().post(
                 self.url, data=_dumps(openai_wire.request_body(request, True)), headers=self.headers
@@ -108,6 +109,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        done = True
                         break
                     try:
                         chunk = _loads(data)
@@ -121,6 +123,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc
+        assembler.check_complete(done)
         yield StreamChunk(response=assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft))
 
     async def aclose(self) -> None:

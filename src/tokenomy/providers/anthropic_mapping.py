@@ -113,7 +113,9 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
             return {"type": "redacted_thinking", "data": block.redacted}
-        return {"type": "thinking", "thinking": block.text, "signature": block.signature or ""}
+        if not block.signature:  # e.g. an OpenAI-format caller's reasoning_content: Anthropic checks signatures
+            raise refuse(model, where, "takes back only thinking it signed; drop the unsigned reasoning")
+        return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
 
 

@@ -30,8 +30,8 @@ BLOCK_NAMES = {
     ToolResultBlock: "tool result",
     ReasoningBlock: "reasoning",
 }
-# `extra` keys that only say which name the caller used for a mapped field (max_completion_tokens is
-# max_tokens under OpenAI's newer name): every provider honours the value, whatever it calls it.
+# OpenAI's newer name for max_tokens, which Gemini's mapping reads from `extra` (a library caller may put it
+# there); the gateway itself says which name its caller used in ChatRequest.max_tokens_name, not in `extra`.
 NAMING_HINTS = frozenset({"max_completion_tokens"})
 
 
@@ -80,7 +80,7 @@ class Provider:
                         return f"{_a(kind)} block (messages[{i}].content[{j}])"
         if self.accepts_extra is not None:
             for key in request.extra:
-                if key not in self.accepts_extra and key not in NAMING_HINTS:
+                if key not in self.accepts_extra:
                     return f"field `{key}`"
         return None
 

@@ -101,8 +101,9 @@ class OpenAIProvider(Provider):
                     if ttft is None and piece.has_content:
                         ttft = (time.perf_counter() - start) * 1000
                     yield piece
-        except openai.OpenAIError as exc:
+        except openai.OpenAIError as exc:  # an in-stream error event is an APIError raised by the SDK
             raise self.map_error(exc) from exc
+        assembler.check_complete(False)  # the SDK swallows [DONE]: a finish_reason is the only sign of a whole answer
         response = assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft)
         if response.raw["usage_source"] == "estimated":
             log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")

@@ -188,7 +188,9 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
     body.update(request.extra)  # pass-through fields, as the caller named them
-    if "max_completion_tokens" in body:  # the caller's name for the cap wins (o-series models refuse max_tokens)
+    # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
+    # have put max_completion_tokens in extra.
+    if request.max_tokens_name == "max_completion_tokens" or "max_completion_tokens" in body:
         body.pop("max_tokens", None)
         if request.max_tokens is not None:
             body["max_completion_tokens"] = request.max_tokens
@@ -309,8 +311,13 @@ class StreamAssembler:
         self.served = request.model
         self.extra: dict[str, Any] = {}
         self.deltas = 0
+        self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
     def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
+        if chunk.get("error"):  # OpenAI's in-stream error event: generation failed midway
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ProviderError(f"upstream stream failed: {message}", kind="server_error")
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
@@ -337,6 +344,13 @@ class StreamAssembler:
                 yield StreamChunk(tool_call=self._tool_piece(piece))
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
+                self.finished = True
+
+    def check_complete(self, done: bool) -> None:
+        """Raise if the stream ended with neither a finish_reason nor `[DONE]` (`done`): the connection was
+        cut, and what arrived is part of an answer, not an answer."""
+        if not (done or self.finished):
+            raise ProviderError("upstream stream ended before the answer was complete", kind="server_error")
 
     def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
         index = int(piece.get("index") or 0)

@@ -1,0 +1,60 @@
+"""What an OpenAI-format request becomes for each provider mapping: the gateway's schema → ChatRequest →
+the Anthropic, Bedrock Converse, Gemini and OpenAI bodies (no server needed: the mappings are pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenomy.config import RouteConfig
+from tokenomy.errors import ProviderError
+from tokenomy.gateway.schemas import ChatCompletionRequest, to_chat_request
+from tokenomy.messages import ReasoningBlock
+from tokenomy.providers import openai_wire
+from tokenomy.providers.anthropic_mapping import to_anthropic_params
+from tokenomy.providers.converse_mapping import to_converse_params
+from tokenomy.providers.gemini_mapping import contents_from_request
+
+SONNET = "claude-sonnet-4-20250514"
+CLAUDE_ON_BEDROCK = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def chat_request(model: str, **fields):
+    body = ChatCompletionRequest.model_validate({"model": model, **fields})
+    return to_chat_request(body, {}, None, RouteConfig())
+
+
+def test_returned_reasoning_content_is_carried_or_refused_never_a_500():
+    turns = [{"role": "user", "content": "hi"},
+             {"role": "assistant", "content": "hello", "reasoning_content": "greet back", "refusal": None,
+              "annotations": [], "audio": None, "function_call": None},
+             {"role": "user", "content": "again"}]
+    request = chat_request(SONNET, messages=turns)
+    assert request.messages[1].content[0] == ReasoningBlock("greet back")
+    # OpenAI-format servers get no reasoning back (DeepSeek-style servers refuse reasoning_content).
+    assert openai_wire.request_body(request)["messages"][1] == {"role": "assistant", "content": "hello"}
+    # Anthropic checks thinking signatures: an unsigned block is refused before any call, naming it.
+    with pytest.raises(ProviderError, match=r"messages\[1\]\.content\[0\].*unsigned") as refused:
+        to_anthropic_params(request)
+    assert refused.value.kind == "client_error" and refused.value.status == 400
+    # Converse's reasoningText signature is optional; Gemini takes the text as a thought part.
+    request.model = CLAUDE_ON_BEDROCK
+    converse = to_converse_params(request)["messages"][1]["content"]
+    assert converse[0] == {"reasoningContent": {"reasoningText": {"text": "greet back"}}}
+    assert contents_from_request(request)[1]["parts"][0] == {"text": "greet back", "thought": True}
+
+
+def test_max_completion_tokens_is_each_providers_own_cap_and_never_a_raw_field():
+    turns = [{"role": "user", "content": "hi"}]
+    request = chat_request(SONNET, messages=turns, max_completion_tokens=20)
+    assert request.max_tokens == 20 and request.extra == {}
+    anthropic = to_anthropic_params(request)
+    assert anthropic["max_tokens"] == 20 and "max_completion_tokens" not in anthropic
+    request.model = CLAUDE_ON_BEDROCK
+    converse = to_converse_params(request)
+    assert converse["inferenceConfig"]["maxTokens"] == 20
+    assert "max_completion_tokens" not in str(converse)
+    # OpenAI gets the name its caller used (o-series models refuse max_tokens), and the smaller cap.
+    body = openai_wire.request_body(chat_request("o3", messages=turns, max_completion_tokens=20, max_tokens=30))
+    assert body["max_completion_tokens"] == 20 and "max_tokens" not in body
+    body = openai_wire.request_body(chat_request("gpt-4o", messages=turns, max_tokens=30))
+    assert body["max_tokens"] == 30 and "max_completion_tokens" not in body

@@ -1,0 +1,93 @@
+"""An upstream stream that is cut or fails midway is an error, not an answer: the official openai SDK
+streams through the gateway from a scripted OpenAI-format upstream, and the ledger says what happened."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def served(script: list[tuple], ledger_path, fallback: list[tuple] | None = None):
+    upstream, spare = ScriptedOpenAI(script), ScriptedOpenAI(fallback or [])
+    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+                         "spare": {"provider": "openai", "model": "spare", "base_url": spare.url,
+                                   "price_as": HAIKU}},
+              "routes": {"chain": {"model": "up", "fallback": ["spare"]}}}
+    return upstream, spare, ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on")
+
+
+def stream_text(url: str, model: str = "up") -> tuple[str, str | None]:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    text, finish = "", None
+    for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+                                                stream=True):
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+    return text, finish
+
+
+def outcomes(ledger_path) -> list[tuple[str, str]]:
+    events = sorted(open_store(str(ledger_path)).events(), key=lambda e: (e.ts, e.attempt))
+    return [(e.model, e.outcome) for e in events]
+
+
+@pytest.mark.parametrize("kind", ["cut", "broken"])
+def test_a_cut_or_failed_upstream_stream_ends_in_an_error_and_is_not_ok_in_the_ledger(kind, ledger_path):
+    upstream, spare, gateway = served([(200, {}, kind)], ledger_path)
+    with gateway as url:
+        with pytest.raises(openai.APIError) as failed:  # the SDK raises on OpenAI's in-stream error event
+            stream_text(url)
+        assert "upstream" in failed.value.message and "stop" not in failed.value.message
+    upstream.close(), spare.close()
+    assert outcomes(ledger_path) == [("up", "server_error")] and upstream.calls == 1
+
+
+@pytest.mark.parametrize("kind", ["error", "cut"])
+def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger_path):
+    upstream, spare, gateway = served([(200, {}, kind)], ledger_path, fallback=[])
+    with gateway as url:
+        if kind == "error":  # failed before its first delta: retried or replaced, the client sees one answer
+            assert stream_text(url, "chain") == ("ok", "stop")
+        else:  # "par" had reached the client: no second answer may follow it
+            with pytest.raises(openai.APIError):
+                stream_text(url, "chain")
+    upstream.close(), spare.close()
+    rows = outcomes(ledger_path)
+    assert rows[0] == ("up", "server_error")
+    after = [("up", "ok")] if upstream.calls == 2 else [("spare", "ok")]
+    assert rows[1:] == (after if kind == "error" else []) and spare.calls + upstream.calls == 1 + len(rows[1:])
+
+
+def test_a_whole_stream_without_done_is_accepted(ledger_path):
+    upstream, spare, gateway = served([(200, {}, "nodone")], ledger_path)
+    with gateway as url:
+        assert stream_text(url) == ("ok", "stop")
+    upstream.close(), spare.close()
+    assert outcomes(ledger_path) == [("up", "ok")]
+
+
+@pytest.mark.parametrize("kind", ["cut", "broken", "error"])
+def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
+    from tokenomy.errors import ProviderError
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.openai_provider import OpenAIProvider
+
+    upstream = ScriptedOpenAI([(200, {}, kind), (200, {}, "nodone")])
+    provider = OpenAIProvider(base_url=upstream.url)
+    try:
+        with pytest.raises(ProviderError) as failed:
+            list(provider.stream(ChatRequest.simple("hi", model="m")))
+        assert failed.value.kind == "server_error"
+        chunks = list(provider.stream(ChatRequest.simple("hi", model="m")))  # a finish_reason, no [DONE]: whole
+        assert chunks[-1].response is not None and chunks[-1].response.text == "ok"
+    finally:
+        provider.close(), upstream.close()
