@@ -12,6 +12,7 @@ stop with text_delta, input_json_delta, thinking_delta and signature_delta, mess
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +35,7 @@ from tokenomy.providers.anthropic_inbound import message_body, request_from_anth
 from tokenomy.providers.anthropic_mapping import STOP_REASONS
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -278,6 +280,11 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
         )
         yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
         metrics.count(name, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the /v1/messages stream for %s failed", name)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
+        metrics.count(name, 500, started)
     finally:
         gw.guard.slots.release()
         await settle(gw, admitted.budgets, final, unknown=final is None and streamed)

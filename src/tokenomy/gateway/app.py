@@ -346,6 +346,12 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
             + b"\n\n"
         )
         metrics.count(body.model, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the chat completions stream for %s failed", body.model)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
+        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+        metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()
         await _settle(gw, budgets, final, unknown=final is None and streamed)

@@ -26,6 +26,9 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
 from tokenomy.providers.base import Provider, delta_chunk
 from tokenomy.providers.bedrock import _is_loopback
 
+SAMPLING = ("temperature", "top_p", "top_k")
+SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
+
 
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
@@ -94,8 +97,15 @@ class AnthropicProvider(Provider):
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params = to_anthropic_params(request)  # refuses unsupported fields before any call
-        if request.extra:
-            params["extra_body"] = dict(request.extra)  # provider-specific fields, carried as sent
+        # anthropic 2.x sends API version 2026-10-21, which refuses temperature/top_p/top_k, and dropped them
+        # from `messages.create`'s keywords. API version 2023-06-01 still takes them: a request that sets one
+        # is sent with that version and the values in the body (extra_body works on every SDK version).
+        sampling = {name: params.pop(name) for name in SAMPLING if name in params}
+        body = {**sampling, **request.extra}  # extra: provider-specific fields, carried as sent
+        if body:
+            params["extra_body"] = body
+        if sampling:
+            params["extra_headers"] = {"anthropic-version": SAMPLING_API_VERSION}
         return params
 
     def chat(self, request: ChatRequest) -> ChatResponse:
