@@ -198,6 +198,12 @@ async def create_message(request: Request):
             label,
             started,
         )
+    if not name:
+        return metrics.done(
+            anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)"),
+            label,
+            started,
+        )
     if route is None:
         return metrics.done(
             anthropic_error(
@@ -215,8 +221,18 @@ async def create_message(request: Request):
             key_id=key.key_id if key else None,
             route=name,
         )
-    except ValueError as exc:
+        unknown = next(iter(call.extra), None)
+        if unknown is not None and not _anthropic_upstream(gw, route):
+            raise ValueError(
+                f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
+                " remove it"
+            )
+    except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
+    except (TypeError, AttributeError, KeyError) as exc:  # a shape the checks missed: still the caller's 400
+        log.warning("a /v1/messages request could not be translated: %r", exc)
+        message = f"the request has a field of an unexpected shape ({exc}); check it against the Messages API reference"
+        return metrics.done(anthropic_error(400, message), name, started)
     call.model = route.model or name
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
@@ -247,6 +263,14 @@ async def create_message(request: Request):
         "attempts": response.attempts,
     }
     return metrics.done(JSONResponse(body_out), name, started)
+
+
+def _anthropic_upstream(gw, route) -> bool:
+    """Whether the route's model is called through Anthropic's own API, which takes the Messages API fields the
+    mapping does not know (metadata, service_tier, …) as sent; any other API would get them raw or not at all."""
+    if not route.model:
+        return False  # a routing policy's tiers may be any provider
+    return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"
 
 
 async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes]:
