@@ -4,6 +4,7 @@ caller gets back. The official SDKs drive a real gateway on 127.0.0.1 in front o
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import anthropic
 import httpx
@@ -181,3 +182,31 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
         anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
             model="claude", max_tokens=5, messages=[{"role": "user", "content": "x" * 9000}])
     assert raised.value.status_code == 413 and "8192" in raised.value.message
+
+
+def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) -> None:
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="agent")
+    config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
+                                                               "base_url": upstream[1]}}})
+    app = create_app(config, str(ledger))
+    posts: list[str] = []
+
+    async def counting(scope, receive, send):  # every request the SDKs send, retries included
+        if scope["type"] == "http" and scope["method"] == "POST":
+            posts.append(scope["path"])
+        await app(scope, receive, send)
+
+    with ServerThread(counting, lifespan="on") as gateway:
+        # 20k output tokens at $15 per million could cost $0.30: more than the key's $0.01 budget.
+        with pytest.raises(anthropic.RateLimitError, match="Budget exhausted") as raised:
+            anthropic.Anthropic(base_url=gateway, api_key=secret).messages.create(  # the SDK's default retries
+                model="claude", max_tokens=20_000, messages=ASK)
+        assert raised.value.response.headers["x-should-retry"] == "false"
+        with pytest.raises(openai.RateLimitError, match="Budget exhausted"):
+            openai.OpenAI(base_url=gateway + "/v1", api_key=secret).chat.completions.create(
+                model="claude", max_tokens=20_000, messages=ASK)
+    assert posts == ["/v1/messages", "/v1/chat/completions"]

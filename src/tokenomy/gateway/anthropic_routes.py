@@ -46,11 +46,12 @@ ERROR_TYPES = {
 }
 
 
-def anthropic_error(status: int, message: str) -> JSONResponse:
+def anthropic_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
     return JSONResponse(
         {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -236,7 +237,7 @@ async def create_message(request: Request):
     call.model = route.model or name
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
-        return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
+        return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
     message_id = f"msg_{new_id()}"
     if body.get("stream"):
         return StreamingResponse(_stream(gw, call, admitted, name, message_id, started), media_type="text/event-stream")

@@ -221,7 +221,13 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
         if isinstance(admitted, Refusal):
             return metrics.done(
-                error(admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code),
+                error(
+                    admitted.status,
+                    admitted.message,
+                    _ERROR_TYPES[admitted.code],
+                    admitted.code,
+                    headers=admitted.headers,
+                ),
                 body.model,
                 started,
             )
