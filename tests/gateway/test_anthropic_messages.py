@@ -210,3 +210,36 @@ def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) ->
             openai.OpenAI(base_url=gateway + "/v1", api_key=secret).chat.completions.create(
                 model="claude", max_tokens=20_000, messages=ASK)
     assert posts == ["/v1/messages", "/v1/chat/completions"]
+
+
+def test_the_matched_stop_sequence_comes_back(gateway, scripted, sdk) -> None:
+    scripted.reply = {"text": "Hi", "stop_reason": "stop_sequence", "stop_sequence": "END"}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", "END")
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"]) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("end_turn", None)
+
+
+def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def converse(request):  # Converse says a stop sequence ended the answer, not which one
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "stop_sequence", "usage": {"inputTokens": 3, "outputTokens": 1,
+                                                                      "totalTokens": 4}, "metrics": {"latencyMs": 1}})
+
+    bedrock = Starlette(routes=[Route("/model/{model:path}/converse", converse, methods=["POST"])])
+    with ServerThread(bedrock) as url:
+        haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+        config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": haiku, "region": "us-east-1",
+                                                     "endpoint_url": url}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+            reply = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
+                model="sonnet", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)

@@ -31,8 +31,7 @@ from tokenomy.messages import (
     RequestMeta,
     StreamChunk,
 )
-from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, usage_body
-from tokenomy.providers.anthropic_mapping import STOP_REASONS
+from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -151,8 +150,8 @@ class EventWriter:
                 {
                     "type": "message_delta",
                     "delta": {
-                        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
-                        "stop_sequence": None,
+                        "stop_reason": stop_reason(response),
+                        "stop_sequence": response.stop_sequence or None,
                     },
                     "usage": usage_body(response),
                 },

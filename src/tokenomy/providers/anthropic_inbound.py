@@ -205,6 +205,12 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     )
 
 
+def stop_reason(response: ChatResponse) -> str:
+    if response.stop_sequence is not None:
+        return "stop_sequence"
+    return STOP_REASONS.get(response.finish_reason, "end_turn")
+
+
 def usage_body(response: ChatResponse) -> dict[str, Any]:
     usage = response.usage
     return {
@@ -223,7 +229,7 @@ def message_body(response: ChatResponse, model: str, message_id: str) -> dict[st
         "role": "assistant",
         "model": model,
         "content": blocks_to_anthropic(response.content, "content", model),
-        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(response),
+        "stop_sequence": response.stop_sequence or None,
         "usage": usage_body(response),
     }

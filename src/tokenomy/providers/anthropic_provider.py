@@ -30,6 +30,11 @@ SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
 
 
+def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
+    """ChatResponse.stop_sequence: the matched one; "" when the answer says a stop sequence ended it, not which."""
+    return (matched or "") if stop_reason == "stop_sequence" else None
+
+
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
         return Usage()
@@ -130,6 +135,7 @@ class AnthropicProvider(Provider):
             ttft_ms=None,
             region="global",
             raw=raw,
+            stop_sequence=_stop_sequence(result.stop_reason, result.stop_sequence),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -139,7 +145,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         ttft = None
         usage = Usage()
-        stop_reason = None
+        stop_reason = stop_sequence = None
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
         try:
@@ -156,6 +162,7 @@ class AnthropicProvider(Provider):
                     chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
+                    stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final = usage_from_anthropic(event.usage)
                     usage = Usage(
@@ -182,6 +189,7 @@ class AnthropicProvider(Provider):
                 ttft_ms=ttft,
                 region="global",
                 raw=raw,
+                stop_sequence=_stop_sequence(stop_reason, stop_sequence),
             )
         )
 
