@@ -293,6 +293,8 @@ class ChatResponse:
     attempts: int = 1
     tier: str | None = None
     raw: Any = None
+    # The stop sequence that ended the answer; "" when the provider says one did but not which (Bedrock).
+    stop_sequence: str | None = None
 
     @classmethod
     def of_text(cls, text: str, model: str, provider: str, usage: Usage, **kwargs: Any) -> ChatResponse:

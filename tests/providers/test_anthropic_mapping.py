@@ -266,7 +266,7 @@ def test_gateway_messages_use_the_same_keys_and_budgets(url, tmp_path) -> None:
 @pytest.mark.parametrize("change, named", [
     ({"temperature": "hot"}, "temperature"), ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
     ({"tools": [{"description": "no name"}]}, "tools"), ({"messages": [{"role": "user", "content": [7]}]},
-                                                         r"messages\[0\]\.content\[0\]"),
+                                                         r"messages\.0\.content\.0"),
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
                                                 {"type": "text", "text": "b"}]}]}, "cache_control"),
     ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "'audio'"),

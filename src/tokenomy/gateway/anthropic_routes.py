@@ -12,6 +12,7 @@ stop with text_delta, input_json_delta, thinking_delta and signature_delta, mess
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,10 +31,10 @@ from tokenomy.messages import (
     RequestMeta,
     StreamChunk,
 )
-from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, usage_body
-from tokenomy.providers.anthropic_mapping import STOP_REASONS
+from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -44,11 +45,12 @@ ERROR_TYPES = {
 }
 
 
-def anthropic_error(status: int, message: str) -> JSONResponse:
+def anthropic_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
     return JSONResponse(
         {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -148,8 +150,8 @@ class EventWriter:
                 {
                     "type": "message_delta",
                     "delta": {
-                        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
-                        "stop_sequence": None,
+                        "stop_reason": stop_reason(response),
+                        "stop_sequence": response.stop_sequence or None,
                     },
                     "usage": usage_body(response),
                 },
@@ -196,6 +198,12 @@ async def create_message(request: Request):
             label,
             started,
         )
+    if not name:
+        return metrics.done(
+            anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)"),
+            label,
+            started,
+        )
     if route is None:
         return metrics.done(
             anthropic_error(
@@ -213,12 +221,22 @@ async def create_message(request: Request):
             key_id=key.key_id if key else None,
             route=name,
         )
-    except ValueError as exc:
+        unknown = next(iter(call.extra), None)
+        if unknown is not None and not _anthropic_upstream(gw, route):
+            raise ValueError(
+                f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
+                " remove it"
+            )
+    except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
+    except (TypeError, AttributeError, KeyError) as exc:  # a shape the checks missed: still the caller's 400
+        log.warning("a /v1/messages request could not be translated: %r", exc)
+        message = f"the request has a field of an unexpected shape ({exc}); check it against the Messages API reference"
+        return metrics.done(anthropic_error(400, message), name, started)
     call.model = route.model or name
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
-        return metrics.done(anthropic_error(admitted.status, admitted.message), name, started)
+        return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
     message_id = f"msg_{new_id()}"
     if body.get("stream"):
         return StreamingResponse(_stream(gw, call, admitted, name, message_id, started), media_type="text/event-stream")
@@ -245,6 +263,14 @@ async def create_message(request: Request):
         "attempts": response.attempts,
     }
     return metrics.done(JSONResponse(body_out), name, started)
+
+
+def _anthropic_upstream(gw, route) -> bool:
+    """Whether the route's model is called through Anthropic's own API, which takes the Messages API fields the
+    mapping does not know (metadata, service_tier, …) as sent; any other API would get them raw or not at all."""
+    if not route.model:
+        return False  # a routing policy's tiers may be any provider
+    return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"
 
 
 async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes]:
@@ -278,6 +304,11 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
         )
         yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
         metrics.count(name, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the /v1/messages stream for %s failed", name)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
+        metrics.count(name, 500, started)
     finally:
         gw.guard.slots.release()
         await settle(gw, admitted.budgets, final, unknown=final is None and streamed)

@@ -24,12 +24,12 @@ from pydantic import ValidationError
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
-from tokenomy.gateway.anthropic_routes import create_message
+from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.calls import Refusal, admit
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
-from tokenomy.gateway.hygiene import EdgeHygiene
+from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, EdgeHygiene
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     chunk_delta,
@@ -98,18 +98,18 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Still logged with its traceback by the server; the client gets OpenAI's error shape, not plain text.
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still logged with its traceback by the server; the client gets its API's error shape, not plain text.
+        anthropic = request.url.path in ANTHROPIC_PATHS
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
-            return error(
-                503,
-                f"the gateway's database is unavailable ({type(exc).__name__}); retry later",
-                "server_error",
-                "database_unavailable",
-            )
-        return error(
-            500, f"internal error ({type(exc).__name__}); see the gateway's log", "server_error", "internal_error"
-        )
+            message = f"the gateway's database is unavailable ({type(exc).__name__}); retry later"
+            if anthropic:
+                return anthropic_error(503, message)
+            return error(503, message, "server_error", "database_unavailable")
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        if anthropic:
+            return anthropic_error(500, message)
+        return error(500, message, "server_error", "internal_error")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -221,7 +221,13 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
         if isinstance(admitted, Refusal):
             return metrics.done(
-                error(admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code),
+                error(
+                    admitted.status,
+                    admitted.message,
+                    _ERROR_TYPES[admitted.code],
+                    admitted.code,
+                    headers=admitted.headers,
+                ),
                 body.model,
                 started,
             )
@@ -346,6 +352,12 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
             + b"\n\n"
         )
         metrics.count(body.model, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the chat completions stream for %s failed", body.model)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
+        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+        metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()
         await _settle(gw, budgets, final, unknown=final is None and streamed)

@@ -5,7 +5,7 @@ is the client's one attempt loop (`gw.client.achat` / `astream` with the route's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tokenomy.client import CallPolicy
@@ -23,6 +23,7 @@ class Refusal:
     status: int
     message: str
     code: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +57,8 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
                 f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
                 "Raise the budget or wait for the next period.",
                 "budget_exceeded",
+                # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
+                {"x-should-retry": "false"},
             )
         budgets = held
     gw.guard.waiting += 1

@@ -73,10 +73,20 @@ def _lone_surrogate(data: Any) -> tuple[str, str | None] | None:
     return None
 
 
-async def refuse(send: Send, status: int, message: str, param: str | None = None, close: bool = False) -> None:
-    """An error in OpenAI's shape, sent directly by the middleware."""
-    kind = "invalid_request_error"
-    payload = json.dumps({"error": {"message": message, "type": kind, "param": param, "code": None}}).encode()
+ANTHROPIC_PATHS = ("/v1/messages",)  # answered in Anthropic's error shape, as their endpoint answers
+ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
+
+
+async def refuse(
+    send: Send, status: int, message: str, param: str | None = None, close: bool = False, anthropic: bool = False
+) -> None:
+    """An error in OpenAI's shape (Anthropic's with `anthropic`), sent directly by the middleware."""
+    if anthropic:
+        kind = ANTHROPIC_TYPES.get(status, "invalid_request_error")
+        payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    else:
+        error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+        payload = json.dumps({"error": error}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if close:
         headers.append((b"connection", b"close"))
@@ -94,6 +104,7 @@ class EdgeHygiene:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        anthropic = scope["path"] in ANTHROPIC_PATHS
         bad = header_problem(scope["headers"])
         if bad is not None:
             await refuse(
@@ -101,6 +112,7 @@ class EdgeHygiene:
                 400,
                 f"header {bad}: its value contains a CR, LF or NUL character; send each header value on one line",
                 bad,
+                anthropic=anthropic,
             )
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -114,6 +126,7 @@ class EdgeHygiene:
                 f"the request body is {int(declared)} bytes; this gateway accepts at most "
                 f"{self.max_body_bytes} (gateway.max_body_bytes)",
                 close=True,
+                anthropic=anthropic,
             )
             return
         chunks: list[bytes] = []
@@ -129,6 +142,7 @@ class EdgeHygiene:
                     408,
                     f"the request body did not arrive within {self.read_timeout:g} s (gateway.read_timeout_seconds)",
                     close=True,
+                    anthropic=anthropic,
                 )
                 return
             if message["type"] == "http.disconnect":
@@ -141,6 +155,7 @@ class EdgeHygiene:
                     413,
                     f"the request body exceeds {self.max_body_bytes} bytes (gateway.max_body_bytes)",
                     close=True,
+                    anthropic=anthropic,
                 )
                 return
             chunks.append(chunk)
@@ -148,7 +163,7 @@ class EdgeHygiene:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         problem = body_problem(body)
         if problem is not None:
-            await refuse(send, 400, problem[0], problem[1])
+            await refuse(send, 400, problem[0], problem[1], anthropic=anthropic)
             return
         replayed = False
 

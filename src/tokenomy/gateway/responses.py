@@ -31,9 +31,17 @@ class FastJSONResponse(JSONResponse):
         return dumps(content)
 
 
-def error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> JSONResponse:
+def error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """OpenAI's error shape."""
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def invalid_body(errors: Sequence[Any]) -> JSONResponse:

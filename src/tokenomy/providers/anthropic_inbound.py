@@ -31,11 +31,29 @@ KNOWN_FIELDS = {
     "tools",
     "tool_choice",
     "thinking",
-}  # others (metadata, service_tier, …) ride in `extra`
+}  # others (metadata, service_tier, …) ride in `extra`, to Anthropic upstreams only (anthropic_routes)
 
 
-def _cached(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("cache_control") is not None
+MAX_TOKENS = 1_000_000  # as on the OpenAI side: a bound no model reaches, so no integer overflows downstream
+RANGES = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (1, None)}  # Anthropic's documented ranges
+TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_control"}
+TOOL_CHOICE_KEYS = {"type", "name", "disable_parallel_tool_use"}
+
+
+def _cached(item: Any, where: str) -> bool:
+    """Whether `item` asks for a cache point. Tokenomy's cache points are 5-minute ephemeral ones: another
+    kind or ttl would silently become that, so it is refused."""
+    if not isinstance(item, dict) or item.get("cache_control") is None:
+        return False
+    control = item["cache_control"]
+    if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
+        raise ValueError(f'{where}.cache_control: Input should be {{"type": "ephemeral"}}')
+    if control.get("ttl", "5m") != "5m":
+        raise ValueError(
+            f"{where}.cache_control.ttl: the gateway sets 5-minute cache points only (got {control['ttl']!r}); "
+            'remove ttl or send "5m"'
+        )
+    return True
 
 
 def _cache_point(content: Any, where: str) -> bool:
@@ -43,19 +61,85 @@ def _cache_point(content: Any, where: str) -> bool:
     if not isinstance(content, list):
         return False
     for i, item in enumerate(content[:-1]):
-        if _cached(item):
+        if _cached(item, f"{where}.{i}"):
             raise ValueError(
-                f"{where}[{i}].cache_control: the gateway sets cache points at the end of a message, "
+                f"{where}.{i}.cache_control: the gateway sets cache points at the end of a message, "
                 "system prompt or tool list; move cache_control to the last block"
             )
-    return bool(content) and _cached(content[-1])
+    return bool(content) and _cached(content[-1], f"{where}.{len(content) - 1}")
 
 
 def _check_numbers(body: dict[str, Any]) -> None:
-    for name, kind in (("temperature", (int, float)), ("top_p", (int, float)), ("top_k", int)):
+    for name, (low, high) in RANGES.items():
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-            raise ValueError(f"{name}: Input should be a {'integer' if kind is int else 'number'}")
+        if value is None:
+            continue
+        kind = int if name == "top_k" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"{name}: Input should be a{'n integer' if kind is int else ' number'}")
+        if not (low <= value and (high is None or value <= high)):  # NaN fails both comparisons
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{name}: Input should be {span} (got {value})")
+
+
+def _system(system: Any) -> tuple[str | None, bool]:
+    if system is None or isinstance(system, str):
+        return system, False
+    if not isinstance(system, list):
+        raise ValueError("system: Input should be a string or a list of text blocks")
+    blocks = blocks_from_anthropic(system, "system", request=True)
+    for i, block in enumerate(blocks):
+        if not isinstance(block, TextBlock):
+            raise ValueError(f"system.{i}.type: the system prompt takes text blocks only")
+    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _cache_point(system, "system")
+
+
+def _tools(tools_raw: Any) -> list[ToolSpec]:
+    if not isinstance(tools_raw, list):
+        raise ValueError("tools: Input should be a list of tools")
+    tools = []
+    for i, tool in enumerate(tools_raw):
+        where = f"tools.{i}"
+        if not isinstance(tool, dict):
+            raise ValueError(f"{where}: Input should be a tool object")
+        if tool.get("type") not in (None, "custom"):
+            raise ValueError(
+                f"{where}.type: {tool['type']!r} is an Anthropic server tool, which the gateway does not carry; "
+                "send custom tools (name, description, input_schema) only"
+            )
+        for key in tool:
+            if key not in TOOL_KEYS:
+                raise ValueError(f"{where}.{key}: the gateway cannot carry this field of a tool; remove it")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise ValueError(f"{where}.name: Field required")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise ValueError(f"{where}.input_schema: Input should be a JSON schema object")
+        if tool.get("description") is not None and not isinstance(tool["description"], str):
+            raise ValueError(f"{where}.description: Input should be a string")
+        if tool.get("strict") is not None and not isinstance(tool["strict"], bool):
+            raise ValueError(f"{where}.strict: Input should be a boolean")
+        tools.append(ToolSpec(tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict")))
+    return tools
+
+
+def _tool_choice(choice_raw: Any) -> tuple[ToolChoice | None, bool | None]:
+    if choice_raw is None:
+        return None, None
+    if not isinstance(choice_raw, dict):
+        raise ValueError('tool_choice: Input should be an object such as {"type": "auto"}')
+    mode = choice_raw.get("type")
+    if mode not in ("auto", "any", "tool", "none"):
+        raise ValueError("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    for key in choice_raw:
+        if key not in TOOL_CHOICE_KEYS:
+            raise ValueError(f"tool_choice.{key}: the gateway cannot carry this field of tool_choice; remove it")
+    name = choice_raw.get("name")
+    if mode == "tool" and (not isinstance(name, str) or not name):
+        raise ValueError("tool_choice.name: Field required for type 'tool'")
+    parallel = choice_raw.get("disable_parallel_tool_use")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise ValueError("tool_choice.disable_parallel_tool_use: Input should be a boolean")
+    return ToolChoice(mode, name if mode == "tool" else None), (False if parallel else None)
 
 
 def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
@@ -64,43 +148,29 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ValueError("model: Field required")
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError("max_tokens: Field required (a positive integer)")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
+        raise ValueError(f"max_tokens: Field required (an integer from 1 to {MAX_TOKENS})")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise ValueError("messages: at least one message is required")
     messages = []
     for i, item in enumerate(raw_messages):
         if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
-            raise ValueError(f"messages[{i}].role: Input should be 'user' or 'assistant'")
+            raise ValueError(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        for key in item:
+            if key not in ("role", "content"):
+                raise ValueError(f"messages.{i}.{key}: the gateway cannot carry this field of a message; remove it")
         content = item.get("content")
-        where = f"messages[{i}].content"
+        where = f"messages.{i}.content"
         if not isinstance(content, (str, list)):
-            raise ValueError(f"{where}: a string or a list of content blocks")
-        messages.append(Message(item["role"], blocks_from_anthropic(content, where), _cache_point(content, where)))
-    system = body.get("system")
-    system_text = (
-        system
-        if isinstance(system, str) or system is None
-        else "\n".join(b.text for b in blocks_from_anthropic(system, "system") if isinstance(b, TextBlock))
-    )
+            raise ValueError(f"{where}: Input should be a string or a list of content blocks")
+        blocks = blocks_from_anthropic(content, where, request=True)
+        messages.append(Message(item["role"], blocks, _cache_point(content, where)))
+    system_text, system_cache_point = _system(body.get("system"))
     tools_raw = body.get("tools") or []
-    if not isinstance(tools_raw, list) or not all(isinstance(t, dict) and t.get("name") for t in tools_raw):
-        raise ValueError("tools: a list of tools, each with a name and an input_schema")
-    tools = [
-        ToolSpec(t["name"], t.get("description"), t.get("input_schema") or {"type": "object"}, t.get("strict"))
-        for t in tools_raw
-    ]
+    tools = _tools(tools_raw)
     _check_numbers(body)
-    choice_raw = body.get("tool_choice")
-    choice, parallel = None, None
-    if isinstance(choice_raw, dict):
-        mode = choice_raw.get("type")
-        if mode not in ("auto", "any", "tool", "none"):
-            raise ValueError("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        choice = ToolChoice(mode, choice_raw.get("name"))
-        if choice_raw.get("disable_parallel_tool_use"):
-            parallel = False
+    choice, parallel = _tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     reasoning = None
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
@@ -113,6 +183,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     stop = body.get("stop_sequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop_sequences: Input should be a list of strings")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise ValueError("stream: Input should be a boolean")
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
     return ChatRequest(
         messages=messages,
@@ -128,9 +200,15 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         parallel_tool_calls=parallel,
         reasoning=reasoning,
         extra=extra,
-        system_cache_point=_cache_point(system, "system") if isinstance(system, list) else False,
+        system_cache_point=system_cache_point,
         tools_cache_point=_cache_point(tools_raw, "tools"),
     )
+
+
+def stop_reason(response: ChatResponse) -> str:
+    if response.stop_sequence is not None:
+        return "stop_sequence"
+    return STOP_REASONS.get(response.finish_reason, "end_turn")
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
@@ -151,7 +229,7 @@ def message_body(response: ChatResponse, model: str, message_id: str) -> dict[st
         "role": "assistant",
         "model": model,
         "content": blocks_to_anthropic(response.content, "content", model),
-        "stop_reason": STOP_REASONS.get(response.finish_reason, "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(response),
+        "stop_sequence": response.stop_sequence or None,
         "usage": usage_body(response),
     }

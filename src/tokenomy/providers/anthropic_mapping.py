@@ -123,65 +123,119 @@ def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> lis
     return [block_to_anthropic(b, f"{where}[{i}]", model) for i, b in enumerate(blocks)]
 
 
-def _document(source: dict[str, Any], title: str | None, where: str) -> DocumentBlock:
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# The keys each block carries (cache_control is read by the caller, anthropic_inbound). In a request, any other
+# key (citations, context, ...) would be dropped, so it is refused; an answer's extras (citations) are not.
+BLOCK_KEYS = {
+    "text": {"text"},
+    "image": {"source"},
+    "document": {"source", "title"},
+    "tool_use": {"id", "name", "input"},
+    "tool_result": {"tool_use_id", "content", "is_error"},
+    "thinking": {"thinking", "signature"},
+    "redacted_thinking": {"data"},
+}
+
+
+def _str(item: dict[str, Any], key: str, where: str, required: bool = True) -> Any:
+    value = item.get(key)
+    if (value is None and required) or (value is not None and not isinstance(value, str)):
+        raise ValueError(f"{where}.{key}: Input should be a string")
+    return value
+
+
+def _source(item: dict[str, Any], where: str) -> dict[str, Any]:
+    source = item.get("source")
+    if not isinstance(source, dict):
+        raise ValueError(f"{where}.source: Input should be an object")
+    return source
+
+
+def _document(item: dict[str, Any], where: str) -> DocumentBlock:
+    source = _source(item, where)
     kind = source.get("type")
-    name = title or "document"
+    name = _str(item, "title", where, required=False) or "document"
+    here = f"{where}.source"
     if kind == "base64":
         if source.get("media_type") != "application/pdf":
-            raise ValueError(f"{where}.source.media_type: base64 documents must be application/pdf")
-        return DocumentBlock("pdf", _b64(source.get("data"), f"{where}.source.data"), name)
+            raise ValueError(f"{here}.media_type: base64 documents must be application/pdf")
+        return DocumentBlock("pdf", _b64(_str(source, "data", here), f"{here}.data"), name)
     if kind == "text":
-        return DocumentBlock("txt", str(source.get("data", "")).encode("utf-8"), name)
+        return DocumentBlock("txt", _str(source, "data", here).encode("utf-8"), name)
     if kind == "file":
-        return DocumentBlock("pdf", None, name, file_id=source.get("file_id"))
-    raise ValueError(f"{where}.source.type: expected base64, text or file (got {kind!r})")
+        return DocumentBlock("pdf", None, name, file_id=_str(source, "file_id", here))
+    raise ValueError(f"{here}.type: expected base64, text or file (got {kind!r})")
 
 
-def _b64(value: Any, where: str) -> bytes:
+def _image(item: dict[str, Any], where: str) -> ImageBlock:
+    source = _source(item, where)
+    here = f"{where}.source"
+    if source.get("type") == "base64":
+        if source.get("media_type") not in IMAGE_TYPES:
+            raise ValueError(f"{here}.media_type: Input should be one of {', '.join(IMAGE_TYPES)}")
+        text = _str(source, "data", here)
+        return ImageBlock(source["media_type"], _b64(text, f"{here}.data"), base64=text)
+    if source.get("type") == "url":
+        url = _str(source, "url", here)
+        if not url:
+            raise ValueError(f"{here}.url: an image URL is required")
+        return ImageBlock(url=url)
+    raise ValueError(f"{here}.type: expected base64 or url (got {source.get('type')!r})")
+
+
+def _b64(value: str, where: str) -> bytes:
+    if not value:
+        raise ValueError(f"{where}: the data is empty")
     try:
-        return base64.b64decode(str(value), validate=True)
+        return base64.b64decode(value, validate=True)
     except ValueError:
         raise ValueError(f"{where}: not valid base64") from None
 
 
-def blocks_from_anthropic(content: Any, where: str = "content") -> list[Block]:
+def blocks_from_anthropic(content: Any, where: str = "content", request: bool = False) -> list[Block]:
     """Messages API content (a string or block dicts, from a response or a request) as Tokenomy blocks.
-    Raises ValueError naming the block for a shape it does not know."""
+    Raises ValueError naming the block (`messages.0.content.1.source`) for a shape it does not know; with
+    `request`, also for a key the block would lose (Tokenomy's content model has no place for it)."""
     if isinstance(content, str):
         return [TextBlock(content)]
+    if not isinstance(content, list):
+        raise ValueError(f"{where}: Input should be a string or a list of content blocks")
     blocks: list[Block] = []
-    for i, item in enumerate(content or []):
-        here = f"{where}[{i}]"
+    for i, item in enumerate(content):
+        here = f"{where}.{i}"
         if not isinstance(item, dict):
             raise ValueError(f"{here}: Input should be a content block object")
         kind = item.get("type")
+        if request and kind in BLOCK_KEYS:
+            for key in item:
+                if key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
+                    raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
         if kind == "text":
-            blocks.append(TextBlock(item.get("text", "")))
+            blocks.append(TextBlock(_str(item, "text", here)))
         elif kind == "image":
-            source = item.get("source") or {}
-            if source.get("type") == "base64":
-                data = _b64(source.get("data"), f"{here}.source.data")
-                blocks.append(ImageBlock(source.get("media_type"), data, base64=str(source.get("data"))))
-            elif source.get("type") == "url":
-                blocks.append(ImageBlock(url=source.get("url")))
-            else:
-                raise ValueError(f"{here}.source.type: expected base64 or url (got {source.get('type')!r})")
+            blocks.append(_image(item, here))
         elif kind == "document":
-            blocks.append(_document(item.get("source") or {}, item.get("title"), here))
+            blocks.append(_document(item, here))
         elif kind == "tool_use":
-            blocks.append(ToolUseBlock(item.get("id", ""), item.get("name", ""), dict(item.get("input") or {})))
+            arguments = item.get("input", {})
+            if not isinstance(arguments, dict):
+                raise ValueError(f"{here}.input: Input should be an object")
+            blocks.append(ToolUseBlock(_str(item, "id", here), _str(item, "name", here), dict(arguments)))
         elif kind == "tool_result":
+            inner = item.get("content", [])
+            if not isinstance(inner, (str, list)):
+                raise ValueError(f"{here}.content: Input should be a string or a list of content blocks")
             blocks.append(
                 ToolResultBlock(
-                    item.get("tool_use_id", ""),
-                    blocks_from_anthropic(item.get("content") or [], f"{here}.content"),
+                    _str(item, "tool_use_id", here),
+                    blocks_from_anthropic(inner, f"{here}.content", request),
                     bool(item.get("is_error")),
                 )
             )
         elif kind == "thinking":
-            blocks.append(ReasoningBlock(item.get("thinking", ""), item.get("signature")))
+            blocks.append(ReasoningBlock(_str(item, "thinking", here), _str(item, "signature", here, required=False)))
         elif kind == "redacted_thinking":
-            blocks.append(ReasoningBlock(redacted=item.get("data", "")))
+            blocks.append(ReasoningBlock(redacted=_str(item, "data", here)))
         else:
             raise ValueError(
                 f"{here}.type: {kind!r} is not a content block Tokenomy carries (text, image, "

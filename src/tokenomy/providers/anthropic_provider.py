@@ -26,6 +26,14 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
 from tokenomy.providers.base import Provider, delta_chunk
 from tokenomy.providers.bedrock import _is_loopback
 
+SAMPLING = ("temperature", "top_p", "top_k")
+SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
+
+
+def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
+    """ChatResponse.stop_sequence: the matched one; "" when the answer says a stop sequence ended it, not which."""
+    return (matched or "") if stop_reason == "stop_sequence" else None
+
 
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
@@ -94,8 +102,15 @@ class AnthropicProvider(Provider):
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params = to_anthropic_params(request)  # refuses unsupported fields before any call
-        if request.extra:
-            params["extra_body"] = dict(request.extra)  # provider-specific fields, carried as sent
+        # anthropic 2.x sends API version 2026-10-21, which refuses temperature/top_p/top_k, and dropped them
+        # from `messages.create`'s keywords. API version 2023-06-01 still takes them: a request that sets one
+        # is sent with that version and the values in the body (extra_body works on every SDK version).
+        sampling = {name: params.pop(name) for name in SAMPLING if name in params}
+        body = {**sampling, **request.extra}  # extra: provider-specific fields, carried as sent
+        if body:
+            params["extra_body"] = body
+        if sampling:
+            params["extra_headers"] = {"anthropic-version": SAMPLING_API_VERSION}
         return params
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -120,6 +135,7 @@ class AnthropicProvider(Provider):
             ttft_ms=None,
             region="global",
             raw=raw,
+            stop_sequence=_stop_sequence(result.stop_reason, result.stop_sequence),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -129,7 +145,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         ttft = None
         usage = Usage()
-        stop_reason = None
+        stop_reason = stop_sequence = None
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
         try:
@@ -146,6 +162,7 @@ class AnthropicProvider(Provider):
                     chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
+                    stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final = usage_from_anthropic(event.usage)
                     usage = Usage(
@@ -172,6 +189,7 @@ class AnthropicProvider(Provider):
                 ttft_ms=ttft,
                 region="global",
                 raw=raw,
+                stop_sequence=_stop_sequence(stop_reason, stop_sequence),
             )
         )
 

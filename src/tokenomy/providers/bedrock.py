@@ -238,6 +238,7 @@ class BedrockProvider(Provider):
             ttft_ms=ttft,
             region=region,
             raw=raw,
+            stop_sequence="" if stop_reason == "stop_sequence" else None,  # Converse does not say which one
         )
 
     def chat(self, request: ChatRequest) -> ChatResponse:

@@ -1,0 +1,245 @@
+"""`POST /v1/messages` (and chat completions) to an Anthropic upstream: what reaches the upstream, what the
+caller gets back. The official SDKs drive a real gateway on 127.0.0.1 in front of a recording upstream."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from helpers.scripted_anthropic import ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+
+SONNET = "claude-sonnet-4-5-20250929"
+ASK = [{"role": "user", "content": "hi"}]
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    scripted = ScriptedAnthropic()
+    with ServerThread(scripted.app) as url:
+        yield scripted, url
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream, tmp_path_factory):
+    config = parse_config({"models": {
+        "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+        # An OpenAI-format model; the tests here never call it (port 9 has no server).
+        "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
+                "price_as": "gpt-4o-mini"}},
+        "gateway": {"max_body_bytes": 8192}})
+    ledger = tmp_path_factory.mktemp("gw") / "ledger.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GPT_KEY", "unused")
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            yield url
+
+
+@pytest.fixture
+def scripted(upstream):
+    scripted = upstream[0]
+    scripted.requests.clear()
+    scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    scripted.broken = False
+    return scripted
+
+
+@pytest.fixture
+def sdk(gateway):
+    return anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+
+
+def test_sampling_parameters_reach_the_upstream(gateway, scripted, sdk) -> None:
+    # anthropic 2.x's messages.create has no temperature/top_p/top_k keywords and its API version refuses them:
+    # callers send them in the body, and so does the gateway, under the API version that takes them.
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, extra_body={"temperature": 0.2, "top_k": 3})
+    assert reply.content[0].text == "Hi"
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, extra_body={"top_p": 0.9}) as stream:
+        assert "".join(stream.text_stream) == "Hi"
+    chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    assert chat.chat.completions.create(model="claude", messages=ASK, max_tokens=5, temperature=0.5).choices
+    sent = [(headers["anthropic-version"], {k: body.get(k) for k in ("temperature", "top_p", "top_k")})
+            for headers, body in scripted.requests]
+    assert sent == [
+        ("2023-06-01", {"temperature": 0.2, "top_p": None, "top_k": 3}),
+        ("2023-06-01", {"temperature": None, "top_p": 0.9, "top_k": None}),
+        ("2023-06-01", {"temperature": 0.5, "top_p": None, "top_k": None}),
+    ]
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK)  # no sampling: the SDK's own API version
+    assert scripted.requests[-1][0]["anthropic-version"] == anthropic._constants.ANTHROPIC_API_VERSION
+
+
+def test_a_fault_inside_a_stream_ends_it_with_an_error_event(gateway, scripted, sdk) -> None:
+    scripted.broken = True
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            list(stream)
+    assert raised.value.body["error"]["type"] == "api_error"
+    assert "see the gateway's log" in raised.value.body["error"]["message"]
+    assert "Traceback" not in str(raised.value.body)
+    with httpx.stream("POST", gateway + "/v1/chat/completions",
+                      json={"model": "claude", "messages": ASK, "max_tokens": 5, "stream": True}) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert '"type": "server_error"' in lines[-2] and lines[-1] == "data: [DONE]"
+
+
+def turn(*blocks: dict, role: str = "user") -> list[dict]:
+    return [{"role": role, "content": list(blocks)}]
+
+
+USE = {"type": "tool_use", "id": "t", "name": "f", "input": {}}
+PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+TOOL = {"name": "f", "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize("change, named", [
+    # malformed shapes (were 500s in OpenAI's shape)
+    ({"system": 5}, "system"),
+    ({"messages": turn({"type": "text", "text": "a"}, {"type": "text", "text": 5})}, "messages.0.content.1.text"),
+    ({"messages": turn({"type": "image", "source": "x"})}, "messages.0.content.0.source"),
+    ({"messages": ASK + turn(USE | {"input": [1, 2]}, role="assistant")}, "messages.1.content.0.input"),
+    ({"messages": ASK + turn(USE | {"input": "abc"}, role="assistant")}, "messages.1.content.0.input"),
+    ({"messages": ASK + turn(USE, role="assistant") + turn({"type": "tool_result", "tool_use_id": "t", "content": 5})},
+     "messages.2.content.0.content"),
+    ({"messages": turn({"type": "document", "source": "x"})}, "messages.0.content.0.source"),
+    ({"messages": turn({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": 5}})},
+     "messages.0.content.0.source.data"),
+    ({"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": 5}})},
+     "messages.0.content.0.source.data"),
+    # silent drops and changes (were carried wrongly)
+    ({"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "1h"}})},
+     "messages.0.content.0.cache_control.ttl"),
+    ({"messages": turn({"type": "document", "context": "c", "source": {"type": "text", "media_type": "text/plain",
+                                                                       "data": "d"}})}, "messages.0.content.0.context"),
+    ({"messages": turn({"type": "document", "citations": {"enabled": True},
+                        "source": {"type": "text", "media_type": "text/plain", "data": "d"}})},
+     "messages.0.content.0.citations"),
+    ({"messages": turn({"type": "text", "text": "a", "citations": []})}, "messages.0.content.0.citations"),
+    ({"system": [{"type": "image", "source": PNG}]}, "system.0.type"),
+    ({"tool_choice": "any", "tools": [TOOL]}, "tool_choice"),
+    ({"tool_choice": {"type": "tool"}, "tools": [TOOL]}, "tool_choice.name"),
+    ({"messages": turn({"type": "image", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
+    ({"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png"}})},
+     "messages.0.content.0.source.data"),
+    ({"max_tokens": 10**30}, "max_tokens"),
+    ({"temperature": 5}, "temperature"),
+    ({"top_p": -1}, "top_p"),
+    ({"top_k": 0}, "top_k"),
+    ({"stream": "no"}, "stream"),
+    ({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]}, "tools.0.type"),
+    ({"tools": [TOOL | {"input_examples": []}]}, "tools.0.input_examples"),
+    ({"model": "gpt", "output_config": {"effort": "low"}}, "output_config"),
+    ({"model": "gpt", "cache_control": {"type": "ephemeral"}}, "cache_control"),
+])
+def test_malformed_or_uncarriable_requests_are_400s_naming_the_field(gateway, change, named) -> None:
+    body = {"model": "claude", "max_tokens": 8, "messages": ASK, **change}
+    answer = httpx.post(gateway + "/v1/messages", json=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(named + ":"), error
+
+
+def test_nan_temperature_and_a_missing_model_are_400s(gateway) -> None:
+    raw = b'{"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'
+    answer = httpx.post(gateway + "/v1/messages", content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"]["message"].startswith("temperature:")
+    missing = httpx.post(gateway + "/v1/messages", json={"max_tokens": 8, "messages": ASK})
+    assert missing.status_code == 400 and missing.json()["error"]["message"].startswith("model:")
+
+
+def test_anthropic_fields_reach_an_anthropic_upstream_as_sent(gateway, scripted, sdk) -> None:
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK, metadata={"user_id": "u1"},
+                        extra_body={"cache_control": {"type": "ephemeral"}})
+    body = scripted.requests[-1][1]
+    assert body["metadata"] == {"user_id": "u1"} and body["cache_control"] == {"type": "ephemeral"}
+
+
+def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
+    headers = {"content-type": "application/json"}
+    big = json.dumps({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 9000}]})
+    bad_utf8 = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\xff"}]}'
+    surrogate = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\\ud800"}]}'
+    for body, status, kind, needle in [(big, 413, "request_too_large", "8192"),
+                                       (bad_utf8, 400, "invalid_request_error", "UTF-8"),
+                                       (surrogate, 400, "invalid_request_error", "messages.0.content")]:
+        answer = httpx.post(gateway + "/v1/messages", content=body, headers=headers)
+        assert answer.status_code == status
+        assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == kind
+        assert needle in answer.json()["error"]["message"]
+    # chat completions keep OpenAI's shape
+    answer = httpx.post(gateway + "/v1/chat/completions", content=bad_utf8, headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.APIStatusError) as raised:  # the SDK reads the shape: its message is ours
+        anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
+            model="claude", max_tokens=5, messages=[{"role": "user", "content": "x" * 9000}])
+    assert raised.value.status_code == 413 and "8192" in raised.value.message
+
+
+def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) -> None:
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="agent")
+    config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
+                                                               "base_url": upstream[1]}}})
+    app = create_app(config, str(ledger))
+    posts: list[str] = []
+
+    async def counting(scope, receive, send):  # every request the SDKs send, retries included
+        if scope["type"] == "http" and scope["method"] == "POST":
+            posts.append(scope["path"])
+        await app(scope, receive, send)
+
+    with ServerThread(counting, lifespan="on") as gateway:
+        # 20k output tokens at $15 per million could cost $0.30: more than the key's $0.01 budget.
+        with pytest.raises(anthropic.RateLimitError, match="Budget exhausted") as raised:
+            anthropic.Anthropic(base_url=gateway, api_key=secret).messages.create(  # the SDK's default retries
+                model="claude", max_tokens=20_000, messages=ASK)
+        assert raised.value.response.headers["x-should-retry"] == "false"
+        with pytest.raises(openai.RateLimitError, match="Budget exhausted"):
+            openai.OpenAI(base_url=gateway + "/v1", api_key=secret).chat.completions.create(
+                model="claude", max_tokens=20_000, messages=ASK)
+    assert posts == ["/v1/messages", "/v1/chat/completions"]
+
+
+def test_the_matched_stop_sequence_comes_back(gateway, scripted, sdk) -> None:
+    scripted.reply = {"text": "Hi", "stop_reason": "stop_sequence", "stop_sequence": "END"}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", "END")
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"]) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("end_turn", None)
+
+
+def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def converse(request):  # Converse says a stop sequence ended the answer, not which one
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "stop_sequence", "usage": {"inputTokens": 3, "outputTokens": 1,
+                                                                      "totalTokens": 4}, "metrics": {"latencyMs": 1}})
+
+    bedrock = Starlette(routes=[Route("/model/{model:path}/converse", converse, methods=["POST"])])
+    with ServerThread(bedrock) as url:
+        haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+        config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": haiku, "region": "us-east-1",
+                                                     "endpoint_url": url}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+            reply = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
+                model="sonnet", max_tokens=5, messages=ASK, stop_sequences=["END"])
+    assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)
