@@ -246,3 +246,24 @@ def test_a_ledger_made_before_the_content_count_columns_opens_and_gains_them(tmp
 
     store.write([UsageEvent(ts=utcnow(), provider="openai", model="gpt-4o", image_count=3, tool_call_count=2)])
     assert sorted((e.image_count, e.tool_call_count) for e in store.events()) == [(0, 0), (3, 2)]
+
+
+def test_a_computed_cost_beyond_the_cost_column_is_a_bad_line_and_the_good_lines_land(tmp_path, ledger_path):
+    # 9*10^11 output tokens of o1-pro cost $540M, more than DECIMAL(20,12) holds. Before, DuckDB's
+    # ConversionException ended the import with a traceback and none of the good lines were written.
+    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "input_tokens": 1000, "output_tokens": 200}
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in [
+        good, {**good, "output_tokens": 7},
+        {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "o1-pro", "output_tokens": 900_000_000_000},
+        {**good, "output_tokens": 9},
+    ]) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    result = subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "usage.jsonl:3: cost out of range: output_cost_usd = 540000000 is out of the column's range" \
+        in result.stderr
+    assert "imported 3 event(s); rejected 1" in result.stdout
+    assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 9, 200]

@@ -14,12 +14,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tokenomy.errors import TokenomyError
+from tokenomy.ledger.base import unstorable
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
-INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt", "prefix_tokens")
+INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "attempt",
+    "prefix_tokens",
+    "image_count",
+    "document_count",
+    "tool_call_count",
+)
 FLOAT_FIELDS = ("latency_ms", "ttft_ms")
 # The ledger's columns: token counts fit any BIGINT with room for sums, costs fit DECIMAL(20,12).
 MAX_TOKENS = 10**12
@@ -130,6 +141,11 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
         except TokenomyError as exc:
             raise ValueError(f"cannot price it: {exc}") from None
         event.apply_cost(cost)
+    # A computed cost can exceed what the columns hold (10^11 output tokens of an expensive model); caught
+    # here it is this line's error instead of a database error that fails the whole batch.
+    why = unstorable(event)
+    if why is not None:
+        raise ValueError(f"cost out of range: {why}; check the token counts")
     return event
 
 
