@@ -267,3 +267,26 @@ def test_a_computed_cost_beyond_the_cost_column_is_a_bad_line_and_the_good_lines
         in result.stderr
     assert "imported 3 event(s); rejected 1" in result.stdout
     assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 9, 200]
+
+
+def test_reimporting_a_file_without_event_ids_adds_nothing(tmp_path, ledger_path):
+    # Lines without an event_id got a random one: every re-import of the same file doubled the ledger.
+    line = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "input_tokens": 1000, "output_tokens": 200}
+    path = tmp_path / "usage.jsonl"
+    # Two identical calls are two rows; the same content with its keys in another order is the same line.
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n" + json.dumps({**line, "output_tokens": 7}) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+                              capture_output=True, text=True, timeout=120)
+
+    first = run()
+    assert first.returncode == 0 and "imported 3 event(s)" in first.stdout, first.stderr
+    path.write_text(path.read_text() + json.dumps(dict(reversed(line.items()))) + "\n")  # a third identical call
+    again = run()
+    assert again.returncode == 0, again.stderr
+    assert "imported 1 event(s); rejected 0; 3 already in the ledger" in again.stdout
+    assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 200, 200, 200]
+    assert run().stdout.startswith("imported 0 event(s)")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,8 +71,21 @@ def _parse_ts(value: Any) -> datetime:
     return ts.astimezone(UTC)
 
 
-def event_from_record(record: dict[str, Any]) -> UsageEvent:
-    """Validate one import record into a priced UsageEvent; ValueError names the bad field."""
+def canonical_record(record: dict[str, Any]) -> str:
+    """One text per content, whatever the key order or spacing of the line."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_event_id(record: dict[str, Any], occurrence: int = 0) -> str:
+    """An event_id derived from the record's content, so importing the same file twice adds nothing. `occurrence`
+    tells apart identical lines of one file: two calls can look the same, and each is a row."""
+    text = canonical_record(record) + (f"#{occurrence}" if occurrence else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def event_from_record(record: dict[str, Any], occurrence: int = 0) -> UsageEvent:
+    """Validate one import record into a priced UsageEvent; ValueError names the bad field. A record without an
+    event_id gets one from its content (`content_event_id`), not the random id of a live event."""
     if not isinstance(record, dict):
         raise ValueError("line is not a JSON object")
     unknown = set(record) - set(COLUMNS)
@@ -125,6 +140,8 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
     if tags is not None and not isinstance(tags, dict):
         raise ValueError("field 'tags' must be an object of string values")
     values["tags"] = {str(k): str(v) for k, v in (tags or {}).items()}
+    if values.get("event_id") is None:
+        values["event_id"] = content_event_id(record, occurrence)
     event = UsageEvent(**{k: v for k, v in values.items() if v is not None})
     try:
         event.validate()
@@ -196,10 +213,16 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
     result = ImportResult()
     pending: list[UsageEvent] = []
     seen: set[str] = set()
+    occurrences: Counter[str] = Counter()  # identical lines without an event_id: the n-th gets the n-th id
     for number, record, error in read_records(path):
         if error is None:
+            occurrence = 0
+            if isinstance(record, dict) and record.get("event_id") in (None, ""):
+                key = canonical_record(record)
+                occurrence = occurrences[key]
+                occurrences[key] += 1
             try:
-                pending.append(event_from_record(record or {}))
+                pending.append(event_from_record(record or {}, occurrence))
             except ValueError as exc:
                 error = str(exc)
         if error is not None:
