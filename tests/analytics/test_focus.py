@@ -81,3 +81,25 @@ def test_focus_export(ledger_path, tmp_path) -> None:
     for e in events:
         want[e.tags.get("team")] += e.cost_usd
     assert dict(by_team) == dict(want)
+
+
+def test_focus_export_keeps_the_cost_of_imported_rows_that_give_only_a_total(ledger_path, tmp_path) -> None:
+    # A row imported with cost_usd 5.00 and no split by token type used to vanish from the export (total 0.000750
+    # instead of 5.000750), and its tokens at $0 halved the unit prices of the priced row beside it.
+    usage = tmp_path / "usage.jsonl"
+    line = {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1000,
+            "output_tokens": 1000}
+    usage.write_text(json.dumps({**line, "cost_usd": "5.00"}) + "\n" + json.dumps({**line, "ts": "2026-11-05T11:00Z"})
+                     + "\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ledger", "import", str(usage), "--ledger", str(ledger_path)]).exit_code == 0
+    out = tmp_path / "focus.csv"
+    result = runner.invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = {row["x_TokenType"]: row for row in csv.DictReader(out.open())}
+    assert sum(Decimal(row["BilledCost"]) for row in rows.values()) == Decimal("5.000750")
+    assert sum(e.cost_usd for e in open_store(ledger_path).events()) == Decimal("5.000750")
+    # gpt-4o-mini lists $0.15 / $0.60 per 1M tokens; the total-only row is one row for all its 2,000 tokens.
+    assert (rows["input"]["ListUnitPrice"], rows["output"]["ListUnitPrice"]) == ("0.1500", "0.6000")
+    assert (rows["all"]["ConsumedQuantity"], rows["all"]["BilledCost"], rows["all"]["ListUnitPrice"]) == \
+        ("2000", "5.000000", "2500.0000")

@@ -70,6 +70,7 @@ _METER = {
     "output": "Output Tokens",
     "cache_read": "Cache Read Tokens",
     "cache_write": "Cache Write Tokens",
+    "all": "Tokens",  # every token type of a row whose cost was given as a total only
     "other": "Other Charges",  # a bill's charges that are not tokens (tools, cache storage, fees)
 }
 _ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic", "azure": "Microsoft"}
@@ -80,33 +81,35 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _tags(event: Any) -> str:
+    return json.dumps(event.tags or {}, sort_keys=True)
+
+
 def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, Any]]:
     """Aggregate ledger events into FOCUS 1.2 rows (daily charge periods, USD)."""
     groups: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), 0])
     for e in events:
         day = e.ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        other = unsplit_cost(e)
+        all_tokens = sum(getattr(e, tokens_field) for _, tokens_field, _ in _TYPES)
+        if other and other == e.cost_usd and all_tokens:
+            # A total without its split by token type (an import that gave only cost_usd): one row for all its
+            # tokens, so the cost is counted and the typed rows' unit prices are not diluted by tokens at $0.
+            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, "all", _tags(e))]
+            bucket[0] += all_tokens
+            bucket[1] += other
+            bucket[2] += 1
+            continue
         for kind, tokens_field, cost_field in _TYPES:
             tokens = getattr(e, tokens_field)
             if not tokens:
                 continue
-            tags = json.dumps(e.tags or {}, sort_keys=True)
-            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, kind, tags)]
+            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, kind, _tags(e))]
             bucket[0] += tokens
             bucket[1] += getattr(e, cost_field)
             bucket[2] += 1
-        other = unsplit_cost(e)
         if other:
-            bucket = groups[
-                (
-                    day,
-                    e.provider,
-                    e.model,
-                    e.region or "global",
-                    e.mode,
-                    "other",
-                    json.dumps(e.tags or {}, sort_keys=True),
-                )
-            ]
+            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, "other", _tags(e))]
             bucket[1] += other
             bucket[2] += 1
     rows = []
