@@ -290,3 +290,19 @@ def test_reimporting_a_file_without_event_ids_adds_nothing(tmp_path, ledger_path
     assert "imported 1 event(s); rejected 0; 3 already in the ledger" in again.stdout
     assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 200, 200, 200]
     assert run().stdout.startswith("imported 0 event(s)")
+
+
+def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_path):
+    # mysql://foo/bar was taken as a DuckDB path: chat made a directory ./mysql:/foo and DuckDB went to download
+    # its mysql extension; `ledger stats` said "no ledger at mysql://foo".
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    for args in (["chat", "hi", "--max-tokens", "3", "--ledger", "mysql://foo/bar"],
+                 ["ledger", "stats", "--ledger", "mysql://user:s3cret@foo/bar"],
+                 ["ledger", "import", "usage.jsonl", "--ledger", "sqlite:///usage.db"]):
+        result = subprocess.run([tokenomy, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: unsupported ledger URL ") and "s3cret" not in result.stderr
+        assert "use a DuckDB file path, postgresql://... or clickhouse://..." in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match=r"unsupported ledger URL s3://bucket/ledger\.duckdb"):
+        open_store("s3://bucket/ledger.duckdb")

@@ -168,9 +168,24 @@ class PostgresStore(LedgerStore):
         )
 
 
+SUPPORTED_SCHEMES = ("duckdb://", "postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")
+
+
+def check_ledger_url(target: str) -> None:
+    """Refuse a URL of a database Tokenomy does not store to (mysql://, sqlite://, s3://): taken as a DuckDB path
+    it became a directory ./mysql:/ and DuckDB went to download an extension for it."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", target) and not target.startswith(SUPPORTED_SCHEMES):
+        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
+        raise ConfigError(
+            f"unsupported ledger URL {shown}: use a DuckDB file path, postgresql://... or clickhouse://... "
+            "(--ledger or TOKENOMY_LEDGER)"
+        )
+
+
 def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
     target = str(url_or_path or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
+    check_ledger_url(target)
     if target.startswith(("postgres://", "postgresql://")):
         import psycopg
 
