@@ -306,3 +306,29 @@ def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match=r"unsupported ledger URL s3://bucket/ledger\.duckdb"):
         open_store("s3://bucket/ledger.duckdb")
+
+
+def test_a_duckdb_file_that_is_not_a_ledger_is_refused_without_writing_to_it(tmp_path):
+    # `ledger stats` on someone's DuckDB database exited 0 and created usage_events, usage_hourly, tokenomy_meta...
+    import duckdb
+
+    foreign = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(foreign)) as conn:
+        conn.execute("CREATE TABLE mydata AS SELECT 1 AS x")
+    usage = tmp_path / "usage.jsonl"
+    usage.write_text(json.dumps({"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini",
+                                 "input_tokens": 10}) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    for args in (["ledger", "stats"], ["report", "spend"], ["ledger", "import", str(usage)]):
+        result = subprocess.run([tokenomy, *args, "--ledger", str(foreign)], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: ledger {foreign}: a DuckDB database but not a Tokenomy ledger "
+                                        "(it holds mydata)")
+    with duckdb.connect(str(foreign), read_only=True) as conn:
+        assert conn.execute("SELECT table_name FROM information_schema.tables").fetchall() == [("mydata",)]
+    # An empty DuckDB file still becomes a ledger.
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    result = subprocess.run([tokenomy, "ledger", "import", str(usage), "--ledger", str(tmp_path / "empty.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "imported 1 event(s)" in result.stdout, result.stderr

@@ -182,6 +182,27 @@ def check_ledger_url(target: str) -> None:
         )
 
 
+def foreign_tables(path: str | Path) -> list[str]:
+    """The tables of an existing DuckDB file that is not a Tokenomy ledger; [] for a ledger, an empty or new file,
+    or one that cannot be read here (opening it says why). Read-only: nothing is written to look."""
+    import duckdb
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        with _DUCKDB_OPEN_CLOSE:
+            conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:  # not a DuckDB file, or another process holds the write lock
+        return []
+    try:
+        names = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    finally:
+        with _DUCKDB_OPEN_CLOSE:
+            conn.close()
+    return [] if {"usage_events", "tokenomy_meta"} & set(names) else sorted(names)
+
+
 def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
     target = str(url_or_path or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
