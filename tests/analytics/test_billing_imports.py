@@ -226,3 +226,29 @@ def test_the_api_import_asks_for_closed_days_only_by_default(ledger_path) -> Non
     assert query["starting_at"] == [(today - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")]
     assert query["bucket_width"] == ["1h"] and query["limit"] == ["168"]
     assert paths == {"/v1/organizations/usage_report/messages"}  # costs come in days: not mixed with hours
+
+
+def test_a_bad_line_in_a_saved_export_is_reported_and_the_good_lines_import(ledger_path, tmp_path) -> None:
+    # One bad line used to reject the whole file (exit 2, nothing imported) and leave an empty ledger behind.
+    cases = [("gcp-billing", "gcp_billing.jsonl", "expected one billing export row per line"),
+             ("openai-usage", "openai_usage_and_costs.jsonl", "expected saved API pages")]
+    for kind, name, expected in cases:
+        lines = (EXPORTS / name).read_text().splitlines()
+        mixed = tmp_path / name
+        mixed.write_text("\n".join([lines[0], "{bad", *lines[1:], "[1, 2]"]) + "\n")
+        good = _import([kind, str(EXPORTS / name)], tmp_path / f"{kind}-good.duckdb")
+        ledger = tmp_path / f"{kind}.duckdb"
+        result = CliRunner().invoke(app, ["import", kind, str(mixed), "--json", "--ledger", str(ledger)])
+        assert result.exit_code == 1, result.output
+        summary = json.loads(result.stdout)
+        assert summary["added"] == good["added"] > 0
+        assert summary["problems"][0] == f"{mixed}:2: not JSON (Expecting property name enclosed in double " \
+            f"quotes); {expected}"
+        assert summary["problems"][1].startswith(f"{mixed}:{len(lines) + 2}") and " not a " in summary["problems"][1]
+    # A file with nothing but bad lines is the wrong file: an error, and no ledger is created for it.
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("{bad\n")
+    for kind in ("gcp-billing", "anthropic-usage"):
+        wrong = CliRunner().invoke(app, ["import", kind, str(junk), "--ledger", str(tmp_path / "new.duckdb")])
+        assert isinstance(wrong.exception, ConfigError) and f"{junk}:1: not JSON" in str(wrong.exception)
+    assert not (tmp_path / "new.duckdb").exists()

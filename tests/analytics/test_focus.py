@@ -81,3 +81,56 @@ def test_focus_export(ledger_path, tmp_path) -> None:
     for e in events:
         want[e.tags.get("team")] += e.cost_usd
     assert dict(by_team) == dict(want)
+
+
+def test_focus_export_keeps_the_cost_of_imported_rows_that_give_only_a_total(ledger_path, tmp_path) -> None:
+    # A row imported with cost_usd 5.00 and no split by token type used to vanish from the export (total 0.000750
+    # instead of 5.000750), and its tokens at $0 halved the unit prices of the priced row beside it.
+    usage = tmp_path / "usage.jsonl"
+    line = {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1000,
+            "output_tokens": 1000}
+    usage.write_text(json.dumps({**line, "cost_usd": "5.00"}) + "\n" + json.dumps({**line, "ts": "2026-11-05T11:00Z"})
+                     + "\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ledger", "import", str(usage), "--ledger", str(ledger_path)]).exit_code == 0
+    out = tmp_path / "focus.csv"
+    result = runner.invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = {row["x_TokenType"]: row for row in csv.DictReader(out.open())}
+    assert sum(Decimal(row["BilledCost"]) for row in rows.values()) == Decimal("5.000750")
+    assert sum(e.cost_usd for e in open_store(ledger_path).events()) == Decimal("5.000750")
+    # gpt-4o-mini lists $0.15 / $0.60 per 1M tokens; the total-only row is one row for all its 2,000 tokens.
+    assert (rows["input"]["ListUnitPrice"], rows["output"]["ListUnitPrice"]) == ("0.1500", "0.6000")
+    assert (rows["all"]["ConsumedQuantity"], rows["all"]["BilledCost"], rows["all"]["ListUnitPrice"]) == \
+        ("2000", "5.000000", "2500.0000")
+
+
+def test_focus_export_gives_one_cloud_one_provider_name(ledger_path, tmp_path) -> None:
+    # Metered Bedrock calls (provider aws.bedrock) came out as ProviderName "aws.bedrock" / "aws.bedrock API"
+    # beside the same cloud's imported bill as "Amazon Web Services"; Gemini and Vertex as "gemini API" ...
+    from tokenomy.ledger.events import UsageEvent
+
+    def row(day: int, provider: str, **extra) -> UsageEvent:
+        return UsageEvent(ts=datetime.fromisoformat(f"2026-11-{day:02d}T10:00:00+00:00"), provider=provider,
+                          model="m", input_tokens=1000, input_cost_usd=Decimal("0.001"), cost_usd=Decimal("0.001"),
+                          **extra)
+
+    open_store(ledger_path).write([
+        row(1, "aws.bedrock"), row(2, "bedrock", priced_by="billed"),  # a metered day, and a billed (CUR) day
+        row(1, "gcp.vertex_ai"), row(2, "vertex", priced_by="billed"), row(1, "gcp.gemini"), row(1, "gemini"),
+        row(1, "azure.ai.openai"), row(1, "azure"), row(1, "openai"), row(1, "anthropic"),
+    ])
+    out = tmp_path / "focus.csv"
+    result = CliRunner().invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    names = defaultdict(set)
+    for r in csv.DictReader(out.open()):
+        names[json.loads(r["Tags"])["x_provider"]].add((r["ProviderName"], r["InvoiceIssuerName"], r["ServiceName"]))
+    assert names == {
+        "bedrock": {("Amazon Web Services", "Amazon Web Services", "Amazon Bedrock")},
+        "vertex": {("Google Cloud", "Google Cloud", "Vertex AI")},
+        "gemini": {("Google Cloud", "Google Cloud", "Gemini API")},
+        "azure": {("Microsoft", "Microsoft", "Azure OpenAI")},
+        "openai": {("OpenAI", "OpenAI", "OpenAI API")},
+        "anthropic": {("Anthropic", "Anthropic", "Anthropic API")},
+    }

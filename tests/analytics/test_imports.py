@@ -182,11 +182,12 @@ def test_import_cur_rejects_a_file_without_cur_columns(ledger_path, tmp_path) ->
     result = CliRunner().invoke(app, ["import", "cur", str(wrong), "--ledger", str(ledger_path)])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
     assert "line_item_usage_type" in str(result.exception) and str(wrong) in str(result.exception)
-    folder = CliRunner().invoke(app, ["import", "cur", str(wrong), "--ledger", str(tmp_path)])  # was a traceback
-    assert isinstance(folder.exception, ConfigError) and str(folder.exception).startswith(f"ledger {tmp_path}")
+    assert not ledger_path.exists()  # the file is read first: a wrong file leaves no empty ledger behind
     header_only = tmp_path / "empty-cur.csv"
     header_only.write_text(",".join(CUR_HEADER) + "\n")  # a real CUR file for a period without Bedrock usage
     assert import_cur(header_only).events == []
+    folder = CliRunner().invoke(app, ["import", "cur", str(header_only), "--ledger", str(tmp_path)])  # a traceback
+    assert isinstance(folder.exception, ConfigError) and str(folder.exception).startswith(f"ledger {tmp_path}")
 
 
 def test_import_focus_export(tmp_path) -> None:

@@ -246,3 +246,89 @@ def test_a_ledger_made_before_the_content_count_columns_opens_and_gains_them(tmp
 
     store.write([UsageEvent(ts=utcnow(), provider="openai", model="gpt-4o", image_count=3, tool_call_count=2)])
     assert sorted((e.image_count, e.tool_call_count) for e in store.events()) == [(0, 0), (3, 2)]
+
+
+def test_a_computed_cost_beyond_the_cost_column_is_a_bad_line_and_the_good_lines_land(tmp_path, ledger_path):
+    # 9*10^11 output tokens of o1-pro cost $540M, more than DECIMAL(20,12) holds. Before, DuckDB's
+    # ConversionException ended the import with a traceback and none of the good lines were written.
+    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "input_tokens": 1000, "output_tokens": 200}
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in [
+        good, {**good, "output_tokens": 7},
+        {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "o1-pro", "output_tokens": 900_000_000_000},
+        {**good, "output_tokens": 9},
+    ]) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    result = subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "usage.jsonl:3: cost out of range: output_cost_usd = 540000000 is out of the column's range" \
+        in result.stderr
+    assert "imported 3 event(s); rejected 1" in result.stdout
+    assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 9, 200]
+
+
+def test_reimporting_a_file_without_event_ids_adds_nothing(tmp_path, ledger_path):
+    # Lines without an event_id got a random one: every re-import of the same file doubled the ledger.
+    line = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "input_tokens": 1000, "output_tokens": 200}
+    path = tmp_path / "usage.jsonl"
+    # Two identical calls are two rows; the same content with its keys in another order is the same line.
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n" + json.dumps({**line, "output_tokens": 7}) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+                              capture_output=True, text=True, timeout=120)
+
+    first = run()
+    assert first.returncode == 0 and "imported 3 event(s)" in first.stdout, first.stderr
+    path.write_text(path.read_text() + json.dumps(dict(reversed(line.items()))) + "\n")  # a third identical call
+    again = run()
+    assert again.returncode == 0, again.stderr
+    assert "imported 1 event(s); rejected 0; 3 already in the ledger" in again.stdout
+    assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 200, 200, 200]
+    assert run().stdout.startswith("imported 0 event(s)")
+
+
+def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_path):
+    # mysql://foo/bar was taken as a DuckDB path: chat made a directory ./mysql:/foo and DuckDB went to download
+    # its mysql extension; `ledger stats` said "no ledger at mysql://foo".
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    for args in (["chat", "hi", "--max-tokens", "3", "--ledger", "mysql://foo/bar"],
+                 ["ledger", "stats", "--ledger", "mysql://user:s3cret@foo/bar"],
+                 ["ledger", "import", "usage.jsonl", "--ledger", "sqlite:///usage.db"]):
+        result = subprocess.run([tokenomy, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: unsupported ledger URL ") and "s3cret" not in result.stderr
+        assert "use a DuckDB file path, postgresql://... or clickhouse://..." in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match=r"unsupported ledger URL s3://bucket/ledger\.duckdb"):
+        open_store("s3://bucket/ledger.duckdb")
+
+
+def test_a_duckdb_file_that_is_not_a_ledger_is_refused_without_writing_to_it(tmp_path):
+    # `ledger stats` on someone's DuckDB database exited 0 and created usage_events, usage_hourly, tokenomy_meta...
+    import duckdb
+
+    foreign = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(foreign)) as conn:
+        conn.execute("CREATE TABLE mydata AS SELECT 1 AS x")
+    usage = tmp_path / "usage.jsonl"
+    usage.write_text(json.dumps({"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini",
+                                 "input_tokens": 10}) + "\n")
+    tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    for args in (["ledger", "stats"], ["report", "spend"], ["ledger", "import", str(usage)]):
+        result = subprocess.run([tokenomy, *args, "--ledger", str(foreign)], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: ledger {foreign}: a DuckDB database but not a Tokenomy ledger "
+                                        "(it holds mydata)")
+    with duckdb.connect(str(foreign), read_only=True) as conn:
+        assert conn.execute("SELECT table_name FROM information_schema.tables").fetchall() == [("mydata",)]
+    # An empty DuckDB file still becomes a ledger.
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    result = subprocess.run([tokenomy, "ledger", "import", str(usage), "--ledger", str(tmp_path / "empty.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "imported 1 event(s)" in result.stdout, result.stderr

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
+from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.spend import (  # the rule itself lives in the ledger layer (rollups apply it too)
     BILLED_MARKS,
     PROVIDER_ALIASES,
@@ -58,10 +58,9 @@ def spend_events(store: Any, since: datetime | None = None, until: datetime | No
 
 
 def unsplit_cost(event: UsageEvent) -> Decimal:
-    """A row's cost that no token type carries: a bill's tools, storage and fees, or a metered context cache's
-    storage (mode cache_storage); 0 for metered calls."""
-    if event.priced_by not in BILLED_MARKS and event.mode != STORAGE_MODE:
-        return Decimal(0)
+    """A row's cost that no token type carries: a bill's tools, storage and fees, a metered context cache's
+    storage (mode cache_storage), or the whole cost of an imported row that gave only a total `cost_usd`; 0 for
+    a call priced from the catalog (its parts add up to its total)."""
     parts = event.input_cost_usd + event.output_cost_usd + event.cache_read_cost_usd + event.cache_write_cost_usd
     return event.cost_usd - parts
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.billed import unsplit_cost
+from tokenomy.analytics.billed import canonical_provider, unsplit_cost
 from tokenomy.money import money_str
 
 COLUMNS = [
@@ -70,14 +70,36 @@ _METER = {
     "output": "Output Tokens",
     "cache_read": "Cache Read Tokens",
     "cache_write": "Cache Write Tokens",
+    "all": "Tokens",  # every token type of a row whose cost was given as a total only
     "other": "Other Charges",  # a bill's charges that are not tokens (tools, cache storage, fees)
 }
-_ISSUER = {"bedrock": "Amazon Web Services", "openai": "OpenAI", "anthropic": "Anthropic", "azure": "Microsoft"}
-_SERVICE = {"bedrock": "Amazon Bedrock", "azure": "Azure OpenAI"}
+# Keyed on the canonical provider (`aws.bedrock` -> `bedrock`), so a cloud has one ProviderName whether its rows
+# were metered or imported from its bill (the importers name Google's rows "Google Cloud", AWS's "Amazon Web
+# Services"). Other providers are their own issuer, with service "<name> API".
+_ISSUER = {
+    "bedrock": "Amazon Web Services",
+    "azure": "Microsoft",
+    "vertex": "Google Cloud",
+    "gemini": "Google Cloud",
+    "oci": "Oracle",
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+}
+_SERVICE = {
+    "bedrock": "Amazon Bedrock",
+    "azure": "Azure OpenAI",
+    "vertex": "Vertex AI",
+    "gemini": "Gemini API",
+    "oci": "OCI Generative AI",
+}
 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tags(event: Any) -> str:
+    return json.dumps(event.tags or {}, sort_keys=True)
 
 
 def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, Any]]:
@@ -85,28 +107,27 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
     groups: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), 0])
     for e in events:
         day = e.ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        provider = canonical_provider(e.provider) or ""
+        other = unsplit_cost(e)
+        all_tokens = sum(getattr(e, tokens_field) for _, tokens_field, _ in _TYPES)
+        if other and other == e.cost_usd and all_tokens:
+            # A total without its split by token type (an import that gave only cost_usd): one row for all its
+            # tokens, so the cost is counted and the typed rows' unit prices are not diluted by tokens at $0.
+            bucket = groups[(day, provider, e.model, e.region or "global", e.mode, "all", _tags(e))]
+            bucket[0] += all_tokens
+            bucket[1] += other
+            bucket[2] += 1
+            continue
         for kind, tokens_field, cost_field in _TYPES:
             tokens = getattr(e, tokens_field)
             if not tokens:
                 continue
-            tags = json.dumps(e.tags or {}, sort_keys=True)
-            bucket = groups[(day, e.provider, e.model, e.region or "global", e.mode, kind, tags)]
+            bucket = groups[(day, provider, e.model, e.region or "global", e.mode, kind, _tags(e))]
             bucket[0] += tokens
             bucket[1] += getattr(e, cost_field)
             bucket[2] += 1
-        other = unsplit_cost(e)
         if other:
-            bucket = groups[
-                (
-                    day,
-                    e.provider,
-                    e.model,
-                    e.region or "global",
-                    e.mode,
-                    "other",
-                    json.dumps(e.tags or {}, sort_keys=True),
-                )
-            ]
+            bucket = groups[(day, provider, e.model, e.region or "global", e.mode, "other", _tags(e))]
             bucket[1] += other
             bucket[2] += 1
     rows = []

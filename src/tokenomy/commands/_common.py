@@ -162,9 +162,10 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     from pathlib import Path
 
     from tokenomy.errors import ConfigError, TokenomyError
-    from tokenomy.ledger.store import DEFAULT_LEDGER, open_store
+    from tokenomy.ledger.store import DEFAULT_LEDGER, check_ledger_url, foreign_tables, open_store
 
     target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
+    check_ledger_url(target)  # before "no ledger at mysql://...": the scheme is what is wrong
     path = re.sub(r"^(duckdb://|chdb:(//)?)", "", target)  # a file (DuckDB) or a directory (embedded ClickHouse)
     servers = ("postgres://", "postgresql://", "clickhouse://", "clickhouses://")
     if must_exist and not target.startswith(servers) and not Path(path).exists():
@@ -172,6 +173,14 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
             f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
             "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)"
         )
+    if not target.startswith((*servers, "chdb:")):  # a DuckDB file
+        tables = foreign_tables(path)
+        if tables:  # opening it would add the ledger's tables to someone else's database
+            listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise ConfigError(
+                f"ledger {path}: a DuckDB database but not a Tokenomy ledger (it holds {listed}); pass --ledger "
+                "(or set TOKENOMY_LEDGER) to your ledger file, or a new file to start one"
+            )
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
         store = open_store(target)
         store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])  # must_exist=False: created above

@@ -44,9 +44,9 @@ def _run_with(
 
     apply_prices(prices)  # the unpriced-model hint below points here
 
+    result = read()  # first: a file that is not this export at all leaves no new, empty ledger behind
     store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; a directory is an error
     before = store.count()
-    result = read()
     store.write(result.events)
     added = store.count() - before  # re-imported records keep their ids and are not added twice
     summary = {

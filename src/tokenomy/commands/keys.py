@@ -41,9 +41,12 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a key. The secret is printed once; only its hash is stored."""
-    secret, key = _store(ledger).create(
-        None if budget_usd is None else Decimal(str(budget_usd)), period, rpm, team, name
-    )
+    from tokenomy.gateway.keys import check_budget
+
+    budget = None if budget_usd is None else Decimal(str(budget_usd))
+    if budget is not None:
+        check_budget(budget)  # before the ledger is opened: a bad option creates no ledger file
+    secret, key = _store(ledger).create(budget, period, rpm, team, name)
     if as_json:
         print_json(
             {
@@ -97,5 +100,9 @@ def team_budget(
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Set a team budget; each key of the team is held to both its own and the team's limit."""
-    _store(ledger).set_team_budget(team, Decimal(str(budget_usd)), period)
-    console.print(f"team {team}: ${budget_usd} per {period}")
+    from tokenomy.gateway.keys import check_budget
+
+    budget = Decimal(str(budget_usd))
+    check_budget(budget)  # before the ledger is opened: a bad option creates no ledger file
+    _store(ledger).set_team_budget(team, budget, period)
+    console.print(f"team {team}: {usd_short(budget)} per {period}")

@@ -24,7 +24,8 @@ def import_(
         ...,
         help="JSONL or CSV of usage events (ts, provider, model, region, mode, "
         "task, tags, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
-        "latency_ms, ttft_ms, outcome). Cost is computed when not given.",
+        "latency_ms, ttft_ms, outcome). Cost is computed when not given. A line without event_id gets one "
+        "from its content, so importing the same file again adds nothing.",
     ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,

@@ -44,10 +44,17 @@ class VirtualKey:
     revoked: bool = False
 
 
-def _check_budget(budget_usd: Decimal) -> None:
-    """A finite amount >= 0: NaN crashed the comparison and Infinity the database insert, with tracebacks."""
-    if not Decimal(budget_usd).is_finite() or budget_usd < 0:
-        raise ConfigError(f"--budget-usd {budget_usd}: give an amount in dollars >= 0, e.g. --budget-usd 50")
+# The budget columns are DECIMAL(20,12), like the ledger's costs: 100,000,000 or more does not fit.
+MAX_BUDGET_USD = Decimal(10) ** 8
+
+
+def check_budget(budget_usd: Decimal) -> None:
+    """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
+    insert, with tracebacks."""
+    if not Decimal(budget_usd).is_finite() or not 0 <= budget_usd < MAX_BUDGET_USD:
+        raise ConfigError(
+            f"--budget-usd {budget_usd}: give an amount in dollars >= 0 and under 100,000,000, e.g. --budget-usd 50"
+        )
 
 
 class KeyStore:
@@ -70,7 +77,7 @@ class KeyStore:
         if period not in PERIODS:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
         if budget_usd is not None:
-            _check_budget(budget_usd)
+            check_budget(budget_usd)
         if rpm is not None and rpm < 1:
             raise ConfigError(f"--rpm {rpm} must be >= 1")
         secret = "tk-" + secrets.token_urlsafe(24)
@@ -111,7 +118,7 @@ class KeyStore:
     def set_team_budget(self, team: str, budget_usd: Decimal, period: str = "month") -> None:
         if period not in PERIODS:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
-        _check_budget(budget_usd)
+        check_budget(budget_usd)
         p = self.store.placeholder
         self.store.execute(f"DELETE FROM gateway_teams WHERE team = {p}", (team,))
         self.store.execute(

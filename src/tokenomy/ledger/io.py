@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,12 +16,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tokenomy.errors import TokenomyError
+from tokenomy.ledger.base import unstorable
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
-INT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt", "prefix_tokens")
+INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "attempt",
+    "prefix_tokens",
+    "image_count",
+    "document_count",
+    "tool_call_count",
+)
 FLOAT_FIELDS = ("latency_ms", "ttft_ms")
 # The ledger's columns: token counts fit any BIGINT with room for sums, costs fit DECIMAL(20,12).
 MAX_TOKENS = 10**12
@@ -58,8 +71,21 @@ def _parse_ts(value: Any) -> datetime:
     return ts.astimezone(UTC)
 
 
-def event_from_record(record: dict[str, Any]) -> UsageEvent:
-    """Validate one import record into a priced UsageEvent; ValueError names the bad field."""
+def canonical_record(record: dict[str, Any]) -> str:
+    """One text per content, whatever the key order or spacing of the line."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_event_id(record: dict[str, Any], occurrence: int = 0) -> str:
+    """An event_id derived from the record's content, so importing the same file twice adds nothing. `occurrence`
+    tells apart identical lines of one file: two calls can look the same, and each is a row."""
+    text = canonical_record(record) + (f"#{occurrence}" if occurrence else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def event_from_record(record: dict[str, Any], occurrence: int = 0) -> UsageEvent:
+    """Validate one import record into a priced UsageEvent; ValueError names the bad field. A record without an
+    event_id gets one from its content (`content_event_id`), not the random id of a live event."""
     if not isinstance(record, dict):
         raise ValueError("line is not a JSON object")
     unknown = set(record) - set(COLUMNS)
@@ -114,6 +140,8 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
     if tags is not None and not isinstance(tags, dict):
         raise ValueError("field 'tags' must be an object of string values")
     values["tags"] = {str(k): str(v) for k, v in (tags or {}).items()}
+    if values.get("event_id") is None:
+        values["event_id"] = content_event_id(record, occurrence)
     event = UsageEvent(**{k: v for k, v in values.items() if v is not None})
     try:
         event.validate()
@@ -130,6 +158,11 @@ def event_from_record(record: dict[str, Any]) -> UsageEvent:
         except TokenomyError as exc:
             raise ValueError(f"cannot price it: {exc}") from None
         event.apply_cost(cost)
+    # A computed cost can exceed what the columns hold (10^11 output tokens of an expensive model); caught
+    # here it is this line's error instead of a database error that fails the whole batch.
+    why = unstorable(event)
+    if why is not None:
+        raise ValueError(f"cost out of range: {why}; check the token counts")
     return event
 
 
@@ -180,10 +213,16 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
     result = ImportResult()
     pending: list[UsageEvent] = []
     seen: set[str] = set()
+    occurrences: Counter[str] = Counter()  # identical lines without an event_id: the n-th gets the n-th id
     for number, record, error in read_records(path):
         if error is None:
+            occurrence = 0
+            if isinstance(record, dict) and record.get("event_id") in (None, ""):
+                key = canonical_record(record)
+                occurrence = occurrences[key]
+                occurrences[key] += 1
             try:
-                pending.append(event_from_record(record or {}))
+                pending.append(event_from_record(record or {}, occurrence))
             except ValueError as exc:
                 error = str(exc)
         if error is not None:

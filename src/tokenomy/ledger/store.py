@@ -168,9 +168,45 @@ class PostgresStore(LedgerStore):
         )
 
 
+SUPPORTED_SCHEMES = ("duckdb://", "postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")
+
+
+def check_ledger_url(target: str) -> None:
+    """Refuse a URL of a database Tokenomy does not store to (mysql://, sqlite://, s3://): taken as a DuckDB path
+    it became a directory ./mysql:/ and DuckDB went to download an extension for it."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", target) and not target.startswith(SUPPORTED_SCHEMES):
+        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
+        raise ConfigError(
+            f"unsupported ledger URL {shown}: use a DuckDB file path, postgresql://... or clickhouse://... "
+            "(--ledger or TOKENOMY_LEDGER)"
+        )
+
+
+def foreign_tables(path: str | Path) -> list[str]:
+    """The tables of an existing DuckDB file that is not a Tokenomy ledger; [] for a ledger, an empty or new file,
+    or one that cannot be read here (opening it says why). Read-only: nothing is written to look."""
+    import duckdb
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        with _DUCKDB_OPEN_CLOSE:
+            conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:  # not a DuckDB file, or another process holds the write lock
+        return []
+    try:
+        names = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    finally:
+        with _DUCKDB_OPEN_CLOSE:
+            conn.close()
+    return [] if {"usage_events", "tokenomy_meta"} & set(names) else sorted(names)
+
+
 def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
     target = str(url_or_path or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
+    check_ledger_url(target)
     if target.startswith(("postgres://", "postgresql://")):
         import psycopg
 

@@ -57,13 +57,18 @@ def fetch_pages(url: str, params: list[tuple[str, str]], headers: dict[str, str]
     raise ConfigError(f"{url}: more than {MAX_PAGES} pages; narrow --since/--until")
 
 
-def read_pages(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
-    """(place, page) for every page in a saved export: one JSON page, a JSON list of pages, or JSON lines."""
+def read_pages(path: str | Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """(place, page) for every page in a saved export (one JSON page, a JSON list of pages, or JSON lines), and a
+    problem for every line or item that is not a page: the good pages still import. A file with no page at all is
+    the wrong file, an error."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected saved API pages as JSON") from None
+    problems = []
     try:
         docs: list[tuple[str, Any]] = [(str(path), json.loads(text))]
     except json.JSONDecodeError:
@@ -73,16 +78,20 @@ def read_pages(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
                 try:
                     docs.append((f"{path}:{number}", json.loads(line)))
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); expected saved API pages") from None
+                    problems.append(f"{path}:{number}: not JSON ({exc.msg}); expected saved API pages")
     pages = []
     for place, doc in docs:
         items = doc if isinstance(doc, list) else [doc]
         for index, page in enumerate(items):
             where = f"{place}[{index}]" if isinstance(doc, list) else place
             if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-                raise ConfigError(f"{where}: not a usage/cost API page (an object with a `data` list of buckets)")
+                problems.append(f"{where}: not a usage/cost API page (an object with a `data` list of buckets)")
+                continue
             pages.append((where, page))
-    return pages
+    if problems and not pages:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    return pages, problems
 
 
 def buckets(pages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

@@ -149,5 +149,11 @@ def import_anthropic_usage(pages: list[tuple[str, dict[str, Any]]], source: str 
 
 
 def import_anthropic_files(paths: list[str | Path]) -> ImportResult:
-    pages = [page for path in paths for page in read_pages(path)]
-    return import_anthropic_usage(pages, ", ".join(str(p) for p in paths))
+    pages, problems = [], []
+    for path in paths:
+        read, bad = read_pages(path)
+        pages += read
+        problems += bad
+    result = import_anthropic_usage(pages, ", ".join(str(p) for p in paths))
+    result.problems[:0] = problems  # the file's bad lines first, then its bad buckets
+    return result

@@ -48,24 +48,33 @@ def _flat(value: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+def _rows(path: Path, result: ImportResult) -> list[tuple[str, dict[str, str]]]:
+    """(place, flattened row) for every row; a line that is not a JSON object is a problem in `result`, and the
+    other lines still import. A JSON file with no row at all is the wrong file, an error."""
     if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        rows = []
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the billing export as UTF-8") from None
+        rows, problems = [], []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path}:{number}: not JSON ({exc.msg}); expected the billing export as newline-delimited JSON"
-                ) from None
-            if isinstance(value, dict):
-                rows.append((f"{path}:{number}", _flat(value)))
+                problems.append(f"{path}:{number}: not JSON ({exc.msg}); expected one billing export row per line")
+                continue
+            if not isinstance(value, dict):
+                problems.append(f"{path}:{number}: not a JSON object; expected one billing export row per line")
+                continue
+            rows.append((f"{path}:{number}", _flat(value)))
+        if problems and not rows:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigError(problems[0] + more)
+        result.problems += problems
         return rows
     header, lines_ = read_table(path)
     return [(f"{path}:{n}", {c: cell(line, c) for c in header}) for n, line in enumerate(lines_, 2)]
@@ -75,7 +84,7 @@ def import_gcp_billing(path: str | Path) -> ImportResult:
     path = Path(path)
     result = ImportResult(str(path))
     # A CSV saved from a query has the nested fields flattened by the query's aliases, usually with "_".
-    rows = [(place, {k.replace(".", "_"): v for k, v in row.items()}) for place, row in _rows(path)]
+    rows = [(place, {k.replace(".", "_"): v for k, v in row.items()}) for place, row in _rows(path, result)]
     if rows and not all(k in rows[0][1] for k in ("service_description", "sku_description", "cost")):
         raise ConfigError(
             f"{path}: no service.description, sku.description and cost; expected a Google Cloud billing export "
