@@ -84,3 +84,17 @@ os._exit(9)
     assert sorted(e.event_id for e in store.events()) == ["e0", "e2"]
     assert json.loads(rejects_path(store).read_text())["event_id"] == "e1"
     assert not list(folder.glob("*.jsonl"))
+
+
+def test_ledger_import_names_the_line_the_database_refuses_and_keeps_the_others(postgres_url, tmp_path):
+    stamp = utcnow().timestamp()
+    rows = [event(f"imp-{stamp}-{i}", prompt_text="a\x00b" if i == 1 else "ok").to_json() for i in range(3)]
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = subprocess.run([TOKENOMY, "ledger", "import", str(source), "--ledger", postgres_url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "events.jsonl:2: the ledger database refused it" in done.stdout + done.stderr
+    stored = open_store(postgres_url).query("SELECT event_id FROM usage_events WHERE event_id = ANY(%s)",
+                                            [[r["event_id"] for r in rows]])
+    assert sorted(r["event_id"] for r in stored) == [rows[0]["event_id"], rows[2]["event_id"]]

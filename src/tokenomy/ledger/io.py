@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.base import unstorable
 from tokenomy.ledger.events import COLUMNS, UsageEvent
+from tokenomy.ledger.rejects import write_refusing
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
@@ -212,6 +213,7 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
         raise TokenomyError(f"{path}: file not found")
     result = ImportResult()
     pending: list[UsageEvent] = []
+    lines: dict[str, int] = {}  # event id -> line number, to name the line of an event the database refuses
     seen: set[str] = set()
     occurrences: Counter[str] = Counter()  # identical lines without an event_id: the n-th gets the n-th id
     for number, record, error in read_records(path):
@@ -223,18 +225,21 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
                 occurrences[key] += 1
             try:
                 pending.append(event_from_record(record or {}, occurrence))
+                lines[pending[-1].event_id] = number
             except ValueError as exc:
                 error = str(exc)
         if error is not None:
             result.errors.append(f"{path.name}:{number}: {error}")
         if len(pending) >= batch_size:
-            result.imported += _write_new(store, pending, seen, result)
-            pending = []
-    result.imported += _write_new(store, pending, seen, result)
+            result.imported += _write_new(store, pending, seen, result, lines, path.name)
+            pending, lines = [], {}
+    result.imported += _write_new(store, pending, seen, result, lines, path.name)
     return result
 
 
-def _write_new(store: LedgerStore, events: list[UsageEvent], seen: set[str], result: ImportResult) -> int:
+def _write_new(
+    store: LedgerStore, events: list[UsageEvent], seen: set[str], result: ImportResult, lines: dict[str, int], name: str
+) -> int:
     """Write the events whose id is new; count the rest, so a re-import does not claim it added them again."""
     ids = [e.event_id for e in events]
     existing = set()
@@ -250,7 +255,10 @@ def _write_new(store: LedgerStore, events: list[UsageEvent], seen: set[str], res
         else:
             seen.add(event.event_id)
             new.append(event)
-    return store.write(new)
+    refused = write_refusing(store, new)  # e.g. a NUL byte PostgreSQL text cannot hold: that line, not the file
+    for event, why in refused:
+        result.errors.append(f"{name}:{lines[event.event_id]}: the ledger database refused it ({why})")
+    return len(new) - len(refused)
 
 
 def export_events(events: list[UsageEvent], out: TextIO, fmt: str = "jsonl") -> int:

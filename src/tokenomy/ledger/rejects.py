@@ -40,13 +40,13 @@ def write_setting_aside(store: LedgerStore, events: Sequence[UsageEvent], reject
             storable.append(event)
         else:
             refused.append((event, why))
-    refused += _write(store, storable)
+    refused += write_refusing(store, storable)
     if refused:
         _set_aside(rejects, refused)
     return len(events)
 
 
-def _write(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent, str]]:
+def write_refusing(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent, str]]:
     """Write; on an error about the rows, halve the batch until the refused events are found (a few more writes
     for one bad event in a thousand). The refused events, with the engine's reason."""
     if not events:
@@ -60,7 +60,7 @@ def _write(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tuple[Usage
         if len(events) == 1:
             return [(events[0], " ".join(str(exc).split())[:300])]
     half = len(events) // 2
-    return _write(store, events[:half]) + _write(store, events[half:])
+    return write_refusing(store, events[:half]) + write_refusing(store, events[half:])
 
 
 def _set_aside(rejects: Path, refused: list[tuple[UsageEvent, str]]) -> None:
