@@ -123,3 +123,20 @@ def test_plan_reports_bad_lines_and_exits_1_as_validate_does(tmp_path):
     clean = tmp_path / "clean.jsonl"
     _write(clean, n=5, bad_every=100)
     assert runner.invoke(app, ["batch", "plan", str(clean), "--model", MODEL, "--deadline", "06:00"]).exit_code == 0
+
+
+def test_a_utf16_file_is_named_as_utf16_not_csv(tmp_path):
+    import pytest
+
+    from tokenomy.batch.formats import check_jsonl_shape
+    from tokenomy.errors import UsageError
+
+    lines = '{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n'
+    for encoding, width in (("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-32", "UTF-32")):
+        path = tmp_path / f"{encoding}.jsonl"
+        path.write_bytes(lines.encode(encoding))  # with a BOM ("utf-16", "utf-32") and without
+        with pytest.raises(UsageError, match=f"the file is {width}; save it as UTF-8"):  # was "this is CSV"
+            check_jsonl_shape(path)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(lines)
+    check_jsonl_shape(plain)  # UTF-8 passes
