@@ -196,3 +196,19 @@ def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:
         settings = AlertSettings.from_config({"window_days": 1})
         kinds = [a["kind"] for a in evaluate(store, [], now=now, settings=settings)]
         assert ("escalation_rate" in kinds) == (n + 1 >= 20), (n, kinds)
+
+
+def test_provider_budget_matches_either_spelling_and_messages_use_the_money_rule(ledger_path) -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    store = open_store(ledger_path)
+    # Metered calls record OpenTelemetry's `aws.bedrock`; an imported bill says `bedrock`.
+    store.write([UsageEvent(ts=now - timedelta(days=1, hours=h), provider=provider, model="m",
+                            cost_usd=Decimal("0.2"), priced_by="tokenomy-catalog")
+                 for h, provider in enumerate(["aws.bedrock", "aws.bedrock", "openai"])])
+    for match in ("bedrock", "aws.bedrock"):  # `bedrock` (the README's example) never fired before
+        alerts = evaluate(store, [{"scope": "provider", "match": match, "limit_usd": "0.1"}], now=now)
+        budget = [a for a in alerts if a["kind"] == "budget"]
+        assert [a["spent_usd"] for a in budget] == [Decimal("0.4")], match
+        assert budget[0]["message"] == "spent $0.40 of $0.10 this month"  # was "of $0.1"
+    zero = evaluate(store, [{"scope": "provider", "match": "openai", "limit_usd": "0.0005"}], now=now)
+    assert [a["message"] for a in zero if a["kind"] == "budget"] == ["spent $0.200000 of $0.000500 this month"]

@@ -161,6 +161,11 @@ def test_since_until_override_default_window(ledger_path) -> None:
     assert {r["model"]: r["output_tokens"] for r in rows} == want
 
 
+def _json_amounts(sums: dict) -> dict:
+    """What --json prints for money: every amount at one scale, 6 places (not each sum with its own digits)."""
+    return {key: f"{value.quantize(Decimal('1e-6'))}" for key, value in sums.items()}
+
+
 def test_report_cli_interface(ledger_path, tmp_path) -> None:
     store = open_store(ledger_path)
     events = _events()
@@ -168,7 +173,8 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     runner = CliRunner()
     base = ["--json", "--ledger", str(ledger_path)]
     spend = json.loads(runner.invoke(app, ["report", "spend", "--by", "model", *base]).output)
-    assert {r["model"]: Decimal(r["cost_usd"]) for r in spend} == _sum(events, lambda e: e.model, lambda e: e.cost_usd)
+    want = _json_amounts(_sum(events, lambda e: e.model, lambda e: e.cost_usd))
+    assert {r["model"]: r["cost_usd"] for r in spend} == want
     hits = json.loads(runner.invoke(app, ["report", "cache-hit-rate", "--by", "model", *base]).output)
     assert all(0 <= r["cache_hit_rate"] <= 1 for r in hits) and len(hits) == len(MODELS)
     latency = json.loads(runner.invoke(app, ["report", "latency", "--by", "model", *base]).output)
@@ -255,6 +261,21 @@ def test_reports_clickhouse(tmp_path) -> None:
         assert result.exit_code == 0, (name, result.output)
         assert json.loads(result.output), name
     spend = json.loads(runner.invoke(app, ["report", "spend", "--json", "--ledger", store.url]).output)
-    assert {r["model"]: Decimal(r["cost_usd"]) for r in spend} == _sum(events, lambda e: e.model, lambda e: e.cost_usd)
+    want = _json_amounts(_sum(events, lambda e: e.model, lambda e: e.cost_usd))
+    assert {r["model"]: r["cost_usd"] for r in spend} == want
     missing = runner.invoke(app, ["report", "spend", "--ledger", f"chdb:{tmp_path / 'nothing-here'}"])
     assert missing.exit_code != 0 and "no ledger at" in str(missing.exception)
+
+
+def test_an_unknown_report_lists_every_preset_help_lists(ledger_path) -> None:
+    import re
+
+    open_store(ledger_path)
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["report", "nosuch", "--ledger", str(ledger_path)])
+    available = str(unknown.exception).split("available: ")[1].split(", ")
+    shown = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "400"}).output
+    helped = re.search(r"Preset: (.*?)\.", " ".join(shown.replace("│", " ").split())).group(1)
+    named = re.findall(r"[a-z][a-z-]+(?= \(|,|$)", helped.replace(", or ", ", "))
+    assert unknown.exit_code != 0 and "forecast" in available and "reconcile" in available  # were missing
+    assert set(named) == set(available), (named, available)

@@ -100,3 +100,43 @@ def test_odd_ids_boolean_caps_and_bad_system_name_their_field():
     assert [r.id for r in good] == ["7"]
     assert [(b.line, b.field) for b in bad] == [(1, "max_tokens"), (2, "id"), (3, "custom_id"), (4, "system")]
     assert "string or a list of text blocks" in bad[3].reason
+
+
+def test_plan_reports_bad_lines_and_exits_1_as_validate_does(tmp_path):
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    src = tmp_path / "plain_with_errors.jsonl"
+    _write(src, n=12, bad_every=4)  # lines 4, 8 and 12 are bad
+    runner = CliRunner()
+    base = ["batch", "plan", str(src), "--model", MODEL, "--deadline", "06:00"]
+    as_json = runner.invoke(app, [*base, "--json"])
+    body = json.loads(as_json.stdout)
+    # Was exit 0 with a plan on the 9 good records and not a word about the 3 lines left out.
+    assert as_json.exit_code == 1 and body["records"] == 9 and body["bad_count"] == 3
+    assert [b["line"] for b in body["bad_lines"]] == [4, 8, 12]
+    validated = runner.invoke(app, ["batch", "validate", str(src), "--model", MODEL, "--json"])
+    assert validated.exit_code == 1 and json.loads(validated.stdout)["bad_lines"] == body["bad_lines"]
+    shown = runner.invoke(app, base)
+    assert shown.exit_code == 1 and "3 bad lines" in shown.stdout and "3 bad line(s) left out" in shown.stdout
+    clean = tmp_path / "clean.jsonl"
+    _write(clean, n=5, bad_every=100)
+    assert runner.invoke(app, ["batch", "plan", str(clean), "--model", MODEL, "--deadline", "06:00"]).exit_code == 0
+
+
+def test_a_utf16_file_is_named_as_utf16_not_csv(tmp_path):
+    import pytest
+
+    from tokenomy.batch.formats import check_jsonl_shape
+    from tokenomy.errors import UsageError
+
+    lines = '{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n'
+    for encoding, width in (("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-32", "UTF-32")):
+        path = tmp_path / f"{encoding}.jsonl"
+        path.write_bytes(lines.encode(encoding))  # with a BOM ("utf-16", "utf-32") and without
+        with pytest.raises(UsageError, match=f"the file is {width}; save it as UTF-8"):  # was "this is CSV"
+            check_jsonl_shape(path)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(lines)
+    check_jsonl_shape(plain)  # UTF-8 passes

@@ -377,3 +377,10 @@ def test_summary_of_a_foreign_or_empty_results_file_is_named(tmp_path):
     assert result.exit_code != 0 and "cannot read as CSV" in str(result.exception)
     negative = CliRunner().invoke(app, ["bench", "export-labels", str(tmp_path), "--tolerance", "-5"])
     assert negative.exit_code == 2 and "--tolerance" in negative.output
+
+
+def test_export_labels_prints_costs_by_the_money_rule():
+    rows = [{"task": "t", "model": model, "example": "0", "repeat": "0", "prompt": "p", "quality": "100",
+             "cost_usd": cost, "error": ""} for model, cost in (("local", "0"), ("tiny", "1.5E-7"))]
+    (label,) = export_labels(pd.DataFrame(rows))
+    assert label["cost_by_model"] == {"local": "0.000000", "tiny": "0.00000015"}  # was "0" and "1.5E-7"

@@ -18,6 +18,7 @@ from tokenomy.emulate.gemini_api import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
+from tokenomy.money import money_str
 from tokenomy.providers.gemini_provider import gemini_client
 
 MODEL = "gemini-2.5-flash"
@@ -139,7 +140,7 @@ def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, 
     spend = json.loads(runner.invoke(app, ["report", "spend", "--by", "mode", "--ledger", ledger, "--json"]).output)
     rows = spend["rows"] if isinstance(spend, dict) else spend
     [storage] = [r for r in rows if r["mode"] == "cache_storage"]
-    assert Decimal(str(storage["cost_usd"])) == row.cost_usd
+    assert storage["cost_usd"] == money_str(row.cost_usd, "amount")  # report --json: every amount at 6 places
 
     from tokenomy.analytics.console_data import breakdown
     from tokenomy.analytics.dashboard_data import usage_types
@@ -158,3 +159,21 @@ def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, 
 
     [charge] = [r for r in csv.DictReader(out.open()) if r["x_Mode"] == "cache_storage"]
     assert Decimal(charge["BilledCost"]) == row.cost_usd and charge["ConsumedQuantity"] == "0"
+
+
+def test_caches_create_on_a_model_that_is_not_gemini_says_so(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from tokenomy.cli import main
+
+    contents = tmp_path / "c.txt"
+    contents.write_text("hello")
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(sys, "argv", ["tokenomy", "caches", "create", "--model", "gpt-4o-mini", "--contents-file",
+                                      str(contents), "--ledger", str(tmp_path / "l.duckdb")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    # Was "no Gemini API key" (or, with a key, a request for cache_storage_hourly).
+    assert exited.value.code == 2 and "--model gpt-4o-mini (provider openai)" in err and "Gemini/Vertex AI only" in err

@@ -243,3 +243,12 @@ def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
             reply = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
                 model="sonnet", max_tokens=5, messages=ASK, stop_sequences=["END"])
     assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)
+
+
+def test_the_cost_is_written_as_chat_completions_writes_it(gateway, scripted) -> None:
+    import re
+
+    answer = httpx.post(gateway + "/v1/messages", json={"model": "claude", "max_tokens": 8, "messages": ASK})
+    cost = answer.json()["tokenomy"]["cost_usd"]
+    # The money rule's record kind: plain, at least 6 places (was str(Decimal): "0" or "1.5E-7").
+    assert answer.status_code == 200 and re.fullmatch(r"\d+\.\d{6,12}", cost) and Decimal(cost) > 0, cost

@@ -198,3 +198,28 @@ def test_prices_for_an_unpriced_region_says_which_regions_exist():
 def test_cache_tokens_on_a_model_without_caching_say_what_to_do():
     with pytest.raises(UsageError, match=r"read=100.*count them as input tokens"):
         compute_cost(Usage(10, 0, 100, 0), "meta.llama3-8b-instruct-v1:0", "us-east-1")
+
+
+@pytest.mark.parametrize("doc, said", [
+    ('{"my-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": "abc"}}',
+     "my-model.output_cost_per_token: 'abc' is not a number"),  # was a decimal.InvalidOperation traceback
+    # was an AttributeError traceback:
+    ("[1, 2]", "a LiteLLM price file is a JSON object of model name -> prices, not a list"),
+    ('{"n": {"input_cost_per_token": NaN, "output_cost_per_token": 1e-6}}',
+     "n.input_cost_per_token: nan is not a finite number"),  # was a ValueError traceback
+    ('{"n": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}}',
+     "n.input_cost_per_token: price -1e-06 is negative"),  # was accepted and printed
+])
+def test_bad_litellm_prices_are_one_error_naming_file_and_entry(doc, said, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from tokenomy.cli import main
+
+    path = tmp_path / "ll.json"
+    path.write_text(doc)
+    monkeypatch.setattr(sys, "argv", ["tokenomy", "prices", "--litellm", str(path), "my-model"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err
+    assert err.startswith("error: ") and f"ll.json: {said}" in err, err

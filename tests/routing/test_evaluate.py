@@ -234,3 +234,25 @@ def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"price: {WEAK_MODEL} us-east-1: $0.45/M in, $0.70/M out" in out.stdout
     assert "0.45000000" not in out.stdout
+
+
+def test_route_drift_uses_the_top_level_expected_tier_share_as_alerts_do(ledger_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from tokenomy.analytics.alerts import evaluate
+    from tokenomy.cli import app
+    from tokenomy.config import load_config
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = open_store(ledger_path)
+    store.write([UsageEvent(ts=now - timedelta(hours=1, seconds=i), model="local", provider="local", route="support",
+                            tier="strong" if i % 2 else "weak") for i in range(10)])
+    cfg = tmp_path / "tokenomy.yaml"
+    cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
+    result = CliRunner().invoke(app, ["route", "drift", "--ledger", str(ledger_path), "--config", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["tier"]: r for r in json.loads(result.output)["tier_share"]}
+    # Was expected null and flagged false: only a policy's expected_share counted here.
+    assert {t: (r["expected"], r["flagged"]) for t, r in rows.items()} == {"weak": (0.7, True), "strong": (0.3, True)}
+    alerts = evaluate(store, [], now=now, settings=load_config(str(cfg)).alert_settings(), config=load_config(str(cfg)))
+    assert sorted(a["tier"] for a in alerts if a["kind"] == "routing_drift") == ["strong", "weak"]  # the same verdict

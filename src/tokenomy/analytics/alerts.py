@@ -18,8 +18,9 @@ from typing import Any
 from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
 
 # Re-exported: callers and tests import the settings from here.
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, canonical_provider, provider_sql
 from tokenomy.errors import ConfigError, UsageError
+from tokenomy.money import usd
 
 __all__ = ["SCOPES", "AlertSettings", "Budget", "Reservation", "evaluate", "mark_sent", "unsent", "validate_budgets"]
 SENT_DDL = "CREATE TABLE IF NOT EXISTS tokenomy_alerts_sent (alert_id TEXT PRIMARY KEY, sent_at TEXT NOT NULL)"
@@ -32,7 +33,17 @@ def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
         # tags are stored as json.dumps(sort_keys=True), so a key/value pair is this exact substring.
         key, value = budget["match"].split("=", 1)
         return f" AND tags LIKE {store.placeholder}", (f"%{json.dumps(key)}: {json.dumps(value)}%",)
+    if budget["scope"] == "provider":
+        # Metered calls record `aws.bedrock`, bills and people say `bedrock`: compare canonical names, so either
+        # spelling in a budget matches both kinds of row.
+        return f" AND {provider_sql()} = {store.placeholder}", (canonical_provider(budget["match"]),)
     return f" AND {SCOPES[budget['scope']]} = {store.placeholder}", (budget["match"],)
+
+
+def _usd(value: Decimal, limit: Decimal) -> str:
+    """Money in a budget message: cents, unless the limit itself is finer than a cent (then 6 places), so
+    "spent $0.49 of $0.10" and never "of $0.1" or a $0.004 limit shown as "$0.00"."""
+    return usd(value, "report") if limit == limit.quantize(Decimal("0.01")) else usd(value, "amount")
 
 
 def _week(now: datetime) -> str:
@@ -49,7 +60,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
         rows = store.query(
             f"SELECT SUM(cost_usd) AS s FROM {SPEND_EVENTS} WHERE ts >= {ph} AND ts < {ph}{sql}", [start, now, *params]
         )
-        spent = Decimal(rows[0]["s"] or 0)
+        spent, limit = Decimal(rows[0]["s"] or 0), budget["limit_usd"]
         base = {
             "scope": budget["scope"],
             "match": budget["match"],
@@ -63,7 +74,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "kind": "budget",
                     "subject": f"{budget['scope']} {budget['match']}",
                     **base,
-                    "message": f"spent ${spent:.2f} of ${budget['limit_usd']} this month",
+                    "message": f"spent {_usd(spent, limit)} of {_usd(limit, limit)} this month",
                 }
             )
             continue
@@ -80,8 +91,9 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "forecast_usd": forecast.forecast_usd,
                     "low_usd": forecast.low_usd,
                     "high_usd": forecast.high_usd,
-                    "message": f"month-end forecast ${forecast.forecast_usd:.2f} (${forecast.low_usd:.2f}–"
-                    f"${forecast.high_usd:.2f}) exceeds the ${budget['limit_usd']} budget",
+                    "message": f"month-end forecast {_usd(forecast.forecast_usd, limit)} "
+                    f"({_usd(forecast.low_usd, limit)}–{_usd(forecast.high_usd, limit)}) "
+                    f"exceeds the {_usd(limit, limit)} budget",
                 }
             )
     return out
@@ -103,8 +115,8 @@ def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
                     "kind": f"anomaly_{anomaly.kind}",
                     "group": group,
                     "subject": subject,
-                    "message": f"${anomaly.actual_usd:.2f}/day, expected ${anomaly.expected_low_usd:.2f}–"
-                    f"${anomaly.expected_high_usd:.2f}",
+                    "message": f"{usd(anomaly.actual_usd)}/day, expected {usd(anomaly.expected_low_usd)}–"
+                    f"{usd(anomaly.expected_high_usd)}",
                 }
             )
     return out
@@ -160,10 +172,10 @@ def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = N
     Per-route expectations and thresholds come from the routes' routing policies (`expected_share`,
     `escalation_threshold`) when a config is given; `alerts:` settings cover everything else.
     """
-    from tokenomy.routing.drift import escalation_rates, escalation_thresholds, expected_shares, tier_share
+    from tokenomy.routing.drift import escalation_rates, escalation_thresholds, expected_tier_shares, tier_share
 
     since, out = now - timedelta(days=s.window_days), []
-    expected: dict[str, Any] = (expected_shares(config) if config is not None else {}) or s.expected_tier_share
+    expected: dict[str, Any] = expected_tier_shares(config, s)
     if expected:
         for row in tier_share(store, since=since, expected=expected, tolerance=s.tier_tolerance):
             if row["flagged"]:

@@ -221,6 +221,8 @@ PRESETS: dict[str, Preset] = {
     "batch-share": Preset("batch share of cost and calls per group", "model", None, _batch_share),
 }
 REPORTS = list(PRESETS)
+# Every name `tokenomy report` takes: the row presets, and the two the command runs itself (see commands/report.py).
+ALL_REPORTS = [*REPORTS, "forecast", "reconcile"]
 
 
 def window(
@@ -270,7 +272,7 @@ def run_report(
     """Run a preset report and return its rows (`expected` tier shares add expected/delta to tier-share;
     `exact`: latency percentiles from raw events rather than the histograms' 0.99% bound)."""
     if name not in PRESETS:
-        raise UsageError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
+        raise UsageError(f"unknown report {name!r}; available: {', '.join(ALL_REPORTS)}")
     preset = PRESETS[name]
     if exact and preset.source != "histogram":
         raise UsageError(f"--exact applies to the latency report; report {name} is exact already, drop --exact")

@@ -61,9 +61,9 @@ def save_review(store: Any, body: dict[str, Any]) -> None:
 
 
 def expected_tier_share(cfg: Any, settings: AlertSettings) -> dict:
-    from tokenomy.routing.drift import expected_shares
+    from tokenomy.routing.drift import expected_tier_shares
 
-    return (expected_shares(cfg) if cfg is not None else {}) or settings.expected_tier_share
+    return expected_tier_shares(cfg, settings)
 
 
 def run_review(

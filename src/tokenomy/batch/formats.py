@@ -194,6 +194,14 @@ def check_jsonl_shape(path: str | Path) -> None:
     """Raise UsageError naming the file's shape when it is plainly not JSONL."""
     expected = 'expected JSONL, one JSON object per line, e.g. {"id": "1", "prompt": "..."}'
     with open(path, "rb") as fh:
+        start = fh.read(4)
+    # UTF-16/32 (a Windows editor's "Unicode"): a BOM, or NUL bytes between ASCII characters. Read as UTF-8 its
+    # first line looks like anything (it was called CSV); name the encoding and the fix instead.
+    nul_pattern = len(start) == 4 and (start[1] == start[3] == 0 or start[0] == start[2] == 0)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or nul_pattern:
+        width = "UTF-32" if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+        raise UsageError(f"{path}: the file is {width}; save it as UTF-8 ({expected})")
+    with open(path, "rb") as fh:
         first = next((line for line in fh if line.strip()), b"").decode("utf-8-sig", "replace").strip()
     if not first:
         return

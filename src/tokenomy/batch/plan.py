@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError
+from tokenomy.money import usd
 from tokenomy.pricing.catalog import default_catalog
 
 # Share of the TPM quota a rate-aware runner sustains (benchmarks/batch_runner_throughput.py measures it).
@@ -69,9 +70,11 @@ class DeadlinePlan:
     reason: str
     required_tpm: int = 0
     notes: list[str] = field(default_factory=list)
+    # Lines `batch validate` rejects ({line, field, reason}): the plan covers only the good records.
+    bad_lines: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "bad_count": len(self.bad_lines)}
 
 
 def plan_deadline(
@@ -116,14 +119,17 @@ def plan_deadline(
     elif completion is not None and hours >= completion:
         choice, reason = (
             "batch",
-            (f"the {hours:.1f} h window covers batch's stated {completion} h completion; batch saves ${saving:.4f}"),
+            (
+                f"the {hours:.1f} h window covers batch's stated {completion} h completion; "
+                f"batch saves {usd(saving, 'amount')}"
+            ),
         )
     elif fits:
         choice, reason = (
             "on_demand",
             (
                 f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
-                f"{hours:.1f} h window; batch would save ${saving:.4f} but its completion "
+                f"{hours:.1f} h window; batch would save {usd(saving, 'amount')} but its completion "
                 f"is only promised within {completion} h"
             ),
         )
@@ -133,7 +139,7 @@ def plan_deadline(
             (
                 f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
                 f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
-                f"and saves ${saving:.4f}, but is not guaranteed to"
+                f"and saves {usd(saving, 'amount')}, but is not guaranteed to"
             ),
         )
     else:
@@ -164,4 +170,5 @@ def plan_deadline(
         reason,
         required,
         list(report.notes),
+        [b.to_json() for b in report.bad],
     )

@@ -16,6 +16,7 @@ from tokenomy.bench.scorers import score
 from tokenomy.bench.tasks import Example, Task
 from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import ChatRequest, RequestMeta
+from tokenomy.money import money_str
 
 FIELDS = [
     "task",
@@ -151,7 +152,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
-        cost_usd=str(final.cost_usd),
+        cost_usd=money_str(final.cost_usd, "record"),  # exact, so results.csv sums to the ledger
         latency_ms=round(final.latency_ms, 2),
         ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2),
     )
@@ -168,7 +169,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         row.update(
             quality=round(verdict.quality, 2),
             note="parsed" if verdict.parsed else "partly parsed",
-            judge_cost_usd=str(verdict.cost_usd),
+            judge_cost_usd=money_str(verdict.cost_usd, "record"),
             judge_scores=";".join(f"{c}={verdict.scores[c]}" for c in RUBRIC),
             judge_reasons=" | ".join(f"{c}: {verdict.reasons[c]}" for c in RUBRIC if verdict.reasons.get(c)),
         )

@@ -12,6 +12,7 @@ from scipy import stats
 
 from tokenomy.bench.judge import RUBRIC
 from tokenomy.errors import ConfigError
+from tokenomy.money import money_str
 
 REQUIRED_COLUMNS = (
     "task",
@@ -184,7 +185,7 @@ def export_labels(
                 "met_bar": met,
                 "quality_bar": round(float(bar), 2),
                 "quality_by_model": {m: round(float(q), 2) for m, q in per_model["quality"].items()},
-                "cost_by_model": {m: str(c) for m, c in costs.items()},
+                "cost_by_model": {m: money_str(c, "record") for m, c in costs.items()},
             }
         )
     return labels

@@ -59,6 +59,18 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def require_gemini_model(model: str, region: str | None = None, catalog: PriceCatalog | None = None) -> Any:
+    """The catalog entry of `model`, refusing a model that is not Gemini's: explicit context caches exist on
+    Gemini and Vertex AI only (asked first, so the answer is not "no Gemini API key" or a missing storage price)."""
+    entry = (catalog or default_catalog()).lookup(model, region)
+    if entry.provider != "google":
+        raise UsageError(
+            f"--model {model} (provider {entry.provider}): context caches are Gemini/Vertex AI only; "
+            "give a Gemini model (e.g. gemini-2.5-flash)"
+        )
+    return entry
+
+
 @dataclass
 class TrackedCache:
     name: str
@@ -120,7 +132,7 @@ class ContextCaches:
             raise self._error(what, exc) from None
 
     def _hourly(self, model: str) -> Decimal:
-        entry = self.catalog.lookup(model, self.region)
+        entry = require_gemini_model(model, self.region, self.catalog)
         if entry.cache_storage_hourly is None:
             raise UsageError(
                 f"model {entry.model!r} has no published cache storage price, so Tokenomy could not record what "

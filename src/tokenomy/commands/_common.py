@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -33,9 +34,9 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON ins
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
 
 
-def _default(value: Any) -> Any:
+def _default(value: Any, money: str = "record") -> Any:
     if isinstance(value, Decimal):  # the one money rule: plain text, never "0E-7" or 28 decimals
-        return money_str(value, "record")
+        return money_str(value, money)
     if isinstance(value, (datetime, date)):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "to_json"):
@@ -72,22 +73,24 @@ class _PlainJSONEncoder(json.JSONEncoder):
         )(o, 0)
 
 
-def csv_cell(value: Any) -> Any:
-    """A CSV value by the same rules as JSON: money by the one money rule, floats plain."""
+def csv_cell(value: Any, money: str = "record") -> Any:
+    """A CSV value by the same rules as JSON: money by the one money rule (of kind `money`), floats plain."""
     if isinstance(value, Decimal):
-        return money_str(value, "record")
+        return money_str(value, money)
     if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
         return _plain_float(value)
     return value
 
 
-def dumps(data: Any) -> str:
-    return json.dumps(data, default=_default, indent=2, cls=_PlainJSONEncoder)
+def dumps(data: Any, money: str = "record") -> str:
+    """JSON text; Decimals by the money rule of kind `money`: "record" (exact, what the ledger holds) or "amount"
+    (fixed 6 places, so every figure of a report or plan has the same scale)."""
+    return json.dumps(data, default=functools.partial(_default, money=money), indent=2, cls=_PlainJSONEncoder)
 
 
-def print_json(data: Any) -> None:
-    """Print JSON to stdout without Rich markup or wrapping."""
-    typer.echo(dumps(data))
+def print_json(data: Any, money: str = "record") -> None:
+    """Print JSON to stdout without Rich markup or wrapping (Decimals as `dumps` writes them)."""
+    typer.echo(dumps(data, money))
 
 
 def table(

@@ -17,7 +17,7 @@ def show_forecast(store: Any, until: Optional[datetime], as_json: bool) -> None:
         now = until.replace(tzinfo=UTC) if until.tzinfo is None else until
     result = month_end_forecast(store, now=now)
     if as_json:
-        print_json(result.to_json())
+        print_json(result.to_json(), money="amount")
         return
     console.print(
         table(

@@ -14,7 +14,7 @@ COLUMNS = ["day", "provider", "model", "metered_usd", "billed_usd", "difference_
 
 
 def _money(value: Decimal | None) -> str:
-    return "—" if value is None else usd(value, 4)
+    return "—" if value is None else usd(value)
 
 
 def show_reconcile(
@@ -31,13 +31,13 @@ def show_reconcile(
     rows = reconcile(store, by or "model", since, until, tolerance_pct)
     flagged = [r for r in rows if r["flagged"]]
     if as_json:
-        print_json({"tolerance_pct": tolerance_pct, "flagged": len(flagged), "rows": rows})
+        print_json({"tolerance_pct": tolerance_pct, "flagged": len(flagged), "rows": rows}, money="amount")
         return
     columns = [c for c in COLUMNS if c != "model" or by != "provider"]
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "unmetered_usd", "flagged", "cause"])
         writer.writeheader()
-        writer.writerows({k: csv_cell(r.get(k)) for k in writer.fieldnames} for r in rows)
+        writer.writerows({k: csv_cell(r.get(k), "amount") for k in writer.fieldnames} for r in rows)
         return
     if not rows:
         console.print("report reconcile: no metered or billed usage in the window; widen --since/--until")
@@ -56,7 +56,7 @@ def show_reconcile(
     console.print(table("report reconcile", columns, body))
     unmetered = sum((r["unmetered_usd"] for r in rows), Decimal(0))
     console.print(
-        f"{len(flagged)} of {len(rows)} rows past ±{tolerance_pct:g}%; unmetered spend {usd(unmetered, 4)}",
+        f"{len(flagged)} of {len(rows)} rows past ±{tolerance_pct:g}%; unmetered spend {usd(unmetered)}",
         markup=False,
         highlight=False,
     )

@@ -61,7 +61,10 @@ def check(
         if webhook and not dry_run:
             try:
                 httpx.post(
-                    webhook, content=dumps(alert), headers={"content-type": "application/json"}, timeout=10
+                    webhook,
+                    content=dumps(alert, money="amount"),
+                    headers={"content-type": "application/json"},
+                    timeout=10,
                 ).raise_for_status()
             except httpx.HTTPError as exc:
                 # Alerts posted so far are marked sent; this one and the rest go out on the next run.
@@ -71,7 +74,7 @@ def check(
         if not dry_run and (webhook or not as_json):  # read-only modes leave the ledger as it was
             mark_sent(store, [alert])
     if as_json:
-        print_json(new)
+        print_json(new, money="amount")
         return
     if not new:
         console.print("no new alerts (alerts already reported are not repeated)")

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
-from tokenomy.commands.batch_output import BatchProgress, json_line, print_validation, show_job
+from tokenomy.commands.batch_output import BatchProgress, json_line, print_bad_lines, print_validation, show_job
 
 BackendOption = typer.Option(
     "local",
@@ -392,7 +392,10 @@ def register(app: typer.Typer) -> None:
         region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
         as_json: bool = JsonOption,
     ) -> None:
-        """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?"""
+        """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?
+
+        Exit status: 0 when every line is a good record; 1 when any line is bad (the bad lines are listed and the
+        plan covers the good records, as `batch validate` reports them); 2 on unusable input."""
         from datetime import datetime
 
         from tokenomy.batch.plan import parse_clock, plan_deadline, window
@@ -402,9 +405,16 @@ def register(app: typer.Typer) -> None:
             clock = parse_clock(start, "--start")
             _, begin = window(clock, datetime.now(UTC))  # the next time the clock shows --start
         result = plan_deadline(file, model, parse_clock(deadline, "--deadline"), tpm_quota, begin, region)
+        if result.bad_lines:  # a plan silently made on part of the file looked like a plan for all of it
+            result.notes.append(
+                f"{len(result.bad_lines)} bad line(s) left out: the plan covers the {result.records} good records; "
+                f"fix them (`tokenomy batch validate {file} --model {model}`)"
+            )
         if as_json:
             print_json(result.to_json())
-            return
+            raise typer.Exit(1 if result.bad_lines else 0)
+        if result.bad_lines:
+            print_bad_lines(result.bad_lines)
         od_time = "-" if result.on_demand_minutes is None else f"{result.on_demand_minutes:,.0f} min"
         fits = {True: "yes", False: "no", None: "? (--tpm-quota)"}[result.on_demand_fits]
         hours = result.batch_completion_hours
@@ -416,8 +426,8 @@ def register(app: typer.Typer) -> None:
                 f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
                 ["option", "cost", "time", "fits the window"],
                 [
-                    ["on demand", usd(result.on_demand_usd, 4), od_time, fits],
-                    ["batch", usd(result.batch_usd, 4), batch_time, batch_fits],
+                    ["on demand", usd(result.on_demand_usd), od_time, fits],
+                    ["batch", usd(result.batch_usd), batch_time, batch_fits],
                 ],
             )
         )
@@ -425,3 +435,5 @@ def register(app: typer.Typer) -> None:
         console.print(f"- batch risk: {result.batch_risk}")
         for note in result.notes:
             console.print(f"- {note}")
+        if result.bad_lines:
+            raise typer.Exit(1)

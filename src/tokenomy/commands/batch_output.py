@@ -91,16 +91,21 @@ class BatchProgress:
         self.progress.stop()
 
 
+def print_bad_lines(bad: list[dict]) -> None:
+    """The lines `batch validate` rejects ({line, field, reason}), as a table."""
+    console.print(
+        table(
+            f"{len(bad)} bad lines",
+            ["line", "field", "reason"],
+            [[b["line"], b["field"], b["reason"]] for b in bad],
+            text_columns=("field", "reason"),
+        )
+    )
+
+
 def print_validation(report, file: Path, model: str) -> None:
     if report.bad:
-        console.print(
-            table(
-                f"{len(report.bad)} bad lines",
-                ["line", "field", "reason"],
-                [[b.line, b.field, b.reason] for b in report.bad],
-                text_columns=("field", "reason"),
-            )
-        )
+        print_bad_lines([b.to_json() for b in report.bad])
     console.print(
         table(
             f"{file}: {len(report.records)} good records on {model}",

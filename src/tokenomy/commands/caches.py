@@ -81,8 +81,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Create a cache; its storage is recorded when it is deleted (`caches delete`) or expires (`caches settle`)."""
+        from tokenomy.caching.context_caches import require_gemini_model
         from tokenomy.errors import ConfigError
 
+        require_gemini_model(model)  # before the API key: the answer for gpt-4o-mini is "not Gemini", not "no key"
         if not contents_file.is_file():
             raise ConfigError(f"--contents-file {contents_file}: no such file")
         text = contents_file.read_text(encoding="utf-8")

@@ -97,7 +97,7 @@ def breakeven_cmd(
         )
     )
     if as_json:
-        print_json(result)
+        print_json(result, money="amount")
         return
     console.print(
         table(
@@ -191,7 +191,7 @@ def size_cmd(
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
-        print_json(result)
+        print_json(result, money="amount")
         return
     tpm_p = result["tokens_per_minute"]
     console.print(
@@ -250,7 +250,7 @@ def utilization_cmd(
     econ = _econ(model, region, term, units, Decimal("0.5"), tpm, hourly)
     rows = weekly_utilization(series, econ, threshold)
     if as_json:
-        print_json({"model": model, "units": units, "weeks": rows})
+        print_json({"model": model, "units": units, "weeks": rows}, money="amount")
         return
     console.print(
         table(
@@ -311,7 +311,7 @@ def savings_cmd(
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
-        print_json(result)
+        print_json(result, money="amount")
         return
     console.print(
         table(

@@ -130,7 +130,7 @@ def report(
         shares = parse_expected(expected, None if expected else load_config(config).routing.model_dump())
     rows = run_report(open_existing_ledger(ledger), name, by=by, since=since, until=until, expected=shares, exact=exact)
     if as_json:
-        print_json(rows)
+        print_json(rows, money="amount")  # one scale per report: amounts to 6 places
         return
     if not rows and not as_csv:
         span = f" from {since:%Y-%m-%d %H:%M}" if since else ""
@@ -147,7 +147,7 @@ def report(
 
         writer = csv.DictWriter(sys.stdout, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: csv_cell(v, "amount") for k, v in row.items()} for row in rows)
         return
     console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
     if name == "latency" and not exact:

@@ -196,7 +196,7 @@ def eval_cmd(
                 [
                     p["policy"],
                     usd(p["cost"]),
-                    usd(p["cost_per_1k"], 4),
+                    usd(p["cost_per_1k"]),
                     f"{p['quality']:.3f}",
                     f"{p['quality_retained']:.1%}",
                     f"{p['strong_share']:.1%}",
@@ -276,14 +276,15 @@ def drift_cmd(
 
     from tokenomy.commands._common import open_existing_ledger, table
     from tokenomy.config import load_config
-    from tokenomy.routing.drift import escalation_rates, expected_shares, tier_share
+    from tokenomy.routing.drift import escalation_rates, expected_tier_shares, tier_share
 
     cfg = load_config(config)
     store = open_existing_ledger(ledger or cfg.ledger)
     since = datetime.now(UTC) - timedelta(days=days)
     result = {
         "escalation": escalation_rates(store, cfg, since),
-        "tier_share": tier_share(store, since, expected_shares(cfg)),
+        # The same expectations and tolerance `alerts check` uses (policy shares, else routing.expected_tier_share).
+        "tier_share": tier_share(store, since, expected_tier_shares(cfg), cfg.alert_settings().tier_tolerance),
     }
     if as_json:
         print_json(result)

@@ -51,10 +51,10 @@ def run(ctx: DemoContext) -> None:
         table(
             f"What-if on the demo ledger, every call priced as {PRICE_AS}",
             ["lever", "saving/month", "assumption"],
-            [[r["lever"], usd(r["monthly_saving_usd"], 4), r["assumption"]] for r in savings["levers"]],
+            [[r["lever"], usd(r["monthly_saving_usd"]), r["assumption"]] for r in savings["levers"]],
         )
     )
     ctx.console.print(
-        f"Compounded: {usd(savings['compounded_monthly_saving_usd'], 4)}/month "
-        f"(plain sum {usd(savings['sum_of_individual_monthly_savings_usd'], 4)})."
+        f"Compounded: {usd(savings['compounded_monthly_saving_usd'])}/month "
+        f"(plain sum {usd(savings['sum_of_individual_monthly_savings_usd'])})."
     )

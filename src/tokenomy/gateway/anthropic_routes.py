@@ -31,6 +31,7 @@ from tokenomy.messages import (
     RequestMeta,
     StreamChunk,
 )
+from tokenomy.money import money_or_none
 from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
 
 router = APIRouter()
@@ -256,7 +257,7 @@ async def create_message(request: Request):
     metrics.observe(response, name)
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {
-        "cost_usd": str(response.cost_usd),
+        "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/chat/completions writes it
         "model": response.model,
         "provider": response.provider,
         "tier": response.tier,

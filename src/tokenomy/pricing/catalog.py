@@ -47,11 +47,13 @@ __all__ = [
 DEFAULT_REGION = {"aws.bedrock": "us-east-1", "openai": "global", "anthropic": "global", "local": "local"}
 
 
-def _decimal(value: Any, where: str) -> Decimal:
+def _decimal(value: Any, where: str, example: str = '"0.25"') -> Decimal:
     try:
         result = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
-        raise ConfigError(f'{where}: {value!r} is not a number; write prices like "0.25"') from exc
+        raise ConfigError(f"{where}: {value!r} is not a number; write prices like {example}") from exc
+    if not result.is_finite():  # NaN/Infinity parse as Decimals but price nothing (and NaN < 0 raises)
+        raise ConfigError(f"{where}: {value!r} is not a finite number; write prices like {example}")
     if result < 0:
         raise ConfigError(f"{where}: price {value} is negative; prices must be >= 0")
     return result
@@ -328,6 +330,11 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read LiteLLM price file ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"{path}: a LiteLLM price file is a JSON object of model name -> prices, not a {type(doc).__name__}; "
+            "give LiteLLM's model_prices_and_context_window.json"
+        )
     as_of = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date().isoformat()
     million = Decimal(1_000_000)
     entries = []
@@ -339,9 +346,12 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
         if spec.get("input_cost_per_token") is None or spec.get("output_cost_per_token") is None:
             continue
 
-        def per_m(key: str, spec: dict[str, Any] = spec) -> Decimal | None:
+        def per_m(key: str, spec: dict[str, Any] = spec, name: str = name) -> Decimal | None:
+            # Checked as the YAML price files are: a number, finite, not negative; the error names file and entry.
             value = spec.get(key)
-            return None if value is None else (Decimal(str(value)) * million).normalize()
+            return (
+                None if value is None else (_decimal(value, f"{path}: {name}.{key}", "1.5e-07") * million).normalize()
+            )
 
         model = name.split("/")[-1] if "/" in name else name
         entries.append(

@@ -45,6 +45,15 @@ def expected_shares(cfg) -> dict[str, dict[str, float]]:
     return {name: policy.expected_share for name, policy in _route_policies(cfg).items() if policy.expected_share}
 
 
+def expected_tier_shares(cfg: Any, settings: Any = None) -> dict:
+    """The expected tier shares route drift, alerts, review and `report tier-share` all compare against: the
+    routes' policies' `expected_share` ({route: {tier: share}}), else the config's `expected_tier_share`
+    (`alerts:` or top-level `routing:`, {tier: share} for every route). `settings`: AlertSettings already read."""
+    if settings is None and cfg is not None:
+        settings = cfg.alert_settings()
+    return (expected_shares(cfg) if cfg is not None else {}) or (settings.expected_tier_share if settings else {})
+
+
 def escalation_rates(
     store,
     thresholds: float | dict[str, float] | Any | None = None,
