@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tokenomy.analytics.imports.common import ImportResult
 from tokenomy.errors import ConfigError
 
 MAX_PAGES = 1000  # a cursor that never ends must not loop forever
@@ -102,3 +104,18 @@ def buckets(pages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str
             if isinstance(bucket, dict):
                 out.append((f"{place}: data[{index}]", bucket))
     return out
+
+
+def import_saved(
+    paths: list[str | Path], importer: Callable[[list[tuple[str, dict[str, Any]]], str], ImportResult]
+) -> ImportResult:
+    """Saved exports through `importer` (the OpenAI or Anthropic page reader): the files' bad lines are reported
+    first, then the bad buckets, and the good pages import."""
+    pages, problems = [], []
+    for path in paths:
+        read, bad = read_pages(path)
+        pages += read
+        problems += bad
+    result = importer(pages, ", ".join(str(p) for p in paths))
+    result.problems[:0] = problems
+    return result

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.imports.admin_api import admin_key, buckets, fetch_pages, read_pages
+from tokenomy.analytics.imports.admin_api import admin_key, buckets, fetch_pages, import_saved
 from tokenomy.analytics.imports.billing import BilledRows
 from tokenomy.analytics.imports.common import ImportResult
 
@@ -149,11 +149,4 @@ def import_anthropic_usage(pages: list[tuple[str, dict[str, Any]]], source: str 
 
 
 def import_anthropic_files(paths: list[str | Path]) -> ImportResult:
-    pages, problems = [], []
-    for path in paths:
-        read, bad = read_pages(path)
-        pages += read
-        problems += bad
-    result = import_anthropic_usage(pages, ", ".join(str(p) for p in paths))
-    result.problems[:0] = problems  # the file's bad lines first, then its bad buckets
-    return result
+    return import_saved(paths, import_anthropic_usage)
