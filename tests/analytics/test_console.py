@@ -23,6 +23,7 @@ from tokenomy.cli import app as cli
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import period_start
+from tokenomy.money import money_str
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +148,10 @@ def test_what_to_change_equals_plan_savings_json(gateway, seeded) -> None:
     cli_result = _cli_savings(seeded)
     assert [r["lever"] for r in page["levers"]] == [r["lever"] for r in cli_result["levers"]]  # same ranking
     for mine, theirs in zip(page["levers"], cli_result["levers"], strict=True):
-        assert Decimal(mine["monthly_saving_usd"]) == Decimal(theirs["monthly_saving_usd"]), mine["lever"]
+        # The page keeps the exact figure; `plan savings --json` prints amounts at the money rule's 6 places.
+        assert money_str(Decimal(mine["monthly_saving_usd"])) == theirs["monthly_saving_usd"], mine["lever"]
         assert mine["assumption"] == theirs["assumption"] and mine["apply"]
-    assert Decimal(page["compounded_monthly_saving_usd"]) == Decimal(cli_result["compounded_monthly_saving_usd"])
+    assert money_str(Decimal(page["compounded_monthly_saving_usd"])) == cli_result["compounded_monthly_saving_usd"]
     batch = next(r for r in page["levers"] if r["lever"] == "batch")
     assert Decimal(batch["monthly_saving_usd"]) > 0 and "latency_tolerant" in batch["apply"]
     assert page["provisioned"]["monthly_saving_usd"] is None and "plan size" in page["provisioned"]["apply"]
@@ -238,8 +240,8 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
         assert _usd(Decimal(theirs["monthly_saving_usd"])) + "/month" in text, lever
         assert "Assumes: " + theirs["assumption"] in text and "Apply: " in text
     page_levers = page.evaluate("window.tokenomyDashboard.data.savings.levers")
-    assert [Decimal(r["monthly_saving_usd"]) for r in page_levers] == [
-        Decimal(r["monthly_saving_usd"]) for r in cli_levers
+    assert [money_str(Decimal(r["monthly_saving_usd"])) for r in page_levers] == [
+        r["monthly_saving_usd"] for r in cli_levers
     ]
 
     # budget bars for a key and a team, filled to the share of the budget spent
