@@ -79,7 +79,10 @@ def llama_server() -> str:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
                              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False"],
+                             "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False",
+                             # Queue concurrent requests: by default a new one cuts the stream being served short
+                             # (a role chunk, then the end: no finish_reason), which the gateway rightly calls an error.
+                             "--interrupt_requests", "False"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for_port(port, 120, proc)
