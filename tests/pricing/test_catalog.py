@@ -174,6 +174,25 @@ def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
     assert cost.priced_by == "genai-prices" and cost.total_usd == entry.input
 
 
+def test_an_as_of_that_is_not_a_date_is_refused_where_it_is(tmp_path, catalog):
+    # Was accepted and printed ("as of notadate"): a price whose age cannot be told.
+    override = tmp_path / "prices.yaml"
+    text = f"""
+provider: aws.bedrock
+source: https://example.com/rates
+as_of: 2026-11-01
+models:
+  {HAIKU3}:
+    regions:
+      us-east-1: {{input: "0.20", output: "1.00", as_of: "AS_OF"}}
+"""
+    override.write_text(text.replace("AS_OF", "2026-11-02"))
+    assert catalog.with_overrides(override).lookup(HAIKU3, "us-east-1").as_of == "2026-11-02"
+    override.write_text(text.replace("AS_OF", "notadate"))
+    with pytest.raises(ConfigError, match=rf"models.{HAIKU3}.regions.us-east-1.as_of: 'notadate' is not a date"):
+        catalog.with_overrides(override)
+
+
 def test_price_files_that_are_not_utf8_are_named(tmp_path):
     from tokenomy.pricing.catalog import load_litellm_prices
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
@@ -138,6 +138,30 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
     )
 
 
+def _check_dates(doc: dict[str, Any], origin: str) -> None:
+    """Every `as_of` in a price document is a date (YYYY-MM-DD): a price's age is read from it, and "as of
+    notadate" would say nothing about how current the price is."""
+    places = [("as_of", doc.get("as_of"))]
+    for model, info in (doc.get("models") or {}).items():
+        info = info if isinstance(info, dict) else {}
+        places.append((f"models.{model}.as_of", info.get("as_of")))
+        for region, block in (info.get("regions") or {}).items():
+            block = block if isinstance(block, dict) else {}
+            places.append((f"models.{model}.regions.{region}.as_of", block.get("as_of")))
+            for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
+                if isinstance(spec, dict):
+                    places.append((f"models.{model}.regions.{region}.service_tiers.{tier}.as_of", spec.get("as_of")))
+    for where, value in places:
+        if value in (None, "") or isinstance(value, date):
+            continue
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(
+                f"{origin}: {where}: {value!r} is not a date; write the day the price was read as YYYY-MM-DD"
+            ) from None
+
+
 def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tuple[list[PriceEntry], dict]:
     """Parse one catalog document (the shipped files and user overrides share this format)."""
     if not isinstance(doc, dict) or "models" not in doc:
@@ -148,6 +172,7 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
     for key, value in (("provider", provider), ("source", source), ("as_of", as_of)):
         if not value:
             raise ConfigError(f"{origin}: top-level '{key}' is required (every price carries its source and date)")
+    _check_dates(doc, origin)
     entries = []
     for model, info in (doc.get("models") or {}).items():
         info = info or {}
