@@ -21,6 +21,7 @@ from tokenomy.analytics.review_models import models_section
 from tokenomy.analytics.review_spend import month_factor, spend_section
 from tokenomy.errors import UsageError
 from tokenomy.money import money_str
+from tokenomy.routing.drift import expected_tier_shares
 
 REVIEWS_DDL = (
     "CREATE TABLE IF NOT EXISTS tokenomy_reviews (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
@@ -60,12 +61,6 @@ def save_review(store: Any, body: dict[str, Any]) -> None:
     )
 
 
-def expected_tier_share(cfg: Any, settings: AlertSettings) -> dict:
-    from tokenomy.routing.drift import expected_tier_shares
-
-    return expected_tier_shares(cfg, settings)
-
-
 def run_review(
     store: Any,
     days: int = 90,
@@ -90,7 +85,7 @@ def run_review(
     previous = latest_review(store)
     spend = spend_section(store, start, end, days, end)
     models = models_section(store, start, end, factor)
-    tiers, tier_findings = habits.tier_drift(store, start, end, settings, expected_tier_share(cfg, settings), factor)
+    tiers, tier_findings = habits.tier_drift(store, start, end, settings, expected_tier_shares(cfg, settings), factor)
     escalations, escalation_findings = habits.escalations(store, start, end, cfg, settings, factor)
     cache, cache_findings = habits.cache_changes(store, end, days, settings, factor)
     history, history_findings = habits.history_growth(store, start, end, days, factor)

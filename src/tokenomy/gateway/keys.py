@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tokenomy.errors import ConfigError
+from tokenomy.ledger.base import MAX_MONEY
 from tokenomy.ledger.store import LedgerStore
 
 PERIODS = ("day", "month", "total")
@@ -44,14 +45,10 @@ class VirtualKey:
     revoked: bool = False
 
 
-# The budget columns are DECIMAL(20,12), like the ledger's costs: 100,000,000 or more does not fit.
-MAX_BUDGET_USD = Decimal(10) ** 8
-
-
 def check_budget(budget_usd: Decimal) -> None:
     """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
     insert, with tracebacks."""
-    if not Decimal(budget_usd).is_finite() or not 0 <= budget_usd < MAX_BUDGET_USD:
+    if not Decimal(budget_usd).is_finite() or not 0 <= budget_usd < MAX_MONEY:
         raise ConfigError(
             f"--budget-usd {budget_usd}: give an amount in dollars >= 0 and under 100,000,000, e.g. --budget-usd 50"
         )

@@ -56,7 +56,7 @@ _COLUMN_TYPES = {
 ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
 # What those types hold: DECIMAL(20,12) keeps 8 digits before the point; BIGINT and INTEGER are signed 64/32 bits.
-_COST_LIMIT = Decimal(10) ** 8
+MAX_MONEY = Decimal(10) ** 8  # also the limit of every other DECIMAL(20,12) money column (key and team budgets)
 _INT_LIMITS = {"BIGINT": 2**63, "INTEGER": 2**31}
 _INT_COLUMNS = {c: _INT_LIMITS[t.split()[0]] for c, t in _COLUMN_TYPES.items() if t.split()[0] in _INT_LIMITS}
 _COST_COLUMNS = [c for c, t in _COLUMN_TYPES.items() if t.startswith("DECIMAL")]
@@ -71,7 +71,7 @@ def unstorable(event: UsageEvent) -> str | None:
             return f"{column} = {value} is out of the column's range"
     for column in _COST_COLUMNS:
         value = getattr(event, column)
-        if value is not None and (not value.is_finite() or abs(value) >= _COST_LIMIT):
+        if value is not None and (not value.is_finite() or abs(value) >= MAX_MONEY):
             return f"{column} = {value} is out of the column's range (under 100,000,000 USD)"
     return None
 
