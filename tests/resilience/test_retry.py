@@ -76,7 +76,8 @@ def test_deadline_bounds_the_retries(scripted, ledger_path):
         started = time.monotonic()
         with pytest.raises(ProviderError) as info:
             client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
-    assert info.value.kind == "throttled" and time.monotonic() - started < 1 and server.calls == 1
+    # Well short of the 5 s retry-after (with room for a slow CI machine), and no second attempt.
+    assert info.value.kind == "throttled" and time.monotonic() - started < 3 and server.calls == 1
 
 
 def test_full_jitter_stays_within_the_exponential_ceiling():
@@ -181,7 +182,7 @@ def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripte
         response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
     # Retries on `a` stop when the next wait would cross the deadline; `b` then takes over at once.
     assert response.model == "b" and spare.calls == 1 and 2 <= slow.calls < 50
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2  # the deadline is 0.4 s; the rest is room for a slow CI machine
 
 
 def test_attempt_plan_hands_over_when_retry_after_overruns_the_deadline():
@@ -295,5 +296,6 @@ def test_rate_limiter_wait_is_bounded_by_the_deadline(scripted, ledger_path):
         started = time.monotonic()
         with pytest.raises(ProviderError, match="client-side rate limit") as info:
             client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
-    assert info.value.kind == "throttled" and time.monotonic() - started < 0.6 and server.calls == 1
+    # Refused at the deadline, not after the 10 s wait for the next slot (room left for a slow CI machine).
+    assert info.value.kind == "throttled" and time.monotonic() - started < 3 and server.calls == 1
     assert [e.outcome for e in open_store(ledger_path).events()] == ["ok"]  # nothing was sent the second time
