@@ -319,7 +319,8 @@ def test_a_duckdb_file_that_is_not_a_ledger_is_refused_without_writing_to_it(tmp
     usage.write_text(json.dumps({"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini",
                                  "input_tokens": 10}) + "\n")
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
-    for args in (["ledger", "stats"], ["report", "spend"], ["ledger", "import", str(usage)]):
+    for args in (["ledger", "stats"], ["report", "spend"], ["ledger", "import", str(usage)], ["chat", "hi"],
+                 ["serve", "--port", "9"]):  # chat and serve write to it: refused before anything is written
         result = subprocess.run([tokenomy, *args, "--ledger", str(foreign)], capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

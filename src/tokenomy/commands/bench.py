@@ -9,7 +9,17 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, err_console, print_json, table, usd
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    dumps,
+    err_console,
+    open_existing_ledger,
+    print_json,
+    table,
+    usd,
+)
 
 bench_app = typer.Typer(help="Benchmark cost per task against quality on your own prompts.", no_args_is_help=True)
 
@@ -144,7 +154,7 @@ def run_cmd(
     settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
     total = count_jobs(tasks, settings, out, resume)
     with (
-        Tokenomy(ledger or cfg.ledger, models=cfg.model_specs()) as client,
+        Tokenomy(open_existing_ledger(ledger or cfg.ledger, must_exist=False), models=cfg.model_specs()) as client,
         Progress(
             TextColumn("[bold]bench[/bold]"),
             BarColumn(),

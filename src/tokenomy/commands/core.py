@@ -210,7 +210,10 @@ def chat(
             # The route's caps, retries, fallbacks and routing policy, applied by the client's attempt loop.
             policy = CallPolicy.for_route(cfg, route)  # a route that does not exist is an error naming it
             request = replace(request, model=getattr(cfg.route_for(route), "model", None) or route)
-    with Tokenomy(ledger, models=models, store_prompts=store_prompt) as client:
+    from tokenomy.commands._common import open_existing_ledger
+
+    store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; someone else's database is not
+    with Tokenomy(store, models=models, store_prompts=store_prompt) as client:
         if as_json:
             response = client.chat(request, policy=policy)
         else:
