@@ -311,3 +311,27 @@ def test_report_html_renders_offline_in_chromium(ledger, tmp_path, browser) -> N
     assert not page.is_visible("#filters")  # a file cannot re-query: the filter bar is hidden
     assert outside == []
     page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("model", ["</SCRIPT><SCRIPT>window.__owned=1//", "<!--<script>"])
+def test_report_html_keeps_markup_in_ledger_text_as_text(model, tmp_path, browser) -> None:
+    """Model names and tags are anyone's text: "</SCRIPT>" (any case) used to end the inlined data early and run
+    what followed; "<!--<script>" kept the data's script from ending, so the page drew nothing."""
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write([UsageEvent(ts=START, provider="openai", model=model, tags={"note": model},
+                                       cost_usd=Decimal("1.5"))])
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(out.as_uri())  # waits for the load event: every script has run
+    assert page.evaluate("window.__owned") is None
+    assert page.evaluate("window.TOKENOMY_DATA && window.TOKENOMY_DATA.totals.calls") == 1
+    _wait_renders(page, 1)
+    assert page.inner_text("#head-spend") == "$1.50"
+    assert page.inner_text("#table-provider-models tbody td") == model
+    assert errors == []
+    page.close()
