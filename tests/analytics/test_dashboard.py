@@ -131,6 +131,22 @@ def test_api_names_bad_filters(gateway) -> None:
     assert options["first_day"] == "2026-10-01"
 
 
+def test_tag_filter_reaches_any_tag_key(tmp_path) -> None:
+    """The filter menu offers every tag key=value in the ledger; a non-ASCII key used to match nothing (the page
+    showed $0) and an empty key answered 500."""
+    path = tmp_path / "ledger.duckdb"
+    keys = ["模型", "", 'a"b', "x/y~z"]
+    open_store(path).write([UsageEvent(ts=START + timedelta(hours=i), provider="openai", model="gpt-4o-mini",
+                                       tags={key: "v"}, cost_usd=Decimal(i + 1)) for i, key in enumerate(keys)])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        tags = httpx.get(f"{url}/dashboard/api/filters").json()["tags"]
+        assert sorted(tags) == sorted(f"{key}=v" for key in keys)
+        for i, key in enumerate(keys):
+            totals = httpx.get(f"{url}/dashboard/api/totals", params={"tag": f"{key}=v"})
+            assert totals.status_code == 200, totals.text
+            assert (totals.json()["calls"], Decimal(totals.json()["cost_usd"])) == (1, i + 1), key
+
+
 def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
     """The page asks for every section in parallel; a fresh gateway must answer them all (DuckDB's first
     connections from several threads at once used to collide)."""

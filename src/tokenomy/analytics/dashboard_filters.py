@@ -7,7 +7,6 @@ gateway's scope (the caller's team or key); `where` turns it into one WHERE clau
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -94,7 +93,8 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
             params += [key, value]
         else:
             clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
-            params += ["$." + json.dumps(key), value]
+            # a JSON pointer reaches any key (a JSONPath from json.dumps missed non-ASCII keys, failed on "")
+            params += ["/" + key.replace("~", "~0").replace("/", "~1"), value]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
