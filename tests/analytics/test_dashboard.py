@@ -125,6 +125,13 @@ def test_api_names_bad_filters(gateway) -> None:
     # A reversed range used to answer 200 with no rows, as if nothing had been spent.
     bad = httpx.get(f"{gateway}/dashboard/api/spend", params={"since": "2026-10-08", "until": "2026-10-01"})
     assert bad.status_code == 400 and "is not before until" in bad.json()["detail"]
+    # Dates at the ends of the calendar used to overflow the previous period's or a budget period's sums: a 500.
+    for params in ({"since": "0001-01-01"}, {"until": "9999-12-31"}, {"until": "0001-01-01"},
+                   {"since": "0001-01-01T00:00:00+14:00"}):
+        for section in ("headline", "breakdown", "budgets", "alerts", "spend"):
+            bad = httpx.get(f"{gateway}/dashboard/api/{section}", params=params)
+            assert bad.status_code == 400, (section, params, bad.text)
+            assert "1900-01-01" in bad.json()["detail"] or "is not a date" in bad.json()["detail"]
     options = httpx.get(f"{gateway}/dashboard/api/filters").json()
     assert options["models"] == sorted(m for _, m, _ in MODELS)
     assert options["tags"] == ["team=search", "team=support"]

@@ -37,19 +37,36 @@ def stamp(t: datetime | None) -> str | None:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
+# The dates a range may take: the previous period (as long again, just before) and the budget periods must stay
+# within what a datetime holds; year 1 or 9999 used to fail those sums with a 500.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def check_when(value: datetime | None, name: str) -> datetime | None:
+    """`value` if it lies within EARLIEST..LATEST (None passes); else a UsageError naming `name`."""
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise UsageError(
+            f"{name}={value.isoformat()} is out of range; use a time from {EARLIEST.date()} to {LATEST.date()}"
+        )
+    return value
+
+
 def parse_when(value: str | None, name: str) -> datetime | None:
     """A date (midnight UTC) or an ISO timestamp (naive means UTC); empty means no bound."""
     if not value:
         return None
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 at +14:00 is before the first datetime in UTC
         raise UsageError(
             f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as 2026-11-01T00:00:00Z"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return check_when(parsed, name)
 
 
 def make_filters(
