@@ -173,6 +173,22 @@ def test_request_log_carries_each_requests_attempts(gateway, seeded) -> None:
     assert stored and all(r["prompt_text"].startswith("prompt number") for r in stored)
 
 
+def test_budget_line_counts_the_keys_of_a_team_without_a_budget(tmp_path) -> None:
+    """A key in a team with no team budget is capped by its own budget only; the line used to leave it out."""
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    keys = KeyStore(open_store(tmp_path / "ledger.duckdb"))
+    keys.create(budget_usd=Decimal(2), team="unbudgeted")  # counts: nothing else caps it
+    keys.set_team_budget("capped", Decimal(10))
+    keys.create(budget_usd=Decimal(5), team="capped")  # inside the team's $10: the team's figure counts
+    keys.create(budget_usd=Decimal(1))  # no team: counts
+    del keys
+    with ServerThread(create_app(None, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        head = httpx.get(f"{url}/dashboard/api/headline", timeout=60).json()
+    assert Decimal(head["monthly_budget_usd"]) == 2 + 10 + 1
+
+
 def test_empty_range_answers_empty_sections(gateway) -> None:
     params = {"since": "2020-01-01", "until": "2020-01-08"}
     head = httpx.get(f"{gateway}/dashboard/api/headline", params=params, timeout=60).json()

@@ -299,12 +299,14 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         out["forecast"] = None
         out["forecast_note"] = str(exc).split(". Pass")[0]
     b = budgets(store, f)
-    # The line is what the monthly budgets allow together: each team's, and each key's outside a team.
-    in_team = {k["id"] for k in b["keys"] if k.get("team")}
-    monthly = [
+    # The line is what the monthly budgets allow together: each team's, and each key's outside a team with a monthly
+    # budget (a team with no budget of its own caps nothing: its keys' budgets are the limit the gateway enforces).
+    capped = {t["id"] for t in b["teams"] if t["budget_usd"] and t["period"] == "month"}
+    monthly = [Decimal(r["budget_usd"]) for r in b["teams"] if r["budget_usd"] and r["period"] == "month"]
+    monthly += [
         Decimal(r["budget_usd"])
-        for r in [*b["teams"], *b["keys"]]
-        if r["budget_usd"] and r["period"] == "month" and r["id"] not in in_team
+        for r in b["keys"]
+        if r["budget_usd"] and r["period"] == "month" and r.get("team") not in capped
     ]
     out["monthly_budget_usd"] = money(sum(monthly)) if monthly else None
     out["open_alerts"] = len(alerts(store, f)["alerts"])
