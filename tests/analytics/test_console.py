@@ -307,6 +307,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     page.wait_for_selector("#table-attempts")
     attempts = page.eval_on_selector_all("#table-attempts tbody tr", "rs => rs.map(r => r.innerText)")
     assert len(attempts) == 2 and "throttled" in attempts[0] and "ok" in attempts[1]
+    assert page.inner_text("#table-attempts thead th:nth-child(2)") == "time (UTC)"  # as the log's, labelled
     assert _usd(retried.cost_usd) in attempts[1]
     assert retried.request_id in page.inner_text("#drill h3")
     page.screenshot(path=str(tmp_path / "console-drill.png"), full_page=True)
