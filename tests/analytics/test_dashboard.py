@@ -184,6 +184,11 @@ def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
         for a, b in zip(dashboard_data.latency(pg, filters), dashboard_data.latency(duck, filters), strict=True):
             assert a == pytest.approx(b), a["model"]
     assert dashboard_data.filter_options(pg) == dashboard_data.filter_options(duck)
+    # PostgreSQL text holds no NUL: a filter with one failed the query, answered as "database unavailable" (503)
+    with ServerThread(create_app(None, fresh_postgres_url), lifespan="on") as url:
+        for params in ({"model": "gpt\x00"}, {"provider": "\x00"}, {"task": "a\x00"}, {"tag": "team=\x00"}):
+            bad = httpx.get(f"{url}/dashboard/api/totals", params=params)
+            assert bad.status_code == 400 and "NUL" in bad.json()["detail"], (params, bad.text)
 
 # --- the page in headless Chromium ---------------------------------------------------------------------------
 def _charted(page, ids: list[str] = CHARTS) -> dict:

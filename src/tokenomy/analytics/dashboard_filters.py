@@ -89,6 +89,11 @@ def make_filters(
 def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     """` WHERE ...` (or "") selecting the filtered calls, and its parameters."""
     mark = store.placeholder
+    if store.dialect == "postgres":  # its text holds no NUL: the query failed as "database unavailable" (503)
+        for name in ("provider", "model", "task", "tag"):
+            value = getattr(f, name) or ""
+            if "\x00" in value:
+                raise UsageError(f"{name}={value!r} holds a NUL character, which no value in this ledger can")
     clauses, params = [], []
     for column, op, value in (
         ("ts", ">=", f.since),
