@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -323,6 +323,28 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     page.screenshot(path=str(tmp_path / "console-empty.png"), full_page=True)
     assert outside == [] and errors == []
     page.close()
+
+
+@pytest.mark.browser
+def test_group_table_counts_and_shares_every_group_beyond_the_top_50(browser, tmp_path) -> None:
+    """The API sends the largest 50 groups; the title used to say "top 10 of 50" for 60 models and each share was
+    of those 50's sum (17% for $10 of $69), not of the period's spend (14%)."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai",
+                                       model=f"model-{i:02d}", cost_usd=Decimal(10 if i == 0 else 1))
+                            for i in range(60)])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        assert page.inner_text("#head-spend") == "$69.00"
+        assert page.inner_text("#groups-title") == "Spend by model (top 10 of 60)"
+        first = page.eval_on_selector_all("#table-groups tbody tr:first-child td", "tds => tds.map(t => t.innerText)")
+        assert first[:3] == ["model-00", "$10.00", "14%"]
+        page.close()
 
 
 @pytest.mark.browser

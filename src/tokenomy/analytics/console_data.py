@@ -82,12 +82,14 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
 
 def breakdown(store: Any, f: Filters) -> dict[str, Any]:
     """Spend in dollars per model, provider, task, tag, team, key, route, tier, mode and usage type, with the
-    previous period's spend beside each row (largest first, top 50)."""
+    previous period's spend beside each row (largest first, top 50; group_counts says how many there are)."""
     bounds = period(store, f)
     before = previous(f, bounds) if bounds else None
     groups: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}  # how many groups there are in all, beyond the top GROUP_ROWS shown
     for name in [*GROUPS, "tag", "usage type"]:
         now_rows = _grouped(store, f, name)
+        counts[name] = len(now_rows)
         then_rows = _grouped(store, before, name) if before else {}
         rows = sorted(now_rows.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))[:GROUP_ROWS]
         groups[name] = [
@@ -106,6 +108,7 @@ def breakdown(store: Any, f: Filters) -> dict[str, Any]:
         "period": _bounds_json(bounds),
         "previous_period": _bounds_json(bounds and _previous_bounds(bounds)),
         "groups": groups,
+        "group_counts": counts,
     }
 
 
