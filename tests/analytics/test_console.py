@@ -446,3 +446,21 @@ def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -
         r.pop("name")
     assert on_pg == on_duck
     assert dashboard_data.SECTIONS["budgets"](pg, filters)["keys"] == []  # no keys table there: nothing, not an error
+
+
+def test_a_key_database_outage_is_a_503_not_a_request_for_a_key(tmp_path, monkeypatch) -> None:
+    """With the key database unreachable, a key the gateway has not cached yet cannot be checked: the dashboard
+    answered 401 "needs a virtual key", so the page asked again for the key the user had just given."""
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.keycache import KeysUnavailable
+
+    app = create_app(parse_config({"auth": True}), str(tmp_path / "ledger.duckdb"))
+    with ServerThread(app, lifespan="on") as url:
+
+        def unreachable(secret: str):
+            raise KeysUnavailable("connection refused")
+
+        monkeypatch.setattr(app.state.gateway.key_cache, "fetch", unreachable)
+        answer = httpx.get(f"{url}/dashboard/api/totals", headers={"authorization": "Bearer tk-not-cached"})
+        assert answer.status_code == 503 and "unreachable" in answer.json()["detail"], answer.text
+        assert httpx.get(f"{url}/dashboard/api/totals").status_code == 401  # no key at all: still the caller's
