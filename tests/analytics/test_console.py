@@ -348,6 +348,28 @@ def test_group_table_counts_and_shares_every_group_beyond_the_top_50(browser, tm
 
 
 @pytest.mark.browser
+def test_csv_keeps_a_carriage_return_inside_its_cell(browser, tmp_path) -> None:
+    """A name with a lone CR was written unquoted: a CSV reader (or a spreadsheet) split the row in two."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    models = {"line\rbreak": Decimal("1.25"), "plain": Decimal("2")}
+    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model=model,
+                                       cost_usd=cost) for model, cost in models.items()])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        with page.expect_download() as info:
+            page.click("#sec-groups button[data-csv]")
+        text = Path(info.value.path()).read_bytes().decode()  # as written: no newline translation
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == models
+        page.close()
+
+
+@pytest.mark.browser
 def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []
