@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -173,6 +173,22 @@ def test_request_log_carries_each_requests_attempts(gateway, seeded) -> None:
     assert stored and all(r["prompt_text"].startswith("prompt number") for r in stored)
 
 
+def test_budget_line_counts_the_keys_of_a_team_without_a_budget(tmp_path) -> None:
+    """A key in a team with no team budget is capped by its own budget only; the line used to leave it out."""
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    keys = KeyStore(open_store(tmp_path / "ledger.duckdb"))
+    keys.create(budget_usd=Decimal(2), team="unbudgeted")  # counts: nothing else caps it
+    keys.set_team_budget("capped", Decimal(10))
+    keys.create(budget_usd=Decimal(5), team="capped")  # inside the team's $10: the team's figure counts
+    keys.create(budget_usd=Decimal(1))  # no team: counts
+    del keys
+    with ServerThread(create_app(None, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        head = httpx.get(f"{url}/dashboard/api/headline", timeout=60).json()
+    assert Decimal(head["monthly_budget_usd"]) == 2 + 10 + 1
+
+
 def test_empty_range_answers_empty_sections(gateway) -> None:
     params = {"since": "2020-01-01", "until": "2020-01-08"}
     head = httpx.get(f"{gateway}/dashboard/api/headline", params=params, timeout=60).json()
@@ -291,6 +307,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     page.wait_for_selector("#table-attempts")
     attempts = page.eval_on_selector_all("#table-attempts tbody tr", "rs => rs.map(r => r.innerText)")
     assert len(attempts) == 2 and "throttled" in attempts[0] and "ok" in attempts[1]
+    assert page.inner_text("#table-attempts thead th:nth-child(2)") == "time (UTC)"  # as the log's, labelled
     assert _usd(retried.cost_usd) in attempts[1]
     assert retried.request_id in page.inner_text("#drill h3")
     page.screenshot(path=str(tmp_path / "console-drill.png"), full_page=True)
@@ -306,6 +323,50 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     page.screenshot(path=str(tmp_path / "console-empty.png"), full_page=True)
     assert outside == [] and errors == []
     page.close()
+
+
+@pytest.mark.browser
+def test_group_table_counts_and_shares_every_group_beyond_the_top_50(browser, tmp_path) -> None:
+    """The API sends the largest 50 groups; the title used to say "top 10 of 50" for 60 models and each share was
+    of those 50's sum (17% for $10 of $69), not of the period's spend (14%)."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai",
+                                       model=f"model-{i:02d}", cost_usd=Decimal(10 if i == 0 else 1))
+                            for i in range(60)])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        assert page.inner_text("#head-spend") == "$69.00"
+        assert page.inner_text("#groups-title") == "Spend by model (top 10 of 60)"
+        first = page.eval_on_selector_all("#table-groups tbody tr:first-child td", "tds => tds.map(t => t.innerText)")
+        assert first[:3] == ["model-00", "$10.00", "14%"]
+        page.close()
+
+
+@pytest.mark.browser
+def test_csv_keeps_a_carriage_return_inside_its_cell(browser, tmp_path) -> None:
+    """A name with a lone CR was written unquoted: a CSV reader (or a spreadsheet) split the row in two."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    models = {"line\rbreak": Decimal("1.25"), "plain": Decimal("2")}
+    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model=model,
+                                       cost_usd=cost) for model, cost in models.items()])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        with page.expect_download() as info:
+            page.click("#sec-groups button[data-csv]")
+        text = Path(info.value.path()).read_bytes().decode()  # as written: no newline translation
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == models
+        page.close()
 
 
 @pytest.mark.browser
@@ -407,3 +468,21 @@ def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -
         r.pop("name")
     assert on_pg == on_duck
     assert dashboard_data.SECTIONS["budgets"](pg, filters)["keys"] == []  # no keys table there: nothing, not an error
+
+
+def test_a_key_database_outage_is_a_503_not_a_request_for_a_key(tmp_path, monkeypatch) -> None:
+    """With the key database unreachable, a key the gateway has not cached yet cannot be checked: the dashboard
+    answered 401 "needs a virtual key", so the page asked again for the key the user had just given."""
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.keycache import KeysUnavailable
+
+    app = create_app(parse_config({"auth": True}), str(tmp_path / "ledger.duckdb"))
+    with ServerThread(app, lifespan="on") as url:
+
+        def unreachable(secret: str):
+            raise KeysUnavailable("connection refused")
+
+        monkeypatch.setattr(app.state.gateway.key_cache, "fetch", unreachable)
+        answer = httpx.get(f"{url}/dashboard/api/totals", headers={"authorization": "Bearer tk-not-cached"})
+        assert answer.status_code == 503 and "unreachable" in answer.json()["detail"], answer.text
+        assert httpx.get(f"{url}/dashboard/api/totals").status_code == 401  # no key at all: still the caller's

@@ -125,10 +125,33 @@ def test_api_names_bad_filters(gateway) -> None:
     # A reversed range used to answer 200 with no rows, as if nothing had been spent.
     bad = httpx.get(f"{gateway}/dashboard/api/spend", params={"since": "2026-10-08", "until": "2026-10-01"})
     assert bad.status_code == 400 and "is not before until" in bad.json()["detail"]
+    # Dates at the ends of the calendar used to overflow the previous period's or a budget period's sums: a 500.
+    for params in ({"since": "0001-01-01"}, {"until": "9999-12-31"}, {"until": "0001-01-01"},
+                   {"since": "0001-01-01T00:00:00+14:00"}):
+        for section in ("headline", "breakdown", "budgets", "alerts", "spend"):
+            bad = httpx.get(f"{gateway}/dashboard/api/{section}", params=params)
+            assert bad.status_code == 400, (section, params, bad.text)
+            assert "1900-01-01" in bad.json()["detail"] or "is not a date" in bad.json()["detail"]
     options = httpx.get(f"{gateway}/dashboard/api/filters").json()
     assert options["models"] == sorted(m for _, m, _ in MODELS)
     assert options["tags"] == ["team=search", "team=support"]
     assert options["first_day"] == "2026-10-01"
+
+
+def test_tag_filter_reaches_any_tag_key(tmp_path) -> None:
+    """The filter menu offers every tag key=value in the ledger; a non-ASCII key used to match nothing (the page
+    showed $0) and an empty key answered 500."""
+    path = tmp_path / "ledger.duckdb"
+    keys = ["模型", "", 'a"b', "x/y~z"]
+    open_store(path).write([UsageEvent(ts=START + timedelta(hours=i), provider="openai", model="gpt-4o-mini",
+                                       tags={key: "v"}, cost_usd=Decimal(i + 1)) for i, key in enumerate(keys)])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        tags = httpx.get(f"{url}/dashboard/api/filters").json()["tags"]
+        assert sorted(tags) == sorted(f"{key}=v" for key in keys)
+        for i, key in enumerate(keys):
+            totals = httpx.get(f"{url}/dashboard/api/totals", params={"tag": f"{key}=v"})
+            assert totals.status_code == 200, totals.text
+            assert (totals.json()["calls"], Decimal(totals.json()["cost_usd"])) == (1, i + 1), key
 
 
 def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
@@ -161,6 +184,11 @@ def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
         for a, b in zip(dashboard_data.latency(pg, filters), dashboard_data.latency(duck, filters), strict=True):
             assert a == pytest.approx(b), a["model"]
     assert dashboard_data.filter_options(pg) == dashboard_data.filter_options(duck)
+    # PostgreSQL text holds no NUL: a filter with one failed the query, answered as "database unavailable" (503)
+    with ServerThread(create_app(None, fresh_postgres_url), lifespan="on") as url:
+        for params in ({"model": "gpt\x00"}, {"provider": "\x00"}, {"task": "a\x00"}, {"tag": "team=\x00"}):
+            bad = httpx.get(f"{url}/dashboard/api/totals", params=params)
+            assert bad.status_code == 400 and "NUL" in bad.json()["detail"], (params, bad.text)
 
 # --- the page in headless Chromium ---------------------------------------------------------------------------
 def _charted(page, ids: list[str] = CHARTS) -> dict:
@@ -310,4 +338,28 @@ def test_report_html_renders_offline_in_chromium(ledger, tmp_path, browser) -> N
     assert len(cells) == 2 * len(MODELS)  # every model both read/wrote the cache and paid for other tokens
     assert not page.is_visible("#filters")  # a file cannot re-query: the filter bar is hidden
     assert outside == []
+    page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("model", ["</SCRIPT><SCRIPT>window.__owned=1//", "<!--<script>"])
+def test_report_html_keeps_markup_in_ledger_text_as_text(model, tmp_path, browser) -> None:
+    """Model names and tags are anyone's text: "</SCRIPT>" (any case) used to end the inlined data early and run
+    what followed; "<!--<script>" kept the data's script from ending, so the page drew nothing."""
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write([UsageEvent(ts=START, provider="openai", model=model, tags={"note": model},
+                                       cost_usd=Decimal("1.5"))])
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(out.as_uri())  # waits for the load event: every script has run
+    assert page.evaluate("window.__owned") is None
+    assert page.evaluate("window.TOKENOMY_DATA && window.TOKENOMY_DATA.totals.calls") == 1
+    _wait_renders(page, 1)
+    assert page.inner_text("#head-spend") == "$1.50"
+    assert page.inner_text("#table-provider-models tbody td") == model
+    assert errors == []
     page.close()

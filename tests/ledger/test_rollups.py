@@ -89,6 +89,25 @@ def test_writes_add_each_event_once(store) -> None:
     _same_reports(store)
 
 
+def test_any_tag_key_is_written_and_reported(tmp_path) -> None:
+    """A tag key is any client's text (`x-tokenomy-tags: {"a\\"b": "1"}`): on DuckDB a '"', a backslash or an
+    empty key made the rollup's JSON path malformed, failing the whole write (the gateway's flush retried it
+    forever, with every other call in the batch)."""
+    store = open_store(tmp_path / "ledger.duckdb")
+    keys = ['a"b', "c\\d", "", "模型", "x/y~z", "$.e", "plain"]
+    events = [replace(e, tags={k: f"v{i}" for i, k in enumerate(keys)}) for e in _events()[:20]]
+    store.write(events)
+    assert store.count() == len(events)
+    since, until = min(e.ts for e in events) - timedelta(days=1), max(e.ts for e in events) + timedelta(days=1)
+    tags = run_report(store, "cost-per-tag", since=since, until=until, now=NOW)
+    expected = sum(e.cost_usd for e in events)
+    assert sorted((r["tag_key"], r["tag_value"], r["cost_usd"]) for r in tags) == sorted(
+        (k, f"v{i}", expected) for i, k in enumerate(keys)
+    )
+    raw = run_report(replace_rollups(store, False), "cost-per-tag", since=since, until=until, now=NOW)
+    assert raw == tags
+
+
 def test_ledger_without_rollups_is_backfilled_on_open(store) -> None:
     store.write(_events_with_nulls())
     # As a ledger made before rollups (or filled with plain SQL): rollups empty, no rollup_version.

@@ -82,12 +82,14 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
 
 def breakdown(store: Any, f: Filters) -> dict[str, Any]:
     """Spend in dollars per model, provider, task, tag, team, key, route, tier, mode and usage type, with the
-    previous period's spend beside each row (largest first, top 50)."""
+    previous period's spend beside each row (largest first, top 50; group_counts says how many there are)."""
     bounds = period(store, f)
     before = previous(f, bounds) if bounds else None
     groups: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}  # how many groups there are in all, beyond the top GROUP_ROWS shown
     for name in [*GROUPS, "tag", "usage type"]:
         now_rows = _grouped(store, f, name)
+        counts[name] = len(now_rows)
         then_rows = _grouped(store, before, name) if before else {}
         rows = sorted(now_rows.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))[:GROUP_ROWS]
         groups[name] = [
@@ -106,6 +108,7 @@ def breakdown(store: Any, f: Filters) -> dict[str, Any]:
         "period": _bounds_json(bounds),
         "previous_period": _bounds_json(bounds and _previous_bounds(bounds)),
         "groups": groups,
+        "group_counts": counts,
     }
 
 
@@ -299,12 +302,14 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         out["forecast"] = None
         out["forecast_note"] = str(exc).split(". Pass")[0]
     b = budgets(store, f)
-    # The line is what the monthly budgets allow together: each team's, and each key's outside a team.
-    in_team = {k["id"] for k in b["keys"] if k.get("team")}
-    monthly = [
+    # The line is what the monthly budgets allow together: each team's, and each key's outside a team with a monthly
+    # budget (a team with no budget of its own caps nothing: its keys' budgets are the limit the gateway enforces).
+    capped = {t["id"] for t in b["teams"] if t["budget_usd"] and t["period"] == "month"}
+    monthly = [Decimal(r["budget_usd"]) for r in b["teams"] if r["budget_usd"] and r["period"] == "month"]
+    monthly += [
         Decimal(r["budget_usd"])
-        for r in [*b["teams"], *b["keys"]]
-        if r["budget_usd"] and r["period"] == "month" and r["id"] not in in_team
+        for r in b["keys"]
+        if r["budget_usd"] and r["period"] == "month" and r.get("team") not in capped
     ]
     out["monthly_budget_usd"] = money(sum(monthly)) if monthly else None
     out["open_alerts"] = len(alerts(store, f)["alerts"])

@@ -9,6 +9,7 @@ with the vendored Chart.js UMD build, MIT licence in static/): the gateway serve
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,8 +48,14 @@ def page_html(api_base: str, scripts: str, form_attrs: str = "", header_links: s
 
 
 def _inline_script(code: str) -> str:
-    # A literal "</script" inside inlined code or JSON would end the element early.
-    return "<script>" + code.replace("</script", "<\\/script") + "</script>"
+    # "</script" in any letter case would end the element early, and "<!--" followed by "<script" would keep the
+    # real end tag from ending it; in JavaScript strings "<\/script" and "<\!--" read as the same text.
+    return "<script>" + re.sub(r"<(/script|!--)", r"<\\\1", code, flags=re.IGNORECASE) + "</script>"
+
+
+def _inline_json(data: Any) -> str:
+    # Ledger text (model names, tags, prompts) is anyone's: no "<" at all, so no markup can end the script.
+    return json.dumps(data).replace("<", "\\u003c")
 
 
 def report_html(store: Any, filters: Filters) -> str:
@@ -56,7 +63,7 @@ def report_html(store: Any, filters: Filters) -> str:
     data = dashboard_data.collect(store, filters)
     scripts = "\n".join(
         [
-            _inline_script("window.TOKENOMY_DATA = " + json.dumps(data) + ";"),
+            _inline_script("window.TOKENOMY_DATA = " + _inline_json(data) + ";"),
             *(_inline_script(static_text(name)) for name in SCRIPTS),
         ]
     )

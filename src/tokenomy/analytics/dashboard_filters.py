@@ -7,7 +7,6 @@ gateway's scope (the caller's team or key); `where` turns it into one WHERE clau
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -38,19 +37,36 @@ def stamp(t: datetime | None) -> str | None:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
+# The dates a range may take: the previous period (as long again, just before) and the budget periods must stay
+# within what a datetime holds; year 1 or 9999 used to fail those sums with a 500.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def check_when(value: datetime | None, name: str) -> datetime | None:
+    """`value` if it lies within EARLIEST..LATEST (None passes); else a UsageError naming `name`."""
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise UsageError(
+            f"{name}={value.isoformat()} is out of range; use a time from {EARLIEST.date()} to {LATEST.date()}"
+        )
+    return value
+
+
 def parse_when(value: str | None, name: str) -> datetime | None:
     """A date (midnight UTC) or an ISO timestamp (naive means UTC); empty means no bound."""
     if not value:
         return None
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 at +14:00 is before the first datetime in UTC
         raise UsageError(
             f"{name}={value!r} is not a date; use YYYY-MM-DD or an ISO timestamp such as 2026-11-01T00:00:00Z"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return check_when(parsed, name)
 
 
 def make_filters(
@@ -73,6 +89,11 @@ def make_filters(
 def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     """` WHERE ...` (or "") selecting the filtered calls, and its parameters."""
     mark = store.placeholder
+    if store.dialect == "postgres":  # its text holds no NUL: the query failed as "database unavailable" (503)
+        for name in ("provider", "model", "task", "tag"):
+            value = getattr(f, name) or ""
+            if "\x00" in value:
+                raise UsageError(f"{name}={value!r} holds a NUL character, which no value in this ledger can")
     clauses, params = [], []
     for column, op, value in (
         ("ts", ">=", f.since),
@@ -94,7 +115,8 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
             params += [key, value]
         else:
             clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
-            params += ["$." + json.dumps(key), value]
+            # a JSON pointer reaches any key (a JSONPath from json.dumps missed non-ASCII keys, failed on "")
+            params += ["/" + key.replace("~", "~0").replace("/", "~1"), value]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -76,8 +76,10 @@ def report(
     if html is not None:
         from tokenomy.analytics.dashboard import write_report_html
         from tokenomy.analytics.dashboard_data import Filters
+        from tokenomy.analytics.dashboard_filters import check_when
 
         utc = [t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until)]
+        utc = [check_when(t, option) for t, option in zip(utc, ("--since", "--until"), strict=True)]
         if utc[0] and utc[1] and utc[0] >= utc[1]:
             from tokenomy.errors import UsageError
 

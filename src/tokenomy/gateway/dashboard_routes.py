@@ -6,12 +6,13 @@ module only does the web part: the ledger and the caller's scope from the gatewa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard import SCRIPTS, STATIC_FILES, page_html, static_text
@@ -37,6 +38,8 @@ def _scope(request: Request) -> Filters:
     if gateway is None or gateway.keys is None:
         return Filters()
     key = gateway.authenticate(request.headers.get("authorization"))
+    if isinstance(key, JSONResponse) and key.status_code == 503:  # the key database is down: not the caller's key
+        raise HTTPException(503, json.loads(bytes(key.body))["error"]["message"])
     if not isinstance(key, VirtualKey):
         raise HTTPException(
             401,

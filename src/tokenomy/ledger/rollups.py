@@ -77,7 +77,9 @@ def tag_value(dialect: str) -> str:
     """The value for `tag_key` in a row from `tag_pairs`."""
     if dialect in ("postgres", "clickhouse"):
         return "tag_value"
-    return "json_extract_string(CAST(tags AS JSON), '$.\"' || tag_key || '\"')"
+    # A JSON pointer (/key, with ~ and / escaped) reaches any key; a quoted JSONPath ('$."key"') was malformed for a
+    # key holding '"' or '\\', or an empty one, which any client can send, and that failed the whole write.
+    return "json_extract_string(CAST(tags AS JSON), '/' || replace(replace(tag_key, '~', '~0'), '/', '~1'))"
 
 
 def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str:

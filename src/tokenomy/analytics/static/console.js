@@ -43,7 +43,7 @@
     const columns = Object.keys(rows[0]);
     const cell = (v) => {
       const s = v === null || v === undefined ? "" : String(v);
-      return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+      return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
     };
     return [columns.join(","), ...rows.map((r) => columns.map((c) => cell(r[c])).join(","))].join("\n") + "\n";
   }
@@ -152,12 +152,13 @@
   function groups(data, draw) {
     const by = document.getElementById("group-by").value;
     const top = Number(document.getElementById("top-n").value);
-    const all = groupRows(data, by);
+    const all = groupRows(data, by);  // the largest 50: the API's count says how many there are in all
+    const count = (data.breakdown.group_counts || {})[by] || all.length;
     const rows = all.slice(0, top);
     csvRows["spend-by-" + by] = all;
     document.querySelector("#sec-groups button[data-csv]").dataset.csv = "spend-by-" + by;
     document.getElementById("groups-title").textContent = "Spend by " + by +
-      (all.length > top ? " (top " + top + " of " + all.length + ")" : "");
+      (count > top ? " (top " + top + " of " + count + ")" : "");
     const period = data.breakdown.period;
     if (!rows.length) {
       empty("sec-groups", "No calls in this range, so nothing to group. Widen the date range or press Reset.");
@@ -167,7 +168,8 @@
         { label: "this period (" + span(period) + ")", data: rows.map((r) => num(r.cost_usd)) },
         { label: "previous period (" + span(data.breakdown.previous_period) + ")",
           data: rows.map((r) => num(r.previous_cost_usd)) }], true);
-      spendTable("table-groups", rows, all.reduce((s, r) => s + num(r.cost_usd), 0));
+      // share of the period's spend (the rows beyond the top 50 count too)
+      spendTable("table-groups", rows, num(data.headline.spend_usd));
     }
     const types = groupRows(data, "usage type");
     csvRows["spend-by-usage-type"] = types;

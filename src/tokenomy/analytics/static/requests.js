@@ -49,7 +49,7 @@
     const box = document.getElementById("drill");
     const attempts = (r.request_id && log.attempts[r.request_id]) || [r];
     C.csvRows.attempts = attempts;
-    const head = ["attempt", "time", "provider", "model", "tokens", "cost", "latency", "TTFT", "outcome"];
+    const head = ["attempt", "time (UTC)", "provider", "model", "tokens", "cost", "latency", "TTFT", "outcome"];
     const table = C.el("table", { id: "table-attempts" }, [
       C.el("thead", {}, [C.el("tr", {}, head.map((h) => C.el("th", { text: h })))]),
       C.el("tbody", {}, attempts.map((a) => C.el("tr", {}, [
