@@ -48,6 +48,32 @@ def test_a_cost_out_of_range_is_set_aside_and_the_rest_of_the_batch_is_written(t
     assert {e.event_id: e.cost_usd for e in store.events()}["huge"] == Decimal("750")
 
 
+def test_a_refusal_masked_by_its_clean_up_error_still_sets_the_event_aside(tmp_path):
+    # DuckDB refusing a value inside the rollups' upsert, then "transaction is aborted" while the store unregistered
+    # its view: the second error is the one raised, and taken for an outage the batch was retried forever.
+    import duckdb
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    write = store.write
+
+    def refusing(events):
+        if any(e.event_id == "bad" for e in events):
+            try:
+                raise duckdb.ConversionException("Could not convert the value")
+            finally:
+                raise duckdb.TransactionException("Current transaction is aborted (please ROLLBACK)")
+        return write(events)
+
+    store.write = refusing  # type: ignore[method-assign]
+    writer = LedgerWriter(store, flush_interval=3600)
+    writer.record_many([event("a"), event("bad"), event("b")])
+    assert writer.flush() == 3
+    writer.close()
+    assert sorted(e.event_id for e in store.events()) == ["a", "b"]
+    [line] = rejects_path(store).read_text().splitlines()
+    assert json.loads(line)["event_id"] == "bad"
+
+
 def test_an_event_the_engine_refuses_is_found_by_halving_the_batch(postgres_url, tmp_path, monkeypatch):
     # PostgreSQL text cannot hold a NUL byte (a stored prompt could carry one): the engine refuses the batch.
     monkeypatch.chdir(tmp_path)  # a server ledger's rejects file goes under ./.tokenomy

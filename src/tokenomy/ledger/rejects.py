@@ -55,12 +55,24 @@ def write_refusing(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tup
         store.write(events)
         return []
     except Exception as exc:
-        if not store.is_data_error(exc):
+        cause = next((e for e in _chain(exc) if store.is_data_error(e)), None)
+        if cause is None:
             raise
         if len(events) == 1:
-            return [(events[0], " ".join(str(exc).split())[:300])]
+            return [(events[0], " ".join(str(cause).split())[:300])]
     half = len(events) // 2
     return write_refusing(store, events[:half]) + write_refusing(store, events[half:])
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised during or from: an engine's refusal can be masked by the error its
+    clean-up then met (DuckDB: "transaction is aborted" while unregistering a view), and the refusal decides."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _set_aside(rejects: Path, refused: list[tuple[UsageEvent, str]]) -> None:
