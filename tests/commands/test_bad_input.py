@@ -109,3 +109,47 @@ def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, (argv, err)
     assert places.get(said, said) in lines[0], (argv, lines[0])
     assert not (tmp_path / "missing.duckdb").exists()
+
+
+def _date_options() -> list[tuple[str, str]]:
+    """(command path, option) for every option of every command that takes a date and time."""
+    from datetime import datetime
+
+    import typer.main
+
+    from tokenomy.cli import app
+
+    found = []
+
+    def walk(command, path: list[str]) -> None:
+        for param in command.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is not None and descriptor.annotation is datetime:
+                found.append((" ".join(path), param.opts[0]))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, path + [name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+@pytest.mark.parametrize(("command", "option"), _date_options())
+@pytest.mark.parametrize("when", ["0001-01-02", "9999-12-31"])
+def test_a_date_out_of_range_is_one_line_naming_the_option(command, option, when, tmp_path, monkeypatch, capsys):
+    # `report forecast --until 0001-01-02` overflowed the date arithmetic with a traceback.
+    monkeypatch.chdir(tmp_path)
+    extra = ["forecast"] if command == "report" else []
+    extra += ["--model", HAIKU] if command in ("plan size", "plan utilization") else []
+    extra += ["--reservation-units", "1"] if command == "plan utilization" else []
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *command.split(), *extra, option, when])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err
+    assert err.strip().startswith(f"error: Invalid value for '{option}': {when} is out of range; use a time from "
+                                  "1900-01-01 to 3000-01-01; see `"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_date_options_are_all_found() -> None:
+    assert len(_date_options()) >= 16  # every --since/--until/--as-of: report, review, ledger, plan, alerts, import

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -32,6 +32,18 @@ LedgerOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
+
+
+def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Optional[datetime]:
+    """Callback of every --since/--until/--as-of: a time the reports can compute with (a period starting at year 1
+    overflowed their date arithmetic with a traceback), named in the error otherwise. Naive means UTC."""
+    from tokenomy.analytics.dashboard_filters import EARLIEST, LATEST
+
+    if value is not None and not EARLIEST <= (value if value.tzinfo else value.replace(tzinfo=UTC)) <= LATEST:
+        raise typer.BadParameter(
+            f"{value.date().isoformat()} is out of range; use a time from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
+        )
+    return value
 
 
 def _default(value: Any, money: str = "record") -> Any:

@@ -18,6 +18,7 @@ from tokenomy.commands._common import (
     err_console,
     print_json,
     table,
+    when_in_range,
 )
 
 import_app = typer.Typer(
@@ -138,8 +139,12 @@ def gcp_billing(
     _run("gcp-billing", file, ledger, as_json, prices)
 
 
-SinceOption = typer.Option(None, "--since", help="API: start day (UTC) \\[default: 7 days before --until].")
-UntilOption = typer.Option(None, "--until", help="API: end (UTC, exclusive) \\[default: the start of today].")
+SinceOption = typer.Option(
+    None, "--since", help="API: start day (UTC) \\[default: 7 days before --until].", callback=when_in_range
+)
+UntilOption = typer.Option(
+    None, "--until", help="API: end (UTC, exclusive) \\[default: the start of today].", callback=when_in_range
+)
 BucketOption = typer.Option("1d", "--bucket-width", help="API: 1d, 1h or 1m buckets (costs are fetched for 1d only).")
 
 

@@ -9,7 +9,16 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    err_console,
+    print_json,
+    table,
+    usd,
+    when_in_range,
+)
 
 ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).", no_args_is_help=True)
 
@@ -57,8 +66,12 @@ def import_(
 def export(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default stdout)."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Only events at or after this UTC time."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Only events before this UTC time."),
+    since: Optional[datetime] = typer.Option(
+        None, "--since", help="Only events at or after this UTC time.", callback=when_in_range
+    ),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="Only events before this UTC time.", callback=when_in_range
+    ),
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""

@@ -8,7 +8,16 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    err_console,
+    print_json,
+    table,
+    usd,
+    when_in_range,
+)
 
 plan_app = typer.Typer(
     help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.", no_args_is_help=True
@@ -172,8 +181,8 @@ def size_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -231,8 +240,8 @@ def utilization_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -284,8 +293,8 @@ def savings_cmd(
         help="Caching lever's cache lifetime: 5m, or 1h at the "
         "1-hour cache-write price (models without one are not cached).",
     ),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC)."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC)."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

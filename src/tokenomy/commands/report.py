@@ -17,6 +17,7 @@ from tokenomy.commands._common import (
     print_json,
     report_cell,
     table,
+    when_in_range,
 )
 
 
@@ -34,8 +35,8 @@ def report(
     by: Optional[str] = typer.Option(
         None, "--by", help="Group by model, provider, family, region, task, tier ... \\[default: the preset's own]"
     ),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive)."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive)."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive).", callback=when_in_range),
+    until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive).", callback=when_in_range),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, when_in_range
 from tokenomy.errors import UsageError
 
 
@@ -26,7 +26,9 @@ def parse_days(text: str) -> int:
 
 def review_cmd(
     since: str = typer.Option("90d", "--since", help="Period reviewed (days), compared with the one before it."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="End of the period (UTC) \\[default: now]."),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="End of the period (UTC) \\[default: now].", callback=when_in_range
+    ),
     config: Optional[str] = typer.Option(
         None,
         "--config",
