@@ -339,3 +339,54 @@ def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(prof
     with pytest.raises(UnknownModelError, match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
                                                  r".*--prices FILE"):
         PriceCatalog.builtin().lookup(profile)
+
+
+def test_an_alias_never_prices_a_snapshot_the_library_prices_differently():
+    """Ids the curated catalog resolves only through its alias rules (dated snapshots, version suffixes, profiles)
+    must get the figures genai-prices has for that exact id: gpt-4o-2024-05-13 ($5 / $15) was priced as gpt-4o
+    ($2.50 / $10), global.anthropic.claude-opus-4-6-v1:0 at the in-region price ($5.50 / $27.50, not $5 / $25)."""
+    from datetime import UTC, datetime
+
+    from tokenomy.pricing.identifiers import parse_model_id
+
+    catalog, snapshot, now = PriceCatalog.builtin(), library._snapshot()[0], datetime.now(UTC)
+    resolved, wrong = 0, []
+    for provider in snapshot.providers:
+        if provider.id not in PROVIDERS.values():
+            continue
+        for model in provider.models:
+            prices = model.get_prices(now)
+            theirs = (library._flat(prices, "input_mtok"), library._flat(prices, "output_mtok"))
+            ref = parse_model_id(model.id, strict=False)
+            if None in theirs or ref.profiled in catalog.models() or ref.base in catalog.models():
+                continue
+            try:
+                entry = catalog.lookup(model.id)
+            except UnknownModelError:
+                continue
+            if entry.priced_by != "tokenomy-catalog":
+                continue
+            resolved += 1
+            if (entry.input, entry.output) != theirs:
+                wrong.append(f"{model.id} -> {entry.model} {entry.region}: {entry.input}/{entry.output} vs {theirs}")
+    assert resolved >= 10, resolved
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_first_gpt_4o_snapshot_keeps_its_own_prices():
+    usage = Usage(M, M)
+    cost = compute_cost(usage, "gpt-4o-2024-05-13")
+    assert cost.input_usd == Decimal("5.00") and cost.output_usd == Decimal("15.00")  # OpenAI: $5 / $15 per 1M
+    assert compute_cost(usage, "gpt-4o-2024-05-13", mode="batch").total_usd == Decimal("10.00")  # $2.50 + $7.50
+    assert compute_cost(usage, "gpt-4o-2024-08-06").total_usd == Decimal("12.50")  # the later snapshot: gpt-4o
+    assert compute_cost(usage, "openai/gpt-4o-2024-05-13").total_usd == Decimal("20.00")
+    with pytest.raises(UsageError, match="no prompt-cache prices"):  # the snapshot has no prompt caching
+        compute_cost(Usage(0, 0, 1, 0), "gpt-4o-2024-05-13")
+
+
+def test_a_global_profile_keeps_the_global_price_through_an_alias():
+    one_million = Usage(M, 0)
+    for asked, price in (("global.anthropic.claude-opus-4-6-v1:0", "5.00"),
+                         ("global.anthropic.claude-sonnet-4-6-v1:0", "3.00"),
+                         ("us.anthropic.claude-opus-4-6-v1:0", "5.50")):  # a geographic profile: in-region price
+        assert compute_cost(one_million, asked).total_usd == Decimal(price), asked

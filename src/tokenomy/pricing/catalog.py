@@ -276,7 +276,11 @@ class PriceCatalog:
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
         direct = [c for c in (ref.profiled, ref.base) if c in self._by_model]
-        for candidate in direct or alias_candidates(ref.base, list(self._by_model)):
+        known = list(self._by_model)
+        # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
+        guesses = alias_candidates(ref.profiled, known) if ref.profile else []
+        guesses += [c for c in alias_candidates(ref.base, known) if c not in guesses]
+        for candidate in direct or guesses:
             regions = self._by_model.get(candidate)
             if regions:
                 entry = self._pick_region(candidate, regions, region or ref.region)
