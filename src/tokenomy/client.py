@@ -55,8 +55,8 @@ def served_tier(response: ChatResponse) -> str:
     """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
     which the caller can ask for in `extra`): flex and priority calls are billed at their own prices."""
     raw = response.raw if isinstance(response.raw, dict) else {}
-    top = raw.get("top") if isinstance(raw.get("top"), dict) else {}
-    tier = top.get("service_tier")
+    top = raw.get("top")
+    tier = top.get("service_tier") if isinstance(top, dict) else None
     return tier if tier in PRICED_TIERS else "standard"
 
 
