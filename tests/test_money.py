@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -56,6 +57,7 @@ def test_usd_groups_thousands_and_passes_none():
     (1e20, "100000000000000000000.0"),
     (-1e-13, "0.0"),  # one zero
     (7.0, "7.0"),
+    (np.float64(766666.6666666666), "766666.6666666666"),  # numpy floats (their repr is "np.float64(...)")
 ])
 def test_json_floats_are_their_shortest_repr_in_plain_notation(value, expected):
     from tokenomy.commands._common import dumps

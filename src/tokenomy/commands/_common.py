@@ -53,7 +53,7 @@ def _plain_float(value: float) -> str:
         raise ValueError(f"{value} cannot be written as JSON")
     # From the float's shortest repr (its meaningful digits), not `format(value, ".12f")`, which writes the binary
     # expansion: 766666.6666666666 came out as 766666.666666666628.
-    number = Decimal(repr(value))
+    number = Decimal(repr(float(value)))  # float(): a numpy float's repr is "np.float64(0.5)"
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -12:
         number = number.quantize(_TWELVE_PLACES, ROUND_HALF_EVEN)
