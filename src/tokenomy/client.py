@@ -205,7 +205,7 @@ class Tokenomy:
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
         try:
-            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier)
+            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier, one_call=True)
         except TokenomyError as exc:
             # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
             # marked unpriced, rather than an error for a price the catalog lacks.
@@ -314,6 +314,7 @@ class Tokenomy:
             request.region if request.region not in ("global", "local") else None,
             call.mode,
             self.catalog,
+            one_call=True,
         )
         meta = request.meta
         otel.record_failure(

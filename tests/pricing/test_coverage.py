@@ -390,3 +390,62 @@ def test_a_global_profile_keeps_the_global_price_through_an_alias():
                          ("global.anthropic.claude-sonnet-4-6-v1:0", "3.00"),
                          ("us.anthropic.claude-opus-4-6-v1:0", "5.50")):  # a geographic profile: in-region price
         assert compute_cost(one_million, asked).total_usd == Decimal(price), asked
+
+
+def test_curated_long_context_prices_match_the_library():
+    """Where genai-prices bills prompts over a threshold at higher prices, the curated entry has them too (and the
+    same figures): Gemini 2.5 Pro and Claude Sonnet 4.5 were priced at their short-prompt rates at any size."""
+    compared, wrong = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS or entry.overrides:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        theirs = figures and figures["long_context"]
+        if not theirs:
+            continue
+        compared += 1
+        ours = entry.long_context
+        if ours is None:
+            wrong.append(f"{entry.model} {entry.region}: no long_context; genai-prices: {theirs}")
+            continue
+        for name in ("above_tokens", "input", "output", "cache_read", "cache_write"):
+            if getattr(theirs, name) is not None and getattr(ours, name) != getattr(theirs, name):
+                wrong.append(f"{entry.model} {entry.region} long_context.{name}: {getattr(ours, name)} vs "
+                             f"{getattr(theirs, name)}")
+    assert compared >= 2 and not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("model, short, long", [
+    # (input, output, cache read) per 1M tokens up to 200k prompt tokens, then over
+    ("gemini-2.5-pro", ("1.25", "10.00", "0.125"), ("2.50", "15.00", "0.25")),
+    ("claude-sonnet-4-5-20250929", ("3.00", "15.00", "0.30"), ("6.00", "22.50", "0.60")),
+])
+def test_a_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_price(model, short, long):
+    def expected(tokens_in, tokens_cached, tokens_out, rates):
+        rate_in, rate_out, rate_cached = (Decimal(r) for r in rates)
+        return (tokens_in * rate_in + tokens_cached * rate_cached + tokens_out * rate_out) / M
+
+    at_limit = compute_cost(Usage(150_000, 1_000, 50_000), model, one_call=True)  # 200,000 prompt tokens: not over
+    assert at_limit.total_usd == expected(150_000, 50_000, 1_000, short) and at_limit.note is None
+    over = compute_cost(Usage(150_001, 1_000, 50_000), model, one_call=True)  # 200,001: all at the long price
+    assert over.total_usd == expected(150_001, 50_000, 1_000, long)
+    assert over.note == "long-context prices: 200,001 prompt tokens are over 200,000" and over.as_of == "2026-11-09"
+    batch = compute_cost(Usage(200_001, 1_000), model, mode="batch", one_call=True)  # batch halves it too
+    assert batch.total_usd == expected(200_001, 0, 1_000, long) / 2
+    # Usage summed over many calls says nothing about one prompt's size: the standard rates.
+    assert compute_cost(Usage(150_001, 1_000, 50_000), model).total_usd == expected(150_001, 50_000, 1_000, short)
+
+
+def test_long_context_refuses_what_it_has_no_price_for():
+    with pytest.raises(UsageError, match="no 1-hour cache-write price for prompts over 200,000 tokens"):
+        compute_cost(Usage(1_000, 0, 0, 250_000), "claude-sonnet-4-5-20250929", cache_ttl="1h", one_call=True)
+    library_only = PriceCatalog([], use_fallback=True).lookup("gemini-1.5-pro")  # genai-prices: over 128k
+    assert library_only.long_context is not None and library_only.long_context.above_tokens == 128_000
+
+
+def test_a_long_context_block_in_a_price_file_is_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('provider: google\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
+                   '{above_tokens: 200000, input: "2"}\n    regions:\n      global: {input: "1", output: "2"}\n')
+    with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.long_context: output, source, as_of required"):
+        PriceCatalog.builtin().with_overrides(bad)

@@ -50,7 +50,7 @@ def test_cached_tokens_are_split_out_of_prompt_tokens():
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (464, 1536, 50)
 
 
-def _tiered_upstream():
+def _tiered_upstream(prompt_tokens=1000):
     """An OpenAI-format server that answers at the service tier asked for, as OpenAI does (`service_tier` in the
     answer: "flex", "priority", else "default"); 1,000 prompt tokens (200 cached), 100 completion (60 reasoning)."""
     import json
@@ -63,7 +63,7 @@ def _tiered_upstream():
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            usage = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 100, "total_tokens": prompt_tokens + 100,
                      "prompt_tokens_details": {"cached_tokens": 200},
                      "completion_tokens_details": {"reasoning_tokens": 60}}
             answer = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
@@ -120,3 +120,24 @@ def test_a_flex_or_priority_call_is_recorded_at_that_tiers_price(ledger_path, mo
                                           Decimal("0.00125")]
     assert [r.tags.get("service_tier") for r in rows] == ["flex", "priority", None, "flex"]
     assert all(r.cost_usd == r.input_cost_usd + r.output_cost_usd + r.cache_read_cost_usd for r in rows)
+
+
+def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_price(ledger_path, monkeypatch):
+    """One call with a 250,000-token prompt (200 of them cached) priced as Gemini 2.5 Pro: Google bills the whole
+    call at $2.50 in / $0.25 cached / $15 out per 1M over 200k prompt tokens (was $1.25 / $0.125 / $10)."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream(prompt_tokens=250_000)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"g": ModelSpec(name="g", provider="openai", model="g", base_url=url, price_as="gemini-2.5-pro")}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="g", max_tokens=100))
+    finally:
+        server.shutdown()
+        server.server_close()
+    [row] = open_store(ledger_path).events()
+    assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (249_800, 200, 100)
+    expected = (249_800 * Decimal("2.50") + 200 * Decimal("0.25") + 100 * Decimal("15")) / 1_000_000
+    assert row.cost_usd == expected == Decimal("0.62605")

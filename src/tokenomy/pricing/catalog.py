@@ -20,11 +20,13 @@ import yaml
 from tokenomy.errors import ConfigError, UnknownModelError
 from tokenomy.pricing.entry import (
     INT_FIELDS,
+    LONG_CONTEXT_PRICE_FIELDS,
     PRICE_FIELDS,
     SERVICE_TIERS,
     TERMS,
     TEXT_FIELDS,
     TIER_PRICE_FIELDS,
+    LongContextPrice,
     PriceEntry,
     TierPrice,
 )
@@ -75,7 +77,7 @@ def _entry_from_block(
         set(PRICE_FIELDS)
         | set(INT_FIELDS)
         | set(TEXT_FIELDS)
-        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers"}
+        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers", "long_context"}
     )
     unknown = set(block) - known
     if unknown:
@@ -101,6 +103,9 @@ def _entry_from_block(
         str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
         for name, spec in tiers.items()
     }
+    long_context = block.get("long_context", model_info.get("long_context"))
+    if long_context is not None:
+        kwargs["long_context"] = _long_context_from_block(long_context, f"{where}.long_context")
     return PriceEntry(
         provider=provider,
         model=model,
@@ -110,6 +115,38 @@ def _entry_from_block(
         as_of=str(block.get("as_of") or model_info.get("as_of") or as_of),
         priced_by=priced_by,
         **kwargs,
+    )
+
+
+def _long_context_from_block(spec: Any, where: str) -> LongContextPrice:
+    """Prices over a prompt-size threshold: above_tokens, input, output, source and as_of are required."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping such as {{above_tokens: 200000, input: ..., output: ...}}")
+    known = {"above_tokens", "source", "as_of", *LONG_CONTEXT_PRICE_FIELDS}
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
+    missing = [key for key in ("above_tokens", "input", "output", "source", "as_of") if spec.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(
+            f"{where}: {', '.join(missing)} required (a long-context price carries its threshold, figures, "
+            "source and date)"
+        )
+    threshold = spec["above_tokens"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0:
+        raise ConfigError(f"{where}.above_tokens: {threshold!r} is not a whole number of tokens above 0")
+    optional = {
+        key: _decimal(spec[key], f"{where}.{key}")
+        for key in ("cache_read", "cache_write", "cache_write_1h")
+        if spec.get(key) is not None
+    }
+    return LongContextPrice(
+        above_tokens=threshold,
+        input=_decimal(spec["input"], f"{where}.input"),
+        output=_decimal(spec["output"], f"{where}.output"),
+        source=str(spec["source"]),
+        as_of=str(spec["as_of"]),
+        **optional,
     )
 
 
@@ -145,9 +182,15 @@ def _check_dates(doc: dict[str, Any], origin: str) -> None:
     for model, info in (doc.get("models") or {}).items():
         info = info if isinstance(info, dict) else {}
         places.append((f"models.{model}.as_of", info.get("as_of")))
+        if isinstance(info.get("long_context"), dict):
+            places.append((f"models.{model}.long_context.as_of", info["long_context"].get("as_of")))
         for region, block in (info.get("regions") or {}).items():
             block = block if isinstance(block, dict) else {}
             places.append((f"models.{model}.regions.{region}.as_of", block.get("as_of")))
+            if isinstance(block.get("long_context"), dict):
+                places.append(
+                    (f"models.{model}.regions.{region}.long_context.as_of", block["long_context"].get("as_of"))
+                )
             for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
                 if isinstance(spec, dict):
                     places.append((f"models.{model}.regions.{region}.service_tiers.{tier}.as_of", spec.get("as_of")))
