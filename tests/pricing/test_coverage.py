@@ -449,3 +449,22 @@ def test_a_long_context_block_in_a_price_file_is_checked(tmp_path):
                    '{above_tokens: 200000, input: "2"}\n    regions:\n      global: {input: "1", output: "2"}\n')
     with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.long_context: output, source, as_of required"):
         PriceCatalog.builtin().with_overrides(bad)
+
+
+def test_a_price_file_cannot_price_a_model_at_zero_by_mistake(tmp_path):
+    """Prices written beside `regions:` were dropped and the region's entry (which replaces the built-in one) had
+    none: Sonnet 4.5 in eu-west-1 cost $0.000000 per million tokens. An entry missing a price priced it at $0."""
+    beside = tmp_path / "beside.yaml"
+    beside.write_text('provider: aws.bedrock\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+                      '  anthropic.claude-sonnet-4-5-20250929-v1:0:\n    input: "2.90"\n    output: "14.50"\n'
+                      '    regions:\n      eu-west-1: {}\n')
+    with pytest.raises(ConfigError, match=r"models\.anthropic\.claude-sonnet-4-5-20250929-v1:0: unknown field\(s\) "
+                                          r"\['input', 'output'\]; prices go in a region block"):
+        PriceCatalog.builtin().with_overrides(beside)
+    half = tmp_path / "half.yaml"
+    half.write_text('provider: openai\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+                    '  my-model:\n    regions:\n      global: {input: "1.00", provisioned_hourly: {1m: "10"}}\n')
+    catalog = PriceCatalog.builtin().with_overrides(half)
+    with pytest.raises(UsageError, match="model 'my-model' in global has no output price"):
+        compute_cost(Usage(M, M), "my-model", catalog=catalog)
+    assert compute_cost(Usage(M, M), "my-model", mode="provisioned", catalog=catalog).total_usd == 0  # per unit-hour

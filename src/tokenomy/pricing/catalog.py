@@ -217,8 +217,20 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
             raise ConfigError(f"{origin}: top-level '{key}' is required (every price carries its source and date)")
     _check_dates(doc, origin)
     entries = []
+    model_fields = set(INT_FIELDS) | set(TEXT_FIELDS)
+    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", "long_context"}
     for model, info in (doc.get("models") or {}).items():
         info = info or {}
+        if not isinstance(info, dict):
+            raise ConfigError(f"{origin}: models.{model}: expected a mapping with regions:, not {info!r}")
+        unknown = set(info) - model_fields
+        if unknown:
+            # A price written beside `regions:` instead of inside a region would be dropped, and the model priced at $0.
+            raise ConfigError(
+                f"{origin}: models.{model}: unknown field(s) {sorted(unknown)}; prices go in a region block "
+                f"(models.{model}.regions.<region>: {{input: ..., output: ...}}); fields of a model are "
+                f"{sorted(model_fields)}"
+            )
         regions = info.get("regions")
         if not regions:
             raise ConfigError(f"{origin}: models.{model}.regions is missing; give at least one region block")

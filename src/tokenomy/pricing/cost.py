@@ -130,6 +130,13 @@ def compute_cost(
                 f"over {long.above_tokens:,} tokens; price it with --service-tier standard or a price file"
             )
         return _tier_cost(usage, entry, service_tier, cache_ttl)
+    missing = [name for name in ("input", "output") if getattr(entry, name) is None]
+    if missing and mode != "provisioned":
+        # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no {' or '.join(missing)} price "
+            f"({entry.priced_by}, {entry.source}); add it to the region's block with a price file (--prices FILE)"
+        )
     write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
