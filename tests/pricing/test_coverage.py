@@ -177,7 +177,8 @@ def test_the_library_fallback_resolves_bedrock_ids_and_keeps_batch():
 
 
 PROVIDERS = {"aws.bedrock": "aws", "anthropic": "anthropic", "openai": "openai", "google": "google"}
-FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output")
+FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output",
+          "batch_cache_read")
 
 
 def test_curated_figures_match_the_library_or_say_why_not():
@@ -468,3 +469,28 @@ def test_a_price_file_cannot_price_a_model_at_zero_by_mistake(tmp_path):
     with pytest.raises(UsageError, match="model 'my-model' in global has no output price"):
         compute_cost(Usage(M, M), "my-model", catalog=catalog)
     assert compute_cost(Usage(M, M), "my-model", mode="provisioned", catalog=catalog).total_usd == 0  # per unit-hour
+
+
+def test_a_cached_token_in_a_batch_costs_what_the_provider_publishes():
+    """Every batch cache read was half the cached-input price. genai-prices' batch prices say otherwise for OpenAI's
+    GPT-4o/4.1/o-series and Gemini 2.5 (no further discount), and agree for GPT-5 and Claude."""
+    curated, derived = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS or not entry.has_batch or entry.cache_read is None:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        if figures is None or figures["batch_cache_read"] is None:
+            continue
+        curated += 1
+        charged = compute_cost(Usage(0, 0, M), entry.model, entry.region, "batch").cache_read_usd
+        if charged != figures["batch_cache_read"]:
+            derived.append(f"{entry.model} {entry.region}: {charged} vs genai-prices {figures['batch_cache_read']}")
+    assert curated >= 20 and not derived, "\n".join(derived)
+    # By hand, per 1M cached tokens in a batch: gpt-4.1 $0.50 (its cached-input price; half of it was charged),
+    # gemini-2.5-flash $0.03, gpt-5 $0.0625 (half of $0.125), Claude Sonnet 4.5 $0.15 (half of $0.30).
+    for model, price in (("gpt-4.1", "0.50"), ("gemini-2.5-flash", "0.03"), ("gpt-5", "0.0625"),
+                         ("claude-sonnet-4-5-20250929", "0.15")):
+        assert compute_cost(Usage(0, 0, M), model, mode="batch").cache_read_usd == Decimal(price), model
+    # Over 200k prompt tokens Gemini 2.5 Pro's batch cache read is its long-context cached price, $0.25 (not halved).
+    long = compute_cost(Usage(100_000, 0, 150_000), "gemini-2.5-pro", mode="batch", one_call=True)
+    assert long.cache_read_usd == 150_000 * Decimal("0.25") / M and long.input_usd == 100_000 * Decimal("1.25") / M

@@ -166,10 +166,11 @@ def compute_cost(
             assert entry.batch_input is not None and entry.batch_output is not None
             ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
             ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
+            ratio_cr = _batch_cache_read_ratio(entry, ratio_in)
             rate_in, rate_out, rate_cr, rate_cw = (
                 rate_in * ratio_in,
                 rate_out * ratio_out,
-                rate_cr * ratio_in,
+                rate_cr * ratio_cr,
                 rate_cw * ratio_in,
             )
         note = f"long-context prices: {usage.total_input_tokens:,} prompt tokens are over {long.above_tokens:,}"
@@ -185,9 +186,10 @@ def compute_cost(
             )
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
-        # Batch discounts apply to cached tokens in the same proportion as to plain input.
+        # A cached input token's batch price where the provider publishes one (OpenAI's GPT-4o/4.1/o-series and
+        # Gemini 2.5 bill it at no further discount); otherwise the batch discount on input applies in proportion.
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
-        rate_cr = _rate(entry, "cache_read") * ratio
+        rate_cr = _rate(entry, "cache_read") * _batch_cache_read_ratio(entry, ratio)
         rate_cw = _rate(entry, write_field, "input") * ratio
     else:
         # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
@@ -208,6 +210,13 @@ def compute_cost(
         note=note,
         cache_ttl=cache_ttl,
     )
+
+
+def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:
+    """Batch cache-read price over the on-demand one: from the published batch_cache_read where there is one."""
+    if entry.batch_cache_read is not None and entry.cache_read:
+        return entry.batch_cache_read / entry.cache_read
+    return input_ratio
 
 
 def _long_context(entry: PriceEntry, usage: Usage, mode: str) -> LongContextPrice | None:

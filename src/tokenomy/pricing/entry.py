@@ -10,12 +10,15 @@ from tokenomy.money import money_str
 
 TERMS = ("none", "1m", "6m")
 # USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write;
-# cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches).
+# cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches);
+# batch_cache_read is a cached input token's price in a batch, where published (otherwise the batch discount on
+# input applies to it in proportion).
 PRICE_FIELDS = (
     "input",
     "output",
     "batch_input",
     "batch_output",
+    "batch_cache_read",
     "cache_read",
     "cache_write",
     "cache_write_1h",
@@ -97,6 +100,7 @@ class PriceEntry:
     output: Decimal | None = None
     batch_input: Decimal | None = None
     batch_output: Decimal | None = None
+    batch_cache_read: Decimal | None = None  # where published; else cache_read x batch_input / input
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None

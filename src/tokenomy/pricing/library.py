@@ -205,6 +205,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             output=_flat(prices, "output_mtok"),
             batch_input=_flat(batch, "input_mtok") if batch else None,
             batch_output=_flat(batch, "output_mtok") if batch else None,
+            batch_cache_read=_flat(batch, "cache_read_mtok") if batch else None,
             cache_read=_flat(prices, "cache_read_mtok"),
             cache_write=_flat(prices, "cache_write_mtok"),
             cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
@@ -240,6 +241,7 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
         "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
         "batch_input": _flat(batch, "input_mtok") if batch else None,
         "batch_output": _flat(batch, "output_mtok") if batch else None,
+        "batch_cache_read": _flat(batch, "cache_read_mtok") if batch else None,
         "service_tiers": _tiers(info, now, "genai-prices", _snapshot()[1]),
         "long_context": _long_context(prices, "genai-prices", _snapshot()[1]),
     }
