@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -45,6 +46,33 @@ def test_usd_groups_thousands_and_passes_none():
     assert usd(None) == "-"
     with pytest.raises(ValueError, match="unknown money kind"):
         money_str(1, "euros")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (766666.6666666666, "766666.6666666666"),  # was 766666.666666666628: the binary expansion, not the figure
+    (123456789.12345679, "123456789.12345679"),  # was 123456789.123456791043
+    (0.1 + 0.2, "0.3"),  # more than 12 places: rounded to 12, then trailing zeros dropped
+    (1 / 3, "0.333333333333"),
+    (1e-05, "0.00001"),  # plain notation, never 1e-05
+    (1e20, "100000000000000000000.0"),
+    (-1e-13, "0.0"),  # one zero
+    (7.0, "7.0"),
+    (np.float64(766666.6666666666), "766666.6666666666"),  # numpy floats (their repr is "np.float64(...)")
+])
+def test_json_floats_are_their_shortest_repr_in_plain_notation(value, expected):
+    from tokenomy.commands._common import dumps
+
+    assert dumps({"x": value}) == '{\n  "x": ' + expected + '\n}'
+    assert json.loads(dumps(value)) == float(expected)
+
+
+def test_breakeven_volume_is_printed_as_computed():
+    """plan breakeven's break-even volume: $18.40 an hour / (60 min x $0.40 per 1M tokens) = 766,666.67 tokens/min."""
+    out = CliRunner().invoke(app, ["plan", "breakeven", "--model", "amazon.titan-text-express-v1", "--input-share",
+                                   "0.5", "--json"])
+    expected = Decimal("18.40") / (60 * (Decimal("0.5") * Decimal("0.20") + Decimal("0.5") * Decimal("0.60")) / 10**6)
+    assert '"breakeven_tokens_per_minute": 766666.6666666666,' in out.stdout
+    assert json.loads(out.stdout)["breakeven_tokens_per_minute"] == pytest.approx(float(expected), rel=1e-15)
 
 
 # --- every command with --json, on a small demo-like ledger -------------------------------------------------

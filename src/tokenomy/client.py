@@ -46,6 +46,18 @@ from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
 
 log = logging.getLogger(__name__)
+# Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
+# standard tier; any other value ("default", "auto", "scale", none) is the standard price.
+PRICED_TIERS = ("flex", "priority")
+
+
+def served_tier(response: ChatResponse) -> str:
+    """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
+    which the caller can ask for in `extra`): flex and priority calls are billed at their own prices."""
+    raw = response.raw if isinstance(response.raw, dict) else {}
+    top = raw.get("top")
+    tier = top.get("service_tier") if isinstance(top, dict) else None
+    return tier if tier in PRICED_TIERS else "standard"
 
 
 class Tokenomy:
@@ -191,8 +203,9 @@ class Tokenomy:
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
+        tier = served_tier(response) if call.mode == "on_demand" else "standard"
         try:
-            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog)
+            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier, one_call=True)
         except TokenomyError as exc:
             # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
             # marked unpriced, rather than an error for a price the catalog lacks.
@@ -214,6 +227,8 @@ class Tokenomy:
             event.tags = {**(event.tags or {}), "deployment": event.model}
             event.model = target.spec.price_as
         event.attempt = att.number
+        if tier != "standard":  # the row says why its price is not the standard one
+            event.tags = {**(event.tags or {}), "service_tier": tier}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
             event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
         self._record(event)
@@ -299,6 +314,7 @@ class Tokenomy:
             request.region if request.region not in ("global", "local") else None,
             call.mode,
             self.catalog,
+            one_call=True,
         )
         meta = request.meta
         otel.record_failure(

@@ -212,3 +212,26 @@ def test_provider_budget_matches_either_spelling_and_messages_use_the_money_rule
         assert budget[0]["message"] == "spent $0.40 of $0.10 this month"  # was "of $0.1"
     zero = evaluate(store, [{"scope": "provider", "match": "openai", "limit_usd": "0.0005"}], now=now)
     assert [a["message"] for a in zero if a["kind"] == "budget"] == ["spent $0.200000 of $0.000500 this month"]
+
+
+def test_an_anomaly_range_never_goes_below_zero_and_its_amounts_follow_the_money_rule(ledger_path) -> None:
+    """A noisy model ($3, $10 or $17 a day) spiking to $400: the expected range's low end came out as -$0.08
+    ("expected -$0.08–$87.37") and the JSON amounts as floats (400.0, -0.083678217237) beside "29.000000"."""
+    import random
+
+    rng = random.Random(3)
+    start = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    days = [10 * rng.choice([0.3, 1, 1.7]) for _ in range(60)]
+    days[55] = 400  # 2026-11-25
+    open_store(ledger_path).write([
+        UsageEvent(ts=start + timedelta(days=d), provider="openai", model="noisy", input_tokens=1,
+                   cost_usd=Decimal(f"{cost:.6f}"))
+        for d, cost in enumerate(days)
+    ])
+    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of",
+                                      "2026-11-30T06:00:00Z", "--dry-run", "--json"])
+    [spike] = [a for a in json.loads(result.stdout) if a["kind"] == "anomaly_spike"]
+    assert spike["day"] == "2026-11-25" and spike["actual_usd"] == "400.000000"
+    low, high = Decimal(spike["expected_low_usd"]), Decimal(spike["expected_high_usd"])
+    assert spike["expected_low_usd"] == "0.000000" and Decimal(0) < high < Decimal(400)
+    assert spike["message"] == f"$400.00/day, expected $0.00–${high:.2f}" and low >= 0

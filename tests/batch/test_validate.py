@@ -140,3 +140,47 @@ def test_a_utf16_file_is_named_as_utf16_not_csv(tmp_path):
     plain = tmp_path / "plain.jsonl"
     plain.write_text(lines)
     check_jsonl_shape(plain)  # UTF-8 passes
+
+
+def _openai_lines(path, records=20, chars=400, max_tokens=100):
+    with open(path, "w") as fh:
+        for i in range(records):
+            body = {"model": "m", "messages": [{"role": "user", "content": "x" * chars}], "max_tokens": max_tokens}
+            fh.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                 "body": body}) + "\n")
+
+
+def test_plan_knows_the_gemini_batch_api_and_never_prints_none_hours(tmp_path):
+    """A Gemini model has batch prices and a managed batch service (results within 24 h): the planner said "no managed
+    batch service for this provider" and "the window is shorter than batch's None h completion"."""
+    from datetime import UTC, datetime, time
+    from decimal import Decimal
+
+    from tokenomy.batch.plan import plan_deadline
+    from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
+
+    src = tmp_path / "gemini.jsonl"
+    _openai_lines(src)  # 20 records x (400 chars / 4 = 100 input tokens, 100 output tokens at max_tokens)
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    short = plan_deadline(src, "gemini-2.5-flash", time(2, 0), start=start)
+    # gemini-2.5-flash: $0.30 / $2.50 per 1M on demand, $0.15 / $1.25 in batch
+    assert short.on_demand_usd == Decimal(2000) * Decimal("0.30") / 10**6 + Decimal(2000) * Decimal("2.50") / 10**6
+    assert short.batch_usd == short.on_demand_usd / 2 == Decimal("0.0028")
+    assert short.batch_completion_hours == 24 and "Gemini Batch API" in short.batch_risk
+    assert short.recommendation == "on_demand" and "batch's 24 h completion" in short.reason
+    day = plan_deadline(src, "gemini-2.5-flash", time(0, 0), start=start)
+    assert day.window_hours == 24 and day.recommendation == "batch" and "saves $0.002800" in day.reason
+    # A provider the planner knows no completion time for: said so in words, never "None h".
+    prices = tmp_path / "acme.yaml"
+    prices.write_text('provider: acme\nsource: https://example.com/acme\nas_of: "2026-11-01"\nmodels:\n  acme-1:\n'
+                      '    regions:\n      global: {input: "1", output: "2", batch_input: "0.5", batch_output: "1"}\n')
+    set_default_catalog(PriceCatalog.builtin().with_overrides(prices))
+    try:
+        quick = plan_deadline(src, "acme-1", time(2, 0), start=start, tpm_quota=100_000)
+        slow = plan_deadline(src, "acme-1", time(2, 0), start=start)
+    finally:
+        set_default_catalog(None)
+    assert quick.recommendation == "on_demand" and slow.recommendation == "on_demand"
+    for plan in (quick, slow):
+        assert plan.batch_completion_hours is None and "None" not in plan.reason
+    assert "completion time is not stated" in quick.reason and "no stated batch completion time" in slow.reason

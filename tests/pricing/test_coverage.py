@@ -177,7 +177,8 @@ def test_the_library_fallback_resolves_bedrock_ids_and_keeps_batch():
 
 
 PROVIDERS = {"aws.bedrock": "aws", "anthropic": "anthropic", "openai": "openai", "google": "google"}
-FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output")
+FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output",
+          "batch_cache_read")
 
 
 def test_curated_figures_match_the_library_or_say_why_not():
@@ -339,3 +340,157 @@ def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(prof
     with pytest.raises(UnknownModelError, match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
                                                  r".*--prices FILE"):
         PriceCatalog.builtin().lookup(profile)
+
+
+def test_an_alias_never_prices_a_snapshot_the_library_prices_differently():
+    """Ids the curated catalog resolves only through its alias rules (dated snapshots, version suffixes, profiles)
+    must get the figures genai-prices has for that exact id: gpt-4o-2024-05-13 ($5 / $15) was priced as gpt-4o
+    ($2.50 / $10), global.anthropic.claude-opus-4-6-v1:0 at the in-region price ($5.50 / $27.50, not $5 / $25)."""
+    from datetime import UTC, datetime
+
+    from tokenomy.pricing.identifiers import parse_model_id
+
+    catalog, snapshot, now = PriceCatalog.builtin(), library._snapshot()[0], datetime.now(UTC)
+    resolved, wrong = 0, []
+    for provider in snapshot.providers:
+        if provider.id not in PROVIDERS.values():
+            continue
+        for model in provider.models:
+            prices = model.get_prices(now)
+            theirs = (library._flat(prices, "input_mtok"), library._flat(prices, "output_mtok"))
+            ref = parse_model_id(model.id, strict=False)
+            if None in theirs or ref.profiled in catalog.models() or ref.base in catalog.models():
+                continue
+            try:
+                entry = catalog.lookup(model.id)
+            except UnknownModelError:
+                continue
+            if entry.priced_by != "tokenomy-catalog":
+                continue
+            resolved += 1
+            if (entry.input, entry.output) != theirs:
+                wrong.append(f"{model.id} -> {entry.model} {entry.region}: {entry.input}/{entry.output} vs {theirs}")
+    assert resolved >= 10, resolved
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_first_gpt_4o_snapshot_keeps_its_own_prices():
+    usage = Usage(M, M)
+    cost = compute_cost(usage, "gpt-4o-2024-05-13")
+    assert cost.input_usd == Decimal("5.00") and cost.output_usd == Decimal("15.00")  # OpenAI: $5 / $15 per 1M
+    assert compute_cost(usage, "gpt-4o-2024-05-13", mode="batch").total_usd == Decimal("10.00")  # $2.50 + $7.50
+    assert compute_cost(usage, "gpt-4o-2024-08-06").total_usd == Decimal("12.50")  # the later snapshot: gpt-4o
+    assert compute_cost(usage, "openai/gpt-4o-2024-05-13").total_usd == Decimal("20.00")
+    with pytest.raises(UsageError, match="no prompt-cache prices"):  # the snapshot has no prompt caching
+        compute_cost(Usage(0, 0, 1, 0), "gpt-4o-2024-05-13")
+
+
+def test_a_global_profile_keeps_the_global_price_through_an_alias():
+    one_million = Usage(M, 0)
+    for asked, price in (("global.anthropic.claude-opus-4-6-v1:0", "5.00"),
+                         ("global.anthropic.claude-sonnet-4-6-v1:0", "3.00"),
+                         ("us.anthropic.claude-opus-4-6-v1:0", "5.50")):  # a geographic profile: in-region price
+        assert compute_cost(one_million, asked).total_usd == Decimal(price), asked
+
+
+def test_curated_long_context_prices_match_the_library():
+    """Where genai-prices bills prompts over a threshold at higher prices, the curated entry has them too (and the
+    same figures): Gemini 2.5 Pro and Claude Sonnet 4.5 were priced at their short-prompt rates at any size."""
+    compared, wrong = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS or entry.overrides:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        theirs = figures and figures["long_context"]
+        if not theirs:
+            continue
+        compared += 1
+        ours = entry.long_context
+        if ours is None:
+            wrong.append(f"{entry.model} {entry.region}: no long_context; genai-prices: {theirs}")
+            continue
+        for name in ("above_tokens", "input", "output", "cache_read", "cache_write"):
+            if getattr(theirs, name) is not None and getattr(ours, name) != getattr(theirs, name):
+                wrong.append(f"{entry.model} {entry.region} long_context.{name}: {getattr(ours, name)} vs "
+                             f"{getattr(theirs, name)}")
+    assert compared >= 2 and not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("model, short, long", [
+    # (input, output, cache read) per 1M tokens up to 200k prompt tokens, then over
+    ("gemini-2.5-pro", ("1.25", "10.00", "0.125"), ("2.50", "15.00", "0.25")),
+    ("claude-sonnet-4-5-20250929", ("3.00", "15.00", "0.30"), ("6.00", "22.50", "0.60")),
+])
+def test_a_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_price(model, short, long):
+    def expected(tokens_in, tokens_cached, tokens_out, rates):
+        rate_in, rate_out, rate_cached = (Decimal(r) for r in rates)
+        return (tokens_in * rate_in + tokens_cached * rate_cached + tokens_out * rate_out) / M
+
+    at_limit = compute_cost(Usage(150_000, 1_000, 50_000), model, one_call=True)  # 200,000 prompt tokens: not over
+    assert at_limit.total_usd == expected(150_000, 50_000, 1_000, short) and at_limit.note is None
+    over = compute_cost(Usage(150_001, 1_000, 50_000), model, one_call=True)  # 200,001: all at the long price
+    assert over.total_usd == expected(150_001, 50_000, 1_000, long)
+    assert over.note == "long-context prices: 200,001 prompt tokens are over 200,000" and over.as_of == "2026-11-09"
+    batch = compute_cost(Usage(200_001, 1_000), model, mode="batch", one_call=True)  # batch halves it too
+    assert batch.total_usd == expected(200_001, 0, 1_000, long) / 2
+    # Usage summed over many calls says nothing about one prompt's size: the standard rates.
+    assert compute_cost(Usage(150_001, 1_000, 50_000), model).total_usd == expected(150_001, 50_000, 1_000, short)
+
+
+def test_long_context_refuses_what_it_has_no_price_for():
+    with pytest.raises(UsageError, match="no 1-hour cache-write price for prompts over 200,000 tokens"):
+        compute_cost(Usage(1_000, 0, 0, 250_000), "claude-sonnet-4-5-20250929", cache_ttl="1h", one_call=True)
+    library_only = PriceCatalog([], use_fallback=True).lookup("gemini-1.5-pro")  # genai-prices: over 128k
+    assert library_only.long_context is not None and library_only.long_context.above_tokens == 128_000
+
+
+def test_a_long_context_block_in_a_price_file_is_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('provider: google\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
+                   '{above_tokens: 200000, input: "2"}\n    regions:\n      global: {input: "1", output: "2"}\n')
+    with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.long_context: output, source, as_of required"):
+        PriceCatalog.builtin().with_overrides(bad)
+
+
+def test_a_price_file_cannot_price_a_model_at_zero_by_mistake(tmp_path):
+    """Prices written beside `regions:` were dropped and the region's entry (which replaces the built-in one) had
+    none: Sonnet 4.5 in eu-west-1 cost $0.000000 per million tokens. An entry missing a price priced it at $0."""
+    beside = tmp_path / "beside.yaml"
+    beside.write_text('provider: aws.bedrock\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+                      '  anthropic.claude-sonnet-4-5-20250929-v1:0:\n    input: "2.90"\n    output: "14.50"\n'
+                      '    regions:\n      eu-west-1: {}\n')
+    with pytest.raises(ConfigError, match=r"models\.anthropic\.claude-sonnet-4-5-20250929-v1:0: unknown field\(s\) "
+                                          r"\['input', 'output'\]; prices go in a region block"):
+        PriceCatalog.builtin().with_overrides(beside)
+    half = tmp_path / "half.yaml"
+    half.write_text('provider: openai\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+                    '  my-model:\n    regions:\n      global: {input: "1.00", provisioned_hourly: {1m: "10"}}\n')
+    catalog = PriceCatalog.builtin().with_overrides(half)
+    with pytest.raises(UsageError, match="model 'my-model' in global has no output price"):
+        compute_cost(Usage(M, M), "my-model", catalog=catalog)
+    assert compute_cost(Usage(M, M), "my-model", mode="provisioned", catalog=catalog).total_usd == 0  # per unit-hour
+
+
+def test_a_cached_token_in_a_batch_costs_what_the_provider_publishes():
+    """Every batch cache read was half the cached-input price. genai-prices' batch prices say otherwise for OpenAI's
+    GPT-4o/4.1/o-series and Gemini 2.5 (no further discount), and agree for GPT-5 and Claude."""
+    curated, derived = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS or not entry.has_batch or entry.cache_read is None:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        if figures is None or figures["batch_cache_read"] is None:
+            continue
+        curated += 1
+        charged = compute_cost(Usage(0, 0, M), entry.model, entry.region, "batch").cache_read_usd
+        if charged != figures["batch_cache_read"]:
+            derived.append(f"{entry.model} {entry.region}: {charged} vs genai-prices {figures['batch_cache_read']}")
+    assert curated >= 20 and not derived, "\n".join(derived)
+    # By hand, per 1M cached tokens in a batch: gpt-4.1 $0.50 (its cached-input price; half of it was charged),
+    # gemini-2.5-flash $0.03, gpt-5 $0.0625 (half of $0.125), Claude Sonnet 4.5 $0.15 (half of $0.30).
+    for model, price in (("gpt-4.1", "0.50"), ("gemini-2.5-flash", "0.03"), ("gpt-5", "0.0625"),
+                         ("claude-sonnet-4-5-20250929", "0.15")):
+        assert compute_cost(Usage(0, 0, M), model, mode="batch").cache_read_usd == Decimal(price), model
+    # Over 200k prompt tokens Gemini 2.5 Pro's batch cache read is its long-context cached price, $0.25 (not halved).
+    long = compute_cost(Usage(100_000, 0, 150_000), "gemini-2.5-pro", mode="batch", one_call=True)
+    assert long.cache_read_usd == 150_000 * Decimal("0.25") / M and long.input_usd == 100_000 * Decimal("1.25") / M

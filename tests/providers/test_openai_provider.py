@@ -48,3 +48,96 @@ def test_cached_tokens_are_split_out_of_prompt_tokens():
     usage = usage_from_openai(CompletionUsage(prompt_tokens=2000, completion_tokens=50, total_tokens=2050,
                                               prompt_tokens_details=PromptTokensDetails(cached_tokens=1536)))
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (464, 1536, 50)
+
+
+def _tiered_upstream(prompt_tokens=1000):
+    """An OpenAI-format server that answers at the service tier asked for, as OpenAI does (`service_tier` in the
+    answer: "flex", "priority", else "default"); 1,000 prompt tokens (200 cached), 100 completion (60 reasoning)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 100, "total_tokens": prompt_tokens + 100,
+                     "prompt_tokens_details": {"cached_tokens": 200},
+                     "completion_tokens_details": {"reasoning_tokens": 60}}
+            answer = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                      "service_tier": body.get("service_tier", "default"),
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                   "finish_reason": "stop"}]}
+            if body.get("stream"):
+                chunks = [{**answer, "object": "chat.completion.chunk", "choices": [
+                              {"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
+                          {**answer, "object": "chat.completion.chunk", "choices": [], "usage": usage}]
+                data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+                kind = "text/event-stream"
+            else:
+                data, kind = json.dumps({**answer, "usage": usage}).encode(), "application/json"
+            self.send_response(200)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_flex_or_priority_call_is_recorded_at_that_tiers_price(ledger_path, monkeypatch):
+    """`service_tier` rides in `extra` to OpenAI, which bills the tier it served: the ledger priced every call at
+    the standard tier (an o3 flex call at $2/$8 per 1M instead of $1/$4)."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"o3": ModelSpec(name="o3", provider="openai", model="o3", base_url=url)}
+        with Tokenomy(ledger_path, models=models) as client:
+            for tier in ("flex", "priority", None):
+                extra = {"service_tier": tier} if tier else {}
+                client.chat(ChatRequest.simple("hi", model="o3", max_tokens=100, extra=extra))
+            list(client.stream(ChatRequest.simple("hi", model="o3", max_tokens=100, extra={"service_tier": "flex"})))
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = open_store(ledger_path).events()
+    # o3 per 1M tokens (openai.yaml, from OpenAI's pricing page): standard $2 in / $0.50 cached / $8 out;
+    # flex $1 / $0.25 / $4; priority $3.50 / $0.875 / $14. 800 uncached + 200 cached input, 100 output.
+    def price(rate_in, rate_cached, rate_out):
+        return (800 * Decimal(rate_in) + 200 * Decimal(rate_cached) + 100 * Decimal(rate_out)) / 1_000_000
+
+    assert [(r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in rows] == [(800, 200, 100)] * 4
+    assert [r.cost_usd for r in rows] == [price("1", "0.25", "4"), price("3.50", "0.875", "14"),
+                                          price("2", "0.50", "8"), price("1", "0.25", "4")]
+    assert [r.cost_usd for r in rows] == [Decimal("0.00125"), Decimal("0.004375"), Decimal("0.0025"),
+                                          Decimal("0.00125")]
+    assert [r.tags.get("service_tier") for r in rows] == ["flex", "priority", None, "flex"]
+    assert all(r.cost_usd == r.input_cost_usd + r.output_cost_usd + r.cache_read_cost_usd for r in rows)
+
+
+def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_price(ledger_path, monkeypatch):
+    """One call with a 250,000-token prompt (200 of them cached) priced as Gemini 2.5 Pro: Google bills the whole
+    call at $2.50 in / $0.25 cached / $15 out per 1M over 200k prompt tokens (was $1.25 / $0.125 / $10)."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream(prompt_tokens=250_000)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"g": ModelSpec(name="g", provider="openai", model="g", base_url=url, price_as="gemini-2.5-pro")}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="g", max_tokens=100))
+    finally:
+        server.shutdown()
+        server.server_close()
+    [row] = open_store(ledger_path).events()
+    assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (249_800, 200, 100)
+    expected = (249_800 * Decimal("2.50") + 200 * Decimal("0.25") + 100 * Decimal("15")) / 1_000_000
+    assert row.cost_usd == expected == Decimal("0.62605")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,13 @@ class Anomaly:
     expected_high_usd: float
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__
+        """Amounts as Decimals (from each float's shortest repr), so JSON writes them by the one money rule."""
+        return {key: Decimal(repr(value)) if key.endswith("_usd") else value for key, value in self.__dict__.items()}
+
+
+def _at_least_zero(usd: float) -> float:
+    """The low end of an expected range: a day cannot cost less than nothing (expm1 of a wide band goes below 0)."""
+    return max(usd, 0.0)
 
 
 def daily_spend(store: Any, by: str = "model", until: datetime | None = None) -> pd.DataFrame:
@@ -77,7 +84,7 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
                     key,
                     day.date().isoformat(),
                     float(series.iloc[i]),
-                    scale * float(np.expm1(expected[i] - z * sigma)),
+                    _at_least_zero(scale * float(np.expm1(expected[i] - z * sigma))),
                     scale * float(np.expm1(expected[i] + z * sigma)),
                 )
             )
@@ -93,7 +100,7 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
                 key,
                 series.index[-1].date().isoformat(),
                 float(np.mean(series.values[-7:])),
-                scale * float(np.expm1(level - band)),
+                _at_least_zero(scale * float(np.expm1(level - band))),
                 scale * float(np.expm1(level + band)),
             )
         )

@@ -72,7 +72,7 @@ def record_results(
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
         if result.ok and result.usage is not None:
-            cost = compute_cost(result.usage, pricing_model, region, mode)
+            cost = compute_cost(result.usage, pricing_model, region, mode, one_call=True)
             cost_usd = cost.total_usd
             u = result.usage
             event = UsageEvent(

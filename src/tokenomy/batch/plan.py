@@ -30,6 +30,9 @@ BATCH_COMPLETION = {
     ),
     "openai": (24, "OpenAI Batch completes within its 24 h completion window, with no earlier guarantee"),
     "anthropic": (24, "Anthropic Message Batches finish within 24 h, most sooner, with no earlier guarantee"),
+    # The catalog's Gemini API models (pricing/data/google.yaml); the Gemini Batch API returns results "within 24
+    # hours" (https://developers.googleblog.com/scale-your-ai-workloads-batch-mode-gemini-api, 2025-07-07).
+    "google": (24, "the Gemini Batch API returns results within 24 h, with no earlier guarantee"),
 }
 
 
@@ -130,7 +133,7 @@ def plan_deadline(
             (
                 f"on demand finishes in ~{minutes:.0f} min at {tpm_quota:,} TPM, inside the "
                 f"{hours:.1f} h window; batch would save {usd(saving, 'amount')} but its completion "
-                f"is only promised within {completion} h"
+                + (f"is only promised within {completion} h" if completion is not None else "time is not stated")
             ),
         )
     elif fits is False and minutes is not None:
@@ -140,6 +143,14 @@ def plan_deadline(
                 f"on demand needs ~{minutes / 60:.1f} h at {tpm_quota:,} TPM, longer than the "
                 f"{hours:.1f} h window (it needs ~{required:,} TPM); batch may finish in time "
                 f"and saves {usd(saving, 'amount')}, but is not guaranteed to"
+            ),
+        )
+    elif completion is None:
+        choice, reason = (
+            "on_demand",
+            (
+                f"{model} has a batch price but no stated batch completion time, so batch may not finish by the "
+                f"deadline; on demand needs ~{required:,} TPM to finish in time (pass --tpm-quota to check)"
             ),
         )
     else:

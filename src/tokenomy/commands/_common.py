@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Optional
 
 import typer
@@ -56,11 +56,21 @@ def _default(value: Any, money: str = "record") -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+_TWELVE_PLACES = Decimal("1E-12")
+
+
 def _plain_float(value: float) -> str:
     """A float as a JSON number in plain notation, at most 12 decimals (never "1e-05" or 17 digits of noise)."""
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"{value} cannot be written as JSON")
-    text = format(round(value, 12), ".12f").rstrip("0")
+    # From the float's shortest repr (its meaningful digits), not `format(value, ".12f")`, which writes the binary
+    # expansion: 766666.6666666666 came out as 766666.666666666628.
+    number = Decimal(repr(float(value)))  # float(): a numpy float's repr is "np.float64(0.5)"
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -12:
+        number = number.quantize(_TWELVE_PLACES, ROUND_HALF_EVEN)
+    text = format(number, "f")
+    text = text.rstrip("0") if "." in text else text + "."
     text = text + "0" if text.endswith(".") else text
     return "0.0" if text == "-0.0" else text
 

@@ -158,6 +158,7 @@ def cost(
         mode,
         cache_ttl=cache_ttl,
         service_tier=service_tier,
+        one_call=True,
     )
     if as_json:
         print_json(breakdown.to_json())

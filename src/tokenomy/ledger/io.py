@@ -155,6 +155,7 @@ def event_from_record(record: dict[str, Any], occurrence: int = 0) -> UsageEvent
                 event.model,
                 event.region if event.region not in (None, "") else None,
                 event.mode,
+                one_call=True,  # a ledger row is one call
             )
         except TokenomyError as exc:
             raise ValueError(f"cannot price it: {exc}") from None

@@ -20,11 +20,13 @@ import yaml
 from tokenomy.errors import ConfigError, UnknownModelError
 from tokenomy.pricing.entry import (
     INT_FIELDS,
+    LONG_CONTEXT_PRICE_FIELDS,
     PRICE_FIELDS,
     SERVICE_TIERS,
     TERMS,
     TEXT_FIELDS,
     TIER_PRICE_FIELDS,
+    LongContextPrice,
     PriceEntry,
     TierPrice,
 )
@@ -75,7 +77,7 @@ def _entry_from_block(
         set(PRICE_FIELDS)
         | set(INT_FIELDS)
         | set(TEXT_FIELDS)
-        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers"}
+        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers", "long_context"}
     )
     unknown = set(block) - known
     if unknown:
@@ -101,6 +103,9 @@ def _entry_from_block(
         str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
         for name, spec in tiers.items()
     }
+    long_context = block.get("long_context", model_info.get("long_context"))
+    if long_context is not None:
+        kwargs["long_context"] = _long_context_from_block(long_context, f"{where}.long_context")
     return PriceEntry(
         provider=provider,
         model=model,
@@ -110,6 +115,38 @@ def _entry_from_block(
         as_of=str(block.get("as_of") or model_info.get("as_of") or as_of),
         priced_by=priced_by,
         **kwargs,
+    )
+
+
+def _long_context_from_block(spec: Any, where: str) -> LongContextPrice:
+    """Prices over a prompt-size threshold: above_tokens, input, output, source and as_of are required."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping such as {{above_tokens: 200000, input: ..., output: ...}}")
+    known = {"above_tokens", "source", "as_of", *LONG_CONTEXT_PRICE_FIELDS}
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
+    missing = [key for key in ("above_tokens", "input", "output", "source", "as_of") if spec.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(
+            f"{where}: {', '.join(missing)} required (a long-context price carries its threshold, figures, "
+            "source and date)"
+        )
+    threshold = spec["above_tokens"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0:
+        raise ConfigError(f"{where}.above_tokens: {threshold!r} is not a whole number of tokens above 0")
+    optional = {
+        key: _decimal(spec[key], f"{where}.{key}")
+        for key in ("cache_read", "cache_write", "cache_write_1h")
+        if spec.get(key) is not None
+    }
+    return LongContextPrice(
+        above_tokens=threshold,
+        input=_decimal(spec["input"], f"{where}.input"),
+        output=_decimal(spec["output"], f"{where}.output"),
+        source=str(spec["source"]),
+        as_of=str(spec["as_of"]),
+        **optional,
     )
 
 
@@ -145,9 +182,15 @@ def _check_dates(doc: dict[str, Any], origin: str) -> None:
     for model, info in (doc.get("models") or {}).items():
         info = info if isinstance(info, dict) else {}
         places.append((f"models.{model}.as_of", info.get("as_of")))
+        if isinstance(info.get("long_context"), dict):
+            places.append((f"models.{model}.long_context.as_of", info["long_context"].get("as_of")))
         for region, block in (info.get("regions") or {}).items():
             block = block if isinstance(block, dict) else {}
             places.append((f"models.{model}.regions.{region}.as_of", block.get("as_of")))
+            if isinstance(block.get("long_context"), dict):
+                places.append(
+                    (f"models.{model}.regions.{region}.long_context.as_of", block["long_context"].get("as_of"))
+                )
             for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
                 if isinstance(spec, dict):
                     places.append((f"models.{model}.regions.{region}.service_tiers.{tier}.as_of", spec.get("as_of")))
@@ -174,8 +217,20 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
             raise ConfigError(f"{origin}: top-level '{key}' is required (every price carries its source and date)")
     _check_dates(doc, origin)
     entries = []
+    model_fields = set(INT_FIELDS) | set(TEXT_FIELDS)
+    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", "long_context"}
     for model, info in (doc.get("models") or {}).items():
         info = info or {}
+        if not isinstance(info, dict):
+            raise ConfigError(f"{origin}: models.{model}: expected a mapping with regions:, not {info!r}")
+        unknown = set(info) - model_fields
+        if unknown:
+            # A price written beside `regions:` instead of inside a region would be dropped, and the model priced at $0.
+            raise ConfigError(
+                f"{origin}: models.{model}: unknown field(s) {sorted(unknown)}; prices go in a region block "
+                f"(models.{model}.regions.<region>: {{input: ..., output: ...}}); fields of a model are "
+                f"{sorted(model_fields)}"
+            )
         regions = info.get("regions")
         if not regions:
             raise ConfigError(f"{origin}: models.{model}.regions is missing; give at least one region block")
@@ -276,7 +331,11 @@ class PriceCatalog:
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
         direct = [c for c in (ref.profiled, ref.base) if c in self._by_model]
-        for candidate in direct or alias_candidates(ref.base, list(self._by_model)):
+        known = list(self._by_model)
+        # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
+        guesses = alias_candidates(ref.profiled, known) if ref.profile else []
+        guesses += [c for c in alias_candidates(ref.base, known) if c not in guesses]
+        for candidate in direct or guesses:
             regions = self._by_model.get(candidate)
             if regions:
                 entry = self._pick_region(candidate, regions, region or ref.region)

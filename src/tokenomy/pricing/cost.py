@@ -10,6 +10,7 @@ from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
+from tokenomy.pricing.entry import LongContextPrice
 from tokenomy.pricing.freshness import warn_if_old
 
 MODES = ("on_demand", "batch", "provisioned")
@@ -93,10 +94,15 @@ def compute_cost(
     catalog: PriceCatalog | None = None,
     cache_ttl: str = "5m",
     service_tier: str = "standard",
+    one_call: bool = False,
 ) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
     at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price; on demand at the standard, priority or
-    flex `service_tier` (the latter two only where the provider publishes their prices)."""
+    flex `service_tier` (the latter two only where the provider publishes their prices).
+
+    `one_call`: `usage` is one call's tokens, so a prompt over the model's long-context threshold is priced at its
+    long-context prices. Usage summed over many calls (a batch file's estimate, a day's bill) says nothing about
+    any one prompt's size and is priced at the standard rates."""
     check_tokens(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -116,8 +122,21 @@ def compute_cost(
         )
     entry = (catalog or default_catalog()).lookup(model, region)
     warn_if_old(entry)
+    long = _long_context(entry, usage, mode) if one_call else None
     if service_tier != "standard":
+        if long is not None and service_tier in entry.service_tiers:
+            raise UsageError(
+                f"model {entry.model!r} in {entry.region}: the {service_tier} tier publishes no price for prompts "
+                f"over {long.above_tokens:,} tokens; price it with --service-tier standard or a price file"
+            )
         return _tier_cost(usage, entry, service_tier, cache_ttl)
+    missing = [name for name in ("input", "output") if getattr(entry, name) is None]
+    if missing and mode != "provisioned":
+        # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no {' or '.join(missing)} price "
+            f"({entry.priced_by}, {entry.source}); add it to the region's block with a price file (--prices FILE)"
+        )
     write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
@@ -133,7 +152,29 @@ def compute_cost(
             f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens}); "
             "count them as input tokens, or price a model that offers prompt caching"
         )
-    if mode == "on_demand":
+    if long is not None:
+        # The whole call at the long-context prices (batch: with the model's batch discount on top).
+        rate_in, rate_out = long.input, long.output
+        rate_cr, rate_cw = _long_cache_rates(entry, long, usage, write_field)
+        if mode == "batch":
+            if not entry.has_batch:
+                reason = entry.batch_note or "the provider publishes no batch price for it"
+                raise UsageError(
+                    f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
+                    "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
+                )
+            assert entry.batch_input is not None and entry.batch_output is not None
+            ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
+            ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
+            ratio_cr = _batch_cache_read_ratio(entry, ratio_in)
+            rate_in, rate_out, rate_cr, rate_cw = (
+                rate_in * ratio_in,
+                rate_out * ratio_out,
+                rate_cr * ratio_cr,
+                rate_cw * ratio_in,
+            )
+        note = f"long-context prices: {usage.total_input_tokens:,} prompt tokens are over {long.above_tokens:,}"
+    elif mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
     elif mode == "batch":
@@ -145,9 +186,10 @@ def compute_cost(
             )
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
-        # Batch discounts apply to cached tokens in the same proportion as to plain input.
+        # A cached input token's batch price where the provider publishes one (OpenAI's GPT-4o/4.1/o-series and
+        # Gemini 2.5 bill it at no further discount); otherwise the batch discount on input applies in proportion.
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
-        rate_cr = _rate(entry, "cache_read") * ratio
+        rate_cr = _rate(entry, "cache_read") * _batch_cache_read_ratio(entry, ratio)
         rate_cw = _rate(entry, write_field, "input") * ratio
     else:
         # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
@@ -163,11 +205,51 @@ def compute_cost(
         cache_read_usd=tokens_cr * rate_cr / MILLION,
         cache_write_usd=tokens_cw * rate_cw / MILLION,
         priced_by=entry.priced_by,
-        source=entry.source,
-        as_of=entry.as_of,
+        source=long.source if long is not None else entry.source,
+        as_of=long.as_of if long is not None else entry.as_of,
         note=note,
         cache_ttl=cache_ttl,
     )
+
+
+def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:
+    """Batch cache-read price over the on-demand one: from the published batch_cache_read where there is one."""
+    if entry.batch_cache_read is not None and entry.cache_read:
+        return entry.batch_cache_read / entry.cache_read
+    return input_ratio
+
+
+def _long_context(entry: PriceEntry, usage: Usage, mode: str) -> LongContextPrice | None:
+    """The entry's long-context prices if this call's prompt (input + cache read + cache write) is over their
+    threshold; provisioned throughput has no per-token price to raise."""
+    long = entry.long_context
+    if long is None or mode == "provisioned" or usage.total_input_tokens <= long.above_tokens:
+        return None
+    return long
+
+
+def _long_cache_rates(
+    entry: PriceEntry, long: LongContextPrice, usage: Usage, write_field: str
+) -> tuple[Decimal, Decimal]:
+    """Cache read and write rates over the threshold; refuses cache tokens it has no published rate for (never the
+    short-prompt rate, which would under-price them). A model whose writes cost plain input does so here too."""
+    where = f"model {entry.model!r} in {entry.region}"
+    read = long.cache_read
+    if usage.cache_read_tokens and read is None:
+        raise UsageError(
+            f"{where} publishes no cache-read price for prompts over {long.above_tokens:,} tokens but usage "
+            f"reports {usage.cache_read_tokens} cache-read tokens; add long_context.cache_read with --prices FILE"
+        )
+    write = getattr(long, write_field)
+    if write is None and getattr(entry, write_field) is None:
+        write = long.input  # writes cost the input price, as below the threshold
+    if usage.cache_write_tokens and write is None:
+        raise UsageError(
+            f"{where} publishes no {'1-hour ' if write_field == 'cache_write_1h' else ''}cache-write price for "
+            f"prompts over {long.above_tokens:,} tokens but usage reports {usage.cache_write_tokens} cache-write "
+            f"tokens; add long_context.{write_field} with --prices FILE"
+        )
+    return read or Decimal(0), write or Decimal(0)
 
 
 def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) -> CostBreakdown:

@@ -10,12 +10,15 @@ from tokenomy.money import money_str
 
 TERMS = ("none", "1m", "6m")
 # USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write;
-# cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches).
+# cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches);
+# batch_cache_read is a cached input token's price in a batch, where published (otherwise the batch discount on
+# input applies to it in proportion).
 PRICE_FIELDS = (
     "input",
     "output",
     "batch_input",
     "batch_output",
+    "batch_cache_read",
     "cache_read",
     "cache_write",
     "cache_write_1h",
@@ -54,6 +57,33 @@ class TierPrice:
         return {**out, "source": self.source, "as_of": self.as_of}
 
 
+LONG_CONTEXT_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+
+
+@dataclass(frozen=True)
+class LongContextPrice:
+    """The prices of a call whose prompt (input + cache read + cache write tokens) is over `above_tokens`: the
+    provider bills the whole call at them (Gemini 2.5 Pro and Claude Sonnet 4.5 over 200k prompt tokens). USD per
+    million tokens, with their own source and date."""
+
+    above_tokens: int
+    input: Decimal
+    output: Decimal
+    source: str
+    as_of: str
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        prices = {
+            name: money_str(getattr(self, name), "unit_price")
+            for name in LONG_CONTEXT_PRICE_FIELDS
+            if getattr(self, name) is not None
+        }
+        return {"above_tokens": self.above_tokens, **prices, "source": self.source, "as_of": self.as_of}
+
+
 @dataclass(frozen=True)
 class PriceEntry:
     """Prices of one model in one region (USD per million tokens; provisioned per hour)."""
@@ -70,6 +100,7 @@ class PriceEntry:
     output: Decimal | None = None
     batch_input: Decimal | None = None
     batch_output: Decimal | None = None
+    batch_cache_read: Decimal | None = None  # where published; else cache_read x batch_input / input
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None
@@ -81,6 +112,7 @@ class PriceEntry:
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
     service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # "priority"/"flex" where published
+    long_context: LongContextPrice | None = None  # prices of a call over a prompt-size threshold, where published
     service_tier_note: str | None = None  # why a tier is not priced (e.g. sold, but no figure verified)
     batch_note: str | None = None  # why there is no batch price (the provider publishes none)
     provisioned_note: str | None = None
@@ -104,6 +136,7 @@ class PriceEntry:
                 out[key] = money_str(value, "unit_price")
         out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
         out["service_tiers"] = {k: v.to_json() for k, v in self.service_tiers.items()}
+        out["long_context"] = self.long_context.to_json() if self.long_context is not None else None
         out["unit"] = (
             "USD per 1M tokens (provisioned_hourly: USD per model unit per hour; "
             "cache_storage_hourly: USD per 1M cached tokens per hour)"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import ConfigError
-from tokenomy.pricing.entry import SERVICE_TIERS, PriceEntry, TierPrice
+from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, PriceEntry, TierPrice
 from tokenomy.pricing.identifiers import ModelRef, is_bedrock_id, library_refs
 
 BATCH_CONTEXT = {"processing": "batch"}
@@ -127,6 +127,32 @@ def _flat(prices: Any, name: str) -> Decimal | None:
     return None
 
 
+def _first_tier(prices: Any, name: str) -> tuple[int, Decimal] | None:
+    """(threshold, price) of the first tier above the base of a tiered price, or None for a flat one."""
+    tiers = getattr(getattr(prices, name, None), "tiers", None)
+    if not tiers:
+        return None
+    return int(tiers[0].start), Decimal(str(tiers[0].price))
+
+
+def _long_context(prices: Any, source: str, as_of: str) -> LongContextPrice | None:
+    """The library's prices over a prompt-size threshold (its tiered prices: over the threshold the whole call is
+    billed at the tier price), when input and output are both tiered at one threshold."""
+    tier_in, tier_out = _first_tier(prices, "input_mtok"), _first_tier(prices, "output_mtok")
+    if tier_in is None or tier_out is None or tier_in[0] != tier_out[0]:
+        return None
+    extra: dict[str, Decimal | None] = {}
+    for field, name in (("cache_read", "cache_read_mtok"), ("cache_write", "cache_write_mtok")):
+        tier = _first_tier(prices, name)
+        if tier is not None and tier[0] == tier_in[0]:
+            extra[field] = tier[1]
+        elif tier is None and _flat(prices, name) is not None:
+            extra[field] = None  # flat below, unknown above: refused rather than priced at the short-prompt rate
+    return LongContextPrice(
+        above_tokens=tier_in[0], input=tier_in[1], output=tier_out[1], source=source, as_of=as_of, **extra
+    )
+
+
 def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierPrice]:
     """The priority/flex prices the library publishes for a model (its `service_tier` price variants)."""
     tiers: dict[str, TierPrice] = {}
@@ -179,11 +205,13 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             output=_flat(prices, "output_mtok"),
             batch_input=_flat(batch, "input_mtok") if batch else None,
             batch_output=_flat(batch, "output_mtok") if batch else None,
+            batch_cache_read=_flat(batch, "cache_read_mtok") if batch else None,
             cache_read=_flat(prices, "cache_read_mtok"),
             cache_write=_flat(prices, "cache_write_mtok"),
             cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
             context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
+            long_context=_long_context(prices, f"{origin} ({url})", as_of),
             batch_note=None if has_batch else "genai-prices lists no batch price for this model",
             note=(f"genai-prices model {info.id!r}; its prices are not region-specific" if bedrock else None),
         )
@@ -213,7 +241,9 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
         "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
         "batch_input": _flat(batch, "input_mtok") if batch else None,
         "batch_output": _flat(batch, "output_mtok") if batch else None,
+        "batch_cache_read": _flat(batch, "cache_read_mtok") if batch else None,
         "service_tiers": _tiers(info, now, "genai-prices", _snapshot()[1]),
+        "long_context": _long_context(prices, "genai-prices", _snapshot()[1]),
     }
 
 

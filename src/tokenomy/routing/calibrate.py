@@ -47,9 +47,10 @@ class Price:
 
 def price(model: str, region: str = "us-east-1") -> Price:
     """Look the model up in the catalog (an unknown model raises an error naming it)."""
-    per_in = compute_cost(Usage(MILLION, 0), model, region)
-    per_out = compute_cost(Usage(0, MILLION), model, region)
-    return Price(model, region, per_in.total_usd / MILLION, per_out.total_usd / MILLION, per_in.source, per_in.as_of)
+    # One token each: a million-token prompt would be priced at a long-context rate where the model has one.
+    per_in = compute_cost(Usage(1, 0), model, region)
+    per_out = compute_cost(Usage(0, 1), model, region)
+    return Price(model, region, per_in.total_usd, per_out.total_usd, per_in.source, per_in.as_of)
 
 
 def call_costs(frame: pd.DataFrame, weak: Price, strong: Price) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,8 @@ def price_event(event: UsageEvent, result: ImportResult) -> UsageEvent:
     from tokenomy.pricing.cost import compute_cost
 
     try:
-        event.apply_cost(compute_cost(event.usage, event.model, event.region, mode=event.mode))
+        # Spans and log entries are one call each.
+        event.apply_cost(compute_cost(event.usage, event.model, event.region, mode=event.mode, one_call=True))
     except TokenomyError:
         result.unpriced_models.add(event.model)
     return event
