@@ -388,3 +388,16 @@ def test_every_bedrock_job_status_in_botocore_maps_to_a_normalised_state() -> No
     shape = botocore.session.get_session().get_service_model("bedrock").shape_for("ModelInvocationJobStatus")
     assert len(shape.enum) == 10 and set(STATUS_MAP) == set(shape.enum)
     assert set(STATUS_MAP.values()) == set(STATES)  # one normalised state each, all of them used
+
+
+def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> None:
+    # Mistral's own body (`outputs`) carries no usage: Bedrock reports it in response headers, which a batch output
+    # file does not keep. Such an answered record used to reach the ledger as nothing at all.
+    prompt = "<s>[INST] " + "Summarise the report. " * 20 + "[/INST]"
+    line = {"recordId": "r1", "modelInput": {"prompt": prompt, "max_tokens": 100},
+            "modelOutput": {"outputs": [{"text": "A short summary. " * 5, "stop_reason": "stop"}]}}
+    with caplog.at_level("WARNING", logger="tokenomy.batch.bedrock_backend"):
+        result = BedrockBatchBackend._record(line, "mistral.mistral-7b-instruct-v0:2")
+    assert result.ok and result.text == "A short summary. " * 5
+    assert result.usage == Usage(input_tokens=(len(prompt) + 3) // 4, output_tokens=(len(result.text) + 3) // 4)
+    assert "batch record r1 of mistral.mistral-7b-instruct-v0:2 has no usage" in caplog.text

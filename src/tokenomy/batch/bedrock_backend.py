@@ -11,6 +11,7 @@ with `records.jsonl.out` and `manifest.json.out`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import uuid
@@ -18,9 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
-from tokenomy.batch.bedrock_bodies import invocation_type, model_input, read_output
+from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ConfigError, ProviderError
+
+log = logging.getLogger(__name__)
 
 STATUS_MAP = {
     "Submitted": "submitted",
@@ -201,6 +204,13 @@ class BedrockBatchBackend(BatchBackend):
                 rid, error=f"{err.get('errorCode', 'error')}: {err.get('errorMessage', err)}", model=model, raw=line
             )
         text, usage = read_output(line["modelOutput"])
+        if usage is None:  # Mistral's own body: Bedrock reports its usage in headers a batch file does not keep
+            usage = estimated_usage(line.get("modelInput"), text)
+            log.warning(
+                "batch record %s of %s has no usage in its output; its tokens are estimated (~4 characters a token)",
+                rid,
+                model,
+            )
         return RecordResult(rid, text=text, usage=usage, model=model, raw=line)
 
     def cancel(self, handle: str) -> None:

@@ -9,9 +9,11 @@ own body when it matches the job's invocation type, so their extra parameters su
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.caching.placement import estimate_tokens
 from tokenomy.messages import Usage
 from tokenomy.providers.bedrock import body_family
 
@@ -112,3 +114,11 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
     if isinstance(output.get("outputs"), list):  # Mistral: usage travels in headers, not the body
         return "".join(o.get("text", "") for o in output["outputs"]), None
     return "", None
+
+
+def estimated_usage(body: Any, text: str) -> Usage:
+    """Tokens of a record whose output carries no usage, estimated from its prompt and answer (never recorded as
+    nothing: the provider billed it): the body's `prompt` when it has one, else the whole body as JSON."""
+    prompt = body.get("prompt") if isinstance(body, dict) and isinstance(body.get("prompt"), str) else None
+    sent = prompt if prompt is not None else json.dumps(body or {})
+    return Usage(input_tokens=max(1, estimate_tokens(sent)), output_tokens=estimate_tokens(text))
