@@ -118,6 +118,7 @@ def test_focus_export_gives_one_cloud_one_provider_name(ledger_path, tmp_path) -
     open_store(ledger_path).write([
         row(1, "aws.bedrock"), row(2, "bedrock", priced_by="billed"),  # a metered day, and a billed (CUR) day
         row(1, "gcp.vertex_ai"), row(2, "vertex", priced_by="billed"), row(1, "gcp.gemini"), row(1, "gemini"),
+        row(1, "google"), row(1, "gcp.gen_ai"),  # came out as "google" / "google API"
         row(1, "azure.ai.openai"), row(1, "azure"), row(1, "openai"), row(1, "anthropic"),
     ])
     out = tmp_path / "focus.csv"

@@ -22,6 +22,8 @@ PROVIDER_ALIASES = {
     "azure.ai.openai": "azure",
     "gcp.vertex_ai": "vertex",
     "gcp.gemini": "gemini",
+    "gcp.gen_ai": "gemini",  # OpenTelemetry's name when the Google endpoint is not known
+    "google": "gemini",  # the config's alias for the Gemini API (providers.registry), as genai-prices names it
 }
 
 
