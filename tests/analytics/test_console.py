@@ -312,8 +312,17 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     assert retried.request_id in page.inner_text("#drill h3")
     page.screenshot(path=str(tmp_path / "console-drill.png"), full_page=True)
 
+    # a range that fails (From after To): the error says the figures shown are the last good load's, greyed out
+    shown = page.inner_text("#head-spend")
+    page.fill("input[name=since]", "2026-12-20")
+    page.wait_for_function("window.tokenomyDashboard.error !== null")
+    assert "The figures below are from the last successful load." in page.inner_text("#error")
+    assert page.evaluate("document.body.classList.contains('stale')") and page.inner_text("#head-spend") == shown
+    assert float(page.evaluate("getComputedStyle(document.querySelector('main')).opacity")) < 1
+
     # an empty range: every panel says why and what to do, no chart is drawn
     renders = _set_range(page, "2020-01-01", "2020-01-07", renders)
+    assert not page.evaluate("document.body.classList.contains('stale')") and not page.is_visible("#error")
     for section in ("#sec-groups", "#sec-spend", "#sec-requests", "#sec-levers"):
         message = page.inner_text(f"{section} .empty-state")
         assert page.is_visible(f"{section} .empty-state") and message, section

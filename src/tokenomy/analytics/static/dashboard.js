@@ -158,8 +158,12 @@
 
   function showError(message) {
     const box = document.getElementById("error");
-    box.textContent = message || "";
+    // The figures on the page are still the last good load's: say so, and grey them out, so they are not
+    // read as the answer to the filters that failed.
+    const stale = !!message && state.data !== null;
+    box.textContent = message ? message + (stale ? " The figures below are from the last successful load." : "") : "";
     box.style.display = message ? "block" : "none";
+    document.body.classList.toggle("stale", stale);
     state.error = message || null;
   }
 
