@@ -199,6 +199,8 @@ class Tokenomy:
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
             cost = unpriced_cost(pricing_model, region, call.mode)
         response.cost_usd = cost.total_usd
+        call.spent += cost.total_usd
+        response.call_cost_usd = call.spent  # a cascade's rejected answers were paid for too
         response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
@@ -328,6 +330,7 @@ class Tokenomy:
                 **content_counts(request),
             ).apply_cost(cost)
         )
+        call.spent += cost.total_usd
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 

@@ -239,6 +239,38 @@ def test_several_workers_without_redis_are_refused_at_start(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_cascade_charges_the_budget_for_every_tier_it_paid_for(ledger_path):
+    import openai
+
+    # The instant upstream answers "ok": never JSON, so every request escalates and both tiers are paid.
+    store = KeyStore(open_store(ledger_path))
+    budget = 2 * PER_REQUEST * 5 + PER_REQUEST / 2  # five escalated requests
+    secret, key = store.create(budget_usd=budget, period="month")
+    with InstantOpenAI() as upstream:
+        config = {"auth": True,
+                  "models": {name: {"provider": "openai", "model": name, "base_url": upstream,
+                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                    "validators": {"json": True}}}}}
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            statuses = []
+            for i in range(10):
+                try:
+                    reply = client.chat.completions.create(model="extract", messages=MESSAGE["messages"],
+                                                           max_tokens=200, stream=bool(i % 2))
+                    list(reply) if i % 2 else None
+                    statuses.append(200)
+                except openai.RateLimitError:
+                    statuses.append(429)
+    rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    assert len(rows) == 2 * statuses.count(200)  # the rejected cheap answer and the strong one, each recorded
+    total = spent(ledger_path, key.key_id)
+    assert statuses == [200] * 5 + [429] * 5, statuses  # not twice as many: each paid for two answers
+    assert total == 2 * PER_REQUEST * 5 <= budget
+
+
 # -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
 def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
     counting = CountingOpenAI()
