@@ -35,7 +35,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import compute_cost, unpriced_cost
+from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -262,28 +262,48 @@ class Tokenomy:
         meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        self._record(
-            UsageEvent(
-                ts=utcnow(),
-                provider=target.provider.name,
-                model=target.spec.model,
-                region=target.call.region,
-                mode=call.mode,
-                task=meta.task,
-                tags=dict(meta.tags),
-                tenant=meta.tenant,
-                key_id=meta.key_id,
-                route=meta.route,
-                tier=meta.tier,
-                latency_ms=(time.perf_counter() - att.started) * 1000,
-                outcome=exc.kind,
-                error_type=error_type,
-                attempt=att.number,
-                request_id=call.request_id,
-                prompt_hash=prompt_fingerprint(target.call),
-                **content_counts(target.call),
-            )
+        event = UsageEvent(
+            ts=utcnow(),
+            provider=target.provider.name,
+            model=target.spec.model,
+            region=target.call.region,
+            mode=call.mode,
+            task=meta.task,
+            tags=dict(meta.tags),
+            tenant=meta.tenant,
+            key_id=meta.key_id,
+            route=meta.route,
+            tier=meta.tier,
+            latency_ms=(time.perf_counter() - att.started) * 1000,
+            outcome=exc.kind,
+            error_type=error_type,
+            attempt=att.number,
+            request_id=call.request_id,
+            prompt_hash=prompt_fingerprint(target.call),
+            **content_counts(target.call),
         )
+        if att.deltas:
+            # The stream failed after the provider had generated part of the answer: it billed the prompt and
+            # those tokens, so the row carries them estimated, as for a stream the caller abandoned.
+            usage, cost = self._estimated(call, att)
+            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
+            event.apply_cost(cost)
+            call.spent += cost.total_usd
+        self._record(event)
+
+    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
+        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
+        token per delta received."""
+        request = att.target.call
+        usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
+        cost = compute_cost(
+            usage,
+            att.target.spec.pricing_model,
+            request.region if request.region not in ("global", "local") else None,
+            call.mode,
+            self.catalog,
+        )
+        return usage, cost
 
     def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
@@ -294,14 +314,7 @@ class Tokenomy:
         """
         target = att.target
         request = target.call
-        usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
-        cost = compute_cost(
-            usage,
-            target.spec.pricing_model,
-            request.region if request.region not in ("global", "local") else None,
-            call.mode,
-            self.catalog,
-        )
+        usage, cost = self._estimated(call, att)
         meta = request.meta
         otel.record_failure(
             att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started

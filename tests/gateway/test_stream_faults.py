@@ -51,6 +51,19 @@ def test_a_cut_or_failed_upstream_stream_ends_in_an_error_and_is_not_ok_in_the_l
     assert outcomes(ledger_path) == [("up", "server_error")] and upstream.calls == 1
 
 
+@pytest.mark.parametrize("kind", ["cut", "broken"])
+def test_a_stream_that_fails_midway_is_recorded_at_its_estimated_cost_like_an_abandoned_one(kind, ledger_path):
+    # The provider generated "par" before the stream failed: it billed the prompt and that token.
+    upstream, spare, gateway = served([(200, {}, kind)], ledger_path)
+    with gateway as url:
+        with pytest.raises(openai.APIError):
+            stream_text(url)
+    upstream.close(), spare.close()
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens > 0 and row.output_tokens == 1
+    assert row.cost_usd is not None and row.cost_usd > 0
+
+
 @pytest.mark.parametrize("kind", ["error", "cut"])
 def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger_path):
     upstream, spare, gateway = served([(200, {}, kind)], ledger_path, fallback=[])
