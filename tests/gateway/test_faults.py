@@ -271,6 +271,38 @@ def test_a_cascade_charges_the_budget_for_every_tier_it_paid_for(ledger_path):
     assert total == 2 * PER_REQUEST * 5 <= budget
 
 
+def test_clients_that_leave_a_stream_before_its_first_token_cannot_spend_past_the_budget(ledger_path):
+    import anthropic
+    import openai
+
+    # The provider bills the prompt of a call the client gave up on, and the ledger records it: the reservation
+    # stays (its cost is not known), or a client timing out before the first token would never be refused.
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=PER_REQUEST * 2 + PER_REQUEST / 2, period="month")
+    with InstantOpenAI(delay_s=60) as upstream:  # no first token within the clients' 2 s
+        app = create_app(parse_config(upstream_config(upstream, auth=True)), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=2)
+            messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0, timeout=2)
+            for read in (lambda: list(chat.chat.completions.create(stream=True, **MESSAGE)),
+                         lambda: list(messages.messages.create(stream=True, **MESSAGE))):
+                try:
+                    read()
+                except Exception as exc:  # each SDK says "timed out" in its own words (a read timeout mid-stream)
+                    assert "timeout" in type(exc).__name__.lower() or "timed out" in str(exc), exc
+                else:
+                    pytest.fail("the stream ended although the upstream never answered")
+            budgets = app.state.gateway.budgets
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(budgets.open.values()):  # both streams wound up
+                time.sleep(0.05)
+            third = httpx.post(url + "/v1/chat/completions", json=MESSAGE, timeout=30,
+                               headers={"authorization": f"Bearer {secret}"})
+    assert third.status_code == 429 and third.json()["error"]["code"] == "budget_exceeded"
+    rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    assert [e.outcome for e in rows] == ["cancelled", "cancelled"] and all(e.cost_usd > 0 for e in rows)
+
+
 # -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
 def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
     counting = CountingOpenAI()
