@@ -458,6 +458,36 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
     assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
 
 
+def test_with_journal_sync_fsync_a_messages_stream_ends_only_once_its_answer_is_journaled(ledger_path):
+    import anthropic
+
+    with InstantOpenAI() as upstream:
+        app = create_app(parse_config(upstream_config(upstream, gateway={"journal_sync": "fsync"})), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            journal = app.state.gateway.journal
+            waiting, release = threading.Event(), threading.Event()
+            durable = journal.durable_async
+
+            async def held_on_disk(seq=None):  # the disk is slow: the journal's fdatasync has not returned yet
+                waiting.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+                await durable(seq)
+
+            journal.durable_async = held_on_disk
+            events: list[str] = []
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            reader = threading.Thread(
+                target=lambda: events.extend(e.type for e in client.messages.create(stream=True, **MESSAGE)))
+            reader.start()
+            try:
+                assert waiting.wait(20), f"the stream ended without waiting for the journal: {events}"
+                assert "message_stop" not in events  # not told it is complete while its row is not on disk
+            finally:
+                release.set()
+                reader.join(30)
+    assert events[-1] == "message_stop"
+
+
 # -- 6. PostgreSQL down with auth on -------------------------------------------------------------------------------
 @pytest.mark.postgres
 @pytest.mark.slow

@@ -286,6 +286,8 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
             for event in events:
                 yield event
         assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
         for event in writer.finish(final):
             yield event
         metrics.observe(final, name)
