@@ -80,6 +80,24 @@ def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger
     assert rows[1:] == (after if kind == "error" else []) and spare.calls + upstream.calls == 1 + len(rows[1:])
 
 
+def test_a_long_stream_is_not_cut_while_its_chunks_keep_coming(ledger_path, monkeypatch):
+    # The upstream timeout bounds a silence, not the answer: a generation longer than it (here 4 s of deltas
+    # 0.1 s apart against 2 s) used to be cut at that length, its answer lost and its cost still billed.
+    import functools
+
+    from tokenomy.gateway import state
+    from tokenomy.gateway import upstream as passthrough
+
+    monkeypatch.setattr(state, "AsyncOpenAIUpstream", functools.partial(passthrough.AsyncOpenAIUpstream, timeout=2.0))
+    pieces = tuple(f"w{i} " for i in range(40))
+    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=pieces)
+    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}
+    with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+        assert stream_text(url) == ("".join(pieces), "stop")
+    upstream.close()
+    assert outcomes(ledger_path) == [("up", "ok")] and upstream.calls == 1
+
+
 def test_a_whole_stream_without_done_is_accepted(ledger_path):
     upstream, spare, gateway = served([(200, {}, "nodone")], ledger_path)
     with gateway as url:
