@@ -303,6 +303,16 @@ def test_clients_that_leave_a_stream_before_its_first_token_cannot_spend_past_th
     assert [e.outcome for e in rows] == ["cancelled", "cancelled"] and all(e.cost_usd > 0 for e in rows)
 
 
+def test_an_unwritable_journal_dir_is_refused_at_start_naming_the_key(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"gateway:\n  journal_dir: {tmp_path / 'a-file' / 'journal'}\n")
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
+                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "gateway.journal_dir" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
 def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
     counting = CountingOpenAI()
