@@ -537,6 +537,45 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(po
     assert store.store.count() == 41  # everything answered while it was down, written once it came back
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_sigterm_while_postgres_is_down_keeps_the_answers_in_the_journal_and_says_so(postgres_cluster, tmp_path):
+    ledger = postgres_cluster.url
+    open_store(ledger).count()  # the ledger's tables exist
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, gateway={"journal_dir": str(tmp_path / "journal")})))
+
+        def serve() -> subprocess.Popen:
+            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     ledger], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            wait_for_port(port, 60, proc)
+            return proc
+
+        proc = serve()
+        try:
+            postgres_cluster.stop()
+            statuses = [httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, timeout=30)
+                        .status_code for _ in range(3)]
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=60)
+            postgres_cluster.start()
+            proc = serve()  # replays the journal
+            proc.terminate()
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert statuses == [200] * 3
+    # One line that says the answers are safe and where, not a traceback or "Application shutdown failed".
+    assert "Traceback" not in stderr and "shutdown failed" not in stderr.replace("flush on shutdown failed", ""), stderr
+    assert "kept in the journal" in stderr and str(tmp_path / "journal") in stderr, stderr
+    assert len(open_store(ledger).events()) == 3
+
+
 # -- 7. supervisor -------------------------------------------------------------------------------------------------
 @pytest.mark.redis
 @pytest.mark.slow
