@@ -122,3 +122,67 @@ def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
         assert chunks[-1].response is not None and chunks[-1].response.text == "ok"
     finally:
         provider.close(), upstream.close()
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path):
+    # Providers the gateway reaches through their SDK (Anthropic, Bedrock, Gemini) stream from a worker thread,
+    # which read the whole answer after the client had left: the provider generated, and billed, all of it.
+    import asyncio
+    import json
+    import threading
+    import time
+
+    import anthropic
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    sent, ended = [], threading.Event()
+
+    def event(name: str, data: dict) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    async def messages(request):
+        body = await request.json()
+
+        async def generate():
+            try:
+                yield event("message_start", {"message": {
+                    "id": "m", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}})
+                yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+                for i in range(100):  # a long answer: 5 s
+                    yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}})
+                    sent.append(i)
+                    await asyncio.sleep(0.05)
+                yield event("content_block_stop", {"index": 0})
+                yield event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                              "usage": {"output_tokens": 100}})
+                yield event("message_stop", {})
+            finally:
+                ended.set()
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
+    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    with ServerThread(upstream) as upstream_url:
+        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
+            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+                client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+                with client.messages.stream(model="claude", max_tokens=500, messages=[
+                        {"role": "user", "content": "hi"}]) as stream:
+                    deltas = 0
+                    for item in stream:
+                        deltas += item.type == "content_block_delta"
+                        if deltas == 3:
+                            break  # the client leaves
+                left = time.monotonic()
+                assert ended.wait(20)
+                stopped_after = time.monotonic() - left
+    assert len(sent) < 100 and stopped_after < 4, (len(sent), stopped_after)  # not read to its end
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "cancelled" and row.output_tokens >= 3
