@@ -7,6 +7,7 @@ Kept apart from `tokenomy.client`, which plans, calls and records.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tokenomy.caching.placement import Placement
@@ -95,6 +96,7 @@ class CallState:
     mode: str
     stream: bool
     attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
+    spent: Decimal = Decimal(0)  # what the attempts recorded so far cost (every answer, abandoned streams)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import compute_cost, unpriced_cost
+from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -212,6 +212,8 @@ class Tokenomy:
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
             cost = unpriced_cost(pricing_model, region, call.mode)
         response.cost_usd = cost.total_usd
+        call.spent += cost.total_usd
+        response.call_cost_usd = call.spent  # a cascade's rejected answers were paid for too
         response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
@@ -275,28 +277,47 @@ class Tokenomy:
         meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        self._record(
-            UsageEvent(
-                ts=utcnow(),
-                provider=target.provider.name,
-                model=target.spec.model,
-                region=target.call.region,
-                mode=call.mode,
-                task=meta.task,
-                tags=dict(meta.tags),
-                tenant=meta.tenant,
-                key_id=meta.key_id,
-                route=meta.route,
-                tier=meta.tier,
-                latency_ms=(time.perf_counter() - att.started) * 1000,
-                outcome=exc.kind,
-                error_type=error_type,
-                attempt=att.number,
-                request_id=call.request_id,
-                prompt_hash=prompt_fingerprint(target.call),
-                **content_counts(target.call),
-            )
+        event = UsageEvent(
+            ts=utcnow(),
+            provider=target.provider.name,
+            model=target.spec.model,
+            region=target.call.region,
+            mode=call.mode,
+            task=meta.task,
+            tags=dict(meta.tags),
+            tenant=meta.tenant,
+            key_id=meta.key_id,
+            route=meta.route,
+            tier=meta.tier,
+            latency_ms=(time.perf_counter() - att.started) * 1000,
+            outcome=exc.kind,
+            error_type=error_type,
+            attempt=att.number,
+            request_id=call.request_id,
+            prompt_hash=prompt_fingerprint(target.call),
+            **content_counts(target.call),
         )
+        if att.deltas:
+            # The stream failed after the provider had generated part of the answer: it billed the prompt and
+            # those tokens, so the row carries them estimated, as for a stream the caller abandoned.
+            usage, cost = self._estimated(call, att)
+            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
+            event.apply_cost(cost)
+            call.spent += cost.total_usd
+        self._record(event)
+
+    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
+        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
+        token per delta received."""
+        request = att.target.call
+        usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
+        model, region = att.target.spec.pricing_model, request.region
+        region = region if region not in ("global", "local") else None
+        try:
+            return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
+        except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
+            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
+            return usage, unpriced_cost(model, region, call.mode)
 
     def _abandon(self, call: CallState, att: Attempt) -> None:
         """The caller stopped reading a stream before its final chunk (closed it, disconnected).
@@ -307,15 +328,7 @@ class Tokenomy:
         """
         target = att.target
         request = target.call
-        usage = Usage(input_tokens=target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
-        cost = compute_cost(
-            usage,
-            target.spec.pricing_model,
-            request.region if request.region not in ("global", "local") else None,
-            call.mode,
-            self.catalog,
-            one_call=True,
-        )
+        usage, cost = self._estimated(call, att)
         meta = request.meta
         otel.record_failure(
             att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
@@ -344,6 +357,7 @@ class Tokenomy:
                 **content_counts(request),
             ).apply_cost(cost)
         )
+        call.spent += cost.total_usd
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 

@@ -295,6 +295,9 @@ class ChatResponse:
     raw: Any = None
     # The stop sequence that ended the answer; "" when the provider says one did but not which (Bedrock).
     stop_sequence: str | None = None
+    # What every attempt of the call cost together (set by the client): a cascade's rejected cheaper answers and
+    # abandoned streams included. `cost_usd` is this answer's own cost; a budget is charged this.
+    call_cost_usd: Decimal | None = None
 
     @classmethod
     def of_text(cls, text: str, model: str, provider: str, usage: Usage, **kwargs: Any) -> ChatResponse:

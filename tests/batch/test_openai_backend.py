@@ -240,3 +240,28 @@ def test_status_and_results_show_the_stored_job_when_the_provider_is_down(tmp_pa
     results = subprocess.run(base + ["results", job_id, "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger",
                                      str(ledger_path)], capture_output=True, text=True, timeout=120, env=env)
     assert results.returncode == 0 and json.loads(results.stdout)["missing"] == 5, results.stderr
+
+
+def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tokenomy.batch.jobs import create_job, open_tables
+    from tokenomy.ledger.store import open_store
+
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(20)) + "\n")
+    with emulator() as (client, options):
+        # What `batch submit` stores before it uploads: a Ctrl-C or a kill during the upload leaves the job so.
+        job = create_job(open_tables(str(ledger)), src, MODEL, "openai", options)
+        tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+        # Before, resume said "still has parts running; wait first" and `batch wait` waited for ever.
+        resumed = subprocess.run([tokenomy, "batch", "resume", job.job_id, "--json", "--ledger", str(ledger)],
+                                 capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        answer = json.loads(resumed.stdout.splitlines()[-1])
+        assert answer["status"] == "completed" and answer["done"] == 20 and answer["resubmitted"] == 20
+        assert len(client.batches.list().data) == 1  # sent once
+    events = [e for e in open_store(ledger).events() if e.batch_job_id == job.job_id]
+    assert len(events) == 20 and {e.mode for e in events} == {"batch"}

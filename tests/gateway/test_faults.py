@@ -239,6 +239,80 @@ def test_several_workers_without_redis_are_refused_at_start(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_cascade_charges_the_budget_for_every_tier_it_paid_for(ledger_path):
+    import openai
+
+    # The instant upstream answers "ok": never JSON, so every request escalates and both tiers are paid.
+    store = KeyStore(open_store(ledger_path))
+    budget = 2 * PER_REQUEST * 5 + PER_REQUEST / 2  # five escalated requests
+    secret, key = store.create(budget_usd=budget, period="month")
+    with InstantOpenAI() as upstream:
+        config = {"auth": True,
+                  "models": {name: {"provider": "openai", "model": name, "base_url": upstream,
+                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                    "validators": {"json": True}}}}}
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            statuses = []
+            for i in range(10):
+                try:
+                    reply = client.chat.completions.create(model="extract", messages=MESSAGE["messages"],
+                                                           max_tokens=200, stream=bool(i % 2))
+                    list(reply) if i % 2 else None
+                    statuses.append(200)
+                except openai.RateLimitError:
+                    statuses.append(429)
+    rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    assert len(rows) == 2 * statuses.count(200)  # the rejected cheap answer and the strong one, each recorded
+    total = spent(ledger_path, key.key_id)
+    assert statuses == [200] * 5 + [429] * 5, statuses  # not twice as many: each paid for two answers
+    assert total == 2 * PER_REQUEST * 5 <= budget
+
+
+def test_clients_that_leave_a_stream_before_its_first_token_cannot_spend_past_the_budget(ledger_path):
+    import anthropic
+    import openai
+
+    # The provider bills the prompt of a call the client gave up on, and the ledger records it: the reservation
+    # stays (its cost is not known), or a client timing out before the first token would never be refused.
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=PER_REQUEST * 2 + PER_REQUEST / 2, period="month")
+    with InstantOpenAI(delay_s=60) as upstream:  # no first token within the clients' 2 s
+        app = create_app(parse_config(upstream_config(upstream, auth=True)), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=2)
+            messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0, timeout=2)
+            for read in (lambda: list(chat.chat.completions.create(stream=True, **MESSAGE)),
+                         lambda: list(messages.messages.create(stream=True, **MESSAGE))):
+                try:
+                    read()
+                except Exception as exc:  # each SDK says "timed out" in its own words (a read timeout mid-stream)
+                    assert "timeout" in type(exc).__name__.lower() or "timed out" in str(exc), exc
+                else:
+                    pytest.fail("the stream ended although the upstream never answered")
+            budgets = app.state.gateway.budgets
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(budgets.open.values()):  # both streams wound up
+                time.sleep(0.05)
+            third = httpx.post(url + "/v1/chat/completions", json=MESSAGE, timeout=30,
+                               headers={"authorization": f"Bearer {secret}"})
+    assert third.status_code == 429 and third.json()["error"]["code"] == "budget_exceeded"
+    rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    assert [e.outcome for e in rows] == ["cancelled", "cancelled"] and all(e.cost_usd > 0 for e in rows)
+
+
+def test_an_unwritable_journal_dir_is_refused_at_start_naming_the_key(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"gateway:\n  journal_dir: {tmp_path / 'a-file' / 'journal'}\n")
+    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
+                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "gateway.journal_dir" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
 def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
     counting = CountingOpenAI()
@@ -394,6 +468,36 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
     assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
 
 
+def test_with_journal_sync_fsync_a_messages_stream_ends_only_once_its_answer_is_journaled(ledger_path):
+    import anthropic
+
+    with InstantOpenAI() as upstream:
+        app = create_app(parse_config(upstream_config(upstream, gateway={"journal_sync": "fsync"})), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            journal = app.state.gateway.journal
+            waiting, release = threading.Event(), threading.Event()
+            durable = journal.durable_async
+
+            async def held_on_disk(seq=None):  # the disk is slow: the journal's fdatasync has not returned yet
+                waiting.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+                await durable(seq)
+
+            journal.durable_async = held_on_disk
+            events: list[str] = []
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            reader = threading.Thread(
+                target=lambda: events.extend(e.type for e in client.messages.create(stream=True, **MESSAGE)))
+            reader.start()
+            try:
+                assert waiting.wait(20), f"the stream ended without waiting for the journal: {events}"
+                assert "message_stop" not in events  # not told it is complete while its row is not on disk
+            finally:
+                release.set()
+                reader.join(30)
+    assert events[-1] == "message_stop"
+
+
 # -- 6. PostgreSQL down with auth on -------------------------------------------------------------------------------
 @pytest.mark.postgres
 @pytest.mark.slow
@@ -431,6 +535,45 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(po
     assert 1 <= len(flush_failures) <= 6  # backing off, not one traceback per request
     assert all(r.exc_info is None for r in flush_failures)
     assert store.store.count() == 41  # everything answered while it was down, written once it came back
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_sigterm_while_postgres_is_down_keeps_the_answers_in_the_journal_and_says_so(postgres_cluster, tmp_path):
+    ledger = postgres_cluster.url
+    open_store(ledger).count()  # the ledger's tables exist
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps(upstream_config(upstream, gateway={"journal_dir": str(tmp_path / "journal")})))
+
+        def serve() -> subprocess.Popen:
+            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     ledger], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            wait_for_port(port, 60, proc)
+            return proc
+
+        proc = serve()
+        try:
+            postgres_cluster.stop()
+            statuses = [httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, timeout=30)
+                        .status_code for _ in range(3)]
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=60)
+            postgres_cluster.start()
+            proc = serve()  # replays the journal
+            proc.terminate()
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert statuses == [200] * 3
+    # One line that says the answers are safe and where, not a traceback or "Application shutdown failed".
+    assert "Traceback" not in stderr and "shutdown failed" not in stderr.replace("flush on shutdown failed", ""), stderr
+    assert "kept in the journal" in stderr and str(tmp_path / "journal") in stderr, stderr
+    assert len(open_store(ledger).events()) == 3
 
 
 # -- 7. supervisor -------------------------------------------------------------------------------------------------

@@ -51,6 +51,38 @@ def test_a_cut_or_failed_upstream_stream_ends_in_an_error_and_is_not_ok_in_the_l
     assert outcomes(ledger_path) == [("up", "server_error")] and upstream.calls == 1
 
 
+@pytest.mark.parametrize("kind", ["cut", "broken"])
+def test_a_stream_that_fails_midway_is_recorded_at_its_estimated_cost_like_an_abandoned_one(kind, ledger_path):
+    # The provider generated "par" before the stream failed: it billed the prompt and that token.
+    upstream, spare, gateway = served([(200, {}, kind)], ledger_path)
+    with gateway as url:
+        with pytest.raises(openai.APIError):
+            stream_text(url)
+    upstream.close(), spare.close()
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens > 0 and row.output_tokens == 1
+    assert row.cost_usd is not None and row.cost_usd > 0
+
+
+def test_a_stream_of_an_unpriced_model_that_fails_midway_is_recorded_unpriced(ledger_path):
+    # A library client's model the catalog cannot price: its estimated cost has no price to come from. The row says
+    # so at $0, as an answered call's would, and the caller gets the stream's error, not the pricing error.
+    from tokenomy.client import Tokenomy
+    from tokenomy.config import ModelSpec
+    from tokenomy.errors import ProviderError
+    from tokenomy.messages import ChatRequest
+
+    upstream = ScriptedOpenAI([(200, {}, "cut")])
+    spec = {"up": ModelSpec(name="up", provider="openai", model="no-price-model-x", base_url=upstream.url)}
+    with Tokenomy(str(ledger_path), models=spec) as client, pytest.raises(ProviderError):
+        for _ in client.stream(ChatRequest.simple("hi", model="up")):
+            pass
+    upstream.close()
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.priced_by == "unpriced" and row.cost_usd == 0
+    assert row.input_tokens > 0 and row.output_tokens == 1
+
+
 @pytest.mark.parametrize("kind", ["error", "cut"])
 def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger_path):
     upstream, spare, gateway = served([(200, {}, kind)], ledger_path, fallback=[])
@@ -65,6 +97,24 @@ def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger
     assert rows[0] == ("up", "server_error")
     after = [("up", "ok")] if upstream.calls == 2 else [("spare", "ok")]
     assert rows[1:] == (after if kind == "error" else []) and spare.calls + upstream.calls == 1 + len(rows[1:])
+
+
+def test_a_long_stream_is_not_cut_while_its_chunks_keep_coming(ledger_path, monkeypatch):
+    # The upstream timeout bounds a silence, not the answer: a generation longer than it (here 4 s of deltas
+    # 0.1 s apart against 2 s) used to be cut at that length, its answer lost and its cost still billed.
+    import functools
+
+    from tokenomy.gateway import state
+    from tokenomy.gateway import upstream as passthrough
+
+    monkeypatch.setattr(state, "AsyncOpenAIUpstream", functools.partial(passthrough.AsyncOpenAIUpstream, timeout=2.0))
+    pieces = tuple(f"w{i} " for i in range(40))
+    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=pieces)
+    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}
+    with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+        assert stream_text(url) == ("".join(pieces), "stop")
+    upstream.close()
+    assert outcomes(ledger_path) == [("up", "ok")] and upstream.calls == 1
 
 
 def test_a_whole_stream_without_done_is_accepted(ledger_path):
@@ -91,3 +141,67 @@ def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
         assert chunks[-1].response is not None and chunks[-1].response.text == "ok"
     finally:
         provider.close(), upstream.close()
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path):
+    # Providers the gateway reaches through their SDK (Anthropic, Bedrock, Gemini) stream from a worker thread,
+    # which read the whole answer after the client had left: the provider generated, and billed, all of it.
+    import asyncio
+    import json
+    import threading
+    import time
+
+    import anthropic
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    sent, ended = [], threading.Event()
+
+    def event(name: str, data: dict) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    async def messages(request):
+        body = await request.json()
+
+        async def generate():
+            try:
+                yield event("message_start", {"message": {
+                    "id": "m", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}})
+                yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+                for i in range(100):  # a long answer: 5 s
+                    yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}})
+                    sent.append(i)
+                    await asyncio.sleep(0.05)
+                yield event("content_block_stop", {"index": 0})
+                yield event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                              "usage": {"output_tokens": 100}})
+                yield event("message_stop", {})
+            finally:
+                ended.set()
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
+    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    with ServerThread(upstream) as upstream_url:
+        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
+            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+                client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+                with client.messages.stream(model="claude", max_tokens=500, messages=[
+                        {"role": "user", "content": "hi"}]) as stream:
+                    deltas = 0
+                    for item in stream:
+                        deltas += item.type == "content_block_delta"
+                        if deltas == 3:
+                            break  # the client leaves
+                left = time.monotonic()
+                assert ended.wait(20)
+                stopped_after = time.monotonic() - left
+    assert len(sent) < 100 and stopped_after < 4, (len(sent), stopped_after)  # not read to its end
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "cancelled" and row.output_tokens >= 3

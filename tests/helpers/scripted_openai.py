@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tokenomy.providers.registry import ModelSpec
@@ -35,8 +36,9 @@ class ScriptedOpenAI:
     A script entry is (status, headers) or (200, {}, kind) for a stream: "broken" sends one delta and then
     an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
-    whole answer without [DONE], as some compatible servers send. `reply`: the answer's stream deltas (a
-    non-streamed answer is their concatenation).
+    whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
+    0.1 s apart (a long generation). `reply`: the answer's stream deltas (a non-streamed answer is their
+    concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -70,6 +72,16 @@ class ScriptedOpenAI:
                 elif body.get("stream") and kind == ["cut"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par")])
+                elif body.get("stream") and kind == ["slow"]:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()  # no content-length: the body ends when the connection closes
+                    for piece in reply:
+                        self.wfile.write(_sse([_delta(model, piece)]))
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    self.wfile.write(_sse([_delta(model, None, "stop", usage=usage)]) + b"data: [DONE]\n\n")
+                    return
                 elif body.get("stream") and kind == ["nodone"]:
                     content_type = "text/event-stream"
                     data = _sse([*(_delta(model, p) for p in reply), _delta(model, None, "stop", usage=usage)])

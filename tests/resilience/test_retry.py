@@ -109,8 +109,10 @@ def test_rate_limited_client_spaces_real_calls(scripted, ledger_path):
     server = scripted([])
     policy = CallPolicy(retry=FAST, limiter=RateLimiter(rpm=600))  # 10/s after the first minute's burst
     limiter = policy.limiter
-    limiter._requests = 1  # start nearly empty so the limit shows within the test
     with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+        # Start nearly empty, from now: set before the client was built, its start-up time (0.1 s on a loaded
+        # machine) refilled the bucket and the calls came 0.21 s apart in all.
+        limiter._requests, limiter._updated = 1, time.monotonic()
         started = time.monotonic()
         for _ in range(4):
             client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))

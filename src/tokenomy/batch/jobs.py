@@ -298,6 +298,10 @@ def resubmit_missing(
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
     parts = tables.parts(job_id)
+    unstarted = [p for p in parts if p["handle"] is None and p["status"] == "submitted"]
+    if unstarted:  # a submit interrupted (Ctrl-C, a kill) before the provider had these parts: start them now
+        submit_parts(tables, job, backend)
+        return sum(len(p["record_ids"]) for p in unstarted)
     if any(p["status"] not in FINAL_STATES for p in parts):
         raise UsageError(f"{job_id} still has parts running; `tokenomy batch wait {job_id}` first")
     missing = missing_records(tables, job_id)

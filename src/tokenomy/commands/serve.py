@@ -57,7 +57,9 @@ def serve(
     from tokenomy.commands._common import open_existing_ledger
 
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
-    open_existing_ledger(ledger or loaded.ledger, must_exist=False)
+    store = open_existing_ledger(ledger or loaded.ledger, must_exist=False)
+    if settings.journal:
+        _check_journal_dir(settings, store)
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:
@@ -78,6 +80,26 @@ def serve(
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         http=_http_protocol(),
     )
+
+
+def _check_journal_dir(settings, store) -> None:
+    """The journal's folder must be writable: inside the worker an unwritable one is a uvicorn startup traceback."""
+    import tempfile
+    from pathlib import Path
+
+    from tokenomy.errors import ConfigError
+    from tokenomy.ledger.journal import journal_dir
+
+    folder = Path(settings.journal_dir) if settings.journal_dir else journal_dir(store)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        where = "gateway.journal_dir" if settings.journal_dir else "the journal beside the ledger"
+        raise ConfigError(
+            f"{where}: cannot write the ledger journal in {folder} ({exc.strerror or exc}); set gateway.journal_dir "
+            "to a writable directory (or gateway.journal: false to answer without a crash-safe journal)"
+        ) from None
 
 
 def _http_protocol() -> str:

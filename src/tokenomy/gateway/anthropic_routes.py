@@ -274,6 +274,7 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None
     streamed = False
+    failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
     try:
         yield writer.start()
         async for piece in gw.client.astream(call, policy=admitted.policy):
@@ -285,11 +286,14 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
             for event in events:
                 yield event
         assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
         for event in writer.finish(final):
             yield event
         metrics.observe(final, name)
         metrics.count(name, 200, started)
     except TokenomyError as exc:
+        failed = True
         kind = (
             "rate_limit_error"
             if isinstance(exc, ProviderError) and exc.kind == "throttled"
@@ -308,4 +312,5 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
         metrics.count(name, 500, started)
     finally:
         gw.guard.slots.release()
-        await settle(gw, admitted.budgets, final, unknown=final is None and streamed)
+        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
+        await settle(gw, admitted.budgets, final, unknown=final is None and (streamed or not failed))

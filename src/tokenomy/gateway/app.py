@@ -326,6 +326,7 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
 
     final: ChatResponse | None = None
     streamed = False
+    failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
     try:
         yield chunk({"role": "assistant", "content": ""})
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
@@ -345,6 +346,7 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
+        failed = True
         kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
         yield (
             b"data: "
@@ -360,7 +362,8 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
         metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()
-        await _settle(gw, budgets, final, unknown=final is None and streamed)
+        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
+        await _settle(gw, budgets, final, unknown=final is None and (streamed or not failed))
     yield b"data: [DONE]\n\n"
 
 

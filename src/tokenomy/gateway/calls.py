@@ -80,11 +80,9 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
     if budgets is None or gw.budgets is None:
         return
     # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-    actual = (
-        None
-        if unknown
-        else (to_nano(response.cost_usd) if response is not None and response.cost_usd is not None else 0)
-    )
+    # A cascade pays for every tier it tried, not only the answer it returned: the whole call is charged.
+    cost = None if response is None else (response.call_cost_usd or response.cost_usd)
+    actual = None if unknown else (to_nano(cost) if cost is not None else 0)
     try:
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:

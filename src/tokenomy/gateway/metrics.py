@@ -46,8 +46,9 @@ def observe(response: ChatResponse, model: str) -> None:
     ):
         if value:
             TOKENS.labels(model, kind).inc(value)
-    if response.cost_usd:
-        COST.labels(model).inc(float(response.cost_usd))
+    cost = response.call_cost_usd or response.cost_usd  # every attempt's cost, as the ledger has them
+    if cost:
+        COST.labels(model).inc(float(cost))
 
 
 def render() -> bytes:

@@ -149,23 +149,29 @@ class Gateway:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
         dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
         The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
-        names = [route.model] if route.model else []
-        if policy.router is not None:
-            names += policy.router.models()
-        names += route.fallback
+        # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
+        # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
+        answers = [list(models) for models in policy.router.paid_answers()] if policy.router is not None else [[]]
+        if route.model:
+            answers[0].insert(0, route.model)
+        for models in answers:
+            models += route.fallback
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
         prompt = estimate_tokens(sent.text())
         output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
-        worst = Decimal(0)
-        for name in names:
-            spec = self.client.spec_for(name)
-            try:
-                entry = self.catalog.lookup(
-                    spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
-                )
-            except TokenomyError:
-                continue
-            # Without caching information, price every prompt token at the dearest input rate that may apply.
-            input_rate = max(entry.input or 0, entry.cache_write or 0)
-            worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
-        return to_nano(worst / Decimal(1_000_000))
+        total = Decimal(0)
+        for names in answers:
+            worst = Decimal(0)
+            for name in names:
+                spec = self.client.spec_for(name)
+                try:
+                    entry = self.catalog.lookup(
+                        spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
+                    )
+                except TokenomyError:
+                    continue
+                # Without caching information, price every prompt token at the dearest input rate that may apply.
+                input_rate = max(entry.input or 0, entry.cache_write or 0)
+                worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
+            total += worst
+        return to_nano(total / Decimal(1_000_000))

@@ -40,24 +40,30 @@ def _loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
+# Seconds an attempt may wait for the upstream's next bytes (to connect, for the answer to start, between two
+# stream chunks) before it fails, as the SDK-based provider's timeout works. Not a limit on the whole answer: a
+# long generation that keeps streaming is not cut (the provider bills it in full).
+READ_TIMEOUT_S = 120.0
+
+
 class AsyncOpenAIUpstream(OpenAIProvider):
     """Chat Completions over a pooled aiohttp session; sync calls delegate to the SDK provider."""
 
-    def __init__(self, spec: ModelSpec, timeout: float = 120.0, pool: int = 512) -> None:
+    def __init__(self, spec: ModelSpec, timeout: float | None = None, pool: int = 512) -> None:
         self.spec = spec
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
         key = (os.environ.get(spec.api_key_env) if spec.api_key_env else None) or os.environ.get("OPENAI_API_KEY")
         self.base_url = base
         self.url = base + "/chat/completions"
         self.headers = {"authorization": f"Bearer {key or 'not-needed'}", "content-type": "application/json"}
-        self.timeout, self.pool = timeout, pool
+        self.timeout, self.pool = (READ_TIMEOUT_S if timeout is None else timeout), pool
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """One pooled session, made on first use inside the serving event loop."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
                 connector=aiohttp.TCPConnector(limit=self.pool, ttl_dns_cache=300),
             )
         return self._session
@@ -78,7 +84,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 raw = await reply.read()
                 status, retry_after = reply.status, reply.headers.get("retry-after")
         except TimeoutError as exc:
-            raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
+            raise ProviderError(f"no data from {self.url} for {self.timeout:g}s", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc
         if status >= 400:
@@ -120,7 +126,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                             ttft = (time.perf_counter() - start) * 1000
                         yield piece
         except TimeoutError as exc:
-            raise ProviderError(f"timed out after {self.timeout}s: {self.url}", kind="timeout") from exc
+            raise ProviderError(f"no data from {self.url} for {self.timeout:g}s", kind="timeout") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error") from exc
         assembler.check_complete(done)

@@ -115,10 +115,7 @@ class LedgerWriter:
                 delay = min(MAX_BACKOFF, self.flush_interval * 2**failures)
                 self._retry_at = time.monotonic() + delay
                 log.warning(
-                    "ledger flush of %d events failed (%s); retrying in %.1f s",
-                    self.pending,
-                    " ".join(str(exc).split())[:300] or type(exc).__name__,
-                    delay,
+                    "ledger flush of %d events failed (%s); retrying in %.1f s", self.pending, _reason(exc), delay
                 )
 
     def close(self) -> None:
@@ -130,20 +127,34 @@ class LedgerWriter:
         self._thread.join(timeout=5)
         try:
             self.flush()
-        except Exception:
-            if self.journal is not None:
-                self.journal.close()  # its segments stay for the replay at the next start
-            raise
+        except Exception as exc:
+            if self.journal is None:
+                raise
+            # Nothing is lost: the journal's segments stay and the next start writes them (journal.replay).
+            self.journal.close()
+            log.error(
+                "ledger database unavailable at shutdown (%s): %d events kept in the journal %s and written at the "
+                "next start",
+                _reason(exc),
+                self.pending,
+                self.journal.folder,
+            )
+            return
         if self.journal is not None:
             self.journal.discard()
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def flush_all() -> None:
     for writer in list(_WRITERS):
         try:
             writer.flush()
-        except Exception:
-            log.exception("ledger flush on shutdown failed")
+        except Exception as exc:  # the database is down: say where the events are, not a traceback
+            kept = f"kept in the journal {writer.journal.folder}" if writer.journal is not None else "not written"
+            log.error("ledger flush on shutdown failed (%s): %d events %s", _reason(exc), writer.pending, kept)
 
 
 def install_sigterm_flush() -> None:

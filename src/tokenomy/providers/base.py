@@ -116,24 +116,38 @@ class Provider:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         done = object()
+        stop = threading.Event()  # the consumer went away (a client that left): stop reading the provider
 
         def pump() -> None:
+            chunks = self.stream(request)
             try:
-                for chunk in self.stream(request):
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except BaseException as exc:  # surfaced to the async consumer below
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                if not stop.is_set():
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                # Closing the stream closes its connection, so the provider stops generating (and billing) an answer
+                # nobody reads; the thread read it to the end before.
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+                if not stop.is_set():
+                    loop.call_soon_threadsafe(queue.put_nowait, done)
 
         threading.Thread(target=pump, daemon=True).start()
-        while True:
-            item = await queue.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
 
     def close(self) -> None:
         """Release clients and connections."""

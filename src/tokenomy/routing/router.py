@@ -78,6 +78,13 @@ class Router:
         """Every model a request on this router may reach (for worst-case budget reservations)."""
         return [m for name in self.order for m in self._tier(name).models]
 
+    def paid_answers(self) -> list[tuple[str, ...]]:
+        """The models of each answer a request may pay for (for worst-case budget reservations): with validators
+        a request may escalate through every tier, paying one answer on each; without, one tier answers."""
+        if self.kind == "cascade" or self.policy.validators:
+            return [self._tier(name).models for name in self.order]
+        return [tuple(self.models())]
+
     def _tier(self, name: str) -> Tier:
         tier = self.tiers.get(name)
         if tier is None or not tier.models:
