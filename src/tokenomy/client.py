@@ -274,37 +274,14 @@ class Tokenomy:
 
     def _fail(self, call: CallState, att: Attempt, exc: ProviderError) -> None:
         target = att.target
-        meta = target.call.meta
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        event = UsageEvent(
-            ts=utcnow(),
-            provider=target.provider.name,
-            model=target.spec.model,
-            region=target.call.region,
-            mode=call.mode,
-            task=meta.task,
-            tags=dict(meta.tags),
-            tenant=meta.tenant,
-            key_id=meta.key_id,
-            route=meta.route,
-            tier=meta.tier,
-            latency_ms=(time.perf_counter() - att.started) * 1000,
-            outcome=exc.kind,
-            error_type=error_type,
-            attempt=att.number,
-            request_id=call.request_id,
-            prompt_hash=prompt_fingerprint(target.call),
-            **content_counts(target.call),
-        )
         if att.deltas:
             # The stream failed after the provider had generated part of the answer: it billed the prompt and
             # those tokens, so the row carries them estimated, as for a stream the caller abandoned.
-            usage, cost = self._estimated(call, att)
-            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
-            event.apply_cost(cost)
-            call.spent += cost.total_usd
-        self._record(event)
+            self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
+        else:
+            self._record_unanswered(call, att, exc.kind, error_type)
 
     def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
         """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
@@ -326,38 +303,49 @@ class Tokenomy:
         recorded with estimated tokens (prompt estimate; one token per delta received) rather than
         vanishing from the ledger.
         """
-        target = att.target
-        request = target.call
-        usage, cost = self._estimated(call, att)
-        meta = request.meta
         otel.record_failure(
-            att.span, request, target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
+            att.span, att.target.call, att.target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
         )
-        self._record(
-            UsageEvent(
-                ts=utcnow(),
-                provider=target.provider.name,
-                model=target.spec.model,
-                region=request.region,
-                mode=call.mode,
-                task=meta.task,
-                tags=dict(meta.tags),
-                tenant=meta.tenant,
-                key_id=meta.key_id,
-                route=meta.route,
-                tier=meta.tier,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                latency_ms=(time.perf_counter() - att.started) * 1000,
-                outcome="cancelled",
-                error_type="StreamAbandoned",
-                attempt=att.number,
-                request_id=call.request_id,
-                prompt_hash=prompt_fingerprint(request),
-                **content_counts(request),
-            ).apply_cost(cost)
+        self._record_unanswered(call, att, "cancelled", "StreamAbandoned", self._estimated(call, att))
+
+    def _record_unanswered(
+        self,
+        call: CallState,
+        att: Attempt,
+        outcome: str,
+        error_type: str,
+        estimated: tuple[Usage, CostBreakdown] | None = None,
+    ) -> None:
+        """The ledger row of an attempt that gave no whole answer; at its estimated tokens and cost when the
+        provider had started answering (and so billed it)."""
+        target = att.target
+        request, meta = target.call, target.call.meta
+        event = UsageEvent(
+            ts=utcnow(),
+            provider=target.provider.name,
+            model=target.spec.model,
+            region=request.region,
+            mode=call.mode,
+            task=meta.task,
+            tags=dict(meta.tags),
+            tenant=meta.tenant,
+            key_id=meta.key_id,
+            route=meta.route,
+            tier=meta.tier,
+            latency_ms=(time.perf_counter() - att.started) * 1000,
+            outcome=outcome,
+            error_type=error_type,
+            attempt=att.number,
+            request_id=call.request_id,
+            prompt_hash=prompt_fingerprint(request),
+            **content_counts(request),
         )
-        call.spent += cost.total_usd
+        if estimated is not None:
+            usage, cost = estimated
+            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
+            event.apply_cost(cost)
+            call.spent += cost.total_usd
+        self._record(event)
         if call.policy.limiter:
             call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 

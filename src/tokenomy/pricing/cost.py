@@ -157,12 +157,7 @@ def compute_cost(
         rate_in, rate_out = long.input, long.output
         rate_cr, rate_cw = _long_cache_rates(entry, long, usage, write_field)
         if mode == "batch":
-            if not entry.has_batch:
-                reason = entry.batch_note or "the provider publishes no batch price for it"
-                raise UsageError(
-                    f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
-                    "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
-                )
+            _require_batch(entry)
             assert entry.batch_input is not None and entry.batch_output is not None
             ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
             ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
@@ -178,12 +173,7 @@ def compute_cost(
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
     elif mode == "batch":
-        if not entry.has_batch:
-            reason = entry.batch_note or "the provider publishes no batch price for it"
-            raise UsageError(
-                f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
-                "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
-            )
+        _require_batch(entry)
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
         # A cached input token's batch price where the provider publishes one (OpenAI's GPT-4o/4.1/o-series and
@@ -210,6 +200,15 @@ def compute_cost(
         note=note,
         cache_ttl=cache_ttl,
     )
+
+
+def _require_batch(entry: PriceEntry) -> None:
+    if not entry.has_batch:
+        reason = entry.batch_note or "the provider publishes no batch price for it"
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
+            "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
+        )
 
 
 def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:
