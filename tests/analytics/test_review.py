@@ -300,3 +300,21 @@ def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) 
         stored = _review(ledger_path, config)
         shown = httpx.get(f"{gateway}/dashboard/review")
     assert shown.status_code == 200 and stored["period"]["label"] in shown.text and "<html" in shown.text.lower()
+
+
+def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(ledger_path) -> None:
+    """Bench quality is 0-100 and history length is tokens per call: neither is a percentage, however small."""
+    from tokenomy.analytics.review import run_review
+    from tokenomy.analytics.review_html import review_html
+
+    body = run_review(open_store(ledger_path), days=1, until=NOW)
+    body["habits"]["history_length"] = [
+        {"task": "ping", "previous_input_per_call": 4.0, "current_input_per_call": 8.0, "growth": 1.0}
+    ]
+    body["habits"]["cache_hit_rate"] = [{"model": "m", "previous_rate": 0.9, "current_rate": 12.5 / 100}]
+    body["bench"] = {"judge": None, "comparison": [],
+                     "results": [{"task": "t", "model": "m", "quality": 5.0, "quality_ci95": [0.0, 20.0]}]}
+    page = review_html(body)
+    assert "<td>ping</td><td>4.0</td><td>8.0</td><td>100.0%</td>" in page
+    assert "<td>m</td><td>90.0%</td><td>12.5%</td>" in page
+    assert "<td>t</td><td>m</td><td>5.0</td>" in page

@@ -21,9 +21,19 @@ def money(value: Any, places: int = 2) -> str:
     return usd(value, "report", places)
 
 
+class _Share(float):
+    """A rate or share (0.4 = 40%), shown as a percentage; every other float is shown as a plain number."""
+
+
+def _pct(value: Any) -> Any:
+    return None if value is None else _Share(value)
+
+
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.1%}" if -10 < value < 10 else f"{value:,.1f}"
+    if isinstance(value, _Share):
+        return f"{value:.1%}"
+    if isinstance(value, float):  # tokens per call, bench quality (0-100): a number, whatever its size
+        return f"{value:,.1f}"
     return html.escape("" if value is None else str(value))
 
 
@@ -118,7 +128,7 @@ def review_html(body: dict[str, Any]) -> str:
     parts.append(
         _table(
             ["model", "previous", "current"],
-            [[r["model"], r["previous_rate"], r["current_rate"]] for r in habits["cache_hit_rate"]],
+            [[r["model"], _pct(r["previous_rate"]), _pct(r["current_rate"])] for r in habits["cache_hit_rate"]],
         )
     )
     parts.append("<h2>History length (input tokens per call)</h2>")
@@ -126,7 +136,7 @@ def review_html(body: dict[str, Any]) -> str:
         _table(
             ["task", "previous", "current", "growth"],
             [
-                [r["task"], r["previous_input_per_call"], r["current_input_per_call"], r["growth"]]
+                [r["task"], r["previous_input_per_call"], r["current_input_per_call"], _pct(r["growth"])]
                 for r in habits["history_length"]
             ],
         )
@@ -136,7 +146,7 @@ def review_html(body: dict[str, Any]) -> str:
         _table(
             ["route", "tier", "share", "expected", "off by more than the tolerance"],
             [
-                [r["route"], r["tier"], r["share"], r["expected"], "yes" if r["flagged"] else ""]
+                [r["route"], r["tier"], _pct(r["share"]), _pct(r["expected"]), "yes" if r["flagged"] else ""]
                 for r in habits["tier_share"]
             ],
         )
@@ -149,7 +159,7 @@ def review_html(body: dict[str, Any]) -> str:
                 [
                     r["model"],
                     r["units"],
-                    r["utilization"],
+                    _pct(r["utilization"]),
                     money(r["monthly_cost_usd"]),
                     money(r["idle_monthly_usd"]),
                     money(r["on_demand_monthly_usd"]),
