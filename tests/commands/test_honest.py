@@ -71,7 +71,9 @@ def test_failures_exit_non_zero_and_help_says_so(tmp_path: Path) -> None:
     page = tmp_path / "page.html"
     html = runner.invoke(app, ["report", "--html", str(page), "--ledger", str(empty_ledger)])
     assert html.exit_code == 1 and "no calls in ledger" in html.output and not page.exists()
-    for path in (["batch", "validate"], ["ledger", "import"], ["report"], ["bench", "run"]):
+    imports = ("otel", "cur", "llm-log", "focus", "gcp-billing", "openai-usage", "anthropic-usage")
+    for path in (["batch", "validate"], ["ledger", "import"], ["report"], ["bench", "run"],
+                 *(["import", kind] for kind in imports)):
         text = " ".join(runner.invoke(app, [*path, "--help"]).output.split())
         assert "Exit status" in text and "1 when" in text, path
 

@@ -93,7 +93,10 @@ def otel(
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
 ) -> None:
-    """GenAI spans (gen_ai.* attributes, old and new names) as ledger events priced from the catalog."""
+    """GenAI spans (gen_ai.* attributes, old and new names) as ledger events priced from the catalog.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     _run("otel", file, ledger, as_json, prices)
 
 
@@ -103,7 +106,10 @@ def cur(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Bedrock input/output/cache-read/cache-write token line items, with the billed cost."""
+    """Bedrock input/output/cache-read/cache-write token line items, with the billed cost.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     _run("cur", file, ledger, as_json)
 
 
@@ -114,7 +120,10 @@ def llm_log(
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
 ) -> None:
-    """Prompts logged by Simon Willison's llm tool: model, tokens, duration, time."""
+    """Prompts logged by Simon Willison's llm tool: model, tokens, duration, time.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     _run("llm-log", file, ledger, as_json, prices)
 
 
@@ -124,7 +133,10 @@ def focus(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """AI/ML service rows (Bedrock, Azure OpenAI, Vertex AI / Gemini, OCI Generative AI) as billed rows."""
+    """AI/ML service rows (Bedrock, Azure OpenAI, Vertex AI / Gemini, OCI Generative AI) as billed rows.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     _run("focus", file, ledger, as_json)
 
 
@@ -135,7 +147,10 @@ def gcp_billing(
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
 ) -> None:
-    """Vertex AI and Gemini API SKUs of a Google Cloud billing export as billed rows."""
+    """Vertex AI and Gemini API SKUs of a Google Cloud billing export as billed rows.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     _run("gcp-billing", file, ledger, as_json, prices)
 
 
@@ -183,7 +198,10 @@ def openai_usage(
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
 ) -> None:
-    """OpenAI organization usage (completions: cached input and batch split) and costs, as billed rows."""
+    """OpenAI organization usage (completions: cached input and batch split) and costs, as billed rows.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     from tokenomy.analytics.imports.openai_usage import fetch_openai, import_openai_files, import_openai_usage
 
     _check_width(bucket_width)
@@ -213,7 +231,10 @@ def anthropic_usage(
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
 ) -> None:
-    """Anthropic Admin API usage report (cache creation/read split, service tier) and cost report, as billed rows."""
+    """Anthropic Admin API usage report (cache creation/read split, service tier) and cost report, as billed rows.
+
+    Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
+    (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
     from tokenomy.analytics.imports.anthropic_usage import (
         fetch_anthropic,
         import_anthropic_files,
