@@ -67,14 +67,21 @@ def run(ctx: DemoContext) -> None:
     from tokenomy.routing.evaluate import evaluate
 
     result = evaluate("gsm8k")  # ~5 s: train both routers, calibrate, replay the held-out half of the outcomes
+    ctx.console.print(held_out_summary(result))
+
+
+def held_out_summary(result: dict) -> str:
+    """One sentence on `route eval gsm8k`'s held-out half: the routers' strong shares, the cascade and the hybrid."""
+    from tokenomy.routing.evaluate import HYBRID_SCORES
+
     by_policy = {p["policy"]: p for p in result["policies"]}
     hybrid = by_policy["hybrid"]
-    ctx.console.print(
+    return (
         f"held-out GSM8K ({result['held_out']} prompts): for 95% of strong quality the classifier "
         f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
         f"{result['cpt95_random']:.0%}; the cascade keeps "
         f"{by_policy['cascade']['quality_retained']:.0%} of strong quality at "
-        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost; the hybrid (embedding "
+        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost; the hybrid ({HYBRID_SCORES} "
         f"router, the rest through the cascade) keeps {hybrid['quality_retained']:.0%} with "
         f"{hybrid['strong_share']:.0%} strong calls (`tokenomy route eval gsm8k`)"
     )
