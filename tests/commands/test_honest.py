@@ -198,3 +198,10 @@ def test_tables_never_cut_the_identifying_column() -> None:
     lines = wide.stdout.splitlines()
     for model in {e.model for e in default_catalog().entries()}:
         assert any(f"│ {model} " in line for line in lines), model  # every id whole, on one line
+
+
+def test_the_ledger_option_names_every_kind_of_ledger_the_readme_lists() -> None:
+    runner = CliRunner()
+    for path in (["report"], ["ledger", "stats"], ["review"]):
+        text = " ".join(runner.invoke(app, [*path, "--help"], terminal_width=200).output.split())
+        assert all(kind in text for kind in ("DuckDB", "postgresql://", "clickhouse://", "chdb:DIR")), (path, text)

@@ -28,7 +28,8 @@ err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 LedgerOption = typer.Option(
     None,
     "--ledger",
-    help="Ledger: a DuckDB path or postgresql:// URL \\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]",
+    help="Ledger: a DuckDB path, a postgresql:// URL, or clickhouse://… / chdb:DIR (the clickhouse extra) "
+    "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]",
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
