@@ -64,3 +64,17 @@ def test_readme_example_runs(command: str, tmp_path: Path) -> None:
     result = subprocess.run([TOKENOMY, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (command, result.stderr)
     assert result.stdout.strip() and "Traceback" not in result.stderr, command
+
+
+def test_the_alerts_example_shows_every_alerts_key_and_loads() -> None:
+    """The README's `alerts:` example says "every key optional; defaults shown": it names every key there is."""
+    import yaml
+
+    from tokenomy.analytics.alert_settings import AlertSettings
+
+    block = next(b for b in re.findall(r"^```yaml\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+                 if b.startswith("budgets:"))
+    data = yaml.safe_load(block)
+    AlertSettings.from_config(data["alerts"], data.get("routing"))  # valid as written
+    shown = set(data["alerts"]) | set(data.get("routing") or {})
+    assert set(AlertSettings.model_fields) <= shown, set(AlertSettings.model_fields) - shown
