@@ -318,3 +318,18 @@ def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(l
     assert "<td>ping</td><td>4.0</td><td>8.0</td><td>100.0%</td>" in page
     assert "<td>m</td><td>90.0%</td><td>12.5%</td>" in page
     assert "<td>t</td><td>m</td><td>5.0</td>" in page
+
+
+def test_a_one_day_review_says_one_day(ledger_path) -> None:
+    """The demo's review covers one day: "(1 day)", not "(1 days)", on the terminal and in the page."""
+    from rich.console import Console
+
+    from tokenomy.analytics.review import run_review
+    from tokenomy.analytics.review_html import review_html
+    from tokenomy.commands.review import render
+
+    body = run_review(open_store(ledger_path), days=1, until=NOW)
+    console = Console(record=True, width=200)
+    render(body, console=console, short=True)
+    assert "(1 day):" in console.export_text()
+    assert "<p>1 day against the previous 1 day:" in review_html(body)

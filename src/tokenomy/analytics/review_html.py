@@ -29,6 +29,11 @@ def _pct(value: Any) -> Any:
     return None if value is None else _Share(value)
 
 
+def days_text(days: int) -> str:
+    """"1 day", "90 days"."""
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, _Share):
         return f"{value:.1%}"
@@ -47,7 +52,8 @@ def review_html(body: dict[str, Any]) -> str:
     period, spend = body["period"], body["spend"]
     parts = [
         f"<h1>Tokenomy review {html.escape(period['label'])}</h1>",
-        f"<p>{period['days']} days against the previous {period['days']}: {money(spend['current_usd'])} vs "
+        f"<p>{days_text(period['days'])} against the previous {days_text(period['days'])}: "
+        f"{money(spend['current_usd'])} vs "
         f"{money(spend['previous_usd'])} ({money(spend['change_usd'])}).</p>",
     ]
     forecast = spend.get("forecast") or {}

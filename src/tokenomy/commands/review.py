@@ -94,11 +94,11 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
 
 def render(body: dict, console: Any = console, short: bool = False) -> None:
     """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
-    from tokenomy.analytics.review_html import money
+    from tokenomy.analytics.review_html import days_text, money
 
     spend, period = body["spend"], body["period"]
     console.print(
-        f"[bold]Review {period['label']}[/bold] ({period['days']} days): {money(spend['current_usd'])}, "
+        f"[bold]Review {period['label']}[/bold] ({days_text(period['days'])}): {money(spend['current_usd'])}, "
         f"previous period {money(spend['previous_usd'])} (change {money(spend['change_usd'])})"
     )
     forecast = spend.get("forecast") or {}
