@@ -30,7 +30,7 @@ def _pct(value: Any) -> Any:
 
 
 def days_text(days: int) -> str:
-    """"1 day", "90 days"."""
+    """The period as words: 1 day, 90 days."""
     return f"{days} day" if days == 1 else f"{days} days"
 
 

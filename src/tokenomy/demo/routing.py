@@ -81,7 +81,7 @@ def held_out_summary(result: dict) -> str:
         f"sends {result['cpt95_classifier']:.0%} of calls to the strong model, random "
         f"{result['cpt95_random']:.0%}; the cascade keeps "
         f"{by_policy['cascade']['quality_retained']:.0%} of strong quality at "
-        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost; the hybrid ({HYBRID_SCORES} "
-        f"router, the rest through the cascade) keeps {hybrid['quality_retained']:.0%} with "
+        f"{by_policy['cascade']['cost'] / by_policy['always-best']['cost']:.0%} of its cost; the hybrid "
+        f"({HYBRID_SCORES} router, the rest through the cascade) keeps {hybrid['quality_retained']:.0%} with "
         f"{hybrid['strong_share']:.0%} strong calls (`tokenomy route eval gsm8k`)"
     )
