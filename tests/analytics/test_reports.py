@@ -284,3 +284,19 @@ def test_an_unknown_report_lists_every_preset_help_lists(ledger_path) -> None:
     named = re.findall(r"[a-z][a-z-]+(?= \(|,|$)", helped.replace(", or ", ", "))
     assert unknown.exit_code != 0 and "forecast" in available and "reconcile" in available  # were missing
     assert set(named) == set(available), (named, available)
+
+
+def test_tier_share_compares_the_expected_split_with_routed_calls_only(tmp_path) -> None:
+    """Calls no router placed (no tier) are most of a ledger; the expected shares split the routed ones, as
+    `route drift` and the routing_drift alert read them, so the delta is taken among routed calls."""
+    ts = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    events = [UsageEvent(ts=ts, provider="local", model="local", task="chat") for _ in range(6)]
+    events += [UsageEvent(ts=ts, provider="local", model="local", route="support", tier=tier)
+               for tier in ("weak", "weak", "weak", "strong")]
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write(events)
+    rows = {r["tier"]: r for r in run_report(store, "tier-share", expected={"weak": 0.75, "strong": 0.25})}
+    assert rows["(none)"]["share"] == pytest.approx(0.6) and rows["(none)"]["delta"] is None
+    assert rows["weak"]["share"] == pytest.approx(0.3)  # of all calls
+    assert rows["weak"]["routed_share"] == pytest.approx(0.75) and rows["weak"]["delta"] == pytest.approx(0)
+    assert rows["strong"]["routed_share"] == pytest.approx(0.25) and rows["strong"]["delta"] == pytest.approx(0)

@@ -187,9 +187,12 @@ def _cost_per_tag(g: str, src: str, d: str) -> str:
     )
 
 
+UNROUTED = "(none)"  # the tier-share row of calls no router placed
+
+
 def _tier_share(g: str, src: str, d: str) -> str:
     return (
-        f"SELECT COALESCE(tier, '(none)') AS tier, {CALLS} AS calls, "
+        f"SELECT COALESCE(tier, '{UNROUTED}') AS tier, {CALLS} AS calls, "
         f"CAST(SUM(calls) AS {FLOAT}) / CAST(SUM(SUM(calls)) OVER () AS {FLOAT}) AS share "
         f"FROM {src} GROUP BY 1 ORDER BY 1"
     )
@@ -297,13 +300,18 @@ def run_report(
 
 
 def _with_expected(rows: list[dict[str, Any]], expected: dict[str, float]) -> list[dict[str, Any]]:
-    """Add the expected share and the difference; tiers expected but unseen get a zero row."""
+    """Add each tier's share of the routed calls (those with a tier), the expected share and the difference;
+    tiers expected but unseen get a zero row. Expected shares split routed traffic (as `route drift` and the
+    routing_drift alert read them), so calls without a tier are left out of the comparison."""
     seen = {r["tier"] for r in rows}
     rows = rows + [{"tier": t, "calls": 0, "share": 0.0} for t in sorted(set(expected) - seen)]
+    routed = sum(int(r["calls"]) for r in rows if r["tier"] != UNROUTED)
     for row in rows:
         want = expected.get(row["tier"])
+        share = None if row["tier"] == UNROUTED or not routed else int(row["calls"]) / routed
+        row["routed_share"] = share
         row["expected_share"] = want
-        row["delta"] = None if want is None else float(row["share"]) - want
+        row["delta"] = None if want is None or share is None else share - want
     return rows
 
 
