@@ -205,3 +205,14 @@ def test_the_ledger_option_names_every_kind_of_ledger_the_readme_lists() -> None
     for path in (["report"], ["ledger", "stats"], ["review"]):
         text = " ".join(runner.invoke(app, [*path, "--help"], terminal_width=200).output.split())
         assert all(kind in text for kind in ("DuckDB", "postgresql://", "clickhouse://", "chdb:DIR")), (path, text)
+
+
+def test_review_refuses_benchmark_options_without_a_benchmark(tmp_path: Path) -> None:
+    """--judge and --candidates only steer `review --bench`; alone they were silently ignored."""
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    runner = CliRunner()
+    for option in (["--judge", "local"], ["--candidates", "local"]):
+        result = runner.invoke(app, ["review", *option, "--ledger", str(ledger)])
+        assert result.exit_code != 0 and "add --bench" in str(result.exception), (option, result.output)
+    tables = _tables(ledger)
+    assert "tokenomy_reviews" not in tables  # refused before anything was stored

@@ -38,10 +38,10 @@ def review_cmd(
         None, "--bench", help="Task file to re-run on the models in use and their candidates."
     ),
     judge: Optional[str] = typer.Option(
-        None, "--judge", help="Evaluator for judge-scored tasks \\[default: the previous review's]."
+        None, "--judge", help="With --bench: evaluator for judge-scored tasks \\[default: the previous review's]."
     ),
     candidates: Optional[str] = typer.Option(
-        None, "--candidates", help="Extra comma-separated models to benchmark (names under `models:` in --config)."
+        None, "--candidates", help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config)."
     ),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
     ledger: Optional[str] = LedgerOption,
@@ -54,6 +54,9 @@ def review_cmd(
     from tokenomy.config import load_config
 
     days = parse_days(since)
+    if bench is None and (judge is not None or candidates is not None):
+        misplaced = "--judge" if judge is not None else "--candidates"
+        raise UsageError(f"{misplaced} applies to the re-benchmark; add --bench TASKS.yaml or drop {misplaced}")
     cfg = load_config(config)
     if bench is not None:  # a typo in the task file fails now, not after the analysis
         from tokenomy.bench.tasks import load_tasks
