@@ -41,7 +41,9 @@ def review_cmd(
         None, "--judge", help="With --bench: evaluator for judge-scored tasks \\[default: the previous review's]."
     ),
     candidates: Optional[str] = typer.Option(
-        None, "--candidates", help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config)."
+        None,
+        "--candidates",
+        help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config).",
     ),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
     ledger: Optional[str] = LedgerOption,
