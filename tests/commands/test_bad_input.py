@@ -153,3 +153,14 @@ def test_a_date_out_of_range_is_one_line_naming_the_option(command, option, when
 
 def test_the_date_options_are_all_found() -> None:
     assert len(_date_options()) >= 16  # every --since/--until/--as-of: report, review, ledger, plan, alerts, import
+
+
+def test_each_emulator_listens_on_its_own_default_port() -> None:
+    # `emulate azure-openai` and `emulate gemini` both took 8790: the second one started failed, its port in use.
+    import typer.main
+
+    from tokenomy.cli import app
+
+    group = typer.main.get_command(app).commands["emulate"]
+    ports = {name: next(p.default for p in cmd.params if p.name == "port") for name, cmd in group.commands.items()}
+    assert len(set(ports.values())) == len(ports), ports

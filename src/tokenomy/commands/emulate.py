@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
 
     @emulate.command("azure-openai")
     def azure_openai(
-        port: int = typer.Option(8790, "--port", help="TCP port to listen on."),
+        port: int = typer.Option(8791, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
         deployment: list[str] = typer.Option(
             [],
