@@ -300,3 +300,19 @@ def test_tier_share_compares_the_expected_split_with_routed_calls_only(tmp_path)
     assert rows["weak"]["share"] == pytest.approx(0.3)  # of all calls
     assert rows["weak"]["routed_share"] == pytest.approx(0.75) and rows["weak"]["delta"] == pytest.approx(0)
     assert rows["strong"]["routed_share"] == pytest.approx(0.25) and rows["strong"]["delta"] == pytest.approx(0)
+
+
+def test_a_group_without_a_value_reads_none_not_a_blank(tmp_path) -> None:
+    # `report spend --by task` showed calls recorded without a task on a row with an empty label.
+    ledger = tmp_path / "ledger.duckdb"
+    day = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    open_store(ledger).write([
+        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task="summarise", cost_usd=Decimal("0.002")),
+        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", cost_usd=Decimal("0.001")),
+    ])
+    result = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--ledger", str(ledger)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "$0.001000" in line]
+    assert len(lines) == 1 and "(none)" in lines[0], result.output
+    as_json = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--ledger", str(ledger), "--json"])
+    assert {row["task"] for row in json.loads(as_json.output)} == {"summarise", None}  # JSON keeps the null

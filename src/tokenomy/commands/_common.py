@@ -149,6 +149,12 @@ def print_table(result: Table, wide: bool = False) -> None:
 WideOption = typer.Option(False, "--wide", help="Print tables at full width (one line per row, nothing wrapped).")
 
 
+def report_row(columns: list[str], row: dict[str, Any]) -> list[str]:
+    """A report row as people read it; its group (the first column) with no value, e.g. calls recorded without a
+    task, reads "(none)" as the reports that name it in SQL do, never a blank."""
+    return [report_cell(c, row[c]) if row[c] is not None or i else "(none)" for i, c in enumerate(columns)]
+
+
 def report_cell(column: str, value: Any) -> str:
     """A report value as people read it: money with $, rates and shares as percentages, big counts grouped."""
     if value is None:

@@ -15,7 +15,7 @@ from tokenomy.commands._common import (
     csv_cell,
     err_console,
     print_json,
-    report_cell,
+    report_row,
     table,
     when_in_range,
 )
@@ -152,7 +152,7 @@ def report(
         writer.writeheader()
         writer.writerows({k: csv_cell(v, "amount") for k, v in row.items()} for row in rows)
         return
-    console.print(table(f"report {name}", columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
+    console.print(table(f"report {name}", columns, [report_row(columns, r) for r in rows]))
     if name == "latency" and not exact:
         from tokenomy.analytics.latency import APPROXIMATION
 

@@ -15,13 +15,13 @@ def run(ctx: DemoContext) -> None:
     from tokenomy.analytics.dashboard import write_report_html
     from tokenomy.analytics.dashboard_data import Filters
     from tokenomy.analytics.reports import run_report
-    from tokenomy.commands._common import report_cell, table
+    from tokenomy.commands._common import report_row, table
 
     ctx.client.flush()
     for name in ("spend", "cache-hit-rate", "latency"):
         rows = run_report(ctx.store, name, by="model")
         columns = list(rows[0]) if rows else ["model"]
-        ctx.console.print(table(name, columns, [[report_cell(c, r[c]) for c in columns] for r in rows]))
+        ctx.console.print(table(name, columns, [report_row(columns, r) for r in rows]))
     out = write_report_html(ctx.store, Filters(), ctx.workdir / "report.html")
     ctx.console.print(
         f"wrote {out} (the dashboard's charts in one file; open it in a browser, no network needed; "
