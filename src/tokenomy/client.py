@@ -306,7 +306,10 @@ class Tokenomy:
         otel.record_failure(
             att.span, att.target.call, att.target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
         )
-        self._record_unanswered(call, att, "cancelled", "StreamAbandoned", self._estimated(call, att))
+        usage, cost = self._estimated(call, att)
+        self._record_unanswered(call, att, "cancelled", "StreamAbandoned", (usage, cost))
+        if call.policy.limiter:
+            call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
 
     def _record_unanswered(
         self,
@@ -346,8 +349,6 @@ class Tokenomy:
             event.apply_cost(cost)
             call.spent += cost.total_usd
         self._record(event)
-        if call.policy.limiter:
-            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 
     # -- the attempt loop, written once for sync and once for async -------------------------------
     def _run(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> Iterator[StreamChunk]:
