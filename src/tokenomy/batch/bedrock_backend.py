@@ -106,8 +106,9 @@ class BedrockBatchBackend(BatchBackend):
             raise ProviderError(f"Bedrock {what} failed: {exc}{hint}", "server_error") from None
 
     # -- the contract --------------------------------------------------------------------------------
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
-        self.options = options
+    @staticmethod
+    def _role_and_location(options: SubmitOptions) -> tuple[str, str, str]:
+        """The service role, bucket and prefix a job needs (options, else the environment), or a ConfigError."""
         role = options.role_arn or os.environ.get("TOKENOMY_BEDROCK_ROLE_ARN")
         if not role:
             raise ConfigError(
@@ -120,7 +121,14 @@ class BedrockBatchBackend(BatchBackend):
                 "Bedrock batch needs an S3 location for inputs and outputs: pass --s3-uri "
                 "s3://bucket/prefix or set TOKENOMY_BEDROCK_S3_URI"
             )
-        bucket, prefix = _split_s3(s3_uri, "--s3-uri")
+        return (role, *_split_s3(s3_uri, "--s3-uri"))
+
+    def check(self, options: SubmitOptions) -> None:
+        self._role_and_location(options)
+
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        self.options = options
+        role, bucket, prefix = self._role_and_location(options)
         region = self._region()
         name = _job_name(job_id)
         base = f"{prefix}/{name}" if prefix else name

@@ -79,6 +79,10 @@ class GeminiBatchBackend(BatchBackend):
             error = map_gemini_error(exc)
             raise ProviderError(f"Gemini {what} failed: {error}", error.kind, status=error.status) from None
 
+    def check(self, options: SubmitOptions) -> None:
+        self.options = options
+        self._client()  # builds the client only: a missing API key is named here
+
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
         client = self._client()

@@ -134,10 +134,19 @@ def create_job(
     if backend == "local":
         parts = [records]
     else:
-        provider = default_catalog().lookup(pricing_model, options.region).provider
+        entry = default_catalog().lookup(pricing_model, options.region)
+        provider = entry.provider
+        if not entry.has_batch:  # the provider would run (and bill) the job, but no answer could be recorded
+            raise UsageError(
+                f"--model {model}: {entry.model} in {entry.region} has no batch price "
+                f"({entry.batch_note or 'the provider publishes none'}), so its batch answers could not be priced; "
+                "run it on demand with `--backend local`, or add its batch price with TOKENOMY_PRICES=FILE"
+            )
         note = below_minimum(len(records), provider)
         if note:
             raise UsageError(f"{path}: {note}")
+        # Settings the backend cannot run with (a missing key, role or bucket) are refused before a job is stored.
+        get_backend(backend, options).check(options)
         # Each provider job of the split is one part; its files are the backend's business.
         parts = [
             list(itertools.chain.from_iterable(files))
