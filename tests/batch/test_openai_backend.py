@@ -265,3 +265,25 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
         assert len(client.batches.list().data) == 1  # sent once
     events = [e for e in open_store(ledger).events() if e.batch_job_id == job.job_id]
     assert len(events) == 20 and {e.mode for e in events} == {"batch"}
+
+
+def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    class Down(OpenAIBatchBackend):
+        def submit(self, *args, **kwargs):
+            raise ProviderError("OpenAI file upload failed: 503: down", "server_error", status=503)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(5)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (_, options):
+        job = create_job(tables, src, MODEL, "openai", options)
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, Down(options))
+        assert tables.get_job(job.job_id).message.startswith("submit failed")
+        assert resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options)) == 5
+        job = wait_job(tables, job.job_id, 60, 0.05, OpenAIBatchBackend(options))
+    # Before, `status` showed "completed" beside "- submit failed: ... 503: down".
+    assert job.status == "completed" and job.done == 5 and job.message is None

@@ -221,7 +221,7 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
             job.job_id, status="partially_completed" if started else "failed", message=f"submit failed: {exc}"
         )
         raise
-    tables.update_job(job.job_id, status="submitted")
+    tables.update_job(job.job_id, status="submitted", message=None)  # an earlier "submit failed" no longer holds
     return require_job(tables, job.job_id)
 
 
