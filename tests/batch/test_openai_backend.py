@@ -287,3 +287,23 @@ def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(t
         job = wait_job(tables, job.job_id, 60, 0.05, OpenAIBatchBackend(options))
     # Before, `status` showed "completed" beside "- submit failed: ... 503: down".
     assert job.status == "completed" and job.done == 5 and job.message is None
+
+
+def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_sends_it(tmp_path) -> None:
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, resubmit_missing
+    from tokenomy.batch.jobs import wait as wait_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(6)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (client, options):
+        backend = OpenAIBatchBackend(options)
+        # What `batch submit` stores before it uploads: a Ctrl-C or a kill during the upload leaves the job so.
+        job = create_job(tables, src, MODEL, "openai", options)
+        cancel(tables, job.job_id, backend)
+        # Before, the unsent part stayed `submitted`: the job went back to `submitted` and `batch wait` never ended.
+        job = wait_job(tables, job.job_id, 5, 0.05, backend)
+        assert job.status == "stopped" and job.pending == 6 and client.batches.list().data == []
+        assert resubmit_missing(tables, job.job_id, backend) == 6
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+    assert job.status == "completed" and job.done == 6

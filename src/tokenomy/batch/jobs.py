@@ -367,9 +367,15 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
     for part in tables.parts(job_id):
-        if part["handle"] and part["status"] not in FINAL_STATES:
+        if part["status"] in FINAL_STATES:
+            continue
+        if part["handle"]:
             backend.cancel(part["handle"])
             tables.update_part(job_id, part["part_no"], status="stopping")
+        else:  # never sent (a submit cut short): nothing runs provider-side, and nothing will; resume sends it
+            tables.update_part(
+                job_id, part["part_no"], status="stopped", message="cancelled before it was sent", collected=True
+            )
     tables.update_job(job_id, status="stopping")
     return require_job(tables, job_id)
 
