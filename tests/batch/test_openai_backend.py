@@ -16,7 +16,7 @@ from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.openai_batch_api import create_app
 from tokenomy.emulate.server import ServerThread
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
@@ -307,3 +307,19 @@ def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_s
         assert resubmit_missing(tables, job.job_id, backend) == 6
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
     assert job.status == "completed" and job.done == 6
+
+
+def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, export_results, open_tables, resubmit_missing, submit_parts
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=60) as (_, options):  # still validating while we look
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), OpenAIBatchBackend(options))
+        assert export_results(tables, job.job_id, out)["missing"] == 3
+        errors = {json.loads(line)["error"] for line in out.read_text().splitlines()}
+        # Before: "`tokenomy batch resume JOB` resubmits it", and resume refused: "still has parts running".
+        assert errors == {f"no result yet (job submitted); `tokenomy batch wait {job.job_id}`, then `results` again"}
+        with pytest.raises(UsageError, match="still has parts running"):
+            resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options))

@@ -417,15 +417,19 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     results = tables.results(job_id)
     counts = {"records": 0, "ok": 0, "failed": 0, "missing": 0}
     seen: set[str] = set()
+    parts = tables.parts(job_id)
+    # Records a provider is still working on: resume would refuse them ("still has parts running").
+    running = {rid for p in parts if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]}
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for part in tables.parts(job_id):
+        for part in parts:
             for record_id in part["record_ids"]:
                 if record_id in seen:
                     continue
                 seen.add(record_id)
-                fh.write(json.dumps(_result_line(record_id, results.get(record_id), job)) + "\n")
+                line = _result_line(record_id, results.get(record_id), job, record_id in running)
+                fh.write(json.dumps(line) + "\n")
                 row = results.get(record_id)
                 counts["records"] += 1
                 counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
@@ -433,15 +437,15 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     return counts
 
 
-def _result_line(record_id: str, row: dict[str, Any] | None, job: Job) -> dict[str, Any]:
+def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False) -> dict[str, Any]:
     if row is None:
-        return {
-            "id": record_id,
-            "ok": False,
-            "error": f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
-            if job.backend == "local"
-            else f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it",
-        }
+        if job.backend == "local":
+            error = f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
+        elif running:
+            error = f"no result yet (job {job.status}); `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
+        return {"id": record_id, "ok": False, "error": error}
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
     if row["ok"]:
         line.update(
