@@ -375,9 +375,13 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
     assert job.done == 120 and job.pending == 0, job.to_json()
     rows = open_store(str(ledger_path)).query(
-        "SELECT request_id, mode FROM usage_events WHERE batch_job_id = ?", [job.job_id])
+        "SELECT request_id, mode, provider FROM usage_events WHERE batch_job_id = ?", [job.job_id])
     assert sorted(r["request_id"] for r in rows) == sorted(f"r{i}" for i in range(120))  # each exactly once
     assert {r["mode"] for r in rows} == {"batch"}
+    from tokenomy.providers.bedrock import BedrockProvider
+
+    # Named as on-demand Bedrock calls are, so `report spend --by provider` shows one Bedrock (was `bedrock`).
+    assert {r["provider"] for r in rows} == {BedrockProvider.name} == {"aws.bedrock"}
 
 
 def test_every_bedrock_job_status_in_botocore_maps_to_a_normalised_state() -> None:

@@ -59,6 +59,7 @@ class BedrockBatchBackend(BatchBackend):
     """CreateModelInvocationJob and friends through boto3."""
 
     name = "bedrock"
+    ledger_provider = "aws.bedrock"  # as BedrockProvider records on-demand calls, so reports see one provider
 
     def __init__(self, options: SubmitOptions | None = None) -> None:
         self.options = options or SubmitOptions()
