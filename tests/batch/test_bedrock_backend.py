@@ -405,3 +405,25 @@ def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> 
     assert result.ok and result.text == "A short summary. " * 5
     assert result.usage == Usage(input_tokens=(len(prompt) + 3) // 4, output_tokens=(len(result.text) + 3) // 4)
     assert "batch record r1 of mistral.mistral-7b-instruct-v0:2 has no usage" in caplog.text
+
+
+def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url, tmp_path, ledger_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(100)) + "\n")  # Bedrock's minimum
+    # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: Bedrock expires it before it starts.
+    with emulator(s3_url, queue_seconds=5, seconds_per_hour=0.01) as (_, options):
+        tables = open_tables(str(ledger_path))
+        job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", replace(options, timeout_hours=24)))
+        job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
+    assert job.status == "expired"
+    shown = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "batch", "status", job.job_id, "--ledger",
+                            str(ledger_path), "--json"], capture_output=True, text=True, timeout=60)
+    # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
+    assert json.loads(shown.stdout)["message"] == "The job timed out before it started. Submit a new job."

@@ -258,7 +258,16 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         states.append(state)
     job = require_job(tables, job_id)
     status = _aggregate(states, job.pending, job.done, job.failed)
-    tables.update_job(job_id, status=status)
+    fields: dict[str, Any] = {"status": status}
+    if status in FINAL_STATES:  # why it ended short, in the provider's words (kept on its parts, shown by nobody)
+        parts = tables.parts(job_id)
+        notes = [
+            (f"part {p['part_no']}: " if len(parts) > 1 else "") + p["message"]
+            for p in parts
+            if p["message"] and p["status"] in FINAL_STATES - {"completed"}
+        ]
+        fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
+    tables.update_job(job_id, **fields)
     return require_job(tables, job_id)
 
 
