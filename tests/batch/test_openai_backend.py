@@ -268,7 +268,7 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
 
 
 def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(tmp_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, refresh, resubmit_missing, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
 
     class Down(OpenAIBatchBackend):
@@ -282,7 +282,8 @@ def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(t
         job = create_job(tables, src, MODEL, "openai", options)
         with pytest.raises(ProviderError):
             submit_parts(tables, job, Down(options))
-        assert tables.get_job(job.job_id).message.startswith("submit failed")
+        failed = "submit failed: OpenAI file upload failed: 503: down"
+        assert tables.get_job(job.job_id).message == failed == refresh(tables, job.job_id, Down(options)).message
         assert resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options)) == 5
         job = wait_job(tables, job.job_id, 60, 0.05, OpenAIBatchBackend(options))
     # Before, `status` showed "completed" beside "- submit failed: ... 503: down".

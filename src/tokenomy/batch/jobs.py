@@ -215,7 +215,9 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
         parts = tables.parts(job.job_id)
         for part in parts:
             if part["handle"] is None:  # never started: its records count as missing for resume
-                tables.update_part(job.job_id, part["part_no"], status="failed", message=str(exc), collected=True)
+                tables.update_part(
+                    job.job_id, part["part_no"], status="failed", message=f"submit failed: {exc}", collected=True
+                )
         started = any(p["handle"] for p in parts)
         tables.update_job(
             job.job_id, status="partially_completed" if started else "failed", message=f"submit failed: {exc}"
