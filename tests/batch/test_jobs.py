@@ -265,6 +265,9 @@ def test_remote_jobs_a_provider_could_not_run_or_price_are_refused_before_anythi
         (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R"], "--s3-uri"),
         (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "b/p"],
          "not an S3 URI"),
+        # botocore refused it after the input was uploaded to S3: a failed job and an orphan object were left.
+        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "s3://b/p",
+          "--timeout-hours", "2"], "--timeout-hours 2: a Bedrock batch job's timeout is 24 to 168 hours"),
     ]
     for args, expected in cases:
         result = cli("batch", "submit", str(src), *args, "--ledger", str(ledger_path), "--json", check=False)

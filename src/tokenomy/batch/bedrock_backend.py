@@ -126,6 +126,9 @@ class BedrockBatchBackend(BatchBackend):
 
     def check(self, options: SubmitOptions) -> None:
         self._role_and_location(options)
+        hours = options.timeout_hours
+        if hours is not None and not 24 <= hours <= 168:  # CreateModelInvocationJob's timeoutDurationInHours
+            raise ConfigError(f"--timeout-hours {hours}: a Bedrock batch job's timeout is 24 to 168 hours")
 
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
