@@ -375,9 +375,13 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
     assert job.done == 120 and job.pending == 0, job.to_json()
     rows = open_store(str(ledger_path)).query(
-        "SELECT request_id, mode FROM usage_events WHERE batch_job_id = ?", [job.job_id])
+        "SELECT request_id, mode, provider FROM usage_events WHERE batch_job_id = ?", [job.job_id])
     assert sorted(r["request_id"] for r in rows) == sorted(f"r{i}" for i in range(120))  # each exactly once
     assert {r["mode"] for r in rows} == {"batch"}
+    from tokenomy.providers.bedrock import BedrockProvider
+
+    # Named as on-demand Bedrock calls are, so `report spend --by provider` shows one Bedrock (was `bedrock`).
+    assert {r["provider"] for r in rows} == {BedrockProvider.name} == {"aws.bedrock"}
 
 
 def test_every_bedrock_job_status_in_botocore_maps_to_a_normalised_state() -> None:
@@ -401,3 +405,25 @@ def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> 
     assert result.ok and result.text == "A short summary. " * 5
     assert result.usage == Usage(input_tokens=(len(prompt) + 3) // 4, output_tokens=(len(result.text) + 3) // 4)
     assert "batch record r1 of mistral.mistral-7b-instruct-v0:2 has no usage" in caplog.text
+
+
+def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url, tmp_path, ledger_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(100)) + "\n")  # Bedrock's minimum
+    # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: Bedrock expires it before it starts.
+    with emulator(s3_url, queue_seconds=5, seconds_per_hour=0.01) as (_, options):
+        tables = open_tables(str(ledger_path))
+        job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", replace(options, timeout_hours=24)))
+        job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
+    assert job.status == "expired"
+    shown = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "batch", "status", job.job_id, "--ledger",
+                            str(ledger_path), "--json"], capture_output=True, text=True, timeout=60)
+    # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
+    assert json.loads(shown.stdout)["message"] == "The job timed out before it started. Submit a new job."

@@ -245,6 +245,37 @@ def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_pat
     assert json.loads(cli("batch", "list", "--ledger", str(ledger_path), "--json").stdout) == []
 
 
+def test_remote_jobs_a_provider_could_not_run_or_price_are_refused_before_anything_is_stored(
+    tmp_path: Path, ledger_path: Path, monkeypatch
+) -> None:
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKENOMY_BEDROCK_ROLE_ARN", "TOKENOMY_BEDROCK_S3_URI"):
+        monkeypatch.delenv(key, raising=False)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(100)) + "\n")
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    cases = [  # (args, what the one error line names)
+        # No batch price: the job ran and was billed provider-side, then every status/results failed pricing it
+        # and its answers never reached the ledger (the job stayed `submitted` for good).
+        (["--model", "gemini-2.0-flash", "--backend", "gemini", "--endpoint-url", "http://127.0.0.1:9"],
+         "has no batch price"),
+        # Settings only the provider call checked left a failed job behind, which resume could not mend
+        # (`resume` takes no --role-arn / --s3-uri).
+        (["--model", "gpt-4o-mini", "--backend", "openai"], "OPENAI_API_KEY"),
+        (["--model", haiku, "--backend", "bedrock", "--s3-uri", "s3://b/p"], "--role-arn"),
+        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R"], "--s3-uri"),
+        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "b/p"],
+         "not an S3 URI"),
+        # botocore refused it after the input was uploaded to S3: a failed job and an orphan object were left.
+        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "s3://b/p",
+          "--timeout-hours", "2"], "--timeout-hours 2: a Bedrock batch job's timeout is 24 to 168 hours"),
+    ]
+    for args, expected in cases:
+        result = cli("batch", "submit", str(src), *args, "--ledger", str(ledger_path), "--json", check=False)
+        assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
+        assert result.stdout == "", result.stdout  # no {"job_id": ...} line for a job that was never made
+    assert json.loads(cli("batch", "list", "--ledger", str(ledger_path), "--json").stdout) == []
+
+
 @pytest.mark.slow
 def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> None:
     src = tmp_path / "in.jsonl"

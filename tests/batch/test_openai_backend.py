@@ -16,7 +16,7 @@ from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.openai_batch_api import create_app
 from tokenomy.emulate.server import ServerThread
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
@@ -265,3 +265,62 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
         assert len(client.batches.list().data) == 1  # sent once
     events = [e for e in open_store(ledger).events() if e.batch_job_id == job.job_id]
     assert len(events) == 20 and {e.mode for e in events} == {"batch"}
+
+
+def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, open_tables, refresh, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    class Down(OpenAIBatchBackend):
+        def submit(self, *args, **kwargs):
+            raise ProviderError("OpenAI file upload failed: 503: down", "server_error", status=503)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(5)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (_, options):
+        job = create_job(tables, src, MODEL, "openai", options)
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, Down(options))
+        failed = "submit failed: OpenAI file upload failed: 503: down"
+        assert tables.get_job(job.job_id).message == failed == refresh(tables, job.job_id, Down(options)).message
+        assert resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options)) == 5
+        job = wait_job(tables, job.job_id, 60, 0.05, OpenAIBatchBackend(options))
+    # Before, `status` showed "completed" beside "- submit failed: ... 503: down".
+    assert job.status == "completed" and job.done == 5 and job.message is None
+
+
+def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_sends_it(tmp_path) -> None:
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, resubmit_missing
+    from tokenomy.batch.jobs import wait as wait_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(6)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (client, options):
+        backend = OpenAIBatchBackend(options)
+        # What `batch submit` stores before it uploads: a Ctrl-C or a kill during the upload leaves the job so.
+        job = create_job(tables, src, MODEL, "openai", options)
+        cancel(tables, job.job_id, backend)
+        # Before, the unsent part stayed `submitted`: the job went back to `submitted` and `batch wait` never ended.
+        job = wait_job(tables, job.job_id, 5, 0.05, backend)
+        assert job.status == "stopped" and job.pending == 6 and client.batches.list().data == []
+        assert resubmit_missing(tables, job.job_id, backend) == 6
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+    assert job.status == "completed" and job.done == 6
+
+
+def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, export_results, open_tables, resubmit_missing, submit_parts
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=60) as (_, options):  # still validating while we look
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), OpenAIBatchBackend(options))
+        assert export_results(tables, job.job_id, out)["missing"] == 3
+        errors = {json.loads(line)["error"] for line in out.read_text().splitlines()}
+        # Before: "`tokenomy batch resume JOB` resubmits it", and resume refused: "still has parts running".
+        assert errors == {f"no result yet (job submitted); `tokenomy batch wait {job.job_id}`, then `results` again"}
+        with pytest.raises(UsageError, match="still has parts running"):
+            resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options))

@@ -184,3 +184,28 @@ def test_plan_knows_the_gemini_batch_api_and_never_prints_none_hours(tmp_path):
     for plan in (quick, slow):
         assert plan.batch_completion_hours is None and "None" not in plan.reason
     assert "completion time is not stated" in quick.reason and "no stated batch completion time" in slow.reason
+
+
+def test_a_split_never_leaves_a_job_under_the_providers_minimum(tmp_path):
+    from tokenomy.batch.backends import SubmitOptions
+    from tokenomy.batch.jobs import create_job, open_tables
+    from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
+
+    # Bedrock's quotas scaled down 100x on records per job (50,000 -> 500), its 100-record minimum kept.
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("provider: aws.bedrock\nsource: test\nas_of: '2026-11-30'\nbatch_quotas:\n"
+                      "  min_records_per_job: 100\n  max_records_per_job: 500\n  max_records_per_file: 500\n"
+                      "models: {}\n")
+    path = tmp_path / "in.jsonl"
+    _write(path, n=1050, bad_every=10 ** 6)
+    set_default_catalog(PriceCatalog.builtin().with_overrides(prices))
+    try:
+        tables = open_tables(str(tmp_path / "ledger.duckdb"))
+        options = SubmitOptions(role_arn="arn:aws:iam::1:role/R", s3_uri="s3://b/p")
+        job = create_job(tables, path, "anthropic.claude-3-haiku-20240307-v1:0", "bedrock", options)
+    finally:
+        set_default_catalog(None)
+    parts = tables.parts(job.job_id)
+    # Before: 500 + 500 + 50, and Bedrock rejects a 50-record job (the whole file passed the minimum check).
+    assert [len(p["record_ids"]) for p in parts] == [500, 275, 275]
+    assert [rid for p in parts for rid in p["record_ids"]] == [f"r{i}" for i in range(1, 1051)]

@@ -178,3 +178,25 @@ def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
 
     states = {s.value for s in types.JobState} - {"JOB_STATE_UNSPECIFIED", "JOB_STATE_PAUSED", "JOB_STATE_UPDATING"}
     assert states <= set(STATUS_MAP) and set(STATUS_MAP.values()) <= set(STATES)
+
+
+def test_a_system_role_message_is_sent_as_the_system_instruction_not_a_user_turn(url, tmp_path):
+    from tokenomy.batch.gemini_backend import inline_request
+
+    line = {"id": "s1", "max_tokens": 5, "messages": [{"role": "system", "content": "Answer in French."},
+                                                        {"role": "user", "content": "Say hello."}]}
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(line) + "\n")
+    ledger = str(tmp_path / "ledger.duckdb")
+    result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
+                 "--gcs-uri", "gs://tk-bucket/system", "--project", "demo", "--ledger", ledger, "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.output.strip().splitlines()[-1])["job_id"]
+    out = tmp_path / "out.jsonl"
+    assert cli("batch", "results", job_id, "-o", str(out), "--ledger", ledger).exit_code == 0
+    sent = json.loads(out.read_text())["output"]["request"]  # Vertex echoes each request in its output
+    # Before, the system message went as a first user turn and the request had no systemInstruction.
+    assert sent["systemInstruction"] == {"parts": [{"text": "Answer in French."}]}
+    assert sent["contents"] == [{"role": "user", "parts": [{"text": "Say hello."}]}]
+    inline = inline_request(records([json.dumps(line)])[0])  # the Gemini API batch's request, the same way
+    assert inline["config"]["system_instruction"] == "Answer in French." and len(inline["contents"]) == 1

@@ -177,3 +177,24 @@ def test_caches_create_on_a_model_that_is_not_gemini_says_so(tmp_path, monkeypat
     err = capsys.readouterr().err
     # Was "no Gemini API key" (or, with a key, a request for cache_storage_hourly).
     assert exited.value.code == 2 and "--model gpt-4o-mini (provider openai)" in err and "Gemini/Vertex AI only" in err
+
+
+def test_caches_create_on_a_model_without_a_storage_price_is_refused_before_any_ledger_or_key(
+    tmp_path, monkeypatch, capsys
+):
+    import sys
+
+    from tokenomy.cli import main
+
+    contents, ledger = tmp_path / "c.txt", tmp_path / "new.duckdb"
+    contents.write_text("hello")
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(sys, "argv", ["tokenomy", "caches", "create", "--model", "gemini-2.0-flash-lite",
+                                      "--contents-file", str(contents), "--ledger", str(ledger)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    # Was "no Gemini API key" after an empty ledger file was made (with a key: the storage price, same file left).
+    assert exited.value.code == 2 and "no published cache storage price" in err and "TOKENOMY_PRICES" in err, err
+    assert not ledger.exists()

@@ -67,6 +67,10 @@ class BatchBackend(ABC):
 
     name: str
 
+    def check(self, options: SubmitOptions) -> None:
+        """Raise ConfigError for settings this backend cannot run with, before a job is stored (no network)."""
+        return None  # most backends have nothing to check before the provider call
+
     @abstractmethod
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         """Start provider work for one part (records already split to quotas); return its handle."""

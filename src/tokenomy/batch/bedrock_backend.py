@@ -59,6 +59,7 @@ class BedrockBatchBackend(BatchBackend):
     """CreateModelInvocationJob and friends through boto3."""
 
     name = "bedrock"
+    ledger_provider = "aws.bedrock"  # as BedrockProvider records on-demand calls, so reports see one provider
 
     def __init__(self, options: SubmitOptions | None = None) -> None:
         self.options = options or SubmitOptions()
@@ -106,8 +107,9 @@ class BedrockBatchBackend(BatchBackend):
             raise ProviderError(f"Bedrock {what} failed: {exc}{hint}", "server_error") from None
 
     # -- the contract --------------------------------------------------------------------------------
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
-        self.options = options
+    @staticmethod
+    def _role_and_location(options: SubmitOptions) -> tuple[str, str, str]:
+        """The service role, bucket and prefix a job needs (options, else the environment), or a ConfigError."""
         role = options.role_arn or os.environ.get("TOKENOMY_BEDROCK_ROLE_ARN")
         if not role:
             raise ConfigError(
@@ -120,7 +122,17 @@ class BedrockBatchBackend(BatchBackend):
                 "Bedrock batch needs an S3 location for inputs and outputs: pass --s3-uri "
                 "s3://bucket/prefix or set TOKENOMY_BEDROCK_S3_URI"
             )
-        bucket, prefix = _split_s3(s3_uri, "--s3-uri")
+        return (role, *_split_s3(s3_uri, "--s3-uri"))
+
+    def check(self, options: SubmitOptions) -> None:
+        self._role_and_location(options)
+        hours = options.timeout_hours
+        if hours is not None and not 24 <= hours <= 168:  # CreateModelInvocationJob's timeoutDurationInHours
+            raise ConfigError(f"--timeout-hours {hours}: a Bedrock batch job's timeout is 24 to 168 hours")
+
+    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+        self.options = options
+        role, bucket, prefix = self._role_and_location(options)
         region = self._region()
         name = _job_name(job_id)
         base = f"{prefix}/{name}" if prefix else name

@@ -30,6 +30,11 @@ class BatchRecord:
     max_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def system_and_turns(self) -> tuple[str | None, list[dict[str, str]]]:
+        """System text (the record's own, then any system-role messages) and the user/assistant turns."""
+        system = "\n".join(filter(None, [self.system] + [m["content"] for m in self.messages if m["role"] == "system"]))
+        return system or None, [m for m in self.messages if m["role"] != "system"]
+
     def text(self) -> str:
         """All prompt text, for token estimates."""
         return (self.system or "") + "\n".join(m["content"] for m in self.messages)

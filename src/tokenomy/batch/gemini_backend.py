@@ -33,13 +33,13 @@ STATUS_MAP = {
 
 def inline_request(rec: BatchRecord) -> dict[str, Any]:
     """One record as an InlinedRequest (snake_case, as the SDK takes it); its id rides in metadata."""
+    system, turns = rec.system_and_turns()  # a system-role message is the system instruction, not a user turn
     contents = [
-        {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
-        for m in rec.messages
+        {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]} for m in turns
     ]
     config: dict[str, Any] = {}
-    if rec.system:
-        config["system_instruction"] = rec.system
+    if system:
+        config["system_instruction"] = system
     if rec.max_tokens:
         config["max_output_tokens"] = int(rec.max_tokens)
     request: dict[str, Any] = {"contents": contents, "metadata": {"key": rec.id}}
@@ -78,6 +78,10 @@ class GeminiBatchBackend(BatchBackend):
         except Exception as exc:
             error = map_gemini_error(exc)
             raise ProviderError(f"Gemini {what} failed: {error}", error.kind, status=error.status) from None
+
+    def check(self, options: SubmitOptions) -> None:
+        self.options = options
+        self._client()  # builds the client only: a missing API key is named here
 
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options

@@ -134,10 +134,19 @@ def create_job(
     if backend == "local":
         parts = [records]
     else:
-        provider = default_catalog().lookup(pricing_model, options.region).provider
+        entry = default_catalog().lookup(pricing_model, options.region)
+        provider = entry.provider
+        if not entry.has_batch:  # the provider would run (and bill) the job, but no answer could be recorded
+            raise UsageError(
+                f"--model {model}: {entry.model} in {entry.region} has no batch price "
+                f"({entry.batch_note or 'the provider publishes none'}), so its batch answers could not be priced; "
+                "run it on demand with `--backend local`, or add its batch price with TOKENOMY_PRICES=FILE"
+            )
         note = below_minimum(len(records), provider)
         if note:
             raise UsageError(f"{path}: {note}")
+        # Settings the backend cannot run with (a missing key, role or bucket) are refused before a job is stored.
+        get_backend(backend, options).check(options)
         # Each provider job of the split is one part; its files are the backend's business.
         parts = [
             list(itertools.chain.from_iterable(files))
@@ -206,13 +215,15 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
         parts = tables.parts(job.job_id)
         for part in parts:
             if part["handle"] is None:  # never started: its records count as missing for resume
-                tables.update_part(job.job_id, part["part_no"], status="failed", message=str(exc), collected=True)
+                tables.update_part(
+                    job.job_id, part["part_no"], status="failed", message=f"submit failed: {exc}", collected=True
+                )
         started = any(p["handle"] for p in parts)
         tables.update_job(
             job.job_id, status="partially_completed" if started else "failed", message=f"submit failed: {exc}"
         )
         raise
-    tables.update_job(job.job_id, status="submitted")
+    tables.update_job(job.job_id, status="submitted", message=None)  # an earlier "submit failed" no longer holds
     return require_job(tables, job.job_id)
 
 
@@ -249,7 +260,16 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         states.append(state)
     job = require_job(tables, job_id)
     status = _aggregate(states, job.pending, job.done, job.failed)
-    tables.update_job(job_id, status=status)
+    fields: dict[str, Any] = {"status": status}
+    if status in FINAL_STATES:  # why it ended short, in the provider's words (kept on its parts, shown by nobody)
+        parts = tables.parts(job_id)
+        notes = [
+            (f"part {p['part_no']}: " if len(parts) > 1 else "") + p["message"]
+            for p in parts
+            if p["message"] and p["status"] in FINAL_STATES - {"completed"}
+        ]
+        fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
+    tables.update_job(job_id, **fields)
     return require_job(tables, job_id)
 
 
@@ -358,9 +378,15 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
     for part in tables.parts(job_id):
-        if part["handle"] and part["status"] not in FINAL_STATES:
+        if part["status"] in FINAL_STATES:
+            continue
+        if part["handle"]:
             backend.cancel(part["handle"])
             tables.update_part(job_id, part["part_no"], status="stopping")
+        else:  # never sent (a submit cut short): nothing runs provider-side, and nothing will; resume sends it
+            tables.update_part(
+                job_id, part["part_no"], status="stopped", message="cancelled before it was sent", collected=True
+            )
     tables.update_job(job_id, status="stopping")
     return require_job(tables, job_id)
 
@@ -402,15 +428,19 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     results = tables.results(job_id)
     counts = {"records": 0, "ok": 0, "failed": 0, "missing": 0}
     seen: set[str] = set()
+    parts = tables.parts(job_id)
+    # Records a provider is still working on: resume would refuse them ("still has parts running").
+    running = {rid for p in parts if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]}
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for part in tables.parts(job_id):
+        for part in parts:
             for record_id in part["record_ids"]:
                 if record_id in seen:
                     continue
                 seen.add(record_id)
-                fh.write(json.dumps(_result_line(record_id, results.get(record_id), job)) + "\n")
+                line = _result_line(record_id, results.get(record_id), job, record_id in running)
+                fh.write(json.dumps(line) + "\n")
                 row = results.get(record_id)
                 counts["records"] += 1
                 counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
@@ -418,15 +448,15 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     return counts
 
 
-def _result_line(record_id: str, row: dict[str, Any] | None, job: Job) -> dict[str, Any]:
+def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False) -> dict[str, Any]:
     if row is None:
-        return {
-            "id": record_id,
-            "ok": False,
-            "error": f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
-            if job.backend == "local"
-            else f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it",
-        }
+        if job.backend == "local":
+            error = f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
+        elif running:
+            error = f"no result yet (job {job.status}); `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
+        return {"id": record_id, "ok": False, "error": error}
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
     if row["ok"]:
         line.update(

@@ -105,6 +105,10 @@ class OpenAIBatchBackend(BatchBackend):
         """What each line's body names as `model` (Azure: the deployment)."""
         return model
 
+    def check(self, options: SubmitOptions) -> None:
+        self.options = options
+        self._client()  # builds the client only: a missing key or endpoint is named here
+
     def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
         self.options = options
         client = self._client()

@@ -15,7 +15,24 @@ def record_bytes(rec: BatchRecord) -> int:
 
 
 def split_records(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
-    """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job."""
+    """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job; a last job
+    the greedy split leaves under the provider's per-job minimum shares the previous job's records instead
+    (50,050 records on Bedrock: 25,025 + 25,025, not 50,000 + a 50-record job Bedrock rejects)."""
+    jobs = _greedy(records, quotas)
+    minimum = int(quotas.get("min_records_per_job", 0))
+    if len(jobs) > 1 and _count(jobs[-1]) < minimum:
+        tail = [rec for job in jobs[-2:] for file in job for rec in file]
+        halves = _greedy(tail, {**quotas, "max_records_per_job": (len(tail) + 1) // 2})
+        if all(_count(job) >= minimum for job in halves):
+            jobs[-2:] = halves
+    return jobs
+
+
+def _count(job: list[list[BatchRecord]]) -> int:
+    return sum(len(file) for file in job)
+
+
+def _greedy(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
     big = 1 << 62
     per_file = int(quotas.get("max_records_per_file", big))
     per_job = int(quotas.get("max_records_per_job", big))

@@ -60,15 +60,15 @@ def record_label(record_id: str) -> str:
 
 def vertex_request(rec: BatchRecord) -> dict[str, Any]:
     """One record as a GenerateContentRequest in the REST API's camelCase, as the input file holds it."""
+    system, turns = rec.system_and_turns()  # a system-role message is the system instruction, not a user turn
     request: dict[str, Any] = {
         "contents": [
-            {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
-            for m in rec.messages
+            {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]} for m in turns
         ],
         "labels": {LABEL: record_label(rec.id)},
     }
-    if rec.system:
-        request["systemInstruction"] = {"parts": [{"text": rec.system}]}
+    if system:
+        request["systemInstruction"] = {"parts": [{"text": system}]}
     if rec.max_tokens:
         request["generationConfig"] = {"maxOutputTokens": int(rec.max_tokens)}
     return request

@@ -71,6 +71,18 @@ def require_gemini_model(model: str, region: str | None = None, catalog: PriceCa
     return entry
 
 
+def storage_price(model: str, region: str | None = None, catalog: PriceCatalog | None = None) -> Decimal:
+    """The catalog's storage price (USD per 1M tokens per hour) of a Gemini model's caches, or a UsageError: a
+    cache Tokenomy could not price is never made."""
+    entry = require_gemini_model(model, region, catalog)
+    if entry.cache_storage_hourly is None:
+        raise UsageError(
+            f"model {entry.model!r} has no published cache storage price, so Tokenomy could not record what "
+            "a cache costs to keep; add cache_storage_hourly with a price file (TOKENOMY_PRICES=FILE)"
+        )
+    return entry.cache_storage_hourly
+
+
 @dataclass
 class TrackedCache:
     name: str
@@ -132,13 +144,7 @@ class ContextCaches:
             raise self._error(what, exc) from None
 
     def _hourly(self, model: str) -> Decimal:
-        entry = require_gemini_model(model, self.region, self.catalog)
-        if entry.cache_storage_hourly is None:
-            raise UsageError(
-                f"model {entry.model!r} has no published cache storage price, so Tokenomy could not record what "
-                "a cache costs to keep; add cache_storage_hourly with a price file (--prices FILE)"
-            )
-        return entry.cache_storage_hourly
+        return storage_price(model, self.region, self.catalog)
 
     def create(
         self,

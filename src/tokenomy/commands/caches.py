@@ -81,10 +81,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Create a cache; its storage is recorded when it is deleted (`caches delete`) or expires (`caches settle`)."""
-        from tokenomy.caching.context_caches import require_gemini_model
+        from tokenomy.caching.context_caches import storage_price
         from tokenomy.errors import ConfigError
 
-        require_gemini_model(model)  # before the API key: the answer for gpt-4o-mini is "not Gemini", not "no key"
+        # Before the ledger and the API key: the answer for gpt-4o-mini is "not Gemini", not "no key", and a model
+        # whose storage cannot be priced leaves no ledger file behind.
+        storage_price(model, (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None)
         if not contents_file.is_file():
             raise ConfigError(f"--contents-file {contents_file}: no such file")
         text = contents_file.read_text(encoding="utf-8")
