@@ -348,8 +348,6 @@ class Tokenomy:
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
             event.apply_cost(cost)
             call.spent += cost.total_usd
-            if call.policy.limiter:  # a refused attempt (no tokens) keeps its reservation, as before
-                call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
         self._record(event)
 
     # -- the attempt loop, written once for sync and once for async -------------------------------
