@@ -345,9 +345,9 @@ class Tokenomy:
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
             event.apply_cost(cost)
             call.spent += cost.total_usd
+            if call.policy.limiter:  # without a count (nothing generated) the reservation stands
+                call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
         self._record(event)
-        if call.policy.limiter:
-            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
 
     # -- the attempt loop, written once for sync and once for async -------------------------------
     def _run(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> Iterator[StreamChunk]:
