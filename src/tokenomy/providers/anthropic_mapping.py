@@ -9,7 +9,8 @@ tool_use / tool_result (is_error), thinking / redacted_thinking with signatures,
 on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
-presence/frequency penalties, JSON response formats, and a reasoning effort without a token budget.
+presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, and a
+message's participant `name` (OpenAI's; the Messages API has none).
 """
 
 from __future__ import annotations
@@ -295,6 +296,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         )
     messages = []
     for i, message in enumerate(request.messages):
+        if message.name:
+            raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
         blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = dict(EPHEMERAL)
