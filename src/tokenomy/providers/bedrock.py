@@ -156,6 +156,13 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
         return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
+    from urllib3 import exceptions as ux
+
+    # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
+    if isinstance(exc, ux.TimeoutError):
+        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout")
+    if isinstance(exc, ux.HTTPError):
+        return ProviderError(f"Bedrock stream broke off: {exc}", kind="server_error")
     return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
 
 
@@ -269,6 +276,7 @@ class BedrockProvider(Provider):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
 
         params = to_converse_params(request)
         start = time.perf_counter()
@@ -298,8 +306,12 @@ class BedrockProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, HTTPError) as exc:
             raise map_bedrock_error(exc) from exc
+        if stop_reason is None:  # the body ended before messageStop: part of an answer, not an answer
+            raise ProviderError(
+                "Bedrock stream ended before the answer was complete (no messageStop)", kind="server_error"
+            )
         latency = (time.perf_counter() - start) * 1000
         yield StreamChunk(
             response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw)
