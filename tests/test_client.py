@@ -15,7 +15,7 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, Usage
+from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
@@ -180,3 +180,16 @@ def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledg
                 call(request)
             assert caught.value.kind == "client_error" and caught.value.status == 400
             assert str(caught.value).startswith("messages[2].name") and model in str(caught.value)
+
+
+def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, ledger_path):
+    """max_turns cutting between a tool call and its result: the orphaned result turn goes too (every provider
+    refuses a tool result whose call is not in the turn before)."""
+    policy = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
+    history = [Message("user", "weather in Paris?"), Message("assistant", [ToolUseBlock("c1", "weather", {})]),
+               Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])]), Message("assistant", "It is sunny."),
+               Message("user", "and tomorrow?")]
+    with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+        client.chat(ChatRequest(messages=history, model="a", max_tokens=5, tools=[ToolSpec("weather")]), policy=policy)
+    assert [m["role"] for m in server.bodies[0]["messages"]] == ["user"]
+    assert server.bodies[0]["messages"][0]["content"] == "and tomorrow?"
