@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.base import Provider, delta_chunk
@@ -181,8 +181,16 @@ class BedrockProvider(Provider):
     ) -> None:
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
 
-        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        try:
+            session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        except ProfileNotFound as exc:
+            where = "the model's `profile:` in tokenomy.yaml" if profile else "AWS_PROFILE"
+            raise ConfigError(
+                f"{exc}: fix {where} to name a profile in ~/.aws/config or ~/.aws/credentials "
+                "(`aws configure list-profiles`), or remove it to use the default credentials"
+            ) from None
         self.region = default_region(region, session.region_name)
         self.endpoint_url = endpoint_url or os.environ.get("TOKENOMY_BEDROCK_ENDPOINT") or None
         # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
