@@ -313,3 +313,13 @@ def test_rate_limited_call_retries_a_failed_attempt(scripted, ledger_path):
             list(client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)))
         assert [c.delta for c in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5))][:2] == ["o", "k"]
     assert [o for _, _, o in outcomes(ledger_path)] == ["server_error", "throttled", "ok", "server_error", "ok"]
+
+
+def test_a_408_request_timeout_is_retried(scripted, ledger_path):
+    """408 is the server's timeout: retried like Anthropic's and Gemini's, not a final client error."""
+    server = scripted([(408, {}), (408, {})])
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=4) as client:
+        assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok"
+        assert "".join(c.delta for c in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5))) == "ok"
+    assert server.calls == 4
+    assert [o for _, _, o in outcomes(ledger_path)] == ["timeout", "timeout", "ok", "ok"]

@@ -406,6 +406,8 @@ def status_error(status: int, text: str, retry_after: str | None) -> ProviderErr
     message = f"upstream answered {status}: {text[:300]}"
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=after, status=status)
+    if status == 408:  # the server timed out waiting: retryable, as for the other providers
+        return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
         return ProviderError(message, kind="client_error", status=status)
     return ProviderError(message, kind="server_error", retry_after=after, status=status)
