@@ -10,7 +10,8 @@ on the last one when the tools are a cache point), tool_choice auto/any/tool/non
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
 presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, and a
-message's participant `name` (OpenAI's; the Messages API has none).
+message's participant `name` (OpenAI's; the Messages API has none). An answer's blocks Tokenomy has no type
+for (a server tool's call and result, e.g. web search) come back in `ChatResponse.raw["other_blocks"]`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             raise refuse(model, where, "takes back only thinking it signed; drop the unsigned reasoning")
         return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
+
+
+def split_answer_blocks(content: list[dict[str, Any]]) -> tuple[list[Block], list[dict[str, Any]]]:
+    """An answer's content blocks: those Tokenomy models as blocks, and the others (a server tool's call and result,
+    e.g. web search) as sent, for `ChatResponse.raw` — an answer is never refused for a block it cannot model."""
+    other = [item for item in content if item.get("type") not in BLOCK_KEYS]
+    known = [item for item in content if item.get("type") in BLOCK_KEYS]
+    return blocks_from_anthropic(known), other
 
 
 def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
@@ -329,6 +338,7 @@ class AnthropicStreamAssembler:
     def __init__(self) -> None:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.tool_count = 0
+        self.other: list[dict[str, Any]] = []  # blocks Tokenomy has no type for (server tools' calls and results)
 
     def start(self, event: dict[str, Any]) -> tuple[int, str, str] | None:
         block = dict(event.get("content_block") or {})
@@ -381,6 +391,14 @@ class AnthropicStreamAssembler:
                 )
             elif block.get("type") == "text" and not block.get("text"):
                 continue
+            elif block.get("type") not in BLOCK_KEYS:
+                args = "".join(block.pop("args", None) or [])
+                if args:
+                    try:
+                        block["input"] = json.loads(args)
+                    except ValueError:
+                        block["input"] = args
+                self.other.append(block)
             else:
                 out += blocks_from_anthropic([{k: v for k, v in block.items() if k != "citations"}])
         return out

@@ -20,6 +20,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     FINISH_REASONS,
     AnthropicStreamAssembler,
     blocks_from_anthropic,
+    split_answer_blocks,
     to_anthropic_params,
     to_anthropic_tools,
 )
@@ -129,8 +130,10 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        raw = {"served_model": result.model, "message_id": result.id}
-        content = blocks_from_anthropic([block.model_dump(exclude_none=True) for block in result.content])
+        raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
+        content, other = split_answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
+        if other:
+            raw["other_blocks"] = other
         return ChatResponse(
             content=content,
             model=request.model,
@@ -191,9 +194,12 @@ class AnthropicProvider(Provider):
                 "Anthropic stream ended before the answer was complete (no message_stop)", kind="server_error"
             )
         latency = (time.perf_counter() - start) * 1000
+        content = assembler.content()
+        if assembler.other:
+            raw["other_blocks"] = assembler.other
         yield StreamChunk(
             response=ChatResponse(
-                content=assembler.content(),
+                content=content,
                 model=request.model,
                 provider=self.name,
                 usage=usage,
