@@ -255,7 +255,9 @@ def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_
         request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
                               extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
         with Tokenomy(ledger_path, models=spec) as client:
-            answers = [client.chat(request), list(client.stream(request))[-1].response]
+            chunks = list(client.stream(request))
+            answers = [client.chat(request), chunks[-1].response]
+    assert not any(c.tool_call for c in chunks)  # the server tool's input is no call for the caller to make
     for answer in answers:
         assert answer.text == "Sunny in Paris." and answer.usage.output_tokens == 5
         assert answer.raw["other_blocks"] == SERVER_TOOL_BLOCKS[:2]

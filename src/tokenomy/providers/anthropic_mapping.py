@@ -361,6 +361,8 @@ class AnthropicStreamAssembler:
             return "text", delta.get("text", "")
         if kind == "input_json_delta":
             block.setdefault("args", []).append(delta.get("partial_json", ""))
+            if block.get("type") != "tool_use":  # a server tool's input: not a call the caller makes
+                return "", None
             return "tool", (block.get("tool_index", 0), delta.get("partial_json", ""))
         if kind == "thinking_delta":
             block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
