@@ -158,6 +158,8 @@ class AnthropicProvider(Provider):
         stopped = False
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
+        # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
+        failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, *http_errors()[1])
         try:
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
@@ -187,7 +189,7 @@ class AnthropicProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except (anthropic.AnthropicError, *http_errors()[1]) as exc:
+        except failures as exc:
             raise map_anthropic_error(exc) from exc
         if not stopped:  # the body ended before message_stop: part of an answer, not an answer
             raise ProviderError(
