@@ -42,6 +42,14 @@ def map_gemini_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
     if isinstance(exc, transport):
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
+    from google.auth.exceptions import DefaultCredentialsError
+
+    if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
+        return ProviderError(
+            f"no Google Cloud credentials for Vertex AI ({exc}); run `gcloud auth application-default login` or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file",
+            kind="client_error",
+        )
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
