@@ -13,9 +13,9 @@ from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, Usage
+from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
@@ -164,3 +164,32 @@ def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(
     assert second.usage.cache_read_tokens > 0  # the local model did reuse its KV cache
     billed = Usage(second.usage.total_input_tokens, second.usage.output_tokens)
     assert second.cost_usd == compute_cost(billed, mixtral).total_usd > 0
+
+
+@pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5-20250929"),
+                                             ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")])
+def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledger_path):
+    """OpenAI's per-message `name` has no place in the Messages API or Converse: refused naming it, not dropped."""
+    url = "http://127.0.0.1:9"  # never reached: the request is refused before any call
+    spec = ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url, region="us-east-1")
+    request = ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"),
+                                    Message("user", "again", name="bob")], model="m", max_tokens=5)
+    with Tokenomy(ledger_path, models={"m": spec}) as client:
+        for call in (client.chat, lambda r: list(client.stream(r))):
+            with pytest.raises(ProviderError) as caught:
+                call(request)
+            assert caught.value.kind == "client_error" and caught.value.status == 400
+            assert str(caught.value).startswith("messages[2].name") and model in str(caught.value)
+
+
+def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, ledger_path):
+    """max_turns cutting between a tool call and its result: the orphaned result turn goes too (every provider
+    refuses a tool result whose call is not in the turn before)."""
+    policy = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
+    history = [Message("user", "weather in Paris?"), Message("assistant", [ToolUseBlock("c1", "weather", {})]),
+               Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])]), Message("assistant", "It is sunny."),
+               Message("user", "and tomorrow?")]
+    with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+        client.chat(ChatRequest(messages=history, model="a", max_tokens=5, tools=[ToolSpec("weather")]), policy=policy)
+    assert [m["role"] for m in server.bodies[0]["messages"]] == ["user"]
+    assert server.bodies[0]["messages"][0]["content"] == "and tomorrow?"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -164,3 +165,27 @@ def test_each_emulator_listens_on_its_own_default_port() -> None:
     group = typer.main.get_command(app).commands["emulate"]
     ports = {name: next(p.default for p in cmd.params if p.name == "port") for name, cmd in group.commands.items()}
     assert len(set(ports.values())) == len(ports), ports
+
+
+@pytest.mark.parametrize("named_in", ["config", "environment"])
+def test_chat_to_bedrock_with_an_unknown_aws_profile_is_one_line(named_in, tmp_path: Path, monkeypatch, capsys):
+    # botocore's ProfileNotFound came through as a traceback (and as a raw botocore error from the library).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aws").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws"))
+    model = {"provider": "bedrock", "model": HAIKU, "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"}
+    if named_in == "config":
+        model["profile"] = "no-such-profile"
+    else:
+        monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    (tmp_path / "tokenomy.yaml").write_text(json.dumps({"models": {"b": model}}))
+    monkeypatch.setattr(sys, "argv", ["tokenomy", "chat", "hi", "--model", "b", "--max-tokens", "5", "--config",
+                                      str(tmp_path / "tokenomy.yaml"), "--ledger", str(tmp_path / "l.duckdb")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: ") and "no-such-profile" in line
+    assert ("`profile:`" if named_in == "config" else "AWS_PROFILE") in line

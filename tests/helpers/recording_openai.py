@@ -73,7 +73,8 @@ def completion(body: dict) -> dict:
     }
 
 
-def stream_chunks(body: dict) -> list[dict]:
+def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
+    """The answer as stream chunks; `same_index` numbers every tool call 0 (as Ollama streams parallel calls)."""
     def chunk(delta: dict, finish: str | None = None) -> dict:
         return {
             "id": "up-1",
@@ -92,7 +93,7 @@ def stream_chunks(body: dict) -> list[dict]:
                 {
                     "tool_calls": [
                         {
-                            "index": i,
+                            "index": 0 if same_index else i,
                             "id": call["id"],
                             "type": "function",
                             "function": {"name": call["function"]["name"], "arguments": ""},
@@ -102,7 +103,7 @@ def stream_chunks(body: dict) -> list[dict]:
             )
         )
         for piece in (text[:7], text[7:19], text[19:]):  # argument fragments, split mid-token
-            chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+            chunks.append(chunk({"tool_calls": [{"index": 0 if same_index else i, "function": {"arguments": piece}}]}))
     if not calls:
         words = answer_text(body).split(" ")
         chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
@@ -127,6 +128,7 @@ class RecordingOpenAI:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
+        self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -139,7 +141,8 @@ class RecordingOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 recorder.bodies.append(body)
                 if body.get("stream"):
-                    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in stream_chunks(body))
+                    chunks = stream_chunks(body, recorder.same_index)
+                    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"
                 else:

@@ -199,3 +199,66 @@ def test_missing_api_key_is_a_config_error_naming_the_variable(monkeypatch) -> N
         AnthropicProvider(api_key_env="MY_CLAUDE_KEY")
     monkeypatch.setenv("MY_CLAUDE_KEY", "sk-test")
     assert AnthropicProvider(api_key_env="MY_CLAUDE_KEY").client.api_key == "sk-test"
+
+
+SERVER_TOOL_BLOCKS = [
+    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "weather Paris"}},
+    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+     "content": [{"type": "web_search_result", "url": "https://example.com", "title": "Paris",
+                  "encrypted_content": "x"}]},
+    {"type": "text", "text": "Sunny in Paris."},
+]
+
+
+def _server_tool_upstream():
+    """A Messages API upstream whose answer holds a server tool's call and result (web search) before the text."""
+    import json as _json
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    usage = {"input_tokens": 10, "output_tokens": 5}
+
+    async def messages(request: Request) -> Response:
+        body = await request.json()
+        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": SERVER_TOOL_BLOCKS, "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+        if not body.get("stream"):
+            return JSONResponse(message)
+        use, result, text = SERVER_TOOL_BLOCKS
+        events = [("message_start", {"message": {**message, "content": [], "stop_reason": None}}),
+                  ("content_block_start", {"index": 0, "content_block": {**use, "input": {}}}),
+                  ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
+                                                                 "partial_json": _json.dumps(use["input"])}}),
+                  ("content_block_stop", {"index": 0}),
+                  ("content_block_start", {"index": 1, "content_block": result}),
+                  ("content_block_stop", {"index": 1}),
+                  ("content_block_start", {"index": 2, "content_block": {"type": "text", "text": ""}}),
+                  ("content_block_delta", {"index": 2, "delta": {"type": "text_delta", "text": text["text"]}}),
+                  ("content_block_stop", {"index": 2}),
+                  ("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                     "usage": {"output_tokens": 5}}),
+                  ("message_stop", {})]
+        data = "".join(f"event: {name}\ndata: {_json.dumps({'type': name, **event})}\n\n" for name, event in events)
+        return Response(data, media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+
+
+def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_path) -> None:
+    """A server tool's blocks (web search through `extra` tools) have no Tokenomy type: the answer still comes back,
+    with them in `raw` as sent, and is recorded; a raw ValueError escaped after the provider had billed the call."""
+    with ServerThread(_server_tool_upstream()) as base:
+        spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
+        request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
+                              extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        with Tokenomy(ledger_path, models=spec) as client:
+            chunks = list(client.stream(request))
+            answers = [client.chat(request), chunks[-1].response]
+    assert not any(c.tool_call for c in chunks)  # the server tool's input is no call for the caller to make
+    for answer in answers:
+        assert answer.text == "Sunny in Paris." and answer.usage.output_tokens == 5
+        assert answer.raw["other_blocks"] == SERVER_TOOL_BLOCKS[:2]
+    assert [row.outcome for row in open_store(ledger_path).events()] == ["ok", "ok"]

@@ -191,3 +191,22 @@ def test_missing_key_names_the_variables() -> None:
         GeminiProvider(base_url="https://generativelanguage.googleapis.com")
     with pytest.raises(ConfigError, match="MY_KEY"):
         GeminiProvider(api_key_env="MY_KEY")
+
+
+def test_vertex_without_google_credentials_is_a_client_error_not_retried(tmp_path, ledger_path, monkeypatch) -> None:
+    """No Application Default Credentials: one attempt, a client error saying how to log in (it was a server error,
+    retried four times)."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never look for a metadata server
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    # Not a loopback URL (an emulator gets stand-in credentials); .invalid never resolves, so nothing is sent.
+    spec = {"v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid",
+                           options=(("project", "acme"),))}
+    with Tokenomy(ledger_path, models=spec) as client:
+        with pytest.raises(ProviderError) as caught:
+            client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
+    assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
+    assert [row.attempt for row in open_store(ledger_path).events()] == [1]

@@ -111,3 +111,23 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
     final = assembler.response("openai", 1.0, None)
     assert final.text == "ok" and final.content[0] == ReasoningBlock("think")
     assert final.raw["usage_source"] == "estimated"
+
+
+def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
+    """Ollama streams every parallel tool call at index 0, each with its own id: two calls, not one call whose
+    arguments are both joined (invalid JSON, the second call lost)."""
+    from tokenomy.client import Tokenomy
+
+    with RecordingOpenAI() as upstream:
+        upstream.same_index = True
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
+                              tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+        with Tokenomy(ledger_path, models=spec) as client:
+            chunks = list(client.stream(request))
+    answer = chunks[-1].response
+    assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [
+        ("call_0", "get_weather", arguments_for("get_weather")), ("call_1", "get_time", arguments_for("get_time"))]
+    deltas = [c.tool_call for c in chunks if c.tool_call is not None]
+    assert [(d.index, d.id) for d in deltas if d.id] == [(0, "call_0"), (1, "call_1")]
+    assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")

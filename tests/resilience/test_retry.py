@@ -301,3 +301,25 @@ def test_rate_limiter_wait_is_bounded_by_the_deadline(scripted, ledger_path):
     # Refused at the deadline, not after the 10 s wait for the next slot (room left for a slow CI machine).
     assert info.value.kind == "throttled" and time.monotonic() - started < 3 and server.calls == 1
     assert [e.outcome for e in open_store(ledger_path).events()] == ["ok"]  # nothing was sent the second time
+
+
+def test_rate_limited_call_retries_a_failed_attempt(scripted, ledger_path):
+    """A failed attempt (no tokens generated) under a rate limit is recorded and retried, streamed or not."""
+    server = scripted([(503, {}), (429, {}), (200, {}), (200, {}, "broken")])
+    policy = CallPolicy(retry=FAST, limiter=RateLimiter(rpm=600, tpm=100_000))
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=policy, seed=3) as client:
+        assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok"
+        with pytest.raises(ProviderError):  # part of an answer arrived: no retry, settled at its estimate
+            list(client.stream(ChatRequest.simple("hi", model="a", max_tokens=5)))
+        assert [c.delta for c in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5))][:2] == ["o", "k"]
+    assert [o for _, _, o in outcomes(ledger_path)] == ["server_error", "throttled", "ok", "server_error", "ok"]
+
+
+def test_a_408_request_timeout_is_retried(scripted, ledger_path):
+    """408 is the server's timeout: retried like Anthropic's and Gemini's, not a final client error."""
+    server = scripted([(408, {}), (408, {})])
+    with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(retry=FAST), seed=4) as client:
+        assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok"
+        assert "".join(c.delta for c in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5))) == "ok"
+    assert server.calls == 4
+    assert [o for _, _, o in outcomes(ledger_path)] == ["timeout", "timeout", "ok", "ok"]

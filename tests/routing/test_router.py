@@ -11,6 +11,7 @@ from decimal import Decimal
 import openai
 import pytest
 
+from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.client import CallPolicy, Tokenomy
@@ -20,7 +21,7 @@ from tokenomy.errors import ConfigError
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, RequestMeta
+from tokenomy.messages import ChatRequest, Message, RequestMeta, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.routing.router import build_router
 
@@ -227,3 +228,28 @@ def test_async_cascade_streams_after_escalation_and_the_rate_limit_covers_every_
     assert [(r["route"], r["tier"], r["attempt"]) for r in _rows(ledger_path)] == [
         ("extract", "basic", 1), ("extract", "premium", 2), ("slow", "basic", 1)]
     assert big.calls == 1 and small.calls == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cascade_accepts_a_cheap_tool_call_and_escalates_a_schema_invalid_one(stream):
+    """An answer that calls a tool has no text: it is judged on its call (offered, arguments valid against the tool's
+    schema), not rejected as empty output, which sent every agent's tool call to the dearest tier."""
+    with RecordingOpenAI() as small, RecordingOpenAI() as big:
+        cfg = parse_config({
+            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
+                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
+            "tiers": {"premium": ["big"], "basic": ["small"]},
+            "routes": {"agent": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
+        })
+        policy = CallPolicy.for_route(cfg, "agent")
+        city = {"type": "object", "properties": {"city": {"type": "string"}, "tool": {"type": "string"}}}
+        strict = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
+        with Tokenomy(record=False, models=cfg.model_specs()) as client:
+            for schema, tier in ((city, "basic"), (strict, "premium")):  # the upstream sends {"city", "tool"}
+                request = ChatRequest([Message("user", "weather in Paris?")], model="agent", max_tokens=50,
+                                      tools=[ToolSpec("get_weather", input_schema=schema)])
+                answer = list(client.stream(request, policy=policy))[-1].response if stream else client.chat(
+                    request, policy=policy)
+                assert answer.tier == tier and [c.name for c in answer.tool_calls] == ["get_weather"]
+        assert (len(small.bodies), len(big.bodies)) == (2, 1)

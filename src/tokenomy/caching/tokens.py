@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from tokenomy.caching.placement import estimate_tokens
-from tokenomy.messages import ChatRequest
+from tokenomy.messages import ChatRequest, ToolResultBlock
 
 log = logging.getLogger("tokenomy.policy")
 _warned: set[tuple[str, str]] = set()
@@ -22,7 +22,8 @@ class TokenPolicy:
     """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens.
 
     A turn is one message. The system prompt is a separate field and is never truncated; after
-    truncation the history starts at a user message, as every provider requires.
+    truncation the history starts at a user message that answers no tool call it cut away, as every provider
+    requires.
     """
 
     max_tokens: Annotated[int | None, Field(ge=1)] = None
@@ -52,8 +53,10 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
             kept.append(message)
             budget -= cost
         messages = list(reversed(kept))
-    # A conversation must open with a user turn after truncation.
-    while len(messages) > 1 and messages[0].role != "user":
+    # A conversation must open with a user turn after truncation, and not with the results of tool calls that were
+    # cut away (every provider refuses a tool result without its call in the turn before).
+    cut = len(messages) < len(request.messages)
+    while len(messages) > 1 and (messages[0].role != "user" or (cut and messages[0].blocks_of(ToolResultBlock))):
         messages = messages[1:]
     if len(messages) < len(request.messages):
         warnings.append(f"history truncated from {len(request.messages)} to {len(messages)} turns")

@@ -9,7 +9,9 @@ tool_use / tool_result (is_error), thinking / redacted_thinking with signatures,
 on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
-presence/frequency penalties, JSON response formats, and a reasoning effort without a token budget.
+presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, and a
+message's participant `name` (OpenAI's; the Messages API has none). An answer's blocks Tokenomy has no type
+for (a server tool's call and result, e.g. web search) come back in `ChatResponse.raw["other_blocks"]`.
 """
 
 from __future__ import annotations
@@ -117,6 +119,14 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             raise refuse(model, where, "takes back only thinking it signed; drop the unsigned reasoning")
         return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
+
+
+def split_answer_blocks(content: list[dict[str, Any]]) -> tuple[list[Block], list[dict[str, Any]]]:
+    """An answer's content blocks: those Tokenomy models as blocks, and the others (a server tool's call and result,
+    e.g. web search) as sent, for `ChatResponse.raw` — an answer is never refused for a block it cannot model."""
+    other = [item for item in content if item.get("type") not in BLOCK_KEYS]
+    known = [item for item in content if item.get("type") in BLOCK_KEYS]
+    return blocks_from_anthropic(known), other
 
 
 def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
@@ -295,6 +305,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         )
     messages = []
     for i, message in enumerate(request.messages):
+        if message.name:
+            raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
         blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = dict(EPHEMERAL)
@@ -326,6 +338,7 @@ class AnthropicStreamAssembler:
     def __init__(self) -> None:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.tool_count = 0
+        self.other: list[dict[str, Any]] = []  # blocks Tokenomy has no type for (server tools' calls and results)
 
     def start(self, event: dict[str, Any]) -> tuple[int, str, str] | None:
         block = dict(event.get("content_block") or {})
@@ -348,6 +361,8 @@ class AnthropicStreamAssembler:
             return "text", delta.get("text", "")
         if kind == "input_json_delta":
             block.setdefault("args", []).append(delta.get("partial_json", ""))
+            if block.get("type") != "tool_use":  # a server tool's input: not a call the caller makes
+                return "", None
             return "tool", (block.get("tool_index", 0), delta.get("partial_json", ""))
         if kind == "thinking_delta":
             block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
@@ -378,6 +393,14 @@ class AnthropicStreamAssembler:
                 )
             elif block.get("type") == "text" and not block.get("text"):
                 continue
+            elif block.get("type") not in BLOCK_KEYS:
+                args = "".join(block.pop("args", None) or [])
+                if args:
+                    try:
+                        block["input"] = json.loads(args)
+                    except ValueError:
+                        block["input"] = args
+                self.other.append(block)
             else:
                 out += blocks_from_anthropic([{k: v for k, v in block.items() if k != "citations"}])
         return out

@@ -20,10 +20,11 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     FINISH_REASONS,
     AnthropicStreamAssembler,
     blocks_from_anthropic,
+    split_answer_blocks,
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import Provider, delta_chunk
+from tokenomy.providers.base import Provider, delta_chunk, http_errors
 from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -50,6 +51,12 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
 
+    # Reading a stream's body: the SDK lets its HTTP client's errors through when the connection breaks.
+    timeouts, transport = http_errors()
+    if isinstance(exc, timeouts):
+        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout")
+    if isinstance(exc, transport):
+        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error")
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout")
     if isinstance(exc, anthropic.APIConnectionError):
@@ -123,8 +130,10 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
-        raw = {"served_model": result.model, "message_id": result.id}
-        content = blocks_from_anthropic([block.model_dump(exclude_none=True) for block in result.content])
+        raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
+        content, other = split_answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
+        if other:
+            raw["other_blocks"] = other
         return ChatResponse(
             content=content,
             model=request.model,
@@ -146,8 +155,11 @@ class AnthropicProvider(Provider):
         ttft = None
         usage = Usage()
         stop_reason = stop_sequence = None
+        stopped = False
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
+        # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
+        failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, *http_errors()[1])
         try:
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
@@ -171,16 +183,25 @@ class AnthropicProvider(Provider):
                         cache_read_tokens=final.cache_read_tokens or usage.cache_read_tokens,
                         cache_write_tokens=final.cache_write_tokens or usage.cache_write_tokens,
                     )
+                elif event.type == "message_stop":
+                    stopped = True
                 if chunk is not None:
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except anthropic.AnthropicError as exc:
+        except failures as exc:
             raise map_anthropic_error(exc) from exc
+        if not stopped:  # the body ended before message_stop: part of an answer, not an answer
+            raise ProviderError(
+                "Anthropic stream ended before the answer was complete (no message_stop)", kind="server_error"
+            )
         latency = (time.perf_counter() - start) * 1000
+        content = assembler.content()
+        if assembler.other:
+            raw["other_blocks"] = assembler.other
         yield StreamChunk(
             response=ChatResponse(
-                content=assembler.content(),
+                content=content,
                 model=request.model,
                 provider=self.name,
                 usage=usage,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.base import Provider, delta_chunk
@@ -156,6 +156,13 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
         return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
+    from urllib3 import exceptions as ux
+
+    # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
+    if isinstance(exc, ux.TimeoutError):
+        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout")
+    if isinstance(exc, ux.HTTPError):
+        return ProviderError(f"Bedrock stream broke off: {exc}", kind="server_error")
     return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
 
 
@@ -174,8 +181,16 @@ class BedrockProvider(Provider):
     ) -> None:
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
 
-        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        try:
+            session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        except ProfileNotFound as exc:
+            where = "the model's `profile:` in tokenomy.yaml" if profile else "AWS_PROFILE"
+            raise ConfigError(
+                f"{exc}: fix {where} to name a profile in ~/.aws/config or ~/.aws/credentials "
+                "(`aws configure list-profiles`), or remove it to use the default credentials"
+            ) from None
         self.region = default_region(region, session.region_name)
         self.endpoint_url = endpoint_url or os.environ.get("TOKENOMY_BEDROCK_ENDPOINT") or None
         # Tokenomy's retry layer owns retries (with ledger rows per attempt), so botocore must not retry.
@@ -269,6 +284,7 @@ class BedrockProvider(Provider):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
 
         params = to_converse_params(request)
         start = time.perf_counter()
@@ -298,8 +314,12 @@ class BedrockProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, HTTPError) as exc:
             raise map_bedrock_error(exc) from exc
+        if stop_reason is None:  # the body ended before messageStop: part of an answer, not an answer
+            raise ProviderError(
+                "Bedrock stream ended before the answer was complete (no messageStop)", kind="server_error"
+            )
         latency = (time.perf_counter() - start) * 1000
         yield StreamChunk(
             response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw)

@@ -10,8 +10,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
   additionalModelRequestFields; seed, presence/frequency penalties, JSON response formats,
-  reasoning effort without a budget and `parallel_tool_calls: false` have no Converse field and are
-  refused.
+  reasoning effort without a budget, `parallel_tool_calls: false` and a message's participant `name`
+  have no Converse field and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
 
 Redacted reasoning: Converse carries it as bytes (`redactedContent` blob); Tokenomy's
@@ -226,6 +226,8 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         params["system"] = system
     messages = []
     for i, message in enumerate(request.messages):
+        if message.name:
+            raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
         content = [block_to_converse(b, model, f"messages[{i}].content[{j}]") for j, b in enumerate(message.content)]
         if message.cache_point:
             content.append(dict(CACHE_POINT))

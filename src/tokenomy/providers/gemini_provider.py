@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import NAMING_HINTS, Provider
+from tokenomy.providers.base import NAMING_HINTS, Provider, http_errors
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     blocks_from_parts,
@@ -35,13 +35,21 @@ KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 def map_gemini_error(exc: Exception) -> ProviderError:
     """Fold the SDK's errors (APIError with an HTTP code, httpx transport errors) into Tokenomy's kinds."""
-    import httpx
     from google.genai import errors
 
-    if isinstance(exc, httpx.TimeoutException):
+    timeouts, transport = http_errors()
+    if isinstance(exc, timeouts):
         return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, transport):
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
+    from google.auth.exceptions import DefaultCredentialsError
+
+    if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
+        return ProviderError(
+            f"no Google Cloud credentials for Vertex AI ({exc}); run `gcloud auth application-default login` or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file",
+            kind="client_error",
+        )
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
@@ -202,6 +210,10 @@ class GeminiProvider(Provider):
             raise
         except Exception as exc:
             raise map_gemini_error(exc) from exc
+        if reason is None:  # no chunk said why the answer ended: the body was cut, part of an answer arrived
+            raise ProviderError(
+                "Gemini stream ended before the answer was complete (no finishReason)", kind="server_error"
+            )
         latency = (time.perf_counter() - start) * 1000
         response = self._response(
             request, parts, usage_from_gemini(usage_meta), reason, raw, latency_ms=latency, ttft_ms=ttft

@@ -306,6 +306,9 @@ class StreamAssembler:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
+        # The upstream's tool-call index -> the call's index here: some servers (Ollama) stream every parallel call
+        # at index 0, each with its own id, and merging them by index would join two calls into one.
+        self.slots: dict[int, int] = {}
         self.finish = "stop"
         self.usage: dict | None = None
         self.served = request.model
@@ -353,7 +356,11 @@ class StreamAssembler:
             raise ProviderError("upstream stream ended before the answer was complete", kind="server_error")
 
     def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
-        index = int(piece.get("index") or 0)
+        wire = int(piece.get("index") or 0)
+        index = self.slots.get(wire, wire)
+        started = self.calls.get(index)
+        if started is not None and piece.get("id") and started["id"] and piece["id"] != started["id"]:
+            index = self.slots[wire] = max(self.calls) + 1  # a new call at an index already taken
         function = piece.get("function") or {}
         call = self.calls.setdefault(index, {"id": None, "name": None, "arguments": []})
         call["id"] = call["id"] or piece.get("id")
@@ -406,6 +413,8 @@ def status_error(status: int, text: str, retry_after: str | None) -> ProviderErr
     message = f"upstream answered {status}: {text[:300]}"
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=after, status=status)
+    if status == 408:  # the server timed out waiting: retryable, as for the other providers
+        return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
         return ProviderError(message, kind="client_error", status=status)
     return ProviderError(message, kind="server_error", retry_after=after, status=status)

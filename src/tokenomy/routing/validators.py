@@ -73,10 +73,43 @@ def _json(text: str) -> Any:
     return json.loads(fenced.group(1) if fenced else body)
 
 
+def tool_call_problem(response: ChatResponse, request: ChatRequest) -> str | None:
+    """Why the answer's tool calls are malformed (arguments that are not a JSON object, a tool the request did not
+    offer, arguments its input schema rejects), or None."""
+    tools = {tool.name: tool for tool in request.tools}
+    for call in response.tool_calls:
+        if call.arguments is not None:
+            try:
+                arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+            except ValueError as exc:
+                return f"malformed tool call {call.name!r}: arguments are not JSON ({exc})"
+            if not isinstance(arguments, dict):
+                return f"malformed tool call {call.name!r}: arguments are not a JSON object"
+        else:
+            arguments = call.input
+        if tools and call.name not in tools:
+            return f"tool call to {call.name!r}, a tool the request did not offer"
+        schema = tools[call.name].input_schema if call.name in tools else None
+        if schema:
+            import jsonschema
+
+            try:
+                jsonschema.validate(arguments, schema)
+            except jsonschema.ValidationError as exc:
+                return f"schema-invalid tool call {call.name!r}: {exc.message}"
+            except jsonschema.SchemaError:
+                pass  # the tool's schema is not one jsonschema can check: the provider took it, so does the cascade
+    return None
+
+
 def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]) -> str | None:
-    """Return why `response` fails the validators in `spec`, or None when it passes."""
+    """Return why `response` fails the validators in `spec`, or None when it passes.
+
+    An answer that calls tools is judged on its calls (well-formed, offered, valid against the tool's schema) and
+    any text beside them on hedging; the validators of a final text answer (JSON, regex, ...) do not apply to it."""
     text = response.text or ""
-    if not text.strip():
+    calls = response.tool_calls
+    if not text.strip() and not calls:
         return "empty output"
     if response.finish_reason == "length" and spec.get("truncated", True):
         return "truncated output (finish_reason length)"
@@ -85,6 +118,8 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
         for phrase in spec.get("hedge_phrases", HEDGES):
             if phrase in lowered:
                 return f"hedging language: {phrase!r}"
+    if calls:
+        return tool_call_problem(response, request)
     wants_json = spec.get("json") or request.json_schema is not None or spec.get("schema") or spec.get("required")
     if wants_json:
         try:
