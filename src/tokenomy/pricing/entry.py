@@ -37,6 +37,12 @@ SERVICE_TIERS = ("priority", "flex")
 TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
 
 
+def unit_prices(prices: Any, fields: tuple[str, ...]) -> dict[str, str]:
+    """The published ones of `fields` as unit-price text (None means not published: left out)."""
+    published = {name: getattr(prices, name) for name in fields}
+    return {name: money_str(value, "unit_price") for name, value in published.items() if value is not None}
+
+
 @dataclass(frozen=True)
 class TierPrice:
     """The on-demand prices of one service tier (USD per million tokens), with their own source and date."""
@@ -49,12 +55,7 @@ class TierPrice:
     cache_write: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            name: money_str(getattr(self, name), "unit_price")
-            for name in TIER_PRICE_FIELDS
-            if getattr(self, name) is not None
-        }
-        return {**out, "source": self.source, "as_of": self.as_of}
+        return {**unit_prices(self, TIER_PRICE_FIELDS), "source": self.source, "as_of": self.as_of}
 
 
 LONG_CONTEXT_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
@@ -76,11 +77,7 @@ class LongContextPrice:
     cache_write_1h: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
-        prices = {
-            name: money_str(getattr(self, name), "unit_price")
-            for name in LONG_CONTEXT_PRICE_FIELDS
-            if getattr(self, name) is not None
-        }
+        prices = unit_prices(self, LONG_CONTEXT_PRICE_FIELDS)
         return {"above_tokens": self.above_tokens, **prices, "source": self.source, "as_of": self.as_of}
 
 
