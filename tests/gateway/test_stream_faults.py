@@ -106,6 +106,25 @@ def test_a_stream_whose_call_fails_before_its_first_token_is_answered_with_the_e
     assert outcomes(ledger_path) == [("up", "throttled")] * 2 + [("up", "server_error")] * 2
 
 
+def test_a_throttled_answer_passes_the_providers_retry_after_on(ledger_path):
+    # The SDKs wait what Retry-After says before retrying a 429; without it they retry within a second or two.
+    import anthropic
+
+    upstream, spare, gateway = served([(429, {"retry-after": "2.5"})] * 3, ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.RateLimitError) as failed:
+                chat.chat.completions.create(model="once", messages=ask, stream=stream)
+            assert failed.value.response.headers.get("retry-after") == "3"
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            messages.messages.create(model="once", max_tokens=5, messages=ask)
+        assert refused.value.response.headers.get("retry-after") == "3"
+    upstream.close(), spare.close()
+
+
 @pytest.mark.parametrize("kind", ["error", "cut"])
 def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger_path):
     upstream, spare, gateway = served([(200, {}, kind)], ledger_path, fallback=[])
