@@ -103,6 +103,7 @@ TOOL = {"name": "f", "input_schema": {"type": "object"}}
 @pytest.mark.parametrize("change, named", [
     # malformed shapes (were 500s in OpenAI's shape)
     ({"system": 5}, "system"),
+    ({"messages": turn({"type": ["text"], "text": "a"})}, "messages.0.content.0.type"),
     ({"messages": turn({"type": "text", "text": "a"}, {"type": "text", "text": 5})}, "messages.0.content.1.text"),
     ({"messages": turn({"type": "image", "source": "x"})}, "messages.0.content.0.source"),
     ({"messages": ASK + turn(USE | {"input": [1, 2]}, role="assistant")}, "messages.1.content.0.input"),

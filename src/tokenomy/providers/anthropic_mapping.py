@@ -216,7 +216,7 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
         if not isinstance(item, dict):
             raise ValueError(f"{here}: Input should be a content block object")
         kind = item.get("type")
-        if request and kind in BLOCK_KEYS:
+        if request and isinstance(kind, str) and kind in BLOCK_KEYS:
             for key in item:
                 if key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
                     raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
