@@ -345,3 +345,15 @@ def test_wrongly_typed_fields_are_named_400s_not_coerced(served):
     ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "temperature": 1,
                                                        "top_p": 1, "max_tokens": 10})
     assert ok.status_code == 200 and upstream.last["temperature"] == 1.0, ok.text
+
+
+def test_a_tool_schema_with_an_integer_past_64_bits_is_carried_not_a_500(ledger_path):
+    # JSON has no integer limit; orjson (the call path's size estimate, the ledger's prefix hash) has one of 64 bits.
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}}}
+    with RecordingOpenAI() as upstream, gateway(upstream, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="fast", messages=[USER], tools=[tool], max_tokens=5)
+        assert reply.choices and upstream.last["tools"] == [tool]
+    [row] = open_store(ledger_path).events()
+    assert row.outcome == "ok" and row.prefix_hash
