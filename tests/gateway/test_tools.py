@@ -321,6 +321,22 @@ def test_unknown_keys_in_nested_objects_and_non_string_text_are_named_400s(serve
          "messages[0].content[0].text"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages[0].content[0].text"),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+        # values of the wrong type inside those objects (each provider took them differently: sent as is, refused
+        # by its SDK, or a 502 for the Gemini SDK's validation error)
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "name": 5}}]},
+         "tools[0].function.name"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "parameters": [1]}}]},
+         "tools[0].function.parameters"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "strict": "yes"}}]},
+         "tools[0].function.strict"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {"name": 5, "arguments": "{}"}}]},
+                       turn[2]], "tools": [tool]}, "messages[1].tool_calls[0].function.name"),
+        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": 5}}]}]},
+         "messages[0].content[0].file.file_id"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png, "detail": 5}}]}]},
+         "messages[0].content[0].image_url.detail"),
+        ({"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {
+            "name": "n", "strict": "yes", "schema": {"type": "object"}}}}, "response_format.json_schema.strict"),
     ]
     before = len(upstream.bodies)
     for body, param in cases:
