@@ -116,7 +116,9 @@ class EventWriter:
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.reasoning or piece.signature:
-            if self.open != "thinking":
+            # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
+            riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
+            if self.open != "thinking" or riding:
                 out += self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             if piece.reasoning:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))

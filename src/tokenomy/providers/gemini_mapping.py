@@ -249,7 +249,7 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     return config
 
 
-def _signature(value: Any) -> str | None:
+def signature_text(value: Any) -> str | None:
     if not value:
         return None
     return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
@@ -260,7 +260,7 @@ def blocks_from_parts(parts: list[dict[str, Any]], call_offset: int = 0) -> list
     blocks: list[Block] = []
     calls = call_offset
     for part in parts:
-        signature = _signature(part.get("thought_signature"))
+        signature = signature_text(part.get("thought_signature"))
         if part.get("thought") and part.get("text") is not None:
             last = blocks[-1] if blocks else None
             if isinstance(last, ReasoningBlock) and last.text and last.signature is None:  # streamed pieces
