@@ -373,3 +373,20 @@ def test_a_tool_schema_with_an_integer_past_64_bits_is_carried_not_a_500(ledger_
         assert reply.choices and upstream.last["tools"] == [tool]
     [row] = open_store(ledger_path).events()
     assert row.outcome == "ok" and row.prefix_hash
+
+
+def test_a_failed_tool_result_from_v1_messages_says_so_to_an_openai_upstream(served):
+    # Anthropic's is_error has no field on a tool message: it was dropped, and the model read the error text as a
+    # successful result.
+    upstream, _, url = served
+    call = {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}
+    tools = [{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}]
+    for is_error, content, sent in [(True, "city not found", "Error: city not found"),
+                                    (True, [{"type": "text", "text": "timeout"}], "Error: timeout"),
+                                    (False, "18C", "18C")]:
+        reply = httpx.post(url + "/v1/messages", json={"model": "fast", "max_tokens": 20, "tools": tools, "messages": [
+            {"role": "user", "content": "Weather?"}, {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": content,
+                                          "is_error": is_error}]}]})
+        assert reply.status_code == 200, reply.text
+        assert upstream.last["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": sent}
