@@ -253,3 +253,13 @@ def test_the_cost_is_written_as_chat_completions_writes_it(gateway, scripted) ->
     cost = answer.json()["tokenomy"]["cost_usd"]
     # The money rule's record kind: plain, at least 6 places (was str(Decimal): "0" or "1.5E-7").
     assert answer.status_code == 200 and re.fullmatch(r"\d+\.\d{6,12}", cost) and Decimal(cost) > 0, cost
+
+
+def test_a_document_reaches_anthropic_with_the_title_it_was_sent_with_or_none(gateway, scripted, sdk) -> None:
+    # An untitled document used to arrive titled "document": a title the caller never wrote, which the model reads.
+    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Clause 1."}}
+    for block in (doc, doc | {"title": "contract.txt"}):
+        sdk.messages.create(model="claude", max_tokens=5, messages=[
+            {"role": "user", "content": [block, {"type": "text", "text": "Sum up."}]}])
+    sent = [body["messages"][0]["content"][0] for _, body in scripted.requests]
+    assert sent == [doc, doc | {"title": "contract.txt"}]

@@ -390,3 +390,13 @@ def test_a_failed_tool_result_from_v1_messages_says_so_to_an_openai_upstream(ser
                                           "is_error": is_error}]}]})
         assert reply.status_code == 200, reply.text
         assert upstream.last["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": sent}
+
+
+def test_a_file_part_keeps_the_file_name_it_was_sent_with_and_gets_none_added(served):
+    upstream, client, _ = served
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 x").decode()
+    parts = [{"type": "file", "file": {"file_id": "file-abc", "filename": "spec.pdf"}},
+             {"type": "file", "file": {"file_id": "file-def"}},
+             {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}}]
+    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": parts}], max_tokens=5)
+    assert upstream.last["messages"][0]["content"] == parts

@@ -230,14 +230,14 @@ def _part(part: dict[str, Any], where: str) -> Block:
     if kind == "file":
         file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
-            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
+            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
         media_type, text = _data_url(file["file_data"], f"{where}.file.file_data")
         data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
-        name = file.get("filename") or "document"
+        name = file.get("filename") or ""
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
-        return DocumentBlock(format=fmt, data=data, name=name)
+        return DocumentBlock(format=fmt, data=data, name=name or None)
     raise RequestError(
         f"{where}.type",
         f"content parts of type {kind!r} are not supported by this gateway (text, image_url and file are)",

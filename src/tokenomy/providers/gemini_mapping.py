@@ -113,7 +113,8 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
             where,
             f"reads PDF and text documents ({', '.join(DOCUMENT_TYPES)}), not {block.format!r}; convert it first",
         )
-    return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", "display_name": block.name}}
+    named = {"display_name": block.name} if block.name else {}
+    return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
 def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, model: str) -> dict[str, Any]:

@@ -78,9 +78,13 @@ def _part(block: Block, where: str) -> dict[str, Any]:
         return {"type": "image_url", "image_url": image}
     if isinstance(block, DocumentBlock):
         if block.file_id is not None:
-            return {"type": "file", "file": {"file_id": block.file_id}}
+            return {
+                "type": "file",
+                "file": {"file_id": block.file_id, **({"filename": block.name} if block.name else {})},
+            }
         media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
-        return {"type": "file", "file": {"filename": block.name, "file_data": data_url(media_type, block.data or b"")}}
+        data = data_url(media_type, block.data or b"")
+        return {"type": "file", "file": {"filename": block.name or "document", "file_data": data}}
     raise ProviderError(
         f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part", kind="client_error", status=400
     )
