@@ -263,3 +263,16 @@ def test_a_document_reaches_anthropic_with_the_title_it_was_sent_with_or_none(ga
             {"role": "user", "content": [block, {"type": "text", "text": "Sum up."}]}])
     sent = [body["messages"][0]["content"][0] for _, body in scripted.requests]
     assert sent == [doc, doc | {"title": "contract.txt"}]
+
+
+def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, scripted, sdk) -> None:
+    # Beta features (1M context, interleaved thinking, ...) are turned on by this header; it was dropped.
+    sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["interleaved-thinking-2025-05-14"])
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, extra_body={"temperature": 0.1},
+                             extra_headers={"anthropic-beta": "context-1m-2025-08-07"}) as stream:
+        list(stream)
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+    sent = [(headers.get("anthropic-beta"), "anthropic-beta" in body) for headers, body in scripted.requests]
+    assert sent == [("interleaved-thinking-2025-05-14", False), ("context-1m-2025-08-07", False), (None, False)]
+    headers, body = scripted.requests[1]
+    assert headers["anthropic-version"] == "2023-06-01" and body["temperature"] == 0.1

@@ -34,6 +34,7 @@ from tokenomy.messages import (
 )
 from tokenomy.money import money_or_none
 from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
+from tokenomy.providers.anthropic_provider import BETA_HEADER
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -226,11 +227,15 @@ async def create_message(request: Request):
             route=name,
         )
         unknown = next(iter(call.extra), None)
-        if unknown is not None and not _anthropic_upstream(gw, route):
+        anthropic_upstream = _anthropic_upstream(gw, route)
+        if unknown is not None and not anthropic_upstream:
             raise ValueError(
                 f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
                 " remove it"
             )
+        beta = request.headers.get(BETA_HEADER)
+        if beta and anthropic_upstream:  # beta features of Anthropic's API; another API has none to turn on
+            call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name
