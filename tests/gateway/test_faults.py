@@ -708,3 +708,16 @@ def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, 
     with gateway({"gateway": {"metrics_key_env": "TOKENOMY_TEST_UNSET_METRICS_KEY"}}, ledger_path) as url:
         assert httpx.get(url + "/metrics").status_code == 401
         assert httpx.get(url + "/metrics", headers={"authorization": "Bearer x"}).status_code == 401
+
+
+def test_the_nan_check_does_not_decode_bodies_whose_text_merely_holds_nan():
+    # Base64 data holds "NaN" every few hundred kilobytes: such a body is not decoded a second time at the edge.
+    from tokenomy.gateway import hygiene
+
+    image = "data:image/png;base64," + "QNaNx" * 1000
+    parts = [{"type": "image_url", "image_url": {"url": image}},
+             {"type": "text", "text": "Is NaN, or Infinity, a number?"}]
+    clean = json.dumps({"messages": [{"role": "user", "content": parts}]})
+    assert not hygiene._non_finite(clean.encode())
+    for value in ("NaN", "-Infinity", " NaN", "\n  Infinity"):
+        assert hygiene._non_finite(('{"a": [1,' + value + "]}").encode()), value

@@ -8,8 +8,9 @@
 - NaN or Infinity as a number (not JSON, yet Python's decoder accepts them; the SDKs then fail to encode
   the upstream request): 400 naming the field.
 
-Only the rare suspicious body is decoded here (a regex spots `\\uD800`..`\\uDFFF` escapes, `NaN` and
-`Infinity` first), so the normal request pays a UTF-8 decode and one regex search.
+Only the rare suspicious body is decoded here (a regex spots `\\uD800`..`\\uDFFF` escapes, and `NaN` or
+`Infinity` where a value stands, not inside text such as base64 data), so the normal request pays a UTF-8
+decode and one regex search.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-_SUSPICIOUS = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|NaN|Infinity")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _BAD_HEADER = re.compile(rb"[\r\n\x00]")
 MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
 
@@ -41,13 +42,28 @@ def body_problem(body: bytes) -> tuple[str, str | None] | None:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return (f"the request body is not valid UTF-8 (byte {exc.start}); send JSON text encoded as UTF-8", None)
-    if not _SUSPICIOUS.search(body):
+    if not _SURROGATE_ESCAPE.search(body) and not _non_finite(body):
         return None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return None  # not JSON: the parser after this middleware says so
     return _unsendable(data)
+
+
+def _non_finite(body: bytes) -> bool:
+    """Whether NaN or Infinity may stand where a JSON value does (after `:`, `[` or `,`, spaces and a minus aside).
+    NaN inside text, as base64 data has every few hundred kilobytes, is not; bytes.find keeps this to memchr speed."""
+    for token in (b"NaN", b"Infinity"):
+        at = body.find(token)
+        while at != -1:
+            i = at - 1
+            while i >= 0 and body[i] in b" \t\r\n-":
+                i -= 1
+            if i >= 0 and body[i] in b":[,":
+                return True
+            at = body.find(token, at + 1)
+    return False
 
 
 def _unsendable(data: Any) -> tuple[str, str | None] | None:
