@@ -125,6 +125,26 @@ def test_a_throttled_answer_passes_the_providers_retry_after_on(ledger_path):
     upstream.close(), spare.close()
 
 
+def test_the_upstream_refusing_the_gateways_credentials_is_a_502_not_the_callers_400(ledger_path):
+    # A 400 tells the caller its request is at fault; a bad key in the gateway's config is not the caller's doing.
+    import anthropic
+
+    upstream, spare, gateway = served([(401, {}), (403, {}), (400, {})], ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as failed:
+            chat.chat.completions.create(model="once", messages=ask, stream=True)
+        assert failed.value.status_code == 502 and "401" in failed.value.message
+        with pytest.raises(anthropic.InternalServerError) as refused:
+            messages.messages.create(model="once", max_tokens=5, messages=ask)
+        assert refused.value.status_code == 502 and "403" in refused.value.message
+        with pytest.raises(openai.BadRequestError):  # the upstream's 400: the request is at fault
+            chat.chat.completions.create(model="once", messages=ask)
+    upstream.close(), spare.close()
+
+
 @pytest.mark.parametrize("kind", ["error", "cut"])
 def test_retries_and_fallback_apply_only_while_nothing_was_streamed(kind, ledger_path):
     upstream, spare, gateway = served([(200, {}, kind)], ledger_path, fallback=[])

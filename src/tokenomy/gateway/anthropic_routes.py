@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, retry_after, settle
+from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
 from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.gateway.schemas import parse_tags
 from tokenomy.ids import new_id
@@ -58,8 +58,7 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
-    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
-    return anthropic_error(status, f"upstream {exc.kind}: {exc}", retry_after(exc))
+    return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

@@ -26,7 +26,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import Refusal, admit, retry_after
+from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, EdgeHygiene
@@ -302,7 +302,7 @@ def _tune_gc() -> None:
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
-    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
+    status = upstream_status(exc)
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind, headers=retry_after(exc))
 
 
