@@ -16,8 +16,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
-import orjson
-
 from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
@@ -29,6 +27,7 @@ from tokenomy.ledger.events import (
     event_from_response,
     prompt_fingerprint,
     record_priced_as,
+    tools_json,
     utcnow,
 )
 from tokenomy.ledger.store import LedgerStore
@@ -144,7 +143,7 @@ class Tokenomy:
                 )
             text = request.text()
             if request.tools:
-                text += orjson.dumps([t.to_dict() for t in request.tools]).decode()
+                text += tools_json(request)
             estimate = estimate_tokens(text) + (request.max_tokens or 0)
             tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]

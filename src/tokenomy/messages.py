@@ -61,7 +61,7 @@ class DocumentBlock:
 
     format: str  # pdf, txt, csv, html, md, doc, docx, xls, xlsx
     data: bytes | None = None
-    name: str = "document"
+    name: str | None = None  # the caller's title or file name (an API that requires one gets "document")
     file_id: str | None = None
 
 

@@ -103,6 +103,7 @@ TOOL = {"name": "f", "input_schema": {"type": "object"}}
 @pytest.mark.parametrize("change, named", [
     # malformed shapes (were 500s in OpenAI's shape)
     ({"system": 5}, "system"),
+    ({"messages": turn({"type": ["text"], "text": "a"})}, "messages.0.content.0.type"),
     ({"messages": turn({"type": "text", "text": "a"}, {"type": "text", "text": 5})}, "messages.0.content.1.text"),
     ({"messages": turn({"type": "image", "source": "x"})}, "messages.0.content.0.source"),
     ({"messages": ASK + turn(USE | {"input": [1, 2]}, role="assistant")}, "messages.1.content.0.input"),
@@ -252,3 +253,26 @@ def test_the_cost_is_written_as_chat_completions_writes_it(gateway, scripted) ->
     cost = answer.json()["tokenomy"]["cost_usd"]
     # The money rule's record kind: plain, at least 6 places (was str(Decimal): "0" or "1.5E-7").
     assert answer.status_code == 200 and re.fullmatch(r"\d+\.\d{6,12}", cost) and Decimal(cost) > 0, cost
+
+
+def test_a_document_reaches_anthropic_with_the_title_it_was_sent_with_or_none(gateway, scripted, sdk) -> None:
+    # An untitled document used to arrive titled "document": a title the caller never wrote, which the model reads.
+    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Clause 1."}}
+    for block in (doc, doc | {"title": "contract.txt"}):
+        sdk.messages.create(model="claude", max_tokens=5, messages=[
+            {"role": "user", "content": [block, {"type": "text", "text": "Sum up."}]}])
+    sent = [body["messages"][0]["content"][0] for _, body in scripted.requests]
+    assert sent == [doc, doc | {"title": "contract.txt"}]
+
+
+def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, scripted, sdk) -> None:
+    # Beta features (1M context, interleaved thinking, ...) are turned on by this header; it was dropped.
+    sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["interleaved-thinking-2025-05-14"])
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, extra_body={"temperature": 0.1},
+                             extra_headers={"anthropic-beta": "context-1m-2025-08-07"}) as stream:
+        list(stream)
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+    sent = [(headers.get("anthropic-beta"), "anthropic-beta" in body) for headers, body in scripted.requests]
+    assert sent == [("interleaved-thinking-2025-05-14", False), ("context-1m-2025-08-07", False), (None, False)]
+    headers, body = scripted.requests[1]
+    assert headers["anthropic-version"] == "2023-06-01" and body["temperature"] == 0.1

@@ -343,6 +343,33 @@ def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstre
     assert len(open_store(ledger_path).events()) == 1
 
 
+def test_nan_and_infinity_anywhere_in_a_body_are_named_400s_before_any_upstream_call(ledger_path):
+    # Not JSON, yet Python's decoder reads them: they reached the provider as null (orjson) or failed its SDK's
+    # encoder, a 500. Text that merely says NaN is a string like any other.
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "a": {"type": "number", "maximum": "MAX"}}}}}
+    ask = [{"role": "user", "content": "Is NaN a number? Infinity?"}]
+    counting = CountingOpenAI()
+    with counting as upstream:
+        with gateway(upstream_config(upstream), ledger_path) as url, httpx.Client(timeout=30) as http:
+            def post(path: str, body: dict, value: str) -> httpx.Response:
+                raw = json.dumps(body).replace('"MAX"', value)
+                return http.post(url + path, content=raw, headers={"content-type": "application/json"})
+
+            chat = [post("/v1/chat/completions", {"model": "fast", "messages": ask, "metadata": {"k": "MAX"}}, "NaN"),
+                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "Infinity"),
+                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "temperature": "MAX"}, "-Infinity")]
+            messages = post("/v1/messages", {"model": "fast", "max_tokens": 5, "messages": ask, "tools": [
+                {"name": "f", "input_schema": tool["function"]["parameters"]}]}, "NaN")
+            assert counting.calls == 0
+            ok = post("/v1/chat/completions", {"model": "fast", "max_tokens": 2, "messages": ask}, "")
+    assert [(r.status_code, r.json()["error"]["param"]) for r in chat] == [
+        (400, "metadata.k"), (400, "tools.0.function.parameters.properties.a.maximum"), (400, "temperature")]
+    assert messages.status_code == 400 and messages.json()["error"]["message"].startswith(
+        "tools.0.input_schema.properties.a.maximum: nan is not a JSON number")
+    assert ok.status_code == 200 and counting.calls == 1
+
+
 def _raw_post(url: str, extra_headers: bytes, body: bytes) -> bytes:
     import socket
 
@@ -681,3 +708,16 @@ def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, 
     with gateway({"gateway": {"metrics_key_env": "TOKENOMY_TEST_UNSET_METRICS_KEY"}}, ledger_path) as url:
         assert httpx.get(url + "/metrics").status_code == 401
         assert httpx.get(url + "/metrics", headers={"authorization": "Bearer x"}).status_code == 401
+
+
+def test_the_nan_check_does_not_decode_bodies_whose_text_merely_holds_nan():
+    # Base64 data holds "NaN" every few hundred kilobytes: such a body is not decoded a second time at the edge.
+    from tokenomy.gateway import hygiene
+
+    image = "data:image/png;base64," + "QNaNx" * 1000
+    parts = [{"type": "image_url", "image_url": {"url": image}},
+             {"type": "text", "text": "Is NaN, or Infinity, a number?"}]
+    clean = json.dumps({"messages": [{"role": "user", "content": parts}]})
+    assert not hygiene._non_finite(clean.encode())
+    for value in ("NaN", "-Infinity", " NaN", "\n  Infinity"):
+        assert hygiene._non_finite(('{"a": [1,' + value + "]}").encode()), value

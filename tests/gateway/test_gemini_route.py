@@ -65,3 +65,42 @@ def test_openai_sdk_through_the_gateway_to_gemini(ledger_path: Path) -> None:
     assert last.cache_read_tokens == cache.usage_metadata.total_token_count
     assert last.cost_usd == (last.input_tokens * entry.input + last.cache_read_tokens * entry.cache_read
                              + last.output_tokens * entry.output) / MILLION
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_a_streamed_gemini_answer_keeps_its_thought_signatures(ledger_path: Path) -> None:
+    # Gemini wants each thought signature back on the part it came with; a stream through /v1/messages dropped them,
+    # so the thinking block an Anthropic-SDK caller sends back had none (the whole answer had it).
+    import anthropic
+
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            ask = {"model": "g", "max_tokens": 256, "thinking": {"type": "enabled", "budget_tokens": 128}}
+            messages = [{"role": "user", "content": "Weather in Paris?"}]
+            whole = client.messages.create(**ask, messages=messages)
+            with client.messages.stream(**ask, messages=messages) as stream:
+                streamed = stream.get_final_message()
+            assert [b.type for b in streamed.content] == [b.type for b in whole.content] == ["thinking", "text"]
+            assert streamed.content[0].signature == whole.content[0].signature != ""
+            messages += [{"role": "assistant", "content": streamed.content}, {"role": "user", "content": "And Rome?"}]
+            assert client.messages.create(**ask, messages=messages).content  # the emulator checks the signature
+
+
+def test_a_signature_on_a_streamed_function_call_is_its_own_thinking_block_before_it() -> None:
+    from tokenomy.gateway.anthropic_routes import EventWriter
+    from tokenomy.providers.gemini_provider import GeminiProvider
+
+    writer = EventWriter("msg_1", "g")
+    events = [event for part in ({"thought": True, "text": "Look it up."},
+                                 {"function_call": {"name": "get_weather", "args": {}}, "thought_signature": b"sig"})
+              for event in writer.chunk(GeminiProvider._chunk(part, 0))]
+    shapes = []
+    for event in events:
+        data = json.loads(event.decode().split("data: ", 1)[1])
+        shapes.append((data["type"], (data.get("content_block") or data.get("delta") or {}).get("type")))
+    assert shapes == [("content_block_start", "thinking"), ("content_block_delta", "thinking_delta"),
+                      ("content_block_stop", None), ("content_block_start", "thinking"),
+                      ("content_block_delta", "signature_delta"), ("content_block_stop", None),
+                      ("content_block_start", "tool_use"), ("content_block_delta", "input_json_delta")]

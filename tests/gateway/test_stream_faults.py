@@ -20,7 +20,8 @@ def served(script: list[tuple], ledger_path, fallback: list[tuple] | None = None
     config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
                          "spare": {"provider": "openai", "model": "spare", "base_url": spare.url,
                                    "price_as": HAIKU}},
-              "routes": {"chain": {"model": "up", "fallback": ["spare"]}}}
+              "routes": {"chain": {"model": "up", "fallback": ["spare"]},
+                         "once": {"model": "up", "retry": {"max_attempts": 1}}}}
     return upstream, spare, ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on")
 
 
@@ -81,6 +82,67 @@ def test_a_stream_of_an_unpriced_model_that_fails_midway_is_recorded_unpriced(le
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.priced_by == "unpriced" and row.cost_usd == 0
     assert row.input_tokens > 0 and row.output_tokens == 1
+
+
+def test_a_stream_whose_call_fails_before_its_first_token_is_answered_with_the_errors_status(ledger_path):
+    # As a provider answers: a throttled or failed call is a 429 or 5xx both SDKs raise as such (and retry), not a
+    # 200 whose stream holds only an error event (the openai SDK's bare APIError, the anthropic SDK's "status 200").
+    import anthropic
+
+    upstream, spare, gateway = served([(429, {}), (429, {}), (503, {}), (503, {})], ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for raised in (openai.RateLimitError, openai.InternalServerError):
+            with pytest.raises(raised) as failed:
+                chat.chat.completions.create(model="once", messages=ask, stream=True)
+            assert failed.value.body["code"] in ("throttled", "server_error")
+            with pytest.raises(getattr(anthropic, raised.__name__)) as refused:
+                with messages.messages.stream(model="once", max_tokens=5, messages=ask) as stream:
+                    list(stream)
+            assert refused.value.body["type"] == "error"
+    upstream.close(), spare.close()
+    assert outcomes(ledger_path) == [("up", "throttled")] * 2 + [("up", "server_error")] * 2
+
+
+def test_a_throttled_answer_passes_the_providers_retry_after_on(ledger_path):
+    # The SDKs wait what Retry-After says before retrying a 429; without it they retry within a second or two.
+    import anthropic
+
+    upstream, spare, gateway = served([(429, {"retry-after": "2.5"})] * 3, ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.RateLimitError) as failed:
+                chat.chat.completions.create(model="once", messages=ask, stream=stream)
+            assert failed.value.response.headers.get("retry-after") == "3"
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            messages.messages.create(model="once", max_tokens=5, messages=ask)
+        assert refused.value.response.headers.get("retry-after") == "3"
+    upstream.close(), spare.close()
+
+
+def test_the_upstream_refusing_the_gateways_credentials_is_a_502_not_the_callers_400(ledger_path):
+    # A 400 tells the caller its request is at fault; a bad key in the gateway's config is not the caller's doing.
+    import anthropic
+
+    upstream, spare, gateway = served([(401, {}), (403, {}), (400, {})], ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as failed:
+            chat.chat.completions.create(model="once", messages=ask, stream=True)
+        assert failed.value.status_code == 502 and "401" in failed.value.message
+        with pytest.raises(anthropic.InternalServerError) as refused:
+            messages.messages.create(model="once", max_tokens=5, messages=ask)
+        assert refused.value.status_code == 502 and "403" in refused.value.message
+        with pytest.raises(openai.BadRequestError):  # the upstream's 400: the request is at fault
+            chat.chat.completions.create(model="once", messages=ask)
+    upstream.close(), spare.close()
 
 
 @pytest.mark.parametrize("kind", ["error", "cut"])

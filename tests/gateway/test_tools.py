@@ -321,6 +321,22 @@ def test_unknown_keys_in_nested_objects_and_non_string_text_are_named_400s(serve
          "messages[0].content[0].text"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages[0].content[0].text"),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+        # values of the wrong type inside those objects (each provider took them differently: sent as is, refused
+        # by its SDK, or a 502 for the Gemini SDK's validation error)
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "name": 5}}]},
+         "tools[0].function.name"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "parameters": [1]}}]},
+         "tools[0].function.parameters"),
+        ({"messages": [USER], "tools": [{**tool, "function": {**tool["function"], "strict": "yes"}}]},
+         "tools[0].function.strict"),
+        ({"messages": [turn[0], {**turn[1], "tool_calls": [{**call, "function": {"name": 5, "arguments": "{}"}}]},
+                       turn[2]], "tools": [tool]}, "messages[1].tool_calls[0].function.name"),
+        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": 5}}]}]},
+         "messages[0].content[0].file.file_id"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png, "detail": 5}}]}]},
+         "messages[0].content[0].image_url.detail"),
+        ({"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {
+            "name": "n", "strict": "yes", "schema": {"type": "object"}}}}, "response_format.json_schema.strict"),
     ]
     before = len(upstream.bodies)
     for body, param in cases:
@@ -345,3 +361,42 @@ def test_wrongly_typed_fields_are_named_400s_not_coerced(served):
     ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "temperature": 1,
                                                        "top_p": 1, "max_tokens": 10})
     assert ok.status_code == 200 and upstream.last["temperature"] == 1.0, ok.text
+
+
+def test_a_tool_schema_with_an_integer_past_64_bits_is_carried_not_a_500(ledger_path):
+    # JSON has no integer limit; orjson (the call path's size estimate, the ledger's prefix hash) has one of 64 bits.
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}}}
+    with RecordingOpenAI() as upstream, gateway(upstream, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="fast", messages=[USER], tools=[tool], max_tokens=5)
+        assert reply.choices and upstream.last["tools"] == [tool]
+    [row] = open_store(ledger_path).events()
+    assert row.outcome == "ok" and row.prefix_hash
+
+
+def test_a_failed_tool_result_from_v1_messages_says_so_to_an_openai_upstream(served):
+    # Anthropic's is_error has no field on a tool message: it was dropped, and the model read the error text as a
+    # successful result.
+    upstream, _, url = served
+    call = {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}
+    tools = [{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}]
+    for is_error, content, sent in [(True, "city not found", "Error: city not found"),
+                                    (True, [{"type": "text", "text": "timeout"}], "Error: timeout"),
+                                    (False, "18C", "18C")]:
+        reply = httpx.post(url + "/v1/messages", json={"model": "fast", "max_tokens": 20, "tools": tools, "messages": [
+            {"role": "user", "content": "Weather?"}, {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": content,
+                                          "is_error": is_error}]}]})
+        assert reply.status_code == 200, reply.text
+        assert upstream.last["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": sent}
+
+
+def test_a_file_part_keeps_the_file_name_it_was_sent_with_and_gets_none_added(served):
+    upstream, client, _ = served
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 x").decode()
+    parts = [{"type": "file", "file": {"file_id": "file-abc", "filename": "spec.pdf"}},
+             {"type": "file", "file": {"file_id": "file-def"}},
+             {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}}]
+    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": parts}], max_tokens=5)
+    assert upstream.last["messages"][0]["content"] == parts

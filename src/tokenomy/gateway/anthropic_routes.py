@@ -18,11 +18,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, settle
+from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
+from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.gateway.schemas import parse_tags
 from tokenomy.ids import new_id
 from tokenomy.messages import (
@@ -33,6 +34,7 @@ from tokenomy.messages import (
 )
 from tokenomy.money import money_or_none
 from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
+from tokenomy.providers.anthropic_provider import BETA_HEADER
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -56,8 +58,7 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
-    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
-    return anthropic_error(status, f"upstream {exc.kind}: {exc}")
+    return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -115,7 +116,9 @@ class EventWriter:
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.reasoning or piece.signature:
-            if self.open != "thinking":
+            # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
+            riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
+            if self.open != "thinking" or riding:
                 out += self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             if piece.reasoning:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
@@ -223,11 +226,15 @@ async def create_message(request: Request):
             route=name,
         )
         unknown = next(iter(call.extra), None)
-        if unknown is not None and not _anthropic_upstream(gw, route):
+        anthropic_upstream = _anthropic_upstream(gw, route)
+        if unknown is not None and not anthropic_upstream:
             raise ValueError(
                 f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
                 " remove it"
             )
+        beta = request.headers.get(BETA_HEADER)
+        if beta and anthropic_upstream:  # beta features of Anthropic's API; another API has none to turn on
+            call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name
@@ -236,7 +243,7 @@ async def create_message(request: Request):
         return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
     message_id = f"msg_{new_id()}"
     if body.get("stream"):
-        return StreamingResponse(_stream(gw, call, admitted, name, message_id, started), media_type="text/event-stream")
+        return FirstChunkStream(_stream(gw, call, admitted, name, message_id, started))
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
     except ProviderError as exc:
@@ -270,14 +277,18 @@ def _anthropic_upstream(gw, route) -> bool:
     return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"
 
 
-async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes]:
+async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes | Response]:
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None
     streamed = False
+    opened = False  # message_start is sent: the call produced something, so an error can only end the stream
+    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
     failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
     try:
-        yield writer.start()
         async for piece in gw.client.astream(call, policy=admitted.policy):
+            if not opened:
+                opened = True
+                yield writer.start()
             if piece.response is not None:
                 final = piece.response
                 continue
@@ -294,17 +305,21 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
         metrics.count(name, 200, started)
     except TokenomyError as exc:
         failed = True
-        kind = (
-            "rate_limit_error"
-            if isinstance(exc, ProviderError) and exc.kind == "throttled"
-            else (
-                "api_error"
-                if isinstance(exc, ProviderError) and exc.kind != "client_error"
-                else "invalid_request_error"
+        if not opened:
+            refused = _provider_error(exc) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+            metrics.count(name, refused.status_code, started)
+        else:
+            kind = (
+                "rate_limit_error"
+                if isinstance(exc, ProviderError) and exc.kind == "throttled"
+                else (
+                    "api_error"
+                    if isinstance(exc, ProviderError) and exc.kind != "client_error"
+                    else "invalid_request_error"
+                )
             )
-        )
-        yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
-        metrics.count(name, 502, started)
+            yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
+            metrics.count(name, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
         log.exception("the /v1/messages stream for %s failed", name)
         message = f"internal error ({type(exc).__name__}); see the gateway's log"
@@ -314,3 +329,5 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
         gw.guard.slots.release()
         # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
         await settle(gw, admitted.budgets, final, unknown=final is None and (streamed or not failed))
+    if refused is not None:
+        yield refused

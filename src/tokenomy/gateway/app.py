@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from tokenomy.config import TokenomyConfig, load_config
@@ -26,12 +26,13 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import Refusal, admit
+from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, EdgeHygiene
 from tokenomy.gateway.responses import (
     FastJSONResponse,
+    FirstChunkStream,
     chunk_delta,
     completion_body,
     error,
@@ -234,9 +235,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         policy, budgets = admitted.policy, admitted.budgets
         request_id = f"chatcmpl-{new_id()}"
         if body.stream:
-            return StreamingResponse(
-                _stream(gw, call, policy, body, request_id, budgets, started), media_type="text/event-stream"
-            )
+            return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started))
         try:
             response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
@@ -303,11 +302,13 @@ def _tune_gc() -> None:
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
-    status = {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
-    return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind)
+    status = upstream_status(exc)
+    return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind, headers=retry_after(exc))
 
 
-async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, started: float) -> AsyncIterator[bytes]:
+async def _stream(
+    gw: Gateway, call, policy, body, request_id: str, budgets, started: float
+) -> AsyncIterator[bytes | Response]:
     created = int(time.time())
 
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, extra: dict | None = None) -> bytes:
@@ -326,11 +327,15 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
 
     final: ChatResponse | None = None
     streamed = False
+    opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
+    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
     failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
     try:
-        yield chunk({"role": "assistant", "content": ""})
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
         async for piece in gw.client.astream(call, policy=policy):
+            if not opened:
+                opened = True
+                yield chunk({"role": "assistant", "content": ""})
             rendered = chunk_delta(piece)
             if rendered is not None:
                 streamed = True
@@ -347,13 +352,21 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
         failed = True
-        kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
-        yield (
-            b"data: "
-            + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
-            + b"\n\n"
-        )
-        metrics.count(body.model, 502, started)
+        if not opened:
+            refused = (
+                _provider_error(exc)
+                if isinstance(exc, ProviderError)
+                else error(400, str(exc), "invalid_request_error")
+            )
+            metrics.count(body.model, refused.status_code, started)
+        else:
+            kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
+            yield (
+                b"data: "
+                + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
+                + b"\n\n"
+            )
+            metrics.count(body.model, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
         log.exception("the chat completions stream for %s failed", body.model)
         message = f"internal error ({type(exc).__name__}); see the gateway's log"
@@ -364,6 +377,9 @@ async def _stream(gw: Gateway, call, policy, body, request_id: str, budgets, sta
         gw.guard.slots.release()
         # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
         await _settle(gw, budgets, final, unknown=final is None and (streamed or not failed))
+    if refused is not None:
+        yield refused
+        return
     yield b"data: [DONE]\n\n"
 
 

@@ -5,10 +5,12 @@ is the client's one attempt loop (`gw.client.achat` / `astream` with the route's
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tokenomy.client import CallPolicy
+from tokenomy.errors import ProviderError
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.limits import to_nano
 from tokenomy.messages import ChatRequest, ChatResponse
@@ -87,3 +89,17 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
+
+
+def upstream_status(exc: ProviderError) -> int:
+    """The status a failed provider call is answered with. The provider refusing the gateway's own credentials
+    (401, 403) is not the caller's request at fault: a 502, not a 400 that tells the caller to change its request."""
+    if exc.kind == "client_error" and exc.status in (401, 403):
+        return 502
+    return {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
+
+
+def retry_after(exc: ProviderError) -> dict[str, str] | None:
+    """The provider's Retry-After, passed on to the caller (whole seconds, as HTTP has it): the SDKs wait that long
+    before their retry instead of guessing a backoff."""
+    return {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after is not None else None

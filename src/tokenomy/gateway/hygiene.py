@@ -5,15 +5,19 @@
 - A body that does not arrive within `read_timeout` seconds: 408 and the connection is closed.
 - Text that is not valid UTF-8, or a JSON string holding a lone UTF-16 surrogate (`"hi \\ud800"`,
   which Python's JSON decoder accepts but no provider can encode): 400 naming the field.
+- NaN or Infinity as a number (not JSON, yet Python's decoder accepts them; the SDKs then fail to encode
+  the upstream request): 400 naming the field.
 
-Only the rare suspicious body is decoded here (a regex spots `\\uD800`..`\\uDFFF` escapes first), so the
-normal request pays a UTF-8 decode and one regex search.
+Only the rare suspicious body is decoded here (a regex spots `\\uD800`..`\\uDFFF` escapes, and `NaN` or
+`Infinity` where a value stands, not inside text such as base64 data), so the normal request pays a UTF-8
+decode and one regex search.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,16 +42,31 @@ def body_problem(body: bytes) -> tuple[str, str | None] | None:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return (f"the request body is not valid UTF-8 (byte {exc.start}); send JSON text encoded as UTF-8", None)
-    if not _SURROGATE_ESCAPE.search(body):
+    if not _SURROGATE_ESCAPE.search(body) and not _non_finite(body):
         return None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return None  # not JSON: the parser after this middleware says so
-    return _lone_surrogate(data)
+    return _unsendable(data)
 
 
-def _lone_surrogate(data: Any) -> tuple[str, str | None] | None:
+def _non_finite(body: bytes) -> bool:
+    """Whether NaN or Infinity may stand where a JSON value does (after `:`, `[` or `,`, spaces and a minus aside).
+    NaN inside text, as base64 data has every few hundred kilobytes, is not; bytes.find keeps this to memchr speed."""
+    for token in (b"NaN", b"Infinity"):
+        at = body.find(token)
+        while at != -1:
+            i = at - 1
+            while i >= 0 and body[i] in b" \t\r\n-":
+                i -= 1
+            if i >= 0 and body[i] in b":[,":
+                return True
+            at = body.find(token, at + 1)
+    return False
+
+
+def _unsendable(data: Any) -> tuple[str, str | None] | None:
     stack: list[tuple[str, Any, int]] = [("", data, 0)]
     while stack:
         path, value, depth = stack.pop()
@@ -63,6 +82,8 @@ def _lone_surrogate(data: Any) -> tuple[str, str | None] | None:
                     "not valid Unicode text; send valid UTF-8 (pair the surrogate or remove it)",
                     path or None,
                 )
+        elif isinstance(value, float) and not math.isfinite(value):
+            return (f"{path or 'body'}: {value} is not a JSON number; send a finite number", path or None)
         elif isinstance(value, dict):
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)

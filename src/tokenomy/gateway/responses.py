@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_str
@@ -29,6 +31,29 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+class FirstChunkStream(StreamingResponse):
+    """A stream whose headers wait for its first item, which may be a whole Response instead of bytes: the call
+    failed before anything was streamed, and the caller gets that error with its own status (a 429 or 502 the
+    SDKs raise as such, and retry), not a 200 whose only event is an error. A provider's own stream answers so."""
+
+    def __init__(self, content: AsyncIterator[bytes | Response], media_type: str = "text/event-stream") -> None:
+        super().__init__(content, media_type=media_type)  # type: ignore[arg-type]  # the first item may be a Response
+
+    async def stream_response(self, send: Send) -> None:
+        items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
+        first = await anext(items, b"")
+        if isinstance(first, Response):
+            await send({"type": "http.response.start", "status": first.status_code, "headers": first.raw_headers})
+            await send({"type": "http.response.body", "body": first.body, "more_body": False})
+            await items.aclose()  # type: ignore[attr-defined]  # an async generator, done once it yields its error
+            return
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in items:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, Optional, Union
 
 import orjson
@@ -177,25 +178,31 @@ def valid_base64(text: str) -> bool:
 
 
 PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
-# The keys each nested object of the request may hold: anything else would be dropped, so it is refused.
-IMAGE_KEYS = frozenset({"url", "detail"})
-FILE_KEYS = frozenset({"file_data", "file_id", "filename"})
-CALL_KEYS = frozenset({"id", "type", "function"})
-CALL_FUNCTION_KEYS = frozenset({"name", "arguments"})
-TOOL_KEYS = frozenset({"type", "function"})
-TOOL_FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
-CHOICE_FUNCTION_KEYS = frozenset({"name"})
-FORMAT_KEYS = frozenset({"type", "json_schema"})
-SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+# The keys each nested object of the request may hold, with the type of each: anything else would be dropped, so it
+# is refused, and a value of another type (a number as a tool's name) would reach each provider differently (sent
+# as is, refused by its SDK, a server error), so it is refused too.
+IMAGE_KEYS = {"url": str, "detail": str}
+FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
+CALL_KEYS = {"id": str, "type": str, "function": dict}
+CALL_FUNCTION_KEYS = {"name": str, "arguments": str}
+TOOL_KEYS = {"type": str, "function": dict}
+TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
+CHOICE_FUNCTION_KEYS = {"name": str}
+FORMAT_KEYS = {"type": str, "json_schema": dict}
+SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
+TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean"}
 
 
-def _only(value: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
-    """`value` if it is an object holding only `keys` (a set difference: cheap enough for every request)."""
+def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
+    """`value` if it is an object holding only `keys`, each null or of its type (cheap enough for every request)."""
     if not isinstance(value, dict):
         raise RequestError(where, "expected an object")
-    unknown = value.keys() - keys
+    unknown = value.keys() - keys.keys()
     if unknown:
         raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+    for key, item in value.items():
+        if item is not None and not isinstance(item, keys[key]):
+            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
     return value
 
 
@@ -223,14 +230,14 @@ def _part(part: dict[str, Any], where: str) -> Block:
     if kind == "file":
         file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
-            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or "document")
+            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
         media_type, text = _data_url(file["file_data"], f"{where}.file.file_data")
         data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
-        name = file.get("filename") or "document"
+        name = file.get("filename") or ""
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
-        return DocumentBlock(format=fmt, data=data, name=name)
+        return DocumentBlock(format=fmt, data=data, name=name or None)
     raise RequestError(
         f"{where}.type",
         f"content parts of type {kind!r} are not supported by this gateway (text, image_url and file are)",

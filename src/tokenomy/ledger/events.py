@@ -159,14 +159,19 @@ def prompt_fingerprint(request: ChatRequest) -> str:
     return digest.hexdigest()[:32]
 
 
+def tools_json(request: ChatRequest) -> str:
+    """The request's tools as JSON text with sorted keys: the same tools give the same text. orjson (the stdlib's
+    json.dumps cost ~20 us a request); the stdlib for what orjson refuses (an integer past 64 bits in a schema)."""
+    tools = [t.to_dict() for t in request.tools]
+    try:
+        return orjson.dumps(tools, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(tools, sort_keys=True, separators=(",", ":"))
+
+
 def stable_prefix(request: ChatRequest) -> str:
     """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
-    # orjson with sorted keys: the same tools give the same text (the stdlib's json.dumps cost ~20 us a request)
-    parts = (
-        [orjson.dumps([t.to_dict() for t in request.tools], option=orjson.OPT_SORT_KEYS).decode()]
-        if request.tools
-        else []
-    )
+    parts = [tools_json(request)] if request.tools else []
     parts.append(request.system or "")
     parts += [f"{m.role}\x01{m.text}" for m in request.messages[:-1]]
     return "\x00".join(parts)

@@ -100,7 +100,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 where,
                 f"reads PDF and plain-text documents, not {block.format!r}; convert it to PDF or text first",
             )
-        return {"type": "document", "source": source, "title": block.name}
+        return {"type": "document", "source": source, **({"title": block.name} if block.name else {})}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
@@ -164,7 +164,7 @@ def _source(item: dict[str, Any], where: str) -> dict[str, Any]:
 def _document(item: dict[str, Any], where: str) -> DocumentBlock:
     source = _source(item, where)
     kind = source.get("type")
-    name = _str(item, "title", where, required=False) or "document"
+    name = _str(item, "title", where, required=False) or None
     here = f"{where}.source"
     if kind == "base64":
         if source.get("media_type") != "application/pdf":
@@ -216,7 +216,7 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
         if not isinstance(item, dict):
             raise ValueError(f"{here}: Input should be a content block object")
         kind = item.get("type")
-        if request and kind in BLOCK_KEYS:
+        if request and isinstance(kind, str) and kind in BLOCK_KEYS:
             for key in item:
                 if key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
                     raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")

@@ -29,6 +29,9 @@ from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
+# A request's `extra` key holding the caller's `anthropic-beta` header (beta features of the Messages API), sent
+# on as that header rather than in the body.
+BETA_HEADER = "anthropic-beta"
 
 
 def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
@@ -113,11 +116,16 @@ class AnthropicProvider(Provider):
         # from `messages.create`'s keywords. API version 2023-06-01 still takes them: a request that sets one
         # is sent with that version and the values in the body (extra_body works on every SDK version).
         sampling = {name: params.pop(name) for name in SAMPLING if name in params}
-        body = {**sampling, **request.extra}  # extra: provider-specific fields, carried as sent
+        extra = dict(request.extra)
+        beta = extra.pop(BETA_HEADER, None)  # the caller's anthropic-beta header (the gateway's /v1/messages)
+        body = {**sampling, **extra}  # extra: provider-specific fields, carried as sent
         if body:
             params["extra_body"] = body
-        if sampling:
-            params["extra_headers"] = {"anthropic-version": SAMPLING_API_VERSION}
+        headers = {"anthropic-version": SAMPLING_API_VERSION} if sampling else {}
+        if beta:
+            headers[BETA_HEADER] = str(beta)
+        if headers:
+            params["extra_headers"] = headers
         return params
 
     def chat(self, request: ChatRequest) -> ChatResponse:

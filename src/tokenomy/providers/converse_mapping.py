@@ -104,7 +104,8 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, DocumentBlock):
         if block.data is None:
             raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")
-        return {"document": {"format": block.format, "name": block.name, "source": {"bytes": block.data}}}
+        name = block.name or "document"  # Converse requires a name
+        return {"document": {"format": block.format, "name": name, "source": {"bytes": block.data}}}
     if isinstance(block, ToolUseBlock):
         return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block)}}
     if isinstance(block, ToolResultBlock):

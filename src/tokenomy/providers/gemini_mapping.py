@@ -113,7 +113,8 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
             where,
             f"reads PDF and text documents ({', '.join(DOCUMENT_TYPES)}), not {block.format!r}; convert it first",
         )
-    return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", "display_name": block.name}}
+    named = {"display_name": block.name} if block.name else {}
+    return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
 def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, model: str) -> dict[str, Any]:
@@ -249,7 +250,7 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     return config
 
 
-def _signature(value: Any) -> str | None:
+def signature_text(value: Any) -> str | None:
     if not value:
         return None
     return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
@@ -260,7 +261,7 @@ def blocks_from_parts(parts: list[dict[str, Any]], call_offset: int = 0) -> list
     blocks: list[Block] = []
     calls = call_offset
     for part in parts:
-        signature = _signature(part.get("thought_signature"))
+        signature = signature_text(part.get("thought_signature"))
         if part.get("thought") and part.get("text") is not None:
             last = blocks[-1] if blocks else None
             if isinstance(last, ReasoningBlock) and last.text and last.signature is None:  # streamed pieces

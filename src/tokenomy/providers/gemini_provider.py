@@ -27,6 +27,7 @@ from tokenomy.providers.gemini_mapping import (
     config_from_request,
     contents_from_request,
     finish_reason,
+    signature_text,
     usage_from_gemini,
 )
 
@@ -222,16 +223,19 @@ class GeminiProvider(Provider):
 
     @staticmethod
     def _chunk(part: dict[str, Any], calls: int) -> StreamChunk | None:
-        """One streamed part as the caller's chunk (a function call arrives whole, in one part)."""
+        """One streamed part as the caller's chunk (a function call arrives whole, in one part), with the thought
+        signature Gemini put on it: the caller must send it back on that part (as the whole answer keeps it)."""
+        signature = signature_text(part.get("thought_signature"))
         if part.get("thought") and part.get("text"):
-            return StreamChunk(reasoning=part["text"])
+            return StreamChunk(reasoning=part["text"], signature=signature)
         if part.get("function_call"):
             block = blocks_from_parts([{"function_call": part["function_call"]}], calls)[0]
             assert isinstance(block, ToolUseBlock)
-            return StreamChunk(tool_call=ToolCallDelta(calls, block.id, block.name, block.arguments or "{}"))
+            call = ToolCallDelta(calls, block.id, block.name, block.arguments or "{}")
+            return StreamChunk(tool_call=call, signature=signature)
         if part.get("text"):
-            return StreamChunk(delta=part["text"])
-        return None
+            return StreamChunk(delta=part["text"], signature=signature)
+        return StreamChunk(signature=signature) if signature else None
 
     def close(self) -> None:
         self.client.close()

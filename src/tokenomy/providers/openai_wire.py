@@ -3,7 +3,8 @@
 One module for every OpenAI-format path (the SDK-based provider and the gateway's pooled aiohttp
 upstream), so a field is mapped once. Mapping rules:
 - a user turn's ToolResultBlocks become `tool` role messages (placed first: OpenAI wants them right
-  after the assistant message that made the calls); its other blocks stay in a user message;
+  after the assistant message that made the calls); its other blocks stay in a user message; a failed
+  call's result (`is_error`, which a tool message has no field for) starts with "Error: ";
 - images are `image_url` parts (bytes as a data URL, or the URL as given), documents `file` parts;
 - an assistant's ToolUseBlocks are `tool_calls`, sending the provider's exact `arguments` text back
   when we have it; ReasoningBlocks are not sent back (OpenAI has no field for them and
@@ -77,9 +78,13 @@ def _part(block: Block, where: str) -> dict[str, Any]:
         return {"type": "image_url", "image_url": image}
     if isinstance(block, DocumentBlock):
         if block.file_id is not None:
-            return {"type": "file", "file": {"file_id": block.file_id}}
+            return {
+                "type": "file",
+                "file": {"file_id": block.file_id, **({"filename": block.name} if block.name else {})},
+            }
         media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
-        return {"type": "file", "file": {"filename": block.name, "file_data": data_url(media_type, block.data or b"")}}
+        data = data_url(media_type, block.data or b"")
+        return {"type": "file", "file": {"filename": block.name or "document", "file_data": data}}
     raise ProviderError(
         f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part", kind="client_error", status=400
     )
@@ -90,6 +95,13 @@ def _content(blocks: list[Block], where: str) -> str | list[dict[str, Any]]:
     if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
         return blocks[0].text
     return [_part(b, f"{where}.content[{i}]") for i, b in enumerate(blocks)]
+
+
+def _failed(blocks: list[Block]) -> list[Block]:
+    """A failed tool call's result (Anthropic's `is_error`): a tool message has no such flag, so its text says so."""
+    if blocks and isinstance(blocks[0], TextBlock):
+        return [TextBlock(f"Error: {blocks[0].text}"), *blocks[1:]]
+    return [TextBlock("Error"), *blocks]
 
 
 def arguments_text(call: ToolUseBlock) -> str:
@@ -124,7 +136,7 @@ def _turn(message: Message, where: str) -> list[dict[str, Any]]:
         return [out]
     turns: list[dict[str, Any]] = []
     for result in message.blocks_of(ToolResultBlock):
-        content = result.content
+        content = _failed(result.content) if result.is_error else result.content
         turns.append(
             {
                 "role": "tool",
