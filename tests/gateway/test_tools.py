@@ -357,6 +357,9 @@ def test_wrongly_typed_fields_are_named_400s_not_coerced(served):
     reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "stream": True,
                                                           "stream_options": {"include_usage": "yes"}})
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "stream_options.include_usage"
+    reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER],
+                                                          "stream_options": {"include_usage": True}})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "stream_options"  # as OpenAI: no stream
     assert len(upstream.bodies) == before
     ok = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [USER], "temperature": 1,
                                                        "top_p": 1, "max_tokens": 10})

@@ -432,6 +432,8 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     if body.logprobs:
         extra["logprobs"] = True
     if body.stream_options is not None:
+        if not body.stream:  # OpenAI refuses it too: the caller expects a usage chunk that no stream will carry
+            raise RequestError("stream_options", "only allowed with stream: true; remove it or stream the answer")
         for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
     return extra
