@@ -358,13 +358,15 @@ def test_nan_and_infinity_anywhere_in_a_body_are_named_400s_before_any_upstream_
 
             chat = [post("/v1/chat/completions", {"model": "fast", "messages": ask, "metadata": {"k": "MAX"}}, "NaN"),
                     post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "Infinity"),
-                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "temperature": "MAX"}, "-Infinity")]
+                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "temperature": "MAX"}, "-Infinity"),
+                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "1e400")]
             messages = post("/v1/messages", {"model": "fast", "max_tokens": 5, "messages": ask, "tools": [
                 {"name": "f", "input_schema": tool["function"]["parameters"]}]}, "NaN")
             assert counting.calls == 0
             ok = post("/v1/chat/completions", {"model": "fast", "max_tokens": 2, "messages": ask}, "")
     assert [(r.status_code, r.json()["error"]["param"]) for r in chat] == [
-        (400, "metadata.k"), (400, "tools.0.function.parameters.properties.a.maximum"), (400, "temperature")]
+        (400, "metadata.k"), (400, "tools.0.function.parameters.properties.a.maximum"), (400, "temperature"),
+        (400, "tools.0.function.parameters.properties.a.maximum")]  # 1e400: infinity to a double
     assert messages.status_code == 400 and messages.json()["error"]["message"].startswith(
         "tools.0.input_schema.properties.a.maximum: nan is not a JSON number")
     assert ok.status_code == 200 and counting.calls == 1
@@ -710,14 +712,19 @@ def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, 
         assert httpx.get(url + "/metrics", headers={"authorization": "Bearer x"}).status_code == 401
 
 
-def test_the_nan_check_does_not_decode_bodies_whose_text_merely_holds_nan():
-    # Base64 data holds "NaN" every few hundred kilobytes: such a body is not decoded a second time at the edge.
+def test_the_edge_check_decodes_only_bodies_strict_json_refuses(monkeypatch):
+    # Base64 data holds "NaN" every few hundred kilobytes, and text may say it: such a body is clean, and is not
+    # decoded a second time at the edge (the stdlib decoder, which reads NaN, runs only for what orjson refuses).
     from tokenomy.gateway import hygiene
 
-    image = "data:image/png;base64," + "QNaNx" * 1000
+    image = "data:image/png;base64," + "QNaNx1e400" * 1000
     parts = [{"type": "image_url", "image_url": {"url": image}},
              {"type": "text", "text": "Is NaN, or Infinity, a number?"}]
-    clean = json.dumps({"messages": [{"role": "user", "content": parts}]})
-    assert not hygiene._non_finite(clean.encode())
-    for value in ("NaN", "-Infinity", " NaN", "\n  Infinity"):
-        assert hygiene._non_finite(('{"a": [1,' + value + "]}").encode()), value
+    clean = json.dumps({"messages": [{"role": "user", "content": parts}]}).encode()
+    decoded: list[bytes] = []
+    monkeypatch.setattr(hygiene.json, "loads", lambda body: decoded.append(body) or json.JSONDecoder().decode(
+        body.decode()))
+    assert hygiene.body_problem(clean) is None and decoded == []
+    for value in ("NaN", "-Infinity", " NaN", "\n  Infinity", "1e400", "-2.5E+999"):
+        problem = hygiene.body_problem(('{"a": [1,' + value + "]}").encode())
+        assert problem is not None and problem[1] == "a.1" and "not a JSON number" in problem[0], value
