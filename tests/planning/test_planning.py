@@ -324,3 +324,14 @@ def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
     open_store(ledger_path).write(mixed)
     data = cli("plan", "savings", "--ledger", str(ledger_path), "--cache-ttl", "1h")
     assert data["cache_ttl"] == "1h" and list(data["caching_refused"]) == [SONNET]
+
+
+def test_sizing_a_trace_without_tokens_prints_the_table_not_a_traceback(tmp_path):
+    # Requests that carried no tokens (all zero): the mean is 0, so peak-to-mean has no value; the table used to
+    # end in a TypeError formatting None, while --json worked.
+    trace = tmp_path / "zero.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,0,0\n2026-01-05T10:05:10Z,0,0\n")
+    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit",
+                             "20000", "--hourly-usd", "10"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "peak-to-mean - (no tokens)" in result.stdout and "stay on-demand" in result.stdout

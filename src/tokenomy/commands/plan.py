@@ -203,10 +203,11 @@ def size_cmd(
         print_json(result, money="amount")
         return
     tpm_p = result["tokens_per_minute"]
+    peak_to_mean = result["burstiness"]["peak_to_mean"]  # None: no tokens at all in the window
     console.print(
         f"Traffic: {result['window']}; tokens/min p50 {tpm_p['p50']:,.0f} · "
         f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
-        f"{result['burstiness']['peak_to_mean']:.1f}"
+        + ("- (no tokens)" if peak_to_mean is None else f"{peak_to_mean:.1f}")
     )
     console.print(
         table(
