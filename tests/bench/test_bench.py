@@ -384,3 +384,22 @@ def test_export_labels_prints_costs_by_the_money_rule():
              "cost_usd": cost, "error": ""} for model, cost in (("local", "0"), ("tiny", "1.5E-7"))]
     (label,) = export_labels(pd.DataFrame(rows))
     assert label["cost_by_model"] == {"local": "0.000000", "tiny": "0.00000015"}  # was "0" and "1.5E-7"
+
+
+def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
+    def rows(model, passes, n, cost="0.001"):
+        return [dict.fromkeys(FIELDS, "") | {"task": "t", "model": model, "example": str(i), "repeat": "0",
+                                             "quality": "100.0" if i < passes else "0.0", "cost_usd": cost,
+                                             "latency_ms": "10", "output_tokens": "5"} for i in range(n)]
+
+    frame = pd.DataFrame(rows("all", 10, 10) + rows("most", 8, 10) + rows("one", 1, 1))
+    got = {r["model"]: r["quality_ci95"] for r in summarize(frame)["results"]}
+    # By hand, Wilson's score interval, z = 1.959964: 10/10 -> centre 0.86123, half 0.13877 -> [72.25, 100];
+    # 8/10 -> centre 0.71675, half 0.22659 -> [49.02, 94.33]; 1/1 -> [20.65, 100].
+    # Student's t said [100, 100], [49.84, 100] (clipped from 110) and [100, 100].
+    assert got == {"all": [72.25, 100.0], "most": [49.02, 94.33], "one": [20.65, 100.0]}
+    # Graded scores (judge, JSON fields) keep the t interval on the mean.
+    graded = pd.DataFrame([r | {"quality": q} for r, q in zip(rows("g", 3, 3), ("50.0", "75.0", "100.0"),
+                                                                strict=True)])
+    (row,) = summarize(graded)["results"]
+    assert row["quality"] == 75.0 and row["quality_ci95"] == [12.9, 100.0]
