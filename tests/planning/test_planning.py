@@ -335,3 +335,22 @@ def test_sizing_a_trace_without_tokens_prints_the_table_not_a_traceback(tmp_path
                              "20000", "--hourly-usd", "10"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "peak-to-mean - (no tokens)" in result.stdout and "stay on-demand" in result.stdout
+
+
+def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
+    # One busy minute (20k tokens) in a day asked for with --since/--until: a unit of 20k tokens/min is used
+    # 1/1440 of the day. The window used to shrink to the calls' own minute: 100% used, "buy 1 unit".
+    t0 = datetime(2026, 1, 5, 10, 0, 5, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0, CLAUDE2, None, 0, 15_000, 5_000)])
+    window = ["--ledger", str(ledger_path), "--model", CLAUDE2, "--tpm-per-unit", "20000",
+              "--since", "2026-01-05", "--until", "2026-01-06"]
+    (week,) = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
+    assert week["minutes"] == 1440 and week["sustained_utilization"] == pytest.approx(1 / 1440)
+    assert week["flagged"] is True
+    sized = cli("plan", "size", *window)
+    assert sized["window_minutes"] == 1440 and sized["recommended_units"] == 0
+    assert sized["options"][1]["sustained_utilization"] == pytest.approx(1 / 1440)
+    # On demand: $8/$24 per 1M -> $0.24 a day -> x 730 h / 24 h = $7.30 a month.
+    assert Decimal(sized["all_on_demand_monthly_usd"]) == Decimal("7.3")
+    # Only --since: the window runs from it to the last call.
+    assert cli("plan", "size", *window[:-2])["window_minutes"] == 10 * 60 + 1
