@@ -73,3 +73,19 @@ def test_cli_and_short_history(ledger_path) -> None:
     assert Decimal(data["low_usd"]) < Decimal(data["forecast_usd"]) < Decimal(data["high_usd"])
     with pytest.raises(UsageError, match="at least 14 days"):
         month_end_forecast(open_store(ledger_path), now=START + timedelta(days=5))
+
+
+def test_one_spike_day_in_history_does_not_lift_the_rest_of_the_month(ledger_path) -> None:
+    # Nov 13 cost 8x its usual (a runaway job): it is in month-to-date as spent, but the days left are forecast
+    # from the usual level. Fitted as it was, it lifted the rest of the month ~1.6x and the interval missed.
+    costs = _daily_costs(1)
+    spike = datetime(2026, 11, 13, tzinfo=UTC)
+    costs[spike] *= 8
+    _write(ledger_path, costs)
+    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    november = [c for d, c in costs.items() if d.month == 11]
+    truth = sum(november)
+    assert result.month_to_date_usd == sum(november[:15])  # the spike was spent: it stays in month-to-date
+    assert result.low_usd < truth < result.high_usd, result
+    assert abs(result.forecast_usd - truth) < truth * Decimal("0.05"), (result.forecast_usd, truth)
+    assert "1 one-day spike(s)" in result.method
