@@ -354,3 +354,15 @@ def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
     assert Decimal(sized["all_on_demand_monthly_usd"]) == Decimal("7.3")
     # Only --since: the window runs from it to the last call.
     assert cli("plan", "size", *window[:-2])["window_minutes"] == 10 * 60 + 1
+
+
+def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
+    # Nova Micro: $0.035 in, $0.14 out; 75% input -> 0.75 * 0.035 + 0.25 * 0.14 = $0.06125 per 1M tokens.
+    # The table wrote it with "{:.4f}" as "$0.0612", a price nothing charges.
+    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", "amazon.nova-micro-v1:0", "--hourly-usd", "1",
+                             "--input-share", "0.75", "--tpm-per-unit", "100000"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "$0.06125 per 1M tokens" in result.stdout
+    # 6M tokens/h at $0.06125 per 1M = $0.3675/h -> $268.275 a month, in cents by the report rule.
+    assert "$0.37/h · $268.28/month" in result.stdout

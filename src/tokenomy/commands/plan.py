@@ -18,6 +18,7 @@ from tokenomy.commands._common import (
     usd,
     when_in_range,
 )
+from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
     help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.", no_args_is_help=True
@@ -116,7 +117,10 @@ def breakeven_cmd(
             [
                 ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
                 ["input share", f"{result['input_share']:.1%}"],
-                ["blended on-demand price", f"${result['blended_price_per_mtok']:.4f} per 1M tokens"],
+                [
+                    "blended on-demand price",  # a price per 1M tokens: the catalog's unit-price rule, all digits
+                    f"{money_usd(result['blended_price_per_mtok'], 'unit_price')} per 1M tokens",
+                ],
                 [
                     "on-demand cost of full capacity",
                     f"{usd(result['on_demand_hourly_usd_at_full_capacity'], 2)}/h · "
