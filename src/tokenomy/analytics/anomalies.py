@@ -77,8 +77,10 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     expected = fit.trend + fit.seasonal
     resid = logged - expected  # the day's own spend against the expected range printed with it (no jitter)
     used = resid[active.to_numpy()]
-    # Floor: STL absorbs part of the noise into its components, so raw MAD understates day-to-day noise.
-    sigma = max(1.4826 * float(np.median(np.abs(used - np.median(used)))), 0.05)
+    # STL absorbs about half the day-to-day noise into its trend and seasonal parts, so the residuals' MAD is about
+    # half the real noise: doubled, z sigmas are z real ones (undoubled, ordinary noisy days were flagged). Floor:
+    # nearly noise-free spend has a MAD near 0.
+    sigma = max(2 * 1.4826 * float(np.median(np.abs(used - np.median(used)))), 0.05)
     out: list[Anomaly] = []
     for i, day in enumerate(series.index):
         if active.iloc[i] and resid[i] > z * sigma:  # overspend only; a quiet day is not an alert
