@@ -403,3 +403,15 @@ def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
                                                                 strict=True)])
     (row,) = summarize(graded)["results"]
     assert row["quality"] == 75.0 and row["quality_ci95"] == [12.9, 100.0]
+
+
+def test_html_report_prints_money_as_bench_summary_does(tmp_path):
+    from tokenomy.bench.report import html_report
+
+    frame = pd.DataFrame([dict.fromkeys(FIELDS, "") | {"task": "t", "model": "m", "example": str(i), "repeat": "0",
+                                                       "quality": "100.0", "cost_usd": "0.00000015",
+                                                       "judge_model": "j", "judge_cost_usd": "0.0000001",
+                                                       "latency_ms": "1", "output_tokens": "1"} for i in range(3)])
+    page = html_report(summarize(frame), [], tmp_path).read_text()
+    # Money by the one rule at 8 places, as the CLI table: the judge's cost was the raw Decimal sum "$0.0000003".
+    assert "judge's own cost ($0.00000030)" in page and "<td>$0.00000015</td>" in page
