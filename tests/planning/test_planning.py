@@ -366,3 +366,20 @@ def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
     assert "$0.06125 per 1M tokens" in result.stdout
     # 6M tokens/h at $0.06125 per 1M = $0.3675/h -> $268.275 a month, in cents by the report rule.
     assert "$0.37/h · $268.28/month" in result.stdout
+
+
+def test_utilization_says_when_the_capacity_it_divides_by_is_assumed(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:00Z,50000,0\n")
+    # No --tpm-per-unit: 50k tokens in a minute over the ASSUMED 100k/min is 50% -- of a figure AWS never published,
+    # which breakeven and size say and utilization did not.
+    data = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1")
+    assert data["weeks"][0]["sustained_utilization"] == pytest.approx(0.5)
+    assert data["tpm_per_unit"] == ASSUMED_TPM_PER_UNIT and data["tpm_per_unit_assumed"] is True
+    assert "--tpm-per-unit" in data["tpm_per_unit_source"]
+    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
+                             "--reservation-units", "1"], capture_output=True, text=True, timeout=120)
+    assert "ASSUMED 100,000 tokens/min" in result.stdout
+    given = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1",
+                "--tpm-per-unit", "200000")
+    assert given["tpm_per_unit_assumed"] is False and given["weeks"][0]["sustained_utilization"] == pytest.approx(0.25)

@@ -263,12 +263,23 @@ def utilization_cmd(
     series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
     econ = _econ(model, region, term, units, Decimal("0.5"), tpm, hourly)
     rows = weekly_utilization(series, econ, threshold)
+    assumed = econ.sources["tpm_per_unit"].startswith("ASSUMED")  # the capacity every figure is a share of
     if as_json:
-        print_json({"model": model, "units": units, "weeks": rows}, money="amount")
+        print_json(
+            {
+                "model": model,
+                "units": units,
+                "tpm_per_unit": econ.tpm_per_unit,
+                "tpm_per_unit_assumed": assumed,
+                "tpm_per_unit_source": econ.sources["tpm_per_unit"],
+                "weeks": rows,
+            },
+            money="amount",
+        )
         return
     console.print(
         table(
-            f"Utilisation · {units} unit(s) of {model}",
+            f"Utilisation · {units} unit(s) of {model} · {econ.tpm_per_unit:,} tokens/min per unit",
             ["week", "minutes", "sustained", "flag"],
             [
                 [
@@ -282,6 +293,8 @@ def utilization_cmd(
             text_columns=("flag",),
         )
     )
+    if assumed:
+        console.print(f"[yellow]note:[/] {econ.sources['tpm_per_unit']}")
 
 
 @plan_app.command("savings")
