@@ -383,3 +383,17 @@ def test_utilization_says_when_the_capacity_it_divides_by_is_assumed(tmp_path):
     given = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1",
                 "--tpm-per-unit", "200000")
     assert given["tpm_per_unit_assumed"] is False and given["weeks"][0]["sustained_utilization"] == pytest.approx(0.25)
+
+
+def test_a_stay_on_demand_verdict_does_not_round_both_figures_to_zero():
+    import pandas as pd
+
+    # 24k tokens (75% input) in one minute of a day; one unit of 20k tokens/min at $0.05/h.
+    index = pd.date_range(datetime(2026, 1, 5, tzinfo=UTC), periods=1440, freq="1min")
+    series = pd.DataFrame({"input_tokens": [18_000] + [0] * 1439, "output_tokens": [6_000] + [0] * 1439,
+                           "requests": [1] + [0] * 1439}, index=index)
+    econ = unit_economics(default_catalog().lookup(CLAUDE2), "1m", 1, Decimal("0.75"), 20_000, Decimal("0.05"))
+    verdict = size(series, econ)["verdict"]
+    # Used 20k / (20k x 1440) = 0.07%; break-even $0.05 / (1.2M tokens/h x $12 per 1M = $14.40) = 0.35%.
+    # Both read "0%" ("runs at 0% and only pays off above 0%").
+    assert "run at 0.1% sustained utilisation and only pays off above 0.3%" in verdict, verdict
