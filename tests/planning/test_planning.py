@@ -397,3 +397,25 @@ def test_a_stay_on_demand_verdict_does_not_round_both_figures_to_zero():
     # Used 20k / (20k x 1440) = 0.07%; break-even $0.05 / (1.2M tokens/h x $12 per 1M = $14.40) = 0.35%.
     # Both read "0%" ("runs at 0% and only pays off above 0%").
     assert "run at 0.1% sustained utilisation and only pays off above 0.3%" in verdict, verdict
+
+
+def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledger_path):
+    # Two Sonnet calls two hours apart (1,000 in + 500 out: $0.003 + $0.0075 = $0.0105 each) in a day asked for
+    # with --since/--until: the day repeats, $0.021 x 730 / 24 = $0.63875 a month. The two hours between the
+    # calls were taken for the window: $0.021 x 730 / 2 = $7.665, 12x too much.
+    t0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(hours=2 * i), SONNET, None, 0, 1000, 500) for i in (0, 1)])
+    data = cli("plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06")
+    assert data["window_hours"] == 24 and Decimal(data["current_monthly_cost_usd"]) == Decimal("0.63875")
+    # Without bounds the calls' own span is the window, as before.
+    assert cli("plan", "savings", "--ledger", str(ledger_path))["window_hours"] == 2
+    # An --until still to come ends the window now: hours not yet lived were not observed.
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_store(ledger_path).write([_event(now - timedelta(hours=1), SONNET, None, 0, 1000, 500)])
+    since = (now - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S")
+    until = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%S")
+    ahead = cli("plan", "savings", "--ledger", str(ledger_path), "--since", since, "--until", until)
+    assert 12 <= ahead["window_hours"] < 12.1
+    sized = cli("plan", "size", "--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
+                "--hourly-usd", "1", "--since", since, "--until", until)
+    assert 12 * 60 <= sized["window_minutes"] <= 12 * 60 + 2

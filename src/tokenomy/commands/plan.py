@@ -334,7 +334,9 @@ def savings_cmd(
     from tokenomy.analytics.billed import spend_events
 
     # the calls as spend counts them, so `plan savings` and the dashboard's levers agree (a bill never doubles a day)
-    result = what_if(spend_events(open_existing_ledger(ledger), _utc(since), _utc(until)), inputs)
+    result = what_if(
+        spend_events(open_existing_ledger(ledger), _utc(since), _utc(until)), inputs, _utc(since), _utc(until)
+    )
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:

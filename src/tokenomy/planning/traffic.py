@@ -34,6 +34,8 @@ def _whole_window(series: pd.DataFrame, since: datetime | None, until: datetime 
     last one are idle time too (minutes from since's up to, not including, until's)."""
     if since is None and until is None:
         return series
+    if until is not None:
+        until = min(until, datetime.now(UTC))  # minutes still to come were not observed (an --until next month)
     first = series.index[0] if since is None else min(_minute(since), series.index[0])
     last = series.index[-1] if until is None else max(_minute(until - timedelta(microseconds=1)), series.index[-1])
     filled = series.reindex(pd.date_range(first, last, freq="1min"), fill_value=0)
