@@ -415,3 +415,11 @@ def test_html_report_prints_money_as_bench_summary_does(tmp_path):
     page = html_report(summarize(frame), [], tmp_path).read_text()
     # Money by the one rule at 8 places, as the CLI table: the judge's cost was the raw Decimal sum "$0.0000003".
     assert "judge's own cost ($0.00000030)" in page and "<td>$0.00000015</td>" in page
+
+
+def test_call_outs_print_tiny_costs_as_the_table_does():
+    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.000012")},
+            {"model": "local", "quality": 89.0, "cost_per_task_usd": Decimal("0.00000015")}]
+    (note,) = recommend(rows, 3.0)["notes"]
+    # 1% of the cost, and the note said "$0.000000 vs $0.000012": a cost of nothing beside "1% of the cost".
+    assert "1% of the cost: $0.00000015 vs $0.00001200 per task" in note, note

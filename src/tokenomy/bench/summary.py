@@ -12,7 +12,7 @@ from scipy import stats
 
 from tokenomy.bench.judge import RUBRIC
 from tokenomy.errors import ConfigError
-from tokenomy.money import money_str
+from tokenomy.money import money_str, usd
 
 REQUIRED_COLUMNS = (
     "task",
@@ -162,7 +162,8 @@ def recommend(rows: list[dict], tolerance: float) -> dict:
 
 
 def _usd(value: Decimal) -> str:
-    return f"${value:.6f}"
+    """A cost per task as the summary table prints it (8 places: a local model's $0.00000015 is not "$0.000000")."""
+    return usd(value, "amount", 8)
 
 
 def export_labels(
