@@ -419,3 +419,16 @@ def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledge
     sized = cli("plan", "size", "--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
                 "--hourly-usd", "1", "--since", since, "--until", until)
     assert 12 * 60 <= sized["window_minutes"] <= 12 * 60 + 2
+
+
+def test_since_until_narrow_a_trace_too(tmp_path):
+    # --since/--until were ignored with --trace: the whole trace was sized, not the window asked for.
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,18000,6000\n"
+                     "2026-01-05T12:01:30+02:00,6000,4000\n2026-01-05T10:02:00Z,20000,0\n"
+                     "2026-01-07T10:00:00Z,30000,10000\n")
+    data = cli("plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit", "20000",
+               "--since", "2026-01-05T10:01", "--until", "2026-01-05T10:03")
+    # 10:01 UTC (the +02:00 row): 10,000 tokens; 10:02: 20,000.
+    assert data["window_minutes"] == 2 and data["tokens_per_minute"]["mean"] == 15_000
+    assert data["tokens_per_minute"]["max"] == 20_000

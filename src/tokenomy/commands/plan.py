@@ -156,7 +156,7 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
     from tokenomy.planning import traffic
 
     if trace:
-        return traffic.from_csv(trace)
+        return traffic.from_csv(trace, _utc(since), _utc(until))
     if cloudwatch:
         start, end = traffic.default_window()
         return traffic.from_cloudwatch(

@@ -24,9 +24,13 @@ def _per_minute(frame: pd.DataFrame, since: datetime | None = None, until: datet
     return _whole_window(series, since, until).astype("int64")
 
 
-def _minute(when: datetime) -> pd.Timestamp:
+def _utc(when: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(when)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).floor("min")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _minute(when: datetime) -> pd.Timestamp:
+    return _utc(when).floor("min")
 
 
 def _whole_window(series: pd.DataFrame, since: datetime | None, until: datetime | None) -> pd.DataFrame:
@@ -43,10 +47,11 @@ def _whole_window(series: pd.DataFrame, since: datetime | None, until: datetime 
     return filled
 
 
-def from_csv(path: str | Path) -> pd.DataFrame:
+def from_csv(path: str | Path, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
     """Read a request trace: Azure format (TIMESTAMP,ContextTokens,GeneratedTokens) or ts,input_tokens,output_tokens.
 
     `path` may also name a packaged trace: azure-conv, azure-code or azure-conv-slice (gzip is read as is).
+    With `since`/`until`, the requests in [since, until) over that window, as from the ledger.
     """
     path = bundled(TRACES[str(path)]) if str(path) in TRACES and not Path(path).exists() else Path(path)
     try:
@@ -95,7 +100,11 @@ def from_csv(path: str | Path) -> pd.DataFrame:
     for column in ("input_tokens", "output_tokens"):
         frame[column] = frame[column].astype("int64")
     frame["requests"] = 1
-    return _per_minute(frame)
+    if since is not None:
+        frame = frame[frame["ts"] >= _utc(since)]
+    if until is not None:
+        frame = frame[frame["ts"] < _utc(until)]
+    return _per_minute(frame, since, until)
 
 
 def from_ledger(
