@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from helpers import REPO
-from tokenomy.bench.judge import parse_verdict
+from tokenomy.bench.judge import RUBRIC, parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
 from tokenomy.bench.runner import FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair, run
 from tokenomy.bench.scorers import score
@@ -423,3 +423,30 @@ def test_call_outs_print_tiny_costs_as_the_table_does():
     (note,) = recommend(rows, 3.0)["notes"]
     # 1% of the cost, and the note said "$0.000000 vs $0.000012": a cost of nothing beside "1% of the cost".
     assert "1% of the cost: $0.00000015 vs $0.00001200 per task" in note, note
+
+
+def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
+    from types import SimpleNamespace
+
+    from tokenomy.bench.runner import run_one
+    from tokenomy.messages import ChatResponse, Usage
+
+    # A call whose first stream was cut and retried: the answer's own cost is $0.001, the call paid $0.003 (the
+    # ledger has both attempts). The bench row took the answer's cost, so cost per task missed the retry.
+    answer = ChatResponse.of_text("Paris", "m", "p", Usage(10, 2), cost_usd=Decimal("0.001"),
+                                  call_cost_usd=Decimal("0.003"))
+
+    class Client:
+        def stream(self, request):
+            yield SimpleNamespace(response=answer)
+
+        def chat(self, request):
+            return ChatResponse.of_text("\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5),
+                                        cost_usd=Decimal("0.0001"), call_cost_usd=Decimal("0.0004"))
+
+    task = Task("t", "{input}", "exact_match", (Example(0, {"input": "capital?"}, "Paris"),))
+    row = run_one(Client(), task, "m", task.examples[0], 0, RunSettings(("m",)))
+    assert row["cost_usd"] == "0.003000" and row["quality"] == 100.0
+    judged = Task("j", "{input}", "judge", (Example(0, {"input": "capital?"}, "Paris"),))
+    row = run_one(Client(), judged, "m", judged.examples[0], 0, RunSettings(("m",), judge_model="j"))
+    assert row["judge_cost_usd"] == "0.000400"
