@@ -89,3 +89,17 @@ def test_one_spike_day_in_history_does_not_lift_the_rest_of_the_month(ledger_pat
     assert result.low_usd < truth < result.high_usd, result
     assert abs(result.forecast_usd - truth) < truth * Decimal("0.05"), (result.forecast_usd, truth)
     assert "1 one-day spike(s)" in result.method
+
+
+def test_sporadic_use_is_not_taken_for_spikes() -> None:
+    # A job that runs on one day in ten: every busy day stands alone among idle ones, which is how it is used.
+    import numpy as np
+    import pandas as pd
+
+    from tokenomy.analytics.forecast import _without_spikes
+
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-08-03", "2026-11-14")
+    history = pd.Series(np.where(rng.random(len(days)) < 0.1, 10.0, 0.0), index=days)
+    cleaned, spikes = _without_spikes(history)
+    assert spikes == 0 and cleaned.equals(history)
