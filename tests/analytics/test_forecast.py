@@ -103,3 +103,12 @@ def test_sporadic_use_is_not_taken_for_spikes() -> None:
     history = pd.Series(np.where(rng.random(len(days)) < 0.1, 10.0, 0.0), index=days)
     cleaned, spikes = _without_spikes(history)
     assert spikes == 0 and cleaned.equals(history)
+
+
+def test_forecast_refuses_options_it_would_ignore(ledger_path) -> None:
+    # --since and --by were accepted and ignored: the figures printed were the whole ledger's, not the ones asked.
+    _write(ledger_path, _daily_costs(3))
+    for extra in (["--since", "2026-11-01"], ["--by", "model"]):
+        result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger",
+                                          str(ledger_path), *extra])
+        assert isinstance(result.exception, UsageError) and f"drop {extra[0]}" in str(result.exception), result
