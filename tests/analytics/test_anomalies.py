@@ -41,3 +41,41 @@ def test_a_spike_on_a_few_cents_a_day_is_found_like_one_on_dollars(ledger_path) 
     spikes = sorted((a.key, a.day) for a in find_anomalies(open_store(ledger_path)) if a.kind == "spike")
     day = (start + timedelta(days=40)).date().isoformat()
     assert spikes == [("big", day), ("tiny", day)]
+
+
+def test_a_spike_on_spend_that_is_the_same_every_day_is_found(ledger_path) -> None:
+    """A cron job costs the same every day: robust STL's weights (residual over 6 MADs, MAD 0) all became 0, the
+    trend followed the data through the spike and a 5x day was never flagged."""
+    start = datetime(2026, 8, 3, tzinfo=UTC)
+    days = 104
+    events = [UsageEvent(ts=start + timedelta(days=d, hours=3), provider="bedrock", model=model, input_tokens=10,
+                         cost_usd=Decimal(usual) * (5 if d == days - 4 else 1) * weight)
+              for d in range(days)
+              for model, usual, weight in (("cron", "5", 1), ("weekday", "6", 1 if (start + timedelta(days=d)).weekday()
+                                                                            < 5 else Decimal("0.2")))]
+    open_store(ledger_path).write(events)
+    found = find_anomalies(open_store(ledger_path))
+    day = (start + timedelta(days=days - 4)).date().isoformat()
+    assert sorted((a.kind, a.key, a.day) for a in found) == [("spike", "cron", day), ("spike", "weekday", day)], found
+    assert all(a.expected_high_usd < a.actual_usd for a in found)
+
+
+def test_ordinary_noisy_days_are_not_spikes_and_a_real_one_is(ledger_path) -> None:
+    """Spend with 20% day-to-day noise (lognormal), a weekly pattern and a rising trend. STL absorbs about half the
+    noise into its components, so the residuals' MAD is half the real noise: "6 robust sigmas" was 3 real ones,
+    and ordinary days were flagged as spikes (2026-10-05 here, at 1.09x its expected high)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 8, 3, tzinfo=UTC)
+    weekly = [1.2, 1.1, 1.0, 1.0, 1.1, 0.3, 0.3]
+    events = []
+    for d in range(104):
+        day = start + timedelta(days=d)
+        usual = (10 + 0.1 * d) * weekly[day.weekday()] * float(np.exp(0.2 * rng.standard_normal()))
+        for model, factor in (("calm", 1), ("spiky", 5 if d == 97 else 1)):
+            events.append(UsageEvent(ts=day + timedelta(hours=9), provider="bedrock", model=model, input_tokens=10,
+                                     cost_usd=Decimal(f"{usual * factor:.6f}")))
+    open_store(ledger_path).write(events)
+    spikes = [(a.key, a.day) for a in find_anomalies(open_store(ledger_path)) if a.kind == "spike"]
+    assert spikes == [("spiky", (start + timedelta(days=97)).date().isoformat())], spikes

@@ -73,3 +73,42 @@ def test_cli_and_short_history(ledger_path) -> None:
     assert Decimal(data["low_usd"]) < Decimal(data["forecast_usd"]) < Decimal(data["high_usd"])
     with pytest.raises(UsageError, match="at least 14 days"):
         month_end_forecast(open_store(ledger_path), now=START + timedelta(days=5))
+
+
+def test_one_spike_day_in_history_does_not_lift_the_rest_of_the_month(ledger_path) -> None:
+    # Nov 13 cost 8x its usual (a runaway job): it is in month-to-date as spent, but the days left are forecast
+    # from the usual level. Fitted as it was, it lifted the rest of the month ~1.6x and the interval missed.
+    costs = _daily_costs(1)
+    spike = datetime(2026, 11, 13, tzinfo=UTC)
+    costs[spike] *= 8
+    _write(ledger_path, costs)
+    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    november = [c for d, c in costs.items() if d.month == 11]
+    truth = sum(november)
+    assert result.month_to_date_usd == sum(november[:15])  # the spike was spent: it stays in month-to-date
+    assert result.low_usd < truth < result.high_usd, result
+    assert abs(result.forecast_usd - truth) < truth * Decimal("0.05"), (result.forecast_usd, truth)
+    assert "1 one-day spike(s)" in result.method
+
+
+def test_sporadic_use_is_not_taken_for_spikes() -> None:
+    # A job that runs on one day in ten: every busy day stands alone among idle ones, which is how it is used.
+    import numpy as np
+    import pandas as pd
+
+    from tokenomy.analytics.forecast import _without_spikes
+
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-08-03", "2026-11-14")
+    history = pd.Series(np.where(rng.random(len(days)) < 0.1, 10.0, 0.0), index=days)
+    cleaned, spikes = _without_spikes(history)
+    assert spikes == 0 and cleaned.equals(history)
+
+
+def test_forecast_refuses_options_it_would_ignore(ledger_path) -> None:
+    # --since and --by were accepted and ignored: the figures printed were the whole ledger's, not the ones asked.
+    _write(ledger_path, _daily_costs(3))
+    for extra in (["--since", "2026-11-01"], ["--by", "model"]):
+        result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger",
+                                          str(ledger_path), *extra])
+        assert isinstance(result.exception, UsageError) and f"drop {extra[0]}" in str(result.exception), result

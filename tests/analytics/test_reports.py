@@ -65,6 +65,9 @@ def _approx(got: dict, want: dict) -> None:
 
 def _check(store, events: list[UsageEvent]) -> None:
     last = lambda days: [e for e in events if e.ts >= NOW - timedelta(days=days)]  # noqa: E731
+    # A preset with a row per hour, day or week starts its default window on a boundary of that unit, so its first
+    # row is a whole period (NOW is 12:00: "the last 14 days" made the first day a half day).
+    since = lambda days, unit: [e for e in events if e.ts >= _floor(NOW - timedelta(days=days), unit)]  # noqa: E731
     cost = lambda e: e.cost_usd  # noqa: E731
     tokens = lambda e: e.input_tokens + e.output_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
     all_in = lambda e: e.input_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
@@ -73,20 +76,20 @@ def _check(store, events: list[UsageEvent]) -> None:
     assert _rows(store, "monthly-spend", ("month", "provider"), "cost_usd") == \
         _sum(events, lambda e: (_floor(e.ts, "month"), e.provider), cost)
     assert _rows(store, "family-daily", ("day", "family"), "cost_usd") == \
-        _sum(last(14), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost)
+        _sum(since(14, "day"), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost)
     assert _rows(store, "spend", ("family",), "cost_usd", by="family") == \
         _sum(events, lambda e: (_family(e.model),), cost)
     for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
         assert _rows(store, "tokens", ("model",), column) == \
             _sum(last(30), lambda e: (e.model,), lambda e, c=column: getattr(e, c))
     assert _rows(store, "hourly-tokens", ("hour", "provider"), "tokens") == \
-        _sum(last(2), lambda e: (_floor(e.ts, "hour"), e.provider), tokens)
+        _sum(since(2, "hour"), lambda e: (_floor(e.ts, "hour"), e.provider), tokens)
 
     read = _sum(events, lambda e: (e.model,), lambda e: e.cache_read_tokens)
     total = _sum(events, lambda e: (e.model,), all_in)
     _approx(_rows(store, "cache-hit-rate", ("model",), "cache_hit_rate"), {k: read[k] / total[k] for k in total})
-    week_read = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), lambda e: e.cache_read_tokens)
-    week_total = _sum(last(56), lambda e: (_floor(e.ts, "week"), e.model), all_in)
+    week_read = _sum(since(56, "week"), lambda e: (_floor(e.ts, "week"), e.model), lambda e: e.cache_read_tokens)
+    week_total = _sum(since(56, "week"), lambda e: (_floor(e.ts, "week"), e.model), all_in)
     _approx(_rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
             {k: week_read[k] / week_total[k] for k in week_total})
 
@@ -316,3 +319,23 @@ def test_a_group_without_a_value_reads_none_not_a_blank(tmp_path) -> None:
     assert len(lines) == 1 and "(none)" in lines[0], result.output
     as_json = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--ledger", str(ledger), "--json"])
     assert {row["task"] for row in json.loads(as_json.output)} == {"summarise", None}  # JSON keeps the null
+
+
+def test_a_default_window_starts_on_a_whole_period_of_the_rows(ledger_path) -> None:
+    # Asked at 12:30, "the last 14 days" of family-daily began at 12:30 fourteen days ago: that day's row held only
+    # its afternoon ($1 of its $3 here) and read as a drop in spend. Each preset's first row is now a whole period.
+    now = datetime(2026, 11, 18, 12, 30, tzinfo=UTC)  # a Wednesday
+    first_day = datetime(2026, 11, 4, tzinfo=UTC)
+    first_week = datetime(2026, 9, 21, tzinfo=UTC)  # the Monday of now - 56 days (Wednesday 2026-09-23)
+    events = [UsageEvent(ts=ts, provider="bedrock", model="anthropic.claude-x", input_tokens=10, cache_read_tokens=c,
+                         cost_usd=Decimal(cost))
+              for ts, cost, c in ((first_day + timedelta(hours=6), "2", 0), (first_day + timedelta(hours=18), "1", 0),
+                                  (now - timedelta(days=2, minutes=20), "5", 0), (first_week, "0", 30))]
+    store = open_store(ledger_path)
+    store.write(events)
+    daily = {r["day"].astimezone(UTC): r["cost_usd"] for r in run_report(store, "family-daily", now=now)}
+    assert daily[first_day] == Decimal(3)
+    hourly = run_report(store, "hourly-tokens", now=now)
+    assert [r["tokens"] for r in hourly if r["hour"].astimezone(UTC) == now - timedelta(days=2, minutes=30)] == [10]
+    weekly = {r["week"].astimezone(UTC): r["cache_hit_rate"] for r in run_report(store, "cache-trend", now=now)}
+    assert weekly[first_week] == pytest.approx(30 / 40)

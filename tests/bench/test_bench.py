@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from helpers import REPO
-from tokenomy.bench.judge import parse_verdict
+from tokenomy.bench.judge import RUBRIC, parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
 from tokenomy.bench.runner import FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair, run
 from tokenomy.bench.scorers import score
@@ -384,3 +384,69 @@ def test_export_labels_prints_costs_by_the_money_rule():
              "cost_usd": cost, "error": ""} for model, cost in (("local", "0"), ("tiny", "1.5E-7"))]
     (label,) = export_labels(pd.DataFrame(rows))
     assert label["cost_by_model"] == {"local": "0.000000", "tiny": "0.00000015"}  # was "0" and "1.5E-7"
+
+
+def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
+    def rows(model, passes, n, cost="0.001"):
+        return [dict.fromkeys(FIELDS, "") | {"task": "t", "model": model, "example": str(i), "repeat": "0",
+                                             "quality": "100.0" if i < passes else "0.0", "cost_usd": cost,
+                                             "latency_ms": "10", "output_tokens": "5"} for i in range(n)]
+
+    frame = pd.DataFrame(rows("all", 10, 10) + rows("most", 8, 10) + rows("one", 1, 1))
+    got = {r["model"]: r["quality_ci95"] for r in summarize(frame)["results"]}
+    # By hand, Wilson's score interval, z = 1.959964: 10/10 -> centre 0.86123, half 0.13877 -> [72.25, 100];
+    # 8/10 -> centre 0.71675, half 0.22659 -> [49.02, 94.33]; 1/1 -> [20.65, 100].
+    # Student's t said [100, 100], [49.84, 100] (clipped from 110) and [100, 100].
+    assert got == {"all": [72.25, 100.0], "most": [49.02, 94.33], "one": [20.65, 100.0]}
+    # Graded scores (judge, JSON fields) keep the t interval on the mean.
+    graded = pd.DataFrame([r | {"quality": q} for r, q in zip(rows("g", 3, 3), ("50.0", "75.0", "100.0"),
+                                                                strict=True)])
+    (row,) = summarize(graded)["results"]
+    assert row["quality"] == 75.0 and row["quality_ci95"] == [12.9, 100.0]
+
+
+def test_html_report_prints_money_as_bench_summary_does(tmp_path):
+    from tokenomy.bench.report import html_report
+
+    frame = pd.DataFrame([dict.fromkeys(FIELDS, "") | {"task": "t", "model": "m", "example": str(i), "repeat": "0",
+                                                       "quality": "100.0", "cost_usd": "0.00000015",
+                                                       "judge_model": "j", "judge_cost_usd": "0.0000001",
+                                                       "latency_ms": "1", "output_tokens": "1"} for i in range(3)])
+    page = html_report(summarize(frame), [], tmp_path).read_text()
+    # Money by the one rule at 8 places, as the CLI table: the judge's cost was the raw Decimal sum "$0.0000003".
+    assert "judge's own cost ($0.00000030)" in page and "<td>$0.00000015</td>" in page
+
+
+def test_call_outs_print_tiny_costs_as_the_table_does():
+    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.000012")},
+            {"model": "local", "quality": 89.0, "cost_per_task_usd": Decimal("0.00000015")}]
+    (note,) = recommend(rows, 3.0)["notes"]
+    # 1% of the cost, and the note said "$0.000000 vs $0.000012": a cost of nothing beside "1% of the cost".
+    assert "1% of the cost: $0.00000015 vs $0.00001200 per task" in note, note
+
+
+def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
+    from types import SimpleNamespace
+
+    from tokenomy.bench.runner import run_one
+    from tokenomy.messages import ChatResponse, Usage
+
+    # A call whose first stream was cut and retried: the answer's own cost is $0.001, the call paid $0.003 (the
+    # ledger has both attempts). The bench row took the answer's cost, so cost per task missed the retry.
+    answer = ChatResponse.of_text("Paris", "m", "p", Usage(10, 2), cost_usd=Decimal("0.001"),
+                                  call_cost_usd=Decimal("0.003"))
+
+    class Client:
+        def stream(self, request):
+            yield SimpleNamespace(response=answer)
+
+        def chat(self, request):
+            return ChatResponse.of_text("\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5),
+                                        cost_usd=Decimal("0.0001"), call_cost_usd=Decimal("0.0004"))
+
+    task = Task("t", "{input}", "exact_match", (Example(0, {"input": "capital?"}, "Paris"),))
+    row = run_one(Client(), task, "m", task.examples[0], 0, RunSettings(("m",)))
+    assert row["cost_usd"] == "0.003000" and row["quality"] == 100.0
+    judged = Task("j", "{input}", "judge", (Example(0, {"input": "capital?"}, "Paris"),))
+    row = run_one(Client(), judged, "m", judged.examples[0], 0, RunSettings(("m",), judge_model="j"))
+    assert row["judge_cost_usd"] == "0.000400"

@@ -324,3 +324,111 @@ def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
     open_store(ledger_path).write(mixed)
     data = cli("plan", "savings", "--ledger", str(ledger_path), "--cache-ttl", "1h")
     assert data["cache_ttl"] == "1h" and list(data["caching_refused"]) == [SONNET]
+
+
+def test_sizing_a_trace_without_tokens_prints_the_table_not_a_traceback(tmp_path):
+    # Requests that carried no tokens (all zero): the mean is 0, so peak-to-mean has no value; the table used to
+    # end in a TypeError formatting None, while --json worked.
+    trace = tmp_path / "zero.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,0,0\n2026-01-05T10:05:10Z,0,0\n")
+    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit",
+                             "20000", "--hourly-usd", "10"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "peak-to-mean - (no tokens)" in result.stdout and "stay on-demand" in result.stdout
+
+
+def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
+    # One busy minute (20k tokens) in a day asked for with --since/--until: a unit of 20k tokens/min is used
+    # 1/1440 of the day. The window used to shrink to the calls' own minute: 100% used, "buy 1 unit".
+    t0 = datetime(2026, 1, 5, 10, 0, 5, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0, CLAUDE2, None, 0, 15_000, 5_000)])
+    window = ["--ledger", str(ledger_path), "--model", CLAUDE2, "--tpm-per-unit", "20000",
+              "--since", "2026-01-05", "--until", "2026-01-06"]
+    (week,) = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
+    assert week["minutes"] == 1440 and week["sustained_utilization"] == pytest.approx(1 / 1440)
+    assert week["flagged"] is True
+    sized = cli("plan", "size", *window)
+    assert sized["window_minutes"] == 1440 and sized["recommended_units"] == 0
+    assert sized["options"][1]["sustained_utilization"] == pytest.approx(1 / 1440)
+    # On demand: $8/$24 per 1M -> $0.24 a day -> x 730 h / 24 h = $7.30 a month.
+    assert Decimal(sized["all_on_demand_monthly_usd"]) == Decimal("7.3")
+    # Only --since: the window runs from it to the last call.
+    assert cli("plan", "size", *window[:-2])["window_minutes"] == 10 * 60 + 1
+
+
+def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
+    # Nova Micro: $0.035 in, $0.14 out; 75% input -> 0.75 * 0.035 + 0.25 * 0.14 = $0.06125 per 1M tokens.
+    # The table wrote it with "{:.4f}" as "$0.0612", a price nothing charges.
+    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", "amazon.nova-micro-v1:0", "--hourly-usd", "1",
+                             "--input-share", "0.75", "--tpm-per-unit", "100000"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "$0.06125 per 1M tokens" in result.stdout
+    # 6M tokens/h at $0.06125 per 1M = $0.3675/h -> $268.275 a month, in cents by the report rule.
+    assert "$0.37/h · $268.28/month" in result.stdout
+
+
+def test_utilization_says_when_the_capacity_it_divides_by_is_assumed(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:00Z,50000,0\n")
+    # No --tpm-per-unit: 50k tokens in a minute over the ASSUMED 100k/min is 50% -- of a figure AWS never published,
+    # which breakeven and size say and utilization did not.
+    data = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1")
+    assert data["weeks"][0]["sustained_utilization"] == pytest.approx(0.5)
+    assert data["tpm_per_unit"] == ASSUMED_TPM_PER_UNIT and data["tpm_per_unit_assumed"] is True
+    assert "--tpm-per-unit" in data["tpm_per_unit_source"]
+    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
+                             "--reservation-units", "1"], capture_output=True, text=True, timeout=120)
+    assert "ASSUMED 100,000 tokens/min" in result.stdout
+    given = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1",
+                "--tpm-per-unit", "200000")
+    assert given["tpm_per_unit_assumed"] is False and given["weeks"][0]["sustained_utilization"] == pytest.approx(0.25)
+
+
+def test_a_stay_on_demand_verdict_does_not_round_both_figures_to_zero():
+    import pandas as pd
+
+    # 24k tokens (75% input) in one minute of a day; one unit of 20k tokens/min at $0.05/h.
+    index = pd.date_range(datetime(2026, 1, 5, tzinfo=UTC), periods=1440, freq="1min")
+    series = pd.DataFrame({"input_tokens": [18_000] + [0] * 1439, "output_tokens": [6_000] + [0] * 1439,
+                           "requests": [1] + [0] * 1439}, index=index)
+    econ = unit_economics(default_catalog().lookup(CLAUDE2), "1m", 1, Decimal("0.75"), 20_000, Decimal("0.05"))
+    verdict = size(series, econ)["verdict"]
+    # Used 20k / (20k x 1440) = 0.07%; break-even $0.05 / (1.2M tokens/h x $12 per 1M = $14.40) = 0.35%.
+    # Both read "0%" ("runs at 0% and only pays off above 0%").
+    assert "run at 0.1% sustained utilisation and only pays off above 0.3%" in verdict, verdict
+
+
+def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledger_path):
+    # Two Sonnet calls two hours apart (1,000 in + 500 out: $0.003 + $0.0075 = $0.0105 each) in a day asked for
+    # with --since/--until: the day repeats, $0.021 x 730 / 24 = $0.63875 a month. The two hours between the
+    # calls were taken for the window: $0.021 x 730 / 2 = $7.665, 12x too much.
+    t0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(hours=2 * i), SONNET, None, 0, 1000, 500) for i in (0, 1)])
+    data = cli("plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06")
+    assert data["window_hours"] == 24 and Decimal(data["current_monthly_cost_usd"]) == Decimal("0.63875")
+    # Without bounds the calls' own span is the window, as before.
+    assert cli("plan", "savings", "--ledger", str(ledger_path))["window_hours"] == 2
+    # An --until still to come ends the window now: hours not yet lived were not observed.
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_store(ledger_path).write([_event(now - timedelta(hours=1), SONNET, None, 0, 1000, 500)])
+    since = (now - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S")
+    until = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%S")
+    ahead = cli("plan", "savings", "--ledger", str(ledger_path), "--since", since, "--until", until)
+    assert 12 <= ahead["window_hours"] < 12.1
+    sized = cli("plan", "size", "--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
+                "--hourly-usd", "1", "--since", since, "--until", until)
+    assert 12 * 60 <= sized["window_minutes"] <= 12 * 60 + 2
+
+
+def test_since_until_narrow_a_trace_too(tmp_path):
+    # --since/--until were ignored with --trace: the whole trace was sized, not the window asked for.
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,18000,6000\n"
+                     "2026-01-05T12:01:30+02:00,6000,4000\n2026-01-05T10:02:00Z,20000,0\n"
+                     "2026-01-07T10:00:00Z,30000,10000\n")
+    data = cli("plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit", "20000",
+               "--since", "2026-01-05T10:01", "--until", "2026-01-05T10:03")
+    # 10:01 UTC (the +02:00 row): 10,000 tokens; 10:02: 20,000.
+    assert data["window_minutes"] == 2 and data["tokens_per_minute"]["mean"] == 15_000
+    assert data["tokens_per_minute"]["max"] == 20_000

@@ -69,12 +69,18 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     # (log1p on raw dollars is nearly linear below $1, which hid a 10x spike on a small model).
     scale = float(series[active].median())
     logged = np.log1p(series.where(active) / scale).interpolate(limit_direction="both").to_numpy()
-    fit = STL(logged, period=7, robust=True).fit()
-    resid = fit.resid
-    used = resid[active.to_numpy()]
-    # Floor: STL absorbs part of the noise into its components, so raw MAD understates day-to-day noise.
-    sigma = max(1.4826 * float(np.median(np.abs(used - np.median(used)))), 0.05)
+    # Robust STL weighs each day by its residual over 6 MADs; spend that is the same every day (a cron job) has a
+    # MAD of 0, every weight becomes 0 and the trend follows the data through the spike, which was never flagged.
+    # A fixed, small jitter (1% in log space, well below the 5% sigma floor) keeps the weights meaningful.
+    jitter = 0.01 * np.random.default_rng(0).standard_normal(len(logged))
+    fit = STL(logged + jitter, period=7, robust=True).fit()
     expected = fit.trend + fit.seasonal
+    resid = logged - expected  # the day's own spend against the expected range printed with it (no jitter)
+    used = resid[active.to_numpy()]
+    # STL absorbs about half the day-to-day noise into its trend and seasonal parts, so the residuals' MAD is about
+    # half the real noise: doubled, z sigmas are z real ones (undoubled, ordinary noisy days were flagged). Floor:
+    # nearly noise-free spend has a MAD near 0.
+    sigma = max(2 * 1.4826 * float(np.median(np.abs(used - np.median(used)))), 0.05)
     out: list[Anomaly] = []
     for i, day in enumerate(series.index):
         if active.iloc[i] and resid[i] > z * sigma:  # overspend only; a quiet day is not an alert

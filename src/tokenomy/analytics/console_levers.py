@@ -46,7 +46,9 @@ def savings(store: Any, f: Filters) -> dict[str, Any]:
     )
     events = [event_from_row(r) for r in rows]
     try:
-        result = what_if(events, SavingsInputs())
+        # The range is the window, as in `plan savings --since/--until`; unless only its latest calls were read.
+        whole = len(rows) < SAVINGS_EVENT_LIMIT
+        result = what_if(events, SavingsInputs(), f.since if whole else None, f.until if whole else None)
     except TokenomyError as exc:
         return {"levers": [], "provisioned": PROVISIONED, "note": str(exc)}
     levers = [

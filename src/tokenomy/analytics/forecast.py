@@ -73,6 +73,35 @@ def daily_spend(store: Any, until: datetime, filter_sql: str = "", filter_params
     return series.reindex(pd.date_range(series.index.min(), last, freq="D")).fillna(0.0)
 
 
+def _without_spikes(history: pd.Series, z: float = 6.0) -> tuple[pd.Series, int]:
+    """History with isolated one-day spikes replaced by their weekday's typical spend, and how many there were.
+
+    A day counts as a spike when it is more than `z` robust sigmas above the median of the same weekday in the
+    four weeks either side, and the day after it is back to normal; only in steady use (spend on 80% of days or
+    more), since in sporadic use a busy day among idle ones is the pattern itself. One such day (a runaway job, a
+    retry storm) is real spend and stays in month-to-date, but fitted as history it lifts the level and trend of
+    every day left in the month: a single 8x day three days before the cutoff made the forecast of the rest of the month
+    1.6x too high. The last day is kept: it may be the start of a new level, not a one-off."""
+    values = history.to_numpy(dtype=float)
+    n = len(values)
+    if (values > 0).mean() < 0.8:  # sporadic use: a busy day among idle ones is how it is used, not a spike
+        return history, 0
+    typical = np.array(
+        [np.median([values[i + 7 * k] for k in (-4, -3, -2, -1, 1, 2, 3, 4) if 0 <= i + 7 * k < n]) for i in range(n)]
+    )
+    above = values - typical
+    positive = values[values > 0]
+    sigma = max(
+        1.4826 * float(np.median(np.abs(above - np.median(above)))),
+        0.05 * float(np.median(positive)) if len(positive) else 0.0,  # a floor: noise-free history has MAD 0
+    )
+    if sigma == 0:
+        return history, 0
+    high = (above > z * sigma) & (typical > 0)
+    spikes = high & ~np.append(high[1:], True)  # the next day is normal again (never the last day)
+    return pd.Series(np.where(spikes, typical, values), index=history.index), int(spikes.sum())
+
+
 def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Point forecast and simulated paths (horizon x repetitions) from an additive-trend ETS model."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
@@ -121,7 +150,10 @@ def month_end_forecast(
     mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM {source}", params)
     month_to_date = Decimal(mtd_rows[0]["s"] or 0)
     horizon = (month_end - cutoff).days
+    history, spikes = _without_spikes(history)
     point, paths, method = _simulate(history, horizon, repetitions, seed)
+    if spikes:
+        method += f"; {spikes} one-day spike(s) in history fitted at their weekday's typical spend"
     totals = np.clip(paths, 0, None).sum(axis=0)  # a day cannot cost less than nothing
     tail = (1 - level) / 2
     return Forecast(

@@ -93,6 +93,9 @@ class Preset:
     # The FROM relation: "facts" (rollups + raw edges), "tags" (per tag), "raw" events, or "histogram": `sql` is
     # the exact computation over raw events, run only when asked for; by default analytics/latency.py answers.
     source: str = "facts"
+    # The time unit of the rows (hour, day, week), if any: a default window starts on one of its boundaries, so the
+    # first row is a whole period and not a part of one that reads as a drop in spend.
+    period: str | None = None
 
 
 def _spend(g: str, src: str, d: str) -> str:
@@ -211,11 +214,15 @@ def _batch_share(g: str, src: str, d: str) -> str:
 PRESETS: dict[str, Preset] = {
     "spend": Preset("spend per group", "model", None, _spend),
     "monthly-spend": Preset("spend per month per group (default provider)", "provider", None, _monthly_spend),
-    "family-daily": Preset("cost per model family per day, last 14 days", None, 14, _family_daily),
+    "family-daily": Preset("cost per model family per day, last 14 days", None, 14, _family_daily, period="day"),
     "tokens": Preset("input/output/cache-read/cache-write tokens per group, last 30 days", "model", 30, _tokens),
-    "hourly-tokens": Preset("tokens per hour per group (default provider), last 2 days", "provider", 2, _hourly_tokens),
+    "hourly-tokens": Preset(
+        "tokens per hour per group (default provider), last 2 days", "provider", 2, _hourly_tokens, period="hour"
+    ),
     "cache-hit-rate": Preset("cached share of input tokens per group", "model", None, _cache_hit_rate),
-    "cache-trend": Preset("cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend),
+    "cache-trend": Preset(
+        "cache hit rate per ISO week per group, last 8 weeks", "model", 56, _cache_trend, period="week"
+    ),
     "latency": Preset("p50/p95 latency and time to first token per group", "model", None, _latency, "histogram"),
     "errors": Preset("throttling and error rates per group", "model", None, _errors),
     "cost-per-task": Preset("cost per task type", None, None, _cost_per_task),
@@ -236,6 +243,12 @@ def window(
     since, until = _utc(since), _utc(until)
     if since is None and preset.days is not None:
         since = (until or now or datetime.now(UTC)) - timedelta(days=preset.days)
+        if preset.period is not None:  # back to the start of that hour, UTC day or ISO week
+            since = since.replace(minute=0, second=0, microsecond=0)
+            if preset.period in ("day", "week"):
+                since = since.replace(hour=0)
+            if preset.period == "week":
+                since -= timedelta(days=since.weekday())
     return since, until
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from tokenomy.bench.scorers import extract_json
-from tokenomy.messages import ChatRequest, RequestMeta
+from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta
 
 # Six lines of `criterion: 4 - a few words` fit in ~70 tokens for a capable evaluator; a weak one that ignores
 # the format is then asked per missing criterion, where a digit and a few words is all we need.
@@ -79,6 +80,15 @@ def parse_verdict(text: str) -> tuple[dict[str, int], dict[str, str]]:
     return scores, reasons
 
 
+def paid(response: ChatResponse) -> Decimal:
+    """What a call cost: every attempt the client paid for (an abandoned stream retried, a fallback), not only the
+    answer that came back (`cost_usd`), which is what the ledger's rows for the call add up to."""
+    spent = response.call_cost_usd if response.call_cost_usd is not None else response.cost_usd
+    if spent is None:  # never from Tokenomy's client, which prices every answer; not to be read as $0
+        raise ValueError(f"the answer from {response.model} carries no cost")
+    return spent
+
+
 def judge(client, model: str, task_prompt: str, answer: str, expected: object = None) -> Verdict:
     """Ask the evaluator for the whole rubric; criteria it did not score are asked one at a time.
 
@@ -96,7 +106,7 @@ def judge(client, model: str, task_prompt: str, answer: str, expected: object = 
         )
     )
     scores, reasons = parse_verdict(response.text)
-    cost = response.cost_usd
+    cost = paid(response)
     raw = [response.text]
     for criterion in [c for c in RUBRIC if c not in scores]:
         single = client.chat(
@@ -114,7 +124,7 @@ def judge(client, model: str, task_prompt: str, answer: str, expected: object = 
                 meta=meta,
             )
         )
-        cost += single.cost_usd
+        cost += paid(single)
         raw.append(single.text)
         digit = re.search(r"(?<![\d.])[1-5](?!\d)", single.text)
         if digit:

@@ -7,6 +7,8 @@ import html
 from decimal import Decimal
 from pathlib import Path
 
+from tokenomy.money import usd
+
 _STYLE = (
     "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,td:nth-child(2)"
@@ -17,7 +19,7 @@ _STYLE = (
 
 def _cell(value: object) -> str:
     if isinstance(value, Decimal):
-        value = f"${value:,.8f}"
+        value = usd(value, "amount", 8)  # as `bench summary` prints it
     elif isinstance(value, list):
         value = " – ".join(str(v) for v in value)
     elif value is None:
@@ -76,7 +78,7 @@ def html_report(summary: dict, pngs: list[Path], out_dir: Path) -> Path:
         (
             f"<p>Judge-scored tasks use one evaluator for every candidate: <b>{html.escape(judge['model'])}</b>, "
             f"rubric {html.escape(', '.join(judge['rubric']))} (1–5 each, mapped to 0–100); the judge's own cost "
-            f"(${judge['cost_usd']}) is not in the candidates' cost per task.</p>"
+            f"({usd(judge['cost_usd'], 'amount', 8)}) is not in the candidates' cost per task.</p>"
         )
         if judge.get("model")
         else ""

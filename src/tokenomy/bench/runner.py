@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenomy.bench.judge import RUBRIC, judge
+from tokenomy.bench.judge import RUBRIC, judge, paid
 from tokenomy.bench.scorers import score
 from tokenomy.bench.tasks import Example, Task
 from tokenomy.errors import ConfigError, ProviderError, UsageError
@@ -152,7 +152,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
-        cost_usd=money_str(final.cost_usd, "record"),  # exact, so results.csv sums to the ledger
+        cost_usd=money_str(paid(final), "record"),  # exact, so results.csv sums to the ledger
         latency_ms=round(final.latency_ms, 2),
         ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2),
     )

@@ -12,7 +12,7 @@ from scipy import stats
 
 from tokenomy.bench.judge import RUBRIC
 from tokenomy.errors import ConfigError
-from tokenomy.money import money_str
+from tokenomy.money import money_str, usd
 
 REQUIRED_COLUMNS = (
     "task",
@@ -51,7 +51,16 @@ def load_results(csv_path: Path) -> pd.DataFrame:
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
-    if len(values) < 2 or np.all(values == values[0]):
+    """95% interval of the mean quality: Wilson's score interval when every score is pass/fail (0 or 100, what
+    the exact, regex, classification, numeric and JSON scorers mostly give), else Student's t on the mean."""
+    n = len(values)
+    if np.isin(values, (0.0, 100.0)).all():
+        # A t interval on 0/100 scores is [100, 100] for 10 passes out of 10 and runs past 100 for 8 out of 10.
+        p, z = float(values.mean()) / 100, float(stats.norm.ppf(0.975))
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
+    if n < 2 or np.all(values == values[0]):
         return float(values.mean()), float(values.mean())
     low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
     return max(0.0, float(low)), min(100.0, float(high))
@@ -153,7 +162,8 @@ def recommend(rows: list[dict], tolerance: float) -> dict:
 
 
 def _usd(value: Decimal) -> str:
-    return f"${value:.6f}"
+    """A cost per task as the summary table prints it (8 places: a local model's $0.00000015 is not "$0.000000")."""
+    return usd(value, "amount", 8)
 
 
 def export_labels(

@@ -18,6 +18,7 @@ from tokenomy.commands._common import (
     usd,
     when_in_range,
 )
+from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
     help="Provisioned throughput break-even and sizing, utilisation watch, what-if savings.", no_args_is_help=True
@@ -116,7 +117,10 @@ def breakeven_cmd(
             [
                 ["capacity", f"{result['tpm_per_unit'] * result['units']:,} tokens/min"],
                 ["input share", f"{result['input_share']:.1%}"],
-                ["blended on-demand price", f"${result['blended_price_per_mtok']:.4f} per 1M tokens"],
+                [
+                    "blended on-demand price",  # a price per 1M tokens: the catalog's unit-price rule, all digits
+                    f"{money_usd(result['blended_price_per_mtok'], 'unit_price')} per 1M tokens",
+                ],
                 [
                     "on-demand cost of full capacity",
                     f"{usd(result['on_demand_hourly_usd_at_full_capacity'], 2)}/h · "
@@ -152,7 +156,7 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
     from tokenomy.planning import traffic
 
     if trace:
-        return traffic.from_csv(trace)
+        return traffic.from_csv(trace, _utc(since), _utc(until))
     if cloudwatch:
         start, end = traffic.default_window()
         return traffic.from_cloudwatch(
@@ -203,10 +207,11 @@ def size_cmd(
         print_json(result, money="amount")
         return
     tpm_p = result["tokens_per_minute"]
+    peak_to_mean = result["burstiness"]["peak_to_mean"]  # None: no tokens at all in the window
     console.print(
         f"Traffic: {result['window']}; tokens/min p50 {tpm_p['p50']:,.0f} · "
         f"p95 {tpm_p['p95']:,.0f} · max {tpm_p['max']:,.0f}; peak-to-mean "
-        f"{result['burstiness']['peak_to_mean']:.1f}"
+        + ("- (no tokens)" if peak_to_mean is None else f"{peak_to_mean:.1f}")
     )
     console.print(
         table(
@@ -258,12 +263,23 @@ def utilization_cmd(
     series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
     econ = _econ(model, region, term, units, Decimal("0.5"), tpm, hourly)
     rows = weekly_utilization(series, econ, threshold)
+    assumed = econ.sources["tpm_per_unit"].startswith("ASSUMED")  # the capacity every figure is a share of
     if as_json:
-        print_json({"model": model, "units": units, "weeks": rows}, money="amount")
+        print_json(
+            {
+                "model": model,
+                "units": units,
+                "tpm_per_unit": econ.tpm_per_unit,
+                "tpm_per_unit_assumed": assumed,
+                "tpm_per_unit_source": econ.sources["tpm_per_unit"],
+                "weeks": rows,
+            },
+            money="amount",
+        )
         return
     console.print(
         table(
-            f"Utilisation · {units} unit(s) of {model}",
+            f"Utilisation · {units} unit(s) of {model} · {econ.tpm_per_unit:,} tokens/min per unit",
             ["week", "minutes", "sustained", "flag"],
             [
                 [
@@ -277,6 +293,8 @@ def utilization_cmd(
             text_columns=("flag",),
         )
     )
+    if assumed:
+        console.print(f"[yellow]note:[/] {econ.sources['tpm_per_unit']}")
 
 
 @plan_app.command("savings")
@@ -316,7 +334,9 @@ def savings_cmd(
     from tokenomy.analytics.billed import spend_events
 
     # the calls as spend counts them, so `plan savings` and the dashboard's levers agree (a bill never doubles a day)
-    result = what_if(spend_events(open_existing_ledger(ledger), _utc(since), _utc(until)), inputs)
+    result = what_if(
+        spend_events(open_existing_ledger(ledger), _utc(since), _utc(until)), inputs, _utc(since), _utc(until)
+    )
     for warning in result["warnings"]:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:

@@ -116,6 +116,13 @@ def report(
             from tokenomy.errors import UsageError
 
             raise UsageError("report forecast is one figure set, not rows: use --json instead of --csv")
+        if since is not None or by is not None:  # they would be ignored: the forecast was of another window
+            from tokenomy.errors import UsageError
+
+            raise UsageError(
+                f"report forecast forecasts the whole ledger's month containing --until (default now) from the days "
+                f"before it; drop {'--since' if since is not None else '--by'}"
+            )
         from tokenomy.commands._forecast import show_forecast
 
         show_forecast(open_existing_ledger(ledger), until, as_json)

@@ -8,6 +8,7 @@ applied to what the previous ones left, so the compounded saving is never the pl
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -180,8 +181,11 @@ def output_caps(events: list[UsageEvent], percentile: float) -> dict[str, int]:
     return caps
 
 
-def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
-    """Each lever's projected monthly saving, and the levers compounded in ORDER."""
+def what_if(
+    events: list[UsageEvent], inputs: SavingsInputs, since: datetime | None = None, until: datetime | None = None
+) -> dict:
+    """Each lever's projected monthly saving, and the levers compounded in ORDER. The window is [since, until)
+    when given (the calls were read from it: its quiet hours are part of what repeats), else first to last call."""
     events = [e for e in events if e.outcome == "ok"]
     if inputs.cache_ttl not in CACHE_TTLS:
         raise ConfigError(f"--cache-ttl {inputs.cache_ttl}: give one of {', '.join(CACHE_TTLS)}")
@@ -208,7 +212,10 @@ def what_if(events: list[UsageEvent], inputs: SavingsInputs) -> dict:
             f"none of the {skipped} successful calls has a catalog price; add the models' prices "
             "with a price file (tokenomy prices --help) or re-price with --price-as MODEL"
         )
-    start, end = min(e.ts for e in priced), max(e.ts for e in priced)
+    start = since if since is not None else min(e.ts for e in priced)
+    # Hours still to come are no part of the observed window (an --until next month, asked mid-month).
+    last = max(e.ts for e in priced)
+    end = max(min(until, datetime.now(UTC)), last) if until is not None else last
     hours = max(Decimal(str((end - start).total_seconds())) / 3600, Decimal(1))
     scale = HOURS_PER_MONTH / hours
     refused = _one_hour_refusals(priced, inputs)

@@ -60,6 +60,11 @@ def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dic
     }
 
 
+def _share(value: float) -> str:
+    """A utilisation in words: whole percent, or one decimal below 10% ("0.1%", never "0%" beside "0%")."""
+    return f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+
+
 def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None) -> dict:
     """Evaluate N = 0..enough units; pick the cheapest and explain the verdict in words."""
     total = series["input_tokens"] + series["output_tokens"]
@@ -88,8 +93,8 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
             )
         else:
             verdict = (
-                f"stay on-demand: one unit would run at {used:.0%} sustained utilisation and only pays off "
-                f"above {needed:.0%}; a reservation would mostly buy idle time"
+                f"stay on-demand: one unit would run at {_share(used)} sustained utilisation and only pays off "
+                f"above {_share(needed)}; a reservation would mostly buy idle time"
             )
     else:
         verdict = (

@@ -15,19 +15,43 @@ from tokenomy.ledger.store import LedgerStore
 COLUMNS = ["input_tokens", "output_tokens", "requests"]
 
 
-def _per_minute(frame: pd.DataFrame) -> pd.DataFrame:
+def _per_minute(frame: pd.DataFrame, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
     """Sum per minute and fill silent minutes with zeros, so time-weighted figures see idle time."""
     if frame.empty:
         raise ConfigError("no traffic in the chosen window; widen --since/--until or check the filters")
     frame = frame.set_index("ts").sort_index()
     series = frame[COLUMNS].resample("1min").sum()
-    return series.astype("int64")
+    return _whole_window(series, since, until).astype("int64")
 
 
-def from_csv(path: str | Path) -> pd.DataFrame:
+def _utc(when: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(when)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _minute(when: datetime) -> pd.Timestamp:
+    return _utc(when).floor("min")
+
+
+def _whole_window(series: pd.DataFrame, since: datetime | None, until: datetime | None) -> pd.DataFrame:
+    """A window asked for with since/until is the window: its silent minutes before the first call and after the
+    last one are idle time too (minutes from since's up to, not including, until's)."""
+    if since is None and until is None:
+        return series
+    if until is not None:
+        until = min(until, datetime.now(UTC))  # minutes still to come were not observed (an --until next month)
+    first = series.index[0] if since is None else min(_minute(since), series.index[0])
+    last = series.index[-1] if until is None else max(_minute(until - timedelta(microseconds=1)), series.index[-1])
+    filled = series.reindex(pd.date_range(first, last, freq="1min"), fill_value=0)
+    filled.index.name = series.index.name
+    return filled
+
+
+def from_csv(path: str | Path, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
     """Read a request trace: Azure format (TIMESTAMP,ContextTokens,GeneratedTokens) or ts,input_tokens,output_tokens.
 
     `path` may also name a packaged trace: azure-conv, azure-code or azure-conv-slice (gzip is read as is).
+    With `since`/`until`, the requests in [since, until) over that window, as from the ledger.
     """
     path = bundled(TRACES[str(path)]) if str(path) in TRACES and not Path(path).exists() else Path(path)
     try:
@@ -76,7 +100,11 @@ def from_csv(path: str | Path) -> pd.DataFrame:
     for column in ("input_tokens", "output_tokens"):
         frame[column] = frame[column].astype("int64")
     frame["requests"] = 1
-    return _per_minute(frame)
+    if since is not None:
+        frame = frame[frame["ts"] >= _utc(since)]
+    if until is not None:
+        frame = frame[frame["ts"] < _utc(until)]
+    return _per_minute(frame, since, until)
 
 
 def from_ledger(
@@ -102,7 +130,7 @@ def from_ledger(
     )
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return _per_minute(frame)
+    return _per_minute(frame, since, until)
 
 
 def from_cloudwatch(
@@ -164,7 +192,7 @@ def from_cloudwatch(
     frame = pd.DataFrame(
         {key: [values[key].get(ts, 0) for ts in index] for key in metrics}, index=pd.DatetimeIndex(index, name="ts")
     )
-    frame = frame.resample("1min").sum()
+    frame = _whole_window(frame.resample("1min").sum(), since, until)
     return frame.astype("int64")
 
 
