@@ -210,3 +210,54 @@ def test_vertex_without_google_credentials_is_a_client_error_not_retried(tmp_pat
             client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
     assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
     assert [row.attempt for row in open_store(ledger_path).events()] == [1]
+
+
+def test_vertex_with_refused_credentials_is_a_client_error_not_retried(tmp_path, ledger_path, monkeypatch) -> None:
+    """Credentials Google refuses to refresh (a revoked or expired login, a deleted service-account key): one attempt,
+    a client error saying how to log in again (it was a server error, retried four times)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    refusals = []
+
+    class TokenEndpoint(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            refusals.append(self.path)
+            body = json.dumps({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}).encode()
+            self.send_response(400)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(json.dumps({
+        "type": "service_account", "project_id": "acme", "private_key_id": "1", "private_key": key.decode(),
+        "client_email": "sa@acme.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": f"http://127.0.0.1:{server.server_address[1]}/token",
+    }))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    spec = {"v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid",
+                           options=(("project", "acme"),))}
+    try:
+        with Tokenomy(ledger_path, models=spec) as client:
+            with pytest.raises(ProviderError) as caught:
+                client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
+    finally:
+        server.shutdown()
+    assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
+    assert "invalid_grant" in str(caught.value) and refusals == ["/token"]
+    assert [row.attempt for row in open_store(ledger_path).events()] == [1]

@@ -42,12 +42,18 @@ def map_gemini_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
     if isinstance(exc, transport):
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
-    from google.auth.exceptions import DefaultCredentialsError
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError
 
     if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
         return ProviderError(
             f"no Google Cloud credentials for Vertex AI ({exc}); run `gcloud auth application-default login` or set "
             "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file",
+            kind="client_error",
+        )
+    if isinstance(exc, RefreshError) and not exc.retryable:  # expired or revoked: a retry is refused the same way
+        return ProviderError(
+            f"Google Cloud refused the credentials for Vertex AI ({exc.args[0] if exc.args else exc}); run `gcloud "
+            "auth application-default login` again or check the key file in GOOGLE_APPLICATION_CREDENTIALS",
             kind="client_error",
         )
     if not isinstance(exc, errors.APIError):
