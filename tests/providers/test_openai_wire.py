@@ -19,6 +19,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers import openai_wire
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -131,3 +132,19 @@ def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
     assert [(d.index, d.id) for d in deltas if d.id] == [(0, "call_0"), (1, "call_1")]
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
+
+
+def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_output():
+    """A reasoning server (vLLM's `reasoning_content`, Ollama's `reasoning`) that sends no usage: each reasoning delta
+    is an output token of the estimate, as the model bills them (only the answer's deltas were counted)."""
+    request = ChatRequest([Message("user", "2+2?")], model="r1")
+    assembler = openai_wire.StreamAssembler(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "two "}}]},
+              *[{"choices": [{"index": 0, "delta": {"reasoning": "plus two "}}]} for _ in range(5)],
+              {"choices": [{"index": 0, "delta": {"content": "4"}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    for chunk in chunks:
+        list(assembler.feed(chunk))
+    final = assembler.response("openai", 1.0, None)
+    assert final.raw["usage_source"] == "estimated" and final.text == "4"
+    assert (final.usage.output_tokens, final.usage.reasoning_tokens) == (7, 6)

@@ -314,6 +314,7 @@ class StreamAssembler:
         self.served = request.model
         self.extra: dict[str, Any] = {}
         self.deltas = 0
+        self.thoughts = 0  # reasoning deltas (each a token, for an estimate)
         self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
     def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
@@ -337,6 +338,7 @@ class StreamAssembler:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 self.reasoning.append(reasoning)
+                self.thoughts += 1  # reasoning tokens are output tokens, billed as such
                 yield StreamChunk(reasoning=reasoning)
             text = delta.get("content")
             if text or passthrough:
@@ -388,7 +390,11 @@ class StreamAssembler:
             # zero, and say so (one delta per token; ~4 characters per prompt token).
             raw["usage_source"] = "estimated"
             chars = len(self.request.system or "") + sum(len(m.text) for m in self.request.messages)
-            usage = Usage(input_tokens=max(1, chars // 4), output_tokens=self.deltas)
+            usage = Usage(
+                input_tokens=max(1, chars // 4),
+                output_tokens=self.deltas + self.thoughts,
+                reasoning_tokens=self.thoughts,
+            )
         else:
             usage = usage_from_dict(self.usage)
         return ChatResponse(
