@@ -129,6 +129,7 @@ class RecordingOpenAI:
         self.bodies: list[dict] = []
         self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
+        self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -142,12 +143,18 @@ class RecordingOpenAI:
                 recorder.bodies.append(body)
                 if body.get("stream"):
                     chunks = stream_chunks(body, recorder.same_index)
+                    for piece in (p for c in chunks for ch in c["choices"] for p in ch["delta"].get("tool_calls", [])):
+                        if recorder.no_ids:
+                            piece.pop("id", None)
                     payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"
                 else:
                     answer = completion(body)
                     answer["choices"][0]["message"].update(recorder.message_extra)
+                    for call in answer["choices"][0]["message"].get("tool_calls") or []:
+                        if recorder.no_ids:
+                            call.pop("id")
                     payload, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(200)
                 self.send_header("content-type", kind)

@@ -148,3 +148,31 @@ def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_out
     final = assembler.response("openai", 1.0, None)
     assert final.raw["usage_source"] == "estimated" and final.text == "4"
     assert (final.usage.output_tokens, final.usage.reasoning_tokens) == (7, 6)
+
+
+def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
+    """Servers that send tool calls without an `id` (llama.cpp server, LM Studio): each call gets an id of its own,
+    in the stream's first piece of the call and in the answer, and the results go back under them (both calls had
+    the empty id, so their results could not be told apart, and Anthropic and Bedrock refuse an empty id)."""
+    from tokenomy.client import Tokenomy
+
+    with RecordingOpenAI() as upstream:
+        upstream.no_ids = True
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
+                              tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+        with Tokenomy(ledger_path, models=spec) as client:
+            answer = client.chat(request)
+            chunks = list(client.stream(request))
+            ids = [c.id for c in answer.tool_calls]
+            results = Message("user", [ToolResultBlock(i, [TextBlock(f"result {i}")]) for i in ids])
+            client.chat(ChatRequest([*request.messages, Message("assistant", answer.tool_calls), results],
+                                    model="up", max_tokens=50, tools=request.tools))
+    streamed = chunks[-1].response.tool_calls
+    assert all(ids) and len(set(ids)) == 2 and [c.name for c in answer.tool_calls] == ["get_weather", "get_time"]
+    assert all(c.id for c in streamed) and len({c.id for c in streamed}) == 2
+    firsts = [c.tool_call for c in chunks if c.tool_call is not None and c.tool_call.name]
+    assert [(d.index, d.id) for d in firsts] == [(0, streamed[0].id), (1, streamed[1].id)]
+    sent = upstream.last["messages"]
+    assert [m["id"] for m in sent[1]["tool_calls"]] == ids
+    assert [(m["tool_call_id"], m["content"]) for m in sent[2:]] == [(i, f"result {i}") for i in ids]

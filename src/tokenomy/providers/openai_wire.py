@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.errors import ProviderError
+from tokenomy.ids import new_id
 from tokenomy.messages import (
     Block,
     ChatRequest,
@@ -232,6 +233,12 @@ def usage_from_dict(usage: dict | None) -> Usage:
     )
 
 
+def stand_in_id() -> str:
+    """An id for a tool call the server sent without one (llama.cpp, LM Studio and other OpenAI-compatible servers):
+    the result must name its call, and two calls of one turn must not share the empty id."""
+    return f"call_{new_id()}"
+
+
 def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
     function = call.get("function") or {}
     arguments = function.get("arguments")
@@ -240,7 +247,7 @@ def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
     except ValueError:
         parsed = {}  # the exact text stays in `arguments`; the caller sees what the model produced
     return ToolUseBlock(
-        id=call.get("id") or "",
+        id=call.get("id") or stand_in_id(),
         name=function.get("name") or "",
         input=parsed if isinstance(parsed, dict) else {"value": parsed},
         arguments=arguments,
@@ -364,13 +371,17 @@ class StreamAssembler:
         if started is not None and piece.get("id") and started["id"] and piece["id"] != started["id"]:
             index = self.slots[wire] = max(self.calls) + 1  # a new call at an index already taken
         function = piece.get("function") or {}
-        call = self.calls.setdefault(index, {"id": None, "name": None, "arguments": []})
+        call = self.calls.get(index)
+        call_id = piece.get("id")
+        if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
+            call_id = call_id or stand_in_id()
+            call = self.calls[index] = {"id": None, "name": None, "arguments": [], "stand_in": call_id}
         call["id"] = call["id"] or piece.get("id")
         call["name"] = call["name"] or function.get("name")
         fragment = function.get("arguments") or ""
         call["arguments"].append(fragment)
         self.deltas += 1
-        return ToolCallDelta(index=index, id=piece.get("id"), name=function.get("name"), arguments=fragment)
+        return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
 
     def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
         blocks: list[Block] = [ReasoningBlock("".join(self.reasoning))] if self.reasoning else []
@@ -381,7 +392,10 @@ class StreamAssembler:
             call = self.calls[index]
             blocks.append(
                 _tool_use(
-                    {"id": call["id"], "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
+                    {
+                        "id": call["id"] or call["stand_in"],
+                        "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
+                    }
                 )
             )
         raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
