@@ -287,3 +287,25 @@ def test_focus_export_names_azure_openai(azure_url, ledger_path, monkeypatch):
     assert {(r["ProviderName"], r["ServiceName"], r["x_Model"]) for r in rows} == {
         ("Microsoft", "Azure OpenAI", "gpt-4o-mini")
     }
+
+
+@pytest.mark.parametrize(
+    ("entry", "named", "fix"),
+    [
+        ({"endpoint_url": "https://res.openai.azure.com"}, "endpoint_url applies to provider bedrock", "base_url"),
+        ({"base_url": "https://res.openai.azure.com/openai/"},
+         "base_url: an Azure OpenAI endpoint is the resource's root", "without /openai"),
+        ({"base_url": "https://res.openai.azure.com/openai/deployments/chat-prod/chat/completions?api-version=x"},
+         "base_url", "RESOURCE.openai.azure.com"),
+        ({"project": "acme"}, "project applies to provider vertex", "remove it"),
+    ],
+)
+def test_a_setting_azure_never_reads_is_refused_at_load(entry, named, fix):
+    """An Azure model's endpoint under endpoint_url (Bedrock's key), or its URL pasted with /openai/...: refused at
+    load naming the key and the fix (they were accepted, and the calls went to AZURE_OPENAI_ENDPOINT or 404'd)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
+                                          **entry}}}, "t.yaml")
+    assert "models.prod" in str(info.value) and named in str(info.value) and fix in str(info.value)
+    assert parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
+                                             "base_url": "https://apim.example.com/team-a"}}})  # a gateway's prefix

@@ -261,3 +261,23 @@ def test_vertex_with_refused_credentials_is_a_client_error_not_retried(tmp_path,
     assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
     assert "invalid_grant" in str(caught.value) and refusals == ["/token"]
     assert [row.attempt for row in open_store(ledger_path).events()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("entry", "named", "fix"),
+    [
+        ({"provider": "gemini", "project": "acme"}, "project applies to provider vertex", "set provider: vertex"),
+        ({"provider": "vertex", "project": "acme", "api_key_env": "GEMINI_API_KEY"},
+         "api_key_env applies to provider", "set provider: gemini"),
+        ({"provider": "vertex", "project": "acme", "endpoint_url": "http://127.0.0.1:1"},
+         "endpoint_url applies to provider bedrock", "base_url"),
+    ],
+)
+def test_a_setting_the_provider_never_reads_is_refused_at_load(entry, named, fix) -> None:
+    """A Gemini API model given a Vertex project, a Vertex model given an API key variable: refused at load naming
+    the key and the fix (they were ignored: the calls went to the Gemini API, or to Vertex without the key)."""
+    from tokenomy.config import parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": {"g": {"model": MODEL, **entry}}}, "t.yaml")
+    assert "models.g" in str(info.value) and named in str(info.value) and fix in str(info.value)
