@@ -309,3 +309,21 @@ def test_a_setting_azure_never_reads_is_refused_at_load(entry, named, fix):
     assert "models.prod" in str(info.value) and named in str(info.value) and fix in str(info.value)
     assert parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
                                              "base_url": "https://apim.example.com/team-a"}}})  # a gateway's prefix
+
+
+def test_unanswered_azure_calls_are_recorded_under_the_deployed_model_too(azure_url, ledger_path, monkeypatch):
+    """A failed attempt and a stream the caller left (billed, at an estimate) are rows under the model the deployment
+    serves with the deployment as a tag, as answered calls are (they were rows under the deployment's name, so a
+    report by model split one deployment's calls and cost in two)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    specs = {**models(azure_url), **{f"gone{k}": v for k, v in models(azure_url, model="gone").items()}}
+    with Tokenomy(ledger_path, models=specs) as client:
+        with pytest.raises(ProviderError):
+            client.chat(ChatRequest.simple("hi", model="goneprod"))
+        stream = client.stream(ChatRequest.simple("tell me more", model="prod", max_tokens=8))
+        next(stream)
+        stream.close()
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.outcome, e.provider, e.model, e.tags.get("deployment")) for e in rows] == [
+        ("client_error", "azure", "gpt-4o-mini", "gone"), ("cancelled", "azure", "gpt-4o-mini", "chat-prod")]
+    assert rows[1].cost_usd == by_hand(rows[1].input_tokens, 0, rows[1].output_tokens) > 0
