@@ -176,3 +176,25 @@ def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
     sent = upstream.last["messages"]
     assert [m["id"] for m in sent[1]["tool_calls"]] == ids
     assert [(m["tool_call_id"], m["content"]) for m in sent[2:]] == [(i, f"result {i}") for i in ids]
+
+
+def test_finish_reasons_outside_openais_vocabulary_are_mapped(ledger_path):
+    """A server that finishes a tool-calling answer with `stop` (Ollama, some vLLM tool parsers) or any answer with
+    TGI's `eos_token`: the answer finishes with tool_calls / stop, so an Anthropic-format client sees stop_reason
+    tool_use and runs the tools (it got end_turn with tool_use blocks, and `eos_token` went to OpenAI clients)."""
+    from tokenomy.client import Tokenomy
+    from tokenomy.providers.anthropic_inbound import stop_reason
+
+    with RecordingOpenAI() as upstream:
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        tools = [ToolSpec("get_weather"), ToolSpec("get_time")]
+        with Tokenomy(ledger_path, models=spec) as client:
+            upstream.finish_reason = "stop"
+            calls = [client.chat(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)),
+                     list(client.stream(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)))[-1]
+                     .response]
+            upstream.finish_reason = "eos_token"
+            plain = [client.chat(ChatRequest.simple("hi", model="up", max_tokens=50)),
+                     list(client.stream(ChatRequest.simple("hi", model="up", max_tokens=50)))[-1].response]
+    assert [(a.finish_reason, stop_reason(a), len(a.tool_calls)) for a in calls] == [("tool_calls", "tool_use", 2)] * 2
+    assert [(a.finish_reason, stop_reason(a)) for a in plain] == [("stop", "end_turn")] * 2

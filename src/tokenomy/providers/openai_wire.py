@@ -55,6 +55,8 @@ DOCUMENT_MEDIA_TYPES = {
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
 _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
+# Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
+_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -284,6 +286,13 @@ def extras(data: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def finish_reason(reason: str | None, blocks: list[Block]) -> str:
+    """The answer's finish reason in OpenAI's vocabulary: an answer that calls tools finishes with tool_calls even
+    when the server says stop (Ollama, vLLM streams), as Anthropic-format clients run tools on stop_reason tool_use."""
+    reason = _FINISH_ALIASES.get(reason or "stop", reason or "stop")
+    return "tool_calls" if reason == "stop" and any(isinstance(b, ToolUseBlock) for b in blocks) else reason
+
+
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     try:
         choice = data["choices"][0]
@@ -292,12 +301,13 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
         raise ProviderError(
             f"upstream sent an unreadable completion: {json.dumps(data)[:200]}", kind="server_error"
         ) from exc
+    blocks = message_blocks(message)
     return ChatResponse(
-        content=message_blocks(message),
+        content=blocks,
         model=request.model,
         provider=provider,
         usage=usage_from_dict(data.get("usage")),
-        finish_reason=choice.get("finish_reason") or "stop",
+        finish_reason=finish_reason(choice.get("finish_reason"), blocks),
         latency_ms=latency_ms,
         ttft_ms=None,
         region="global",
@@ -416,7 +426,7 @@ class StreamAssembler:
             model=self.request.model,
             provider=provider,
             usage=usage,
-            finish_reason=self.finish,
+            finish_reason=finish_reason(self.finish, blocks),
             latency_ms=latency_ms,
             ttft_ms=ttft_ms,
             region="global",
