@@ -327,3 +327,22 @@ def test_unanswered_azure_calls_are_recorded_under_the_deployed_model_too(azure_
     assert [(e.outcome, e.provider, e.model, e.tags.get("deployment")) for e in rows] == [
         ("client_error", "azure", "gpt-4o-mini", "gone"), ("cancelled", "azure", "gpt-4o-mini", "chat-prod")]
     assert rows[1].cost_usd == by_hand(rows[1].input_tokens, 0, rows[1].output_tokens) > 0
+
+
+def test_a_stream_on_an_api_version_before_stream_options_is_answered(azure_url, ledger_path, monkeypatch, caplog):
+    """api-version 2024-06-01 (the GA version before 2024-10-21) refuses `stream_options` with a 400: a stream is sent
+    without it and its usage estimated, and said so (every stream on such a resource failed as a client error)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    with pytest.raises(openai.BadRequestError, match="stream_options"):  # the emulator refuses it as Azure does
+        list(openai.AzureOpenAI(azure_endpoint=azure_url, api_version="2024-06-01", api_key="k").chat.completions
+             .create(model="chat-prod", messages=[{"role": "user", "content": "x"}], stream=True,
+                     stream_options={"include_usage": True}))
+    with Tokenomy(ledger_path, models=models(azure_url, api_version="2024-06-01")) as client:
+        chunks = list(client.stream(ChatRequest.simple("hello old azure", model="prod", max_tokens=8)))
+        whole = client.chat(ChatRequest.simple("hello old azure", model="prod", max_tokens=8))
+    streamed = chunks[-1].response
+    assert streamed is not None and streamed.text == whole.text == "Re: hello old azure"
+    assert streamed.raw["usage_source"] == "estimated" and streamed.usage.output_tokens >= 1
+    assert "token counts are estimated" in caplog.text
+    rows = open_store(ledger_path).events()
+    assert [(e.outcome, e.model) for e in rows] == [("ok", "gpt-4o-mini")] * 2 and all(e.cost_usd > 0 for e in rows)

@@ -75,8 +75,7 @@ class OpenAIProvider(Provider):
         )
         self.base_url = base_url
 
-    @staticmethod
-    def _params(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+    def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
         body = openai_wire.request_body(request, stream)
         named = {"model": body.pop("model"), "messages": body.pop("messages")}
