@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.messages import (
@@ -198,3 +200,47 @@ def test_finish_reasons_outside_openais_vocabulary_are_mapped(ledger_path):
                      list(client.stream(ChatRequest.simple("hi", model="up", max_tokens=50)))[-1].response]
     assert [(a.finish_reason, stop_reason(a), len(a.tool_calls)) for a in calls] == [("tool_calls", "tool_use", 2)] * 2
     assert [(a.finish_reason, stop_reason(a)) for a in plain] == [("stop", "end_turn")] * 2
+
+
+def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
+    """Ollama answers `404 page not found` (text) for a base_url without /v1: the error names the URL it posted to
+    and the fix (it was `Error code: 404`, nothing more). A 404 under /v1 (an unknown model) is left as the server
+    said it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tokenomy.client import Tokenomy
+    from tokenomy.errors import ProviderError
+
+    class Ollama(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            known = self.path == "/v1/chat/completions"
+            body = b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first"}}' if known else (
+                b"404 page not found")
+            self.send_response(404)
+            self.send_header("content-type", "application/json" if known else "text/plain")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ollama)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    specs = {name: ModelSpec(name=name, provider="openai", model="llama9", base_url=url, price_as="gpt-4o-mini")
+             for name, url in (("bare", root), ("v1", f"{root}/v1"))}
+    errors = []
+    try:
+        with Tokenomy(ledger_path, models=specs) as client:
+            for name in specs:
+                with pytest.raises(ProviderError) as info:
+                    client.chat(ChatRequest.simple("hi", model=name, max_tokens=5))
+                errors.append(info.value)
+    finally:
+        server.shutdown()
+    assert [(e.kind, e.status) for e in errors] == [("client_error", 404)] * 2
+    assert f"POST {root}/chat/completions" in str(errors[0]) and f"{root}/v1" in str(errors[0])
+    assert "try pulling it first" in str(errors[1]) and "/v1;" not in str(errors[1])

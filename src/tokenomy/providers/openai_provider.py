@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -84,7 +85,18 @@ class OpenAIProvider(Provider):
         return {**named, "extra_body": body}
 
     def map_error(self, exc: Exception) -> ProviderError:
-        return map_openai_error(exc)
+        error = map_openai_error(exc)
+        if error.status != 404 or not self.base_url or urlsplit(self.base_url).path.rstrip("/").endswith("/v1"):
+            return error
+        # A server's bare 404 ("Error code: 404") for a base_url without /v1 says nothing of the usual cause.
+        url = f"{self.base_url.rstrip('/')}/chat/completions"
+        return ProviderError(
+            f"{error} (POST {url}): OpenAI-compatible servers (vLLM, Ollama, LM Studio) serve the API under /v1; "
+            f"check the model's base_url (e.g. {self.base_url.rstrip('/')}/v1) and the model name",
+            error.kind,
+            error.retry_after,
+            404,
+        )
 
     def refusal(self, request: ChatRequest) -> str | None:
         return super().refusal(request) or openai_wire.refusal(request)
