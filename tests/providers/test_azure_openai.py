@@ -256,7 +256,7 @@ def test_config_check_refuses_an_unpriced_deployment():
         },
         "t.yaml",
     )
-    found = check_config(config, environ={})
+    found = check_config(config, environ={"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"})
     assert found.warnings == []
     assert found.errors == [
         "t.yaml: models.bare: Azure deployment 'prod-2' is not in the price catalog; set price_as: to the model "
@@ -346,3 +346,16 @@ def test_a_stream_on_an_api_version_before_stream_options_is_answered(azure_url,
     assert "token counts are estimated" in caplog.text
     rows = open_store(ledger_path).events()
     assert [(e.outcome, e.model) for e in rows] == [("ok", "gpt-4o-mini")] * 2 and all(e.cost_usd > 0 for e in rows)
+
+
+def test_config_check_warns_of_an_azure_model_with_no_endpoint():
+    """No base_url and no AZURE_OPENAI_ENDPOINT: `tokenomy serve` says at start that every call will fail, naming the
+    key (it started, and each call failed with a ConfigError)."""
+    from tokenomy.config_checks import check_config
+
+    config = parse_config({"models": {"prod": {"provider": "azure", "model": "gpt-4o-mini"}}}, "t.yaml")
+    assert check_config(config, environ={}).warnings == [
+        "t.yaml: models.prod.base_url: not set, nor is $AZURE_OPENAI_ENDPOINT; every call to prod will fail until "
+        "you set base_url: to the resource endpoint https://RESOURCE.openai.azure.com"
+    ]
+    assert check_config(config, environ={"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"}).warnings == []

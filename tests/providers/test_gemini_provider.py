@@ -281,3 +281,17 @@ def test_a_setting_the_provider_never_reads_is_refused_at_load(entry, named, fix
     with pytest.raises(ConfigError) as info:
         parse_config({"models": {"g": {"model": MODEL, **entry}}}, "t.yaml")
     assert "models.g" in str(info.value) and named in str(info.value) and fix in str(info.value)
+
+
+def test_config_check_warns_of_a_vertex_model_with_no_project() -> None:
+    """No project and no GOOGLE_CLOUD_PROJECT: `tokenomy serve` says at start that every call will fail, naming the
+    key (it started, and each call failed with a ConfigError)."""
+    from tokenomy.config import parse_config
+    from tokenomy.config_checks import check_config
+
+    config = parse_config({"models": {"vx": {"provider": "vertex", "model": MODEL, "region": "us-central1"}}}, "t.yaml")
+    assert check_config(config, environ={}).warnings == [
+        "t.yaml: models.vx.project: not set, nor is $GOOGLE_CLOUD_PROJECT; every call to vx will fail until you set "
+        "project: to the Google Cloud project"
+    ]
+    assert check_config(config, environ={"GOOGLE_CLOUD_PROJECT": "acme"}).warnings == []
