@@ -244,3 +244,14 @@ def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
     assert [(e.kind, e.status) for e in errors] == [("client_error", 404)] * 2
     assert f"POST {root}/chat/completions" in str(errors[0]) and f"{root}/v1" in str(errors[0])
     assert "try pulling it first" in str(errors[1]) and "/v1;" not in str(errors[1])
+
+
+def test_deepseeks_cache_hits_are_cached_tokens():
+    """DeepSeek's OpenAI-compatible API counts cache hits as `prompt_cache_hit_tokens` inside prompt_tokens: they are
+    cache reads, priced at the cached rate (they were billed as fresh input, about 4x DeepSeek's cache-hit price)."""
+    usage = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020,
+                                         "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 232})
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (232, 768, 20)
+    both = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "prompt_cache_hit_tokens": 768,
+                                        "prompt_tokens_details": {"cached_tokens": 768}})
+    assert (both.input_tokens, both.cache_read_tokens) == (232, 768)

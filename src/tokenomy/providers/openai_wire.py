@@ -222,10 +222,12 @@ def refusal(request: ChatRequest) -> str | None:
 
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
-    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output."""
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
+    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens)."""
     if not usage:
         return Usage()
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
     return Usage(
         input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
