@@ -295,3 +295,20 @@ def test_config_check_warns_of_a_vertex_model_with_no_project() -> None:
         "project: to the Google Cloud project"
     ]
     assert check_config(config, environ={"GOOGLE_CLOUD_PROJECT": "acme"}).warnings == []
+
+
+def test_a_config_field_only_the_other_api_takes_is_a_client_error_not_retried(url, ledger_path) -> None:
+    """google-genai refuses, before sending, a config field of the other API (`audio_timestamp` is Vertex AI's,
+    `enable_enhanced_civic_answers` the Gemini API's): one attempt, a 400 client error naming the field (the SDK's
+    ValueError was a server error, retried four times)."""
+    specs = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url),
+             "v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, options=(("project", "acme"),))}
+    caught = []
+    with Tokenomy(ledger_path, models=specs) as client:
+        for name, field in (("g", "audio_timestamp"), ("v", "enable_enhanced_civic_answers")):
+            with pytest.raises(ProviderError) as info:
+                client.chat(ChatRequest.simple("hi", model=name, max_tokens=5, extra={field: True}))
+            caught.append(info.value)
+    assert [(e.kind, e.status, e.retryable) for e in caught] == [("client_error", 400, False)] * 2
+    assert "audio_timestamp parameter is only supported" in str(caught[0]) and "provider: vertex" in str(caught[0])
+    assert [row.attempt for row in open_store(ledger_path).events()] == [1, 1]

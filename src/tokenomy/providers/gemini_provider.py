@@ -56,6 +56,14 @@ def map_gemini_error(exc: Exception) -> ProviderError:
             "auth application-default login` again or check the key file in GOOGLE_APPLICATION_CREDENTIALS",
             kind="client_error",
         )
+    if isinstance(exc, ValueError) and "parameter is only supported in" in str(exc):
+        # The SDK refused, before sending, a config field the other API takes (Gemini API vs Vertex AI): final.
+        return ProviderError(
+            f"Gemini: {exc} (Agent Platform mode is Vertex AI, provider: vertex); remove the field, or send the "
+            "request to a model on the other API",
+            kind="client_error",
+            status=400,
+        )
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
