@@ -127,6 +127,7 @@ class RecordingOpenAI:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.keys: list[str] = []  # each request's Authorization header
         self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
@@ -142,6 +143,7 @@ class RecordingOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 recorder.bodies.append(body)
+                recorder.keys.append(self.headers.get("authorization") or "")
                 if body.get("stream"):
                     chunks = stream_chunks(body, recorder.same_index)
                     for piece in (p for c in chunks for ch in c["choices"] for p in ch["delta"].get("tool_calls", [])):

@@ -255,3 +255,33 @@ def test_deepseeks_cache_hits_are_cached_tokens():
     both = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "prompt_cache_hit_tokens": 768,
                                         "prompt_tokens_details": {"cached_tokens": 768}})
     assert (both.input_tokens, both.cache_read_tokens) == (232, 768)
+
+
+def test_an_unset_api_key_env_never_sends_the_openai_key_to_the_server(monkeypatch):
+    """A self-hosted server's model names its key variable (`api_key_env: VLLM_KEY`); while that is unset, neither
+    path sends OPENAI_API_KEY in its place (both did: the OpenAI key went to the vLLM/Ollama host)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.delenv("VLLM_KEY", raising=False)
+    request = ChatRequest([Message("user", "hi")], model="up", max_tokens=5)
+    with RecordingOpenAI() as upstream:
+        spec = ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, api_key_env="VLLM_KEY")
+
+        async def gateway_path() -> None:
+            async_upstream = AsyncOpenAIUpstream(spec)
+            await async_upstream.achat(request)
+            await async_upstream.aclose()
+
+        def both() -> None:
+            provider = OpenAIProvider(base_url=upstream.url, api_key_env="VLLM_KEY")
+            provider.chat(request)
+            provider.close()
+            asyncio.run(gateway_path())
+
+        both()
+        monkeypatch.setenv("VLLM_KEY", "vllm-key")
+        both()
+        monkeypatch.delenv("VLLM_KEY")
+        plain = OpenAIProvider(base_url=upstream.url)  # no variable named: OPENAI_API_KEY, as the SDK reads it
+        plain.chat(request)
+        plain.close()
+    assert upstream.keys == ["Bearer not-needed"] * 2 + ["Bearer vllm-key"] * 2 + ["Bearer sk-openai-secret"]

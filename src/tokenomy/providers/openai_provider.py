@@ -47,6 +47,14 @@ def map_openai_error(exc: Exception) -> ProviderError:
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
 
+def openai_key(api_key_env: str | None) -> str:
+    """The key for an OpenAI-format server: the variable the model names, and only it (an unset one never falls back
+    to OPENAI_API_KEY, which would send the OpenAI key to another server); else OPENAI_API_KEY. Local
+    OpenAI-compatible servers accept any key, and the SDK insists on one being set: a placeholder stands in."""
+    key = os.environ.get(api_key_env) if api_key_env else os.environ.get("OPENAI_API_KEY")
+    return key or "not-needed"
+
+
 def usage_from_openai(usage: Any) -> Usage:
     """Usage from the SDK's CompletionUsage model (cached tokens split out of prompt_tokens)."""
     return openai_wire.usage_from_dict(usage.model_dump() if usage is not None else None)
@@ -69,11 +77,8 @@ class OpenAIProvider(Provider):
     ) -> None:
         import openai
 
-        key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("OPENAI_API_KEY")
-        # Local OpenAI-compatible servers accept any key; the SDK insists on one being set.
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=max_retries
-        )
+        key = api_key or openai_key(api_key_env)
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
 
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
