@@ -222,11 +222,7 @@ class Tokenomy:
             target.spec.name,
             self.catalog,
         )
-        if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
-            # An Azure deployment name says nothing about the model: record the model it is priced as (so
-            # reports and billing imports group by model) and keep the deployment as a tag.
-            event.tags = {**(event.tags or {}), "deployment": event.model}
-            event.model = target.spec.price_as
+        _deployment_row(event, target)
         event.attempt = att.number
         if tier != "standard":  # the row says why its price is not the standard one
             event.tags = {**(event.tags or {}), "service_tier": tier}
@@ -347,6 +343,7 @@ class Tokenomy:
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
             event.apply_cost(cost)
             call.spent += cost.total_usd
+        _deployment_row(event, target)
         self._record(event)
 
     # -- the attempt loop, written once for sync and once for async -------------------------------
@@ -478,6 +475,14 @@ class Tokenomy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _deployment_row(event: UsageEvent, target: Target) -> None:
+    """An Azure deployment name says nothing about the model: a row (answered or not) is recorded under the model it
+    is priced as, so reports and billing imports group by model, with the deployment as a tag."""
+    if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
+        event.tags = {**(event.tags or {}), "deployment": event.model}
+        event.model = target.spec.price_as
 
 
 def _answer(chunks: list[StreamChunk]) -> ChatResponse:

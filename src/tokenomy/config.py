@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal, Optional
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +26,36 @@ DEFAULT_CONFIG_FILES = ("tokenomy.yaml", "tokenomy.yml")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Model settings only some providers read, with the fix to suggest (by the model's provider; '' for any other).
+PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "api_version": (("azure",), {"": "remove it"}),
+    "project": (
+        ("vertex",),
+        {"gemini": "for Gemini on Vertex AI set provider: vertex; the Gemini API takes no project", "": "remove it"},
+    ),
+    "endpoint_url": (("bedrock",), {"": "set the server's URL with base_url"}),
+    "profile": (("bedrock",), {"": "remove it (an AWS profile is for Bedrock's credentials)"}),
+    "base_url": (
+        ("openai", "azure", "anthropic", "gemini", "vertex"),
+        {
+            "bedrock": "set endpoint_url for a Bedrock Runtime endpoint",
+            "local": "provider local is Tokenomy's built-in model; for an OpenAI-compatible server (Ollama, vLLM, "
+            "llama.cpp, LM Studio) at that URL set provider: openai",
+            "": "remove it",
+        },
+    ),
+    "api_key_env": (
+        ("openai", "azure", "anthropic", "gemini"),
+        {
+            "vertex": "Vertex AI takes Google Cloud credentials (gcloud auth application-default login); for a "
+            "Gemini API key set provider: gemini",
+            "bedrock": "Bedrock takes AWS credentials (set profile: or the AWS_* variables)",
+            "": "remove it",
+        },
+    ),
+}
 
 
 class ModelConfig(_Strict):
@@ -52,9 +83,19 @@ class ModelConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _azure_only(self) -> ModelConfig:
-        if self.api_version is not None and self.provider != "azure":
-            raise ValueError(f"api_version applies to provider azure only (this model's provider is {self.provider})")
+    def _provider_settings(self) -> ModelConfig:
+        """Refuse a setting this model's provider never reads: it would be ignored, and the calls go elsewhere."""
+        for key, (owner, fix) in PROVIDER_SETTINGS.items():
+            if getattr(self, key) is not None and self.provider not in owner:
+                raise ValueError(
+                    f"{key} applies to provider {' or '.join(owner)} only (this model's provider is "
+                    f"{self.provider}): {fix.get(self.provider, fix[''])}"
+                )
+        if self.provider == "azure" and self.base_url and "/openai" in urlsplit(self.base_url).path:
+            raise ValueError(
+                "base_url: an Azure OpenAI endpoint is the resource's root (https://RESOURCE.openai.azure.com), "
+                "without /openai/...: the deployment (`model:`) and api_version make the rest of the path"
+            )
         return self
 
     @field_validator("api_key_env")

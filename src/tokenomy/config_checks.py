@@ -1,5 +1,6 @@
 """Start-up checks of a loaded config that pydantic cannot make: model ids the price catalog does not know (whose
-calls would be recorded at $0) and `api_key_env` variables that are not set (whose calls would all fail).
+calls would be recorded at $0), and `api_key_env` variables, a Vertex AI project or an Azure endpoint that are not
+set (whose calls would all fail).
 
 Used by `tokenomy serve` before the gateway starts, and by any command that runs a config's models.
 """
@@ -49,6 +50,18 @@ def check_config(
                 f"{origin}: models.{name}.api_key_env: ${model.api_key_env} is not set; every call "
                 f"to {name} will fail until you export it"
             )
+        # Where a provider's target is named by a setting or its variable: without either, every call fails.
+        target = {
+            "vertex": ("project", "GOOGLE_CLOUD_PROJECT", "the Google Cloud project"),
+            "azure": ("base_url", "AZURE_OPENAI_ENDPOINT", "the resource endpoint https://RESOURCE.openai.azure.com"),
+        }
+        if model.provider in target:
+            key, variable, what = target[model.provider]
+            if not getattr(model, key) and not environ.get(variable):
+                found.warnings.append(
+                    f"{origin}: models.{name}.{key}: not set, nor is ${variable}; every call to {name} will fail "
+                    f"until you set {key}: to {what}"
+                )
         if model.price_as:
             try:
                 catalog.lookup(model.price_as, model.region)

@@ -127,8 +127,11 @@ class RecordingOpenAI:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.keys: list[str] = []  # each request's Authorization header
         self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
+        self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
+        self.finish_reason: str | None = None  # the finish reason to report instead of OpenAI's
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -140,14 +143,25 @@ class RecordingOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 recorder.bodies.append(body)
+                recorder.keys.append(self.headers.get("authorization") or "")
                 if body.get("stream"):
                     chunks = stream_chunks(body, recorder.same_index)
+                    for piece in (p for c in chunks for ch in c["choices"] for p in ch["delta"].get("tool_calls", [])):
+                        if recorder.no_ids:
+                            piece.pop("id", None)
+                    for choice in (ch for c in chunks for ch in c["choices"] if ch["finish_reason"]):
+                        choice["finish_reason"] = recorder.finish_reason or choice["finish_reason"]
                     payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"
                 else:
                     answer = completion(body)
                     answer["choices"][0]["message"].update(recorder.message_extra)
+                    for call in answer["choices"][0]["message"].get("tool_calls") or []:
+                        if recorder.no_ids:
+                            call.pop("id")
+                    if recorder.finish_reason:
+                        answer["choices"][0]["finish_reason"] = recorder.finish_reason
                     payload, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(200)
                 self.send_header("content-type", kind)

@@ -256,7 +256,7 @@ def test_config_check_refuses_an_unpriced_deployment():
         },
         "t.yaml",
     )
-    found = check_config(config, environ={})
+    found = check_config(config, environ={"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"})
     assert found.warnings == []
     assert found.errors == [
         "t.yaml: models.bare: Azure deployment 'prod-2' is not in the price catalog; set price_as: to the model "
@@ -287,3 +287,75 @@ def test_focus_export_names_azure_openai(azure_url, ledger_path, monkeypatch):
     assert {(r["ProviderName"], r["ServiceName"], r["x_Model"]) for r in rows} == {
         ("Microsoft", "Azure OpenAI", "gpt-4o-mini")
     }
+
+
+@pytest.mark.parametrize(
+    ("entry", "named", "fix"),
+    [
+        ({"endpoint_url": "https://res.openai.azure.com"}, "endpoint_url applies to provider bedrock", "base_url"),
+        ({"base_url": "https://res.openai.azure.com/openai/"},
+         "base_url: an Azure OpenAI endpoint is the resource's root", "without /openai"),
+        ({"base_url": "https://res.openai.azure.com/openai/deployments/chat-prod/chat/completions?api-version=x"},
+         "base_url", "RESOURCE.openai.azure.com"),
+        ({"project": "acme"}, "project applies to provider vertex", "remove it"),
+    ],
+)
+def test_a_setting_azure_never_reads_is_refused_at_load(entry, named, fix):
+    """An Azure model's endpoint under endpoint_url (Bedrock's key), or its URL pasted with /openai/...: refused at
+    load naming the key and the fix (they were accepted, and the calls went to AZURE_OPENAI_ENDPOINT or 404'd)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
+                                          **entry}}}, "t.yaml")
+    assert "models.prod" in str(info.value) and named in str(info.value) and fix in str(info.value)
+    assert parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
+                                             "base_url": "https://apim.example.com/team-a"}}})  # a gateway's prefix
+
+
+def test_unanswered_azure_calls_are_recorded_under_the_deployed_model_too(azure_url, ledger_path, monkeypatch):
+    """A failed attempt and a stream the caller left (billed, at an estimate) are rows under the model the deployment
+    serves with the deployment as a tag, as answered calls are (they were rows under the deployment's name, so a
+    report by model split one deployment's calls and cost in two)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    specs = {**models(azure_url), **{f"gone{k}": v for k, v in models(azure_url, model="gone").items()}}
+    with Tokenomy(ledger_path, models=specs) as client:
+        with pytest.raises(ProviderError):
+            client.chat(ChatRequest.simple("hi", model="goneprod"))
+        stream = client.stream(ChatRequest.simple("tell me more", model="prod", max_tokens=8))
+        next(stream)
+        stream.close()
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.outcome, e.provider, e.model, e.tags.get("deployment")) for e in rows] == [
+        ("client_error", "azure", "gpt-4o-mini", "gone"), ("cancelled", "azure", "gpt-4o-mini", "chat-prod")]
+    assert rows[1].cost_usd == by_hand(rows[1].input_tokens, 0, rows[1].output_tokens) > 0
+
+
+def test_a_stream_on_an_api_version_before_stream_options_is_answered(azure_url, ledger_path, monkeypatch, caplog):
+    """api-version 2024-06-01 (the GA version before 2024-10-21) refuses `stream_options` with a 400: a stream is sent
+    without it and its usage estimated, and said so (every stream on such a resource failed as a client error)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    with pytest.raises(openai.BadRequestError, match="stream_options"):  # the emulator refuses it as Azure does
+        list(openai.AzureOpenAI(azure_endpoint=azure_url, api_version="2024-06-01", api_key="k").chat.completions
+             .create(model="chat-prod", messages=[{"role": "user", "content": "x"}], stream=True,
+                     stream_options={"include_usage": True}))
+    with Tokenomy(ledger_path, models=models(azure_url, api_version="2024-06-01")) as client:
+        chunks = list(client.stream(ChatRequest.simple("hello old azure", model="prod", max_tokens=8)))
+        whole = client.chat(ChatRequest.simple("hello old azure", model="prod", max_tokens=8))
+    streamed = chunks[-1].response
+    assert streamed is not None and streamed.text == whole.text == "Re: hello old azure"
+    assert streamed.raw["usage_source"] == "estimated" and streamed.usage.output_tokens >= 1
+    assert "token counts are estimated" in caplog.text
+    rows = open_store(ledger_path).events()
+    assert [(e.outcome, e.model) for e in rows] == [("ok", "gpt-4o-mini")] * 2 and all(e.cost_usd > 0 for e in rows)
+
+
+def test_config_check_warns_of_an_azure_model_with_no_endpoint():
+    """No base_url and no AZURE_OPENAI_ENDPOINT: `tokenomy serve` says at start that every call will fail, naming the
+    key (it started, and each call failed with a ConfigError)."""
+    from tokenomy.config_checks import check_config
+
+    config = parse_config({"models": {"prod": {"provider": "azure", "model": "gpt-4o-mini"}}}, "t.yaml")
+    assert check_config(config, environ={}).warnings == [
+        "t.yaml: models.prod.base_url: not set, nor is $AZURE_OPENAI_ENDPOINT; every call to prod will fail until "
+        "you set base_url: to the resource endpoint https://RESOURCE.openai.azure.com"
+    ]
+    assert check_config(config, environ={"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"}).warnings == []

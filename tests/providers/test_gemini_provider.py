@@ -210,3 +210,105 @@ def test_vertex_without_google_credentials_is_a_client_error_not_retried(tmp_pat
             client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
     assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
     assert [row.attempt for row in open_store(ledger_path).events()] == [1]
+
+
+def test_vertex_with_refused_credentials_is_a_client_error_not_retried(tmp_path, ledger_path, monkeypatch) -> None:
+    """Credentials Google refuses to refresh (a revoked or expired login, a deleted service-account key): one attempt,
+    a client error saying how to log in again (it was a server error, retried four times)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    refusals = []
+
+    class TokenEndpoint(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            refusals.append(self.path)
+            body = json.dumps({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}).encode()
+            self.send_response(400)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(json.dumps({
+        "type": "service_account", "project_id": "acme", "private_key_id": "1", "private_key": key.decode(),
+        "client_email": "sa@acme.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": f"http://127.0.0.1:{server.server_address[1]}/token",
+    }))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    spec = {"v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid",
+                           options=(("project", "acme"),))}
+    try:
+        with Tokenomy(ledger_path, models=spec) as client:
+            with pytest.raises(ProviderError) as caught:
+                client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
+    finally:
+        server.shutdown()
+    assert caught.value.kind == "client_error" and "gcloud auth application-default login" in str(caught.value)
+    assert "invalid_grant" in str(caught.value) and refusals == ["/token"]
+    assert [row.attempt for row in open_store(ledger_path).events()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("entry", "named", "fix"),
+    [
+        ({"provider": "gemini", "project": "acme"}, "project applies to provider vertex", "set provider: vertex"),
+        ({"provider": "vertex", "project": "acme", "api_key_env": "GEMINI_API_KEY"},
+         "api_key_env applies to provider", "set provider: gemini"),
+        ({"provider": "vertex", "project": "acme", "endpoint_url": "http://127.0.0.1:1"},
+         "endpoint_url applies to provider bedrock", "base_url"),
+    ],
+)
+def test_a_setting_the_provider_never_reads_is_refused_at_load(entry, named, fix) -> None:
+    """A Gemini API model given a Vertex project, a Vertex model given an API key variable: refused at load naming
+    the key and the fix (they were ignored: the calls went to the Gemini API, or to Vertex without the key)."""
+    from tokenomy.config import parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": {"g": {"model": MODEL, **entry}}}, "t.yaml")
+    assert "models.g" in str(info.value) and named in str(info.value) and fix in str(info.value)
+
+
+def test_config_check_warns_of_a_vertex_model_with_no_project() -> None:
+    """No project and no GOOGLE_CLOUD_PROJECT: `tokenomy serve` says at start that every call will fail, naming the
+    key (it started, and each call failed with a ConfigError)."""
+    from tokenomy.config import parse_config
+    from tokenomy.config_checks import check_config
+
+    config = parse_config({"models": {"vx": {"provider": "vertex", "model": MODEL, "region": "us-central1"}}}, "t.yaml")
+    assert check_config(config, environ={}).warnings == [
+        "t.yaml: models.vx.project: not set, nor is $GOOGLE_CLOUD_PROJECT; every call to vx will fail until you set "
+        "project: to the Google Cloud project"
+    ]
+    assert check_config(config, environ={"GOOGLE_CLOUD_PROJECT": "acme"}).warnings == []
+
+
+def test_a_config_field_only_the_other_api_takes_is_a_client_error_not_retried(url, ledger_path) -> None:
+    """google-genai refuses, before sending, a config field of the other API (`audio_timestamp` is Vertex AI's,
+    `enable_enhanced_civic_answers` the Gemini API's): one attempt, a 400 client error naming the field (the SDK's
+    ValueError was a server error, retried four times)."""
+    specs = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url),
+             "v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, options=(("project", "acme"),))}
+    caught = []
+    with Tokenomy(ledger_path, models=specs) as client:
+        for name, field in (("g", "audio_timestamp"), ("v", "enable_enhanced_civic_answers")):
+            with pytest.raises(ProviderError) as info:
+                client.chat(ChatRequest.simple("hi", model=name, max_tokens=5, extra={field: True}))
+            caught.append(info.value)
+    assert [(e.kind, e.status, e.retryable) for e in caught] == [("client_error", 400, False)] * 2
+    assert "audio_timestamp parameter is only supported" in str(caught[0]) and "provider: vertex" in str(caught[0])
+    assert [row.attempt for row in open_store(ledger_path).events()] == [1, 1]

@@ -76,3 +76,13 @@ def test_prompt_text_is_stored_only_when_asked(ledger_path):
         client.chat(ChatRequest.simple("Remember me.", system="Be brief.", max_tokens=2))
     [event] = open_store(ledger_path).events()
     assert "Remember me." in event.prompt_text and "Be brief." in event.prompt_text
+
+
+def test_a_local_model_with_a_server_url_is_refused_at_load():
+    """`provider: local` with a base_url (meant for Ollama or vLLM) was accepted and the URL ignored: every call ran
+    on the built-in model. Refused at load, naming provider: openai as the fix."""
+    from tokenomy.config import parse_config
+    from tokenomy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"models\.ollama: .*base_url applies to .* set provider: openai"):
+        parse_config({"models": {"ollama": {"provider": "local", "base_url": "http://127.0.0.1:11434/v1"}}}, "t.yaml")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.messages import (
@@ -19,6 +21,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers import openai_wire
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -131,3 +134,154 @@ def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
     assert [(d.index, d.id) for d in deltas if d.id] == [(0, "call_0"), (1, "call_1")]
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
+
+
+def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_output():
+    """A reasoning server (vLLM's `reasoning_content`, Ollama's `reasoning`) that sends no usage: each reasoning delta
+    is an output token of the estimate, as the model bills them (only the answer's deltas were counted)."""
+    request = ChatRequest([Message("user", "2+2?")], model="r1")
+    assembler = openai_wire.StreamAssembler(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "two "}}]},
+              *[{"choices": [{"index": 0, "delta": {"reasoning": "plus two "}}]} for _ in range(5)],
+              {"choices": [{"index": 0, "delta": {"content": "4"}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    for chunk in chunks:
+        list(assembler.feed(chunk))
+    final = assembler.response("openai", 1.0, None)
+    assert final.raw["usage_source"] == "estimated" and final.text == "4"
+    assert (final.usage.output_tokens, final.usage.reasoning_tokens) == (7, 6)
+
+
+def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
+    """Servers that send tool calls without an `id` (llama.cpp server, LM Studio): each call gets an id of its own,
+    in the stream's first piece of the call and in the answer, and the results go back under them (both calls had
+    the empty id, so their results could not be told apart, and Anthropic and Bedrock refuse an empty id)."""
+    from tokenomy.client import Tokenomy
+
+    with RecordingOpenAI() as upstream:
+        upstream.no_ids = True
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
+                              tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+        with Tokenomy(ledger_path, models=spec) as client:
+            answer = client.chat(request)
+            chunks = list(client.stream(request))
+            ids = [c.id for c in answer.tool_calls]
+            results = Message("user", [ToolResultBlock(i, [TextBlock(f"result {i}")]) for i in ids])
+            client.chat(ChatRequest([*request.messages, Message("assistant", answer.tool_calls), results],
+                                    model="up", max_tokens=50, tools=request.tools))
+    streamed = chunks[-1].response.tool_calls
+    assert all(ids) and len(set(ids)) == 2 and [c.name for c in answer.tool_calls] == ["get_weather", "get_time"]
+    assert all(c.id for c in streamed) and len({c.id for c in streamed}) == 2
+    firsts = [c.tool_call for c in chunks if c.tool_call is not None and c.tool_call.name]
+    assert [(d.index, d.id) for d in firsts] == [(0, streamed[0].id), (1, streamed[1].id)]
+    sent = upstream.last["messages"]
+    assert [m["id"] for m in sent[1]["tool_calls"]] == ids
+    assert [(m["tool_call_id"], m["content"]) for m in sent[2:]] == [(i, f"result {i}") for i in ids]
+
+
+def test_finish_reasons_outside_openais_vocabulary_are_mapped(ledger_path):
+    """A server that finishes a tool-calling answer with `stop` (Ollama, some vLLM tool parsers) or any answer with
+    TGI's `eos_token`: the answer finishes with tool_calls / stop, so an Anthropic-format client sees stop_reason
+    tool_use and runs the tools (it got end_turn with tool_use blocks, and `eos_token` went to OpenAI clients)."""
+    from tokenomy.client import Tokenomy
+    from tokenomy.providers.anthropic_inbound import stop_reason
+
+    with RecordingOpenAI() as upstream:
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        tools = [ToolSpec("get_weather"), ToolSpec("get_time")]
+        with Tokenomy(ledger_path, models=spec) as client:
+            upstream.finish_reason = "stop"
+            calls = [client.chat(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)),
+                     list(client.stream(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)))[-1]
+                     .response]
+            upstream.finish_reason = "eos_token"
+            plain = [client.chat(ChatRequest.simple("hi", model="up", max_tokens=50)),
+                     list(client.stream(ChatRequest.simple("hi", model="up", max_tokens=50)))[-1].response]
+    assert [(a.finish_reason, stop_reason(a), len(a.tool_calls)) for a in calls] == [("tool_calls", "tool_use", 2)] * 2
+    assert [(a.finish_reason, stop_reason(a)) for a in plain] == [("stop", "end_turn")] * 2
+
+
+def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
+    """Ollama answers `404 page not found` (text) for a base_url without /v1: the error names the URL it posted to
+    and the fix (it was `Error code: 404`, nothing more). A 404 under /v1 (an unknown model) is left as the server
+    said it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tokenomy.client import Tokenomy
+    from tokenomy.errors import ProviderError
+
+    class Ollama(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            known = self.path == "/v1/chat/completions"
+            body = b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first"}}' if known else (
+                b"404 page not found")
+            self.send_response(404)
+            self.send_header("content-type", "application/json" if known else "text/plain")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ollama)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    specs = {name: ModelSpec(name=name, provider="openai", model="llama9", base_url=url, price_as="gpt-4o-mini")
+             for name, url in (("bare", root), ("v1", f"{root}/v1"))}
+    errors = []
+    try:
+        with Tokenomy(ledger_path, models=specs) as client:
+            for name in specs:
+                with pytest.raises(ProviderError) as info:
+                    client.chat(ChatRequest.simple("hi", model=name, max_tokens=5))
+                errors.append(info.value)
+    finally:
+        server.shutdown()
+    assert [(e.kind, e.status) for e in errors] == [("client_error", 404)] * 2
+    assert f"POST {root}/chat/completions" in str(errors[0]) and f"{root}/v1" in str(errors[0])
+    assert "try pulling it first" in str(errors[1]) and "/v1;" not in str(errors[1])
+
+
+def test_deepseeks_cache_hits_are_cached_tokens():
+    """DeepSeek's OpenAI-compatible API counts cache hits as `prompt_cache_hit_tokens` inside prompt_tokens: they are
+    cache reads, priced at the cached rate (they were billed as fresh input, about 4x DeepSeek's cache-hit price)."""
+    usage = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020,
+                                         "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 232})
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (232, 768, 20)
+    both = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "prompt_cache_hit_tokens": 768,
+                                        "prompt_tokens_details": {"cached_tokens": 768}})
+    assert (both.input_tokens, both.cache_read_tokens) == (232, 768)
+
+
+def test_an_unset_api_key_env_never_sends_the_openai_key_to_the_server(monkeypatch):
+    """A self-hosted server's model names its key variable (`api_key_env: VLLM_KEY`); while that is unset, neither
+    path sends OPENAI_API_KEY in its place (both did: the OpenAI key went to the vLLM/Ollama host)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.delenv("VLLM_KEY", raising=False)
+    request = ChatRequest([Message("user", "hi")], model="up", max_tokens=5)
+    with RecordingOpenAI() as upstream:
+        spec = ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, api_key_env="VLLM_KEY")
+
+        async def gateway_path() -> None:
+            async_upstream = AsyncOpenAIUpstream(spec)
+            await async_upstream.achat(request)
+            await async_upstream.aclose()
+
+        def both() -> None:
+            provider = OpenAIProvider(base_url=upstream.url, api_key_env="VLLM_KEY")
+            provider.chat(request)
+            provider.close()
+            asyncio.run(gateway_path())
+
+        both()
+        monkeypatch.setenv("VLLM_KEY", "vllm-key")
+        both()
+        monkeypatch.delenv("VLLM_KEY")
+        plain = OpenAIProvider(base_url=upstream.url)  # no variable named: OPENAI_API_KEY, as the SDK reads it
+        plain.chat(request)
+        plain.close()
+    assert upstream.keys == ["Bearer not-needed"] * 2 + ["Bearer vllm-key"] * 2 + ["Bearer sk-openai-secret"]

@@ -7,7 +7,8 @@ its endpoint and each line's `model` is a deployment name.
 
 Azure's answers where they differ from OpenAI's: a missing api-version is `404 {"error": {"code":
 "404", "message": "Resource not found"}}`; an unknown deployment is `404 DeploymentNotFound`; a
-missing key is 401; a stream opens with a chunk that has no choices (Azure's prompt filter results).
+missing key is 401; a stream opens with a chunk that has no choices (Azure's prompt filter results);
+`stream_options` is an unrecognized argument (400) before api-version 2024-09-01-preview.
 
 Deployments map a name to a catalog OpenAI model (`--deployment NAME=MODEL`); a deployment named
 after an OpenAI catalog model also exists (the usual practice). Prompt caching follows OpenAI's rules:
@@ -39,6 +40,7 @@ from tokenomy.pricing.catalog import default_catalog
 
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 CACHE_MIN_TOKENS, CACHE_STEP, CACHE_TTL_S = 1024, 128, 300
+STREAM_OPTIONS_SINCE = "2024-09-01"  # older api-versions (2024-06-01 GA, ...) refuse stream_options
 NOT_FOUND = "Resource not found"
 NO_DEPLOYMENT = (
     "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, "
@@ -320,6 +322,8 @@ def create_app(deployments: dict[str, str] | None = None, engine=None, **batch_s
             raise APIError(400, "The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise APIError(400, "The request body must be a JSON object.")
+        if "stream_options" in body and request.query_params["api-version"] < STREAM_OPTIONS_SINCE:
+            raise APIError(400, "Unrecognized request argument supplied: stream_options")
         completion, pieces = chat.answer(deployment, body)
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -11,7 +11,6 @@ OpenAIProvider (both use `providers.openai_wire`) over one shared aiohttp sessio
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,7 +21,7 @@ import orjson
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_wire
-from tokenomy.providers.openai_provider import OpenAIProvider
+from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
 
 
@@ -52,10 +51,9 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def __init__(self, spec: ModelSpec, timeout: float | None = None, pool: int = 512) -> None:
         self.spec = spec
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
-        key = (os.environ.get(spec.api_key_env) if spec.api_key_env else None) or os.environ.get("OPENAI_API_KEY")
         self.base_url = base
         self.url = base + "/chat/completions"
-        self.headers = {"authorization": f"Bearer {key or 'not-needed'}", "content-type": "application/json"}
+        self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         self.timeout, self.pool = (READ_TIMEOUT_S if timeout is None else timeout), pool
         self._session: aiohttp.ClientSession | None = None
 

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.messages import ChatRequest
 from tokenomy.providers.openai_provider import OpenAIProvider, map_openai_error
 
 DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference API's latest GA version (Azure's API reference)
@@ -25,6 +26,9 @@ TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
 ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 VERSION_ENV = "OPENAI_API_VERSION"  # the SDK's own variable for the api-version
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+# The first api-version (2024-09-01-preview) that takes `stream_options`: older ones (2024-06-01 GA, ...) answer
+# 400 "Unrecognized request argument supplied: stream_options", and send no usage in a stream.
+STREAM_OPTIONS_SINCE = "2024-09-01"
 
 
 def _entra_token_provider() -> Any | None:
@@ -102,6 +106,14 @@ class AzureOpenAIProvider(OpenAIProvider):
         self.client = azure_client(base_url, api_version, api_key_env, api_key, timeout, max_retries)
         self.base_url = base_url or os.environ.get(ENDPOINT_ENV)
         self.api_version = resolved_version(api_version)
+
+    def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+        """OpenAI's arguments; a stream on an api-version older than 2024-09-01 without stream_options (its usage is
+        estimated, and said so)."""
+        params = super()._params(request, stream)
+        if stream and self.api_version < STREAM_OPTIONS_SINCE:
+            params["extra_body"].pop("stream_options", None)
+        return params
 
     def map_error(self, exc: Exception) -> ProviderError:
         """The SDK's error, with what to check when Azure's 404 names a deployment or an unknown route."""

@@ -43,13 +43,27 @@ def map_gemini_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
     if isinstance(exc, transport):
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
-    from google.auth.exceptions import DefaultCredentialsError
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError
 
     if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
         return ProviderError(
             f"no Google Cloud credentials for Vertex AI ({exc}); run `gcloud auth application-default login` or set "
             "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file",
             kind="client_error",
+        )
+    if isinstance(exc, RefreshError) and not exc.retryable:  # expired or revoked: a retry is refused the same way
+        return ProviderError(
+            f"Google Cloud refused the credentials for Vertex AI ({exc.args[0] if exc.args else exc}); run `gcloud "
+            "auth application-default login` again or check the key file in GOOGLE_APPLICATION_CREDENTIALS",
+            kind="client_error",
+        )
+    if isinstance(exc, ValueError) and "parameter is only supported in" in str(exc):
+        # The SDK refused, before sending, a config field the other API takes (Gemini API vs Vertex AI): final.
+        return ProviderError(
+            f"Gemini: {exc} (Agent Platform mode is Vertex AI, provider: vertex); remove the field, or send the "
+            "request to a model on the other API",
+            kind="client_error",
+            status=400,
         )
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")

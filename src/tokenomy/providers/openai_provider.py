@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -46,6 +47,14 @@ def map_openai_error(exc: Exception) -> ProviderError:
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
 
+def openai_key(api_key_env: str | None) -> str:
+    """The key for an OpenAI-format server: the variable the model names, and only it (an unset one never falls back
+    to OPENAI_API_KEY, which would send the OpenAI key to another server); else OPENAI_API_KEY. Local
+    OpenAI-compatible servers accept any key, and the SDK insists on one being set: a placeholder stands in."""
+    key = os.environ.get(api_key_env) if api_key_env else os.environ.get("OPENAI_API_KEY")
+    return key or "not-needed"
+
+
 def usage_from_openai(usage: Any) -> Usage:
     """Usage from the SDK's CompletionUsage model (cached tokens split out of prompt_tokens)."""
     return openai_wire.usage_from_dict(usage.model_dump() if usage is not None else None)
@@ -68,15 +77,11 @@ class OpenAIProvider(Provider):
     ) -> None:
         import openai
 
-        key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("OPENAI_API_KEY")
-        # Local OpenAI-compatible servers accept any key; the SDK insists on one being set.
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=max_retries
-        )
+        key = api_key or openai_key(api_key_env)
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
 
-    @staticmethod
-    def _params(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+    def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
         body = openai_wire.request_body(request, stream)
         named = {"model": body.pop("model"), "messages": body.pop("messages")}
@@ -85,7 +90,18 @@ class OpenAIProvider(Provider):
         return {**named, "extra_body": body}
 
     def map_error(self, exc: Exception) -> ProviderError:
-        return map_openai_error(exc)
+        error = map_openai_error(exc)
+        if error.status != 404 or not self.base_url or urlsplit(self.base_url).path.rstrip("/").endswith("/v1"):
+            return error
+        # A server's bare 404 ("Error code: 404") for a base_url without /v1 says nothing of the usual cause.
+        url = f"{self.base_url.rstrip('/')}/chat/completions"
+        return ProviderError(
+            f"{error} (POST {url}): OpenAI-compatible servers (vLLM, Ollama, LM Studio) serve the API under /v1; "
+            f"check the model's base_url (e.g. {self.base_url.rstrip('/')}/v1) and the model name",
+            error.kind,
+            error.retry_after,
+            404,
+        )
 
     def refusal(self, request: ChatRequest) -> str | None:
         return super().refusal(request) or openai_wire.refusal(request)

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.errors import ProviderError
+from tokenomy.ids import new_id
 from tokenomy.messages import (
     Block,
     ChatRequest,
@@ -55,6 +56,8 @@ DOCUMENT_MEDIA_TYPES = {
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
 _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
+# Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
+_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -231,10 +234,12 @@ def refusal(request: ChatRequest) -> str | None:
 
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
-    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output."""
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
+    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens)."""
     if not usage:
         return Usage()
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
     return Usage(
         input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
@@ -242,6 +247,12 @@ def usage_from_dict(usage: dict | None) -> Usage:
         cache_read_tokens=cached,
         reasoning_tokens=reasoning,
     )
+
+
+def stand_in_id() -> str:
+    """An id for a tool call the server sent without one (llama.cpp, LM Studio and other OpenAI-compatible servers):
+    the result must name its call, and two calls of one turn must not share the empty id."""
+    return f"call_{new_id()}"
 
 
 def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
@@ -252,7 +263,7 @@ def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
     except ValueError:
         parsed = {}  # the exact text stays in `arguments`; the caller sees what the model produced
     return ToolUseBlock(
-        id=call.get("id") or "",
+        id=call.get("id") or stand_in_id(),
         name=function.get("name") or "",
         input=parsed if isinstance(parsed, dict) else {"value": parsed},
         arguments=arguments,
@@ -289,6 +300,13 @@ def extras(data: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def finish_reason(reason: str | None, blocks: list[Block]) -> str:
+    """The answer's finish reason in OpenAI's vocabulary: an answer that calls tools finishes with tool_calls even
+    when the server says stop (Ollama, vLLM streams), as Anthropic-format clients run tools on stop_reason tool_use."""
+    reason = _FINISH_ALIASES.get(reason or "stop", reason or "stop")
+    return "tool_calls" if reason == "stop" and any(isinstance(b, ToolUseBlock) for b in blocks) else reason
+
+
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     try:
         choice = data["choices"][0]
@@ -297,12 +315,13 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
         raise ProviderError(
             f"upstream sent an unreadable completion: {json.dumps(data)[:200]}", kind="server_error"
         ) from exc
+    blocks = message_blocks(message)
     return ChatResponse(
-        content=message_blocks(message),
+        content=blocks,
         model=request.model,
         provider=provider,
         usage=usage_from_dict(data.get("usage")),
-        finish_reason=choice.get("finish_reason") or "stop",
+        finish_reason=finish_reason(choice.get("finish_reason"), blocks),
         latency_ms=latency_ms,
         ttft_ms=None,
         region="global",
@@ -326,6 +345,7 @@ class StreamAssembler:
         self.served = request.model
         self.extra: dict[str, Any] = {}
         self.deltas = 0
+        self.thoughts = 0  # reasoning deltas (each a token, for an estimate)
         self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
     def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
@@ -349,6 +369,7 @@ class StreamAssembler:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 self.reasoning.append(reasoning)
+                self.thoughts += 1  # reasoning tokens are output tokens, billed as such
                 yield StreamChunk(reasoning=reasoning)
             text = delta.get("content")
             if text or passthrough:
@@ -374,13 +395,17 @@ class StreamAssembler:
         if started is not None and piece.get("id") and started["id"] and piece["id"] != started["id"]:
             index = self.slots[wire] = max(self.calls) + 1  # a new call at an index already taken
         function = piece.get("function") or {}
-        call = self.calls.setdefault(index, {"id": None, "name": None, "arguments": []})
+        call = self.calls.get(index)
+        call_id = piece.get("id")
+        if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
+            call_id = call_id or stand_in_id()
+            call = self.calls[index] = {"id": None, "name": None, "arguments": [], "stand_in": call_id}
         call["id"] = call["id"] or piece.get("id")
         call["name"] = call["name"] or function.get("name")
         fragment = function.get("arguments") or ""
         call["arguments"].append(fragment)
         self.deltas += 1
-        return ToolCallDelta(index=index, id=piece.get("id"), name=function.get("name"), arguments=fragment)
+        return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
 
     def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
         blocks: list[Block] = [ReasoningBlock("".join(self.reasoning))] if self.reasoning else []
@@ -391,7 +416,10 @@ class StreamAssembler:
             call = self.calls[index]
             blocks.append(
                 _tool_use(
-                    {"id": call["id"], "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
+                    {
+                        "id": call["id"] or call["stand_in"],
+                        "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
+                    }
                 )
             )
         raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
@@ -400,7 +428,11 @@ class StreamAssembler:
             # zero, and say so (one delta per token; ~4 characters per prompt token).
             raw["usage_source"] = "estimated"
             chars = len(self.request.system or "") + sum(len(m.text) for m in self.request.messages)
-            usage = Usage(input_tokens=max(1, chars // 4), output_tokens=self.deltas)
+            usage = Usage(
+                input_tokens=max(1, chars // 4),
+                output_tokens=self.deltas + self.thoughts,
+                reasoning_tokens=self.thoughts,
+            )
         else:
             usage = usage_from_dict(self.usage)
         return ChatResponse(
@@ -408,7 +440,7 @@ class StreamAssembler:
             model=self.request.model,
             provider=provider,
             usage=usage,
-            finish_reason=self.finish,
+            finish_reason=finish_reason(self.finish, blocks),
             latency_ms=latency_ms,
             ttft_ms=ttft_ms,
             region="global",
