@@ -197,8 +197,12 @@ def test_missing_api_key_is_a_config_error_naming_the_variable(monkeypatch) -> N
     monkeypatch.delenv("MY_CLAUDE_KEY", raising=False)
     with pytest.raises(ConfigError, match="MY_CLAUDE_KEY"):
         AnthropicProvider(api_key_env="MY_CLAUDE_KEY")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-real")  # never sent in place of the variable the model names
+    with pytest.raises(ConfigError, match="MY_CLAUDE_KEY"):
+        AnthropicProvider(api_key_env="MY_CLAUDE_KEY", base_url="https://proxy.example.com")
     monkeypatch.setenv("MY_CLAUDE_KEY", "sk-test")
     assert AnthropicProvider(api_key_env="MY_CLAUDE_KEY").client.api_key == "sk-test"
+    assert AnthropicProvider().client.api_key == "sk-ant-real"
 
 
 SERVER_TOOL_BLOCKS = [

@@ -97,7 +97,9 @@ class AnthropicProvider(Provider):
     ) -> None:
         import anthropic
 
-        key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("ANTHROPIC_API_KEY")
+        # The variable the model names, and only it: an unset one never falls back to ANTHROPIC_API_KEY, which would
+        # send that key to whatever server this model's base_url points at.
+        key = api_key or os.environ.get(api_key_env or "ANTHROPIC_API_KEY")
         base = base_url or os.environ.get("ANTHROPIC_BASE_URL")
         if not key and _is_loopback(base):
             key = "tokenomy-local"  # a local emulator accepts any key
