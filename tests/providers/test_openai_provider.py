@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import httpx
 import pytest
 
+from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest
-from tokenomy.providers.openai_provider import usage_from_openai
+from tokenomy.providers.openai_provider import OpenAIProvider, usage_from_openai
 from tokenomy.providers.registry import ModelSpec
 
 pytestmark = pytest.mark.slow
@@ -141,3 +145,31 @@ def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_
     assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (249_800, 200, 100)
     expected = (249_800 * Decimal("2.50") + 200 * Decimal("0.25") + 100 * Decimal("15")) / 1_000_000
     assert row.cost_usd == expected == Decimal("0.62605")
+
+
+def test_the_wait_an_error_asks_for_is_read_in_every_form_servers_send() -> None:
+    from email.utils import format_datetime
+
+    from tokenomy.providers.base import retry_after_seconds
+
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "2"})) == 2.0
+    assert retry_after_seconds(httpx.Headers({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5  # ms wins
+    assert 28 <= retry_after_seconds({"retry-after": soon}) <= 30  # an HTTP date (RFC 9110)
+    assert retry_after_seconds({"retry-after": past}) == 0.0
+    assert retry_after_seconds({"retry-after": "-3"}) == 0.0
+    for junk in ("soon", "nan", "inf", "Mon, 30 Nov 2026 25:00:00"):
+        assert retry_after_seconds({"retry-after": junk}) is None, junk
+    assert retry_after_seconds({}) is None and retry_after_seconds(None) is None
+
+
+def test_a_throttle_that_gives_its_wait_in_milliseconds_is_waited_for() -> None:
+    # Azure and OpenAI send retry-after-ms; it was ignored, and with it the wait the server asked for.
+    server = ScriptedOpenAI([(429, {"retry-after-ms": "2500"})])
+    try:
+        with pytest.raises(ProviderError) as info:
+            OpenAIProvider(base_url=server.url, api_key="k").chat(ChatRequest.simple("hi", model="m", max_tokens=5))
+    finally:
+        server.close()
+    assert (info.value.kind, info.value.retry_after) == ("throttled", 2.5)

@@ -21,6 +21,7 @@ import orjson
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_wire
+from tokenomy.providers.base import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
 
@@ -80,7 +81,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 self.url, data=_dumps(openai_wire.request_body(request)), headers=self.headers
             ) as reply:
                 raw = await reply.read()
-                status, retry_after = reply.status, reply.headers.get("retry-after")
+                status, retry_after = reply.status, retry_after_seconds(reply.headers)
         except TimeoutError as exc:
             raise ProviderError(f"no data from {self.url} for {self.timeout:g}s", kind="timeout") from exc
         except aiohttp.ClientError as exc:
@@ -106,7 +107,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 self.url, data=_dumps(openai_wire.request_body(request, True)), headers=self.headers
             ) as reply:
                 if reply.status >= 400:
-                    raise openai_wire.status_error(reply.status, await reply.text(), reply.headers.get("retry-after"))
+                    raise openai_wire.status_error(reply.status, await reply.text(), retry_after_seconds(reply.headers))
                 async for raw_line in reply.content:
                     line = raw_line.decode(errors="replace").strip()
                     if not line.startswith("data:"):

@@ -24,7 +24,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import Provider, delta_chunk, http_errors
+from tokenomy.providers.base import Provider, delta_chunk, http_errors, retry_after_seconds
 from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -65,14 +65,7 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError(f"cannot reach the Anthropic API: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)
-    retry_after = None
-    response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            value = response.headers.get("retry-after")
-            retry_after = max(0.0, float(value)) if value is not None else None
-        except (TypeError, ValueError):
-            retry_after = None
+    retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     message = f"Anthropic {type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
     if isinstance(exc, anthropic.RateLimitError) or status == 429:
         return ProviderError(message, kind="throttled", retry_after=retry_after, status=429)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import math
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.errors import ProviderError
@@ -50,6 +53,34 @@ def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], .
         timeouts.append(module.TimeoutException)
         transport.append(module.TransportError)
     return tuple(timeouts), tuple(transport)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait an error answer asks for, from its headers: `retry-after-ms` (OpenAI's and Azure's), else
+    `retry-after` as seconds or an HTTP date (RFC 9110); None when neither says something usable."""
+    if headers is None:
+        return None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None and math.isfinite(float(millis)):
+            return max(0.0, float(millis) / 1000)
+    except (TypeError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None  # RFC 9110's dates are GMT; one without a zone is not one
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _a(noun: str) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
-from tokenomy.providers.base import Provider, delta_chunk
+from tokenomy.providers.base import Provider, delta_chunk, retry_after_seconds
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -114,13 +114,8 @@ def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]
 
 
 def _retry_after(headers: dict[str, Any]) -> float | None:
-    value = headers.get("retry-after") or headers.get("x-amzn-retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        return None
+    found = retry_after_seconds(headers)
+    return found if found is not None else retry_after_seconds({"retry-after": headers.get("x-amzn-retry-after")})
 
 
 def map_bedrock_error(exc: Exception) -> ProviderError:

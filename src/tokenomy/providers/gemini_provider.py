@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import NAMING_HINTS, Provider, http_errors
+from tokenomy.providers.base import NAMING_HINTS, Provider, http_errors, retry_after_seconds
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     blocks_from_parts,
@@ -69,13 +69,7 @@ def map_gemini_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
     message = f"Gemini {exc.status or type(exc).__name__} ({status}): {exc.message or exc}"
-    retry_after = None
-    response = getattr(exc, "response", None)
-    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-    try:
-        retry_after = max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        retry_after = None
+    retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=retry_after, status=429)
     if status in (408, 504):

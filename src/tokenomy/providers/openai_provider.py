@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_wire
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import Provider, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,7 @@ def map_openai_error(exc: Exception) -> ProviderError:
     import openai
 
     status = getattr(exc, "status_code", None)
-    retry_after = None
-    response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            retry_after = float(response.headers.get("retry-after")) if response.headers.get("retry-after") else None
-        except (TypeError, ValueError):
-            retry_after = None
+    retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"timed out: {exc}", kind="timeout")
     if isinstance(exc, openai.APIConnectionError):

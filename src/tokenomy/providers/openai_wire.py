@@ -448,12 +448,8 @@ class StreamAssembler:
         )
 
 
-def status_error(status: int, text: str, retry_after: str | None) -> ProviderError:
-    """Map an upstream HTTP error status to Tokenomy's error kinds."""
-    try:
-        after = float(retry_after) if retry_after else None
-    except ValueError:
-        after = None
+def status_error(status: int, text: str, after: float | None) -> ProviderError:
+    """Map an upstream HTTP error status (and the wait it asks for, in seconds) to Tokenomy's error kinds."""
     message = f"upstream answered {status}: {text[:300]}"
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=after, status=status)
