@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Optional
+from pathlib import Path
+from typing import IO, Any, Optional
 
 import typer
 from rich.console import Console
@@ -226,6 +231,30 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
             "postgresql:// URL your calls were recorded in"
         ) from None
     return store
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[IO[str]]:
+    """Write a text file whole or not at all: into a temporary file beside `path`, moved over `path` only when the
+    block finishes. A bad option, an error or Ctrl-C part-way leaves the file that was there as it was (opening
+    `path` for writing first emptied it) and no half-written file."""
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:  # no such directory, a file where the directory should be: name the path given
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def apply_prices(prices: Optional[str]) -> None:

@@ -15,6 +15,7 @@ from tokenomy.commands._common import (
     console,
     err_console,
     print_json,
+    replacing,
     table,
     usd,
     when_in_range,
@@ -83,7 +84,7 @@ def export(
     until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     events = open_existing_ledger(ledger).events(since, until)
     if output:
-        with output.open("w", newline="") as handle:
+        with replacing(output, newline="") as handle:  # a bad --format or Ctrl-C leaves an existing file as it was
             count = export_events(events, handle, fmt)
         err_console.print(f"wrote {count} event(s) to {output}")
     else:

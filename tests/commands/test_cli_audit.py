@@ -1,0 +1,75 @@
+"""Bad input found by walking every command as a user: one line on stderr, a non-zero status, no traceback, and
+nothing lost. Run through the real entry point (`tokenomy.cli.main`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import _seed
+from tokenomy.cli import main
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["xml", "csv"])
+def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: Path, monkeypatch, capsys) -> None:
+    # `ledger export -o FILE --format xml` opened FILE for writing before the format was checked: the error was
+    # right, but FILE was left empty. A failure part-way (here: an event that cannot be written) did the same.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    out = tmp_path / "precious.jsonl"
+    out.write_text("precious\n")
+    if fmt == "csv":
+        import tokenomy.ledger.io as ledger_io
+
+        def failing(events, handle, fmt):  # writes some rows, then fails
+            handle.write("half a file\n")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ledger_io, "export_events", failing)
+    code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out),
+                        "--format", fmt)
+    assert code == (2 if fmt == "xml" else 130), err
+    assert out.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.duckdb", "precious.jsonl"]  # no temporary left
+
+
+@pytest.mark.parametrize(("where", "said"), [("no-such-dir/out.jsonl", "No such file or directory"),
+                                             ("a-file/out.jsonl", "Not a directory"), ("a-dir", "Is a directory")])
+def test_ledger_export_to_a_path_it_cannot_write_names_that_path(where, said, tmp_path, monkeypatch, capsys):
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
+                          str(tmp_path / where))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {tmp_path / where}: {said}"), line
+
+
+def test_ledger_export_writes_the_whole_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    ledger = _seed(tmp_path / "ledger.duckdb", n=5)
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out))
+    assert code == 0, err
+    assert len(out.read_text().splitlines()) == 5
+    assert out.stat().st_mode & 0o777 != 0o600  # made as open() makes a file, not as a private temporary
