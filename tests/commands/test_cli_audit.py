@@ -73,3 +73,27 @@ def test_ledger_export_writes_the_whole_file(tmp_path: Path, monkeypatch, capsys
     assert code == 0, err
     assert len(out.read_text().splitlines()) == 5
     assert out.stat().st_mode & 0o777 != 0o600  # made as open() makes a file, not as a private temporary
+
+
+def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    # The advice was "pass --ledger with a DuckDB file path (a new one is created) or a postgresql:// URL" after
+    # DuckDB's own text: no fix for a file another process (a running `tokenomy serve`) has open.
+    import subprocess
+
+    import tokenomy.ledger.store as store
+
+    ledger = _seed(tmp_path / "ledger.duckdb", n=3)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(ledger)!r}); print('held', "
+         "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.2)
+        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--json")
+    finally:
+        holder.kill()
+        holder.wait()
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert f"process {holder.pid} (" in line and "holds its write lock" in line, line
+    assert "a new one is created" not in line and "postgresql://" in line

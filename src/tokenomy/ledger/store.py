@@ -31,6 +31,8 @@ from tokenomy.ledger.base import (  # noqa: F401 - re-exported: callers import t
 from tokenomy.ledger.events import COLUMNS
 
 DEFAULT_LEDGER = ".tokenomy/ledger.duckdb"
+# How long an operation waits for another process to let go of a DuckDB ledger's write lock.
+LOCK_WAIT_SECONDS = 30.0
 # DuckDB shares one database instance per file within a process, but threads opening the first connection
 # (or closing the last) at the same moment race ("Unique file handle conflict"): open and close one at a time.
 _DUCKDB_OPEN_CLOSE = threading.Lock()
@@ -50,15 +52,17 @@ class DuckDBStore(LedgerStore):
     def connect(self) -> Iterator[Any]:
         import duckdb
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
                 with _DUCKDB_OPEN_CLOSE:
                     conn = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise
+                if time.monotonic() > deadline:
+                    raise ConfigError(_lock_message(self.path, exc)) from exc
                 time.sleep(0.02)
         try:
             conn.execute("SET TimeZone = 'UTC'")
@@ -180,6 +184,17 @@ def check_ledger_url(target: str) -> None:
             f"unsupported ledger URL {shown}: use a DuckDB file path, postgresql://... or clickhouse://... "
             "(--ledger or TOKENOMY_LEDGER)"
         )
+
+
+def _lock_message(path: Path, exc: BaseException) -> str:
+    """The lock held too long, said as what it is ("pass --ledger with a DuckDB file path" was no fix for it)."""
+    holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"
+    return (
+        f"ledger {path}: {who} holds its write lock and kept it for {LOCK_WAIT_SECONDS:g} s; DuckDB lets one "
+        "process at a time open a ledger file: stop that process (or let it finish) and run this again, or "
+        "share one ledger between processes with PostgreSQL (--ledger postgresql://...)"
+    )
 
 
 def foreign_tables(path: str | Path) -> list[str]:
