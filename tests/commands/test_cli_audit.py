@@ -97,3 +97,40 @@ def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch,
     assert code == 2 and out == ""
     assert f"process {holder.pid} (" in line and "holds its write lock" in line, line
     assert "a new one is created" not in line and "postgresql://" in line
+
+
+BIG = "99999999999999999999"  # 1e20 - 1: more than any database INTEGER or timedelta holds
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["keys", "create", "--rpm", BIG, "--ledger", "L"], f"--rpm {BIG}: give requests per minute from 1 to"),
+        (["keys", "create", "--rpm", "0", "--ledger", "L"], "--rpm 0: give requests per minute from 1 to"),
+        (["route", "drift", "--days", BIG, "--ledger", "S"], "Invalid value for '--days'"),
+    ],
+)
+def test_a_number_too_big_for_the_command_is_one_line(args, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # keys create --rpm 1e20: DuckDB's ConversionException (INT32 column) as a traceback; route drift --days 1e20:
+    # OverflowError from timedelta, a traceback.
+    places = {"L": str(tmp_path / "new.duckdb"), "S": str(_seed(tmp_path / "seeded.duckdb", n=3))}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == "" and said in line, line
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize(
+    "extra", [["--hourly-usd", "1e30"], ["--hourly-usd", "20", "--units", BIG], ["--input-price", "1e300"]]
+)
+def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, capsys) -> None:
+    # money_str quantized in Decimal's default 28 digits: an amount from about 1e22 up (a big --hourly-usd, many
+    # --units) raised decimal.InvalidOperation, a traceback, after the plan was computed.
+    import json
+
+    args = ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", *extra]
+    code, out, err = _run(monkeypatch, capsys, *args, *(["--json"] if as_json else []))
+    assert code == 0 and "Traceback" not in err, err
+    if as_json:
+        data = json.loads(out)
+        assert all(isinstance(v, str) for k, v in data.items() if k.endswith("_usd")), data

@@ -268,7 +268,7 @@ def eval_cmd(
 def drift_cmd(
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with routes and routing.policies."),
     ledger: Optional[str] = LedgerOption,
-    days: int = typer.Option(7, "--days", min=1, help="Look back this many days."),
+    days: int = typer.Option(7, "--days", min=1, max=36_500, help="Look back this many days."),
     as_json: bool = JsonOption,
 ) -> None:
     """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""

@@ -45,6 +45,9 @@ class VirtualKey:
     revoked: bool = False
 
 
+MAX_RPM = 2**31 - 1  # the keys table's rpm column is an INTEGER
+
+
 def check_budget(budget_usd: Decimal) -> None:
     """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
     insert, with tracebacks."""
@@ -75,8 +78,8 @@ class KeyStore:
             raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
         if budget_usd is not None:
             check_budget(budget_usd)
-        if rpm is not None and rpm < 1:
-            raise ConfigError(f"--rpm {rpm} must be >= 1")
+        if rpm is not None and not 1 <= rpm <= MAX_RPM:  # above MAX_RPM the INTEGER column refused it, with a traceback
+            raise ConfigError(f"--rpm {rpm}: give requests per minute from 1 to {MAX_RPM:,}, or leave it out for none")
         secret = "tk-" + secrets.token_urlsafe(24)
         digest = hash_key(secret)
         key = VirtualKey(digest[:12], name, team, budget_usd, period, rpm)
