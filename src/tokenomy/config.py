@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, yaml_problem
 from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
@@ -297,7 +297,7 @@ def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{file}: not valid YAML at {yaml_problem(exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text; save the config as UTF-8 YAML") from None
     if data is not None and not isinstance(data, dict):

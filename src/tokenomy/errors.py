@@ -1,6 +1,18 @@
 """Errors users see. Each names the value or place at fault and says how to fix it."""
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error on one line: "line 2, column 1: expected ..." (PyYAML's text spans several lines, with the
+    offending source and a caret, and the message printed to the terminal must stay one line)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = " ".join(str(problem or getattr(exc, "context", None) or exc).split())
+    context = getattr(exc, "context", None)
+    if problem and context:
+        what = f"{what} ({' '.join(str(context).split())})"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what
+
+
 class TokenomyError(Exception):
     """Base class: the message is meant for a person and is printed as is."""
 

@@ -134,3 +134,22 @@ def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, ca
     if as_json:
         data = json.loads(out)
         assert all(isinstance(v, str) for k, v in data.items() if k.endswith("_usd")), data
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(["route", "explain", "hi"], "--config"), (["prices"], "--prices"), (["bench", "run"], None)],
+)
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("a: [\n", "line 2, column 1"), ("a: 1\n\tb: 2\n", "line 2, column 1"), ("m:\n  a: {b: c\n  d: 2\n", "line 3")],
+)
+def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, option, text, where, tmp_path,
+                                                                     monkeypatch, capsys):
+    # PyYAML's message came through whole: four lines, the last a caret under a blank copy of the line.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    code, out, err = _run(monkeypatch, capsys, *command, *([option] if option else []), str(bad))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {bad}: not valid YAML at {where}"), line

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, yaml_problem
 
 OPTIONS = ("labels", "required", "schema", "pattern", "tolerance", "contains")
 SCORERS = (
@@ -173,7 +173,7 @@ def load_tasks(path: str | Path) -> list[Task]:
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML at {yaml_problem(exc)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
         raise ConfigError(f"{path}: expected a top-level `tasks:` list")
     if not doc["tasks"]:
