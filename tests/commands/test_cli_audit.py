@@ -153,3 +153,35 @@ def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, opt
     line = _one_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {bad}: not valid YAML at {where}"), line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve"], ["emulate", "bedrock"], ["emulate", "anthropic"], ["emulate", "openai-batch"],
+     ["emulate", "azure-openai"], ["emulate", "gemini"]],
+)
+def test_a_port_in_use_is_one_line_before_anything_is_printed(command, tmp_path, monkeypatch, capsys):
+    # serve: uvicorn's "ERROR: [Errno 98] error while attempting to bind ..." and exit status 3, after the config and
+    # ledger were checked; emulate: the "emulator on http://..." banner on stdout, then the error.
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ledger = ["--ledger", str(tmp_path / "ledger.duckdb")] if command == ["serve"] else []
+        code, out, err = _run(monkeypatch, capsys, *command, "--port", str(port), *ledger)
+    line = _one_line(err)
+    assert code == 2 and out == "", (out, err)
+    assert line == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port or "
+                    "--host, or stop the process using it")
+
+
+def test_serve_with_a_log_level_uvicorn_does_not_know_is_one_line(tmp_path, monkeypatch, capsys):
+    # uvicorn raised KeyError: 'loud' from inside its Config, a traceback.
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(monkeypatch, capsys, "serve", "--log-level", "loud", "--port", "0")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert "--log-level" in line and "'loud' is not a log level; use one of critical, error, warning" in line

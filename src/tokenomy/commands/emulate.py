@@ -10,11 +10,14 @@ from tokenomy.commands._common import console
 from tokenomy.errors import ConfigError
 
 
-def _check(throttle_rate: float, port: int) -> None:
+def _check(throttle_rate: float, port: int, host: str) -> None:
     if not 0.0 <= throttle_rate <= 1.0:
         raise ConfigError(f"--throttle-rate {throttle_rate}: give a fraction between 0 and 1 (e.g. 0.3)")
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port}: give a TCP port between 1 and 65535")
+    from tokenomy.emulate.server import check_listen
+
+    check_listen(host, port)  # before the banner: "emulator on http://..." then "cannot listen" misled
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +52,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
         for any catalog Bedrock model id (boto3 endpoint_url)."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.bedrock_batch import configure
         from tokenomy.emulate.bedrock_runtime import create_app
         from tokenomy.emulate.server import serve
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.anthropic_api import create_app
         from tokenomy.emulate.server import serve
 
@@ -105,7 +108,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
-        _check(0.0, port)
+        _check(0.0, port, host)
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.openai_batch_api import create_app
         from tokenomy.emulate.server import serve
@@ -137,7 +140,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve Azure OpenAI's data plane: /openai/deployments/{deployment}/chat/completions (JSON and SSE)
         and Files + Batches under /openai, each with ?api-version=, for the openai SDK's AzureOpenAI client."""
-        _check(0.0, port)
         from tokenomy.emulate.azure_openai import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.server import serve
@@ -148,6 +150,7 @@ def register(app: typer.Typer) -> None:
             if not sep or not name.strip() or not model.strip():
                 raise ConfigError(f"--deployment {item!r}: write NAME=MODEL, e.g. --deployment chat-prod=gpt-4o-mini")
             deployments[name.strip()] = model.strip()
+        _check(0.0, port, host)
         app = create_app(deployments, InstantEngine() if instant else None, validating_seconds=validating_seconds)
         names = ", ".join(f"{n} -> {m}" for n, m in deployments.items()) or "none configured"
         console.print(
@@ -174,7 +177,7 @@ def register(app: typer.Typer) -> None:
         """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) and Vertex AI
         (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
         (google-genai: http_options base_url)."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.gemini_api import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.server import serve
