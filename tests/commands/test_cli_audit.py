@@ -185,3 +185,14 @@ def test_serve_with_a_log_level_uvicorn_does_not_know_is_one_line(tmp_path, monk
     line = _one_line(err)
     assert code == 2 and out == ""
     assert "--log-level" in line and "'loud' is not a log level; use one of critical, error, warning" in line
+
+
+def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A protobuf export (or any binary file) was a UnicodeDecodeError traceback from read_text.
+    spans = tmp_path / "spans.pb"
+    spans.write_bytes(b"\x0a\xea\x01\x02\xff\xfe binary")
+    code, out, err = _run(monkeypatch, capsys, "import", "otel", str(spans), "--ledger", str(tmp_path / "l.duckdb"),
+                          "--json")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {spans}: not UTF-8 text (byte 2); expected OTLP JSON"), line
