@@ -196,3 +196,26 @@ def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, c
     line = _one_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {spans}: not UTF-8 text (byte 2); expected OTLP JSON"), line
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("tasks.jsonl", ["bench", "run", "F"], "expected tasks as YAML"),
+        ("tasks.yaml", ["bench", "run", "F"], "expected tasks as YAML"),
+        ("labels.jsonl", ["route", "train", "F"], "expected a labelled JSONL"),
+        ("doc.txt", ["caches", "create", "--model", "gemini-2.5-flash", "--contents-file", "F", "--ledger", "L",
+                     "--endpoint-url", "http://127.0.0.1:9"], "expected the text to cache"),
+    ],
+)
+def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, tmp_path, monkeypatch, capsys):
+    # Each was a UnicodeDecodeError traceback from read_text (errors.read_utf8 now reads them all).
+    monkeypatch.chdir(tmp_path)
+    given = tmp_path / name
+    given.write_bytes(b"ok\n\xea\x01\x02\xff binary")
+    places = {"F": str(given), "L": str(tmp_path / "ledger.duckdb")}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {given}: not UTF-8 text (byte 4); {expected}"), line
+    assert not (tmp_path / "ledger.duckdb").exists()
