@@ -219,3 +219,31 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: not UTF-8 text (byte 4); {expected}"), line
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["keys", "create", "--period", "fortnight"], "--period 'fortnight': use one of day, month, total"),
+        (["keys", "create", "--rpm", "0"], "--rpm 0: give requests per minute"),
+        (["keys", "create", "--team", ""], "team '': give a team name"),
+        (["keys", "team-budget", "web", "--budget-usd", "5", "--period", "week"], "--period 'week'"),
+        (["keys", "team-budget", " ", "--budget-usd", "5"], "team ' ': give a team name"),
+    ],
+)
+def test_a_bad_key_option_creates_no_ledger(args, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # --period and --rpm were checked after the ledger was opened (a new ledger file was left behind, which the
+    # budget check already avoided), and a blank team name was stored: "team : $5.00 per month".
+    ledger = tmp_path / "new.duckdb"
+    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger))
+    line = _one_line(err)
+    assert code == 2 and out == "" and said in line, line
+    assert not ledger.exists()
+
+
+def test_keys_revoke_of_an_unknown_id_is_one_plain_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Was "error: Invalid value: no key with id 'x'; see `tokenomy keys list`; see `tokenomy keys revoke --help`".
+    ledger = _seed(tmp_path / "ledger.duckdb", n=1)
+    code, out, err = _run(monkeypatch, capsys, "keys", "revoke", "no-such-key", "--ledger", str(ledger))
+    assert code == 2 and out == ""
+    assert _one_line(err) == "error: no key with id 'no-such-key' in this ledger; see `tokenomy keys list`"
