@@ -247,3 +247,18 @@ def test_keys_revoke_of_an_unknown_id_is_one_plain_line(tmp_path: Path, monkeypa
     code, out, err = _run(monkeypatch, capsys, "keys", "revoke", "no-such-key", "--ledger", str(ledger))
     assert code == 2 and out == ""
     assert _one_line(err) == "error: no key with id 'no-such-key' in this ledger; see `tokenomy keys list`"
+
+
+def test_a_clickhouse_ledger_that_is_down_is_one_line_with_the_reason(monkeypatch, capsys) -> None:
+    # clickhouse_connect logged "Unexpected Http Driver Exception" on its own line first, and the reason
+    # ("Connection refused") was cut off at 300 characters of retry URL and query id.
+    pytest.importorskip("clickhouse_connect")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", f"clickhouse://127.0.0.1:{port}")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: ledger clickhouse://127.0.0.1:{port}: cannot open ([Errno 111] Connection refused)")

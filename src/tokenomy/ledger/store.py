@@ -248,6 +248,14 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
         ) from None
 
 
+def _reason(exc: BaseException) -> str:
+    """The socket error inside a driver's long message ("[Errno 111] Connection refused"), else its first 300
+    characters: cut at 300, the reason was lost after a retry URL and a query id."""
+    text = " ".join(str(exc).split())
+    socket_error = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
+    return socket_error.group(0).strip() if socket_error else text[:300]
+
+
 def _open_clickhouse(target: str) -> LedgerStore:
     try:
         from tokenomy.ledger.clickhouse import ClickHouseStore
@@ -255,6 +263,11 @@ def _open_clickhouse(target: str) -> LedgerStore:
         raise ConfigError(
             f"ledger {target}: ClickHouse support is not installed ({exc}); pip install 'tokenomy[clickhouse]'"
         ) from None
+    import logging
+
+    driver_log = logging.getLogger("clickhouse_connect")
+    level = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)  # its "Unexpected Http Driver Exception" line came before the error below
     try:
         return ClickHouseStore(target)
     except ConfigError:
@@ -262,6 +275,8 @@ def _open_clickhouse(target: str) -> LedgerStore:
     except Exception as exc:  # server down, bad credentials, a directory chDB cannot use
         shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
         raise ConfigError(
-            f"ledger {shown}: cannot open ({' '.join(str(exc).split())[:300]}); check the URL and that ClickHouse "
+            f"ledger {shown}: cannot open ({_reason(exc)}); check the URL and that ClickHouse "
             "is running (--ledger or TOKENOMY_LEDGER)"
         ) from None
+    finally:
+        driver_log.setLevel(level)
