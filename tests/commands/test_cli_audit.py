@@ -262,3 +262,26 @@ def test_a_clickhouse_ledger_that_is_down_is_one_line_with_the_reason(monkeypatc
     line = _one_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: ledger clickhouse://127.0.0.1:{port}: cannot open ([Errno 111] Connection refused)")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["review"],
+        ["plan", "savings"],
+        ["plan", "size", "--model", HAIKU, "--hourly-usd", "20"],
+    ],
+)
+def test_json_times_are_utc_with_z_like_every_other_json(args, tmp_path: Path, monkeypatch, capsys) -> None:
+    # review (created_at, period.start/end/previous_start) and plan savings/size (window_start/end) wrote
+    # "+00:00" where every other --json output, the ledger export included, writes "Z".
+    import json
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    ledger = _seed(tmp_path / "ledger.duckdb", n=40, hours=24 * 20)
+    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger), "--json")
+    assert code == 0, err
+    text = json.dumps(json.loads(out))
+    times = re.findall(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d[^"]*)"', text)
+    assert times and all(t.endswith("Z") for t in times), times

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import Any, Optional, TextIO
 
 import typer
 from rich.console import Console
@@ -234,7 +234,7 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
 
 
 @contextmanager
-def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[IO[str]]:
+def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[TextIO]:
     """Write a text file whole or not at all: into a temporary file beside `path`, moved over `path` only when the
     block finishes. A bad option, an error or Ctrl-C part-way leaves the file that was there as it was (opening
     `path` for writing first emptied it) and no half-written file."""
