@@ -52,17 +52,49 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.duckdb", "precious.jsonl"]  # no temporary left
 
 
-@pytest.mark.parametrize(("where", "said"), [("no-such-dir/out.jsonl", "No such file or directory"),
-                                             ("a-file/out.jsonl", "Not a directory"), ("a-dir", "Is a directory")])
-def test_ledger_export_to_a_path_it_cannot_write_names_that_path(where, said, tmp_path, monkeypatch, capsys):
+def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_path, monkeypatch, capsys):
+    # Not the temporary file beside it.
     ledger = _seed(tmp_path / "ledger.duckdb")
-    (tmp_path / "a-file").write_text("x")
-    (tmp_path / "a-dir").mkdir()
-    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
-                          str(tmp_path / where))
+    where = tmp_path / "no-such-dir" / "out.jsonl"
+    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(where))
     line = _one_line(err)
     assert code == 2 and out == ""
-    assert line.startswith(f"error: {tmp_path / where}: {said}"), line
+    assert line.startswith(f"error: {where}: No such file or directory"), line
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["ledger", "export", "--ledger", "S", "-o", "P"], "'-o' / '--output'"),
+        (["export", "focus", "--ledger", "S", "-o", "P"], "'-o' / '--output'"),
+        (["report", "--html", "P", "--ledger", "S"], "'--html'"),
+        (["review", "--html", "P", "--ledger", "S"], "'--html'"),
+        (["route", "eval", "gsm8k", "--png", "P"], "'--png'"),
+        (["route", "train", "gsm8k", "-o", "P"], "'-o' / '--output'"),
+        (["route", "export-labels", "-o", "P", "--ledger", "S"], "'-o' / '--output'"),
+        (["bench", "export-labels", "bench-out", "-o", "P"], "'-o' / '--output'"),
+        (["batch", "results", "job", "-o", "P", "--ledger", "S"], "'-o' / '--output'"),
+    ],
+)
+@pytest.mark.parametrize("where", ["a-dir", "a-file/out"])
+def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, option, where, tmp_path, monkeypatch,
+                                                                        capsys):
+    # `review --html a-file/r.html` stored its review in the ledger, and `route eval --png` ran the whole evaluation,
+    # before "error: a-file: File exists" / "Not a directory".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    ledger = _seed(tmp_path / "ledger.duckdb", n=5)
+    before = ledger.read_bytes()
+    places = {"S": str(ledger), "P": str(tmp_path / where)}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    option = "'-o' / '--out'" if args[0] == "batch" else option
+    said = (f"{tmp_path / 'a-dir'} is a directory" if where == "a-dir"
+            else f"{tmp_path / 'a-file'} is a file, not a directory")
+    assert line.startswith(f"error: Invalid value for {option}: {said}"), line
+    assert ledger.read_bytes() == before  # nothing recorded (review stores each review it makes)
 
 
 def test_ledger_export_writes_the_whole_file(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -52,6 +52,21 @@ def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Opti
     return value
 
 
+def output_file(param: typer.CallbackParam, value: Any) -> Any:
+    """Callback of the options that name a file to write (-o, --html, --png): a path that cannot be a file is an
+    error before the work, not after it (`review --html` stored its review, `route eval --png` ran the whole
+    evaluation, and then "afile: File exists")."""
+    if value is None:
+        return value
+    target = Path(value)
+    if target.is_dir():
+        raise typer.BadParameter(f"{value} is a directory; give a file path, e.g. {target / 'out'}")
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
+    return value
+
+
 def _default(value: Any, money: str = "record") -> Any:
     if isinstance(value, Decimal):  # the one money rule: plain text, never "0E-7" or 28 decimals
         return money_str(value, money)

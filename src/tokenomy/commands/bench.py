@@ -16,6 +16,7 @@ from tokenomy.commands._common import (
     dumps,
     err_console,
     open_existing_ledger,
+    output_file,
     print_json,
     table,
     usd,
@@ -207,7 +208,9 @@ def summary_cmd(
 @bench_app.command("export-labels")
 def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
-    output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
+    output: Path = typer.Option(
+        Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router.", callback=output_file
+    ),
     tolerance: float = typer.Option(
         3.0, "--tolerance", min=0, help="Quality points below the example's best that count."
     ),

@@ -14,6 +14,7 @@ from tokenomy.commands._common import (
     LedgerOption,
     console,
     err_console,
+    output_file,
     print_json,
     replacing,
     table,
@@ -65,7 +66,9 @@ def import_(
 
 @ledger_app.command("export")
 def export(
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default stdout)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="File to write (default stdout).", callback=output_file
+    ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
     since: Optional[datetime] = typer.Option(
         None, "--since", help="Only events at or after this UTC time.", callback=when_in_range

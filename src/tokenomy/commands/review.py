@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, when_in_range
+from tokenomy.commands._common import JsonOption, LedgerOption, console, output_file, print_json, table, when_in_range
 from tokenomy.errors import UsageError
 
 
@@ -45,7 +45,9 @@ def review_cmd(
         "--candidates",
         help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config).",
     ),
-    html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
+    html: Optional[Path] = typer.Option(
+        None, "--html", help="Also write the review as one self-contained page.", callback=output_file
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, usd_short
+from tokenomy.commands._common import JsonOption, LedgerOption, console, output_file, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 route_app = typer.Typer(
@@ -64,7 +64,9 @@ def train_cmd(
         help="JSONL of {prompt, label[, weak_quality, strong_quality, output_tokens]} "
         "(label: strong/weak or a tier name), or gsm8k / mmlu / mt-bench.",
     ),
-    output: str = typer.Option("router.joblib", "-o", "--output", help="Where to save the model."),
+    output: str = typer.Option(
+        "router.joblib", "-o", "--output", help="Where to save the model.", callback=output_file
+    ),
     target_quality: Optional[float] = typer.Option(
         None,
         "--target-quality",
@@ -159,7 +161,7 @@ def eval_cmd(
         "--target-quality",
         help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
     ),
-    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
+    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG.", callback=output_file),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
     seeds: int = typer.Option(
         1,
@@ -329,7 +331,9 @@ def drift_cmd(
 
 @route_app.command("export-labels")
 def export_labels_cmd(
-    output: str = typer.Option("labels.jsonl", "-o", "--output", help="JSONL for `tokenomy route train`."),
+    output: str = typer.Option(
+        "labels.jsonl", "-o", "--output", help="JSONL for `tokenomy route train`.", callback=output_file
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml: its cascade routes are exported."),
     route: Optional[list[str]] = typer.Option(None, "--route", help="Cascade route(s) to export (repeatable)."),
     ledger: Optional[str] = LedgerOption,
