@@ -317,3 +317,12 @@ def test_json_times_are_utc_with_z_like_every_other_json(args, tmp_path: Path, m
     text = json.dumps(json.loads(out))
     times = re.findall(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d[^"]*)"', text)
     assert times and all(t.endswith("Z") for t in times), times
+
+
+def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A `null`, `[]`, `0` or `""` line was read as {} and reported as "field 'ts' is required".
+    source = tmp_path / "events.jsonl"
+    source.write_text('null\n[]\n0\n""\n')
+    code, _, err = _run(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(tmp_path / "l.duckdb"))
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"events.jsonl:{n}: line is not a JSON object" for n in range(1, 5)], err

@@ -225,7 +225,7 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
                 occurrence = occurrences[key]
                 occurrences[key] += 1
             try:
-                pending.append(event_from_record(record or {}, occurrence))
+                pending.append(event_from_record(record, occurrence))  # null, [] or 0: "not a JSON object"
                 lines[pending[-1].event_id] = number
             except ValueError as exc:
                 error = str(exc)
