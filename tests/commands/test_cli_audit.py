@@ -326,3 +326,33 @@ def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkey
     code, _, err = _run(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(tmp_path / "l.duckdb"))
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == [f"events.jsonl:{n}: line is not a JSON object" for n in range(1, 5)], err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["report", "reconcile", "--ledger", "S", "--tolerance-pct"], "--tolerance-pct"),
+        (["bench", "summary", "B", "--json", "--tolerance"], "--tolerance"),
+        (["bench", "export-labels", "B", "--min-quality"], "--min-quality"),
+        (["route", "train", "gsm8k", "--holdout"], "--holdout"),
+        (["route", "train", "gsm8k", "--target-quality"], "--target-quality"),
+        (["route", "train", "gsm8k", "--max-cost-usd"], "--max-cost-usd"),
+        (["route", "eval", "gsm8k", "--target-quality"], "--target-quality"),
+    ],
+)
+def test_a_number_that_is_not_finite_or_out_of_range_is_one_line(args, option, value, tmp_path, monkeypatch, capsys):
+    # report reconcile --tolerance-pct nan: decimal.InvalidOperation traceback; bench summary --tolerance inf --json:
+    # "inf cannot be written as JSON" traceback; route train --holdout -1/nan/inf trained and exited 0;
+    # --target-quality nan: "the best reachable on the held-out set is 1.004; lower the target".
+    monkeypatch.chdir(tmp_path)
+    bench = tmp_path / "bench-out"
+    bench.mkdir()
+    (bench / "results.csv").write_text(
+        "task,model,example,repeat,prompt,quality,cost_usd,latency_ms,output_tokens,error\n"
+        "t,local,0,0,hi,100.0,0.000000,10.0,3,\n"
+    )
+    places = {"S": str(_seed(tmp_path / "ledger.duckdb", n=3)), "B": str(bench)}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args], value)
+    line = _one_line(err)
+    assert code == 2 and out == "" and option in line, line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -49,6 +50,14 @@ def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Opti
         raise typer.BadParameter(
             f"{value.date().isoformat()} is out of range; use a time from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
         )
+    return value
+
+
+def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
+    """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
+    traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number; give a finite one")
     return value
 
 

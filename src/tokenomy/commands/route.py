@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, output_file, print_json, usd_short
+from tokenomy.commands._common import JsonOption, LedgerOption, console, finite, output_file, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 route_app = typer.Typer(
@@ -71,13 +71,19 @@ def train_cmd(
         None,
         "--target-quality",
         help="Pick the cheapest threshold keeping this share of always-strong quality (e.g. 0.95).",
+        min=0,
+        callback=finite,
     ),
     max_cost_usd: Optional[float] = typer.Option(
         None,
         "--max-cost-usd",
         help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
+        min=0,
+        callback=finite,
     ),
-    holdout: float = typer.Option(0.25, "--holdout", help="Share of the data held out to calibrate the threshold."),
+    holdout: float = typer.Option(
+        0.25, "--holdout", min=0.01, max=0.99, help="Share of the data held out to calibrate the threshold."
+    ),
     weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
@@ -160,6 +166,8 @@ def eval_cmd(
         0.95,
         "--target-quality",
         help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
+        min=0,
+        callback=finite,
     ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG.", callback=output_file),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
