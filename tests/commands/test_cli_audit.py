@@ -356,3 +356,28 @@ def test_a_number_that_is_not_finite_or_out_of_range_is_one_line(args, option, v
     code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args], value)
     line = _one_line(err)
     assert code == 2 and out == "" and option in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["bedrock", "--batch-step-seconds", "inf"], "--batch-step-seconds"),
+        (["bedrock", "--retry-after", "inf"], "--retry-after"),
+        (["anthropic", "--retry-after", "-1"], "--retry-after"),
+        (["anthropic", "--retry-after", "inf"], "--retry-after"),
+        (["openai-batch", "--validating-seconds", "inf"], "--validating-seconds"),
+        (["azure-openai", "--validating-seconds", "inf"], "--validating-seconds"),
+        (["gemini", "--batch-pending-seconds", "inf"], "--batch-pending-seconds"),
+    ],
+)
+def test_an_emulator_with_a_time_that_is_not_finite_does_not_start(args, option, monkeypatch, capsys) -> None:
+    # Each started serving (with "retry-after: -1" or "inf" headers, or batches that never leave a state).
+    import tokenomy.emulate.server as server
+
+    def must_not_serve(*_args, **_kwargs):
+        raise AssertionError("the emulator started")
+
+    monkeypatch.setattr(server, "serve", must_not_serve)
+    code, out, err = _run(monkeypatch, capsys, "emulate", *args, "--port", "1")
+    line = _one_line(err)
+    assert code == 2 and out == "" and f"Invalid value for '{option}'" in line, line

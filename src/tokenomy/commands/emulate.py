@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import console
+from tokenomy.commands._common import console, finite
 from tokenomy.errors import ConfigError
 
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", min=0, help="Send Retry-After (seconds) on throttled calls."
+            None, "--retry-after", min=0, callback=finite, help="Send Retry-After (seconds) on throttled calls."
         ),
         s3_endpoint_url: Optional[str] = typer.Option(
             None,
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
             1.0,
             "--batch-step-seconds",
             min=0,
+            callback=finite,
             help="Seconds a batch job spends in each of Submitted, Validating and Scheduled.",
         ),
         batch_min_records: Optional[int] = typer.Option(
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", help="Send retry-after (seconds) on throttled calls."
+            None, "--retry-after", min=0, callback=finite, help="Send retry-after (seconds) on throttled calls."
         ),
     ) -> None:
         """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
         validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer every batch with the fast deterministic engine instead of the local model."
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
             "OpenAI model always exist.",
         ),
         validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
@@ -168,7 +169,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         batch_pending_seconds: float = typer.Option(
-            1.0, "--batch-pending-seconds", min=0, help="Seconds a batch stays pending before it runs."
+            1.0, "--batch-pending-seconds", min=0, callback=finite, help="Seconds a batch stays pending before it runs."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
