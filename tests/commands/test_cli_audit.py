@@ -381,3 +381,24 @@ def test_an_emulator_with_a_time_that_is_not_finite_does_not_start(args, option,
     code, out, err = _run(monkeypatch, capsys, "emulate", *args, "--port", "1")
     line = _one_line(err)
     assert code == 2 and out == "" and f"Invalid value for '{option}'" in line, line
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("modelz: {}\n", "modelz: unknown key; did you mean 'models'? keys here: alerts, auth, budgets,"),
+        ("models:\n  a: {provider: openai, model: gpt-4o-mini, base_ur: x}\n",
+         "models.a.base_ur: unknown key; did you mean 'base_url'? keys here: api_key_env,"),
+        ("routes:\n  r: {model: local, fallbak: []}\n", "routes.r.fallbak: unknown key; did you mean 'fallback'?"),
+        ("gateway:\n  journall: true\n", "gateway.journall: unknown key; did you mean 'journal'?"),
+    ],
+)
+def test_an_unknown_config_key_says_which_keys_there_are(text, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # Was pydantic's "Extra inputs are not permitted": the place, but not the fix (a typo of which key?).
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(text)
+    code, out, err = _run(monkeypatch, capsys, "route", "explain", "hi", "--config", str(config))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {config}: {said}"), line
+    assert "source" not in line.split("keys here:")[1]  # an internal field, not a key to write
