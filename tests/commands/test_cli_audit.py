@@ -402,3 +402,24 @@ def test_an_unknown_config_key_says_which_keys_there_are(text, said, tmp_path: P
     assert code == 2 and out == ""
     assert line.startswith(f"error: {config}: {said}"), line
     assert "source" not in line.split("keys here:")[1]  # an internal field, not a key to write
+
+
+def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(tmp_path, monkeypatch, capsys):
+    # A CUR line with a usage amount of 1e400 made store.write fail for the whole file: pyarrow's OverflowError,
+    # a traceback, nothing imported.
+    import json
+
+    cur = tmp_path / "cur.csv"
+    cur.write_text(
+        "line_item_usage_start_date,line_item_usage_type,line_item_usage_amount,line_item_unblended_cost,"
+        "product_region_code,line_item_resource_id\n"
+        "2026-11-01T00:00:00Z,USE1-Claude3Haiku-input-tokens,1000,0.25,us-east-1,x\n"
+        "2026-11-02T00:00:00Z,USE1-Claude3Haiku-output-tokens,1e400,1,us-east-1,x\n"
+    )
+    code, out, err = _run(monkeypatch, capsys, "import", "cur", str(cur), "--ledger", str(tmp_path / "l.duckdb"),
+                          "--json")
+    assert code == 1 and "Traceback" not in err, err
+    summary = json.loads(out)
+    assert summary["read"] == 2 and summary["added"] == 1 and summary["already_in_ledger"] == 0, summary
+    (problem,) = summary["problems"]
+    assert "output_tokens" in problem and "out of the column's range; not imported" in problem
