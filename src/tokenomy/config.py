@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, yaml_problem
 from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
@@ -284,8 +284,38 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     lines = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
-        lines.append(f"{origin}: {where}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":  # "Extra inputs are not permitted" named no fix
+            message = _unknown_key(error["loc"])
+        lines.append(f"{origin}: {where}: {message}")
     return "\n".join(lines)
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    """ "unknown key; did you mean X? (keys here: ...)" for a key the config section at `loc` does not have."""
+    import difflib
+    import typing
+
+    section: Any = TokenomyConfig
+    parts = list(loc[:-1])
+    while parts:
+        origin = typing.get_origin(section)
+        if origin is typing.Union or type(section).__name__ == "UnionType":  # Optional[X] / X | None
+            section = next((a for a in typing.get_args(section) if a is not type(None)), None)
+        elif origin in (list, dict, tuple):
+            section, parts = typing.get_args(section)[-1], parts[1:]  # an index or a key: the element's type
+        elif isinstance(section, type) and issubclass(section, BaseModel) and parts[0] in section.model_fields:
+            section, parts = section.model_fields[parts[0]].annotation, parts[1:]
+        else:
+            return "unknown key; remove it"
+    while typing.get_origin(section) is typing.Union or type(section).__name__ == "UnionType":
+        section = next((a for a in typing.get_args(section) if a is not type(None)), None)
+    if not (isinstance(section, type) and issubclass(section, BaseModel)):
+        return "unknown key; remove it"
+    known = sorted(field.alias or name for name, field in section.model_fields.items() if not field.exclude)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key; {hint}keys here: {', '.join(known)}"
 
 
 def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> TokenomyConfig:
@@ -338,7 +368,7 @@ def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{file}: not valid YAML at {yaml_problem(exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text; save the config as UTF-8 YAML") from None
     if data is not None and not isinstance(data, dict):

@@ -1,5 +1,33 @@
 """Errors users see. Each names the value or place at fault and says how to fix it."""
 
+from __future__ import annotations
+
+import os
+
+
+def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
+    """A text file named on the command line; a binary file or another encoding is a ConfigError naming the file,
+    the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{os.fspath(path)}: not UTF-8 text (byte {exc.start + 1}); expected {expected}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode reads
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error on one line: "line 2, column 1: expected ..." (PyYAML's text spans several lines, with the
+    offending source and a caret, and the message printed to the terminal must stay one line)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = " ".join(str(problem or getattr(exc, "context", None) or exc).split())
+    context = getattr(exc, "context", None)
+    if problem and context:
+        what = f"{what} ({' '.join(str(context).split())})"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what
+
 
 class TokenomyError(Exception):
     """Base class: the message is meant for a person and is printed as is."""

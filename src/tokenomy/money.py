@@ -16,7 +16,7 @@ This module depends on nothing else in tokenomy so every layer can use it.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 MAX_PLACES = 12
@@ -44,7 +44,9 @@ def places_for(value: Decimal, kind: str) -> int:
         raise ValueError(f"unknown money kind {kind!r}; use one of {', '.join(PLACES)}")
     base = PLACES[kind]
     if kind in _EXACT_TAIL and value.is_finite():
-        exponent = value.quantize(_QUANTA[MAX_PLACES], ROUND_HALF_EVEN).normalize().as_tuple().exponent
+        with localcontext() as context:
+            context.prec = max(context.prec, value.adjusted() + MAX_PLACES + 2)
+            exponent = value.quantize(_QUANTA[MAX_PLACES], ROUND_HALF_EVEN).normalize().as_tuple().exponent
         assert isinstance(exponent, int)
         return min(MAX_PLACES, max(base, -exponent))
     return base
@@ -57,7 +59,9 @@ def money_str(value: Any, kind: str = "amount", places: int | None = None) -> st
         raise ValueError(f"{number} is not an amount of money")
     scale = places if places is not None else places_for(number, kind)
     quantum = _QUANTA[scale] if 0 <= scale <= MAX_PLACES else Decimal(1).scaleb(-scale)
-    rounded = number.quantize(quantum, ROUND_HALF_EVEN)
+    with localcontext() as context:  # enough digits for any finite amount (28 raised InvalidOperation from ~1e22)
+        context.prec = max(context.prec, number.adjusted() + scale + 2)
+        rounded = number.quantize(quantum, ROUND_HALF_EVEN)
     if rounded.is_zero():
         rounded = Decimal(0).quantize(quantum)  # one zero: never "-0.00" or "0E-7"
     return format(rounded, "f")

@@ -91,8 +91,10 @@ def reconcile(
     if by not in BY:
         raise UsageError(f"--by {by!r}: reconcile groups by {' or '.join(BY)}")
     tolerance = Decimal(str(tolerance_pct))
-    if tolerance < 0:
-        raise UsageError(f"--tolerance-pct {tolerance_pct}: must be 0 or more (percent of the metered cost)")
+    if not tolerance.is_finite() or tolerance < 0:  # NaN was a decimal.InvalidOperation traceback
+        raise UsageError(
+            f"--tolerance-pct {tolerance_pct}: must be a number 0 or more (percent of the metered cost), e.g. 5"
+        )
     since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
     if since and until and since >= until:
         raise UsageError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}; swap them")

@@ -102,12 +102,12 @@ def run_review(
     )
     body: dict[str, Any] = {
         "id": uuid.uuid4().hex,
-        "created_at": (created_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        "created_at": (created_at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "period": {
-            "start": start.isoformat(),
-            "end": end.isoformat(),
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "end": end.isoformat().replace("+00:00", "Z"),
             "days": days,
-            "previous_start": (start - timedelta(days=days)).isoformat(),
+            "previous_start": (start - timedelta(days=days)).isoformat().replace("+00:00", "Z"),
             "label": f"{start.date()}..{end.date()}",
             "month_factor": factor,
         },

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, read_utf8, yaml_problem
 
 OPTIONS = ("labels", "required", "schema", "pattern", "tolerance", "contains")
 SCORERS = (
@@ -154,6 +154,9 @@ def _check(task: Task, where: str) -> None:
         raise ConfigError(f"{where}.required: must be a list of field names")
 
 
+_EXPECTED = "tasks as YAML (a top-level `tasks:` list) or JSONL (one task object per line)"
+
+
 def load_tasks(path: str | Path) -> list[Task]:
     """Read a YAML file with `tasks:` or a JSONL file with one task per line."""
     path = Path(path)
@@ -161,7 +164,7 @@ def load_tasks(path: str | Path) -> list[Task]:
         raise ConfigError(f"{path}: task file not found")
     if path.suffix.lower() == ".jsonl":
         tasks = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_utf8(path, _EXPECTED).splitlines(), start=1):
             if line.strip():
                 try:
                     tasks.append(_task(json.loads(line), f"{path.name}:{number}"))
@@ -171,9 +174,9 @@ def load_tasks(path: str | Path) -> list[Task]:
             raise ConfigError(f"{path}: no tasks; write one task object per line")
         return tasks
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(read_utf8(path, _EXPECTED))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML at {yaml_problem(exc)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
         raise ConfigError(f"{path}: expected a top-level `tasks:` list")
     if not doc["tasks"]:

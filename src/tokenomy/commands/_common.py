@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import math
 import os
 import re
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, TextIO
 
 import typer
 from rich.console import Console
@@ -44,6 +50,29 @@ def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Opti
         raise typer.BadParameter(
             f"{value.date().isoformat()} is out of range; use a time from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
         )
+    return value
+
+
+def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
+    """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
+    traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number; give a finite one")
+    return value
+
+
+def output_file(param: typer.CallbackParam, value: Any) -> Any:
+    """Callback of the options that name a file to write (-o, --html, --png): a path that cannot be a file is an
+    error before the work, not after it (`review --html` stored its review, `route eval --png` ran the whole
+    evaluation, and then "afile: File exists")."""
+    if value is None:
+        return value
+    target = Path(value)
+    if target.is_dir():
+        raise typer.BadParameter(f"{value} is a directory; give a file path, e.g. {target / 'out'}")
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
     return value
 
 
@@ -226,6 +255,30 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
             "postgresql:// URL your calls were recorded in"
         ) from None
     return store
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[TextIO]:
+    """Write a text file whole or not at all: into a temporary file beside `path`, moved over `path` only when the
+    block finishes. A bad option, an error or Ctrl-C part-way leaves the file that was there as it was (opening
+    `path` for writing first emptied it) and no half-written file."""
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:  # no such directory, a file where the directory should be: name the path given
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def apply_prices(prices: Optional[str]) -> None:

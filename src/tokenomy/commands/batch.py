@@ -10,7 +10,16 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, err_console, print_json, table, usd
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    err_console,
+    output_file,
+    print_json,
+    table,
+    usd,
+)
 from tokenomy.commands.batch_output import BatchProgress, json_line, print_bad_lines, print_validation, show_job
 
 BackendOption = typer.Option(
@@ -304,7 +313,9 @@ def register(app: typer.Typer) -> None:
     @batch.command("results")
     def results(
         job_id: str = typer.Argument(..., help="Job id."),
-        out: Path = typer.Option(..., "-o", "--out", help="Output JSONL: one line per input record."),
+        out: Path = typer.Option(
+            ..., "-o", "--out", help="Output JSONL: one line per input record.", callback=output_file
+        ),
         missing_input: bool = typer.Option(
             False, "--missing-input", help="Instead write the input lines of records with no result, to submit again."
         ),

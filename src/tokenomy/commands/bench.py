@@ -16,6 +16,7 @@ from tokenomy.commands._common import (
     dumps,
     err_console,
     open_existing_ledger,
+    output_file,
     print_json,
     table,
     usd,
@@ -113,7 +114,7 @@ def run_cmd(
         None, "--model-max-tokens", help="Per-model output caps that replace the others, e.g. verbose=128,local=32."
     ),
     tolerance: float = typer.Option(
-        3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."
+        3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Directory for CSV, Parquet, PNG and HTML."),
     resume: bool = typer.Option(False, "--resume", help="Skip (task, model, example, repeat) already done in --out."),
@@ -195,7 +196,7 @@ def run_cmd(
 def summary_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
     tolerance: float = typer.Option(
-        3.0, "--tolerance", min=0, help="Quality points within which a cheaper model wins."
+        3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -207,13 +208,17 @@ def summary_cmd(
 @bench_app.command("export-labels")
 def export_labels_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
-    output: Path = typer.Option(Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router."),
+    output: Path = typer.Option(
+        Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router.", callback=output_file
+    ),
     tolerance: float = typer.Option(
-        3.0, "--tolerance", min=0, help="Quality points below the example's best that count."
+        3.0, "--tolerance", min=0, max=100, help="Quality points below the example's best that count."
     ),
     min_quality: float = typer.Option(
         50.0,
         "--min-quality",
+        min=0,
+        max=100,
         help="Absolute quality bar (0-100) as well; when no "
         "model reaches it the best one is the label, with met_bar false.",
     ),

@@ -82,14 +82,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a cache; its storage is recorded when it is deleted (`caches delete`) or expires (`caches settle`)."""
         from tokenomy.caching.context_caches import storage_price
-        from tokenomy.errors import ConfigError
+        from tokenomy.errors import ConfigError, read_utf8
 
         # Before the ledger and the API key: the answer for gpt-4o-mini is "not Gemini", not "no key", and a model
         # whose storage cannot be priced leaves no ledger file behind.
         storage_price(model, (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None)
         if not contents_file.is_file():
             raise ConfigError(f"--contents-file {contents_file}: no such file")
-        text = contents_file.read_text(encoding="utf-8")
+        text = read_utf8(contents_file, "the text to cache (UTF-8), e.g. a document or a long system prompt")
         manager = _caches(ledger, endpoint_url, vertex, project, location, must_exist=False)
         cache = manager.create(model, contents=[text], system_instruction=system, ttl_seconds=ttl)
         if as_json:

@@ -6,15 +6,18 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import console
+from tokenomy.commands._common import console, finite
 from tokenomy.errors import ConfigError
 
 
-def _check(throttle_rate: float, port: int) -> None:
+def _check(throttle_rate: float, port: int, host: str) -> None:
     if not 0.0 <= throttle_rate <= 1.0:
         raise ConfigError(f"--throttle-rate {throttle_rate}: give a fraction between 0 and 1 (e.g. 0.3)")
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port}: give a TCP port between 1 and 65535")
+    from tokenomy.emulate.server import check_listen
+
+    check_listen(host, port)  # before the banner: "emulator on http://..." then "cannot listen" misled
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +33,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", min=0, help="Send Retry-After (seconds) on throttled calls."
+            None, "--retry-after", min=0, callback=finite, help="Send Retry-After (seconds) on throttled calls."
         ),
         s3_endpoint_url: Optional[str] = typer.Option(
             None,
@@ -41,6 +44,7 @@ def register(app: typer.Typer) -> None:
             1.0,
             "--batch-step-seconds",
             min=0,
+            callback=finite,
             help="Seconds a batch job spends in each of Submitted, Validating and Scheduled.",
         ),
         batch_min_records: Optional[int] = typer.Option(
@@ -49,7 +53,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
         for any catalog Bedrock model id (boto3 endpoint_url)."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.bedrock_batch import configure
         from tokenomy.emulate.bedrock_runtime import create_app
         from tokenomy.emulate.server import serve
@@ -79,11 +83,11 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", help="Send retry-after (seconds) on throttled calls."
+            None, "--retry-after", min=0, callback=finite, help="Send retry-after (seconds) on throttled calls."
         ),
     ) -> None:
         """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.anthropic_api import create_app
         from tokenomy.emulate.server import serve
 
@@ -98,14 +102,14 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
         validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer every batch with the fast deterministic engine instead of the local model."
         ),
     ) -> None:
         """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
-        _check(0.0, port)
+        _check(0.0, port, host)
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.openai_batch_api import create_app
         from tokenomy.emulate.server import serve
@@ -129,7 +133,7 @@ def register(app: typer.Typer) -> None:
             "OpenAI model always exist.",
         ),
         validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
+            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
@@ -137,7 +141,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve Azure OpenAI's data plane: /openai/deployments/{deployment}/chat/completions (JSON and SSE)
         and Files + Batches under /openai, each with ?api-version=, for the openai SDK's AzureOpenAI client."""
-        _check(0.0, port)
         from tokenomy.emulate.azure_openai import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.server import serve
@@ -148,6 +151,7 @@ def register(app: typer.Typer) -> None:
             if not sep or not name.strip() or not model.strip():
                 raise ConfigError(f"--deployment {item!r}: write NAME=MODEL, e.g. --deployment chat-prod=gpt-4o-mini")
             deployments[name.strip()] = model.strip()
+        _check(0.0, port, host)
         app = create_app(deployments, InstantEngine() if instant else None, validating_seconds=validating_seconds)
         names = ", ".join(f"{n} -> {m}" for n, m in deployments.items()) or "none configured"
         console.print(
@@ -165,7 +169,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
         batch_pending_seconds: float = typer.Option(
-            1.0, "--batch-pending-seconds", min=0, help="Seconds a batch stays pending before it runs."
+            1.0, "--batch-pending-seconds", min=0, callback=finite, help="Seconds a batch stays pending before it runs."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
@@ -174,7 +178,7 @@ def register(app: typer.Typer) -> None:
         """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) and Vertex AI
         (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
         (google-genai: http_options base_url)."""
-        _check(throttle_rate, port)
+        _check(throttle_rate, port, host)
         from tokenomy.emulate.gemini_api import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.server import serve

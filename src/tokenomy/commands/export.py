@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import LedgerOption, console
+from tokenomy.commands._common import LedgerOption, console, output_file
 from tokenomy.errors import UsageError
 
 export_app = typer.Typer(help="Export ledger costs in standard billing formats.", no_args_is_help=True)
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 @export_app.command("focus")
 def focus(
-    output: str = typer.Option(..., "-o", "--output", help="CSV file to write."),
+    output: str = typer.Option(..., "-o", "--output", help="CSV file to write.", callback=output_file),
     version: str = typer.Option("1.2", "--version", help="FOCUS version (1.2)."),
     ledger: Optional[str] = LedgerOption,
 ) -> None:

@@ -48,13 +48,28 @@ def _run_with(
     result = read()  # first: a file that is not this export at all leaves no new, empty ledger behind
     store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; a directory is an error
     before = store.count()
-    store.write(result.events)
+    # A figure the ledger's columns cannot hold (a usage amount of 1e400) failed the whole write with a traceback:
+    # that record is a problem, the others are imported.
+    from tokenomy.ledger.base import unstorable
+    from tokenomy.ledger.rejects import write_refusing
+
+    storable, problems_before = [], len(result.problems)
+    for event in result.events:
+        why = unstorable(event)
+        if why is None:
+            storable.append(event)
+        else:
+            result.problems.append(
+                f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported"
+            )
+    for event, why in write_refusing(store, storable):
+        result.problems.append(f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported")
     added = store.count() - before  # re-imported records keep their ids and are not added twice
     summary = {
         "source": result.source,
         "read": len(result.events),
         "added": added,
-        "already_in_ledger": len(result.events) - added,
+        "already_in_ledger": len(result.events) - (len(result.problems) - problems_before) - added,
         "skipped_not_llm_usage": result.skipped,
         "problems": result.problems,
         "unpriced_models": sorted(result.unpriced_models),

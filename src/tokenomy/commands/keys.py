@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd_short
+from tokenomy.errors import ConfigError
 
 keys_app = typer.Typer(
     help="Virtual API keys for `tokenomy serve` (stored hashed; budgets and rate limits).", no_args_is_help=True
@@ -41,11 +42,10 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a key. The secret is printed once; only its hash is stored."""
-    from tokenomy.gateway.keys import check_budget
+    from tokenomy.gateway.keys import check_limits
 
     budget = None if budget_usd is None else Decimal(str(budget_usd))
-    if budget is not None:
-        check_budget(budget)  # before the ledger is opened: a bad option creates no ledger file
+    check_limits(budget, period, rpm, team)  # before the ledger is opened: a bad option creates no ledger file
     secret, key = _store(ledger).create(budget, period, rpm, team, name)
     if as_json:
         print_json(
@@ -88,7 +88,7 @@ def revoke(
 ) -> None:
     """Revoke a key (gateways notice within 30 seconds)."""
     if not _store(ledger, must_exist=True).revoke(key_id):
-        raise typer.BadParameter(f"no key with id {key_id!r}; see `tokenomy keys list`")
+        raise ConfigError(f"no key with id {key_id!r} in this ledger; see `tokenomy keys list`")
     console.print(f"revoked {key_id}")
 
 
@@ -100,9 +100,9 @@ def team_budget(
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Set a team budget; each key of the team is held to both its own and the team's limit."""
-    from tokenomy.gateway.keys import check_budget
+    from tokenomy.gateway.keys import check_limits
 
     budget = Decimal(str(budget_usd))
-    check_budget(budget)  # before the ledger is opened: a bad option creates no ledger file
+    check_limits(budget, period, team=team)  # before the ledger is opened: a bad option creates no ledger file
     _store(ledger).set_team_budget(team, budget, period)
     console.print(f"team {team}: {usd_short(budget)} per {period}")

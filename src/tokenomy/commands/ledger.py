@@ -14,7 +14,9 @@ from tokenomy.commands._common import (
     LedgerOption,
     console,
     err_console,
+    output_file,
     print_json,
+    replacing,
     table,
     usd,
     when_in_range,
@@ -64,7 +66,9 @@ def import_(
 
 @ledger_app.command("export")
 def export(
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default stdout)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="File to write (default stdout).", callback=output_file
+    ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
     since: Optional[datetime] = typer.Option(
         None, "--since", help="Only events at or after this UTC time.", callback=when_in_range
@@ -83,7 +87,7 @@ def export(
     until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     events = open_existing_ledger(ledger).events(since, until)
     if output:
-        with output.open("w", newline="") as handle:
+        with replacing(output, newline="") as handle:  # a bad --format or Ctrl-C leaves an existing file as it was
             count = export_events(events, handle, fmt)
         err_console.print(f"wrote {count} event(s) to {output}")
     else:

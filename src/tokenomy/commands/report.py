@@ -14,6 +14,7 @@ from tokenomy.commands._common import (
     console,
     csv_cell,
     err_console,
+    output_file,
     print_json,
     report_row,
     table,
@@ -44,6 +45,7 @@ def report(
         None,
         "--html",
         help="Write the dashboard's charts for --since/--until as one self-contained HTML file (opens offline).",
+        callback=output_file,
     ),
     expected: Optional[str] = typer.Option(
         None,

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, when_in_range
+from tokenomy.commands._common import JsonOption, LedgerOption, console, output_file, print_json, table, when_in_range
 from tokenomy.errors import UsageError
 
 
@@ -17,10 +17,13 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review_cmd)
 
 
+MAX_DAYS = 36_500  # a century: the period before it is compared too
+
+
 def parse_days(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*d?\s*", text or "")
-    if not match or int(match.group(1)) < 1:
-        raise UsageError(f"--since {text!r}: give the period in days, e.g. 90d")
+    if not match or not 1 <= int(match.group(1)) <= MAX_DAYS:  # 99999999d overflowed the date arithmetic
+        raise UsageError(f"--since {text!r}: give the period in days, 1 to {MAX_DAYS}, e.g. 90d")
     return int(match.group(1))
 
 
@@ -45,7 +48,9 @@ def review_cmd(
         "--candidates",
         help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config).",
     ),
-    html: Optional[Path] = typer.Option(None, "--html", help="Also write the review as one self-contained page."),
+    html: Optional[Path] = typer.Option(
+        None, "--html", help="Also write the review as one self-contained page.", callback=output_file
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, usd_short
+from tokenomy.commands._common import JsonOption, LedgerOption, console, finite, output_file, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 route_app = typer.Typer(
@@ -64,18 +64,26 @@ def train_cmd(
         help="JSONL of {prompt, label[, weak_quality, strong_quality, output_tokens]} "
         "(label: strong/weak or a tier name), or gsm8k / mmlu / mt-bench.",
     ),
-    output: str = typer.Option("router.joblib", "-o", "--output", help="Where to save the model."),
+    output: str = typer.Option(
+        "router.joblib", "-o", "--output", help="Where to save the model.", callback=output_file
+    ),
     target_quality: Optional[float] = typer.Option(
         None,
         "--target-quality",
         help="Pick the cheapest threshold keeping this share of always-strong quality (e.g. 0.95).",
+        min=0,
+        callback=finite,
     ),
     max_cost_usd: Optional[float] = typer.Option(
         None,
         "--max-cost-usd",
         help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
+        min=0,
+        callback=finite,
     ),
-    holdout: float = typer.Option(0.25, "--holdout", help="Share of the data held out to calibrate the threshold."),
+    holdout: float = typer.Option(
+        0.25, "--holdout", min=0.01, max=0.99, help="Share of the data held out to calibrate the threshold."
+    ),
     weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
@@ -158,8 +166,10 @@ def eval_cmd(
         0.95,
         "--target-quality",
         help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
+        min=0,
+        callback=finite,
     ),
-    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG."),
+    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG.", callback=output_file),
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
     seeds: int = typer.Option(
         1,
@@ -268,7 +278,7 @@ def eval_cmd(
 def drift_cmd(
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml with routes and routing.policies."),
     ledger: Optional[str] = LedgerOption,
-    days: int = typer.Option(7, "--days", min=1, help="Look back this many days."),
+    days: int = typer.Option(7, "--days", min=1, max=36_500, help="Look back this many days."),
     as_json: bool = JsonOption,
 ) -> None:
     """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""
@@ -329,7 +339,9 @@ def drift_cmd(
 
 @route_app.command("export-labels")
 def export_labels_cmd(
-    output: str = typer.Option("labels.jsonl", "-o", "--output", help="JSONL for `tokenomy route train`."),
+    output: str = typer.Option(
+        "labels.jsonl", "-o", "--output", help="JSONL for `tokenomy route train`.", callback=output_file
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml: its cascade routes are exported."),
     route: Optional[list[str]] = typer.Option(None, "--route", help="Cascade route(s) to export (repeatable)."),
     ledger: Optional[str] = LedgerOption,

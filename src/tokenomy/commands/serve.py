@@ -12,6 +12,16 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _log_level(value: str) -> str:
+    """--log-level: one uvicorn knows (any other was a KeyError traceback from inside uvicorn)."""
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 def serve(
     config: Optional[str] = typer.Option(
         None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). Without it the local model is served."
@@ -20,12 +30,15 @@ def serve(
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (share limits through redis_url)."),
     ledger: Optional[str] = typer.Option(None, "--ledger", help="Ledger path or postgresql:// URL."),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option(
+        "warning", "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.", callback=_log_level
+    ),
 ) -> None:
     """Serve POST /v1/chat/completions, GET /v1/models, /healthz, /metrics (and /dashboard when available)."""
     import uvicorn
 
     from tokenomy.config import load_config
+    from tokenomy.emulate.server import check_listen
     from tokenomy.errors import ConfigError
 
     loaded = load_config(config)  # fail fast, with the key named, before any worker starts
@@ -60,6 +73,7 @@ def serve(
     store = open_existing_ledger(ledger or loaded.ledger, must_exist=False)
     if settings.journal:
         _check_journal_dir(settings, store)
+    check_listen(host, port)  # a port in use: one line naming --port, not uvicorn's log line and exit status 3
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:

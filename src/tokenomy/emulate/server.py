@@ -59,13 +59,11 @@ class ServerThread:
         self.stop()
 
 
-def serve(app, host: str, port: int) -> None:
-    """Serve in the foreground until Ctrl-C."""
-    import uvicorn
-
+def check_listen(host: str, port: int) -> None:
+    """Try the address before uvicorn does: uvicorn logs the bind error and exits 3 without saying what to change
+    (a port in use, a host name that does not resolve)."""
     from tokenomy.errors import ConfigError
 
-    # Try the address first: uvicorn would log the bind error and exit 3 without saying what to change.
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,4 +73,11 @@ def serve(app, host: str, port: int) -> None:
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host, "
             "or stop the process using it"
         ) from None
+
+
+def serve(app, host: str, port: int) -> None:
+    """Serve in the foreground until Ctrl-C."""
+    import uvicorn
+
+    check_listen(host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")

@@ -45,6 +45,9 @@ class VirtualKey:
     revoked: bool = False
 
 
+MAX_RPM = 2**31 - 1  # the keys table's rpm column is an INTEGER
+
+
 def check_budget(budget_usd: Decimal) -> None:
     """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
     insert, with tracebacks."""
@@ -52,6 +55,20 @@ def check_budget(budget_usd: Decimal) -> None:
         raise ConfigError(
             f"--budget-usd {budget_usd}: give an amount in dollars >= 0 and under 100,000,000, e.g. --budget-usd 50"
         )
+
+
+def check_limits(
+    budget_usd: Decimal | None = None, period: str = "month", rpm: int | None = None, team: str | None = None
+) -> None:
+    """A key's or team's limits, checked before the ledger is opened (a bad option then creates no ledger file)."""
+    if budget_usd is not None:
+        check_budget(budget_usd)
+    if period not in PERIODS:
+        raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
+    if rpm is not None and not 1 <= rpm <= MAX_RPM:  # above MAX_RPM the INTEGER column refused it, with a traceback
+        raise ConfigError(f"--rpm {rpm}: give requests per minute from 1 to {MAX_RPM:,}, or leave it out for none")
+    if team is not None and not team.strip():  # a team "" was stored, and printed as "team : $5.00 per month"
+        raise ConfigError(f"team {team!r}: give a team name, e.g. research")
 
 
 class KeyStore:
@@ -71,12 +88,7 @@ class KeyStore:
         name: str | None = None,
     ) -> tuple[str, VirtualKey]:
         """Return the secret (shown once) and the stored key record."""
-        if period not in PERIODS:
-            raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
-        if budget_usd is not None:
-            check_budget(budget_usd)
-        if rpm is not None and rpm < 1:
-            raise ConfigError(f"--rpm {rpm} must be >= 1")
+        check_limits(budget_usd, period, rpm, team)
         secret = "tk-" + secrets.token_urlsafe(24)
         digest = hash_key(secret)
         key = VirtualKey(digest[:12], name, team, budget_usd, period, rpm)
@@ -113,9 +125,7 @@ class KeyStore:
         return True
 
     def set_team_budget(self, team: str, budget_usd: Decimal, period: str = "month") -> None:
-        if period not in PERIODS:
-            raise ConfigError(f"--period {period!r}: use one of {', '.join(PERIODS)}")
-        check_budget(budget_usd)
+        check_limits(budget_usd, period, team=team)
         p = self.store.placeholder
         self.store.execute(f"DELETE FROM gateway_teams WHERE team = {p}", (team,))
         self.store.execute(

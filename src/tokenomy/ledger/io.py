@@ -84,7 +84,7 @@ def content_event_id(record: dict[str, Any], occurrence: int = 0) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def event_from_record(record: dict[str, Any], occurrence: int = 0) -> UsageEvent:
+def event_from_record(record: Any, occurrence: int = 0) -> UsageEvent:
     """Validate one import record into a priced UsageEvent; ValueError names the bad field. A record without an
     event_id gets one from its content (`content_event_id`), not the random id of a live event."""
     if not isinstance(record, dict):
@@ -225,7 +225,7 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
                 occurrence = occurrences[key]
                 occurrences[key] += 1
             try:
-                pending.append(event_from_record(record or {}, occurrence))
+                pending.append(event_from_record(record, occurrence))  # null, [] or 0: "not a JSON object"
                 lines[pending[-1].event_id] = number
             except ValueError as exc:
                 error = str(exc)

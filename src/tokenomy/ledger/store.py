@@ -31,6 +31,8 @@ from tokenomy.ledger.base import (  # noqa: F401 - re-exported: callers import t
 from tokenomy.ledger.events import COLUMNS
 
 DEFAULT_LEDGER = ".tokenomy/ledger.duckdb"
+# How long an operation waits for another process to let go of a DuckDB ledger's write lock.
+LOCK_WAIT_SECONDS = 30.0
 # DuckDB shares one database instance per file within a process, but threads opening the first connection
 # (or closing the last) at the same moment race ("Unique file handle conflict"): open and close one at a time.
 _DUCKDB_OPEN_CLOSE = threading.Lock()
@@ -50,15 +52,17 @@ class DuckDBStore(LedgerStore):
     def connect(self) -> Iterator[Any]:
         import duckdb
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
                 with _DUCKDB_OPEN_CLOSE:
                     conn = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise
+                if time.monotonic() > deadline:
+                    raise ConfigError(_lock_message(self.path, exc)) from exc
                 time.sleep(0.02)
         try:
             conn.execute("SET TimeZone = 'UTC'")
@@ -182,6 +186,17 @@ def check_ledger_url(target: str) -> None:
         )
 
 
+def _lock_message(path: Path, exc: BaseException) -> str:
+    """The lock held too long, said as what it is ("pass --ledger with a DuckDB file path" was no fix for it)."""
+    holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"
+    return (
+        f"ledger {path}: {who} holds its write lock and kept it for {LOCK_WAIT_SECONDS:g} s; DuckDB lets one "
+        "process at a time open a ledger file: stop that process (or let it finish) and run this again, or "
+        "share one ledger between processes with PostgreSQL (--ledger postgresql://...)"
+    )
+
+
 def foreign_tables(path: str | Path) -> list[str]:
     """The tables of an existing DuckDB file that is not a Tokenomy ledger; [] for a ledger, an empty or new file,
     or one that cannot be read here (opening it says why). Read-only: nothing is written to look."""
@@ -233,6 +248,14 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
         ) from None
 
 
+def _reason(exc: BaseException) -> str:
+    """The socket error inside a driver's long message ("[Errno 111] Connection refused"), else its first 300
+    characters: cut at 300, the reason was lost after a retry URL and a query id."""
+    text = " ".join(str(exc).split())
+    socket_error = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
+    return socket_error.group(0).strip() if socket_error else text[:300]
+
+
 def _open_clickhouse(target: str) -> LedgerStore:
     try:
         from tokenomy.ledger.clickhouse import ClickHouseStore
@@ -240,6 +263,11 @@ def _open_clickhouse(target: str) -> LedgerStore:
         raise ConfigError(
             f"ledger {target}: ClickHouse support is not installed ({exc}); pip install 'tokenomy[clickhouse]'"
         ) from None
+    import logging
+
+    driver_log = logging.getLogger("clickhouse_connect")
+    level = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)  # its "Unexpected Http Driver Exception" line came before the error below
     try:
         return ClickHouseStore(target)
     except ConfigError:
@@ -247,6 +275,8 @@ def _open_clickhouse(target: str) -> LedgerStore:
     except Exception as exc:  # server down, bad credentials, a directory chDB cannot use
         shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
         raise ConfigError(
-            f"ledger {shown}: cannot open ({' '.join(str(exc).split())[:300]}); check the URL and that ClickHouse "
+            f"ledger {shown}: cannot open ({_reason(exc)}); check the URL and that ClickHouse "
             "is running (--ledger or TOKENOMY_LEDGER)"
         ) from None
+    finally:
+        driver_log.setLevel(level)

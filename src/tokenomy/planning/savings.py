@@ -238,8 +238,8 @@ def what_if(
     compounded_after = sum(_apply(e, applied, inputs, plan, caps) for e in priced)
     levers.sort(key=lambda row: row["monthly_saving_usd"], reverse=True)
     return {
-        "window_start": start.isoformat(),
-        "window_end": end.isoformat(),
+        "window_start": start.isoformat().replace("+00:00", "Z"),
+        "window_end": end.isoformat().replace("+00:00", "Z"),
         "window_hours": float(hours),
         "observed_window_seconds": (end - start).total_seconds(),
         "window": window_text(start, end),

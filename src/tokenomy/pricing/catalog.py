@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tokenomy.errors import ConfigError, UnknownModelError
+from tokenomy.errors import ConfigError, UnknownModelError, yaml_problem
 from tokenomy.pricing.entry import (
     INT_FIELDS,
     LONG_CONTEXT_PRICE_FIELDS,
@@ -294,7 +294,7 @@ class PriceCatalog:
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: price file not found") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+            raise ConfigError(f"{path}: not valid YAML at {yaml_problem(exc)}") from exc
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text; save the price file as UTF-8 YAML") from None
         entries, quotas = parse_price_document(doc, "user-override", str(path))

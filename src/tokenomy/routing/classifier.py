@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, read_utf8
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
@@ -32,7 +32,7 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
     Errors name the line."""
     weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
     rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(read_utf8(path, "a labelled JSONL of {prompt, label} lines").splitlines(), 1):
         if not line.strip():
             continue
         try:

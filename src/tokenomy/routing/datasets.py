@@ -22,7 +22,7 @@ import pandas as pd
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, read_utf8
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 # MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
@@ -166,7 +166,8 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
 
     path = Path(data)
     if path.suffix == ".jsonl" and path.exists():
-        first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
+        text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL")
+        first = next((line for line in text.splitlines() if line.strip()), "{}")
         try:
             row = json.loads(first)
             # Only MT-Bench judgements (question_id ...) go to the outcome reader; a labelled line missing its

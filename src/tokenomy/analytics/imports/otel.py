@@ -55,9 +55,14 @@ def _otel_attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """(where, document, problem): one OTLP JSON document, or one per line (the collector's file exporter)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:  # a binary file, or a protobuf export: was a traceback
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start + 1}); expected OTLP JSON (resourceSpans) as one document or "
+            "one per line, e.g. the collector's file exporter with format: json"
+        ) from None
     try:
         yield str(path), json.loads(text), None
         return
