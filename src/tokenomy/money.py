@@ -16,7 +16,7 @@ This module depends on nothing else in tokenomy so every layer can use it.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, getcontext, localcontext
 from typing import Any
 
 MAX_PLACES = 12
@@ -59,9 +59,13 @@ def money_str(value: Any, kind: str = "amount", places: int | None = None) -> st
         raise ValueError(f"{number} is not an amount of money")
     scale = places if places is not None else places_for(number, kind)
     quantum = _QUANTA[scale] if 0 <= scale <= MAX_PLACES else Decimal(1).scaleb(-scale)
-    with localcontext() as context:  # enough digits for any finite amount (28 raised InvalidOperation from ~1e22)
-        context.prec = max(context.prec, number.adjusted() + scale + 2)
+    digits = number.adjusted() + scale + 2
+    if digits <= getcontext().prec:  # every amount a ledger holds: no context to make on the hot path
         rounded = number.quantize(quantum, ROUND_HALF_EVEN)
+    else:
+        with localcontext() as context:  # enough digits for any finite amount (28 raised InvalidOperation from ~1e22)
+            context.prec = digits
+            rounded = number.quantize(quantum, ROUND_HALF_EVEN)
     if rounded.is_zero():
         rounded = Decimal(0).quantize(quantum)  # one zero: never "-0.00" or "0E-7"
     return format(rounded, "f")
