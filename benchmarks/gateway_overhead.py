@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -100,24 +101,35 @@ def create_key(tokenomy: Path, ledger: Path, *extra: str) -> str:
     return json.loads(out)["key"]
 
 
-def cpu_seconds(pids: list[int] | None) -> float:
-    """User + system CPU time of some processes (Linux /proc); 0 for one that is unknown."""
-    total = 0.0
-    for pid in pids or []:
+def cpu_seconds(pids: list[int] | None) -> dict[int, float]:
+    """User + system CPU time of some processes and everything they started (Linux /proc), by pid: the gateway's
+    ledger writer process works for it and is counted with it."""
+    seconds: dict[int, float] = {}
+    for pid in process_tree(pids or []):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, ValueError, IndexError):
             pass
-    return total
+    return seconds
 
 
 def child_pids(pid: int) -> list[int]:
-    """The processes `pid` started (Linux /proc): uvicorn's workers under `--workers N`."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
+    """The processes `pid` started from any of its threads (Linux /proc): uvicorn's workers under `--workers N`."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+            children += [int(p) for p in (task / "children").read_text().split()]
+    return children
+
+
+def process_tree(pids: list[int]) -> list[int]:
+    tree, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += child_pids(pid)
+    return tree
 
 
 def wrk(url: str, connections: int, duration: int, script: Path, pids: list[int] | None = None) -> dict:
@@ -136,7 +148,8 @@ def wrk(url: str, connections: int, duration: int, script: Path, pids: list[int]
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
-    cpu, elapsed = cpu_seconds(pids) - cpu_before, time.monotonic() - started
+    cpu_after, elapsed = cpu_seconds(pids), time.monotonic() - started
+    cpu = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())  # a process started meanwhile: all
     done = re.search(r"(\d+) requests in", out)
     cpu_ms = cpu * 1000 / int(done.group(1)) if pids and done and int(done.group(1)) else float("nan")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)

@@ -95,6 +95,8 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
             for thread in threads:
                 thread.start()
             time.sleep(2.0)
+            children = [int(pid) for task in Path(f"/proc/{proc.pid}/task").glob("*")
+                        for pid in (task / "children").read_text().split()]  # the ledger writer process
             proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
             try:
@@ -112,6 +114,7 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
     assert took < 10 and len(answered) > 20
     rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
     assert len(rows) == len(answered)  # every answer the clients got is in the ledger
+    assert children and not [pid for pid in children if Path(f"/proc/{pid}").exists()]  # it wrote them, then left
 
 
 # -- 2. no database work per request -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.ledger.journal import Journal, journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import inputs_refusal
 
@@ -83,7 +84,9 @@ class Gateway:
             self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
         # A write's cost is mostly fixed (connection, rollup statements): at 1,500 requests/s a batch of a
         # second's calls is one write, not two (max_batch only bounds memory).
-        self.writer = LedgerWriter(
+        in_child = self.settings.ledger_writer == "process" and store.shared_with_other_processes
+        writer = ProcessLedgerWriter if in_child else LedgerWriter
+        self.writer = writer(
             store, flush_interval=self.settings.ledger_flush_seconds, max_batch=10_000, journal=self.journal
         )
         self.catalog = GatewayCatalog()

@@ -111,6 +111,8 @@ class LedgerStore:
     placeholder = "?"
     rollups = True  # hourly rollups kept on write (ledger/rollups.py); reports read them
     url: str
+    # Another process can write it while this one has it open (not so an embedded engine that owns its files).
+    shared_with_other_processes = True
 
     @contextmanager
     def connect(self) -> Iterator[Any]:  # pragma: no cover - abstract

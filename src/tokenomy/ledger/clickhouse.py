@@ -211,6 +211,7 @@ class ClickHouseStore(LedgerStore):
             if not path:
                 raise ConfigError("ledger chdb: needs a directory, e.g. --ledger chdb:.tokenomy/ledger.chdb")
             self._backend: _Embedded | _Server = _Embedded(path)
+            self.shared_with_other_processes = False  # one embedded server per directory: this process's
         else:
             self._backend = _Server(url)
         self._init_schema()

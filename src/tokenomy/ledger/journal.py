@@ -103,7 +103,10 @@ class Journal:
 
     def append(self, event: UsageEvent) -> int:
         """Write one event to the journal file now (one syscall); its sequence number."""
-        line = event.to_jsonl()
+        return self.append_line(event.to_jsonl())
+
+    def append_line(self, line: bytes) -> int:
+        """Write one event already encoded as a JSONL line (`UsageEvent.to_jsonl`); its sequence number."""
         with self._io:
             self.appended += 1
             seq = self.appended
@@ -203,6 +206,11 @@ class Journal:
             self._sealed = []
 
 
+def event_from_jsonl(line: bytes) -> UsageEvent:
+    """The event a JSONL line (`UsageEvent.to_jsonl`) holds; ValueError, TypeError or KeyError if it holds none."""
+    return _event(_decode(line))
+
+
 def _decode(line: bytes) -> dict:
     try:
         return orjson.loads(line)
@@ -242,7 +250,7 @@ def replay(folder: Path, store: LedgerStore) -> int:
             events = []
             for number, line in enumerate(handle, 1):
                 try:
-                    events.append(_event(_decode(line)))
+                    events.append(event_from_jsonl(line))
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line was never acknowledged
                     log.warning("%s:%d: skipped an unreadable journal line (%s)", path, number, exc)
             for start in range(0, len(events), 5000):  # an event the store cannot take is set aside, not replayed again

@@ -42,6 +42,8 @@ class DuckDBStore(LedgerStore):
     dialect = "duckdb"
     placeholder = "?"
 
+    threads: int | None = None  # DuckDB's worker threads (default: one per core)
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.url = str(self.path)
@@ -66,6 +68,8 @@ class DuckDBStore(LedgerStore):
                 time.sleep(0.02)
         try:
             conn.execute("SET TimeZone = 'UTC'")
+            if self.threads is not None:
+                conn.execute(f"SET threads = {self.threads}")
             yield conn
         finally:
             with _DUCKDB_OPEN_CLOSE:

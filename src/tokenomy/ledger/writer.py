@@ -17,7 +17,8 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.journal import Journal
@@ -44,7 +45,7 @@ class LedgerWriter:
         self.store = store if isinstance(store, LedgerStore) else open_store(store)
         self.flush_interval = flush_interval
         self.max_batch = max_batch
-        self._buffer: list[UsageEvent] = []
+        self._buffer: list[Any] = []  # what `_journaled` keeps per event: the event here, its JSONL line in a subclass
         self.journal = journal
         self.rejects = rejects_path(self.store)  # where an event the store cannot take is kept (ledger/rejects.py)
         self._written = 0  # events recorded and now in the store (the journal's sequence numbers)
@@ -62,9 +63,7 @@ class LedgerWriter:
     def record(self, event: UsageEvent) -> None:
         """Queue one event; cheap enough for the request path."""
         with self._lock:
-            if self.journal is not None:
-                self.journal.append(event)
-            self._buffer.append(event)
+            self._buffer.append(self._journaled(event))
             full = len(self._buffer) >= self.max_batch
         if full and time.monotonic() >= self._retry_at:
             self._wake.set()
@@ -72,10 +71,19 @@ class LedgerWriter:
     def record_many(self, events: Iterable[UsageEvent]) -> None:
         with self._lock:
             for event in events:
-                if self.journal is not None:
-                    self.journal.append(event)
-                self._buffer.append(event)
+                self._buffer.append(self._journaled(event))
         self._wake.set()
+
+    def _journaled(self, event: UsageEvent) -> Any:
+        """Append `event` to the journal (under the buffer's lock: the journal's order is the buffer's); what
+        the buffer keeps for it."""
+        if self.journal is not None:
+            self.journal.append(event)
+        return event
+
+    def _write(self, batch: Sequence[Any]) -> None:
+        """Write one batch of what the buffer kept to the store; raise to keep it for a retry."""
+        write_setting_aside(self.store, batch, self.rejects)
 
     @property
     def pending(self) -> int:
@@ -89,7 +97,7 @@ class LedgerWriter:
             if not batch:
                 return 0
             try:
-                write_setting_aside(self.store, batch, self.rejects)
+                self._write(batch)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
@@ -115,7 +123,10 @@ class LedgerWriter:
                 delay = min(MAX_BACKOFF, self.flush_interval * 2**failures)
                 self._retry_at = time.monotonic() + delay
                 log.warning(
-                    "ledger flush of %d events failed (%s); retrying in %.1f s", self.pending, _reason(exc), delay
+                    "ledger flush of %d events failed (%s); retrying in %.1f s",
+                    self.pending,
+                    one_line_reason(exc),
+                    delay,
                 )
 
     def close(self) -> None:
@@ -135,7 +146,7 @@ class LedgerWriter:
             log.error(
                 "ledger database unavailable at shutdown (%s): %d events kept in the journal %s and written at the "
                 "next start",
-                _reason(exc),
+                one_line_reason(exc),
                 self.pending,
                 self.journal.folder,
             )
@@ -144,7 +155,8 @@ class LedgerWriter:
             self.journal.discard()
 
 
-def _reason(exc: BaseException) -> str:
+def one_line_reason(exc: BaseException) -> str:
+    """An error as one log-friendly line (at most 300 characters)."""
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
@@ -154,7 +166,7 @@ def flush_all() -> None:
             writer.flush()
         except Exception as exc:  # the database is down: say where the events are, not a traceback
             kept = f"kept in the journal {writer.journal.folder}" if writer.journal is not None else "not written"
-            log.error("ledger flush on shutdown failed (%s): %d events %s", _reason(exc), writer.pending, kept)
+            log.error("ledger flush on shutdown failed (%s): %d events %s", one_line_reason(exc), writer.pending, kept)
 
 
 def install_sigterm_flush() -> None:

@@ -1,0 +1,155 @@
+"""The gateway's ledger writes run in a child process: same events in the database, nothing lost when it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.rejects import rejects_path
+from tokenomy.ledger.store import open_store
+from tokenomy.ledger.writer_process import ProcessLedgerWriter, WriterProcessError
+
+
+def event(event_id: str, cost: str = "0.000275", **extra) -> UsageEvent:
+    return UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=event_id, cost_usd=Decimal(cost), **extra)
+
+
+def child_argv(writer: ProcessLedgerWriter) -> list[str]:
+    assert writer._child is not None
+    return Path(f"/proc/{writer._child.pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_the_child_writes_every_field_sets_aside_what_the_store_refuses_and_empties_the_journal(tmp_path):
+    store = open_store(tmp_path / "ledger.duckdb")
+    journal_dir = tmp_path / "journal"
+    writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(journal_dir))
+    rich = event(
+        "rich",
+        "0.001234567891",
+        tags={"team": "süd", "app": "x"},
+        prompt_text="naïve 😀",
+        latency_ms=12.5,
+        input_tokens=1200,
+        cache_read_tokens=800,
+        input_cost_usd=Decimal("0.0003"),
+        route="r",
+        tier="cheap",
+        image_count=2,
+        tool_call_count=1,
+        prefix_hash="p" * 16,
+        prefix_tokens=512,
+    )
+    huge = event("huge", "750000000", input_tokens=10**15)  # more than DECIMAL(20,12) holds
+    for e in (event("a"), rich, huge):
+        writer.record(e)
+    assert writer.flush() == 3 and writer.pending == 0
+    child = writer._child
+    assert child is not None and child.pid != os.getpid() and str(tmp_path) not in " ".join(child_argv(writer))
+    stored = {e.event_id: e for e in store.events()}
+    assert sorted(stored) == ["a", "rich"]
+    assert stored["rich"] == rich  # every field, through the JSONL line and the child, as recorded
+    [line] = rejects_path(store).read_text().splitlines()
+    assert json.loads(line)["event_id"] == "huge"
+    writer.record(event("b"))
+    writer.close()
+    assert child.returncode == 0 and sorted(e.event_id for e in store.events()) == ["a", "b", "rich"]
+    assert not list(journal_dir.glob("*.jsonl"))
+
+
+def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("a"))
+    writer.flush()
+    first = writer._child
+    assert first is not None
+    first.kill()
+    first.wait()
+    writer.record(event("b"))
+    assert writer.flush() == 1  # a dead child is noticed before the batch goes out: a new one writes it
+    assert writer._child is not None and writer._child.pid != first.pid
+    writer._child.kill()
+    writer._child.wait()
+    # A child that dies with the batch in hand (it reads the frame's header, then exits without an answer).
+    writer._child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    writer.record(event("c"))
+    with pytest.raises(WriterProcessError, match="exited"):
+        writer.flush()
+    assert writer.pending == 1  # kept for the retry
+    assert writer.flush() == 1
+    writer.close()
+    assert sorted(e.event_id for e in store.events()) == ["a", "b", "c"]
+
+
+def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_written(tmp_path):
+    # `kill` of the process group or a Ctrl-C reaches the child too: it must wait for the gateway's last batch.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("a"))
+    writer.flush()
+    child = writer._child
+    assert child is not None
+    child.send_signal(signal.SIGTERM)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert child.poll() is None  # still there for the last batch
+    writer.record(event("last"))
+    writer.close()
+    assert child.returncode == 0 and sorted(e.event_id for e in store.events()) == ["a", "last"]
+
+
+def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    store = open_store(path)
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    path.rename(tmp_path / "aside.duckdb")
+    path.write_bytes(b"not a database" * 1000)
+    writer.record(event("a"))
+    with pytest.raises(WriterProcessError, match="cannot open the ledger"):
+        writer.flush()
+    assert writer.pending == 1
+    path.unlink()
+    (tmp_path / "aside.duckdb").rename(path)
+    assert writer.flush() == 1
+    writer.close()
+    assert [e.event_id for e in store.events()] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("ledger", "setting", "in_child"),
+    [
+        ("ledger.duckdb", None, True),  # the default
+        ("ledger.duckdb", "thread", False),
+        ("chdb:ledger.chdb", None, False),  # one process owns an embedded chDB: a child could not open it
+    ],
+)
+def test_the_gateway_writes_from_a_child_unless_told_not_to_or_the_engine_is_embedded(
+    tmp_path, monkeypatch, ledger, setting, in_child
+):
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.state import Gateway
+
+    monkeypatch.chdir(tmp_path)
+    config = {"models": {"m": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}}}
+    if setting:
+        config["gateway"] = {"ledger_writer": setting}
+    gw = Gateway(parse_config(config), ledger)
+    try:
+        assert isinstance(gw.writer, ProcessLedgerWriter) is in_child
+        gw.writer.record(event("a"))
+        gw.writer.flush()
+        assert [e.event_id for e in gw.store.events()] == ["a"]
+    finally:
+        gw.writer.close()
