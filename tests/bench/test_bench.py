@@ -450,3 +450,17 @@ def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
     judged = Task("j", "{input}", "judge", (Example(0, {"input": "capital?"}, "Paris"),))
     row = run_one(Client(), judged, "m", judged.examples[0], 0, RunSettings(("m",), judge_model="j"))
     assert row["judge_cost_usd"] == "0.000400"
+
+
+def test_cli_refuses_a_candidate_or_judge_the_catalog_cannot_price_before_any_call(tmp_path):
+    # Its calls would be recorded at $0 (priced_by=unpriced) and read as the cheapest cost per task.
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("models:\n  my-vllm:\n    provider: openai\n    model: qwen-local-finetune\n"
+                      "    base_url: http://127.0.0.1:9/v1\n    api_key_env: NO_KEY\n")
+    for option, extra in (("--models", ["--models", "local,my-vllm"]), ("--judge", ["--judge", "my-vllm"])):
+        result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), *extra, "--config",
+                                 str(config), "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
+                                capture_output=True, text=True, timeout=120)
+        said = result.stderr + result.stdout
+        assert result.returncode == 2 and f"{option}: 'my-vllm' has no price" in said and "price_as" in said, said
+        assert "Traceback" not in said and not (tmp_path / "o" / "results.csv").exists()

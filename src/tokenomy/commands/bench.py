@@ -166,8 +166,8 @@ def run_cmd(
             disable=as_json,
         ) as progress,
     ):
-        for name in (*names, *([judge] if judge else [])):
-            client.spec_for(name)  # a typo in a model name fails now, not once per example
+        for option, name in [*(("--models", n) for n in names), *([("--judge", judge)] if judge else [])]:
+            _check_priced(client, option, name)  # a typo in a model name fails now, not once per example
         bar = progress.add_task("calls", total=total)
         try:
             run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
@@ -190,6 +190,24 @@ def run_cmd(
             highlight=False,
         )
         raise typer.Exit(1)
+
+
+def _check_priced(client, option: str, name: str) -> None:
+    """The model resolves and the catalog prices it: an unpriced model's calls are recorded at $0, which would read as
+    the cheapest cost per task."""
+    from tokenomy.errors import TokenomyError, UsageError
+    from tokenomy.messages import Usage
+    from tokenomy.pricing.cost import compute_cost
+
+    spec = client.spec_for(name)
+    try:
+        compute_cost(Usage(input_tokens=1), spec.pricing_model, spec.region, "on_demand", client.catalog)
+    except TokenomyError as exc:
+        raise UsageError(
+            f"{option}: {name!r} has no price, so its cost would read $0 ({exc}). Give it `price_as:` (the "
+            "catalog model it costs like) under `models:` in --config, or set TOKENOMY_PRICES to a price file that "
+            "prices it"
+        ) from None
 
 
 @bench_app.command("summary")
