@@ -129,6 +129,31 @@ def test_sizing_spill_over_is_priced_on_demand():
     assert result["burstiness"]["peak_to_mean"] == pytest.approx(100_000 / 25_000)
 
 
+def test_sizing_prices_spilled_cache_reads_and_writes_at_their_own_prices(ledger_path):
+    # Before, every spilled prompt token was priced as input: a workload read 80% from cache looked 3-4x dearer on
+    # demand than it is, which leans the verdict towards buying units.
+    haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    entry = default_catalog().lookup(haiku, "us-east-1")
+    assert entry.cache_read is not None and entry.cache_write is not None
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    store = open_store(ledger_path)
+    store.write([UsageEvent(ts=start + timedelta(minutes=m), provider="aws.bedrock", model=haiku, input_tokens=100,
+                            cache_read_tokens=800, cache_write_tokens=100, output_tokens=200) for m in range(60)])
+    series = traffic.from_ledger(store, haiku)
+    assert int(series["input_tokens"].sum()) == 60 * 1000  # cached prompt tokens use capacity
+    econ = unit_economics(entry, "6m", 1, Decimal("0.8"), 100_000, hourly_usd=Decimal(20))
+    assert econ.cache_read_price == entry.cache_read and econ.sources["cache_prices"].startswith(entry.source)
+    on_demand = size(series, econ)["options"][0]  # no units: everything spills
+    month = Decimal(730 * 60) / 60  # 60 observed minutes repeat for 730 hours
+    expected = (6_000 * entry.input + 48_000 * entry.cache_read + 6_000 * entry.cache_write
+                + 12_000 * entry.output) / 1_000_000 * month
+    assert on_demand["spillover_monthly_usd"] == expected
+    # Prices from the command line say nothing of caching: cached tokens are priced as input, and the JSON says so.
+    typed = unit_economics(entry, "6m", 1, Decimal("0.8"), 100_000, Decimal(20), Decimal(1), Decimal(5))
+    assert typed.cache_read_price is None and "priced as input" in typed.sources["cache_prices"]
+    assert size(series, typed)["options"][0]["spillover_monthly_usd"] == Decimal(60_000 * 1 + 12_000 * 5) * 730 / 10**6
+
+
 @pytest.mark.slow
 def test_cloudwatch_metrics_through_moto():
     import boto3

@@ -31,6 +31,10 @@ class UnitEconomics:
     output_price: Decimal
     input_share: Decimal  # fraction of tokens that are input
     sources: dict[str, str]
+    # On-demand prices of prompt tokens read from / written to a cache (None: priced as input, e.g. when the
+    # command line overrides the input price): spilled cache reads cost a tenth of an input token, not a whole one.
+    cache_read_price: Decimal | None = None
+    cache_write_price: Decimal | None = None
 
     @property
     def blended_price(self) -> Decimal:
@@ -102,6 +106,7 @@ def unit_economics(
         if input_price is not None or output_price is not None
         else (f"{entry.source} (as of {entry.as_of})")
     )
+    from_catalog = input_price is None and output_price is None
     input_price = input_price if input_price is not None else entry.input
     output_price = output_price if output_price is not None else entry.output
     if input_price is None or output_price is None:  # e.g. a provisioned-only entry: Decimal(None) was a traceback
@@ -109,6 +114,14 @@ def unit_economics(
             f"{entry.model}: the catalog has no on-demand token price to compare with; pass "
             "--input-price and --output-price (USD per 1M tokens)"
         )
+    if not from_catalog:
+        sources["cache_prices"] = (
+            "none: with on-demand prices from the command line, cached prompt tokens are priced as input"
+        )
+    elif entry.cache_read is None:
+        sources["cache_prices"] = f"none published for {entry.model}: cached prompt tokens are priced as input"
+    else:
+        sources["cache_prices"] = f"{entry.source} (as of {entry.as_of})"
     return UnitEconomics(
         model=entry.model,
         region=entry.region,
@@ -120,6 +133,8 @@ def unit_economics(
         output_price=Decimal(output_price),
         input_share=share,
         sources=sources,
+        cache_read_price=entry.cache_read if from_catalog else None,
+        cache_write_price=entry.cache_write if from_catalog else None,
     )
 
 

@@ -36,17 +36,23 @@ def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dic
     capacity = float(units * econ.tpm_per_unit)
     served = np.minimum(total, capacity)
     spill = total - served
-    # Spilled tokens keep the minute's own input/output mix.
+    # Spilled tokens keep the minute's own mix: output, and input read from a cache, written to one, or neither
+    # (each at its own on-demand price; a trace or CloudWatch series has no cache columns: all plain input).
+    spilled = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        share_in = np.where(total > 0, tokens_in / total, 0.0)
-    spill_in, spill_out = float((spill * share_in).sum()), float((spill * (1 - share_in)).sum())
+        for name, column in (("read", "cache_read_tokens"), ("write", "cache_write_tokens"), ("out", "output_tokens")):
+            tokens = series[column].to_numpy(dtype=float) if column in series else np.zeros(len(series))
+            spilled[name] = float((spill * np.where(total > 0, tokens / total, 0.0)).sum())
+    spilled["in"] = float(spill.sum()) - spilled["read"] - spilled["write"] - spilled["out"]
+    prices = {
+        "in": econ.input_price,
+        "read": econ.input_price if econ.cache_read_price is None else econ.cache_read_price,
+        "write": econ.input_price if econ.cache_write_price is None else econ.cache_write_price,
+        "out": econ.output_price,
+    }
     minutes = len(series)
     scale = HOURS_PER_MONTH * 60 / Decimal(minutes)  # the observed window repeats for a month
-    spill_cost = (
-        (Decimal(str(round(spill_in))) * econ.input_price + Decimal(str(round(spill_out))) * econ.output_price)
-        / MILLION
-        * scale
-    )
+    spill_cost = sum(Decimal(str(round(spilled[k]))) * prices[k] for k in prices) / MILLION * scale
     reserved_cost = econ.hourly_per_unit * units * HOURS_PER_MONTH
     return {
         "units": units,

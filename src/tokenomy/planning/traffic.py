@@ -20,7 +20,7 @@ def _per_minute(frame: pd.DataFrame, since: datetime | None = None, until: datet
     if frame.empty:
         raise ConfigError("no traffic in the chosen window; widen --since/--until or check the filters")
     frame = frame.set_index("ts").sort_index()
-    series = frame[COLUMNS].resample("1min").sum()
+    series = frame.resample("1min").sum()  # COLUMNS, and the ledger's cache columns
     return _whole_window(series, since, until).astype("int64")
 
 
@@ -125,10 +125,12 @@ def from_ledger(
         params.append(until)
     rows = store.query(
         f"SELECT ts, input_tokens + cache_read_tokens + cache_write_tokens AS input_tokens, "
-        f"output_tokens, 1 AS requests FROM usage_events WHERE {' AND '.join(clauses)}",
+        f"output_tokens, 1 AS requests, cache_read_tokens, cache_write_tokens FROM usage_events "
+        f"WHERE {' AND '.join(clauses)}",
         params,
     )
-    frame = pd.DataFrame(rows, columns=["ts", *COLUMNS])
+    # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
+    frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return _per_minute(frame, since, until)
 
