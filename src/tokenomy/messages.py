@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, Union
 
@@ -198,6 +198,9 @@ class RequestMeta:
 class ChatRequest:
     """A chat call, independent of provider. `system_cache_point` caches the system prompt.
 
+    `system` is the opening system prompt; a system message later in the conversation is a `Message` with role
+    "system" in its place (OpenAI-format upstreams keep it there; the others merge it, see `system_hoisted`).
+
     `extra` carries provider-specific fields as-is (e.g. OpenAI's logprobs, n, user); a provider that
     cannot send one refuses the request naming the field.
     """
@@ -246,6 +249,16 @@ class ChatRequest:
     def text(self) -> str:
         """System prompt and every turn's text, for token estimates and routing rules."""
         return (self.system or "") + "".join(m.text for m in self.messages)
+
+    def system_hoisted(self) -> ChatRequest:
+        """This request with its mid-conversation system messages merged into `system`, in order: for APIs that
+        take one system prompt (Anthropic, Bedrock, Gemini), as OpenAI's own conversion does. Itself if it has none."""
+        if not any(m.role == "system" for m in self.messages):
+            return self
+        texts = [self.system] if self.system else []
+        texts += [m.text for m in self.messages if m.role == "system"]
+        turns = [m for m in self.messages if m.role != "system"]
+        return replace(self, system="\n\n".join(texts), messages=turns)
 
     def count_blocks(self, kind: type) -> int:
         return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))

@@ -403,3 +403,35 @@ def test_a_file_part_keeps_the_file_name_it_was_sent_with_and_gets_none_added(se
              {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}}]
     client.chat.completions.create(model="fast", messages=[{"role": "user", "content": parts}], max_tokens=5)
     assert upstream.last["messages"][0]["content"] == parts
+
+
+def test_a_system_message_in_mid_conversation_stays_in_place_upstream_and_is_merged_where_apis_take_one(served):
+    # Before, every system and developer message was moved into the opening system prompt, even on an OpenAI-format
+    # upstream that takes them in place: an agent's mid-conversation instruction ("2 tool calls left") changed meaning.
+    from tokenomy.gateway.schemas import ChatCompletionRequest, to_messages
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.anthropic_mapping import to_anthropic_params
+    from tokenomy.providers.converse_mapping import to_converse_params
+    from tokenomy.providers.gemini_mapping import config_from_request, contents_from_request
+
+    upstream, client, _ = served
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Answer in French."},
+                USER, {"role": "assistant", "content": "Il fait beau."},
+                {"role": "system", "content": "Two tool calls left."}, {"role": "user", "content": "And tomorrow?"},
+                {"role": "developer", "content": "No tables."}]
+    client.chat.completions.create(model="fast", messages=messages, max_tokens=20)
+    assert upstream.last["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nAnswer in French."}, USER, messages[3], messages[4], messages[5],
+        {"role": "system", "content": "No tables."}]
+    system, turns = to_messages(ChatCompletionRequest.model_validate({"model": "m", "messages": messages}))
+    request = ChatRequest(turns, model="anthropic.claude-3-haiku-20240307-v1:0", system=system, max_tokens=20)
+    merged = "Be brief.\n\nAnswer in French.\n\nTwo tool calls left.\n\nNo tables."
+    anthropic = to_anthropic_params(request)
+    assert anthropic["system"] == merged and [m["role"] for m in anthropic["messages"]] == ["user", "assistant", "user"]
+    converse = to_converse_params(request)
+    assert converse["system"] == [{"text": merged}] and len(converse["messages"]) == 3
+    assert config_from_request(request)["system_instruction"] == merged
+    assert [c["role"] for c in contents_from_request(request)] == ["user", "model", "user"]
+    assert request.system_hoisted().system_hoisted() == request.system_hoisted()
+    plain = ChatRequest.simple("hi")
+    assert plain.system_hoisted() is plain  # nothing to move: no copy on the hot path

@@ -106,7 +106,9 @@ def test_short_prompt_is_not_cached(url) -> None:
     (ChatRequest.simple("x", model="claude-unknown-1", max_tokens=1), 404, "not_found_error"),
     (ChatRequest(messages=[], model=SONNET, max_tokens=1), 400, "at least one message"),
     (ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1), 400, "user"),
-    (ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1), 400, "role"),
+    (ChatRequest(messages=[Message("tool", "x")], model=SONNET, max_tokens=1), 400, "role"),
+    # A system message is merged into the system prompt (the Messages API takes one): no turn is left.
+    (ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1), 400, "at least one message"),
     (ChatRequest(messages=[Message("user", f"m{i}", cache_point=True) for i in range(5)], model=SONNET,
                  max_tokens=1), 400, "maximum of 4"),
 ])

@@ -318,7 +318,8 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
 
 
 def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
-    """System prompt (system and developer messages) and the turns; a run of `tool` messages is one user turn."""
+    """System prompt (the system and developer messages before the first turn) and the turns; a run of `tool`
+    messages is one user turn, and a system or developer message after the first turn stays in its place."""
     system: list[str] = []
     turns: list[Message] = []
     for i, m in enumerate(body.messages):
@@ -335,7 +336,11 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
             blocks = _blocks(m.content, where)
             if any(not isinstance(b, TextBlock) for b in blocks):
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
-            system.append("".join(b.text for b in blocks if isinstance(b, TextBlock)))
+            text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
+            if turns:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
+                turns.append(Message("system", [TextBlock(text)]))
+            else:
+                system.append(text)
         elif m.role == "tool":
             if not m.tool_call_id:
                 raise RequestError(f"{where}.tool_call_id", "required on a tool message")
@@ -440,7 +445,7 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
 
 
 def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:
-    """Map the OpenAI request (system/developer messages become the system prompt) to a ChatRequest."""
+    """Map the OpenAI request (opening system/developer messages become the system prompt) to a ChatRequest."""
     system, turns = to_messages(body)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]

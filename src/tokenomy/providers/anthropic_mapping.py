@@ -295,6 +295,7 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
 
 def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
+    request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     _refuse_unsupported(request)
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
     if request.system:

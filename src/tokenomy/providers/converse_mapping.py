@@ -217,6 +217,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
 
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
+    request = request.system_hoisted()  # Converse takes one system prompt: later system messages join it
     _refuse_unsupported(request)
     model = request.model
     params: dict[str, Any] = {"modelId": model}

@@ -142,6 +142,7 @@ def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, mode
 
 def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     """The request's turns as Gemini `contents` (roles user / model)."""
+    request = request.system_hoisted()  # one system instruction (config_from_request)
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
@@ -198,6 +199,7 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
 
 def config_from_request(request: ChatRequest) -> dict[str, Any]:
     """GenerateContentConfig fields (snake_case) for everything but the contents."""
+    request = request.system_hoisted()  # mid-conversation system messages join the system instruction
     model = request.model
     if request.parallel_tool_calls is False:
         raise refuse(model, "parallel_tool_calls", "has no switch for parallel function calls; remove it")

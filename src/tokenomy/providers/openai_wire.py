@@ -122,6 +122,8 @@ def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _turn(message: Message, where: str) -> list[dict[str, Any]]:
     named = {"name": message.name} if message.name else {}
+    if message.role == "system":  # a system message in mid-conversation, kept where the caller put it
+        return [{"role": "system", "content": message.text}]
     if message.role == "assistant":
         calls = message.blocks_of(ToolUseBlock)
         rest: list[Block] = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
