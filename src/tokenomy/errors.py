@@ -46,15 +46,22 @@ class UsageError(TokenomyError):
 
 
 class ProviderError(TokenomyError):
-    """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout."""
+    """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout. `param` names the
+    request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent)."""
 
     def __init__(
-        self, message: str, kind: str = "server_error", retry_after: float | None = None, status: int | None = None
+        self,
+        message: str,
+        kind: str = "server_error",
+        retry_after: float | None = None,
+        status: int | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
         self.status = status
+        self.param = param
 
     @property
     def retryable(self) -> bool:

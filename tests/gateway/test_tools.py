@@ -435,3 +435,30 @@ def test_a_system_message_in_mid_conversation_stays_in_place_upstream_and_is_mer
     assert request.system_hoisted().system_hoisted() == request.system_hoisted()
     plain = ChatRequest.simple("hi")
     assert plain.system_hoisted() is plain  # nothing to move: no copy on the hot path
+
+
+def test_a_field_the_routed_provider_has_no_place_for_is_a_400_naming_it_as_openai_does(ledger_path, monkeypatch):
+    # Refused by the mapping before any call: before, `param` was null and the type "upstream_error", which reads
+    # as the provider's failure, not the request's.
+    monkeypatch.setenv("CLAUDE_KEY", "x")
+    config = {"models": {"claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
+                                    "base_url": "http://127.0.0.1:9", "api_key_env": "CLAUDE_KEY"},
+                         "nova": {"provider": "bedrock", "model": "amazon.nova-micro-v1:0", "region": "us-east-1",
+                                  "endpoint_url": "http://127.0.0.1:9"}}}
+    with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        cases = (("claude", "seed", {"seed": 7}),
+                 ("claude", "response_format", {"response_format": {"type": "json_object"}}),
+                 ("nova", "frequency_penalty", {"frequency_penalty": 0.5}),
+                 ("nova", "parallel_tool_calls", {"tools": [WEATHER], "parallel_tool_calls": False}))
+        for model, field, extra in cases:
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as info:
+                    reply = client.chat.completions.create(model=model, messages=[USER], max_tokens=5, stream=stream,
+                                                           **extra)
+                    list(reply) if stream else None
+                body = info.value.body
+                assert (body["param"], body["code"], body["type"]) == (field, "unsupported_parameter",
+                                                                       "invalid_request_error"), body
+                assert body["message"].startswith(f"{field}: ")
+    assert {e.outcome for e in open_store(ledger_path).events()} <= {"client_error"}  # nothing was paid for

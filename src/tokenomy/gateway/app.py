@@ -302,6 +302,8 @@ def _tune_gc() -> None:
 
 
 def _provider_error(exc: ProviderError) -> JSONResponse:
+    if exc.param is not None:  # refused by the mapping before any call: the request's field, as OpenAI names it
+        return error(400, str(exc), "invalid_request_error", "unsupported_parameter", param=exc.param)
     status = upstream_status(exc)
     return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind, headers=retry_after(exc))
 

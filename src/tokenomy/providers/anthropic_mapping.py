@@ -48,7 +48,9 @@ TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
-    return ProviderError(f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400)
+    return ProviderError(
+        f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400, param=field
+    )
 
 
 def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:

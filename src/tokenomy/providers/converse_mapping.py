@@ -51,7 +51,9 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "we
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
     """The error for a request field a Converse model cannot take (the caller's fix is in `why`)."""
-    return ProviderError(f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400)
+    return ProviderError(
+        f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400, param=field
+    )
 
 
 def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:

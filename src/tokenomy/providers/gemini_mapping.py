@@ -86,7 +86,7 @@ GENERATED_ID = "gemini-call-"  # ids Tokenomy made up for function calls Gemini 
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
-    return ProviderError(f"{field}: Gemini (model {model}) {why}", kind="client_error", status=400)
+    return ProviderError(f"{field}: Gemini (model {model}) {why}", kind="client_error", status=400, param=field)
 
 
 def config_fields() -> frozenset[str]:
