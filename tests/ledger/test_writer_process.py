@@ -110,6 +110,20 @@ def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_writ
     assert child.returncode == 0 and sorted(e.event_id for e in store.events()) == ["a", "last"]
 
 
+def test_a_child_whose_gateway_was_killed_before_its_answer_exits_quietly(tmp_path):
+    # A SIGKILLed gateway leaves the child answering into a pipe nobody reads: it printed a BrokenPipeError
+    # traceback on the terminal it shares with the gateway. What it was sent is in the gateway's journal.
+    child = subprocess.Popen([sys.executable, "-m", "tokenomy.ledger.writer_process"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the gateway is gone: nobody reads the answers
+    url, line = str(tmp_path / "ledger.duckdb").encode(), event("a").to_jsonl()
+    child.stdin.write(b"%d\n%s%d\n%s" % (len(url), url, len(line), line))
+    child.stdin.close()
+    stderr = child.stderr.read().decode()
+    assert child.wait(30) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):
     path = tmp_path / "ledger.duckdb"
     store = open_store(path)

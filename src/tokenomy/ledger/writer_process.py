@@ -22,6 +22,7 @@ at the next flush, and the batch it had is sent again (writes skip event ids alr
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -160,6 +161,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     source, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        return _serve(source, out)
+    except BrokenPipeError:
+        # The gateway is gone (SIGKILL) before reading an answer: what it sent and did not hear back about is in its
+        # journal, replayed at its next start. Exit quietly, not with a traceback on the terminal it shared, and
+        # with no answer left buffered for Python to fail writing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 0
+
+
+def _serve(source: IO[bytes], out: IO[bytes]) -> int:
     url = _read_frame(source)
     if url is None:
         return 0
