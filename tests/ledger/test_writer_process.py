@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -122,6 +123,36 @@ def test_a_child_whose_gateway_was_killed_before_its_answer_exits_quietly(tmp_pa
     child.stdin.close()
     stderr = child.stderr.read().decode()
     assert child.wait(30) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_child_stuck_on_the_database_cannot_hold_the_shutdown_and_its_batch_stays_in_the_journal(
+    tmp_path, monkeypatch, caplog
+):
+    # A lock another process holds (a DuckDB file open elsewhere: 30 s per attempt, three attempts; a PostgreSQL
+    # lock: for ever) kept the child from answering, and the gateway's exit waited for it.
+    from tokenomy.ledger import writer_process
+
+    monkeypatch.setattr(writer_process, "SHUTDOWN_WAIT", 1.0)
+    store = open_store(tmp_path / "ledger.duckdb")
+    journal_dir = tmp_path / "journal"
+    writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(journal_dir))
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, start_new_session=True)
+    writer._child = stuck  # takes the batch, never answers
+    writer.record(event("a"))
+    closer = threading.Thread(target=writer.close, daemon=True)
+    started = time.monotonic()
+    closer.start()
+    closer.join(20)
+    try:
+        assert not closer.is_alive(), "close() waited for a child that never answers"
+        assert time.monotonic() - started < 10 and stuck.poll() is not None  # stopped, not left behind
+    finally:
+        stuck.kill()
+        stuck.wait()
+    [line] = [line for s in journal_dir.glob("*.jsonl") for line in s.read_text().splitlines()]
+    assert json.loads(line)["event_id"] == "a"  # written at the next start
+    assert "did not answer" in caplog.text and "kept in the journal" in caplog.text
 
 
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):

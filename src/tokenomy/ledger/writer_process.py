@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import IO
 
@@ -39,6 +41,8 @@ from tokenomy.ledger.store import DuckDBStore, LedgerStore, open_store
 from tokenomy.ledger.writer import LedgerWriter, one_line_reason
 
 log = logging.getLogger(__name__)
+# Seconds a closing writer waits for the child's answer before leaving the batch to the journal (next start).
+SHUTDOWN_WAIT = 10.0
 
 
 class WriterProcessError(RuntimeError):
@@ -53,6 +57,7 @@ class ProcessLedgerWriter(LedgerWriter):
     ) -> None:
         self._child: subprocess.Popen | None = None
         self._child_lock = threading.Lock()
+        self._closing_at: float | None = None  # monotonic time close() began
         super().__init__(store, flush_interval=flush_interval, max_batch=max_batch, journal=journal)
 
     def _journaled(self, event: UsageEvent) -> bytes:
@@ -66,7 +71,7 @@ class ProcessLedgerWriter(LedgerWriter):
             child = self._running_child()
             try:
                 _send(child.stdin, b"".join(batch))
-                answer = child.stdout.readline() if child.stdout else b""
+                answer = self._answer(child)
             except OSError as exc:  # a broken pipe: the child died between two flushes
                 answer = b""
                 log.debug("ledger writer process pipe: %s", exc)
@@ -88,7 +93,7 @@ class ProcessLedgerWriter(LedgerWriter):
         )
         try:
             _send(child.stdin, self.store.url.encode())
-            answer = child.stdout.readline() if child.stdout else b""
+            answer = self._answer(child)
         except OSError:
             answer = b""
         if not answer or "error" in (reply := orjson.loads(answer)):
@@ -97,7 +102,25 @@ class ProcessLedgerWriter(LedgerWriter):
         self._child = child
         return child
 
+    def _answer(self, child: subprocess.Popen) -> bytes:
+        """The child's answer line, or b"" if it is gone. Once close() has begun, a child that has not answered within
+        SHUTDOWN_WAIT seconds is killed: stuck on a lock another process holds (a DuckDB file open elsewhere, 30 s
+        per attempt; a PostgreSQL lock, for ever) it held the gateway's exit. Its batch stays in the journal."""
+        if child.stdout is None:
+            return b""
+        while not select.select([child.stdout], [], [], 0.2)[0]:  # one answer per frame: nothing is ever buffered
+            if self._closing_at is not None and time.monotonic() > self._closing_at + SHUTDOWN_WAIT:
+                child.kill()
+                child.wait()
+                raise WriterProcessError(
+                    f"the ledger writer process did not answer within {SHUTDOWN_WAIT:g} s of shutdown (is the "
+                    "ledger database locked by another process?)"
+                )
+        return child.stdout.readline()
+
     def close(self) -> None:
+        if self.journal is not None:  # what a stuck child holds is safe in the journal: bound the wait for it
+            self._closing_at = time.monotonic()
         try:
             super().close()
         finally:
