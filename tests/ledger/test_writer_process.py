@@ -155,6 +155,25 @@ def test_a_child_stuck_on_the_database_cannot_hold_the_shutdown_and_its_batch_st
     assert "did not answer" in caplog.text and "kept in the journal" in caplog.text
 
 
+def test_the_answer_is_read_whatever_the_pipe_descriptor_number(tmp_path):
+    # A gateway with a thousand connections open starts its child on descriptors past 1024, which select() refuses.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 1200:
+        pytest.skip("needs ulimit -n of 1200 or more")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        writer = ProcessLedgerWriter(open_store(tmp_path / "ledger.duckdb"), flush_interval=3600)
+        writer.record(event("a"))
+        assert writer.flush() == 1
+        assert writer._child is not None and writer._child.stdout.fileno() > 1024
+        writer.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):
     path = tmp_path / "ledger.duckdb"
     store = open_store(path)

@@ -108,7 +108,9 @@ class ProcessLedgerWriter(LedgerWriter):
         per attempt; a PostgreSQL lock, for ever) it held the gateway's exit. Its batch stays in the journal."""
         if child.stdout is None:
             return b""
-        while not select.select([child.stdout], [], [], 0.2)[0]:  # one answer per frame: nothing is ever buffered
+        ready = select.poll()  # not select(): a busy gateway's pipe can be past fd 1024, which select() refuses
+        ready.register(child.stdout, select.POLLIN)
+        while not ready.poll(200):  # one answer per frame: nothing is ever left in the reader's buffer
             if self._closing_at is not None and time.monotonic() > self._closing_at + SHUTDOWN_WAIT:
                 child.kill()
                 child.wait()
