@@ -174,6 +174,20 @@ def test_the_answer_is_read_whatever_the_pipe_descriptor_number(tmp_path):
             os.close(fd)
 
 
+def test_a_module_in_the_working_directory_cannot_shadow_the_child_s_imports(tmp_path, monkeypatch):
+    # `python -m` puts the working directory first on the path: an operator's tokenomy.py there was imported by the
+    # child instead of the package, and no flush ever succeeded.
+    (tmp_path / "tokenomy.py").write_text("print('my wrapper')\n")
+    (tmp_path / "duckdb.py").write_text("raise ImportError('not the real duckdb')\n")
+    monkeypatch.chdir(tmp_path)
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("a"))
+    assert writer.flush() == 1
+    writer.close()
+    assert [e.event_id for e in store.events()] == ["a"]
+
+
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):
     path = tmp_path / "ledger.duckdb"
     store = open_store(path)

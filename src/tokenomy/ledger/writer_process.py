@@ -86,7 +86,9 @@ class ProcessLedgerWriter(LedgerWriter):
         if self._child is not None and self._child.poll() is None:
             return self._child
         child = subprocess.Popen(
-            [sys.executable, "-m", "tokenomy.ledger.writer_process"],
+            # -P: not the working directory first on its path, where a tokenomy.py (or duckdb.py...) of the operator's
+            # would be imported instead of the package, and no ledger write would ever succeed.
+            [sys.executable, "-P", "-m", "tokenomy.ledger.writer_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # out of the terminal's process group: a Ctrl-C reaches the gateway only
