@@ -188,6 +188,27 @@ def test_a_module_in_the_working_directory_cannot_shadow_the_child_s_imports(tmp
     assert [e.event_id for e in store.events()] == ["a"]
 
 
+def test_a_stray_line_on_the_child_s_output_stops_it_rather_than_shift_every_later_answer(tmp_path):
+    # Read as an answer, a line some library printed left the real answer for the next batch: a failed write
+    # would then be taken for a written one, and its events dropped from the buffer.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    script = (
+        "import sys\n"
+        "for reply in (b'junk\\n{\"written\": 1}\\n', b'{\"error\": \"down\"}\\n'):\n"
+        "    sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))\n"
+        "    sys.stdout.buffer.write(reply); sys.stdout.flush()\n"
+    )
+    writer._child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer.record(event("a"))
+    with pytest.raises(WriterProcessError, match="junk"):
+        writer.flush()
+    writer.record(event("b"))
+    assert writer.flush() == 2  # by a new child: both written, not "written" on the stale answer
+    assert sorted(e.event_id for e in store.events()) == ["a", "b"]
+    writer.close()
+
+
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):
     path = tmp_path / "ledger.duckdb"
     store = open_store(path)

@@ -78,7 +78,7 @@ class ProcessLedgerWriter(LedgerWriter):
             if not answer:
                 self._child = None
                 raise WriterProcessError(f"the ledger writer process exited (status {child.wait()})")
-            reply = orjson.loads(answer)
+            reply = _reply(child, answer)
             if "error" in reply:
                 raise WriterProcessError(reply["error"])
 
@@ -98,7 +98,7 @@ class ProcessLedgerWriter(LedgerWriter):
             answer = self._answer(child)
         except OSError:
             answer = b""
-        if not answer or "error" in (reply := orjson.loads(answer)):
+        if not answer or "error" in (reply := _reply(child, answer)):
             _stop(child)
             raise WriterProcessError(reply["error"] if answer else f"the ledger writer process exited ({child.wait()})")
         self._child = child
@@ -132,6 +132,21 @@ class ProcessLedgerWriter(LedgerWriter):
                 if self._child is not None:
                     _stop(self._child)
                     self._child = None
+
+
+def _reply(child: subprocess.Popen, answer: bytes) -> dict:
+    """An answer line decoded. Anything else (a library the child imports printing to stdout) puts the pipe out of
+    step: every later answer would be taken for the next batch's, a failed write for a written one. The child is
+    killed (a new one starts at the next flush) and the batch kept."""
+    try:
+        return orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        child.kill()
+        child.wait()
+        raise WriterProcessError(
+            f"the ledger writer process printed {answer[:200]!r} where only its answers belong (something it imports "
+            "writes to stdout); it was stopped and the batch is kept"
+        ) from None
 
 
 def _send(pipe: IO[bytes] | None, payload: bytes) -> None:
