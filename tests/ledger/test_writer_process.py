@@ -67,6 +67,22 @@ def test_the_child_writes_every_field_sets_aside_what_the_store_refuses_and_empt
     assert not list(journal_dir.glob("*.jsonl"))
 
 
+def test_token_counts_past_64_bits_reach_the_rejects_file_exactly_through_the_child(tmp_path):
+    # orjson reads an integer past 64 bits as a float: 10**30 tokens were set aside as 1e+30, and -(2**63 + 1)
+    # rounded to -2**63 and was written to the ledger.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("huge", input_tokens=10**30, output_tokens=2**64))
+    writer.record(event("negative", input_tokens=-(2**63) - 1))
+    writer.record(event("a"))
+    assert writer.flush() == 3
+    writer.close()
+    assert [e.event_id for e in store.events()] == ["a"]
+    kept = {r["event_id"]: r for r in map(json.loads, rejects_path(store).read_text().splitlines())}
+    assert kept["huge"]["input_tokens"] == 10**30 and kept["huge"]["output_tokens"] == 2**64
+    assert kept["negative"]["input_tokens"] == -(2**63) - 1
+
+
 def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
     store = open_store(tmp_path / "ledger.duckdb")
     writer = ProcessLedgerWriter(store, flush_interval=3600)
