@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -66,6 +67,22 @@ def test_the_child_writes_every_field_sets_aside_what_the_store_refuses_and_empt
     assert not list(journal_dir.glob("*.jsonl"))
 
 
+def test_token_counts_past_64_bits_reach_the_rejects_file_exactly_through_the_child(tmp_path):
+    # orjson reads an integer past 64 bits as a float: 10**30 tokens were set aside as 1e+30, and -(2**63 + 1)
+    # rounded to -2**63 and was written to the ledger.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("huge", input_tokens=10**30, output_tokens=2**64))
+    writer.record(event("negative", input_tokens=-(2**63) - 1))
+    writer.record(event("a"))
+    assert writer.flush() == 3
+    writer.close()
+    assert [e.event_id for e in store.events()] == ["a"]
+    kept = {r["event_id"]: r for r in map(json.loads, rejects_path(store).read_text().splitlines())}
+    assert kept["huge"]["input_tokens"] == 10**30 and kept["huge"]["output_tokens"] == 2**64
+    assert kept["negative"]["input_tokens"] == -(2**63) - 1
+
+
 def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
     store = open_store(tmp_path / "ledger.duckdb")
     writer = ProcessLedgerWriter(store, flush_interval=3600)
@@ -108,6 +125,104 @@ def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_writ
     writer.record(event("last"))
     writer.close()
     assert child.returncode == 0 and sorted(e.event_id for e in store.events()) == ["a", "last"]
+
+
+def test_a_child_whose_gateway_was_killed_before_its_answer_exits_quietly(tmp_path):
+    # A SIGKILLed gateway leaves the child answering into a pipe nobody reads: it printed a BrokenPipeError
+    # traceback on the terminal it shares with the gateway. What it was sent is in the gateway's journal.
+    child = subprocess.Popen([sys.executable, "-m", "tokenomy.ledger.writer_process"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the gateway is gone: nobody reads the answers
+    url, line = str(tmp_path / "ledger.duckdb").encode(), event("a").to_jsonl()
+    child.stdin.write(b"%d\n%s%d\n%s" % (len(url), url, len(line), line))
+    child.stdin.close()
+    stderr = child.stderr.read().decode()
+    assert child.wait(30) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_child_stuck_on_the_database_cannot_hold_the_shutdown_and_its_batch_stays_in_the_journal(
+    tmp_path, monkeypatch, caplog
+):
+    # A lock another process holds (a DuckDB file open elsewhere: 30 s per attempt, three attempts; a PostgreSQL
+    # lock: for ever) kept the child from answering, and the gateway's exit waited for it.
+    from tokenomy.ledger import writer_process
+
+    monkeypatch.setattr(writer_process, "SHUTDOWN_WAIT", 1.0)
+    store = open_store(tmp_path / "ledger.duckdb")
+    journal_dir = tmp_path / "journal"
+    writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(journal_dir))
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, start_new_session=True)
+    writer._child = stuck  # takes the batch, never answers
+    writer.record(event("a"))
+    closer = threading.Thread(target=writer.close, daemon=True)
+    started = time.monotonic()
+    closer.start()
+    closer.join(20)
+    try:
+        assert not closer.is_alive(), "close() waited for a child that never answers"
+        assert time.monotonic() - started < 10 and stuck.poll() is not None  # stopped, not left behind
+    finally:
+        stuck.kill()
+        stuck.wait()
+    [line] = [line for s in journal_dir.glob("*.jsonl") for line in s.read_text().splitlines()]
+    assert json.loads(line)["event_id"] == "a"  # written at the next start
+    assert "did not answer" in caplog.text and "kept in the journal" in caplog.text
+
+
+def test_the_answer_is_read_whatever_the_pipe_descriptor_number(tmp_path):
+    # A gateway with a thousand connections open starts its child on descriptors past 1024, which select() refuses.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 1200:
+        pytest.skip("needs ulimit -n of 1200 or more")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        writer = ProcessLedgerWriter(open_store(tmp_path / "ledger.duckdb"), flush_interval=3600)
+        writer.record(event("a"))
+        assert writer.flush() == 1
+        assert writer._child is not None and writer._child.stdout.fileno() > 1024
+        writer.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_a_module_in_the_working_directory_cannot_shadow_the_child_s_imports(tmp_path, monkeypatch):
+    # `python -m` puts the working directory first on the path: an operator's tokenomy.py there was imported by the
+    # child instead of the package, and no flush ever succeeded.
+    (tmp_path / "tokenomy.py").write_text("print('my wrapper')\n")
+    (tmp_path / "duckdb.py").write_text("raise ImportError('not the real duckdb')\n")
+    monkeypatch.chdir(tmp_path)
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    writer.record(event("a"))
+    assert writer.flush() == 1
+    writer.close()
+    assert [e.event_id for e in store.events()] == ["a"]
+
+
+def test_a_stray_line_on_the_child_s_output_stops_it_rather_than_shift_every_later_answer(tmp_path):
+    # Read as an answer, a line some library printed left the real answer for the next batch: a failed write
+    # would then be taken for a written one, and its events dropped from the buffer.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600)
+    script = (
+        "import sys\n"
+        "for reply in (b'junk\\n{\"written\": 1}\\n', b'{\"error\": \"down\"}\\n'):\n"
+        "    sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))\n"
+        "    sys.stdout.buffer.write(reply); sys.stdout.flush()\n"
+    )
+    writer._child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer.record(event("a"))
+    with pytest.raises(WriterProcessError, match="junk"):
+        writer.flush()
+    writer.record(event("b"))
+    assert writer.flush() == 2  # by a new child: both written, not "written" on the stale answer
+    assert sorted(e.event_id for e in store.events()) == ["a", "b"]
+    writer.close()
 
 
 def test_a_ledger_the_child_cannot_open_keeps_the_batch_and_says_why(tmp_path):

@@ -22,10 +22,13 @@ at the next flush, and the batch it had is sent again (writes skip event ids alr
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import IO
 
@@ -38,6 +41,8 @@ from tokenomy.ledger.store import DuckDBStore, LedgerStore, open_store
 from tokenomy.ledger.writer import LedgerWriter, one_line_reason
 
 log = logging.getLogger(__name__)
+# Seconds a closing writer waits for the child's answer before leaving the batch to the journal (next start).
+SHUTDOWN_WAIT = 10.0
 
 
 class WriterProcessError(RuntimeError):
@@ -52,6 +57,7 @@ class ProcessLedgerWriter(LedgerWriter):
     ) -> None:
         self._child: subprocess.Popen | None = None
         self._child_lock = threading.Lock()
+        self._closing_at: float | None = None  # monotonic time close() began
         super().__init__(store, flush_interval=flush_interval, max_batch=max_batch, journal=journal)
 
     def _journaled(self, event: UsageEvent) -> bytes:
@@ -65,14 +71,14 @@ class ProcessLedgerWriter(LedgerWriter):
             child = self._running_child()
             try:
                 _send(child.stdin, b"".join(batch))
-                answer = child.stdout.readline() if child.stdout else b""
+                answer = self._answer(child)
             except OSError as exc:  # a broken pipe: the child died between two flushes
                 answer = b""
                 log.debug("ledger writer process pipe: %s", exc)
             if not answer:
                 self._child = None
                 raise WriterProcessError(f"the ledger writer process exited (status {child.wait()})")
-            reply = orjson.loads(answer)
+            reply = _reply(child, answer)
             if "error" in reply:
                 raise WriterProcessError(reply["error"])
 
@@ -80,23 +86,45 @@ class ProcessLedgerWriter(LedgerWriter):
         if self._child is not None and self._child.poll() is None:
             return self._child
         child = subprocess.Popen(
-            [sys.executable, "-m", "tokenomy.ledger.writer_process"],
+            # -P: not the working directory first on its path, where a tokenomy.py (or duckdb.py...) of the operator's
+            # would be imported instead of the package, and no ledger write would ever succeed.
+            [sys.executable, "-P", "-m", "tokenomy.ledger.writer_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # out of the terminal's process group: a Ctrl-C reaches the gateway only
         )
         try:
             _send(child.stdin, self.store.url.encode())
-            answer = child.stdout.readline() if child.stdout else b""
+            answer = self._answer(child)
         except OSError:
             answer = b""
-        if not answer or "error" in (reply := orjson.loads(answer)):
+        if not answer or "error" in (reply := _reply(child, answer)):
             _stop(child)
             raise WriterProcessError(reply["error"] if answer else f"the ledger writer process exited ({child.wait()})")
         self._child = child
         return child
 
+    def _answer(self, child: subprocess.Popen) -> bytes:
+        """The child's answer line, or b"" if it is gone. Once close() has begun, a child that has not answered within
+        SHUTDOWN_WAIT seconds is killed: stuck on a lock another process holds (a DuckDB file open elsewhere, 30 s
+        per attempt; a PostgreSQL lock, for ever) it held the gateway's exit. Its batch stays in the journal."""
+        if child.stdout is None:
+            return b""
+        ready = select.poll()  # not select(): a busy gateway's pipe can be past fd 1024, which select() refuses
+        ready.register(child.stdout, select.POLLIN)
+        while not ready.poll(200):  # one answer per frame: nothing is ever left in the reader's buffer
+            if self._closing_at is not None and time.monotonic() > self._closing_at + SHUTDOWN_WAIT:
+                child.kill()
+                child.wait()
+                raise WriterProcessError(
+                    f"the ledger writer process did not answer within {SHUTDOWN_WAIT:g} s of shutdown (is the "
+                    "ledger database locked by another process?)"
+                )
+        return child.stdout.readline()
+
     def close(self) -> None:
+        if self.journal is not None:  # what a stuck child holds is safe in the journal: bound the wait for it
+            self._closing_at = time.monotonic()
         try:
             super().close()
         finally:
@@ -104,6 +132,21 @@ class ProcessLedgerWriter(LedgerWriter):
                 if self._child is not None:
                     _stop(self._child)
                     self._child = None
+
+
+def _reply(child: subprocess.Popen, answer: bytes) -> dict:
+    """An answer line decoded. Anything else (a library the child imports printing to stdout) puts the pipe out of
+    step: every later answer would be taken for the next batch's, a failed write for a written one. The child is
+    killed (a new one starts at the next flush) and the batch kept."""
+    try:
+        return orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        child.kill()
+        child.wait()
+        raise WriterProcessError(
+            f"the ledger writer process printed {answer[:200]!r} where only its answers belong (something it imports "
+            "writes to stdout); it was stopped and the batch is kept"
+        ) from None
 
 
 def _send(pipe: IO[bytes] | None, payload: bytes) -> None:
@@ -160,6 +203,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     source, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        return _serve(source, out)
+    except BrokenPipeError:
+        # The gateway is gone (SIGKILL) before reading an answer: what it sent and did not hear back about is in its
+        # journal, replayed at its next start. Exit quietly, not with a traceback on the terminal it shared, and
+        # with no answer left buffered for Python to fail writing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 0
+
+
+def _serve(source: IO[bytes], out: IO[bytes]) -> int:
     url = _read_frame(source)
     if url is None:
         return 0
