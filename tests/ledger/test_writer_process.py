@@ -98,16 +98,24 @@ def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(
     writer._child.kill()
     writer._child.wait()
     # A child that dies with the batch in hand (it reads the frame's header, then exits without an answer).
-    writer._child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
+    def dying() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    writer._child = dying()
     writer.record(event("c"))
+    assert writer.flush() == 1  # a new child took it at once, not after the backoff meant for a database down
+    # Children that keep dying: the batch is kept for the writer's retries.
+    real = writer._running_child
+    writer._running_child = dying  # type: ignore[method-assign]
+    writer.record(event("d"))
     with pytest.raises(WriterProcessError, match="exited"):
         writer.flush()
-    assert writer.pending == 1  # kept for the retry
+    assert writer.pending == 1
+    writer._running_child = real  # type: ignore[method-assign]
     assert writer.flush() == 1
     writer.close()
-    assert sorted(e.event_id for e in store.events()) == ["a", "b", "c"]
+    assert sorted(e.event_id for e in store.events()) == ["a", "b", "c", "d"]
 
 
 def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_written(tmp_path):

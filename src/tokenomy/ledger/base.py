@@ -58,14 +58,14 @@ assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields dri
 # What those types hold: DECIMAL(20,12) keeps 8 digits before the point; BIGINT and INTEGER are signed 64/32 bits.
 MAX_MONEY = Decimal(10) ** 8  # also the limit of every other DECIMAL(20,12) money column (key and team budgets)
 _INT_LIMITS = {"BIGINT": 2**63, "INTEGER": 2**31}
-_INT_COLUMNS = {c: _INT_LIMITS[t.split()[0]] for c, t in _COLUMN_TYPES.items() if t.split()[0] in _INT_LIMITS}
+INT_COLUMNS = {c: _INT_LIMITS[t.split()[0]] for c, t in _COLUMN_TYPES.items() if t.split()[0] in _INT_LIMITS}
 _COST_COLUMNS = [c for c, t in _COLUMN_TYPES.items() if t.startswith("DECIMAL")]
 
 
 def unstorable(event: UsageEvent) -> str | None:
     """Why the ledger's columns cannot hold `event` (a figure out of their range), or None. An upstream that reports
     10^15 tokens gives a cost no DECIMAL(20,12) holds: every engine would refuse the whole batch it is in."""
-    for column, limit in _INT_COLUMNS.items():
+    for column, limit in INT_COLUMNS.items():
         value = getattr(event, column)
         if value is not None and not -limit <= value < limit:
             return f"{column} = {value} is out of the column's range"

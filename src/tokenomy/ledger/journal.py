@@ -38,7 +38,7 @@ from typing import IO, Literal
 import orjson
 
 from tokenomy.ids import new_id
-from tokenomy.ledger.base import _INT_COLUMNS
+from tokenomy.ledger.base import INT_COLUMNS
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
@@ -210,7 +210,7 @@ class Journal:
 def event_from_jsonl(line: bytes) -> UsageEvent:
     """The event a JSONL line (`UsageEvent.to_jsonl`) holds; ValueError, TypeError or KeyError if it holds none."""
     record = _decode(line)
-    if any(isinstance(record.get(name), float) for name in _INT_COLUMNS):
+    if any(isinstance(record.get(name), float) for name in INT_COLUMNS):
         # orjson reads an integer past 64 bits as a float: 10**30 tokens came back as 1e+30, and -(2**63 + 1) as
         # -2**63, which the ledger took. The stdlib reads it exactly (and the event is set aside, as it should be).
         record = json.loads(line)

@@ -49,6 +49,10 @@ class WriterProcessError(RuntimeError):
     """The child could not write a batch (its reason), or is gone."""
 
 
+class ChildGone(WriterProcessError):
+    """The child died before answering (killed, crashed): not about the database, so worth one retry at once."""
+
+
 class ProcessLedgerWriter(LedgerWriter):
     """A LedgerWriter whose flushes are written by a child process."""
 
@@ -67,20 +71,28 @@ class ProcessLedgerWriter(LedgerWriter):
         return line
 
     def _write(self, batch: Sequence[bytes]) -> None:
+        payload = b"".join(batch)
         with self._child_lock:
-            child = self._running_child()
             try:
-                _send(child.stdin, b"".join(batch))
-                answer = self._answer(child)
-            except OSError as exc:  # a broken pipe: the child died between two flushes
-                answer = b""
-                log.debug("ledger writer process pipe: %s", exc)
-            if not answer:
-                self._child = None
-                raise WriterProcessError(f"the ledger writer process exited (status {child.wait()})")
-            reply = _reply(child, answer)
-            if "error" in reply:
-                raise WriterProcessError(reply["error"])
+                self._write_once(payload)
+            except ChildGone as exc:  # a new child takes the batch now, not after a backoff meant for a database down
+                log.warning("%s; starting another", exc)
+                self._write_once(payload)
+
+    def _write_once(self, payload: bytes) -> None:
+        child = self._running_child()
+        try:
+            _send(child.stdin, payload)
+            answer = self._answer(child)
+        except OSError as exc:  # a broken pipe: the child died between two flushes
+            answer = b""
+            log.debug("ledger writer process pipe: %s", exc)
+        if not answer:
+            self._child = None
+            raise ChildGone(f"the ledger writer process exited (status {child.wait()})")
+        reply = _reply(child, answer)
+        if "error" in reply:
+            raise WriterProcessError(reply["error"])
 
     def _running_child(self) -> subprocess.Popen:
         if self._child is not None and self._child.poll() is None:
