@@ -83,13 +83,18 @@ def test_token_counts_past_64_bits_reach_the_rejects_file_exactly_through_the_ch
     assert kept["negative"]["input_tokens"] == -(2**63) - 1
 
 
-def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
+def running(tmp_path) -> tuple:
+    """A store, and a writer whose child has written event "a" and is running."""
     store = open_store(tmp_path / "ledger.duckdb")
     writer = ProcessLedgerWriter(store, flush_interval=3600)
     writer.record(event("a"))
     writer.flush()
-    first = writer._child
-    assert first is not None
+    assert writer._child is not None and writer._child.poll() is None
+    return store, writer, writer._child
+
+
+def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
+    store, writer, first = running(tmp_path)
     first.kill()
     first.wait()
     writer.record(event("b"))
@@ -120,12 +125,7 @@ def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(
 
 def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_written(tmp_path):
     # `kill` of the process group or a Ctrl-C reaches the child too: it must wait for the gateway's last batch.
-    store = open_store(tmp_path / "ledger.duckdb")
-    writer = ProcessLedgerWriter(store, flush_interval=3600)
-    writer.record(event("a"))
-    writer.flush()
-    child = writer._child
-    assert child is not None
+    store, writer, child = running(tmp_path)
     child.send_signal(signal.SIGTERM)
     child.send_signal(signal.SIGINT)
     time.sleep(0.3)
