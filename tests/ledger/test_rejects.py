@@ -124,3 +124,21 @@ def test_ledger_import_names_the_line_the_database_refuses_and_keeps_the_others(
     stored = open_store(postgres_url).query("SELECT event_id FROM usage_events WHERE event_id = ANY(%s)",
                                             [[r["event_id"] for r in rows]])
     assert sorted(r["event_id"] for r in stored) == [rows[0]["event_id"], rows[2]["event_id"]]
+
+
+def test_an_event_whose_text_cannot_be_encoded_is_set_aside_not_retried_for_ever(tmp_path):
+    # A lone surrogate in a model name (from a library caller) raised UnicodeEncodeError, which was not taken for the
+    # event's own fault: every batch holding it failed, with either writer, and the rest piled up unwritten.
+    from tokenomy.ledger.writer_process import ProcessLedgerWriter
+
+    for name, make in (("thread", LedgerWriter), ("process", ProcessLedgerWriter)):
+        store = open_store(tmp_path / f"{name}.duckdb")
+        writer = make(store, flush_interval=3600)
+        bad = UsageEvent(ts=utcnow(), provider="openai", model="bad\ud800name", event_id="bad")
+        for e in (event("a"), bad, event("b")):
+            writer.record(e)
+        assert writer.flush() == 3 and writer.pending == 0
+        writer.close()
+        assert sorted(e.event_id for e in store.events()) == ["a", "b"], name
+        [line] = rejects_path(store).read_text().splitlines()
+        assert json.loads(line)["event_id"] == "bad" and json.loads(line)["model"] == "bad\ud800name"

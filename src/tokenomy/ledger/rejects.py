@@ -55,7 +55,9 @@ def write_refusing(store: LedgerStore, events: Sequence[UsageEvent]) -> list[tup
         store.write(events)
         return []
     except Exception as exc:
-        cause = next((e for e in _chain(exc) if store.is_data_error(e)), None)
+        # Text the driver cannot encode (a lone surrogate in a model name a library caller passed) is the event's
+        # own fault too: counted as the engine's, it failed every batch it was in, for ever.
+        cause = next((e for e in _chain(exc) if store.is_data_error(e) or isinstance(e, UnicodeEncodeError)), None)
         if cause is None:
             raise
         if len(events) == 1:
