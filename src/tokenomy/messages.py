@@ -252,7 +252,7 @@ class ChatRequest:
 
     def system_hoisted(self) -> ChatRequest:
         """This request with its mid-conversation system messages merged into `system`, in order: for APIs that
-        take one system prompt (Anthropic, Bedrock, Gemini), as OpenAI's own conversion does. Itself if it has none."""
+        take one system prompt (Anthropic, Bedrock, Gemini). Itself if it has none."""
         if not any(m.role == "system" for m in self.messages):
             return self
         texts = [self.system] if self.system else []
