@@ -116,6 +116,14 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
     assert final.raw["usage_source"] == "estimated"
 
 
+def two_tool_call(upstream: RecordingOpenAI) -> tuple[dict[str, ModelSpec], ChatRequest]:
+    """A model served by `upstream` and a request offering it two tools (it calls both)."""
+    spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+    request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
+                          tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+    return spec, request
+
+
 def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
     """Ollama streams every parallel tool call at index 0, each with its own id: two calls, not one call whose
     arguments are both joined (invalid JSON, the second call lost)."""
@@ -123,9 +131,7 @@ def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
 
     with RecordingOpenAI() as upstream:
         upstream.same_index = True
-        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
-        request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
-                              tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+        spec, request = two_tool_call(upstream)
         with Tokenomy(ledger_path, models=spec) as client:
             chunks = list(client.stream(request))
     answer = chunks[-1].response
@@ -160,9 +166,7 @@ def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
 
     with RecordingOpenAI() as upstream:
         upstream.no_ids = True
-        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
-        request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
-                              tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+        spec, request = two_tool_call(upstream)
         with Tokenomy(ledger_path, models=spec) as client:
             answer = client.chat(request)
             chunks = list(client.stream(request))

@@ -196,12 +196,10 @@ def _check_priced(client, option: str, name: str) -> None:
     """The model resolves and the catalog prices it: an unpriced model's calls are recorded at $0, which would read as
     the cheapest cost per task."""
     from tokenomy.errors import TokenomyError, UsageError
-    from tokenomy.messages import Usage
-    from tokenomy.pricing.cost import compute_cost
 
     spec = client.spec_for(name)
     try:
-        compute_cost(Usage(input_tokens=1), spec.pricing_model, spec.region, "on_demand", client.catalog)
+        client.catalog.lookup(spec.pricing_model, spec.region)
     except TokenomyError as exc:
         raise UsageError(
             f"{option}: {name!r} has no price, so its cost would read $0 ({exc}). Give it `price_as:` (the "
