@@ -202,9 +202,9 @@ def _check_priced(client, option: str, name: str) -> None:
         client.catalog.lookup(spec.pricing_model, spec.region)
     except TokenomyError as exc:
         raise UsageError(
-            f"{option}: {name!r} has no price, so its cost would read $0 ({exc}). Give it `price_as:` (the "
-            "catalog model it costs like) under `models:` in --config, or set TOKENOMY_PRICES to a price file that "
-            "prices it"
+            f"{option}: {name!r} has no price, so its cost would read $0 ({str(exc).rstrip('.')}). Give it "
+            "`price_as:` (the catalog model it costs like) under `models:` in --config, or set TOKENOMY_PRICES to a "
+            "price file that prices it"
         ) from None
 
 
