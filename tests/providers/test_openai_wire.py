@@ -1,4 +1,4 @@
-"""Both OpenAI paths (the SDK provider and the gateway's aiohttp upstream) speak one wire format."""
+"""Both OpenAI paths (the SDK provider and the gateway's pooled upstream) speak one wire format."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -25,9 +26,22 @@ COST = Counter(
 )
 
 
+# Each metric's child per label values. `labels()` checks and locks on every call (~1.5 us each, five a request);
+# the label values are bounded (served model names, status codes, usage types), so the children are kept here.
+_children: dict[tuple, Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 def count(model: str, status: int, started: float) -> None:
-    REQUESTS.labels(model, str(status)).inc()
-    LATENCY.labels(model).observe(time.perf_counter() - started)
+    _child(REQUESTS, model, str(status)).inc()
+    _child(LATENCY, model).observe(time.perf_counter() - started)
 
 
 def done(response, model: str, started: float):
@@ -45,10 +59,10 @@ def observe(response: ChatResponse, model: str) -> None:
         ("cache_write", usage.cache_write_tokens),
     ):
         if value:
-            TOKENS.labels(model, kind).inc(value)
+            _child(TOKENS, model, kind).inc(value)
     cost = response.call_cost_usd or response.cost_usd  # every attempt's cost, as the ledger has them
     if cost:
-        COST.labels(model).inc(float(cost))
+        _child(COST, model).inc(float(cost))
 
 
 def render() -> bytes:

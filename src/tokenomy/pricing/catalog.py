@@ -46,6 +46,7 @@ __all__ = [
     "split_inference_profile",
 ]
 
+FOUND_CACHE_SIZE = 4096  # resolved (model, region) pairs a catalog keeps
 DEFAULT_REGION = {"aws.bedrock": "us-east-1", "openai": "global", "anthropic": "global", "local": "local"}
 
 
@@ -279,6 +280,9 @@ class PriceCatalog:
         self.batch_quotas = batch_quotas or {}
         self.use_fallback = use_fallback
         self.aliases = dict(aliases or {})
+        # (model, region) -> what `lookup` found. A catalog's prices never change after it is built (a price file
+        # makes a new one), and resolving an id scans every known model's name: ~15 us, on every priced call.
+        self._found: dict[tuple[str, str | None], PriceEntry] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -324,18 +328,30 @@ class PriceCatalog:
     # -- lookup -------------------------------------------------------------------------------
     def lookup(self, model: str, region: str | None = None) -> PriceEntry:
         """The price entry for `model` in `region`: profiles, ARNs, aliases resolved; the library as fallback."""
+        if not isinstance(model, str) or not isinstance(region, (str, type(None))):
+            return self._resolve(model, region)  # which names what is wrong
+        found = self._found.get((model, region))
+        if found is None:
+            found = self._resolve(model, region)
+            if len(self._found) >= FOUND_CACHE_SIZE:  # a library caller probing many ids: start over, never grow
+                self._found.clear()
+            self._found[(model, region)] = found
+        return found
+
+    def _resolve(self, model: str, region: str | None) -> PriceEntry:
         if not model or not isinstance(model, str):
             raise UnknownModelError(
                 f"model id {model!r} is empty; name a model such as 'local' or 'anthropic.claude-3-haiku-20240307-v1:0'"
             )
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
-        direct = [c for c in (ref.profiled, ref.base) if c in self._by_model]
-        known = list(self._by_model)
-        # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
-        guesses = alias_candidates(ref.profiled, known) if ref.profile else []
-        guesses += [c for c in alias_candidates(ref.base, known) if c not in guesses]
-        for candidate in direct or guesses:
+        candidates = [c for c in (ref.profiled, ref.base) if c in self._by_model]
+        if not candidates:
+            known = list(self._by_model)
+            # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
+            candidates = alias_candidates(ref.profiled, known) if ref.profile else []
+            candidates += [c for c in alias_candidates(ref.base, known) if c not in candidates]
+        for candidate in candidates:
             regions = self._by_model.get(candidate)
             if regions:
                 entry = self._pick_region(candidate, regions, region or ref.region)

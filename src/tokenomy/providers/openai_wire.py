@@ -1,6 +1,6 @@
 """The OpenAI Chat Completions wire format, both ways: ChatRequest → JSON body, JSON → ChatResponse.
 
-One module for every OpenAI-format path (the SDK-based provider and the gateway's pooled aiohttp
+One module for every OpenAI-format path (the SDK-based provider and the gateway's pooled
 upstream), so a field is mapped once. Mapping rules:
 - a user turn's ToolResultBlocks become `tool` role messages (placed first: OpenAI wants them right
   after the assistant message that made the calls); its other blocks stay in a user message; a failed

@@ -27,7 +27,6 @@ DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 log = logging.getLogger(__name__)
 _setup_lock = threading.Lock()
 _configured = False
-_instruments: dict[int, tuple[Any, Any]] = {}
 
 
 def _wants(kind: str) -> str | None:
@@ -136,28 +135,27 @@ def in_memory_pipeline() -> tuple:
 _TRACER = trace.get_tracer("tokenomy")
 
 
-def _histograms() -> tuple[Any, Any]:
-    """The token-usage and duration histograms of the current meter provider. Made lazily, per provider, so
-    providers installed later (tests, apps) are picked up; the provider is looked up once a call (each lookup
-    reads the environment) and `get_meter` runs only on a miss (it builds a meter each time)."""
-    key = id(metrics.get_meter_provider())
-    if key not in _instruments:
-        meter = metrics.get_meter("tokenomy")
-        _instruments[key] = (
-            meter.create_histogram(
-                "gen_ai.client.token.usage",
-                unit="{token}",
-                description="Measures number of input and output tokens used",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-            ),
-            meter.create_histogram(
-                "gen_ai.client.operation.duration",
-                unit="s",
-                description="GenAI operation duration",
-                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-            ),
-        )
-    return _instruments[key]
+def _make_histograms() -> tuple[Any, Any]:
+    """The token-usage and duration histograms. Made once, like `_TRACER`: a meter taken before any provider is
+    installed is a proxy whose instruments start recording into the provider installed later (tests, apps)."""
+    meter = metrics.get_meter("tokenomy")
+    return (
+        meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Measures number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        ),
+        meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        ),
+    )
+
+
+_HISTOGRAMS = _make_histograms()
 
 
 # Ledger provider names whose OpenTelemetry GenAI name differs (the OTLP import maps them back).
@@ -183,7 +181,8 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
         attributes["tokenomy.route"] = request.meta.route
     span = _TRACER.start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
     try:
-        if current:
+        # A span with no trace (no SDK installed, no parent) changes nothing as the current span: skip the attach.
+        if current and span.get_span_context().is_valid:
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 yield span
         else:
@@ -221,19 +220,23 @@ def record_success(
 ) -> None:
     """Put usage and cost on the span and feed the two GenAI histograms."""
     usage = response.usage
-    if cache_points:
-        span.set_attribute("tokenomy.cache_points", cache_points)
-    span.set_attribute("gen_ai.response.model", response.model)
-    span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
-    span.set_attribute("gen_ai.usage.input_tokens", usage.total_input_tokens)  # conventions: cached included
-    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
-    span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cache_read_tokens)
-    span.set_attribute("gen_ai.usage.cache_creation.input_tokens", usage.cache_write_tokens)
-    span.set_attribute("tokenomy.cost.usd", float(cost_usd))
-    if response.tier:
-        span.set_attribute("tokenomy.tier", response.tier)
+    if span.is_recording():  # a span nobody records (no SDK installed, sampled out) would drop them anyway
+        attributes: dict[str, Any] = {
+            "gen_ai.response.model": response.model,
+            "gen_ai.response.finish_reasons": [response.finish_reason],
+            "gen_ai.usage.input_tokens": usage.total_input_tokens,  # conventions: cached included
+            "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
+            "gen_ai.usage.cache_creation.input_tokens": usage.cache_write_tokens,
+            "tokenomy.cost.usd": float(cost_usd),
+        }
+        if cache_points:
+            attributes["tokenomy.cache_points"] = cache_points
+        if response.tier:
+            attributes["tokenomy.tier"] = response.tier
+        span.set_attributes(attributes)
     attrs = _common(response.provider, request.model, response.model, None)
-    tokens, duration = _histograms()
+    tokens, duration = _HISTOGRAMS
     tokens.record(usage.total_input_tokens, {**attrs, "gen_ai.token.type": "input"})
     tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
     duration.record(duration_s, attrs)
@@ -243,4 +246,4 @@ def record_failure(span: Span, request: ChatRequest, provider_name: str, error_t
     """Mark the span failed with `error.type` and record the attempt's duration."""
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
-    _histograms()[1].record(duration_s, _common(provider_name, request.model, None, error_type))
+    _HISTOGRAMS[1].record(duration_s, _common(provider_name, request.model, None, error_type))

@@ -1,0 +1,197 @@
+"""The gateway's upstream connection pool against raw servers on 127.0.0.1 that answer as real ones can: framed
+by Content-Length, chunked, or by closing; keeping the connection or not; slow, silent, or cut mid-answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout
+
+Answer = Callable[[bytes], list[bytes | float | None]]  # per request: bytes to send, seconds to wait, None to close
+
+
+def ok(body: bytes = b'{"ok":1}', extra: bytes = b"") -> list[bytes | float | None]:
+    return [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
+            % (extra, len(body), body)]
+
+
+async def serve(answer: Answer) -> tuple[asyncio.Server, list[bytes], list[int]]:
+    """A server that reads one request head + body at a time and plays `answer(request)`; it records each request
+    and the connection (by number) it came on."""
+    requests: list[bytes] = []
+    connections: list[int] = []
+    opened = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        number = opened
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                request = head + await reader.readexactly(length)
+                requests.append(request)
+                connections.append(number)
+                for step in answer(request):
+                    if step is None:
+                        writer.close()
+                        return
+                    if isinstance(step, float):
+                        await asyncio.sleep(step)
+                    else:
+                        writer.write(step)
+                        await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, requests, connections
+
+
+def url(server: asyncio.Server) -> str:
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+
+async def post(pool: HttpPool, body: bytes = b'{"q":1}') -> tuple[int, dict[str, str], bytes]:
+    connection, reply = await pool.post("/chat/completions", body)
+    try:
+        return reply.status, reply.headers, await reply.read()
+    finally:
+        pool.release(connection)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_requests_carry_the_path_headers_and_body_and_reuse_one_connection():
+    async def main():
+        server, requests, connections = await serve(lambda _: ok())
+        pool = HttpPool(url(server), {"authorization": "Bearer sk-x", "content-type": "application/json"}, 5)
+        answers = [await post(pool, b'{"n":%d}' % i) for i in range(3)]
+        await pool.aclose()
+        server.close()
+        return answers, requests, connections
+
+    answers, requests, connections = run(main())
+    assert [a[0] for a in answers] == [200] * 3 and answers[0][2] == b'{"ok":1}'
+    assert answers[0][1]["content-type"] == "application/json"
+    assert requests[1].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert b"authorization: Bearer sk-x\r\n" in requests[1] and b"accept-encoding: identity\r\n" in requests[1]
+    assert requests[1].endswith(b'\r\n\r\n{"n":1}') and connections == [1, 1, 1]
+
+
+def test_chunked_answers_are_decoded_and_streamed_line_by_line():
+    chunks = [b"data: {\"a\":1}\n\nda", b"ta: [DONE]\n\n"]
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+    def answer(_: bytes) -> list[bytes | float | None]:
+        return [head, *(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks), 0.05, b"0\r\n\r\n"]
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        connection, reply = await pool.post("/chat/completions", b"{}")
+        lines = [line async for line in reply.lines()]
+        pool.release(connection)
+        again = await post(pool)
+        await pool.aclose()
+        server.close()
+        return lines, again, connections
+
+    lines, again, connections = run(main())
+    assert lines == [b'data: {"a":1}\n', b"\n", b"data: [DONE]\n", b"\n"]
+    assert again[2] == b"".join(chunks) and connections == [1, 1]  # the chunked answer left the connection reusable
+
+
+def test_an_answer_ended_by_closing_is_whole_and_its_connection_not_reused():
+    async def main():
+        server, _, connections = await serve(lambda _: [b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it", None])
+        pool = HttpPool(url(server), {}, 5)
+        first, second = await post(pool), await post(pool)
+        await pool.aclose()
+        server.close()
+        return first, second, connections
+
+    first, second, connections = run(main())
+    assert first[2] == second[2] == b"all of it" and connections == [1, 2]
+
+
+def test_connection_close_is_honoured_and_a_connection_the_server_dropped_is_not_reused():
+    async def main():
+        server, _, connections = await serve(lambda _: [*ok(extra=b"connection: close\r\n"), None])
+        pool = HttpPool(url(server), {}, 5)
+        await post(pool)
+        await post(pool)
+        # A server that keeps the connection but drops it while idle (uvicorn after 5 s, nginx after 75 s).
+        server2, _, connections2 = await serve(lambda r: [*ok(), None] if b'"last"' in r else ok())
+        pool2 = HttpPool(url(server2), {}, 5)
+        await post(pool2, b'"last"')
+        await asyncio.sleep(0.05)  # the server's FIN arrives while the connection is idle in the pool
+        answer = await post(pool2)
+        for p, s in ((pool, server), (pool2, server2)):
+            await p.aclose()
+            s.close()
+        return connections, connections2, answer
+
+    connections, connections2, answer = run(main())
+    assert connections == [1, 2] and connections2 == [1, 2] and answer[0] == 200
+
+
+def test_silence_fails_with_a_timeout_but_a_slow_steady_answer_does_not():
+    def slow_steady(_: bytes) -> list[bytes | float | None]:
+        head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        return [head, *[step for _ in range(8) for step in (0.1, b"1\r\nx\r\n")], b"0\r\n\r\n"]
+
+    async def main():
+        steady, _, _ = await serve(slow_steady)
+        silent, _, _ = await serve(lambda _: [5.0])
+        pool = HttpPool(url(steady), {}, 0.3)  # 0.8 s of answer, never 0.3 s without a byte
+        body = (await post(pool))[2]
+        with pytest.raises(UpstreamTimeout, match=r"no data for 0\.3s"):
+            await post(HttpPool(url(silent), {}, 0.3))
+        await pool.aclose()
+        steady.close(), silent.close()
+        return body
+
+    assert run(main()) == b"x" * 8
+
+
+def test_an_answer_cut_mid_way_or_not_http_is_an_error_and_nothing_is_reused():
+    async def main():
+        cut, _, _ = await serve(lambda _: [b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part", None])
+        garbage, _, _ = await serve(lambda _: [b"SSH-2.0-OpenSSH_9.6\r\n\r\n"])
+        errors = []
+        for server in (cut, garbage):
+            pool = HttpPool(url(server), {}, 5)
+            with pytest.raises(UpstreamDisconnected) as caught:
+                await post(pool)
+            errors.append(str(caught.value))
+            assert pool._idle == []
+            server.close()
+        return errors
+
+    cut_error, garbage_error = run(main())
+    assert "closed the connection mid-answer" in cut_error and "not HTTP/1.1" in garbage_error
+
+
+def test_nobody_listening_is_a_connection_error_naming_the_address():
+    async def main():
+        server, _, _ = await serve(lambda _: ok())
+        address = url(server)
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(UpstreamDisconnected, match=r"cannot connect to 127\.0\.0\.1"):
+            await post(HttpPool(address, {}, 5))
+
+    run(main())
+
+
+def test_a_bad_base_url_is_refused_at_once():
+    with pytest.raises(ValueError, match="expected http"):
+        HttpPool("ftp://example.com/v1", {}, 5)
