@@ -197,12 +197,13 @@ def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
     """`value` if it is an object holding only `keys`, each null or of its type (cheap enough for every request)."""
     if not isinstance(value, dict):
         raise RequestError(where, "expected an object")
-    unknown = value.keys() - keys.keys()
-    if unknown:
-        raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
-    for key, item in value.items():
-        if item is not None and not isinstance(item, keys[key]):
-            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
+    for key, item in value.items():  # one pass, no set built: this runs several times for every tool and image
+        kind = keys.get(key)
+        if kind is None or (item is not None and not isinstance(item, kind)):
+            unknown = value.keys() - keys.keys()  # an unknown key is named first, the first in sorted order
+            if unknown:
+                raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[kind]}")
     return value
 
 
