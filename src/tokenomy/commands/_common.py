@@ -125,13 +125,31 @@ class _PlainJSONEncoder(json.JSONEncoder):
         )(o, 0)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value: Any, money: str = "record") -> Any:
-    """A CSV value by the same rules as JSON: money by the one money rule (of kind `money`), floats plain."""
+    """A CSV value by the same rules as JSON: money by the one money rule (of kind `money`), floats plain.
+
+    Text a caller chose (a tag sent in a request header, a route or model name) that a spreadsheet would run as a
+    formula gets a leading `'`, so a report opened in Excel shows it instead of running `=HYPERLINK(...)`."""
     if isinstance(value, Decimal):
         return money_str(value, money)
     if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
         return _plain_float(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _signed_number(value):
+        return "'" + value
     return value
+
+
+def _signed_number(text: str) -> bool:
+    """A number with its sign ("-0.5"), which a spreadsheet reads as a number, not a formula."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text[0] in "+-"
 
 
 def dumps(data: Any, money: str = "record") -> str:
