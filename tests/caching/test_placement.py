@@ -77,6 +77,18 @@ def test_token_policy_caps_truncates_and_warns():
     assert len(trimmed.messages) < 11 and trimmed.messages[0].role == "user"
 
 
+def test_truncation_keeps_a_mid_conversation_system_message_it_would_cut():
+    # An agent's instruction given mid-run ("two tool calls left") was cut away with the old turns around it.
+    turns = [Message("user", "u1"), Message("assistant", "a1"), Message("system", "Be brief."),
+             Message("user", "u2"), Message("assistant", "a2"), Message("user", "u3")]
+    request = ChatRequest(messages=turns, system="Keep me.", max_tokens=8)
+    trimmed, warnings = apply_token_policy(request, TokenPolicy(max_turns=2))
+    assert [(m.role, m.text) for m in trimmed.messages] == [("system", "Be brief."), ("user", "u3")]
+    assert trimmed.system == "Keep me." and any("history truncated from 6 to 2" in w for w in warnings)
+    kept, _ = apply_token_policy(request, TokenPolicy(max_turns=4))  # in the window: it stays where it was
+    assert [m.text for m in kept.messages] == ["Be brief.", "u2", "a2", "u3"]
+
+
 @pytest.fixture
 def telemetry():
     return in_memory_pipeline()

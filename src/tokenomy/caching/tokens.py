@@ -21,9 +21,9 @@ _warned: set[tuple[str, str]] = set()
 class TokenPolicy:
     """`max_tokens` caps (or fills in) the output limit; history keeps the last turns / tokens.
 
-    A turn is one message. The system prompt is a separate field and is never truncated; after
-    truncation the history starts at a user message that answers no tool call it cut away, as every provider
-    requires.
+    A turn is one message. The system prompt is a separate field and is never truncated, nor is a system message
+    in mid-conversation (one cut away with old turns is kept ahead of the rest); after truncation the history
+    starts at a user message that answers no tool call it cut away, as every provider requires.
     """
 
     max_tokens: Annotated[int | None, Field(ge=1)] = None
@@ -58,6 +58,12 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
     cut = len(messages) < len(request.messages)
     while len(messages) > 1 and (messages[0].role != "user" or (cut and messages[0].blocks_of(ToolResultBlock))):
         messages = messages[1:]
+    # A system message in mid-conversation is an instruction, as the system prompt is: the ones cut away with old
+    # turns still lead what is kept, in their order (providers with one system prompt merge them into it).
+    cut_away = request.messages[: len(request.messages) - len(messages)]
+    instructions = [m for m in cut_away if m.role == "system"]
+    if instructions:
+        messages = instructions + messages
     if len(messages) < len(request.messages):
         warnings.append(f"history truncated from {len(request.messages)} to {len(messages)} turns")
     for warning in warnings:
