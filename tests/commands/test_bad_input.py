@@ -108,6 +108,8 @@ def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch
     assert exited.value.code == status, (argv, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, (argv, err)
+    if "L" in args:  # refused input leaves nothing behind: no new, empty ledger file
+        assert not (tmp_path / "ledger.duckdb").exists(), argv
     assert places.get(said, said) in lines[0], (argv, lines[0])
     assert not (tmp_path / "missing.duckdb").exists()
 

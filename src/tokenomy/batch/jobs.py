@@ -115,6 +115,27 @@ def create_job(
     run_settings: dict[str, Any] | None = None,
 ) -> Job:
     """Validate `path`, split it to the backend's quotas and store the job (no provider work yet)."""
+    return store_job(tables, *prepare_job(path, model, backend, options, config_path, run_settings))
+
+
+def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Job:
+    """Store a job `prepare_job` made, with its parts."""
+    tables.insert_job(job)
+    for part_no, part in enumerate(parts):
+        tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], _payload(part))
+    return job
+
+
+def prepare_job(
+    path: str | Path,
+    model: str,
+    backend: str = "local",
+    options: SubmitOptions | None = None,
+    config_path: str | None = None,
+    run_settings: dict[str, Any] | None = None,
+) -> tuple[Job, list[list[BatchRecord]]]:
+    """Validate `path` and split it to the backend's quotas: the job and its parts, nothing stored yet (a refused
+    file leaves no trace, not even a new ledger)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     options = options or SubmitOptions()
@@ -171,10 +192,7 @@ def create_job(
         input_path=str(Path(path).resolve()),
         options=stored_options,
     )
-    tables.insert_job(job)
-    for part_no, part in enumerate(parts):
-        tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], _payload(part))
-    return job
+    return job, parts
 
 
 def _payload(records: list[BatchRecord]) -> str:

@@ -180,13 +180,12 @@ def register(app: typer.Typer) -> None:
         import math
 
         from tokenomy.batch.backends import SubmitOptions
-        from tokenomy.batch.jobs import create_job, open_tables
+        from tokenomy.batch.jobs import open_tables, prepare_job, store_job
         from tokenomy.errors import ConfigError
 
         for flag, limit in (("--rpm", rpm), ("--tpm", tpm)):  # 0, negative or NaN used to mean "no limit"
             if limit is not None and not (math.isfinite(limit) and limit > 0):
                 raise ConfigError(f"{flag} {limit}: give a rate limit above 0 per minute, or leave it out for none")
-        tables = open_tables(ledger)
         options = SubmitOptions(
             region=region,
             role_arn=role_arn,
@@ -205,9 +204,11 @@ def register(app: typer.Typer) -> None:
                 if v
             },
         )
-        job = create_job(
-            tables, file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
+        job, parts = prepare_job(
+            file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
         )
+        tables = open_tables(ledger)  # once the file is good: a refused one leaves no new ledger behind
+        store_job(tables, job, parts)
         if as_json:
             json_line({"job_id": job.job_id})
         else:

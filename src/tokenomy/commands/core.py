@@ -212,7 +212,10 @@ def chat(
             policy = CallPolicy.for_route(cfg, route)  # a route that does not exist is an error naming it
             request = replace(request, model=getattr(cfg.route_for(route), "model", None) or route)
     from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.providers.registry import resolve_model
 
+    if policy is None:
+        resolve_model(request.model, models)  # an unknown model is refused before a new ledger file is made
     store = open_existing_ledger(ledger, must_exist=False)  # a new ledger is fine; someone else's database is not
     with Tokenomy(store, models=models, store_prompts=store_prompt) as client:
         if as_json:

@@ -46,8 +46,9 @@ def import_(
     Exit status: 0 when every line was imported (or was already there); 1 when any line was rejected (the
     good lines are still imported); 2 when the file or ledger cannot be used."""
     from tokenomy.commands._common import open_existing_ledger
-    from tokenomy.ledger.io import import_file
+    from tokenomy.ledger.io import import_file, require_file
 
+    require_file(file)
     result = import_file(file, open_existing_ledger(ledger, must_exist=False))  # importing may start a ledger
     if as_json:
         print_json(result.to_json())

@@ -207,11 +207,17 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
                 yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
 
 
-def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) -> ImportResult:
-    """Import every good line of `path` into `store`; collect an error per bad line."""
+def require_file(path: str | Path) -> Path:
+    """`path`, which must exist (checked before a ledger is opened, so a wrong name leaves no new ledger)."""
     path = Path(path)
     if not path.exists():
         raise TokenomyError(f"{path}: file not found")
+    return path
+
+
+def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) -> ImportResult:
+    """Import every good line of `path` into `store`; collect an error per bad line."""
+    path = require_file(path)
     result = ImportResult()
     pending: list[UsageEvent] = []
     lines: dict[str, int] = {}  # event id -> line number, to name the line of an event the database refuses
