@@ -203,7 +203,7 @@ def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
             unknown = value.keys() - keys.keys()  # an unknown key is named first, the first in sorted order
             if unknown:
                 raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
-            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[kind]}")
+            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
     return value
 
 
