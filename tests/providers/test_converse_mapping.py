@@ -154,6 +154,41 @@ def test_request_maps_every_block_and_option_to_converse() -> None:
     assert back[3].is_error and back[3].text == "boom"
 
 
+def test_passed_through_converse_fields_go_where_converse_reads_them() -> None:
+    # They all went into additionalModelRequestFields, the model's own parameters, where Bedrock refuses or ignores
+    # them: a guardrail the caller asked for was not applied.
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from tokenomy.providers.converse_mapping import (
+        CONVERSE_OWN_FIELDS,
+        CONVERSE_TOP_LEVEL_FIELDS,
+        CONVERSE_UNPRICED_FIELDS,
+    )
+
+    extra = {"guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1"},
+             "requestMetadata": {"team": "search"}, "additionalModelResponseFieldPaths": ["/stop_sequence"],
+             "additionalModelRequestFields": {"top_k": 5}, "anthropic_beta": ["x"]}
+    params = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=SONNET, extra=extra))
+    assert params["guardrailConfig"] == extra["guardrailConfig"] and params["requestMetadata"] == {"team": "search"}
+    assert params["additionalModelResponseFieldPaths"] == ["/stop_sequence"]
+    assert params["additionalModelRequestFields"] == {"top_k": 5, "anthropic_beta": ["x"]}
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    for operation in ("Converse", "ConverseStream"):
+        shape = model.operation_model(operation).input_shape
+        assert not ParamValidator().validate(params, shape).has_errors()
+        # Every top-level field of the API is placed, made from the request, or refused: none lands in the wrong place.
+        placed = {*CONVERSE_TOP_LEVEL_FIELDS, *CONVERSE_OWN_FIELDS, *CONVERSE_UNPRICED_FIELDS}
+        assert set(shape.members) == placed | {"additionalModelRequestFields"}
+
+
+@pytest.mark.parametrize("field", ["serviceTier", "performanceConfig", "inferenceConfig", "messages"])
+def test_passed_through_fields_that_would_be_mispriced_or_clash_are_refused(field) -> None:
+    with pytest.raises(ProviderError) as caught:
+        to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=SONNET, extra={field: {"type": "x"}}))
+    assert caught.value.status == 400 and caught.value.param == field and str(caught.value).startswith(field)
+
+
 @pytest.mark.parametrize("kwargs, field", [
     ({"seed": 7}, "seed"), ({"presence_penalty": 0.5}, "presence_penalty"),
     ({"frequency_penalty": 0.5}, "frequency_penalty"),
@@ -318,8 +353,13 @@ def test_openai_sdk_through_the_gateway_to_bedrock(url, tmp_path, stream) -> Non
         answer = client.chat.completions.create(model="sonnet", max_tokens=8, tools=tools, messages=[
             ask, {"role": "assistant", "content": None, "tool_calls": [
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
-            {"role": "tool", "tool_call_id": call_id, "content": "18C, sunny"}])
+            {"role": "tool", "tool_call_id": call_id, "content": "18C, sunny"}],
+            extra_body={"requestMetadata": {"app": "weather"}})  # a Converse field, passed through at its top level
         assert answer.choices[0].message.content and answer.usage.prompt_tokens > IMAGE_TOKENS
+        with pytest.raises(openai.BadRequestError) as refused:  # billed at a price the catalog lacks: refused
+            client.chat.completions.create(model="sonnet", max_tokens=8, messages=[ask],
+                                           extra_body={"serviceTier": {"type": "priority"}})
+        assert refused.value.body["param"] == "serviceTier" and "wrong price" in refused.value.body["message"]
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
     assert len(rows) == 2 and all(r.provider == "aws.bedrock" and r.image_count == 1 for r in rows)
     assert [r.tool_call_count for r in rows] == [1, 0]

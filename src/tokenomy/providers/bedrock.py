@@ -165,6 +165,9 @@ class BedrockProvider(Provider):
     """Converse for whole answers, ConverseStream for time to first token."""
 
     name = "aws.bedrock"
+    # Any pass-through field: Converse's own top-level ones are placed there, the rest are the model's parameters
+    # (additionalModelRequestFields); the mapping refuses those that clash or would be mispriced.
+    accepts_extra = None
 
     def __init__(
         self,

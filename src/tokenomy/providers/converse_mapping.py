@@ -9,7 +9,9 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   `none` choice: the tools are left out when the conversation holds no tool blocks (the model
   cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
-  additionalModelRequestFields; seed, presence/frequency penalties, JSON response formats,
+  additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
+  requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,
+  performanceConfig) are refused; seed, presence/frequency penalties, JSON response formats,
   reasoning effort without a budget, `parallel_tool_calls: false` and a message's participant `name`
   have no Converse field and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
@@ -47,6 +49,28 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+# Converse request fields a caller may pass through (`extra`, e.g. the OpenAI SDK's extra_body): sent at the top level
+# of the request, where Converse reads them. Any other extra key goes to additionalModelRequestFields, the model's own
+# parameters. tests/providers/test_converse_mapping.py checks these lists against botocore's model of the API.
+CONVERSE_TOP_LEVEL_FIELDS = (
+    "guardrailConfig",
+    "promptVariables",
+    "additionalModelResponseFieldPaths",
+    "requestMetadata",
+    "projectIdentifier",
+    "outputConfig",
+)
+CONVERSE_OWN_FIELDS = ("modelId", "messages", "system", "inferenceConfig", "toolConfig")
+# Fields that change the price of the call (a priority or flex tier, latency-optimized inference): the ledger would
+# record it at the standard price, so they are refused until the catalog has those prices.
+CONVERSE_UNPRICED_FIELDS = {
+    "serviceTier": "bills a service tier other than standard at its own price, which Tokenomy's catalog does not "
+    "have for Bedrock yet; remove it (the call would be recorded at the wrong price)",
+    "performanceConfig": "bills latency-optimized inference at its own price, which Tokenomy's catalog does not "
+    "have yet; remove it (the call would be recorded at the wrong price)",
+}
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
@@ -251,7 +275,18 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     tool_config = _tool_config(request)
     if tool_config is not None:
         params["toolConfig"] = tool_config
-    additional: dict[str, Any] = dict(request.extra)
+    additional: dict[str, Any] = {}
+    for key, value in request.extra.items():
+        if key in CONVERSE_OWN_FIELDS:
+            raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
+        if key in CONVERSE_UNPRICED_FIELDS:
+            raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
+        if key in CONVERSE_TOP_LEVEL_FIELDS:
+            params[key] = value
+        elif key == "additionalModelRequestFields" and isinstance(value, dict):
+            additional.update(value)
+        else:
+            additional[key] = value
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:
