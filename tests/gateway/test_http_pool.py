@@ -195,3 +195,40 @@ def test_nobody_listening_is_a_connection_error_naming_the_address():
 def test_a_bad_base_url_is_refused_at_once():
     with pytest.raises(ValueError, match="expected http"):
         HttpPool("ftp://example.com/v1", {}, 5)
+
+
+def test_interim_1xx_answers_are_skipped_for_the_final_one():
+    # 103 Early Hints (or a 100 Continue) in its own write, then the real answer: the caller must get the 200 and
+    # its body, and the next request its own answer, not this one.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        return [b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", 0.05, *ok(request.partition(b"\r\n\r\n")[2])]
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
+        await pool.aclose()
+        server.close()
+        return answers, connections
+
+    answers, connections = run(main())
+    assert [(a[0], a[2]) for a in answers] == [(200, b'{"n":0}'), (200, b'{"n":1}')]
+    assert "link" not in answers[0][1] and connections == [1, 1]
+
+
+def test_a_second_answer_to_one_request_is_refused_and_never_reaches_the_next_request():
+    # A broken upstream (or proxy) answers one request twice in one write: the second answer must neither join the
+    # first's body nor be left on a pooled connection to answer the next request.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        return [ok(request.partition(b"\r\n\r\n")[2])[0] + ok(b"STALE")[0]]
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
+        await pool.aclose()
+        server.close()
+        return answers, connections
+
+    answers, connections = run(main())
+    assert [a[2] for a in answers] == [b'{"n":0}', b'{"n":1}'] and connections == [1, 2]

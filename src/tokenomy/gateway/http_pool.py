@@ -111,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
+        self._interim = False  # the parser is in a 1xx answer, which precedes the final one
 
     # -- one exchange -------------------------------------------------------------------------------
     def send(self, data: bytes) -> Reply:
@@ -156,8 +157,11 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as exc:  # also raised by `on_message_begin` for bytes after the answer
             self.reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
+            self.close()
+        except httptools.HttpParserUpgrade:  # a 101 to a POST: nothing this client can speak, and not an error class
+            self.reply._fail(UpstreamDisconnected("the upstream switched protocols (101)"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -175,6 +179,13 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
     # -- httptools callbacks ------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        # The parser goes on past a whole answer when more bytes came in the same read (or before `release`): a
+        # second answer to one request. Refuse it, or its body joins this answer and the connection goes back to
+        # the pool mid-message, to answer the next request with the rest.
+        if self.reply is None or self.reply.complete:
+            raise UpstreamDisconnected("the upstream sent bytes after the whole answer")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.reply is not None
         self.reply.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -182,7 +193,13 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         reply = self.reply
         assert reply is not None
-        reply.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows on the same connection.
+            self._interim = True
+            reply.headers = {}
+            return
+        reply.status = status
         headers = reply.headers
         self._until_close = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
         reply._headers_done = True
@@ -195,6 +212,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.reply is not None
+        if self._interim:  # the end of an interim answer, not of the reply
+            self._interim = False
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self.reply.complete = True
         self.reply._wake()
