@@ -4,6 +4,7 @@ by Content-Length, chunked, or by closing; keeping the connection or not; slow, 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -232,3 +233,27 @@ def test_a_second_answer_to_one_request_is_refused_and_never_reaches_the_next_re
 
     answers, connections = run(main())
     assert [a[2] for a in answers] == [b'{"n":0}', b'{"n":1}'] and connections == [1, 2]
+
+
+def test_a_kept_connection_dropped_as_the_request_goes_out_is_retried_once_on_a_new_one():
+    # The server's idle timeout fires just as the next request arrives on the kept connection: it closes without a
+    # byte back. The request goes once more on a new connection; a new connection that does so is not retried.
+    async def main():
+        numbers = itertools.count()
+
+        def answer(request: bytes) -> list[bytes | float | None]:
+            return [None] if next(numbers) == 1 else ok(request.partition(b"\r\n\r\n")[2])
+
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        first, second = await post(pool, b'{"n":0}'), await post(pool, b'{"n":1}')
+        dropping, _, dropped_connections = await serve(lambda _: [None])
+        with pytest.raises(UpstreamDisconnected, match="closed the connection mid-answer"):
+            await post(HttpPool(url(dropping), {}, 5))
+        await pool.aclose()
+        server.close(), dropping.close()
+        return first, second, connections, dropped_connections
+
+    first, second, connections, dropped_connections = run(main())
+    assert first[2] == b'{"n":0}' and second[2] == b'{"n":1}' and connections == [1, 1, 2]
+    assert dropped_connections == [1]

@@ -108,6 +108,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = True
         self.idle_since = 0.0
+        self.heard = False  # a byte of the current exchange's answer arrived
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
@@ -117,6 +118,7 @@ class _Connection(asyncio.Protocol):
     def send(self, data: bytes) -> Reply:
         assert self.transport is not None
         self.reply = Reply(self)
+        self.heard = False
         self._last_byte = self.loop.time()
         self._timer = self.loop.call_later(self.pool.timeout, self._check_silence)
         self.transport.write(data)
@@ -152,6 +154,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_byte = self.loop.time()
+        self.heard = True
         if self.reply is None:  # bytes nobody asked for: the connection is out of step, never reuse it
             self.close()
             return
@@ -244,22 +247,33 @@ class HttpPool:
         the reply's status and headers arrived."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
+        data = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (
+            (self.path + path).encode("latin-1"),
+            self._head,
+            len(body),
+        )
         await self._slots.acquire()
+        connection = None
         try:
-            connection = self._reuse() or await self._connect()
-            data = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (
-                (self.path + path).encode("latin-1"),
-                self._head,
-                len(body),
-            )
-            reply = connection.send(data + body)
+            connection = self._reuse()
+            if connection is not None:
+                try:
+                    return connection, await connection.send(data + body)._started()
+                except UpstreamDisconnected:
+                    # A kept connection the server closed as the request went out (its idle timeout firing just
+                    # then): not a byte came back, so the server dropped the connection rather than answer. Send
+                    # once more on a new one instead of failing the call. Any byte back, or a timeout: no resend.
+                    if connection.heard:
+                        raise
+                    connection.finished()
+                    connection.close()
+            connection = await self._connect()
+            return connection, await connection.send(data + body)._started()
         except BaseException:
+            if connection is not None:
+                connection.finished()
+                connection.close()
             self._slots.release()
-            raise
-        try:
-            return connection, await reply._started()
-        except BaseException:
-            self.release(connection)
             raise
 
     def release(self, connection: _Connection) -> None:
