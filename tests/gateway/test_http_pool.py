@@ -257,3 +257,34 @@ def test_a_kept_connection_dropped_as_the_request_goes_out_is_retried_once_on_a_
     first, second, connections, dropped_connections = run(main())
     assert first[2] == b'{"n":0}' and second[2] == b'{"n":1}' and connections == [1, 1, 2]
     assert dropped_connections == [1]
+
+
+def test_a_stream_released_at_its_done_line_rejoins_the_pool_when_its_last_chunk_arrives():
+    # Servers write the chunked terminator apart from the last event (uvicorn: its own `send`), so the caller is
+    # done at `data: [DONE]` before the answer is. The connection must come back for the next request, unless its
+    # end never comes (then the silence timeout closes it).
+    def answer(request: bytes) -> list[bytes | float | None]:
+        event = b"data: [DONE]\n\n"
+        head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(event), event)
+        return [head, 5.0] if b"never" in request else [head, 0.05, b"0\r\n\r\n"]
+
+    async def stream_until_done(pool: HttpPool, body: bytes) -> None:
+        connection, reply = await pool.post("/chat/completions", body)
+        async for line in reply.lines():
+            if line.startswith(b"data: [DONE]"):
+                break
+        pool.release(connection, done=True)
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 0.3)
+        await stream_until_done(pool, b"{}")
+        await asyncio.sleep(0.1)  # the terminator arrives while nobody is reading
+        await stream_until_done(pool, b'{"never":1}')
+        await asyncio.sleep(0.5)  # no terminator: closed after 0.3 s of silence, never pooled
+        await post(pool)
+        await pool.aclose()
+        server.close()
+        return connections
+
+    assert run(main()) == [1, 1, 2]

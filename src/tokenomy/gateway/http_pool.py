@@ -113,6 +113,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
         self._interim = False  # the parser is in a 1xx answer, which precedes the final one
+        self._draining = False  # released before its answer's last bytes: rejoin the pool once they arrive
 
     # -- one exchange -------------------------------------------------------------------------------
     def send(self, data: bytes) -> Reply:
@@ -143,6 +144,16 @@ class _Connection(asyncio.Protocol):
         reply, self.reply = self.reply, None
         return reply is not None and reply.complete and self.keep_alive and not self.closed
 
+    def drain(self) -> bool:
+        """The caller has what it needs (a stream's `data: [DONE]`) but the answer's last bytes (the chunked
+        terminator, often its own TCP segment) are still coming: let them arrive, then rejoin the pool, rather than
+        a new connection for every stream. The silence timer stays: no end within `timeout` closes it."""
+        reply = self.reply
+        if reply is None or reply.complete or reply._error is not None or self.closed or not reply._headers_done:
+            return False
+        self._draining = True
+        return True
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -155,16 +166,17 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_byte = self.loop.time()
         self.heard = True
-        if self.reply is None:  # bytes nobody asked for: the connection is out of step, never reuse it
+        reply = self.reply  # kept: a drained answer's end clears `self.reply` within `feed_data`
+        if reply is None:  # bytes nobody asked for: the connection is out of step, never reuse it
             self.close()
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:  # also raised by `on_message_begin` for bytes after the answer
-            self.reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
+            reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
             self.close()
         except httptools.HttpParserUpgrade:  # a 101 to a POST: nothing this client can speak, and not an error class
-            self.reply._fail(UpstreamDisconnected("the upstream switched protocols (101)"))
+            reply._fail(UpstreamDisconnected("the upstream switched protocols (101)"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -221,6 +233,9 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         self.reply.complete = True
         self.reply._wake()
+        if self._draining:
+            self._draining = False
+            self.pool._rejoin(self)
 
 
 class HttpPool:
@@ -276,10 +291,17 @@ class HttpPool:
             self._slots.release()
             raise
 
-    def release(self, connection: _Connection) -> None:
-        """The exchange is over (read whole, failed or abandoned): keep the connection for the next, or close it."""
+    def release(self, connection: _Connection, done: bool = False) -> None:
+        """The exchange is over (read whole, failed or abandoned): keep the connection for the next, or close it.
+        `done`: the caller stopped at the answer's logical end (a stream's `[DONE]`), not because it gave up, so
+        the rest may be awaited in the background (`_Connection.drain`); an abandoned answer's connection is
+        closed instead, which also tells the upstream to stop generating."""
         assert self._slots is not None
         self._slots.release()
+        if not (done and connection.drain()):
+            self._rejoin(connection)
+
+    def _rejoin(self, connection: _Connection) -> None:
         if connection.finished():
             connection.idle_since = connection.loop.time()
             self._idle.append(connection)
