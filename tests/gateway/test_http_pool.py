@@ -4,7 +4,9 @@ by Content-Length, chunked, or by closing; keeping the connection or not; slow, 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -288,3 +290,32 @@ def test_a_stream_released_at_its_done_line_rejoins_the_pool_when_its_last_chunk
         return connections
 
     assert run(main()) == [1, 1, 2]
+
+
+def test_a_compressed_answer_sent_despite_identity_is_decoded_and_an_unknown_encoding_is_an_error():
+    body = b'{"ok":1,"text":"' + b"long enough to compress " * 40 + b'"}'
+    gzipped, deflated = gzip.compress(body), zlib.compress(body)
+
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"stream" in request:  # gzip across chunks, read line by line
+            head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+            pieces = [gzipped[i:i + 7] for i in range(0, len(gzipped), 7)]
+            return [head, *(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces), b"0\r\n\r\n"]
+        encoding, data = ((b"br", b"\x0b\x02") if b"br" in request
+                          else (b"deflate", deflated) if b"deflate" in request else (b"gzip", gzipped))
+        return ok(data, extra=b"content-encoding: %s\r\n" % encoding)
+
+    async def main():
+        server, _, _ = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        plain, deflate = await post(pool, b"gzip"), await post(pool, b"deflate")
+        connection, reply = await pool.post("/chat/completions", b"stream")
+        lines = [line async for line in reply.lines()]
+        pool.release(connection)
+        with pytest.raises(UpstreamDisconnected, match="br-encoded"):
+            await post(pool, b"br")
+        await pool.aclose()
+        server.close()
+        return plain[2], deflate[2], b"".join(lines)
+
+    assert run(main()) == (body, body, body)

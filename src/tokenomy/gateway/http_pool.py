@@ -10,14 +10,16 @@ What it does: one request at a time per connection (no pipelining), a bounded po
 answers framed by Content-Length, chunked (httptools decodes it) or by the server closing, `Connection: close`
 honoured, TLS for https, and a silence timeout: no byte for `timeout` seconds (to connect, before the answer,
 between two chunks) fails the request, however long the whole answer takes. What it does not: proxies,
-redirects, compression (it asks for `identity`), HTTP/2. An OpenAI-format upstream needs none of them from a
-gateway, and the session it replaced had proxies and compression off too.
+redirects, compression (it asks for `identity`; a gzip or deflate answer sent anyway is still decoded, as the
+session did, rather than lose a paid answer), HTTP/2. An OpenAI-format upstream needs none of them from a
+gateway, and the session it replaced had proxies off too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -114,6 +116,7 @@ class _Connection(asyncio.Protocol):
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
         self._interim = False  # the parser is in a 1xx answer, which precedes the final one
         self._draining = False  # released before its answer's last bytes: rejoin the pool once they arrive
+        self._inflate: zlib._Decompress | None = None  # the answer is gzip/deflate-encoded though we asked identity
 
     # -- one exchange -------------------------------------------------------------------------------
     def send(self, data: bytes) -> Reply:
@@ -217,11 +220,20 @@ class _Connection(asyncio.Protocol):
         reply.status = status
         headers = reply.headers
         self._until_close = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        self._inflate = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # | 32: a gzip or a zlib header, either
+        elif encoding != "identity":
+            reply._fail(UpstreamDisconnected(f"the upstream's answer is {encoding}-encoded, which is not decoded here"))
+            self.close()
         reply._headers_done = True
         reply._wake()
 
     def on_body(self, body: bytes) -> None:
         assert self.reply is not None
+        if self._inflate is not None:
+            body = self._inflate.decompress(body)  # a zlib.error fails the answer as not HTTP, via the parser
         self.reply._chunks.append(body)
         self.reply._wake()
 
