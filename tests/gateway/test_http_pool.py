@@ -4,6 +4,7 @@ by Content-Length, chunked, or by closing; keeping the connection or not; slow, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
 import zlib
@@ -319,3 +320,22 @@ def test_a_compressed_answer_sent_despite_identity_is_decoded_and_an_unknown_enc
         return plain[2], deflate[2], b"".join(lines)
 
     assert run(main()) == (body, body, body)
+
+
+def test_a_switch_of_protocols_fails_the_request_without_a_fatal_error_in_the_event_loop():
+    # httptools signals a 101 with an exception outside its error classes; escaping `data_received` it is logged
+    # as a fatal protocol error with a traceback.
+    async def main():
+        loop_errors: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
+        server, _, _ = await serve(lambda _: [b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n"
+                                              b"connection: upgrade\r\n\r\nraw bytes", 0.2])
+        pool = HttpPool(url(server), {}, 5)
+        with contextlib.suppress(UpstreamDisconnected):  # a 101 and no body, or the error: either is no answer
+            await post(pool)
+        await asyncio.sleep(0.05)
+        server.close()
+        return [error["message"] for error in loop_errors if "protocol" in error], pool._idle
+
+    protocol_errors, idle = run(main())
+    assert protocol_errors == [] and idle == []
