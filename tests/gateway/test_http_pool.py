@@ -4,6 +4,10 @@ by Content-Length, chunked, or by closing; keeping the connection or not; slow, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import itertools
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -195,3 +199,143 @@ def test_nobody_listening_is_a_connection_error_naming_the_address():
 def test_a_bad_base_url_is_refused_at_once():
     with pytest.raises(ValueError, match="expected http"):
         HttpPool("ftp://example.com/v1", {}, 5)
+
+
+def test_interim_1xx_answers_are_skipped_for_the_final_one():
+    # 103 Early Hints (or a 100 Continue) in its own write, then the real answer: the caller must get the 200 and
+    # its body, and the next request its own answer, not this one.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        return [b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", 0.05, *ok(request.partition(b"\r\n\r\n")[2])]
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
+        await pool.aclose()
+        server.close()
+        return answers, connections
+
+    answers, connections = run(main())
+    assert [(a[0], a[2]) for a in answers] == [(200, b'{"n":0}'), (200, b'{"n":1}')]
+    assert "link" not in answers[0][1] and connections == [1, 1]
+
+
+def test_a_second_answer_to_one_request_is_refused_and_never_reaches_the_next_request():
+    # A broken upstream (or proxy) answers one request twice in one write: the second answer must neither join the
+    # first's body nor be left on a pooled connection to answer the next request.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        return [ok(request.partition(b"\r\n\r\n")[2])[0] + ok(b"STALE")[0]]
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
+        await pool.aclose()
+        server.close()
+        return answers, connections
+
+    answers, connections = run(main())
+    assert [a[2] for a in answers] == [b'{"n":0}', b'{"n":1}'] and connections == [1, 2]
+
+
+def test_a_kept_connection_dropped_as_the_request_goes_out_is_retried_once_on_a_new_one():
+    # The server's idle timeout fires just as the next request arrives on the kept connection: it closes without a
+    # byte back. The request goes once more on a new connection; a new connection that does so is not retried.
+    async def main():
+        numbers = itertools.count()
+
+        def answer(request: bytes) -> list[bytes | float | None]:
+            return [None] if next(numbers) == 1 else ok(request.partition(b"\r\n\r\n")[2])
+
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        first, second = await post(pool, b'{"n":0}'), await post(pool, b'{"n":1}')
+        dropping, _, dropped_connections = await serve(lambda _: [None])
+        with pytest.raises(UpstreamDisconnected, match="closed the connection mid-answer"):
+            await post(HttpPool(url(dropping), {}, 5))
+        await pool.aclose()
+        server.close(), dropping.close()
+        return first, second, connections, dropped_connections
+
+    first, second, connections, dropped_connections = run(main())
+    assert first[2] == b'{"n":0}' and second[2] == b'{"n":1}' and connections == [1, 1, 2]
+    assert dropped_connections == [1]
+
+
+def test_a_stream_released_at_its_done_line_rejoins_the_pool_when_its_last_chunk_arrives():
+    # Servers write the chunked terminator apart from the last event (uvicorn: its own `send`), so the caller is
+    # done at `data: [DONE]` before the answer is. The connection must come back for the next request, unless its
+    # end never comes (then the silence timeout closes it).
+    def answer(request: bytes) -> list[bytes | float | None]:
+        event = b"data: [DONE]\n\n"
+        head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(event), event)
+        return [head, 5.0] if b"never" in request else [head, 0.05, b"0\r\n\r\n"]
+
+    async def stream_until_done(pool: HttpPool, body: bytes) -> None:
+        connection, reply = await pool.post("/chat/completions", body)
+        async for line in reply.lines():
+            if line.startswith(b"data: [DONE]"):
+                break
+        pool.release(connection, done=True)
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 0.3)
+        await stream_until_done(pool, b"{}")
+        await asyncio.sleep(0.1)  # the terminator arrives while nobody is reading
+        await stream_until_done(pool, b'{"never":1}')
+        await asyncio.sleep(0.5)  # no terminator: closed after 0.3 s of silence, never pooled
+        await post(pool)
+        await pool.aclose()
+        server.close()
+        return connections
+
+    assert run(main()) == [1, 1, 2]
+
+
+def test_a_compressed_answer_sent_despite_identity_is_decoded_and_an_unknown_encoding_is_an_error():
+    body = b'{"ok":1,"text":"' + b"long enough to compress " * 40 + b'"}'
+    gzipped, deflated = gzip.compress(body), zlib.compress(body)
+
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"stream" in request:  # gzip across chunks, read line by line
+            head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+            pieces = [gzipped[i:i + 7] for i in range(0, len(gzipped), 7)]
+            return [head, *(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces), b"0\r\n\r\n"]
+        encoding, data = ((b"br", b"\x0b\x02") if b"br" in request
+                          else (b"deflate", deflated) if b"deflate" in request else (b"gzip", gzipped))
+        return ok(data, extra=b"content-encoding: %s\r\n" % encoding)
+
+    async def main():
+        server, _, _ = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        plain, deflate = await post(pool, b"gzip"), await post(pool, b"deflate")
+        connection, reply = await pool.post("/chat/completions", b"stream")
+        lines = [line async for line in reply.lines()]
+        pool.release(connection)
+        with pytest.raises(UpstreamDisconnected, match="br-encoded"):
+            await post(pool, b"br")
+        await pool.aclose()
+        server.close()
+        return plain[2], deflate[2], b"".join(lines)
+
+    assert run(main()) == (body, body, body)
+
+
+def test_a_switch_of_protocols_fails_the_request_without_a_fatal_error_in_the_event_loop():
+    # httptools signals a 101 with an exception outside its error classes; escaping `data_received` it is logged
+    # as a fatal protocol error with a traceback.
+    async def main():
+        loop_errors: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
+        server, _, _ = await serve(lambda _: [b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n"
+                                              b"connection: upgrade\r\n\r\nraw bytes", 0.2])
+        pool = HttpPool(url(server), {}, 5)
+        with contextlib.suppress(UpstreamDisconnected):  # a 101 and no body, or the error: either is no answer
+            await post(pool)
+        await asyncio.sleep(0.05)
+        server.close()
+        return [error["message"] for error in loop_errors if "protocol" in error], pool._idle
+
+    protocol_errors, idle = run(main())
+    assert protocol_errors == [] and idle == []

@@ -10,14 +10,16 @@ What it does: one request at a time per connection (no pipelining), a bounded po
 answers framed by Content-Length, chunked (httptools decodes it) or by the server closing, `Connection: close`
 honoured, TLS for https, and a silence timeout: no byte for `timeout` seconds (to connect, before the answer,
 between two chunks) fails the request, however long the whole answer takes. What it does not: proxies,
-redirects, compression (it asks for `identity`), HTTP/2. An OpenAI-format upstream needs none of them from a
-gateway, and the session it replaced had proxies and compression off too.
+redirects, compression (it asks for `identity`; a gzip or deflate answer sent anyway is still decoded, as the
+session did, rather than lose a paid answer), HTTP/2. An OpenAI-format upstream needs none of them from a
+gateway, and the session it replaced had proxies off too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -108,14 +110,19 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = True
         self.idle_since = 0.0
+        self.heard = False  # a byte of the current exchange's answer arrived
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
+        self._interim = False  # the parser is in a 1xx answer, which precedes the final one
+        self._draining = False  # released before its answer's last bytes: rejoin the pool once they arrive
+        self._inflate: zlib._Decompress | None = None  # the answer is gzip/deflate-encoded though we asked identity
 
     # -- one exchange -------------------------------------------------------------------------------
     def send(self, data: bytes) -> Reply:
         assert self.transport is not None
         self.reply = Reply(self)
+        self.heard = False
         self._last_byte = self.loop.time()
         self._timer = self.loop.call_later(self.pool.timeout, self._check_silence)
         self.transport.write(data)
@@ -140,6 +147,16 @@ class _Connection(asyncio.Protocol):
         reply, self.reply = self.reply, None
         return reply is not None and reply.complete and self.keep_alive and not self.closed
 
+    def drain(self) -> bool:
+        """The caller has what it needs (a stream's `data: [DONE]`) but the answer's last bytes (the chunked
+        terminator, often its own TCP segment) are still coming: let them arrive, then rejoin the pool, rather than
+        a new connection for every stream. The silence timer stays: no end within `timeout` closes it."""
+        reply = self.reply
+        if reply is None or reply.complete or reply._error is not None or self.closed or not reply._headers_done:
+            return False
+        self._draining = True
+        return True
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -151,13 +168,18 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_byte = self.loop.time()
-        if self.reply is None:  # bytes nobody asked for: the connection is out of step, never reuse it
+        self.heard = True
+        reply = self.reply  # kept: a drained answer's end clears `self.reply` within `feed_data`
+        if reply is None:  # bytes nobody asked for: the connection is out of step, never reuse it
             self.close()
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
+        except httptools.HttpParserError as exc:  # also raised by `on_message_begin` for bytes after the answer
+            reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
+            self.close()
+        except httptools.HttpParserUpgrade:  # a 101 to a POST: nothing this client can speak, and not an error class
+            reply._fail(UpstreamDisconnected("the upstream switched protocols (101)"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -175,6 +197,13 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
     # -- httptools callbacks ------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        # The parser goes on past a whole answer when more bytes came in the same read (or before `release`): a
+        # second answer to one request. Refuse it, or its body joins this answer and the connection goes back to
+        # the pool mid-message, to answer the next request with the rest.
+        if self.reply is None or self.reply.complete:
+            raise UpstreamDisconnected("the upstream sent bytes after the whole answer")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.reply is not None
         self.reply.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -182,22 +211,43 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         reply = self.reply
         assert reply is not None
-        reply.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows on the same connection.
+            self._interim = True
+            reply.headers = {}
+            return
+        reply.status = status
         headers = reply.headers
         self._until_close = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        self._inflate = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # | 32: a gzip or a zlib header, either
+        elif encoding != "identity":
+            reply._fail(UpstreamDisconnected(f"the upstream's answer is {encoding}-encoded, which is not decoded here"))
+            self.close()
         reply._headers_done = True
         reply._wake()
 
     def on_body(self, body: bytes) -> None:
         assert self.reply is not None
+        if self._inflate is not None:
+            body = self._inflate.decompress(body)  # a zlib.error fails the answer as not HTTP, via the parser
         self.reply._chunks.append(body)
         self.reply._wake()
 
     def on_message_complete(self) -> None:
         assert self.reply is not None
+        if self._interim:  # the end of an interim answer, not of the reply
+            self._interim = False
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self.reply.complete = True
         self.reply._wake()
+        if self._draining:
+            self._draining = False
+            self.pool._rejoin(self)
 
 
 class HttpPool:
@@ -224,28 +274,46 @@ class HttpPool:
         the reply's status and headers arrived."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
+        data = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (
+            (self.path + path).encode("latin-1"),
+            self._head,
+            len(body),
+        )
         await self._slots.acquire()
+        connection = None
         try:
-            connection = self._reuse() or await self._connect()
-            data = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (
-                (self.path + path).encode("latin-1"),
-                self._head,
-                len(body),
-            )
-            reply = connection.send(data + body)
+            connection = self._reuse()
+            if connection is not None:
+                try:
+                    return connection, await connection.send(data + body)._started()
+                except UpstreamDisconnected:
+                    # A kept connection the server closed as the request went out (its idle timeout firing just
+                    # then): not a byte came back, so the server dropped the connection rather than answer. Send
+                    # once more on a new one instead of failing the call. Any byte back, or a timeout: no resend.
+                    if connection.heard:
+                        raise
+                    connection.finished()
+                    connection.close()
+            connection = await self._connect()
+            return connection, await connection.send(data + body)._started()
         except BaseException:
+            if connection is not None:
+                connection.finished()
+                connection.close()
             self._slots.release()
             raise
-        try:
-            return connection, await reply._started()
-        except BaseException:
-            self.release(connection)
-            raise
 
-    def release(self, connection: _Connection) -> None:
-        """The exchange is over (read whole, failed or abandoned): keep the connection for the next, or close it."""
+    def release(self, connection: _Connection, done: bool = False) -> None:
+        """The exchange is over (read whole, failed or abandoned): keep the connection for the next, or close it.
+        `done`: the caller stopped at the answer's logical end (a stream's `[DONE]`), not because it gave up, so
+        the rest may be awaited in the background (`_Connection.drain`); an abandoned answer's connection is
+        closed instead, which also tells the upstream to stop generating."""
         assert self._slots is not None
         self._slots.release()
+        if not (done and connection.drain()):
+            self._rejoin(connection)
+
+    def _rejoin(self, connection: _Connection) -> None:
         if connection.finished():
             connection.idle_since = connection.loop.time()
             self._idle.append(connection)

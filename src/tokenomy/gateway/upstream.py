@@ -133,7 +133,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                             ttft = (time.perf_counter() - start) * 1000
                         yield piece
             finally:
-                pool.release(connection)
+                pool.release(connection, done)
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
             raise self._failed(exc) from exc
         assembler.check_complete(done)
