@@ -73,6 +73,17 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def two_posts(answer: Answer) -> tuple[list[tuple[int, dict[str, str], bytes]], list[int]]:
+    """Two requests (bodies {"n":0} and {"n":1}) through one pool to a server playing `answer`: the answers, and
+    the connection each request came on."""
+    server, _, connections = await serve(answer)
+    pool = HttpPool(url(server), {}, 5)
+    answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
+    await pool.aclose()
+    server.close()
+    return answers, connections
+
+
 def test_requests_carry_the_path_headers_and_body_and_reuse_one_connection():
     async def main():
         server, requests, connections = await serve(lambda _: ok())
@@ -207,15 +218,7 @@ def test_interim_1xx_answers_are_skipped_for_the_final_one():
     def answer(request: bytes) -> list[bytes | float | None]:
         return [b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", 0.05, *ok(request.partition(b"\r\n\r\n")[2])]
 
-    async def main():
-        server, _, connections = await serve(answer)
-        pool = HttpPool(url(server), {}, 5)
-        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
-        await pool.aclose()
-        server.close()
-        return answers, connections
-
-    answers, connections = run(main())
+    answers, connections = run(two_posts(answer))
     assert [(a[0], a[2]) for a in answers] == [(200, b'{"n":0}'), (200, b'{"n":1}')]
     assert "link" not in answers[0][1] and connections == [1, 1]
 
@@ -226,15 +229,7 @@ def test_a_second_answer_to_one_request_is_refused_and_never_reaches_the_next_re
     def answer(request: bytes) -> list[bytes | float | None]:
         return [ok(request.partition(b"\r\n\r\n")[2])[0] + ok(b"STALE")[0]]
 
-    async def main():
-        server, _, connections = await serve(answer)
-        pool = HttpPool(url(server), {}, 5)
-        answers = [await post(pool, b'{"n":%d}' % i) for i in range(2)]
-        await pool.aclose()
-        server.close()
-        return answers, connections
-
-    answers, connections = run(main())
+    answers, connections = run(two_posts(answer))
     assert [a[2] for a in answers] == [b'{"n":0}', b'{"n":1}'] and connections == [1, 2]
 
 

@@ -39,8 +39,7 @@ class UpstreamDisconnected(ConnectionError):
 class Reply:
     """One answer: status and headers once they arrived, then its body (whole, or line by line as it comes)."""
 
-    def __init__(self, connection: _Connection) -> None:
-        self._connection = connection
+    def __init__(self) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}
         self._chunks: list[bytes] = []
@@ -121,7 +120,7 @@ class _Connection(asyncio.Protocol):
     # -- one exchange -------------------------------------------------------------------------------
     def send(self, data: bytes) -> Reply:
         assert self.transport is not None
-        self.reply = Reply(self)
+        self.reply = Reply()
         self.heard = False
         self._last_byte = self.loop.time()
         self._timer = self.loop.call_later(self.pool.timeout, self._check_silence)
