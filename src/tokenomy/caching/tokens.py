@@ -60,10 +60,9 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
         messages = messages[1:]
     # A system message in mid-conversation is an instruction, as the system prompt is: the ones cut away with old
     # turns still lead what is kept, in their order (providers with one system prompt merge them into it).
-    cut_away = request.messages[: len(request.messages) - len(messages)]
-    instructions = [m for m in cut_away if m.role == "system"]
-    if instructions:
-        messages = instructions + messages
+    if len(messages) < len(request.messages):  # on every request: nothing to look for unless turns were cut
+        cut_away = request.messages[: len(request.messages) - len(messages)]
+        messages = [m for m in cut_away if m.role == "system"] + messages
     if len(messages) < len(request.messages):
         warnings.append(f"history truncated from {len(request.messages)} to {len(messages)} turns")
     for warning in warnings:

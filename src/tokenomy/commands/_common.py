@@ -241,10 +241,9 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     from pathlib import Path
 
     from tokenomy.errors import ConfigError, TokenomyError
-    from tokenomy.ledger.store import DEFAULT_LEDGER, check_ledger_url, foreign_tables, open_store
+    from tokenomy.ledger.store import foreign_tables, ledger_target, open_store
 
-    target = str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
-    check_ledger_url(target)  # before "no ledger at mysql://...": the scheme is what is wrong
+    target = ledger_target(ledger)  # the scheme checked before "no ledger at mysql://...": it is what is wrong
     path = re.sub(r"^(duckdb://|chdb:(//)?)", "", target)  # a file (DuckDB) or a directory (embedded ClickHouse)
     servers = ("postgres://", "postgresql://", "clickhouse://", "clickhouses://")
     if must_exist and not target.startswith(servers) and not Path(path).exists():

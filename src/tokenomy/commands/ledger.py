@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,9 +47,9 @@ def import_(
     good lines are still imported); 2 when the file or ledger cannot be used."""
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.io import import_file, require_file
-    from tokenomy.ledger.store import DEFAULT_LEDGER, check_ledger_url
+    from tokenomy.ledger.store import ledger_target
 
-    check_ledger_url(str(ledger or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER))  # a wrong scheme first
+    ledger_target(ledger)  # a wrong URL scheme is named first
     require_file(file)  # then the file, before a new ledger is made for nothing
     result = import_file(file, open_existing_ledger(ledger, must_exist=False))  # importing may start a ledger
     if as_json:

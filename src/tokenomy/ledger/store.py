@@ -222,10 +222,16 @@ def foreign_tables(path: str | Path) -> list[str]:
     return [] if {"usage_events", "tokenomy_meta"} & set(names) else sorted(names)
 
 
-def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
-    """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
+def ledger_target(url_or_path: str | os.PathLike | None = None) -> str:
+    """The ledger a command means (given, else TOKENOMY_LEDGER, else the default), its URL scheme checked."""
     target = str(url_or_path or os.environ.get("TOKENOMY_LEDGER") or DEFAULT_LEDGER)
     check_ledger_url(target)
+    return target
+
+
+def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
+    """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
+    target = ledger_target(url_or_path)
     if target.startswith(("postgres://", "postgresql://")):
         import psycopg
 
