@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -211,14 +212,22 @@ def test_the_comparison_catches_a_drifted_figure(tmp_path):
 def test_stale_entries_and_one_warning(caplog):
     catalog = PriceCatalog.builtin()
     stale = freshness.stale_entries(catalog.entries(), today=date(2026, 11, 29))
-    assert any(e.model == "amazon.nova-micro-v1:0" for e in stale)  # as of 2025-10-15
+    assert any(e.model == "anthropic.claude-v2:1" for e in stale)  # as of 2025-10-15: genai-prices no longer lists it
     assert not any(e.model == "anthropic.claude-opus-4-5-20251101-v1:0" for e in stale)  # as of 2026-11-09
+    # Confirmed by the library's data: dated by it. London's own price is the AWS page's alone, so it keeps that date.
+    llama = {e.region: e for e in catalog.entries() if e.model == "meta.llama3-8b-instruct-v1:0"}
+    assert llama["us-east-1"].as_of == "2026-11-09" and "genai-prices" in llama["us-east-1"].source
+    assert llama["eu-west-2"] in stale and llama["eu-west-2"].as_of == "2025-10-15"
     freshness._warned.clear()
     with caplog.at_level(logging.WARNING, logger="tokenomy.pricing"):
         for _ in range(5):
-            compute_cost(Usage(10, 10), "amazon.nova-micro-v1:0", "us-east-1")
+            compute_cost(Usage(10, 10), "anthropic.claude-v2:1", "us-east-1")
     warnings = [r for r in caplog.records if "days old" in r.getMessage()]
-    assert len(warnings) == 1 and "tokenomy prices update" in warnings[0].getMessage()
+    # A curated entry wins over genai-prices' data whatever `prices update` fetches: the hint says what does help.
+    assert len(warnings) == 1 and "pass --prices FILE" in warnings[0].getMessage()
+    assert "refreshes genai-prices' data only" in warnings[0].getMessage()
+    from_library = replace(llama["us-east-1"], priced_by="genai-prices")
+    assert freshness.refresh_hint(from_library).startswith("run `tokenomy prices update`")
     out = CliRunner().invoke(app, ["prices", "--stale", "--json"])
     rows = json.loads(out.stdout)
     assert rows and all(row["age_days"] > freshness.STALE_DAYS for row in rows)

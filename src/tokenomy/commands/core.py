@@ -80,16 +80,15 @@ def prices(
 
             raise ConfigError(f"--region {region!r}: no prices in that region; priced regions: {', '.join(regions)}")
     if stale:
-        from tokenomy.pricing.freshness import STALE_DAYS, age_days, stale_entries
+        from tokenomy.pricing.freshness import STALE_DAYS, age_days, refresh_hint, stale_entries
 
         entries = stale_entries(entries)
         if as_json:
             print_json([{**e.to_json(), "age_days": age_days(e.as_of)} for e in entries])
             return
-        console.print(
-            f"{len(entries)} price entries are older than {STALE_DAYS} days"
-            + (" — refresh with `tokenomy prices update`, or override with --prices FILE" if entries else "")
-        )
+        hints = sorted({refresh_hint(e) for e in entries})  # one per kind of source among them
+        heading = f"{len(entries)} price entries are older than {STALE_DAYS} days"
+        console.print(heading + "".join(f"; {h}" for h in hints))
     if as_json:
         print_json([e.to_json() for e in entries])
         return

@@ -33,6 +33,14 @@ def stale_entries(entries: list[PriceEntry], days: int = STALE_DAYS, today: date
     return out
 
 
+def refresh_hint(entry: PriceEntry) -> str:
+    """How to get a current price for `entry`: `prices update` refreshes genai-prices' data only; a curated,
+    user or LiteLLM entry is layered above that data, so it wins whatever the update brings."""
+    if entry.priced_by == "genai-prices":
+        return "run `tokenomy prices update` (or pass --prices FILE with current prices)"
+    return "pass --prices FILE with current prices (`tokenomy prices update` refreshes genai-prices' data only)"
+
+
 def warn_if_old(entry: PriceEntry, today: date | None = None) -> bool:
     """Log once per (source, as_of) when a call is priced from data older than WARN_DAYS; True if it is."""
     age = age_days(entry.as_of, today)
@@ -42,11 +50,11 @@ def warn_if_old(entry: PriceEntry, today: date | None = None) -> bool:
     if key not in _warned:
         _warned.add(key)
         log.warning(
-            "pricing %s from data %d days old (as of %s, %s); run `tokenomy prices update` or pass "
-            "--prices FILE with current prices",
+            "pricing %s from data %d days old (as of %s, %s); %s",
             entry.model,
             age,
             entry.as_of,
             entry.source,
+            refresh_hint(entry),
         )
     return True
