@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.ledger.journal import Journal, replay
-from tokenomy.ledger.rejects import rejects_path
+from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 
@@ -142,3 +142,15 @@ def test_an_event_whose_text_cannot_be_encoded_is_set_aside_not_retried_for_ever
         assert sorted(e.event_id for e in store.events()) == ["a", "b"], name
         [line] = rejects_path(store).read_text().splitlines()
         assert json.loads(line)["event_id"] == "bad" and json.loads(line)["model"] == "bad\ud800name"
+
+
+def test_a_batch_sent_again_sets_nothing_aside_twice(tmp_path):
+    # The writer process may set an event aside and die before it answers; the gateway then sends the batch again
+    # to a new one. The written events are skipped by id; the set-aside one must not get a second line either.
+    store = open_store(tmp_path / "ledger.duckdb")
+    kept = rejects_path(store)
+    batch = [event("a"), event("huge", "750000000", input_tokens=10**15)]
+    assert write_setting_aside(store, batch, kept) == 2
+    assert write_setting_aside(store, [*batch, event("huge2", "750000000")], kept) == 3
+    assert [json.loads(line)["event_id"] for line in kept.read_text().splitlines()] == ["huge", "huge2"]
+    assert [e.event_id for e in store.events()] == ["a"]

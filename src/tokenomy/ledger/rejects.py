@@ -15,6 +15,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from tokenomy.ledger.base import unstorable
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import LedgerStore
@@ -78,6 +80,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _set_aside(rejects: Path, refused: list[tuple[UsageEvent, str]]) -> None:
+    # A batch is sent again when the writer process died before it answered: what it set aside then is there.
+    kept = _kept_ids(rejects)
+    refused = [(event, why) for event, why in refused if event.event_id not in kept]
+    if not refused:
+        return
     rejects.parent.mkdir(parents=True, exist_ok=True)
     with rejects.open("ab") as out:
         for event, _ in refused:
@@ -95,3 +102,18 @@ def _set_aside(rejects: Path, refused: list[tuple[UsageEvent, str]]) -> None:
             rejects,
             rejects,
         )
+
+
+def _kept_ids(rejects: Path) -> set[str]:
+    """Event ids already in the rejects file (read only when something is set aside, which is rare)."""
+    try:
+        lines = rejects.read_bytes().splitlines()
+    except FileNotFoundError:
+        return set()
+    ids = set()
+    for line in lines:
+        try:
+            ids.add(str(orjson.loads(line)["event_id"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # a line the user is correcting by hand: it is theirs, and names no id to skip
+    return ids
