@@ -12,7 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout
+from tokenomy.errors import ProviderError
+from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
+from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.messages import ChatRequest, Message, TextBlock
+from tokenomy.providers.registry import ModelSpec
 
 Answer = Callable[[bytes], list[bytes | float | None]]  # per request: bytes to send, seconds to wait, None to close
 
@@ -334,3 +338,180 @@ def test_a_switch_of_protocols_fails_the_request_without_a_fatal_error_in_the_ev
 
     protocol_errors, idle = run(main())
     assert protocol_errors == [] and idle == []
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def test_an_endless_head_fails_naming_the_limit_and_its_connection_is_never_reused():
+    # A broken upstream sends headers without end: many lines, or one line that never ends (httptools holds that
+    # one itself, so counting `on_header` calls would not see it). 1 MiB of either against a 16 KiB limit.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"lines" in request:
+            return [b"HTTP/1.1 200 OK\r\n", *[b"x-junk: %s\r\n" % (b"a" * 1000)] * 1000]
+        if b"one" in request:
+            return [b"HTTP/1.1 200 OK\r\nx-junk: ", *[b"a" * 1000] * 1000]
+        return ok()
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 1.0, max_header_bytes=16 * 1024)
+        for body in (b"lines", b"one"):
+            with pytest.raises(UpstreamTooLarge, match=r"head passed 16384 bytes \(max_header_bytes\)"):
+                await post(pool, body)
+            assert pool._idle == []
+        answer_after = await post(pool)
+        await pool.aclose()
+        server.close()
+        return answer_after, connections
+
+    answer_after, connections = run(main())
+    assert answer_after[0] == 200 and connections == [1, 2, 3]
+
+
+def test_a_body_or_one_stream_line_past_the_limit_fails_but_a_longer_stream_of_short_lines_does_not():
+    bomb = gzip.compress(b"x" * 1_000_000)  # ~1 KB that inflates to 1 MB: stopped at the limit, not after
+
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"big" in request:
+            return ok(b"x" * 4097)
+        if b"fits" in request:
+            return ok(b"x" * 4096)
+        if b"bomb" in request:
+            return ok(bomb, extra=b"content-encoding: gzip\r\n")
+        if b"short" in request:  # 10 KB of 100-byte lines, in 1 KB chunks read as they come
+            return [CHUNKED, *[step for _ in range(10) for step in (0.01, chunk((b"y" * 99 + b"\n") * 10))],
+                    b"0\r\n\r\n"]
+        return [CHUNKED, *[chunk(b"z" * 1000)] * 10, b"0\r\n\r\n"]  # one 10 KB line
+
+    async def lines(pool: HttpPool, body: bytes) -> list[bytes]:
+        connection, reply = await pool.post("/chat/completions", body)
+        try:
+            return [line async for line in reply.lines()]
+        finally:
+            pool.release(connection)
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 1.0, max_body_bytes=4096)
+        with pytest.raises(UpstreamTooLarge, match=r"passed 4096 bytes held at once \(max_body_bytes\)"):
+            await post(pool, b"big")
+        fits = await post(pool, b"fits")
+        with pytest.raises(UpstreamTooLarge, match="4096 bytes"):
+            await post(pool, b"bomb")
+        short = await lines(pool, b"short")
+        with pytest.raises(UpstreamTooLarge, match="4096 bytes"):
+            await lines(pool, b"long")
+        idle = list(pool._idle)
+        await pool.aclose()
+        server.close()
+        return fits, short, connections, idle
+
+    fits, short, connections, idle = run(main())
+    assert fits[2] == b"x" * 4096 and short == [b"y" * 99 + b"\n"] * 100
+    assert connections == [1, 2, 2, 3, 3] and idle == []  # each refused answer's connection was closed
+
+
+def test_a_request_waits_for_a_busy_pool_no_longer_than_the_timeout_and_no_slot_leaks():
+    # One connection, busy with an answer that takes 0.6 s yet is never 0.3 s silent: the next request gives up
+    # after 0.3 s instead of waiting for it; a waiter cancelled meanwhile takes no slot with it.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"slow" in request:
+            return [CHUNKED, *[step for _ in range(6) for step in (0.1, chunk(b"x"))], b"0\r\n\r\n"]
+        return ok()
+
+    async def main():
+        server, _, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 0.3, limit=1)
+        slow = asyncio.create_task(post(pool, b"slow"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout, match=r"pool of 1 connections to 127\.0\.0\.1:\d+ was busy for 0\.3s"):
+            await post(pool)
+        cancelled = asyncio.create_task(post(pool))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        slow_body = (await slow)[2]
+        after = [await post(pool) for _ in range(2)]
+        assert pool._slots is not None
+        free = pool._slots._value
+        await pool.aclose()
+        server.close()
+        return slow_body, after, free, connections
+
+    slow_body, after, free, connections = run(main())
+    assert slow_body == b"x" * 6 and [a[0] for a in after] == [200, 200]
+    assert free == 1 and connections == [1, 1, 1]
+
+
+def test_the_upstream_makes_a_busy_pool_a_timeout_and_a_too_large_answer_a_server_error():
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"slow" in request:
+            return [CHUNKED, *[step for _ in range(6) for step in (0.1, chunk(b" "))], b"0\r\n\r\n"]
+        return ok(b" " * 5000)
+
+    async def main():
+        server, _, _ = await serve(answer)
+        spec = ModelSpec(name="up", provider="openai", model="up", base_url=url(server))
+        upstream = AsyncOpenAIUpstream(spec, timeout=0.3, pool=1)
+        upstream._pool = HttpPool(url(server), {}, 0.3, 1, max_body_bytes=4096)  # the pool it makes, a small limit
+
+        def request(text: str) -> ChatRequest:
+            return ChatRequest(messages=[Message("user", [TextBlock(text)])], model="up")
+
+        slow = asyncio.create_task(upstream.achat(request("slow")))
+        await asyncio.sleep(0.05)
+        errors = []
+        for text in ("busy", "big"):
+            with pytest.raises(ProviderError) as caught:
+                if text == "big":
+                    with contextlib.suppress(ProviderError):
+                        await slow  # whitespace, no completion: its own error, not this test's
+                await upstream.achat(request(text))
+            errors.append(caught.value)
+        await upstream.aclose()
+        server.close()
+        return errors
+
+    busy, big = run(main())
+    assert busy.kind == "timeout" and "was busy for 0.3s" in str(busy)  # a 504 to the caller
+    assert big.kind == "server_error" and "max_body_bytes" in str(big)
+
+
+def test_aclose_closes_idle_draining_and_in_use_connections_and_fails_the_waiting_reply():
+    # At shutdown: one stream released at its [DONE] whose terminator never comes (draining), one answer framed by
+    # closing, half sent (in use: its reader must fail, not take the half as whole), one connection idle.
+    def answer(request: bytes) -> list[bytes | float | None]:
+        if b"drain" in request:
+            return [CHUNKED + chunk(b"data: [DONE]\n\n"), 5.0]
+        if b"hang" in request:
+            return [b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nhalf", 5.0]
+        return ok()
+
+    async def main():
+        server, _, _ = await serve(answer)
+        pool = HttpPool(url(server), {}, 5)
+        draining, reply = await pool.post("/chat/completions", b"drain")
+        async for line in reply.lines():
+            if line.startswith(b"data: [DONE]"):
+                break
+        pool.release(draining, done=True)
+        in_use, reply = await pool.post("/chat/completions", b"hang")
+        reading = asyncio.create_task(reply.read())
+        await post(pool)
+        idle = pool._idle[-1]
+        await asyncio.sleep(0.05)
+        await pool.aclose()
+        with pytest.raises(UpstreamDisconnected, match="pool was closed"):
+            await asyncio.wait_for(reading, 1)
+        await asyncio.sleep(0.05)
+        server.close()
+        return [c.transport is not None and c.transport.is_closing() for c in (idle, draining, in_use)], pool
+
+    closed, pool = run(main())
+    assert closed == [True, True, True] and pool._connections == set() and pool._idle == []

@@ -13,6 +13,14 @@ between two chunks) fails the request, however long the whole answer takes. What
 redirects, compression (it asks for `identity`; a gzip or deflate answer sent anyway is still decoded, as the
 session did, rather than lose a paid answer), HTTP/2. An OpenAI-format upstream needs none of them from a
 gateway, and the session it replaced had proxies off too.
+
+Limits, so that a misbehaving upstream costs a failed request, never the gateway's memory or a hung caller:
+an answer's head (status line and headers, interim 1xx answers included) may take `max_header_bytes`, and what
+is held unread at once (a non-streamed body; of a stream, one line not yet ended and what arrived since the caller
+last read) `max_body_bytes`; past either the request fails with `UpstreamTooLarge` naming the limit and the
+connection is closed. A stream's total length is not limited. A request finding all `limit` connections busy
+waits at most `timeout` for one (`UpstreamTimeout`). `aclose` closes every connection the pool made: idle,
+draining a stream's end, or in use.
 """
 
 from __future__ import annotations
@@ -27,6 +35,19 @@ import httptools
 
 KEEPALIVE_S = 15.0  # an idle connection older than this is closed, not reused (servers drop theirs from 5 s on)
 
+# An answer's head, status line to blank line. OpenAI-format upstreams send 1-2 KiB. The SDK-based provider's
+# HTTP client (httpx over h11) refuses a head over 16 KiB and the aiohttp session this replaced any header line
+# over 8 KiB, so an upstream either of them could talk to fits 4 times over; 512 connections stuck at the limit
+# hold 32 MiB. Counted per read before the head is whole, so one endless header line is bounded too.
+MAX_HEADER_BYTES = 64 * 1024
+
+# What an answer may hold unread at once: a non-streamed body; of a stream, one line without its newline yet and
+# what arrived since the caller last read. A chat completion is ~100 KB per choice at most without logprobs; with
+# top_logprobs=20 each token carries ~1.4 KB, so a 16k-token choice is ~23 MB: 64 MiB takes that twice over. A
+# stream line is one small event, and a whole stream is far below it. Larger answers are refused (and their
+# connection closed); a deployment that really gets them sets HttpPool's max_body_bytes.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
 
 class UpstreamTimeout(TimeoutError):
     """No byte from the upstream for the pool's timeout."""
@@ -36,6 +57,10 @@ class UpstreamDisconnected(ConnectionError):
     """The connection failed or closed before the answer was whole, or the answer was not HTTP."""
 
 
+class UpstreamTooLarge(UpstreamDisconnected):
+    """The answer's head, or what it holds unread at once, passed the pool's limit; its connection was closed."""
+
+
 class Reply:
     """One answer: status and headers once they arrived, then its body (whole, or line by line as it comes)."""
 
@@ -43,6 +68,7 @@ class Reply:
         self.status = 0
         self.headers: dict[str, str] = {}
         self._chunks: list[bytes] = []
+        self._buffered = 0  # bytes of body held unread (in `_chunks`, or a stream's unended line): bounded
         self._headers_done = False
         self.complete = False
         self._error: BaseException | None = None
@@ -83,20 +109,31 @@ class Reply:
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The body line by line (each with its newline; the last may have none), as it arrives."""
-        pending = b""
+        # The pieces of a line begun but not ended, joined once its newline comes: a long line arriving in many
+        # reads is copied once, not once a read. They stay counted in `_buffered`, which bounds them.
+        partial: list[bytes] = []
         while True:
             chunks, self._chunks = self._chunks, []
             if chunks:
-                pending += b"".join(chunks)
-                *whole, pending = pending.split(b"\n")
-                for line in whole:
-                    yield line + b"\n"
+                data = b"".join(chunks)
+                if b"\n" in data:
+                    if partial:
+                        data = b"".join((*partial, data))
+                        partial.clear()
+                    *whole, rest = data.split(b"\n")
+                    self._buffered = len(rest)  # set before yielding: bodies may arrive while the caller works
+                    if rest:
+                        partial.append(rest)
+                    for line in whole:
+                        yield line + b"\n"
+                else:
+                    partial.append(data)
             if self.complete and not self._chunks:
                 break
             if not self._chunks:
                 await self._more()
-        if pending:
-            yield pending
+        if partial:
+            yield b"".join(partial)
 
 
 class _Connection(asyncio.Protocol):
@@ -110,6 +147,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self.idle_since = 0.0
         self.heard = False  # a byte of the current exchange's answer arrived
+        self._head_bytes = 0  # bytes of the current exchange's answer read before its head was whole
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._until_close = False  # the answer has neither Content-Length nor chunks: it ends when the server closes
@@ -122,6 +160,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.reply = Reply()
         self.heard = False
+        self._head_bytes = 0
         self._last_byte = self.loop.time()
         self._timer = self.loop.call_later(self.pool.timeout, self._check_silence)
         self.transport.write(data)
@@ -164,6 +203,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.pool._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         self._last_byte = self.loop.time()
@@ -175,18 +215,33 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:  # also raised by `on_message_begin` for bytes after the answer
-            reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
+            # A callback's own exception comes wrapped (HttpParserCallbackError), the original as its context.
+            too_large = exc.__context__
+            if isinstance(too_large, UpstreamTooLarge):
+                reply._fail(too_large)
+            else:
+                reply._fail(UpstreamDisconnected(f"the upstream's answer is not HTTP/1.1 ({exc})"))
             self.close()
+            return
         except httptools.HttpParserUpgrade:  # a 101 to a POST: nothing this client can speak, and not an error class
             reply._fail(UpstreamDisconnected("the upstream switched protocols (101)"))
             self.close()
+            return
+        if not reply._headers_done:  # all of this read was head (httptools holds an unended header line itself)
+            self._head_bytes += len(data)
+            if self._head_bytes > self.pool.max_header_bytes:
+                limit = self.pool.max_header_bytes
+                reply._fail(UpstreamTooLarge(f"the upstream's answer head passed {limit} bytes (max_header_bytes)"))
+                self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        closed_here, self.closed = self.closed, True
+        self.pool._connections.discard(self)
         reply = self.reply
         if reply is not None and not reply.complete:
-            # An answer with neither Content-Length nor chunks ends when the server closes.
-            if reply._headers_done and self._until_close and exc is None:
+            # An answer with neither Content-Length nor chunks ends when the server closes; our own close (a
+            # timeout, a limit, the pool's `aclose`) cut it short instead.
+            if reply._headers_done and self._until_close and exc is None and not closed_here:
                 reply.complete = True
                 reply._wake()
             else:
@@ -230,11 +285,21 @@ class _Connection(asyncio.Protocol):
         reply._wake()
 
     def on_body(self, body: bytes) -> None:
-        assert self.reply is not None
+        reply = self.reply
+        assert reply is not None
+        limit = self.pool.max_body_bytes
         if self._inflate is not None:
-            body = self._inflate.decompress(body)  # a zlib.error fails the answer as not HTTP, via the parser
-        self.reply._chunks.append(body)
-        self.reply._wake()
+            # At most one byte past the limit out of each piece, so a small gzip bomb cannot blow up here either.
+            # A zlib.error fails the answer as not HTTP, via the parser.
+            body = self._inflate.decompress(body, limit - reply._buffered + 1)
+        reply._buffered += len(body)
+        if reply._buffered > limit:  # raised through the parser, which stops; `data_received` fails the reply
+            raise UpstreamTooLarge(
+                f"the upstream's answer passed {limit} bytes held at once (max_body_bytes): a body, or one stream "
+                "line, this long is no chat completion"
+            )
+        reply._chunks.append(body)
+        reply._wake()
 
     def on_message_complete(self) -> None:
         assert self.reply is not None
@@ -252,7 +317,15 @@ class _Connection(asyncio.Protocol):
 class HttpPool:
     """Keep-alive connections to the host of `base_url`; `post` sends one request on one of them."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], timeout: float, limit: int = 512) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        limit: int = 512,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url {base_url!r}: expected http(s)://host[:port][/path]")
@@ -261,10 +334,13 @@ class HttpPool:
         self.path = parts.path.rstrip("/")
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self.timeout = timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
         netloc = parts.netloc.rpartition("@")[2]  # never a user:password@ from the URL
         fixed = {"host": netloc, "accept-encoding": "identity", "connection": "keep-alive", **headers}
         self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
         self._idle: list[_Connection] = []
+        self._connections: set[_Connection] = set()  # every open connection, idle or not, for `aclose`
         self._limit = limit
         self._slots: asyncio.Semaphore | None = None
 
@@ -278,7 +354,18 @@ class HttpPool:
             self._head,
             len(body),
         )
-        await self._slots.acquire()
+        if self._slots.locked():
+            # All `limit` connections busy (hung upstream calls, say): wait for one no longer than a silence.
+            # A timed-out or cancelled wait holds no permit (Semaphore.acquire gives back one handed to it).
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"the pool of {self._limit} connections to {self.host}:{self.port} was busy for {self.timeout:g}s"
+                ) from None
+        else:
+            await self._slots.acquire()
         connection = None
         try:
             connection = self._reuse()
@@ -347,6 +434,10 @@ class HttpPool:
         return connection
 
     async def aclose(self) -> None:
-        for connection in self._idle:
-            connection.close()
+        """Close every connection the pool made: idle, draining a stream's end, or in use (its reply then fails
+        with UpstreamDisconnected), so that no socket outlives the pool."""
         self._idle.clear()
+        for connection in list(self._connections):
+            if connection.reply is not None:
+                connection.reply._fail(UpstreamDisconnected("the connection pool was closed (shutting down)"))
+            connection.close()

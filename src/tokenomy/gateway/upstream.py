@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout
+from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_wire
 from tokenomy.providers.base import retry_after_seconds
@@ -75,8 +75,11 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         return get_provider(self.spec).stream(request)
 
     def _failed(self, exc: Exception) -> ProviderError:
+        # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
         if isinstance(exc, UpstreamTimeout):
-            return ProviderError(f"no data from {self.url} for {self.timeout:g}s", kind="timeout")
+            return ProviderError(f"{self.url}: {exc}", kind="timeout")
+        if isinstance(exc, UpstreamTooLarge):
+            return ProviderError(f"{self.url}: {exc}", kind="server_error")
         return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error")
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
