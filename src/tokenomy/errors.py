@@ -47,7 +47,8 @@ class UsageError(TokenomyError):
 
 class ProviderError(TokenomyError):
     """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout. `param` names the
-    request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent)."""
+    request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent).
+    `retryable` overrides what the kind implies, for a failure that another attempt would only repeat (and pay for)."""
 
     def __init__(
         self,
@@ -56,13 +57,17 @@ class ProviderError(TokenomyError):
         retry_after: float | None = None,
         status: int | None = None,
         param: str | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
         self.status = status
         self.param = param
+        self._retryable = retryable
 
     @property
     def retryable(self) -> bool:
+        if self._retryable is not None:
+            return self._retryable
         return self.kind in ("throttled", "server_error", "timeout")

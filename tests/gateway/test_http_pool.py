@@ -480,7 +480,7 @@ def test_the_upstream_makes_a_busy_pool_a_timeout_and_a_too_large_answer_a_serve
 
     busy, big = run(main())
     assert busy.kind == "timeout" and "was busy for 0.3s" in str(busy)  # a 504 to the caller
-    assert big.kind == "server_error" and "max_body_bytes" in str(big)
+    assert big.kind == "server_error" and not big.retryable and "max_body_bytes" in str(big)  # asked again: paid again
 
 
 def test_aclose_closes_idle_draining_and_in_use_connections_and_fails_the_waiting_reply():

@@ -78,8 +78,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
         if isinstance(exc, UpstreamTimeout):
             return ProviderError(f"{self.url}: {exc}", kind="timeout")
-        if isinstance(exc, UpstreamTooLarge):
-            return ProviderError(f"{self.url}: {exc}", kind="server_error")
+        if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
+            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False)
         return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error")
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
