@@ -185,6 +185,34 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     assert raised.value.status_code == 413 and "8192" in raised.value.message
 
 
+TOOL_ROUND = ASK + turn(USE, USE | {"id": "t2"}, role="assistant") + turn(
+    {"type": "tool_result", "tool_use_id": "t", "content": "ok"},
+    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "see"},
+                                                              {"type": "image", "source": PNG}]})
+PICTURE = turn({"type": "text", "text": "What is this?"}, {"type": "image", "source": PNG})
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+
+# (model, request fields, what the message says the model cannot take): the place in the Messages API's own terms
+# (this mapping is one message per message, one block per block, so the index is the caller's), not `[i]` brackets.
+@pytest.mark.parametrize("model, change, named", [
+    ("gpt", {"messages": TOOL_ROUND},
+     "a tool result holding an image or document (messages.2.content.1.content.1; OpenAI tool messages take text)"),
+    ("local", {"system": "Be brief.", "messages": ASK + turn({"type": "text", "text": "Hello"}, role="assistant")
+               + PICTURE}, "an image block (messages.2.content.1)"),
+    ("local", {"messages": TOOL_ROUND}, "an image block (messages.2.content.1.content.1)"),
+    ("local", {"messages": ASK, "thinking": THINKING}, "field `thinking` (it has no reasoning mode)"),
+    ("gpt", {"messages": ASK, "thinking": THINKING},
+     "a reasoning token budget (`thinking.budget_tokens`; OpenAI takes"),
+])
+def test_a_refusal_names_the_place_the_caller_sent_it(gateway, model, change, named) -> None:
+    answer = httpx.post(gateway + "/v1/messages", json={"model": model, "max_tokens": 8, **change}, timeout=30)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert f"model `{model}` cannot take {named}" in error["error"]["message"], error
+
+
 def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) -> None:
     from tokenomy.gateway.keys import KeyStore
     from tokenomy.ledger.store import open_store

@@ -37,7 +37,10 @@ def gateway(upstream: RecordingOpenAI, ledger) -> ServerThread:
     config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
                                   "price_as": HAIKU},
                          "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url,
-                                       "price_as": HAIKU, "inputs": ["text"]}}}
+                                       "price_as": HAIKU, "inputs": ["text"]},
+                         # Anthropic's API has no per-message `name`; never called (refused before any call).
+                         "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                    "base_url": upstream.url}}}
     return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
 
 
@@ -226,6 +229,64 @@ def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path
     with pytest.raises(openai.BadRequestError) as refused:  # a model the config declares text-only
         client.chat.completions.create(model="text-only", messages=[{"role": "user", "content": content}])
     assert "model `text-only` cannot take an image block (messages[0].content[1])" in refused.value.body["message"]
+    assert upstream.bodies == []
+
+
+SYSTEM = {"role": "system", "content": "Be brief."}
+PICTURE = [{"type": "text", "text": "What is this?"},
+           {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]
+CALLS = {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+                        {"id": "c2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]}
+TOOL_RUN = [SYSTEM, USER, CALLS, {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "c2", "content": PICTURE}]
+# (model, request fields, the caller's place as error.param, what the message says it cannot take). The content
+# model differs from what was sent (the opening system message is lifted out, the tool messages are one turn):
+# each place is the caller's, where the content model's index would be one message (or more) off.
+REFUSALS = [
+    ("local", {"messages": [SYSTEM, {"role": "user", "content": PICTURE}]}, "messages[1].content[1]",
+     "an image block (messages[1].content[1])"),
+    ("text-only", {"messages": [SYSTEM, {"role": "user", "content": PICTURE}]}, "messages[1].content[1]",
+     "an image block (messages[1].content[1]): it reads text only"),
+    # OpenAI's tool messages take text: the image is the second part of the second tool message of the run.
+    ("fast", {"messages": TOOL_RUN}, "messages[4].content[1]",
+     "a tool result holding an image or document (messages[4].content[1]; OpenAI tool messages take text)"),
+    ("local", {"messages": TOOL_RUN}, "messages[4].content[1]", "an image block (messages[4].content[1])"),
+    ("claude", {"messages": [SYSTEM, USER, {"role": "assistant", "content": "Sunny."},
+                             {"role": "user", "content": "And tomorrow?", "name": "ann"}]},
+     "messages[3].name", "field `messages[3].name`"),
+    ("local", {"messages": [SYSTEM, USER, {"role": "assistant", "content": "Sunny.", "reasoning_content": "Look."},
+                            {"role": "user", "content": "And tomorrow?"}]},
+     "messages[2].reasoning_content", "a reasoning block (messages[2].reasoning_content)"),
+    ("local", {"messages": [SYSTEM, USER], "logit_bias": {"50256": -100}}, "logit_bias", "field `logit_bias`"),
+    ("local", {"messages": [SYSTEM, USER], "reasoning_effort": "low"}, "reasoning_effort",
+     "field `reasoning_effort` (it has no reasoning mode)"),
+]
+
+
+@pytest.mark.parametrize(("model", "fields", "param", "named"), REFUSALS)
+def test_a_refusal_names_the_place_the_caller_sent_it(served, model, fields, param, named):
+    upstream, _, url = served
+    reply = httpx.post(url + "/v1/chat/completions", json={"model": model, "max_tokens": 4, **fields}, timeout=30)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, "unsupported_content", "invalid_request_error")
+    assert f"model `{model}` cannot take {named}; remove it" in error["message"], error["message"]
+    assert upstream.bodies == []
+
+
+def test_an_image_on_v1_messages_to_a_text_only_model_is_refused_before_any_call(served):
+    """The Anthropic ingress asks the same question before any call (it used to send the image to the model the
+    config declares text-only), naming the place in the Messages API's terms."""
+    upstream, _, url = served
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(IMAGE).decode()}}
+    body = {"model": "text-only", "max_tokens": 4, "system": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}]}
+    reply = httpx.post(url + "/v1/messages", json=body, timeout=30)
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["error"]["message"]
+    assert "model `text-only` cannot take an image block (messages.0.content.1): it reads text only" in message
     assert upstream.bodies == []
 
 

@@ -117,10 +117,10 @@ def test_unknown_extra_keys_are_refused_before_any_call(monkeypatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     provider = GeminiProvider()
     bias = ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {"1": 2}})
-    assert provider.refusal(bias) == "field `logit_bias`"
+    assert str(provider.refusal(bias)) == "field `logit_bias`"
     assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"safety_settings": []})) is None
     more = ChatRequest.simple("x", model=MODEL, extra={"candidate_count": 2})  # a second answer has no place
-    assert provider.refusal(more) == "field `candidate_count`"
+    assert str(provider.refusal(more)) == "field `candidate_count`"
     assert provider.refusal(ChatRequest.simple("x", model=MODEL, extra={"max_completion_tokens": 5})) is None
     provider.close()
 

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
 from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.gateway.schemas import parse_tags
+from tokenomy.gateway.state import refusal_message
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
@@ -33,7 +35,13 @@ from tokenomy.messages import (
     StreamChunk,
 )
 from tokenomy.money import money_or_none
-from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic, stop_reason, usage_body
+from tokenomy.providers.anthropic_inbound import (
+    caller_path,
+    message_body,
+    request_from_anthropic,
+    stop_reason,
+    usage_body,
+)
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 
 router = APIRouter()
@@ -232,6 +240,12 @@ async def create_message(request: Request):
                 f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
                 " remove it"
             )
+        # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
+        # The pass-through fields reach Anthropic's own API only, which takes them as sent (checked just above).
+        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        if refused is not None:
+            message = refusal_message(route.model, refused.describe(caller_path(body, refused)))
+            return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
         if beta and anthropic_upstream:  # beta features of Anthropic's API; another API has none to turn on
             call.extra[BETA_HEADER] = beta

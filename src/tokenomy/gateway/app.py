@@ -40,8 +40,14 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
-from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, RequestError, to_chat_request
-from tokenomy.gateway.state import Gateway
+from tokenomy.gateway.schemas import (
+    ChatCompletionRequest,
+    ErrorResponse,
+    RequestError,
+    caller_path,
+    to_chat_request,
+)
+from tokenomy.gateway.state import Gateway, refusal_message
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 
@@ -215,9 +221,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
                 body.model,
                 started,
             )
-        if refused is not None:
+        if refused is not None:  # named where the caller sent it, not by the content model's indices
+            where = caller_path(body, refused)
+            message = refusal_message(call.model, refused.describe(where))
             return metrics.done(
-                error(400, refused, "invalid_request_error", "unsupported_content"), body.model, started
+                error(400, message, "invalid_request_error", "unsupported_content", where), body.model, started
             )
         admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
         if isinstance(admitted, Refusal):

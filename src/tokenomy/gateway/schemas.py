@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 import orjson
@@ -34,6 +35,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.base import Unsupported
 
 # Fields the gateway maps itself; every other field of the body travels in ChatRequest.extra.
 MAPPED = {
@@ -318,9 +320,28 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
     return before, after
 
 
-def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]:
+@dataclass(slots=True)
+class Origin:
+    """Where one turn of the content model came from in the caller's `messages` (recorded by `to_messages`)."""
+
+    message: str  # the caller's message: "messages[3]" (a run of tool messages: the first of them)
+    blocks: list[str] = field(default_factory=list)  # each block's path, in the turn's order
+    parts: dict[int, list[str]] = field(default_factory=dict)  # a tool result block's index -> its parts' paths
+
+
+def _paths(content: Union[str, list[dict[str, Any]], None], where: str) -> list[str]:
+    """The caller's path of each block `_blocks` makes of `content` (a string is one block: the content itself)."""
+    if isinstance(content, list):
+        return [f"{where}.content[{i}]" for i in range(len(content))]
+    return [f"{where}.content"] if content else []
+
+
+def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None) -> tuple[str | None, list[Message]]:
     """System prompt (the system and developer messages before the first turn) and the turns; a run of `tool`
-    messages is one user turn, and a system or developer message after the first turn stays in its place."""
+    messages is one user turn, and a system or developer message after the first turn stays in its place.
+
+    With `origins`, also records where each turn and block came from, as it appends them: only a refusal asks for
+    it (`caller_path`), so the requests that pass do not pay for it, and the grouping is this one."""
     system: list[str] = []
     turns: list[Message] = []
     for i, m in enumerate(body.messages):
@@ -340,6 +361,8 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
             text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
             if turns:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
                 turns.append(Message("system", [TextBlock(text)]))
+                if origins is not None:
+                    origins.append(Origin(where, [f"{where}.content"]))
             else:
                 system.append(text)
         elif m.role == "tool":
@@ -351,18 +374,46 @@ def to_messages(body: ChatCompletionRequest) -> tuple[str | None, list[Message]]
                 last.content.append(result)
             else:
                 turns.append(Message("user", [result]))
+                if origins is not None:
+                    origins.append(Origin(where))
+            if origins is not None:  # the result block is the tool message; its parts are the message's content
+                origins[-1].parts[len(origins[-1].blocks)] = _paths(m.content, where)
+                origins[-1].blocks.append(where)
         elif m.role == "assistant":
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where) + after
             blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
             turns.append(Message("assistant", blocks, name=m.name))
+            if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
+                paths = [f"{where}.reasoning_content"] * len(before) + _paths(m.content, where)
+                paths += [f"{where}.refusal"] * len(after)
+                paths += [f"{where}.tool_calls[{j}]" for j in range(len(m.tool_calls or []))]
+                origins.append(Origin(where, paths))
         else:
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
             turns.append(Message("user", _blocks(m.content, where), name=m.name))
+            if origins is not None:
+                origins.append(Origin(where, _paths(m.content, where)))
     if not turns:
         raise ValueError("messages: at least one user message is required")
     return "\n\n".join(system) or None, turns
+
+
+def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
+    """Where the caller sent what a provider refused, in OpenAI's terms (error.param): `messages[3].content[1]`,
+    `messages[4].content` (a string), `messages[5].tool_calls[0]`, `messages[2].name`, or a top-level field.
+    The refusal's indices are the content model's; this walks the request again with the same grouping."""
+    if refused.message is None:
+        return refused.where  # a top-level field: pass-through keys and options go by the caller's names
+    origins: list[Origin] = []
+    to_messages(body, origins)
+    origin = origins[refused.message]
+    if refused.block is None:
+        return f"{origin.message}.{refused.field}" if refused.field else origin.message
+    if refused.part is not None:
+        return origin.parts[refused.block][refused.part]
+    return origin.blocks[refused.block]
 
 
 # -- options ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
-from tokenomy.providers.base import inputs_refusal
+from tokenomy.providers.base import Unsupported, inputs_refusal
 
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
 
@@ -135,18 +135,14 @@ class Gateway:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def refusal(self, route, request: ChatRequest) -> str | None:
-        """Why the route's model cannot take this request (an image to a text-only model, a field its API
-        lacks), asked before any call or budget reservation. Fallbacks and routed tiers refuse at call time."""
+    def refusal(self, route, request: ChatRequest) -> Unsupported | None:
+        """What of this request the route's model cannot take (an image to a text-only model, a field its API
+        lacks), asked before any call or budget reservation; its place is the content model's, which each ingress
+        translates to its caller's (see `refusal_message`). Fallbacks and routed tiers refuse at call time."""
         if not route.model:
             return None
         spec = self.client.spec_for(route.model)
-        why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
-        return (
-            None
-            if why is None
-            else (f"model `{route.model}` cannot take {why}; remove it or send the request to a model that supports it")
-        )
+        return inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
@@ -178,3 +174,9 @@ class Gateway:
                 worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
             total += worst
         return to_nano(total / Decimal(1_000_000))
+
+
+def refusal_message(model: str, what: str) -> str:
+    """The 400's text for a request the route's `model` cannot take, `what` naming the part or field where the
+    caller sent it (Unsupported.describe with the ingress's own path)."""
+    return f"model `{model}` cannot take {what}; remove it or send the request to a model that supports it"

@@ -17,6 +17,7 @@ from tokenomy.messages import (
     ToolSpec,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
+from tokenomy.providers.base import Unsupported
 
 KNOWN_FIELDS = {
     "model",
@@ -203,6 +204,29 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         system_cache_point=system_cache_point,
         tools_cache_point=_cache_point(tools_raw, "tools"),
     )
+
+
+# The request options a refusal names (by OpenAI's name or the ChatRequest's slot) that came from `thinking`.
+THINKING_FIELDS = {"reasoning_effort": "thinking", "reasoning.budget_tokens": "thinking.budget_tokens"}
+
+
+def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
+    """Where the caller sent what a provider refused, in the Messages API's terms (`messages.1.content.0`,
+    `thinking`). `request_from_anthropic` keeps each message and block in its place (nothing is grouped or lifted
+    out), so the content model's indices are the caller's; a string content is one block, named as the content."""
+    if refused.message is None:
+        return THINKING_FIELDS.get(refused.where, refused.where)
+    path = f"messages.{refused.message}"
+    if refused.block is None:
+        return f"{path}.{refused.field}" if refused.field else path
+    content = body["messages"][refused.message]["content"]
+    if isinstance(content, str):
+        return f"{path}.content"
+    path += f".content.{refused.block}"
+    if refused.part is not None:  # inside a tool_result block
+        inner = content[refused.block].get("content")
+        path += ".content" if isinstance(inner, str) else f".content.{refused.part}"
+    return path
 
 
 def stop_reason(response: ChatResponse) -> str:

@@ -6,7 +6,8 @@ import asyncio
 import email.utils
 import math
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,17 +88,70 @@ def _a(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
-def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """What of a ChatRequest a provider cannot send, and where it sits in the request.
+
+    The place is kept as indices, not only as text, because the content model is not what a gateway's caller
+    sent (opening system messages are lifted out, a run of tool messages is one turn): an ingress translates it
+    to the caller's own path (`describe`); `str()` names it in the content model's terms."""
+
+    text: str  # what it is, `{where}` standing for its place: "an image block ({where})", "field `{where}`"
+    message: int | None = None  # index in request.messages
+    block: int | None = None  # index in that message's content
+    part: int | None = None  # index in that block's content (the parts of a tool result)
+    # With `message`: a field of that message ("name"). Without: a pass-through key of request.extra, or a request
+    # option by its OpenAI name (reasoning_effort) or, lacking one, its ChatRequest slot (reasoning.budget_tokens).
+    field: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The place in the content model's terms: `messages[0].content[1]`, `messages[2].name`, `logit_bias`."""
+        if self.message is None:
+            return self.field or "the request"
+        path = f"messages[{self.message}]"
+        if self.block is not None:
+            path += f".content[{self.block}]"
+            if self.part is not None:
+                path += f".content[{self.part}]"
+        return f"{path}.{self.field}" if self.field else path
+
+    def describe(self, where: str) -> str:
+        """The text with its place named as `where` (an ingress's path for its caller)."""
+        return self.text.replace("{where}", where)
+
+    def __str__(self) -> str:
+        return self.describe(self.where)
+
+
+def _first_part(content: list, refused: Callable[[object], bool]) -> tuple[int, int | None, object] | None:
+    """(block, part or None, the block or part) of the first block of `content`, or part of a tool result in it,
+    that `refused` says true of."""
+    for j, block in enumerate(content):
+        if refused(block):
+            return j, None, block
+        if isinstance(block, ToolResultBlock):
+            for k, part in enumerate(block.content):
+                if refused(part):
+                    return j, k, part
+    return None
+
+
+def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsupported | None:
     """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
     if inputs is None:
         return None
     kinds = {ImageBlock: "image", DocumentBlock: "document"}
+
+    def unread(block: object) -> bool:
+        return kinds.get(type(block), "text") not in inputs
+
     for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
-                kind = kinds.get(type(part))
-                if kind is not None and kind not in inputs:
-                    return f"{_a(kind)} block (messages[{i}].content[{j}]): it reads {', '.join(inputs)} only"
+        found = _first_part(message.content, unread)
+        if found is not None:
+            j, k, part = found
+            kind = kinds[type(part)]
+            return Unsupported(f"{_a(kind)} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k)
     return None
 
 
@@ -115,21 +169,25 @@ class Provider:
     accepts_names: bool = False  # OpenAI's per-message participant `name`
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
 
-    def refusal(self, request: ChatRequest) -> str | None:
-        """What of `request` this provider cannot send (e.g. "an image block (messages[0].content[1])"), or None."""
+    def refusal(self, request: ChatRequest) -> Unsupported | None:
+        """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
+        accepted = self.accepts_blocks
+
+        def unsent(block: object) -> bool:
+            return not isinstance(block, accepted)
+
         for i, message in enumerate(request.messages):
             if message.name and not self.accepts_names:
-                return f"field `messages[{i}].name`"
-            for j, block in enumerate(message.content):
-                inner = block.content if isinstance(block, ToolResultBlock) else []
-                for part in (block, *inner):
-                    if not isinstance(part, self.accepts_blocks):
-                        kind = BLOCK_NAMES.get(type(part), type(part).__name__)
-                        return f"{_a(kind)} block (messages[{i}].content[{j}])"
+                return Unsupported("field `{where}`", i, field="name")
+            found = _first_part(message.content, unsent)
+            if found is not None:
+                j, k, part = found
+                kind = BLOCK_NAMES.get(type(part), type(part).__name__)
+                return Unsupported(f"{_a(kind)} block ({{where}})", i, j, k)
         if self.accepts_extra is not None:
             for key in request.extra:
                 if key not in self.accepts_extra:
-                    return f"field `{key}`"
+                    return Unsupported("field `{where}`", field=key)
         return None
 
     def check(self, request: ChatRequest) -> None:

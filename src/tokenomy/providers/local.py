@@ -34,7 +34,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import Provider, Unsupported
 
 DEFAULT_MAX_TOKENS = 256
 _MODEL_LOCK = threading.Lock()
@@ -138,9 +138,9 @@ class LocalProvider(Provider):
     def __init__(self) -> None:
         self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
-    def refusal(self, request: ChatRequest) -> str | None:
+    def refusal(self, request: ChatRequest) -> Unsupported | None:
         if request.reasoning is not None:
-            return "field `reasoning_effort` (it has no reasoning mode)"
+            return Unsupported("field `{where}` (it has no reasoning mode)", field="reasoning_effort")
         return super().refusal(request)
 
     def format_prompt(self, request: ChatRequest) -> str:

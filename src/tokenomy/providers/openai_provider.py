@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_wire
-from tokenomy.providers.base import Provider, retry_after_seconds
+from tokenomy.providers.base import Provider, Unsupported, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class OpenAIProvider(Provider):
             404,
         )
 
-    def refusal(self, request: ChatRequest) -> str | None:
+    def refusal(self, request: ChatRequest) -> Unsupported | None:
         return super().refusal(request) or openai_wire.refusal(request)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:

@@ -40,6 +40,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.base import Unsupported
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -219,18 +220,28 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     return body
 
 
-def refusal(request: ChatRequest) -> str | None:
+def refusal(request: ChatRequest) -> Unsupported | None:
     """What of `request` Chat Completions cannot express (a token budget for reasoning), or None."""
     if (
         request.reasoning is not None
         and request.reasoning.budget_tokens is not None
         and request.reasoning.effort is None
     ):
-        return "a reasoning token budget (OpenAI takes reasoning_effort: low, medium or high)"
-    for message in request.messages:
-        for block in message.content:
-            if isinstance(block, ToolResultBlock) and any(not isinstance(b, TextBlock) for b in block.content):
-                return "a tool result holding an image or document (OpenAI tool messages take text)"
+        return Unsupported(
+            "a reasoning token budget (`{where}`; OpenAI takes reasoning_effort: low, medium or high)",
+            field="reasoning.budget_tokens",  # the ChatRequest's own slot: no OpenAI field carries it
+        )
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            if isinstance(block, ToolResultBlock):
+                for k, part in enumerate(block.content):
+                    if not isinstance(part, TextBlock):
+                        return Unsupported(
+                            "a tool result holding an image or document ({where}; OpenAI tool messages take text)",
+                            i,
+                            j,
+                            k,
+                        )
     return None
 
 
