@@ -208,6 +208,7 @@ def test_unknown_parts_and_keys_are_named_400s(served):
              ({"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {}}]},
               "messages[0].content[0].prompt_cache_breakpoint"),
              ({"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}, "messages[0].cache_control"),
+             ({"role": "tool", "tool_call_id": "c1", "content": "18C", "name": "get_weather"}, "messages[0].name"),
              ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]},
               "messages[0].content[0].image_url.url")]
     before = len(upstream.bodies)

@@ -368,6 +368,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
         elif m.role == "tool":
             if not m.tool_call_id:
                 raise RequestError(f"{where}.tool_call_id", "required on a tool message")
+            if m.name:  # no provider's tool result has a name: it would be lost
+                raise RequestError(f"{where}.name", "a tool message takes no name (tool_call_id names its call)")
             result = ToolResultBlock(m.tool_call_id, _blocks(m.content, where))
             last = turns[-1] if turns else None
             if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
