@@ -7,7 +7,8 @@ import pytest
 
 from tokenomy.config import RouteConfig
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.schemas import ChatCompletionRequest, to_chat_request
+from tokenomy.gateway.openai_ingress import to_chat_request
+from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ReasoningBlock
 from tokenomy.providers import openai_wire
 from tokenomy.providers.anthropic_mapping import to_anthropic_params

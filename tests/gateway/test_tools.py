@@ -470,7 +470,8 @@ def test_a_file_part_keeps_the_file_name_it_was_sent_with_and_gets_none_added(se
 def test_a_system_message_in_mid_conversation_stays_in_place_upstream_and_is_merged_where_apis_take_one(served):
     # Before, every system and developer message was moved into the opening system prompt, even on an OpenAI-format
     # upstream that takes them in place: an agent's mid-conversation instruction ("2 tool calls left") changed meaning.
-    from tokenomy.gateway.schemas import ChatCompletionRequest, to_messages
+    from tokenomy.gateway.openai_ingress import to_messages
+    from tokenomy.gateway.schemas import ChatCompletionRequest
     from tokenomy.messages import ChatRequest
     from tokenomy.providers.anthropic_mapping import to_anthropic_params
     from tokenomy.providers.converse_mapping import to_converse_params

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
+from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream
-from tokenomy.gateway.schemas import parse_tags
 from tokenomy.gateway.state import refusal_message
 from tokenomy.ids import new_id
 from tokenomy.messages import (

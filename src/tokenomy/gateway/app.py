@@ -30,6 +30,7 @@ from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, EdgeHygiene
+from tokenomy.gateway.openai_ingress import RequestError, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     FirstChunkStream,
@@ -40,13 +41,7 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
-from tokenomy.gateway.schemas import (
-    ChatCompletionRequest,
-    ErrorResponse,
-    RequestError,
-    caller_path,
-    to_chat_request,
-)
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse
 from tokenomy.gateway.state import Gateway, refusal_message
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse

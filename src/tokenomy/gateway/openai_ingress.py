@@ -1,0 +1,456 @@
+"""OpenAI's chat-completions request, mapped onto a provider-neutral ChatRequest.
+
+Every field of OpenAI's request is either mapped onto a ChatRequest slot (messages with all their parts, tools,
+tool_choice, response_format, sampling, reasoning_effort) or carried as-is in `ChatRequest.extra` (logprobs, n,
+user, metadata, service_tier, ... and any field of an OpenAI-compatible server); a provider that cannot send one
+refuses the request naming it (`Provider.refusal`, translated to the caller's place by `caller_path`). Nothing is
+dropped: a part or key this mapping does not know is a 400.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import orjson
+
+from tokenomy.config import RouteConfig
+from tokenomy.gateway.schemas import MAPPED, ChatCompletionRequest
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    RequestMeta,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+from tokenomy.providers.base import Unsupported
+
+DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "text/html": "html",
+    "text/markdown": "md",
+}
+
+
+class RequestError(ValueError):
+    """A malformed or unsupported part of the request; `param` names where (OpenAI's error.param)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+def parse_tags(header: str | None) -> dict[str, str]:
+    """`x-tokenomy-tags`: JSON object or `k=v,k2=v2`."""
+    if not header:
+        return {}
+    header = header.strip()
+    if header.startswith("{"):
+        try:
+            data = json.loads(header)
+        except json.JSONDecodeError:
+            raise ValueError("x-tokenomy-tags: not valid JSON; send an object or k=v,k2=v2") from None
+        if not isinstance(data, dict):
+            raise ValueError("x-tokenomy-tags: send a JSON object or k=v,k2=v2")
+        return {str(k): str(v) for k, v in data.items()}
+    tags = {}
+    for pair in header.split(","):
+        if pair.strip():
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"x-tokenomy-tags: {pair.strip()!r} is not k=v")
+            tags[key.strip()] = value.strip()
+    return tags
+
+
+# -- messages --------------------------------------------------------------------------------------
+def _data_url(url: str, where: str) -> tuple[str, str]:
+    """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded."""
+    head, sep, payload = url.partition(",")
+    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+        raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
+    if not valid_base64(payload):
+        raise RequestError(where, "the data URL's payload is not valid base64")
+    return head[5:-7], payload
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def valid_base64(text: str) -> bool:
+    """Whether `text` is strict base64 (whole quanta, at most two `=` at the end): what decoding would accept,
+    checked in a quarter of the time decoding takes (bytes.translate deletes the alphabet in C)."""
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    unpadded = raw.rstrip(b"=")
+    return len(raw) % 4 == 0 and len(raw) - len(unpadded) <= 2 and not unpadded.translate(None, _BASE64_ALPHABET)
+
+
+PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+# The keys each nested object of the request may hold, with the type of each: anything else would be dropped, so it
+# is refused, and a value of another type (a number as a tool's name) would reach each provider differently (sent
+# as is, refused by its SDK, a server error), so it is refused too.
+IMAGE_KEYS = {"url": str, "detail": str}
+FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
+CALL_KEYS = {"id": str, "type": str, "function": dict}
+CALL_FUNCTION_KEYS = {"name": str, "arguments": str}
+TOOL_KEYS = {"type": str, "function": dict}
+TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
+CHOICE_FUNCTION_KEYS = {"name": str}
+FORMAT_KEYS = {"type": str, "json_schema": dict}
+SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
+TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean"}
+
+
+def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
+    """`value` if it is an object holding only `keys`, each null or of its type (cheap enough for every request)."""
+    if not isinstance(value, dict):
+        raise RequestError(where, "expected an object")
+    for key, item in value.items():  # one pass, no set built: this runs several times for every tool and image
+        kind = keys.get(key)
+        if kind is None or (item is not None and not isinstance(item, kind)):
+            unknown = value.keys() - keys.keys()  # an unknown key is named first, the first in sorted order
+            if unknown:
+                raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
+    return value
+
+
+def _part(part: dict[str, Any], where: str) -> Block:
+    if not isinstance(part, dict):
+        raise RequestError(where, "expected a content part object")
+    kind = part.get("type")
+    unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
+    if kind == "text":
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise RequestError(f"{where}.text", "required: a string")
+        return TextBlock(text)
+    if kind == "image_url":
+        image = _only(part.get("image_url") or {}, IMAGE_KEYS, f"{where}.image_url")
+        url = image.get("url")
+        if not isinstance(url, str) or not url:
+            raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
+        if url.startswith("data:"):
+            media_type, text = _data_url(url, f"{where}.image_url.url")
+            return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
+        return ImageBlock(url=url, detail=image.get("detail"))
+    if kind == "file":
+        file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
+        if file.get("file_id"):
+            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
+        if not file.get("file_data"):
+            raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
+        media_type, text = _data_url(file["file_data"], f"{where}.file.file_data")
+        data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
+        name = file.get("filename") or ""
+        fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
+        return DocumentBlock(format=fmt, data=data, name=name or None)
+    raise RequestError(
+        f"{where}.type",
+        f"content parts of type {kind!r} are not supported by this gateway (text, image_url and file are)",
+    )
+
+
+def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list[Block]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextBlock(content)] if content else []
+    return [_part(p, f"{where}.content[{i}]") for i, p in enumerate(content)]
+
+
+def _json_arguments(arguments: str) -> Any:
+    """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
+    64 bits, NaN); {} for text that is not JSON (the exact text is still what goes back upstream)."""
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return {}
+
+
+def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
+    function = _only(_only(call, CALL_KEYS, where).get("function") or {}, CALL_FUNCTION_KEYS, f"{where}.function")
+    if call.get("type", "function") != "function" or not function.get("name"):
+        raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = ""
+    if not isinstance(arguments, str):
+        raise RequestError(f"{where}.function.arguments", "expected a string (the arguments as JSON text)")
+    parsed = _json_arguments(arguments) if arguments else {}
+    return ToolUseBlock(
+        id=str(call.get("id") or ""),
+        name=function["name"],
+        input=parsed if isinstance(parsed, dict) else {"value": parsed},
+        arguments=arguments,
+    )
+
+
+# Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
+# a caller appends `reply.choices[0].message` as-is), plus the gateway's own `reasoning_content`.
+ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content"}
+
+
+def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
+    """(blocks before the content, blocks after it) for the extra keys of an assistant message."""
+    unknown = sorted(set(extra) - ASSISTANT_KEYS)
+    if unknown:
+        raise RequestError(f"{where}.{unknown[0]}", "this message field is not supported by this gateway")
+    before: list[Block] = []
+    after: list[Block] = []
+    for key in ("audio", "function_call"):  # null is what the SDK echoes; a value cannot be carried
+        if extra.get(key) is not None:
+            raise RequestError(
+                f"{where}.{key}",
+                "not supported by this gateway (send null; use tool_calls for function calls)",
+            )
+    reasoning = extra.get("reasoning_content")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise RequestError(f"{where}.reasoning_content", "expected a string")
+    if reasoning:
+        before.append(ReasoningBlock(reasoning))  # unsigned: each provider mapping decides how to carry it
+    refusal = extra.get("refusal")
+    if refusal is not None and not isinstance(refusal, str):
+        raise RequestError(f"{where}.refusal", "expected a string")
+    if refusal:
+        after.append(TextBlock(refusal))  # the model's words when it refused: the next turn needs them as text
+    annotations = extra.get("annotations")
+    if annotations is not None and not isinstance(annotations, list):
+        raise RequestError(f"{where}.annotations", "expected a list")
+    # Annotations (url citations) describe spans of the content, which is carried; the model does not read them.
+    return before, after
+
+
+@dataclass(slots=True)
+class Origin:
+    """Where one turn of the content model came from in the caller's `messages` (recorded by `to_messages`)."""
+
+    message: str  # the caller's message: "messages[3]" (a run of tool messages: the first of them)
+    blocks: list[str] = field(default_factory=list)  # each block's path, in the turn's order
+    parts: dict[int, list[str]] = field(default_factory=dict)  # a tool result block's index -> its parts' paths
+
+
+def _paths(content: Union[str, list[dict[str, Any]], None], where: str) -> list[str]:
+    """The caller's path of each block `_blocks` makes of `content` (a string is one block: the content itself)."""
+    if isinstance(content, list):
+        return [f"{where}.content[{i}]" for i in range(len(content))]
+    return [f"{where}.content"] if content else []
+
+
+def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None) -> tuple[str | None, list[Message]]:
+    """System prompt (the system and developer messages before the first turn) and the turns; a run of `tool`
+    messages is one user turn, and a system or developer message after the first turn stays in its place.
+
+    With `origins`, also records where each turn and block came from, as it appends them: only a refusal asks for
+    it (`caller_path`), so the requests that pass do not pay for it, and the grouping is this one."""
+    system: list[str] = []
+    turns: list[Message] = []
+    for i, m in enumerate(body.messages):
+        where = f"messages[{i}]"
+        extra = m.model_extra or {}
+        if extra and m.role != "assistant":
+            key = next(iter(extra))
+            raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
+        if m.role == "function":
+            raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
+        if m.role in ("system", "developer"):
+            if m.name:
+                raise RequestError(f"{where}.name", "names on system messages are not carried; remove it")
+            blocks = _blocks(m.content, where)
+            if any(not isinstance(b, TextBlock) for b in blocks):
+                raise RequestError(f"{where}.content", "a system message takes text parts only")
+            text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
+            if turns:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
+                turns.append(Message("system", [TextBlock(text)]))
+                if origins is not None:
+                    origins.append(Origin(where, [f"{where}.content"]))
+            else:
+                system.append(text)
+        elif m.role == "tool":
+            if not m.tool_call_id:
+                raise RequestError(f"{where}.tool_call_id", "required on a tool message")
+            if m.name:  # no provider's tool result has a name: it would be lost
+                raise RequestError(f"{where}.name", "a tool message takes no name (tool_call_id names its call)")
+            result = ToolResultBlock(m.tool_call_id, _blocks(m.content, where))
+            last = turns[-1] if turns else None
+            if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
+                last.content.append(result)
+            else:
+                turns.append(Message("user", [result]))
+                if origins is not None:
+                    origins.append(Origin(where))
+            if origins is not None:  # the result block is the tool message; its parts are the message's content
+                origins[-1].parts[len(origins[-1].blocks)] = _paths(m.content, where)
+                origins[-1].blocks.append(where)
+        elif m.role == "assistant":
+            before, after = _assistant_extras(extra, where) if extra else ([], [])
+            blocks = before + _blocks(m.content, where) + after
+            blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
+            turns.append(Message("assistant", blocks, name=m.name))
+            if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
+                paths = [f"{where}.reasoning_content"] * len(before) + _paths(m.content, where)
+                paths += [f"{where}.refusal"] * len(after)
+                paths += [f"{where}.tool_calls[{j}]" for j in range(len(m.tool_calls or []))]
+                origins.append(Origin(where, paths))
+        else:
+            if m.tool_calls or m.tool_call_id:
+                raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
+            turns.append(Message("user", _blocks(m.content, where), name=m.name))
+            if origins is not None:
+                origins.append(Origin(where, _paths(m.content, where)))
+    if not turns:
+        raise ValueError("messages: at least one user message is required")
+    return "\n\n".join(system) or None, turns
+
+
+def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
+    """Where the caller sent what a provider refused, in OpenAI's terms (error.param): `messages[3].content[1]`,
+    `messages[4].content` (a string), `messages[5].tool_calls[0]`, `messages[2].name`, or a top-level field.
+    The refusal's indices are the content model's; this walks the request again with the same grouping."""
+    if refused.message is None:
+        return refused.where  # a top-level field: pass-through keys and options go by the caller's names
+    origins: list[Origin] = []
+    to_messages(body, origins)
+    origin = origins[refused.message]
+    if refused.block is None:
+        return f"{origin.message}.{refused.field}" if refused.field else origin.message
+    if refused.part is not None:
+        return origin.parts[refused.block][refused.part]
+    return origin.blocks[refused.block]
+
+
+# -- options ---------------------------------------------------------------------------------------
+def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
+    tools = []
+    for i, tool in enumerate(body.tools or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and tool.get("type") == "function":
+            _only(tool, TOOL_KEYS, f"tools[{i}]")
+            _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
+        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+            raise RequestError(
+                f"tools[{i}]",
+                'only function tools ({"type": "function", "function": {"name", '
+                '"parameters"}}) are supported by this gateway',
+            )
+        tools.append(
+            ToolSpec(
+                function["name"],
+                function.get("description"),
+                function.get("parameters") or {"type": "object", "properties": {}},
+                function.get("strict"),
+            )
+        )
+    return tools
+
+
+def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        modes = {"auto": "auto", "none": "none", "required": "any"}
+        if value not in modes:
+            raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
+        return ToolChoice(modes[value])  # type: ignore[arg-type]
+    if value.get("type") == "function":
+        _only(value, TOOL_KEYS, "tool_choice")
+        _only(value.get("function") or {}, CHOICE_FUNCTION_KEYS, "tool_choice.function")
+    name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
+    if not name:
+        raise RequestError(
+            "tool_choice",
+            'send auto, none, required or {"type": "function", "function": '
+            '{"name": ...}} (allowed_tools and custom tools are not supported)',
+        )
+    return ToolChoice("tool", name)
+
+
+def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = _only(value, FORMAT_KEYS, "response_format").get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema":
+        spec = value.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise RequestError("response_format.json_schema", 'send an object {"name": ..., "schema": {...}}')
+        _only(spec, SCHEMA_KEYS, "response_format.json_schema")
+        return ResponseFormat(
+            "json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"), spec.get("description")
+        )
+    raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
+
+
+def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
+    """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
+    extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
+    if body.n is not None and body.n != 1:
+        if body.stream:
+            raise RequestError("n", "n > 1 cannot be streamed through this gateway; send n=1 or stream=false")
+        extra["n"] = body.n
+    if body.logprobs:
+        extra["logprobs"] = True
+    if body.stream_options is not None:
+        if not body.stream:  # OpenAI refuses it too: the caller expects a usage chunk that no stream will carry
+            raise RequestError("stream_options", "only allowed with stream: true; remove it or stream the answer")
+        for key in body.stream_options.model_extra or {}:
+            raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
+    return extra
+
+
+def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:
+    """Map the OpenAI request (opening system/developer messages become the system prompt) to a ChatRequest."""
+    system, turns = to_messages(body)
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]
+    meta = RequestMeta(
+        task=headers.get("x-tokenomy-task") or route.task,
+        tags=parse_tags(headers.get("x-tokenomy-tags")),
+        tenant=key.team if key else None,
+        key_id=key.key_id if key else None,
+        route=body.model,
+    )
+    return ChatRequest(
+        messages=turns,
+        model=route.model or body.model,
+        system=system,
+        max_tokens=min(c for c in caps) if caps else None,
+        max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        stop=stop,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        tools=_tools(body),
+        tool_choice=_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=_response_format(body.response_format),
+        reasoning=Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None,
+        extra=_extra(body),
+        meta=meta,
+    )
