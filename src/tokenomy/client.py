@@ -35,7 +35,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
@@ -195,6 +195,18 @@ class Tokenomy:
             return True
         call.attempts = att.number
         return validate(att.response, call.request, call.validators or {}) is None
+
+    @staticmethod
+    def _check_inputs(target: Target) -> None:
+        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`): the gateway
+        checks a route's own model up front, but a fallback or a routed tier is known only here."""
+        raise_refusal(target.call, target.provider.name, inputs_refusal(target.spec.inputs, target.call))
+
+    @staticmethod
+    def _passes_on(call: CallState, tier: TierRun, exc: ProviderError) -> bool:
+        """Whether a tier whose every model refused the request before any call hands it to the next tier (a
+        cascade's stronger one) rather than failing the call: nothing was sent, so nothing was paid."""
+        return exc.refused is not None and tier is not call.tiers[-1]
 
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
@@ -358,6 +370,7 @@ class Tokenomy:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
             att: Attempt | None = None
+            passed_on = False  # every model of this tier refused the request before any call: the next tier may not
             while step is not None:
                 if step.delay_s:
                     time.sleep(step.delay_s)
@@ -372,6 +385,7 @@ class Tokenomy:
                 ) as att.span:
                     try:
                         provider = att.target.provider
+                        self._check_inputs(att.target)
                         chunks = (
                             provider.stream(att.target.call)
                             if stream
@@ -386,8 +400,11 @@ class Tokenomy:
                         raise
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
-                        if step is None:
+                        if step is None and not self._passes_on(call, tier, exc):
                             raise
+                        passed_on = step is None
+            if passed_on:
+                continue
             if self._accepted(call, att):
                 yield from held
                 return
@@ -401,6 +418,7 @@ class Tokenomy:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
             att: Attempt | None = None
+            passed_on = False  # every model of this tier refused the request before any call: the next tier may not
             while step is not None:
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)
@@ -415,6 +433,7 @@ class Tokenomy:
                 ) as att.span:
                     try:
                         provider = att.target.provider
+                        self._check_inputs(att.target)
                         if stream:
                             async for chunk in provider.astream(att.target.call):
                                 if self._take(call, att, chunk, held):
@@ -429,8 +448,11 @@ class Tokenomy:
                         raise
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
-                        if step is None:
+                        if step is None and not self._passes_on(call, tier, exc):
                             raise
+                        passed_on = step is None
+            if passed_on:
+                continue
             if self._accepted(call, att):
                 for chunk in held:
                     yield chunk

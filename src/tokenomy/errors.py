@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
@@ -48,7 +49,9 @@ class UsageError(TokenomyError):
 class ProviderError(TokenomyError):
     """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout. `param` names the
     request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent).
-    `retryable` overrides what the kind implies, for a failure that another attempt would only repeat (and pay for)."""
+    `retryable` overrides what the kind implies, for a failure that another attempt would only repeat (and pay for).
+    `refused` is what a check before any call found the model cannot take (a providers.base.Unsupported): nothing
+    was sent, so a fallback or a later tier that can take the request is tried instead."""
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class ProviderError(TokenomyError):
         status: int | None = None,
         param: str | None = None,
         retryable: bool | None = None,
+        refused: Any = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -65,6 +69,7 @@ class ProviderError(TokenomyError):
         self.status = status
         self.param = param
         self._retryable = retryable
+        self.refused = refused
 
     @property
     def retryable(self) -> bool:

@@ -525,3 +525,40 @@ def test_a_field_the_routed_provider_has_no_place_for_is_a_400_naming_it_as_open
                                                                        "invalid_request_error"), body
                 assert body["message"].startswith(f"{field}: ")
     assert {e.outcome for e in open_store(ledger_path).events()} <= {"client_error"}  # nothing was paid for
+
+
+def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tiers_alike(ledger_path):
+    """Before, a routed tier or a fallback declared `inputs: [text]` was sent the image (only a route's own model
+    was checked), and a route whose model could not read it was refused although its fallback could. Now the
+    model that cannot read it is passed over before anything is sent; the text-only requests stay on it."""
+    config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": "", "price_as": HAIKU},
+                         "text-only": {"provider": "openai", "model": "up-text", "base_url": "", "price_as": HAIKU,
+                                       "inputs": ["text"]}},
+              "tiers": {"cheap": ["text-only"], "strong": ["fast"]},
+              "routes": {"with-fallback": {"model": "text-only", "fallback": ["fast"]},
+                         "cascade": {"policy": "look"}},
+              "routing": {"policies": {"look": {"type": "cascade", "tiers": ["cheap", "strong"],
+                                                "validators": {"hedging": True}}}}}
+    picture = {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {
+        "type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]}
+    with RecordingOpenAI() as upstream:
+        for model in config["models"].values():
+            model["base_url"] = upstream.url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for route in ("with-fallback", "cascade"):
+                reply = client.chat.completions.create(model=route, messages=[picture], max_tokens=4)
+                assert reply.choices[0].message.content and upstream.last["model"] == "up-model", route
+                parts = upstream.last["messages"][0]["content"]
+                assert parts[1]["image_url"]["url"] == picture["content"][1]["image_url"]["url"]  # byte for byte
+                streamed = client.chat.completions.create(model=route, messages=[picture], max_tokens=4,
+                                                          stream=True)
+                assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+                assert upstream.last["model"] == "up-model", route
+                client.chat.completions.create(model=route, messages=[USER], max_tokens=4)
+                assert upstream.last["model"] == "up-text", route  # text: the cheap model answers
+    assert all(body["model"] == "up-model" for body in upstream.bodies if isinstance(body["messages"][0]["content"],
+                                                                                     list))
+    events = open_store(ledger_path).events()
+    refused = [e for e in events if e.outcome == "client_error"]
+    assert len(refused) == 4 and all(e.model == "up-text" and e.cost_usd == 0 for e in refused)  # recorded, $0

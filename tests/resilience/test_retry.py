@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -12,7 +13,7 @@ from helpers.scripted_openai import ScriptedOpenAI, models
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest
+from tokenomy.messages import ChatRequest, ImageBlock, Message, TextBlock
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan
 from tokenomy.resilience.ratelimit import RateLimiter
@@ -323,3 +324,34 @@ def test_a_408_request_timeout_is_retried(scripted, ledger_path):
         assert "".join(c.delta for c in client.stream(ChatRequest.simple("hi", model="a", max_tokens=5))) == "ok"
     assert server.calls == 4
     assert [o for _, _, o in outcomes(ledger_path)] == ["timeout", "timeout", "ok", "ok"]
+
+
+def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sending_it(scripted, ledger_path):
+    # The primary is declared text-only: before, a fallback or routed tier so declared was sent the image anyway
+    # (only the gateway's up-front check of a route's own model read `inputs`), and a client error never fell back.
+    blind, seeing = scripted([]), scripted([])
+    specs = models(a=blind.url, b=seeing.url)
+    specs["a"] = replace(specs["a"], options=(("inputs", ("text",)),))
+    image = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
+                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                        model="a", max_tokens=5)
+    with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST, fallback=("b",))) as client:
+        response = client.chat(image)
+        assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).model == "a"  # text: the primary
+    assert response.model == "b" and blind.calls == 1 and seeing.calls == 1
+    events = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
+    assert [(e.model, e.attempt, e.outcome, e.cost_usd) for e in events[:2]] == [
+        ("a", 1, "client_error", 0), ("b", 2, "ok", events[1].cost_usd)]
+    with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST)) as client:  # no fallback: refused
+        with pytest.raises(ProviderError, match=r"cannot take an image block \(messages\[0\]\.content\[1\]\)") as info:
+            client.chat(image)
+    assert info.value.refused is not None and blind.calls == 1  # still only the text call
+
+
+def test_attempt_plan_moves_past_a_refusal_at_once():
+    plan = AttemptPlan(("a", "b"), RetryPolicy(max_attempts=3), random.Random(1))
+    plan.first()
+    refused = ProviderError("cannot take an image", kind="client_error", refused=object())
+    step = plan.after(refused)
+    assert (step.target, step.attempt, step.per_target, step.delay_s) == (1, 2, 1, 0.0)
+    assert plan.after(refused) is None  # the last model refused too

@@ -138,11 +138,19 @@ class Gateway:
     def refusal(self, route, request: ChatRequest) -> Unsupported | None:
         """What of this request the route's model cannot take (an image to a text-only model, a field its API
         lacks), asked before any call or budget reservation; its place is the content model's, which each ingress
-        translates to its caller's (see `refusal_message`). Fallbacks and routed tiers refuse at call time."""
+        translates to its caller's (see `refusal_message`). None when a fallback can take it: the client passes
+        the request on to it without sending anything to the model that cannot. Routed tiers are checked at call
+        time the same way (a cascade's cheap tier hands an image it cannot read to the next tier)."""
         if not route.model:
             return None
-        spec = self.client.spec_for(route.model)
-        return inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
+        first = None
+        for name in (route.model, *route.fallback):
+            spec = self.client.spec_for(name)
+            why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
+            if why is None:
+                return None
+            first = first or why
+        return first
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the

@@ -124,6 +124,19 @@ class Unsupported:
         return self.describe(self.where)
 
 
+def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) -> None:
+    """Raise the client error (HTTP 400 at the gateway) for what `request`'s model cannot take, if anything.
+    Nothing was sent: the error carries the refusal, so the attempt plan moves on to a model that can take it."""
+    if why is not None:
+        raise ProviderError(
+            f"model `{request.model}` ({provider}) cannot take {why}; remove it or send the "
+            "request to a model that supports it",
+            kind="client_error",
+            status=400,
+            refused=why,
+        )
+
+
 def _first_part(content: list, refused: Callable[[object], bool]) -> tuple[int, int | None, object] | None:
     """(block, part or None, the block or part) of the first block of `content`, or part of a tool result in it,
     that `refused` says true of."""
@@ -192,14 +205,7 @@ class Provider:
 
     def check(self, request: ChatRequest) -> None:
         """Raise a client error (HTTP 400 at the gateway) if `refusal` names something."""
-        why = self.refusal(request)
-        if why is not None:
-            raise ProviderError(
-                f"model `{request.model}` ({self.name}) cannot take {why}; remove it or send the "
-                "request to a model that supports it",
-                kind="client_error",
-                status=400,
-            )
+        raise_refusal(request, self.name, self.refusal(request))
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send the request and wait for the whole answer."""

@@ -29,8 +29,10 @@ class AttemptPlan:
     """Walks a chain of targets (models/regions): up to `max_attempts` tries each, one shared deadline.
 
     Client errors end the plan at once: the request itself is wrong, so neither a retry nor another
-    model would help. Retryable errors are retried with full-jitter backoff (at least Retry-After)
-    while attempts and the deadline allow; then the next target takes over immediately.
+    model would help. Except a model's refusal found before any call (an image to a text-only model): nothing
+    was sent, so the next target, which may take it, is tried at once. Retryable errors are retried with
+    full-jitter backoff (at least Retry-After) while attempts and the deadline allow; then the next target takes
+    over immediately.
     """
 
     def __init__(
@@ -63,6 +65,11 @@ class AttemptPlan:
         current = self._step
         if current is None:
             raise RuntimeError("call first() before after()")
+        if error.refused is not None:  # nothing was sent: the next model may take what this one cannot
+            following = current.target + 1
+            more = following < len(self.chain) and self.elapsed_s < self.retry.deadline_s
+            self._step = Step(following, current.attempt + 1, 1, 0.0) if more else None
+            return self._step
         if not error.retryable or self.elapsed_s >= self.retry.deadline_s:
             self._step = None
             return None
