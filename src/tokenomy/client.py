@@ -203,10 +203,13 @@ class Tokenomy:
         raise_refusal(target.call, target.provider.name, inputs_refusal(target.spec.inputs, target.call))
 
     @staticmethod
-    def _passes_on(call: CallState, tier: TierRun, exc: ProviderError) -> bool:
-        """Whether a tier whose every model refused the request before any call hands it to the next tier (a
-        cascade's stronger one) rather than failing the call: nothing was sent, so nothing was paid."""
-        return exc.refused is not None and tier is not call.tiers[-1]
+    def _pass_on(call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
+        """Hand the request to the next tier (a cascade's stronger one) when every model of this one refused it
+        before any call, rather than fail the call: nothing was sent, so nothing was paid. Whether it did."""
+        if exc.refused is None or tier is call.tiers[-1]:
+            return False
+        call.attempts = att.number  # the next tier's attempts are numbered on from this one's
+        return True
 
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
@@ -370,7 +373,7 @@ class Tokenomy:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
             att: Attempt | None = None
-            passed_on = False  # every model of this tier refused the request before any call: the next tier may not
+            passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
             while step is not None:
                 if step.delay_s:
                     time.sleep(step.delay_s)
@@ -400,7 +403,7 @@ class Tokenomy:
                         raise
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
-                        if step is None and not self._passes_on(call, tier, exc):
+                        if step is None and not self._pass_on(call, tier, att, exc):
                             raise
                         passed_on = step is None
             if passed_on:
@@ -418,7 +421,7 @@ class Tokenomy:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
             att: Attempt | None = None
-            passed_on = False  # every model of this tier refused the request before any call: the next tier may not
+            passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
             while step is not None:
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)
@@ -448,7 +451,7 @@ class Tokenomy:
                         raise
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
-                        if step is None and not self._passes_on(call, tier, exc):
+                        if step is None and not self._pass_on(call, tier, att, exc):
                             raise
                         passed_on = step is None
             if passed_on:

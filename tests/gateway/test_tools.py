@@ -562,3 +562,5 @@ def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tie
     events = open_store(ledger_path).events()
     refused = [e for e in events if e.outcome == "client_error"]
     assert len(refused) == 4 and all(e.model == "up-text" and e.cost_usd == 0 for e in refused)  # recorded, $0
+    for e in refused:  # the attempt that answered is numbered on from the refused one (a cascade's next tier too)
+        assert sorted(x.attempt for x in events if x.request_id == e.request_id) == [1, 2]
