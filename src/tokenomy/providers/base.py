@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import math
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -137,15 +137,15 @@ def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) 
         )
 
 
-def _first_part(content: list, refused: Callable[[object], bool]) -> tuple[int, int | None, object] | None:
+def _first_part(content: list, accepted: tuple[type, ...]) -> tuple[int, int | None, object] | None:
     """(block, part or None, the block or part) of the first block of `content`, or part of a tool result in it,
-    that `refused` says true of."""
+    that is none of the `accepted` types (an isinstance check: this runs on every request)."""
     for j, block in enumerate(content):
-        if refused(block):
+        if not isinstance(block, accepted):
             return j, None, block
         if isinstance(block, ToolResultBlock):
             for k, part in enumerate(block.content):
-                if refused(part):
+                if not isinstance(part, accepted):
                     return j, k, part
     return None
 
@@ -154,17 +154,15 @@ def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsu
     """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
     if inputs is None:
         return None
-    kinds = {ImageBlock: "image", DocumentBlock: "document"}
-
-    def unread(block: object) -> bool:
-        return kinds.get(type(block), "text") not in inputs
-
+    unread = {ImageBlock: "image", DocumentBlock: "document"}
+    accepted = tuple(kind for kind in ALL_BLOCKS if kind not in unread or unread[kind] in inputs)
     for i, message in enumerate(request.messages):
-        found = _first_part(message.content, unread)
+        found = _first_part(message.content, accepted)
         if found is not None:
             j, k, part = found
-            kind = kinds[type(part)]
-            return Unsupported(f"{_a(kind)} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k)
+            return Unsupported(
+                f"{_a(unread[type(part)])} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k
+            )
     return None
 
 
@@ -184,15 +182,10 @@ class Provider:
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
-        accepted = self.accepts_blocks
-
-        def unsent(block: object) -> bool:
-            return not isinstance(block, accepted)
-
         for i, message in enumerate(request.messages):
             if message.name and not self.accepts_names:
                 return Unsupported("field `{where}`", i, field="name")
-            found = _first_part(message.content, unsent)
+            found = _first_part(message.content, self.accepts_blocks)
             if found is not None:
                 j, k, part = found
                 kind = BLOCK_NAMES.get(type(part), type(part).__name__)
