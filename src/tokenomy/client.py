@@ -102,6 +102,7 @@ class Tokenomy:
     def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> CallState:
         """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries."""
         policy = policy or self.policy
+        asked = request
         request, _ = apply_token_policy(request, policy.tokens)
         if policy.router is None:
             chains: list[tuple[str | None, tuple[str, ...]]] = [(None, (request.model,))]
@@ -123,7 +124,7 @@ class Tokenomy:
                     validated=validators is not None and index < len(chains) - 1,
                 )
             )
-        return CallState(request, policy, tiers, validators, new_id(), mode, stream)
+        return CallState(request, policy, tiers, validators, new_id(), mode, stream, asked=asked)
 
     def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
@@ -204,12 +205,20 @@ class Tokenomy:
 
     @staticmethod
     def _pass_on(call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
-        """Hand the request to the next tier (a cascade's stronger one) when every model of this one refused it
-        before any call, rather than fail the call: nothing was sent, so nothing was paid. Whether it did."""
-        if exc.refused is None or tier is call.tiers[-1]:
-            return False
-        call.attempts = att.number  # the next tier's attempts are numbered on from this one's
-        return True
+        """Hand the request to the next tier (a cascade's stronger one, or a router's next tier up) when every
+        model of this one refused it before any call, rather than fail the call: nothing was sent, so nothing was
+        paid. Whether it did; when not, a refusal that ends the call is placed in the caller's request."""
+        if exc.refused is not None and tier is not call.tiers[-1]:
+            call.attempts = att.number  # the next tier's attempts are numbered on from this one's
+            return True
+        if exc.refused is not None and call.asked is not None and call.asked is not call.request:
+            # Turns may have been cut: the refused block's indices are those of what was sent. The same check on
+            # the request as asked places it where the caller put it (None if only the policy's change made it).
+            asked = replace(call.asked, model=att.target.call.model, region=att.target.call.region)
+            spec, provider = att.target.spec, att.target.provider
+            found = inputs_refusal(spec.inputs, asked) or provider.refusal(asked)
+            exc.refused = None if found is None else replace(found, by=exc.refused.by)
+        return False
 
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
@@ -284,6 +293,8 @@ class Tokenomy:
 
     def _fail(self, call: CallState, att: Attempt, exc: ProviderError) -> None:
         target = att.target
+        if exc.refused is not None and call.policy.limiter:  # nothing was sent: the next model gets the allowance
+            call.policy.limiter.release(target.estimate)
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
         if att.deltas:

@@ -536,9 +536,11 @@ def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tie
                                        "inputs": ["text"]}},
               "tiers": {"cheap": ["text-only"], "strong": ["fast"]},
               "routes": {"with-fallback": {"model": "text-only", "fallback": ["fast"]},
-                         "cascade": {"policy": "look"}},
+                         "cascade": {"policy": "look"}, "rules": {"policy": "pick"}},
               "routing": {"policies": {"look": {"type": "cascade", "tiers": ["cheap", "strong"],
-                                                "validators": {"hedging": True}}}}}
+                                                "validators": {"hedging": True}},
+                                       # No rule matches: the cheap tier is chosen, and it reads text only.
+                                       "pick": {"type": "rules", "tiers": ["cheap", "strong"]}}}}
     picture = {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {
         "type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]}
     with RecordingOpenAI() as upstream:
@@ -546,7 +548,7 @@ def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tie
             model["base_url"] = upstream.url
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            for route in ("with-fallback", "cascade"):
+            for route in ("with-fallback", "cascade", "rules"):
                 reply = client.chat.completions.create(model=route, messages=[picture], max_tokens=4)
                 assert reply.choices[0].message.content and upstream.last["model"] == "up-model", route
                 parts = upstream.last["messages"][0]["content"]
@@ -561,6 +563,42 @@ def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tie
                                                                                      list))
     events = open_store(ledger_path).events()
     refused = [e for e in events if e.outcome == "client_error"]
-    assert len(refused) == 4 and all(e.model == "up-text" and e.cost_usd == 0 for e in refused)  # recorded, $0
-    for e in refused:  # the attempt that answered is numbered on from the refused one (a cascade's next tier too)
+    assert len(refused) == 6 and all(e.model == "up-text" and e.cost_usd == 0 for e in refused)  # recorded, $0
+    for e in refused:  # the attempt that answered is numbered on from the refused one (a router's next tier too)
         assert sorted(x.attempt for x in events if x.request_id == e.request_id) == [1, 2]
+
+
+def test_a_refusal_no_routed_model_can_take_names_the_place_the_caller_sent_it(ledger_path):
+    """Every tier of a routed route refuses at call time (no route model to check up front): the 400 names where
+    the caller put the image, as the up-front refusal does, although the route cut turns before sending (the
+    content model's index of what was sent was named before, with `param` null)."""
+    text_only = {"provider": "openai", "model": "up-text", "base_url": "", "price_as": HAIKU, "inputs": ["text"]}
+    config = {"models": {"a": dict(text_only), "b": dict(text_only, model="up-text-2")},
+              "tiers": {"cheap": ["a"], "strong": ["b"]},
+              "routes": {"smart": {"policy": "pick", "tokens": {"max_turns": 3}}},
+              "routing": {"policies": {"pick": {"type": "rules", "tiers": ["cheap", "strong"]}}}}
+    old_turns = [USER, {"role": "assistant", "content": "Sunny."}]
+    messages = [SYSTEM, *old_turns, *old_turns, {"role": "user", "content": PICTURE}]
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(IMAGE).decode()}}
+    anthropic_body = {"model": "smart", "max_tokens": 4, "system": "Be brief.", "messages": [
+        *old_turns, *old_turns, {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}]}
+    with RecordingOpenAI() as upstream:
+        for model in config["models"].values():
+            model["base_url"] = upstream.url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            for stream in (False, True):
+                reply = httpx.post(url + "/v1/chat/completions", timeout=30,
+                                   json={"model": "smart", "messages": messages, "max_tokens": 4, "stream": stream})
+                assert reply.status_code == 400, reply.text
+                error = reply.json()["error"]
+                assert (error["param"], error["code"]) == ("messages[5].content[1]", "unsupported_content")
+                assert error["message"] == ("model `up-text-2` (openai) cannot take an image block "
+                                            "(messages[5].content[1]): it reads text only; remove it or send the "
+                                            "request to a model that supports it")
+                reply = httpx.post(url + "/v1/messages", json={**anthropic_body, "stream": stream}, timeout=30)
+                assert reply.status_code == 400, reply.text
+                assert "cannot take an image block (messages.4.content.1)" in reply.json()["error"]["message"]
+    assert upstream.bodies == []  # nothing was sent, and each model's refusal is a $0 row
+    assert {(e.model, e.outcome, e.cost_usd) for e in open_store(ledger_path).events()} == {
+        ("up-text", "client_error", 0), ("up-text-2", "client_error", 0)}

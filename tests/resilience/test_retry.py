@@ -348,6 +348,24 @@ def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sen
     assert info.value.refused is not None and blind.calls == 1  # still only the text call
 
 
+def test_a_refused_attempt_gives_its_rate_limit_allowance_back(scripted, ledger_path):
+    """Nothing was sent, so the refused attempt must not spend the route's one request a minute: before, the
+    fallback found no slot left and the call failed as throttled."""
+    blind, seeing = scripted([]), scripted([])
+    specs = models(a=blind.url, b=seeing.url)
+    specs["a"] = replace(specs["a"], options=(("inputs", ("text",)),))
+    image = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
+                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                        model="a", max_tokens=5)
+    limiter = RateLimiter(rpm=1, tpm=10_000, clock=lambda: 0.0)  # a stopped clock: nothing refills
+    with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST, fallback=("b",), limiter=limiter)) as c:
+        answer = c.chat(image)
+    assert answer.model == "b" and seeing.calls == 1
+    assert limiter._requests == 0  # the answered call took the one request of the minute
+    # and its tokens only (settled to its count), not the refused attempt's estimate as well
+    assert limiter._tokens == 10_000 - answer.usage.total_input_tokens - answer.usage.output_tokens
+
+
 def test_attempt_plan_moves_past_a_refusal_at_once():
     plan = AttemptPlan(("a", "b"), RetryPolicy(max_attempts=3), random.Random(1))
     plan.first()

@@ -26,7 +26,6 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream
-from tokenomy.gateway.state import refusal_message
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
@@ -65,7 +64,9 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
     )
 
 
-def _provider_error(exc: ProviderError) -> JSONResponse:
+def _provider_error(exc: ProviderError, body: dict[str, Any]) -> JSONResponse:
+    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
+        return anthropic_error(400, exc.refused.error_text(caller_path(body, exc.refused)))
     return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
@@ -244,7 +245,7 @@ async def create_message(request: Request):
         # The pass-through fields reach Anthropic's own API only, which takes them as sent (checked just above).
         refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
         if refused is not None:
-            message = refusal_message(route.model, refused.describe(caller_path(body, refused)))
+            message = refused.error_text(caller_path(body, refused))
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
         if beta and anthropic_upstream:  # beta features of Anthropic's API; another API has none to turn on
@@ -257,12 +258,12 @@ async def create_message(request: Request):
         return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
     message_id = f"msg_{new_id()}"
     if body.get("stream"):
-        return FirstChunkStream(_stream(gw, call, admitted, name, message_id, started))
+        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started))
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
     except ProviderError as exc:
         await settle(gw, admitted.budgets, None)
-        return metrics.done(_provider_error(exc), name, started)
+        return metrics.done(_provider_error(exc, body), name, started)
     except TokenomyError as exc:
         await settle(gw, admitted.budgets, None)
         return metrics.done(anthropic_error(400, str(exc)), name, started)
@@ -291,7 +292,9 @@ def _anthropic_upstream(gw, route) -> bool:
     return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"
 
 
-async def _stream(gw, call, admitted, name: str, message_id: str, started: float) -> AsyncIterator[bytes | Response]:
+async def _stream(
+    gw, call, admitted, body: dict[str, Any], name: str, message_id: str, started: float
+) -> AsyncIterator[bytes | Response]:
     writer = EventWriter(message_id, name)
     final: ChatResponse | None = None
     streamed = False
@@ -320,7 +323,7 @@ async def _stream(gw, call, admitted, name: str, message_id: str, started: float
     except TokenomyError as exc:
         failed = True
         if not opened:
-            refused = _provider_error(exc) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+            refused = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
             metrics.count(name, refused.status_code, started)
         else:
             kind = (

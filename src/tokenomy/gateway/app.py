@@ -42,7 +42,7 @@ from tokenomy.gateway.responses import (
     usage_body,
 )
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse
-from tokenomy.gateway.state import Gateway, refusal_message
+from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 
@@ -218,9 +218,10 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
         if refused is not None:  # named where the caller sent it, not by the content model's indices
             where = caller_path(body, refused)
-            message = refusal_message(call.model, refused.describe(where))
             return metrics.done(
-                error(400, message, "invalid_request_error", "unsupported_content", where), body.model, started
+                error(400, refused.error_text(where), "invalid_request_error", "unsupported_content", where),
+                body.model,
+                started,
             )
         admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
         if isinstance(admitted, Refusal):
@@ -243,7 +244,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
             await _settle(gw, budgets, None)
-            return metrics.done(_provider_error(exc), body.model, started)
+            return metrics.done(_provider_error(exc, body), body.model, started)
         except TokenomyError as exc:
             await _settle(gw, budgets, None)
             return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
@@ -304,7 +305,10 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
-def _provider_error(exc: ProviderError) -> JSONResponse:
+def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:
+    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
+        where = caller_path(body, exc.refused)
+        return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
     if exc.param is not None:  # refused by the mapping before any call: the request's field, as OpenAI names it
         return error(400, str(exc), "invalid_request_error", "unsupported_parameter", param=exc.param)
     status = upstream_status(exc)
@@ -359,7 +363,7 @@ async def _stream(
         failed = True
         if not opened:
             refused = (
-                _provider_error(exc)
+                _provider_error(exc, body)
                 if isinstance(exc, ProviderError)
                 else error(400, str(exc), "invalid_request_error")
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ class Gateway:
     def refusal(self, route, request: ChatRequest) -> Unsupported | None:
         """What of this request the route's model cannot take (an image to a text-only model, a field its API
         lacks), asked before any call or budget reservation; its place is the content model's, which each ingress
-        translates to its caller's (see `refusal_message`). None when a fallback can take it: the client passes
+        translates to its caller's (`Unsupported.error_text`). None when a fallback can take it: the client passes
         the request on to it without sending anything to the model that cannot. Routed tiers are checked at call
         time the same way (a cascade's cheap tier hands an image it cannot read to the next tier)."""
         if not route.model:
@@ -149,7 +150,7 @@ class Gateway:
             why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
             if why is None:
                 return None
-            first = first or why
+            first = first or replace(why, by=f"model `{route.model}`")
         return first
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
@@ -182,9 +183,3 @@ class Gateway:
                 worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
             total += worst
         return to_nano(total / Decimal(1_000_000))
-
-
-def refusal_message(model: str, what: str) -> str:
-    """The 400's text for a request the route's `model` cannot take, `what` naming the part or field where the
-    caller sent it (Unsupported.describe with the ingress's own path)."""
-    return f"model `{model}` cannot take {what}; remove it or send the request to a model that supports it"

@@ -7,7 +7,7 @@ import email.utils
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +103,7 @@ class Unsupported:
     # With `message`: a field of that message ("name"). Without: a pass-through key of request.extra, or a request
     # option by its OpenAI name (reasoning_effort) or, lacking one, its ChatRequest slot (reasoning.budget_tokens).
     field: str | None = None
+    by: str = "the model"  # who cannot take it, as the error names it: "model `gpt-4o` (openai)"
 
     @property
     def where(self) -> str:
@@ -123,14 +124,19 @@ class Unsupported:
     def __str__(self) -> str:
         return self.describe(self.where)
 
+    def error_text(self, where: str) -> str:
+        """The whole error, its place named as `where` (the content model's, or an ingress's path for its caller)."""
+        what = self.describe(where)
+        return f"{self.by} cannot take {what}; remove it or send the request to a model that supports it"
+
 
 def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) -> None:
     """Raise the client error (HTTP 400 at the gateway) for what `request`'s model cannot take, if anything.
     Nothing was sent: the error carries the refusal, so the attempt plan moves on to a model that can take it."""
     if why is not None:
+        why = replace(why, by=f"model `{request.model}` ({provider})")
         raise ProviderError(
-            f"model `{request.model}` ({provider}) cannot take {why}; remove it or send the "
-            "request to a model that supports it",
+            why.error_text(why.where),
             kind="client_error",
             status=400,
             refused=why,

@@ -72,6 +72,14 @@ class RateLimiter:
                 return False
             await asyncio.sleep(min(wait, 1.0))
 
+    def release(self, tokens: int = 0) -> None:
+        """Give back what `acquire` took for a request that was never sent (a model refused it before any call)."""
+        with self._lock:
+            if self.rpm:
+                self._requests = min(self.rpm, self._requests + 1)
+            if self.tpm:
+                self._tokens = min(self.tpm, self._tokens + tokens)
+
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the token bucket by the difference between the estimate and the real count."""
         if not self.tpm:

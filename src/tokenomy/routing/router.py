@@ -44,7 +44,9 @@ class Tier:
 @dataclass(frozen=True)
 class RoutePlan:
     """The tiers to try, in order. With `validators`, every answer but the last tier's must pass them, else
-    the next tier is tried (a cascade escalates); without, only the first tier is tried."""
+    the next tier is tried (a cascade escalates). Without, the first tier's answer is the answer: a later tier is
+    tried only when every model of the earlier ones refused the request before sending it (an image, and a tier
+    declared `inputs: [text]`)."""
 
     tiers: tuple[Tier, ...]
     validators: dict[str, Any] | None
@@ -70,7 +72,9 @@ class Router:
         decision = self.first_tier(request)
         names = [decision.tier]
         validators = self.policy.validators or None
-        if validators and decision.tier in self.order:  # validated: escalate along the order on failure
+        # The tiers above the chosen one, in escalation order: with validators an answer that fails them goes up;
+        # without, a request the chosen tier cannot take at all (an image to a text-only tier) does.
+        if decision.tier in self.order:
             names += self.order[self.order.index(decision.tier) + 1 :]
         return RoutePlan(tuple(self._tier(n) for n in names), validators if len(names) > 1 else None, decision)
 
