@@ -333,3 +333,32 @@ def test_a_one_day_review_says_one_day(ledger_path) -> None:
     render(body, console=console, short=True)
     assert "(1 day):" in console.export_text()
     assert "<p>1 day against the previous 1 day:" in review_html(body)
+
+
+def test_a_candidate_priced_from_old_data_shows_its_date_instead_of_a_warning(monkeypatch, caplog) -> None:
+    """The review re-prices the traffic on every model of the provider, retired ones too: Claude Instant's price
+    (dated 2025-10-15, nothing newer confirms it) logged "pricing ... from data 412 days old" in every review, a
+    model the review did not even show. A candidate now carries its prices' date, shown beside it when old; the
+    model in use still warns (its spend is priced from that data)."""
+    from tokenomy.analytics.review_models import candidates_for, price_date_note
+    from tokenomy.pricing import freshness
+
+    monkeypatch.setattr(freshness, "_warned", set())
+    instant = "anthropic.claude-instant-v1"
+    haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    groups = [{"task": "t", "region": "us-east-1", "mode": "on_demand", "calls": 10, "input_tokens": 100_000,
+               "output_tokens": 50_000, "cache_read_tokens": 0, "cache_write_tokens": 0}]
+    with caplog.at_level("WARNING", logger="tokenomy.pricing"):
+        info = candidates_for(haiku, groups, Decimal(1))
+    by_model = {c["model"]: c for c in info["candidates"]}
+    assert instant in by_model, sorted(by_model)  # cheaper output: a candidate of another line
+    old_as_of = default_catalog().lookup(instant, "us-east-1").as_of
+    assert freshness.age_days(old_as_of) > freshness.WARN_DAYS  # the premise: its data is old
+    assert by_model[instant]["prices_as_of"] == old_as_of
+    assert price_date_note(by_model[instant]) == f" (prices as of {old_as_of[:10]})"
+    assert not [r for r in caplog.records if instant in r.getMessage()]
+    current = [c for c in by_model.values() if freshness.age_days(c["prices_as_of"]) <= freshness.WARN_DAYS]
+    assert current and all(price_date_note(c) == "" for c in current)
+    with caplog.at_level("WARNING", logger="tokenomy.pricing"):
+        candidates_for(instant, groups, Decimal(1))  # in use: its own spend is priced from the old data
+    assert [r for r in caplog.records if f"pricing {instant} from data" in r.getMessage()]

@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from tokenomy.analytics.review_models import price_date_note
 from tokenomy.money import usd
 
 STYLE = (
@@ -103,7 +104,7 @@ def review_html(body: dict[str, Any]) -> str:
                 [
                     "",
                     c["line"],
-                    f"{c['kind']}: {c['model']} ({c['released']})",
+                    f"{c['kind']}: {c['model']} ({c['released']}){price_date_note(c)}",
                     money(c["monthly_usd"]),
                     money(c["monthly_change_usd"]),
                 ]

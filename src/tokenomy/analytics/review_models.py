@@ -22,6 +22,7 @@ from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line
+from tokenomy.pricing.freshness import WARN_DAYS, age_days
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
 
@@ -48,8 +49,15 @@ def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[d
 
 def reprice(groups: list[dict[str, Any]], model: str) -> Decimal:
     """What these usage groups cost on `model` (see the module docstring for cache and batch)."""
+    return reprice_dated(groups, model)[0]
+
+
+def reprice_dated(groups: list[dict[str, Any]], model: str, warn_old: bool = True) -> tuple[Decimal, str]:
+    """`reprice`, with the as-of date of the oldest price it used (a candidate's row shows it rather than the
+    log warning of a price past 180 days: the review compares every model of a provider, retired ones too)."""
     catalog = default_catalog()
     total = Decimal(0)
+    oldest = ""
     for g in groups:
         region = g["region"] if g["region"] not in (None, "global", "local") else None
         try:
@@ -65,8 +73,10 @@ def reprice(groups: list[dict[str, Any]], model: str) -> Decimal:
         if not entry.has_cache:
             tokens = [tokens[0] + tokens[2] + tokens[3], tokens[1], 0, 0]
         mode = g["mode"] if g["mode"] != "batch" or entry.has_batch else "on_demand"
-        total += compute_cost(Usage(*tokens), model, region, mode).total_usd
-    return total
+        cost = compute_cost(Usage(*tokens), model, region, mode, warn_old=warn_old)
+        total += cost.total_usd
+        oldest = min(oldest or cost.as_of, cost.as_of)
+    return total, oldest
 
 
 def _catalog_models(provider: str) -> list[str]:
@@ -75,6 +85,14 @@ def _catalog_models(provider: str) -> list[str]:
     return [
         m for m in catalog.models() if split_inference_profile(m)[0] == m and catalog.lookup(m).provider == provider
     ]
+
+
+def price_date_note(candidate: dict[str, Any]) -> str:
+    """A note such as " (prices as of 2025-10-15)" for a candidate priced from data past 180 days, else "" (also
+    for a review saved before candidates carried the date)."""
+    as_of = candidate.get("prices_as_of") or ""
+    age = age_days(as_of)
+    return f" (prices as of {as_of[:10]})" if age is not None and age > WARN_DAYS else ""
 
 
 def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) -> dict[str, Any]:
@@ -106,13 +124,14 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         if other == model or other_line is None or split_inference_profile(model)[0] == other:
             continue
         try:
-            cost = reprice(groups, other)
+            cost, as_of = reprice_dated(groups, other, warn_old=False)
         except TokenomyError:
             continue
         row = {
             "model": other,
             "line": other_line.line,
             "released": other_line.released.isoformat(),
+            "prices_as_of": as_of,
             "cost_usd": cost,
             "monthly_usd": cost * factor,
             "monthly_change_usd": (cost - current) * factor,
@@ -133,11 +152,12 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         info["per_task"] = []
         for task in sorted({g["task"] for g in groups}):
             mine = [g for g in groups if g["task"] == task]
-            now_cost, then_cost = reprice(mine, model), reprice(mine, target["model"])
+            now_cost, then_cost = reprice(mine, model), reprice_dated(mine, target["model"], warn_old=False)[0]
             info["per_task"].append(
                 {
                     "task": task,
                     "to": target["model"],
+                    "prices_as_of": target["prices_as_of"],
                     "monthly_usd": now_cost * factor,
                     "monthly_saving_usd": (now_cost - then_cost) * factor,
                 }

@@ -105,6 +105,7 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
 def render(body: dict, console: Any = console, short: bool = False) -> None:
     """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
     from tokenomy.analytics.review_html import days_text, money
+    from tokenomy.analytics.review_models import price_date_note
 
     spend, period = body["spend"], body["period"]
     console.print(
@@ -142,7 +143,12 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
     for info in body["models"]:
         for c in info["candidates"][: 2 if short else 4]:
             rows.append(
-                [info["model"], f"{c['kind']}: {c['model']}", money(c["monthly_usd"]), money(c["monthly_change_usd"])]
+                [
+                    info["model"],
+                    f"{c['kind']}: {c['model']}{price_date_note(c)}",
+                    money(c["monthly_usd"]),
+                    money(c["monthly_change_usd"]),
+                ]
             )
     if rows:
         console.print(
@@ -154,7 +160,13 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
             )
         )
     moves = [
-        [info["model"], t["task"], t["to"], money(t["monthly_usd"]), money(t["monthly_saving_usd"])]
+        [
+            info["model"],
+            t["task"],
+            t["to"] + price_date_note(t),
+            money(t["monthly_usd"]),
+            money(t["monthly_saving_usd"]),
+        ]
         for info in body["models"]
         for t in info.get("per_task", [])[:3]
     ]

@@ -95,6 +95,7 @@ def compute_cost(
     cache_ttl: str = "5m",
     service_tier: str = "standard",
     one_call: bool = False,
+    warn_old: bool = True,
 ) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
     at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price; on demand at the standard, priority or
@@ -102,7 +103,10 @@ def compute_cost(
 
     `one_call`: `usage` is one call's tokens, so a prompt over the model's long-context threshold is priced at its
     long-context prices. Usage summed over many calls (a batch file's estimate, a day's bill) says nothing about
-    any one prompt's size and is priced at the standard rates."""
+    any one prompt's size and is priced at the standard rates.
+
+    `warn_old=False`: the caller shows the price's date itself (`as_of` of the breakdown), as a review does for
+    the models it only compares, so no warning is logged for data past 180 days."""
     check_tokens(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -121,7 +125,8 @@ def compute_cost(
             "or service tier standard"
         )
     entry = (catalog or default_catalog()).lookup(model, region)
-    warn_if_old(entry)
+    if warn_old:
+        warn_if_old(entry)
     long = _long_context(entry, usage, mode) if one_call else None
     if service_tier != "standard":
         if long is not None and service_tier in entry.service_tiers:
