@@ -34,7 +34,10 @@ def serve(
         "warning", "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.", callback=_log_level
     ),
 ) -> None:
-    """Serve POST /v1/chat/completions, GET /v1/models, /healthz, /metrics (and /dashboard when available)."""
+    """Serve the gateway: OpenAI's and Anthropic's chat APIs, models, health, metrics and the dashboard.
+
+    POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic); GET /v1/models, /healthz, /metrics, /dashboard.
+    """
     import uvicorn
 
     from tokenomy.config import load_config
