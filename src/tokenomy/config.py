@@ -55,6 +55,10 @@ PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "": "remove it",
         },
     ),
+    "timeout_s": (
+        ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex"),
+        {"": "the built-in model runs in this process, with no upstream to wait for; remove it"},
+    ),
 }
 
 
@@ -80,6 +84,14 @@ class ModelConfig(_Strict):
     )
     system_prompt: Optional[str] = Field(
         None, description="instructions added before every system prompt (house style, or a benchmark variant)"
+    )
+    timeout_s: Optional[float] = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="seconds the upstream may stay silent (to connect, before the answer starts, between stream "
+        "chunks) before the attempt fails as a timeout (default 120); raise it for long answers that are not "
+        "streamed, such as a reasoning model's",
     )
 
     @model_validator(mode="after")
@@ -277,6 +289,8 @@ def _options(m: ModelConfig) -> tuple[tuple[str, Any], ...]:
         options.append(("inputs", tuple(m.inputs)))
     if m.project:
         options.append(("project", m.project))
+    if m.timeout_s is not None:
+        options.append(("timeout_s", m.timeout_s))
     return tuple(options)
 
 

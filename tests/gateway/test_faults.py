@@ -731,3 +731,29 @@ def test_the_edge_check_decodes_only_bodies_strict_json_refuses(monkeypatch):
     for value in ("NaN", "-Infinity", " NaN", "\n  Infinity", "1e400", "-2.5E+999"):
         problem = hygiene.body_problem(('{"a": [1,' + value + "]}").encode())
         assert problem is not None and problem[1] == "a.1" and "not a JSON number" in problem[0], value
+
+
+def test_a_model_waits_as_long_as_its_timeout_s_and_the_timeout_says_how_to_raise_it(ledger_path):
+    """An upstream silent for 1.5 s: a model with `timeout_s: 0.5` fails as a timeout (504) naming the setting; the
+    same upstream under `timeout_s: 5` answers. Before, every model waited a fixed 120 s, too short for a long
+    answer that is not streamed and impossible to change."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(200, {}, "late")] * 3)
+    try:
+        model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}
+        config = {"models": {"hasty": {**model, "timeout_s": 0.5}, "patient": {**model, "timeout_s": 5}},
+                  "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 1}}}}
+        with gateway(config, ledger_path) as url:
+            started = time.monotonic()
+            reply = httpx.post(url + "/v1/chat/completions", timeout=30,
+                               json={"model": "hasty", "messages": [{"role": "user", "content": "hi"}]})
+            assert reply.status_code == 504 and time.monotonic() - started < 1.4, reply.text
+            message = reply.json()["error"]["message"]
+            assert "no data for 0.5s" in message and "raise its timeout_s" in message, message
+            reply = httpx.post(url + "/v1/chat/completions", timeout=30,
+                               json={"model": "patient", "messages": [{"role": "user", "content": "hi"}]})
+            assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "ok"
+    finally:
+        upstream.close()
+    assert [e.outcome for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)] == ["timeout", "ok"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -37,8 +38,8 @@ class ScriptedOpenAI:
     an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
-    0.1 s apart (a long generation). `reply`: the answer's stream deltas (a non-streamed answer is their
-    concatenation).
+    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s. `reply`: the
+    answer's stream deltas (a non-streamed answer is their concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -58,6 +59,8 @@ class ScriptedOpenAI:
                 outer.calls += 1
                 outer.bodies.append(body)
                 status, headers, *kind = outer.script.pop(0) if outer.script else (200, {})
+                if kind == ["late"]:  # the answer takes a second and a half to start (a long generation)
+                    time.sleep(1.5)
                 model = body["model"]
                 usage = outer.usage
                 content_type = "application/json"
@@ -120,7 +123,8 @@ class ScriptedOpenAI:
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(OSError):  # the caller gave up waiting (a "late" answer past its timeout)
+                    self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

@@ -373,3 +373,36 @@ def test_attempt_plan_moves_past_a_refusal_at_once():
     step = plan.after(refused)
     assert (step.target, step.attempt, step.per_target, step.delay_s) == (1, 2, 1, 0.0)
     assert plan.after(refused) is None  # the last model refused too
+
+
+def test_a_models_timeout_s_reaches_its_sdk_provider(scripted, ledger_path):
+    """The library's path (the openai SDK) waits the configured `timeout_s` too, not a fixed 120 s."""
+    late = scripted([(200, {}, "late"), (200, {}, "late")])
+    specs = models(hasty=late.url)
+    specs["hasty"] = replace(specs["hasty"], options=(("timeout_s", 0.5),))
+    assert specs["hasty"].timeout_s == 0.5 and models(other=late.url)["other"].timeout_s == 120
+    with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=RetryPolicy(max_attempts=1))) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as info:
+            client.chat(ChatRequest.simple("hi", model="hasty", max_tokens=5))
+        waited = time.monotonic() - started
+    assert info.value.kind == "timeout" and waited < 1.4, waited
+
+
+def test_every_hosted_provider_is_built_with_the_models_timeout_s(monkeypatch):
+    from tokenomy.config import parse_config
+    from tokenomy.errors import ConfigError
+    from tokenomy.providers.registry import get_provider
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    specs = parse_config({"models": {
+        "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "timeout_s": 7},
+        "nova": {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1", "timeout_s": 8},
+        "gpt": {"provider": "openai", "model": "gpt-4o-mini", "timeout_s": 9},
+    }}).model_specs()
+    assert get_provider(specs["claude"]).client.timeout == 7
+    assert get_provider(specs["nova"]).client.meta.config.read_timeout == 8
+    assert get_provider(specs["gpt"]).client.timeout == 9
+    with pytest.raises(ConfigError, match=r"timeout_s applies to provider .*no upstream to wait for; remove it"):
+        parse_config({"models": {"mine": {"provider": "local", "timeout_s": 5}}})

@@ -59,7 +59,7 @@ class GatewayClient(Tokenomy):
     def provider_for(self, spec):
         if spec.provider != "openai" or self.sdk_upstream:
             return super().provider_for(spec)
-        key = (spec.base_url, spec.api_key_env)
+        key = (spec.base_url, spec.api_key_env, spec.timeout_s)
         upstream = self.upstreams.get(key)
         if upstream is None:
             upstream = self.upstreams[key] = AsyncOpenAIUpstream(spec)

@@ -41,12 +41,6 @@ def _loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
-# Seconds an attempt may wait for the upstream's next bytes (to connect, for the answer to start, between two
-# stream chunks) before it fails, as the SDK-based provider's timeout works. Not a limit on the whole answer: a
-# long generation that keeps streaming is not cut (the provider bills it in full).
-READ_TIMEOUT_S = 120.0
-
-
 class AsyncOpenAIUpstream(OpenAIProvider):
     """Chat Completions over a keep-alive connection pool; sync calls delegate to the SDK provider."""
 
@@ -56,7 +50,9 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.base_url = self._root = base
         self.url = base + "/chat/completions"
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
-        self.timeout, self.pool = (READ_TIMEOUT_S if timeout is None else timeout), pool
+        # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):
+        # not a limit on the whole answer, so a long generation that keeps streaming is not cut.
+        self.timeout, self.pool = (spec.timeout_s if timeout is None else timeout), pool
         self._pool: HttpPool | None = None
 
     def connections(self) -> HttpPool:
@@ -77,7 +73,11 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def _failed(self, exc: Exception) -> ProviderError:
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
         if isinstance(exc, UpstreamTimeout):
-            return ProviderError(f"{self.url}: {exc}", kind="timeout")
+            return ProviderError(
+                f"{self.url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
+                "answers that are not streamed)",
+                kind="timeout",
+            )
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
             return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False)
         return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error")

@@ -24,7 +24,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import Provider, delta_chunk, http_errors, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, http_errors, retry_after_seconds
 from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -86,7 +86,7 @@ class AnthropicProvider(Provider):
         base_url: str | None = None,
         api_key_env: str | None = None,
         api_key: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         import anthropic
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S
 from tokenomy.providers.openai_provider import OpenAIProvider, map_openai_error
 
 DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference API's latest GA version (Azure's API reference)
@@ -66,7 +67,7 @@ def azure_client(
     api_version: str | None = None,
     api_key_env: str | None = None,
     api_key: str | None = None,
-    timeout: float = 120.0,
+    timeout: float = DEFAULT_TIMEOUT_S,
     max_retries: int = 0,
 ):
     """An `openai.AzureOpenAI` client for `endpoint` (default AZURE_OPENAI_ENDPOINT) and `api_version`
@@ -99,7 +100,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         base_url: str | None = None,
         api_key: str | None = None,
         api_key_env: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         max_retries: int = 0,
         api_version: str | None = None,
     ) -> None:

@@ -38,6 +38,10 @@ BLOCK_NAMES = {
 # there); the gateway itself says which name its caller used in ChatRequest.max_tokens_name, not in `extra`.
 NAMING_HINTS = frozenset({"max_completion_tokens"})
 
+# Seconds an upstream may stay silent (to connect, before the answer starts, between two stream chunks) before an
+# attempt fails as a timeout; a model's `timeout_s` changes it. Not a limit on a whole answer that keeps coming.
+DEFAULT_TIMEOUT_S = 120.0
+
 
 def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """(timeouts, transport errors) of httpx and httpx2, the HTTP clients the SDKs read with (anthropic 2 and

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
-from tokenomy.providers.base import Provider, delta_chunk, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, retry_after_seconds
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -175,7 +175,7 @@ class BedrockProvider(Provider):
         endpoint_url: str | None = None,
         profile: str | None = None,
         connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
+        read_timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         import boto3
         from botocore.config import Config

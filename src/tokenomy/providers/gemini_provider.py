@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import NAMING_HINTS, Provider, http_errors, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, http_errors, retry_after_seconds
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     blocks_from_parts,
@@ -85,7 +85,7 @@ def gemini_client(
     api_key_env: str | None = None,
     project: str | None = None,
     location: str | None = None,
-    timeout: float = 120.0,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Any:
     """A `google.genai.Client` for AI Studio or Vertex AI; no SDK retries (Tokenomy's retry layer owns them)."""
     from google.genai import Client, types
@@ -132,7 +132,7 @@ class GeminiProvider(Provider):
         api_key_env: str | None = None,
         project: str | None = None,
         location: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.name = "gcp.vertex_ai" if vertex else "gcp.gemini"  # OpenTelemetry's gen_ai.provider.name values
         self.region = (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else "global"

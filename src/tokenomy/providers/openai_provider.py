@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_wire
-from tokenomy.providers.base import Provider, Unsupported, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, Unsupported, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class OpenAIProvider(Provider):
         base_url: str | None = None,
         api_key: str | None = None,
         api_key_env: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         max_retries: int = 0,
     ) -> None:
         import openai

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenomy.errors import ConfigError, UnknownModelError
-from tokenomy.providers.base import Provider
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider
 
 PROVIDER_ALIASES = {
     "bedrock": "bedrock",
@@ -47,6 +47,11 @@ class ModelSpec:
     def inputs(self) -> tuple[str, ...] | None:
         """What the model reads (text, image, document) when the config says; None: whatever its provider sends."""
         return dict(self.options).get("inputs")
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds the upstream may stay silent before an attempt fails (the config's `timeout_s`)."""
+        return float(dict(self.options).get("timeout_s", DEFAULT_TIMEOUT_S))
 
 
 def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> ModelSpec:
@@ -108,6 +113,7 @@ def get_provider(spec: ModelSpec) -> Provider:
         spec.profile,
         spec.api_version,
         dict(spec.options).get("project"),  # a Vertex project is part of the target
+        spec.timeout_s,
     )
     with _LOCK:
         instance = _INSTANCES.get(key)
@@ -125,19 +131,23 @@ def _build(spec: ModelSpec) -> Provider:
     if spec.provider == "openai":
         from tokenomy.providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+        return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env, timeout=spec.timeout_s)
     if spec.provider == "azure":
         from tokenomy.providers.azure_provider import AzureOpenAIProvider
 
-        return AzureOpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env, api_version=spec.api_version)
+        return AzureOpenAIProvider(
+            base_url=spec.base_url, api_key_env=spec.api_key_env, api_version=spec.api_version, timeout=spec.timeout_s
+        )
     if spec.provider == "bedrock":
         from tokenomy.providers.bedrock import BedrockProvider
 
-        return BedrockProvider(region=spec.region, endpoint_url=spec.endpoint_url, profile=spec.profile)
+        return BedrockProvider(
+            region=spec.region, endpoint_url=spec.endpoint_url, profile=spec.profile, read_timeout=spec.timeout_s
+        )
     if spec.provider == "anthropic":
         from tokenomy.providers.anthropic_provider import AnthropicProvider
 
-        return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env)
+        return AnthropicProvider(base_url=spec.base_url, api_key_env=spec.api_key_env, timeout=spec.timeout_s)
     if spec.provider in ("gemini", "vertex"):
         from tokenomy.providers.gemini_provider import GeminiProvider
 
@@ -147,6 +157,7 @@ def _build(spec: ModelSpec) -> Provider:
             api_key_env=spec.api_key_env,
             project=dict(spec.options).get("project"),
             location=spec.region,
+            timeout=spec.timeout_s,
         )
     raise ConfigError(
         f"model {spec.name!r}: unknown provider {spec.provider!r}; use local, openai, azure, bedrock, anthropic, "
