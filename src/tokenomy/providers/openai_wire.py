@@ -130,11 +130,18 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
     if message.role == "system":  # a system message in mid-conversation, kept where the caller put it
         return [{"role": "system", "content": message.text}]
     if message.role == "assistant":
-        calls = message.blocks_of(ToolUseBlock)
-        rest: list[Block] = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
+        calls: list[ToolUseBlock] = []
+        rest: list[Block] = []  # what the content says (reasoning is not sent back)
+        plain = True  # `rest` holds text blocks only
+        for block in message.content:  # one pass: this runs for every assistant turn of a conversation
+            if isinstance(block, ToolUseBlock):
+                calls.append(block)
+            elif not isinstance(block, ReasoningBlock):
+                rest.append(block)
+                plain = plain and isinstance(block, TextBlock)
         out: dict[str, Any] = {"role": "assistant", **named}
-        if all(isinstance(b, TextBlock) for b in rest):
-            text = "".join(b.text for b in rest if isinstance(b, TextBlock))
+        if plain:
+            text = "".join([b.text for b in rest if isinstance(b, TextBlock)])
             out["content"] = text if text or not calls else None
         else:
             out["content"] = [_part(b, index) for b in rest]
@@ -145,7 +152,11 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
             ]
         return [out]
     turns: list[dict[str, Any]] = []
-    for result in message.blocks_of(ToolResultBlock):
+    others: list[Block] = []
+    for result in message.content:  # tool results become tool messages, first; the other blocks one user message
+        if not isinstance(result, ToolResultBlock):
+            others.append(result)
+            continue
         content = _failed(result.content) if result.is_error else result.content
         turns.append(
             {
@@ -154,7 +165,6 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
                 "content": "" if not content else _content(content, index, ".tool_result"),
             }
         )
-    others: list[Block] = [b for b in message.content if not isinstance(b, ToolResultBlock)]
     if others or not turns:
         turns.append({"role": "user", **named, "content": _content(others, index) if others else ""})
     return turns
