@@ -85,7 +85,7 @@ class ToolResultBlock:
 
     @property
     def text(self) -> str:
-        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+        return "".join([b.text for b in self.content if isinstance(b, TextBlock)])
 
 
 @dataclass(slots=True)
@@ -248,7 +248,7 @@ class ChatRequest:
 
     def text(self) -> str:
         """System prompt and every turn's text, for token estimates and routing rules."""
-        return (self.system or "") + "".join(m.text for m in self.messages)
+        return (self.system or "") + "".join([m.text for m in self.messages])
 
     def system_hoisted(self) -> ChatRequest:
         """This request with its mid-conversation system messages merged into `system`, in order: for APIs that

@@ -29,7 +29,7 @@ from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
-from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, EdgeHygiene
+from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
 from tokenomy.gateway.openai_ingress import RequestError, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
     FastJSONResponse,
@@ -41,7 +41,7 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
-from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
@@ -174,7 +174,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         gw = holder["gw"]
         started = time.perf_counter()
         try:
-            body = ChatCompletionRequest.model_validate_json(await request.body())
+            body = parse_chat_request(await request.body(), request.scope.get(PARSED_BODY))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
         route = gw.route_for(body.model)

@@ -78,13 +78,14 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 
 # -- messages --------------------------------------------------------------------------------------
-def _data_url(url: str, where: str) -> tuple[str, str]:
-    """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded."""
+def _data_url(url: str, where: str, suffix: str = "") -> tuple[str, str]:
+    """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded.
+    `where` + `suffix` names it in an error (joined only then)."""
     head, sep, payload = url.partition(",")
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
-        raise RequestError(where, "expected a data URL `data:<media type>;base64,<data>`")
+        raise RequestError(where + suffix, "expected a data URL `data:<media type>;base64,<data>`")
     if not valid_base64(payload):
-        raise RequestError(where, "the data URL's payload is not valid base64")
+        raise RequestError(where + suffix, "the data URL's payload is not valid base64")
     return head[5:-7], payload
 
 
@@ -118,11 +119,25 @@ SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
 TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean"}
 
 
+def _fits(value: Any, keys: Mapping[str, type]) -> bool:
+    """Whether `value` is an object holding only `keys`, each null or of its type: one pass, no set built (this
+    runs several times for every tool, tool call and image). A caller that gets False asks `_only` why, so the
+    path naming the object is spelled out only for a request that is refused."""
+    if not isinstance(value, dict):
+        return False
+    for key, item in value.items():
+        kind = keys.get(key)
+        if kind is None or (item is not None and not isinstance(item, kind)):
+            return False
+    return True
+
+
 def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
-    """`value` if it is an object holding only `keys`, each null or of its type (cheap enough for every request)."""
+    """`value` if it is an object holding only `keys`, each null or of its type; else a RequestError naming the
+    first unknown key (in sorted order), or the key of the wrong type."""
     if not isinstance(value, dict):
         raise RequestError(where, "expected an object")
-    for key, item in value.items():  # one pass, no set built: this runs several times for every tool and image
+    for key, item in value.items():
         kind = keys.get(key)
         if kind is None or (item is not None and not isinstance(item, kind)):
             unknown = value.keys() - keys.keys()  # an unknown key is named first, the first in sorted order
@@ -132,25 +147,30 @@ def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
     return value
 
 
-def _part(part: dict[str, Any], where: str) -> Block:
+def _part(part: dict[str, Any], message: str, index: int) -> Block:
+    """The block for the content part `{message}.content[{index}]` (the path is spelled out only for an error)."""
     if not isinstance(part, dict):
-        raise RequestError(where, "expected a content part object")
+        raise RequestError(f"{message}.content[{index}]", "expected a content part object")
     kind = part.get("type")
-    unknown = sorted(set(part) - PART_KEYS.get(str(kind), set(part)))
-    if unknown:
-        raise RequestError(f"{where}.{unknown[0]}", f"not supported on {kind} parts by this gateway")
+    keys = PART_KEYS.get(kind) if isinstance(kind, str) else None
+    if keys is not None and not keys.issuperset(part):  # a part with only its own keys builds no set
+        unknown = sorted(set(part) - keys)
+        raise RequestError(f"{message}.content[{index}].{unknown[0]}", f"not supported on {kind} parts by this gateway")
     if kind == "text":
         text = part.get("text")
         if not isinstance(text, str):
-            raise RequestError(f"{where}.text", "required: a string")
+            raise RequestError(f"{message}.content[{index}].text", "required: a string")
         return TextBlock(text)
+    where = f"{message}.content[{index}]"
     if kind == "image_url":
-        image = _only(part.get("image_url") or {}, IMAGE_KEYS, f"{where}.image_url")
+        image = part.get("image_url") or {}
+        if not _fits(image, IMAGE_KEYS):
+            _only(image, IMAGE_KEYS, f"{where}.image_url")
         url = image.get("url")
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
-            media_type, text = _data_url(url, f"{where}.image_url.url")
+            media_type, text = _data_url(url, where, ".image_url.url")
             return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
@@ -159,7 +179,7 @@ def _part(part: dict[str, Any], where: str) -> Block:
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
-        media_type, text = _data_url(file["file_data"], f"{where}.file.file_data")
+        media_type, text = _data_url(file["file_data"], where, ".file.file_data")
         data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
         name = file.get("filename") or ""
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
@@ -175,7 +195,7 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list
         return []
     if isinstance(content, str):
         return [TextBlock(content)] if content else []
-    return [_part(p, f"{where}.content[{i}]") for i, p in enumerate(content)]
+    return [_part(p, where, i) for i, p in enumerate(content)]
 
 
 def _json_arguments(arguments: str) -> Any:
@@ -190,15 +210,24 @@ def _json_arguments(arguments: str) -> Any:
             return {}
 
 
-def _tool_call(call: dict[str, Any], where: str) -> ToolUseBlock:
-    function = _only(_only(call, CALL_KEYS, where).get("function") or {}, CALL_FUNCTION_KEYS, f"{where}.function")
+def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
+    """The block for `{message}.tool_calls[{index}]` (the path is spelled out only for an error)."""
+    if not _fits(call, CALL_KEYS):
+        _only(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
+    function = call.get("function") or {}
+    if not _fits(function, CALL_FUNCTION_KEYS):
+        _only(function, CALL_FUNCTION_KEYS, f"{message}.tool_calls[{index}].function")
     if call.get("type", "function") != "function" or not function.get("name"):
-        raise RequestError(where, 'expected {"id", "type": "function", "function": {"name", "arguments"}}')
+        raise RequestError(
+            f"{message}.tool_calls[{index}]", 'expected {"id", "type": "function", "function": {"name", "arguments"}}'
+        )
     arguments = function.get("arguments")
     if arguments is None:
         arguments = ""
     if not isinstance(arguments, str):
-        raise RequestError(f"{where}.function.arguments", "expected a string (the arguments as JSON text)")
+        raise RequestError(
+            f"{message}.tool_calls[{index}].function.arguments", "expected a string (the arguments as JSON text)"
+        )
     parsed = _json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
         id=str(call.get("id") or ""),
@@ -307,7 +336,7 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
         elif m.role == "assistant":
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where) + after
-            blocks += [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
+            blocks += [_tool_call(c, where, j) for j, c in enumerate(m.tool_calls or [])]
             turns.append(Message("assistant", blocks, name=m.name))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
                 paths = [f"{where}.reasoning_content"] * len(before) + _paths(m.content, where)
@@ -347,8 +376,10 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     for i, tool in enumerate(body.tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and tool.get("type") == "function":
-            _only(tool, TOOL_KEYS, f"tools[{i}]")
-            _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
+            if not _fits(tool, TOOL_KEYS):
+                _only(tool, TOOL_KEYS, f"tools[{i}]")
+            if not _fits(function, TOOL_FUNCTION_KEYS):
+                _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
             raise RequestError(
                 f"tools[{i}]",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # Fields the gateway maps itself; every other field of the body travels in ChatRequest.extra.
 MAPPED = {
@@ -86,3 +86,16 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def parse_chat_request(raw: bytes, parsed: Any = None) -> ChatCompletionRequest:
+    """The request from its body: from `parsed`, the body's JSON value when the edge already parsed it
+    (`hygiene.PARSED_BODY`), else from the bytes. Validating the parsed value takes half the time parsing the
+    bytes again does for a body with an image and tools, and gives the same request. A body it refuses is
+    validated again from the bytes, so the 400 reads as it always did (JSON's terms: "a valid array")."""
+    if isinstance(parsed, dict):
+        try:
+            return ChatCompletionRequest.model_validate(parsed)
+        except ValidationError:
+            pass
+    return ChatCompletionRequest.model_validate_json(raw)

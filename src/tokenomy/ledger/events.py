@@ -139,15 +139,20 @@ class ContentCounts(TypedDict):
 
 def content_counts(request: ChatRequest) -> ContentCounts:
     """How many images and documents a request carries (also inside tool results), for the ledger row."""
-    counts: ContentCounts = {"image_count": 0, "document_count": 0}
+    images = documents = 0
     for message in request.messages:
-        for block in message.content:
-            for part in (block, *(block.content if isinstance(block, ToolResultBlock) else [])):
-                if isinstance(part, ImageBlock):
-                    counts["image_count"] += 1
-                elif isinstance(part, DocumentBlock):
-                    counts["document_count"] += 1
-    return counts
+        for block in message.content:  # no tuple built per block: this runs for every ledger row
+            if isinstance(block, ImageBlock):
+                images += 1
+            elif isinstance(block, DocumentBlock):
+                documents += 1
+            elif isinstance(block, ToolResultBlock):
+                for part in block.content:
+                    if isinstance(part, ImageBlock):
+                        images += 1
+                    elif isinstance(part, DocumentBlock):
+                        documents += 1
+    return {"image_count": images, "document_count": documents}
 
 
 def prompt_fingerprint(request: ChatRequest) -> str:
@@ -177,12 +182,31 @@ def stable_prefix(request: ChatRequest) -> str:
     return "\x00".join(parts)
 
 
-def prefix_fingerprint(request: ChatRequest) -> tuple[str | None, int]:
-    """Hash and estimated token count (~4 characters a token) of the stable prefix; (None, 0) if empty."""
-    prefix = stable_prefix(request)
+def _prefix_hash(prefix: str) -> tuple[str | None, int]:
     if not prefix.strip("\x00"):
         return None, 0
     return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
+
+
+def prefix_fingerprint(request: ChatRequest) -> tuple[str | None, int]:
+    """Hash and estimated token count (~4 characters a token) of the stable prefix; (None, 0) if empty."""
+    return _prefix_hash(stable_prefix(request))
+
+
+def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
+    """`prompt_fingerprint` and `prefix_fingerprint` in one pass: each turn's text is joined once, not twice
+    (a ledger row needs both, and a turn with tool results or parts has its text built from its blocks)."""
+    system = request.system or ""
+    digest = hashlib.sha256(system.encode())
+    prefix = [tools_json(request)] if request.tools else []
+    prefix.append(system)
+    last = len(request.messages) - 1
+    for i, message in enumerate(request.messages):
+        text = message.text
+        digest.update(b"\x00" + message.role.encode() + b"\x01" + text.encode())
+        if i < last:
+            prefix.append(f"{message.role}\x01{text}")
+    return (digest.hexdigest()[:32], *_prefix_hash("\x00".join(prefix)))
 
 
 def event_from_response(
@@ -195,6 +219,7 @@ def event_from_response(
 ) -> UsageEvent:
     """Build the ledger row for one successful call."""
     meta = request.meta
+    prompt_hash, prefix_hash, prefix_tokens = fingerprints(request)
     event = UsageEvent(
         ts=utcnow(),
         provider=response.provider,
@@ -216,12 +241,12 @@ def event_from_response(
         outcome="ok",
         attempt=response.attempts,
         request_id=request_id,
-        prompt_hash=prompt_fingerprint(request),
+        prompt_hash=prompt_hash,
         prompt_text=_prompt_text(request) if store_prompt else None,
         tool_call_count=len(response.tool_calls),
         **content_counts(request),
     )
-    event.prefix_hash, event.prefix_tokens = prefix_fingerprint(request)
+    event.prefix_hash, event.prefix_tokens = prefix_hash, prefix_tokens
     if cost is not None:
         event.apply_cost(cost)
     return event

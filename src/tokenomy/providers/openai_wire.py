@@ -66,7 +66,9 @@ def data_url(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
-def _part(block: Block, where: str) -> dict[str, Any]:
+def _part(block: Block, message: int, inside: str = "", index: int | None = None) -> dict[str, Any]:
+    """`block` as a content part of `messages[message]` (`inside`: of its tool result; `index`: its place in the
+    content). The place is spelled out only in the error for a block that cannot be a part."""
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
     if isinstance(block, ImageBlock):
@@ -89,16 +91,17 @@ def _part(block: Block, where: str) -> dict[str, Any]:
         media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
         data = data_url(media_type, block.data or b"")
         return {"type": "file", "file": {"filename": block.name or "document", "file_data": data}}
+    where = f"messages[{message}]{inside}.content" + ("" if index is None else f"[{index}]")
     raise ProviderError(
         f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part", kind="client_error", status=400
     )
 
 
-def _content(blocks: list[Block], where: str) -> str | list[dict[str, Any]]:
+def _content(blocks: list[Block], message: int, inside: str = "") -> str | list[dict[str, Any]]:
     """A lone text block is sent as a plain string (what most callers send); anything else as parts."""
     if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
         return blocks[0].text
-    return [_part(b, f"{where}.content[{i}]") for i, b in enumerate(blocks)]
+    return [_part(b, message, inside, i) for i, b in enumerate(blocks)]
 
 
 def _failed(blocks: list[Block]) -> list[Block]:
@@ -117,23 +120,31 @@ def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
     if request.system:
         messages.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
-        messages += _turn(message, f"messages[{i}]")
+        messages += _turn(message, i)
     return messages
 
 
-def _turn(message: Message, where: str) -> list[dict[str, Any]]:
+def _turn(message: Message, index: int) -> list[dict[str, Any]]:
+    """The OpenAI messages for `request.messages[index]`."""
     named = {"name": message.name} if message.name else {}
     if message.role == "system":  # a system message in mid-conversation, kept where the caller put it
         return [{"role": "system", "content": message.text}]
     if message.role == "assistant":
-        calls = message.blocks_of(ToolUseBlock)
-        rest: list[Block] = [b for b in message.content if not isinstance(b, (ToolUseBlock, ReasoningBlock))]
+        calls: list[ToolUseBlock] = []
+        rest: list[Block] = []  # what the content says (reasoning is not sent back)
+        plain = True  # `rest` holds text blocks only
+        for block in message.content:  # one pass: this runs for every assistant turn of a conversation
+            if isinstance(block, ToolUseBlock):
+                calls.append(block)
+            elif not isinstance(block, ReasoningBlock):
+                rest.append(block)
+                plain = plain and isinstance(block, TextBlock)
         out: dict[str, Any] = {"role": "assistant", **named}
-        if all(isinstance(b, TextBlock) for b in rest):
-            text = "".join(b.text for b in rest if isinstance(b, TextBlock))
+        if plain:
+            text = "".join([b.text for b in rest if isinstance(b, TextBlock)])
             out["content"] = text if text or not calls else None
         else:
-            out["content"] = [_part(b, f"{where}.content") for b in rest]
+            out["content"] = [_part(b, index) for b in rest]
         if calls:
             out["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
@@ -141,18 +152,21 @@ def _turn(message: Message, where: str) -> list[dict[str, Any]]:
             ]
         return [out]
     turns: list[dict[str, Any]] = []
-    for result in message.blocks_of(ToolResultBlock):
+    others: list[Block] = []
+    for result in message.content:  # tool results become tool messages, first; the other blocks one user message
+        if not isinstance(result, ToolResultBlock):
+            others.append(result)
+            continue
         content = _failed(result.content) if result.is_error else result.content
         turns.append(
             {
                 "role": "tool",
                 "tool_call_id": result.tool_use_id,
-                "content": "" if not content else _content(content, f"{where}.tool_result"),
+                "content": "" if not content else _content(content, index, ".tool_result"),
             }
         )
-    others: list[Block] = [b for b in message.content if not isinstance(b, ToolResultBlock)]
     if others or not turns:
-        turns.append({"role": "user", **named, "content": _content(others, where) if others else ""})
+        turns.append({"role": "user", **named, "content": _content(others, index) if others else ""})
     return turns
 
 
