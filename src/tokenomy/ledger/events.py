@@ -157,11 +157,7 @@ def content_counts(request: ChatRequest) -> ContentCounts:
 
 def prompt_fingerprint(request: ChatRequest) -> str:
     """A stable hash of the prompt (system + turns) so repeats can be found without storing text."""
-    digest = hashlib.sha256()
-    digest.update((request.system or "").encode())
-    for message in request.messages:
-        digest.update(b"\x00" + message.role.encode() + b"\x01" + message.text.encode())
-    return digest.hexdigest()[:32]
+    return fingerprints(request)[0]
 
 
 def tools_json(request: ChatRequest) -> str:
@@ -174,28 +170,18 @@ def tools_json(request: ChatRequest) -> str:
         return json.dumps(tools, sort_keys=True, separators=(",", ":"))
 
 
-def stable_prefix(request: ChatRequest) -> str:
-    """Tools, system prompt and earlier turns: the part a prompt cache can reuse across calls."""
-    parts = [tools_json(request)] if request.tools else []
-    parts.append(request.system or "")
-    parts += [f"{m.role}\x01{m.text}" for m in request.messages[:-1]]
-    return "\x00".join(parts)
-
-
 def _prefix_hash(prefix: str) -> tuple[str | None, int]:
+    """Hash and estimated token count (~4 characters a token) of a stable prefix; (None, 0) if empty."""
     if not prefix.strip("\x00"):
         return None, 0
     return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
 
 
-def prefix_fingerprint(request: ChatRequest) -> tuple[str | None, int]:
-    """Hash and estimated token count (~4 characters a token) of the stable prefix; (None, 0) if empty."""
-    return _prefix_hash(stable_prefix(request))
-
-
 def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
-    """`prompt_fingerprint` and `prefix_fingerprint` in one pass: each turn's text is joined once, not twice
-    (a ledger row needs both, and a turn with tool results or parts has its text built from its blocks)."""
+    """(prompt hash, prefix hash, prefix tokens) in one pass: each turn's text is joined once, not twice (a turn
+    with tool results or parts has its text built from its blocks). The prompt hash covers the system prompt and
+    every turn, so repeats can be found without storing text; the prefix is what a prompt cache can reuse across
+    calls (tools, system prompt, earlier turns), None when empty."""
     system = request.system or ""
     digest = hashlib.sha256(system.encode())
     prefix = [tools_json(request)] if request.tools else []
