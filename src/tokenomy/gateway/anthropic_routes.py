@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
+from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.ids import new_id
@@ -180,7 +181,9 @@ async def create_message(request: Request):
     gw = request.app.state.gateway
     started = time.perf_counter()
     try:
-        body = json.loads(await request.body() or b"null")
+        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
+        parsed = request.scope.get(PARSED_BODY)
+        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
     except ValueError as exc:
         return metrics.done(
             anthropic_error(
