@@ -326,15 +326,21 @@ def test_a_408_request_timeout_is_retried(scripted, ledger_path):
     assert [o for _, _, o in outcomes(ledger_path)] == ["timeout", "timeout", "ok", "ok"]
 
 
-def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sending_it(scripted, ledger_path):
-    # The primary is declared text-only: before, a fallback or routed tier so declared was sent the image anyway
-    # (only the gateway's up-front check of a route's own model read `inputs`), and a client error never fell back.
+def text_only_then_seeing(scripted):
+    """Upstream `a`, declared text-only, and `b`, which reads images; their specs; an image request to `a`."""
     blind, seeing = scripted([]), scripted([])
     specs = models(a=blind.url, b=seeing.url)
     specs["a"] = replace(specs["a"], options=(("inputs", ("text",)),))
     image = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
                                                    ImageBlock(media_type="image/png", data=b"\x89PNG")])],
                         model="a", max_tokens=5)
+    return blind, seeing, specs, image
+
+
+def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sending_it(scripted, ledger_path):
+    # The primary is declared text-only: before, a fallback or routed tier so declared was sent the image anyway
+    # (only the gateway's up-front check of a route's own model read `inputs`), and a client error never fell back.
+    blind, seeing, specs, image = text_only_then_seeing(scripted)
     with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST, fallback=("b",))) as client:
         response = client.chat(image)
         assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).model == "a"  # text: the primary
@@ -351,12 +357,7 @@ def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sen
 def test_a_refused_attempt_gives_its_rate_limit_allowance_back(scripted, ledger_path):
     """Nothing was sent, so the refused attempt must not spend the route's one request a minute: before, the
     fallback found no slot left and the call failed as throttled."""
-    blind, seeing = scripted([]), scripted([])
-    specs = models(a=blind.url, b=seeing.url)
-    specs["a"] = replace(specs["a"], options=(("inputs", ("text",)),))
-    image = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
-                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                        model="a", max_tokens=5)
+    _, seeing, specs, image = text_only_then_seeing(scripted)
     limiter = RateLimiter(rpm=1, tpm=10_000, clock=lambda: 0.0)  # a stopped clock: nothing refills
     with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST, fallback=("b",), limiter=limiter)) as c:
         answer = c.chat(image)

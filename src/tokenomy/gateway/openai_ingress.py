@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 import orjson
 
@@ -121,8 +121,8 @@ TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean"}
 
 def _fits(value: Any, keys: Mapping[str, type]) -> bool:
     """Whether `value` is an object holding only `keys`, each null or of its type: one pass, no set built (this
-    runs several times for every tool, tool call and image). A caller that gets False asks `_only` why, so the
-    path naming the object is spelled out only for a request that is refused."""
+    runs several times for every tool, tool call and image). A caller that gets False asks `_bad_shape` why, so
+    the path naming the object is spelled out only for a request that is refused."""
     if not isinstance(value, dict):
         return False
     for key, item in value.items():
@@ -132,18 +132,22 @@ def _fits(value: Any, keys: Mapping[str, type]) -> bool:
     return True
 
 
-def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
-    """`value` if it is an object holding only `keys`, each null or of its type; else a RequestError naming the
-    first unknown key (in sorted order), or the key of the wrong type."""
+def _bad_shape(value: Any, keys: Mapping[str, type], where: str) -> NoReturn:
+    """The RequestError for a value `_fits` refused: not an object, its first unknown key (in sorted order), or
+    its first key of the wrong type."""
     if not isinstance(value, dict):
         raise RequestError(where, "expected an object")
-    for key, item in value.items():
-        kind = keys.get(key)
-        if kind is None or (item is not None and not isinstance(item, kind)):
-            unknown = value.keys() - keys.keys()  # an unknown key is named first, the first in sorted order
-            if unknown:
-                raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
-            raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
+    unknown = value.keys() - keys.keys()
+    if unknown:
+        raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
+    key = next(k for k, item in value.items() if item is not None and not isinstance(item, keys[k]))
+    raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
+
+
+def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
+    """`value` if it is an object holding only `keys`, each null or of its type; else a RequestError naming why."""
+    if not _fits(value, keys):
+        _bad_shape(value, keys, where)
     return value
 
 
@@ -165,7 +169,7 @@ def _part(part: dict[str, Any], message: str, index: int) -> Block:
     if kind == "image_url":
         image = part.get("image_url") or {}
         if not _fits(image, IMAGE_KEYS):
-            _only(image, IMAGE_KEYS, f"{where}.image_url")
+            _bad_shape(image, IMAGE_KEYS, f"{where}.image_url")
         url = image.get("url")
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
@@ -213,10 +217,10 @@ def _json_arguments(arguments: str) -> Any:
 def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
     """The block for `{message}.tool_calls[{index}]` (the path is spelled out only for an error)."""
     if not _fits(call, CALL_KEYS):
-        _only(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
+        _bad_shape(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
     function = call.get("function") or {}
     if not _fits(function, CALL_FUNCTION_KEYS):
-        _only(function, CALL_FUNCTION_KEYS, f"{message}.tool_calls[{index}].function")
+        _bad_shape(function, CALL_FUNCTION_KEYS, f"{message}.tool_calls[{index}].function")
     if call.get("type", "function") != "function" or not function.get("name"):
         raise RequestError(
             f"{message}.tool_calls[{index}]", 'expected {"id", "type": "function", "function": {"name", "arguments"}}'
@@ -377,9 +381,9 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and tool.get("type") == "function":
             if not _fits(tool, TOOL_KEYS):
-                _only(tool, TOOL_KEYS, f"tools[{i}]")
+                _bad_shape(tool, TOOL_KEYS, f"tools[{i}]")
             if not _fits(function, TOOL_FUNCTION_KEYS):
-                _only(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
+                _bad_shape(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
             raise RequestError(
                 f"tools[{i}]",
