@@ -98,6 +98,7 @@ class CallState:
     attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
     spent: Decimal = Decimal(0)  # what the attempts recorded so far cost (every answer, abandoned streams)
     asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (see Tokenomy._pass_on)
+    escalated: bool = False  # an answer failed the validators; a later tier reached only by refusals was passed up
 
 
 @dataclass

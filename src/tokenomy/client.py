@@ -40,7 +40,7 @@ from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
-from tokenomy.routing.router import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_TAG
 from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
 
@@ -134,7 +134,8 @@ class Tokenomy:
             region = (call.request.region or spec.region) if step.target == 0 else (spec.region or call.request.region)
             meta = call.request.meta
             if tier.name is not None:
-                tags = {**meta.tags, ESCALATED_TAG: str(tier.index)} if tier.index else meta.tags
+                tag = ESCALATED_TAG if call.escalated else PASSED_UP_TAG
+                tags = {**meta.tags, tag: str(tier.index)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
             request = replace(call.request, model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
@@ -195,7 +196,8 @@ class Tokenomy:
         if att is None or att.response is None or not att.tier.validated:
             return True
         call.attempts = att.number
-        return validate(att.response, call.request, call.validators or {}) is None
+        call.escalated = validate(att.response, call.request, call.validators or {}) is not None
+        return not call.escalated
 
     @staticmethod
     def _check_inputs(target: Target) -> None:

@@ -167,6 +167,33 @@ def test_gateway_cascade_escalates_streams_the_passing_tier_and_records_both(ups
     assert rows[0]["request_id"] == rows[1]["request_id"] != rows[2]["request_id"]
 
 
+def test_a_tier_passed_up_by_a_refusal_is_not_an_escalation(upstreams, ledger_path):
+    """An image the text-only cheap tier cannot take goes up before anything is sent: no answer failed, so the
+    strong tier's attempt is tagged `passed_up`, not `cascade_escalated`. Before, it counted as an escalation and
+    not as a request: two requests, one escalated, read as 200%."""
+    from tokenomy.messages import ImageBlock, TextBlock
+    from tokenomy.routing.drift import escalation_rates
+
+    big, small = upstreams("big"), upstreams("small", HEDGE)
+    data = _config({"big": big.url, "small": small.url})
+    data["models"]["small"]["inputs"] = ["text"]
+    cfg = parse_config(data)
+    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
+                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                        model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        client.chat(image, policy=CallPolicy.for_route(cfg, "extract"))  # passed up: the cheap tier is blind
+        client.chat(ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract")),
+                    policy=CallPolicy.for_route(cfg, "extract"))  # answered by the cheap tier, rejected: escalated
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
+        ("basic", "client_error", {}), ("premium", "ok", {"passed_up": "1"}),
+        ("basic", "ok", {}), ("premium", "ok", {"cascade_escalated": "1"})]
+    assert small.calls == 1 and big.calls == 2
+    [rate] = escalation_rates(open_store(ledger_path), cfg)
+    assert (rate["calls"], rate["escalations"], rate["rate"]) == (2, 1, 0.5)
+
+
 def test_cascade_passing_cheap_tier_is_held_then_streamed(upstreams, ledger_path):
     big, small = upstreams("big"), upstreams("small")
     cfg = parse_config(_config({"big": big.url, "small": small.url}))

@@ -65,7 +65,8 @@ def escalation_rates(
 
     `thresholds`: one rate for every route, {route: rate} (others get `default`, 25%), or a TokenomyConfig, whose
     routing policies give each route's `escalation_threshold` and restrict the answer to routed routes.
-    A request is an untagged attempt; an escalated request has an attempt tagged "1" (its first escalation).
+    A request is an answered attempt not tagged as escalated; an escalated request has an attempt tagged "1" (its
+    first escalation). A tier passed up to by refusals (tag `passed_up`) answers a request, not an escalation.
     """
     only = None
     if thresholds is not None and hasattr(thresholds, "routes"):

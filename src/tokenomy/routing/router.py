@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # An escalated attempt is tagged with its number (1 = first escalation) so escalation rates per route are
 # queryable from the ledger: requests = untagged rows, escalated requests = rows tagged "1".
 ESCALATED_TAG = "cascade_escalated"
+# A tier reached only because every model below it refused the request before sending (an image to a text-only
+# tier) is tagged apart: no answer failed, so it is not an escalation and must not raise the escalation rate.
+PASSED_UP_TAG = "passed_up"
 
 
 class Prices(Protocol):
@@ -267,6 +270,7 @@ def make_router(
 
 __all__ = [
     "ESCALATED_TAG",
+    "PASSED_UP_TAG",
     "ROUTERS",
     "CascadeRouter",
     "ClassifierRouter",
