@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
-from tokenomy.caching.placement import Placement, auto_cache, estimate_tokens
+from tokenomy.caching.placement import Placement, auto_cache, estimate_input_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.errors import ProviderError, TokenomyError
@@ -27,7 +27,6 @@ from tokenomy.ledger.events import (
     event_from_response,
     prompt_fingerprint,
     record_priced_as,
-    tools_json,
     utcnow,
 )
 from tokenomy.ledger.store import LedgerStore
@@ -143,10 +142,7 @@ class Tokenomy:
                 request, placements = auto_cache(
                     request, spec.pricing_model, self.catalog, None if region in (None, "global", "local") else region
                 )
-            text = request.text()
-            if request.tools:
-                text += tools_json(request)
-            estimate = estimate_tokens(text) + (request.max_tokens or 0)
+            estimate = estimate_input_tokens(request) + (request.max_tokens or 0)
             tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
         return tier.targets[step.target]
 

@@ -166,3 +166,35 @@ def test_anthropic_few_shot_turns_get_a_cache_point_through_the_sdk(telemetry, l
     assert [s.attributes["gen_ai.provider.name"] for s in spans] == ["anthropic", "anthropic"]
     assert spans[0].attributes["gen_ai.usage.cache_creation.input_tokens"] == first.usage.cache_write_tokens
     assert spans[1].attributes["gen_ai.usage.cache_read.input_tokens"] == second.usage.cache_read_tokens
+
+
+def test_the_input_estimate_counts_what_the_words_leave_out():
+    """Budget reservations and rate limits take this estimate: tool definitions, earlier calls' arguments, an
+    image inside a tool result, documents and reasoning sent back all cost input tokens."""
+    from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS, estimate_input_tokens
+    from tokenomy.messages import (
+        ChatRequest,
+        DocumentBlock,
+        ImageBlock,
+        Message,
+        ReasoningBlock,
+        TextBlock,
+        ToolResultBlock,
+        ToolSpec,
+        ToolUseBlock,
+    )
+
+    words = ChatRequest(messages=[Message("user", "x" * 400)], system="s" * 40)
+    assert estimate_input_tokens(words) == 110 == (len(words.text()) + 3) // 4
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    agent = ChatRequest(
+        messages=[
+            Message("user", [TextBlock("x" * 400), DocumentBlock("pdf", b"%PDF"), DocumentBlock("csv", b"a," * 200)]),
+            Message("assistant", [ReasoningBlock("r" * 80), ToolUseBlock("c1", "shot", {}, '{"page": 1}' + " " * 69)]),
+            Message("user", [ToolResultBlock("c1", [TextBlock("t" * 40), ImageBlock("image/png", b"\x89PNG")])]),
+        ],
+        tools=[ToolSpec("shot", "d" * 100, schema)],
+    )
+    definition = len("shot") + 100 + len('{"type":"object","properties":{"city":{"type":"string"}}}')
+    chars = 400 + 80 + len("shot") + 80 + 40 + definition
+    assert estimate_input_tokens(agent) == (chars + 3) // 4 + DOCUMENT_TOKENS + 100 + IMAGE_TOKENS

@@ -15,7 +15,7 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import free_port, wait_for_port
-from tokenomy.emulate.engine import IMAGE_TOKENS
+from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import cache_storage_cost, compute_cost

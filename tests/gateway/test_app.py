@@ -167,6 +167,35 @@ def test_team_budget_is_the_weaker_limit(ledger_path):
     assert results == [200, 200, "team", "team"]
 
 
+def test_a_budget_reserves_a_requests_images_and_tool_definitions_not_only_its_words(ledger_path):
+    """Before, the reservation counted the messages' text only: an agent's tool definitions and a screenshot were
+    free up front, so a key with $0.0001 left could start any number of such requests and overspend."""
+    import base64
+
+    from tokenomy.caching.placement import IMAGE_TOKENS
+
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=Decimal("0.0001"), period="month")  # 400 Haiku input tokens' worth
+    image = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
+    tool = {"type": "function", "function": {"name": "lookup", "description": "d" * 2400,
+                                             "parameters": {"type": "object", "properties": {}}}}
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+
+        def ask(content, **extra):
+            return client.chat.completions.create(model="fast", max_tokens=5, messages=[
+                {"role": "user", "content": content}], **extra)
+
+        with pytest.raises(openai.RateLimitError) as pictured:
+            ask([{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": image}}])
+        with pytest.raises(openai.RateLimitError) as tooled:
+            ask("What is it?", tools=[tool])
+        assert ask("What is it?").choices[0].message.content  # the words alone fit
+    worst = Decimal(IMAGE_TOKENS + 3) * Decimal("0.25") / 1_000_000 + Decimal(5) * Decimal("1.25") / 1_000_000
+    assert f"could cost up to ${worst:.6f}" in pictured.value.body["message"]
+    assert "Budget exhausted" in tooled.value.body["message"]
+
+
 def test_rate_limit_per_key(ledger_path):
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(rpm=3)

@@ -13,9 +13,9 @@ import httpx
 import jsonschema
 import pytest
 
+from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app
-from tokenomy.emulate.engine import IMAGE_TOKENS
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.app import create_app as gateway_app

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
+from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.emulate.bedrock_runtime import create_app
-from tokenomy.emulate.engine import IMAGE_TOKENS
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (

@@ -9,11 +9,23 @@ the longest prefixes win because they save the most on a hit.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import orjson
+
 from tokenomy.errors import UnknownModelError
-from tokenomy.messages import ChatRequest, Message
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 
 
@@ -27,6 +39,58 @@ def estimate_tokens(text: str) -> int:
     costs nothing: Bedrock and Anthropic simply don't cache that prefix.
     """
     return (len(text) + 3) // 4
+
+
+# Inputs that are not text, at a fixed figure each: about what Claude reports for a ~1.2 megapixel image (OpenAI's
+# high detail and Gemini count less) and for a one-page PDF. A budget's reservation must not leave them out.
+IMAGE_TOKENS = 1600
+DOCUMENT_TOKENS = 1500
+_TEXT_DOCUMENTS = frozenset({"txt", "csv", "md", "html"})
+
+
+def estimate_input_tokens(request: ChatRequest) -> int:
+    """Everything a request sends, estimated for budget reservations and rate limits: its text, the tools'
+    definitions, earlier tool calls' arguments, reasoning sent back, and images and documents at a fixed figure
+    each (a text document by its length). `request.text()` alone counts the words only, and an agent's tool
+    definitions or a screenshot often cost more than its words."""
+    chars = len(request.system or "")
+    tokens = 0
+    for message in request.messages:
+        more_chars, more_tokens = _blocks_size(message.content)
+        chars += more_chars
+        tokens += more_tokens
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description or "") + _json_length(tool.input_schema)
+    return (chars + 3) // 4 + tokens
+
+
+def _json_length(value: object) -> int:
+    try:
+        return len(orjson.dumps(value, default=str))
+    except TypeError:  # orjson refuses an integer past 64 bits; the stdlib does not
+        return len(json.dumps(value, default=str))
+
+
+def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
+    """(characters of text, tokens of images and documents) in some blocks."""
+    chars = tokens = 0
+    for block in blocks:
+        if isinstance(block, TextBlock):
+            chars += len(block.text)
+        elif isinstance(block, ImageBlock):
+            tokens += IMAGE_TOKENS
+        elif isinstance(block, DocumentBlock):
+            text = block.format in _TEXT_DOCUMENTS and block.data is not None
+            tokens += (len(block.data or b"") + 3) // 4 if text else DOCUMENT_TOKENS
+        elif isinstance(block, ToolUseBlock):
+            chars += len(block.name) + (len(block.arguments) if block.arguments else _json_length(block.input))
+        elif isinstance(block, ToolResultBlock):
+            more_chars, more_tokens = _blocks_size(block.content)
+            chars += more_chars
+            tokens += more_tokens
+        elif isinstance(block, ReasoningBlock):
+            chars += len(block.text or block.redacted or "")
+    return chars, tokens
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import binascii
 import json
 from typing import Any
 
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, signature_valid
+from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
+from tokenomy.emulate.engine import Block, signature_valid
 
 ERROR_STATUS = {
     "invalid_request_error": 400,

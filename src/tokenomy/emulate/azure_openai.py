@@ -31,7 +31,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Turn
+from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
+from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
 from tokenomy.emulate.openai_batch_api import batch_router, install_errors
 from tokenomy.emulate.prompt_cache import Checkpoint, PromptCache, prefix_digest

@@ -11,8 +11,9 @@ import binascii
 import json
 from typing import Any
 
+from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, signature_valid
+from tokenomy.emulate.engine import Block, signature_valid
 
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult", "image", "document", "reasoningContent")

@@ -2,9 +2,10 @@
 account prompt caching, and generate with the real SmolLM2 (tokens come from its tokenizer).
 
 The local model reads text only. Images and binary documents reach it as a one-line placeholder and
-are counted at a fixed estimate (`IMAGE_TOKENS`, `DOCUMENT_TOKENS`: roughly what Claude reports for a
-~1 megapixel image and a one-page PDF) as fresh input tokens, never cached; so an emulated call with
-an image costs what a vision model would charge, while the answer is the text model's.
+are counted at a fixed estimate (`caching.placement.IMAGE_TOKENS` and `DOCUMENT_TOKENS`, the figures budgets
+reserve: roughly what Claude reports for a ~1 megapixel image and a one-page PDF) as fresh input tokens,
+never cached; so an emulated call with an image costs what a vision model would charge, while the answer is
+the text model's.
 Forced tool calls are generated under a JSON-schema grammar (`generate_json`), so their arguments
 always parse and follow the tool's schema.
 """
@@ -29,8 +30,6 @@ from tokenomy.providers.registry import get_provider, resolve_model
 
 _MARK = "\ue000"  # private-use character: marks cache points inside the rendered prompt, then removed
 DEFAULT_MAX_TOKENS = 256
-IMAGE_TOKENS = 1600  # a fixed estimate per image: (width * height) / 750 for a ~1.2 megapixel image
-DOCUMENT_TOKENS = 1500  # a fixed estimate per binary (PDF, office) document
 JSON_MAX_TOKENS = 512  # room for a tool call's arguments under the grammar
 THINKING_TOKENS = 48  # emulated reasoning is short: the local model is small and the CPU shared
 _SIGNING_KEY = os.urandom(32)  # reasoning signatures are valid for this process only, like a provider's

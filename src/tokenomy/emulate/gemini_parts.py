@@ -14,7 +14,8 @@ import json
 import re
 from typing import Any
 
-from tokenomy.emulate.engine import DOCUMENT_TOKENS, IMAGE_TOKENS, Block, Turn, signature_valid
+from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
+from tokenomy.emulate.engine import Block, Turn, signature_valid
 
 STATUS = {
     400: "INVALID_ARGUMENT",

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import RouteConfig, TokenomyConfig
@@ -165,7 +165,7 @@ class Gateway:
         for models in answers:
             models += route.fallback
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
-        prompt = estimate_tokens(sent.text())
+        prompt = estimate_input_tokens(sent)
         output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
         total = Decimal(0)
         for names in answers:
