@@ -198,3 +198,20 @@ def test_the_input_estimate_counts_what_the_words_leave_out():
     definition = len("shot") + 100 + len('{"type":"object","properties":{"city":{"type":"string"}}}')
     chars = 400 + 80 + len("shot") + 80 + 40 + definition
     assert estimate_input_tokens(agent) == (chars + 3) // 4 + DOCUMENT_TOKENS + 100 + IMAGE_TOKENS
+
+
+def test_a_pdf_is_estimated_per_page_also_when_its_pages_are_in_compressed_object_streams():
+    import zlib
+
+    from tokenomy.caching.placement import DOCUMENT_TOKENS, estimate_input_tokens
+    from tokenomy.messages import ChatRequest, DocumentBlock, Message
+
+    def pdf_tokens(data: bytes) -> int:
+        return estimate_input_tokens(ChatRequest(messages=[Message("user", [DocumentBlock("pdf", data)])]))
+
+    plain = b"%PDF-1.4 2 0 obj << /Type /Pages /Count 2 >> 3 0 obj << /Type /Page >> 4 0 obj <</Type/Page>>"
+    packed = zlib.compress(b"3 0 4 40 << /Type /Page /Parent 2 0 R >> << /Type /Page /Parent 2 0 R >>" * 2)
+    modern = b"%PDF-1.7 5 0 obj << /Type /ObjStm /N 4 /Filter /FlateDecode >>\nstream\n" + packed + b"\nendstream"
+    assert pdf_tokens(plain) == 2 * DOCUMENT_TOKENS  # the page tree's /Type /Pages is not a page
+    assert pdf_tokens(modern) == 4 * DOCUMENT_TOKENS
+    assert pdf_tokens(b"%PDF-1.7 unreadable") == DOCUMENT_TOKENS

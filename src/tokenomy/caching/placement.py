@@ -9,6 +9,8 @@ the longest prefixes win because they save the most on a hit.
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -42,7 +44,7 @@ def estimate_tokens(text: str) -> int:
 
 
 # Inputs that are not text, at a fixed figure each: about what Claude reports for a ~1.2 megapixel image (OpenAI's
-# high detail and Gemini count less) and for a one-page PDF. A budget's reservation must not leave them out.
+# high detail and Gemini count less) and for a PDF page. A budget's reservation must not leave them out.
 IMAGE_TOKENS = 1600
 DOCUMENT_TOKENS = 1500
 _TEXT_DOCUMENTS = frozenset({"txt", "csv", "md", "html"})
@@ -64,6 +66,26 @@ def estimate_input_tokens(request: ChatRequest) -> int:
     return (chars + 3) // 4 + tokens
 
 
+_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
+_STREAM = re.compile(rb"stream\r?\n")
+
+
+def _pdf_pages(data: bytes) -> int:
+    """A PDF's page objects (providers bill a PDF per page), also inside compressed object streams, where
+    PDF 1.5 and later keep them; only those streams are inflated, never images. 1 when none is found."""
+    pages = len(_PAGE.findall(data))
+    for found in _OBJECT_STREAM.finditer(data):
+        start = _STREAM.search(data, found.end(), found.end() + 1024)
+        if start is None:
+            continue
+        try:  # an object stream holds a few KB of object text; no more is inflated from one
+            pages += len(_PAGE.findall(zlib.decompressobj().decompress(memoryview(data)[start.end() :], 1 << 20)))
+        except zlib.error:
+            continue
+    return pages or 1
+
+
 def _json_length(value: object) -> int:
     try:
         return len(orjson.dumps(value, default=str))
@@ -80,8 +102,10 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
         elif isinstance(block, ImageBlock):
             tokens += IMAGE_TOKENS
         elif isinstance(block, DocumentBlock):
-            text = block.format in _TEXT_DOCUMENTS and block.data is not None
-            tokens += (len(block.data or b"") + 3) // 4 if text else DOCUMENT_TOKENS
+            if block.format in _TEXT_DOCUMENTS and block.data is not None:
+                tokens += (len(block.data) + 3) // 4
+            else:
+                tokens += DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
         elif isinstance(block, ToolUseBlock):
             chars += len(block.name) + (len(block.arguments) if block.arguments else _json_length(block.input))
         elif isinstance(block, ToolResultBlock):
