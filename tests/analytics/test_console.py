@@ -78,12 +78,8 @@ def _cli_savings(seeded) -> dict:
 
 
 def _usd(value: Decimal) -> str:
-    """The page's money rule: cents from $1, three significant digits below."""
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    text = format(Decimal(f"{float(value):.3g}"), "f")
-    whole, _, fraction = text.partition(".")
-    return f"${whole}.{fraction.ljust(2, '0')}" if text != "0" else "$0"
+    """The page's money rule is tokenomy.money's for an amount (what `tokenomy report` prints)."""
+    return ("-$" if value < 0 else "$") + money_str(abs(value))
 
 
 # --- JSON API ---------------------------------------------------------------------------------------------------
@@ -232,7 +228,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     assert page.inner_text("#head-delta").startswith(("+" if spend >= prior else "-") + "$")
     assert _usd(prior) in page.inner_text("#head-previous")
     assert page.inner_text("#head-forecast").startswith("$") and "interval" in page.inner_text("#head-interval")
-    assert "budget $1.40/month" in page.inner_text("#head-budget")
+    assert "budget $1.400000/month" in page.inner_text("#head-budget")
     forecast = page.evaluate("""() => { const c = Chart.getChart('chart-forecast');
         return Object.fromEntries(c.data.datasets.map(d => [d.label, d.data])); }""")
     fc = page.evaluate("window.tokenomyDashboard.data.headline.forecast")
@@ -328,7 +324,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
         assert page.is_visible(f"{section} .empty-state") and message, section
         assert not page.is_visible(f"{section} .chart, {section} .has-data"), section
     assert "Widen" in page.inner_text("#sec-spend .empty-state")
-    assert page.inner_text("#head-spend") == "$0"
+    assert page.inner_text("#head-spend") == "$0.000000"
     page.screenshot(path=str(tmp_path / "console-empty.png"), full_page=True)
     assert outside == [] and errors == []
     page.close()
@@ -349,10 +345,10 @@ def test_group_table_counts_and_shares_every_group_beyond_the_top_50(browser, tm
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/dashboard")
         _wait_renders(page, 1)
-        assert page.inner_text("#head-spend") == "$69.00"
+        assert page.inner_text("#head-spend") == "$69.000000"
         assert page.inner_text("#groups-title") == "Spend by model (top 10 of 60)"
         first = page.eval_on_selector_all("#table-groups tbody tr:first-child td", "tds => tds.map(t => t.innerText)")
-        assert first[:3] == ["model-00", "$10.00", "14%"]
+        assert first[:3] == ["model-00", "$10.000000", "14%"]
         page.close()
 
 
@@ -385,16 +381,15 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{gateway}/dashboard")
     _wait_renders(page, 1)
-    # money keeps readable precision in text and in chart tooltips: $0.0004 is not rounded away
-    assert page.evaluate("[0.0004, 0.4, 0.000123456, 1234.5].map(TokenomyConsole.usd)") == [
-        "$0.0004",
-        "$0.40",
-        "$0.000123",
-        "$1,234.50",
+    # money is printed by the one rule (six places, half to even, from the exact string) in text and tooltips
+    amounts = ["0.0004", "0.4", "0.000123456", "1234.5", "0.0000005", "0.0000015", "-0.25", "12345678901234.1234565"]
+    assert page.evaluate(f"{amounts}.map(TokenomyConsole.usd)") == [_usd(Decimal(a)) for a in amounts] == [
+        "$0.000400", "$0.400000", "$0.000123", "$1234.500000", "$0.000000", "$0.000002", "-$0.250000",
+        "$12345678901234.123456",
     ]
     tip = page.evaluate("""() => Chart.getChart('chart-spend').options.plugins.tooltip.callbacks
         .label({dataset: {label: 'gpt-4o-mini'}, raw: 0.0004})""")
-    assert tip == "gpt-4o-mini: $0.0004"
+    assert tip == "gpt-4o-mini: $0.000400"
     page.click("#table-requests tbody tr")  # the drill-down too
     page.wait_for_selector("#table-attempts")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -359,7 +359,7 @@ def test_report_html_keeps_markup_in_ledger_text_as_text(model, tmp_path, browse
     assert page.evaluate("window.__owned") is None
     assert page.evaluate("window.TOKENOMY_DATA && window.TOKENOMY_DATA.totals.calls") == 1
     _wait_renders(page, 1)
-    assert page.inner_text("#head-spend") == "$1.50"
+    assert page.inner_text("#head-spend") == "$1.500000"
     assert page.inner_text("#table-provider-models tbody td") == model
     assert errors == []
     page.close()

@@ -4,17 +4,26 @@
   "use strict";
 
   const num = (x) => (x === null || x === undefined || x === "" ? 0 : Number(x));
-  // Readable money: cents from $1 up, three significant digits below (so $0.0004 stays $0.0004, not $0.000).
+  // Money: tokenomy.money's one rule for an amount, so the console prints what `tokenomy report` prints: plain
+  // notation, six decimal places, rounded half to even from the API's exact decimal string (never through a
+  // float: $0.0000005 and a ledger's 18-digit totals stay exact). A chart's number is written out plain first.
+  const PLACES = 6;
   function usd(x) {
-    const n = num(x);
-    if (n === 0) return "$0";
-    const abs = Math.abs(n);
-    let text = abs >= 1
-      ? abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-      : abs.toLocaleString("en-US", { maximumSignificantDigits: 3, maximumFractionDigits: 20 });
-    if (abs < 1 && text.split(".")[1] === undefined) text += ".00";
-    else if (abs < 1 && text.split(".")[1].length < 2) text += "0";  // $0.40, not $0.4
-    return (n < 0 ? "-$" : "$") + text;
+    let text = x === null || x === undefined || x === "" ? "0" : typeof x === "number" ? x.toFixed(12) : String(x);
+    const negative = text.startsWith("-");
+    const [whole, fraction = ""] = text.replace(/^[-+]/, "").split(".");
+    let units = BigInt((whole || "0") + fraction.slice(0, PLACES).padEnd(PLACES, "0"));
+    const rest = fraction.slice(PLACES);
+    if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || units % 2n === 1n))) units += 1n;
+    const digits = units.toString().padStart(PLACES + 1, "0");
+    return (negative && units !== 0n ? "-$" : "$") + digits.slice(0, -PLACES) + "." + digits.slice(-PLACES);
+  }
+  // Axis ticks are positions on a scale, not amounts: short labels ($0.0004, $1.50), never a figure of record.
+  function usdTick(x) {
+    const abs = Math.abs(num(x));
+    const text = abs === 0 ? "0" : abs >= 1 ? abs.toLocaleString("en-US", { maximumFractionDigits: 2 })
+      : abs.toLocaleString("en-US", { maximumSignificantDigits: 2, maximumFractionDigits: 20 });
+    return (num(x) < 0 ? "-$" : "$") + text;
   }
   const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(Math.abs(x) < 0.1 ? 1 : 0) + "%");
   const day = (iso) => (iso ? iso.slice(0, 10) : "");
@@ -225,7 +234,7 @@
   }
 
   window.TokenomyConsole = {
-    num: num, usd: usd, pct: pct, span: span, el: el, empty: empty, csvRows: csvRows, csvText: csvText,
+    num: num, usd: usd, usdTick: usdTick, pct: pct, span: span, el: el, empty: empty, csvRows: csvRows, csvText: csvText,
     render: function (data, draw) {
       headline(data.headline);
       levers(data.savings);

@@ -17,8 +17,8 @@
   const num = C.num;
   const usd = C.usd;
   const uniq = (values) => [...new Set(values)].sort();
-  // Money axes and tooltips in readable dollars ($0.0004, never 0.000).
-  const moneyAxis = { ticks: { callback: (v) => usd(v) }, title: { display: true, text: "USD" } };
+  // Tooltips print amounts by the money rule; axes carry short tick labels.
+  const moneyAxis = { ticks: { callback: (v) => C.usdTick(v) }, title: { display: true, text: "USD" } };
   const moneyTips = { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " + usd(item.raw) } } };
 
   function draw(id, config, csvName) {
@@ -143,7 +143,7 @@
     }
     draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
       plugins: Object.assign({ legend: { display: false } }, moneyTips),
-      scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => usd(v) } } } } },
+      scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },
     "forecast");
   }
 
