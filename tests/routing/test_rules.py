@@ -42,6 +42,20 @@ def test_rules_explain_names_rule_and_reason():
     assert explain(policy, ChatRequest.simple("hello")).tier == "tier1"
 
 
+def test_a_token_rule_counts_what_the_model_reads_not_only_the_words():
+    """An image or a long tool definition is input the model reads (and is billed for): before, `min_tokens`
+    counted the words alone, so a screenshot with a short question stayed on the cheap tier."""
+    from tokenomy.messages import ImageBlock, Message, TextBlock, ToolSpec
+
+    policy = parse_config(CONFIG).routing_policy("rules")
+    pictured = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
+                                                      ImageBlock(media_type="image/png", data=b"\x89PNG")])])
+    tooled = ChatRequest(messages=[Message("user", "hello")], tools=[ToolSpec("lookup", "d" * 1000)])
+    for request in (pictured, tooled):
+        decision = explain(policy, request)
+        assert (decision.tier, decision.rule) == ("tier2", "long-input"), decision
+
+
 def test_bad_policy_names_key():
     with pytest.raises(ConfigError, match=r"routing.policies.bad.type"):
         parse_config({"routing": {"policies": {"bad": {"type": "magic"}}}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import RoutingPolicy as Policy
 from tokenomy.messages import ChatRequest
 
@@ -26,7 +26,7 @@ def explain(policy: Policy, request: ChatRequest, default_tier: str | None = Non
     """Apply rules in order; when none fires: the policy's `default_tier`, else `default_tier` (the router
     passes the policy's cheapest tier)."""
     text = _text(request)
-    tokens = estimate_tokens(text)
+    tokens = estimate_input_tokens(request)  # what the model reads: tool definitions and images too
     turns = sum(1 for m in request.messages if m.role == "user")
     lowered = text.lower()
     for rule in policy.rules:
