@@ -69,20 +69,26 @@ def estimate_input_tokens(request: ChatRequest) -> int:
 _PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 _STREAM = re.compile(rb"stream\r?\n")
+_INFLATE_LIMIT = 16 << 20
 
 
 def _pdf_pages(data: bytes) -> int:
     """A PDF's page objects (providers bill a PDF per page), also inside compressed object streams, where
     PDF 1.5 and later keep them; only those streams are inflated, never images. 1 when none is found."""
     pages = len(_PAGE.findall(data))
+    left = _INFLATE_LIMIT  # a crafted file of many streams that inflate hugely costs no more than this
     for found in _OBJECT_STREAM.finditer(data):
         start = _STREAM.search(data, found.end(), found.end() + 1024)
         if start is None:
             continue
-        try:  # an object stream holds a few KB of object text; no more is inflated from one
-            pages += len(_PAGE.findall(zlib.decompressobj().decompress(memoryview(data)[start.end() :], 1 << 20)))
+        try:  # an object stream holds a few KB of object text; no more than 1 MiB is inflated from one
+            text = zlib.decompressobj().decompress(memoryview(data)[start.end() :], min(1 << 20, left))
         except zlib.error:
             continue
+        pages += len(_PAGE.findall(text))
+        left -= len(text)
+        if left <= 0:
+            break
     return pages or 1
 
 
