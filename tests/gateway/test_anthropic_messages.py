@@ -304,3 +304,19 @@ def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, script
     assert sent == [("interleaved-thinking-2025-05-14", False), ("context-1m-2025-08-07", False), (None, False)]
     headers, body = scripted.requests[1]
     assert headers["anthropic-version"] == "2023-06-01" and body["temperature"] == 0.1
+
+
+def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made_up_answers(gateway, scripted,
+                                                                                           sdk) -> None:
+    # count_tokens and batches were FastAPI's {"detail": "Not Found"}, which the SDK reads as no message at all.
+    for call in (lambda: sdk.messages.count_tokens(model="claude", messages=ASK),
+                 lambda: sdk.messages.batches.create(requests=[{"custom_id": "a", "params": {
+                     "model": "claude", "max_tokens": 5, "messages": ASK}}]),
+                 lambda: sdk.messages.batches.list()):
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            call()
+        assert missing.value.body["type"] == "error" and missing.value.body["error"]["type"] == "not_found_error"
+        assert "POST /v1/messages" in missing.value.message
+    wrong_method = httpx.get(gateway + "/v1/messages")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+    assert scripted.requests == []

@@ -88,6 +88,29 @@ def test_errors_have_openais_shape(ledger_path):
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
 
 
+def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_what_it_serves(ledger_path):
+    # These were FastAPI's {"detail": "Not Found"}: not OpenAI's shape (the SDK's error had no message or code)
+    # and no word on what the gateway does serve.
+    with gateway({}, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        for call in (lambda: client.responses.create(model="local", input="hi"),
+                     lambda: client.embeddings.create(model="local", input="hi"),
+                     lambda: client.completions.create(model="local", prompt="hi")):
+            with pytest.raises(openai.NotFoundError) as missing:
+                call()
+            assert missing.value.code == "unknown_url" and "POST /v1/chat/completions" in missing.value.message
+        wrong_base = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)  # without /v1: a common slip
+        with pytest.raises(openai.NotFoundError) as missing:
+            wrong_base.chat.completions.create(model="local", messages=[{"role": "user", "content": "x"}])
+        assert "POST /chat/completions" in missing.value.message and "base_url" in missing.value.message
+        wrong_method = httpx.get(url + "/v1/chat/completions")
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        assert "send POST" in wrong_method.json()["error"]["message"]
+        assert httpx.get(url + "/dashboard/static/nope.js").json() == {"detail": "no dashboard file 'nope.js'"}
+    assert open_store(ledger_path).events() == []
+
+
 def test_only_a_model_charged_at_zero_is_warned_about(ledger_path, caplog):
     # "fast" is unknown to the catalog but priced as Haiku: its id is probed, never charged, so no
     # "recording its usage at $0" warning; a model with no price_as is charged at $0 and warned about.

@@ -17,9 +17,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
@@ -112,6 +114,14 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         if anthropic:
             return anthropic_error(500, message)
         return error(500, message, "server_error", "internal_error")
+
+    @app.exception_handler(HTTPException)
+    async def no_such_endpoint(request: Request, exc: HTTPException) -> Response:
+        # A path or method the gateway does not serve: the SDK's error shape naming what it does serve, not
+        # FastAPI's {"detail": "Not Found"}, which the SDKs cannot read and which names no fix.
+        if exc.status_code not in (404, 405) or request.url.path.startswith("/dashboard"):
+            return await http_exception_handler(request, exc)  # the dashboard's own errors, as its page reads them
+        return _unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -303,6 +313,29 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+
+
+SERVED = "POST /v1/chat/completions, POST /v1/messages, GET /v1/models, GET /healthz and GET /metrics"
+
+
+def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JSONResponse:
+    """The 404 (no such path) or 405 (not with this method) for a request the gateway does not serve, in
+    Anthropic's error shape for a Messages API path and OpenAI's for any other, naming what it serves."""
+    if status == 405:
+        message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
+    else:
+        message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
+        if path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
+            message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
+    if "/messages" in path:
+        return anthropic_error(status, message, headers)
+    return error(
+        status,
+        message,
+        "invalid_request_error",
+        "unknown_url" if status == 404 else "method_not_allowed",
+        headers=headers,
+    )
 
 
 def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:
