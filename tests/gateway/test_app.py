@@ -111,6 +111,18 @@ def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_w
     assert open_store(ledger_path).events() == []
 
 
+def test_models_retrieve_answers_for_each_name_models_list_gives(ledger_path):
+    # client.models.retrieve (GET /v1/models/{model}) was a 404 for every name, the ones /v1/models lists too.
+    config = upstream_config("http://unused", routes={"team/chat": {"model": "fast"}})
+    with gateway(config, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        listed = [m.id for m in client.models.list()]
+        assert [client.models.retrieve(name).id for name in listed] == listed == ["fast", "local", "team/chat"]
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.models.retrieve("nope")
+        assert missing.value.code == "model_not_found" and missing.value.param == "model"
+
+
 def test_only_a_model_charged_at_zero_is_warned_about(ledger_path, caplog):
     # "fast" is unknown to the catalog but priced as Haiku: its id is probed, never charged, so no
     # "recording its usage at $0" warning; a model with no price_as is charged at $0 and warned about.

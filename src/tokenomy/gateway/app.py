@@ -152,14 +152,25 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
         return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
+    served_models = set(config.routes) | set(config.models) | {"local"}
+
     @app.get("/v1/models")
     async def models() -> dict:
         """The names clients may send as `model`: routes and configured models."""
-        names = sorted(set(config.routes) | set(config.models) | {"local"})
-        return {
-            "object": "list",
-            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"} for n in names],
-        }
+        return {"object": "list", "data": [_model_object(n) for n in sorted(served_models)]}
+
+    @app.get("/v1/models/{model:path}")
+    async def model(model: str) -> Response:
+        """One name clients may send as `model` (the openai SDK's `client.models.retrieve`)."""
+        if model not in served_models:
+            return error(
+                404,
+                f"The model `{model}` does not exist on this gateway; GET /v1/models lists the names you can use.",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
+        return JSONResponse(_model_object(model))
 
     @app.post(
         "/v1/chat/completions",
@@ -315,7 +326,11 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
-SERVED = "POST /v1/chat/completions, POST /v1/messages, GET /v1/models, GET /healthz and GET /metrics"
+SERVED = "POST /v1/chat/completions, POST /v1/messages, GET /v1/models[/{model}], GET /healthz and GET /metrics"
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenomy"}
 
 
 def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JSONResponse:
