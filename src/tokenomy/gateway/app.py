@@ -360,7 +360,10 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
     if exc.param is not None:  # refused by the mapping before any call: the request's field, as OpenAI names it
         return error(400, str(exc), "invalid_request_error", "unsupported_parameter", param=exc.param)
     status = upstream_status(exc)
-    return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind, headers=retry_after(exc))
+    # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
+    return error(
+        status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.code or exc.kind, headers=retry_after(exc)
+    )
 
 
 async def _stream(

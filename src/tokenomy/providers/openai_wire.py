@@ -483,5 +483,16 @@ def status_error(status: int, text: str, after: float | None) -> ProviderError:
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
-        return ProviderError(message, kind="client_error", status=status)
+        return ProviderError(message, kind="client_error", status=status, code=error_code(text))
     return ProviderError(message, kind="server_error", retry_after=after, status=status)
+
+
+def error_code(text: str) -> str | None:
+    """`error.code` of an OpenAI-shaped error body (context_length_exceeded, ...), if it is one and has one."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    detail = body.get("error") if isinstance(body, dict) else None
+    code = detail.get("code") if isinstance(detail, dict) else None
+    return code if isinstance(code, str) and code else None
