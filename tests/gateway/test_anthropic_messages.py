@@ -320,3 +320,19 @@ def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made
     wrong_method = httpx.get(gateway + "/v1/messages")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
     assert scripted.requests == []
+
+
+def test_each_message_names_its_ledger_request_id_in_request_id_and_its_id(upstream, tmp_path) -> None:
+    # The message id and the ledger's request_id were unrelated, and no request-id header came back.
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]}}})
+    with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+        sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            final = stream.get_final_message()
+            streamed = stream.response.headers["request-id"]
+    assert reply.id == f"msg_{reply._request_id}" and final.id == f"msg_{streamed}"
+    assert sorted(e.request_id for e in open_store(ledger).events()) == sorted([reply._request_id, streamed])

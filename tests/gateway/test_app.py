@@ -123,6 +123,22 @@ def test_models_retrieve_answers_for_each_name_models_list_gives(ledger_path):
         assert missing.value.code == "model_not_found" and missing.value.param == "model"
 
 
+def test_each_answer_names_its_ledger_request_id_in_x_request_id_and_its_id(ledger_path):
+    # The answer's id and the ledger's request_id were two unrelated ids, and no x-request-id header came back
+    # (the SDK's `_request_id` was None): a caller could not find its call in the ledger.
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        ask = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+        raw = client.chat.completions.with_raw_response.create(**ask)
+        reply = raw.parse()
+        streamed = client.chat.completions.with_raw_response.create(**ask, stream=True)
+        chunks = list(streamed.parse())
+    ids = [raw.headers["x-request-id"], streamed.headers["x-request-id"]]
+    assert reply._request_id == ids[0] and reply.id == f"chatcmpl-{ids[0]}"
+    assert {c.id for c in chunks} == {f"chatcmpl-{ids[1]}"} and ids[0] != ids[1]
+    assert sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)
+
+
 def test_only_a_model_charged_at_zero_is_warned_about(ledger_path, caplog):
     # "fast" is unknown to the catalog but priced as Haiku: its id is probed, never charged, so no
     # "recording its usage at $0" warning; a model with no price_as is charged at $0 and warned about.

@@ -260,9 +260,12 @@ async def create_message(request: Request):
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
         return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
-    message_id = f"msg_{new_id()}"
+    # One id for the message, its request-id header (the SDK's `_request_id`) and its ledger rows.
+    call.meta.request_id = new_id()
+    message_id = f"msg_{call.meta.request_id}"
+    headers = {"request-id": call.meta.request_id}
     if body.get("stream"):
-        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started))
+        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started), headers=headers)
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
     except ProviderError as exc:
@@ -285,7 +288,7 @@ async def create_message(request: Request):
         "tier": response.tier,
         "attempts": response.attempts,
     }
-    return metrics.done(JSONResponse(body_out), name, started)
+    return metrics.done(JSONResponse(body_out, headers=headers), name, started)
 
 
 def _anthropic_upstream(gw, route) -> bool:

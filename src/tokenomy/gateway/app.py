@@ -258,9 +258,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
                 started,
             )
         policy, budgets = admitted.policy, admitted.budgets
-        request_id = f"chatcmpl-{new_id()}"
+        # One id for the answer, its x-request-id header and its ledger rows: the caller can find its call there.
+        call.meta.request_id = new_id()
+        request_id = f"chatcmpl-{call.meta.request_id}"
+        headers = {"x-request-id": call.meta.request_id}
         if body.stream:
-            return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started))
+            return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
         try:
             response = await gw.client.achat(call, policy=policy)
         except ProviderError as exc:
@@ -275,7 +278,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
         metrics.observe(response, body.model)
-        return metrics.done(FastJSONResponse(completion_body(response, body.model, request_id)), body.model, started)
+        answer = FastJSONResponse(completion_body(response, body.model, request_id), headers=headers)
+        return metrics.done(answer, body.model, started)
 
     default_openapi = app.openapi
 

@@ -38,8 +38,14 @@ class FirstChunkStream(StreamingResponse):
     failed before anything was streamed, and the caller gets that error with its own status (a 429 or 502 the
     SDKs raise as such, and retry), not a 200 whose only event is an error. A provider's own stream answers so."""
 
-    def __init__(self, content: AsyncIterator[bytes | Response], media_type: str = "text/event-stream") -> None:
-        super().__init__(content, media_type=media_type)  # type: ignore[arg-type]  # the first item may be a Response
+    def __init__(
+        self,
+        content: AsyncIterator[bytes | Response],
+        media_type: str = "text/event-stream",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # The first item may be a Response: then its own status and headers are sent, not `headers`.
+        super().__init__(content, media_type=media_type, headers=headers)  # type: ignore[arg-type]
 
     async def stream_response(self, send: Send) -> None:
         items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
