@@ -117,6 +117,15 @@ def test_streamed_tool_calls_arrive_in_openais_chunk_format(served):
     assert upstream.last["messages"][1]["tool_calls"] == messages[1]["tool_calls"]
 
 
+def test_a_streamed_answer_keeps_the_upstreams_system_fingerprint(served):
+    # The non-streamed answer carried system_fingerprint (and service_tier); the streamed one lost them.
+    _, client, _ = served
+    chunks = list(client.chat.completions.create(model="fast", messages=[USER], stream=True,
+                                                 stream_options={"include_usage": True}))
+    finish = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert finish.system_fingerprint == "fp_test" and chunks[-1].usage and chunks[-1].system_fingerprint == "fp_test"
+
+
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
     upstream, client, _ = served
     data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()

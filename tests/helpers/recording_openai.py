@@ -81,6 +81,7 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
             "object": "chat.completion.chunk",
             "created": 0,
             "model": body.get("model"),
+            "system_fingerprint": "fp_test",  # on every chunk, as OpenAI sends it
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
@@ -115,6 +116,7 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
                 "object": "chat.completion.chunk",
                 "created": 0,
                 "model": body.get("model"),
+                "system_fingerprint": "fp_test",
                 "choices": [],
                 "usage": USAGE,
             }

@@ -40,6 +40,7 @@ from tokenomy.gateway.responses import (
     completion_body,
     error,
     invalid_body,
+    raw_extras,
     sse,
     usage_body,
 )
@@ -375,7 +376,13 @@ async def _stream(
 ) -> AsyncIterator[bytes | Response]:
     created = int(time.time())
 
-    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, extra: dict | None = None) -> bytes:
+    def chunk(
+        delta: dict,
+        finish: str | None = None,
+        usage: dict | None = None,
+        extra: dict | None = None,
+        top: dict | None = None,
+    ) -> bytes:
         payload = {
             "id": request_id,
             "object": "chat.completion.chunk",
@@ -384,6 +391,7 @@ async def _stream(
             "choices": []
             if usage is not None
             else [{"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}],
+            **(top or {}),
         }
         if usage is not None:
             payload["usage"] = usage
@@ -409,9 +417,10 @@ async def _stream(
         assert final is not None
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        yield chunk({}, final.finish_reason)
+        top = raw_extras(final, "top")  # system_fingerprint, service_tier, ... as the upstream sent them
+        yield chunk({}, final.finish_reason, top=top)
         if body.stream_options and body.stream_options.include_usage:
-            yield chunk({}, usage=usage_body(final))
+            yield chunk({}, usage=usage_body(final), top=top)
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:

@@ -92,7 +92,7 @@ def invalid_body(errors: Sequence[Any]) -> JSONResponse:
     return error(400, f"{param or 'body'}: {first.get('msg')}", "invalid_request_error", param=param)
 
 
-def _raw(response: ChatResponse, key: str) -> dict[str, Any]:
+def raw_extras(response: ChatResponse, key: str) -> dict[str, Any]:
     """What an OpenAI-format upstream sent beyond ChatResponse's slots (see providers.openai_wire.extras)."""
     raw = response.raw
     return dict(raw.get(key) or {}) if isinstance(raw, dict) else {}
@@ -110,7 +110,7 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
             for c in calls
         ]
-    message.update(_raw(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
+    message.update(raw_extras(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
     return message
 
 
@@ -121,7 +121,7 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         "index": 0,
         "message": message_body(response),
         "finish_reason": response.finish_reason,
-        **_raw(response, "choice"),
+        **raw_extras(response, "choice"),
     }
     more = response.raw.get("more_choices") if isinstance(response.raw, dict) else None
     return {
@@ -130,7 +130,7 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         "created": int(time.time()),
         "model": model,
         "choices": [choice, *(more or [])],
-        **_raw(response, "top"),
+        **raw_extras(response, "top"),
         "usage": usage_body(response),
         "tokenomy": {
             "cost_usd": None if response.cost_usd is None else money_str(response.cost_usd, "record"),
