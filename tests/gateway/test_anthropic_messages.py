@@ -171,7 +171,9 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     surrogate = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\\ud800"}]}'
     for body, status, kind, needle in [(big, 413, "request_too_large", "8192"),
                                        (bad_utf8, 400, "invalid_request_error", "UTF-8"),
-                                       (surrogate, 400, "invalid_request_error", "messages.0.content")]:
+                                       (surrogate, 400, "invalid_request_error", "messages.0.content"),
+                                       # was a 500 (RecursionError) with a traceback in the log
+                                       (b"[" * 3000 + b"]" * 3000, 400, "invalid_request_error", "nested")]:
         answer = httpx.post(gateway + "/v1/messages", content=body, headers=headers)
         assert answer.status_code == status
         assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == kind
