@@ -126,6 +126,19 @@ def test_a_streamed_answer_keeps_the_upstreams_system_fingerprint(served):
     assert finish.system_fingerprint == "fp_test" and chunks[-1].usage and chunks[-1].system_fingerprint == "fp_test"
 
 
+def test_the_upstreams_token_details_reach_the_caller_streamed_or_not(served):
+    # Predicted outputs' accepted/rejected token counts (and audio tokens) were dropped: only cached and
+    # reasoning tokens came back.
+    _, client, _ = served
+    ask = {"model": "fast", "messages": [USER], "prediction": {"type": "content", "content": "plain answer"}}
+    reply = client.chat.completions.create(**ask)
+    streamed = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    for usage in (reply.usage, streamed[-1].usage):
+        done = usage.completion_tokens_details
+        assert (done.accepted_prediction_tokens, done.rejected_prediction_tokens, done.reasoning_tokens) == (2, 1, 3)
+        assert (usage.prompt_tokens_details.audio_tokens, usage.prompt_tokens_details.cached_tokens) == (0, 8)
+
+
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
     upstream, client, _ = served
     data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()

@@ -16,8 +16,12 @@ USAGE = {
     "prompt_tokens": 40,
     "completion_tokens": 9,
     "total_tokens": 49,
-    "prompt_tokens_details": {"cached_tokens": 8},
-    "completion_tokens_details": {"reasoning_tokens": 3},
+    "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 3,
+        "accepted_prediction_tokens": 2,
+        "rejected_prediction_tokens": 1,
+    },
 }
 LOGPROBS = {"content": [{"token": "ok", "logprob": -0.25, "bytes": [111, 107], "top_logprobs": []}], "refusal": None}
 

@@ -144,14 +144,19 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning."""
+    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning; the
+    other details an OpenAI-format upstream sent (audio, accepted/rejected prediction tokens) as it sent them."""
     usage = response.usage
+    details = raw_extras(response, "usage_details")
     return {
         "prompt_tokens": usage.total_input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "prompt_tokens_details": {**details.get("prompt_tokens_details", {}), "cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {
+            **details.get("completion_tokens_details", {}),
+            "reasoning_tokens": usage.reasoning_tokens,
+        },
     }
 
 
