@@ -549,6 +549,23 @@ def test_a_field_the_routed_provider_has_no_place_for_is_a_400_naming_it_as_open
     assert {e.outcome for e in open_store(ledger_path).events()} <= {"client_error"}  # nothing was paid for
 
 
+def test_a_part_the_routed_provider_cannot_send_is_named_where_the_caller_put_it(served):
+    # Named by the content model's indices, the image at messages[4] was "messages[2].content[1].detail": the
+    # opening system and developer messages are lifted out of the turns, so that named the user's "hi".
+    _, client, _ = served
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode(),
+                                                "detail": "high"}}
+    messages = [{"role": "system", "content": "s"}, {"role": "developer", "content": "d"}, USER,
+                {"role": "assistant", "content": "ok"}, {"role": "user", "content": [{"type": "text", "text": "?"},
+                                                                                     image]}]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as info:
+            reply = client.chat.completions.create(model="claude", messages=messages, max_tokens=5, stream=stream)
+            list(reply) if stream else None
+        assert info.value.body["param"] == "messages[4].content[1].detail", info.value.body
+        assert info.value.body["message"].startswith("messages[4].content[1].detail: ")
+
+
 def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tiers_alike(ledger_path):
     """Before, a routed tier or a fallback declared `inputs: [text]` was sent the image (only a route's own model
     was checked), and a route whose model could not read it was refused although its fallback could. Now the

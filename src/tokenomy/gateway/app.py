@@ -32,7 +32,7 @@ from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
-from tokenomy.gateway.openai_ingress import RequestError, caller_path, to_chat_request
+from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     FirstChunkStream,
@@ -362,8 +362,10 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         where = caller_path(body, exc.refused)
         return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
-    if exc.param is not None:  # refused by the mapping before any call: the request's field, as OpenAI names it
-        return error(400, str(exc), "invalid_request_error", "unsupported_parameter", param=exc.param)
+    if exc.param is not None:  # refused by the mapping before any call: the request's field, where the caller put it
+        where = caller_param(body, exc.param)
+        message = str(exc).replace(exc.param, where, 1)
+        return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     status = upstream_status(exc)
     # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
     return error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Union
@@ -372,6 +373,24 @@ def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
     if refused.part is not None:
         return origin.parts[refused.block][refused.part]
     return origin.blocks[refused.block]
+
+
+_CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
+
+
+def caller_param(body: ChatCompletionRequest, param: str) -> str:
+    """A provider mapping names a field it cannot send by its place in the content model
+    (`messages[2].content[1].detail`); this is the same place in the caller's request (`messages[4].content[1]
+    .detail` when two system messages came first). A path outside `messages` is the caller's already."""
+    found = _CONTENT_PATH.match(param)
+    if found is None:
+        return param
+    message, block, part = (None if index is None else int(index) for index in found.groups())
+    try:
+        where = caller_path(body, Unsupported("", message, block, part))
+    except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
+        return param
+    return where + param[found.end() :]
 
 
 # -- options ---------------------------------------------------------------------------------------
