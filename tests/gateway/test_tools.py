@@ -12,6 +12,7 @@ import hashlib
 import json
 import typing
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -137,6 +138,21 @@ def test_the_upstreams_token_details_reach_the_caller_streamed_or_not(served):
         done = usage.completion_tokens_details
         assert (done.accepted_prediction_tokens, done.rejected_prediction_tokens, done.reasoning_tokens) == (2, 1, 3)
         assert (usage.prompt_tokens_details.audio_tokens, usage.prompt_tokens_details.cached_tokens) == (0, 8)
+
+
+def test_an_openai_models_refusal_reaches_a_v1_messages_caller_as_text_and_stop_reason_refusal(served):
+    # The refusal (OpenAI's message.refusal, delta.refusal when streamed) was dropped: the Anthropic SDK got an
+    # empty message that ended "end_turn", as if the model had nothing to say.
+    upstream, _, url = served
+    upstream.message_extra = {"content": None, "refusal": "I can't help with that."}
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    ask = {"model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "Something bad."}]}
+    reply = sdk.messages.create(**ask)
+    with sdk.messages.stream(**ask) as stream:
+        final = stream.get_final_message()
+    for message in (reply, final):
+        assert [(b.type, b.text) for b in message.content] == [("text", "I can't help with that.")]
+        assert message.stop_reason == "refusal"
 
 
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):

@@ -84,6 +84,7 @@ class EventWriter:
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+        self.refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
 
     def start(self) -> bytes:
         return _sse(
@@ -135,10 +136,14 @@ class EventWriter:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
             if piece.signature:
                 out.append(self._delta({"type": "signature_delta", "signature": piece.signature}))
-        if piece.delta:
+        # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
+        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
+        text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
+        self.refused = self.refused or bool(isinstance(refused, str) and refused)
+        if text:
             if self.open != "text":
                 out += self._begin("text", {"type": "text", "text": ""})
-            out.append(self._delta({"type": "text_delta", "text": piece.delta}))
+            out.append(self._delta({"type": "text_delta", "text": text}))
         call = piece.tool_call
         if call is not None:
             if call.index not in self.tool_blocks:
@@ -165,7 +170,7 @@ class EventWriter:
                 {
                     "type": "message_delta",
                     "delta": {
-                        "stop_reason": stop_reason(response),
+                        "stop_reason": "refusal" if self.refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
                     "usage": usage_body(response),
