@@ -155,6 +155,19 @@ def test_an_openai_models_refusal_reaches_a_v1_messages_caller_as_text_and_stop_
         assert message.stop_reason == "refusal"
 
 
+def test_a_conversation_that_opens_with_the_assistant_reaches_the_upstream_whole(served):
+    # With no turn limit configured, a leading assistant turn was dropped anyway: a chat UI's greeting vanished,
+    # and a history opening with a tool call lost the call and kept its result, which every provider refuses.
+    upstream, client, _ = served
+    greeting = [{"role": "assistant", "content": "Hi! How can I help?"}, USER]
+    called = [{"role": "assistant", "content": None,
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+              {"role": "tool", "tool_call_id": "c1", "content": "noon"}, USER]
+    for messages in (greeting, called):
+        client.chat.completions.create(model="fast", messages=messages, tools=[TIME], max_tokens=5)
+        assert [m["role"] for m in upstream.last["messages"]] == [m["role"] for m in messages]
+
+
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
     upstream, client, _ = served
     data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
