@@ -168,6 +168,19 @@ def test_a_conversation_that_opens_with_the_assistant_reaches_the_upstream_whole
         assert [m["role"] for m in upstream.last["messages"]] == [m["role"] for m in messages]
 
 
+def test_a_stream_without_obfuscation_is_served_and_one_with_it_refused_by_name(served):
+    # include_obfuscation: false (OpenAI's bandwidth option) was a 400, though the gateway's chunks never carry
+    # obfuscation padding: the request asked for exactly what it gets.
+    _, client, _ = served
+    chunks = list(client.chat.completions.create(model="fast", messages=[USER], stream=True, stream_options={
+        "include_usage": True, "include_obfuscation": False}))
+    assert chunks[-1].usage.total_tokens == 49 and not any(c.model_extra.get("obfuscation") for c in chunks)
+    with pytest.raises(openai.BadRequestError) as refused:
+        list(client.chat.completions.create(model="fast", messages=[USER], stream=True,
+                                            stream_options={"include_obfuscation": True}))
+    assert refused.value.param == "stream_options.include_obfuscation"
+
+
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
     upstream, client, _ = served
     data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()

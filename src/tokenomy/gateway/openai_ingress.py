@@ -470,6 +470,11 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     if body.stream_options is not None:
         if not body.stream:  # OpenAI refuses it too: the caller expects a usage chunk that no stream will carry
             raise RequestError("stream_options", "only allowed with stream: true; remove it or stream the answer")
+        if body.stream_options.include_obfuscation:  # false (less bandwidth) is what the gateway does anyway
+            raise RequestError(
+                "stream_options.include_obfuscation",
+                "the gateway's stream chunks carry no obfuscation padding; send false or remove it",
+            )
         for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
     return extra
