@@ -155,6 +155,14 @@ def test_an_openai_models_refusal_reaches_a_v1_messages_caller_as_text_and_stop_
         assert message.stop_reason == "refusal"
 
 
+def test_a_refusal_comes_back_beside_a_null_content_as_openai_sends_it(served):
+    # The content was "" beside the refusal; OpenAI sends null there.
+    upstream, client, _ = served
+    upstream.message_extra = {"content": None, "refusal": "I can't help with that."}
+    refused = client.chat.completions.create(model="fast", messages=[USER], max_tokens=5).choices[0].message
+    assert (refused.content, refused.refusal) == (None, "I can't help with that.")
+
+
 def test_a_conversation_that_opens_with_the_assistant_reaches_the_upstream_whole(served):
     # With no turn limit configured, a leading assistant turn was dropped anyway: a chat UI's greeting vanished,
     # and a history opening with a tool call lost the call and kept its result, which every provider refuses.

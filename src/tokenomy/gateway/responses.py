@@ -99,9 +99,14 @@ def raw_extras(response: ChatResponse, key: str) -> dict[str, Any]:
 
 
 def message_body(response: ChatResponse) -> dict[str, Any]:
-    """The assistant message: text (None when the answer is only tool calls, as OpenAI sends), tool calls."""
+    """The assistant message: text (None when the answer is only tool calls or a refusal, as OpenAI sends), tool
+    calls."""
     calls = response.tool_calls
-    message: dict[str, Any] = {"role": "assistant", "content": response.text or (None if calls else "")}
+    extras = raw_extras(response, "message")  # refusal, annotations, audio, ... as the upstream sent them
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.text or (None if calls or extras.get("refusal") else ""),
+    }
     reasoning = "".join(b.text for b in response.content if isinstance(b, ReasoningBlock))
     if reasoning:
         message["reasoning_content"] = reasoning  # the field OpenAI-compatible reasoning servers use
@@ -110,7 +115,7 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
             for c in calls
         ]
-    message.update(raw_extras(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
+    message.update(extras)
     return message
 
 
