@@ -781,3 +781,25 @@ def test_the_providers_error_code_reaches_the_caller(ledger_path):
     finally:
         upstream.close()
     assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
+
+
+def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
+    """An upstream's 4xx came back with no x-request-id (the SDK error's request_id was None), so the caller
+    could not find the failed attempt's ledger row; a stream that failed before its first chunk neither."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(400, {})] * 2)
+    try:
+        with gateway(upstream_config(upstream.url), ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ids = []
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}],
+                                                   max_tokens=5, stream=stream)
+                ids.append(refused.value.request_id)
+    finally:
+        upstream.close()
+    assert None not in ids and sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)

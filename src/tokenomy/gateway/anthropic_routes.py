@@ -273,12 +273,11 @@ async def create_message(request: Request):
         return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started), headers=headers)
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
-    except ProviderError as exc:
+    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
         await settle(gw, admitted.budgets, None)
-        return metrics.done(_provider_error(exc, body), name, started)
-    except TokenomyError as exc:
-        await settle(gw, admitted.budgets, None)
-        return metrics.done(anthropic_error(400, str(exc)), name, started)
+        failed = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+        failed.headers.update(headers)
+        return metrics.done(failed, name, started)
     finally:
         gw.guard.slots.release()
     await settle(gw, admitted.budgets, response)
@@ -336,6 +335,7 @@ async def _stream(
         failed = True
         if not opened:
             refused = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+            refused.headers["request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
             metrics.count(name, refused.status_code, started)
         else:
             kind = (

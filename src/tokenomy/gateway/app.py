@@ -267,12 +267,15 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
         try:
             response = await gw.client.achat(call, policy=policy)
-        except ProviderError as exc:
+        except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
             await _settle(gw, budgets, None)
-            return metrics.done(_provider_error(exc, body), body.model, started)
-        except TokenomyError as exc:
-            await _settle(gw, budgets, None)
-            return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+            failed = (
+                _provider_error(exc, body)
+                if isinstance(exc, ProviderError)
+                else error(400, str(exc), "invalid_request_error")
+            )
+            failed.headers.update(headers)
+            return metrics.done(failed, body.model, started)
         finally:
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
@@ -433,6 +436,7 @@ async def _stream(
                 if isinstance(exc, ProviderError)
                 else error(400, str(exc), "invalid_request_error")
             )
+            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
             metrics.count(body.model, refused.status_code, started)
         else:
             kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
