@@ -189,6 +189,17 @@ def test_a_stream_without_obfuscation_is_served_and_one_with_it_refused_by_name(
     assert refused.value.param == "stream_options.include_obfuscation"
 
 
+def test_an_assistant_refusal_part_is_carried_as_its_text(served):
+    # OpenAI's assistant content may hold {"type": "refusal"} parts; one was a 400 "not supported by this gateway".
+    upstream, client, url = served
+    said = {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}
+    client.chat.completions.create(model="fast", messages=[USER, said, USER], max_tokens=5)
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": "I can't help with that."}
+    as_user = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+        {"role": "user", "content": [{"type": "refusal", "refusal": "x"}]}]})
+    assert as_user.status_code == 400 and as_user.json()["error"]["param"] == "messages[0].content[0].type"
+
+
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
     upstream, client, _ = served
     data_url = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
