@@ -123,7 +123,8 @@ class Tokenomy:
                     validated=validators is not None and index < len(chains) - 1,
                 )
             )
-        return CallState(request, policy, tiers, validators, new_id(), mode, stream, asked=asked)
+        request_id = request.meta.request_id or new_id()
+        return CallState(request, policy, tiers, validators, request_id, mode, stream, asked=asked)
 
     def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""

@@ -51,7 +51,9 @@ class ProviderError(TokenomyError):
     request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent).
     `retryable` overrides what the kind implies, for a failure that another attempt would only repeat (and pay for).
     `refused` is what a check before any call found the model cannot take (a providers.base.Unsupported): nothing
-    was sent, so a fallback or a later tier that can take the request is tried instead."""
+    was sent, so a fallback or a later tier that can take the request is tried instead. `code` is the provider's
+    own error code when it sent one (OpenAI's `error.code`: context_length_exceeded, content_filter, ...), which
+    callers branch on, so the gateway passes it on."""
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class ProviderError(TokenomyError):
         param: str | None = None,
         retryable: bool | None = None,
         refused: Any = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -70,6 +73,7 @@ class ProviderError(TokenomyError):
         self.param = param
         self._retryable = retryable
         self.refused = refused
+        self.code = code
 
     @property
     def retryable(self) -> bool:

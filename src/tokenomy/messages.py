@@ -192,6 +192,7 @@ class RequestMeta:
     key_id: str | None = None
     route: str | None = None
     tier: str | None = None
+    request_id: str | None = None  # the call's ledger request_id, chosen by the caller (the gateway answers with it)
 
 
 @dataclass(slots=True)

@@ -171,7 +171,9 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     surrogate = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\\ud800"}]}'
     for body, status, kind, needle in [(big, 413, "request_too_large", "8192"),
                                        (bad_utf8, 400, "invalid_request_error", "UTF-8"),
-                                       (surrogate, 400, "invalid_request_error", "messages.0.content")]:
+                                       (surrogate, 400, "invalid_request_error", "messages.0.content"),
+                                       # was a 500 (RecursionError) with a traceback in the log
+                                       (b"[" * 3000 + b"]" * 3000, 400, "invalid_request_error", "nested")]:
         answer = httpx.post(gateway + "/v1/messages", content=body, headers=headers)
         assert answer.status_code == status
         assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == kind
@@ -304,3 +306,35 @@ def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, script
     assert sent == [("interleaved-thinking-2025-05-14", False), ("context-1m-2025-08-07", False), (None, False)]
     headers, body = scripted.requests[1]
     assert headers["anthropic-version"] == "2023-06-01" and body["temperature"] == 0.1
+
+
+def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made_up_answers(gateway, scripted,
+                                                                                           sdk) -> None:
+    # count_tokens and batches were FastAPI's {"detail": "Not Found"}, which the SDK reads as no message at all.
+    for call in (lambda: sdk.messages.count_tokens(model="claude", messages=ASK),
+                 lambda: sdk.messages.batches.create(requests=[{"custom_id": "a", "params": {
+                     "model": "claude", "max_tokens": 5, "messages": ASK}}]),
+                 lambda: sdk.messages.batches.list()):
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            call()
+        assert missing.value.body["type"] == "error" and missing.value.body["error"]["type"] == "not_found_error"
+        assert "POST /v1/messages" in missing.value.message
+    wrong_method = httpx.get(gateway + "/v1/messages")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+    assert scripted.requests == []
+
+
+def test_each_message_names_its_ledger_request_id_in_request_id_and_its_id(upstream, tmp_path) -> None:
+    # The message id and the ledger's request_id were unrelated, and no request-id header came back.
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]}}})
+    with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+        sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            final = stream.get_final_message()
+            streamed = stream.response.headers["request-id"]
+    assert reply.id == f"msg_{reply._request_id}" and final.id == f"msg_{streamed}"
+    assert sorted(e.request_id for e in open_store(ledger).events()) == sorted([reply._request_id, streamed])

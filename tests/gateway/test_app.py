@@ -88,6 +88,57 @@ def test_errors_have_openais_shape(ledger_path):
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
 
 
+def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_what_it_serves(ledger_path):
+    # These were FastAPI's {"detail": "Not Found"}: not OpenAI's shape (the SDK's error had no message or code)
+    # and no word on what the gateway does serve.
+    with gateway({}, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        for call in (lambda: client.responses.create(model="local", input="hi"),
+                     lambda: client.embeddings.create(model="local", input="hi"),
+                     lambda: client.completions.create(model="local", prompt="hi")):
+            with pytest.raises(openai.NotFoundError) as missing:
+                call()
+            assert missing.value.code == "unknown_url" and "POST /v1/chat/completions" in missing.value.message
+        wrong_base = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)  # without /v1: a common slip
+        with pytest.raises(openai.NotFoundError) as missing:
+            wrong_base.chat.completions.create(model="local", messages=[{"role": "user", "content": "x"}])
+        assert "POST /chat/completions" in missing.value.message and "base_url" in missing.value.message
+        wrong_method = httpx.get(url + "/v1/chat/completions")
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        assert "send POST" in wrong_method.json()["error"]["message"]
+        assert httpx.get(url + "/dashboard/static/nope.js").json() == {"detail": "no dashboard file 'nope.js'"}
+    assert open_store(ledger_path).events() == []
+
+
+def test_models_retrieve_answers_for_each_name_models_list_gives(ledger_path):
+    # client.models.retrieve (GET /v1/models/{model}) was a 404 for every name, the ones /v1/models lists too.
+    config = upstream_config("http://unused", routes={"team/chat": {"model": "fast"}})
+    with gateway(config, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        listed = [m.id for m in client.models.list()]
+        assert [client.models.retrieve(name).id for name in listed] == listed == ["fast", "local", "team/chat"]
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.models.retrieve("nope")
+        assert missing.value.code == "model_not_found" and missing.value.param == "model"
+
+
+def test_each_answer_names_its_ledger_request_id_in_x_request_id_and_its_id(ledger_path):
+    # The answer's id and the ledger's request_id were two unrelated ids, and no x-request-id header came back
+    # (the SDK's `_request_id` was None): a caller could not find its call in the ledger.
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        ask = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+        raw = client.chat.completions.with_raw_response.create(**ask)
+        reply = raw.parse()
+        streamed = client.chat.completions.with_raw_response.create(**ask, stream=True)
+        chunks = list(streamed.parse())
+    ids = [raw.headers["x-request-id"], streamed.headers["x-request-id"]]
+    assert reply._request_id == ids[0] and reply.id == f"chatcmpl-{ids[0]}"
+    assert {c.id for c in chunks} == {f"chatcmpl-{ids[1]}"} and ids[0] != ids[1]
+    assert sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)
+
+
 def test_only_a_model_charged_at_zero_is_warned_about(ledger_path, caplog):
     # "fast" is unknown to the catalog but priced as Haiku: its id is probed, never charged, so no
     # "recording its usage at $0" warning; a model with no price_as is charged at $0 and warned about.

@@ -757,3 +757,49 @@ def test_a_model_waits_as_long_as_its_timeout_s_and_the_timeout_says_how_to_rais
     finally:
         upstream.close()
     assert [e.outcome for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)] == ["timeout", "ok"]
+
+
+def test_the_providers_error_code_reaches_the_caller(ledger_path):
+    """An upstream's `context_length_exceeded` (which callers catch to trim the conversation and retry) came back
+    as code `client_error`: the provider's code was only inside the message text."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(400, {}, "context_length_exceeded")] * 2 + [(400, {})])
+    try:
+        with gateway(upstream_config(upstream.url), ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(**ask, stream=stream)
+                assert refused.value.code == "context_length_exceeded", refused.value.body
+            with pytest.raises(openai.BadRequestError) as refused:  # no code from the provider: the gateway's kind
+                client.chat.completions.create(**ask)
+            assert refused.value.code == "client_error"
+    finally:
+        upstream.close()
+    assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
+
+
+def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
+    """An upstream's 4xx came back with no x-request-id (the SDK error's request_id was None), so the caller
+    could not find the failed attempt's ledger row; a stream that failed before its first chunk neither."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(400, {})] * 2)
+    try:
+        with gateway(upstream_config(upstream.url), ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ids = []
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}],
+                                                   max_tokens=5, stream=stream)
+                ids.append(refused.value.request_id)
+    finally:
+        upstream.close()
+    assert None not in ids and sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)

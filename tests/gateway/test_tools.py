@@ -12,6 +12,7 @@ import hashlib
 import json
 import typing
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -115,6 +116,88 @@ def test_streamed_tool_calls_arrive_in_openais_chunk_format(served):
     assert text == "answer after result of get_time: 18C sunny"
     assert upstream.last["stream"] is True and upstream.last["messages"][2:] == messages[2:]
     assert upstream.last["messages"][1]["tool_calls"] == messages[1]["tool_calls"]
+
+
+def test_a_streamed_answer_keeps_the_upstreams_system_fingerprint(served):
+    # The non-streamed answer carried system_fingerprint (and service_tier); the streamed one lost them.
+    _, client, _ = served
+    chunks = list(client.chat.completions.create(model="fast", messages=[USER], stream=True,
+                                                 stream_options={"include_usage": True}))
+    finish = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert finish.system_fingerprint == "fp_test" and chunks[-1].usage and chunks[-1].system_fingerprint == "fp_test"
+
+
+def test_the_upstreams_token_details_reach_the_caller_streamed_or_not(served):
+    # Predicted outputs' accepted/rejected token counts (and audio tokens) were dropped: only cached and
+    # reasoning tokens came back.
+    _, client, _ = served
+    ask = {"model": "fast", "messages": [USER], "prediction": {"type": "content", "content": "plain answer"}}
+    reply = client.chat.completions.create(**ask)
+    streamed = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    for usage in (reply.usage, streamed[-1].usage):
+        done = usage.completion_tokens_details
+        assert (done.accepted_prediction_tokens, done.rejected_prediction_tokens, done.reasoning_tokens) == (2, 1, 3)
+        assert (usage.prompt_tokens_details.audio_tokens, usage.prompt_tokens_details.cached_tokens) == (0, 8)
+
+
+def test_an_openai_models_refusal_reaches_a_v1_messages_caller_as_text_and_stop_reason_refusal(served):
+    # The refusal (OpenAI's message.refusal, delta.refusal when streamed) was dropped: the Anthropic SDK got an
+    # empty message that ended "end_turn", as if the model had nothing to say.
+    upstream, _, url = served
+    upstream.message_extra = {"content": None, "refusal": "I can't help with that."}
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    ask = {"model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "Something bad."}]}
+    reply = sdk.messages.create(**ask)
+    with sdk.messages.stream(**ask) as stream:
+        final = stream.get_final_message()
+    for message in (reply, final):
+        assert [(b.type, b.text) for b in message.content] == [("text", "I can't help with that.")]
+        assert message.stop_reason == "refusal"
+
+
+def test_a_refusal_comes_back_beside_a_null_content_as_openai_sends_it(served):
+    # The content was "" beside the refusal; OpenAI sends null there.
+    upstream, client, _ = served
+    upstream.message_extra = {"content": None, "refusal": "I can't help with that."}
+    refused = client.chat.completions.create(model="fast", messages=[USER], max_tokens=5).choices[0].message
+    assert (refused.content, refused.refusal) == (None, "I can't help with that.")
+
+
+def test_a_conversation_that_opens_with_the_assistant_reaches_the_upstream_whole(served):
+    # With no turn limit configured, a leading assistant turn was dropped anyway: a chat UI's greeting vanished,
+    # and a history opening with a tool call lost the call and kept its result, which every provider refuses.
+    upstream, client, _ = served
+    greeting = [{"role": "assistant", "content": "Hi! How can I help?"}, USER]
+    called = [{"role": "assistant", "content": None,
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+              {"role": "tool", "tool_call_id": "c1", "content": "noon"}, USER]
+    for messages in (greeting, called):
+        client.chat.completions.create(model="fast", messages=messages, tools=[TIME], max_tokens=5)
+        assert [m["role"] for m in upstream.last["messages"]] == [m["role"] for m in messages]
+
+
+def test_a_stream_without_obfuscation_is_served_and_one_with_it_refused_by_name(served):
+    # include_obfuscation: false (OpenAI's bandwidth option) was a 400, though the gateway's chunks never carry
+    # obfuscation padding: the request asked for exactly what it gets.
+    _, client, _ = served
+    chunks = list(client.chat.completions.create(model="fast", messages=[USER], stream=True, stream_options={
+        "include_usage": True, "include_obfuscation": False}))
+    assert chunks[-1].usage.total_tokens == 49 and not any(c.model_extra.get("obfuscation") for c in chunks)
+    with pytest.raises(openai.BadRequestError) as refused:
+        list(client.chat.completions.create(model="fast", messages=[USER], stream=True,
+                                            stream_options={"include_obfuscation": True}))
+    assert refused.value.param == "stream_options.include_obfuscation"
+
+
+def test_an_assistant_refusal_part_is_carried_as_its_text(served):
+    # OpenAI's assistant content may hold {"type": "refusal"} parts; one was a 400 "not supported by this gateway".
+    upstream, client, url = served
+    said = {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}
+    client.chat.completions.create(model="fast", messages=[USER, said, USER], max_tokens=5)
+    assert upstream.last["messages"][1] == {"role": "assistant", "content": "I can't help with that."}
+    as_user = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [
+        {"role": "user", "content": [{"type": "refusal", "refusal": "x"}]}]})
+    assert as_user.status_code == 400 and as_user.json()["error"]["param"] == "messages[0].content[0].type"
 
 
 def test_image_and_file_parts_arrive_byte_identical(served, ledger_path):
@@ -525,6 +608,23 @@ def test_a_field_the_routed_provider_has_no_place_for_is_a_400_naming_it_as_open
                                                                        "invalid_request_error"), body
                 assert body["message"].startswith(f"{field}: ")
     assert {e.outcome for e in open_store(ledger_path).events()} <= {"client_error"}  # nothing was paid for
+
+
+def test_a_part_the_routed_provider_cannot_send_is_named_where_the_caller_put_it(served):
+    # Named by the content model's indices, the image at messages[4] was "messages[2].content[1].detail": the
+    # opening system and developer messages are lifted out of the turns, so that named the user's "hi".
+    _, client, _ = served
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode(),
+                                                "detail": "high"}}
+    messages = [{"role": "system", "content": "s"}, {"role": "developer", "content": "d"}, USER,
+                {"role": "assistant", "content": "ok"}, {"role": "user", "content": [{"type": "text", "text": "?"},
+                                                                                     image]}]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as info:
+            reply = client.chat.completions.create(model="claude", messages=messages, max_tokens=5, stream=stream)
+            list(reply) if stream else None
+        assert info.value.body["param"] == "messages[4].content[1].detail", info.value.body
+        assert info.value.body["message"].startswith("messages[4].content[1].detail: ")
 
 
 def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tiers_alike(ledger_path):

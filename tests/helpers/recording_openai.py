@@ -16,8 +16,12 @@ USAGE = {
     "prompt_tokens": 40,
     "completion_tokens": 9,
     "total_tokens": 49,
-    "prompt_tokens_details": {"cached_tokens": 8},
-    "completion_tokens_details": {"reasoning_tokens": 3},
+    "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 3,
+        "accepted_prediction_tokens": 2,
+        "rejected_prediction_tokens": 1,
+    },
 }
 LOGPROBS = {"content": [{"token": "ok", "logprob": -0.25, "bytes": [111, 107], "top_logprobs": []}], "refusal": None}
 
@@ -81,6 +85,7 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
             "object": "chat.completion.chunk",
             "created": 0,
             "model": body.get("model"),
+            "system_fingerprint": "fp_test",  # on every chunk, as OpenAI sends it
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
@@ -115,6 +120,7 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
                 "object": "chat.completion.chunk",
                 "created": 0,
                 "model": body.get("model"),
+                "system_fingerprint": "fp_test",
                 "choices": [],
                 "usage": USAGE,
             }
@@ -128,7 +134,8 @@ class RecordingOpenAI:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.keys: list[str] = []  # each request's Authorization header
-        self.message_extra: dict = {}  # keys added to the first choice's message (e.g. refusal, annotations)
+        # Keys added to the first choice's message (e.g. refusal, annotations); a refusal is streamed too.
+        self.message_extra: dict = {}
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
         self.finish_reason: str | None = None  # the finish reason to report instead of OpenAI's
@@ -151,6 +158,11 @@ class RecordingOpenAI:
                             piece.pop("id", None)
                     for choice in (ch for c in chunks for ch in c["choices"] if ch["finish_reason"]):
                         choice["finish_reason"] = recorder.finish_reason or choice["finish_reason"]
+                    refusal = recorder.message_extra.get("refusal")
+                    if refusal:  # the model refused: its words stream as delta.refusal, and no content
+                        chunks = [c for c in chunks if not any(ch["delta"].get("content") for ch in c["choices"])]
+                        said = {"index": 0, "delta": {"refusal": refusal}, "finish_reason": None}
+                        chunks.insert(1, {**chunks[0], "choices": [said]})
                     payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"

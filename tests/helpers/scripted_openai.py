@@ -38,7 +38,8 @@ class ScriptedOpenAI:
     an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
-    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s. `reply`: the
+    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s. An error entry's third
+    item is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the
     answer's stream deltas (a non-streamed answer is their concatenation).
     """
 
@@ -64,8 +65,9 @@ class ScriptedOpenAI:
                 model = body["model"]
                 usage = outer.usage
                 content_type = "application/json"
-                if status != 200:
-                    data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": None}}).encode()
+                if status != 200:  # (status, headers, code): an error with OpenAI's error.code
+                    code = kind[0] if kind and kind[0] != "late" else None
+                    data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": code}}).encode()
                 elif body.get("stream") and kind == ["broken"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])

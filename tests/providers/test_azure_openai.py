@@ -188,6 +188,7 @@ def test_tokenomy_azure_errors_name_the_fix(azure_url, ledger_path, monkeypatch)
     with Tokenomy(ledger_path, models=models(azure_url, model="gone")) as client, pytest.raises(ProviderError) as info:
         client.chat(ChatRequest.simple("hi", model="prod"))
     assert info.value.kind == "client_error" and info.value.status == 404 and "DeploymentNotFound" in str(info.value)
+    assert info.value.code == "DeploymentNotFound"  # the API's error.code, which the gateway passes on
     with pytest.raises(ConfigError, match="price_as"):
         resolve_model("azure/my-deployment")
     assert resolve_model("azure/gpt-4o-mini").provider == "azure"

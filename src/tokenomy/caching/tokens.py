@@ -53,10 +53,11 @@ def apply_token_policy(request: ChatRequest, policy: TokenPolicy) -> tuple[ChatR
             kept.append(message)
             budget -= cost
         messages = list(reversed(kept))
-    # A conversation must open with a user turn after truncation, and not with the results of tool calls that were
-    # cut away (every provider refuses a tool result without its call in the turn before).
+    # A conversation truncated here must open with a user turn, and not with the results of tool calls that were
+    # cut away (every provider refuses a tool result without its call in the turn before). One the caller opened
+    # otherwise (an assistant's greeting, a prefill) is the caller's, sent as is: the provider takes it or says why.
     cut = len(messages) < len(request.messages)
-    while len(messages) > 1 and (messages[0].role != "user" or (cut and messages[0].blocks_of(ToolResultBlock))):
+    while cut and len(messages) > 1 and (messages[0].role != "user" or messages[0].blocks_of(ToolResultBlock)):
         messages = messages[1:]
     # A system message in mid-conversation is an instruction, as the system prompt is: the ones cut away with old
     # turns still lead what is kept, in their order (providers with one system prompt merge them into it).

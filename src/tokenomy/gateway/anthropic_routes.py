@@ -51,6 +51,7 @@ ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     429: "rate_limit_error",
     503: "overloaded_error",
 }
@@ -83,6 +84,7 @@ class EventWriter:
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+        self.refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
 
     def start(self) -> bytes:
         return _sse(
@@ -134,10 +136,14 @@ class EventWriter:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
             if piece.signature:
                 out.append(self._delta({"type": "signature_delta", "signature": piece.signature}))
-        if piece.delta:
+        # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
+        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
+        text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
+        self.refused = self.refused or bool(isinstance(refused, str) and refused)
+        if text:
             if self.open != "text":
                 out += self._begin("text", {"type": "text", "text": ""})
-            out.append(self._delta({"type": "text_delta", "text": piece.delta}))
+            out.append(self._delta({"type": "text_delta", "text": text}))
         call = piece.tool_call
         if call is not None:
             if call.index not in self.tool_blocks:
@@ -164,7 +170,7 @@ class EventWriter:
                 {
                     "type": "message_delta",
                     "delta": {
-                        "stop_reason": stop_reason(response),
+                        "stop_reason": "refusal" if self.refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
                     "usage": usage_body(response),
@@ -259,17 +265,19 @@ async def create_message(request: Request):
     admitted = await admit(gw, name, route, key, call)
     if isinstance(admitted, Refusal):
         return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
-    message_id = f"msg_{new_id()}"
+    # One id for the message, its request-id header (the SDK's `_request_id`) and its ledger rows.
+    call.meta.request_id = new_id()
+    message_id = f"msg_{call.meta.request_id}"
+    headers = {"request-id": call.meta.request_id}
     if body.get("stream"):
-        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started))
+        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started), headers=headers)
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
-    except ProviderError as exc:
+    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
         await settle(gw, admitted.budgets, None)
-        return metrics.done(_provider_error(exc, body), name, started)
-    except TokenomyError as exc:
-        await settle(gw, admitted.budgets, None)
-        return metrics.done(anthropic_error(400, str(exc)), name, started)
+        failed = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+        failed.headers.update(headers)
+        return metrics.done(failed, name, started)
     finally:
         gw.guard.slots.release()
     await settle(gw, admitted.budgets, response)
@@ -284,7 +292,7 @@ async def create_message(request: Request):
         "tier": response.tier,
         "attempts": response.attempts,
     }
-    return metrics.done(JSONResponse(body_out), name, started)
+    return metrics.done(JSONResponse(body_out, headers=headers), name, started)
 
 
 def _anthropic_upstream(gw, route) -> bool:
@@ -327,6 +335,7 @@ async def _stream(
         failed = True
         if not opened:
             refused = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+            refused.headers["request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
             metrics.count(name, refused.status_code, started)
         else:
             kind = (

@@ -17,9 +17,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
@@ -30,7 +32,7 @@ from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
-from tokenomy.gateway.openai_ingress import RequestError, caller_path, to_chat_request
+from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     FirstChunkStream,
@@ -38,6 +40,7 @@ from tokenomy.gateway.responses import (
     completion_body,
     error,
     invalid_body,
+    raw_extras,
     sse,
     usage_body,
 )
@@ -113,6 +116,14 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             return anthropic_error(500, message)
         return error(500, message, "server_error", "internal_error")
 
+    @app.exception_handler(HTTPException)
+    async def no_such_endpoint(request: Request, exc: HTTPException) -> Response:
+        # A path or method the gateway does not serve: the SDK's error shape naming what it does serve, not
+        # FastAPI's {"detail": "Not Found"}, which the SDKs cannot read and which names no fix.
+        if exc.status_code not in (404, 405) or request.url.path.startswith("/dashboard"):
+            return await http_exception_handler(request, exc)  # the dashboard's own errors, as its page reads them
+        return _unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         if config.auth and "gw" in holder:  # a caller without a key gets 401 before any word on its body
@@ -142,14 +153,25 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
         return PlainTextResponse(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
+    served_models = set(config.routes) | set(config.models) | {"local"}
+
     @app.get("/v1/models")
     async def models() -> dict:
         """The names clients may send as `model`: routes and configured models."""
-        names = sorted(set(config.routes) | set(config.models) | {"local"})
-        return {
-            "object": "list",
-            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"} for n in names],
-        }
+        return {"object": "list", "data": [_model_object(n) for n in sorted(served_models)]}
+
+    @app.get("/v1/models/{model:path}")
+    async def model(model: str) -> Response:
+        """One name clients may send as `model` (the openai SDK's `client.models.retrieve`)."""
+        if model not in served_models:
+            return error(
+                404,
+                f"The model `{model}` does not exist on this gateway; GET /v1/models lists the names you can use.",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
+        return JSONResponse(_model_object(model))
 
     @app.post(
         "/v1/chat/completions",
@@ -237,24 +259,31 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
                 started,
             )
         policy, budgets = admitted.policy, admitted.budgets
-        request_id = f"chatcmpl-{new_id()}"
+        # One id for the answer, its x-request-id header and its ledger rows: the caller can find its call there.
+        call.meta.request_id = new_id()
+        request_id = f"chatcmpl-{call.meta.request_id}"
+        headers = {"x-request-id": call.meta.request_id}
         if body.stream:
-            return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started))
+            return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
         try:
             response = await gw.client.achat(call, policy=policy)
-        except ProviderError as exc:
+        except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
             await _settle(gw, budgets, None)
-            return metrics.done(_provider_error(exc, body), body.model, started)
-        except TokenomyError as exc:
-            await _settle(gw, budgets, None)
-            return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+            failed = (
+                _provider_error(exc, body)
+                if isinstance(exc, ProviderError)
+                else error(400, str(exc), "invalid_request_error")
+            )
+            failed.headers.update(headers)
+            return metrics.done(failed, body.model, started)
         finally:
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
         metrics.observe(response, body.model)
-        return metrics.done(FastJSONResponse(completion_body(response, body.model, request_id)), body.model, started)
+        answer = FastJSONResponse(completion_body(response, body.model, request_id), headers=headers)
+        return metrics.done(answer, body.model, started)
 
     default_openapi = app.openapi
 
@@ -305,14 +334,46 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
+SERVED = "POST /v1/chat/completions, POST /v1/messages, GET /v1/models[/{model}], GET /healthz and GET /metrics"
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenomy"}
+
+
+def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JSONResponse:
+    """The 404 (no such path) or 405 (not with this method) for a request the gateway does not serve, in
+    Anthropic's error shape for a Messages API path and OpenAI's for any other, naming what it serves."""
+    if status == 405:
+        message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
+    else:
+        message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
+        if path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
+            message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
+    if "/messages" in path:
+        return anthropic_error(status, message, headers)
+    return error(
+        status,
+        message,
+        "invalid_request_error",
+        "unknown_url" if status == 404 else "method_not_allowed",
+        headers=headers,
+    )
+
+
 def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         where = caller_path(body, exc.refused)
         return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
-    if exc.param is not None:  # refused by the mapping before any call: the request's field, as OpenAI names it
-        return error(400, str(exc), "invalid_request_error", "unsupported_parameter", param=exc.param)
+    if exc.param is not None:  # refused by the mapping before any call: the request's field, where the caller put it
+        where = caller_param(body, exc.param)
+        message = str(exc).replace(exc.param, where, 1)
+        return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     status = upstream_status(exc)
-    return error(status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.kind, headers=retry_after(exc))
+    # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
+    return error(
+        status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.code or exc.kind, headers=retry_after(exc)
+    )
 
 
 async def _stream(
@@ -320,7 +381,13 @@ async def _stream(
 ) -> AsyncIterator[bytes | Response]:
     created = int(time.time())
 
-    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, extra: dict | None = None) -> bytes:
+    def chunk(
+        delta: dict,
+        finish: str | None = None,
+        usage: dict | None = None,
+        extra: dict | None = None,
+        top: dict | None = None,
+    ) -> bytes:
         payload = {
             "id": request_id,
             "object": "chat.completion.chunk",
@@ -329,6 +396,7 @@ async def _stream(
             "choices": []
             if usage is not None
             else [{"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}],
+            **(top or {}),
         }
         if usage is not None:
             payload["usage"] = usage
@@ -354,9 +422,10 @@ async def _stream(
         assert final is not None
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        yield chunk({}, final.finish_reason)
+        top = raw_extras(final, "top")  # system_fingerprint, service_tier, ... as the upstream sent them
+        yield chunk({}, final.finish_reason, top=top)
         if body.stream_options and body.stream_options.include_usage:
-            yield chunk({}, usage=usage_body(final))
+            yield chunk({}, usage=usage_body(final), top=top)
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
@@ -367,6 +436,7 @@ async def _stream(
                 if isinstance(exc, ProviderError)
                 else error(400, str(exc), "invalid_request_error")
             )
+            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
             metrics.count(body.model, refused.status_code, started)
         else:
             kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"

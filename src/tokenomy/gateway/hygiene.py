@@ -61,8 +61,10 @@ def _strict_problem(body: bytes) -> tuple[str, str | None] | None:
         return (f"the request body is not valid UTF-8 (byte {exc.start}); send JSON text encoded as UTF-8", None)
     try:
         data = json.loads(body)  # reads NaN, Infinity, 1e400 and lone surrogates, so they can be named
-    except (ValueError, RecursionError):
+    except ValueError:
         return None  # not JSON: the parser after this middleware says so
+    except RecursionError:  # the endpoint's parser would recurse as deep: refused here, for every endpoint alike
+        return (f"the request body is nested more than {MAX_DEPTH} levels deep; send the request unnested", None)
     return _unsendable(data)
 
 

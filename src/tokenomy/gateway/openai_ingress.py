@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Union
@@ -103,7 +104,12 @@ def valid_base64(text: str) -> bool:
     return len(raw) % 4 == 0 and len(raw) - len(unpadded) <= 2 and not unpadded.translate(None, _BASE64_ALPHABET)
 
 
-PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+PART_KEYS = {
+    "text": {"type", "text"},
+    "image_url": {"type", "image_url"},
+    "file": {"type", "file"},
+    "refusal": {"type", "refusal"},  # an assistant message's only (OpenAI's ChatCompletionContentPartRefusalParam)
+}
 # The keys each nested object of the request may hold, with the type of each: anything else would be dropped, so it
 # is refused, and a value of another type (a number as a tool's name) would reach each provider differently (sent
 # as is, refused by its SDK, a server error), so it is refused too.
@@ -151,7 +157,7 @@ def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
     return value
 
 
-def _part(part: dict[str, Any], message: str, index: int) -> Block:
+def _part(part: dict[str, Any], message: str, index: int, assistant: bool = False) -> Block:
     """The block for the content part `{message}.content[{index}]` (the path is spelled out only for an error)."""
     if not isinstance(part, dict):
         raise RequestError(f"{message}.content[{index}]", "expected a content part object")
@@ -160,10 +166,11 @@ def _part(part: dict[str, Any], message: str, index: int) -> Block:
     if keys is not None and not keys.issuperset(part):  # a part with only its own keys builds no set
         unknown = sorted(set(part) - keys)
         raise RequestError(f"{message}.content[{index}].{unknown[0]}", f"not supported on {kind} parts by this gateway")
-    if kind == "text":
-        text = part.get("text")
+    if kind == "text" or (kind == "refusal" and assistant):
+        # A refusal part is the model's words when it refused: text for the next turn, as a message's `refusal` is.
+        text = part.get(kind)
         if not isinstance(text, str):
-            raise RequestError(f"{message}.content[{index}].text", "required: a string")
+            raise RequestError(f"{message}.content[{index}].{kind}", "required: a string")
         return TextBlock(text)
     where = f"{message}.content[{index}]"
     if kind == "image_url":
@@ -194,12 +201,12 @@ def _part(part: dict[str, Any], message: str, index: int) -> Block:
     )
 
 
-def _blocks(content: Union[str, list[dict[str, Any]], None], where: str) -> list[Block]:
+def _blocks(content: Union[str, list[dict[str, Any]], None], where: str, assistant: bool = False) -> list[Block]:
     if content is None:
         return []
     if isinstance(content, str):
         return [TextBlock(content)] if content else []
-    return [_part(p, where, i) for i, p in enumerate(content)]
+    return [_part(p, where, i, assistant) for i, p in enumerate(content)]
 
 
 def _json_arguments(arguments: str) -> Any:
@@ -339,7 +346,7 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 origins[-1].blocks.append(where)
         elif m.role == "assistant":
             before, after = _assistant_extras(extra, where) if extra else ([], [])
-            blocks = before + _blocks(m.content, where) + after
+            blocks = before + _blocks(m.content, where, assistant=True) + after
             blocks += [_tool_call(c, where, j) for j, c in enumerate(m.tool_calls or [])]
             turns.append(Message("assistant", blocks, name=m.name))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
@@ -372,6 +379,24 @@ def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
     if refused.part is not None:
         return origin.parts[refused.block][refused.part]
     return origin.blocks[refused.block]
+
+
+_CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
+
+
+def caller_param(body: ChatCompletionRequest, param: str) -> str:
+    """A provider mapping names a field it cannot send by its place in the content model
+    (`messages[2].content[1].detail`); this is the same place in the caller's request (`messages[4].content[1]
+    .detail` when two system messages came first). A path outside `messages` is the caller's already."""
+    found = _CONTENT_PATH.match(param)
+    if found is None:
+        return param
+    message, block, part = (None if index is None else int(index) for index in found.groups())
+    try:
+        where = caller_path(body, Unsupported("", message, block, part))
+    except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
+        return param
+    return where + param[found.end() :]
 
 
 # -- options ---------------------------------------------------------------------------------------
@@ -451,6 +476,11 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     if body.stream_options is not None:
         if not body.stream:  # OpenAI refuses it too: the caller expects a usage chunk that no stream will carry
             raise RequestError("stream_options", "only allowed with stream: true; remove it or stream the answer")
+        if body.stream_options.include_obfuscation:  # false (less bandwidth) is what the gateway does anyway
+            raise RequestError(
+                "stream_options.include_obfuscation",
+                "the gateway's stream chunks carry no obfuscation padding; send false or remove it",
+            )
         for key in body.stream_options.model_extra or {}:
             raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
     return extra

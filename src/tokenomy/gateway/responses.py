@@ -38,8 +38,14 @@ class FirstChunkStream(StreamingResponse):
     failed before anything was streamed, and the caller gets that error with its own status (a 429 or 502 the
     SDKs raise as such, and retry), not a 200 whose only event is an error. A provider's own stream answers so."""
 
-    def __init__(self, content: AsyncIterator[bytes | Response], media_type: str = "text/event-stream") -> None:
-        super().__init__(content, media_type=media_type)  # type: ignore[arg-type]  # the first item may be a Response
+    def __init__(
+        self,
+        content: AsyncIterator[bytes | Response],
+        media_type: str = "text/event-stream",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # The first item may be a Response: then its own status and headers are sent, not `headers`.
+        super().__init__(content, media_type=media_type, headers=headers)  # type: ignore[arg-type]
 
     async def stream_response(self, send: Send) -> None:
         items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
@@ -86,16 +92,21 @@ def invalid_body(errors: Sequence[Any]) -> JSONResponse:
     return error(400, f"{param or 'body'}: {first.get('msg')}", "invalid_request_error", param=param)
 
 
-def _raw(response: ChatResponse, key: str) -> dict[str, Any]:
+def raw_extras(response: ChatResponse, key: str) -> dict[str, Any]:
     """What an OpenAI-format upstream sent beyond ChatResponse's slots (see providers.openai_wire.extras)."""
     raw = response.raw
     return dict(raw.get(key) or {}) if isinstance(raw, dict) else {}
 
 
 def message_body(response: ChatResponse) -> dict[str, Any]:
-    """The assistant message: text (None when the answer is only tool calls, as OpenAI sends), tool calls."""
+    """The assistant message: text (None when the answer is only tool calls or a refusal, as OpenAI sends), tool
+    calls."""
     calls = response.tool_calls
-    message: dict[str, Any] = {"role": "assistant", "content": response.text or (None if calls else "")}
+    extras = raw_extras(response, "message")  # refusal, annotations, audio, ... as the upstream sent them
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.text or (None if calls or extras.get("refusal") else ""),
+    }
     reasoning = "".join(b.text for b in response.content if isinstance(b, ReasoningBlock))
     if reasoning:
         message["reasoning_content"] = reasoning  # the field OpenAI-compatible reasoning servers use
@@ -104,7 +115,7 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
             for c in calls
         ]
-    message.update(_raw(response, "message"))  # refusal, annotations, audio, ... as the upstream sent them
+    message.update(extras)
     return message
 
 
@@ -115,7 +126,7 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         "index": 0,
         "message": message_body(response),
         "finish_reason": response.finish_reason,
-        **_raw(response, "choice"),
+        **raw_extras(response, "choice"),
     }
     more = response.raw.get("more_choices") if isinstance(response.raw, dict) else None
     return {
@@ -124,7 +135,7 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         "created": int(time.time()),
         "model": model,
         "choices": [choice, *(more or [])],
-        **_raw(response, "top"),
+        **raw_extras(response, "top"),
         "usage": usage_body(response),
         "tokenomy": {
             "cost_usd": None if response.cost_usd is None else money_str(response.cost_usd, "record"),
@@ -138,14 +149,19 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning."""
+    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning; the
+    other details an OpenAI-format upstream sent (audio, accepted/rejected prediction tokens) as it sent them."""
     usage = response.usage
+    details = raw_extras(response, "usage_details")
     return {
         "prompt_tokens": usage.total_input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "prompt_tokens_details": {**details.get("prompt_tokens_details", {}), "cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {
+            **details.get("completion_tokens_details", {}),
+            "reasoning_tokens": usage.reasoning_tokens,
+        },
     }
 
 

@@ -46,6 +46,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
+    include_obfuscation: Optional[bool] = None  # the gateway's chunks have no `obfuscation` padding
 
 
 class ChatCompletionRequest(BaseModel):

@@ -229,9 +229,19 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
     return path
 
 
+def refusal(response: ChatResponse) -> str | None:
+    """The text an OpenAI-format model refused with (its message's `refusal`, beside an empty content): the
+    Messages API has no such field, so it is the answer's text, with stop_reason "refusal"."""
+    message = response.raw.get("message") if isinstance(response.raw, dict) else None
+    text = message.get("refusal") if isinstance(message, dict) else None
+    return text if isinstance(text, str) and text else None
+
+
 def stop_reason(response: ChatResponse) -> str:
     if response.stop_sequence is not None:
         return "stop_sequence"
+    if refusal(response) is not None:
+        return "refusal"
     return STOP_REASONS.get(response.finish_reason, "end_turn")
 
 
@@ -247,12 +257,16 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:
     """A ChatResponse as the Messages API's message object."""
+    content = blocks_to_anthropic(response.content, "content", model)
+    refused = refusal(response)
+    if refused is not None:
+        content.append({"type": "text", "text": refused})
     return {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": blocks_to_anthropic(response.content, "content", model),
+        "content": content,
         "stop_reason": stop_reason(response),
         "stop_sequence": response.stop_sequence or None,
         "usage": usage_body(response),

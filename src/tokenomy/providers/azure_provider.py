@@ -126,4 +126,6 @@ class AzureOpenAIProvider(OpenAIProvider):
             hint = "[DeploymentNotFound]: check the deployment name (`model:` in tokenomy.yaml, or azure/<deployment>)"
         else:
             hint = f"check the endpoint and the api-version ({self.api_version})"
-        return ProviderError(f"{error} (Azure resource {self.base_url}) {hint}", error.kind, error.retry_after, 404)
+        return ProviderError(
+            f"{error} (Azure resource {self.base_url}) {hint}", error.kind, error.retry_after, 404, code=error.code
+        )

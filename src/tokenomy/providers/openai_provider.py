@@ -37,7 +37,8 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(str(exc), kind="timeout", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
-        return ProviderError(str(exc), kind="client_error", status=status)
+        code = getattr(exc, "code", None)  # the API's error.code, as the SDK read it
+        return ProviderError(str(exc), kind="client_error", status=status, code=code if isinstance(code, str) else None)
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
 

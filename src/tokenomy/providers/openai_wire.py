@@ -276,6 +276,15 @@ def usage_from_dict(usage: dict | None) -> Usage:
     )
 
 
+def usage_details(usage: dict | None) -> dict[str, Any]:
+    """The upstream's token details (audio, accepted and rejected prediction tokens, ...) as it sent them: the
+    gateway passes them on beside the cached and reasoning counts Usage keeps."""
+    if not isinstance(usage, dict):
+        return {}
+    keys = ("prompt_tokens_details", "completion_tokens_details")
+    return {k: usage[k] for k in keys if isinstance(usage.get(k), dict) and usage[k]}
+
+
 def stand_in_id() -> str:
     """An id for a tool call the server sent without one (llama.cpp, LM Studio and other OpenAI-compatible servers):
     the result must name its call, and two calls of one turn must not share the empty id."""
@@ -324,6 +333,9 @@ def extras(data: dict[str, Any]) -> dict[str, Any]:
             raw[key] = value
     if len(choices) > 1:  # n > 1: the first choice is the ChatResponse, the others are returned as sent
         raw["more_choices"] = choices[1:]
+    details = usage_details(data.get("usage"))
+    if details:
+        raw["usage_details"] = details
     return raw
 
 
@@ -450,6 +462,9 @@ class StreamAssembler:
                 )
             )
         raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
+        details = usage_details(self.usage)
+        if details:
+            raw["usage_details"] = details
         if self.usage is None:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
             # zero, and say so (one delta per token; ~4 characters per prompt token).
@@ -483,5 +498,16 @@ def status_error(status: int, text: str, after: float | None) -> ProviderError:
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
-        return ProviderError(message, kind="client_error", status=status)
+        return ProviderError(message, kind="client_error", status=status, code=error_code(text))
     return ProviderError(message, kind="server_error", retry_after=after, status=status)
+
+
+def error_code(text: str) -> str | None:
+    """`error.code` of an OpenAI-shaped error body (context_length_exceeded, ...), if it is one and has one."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    detail = body.get("error") if isinstance(body, dict) else None
+    code = detail.get("code") if isinstance(detail, dict) else None
+    return code if isinstance(code, str) and code else None
