@@ -118,6 +118,32 @@ def test_streamed_tool_calls_arrive_in_openais_chunk_format(served):
     assert upstream.last["messages"][1]["tool_calls"] == messages[1]["tool_calls"]
 
 
+def test_the_sdks_stream_and_parse_helpers_make_an_agent_loop_through_the_gateway(served):
+    """The openai SDK's helpers, as an agent uses them: the final message of `stream()` or `parse()` is appended
+    as-is to the next request. Before, the stream opened with content "" whatever followed (the helper fired an
+    empty content delta and its message had content "" where OpenAI's has None), and the next request was a 400:
+    the helpers' own `parsed`, `tool_calls[].index` and `function.parsed_arguments` were refused."""
+    upstream, client, _ = served
+    strict = {"type": "function", "function": {**WEATHER["function"], "strict": True, "parameters": {
+        **WEATHER["function"]["parameters"], "additionalProperties": False}}}
+    with client.chat.completions.stream(model="fast", messages=[USER], tools=[WEATHER, TIME]) as stream:
+        events = [event.type for event in stream]
+        streamed = stream.get_final_completion().choices[0].message
+    assert streamed.content is None and [c.function.name for c in streamed.tool_calls] == ["get_weather", "get_time"]
+    assert "content.delta" not in events and "tool_calls.function.arguments.done" in events
+    parsed = client.chat.completions.parse(model="fast", messages=[USER], tools=[strict]).choices[0].message
+    assert parsed.tool_calls[0].function.parsed_arguments["city"] == "Paris"
+    for message in (streamed, parsed):
+        results = [{"role": "tool", "tool_call_id": c.id, "content": "18C sunny"} for c in message.tool_calls]
+        with client.chat.completions.stream(model="fast", messages=[USER, message, *results]) as stream:
+            text = stream.get_final_completion().choices[0].message.content
+        assert text == "answer after 18C sunny"  # a text answer still opens with ""
+        sent = upstream.last["messages"][1]
+        assert sent == {"role": "assistant", "content": None, "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in message.tool_calls]}  # the helpers' derived fields are not forwarded
+
+
 def test_a_streamed_answer_keeps_the_upstreams_system_fingerprint(served):
     # The non-streamed answer carried system_fingerprint (and service_tier); the streamed one lost them.
     _, client, _ = served

@@ -410,10 +410,14 @@ async def _stream(
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
         async for piece in gw.client.astream(call, policy=policy):
-            if not opened:
-                opened = True
-                yield chunk({"role": "assistant", "content": ""})
             rendered = chunk_delta(piece)
+            if not opened and (rendered is not None or piece.response is not None):
+                opened = True
+                # As OpenAI opens: content "" before text, null before an answer that is only tool calls (the
+                # SDK's accumulated message then has content None, not "").
+                first = rendered[0] if rendered is not None else {}
+                calls_only = "tool_calls" in first and not first.get("content")
+                yield chunk({"role": "assistant", "content": None if calls_only else ""})
             if rendered is not None:
                 streamed = True
                 yield chunk(rendered[0], extra=rendered[1])

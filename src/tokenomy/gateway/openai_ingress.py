@@ -115,14 +115,17 @@ PART_KEYS = {
 # as is, refused by its SDK, a server error), so it is refused too.
 IMAGE_KEYS = {"url": str, "detail": str}
 FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
-CALL_KEYS = {"id": str, "type": str, "function": dict}
-CALL_FUNCTION_KEYS = {"name": str, "arguments": str}
+# `index` (a streamed call's position) and `parsed_arguments` (its arguments decoded) are what the openai SDK's
+# `stream()` and `parse()` helpers add to the message an agent appends to its next request: derived from what the
+# call already carries, they are accepted and not forwarded, like the `parsed` content of such a message.
+CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int}
+CALL_FUNCTION_KEYS = {"name": str, "arguments": str, "parsed_arguments": object}
 TOOL_KEYS = {"type": str, "function": dict}
 TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
 CHOICE_FUNCTION_KEYS = {"name": str}
 FORMAT_KEYS = {"type": str, "json_schema": dict}
 SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
-TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean"}
+TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean", int: "an integer"}
 
 
 def _fits(value: Any, keys: Mapping[str, type]) -> bool:
@@ -249,8 +252,9 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
 
 
 # Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
-# a caller appends `reply.choices[0].message` as-is), plus the gateway's own `reasoning_content`.
-ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content"}
+# a caller appends `reply.choices[0].message` as-is, `parsed` after its parse() helper), plus the gateway's own
+# `reasoning_content`.
+ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content", "parsed"}
 
 
 def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
