@@ -125,3 +125,21 @@ def test_tables_left_align_sentences_and_right_align_numbers():
                    text_columns=("field", "reason"))
     # Reasons and assumptions were right-aligned like numbers, ragged and hard to read.
     assert [c.justify for c in result.columns] == ["left", "left", "left", "right"]
+
+
+def test_help_paragraphs_flow_as_sentences_not_as_the_docstring_was_wrapped():
+    # Typer keeps single line breaks after the first paragraph: `alerts check --help` broke "when" / "they are POSTed"
+    # and "(the" / "table and the" onto lines of their own, mid-sentence, at any terminal width.
+    import inspect
+
+    import typer.main
+
+    def walk(command, path):
+        for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
+            assert "\n" not in paragraph, (path, paragraph)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    result = CliRunner().invoke(app, ["alerts", "check", "--help"], terminal_width=200)
+    assert "created on the first one) when they are POSTed" in result.output, result.output
