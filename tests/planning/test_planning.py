@@ -457,3 +457,19 @@ def test_since_until_narrow_a_trace_too(tmp_path):
     # 10:01 UTC (the +02:00 row): 10,000 tokens; 10:02: 20,000.
     assert data["window_minutes"] == 2 and data["tokens_per_minute"]["mean"] == 15_000
     assert data["tokens_per_minute"]["max"] == 20_000
+
+
+def test_savings_says_how_many_calls_it_left_out_for_want_of_a_price(ledger_path):
+    # Calls the catalog cannot price were dropped from the projection with no word in the table ("5 calls over ...",
+    # the current monthly cost lower than the ledger's): only the JSON's events_skipped_unpriced had the count.
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    events = [_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 80) for i in range(10)]
+    events += [_event(t0 + timedelta(minutes=20 + i), "acme.in-house-model", None, 0, 900, 80) for i in range(2)]
+    result = what_if(events, SavingsInputs())
+    assert result["events"] == 10 and result["events_skipped_unpriced"] == 2
+    assert any(w.startswith("2 of 12 successful calls left out") for w in result["warnings"]), result["warnings"]
+    open_store(ledger_path).write(events)
+    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "warning: 2 of 12 successful calls left out" in shown.stderr, shown.stderr
