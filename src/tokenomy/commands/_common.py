@@ -62,9 +62,18 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
 
 
 def output_file(param: typer.CallbackParam, value: Any) -> Any:
-    """Callback of the options that name a file to write (-o, --html, --png): a path that cannot be a file is an
-    error before the work, not after it (`review --html` stored its review, `route eval --png` ran the whole
-    evaluation, and then "afile: File exists")."""
+    """Callback of the options that name a file to write (-o, --png): a path that cannot be a file is an error
+    before the work, not after it (`route eval --png` ran the whole evaluation, and then "afile: File exists", or
+    "No such file or directory" for a folder that is not there)."""
+    return _output_path(value, new_folders=False)
+
+
+def output_file_new_folders(param: typer.CallbackParam, value: Any) -> Any:
+    """`output_file` for writers that make the file's folders themselves (`report --html`, `review --html`)."""
+    return _output_path(value, new_folders=True)
+
+
+def _output_path(value: Any, new_folders: bool) -> Any:
     if value is None:
         return value
     target = Path(value)
@@ -73,6 +82,10 @@ def output_file(param: typer.CallbackParam, value: Any) -> Any:
     parent = next((p for p in target.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
+    if not new_folders and not target.parent.exists():
+        raise typer.BadParameter(
+            f"{target.parent} does not exist; create it (mkdir -p {target.parent}) or give a path in an existing folder"
+        )
     return value
 
 

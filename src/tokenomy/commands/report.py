@@ -14,7 +14,7 @@ from tokenomy.commands._common import (
     console,
     csv_cell,
     err_console,
-    output_file,
+    output_file_new_folders,
     print_json,
     report_row,
     table,
@@ -45,7 +45,7 @@ def report(
         None,
         "--html",
         help="Write the dashboard's charts for --since/--until as one self-contained HTML file (opens offline).",
-        callback=output_file,
+        callback=output_file_new_folders,
     ),
     expected: Optional[str] = typer.Option(
         None,
