@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,18 @@ def test_every_subcommand_has_help():
 def test_cost_json_has_breakdown_and_total():
     data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1000",
                           "--output", "500", "--mode", "batch", "--json").stdout)
-    assert data["total_usd"] == "0.000438"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, to 1e-6 USD
+    assert data["total_usd"] == "0.0004375"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, exact
     assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
+
+
+def test_cost_json_parts_add_up_to_the_total():
+    # Each part was rounded to 1e-6 on its own: input "0.000000" + output "0.000001" beside total "0.000002", for
+    # the "exact Decimal breakdown" the README promises (the table beside it showed $0.00000050 + $0.00000125).
+    data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "2", "--output", "1",
+                          "--json").stdout)
+    parts = [data[k] for k in ("input_usd", "output_usd", "cache_read_usd", "cache_write_usd")]
+    assert parts == ["0.0000005", "0.00000125", "0.000000", "0.000000"] and data["total_usd"] == "0.00000175"
+    assert sum(map(Decimal, parts)) == Decimal(data["total_usd"])
 
 
 def test_prices_json_shows_every_field_with_source():
