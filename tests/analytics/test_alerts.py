@@ -164,6 +164,11 @@ def test_bad_settings_name_their_key() -> None:
     for limit in (".nan", "NaN", -1, None):
         with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: .* e\.g\. limit_usd: 500"):
             validate_budgets([{"scope": "model", "match": "x", "limit_usd": limit}])
+    # ...and said "-1 is not a number of dollars" of a negative limit and "None is not a number" of a missing one.
+    with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: -1 is negative; give the monthly limit, 0 or"):
+        validate_budgets([{"scope": "model", "match": "x", "limit_usd": -1}])
+    with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: required; give the monthly limit"):
+        validate_budgets([{"scope": "model", "match": "x"}])
     with pytest.raises(ConfigError, match=r"budgets\[0\]\.period: not a budget key"):
         validate_budgets([{"scope": "model", "match": "x", "limit_usd": 5, "period": "day"}])
     with pytest.raises(ConfigError, match=r"alerts\.reservations\.0\.units"):

@@ -95,11 +95,18 @@ def validate_budgets(items: list[Any]) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}.scope: {scope!r} is not one of {sorted(SCOPES)}")
         if not item.get("match"):
             raise ConfigError(f"{where}.match: required (the {scope} value, or key=value for a tag)")
+        if item.get("limit_usd") is None:
+            raise ConfigError(f"{where}.limit_usd: required; give the monthly limit in dollars, e.g. limit_usd: 500")
         try:
             limit = Decimal(str(item.get("limit_usd")))
         except Exception:
             limit = Decimal("NaN")
-        if not limit.is_finite() or limit < 0:  # NaN used to crash the comparison with a traceback
+        if limit.is_finite() and limit < 0:
+            raise ConfigError(
+                f"{where}.limit_usd: {item.get('limit_usd')!r} is negative; give the monthly limit, 0 or more, "
+                "e.g. limit_usd: 500"
+            )
+        if not limit.is_finite():  # NaN used to crash the comparison with a traceback
             raise ConfigError(
                 f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars; "
                 "give the monthly limit, e.g. limit_usd: 500"
