@@ -154,3 +154,17 @@ def test_help_paragraphs_flow_as_sentences_not_as_the_docstring_was_wrapped():
     walk(typer.main.get_command(app), [])
     result = CliRunner().invoke(app, ["alerts", "check", "--help"], terminal_width=200)
     assert "created on the first one) when they are POSTed" in result.output, result.output
+
+
+def test_tables_left_align_every_column_of_words_not_only_the_first():
+    # `keys list` right-aligned name, team and period, `report cache-trend` the model id beside the week, `report
+    # monthly-spend` the provider: ragged words, because only the first column and the ones a caller named were left.
+    from tokenomy.commands._common import table
+
+    result = table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
+                   [["6b29537577bd", "a b", "ads", "$10.005", "month", None, ""],
+                    ["c686d330a87a", None, None, "$0.00", "month", "1,200", "yes"]])
+    assert [c.justify for c in result.columns] == ["left", "left", "left", "right", "left", "right", "left"]
+    figures = table(None, ["week", "model", "calls", "rate", "delta", "cost"],
+                    [["2026-11-16", "m", "1,234", "12.5%", "+3.0%", "-$0.50"], ["2026-11-23", "n", "7", "—", "", "1"]])
+    assert [c.justify for c in figures.columns] == ["left", "left", "right", "right", "right", "right"]

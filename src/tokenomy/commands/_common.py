@@ -183,18 +183,25 @@ def table(
     text_columns: tuple[str, ...] = (),
     key_columns: tuple[str, ...] = (),
 ) -> Table:
-    """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned.
+    """Numbers right-aligned; the first column, any `text_columns` (sentences, reasons) and any column with a cell
+    that is not a figure (a model id, a team, a status) left-aligned.
 
     Nothing is cut with "…": a cell too wide for the terminal wraps (a long id folds onto the next line, whole), and
     `print_table(..., wide=True)` prints at the table's natural width instead. `key_columns` (e.g. a model id that
     is not the first column) are left-aligned like the first."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     result = Table(title=title, show_lines=False, header_style="bold")
     for index, column in enumerate(columns):
-        left = index == 0 or column in text_columns or column in key_columns
+        words = any(index < len(row) and not _FIGURE.match(row[index]) for row in cells)
+        left = index == 0 or column in text_columns or column in key_columns or words
         result.add_column(column, justify="left" if left else "right", overflow="fold")
-    for row in rows:
-        result.add_row(*["" if v is None else str(v) for v in row])
+    for row in cells:
+        result.add_row(*row)
     return result
+
+
+# A cell that reads as a figure: "1,234", "-0.5", "$0.000750", "12.5%", "+3.0%", "1011.1", or blank / a dash for none.
+_FIGURE = re.compile(r"^(|[-—]|[-+]?\$?[\d,]*\.?\d+(%|x)?)$")
 
 
 def print_table(result: Table, wide: bool = False) -> None:
