@@ -459,3 +459,14 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
     assert summary["read"] == 2 and summary["added"] == 1 and summary["already_in_ledger"] == 0, summary
     (problem,) = summary["problems"]
     assert "output_tokens" in problem and "out of the column's range; not imported" in problem
+
+
+def test_ledger_import_of_a_folder_is_one_line_and_makes_no_ledger(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A folder passed the "does it exist" check, so a new, empty ledger was made before "Is a directory".
+    (tmp_path / "exports").mkdir()
+    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"),
+                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == f"error: {tmp_path / 'exports'}: a folder; give the JSONL or CSV file to import", line
+    assert not (tmp_path / "ledger.duckdb").exists()

@@ -212,6 +212,8 @@ def require_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise TokenomyError(f"{path}: file not found")
+    if path.is_dir():  # it passed the check above, and a new ledger was made before "Is a directory"
+        raise TokenomyError(f"{path}: a folder; give the JSONL or CSV file to import")
     return path
 
 
