@@ -473,3 +473,14 @@ def test_savings_says_how_many_calls_it_left_out_for_want_of_a_price(ledger_path
                            text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "warning: 2 of 12 successful calls left out" in shown.stderr, shown.stderr
+
+
+def test_savings_table_with_no_lever_that_saves_says_so(ledger_path):
+    # The line under the table read "Compounded (): $0.00/month": an empty list of levers in brackets.
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(hours=i), SONNET, None, 0, 900, 80) for i in range(3)])
+    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
+                           text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "Compounded ()" not in shown.stdout
+    assert "Compounded: $0.00/month (no lever saves on this traffic)" in shown.stdout, shown.stdout

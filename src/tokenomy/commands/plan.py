@@ -351,6 +351,12 @@ def savings_cmd(
             text_columns=("assumption",),
         )
     )
+    if not result["compounded_order"]:  # was "Compounded (): $0.00/month"
+        console.print(
+            f"Compounded: [bold]{usd(Decimal(0), 2)}/month[/bold] (no lever saves on this traffic). "
+            f"[dim]{result['assumption']}.[/dim]"
+        )
+        return
     console.print(
         f"Compounded ({' → '.join(result['compounded_order'])}): "
         f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
