@@ -3,6 +3,7 @@ nothing lost. Run through the real entry point (`tokenomy.cli.main`)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -470,3 +471,22 @@ def test_ledger_import_of_a_folder_is_one_line_and_makes_no_ledger(tmp_path: Pat
     assert code == 2 and out == ""
     assert line == f"error: {tmp_path / 'exports'}: a folder; give the JSONL or CSV file to import", line
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(tmp_path: Path, monkeypatch,
+                                                                              capsys) -> None:
+    # The whole-or-nothing write moves a temporary file over the path: `-o /dev/full` (or /dev/stdout, as root)
+    # replaced the device itself with a regular file and said "wrote 7 event(s)"; `-o link` replaced a symlink.
+    ledger = _seed(tmp_path / "ledger.duckdb", n=3)
+    real = tmp_path / "kept" / "events.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to(real)
+    (tmp_path / "null.jsonl").symlink_to(os.devnull)
+    for name in ("link.jsonl", "null.jsonl"):
+        code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
+                            str(tmp_path / name))
+        assert code == 0, err
+        assert (tmp_path / name).is_symlink(), name
+    assert len(real.read_text().splitlines()) == 3
+    assert Path(os.devnull).is_char_device()

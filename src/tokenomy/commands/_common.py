@@ -298,10 +298,24 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
 def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[TextIO]:
     """Write a text file whole or not at all: into a temporary file beside `path`, moved over `path` only when the
     block finishes. A bad option, an error or Ctrl-C part-way leaves the file that was there as it was (opening
-    `path` for writing first emptied it) and no half-written file."""
+    `path` for writing first emptied it) and no half-written file.
+
+    A symlink is followed (the file it names is replaced, the link kept), and anything that is not a regular file
+    (/dev/stdout, a device, a FIFO) is written in place: moving a file over it replaced the device or the link."""
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    if target.exists() and not target.is_file():
+        try:
+            with open(target, "w", encoding="utf-8", newline=newline) as direct:
+                yield direct
+        except OSError as exc:  # e.g. /dev/full: "No space left on device", named
+            if exc.filename is not None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+        return
+    if target.is_symlink():
+        target = target.resolve()
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:  # no such directory, a file where the directory should be: name the path given
