@@ -168,3 +168,30 @@ def test_tables_left_align_every_column_of_words_not_only_the_first():
     figures = table(None, ["week", "model", "calls", "rate", "delta", "cost"],
                     [["2026-11-16", "m", "1,234", "12.5%", "+3.0%", "-$0.50"], ["2026-11-23", "n", "7", "—", "", "1"]])
     assert [c.justify for c in figures.columns] == ["left", "left", "right", "right", "right", "right"]
+
+
+def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(tmp_path):
+    # `ledger stats` summed cost over outcome='ok' rows only, so a stream cancelled after its first delta (billed,
+    # recorded with its cost) vanished from the "Spend summary": $0.50 beside `report spend`'s $0.80.
+    from datetime import UTC, datetime, timedelta
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    open_store(ledger).write([
+        UsageEvent(ts=t0, provider="bedrock", model="m", input_tokens=100, output_tokens=10,
+                   cost_usd=Decimal("0.5"), latency_ms=100.0),
+        UsageEvent(ts=t0 + timedelta(minutes=1), provider="bedrock", model="m", input_tokens=100, output_tokens=3,
+                   cost_usd=Decimal("0.3"), latency_ms=900.0, outcome="cancelled"),
+        UsageEvent(ts=t0 + timedelta(minutes=2), provider="bedrock", model="m", outcome="throttled", latency_ms=5.0),
+    ])
+    runner = CliRunner()
+    stats = json.loads(runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--ledger", str(ledger), "--json"]).stdout)
+    everything = stats[-1]
+    assert everything["model"] == "ALL" and Decimal(everything["cost_usd"]) == Decimal(spend[0]["cost_usd"]) == \
+        Decimal("0.8")
+    assert everything["input_tokens"] == 200 and everything["output_tokens"] == 13  # billed tokens, as cost
+    assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only

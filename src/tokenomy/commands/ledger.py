@@ -99,7 +99,10 @@ def export(
 
 @ledger_app.command("stats")
 def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
-    """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model."""
+    """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model.
+
+    Requests and latency count answered calls; tokens and cost count every recorded attempt (a stream cancelled
+    part-way was billed), so the cost matches `tokenomy report spend`."""
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.summary import spend_summary
 
