@@ -484,3 +484,17 @@ def test_savings_table_with_no_lever_that_saves_says_so(ledger_path):
     assert shown.returncode == 0, shown.stderr
     assert "Compounded ()" not in shown.stdout
     assert "Compounded: $0.00/month (no lever saves on this traffic)" in shown.stdout, shown.stdout
+
+
+def test_sizing_window_end_agrees_with_its_length_and_its_label():
+    # window_end was the start of the last minute (00:59) while window_minutes (60) and the "window" text (→ 01:00)
+    # ran to the end of it: two ends a minute apart in one JSON document.
+    import pandas as pd
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    index = pd.date_range(start, periods=60, freq="1min")
+    series = pd.DataFrame({"input_tokens": [1000] * 60, "output_tokens": [0] * 60, "requests": [1] * 60}, index=index)
+    result = size(series, unit_economics(default_catalog().lookup(CLAUDE2), "6m", 1, Decimal(1), 50_000))
+    assert result["window_start"] == "2026-01-05T00:00:00Z" and result["window_end"] == "2026-01-05T01:00:00Z"
+    end = datetime.fromisoformat(result["window_end"].replace("Z", "+00:00"))
+    assert (end - start) == timedelta(minutes=result["window_minutes"]) and "01:00" in result["window"]
