@@ -490,3 +490,20 @@ def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(t
         assert (tmp_path / name).is_symlink(), name
     assert len(real.read_text().splitlines()) == 3
     assert Path(os.devnull).is_char_device()
+
+
+@pytest.mark.parametrize("args", [
+    ["ledger", "export"],
+    ["plan", "savings"],
+    ["plan", "size", "--model", HAIKU, "--hourly-usd", "4"],
+    ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "4"],
+])
+def test_a_since_after_until_is_named_not_an_empty_answer(args, tmp_path: Path, monkeypatch, capsys) -> None:
+    # `ledger export --since 2026-11-18 --until 2026-11-17` wrote nothing and exited 0; `plan savings` said "the
+    # ledger has no successful calls to analyse; record some traffic first" of a ledger full of them.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18",
+                          "--until", "2026-11-17")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == "error: --since 2026-11-18 00:00 is not before --until 2026-11-17 00:00; swap them", line

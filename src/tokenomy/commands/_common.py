@@ -53,6 +53,17 @@ def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Opti
     return value
 
 
+def utc_window(since: Optional[datetime], until: Optional[datetime]) -> tuple[Optional[datetime], Optional[datetime]]:
+    """--since and --until in UTC (naive means UTC), refused when --since is not before --until: an inverted pair
+    read as an empty window (`ledger export` wrote nothing and exited 0; `plan savings` asked to record traffic)."""
+    since, until = (t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until))
+    if since is not None and until is not None and since >= until:
+        from tokenomy.errors import UsageError
+
+        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; swap them")
+    return since, until
+
+
 def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
     """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
     traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""

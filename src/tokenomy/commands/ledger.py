@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -83,11 +83,10 @@ def export(
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""
 
-    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._common import open_existing_ledger, utc_window
     from tokenomy.ledger.io import export_events
 
-    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
-    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
+    since, until = utc_window(since, until)
     events = open_existing_ledger(ledger).events(since, until)
     if output:
         with replacing(output, newline="") as handle:  # a bad --format or Ctrl-C leaves an existing file as it was
