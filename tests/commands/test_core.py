@@ -195,3 +195,21 @@ def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(
         Decimal("0.8")
     assert everything["input_tokens"] == 200 and everything["output_tokens"] == 13  # billed tokens, as cost
     assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only
+
+
+def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path):
+    # `ledger stats` printed 192681 input tokens and `cost` 1200 beside `report tokens`' 192,681.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime(2026, 11, 20, tzinfo=UTC), provider="bedrock", model="m",
+                                         input_tokens=192681, output_tokens=1200, cost_usd=Decimal("1"))])
+    runner = CliRunner()
+    stats = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env={"COLUMNS": "200"})
+    assert "192,681" in stats.output and "1,200" in stats.output, stats.output
+    cost = runner.invoke(app, ["cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1200",
+                               "--output", "300"], env={"COLUMNS": "200"})
+    assert "1,200" in cost.output and "1,500" in cost.output, cost.output

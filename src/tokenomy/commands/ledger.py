@@ -131,11 +131,11 @@ def print_summary(rows: list[dict], title: str = "Spend summary") -> None:
             [
                 [
                     r["model"],
-                    r["requests"],
-                    r["input_tokens"],
-                    r["output_tokens"],
-                    r["cache_read_tokens"],
-                    r["cache_write_tokens"],
+                    f"{r['requests']:,}",
+                    f"{r['input_tokens']:,}",
+                    f"{r['output_tokens']:,}",
+                    f"{r['cache_read_tokens']:,}",
+                    f"{r['cache_write_tokens']:,}",
                     f"{r['cache_read_share']:.1%}",
                     usd(r["cost_usd"]),
                     f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
