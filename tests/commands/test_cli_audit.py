@@ -507,3 +507,21 @@ def test_a_since_after_until_is_named_not_an_empty_answer(args, tmp_path: Path, 
     line = _one_line(err)
     assert code == 2 and out == ""
     assert line == "error: --since 2026-11-18 00:00 is not before --until 2026-11-17 00:00; swap them", line
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("focus.csv", "BilledCost,ChargePeriodStart,x_Model\n0.5,2026-11-20T00:00:00Z,m\n0.7,2026-11-21T00:00:00Z,m\n"),
+    ("spans.jsonl", '{"resourceSpans": []}\n{"resourceSpans": []}\n'),
+])
+def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger(name, text, tmp_path: Path,
+                                                                                  monkeypatch, capsys) -> None:
+    # A FOCUS export given to `ledger import` printed "unknown field(s) [...38 names...]" once per line, exited 1,
+    # and left a new, empty ledger.
+    (tmp_path / name).write_text(text)
+    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / name),
+                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {tmp_path / name}: not a Tokenomy ledger export"), line
+    assert "tokenomy import" in line
+    assert not (tmp_path / "ledger.duckdb").exists()
