@@ -120,7 +120,8 @@ def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_wo
     code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = _one_line(err)
     assert code == 2 and out == ""
-    assert line.startswith(f"error: Invalid value for {option}: {tmp_path / 'results'} does not exist; create it"), line
+    assert line.startswith(f"error: Invalid value for {option}: {tmp_path / 'results' / 'out'}: folder "
+                           f"{tmp_path / 'results'} does not exist; create it"), line
     assert not (tmp_path / "results").exists()
 
 

@@ -95,7 +95,8 @@ def _output_path(value: Any, new_folders: bool) -> Any:
         raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
     if not new_folders and not target.parent.exists():
         raise typer.BadParameter(
-            f"{target.parent} does not exist; create it (mkdir -p {target.parent}) or give a path in an existing folder"
+            f"{value}: folder {target.parent} does not exist; create it (mkdir -p {target.parent}) or give a path "
+            "in an existing folder"
         )
     return value
 
