@@ -498,3 +498,15 @@ def test_sizing_window_end_agrees_with_its_length_and_its_label():
     assert result["window_start"] == "2026-01-05T00:00:00Z" and result["window_end"] == "2026-01-05T01:00:00Z"
     end = datetime.fromisoformat(result["window_end"].replace("Z", "+00:00"))
     assert (end - start) == timedelta(minutes=result["window_minutes"]) and "01:00" in result["window"]
+
+
+def test_breakeven_refuses_an_input_share_beside_average_tokens():
+    # With --input-share given, --avg-input/--avg-output were ignored without a word, even when they disagreed
+    # (100 in / 50 out is a 67% share; 50% was used) or were negative.
+    from tokenomy.planning.breakeven import input_share_from
+
+    for avg_input, avg_output in ((100, 50), (-5, 3), (100, None)):
+        with pytest.raises(ConfigError, match=r"give --input-share or --avg-input and --avg-output, not both"):
+            input_share_from(avg_input, avg_output, 0.5)
+    assert input_share_from(100, 50, None) == Decimal(100) / Decimal(150)
+    assert input_share_from(None, None, 0.25) == Decimal("0.25")
