@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,10 @@ class Reservation(BaseModel):
     )
 
 
+# Expected share of calls per tier, each from 0 to 1 (`{weak: 2}` loaded, and read as "expected 200.0%").
+TierShares = dict[str, Annotated[float, Field(ge=0, le=1)]]
+
+
 class AlertSettings(BaseModel):
     """`alerts:` in tokenomy.yaml; every threshold has a default."""
 
@@ -49,7 +53,7 @@ class AlertSettings(BaseModel):
     cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
     cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
     tier_tolerance: float = Field(0.10, gt=0, le=1)
-    expected_tier_share: dict[str, float] = Field(default_factory=dict)
+    expected_tier_share: TierShares = Field(default_factory=dict)
     escalation_threshold: float = Field(0.25, ge=0, le=1)
     escalation_min_calls: int = Field(
         20,
