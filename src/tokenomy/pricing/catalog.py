@@ -62,6 +62,19 @@ def _decimal(value: Any, where: str, example: str = '"0.25"') -> Decimal:
     return result
 
 
+def _whole(value: Any, where: str) -> int:
+    """A count from a price file (cache_min_tokens, context_window, ...): a whole number 0 or more. int() turned
+    "abc" into a traceback, 1.5 and true into 1, and kept -5."""
+    if not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            number = None
+        if number is not None and number.is_finite() and number >= 0 and number == number.to_integral_value():
+            return int(number)
+    raise ConfigError(f"{where}: {value!r} is not a whole number 0 or more; write counts like 1024")
+
+
 def _entry_from_block(
     provider: str,
     model: str,
@@ -89,7 +102,8 @@ def _entry_from_block(
     for name in INT_FIELDS:
         value = block.get(name, model_info.get(name))
         if value is not None:
-            kwargs[name] = int(value)
+            place = f"{where}.{name}" if name in block else f"{where.rsplit('.regions.', 1)[0]}.{name}"
+            kwargs[name] = _whole(value, place)
     for name in TEXT_FIELDS:  # per-region text wins over the model's (e.g. a batch note for one region)
         value = block.get(name, model_info.get(name))
         if value is not None:
