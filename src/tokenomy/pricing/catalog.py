@@ -263,7 +263,38 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
                     f"{origin}: models.{model}.regions.{region}",
                 )
             )
-    return entries, dict(doc.get("batch_quotas") or {})
+    return entries, _batch_quotas(doc.get("batch_quotas"), origin)
+
+
+BATCH_QUOTAS = (
+    "min_records_per_job",
+    "max_records_per_file",
+    "max_records_per_job",
+    "max_bytes_per_file",
+    "max_bytes_per_job",
+)
+
+
+def _batch_quotas(quotas: Any, origin: str) -> dict[str, Any]:
+    """`batch_quotas:` checked when the file loads: a count that was not a whole number ended `batch validate` in
+    int()'s traceback, long after the file loaded."""
+    if quotas is None:
+        return {}
+    if not isinstance(quotas, dict):
+        raise ConfigError(f"{origin}: batch_quotas: expected a mapping of quota name to count, not {quotas!r}")
+    out: dict[str, Any] = {}
+    for key, value in quotas.items():
+        if key == "source":
+            out[key] = value
+            continue
+        if key not in BATCH_QUOTAS:
+            raise ConfigError(
+                f"{origin}: batch_quotas.{key}: not a batch quota; known quotas are {', '.join(BATCH_QUOTAS)}, source"
+            )
+        out[key] = _whole(value, f"{origin}: batch_quotas.{key}")
+        if key.startswith("max_") and out[key] < 1:
+            raise ConfigError(f"{origin}: batch_quotas.{key}: {value!r} must be 1 or more")
+    return out
 
 
 def parse_aliases(doc: dict[str, Any], origin: str) -> dict[str, str]:
