@@ -6,6 +6,7 @@ Each command group lives in `tokenomy.commands.<name>` and exposes `register(app
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
 import typer
@@ -59,6 +60,21 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"tokenomy.commands.{_name}").register(app)
+
+
+def _flow_help(group: typer.Typer) -> None:
+    """Join the lines of each help paragraph: Typer keeps a docstring's single line breaks after its first paragraph,
+    so `--help` broke sentences ("... when" / "they are POSTed ...") where the source happened to wrap."""
+    for info in group.registered_commands:
+        text = info.help if info.help is not None else inspect.getdoc(info.callback)
+        if text:
+            info.help = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _flow_help(sub.typer_instance)
+
+
+_flow_help(app)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
+from tokenomy.analytics.alert_settings import AlertSettings, Budget, TierShares, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.errors import ConfigError, yaml_problem
 from tokenomy.gateway.settings import GatewaySettings
@@ -177,7 +177,7 @@ class RoutingPolicy(_Strict):
     escalation_threshold: float = Field(
         0.25, ge=0, le=1, description="cascade escalation rate above which the route is flagged"
     )
-    expected_share: dict[str, float] = Field(default_factory=dict, description="expected share of calls per tier")
+    expected_share: TierShares = Field(default_factory=dict, description="expected share of calls per tier")
 
     @field_validator("validators")
     @classmethod
@@ -199,7 +199,7 @@ class RoutingConfig(_Strict):
     """`routing:`: named policies, and the tier shares reports and alerts expect."""
 
     policies: dict[str, RoutingPolicy] = Field(default_factory=dict)
-    expected_tier_share: dict[str, float] = Field(default_factory=dict)
+    expected_tier_share: TierShares = Field(default_factory=dict)
 
 
 class RouteConfig(_Strict):

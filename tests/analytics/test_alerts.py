@@ -164,6 +164,11 @@ def test_bad_settings_name_their_key() -> None:
     for limit in (".nan", "NaN", -1, None):
         with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: .* e\.g\. limit_usd: 500"):
             validate_budgets([{"scope": "model", "match": "x", "limit_usd": limit}])
+    # ...and said "-1 is not a number of dollars" of a negative limit and "None is not a number" of a missing one.
+    with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: -1 is negative; give the monthly limit, 0 or"):
+        validate_budgets([{"scope": "model", "match": "x", "limit_usd": -1}])
+    with pytest.raises(ConfigError, match=r"budgets\[0\]\.limit_usd: required; give the monthly limit"):
+        validate_budgets([{"scope": "model", "match": "x"}])
     with pytest.raises(ConfigError, match=r"budgets\[0\]\.period: not a budget key"):
         validate_budgets([{"scope": "model", "match": "x", "limit_usd": 5, "period": "day"}])
     with pytest.raises(ConfigError, match=r"alerts\.reservations\.0\.units"):
@@ -235,3 +240,16 @@ def test_an_anomaly_range_never_goes_below_zero_and_its_amounts_follow_the_money
     low, high = Decimal(spike["expected_low_usd"]), Decimal(spike["expected_high_usd"])
     assert spike["expected_low_usd"] == "0.000000" and Decimal(0) < high < Decimal(400)
     assert spike["message"] == f"$400.00/day, expected $0.00–${high:.2f}" and low >= 0
+
+
+def test_expected_tier_shares_in_the_config_are_shares() -> None:
+    # `routing.expected_tier_share: {weak: 2}` loaded, and `report tier-share` showed "expected 200.0%, delta
+    # -133.5%"; `--expected weak=2` was refused. The same for a policy's expected_share and alerts.
+    for data, key in (({"routing": {"expected_tier_share": {"weak": 2}}}, r"routing\.expected_tier_share\.weak"),
+                      ({"routing": {"policies": {"p": {"expected_share": {"strong": -0.1}}}}},
+                       r"routing\.policies\.p\.expected_share\.strong"),
+                      ({"alerts": {"expected_tier_share": {"weak": 1.5}}}, r"alerts\.expected_tier_share\.weak")):
+        with pytest.raises(ConfigError, match=key + r": Input should be (less|greater) than or equal to"):
+            parse_config(data).alert_settings()
+    fine = parse_config({"routing": {"expected_tier_share": {"weak": 0.7, "strong": 0.3}}})
+    assert fine.alert_settings().expected_tier_share == {"weak": 0.7, "strong": 0.3}

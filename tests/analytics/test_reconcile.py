@@ -197,3 +197,14 @@ def test_model_keys_keep_different_models_apart() -> None:
     names = ["claude-3-haiku-20240307", "claude-3-5-haiku-20241022", "claude-sonnet-4-20250514",
              "claude-sonnet-4-5@20250929", "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gemini-2.0-flash-lite"]
     assert len({model_key(n) for n in names}) == len(names)
+
+
+def test_a_day_with_no_bill_yet_is_not_diagnosed_as_a_billing_difference(tmp_path) -> None:
+    # With no bill imported the row said "cache discount missing on the bill; input tokens billed 0 vs metered 3000"
+    # (JSON and CSV `cause`): a diagnosis of a bill that does not exist.
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write([_call(D1 + timedelta(hours=1), "openai", MINI, Usage(3000, 20, cache_read_tokens=1024))])
+    [row] = reconcile(store, since=D1, until=D2)
+    assert row["status"] == "no_billing_data" and not row["flagged"]
+    assert "billed 0" not in row["cause"] and "cache discount" not in row["cause"], row["cause"]
+    assert row["cause"].startswith("no bill imported for openai on 2025-11-24 yet"), row["cause"]

@@ -354,3 +354,16 @@ def test_a_default_window_starts_on_a_whole_period_of_the_rows(ledger_path) -> N
     assert [r["tokens"] for r in hourly if r["hour"].astimezone(UTC) == now - timedelta(days=2, minutes=30)] == [10]
     weekly = {r["week"].astimezone(UTC): r["cache_hit_rate"] for r in run_report(store, "cache-trend", now=now)}
     assert weekly[first_week] == pytest.approx(30 / 40)
+
+
+def test_an_empty_default_window_names_the_window(tmp_path) -> None:
+    # "report hourly-tokens: no usage in the ledger (the preset may use a default window)" on a ledger full of
+    # older calls: which window, and that the calls are there, was left to guess.
+    ledger = tmp_path / "ledger.duckdb"
+    old = datetime.now(UTC) - timedelta(days=30)
+    open_store(ledger).write([UsageEvent(ts=old, provider="bedrock", model="m", input_tokens=5)])
+    result = CliRunner().invoke(app, ["report", "hourly-tokens", "--ledger", str(ledger)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "may use a default window" not in said
+    assert "hourly-tokens: no usage in its default window, the last 2 days; give --since to look further" in said

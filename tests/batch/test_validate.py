@@ -209,3 +209,17 @@ def test_a_split_never_leaves_a_job_under_the_providers_minimum(tmp_path):
     # Before: 500 + 500 + 50, and Bedrock rejects a 50-record job (the whole file passed the minimum check).
     assert [len(p["record_ids"]) for p in parts] == [500, 275, 275]
     assert [rid for p in parts for rid in p["record_ids"]] == [f"r{i}" for i in range(1, 1051)]
+
+
+def test_lines_that_name_another_model_are_noted(tmp_path):
+    # An OpenAI batch line's body.model was replaced by --model on submit and priced as --model by validate, with no
+    # word: a gpt-4o line in a file validated for gpt-4o-mini was estimated, and sent, as gpt-4o-mini.
+    path = tmp_path / "openai.jsonl"
+    lines = [("c1", "gpt-4o-mini-2024-07-18"), ("c2", "gpt-4o-mini"), ("c3", "gpt-4o"), ("c4", "gpt-4o")]
+    path.write_text("".join(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+                                        "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}})
+                            + "\n" for cid, model in lines))
+    report = validate_file(path, "gpt-4o-mini")
+    assert len(report.records) == 4
+    assert "body.model names another model on 2 line(s) (gpt-4o): they are priced and sent as gpt-4o-mini" in \
+        "\n".join(report.notes), report.notes

@@ -464,3 +464,21 @@ def test_cli_refuses_a_candidate_or_judge_the_catalog_cannot_price_before_any_ca
         said = result.stderr + result.stdout
         assert result.returncode == 2 and f"{option}: 'my-vllm' has no price" in said and "price_as" in said, said
         assert "Traceback" not in said and not (tmp_path / "o" / "results.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["summary", "export-labels"])
+def test_a_results_file_given_for_its_folder_is_named_with_the_folder(command, tmp_path, monkeypatch, capsys):
+    # `bench summary bench-out/results.csv` said "bench-out/results.csv/results.csv: no results here; run `tokenomy
+    # bench run` first" about results that were there.
+    import sys
+
+    from tokenomy.cli import main
+
+    results = tmp_path / "results.csv"
+    results.write_text("name,value\na,1\n")
+    monkeypatch.setattr(sys, "argv", ["tokenomy", "bench", command, str(results)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert f"{results} is a file; give the folder that holds it, {tmp_path};" in err, err

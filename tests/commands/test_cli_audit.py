@@ -3,6 +3,7 @@ nothing lost. Run through the real entry point (`tokenomy.cli.main`)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_
     code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(where))
     line = _one_line(err)
     assert code == 2 and out == ""
-    assert line.startswith(f"error: {where}: No such file or directory"), line
+    assert f"{where.parent} does not exist" in line and ".tmp" not in line, line
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,42 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
             else f"{tmp_path / 'a-file'} is a file, not a directory")
     assert line.startswith(f"error: Invalid value for {option}: {said}"), line
     assert ledger.read_bytes() == before  # nothing recorded (review stores each review it makes)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["ledger", "export", "--ledger", "S", "-o", "P"], "'-o' / '--output'"),
+        (["export", "focus", "--ledger", "S", "-o", "P"], "'-o' / '--output'"),
+        (["route", "eval", "gsm8k", "--png", "P"], "'--png'"),
+        (["route", "train", "gsm8k", "-o", "P"], "'-o' / '--output'"),
+        (["route", "export-labels", "-o", "P", "--ledger", "S"], "'-o' / '--output'"),
+        (["bench", "export-labels", "bench-out", "-o", "P"], "'-o' / '--output'"),
+        (["batch", "results", "job", "-o", "P", "--ledger", "S"], "'-o' / '--out'"),
+    ],
+)
+def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_work(args, option, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # `route eval gsm8k --png results/curve.png` ran the whole evaluation (14 s; minutes with --seeds) and printed
+    # nothing but "error: results/curve.png: No such file or directory": the results were lost.
+    monkeypatch.chdir(tmp_path)
+    ledger = _seed(tmp_path / "ledger.duckdb", n=5)
+    places = {"S": str(ledger), "P": str(tmp_path / "results" / "out")}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: Invalid value for {option}: {tmp_path / 'results' / 'out'}: folder "
+                           f"{tmp_path / 'results'} does not exist; create it"), line
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("args", [["report", "--html", "P"], ["review", "--html", "P"]])
+def test_an_html_page_may_go_into_a_new_folder(args, tmp_path, monkeypatch, capsys):
+    # These two make their folder, so a new one is not an error.
+    ledger = _seed(tmp_path / "ledger.duckdb", n=5)
+    page = tmp_path / "pages" / "r.html"
+    code, _, err = _run(monkeypatch, capsys, *[str(page) if a == "P" else a for a in args], "--ledger", str(ledger))
+    assert code == 0 and page.exists(), err
 
 
 def test_ledger_export_writes_the_whole_file(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -424,3 +461,68 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
     assert summary["read"] == 2 and summary["added"] == 1 and summary["already_in_ledger"] == 0, summary
     (problem,) = summary["problems"]
     assert "output_tokens" in problem and "out of the column's range; not imported" in problem
+
+
+def test_ledger_import_of_a_folder_is_one_line_and_makes_no_ledger(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A folder passed the "does it exist" check, so a new, empty ledger was made before "Is a directory".
+    (tmp_path / "exports").mkdir()
+    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"),
+                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == f"error: {tmp_path / 'exports'}: a folder; give the JSONL or CSV file to import", line
+    assert not (tmp_path / "ledger.duckdb").exists()
+
+
+def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(tmp_path: Path, monkeypatch,
+                                                                              capsys) -> None:
+    # The whole-or-nothing write moves a temporary file over the path: `-o /dev/full` (or /dev/stdout, as root)
+    # replaced the device itself with a regular file and said "wrote 7 event(s)"; `-o link` replaced a symlink.
+    ledger = _seed(tmp_path / "ledger.duckdb", n=3)
+    real = tmp_path / "kept" / "events.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to(real)
+    (tmp_path / "null.jsonl").symlink_to(os.devnull)
+    for name in ("link.jsonl", "null.jsonl"):
+        code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
+                            str(tmp_path / name))
+        assert code == 0, err
+        assert (tmp_path / name).is_symlink(), name
+    assert len(real.read_text().splitlines()) == 3
+    assert Path(os.devnull).is_char_device()
+
+
+@pytest.mark.parametrize("args", [
+    ["ledger", "export"],
+    ["plan", "savings"],
+    ["plan", "size", "--model", HAIKU, "--hourly-usd", "4"],
+    ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "4"],
+])
+def test_a_since_after_until_is_named_not_an_empty_answer(args, tmp_path: Path, monkeypatch, capsys) -> None:
+    # `ledger export --since 2026-11-18 --until 2026-11-17` wrote nothing and exited 0; `plan savings` said "the
+    # ledger has no successful calls to analyse; record some traffic first" of a ledger full of them.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18",
+                          "--until", "2026-11-17")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == "error: --since 2026-11-18 00:00 is not before --until 2026-11-17 00:00; swap them", line
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("focus.csv", "BilledCost,ChargePeriodStart,x_Model\n0.5,2026-11-20T00:00:00Z,m\n0.7,2026-11-21T00:00:00Z,m\n"),
+    ("spans.jsonl", '{"resourceSpans": []}\n{"resourceSpans": []}\n'),
+])
+def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger(name, text, tmp_path: Path,
+                                                                                  monkeypatch, capsys) -> None:
+    # A FOCUS export given to `ledger import` printed "unknown field(s) [...38 names...]" once per line, exited 1,
+    # and left a new, empty ledger.
+    (tmp_path / name).write_text(text)
+    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / name),
+                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {tmp_path / name}: not a Tokenomy ledger export"), line
+    assert "tokenomy import" in line
+    assert not (tmp_path / "ledger.duckdb").exists()

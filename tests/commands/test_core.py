@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,18 @@ def test_every_subcommand_has_help():
 def test_cost_json_has_breakdown_and_total():
     data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1000",
                           "--output", "500", "--mode", "batch", "--json").stdout)
-    assert data["total_usd"] == "0.000438"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, to 1e-6 USD
+    assert data["total_usd"] == "0.0004375"  # 1000*0.125 + 500*0.625 = 437.5 micro-dollars, exact
     assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
+
+
+def test_cost_json_parts_add_up_to_the_total():
+    # Each part was rounded to 1e-6 on its own: input "0.000000" + output "0.000001" beside total "0.000002", for
+    # the "exact Decimal breakdown" the README promises (the table beside it showed $0.00000050 + $0.00000125).
+    data = json.loads(run("cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "2", "--output", "1",
+                          "--json").stdout)
+    parts = [data[k] for k in ("input_usd", "output_usd", "cache_read_usd", "cache_write_usd")]
+    assert parts == ["0.0000005", "0.00000125", "0.000000", "0.000000"] and data["total_usd"] == "0.00000175"
+    assert sum(map(Decimal, parts)) == Decimal(data["total_usd"])
 
 
 def test_prices_json_shows_every_field_with_source():
@@ -125,3 +136,80 @@ def test_tables_left_align_sentences_and_right_align_numbers():
                    text_columns=("field", "reason"))
     # Reasons and assumptions were right-aligned like numbers, ragged and hard to read.
     assert [c.justify for c in result.columns] == ["left", "left", "left", "right"]
+
+
+def test_help_paragraphs_flow_as_sentences_not_as_the_docstring_was_wrapped():
+    # Typer keeps single line breaks after the first paragraph: `alerts check --help` broke "when" / "they are POSTed"
+    # and "(the" / "table and the" onto lines of their own, mid-sentence, at any terminal width.
+    import inspect
+
+    import typer.main
+
+    def walk(command, path):
+        for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
+            assert "\n" not in paragraph, (path, paragraph)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    result = CliRunner().invoke(app, ["alerts", "check", "--help"], terminal_width=200)
+    assert "created on the first one) when they are POSTed" in result.output, result.output
+
+
+def test_tables_left_align_every_column_of_words_not_only_the_first():
+    # `keys list` right-aligned name, team and period, `report cache-trend` the model id beside the week, `report
+    # monthly-spend` the provider: ragged words, because only the first column and the ones a caller named were left.
+    from tokenomy.commands._common import table
+
+    result = table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
+                   [["6b29537577bd", "a b", "ads", "$10.005", "month", None, ""],
+                    ["c686d330a87a", None, None, "$0.00", "month", "1,200", "yes"]])
+    assert [c.justify for c in result.columns] == ["left", "left", "left", "right", "left", "right", "left"]
+    figures = table(None, ["week", "model", "calls", "rate", "delta", "cost"],
+                    [["2026-11-16", "m", "1,234", "12.5%", "+3.0%", "-$0.50"], ["2026-11-23", "n", "7", "—", "", "1"]])
+    assert [c.justify for c in figures.columns] == ["left", "left", "right", "right", "right", "right"]
+
+
+def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(tmp_path):
+    # `ledger stats` summed cost over outcome='ok' rows only, so a stream cancelled after its first delta (billed,
+    # recorded with its cost) vanished from the "Spend summary": $0.50 beside `report spend`'s $0.80.
+    from datetime import UTC, datetime, timedelta
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    open_store(ledger).write([
+        UsageEvent(ts=t0, provider="bedrock", model="m", input_tokens=100, output_tokens=10,
+                   cost_usd=Decimal("0.5"), latency_ms=100.0),
+        UsageEvent(ts=t0 + timedelta(minutes=1), provider="bedrock", model="m", input_tokens=100, output_tokens=3,
+                   cost_usd=Decimal("0.3"), latency_ms=900.0, outcome="cancelled"),
+        UsageEvent(ts=t0 + timedelta(minutes=2), provider="bedrock", model="m", outcome="throttled", latency_ms=5.0),
+    ])
+    runner = CliRunner()
+    stats = json.loads(runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--ledger", str(ledger), "--json"]).stdout)
+    everything = stats[-1]
+    assert everything["model"] == "ALL" and Decimal(everything["cost_usd"]) == Decimal(spend[0]["cost_usd"]) == \
+        Decimal("0.8")
+    assert everything["input_tokens"] == 200 and everything["output_tokens"] == 13  # billed tokens, as cost
+    assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only
+
+
+def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path):
+    # `ledger stats` printed 192681 input tokens and `cost` 1200 beside `report tokens`' 192,681.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime(2026, 11, 20, tzinfo=UTC), provider="bedrock", model="m",
+                                         input_tokens=192681, output_tokens=1200, cost_usd=Decimal("1"))])
+    runner = CliRunner()
+    stats = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env={"COLUMNS": "200"})
+    assert "192,681" in stats.output and "1,200" in stats.output, stats.output
+    cost = runner.invoke(app, ["cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1200",
+                               "--output", "300"], env={"COLUMNS": "200"})
+    assert "1,200" in cost.output and "1,500" in cost.output, cost.output

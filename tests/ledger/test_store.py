@@ -158,6 +158,7 @@ def test_a_ledger_that_cannot_be_opened_is_a_config_error_without_the_password(t
 
 def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
+    open_store(ledger_path)  # the export cases need a ledger; the refused import no longer leaves one behind
     cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],
              ["ledger", "export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), "--ledger", str(ledger_path)],
              ["ledger", "export", "--format", "xml", "--ledger", str(ledger_path)]]

@@ -457,3 +457,56 @@ def test_since_until_narrow_a_trace_too(tmp_path):
     # 10:01 UTC (the +02:00 row): 10,000 tokens; 10:02: 20,000.
     assert data["window_minutes"] == 2 and data["tokens_per_minute"]["mean"] == 15_000
     assert data["tokens_per_minute"]["max"] == 20_000
+
+
+def test_savings_says_how_many_calls_it_left_out_for_want_of_a_price(ledger_path):
+    # Calls the catalog cannot price were dropped from the projection with no word in the table ("5 calls over ...",
+    # the current monthly cost lower than the ledger's): only the JSON's events_skipped_unpriced had the count.
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    events = [_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 80) for i in range(10)]
+    events += [_event(t0 + timedelta(minutes=20 + i), "acme.in-house-model", None, 0, 900, 80) for i in range(2)]
+    result = what_if(events, SavingsInputs())
+    assert result["events"] == 10 and result["events_skipped_unpriced"] == 2
+    assert any(w.startswith("2 of 12 successful calls left out") for w in result["warnings"]), result["warnings"]
+    open_store(ledger_path).write(events)
+    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "warning: 2 of 12 successful calls left out" in shown.stderr, shown.stderr
+
+
+def test_savings_table_with_no_lever_that_saves_says_so(ledger_path):
+    # The line under the table read "Compounded (): $0.00/month": an empty list of levers in brackets.
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(hours=i), SONNET, None, 0, 900, 80) for i in range(3)])
+    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
+                           text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "Compounded ()" not in shown.stdout
+    assert "Compounded: $0.00/month (no lever saves on this traffic)" in shown.stdout, shown.stdout
+
+
+def test_sizing_window_end_agrees_with_its_length_and_its_label():
+    # window_end was the start of the last minute (00:59) while window_minutes (60) and the "window" text (→ 01:00)
+    # ran to the end of it: two ends a minute apart in one JSON document.
+    import pandas as pd
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    index = pd.date_range(start, periods=60, freq="1min")
+    series = pd.DataFrame({"input_tokens": [1000] * 60, "output_tokens": [0] * 60, "requests": [1] * 60}, index=index)
+    result = size(series, unit_economics(default_catalog().lookup(CLAUDE2), "6m", 1, Decimal(1), 50_000))
+    assert result["window_start"] == "2026-01-05T00:00:00Z" and result["window_end"] == "2026-01-05T01:00:00Z"
+    end = datetime.fromisoformat(result["window_end"].replace("Z", "+00:00"))
+    assert (end - start) == timedelta(minutes=result["window_minutes"]) and "01:00" in result["window"]
+
+
+def test_breakeven_refuses_an_input_share_beside_average_tokens():
+    # With --input-share given, --avg-input/--avg-output were ignored without a word, even when they disagreed
+    # (100 in / 50 out is a 67% share; 50% was used) or were negative.
+    from tokenomy.planning.breakeven import input_share_from
+
+    for avg_input, avg_output in ((100, 50), (-5, 3), (100, None)):
+        with pytest.raises(ConfigError, match=r"give --input-share or --avg-input and --avg-output, not both"):
+            input_share_from(avg_input, avg_output, 0.5)
+    assert input_share_from(100, 50, None) == Decimal(100) / Decimal(150)
+    assert input_share_from(None, None, 0.25) == Decimal("0.25")

@@ -146,6 +146,37 @@ def test_broken_override_names_the_field(tmp_path, catalog):
         catalog.with_overrides(missing)
 
 
+@pytest.mark.parametrize("value", ["abc", "[1]", "1.5", "-5", "true"])
+def test_a_count_in_a_price_file_that_is_not_a_whole_number_names_the_field(value, tmp_path, catalog):
+    # `cache_min_tokens: abc` was int()'s ValueError traceback, `[1]` a TypeError one; 1.5 and true were read as 1
+    # and -5 was kept, a cache minimum no prompt can fall under.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
+                   f'      global: {{input: "1", output: "1", cache_min_tokens: {value}}}\n')
+    with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.cache_min_tokens: .* is not a whole number "
+                                          r"0 or more; write counts like 1024"):
+        catalog.with_overrides(bad)
+    model_level = tmp_path / "model.yaml"
+    model_level.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
+                           f'    context_window: {value}\n    regions:\n      global: {{input: "1", output: "1"}}\n')
+    with pytest.raises(ConfigError, match=r"models\.m\.context_window: .* is not a whole number 0 or more"):
+        catalog.with_overrides(model_level)
+
+
+@pytest.mark.parametrize(("quotas", "said"), [
+    ("{min_records_per_job: abc}", r"batch_quotas\.min_records_per_job: 'abc' is not a whole number"),
+    ("{max_records_per_file: 0}", r"batch_quotas\.max_records_per_file: 0 must be 1 or more"),
+    ("{max_recods_per_file: 10}", r"batch_quotas\.max_recods_per_file: not a batch quota; known quotas are"),
+    ("[1, 2]", r"batch_quotas: expected a mapping"),
+])
+def test_batch_quotas_in_a_price_file_are_checked_when_it_loads(quotas, said, tmp_path, catalog):
+    # `min_records_per_job: abc` loaded, and `batch validate` then ended in int()'s ValueError traceback.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f'provider: aws.bedrock\nsource: x\nas_of: "2026-01-01"\nbatch_quotas: {quotas}\nmodels: {{}}\n')
+    with pytest.raises(ConfigError, match=said):
+        catalog.with_overrides(bad)
+
+
 def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
     litellm = tmp_path / "model_prices_and_context_window.json"
     litellm.write_text(json.dumps({

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,10 @@ class Reservation(BaseModel):
     )
 
 
+# Expected share of calls per tier, each from 0 to 1 (`{weak: 2}` loaded, and read as "expected 200.0%").
+TierShares = dict[str, Annotated[float, Field(ge=0, le=1)]]
+
+
 class AlertSettings(BaseModel):
     """`alerts:` in tokenomy.yaml; every threshold has a default."""
 
@@ -49,7 +53,7 @@ class AlertSettings(BaseModel):
     cache_drop_points: float = Field(0.15, gt=0, le=1, description="hit-rate fall (0.15 = 15 points) that alerts")
     cache_min_tokens: int = Field(1000, ge=0, description="input tokens a week needs before its rate counts")
     tier_tolerance: float = Field(0.10, gt=0, le=1)
-    expected_tier_share: dict[str, float] = Field(default_factory=dict)
+    expected_tier_share: TierShares = Field(default_factory=dict)
     escalation_threshold: float = Field(0.25, ge=0, le=1)
     escalation_min_calls: int = Field(
         20,
@@ -95,11 +99,18 @@ def validate_budgets(items: list[Any]) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}.scope: {scope!r} is not one of {sorted(SCOPES)}")
         if not item.get("match"):
             raise ConfigError(f"{where}.match: required (the {scope} value, or key=value for a tag)")
+        if item.get("limit_usd") is None:
+            raise ConfigError(f"{where}.limit_usd: required; give the monthly limit in dollars, e.g. limit_usd: 500")
         try:
             limit = Decimal(str(item.get("limit_usd")))
         except Exception:
             limit = Decimal("NaN")
-        if not limit.is_finite() or limit < 0:  # NaN used to crash the comparison with a traceback
+        if limit.is_finite() and limit < 0:
+            raise ConfigError(
+                f"{where}.limit_usd: {item.get('limit_usd')!r} is negative; give the monthly limit, 0 or more, "
+                "e.g. limit_usd: 500"
+            )
+        if not limit.is_finite():  # NaN used to crash the comparison with a traceback
             raise ConfigError(
                 f"{where}.limit_usd: {item.get('limit_usd')!r} is not a number of dollars; "
                 "give the monthly limit, e.g. limit_usd: 500"

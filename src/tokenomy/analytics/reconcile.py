@@ -150,7 +150,11 @@ def reconcile(
                 "metered_calls": metered.rows,
                 "status": status,
                 "flagged": status in ("mismatch", "unmetered", "unbilled") and (diff != 0),
-                "cause": _cause(metered, billed, status),
+                "cause": (
+                    f"no bill imported for {provider} on {day} yet: nothing to compare (tokenomy import --help)"
+                    if status == "no_billing_data"
+                    else _cause(metered, billed, status)
+                ),
                 "billed_models": sorted(billed.models),
             }
         )

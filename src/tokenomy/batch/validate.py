@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
-from tokenomy.errors import UsageError
+from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
@@ -90,11 +90,34 @@ def validate_file(
             "runs it at on-demand price under your rate limits"
         )
     report.notes.append(f"output tokens estimated at max_tokens (default {default_max_tokens}) per record")
+    others = _other_models(report.records, entry.model, region)
+    if others:
+        report.notes.append(
+            f"body.model names another model on {sum(others.values())} line(s) ({', '.join(sorted(others))}): they "
+            f"are priced and sent as {model} (--model); split the file by model to run them on their own"
+        )
     forms = {fmt: sum(1 for r in records if r.fmt == fmt) for fmt in FORMS}
     seen = [f"{n} as {FORMS[fmt]}" for fmt, n in forms.items() if n]
     if seen:  # say which form each line was read as; a mix usually means two files were concatenated
         report.notes.append("lines read: " + "; ".join(seen) + ("; mixed forms in one file" if len(seen) > 1 else ""))
     return report
+
+
+def _other_models(records: list[BatchRecord], model: str, region: str | None) -> dict[str, int]:
+    """Per model an OpenAI batch line names in body.model that is not `model` (its aliases and snapshots are the
+    same model), how many lines name it: submit sends every line as `model`."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        named = rec.raw.get("body", {}).get("model") if rec.fmt == "openai" else None
+        if not isinstance(named, str) or not named or named == model:
+            continue
+        try:
+            same = default_catalog().lookup(named, region).model == model
+        except TokenomyError:
+            same = False
+        if not same:
+            counts[named] = counts.get(named, 0) + 1
+    return counts
 
 
 def require_good(report: ValidationReport) -> None:

@@ -53,6 +53,17 @@ def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Opti
     return value
 
 
+def utc_window(since: Optional[datetime], until: Optional[datetime]) -> tuple[Optional[datetime], Optional[datetime]]:
+    """--since and --until in UTC (naive means UTC), refused when --since is not before --until: an inverted pair
+    read as an empty window (`ledger export` wrote nothing and exited 0; `plan savings` asked to record traffic)."""
+    since, until = (t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until))
+    if since is not None and until is not None and since >= until:
+        from tokenomy.errors import UsageError
+
+        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; swap them")
+    return since, until
+
+
 def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
     """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
     traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""
@@ -62,9 +73,18 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
 
 
 def output_file(param: typer.CallbackParam, value: Any) -> Any:
-    """Callback of the options that name a file to write (-o, --html, --png): a path that cannot be a file is an
-    error before the work, not after it (`review --html` stored its review, `route eval --png` ran the whole
-    evaluation, and then "afile: File exists")."""
+    """Callback of the options that name a file to write (-o, --png): a path that cannot be a file is an error
+    before the work, not after it (`route eval --png` ran the whole evaluation, and then "afile: File exists", or
+    "No such file or directory" for a folder that is not there)."""
+    return _output_path(value, new_folders=False)
+
+
+def output_file_new_folders(param: typer.CallbackParam, value: Any) -> Any:
+    """`output_file` for writers that make the file's folders themselves (`report --html`, `review --html`)."""
+    return _output_path(value, new_folders=True)
+
+
+def _output_path(value: Any, new_folders: bool) -> Any:
     if value is None:
         return value
     target = Path(value)
@@ -73,6 +93,11 @@ def output_file(param: typer.CallbackParam, value: Any) -> Any:
     parent = next((p for p in target.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
+    if not new_folders and not target.parent.exists():
+        raise typer.BadParameter(
+            f"{value}: folder {target.parent} does not exist; create it (mkdir -p {target.parent}) or give a path "
+            "in an existing folder"
+        )
     return value
 
 
@@ -170,18 +195,25 @@ def table(
     text_columns: tuple[str, ...] = (),
     key_columns: tuple[str, ...] = (),
 ) -> Table:
-    """Numbers right-aligned; the first column and any `text_columns` (sentences, reasons) left-aligned.
+    """Numbers right-aligned; the first column, any `text_columns` (sentences, reasons) and any column with a cell
+    that is not a figure (a model id, a team, a status) left-aligned.
 
     Nothing is cut with "…": a cell too wide for the terminal wraps (a long id folds onto the next line, whole), and
     `print_table(..., wide=True)` prints at the table's natural width instead. `key_columns` (e.g. a model id that
     is not the first column) are left-aligned like the first."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     result = Table(title=title, show_lines=False, header_style="bold")
     for index, column in enumerate(columns):
-        left = index == 0 or column in text_columns or column in key_columns
+        words = any(index < len(row) and not _FIGURE.match(row[index]) for row in cells)
+        left = index == 0 or column in text_columns or column in key_columns or words
         result.add_column(column, justify="left" if left else "right", overflow="fold")
-    for row in rows:
-        result.add_row(*["" if v is None else str(v) for v in row])
+    for row in cells:
+        result.add_row(*row)
     return result
+
+
+# A cell that reads as a figure: "1,234", "-0.5", "$0.000750", "12.5%", "+3.0%", "1011.1", or blank / a dash for none.
+_FIGURE = re.compile(r"^(|[-—]|[-+]?\$?[\d,]*\.?\d+(%|x)?)$")
 
 
 def print_table(result: Table, wide: bool = False) -> None:
@@ -278,10 +310,24 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
 def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[TextIO]:
     """Write a text file whole or not at all: into a temporary file beside `path`, moved over `path` only when the
     block finishes. A bad option, an error or Ctrl-C part-way leaves the file that was there as it was (opening
-    `path` for writing first emptied it) and no half-written file."""
+    `path` for writing first emptied it) and no half-written file.
+
+    A symlink is followed (the file it names is replaced, the link kept), and anything that is not a regular file
+    (/dev/stdout, a device, a FIFO) is written in place: moving a file over it replaced the device or the link."""
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    if target.exists() and not target.is_file():
+        try:
+            with open(target, "w", encoding="utf-8", newline=newline) as direct:
+                yield direct
+        except OSError as exc:  # e.g. /dev/full: "No space left on device", named
+            if exc.filename is not None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+        return
+    if target.is_symlink():
+        target = target.resolve()
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:  # no such directory, a file where the directory should be: name the path given

@@ -208,9 +208,17 @@ def _check_priced(client, option: str, name: str) -> None:
         ) from None
 
 
+def results_dir(value: Path) -> Path:
+    """Callback of the arguments that name a `bench run --out` folder: its results.csv, given instead, is named with
+    its folder (it read as "DIR/results.csv/results.csv: no results here")."""
+    if value.is_file():
+        raise typer.BadParameter(f"{value} is a file; give the folder that holds it, {value.parent}")
+    return value
+
+
 @bench_app.command("summary")
 def summary_cmd(
-    out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
+    out: Path = typer.Argument(..., help="A results directory from `bench run --out`.", callback=results_dir),
     tolerance: float = typer.Option(
         3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
@@ -223,7 +231,7 @@ def summary_cmd(
 
 @bench_app.command("export-labels")
 def export_labels_cmd(
-    out: Path = typer.Argument(..., help="A results directory from `bench run --out`."),
+    out: Path = typer.Argument(..., help="A results directory from `bench run --out`.", callback=results_dir),
     output: Path = typer.Option(
         Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router.", callback=output_file
     ),

@@ -163,11 +163,11 @@ def cost(
         print_json(breakdown.to_json())
         return
     rows = [
-        ["input", input_tokens, usd(breakdown.input_usd, 8)],
-        ["output", output_tokens, usd(breakdown.output_usd, 8)],
-        ["cache read", cache_read, usd(breakdown.cache_read_usd, 8)],
-        ["cache write", cache_write, usd(breakdown.cache_write_usd, 8)],
-        ["total", input_tokens + output_tokens + cache_read + cache_write, usd(breakdown.total_usd, 8)],
+        ["input", f"{input_tokens:,}", usd(breakdown.input_usd, 8)],
+        ["output", f"{output_tokens:,}", usd(breakdown.output_usd, 8)],
+        ["cache read", f"{cache_read:,}", usd(breakdown.cache_read_usd, 8)],
+        ["cache write", f"{cache_write:,}", usd(breakdown.cache_write_usd, 8)],
+        ["total", f"{input_tokens + output_tokens + cache_read + cache_write:,}", usd(breakdown.total_usd, 8)],
     ]
     tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
     console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))

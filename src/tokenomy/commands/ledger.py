@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -83,11 +83,10 @@ def export(
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""
 
-    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._common import open_existing_ledger, utc_window
     from tokenomy.ledger.io import export_events
 
-    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
-    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
+    since, until = utc_window(since, until)
     events = open_existing_ledger(ledger).events(since, until)
     if output:
         with replacing(output, newline="") as handle:  # a bad --format or Ctrl-C leaves an existing file as it was
@@ -99,7 +98,10 @@ def export(
 
 @ledger_app.command("stats")
 def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
-    """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model."""
+    """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model.
+
+    Requests and latency count answered calls; tokens and cost count every recorded attempt (a stream cancelled
+    part-way was billed), so the cost matches `tokenomy report spend`."""
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.ledger.summary import spend_summary
 
@@ -129,11 +131,11 @@ def print_summary(rows: list[dict], title: str = "Spend summary") -> None:
             [
                 [
                     r["model"],
-                    r["requests"],
-                    r["input_tokens"],
-                    r["output_tokens"],
-                    r["cache_read_tokens"],
-                    r["cache_write_tokens"],
+                    f"{r['requests']:,}",
+                    f"{r['input_tokens']:,}",
+                    f"{r['output_tokens']:,}",
+                    f"{r['cache_read_tokens']:,}",
+                    f"{r['cache_write_tokens']:,}",
                     f"{r['cache_read_share']:.1%}",
                     usd(r["cost_usd"]),
                     f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",

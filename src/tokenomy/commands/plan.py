@@ -153,8 +153,10 @@ def breakeven_cmd(
 
 
 def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url):
+    from tokenomy.commands._common import utc_window
     from tokenomy.planning import traffic
 
+    utc_window(since, until)  # an inverted pair is named, not read as a window without traffic
     if trace:
         return traffic.from_csv(trace, _utc(since), _utc(until))
     if cloudwatch:
@@ -322,6 +324,9 @@ def savings_cmd(
 
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
+    from tokenomy.commands._common import utc_window
+
+    utc_window(since, until)  # inverted, it read as "the ledger has no successful calls to analyse"
     inputs = SavingsInputs(
         tuple(t for t in batch_tasks.split(",") if t),
         batch_tag,
@@ -351,6 +356,12 @@ def savings_cmd(
             text_columns=("assumption",),
         )
     )
+    if not result["compounded_order"]:  # was "Compounded (): $0.00/month"
+        console.print(
+            f"Compounded: [bold]{usd(Decimal(0), 2)}/month[/bold] (no lever saves on this traffic). "
+            f"[dim]{result['assumption']}.[/dim]"
+        )
+        return
     console.print(
         f"Compounded ({' → '.join(result['compounded_order'])}): "
         f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "

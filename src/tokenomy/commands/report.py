@@ -14,7 +14,7 @@ from tokenomy.commands._common import (
     console,
     csv_cell,
     err_console,
-    output_file,
+    output_file_new_folders,
     print_json,
     report_row,
     table,
@@ -45,7 +45,7 @@ def report(
         None,
         "--html",
         help="Write the dashboard's charts for --since/--until as one self-contained HTML file (opens offline).",
-        callback=output_file,
+        callback=output_file_new_folders,
     ),
     expected: Optional[str] = typer.Option(
         None,
@@ -145,12 +145,16 @@ def report(
         print_json(rows, money="amount")  # one scale per report: amounts to 6 places
         return
     if not rows and not as_csv:
+        from tokenomy.analytics.reports import PRESETS
+
+        days = PRESETS[name].days if since is None else None
         span = f" from {since:%Y-%m-%d %H:%M}" if since else ""
         span += f" until {until:%Y-%m-%d %H:%M}" if until else ""
-        console.print(
-            f"report {name}: no usage in the ledger{span or ' (the preset may use a default window)'}; "
-            "widen --since/--until or check --ledger"
-        )
+        if days is not None:  # said "(the preset may use a default window)": which one was left to guess
+            said = f"no usage in its default window, the last {days} days{span}; give --since to look further back"
+        else:
+            said = f"no usage in the ledger{span}; widen --since/--until"
+        console.print(f"report {name}: {said}, or check --ledger")
         return
     columns = list(rows[0]) if rows else [by or name]
     if as_csv:

@@ -9,7 +9,15 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, output_file, print_json, table, when_in_range
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    output_file_new_folders,
+    print_json,
+    table,
+    when_in_range,
+)
 from tokenomy.errors import UsageError
 
 
@@ -49,7 +57,7 @@ def review_cmd(
         help="With --bench: extra comma-separated models to benchmark (names under `models:` in --config).",
     ),
     html: Optional[Path] = typer.Option(
-        None, "--html", help="Also write the review as one self-contained page.", callback=output_file
+        None, "--html", help="Also write the review as one self-contained page.", callback=output_file_new_folders
     ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,

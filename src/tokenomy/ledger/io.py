@@ -212,7 +212,35 @@ def require_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise TokenomyError(f"{path}: file not found")
+    if path.is_dir():  # it passed the check above, and a new ledger was made before "Is a directory"
+        raise TokenomyError(f"{path}: a folder; give the JSONL or CSV file to import")
+    names = _first_record_fields(path)
+    if names is not None and not set(names) & set(COLUMNS):
+        # A FOCUS, CUR or OTLP export: "unknown field(s) [...]" on every line, and an empty new ledger.
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise TokenomyError(
+            f"{path}: not a Tokenomy ledger export (its first record has {shown or 'no fields'}, none of the "
+            "ledger's: ts, provider, model, ...); import billing and telemetry exports with `tokenomy import "
+            "focus|cur|otel|...`"
+        )
     return path
+
+
+def _first_record_fields(path: Path) -> list[str] | None:
+    """The field names of the file's first record (a CSV header, or the first JSON object line), or None when the
+    file has none to read this way (empty, or its first line not an object: that line's own error says so)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            if path.suffix.lower() == ".csv":
+                header = next(csv.reader(handle), None)
+                return [h for h in header if h] if header else None
+            for line in handle:
+                if line.strip():
+                    record = json.loads(line)
+                    return [str(k) for k in record] if isinstance(record, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error):
+        return None
+    return None
 
 
 def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) -> ImportResult:

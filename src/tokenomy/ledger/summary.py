@@ -8,19 +8,23 @@ from tokenomy.ledger.store import LedgerStore
 
 
 def spend_summary(store: LedgerStore) -> list[dict]:
-    """Per model and overall: requests, tokens by type, cache-read share of input, cost, p50/p95 latency."""
+    """Per model and overall: requests, tokens by type, cache-read share of input, cost, p50/p95 latency.
+
+    Requests and latency are the answered calls (outcome ok); tokens and cost are every recorded attempt, as the
+    reports count them: a stream cancelled after its first delta was billed, and its row carries that cost."""
+    answered = "CASE WHEN outcome = 'ok' THEN latency_ms END"
     percentile = (
-        "quantile_cont(latency_ms, {q})"
+        f"quantile_cont({answered}, {{q}})"
         if store.dialect == "duckdb"
-        else "percentile_cont({q}) WITHIN GROUP (ORDER BY latency_ms)"
+        else f"percentile_cont({{q}}) WITHIN GROUP (ORDER BY {answered})"
     )
     sql = f"""
-        SELECT COALESCE(model, 'ALL') AS model, COUNT(*) AS requests,
+        SELECT COALESCE(model, 'ALL') AS model, SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS requests,
                SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
                SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
                SUM(cost_usd) AS cost_usd,
                {percentile.format(q=0.5)} AS latency_p50_ms, {percentile.format(q=0.95)} AS latency_p95_ms
-        FROM usage_events WHERE outcome = 'ok'
+        FROM usage_events
         GROUP BY ROLLUP (model) ORDER BY GROUPING(model), model"""
     rows = store.query(sql)
     for row in rows:

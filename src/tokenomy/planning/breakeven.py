@@ -43,7 +43,10 @@ class UnitEconomics:
 
 
 def input_share_from(avg_input: float | None, avg_output: float | None, input_share: float | None) -> Decimal:
-    """The workload's input fraction from --input-share or from average tokens per request."""
+    """The workload's input fraction from --input-share or from average tokens per request (not both: the averages
+    were ignored without a word, even when they disagreed with the share or were negative)."""
+    if input_share is not None and (avg_input is not None or avg_output is not None):
+        raise ConfigError("give --input-share or --avg-input and --avg-output, not both (they say the same thing)")
     if input_share is not None:
         if not 0 <= input_share <= 1:
             raise ConfigError(f"--input-share {input_share} must be between 0 and 1")

@@ -163,6 +163,17 @@ def _apply(
     return total
 
 
+def _left_out(skipped: int, priced: int, models: set[str]) -> str | None:
+    """A warning naming the calls the projection leaves out because the catalog cannot price them, else None."""
+    if not skipped:
+        return None
+    names = ", ".join(sorted(models)[:3]) + (", ..." if len(models) > 3 else "")
+    return (
+        f"{skipped} of {skipped + priced} successful calls left out: the catalog cannot price them ({names}); "
+        "add their prices with a price file (tokenomy prices --help) or re-price with --price-as MODEL"
+    )
+
+
 def _batchable(event: UsageEvent, inputs: SavingsInputs) -> bool:
     return event.mode == "on_demand" and (
         event.task in inputs.batch_tasks or event.tags.get(inputs.batch_tag, "").lower() in ("1", "true", "yes")
@@ -198,7 +209,7 @@ def what_if(
         events = [replace(e, model=inputs.price_as, region=None) for e in events]
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
-    priced, skipped = [], 0
+    priced, skipped, unpriced_models = [], 0, set()
     for event in events:
         try:
             compute_cost(
@@ -207,6 +218,7 @@ def what_if(
             priced.append(event)
         except TokenomyError:
             skipped += 1
+            unpriced_models.add(event.model)
     if not priced:
         raise TokenomyError(
             f"none of the {skipped} successful calls has a catalog price; add the models' prices "
@@ -243,7 +255,7 @@ def what_if(
         "window_hours": float(hours),
         "observed_window_seconds": (end - start).total_seconds(),
         "window": window_text(start, end),
-        "warnings": [w for w in (short_for_monthly(start, end),) if w],
+        "warnings": [w for w in (short_for_monthly(start, end), _left_out(skipped, len(priced), unpriced_models)) if w],
         "events": len(priced),
         "events_skipped_unpriced": skipped,
         "current_monthly_cost_usd": current * scale,

@@ -120,8 +120,8 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
         "window": window_text(start, end),
         "warnings": [short] if short else [],
         "window_minutes": len(series),
-        "window_start": series.index[0].isoformat().replace("+00:00", "Z"),
-        "window_end": series.index[-1].isoformat().replace("+00:00", "Z"),
+        "window_start": start.isoformat().replace("+00:00", "Z"),
+        "window_end": end.isoformat().replace("+00:00", "Z"),  # the end of the last minute, as `window` says
         "assumption": "the observed window repeats for a 730-hour month; capacity counts input + output tokens",
         "tokens_per_minute": tpm_percentiles(series),
         "burstiness": {

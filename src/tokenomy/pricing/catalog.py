@@ -62,6 +62,19 @@ def _decimal(value: Any, where: str, example: str = '"0.25"') -> Decimal:
     return result
 
 
+def _whole(value: Any, where: str) -> int:
+    """A count from a price file (cache_min_tokens, context_window, ...): a whole number 0 or more. int() turned
+    "abc" into a traceback, 1.5 and true into 1, and kept -5."""
+    if not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            number = None
+        if number is not None and number.is_finite() and number >= 0 and number == number.to_integral_value():
+            return int(number)
+    raise ConfigError(f"{where}: {value!r} is not a whole number 0 or more; write counts like 1024")
+
+
 def _entry_from_block(
     provider: str,
     model: str,
@@ -89,7 +102,8 @@ def _entry_from_block(
     for name in INT_FIELDS:
         value = block.get(name, model_info.get(name))
         if value is not None:
-            kwargs[name] = int(value)
+            place = f"{where}.{name}" if name in block else f"{where.rsplit('.regions.', 1)[0]}.{name}"
+            kwargs[name] = _whole(value, place)
     for name in TEXT_FIELDS:  # per-region text wins over the model's (e.g. a batch note for one region)
         value = block.get(name, model_info.get(name))
         if value is not None:
@@ -249,7 +263,38 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
                     f"{origin}: models.{model}.regions.{region}",
                 )
             )
-    return entries, dict(doc.get("batch_quotas") or {})
+    return entries, _batch_quotas(doc.get("batch_quotas"), origin)
+
+
+BATCH_QUOTAS = (
+    "min_records_per_job",
+    "max_records_per_file",
+    "max_records_per_job",
+    "max_bytes_per_file",
+    "max_bytes_per_job",
+)
+
+
+def _batch_quotas(quotas: Any, origin: str) -> dict[str, Any]:
+    """`batch_quotas:` checked when the file loads: a count that was not a whole number ended `batch validate` in
+    int()'s traceback, long after the file loaded."""
+    if quotas is None:
+        return {}
+    if not isinstance(quotas, dict):
+        raise ConfigError(f"{origin}: batch_quotas: expected a mapping of quota name to count, not {quotas!r}")
+    out: dict[str, Any] = {}
+    for key, value in quotas.items():
+        if key == "source":
+            out[key] = value
+            continue
+        if key not in BATCH_QUOTAS:
+            raise ConfigError(
+                f"{origin}: batch_quotas.{key}: not a batch quota; known quotas are {', '.join(BATCH_QUOTAS)}, source"
+            )
+        out[key] = _whole(value, f"{origin}: batch_quotas.{key}")
+        if key.startswith("max_") and out[key] < 1:
+            raise ConfigError(f"{origin}: batch_quotas.{key}: {value!r} must be 1 or more")
+    return out
 
 
 def parse_aliases(doc: dict[str, Any], origin: str) -> dict[str, str]:

@@ -43,16 +43,17 @@ class CostBreakdown:
         return self.input_usd + self.output_usd + self.cache_read_usd + self.cache_write_usd
 
     def to_json(self) -> dict[str, Any]:
+        """Each amount exact (the ledger's "record" rule), so the parts add up to the total as written."""
         return {
             "model": self.model,
             "region": self.region,
             "mode": self.mode,
             "currency": self.currency,
-            "input_usd": money_str(self.input_usd),
-            "output_usd": money_str(self.output_usd),
-            "cache_read_usd": money_str(self.cache_read_usd),
-            "cache_write_usd": money_str(self.cache_write_usd),
-            "total_usd": money_str(self.total_usd),
+            "input_usd": money_str(self.input_usd, "record"),
+            "output_usd": money_str(self.output_usd, "record"),
+            "cache_read_usd": money_str(self.cache_read_usd, "record"),
+            "cache_write_usd": money_str(self.cache_write_usd, "record"),
+            "total_usd": money_str(self.total_usd, "record"),
             "priced_by": self.priced_by,
             "source": self.source,
             "as_of": self.as_of,
