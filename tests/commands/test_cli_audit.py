@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from helpers.cli import _seed
 from tokenomy.cli import main
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
@@ -526,3 +529,31 @@ def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger
     assert line.startswith(f"error: {tmp_path / name}: not a Tokenomy ledger export"), line
     assert "tokenomy import" in line
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+def test_every_since_and_until_takes_a_span_back_from_now_like_review_does(tmp_path: Path, monkeypatch, capsys):
+    """`review --since 90d` spoke of periods, but `report spend --since 7d` was "Input should be a valid datetime
+    or date, input is too short". Every time option now takes a span back from now as well as a date or time."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    ledger = tmp_path / "ledger.duckdb"
+    store = open_store(ledger)
+    now = datetime.now(UTC)
+    store.write([UsageEvent(ts=now - timedelta(hours=age), provider="bedrock", model=HAIKU, input_tokens=10,
+                            output_tokens=2, cost_usd=Decimal(cost), latency_ms=5.0)
+                 for age, cost in ((1, "0.25"), (30, "0.5"), (24 * 10, "1"))])
+    expected = {"2h": "0.25", "2d": "0.75", "2w": "1.75", "180m": "0.25"}
+    for span, total in expected.items():
+        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", span,
+                              "--json")
+        assert code == 0, err
+        assert sum(Decimal(row["cost_usd"]) for row in json.loads(out)) == Decimal(total), span
+    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "--since", "2d",
+                          "--until", "2h")
+    assert code == 0 and len(out.splitlines()) == 1, err  # the event 30 hours ago only
+    code, out, _ = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since",
+                        (now - timedelta(days=2)).date().isoformat(), "--json")
+    assert code == 0 and json.loads(out)  # dates and times still read as before
+    code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", "7 days")
+    assert code == 2 and out == "" and "give a date (2026-11-01)" in err and "7d" in err and "Traceback" not in err

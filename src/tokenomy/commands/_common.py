@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -39,6 +39,29 @@ LedgerOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
+
+
+_AGO = re.compile(r"^(\d+)([mhdw])$")
+_AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+WHEN_METAVAR = "TIME|7d"  # --help shows what a time option takes
+
+
+def parse_when(value: str | datetime) -> datetime:
+    """Parser of every --since/--until/--as-of: an ISO date or time (naive means UTC; `Z` or an offset is kept),
+    or a span back from now (`90m`, `24h`, `7d`, `2w`), as `review --since` and the dashboard speak of periods."""
+    if isinstance(value, datetime):
+        return value
+    text = value.strip()
+    ago = _AGO.match(text)
+    if ago:
+        return datetime.now(UTC) - timedelta(**{_AGO_UNITS[ago.group(2)]: int(ago.group(1))})
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time; give a date (2026-11-01), a UTC time (2026-11-01T09:30) or a span back "
+            "from now (90m, 24h, 7d, 2w)"
+        ) from None
 
 
 def when_in_range(param: typer.CallbackParam, value: Optional[datetime]) -> Optional[datetime]:

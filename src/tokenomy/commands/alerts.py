@@ -8,7 +8,17 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, dumps, print_json, table, when_in_range
+from tokenomy.commands._common import (
+    WHEN_METAVAR,
+    JsonOption,
+    LedgerOption,
+    console,
+    dumps,
+    parse_when,
+    print_json,
+    table,
+    when_in_range,
+)
 from tokenomy.errors import TokenomyError
 
 alerts_app = typer.Typer(
@@ -27,7 +37,12 @@ def check(
     ),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each new alert (JSON) to this URL."),
     as_of: Optional[datetime] = typer.Option(
-        None, "--as-of", help="Evaluate as if it were this time (UTC) \\[default: now].", callback=when_in_range
+        None,
+        "--as-of",
+        help="Evaluate as if it were this time (UTC) \\[default: now].",
+        parser=parse_when,
+        metavar=WHEN_METAVAR,
+        callback=when_in_range,
     ),
     dry_run: bool = typer.Option(
         False,

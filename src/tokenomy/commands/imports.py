@@ -10,12 +10,14 @@ from typing import Any, Optional
 import typer
 
 from tokenomy.commands._common import (
+    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     PricesOption,
     apply_prices,
     console,
     err_console,
+    parse_when,
     print_json,
     table,
     when_in_range,
@@ -170,10 +172,20 @@ def gcp_billing(
 
 
 SinceOption = typer.Option(
-    None, "--since", help="API: start day (UTC) \\[default: 7 days before --until].", callback=when_in_range
+    None,
+    "--since",
+    help="API: start day (UTC) \\[default: 7 days before --until].",
+    parser=parse_when,
+    metavar=WHEN_METAVAR,
+    callback=when_in_range,
 )
 UntilOption = typer.Option(
-    None, "--until", help="API: end (UTC, exclusive) \\[default: the start of today].", callback=when_in_range
+    None,
+    "--until",
+    help="API: end (UTC, exclusive) \\[default: the start of today].",
+    parser=parse_when,
+    metavar=WHEN_METAVAR,
+    callback=when_in_range,
 )
 BucketOption = typer.Option("1d", "--bucket-width", help="API: 1d, 1h or 1m buckets (costs are fetched for 1d only).")
 

@@ -10,11 +10,13 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
+    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     err_console,
     output_file,
+    parse_when,
     print_json,
     replacing,
     table,
@@ -74,10 +76,20 @@ def export(
     ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
     since: Optional[datetime] = typer.Option(
-        None, "--since", help="Only events at or after this UTC time.", callback=when_in_range
+        None,
+        "--since",
+        help="Only events at or after this UTC time.",
+        parser=parse_when,
+        metavar=WHEN_METAVAR,
+        callback=when_in_range,
     ),
     until: Optional[datetime] = typer.Option(
-        None, "--until", help="Only events before this UTC time.", callback=when_in_range
+        None,
+        "--until",
+        help="Only events before this UTC time.",
+        parser=parse_when,
+        metavar=WHEN_METAVAR,
+        callback=when_in_range,
     ),
     ledger: Optional[str] = LedgerOption,
 ) -> None:

@@ -9,10 +9,12 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
+    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     err_console,
+    parse_when,
     print_json,
     table,
     usd,
@@ -187,8 +189,12 @@ def size_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
+    since: Optional[datetime] = typer.Option(
+        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -247,8 +253,12 @@ def utilization_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
+    since: Optional[datetime] = typer.Option(
+        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -313,8 +323,12 @@ def savings_cmd(
         help="Caching lever's cache lifetime: 5m, or 1h at the "
         "1-hour cache-write price (models without one are not cached).",
     ),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Window start (UTC).", callback=when_in_range),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Window end (UTC).", callback=when_in_range),
+    since: Optional[datetime] = typer.Option(
+        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -9,12 +9,14 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
+    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     csv_cell,
     err_console,
     output_file_new_folders,
+    parse_when,
     print_json,
     report_row,
     table,
@@ -36,8 +38,12 @@ def report(
     by: Optional[str] = typer.Option(
         None, "--by", help="Group by model, provider, family, region, task, tier ... \\[default: the preset's own]"
     ),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Start (UTC, inclusive).", callback=when_in_range),
-    until: Optional[datetime] = typer.Option(None, "--until", help="End (UTC, exclusive).", callback=when_in_range),
+    since: Optional[datetime] = typer.Option(
+        None, "--since", help="Start (UTC, inclusive).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
+    until: Optional[datetime] = typer.Option(
+        None, "--until", help="End (UTC, exclusive).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
+    ),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
