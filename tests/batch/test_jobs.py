@@ -232,6 +232,14 @@ def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: 
         result = cli("batch", "submit", str(src), "--model", "local", flag, value, "--ledger", str(ledger_path),
                      check=False)
         assert result.returncode == 2 and f"{flag} " in result.stderr and "above 0" in result.stderr, result.stderr
+    # An option only another backend reads did nothing, silently (a Bedrock timeout on a local job, ...).
+    for backend, flag, value, reader in (("local", "--timeout-hours", "24", "bedrock"),
+                                         ("local", "--role-arn", "arn:aws:iam::1:role/r", "bedrock"),
+                                         ("bedrock", "--rpm", "60", "local"), ("openai", "--project", "p", "vertex")):
+        result = cli("batch", "submit", str(src), "--model", "local", "--backend", backend, flag, value,
+                     "--ledger", str(ledger_path), check=False)
+        said = f"{flag} is read by --backend {reader} only; with --backend {backend} it would do nothing"
+        assert result.returncode == 2 and said in result.stderr, result.stderr
     listed = cli("batch", "list", "--json", "--ledger", str(ledger_path), check=False)  # no job was made: the
     assert listed.stdout.strip() == "[]" or (listed.returncode == 2 and "no ledger at" in listed.stderr)  # nor a ledger
 

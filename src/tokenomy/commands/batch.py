@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Optional
@@ -29,6 +30,35 @@ BackendOption = typer.Option(
     "prediction, with --gcs-uri), or local (runs records on demand under your rate "
     "limits, for providers without batch).",
 )
+
+
+# Options only one kind of backend reads: given with another, they did nothing, silently.
+OPTION_BACKENDS = {
+    "--rpm": ("local",),
+    "--tpm": ("local",),
+    "--role-arn": ("bedrock",),
+    "--s3-uri": ("bedrock",),
+    "--kms-key-id": ("bedrock",),
+    "--timeout-hours": ("bedrock",),
+    "--s3-endpoint-url": ("bedrock",),
+    "--gcs-uri": ("vertex",),
+    "--gcs-endpoint-url": ("vertex",),
+    "--project": ("vertex",),
+}
+
+
+def _refuse_other_backends_options(backend: str, given: Mapping[str, object]) -> None:
+    from tokenomy.batch.jobs import BACKENDS
+    from tokenomy.errors import ConfigError
+
+    if backend not in BACKENDS:
+        return  # prepare_job names the backends there are
+    for flag, value in given.items():
+        if value is not None and backend not in OPTION_BACKENDS[flag]:
+            raise ConfigError(
+                f"{flag} is read by --backend {' or '.join(OPTION_BACKENDS[flag])} only; with --backend {backend} "
+                "it would do nothing: remove it or change --backend"
+            )
 
 
 def _spawn_resume(job_id: str, ledger_url: str) -> int:
@@ -186,6 +216,19 @@ def register(app: typer.Typer) -> None:
         for flag, limit in (("--rpm", rpm), ("--tpm", tpm)):  # 0, negative or NaN used to mean "no limit"
             if limit is not None and not (math.isfinite(limit) and limit > 0):
                 raise ConfigError(f"{flag} {limit}: give a rate limit above 0 per minute, or leave it out for none")
+        given = {
+            "--rpm": rpm,
+            "--tpm": tpm,
+            "--role-arn": role_arn,
+            "--s3-uri": s3_uri,
+            "--kms-key-id": kms_key_id,
+            "--timeout-hours": timeout_hours,
+            "--s3-endpoint-url": s3_endpoint_url,
+            "--gcs-uri": gcs_uri,
+            "--gcs-endpoint-url": gcs_endpoint_url,
+            "--project": project,
+        }
+        _refuse_other_backends_options(backend, given)
         options = SubmitOptions(
             region=region,
             role_arn=role_arn,
