@@ -557,3 +557,12 @@ def test_every_since_and_until_takes_a_span_back_from_now_like_review_does(tmp_p
     assert code == 0 and json.loads(out)  # dates and times still read as before
     code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", "7 days")
     assert code == 2 and out == "" and "give a date (2026-11-01)" in err and "7d" in err and "Traceback" not in err
+
+
+def test_report_options_only_tier_share_reads_are_refused_elsewhere(tmp_path: Path, monkeypatch, capsys) -> None:
+    # `report spend --config tokenomy.yaml` read nothing from the config, silently.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    for flag, value in (("--config", str(tmp_path / "tokenomy.yaml")), ("--expected", "weak=0.7,strong=0.3")):
+        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), flag, value)
+        assert code == 2 and out == ""
+        assert _one_line(err) == f"error: {flag} is read by `report tier-share` only; drop it from `report spend`"

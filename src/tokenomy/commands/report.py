@@ -119,6 +119,11 @@ def report(
         from tokenomy.errors import UsageError
 
         raise UsageError("give a report NAME (e.g. `tokenomy report spend`) or --html FILE for the charts")
+    unread = [flag for flag, value in (("--expected", expected), ("--config", config)) if value is not None]
+    if name != "tier-share" and unread:  # they would change nothing: only the tier-share preset reads them
+        from tokenomy.errors import UsageError
+
+        raise UsageError(f"{unread[0]} is read by `report tier-share` only; drop it from `report {name}`")
     if name == "forecast":
         if as_csv:
             from tokenomy.errors import UsageError
