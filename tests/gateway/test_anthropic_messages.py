@@ -338,3 +338,31 @@ def test_each_message_names_its_ledger_request_id_in_request_id_and_its_id(upstr
             streamed = stream.response.headers["request-id"]
     assert reply.id == f"msg_{reply._request_id}" and final.id == f"msg_{streamed}"
     assert sorted(e.request_id for e in open_store(ledger).events()) == sorted([reply._request_id, streamed])
+
+
+def test_an_openai_sdk_caller_turns_on_claudes_thinking_with_a_budget(upstream, gateway):
+    """Claude takes a thinking budget, not an effort level. Before, chat completions had no way to send one: the
+    refusal of `reasoning_effort` pointed to a field no OpenAI request has, and a `thinking` field was refused."""
+    scripted, _ = upstream
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    client.chat.completions.create(model="claude", max_tokens=3000, messages=ASK, extra_body={"thinking": thinking})
+    assert scripted.requests[-1][1]["thinking"] == thinking
+    client.chat.completions.create(model="claude", max_tokens=30, messages=ASK, extra_body={
+        "thinking": {"type": "disabled"}})
+    assert "thinking" not in scripted.requests[-1][1]
+    sent = len(scripted.requests)
+    refusals = [
+        ("claude", {"reasoning_effort": "low"}, "reasoning_effort",
+         '`thinking: {"type": "enabled", "budget_tokens": N}`'),
+        ("claude", {"extra_body": {"thinking": {"type": "enabled"}}}, "thinking", '"budget_tokens": N'),
+        ("claude", {"extra_body": {"thinking": {"type": "enabled", "budget_tokens": "many"}}}, "thinking.budget_tokens",
+         "a whole number of tokens"),
+        ("claude", {"reasoning_effort": "low", "extra_body": {"thinking": thinking}}, "thinking", "not both"),
+        ("gpt", {"extra_body": {"thinking": thinking}}, "thinking.budget_tokens", "OpenAI takes reasoning_effort"),
+    ]
+    for model, extra, param, said in refusals:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=model, max_tokens=3000, messages=ASK, **extra)
+        assert refused.value.body["param"] == param and said in refused.value.body["message"], refused.value.body
+    assert len(scripted.requests) == sent  # refused before any call

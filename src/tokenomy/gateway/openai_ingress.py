@@ -369,12 +369,16 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     return "\n\n".join(system) or None, turns
 
 
+# ChatRequest slots a provider names when it refuses one, by the field the caller sent.
+CALLER_FIELDS = {"reasoning.budget_tokens": "thinking.budget_tokens"}
+
+
 def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
     """Where the caller sent what a provider refused, in OpenAI's terms (error.param): `messages[3].content[1]`,
     `messages[4].content` (a string), `messages[5].tool_calls[0]`, `messages[2].name`, or a top-level field.
     The refusal's indices are the content model's; this walks the request again with the same grouping."""
-    if refused.message is None:
-        return refused.where  # a top-level field: pass-through keys and options go by the caller's names
+    if refused.message is None:  # a top-level field: pass-through keys and options go by the caller's names
+        return CALLER_FIELDS.get(refused.where, refused.where)
     origins: list[Origin] = []
     to_messages(body, origins)
     origin = origins[refused.message]
@@ -394,7 +398,7 @@ def caller_param(body: ChatCompletionRequest, param: str) -> str:
     .detail` when two system messages came first). A path outside `messages` is the caller's already."""
     found = _CONTENT_PATH.match(param)
     if found is None:
-        return param
+        return CALLER_FIELDS.get(param, param)
     message, block, part = (None if index is None else int(index) for index in found.groups())
     try:
         where = caller_path(body, Unsupported("", message, block, part))
@@ -468,6 +472,25 @@ def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
     raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
 
 
+def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
+    """`reasoning_effort` (OpenAI's level) or `thinking` (a budget in tokens, in Anthropic's shape), not both."""
+    thinking = body.thinking
+    if thinking is None or thinking.get("type") == "disabled":
+        if thinking is not None and set(thinking) != {"type"}:
+            raise RequestError(
+                "thinking", 'send {"type": "disabled"} alone, or {"type": "enabled", "budget_tokens": N}'
+            )
+        return Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None
+    if thinking.get("type") != "enabled" or set(thinking) != {"type", "budget_tokens"}:
+        raise RequestError("thinking", 'send {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}')
+    budget = thinking["budget_tokens"]
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise RequestError("thinking.budget_tokens", "expected a whole number of tokens above 0")
+    if body.reasoning_effort:
+        raise RequestError("thinking", "send a thinking budget or reasoning_effort, not both")
+    return Reasoning(budget_tokens=budget)
+
+
 def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
     extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
@@ -519,7 +542,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         tool_choice=_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=_response_format(body.response_format),
-        reasoning=Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None,
+        reasoning=_reasoning(body),
         extra=_extra(body),
         meta=meta,
     )

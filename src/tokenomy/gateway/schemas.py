@@ -29,6 +29,7 @@ MAPPED = {
     "parallel_tool_calls",
     "response_format",
     "reasoning_effort",
+    "thinking",
     "n",
     "logprobs",
 }
@@ -74,6 +75,9 @@ class ChatCompletionRequest(BaseModel):
     parallel_tool_calls: Optional[bool] = None
     response_format: Optional[dict[str, Any]] = None
     reasoning_effort: Optional[str] = None
+    # A thinking budget in tokens, in Anthropic's shape ({"type": "enabled", "budget_tokens": N}): OpenAI's API has
+    # no field for it, and Claude, Bedrock and Gemini take a budget rather than an effort level.
+    thinking: Optional[dict[str, Any]] = None
     n: Optional[int] = Field(None, ge=1, le=128)
     logprobs: Optional[bool] = None
 

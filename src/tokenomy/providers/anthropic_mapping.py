@@ -272,7 +272,8 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise refuse(
             request.model,
             "reasoning_effort",
-            "takes a thinking budget in tokens, not an effort level; send reasoning.budget_tokens instead",
+            "takes a thinking budget in tokens, not an effort level; send "
+            '`thinking: {"type": "enabled", "budget_tokens": N}` instead (with the openai SDK: extra_body)',
         )
 
 
