@@ -3,6 +3,7 @@ writes add each event once; a ledger filled without them is backfilled on open."
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -268,3 +269,19 @@ def test_clickhouse_query_gives_null_where_clickhouse_gives_nan(tmp_path) -> Non
     store = open_store(f"chdb:{tmp_path / 'ledger.chdb'}")
     row = store.query("SELECT avg(latency_ms) AS a, quantileExactInclusive(0.5)(latency_ms) AS q FROM usage_events")
     assert row == [{"a": None, "q": None}]
+
+
+def test_ledger_stats_summary_is_the_same_on_every_engine(store) -> None:
+    """`ledger stats` on a ClickHouse ledger was a syntax error (PostgreSQL's percentile_cont ... WITHIN GROUP)."""
+    from tokenomy.ledger.summary import spend_summary
+
+    events = _events_with_nulls()
+    store.write(events)
+    rows = {r["model"]: r for r in spend_summary(store)}
+    answered = [e for e in events if e.outcome == "ok"]
+    assert sorted(rows) == sorted({e.model for e in events} | {"ALL"})
+    assert rows["ALL"]["cost_usd"] == sum(e.cost_usd for e in events)
+    assert rows["ALL"]["requests"] == len(answered)
+    assert rows["ALL"]["input_tokens"] == sum(e.input_tokens for e in events)
+    latencies = sorted(e.latency_ms for e in answered)
+    assert abs(rows["ALL"]["latency_p50_ms"] - statistics.quantiles(latencies, n=2, method="inclusive")[0]) < 1e-6

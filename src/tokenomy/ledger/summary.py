@@ -13,20 +13,20 @@ def spend_summary(store: LedgerStore) -> list[dict]:
     Requests and latency are the answered calls (outcome ok); tokens and cost are every recorded attempt, as the
     reports count them: a stream cancelled after its first delta was billed, and its row carries that cost."""
     answered = "CASE WHEN outcome = 'ok' THEN latency_ms END"
-    percentile = (
-        f"quantile_cont({answered}, {{q}})"
-        if store.dialect == "duckdb"
-        else f"percentile_cont({{q}}) WITHIN GROUP (ORDER BY {answered})"
-    )
-    sql = f"""
-        SELECT COALESCE(model, 'ALL') AS model, SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS requests,
+    percentile = {  # the exact, interpolating percentile on each engine (ClickHouse's was a syntax error)
+        "duckdb": f"quantile_cont({answered}, {{q}})",
+        "clickhouse": f"quantileExactInclusive({{q}})({answered})",
+    }.get(store.dialect, f"percentile_cont({{q}}) WITHIN GROUP (ORDER BY {answered})")
+    columns = f"""SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS requests,
                SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
                SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
                SUM(cost_usd) AS cost_usd,
                {percentile.format(q=0.5)} AS latency_p50_ms, {percentile.format(q=0.95)} AS latency_p95_ms
-        FROM usage_events
-        GROUP BY ROLLUP (model) ORDER BY GROUPING(model), model"""
-    rows = store.query(sql)
+        FROM usage_events"""
+    # Per model, then the whole ledger: two plain queries, not GROUP BY ROLLUP, whose total row ClickHouse marks
+    # differently (an empty string, and GROUPING() the other way round).
+    rows = store.query(f"SELECT model, {columns} GROUP BY model ORDER BY model")
+    rows.append({**store.query(f"SELECT {columns}")[0], "model": "ALL"})
     for row in rows:
         for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests"):
             row[key] = int(row[key] or 0)
