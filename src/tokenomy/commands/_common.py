@@ -87,6 +87,11 @@ def utc_window(since: Optional[datetime], until: Optional[datetime]) -> tuple[Op
     return since, until
 
 
+def when_option(flag: str, help: str) -> Any:
+    """A --since/--until/--as-of option: a time or a span back from now, checked to be one reports can use."""
+    return typer.Option(None, flag, help=help, parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range)
+
+
 def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
     """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
     traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""

@@ -9,15 +9,13 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     dumps,
-    parse_when,
     print_json,
     table,
-    when_in_range,
+    when_option,
 )
 from tokenomy.errors import TokenomyError
 
@@ -36,14 +34,7 @@ def check(
         None, "--config", help="tokenomy.yaml with budgets: and alerts: (thresholds, reservations)."
     ),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each new alert (JSON) to this URL."),
-    as_of: Optional[datetime] = typer.Option(
-        None,
-        "--as-of",
-        help="Evaluate as if it were this time (UTC) \\[default: now].",
-        parser=parse_when,
-        metavar=WHEN_METAVAR,
-        callback=when_in_range,
-    ),
+    as_of: Optional[datetime] = when_option("--as-of", "Evaluate as if it were this time (UTC) \\[default: now]."),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",

@@ -10,17 +10,15 @@ from typing import Any, Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     PricesOption,
     apply_prices,
     console,
     err_console,
-    parse_when,
     print_json,
     table,
-    when_in_range,
+    when_option,
 )
 
 import_app = typer.Typer(
@@ -171,22 +169,8 @@ def gcp_billing(
     _run("gcp-billing", file, ledger, as_json, prices)
 
 
-SinceOption = typer.Option(
-    None,
-    "--since",
-    help="API: start day (UTC) \\[default: 7 days before --until].",
-    parser=parse_when,
-    metavar=WHEN_METAVAR,
-    callback=when_in_range,
-)
-UntilOption = typer.Option(
-    None,
-    "--until",
-    help="API: end (UTC, exclusive) \\[default: the start of today].",
-    parser=parse_when,
-    metavar=WHEN_METAVAR,
-    callback=when_in_range,
-)
+SinceOption = when_option("--since", "API: start day (UTC) \\[default: 7 days before --until].")
+UntilOption = when_option("--until", "API: end (UTC, exclusive) \\[default: the start of today].")
 BucketOption = typer.Option("1d", "--bucket-width", help="API: 1d, 1h or 1m buckets (costs are fetched for 1d only).")
 
 

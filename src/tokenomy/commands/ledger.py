@@ -10,18 +10,16 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     err_console,
     output_file,
-    parse_when,
     print_json,
     replacing,
     table,
     usd,
-    when_in_range,
+    when_option,
 )
 
 ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).", no_args_is_help=True)
@@ -75,22 +73,8 @@ def export(
         None, "-o", "--output", help="File to write (default stdout).", callback=output_file
     ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
-    since: Optional[datetime] = typer.Option(
-        None,
-        "--since",
-        help="Only events at or after this UTC time.",
-        parser=parse_when,
-        metavar=WHEN_METAVAR,
-        callback=when_in_range,
-    ),
-    until: Optional[datetime] = typer.Option(
-        None,
-        "--until",
-        help="Only events before this UTC time.",
-        parser=parse_when,
-        metavar=WHEN_METAVAR,
-        callback=when_in_range,
-    ),
+    since: Optional[datetime] = when_option("--since", "Only events at or after this UTC time."),
+    until: Optional[datetime] = when_option("--until", "Only events before this UTC time."),
     ledger: Optional[str] = LedgerOption,
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""

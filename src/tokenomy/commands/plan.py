@@ -9,16 +9,14 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     err_console,
-    parse_when,
     print_json,
     table,
     usd,
-    when_in_range,
+    when_option,
 )
 from tokenomy.money import usd as money_usd
 
@@ -189,12 +187,8 @@ def size_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(
-        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
-    until: Optional[datetime] = typer.Option(
-        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
+    since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
+    until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -253,12 +247,8 @@ def utilization_cmd(
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
-    since: Optional[datetime] = typer.Option(
-        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
-    until: Optional[datetime] = typer.Option(
-        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
+    since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
+    until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
@@ -323,12 +313,8 @@ def savings_cmd(
         help="Caching lever's cache lifetime: 5m, or 1h at the "
         "1-hour cache-write price (models without one are not cached).",
     ),
-    since: Optional[datetime] = typer.Option(
-        None, "--since", help="Window start (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
-    until: Optional[datetime] = typer.Option(
-        None, "--until", help="Window end (UTC).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
+    since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
+    until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -9,18 +9,16 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     csv_cell,
     err_console,
     output_file_new_folders,
-    parse_when,
     print_json,
     report_row,
     table,
-    when_in_range,
+    when_option,
 )
 
 
@@ -38,12 +36,8 @@ def report(
     by: Optional[str] = typer.Option(
         None, "--by", help="Group by model, provider, family, region, task, tier ... \\[default: the preset's own]"
     ),
-    since: Optional[datetime] = typer.Option(
-        None, "--since", help="Start (UTC, inclusive).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
-    until: Optional[datetime] = typer.Option(
-        None, "--until", help="End (UTC, exclusive).", parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range
-    ),
+    since: Optional[datetime] = when_option("--since", "Start (UTC, inclusive)."),
+    until: Optional[datetime] = when_option("--until", "End (UTC, exclusive)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),

@@ -10,15 +10,13 @@ from typing import Any, Optional
 import typer
 
 from tokenomy.commands._common import (
-    WHEN_METAVAR,
     JsonOption,
     LedgerOption,
     console,
     output_file_new_folders,
-    parse_when,
     print_json,
     table,
-    when_in_range,
+    when_option,
 )
 from tokenomy.errors import UsageError
 
@@ -39,14 +37,7 @@ def parse_days(text: str) -> int:
 
 def review_cmd(
     since: str = typer.Option("90d", "--since", help="Period reviewed (days), compared with the one before it."),
-    until: Optional[datetime] = typer.Option(
-        None,
-        "--until",
-        help="End of the period (UTC) \\[default: now].",
-        parser=parse_when,
-        metavar=WHEN_METAVAR,
-        callback=when_in_range,
-    ),
+    until: Optional[datetime] = when_option("--until", "End of the period (UTC) \\[default: now]."),
     config: Optional[str] = typer.Option(
         None,
         "--config",
