@@ -222,6 +222,16 @@ models:
     override.write_text(text.replace("AS_OF", "notadate"))
     with pytest.raises(ConfigError, match=rf"models.{HAIKU3}.regions.us-east-1.as_of: 'notadate' is not a date"):
         catalog.with_overrides(override)
+    # A date to come read as current for years: no stale-price warning would ever fire for it.
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(days=3)).date()
+    override.write_text(text.replace("AS_OF", later.isoformat()))
+    with pytest.raises(ConfigError, match=rf"models.{HAIKU3}.regions.us-east-1.as_of: {later} is in the future"):
+        catalog.with_overrides(override)
+    override.write_text(text.replace('"AS_OF"', later.isoformat()).replace("2026-11-02", "x"))  # YAML's own date
+    with pytest.raises(ConfigError, match=r"is in the future"):
+        catalog.with_overrides(override)
 
 
 def test_price_files_that_are_not_utf8_are_named(tmp_path):

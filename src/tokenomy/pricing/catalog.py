@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
@@ -209,15 +209,18 @@ def _check_dates(doc: dict[str, Any], origin: str) -> None:
             for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
                 if isinstance(spec, dict):
                     places.append((f"models.{model}.regions.{region}.service_tiers.{tier}.as_of", spec.get("as_of")))
+    latest = datetime.now(UTC).date() + timedelta(days=1)  # a day's grace for a file written east of UTC
     for where, value in places:
-        if value in (None, "") or isinstance(value, date):
+        if value in (None, ""):
             continue
         try:
-            date.fromisoformat(str(value))
+            day = value if isinstance(value, date) else date.fromisoformat(str(value))
         except ValueError:
             raise ConfigError(
                 f"{origin}: {where}: {value!r} is not a date; write the day the price was read as YYYY-MM-DD"
             ) from None
+        if day > latest:  # a date to come would make the price look current for years (no stale-price warning)
+            raise ConfigError(f"{origin}: {where}: {day} is in the future; write the day the price was read")
 
 
 def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tuple[list[PriceEntry], dict]:
