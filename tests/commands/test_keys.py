@@ -22,3 +22,38 @@ def test_a_budget_of_100_million_or_more_is_refused_by_option_without_a_tracebac
     ok = subprocess.run([TOKENOMY, "keys", "team-budget", "research", "--budget-usd", "99999999.5", "--ledger",
                          str(ledger)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "research: $99,999,999.50 per month" in ok.stdout, ok.stderr
+
+
+def test_keys_teams_lists_each_team_budget_with_its_spend_this_period(tmp_path):
+    """Team budgets could be set (`keys team-budget`) but not listed: nothing showed a team's limit or spend."""
+    import json
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    empty = subprocess.run([TOKENOMY, "keys", "teams", "--ledger", str(ledger)], capture_output=True, text=True,
+                           timeout=120)
+    assert empty.returncode == 2 and "no ledger" in empty.stderr  # a typo, not an empty ledger
+    store = open_store(ledger)
+    keys = KeyStore(store)
+    keys.set_team_budget("research", Decimal("50"), "month")
+    keys.set_team_budget("cx", Decimal("5"), "day")
+    now = datetime.now(UTC)
+    store.write([UsageEvent(ts=now - timedelta(minutes=m), provider="p", model="m", tenant=team,
+                            cost_usd=Decimal(cost)) for m, team, cost in ((1, "research", "1.25"), (2, "cx", "6"),
+                                                                          (3, "other", "9"))])
+    del keys, store  # DuckDB: one process at a time holds the file
+    listed = subprocess.run([TOKENOMY, "keys", "teams", "--ledger", str(ledger), "--json"], capture_output=True,
+                            text=True, timeout=120)
+    rows = {r["team"]: r for r in json.loads(listed.stdout)}
+    assert sorted(rows) == ["cx", "research"]
+    assert (rows["research"]["spent_usd"], rows["research"]["left_usd"], rows["research"]["period"]) == (
+        "1.250000", "48.750000", "month")
+    assert (rows["cx"]["spent_usd"], rows["cx"]["left_usd"]) == ("6.000000", "0.000000")  # over: nothing left
+    table = subprocess.run([TOKENOMY, "keys", "teams", "--ledger", str(ledger)], capture_output=True, text=True,
+                           timeout=120)
+    assert "research" in table.stdout and "$48.750000" in table.stdout, table.stdout

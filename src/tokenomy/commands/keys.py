@@ -1,4 +1,4 @@
-"""`tokenomy keys create|list|revoke|team-budget`: virtual API keys for the gateway."""
+"""`tokenomy keys create|list|revoke|teams|team-budget`: virtual API keys and team budgets for the gateway."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd_short
+from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd, usd_short
 from tokenomy.errors import ConfigError
 
 keys_app = typer.Typer(
@@ -90,6 +90,44 @@ def revoke(
     if not _store(ledger, must_exist=True).revoke(key_id):
         raise ConfigError(f"no key with id {key_id!r} in this ledger; see `tokenomy keys list`")
     console.print(f"revoked {key_id}")
+
+
+@keys_app.command("teams")
+def teams(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+    """List team budgets with what each team spent this period (from the ledger) and what is left."""
+    from tokenomy.gateway.keys import period_start
+
+    store = _store(ledger, must_exist=True)
+    rows = []
+    for team, (budget, period) in store.team_budgets().items():
+        since = period_start(period)
+        spent = store.spent("tenant", team, since)
+        rows.append(
+            {
+                "team": team,
+                "budget_usd": budget,
+                "period": period,
+                "period_start": since,
+                "spent_usd": spent,
+                "left_usd": max(budget - spent, Decimal(0)),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no team budgets in this ledger; set one with `tokenomy keys team-budget TEAM --budget-usd N`")
+        return
+    console.print(
+        table(
+            "Team budgets",
+            ["team", "budget", "period", "spent", "left"],
+            [
+                [r["team"], usd_short(r["budget_usd"]), r["period"], usd(r["spent_usd"]), usd(r["left_usd"])]
+                for r in rows
+            ],
+        )
+    )
 
 
 @keys_app.command("team-budget")

@@ -145,11 +145,14 @@ class KeyStore:
                 "SELECT key_hash, key_id, name, team, budget_usd, period, rpm, revoked FROM gateway_keys"
             )
         }
-        teams = {
+        return keys, self.team_budgets()
+
+    def team_budgets(self) -> dict[str, tuple[Decimal, str]]:
+        """Every team budget: {team: (budget in USD, period)}."""
+        return {
             r["team"]: (Decimal(str(r["budget_usd"])), r["period"])
-            for r in self.store.query("SELECT team, budget_usd, period FROM gateway_teams")
+            for r in self.store.query("SELECT team, budget_usd, period FROM gateway_teams ORDER BY team")
         }
-        return keys, teams
 
     def spent(self, column: str, value: str, since: datetime) -> Decimal:
         """What the ledger says a key (column key_id) or team (column tenant) spent since `since`."""
