@@ -783,6 +783,32 @@ def test_the_providers_error_code_reaches_the_caller(ledger_path):
     assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
 
 
+def test_an_upstream_client_error_keeps_its_status_and_a_missing_model_is_the_gateways_fault(ledger_path):
+    """Every upstream 4xx came back as a 400. A 404 for the route's model told the caller to change its request,
+    though the gateway's configuration is what is wrong (now a 502, as for the gateway's own credentials), and a
+    404 or 422 about the caller's request lost its status (the SDK raised BadRequestError for both)."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(404, {}, "model_not_found"), (404, {}, "file_not_found"), (422, {})])
+    try:
+        with gateway(upstream_config(upstream.url), ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+            with pytest.raises(openai.InternalServerError) as missing:
+                client.chat.completions.create(**ask)
+            assert missing.value.status_code == 502 and missing.value.code == "model_not_found"
+            with pytest.raises(openai.NotFoundError) as not_found:
+                client.chat.completions.create(**ask)
+            assert not_found.value.code == "file_not_found"
+            with pytest.raises(openai.UnprocessableEntityError):
+                client.chat.completions.create(**ask)
+    finally:
+        upstream.close()
+    assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
+
+
 def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
     """An upstream's 4xx came back with no x-request-id (the SDK error's request_id was None), so the caller
     could not find the failed attempt's ledger row; a stream that failed before its first chunk neither."""

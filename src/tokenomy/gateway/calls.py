@@ -91,12 +91,21 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
 
 
+# Upstream error codes that mean the gateway's configuration is wrong (the route's model is not there), not the
+# caller's request.
+CONFIG_FAULT_CODES = frozenset({"model_not_found", "DeploymentNotFound"})
+
+
 def upstream_status(exc: ProviderError) -> int:
     """The status a failed provider call is answered with. The provider refusing the gateway's own credentials
-    (401, 403) is not the caller's request at fault: a 502, not a 400 that tells the caller to change its request."""
-    if exc.kind == "client_error" and exc.status in (401, 403):
-        return 502
-    return {"throttled": 429, "client_error": 400, "timeout": 504}.get(exc.kind, 502)
+    (401, 403), or not knowing the route's model, is not the caller's request at fault: a 502, not a 4xx that tells
+    the caller to change its request. Another client error keeps the upstream's status (404, 413, 422, ...), as
+    the caller would have had it from the provider directly; one the gateway raised itself is a 400."""
+    if exc.kind == "client_error":
+        if exc.status in (401, 403) or exc.code in CONFIG_FAULT_CODES:
+            return 502
+        return exc.status if exc.status is not None and 400 <= exc.status < 500 else 400
+    return {"throttled": 429, "timeout": 504}.get(exc.kind, 502)
 
 
 def retry_after(exc: ProviderError) -> dict[str, str] | None:
