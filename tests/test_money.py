@@ -191,6 +191,7 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         "ledger stats": [["ledger", "stats", "--ledger", ledger]],
         "keys create": [["keys", "create", "--budget-usd", "0.000001", "--ledger", ledger]],
         "keys list": [["keys", "list", "--ledger", ledger]],
+        "keys teams": [["keys", "teams", "--ledger", ledger]],
         "caches list": [["caches", "list", "--ledger", ledger]],
         "batch validate": [["batch", "validate", str(batch_file), "--model", haiku]],
         "batch plan": [["batch", "plan", str(batch_file), "--model", haiku, "--deadline", deadline]],

@@ -41,6 +41,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "keys create": (["--budget-usd", "-5", "--ledger", "L"], 2, "budget"),
     "keys list": (["--ledger", "M"], 2, "no ledger at"),
     "keys revoke": (["no-such-key", "--ledger", "M"], 2, "no ledger at"),
+    "keys teams": (["--ledger", "M"], 2, "no ledger at"),
     "keys team-budget": (["research", "--budget-usd", "-1", "--ledger", "L"], 2, "budget"),
     "route": (["nope"], 2, "No such command"),
     "route explain": (["hi", "--config", "F"], 2, "F"),
