@@ -13,6 +13,7 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import orjson
 
@@ -72,6 +73,9 @@ _STREAM = re.compile(rb"stream\r?\n")
 _INFLATE_LIMIT = 16 << 20
 
 
+# One request is estimated up to three times (the gateway's reservation, a routing rule, the client's rate limit):
+# its PDF's streams are inflated once (a bytes object keeps its hash, so a repeat lookup costs nothing).
+@lru_cache(maxsize=8)
 def _pdf_pages(data: bytes) -> int:
     """A PDF's page objects (providers bill a PDF per page), also inside compressed object streams, where
     PDF 1.5 and later keep them; only those streams are inflated, never images. 1 when none is found."""
