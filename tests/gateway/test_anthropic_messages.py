@@ -366,3 +366,32 @@ def test_an_openai_sdk_caller_turns_on_claudes_thinking_with_a_budget(upstream, 
             client.chat.completions.create(model=model, max_tokens=3000, messages=ASK, **extra)
         assert refused.value.body["param"] == param and said in refused.value.body["message"], refused.value.body
     assert len(scripted.requests) == sent  # refused before any call
+
+
+def test_an_openai_sdk_caller_sends_claudes_signed_thinking_back(tmp_path, monkeypatch) -> None:
+    """The next turn of a conversation with thinking on must carry the thinking blocks signed, as Claude (here the
+    emulator, which checks its signatures) gave them. Chat completions returned only `reasoning_content`: sent back,
+    it was refused as unsigned. Now the message also has `thinking_blocks`, whole or streamed."""
+    from tokenomy.emulate.anthropic_api import create_app as create_emulator
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    with ServerThread(create_emulator()) as upstream:
+        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "claude", "max_tokens": 1100,
+                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+            messages = [{"role": "user", "content": "Name one colour, in one word."}]
+            whole = client.chat.completions.create(messages=messages, **ask).choices[0].message
+            with client.chat.completions.stream(messages=messages, **ask) as stream:
+                streamed = next(iter(stream.get_final_completion().choices)).message
+            for message in (whole, streamed):
+                blocks = message.model_extra["thinking_blocks"]
+                assert [b["type"] for b in blocks] == ["thinking"] and blocks[0]["signature"]
+                assert blocks[0]["thinking"] == message.model_extra["reasoning_content"]
+                turn = [*messages, message, {"role": "user", "content": "And another?"}]
+                assert client.chat.completions.create(messages=turn, **ask).choices[0].message.content
+            unsigned = whole.model_dump(exclude={"thinking_blocks"})  # what a caller sent back before
+            with pytest.raises(openai.BadRequestError, match="unsigned") as refused:
+                client.chat.completions.create(messages=[*messages, unsigned, {"role": "user", "content": "?"}], **ask)
+            assert refused.value.body["param"] == "messages[1].reasoning_content"

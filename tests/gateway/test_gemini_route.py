@@ -12,7 +12,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tokenomy.config import parse_config
+from tokenomy.config import RouteConfig, parse_config
 from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
@@ -104,3 +104,57 @@ def test_a_signature_on_a_streamed_function_call_is_its_own_thinking_block_befor
                       ("content_block_stop", None), ("content_block_start", "thinking"),
                       ("content_block_delta", "signature_delta"), ("content_block_stop", None),
                       ("content_block_start", "tool_use"), ("content_block_delta", "input_json_delta")]
+
+
+def test_an_openai_sdk_tool_loop_with_gemini_thinking_sends_the_signatures_back(ledger_path: Path) -> None:
+    # Chat completions carried Gemini's thoughts as `reasoning_content`, which has no place for a signature: the
+    # next turn sent them back unsigned, and Gemini (here its emulator) refused the conversation.
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "g", "max_tokens": 256, "tools": TOOLS,
+                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}}}
+            messages = [{"role": "user", "content": "Weather in Paris?"}]
+            whole = client.chat.completions.create(messages=messages, tool_choice="required", **ask).choices[0]
+            with client.chat.completions.stream(messages=messages, tool_choice="required", **ask) as stream:
+                streamed = stream.get_final_completion().choices[0]
+            for message in (whole.message, streamed.message):
+                blocks = message.model_extra["thinking_blocks"]
+                assert [b["type"] for b in blocks] == ["thinking"] and blocks[0]["signature"]
+                assert blocks[0]["thinking"] == message.model_extra["reasoning_content"]
+                turn = [*messages, message, {"role": "tool", "tool_call_id": message.tool_calls[0].id,
+                                             "content": "18C sunny"}]
+                assert "18C" in client.chat.completions.create(messages=turn, **ask).choices[0].message.content
+            assert streamed.message.model_extra["thinking_blocks"] == whole.message.model_extra["thinking_blocks"]
+
+
+def test_a_thought_signature_on_a_function_call_rides_on_that_tool_call_through_chat_completions() -> None:
+    # Gemini 3 refuses a function call sent back without the signature it came with; the stream and the whole
+    # answer carry it on the call (Google's OpenAI-compatible `extra_content`), and it comes back on the same part.
+    from tokenomy.gateway.openai_ingress import to_chat_request
+    from tokenomy.gateway.responses import chunk_delta, message_body, signed_reasoning_delta
+    from tokenomy.gateway.schemas import ChatCompletionRequest
+    from tokenomy.messages import ChatResponse, Usage
+    from tokenomy.providers.gemini_mapping import blocks_from_parts, contents_from_request
+    from tokenomy.providers.gemini_provider import GeminiProvider
+
+    parts = [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {"city": "Paris"}},
+                                     "thought_signature": b"sig"}]
+    answer = ChatResponse(content=blocks_from_parts(parts), model=MODEL, provider="gcp.gemini", usage=Usage(1, 1),
+                          finish_reason="tool_calls", latency_ms=1)
+    message = message_body(answer)
+    assert message["tool_calls"][0]["extra_content"] == {"google": {"thought_signature": "c2ln"}}
+    assert "thinking_blocks" not in message and "reasoning_content" not in message
+    streamed = chunk_delta(GeminiProvider._chunk(parts[1], 0))
+    assert streamed is not None and streamed[0]["tool_calls"][0]["extra_content"] == message["tool_calls"][0][
+        "extra_content"]
+    assert signed_reasoning_delta(answer, {0}) == {}  # already said with the call
+    late = signed_reasoning_delta(answer, set())  # a call streamed without it gets it before the stream ends
+    assert late == {"tool_calls": [{"index": 0, "extra_content": message["tool_calls"][0]["extra_content"]}]}
+    body = ChatCompletionRequest.model_validate({"model": "g", "messages": [
+        {"role": "user", "content": "Weather in Paris?"}, message,
+        {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "18C"}]})
+    sent = contents_from_request(to_chat_request(body, {}, None, RouteConfig()))
+    assert sent[1]["parts"] == [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {
+        "city": "Paris"}}, "thought_signature": b"sig"}]

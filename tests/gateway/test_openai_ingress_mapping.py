@@ -59,3 +59,56 @@ def test_max_completion_tokens_is_each_providers_own_cap_and_never_a_raw_field()
     assert body["max_completion_tokens"] == 20 and "max_tokens" not in body
     body = openai_wire.request_body(chat_request("gpt-4o", messages=turns, max_tokens=30))
     assert body["max_tokens"] == 30 and "max_completion_tokens" not in body
+
+
+SIGNED = [{"type": "thinking", "thinking": "look it up", "signature": "c2lnLTE="},
+          {"type": "redacted_thinking", "data": "opaque"}]
+GEMINI_CALL = {"id": "call_1", "type": "function",
+               "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+               "extra_content": {"google": {"thought_signature": "c2lnLTI="}}}
+
+
+def test_signed_reasoning_sent_back_through_chat_completions_reaches_each_provider_signed():
+    """Claude's thinking and Gemini's thought signatures must come back signed, or the next turn of a tool loop is
+    refused (Claude checks its thinking blocks; Gemini 3 wants the signature on the function call it came with).
+    Chat completions had no place for a signature: `reasoning_content` came back unsigned and was refused."""
+    turns = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": None, "reasoning_content": "look it up", "thinking_blocks": SIGNED,
+              "tool_calls": [GEMINI_CALL]},
+             {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"}]
+    request = chat_request(SONNET, messages=turns)
+    assert request.messages[1].content[:3] == [
+        ReasoningBlock("look it up", "c2lnLTE="), ReasoningBlock(redacted="opaque"), ReasoningBlock("", "c2lnLTI=")]
+    anthropic = to_anthropic_params(chat_request(SONNET, messages=[turns[0], {**turns[1], "tool_calls": [
+        {k: v for k, v in GEMINI_CALL.items() if k != "extra_content"}]}, turns[2]]))
+    assert anthropic["messages"][1]["content"][:2] == [
+        {"type": "thinking", "thinking": "look it up", "signature": "c2lnLTE="},
+        {"type": "redacted_thinking", "data": "opaque"}]
+    gemini = contents_from_request(chat_request("gemini-2.5-flash", messages=[turns[0], {
+        **turns[1], "thinking_blocks": SIGNED[:1]}, turns[2]]))
+    assert gemini[1]["parts"][0] == {"text": "look it up", "thought": True, "thought_signature": b"sig-1"}
+    assert gemini[1]["parts"][1]["thought_signature"] == b"sig-2" and "function_call" in gemini[1]["parts"][1]
+    # An OpenAI-format upstream (Google's compatible API, a LiteLLM proxy) gets them back in the same two fields.
+    sent = openai_wire.request_body(request)["messages"][1]
+    assert sent["thinking_blocks"] == SIGNED and sent["tool_calls"][0]["extra_content"] == GEMINI_CALL["extra_content"]
+    assert openai_wire.message_blocks(sent) == request.messages[1].content
+
+
+@pytest.mark.parametrize(("change", "param", "said"), [
+    ({"thinking_blocks": "signed"}, "messages[1].thinking_blocks", "a list"),
+    ({"thinking_blocks": [{"type": "thinking", "thinking": "x", "signature": "s", "cache_control": {}}]},
+     "messages[1].thinking_blocks[0]", "cache_control"),
+    ({"thinking_blocks": [{"type": "summary", "text": "x"}]}, "messages[1].thinking_blocks[0]", "'summary'"),
+    ({"reasoning_content": "something else"}, "messages[1].reasoning_content", "differs from"),
+    ({"tool_calls": [{**GEMINI_CALL, "extra_content": {"google": {"thought_signature": "s", "more": 1}}}]},
+     "messages[1].tool_calls[0].extra_content", "thought_signature"),
+])
+def test_signed_reasoning_of_a_shape_that_cannot_be_carried_is_a_named_400(change, param, said):
+    from tokenomy.gateway.openai_ingress import RequestError
+
+    turns = [{"role": "user", "content": "hi"},
+             {"role": "assistant", "content": "hello", "reasoning_content": "look it up", "thinking_blocks": SIGNED[:1],
+              **change}]
+    with pytest.raises(RequestError, match=said) as refused:
+        chat_request(SONNET, messages=[*turns, {"role": "user", "content": "again"}])
+    assert refused.value.param == param

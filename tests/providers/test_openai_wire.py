@@ -289,3 +289,31 @@ def test_an_unset_api_key_env_never_sends_the_openai_key_to_the_server(monkeypat
         plain.chat(request)
         plain.close()
     assert upstream.keys == ["Bearer not-needed"] * 2 + ["Bearer vllm-key"] * 2 + ["Bearer sk-openai-secret"]
+
+
+def test_signed_reasoning_of_an_openai_format_upstream_is_read_streamed_or_not():
+    """A LiteLLM proxy in front of Claude sends `thinking_blocks` (a stream: in pieces, the signature last), and
+    Google's OpenAI-compatible API a function call's thought signature in its `extra_content`: both are blocks."""
+    from tokenomy.messages import ChatRequest, Message, ReasoningBlock, ToolUseBlock
+    from tokenomy.providers.openai_wire import StreamAssembler, parse_completion
+
+    request = ChatRequest(messages=[Message("user", "Weather in Paris?")], model="m")
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"},
+            "extra_content": {"google": {"thought_signature": "c2ln"}}}
+    message = {"role": "assistant", "content": None, "reasoning_content": "look",
+               "thinking_blocks": [{"type": "thinking", "thinking": "look", "signature": "s1"}], "tool_calls": [call]}
+    whole = parse_completion({"choices": [{"message": message, "finish_reason": "tool_calls"}]}, request, "openai", 1)
+    assert whole.content == [ReasoningBlock("look", "s1"), ReasoningBlock("", "c2ln"),
+                             ToolUseBlock("call_1", "get_weather", {}, "{}")]
+    assert "message" not in whole.raw  # not passed on a second time as an unknown field
+
+    assembler = StreamAssembler(request)
+    deltas = [{"reasoning_content": "lo",
+               "thinking_blocks": [{"type": "thinking", "thinking": "lo", "signature": None}]},
+              {"reasoning_content": "ok", "thinking_blocks": [{"type": "thinking", "thinking": "ok"}]},
+              {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "s1"}]},
+              {"tool_calls": [{"index": 0, **call, "function": {"name": "get_weather", "arguments": ""}}]},
+              {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}]
+    pieces = [piece for delta in deltas for piece in assembler.feed({"choices": [{"index": 0, "delta": delta}]})]
+    assert [p.signature for p in pieces if p.tool_call is not None] == ["c2ln", None]  # said once, with its call
+    assert assembler.response("openai", 1, None).content == whole.content

@@ -41,6 +41,7 @@ from tokenomy.gateway.responses import (
     error,
     invalid_body,
     raw_extras,
+    signed_reasoning_delta,
     sse,
     usage_body,
 )
@@ -407,6 +408,7 @@ async def _stream(
     opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
     failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
+    signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
         async for piece in gw.client.astream(call, policy=policy):
@@ -420,12 +422,17 @@ async def _stream(
                 yield chunk({"role": "assistant", "content": None if calls_only else ""})
             if rendered is not None:
                 streamed = True
+                if piece.signature and piece.tool_call is not None:
+                    signed_calls.add(piece.tool_call.index)
                 yield chunk(rendered[0], extra=rendered[1])
             if piece.response is not None:
                 final = piece.response
         assert final is not None
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        signed = signed_reasoning_delta(final, signed_calls)
+        if signed:
+            yield chunk(signed)
         top = raw_extras(final, "top")  # system_fingerprint, service_tier, ... as the upstream sent them
         yield chunk({}, final.finish_reason, top=top)
         if body.stream_options and body.stream_options.include_usage:

@@ -37,6 +37,7 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.base import Unsupported
+from tokenomy.providers.openai_wire import call_signature, thinking_block
 
 DOCUMENT_FORMATS = {
     "application/pdf": "pdf",
@@ -118,7 +119,8 @@ FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
 # `index` (a streamed call's position) and `parsed_arguments` (its arguments decoded) are what the openai SDK's
 # `stream()` and `parse()` helpers add to the message an agent appends to its next request: derived from what the
 # call already carries, they are accepted and not forwarded, like the `parsed` content of such a message.
-CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int}
+# `extra_content` carries a Gemini thought signature on the call it belongs to (Google's OpenAI-compatible format).
+CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int, "extra_content": dict}
 CALL_FUNCTION_KEYS = {"name": str, "arguments": str, "parsed_arguments": object}
 TOOL_KEYS = {"type": str, "function": dict}
 TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
@@ -253,8 +255,40 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
 
 # Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
 # a caller appends `reply.choices[0].message` as-is, `parsed` after its parse() helper), plus the gateway's own
-# `reasoning_content`.
-ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content", "parsed"}
+# `reasoning_content` and `thinking_blocks` (signed reasoning, LiteLLM's convention: openai_wire.signed_reasoning).
+ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content", "thinking_blocks", "parsed"}
+
+
+def _call_signature(call: dict[str, Any], where: str) -> str | None:
+    """The thought signature `extra_content` carries on the tool call at `where`, or None; a RequestError for an
+    `extra_content` holding anything else (it would not reach the model)."""
+    extra = call.get("extra_content")
+    if extra is None:
+        return None
+    signature = call_signature(extra)
+    if signature is None or set(extra) != {"google"} or set(extra["google"]) != {"thought_signature"}:
+        raise RequestError(
+            f"{where}.extra_content", 'only {"google": {"thought_signature": "..."}} is carried; remove the rest'
+        )
+    return signature
+
+
+def _thinking_blocks(value: Any, reasoning: Any, where: str) -> list[ReasoningBlock]:
+    """`thinking_blocks` as reasoning blocks. The `reasoning_content` sent beside them (the SDK echoes both) must
+    be their text: it is not carried a second time."""
+    if not isinstance(value, list):
+        raise RequestError(f"{where}.thinking_blocks", "expected a list of thinking blocks")
+    blocks: list[ReasoningBlock] = []
+    for k, item in enumerate(value):
+        try:
+            blocks.append(thinking_block(item))
+        except ValueError as exc:
+            raise RequestError(f"{where}.thinking_blocks[{k}]", str(exc)) from None
+    if reasoning and reasoning != "".join(b.text for b in blocks):
+        raise RequestError(
+            f"{where}.reasoning_content", "differs from the text of thinking_blocks; send it unchanged or remove it"
+        )
+    return blocks
 
 
 def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
@@ -273,7 +307,9 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
     reasoning = extra.get("reasoning_content")
     if reasoning is not None and not isinstance(reasoning, str):
         raise RequestError(f"{where}.reasoning_content", "expected a string")
-    if reasoning:
+    if extra.get("thinking_blocks") is not None:  # signed: carried as they came, with their signatures
+        before += _thinking_blocks(extra["thinking_blocks"], reasoning, where)
+    elif reasoning:
         before.append(ReasoningBlock(reasoning))  # unsigned: each provider mapping decides how to carry it
     refusal = extra.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
@@ -351,13 +387,24 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
         elif m.role == "assistant":
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where, assistant=True) + after
-            blocks += [_tool_call(c, where, j) for j, c in enumerate(m.tool_calls or [])]
+            calls: list[str] = []  # each call block's path (a thought signature's block comes right before it)
+            for j, c in enumerate(m.tool_calls or []):
+                block = _tool_call(c, where, j)
+                signature = _call_signature(c, f"{where}.tool_calls[{j}]")
+                if signature is not None:
+                    blocks.append(ReasoningBlock("", signature))
+                    calls.append(f"{where}.tool_calls[{j}].extra_content")
+                blocks.append(block)
+                calls.append(f"{where}.tool_calls[{j}]")
             turns.append(Message("assistant", blocks, name=m.name))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
-                paths = [f"{where}.reasoning_content"] * len(before) + _paths(m.content, where)
+                if extra.get("thinking_blocks") is not None:
+                    paths = [f"{where}.thinking_blocks[{k}]" for k in range(len(before))]
+                else:
+                    paths = [f"{where}.reasoning_content"] * len(before)
+                paths += _paths(m.content, where)
                 paths += [f"{where}.refusal"] * len(after)
-                paths += [f"{where}.tool_calls[{j}]" for j in range(len(m.tool_calls or []))]
-                origins.append(Origin(where, paths))
+                origins.append(Origin(where, paths + calls))
         else:
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")

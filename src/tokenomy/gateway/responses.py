@@ -14,7 +14,12 @@ from starlette.types import Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_str
-from tokenomy.providers.openai_wire import arguments_text
+from tokenomy.providers.openai_wire import (
+    arguments_text,
+    call_signature_extra,
+    put_signed_reasoning,
+    signed_reasoning,
+)
 
 
 def dumps(payload: Any) -> bytes:
@@ -115,6 +120,8 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
             for c in calls
         ]
+    if any(isinstance(b, ReasoningBlock) for b in response.content):
+        put_signed_reasoning(response.content, message)  # the caller sends it back as it came
     message.update(extras)
     return message
 
@@ -165,6 +172,24 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
     }
 
 
+def signed_reasoning_delta(response: ChatResponse, signed_calls: set[int]) -> dict[str, Any]:
+    """The last delta of a stream whose answer holds signed reasoning: its `thinking_blocks`, whole (the openai
+    SDK's stream helper takes a list without indices once), and the thought signatures of tool calls that did not
+    carry theirs as they streamed. Empty when there is none."""
+    if not any(isinstance(b, ReasoningBlock) for b in response.content):
+        return {}
+    thinking, on_calls = signed_reasoning(response.content)
+    delta: dict[str, Any] = {} if thinking is None else {"thinking_blocks": thinking}
+    late = [
+        {"index": number, "extra_content": call_signature_extra(signature)}
+        for number, signature in on_calls.items()
+        if number not in signed_calls
+    ]
+    if late:
+        delta["tool_calls"] = late
+    return delta
+
+
 def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(delta, other choice keys such as logprobs) of one streamed piece in OpenAI's chunk format, or None."""
     delta: dict[str, Any] = {}
@@ -183,6 +208,8 @@ def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | N
         if call.name is not None:
             function["name"] = call.name
         entry["function"] = function
+        if piece.signature:  # Gemini's, on the function call part it came with
+            entry["extra_content"] = call_signature_extra(piece.signature)
         delta["tool_calls"] = [entry]
     return (delta, extra) if delta or extra else None
 

@@ -7,8 +7,12 @@ upstream), so a field is mapped once. Mapping rules:
   call's result (`is_error`, which a tool message has no field for) starts with "Error: ";
 - images are `image_url` parts (bytes as a data URL, or the URL as given), documents `file` parts;
 - an assistant's ToolUseBlocks are `tool_calls`, sending the provider's exact `arguments` text back
-  when we have it; ReasoningBlocks are not sent back (OpenAI has no field for them and
+  when we have it; unsigned ReasoningBlocks are not sent back (OpenAI has no field for them and
   OpenAI-compatible reasoning servers such as DeepSeek refuse `reasoning_content` in requests);
+- signed or redacted reasoning (Anthropic's thinking, Gemini's thought signatures), which the model checks when
+  the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`signed_reasoning`):
+  LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
+  call a signature belongs to;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
@@ -54,11 +58,94 @@ DOCUMENT_MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 # Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
-_MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
+_MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning", "thinking_blocks"}
 _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 # Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
 _FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
+
+
+# -- signed reasoning ------------------------------------------------------------------------------
+def _rides_on_call(blocks: list[Block], index: int) -> bool:
+    """Whether `blocks[index]` is a bare signature (Gemini's on a function call part) right before a tool call."""
+    block = blocks[index]
+    return (
+        isinstance(block, ReasoningBlock)
+        and not block.text
+        and bool(block.signature)
+        and block.redacted is None
+        and index + 1 < len(blocks)
+        and isinstance(blocks[index + 1], ToolUseBlock)
+    )
+
+
+def signed_reasoning(blocks: list[Block]) -> tuple[list[dict[str, Any]] | None, dict[int, str]]:
+    """An assistant's reasoning in OpenAI-format terms: (`thinking_blocks`, {tool call number: signature}).
+
+    `thinking_blocks` lists every reasoning block, in order, when any of them is signed or redacted (None when
+    none is: `reasoning_content` says it all). A bare signature right before a tool call rides on that call
+    (`extra_content.google.thought_signature`), so it comes back on the same part."""
+    thinking: list[dict[str, Any]] = []
+    on_calls: dict[int, str] = {}
+    signed = False
+    calls = 0
+    for i, block in enumerate(blocks):
+        if isinstance(block, ToolUseBlock):
+            calls += 1
+        elif isinstance(block, ReasoningBlock):
+            if _rides_on_call(blocks, i):
+                on_calls[calls] = block.signature or ""
+            elif block.redacted is not None:
+                thinking.append({"type": "redacted_thinking", "data": block.redacted})
+                signed = True
+            else:
+                item = {"type": "thinking", "thinking": block.text}
+                if block.signature:
+                    item["signature"] = block.signature
+                    signed = True
+                thinking.append(item)
+    return (thinking if signed else None), on_calls
+
+
+def call_signature_extra(signature: str) -> dict[str, Any]:
+    """A tool call's `extra_content` carrying a thought signature (Google's OpenAI-compatible API's field)."""
+    return {"google": {"thought_signature": signature}}
+
+
+def call_signature(extra_content: Any) -> str | None:
+    """The thought signature in a tool call's `extra_content`, or None."""
+    google = extra_content.get("google") if isinstance(extra_content, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
+
+
+def thinking_block(item: Any) -> ReasoningBlock:
+    """One `thinking_blocks` entry as a ReasoningBlock; ValueError naming the key that is wrong."""
+    if not isinstance(item, dict):
+        raise ValueError("expected an object")
+    kind = item.get("type")
+    if kind == "redacted_thinking":
+        data = item.get("data")
+        if not isinstance(data, str) or set(item) - {"type", "data"}:
+            raise ValueError('expected {"type": "redacted_thinking", "data": "..."}')
+        return ReasoningBlock(redacted=data)
+    if kind != "thinking":
+        raise ValueError(f"type {kind!r} is not thinking or redacted_thinking")
+    text, signature = item.get("thinking"), item.get("signature")
+    if not isinstance(text, str) or not (signature is None or isinstance(signature, str)):
+        raise ValueError('expected {"type": "thinking", "thinking": "...", "signature": "..."}')
+    if set(item) - {"type", "thinking", "signature"}:
+        raise ValueError(f"{sorted(set(item) - {'type', 'thinking', 'signature'})[0]} is not a thinking block key")
+    return ReasoningBlock(text, signature or None)
+
+
+def put_signed_reasoning(blocks: list[Block], out: dict[str, Any]) -> None:
+    """Put an assistant message's signed reasoning on it (`thinking_blocks`) and on its tool calls."""
+    thinking, on_calls = signed_reasoning(blocks)
+    if thinking is not None:
+        out["thinking_blocks"] = thinking
+    for number, signature in on_calls.items():
+        out["tool_calls"][number]["extra_content"] = call_signature_extra(signature)
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -133,10 +220,13 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
         calls: list[ToolUseBlock] = []
         rest: list[Block] = []  # what the content says (reasoning is not sent back)
         plain = True  # `rest` holds text blocks only
+        signed = False  # a reasoning block is signed or redacted: it goes back (`put_signed_reasoning`)
         for block in message.content:  # one pass: this runs for every assistant turn of a conversation
             if isinstance(block, ToolUseBlock):
                 calls.append(block)
-            elif not isinstance(block, ReasoningBlock):
+            elif isinstance(block, ReasoningBlock):
+                signed = signed or bool(block.signature) or block.redacted is not None
+            else:
                 rest.append(block)
                 plain = plain and isinstance(block, TextBlock)
         out: dict[str, Any] = {"role": "assistant", **named}
@@ -150,6 +240,8 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
                 for c in calls
             ]
+        if signed:
+            put_signed_reasoning(message.content, out)
         return [out]
     turns: list[dict[str, Any]] = []
     others: list[Block] = []
@@ -306,17 +398,39 @@ def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
     )
 
 
+def _thinking_blocks(items: Any) -> list[Block] | None:
+    """An upstream's `thinking_blocks` as blocks; None when it sent none, or entries this format does not know
+    (then its `reasoning_content` is the reasoning, as before)."""
+    if not isinstance(items, list) or not items:
+        return None
+    try:
+        return [thinking_block(item) for item in items]
+    except ValueError:
+        return None
+
+
+def _call_blocks(call: dict[str, Any]) -> list[Block]:
+    """A tool call, after the bare thought signature it carries (if any)."""
+    signature = call_signature(call.get("extra_content"))
+    use = _tool_use(call)
+    return [ReasoningBlock("", signature), use] if signature else [use]
+
+
 def message_blocks(message: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    signed = _thinking_blocks(message.get("thinking_blocks"))
+    if signed is not None:
+        blocks += signed
+    elif isinstance(reasoning, str) and reasoning:
         blocks.append(ReasoningBlock(reasoning))
     content = message.get("content")
     if isinstance(content, str) and content:
         blocks.append(TextBlock(content))
     elif isinstance(content, list):
         blocks += [TextBlock(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-    blocks += [_tool_use(c) for c in message.get("tool_calls") or []]
+    for call in message.get("tool_calls") or []:
+        blocks += _call_blocks(call)
     return blocks
 
 
@@ -375,6 +489,7 @@ class StreamAssembler:
         self.request = request
         self.text: list[str] = []
         self.reasoning: list[str] = []
+        self.thinking: list[dict[str, Any]] = []  # `thinking_blocks` delta entries (pieces of signed reasoning)
         self.calls: dict[int, dict[str, Any]] = {}
         # The upstream's tool-call index -> the call's index here: some servers (Ollama) stream every parallel call
         # at index 0, each with its own id, and merging them by index would join two calls into one.
@@ -415,8 +530,13 @@ class StreamAssembler:
                 self.text.append(text or "")
                 self.deltas += bool(text)
                 yield StreamChunk(delta=text or "", extra=passthrough or None)
+            thinking = delta.get("thinking_blocks")
+            if isinstance(thinking, list):
+                self.thinking += [item for item in thinking if isinstance(item, dict)]
             for piece in delta.get("tool_calls") or []:
-                yield StreamChunk(tool_call=self._tool_piece(piece))
+                yield StreamChunk(
+                    tool_call=self._tool_piece(piece), signature=call_signature(piece.get("extra_content"))
+                )
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
                 self.finished = True
@@ -438,28 +558,56 @@ class StreamAssembler:
         call_id = piece.get("id")
         if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
             call_id = call_id or stand_in_id()
-            call = self.calls[index] = {"id": None, "name": None, "arguments": [], "stand_in": call_id}
+            call = self.calls[index] = {
+                "id": None,
+                "name": None,
+                "arguments": [],
+                "stand_in": call_id,
+                "signature": None,
+            }
         call["id"] = call["id"] or piece.get("id")
+        call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
         call["name"] = call["name"] or function.get("name")
         fragment = function.get("arguments") or ""
         call["arguments"].append(fragment)
         self.deltas += 1
         return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
 
+    def _signed_blocks(self) -> list[Block] | None:
+        """The streamed `thinking_blocks` pieces as whole blocks: a thinking block's text arrives in pieces and
+        ends with the piece carrying its signature (one piece when the upstream sends each block whole)."""
+        blocks: list[Block] = []
+        text: list[str] = []
+        try:
+            for item in self.thinking:
+                if item.get("type") == "redacted_thinking":
+                    blocks.append(thinking_block(item))
+                    continue
+                piece = thinking_block({k: v for k, v in item.items() if k != "signature" or v})
+                text.append(piece.text)
+                if piece.signature:
+                    blocks.append(ReasoningBlock("".join(text), piece.signature))
+                    text = []
+        except ValueError:
+            return None
+        if text:
+            blocks.append(ReasoningBlock("".join(text)))
+        return blocks or None
+
     def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
-        blocks: list[Block] = [ReasoningBlock("".join(self.reasoning))] if self.reasoning else []
+        signed = self._signed_blocks() if self.thinking else None
+        blocks: list[Block] = signed or ([ReasoningBlock("".join(self.reasoning))] if self.reasoning else [])
         text = "".join(self.text)
         if text:
             blocks.append(TextBlock(text))
         for index in sorted(self.calls):
             call = self.calls[index]
-            blocks.append(
-                _tool_use(
-                    {
-                        "id": call["id"] or call["stand_in"],
-                        "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
-                    }
-                )
+            blocks += _call_blocks(
+                {
+                    "id": call["id"] or call["stand_in"],
+                    "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
+                    **({"extra_content": call_signature_extra(call["signature"])} if call["signature"] else {}),
+                }
             )
         raw: dict[str, Any] = {"served_model": self.served, "usage_source": "reported", **self.extra}
         details = usage_details(self.usage)
