@@ -112,6 +112,51 @@ def test_boto3_invalid_blocks_are_validation_errors(runtime, content, needle) ->
     assert needle in caught.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize("documents", [
+    [{"format": "pdf", "name": "report.pdf", "source": {"bytes": b"%PDF"}}],
+    [{"format": "txt", "name": "notes", "source": {"bytes": b"a"}},
+     {"format": "txt", "name": "notes", "source": {"bytes": b"b"}}],
+], ids=["a file name", "a name twice"])
+def test_boto3_document_names_follow_bedrocks_rules(runtime, documents) -> None:
+    # Bedrock: a name of alphanumerics, single spaces, hyphens, parentheses and brackets, unique in the request.
+    content = [{"text": "read"}, *({"document": d} for d in documents)]
+    with pytest.raises(ClientError) as caught:
+        runtime.converse(modelId=SONNET, messages=[{"role": "user", "content": content}])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "document name" in caught.value.response["Error"]["Message"]
+
+
+def test_provider_sends_file_names_and_untitled_documents_bedrock_accepts(url) -> None:
+    # A caller's file name ("Q3 report.pdf", as the OpenAI SDK's file part sends it) and two untitled documents
+    # (both were named "document") were each a ValidationException from Bedrock for the whole conversation.
+    request = ChatRequest(messages=[Message("user", [
+        TextBlock("Summarise these."), DocumentBlock("txt", b"alpha", "Q3 report.pdf"),
+        DocumentBlock("txt", b"beta"), DocumentBlock("txt", b"gamma")])], model=SONNET, max_tokens=4)
+    names = [b["document"]["name"] for b in to_converse_params(request)["messages"][0]["content"][1:]]
+    assert names == ["Q3 report-pdf", "document", "document (2)"]
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        assert provider.chat(request).usage.output_tokens > 0
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("name, taken, expected", [
+    ("my_file  v2.final.PDF", set(), "my-file v2-final-PDF"),
+    ("  ..  ", set(), "document"),
+    ("Report", {"report"}, "Report (2)"),
+    ("x" * 250, set(), "x" * 200),
+    ("x" * 250, {"x" * 200}, "x" * 196 + " (2)"),
+    ("résumé (v1) [draft]", set(), "r-sum- (v1) [draft]"),
+])
+def test_document_names_are_made_valid_and_unique(name, taken, expected) -> None:
+    from tokenomy.emulate.bedrock_blocks import DOCUMENT_NAME
+    from tokenomy.providers.converse_mapping import document_name
+
+    out = document_name(name, set(taken))
+    assert out == expected and DOCUMENT_NAME.fullmatch(out) and len(out) <= 200
+
+
 def test_a_tool_choice_naming_an_unknown_tool_is_refused(runtime) -> None:
     with pytest.raises(ClientError, match=r"not among toolConfig\.tools"):
         runtime.converse(modelId=SONNET, messages=[first_turn()],

@@ -32,6 +32,22 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
 
 
+def _check_document_names(messages: list[Any]) -> None:
+    """Bedrock refuses a request in which two documents (tool results' included) share a name."""
+    seen: set[str] = set()
+    for message in messages:
+        for item in message["content"]:
+            inner = item["toolResult"].get("content") or [] if "toolResult" in item else [item]
+            for block in inner:
+                name = block.get("document", {}).get("name") if isinstance(block, dict) else None
+                if isinstance(name, str) and name in seen:
+                    raise _invalid(
+                        "Messages can't contain duplicate document names. Rename the document and retry your request."
+                    )
+                if isinstance(name, str):
+                    seen.add(name)
+
+
 def _inference(body: dict[str, Any]) -> dict[str, Any]:
     inference = body.get("inferenceConfig") or {}
     if not isinstance(inference, dict):
@@ -133,6 +149,7 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
         turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+    _check_document_names(messages)
     inference = _inference(body)
     if forced is not None and inference["thinking_budget"] is not None:
         raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")

@@ -4,7 +4,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
 (client_error, 400) that names the field and the model; nothing is dropped.
 - text, toolUse, toolResult (`status: error` when is_error), image (bytes), document (format, name,
   bytes) and reasoningContent (reasoningText + signature, or redactedContent) blocks map one to one.
-  A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only.
+  A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only. A document's
+  name is made to fit Bedrock's rules (its characters, unique in the request): see `document_name`.
 - tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice. Converse has no
   `none` choice: the tools are left out when the conversation holds no tool blocks (the model
   cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from tokenomy.errors import ProviderError
@@ -71,6 +73,40 @@ CONVERSE_UNPRICED_FIELDS = {
     "performanceConfig": "bills latency-optimized inference at its own price, which Tokenomy's catalog does not "
     "have yet; remove it (the call would be recorded at the wrong price)",
 }
+
+
+# Bedrock's rule for a document's name (API reference, DocumentBlock.name): alphanumeric characters, single
+# whitespace characters, hyphens, parentheses and square brackets, 1 to 200 characters; and no two documents of a
+# request may share a name ("Messages can't contain duplicate document names"). A caller's file name ("report.pdf")
+# or title breaks the first rule, two untitled documents the second: either is a ValidationException for the whole
+# conversation, so names are made to fit.
+_NAME_OTHER = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+_NAME_SPACES = re.compile(r"\s+")
+NAME_LIMIT = 200
+
+
+def document_name(name: str | None, taken: set[str]) -> str:
+    """`name` as Bedrock takes it (other characters become a hyphen, whitespace one space), made unique among
+    `taken` (lower-cased names already in the request, to which it is added) with a " (2)", " (3)" suffix."""
+    base = _NAME_SPACES.sub(" ", _NAME_OTHER.sub("-", name or "")).strip(" -")[:NAME_LIMIT].strip() or "document"
+    unique, number = base, 1
+    while unique.lower() in taken:
+        number += 1
+        suffix = f" ({number})"
+        unique = base[: NAME_LIMIT - len(suffix)].rstrip() + suffix
+    taken.add(unique.lower())
+    return unique
+
+
+def _name_documents(messages: list[dict[str, Any]]) -> None:
+    """Give every document of the request (tool results' too) a valid name unique in the request."""
+    taken: set[str] = set()
+    for message in messages:
+        for item in message["content"]:
+            inner = item["toolResult"]["content"] if "toolResult" in item else [item]
+            for block in inner:
+                if "document" in block:
+                    block["document"]["name"] = document_name(block["document"].get("name"), taken)
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
@@ -130,8 +166,8 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, DocumentBlock):
         if block.data is None:
             raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")
-        name = block.name or "document"  # Converse requires a name
-        return {"document": {"format": block.format, "name": name, "source": {"bytes": block.data}}}
+        # Converse requires a name; `_name_documents` makes each valid and unique in the request
+        return {"document": {"format": block.format, "name": block.name or "", "source": {"bytes": block.data}}}
     if isinstance(block, ToolUseBlock):
         return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block)}}
     if isinstance(block, ToolResultBlock):
@@ -261,6 +297,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         if message.cache_point:
             content.append(dict(CACHE_POINT))
         messages.append({"role": message.role, "content": content})
+    _name_documents(messages)
     params["messages"] = messages
     inference: dict[str, Any] = {}
     if request.max_tokens is not None:
