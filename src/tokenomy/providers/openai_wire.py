@@ -510,7 +510,9 @@ class StreamAssembler:
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for key in ("system_fingerprint", "service_tier"):
+        # Azure's content filter annotations on the prompt arrive in a choiceless chunk of their own, as in a whole
+        # answer at the top level: kept there, so a stream carries what the whole answer carries.
+        for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if chunk.get(key) is not None:
                 self.extra.setdefault("top", {})[key] = chunk[key]
         for choice in chunk.get("choices") or []:
@@ -518,8 +520,9 @@ class StreamAssembler:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
             delta = choice.get("delta") or {}
             other = {k: v for k, v in delta.items() if k not in _MESSAGE_KEYS and v is not None}
-            logprobs = choice.get("logprobs")
-            passthrough = {**({"delta": other} if other else {}), **({"logprobs": logprobs} if logprobs else {})}
+            # The choice's keys beyond the delta (logprobs, Azure's content_filter_results), as the server sent them.
+            keys = {k: v for k, v in choice.items() if k not in _CHOICE_KEYS and v is not None and v != {}}
+            passthrough = {**({"delta": other} if other else {}), **keys}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 self.reasoning.append(reasoning)
