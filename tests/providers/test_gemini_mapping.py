@@ -145,6 +145,18 @@ def test_response_parts_become_blocks() -> None:
     assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
 
 
+def test_finish_reasons_say_why_the_answer_ended() -> None:
+    from google.genai import types
+
+    # Content filters Gemini names apart (images, Vertex AI's Model Armor) were recorded as a normal stop, and an
+    # answer that failed (a malformed function call, often with no content at all) as "stop" too.
+    for reason in ("IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"):
+        assert finish_reason(reason, []) == "content_filter"
+    assert finish_reason(types.FinishReason.MALFORMED_FUNCTION_CALL, []) == "malformed_function_call"
+    assert finish_reason("TOO_MANY_TOOL_CALLS", []) == "too_many_tool_calls"
+    assert finish_reason("OTHER", []) == finish_reason(None, []) == "stop"
+
+
 def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:
     meta = SimpleNamespace(prompt_token_count=1500, cached_content_token_count=1200, candidates_token_count=40,
                            thoughts_token_count=100, tool_use_prompt_token_count=None)

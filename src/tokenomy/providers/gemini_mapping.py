@@ -38,8 +38,13 @@ from tokenomy.messages import (
     Usage,
 )
 
+# Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
+# (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is
+# recorded as Gemini named it, lower-cased, as Bedrock's are: "stop" would tell the caller the model finished.
 FINISH_REASONS = {
     "STOP": "stop",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+    "OTHER": "stop",
     "MAX_TOKENS": "length",
     "SAFETY": "content_filter",
     "RECITATION": "content_filter",
@@ -47,6 +52,9 @@ FINISH_REASONS = {
     "PROHIBITED_CONTENT": "content_filter",
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "MODEL_ARMOR": "content_filter",
 }
 DOCUMENT_TYPES = {
     "pdf": "application/pdf",
@@ -316,4 +324,4 @@ def finish_reason(reason: Any, blocks: list[Block]) -> str:
     name = getattr(reason, "value", reason) or "STOP"
     if any(isinstance(b, ToolUseBlock) for b in blocks) and name == "STOP":
         return "tool_calls"
-    return FINISH_REASONS.get(str(name), "stop")
+    return FINISH_REASONS.get(str(name), str(name).lower())
