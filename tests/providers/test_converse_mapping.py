@@ -408,3 +408,28 @@ def test_openai_sdk_through_the_gateway_to_bedrock(url, tmp_path, stream) -> Non
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
     assert len(rows) == 2 and all(r.provider == "aws.bedrock" and r.image_count == 1 for r in rows)
     assert [r.tool_call_count for r in rows] == [1, 0]
+
+
+@pytest.mark.parametrize("kwargs, param", [({"n": 2}, "n"), ({"logprobs": True}, "logprobs")])
+def test_openai_choices_and_logprobs_are_refused_for_bedrock_not_dropped(url, tmp_path, kwargs, param) -> None:
+    """OpenAI's n and logprobs went into additionalModelRequestFields, where a model may ignore them: the caller got
+    one choice without log probabilities, as if it had asked for that."""
+    import openai
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": SONNET, "region": "us-east-1",
+                                                 "endpoint_url": url}}})
+    with ServerThread(gateway_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+        client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="sonnet", max_tokens=4, messages=[{"role": "user", "content": "hi"}],
+                                           **kwargs)
+        assert caught.value.body["param"] == param and "Converse" in caught.value.body["message"]
+        # n=1 and logprobs false ask for nothing Converse lacks: answered.
+        reply = client.chat.completions.create(model="sonnet", max_tokens=4, n=1, logprobs=False,
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert len(reply.choices) == 1
+    assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"n": 1, "logprobs": False})).get(
+        "additionalModelRequestFields") is None

@@ -12,7 +12,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
   additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
   requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,
-  performanceConfig) are refused; seed, presence/frequency penalties, JSON response formats,
+  performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
+  log probabilities); seed, presence/frequency penalties, JSON response formats,
   reasoning effort without a budget, `parallel_tool_calls: false` and a message's participant `name`
   have no Converse field and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
@@ -83,6 +84,23 @@ CONVERSE_UNPRICED_FIELDS = {
 _NAME_OTHER = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 _NAME_SPACES = re.compile(r"\s+")
 NAME_LIMIT = 200
+
+
+# OpenAI fields (the gateway passes them on in `extra`) asking for what a Converse answer has no place for: more than
+# one choice, token log probabilities. As additionalModelRequestFields they are refused by some models and ignored by
+# others, which answer one choice without log probabilities: refused here, naming the field, for every model.
+CONVERSE_UNCARRIED = {
+    "n": "answers one choice per call; send n=1 (or several calls)",
+    "logprobs": "returns no token log probabilities; remove logprobs",
+    "top_logprobs": "returns no token log probabilities; remove top_logprobs",
+}
+
+
+def _uncarried(key: str, value: Any) -> bool:
+    """Whether `extra[key]` asks for something CONVERSE_UNCARRIED names (n=1, logprobs false ask for nothing)."""
+    if key == "n":
+        return value != 1
+    return key in CONVERSE_UNCARRIED and value not in (None, False, 0)
 
 
 def document_name(name: str | None, taken: set[str]) -> str:
@@ -319,6 +337,10 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
         if key in CONVERSE_UNPRICED_FIELDS:
             raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
+        if _uncarried(key, value):
+            raise refuse(model, key, CONVERSE_UNCARRIED[key])
+        if key in CONVERSE_UNCARRIED:
+            continue  # n=1, logprobs false: what Converse does anyway, not a model parameter
         if key in CONVERSE_TOP_LEVEL_FIELDS:
             params[key] = value
         elif key == "additionalModelRequestFields" and isinstance(value, dict):
