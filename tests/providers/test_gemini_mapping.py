@@ -95,6 +95,8 @@ def test_every_block_and_option_is_carried() -> None:
     ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
     ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
     ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
+    ({"tool_choice": ToolChoice("any")}, "tool_choice"),  # forced, with no tools: the choice was dropped
+    ({"tool_choice": ToolChoice("tool", "lookup")}, "tool_choice"),
 ])
 def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
     request = ChatRequest(**{"messages": [Message("user", "hi")], "model": MODEL, **change})

@@ -194,6 +194,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if not request.tools:
+        if choice is not None and choice.mode in ("any", "tool"):  # nothing to call: it would be dropped
+            raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
         return None
     if any(t.strict for t in request.tools) and (choice is None or choice.mode == "auto"):
         # Strict tools: VALIDATED lets the model choose, and holds any call it makes to the schema.
