@@ -112,3 +112,20 @@ def test_signed_reasoning_of_a_shape_that_cannot_be_carried_is_a_named_400(chang
     with pytest.raises(RequestError, match=said) as refused:
         chat_request(SONNET, messages=[*turns, {"role": "user", "content": "again"}])
     assert refused.value.param == param
+
+
+@pytest.mark.parametrize("media_type, fmt", [
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+    ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    ("application/msword", "doc"),
+    ("text/csv", "csv"),
+])
+def test_a_file_part_keeps_its_media_type_without_a_file_name(media_type, fmt):
+    # An office file sent without a filename was taken for a PDF: Converse was told format pdf, and an OpenAI-format
+    # upstream got it relabelled data:application/pdf.
+    part = {"type": "file", "file": {"file_data": f"data:{media_type};base64,UEsDBA=="}}
+    request = chat_request(CLAUDE_ON_BEDROCK, messages=[{"role": "user", "content": [part]}])
+    assert request.messages[0].content[0].format == fmt
+    assert to_converse_params(request)["messages"][0]["content"][0]["document"]["format"] == fmt
+    sent = openai_wire.request_body(request)["messages"][0]["content"][0]["file"]["file_data"]
+    assert sent == part["file"]["file_data"]
