@@ -382,3 +382,17 @@ models:
     flex, standard = Decimal("0.000275"), Decimal("0.00055")  # 1,000 in + 100 out at $0.15/$1.25 and $0.30/$2.50
     assert [r.cost_usd for r in rows] == [flex, standard, standard, flex]
     assert [r.tags.get("service_tier") for r in rows] == ["flex", None, None, "flex"]
+
+
+def test_the_served_tier_is_read_from_any_source_gemini_gives() -> None:
+    from types import SimpleNamespace
+
+    from google.genai import types
+
+    from tokenomy.providers.gemini_provider import served_tier
+
+    assert served_tier({"X-Gemini-Service-Tier": "Flex"}, None, "priority") == "flex"  # the header wins, any case
+    vertex = SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND_PRIORITY)
+    assert served_tier({}, vertex, None) == "priority"  # Vertex AI: the usage's traffic type
+    assert served_tier({}, SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND), "flex") == "standard"
+    assert served_tier(None, None, "SERVICE_TIER_FLEX") == "flex" and served_tier(None, None, None) is None

@@ -43,7 +43,8 @@ TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex", "ON_DEMAND_P
 def served_tier(headers: Any, meta: Any, asked: Any) -> str | None:
     """The service tier Gemini served the call at: its header, else Vertex AI's traffic type, else the tier the
     request asked for (`service_tier` in `extra`, "flex" or "SERVICE_TIER_FLEX"); None when nothing names one."""
-    header = (headers or {}).get(TIER_HEADER) if hasattr(headers, "get") else None
+    items = headers.items() if hasattr(headers, "items") else ()
+    header = next((value for name, value in items if str(name).lower() == TIER_HEADER), None)  # any case
     if header:
         return str(header).lower()
     traffic = getattr(getattr(meta, "traffic_type", None), "value", None)
