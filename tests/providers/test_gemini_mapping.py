@@ -147,6 +147,21 @@ def test_response_parts_become_blocks() -> None:
     assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
 
 
+@pytest.mark.parametrize("answer", [
+    [{"text": "It is sunny."}, {"text": "", "thought_signature": b"s"}],
+    [{"function_call": {"name": "f", "args": {"a": 1}}}, {"text": "", "thought_signature": b"t"}],
+], ids=["after text", "after a function call"])
+def test_a_trailing_signature_part_goes_back_as_it_came(answer) -> None:
+    # Gemini 3 often ends a turn (a stream's last chunk, or after a function call on Vertex AI) with an empty text
+    # part holding only the thought signature: it became a bare ReasoningBlock that was dropped on the way back.
+    blocks = blocks_from_parts(answer)
+    turns = [Message("user", "hi"), Message("assistant", blocks)]
+    if isinstance(blocks[0], ToolUseBlock):
+        turns.append(Message("user", [ToolResultBlock(blocks[0].id, [TextBlock("ok")])]))
+    parts = contents_from_request(ChatRequest(model=MODEL, messages=turns))[1]["parts"]
+    assert parts == [{"function_call": p["function_call"]} if "function_call" in p else p for p in answer]
+
+
 def test_finish_reasons_say_why_the_answer_ended() -> None:
     from google.genai import types
 

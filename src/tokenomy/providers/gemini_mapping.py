@@ -187,6 +187,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
             if pending:
                 part["thought_signature"], pending = pending, None
             parts.append(part)
+        if pending:  # Gemini ended the turn with a part holding only a signature: it goes back as it came
+            parts.append({"text": "", "thought_signature": pending})
         contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
     return contents
 
