@@ -276,6 +276,29 @@ def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)
 
 
+@pytest.mark.parametrize("change, named", [
+    ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}, "tools": [
+        {"name": "t", "input_schema": {"type": "object"}}]}, "tool_choice.disable_parallel_tool_use: Bedrock"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, {
+        "type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}]},
+     "messages.0.content.1: Bedrock"),
+    ({"messages": ASK, "tools": [{"name": "t", "input_schema": {"type": "object"}, "strict": True}]},
+     "tools.0.strict: Bedrock"),
+])
+def test_a_field_bedrock_cannot_take_is_named_as_the_caller_sent_it(tmp_path, change, named) -> None:
+    # The Converse mapping's refusal reached an Anthropic-SDK caller as "upstream client_error: parallel_tool_calls:
+    # ..." (OpenAI's name, for a request that never left the gateway) or "messages[0].content[1]" (not the Messages
+    # API's path).
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
+                                                 "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                                                 "endpoint_url": "http://127.0.0.1:9"}}})  # never called
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+        answer = httpx.post(gateway + "/v1/messages", json={"model": "sonnet", "max_tokens": 8, "messages": ASK,
+                                                            **change}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["error"]["message"].startswith(named), answer.text
+
+
 def test_the_cost_is_written_as_chat_completions_writes_it(gateway, scripted) -> None:
     import re
 
