@@ -418,3 +418,19 @@ def test_an_openai_sdk_caller_sends_claudes_signed_thinking_back(tmp_path, monke
             with pytest.raises(openai.BadRequestError, match="unsigned") as refused:
                 client.chat.completions.create(messages=[*messages, unsigned, {"role": "user", "content": "?"}], **ask)
             assert refused.value.body["param"] == "messages[1].reasoning_content"
+
+
+def test_a_text_document_that_is_not_utf8_is_a_400_naming_it_not_a_500(gateway, scripted) -> None:
+    # Anthropic takes a text document as a JSON string: a CSV saved as Latin-1 raised UnicodeDecodeError in the
+    # mapping, and the caller got a 500 "internal error".
+    import base64
+
+    latin1 = "name;city\nRené;Zürich\n".encode("latin-1")
+    part = {"type": "file", "file": {"filename": "people.csv",
+                                     "file_data": "data:text/csv;base64," + base64.b64encode(latin1).decode()}}
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="claude", max_tokens=8, messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Who lives where?"}, part]}])
+    assert caught.value.body["param"] == "messages[0].content[1]" and "UTF-8" in caught.value.body["message"]
+    assert scripted.requests == []  # nothing was sent

@@ -97,7 +97,16 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 "data": base64.b64encode(block.data or b"").decode(),
             }
         elif block.format in TEXT_DOCUMENTS:
-            source = {"type": "text", "media_type": "text/plain", "data": (block.data or b"").decode("utf-8")}
+            try:
+                text = (block.data or b"").decode("utf-8")
+            except UnicodeDecodeError as exc:  # a text source is a JSON string: the bytes must be UTF-8 text
+                raise refuse(
+                    model,
+                    where,
+                    f"reads {block.format} documents as UTF-8 text, and this one is not ({exc.reason} at byte "
+                    f"{exc.start}); re-encode it as UTF-8 or send it as a PDF",
+                ) from None
+            source = {"type": "text", "media_type": "text/plain", "data": text}
         else:
             raise refuse(
                 model,
