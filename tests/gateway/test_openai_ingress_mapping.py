@@ -129,3 +129,24 @@ def test_a_file_part_keeps_its_media_type_without_a_file_name(media_type, fmt):
     assert to_converse_params(request)["messages"][0]["content"][0]["document"]["format"] == fmt
     sent = openai_wire.request_body(request)["messages"][0]["content"][0]["file"]["file_data"]
     assert sent == part["file"]["file_data"]
+
+
+def test_reasoning_that_is_not_base64_is_refused_naming_it_not_a_500():
+    # A thought signature (Gemini) or redacted reasoning (Converse) is sent as bytes: text that is not base64 raised
+    # binascii.Error in the mapping, which the gateway answered with a 500.
+    from tokenomy.providers.gemini_mapping import contents_from_request as gemini_contents
+
+    signed = {"role": "assistant", "content": "x", "thinking_blocks": [
+        {"type": "thinking", "thinking": "t", "signature": "not base64!"}]}
+    redacted = {"role": "assistant", "content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "abc"}]}
+    turns = [{"role": "user", "content": "hi"}, signed, {"role": "user", "content": "again"}]
+    with pytest.raises(ProviderError, match=r"^messages\[1\]\.content\[0\]: Gemini .*not base64") as refused:
+        gemini_contents(chat_request("gemini-2.5-flash", messages=turns))
+    assert refused.value.status == 400 and refused.value.param == "messages[1].content[0]"
+    turns[1] = redacted
+    with pytest.raises(ProviderError, match=r"^messages\[1\]\.content\[0\]: Bedrock Converse .*not base64"):
+        to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns))
+    # Either base64 alphabet is taken, byte for byte.
+    turns[1] = {**redacted, "thinking_blocks": [{"type": "redacted_thinking", "data": "-_8="}]}
+    content = to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns))["messages"][1]["content"]
+    assert content[0] == {"reasoningContent": {"redactedContent": b"\xfb\xff"}}

@@ -196,7 +196,13 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         return {"toolResult": result}
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
-            return {"reasoningContent": {"redactedContent": base64.b64decode(block.redacted)}}
+            try:
+                redacted = base64.b64decode(block.redacted.replace("-", "+").replace("_", "/"), validate=True)
+            except ValueError:  # binascii.Error: reached the caller as a 500
+                raise refuse(
+                    model, where, "carries redacted reasoning as bytes, and this block's is not base64; drop the block"
+                ) from None
+            return {"reasoningContent": {"redactedContent": redacted}}
         text: dict[str, Any] = {"text": block.text}
         if block.signature:
             text["signature"] = block.signature

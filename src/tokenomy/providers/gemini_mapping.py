@@ -125,6 +125,16 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
     return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
+def _signature_bytes(signature: str, where: str, model: str) -> bytes:
+    """A thought signature's bytes (Tokenomy holds them as base64 text); one that is not base64 was not Gemini's."""
+    try:
+        return base64.b64decode(signature.replace("-", "+").replace("_", "/"), validate=True)  # either alphabet
+    except ValueError:  # binascii.Error: reached the caller as a 500
+        raise refuse(
+            model, where, "takes back only thought signatures it issued, and this one is not base64; drop the block"
+        ) from None
+
+
 def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, model: str) -> dict[str, Any]:
     name = names.get(block.tool_use_id)
     if name is None:
@@ -161,7 +171,7 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
             if isinstance(block, ReasoningBlock):
                 if block.redacted is not None:
                     raise refuse(request.model, where, "has no redacted reasoning; drop the block")
-                signature = base64.b64decode(block.signature) if block.signature else None
+                signature = _signature_bytes(block.signature, where, request.model) if block.signature else None
                 if block.text:
                     part: dict[str, Any] = {"text": block.text, "thought": True}
                     if signature:
