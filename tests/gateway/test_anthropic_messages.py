@@ -282,8 +282,6 @@ def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, {
         "type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}]},
      "messages.0.content.1: Bedrock"),
-    ({"messages": ASK, "tools": [{"name": "t", "input_schema": {"type": "object"}, "strict": True}]},
-     "tools.0.strict: Bedrock"),
 ])
 def test_a_field_bedrock_cannot_take_is_named_as_the_caller_sent_it(tmp_path, change, named) -> None:
     # The Converse mapping's refusal reached an Anthropic-SDK caller as "upstream client_error: parallel_tool_calls:

@@ -248,13 +248,31 @@ def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field)
     assert str(caught.value).startswith(field) and SONNET in str(caught.value)
 
 
-def test_image_detail_and_strict_tools_have_no_converse_field() -> None:
+def test_image_detail_has_no_converse_field() -> None:
     detailed = ChatRequest(messages=[Message("user", [ImageBlock("image/png", b"x", detail="high")])], model=SONNET)
     with pytest.raises(ProviderError, match=r"^messages\[0\]\.content\[0\]\.detail"):
         to_converse_params(detailed)
-    strict = ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=[ToolSpec("t", strict=True)])
-    with pytest.raises(ProviderError, match=r"^tools\[0\]\.strict"):
-        to_converse_params(strict)
+
+
+def test_strict_tools_reach_converse(url) -> None:
+    # Converse's ToolSpecification has `strict` (calls held to the schema): a strict tool, which the OpenAI Agents
+    # SDK sends by default, was refused ("has no strict tool-schema mode") on every Bedrock route.
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    request = weather_request()
+    request.tools = [ToolSpec("get_weather", "Weather for a city", WEATHER, strict=True),
+                     ToolSpec("get_time", None, {"type": "object"}, strict=False)]
+    params = to_converse_params(request)
+    assert [t["toolSpec"].get("strict") for t in params["toolConfig"]["tools"]] == [True, False]
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    assert not ParamValidator().validate(params, shape).has_errors()
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        (call,) = provider.chat(request).tool_calls
+        jsonschema.validate(call.input, WEATHER)
+    finally:
+        provider.close()
 
 
 def test_url_image_and_tool_choice_none_with_tool_history() -> None:

@@ -135,14 +135,14 @@ def refuse(model: str, field: str, why: str) -> ProviderError:
 
 
 def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:
-    """Converse's toolSpec entries (Converse has no strict schema mode: a strict tool is refused)."""
+    """Converse's toolSpec entries, `strict` (calls held to the schema) carried as sent."""
     out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if tool.strict:
-            raise refuse(model, f"tools[{i}].strict", "has no strict tool-schema mode; remove strict")
+    for tool in tools:
         tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
         if tool.description:
             tool_spec["description"] = tool.description
+        if tool.strict is not None:  # ToolSpecification.strict; a model without it answers Bedrock's own 400
+            tool_spec["strict"] = tool.strict
         out.append({"toolSpec": tool_spec})
     return out
 
