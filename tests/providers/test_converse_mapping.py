@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from dataclasses import replace
 
 import boto3
 import jsonschema
@@ -237,9 +238,9 @@ def test_passed_through_fields_that_would_be_mispriced_or_clash_are_refused(fiel
 @pytest.mark.parametrize("kwargs, field", [
     ({"seed": 7}, "seed"), ({"presence_penalty": 0.5}, "presence_penalty"),
     ({"frequency_penalty": 0.5}, "frequency_penalty"),
-    ({"response_format": ResponseFormat("json_schema", WEATHER)}, "response_format"),
+    ({"response_format": ResponseFormat("json_object")}, "response_format"),
     ({"parallel_tool_calls": False}, "parallel_tool_calls"),
-    ({"reasoning": Reasoning(effort="high")}, "reasoning_effort"),
+    ({"reasoning": Reasoning(effort="minimal")}, "reasoning_effort"),
 ])
 def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field) -> None:
     with pytest.raises(ProviderError) as caught:
@@ -451,3 +452,31 @@ def test_openai_choices_and_logprobs_are_refused_for_bedrock_not_dropped(url, tm
         assert len(reply.choices) == 1
     assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"n": 1, "logprobs": False})).get(
         "additionalModelRequestFields") is None
+
+
+def test_a_json_schema_response_format_and_an_effort_reach_converse(url) -> None:
+    # Converse's outputConfig holds the answer to a JSON schema (textFormat) and sets a reasoning effort: both were
+    # refused ("has no json_schema output mode", "takes a thinking budget, not an effort level").
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    request = ChatRequest(messages=[Message("user", "Weather in Oslo, as JSON.")], model=SONNET, max_tokens=64,
+                          response_format=ResponseFormat("json_schema", WEATHER, "weather", True, "A forecast"),
+                          reasoning=Reasoning(effort="high"))
+    params = to_converse_params(request)
+    assert params["outputConfig"] == {"effort": "high", "textFormat": {"type": "json_schema", "structure": {
+        "jsonSchema": {"schema": json.dumps(WEATHER), "name": "weather", "description": "A forecast"}}}}
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    assert not ParamValidator().validate(params, shape).has_errors()
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        for answer in (provider.chat(request), list(provider.stream(request))[-1].response):
+            jsonschema.validate(json.loads(answer.text), WEATHER)  # the emulator holds the text to the schema
+            assert answer.finish_reason == "stop"
+    finally:
+        provider.close()
+    # outputConfig passed through as well: one or the other, not both silently merged.
+    with pytest.raises(ProviderError, match=r"^outputConfig"):
+        to_converse_params(replace(request, extra={"outputConfig": {"effort": "low"}}))
+    assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"outputConfig": {"effort": "low"}}))[
+        "outputConfig"] == {"effort": "low"}

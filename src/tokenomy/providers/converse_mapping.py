@@ -13,9 +13,10 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
   requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,
   performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
-  log probabilities); seed, presence/frequency penalties, JSON response formats,
-  reasoning effort without a budget, `parallel_tool_calls: false` and a message's participant `name`
-  have no Converse field and are refused.
+  log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
+  effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
+  lacks (minimal, none), `parallel_tool_calls: false` and a message's participant `name` have no Converse field
+  and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
 
 Redacted reasoning: Converse carries it as bytes (`redactedContent` blob); Tokenomy's
@@ -65,6 +66,8 @@ CONVERSE_TOP_LEVEL_FIELDS = (
     "projectIdentifier",
     "outputConfig",
 )
+# OutputConfig.effort's values (botocore's model of the API); OpenAI's "minimal" and "none" have no counterpart.
+CONVERSE_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 CONVERSE_OWN_FIELDS = ("modelId", "messages", "system", "inferenceConfig", "toolConfig")
 # Fields that change the price of the call (a priority or flex tier, latency-optimized inference): the ledger would
 # record it at the standard price, so they are refused until the catalog has those prices.
@@ -283,23 +286,41 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         if getattr(request, field) is not None:
             raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
-    if fmt is not None and fmt.type != "text":
+    if fmt is not None and fmt.type == "json_object":
         raise refuse(
             model,
             "response_format",
-            f"has no {fmt.type} output mode; remove response_format, or "
+            "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
             "describe the JSON in the prompt / use a forced tool",
         )
     if request.parallel_tool_calls is False:
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
-    reasoning = request.reasoning
-    if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
+    effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is not None and effort not in CONVERSE_EFFORTS:
         raise refuse(
             model,
             "reasoning_effort",
-            "takes a thinking budget in tokens, not an effort level; send "
-            '`thinking: {"type": "enabled", "budget_tokens": N}` instead (with the openai SDK: extra_body)',
+            f"takes an effort of {', '.join(CONVERSE_EFFORTS)} (got {effort!r}); or send a thinking budget, "
+            '`thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)',
         )
+
+
+def _output_config(request: ChatRequest) -> dict[str, Any]:
+    """Converse's outputConfig: a JSON schema the answer must follow (OpenAI's json_schema response format, which
+    Converse always enforces) and a reasoning effort."""
+    config: dict[str, Any] = {}
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        schema: dict[str, Any] = {
+            "schema": json.dumps(fmt.schema or {"type": "object"}),
+            "name": fmt.name or "response",
+        }
+        if fmt.description:
+            schema["description"] = fmt.description
+        config["textFormat"] = {"type": "json_schema", "structure": {"jsonSchema": schema}}
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        config["effort"] = request.reasoning.effort
+    return config
 
 
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
@@ -353,6 +374,16 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             additional.update(value)
         else:
             additional[key] = value
+    output = _output_config(request)
+    if output:
+        if "outputConfig" in params:
+            raise refuse(
+                model,
+                "outputConfig",
+                "gets it from the request's response_format and reasoning effort here; send those, or outputConfig "
+                "alone",
+            )
+        params["outputConfig"] = output
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:
