@@ -7,7 +7,7 @@ import pytest
 
 from tokenomy.config import RouteConfig
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.openai_ingress import to_chat_request
+from tokenomy.gateway.openai_ingress import caller_param, to_chat_request
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ReasoningBlock
 from tokenomy.providers import openai_wire
@@ -150,3 +150,21 @@ def test_reasoning_that_is_not_base64_is_refused_naming_it_not_a_500():
     turns[1] = {**redacted, "thinking_blocks": [{"type": "redacted_thinking", "data": "-_8="}]}
     content = to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns))["messages"][1]["content"]
     assert content[0] == {"reasoningContent": {"redactedContent": b"\xfb\xff"}}
+
+
+def test_tool_call_arguments_converse_cannot_send_are_named_at_the_call():
+    # Converse takes a call's input as an object: arguments that are not one were refused with no place named
+    # (error.param null), so the caller could not tell which of its tool calls was at fault.
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "weather?"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+                 {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "Paris"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "tool", "tool_call_id": "c2",
+                                                                        "content": "rain"}]
+    body = ChatCompletionRequest.model_validate({"model": CLAUDE_ON_BEDROCK, "messages": turns,
+                                                 "tools": [{"type": "function", "function": {"name": "get_weather"}}]})
+    request = to_chat_request(body, {}, None, RouteConfig())
+    with pytest.raises(ProviderError) as refused:
+        to_converse_params(request)
+    assert refused.value.param == "messages[1].content[1]" and "c2" in str(refused.value)
+    assert caller_param(body, refused.value.param) == "messages[2].tool_calls[1]"

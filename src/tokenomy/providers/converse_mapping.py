@@ -150,19 +150,19 @@ def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, A
     return out
 
 
-def _tool_input(block: ToolUseBlock) -> dict[str, Any]:
+def _tool_input(block: ToolUseBlock, model: str, where: str) -> dict[str, Any]:
     if block.input or not block.arguments:
         return block.input
     try:
         value = json.loads(block.arguments)
     except ValueError:
         value = None
-    if not isinstance(value, dict):
-        raise ProviderError(
-            f"tool call {block.id} ({block.name}): its arguments are not a JSON object "
-            f"({block.arguments[:80]!r}); Converse needs an object",
-            kind="client_error",
-            status=400,
+    if not isinstance(value, dict):  # named at its place, so the gateway points the caller at the tool call
+        raise refuse(
+            model,
+            where,
+            f"takes a tool call's input as a JSON object, and the arguments of call {block.id} ({block.name}) are "
+            f"not one ({block.arguments[:80]!r}); send the call with JSON-object arguments",
         )
     return value
 
@@ -190,7 +190,7 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         # Converse requires a name; `_name_documents` makes each valid and unique in the request
         return {"document": {"format": block.format, "name": block.name or "", "source": {"bytes": block.data}}}
     if isinstance(block, ToolUseBlock):
-        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block)}}
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block, model, where)}}
     if isinstance(block, ToolResultBlock):
         content = [block_to_converse(b, model, f"{where}.content[{i}]") for i, b in enumerate(block.content)]
         result: dict[str, Any] = {"toolUseId": block.tool_use_id, "content": content or [{"text": ""}]}
