@@ -8,7 +8,9 @@ refused with an error naming the model and the block, never dropped.
 Conventions:
 - roles are `user` and `assistant`; a tool's result is a `ToolResultBlock` in a user turn (as in
   Anthropic Messages and Bedrock Converse). OpenAI's `tool` role maps to and from that.
-- `finish_reason` uses OpenAI's vocabulary: stop, length, tool_calls, content_filter.
+- `finish_reason` uses OpenAI's vocabulary: stop, length, tool_calls, content_filter; a provider's reason with no
+  counterpart there keeps the provider's name, lower-cased (Bedrock's malformed_tool_use, Gemini's
+  malformed_function_call), rather than pass for a normal stop.
 - Usage: `input_tokens` excludes cache-read/cache-write tokens; reasoning tokens are output tokens
   (`reasoning_tokens` says how many of them were reasoning).
 """

@@ -276,6 +276,27 @@ def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)
 
 
+@pytest.mark.parametrize("change, named", [
+    ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}, "tools": [
+        {"name": "t", "input_schema": {"type": "object"}}]}, "tool_choice.disable_parallel_tool_use: Bedrock"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, {
+        "type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}]},
+     "messages.0.content.1: Bedrock"),
+])
+def test_a_field_bedrock_cannot_take_is_named_as_the_caller_sent_it(tmp_path, change, named) -> None:
+    # The Converse mapping's refusal reached an Anthropic-SDK caller as "upstream client_error: parallel_tool_calls:
+    # ..." (OpenAI's name, for a request that never left the gateway) or "messages[0].content[1]" (not the Messages
+    # API's path).
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
+                                                 "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                                                 "endpoint_url": "http://127.0.0.1:9"}}})  # never called
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+        answer = httpx.post(gateway + "/v1/messages", json={"model": "sonnet", "max_tokens": 8, "messages": ASK,
+                                                            **change}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["error"]["message"].startswith(named), answer.text
+
+
 def test_the_cost_is_written_as_chat_completions_writes_it(gateway, scripted) -> None:
     import re
 
@@ -395,3 +416,19 @@ def test_an_openai_sdk_caller_sends_claudes_signed_thinking_back(tmp_path, monke
             with pytest.raises(openai.BadRequestError, match="unsigned") as refused:
                 client.chat.completions.create(messages=[*messages, unsigned, {"role": "user", "content": "?"}], **ask)
             assert refused.value.body["param"] == "messages[1].reasoning_content"
+
+
+def test_a_text_document_that_is_not_utf8_is_a_400_naming_it_not_a_500(gateway, scripted) -> None:
+    # Anthropic takes a text document as a JSON string: a CSV saved as Latin-1 raised UnicodeDecodeError in the
+    # mapping, and the caller got a 500 "internal error".
+    import base64
+
+    latin1 = "name;city\nRené;Zürich\n".encode("latin-1")
+    part = {"type": "file", "file": {"filename": "people.csv",
+                                     "file_data": "data:text/csv;base64," + base64.b64encode(latin1).decode()}}
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="claude", max_tokens=8, messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Who lives where?"}, part]}])
+    assert caught.value.body["param"] == "messages[0].content[1]" and "UTF-8" in caught.value.body["message"]
+    assert scripted.requests == []  # nothing was sent

@@ -7,7 +7,7 @@ import pytest
 
 from tokenomy.config import RouteConfig
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.openai_ingress import to_chat_request
+from tokenomy.gateway.openai_ingress import caller_param, to_chat_request
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ReasoningBlock
 from tokenomy.providers import openai_wire
@@ -112,3 +112,59 @@ def test_signed_reasoning_of_a_shape_that_cannot_be_carried_is_a_named_400(chang
     with pytest.raises(RequestError, match=said) as refused:
         chat_request(SONNET, messages=[*turns, {"role": "user", "content": "again"}])
     assert refused.value.param == param
+
+
+@pytest.mark.parametrize("media_type, fmt", [
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+    ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    ("application/msword", "doc"),
+    ("text/csv", "csv"),
+])
+def test_a_file_part_keeps_its_media_type_without_a_file_name(media_type, fmt):
+    # An office file sent without a filename was taken for a PDF: Converse was told format pdf, and an OpenAI-format
+    # upstream got it relabelled data:application/pdf.
+    part = {"type": "file", "file": {"file_data": f"data:{media_type};base64,UEsDBA=="}}
+    request = chat_request(CLAUDE_ON_BEDROCK, messages=[{"role": "user", "content": [part]}])
+    assert request.messages[0].content[0].format == fmt
+    assert to_converse_params(request)["messages"][0]["content"][0]["document"]["format"] == fmt
+    sent = openai_wire.request_body(request)["messages"][0]["content"][0]["file"]["file_data"]
+    assert sent == part["file"]["file_data"]
+
+
+def test_reasoning_that_is_not_base64_is_refused_naming_it_not_a_500():
+    # A thought signature (Gemini) or redacted reasoning (Converse) is sent as bytes: text that is not base64 raised
+    # binascii.Error in the mapping, which the gateway answered with a 500.
+    from tokenomy.providers.gemini_mapping import contents_from_request as gemini_contents
+
+    signed = {"role": "assistant", "content": "x", "thinking_blocks": [
+        {"type": "thinking", "thinking": "t", "signature": "not base64!"}]}
+    redacted = {"role": "assistant", "content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "abc"}]}
+    turns = [{"role": "user", "content": "hi"}, signed, {"role": "user", "content": "again"}]
+    with pytest.raises(ProviderError, match=r"^messages\[1\]\.content\[0\]: Gemini .*not base64") as refused:
+        gemini_contents(chat_request("gemini-2.5-flash", messages=turns))
+    assert refused.value.status == 400 and refused.value.param == "messages[1].content[0]"
+    turns[1] = redacted
+    with pytest.raises(ProviderError, match=r"^messages\[1\]\.content\[0\]: Bedrock Converse .*not base64"):
+        to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns))
+    # Either base64 alphabet is taken, byte for byte.
+    turns[1] = {**redacted, "thinking_blocks": [{"type": "redacted_thinking", "data": "-_8="}]}
+    content = to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns))["messages"][1]["content"]
+    assert content[0] == {"reasoningContent": {"redactedContent": b"\xfb\xff"}}
+
+
+def test_tool_call_arguments_converse_cannot_send_are_named_at_the_call():
+    # Converse takes a call's input as an object: arguments that are not one were refused with no place named
+    # (error.param null), so the caller could not tell which of its tool calls was at fault.
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "weather?"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+                 {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "Paris"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "tool", "tool_call_id": "c2",
+                                                                        "content": "rain"}]
+    body = ChatCompletionRequest.model_validate({"model": CLAUDE_ON_BEDROCK, "messages": turns,
+                                                 "tools": [{"type": "function", "function": {"name": "get_weather"}}]})
+    request = to_chat_request(body, {}, None, RouteConfig())
+    with pytest.raises(ProviderError) as refused:
+        to_converse_params(request)
+    assert refused.value.param == "messages[1].content[1]" and "c2" in str(refused.value)
+    assert caller_param(body, refused.value.param) == "messages[2].tool_calls[1]"

@@ -139,6 +139,7 @@ class RecordingOpenAI:
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
         self.finish_reason: str | None = None  # the finish reason to report instead of OpenAI's
+        self.no_usage = False  # a whole answer without `usage` (some OpenAI-compatible servers and proxies)
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -174,6 +175,8 @@ class RecordingOpenAI:
                             call.pop("id")
                     if recorder.finish_reason:
                         answer["choices"][0]["finish_reason"] = recorder.finish_reason
+                    if recorder.no_usage:
+                        del answer["usage"]
                     payload, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(200)
                 self.send_header("content-type", kind)

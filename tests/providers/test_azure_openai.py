@@ -244,6 +244,24 @@ def test_gateway_serves_an_azure_deployment_and_prices_it(azure_url, ledger_path
     assert event.cost_usd == by_hand(event.input_tokens, 0, event.output_tokens) > 0
 
 
+def test_gateway_stream_carries_azures_content_filter_results(azure_url, ledger_path, monkeypatch):
+    # A whole answer carried them; a stream dropped both the prompt's (a choiceless chunk of its own) and each
+    # piece's (on the choice).
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": azure_url,
+                                  "price_as": "gpt-4o-mini"}}}
+    with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        chunks = list(client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "via gateway"}], max_tokens=5, stream=True))
+    prompt = [c.model_extra["prompt_filter_results"] for c in chunks if "prompt_filter_results" in c.model_extra]
+    assert prompt and prompt[0][0]["content_filter_results"]["hate"] == {"filtered": False, "severity": "safe"}
+    pieces = [c.choices[0] for c in chunks if c.choices and c.choices[0].delta.content]
+    assert pieces and all(p.model_extra["content_filter_results"]["violence"]["filtered"] is False for p in pieces)
+
+
 def test_config_check_refuses_an_unpriced_deployment():
     from tokenomy.config_checks import check_config
 

@@ -286,3 +286,49 @@ def test_request_region_selects_the_client_region(url) -> None:
     assert response.region == "us-west-2" and set(provider._clients) == {"us-east-1", "us-west-2"}
     assert provider._clients["us-west-2"].meta.region_name == "us-west-2"
     assert compute_cost(response.usage, response.model, response.region).region == "us-west-2"
+
+
+def test_response_fields_and_guardrail_trace_the_caller_asked_for_come_back() -> None:
+    # additionalModelResponseFieldPaths and guardrailConfig.trace are passed through to Converse; their answers
+    # (additionalModelResponseFields, trace.guardrail) were dropped, streamed or not. A peer answering as Bedrock
+    # does, read by the real boto3.
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from tokenomy.emulate import eventstream
+    from tokenomy.gateway.responses import completion_body
+
+    fields = {"stop_sequence": "END"}
+    guardrail = {"modelOutput": ["blocked text"], "actionReason": "Guardrail blocked."}
+    usage = {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}
+
+    async def whole(request):
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "stop_sequence", "usage": usage, "metrics": {"latencyMs": 1},
+                             "additionalModelResponseFields": fields, "trace": {"guardrail": guardrail}})
+
+    async def streamed(request):
+        def frames():
+            yield eventstream.event("messageStart", {"role": "assistant"})
+            yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+            yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+            yield eventstream.event("messageStop", {"stopReason": "stop_sequence",
+                                                    "additionalModelResponseFields": fields})
+            yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1},
+                                                 "trace": {"guardrail": guardrail}})
+        return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
+
+    app = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
+                            Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
+    request = ChatRequest.simple("x", model=SONNET, max_tokens=4, stop=["END"], extra={
+        "additionalModelResponseFieldPaths": ["/stop_sequence"],
+        "guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1", "trace": "enabled"}})
+    with ServerThread(app) as base:
+        provider = BedrockProvider(region="us-east-1", endpoint_url=base)
+        answers = [provider.chat(request), list(provider.stream(request))[-1].response]
+    for answer in answers:
+        assert answer.text == "Hi" and answer.usage.output_tokens == 2
+        assert answer.raw["top"] == {"additionalModelResponseFields": fields, "trace": {"guardrail": guardrail}}
+        body = completion_body(answer, "sonnet", "chatcmpl-1")  # the gateway's answer carries them
+        assert body["additionalModelResponseFields"] == fields and body["trace"]["guardrail"] == guardrail

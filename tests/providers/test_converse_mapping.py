@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from dataclasses import replace
 
 import boto3
 import jsonschema
@@ -112,6 +113,51 @@ def test_boto3_invalid_blocks_are_validation_errors(runtime, content, needle) ->
     assert needle in caught.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize("documents", [
+    [{"format": "pdf", "name": "report.pdf", "source": {"bytes": b"%PDF"}}],
+    [{"format": "txt", "name": "notes", "source": {"bytes": b"a"}},
+     {"format": "txt", "name": "notes", "source": {"bytes": b"b"}}],
+], ids=["a file name", "a name twice"])
+def test_boto3_document_names_follow_bedrocks_rules(runtime, documents) -> None:
+    # Bedrock: a name of alphanumerics, single spaces, hyphens, parentheses and brackets, unique in the request.
+    content = [{"text": "read"}, *({"document": d} for d in documents)]
+    with pytest.raises(ClientError) as caught:
+        runtime.converse(modelId=SONNET, messages=[{"role": "user", "content": content}])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "document name" in caught.value.response["Error"]["Message"]
+
+
+def test_provider_sends_file_names_and_untitled_documents_bedrock_accepts(url) -> None:
+    # A caller's file name ("Q3 report.pdf", as the OpenAI SDK's file part sends it) and two untitled documents
+    # (both were named "document") were each a ValidationException from Bedrock for the whole conversation.
+    request = ChatRequest(messages=[Message("user", [
+        TextBlock("Summarise these."), DocumentBlock("txt", b"alpha", "Q3 report.pdf"),
+        DocumentBlock("txt", b"beta"), DocumentBlock("txt", b"gamma")])], model=SONNET, max_tokens=4)
+    names = [b["document"]["name"] for b in to_converse_params(request)["messages"][0]["content"][1:]]
+    assert names == ["Q3 report-pdf", "document", "document (2)"]
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        assert provider.chat(request).usage.output_tokens > 0
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("name, taken, expected", [
+    ("my_file  v2.final.PDF", set(), "my-file v2-final-PDF"),
+    ("  ..  ", set(), "document"),
+    ("Report", {"report"}, "Report (2)"),
+    ("x" * 250, set(), "x" * 200),
+    ("x" * 250, {"x" * 200}, "x" * 196 + " (2)"),
+    ("résumé (v1) [draft]", set(), "r-sum- (v1) [draft]"),
+])
+def test_document_names_are_made_valid_and_unique(name, taken, expected) -> None:
+    from tokenomy.emulate.bedrock_blocks import DOCUMENT_NAME
+    from tokenomy.providers.converse_mapping import document_name
+
+    out = document_name(name, set(taken))
+    assert out == expected and DOCUMENT_NAME.fullmatch(out) and len(out) <= 200
+
+
 def test_a_tool_choice_naming_an_unknown_tool_is_refused(runtime) -> None:
     with pytest.raises(ClientError, match=r"not among toolConfig\.tools"):
         runtime.converse(modelId=SONNET, messages=[first_turn()],
@@ -192,9 +238,9 @@ def test_passed_through_fields_that_would_be_mispriced_or_clash_are_refused(fiel
 @pytest.mark.parametrize("kwargs, field", [
     ({"seed": 7}, "seed"), ({"presence_penalty": 0.5}, "presence_penalty"),
     ({"frequency_penalty": 0.5}, "frequency_penalty"),
-    ({"response_format": ResponseFormat("json_schema", WEATHER)}, "response_format"),
+    ({"response_format": ResponseFormat("json_object")}, "response_format"),
     ({"parallel_tool_calls": False}, "parallel_tool_calls"),
-    ({"reasoning": Reasoning(effort="high")}, "reasoning_effort"),
+    ({"reasoning": Reasoning(effort="minimal")}, "reasoning_effort"),
 ])
 def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field) -> None:
     with pytest.raises(ProviderError) as caught:
@@ -203,13 +249,31 @@ def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field)
     assert str(caught.value).startswith(field) and SONNET in str(caught.value)
 
 
-def test_image_detail_and_strict_tools_have_no_converse_field() -> None:
+def test_image_detail_has_no_converse_field() -> None:
     detailed = ChatRequest(messages=[Message("user", [ImageBlock("image/png", b"x", detail="high")])], model=SONNET)
     with pytest.raises(ProviderError, match=r"^messages\[0\]\.content\[0\]\.detail"):
         to_converse_params(detailed)
-    strict = ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=[ToolSpec("t", strict=True)])
-    with pytest.raises(ProviderError, match=r"^tools\[0\]\.strict"):
-        to_converse_params(strict)
+
+
+def test_strict_tools_reach_converse(url) -> None:
+    # Converse's ToolSpecification has `strict` (calls held to the schema): a strict tool, which the OpenAI Agents
+    # SDK sends by default, was refused ("has no strict tool-schema mode") on every Bedrock route.
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    request = weather_request()
+    request.tools = [ToolSpec("get_weather", "Weather for a city", WEATHER, strict=True),
+                     ToolSpec("get_time", None, {"type": "object"}, strict=False)]
+    params = to_converse_params(request)
+    assert [t["toolSpec"].get("strict") for t in params["toolConfig"]["tools"]] == [True, False]
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    assert not ParamValidator().validate(params, shape).has_errors()
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        (call,) = provider.chat(request).tool_calls
+        jsonschema.validate(call.input, WEATHER)
+    finally:
+        provider.close()
 
 
 def test_url_image_and_tool_choice_none_with_tool_history() -> None:
@@ -280,7 +344,7 @@ def test_anthropic_sdk_through_the_gateway_to_bedrock(url, tmp_path) -> None:
                                           "is_error": False}]}])
         assert answer.content[0].text and answer.usage.input_tokens > IMAGE_TOKENS
         refused = client.messages.with_raw_response.create  # a URL image cannot reach Converse: a 400 naming it
-        with pytest.raises(anthropic.BadRequestError, match=r"messages\[0\]\.content\[0\].*not by URL"):
+        with pytest.raises(anthropic.BadRequestError, match=r"'messages\.0\.content\.0: .*not by URL"):
             refused(model="sonnet", max_tokens=8, messages=[{"role": "user", "content": [
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}])
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
@@ -363,3 +427,56 @@ def test_openai_sdk_through_the_gateway_to_bedrock(url, tmp_path, stream) -> Non
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
     assert len(rows) == 2 and all(r.provider == "aws.bedrock" and r.image_count == 1 for r in rows)
     assert [r.tool_call_count for r in rows] == [1, 0]
+
+
+@pytest.mark.parametrize("kwargs, param", [({"n": 2}, "n"), ({"logprobs": True}, "logprobs")])
+def test_openai_choices_and_logprobs_are_refused_for_bedrock_not_dropped(url, tmp_path, kwargs, param) -> None:
+    """OpenAI's n and logprobs went into additionalModelRequestFields, where a model may ignore them: the caller got
+    one choice without log probabilities, as if it had asked for that."""
+    import openai
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": SONNET, "region": "us-east-1",
+                                                 "endpoint_url": url}}})
+    with ServerThread(gateway_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
+        client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="sonnet", max_tokens=4, messages=[{"role": "user", "content": "hi"}],
+                                           **kwargs)
+        assert caught.value.body["param"] == param and "Converse" in caught.value.body["message"]
+        # n=1 and logprobs false ask for nothing Converse lacks: answered.
+        reply = client.chat.completions.create(model="sonnet", max_tokens=4, n=1, logprobs=False,
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert len(reply.choices) == 1
+    assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"n": 1, "logprobs": False})).get(
+        "additionalModelRequestFields") is None
+
+
+def test_a_json_schema_response_format_and_an_effort_reach_converse(url) -> None:
+    # Converse's outputConfig holds the answer to a JSON schema (textFormat) and sets a reasoning effort: both were
+    # refused ("has no json_schema output mode", "takes a thinking budget, not an effort level").
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    request = ChatRequest(messages=[Message("user", "Weather in Oslo, as JSON.")], model=SONNET, max_tokens=64,
+                          response_format=ResponseFormat("json_schema", WEATHER, "weather", True, "A forecast"),
+                          reasoning=Reasoning(effort="high"))
+    params = to_converse_params(request)
+    assert params["outputConfig"] == {"effort": "high", "textFormat": {"type": "json_schema", "structure": {
+        "jsonSchema": {"schema": json.dumps(WEATHER), "name": "weather", "description": "A forecast"}}}}
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    assert not ParamValidator().validate(params, shape).has_errors()
+    provider = BedrockProvider(region="us-east-1", endpoint_url=url)
+    try:
+        for answer in (provider.chat(request), list(provider.stream(request))[-1].response):
+            jsonschema.validate(json.loads(answer.text), WEATHER)  # the emulator holds the text to the schema
+            assert answer.finish_reason == "stop"
+    finally:
+        provider.close()
+    # outputConfig passed through as well: one or the other, not both silently merged.
+    with pytest.raises(ProviderError, match=r"^outputConfig"):
+        to_converse_params(replace(request, extra={"outputConfig": {"effort": "low"}}))
+    assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"outputConfig": {"effort": "low"}}))[
+        "outputConfig"] == {"effort": "low"}

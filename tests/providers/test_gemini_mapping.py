@@ -95,6 +95,8 @@ def test_every_block_and_option_is_carried() -> None:
     ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
     ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
     ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
+    ({"tool_choice": ToolChoice("any")}, "tool_choice"),  # forced, with no tools: the choice was dropped
+    ({"tool_choice": ToolChoice("tool", "lookup")}, "tool_choice"),
 ])
 def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
     request = ChatRequest(**{"messages": [Message("user", "hi")], "model": MODEL, **change})
@@ -143,6 +145,33 @@ def test_response_parts_become_blocks() -> None:
     contents = contents_from_request(request)
     assert contents[0]["parts"] == [{"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"}]
     assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
+
+
+@pytest.mark.parametrize("answer", [
+    [{"text": "It is sunny."}, {"text": "", "thought_signature": b"s"}],
+    [{"function_call": {"name": "f", "args": {"a": 1}}}, {"text": "", "thought_signature": b"t"}],
+], ids=["after text", "after a function call"])
+def test_a_trailing_signature_part_goes_back_as_it_came(answer) -> None:
+    # Gemini 3 often ends a turn (a stream's last chunk, or after a function call on Vertex AI) with an empty text
+    # part holding only the thought signature: it became a bare ReasoningBlock that was dropped on the way back.
+    blocks = blocks_from_parts(answer)
+    turns = [Message("user", "hi"), Message("assistant", blocks)]
+    if isinstance(blocks[0], ToolUseBlock):
+        turns.append(Message("user", [ToolResultBlock(blocks[0].id, [TextBlock("ok")])]))
+    parts = contents_from_request(ChatRequest(model=MODEL, messages=turns))[1]["parts"]
+    assert parts == [{"function_call": p["function_call"]} if "function_call" in p else p for p in answer]
+
+
+def test_finish_reasons_say_why_the_answer_ended() -> None:
+    from google.genai import types
+
+    # Content filters Gemini names apart (images, Vertex AI's Model Armor) were recorded as a normal stop, and an
+    # answer that failed (a malformed function call, often with no content at all) as "stop" too.
+    for reason in ("IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"):
+        assert finish_reason(reason, []) == "content_filter"
+    assert finish_reason(types.FinishReason.MALFORMED_FUNCTION_CALL, []) == "malformed_function_call"
+    assert finish_reason("TOO_MANY_TOOL_CALLS", []) == "too_many_tool_calls"
+    assert finish_reason("OTHER", []) == finish_reason(None, []) == "stop"
 
 
 def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:

@@ -312,3 +312,87 @@ def test_a_config_field_only_the_other_api_takes_is_a_client_error_not_retried(u
     assert [(e.kind, e.status, e.retryable) for e in caught] == [("client_error", 400, False)] * 2
     assert "audio_timestamp parameter is only supported" in str(caught[0]) and "provider: vertex" in str(caught[0])
     assert [row.attempt for row in open_store(ledger_path).events()] == [1, 1]
+
+
+def _tiered_gemini(tier_header):
+    """A Gemini API peer that answers with `x-gemini-service-tier: <tier_header(asked)>` (the tier it served; none
+    when that returns None), whole or streamed: 1,000 prompt tokens, 100 output."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            served = tier_header(body.get("serviceTier"))
+            answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}],
+                      "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
+                                        "totalTokenCount": 1100}, "modelVersion": MODEL}
+            stream = "streamGenerateContent" in self.path
+            data = b"data: " + json.dumps(answer).encode() + b"\r\n\r\n" if stream else json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream" if stream else "application/json")
+            self.send_header("content-length", str(len(data)))
+            if served:
+                self.send_header("x-gemini-service-tier", served)
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_flex_or_priority_call_is_recorded_at_the_tier_gemini_served(ledger_path, tmp_path) -> None:
+    """`service_tier` is a GenerateContentConfig field, so it rides in `extra` to Gemini, which bills flex at half
+    the standard price and priority at up to twice it (or at standard when over its priority limit, which the
+    x-gemini-service-tier header says): every call was recorded at the standard price."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f"""provider: google
+source: https://ai.google.dev/gemini-api/docs/pricing
+as_of: "2026-11-01"
+models:
+  {MODEL}:
+    regions:
+      global:
+        input: "0.30"
+        output: "2.50"
+        service_tiers:
+          flex: {{input: "0.15", output: "1.25", source: "test", as_of: "2026-11-01"}}
+          priority: {{input: "0.54", output: "4.50", source: "test", as_of: "2026-11-01"}}
+""")
+    catalog = default_catalog().with_overrides(prices)
+    downgraded = _tiered_gemini(lambda asked: "standard" if asked == "priority" else asked)
+    try:
+        url = f"http://127.0.0.1:{downgraded.server_address[1]}"
+        spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
+        with Tokenomy(ledger_path, models=spec, catalog=catalog) as client:
+            for tier in ("flex", "priority", None):
+                extra = {"service_tier": tier} if tier else {}
+                client.chat(ChatRequest.simple("hi", model="g", max_tokens=100, extra=extra))
+            final = list(client.stream(ChatRequest.simple("hi", model="g", max_tokens=100,
+                                                          extra={"service_tier": "flex"})))[-1].response
+    finally:
+        downgraded.shutdown()
+        downgraded.server_close()
+    assert final.raw["top"] == {"service_tier": "flex"}  # the gateway's answer shows it, as OpenAI's does
+    rows = open_store(ledger_path).events()
+    flex, standard = Decimal("0.000275"), Decimal("0.00055")  # 1,000 in + 100 out at $0.15/$1.25 and $0.30/$2.50
+    assert [r.cost_usd for r in rows] == [flex, standard, standard, flex]
+    assert [r.tags.get("service_tier") for r in rows] == ["flex", None, None, "flex"]
+
+
+def test_the_served_tier_is_read_from_any_source_gemini_gives() -> None:
+    from types import SimpleNamespace
+
+    from google.genai import types
+
+    from tokenomy.providers.gemini_provider import served_tier
+
+    assert served_tier({"X-Gemini-Service-Tier": "Flex"}, None, "priority") == "flex"  # the header wins, any case
+    vertex = SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND_PRIORITY)
+    assert served_tier({}, vertex, None) == "priority"  # Vertex AI: the usage's traffic type
+    assert served_tier({}, SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND), "flex") == "standard"
+    assert served_tier(None, None, "SERVICE_TIER_FLEX") == "flex" and served_tier(None, None, None) is None

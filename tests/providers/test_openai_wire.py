@@ -142,6 +142,26 @@ def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
 
 
+def test_a_whole_answer_without_usage_is_estimated_not_recorded_free(ledger_path):
+    """A server that sends no `usage` with a whole answer: the call was recorded at zero tokens and $0 (a stream
+    without usage was already estimated, and said so)."""
+    from tokenomy.client import Tokenomy
+    from tokenomy.ledger.store import open_store
+
+    with RecordingOpenAI() as upstream:
+        upstream.no_usage = True
+        spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
+        prompt = "Summarise the refund policy for a customer whose parcel arrived damaged, in two sentences."
+        with Tokenomy(ledger_path, models=spec) as client:
+            answer = client.chat(ChatRequest.simple(prompt, model="up"))
+            called = client.chat(two_tool_call(upstream)[1])
+    assert answer.raw["usage_source"] == "estimated" and answer.text
+    assert answer.usage.input_tokens == len(prompt) // 4 and answer.usage.output_tokens == -(-len(answer.text) // 4)
+    assert called.tool_calls and called.usage.output_tokens > 0  # the calls' names and arguments are output
+    rows = open_store(ledger_path).events()
+    assert all(r.input_tokens > 0 and r.output_tokens > 0 and r.cost_usd > 0 for r in rows) and len(rows) == 2
+
+
 def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_output():
     """A reasoning server (vLLM's `reasoning_content`, Ollama's `reasoning`) that sends no usage: each reasoning delta
     is an output token of the estimate, as the model bills them (only the answer's deltas were counted)."""

@@ -271,15 +271,15 @@ def stream_chunks(completion: dict[str, Any], pieces: list[str], include_usage: 
     choice = completion["choices"][0]
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
-        data = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more}
+        data = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None, **more}]}
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
     filtered = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
     filtered["prompt_filter_results"] = completion["prompt_filter_results"]
     yield b"data: " + json.dumps(filtered).encode() + b"\n\n"
     yield chunk({"role": "assistant", "content": ""})
-    for piece in pieces:
-        yield chunk({"content": piece})
+    for piece in pieces:  # Azure annotates each piece of the answer with its content filter results
+        yield chunk({"content": piece}, content_filter_results=choice["content_filter_results"])
     for index, call in enumerate(choice["message"].get("tool_calls") or []):
         yield chunk({"tool_calls": [{"index": index, **call}]})
     yield chunk({}, choice["finish_reason"])

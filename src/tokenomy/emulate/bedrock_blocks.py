@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
@@ -20,6 +21,8 @@ SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult", "image", "doc
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
 DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
 TEXT_DOCUMENTS = ("csv", "html", "txt", "md")
+# Bedrock's DocumentBlock.name: alphanumerics, single whitespace characters, hyphens, parentheses, square brackets.
+DOCUMENT_NAME = re.compile(r"[A-Za-z0-9\-()\[\]]+(\s[A-Za-z0-9\-()\[\]]+)*")
 
 
 def _cache_ttl(block: dict[str, Any], where: str, default_ttl: int) -> int:
@@ -65,6 +68,12 @@ def _media_block(kind: str, value: Any, here: str) -> Block:
     name = value.get("name")
     if not isinstance(name, str) or not name.strip():
         raise _invalid(f"The document at {here} needs a name.")
+    if len(name) > 200 or not DOCUMENT_NAME.fullmatch(name):
+        raise _invalid(
+            f"The document name at {here}.document.name can only contain alphanumeric characters, whitespace "
+            "characters, hyphens, parentheses, and square brackets. The name can't contain more than one "
+            "consecutive whitespace character."
+        )
     if fmt in TEXT_DOCUMENTS:
         return Block(f"[document {name}]\n{data.decode('utf-8', 'replace')}")
     return Block(f"[document {name}: {fmt}, {len(data)} bytes]", extra_tokens=DOCUMENT_TOKENS)

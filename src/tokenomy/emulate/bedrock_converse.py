@@ -32,6 +32,22 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
 
 
+def _check_document_names(messages: list[Any]) -> None:
+    """Bedrock refuses a request in which two documents (tool results' included) share a name."""
+    seen: set[str] = set()
+    for message in messages:
+        for item in message["content"]:
+            inner = item["toolResult"].get("content") or [] if "toolResult" in item else [item]
+            for block in inner:
+                name = block.get("document", {}).get("name") if isinstance(block, dict) else None
+                if isinstance(name, str) and name in seen:
+                    raise _invalid(
+                        "Messages can't contain duplicate document names. Rename the document and retry your request."
+                    )
+                if isinstance(name, str):
+                    seen.add(name)
+
+
 def _inference(body: dict[str, Any]) -> dict[str, Any]:
     inference = body.get("inferenceConfig") or {}
     if not isinstance(inference, dict):
@@ -71,7 +87,40 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
         "temperature": inference.get("temperature"),
         "stop": stops,
         "thinking_budget": budget,
+        "json_schema": _output_schema(body.get("outputConfig")),
     }
+
+
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+def _output_schema(config: Any) -> dict[str, Any] | None:
+    """outputConfig, validated as Bedrock does: the JSON schema the answer's text must follow, if it names one."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or set(config) - {"textFormat", "effort"}:
+        raise _invalid("The outputConfig field takes textFormat and effort.")
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise _invalid(
+            f"1 validation error detected: Value '{effort}' at 'outputConfig.effort' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(EFFORTS)}]"
+        )
+    text_format = config.get("textFormat")
+    if text_format is None:
+        return None
+    structure = (text_format.get("structure") or {}).get("jsonSchema") if isinstance(text_format, dict) else None
+    if text_format.get("type") != "json_schema" or not isinstance(structure, dict):
+        raise _invalid("outputConfig.textFormat must be of type json_schema with a structure.jsonSchema.")
+    try:
+        schema = json.loads(structure.get("schema") or "")
+    except (TypeError, ValueError):
+        raise _invalid(
+            "outputConfig.textFormat.structure.jsonSchema.schema must be a JSON schema as a string."
+        ) from None
+    if not isinstance(schema, dict):
+        raise _invalid("outputConfig.textFormat.structure.jsonSchema.schema must be a JSON object schema.")
+    return schema
 
 
 def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -133,6 +182,7 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
         turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+    _check_document_names(messages)
     inference = _inference(body)
     if forced is not None and inference["thinking_budget"] is not None:
         raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
@@ -183,6 +233,9 @@ class BedrockEmulator:
         prepared = self._render(resolved, system, turns, inference)
         prepared.forced_tool = inference["forced_tool"]
         prepared.thinking_budget = inference["thinking_budget"]
+        if inference["json_schema"] is not None and prepared.forced_tool is None:
+            # The answer's text is JSON under the schema: generated as a forced call's input is, sent as text.
+            prepared.forced_tool = {"name": "", "schema": inference["json_schema"], "as_text": True}
         return prepared, invoked
 
     def converse(
@@ -297,6 +350,14 @@ def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
         yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces))}}
         yield "stop", index
         index += 1
+    if prepared.forced_tool is not None and prepared.forced_tool.get("as_text"):
+        answer, tokens = tool_use(engine, prepared)
+        text = json.dumps(answer["input"])
+        yield "start", index, {"text": ""}
+        yield "delta", index, {"text": text}
+        yield "stop", index
+        yield "finish", output_tokens + tokens, "end_turn"
+        return
     if prepared.forced_tool is not None:
         use, tokens = tool_use(engine, prepared)
         yield "start", index, {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"], "input": {}}}

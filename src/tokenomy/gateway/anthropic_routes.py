@@ -36,6 +36,7 @@ from tokenomy.messages import (
 )
 from tokenomy.money import money_or_none
 from tokenomy.providers.anthropic_inbound import (
+    caller_param,
     caller_path,
     message_body,
     request_from_anthropic,
@@ -70,6 +71,8 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
 def _provider_error(exc: ProviderError, body: dict[str, Any]) -> JSONResponse:
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         return anthropic_error(400, exc.refused.error_text(caller_path(body, exc.refused)))
+    if exc.param is not None:  # the provider's mapping refused a field before any call: named as the caller sent it
+        return anthropic_error(400, str(exc).replace(exc.param, caller_param(exc.param), 1))
     return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 

@@ -37,15 +37,11 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.base import Unsupported
-from tokenomy.providers.openai_wire import call_signature, thinking_block
+from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES, call_signature, thinking_block
 
-DOCUMENT_FORMATS = {
-    "application/pdf": "pdf",
-    "text/plain": "txt",
-    "text/csv": "csv",
-    "text/html": "html",
-    "text/markdown": "md",
-}
+# A file part's media type -> the document's format: every type the mappings send (an office file among them, which
+# was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
+DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
 
 
 class RequestError(ValueError):

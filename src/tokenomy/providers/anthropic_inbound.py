@@ -5,6 +5,7 @@ caller becomes a ChatRequest, and a ChatResponse goes back in Anthropic's messag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tokenomy.messages import (
@@ -227,6 +228,26 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
         inner = content[refused.block].get("content")
         path += ".content" if isinstance(inner, str) else f".content.{refused.part}"
     return path
+
+
+# The request options a provider mapping names when it refuses one (a ChatRequest slot or OpenAI's name for it), by the
+# Messages API field the caller sent.
+CALLER_FIELDS = {
+    "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+    "reasoning_effort": "thinking",
+    "reasoning.budget_tokens": "thinking.budget_tokens",
+}
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def caller_param(param: str) -> str:
+    """A mapping's name for a field it cannot send (`messages[2].content[1]`, `tools[0].strict`,
+    `parallel_tool_calls`) in the caller's Messages API terms (`messages.2.content.1`, `tools.0.strict`,
+    `tool_choice.disable_parallel_tool_use`): the indices are the caller's, as `caller_path` says."""
+    for ours, theirs in CALLER_FIELDS.items():
+        if param == ours or param.startswith(ours + "."):
+            return theirs + param[len(ours) :]
+    return _INDEX.sub(r".\1", param)
 
 
 def refusal(response: ChatResponse) -> str | None:

@@ -9,9 +9,11 @@ tool_use / tool_result (is_error), thinking / redacted_thinking with signatures,
 on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
-presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, and a
-message's participant `name` (OpenAI's; the Messages API has none). An answer's blocks Tokenomy has no type
-for (a server tool's call and result, e.g. web search) come back in `ChatResponse.raw["other_blocks"]`.
+presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, a
+message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
+at prices the catalog lacks (fast `speed`, US `inference_geo`, a 1-hour top-level `cache_control`). An
+answer's blocks Tokenomy has no type for (a server tool's call and result, e.g. web search) come back in
+`ChatResponse.raw["other_blocks"]`.
 """
 
 from __future__ import annotations
@@ -95,7 +97,16 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 "data": base64.b64encode(block.data or b"").decode(),
             }
         elif block.format in TEXT_DOCUMENTS:
-            source = {"type": "text", "media_type": "text/plain", "data": (block.data or b"").decode("utf-8")}
+            try:
+                text = (block.data or b"").decode("utf-8")
+            except UnicodeDecodeError as exc:  # a text source is a JSON string: the bytes must be UTF-8 text
+                raise refuse(
+                    model,
+                    where,
+                    f"reads {block.format} documents as UTF-8 text, and this one is not ({exc.reason} at byte "
+                    f"{exc.start}); re-encode it as UTF-8 or send it as a PDF",
+                ) from None
+            source = {"type": "text", "media_type": "text/plain", "data": text}
         else:
             raise refuse(
                 model,
@@ -256,7 +267,42 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
     return blocks
 
 
+# Pass-through fields (`extra`, e.g. the gateway's /v1/messages) with which Anthropic bills the call at prices the
+# ledger would not record: refused, naming the field, until the catalog has those prices (as Bedrock's serviceTier).
+# A value each may keep, billed at the standard price, is named with it.
+UNPRICED_EXTRA = {
+    "speed": ("standard", "bills fast mode at its own, higher price, which Tokenomy's catalog does not have"),
+    "inference_geo": (
+        "global",
+        "bills US-only inference at 1.1 times the standard price, which Tokenomy's catalog does not have",
+    ),
+}
+
+
+def _refuse_unpriced_extra(request: ChatRequest) -> None:
+    for field, (standard, why) in UNPRICED_EXTRA.items():
+        value = request.extra.get(field)
+        if value is not None and value != standard:
+            raise refuse(
+                request.model,
+                field,
+                f"{why}; remove {field} or send {standard!r} (the call would be recorded at the wrong price)",
+            )
+    # A top-level cache_control caches the request's last block: a 1-hour entry is billed at twice the input price,
+    # while Tokenomy records cache writes at the 5-minute price (1.25 times), as a block's cache_control ttl "1h" is
+    # refused at the gateway for the same reason.
+    control = request.extra.get("cache_control")
+    if isinstance(control, dict) and control.get("ttl", "5m") != "5m":
+        raise refuse(
+            request.model,
+            "cache_control.ttl",
+            "writes 1-hour cache entries at twice the input price, and "
+            'Tokenomy records cache writes at the 5-minute price; remove ttl or send "5m"',
+        )
+
+
 def _refuse_unsupported(request: ChatRequest) -> None:
+    _refuse_unpriced_extra(request)
     for field in ("seed", "presence_penalty", "frequency_penalty"):
         if getattr(request, field) is not None:
             raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")

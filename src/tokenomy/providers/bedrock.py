@@ -113,6 +113,19 @@ def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]
     return base, region
 
 
+def answer_fields(fields: dict[str, Any] | None, trace: dict[str, Any] | None) -> dict[str, Any]:
+    """What a Converse answer carries because the caller asked for it, in Converse's names: the model's own fields
+    named by `additionalModelResponseFieldPaths`, and the guardrail's trace (`guardrailConfig.trace`). Both requests
+    are passed through to Converse, so their answers go back to the caller too, not dropped."""
+    out: dict[str, Any] = {}
+    if fields:
+        out["additionalModelResponseFields"] = fields
+    guardrail = (trace or {}).get("guardrail")
+    if guardrail:
+        out["trace"] = {"guardrail": guardrail}
+    return out
+
+
 def _retry_after(headers: dict[str, Any]) -> float | None:
     found = retry_after_seconds(headers)
     return found if found is not None else retry_after_seconds({"retry-after": headers.get("x-amzn-retry-after")})
@@ -233,8 +246,12 @@ class BedrockProvider(Provider):
         latency: float,
         ttft: float | None,
         raw: dict[str, Any],
+        fields: dict | None = None,
     ) -> ChatResponse:
         model, region = request.model, self._region_for(request)
+        answered = answer_fields(fields, trace)
+        if answered:
+            raw["top"] = answered  # the gateway hands them to the caller beside the answer (OpenAI's top level)
         routed, routed_region = invoked_model(trace)
         if routed:
             # Price what actually ran, not the router ARN (which has no price of its own).
@@ -278,6 +295,7 @@ class BedrockProvider(Provider):
             latency,
             None,
             raw,
+            result.get("additionalModelResponseFields"),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -288,7 +306,7 @@ class BedrockProvider(Provider):
         start = time.perf_counter()
         ttft = None
         stop_reason = None
-        usage = trace = None
+        usage = trace = fields = None
         raw: dict[str, Any] = {}
         assembler = ConverseStreamAssembler()
         try:
@@ -304,6 +322,7 @@ class BedrockProvider(Provider):
                     chunk = delta_chunk(*assembler.delta(event["contentBlockDelta"]))
                 elif "messageStop" in event:
                     stop_reason = event["messageStop"].get("stopReason")
+                    fields = event["messageStop"].get("additionalModelResponseFields")
                 elif "metadata" in event:
                     usage = event["metadata"].get("usage")
                     trace = event["metadata"].get("trace")
@@ -320,7 +339,7 @@ class BedrockProvider(Provider):
             )
         latency = (time.perf_counter() - start) * 1000
         yield StreamChunk(
-            response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw)
+            response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw, fields)
         )
 
     def close(self) -> None:

@@ -4,16 +4,19 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
 (client_error, 400) that names the field and the model; nothing is dropped.
 - text, toolUse, toolResult (`status: error` when is_error), image (bytes), document (format, name,
   bytes) and reasoningContent (reasoningText + signature, or redactedContent) blocks map one to one.
-  A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only.
+  A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only. A document's
+  name is made to fit Bedrock's rules (its characters, unique in the request): see `document_name`.
 - tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice. Converse has no
   `none` choice: the tools are left out when the conversation holds no tool blocks (the model
   cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
   additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
   requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,
-  performanceConfig) are refused; seed, presence/frequency penalties, JSON response formats,
-  reasoning effort without a budget, `parallel_tool_calls: false` and a message's participant `name`
-  have no Converse field and are refused.
+  performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
+  log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
+  effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
+  lacks (minimal, none), `parallel_tool_calls: false` and a message's participant `name` have no Converse field
+  and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
 
 Redacted reasoning: Converse carries it as bytes (`redactedContent` blob); Tokenomy's
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from tokenomy.errors import ProviderError
@@ -62,6 +66,8 @@ CONVERSE_TOP_LEVEL_FIELDS = (
     "projectIdentifier",
     "outputConfig",
 )
+# OutputConfig.effort's values (botocore's model of the API); OpenAI's "minimal" and "none" have no counterpart.
+CONVERSE_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 CONVERSE_OWN_FIELDS = ("modelId", "messages", "system", "inferenceConfig", "toolConfig")
 # Fields that change the price of the call (a priority or flex tier, latency-optimized inference): the ledger would
 # record it at the standard price, so they are refused until the catalog has those prices.
@@ -73,6 +79,57 @@ CONVERSE_UNPRICED_FIELDS = {
 }
 
 
+# Bedrock's rule for a document's name (API reference, DocumentBlock.name): alphanumeric characters, single
+# whitespace characters, hyphens, parentheses and square brackets, 1 to 200 characters; and no two documents of a
+# request may share a name ("Messages can't contain duplicate document names"). A caller's file name ("report.pdf")
+# or title breaks the first rule, two untitled documents the second: either is a ValidationException for the whole
+# conversation, so names are made to fit.
+_NAME_OTHER = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+_NAME_SPACES = re.compile(r"\s+")
+NAME_LIMIT = 200
+
+
+# OpenAI fields (the gateway passes them on in `extra`) asking for what a Converse answer has no place for: more than
+# one choice, token log probabilities. As additionalModelRequestFields they are refused by some models and ignored by
+# others, which answer one choice without log probabilities: refused here, naming the field, for every model.
+CONVERSE_UNCARRIED = {
+    "n": "answers one choice per call; send n=1 (or several calls)",
+    "logprobs": "returns no token log probabilities; remove logprobs",
+    "top_logprobs": "returns no token log probabilities; remove top_logprobs",
+}
+
+
+def _uncarried(key: str, value: Any) -> bool:
+    """Whether `extra[key]` asks for something CONVERSE_UNCARRIED names (n=1, logprobs false ask for nothing)."""
+    if key == "n":
+        return value != 1
+    return key in CONVERSE_UNCARRIED and value not in (None, False, 0)
+
+
+def document_name(name: str | None, taken: set[str]) -> str:
+    """`name` as Bedrock takes it (other characters become a hyphen, whitespace one space), made unique among
+    `taken` (lower-cased names already in the request, to which it is added) with a " (2)", " (3)" suffix."""
+    base = _NAME_SPACES.sub(" ", _NAME_OTHER.sub("-", name or "")).strip(" -")[:NAME_LIMIT].strip() or "document"
+    unique, number = base, 1
+    while unique.lower() in taken:
+        number += 1
+        suffix = f" ({number})"
+        unique = base[: NAME_LIMIT - len(suffix)].rstrip() + suffix
+    taken.add(unique.lower())
+    return unique
+
+
+def _name_documents(messages: list[dict[str, Any]]) -> None:
+    """Give every document of the request (tool results' too) a valid name unique in the request."""
+    taken: set[str] = set()
+    for message in messages:
+        for item in message["content"]:
+            inner = item["toolResult"]["content"] if "toolResult" in item else [item]
+            for block in inner:
+                if "document" in block:
+                    block["document"]["name"] = document_name(block["document"].get("name"), taken)
+
+
 def refuse(model: str, field: str, why: str) -> ProviderError:
     """The error for a request field a Converse model cannot take (the caller's fix is in `why`)."""
     return ProviderError(
@@ -81,31 +138,31 @@ def refuse(model: str, field: str, why: str) -> ProviderError:
 
 
 def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:
-    """Converse's toolSpec entries (Converse has no strict schema mode: a strict tool is refused)."""
+    """Converse's toolSpec entries, `strict` (calls held to the schema) carried as sent."""
     out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if tool.strict:
-            raise refuse(model, f"tools[{i}].strict", "has no strict tool-schema mode; remove strict")
+    for tool in tools:
         tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
         if tool.description:
             tool_spec["description"] = tool.description
+        if tool.strict is not None:  # ToolSpecification.strict; a model without it answers Bedrock's own 400
+            tool_spec["strict"] = tool.strict
         out.append({"toolSpec": tool_spec})
     return out
 
 
-def _tool_input(block: ToolUseBlock) -> dict[str, Any]:
+def _tool_input(block: ToolUseBlock, model: str, where: str) -> dict[str, Any]:
     if block.input or not block.arguments:
         return block.input
     try:
         value = json.loads(block.arguments)
     except ValueError:
         value = None
-    if not isinstance(value, dict):
-        raise ProviderError(
-            f"tool call {block.id} ({block.name}): its arguments are not a JSON object "
-            f"({block.arguments[:80]!r}); Converse needs an object",
-            kind="client_error",
-            status=400,
+    if not isinstance(value, dict):  # named at its place, so the gateway points the caller at the tool call
+        raise refuse(
+            model,
+            where,
+            f"takes a tool call's input as a JSON object, and the arguments of call {block.id} ({block.name}) are "
+            f"not one ({block.arguments[:80]!r}); send the call with JSON-object arguments",
         )
     return value
 
@@ -130,10 +187,10 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, DocumentBlock):
         if block.data is None:
             raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")
-        name = block.name or "document"  # Converse requires a name
-        return {"document": {"format": block.format, "name": name, "source": {"bytes": block.data}}}
+        # Converse requires a name; `_name_documents` makes each valid and unique in the request
+        return {"document": {"format": block.format, "name": block.name or "", "source": {"bytes": block.data}}}
     if isinstance(block, ToolUseBlock):
-        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block)}}
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _tool_input(block, model, where)}}
     if isinstance(block, ToolResultBlock):
         content = [block_to_converse(b, model, f"{where}.content[{i}]") for i, b in enumerate(block.content)]
         result: dict[str, Any] = {"toolUseId": block.tool_use_id, "content": content or [{"text": ""}]}
@@ -142,7 +199,13 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         return {"toolResult": result}
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
-            return {"reasoningContent": {"redactedContent": base64.b64decode(block.redacted)}}
+            try:
+                redacted = base64.b64decode(block.redacted.replace("-", "+").replace("_", "/"), validate=True)
+            except ValueError:  # binascii.Error: reached the caller as a 500
+                raise refuse(
+                    model, where, "carries redacted reasoning as bytes, and this block's is not base64; drop the block"
+                ) from None
+            return {"reasoningContent": {"redactedContent": redacted}}
         text: dict[str, Any] = {"text": block.text}
         if block.signature:
             text["signature"] = block.signature
@@ -223,23 +286,41 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         if getattr(request, field) is not None:
             raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
-    if fmt is not None and fmt.type != "text":
+    if fmt is not None and fmt.type == "json_object":
         raise refuse(
             model,
             "response_format",
-            f"has no {fmt.type} output mode; remove response_format, or "
+            "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
             "describe the JSON in the prompt / use a forced tool",
         )
     if request.parallel_tool_calls is False:
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
-    reasoning = request.reasoning
-    if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
+    effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is not None and effort not in CONVERSE_EFFORTS:
         raise refuse(
             model,
             "reasoning_effort",
-            "takes a thinking budget in tokens, not an effort level; send "
-            '`thinking: {"type": "enabled", "budget_tokens": N}` instead (with the openai SDK: extra_body)',
+            f"takes an effort of {', '.join(CONVERSE_EFFORTS)} (got {effort!r}); or send a thinking budget, "
+            '`thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)',
         )
+
+
+def _output_config(request: ChatRequest) -> dict[str, Any]:
+    """Converse's outputConfig: a JSON schema the answer must follow (OpenAI's json_schema response format, which
+    Converse always enforces) and a reasoning effort."""
+    config: dict[str, Any] = {}
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        schema: dict[str, Any] = {
+            "schema": json.dumps(fmt.schema or {"type": "object"}),
+            "name": fmt.name or "response",
+        }
+        if fmt.description:
+            schema["description"] = fmt.description
+        config["textFormat"] = {"type": "json_schema", "structure": {"jsonSchema": schema}}
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        config["effort"] = request.reasoning.effort
+    return config
 
 
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
@@ -261,6 +342,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         if message.cache_point:
             content.append(dict(CACHE_POINT))
         messages.append({"role": message.role, "content": content})
+    _name_documents(messages)
     params["messages"] = messages
     inference: dict[str, Any] = {}
     if request.max_tokens is not None:
@@ -282,12 +364,26 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
         if key in CONVERSE_UNPRICED_FIELDS:
             raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
+        if _uncarried(key, value):
+            raise refuse(model, key, CONVERSE_UNCARRIED[key])
+        if key in CONVERSE_UNCARRIED:
+            continue  # n=1, logprobs false: what Converse does anyway, not a model parameter
         if key in CONVERSE_TOP_LEVEL_FIELDS:
             params[key] = value
         elif key == "additionalModelRequestFields" and isinstance(value, dict):
             additional.update(value)
         else:
             additional[key] = value
+    output = _output_config(request)
+    if output:
+        if "outputConfig" in params:
+            raise refuse(
+                model,
+                "outputConfig",
+                "gets it from the request's response_format and reasoning effort here; send those, or outputConfig "
+                "alone",
+            )
+        params["outputConfig"] = output
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:

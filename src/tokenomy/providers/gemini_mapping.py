@@ -38,8 +38,13 @@ from tokenomy.messages import (
     Usage,
 )
 
+# Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
+# (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is
+# recorded as Gemini named it, lower-cased, as Bedrock's are: "stop" would tell the caller the model finished.
 FINISH_REASONS = {
     "STOP": "stop",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+    "OTHER": "stop",
     "MAX_TOKENS": "length",
     "SAFETY": "content_filter",
     "RECITATION": "content_filter",
@@ -47,6 +52,9 @@ FINISH_REASONS = {
     "PROHIBITED_CONTENT": "content_filter",
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "MODEL_ARMOR": "content_filter",
 }
 DOCUMENT_TYPES = {
     "pdf": "application/pdf",
@@ -117,6 +125,16 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
     return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
+def _signature_bytes(signature: str, where: str, model: str) -> bytes:
+    """A thought signature's bytes (Tokenomy holds them as base64 text); one that is not base64 was not Gemini's."""
+    try:
+        return base64.b64decode(signature.replace("-", "+").replace("_", "/"), validate=True)  # either alphabet
+    except ValueError:  # binascii.Error: reached the caller as a 500
+        raise refuse(
+            model, where, "takes back only thought signatures it issued, and this one is not base64; drop the block"
+        ) from None
+
+
 def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, model: str) -> dict[str, Any]:
     name = names.get(block.tool_use_id)
     if name is None:
@@ -153,7 +171,7 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
             if isinstance(block, ReasoningBlock):
                 if block.redacted is not None:
                     raise refuse(request.model, where, "has no redacted reasoning; drop the block")
-                signature = base64.b64decode(block.signature) if block.signature else None
+                signature = _signature_bytes(block.signature, where, request.model) if block.signature else None
                 if block.text:
                     part: dict[str, Any] = {"text": block.text, "thought": True}
                     if signature:
@@ -179,6 +197,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
             if pending:
                 part["thought_signature"], pending = pending, None
             parts.append(part)
+        if pending:  # Gemini ended the turn with a part holding only a signature: it goes back as it came
+            parts.append({"text": "", "thought_signature": pending})
         contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
     return contents
 
@@ -186,6 +206,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if not request.tools:
+        if choice is not None and choice.mode in ("any", "tool"):  # nothing to call: it would be dropped
+            raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
         return None
     if any(t.strict for t in request.tools) and (choice is None or choice.mode == "auto"):
         # Strict tools: VALIDATED lets the model choose, and holds any call it makes to the schema.
@@ -316,4 +338,4 @@ def finish_reason(reason: Any, blocks: list[Block]) -> str:
     name = getattr(reason, "value", reason) or "STOP"
     if any(isinstance(b, ToolUseBlock) for b in blocks) and name == "STOP":
         return "tool_calls"
-    return FINISH_REASONS.get(str(name), "stop")
+    return FINISH_REASONS.get(str(name), str(name).lower())

@@ -7,7 +7,8 @@ placeholder stands in, as the emulator accepts any.
 
 Usage: Gemini's `prompt_token_count` includes the tokens read from a context cache (implicit or an
 explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_tokens`). Thinking tokens
-(`thoughts_token_count`) are output tokens, as Gemini bills them.
+(`thoughts_token_count`) are output tokens, as Gemini bills them. A call served at the flex or priority tier
+(`service_tier` in `extra`) is priced at that tier: see `served_tier`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,27 @@ from tokenomy.providers.gemini_mapping import (
 )
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# The tier a call was served at, which Google bills at its own price (flex at half the standard price, priority at
+# up to twice it): the Gemini API says so in this response header (a priority call over its limit is served, and
+# billed, at standard), Vertex AI in usage_metadata.traffic_type.
+TIER_HEADER = "x-gemini-service-tier"
+TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex", "ON_DEMAND_PRIORITY": "priority"}
+
+
+def served_tier(headers: Any, meta: Any, asked: Any) -> str | None:
+    """The service tier Gemini served the call at: its header, else Vertex AI's traffic type, else the tier the
+    request asked for (`service_tier` in `extra`, "flex" or "SERVICE_TIER_FLEX"); None when nothing names one."""
+    items = headers.items() if hasattr(headers, "items") else ()
+    header = next((value for name, value in items if str(name).lower() == TIER_HEADER), None)  # any case
+    if header:
+        return str(header).lower()
+    traffic = getattr(getattr(meta, "traffic_type", None), "value", None)
+    if traffic in TRAFFIC_TIERS:
+        return TRAFFIC_TIERS[traffic]
+    if asked is None:
+        return None
+    tier = str(getattr(asked, "value", asked)).lower().removeprefix("service_tier_")
+    return tier if tier in ("flex", "priority", "standard") else None
 
 
 def map_gemini_error(exc: Exception) -> ProviderError:
@@ -159,6 +181,9 @@ class GeminiProvider(Provider):
         self, request: ChatRequest, parts: list[dict[str, Any]], usage: Usage, reason: Any, raw: dict, **timing: Any
     ) -> ChatResponse:
         content = blocks_from_parts(parts)
+        tier = raw.pop("service_tier", None)
+        if tier:  # where the client reads the tier it prices (client.served_tier), and the gateway's answer shows it
+            raw["top"] = {"service_tier": tier}
         return ChatResponse(
             content=content,
             model=request.model,
@@ -185,6 +210,11 @@ class GeminiProvider(Provider):
             else []
         )
         raw = {"served_model": result.model_version, "response_id": result.response_id}
+        raw["service_tier"] = served_tier(
+            getattr(result.sdk_http_response, "headers", None),
+            result.usage_metadata,
+            request.extra.get("service_tier"),
+        )
         reason = candidate.finish_reason if candidate else _blocked(result)
         return self._response(request, parts, usage_from_gemini(result.usage_metadata), reason, raw, latency_ms=latency)
 
@@ -197,9 +227,11 @@ class GeminiProvider(Provider):
         reason = None
         raw: dict[str, Any] = {}
         calls = 0
+        headers = None
         try:
             for event in self.client.models.generate_content_stream(**params):
                 usage_meta = event.usage_metadata or usage_meta  # each chunk repeats the running totals
+                headers = headers or getattr(event.sdk_http_response, "headers", None)
                 raw.update(served_model=event.model_version, response_id=event.response_id)
                 candidate = (event.candidates or [None])[0]
                 if candidate is None:
@@ -224,6 +256,7 @@ class GeminiProvider(Provider):
                 "Gemini stream ended before the answer was complete (no finishReason)", kind="server_error"
             )
         latency = (time.perf_counter() - start) * 1000
+        raw["service_tier"] = served_tier(headers, usage_meta, request.extra.get("service_tier"))
         response = self._response(
             request, parts, usage_from_gemini(usage_meta), reason, raw, latency_ms=latency, ttft_ms=ttft
         )

@@ -460,6 +460,26 @@ def finish_reason(reason: str | None, blocks: list[Block]) -> str:
     return "tool_calls" if reason == "stop" and any(isinstance(b, ToolUseBlock) for b in blocks) else reason
 
 
+def estimated_prompt_tokens(request: ChatRequest) -> int:
+    """A prompt's tokens when the server reports none: ~4 characters a token."""
+    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+    return max(1, chars // 4)
+
+
+def _estimated_usage(request: ChatRequest, blocks: list[Block]) -> Usage:
+    """Usage for a whole answer sent without any (some OpenAI-compatible servers and proxies omit it): the prompt and
+    the answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero."""
+    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
+    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
+    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
+    reasoning = -(-thought // 4)
+    return Usage(
+        input_tokens=estimated_prompt_tokens(request),
+        output_tokens=-(-said // 4) + reasoning,
+        reasoning_tokens=reasoning,
+    )
+
+
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     try:
         choice = data["choices"][0]
@@ -469,16 +489,21 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
             f"upstream sent an unreadable completion: {json.dumps(data)[:200]}", kind="server_error"
         ) from exc
     blocks = message_blocks(message)
+    raw = extras(data)
+    if data.get("usage"):
+        usage = usage_from_dict(data["usage"])
+    else:  # recorded as zero tokens, the call was free in the ledger: estimate, and say so (as a stream does)
+        usage, raw["usage_source"] = _estimated_usage(request, blocks), "estimated"
     return ChatResponse(
         content=blocks,
         model=request.model,
         provider=provider,
-        usage=usage_from_dict(data.get("usage")),
+        usage=usage,
         finish_reason=finish_reason(choice.get("finish_reason"), blocks),
         latency_ms=latency_ms,
         ttft_ms=None,
         region="global",
-        raw=extras(data),
+        raw=raw,
     )
 
 
@@ -510,7 +535,9 @@ class StreamAssembler:
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for key in ("system_fingerprint", "service_tier"):
+        # Azure's content filter annotations on the prompt arrive in a choiceless chunk of their own, as in a whole
+        # answer at the top level: kept there, so a stream carries what the whole answer carries.
+        for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if chunk.get(key) is not None:
                 self.extra.setdefault("top", {})[key] = chunk[key]
         for choice in chunk.get("choices") or []:
@@ -518,8 +545,9 @@ class StreamAssembler:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
             delta = choice.get("delta") or {}
             other = {k: v for k, v in delta.items() if k not in _MESSAGE_KEYS and v is not None}
-            logprobs = choice.get("logprobs")
-            passthrough = {**({"delta": other} if other else {}), **({"logprobs": logprobs} if logprobs else {})}
+            # The choice's keys beyond the delta (logprobs, Azure's content_filter_results), as the server sent them.
+            keys = {k: v for k, v in choice.items() if k not in _CHOICE_KEYS and v is not None and v != {}}
+            passthrough = {**({"delta": other} if other else {}), **keys}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 self.reasoning.append(reasoning)
@@ -615,11 +643,10 @@ class StreamAssembler:
             raw["usage_details"] = details
         if self.usage is None:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
-            # zero, and say so (one delta per token; ~4 characters per prompt token).
+            # zero, and say so (one delta per token).
             raw["usage_source"] = "estimated"
-            chars = len(self.request.system or "") + sum(len(m.text) for m in self.request.messages)
             usage = Usage(
-                input_tokens=max(1, chars // 4),
+                input_tokens=estimated_prompt_tokens(self.request),
                 output_tokens=self.deltas + self.thoughts,
                 reasoning_tokens=self.thoughts,
             )
