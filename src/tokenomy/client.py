@@ -155,11 +155,13 @@ class Tokenomy:
     @staticmethod
     def _over_quota(call: CallState) -> ProviderError:
         # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
-        return ProviderError(
+        exc = ProviderError(
             f"client-side rate limit: no request slot for {call.request.model!r} within the "
             f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
             kind="throttled",
         )
+        exc.call_cost_usd = call.spent  # an earlier tier's answer (a cascade's) was paid for
+        return exc
 
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
@@ -414,6 +416,7 @@ class Tokenomy:
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
                         if step is None and not self._pass_on(call, tier, att, exc):
+                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
             if passed_on:
@@ -462,6 +465,7 @@ class Tokenomy:
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
                         if step is None and not self._pass_on(call, tier, att, exc):
+                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
             if passed_on:

@@ -829,3 +829,46 @@ def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
     finally:
         upstream.close()
     assert None not in ids and sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_whose_last_tier_fails_still_charges_the_budget_for_the_tier_it_paid_for(api, stream, ledger_path):
+    import anthropic
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # The cheap tier answers "ok" (not JSON: the call escalates) and the provider bills it; the strong tier then
+    # fails. The caller gets an error, but the cheap answer was paid for: the budget must count it, or a key whose
+    # calls keep failing this way spends past its budget without limit.
+    cheap_cost = Decimal(1000) * Decimal("0.25") / 10**6 + Decimal(10) * Decimal("1.25") / 10**6
+    cheap, strong = ScriptedOpenAI([]), ScriptedOpenAI([(500, {})] * 40)
+    store = KeyStore(open_store(ledger_path))
+    budget = cheap_cost * 3 + PER_REQUEST * 4  # room for a few reservations, not for twelve paid cheap answers
+    secret, key = store.create(budget_usd=budget, period="month")
+    config = {"auth": True,
+              "models": {"cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
+                         "strong": {"provider": "openai", "model": "strong", "base_url": strong.url,
+                                    "price_as": HAIKU}},
+              "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+              "routes": {"extract": {"policy": "json", "retry": {"max_attempts": 1}}},
+              "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                "validators": {"json": True}}}}}
+    try:
+        with gateway(config, ledger_path) as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+            create = chat.chat.completions.create if api == "chat" else messages.messages.create
+            statuses = []
+            for _ in range(12):
+                try:
+                    reply = create(model="extract", messages=MESSAGE["messages"], max_tokens=200, stream=stream)
+                    list(reply) if stream else None
+                    statuses.append(200)
+                except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+                    statuses.append(exc.status_code)
+    finally:
+        cheap.close(), strong.close()
+    assert 429 in statuses and 200 not in statuses, statuses
+    assert spent(ledger_path, key.key_id) <= budget

@@ -74,8 +74,11 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     return Admitted(policy, budgets)
 
 
-async def settle(gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
+async def settle(
+    gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False, paid: Decimal = Decimal(0)
+) -> None:
+    """Replace the reservation by the actual cost (a failed call costs what its attempts were billed, `paid`: a
+    cascade's rejected answers, streams cut midway; an unknown cost keeps the reservation).
 
     The provider has answered by now: a limits store that fails here must not turn a paid answer into an
     error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
@@ -83,12 +86,17 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
         return
     # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
     # A cascade pays for every tier it tried, not only the answer it returned: the whole call is charged.
-    cost = None if response is None else (response.call_cost_usd or response.cost_usd)
+    cost = paid if response is None else (response.call_cost_usd or response.cost_usd)
     actual = None if unknown else (to_nano(cost) if cost is not None else 0)
     try:
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
+
+
+def paid(exc: BaseException | None) -> Decimal:
+    """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
+    return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
 
 
 # Upstream error codes that mean the gateway's configuration is wrong (the route's model is not there), not the
