@@ -33,7 +33,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
+from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -272,13 +272,9 @@ class Tokenomy:
         """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
         local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
         provider's own model that input price is the catalog's best figure."""
-        if not (usage.cache_read_tokens or usage.cache_write_tokens):
+        billable = billable_usage(usage, model, region, self.catalog)
+        if billable is usage:
             return usage
-        try:
-            if self.catalog.lookup(model, region).has_cache:
-                return usage
-        except TokenomyError:
-            return usage  # compute_cost says why
         if not stand_in and model not in self._cache_unpriced_warned:
             self._cache_unpriced_warned.add(model)
             log.warning(
@@ -286,7 +282,7 @@ class Tokenomy:
                 "input (add its cache prices with a price file, --prices FILE)",
                 model,
             )
-        return Usage(usage.total_input_tokens, usage.output_tokens)
+        return billable
 
     def _record(self, event: UsageEvent) -> None:
         if self.writer is not None:

@@ -13,11 +13,12 @@ import hashlib
 import importlib
 import itertools
 import json
+import logging
 import os
 import socket
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,11 @@ from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
-from tokenomy.errors import ConfigError, UsageError
+from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
-from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
 BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
 _REMOTE = {
@@ -41,6 +42,7 @@ _REMOTE = {
     "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
     "vertex": ("tokenomy.batch.vertex_backend", "VertexBatchBackend"),
 }
+log = logging.getLogger(__name__)
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
 
@@ -72,9 +74,17 @@ def record_results(
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
         if result.ok and result.usage is not None:
-            cost = compute_cost(result.usage, pricing_model, region, mode, one_call=True)
+            # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
+            # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
+            # would fail the job and lose every answer collected with it.
+            u = billable_usage(result.usage, pricing_model, region)
+            result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
+            try:
+                cost = compute_cost(u, pricing_model, region, mode, one_call=True)
+            except TokenomyError as exc:
+                log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
+                cost = unpriced_cost(pricing_model, region, mode)
             cost_usd = cost.total_usd
-            u = result.usage
             event = UsageEvent(
                 ts=utcnow(),
                 provider=provider,
