@@ -131,9 +131,12 @@ class OpenAIProvider(Provider):
             result = self.client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
             raise self.map_error(exc) from exc
-        return openai_wire.parse_completion(
+        response = openai_wire.parse_completion(
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
         )
+        if response.raw.get("usage_source") == "estimated":
+            log.warning("%s sent no usage with its answer; token counts are estimated", self.base_url or "server")
+        return response
 
     def close(self) -> None:
         self.client.close()

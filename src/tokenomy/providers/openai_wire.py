@@ -469,17 +469,34 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
             f"upstream sent an unreadable completion: {json.dumps(data)[:200]}", kind="server_error"
         ) from exc
     blocks = message_blocks(message)
+    raw = extras(data)
+    if data.get("usage"):
+        usage = usage_from_dict(data["usage"])
+    else:
+        # Some OpenAI-compatible servers send no usage: estimate, as for a stream without it, rather than record a
+        # paid answer at $0 (and charge its budget nothing). ~4 characters a token, answer and arguments alike.
+        raw["usage_source"] = "estimated"
+        chars = sum(len(b.text) for b in blocks if isinstance(b, TextBlock | ReasoningBlock)) + sum(
+            len(b.arguments or json.dumps(b.input)) for b in blocks if isinstance(b, ToolUseBlock)
+        )
+        usage = estimated_usage(request, -(-chars // 4))  # rounded up: a one-character answer is a token
     return ChatResponse(
         content=blocks,
         model=request.model,
         provider=provider,
-        usage=usage_from_dict(data.get("usage")),
+        usage=usage,
         finish_reason=finish_reason(choice.get("finish_reason"), blocks),
         latency_ms=latency_ms,
         ttft_ms=None,
         region="global",
-        raw=extras(data),
+        raw=raw,
     )
+
+
+def estimated_usage(request: ChatRequest, output_tokens: int, reasoning_tokens: int = 0) -> Usage:
+    """The usage of an answer the server sent no counts for: ~4 characters a prompt token."""
+    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+    return Usage(input_tokens=max(1, chars // 4), output_tokens=output_tokens, reasoning_tokens=reasoning_tokens)
 
 
 class StreamAssembler:
@@ -617,12 +634,7 @@ class StreamAssembler:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
             # zero, and say so (one delta per token; ~4 characters per prompt token).
             raw["usage_source"] = "estimated"
-            chars = len(self.request.system or "") + sum(len(m.text) for m in self.request.messages)
-            usage = Usage(
-                input_tokens=max(1, chars // 4),
-                output_tokens=self.deltas + self.thoughts,
-                reasoning_tokens=self.thoughts,
-            )
+            usage = estimated_usage(self.request, self.deltas + self.thoughts, self.thoughts)
         else:
             usage = usage_from_dict(self.usage)
         return ChatResponse(
