@@ -872,3 +872,24 @@ def test_a_cascade_whose_last_tier_fails_still_charges_the_budget_for_the_tier_i
         cheap.close(), strong.close()
     assert 429 in statuses and 200 not in statuses, statuses
     assert spent(ledger_path, key.key_id) <= budget
+
+
+def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_overspend(ledger_path):
+    # Claude Sonnet 4.5 bills a prompt over 200k tokens at $6 / $22.50 a million, not $3 / $15. Reserved at the
+    # standard rates, four concurrent 220k-token requests fitted a budget that pays for two of them.
+    sonnet = "claude-sonnet-4-5-20250929"
+    message = {"model": "fast", "messages": [{"role": "user", "content": "y" * 880_000}], "max_tokens": 10}
+    actual = Decimal(220_000) * 6 / 10**6 + Decimal(10) * Decimal("22.50") / 10**6
+    store = KeyStore(open_store(ledger_path))
+    budget = Decimal("3.3007")  # four reservations at the standard rates ($0.82515 each), two at the long ones
+    secret, key = store.create(budget_usd=budget, period="month")
+    with InstantOpenAI(delay_s=1.0) as upstream:
+        config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream,
+                                                    "api_key_env": "FAST_KEY", "price_as": sonnet}}}
+        with gateway(config, ledger_path) as url:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(
+                    lambda _: httpx.post(url + "/v1/chat/completions", json=message, timeout=30,
+                                         headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+    assert sorted(answers) == [200, 200, 429, 429], answers
+    assert spent(ledger_path, key.key_id) == 2 * actual <= budget

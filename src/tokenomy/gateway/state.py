@@ -178,8 +178,11 @@ class Gateway:
                     )
                 except TokenomyError:
                     continue
+                # Over its long-context threshold the provider bills the whole call at those dearer prices.
+                long = entry.long_context
+                rates = long if long is not None and prompt > long.above_tokens else entry
                 # Without caching information, price every prompt token at the dearest input rate that may apply.
-                input_rate = max(entry.input or 0, entry.cache_write or 0)
-                worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
+                input_rate = max(rates.input or 0, rates.cache_write or 0)
+                worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rates.output or 0))
             total += worst
         return to_nano(total / Decimal(1_000_000))
