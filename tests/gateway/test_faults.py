@@ -893,3 +893,32 @@ def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_
                                          headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
     assert sorted(answers) == [200, 200, 429, 429], answers
     assert spent(ledger_path, key.key_id) == 2 * actual <= budget
+
+
+@pytest.mark.parametrize("extra, price_as, usage", [
+    # n=4 answers of up to 200 tokens each: four times the output of one ($0.001025 at Haiku prices)
+    ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
+    # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
+    ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+])
+def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_overspend(extra, price_as, usage,
+                                                                                       ledger_path):
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # Reserved as one standard answer, four such requests at once fitted a budget that pays for one of them.
+    rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17))}[price_as]
+    one = (usage["prompt_tokens"] * rates[0] + usage["completion_tokens"] * rates[1]) / 10**6
+    budget = one * Decimal("1.5")
+    upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # answers after 1.5 s: the four overlap
+    upstream.usage, upstream.top = usage, {"service_tier": extra.get("service_tier", "default")}
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
+    config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream.url,
+                                                "api_key_env": "FAST_KEY", "price_as": price_as}}}
+    with gateway(config, ledger_path) as url:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(
+                lambda _: httpx.post(url + "/v1/chat/completions", json={**MESSAGE, **extra}, timeout=30,
+                                     headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+    upstream.close()
+    assert sorted(statuses) == [200, 429, 429, 429], statuses
+    assert spent(ledger_path, key.key_id) == one <= budget
