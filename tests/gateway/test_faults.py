@@ -922,3 +922,22 @@ def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_ove
     upstream.close()
     assert sorted(statuses) == [200, 429, 429, 429], statuses
     assert spent(ledger_path, key.key_id) == one <= budget
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_call_that_fails_unexpectedly_leaves_no_reservation_open(path, ledger_path, monkeypatch):
+    # A bug or an unreadable answer deep in the call is a 500; its reservation stayed among the worker's open ones
+    # for good (re-added to the counter at every re-seed, and never freed from memory), unlike a stream's.
+    secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal(1), period="month")
+    with InstantOpenAI() as upstream:
+        app = create_app(parse_config(upstream_config(upstream, auth=True)), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            gw = app.state.gateway
+
+            async def broken(*args, **kwargs):
+                raise RuntimeError("a bug in the call path")
+
+            monkeypatch.setattr(gw.client, "achat", broken)
+            answer = httpx.post(url + path, json=MESSAGE, timeout=30, headers={"authorization": f"Bearer {secret}"})
+            assert answer.status_code == 500 and "RuntimeError" in answer.json()["error"]["message"]
+            assert not any(gw.budgets.open.values())

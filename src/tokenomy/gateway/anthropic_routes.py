@@ -279,6 +279,9 @@ async def create_message(request: Request):
         failed = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
         failed.headers.update(headers)
         return metrics.done(failed, name, started)
+    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
     finally:
         gw.guard.slots.release()
     await settle(gw, admitted.budgets, response)

@@ -277,6 +277,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
             failed.headers.update(headers)
             return metrics.done(failed, body.model, started)
+        except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+            await _settle(gw, budgets, None, unknown=True)
+            raise
         finally:
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
