@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions, transient
 from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.split import below_minimum, split_records
@@ -297,6 +297,12 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
             if p["message"] and p["status"] in FINAL_STATES - {"completed"}
         ]
         fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
+        retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
+        if retry:
+            fields["message"] = (
+                f"{fields['message'] or job.message or ''}; {retry} records were throttled or hit a server error: "
+                f"`tokenomy batch resume {job_id}` sends them again"
+            ).lstrip("; ")
     tables.update_job(job_id, **fields)
     return require_job(tables, job_id)
 
@@ -486,6 +492,8 @@ def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: 
             error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
         return {"id": record_id, "ok": False, "error": error}
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
+    if not row["ok"] and transient(row["error"]) and job.backend != "local":
+        row = {**row, "error": f"{row['error']} (`tokenomy batch resume {job.job_id}` resubmits it)"}
     if row["ok"]:
         line.update(
             text=row["text"],
