@@ -434,3 +434,14 @@ def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kep
     export_results(tables, job.job_id, out)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(line["usage"]["input_tokens"], Decimal(line["cost_usd"])) for line in lines] == [(1000, each)] * 3
+
+
+@pytest.mark.parametrize("error, again", [
+    ("429: Resource has been exhausted (e.g. check quota).", True), ("503: overloaded", True),
+    ("RESOURCE_EXHAUSTED: quota", True), ("400: model UNAVAILABLE in this region", False),
+    ("client_error: 429 in the text", False), ("invalid_request: bad body", False), (None, False),
+])
+def test_only_a_throttled_or_server_failed_record_is_sent_again_by_resume(error, again) -> None:
+    from tokenomy.batch.backends import transient
+
+    assert transient(error) is again

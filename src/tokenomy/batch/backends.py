@@ -36,7 +36,7 @@ FINAL_STATES = frozenset({"completed", "partially_completed", "failed", "stopped
 
 # A record's failure that another run may not repeat: the provider throttled it (429) or failed (5xx), by the HTTP
 # status a backend puts first in its error ("429: Resource has been exhausted"), or Google's status name.
-_TRANSIENT = re.compile(r"^\s*(429|5\d\d)\b|RESOURCE_EXHAUSTED|UNAVAILABLE|DEADLINE_EXCEEDED|\bINTERNAL\b")
+_TRANSIENT = re.compile(r"^\s*(429|5\d\d|RESOURCE_EXHAUSTED|UNAVAILABLE|DEADLINE_EXCEEDED|INTERNAL)\b")
 
 
 def transient(error: str | None) -> bool:
