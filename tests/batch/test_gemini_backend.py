@@ -127,6 +127,9 @@ def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(
             if not job.failed:
                 break
             assert resubmit_missing(tables, job.job_id) == job.failed
+            export_results(tables, job.job_id, out)  # while the new part runs, the failures say to wait
+            waiting = [json.loads(line) for line in out.read_text().splitlines() if '"ok": false' in line]
+            assert waiting and all("sent again; `tokenomy batch wait" in w["error"] for w in waiting)
             job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
     assert (job.status, job.done, job.failed, job.pending) == ("completed", 20, 0, 0)
     counts = export_results(tables, job.job_id, out)

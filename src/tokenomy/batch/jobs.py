@@ -493,7 +493,11 @@ def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: 
         return {"id": record_id, "ok": False, "error": error}
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
     if not row["ok"] and transient(row["error"]) and job.backend != "local":
-        row = {**row, "error": f"{row['error']} (`tokenomy batch resume {job.job_id}` resubmits it)"}
+        if running:  # resubmitted, and its new part is still running
+            hint = f"sent again; `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
+        row = {**row, "error": f"{row['error']} ({hint})"}
     if row["ok"]:
         line.update(
             text=row["text"],
