@@ -941,3 +941,23 @@ def test_a_call_that_fails_unexpectedly_leaves_no_reservation_open(path, ledger_
             answer = httpx.post(url + path, json=MESSAGE, timeout=30, headers={"authorization": f"Bearer {secret}"})
             assert answer.status_code == 500 and "RuntimeError" in answer.json()["error"]["message"]
             assert not any(gw.budgets.open.values())
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_an_escalated_answer_says_what_the_whole_call_cost_as_its_budget_and_ledger_count_it(path, ledger_path):
+    # The answer's `tokenomy.cost_usd` is the strong tier's answer only; the rejected cheap answer was paid too, and
+    # the caller had no figure for what its request cost (its budget was charged both).
+    with InstantOpenAI() as upstream:  # answers "ok", never JSON: every request escalates, both tiers are paid
+        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream,
+                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                    "validators": {"json": True}}}}}
+        with gateway(config, ledger_path) as url:
+            answer = httpx.post(url + path, json={**MESSAGE, "model": "extract"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    figures = answer.json()["tokenomy"]
+    assert Decimal(figures["cost_usd"]) == PER_REQUEST and Decimal(figures["call_cost_usd"]) == 2 * PER_REQUEST
+    request_id = answer.headers.get("x-request-id") or answer.headers["request-id"]
+    rows = [e for e in open_store(ledger_path).events() if e.request_id == request_id]
+    assert len(rows) == 2 and sum(e.cost_usd for e in rows) == Decimal(figures["call_cost_usd"])

@@ -26,7 +26,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
-from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.gateway.responses import FirstChunkStream, call_cost
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
@@ -291,6 +291,7 @@ async def create_message(request: Request):
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {
         "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/chat/completions writes it
+        "call_cost_usd": money_or_none(call_cost(response), "record"),
         "model": response.model,
         "provider": response.provider,
         "tier": response.tier,
