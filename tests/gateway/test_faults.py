@@ -961,3 +961,27 @@ def test_an_escalated_answer_says_what_the_whole_call_cost_as_its_budget_and_led
     request_id = answer.headers.get("x-request-id") or answer.headers["request-id"]
     rows = [e for e in open_store(ledger_path).events() if e.request_id == request_id]
     assert len(rows) == 2 and sum(e.cost_usd for e in rows) == Decimal(figures["call_cost_usd"])
+
+
+def test_a_request_dearer_than_the_whole_budget_is_told_to_ask_for_less_not_to_wait(ledger_path):
+    # "Raise the budget or wait for the next period": no period would admit a request whose worst case alone is
+    # over the budget; what helps is a smaller max_tokens.
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=PER_REQUEST * 3, period="month")
+    with InstantOpenAI() as upstream:
+        with gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+            def ask(max_tokens: int) -> dict:
+                answer = httpx.post(url + "/v1/chat/completions", json={**MESSAGE, "max_tokens": max_tokens},
+                                    headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                assert answer.status_code == 429
+                return answer.json()["error"]
+
+            too_big = ask(2000)  # ~$0.0025 alone, over the $0.000825 budget
+            for _ in range(3):
+                httpx.post(url + "/v1/chat/completions", json=MESSAGE, timeout=30,
+                           headers={"authorization": f"Bearer {secret}"})
+            spent_out = ask(200)  # fits the budget, not what is left of it
+    assert too_big["code"] == "budget_exceeded" and "on its own ($0.000825)" in too_big["message"]
+    assert "Lower max_tokens" in too_big["message"]
+    assert "waiting for the next period will not help" in too_big["message"]
+    assert "Raise the budget or wait for the next period." in spent_out["message"]

@@ -53,11 +53,17 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
             return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
         if isinstance(held, Scope):
             scope = "team" if held.counter.startswith("team:") else "key"
+            if estimate > held.limit:  # more than the whole budget: no later period would admit it either
+                fix = (
+                    f" on its own (${Decimal(held.limit) / Decimal(10**9):.6f}). Lower max_tokens or shorten the "
+                    "prompt, or raise the budget; waiting for the next period will not help."
+                )
+            else:
+                fix = ". Raise the budget or wait for the next period."
             return Refusal(
                 429,
                 f"Budget exhausted for this {scope}: this request could cost up to "
-                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
-                "Raise the budget or wait for the next period.",
+                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget{fix}",
                 "budget_exceeded",
                 # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
                 {"x-should-retry": "false"},
