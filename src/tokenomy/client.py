@@ -33,7 +33,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
+from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -155,11 +155,13 @@ class Tokenomy:
     @staticmethod
     def _over_quota(call: CallState) -> ProviderError:
         # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
-        return ProviderError(
+        exc = ProviderError(
             f"client-side rate limit: no request slot for {call.request.model!r} within the "
             f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
             kind="throttled",
         )
+        exc.call_cost_usd = call.spent  # an earlier tier's answer (a cascade's) was paid for
+        return exc
 
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
@@ -270,13 +272,9 @@ class Tokenomy:
         """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
         local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
         provider's own model that input price is the catalog's best figure."""
-        if not (usage.cache_read_tokens or usage.cache_write_tokens):
+        billable = billable_usage(usage, model, region, self.catalog)
+        if billable is usage:
             return usage
-        try:
-            if self.catalog.lookup(model, region).has_cache:
-                return usage
-        except TokenomyError:
-            return usage  # compute_cost says why
         if not stand_in and model not in self._cache_unpriced_warned:
             self._cache_unpriced_warned.add(model)
             log.warning(
@@ -284,7 +282,7 @@ class Tokenomy:
                 "input (add its cache prices with a price file, --prices FILE)",
                 model,
             )
-        return Usage(usage.total_input_tokens, usage.output_tokens)
+        return billable
 
     def _record(self, event: UsageEvent) -> None:
         if self.writer is not None:
@@ -414,6 +412,7 @@ class Tokenomy:
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
                         if step is None and not self._pass_on(call, tier, att, exc):
+                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
             if passed_on:
@@ -462,6 +461,7 @@ class Tokenomy:
                     except ProviderError as exc:
                         step = self._failed(call, att, exc, held)
                         if step is None and not self._pass_on(call, tier, att, exc):
+                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
             if passed_on:

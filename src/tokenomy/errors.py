@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Any
 
 
@@ -53,7 +54,10 @@ class ProviderError(TokenomyError):
     `refused` is what a check before any call found the model cannot take (a providers.base.Unsupported): nothing
     was sent, so a fallback or a later tier that can take the request is tried instead. `code` is the provider's
     own error code when it sent one (OpenAI's `error.code`: context_length_exceeded, content_filter, ...), which
-    callers branch on, so the gateway passes it on."""
+    callers branch on, so the gateway passes it on. `call_cost_usd` is what the failed call's earlier attempts
+    were billed (answers a cascade rejected, streams cut midway), which a budget must still count."""
+
+    call_cost_usd: Decimal = Decimal(0)
 
     def __init__(
         self,

@@ -98,3 +98,43 @@ def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
 def test_no_key_and_no_emulator_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
         GeminiBatchBackend().status("batches/x")
+
+
+def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(tmp_path, ledger_path) -> None:
+    import json
+
+    from tokenomy.batch.jobs import create_job, export_results, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.ledger.store import open_store
+
+    # A record the Batch API answered with 429 (or a 5xx) was stored as a final failure: `resume` resubmitted
+    # nothing, so the throttled records never got an answer, and nothing said how to get one.
+    app = create_app(engine=InstantEngine(delay_s=0.0), batch_pending_seconds=0.05, throttle_rate=0.3, seed=7)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(20, max_tokens=4)) + "\n")
+    tables = open_tables(str(ledger_path))
+    with ServerThread(app) as base:
+        options = SubmitOptions(endpoint_url=base)
+        job = submit_parts(tables, create_job(tables, path, MODEL, "gemini", options))
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+        assert job.failed and "`tokenomy batch resume" in job.message
+        first = job.failed
+        out = tmp_path / "out.jsonl"
+        export_results(tables, job.job_id, out)
+        failed = [json.loads(line) for line in out.read_text().splitlines() if '"ok": false' in line]
+        assert len(failed) == first and all("429" in f["error"] and "batch resume" in f["error"] for f in failed)
+        for _ in range(10):  # each round answers about 70% of what is left
+            if not job.failed:
+                break
+            assert resubmit_missing(tables, job.job_id) == job.failed
+            export_results(tables, job.job_id, out)  # while the new part runs, the failures say to wait
+            waiting = [json.loads(line) for line in out.read_text().splitlines() if '"ok": false' in line]
+            assert waiting and all("sent again; `tokenomy batch wait" in w["error"] for w in waiting)
+            job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+    assert (job.status, job.done, job.failed, job.pending) == ("completed", 20, 0, 0)
+    counts = export_results(tables, job.job_id, out)
+    assert counts == {"records": 20, "ok": 20, "failed": 0, "missing": 0}
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"r{i}" for i in range(20)]
+    rows = open_store(str(ledger_path)).query(
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY 1", [job.job_id])
+    assert len(rows) == 20 and {r["n"] for r in rows} == {1}  # each answered record billed once

@@ -402,3 +402,46 @@ def test_records_given_up_after_retries_keep_the_reason(tmp_path: Path) -> None:
     stats = runner.run(records, lambda rec, resp: None, lambda rec, err: None, threading.Event(), False)
     # Before, the job only said "3 records not answered after retries", never why.
     assert stats.gave_up == 3 and "cannot reach http://127.0.0.1:9" in stats.last_error
+
+
+def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kept_and_priced_as_input(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # An OpenAI-compatible server with prefix caching (vLLM, llama.cpp) reports cached tokens; the model is priced
+    # as Claude 3 Haiku, which has no cache prices. The gateway prices those tokens as input; the batch runner raised
+    # instead, failing the job and losing every answer the server had given (and been paid for).
+    upstream = ScriptedOpenAI([])
+    upstream.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+                      "prompt_tokens_details": {"cached_tokens": 800}}
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
+                      "    price_as: anthropic.claude-3-haiku-20240307-v1:0\n")
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(ledger_path)
+    try:
+        job = create_job(tables, src, "upstream", "local", config_path=str(config))
+        job, _ = run_job(tables, job.job_id)
+    finally:
+        upstream.close()
+    assert (job.status, job.done, job.failed) == ("completed", 3, 0)
+    each = Decimal(1000) * Decimal("0.25") / 10**6 + Decimal(10) * Decimal("1.25") / 10**6
+    events = open_store(ledger_path).events()
+    assert [(e.input_tokens, e.cache_read_tokens, e.cost_usd) for e in events] == [(1000, 0, each)] * 3
+    out = tmp_path / "out.jsonl"
+    export_results(tables, job.job_id, out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(line["usage"]["input_tokens"], Decimal(line["cost_usd"])) for line in lines] == [(1000, each)] * 3
+
+
+@pytest.mark.parametrize("error, again", [
+    ("429: Resource has been exhausted (e.g. check quota).", True), ("503: overloaded", True),
+    ("RESOURCE_EXHAUSTED: quota", True), ("400: model UNAVAILABLE in this region", False),
+    ("client_error: 429 in the text", False), ("invalid_request: bad body", False), (None, False),
+])
+def test_only_a_throttled_or_server_failed_record_is_sent_again_by_resume(error, again) -> None:
+    from tokenomy.batch.backends import transient
+
+    assert transient(error) is again

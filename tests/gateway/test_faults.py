@@ -829,3 +829,159 @@ def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
     finally:
         upstream.close()
     assert None not in ids and sorted(e.request_id for e in open_store(ledger_path).events()) == sorted(ids)
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_whose_last_tier_fails_still_charges_the_budget_for_the_tier_it_paid_for(api, stream, ledger_path):
+    import anthropic
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # The cheap tier answers "ok" (not JSON: the call escalates) and the provider bills it; the strong tier then
+    # fails. The caller gets an error, but the cheap answer was paid for: the budget must count it, or a key whose
+    # calls keep failing this way spends past its budget without limit.
+    cheap_cost = Decimal(1000) * Decimal("0.25") / 10**6 + Decimal(10) * Decimal("1.25") / 10**6
+    cheap, strong = ScriptedOpenAI([]), ScriptedOpenAI([(500, {})] * 40)
+    store = KeyStore(open_store(ledger_path))
+    budget = cheap_cost * 3 + PER_REQUEST * 4  # room for a few reservations, not for twelve paid cheap answers
+    secret, key = store.create(budget_usd=budget, period="month")
+    config = {"auth": True,
+              "models": {"cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
+                         "strong": {"provider": "openai", "model": "strong", "base_url": strong.url,
+                                    "price_as": HAIKU}},
+              "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+              "routes": {"extract": {"policy": "json", "retry": {"max_attempts": 1}}},
+              "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                "validators": {"json": True}}}}}
+    try:
+        with gateway(config, ledger_path) as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+            create = chat.chat.completions.create if api == "chat" else messages.messages.create
+            statuses = []
+            for _ in range(12):
+                try:
+                    reply = create(model="extract", messages=MESSAGE["messages"], max_tokens=200, stream=stream)
+                    list(reply) if stream else None
+                    statuses.append(200)
+                except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+                    statuses.append(exc.status_code)
+    finally:
+        cheap.close(), strong.close()
+    assert 429 in statuses and 200 not in statuses, statuses
+    assert spent(ledger_path, key.key_id) <= budget
+
+
+def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_overspend(ledger_path):
+    # Claude Sonnet 4.5 bills a prompt over 200k tokens at $6 / $22.50 a million, not $3 / $15. Reserved at the
+    # standard rates, four concurrent 220k-token requests fitted a budget that pays for two of them.
+    sonnet = "claude-sonnet-4-5-20250929"
+    message = {"model": "fast", "messages": [{"role": "user", "content": "y" * 880_000}], "max_tokens": 10}
+    actual = Decimal(220_000) * 6 / 10**6 + Decimal(10) * Decimal("22.50") / 10**6
+    store = KeyStore(open_store(ledger_path))
+    budget = Decimal("3.3007")  # four reservations at the standard rates ($0.82515 each), two at the long ones
+    secret, key = store.create(budget_usd=budget, period="month")
+    with InstantOpenAI(delay_s=1.0) as upstream:
+        config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream,
+                                                    "api_key_env": "FAST_KEY", "price_as": sonnet}}}
+        with gateway(config, ledger_path) as url:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(
+                    lambda _: httpx.post(url + "/v1/chat/completions", json=message, timeout=30,
+                                         headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+    assert sorted(answers) == [200, 200, 429, 429], answers
+    assert spent(ledger_path, key.key_id) == 2 * actual <= budget
+
+
+@pytest.mark.parametrize("extra, price_as, usage", [
+    # n=4 answers of up to 200 tokens each: four times the output of one ($0.001025 at Haiku prices)
+    ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
+    # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
+    ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+])
+def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_overspend(extra, price_as, usage,
+                                                                                       ledger_path):
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # Reserved as one standard answer, four such requests at once fitted a budget that pays for one of them.
+    rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17))}[price_as]
+    one = (usage["prompt_tokens"] * rates[0] + usage["completion_tokens"] * rates[1]) / 10**6
+    budget = one * Decimal("1.5")
+    upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # answers after 1.5 s: the four overlap
+    upstream.usage, upstream.top = usage, {"service_tier": extra.get("service_tier", "default")}
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
+    config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream.url,
+                                                "api_key_env": "FAST_KEY", "price_as": price_as}}}
+    with gateway(config, ledger_path) as url:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(
+                lambda _: httpx.post(url + "/v1/chat/completions", json={**MESSAGE, **extra}, timeout=30,
+                                     headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+    upstream.close()
+    assert sorted(statuses) == [200, 429, 429, 429], statuses
+    assert spent(ledger_path, key.key_id) == one <= budget
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_call_that_fails_unexpectedly_leaves_no_reservation_open(path, ledger_path, monkeypatch):
+    # A bug or an unreadable answer deep in the call is a 500; its reservation stayed among the worker's open ones
+    # for good (re-added to the counter at every re-seed, and never freed from memory), unlike a stream's.
+    secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal(1), period="month")
+    with InstantOpenAI() as upstream:
+        app = create_app(parse_config(upstream_config(upstream, auth=True)), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            gw = app.state.gateway
+
+            async def broken(*args, **kwargs):
+                raise RuntimeError("a bug in the call path")
+
+            monkeypatch.setattr(gw.client, "achat", broken)
+            answer = httpx.post(url + path, json=MESSAGE, timeout=30, headers={"authorization": f"Bearer {secret}"})
+            assert answer.status_code == 500 and "RuntimeError" in answer.json()["error"]["message"]
+            assert not any(gw.budgets.open.values())
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_an_escalated_answer_says_what_the_whole_call_cost_as_its_budget_and_ledger_count_it(path, ledger_path):
+    # The answer's `tokenomy.cost_usd` is the strong tier's answer only; the rejected cheap answer was paid too, and
+    # the caller had no figure for what its request cost (its budget was charged both).
+    with InstantOpenAI() as upstream:  # answers "ok", never JSON: every request escalates, both tiers are paid
+        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream,
+                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                    "validators": {"json": True}}}}}
+        with gateway(config, ledger_path) as url:
+            answer = httpx.post(url + path, json={**MESSAGE, "model": "extract"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    figures = answer.json()["tokenomy"]
+    assert Decimal(figures["cost_usd"]) == PER_REQUEST and Decimal(figures["call_cost_usd"]) == 2 * PER_REQUEST
+    request_id = answer.headers.get("x-request-id") or answer.headers["request-id"]
+    rows = [e for e in open_store(ledger_path).events() if e.request_id == request_id]
+    assert len(rows) == 2 and sum(e.cost_usd for e in rows) == Decimal(figures["call_cost_usd"])
+
+
+def test_a_request_dearer_than_the_whole_budget_is_told_to_ask_for_less_not_to_wait(ledger_path):
+    # "Raise the budget or wait for the next period": no period would admit a request whose worst case alone is
+    # over the budget; what helps is a smaller max_tokens.
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=PER_REQUEST * 3, period="month")
+    with InstantOpenAI() as upstream:
+        with gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+            def ask(max_tokens: int) -> dict:
+                answer = httpx.post(url + "/v1/chat/completions", json={**MESSAGE, "max_tokens": max_tokens},
+                                    headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                assert answer.status_code == 429
+                return answer.json()["error"]
+
+            too_big = ask(2000)  # ~$0.0025 alone, over the $0.000825 budget
+            for _ in range(3):
+                httpx.post(url + "/v1/chat/completions", json=MESSAGE, timeout=30,
+                           headers={"authorization": f"Bearer {secret}"})
+            spent_out = ask(200)  # fits the budget, not what is left of it
+    assert too_big["code"] == "budget_exceeded" and "on its own ($0.000825)" in too_big["message"]
+    assert "Lower max_tokens" in too_big["message"]
+    assert "waiting for the next period will not help" in too_big["message"]
+    assert "Raise the budget or wait for the next period." in spent_out["message"]

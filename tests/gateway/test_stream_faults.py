@@ -267,3 +267,21 @@ def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path
     assert len(sent) < 100 and stopped_after < 4, (len(sent), stopped_after)  # not read to its end
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "cancelled" and row.output_tokens >= 3
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_sent_without_usage_is_recorded_at_estimated_tokens_not_free(stream, ledger_path):
+    # Some OpenAI-compatible servers send no usage. A stream without it was estimated; an answer that was not
+    # streamed was recorded with 0 tokens at $0, and its budget charged nothing, though the server answered it.
+    upstream, spare, gateway = served([], ledger_path)
+    upstream.usage = None
+    with gateway as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        prompt = [{"role": "user", "content": "x" * 400}]  # ~100 tokens
+        reply = client.chat.completions.create(model="once", messages=prompt, stream=stream)
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
+            reply.choices[0].message.content
+    upstream.close(), spare.close()
+    assert text == "ok"
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "ok" and row.input_tokens == 100 and row.output_tokens >= 1 and row.cost_usd > 0

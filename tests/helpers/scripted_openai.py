@@ -48,6 +48,7 @@ class ScriptedOpenAI:
         self.calls = 0
         self.bodies: list[dict] = []
         self.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}  # what every answer reports
+        self.top: dict = {}  # more top-level fields of every non-streamed answer (e.g. service_tier)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -117,6 +118,7 @@ class ScriptedOpenAI:
                                 }
                             ],
                             "usage": usage,
+                            **outer.top,
                         }
                     ).encode()
                 self.send_response(status)

@@ -82,3 +82,27 @@ os.kill(os.getpid(), 9)  # no fsync ever ran: the lines are only in the page cac
     subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
     store = open_store(tmp_path / "ledger.duckdb")
     assert replay(folder, store) == 50 and store.count() == 50
+
+
+def test_a_segment_that_cannot_be_rotated_stays_current_and_keeps_every_later_event(tmp_path, monkeypatch):
+    # Rotation sealed the full segment first, then opened the next; when that failed (disk full, no inodes) the
+    # sealed segment stayed current too, so the next flush deleted the file still being written: every later
+    # answer went to a closed file, for good, and a crash lost them.
+    import tokenomy.ledger.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 1)  # every append fills the segment
+    folder = tmp_path / "journal"
+    journal = Journal(folder, interval=30.0)
+    opened = journal._open_segment
+
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "_open_segment", disk_full)
+    first = journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e1"))
+    journal.written_to_store(first)  # e1 is in the database: only what holds nothing newer may go
+    monkeypatch.setattr(journal, "_open_segment", opened)  # the disk has room again
+    journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e2"))
+    on_disk = b"".join(path.read_bytes() for path in folder.glob("journal-*.jsonl"))
+    journal.discard()
+    assert b'"e2"' in on_disk  # a crash now would replay it

@@ -171,6 +171,26 @@ def test_billed_rows_count_only_on_provider_days_nothing_metered(store) -> None:
     _same_reports(store)
 
 
+def test_ledger_stats_counts_a_bill_only_where_the_reports_do(store) -> None:
+    """`ledger stats` summed every row: a bill imported for a day whose calls were metered was counted twice, so its
+    total was above `report spend`'s for the same ledger."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.summary import spend_summary
+
+    metered = _events_with_nulls()
+    day = metered[0].ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    bills = [UsageEvent(ts=ts, provider=metered[0].provider, model=metered[0].model, cost_usd=Decimal(cost),
+                        input_tokens=1000, priced_by="billed", event_id=f"bill-{n}")
+             for n, (ts, cost) in enumerate([(day, "7.25"), (day - timedelta(days=90), "3.50")])]
+    store.write(metered + bills)
+    spend = run_report(store, "spend", since=day - timedelta(days=400), until=NOW + timedelta(days=1))
+    want = sum((e.cost_usd for e in metered), Decimal(0)) + Decimal("3.50")  # the first bill is the metered day's
+    assert sum((r["cost_usd"] for r in spend), Decimal(0)) == want
+    stats = {r["model"]: r for r in spend_summary(store)}
+    assert stats["ALL"]["cost_usd"] == want
+    assert stats["ALL"]["input_tokens"] == sum(e.input_tokens for e in metered) + 1000
+
+
 def _skewed_events(n: int = 3000) -> list:
     """Latencies over five orders of magnitude (log-normal, a heavy tail), with zeros, NULLs and sub-millisecond
     values; several tenants and models; spread over 12 days before NOW."""

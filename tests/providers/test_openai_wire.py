@@ -337,3 +337,19 @@ def test_signed_reasoning_of_an_openai_format_upstream_is_read_streamed_or_not()
     pieces = [piece for delta in deltas for piece in assembler.feed({"choices": [{"index": 0, "delta": delta}]})]
     assert [p.signature for p in pieces if p.tool_call is not None] == ["c2ln", None]  # said once, with its call
     assert assembler.response("openai", 1, None).content == whole.content
+
+
+@pytest.mark.parametrize("answer", [
+    {"choices": [{"message": "ok"}]},
+    {"choices": [{"message": {"content": "ok", "tool_calls": "f"}}]},
+    {"choices": [{"message": {"content": "ok"}}], "usage": "12 tokens"},
+    {"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "twelve"}},
+])
+def test_an_answer_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(answer):
+    # These raised AttributeError or ValueError out of the provider: a 500 "internal error" at the gateway,
+    # which tells an operator to look for a bug in Tokenomy, rather than a 502 naming the upstream.
+    from tokenomy.errors import ProviderError
+
+    with pytest.raises(ProviderError) as failed:
+        openai_wire.parse_completion(answer, ChatRequest.simple("hi", model="m"), "openai", 1.0)
+    assert failed.value.kind == "server_error" and "unreadable completion" in str(failed.value)

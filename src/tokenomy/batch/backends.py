@@ -7,6 +7,7 @@ the local runner works in-process and keeps its progress in the ledger database.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,16 @@ STATES = (
     "expired",
 )
 FINAL_STATES = frozenset({"completed", "partially_completed", "failed", "stopped", "expired"})
+
+
+# A record's failure that another run may not repeat: the provider throttled it (429) or failed (5xx), by the HTTP
+# status a backend puts first in its error ("429: Resource has been exhausted"), or Google's status name.
+_TRANSIENT = re.compile(r"^\s*(429|5\d\d|RESOURCE_EXHAUSTED|UNAVAILABLE|DEADLINE_EXCEEDED|INTERNAL)\b")
+
+
+def transient(error: str | None) -> bool:
+    """Whether a record's stored error is one a resubmission may answer (resume sends it again)."""
+    return bool(error and _TRANSIENT.search(error))
 
 
 @dataclass

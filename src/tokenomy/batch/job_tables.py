@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.batch.backends import RecordResult
+from tokenomy.batch.backends import RecordResult, transient
 from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore
 
@@ -50,6 +50,23 @@ JOB_FIELDS = (
     "runner_pid",
     "runner_host",
     "heartbeat_at",
+)
+
+# What a record's later result replaces in its failed row (all but the key).
+_RESULT_UPDATE = (
+    "part_no",
+    "ok",
+    "text",
+    "error",
+    "model",
+    "mode",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "raw",
+    "finished_at",
 )
 
 
@@ -207,12 +224,21 @@ class JobTables:
 
     # -- results --------------------------------------------------------------------------------
     def result_ids(self, job_id: str) -> set[str]:
-        rows = self.query(f"SELECT record_id FROM batch_results WHERE job_id = {self.p}", [job_id])
-        return {r["record_id"] for r in rows}
+        """Records with a final result: answered, or failed for a reason a resubmission would repeat (a throttled
+        or server-failed record is sent again by resume, and its answer then replaces the failure)."""
+        rows = self.query(f"SELECT record_id, ok, error FROM batch_results WHERE job_id = {self.p}", [job_id])
+        return {r["record_id"] for r in rows if r["ok"] or not transient(r["error"])}
 
     def add_results(self, job_id: str, rows: list[tuple[int | None, RecordResult, str, Decimal | None]]) -> None:
         """Store records' outcomes (part_no, result, mode, cost) in one statement; a second answer for
-        the same record is ignored (PRIMARY KEY (job_id, record_id))."""
+        the same record is ignored (PRIMARY KEY (job_id, record_id)), except that a failure is replaced by the
+        record's later result (a throttled record resubmitted by resume)."""
+        # One row a record: an answer over a failure (the upsert below may not touch a row twice in one statement).
+        unique: dict[str, tuple[int | None, RecordResult, str, Decimal | None]] = {}
+        for row in rows:
+            if row[1].id not in unique or (row[1].ok and not unique[row[1].id][1].ok):
+                unique[row[1].id] = row
+        rows = list(unique.values())
         if not rows:
             return
         values: list[Any] = []
@@ -240,7 +266,9 @@ class JobTables:
         self.execute(
             "INSERT INTO batch_results (job_id, record_id, part_no, ok, text, error, model, mode, input_tokens, "
             "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, raw, finished_at) "
-            f"VALUES {marks} ON CONFLICT (job_id, record_id) DO NOTHING",
+            f"VALUES {marks} ON CONFLICT (job_id, record_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RESULT_UPDATE)
+            + " WHERE NOT batch_results.ok",
             values,
         )
 

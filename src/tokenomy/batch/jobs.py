@@ -13,25 +13,26 @@ import hashlib
 import importlib
 import itertools
 import json
+import logging
 import os
 import socket
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions, transient
 from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
-from tokenomy.errors import ConfigError, UsageError
+from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
-from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
 BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
 _REMOTE = {
@@ -41,6 +42,7 @@ _REMOTE = {
     "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
     "vertex": ("tokenomy.batch.vertex_backend", "VertexBatchBackend"),
 }
+log = logging.getLogger(__name__)
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
 
@@ -72,9 +74,17 @@ def record_results(
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
         if result.ok and result.usage is not None:
-            cost = compute_cost(result.usage, pricing_model, region, mode, one_call=True)
+            # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
+            # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
+            # would fail the job and lose every answer collected with it.
+            u = billable_usage(result.usage, pricing_model, region)
+            result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
+            try:
+                cost = compute_cost(u, pricing_model, region, mode, one_call=True)
+            except TokenomyError as exc:
+                log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
+                cost = unpriced_cost(pricing_model, region, mode)
             cost_usd = cost.total_usd
-            u = result.usage
             event = UsageEvent(
                 ts=utcnow(),
                 provider=provider,
@@ -287,6 +297,12 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
             if p["message"] and p["status"] in FINAL_STATES - {"completed"}
         ]
         fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
+        retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
+        if retry:
+            fields["message"] = (
+                f"{fields['message'] or job.message or ''}; {retry} records were throttled or hit a server error: "
+                f"`tokenomy batch resume {job_id}` sends them again"
+            ).lstrip("; ")
     tables.update_job(job_id, **fields)
     return require_job(tables, job_id)
 
@@ -476,6 +492,12 @@ def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: 
             error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
         return {"id": record_id, "ok": False, "error": error}
     line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
+    if not row["ok"] and transient(row["error"]) and job.backend != "local":
+        if running:  # resubmitted, and its new part is still running
+            hint = f"sent again; `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
+        row = {**row, "error": f"{row['error']} ({hint})"}
     if row["ok"]:
         line.update(
             text=row["text"],

@@ -23,10 +23,10 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, retry_after, settle, upstream_status
+from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
-from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.gateway.responses import FirstChunkStream, call_cost
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
@@ -278,10 +278,13 @@ async def create_message(request: Request):
     try:
         response = await gw.client.achat(call, policy=admitted.policy)
     except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
-        await settle(gw, admitted.budgets, None)
+        await settle(gw, admitted.budgets, None, paid=paid(exc))
         failed = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
         failed.headers.update(headers)
         return metrics.done(failed, name, started)
+    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
     finally:
         gw.guard.slots.release()
     await settle(gw, admitted.budgets, response)
@@ -291,6 +294,7 @@ async def create_message(request: Request):
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {
         "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/chat/completions writes it
+        "call_cost_usd": money_or_none(call_cost(response), "record"),
         "model": response.model,
         "provider": response.provider,
         "tier": response.tier,
@@ -315,7 +319,7 @@ async def _stream(
     streamed = False
     opened = False  # message_start is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
+    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
     try:
         async for piece in gw.client.astream(call, policy=admitted.policy):
             if not opened:
@@ -336,7 +340,7 @@ async def _stream(
         metrics.observe(final, name)
         metrics.count(name, 200, started)
     except TokenomyError as exc:
-        failed = True
+        failed = exc
         if not opened:
             refused = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
             refused.headers["request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
@@ -361,6 +365,7 @@ async def _stream(
     finally:
         gw.guard.slots.release()
         # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        await settle(gw, admitted.budgets, final, unknown=final is None and (streamed or not failed))
+        unknown = final is None and (streamed or failed is None)
+        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
     if refused is not None:
         yield refused

@@ -28,7 +28,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import Refusal, admit, retry_after, upstream_status
+from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
@@ -269,7 +269,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         try:
             response = await gw.client.achat(call, policy=policy)
         except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
-            await _settle(gw, budgets, None)
+            await _settle(gw, budgets, None, paid=paid(exc))
             failed = (
                 _provider_error(exc, body)
                 if isinstance(exc, ProviderError)
@@ -277,6 +277,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
             failed.headers.update(headers)
             return metrics.done(failed, body.model, started)
+        except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+            await _settle(gw, budgets, None, unknown=True)
+            raise
         finally:
             gw.guard.slots.release()
         await _settle(gw, budgets, response)
@@ -407,7 +410,7 @@ async def _stream(
     streamed = False
     opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed = False  # the call failed (not the client that left): attempts that sent nothing cost nothing
+    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
     signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
@@ -440,7 +443,7 @@ async def _stream(
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
-        failed = True
+        failed = exc
         if not opened:
             refused = (
                 _provider_error(exc, body)
@@ -466,7 +469,8 @@ async def _stream(
     finally:
         gw.guard.slots.release()
         # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        await _settle(gw, budgets, final, unknown=final is None and (streamed or not failed))
+        unknown = final is None and (streamed or failed is None)
+        await _settle(gw, budgets, final, unknown=unknown, paid=paid(failed))
     if refused is not None:
         yield refused
         return

@@ -53,11 +53,17 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
             return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
         if isinstance(held, Scope):
             scope = "team" if held.counter.startswith("team:") else "key"
+            if estimate > held.limit:  # more than the whole budget: no later period would admit it either
+                fix = (
+                    f" on its own (${Decimal(held.limit) / Decimal(10**9):.6f}). Lower max_tokens or shorten the "
+                    "prompt, or raise the budget; waiting for the next period will not help."
+                )
+            else:
+                fix = ". Raise the budget or wait for the next period."
             return Refusal(
                 429,
                 f"Budget exhausted for this {scope}: this request could cost up to "
-                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget. "
-                "Raise the budget or wait for the next period.",
+                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget{fix}",
                 "budget_exceeded",
                 # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
                 {"x-should-retry": "false"},
@@ -74,8 +80,11 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     return Admitted(policy, budgets)
 
 
-async def settle(gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False) -> None:
-    """Replace the reservation by the actual cost (failed calls cost nothing; an unknown cost keeps it).
+async def settle(
+    gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False, paid: Decimal = Decimal(0)
+) -> None:
+    """Replace the reservation by the actual cost (a failed call costs what its attempts were billed, `paid`: a
+    cascade's rejected answers, streams cut midway; an unknown cost keeps the reservation).
 
     The provider has answered by now: a limits store that fails here must not turn a paid answer into an
     error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
@@ -83,12 +92,17 @@ async def settle(gw, budgets: Reservation | None, response: ChatResponse | None,
         return
     # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
     # A cascade pays for every tier it tried, not only the answer it returned: the whole call is charged.
-    cost = None if response is None else (response.call_cost_usd or response.cost_usd)
+    cost = paid if response is None else (response.call_cost_usd or response.cost_usd)
     actual = None if unknown else (to_nano(cost) if cost is not None else 0)
     try:
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
+
+
+def paid(exc: BaseException | None) -> Decimal:
+    """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
+    return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
 
 
 # Upstream error codes that mean the gateway's configuration is wrong (the route's model is not there), not the

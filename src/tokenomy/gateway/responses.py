@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
-from tokenomy.money import money_str
+from tokenomy.money import money_or_none, money_str
 from tokenomy.providers.openai_wire import (
     arguments_text,
     call_signature_extra,
@@ -146,6 +147,7 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         "usage": usage_body(response),
         "tokenomy": {
             "cost_usd": None if response.cost_usd is None else money_str(response.cost_usd, "record"),
+            "call_cost_usd": money_or_none(call_cost(response), "record"),
             "model": response.model,
             "provider": response.provider,
             "tier": response.tier,
@@ -153,6 +155,12 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
             "cache_write_tokens": usage.cache_write_tokens,
         },
     }
+
+
+def call_cost(response: ChatResponse) -> Decimal | None:
+    """What the whole call cost: this answer, and every other one it paid for (a cascade's rejected cheaper answers,
+    an attempt cut midway); the figure its budget is charged and the sum of its ledger rows (x-request-id)."""
+    return response.call_cost_usd if response.call_cost_usd is not None else response.cost_usd
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:

@@ -166,7 +166,10 @@ class Gateway:
             models += route.fallback
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
         prompt = estimate_input_tokens(sent)
-        output = sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+        # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
+        n = sent.extra.get("n")
+        output = (sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE) * (n if type(n) is int and n > 1 else 1)
+        tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         total = Decimal(0)
         for names in answers:
             worst = Decimal(0)
@@ -178,8 +181,14 @@ class Gateway:
                     )
                 except TokenomyError:
                     continue
-                # Without caching information, price every prompt token at the dearest input rate that may apply.
-                input_rate = max(entry.input or 0, entry.cache_write or 0)
-                worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (entry.output or 0))
+                # Over its long-context threshold the provider bills the whole call at those dearer prices.
+                long = entry.long_context
+                rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
+                if isinstance(tier, str) and tier in entry.service_tiers:
+                    rates.append(entry.service_tiers[tier])
+                for rate in rates:
+                    # Without caching information, every prompt token at the dearest input rate that may apply.
+                    input_rate = max(rate.input or 0, rate.cache_write or 0)
+                    worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
             total += worst
         return to_nano(total / Decimal(1_000_000))

@@ -93,6 +93,7 @@ class Journal:
         self.appended = 0  # sequence number of the last event written to the journal file
         self.durable = 0  # ... of the last one known to be on disk (fdatasync'ed)
         self._failed = False  # the last write failed: logged once until it recovers
+        self._stuck = False  # the last rotation failed: logged once until it recovers
         self._closed = False
         self._current = self._open_segment()
         self._sealed: list[_Segment] = []
@@ -115,19 +116,32 @@ class Journal:
             try:
                 segment.write(line)
                 segment.last_seq = seq
-                if segment.size > SEGMENT_BYTES:  # rare: seal it on disk here, so the thread only syncs the current one
-                    os.fdatasync(segment.fd)
-                    self._sealed.append(segment)
-                    self._current = self._open_segment()
                 self._failed = False
             except OSError as exc:  # disk full, I/O error: answer anyway (the write-behind still has the event)
                 if not self._failed:
                     log.error("ledger journal write failed (%s); answers are not crash-safe until it recovers", exc)
                 self._failed = True
+            if segment.size > SEGMENT_BYTES:  # rare: seal it on disk here, so the thread only syncs the current one
+                self._rotate(segment)
         if self.sync == "fsync":
             with self._cond:
                 self._cond.notify()
         return seq
+
+    def _rotate(self, segment: _Segment) -> None:
+        """Seal the full `segment` and start the next. The next is opened first: if it cannot be (disk full), the
+        full one stays current and unsealed, so it is never deleted while it is still written to."""
+        try:
+            os.fdatasync(segment.fd)
+            following = self._open_segment()
+        except OSError as exc:  # tried again at the next append; said once until it works
+            if not self._stuck:
+                log.error("ledger journal cannot start a new segment (%s); %s keeps growing", exc, segment.path)
+            self._stuck = True
+            return
+        self._stuck = False
+        self._sealed.append(segment)
+        self._current = following
 
     async def durable_async(self, seq: int | None = None) -> None:
         """Return once event `seq` (default: every event appended so far) is as safe as `sync` promises:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tokenomy.ledger.spend import SPEND_EVENTS
 from tokenomy.ledger.store import LedgerStore
 
 
@@ -11,7 +12,8 @@ def spend_summary(store: LedgerStore) -> list[dict]:
     """Per model and overall: requests, tokens by type, cache-read share of input, cost, p50/p95 latency.
 
     Requests and latency are the answered calls (outcome ok); tokens and cost are every recorded attempt, as the
-    reports count them: a stream cancelled after its first delta was billed, and its row carries that cost."""
+    reports count them: a stream cancelled after its first delta was billed, and its row carries that cost. An
+    imported bill counts only where the reports count it (ledger/spend.py): not on a day its calls were metered."""
     answered = "CASE WHEN outcome = 'ok' THEN latency_ms END"
     percentile = {  # the exact, interpolating percentile on each engine (ClickHouse's was a syntax error)
         "duckdb": f"quantile_cont({answered}, {{q}})",
@@ -22,7 +24,7 @@ def spend_summary(store: LedgerStore) -> list[dict]:
                SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
                SUM(cost_usd) AS cost_usd,
                {percentile.format(q=0.5)} AS latency_p50_ms, {percentile.format(q=0.95)} AS latency_p95_ms
-        FROM usage_events"""
+        FROM {SPEND_EVENTS}"""
     # Per model, then the whole ledger: two plain queries, not GROUP BY ROLLUP, whose total row ClickHouse marks
     # differently (an empty string, and GROUPING() the other way round).
     rows = store.query(f"SELECT model, {columns} GROUP BY model ORDER BY model")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.errors import UsageError
+from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
@@ -67,6 +67,20 @@ def unpriced_cost(model: str, region: str | None, mode: str) -> CostBreakdown:
     """$0, marked priced_by='unpriced': a call that happened but that the catalog cannot price."""
     zero = Decimal(0)
     return CostBreakdown(model, region or "global", mode, zero, zero, zero, zero, "unpriced", "none", "")
+
+
+def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceCatalog | None = None) -> Usage:
+    """The usage a call is priced and recorded at: cache tokens count as plain input for a model the catalog has no
+    cache prices for (compute_cost refuses them there, yet the provider processed, and bills, those tokens; its
+    input price is the catalog's best figure). A model the catalog cannot find is left to compute_cost to name."""
+    if not (usage.cache_read_tokens or usage.cache_write_tokens):
+        return usage
+    try:
+        if (catalog or default_catalog()).lookup(model, region).has_cache:
+            return usage
+    except TokenomyError:
+        return usage
+    return Usage(usage.total_input_tokens, usage.output_tokens)
 
 
 def check_tokens(**counts: Any) -> None:
