@@ -57,3 +57,6 @@ def test_keys_teams_lists_each_team_budget_with_its_spend_this_period(tmp_path):
     table = subprocess.run([TOKENOMY, "keys", "teams", "--ledger", str(ledger)], capture_output=True, text=True,
                            timeout=120)
     assert "research" in table.stdout and "$48.750000" in table.stdout, table.stdout
+    # One scale for the money of one table: the budget beside what was spent and what is left ($50.00 read as a
+    # different kind of figure beside $1.250000).
+    assert "$50.000000" in table.stdout and "$50.00 " not in table.stdout, table.stdout

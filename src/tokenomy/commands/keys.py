@@ -123,7 +123,7 @@ def teams(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
             "Team budgets",
             ["team", "budget", "period", "spent", "left"],
             [
-                [r["team"], usd_short(r["budget_usd"]), r["period"], usd(r["spent_usd"]), usd(r["left_usd"])]
+                [r["team"], usd(r["budget_usd"]), r["period"], usd(r["spent_usd"]), usd(r["left_usd"])]
                 for r in rows
             ],
         )
