@@ -227,6 +227,9 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     reasoning: Reasoning | None = None
+    # The caller's end user (OpenAI's `user`, Anthropic's `metadata.user_id`), for the provider's abuse monitoring;
+    # coding agents send it on every request, so each provider carries it in its own field or refuses it by name.
+    user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     system_cache_point: bool = False
     tools_cache_point: bool = False

@@ -432,3 +432,42 @@ def test_a_text_document_that_is_not_utf8_is_a_400_naming_it_not_a_500(gateway, 
             {"role": "user", "content": [{"type": "text", "text": "Who lives where?"}, part]}])
     assert caught.value.body["param"] == "messages[0].content[1]" and "UTF-8" in caught.value.body["message"]
     assert scripted.requests == []  # nothing was sent
+
+
+def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripted, sdk, monkeypatch) -> None:
+    """Claude Code sends `metadata.user_id` on every request. Only an Anthropic route took it: a Bedrock or a routed
+    one refused every request ("carries this field to Anthropic models only"). It is now an end-user id each
+    provider carries in its own field (Anthropic's metadata, OpenAI's `user`, Converse's requestMetadata); an API
+    without one (Gemini's, the local model's) refuses it by the caller's name, before any call."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    user = "user_5f2a_account_9c1e_session_77d0"
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK, metadata={"user_id": user})
+    assert scripted.requests[-1][1]["metadata"] == {"user_id": user}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    sent: list[dict] = []
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"models": {
+            "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                       "model": "anthropic.claude-3-haiku-20240307-v1:0"},
+            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            from tokenomy.providers import converse_mapping
+
+            original = converse_mapping.to_converse_params
+            monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
+                                lambda request: sent.append(original(request)) or sent[-1])
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            reply = client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": user})
+            assert reply.content and sent[-1]["requestMetadata"] == {"user_id": user}
+            with pytest.raises(anthropic.BadRequestError, match=r"metadata\.user_id") as refused:
+                client.messages.create(model="g", max_tokens=5, messages=ASK, metadata={"user_id": user})
+            assert "no field for it" in str(refused.value)
+            chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.BadRequestError) as named:
+                chat.chat.completions.create(model="g", max_tokens=5, messages=ASK, user=user)
+            assert named.value.body["param"] == "user"
+            with pytest.raises(anthropic.BadRequestError, match=r"metadata: Input should be"):
+                client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user": user})

@@ -168,3 +168,22 @@ def test_tool_call_arguments_converse_cannot_send_are_named_at_the_call():
         to_converse_params(request)
     assert refused.value.param == "messages[1].content[1]" and "c2" in str(refused.value)
     assert caller_param(body, refused.value.param) == "messages[2].tool_calls[1]"
+
+
+def test_openais_user_is_each_providers_end_user_field():
+    # `user` went through as a raw field: Anthropic routes refused it, and Converse got it as a model field
+    # (additionalModelRequestFields), which Bedrock's models refuse.
+    turns = [{"role": "user", "content": "hi"}]
+    request = chat_request(SONNET, messages=turns, user="end-user-42")
+    assert request.user == "end-user-42" and "user" not in request.extra
+    assert to_anthropic_params(request)["metadata"] == {"user_id": "end-user-42"}
+    assert openai_wire.request_body(request)["user"] == "end-user-42"
+    request.model = CLAUDE_ON_BEDROCK
+    converse = to_converse_params(request)
+    assert converse["requestMetadata"] == {"user_id": "end-user-42"} and "additionalModelRequestFields" not in converse
+    request.user = "ann <ann@example.com>"  # Converse's metadata values take no < or >
+    with pytest.raises(ProviderError, match="requestMetadata") as refused:
+        to_converse_params(request)
+    assert str(refused.value).startswith("user: ") and refused.value.status == 400
+    with pytest.raises(Exception, match="expected a string"):
+        chat_request(SONNET, messages=turns, user=42)

@@ -122,10 +122,7 @@ def teams(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
         table(
             "Team budgets",
             ["team", "budget", "period", "spent", "left"],
-            [
-                [r["team"], usd(r["budget_usd"]), r["period"], usd(r["spent_usd"]), usd(r["left_usd"])]
-                for r in rows
-            ],
+            [[r["team"], usd(r["budget_usd"]), r["period"], usd(r["spent_usd"]), usd(r["left_usd"])] for r in rows],
         )
     )
 

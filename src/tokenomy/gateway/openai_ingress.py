@@ -534,6 +534,14 @@ def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
     return Reasoning(budget_tokens=budget)
 
 
+def _user(body: ChatCompletionRequest) -> str | None:
+    """The end-user id (`user`), which each provider carries in its own field (ChatRequest.user)."""
+    user = (body.model_extra or {}).get("user")
+    if user is not None and not isinstance(user, str):
+        raise RequestError("user", "expected a string (an id for your end user)")
+    return user
+
+
 def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
     extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
@@ -586,6 +594,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=_response_format(body.response_format),
         reasoning=_reasoning(body),
+        user=_user(body),
         extra=_extra(body),
         meta=meta,
     )

@@ -32,6 +32,7 @@ MAPPED = {
     "thinking",
     "n",
     "logprobs",
+    "user",
 }
 
 

@@ -33,7 +33,8 @@ KNOWN_FIELDS = {
     "tools",
     "tool_choice",
     "thinking",
-}  # others (metadata, service_tier, …) ride in `extra`, to Anthropic upstreams only (anthropic_routes)
+}  # others (service_tier, …) ride in `extra`, to Anthropic upstreams only (anthropic_routes); `metadata` is
+# ChatRequest.user (`_user`)
 
 
 MAX_TOKENS = 1_000_000  # as on the OpenAI side: a bound no model reaches, so no integer overflows downstream
@@ -69,6 +70,19 @@ def _cache_point(content: Any, where: str) -> bool:
                 "system prompt or tool list; move cache_control to the last block"
             )
     return bool(content) and _cached(content[-1], f"{where}.{len(content) - 1}")
+
+
+def _user(metadata: Any) -> str | None:
+    """`metadata.user_id`, the Messages API's only metadata: an end-user id every provider carries in its own field
+    (ChatRequest.user), so an agent that sends it on every request (Claude Code does) can use any route."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or set(metadata) - {"user_id"}:
+        raise ValueError('metadata: Input should be {"user_id": "..."}')
+    user = metadata.get("user_id")
+    if user is not None and not isinstance(user, str):
+        raise ValueError("metadata.user_id: Input should be a valid string")
+    return user
 
 
 def _check_numbers(body: dict[str, Any]) -> None:
@@ -188,6 +202,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise ValueError("stream: Input should be a boolean")
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+    user = _user(extra.pop("metadata", None))
     return ChatRequest(
         messages=messages,
         model=body["model"],
@@ -201,14 +216,11 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         tool_choice=choice,
         parallel_tool_calls=parallel,
         reasoning=reasoning,
+        user=user,
         extra=extra,
         system_cache_point=system_cache_point,
         tools_cache_point=_cache_point(tools_raw, "tools"),
     )
-
-
-# The request options a refusal names (by OpenAI's name or the ChatRequest's slot) that came from `thinking`.
-THINKING_FIELDS = {"reasoning_effort": "thinking", "reasoning.budget_tokens": "thinking.budget_tokens"}
 
 
 def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
@@ -216,7 +228,7 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
     `thinking`). `request_from_anthropic` keeps each message and block in its place (nothing is grouped or lifted
     out), so the content model's indices are the caller's; a string content is one block, named as the content."""
     if refused.message is None:
-        return THINKING_FIELDS.get(refused.where, refused.where)
+        return CALLER_FIELDS.get(refused.where, refused.where)
     path = f"messages.{refused.message}"
     if refused.block is None:
         return f"{path}.{refused.field}" if refused.field else path
@@ -236,6 +248,7 @@ CALLER_FIELDS = {
     "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
     "reasoning_effort": "thinking",
     "reasoning.budget_tokens": "thinking.budget_tokens",
+    "user": "metadata.user_id",
 }
 _INDEX = re.compile(r"\[(\d+)\]")
 

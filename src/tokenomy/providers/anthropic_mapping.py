@@ -379,6 +379,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         params["tool_choice"] = choice
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
+    if request.user is not None:
+        params["metadata"] = {"user_id": request.user}
     return params
 
 

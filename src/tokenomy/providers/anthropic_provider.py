@@ -80,6 +80,7 @@ class AnthropicProvider(Provider):
     """Messages API; `stream` measures time to first token from the first content delta."""
 
     name = "anthropic"
+    accepts_user = True  # metadata.user_id
 
     def __init__(
         self,

@@ -188,6 +188,7 @@ class Provider:
     accepts_blocks: tuple[type, ...] = ALL_BLOCKS
     accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
     accepts_names: bool = False  # OpenAI's per-message participant `name`
+    accepts_user: bool = False  # an end-user id (ChatRequest.user) in a field of the provider's API
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
@@ -204,6 +205,8 @@ class Provider:
             for key in request.extra:
                 if key not in self.accepts_extra:
                     return Unsupported("field `{where}`", field=key)
+        if request.user is not None and not self.accepts_user:
+            return Unsupported("an end-user id (`{where}`; this API has no field for it)", field="user")
         return None
 
     def check(self, request: ChatRequest) -> None:

@@ -181,6 +181,7 @@ class BedrockProvider(Provider):
     # Any pass-through field: Converse's own top-level ones are placed there, the rest are the model's parameters
     # (additionalModelRequestFields); the mapping refuses those that clash or would be mispriced.
     accepts_extra = None
+    accepts_user = True  # requestMetadata.user_id (converse_mapping)
 
     def __init__(
         self,

@@ -130,6 +130,23 @@ def _name_documents(messages: list[dict[str, Any]]) -> None:
                     block["document"]["name"] = document_name(block["document"].get("name"), taken)
 
 
+# RequestMetadata's values (botocore's model of the API): at most 256 of these characters.
+_METADATA_VALUE = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+
+
+def _request_metadata(user: str, given: Any, model: str) -> dict[str, Any]:
+    """Converse's requestMetadata with the caller's end-user id as `user_id` (Bedrock's invocation logs can be
+    filtered by it), beside any metadata the caller passed through."""
+    if not _METADATA_VALUE.fullmatch(user):
+        raise refuse(
+            model,
+            "user",
+            "takes an end-user id in requestMetadata, as at most 256 letters, digits, spaces and :_@$#=/+,-. "
+            "characters; send one of that shape",
+        )
+    return {**(given if isinstance(given, dict) else {}), "user_id": user}
+
+
 def refuse(model: str, field: str, why: str) -> ProviderError:
     """The error for a request field a Converse model cannot take (the caller's fix is in `why`)."""
     return ProviderError(
@@ -384,6 +401,8 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
                 "alone",
             )
         params["outputConfig"] = output
+    if request.user is not None:
+        params["requestMetadata"] = _request_metadata(request.user, params.get("requestMetadata"), model)
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:

@@ -61,6 +61,7 @@ class OpenAIProvider(Provider):
     name = "openai"
     accepts_extra = None  # any pass-through field: the caller named it for this API
     accepts_names = True
+    accepts_user = True  # `user`
 
     def __init__(
         self,

@@ -311,6 +311,8 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         body["response_format"] = _response_format(request.response_format)
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
+    if request.user is not None:
+        body["user"] = request.user
     body.update(request.extra)  # pass-through fields, as the caller named them
     # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
     # have put max_completion_tokens in extra.
