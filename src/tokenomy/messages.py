@@ -178,10 +178,13 @@ class ResponseFormat:
 
 @dataclass(slots=True)
 class Reasoning:
-    """Extended thinking: an effort level (OpenAI style) or a token budget (Anthropic/Bedrock style)."""
+    """Extended thinking: an effort level (OpenAI style), a token budget (Anthropic/Bedrock style), or adaptive: the
+    model decides how much to think (Claude 4.6 and later, which from Opus 4.7 on refuse a budget; Gemini's dynamic
+    budget), guided by `effort` when one is given."""
 
     effort: str | None = None  # minimal, low, medium, high
     budget_tokens: int | None = None
+    adaptive: bool = False
 
 
 @dataclass(slots=True)

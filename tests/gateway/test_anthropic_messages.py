@@ -471,3 +471,29 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
             assert named.value.body["param"] == "user"
             with pytest.raises(anthropic.BadRequestError, match=r"metadata: Input should be"):
                 client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user": user})
+
+
+def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk) -> None:
+    """Claude Opus 4.7 and later refuse a thinking budget and take `thinking: {"type": "adaptive"}` (guided by
+    `output_config.effort`); coding agents send it on every request. The gateway refused it on both APIs."""
+    sdk.messages.create(model="claude", max_tokens=2000, messages=ASK, thinking={"type": "adaptive"},
+                        extra_body={"output_config": {"effort": "high"}})
+    body = scripted.requests[-1][1]
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
+    chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    chat.chat.completions.create(model="claude", max_tokens=2000, messages=ASK, reasoning_effort="low",
+                                 extra_body={"thinking": {"type": "adaptive"}})
+    body = scripted.requests[-1][1]
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
+    sent = len(scripted.requests)
+    with pytest.raises(openai.BadRequestError) as refused:  # an effort alone still names both ways to think
+        chat.chat.completions.create(model="claude", max_tokens=2000, messages=ASK, reasoning_effort="low")
+    assert refused.value.body["param"] == "reasoning_effort" and "adaptive" in refused.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as refused:  # OpenAI's models take an effort, not "adaptive" alone
+        chat.chat.completions.create(model="gpt", max_tokens=20, messages=ASK,
+                                     extra_body={"thinking": {"type": "adaptive"}})
+    assert refused.value.body["param"] == "thinking" and "reasoning_effort" in refused.value.body["message"]
+    with pytest.raises(anthropic.BadRequestError, match=r"thinking\.display"):
+        sdk.messages.create(model="claude", max_tokens=2000, messages=ASK,
+                            thinking={"type": "adaptive", "display": "omitted"})
+    assert len(scripted.requests) == sent  # refused before any call

@@ -187,3 +187,17 @@ def test_openais_user_is_each_providers_end_user_field():
     assert str(refused.value).startswith("user: ") and refused.value.status == 400
     with pytest.raises(Exception, match="expected a string"):
         chat_request(SONNET, messages=turns, user=42)
+
+
+def test_adaptive_thinking_is_each_providers_own():
+    # Claude on Bedrock takes it in additionalModelRequestFields (its effort in outputConfig); Gemini's counterpart
+    # is a dynamic budget (-1), or a thinking level when an effort guides it.
+    turns = [{"role": "user", "content": "hi"}]
+    adaptive = {"thinking": {"type": "adaptive"}}
+    converse = to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns, **adaptive, reasoning_effort="high"))
+    assert converse["additionalModelRequestFields"]["thinking"] == {"type": "adaptive"}
+    assert converse["outputConfig"] == {"effort": "high"}
+    from tokenomy.providers.gemini_mapping import config_from_request
+
+    gemini = config_from_request(chat_request("gemini-2.5-flash", messages=turns, **adaptive))
+    assert gemini["thinking_config"] == {"include_thoughts": True, "thinking_budget": -1}

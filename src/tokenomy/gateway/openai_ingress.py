@@ -516,8 +516,13 @@ def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
 
 
 def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
-    """`reasoning_effort` (OpenAI's level) or `thinking` (a budget in tokens, in Anthropic's shape), not both."""
+    """`reasoning_effort` (OpenAI's level) or `thinking` (a budget in tokens, in Anthropic's shape), not both; or
+    adaptive thinking (`{"type": "adaptive"}`, Claude 4.6 and later), which `reasoning_effort` may guide."""
     thinking = body.thinking
+    if thinking is not None and thinking.get("type") == "adaptive":
+        if set(thinking) != {"type"}:
+            raise RequestError("thinking", 'send {"type": "adaptive"} alone (with reasoning_effort to guide it)')
+        return Reasoning(effort=body.reasoning_effort, adaptive=True)
     if thinking is None or thinking.get("type") == "disabled":
         if thinking is not None and set(thinking) != {"type"}:
             raise RequestError(
@@ -525,7 +530,9 @@ def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
             )
         return Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None
     if thinking.get("type") != "enabled" or set(thinking) != {"type", "budget_tokens"}:
-        raise RequestError("thinking", 'send {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}')
+        raise RequestError(
+            "thinking", 'send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
+        )
     budget = thinking["budget_tokens"]
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise RequestError("thinking.budget_tokens", "expected a whole number of tokens above 0")

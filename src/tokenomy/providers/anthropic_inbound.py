@@ -194,8 +194,14 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
         reasoning = Reasoning(budget_tokens=budget)
+    elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
+        if set(thinking) != {"type"}:
+            raise ValueError(f"thinking.{sorted(set(thinking) - {'type'})[0]}: not carried by the gateway; remove it")
+        reasoning = Reasoning(adaptive=True)  # its effort, if any, rides in output_config to Anthropic's API
     elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
-        raise ValueError('thinking: send {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}')
+        raise ValueError(
+            'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
+        )
     stop = body.get("stop_sequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop_sequences: Input should be a list of strings")

@@ -314,12 +314,18 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             f"has no {fmt.type} output mode here; remove response_format or use a forced tool",
         )
     reasoning = request.reasoning
-    if reasoning is not None and reasoning.budget_tokens is None and reasoning.effort is not None:
+    if (
+        reasoning is not None
+        and reasoning.budget_tokens is None
+        and reasoning.effort is not None
+        and not (reasoning.adaptive)
+    ):
         raise refuse(
             request.model,
             "reasoning_effort",
-            "takes a thinking budget in tokens, not an effort level; send "
-            '`thinking: {"type": "enabled", "budget_tokens": N}` instead (with the openai SDK: extra_body)',
+            'takes an effort level with adaptive thinking (`thinking: {"type": "adaptive"}`, Claude 4.6 and later), '
+            'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '
+            "SDK: extra_body)",
         )
 
 
@@ -379,6 +385,10 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         params["tool_choice"] = choice
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
+    elif request.reasoning is not None and request.reasoning.adaptive:
+        params["thinking"] = {"type": "adaptive"}
+        if request.reasoning.effort is not None:
+            params["output_config"] = {"effort": request.reasoning.effort}
     if request.user is not None:
         params["metadata"] = {"user_id": request.user}
     return params

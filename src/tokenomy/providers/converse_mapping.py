@@ -407,6 +407,8 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.budget_tokens is not None:
         additional["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
+    elif request.reasoning is not None and request.reasoning.adaptive:  # Claude 4.6 and later on Bedrock
+        additional["thinking"] = {"type": "adaptive"}
     if additional:
         params["additionalModelRequestFields"] = additional
     return params

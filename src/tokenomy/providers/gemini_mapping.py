@@ -256,10 +256,14 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     if tool_config is not None:
         config["tool_config"] = tool_config
     reasoning = request.reasoning
-    if reasoning is not None and (reasoning.budget_tokens is not None or reasoning.effort is not None):
+    if reasoning is not None and (
+        reasoning.budget_tokens is not None or reasoning.effort is not None or reasoning.adaptive
+    ):
         thinking: dict[str, Any] = {"include_thoughts": True}
         if reasoning.budget_tokens is not None:
             thinking["thinking_budget"] = int(reasoning.budget_tokens)
+        elif reasoning.effort is None:  # adaptive: Gemini's dynamic budget, the model decides
+            thinking["thinking_budget"] = -1
         else:
             level = EFFORT_LEVELS.get(str(reasoning.effort))
             if level is None:

@@ -330,6 +330,12 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
 
 def refusal(request: ChatRequest) -> Unsupported | None:
     """What of `request` Chat Completions cannot express (a token budget for reasoning), or None."""
+    if request.reasoning is not None and request.reasoning.adaptive and request.reasoning.effort is None:
+        return Unsupported(
+            "adaptive thinking without an effort (`{where}`; OpenAI's reasoning models take reasoning_effort: low, "
+            "medium or high)",
+            field="thinking",
+        )
     if (
         request.reasoning is not None
         and request.reasoning.budget_tokens is not None
