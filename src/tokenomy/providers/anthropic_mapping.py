@@ -318,7 +318,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         reasoning is not None
         and reasoning.budget_tokens is None
         and reasoning.effort is not None
-        and not (reasoning.adaptive)
+        and not reasoning.adaptive
     ):
         raise refuse(
             request.model,
