@@ -37,7 +37,8 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.base import Unsupported
-from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES, call_signature, thinking_block
+from tokenomy.providers.openai_reasoning import call_signature, thinking_block
+from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 
 # A file part's media type -> the document's format: every type the mappings send (an office file among them, which
 # was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
@@ -251,7 +252,7 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
 
 # Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
 # a caller appends `reply.choices[0].message` as-is, `parsed` after its parse() helper), plus the gateway's own
-# `reasoning_content` and `thinking_blocks` (signed reasoning, LiteLLM's convention: openai_wire.signed_reasoning).
+# `reasoning_content` and `thinking_blocks` (signed reasoning, LiteLLM's convention: providers.openai_reasoning).
 ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content", "thinking_blocks", "parsed"}
 
 

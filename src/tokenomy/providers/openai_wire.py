@@ -10,7 +10,7 @@ upstream), so a field is mapped once. Mapping rules:
   when we have it; unsigned ReasoningBlocks are not sent back (OpenAI has no field for them and
   OpenAI-compatible reasoning servers such as DeepSeek refuse `reasoning_content` in requests);
 - signed or redacted reasoning (Anthropic's thinking, Gemini's thought signatures), which the model checks when
-  the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`signed_reasoning`):
+  the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`openai_reasoning`):
   LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
   call a signature belongs to;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
@@ -45,6 +45,12 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.base import Unsupported
+from tokenomy.providers.openai_reasoning import (
+    call_signature,
+    call_signature_extra,
+    put_signed_reasoning,
+    thinking_block,
+)
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -63,89 +69,6 @@ _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 # Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
 _FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
-
-
-# -- signed reasoning ------------------------------------------------------------------------------
-def _rides_on_call(blocks: list[Block], index: int) -> bool:
-    """Whether `blocks[index]` is a bare signature (Gemini's on a function call part) right before a tool call."""
-    block = blocks[index]
-    return (
-        isinstance(block, ReasoningBlock)
-        and not block.text
-        and bool(block.signature)
-        and block.redacted is None
-        and index + 1 < len(blocks)
-        and isinstance(blocks[index + 1], ToolUseBlock)
-    )
-
-
-def signed_reasoning(blocks: list[Block]) -> tuple[list[dict[str, Any]] | None, dict[int, str]]:
-    """An assistant's reasoning in OpenAI-format terms: (`thinking_blocks`, {tool call number: signature}).
-
-    `thinking_blocks` lists every reasoning block, in order, when any of them is signed or redacted (None when
-    none is: `reasoning_content` says it all). A bare signature right before a tool call rides on that call
-    (`extra_content.google.thought_signature`), so it comes back on the same part."""
-    thinking: list[dict[str, Any]] = []
-    on_calls: dict[int, str] = {}
-    signed = False
-    calls = 0
-    for i, block in enumerate(blocks):
-        if isinstance(block, ToolUseBlock):
-            calls += 1
-        elif isinstance(block, ReasoningBlock):
-            if _rides_on_call(blocks, i):
-                on_calls[calls] = block.signature or ""
-            elif block.redacted is not None:
-                thinking.append({"type": "redacted_thinking", "data": block.redacted})
-                signed = True
-            else:
-                item = {"type": "thinking", "thinking": block.text}
-                if block.signature:
-                    item["signature"] = block.signature
-                    signed = True
-                thinking.append(item)
-    return (thinking if signed else None), on_calls
-
-
-def call_signature_extra(signature: str) -> dict[str, Any]:
-    """A tool call's `extra_content` carrying a thought signature (Google's OpenAI-compatible API's field)."""
-    return {"google": {"thought_signature": signature}}
-
-
-def call_signature(extra_content: Any) -> str | None:
-    """The thought signature in a tool call's `extra_content`, or None."""
-    google = extra_content.get("google") if isinstance(extra_content, dict) else None
-    signature = google.get("thought_signature") if isinstance(google, dict) else None
-    return signature if isinstance(signature, str) and signature else None
-
-
-def thinking_block(item: Any) -> ReasoningBlock:
-    """One `thinking_blocks` entry as a ReasoningBlock; ValueError naming the key that is wrong."""
-    if not isinstance(item, dict):
-        raise ValueError("expected an object")
-    kind = item.get("type")
-    if kind == "redacted_thinking":
-        data = item.get("data")
-        if not isinstance(data, str) or set(item) - {"type", "data"}:
-            raise ValueError('expected {"type": "redacted_thinking", "data": "..."}')
-        return ReasoningBlock(redacted=data)
-    if kind != "thinking":
-        raise ValueError(f"type {kind!r} is not thinking or redacted_thinking")
-    text, signature = item.get("thinking"), item.get("signature")
-    if not isinstance(text, str) or not (signature is None or isinstance(signature, str)):
-        raise ValueError('expected {"type": "thinking", "thinking": "...", "signature": "..."}')
-    if set(item) - {"type", "thinking", "signature"}:
-        raise ValueError(f"{sorted(set(item) - {'type', 'thinking', 'signature'})[0]} is not a thinking block key")
-    return ReasoningBlock(text, signature or None)
-
-
-def put_signed_reasoning(blocks: list[Block], out: dict[str, Any]) -> None:
-    """Put an assistant message's signed reasoning on it (`thinking_blocks`) and on its tool calls."""
-    thinking, on_calls = signed_reasoning(blocks)
-    if thinking is not None:
-        out["thinking_blocks"] = thinking
-    for number, signature in on_calls.items():
-        out["tool_calls"][number]["extra_content"] = call_signature_extra(signature)
 
 
 # -- request ---------------------------------------------------------------------------------------
