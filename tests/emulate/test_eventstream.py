@@ -8,8 +8,8 @@ import zlib
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 
-from tokenomy.emulate import eventstream
 from tokenomy.emulate.prompt_cache import Checkpoint, PromptCache, prefix_digest
+from tokenomy.providers import eventstream
 
 
 def decode_all(data: bytes) -> list:

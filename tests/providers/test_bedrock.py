@@ -258,7 +258,7 @@ def test_exception_frame_mid_stream_reaches_boto3_as_server_error() -> None:
     from starlette.responses import StreamingResponse
     from starlette.routing import Route
 
-    from tokenomy.emulate import eventstream
+    from tokenomy.providers import eventstream
 
     async def failing(request):
         def frames():
@@ -296,8 +296,8 @@ def test_response_fields_and_guardrail_trace_the_caller_asked_for_come_back() ->
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    from tokenomy.emulate import eventstream
     from tokenomy.gateway.responses import completion_body
+    from tokenomy.providers import eventstream
 
     fields = {"stop_sequence": "END"}
     guardrail = {"modelOutput": ["blocked text"], "actionReason": "Guardrail blocked."}

@@ -10,10 +10,10 @@ import threading
 import pytest
 
 from tokenomy.client import CallPolicy, Tokenomy
-from tokenomy.emulate import eventstream
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest
+from tokenomy.providers import eventstream
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
 

@@ -1,4 +1,5 @@
-"""AWS event-stream message encoding (the binary framing ConverseStream responses use).
+"""AWS event-stream message encoding (the binary framing ConverseStream responses use), for the servers that answer
+in it: the Bedrock emulator and the gateway's ConverseStream route.
 
 botocore ships only a decoder (`botocore.eventstream`), so this is the small encoder:
 prelude (total length, headers length, prelude CRC32), headers, payload, message CRC32.

@@ -1,0 +1,307 @@
+"""Bedrock Runtime's Converse API on the gateway (`POST /model/{modelId}/converse` and `/converse-stream`), so an
+application on boto3's `bedrock-runtime` client moves behind Tokenomy by pointing `endpoint_url` at it:
+
+    boto3.client("bedrock-runtime", endpoint_url="https://gateway", region_name="us-east-1")
+    with AWS_BEARER_TOKEN_BEDROCK=<gateway key>   (boto3 1.39 or later sends it as `Authorization: Bearer`)
+
+botocore sends a bearer token to an https endpoint only. Over plain http (a gateway on localhost), the key goes as
+the access key id instead: AWS_ACCESS_KEY_ID=<gateway key>, AWS_SECRET_ACCESS_KEY=<anything>. The gateway reads the
+key from the signature's credential scope and does not check the signature (it holds no AWS secret to check it
+with), so the key is exposed exactly as a bearer token over http would be.
+
+`modelId` names a gateway route or model, as `model` does on the other APIs. The same path as
+`/v1/chat/completions`: the virtual key, overload guard, rate limit, budget reservation, the one call path (ledger,
+telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
+`providers.converse_inbound`; streams are AWS event-stream frames (messageStart, contentBlockStart/Delta/Stop,
+messageStop, metadata), errors are Bedrock's (`x-amzn-ErrorType`), which botocore raises as its own exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
+from tokenomy.gateway.hygiene import PARSED_BODY
+from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.ids import new_id
+from tokenomy.messages import ChatResponse, ReasoningBlock, RequestMeta, StreamChunk
+from tokenomy.providers import eventstream
+from tokenomy.providers.converse_inbound import (
+    answer_body,
+    caller_param,
+    request_from_converse,
+    stop_reason,
+    usage_body,
+)
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+SIGV4 = "AWS4-HMAC-SHA256 "
+KEY_PREFIX = "tk-"  # every gateway key's (gateway.keys.KeyStore.create)
+ERROR_CODES = {
+    400: "ValidationException",
+    401: "AccessDeniedException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    413: "ValidationException",
+    429: "ThrottlingException",
+    503: "ServiceUnavailableException",
+}
+# The same failures inside a stream, as ConverseStream's modelled exception events.
+STREAM_ERRORS = {
+    "ThrottlingException": "throttlingException",
+    "ValidationException": "validationException",
+    "ServiceUnavailableException": "serviceUnavailableException",
+}
+
+
+def bedrock_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body."""
+    code = ERROR_CODES.get(status, "InternalServerException" if status < 502 else "ServiceUnavailableException")
+    return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
+
+
+def _provider_error(exc: TokenomyError) -> JSONResponse:
+    if not isinstance(exc, ProviderError):
+        return bedrock_error(400, str(exc))
+    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
+        return bedrock_error(400, exc.refused.error_text(caller_param(exc.refused.where)))
+    if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
+        return bedrock_error(400, str(exc).replace(exc.param, caller_param(exc.param), 1))
+    return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
+
+
+def _bedrock_upstream(gw, route) -> bool:
+    """Whether the route's model is a Bedrock one, which takes Converse's own fields (guardrailConfig, the model's
+    additionalModelRequestFields, ...) as sent; another API has no place for them."""
+    if not route.model:
+        return False  # a routing policy's tiers may be any provider
+    return gw.client.provider_for(gw.client.spec_for(route.model)).name == "bedrock"
+
+
+class EventWriter:
+    """Turns StreamChunks into ConverseStream events, a new content block whenever the kind changes; each tool call
+    is a block of its own, opened by contentBlockStart with its id and name."""
+
+    def __init__(self) -> None:
+        self.index = -1
+        self.open: str | None = None
+        self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+
+    def _close(self) -> list[bytes]:
+        if self.open is None:
+            return []
+        self.open = None
+        return [eventstream.event("contentBlockStop", {"contentBlockIndex": self.index})]
+
+    def _begin(self, kind: str) -> list[bytes]:
+        out = self._close()
+        self.index += 1
+        self.open = kind
+        return out
+
+    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+        return eventstream.event(
+            "contentBlockDelta", {"contentBlockIndex": self.index if index is None else index, "delta": delta}
+        )
+
+    def chunk(self, piece: StreamChunk) -> list[bytes]:
+        out: list[bytes] = []
+        if piece.reasoning or piece.signature:
+            riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
+            if self.open != "reasoning" or riding:  # a signature on a text or call piece (Gemini's) is its own block
+                out += self._begin("reasoning")
+            if piece.reasoning:
+                out.append(self._delta({"reasoningContent": {"text": piece.reasoning}}))
+            if piece.signature:
+                out.append(self._delta({"reasoningContent": {"signature": piece.signature}}))
+        if piece.delta:
+            if self.open != "text":
+                out += self._begin("text")
+            out.append(self._delta({"text": piece.delta}))
+        call = piece.tool_call
+        if call is not None:
+            if call.index not in self.tool_blocks:
+                out += self._begin("tool")
+                self.tool_blocks[call.index] = self.index
+                start = {"toolUse": {"toolUseId": call.id or "", "name": call.name or ""}}
+                out.append(eventstream.event("contentBlockStart", {"contentBlockIndex": self.index, "start": start}))
+            if call.arguments:
+                out.append(self._delta({"toolUse": {"input": call.arguments}}, self.tool_blocks[call.index]))
+        return out
+
+    def finish(self, response: ChatResponse) -> list[bytes]:
+        out = self._close()
+        for block in response.content:  # opaque reasoning streams as one delta, in a block of its own
+            if isinstance(block, ReasoningBlock) and block.redacted is not None:
+                out += self._begin("redacted")
+                out.append(self._delta({"reasoningContent": {"redactedContent": block.redacted}}))
+                out += self._close()
+        out.append(eventstream.event("messageStop", {"stopReason": stop_reason(response)}))
+        metadata = {"usage": usage_body(response), "metrics": {"latencyMs": round(response.latency_ms)}}
+        out.append(eventstream.event("metadata", metadata))
+        return out
+
+
+def _key_header(header: str | None) -> str | None:
+    """The Authorization header as a bearer one: a SigV4 signature whose access key id is a gateway key (`tk-...`)
+    carries that key (see the module docstring); anything else is left as sent."""
+    if header and header.startswith(SIGV4):
+        access_key = header.partition("Credential=")[2].partition("/")[0]
+        if access_key.startswith(KEY_PREFIX):
+            return f"Bearer {access_key}"
+    return header
+
+
+async def _converse(request: Request, model_id: str, stream: bool) -> Response:
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    route = gw.route_for(model_id)
+    label = model_id if route is not None else "unknown"  # bounded metric labels, whatever clients send
+    header = request.headers.get("authorization")
+    key = await gw.authenticate_async(_key_header(header))
+    if isinstance(key, JSONResponse):
+        message = json.loads(bytes(key.body))["error"]["message"]
+        if header and header.startswith(SIGV4) and key.status_code == 401:
+            message = (
+                "this gateway takes its own API key (`tokenomy keys create`), not AWS credentials: set "
+                "AWS_BEARER_TOKEN_BEDROCK=<key> (boto3 1.39 or later, https endpoints), or AWS_ACCESS_KEY_ID=<key> "
+                "with any AWS_SECRET_ACCESS_KEY"
+            )
+        return metrics.done(bedrock_error(key.status_code, message), label, started)
+    if route is None:
+        return metrics.done(
+            bedrock_error(
+                404,
+                f"modelId: `{model_id}` does not exist on this gateway; GET /v1/models lists the names you can use.",
+            ),
+            label,
+            started,
+        )
+    try:
+        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
+        parsed = request.scope.get(PARSED_BODY)
+        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
+        call = request_from_converse(route.model or model_id, body)
+        call.meta = RequestMeta(
+            task=request.headers.get("x-tokenomy-task") or route.task,
+            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+            tenant=key.team if key else None,
+            key_id=key.key_id if key else None,
+            route=model_id,
+        )
+        unknown = next(iter(call.extra), None)
+        if unknown is not None and not _bedrock_upstream(gw, route):
+            raise ValueError(
+                f"{unknown}: the gateway carries this field to Bedrock models only, and `{model_id}` is not one;"
+                " remove it"
+            )
+        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        if refused is not None:
+            return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
+    except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
+        return metrics.done(bedrock_error(400, str(exc)), model_id, started)
+    admitted = await admit(gw, model_id, route, key, call)
+    if isinstance(admitted, Refusal):
+        return metrics.done(bedrock_error(admitted.status, admitted.message, admitted.headers), model_id, started)
+    call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
+    headers = {"x-amzn-RequestId": call.meta.request_id}
+    if stream:
+        return FirstChunkStream(
+            _stream(gw, call, admitted, model_id, started),
+            media_type="application/vnd.amazon.eventstream",
+            headers=headers,
+        )
+    try:
+        response = await gw.client.achat(call, policy=admitted.policy)
+    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
+        await settle(gw, admitted.budgets, None, paid=paid(exc))
+        failed = _provider_error(exc)
+        failed.headers.update(headers)
+        return metrics.done(failed, model_id, started)
+    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
+    finally:
+        gw.guard.slots.release()
+    await settle(gw, admitted.budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
+    metrics.observe(response, model_id)
+    return metrics.done(JSONResponse(answer_body(response), headers=headers), model_id, started)
+
+
+async def _stream(gw, call, admitted, name: str, started: float) -> AsyncIterator[bytes | Response]:
+    writer = EventWriter()
+    final: ChatResponse | None = None
+    streamed = False
+    opened = False  # messageStart is sent: an error can only end the stream
+    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
+    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
+    try:
+        async for piece in gw.client.astream(call, policy=admitted.policy):
+            if not opened:
+                opened = True
+                yield eventstream.event("messageStart", {"role": "assistant"})
+            if piece.response is not None:
+                final = piece.response
+                continue
+            events = writer.chunk(piece)
+            streamed = streamed or bool(events)
+            for event in events:
+                yield event
+        assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        for event in writer.finish(final):
+            yield event
+        metrics.observe(final, name)
+        metrics.count(name, 200, started)
+    except TokenomyError as exc:
+        failed = exc
+        error = _provider_error(exc)
+        if not opened:
+            refused = error
+            refused.headers["x-amzn-RequestId"] = call.meta.request_id  # the failed attempts' id in the ledger
+            metrics.count(name, refused.status_code, started)
+        else:
+            code = error.headers["x-amzn-ErrorType"]
+            yield eventstream.exception(STREAM_ERRORS.get(code, "modelStreamErrorException"), str(exc))
+            metrics.count(name, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the ConverseStream stream for %s failed", name)
+        yield eventstream.exception(
+            "internalServerException", f"internal error ({type(exc).__name__}); see the gateway's log"
+        )
+        metrics.count(name, 500, started)
+    finally:
+        gw.guard.slots.release()
+        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
+        unknown = final is None and (streamed or failed is None)
+        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
+    if refused is not None:
+        yield refused
+
+
+@router.post("/model/{model_id:path}/converse")
+async def converse(request: Request, model_id: str) -> Response:
+    """Bedrock Runtime's Converse: one answer, in Converse's shape."""
+    return await _converse(request, model_id, stream=False)
+
+
+@router.post("/model/{model_id:path}/converse-stream")
+async def converse_stream(request: Request, model_id: str) -> Response:
+    """Bedrock Runtime's ConverseStream: the answer as AWS event-stream frames."""
+    return await _converse(request, model_id, stream=True)

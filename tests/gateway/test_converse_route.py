@@ -1,0 +1,217 @@
+"""Bedrock's Converse API on the gateway: boto3's `bedrock-runtime` client → `tokenomy serve` → a Bedrock model (the
+Bedrock emulator) or any other provider (a recording OpenAI upstream). Tools, tool results, images and documents,
+streamed and not, keys and budgets, and every malformed or uncarried field refused by name."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, EventStreamError
+
+from helpers.recording_openai import RecordingOpenAI, arguments_for
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
+PDF = b"%PDF-1.4\n" + bytes(range(256))
+WEATHER = {"toolSpec": {"name": "get_weather", "description": "Weather in a city",
+                        "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}
+TIME = {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object", "properties": {}}}}}
+ASK = [{"role": "user", "content": [{"text": "Weather in Paris?"}]}]
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(boto3 client, gateway URL, recording upstream, the Converse params the Bedrock provider sent, ledger)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    from tokenomy.providers import converse_mapping
+
+    sent: list[dict] = []
+    original = converse_mapping.to_converse_params
+    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    ledger = tmp_path / "ledger.duckdb"
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
+        config = parse_config({"models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+            "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
+                          "inputs": ["text"]}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            yield client, url, upstream, sent, ledger
+
+
+def test_a_tool_turn_with_an_image_and_a_document_reaches_bedrock_intact(served) -> None:
+    client, _, _, sent, _ = served
+    history = [
+        {"role": "user", "content": [{"text": "What is this, and the weather there?"},
+                                     {"image": {"format": "png", "source": {"bytes": IMAGE}}},
+                                     {"document": {"format": "pdf", "name": "spec", "source": {"bytes": PDF}}}]},
+        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather",
+                                                        "input": {"city": "Paris"}}}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": "tu_1", "content": [{"json": {"temp_c": 18}},
+                                                                                      {"text": "sunny"}]}},
+                                     {"cachePoint": {"type": "default"}}]},
+    ]
+    reply = client.converse(modelId="haiku", messages=history, system=[{"text": "Be brief."}],
+                            toolConfig={"tools": [WEATHER]}, inferenceConfig={"maxTokens": 20, "temperature": 0.2})
+    assert reply["output"]["message"]["content"][0]["text"]
+    assert reply["stopReason"] == "end_turn" and reply["usage"]["outputTokens"] > 0
+    params = sent[-1]
+    user, assistant, results = params["messages"]
+    assert user["content"][1]["image"] == {"format": "png", "source": {"bytes": IMAGE}}
+    assert user["content"][2]["document"]["source"]["bytes"] == PDF
+    assert assistant["content"] == history[1]["content"]
+    assert results["content"][0]["toolResult"] == {"toolUseId": "tu_1",
+                                                   "content": [{"text": '{"temp_c":18}'}, {"text": "sunny"}]}
+    assert results["content"][-1] == {"cachePoint": {"type": "default"}}
+    assert params["system"] == [{"text": "Be brief."}]
+    assert params["toolConfig"] == {"tools": [WEATHER]}
+    assert params["inferenceConfig"] == {"maxTokens": 20, "temperature": 0.2}
+
+
+def test_a_converse_request_reaches_an_openai_model_and_its_tool_calls_come_back_as_tool_use(served) -> None:
+    client, _, upstream, _, _ = served
+    message = [{"role": "user", "content": [{"text": "Weather and time?"},
+                                            {"image": {"format": "png", "source": {"bytes": IMAGE}}}]}]
+    reply = client.converse(modelId="fast", messages=message, toolConfig={"tools": [WEATHER, TIME]},
+                            inferenceConfig={"maxTokens": 30, "topP": 0.5, "stopSequences": ["END"]})
+    body = upstream.bodies[-1]
+    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "get_time"]
+    image_url = body["messages"][0]["content"][1]["image_url"]["url"]
+    assert base64.b64decode(image_url.split(",", 1)[1]) == IMAGE
+    assert (body["max_tokens"], body["top_p"], body["stop"]) == (30, 0.5, ["END"])
+    uses = [block["toolUse"] for block in reply["output"]["message"]["content"]]
+    assert [(u["toolUseId"], u["name"]) for u in uses] == [("call_0", "get_weather"), ("call_1", "get_time")]
+    assert uses[0]["input"] == json.loads(arguments_for("get_weather"))
+    assert reply["stopReason"] == "tool_use"
+    # The next turn: the calls and their results, as boto3 sends them, reach the upstream as OpenAI's messages.
+    turn = [*message, reply["output"]["message"],
+            {"role": "user", "content": [{"toolResult": {"toolUseId": u["toolUseId"], "content": [{"text": "18C"}]}}
+                                         for u in uses]}]
+    final = client.converse(modelId="fast", messages=turn, toolConfig={"tools": [WEATHER, TIME]})
+    assert final["output"]["message"]["content"] == [{"text": "answer after 18C"}]
+    sent = upstream.bodies[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
+    assert [c["id"] for c in sent[1]["tool_calls"]] == ["call_0", "call_1"]
+
+
+def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
+    client, _, _, _, _ = served
+    events = list(client.converse_stream(modelId="fast", messages=ASK, toolConfig={"tools": [WEATHER, TIME]})["stream"])
+    assert events[0] == {"messageStart": {"role": "assistant"}}
+    starts = [e["contentBlockStart"] for e in events if "contentBlockStart" in e]
+    assert [s["start"]["toolUse"]["name"] for s in starts] == ["get_weather", "get_time"]
+    for start in starts:  # each call's fragments, joined, are its arguments byte for byte
+        name = start["start"]["toolUse"]["name"]
+        fragments = [e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events if "contentBlockDelta" in e
+                     and e["contentBlockDelta"]["contentBlockIndex"] == start["contentBlockIndex"]]
+        assert len(fragments) > 1 and "".join(fragments) == arguments_for(name)
+    stops = [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e]
+    assert stops == [s["contentBlockIndex"] for s in starts]
+    assert events[-2] == {"messageStop": {"stopReason": "tool_use"}}
+    assert events[-1]["metadata"]["usage"]["outputTokens"] > 0
+    text = list(client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8})["stream"])
+    assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in text if "contentBlockDelta" in e)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
+     "messages[0].content[0].video: not carried"),
+    ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {
+        "s3Location": {"uri": "s3://bucket/cat.png"}}}}]}]},
+     "messages[0].content[0].image.source.s3Location"),
+    ({"messages": [{"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}}, {"text": "b"}]}]},
+     "messages[0].content[1].cachePoint: the gateway sets cache points at the end"),
+    ({"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}, "modelId": "fast"},
+     "guardrailConfig: the gateway carries this field to Bedrock models only"),
+    ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": IMAGE}}}]}],
+      "modelId": "text-only"}, "messages[0].content[0]"),
+    ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
+])
+def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(served, change, named) -> None:
+    client = served[0]
+    request = {"modelId": "haiku", "messages": ASK, **change}
+    with pytest.raises(ClientError) as raised:
+        client.converse(**request)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert named in raised.value.response["Error"]["Message"]
+
+
+def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
+    url = served[1]
+    for body, named in ((b"{", "Expecting"), (b"[]", "must be a JSON object"),
+                        (json.dumps({"messages": ASK, "extra": 1}).encode(), "extra: not carried"),
+                        (json.dumps({"messages": [{"role": "user", "content": [{"image": {
+                            "format": "png", "source": {"bytes": "not base64!"}}}]}]}).encode(),
+                         "messages[0].content[0].image.source.bytes: not valid base64")):
+        answer = httpx.post(f"{url}/model/haiku/converse", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, body
+        assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]
+    missing = httpx.post(f"{url}/model/nope/converse", json={"messages": ASK})
+    assert missing.status_code == 404 and missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+
+
+def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path, monkeypatch) -> None:
+    """botocore sends a bearer token (AWS_BEARER_TOKEN_BEDROCK) to https endpoints only; over http the gateway key
+    goes as the access key id. AWS credentials of another kind are refused, naming both ways."""
+    from tokenomy.gateway.keys import KeyStore
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"auth": True, "models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            signed = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            with pytest.raises(ClientError, match="AWS_BEARER_TOKEN_BEDROCK") as refused:
+                signed.converse(modelId="haiku", messages=ASK)
+            assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+            bearer = httpx.post(f"{url}/model/haiku/converse", json={"messages": ASK},
+                                headers={"authorization": f"Bearer {secret}"})  # as botocore sends it over https
+            assert bearer.status_code == 200 and bearer.json()["output"]["message"]["content"]
+            session = boto3.session.Session(aws_access_key_id=secret, aws_secret_access_key="anything")
+            client = session.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 5})
+            request_id = reply["ResponseMetadata"]["RequestId"]
+            # 20k output tokens at Haiku's $1.25 per million could cost $0.025: more than the key's $0.01 budget.
+            with pytest.raises(ClientError) as spent:
+                client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 20_000})
+            assert spent.value.response["Error"]["Code"] == "ThrottlingException"
+            assert "Budget" in spent.value.response["Error"]["Message"]
+    rows = sorted(open_store(str(ledger)).events(), key=lambda e: e.ts)
+    assert [(e.key_id, e.route) for e in rows] == [(key.key_id, "haiku")] * 2 and rows[1].request_id == request_id
+
+
+def test_a_fault_after_the_stream_began_ends_it_with_a_stream_exception(tmp_path) -> None:
+    upstream = ScriptedOpenAI([(200, {}, "cut")])  # streams a token, then the connection drops
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+        events = client.converse_stream(modelId="once", messages=ASK)["stream"]
+        with pytest.raises(EventStreamError, match="upstream"):
+            list(events)
+    upstream.close()
+    [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
+    assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded
