@@ -181,7 +181,15 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         config = parse_config({"auth": True, "models": {
             "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
-        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+        app = create_app(config, str(ledger))
+        posts: list[str] = []
+
+        async def counting(scope, receive, send):  # every request boto3 sends, retries included
+            if scope["type"] == "http" and scope["method"] == "POST":
+                posts.append(scope["path"])
+            await app(scope, receive, send)
+
+        with ServerThread(counting, lifespan="on") as url:
             signed = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             with pytest.raises(ClientError, match="AWS_BEARER_TOKEN_BEDROCK") as refused:
                 signed.converse(modelId="haiku", messages=ASK)
@@ -194,10 +202,16 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
             reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 5})
             request_id = reply["ResponseMetadata"]["RequestId"]
             # 20k output tokens at Haiku's $1.25 per million could cost $0.025: more than the key's $0.01 budget.
-            with pytest.raises(ClientError) as spent:
-                client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 20_000})
-            assert spent.value.response["Error"]["Code"] == "ThrottlingException"
-            assert "Budget" in spent.value.response["Error"]["Message"]
+            # Not a throttle: botocore would retry it (every 429, in both retry modes), and no retry refills a budget.
+            posts.clear()
+            for mode in ("legacy", "standard"):
+                retrying = session.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                          config=Config(retries={"mode": mode}))
+                with pytest.raises(ClientError) as spent:
+                    retrying.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 20_000})
+                assert spent.value.response["Error"]["Code"] == "ServiceQuotaExceededException"
+                assert "Budget exhausted" in spent.value.response["Error"]["Message"]
+            assert posts == ["/model/haiku/converse"] * 2
     rows = sorted(open_store(str(ledger)).events(), key=lambda e: e.ts)
     assert [(e.key_id, e.route) for e in rows] == [(key.key_id, "haiku")] * 2 and rows[1].request_id == request_id
 

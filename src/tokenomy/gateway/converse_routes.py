@@ -67,9 +67,11 @@ STREAM_ERRORS = {
 }
 
 
-def bedrock_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def bedrock_error(
+    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
+) -> JSONResponse:
     """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body."""
-    code = ERROR_CODES.get(status, "InternalServerException" if status < 502 else "ServiceUnavailableException")
+    code = code or ERROR_CODES.get(status, "InternalServerException" if status < 502 else "ServiceUnavailableException")
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
 
 
@@ -215,7 +217,11 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
     admitted = await admit(gw, model_id, route, key, call)
     if isinstance(admitted, Refusal):
-        return metrics.done(bedrock_error(admitted.status, admitted.message, admitted.headers), model_id, started)
+        if admitted.code == "budget_exceeded":  # botocore retries every 429, and waiting will not refill a budget
+            refusal = bedrock_error(400, admitted.message, code="ServiceQuotaExceededException")
+        else:
+            refusal = bedrock_error(admitted.status, admitted.message, admitted.headers)
+        return metrics.done(refusal, model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:
