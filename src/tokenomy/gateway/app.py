@@ -32,6 +32,7 @@ from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_s
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.fast_path import GatewayApp
+from tokenomy.gateway.gemini_routes import router as gemini_router
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
@@ -318,6 +319,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
+    app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
     # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
     app.serve_directly(
         {"/v1/chat/completions": chat_completions, "/v1/messages": create_message},

@@ -1,0 +1,276 @@
+"""The Gemini API on the gateway (`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`), so an
+application on the `google-genai` SDK moves behind Tokenomy by its base URL:
+
+    genai.Client(api_key=<gateway key>, http_options={"base_url": "http://gateway:8080"})
+
+`model` names a gateway route or model, as on the other APIs. The same path as `/v1/chat/completions`: the virtual
+key (`x-goog-api-key`, or `Authorization: Bearer`), overload guard, rate limit, budget reservation, the one call path
+(ledger, telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
+`providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks (`alt=sse`, the SDK's),
+errors Google's `{"error": {"code", "message", "status"}}`.
+
+A streamed function call goes out whole, in the last chunk, as Gemini streams them: its arguments arrive in pieces
+from other providers, and Gemini's format has no argument fragments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
+from tokenomy.gateway.hygiene import PARSED_BODY
+from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.ids import new_id
+from tokenomy.messages import ChatResponse, ReasoningBlock, RequestMeta, StreamChunk, ToolUseBlock
+from tokenomy.providers.gemini_inbound import (
+    caller_param,
+    finish_reason,
+    parts_body,
+    request_from_gemini,
+    response_body,
+    usage_body,
+)
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+METHODS = ("generateContent", "streamGenerateContent")
+
+
+def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
+    if not isinstance(exc, ProviderError):
+        return gemini_error(400, str(exc))
+    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
+        return gemini_error(400, exc.refused.error_text(caller_param(body, exc.refused.where)))
+    if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
+        return gemini_error(400, str(exc).replace(exc.param, caller_param(body, exc.param), 1))
+    return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data, separators=(',', ':'))}\r\n\r\n".encode()
+
+
+def _gemini_upstream(gw, route) -> bool:
+    """Whether the route's model is a Gemini one, which takes Gemini's own fields (safetySettings, cachedContent,
+    ...) as sent; another API has no place for them."""
+    if not route.model:
+        return False  # a routing policy's tiers may be any provider
+    return gw.client.provider_for(gw.client.spec_for(route.model)).name in ("gcp.gemini", "gcp.vertex_ai")
+
+
+class ChunkWriter:
+    """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
+    whole at the end (with a signature that rode on it)."""
+
+    def __init__(self, model: str, response_id: str) -> None:
+        self.model, self.response_id = model, response_id
+        self.calls: dict[int, dict[str, Any]] = {}  # a call's index -> {"id", "name", "args": [fragments], "sig"}
+        self.pending: str | None = None  # a bare signature for the part that follows it
+
+    def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
+        candidate: dict[str, Any] = {"index": 0}
+        if parts:
+            candidate["content"] = {"role": "model", "parts": parts}
+        chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
+        if final is not None:  # the last chunk: why the answer ended, and its usage
+            candidate["finishReason"] = finish_reason(final)
+            chunk["usageMetadata"] = usage_body(final)
+        return _sse(chunk)
+
+    def chunk(self, piece: StreamChunk) -> list[bytes]:
+        parts: list[dict[str, Any]] = []
+        riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
+        if piece.reasoning or (piece.signature and not riding):
+            thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
+            if piece.signature:
+                thought["thoughtSignature"] = piece.signature
+            parts.append(thought)
+        if piece.delta:
+            text: dict[str, Any] = {"text": piece.delta}
+            if riding and piece.tool_call is None:
+                text["thoughtSignature"] = piece.signature
+            parts.append(text)
+        call = piece.tool_call
+        if call is not None:
+            held = self.calls.setdefault(call.index, {"id": None, "name": None, "args": [], "sig": None})
+            held["id"] = held["id"] or call.id
+            held["name"] = held["name"] or call.name
+            held["args"].append(call.arguments)
+            if riding:
+                held["sig"] = piece.signature
+        return [self._chunk(parts)] if parts else []
+
+    def finish(self, response: ChatResponse) -> bytes:
+        # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
+        # which ones streamed. Redacted reasoning has no stream delta: it comes here, whole.
+        blocks = [b for b in response.content if isinstance(b, ToolUseBlock)
+                  or (isinstance(b, ReasoningBlock) and b.redacted is not None)]  # fmt: skip
+        signed = {held["id"]: held["sig"] for held in self.calls.values() if held["sig"]}
+        with_signatures: list[Any] = []
+        for block in blocks:
+            if isinstance(block, ToolUseBlock) and block.id in signed:
+                with_signatures.append(ReasoningBlock("", signed[block.id]))
+            with_signatures.append(block)
+        return self._chunk(parts_body(with_signatures), response)
+
+
+def _parse_target(target: str) -> tuple[str, str] | None:
+    model, _, method = target.rpartition(":")
+    if method not in METHODS or not model:
+        return None
+    return model.removeprefix("models/"), method
+
+
+async def _generate(request: Request, version: str, target: str) -> Response:
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    parsed_target = _parse_target(target)
+    if version not in ("v1", "v1beta", "v1alpha") or parsed_target is None:
+        message = f"/{version}/models/{target}: this gateway serves :generateContent and :streamGenerateContent"
+        return metrics.done(gemini_error(404, message), "unknown", started)
+    model, method = parsed_target
+    route = gw.route_for(model)
+    label = model if route is not None else "unknown"  # bounded metric labels, whatever clients send
+    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        message = json.loads(bytes(key.body))["error"]["message"].replace(
+            "send `Authorization: Bearer <key>`", "send `x-goog-api-key: <key>` (the SDK's api_key)"
+        )
+        return metrics.done(gemini_error(key.status_code, message), label, started)
+    if route is None:
+        return metrics.done(
+            gemini_error(404, f"model `{model}` does not exist on this gateway; GET /v1/models lists the names"),
+            label,
+            started,
+        )
+    body: Any = None
+    try:
+        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
+        parsed = request.scope.get(PARSED_BODY)
+        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
+        call = request_from_gemini(route.model or model, body)
+        call.meta = RequestMeta(
+            task=request.headers.get("x-tokenomy-task") or route.task,
+            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+            tenant=key.team if key else None,
+            key_id=key.key_id if key else None,
+            route=model,
+        )
+        unknown = next(iter(call.extra), None)
+        if unknown is not None and not _gemini_upstream(gw, route):
+            raise ValueError(
+                f"{unknown}: the gateway carries this field to Gemini models only, and `{model}` is not one; remove it"
+            )
+        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        if refused is not None:
+            message = refused.error_text(caller_param(body, refused.where))
+            return metrics.done(gemini_error(400, message), model, started)
+    except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
+        return metrics.done(gemini_error(400, str(exc)), model, started)
+    admitted = await admit(gw, model, route, key, call)
+    if isinstance(admitted, Refusal):
+        return metrics.done(gemini_error(admitted.status, admitted.message, admitted.headers), model, started)
+    call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows
+    headers = {"x-request-id": call.meta.request_id}
+    if method == "streamGenerateContent":
+        return FirstChunkStream(_stream(gw, call, admitted, body, model, started), headers=headers)
+    try:
+        response = await gw.client.achat(call, policy=admitted.policy)
+    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
+        await settle(gw, admitted.budgets, None, paid=paid(exc))
+        failed = _provider_error(exc, body)
+        failed.headers.update(headers)
+        return metrics.done(failed, model, started)
+    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
+    finally:
+        gw.guard.slots.release()
+    await settle(gw, admitted.budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
+    metrics.observe(response, model)
+    answer = response_body(response, model, call.meta.request_id)
+    return metrics.done(JSONResponse(answer, headers=headers), model, started)
+
+
+async def _stream(gw, call, admitted, body: Any, name: str, started: float) -> AsyncIterator[bytes | Response]:
+    writer = ChunkWriter(name, call.meta.request_id)
+    final: ChatResponse | None = None
+    streamed = False
+    refused: Response | None = None  # the call failed before anything was sent: the answer is this error
+    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
+    try:
+        async for piece in gw.client.astream(call, policy=admitted.policy):
+            if piece.response is not None:
+                final = piece.response
+                continue
+            for chunk in writer.chunk(piece):
+                streamed = True
+                yield chunk
+        assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        yield writer.finish(final)
+        metrics.observe(final, name)
+        metrics.count(name, 200, started)
+    except TokenomyError as exc:
+        failed = exc
+        error = _provider_error(exc, body)
+        if not streamed:
+            refused = error
+            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
+            metrics.count(name, refused.status_code, started)
+        else:
+            yield _sse(json.loads(bytes(error.body)))  # the SDK raises an APIError for an `error` chunk
+            metrics.count(name, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the streamGenerateContent stream for %s failed", name)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        yield _sse(json.loads(bytes(gemini_error(500, message).body)))
+        metrics.count(name, 500, started)
+    finally:
+        gw.guard.slots.release()
+        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
+        unknown = final is None and (streamed or failed is None)
+        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
+    if refused is not None:
+        yield refused
+
+
+@router.post("/{version}/models/{target:path}")
+async def generate_content(request: Request, version: str, target: str) -> Response:
+    """Gemini's generateContent and streamGenerateContent (`models/{model}:generateContent`)."""
+    return await _generate(request, version, target)

@@ -1,0 +1,510 @@
+"""The reverse direction, for the gateway's Gemini routes (`/v1beta/models/{model}:generateContent` and
+`:streamGenerateContent`): a generateContent request received from a caller (the `google-genai` SDK, or any REST
+client) becomes a ChatRequest, and a ChatResponse goes back as Gemini's GenerateContentResponse.
+
+The wire is proto3 JSON: each field is read by its camelCase name or its snake_case one. Carried: text, inline
+images and documents (`inlineData`), images and files by URI (`fileData`), `functionCall` / `functionResponse`
+(matched by id, or by name to the latest call of that name when Gemini sent no id, as its API does), thoughts and
+thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
+`parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
+output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`,
+`cachedContent`, `labels`, other generationConfig fields) ride in `extra` under the SDK's snake_case names, which the
+gateway carries to Gemini models only. Anything malformed is a ValueError naming its place, as the caller sent it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    Reasoning,
+    ReasoningBlock,
+    ResponseFormat,
+    TextBlock,
+    ToolChoice,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES, EFFORT_LEVELS, GENERATED_ID
+
+REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
+PASSED_FIELDS = ("safetySettings", "cachedContent", "labels")  # Gemini's own: to Gemini models, as sent
+MAPPED_CONFIG = (
+    "temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "seed", "presencePenalty",
+    "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
+)  # fmt: skip
+PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}  # a document's mime type -> its format
+# Redacted reasoning (Claude's) has no Gemini part: it travels as a thought signature with this prefix, so a caller
+# that sends the part back returns it to the model that redacted it.
+REDACTED = "tokenomy-redacted:"
+FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+MAX_TOKENS = 1_000_000
+
+
+def snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def get(obj: dict[str, Any], name: str) -> Any:
+    """Field `name` (camelCase) or its snake_case spelling, as proto3 JSON parsers accept both."""
+    return obj[name] if name in obj else obj.get(snake(name))
+
+
+def _object(value: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object")
+    for key in value:
+        if key not in fields and key not in {snake(f) for f in fields}:
+            raise ValueError(f"{where}.{key}: not carried by the gateway; remove it")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: expected a string")
+    return value
+
+
+def _base64(value: Any, where: str) -> str:
+    """Base64 text (proto3 JSON bytes: either alphabet), checked, in the standard alphabet."""
+    text = _string(value, where).replace("-", "+").replace("_", "/")
+    try:
+        binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        raise ValueError(f"{where}: not valid base64") from None
+    return text
+
+
+def _media(part: dict[str, Any], where: str) -> Block:
+    inline = get(part, "inlineData")
+    if inline is not None:
+        here = f"{where}.inlineData"
+        inline = _object(inline, here, ("mimeType", "data", "displayName"))
+        mime = _string(get(inline, "mimeType"), f"{here}.mimeType")
+        data = _base64(get(inline, "data"), f"{here}.data")
+        if mime.startswith("image/"):
+            return ImageBlock(media_type=mime, base64=data)
+        if mime not in FORMATS:
+            raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+        name = get(inline, "displayName")
+        return DocumentBlock(FORMATS[mime], base64.b64decode(data), None if name is None else _string(name, here))
+    here = f"{where}.fileData"
+    file = _object(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
+    uri = _string(get(file, "fileUri"), f"{here}.fileUri")
+    mime = get(file, "mimeType")
+    if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
+        return ImageBlock(media_type=mime, url=uri)
+    if mime not in FORMATS:
+        raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+    return DocumentBlock(FORMATS[mime], file_id=uri)
+
+
+def _signature(part: dict[str, Any], where: str) -> str | None:
+    signature = get(part, "thoughtSignature")
+    if signature is None:
+        return None
+    text = _string(signature, f"{where}.thoughtSignature")
+    return text if text.startswith(REDACTED) else _base64(text, f"{where}.thoughtSignature")
+
+
+class _Calls:
+    """Function calls seen so far, so a response finds the call it answers: by id, or by name (the latest
+    unanswered call of that name) when Gemini sent none; a call without an id gets one (GENERATED_ID, which the
+    Gemini provider leaves out again)."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.open: list[tuple[str, str]] = []  # (id, name) not answered yet
+
+    def call(self, value: Any, where: str) -> ToolUseBlock:
+        call = _object(value, where, ("id", "name", "args"))
+        name = _string(get(call, "name"), f"{where}.name")
+        args = get(call, "args") or {}
+        if not isinstance(args, dict):
+            raise ValueError(f"{where}.args: expected an object")
+        given = get(call, "id")
+        call_id = _string(given, f"{where}.id") if given is not None else f"{GENERATED_ID}{self.made}"
+        self.made += 1
+        self.open.append((call_id, name))
+        return ToolUseBlock(call_id, name, args, json.dumps(args))
+
+    def response(self, value: Any, where: str) -> ToolResultBlock:
+        answer = _object(value, where, ("id", "name", "response", "willContinue", "scheduling", "parts"))
+        for key in ("willContinue", "scheduling", "parts"):
+            if get(answer, key) is not None:
+                raise ValueError(f"{where}.{key}: not carried by the gateway; remove it")
+        name = _string(get(answer, "name"), f"{where}.name")
+        given = get(answer, "id")
+        matches = [c for c in self.open if (c[0] == given if given is not None else c[1] == name)]
+        if not matches:
+            raise ValueError(
+                f"{where}: no earlier functionCall {f'with id {given!r}' if given is not None else f'named {name!r}'} "
+                "in this conversation; send the call before its response"
+            )
+        call_id = matches[-1][0]
+        self.open.remove(matches[-1])
+        response = get(answer, "response")
+        if not isinstance(response, dict):
+            raise ValueError(f"{where}.response: expected an object")
+        # {"output": x} / {"error": x} is Gemini's own convention (the provider writes a result so): the value alone.
+        only = next(iter(response)) if len(response) == 1 else None
+        value = response[only] if only in ("output", "error") else response
+        text = value if isinstance(value, str) else json.dumps(value)
+        return ToolResultBlock(call_id, [TextBlock(text)], only == "error")
+
+
+def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
+    parts = get(content, "parts")
+    if not isinstance(parts, list) or not parts:
+        raise ValueError(f"{where}.parts: expected a non-empty list of parts")
+    blocks: list[Block] = []
+    for j, part in enumerate(parts):
+        here = f"{where}.parts[{j}]"
+        part = _object(part, here, PART_FIELDS)
+        signature = _signature(part, here)
+        if get(part, "thought"):
+            text = _string(get(part, "text") or "", f"{here}.text")
+            last = blocks[-1] if blocks else None
+            if signature is not None and signature.startswith(REDACTED):
+                blocks.append(ReasoningBlock(redacted=signature[len(REDACTED) :]))
+            elif isinstance(last, ReasoningBlock) and last.text and last.signature is None and last.redacted is None:
+                blocks[-1] = ReasoningBlock(last.text + text, signature)  # a streamed thought, collected part by part
+            else:
+                blocks.append(ReasoningBlock(text, signature))
+            continue
+        if signature is not None:  # a signature on a call or text part: a block of its own right before it
+            blocks.append(ReasoningBlock("", signature))
+        kinds = [k for k in ("text", "inlineData", "fileData", "functionCall", "functionResponse") if get(part, k)
+                 is not None]  # fmt: skip
+        if len(kinds) != 1:
+            if not kinds and signature is not None:
+                continue  # a trailing signature-only part (Gemini ends a turn so): kept above
+            raise ValueError(f"{here}: expected exactly one of text, inlineData, fileData, functionCall, "
+                             "functionResponse")  # fmt: skip
+        kind = kinds[0]
+        if kind == "text":
+            blocks.append(TextBlock(_string(get(part, "text"), f"{here}.text")))
+        elif kind == "functionCall":
+            blocks.append(calls.call(get(part, kind), f"{here}.functionCall"))
+        elif kind == "functionResponse":
+            blocks.append(calls.response(get(part, kind), f"{here}.functionResponse"))
+        else:
+            blocks.append(_media(part, here))
+    return blocks
+
+
+def json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style Schema (`type: "OBJECT"`) as JSON Schema (`"object"`): other APIs take JSON Schema."""
+    if isinstance(schema, dict):
+        return {k: (v.lower() if k == "type" and isinstance(v, str) else json_schema(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [json_schema(v) for v in schema]
+    return schema
+
+
+def _tools(value: Any) -> list[ToolSpec]:
+    if not isinstance(value, list):
+        raise ValueError("tools: expected a list")
+    tools = []
+    for i, tool in enumerate(value):
+        where = f"tools[{i}]"
+        tool = _object(tool, where, ("functionDeclarations",))  # googleSearch, codeExecution: Gemini's own tools
+        for j, item in enumerate(get(tool, "functionDeclarations") or []):
+            here = f"{where}.functionDeclarations[{j}]"
+            item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema"))
+            schema = get(item, "parametersJsonSchema")
+            if schema is None:
+                schema = json_schema(get(item, "parameters") or {"type": "object", "properties": {}})
+            if not isinstance(schema, dict):
+                raise ValueError(f"{here}.parametersJsonSchema: expected a JSON schema object")
+            description = get(item, "description")
+            tools.append(ToolSpec(_string(get(item, "name"), f"{here}.name"),
+                                  None if description is None else _string(description, f"{here}.description"),
+                                  schema))  # fmt: skip
+    return tools
+
+
+def _tool_choice(value: Any) -> ToolChoice | None:
+    config = get(_object(value, "toolConfig", ("functionCallingConfig",)), "functionCallingConfig")
+    if config is None:
+        return None
+    where = "toolConfig.functionCallingConfig"
+    config = _object(config, where, ("mode", "allowedFunctionNames"))
+    mode = str(get(config, "mode") or "AUTO").upper()
+    allowed = get(config, "allowedFunctionNames") or []
+    if mode in ("AUTO", "MODE_UNSPECIFIED") and not allowed:
+        return ToolChoice("auto")
+    if mode == "NONE" and not allowed:
+        return ToolChoice("none")
+    if mode == "ANY" and not allowed:
+        return ToolChoice("any")
+    if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1 and isinstance(allowed[0], str):
+        return ToolChoice("tool", allowed[0])
+    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY and NONE, and ANY with one allowed function "
+                     f"name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
+
+
+def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options a ChatRequest maps itself, and the other generationConfig fields (snake_case, for `extra`)."""
+    if not isinstance(value, dict):
+        raise ValueError("generationConfig: expected an object")
+    mapped = {name: get(value, name) for name in MAPPED_CONFIG if get(value, name) is not None}
+    rest = {
+        snake(k): v for k, v in value.items() if k not in MAPPED_CONFIG and k not in {snake(m) for m in MAPPED_CONFIG}
+    }
+    for name in ("temperature", "topP", "presencePenalty", "frequencyPenalty"):
+        if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], (int, float))):
+            raise ValueError(f"generationConfig.{name}: expected a number")
+    for name in ("topK", "seed", "maxOutputTokens"):
+        if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], int)):
+            raise ValueError(f"generationConfig.{name}: expected an integer")
+    if not 1 <= mapped.get("maxOutputTokens", 1) <= MAX_TOKENS:
+        raise ValueError(f"generationConfig.maxOutputTokens: expected an integer from 1 to {MAX_TOKENS}")
+    stops = mapped.get("stopSequences", [])
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise ValueError("generationConfig.stopSequences: expected a list of strings")
+    return mapped, rest
+
+
+def _output(mapped: dict[str, Any]) -> ResponseFormat | None:
+    mime = mapped.get("responseMimeType")
+    schema = mapped.get("responseJsonSchema")
+    if schema is None and mapped.get("responseSchema") is not None:
+        schema = json_schema(mapped["responseSchema"])
+    if mime in (None, "text/plain"):
+        if schema is not None:
+            raise ValueError('generationConfig.responseMimeType: a response schema needs "application/json"')
+        return None
+    if mime != "application/json":
+        raise ValueError(f'generationConfig.responseMimeType: the gateway carries "application/json" and '
+                         f'"text/plain", not {mime!r}')  # fmt: skip
+    if schema is None:
+        return ResponseFormat("json_object")
+    if not isinstance(schema, dict):
+        raise ValueError("generationConfig.responseJsonSchema: expected a JSON schema object")
+    return ResponseFormat("json_schema", schema, "response", True)
+
+
+def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
+    thinking = mapped.get("thinkingConfig")
+    if thinking is None:
+        return None
+    where = "generationConfig.thinkingConfig"
+    thinking = _object(thinking, where, ("thinkingBudget", "thinkingLevel", "includeThoughts"))
+    budget, level = get(thinking, "thinkingBudget"), get(thinking, "thinkingLevel")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
+        raise ValueError(f"{where}.thinkingBudget: expected an integer of -1 (dynamic) or more")
+    if get(thinking, "includeThoughts") is False:
+        raise ValueError(f"{where}.includeThoughts: the gateway returns the thoughts a model sends; remove it")
+    if level is not None:
+        efforts = {v: k for k, v in EFFORT_LEVELS.items()}
+        if level not in efforts:
+            raise ValueError(f"{where}.thinkingLevel: expected one of {', '.join(efforts)}")
+        return Reasoning(effort=efforts[level])
+    if budget == -1:
+        return Reasoning(adaptive=True)
+    if budget == 0:
+        return None  # thinking off: what a request without thinkingConfig asks of the other APIs
+    return Reasoning(budget_tokens=budget) if budget is not None else None
+
+
+def request_from_gemini(model: str, body: Any) -> ChatRequest:
+    """A generateContent request body (the model is the URL's) as a ChatRequest.
+    Raises ValueError naming the field, as the caller sent it, for anything malformed or not carried."""
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    for key in body:
+        if key not in (*REQUEST_FIELDS, *PASSED_FIELDS) and snake(key) not in {
+            snake(f) for f in (*REQUEST_FIELDS, *PASSED_FIELDS)
+        }:
+            raise ValueError(f"{key}: not carried by the gateway; remove it")
+    contents = get(body, "contents")
+    if not isinstance(contents, list) or not contents:
+        raise ValueError("contents: expected a non-empty list")
+    calls = _Calls()
+    messages = []
+    for i, content in enumerate(contents):
+        where = f"contents[{i}]"
+        content = _object(content, where, ("role", "parts"))
+        role = get(content, "role") or "user"
+        if role not in ("user", "model"):
+            raise ValueError(f"{where}.role: expected 'user' or 'model'")
+        messages.append(Message("assistant" if role == "model" else "user", _parts(content, where, calls)))
+    system = None
+    if get(body, "systemInstruction") is not None:
+        instruction = _object(get(body, "systemInstruction"), "systemInstruction", ("role", "parts"))
+        blocks = _parts(instruction, "systemInstruction", _Calls())
+        if not all(isinstance(b, TextBlock) for b in blocks):
+            raise ValueError("systemInstruction.parts: the system instruction takes text parts only")
+        system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
+    tools = _tools(get(body, "tools")) if get(body, "tools") is not None else []
+    choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
+    mapped, rest = _generation(get(body, "generationConfig") or {})
+    extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
+    extra.update(rest)
+    return ChatRequest(
+        messages=messages,
+        model=model,
+        system=system,
+        max_tokens=mapped.get("maxOutputTokens"),
+        temperature=mapped.get("temperature"),
+        top_p=mapped.get("topP"),
+        top_k=mapped.get("topK"),
+        stop=list(mapped.get("stopSequences") or []),
+        seed=mapped.get("seed"),
+        presence_penalty=mapped.get("presencePenalty"),
+        frequency_penalty=mapped.get("frequencyPenalty"),
+        tools=tools,
+        tool_choice=choice,
+        response_format=_output(mapped),
+        reasoning=_reasoning(mapped),
+        extra=extra,
+    )
+
+
+# The request options a provider mapping names when it refuses one, by the field a Gemini caller sent.
+CALLER_FIELDS = {
+    "max_tokens": "generationConfig.maxOutputTokens",
+    "temperature": "generationConfig.temperature",
+    "top_p": "generationConfig.topP",
+    "top_k": "generationConfig.topK",
+    "stop": "generationConfig.stopSequences",
+    "seed": "generationConfig.seed",
+    "presence_penalty": "generationConfig.presencePenalty",
+    "frequency_penalty": "generationConfig.frequencyPenalty",
+    "response_format": "generationConfig.responseMimeType",
+    "reasoning_effort": "generationConfig.thinkingConfig.thinkingLevel",
+    "reasoning.budget_tokens": "generationConfig.thinkingConfig.thinkingBudget",
+    "thinking": "generationConfig.thinkingConfig",
+    "tools": "tools",
+    "tool_choice": "toolConfig.functionCallingConfig",
+}
+_PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
+
+
+def _blocks_per_part(parts: list[Any]) -> list[int]:
+    """The part each block `_parts` made came from, by block index: a part with a signature and content made two
+    blocks (the signature's, then its own), streamed thought pieces one."""
+    owners: list[int] = []
+    for index, part in enumerate(parts):
+        thought = get(part, "thought")
+        signed = get(part, "thoughtSignature") is not None
+        content = any(get(part, k) is not None for k in ("inlineData", "fileData", "functionCall", "functionResponse"))
+        content = content or get(part, "text") is not None
+        if thought and owners and owners[-1] == index - 1 and get(parts[index - 1], "thought"):
+            previous = parts[index - 1]
+            if get(previous, "thoughtSignature") is None and get(previous, "text"):
+                owners[-1] = index  # merged into the previous thought's block
+                continue
+        owners += [index] * (2 if signed and content and not thought else 1)
+    return owners
+
+
+def caller_param(body: dict[str, Any], param: str) -> str:
+    """A mapping's name for a field it cannot send (`messages[2].content[1]`, `top_k`) in the caller's terms
+    (`contents[2].parts[1]`, `generationConfig.topK`): contents keep their places; a block's part is counted again
+    (`_blocks_per_part`)."""
+    for ours, theirs in CALLER_FIELDS.items():
+        if param == ours or param.startswith(ours + "."):
+            return theirs + param[len(ours) :]
+    found = _PLACE.match(param)
+    if found is None:
+        return param
+    message, block = int(found.group(1)), found.group(2)
+    if block is None:
+        return f"contents[{message}]" + param[found.end() :]
+    try:
+        part = _blocks_per_part(get(body["contents"][message], "parts"))[int(block)]
+    except (KeyError, IndexError, TypeError):
+        return param
+    return f"contents[{message}].parts[{part}]" + param[found.end() :]
+
+
+def _part(block: Block, pending: str | None) -> dict[str, Any] | None:
+    if isinstance(block, TextBlock):
+        part: dict[str, Any] = {"text": block.text}
+    elif isinstance(block, ToolUseBlock):
+        call: dict[str, Any] = {"name": block.name, "args": block.input}
+        if not block.id.startswith(GENERATED_ID):
+            call["id"] = block.id
+        part = {"functionCall": call}
+    elif isinstance(block, ImageBlock) and block.inline:
+        part = {
+            "inlineData": {
+                "mimeType": block.media_type or "image/png",
+                "data": block.base64 or base64.b64encode(block.payload() or b"").decode(),
+            }
+        }
+    elif isinstance(block, ImageBlock):
+        part = {"fileData": {"mimeType": block.media_type or "image/jpeg", "fileUri": block.url}}
+    else:  # a document or tool result: request blocks, never in an answer
+        return None
+    if pending:
+        part["thoughtSignature"] = pending
+    return part
+
+
+def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
+    """Answer blocks as Gemini parts: thoughts as `thought` parts with their signature, a bare signature on the part
+    that follows it (or a part of its own at the end), redacted reasoning as a prefixed signature (REDACTED)."""
+    parts: list[dict[str, Any]] = []
+    pending: str | None = None
+    for block in blocks:
+        if isinstance(block, ReasoningBlock):
+            if block.redacted is not None:
+                parts.append({"text": "", "thought": True, "thoughtSignature": REDACTED + block.redacted})
+            elif block.text:
+                thought: dict[str, Any] = {"text": block.text, "thought": True}
+                if block.signature:
+                    thought["thoughtSignature"] = block.signature
+                parts.append(thought)
+            else:
+                pending = block.signature
+            continue
+        part = _part(block, pending)
+        if part is not None:
+            parts.append(part)
+            pending = None
+    if pending:
+        parts.append({"text": "", "thoughtSignature": pending})
+    return parts
+
+
+def finish_reason(response: ChatResponse) -> str:
+    return FINISH_REASONS.get(response.finish_reason, response.finish_reason.upper())
+
+
+def usage_body(response: ChatResponse) -> dict[str, int]:
+    """usageMetadata: Gemini's prompt count includes cached tokens, and its candidates count excludes thoughts."""
+    usage = response.usage
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    body = {"promptTokenCount": prompt, "candidatesTokenCount": usage.output_tokens - usage.reasoning_tokens,
+            "totalTokenCount": prompt + usage.output_tokens}  # fmt: skip
+    if usage.cache_read_tokens:
+        body["cachedContentTokenCount"] = usage.cache_read_tokens
+    if usage.reasoning_tokens:
+        body["thoughtsTokenCount"] = usage.reasoning_tokens
+    return body
+
+
+def response_body(response: ChatResponse, model: str, response_id: str) -> dict[str, Any]:
+    """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content)},
+                        "finishReason": finish_reason(response), "index": 0}],
+        "usageMetadata": usage_body(response),
+        "modelVersion": model,
+        "responseId": response_id,
+    }  # fmt: skip

@@ -1,0 +1,210 @@
+"""The Gemini API on the gateway: the google-genai SDK → `tokenomy serve` → a Gemini model (the Gemini emulator,
+which checks its own thought signatures) or any other provider (a recording OpenAI upstream, Claude). Function
+calls and responses, thoughts, images and documents, streamed and not, keys, and every malformed or uncarried field
+refused by name."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from helpers.recording_openai import RecordingOpenAI, arguments_for
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+GEMINI = "gemini-2.5-flash"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
+PDF = b"%PDF-1.4\n" + bytes(range(256))
+WEATHER = types.FunctionDeclaration(name="get_weather", description="Weather in a city", parameters_json_schema={
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+TIME = types.FunctionDeclaration(name="get_time", parameters=types.Schema(type="OBJECT", properties={}))
+MANUAL = types.AutomaticFunctionCallingConfig(disable=True)  # the test plays the application's part
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(google-genai client, gateway URL, recording upstream)."""
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini, RecordingOpenAI() as upstream:
+        config = parse_config({"models": {
+            "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+            "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
+                          "inputs": ["text"]}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            yield genai.Client(api_key="unused", http_options={"base_url": url}), url, upstream
+
+
+def test_a_tool_loop_with_thinking_reaches_gemini_and_its_signatures_go_back(served) -> None:
+    client = served[0]
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL,
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
+        thinking_config=types.ThinkingConfig(thinking_budget=128, include_thoughts=True), max_output_tokens=256)
+    contents: list = [types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])]
+    for stream in (False, True):
+        if stream:
+            chunks = list(client.models.generate_content_stream(model="g", contents=contents, config=config))
+            parts = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+            answer = types.Content(role="model", parts=parts)
+        else:
+            answer = client.models.generate_content(model="g", contents=contents, config=config).candidates[0].content
+        thoughts = [p for p in answer.parts if p.thought]
+        calls = [p.function_call for p in answer.parts if p.function_call]
+        assert thoughts and any(p.thought_signature for p in answer.parts)
+        assert [c.name for c in calls] == ["get_weather"] and set(calls[0].args) == {"city"}
+        result = types.FunctionResponse(name="get_weather", response={"output": "18C sunny"})
+        turn = [*contents, answer, types.Content(role="user", parts=[types.Part(function_response=result)])]
+        final = client.models.generate_content(model="g", contents=turn, config=types.GenerateContentConfig(
+            tools=config.tools, automatic_function_calling=MANUAL, thinking_config=config.thinking_config))
+        assert "18C" in final.text  # the emulator took the signatures back and saw the function's result
+
+
+def test_a_gemini_request_reaches_an_openai_model_and_its_calls_come_back_as_function_calls(served) -> None:
+    client, _, upstream = served
+    user = types.Content(role="user", parts=[types.Part(text="Weather and time here?"),
+                                             types.Part.from_bytes(data=IMAGE, mime_type="image/png"),
+                                             types.Part.from_bytes(data=PDF, mime_type="application/pdf")])
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER, TIME])], automatic_function_calling=MANUAL,
+        system_instruction="Be brief.", max_output_tokens=30, top_p=0.5, stop_sequences=["END"], seed=7)
+    reply = client.models.generate_content(model="fast", contents=[user], config=config)
+    body = upstream.last
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    content = body["messages"][1]["content"]
+    assert base64.b64decode(content[1]["image_url"]["url"].split(",", 1)[1]) == IMAGE
+    assert base64.b64decode(content[2]["file"]["file_data"].split(",", 1)[1]) == PDF
+    assert [t["function"]["parameters"] for t in body["tools"]] == [WEATHER.parameters_json_schema,
+                                                                    {"type": "object", "properties": {}}]
+    assert (body["max_tokens"], body["top_p"], body["stop"], body["seed"]) == (30, 0.5, ["END"], 7)
+    calls = reply.function_calls
+    assert [(c.id, c.name) for c in calls] == [("call_0", "get_weather"), ("call_1", "get_time")]
+    assert calls[0].args == json.loads(arguments_for("get_weather"))
+    turn = [user, reply.candidates[0].content, types.Content(role="user", parts=[
+        types.Part(function_response=types.FunctionResponse(id=c.id, name=c.name, response={"output": "18C"}))
+        for c in calls])]
+    final = client.models.generate_content(model="fast", contents=turn, config=config)
+    assert final.text == "answer after 18C"
+    sent = upstream.last["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "tool"]
+    assert [m.get("tool_call_id") for m in sent[3:]] == ["call_0", "call_1"]
+    # Streamed: each call arrives whole, with its arguments byte for byte, in the last chunk.
+    chunks = list(client.models.generate_content_stream(model="fast", contents=[user], config=config))
+    streamed = [p.function_call for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+    assert [(c.name, c.args) for c in streamed] == [(c.name, c.args) for c in calls]
+    assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].usage_metadata.total_token_count > 0
+
+
+def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:
+    client, _, upstream = served
+    turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),
+            types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(
+                name="get_weather", args={"city": "Paris"}))]),
+            types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+                name="get_weather", response={"temp_c": 18}))])]
+    client.models.generate_content(model="fast", contents=turn, config=types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL))
+    assistant, result = upstream.last["messages"][1:]
+    assert result == {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": '{"temp_c": 18}'}
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    ({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]},
+     "contents[0].parts[0].executableCode: not carried"),
+    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch: not carried"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%"}}]}]},
+     "contents[0].parts[0].inlineData.data: not valid base64"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AA=="}}]}]},
+     "contents[0].parts[0].inlineData.mimeType"),
+    ({"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}]},
+     "contents[0].parts[0].functionResponse: no earlier functionCall"),
+    ({"generationConfig": {"maxOutputTokens": "ten"}}, "generationConfig.maxOutputTokens"),
+    ({"generationConfig": {"thinkingConfig": {"thinkingBudget": 128, "includeThoughts": False}}},
+     "generationConfig.thinkingConfig.includeThoughts"),
+    ({"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["a", "b"]}}},
+     "toolConfig.functionCallingConfig"),
+    ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]},
+     "safety_settings: the gateway carries this field to Gemini models only"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}],
+      "model": "text-only"}, "contents[0].parts[0]"),
+    ({"cachedContents": "x"}, "cachedContents: not carried"),
+])
+def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
+    url = served[1]
+    model = body.pop("model", "fast")
+    request = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], **body}
+    answer = httpx.post(f"{url}/v1beta/models/{model}:generateContent", json=request)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and named in error["message"]
+
+
+def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(served) -> None:
+    client, url, _ = served
+    settings = [types.SafetySetting(category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_NONE")]
+    reply = client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
+        safety_settings=settings, max_output_tokens=8))
+    assert reply.text and reply.usage_metadata.prompt_token_count > 0
+    with pytest.raises(errors.ClientError) as missing:
+        client.models.generate_content(model="nope", contents="hi")
+    assert missing.value.code == 404
+    wrong = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})
+    assert wrong.status_code == 404 and "generateContent" in wrong.json()["error"]["message"]
+
+
+def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"auth": True, "models": {"g": {"provider": "gemini", "model": GEMINI,
+                                                              "base_url": gemini}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            stranger = genai.Client(api_key="wrong", http_options={"base_url": url})
+            with pytest.raises(errors.ClientError, match="Invalid or revoked API key") as refused:
+                stranger.models.generate_content(model="g", contents="hi")
+            assert refused.value.code == 401
+            anonymous = httpx.post(f"{url}/v1beta/models/g:generateContent", json={"contents": "hi"})
+            assert anonymous.status_code == 401 and "x-goog-api-key" in anonymous.json()["error"]["message"]
+            client = genai.Client(api_key=secret, http_options={"base_url": url})
+            reply = client.models.generate_content(model="g", contents="hi",
+                                                   config=types.GenerateContentConfig(max_output_tokens=5))
+            # 20k output tokens at Gemini 2.5 Flash's $2.50 per million could cost $0.05: more than the $0.01 budget.
+            with pytest.raises(errors.ClientError, match="Budget exhausted") as spent:
+                client.models.generate_content(model="g", contents="hi",
+                                               config=types.GenerateContentConfig(max_output_tokens=20_000))
+            assert spent.value.code == 429 and spent.value.status == "RESOURCE_EXHAUSTED"
+    [row] = open_store(str(ledger)).events()
+    assert (row.key_id, row.route, row.request_id) == (key.key_id, "g", reply.response_id)
+
+
+def test_a_fault_after_the_stream_began_ends_it_with_an_error_chunk(tmp_path) -> None:
+    upstream = ScriptedOpenAI([(200, {}, "cut")])  # streams a token, then the connection drops
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = genai.Client(api_key="unused", http_options={"base_url": url})
+        with pytest.raises(errors.APIError, match="upstream"):
+            list(client.models.generate_content_stream(model="once", contents="hi"))
+    upstream.close()
+    [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
+    assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded

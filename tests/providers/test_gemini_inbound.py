@@ -1,0 +1,46 @@
+"""The gateway's Gemini ingress: an answer's parts read back as the same blocks (what a caller does when it appends
+the answer to its next request), and a refused block named at the part the caller sent."""
+
+from __future__ import annotations
+
+import base64
+
+from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.providers.gemini_inbound import caller_param, parts_body, request_from_gemini
+
+SIGNATURE = base64.b64encode(b"gemini-signature").decode()
+REDACTED = base64.b64encode(bytes(range(64))).decode()
+
+
+def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
+    """Claude's signed and redacted thinking, a signature riding on a call (Gemini's), a URL image: a Gemini-API
+    caller that sends the answer back returns each to the model that made it, signed."""
+    blocks = [ReasoningBlock("thinking it over", SIGNATURE), ReasoningBlock(redacted=REDACTED), TextBlock("Calling."),
+              ReasoningBlock("", SIGNATURE),
+              ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
+              ImageBlock(media_type="image/png", url="https://example.com/a.png")]
+    parts = parts_body(blocks)
+    assert parts[1] == {"text": "", "thought": True, "thoughtSignature": "tokenomy-redacted:" + REDACTED}
+    assert parts[3] == {"functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Oslo"}},
+                        "thoughtSignature": SIGNATURE}
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
+    assert request_from_gemini("m", body).messages[1].content == blocks
+
+
+def test_streamed_thought_pieces_are_one_signed_thought() -> None:
+    parts = [{"text": "a", "thought": True}, {"text": "b", "thought": True},
+             {"text": "", "thought": True, "thoughtSignature": SIGNATURE}, {"text": "Hi."}]
+    body = {"contents": [{"parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
+    assert request_from_gemini("m", body).messages[1].content == [ReasoningBlock("ab", SIGNATURE), TextBlock("Hi.")]
+    assert caller_param(body, "messages[1].content[1]") == "contents[1].parts[3]"
+
+
+def test_a_refused_block_is_named_at_the_part_the_caller_sent() -> None:
+    parts = [{"text": "Look:", "thoughtSignature": SIGNATURE},
+             {"inlineData": {"mimeType": "image/png", "data": "AA=="}}]
+    body = {"contents": [{"parts": parts}]}
+    blocks = request_from_gemini("m", body).messages[0].content
+    assert [type(b) for b in blocks] == [ReasoningBlock, TextBlock, ImageBlock]
+    assert caller_param(body, "messages[0].content[2]") == "contents[0].parts[1]"
+    assert caller_param(body, "messages[0].content[2].detail") == "contents[0].parts[1].detail"
+    assert caller_param(body, "top_k") == "generationConfig.topK"
