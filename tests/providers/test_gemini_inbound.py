@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 
+from google.genai import types
+
 from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
-from tokenomy.providers.gemini_inbound import caller_param, parts_body, request_from_gemini
+from tokenomy.providers.gemini_inbound import caller_param, parts_body, request_from_gemini, signature_out
 
 SIGNATURE = base64.b64encode(b"gemini-signature").decode()
 REDACTED = base64.b64encode(bytes(range(64))).decode()
@@ -20,16 +22,21 @@ def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
               ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
               ImageBlock(media_type="image/png", url="https://example.com/a.png")]
     parts = parts_body(blocks)
-    assert parts[1] == {"text": "", "thought": True, "thoughtSignature": "tokenomy-redacted:" + REDACTED}
-    assert parts[3] == {"functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Oslo"}},
-                        "thoughtSignature": SIGNATURE}
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
+    assert parts[1]["thought"] and parts[3]["functionCall"] == {"id": "toolu_1", "name": "get_weather",
+                                                                "args": {"city": "Oslo"}}
+    # Through the SDK: it holds each signature as bytes, and sends them back URL-safe.
+    answer = types.Content.model_validate({"role": "model", "parts": parts})
+    sent_back = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, sent_back]}
     assert request_from_gemini("m", body).messages[1].content == blocks
+    # A signature from Gemini itself, not through the gateway, is its bytes in standard base64.
+    native = {"contents": [{"parts": [{"text": "x", "thought": True, "thoughtSignature": "-vv8_f7_"}]}]}
+    assert request_from_gemini("m", native).messages[0].content == [ReasoningBlock("x", "+vv8/f7/")]
 
 
 def test_streamed_thought_pieces_are_one_signed_thought() -> None:
     parts = [{"text": "a", "thought": True}, {"text": "b", "thought": True},
-             {"text": "", "thought": True, "thoughtSignature": SIGNATURE}, {"text": "Hi."}]
+             {"text": "", "thought": True, "thoughtSignature": signature_out(SIGNATURE)}, {"text": "Hi."}]
     body = {"contents": [{"parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
     assert request_from_gemini("m", body).messages[1].content == [ReasoningBlock("ab", SIGNATURE), TextBlock("Hi.")]
     assert caller_param(body, "messages[1].content[1]") == "contents[1].parts[3]"

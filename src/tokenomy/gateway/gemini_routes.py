@@ -39,6 +39,7 @@ from tokenomy.providers.gemini_inbound import (
     parts_body,
     request_from_gemini,
     response_body,
+    signature_out,
     usage_body,
 )
 
@@ -114,12 +115,12 @@ class ChunkWriter:
         if piece.reasoning or (piece.signature and not riding):
             thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
             if piece.signature:
-                thought["thoughtSignature"] = piece.signature
+                thought["thoughtSignature"] = signature_out(piece.signature)
             parts.append(thought)
         if piece.delta:
             text: dict[str, Any] = {"text": piece.delta}
             if riding and piece.tool_call is None:
-                text["thoughtSignature"] = piece.signature
+                text["thoughtSignature"] = signature_out(piece.signature or "")
             parts.append(text)
         call = piece.tool_call
         if call is not None:

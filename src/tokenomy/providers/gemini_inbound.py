@@ -46,9 +46,12 @@ MAPPED_CONFIG = (
 )  # fmt: skip
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}  # a document's mime type -> its format
-# Redacted reasoning (Claude's) has no Gemini part: it travels as a thought signature with this prefix, so a caller
-# that sends the part back returns it to the model that redacted it.
-REDACTED = "tokenomy-redacted:"
+# A thoughtSignature is bytes to Gemini's SDK: it decodes the base64 text and sends the bytes back re-encoded (in the
+# URL-safe alphabet), so a signature's own text (Claude's, or Gemini's base64 as the provider holds it) goes out as the
+# base64 of these marked bytes, which come back whole. Redacted reasoning (Claude's) has no Gemini part: it travels as
+# a thought signature marked so, and a caller that sends it back returns it to the model that redacted it.
+SIGNATURE_MARK = b"tokenomy:signature:"
+REDACTED_MARK = b"tokenomy:redacted:"
 FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 MAX_TOKENS = 1_000_000
 
@@ -111,12 +114,28 @@ def _media(part: dict[str, Any], where: str) -> Block:
     return DocumentBlock(FORMATS[mime], file_id=uri)
 
 
-def _signature(part: dict[str, Any], where: str) -> str | None:
-    signature = get(part, "thoughtSignature")
-    if signature is None:
+def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
+    """A signature (or redacted reasoning) as the thoughtSignature the gateway sends: see SIGNATURE_MARK."""
+    return base64.b64encode(mark + text.encode()).decode()
+
+
+def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
+    """A part's thoughtSignature as (the signature's text, whether it is redacted reasoning). One the gateway sent
+    comes back as it left; one it did not (Gemini's own, from another client) is its bytes in standard base64."""
+    value = get(part, "thoughtSignature")
+    if value is None:
         return None
-    text = _string(signature, f"{where}.thoughtSignature")
-    return text if text.startswith(REDACTED) else _base64(text, f"{where}.thoughtSignature")
+    text = _string(value, f"{where}.thoughtSignature").replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(
+            text + "=" * (-len(text) % 4), validate=True
+        )  # proto3 JSON: either alphabet, padded or not
+    except binascii.Error:
+        raise ValueError(f"{where}.thoughtSignature: not valid base64") from None
+    for mark, redacted in ((SIGNATURE_MARK, False), (REDACTED_MARK, True)):
+        if raw.startswith(mark):
+            return raw[len(mark) :].decode("utf-8", "replace"), redacted
+    return base64.b64encode(raw).decode(), False
 
 
 class _Calls:
@@ -173,13 +192,15 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
     for j, part in enumerate(parts):
         here = f"{where}.parts[{j}]"
         part = _object(part, here, PART_FIELDS)
-        signature = _signature(part, here)
+        signed = _signature(part, here)
+        signature, redacted = signed if signed is not None else (None, False)
+        if redacted:
+            blocks.append(ReasoningBlock(redacted=signature))
+            continue
         if get(part, "thought"):
             text = _string(get(part, "text") or "", f"{here}.text")
             last = blocks[-1] if blocks else None
-            if signature is not None and signature.startswith(REDACTED):
-                blocks.append(ReasoningBlock(redacted=signature[len(REDACTED) :]))
-            elif isinstance(last, ReasoningBlock) and last.text and last.signature is None and last.redacted is None:
+            if isinstance(last, ReasoningBlock) and last.text and last.signature is None and last.redacted is None:
                 blocks[-1] = ReasoningBlock(last.text + text, signature)  # a streamed thought, collected part by part
             else:
                 blocks.append(ReasoningBlock(text, signature))
@@ -452,23 +473,25 @@ def _part(block: Block, pending: str | None) -> dict[str, Any] | None:
     else:  # a document or tool result: request blocks, never in an answer
         return None
     if pending:
-        part["thoughtSignature"] = pending
+        part["thoughtSignature"] = signature_out(pending)
     return part
 
 
 def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
     """Answer blocks as Gemini parts: thoughts as `thought` parts with their signature, a bare signature on the part
-    that follows it (or a part of its own at the end), redacted reasoning as a prefixed signature (REDACTED)."""
+    that follows it (or a part of its own at the end), redacted reasoning as a marked signature (SIGNATURE_MARK)."""
     parts: list[dict[str, Any]] = []
     pending: str | None = None
     for block in blocks:
         if isinstance(block, ReasoningBlock):
             if block.redacted is not None:
-                parts.append({"text": "", "thought": True, "thoughtSignature": REDACTED + block.redacted})
+                parts.append(
+                    {"text": "", "thought": True, "thoughtSignature": signature_out(block.redacted, REDACTED_MARK)}
+                )
             elif block.text:
                 thought: dict[str, Any] = {"text": block.text, "thought": True}
                 if block.signature:
-                    thought["thoughtSignature"] = block.signature
+                    thought["thoughtSignature"] = signature_out(block.signature)
                 parts.append(thought)
             else:
                 pending = block.signature
@@ -478,7 +501,7 @@ def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
             parts.append(part)
             pending = None
     if pending:
-        parts.append({"text": "", "thoughtSignature": pending})
+        parts.append({"text": "", "thoughtSignature": signature_out(pending)})
     return parts
 
 
