@@ -12,9 +12,7 @@ stop with text_delta, input_json_delta, thinking_delta and signature_delta, mess
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
+from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream, call_cost
@@ -46,7 +44,6 @@ from tokenomy.providers.anthropic_inbound import (
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -76,6 +73,10 @@ def _provider_error(exc: ProviderError, body: dict[str, Any]) -> JSONResponse:
     return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
+def _failure(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
+    return _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+
+
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -83,14 +84,35 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 class EventWriter:
     """Turns StreamChunks into Anthropic SSE events, opening a new content block whenever the kind changes."""
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, body: dict[str, Any] | None = None) -> None:
         self.message_id, self.model = message_id, model
+        self.body = body or {}  # the request, to name a refused field as the caller sent it
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
-        self.refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
+        self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
 
-    def start(self) -> bytes:
+    def start(self) -> list[bytes]:
+        return [self._message_start()]
+
+    def refused(self, exc: TokenomyError) -> Response:
+        refused = _failure(exc, self.body)
+        refused.headers["request-id"] = self.message_id.removeprefix("msg_")  # the failed attempts' id in the ledger
+        return refused
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        if isinstance(exc, ProviderError) and exc.kind == "throttled":
+            kind = "rate_limit_error"
+        elif isinstance(exc, ProviderError) and exc.kind != "client_error":
+            kind = "api_error"
+        else:
+            kind = "invalid_request_error"
+        return _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
+
+    def crashed(self, message: str) -> bytes:
+        return _sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
+
+    def _message_start(self) -> bytes:
         return _sse(
             "message_start",
             {
@@ -143,7 +165,7 @@ class EventWriter:
         # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
         refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
         text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
-        self.refused = self.refused or bool(isinstance(refused, str) and refused)
+        self.model_refused = self.model_refused or bool(isinstance(refused, str) and refused)
         if text:
             if self.open != "text":
                 out += self._begin("text", {"type": "text", "text": ""})
@@ -174,7 +196,7 @@ class EventWriter:
                 {
                     "type": "message_delta",
                     "delta": {
-                        "stop_reason": "refusal" if self.refused else stop_reason(response),
+                        "stop_reason": "refusal" if self.model_refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
                     "usage": usage_body(response),
@@ -274,23 +296,12 @@ async def create_message(request: Request):
     message_id = f"msg_{call.meta.request_id}"
     headers = {"request-id": call.meta.request_id}
     if body.get("stream"):
-        return FirstChunkStream(_stream(gw, call, admitted, body, name, message_id, started), headers=headers)
-    try:
-        response = await gw.client.achat(call, policy=admitted.policy)
-    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
-        await settle(gw, admitted.budgets, None, paid=paid(exc))
-        failed = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
-        failed.headers.update(headers)
-        return metrics.done(failed, name, started)
-    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
-        await settle(gw, admitted.budgets, None, unknown=True)
-        raise
-    finally:
-        gw.guard.slots.release()
-    await settle(gw, admitted.budgets, response)
-    if gw.journal is not None:
-        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
-    metrics.observe(response, name)
+        writer = EventWriter(message_id, name, body)
+        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers)
+    response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, body))
+    if isinstance(response, Response):
+        response.headers.update(headers)
+        return metrics.done(response, name, started)
     body_out = message_body(response, name, message_id)
     body_out["tokenomy"] = {
         "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/chat/completions writes it
@@ -309,63 +320,3 @@ def _anthropic_upstream(gw, route) -> bool:
     if not route.model:
         return False  # a routing policy's tiers may be any provider
     return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"
-
-
-async def _stream(
-    gw, call, admitted, body: dict[str, Any], name: str, message_id: str, started: float
-) -> AsyncIterator[bytes | Response]:
-    writer = EventWriter(message_id, name)
-    final: ChatResponse | None = None
-    streamed = False
-    opened = False  # message_start is sent: the call produced something, so an error can only end the stream
-    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
-    try:
-        async for piece in gw.client.astream(call, policy=admitted.policy):
-            if not opened:
-                opened = True
-                yield writer.start()
-            if piece.response is not None:
-                final = piece.response
-                continue
-            events = writer.chunk(piece)
-            streamed = streamed or bool(events)
-            for event in events:
-                yield event
-        assert final is not None
-        if gw.journal is not None:
-            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        for event in writer.finish(final):
-            yield event
-        metrics.observe(final, name)
-        metrics.count(name, 200, started)
-    except TokenomyError as exc:
-        failed = exc
-        if not opened:
-            refused = _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
-            refused.headers["request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
-            metrics.count(name, refused.status_code, started)
-        else:
-            kind = (
-                "rate_limit_error"
-                if isinstance(exc, ProviderError) and exc.kind == "throttled"
-                else (
-                    "api_error"
-                    if isinstance(exc, ProviderError) and exc.kind != "client_error"
-                    else "invalid_request_error"
-                )
-            )
-            yield _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
-            metrics.count(name, 502, started)
-    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
-        log.exception("the /v1/messages stream for %s failed", name)
-        message = f"internal error ({type(exc).__name__}); see the gateway's log"
-        yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
-        metrics.count(name, 500, started)
-    finally:
-        gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
-    if refused is not None:
-        yield refused

@@ -1,19 +1,25 @@
-"""The gateway's call path shared by its APIs (OpenAI chat completions, Anthropic messages):
-admission (overload guard, key rate limit, budget reservation, a call slot) and settlement. The call itself
-is the client's one attempt loop (`gw.client.achat` / `astream` with the route's policy, routing included)."""
+"""The gateway's call path shared by its APIs (OpenAI chat completions; Anthropic's, Bedrock's and Gemini's APIs):
+admission (overload guard, key rate limit, budget reservation, a call slot), the call, and settlement. The call itself
+is the client's one attempt loop (`gw.client.achat` / `astream` with the route's policy, routing included); each
+API's routes only map the request in and the answer out (`call_whole`, and `call_streamed` with a `StreamFormat`)."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
+
+from starlette.responses import Response
 
 from tokenomy.client import CallPolicy
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.limits import to_nano
-from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +132,101 @@ def retry_after(exc: ProviderError) -> dict[str, str] | None:
     """The provider's Retry-After, passed on to the caller (whole seconds, as HTTP has it): the SDKs wait that long
     before their retry instead of guessing a backoff."""
     return {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after is not None else None
+
+
+async def call_whole(
+    gw, call: ChatRequest, admitted: Admitted, name: str, failure: Callable[[TokenomyError], Response]
+) -> ChatResponse | Response:
+    """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
+    A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
+    try:
+        response = await gw.client.achat(call, policy=admitted.policy)
+    except TokenomyError as exc:
+        await settle(gw, admitted.budgets, None, paid=paid(exc))
+        return failure(exc)
+    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
+    finally:
+        gw.guard.slots.release()
+    await settle(gw, admitted.budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
+    metrics.observe(response, name)
+    return response
+
+
+class StreamFormat(Protocol):
+    """How one API streams an answer: its events for the pieces, and its ways to end in an error."""
+
+    def start(self) -> list[bytes]:
+        """The events before the first piece (a message-start event), sent once the call produced something."""
+        ...
+
+    def chunk(self, piece: StreamChunk) -> list[bytes]: ...
+
+    def finish(self, response: ChatResponse) -> list[bytes]:
+        """The events that end the answer (its stop reason, usage)."""
+        ...
+
+    def refused(self, exc: TokenomyError) -> Response:
+        """The answer to a call that failed before anything was sent: the error with its own status."""
+        ...
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        """The event that ends a stream the call failed in."""
+        ...
+
+    def crashed(self, message: str) -> bytes:
+        """The event that ends a stream a bug broke (`message` names no detail the caller should not see)."""
+        ...
+
+
+async def call_streamed(
+    gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
+) -> AsyncIterator[bytes | Response]:
+    """A streamed answer in `form`'s events; for `responses.FirstChunkStream`, whose first item may be the error
+    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (a
+    stream the client left, or a bug broke, keeps it: what the provider billed is not known)."""
+    final: ChatResponse | None = None
+    sent = streamed = False  # any event went out / a piece of the answer did
+    refused: Response | None = None
+    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
+    try:
+        async for piece in gw.client.astream(call, policy=admitted.policy):
+            events = [] if sent else form.start()
+            if piece.response is not None:
+                final = piece.response
+            else:
+                content = form.chunk(piece)
+                streamed = streamed or bool(content)
+                events += content
+            for event in events:
+                sent = True
+                yield event
+        assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        for event in form.finish(final):
+            yield event
+        metrics.observe(final, name)
+        metrics.count(name, 200, started)
+    except TokenomyError as exc:
+        failed = exc
+        if not sent:
+            refused = form.refused(exc)
+            metrics.count(name, refused.status_code, started)
+        else:
+            yield form.failed(exc)
+            metrics.count(name, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        log.exception("the stream for %s failed", name)
+        yield form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
+        metrics.count(name, 500, started)
+    finally:
+        gw.guard.slots.release()
+        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
+        unknown = final is None and (streamed or failed is None)
+        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
+    if refused is not None:
+        yield refused

@@ -19,9 +19,7 @@ messageStop, metadata), errors are Bedrock's (`x-amzn-ErrorType`), which botocor
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
+from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream
@@ -46,7 +44,6 @@ from tokenomy.providers.converse_inbound import (
 )
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 SIGV4 = "AWS4-HMAC-SHA256 "
 KEY_PREFIX = "tk-"  # every gateway key's (gateway.keys.KeyStore.create)
 ERROR_CODES = {
@@ -97,10 +94,26 @@ class EventWriter:
     """Turns StreamChunks into ConverseStream events, a new content block whenever the kind changes; each tool call
     is a block of its own, opened by contentBlockStart with its id and name."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+
+    def start(self) -> list[bytes]:
+        return [eventstream.event("messageStart", {"role": "assistant"})]
+
+    def refused(self, exc: TokenomyError) -> Response:
+        refused = _provider_error(exc)
+        refused.headers["x-amzn-RequestId"] = self.request_id  # the failed attempts' id in the ledger
+        return refused
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        code = _provider_error(exc).headers["x-amzn-ErrorType"]
+        return eventstream.exception(STREAM_ERRORS.get(code, "modelStreamErrorException"), str(exc))
+
+    def crashed(self, message: str) -> bytes:
+        return eventstream.exception("internalServerException", message)
 
     def _close(self) -> list[bytes]:
         if self.open is None:
@@ -225,80 +238,14 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:
-        return FirstChunkStream(
-            _stream(gw, call, admitted, model_id, started),
-            media_type="application/vnd.amazon.eventstream",
-            headers=headers,
-        )
-    try:
-        response = await gw.client.achat(call, policy=admitted.policy)
-    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
-        await settle(gw, admitted.budgets, None, paid=paid(exc))
-        failed = _provider_error(exc)
-        failed.headers.update(headers)
-        return metrics.done(failed, model_id, started)
-    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
-        await settle(gw, admitted.budgets, None, unknown=True)
-        raise
-    finally:
-        gw.guard.slots.release()
-    await settle(gw, admitted.budgets, response)
-    if gw.journal is not None:
-        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
-    metrics.observe(response, model_id)
+        writer = EventWriter(call.meta.request_id)
+        stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
+        return FirstChunkStream(stream_out, media_type="application/vnd.amazon.eventstream", headers=headers)
+    response = await call_whole(gw, call, admitted, model_id, _provider_error)
+    if isinstance(response, Response):
+        response.headers.update(headers)
+        return metrics.done(response, model_id, started)
     return metrics.done(JSONResponse(answer_body(response), headers=headers), model_id, started)
-
-
-async def _stream(gw, call, admitted, name: str, started: float) -> AsyncIterator[bytes | Response]:
-    writer = EventWriter()
-    final: ChatResponse | None = None
-    streamed = False
-    opened = False  # messageStart is sent: an error can only end the stream
-    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
-    try:
-        async for piece in gw.client.astream(call, policy=admitted.policy):
-            if not opened:
-                opened = True
-                yield eventstream.event("messageStart", {"role": "assistant"})
-            if piece.response is not None:
-                final = piece.response
-                continue
-            events = writer.chunk(piece)
-            streamed = streamed or bool(events)
-            for event in events:
-                yield event
-        assert final is not None
-        if gw.journal is not None:
-            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        for event in writer.finish(final):
-            yield event
-        metrics.observe(final, name)
-        metrics.count(name, 200, started)
-    except TokenomyError as exc:
-        failed = exc
-        error = _provider_error(exc)
-        if not opened:
-            refused = error
-            refused.headers["x-amzn-RequestId"] = call.meta.request_id  # the failed attempts' id in the ledger
-            metrics.count(name, refused.status_code, started)
-        else:
-            code = error.headers["x-amzn-ErrorType"]
-            yield eventstream.exception(STREAM_ERRORS.get(code, "modelStreamErrorException"), str(exc))
-            metrics.count(name, 502, started)
-    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
-        log.exception("the ConverseStream stream for %s failed", name)
-        yield eventstream.exception(
-            "internalServerException", f"internal error ({type(exc).__name__}); see the gateway's log"
-        )
-        metrics.count(name, 500, started)
-    finally:
-        gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
-    if refused is not None:
-        yield refused
 
 
 @router.post("/model/{model_id:path}/converse")

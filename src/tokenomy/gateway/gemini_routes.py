@@ -16,9 +16,7 @@ from other providers, and Gemini's format has no argument fragments.
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, settle, upstream_status
+from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import FirstChunkStream
@@ -44,7 +42,6 @@ from tokenomy.providers.gemini_inbound import (
 )
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -94,10 +91,25 @@ class ChunkWriter:
     """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
     whole at the end (with a signature that rode on it)."""
 
-    def __init__(self, model: str, response_id: str) -> None:
+    def __init__(self, model: str, response_id: str, body: Any) -> None:
         self.model, self.response_id = model, response_id
+        self.body = body  # the request, to name a refused field as the caller sent it
         self.calls: dict[int, dict[str, Any]] = {}  # a call's index -> {"id", "name", "args": [fragments], "sig"}
         self.pending: str | None = None  # a bare signature for the part that follows it
+
+    def start(self) -> list[bytes]:
+        return []  # Gemini's stream has no opening event
+
+    def refused(self, exc: TokenomyError) -> Response:
+        refused = _provider_error(exc, self.body)
+        refused.headers["x-request-id"] = self.response_id  # the failed attempts' id in the ledger
+        return refused
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        return _sse(json.loads(bytes(_provider_error(exc, self.body).body)))  # the SDK raises an APIError for it
+
+    def crashed(self, message: str) -> bytes:
+        return _sse(json.loads(bytes(gemini_error(500, message).body)))
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
         candidate: dict[str, Any] = {"index": 0}
@@ -132,7 +144,7 @@ class ChunkWriter:
                 held["sig"] = piece.signature
         return [self._chunk(parts)] if parts else []
 
-    def finish(self, response: ChatResponse) -> bytes:
+    def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
         # which ones streamed. Redacted reasoning has no stream delta: it comes here, whole.
         blocks = [b for b in response.content if isinstance(b, ToolUseBlock)
@@ -143,7 +155,7 @@ class ChunkWriter:
             if isinstance(block, ToolUseBlock) and block.id in signed:
                 with_signatures.append(ReasoningBlock("", signed[block.id]))
             with_signatures.append(block)
-        return self._chunk(parts_body(with_signatures), response)
+        return [self._chunk(parts_body(with_signatures), response)]
 
 
 def _parse_target(target: str) -> tuple[str, str] | None:
@@ -206,69 +218,14 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows
     headers = {"x-request-id": call.meta.request_id}
     if method == "streamGenerateContent":
-        return FirstChunkStream(_stream(gw, call, admitted, body, model, started), headers=headers)
-    try:
-        response = await gw.client.achat(call, policy=admitted.policy)
-    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
-        await settle(gw, admitted.budgets, None, paid=paid(exc))
-        failed = _provider_error(exc, body)
-        failed.headers.update(headers)
-        return metrics.done(failed, model, started)
-    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
-        await settle(gw, admitted.budgets, None, unknown=True)
-        raise
-    finally:
-        gw.guard.slots.release()
-    await settle(gw, admitted.budgets, response)
-    if gw.journal is not None:
-        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
-    metrics.observe(response, model)
+        writer = ChunkWriter(model, call.meta.request_id, body)
+        return FirstChunkStream(call_streamed(gw, call, admitted, model, started, writer), headers=headers)
+    response = await call_whole(gw, call, admitted, model, lambda exc: _provider_error(exc, body))
+    if isinstance(response, Response):
+        response.headers.update(headers)
+        return metrics.done(response, model, started)
     answer = response_body(response, model, call.meta.request_id)
     return metrics.done(JSONResponse(answer, headers=headers), model, started)
-
-
-async def _stream(gw, call, admitted, body: Any, name: str, started: float) -> AsyncIterator[bytes | Response]:
-    writer = ChunkWriter(name, call.meta.request_id)
-    final: ChatResponse | None = None
-    streamed = False
-    refused: Response | None = None  # the call failed before anything was sent: the answer is this error
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
-    try:
-        async for piece in gw.client.astream(call, policy=admitted.policy):
-            if piece.response is not None:
-                final = piece.response
-                continue
-            for chunk in writer.chunk(piece):
-                streamed = True
-                yield chunk
-        assert final is not None
-        if gw.journal is not None:
-            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        yield writer.finish(final)
-        metrics.observe(final, name)
-        metrics.count(name, 200, started)
-    except TokenomyError as exc:
-        failed = exc
-        error = _provider_error(exc, body)
-        if not streamed:
-            refused = error
-            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
-            metrics.count(name, refused.status_code, started)
-        else:
-            yield _sse(json.loads(bytes(error.body)))  # the SDK raises an APIError for an `error` chunk
-            metrics.count(name, 502, started)
-    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
-        log.exception("the streamGenerateContent stream for %s failed", name)
-        message = f"internal error ({type(exc).__name__}); see the gateway's log"
-        yield _sse(json.loads(bytes(gemini_error(500, message).body)))
-        metrics.count(name, 500, started)
-    finally:
-        gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
-    if refused is not None:
-        yield refused
 
 
 @router.post("/{version}/models/{target:path}")
