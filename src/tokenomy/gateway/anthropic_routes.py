@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,15 +20,23 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
-from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.calls import (
+    Refusal,
+    admit,
+    call_streamed,
+    call_whole,
+    json_body,
+    refusal,
+    request_meta,
+    retry_after,
+    route_provider,
+    upstream_status,
+)
 from tokenomy.gateway.responses import FirstChunkStream, call_cost
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
     ReasoningBlock,
-    RequestMeta,
     StreamChunk,
 )
 from tokenomy.money import money_or_none
@@ -213,9 +220,7 @@ async def create_message(request: Request):
     gw = request.app.state.gateway
     started = time.perf_counter()
     try:
-        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
-        parsed = request.scope.get(PARSED_BODY)
-        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
+        body = await json_body(request)
     except ValueError as exc:
         return metrics.done(
             anthropic_error(
@@ -262,28 +267,14 @@ async def create_message(request: Request):
         )
     try:
         call = request_from_anthropic(body)
-        call.meta = RequestMeta(
-            task=request.headers.get("x-tokenomy-task") or route.task,
-            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
-            tenant=key.team if key else None,
-            key_id=key.key_id if key else None,
-            route=name,
-        )
-        unknown = next(iter(call.extra), None)
-        anthropic_upstream = _anthropic_upstream(gw, route)
-        if unknown is not None and not anthropic_upstream:
-            raise ValueError(
-                f"{unknown}: the gateway carries this field to Anthropic models only, and model `{name}` is not one;"
-                " remove it"
-            )
+        call.meta = request_meta(request, route, key, name)
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
-        # The pass-through fields reach Anthropic's own API only, which takes them as sent (checked just above).
-        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:
             message = refused.error_text(caller_path(body, refused))
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
-        if beta and anthropic_upstream:  # beta features of Anthropic's API; another API has none to turn on
+        if beta and route_provider(gw, route) == "anthropic":  # beta features of Anthropic's API; no other has them
             call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
@@ -312,11 +303,3 @@ async def create_message(request: Request):
         "attempts": response.attempts,
     }
     return metrics.done(JSONResponse(body_out, headers=headers), name, started)
-
-
-def _anthropic_upstream(gw, route) -> bool:
-    """Whether the route's model is called through Anthropic's own API, which takes the Messages API fields the
-    mapping does not know (metadata, service_tier, …) as sent; any other API would get them raw or not at all."""
-    if not route.model:
-        return False  # a routing policy's tiers may be any provider
-    return gw.client.provider_for(gw.client.spec_for(route.model)).name == "anthropic"

@@ -5,12 +5,13 @@ API's routes only map the request in and the answer out (`call_whole`, and `call
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
@@ -18,10 +19,51 @@ from tokenomy.client import CallPolicy
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
+from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import to_nano
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
+from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, StreamChunk
+from tokenomy.providers.base import Unsupported
 
 log = logging.getLogger(__name__)
+
+
+async def json_body(request) -> Any:
+    """The request's JSON body: the edge's strict-JSON check parsed a clean one already (hygiene.PARSED_BODY); else
+    it is parsed here (a ValueError for the caller when it is not JSON)."""
+    parsed = request.scope.get(PARSED_BODY)
+    return parsed if parsed is not None else json.loads(await request.body() or b"null")
+
+
+def request_meta(request, route, key, name: str) -> RequestMeta:
+    """Who is calling and what for: the task and tags headers, the key and its team, the route's name."""
+    return RequestMeta(
+        task=request.headers.get("x-tokenomy-task") or route.task,
+        tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+        tenant=key.team if key else None,
+        key_id=key.key_id if key else None,
+        route=name,
+    )
+
+
+def route_provider(gw, route) -> str | None:
+    """The provider of the route's model (`anthropic`, `bedrock`, `gcp.gemini`, ...); None for a routing policy, whose
+    tiers may be any provider."""
+    if not route.model:
+        return None
+    return gw.client.provider_for(gw.client.spec_for(route.model)).name
+
+
+def refusal(gw, route, call: ChatRequest, name: str, api: str, providers: tuple[str, ...]) -> Unsupported | None:
+    """What of `call` the route's model cannot take, asked before any call or budget reservation. An API's own fields
+    the mapping does not know (`call.extra`) reach that API's models as sent, and are refused (a ValueError naming the
+    first) for a route to any other: its API would get them raw or not at all."""
+    unknown = next(iter(call.extra), None)
+    if unknown is not None and route_provider(gw, route) not in providers:
+        raise ValueError(
+            f"{unknown}: the gateway carries this field to {api} models only, and model `{name}` is not one; remove it"
+        )
+    return gw.refusal(route, replace(call, extra={}) if call.extra else call)
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,12 +27,20 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
-from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.calls import (
+    Refusal,
+    admit,
+    call_streamed,
+    call_whole,
+    json_body,
+    refusal,
+    request_meta,
+    retry_after,
+    upstream_status,
+)
 from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, RequestMeta, StreamChunk
+from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
@@ -80,14 +87,6 @@ def _provider_error(exc: TokenomyError) -> JSONResponse:
     if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
         return bedrock_error(400, str(exc).replace(exc.param, caller_param(exc.param), 1))
     return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
-
-
-def _bedrock_upstream(gw, route) -> bool:
-    """Whether the route's model is a Bedrock one, which takes Converse's own fields (guardrailConfig, the model's
-    additionalModelRequestFields, ...) as sent; another API has no place for them."""
-    if not route.model:
-        return False  # a routing policy's tiers may be any provider
-    return gw.client.provider_for(gw.client.spec_for(route.model)).name == "bedrock"
 
 
 class EventWriter:
@@ -206,24 +205,9 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
             started,
         )
     try:
-        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
-        parsed = request.scope.get(PARSED_BODY)
-        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
-        call = request_from_converse(route.model or model_id, body)
-        call.meta = RequestMeta(
-            task=request.headers.get("x-tokenomy-task") or route.task,
-            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
-            tenant=key.team if key else None,
-            key_id=key.key_id if key else None,
-            route=model_id,
-        )
-        unknown = next(iter(call.extra), None)
-        if unknown is not None and not _bedrock_upstream(gw, route):
-            raise ValueError(
-                f"{unknown}: the gateway carries this field to Bedrock models only, and `{model_id}` is not one;"
-                " remove it"
-            )
-        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        call = request_from_converse(route.model or model_id, await json_body(request))
+        call.meta = request_meta(request, route, key, model_id)
+        refused = refusal(gw, route, call, model_id, "Bedrock", ("bedrock",))
         if refused is not None:
             return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
@@ -231,10 +215,10 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     admitted = await admit(gw, model_id, route, key, call)
     if isinstance(admitted, Refusal):
         if admitted.code == "budget_exceeded":  # botocore retries every 429, and waiting will not refill a budget
-            refusal = bedrock_error(400, admitted.message, code="ServiceQuotaExceededException")
+            denied = bedrock_error(400, admitted.message, code="ServiceQuotaExceededException")
         else:
-            refusal = bedrock_error(admitted.status, admitted.message, admitted.headers)
-        return metrics.done(refusal, model_id, started)
+            denied = bedrock_error(admitted.status, admitted.message, admitted.headers)
+        return metrics.done(denied, model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,12 +24,20 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, call_streamed, call_whole, retry_after, upstream_status
-from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.calls import (
+    Refusal,
+    admit,
+    call_streamed,
+    call_whole,
+    json_body,
+    refusal,
+    request_meta,
+    retry_after,
+    upstream_status,
+)
 from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, RequestMeta, StreamChunk, ToolUseBlock
+from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_inbound import (
     caller_param,
     finish_reason,
@@ -77,14 +84,6 @@ def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
 
 def _sse(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data, separators=(',', ':'))}\r\n\r\n".encode()
-
-
-def _gemini_upstream(gw, route) -> bool:
-    """Whether the route's model is a Gemini one, which takes Gemini's own fields (safetySettings, cachedContent,
-    ...) as sent; another API has no place for them."""
-    if not route.model:
-        return False  # a routing policy's tiers may be any provider
-    return gw.client.provider_for(gw.client.spec_for(route.model)).name in ("gcp.gemini", "gcp.vertex_ai")
 
 
 class ChunkWriter:
@@ -190,23 +189,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         )
     body: Any = None
     try:
-        # The edge's strict-JSON check parsed a clean body already (hygiene.PARSED_BODY); else parse it here.
-        parsed = request.scope.get(PARSED_BODY)
-        body = parsed if parsed is not None else json.loads(await request.body() or b"null")
+        body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
-        call.meta = RequestMeta(
-            task=request.headers.get("x-tokenomy-task") or route.task,
-            tags=parse_tags(request.headers.get("x-tokenomy-tags")),
-            tenant=key.team if key else None,
-            key_id=key.key_id if key else None,
-            route=model,
-        )
-        unknown = next(iter(call.extra), None)
-        if unknown is not None and not _gemini_upstream(gw, route):
-            raise ValueError(
-                f"{unknown}: the gateway carries this field to Gemini models only, and `{model}` is not one; remove it"
-            )
-        refused = gw.refusal(route, replace(call, extra={}) if call.extra else call)
+        call.meta = request_meta(request, route, key, model)
+        refused = refusal(gw, route, call, model, "Gemini", ("gcp.gemini", "gcp.vertex_ai"))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))
             return metrics.done(gemini_error(400, message), model, started)
