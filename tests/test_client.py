@@ -136,6 +136,28 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
     assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
 
 
+def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_prompt(server, ledger_path):
+    # An async caller gave up after the request had gone out (an asyncio timeout; a gateway's graceful shutdown
+    # cancelling what it still runs): the provider got the prompt, answered and billed it. A streamed attempt so
+    # cancelled was recorded; a non-streamed one left no ledger row, and a budget re-seeded from the ledger
+    # did not count it.
+    import asyncio
+
+    server.script.append((200, {}, "late"))  # answers after 1.5 s
+
+    async def main() -> None:
+        with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+            call = client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(call, 0.5)
+
+    asyncio.run(main())
+    [row] = open_store(ledger_path).events()
+    assert server.calls == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
+    assert row.input_tokens == 100 and row.output_tokens == 0  # the prompt, estimated; no answer was read
+    assert row.cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+
+
 @pytest.mark.slow
 def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_path):
     """A caller that stops reading mid-stream still leaves a priced ledger row: the provider billed it."""
