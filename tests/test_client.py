@@ -215,3 +215,21 @@ def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, le
         client.chat(ChatRequest(messages=history, model="a", max_tokens=5, tools=[ToolSpec("weather")]), policy=policy)
     assert [m["role"] for m in server.bodies[0]["messages"]] == ["user"]
     assert server.bodies[0]["messages"][0]["content"] == "and tomorrow?"
+
+
+def test_a_call_that_timed_out_after_its_request_went_out_is_recorded_at_its_estimated_prompt(ledger_path):
+    # The server had the request and was still working on it (billing it) when the SDK's read timeout passed: the
+    # row said 0 tokens at $0, and the retry that was answered was all the call was charged.
+    server = ScriptedOpenAI([(200, {}, "late")])  # silent 1.5 s; the retry is answered at once
+    spec = ModelSpec(name="a", provider="openai", model="a", base_url=server.url, price_as="gpt-4o-mini",
+                     options=(("timeout_s", 0.5),))
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0))
+    try:
+        with Tokenomy(ledger_path, models={"a": spec}) as client:
+            answer = client.chat(ChatRequest.simple("x" * 400, model="a", max_tokens=5), policy=policy)
+    finally:
+        server.close()
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [("timeout", 100, 0), ("ok", 1000, 10)]
+    assert rows[0].cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+    assert answer.call_cost_usd == rows[0].cost_usd + rows[1].cost_usd

@@ -295,9 +295,10 @@ class Tokenomy:
             call.policy.limiter.release(target.estimate)
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        if att.deltas:
-            # The stream failed after the provider had generated part of the answer: it billed the prompt and
-            # those tokens, so the row carries them estimated, as for a stream the caller abandoned.
+        if att.deltas or exc.reached:
+            # The stream failed after the provider had generated part of the answer, or the call stopped waiting
+            # for a provider still working on it: it billed the prompt and any tokens received, so the row carries
+            # them estimated, as for a stream the caller abandoned (and the call's budget counts them).
             self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
         else:
             self._record_unanswered(call, att, exc.kind, error_type)

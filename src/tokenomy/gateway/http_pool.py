@@ -53,7 +53,12 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class UpstreamTimeout(TimeoutError):
-    """No byte from the upstream for the pool's timeout."""
+    """No byte from the upstream for the pool's timeout. `sent`: the request had gone out (the upstream is working
+    on it, and bills it), not a wait for a connection."""
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class UpstreamDisconnected(ConnectionError):
@@ -192,7 +197,7 @@ class _Connection(asyncio.Protocol):
             return
         self._timer = None
         if self.reply is not None:
-            self.reply._fail(UpstreamTimeout(f"no data for {self.pool.timeout:g}s"))
+            self.reply._fail(UpstreamTimeout(f"no data for {self.pool.timeout:g}s", sent=True))
         self.close()
 
     def finished(self) -> bool:

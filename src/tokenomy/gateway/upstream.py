@@ -77,6 +77,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 f"{self.url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
                 "answers that are not streamed)",
                 kind="timeout",
+                reached=exc.sent,
             )
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
             return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False)
