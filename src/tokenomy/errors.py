@@ -56,8 +56,8 @@ class ProviderError(TokenomyError):
     own error code when it sent one (OpenAI's `error.code`: context_length_exceeded, content_filter, ...), which
     callers branch on, so the gateway passes it on. `call_cost_usd` is what the failed call's earlier attempts
     were billed (answers a cascade rejected, streams cut midway), which a budget must still count. `reached`: the
-    request reached the provider, which was still working on it (and bills it) when the call gave up waiting (a
-    read timeout): the attempt is recorded at its estimated prompt, not at $0."""
+    request reached the provider, which bills it though no whole answer came (a read timeout while it was still
+    working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0."""
 
     call_cost_usd: Decimal = Decimal(0)
 

@@ -759,13 +759,14 @@ def test_a_model_waits_as_long_as_its_timeout_s_and_the_timeout_says_how_to_rais
     assert [e.outcome for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)] == ["timeout", "ok"]
 
 
-def test_an_attempt_that_timed_out_after_its_request_went_out_is_charged_its_prompt(ledger_path):
-    """The upstream got the request and was still working on it (billing it) when the model's timeout_s passed; the
-    retry was answered. The timed-out attempt was recorded at $0 and the key's budget charged only the answer, so
-    retries on timeouts spent past what the budget counted."""
+@pytest.mark.parametrize("fault,outcome", [("late", "timeout"), ("cutbody", "server_error")])
+def test_an_attempt_that_failed_after_its_request_went_out_is_charged_its_prompt(fault, outcome, ledger_path):
+    """The upstream got the request and was still working on it (billing it) when the model's timeout_s passed, or
+    its answer was cut off halfway; the retry was answered. The failed attempt was recorded at $0 and the key's
+    budget charged only the answer, so retries spent past what the budget counted."""
     from helpers.scripted_openai import ScriptedOpenAI
 
-    upstream = ScriptedOpenAI([(200, {}, "late")])  # silent 1.5 s; the retry is answered at once
+    upstream = ScriptedOpenAI([(200, {}, fault)])  # silent 1.5 s, or cut halfway; the retry is answered at once
     store = KeyStore(open_store(ledger_path))
     secret, key = store.create(budget_usd=Decimal("1"), period="month")
     try:
@@ -783,7 +784,7 @@ def test_an_attempt_that_timed_out_after_its_request_went_out_is_charged_its_pro
         upstream.close()
     assert upstream.calls == 2
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
-    assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [("timeout", 100, 0), ("ok", 1000, 10)]
+    assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [(outcome, 100, 0), ("ok", 1000, 10)]
     assert rows[0].cost_usd == Decimal(100) * Decimal("0.25") / 10**6  # the prompt, estimated, at Haiku's price
     assert Decimal(charged) / 10**9 == rows[0].cost_usd + rows[1].cost_usd  # the budget counts both
 

@@ -62,11 +62,16 @@ class UpstreamTimeout(TimeoutError):
 
 
 class UpstreamDisconnected(ConnectionError):
-    """The connection failed or closed before the answer was whole, or the answer was not HTTP."""
+    """The connection failed or closed before the answer was whole, or the answer was not HTTP. `sent`: part of
+    an answer had arrived, so the upstream had the request (and bills it)."""
+
+    sent = False
 
 
 class UpstreamTooLarge(UpstreamDisconnected):
     """The answer's head, or what it holds unread at once, passed the pool's limit; its connection was closed."""
+
+    sent = True
 
 
 class Reply:
@@ -268,7 +273,9 @@ class _Connection(asyncio.Protocol):
                 reply.complete = True
                 reply._wake()
             else:
-                reply._fail(UpstreamDisconnected(f"the upstream closed the connection mid-answer ({exc or 'EOF'})"))
+                cut = UpstreamDisconnected(f"the upstream closed the connection mid-answer ({exc or 'EOF'})")
+                cut.sent = self.heard
+                reply._fail(cut)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

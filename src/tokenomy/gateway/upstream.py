@@ -70,7 +70,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         return get_provider(self.spec).stream(request)
 
-    def _failed(self, exc: Exception) -> ProviderError:
+    def _failed(self, exc: UpstreamTimeout | UpstreamDisconnected) -> ProviderError:
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
         if isinstance(exc, UpstreamTimeout):
             return ProviderError(
@@ -80,8 +80,9 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 reached=exc.sent,
             )
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
-            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False)
-        return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error")
+            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False, reached=True)
+        # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
+        return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error", reached=exc.sent)
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         self.check(request)
