@@ -136,6 +136,28 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
     assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
 
 
+def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_prompt(server, ledger_path):
+    # An async caller gave up after the request had gone out (an asyncio timeout; a gateway's graceful shutdown
+    # cancelling what it still runs): the provider got the prompt, answered and billed it. A streamed attempt so
+    # cancelled was recorded; a non-streamed one left no ledger row, and a budget re-seeded from the ledger
+    # did not count it.
+    import asyncio
+
+    server.script.append((200, {}, "late"))  # answers after 1.5 s
+
+    async def main() -> None:
+        with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+            call = client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(call, 0.5)
+
+    asyncio.run(main())
+    [row] = open_store(ledger_path).events()
+    assert server.calls == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
+    assert row.input_tokens == 100 and row.output_tokens == 0  # the prompt, estimated; no answer was read
+    assert row.cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+
+
 @pytest.mark.slow
 def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_path):
     """A caller that stops reading mid-stream still leaves a priced ledger row: the provider billed it."""
@@ -193,3 +215,21 @@ def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, le
         client.chat(ChatRequest(messages=history, model="a", max_tokens=5, tools=[ToolSpec("weather")]), policy=policy)
     assert [m["role"] for m in server.bodies[0]["messages"]] == ["user"]
     assert server.bodies[0]["messages"][0]["content"] == "and tomorrow?"
+
+
+def test_a_call_that_timed_out_after_its_request_went_out_is_recorded_at_its_estimated_prompt(ledger_path):
+    # The server had the request and was still working on it (billing it) when the SDK's read timeout passed: the
+    # row said 0 tokens at $0, and the retry that was answered was all the call was charged.
+    server = ScriptedOpenAI([(200, {}, "late")])  # silent 1.5 s; the retry is answered at once
+    spec = ModelSpec(name="a", provider="openai", model="a", base_url=server.url, price_as="gpt-4o-mini",
+                     options=(("timeout_s", 0.5),))
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0))
+    try:
+        with Tokenomy(ledger_path, models={"a": spec}) as client:
+            answer = client.chat(ChatRequest.simple("x" * 400, model="a", max_tokens=5), policy=policy)
+    finally:
+        server.close()
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [("timeout", 100, 0), ("ok", 1000, 10)]
+    assert rows[0].cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+    assert answer.call_cost_usd == rows[0].cost_usd + rows[1].cost_usd

@@ -185,8 +185,9 @@ class Tokenomy:
         return None if att.yielded else att.tier.plan.after(exc)
 
     def _abandoned(self, call: CallState, att: Attempt) -> None:
-        # Only a stream is abandoned part-way; a cancelled non-streamed call was never answered.
-        if call.stream and att.response is None:
+        # A stream closed part-way, or a call cancelled in flight (an asyncio timeout, a gateway's graceful shutdown):
+        # the request went out, so the provider bills its prompt at least, though no answer will be read.
+        if att.response is None:
             self._abandon(call, att)
 
     @staticmethod
@@ -294,9 +295,10 @@ class Tokenomy:
             call.policy.limiter.release(target.estimate)
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        if att.deltas:
-            # The stream failed after the provider had generated part of the answer: it billed the prompt and
-            # those tokens, so the row carries them estimated, as for a stream the caller abandoned.
+        if att.deltas or exc.reached:
+            # The stream failed after the provider had generated part of the answer, or the call stopped waiting
+            # for a provider still working on it: it billed the prompt and any tokens received, so the row carries
+            # them estimated, as for a stream the caller abandoned (and the call's budget counts them).
             self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
         else:
             self._record_unanswered(call, att, exc.kind, error_type)
@@ -315,17 +317,19 @@ class Tokenomy:
             return usage, unpriced_cost(model, region, call.mode)
 
     def _abandon(self, call: CallState, att: Attempt) -> None:
-        """The caller stopped reading a stream before its final chunk (closed it, disconnected).
+        """The caller gave up on an attempt before its answer's end: stopped reading a stream (closed it,
+        disconnected) or cancelled the call while it waited.
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
         recorded with estimated tokens (prompt estimate; one token per delta received) rather than
         vanishing from the ledger.
         """
+        error_type = "StreamAbandoned" if call.stream else "CallCancelled"
         otel.record_failure(
-            att.span, att.target.call, att.target.provider.name, "StreamAbandoned", time.perf_counter() - att.started
+            att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
         )
         usage, cost = self._estimated(call, att)
-        self._record_unanswered(call, att, "cancelled", "StreamAbandoned", (usage, cost))
+        self._record_unanswered(call, att, "cancelled", error_type, (usage, cost))
         if call.policy.limiter:
             call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
 

@@ -55,7 +55,9 @@ class ProviderError(TokenomyError):
     was sent, so a fallback or a later tier that can take the request is tried instead. `code` is the provider's
     own error code when it sent one (OpenAI's `error.code`: context_length_exceeded, content_filter, ...), which
     callers branch on, so the gateway passes it on. `call_cost_usd` is what the failed call's earlier attempts
-    were billed (answers a cascade rejected, streams cut midway), which a budget must still count."""
+    were billed (answers a cascade rejected, streams cut midway), which a budget must still count. `reached`: the
+    request reached the provider, which bills it though no whole answer came (a read timeout while it was still
+    working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0."""
 
     call_cost_usd: Decimal = Decimal(0)
 
@@ -69,9 +71,11 @@ class ProviderError(TokenomyError):
         retryable: bool | None = None,
         refused: Any = None,
         code: str | None = None,
+        reached: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.reached = reached
         self.retry_after = retry_after
         self.status = status
         self.param = param

@@ -97,3 +97,11 @@ def test_unknown_deployment_lines_fail_and_api_version_is_required(azure_url):
     assert all(r.raw and r.raw["response"]["body"]["error"]["code"] == "DeploymentNotFound" for r in errors)
     bare = httpx.get(f"{azure_url}/openai/batches", headers={"api-key": "k"})
     assert bare.status_code == 404 and bare.json() == {"error": {"code": "404", "message": "Resource not found"}}
+
+
+def test_a_batch_is_found_by_the_key_it_was_created_under(azure_url, tmp_path):
+    # What `resume` asks after a create whose answer was lost: Azure's batches carry the part's key in metadata.
+    options = job_options("nightly", SubmitOptions(), str(azure_config(tmp_path, azure_url)))
+    backend = AzureOpenAIBatchBackend(options)
+    handle = backend.submit("job-3", "nightly", records(plain(2)), options, "job-3-p0")
+    assert backend.find("job-3-p0") == handle and backend.find("job-3-p1") is None

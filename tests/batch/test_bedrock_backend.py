@@ -427,3 +427,31 @@ def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url
                             str(ledger_path), "--json"], capture_output=True, text=True, timeout=60)
     # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
     assert json.loads(shown.stdout)["message"] == "The job timed out before it started. Submit a new job."
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url, tmp_path, ledger_path,
+                                                                          monkeypatch) -> None:
+    # Bedrock accepted CreateModelInvocationJob; its answer never came back, so the submit failed. Resume named the
+    # part anew (a new clientRequestToken) and made a second job: both ran, and were billed; one was never collected.
+    from helpers.lossy_proxy import LossyProxy
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.ledger.store import open_store
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries reuse the token; this is about resume
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(100)) + "\n")  # Bedrock's minimum a job
+    with emulator(s3_url) as (url, options), LossyProxy(url, b"POST /model-invocation-job ", lose=1) as proxy:
+        options = replace(options, endpoint_url=proxy.url)
+        tables = open_tables(str(ledger_path))
+        job = create_job(tables, path, HAIKU, "bedrock", options)
+        with pytest.raises(ProviderError, match="CreateModelInvocationJob failed"):
+            submit_parts(tables, job)
+        assert proxy.lost == 1
+        resubmit_missing(tables, job.job_id, min_records=1)
+        job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
+        created = list(BedrockBatchBackend(options).list_jobs())
+    assert len(created) == 1, [j["jobName"] for j in created]
+    assert job.status == "completed" and job.done == 100, job.to_json()
+    rows = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
+    assert sorted(e.request_id for e in rows) == sorted(f"r{i}" for i in range(100))  # each once

@@ -138,3 +138,32 @@ def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(
     rows = open_store(str(ledger_path)).query(
         "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY 1", [job.job_id])
     assert len(rows) == 20 and {r["n"] for r in rows} == {1}  # each answered record billed once
+
+
+def test_a_batch_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(tmp_path, ledger_path) -> None:
+    # The Gemini API accepted the batch; its answer never came back, so the submit failed. Resume sent the records
+    # as a new part and made a second batch: both ran, and were billed; one was never collected.
+    from helpers.lossy_proxy import LossyProxy
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import ProviderError
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
+    tables = open_tables(str(ledger_path))
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.05)) as url:
+        with LossyProxy(url, b"POST /v1/models/", lose=1) as proxy:
+            options = SubmitOptions(endpoint_url=proxy.url)
+            job = create_job(tables, path, MODEL, "gemini", options)
+            with pytest.raises(ProviderError, match="batch create failed"):
+                submit_parts(tables, job, GeminiBatchBackend(options))
+            assert proxy.lost == 1
+            assert resubmit_missing(tables, job.job_id, GeminiBatchBackend(options)) == 3
+            job = wait_job(tables, job.job_id, 30, 0.05, GeminiBatchBackend(options))
+        direct = GeminiBatchBackend(SubmitOptions(endpoint_url=url))  # kept: its SDK client closes when collected
+        made = [b.name for b in direct._client().batches.list() if job.job_id in (b.display_name or "")]
+    assert len(made) == 1, made
+    assert job.status == "completed" and job.done == 3, job.to_json()
+    rows = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
+    assert sorted(e.request_id for e in rows) == ["r0", "r1", "r2"]

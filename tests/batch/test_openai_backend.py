@@ -59,7 +59,7 @@ def test_local_model_batch_completes_with_output_file_usage_and_batch_prices() -
         assert seen[-1] == "completed" and in_order(seen) and "validating" in seen
         batch = client.batches.retrieve(handle)
         assert batch.request_counts.total == 3 and batch.request_counts.completed == 3
-        assert batch.error_file_id is None and batch.metadata == {"tokenomy_job": "local"}
+        assert batch.error_file_id is None and batch.metadata == {"tokenomy_job": "local", "tokenomy_part": "local"}
         lines = file_lines(client, batch.output_file_id)
         assert [ln["custom_id"] for ln in lines] == ["r0", "r1", "r2"]
         assert all(ln["response"]["status_code"] == 200 and ln["error"] is None for ln in lines)
@@ -324,3 +324,54 @@ def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
         assert errors == {f"no result yet (job submitted); `tokenomy batch wait {job.job_id}`, then `results` again"}
         with pytest.raises(UsageError, match="still has parts running"):
             resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options))
+
+
+def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, ledger_path) -> None:
+    # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
+    # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.
+    from helpers.lossy_proxy import LossyProxy
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(ledger_path))
+    with emulator() as (client, options):
+        with LossyProxy(options.endpoint_url, b"POST /v1/batches ", lose=1) as proxy:  # the first answer lost
+            lossy = SubmitOptions(endpoint_url=proxy.url)
+            handle = OpenAIBatchBackend().submit("once", MODEL, records(plain(2)), lossy)
+            assert proxy.lost == 1
+        assert [b.id for b in client.batches.list()] == [handle]
+        # Every answer lost, the batches listed too: the submit fails, and resume (the provider reachable) finds it.
+        with LossyProxy(options.endpoint_url, (b"POST /v1/batches ", b"GET /v1/batches"), lose=10**6) as proxy:
+            lossy = SubmitOptions(endpoint_url=proxy.url)
+            job = create_job(tables, path, MODEL, "openai", lossy)
+            with pytest.raises(ProviderError, match="batch create failed"):
+                submit_parts(tables, job, OpenAIBatchBackend(lossy))
+            assert proxy.lost >= 1
+        resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options))
+        job = wait_job(tables, job.job_id, 60, 0.05, OpenAIBatchBackend(options))
+        made = [b for b in client.batches.list() if b.metadata.get("tokenomy_job") == job.job_id]
+    assert len(made) == 1, [b.id for b in made]
+    assert job.status == "completed" and job.done == 3, job.to_json()
+    rows = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
+    assert sorted(e.request_id for e in rows) == ["r0", "r1", "r2"]
+
+
+def test_cancel_stops_the_batch_a_submit_killed_mid_create_had_made(tmp_path) -> None:
+    # The process died after OpenAI accepted the create, before the handle was stored: cancel said "cancelled
+    # before it was sent" while the batch ran on, and was billed.
+    from tokenomy.batch.jobs import SENDING, cancel, create_job, open_tables, part_key
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=30) as (client, options):
+        job = create_job(tables, src, MODEL, "openai", options)
+        tables.update_part(job.job_id, 0, message=SENDING)  # as submit_parts leaves it just before the create
+        made = OpenAIBatchBackend().submit(job.job_id, MODEL, records(plain(3)), options, part_key(job.job_id, 0))
+        cancel(tables, job.job_id, OpenAIBatchBackend(options))
+        assert client.batches.retrieve(made).status in ("cancelling", "cancelled")
+    [part] = tables.parts(job.job_id)
+    assert part["handle"] == made and part["status"] == "stopping"

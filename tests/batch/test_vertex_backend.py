@@ -200,3 +200,34 @@ def test_a_system_role_message_is_sent_as_the_system_instruction_not_a_user_turn
     assert sent["contents"] == [{"role": "user", "parts": [{"text": "Say hello."}]}]
     inline = inline_request(records([json.dumps(line)])[0])  # the Gemini API batch's request, the same way
     assert inline["config"]["system_instruction"] == "Answer in French." and len(inline["contents"]) == 1
+
+
+def test_a_batch_prediction_job_whose_create_answer_was_lost_is_found_by_resume_not_made_twice(tmp_path):
+    # Vertex AI accepted the batch prediction job; its answer never came back, so the submit failed. Resume sent the
+    # records as a new part and made a second job: both ran, and were billed; one was never collected.
+    from helpers.lossy_proxy import LossyProxy
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import ProviderError
+    from tokenomy.providers.gemini_provider import gemini_client
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
+    ledger = str(tmp_path / "ledger.duckdb")
+    tables = open_tables(ledger)
+    extra = {"gcs_uri": "gs://tk-lost/runs", "project": "demo"}
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.05)) as url:
+        create = b"POST /v1beta1/projects/demo/locations/us-central1/batchPredictionJobs "
+        with LossyProxy(url, create, lose=1) as proxy:
+            options = SubmitOptions(endpoint_url=proxy.url, region="us-central1", extra=extra)
+            job = create_job(tables, path, MODEL, "vertex", options)
+            with pytest.raises(ProviderError, match="batch create failed"):
+                submit_parts(tables, job)
+            assert proxy.lost == 1
+            assert resubmit_missing(tables, job.job_id) == 3
+            job = wait_job(tables, job.job_id, 30, 0.05)
+        client = gemini_client(vertex=True, base_url=url, project="demo", location="us-central1")
+        made = [b.name for b in client.batches.list() if job.job_id in (b.display_name or "")]
+    assert len(made) == 1, made
+    assert job.status == "completed" and job.done == 3, job.to_json()
+    assert sorted(e.request_id for e in open_store(ledger).events()) == ["r0", "r1", "r2"]

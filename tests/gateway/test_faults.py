@@ -24,7 +24,7 @@ from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
-from tokenomy.gateway.keys import KeyStore
+from tokenomy.gateway.keys import KeyStore, period_start
 from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 in / $1.25 out per 1M tokens
@@ -757,6 +757,36 @@ def test_a_model_waits_as_long_as_its_timeout_s_and_the_timeout_says_how_to_rais
     finally:
         upstream.close()
     assert [e.outcome for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)] == ["timeout", "ok"]
+
+
+@pytest.mark.parametrize("fault,outcome", [("late", "timeout"), ("cutbody", "server_error")])
+def test_an_attempt_that_failed_after_its_request_went_out_is_charged_its_prompt(fault, outcome, ledger_path):
+    """The upstream got the request and was still working on it (billing it) when the model's timeout_s passed, or
+    its answer was cut off halfway; the retry was answered. The failed attempt was recorded at $0 and the key's
+    budget charged only the answer, so retries spent past what the budget counted."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(200, {}, fault)])  # silent 1.5 s, or cut halfway; the retry is answered at once
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=Decimal("1"), period="month")
+    try:
+        model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 0.5}
+        config = {"auth": True, "models": {"hasty": model},
+                  "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 2, "base_delay_s": 0}}}}
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            reply = httpx.post(url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {secret}"},
+                               json={"model": "hasty", "messages": [{"role": "user", "content": "x" * 400}]})
+            assert reply.status_code == 200, reply.text
+            counter = f"key:{key.key_id}:{period_start('month').date()}"
+            charged = asyncio.run(app.state.gateway.limits.spent(counter))
+    finally:
+        upstream.close()
+    assert upstream.calls == 2
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [(outcome, 100, 0), ("ok", 1000, 10)]
+    assert rows[0].cost_usd == Decimal(100) * Decimal("0.25") / 10**6  # the prompt, estimated, at Haiku's price
+    assert Decimal(charged) / 10**9 == rows[0].cost_usd + rows[1].cost_usd  # the budget counts both
 
 
 def test_the_providers_error_code_reaches_the_caller(ledger_path):

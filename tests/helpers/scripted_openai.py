@@ -38,7 +38,8 @@ class ScriptedOpenAI:
     an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
-    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s. An error entry's third
+    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s; "cutbody" is a
+    non-streamed answer whose connection closes halfway through its body. An error entry's third
     item is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the
     answer's stream deltas (a non-streamed answer is their concatenation).
     """
@@ -121,6 +122,14 @@ class ScriptedOpenAI:
                             **outer.top,
                         }
                     ).encode()
+                if kind == ["cutbody"]:  # the answer was generated (and billed); the connection broke halfway
+                    self.send_response(status)
+                    self.send_header("content-type", content_type)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)

@@ -83,8 +83,17 @@ class BatchBackend(ABC):
         return None  # most backends have nothing to check before the provider call
 
     @abstractmethod
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
-        """Start provider work for one part (records already split to quotas); return its handle."""
+    def submit(
+        self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
+    ) -> str:
+        """Start provider work for one part (records already split to quotas); return its handle. `key` names the
+        part (default: the job id), the same each time it is sent: the job is created under it, so `find` can tell
+        whether a create whose answer was lost was accepted."""
+
+    @abstractmethod
+    def find(self, key: str) -> str | None:
+        """The handle of a job already created under `key`, or None. A create can be accepted and its answer lost
+        (a timeout, a dropped connection); sending it again would run, and bill, every record twice."""
 
     @abstractmethod
     def status(self, handle: str) -> tuple[str, str | None]:

@@ -10,11 +10,11 @@ with `records.jsonl.out` and `manifest.json.out`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,10 +49,13 @@ def _split_s3(uri: str, where: str) -> tuple[str, str]:
     return match.group(1), match.group(2).strip("/")
 
 
-def _job_name(job_id: str) -> str:
-    # Bedrock job names: letters, digits and inner hyphens, at most 63 characters; unique per account.
-    safe = re.sub(r"[^a-zA-Z0-9]+", "-", job_id).strip("-")[:40] or "job"
-    return f"tokenomy-{safe}-{uuid.uuid4().hex[:8]}"
+def _job_name(key: str) -> str:
+    """The job's name, and its clientRequestToken, from the part's key: the same each time the part is sent, so
+    Bedrock takes a repeated create as the first one (and `find` lists the job by it)."""
+    # Bedrock job names: letters, digits and inner hyphens, at most 63 characters; unique per account. The hash
+    # keeps keys that differ only in what the pattern drops or the length cuts apart.
+    safe = re.sub(r"[^a-zA-Z0-9]+", "-", key).strip("-")[:40] or "job"
+    return f"tokenomy-{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 class BedrockBatchBackend(BatchBackend):
@@ -130,11 +133,13 @@ class BedrockBatchBackend(BatchBackend):
         if hours is not None and not 24 <= hours <= 168:  # CreateModelInvocationJob's timeoutDurationInHours
             raise ConfigError(f"--timeout-hours {hours}: a Bedrock batch job's timeout is 24 to 168 hours")
 
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+    def submit(
+        self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
+    ) -> str:
         self.options = options
         role, bucket, prefix = self._role_and_location(options)
         region = self._region()
-        name = _job_name(job_id)
+        name = _job_name(key or job_id)
         base = f"{prefix}/{name}" if prefix else name
         lines = "".join(
             json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)}) + "\n" for rec in records
@@ -166,6 +171,10 @@ class BedrockBatchBackend(BatchBackend):
             request["modelInvocationType"] = "Converse"
         bedrock = self._client("bedrock", region)
         return self._call("CreateModelInvocationJob", bedrock.create_model_invocation_job, **request)["jobArn"]
+
+    def find(self, key: str) -> str | None:
+        name = _job_name(key)
+        return next((j["jobArn"] for j in self.list_jobs(name) if j["jobName"] == name), None)
 
     def describe(self, handle: str) -> dict[str, Any]:
         """GetModelInvocationJob's answer, as boto3 returns it."""

@@ -48,6 +48,26 @@ def inline_request(rec: BatchRecord) -> dict[str, Any]:
     return request
 
 
+def display_name(key: str) -> str:
+    """The name a part's job is created under: the API takes no idempotency key, so `find` looks for this."""
+    return f"tokenomy {key}"[:128]
+
+
+def find_by_display_name(backend: Any, key: str) -> str | None:
+    """The newest job (Gemini API batch or Vertex AI batch prediction job) named for `key`, through the SDK's
+    pager over every page: only a create cut short asks, and its job is among the newest."""
+    client, name = backend._client(), display_name(key)
+
+    def newest_first() -> str | None:
+        for job in client.batches.list(config={"page_size": 100}):
+            if job.display_name == name:
+                return str(job.name)
+        return None
+
+    found: str | None = backend._call("batch list", newest_first)
+    return found
+
+
 class GeminiBatchBackend(BatchBackend):
     """Gemini API batches (AI Studio); a handle is the batch's name, `batches/...`."""
 
@@ -83,7 +103,9 @@ class GeminiBatchBackend(BatchBackend):
         self.options = options
         self._client()  # builds the client only: a missing API key is named here
 
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+    def submit(
+        self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
+    ) -> str:
         self.options = options
         client = self._client()
         job = self._call(
@@ -91,9 +113,12 @@ class GeminiBatchBackend(BatchBackend):
             client.batches.create,
             model=model,
             src=[inline_request(rec) for rec in records],
-            config={"display_name": f"tokenomy {job_id}"[:128]},
+            config={"display_name": display_name(key or job_id)},
         )
         return str(job.name)
+
+    def find(self, key: str) -> str | None:
+        return find_by_display_name(self, key)
 
     def describe(self, handle: str) -> Any:
         """The BatchJob, as the SDK returns it."""

@@ -230,14 +230,28 @@ def submit_options(job: Job) -> SubmitOptions:
 
 
 # -- remote backends -------------------------------------------------------------------------------
+SENDING = "being sent; if it was cut short, resume finds the provider's job or sends it"
+
+
+def part_key(job_id: str, part_no: int) -> str:
+    """A part's name at the provider, the same every time it is sent (see BatchBackend.find)."""
+    return f"{job_id}-p{part_no}"
+
+
 def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = None) -> Job:
     """Start provider work for every part that has no handle yet."""
     try:
         backend = backend or get_backend(job.backend, submit_options(job))
         for part in tables.parts(job.job_id):
             if part["handle"] is None and part["status"] == "submitted":
-                handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job))
-                tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted")
+                key = part_key(job.job_id, part["part_no"])
+                # A part with a message was sent before (it says how that ended): the provider may have accepted
+                # it though the answer was lost. Find that job rather than make a second one, billed again.
+                handle = backend.find(key) if part["message"] else None
+                if handle is None:
+                    tables.update_part(job.job_id, part["part_no"], message=SENDING)  # kept if this process dies
+                    handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job), key)
+                tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted", message=None)
     except Exception as exc:
         # Parts already started keep their handles; fix the cause and `resume` submits the rest.
         parts = tables.parts(job.job_id)
@@ -352,8 +366,14 @@ def resubmit_missing(
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
     parts = tables.parts(job_id)
+    for part in parts:
+        if part["handle"] is None and part["status"] == "failed":
+            # Its submit failed, maybe after the provider accepted it: send it again under its own key (so
+            # `submit_parts` finds a job made then), not its records as a new part, which would make another.
+            tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
+    parts = tables.parts(job_id)
     unstarted = [p for p in parts if p["handle"] is None and p["status"] == "submitted"]
-    if unstarted:  # a submit interrupted (Ctrl-C, a kill) before the provider had these parts: start them now
+    if unstarted:  # a submit that failed, or was interrupted (Ctrl-C, a kill): find or start these parts now
         submit_parts(tables, job, backend)
         return sum(len(p["record_ids"]) for p in unstarted)
     if any(p["status"] not in FINAL_STATES for p in parts):
@@ -414,9 +434,11 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
     for part in tables.parts(job_id):
         if part["status"] in FINAL_STATES:
             continue
-        if part["handle"]:
-            backend.cancel(part["handle"])
-            tables.update_part(job_id, part["part_no"], status="stopping")
+        # Sent, or being sent when its submit was cut short (the provider may have its job): stop that job.
+        handle = part["handle"] or (backend.find(part_key(job_id, part["part_no"])) if part["message"] else None)
+        if handle:
+            backend.cancel(handle)
+            tables.update_part(job_id, part["part_no"], handle=handle, status="stopping", message=None)
         else:  # never sent (a submit cut short): nothing runs provider-side, and nothing will; resume sends it
             tables.update_part(
                 job_id, part["part_no"], status="stopped", message="cancelled before it was sent", collected=True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -31,6 +32,8 @@ STATUS_MAP = {
     "cancelled": "stopped",
 }
 NEVER_RAN = ("batch_cancelled", "batch_expired")
+PART_KEY = "tokenomy_part"  # the metadata naming the part a batch was made for (see BatchBackend.find)
+CREATE_ATTEMPTS = 3
 
 
 def request_body(model: str, rec: BatchRecord) -> dict[str, Any]:
@@ -109,8 +112,11 @@ class OpenAIBatchBackend(BatchBackend):
         self.options = options
         self._client()  # builds the client only: a missing key or endpoint is named here
 
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+    def submit(
+        self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
+    ) -> str:
         self.options = options
+        key = (key or job_id)[:512]  # a metadata value's limit
         client = self._client()
         name = self.line_model(model)
         data = "".join(
@@ -119,15 +125,39 @@ class OpenAIBatchBackend(BatchBackend):
             for rec in records
         ).encode()
         upload = self._call("file upload", client.files.create, file=(f"{job_id}.jsonl", data), purpose="batch")
-        batch = self._call(
-            "batch create",
-            client.batches.create,
-            input_file_id=upload.id,
-            endpoint=self.endpoint,
-            completion_window="24h",
-            metadata={"tokenomy_job": job_id[:512]},
-        )
-        return batch.id
+        request = {
+            "input_file_id": upload.id,
+            "endpoint": self.endpoint,
+            "completion_window": "24h",
+            "metadata": {"tokenomy_job": job_id[:512], PART_KEY: key},
+        }
+        # The API takes no idempotency key, and the SDK's own retry of a create whose answer was lost (a timeout, a
+        # dropped connection) made a second batch, run and billed again. So a create is sent again only once the
+        # batches listed show none under `key`.
+        create = client.with_options(max_retries=0).batches.create
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self._call("batch create", create, **request).id
+            except ProviderError as exc:
+                if exc.kind == "client_error" or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                failed = exc
+            try:
+                found = self.find(key)
+            except ProviderError as exc:
+                raise ProviderError(f"{failed}; whether the batch was made is not known ({exc})", failed.kind) from None
+            if found is not None:
+                return found
+            time.sleep(2**attempt)  # as the SDK would have waited (1 s, then 2 s)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def find(self, key: str) -> str | None:
+        client = self._client()
+
+        def newest_first() -> str | None:  # every page: only a create cut short asks, and its batch is recent
+            return next((b.id for b in client.batches.list(limit=100) if (b.metadata or {}).get(PART_KEY) == key), None)
+
+        return self._call("batch list", newest_first)
 
     def describe(self, handle: str):
         """The Batch object, as the SDK returns it."""

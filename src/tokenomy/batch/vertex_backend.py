@@ -29,7 +29,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.gcs import CloudStorage, split_gs_uri
-from tokenomy.batch.gemini_backend import STATUS_MAP  # Vertex jobs and Gemini API batches share JobState
+from tokenomy.batch.gemini_backend import STATUS_MAP, display_name, find_by_display_name  # shared: JobState, names
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.providers.gemini_mapping import usage_from_gemini
 
@@ -127,7 +127,9 @@ class VertexBatchBackend(BatchBackend):
             error = map_gemini_error(exc)
             raise ProviderError(f"Vertex AI {what} failed: {error}", error.kind, status=error.status) from None
 
-    def submit(self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions) -> str:
+    def submit(
+        self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
+    ) -> str:
         self.options = options
         bucket, prefix = split_gs_uri(str(job_options(options).extra["gcs_uri"]))
         folder = "/".join(p for p in (prefix, job_id, uuid.uuid4().hex[:10]) if p)
@@ -141,9 +143,12 @@ class VertexBatchBackend(BatchBackend):
             self._client().batches.create,
             model=model,
             src=f"gs://{bucket}/{folder}/input.jsonl",
-            config={"display_name": f"tokenomy {job_id}"[:128], "dest": f"gs://{bucket}/{folder}/output"},
+            config={"display_name": display_name(key or job_id), "dest": f"gs://{bucket}/{folder}/output"},
         )
         return str(job.name)
+
+    def find(self, key: str) -> str | None:
+        return find_by_display_name(self, key)
 
     def describe(self, handle: str) -> Any:
         """The BatchJob, as the SDK returns it."""

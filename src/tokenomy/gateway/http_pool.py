@@ -9,7 +9,9 @@ concurrency 1 that was a fifth of the latency the gateway adds.
 What it does: one request at a time per connection (no pipelining), a bounded pool reused last-in first-out,
 answers framed by Content-Length, chunked (httptools decodes it) or by the server closing, `Connection: close`
 honoured, TLS for https, and a silence timeout: no byte for `timeout` seconds (to connect, before the answer,
-between two chunks) fails the request, however long the whole answer takes. What it does not: proxies,
+between two chunks) fails the request, however long the whole answer takes. A POST is never sent twice once it may
+have reached the server (a chat call would be run and billed twice): an idle connection the server closed is not
+reused, and a request is sent again only if its first write failed outright. What it does not: proxies,
 redirects, compression (it asks for `identity`; a gzip or deflate answer sent anyway is still decoded, as the
 session did, rather than lose a paid answer), HTTP/2. An OpenAI-format upstream needs none of them from a
 gateway, and the session it replaced had proxies off too.
@@ -26,6 +28,7 @@ draining a stream's end, or in use.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import zlib
 from collections.abc import AsyncIterator
@@ -50,15 +53,25 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class UpstreamTimeout(TimeoutError):
-    """No byte from the upstream for the pool's timeout."""
+    """No byte from the upstream for the pool's timeout. `sent`: the request had gone out (the upstream is working
+    on it, and bills it), not a wait for a connection."""
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class UpstreamDisconnected(ConnectionError):
-    """The connection failed or closed before the answer was whole, or the answer was not HTTP."""
+    """The connection failed or closed before the answer was whole, or the answer was not HTTP. `sent`: part of
+    an answer had arrived, so the upstream had the request (and bills it)."""
+
+    sent = False
 
 
 class UpstreamTooLarge(UpstreamDisconnected):
     """The answer's head, or what it holds unread at once, passed the pool's limit; its connection was closed."""
+
+    sent = True
 
 
 class Reply:
@@ -147,6 +160,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self.idle_since = 0.0
         self.heard = False  # a byte of the current exchange's answer arrived
+        self.unsent = False  # the current request's first write failed: not a byte of it left this side
         self._head_bytes = 0  # bytes of the current exchange's answer read before its head was whole
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -164,7 +178,21 @@ class _Connection(asyncio.Protocol):
         self._last_byte = self.loop.time()
         self._timer = self.loop.call_later(self.pool.timeout, self._check_silence)
         self.transport.write(data)
+        # The transport sends at once; a send that fails (the server had reset the connection) closes it before
+        # write returns, having sent nothing. Any other outcome may have delivered the request.
+        self.unsent = self.transport.is_closing()
         return self.reply
+
+    def stale(self) -> bool:
+        """An idle connection whose socket is readable: the server closed it (or sent bytes nobody asked for) after
+        the event loop last looked. Never reused: a request written on it may or may not reach the server."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        try:
+            return bool(select.select([sock.fileno()], [], [], 0)[0])
+        except (OSError, ValueError):  # a socket closed meanwhile
+            return True
 
     def _check_silence(self) -> None:
         """Fail the exchange after `timeout` seconds without a byte; one timer a request, re-armed lazily."""
@@ -174,7 +202,7 @@ class _Connection(asyncio.Protocol):
             return
         self._timer = None
         if self.reply is not None:
-            self.reply._fail(UpstreamTimeout(f"no data for {self.pool.timeout:g}s"))
+            self.reply._fail(UpstreamTimeout(f"no data for {self.pool.timeout:g}s", sent=True))
         self.close()
 
     def finished(self) -> bool:
@@ -245,7 +273,9 @@ class _Connection(asyncio.Protocol):
                 reply.complete = True
                 reply._wake()
             else:
-                reply._fail(UpstreamDisconnected(f"the upstream closed the connection mid-answer ({exc or 'EOF'})"))
+                cut = UpstreamDisconnected(f"the upstream closed the connection mid-answer ({exc or 'EOF'})")
+                cut.sent = self.heard
+                reply._fail(cut)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -373,10 +403,12 @@ class HttpPool:
                 try:
                     return connection, await connection.send(data + body)._started()
                 except UpstreamDisconnected:
-                    # A kept connection the server closed as the request went out (its idle timeout firing just
-                    # then): not a byte came back, so the server dropped the connection rather than answer. Send
-                    # once more on a new one instead of failing the call. Any byte back, or a timeout: no resend.
-                    if connection.heard:
+                    # Sent again only if not a byte of it left (the kept connection had been reset). A request
+                    # written on a connection that then closed without a byte back may have reached the server,
+                    # which may be running (and billing) it though it closed (a crash, a proxy's timeout, its idle
+                    # timeout firing just as the request arrived): a resend could run the call twice. The caller's
+                    # retry policy decides instead, knowing the call failed.
+                    if connection.heard or not connection.unsent:
                         raise
                     connection.finished()
                     connection.close()
@@ -409,7 +441,11 @@ class HttpPool:
     def _reuse(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and connection.loop.time() - connection.idle_since < KEEPALIVE_S:
+            if (
+                not connection.closed
+                and connection.loop.time() - connection.idle_since < KEEPALIVE_S
+                and not connection.stale()
+            ):
                 return connection
             connection.close()
         return None

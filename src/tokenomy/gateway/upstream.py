@@ -70,17 +70,19 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         return get_provider(self.spec).stream(request)
 
-    def _failed(self, exc: Exception) -> ProviderError:
+    def _failed(self, exc: UpstreamTimeout | UpstreamDisconnected) -> ProviderError:
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
         if isinstance(exc, UpstreamTimeout):
             return ProviderError(
                 f"{self.url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
                 "answers that are not streamed)",
                 kind="timeout",
+                reached=exc.sent,
             )
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
-            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False)
-        return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error")
+            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False, reached=True)
+        # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
+        return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error", reached=exc.sent)
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         self.check(request)

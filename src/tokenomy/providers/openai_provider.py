@@ -17,6 +17,11 @@ from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, Unsupported, re
 log = logging.getLogger(__name__)
 
 
+def _read_timeout(exc: Exception) -> bool:
+    """The SDK's timeout was its HTTP client's read timeout (not connect, write or pool): the request was sent."""
+    return type(exc.__cause__).__name__ == "ReadTimeout"
+
+
 def map_openai_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import openai
@@ -24,7 +29,8 @@ def map_openai_error(exc: Exception) -> ProviderError:
     status = getattr(exc, "status_code", None)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(f"timed out: {exc}", kind="timeout")
+        # A read timeout: the request went out and the server was still working on it (billing it).
+        return ProviderError(f"timed out: {exc}", kind="timeout", reached=_read_timeout(exc))
     if isinstance(exc, openai.APIConnectionError):
         url = getattr(getattr(exc, "request", None), "url", None) or "the server"
         return ProviderError(
