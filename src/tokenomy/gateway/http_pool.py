@@ -190,7 +190,9 @@ class _Connection(asyncio.Protocol):
         if sock is None:
             return False
         try:
-            return bool(select.select([sock.fileno()], [], [], 0)[0])
+            poller = select.poll()  # not select.select: it fails for descriptors past 1023, which a busy gateway has
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):  # a socket closed meanwhile
             return True
 
