@@ -54,14 +54,24 @@ def route_provider(gw, route) -> str | None:
     return gw.client.provider_for(gw.client.spec_for(route.model)).name
 
 
-def refusal(gw, route, call: ChatRequest, name: str, api: str, providers: tuple[str, ...]) -> Unsupported | None:
+def refusal(
+    gw,
+    route,
+    call: ChatRequest,
+    name: str,
+    api: str,
+    providers: tuple[str, ...],
+    caller_field: Callable[[str], str] = str,
+) -> Unsupported | None:
     """What of `call` the route's model cannot take, asked before any call or budget reservation. An API's own fields
     the mapping does not know (`call.extra`) reach that API's models as sent, and are refused (a ValueError naming the
-    first) for a route to any other: its API would get them raw or not at all."""
+    first, as `caller_field` says the caller sent it) for a route to any other: its API would get them raw or not at
+    all."""
     unknown = next(iter(call.extra), None)
     if unknown is not None and route_provider(gw, route) not in providers:
         raise ValueError(
-            f"{unknown}: the gateway carries this field to {api} models only, and model `{name}` is not one; remove it"
+            f"{caller_field(unknown)}: the gateway carries this field to {api} models only, and model `{name}` is not "
+            "one; remove it"
         )
     return gw.refusal(route, replace(call, extra={}) if call.extra else call)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,6 +40,7 @@ from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_inbound import (
+    caller_field,
     caller_param,
     finish_reason,
     parts_body,
@@ -62,6 +64,7 @@ STATUS = {
     504: "DEADLINE_EXCEEDED",
 }
 METHODS = ("generateContent", "streamGenerateContent")
+GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Gemini's own fields
 
 
 def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -192,7 +195,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
-        refused = refusal(gw, route, call, model, "Gemini", ("gcp.gemini", "gcp.vertex_ai"))
+        refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))
             return metrics.done(gemini_error(400, message), model, started)

@@ -433,6 +433,17 @@ def _blocks_per_part(parts: list[Any]) -> list[int]:
     return owners
 
 
+def caller_field(body: dict[str, Any], key: str) -> str:
+    """Where the caller sent what rides in `extra` under its SDK name (`response_modalities`, `safety_settings`): a
+    generationConfig field or a top-level one, spelled as sent."""
+    config = get(body, "generationConfig")
+    for where, fields in (("generationConfig.", config if isinstance(config, dict) else {}), ("", body)):
+        sent = next((k for k in fields if snake(k) == key), None)
+        if sent is not None:
+            return where + sent
+    return key
+
+
 def caller_param(body: dict[str, Any], param: str) -> str:
     """A mapping's name for a field it cannot send (`messages[2].content[1]`, `top_k`) in the caller's terms
     (`contents[2].parts[1]`, `generationConfig.topK`): contents keep their places; a block's part is counted again
@@ -442,7 +453,8 @@ def caller_param(body: dict[str, Any], param: str) -> str:
             return theirs + param[len(ours) :]
     found = _PLACE.match(param)
     if found is None:
-        return param
+        head, dot, rest = param.partition(".")
+        return caller_field(body, head) + dot + rest  # an `extra` field a Gemini model refused
     message, block = int(found.group(1)), found.group(2)
     if block is None:
         return f"contents[{message}]" + param[found.end() :]
