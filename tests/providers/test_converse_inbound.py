@@ -113,3 +113,14 @@ def test_an_answer_goes_back_in_converses_shape_blobs_as_base64() -> None:
     assert body["usage"] == {"inputTokens": 10, "outputTokens": 5, "totalTokens": 135, "cacheReadInputTokens": 100,
                              "cacheWriteInputTokens": 20}
     assert body["trace"] == {"guardrail": {"x": 1}} and "other" not in body
+
+
+def test_redacted_reasoning_that_is_not_base64_goes_out_and_comes_back_as_it_was() -> None:
+    """Anthropic's redacted thinking is opaque text; Converse holds redacted reasoning as bytes. Text that is not
+    base64 had no Converse form (the answer was a 500); it goes out as marked bytes and comes back the same text."""
+    opaque = "EmwKAhgBEgy3va3pzix/LafPsn4a=not=base64"
+    response = ChatResponse(content=[ReasoningBlock(redacted=opaque), TextBlock("Hi.")], model=MODEL,
+                            provider="anthropic", usage=Usage(1, 1))
+    content = answer_body(response)["output"]["message"]["content"]
+    turn = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": content}]}
+    assert request_from_converse(MODEL, turn).messages[1].content == [ReasoningBlock(redacted=opaque), TextBlock("Hi.")]

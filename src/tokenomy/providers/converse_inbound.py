@@ -73,6 +73,9 @@ STOP_REASONS = {
     "tool_calls": "tool_use",
     "content_filter": "content_filtered",
 }
+# Converse holds redacted reasoning as bytes; another provider's (Anthropic's `data`) is text, which goes out as these
+# marked bytes so that a caller sending the answer back returns that text.
+REDACTED_TEXT = b"tokenomy:redacted:"
 MAX_TOKENS = 1_000_000  # as on the other APIs: a bound no model reaches, so no integer overflows downstream
 
 
@@ -155,7 +158,11 @@ def _tool_result(value: Any, where: str) -> ToolResultBlock:
 def _reasoning(value: Any, where: str) -> ReasoningBlock:
     kind, item = _one(value, where, ("reasoningText", "redactedContent"))
     if kind == "redactedContent":  # bytes, kept as the base64 text they came in (ReasoningBlock.redacted)
-        return ReasoningBlock(redacted=_blob(item, f"{where}.redactedContent"))
+        blob = _blob(item, f"{where}.redactedContent")
+        raw = binascii.a2b_base64(blob)
+        if raw.startswith(REDACTED_TEXT):  # opaque text the gateway sent as bytes (answer_body): that text again
+            return ReasoningBlock(redacted=raw[len(REDACTED_TEXT) :].decode("utf-8", "replace"))
+        return ReasoningBlock(redacted=blob)
     text = _object(item, f"{where}.reasoningText", ("text", "signature"))
     signature = text.get("signature")
     return ReasoningBlock(
@@ -444,10 +451,20 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
     return body
 
 
+def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
+    if isinstance(block, ReasoningBlock) and block.redacted is not None:
+        try:
+            raw = binascii.a2b_base64(block.redacted, strict_mode=True)
+        except binascii.Error:  # another provider's opaque text, not bytes in base64: carried as marked bytes
+            raw = REDACTED_TEXT + block.redacted.encode()
+        return {"reasoningContent": {"redactedContent": binascii.b2a_base64(raw, newline=False).decode()}}
+    return _jsonable(block_to_converse(block, model, where))
+
+
 def answer_body(response: ChatResponse) -> dict[str, Any]:
     """A ChatResponse as Converse's answer: the message, stopReason, usage, metrics, and the model's own fields and
     guardrail trace a Bedrock model returned for a request that asked for them."""
-    content = [_jsonable(block_to_converse(b, response.model, f"content[{i}]")) for i, b in enumerate(response.content)]
+    content = [_answer_block(b, response.model, f"content[{i}]") for i, b in enumerate(response.content)]
     body: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop_reason(response),
