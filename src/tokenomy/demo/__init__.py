@@ -15,11 +15,11 @@ from types import ModuleType
 from rich.console import Console
 
 from tokenomy.client import Tokenomy
-from tokenomy.demo import analytics, batch, bench, caching, planning, review, routing, workload
+from tokenomy.demo import analytics, batch, bench, caching, gateway, planning, review, routing, workload
 from tokenomy.demo.context import DemoContext
 from tokenomy.ledger.store import open_store
 
-STEPS: tuple[ModuleType, ...] = (workload, routing, caching, batch, bench, planning, analytics, review)
+STEPS: tuple[ModuleType, ...] = (workload, gateway, routing, caching, batch, bench, planning, analytics, review)
 
 
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
