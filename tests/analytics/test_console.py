@@ -83,6 +83,17 @@ def _usd(value: Decimal) -> str:
 
 
 # --- JSON API ---------------------------------------------------------------------------------------------------
+def test_headline_forecast_is_the_one_report_forecast_prints(gateway, seeded) -> None:
+    # The page simulated 500 month paths and the CLI 2000: the same month's forecast and interval differed by cents.
+    head = httpx.get(f"{gateway}/dashboard/api/headline", params=_range(seeded), timeout=60).json()
+    args = ["report", "forecast", "--json", "--ledger", str(seeded["path"]), "--until", seeded["until"].isoformat()]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    cli_fc = json.loads(result.stdout)
+    for figure in ("month_to_date_usd", "forecast_usd", "low_usd", "high_usd"):
+        assert Decimal(head["forecast"][figure]) == Decimal(cli_fc[figure]), figure
+
+
 def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded) -> None:
     events, since, until = seeded["events"], seeded["since"], seeded["until"]
     now, before = _in(events, since, until), _in(events, since - timedelta(days=10), since)

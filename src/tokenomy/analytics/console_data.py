@@ -286,7 +286,7 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         )
     sql, params = and_where(store, f)
     try:
-        fc = month_end_forecast(store, now=_as_of(f), filter_sql=sql, filter_params=params, repetitions=500)
+        fc = month_end_forecast(store, now=_as_of(f), filter_sql=sql, filter_params=params)
         out["forecast"] = {
             "month": fc.month,
             "as_of": fc.as_of,
