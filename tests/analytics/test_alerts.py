@@ -73,6 +73,19 @@ def test_tag_budget(request, url_fixture) -> None:
     assert [a["spent_usd"] for a in alerts if a["kind"] == "budget"] == [ads] and ads > 0
 
 
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_tag_budget_counts_its_own_tag_value_only(request, url_fixture) -> None:
+    # The tag was matched with LIKE, whose `_` and `%` are wildcards: team=ml_ops was charged team ml-ops's spend.
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    store = open_store(request.getfixturevalue(url_fixture))
+    store.write([UsageEvent(ts=now - timedelta(hours=h + 1), provider="openai", model="m", cost_usd=Decimal(cost),
+                            tags={"team": team}) for h, (team, cost) in enumerate([("ml-ops", "5"), ("ml_ops", "1"),
+                                                                                     ("100%", "2")])])
+    for match, spent in (("team=ml_ops", Decimal(1)), ("team=ml%", Decimal(0)), ("team=100%", Decimal(2))):
+        alerts = evaluate(store, [{"scope": "tag", "match": match, "limit_usd": "0.5"}], now=now)
+        assert [a["spent_usd"] for a in alerts if a["kind"] == "budget"] == ([spent] if spent else []), match
+
+
 def test_cli_posts_each_alert_once(ledger_path, tmp_path, webhook) -> None:
     url, received = webhook
     _ledger(ledger_path)  # spike on 2026-08-20, drift from 2026-09-04
