@@ -197,6 +197,25 @@ def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(
     assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only
 
 
+def test_ledger_stats_json_prints_the_spend_its_table_and_report_spend_print(tmp_path):
+    # `ledger stats --json` wrote the ledger's exact record ("0.0000045") beside its own table's $0.000004 and
+    # `report spend --json`'s "0.000004": one spend, two figures. A summary's money is an amount, to 6 places.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime(2026, 11, 20, tzinfo=UTC), provider="openai", model="m",
+                                         input_tokens=10, output_tokens=5, cost_usd=Decimal("0.0000045"))])
+    runner = CliRunner()
+    stats = json.loads(runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--ledger", str(ledger), "--json"]).stdout)
+    table = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env={"COLUMNS": "200"}).output
+    assert [r["cost_usd"] for r in stats] == [spend[0]["cost_usd"]] * 2 == ["0.000004"] * 2
+    assert "$0.000004" in table
+
+
 def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path):
     # `ledger stats` printed 192681 input tokens and `cost` 1200 beside `report tokens`' 192,681.
     from datetime import UTC, datetime
