@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
@@ -22,7 +22,7 @@ GROUP_ROWS = 50  # the page shows the top N of these
 # group-by name -> SQL expression for its label
 GROUPS = {
     "model": "model",
-    "provider": "provider",
+    "provider": provider_sql(),  # metered `aws.bedrock` and billed `bedrock` are one provider
     "task": "COALESCE(task, '(none)')",
     "team": "COALESCE(tenant, '(none)')",
     "key": "COALESCE(key_id, '(none)')",

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.console_data import OTHER_COST, alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
 from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
@@ -141,7 +141,7 @@ def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
         f"SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day FROM usage_events{where}", params
     )[0]
     return {
-        "providers": distinct("provider"),
+        "providers": distinct(provider_sql()),  # one name a provider, as spend groups and the filter match it
         "models": distinct("model"),
         "tasks": distinct("task"),
         "tags": sorted(tags),

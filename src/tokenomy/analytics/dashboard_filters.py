@@ -13,6 +13,7 @@ from typing import Any
 
 from tokenomy.errors import UsageError
 from tokenomy.ledger.rollups import tag_match
+from tokenomy.ledger.spend import canonical_provider, provider_sql
 from tokenomy.money import money_str
 
 
@@ -99,7 +100,8 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     for column, op, value in (
         ("ts", ">=", f.since),
         ("ts", "<", f.until),
-        ("provider", "=", f.provider),
+        # the provider as spend groups it: `bedrock` selects its metered `aws.bedrock` calls and its bill alike
+        (provider_sql(), "=", canonical_provider(f.provider)),
         ("model", "=", f.model),
         ("task", "=", f.task),
         ("tenant", "=", f.tenant),
