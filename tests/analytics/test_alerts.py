@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -199,6 +200,19 @@ def test_provider_anomalies_on_request(ledger_path) -> None:
     both = evaluate(store, [], now=now, settings=AlertSettings.from_config({"anomaly_groups": ["model", "provider"]}))
     spikes = {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"}
     assert spikes == {("steady", "2026-08-20"), ("provider bedrock", "2026-08-20")}
+
+
+def test_provider_anomalies_name_the_provider_as_budgets_and_reports_do(ledger_path, tmp_path) -> None:
+    # Metered Bedrock calls record `aws.bedrock`: the anomaly read "provider aws.bedrock" where a provider budget,
+    # the reports and the console say "bedrock".
+    _ledger(tmp_path / "seed.duckdb")
+    events = [replace(e, provider="aws.bedrock") for e in open_store(tmp_path / "seed.duckdb").events()]
+    store = open_store(ledger_path)
+    store.write(events)
+    both = evaluate(store, [], now=datetime(2026, 8, 21, 6, tzinfo=UTC),
+                    settings=AlertSettings.from_config({"anomaly_groups": ["provider"]}))
+    assert {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"} == {
+        ("provider bedrock", "2026-08-20")}
 
 
 def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:
