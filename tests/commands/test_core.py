@@ -232,3 +232,22 @@ def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path)
     cost = runner.invoke(app, ["cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1200",
                                "--output", "300"], env={"COLUMNS": "200"})
     assert "1,200" in cost.output and "1,500" in cost.output, cost.output
+
+
+def test_ledger_stats_requests_are_calls_not_a_bills_rows(tmp_path):
+    # An imported bill's row (a provider-day's usage) was counted as one answered request; its cost still counts.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    day = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    open_store(ledger).write([
+        UsageEvent(ts=day, provider="openai", model="m", input_tokens=10, cost_usd=Decimal("1"), latency_ms=100.0),
+        UsageEvent(ts=day, provider="openai", model="m", input_tokens=10, cost_usd=Decimal("1"), latency_ms=300.0),
+        UsageEvent(ts=day.replace(day=19, hour=0), provider="openai", model="m", input_tokens=5000,
+                   cost_usd=Decimal("5"), priced_by="billed"),  # a day with no metered call: its spend counts
+    ])
+    stats = json.loads(CliRunner().invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    assert (stats[-1]["requests"], stats[-1]["cost_usd"], stats[-1]["input_tokens"]) == (2, "7.000000", 5020)
