@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +72,19 @@ def test_tag_budget(request, url_fixture) -> None:
     ads = sum(e.cost_usd for e in store.events() if e.tags.get("team") == "ads" and month <= e.ts < REPORT_NOW)
     alerts = evaluate(store, [{"scope": "tag", "match": "team=ads", "limit_usd": "0.000001"}], now=REPORT_NOW)
     assert [a["spent_usd"] for a in alerts if a["kind"] == "budget"] == [ads] and ads > 0
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_tag_budget_counts_its_own_tag_value_only(request, url_fixture) -> None:
+    # The tag was matched with LIKE, whose `_` and `%` are wildcards: team=ml_ops was charged team ml-ops's spend.
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    store = open_store(request.getfixturevalue(url_fixture))
+    store.write([UsageEvent(ts=now - timedelta(hours=h + 1), provider="openai", model="m", cost_usd=Decimal(cost),
+                            tags={"team": team}) for h, (team, cost) in enumerate([("ml-ops", "5"), ("ml_ops", "1"),
+                                                                                     ("100%", "2")])])
+    for match, spent in (("team=ml_ops", Decimal(1)), ("team=ml%", Decimal(0)), ("team=100%", Decimal(2))):
+        alerts = evaluate(store, [{"scope": "tag", "match": match, "limit_usd": "0.5"}], now=now)
+        assert [a["spent_usd"] for a in alerts if a["kind"] == "budget"] == ([spent] if spent else []), match
 
 
 def test_cli_posts_each_alert_once(ledger_path, tmp_path, webhook) -> None:
@@ -186,6 +200,19 @@ def test_provider_anomalies_on_request(ledger_path) -> None:
     both = evaluate(store, [], now=now, settings=AlertSettings.from_config({"anomaly_groups": ["model", "provider"]}))
     spikes = {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"}
     assert spikes == {("steady", "2026-08-20"), ("provider bedrock", "2026-08-20")}
+
+
+def test_provider_anomalies_name_the_provider_as_budgets_and_reports_do(ledger_path, tmp_path) -> None:
+    # Metered Bedrock calls record `aws.bedrock`: the anomaly read "provider aws.bedrock" where a provider budget,
+    # the reports and the console say "bedrock".
+    _ledger(tmp_path / "seed.duckdb")
+    events = [replace(e, provider="aws.bedrock") for e in open_store(tmp_path / "seed.duckdb").events()]
+    store = open_store(ledger_path)
+    store.write(events)
+    both = evaluate(store, [], now=datetime(2026, 8, 21, 6, tzinfo=UTC),
+                    settings=AlertSettings.from_config({"anomaly_groups": ["provider"]}))
+    assert {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"} == {
+        ("provider bedrock", "2026-08-20")}
 
 
 def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:

@@ -83,6 +83,17 @@ def _usd(value: Decimal) -> str:
 
 
 # --- JSON API ---------------------------------------------------------------------------------------------------
+def test_headline_forecast_is_the_one_report_forecast_prints(gateway, seeded) -> None:
+    # The page simulated 500 month paths and the CLI 2000: the same month's forecast and interval differed by cents.
+    head = httpx.get(f"{gateway}/dashboard/api/headline", params=_range(seeded), timeout=60).json()
+    args = ["report", "forecast", "--json", "--ledger", str(seeded["path"]), "--until", seeded["until"].isoformat()]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    cli_fc = json.loads(result.stdout)
+    for figure in ("month_to_date_usd", "forecast_usd", "low_usd", "high_usd"):
+        assert Decimal(head["forecast"][figure]) == Decimal(cli_fc[figure]), figure
+
+
 def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded) -> None:
     events, since, until = seeded["events"], seeded["since"], seeded["until"]
     now, before = _in(events, since, until), _in(events, since - timedelta(days=10), since)
@@ -183,6 +194,32 @@ def test_budget_line_counts_the_keys_of_a_team_without_a_budget(tmp_path) -> Non
     with ServerThread(create_app(None, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
         head = httpx.get(f"{url}/dashboard/api/headline", timeout=60).json()
     assert Decimal(head["monthly_budget_usd"]) == 2 + 10 + 1
+
+
+def test_usage_types_add_up_to_the_spend_with_a_bills_other_charges(tmp_path) -> None:
+    """A bill's charges that are not tokens (Google's cache storage, tool fees) are in a billed row's cost only: the
+    usage-type split and the usage chart dropped them, so they added up to less than the spend."""
+    from tokenomy.analytics.console_data import breakdown
+    from tokenomy.analytics.dashboard_data import Filters, usage_types
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    day = datetime(2026, 11, 3, tzinfo=UTC)
+    store.write([
+        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=100,
+                   input_cost_usd=Decimal("0.00015"), output_cost_usd=Decimal("0.00006"), cost_usd=Decimal("0.00021")),
+        # 1.25 input + 2.0 output + 0.45 cache storage, as the gcp-billing import records it
+        UsageEvent(ts=day, provider="vertex", model="gemini-2.5-pro", input_tokens=1_000_000, output_tokens=200_000,
+                   input_cost_usd=Decimal("1.25"), output_cost_usd=Decimal("2.0"), cost_usd=Decimal("3.70"),
+                   priced_by="billed"),
+    ])
+    f = Filters(since=day, until=day + timedelta(days=1))
+    types = {r["key"]: Decimal(r["cost_usd"]) for r in breakdown(store, f)["groups"]["usage type"]}
+    assert sum(types.values()) == Decimal("3.70021")
+    assert types["other"] == Decimal("0.45")
+    pro = {r["model"]: r for r in usage_types(store, f)}["gemini-2.5-pro"]
+    assert Decimal(pro["other_cost_usd"]) == Decimal("0.45")
 
 
 def test_empty_range_answers_empty_sections(gateway) -> None:

@@ -91,6 +91,20 @@ def test_one_spike_day_in_history_does_not_lift_the_rest_of_the_month(ledger_pat
     assert "1 one-day spike(s)" in result.method
 
 
+def test_the_forecast_lies_inside_its_own_interval_when_the_fit_trends_below_zero(ledger_path) -> None:
+    # An imported bill's $7 day, three idle weeks, then ~$0.01 a day: the fitted trend runs below zero. The point
+    # forecast was the fitted mean path clipped day by day ($1.19) while the interval came from the simulated paths
+    # clipped day by day ($2.88-$9.64): a forecast below its own 90% interval. Both now come from the same paths.
+    start = datetime(2026, 9, 17, tzinfo=UTC)
+    events = [UsageEvent(ts=start, provider="openai", model="m", cost_usd=Decimal(7), priced_by="billed")]
+    for d in range(21, 61):
+        events.append(UsageEvent(ts=start + timedelta(days=d, hours=9), provider="openai", model="m",
+                                 input_tokens=1000, cost_usd=Decimal("0.0101")))
+    open_store(ledger_path).write(events)
+    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    assert result.low_usd <= result.forecast_usd <= result.high_usd, result
+
+
 def test_sporadic_use_is_not_taken_for_spikes() -> None:
     # A job that runs on one day in ten: every busy day stands alone among idle ones, which is how it is used.
     import numpy as np

@@ -152,8 +152,8 @@ def test_reconcile_names_each_difference(request, tmp_path, url_fixture) -> None
     # Spend reports count each call once: a provider's metered day is its calls (its bill is reconciled here,
     # not added to them), so the total is what was metered.
     spend = {r["provider"]: r["cost_usd"] for r in run_report(store, "spend", by="provider")}
-    assert spend == {p: sum(e.cost_usd for e in metered if e.provider == p)
-                     for p in ("aws.bedrock", "openai", "anthropic")}  # the Bedrock bill pairs with aws.bedrock calls
+    assert spend == {p: sum(e.cost_usd for e in metered if canonical_provider(e.provider) == p)
+                     for p in ("bedrock", "openai", "anthropic")}  # the Bedrock bill pairs with aws.bedrock calls
 
     # The CLI: JSON rows and flagged count; by provider one row per provider and day.
     cli = CliRunner().invoke(app, ["report", "reconcile", "--since", "2025-11-24", "--until", "2025-11-26",

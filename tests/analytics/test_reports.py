@@ -367,3 +367,34 @@ def test_an_empty_default_window_names_the_window(tmp_path) -> None:
     said = " ".join(result.output.split())
     assert "may use a default window" not in said
     assert "hourly-tokens: no usage in its default window, the last 2 days; give --since to look further" in said
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_a_providers_metered_and_billed_spend_is_one_provider(request, url_fixture) -> None:
+    # Bedrock calls record OpenTelemetry's `aws.bedrock`, its bill `bedrock`: October's bill and November's calls
+    # read as two providers, Bedrock's spend dropping to nothing in November beside a new one.
+    from dataclasses import replace
+
+    from tokenomy.analytics.console_data import breakdown
+    from tokenomy.analytics.dashboard_data import Filters, filter_options, totals
+    from tokenomy.analytics.dashboard_providers import providers
+
+    store = open_store(request.getfixturevalue(url_fixture))
+    store.write([
+        UsageEvent(ts=datetime(2026, 10, 5, tzinfo=UTC), provider="bedrock", model="anthropic.claude-3-haiku",
+                   cost_usd=Decimal("4"), priced_by="billed"),
+        UsageEvent(ts=datetime(2026, 11, 5, 9, tzinfo=UTC), provider="aws.bedrock", model="anthropic.claude-3-haiku",
+                   input_tokens=100, cost_usd=Decimal("3")),
+    ])
+    monthly = run_report(store, "monthly-spend", since=datetime(2026, 10, 1, tzinfo=UTC))
+    assert [(r["provider"], r["cost_usd"]) for r in monthly] == [("bedrock", 4), ("bedrock", 3)]
+    spend = run_report(store, "spend", by="provider", since=datetime(2026, 10, 1, tzinfo=UTC))
+    assert [(r["provider"], r["cost_usd"], r["calls"]) for r in spend] == [("bedrock", 7, 2)]
+    autumn = Filters(since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 12, 1, tzinfo=UTC))
+    assert [(r["key"], Decimal(r["cost_usd"])) for r in breakdown(store, autumn)["groups"]["provider"]] == [
+        ("bedrock", 7)]
+    view = providers(store, autumn)
+    assert [(r["month"], r["provider"]) for r in view["monthly"]] == [("2026-10", "bedrock"), ("2026-11", "bedrock")]
+    assert filter_options(store)["providers"] == ["bedrock"]
+    for name in ("bedrock", "aws.bedrock"):  # the menu's name, or the one a metered row carries
+        assert totals(store, replace(autumn, provider=name))["cost_usd"] == "7.000000", name

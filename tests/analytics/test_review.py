@@ -362,3 +362,22 @@ def test_a_candidate_priced_from_old_data_shows_its_date_instead_of_a_warning(mo
     with caplog.at_level("WARNING", logger="tokenomy.pricing"):
         candidates_for(instant, groups, Decimal(1))  # in use: its own spend is priced from the old data
     assert [r for r in caplog.records if f"pricing {instant} from data" in r.getMessage()]
+
+
+def test_history_growth_counts_calls_not_a_bills_day_totals(tmp_path) -> None:
+    # An imported bill's row is a provider-day's usage: counted as one call, a day the gateway missed (500,000
+    # input tokens) read as input per call up from 1,000 to ~17,000, a "history growth" finding with a price.
+    from tokenomy.analytics.review_habits import history_growth
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    end = datetime(2026, 11, 30, tzinfo=UTC)
+    events = [UsageEvent(ts=end - timedelta(days=d, hours=1), provider="openai", model="gpt-4o-mini", task="chat",
+                         input_tokens=1000, cost_usd=Decimal("0.00015")) for d in range(60) if d != 10]
+    events.append(UsageEvent(ts=end - timedelta(days=10, hours=12), provider="openai", model="gpt-4o-mini",
+                             task="chat", input_tokens=500_000, input_cost_usd=Decimal("0.075"),
+                             cost_usd=Decimal("0.075"), priced_by="billed"))
+    store.write(events)
+    rows, findings = history_growth(store, end - timedelta(days=30), end, 30, Decimal(1))
+    assert [(r["task"], r["previous_input_per_call"], r["current_input_per_call"]) for r in rows] == [
+        ("chat", 1000.0, 1000.0)]
+    assert findings == []

@@ -223,3 +223,21 @@ def test_lines_that_name_another_model_are_noted(tmp_path):
     assert len(report.records) == 4
     assert "body.model names another model on 2 line(s) (gpt-4o): they are priced and sent as gpt-4o-mini" in \
         "\n".join(report.notes), report.notes
+
+
+def test_validate_and_plan_json_print_the_costs_their_tables_print(tmp_path):
+    # The JSON wrote the estimate's full precision ("0.00122865") where the table printed $0.001229.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    path = tmp_path / "b.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"Summarise item {i} in one line please.",
+                                        "max_tokens": 100}) + "\n" for i in range(20)))
+    runner = CliRunner()
+    for command in (["validate"], ["plan", "--deadline", "23:59"]):
+        args = ["batch", *command, str(path), "--model", "gpt-4o-mini"]
+        data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+        table = runner.invoke(app, args, env={"COLUMNS": "200"}).output
+        for key in ("on_demand_usd", "batch_usd"):
+            assert len(data[key].split(".")[1]) == 6 and f"${data[key]}" in table, (command, key, data[key], table)

@@ -197,6 +197,25 @@ def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(
     assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only
 
 
+def test_ledger_stats_json_prints_the_spend_its_table_and_report_spend_print(tmp_path):
+    # `ledger stats --json` wrote the ledger's exact record ("0.0000045") beside its own table's $0.000004 and
+    # `report spend --json`'s "0.000004": one spend, two figures. A summary's money is an amount, to 6 places.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime(2026, 11, 20, tzinfo=UTC), provider="openai", model="m",
+                                         input_tokens=10, output_tokens=5, cost_usd=Decimal("0.0000045"))])
+    runner = CliRunner()
+    stats = json.loads(runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--ledger", str(ledger), "--json"]).stdout)
+    table = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env={"COLUMNS": "200"}).output
+    assert [r["cost_usd"] for r in stats] == [spend[0]["cost_usd"]] * 2 == ["0.000004"] * 2
+    assert "$0.000004" in table
+
+
 def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path):
     # `ledger stats` printed 192681 input tokens and `cost` 1200 beside `report tokens`' 192,681.
     from datetime import UTC, datetime
@@ -213,3 +232,22 @@ def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path)
     cost = runner.invoke(app, ["cost", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--input", "1200",
                                "--output", "300"], env={"COLUMNS": "200"})
     assert "1,200" in cost.output and "1,500" in cost.output, cost.output
+
+
+def test_ledger_stats_requests_are_calls_not_a_bills_rows(tmp_path):
+    # An imported bill's row (a provider-day's usage) was counted as one answered request; its cost still counts.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    day = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    open_store(ledger).write([
+        UsageEvent(ts=day, provider="openai", model="m", input_tokens=10, cost_usd=Decimal("1"), latency_ms=100.0),
+        UsageEvent(ts=day, provider="openai", model="m", input_tokens=10, cost_usd=Decimal("1"), latency_ms=300.0),
+        UsageEvent(ts=day.replace(day=19, hour=0), provider="openai", model="m", input_tokens=5000,
+                   cost_usd=Decimal("5"), priced_by="billed"),  # a day with no metered call: its spend counts
+    ])
+    stats = json.loads(CliRunner().invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json"]).stdout)
+    assert (stats[-1]["requests"], stats[-1]["cost_usd"], stats[-1]["input_tokens"]) == (2, "7.000000", 5020)

@@ -60,3 +60,29 @@ def test_keys_teams_lists_each_team_budget_with_its_spend_this_period(tmp_path):
     # One scale for the money of one table: the budget beside what was spent and what is left ($50.00 read as a
     # different kind of figure beside $1.250000).
     assert "$50.000000" in table.stdout and "$50.00 " not in table.stdout, table.stdout
+
+
+def test_keys_teams_json_prints_the_spend_its_table_prints(tmp_path):
+    # The JSON wrote the ledger's exact record ("0.0000045") where the table printed $0.000004: one spend, two figures.
+    import json
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    store = open_store(ledger)
+    KeyStore(store).set_team_budget("research", Decimal("50"), "total")
+    store.write([UsageEvent(ts=datetime.now(UTC), provider="p", model="m", tenant="research",
+                            cost_usd=Decimal("0.0000045"))])
+    del store
+    runner = CliRunner()
+    rows = json.loads(runner.invoke(app, ["keys", "teams", "--ledger", str(ledger), "--json"]).stdout)
+    assert (rows[0]["spent_usd"], rows[0]["left_usd"]) == ("0.000004", "49.999996")
+    table = runner.invoke(app, ["keys", "teams", "--ledger", str(ledger)], env={"COLUMNS": "200"}).output
+    assert "$0.000004" in table and "$49.999996" in table, table

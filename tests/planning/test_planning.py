@@ -510,3 +510,18 @@ def test_breakeven_refuses_an_input_share_beside_average_tokens():
             input_share_from(avg_input, avg_output, 0.5)
     assert input_share_from(100, 50, None) == Decimal(100) / Decimal(150)
     assert input_share_from(None, None, 0.25) == Decimal("0.25")
+
+
+def test_output_caps_never_cut_an_imported_bills_day_total():
+    # A billed row is a day's usage from a provider's bill, not one call: a max_tokens cap cannot shorten it. Its
+    # day total sat among the calls' outputs (lifting the p95 cap past every real call) and was then "capped" itself.
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    calls = [UsageEvent(ts=t0 + timedelta(hours=i), provider="openai", model="gpt-4o-mini", input_tokens=100,
+                        output_tokens=1000 if i % 20 == 0 else 100) for i in range(100)]
+    bills = [UsageEvent(ts=t0 - timedelta(days=d), provider="openai", model="gpt-4o-mini", input_tokens=10**6,
+                        output_tokens=10**6, priced_by="billed") for d in range(1, 6)]
+    caps = SavingsInputs(levers=("output_caps",))
+    saving = what_if(calls + bills, caps)["levers"][0]["window_saving_usd"]
+    # the five 1,000-token answers cut to the calls' p95 (~145 tokens), at $0.60 per million output tokens
+    assert saving == what_if(calls, caps)["levers"][0]["window_saving_usd"]
+    assert Decimal("0.0025") < saving < Decimal("0.0026")

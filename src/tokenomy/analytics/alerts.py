@@ -20,6 +20,7 @@ from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Res
 # Re-exported: callers and tests import the settings from here.
 from tokenomy.analytics.billed import SPEND_EVENTS, canonical_provider, provider_sql
 from tokenomy.errors import ConfigError, UsageError
+from tokenomy.ledger.rollups import tag_match
 from tokenomy.money import usd
 
 __all__ = ["SCOPES", "AlertSettings", "Budget", "Reservation", "evaluate", "mark_sent", "unsent", "validate_budgets"]
@@ -30,9 +31,8 @@ ALL_INPUT = "input_tokens + cache_read_tokens + cache_write_tokens"
 def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
     """` AND ...` SQL selecting a budget's events, the same text on DuckDB and PostgreSQL."""
     if budget["scope"] == "tag":
-        # tags are stored as json.dumps(sort_keys=True), so a key/value pair is this exact substring.
-        key, value = budget["match"].split("=", 1)
-        return f" AND tags LIKE {store.placeholder}", (f"%{json.dumps(key)}: {json.dumps(value)}%",)
+        sql, params = tag_match(store.dialect, store.placeholder, budget["match"])
+        return f" AND {sql}", tuple(params)
     if budget["scope"] == "provider":
         # Metered calls record `aws.bedrock`, bills and people say `bedrock`: compare canonical names, so either
         # spelling in a budget matches both kinds of row.

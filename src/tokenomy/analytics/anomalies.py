@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.seasonal import STL
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.reports import trunc
 from tokenomy.ledger.rollups import DIMENSIONS, facts
 
@@ -44,8 +44,9 @@ def daily_spend(store: Any, by: str = "model", until: datetime | None = None) ->
     else:
         where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
         source = f"{SPEND_EVENTS}{where}"
+    key = provider_sql() if by == "provider" else by  # `aws.bedrock` calls and a `bedrock` bill: one provider
     rows = store.query(
-        f"SELECT {trunc(store.dialect, 'day')} AS day, {by} AS key, SUM(cost_usd) AS cost FROM {source} GROUP BY 1, 2",
+        f"SELECT {trunc(store.dialect, 'day')} AS day, {key} AS key, SUM(cost_usd) AS cost FROM {source} GROUP BY 1, 2",
         params,
     )
     if not rows:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
@@ -22,7 +22,7 @@ GROUP_ROWS = 50  # the page shows the top N of these
 # group-by name -> SQL expression for its label
 GROUPS = {
     "model": "model",
-    "provider": "provider",
+    "provider": provider_sql(),  # metered `aws.bedrock` and billed `bedrock` are one provider
     "task": "COALESCE(task, '(none)')",
     "team": "COALESCE(tenant, '(none)')",
     "key": "COALESCE(key_id, '(none)')",
@@ -30,8 +30,12 @@ GROUPS = {
     "tier": "COALESCE(tier, '(none)')",
     "mode": "mode",
 }
-# usage type -> cost expression; a batch call's whole cost is "batch" and a context cache's storage (mode
-# cache_storage, no token costs) is "cache storage", so the six add up to the total
+# What a row cost beyond its four token costs: a bill's charges that are not tokens (Google's cache storage, tool
+# fees), which an imported bill puts in cost_usd only (analytics/imports/billing.py); zero for a metered call.
+OTHER_COST = "cost_usd - input_cost_usd - output_cost_usd - cache_read_cost_usd - cache_write_cost_usd"
+# usage type -> cost expression; a batch call's whole cost is "batch", a context cache's storage (mode
+# cache_storage, no token costs) is "cache storage" and a bill's other charges "other", so the seven add up to the
+# total
 USAGE_TYPES = {
     "input": "CASE WHEN mode = 'batch' THEN 0 ELSE input_cost_usd END",
     "output": "CASE WHEN mode = 'batch' THEN 0 ELSE output_cost_usd END",
@@ -39,6 +43,7 @@ USAGE_TYPES = {
     "cache write": "CASE WHEN mode = 'batch' THEN 0 ELSE cache_write_cost_usd END",
     "batch": "CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END",
     "cache storage": "CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END",
+    "other": f"CASE WHEN mode IN ('batch', 'cache_storage') THEN 0 ELSE {OTHER_COST} END",
 }
 
 
@@ -286,7 +291,7 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         )
     sql, params = and_where(store, f)
     try:
-        fc = month_end_forecast(store, now=_as_of(f), filter_sql=sql, filter_params=params, repetitions=500)
+        fc = month_end_forecast(store, now=_as_of(f), filter_sql=sql, filter_params=params)
         out["forecast"] = {
             "month": fc.month,
             "as_of": fc.as_of,

@@ -11,8 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
-from tokenomy.analytics.console_data import alerts, breakdown, budgets, headline
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
+from tokenomy.analytics.console_data import OTHER_COST, alerts, breakdown, budgets, headline
 from tokenomy.analytics.console_levers import savings
 from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, parse_when, where
 from tokenomy.analytics.dashboard_providers import providers
@@ -44,14 +44,16 @@ def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
 
 def usage_types(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Tokens per model split into input, output, cache read and cache write (the 'tokens' report), with what
-    keeping context caches cost (mode cache_storage rows, which carry no tokens)."""
+    keeping context caches cost (mode cache_storage rows, which carry no tokens) and a bill's other charges (not
+    tokens), so the costs add up to the model's spend."""
     where, params = _where(store, f)
     rows = store.query(
         f"SELECT model, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         f"SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
         f"SUM(input_cost_usd) AS input_cost_usd, SUM(output_cost_usd) AS output_cost_usd, "
         f"SUM(cache_read_cost_usd) AS cache_read_cost_usd, SUM(cache_write_cost_usd) AS cache_write_cost_usd, "
-        f"SUM(CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END) AS cache_storage_cost_usd "
+        f"SUM(CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END) AS cache_storage_cost_usd, "
+        f"SUM(CASE WHEN mode = 'cache_storage' THEN 0 ELSE {OTHER_COST} END) AS other_cost_usd "
         f"FROM {SPEND_EVENTS}{where} GROUP BY model ORDER BY model",
         params,
     )
@@ -139,7 +141,7 @@ def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
         f"SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day FROM usage_events{where}", params
     )[0]
     return {
-        "providers": distinct("provider"),
+        "providers": distinct(provider_sql()),  # one name a provider, as spend groups and the filter match it
         "models": distinct("model"),
         "tasks": distinct("task"),
         "tags": sorted(tags),

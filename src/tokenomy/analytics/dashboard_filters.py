@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from tokenomy.errors import UsageError
+from tokenomy.ledger.rollups import tag_match
+from tokenomy.ledger.spend import canonical_provider, provider_sql
 from tokenomy.money import money_str
 
 
@@ -98,7 +100,8 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     for column, op, value in (
         ("ts", ">=", f.since),
         ("ts", "<", f.until),
-        ("provider", "=", f.provider),
+        # the provider as spend groups it: `bedrock` selects its metered `aws.bedrock` calls and its bill alike
+        (provider_sql(), "=", canonical_provider(f.provider)),
         ("model", "=", f.model),
         ("task", "=", f.task),
         ("tenant", "=", f.tenant),
@@ -108,15 +111,9 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
             clauses.append(f"{column} {op} {mark}")
             params.append(value)
     if f.tag:
-        key, value = f.tag.split("=", 1)
-        # tags are stored as JSON text; each dialect has its own accessor
-        if store.dialect == "postgres":
-            clauses.append(f"(CAST(tags AS jsonb) ->> {mark}) = {mark}")
-            params += [key, value]
-        else:
-            clauses.append(f"json_extract_string(tags, {mark}) = {mark}")
-            # a JSON pointer reaches any key (a JSONPath from json.dumps missed non-ASCII keys, failed on "")
-            params += ["/" + key.replace("~", "~0").replace("/", "~1"), value]
+        sql, values = tag_match(store.dialect, mark, f.tag)
+        clauses.append(sql)
+        params += values
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.dashboard_filters import Filters, money, period, where
 from tokenomy.analytics.reports import family_expr
 from tokenomy.ledger.rollups import TOKEN_SUM
 
 CACHED_TOKENS = "cache_read_tokens + cache_write_tokens"
+PROVIDER = provider_sql()  # metered `aws.bedrock` and billed `bedrock` are one provider
 # What cached usage cost: reads and writes, and keeping explicit context caches (mode cache_storage).
 CACHED_COST = "cache_read_cost_usd + cache_write_cost_usd + CASE WHEN mode = 'cache_storage' THEN cost_usd ELSE 0 END"
 
@@ -38,8 +39,8 @@ def providers(store: Any, f: Filters) -> dict[str, Any]:
     end = bounds[1]
     scoped = where(store, f)
     monthly = rows(
-        "SELECT date_trunc('month', ts) AS month, provider, SUM(cost_usd) AS cost_usd FROM {src}{where} "
-        "GROUP BY 1, 2 ORDER BY 1, 2",
+        f"SELECT date_trunc('month', ts) AS month, {PROVIDER} AS provider, SUM(cost_usd) AS cost_usd "
+        "FROM {src}{where} GROUP BY 1, 2 ORDER BY 1, 2",
         scoped,
     )
     family = rows(
@@ -49,14 +50,14 @@ def providers(store: Any, f: Filters) -> dict[str, Any]:
     )
     batch = f"SUM(CASE WHEN mode = 'batch' THEN {TOKEN_SUM} ELSE 0 END)"
     types = rows(
-        "SELECT provider, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+        f"SELECT {PROVIDER} AS provider, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         "SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
         f"{batch} AS batch_tokens FROM {{src}}{{where}} GROUP BY 1 ORDER BY 1",
         _windowed(store, f, end, 30),
     )
     hourly = rows(
-        f"SELECT date_trunc('hour', ts) AS hour, provider, SUM({TOKEN_SUM}) AS tokens FROM {{src}}{{where}} "
-        "GROUP BY 1, 2 ORDER BY 1, 2",
+        f"SELECT date_trunc('hour', ts) AS hour, {PROVIDER} AS provider, SUM({TOKEN_SUM}) AS tokens "
+        "FROM {src}{where} GROUP BY 1, 2 ORDER BY 1, 2",
         _windowed(store, f, end, 2),
     )
     models = rows(

@@ -102,8 +102,8 @@ def _without_spikes(history: pd.Series, z: float = 6.0) -> tuple[pd.Series, int]
     return pd.Series(np.where(spikes, typical, values), index=history.index), int(spikes.sum())
 
 
-def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Point forecast and simulated paths (horizon x repetitions) from an additive-trend ETS model."""
+def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> tuple[np.ndarray, str]:
+    """Simulated daily spend paths (horizon x repetitions) from an additive-trend ETS model."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     seasonal = "add" if len(history) >= 2 * 7 + 7 else None
@@ -119,11 +119,10 @@ def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> 
     with warnings.catch_warnings():  # convergence chatter on short or flat series; the fit is still usable
         warnings.simplefilter("ignore")
         fit = model.fit(disp=False)
-        point = np.asarray(fit.forecast(horizon))
         paths = np.asarray(
             fit.simulate(horizon, repetitions=repetitions, anchor="end", rng=np.random.default_rng(seed))
         )
-    return point, paths.reshape(horizon, -1), f"ETS(A,A,{'A' if seasonal else 'N'}) weekly"
+    return paths.reshape(horizon, -1), f"ETS(A,A,{'A' if seasonal else 'N'}) weekly"
 
 
 def month_end_forecast(
@@ -151,16 +150,19 @@ def month_end_forecast(
     month_to_date = Decimal(mtd_rows[0]["s"] or 0)
     horizon = (month_end - cutoff).days
     history, spikes = _without_spikes(history)
-    point, paths, method = _simulate(history, horizon, repetitions, seed)
+    paths, method = _simulate(history, horizon, repetitions, seed)
     if spikes:
         method += f"; {spikes} one-day spike(s) in history fitted at their weekday's typical spend"
-    totals = np.clip(paths, 0, None).sum(axis=0)  # a day cannot cost less than nothing
+    # A day cannot cost less than nothing. The forecast is the median of these month totals, the same paths the
+    # interval comes from: the fitted mean path clipped day by day fell below the whole interval when the fit
+    # trended under zero (clipping lifts every noisy path, not the smooth mean).
+    totals = np.clip(paths, 0, None).sum(axis=0)
     tail = (1 - level) / 2
     return Forecast(
         month=month_start.strftime("%Y-%m"),
         as_of=cutoff.date().isoformat(),
         month_to_date_usd=month_to_date,
-        forecast_usd=(month_to_date + _money(np.clip(point, 0, None).sum())).quantize(CENTS),
+        forecast_usd=(month_to_date + _money(np.median(totals))).quantize(CENTS),
         low_usd=(month_to_date + _money(np.quantile(totals, tail))).quantize(CENTS),
         high_usd=(month_to_date + _money(np.quantile(totals, 1 - tail))).quantize(CENTS),
         level=level,

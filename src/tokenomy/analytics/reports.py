@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.latency import latency_rows
 from tokenomy.errors import UsageError
 from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value, time_range
@@ -79,7 +79,11 @@ def tag_value_expr(dialect: str) -> str:
 
 
 def _group(by: str) -> str:
-    return f"{family_expr()} AS family" if by == "family" else by
+    if by == "family":
+        return f"{family_expr()} AS family"
+    if by == "provider":  # a provider's metered calls (`aws.bedrock`) and its bill (`bedrock`) are one provider
+        return f"{provider_sql()} AS provider"
+    return by
 
 
 @dataclass(frozen=True)

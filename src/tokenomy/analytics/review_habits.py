@@ -21,7 +21,7 @@ from typing import Any
 
 from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
-from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.billed import is_metered_sql
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
 from tokenomy.errors import TokenomyError
@@ -190,8 +190,9 @@ def history_growth(
     previous_start = start - timedelta(days=days)
     sql = (
         f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM({ALL_INPUT}) AS input_tokens, "
-        f"SUM(input_cost_usd + cache_read_cost_usd + cache_write_cost_usd) AS input_cost_usd FROM {SPEND_EVENTS} "
-        f"WHERE outcome = 'ok' AND ts >= {ph} AND ts < {ph} GROUP BY 1"
+        f"SUM(input_cost_usd + cache_read_cost_usd + cache_write_cost_usd) AS input_cost_usd FROM usage_events "
+        # calls only: an imported bill's row is a provider-day's usage, whose tokens are no one call's
+        f"WHERE outcome = 'ok' AND {is_metered_sql()} AND ts >= {ph} AND ts < {ph} GROUP BY 1"
     )
     now = {r["task"]: r for r in store.query(sql, [start, end])}
     before = {r["task"]: r for r in store.query(sql, [previous_start, start])}

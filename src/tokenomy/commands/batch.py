@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         if note:
             report.notes.append(note)
         if as_json:
-            print_json(report.to_json())
+            print_json(report.to_json(), money="amount")  # the estimates the table prints
         else:
             print_validation(report, file, model)
         if report.bad or not report.records:
@@ -466,7 +466,7 @@ def register(app: typer.Typer) -> None:
                 f"fix them (`tokenomy batch validate {file} --model {model}`)"
             )
         if as_json:
-            print_json(result.to_json())
+            print_json(result.to_json(), money="amount")  # the costs the table prints
             raise typer.Exit(1 if result.bad_lines else 0)
         if result.bad_lines:
             print_bad_lines(result.bad_lines)

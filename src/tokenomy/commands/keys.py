@@ -113,7 +113,7 @@ def teams(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
             }
         )
     if as_json:
-        print_json(rows)
+        print_json(rows, money="amount")  # the figures the table prints
         return
     if not rows:
         console.print("no team budgets in this ledger; set one with `tokenomy keys team-budget TEAM --budget-usd N`")

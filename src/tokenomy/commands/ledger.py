@@ -103,7 +103,7 @@ def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
 
     rows = spend_summary(open_existing_ledger(ledger))  # read-only: a missing ledger is an error, not created
     if as_json:
-        print_json(rows)
+        print_json(rows, money="amount")  # the figures its table and `report spend --json` print
         return
     print_summary(rows)
 

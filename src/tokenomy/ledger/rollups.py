@@ -82,6 +82,19 @@ def tag_value(dialect: str) -> str:
     return "json_extract_string(CAST(tags AS JSON), '/' || replace(replace(tag_key, '~', '~0'), '/', '~1'))"
 
 
+def tag_match(dialect: str, placeholder: str, tag: str) -> tuple[str, list[str]]:
+    """SQL (with its parameters) that a row's JSON `tags` hold `tag` ("key=value") exactly: a JSON accessor, not
+    LIKE on the text, whose `_` and `%` are wildcards (team=ml_ops matched team ml-ops)."""
+    key, value = tag.split("=", 1)
+    if dialect == "postgres":
+        return f"(CAST(tags AS jsonb) ->> {placeholder}) = {placeholder}", [key, value]
+    if dialect == "clickhouse":
+        return f"JSONExtractString(COALESCE(tags, '{{}}'), {placeholder}) = {placeholder}", [key, value]
+    # A JSON pointer reaches any key (a JSONPath from json.dumps missed non-ASCII keys, failed on "").
+    pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+    return f"json_extract_string(tags, {placeholder}) = {placeholder}", [pointer, value]
+
+
 def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str:
     added = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m in measures)
     return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"

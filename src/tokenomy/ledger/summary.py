@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tokenomy.ledger.spend import SPEND_EVENTS
+from tokenomy.ledger.spend import SPEND_EVENTS, is_metered_sql
 from tokenomy.ledger.store import LedgerStore
 
 
@@ -14,12 +14,14 @@ def spend_summary(store: LedgerStore) -> list[dict]:
     Requests and latency are the answered calls (outcome ok); tokens and cost are every recorded attempt, as the
     reports count them: a stream cancelled after its first delta was billed, and its row carries that cost. An
     imported bill counts only where the reports count it (ledger/spend.py): not on a day its calls were metered."""
-    answered = "CASE WHEN outcome = 'ok' THEN latency_ms END"
+    # An answered call: outcome ok, and metered (an imported bill's row is a provider-day's usage, not a request).
+    ok = f"outcome = 'ok' AND {is_metered_sql()}"
+    answered = f"CASE WHEN {ok} THEN latency_ms END"
     percentile = {  # the exact, interpolating percentile on each engine (ClickHouse's was a syntax error)
         "duckdb": f"quantile_cont({answered}, {{q}})",
         "clickhouse": f"quantileExactInclusive({{q}})({answered})",
     }.get(store.dialect, f"percentile_cont({{q}}) WITHIN GROUP (ORDER BY {answered})")
-    columns = f"""SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS requests,
+    columns = f"""SUM(CASE WHEN {ok} THEN 1 ELSE 0 END) AS requests,
                SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
                SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
                SUM(cost_usd) AS cost_usd,

@@ -16,6 +16,7 @@ import numpy as np
 
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.spend import BILLED_MARKS
 from tokenomy.messages import Usage
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog
@@ -145,7 +146,7 @@ def _apply(
                     s.cache_write_1h += prefix
                 else:
                     s.cache_write += prefix
-        if "output_caps" in levers:
+        if "output_caps" in levers and not _billed(event):
             cap = caps.get(event.task or "*")
             if cap is not None:
                 s.output_tokens = min(s.output_tokens, cap)
@@ -180,12 +181,18 @@ def _batchable(event: UsageEvent, inputs: SavingsInputs) -> bool:
     )
 
 
+def _billed(event: UsageEvent) -> bool:
+    """A row of an imported bill: a provider-day's usage, not one call, so no per-call max_tokens shortens it."""
+    return event.priced_by in BILLED_MARKS
+
+
 def output_caps(events: list[UsageEvent], percentile: float) -> dict[str, int]:
-    """Per task, the output-token percentile that a cap would cut the long tail at."""
+    """Per task, the output-token percentile of its calls that a cap would cut the long tail at."""
     caps: dict[str, int] = {}
     by_task: dict[str, list[int]] = {}
     for event in events:
-        by_task.setdefault(event.task or "*", []).append(event.output_tokens)
+        if not _billed(event):  # a bill's day total among the calls would lift the cap past every real call
+            by_task.setdefault(event.task or "*", []).append(event.output_tokens)
     for task, values in by_task.items():
         if len(values) >= 5:
             caps[task] = int(np.percentile(values, percentile))

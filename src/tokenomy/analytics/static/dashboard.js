@@ -78,12 +78,13 @@
 
       C.csvRows["usage"] = data.usage;
       const types = [["input_cost_usd", "input"], ["output_cost_usd", "output"], ["cache_read_cost_usd", "cache read"],
-                     ["cache_write_cost_usd", "cache write"], ["cache_storage_cost_usd", "cache storage"]];
+                     ["cache_write_cost_usd", "cache write"], ["cache_storage_cost_usd", "cache storage"],
+                     ["other_cost_usd", "other"]];
       draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
         label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
       })), { indexAxis: "y", plugins: { tooltip: { callbacks: { label: (item) => {
         const tokens = data.usage[item.dataIndex][types[item.datasetIndex][0].replace("_cost_usd", "_tokens")];
-        // cache storage is paid per token-hour: it has no token count of its own
+        // cache storage is paid per token-hour and a bill's other charges are not tokens: no token count
         return item.dataset.label + ": " + usd(item.raw) +
           (tokens === undefined ? "" : " (" + num(tokens).toLocaleString("en-US") + " tokens)");
       } } } },
