@@ -124,3 +124,19 @@ def test_redacted_reasoning_that_is_not_base64_goes_out_and_comes_back_as_it_was
     content = answer_body(response)["output"]["message"]["content"]
     turn = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": content}]}
     assert request_from_converse(MODEL, turn).messages[1].content == [ReasoningBlock(redacted=opaque), TextBlock("Hi.")]
+
+
+def test_a_streamed_answer_carries_redacted_reasoning_as_the_same_blob() -> None:
+    from botocore.eventstream import EventStreamBuffer
+
+    from tokenomy.gateway.converse_routes import EventWriter
+
+    opaque = "EmwKAhgBEgy3va3pzix/LafPsn4a=not=base64"
+    response = ChatResponse(content=[ReasoningBlock(redacted=opaque)], model=MODEL, provider="anthropic",
+                            usage=Usage(1, 1))
+    frames = EventStreamBuffer()
+    frames.add_data(b"".join(EventWriter("req-1").finish(response)))
+    events = [json.loads(frame.payload) for frame in frames]
+    delta = events[0]["delta"]["reasoningContent"]["redactedContent"]
+    assert delta == answer_body(response)["output"]["message"]["content"][0]["reasoningContent"]["redactedContent"]
+    assert base64.b64decode(delta).endswith(opaque.encode())

@@ -45,6 +45,7 @@ from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
     caller_param,
+    redacted_blob,
     request_from_converse,
     stop_reason,
     usage_body,
@@ -161,7 +162,7 @@ class EventWriter:
         for block in response.content:  # opaque reasoning streams as one delta, in a block of its own
             if isinstance(block, ReasoningBlock) and block.redacted is not None:
                 out += self._begin("redacted")
-                out.append(self._delta({"reasoningContent": {"redactedContent": block.redacted}}))
+                out.append(self._delta({"reasoningContent": {"redactedContent": redacted_blob(block.redacted)}}))
                 out += self._close()
         out.append(eventstream.event("messageStop", {"stopReason": stop_reason(response)}))
         metadata = {"usage": usage_body(response), "metrics": {"latencyMs": round(response.latency_ms)}}

@@ -451,13 +451,19 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
     return body
 
 
+def redacted_blob(redacted: str) -> str:
+    """Redacted reasoning as Converse's `redactedContent` blob (base64 in JSON): its bytes, or, for another provider's
+    opaque text that is not base64, that text as marked bytes (REDACTED_TEXT), which `_reasoning` reads back."""
+    try:
+        raw = binascii.a2b_base64(redacted, strict_mode=True)
+    except binascii.Error:
+        raw = REDACTED_TEXT + redacted.encode()
+    return binascii.b2a_base64(raw, newline=False).decode()
+
+
 def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, ReasoningBlock) and block.redacted is not None:
-        try:
-            raw = binascii.a2b_base64(block.redacted, strict_mode=True)
-        except binascii.Error:  # another provider's opaque text, not bytes in base64: carried as marked bytes
-            raw = REDACTED_TEXT + block.redacted.encode()
-        return {"reasoningContent": {"redactedContent": binascii.b2a_base64(raw, newline=False).decode()}}
+        return {"reasoningContent": {"redactedContent": redacted_blob(block.redacted)}}
     return _jsonable(block_to_converse(block, model, where))
 
 
