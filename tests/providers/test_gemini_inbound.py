@@ -51,3 +51,29 @@ def test_a_refused_block_is_named_at_the_part_the_caller_sent() -> None:
     assert caller_param(body, "messages[0].content[2]") == "contents[0].parts[1]"
     assert caller_param(body, "messages[0].content[2].detail") == "contents[0].parts[1].detail"
     assert caller_param(body, "top_k") == "generationConfig.topK"
+
+
+def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() -> None:
+    """Gemini 3 wants each function call's signature back on that call: a stream sends the call whole, at the end,
+    with the signature that rode on its first piece."""
+    import json
+
+    from tokenomy.gateway.gemini_routes import ChunkWriter
+    from tokenomy.messages import ChatResponse, Usage
+    from tokenomy.providers.gemini_provider import GeminiProvider
+
+    writer = ChunkWriter("g", "resp-1", {})
+    pieces = [GeminiProvider._chunk(part, 0) for part in (
+        {"thought": True, "text": "Look it up."},
+        {"function_call": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
+         "thought_signature": b"sig"})]
+    streamed = [chunk for piece in pieces for chunk in writer.chunk(piece)]
+    assert len(streamed) == 1 and b'"thought":true' in streamed[0]  # the call is held for the last chunk
+    signed = base64.b64encode(b"sig").decode()  # the provider's text for Gemini's signature bytes
+    answer = ChatResponse(content=[ReasoningBlock("Look it up."), ReasoningBlock("", signed),
+                                   ToolUseBlock("fc_1", "get_weather", {"city": "Oslo"})],
+                          model="g", provider="gcp.gemini", usage=Usage(5, 3), finish_reason="tool_calls")
+    [last] = writer.finish(answer)
+    parts = json.loads(last.decode().removeprefix("data: "))["candidates"][0]["content"]["parts"]
+    assert parts == [{"functionCall": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
+                      "thoughtSignature": signature_out(signed)}]

@@ -96,8 +96,8 @@ class ChunkWriter:
     def __init__(self, model: str, response_id: str, body: Any) -> None:
         self.model, self.response_id = model, response_id
         self.body = body  # the request, to name a refused field as the caller sent it
-        self.calls: dict[int, dict[str, Any]] = {}  # a call's index -> {"id", "name", "args": [fragments], "sig"}
-        self.pending: str | None = None  # a bare signature for the part that follows it
+        self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
+        self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
 
     def start(self) -> list[bytes]:
         return []  # Gemini's stream has no opening event
@@ -137,13 +137,11 @@ class ChunkWriter:
                 text["thoughtSignature"] = signature_out(piece.signature or "")
             parts.append(text)
         call = piece.tool_call
-        if call is not None:
-            held = self.calls.setdefault(call.index, {"id": None, "name": None, "args": [], "sig": None})
-            held["id"] = held["id"] or call.id
-            held["name"] = held["name"] or call.name
-            held["args"].append(call.arguments)
-            if riding:
-                held["sig"] = piece.signature
+        if call is not None:  # held for the last chunk (see the module docstring)
+            if call.id:
+                self.call_ids[call.index] = call.id
+            if riding and piece.signature:
+                self.signatures[call.index] = piece.signature
         return [self._chunk(parts)] if parts else []
 
     def finish(self, response: ChatResponse) -> list[bytes]:
@@ -151,7 +149,7 @@ class ChunkWriter:
         # which ones streamed. Redacted reasoning has no stream delta: it comes here, whole.
         blocks = [b for b in response.content if isinstance(b, ToolUseBlock)
                   or (isinstance(b, ReasoningBlock) and b.redacted is not None)]  # fmt: skip
-        signed = {held["id"]: held["sig"] for held in self.calls.values() if held["sig"]}
+        signed = {self.call_ids.get(index): signature for index, signature in self.signatures.items()}
         with_signatures: list[Any] = []
         for block in blocks:
             if isinstance(block, ToolUseBlock) and block.id in signed:
