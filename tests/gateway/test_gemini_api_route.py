@@ -112,6 +112,28 @@ def test_a_gemini_request_reaches_an_openai_model_and_its_calls_come_back_as_fun
     assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].usage_metadata.total_token_count > 0
 
 
+def test_the_sdks_automatic_function_calling_runs_its_python_function_through_the_gateway(served) -> None:
+    """google-genai declares a Python function with `response_json_schema` (its return annotation): carried as Gemini's
+    own field to Gemini models, and told in the description to the others."""
+    client, _, upstream = served
+    called: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Weather in a city."""
+        called.append(city)
+        return "18C sunny"
+
+    chat = client.chats.create(model="fast", config=types.GenerateContentConfig(tools=[get_weather]))
+    assert chat.send_message("Weather in Paris?").text == 'answer after {"result": "18C sunny"}'
+    assert called == ["Paris"]
+    function = upstream.bodies[0]["tools"][0]["function"]
+    assert function["description"] == 'Weather in a city.\n\nReturns (JSON Schema): {"type":"string"}'
+    assert [m["role"] for m in upstream.last["messages"]] == ["user", "assistant", "tool"]
+    reply = client.models.generate_content(model="g", contents="Weather?", config=types.GenerateContentConfig(
+        tools=[get_weather], max_output_tokens=16))
+    assert reply.text
+
+
 def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:
     client, _, upstream = served
     turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),

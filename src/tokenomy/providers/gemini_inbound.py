@@ -244,16 +244,23 @@ def _tools(value: Any) -> list[ToolSpec]:
         tool = _object(tool, where, ("functionDeclarations",))  # googleSearch, codeExecution: Gemini's own tools
         for j, item in enumerate(get(tool, "functionDeclarations") or []):
             here = f"{where}.functionDeclarations[{j}]"
-            item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema"))
+            item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema", "response",
+                                        "responseJsonSchema"))  # fmt: skip
             schema = get(item, "parametersJsonSchema")
             if schema is None:
                 schema = json_schema(get(item, "parameters") or {"type": "object", "properties": {}})
             if not isinstance(schema, dict):
                 raise ValueError(f"{here}.parametersJsonSchema: expected a JSON schema object")
+            # What the function returns (the SDK's automatic function calling sends it for every annotated function)
+            returns = get(item, "responseJsonSchema")
+            if returns is None and get(item, "response") is not None:
+                returns = json_schema(get(item, "response"))
+            if returns is not None and not isinstance(returns, dict):
+                raise ValueError(f"{here}.responseJsonSchema: expected a JSON schema object")
             description = get(item, "description")
             tools.append(ToolSpec(_string(get(item, "name"), f"{here}.name"),
                                   None if description is None else _string(description, f"{here}.description"),
-                                  schema))  # fmt: skip
+                                  schema, output_schema=returns))  # fmt: skip
     return tools
 
 

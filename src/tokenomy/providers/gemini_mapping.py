@@ -250,6 +250,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
             item: dict[str, Any] = {"name": tool.name, "parameters_json_schema": tool.input_schema}
             if tool.description:
                 item["description"] = tool.description
+            if tool.output_schema is not None:  # Gemini's own field for it (other providers: ToolSpec.described)
+                item["response_json_schema"] = tool.output_schema
             declarations.append(item)
         config["tools"] = [{"function_declarations": declarations}]
     tool_config = _tool_config(request)
