@@ -167,6 +167,11 @@ def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(s
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}],
       "model": "text-only"}, "contents[0].parts[0]"),
     ({"cachedContents": "x"}, "cachedContents: not carried"),
+    ({"generationConfig": {"thinkingConfig": {"thinkingLevel": ["HIGH"]}}},
+     "generationConfig.thinkingConfig.thinkingLevel: expected one of"),
+    ({"generationConfig": []}, "generationConfig: expected an object"),
+    ({"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": [], "fileUri": "gs://b/a.pdf"}}]}]},
+     "contents[0].parts[0].fileData.mimeType: expected a string"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

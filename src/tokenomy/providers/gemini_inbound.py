@@ -107,6 +107,8 @@ def _media(part: dict[str, Any], where: str) -> Block:
     file = _object(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
     uri = _string(get(file, "fileUri"), f"{here}.fileUri")
     mime = get(file, "mimeType")
+    if mime is not None:
+        _string(mime, f"{here}.mimeType")
     if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
         return ImageBlock(media_type=mime, url=uri)
     if mime not in FORMATS:
@@ -338,7 +340,7 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         raise ValueError(f"{where}.includeThoughts: the gateway returns the thoughts a model sends; remove it")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
-        if level not in efforts:
+        if not isinstance(level, str) or level not in efforts:  # a list or object is no level (nor hashable)
             raise ValueError(f"{where}.thinkingLevel: expected one of {', '.join(efforts)}")
         return Reasoning(effort=efforts[level])
     if budget == -1:
@@ -379,7 +381,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools = _tools(get(body, "tools")) if get(body, "tools") is not None else []
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
-    mapped, rest = _generation(get(body, "generationConfig") or {})
+    config = get(body, "generationConfig")
+    mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
     extra.update(rest)
     return ChatRequest(
