@@ -86,6 +86,50 @@ def test_a_tool_turn_with_an_image_and_a_document_reaches_bedrock_intact(served)
     assert params["inferenceConfig"] == {"maxTokens": 20, "temperature": 0.2}
 
 
+def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_other(tmp_path, monkeypatch) -> None:
+    """guardrailConfig, additionalModelResponseFieldPaths, requestMetadata: carried as sent to a route whose every
+    model is a Bedrock one (a routing policy's tiers and fallbacks included), refused for one that may reach another
+    provider, naming it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    from tokenomy.providers import converse_mapping
+
+    sent: list[dict] = []
+    original = converse_mapping.to_converse_params
+    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
+        config = parse_config({
+            "models": {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                       "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                                  "model": sonnet},
+                       "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
+                                "price_as": HAIKU}},
+            "tiers": {"cheap": ["haiku"], "strong": ["sonnet"], "other": ["fast"]},
+            "routes": {"smart": {"policy": "bedrock-rules"}, "mixed": {"policy": "mixed-rules"},
+                       "safe": {"model": "haiku", "fallback": ["fast"]}},
+            "routing": {"policies": {
+                "bedrock-rules": {"type": "rules", "tiers": ["cheap", "strong"],
+                                  "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]},
+                "mixed-rules": {"type": "rules", "tiers": ["other", "strong"],
+                                "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            own = {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
+                   "additionalModelResponseFieldPaths": ["/stop_sequence"], "requestMetadata": {"app": "shop"}}
+            for model in ("haiku", "smart"):
+                reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+                assert reply["output"]["message"]["content"]
+                assert {key: sent[-1][key] for key in own} == own
+            for model, other in (("mixed", "openai"), ("safe", "openai")):
+                with pytest.raises(ClientError) as refused:
+                    client.converse(modelId=model, messages=ASK, **own)
+                assert refused.value.response["Error"]["Message"] == (
+                    f"guardrailConfig: the gateway carries this field to Bedrock models only, and `{model}` may "
+                    f"reach {other} models; remove it")
+
+
 def test_a_converse_request_reaches_an_openai_model_and_its_tool_calls_come_back_as_tool_use(served) -> None:
     client, _, upstream, _, _ = served
     message = [{"role": "user", "content": [{"text": "Weather and time?"},

@@ -207,7 +207,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     try:
         call = request_from_converse(route.model or model_id, await json_body(request))
         call.meta = request_meta(request, route, key, model_id)
-        refused = refusal(gw, route, call, model_id, "Bedrock", ("bedrock",))
+        refused = refusal(gw, route, call, model_id, "Bedrock", ("aws.bedrock",))
         if refused is not None:
             return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
