@@ -204,7 +204,10 @@ def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
                         (json.dumps({"messages": ASK, "extra": 1}).encode(), "extra: not carried"),
                         (json.dumps({"messages": [{"role": "user", "content": [{"image": {
                             "format": "png", "source": {"bytes": "not base64!"}}}]}]}).encode(),
-                         "messages[0].content[0].image.source.bytes: not valid base64")):
+                         "messages[0].content[0].image.source.bytes: not valid base64"),
+                        *((json.dumps({"messages": [{"role": "user", "content": [{"image": {
+                            "format": fmt, "source": {"bytes": "AA=="}}}]}]}).encode(),
+                           "messages[0].content[0].image.format: expected one of") for fmt in ([], {"a": 1}))):
         answer = httpx.post(f"{url}/model/haiku/converse", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400, body
         assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]

@@ -121,7 +121,7 @@ def _bytes_text(source: Any, where: str) -> str:
 def _image(value: Any, where: str) -> ImageBlock:
     image = _object(value, where, ("format", "source"))
     fmt = image.get("format")
-    if fmt not in MEDIA_TYPES:
+    if not isinstance(fmt, str) or fmt not in MEDIA_TYPES:  # a list or object is no format (nor hashable)
         raise ValueError(f"{where}.format: expected one of {', '.join(MEDIA_TYPES)}")
     return ImageBlock(media_type=MEDIA_TYPES[fmt], base64=_bytes_text(image.get("source"), where))
 
