@@ -213,6 +213,10 @@ def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
         assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]
     missing = httpx.post(f"{url}/model/nope/converse", json={"messages": ASK})
     assert missing.status_code == 404 and missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    # Bedrock Runtime's other operations: boto3 shows why (in another error shape its message would be empty).
+    with pytest.raises(ClientError, match="it serves Converse and ConverseStream") as unserved:
+        served[0].invoke_model(modelId="haiku", body=b"{}")
+    assert unserved.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path, monkeypatch) -> None:

@@ -194,6 +194,11 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     assert missing.value.code == 404
     wrong = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})
     assert wrong.status_code == 404 and "generateContent" in wrong.json()["error"]["message"]
+    # The SDK in Vertex AI mode posts to Vertex's paths: refused in Google's shape, saying how to reach the gateway.
+    vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
+    with pytest.raises(errors.ClientError, match=r"Vertex AI's paths are not served.*without vertexai") as refused:
+        vertex.models.generate_content(model="g", contents="hi")
+    assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
 
 
 def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
