@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
+from typing import Literal
 
 import httpx
+import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -132,6 +134,28 @@ def test_the_sdks_automatic_function_calling_runs_its_python_function_through_th
     reply = client.models.generate_content(model="g", contents="Weather?", config=types.GenerateContentConfig(
         tools=[get_weather], max_output_tokens=16))
     assert reply.text
+
+
+def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_it_means(served) -> None:
+    """The SDK sends a pydantic model as Gemini's Schema (`nullable`, `property_ordering`, upper-case types): the
+    JSON Schema other providers get lets null in where the model does, in the model's property order."""
+    client, _, upstream = served
+
+    class Item(pydantic.BaseModel):
+        name: str
+        qty: int | None = None
+        color: Literal["red", "blue"] | None
+
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=Item)
+    client.models.generate_content(model="fast", contents="An item?", config=config)
+    schema = upstream.last["response_format"]["json_schema"]["schema"]
+    assert schema == {"properties": {"name": {"title": "Name", "type": "string"},
+                                     "qty": {"title": "Qty", "type": ["integer", "null"]},
+                                     "color": {"enum": ["red", "blue", None], "title": "Color",
+                                               "type": ["string", "null"]}},
+                      "required": ["name", "color"], "title": "Item", "type": "object"}
+    assert list(schema["properties"]) == ["name", "qty", "color"]
+    assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
 def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:

@@ -228,13 +228,42 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
     return blocks
 
 
+# Gemini Schema fields as the SDK sends them from a pydantic model (snake_case) -> their JSON Schema names.
+SCHEMA_KEYS = {snake(k): k for k in ("anyOf", "maxItems", "minItems", "maxLength", "minLength", "maxProperties",
+                                      "minProperties", "propertyOrdering")}  # fmt: skip
+
+
 def json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI-style Schema (`type: "OBJECT"`) as JSON Schema (`"object"`): other APIs take JSON Schema."""
-    if isinstance(schema, dict):
-        return {k: (v.lower() if k == "type" and isinstance(v, str) else json_schema(v)) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [json_schema(v) for v in schema]
-    return schema
+    """Gemini's OpenAPI-style Schema as JSON Schema, which the other APIs (and Gemini's responseJsonSchema) take:
+    `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
+    `propertyOrdering` orders `properties` (JSON Schema has no such keyword; a model writes them in schema order).
+    The schema is walked by its structure (properties, items, anyOf), so a property's name is never rewritten."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        key = SCHEMA_KEYS.get(key, key)
+        if key == "properties" and isinstance(value, dict):
+            value = {name: json_schema(item) for name, item in value.items()}
+        elif key == "items":
+            value = json_schema(value)
+        elif key == "anyOf" and isinstance(value, list):
+            value = [json_schema(item) for item in value]
+        elif key == "type" and isinstance(value, str):
+            value = value.lower()
+        out[key] = value
+    order = out.pop("propertyOrdering", None)
+    properties = out.get("properties")
+    if isinstance(order, list) and isinstance(properties, dict):  # the listed ones first, in their order
+        out["properties"] = {**{name: properties[name] for name in order if name in properties}, **properties}
+    if out.pop("nullable", None) is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        elif isinstance(out.get("anyOf"), list):
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+        if isinstance(out.get("enum"), list):
+            out["enum"] = [*out["enum"], None]
+    return out
 
 
 def _tools(value: Any) -> list[ToolSpec]:
