@@ -479,6 +479,12 @@ def caller_param(body: dict[str, Any], param: str) -> str:
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
             return theirs + param[len(ours) :]
+    # A field carried in `extra` (by its snake_case name): where the caller put it, as spelled there
+    config = get(body, "generationConfig") if isinstance(body, dict) else None
+    for prefix, holder in (("generationConfig.", config), ("", body)):
+        for key in holder if isinstance(holder, dict) else ():
+            if snake(key) == param:
+                return prefix + key
     found = _PLACE.match(param)
     if found is None:
         return param
