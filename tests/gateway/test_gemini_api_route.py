@@ -171,6 +171,23 @@ def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(s
     assert result == {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": '{"temp_c": 18}'}
 
 
+def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_order(served) -> None:
+    """Automatic function calling sends each response by name only, in the order of the calls."""
+    client, _, upstream = served
+    calls = [types.Part(function_call=types.FunctionCall(name="get_weather", args={"city": city}))
+             for city in ("Paris", "Rome")]
+    results = [types.Part(function_response=types.FunctionResponse(name="get_weather", response={"output": temp}))
+               for temp in ("18C in Paris", "25C in Rome")]
+    turn = [types.Content(role="user", parts=[types.Part(text="Weather in Paris and Rome?")]),
+            types.Content(role="model", parts=calls), types.Content(role="user", parts=results)]
+    client.models.generate_content(model="fast", contents=turn, config=types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL))
+    assistant, *answers = upstream.last["messages"][1:]
+    ids = {json.loads(call["function"]["arguments"])["city"]: call["id"] for call in assistant["tool_calls"]}
+    assert {answer["content"]: answer["tool_call_id"] for answer in answers} == {
+        "18C in Paris": ids["Paris"], "25C in Rome": ids["Rome"]}
+
+
 @pytest.mark.parametrize(("body", "named"), [
     ({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]},
      "contents[0].parts[0].executableCode: not carried"),

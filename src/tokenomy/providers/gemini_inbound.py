@@ -141,13 +141,15 @@ def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
 
 
 class _Calls:
-    """Function calls seen so far, so a response finds the call it answers: by id, or by name (the latest
-    unanswered call of that name) when Gemini sent none; a call without an id gets one (GENERATED_ID, which the
-    Gemini provider leaves out again)."""
+    """Function calls seen so far, so a response finds the call it answers: by id, or by name when Gemini sent none
+    (google-genai's automatic function calling sends none): the first unanswered call of that name in the latest
+    turn that has one, as Gemini answers parallel calls in the order they were made; a call without an id gets one
+    (GENERATED_ID, which the Gemini provider leaves out again)."""
 
     def __init__(self) -> None:
         self.made = 0
-        self.open: list[tuple[str, str]] = []  # (id, name) not answered yet
+        self.turn = 0  # the content (turn) being read, set by _parts
+        self.open: list[tuple[str, str, int]] = []  # (id, name, turn) not answered yet
 
     def call(self, value: Any, where: str) -> ToolUseBlock:
         call = _object(value, where, ("id", "name", "args"))
@@ -158,7 +160,7 @@ class _Calls:
         given = get(call, "id")
         call_id = _string(given, f"{where}.id") if given is not None else f"{GENERATED_ID}{self.made}"
         self.made += 1
-        self.open.append((call_id, name))
+        self.open.append((call_id, name, self.turn))
         return ToolUseBlock(call_id, name, args, json.dumps(args))
 
     def response(self, value: Any, where: str) -> ToolResultBlock:
@@ -174,8 +176,10 @@ class _Calls:
                 f"{where}: no earlier functionCall {f'with id {given!r}' if given is not None else f'named {name!r}'} "
                 "in this conversation; send the call before its response"
             )
-        call_id = matches[-1][0]
-        self.open.remove(matches[-1])
+        latest = max(turn for _, _, turn in matches)
+        answered = next(c for c in matches if c[2] == latest)  # parallel calls are answered in their order
+        call_id = answered[0]
+        self.open.remove(answered)
         response = get(answer, "response")
         if not isinstance(response, dict):
             raise ValueError(f"{where}.response: expected an object")
@@ -396,6 +400,7 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
     messages = []
     for i, content in enumerate(contents):
         where = f"contents[{i}]"
+        calls.turn = i
         content = _object(content, where, ("role", "parts"))
         role = get(content, "role") or "user"
         if role not in ("user", "model"):
