@@ -54,16 +54,24 @@ def route_providers(gw, route, name: str) -> set[str]:
     return {gw.client.provider_for(gw.client.spec_for(model)).name for model in models}
 
 
-def refusal(gw, route, call: ChatRequest, name: str, api: str, providers: tuple[str, ...]) -> Unsupported | None:
+def refusal(
+    gw,
+    route,
+    call: ChatRequest,
+    name: str,
+    api: str,
+    providers: tuple[str, ...],
+    named: Callable[[str], str] = str,
+) -> Unsupported | None:
     """What of `call` the route's model cannot take, asked before any call or budget reservation. An API's own fields
     the mapping does not know (`call.extra`) reach that API's models as sent, and are refused (a ValueError naming the
-    first) for a route that may reach any other (a fallback or routed tier included): its API would get them raw or
-    not at all."""
+    first, as the caller spelled it: `named`) for a route that may reach any other (a fallback or routed tier
+    included): its API would get them raw or not at all."""
     unknown = next(iter(call.extra), None)
     others = sorted(route_providers(gw, route, name) - set(providers)) if unknown is not None else []
-    if others:
+    if unknown is not None and others:
         raise ValueError(
-            f"{unknown}: the gateway carries this field to {api} models only, and `{name}` may reach "
+            f"{named(unknown)}: the gateway carries this field to {api} models only, and `{name}` may reach "
             f"{', '.join(others)} models; remove it"
         )
     return gw.refusal(route, replace(call, extra={}) if call.extra else call)

@@ -192,7 +192,8 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
-        refused = refusal(gw, route, call, model, "Gemini", ("gcp.gemini", "gcp.vertex_ai"))
+        providers = ("gcp.gemini", "gcp.vertex_ai")
+        refused = refusal(gw, route, call, model, "Gemini", providers, lambda key: caller_param(body, key))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))
             return metrics.done(gemini_error(400, message), model, started)
