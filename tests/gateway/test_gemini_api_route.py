@@ -158,6 +158,22 @@ def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_i
     assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
+def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_elsewhere(served, monkeypatch) -> None:
+    """Gemini 2.5 Flash thinks unless told not to (and bills it as output): thinkingBudget 0 must reach it."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    client, _, upstream = served
+    off = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0), max_output_tokens=16)
+    assert client.models.generate_content(model="g", contents="hi", config=off).text
+    assert sent[-1]["thinking_config"] == {"thinking_budget": 0}
+    assert client.models.generate_content(model="fast", contents="hi", config=off).text == "plain answer"
+    assert "reasoning_effort" not in upstream.last
+
+
 def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:
     client, _, upstream = served
     turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),

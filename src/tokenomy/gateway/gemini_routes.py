@@ -33,6 +33,7 @@ from tokenomy.gateway.calls import (
     refusal,
     request_meta,
     retry_after,
+    route_providers,
     upstream_status,
 )
 from tokenomy.gateway.responses import FirstChunkStream
@@ -193,6 +194,9 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
         providers = ("gcp.gemini", "gcp.vertex_ai")
+        off = call.reasoning is not None and call.reasoning.budget_tokens == 0  # thinkingBudget 0: thinking off
+        if off and not route_providers(gw, route, model) <= set(providers):
+            call.reasoning = None  # what no reasoning asks of every other provider
         refused = refusal(gw, route, call, model, "Gemini", providers, lambda key: caller_param(body, key))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

@@ -379,7 +379,9 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
     if budget == -1:
         return Reasoning(adaptive=True)
     if budget == 0:
-        return None  # thinking off: what a request without thinkingConfig asks of the other APIs
+        # Thinking off. Gemini 2.5 Flash thinks unless told so (billed as output): kept as a zero budget, which the
+        # Gemini provider sends as such; the route drops it for other providers, which think only when asked.
+        return Reasoning(budget_tokens=0)
     return Reasoning(budget_tokens=budget) if budget is not None else None
 
 
