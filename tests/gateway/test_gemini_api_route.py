@@ -247,6 +247,10 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     reply = client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
         safety_settings=settings, max_output_tokens=8))
     assert reply.text and reply.usage_metadata.prompt_token_count > 0
+    # Asking for what every answer is (one text candidate, no log probabilities) is no field to refuse.
+    for model in ("g", "fast"):
+        assert client.models.generate_content(model=model, contents="hi", config=types.GenerateContentConfig(
+            candidate_count=1, response_modalities=["TEXT"], response_logprobs=False, max_output_tokens=8)).text
     with pytest.raises(errors.ClientError, match=r"cannot take field `generationConfig\.candidateCount`"):
         client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
             candidate_count=2))  # one candidate is all a ChatResponse holds: refused, not answered with one

@@ -45,7 +45,14 @@ MAPPED_CONFIG = (
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
-FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}  # a document's mime type -> its format
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}
+# generationConfig fields set to what the gateway answers anyway (one candidate, text, no log probabilities), as
+# clients send them by default (LangChain sends candidateCount 1): dropped, not refused as the fields are otherwise.
+ANSWERED = {
+    "candidate_count": lambda v: v == 1 and v is not True,
+    "response_modalities": lambda v: isinstance(v, list) and [str(m).upper() for m in v] == ["TEXT"],
+    "response_logprobs": lambda v: v is False,
+}  # a document's mime type -> its format
 # A thoughtSignature is bytes to Gemini's SDK: it decodes the base64 text and sends the bytes back re-encoded (in the
 # URL-safe alphabet), so a signature's own text (Claude's, or Gemini's base64 as the provider holds it) goes out as the
 # base64 of these marked bytes, which come back whole. Redacted reasoning (Claude's) has no Gemini part: it travels as
@@ -327,6 +334,9 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     rest = {
         snake(k): v for k, v in value.items() if k not in MAPPED_CONFIG and k not in {snake(m) for m in MAPPED_CONFIG}
     }
+    for key, answered in ANSWERED.items():  # asks for what every answer is: not an option to carry (or refuse)
+        if key in rest and answered(rest[key]):
+            del rest[key]
     for name in ("temperature", "topP", "presencePenalty", "frequencyPenalty"):
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], (int, float))):
             raise ValueError(f"generationConfig.{name}: expected a number")
