@@ -280,3 +280,20 @@ def test_a_fault_after_the_stream_began_ends_it_with_a_stream_exception(tmp_path
     upstream.close()
     [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded
+
+
+def test_an_upstream_client_error_without_a_bedrock_type_is_a_validation_exception(tmp_path, monkeypatch) -> None:
+    """An upstream's 422 is the caller's request at fault, not an InternalServerException."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+        with pytest.raises(ClientError) as failed:
+            client.converse(modelId="once", messages=ASK)
+    upstream.close()
+    error = failed.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (422, "ValidationException")

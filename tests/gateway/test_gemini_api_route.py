@@ -305,3 +305,16 @@ def test_a_fault_after_the_stream_began_ends_it_with_an_error_chunk(tmp_path) ->
     upstream.close()
     [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded
+
+
+def test_an_upstream_client_error_without_a_google_status_is_invalid_argument(tmp_path) -> None:
+    upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = genai.Client(api_key="unused", http_options={"base_url": url})
+        with pytest.raises(errors.ClientError) as failed:
+            client.models.generate_content(model="once", contents="hi")
+    upstream.close()
+    assert (failed.value.code, failed.value.status) == (422, "INVALID_ARGUMENT")

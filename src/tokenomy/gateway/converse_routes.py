@@ -74,8 +74,10 @@ STREAM_ERRORS = {
 def bedrock_error(
     status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
 ) -> JSONResponse:
-    """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body."""
-    code = code or ERROR_CODES.get(status, "InternalServerException" if status < 502 else "ServiceUnavailableException")
+    """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body. A client error Bedrock
+    has no type of its own for (an upstream's 409 or 422) is the caller's request: a ValidationException."""
+    fallback = "ValidationException" if status < 500 else "InternalServerException" if status < 502 else None
+    code = code or ERROR_CODES.get(status, fallback or "ServiceUnavailableException")
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
 
 

@@ -66,8 +66,11 @@ METHODS = ("generateContent", "streamGenerateContent")
 
 
 def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Google's error: another client error (an upstream's 409 or 422, a 405) is the caller's request, another server
+    error an internal one, as Google's own status codes file them."""
+    default = "INVALID_ARGUMENT" if status < 500 else "INTERNAL"
     return JSONResponse(
-        {"error": {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}},
+        {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}},
         status_code=status,
         headers=headers,
     )
