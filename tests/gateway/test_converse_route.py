@@ -122,6 +122,16 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
                 reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
                 assert reply["output"]["message"]["content"]
                 assert {key: sent[-1][key] for key in own} == own
+            # What they ask for comes back, whole and streamed, where Converse and ConverseStream carry it.
+            asked = {"additionalModelResponseFields": {"stop_sequence": "END"},
+                     "trace": {"guardrail": {"actionReason": "No action."}}}
+            monkeypatch.setattr("tokenomy.providers.bedrock.answer_fields", lambda fields, trace: asked)
+            reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+            assert {key: reply[key] for key in asked} == asked
+            events = list(client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8},
+                                                 **own)["stream"])
+            assert events[-2]["messageStop"]["additionalModelResponseFields"] == asked["additionalModelResponseFields"]
+            assert events[-1]["metadata"]["trace"] == asked["trace"]
             for model, other in (("mixed", "openai"), ("safe", "openai")):
                 with pytest.raises(ClientError) as refused:
                     client.converse(modelId=model, messages=ASK, **own)

@@ -44,6 +44,7 @@ from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
+    asked_fields,
     caller_param,
     request_from_converse,
     stop_reason,
@@ -165,8 +166,14 @@ class EventWriter:
                 out += self._begin("redacted")
                 out.append(self._delta({"reasoningContent": {"redactedContent": block.redacted}}))
                 out += self._close()
-        out.append(eventstream.event("messageStop", {"stopReason": stop_reason(response)}))
+        asked = asked_fields(response)  # where ConverseStream carries them: messageStop, and metadata
+        stop: dict[str, Any] = {"stopReason": stop_reason(response)}
+        if "additionalModelResponseFields" in asked:
+            stop["additionalModelResponseFields"] = asked["additionalModelResponseFields"]
+        out.append(eventstream.event("messageStop", stop))
         metadata = {"usage": usage_body(response), "metrics": {"latencyMs": round(response.latency_ms)}}
+        if "trace" in asked:
+            metadata["trace"] = asked["trace"]
         out.append(eventstream.event("metadata", metadata))
         return out
 

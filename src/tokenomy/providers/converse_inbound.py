@@ -454,8 +454,13 @@ def answer_body(response: ChatResponse) -> dict[str, Any]:
         "usage": usage_body(response),
         "metrics": {"latencyMs": round(response.latency_ms)},
     }
+    return {**body, **asked_fields(response)}
+
+
+def asked_fields(response: ChatResponse) -> dict[str, Any]:
+    """The model's own fields (additionalModelResponseFieldPaths) and the guardrail trace a Bedrock model returned for
+    a request that asked for them (bedrock.answer_fields); ConverseStream sends them in messageStop and metadata."""
     top = response.raw.get("top") if isinstance(response.raw, dict) else None
-    for key in ("additionalModelResponseFields", "trace"):  # a Bedrock model's (bedrock.answer_fields)
-        if isinstance(top, dict) and top.get(key):
-            body[key] = top[key]
-    return body
+    if not isinstance(top, dict):
+        return {}
+    return {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)}
