@@ -122,6 +122,21 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
                 reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
                 assert reply["output"]["message"]["content"]
                 assert {key: sent[-1][key] for key in own} == own
+            # A Bedrock model's own stop reason comes back as Bedrock said it, whole and streamed.
+            from tokenomy.emulate import bedrock_converse
+
+            answer = bedrock_converse.answer_events
+
+            def intervened(*args):
+                for event in answer(*args):
+                    yield event if event[0] != "finish" else (*event[:2], "guardrail_intervened")
+
+            monkeypatch.setattr(bedrock_converse, "answer_events", intervened)
+            reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+            assert reply["stopReason"] == "guardrail_intervened"
+            events = list(client.converse_stream(modelId="haiku", messages=ASK, **own)["stream"])
+            assert events[-2]["messageStop"]["stopReason"] == "guardrail_intervened"
+            monkeypatch.setattr(bedrock_converse, "answer_events", answer)
             # What they ask for comes back, whole and streamed, where Converse and ConverseStream carry it.
             asked = {"additionalModelResponseFields": {"stop_sequence": "END"},
                      "trace": {"guardrail": {"actionReason": "No action."}}}

@@ -425,6 +425,9 @@ def _jsonable(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def stop_reason(response: ChatResponse) -> str:
+    own = response.raw.get("stop_reason") if isinstance(response.raw, dict) else None
+    if response.provider == "aws.bedrock" and isinstance(own, str):
+        return own  # a Bedrock model's, as Bedrock said it: a guardrail's app tells guardrail_intervened apart
     if response.stop_sequence is not None:
         return "stop_sequence"
     return STOP_REASONS.get(response.finish_reason, "end_turn")
