@@ -266,6 +266,24 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
 
 
+def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, monkeypatch) -> None:
+    from tokenomy.emulate import gemini_api, gemini_model
+
+    answer = gemini_model.answer
+
+    def recited(*args):
+        for event in answer(*args):
+            yield event if event[0] != "finish" else (*event[:3], "RECITATION")
+
+    monkeypatch.setattr(gemini_api, "answer", recited)
+    monkeypatch.setattr(gemini_model, "answer", recited)
+    client = served[0]
+    reply = client.models.generate_content(model="g", contents="hi")
+    assert reply.candidates[0].finish_reason == types.FinishReason.RECITATION
+    chunks = list(client.models.generate_content_stream(model="g", contents="hi"))
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.RECITATION
+
+
 def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
     from tokenomy.gateway.keys import KeyStore
 

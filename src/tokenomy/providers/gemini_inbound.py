@@ -568,6 +568,9 @@ def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
 
 
 def finish_reason(response: ChatResponse) -> str:
+    own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
+    if response.provider in ("gcp.gemini", "gcp.vertex_ai") and isinstance(own, str):
+        return own  # a Gemini model's, as Gemini said it (RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL)
     return FINISH_REASONS.get(response.finish_reason, response.finish_reason.upper())
 
 
