@@ -213,6 +213,8 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": IMAGE}}}]}],
       "modelId": "text-only"}, "messages[0].content[0]"),
     ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
+    ({"messages": [{"role": "user", "content": [{"document": {"format": "exe", "name": "d", "source": {
+        "bytes": PDF}}}]}], "modelId": "fast"}, "messages[0].content[0].document.format: expected one of pdf"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(served, change, named) -> None:
     client = served[0]

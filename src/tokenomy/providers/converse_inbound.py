@@ -66,6 +66,8 @@ INFERENCE_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 BLOCK_KINDS = ("text", "image", "document", "toolUse", "toolResult", "reasoningContent", "cachePoint")
 RESULT_KINDS = ("text", "json", "image", "document")
+# DocumentBlock.format's values (botocore's model of the API, which botocore itself does not check)
+DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
 # Converse's stopReason for the finish reason Tokenomy records (bedrock.FINISH_REASONS the other way).
 STOP_REASONS = {
     "stop": "end_turn",
@@ -128,7 +130,9 @@ def _image(value: Any, where: str) -> ImageBlock:
 
 def _document(value: Any, where: str) -> DocumentBlock:
     document = _object(value, where, ("format", "name", "source"))
-    fmt = _string(document.get("format"), f"{where}.format")
+    fmt = document.get("format")
+    if not isinstance(fmt, str) or fmt not in DOCUMENT_FORMATS:
+        raise ValueError(f"{where}.format: expected one of {', '.join(DOCUMENT_FORMATS)}")
     data = binascii.a2b_base64(_bytes_text(document.get("source"), where))
     return DocumentBlock(format=fmt, data=data, name=_string(document.get("name", ""), f"{where}.name") or None)
 
