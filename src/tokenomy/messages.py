@@ -18,6 +18,7 @@ Conventions:
 from __future__ import annotations
 
 import binascii
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -140,21 +141,36 @@ class Message:
 # -- request options -----------------------------------------------------------------------------
 @dataclass(slots=True)
 class ToolSpec:
-    """A tool the model may call: JSON Schema for its input."""
+    """A tool the model may call: JSON Schema for its input, and for its result when the caller described it
+    (`output_schema`: Gemini's `responseJsonSchema`, which google-genai's automatic function calling sends for every
+    Python function with a return annotation)."""
 
     name: str
     description: str | None = None
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    output_schema: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "input_schema": self.input_schema,
             "strict": self.strict,
         }
+        if self.output_schema is not None:  # only when set: the prefix hashes of every other tool stay as they were
+            out["output_schema"] = self.output_schema
+        return out
+
+    @property
+    def described(self) -> str | None:
+        """The description for a provider with no field for a result schema: the schema is told to the model in it,
+        as it only informs the model (it constrains nothing the model writes)."""
+        if self.output_schema is None:
+            return self.description
+        returns = f"Returns (JSON Schema): {json.dumps(self.output_schema, separators=(',', ':'))}"
+        return f"{self.description}\n\n{returns}" if self.description else returns
 
 
 @dataclass(slots=True)

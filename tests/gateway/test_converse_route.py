@@ -86,6 +86,75 @@ def test_a_tool_turn_with_an_image_and_a_document_reaches_bedrock_intact(served)
     assert params["inferenceConfig"] == {"maxTokens": 20, "temperature": 0.2}
 
 
+def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_other(tmp_path, monkeypatch) -> None:
+    """guardrailConfig, additionalModelResponseFieldPaths, requestMetadata: carried as sent to a route whose every
+    model is a Bedrock one (a routing policy's tiers and fallbacks included), refused for one that may reach another
+    provider, naming it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    from tokenomy.providers import converse_mapping
+
+    sent: list[dict] = []
+    original = converse_mapping.to_converse_params
+    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
+        config = parse_config({
+            "models": {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                       "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                                  "model": sonnet},
+                       "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
+                                "price_as": HAIKU}},
+            "tiers": {"cheap": ["haiku"], "strong": ["sonnet"], "other": ["fast"]},
+            "routes": {"smart": {"policy": "bedrock-rules"}, "mixed": {"policy": "mixed-rules"},
+                       "safe": {"model": "haiku", "fallback": ["fast"]}},
+            "routing": {"policies": {
+                "bedrock-rules": {"type": "rules", "tiers": ["cheap", "strong"],
+                                  "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]},
+                "mixed-rules": {"type": "rules", "tiers": ["other", "strong"],
+                                "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            own = {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
+                   "additionalModelResponseFieldPaths": ["/stop_sequence"], "requestMetadata": {"app": "shop"}}
+            for model in ("haiku", "smart"):
+                reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+                assert reply["output"]["message"]["content"]
+                assert {key: sent[-1][key] for key in own} == own
+            # A Bedrock model's own stop reason comes back as Bedrock said it, whole and streamed.
+            from tokenomy.emulate import bedrock_converse
+
+            answer = bedrock_converse.answer_events
+
+            def intervened(*args):
+                for event in answer(*args):
+                    yield event if event[0] != "finish" else (*event[:2], "guardrail_intervened")
+
+            monkeypatch.setattr(bedrock_converse, "answer_events", intervened)
+            reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+            assert reply["stopReason"] == "guardrail_intervened"
+            events = list(client.converse_stream(modelId="haiku", messages=ASK, **own)["stream"])
+            assert events[-2]["messageStop"]["stopReason"] == "guardrail_intervened"
+            monkeypatch.setattr(bedrock_converse, "answer_events", answer)
+            # What they ask for comes back, whole and streamed, where Converse and ConverseStream carry it.
+            asked = {"additionalModelResponseFields": {"stop_sequence": "END"},
+                     "trace": {"guardrail": {"actionReason": "No action."}}}
+            monkeypatch.setattr("tokenomy.providers.bedrock.answer_fields", lambda fields, trace: asked)
+            reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
+            assert {key: reply[key] for key in asked} == asked
+            events = list(client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8},
+                                                 **own)["stream"])
+            assert events[-2]["messageStop"]["additionalModelResponseFields"] == asked["additionalModelResponseFields"]
+            assert events[-1]["metadata"]["trace"] == asked["trace"]
+            for model, other in (("mixed", "openai"), ("safe", "openai")):
+                with pytest.raises(ClientError) as refused:
+                    client.converse(modelId=model, messages=ASK, **own)
+                assert refused.value.response["Error"]["Message"] == (
+                    f"guardrailConfig: the gateway carries this field to Bedrock models only, and `{model}` may "
+                    f"reach {other} models; remove it")
+
+
 def test_a_converse_request_reaches_an_openai_model_and_its_tool_calls_come_back_as_tool_use(served) -> None:
     client, _, upstream, _, _ = served
     message = [{"role": "user", "content": [{"text": "Weather and time?"},
@@ -144,6 +213,8 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": IMAGE}}}]}],
       "modelId": "text-only"}, "messages[0].content[0]"),
     ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
+    ({"messages": [{"role": "user", "content": [{"document": {"format": "exe", "name": "d", "source": {
+        "bytes": PDF}}}]}], "modelId": "fast"}, "messages[0].content[0].document.format: expected one of pdf"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(served, change, named) -> None:
     client = served[0]
@@ -160,12 +231,19 @@ def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
                         (json.dumps({"messages": ASK, "extra": 1}).encode(), "extra: not carried"),
                         (json.dumps({"messages": [{"role": "user", "content": [{"image": {
                             "format": "png", "source": {"bytes": "not base64!"}}}]}]}).encode(),
-                         "messages[0].content[0].image.source.bytes: not valid base64")):
+                         "messages[0].content[0].image.source.bytes: not valid base64"),
+                        *((json.dumps({"messages": [{"role": "user", "content": [{"image": {
+                            "format": fmt, "source": {"bytes": "AA=="}}}]}]}).encode(),
+                           "messages[0].content[0].image.format: expected one of") for fmt in ([], {"a": 1}))):
         answer = httpx.post(f"{url}/model/haiku/converse", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400, body
         assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]
     missing = httpx.post(f"{url}/model/nope/converse", json={"messages": ASK})
     assert missing.status_code == 404 and missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    # Bedrock Runtime's other operations: boto3 shows why (in another error shape its message would be empty).
+    with pytest.raises(ClientError, match="it serves Converse and ConverseStream") as unserved:
+        served[0].invoke_model(modelId="haiku", body=b"{}")
+    assert unserved.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path, monkeypatch) -> None:
@@ -229,3 +307,20 @@ def test_a_fault_after_the_stream_began_ends_it_with_a_stream_exception(tmp_path
     upstream.close()
     [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded
+
+
+def test_an_upstream_client_error_without_a_bedrock_type_is_a_validation_exception(tmp_path, monkeypatch) -> None:
+    """An upstream's 422 is the caller's request at fault, not an InternalServerException."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+        with pytest.raises(ClientError) as failed:
+            client.converse(modelId="once", messages=ASK)
+    upstream.close()
+    error = failed.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (422, "ValidationException")

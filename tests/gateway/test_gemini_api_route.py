@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
+from typing import Literal
 
 import httpx
+import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -112,6 +114,66 @@ def test_a_gemini_request_reaches_an_openai_model_and_its_calls_come_back_as_fun
     assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].usage_metadata.total_token_count > 0
 
 
+def test_the_sdks_automatic_function_calling_runs_its_python_function_through_the_gateway(served) -> None:
+    """google-genai declares a Python function with `response_json_schema` (its return annotation): carried as Gemini's
+    own field to Gemini models, and told in the description to the others."""
+    client, _, upstream = served
+    called: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Weather in a city."""
+        called.append(city)
+        return "18C sunny"
+
+    chat = client.chats.create(model="fast", config=types.GenerateContentConfig(tools=[get_weather]))
+    assert chat.send_message("Weather in Paris?").text == 'answer after {"result": "18C sunny"}'
+    assert called == ["Paris"]
+    function = upstream.bodies[0]["tools"][0]["function"]
+    assert function["description"] == 'Weather in a city.\n\nReturns (JSON Schema): {"type":"string"}'
+    assert [m["role"] for m in upstream.last["messages"]] == ["user", "assistant", "tool"]
+    reply = client.models.generate_content(model="g", contents="Weather?", config=types.GenerateContentConfig(
+        tools=[get_weather], max_output_tokens=16))
+    assert reply.text
+
+
+def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_it_means(served) -> None:
+    """The SDK sends a pydantic model as Gemini's Schema (`nullable`, `property_ordering`, upper-case types): the
+    JSON Schema other providers get lets null in where the model does, in the model's property order."""
+    client, _, upstream = served
+
+    class Item(pydantic.BaseModel):
+        name: str
+        qty: int | None = None
+        color: Literal["red", "blue"] | None
+
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=Item)
+    client.models.generate_content(model="fast", contents="An item?", config=config)
+    schema = upstream.last["response_format"]["json_schema"]["schema"]
+    assert schema == {"properties": {"name": {"title": "Name", "type": "string"},
+                                     "qty": {"title": "Qty", "type": ["integer", "null"]},
+                                     "color": {"enum": ["red", "blue", None], "title": "Color",
+                                               "type": ["string", "null"]}},
+                      "required": ["name", "color"], "title": "Item", "type": "object"}
+    assert list(schema["properties"]) == ["name", "qty", "color"]
+    assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
+
+
+def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_elsewhere(served, monkeypatch) -> None:
+    """Gemini 2.5 Flash thinks unless told not to (and bills it as output): thinkingBudget 0 must reach it."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    client, _, upstream = served
+    off = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0), max_output_tokens=16)
+    assert client.models.generate_content(model="g", contents="hi", config=off).text
+    assert sent[-1]["thinking_config"] == {"thinking_budget": 0}
+    assert client.models.generate_content(model="fast", contents="hi", config=off).text == "plain answer"
+    assert "reasoning_effort" not in upstream.last
+
+
 def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:
     client, _, upstream = served
     turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),
@@ -123,6 +185,23 @@ def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(s
         tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL))
     assistant, result = upstream.last["messages"][1:]
     assert result == {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": '{"temp_c": 18}'}
+
+
+def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_order(served) -> None:
+    """Automatic function calling sends each response by name only, in the order of the calls."""
+    client, _, upstream = served
+    calls = [types.Part(function_call=types.FunctionCall(name="get_weather", args={"city": city}))
+             for city in ("Paris", "Rome")]
+    results = [types.Part(function_response=types.FunctionResponse(name="get_weather", response={"output": temp}))
+               for temp in ("18C in Paris", "25C in Rome")]
+    turn = [types.Content(role="user", parts=[types.Part(text="Weather in Paris and Rome?")]),
+            types.Content(role="model", parts=calls), types.Content(role="user", parts=results)]
+    client.models.generate_content(model="fast", contents=turn, config=types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL))
+    assistant, *answers = upstream.last["messages"][1:]
+    ids = {json.loads(call["function"]["arguments"])["city"]: call["id"] for call in assistant["tool_calls"]}
+    assert {answer["content"]: answer["tool_call_id"] for answer in answers} == {
+        "18C in Paris": ids["Paris"], "25C in Rome": ids["Rome"]}
 
 
 @pytest.mark.parametrize(("body", "named"), [
@@ -145,9 +224,15 @@ def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(s
     ({"generationConfig": {"responseModalities": ["AUDIO"]}},
      "generationConfig.responseModalities: the gateway carries this field to Gemini models only"),
     ({"generationConfig": {"candidateCount": 2}, "model": "g"}, "generationConfig.candidateCount"),
+    ({"generationConfig": {"candidateCount": 2}}, "generationConfig.candidateCount: the gateway carries this field"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}],
       "model": "text-only"}, "contents[0].parts[0]"),
     ({"cachedContents": "x"}, "cachedContents: not carried"),
+    ({"generationConfig": {"thinkingConfig": {"thinkingLevel": ["HIGH"]}}},
+     "generationConfig.thinkingConfig.thinkingLevel: expected one of"),
+    ({"generationConfig": []}, "generationConfig: expected an object"),
+    ({"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": [], "fileUri": "gs://b/a.pdf"}}]}]},
+     "contents[0].parts[0].fileData.mimeType: expected a string"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]
@@ -165,11 +250,41 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     reply = client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
         safety_settings=settings, max_output_tokens=8))
     assert reply.text and reply.usage_metadata.prompt_token_count > 0
+    # Asking for what every answer is (one text candidate, no log probabilities) is no field to refuse.
+    for model in ("g", "fast"):
+        assert client.models.generate_content(model=model, contents="hi", config=types.GenerateContentConfig(
+            candidate_count=1, response_modalities=["TEXT"], response_logprobs=False, max_output_tokens=8)).text
+    with pytest.raises(errors.ClientError, match=r"cannot take field `generationConfig\.candidateCount`"):
+        client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
+            candidate_count=2))  # one candidate is all a ChatResponse holds: refused, not answered with one
     with pytest.raises(errors.ClientError) as missing:
         client.models.generate_content(model="nope", contents="hi")
     assert missing.value.code == 404
     wrong = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})
     assert wrong.status_code == 404 and "generateContent" in wrong.json()["error"]["message"]
+    # The SDK in Vertex AI mode posts to Vertex's paths: refused in Google's shape, saying how to reach the gateway.
+    vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
+    with pytest.raises(errors.ClientError, match=r"Vertex AI's paths are not served.*without vertexai") as refused:
+        vertex.models.generate_content(model="g", contents="hi")
+    assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
+
+
+def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, monkeypatch) -> None:
+    from tokenomy.emulate import gemini_api, gemini_model
+
+    answer = gemini_model.answer
+
+    def recited(*args):
+        for event in answer(*args):
+            yield event if event[0] != "finish" else (*event[:3], "RECITATION")
+
+    monkeypatch.setattr(gemini_api, "answer", recited)
+    monkeypatch.setattr(gemini_model, "answer", recited)
+    client = served[0]
+    reply = client.models.generate_content(model="g", contents="hi")
+    assert reply.candidates[0].finish_reason == types.FinishReason.RECITATION
+    chunks = list(client.models.generate_content_stream(model="g", contents="hi"))
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.RECITATION
 
 
 def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
@@ -211,3 +326,16 @@ def test_a_fault_after_the_stream_began_ends_it_with_an_error_chunk(tmp_path) ->
     upstream.close()
     [row] = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert row.outcome == "server_error" and row.output_tokens == 1  # what the provider billed is recorded
+
+
+def test_an_upstream_client_error_without_a_google_status_is_invalid_argument(tmp_path) -> None:
+    upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
+    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                             "price_as": HAIKU}},
+                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+        client = genai.Client(api_key="unused", http_options={"base_url": url})
+        with pytest.raises(errors.ClientError) as failed:
+            client.models.generate_content(model="once", contents="hi")
+    upstream.close()
+    assert (failed.value.code, failed.value.status) == (422, "INVALID_ARGUMENT")

@@ -29,7 +29,7 @@ from tokenomy.gateway.calls import (
     refusal,
     request_meta,
     retry_after,
-    route_provider,
+    route_providers,
     upstream_status,
 )
 from tokenomy.gateway.responses import FirstChunkStream, call_cost
@@ -274,7 +274,8 @@ async def create_message(request: Request):
             message = refused.error_text(caller_path(body, refused))
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
-        if beta and route_provider(gw, route) == "anthropic":  # beta features of Anthropic's API; no other has them
+        # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
+        if beta and route_providers(gw, route, name) == {"anthropic"}:
             call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)

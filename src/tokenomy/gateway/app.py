@@ -30,8 +30,10 @@ from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
+from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.fast_path import GatewayApp
+from tokenomy.gateway.gemini_routes import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
@@ -342,7 +344,14 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
-SERVED = "POST /v1/chat/completions, POST /v1/messages, GET /v1/models[/{model}], GET /healthz and GET /metrics"
+SERVED = (
+    "POST /v1/chat/completions, POST /v1/messages, POST /model/{modelId}/converse[-stream], "
+    "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent), GET /v1/models[/{model}], GET /healthz "
+    "and GET /metrics"
+)
+# Paths of Bedrock Runtime's other operations (InvokeModel, ApplyGuardrail, ...), answered in its error shape so boto3
+# shows the message (with another shape it shows an empty one).
+BEDROCK_PREFIXES = ("/model/", "/guardrail/", "/async-invoke")
 
 
 def _model_object(name: str) -> dict[str, Any]:
@@ -358,6 +367,22 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
         message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
         if path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
+    if path.startswith(BEDROCK_PREFIXES):
+        if status == 404:
+            message = (
+                f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
+                "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream]"
+            )
+        return bedrock_error(status, message, headers)
+    if "/projects/" in path or "/publishers/" in path:  # google-genai with vertexai=True
+        message = (
+            f"{method} {path}: Vertex AI's paths are not served by this gateway; create the client without "
+            "vertexai (genai.Client(api_key=<gateway key>, http_options={'base_url': <gateway>})): the Gemini API "
+            "paths reach every model the gateway has, Vertex AI's included"
+        )
+        return gemini_error(status, message, headers)
+    if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
+        return gemini_error(status, message, headers)
     if "/messages" in path:
         return anthropic_error(status, message, headers)
     return error(

@@ -46,12 +46,12 @@ def request_meta(request, route, key, name: str) -> RequestMeta:
     )
 
 
-def route_provider(gw, route) -> str | None:
-    """The provider of the route's model (`anthropic`, `bedrock`, `gcp.gemini`, ...); None for a routing policy, whose
-    tiers may be any provider."""
-    if not route.model:
-        return None
-    return gw.client.provider_for(gw.client.spec_for(route.model)).name
+def route_providers(gw, route, name: str) -> set[str]:
+    """The providers (`anthropic`, `aws.bedrock`, `gcp.gemini`, ...) of every model a request on the route may reach:
+    its model, its fallbacks, and each model of its routing policy's tiers."""
+    router = gw.policy_for(name, route).router
+    models = [*([route.model] if route.model else []), *route.fallback, *(router.models() if router else [])]
+    return {gw.client.provider_for(gw.client.spec_for(model)).name for model in models}
 
 
 def refusal(
@@ -61,17 +61,18 @@ def refusal(
     name: str,
     api: str,
     providers: tuple[str, ...],
-    caller_field: Callable[[str], str] = str,
+    named: Callable[[str], str] = str,
 ) -> Unsupported | None:
     """What of `call` the route's model cannot take, asked before any call or budget reservation. An API's own fields
     the mapping does not know (`call.extra`) reach that API's models as sent, and are refused (a ValueError naming the
-    first, as `caller_field` says the caller sent it) for a route to any other: its API would get them raw or not at
-    all."""
+    first, as the caller spelled it: `named`) for a route that may reach any other (a fallback or routed tier
+    included): its API would get them raw or not at all."""
     unknown = next(iter(call.extra), None)
-    if unknown is not None and route_provider(gw, route) not in providers:
+    others = sorted(route_providers(gw, route, name) - set(providers)) if unknown is not None else []
+    if unknown is not None and others:
         raise ValueError(
-            f"{caller_field(unknown)}: the gateway carries this field to {api} models only, and model `{name}` is not "
-            "one; remove it"
+            f"{named(unknown)}: the gateway carries this field to {api} models only, and `{name}` may reach "
+            f"{', '.join(others)} models; remove it"
         )
     return gw.refusal(route, replace(call, extra={}) if call.extra else call)
 

@@ -44,6 +44,7 @@ from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
+    asked_fields,
     caller_param,
     redacted_blob,
     request_from_converse,
@@ -75,8 +76,10 @@ STREAM_ERRORS = {
 def bedrock_error(
     status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
 ) -> JSONResponse:
-    """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body."""
-    code = code or ERROR_CODES.get(status, "InternalServerException" if status < 502 else "ServiceUnavailableException")
+    """Bedrock's REST-JSON error: the type in `x-amzn-ErrorType`, `{"message"}` in the body. A client error Bedrock
+    has no type of its own for (an upstream's 409 or 422) is the caller's request: a ValidationException."""
+    fallback = "ValidationException" if status < 500 else "InternalServerException" if status < 502 else None
+    code = code or ERROR_CODES.get(status, fallback or "ServiceUnavailableException")
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
 
 
@@ -164,8 +167,14 @@ class EventWriter:
                 out += self._begin("redacted")
                 out.append(self._delta({"reasoningContent": {"redactedContent": redacted_blob(block.redacted)}}))
                 out += self._close()
-        out.append(eventstream.event("messageStop", {"stopReason": stop_reason(response)}))
+        asked = asked_fields(response)  # where ConverseStream carries them: messageStop, and metadata
+        stop: dict[str, Any] = {"stopReason": stop_reason(response)}
+        if "additionalModelResponseFields" in asked:
+            stop["additionalModelResponseFields"] = asked["additionalModelResponseFields"]
+        out.append(eventstream.event("messageStop", stop))
         metadata = {"usage": usage_body(response), "metrics": {"latencyMs": round(response.latency_ms)}}
+        if "trace" in asked:
+            metadata["trace"] = asked["trace"]
         out.append(eventstream.event("metadata", metadata))
         return out
 
@@ -208,7 +217,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     try:
         call = request_from_converse(route.model or model_id, await json_body(request))
         call.meta = request_meta(request, route, key, model_id)
-        refused = refusal(gw, route, call, model_id, "Bedrock", ("bedrock",))
+        refused = refusal(gw, route, call, model_id, "Bedrock", ("aws.bedrock",))
         if refused is not None:
             return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError

@@ -34,6 +34,7 @@ from tokenomy.gateway.calls import (
     refusal,
     request_meta,
     retry_after,
+    route_providers,
     upstream_status,
 )
 from tokenomy.gateway.responses import FirstChunkStream
@@ -68,8 +69,11 @@ GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Ge
 
 
 def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Google's error: another client error (an upstream's 409 or 422, a 405) is the caller's request, another server
+    error an internal one, as Google's own status codes file them."""
+    default = "INVALID_ARGUMENT" if status < 500 else "INTERNAL"
     return JSONResponse(
-        {"error": {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}},
+        {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}},
         status_code=status,
         headers=headers,
     )
@@ -193,6 +197,9 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
+        off = call.reasoning is not None and call.reasoning.budget_tokens == 0  # thinkingBudget 0: thinking off
+        if off and not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+            call.reasoning = None  # what no reasoning asks of every other provider
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

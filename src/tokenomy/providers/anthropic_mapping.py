@@ -60,8 +60,8 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str
     out: list[dict[str, Any]] = []
     for tool in tools:
         item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
-        if tool.description:
-            item["description"] = tool.description
+        if tool.described:
+            item["description"] = tool.described
         if tool.strict is not None:
             item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
         out.append(item)

@@ -250,6 +250,8 @@ class BedrockProvider(Provider):
         fields: dict | None = None,
     ) -> ChatResponse:
         model, region = request.model, self._region_for(request)
+        if stop_reason:  # Converse's own, which finish_reason generalises (guardrail_intervened is a content filter)
+            raw["stop_reason"] = stop_reason
         answered = answer_fields(fields, trace)
         if answered:
             raw["top"] = answered  # the gateway hands them to the caller beside the answer (OpenAI's top level)

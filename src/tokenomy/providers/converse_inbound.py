@@ -66,6 +66,8 @@ INFERENCE_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 BLOCK_KINDS = ("text", "image", "document", "toolUse", "toolResult", "reasoningContent", "cachePoint")
 RESULT_KINDS = ("text", "json", "image", "document")
+# DocumentBlock.format's values (botocore's model of the API, which botocore itself does not check)
+DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
 # Converse's stopReason for the finish reason Tokenomy records (bedrock.FINISH_REASONS the other way).
 STOP_REASONS = {
     "stop": "end_turn",
@@ -124,14 +126,16 @@ def _bytes_text(source: Any, where: str) -> str:
 def _image(value: Any, where: str) -> ImageBlock:
     image = _object(value, where, ("format", "source"))
     fmt = image.get("format")
-    if fmt not in MEDIA_TYPES:
+    if not isinstance(fmt, str) or fmt not in MEDIA_TYPES:  # a list or object is no format (nor hashable)
         raise ValueError(f"{where}.format: expected one of {', '.join(MEDIA_TYPES)}")
     return ImageBlock(media_type=MEDIA_TYPES[fmt], base64=_bytes_text(image.get("source"), where))
 
 
 def _document(value: Any, where: str) -> DocumentBlock:
     document = _object(value, where, ("format", "name", "source"))
-    fmt = _string(document.get("format"), f"{where}.format")
+    fmt = document.get("format")
+    if not isinstance(fmt, str) or fmt not in DOCUMENT_FORMATS:
+        raise ValueError(f"{where}.format: expected one of {', '.join(DOCUMENT_FORMATS)}")
     data = binascii.a2b_base64(_bytes_text(document.get("source"), where))
     return DocumentBlock(format=fmt, data=data, name=_string(document.get("name", ""), f"{where}.name") or None)
 
@@ -432,6 +436,9 @@ def _jsonable(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def stop_reason(response: ChatResponse) -> str:
+    own = response.raw.get("stop_reason") if isinstance(response.raw, dict) else None
+    if response.provider == "aws.bedrock" and isinstance(own, str):
+        return own  # a Bedrock model's, as Bedrock said it: a guardrail's app tells guardrail_intervened apart
     if response.stop_sequence is not None:
         return "stop_sequence"
     return STOP_REASONS.get(response.finish_reason, "end_turn")
@@ -477,8 +484,13 @@ def answer_body(response: ChatResponse) -> dict[str, Any]:
         "usage": usage_body(response),
         "metrics": {"latencyMs": round(response.latency_ms)},
     }
+    return {**body, **asked_fields(response)}
+
+
+def asked_fields(response: ChatResponse) -> dict[str, Any]:
+    """The model's own fields (additionalModelResponseFieldPaths) and the guardrail trace a Bedrock model returned for
+    a request that asked for them (bedrock.answer_fields); ConverseStream sends them in messageStop and metadata."""
     top = response.raw.get("top") if isinstance(response.raw, dict) else None
-    for key in ("additionalModelResponseFields", "trace"):  # a Bedrock model's (bedrock.answer_fields)
-        if isinstance(top, dict) and top.get(key):
-            body[key] = top[key]
-    return body
+    if not isinstance(top, dict):
+        return {}
+    return {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)}

@@ -159,8 +159,8 @@ def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, A
     out: list[dict[str, Any]] = []
     for tool in tools:
         tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
-        if tool.description:
-            tool_spec["description"] = tool.description
+        if tool.described:
+            tool_spec["description"] = tool.described
         if tool.strict is not None:  # ToolSpecification.strict; a model without it answers Bedrock's own 400
             tool_spec["strict"] = tool.strict
         out.append({"toolSpec": tool_spec})

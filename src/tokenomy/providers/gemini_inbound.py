@@ -45,7 +45,14 @@ MAPPED_CONFIG = (
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
-FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}  # a document's mime type -> its format
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}
+# generationConfig fields set to what the gateway answers anyway (one candidate, text, no log probabilities), as
+# clients send them by default (LangChain sends candidateCount 1): dropped, not refused as the fields are otherwise.
+ANSWERED = {
+    "candidate_count": lambda v: v == 1 and v is not True,
+    "response_modalities": lambda v: isinstance(v, list) and [str(m).upper() for m in v] == ["TEXT"],
+    "response_logprobs": lambda v: v is False,
+}  # a document's mime type -> its format
 # A thoughtSignature is bytes to Gemini's SDK: it decodes the base64 text and sends the bytes back re-encoded (in the
 # URL-safe alphabet), so a signature's own text (Claude's, or Gemini's base64 as the provider holds it) goes out as the
 # base64 of these marked bytes, which come back whole. Redacted reasoning (Claude's) has no Gemini part: it travels as
@@ -107,6 +114,8 @@ def _media(part: dict[str, Any], where: str) -> Block:
     file = _object(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
     uri = _string(get(file, "fileUri"), f"{here}.fileUri")
     mime = get(file, "mimeType")
+    if mime is not None:
+        _string(mime, f"{here}.mimeType")
     if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
         return ImageBlock(media_type=mime, url=uri)
     if mime not in FORMATS:
@@ -139,13 +148,15 @@ def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
 
 
 class _Calls:
-    """Function calls seen so far, so a response finds the call it answers: by id, or by name (the latest
-    unanswered call of that name) when Gemini sent none; a call without an id gets one (GENERATED_ID, which the
-    Gemini provider leaves out again)."""
+    """Function calls seen so far, so a response finds the call it answers: by id, or by name when Gemini sent none
+    (google-genai's automatic function calling sends none): the first unanswered call of that name in the latest
+    turn that has one, as Gemini answers parallel calls in the order they were made; a call without an id gets one
+    (GENERATED_ID, which the Gemini provider leaves out again)."""
 
     def __init__(self) -> None:
         self.made = 0
-        self.open: list[tuple[str, str]] = []  # (id, name) not answered yet
+        self.turn = 0  # the content (turn) being read, set by _parts
+        self.open: list[tuple[str, str, int]] = []  # (id, name, turn) not answered yet
 
     def call(self, value: Any, where: str) -> ToolUseBlock:
         call = _object(value, where, ("id", "name", "args"))
@@ -156,7 +167,7 @@ class _Calls:
         given = get(call, "id")
         call_id = _string(given, f"{where}.id") if given is not None else f"{GENERATED_ID}{self.made}"
         self.made += 1
-        self.open.append((call_id, name))
+        self.open.append((call_id, name, self.turn))
         return ToolUseBlock(call_id, name, args, json.dumps(args))
 
     def response(self, value: Any, where: str) -> ToolResultBlock:
@@ -172,8 +183,10 @@ class _Calls:
                 f"{where}: no earlier functionCall {f'with id {given!r}' if given is not None else f'named {name!r}'} "
                 "in this conversation; send the call before its response"
             )
-        call_id = matches[-1][0]
-        self.open.remove(matches[-1])
+        latest = max(turn for _, _, turn in matches)
+        answered = next(c for c in matches if c[2] == latest)  # parallel calls are answered in their order
+        call_id = answered[0]
+        self.open.remove(answered)
         response = get(answer, "response")
         if not isinstance(response, dict):
             raise ValueError(f"{where}.response: expected an object")
@@ -226,13 +239,42 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
     return blocks
 
 
+# Gemini Schema fields as the SDK sends them from a pydantic model (snake_case) -> their JSON Schema names.
+SCHEMA_KEYS = {snake(k): k for k in ("anyOf", "maxItems", "minItems", "maxLength", "minLength", "maxProperties",
+                                      "minProperties", "propertyOrdering")}  # fmt: skip
+
+
 def json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI-style Schema (`type: "OBJECT"`) as JSON Schema (`"object"`): other APIs take JSON Schema."""
-    if isinstance(schema, dict):
-        return {k: (v.lower() if k == "type" and isinstance(v, str) else json_schema(v)) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [json_schema(v) for v in schema]
-    return schema
+    """Gemini's OpenAPI-style Schema as JSON Schema, which the other APIs (and Gemini's responseJsonSchema) take:
+    `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
+    `propertyOrdering` orders `properties` (JSON Schema has no such keyword; a model writes them in schema order).
+    The schema is walked by its structure (properties, items, anyOf), so a property's name is never rewritten."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        key = SCHEMA_KEYS.get(key, key)
+        if key == "properties" and isinstance(value, dict):
+            value = {name: json_schema(item) for name, item in value.items()}
+        elif key == "items":
+            value = json_schema(value)
+        elif key == "anyOf" and isinstance(value, list):
+            value = [json_schema(item) for item in value]
+        elif key == "type" and isinstance(value, str):
+            value = value.lower()
+        out[key] = value
+    order = out.pop("propertyOrdering", None)
+    properties = out.get("properties")
+    if isinstance(order, list) and isinstance(properties, dict):  # the listed ones first, in their order
+        out["properties"] = {**{name: properties[name] for name in order if name in properties}, **properties}
+    if out.pop("nullable", None) is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        elif isinstance(out.get("anyOf"), list):
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+        if isinstance(out.get("enum"), list):
+            out["enum"] = [*out["enum"], None]
+    return out
 
 
 def _tools(value: Any) -> list[ToolSpec]:
@@ -244,16 +286,23 @@ def _tools(value: Any) -> list[ToolSpec]:
         tool = _object(tool, where, ("functionDeclarations",))  # googleSearch, codeExecution: Gemini's own tools
         for j, item in enumerate(get(tool, "functionDeclarations") or []):
             here = f"{where}.functionDeclarations[{j}]"
-            item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema"))
+            item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema", "response",
+                                        "responseJsonSchema"))  # fmt: skip
             schema = get(item, "parametersJsonSchema")
             if schema is None:
                 schema = json_schema(get(item, "parameters") or {"type": "object", "properties": {}})
             if not isinstance(schema, dict):
                 raise ValueError(f"{here}.parametersJsonSchema: expected a JSON schema object")
+            # What the function returns (the SDK's automatic function calling sends it for every annotated function)
+            returns = get(item, "responseJsonSchema")
+            if returns is None and get(item, "response") is not None:
+                returns = json_schema(get(item, "response"))
+            if returns is not None and not isinstance(returns, dict):
+                raise ValueError(f"{here}.responseJsonSchema: expected a JSON schema object")
             description = get(item, "description")
             tools.append(ToolSpec(_string(get(item, "name"), f"{here}.name"),
                                   None if description is None else _string(description, f"{here}.description"),
-                                  schema))  # fmt: skip
+                                  schema, output_schema=returns))  # fmt: skip
     return tools
 
 
@@ -285,6 +334,9 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     rest = {
         snake(k): v for k, v in value.items() if k not in MAPPED_CONFIG and k not in {snake(m) for m in MAPPED_CONFIG}
     }
+    for key, answered in ANSWERED.items():  # asks for what every answer is: not an option to carry (or refuse)
+        if key in rest and answered(rest[key]):
+            del rest[key]
     for name in ("temperature", "topP", "presencePenalty", "frequencyPenalty"):
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], (int, float))):
             raise ValueError(f"generationConfig.{name}: expected a number")
@@ -331,13 +383,15 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         raise ValueError(f"{where}.includeThoughts: the gateway returns the thoughts a model sends; remove it")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
-        if level not in efforts:
+        if not isinstance(level, str) or level not in efforts:  # a list or object is no level (nor hashable)
             raise ValueError(f"{where}.thinkingLevel: expected one of {', '.join(efforts)}")
         return Reasoning(effort=efforts[level])
     if budget == -1:
         return Reasoning(adaptive=True)
     if budget == 0:
-        return None  # thinking off: what a request without thinkingConfig asks of the other APIs
+        # Thinking off. Gemini 2.5 Flash thinks unless told so (billed as output): kept as a zero budget, which the
+        # Gemini provider sends as such; the route drops it for other providers, which think only when asked.
+        return Reasoning(budget_tokens=0)
     return Reasoning(budget_tokens=budget) if budget is not None else None
 
 
@@ -358,6 +412,7 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
     messages = []
     for i, content in enumerate(contents):
         where = f"contents[{i}]"
+        calls.turn = i
         content = _object(content, where, ("role", "parts"))
         role = get(content, "role") or "user"
         if role not in ("user", "model"):
@@ -372,7 +427,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools = _tools(get(body, "tools")) if get(body, "tools") is not None else []
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
-    mapped, rest = _generation(get(body, "generationConfig") or {})
+    config = get(body, "generationConfig")
+    mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
     extra.update(rest)
     return ChatRequest(
@@ -436,8 +492,9 @@ def _blocks_per_part(parts: list[Any]) -> list[int]:
 def caller_field(body: dict[str, Any], key: str) -> str:
     """Where the caller sent what rides in `extra` under its SDK name (`response_modalities`, `safety_settings`): a
     generationConfig field or a top-level one, spelled as sent."""
-    config = get(body, "generationConfig")
-    for where, fields in (("generationConfig.", config if isinstance(config, dict) else {}), ("", body)):
+    config = get(body, "generationConfig") if isinstance(body, dict) else None
+    top = body if isinstance(body, dict) else {}
+    for where, fields in (("generationConfig.", config if isinstance(config, dict) else {}), ("", top)):
         sent = next((k for k in fields if snake(k) == key), None)
         if sent is not None:
             return where + sent
@@ -518,6 +575,9 @@ def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
 
 
 def finish_reason(response: ChatResponse) -> str:
+    own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
+    if response.provider in ("gcp.gemini", "gcp.vertex_ai") and isinstance(own, str):
+        return own  # a Gemini model's, as Gemini said it (RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL)
     return FINISH_REASONS.get(response.finish_reason, response.finish_reason.upper())
 
 

@@ -250,6 +250,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
             item: dict[str, Any] = {"name": tool.name, "parameters_json_schema": tool.input_schema}
             if tool.description:
                 item["description"] = tool.description
+            if tool.output_schema is not None:  # Gemini's own field for it (other providers: ToolSpec.described)
+                item["response_json_schema"] = tool.output_schema
             declarations.append(item)
         config["tools"] = [{"function_declarations": declarations}]
     tool_config = _tool_config(request)
@@ -260,7 +262,9 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
         reasoning.budget_tokens is not None or reasoning.effort is not None or reasoning.adaptive
     ):
         thinking: dict[str, Any] = {"include_thoughts": True}
-        if reasoning.budget_tokens is not None:
+        if reasoning.budget_tokens == 0:  # thinking off (a model that thinks by default is told not to)
+            thinking = {"thinking_budget": 0}
+        elif reasoning.budget_tokens is not None:
             thinking["thinking_budget"] = int(reasoning.budget_tokens)
         elif reasoning.effort is None:  # adaptive: Gemini's dynamic budget, the model decides
             thinking["thinking_budget"] = -1

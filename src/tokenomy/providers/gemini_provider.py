@@ -181,6 +181,8 @@ class GeminiProvider(Provider):
         self, request: ChatRequest, parts: list[dict[str, Any]], usage: Usage, reason: Any, raw: dict, **timing: Any
     ) -> ChatResponse:
         content = blocks_from_parts(parts)
+        if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
+            raw["finish_reason"] = str(getattr(reason, "value", reason))
         tier = raw.pop("service_tier", None)
         if tier:  # where the client reads the tier it prices (client.served_tier), and the gateway's answer shows it
             raw["top"] = {"service_tier": tier}

@@ -122,7 +122,7 @@ def forced_tool(request: ChatRequest) -> tuple[str | None, dict[str, Any]] | Non
 
 
 def _tools_text(tools: list[ToolSpec]) -> str:
-    described = [{"name": t.name, "description": t.description or "", "parameters": t.input_schema} for t in tools]
+    described = [{"name": t.name, "description": t.described or "", "parameters": t.input_schema} for t in tools]
     return (
         'You can call these tools; to call one, answer with <tool_call>{"name": ..., "arguments": ...}'
         "</tool_call>.\n" + json.dumps(described)

@@ -222,8 +222,8 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         tools = []
         for tool in request.tools:
             function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
-            if tool.description is not None:
-                function["description"] = tool.description
+            if tool.described is not None:
+                function["description"] = tool.described
             if tool.strict is not None:
                 function["strict"] = tool.strict
             tools.append({"type": "function", "function": function})
