@@ -161,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.heard = False  # a byte of the current exchange's answer arrived
         self.unsent = False  # the current request's first write failed: not a byte of it left this side
+        self._poller: select.poll | None = None  # the socket, registered once for `stale`
         self._head_bytes = 0  # bytes of the current exchange's answer read before its head was whole
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -186,13 +187,10 @@ class _Connection(asyncio.Protocol):
     def stale(self) -> bool:
         """An idle connection whose socket is readable: the server closed it (or sent bytes nobody asked for) after
         the event loop last looked. Never reused: a request written on it may or may not reach the server."""
-        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if sock is None:
+        if self._poller is None:
             return False
         try:
-            poller = select.poll()  # not select.select: it fails for descriptors past 1023, which a busy gateway has
-            poller.register(sock.fileno(), select.POLLIN)
-            return bool(poller.poll(0))
+            return bool(self._poller.poll(0))
         except (OSError, ValueError):  # a socket closed meanwhile
             return True
 
@@ -234,6 +232,10 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.pool._connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # `stale` asks it one syscall a reuse; poll, as select fails past descriptor 1023
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         self._last_byte = self.loop.time()
