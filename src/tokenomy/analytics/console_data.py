@@ -16,6 +16,7 @@ from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
+from tokenomy.ledger.spend import METERED_CALLS
 from tokenomy.money import usd
 
 GROUP_ROWS = 50  # the page shows the top N of these
@@ -78,7 +79,7 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
         sql, params = where(store, f)
         label, source = GROUPS[name], SPEND_EVENTS
     rows = store.query(
-        f"SELECT {label} AS label, SUM(cost_usd) AS cost, COUNT(*) AS calls FROM {source}{sql} "
+        f"SELECT {label} AS label, SUM(cost_usd) AS cost, {METERED_CALLS} AS calls FROM {source}{sql} "
         f"GROUP BY 1 ORDER BY 2 DESC, 1",
         params,
     )
