@@ -164,3 +164,15 @@ def test_forecast_is_near_the_truth_and_inside_its_interval(ledger_path, kind, t
         assert result.low_usd <= truth <= result.high_usd, (truth, result)
     assert abs(result.forecast_usd - truth) <= truth * Decimal(tolerance), (truth, result)
     assert ("intermittent" in result.method) == (kind == "sparse"), result.method
+
+
+def test_forecast_table_prints_money_as_the_other_reports_and_its_json_do(ledger_path) -> None:
+    # The table printed cents ($0.30) where its JSON and every other report's table print 6 places (0.303000).
+    costs = _known_ledger("sparse")
+    _write(ledger_path, costs)
+    args = ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger", str(ledger_path)]
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "200"}).output
+    for field in ("month_to_date_usd", "forecast_usd", "low_usd", "high_usd"):
+        assert len(data[field].split(".")[1]) == 6, data
+        assert f"${Decimal(data[field]):,.6f}" in table, (field, table)
