@@ -150,6 +150,15 @@ def _spent_since(store: Any, column: str, value: str, start: datetime, end: date
     return Decimal(rows[0]["s"] or 0)
 
 
+def _used(spent: Decimal, limit: Decimal | None) -> float | None:
+    """The share of a budget spent; a $0 budget is used up by any spend (it read as no usage: no alert fired)."""
+    if limit is None:
+        return None
+    if limit == 0:
+        return 1.0 if spent > 0 else 0.0
+    return float(spent / limit)
+
+
 def budgets(store: Any, f: Filters) -> dict[str, Any]:
     """Each virtual key and team: spent in its budget period (as of the selection's end) against its budget."""
     from tokenomy.gateway.keys import period_start
@@ -186,7 +195,7 @@ def budgets(store: Any, f: Filters) -> dict[str, Any]:
             "period_start": stamp(start),
             "spent_usd": money(spent),
             "budget_usd": None if limit is None else money(limit),
-            "used": float(spent / limit) if limit else None,
+            "used": _used(spent, limit),
         }
 
     return {
