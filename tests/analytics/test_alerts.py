@@ -280,3 +280,19 @@ def test_expected_tier_shares_in_the_config_are_shares() -> None:
             parse_config(data).alert_settings()
     fine = parse_config({"routing": {"expected_tier_share": {"weak": 0.7, "strong": 0.3}}})
     assert fine.alert_settings().expected_tier_share == {"weak": 0.7, "strong": 0.3}
+
+
+def test_no_budget_forecast_alert_from_an_imported_bills_day_before_a_trickle(ledger_path) -> None:
+    # A $7 imported-bill day, three idle weeks, then ~$0.01 a day: the forecast was ~$5.83 for a ~$0.31 month, so
+    # a $1 budget got a budget_forecast alert. The trickle's month stays under it; a $0.20 budget is still warned.
+    from tokenomy.ledger.events import UsageEvent
+
+    start = datetime(2026, 9, 17, tzinfo=UTC)
+    events = [UsageEvent(ts=start, provider="openai", model="m", cost_usd=Decimal(7), priced_by="billed")]
+    events += [UsageEvent(ts=start + timedelta(days=d, hours=9), provider="openai", model="m", input_tokens=1000,
+                          cost_usd=Decimal("0.0101")) for d in range(21, 60)]
+    store = open_store(ledger_path)
+    store.write(events)
+    budgets = [{"scope": "model", "match": "m", "limit_usd": limit} for limit in (Decimal(1), Decimal("0.2"))]
+    alerts = evaluate(store, budgets, now=datetime(2026, 11, 16, 9, tzinfo=UTC))
+    assert [a["limit_usd"] for a in alerts if a["kind"] == "budget_forecast"] == [Decimal("0.2")], alerts

@@ -527,3 +527,25 @@ def test_a_key_database_outage_is_a_503_not_a_request_for_a_key(tmp_path, monkey
         answer = httpx.get(f"{url}/dashboard/api/totals", headers={"authorization": "Bearer tk-not-cached"})
         assert answer.status_code == 503 and "unreachable" in answer.json()["detail"], answer.text
         assert httpx.get(f"{url}/dashboard/api/totals").status_code == 401  # no key at all: still the caller's
+
+
+def test_a_zero_team_budget_with_spend_is_over_budget(tmp_path) -> None:
+    # A $0 team budget (spend nothing) showed no usage when the team had spent, so no over-budget alert fired.
+    from tokenomy.analytics.console_data import alerts, budgets
+    from tokenomy.analytics.dashboard_data import Filters
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    keys = KeyStore(store)
+    keys.set_team_budget("frozen", Decimal(0))
+    keys.set_team_budget("idle", Decimal(0))
+    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", tenant="frozen",
+                            input_tokens=10, cost_usd=Decimal("0.25"))])
+    f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 10, tzinfo=UTC))
+    teams = {r["id"]: r for r in budgets(store, f)["teams"]}
+    assert (teams["frozen"]["spent_usd"], teams["frozen"]["used"]) == ("0.250000", 1.0)
+    assert teams["idle"]["used"] == 0.0  # nothing spent: within its $0
+    over = [a for a in alerts(store, f)["alerts"] if a["kind"] == "team_budget"]
+    assert [a["subject"] for a in over] == ["team frozen"], over

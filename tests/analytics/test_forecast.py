@@ -126,3 +126,53 @@ def test_forecast_refuses_options_it_would_ignore(ledger_path) -> None:
         result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger",
                                           str(ledger_path), *extra])
         assert isinstance(result.exception, UsageError) and f"drop {extra[0]}" in str(result.exception), result
+
+
+def _known_ledger(kind: str) -> dict[datetime, Decimal]:
+    """Daily spend Aug 1 - Nov 30 of a known shape (the test ledger holds the days before CUTOFF)."""
+    rng = random.Random(7)
+    out = {}
+    day = START
+    while day < datetime(2026, 12, 1, tzinfo=UTC):
+        d = (day - START).days
+        if kind == "sparse":  # an imported bill's $7 day, three idle weeks, then ~$0.01 a day
+            bill = datetime(2026, 9, 17, tzinfo=UTC)
+            cost = 7.0 if day == bill else 0.0101 if day >= bill + timedelta(days=21) else 0.0
+        elif kind == "steady":
+            cost = 20 * rng.uniform(0.95, 1.05)
+        elif kind == "trending":
+            cost = (10 + 0.3 * d) * rng.uniform(0.95, 1.05)
+        else:  # weekly: weekdays busy, weekends near idle
+            cost = (40.0 if day.weekday() < 5 else 4.0) * rng.uniform(0.95, 1.05)
+        if cost:
+            out[day] = Decimal(f"{cost:.6f}")
+        day += timedelta(days=1)
+    return out
+
+
+@pytest.mark.parametrize(("kind", "tolerance"), [("sparse", "0.05"), ("steady", "0.03"), ("trending", "0.03"),
+                                                  ("weekly", "0.03")])
+def test_forecast_is_near_the_truth_and_inside_its_interval(ledger_path, kind, tolerance) -> None:
+    # The sparse history was forecast by an ETS fit dominated by its one big day: $5.83 for a month that came to
+    # $0.31 (and a budget_forecast alert fired). It is now forecast from its recent daily rate; the others by ETS.
+    costs = _known_ledger(kind)
+    _write(ledger_path, costs)
+    result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
+    truth = sum(c for d, c in costs.items() if d.month == 11)
+    assert result.low_usd <= result.forecast_usd <= result.high_usd, result
+    if kind == "sparse":  # an exact trickle: its interval is the trickle's month
+        assert result.low_usd <= truth <= result.high_usd, (truth, result)
+    assert abs(result.forecast_usd - truth) <= truth * Decimal(tolerance), (truth, result)
+    assert ("intermittent" in result.method) == (kind == "sparse"), result.method
+
+
+def test_forecast_table_prints_money_as_the_other_reports_and_its_json_do(ledger_path) -> None:
+    # The table printed cents ($0.30) where its JSON and every other report's table print 6 places (0.303000).
+    costs = _known_ledger("sparse")
+    _write(ledger_path, costs)
+    args = ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger", str(ledger_path)]
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "200"}).output
+    for field in ("month_to_date_usd", "forecast_usd", "low_usd", "high_usd"):
+        assert len(data[field].split(".")[1]) == 6, data
+        assert f"${Decimal(data[field]):,.6f}" in table, (field, table)

@@ -389,7 +389,7 @@ def test_a_providers_metered_and_billed_spend_is_one_provider(request, url_fixtu
     monthly = run_report(store, "monthly-spend", since=datetime(2026, 10, 1, tzinfo=UTC))
     assert [(r["provider"], r["cost_usd"]) for r in monthly] == [("bedrock", 4), ("bedrock", 3)]
     spend = run_report(store, "spend", by="provider", since=datetime(2026, 10, 1, tzinfo=UTC))
-    assert [(r["provider"], r["cost_usd"], r["calls"]) for r in spend] == [("bedrock", 7, 2)]
+    assert [(r["provider"], r["cost_usd"], r["calls"]) for r in spend] == [("bedrock", 7, 1)]  # the bill is no call
     autumn = Filters(since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 12, 1, tzinfo=UTC))
     assert [(r["key"], Decimal(r["cost_usd"])) for r in breakdown(store, autumn)["groups"]["provider"]] == [
         ("bedrock", 7)]
@@ -398,3 +398,37 @@ def test_a_providers_metered_and_billed_spend_is_one_provider(request, url_fixtu
     assert filter_options(store)["providers"] == ["bedrock"]
     for name in ("bedrock", "aws.bedrock"):  # the menu's name, or the one a metered row carries
         assert totals(store, replace(autumn, provider=name))["cost_usd"] == "7.000000", name
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url", "clickhouse"])
+def test_calls_are_metered_calls_not_a_bills_rows(request, tmp_path, url_fixture) -> None:
+    # An imported bill's row (a provider-day's usage) counted as one call: report spend said 3 calls for 2, and
+    # cost-per-task divided by 3 ($3.00 a call where the two calls cost $0.50). Its cost still counts in spend.
+    from tokenomy.analytics.console_data import breakdown
+    from tokenomy.analytics.dashboard_data import Filters, spend_by_day, totals
+
+    url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else request.getfixturevalue(url_fixture)
+    store = open_store(url)
+    day = datetime(2026, 11, 5, tzinfo=UTC)
+    store.write([
+        UsageEvent(ts=day + timedelta(hours=9), provider="openai", model="m", task="qa", input_tokens=10,
+                   cost_usd=Decimal("0.5"), tags={"team": "a"}),
+        UsageEvent(ts=day + timedelta(hours=10, minutes=30), provider="openai", model="m", task="qa",
+                   input_tokens=10, cost_usd=Decimal("0.5"), tags={"team": "a"}),
+        UsageEvent(ts=day - timedelta(days=1), provider="openai", model="m", task="qa", input_tokens=9000,
+                   cost_usd=Decimal("8"), priced_by="billed", tags={"team": "a"}),  # a day with no metered call
+    ])
+    since, until = day - timedelta(days=2), day + timedelta(days=2)
+    for edge in (timedelta(0), timedelta(minutes=17)):  # whole hours (rollups) and partial hours (raw rows)
+        spend = run_report(store, "spend", since=since + edge, until=until)
+        assert [(r["cost_usd"], r["calls"]) for r in spend] == [(9, 2)], spend
+        task = run_report(store, "cost-per-task", since=since + edge, until=until)
+        assert [(r["calls"], r["cost_usd"], r["cost_per_call_usd"]) for r in task] == [(2, 9, Decimal("4.5"))], task
+        tag = run_report(store, "cost-per-tag", since=since + edge, until=until)
+        assert [(r["calls"], r["cost_usd"]) for r in tag] == [(2, 9)], tag
+    f = Filters(since=since, until=until)
+    assert [(r["key"], r["calls"]) for r in breakdown(store, f)["groups"]["model"]] == [("m", 2)]
+    assert totals(store, f)["calls"] == 2 and totals(store, f)["cost_usd"] == "9.000000"
+    assert sorted((r["day"], r["calls"]) for r in spend_by_day(store, f)) == [("2026-11-04", 0), ("2026-11-05", 2)]
+    only_bill = run_report(store, "cost-per-task", since=since, until=day)  # a group of a bill only: no calls
+    assert [(r["calls"], r["cost_per_call_usd"]) for r in only_bill] == [(0, None)], only_bill

@@ -16,6 +16,7 @@ from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.dashboard_filters import Filters, and_where, money, period, previous, stamp, where
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
+from tokenomy.ledger.spend import METERED_CALLS
 from tokenomy.money import usd
 
 GROUP_ROWS = 50  # the page shows the top N of these
@@ -78,7 +79,7 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
         sql, params = where(store, f)
         label, source = GROUPS[name], SPEND_EVENTS
     rows = store.query(
-        f"SELECT {label} AS label, SUM(cost_usd) AS cost, COUNT(*) AS calls FROM {source}{sql} "
+        f"SELECT {label} AS label, SUM(cost_usd) AS cost, {METERED_CALLS} AS calls FROM {source}{sql} "
         f"GROUP BY 1 ORDER BY 2 DESC, 1",
         params,
     )
@@ -149,6 +150,15 @@ def _spent_since(store: Any, column: str, value: str, start: datetime, end: date
     return Decimal(rows[0]["s"] or 0)
 
 
+def _used(spent: Decimal, limit: Decimal | None) -> float | None:
+    """The share of a budget spent; a $0 budget is used up by any spend (it read as no usage: no alert fired)."""
+    if limit is None:
+        return None
+    if limit == 0:
+        return 1.0 if spent > 0 else 0.0
+    return float(spent / limit)
+
+
 def budgets(store: Any, f: Filters) -> dict[str, Any]:
     """Each virtual key and team: spent in its budget period (as of the selection's end) against its budget."""
     from tokenomy.gateway.keys import period_start
@@ -185,7 +195,7 @@ def budgets(store: Any, f: Filters) -> dict[str, Any]:
             "period_start": stamp(start),
             "spent_usd": money(spent),
             "budget_usd": None if limit is None else money(limit),
-            "used": float(spent / limit) if limit else None,
+            "used": _used(spent, limit),
         }
 
     return {

@@ -18,6 +18,7 @@ from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, p
 from tokenomy.analytics.dashboard_providers import providers
 from tokenomy.analytics.reports import PRESETS, raw_source
 from tokenomy.analytics.request_log import requests
+from tokenomy.ledger.spend import METERED_CALLS
 
 __all__ = ["SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
 
@@ -32,7 +33,7 @@ def spend_by_day(store: Any, f: Filters) -> list[dict[str, Any]]:
     """Cost per UTC day and model (the 'spend' and 'cost by model by day' reports)."""
     where, params = _where(store, f)
     rows = store.query(
-        f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, COUNT(*) AS calls "
+        f"SELECT CAST(ts AS DATE) AS day, model, SUM(cost_usd) AS cost_usd, {METERED_CALLS} AS calls "
         f"FROM {SPEND_EVENTS}{where} GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
@@ -101,7 +102,7 @@ def tier_share(store: Any, f: Filters) -> list[dict[str, Any]]:
 def totals(store: Any, f: Filters) -> dict[str, Any]:
     where, params = _where(store, f)
     row = store.query(
-        f"SELECT COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
+        f"SELECT {METERED_CALLS} AS calls, SUM(cost_usd) AS cost_usd, MIN(ts) AS first_ts, "
         f"MAX(ts) AS last_ts FROM {SPEND_EVENTS}{where}",
         params,
     )[0]

@@ -22,6 +22,8 @@ from tokenomy.ledger.rollups import facts
 
 MIN_HISTORY_DAYS = 14
 MAX_HISTORY_DAYS = 120  # older days say little about this month and slow the fit down
+IDLE_RUN_DAYS = 7  # a week or more with no spend makes a history intermittent
+RECENT_DAYS = (7, 28)  # the recent window an intermittent history is forecast from: at least a week, at most four
 CENTS = Decimal("0.000001")
 
 
@@ -102,6 +104,41 @@ def _without_spikes(history: pd.Series, z: float = 6.0) -> tuple[pd.Series, int]
     return pd.Series(np.where(spikes, typical, values), index=history.index), int(spikes.sum())
 
 
+def _idle_run_end(values: np.ndarray) -> int | None:
+    """The index just after the last run of IDLE_RUN_DAYS or more idle days, or None if there is none."""
+    run, end = 0, None
+    for i, v in enumerate(values):
+        run = run + 1 if v <= 0 else 0
+        if run >= IDLE_RUN_DAYS:
+            end = i + 1
+    return end
+
+
+def _intermittent_window(history: pd.Series) -> np.ndarray | None:
+    """The recent days to forecast from if the history is intermittent (else None).
+
+    Intermittent: spend on fewer than half the days, or a week or more with none (an imported bill's day, then
+    idle weeks, then a trickle). An ETS fit to such a history is dominated by the one big day and the jump back to
+    the trickle: it forecast $5.83 for a month that came to $0.31. The window is the days since the last idle week
+    (the current pattern of use), at least a week and at most four."""
+    values = history.to_numpy(dtype=float)
+    gap_end = _idle_run_end(values)
+    if (values > 0).mean() >= 0.5 and gap_end is None:
+        return None
+    low, high = RECENT_DAYS
+    start = len(values) - high if gap_end is None else gap_end
+    start = min(max(start, len(values) - high), len(values) - low)
+    return values[max(start, 0) :]
+
+
+def _resample(window: np.ndarray, horizon: int, repetitions: int, seed: int) -> tuple[np.ndarray, str]:
+    """Daily spend paths (horizon x repetitions) drawn day by day from the window's days: the window's daily rate,
+    with an interval from its spread."""
+    rng = np.random.default_rng(seed)
+    paths = rng.choice(window, size=(horizon, repetitions), replace=True)
+    return paths, f"intermittent history: the last {len(window)} days' daily spend, resampled"
+
+
 def _simulate(history: pd.Series, horizon: int, repetitions: int, seed: int) -> tuple[np.ndarray, str]:
     """Simulated daily spend paths (horizon x repetitions) from an additive-trend ETS model."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
@@ -149,8 +186,13 @@ def month_end_forecast(
     mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM {source}", params)
     month_to_date = Decimal(mtd_rows[0]["s"] or 0)
     horizon = (month_end - cutoff).days
-    history, spikes = _without_spikes(history)
-    paths, method = _simulate(history, horizon, repetitions, seed)
+    window = _intermittent_window(history)
+    if window is not None:
+        paths, method = _resample(window, horizon, repetitions, seed)
+        spikes = 0
+    else:
+        history, spikes = _without_spikes(history)
+        paths, method = _simulate(history, horizon, repetitions, seed)
     if spikes:
         method += f"; {spikes} one-day spike(s) in history fitted at their weekday's typical spend"
     # A day cannot cost less than nothing. The forecast is the median of these month totals, the same paths the

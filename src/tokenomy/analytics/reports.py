@@ -36,10 +36,16 @@ FAMILIES: list[tuple[str, tuple[str, ...]]] = [
     ("local", ("local", "smollm", "gguf")),
     ("gpt", ("gpt", "openai", "o1", "o3", "o4")),  # last: "o1" is short
 ]
-CALLS = "CAST(SUM(calls) AS BIGINT)"  # the events a group stands for (BIGINT: PostgreSQL sums to NUMERIC)
+CALLS = "CAST(SUM(calls) AS BIGINT)"  # the metered calls a group stands for (BIGINT: PostgreSQL sums to NUMERIC)
+PER_CALL = f"NULLIF({CALLS}, 0)"  # a divisor: a group of only an imported bill's rows has no calls
 FLOAT = "DOUBLE PRECISION"  # a type name both engines accept
 # DuckDB divides a DECIMAL sum by a count as DOUBLE; money stays Decimal (no 5.3e-05 in CSV, $ in tables).
 MONEY = "DECIMAL(38, 12)"
+
+
+def per_call_money(d: str) -> str:
+    """The type of a cost per call: none for a group with no calls (ClickHouse casts NULL only to a Nullable)."""
+    return f"Nullable({MONEY})" if d == "clickhouse" else MONEY
 
 
 def percentiles(dialect: str, column: str, qs: tuple[float, ...]) -> str:
@@ -173,15 +179,15 @@ def _errors(g: str, src: str, d: str) -> str:
     return (
         f"SELECT {_group(g)}, {CALLS} AS calls, CAST({throttled} AS BIGINT) AS throttled, "
         f"CAST({failed} AS BIGINT) AS errors, CAST({cancelled} AS BIGINT) AS cancelled, "
-        f"CAST({throttled} AS {FLOAT}) / {CALLS} AS throttle_rate, "
-        f"CAST({failed} AS {FLOAT}) / {CALLS} AS error_rate FROM {src} GROUP BY 1 ORDER BY 1"
+        f"CAST({throttled} AS {FLOAT}) / {PER_CALL} AS throttle_rate, "
+        f"CAST({failed} AS {FLOAT}) / {PER_CALL} AS error_rate FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
 
 def _cost_per_task(g: str, src: str, d: str) -> str:
     return (
         f"SELECT COALESCE(task, '(none)') AS task, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / {CALLS} AS {MONEY}) AS cost_per_call_usd FROM {src} "
+        f"CAST(SUM(cost_usd) / {PER_CALL} AS {per_call_money(d)}) AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1 ORDER BY 3 DESC, 1"
     )
 
@@ -189,7 +195,7 @@ def _cost_per_task(g: str, src: str, d: str) -> str:
 def _cost_per_tag(g: str, src: str, d: str) -> str:
     return (
         f"SELECT tag_key, tag_value, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / {CALLS} AS {MONEY}) AS cost_per_call_usd FROM {src} "
+        f"CAST(SUM(cost_usd) / {PER_CALL} AS {per_call_money(d)}) AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2"
     )
 
@@ -200,7 +206,7 @@ UNROUTED = "(none)"  # the tier-share row of calls no router placed
 def _tier_share(g: str, src: str, d: str) -> str:
     return (
         f"SELECT COALESCE(tier, '{UNROUTED}') AS tier, {CALLS} AS calls, "
-        f"CAST(SUM(calls) AS {FLOAT}) / CAST(SUM(SUM(calls)) OVER () AS {FLOAT}) AS share "
+        f"CAST(SUM(calls) AS {FLOAT}) / CAST(NULLIF(SUM(SUM(calls)) OVER (), 0) AS {FLOAT}) AS share "
         f"FROM {src} GROUP BY 1 ORDER BY 1"
     )
 
@@ -210,7 +216,7 @@ def _batch_share(g: str, src: str, d: str) -> str:
     return (
         f"SELECT {_group(g)}, SUM(CASE WHEN mode = 'batch' THEN cost_usd ELSE 0 END) AS batch_cost_usd, "
         f"SUM(cost_usd) AS cost_usd, CAST({batch_calls} AS BIGINT) AS batch_calls, "
-        f"{CALLS} AS calls, CAST({batch_calls} AS {FLOAT}) / {CALLS} "
+        f"{CALLS} AS calls, CAST({batch_calls} AS {FLOAT}) / {PER_CALL} "
         f"AS batch_call_share FROM {src} GROUP BY 1 ORDER BY 1"
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import TokenomyError
+from tokenomy.ledger.spend import METERED_CALLS
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
@@ -32,7 +33,7 @@ def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[d
     cache storage are paid per hour, not per token, so they are left out."""
     ph = store.placeholder
     rows = store.query(
-        "SELECT model, COALESCE(task, '(none)') AS task, region, mode, COUNT(*) AS calls, "
+        f"SELECT model, COALESCE(task, '(none)') AS task, region, mode, {METERED_CALLS} AS calls, "
         "SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM {SPEND_EVENTS} "

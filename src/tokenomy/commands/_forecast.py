@@ -24,9 +24,9 @@ def show_forecast(store: Any, until: Optional[datetime], as_json: bool) -> None:
             f"month-end forecast {result.month} (as of {result.as_of})",
             ["figure", "value"],
             [
-                ["month to date", usd(result.month_to_date_usd, 2)],
-                ["forecast month end", usd(result.forecast_usd, 2)],
-                [f"{result.level:.0%} interval", f"{usd(result.low_usd, 2)} – {usd(result.high_usd, 2)}"],
+                ["month to date", usd(result.month_to_date_usd)],
+                ["forecast month end", usd(result.forecast_usd)],
+                [f"{result.level:.0%} interval", f"{usd(result.low_usd)} – {usd(result.high_usd)}"],
                 ["days left", result.days_left],
                 ["history", f"{result.history_days} days, {result.method}"],
             ],

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenomy.ledger.spend import counted_sql
+from tokenomy.ledger.spend import counted_sql, is_metered_sql
 
 ROLLUP_VERSION = "3"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
 DIMENSIONS = (
@@ -185,17 +185,24 @@ def _counted(where: str, ts_column: str, rollups: bool) -> str:
     return f"{where} AND {rule}" if where else f" WHERE {rule}"
 
 
+def metered_calls(calls: str) -> str:
+    """A row's calls as reports count them: metered calls only. An imported bill's row is a provider-day's usage,
+    not a call: its cost and tokens count in spend, but it is no call."""
+    return f"CASE WHEN {is_metered_sql()} THEN {calls} ELSE 0 END AS calls"
+
+
 def raw_facts(where: str, rollups: bool = False) -> str:
-    """Raw events in the shape `facts()` gives (one call per row), as spend counts them."""
+    """Raw events in the shape `facts()` gives (one call per metered row), as spend counts them."""
     measures = ", ".join(f"{expr} AS {name}" for name, expr in MEASURES.items())
     counted = _counted(where, "ts", rollups)
-    return f"SELECT ts, {', '.join(DIMENSIONS)}, 1 AS calls, {measures} FROM usage_events{counted}"
+    return f"SELECT ts, {', '.join(DIMENSIONS)}, {metered_calls('1')}, {measures} FROM usage_events{counted}"
 
 
 def facts(store: Any, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
     """A FROM-clause relation `f` of events in [since, until): ts, grouping columns, calls and measures.
 
-    Reports sum `calls` where they counted rows. Without rollups (`store.rollups` false) it is the raw table.
+    Reports sum `calls` where they counted rows; `calls` are metered calls (an imported bill's row is none).
+    Without rollups (`store.rollups` false) it is the raw table.
     """
     ph = store.placeholder
     if not getattr(store, "rollups", False):
@@ -210,7 +217,8 @@ def facts(store: Any, since: datetime | None, until: datetime | None) -> tuple[s
             where, more = time_range("hour", start, end, ph)
             dims = ", ".join(f"NULLIF({d}, '{NULL_MARK}') AS {d}" for d in DIMENSIONS)
             counted = _counted(where, "hour", rollups=True)
-            parts.append(f"SELECT hour AS ts, {dims}, calls, {', '.join(MEASURES)} FROM usage_hourly{counted}")
+            calls = metered_calls("calls")
+            parts.append(f"SELECT hour AS ts, {dims}, {calls}, {', '.join(MEASURES)} FROM usage_hourly{counted}")
         params += more
     return "(" + " UNION ALL ".join(parts) + ") f", params
 
@@ -218,7 +226,7 @@ def facts(store: Any, since: datetime | None, until: datetime | None) -> tuple[s
 def raw_tag_facts(dialect: str, where: str, rollups: bool = False) -> str:
     """Raw events' tag pairs in the shape `tag_facts()` gives (one call per row), as spend counts them."""
     return (
-        f"SELECT tag_key, {tag_value(dialect)} AS tag_value, 1 AS calls, cost_usd "
+        f"SELECT tag_key, {tag_value(dialect)} AS tag_value, {metered_calls('1')}, cost_usd "
         f"FROM {tag_pairs(dialect, 'usage_events')}{_counted(where, 'ts', rollups)}"
     )
 
@@ -241,7 +249,8 @@ def tag_facts(store: Any, since: datetime | None, until: datetime | None) -> tup
         else:
             where, more = time_range("hour", start, end, ph)
             value = f"NULLIF(tag_value, '{NULL_MARK}') AS tag_value"
-            sql = f"SELECT tag_key, {value}, calls, cost_usd FROM usage_tags_hourly{_counted(where, 'hour', True)}"
+            calls = metered_calls("calls")
+            sql = f"SELECT tag_key, {value}, {calls}, cost_usd FROM usage_tags_hourly{_counted(where, 'hour', True)}"
         parts.append(sql)
         params += more
     return "(" + " UNION ALL ".join(parts) + ") f", params

@@ -47,6 +47,10 @@ def is_metered_sql(alias: str = "") -> str:
     return f"({alias}priced_by IS NULL OR {alias}priced_by NOT IN {_IN})"
 
 
+# Calls in a group of events: metered rows only (an imported bill's row is a provider-day's usage, not a call).
+METERED_CALLS = f"COALESCE(SUM(CASE WHEN {is_metered_sql()} THEN 1 ELSE 0 END), 0)"
+
+
 def counted_sql(ts_column: str = "ts", days_from: str = "usage_events", days_ts: str = "ts") -> str:
     """SQL condition on a row (its time in `ts_column`) that spend counts it: metered, or billed on a provider-day
     with no metered row in `days_from` (the events, or the hourly rollup whose time column is `days_ts`)."""
