@@ -287,6 +287,22 @@ def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, 
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.RECITATION
 
 
+def test_the_sdk_lists_and_gets_the_gateways_models(served) -> None:
+    client, url, _ = served
+    listed = {m.name: m for m in client.models.list()}
+    assert set(listed) == {"models/g", "models/fast", "models/text-only", "models/local"}
+    model = client.models.get(model="g")
+    assert (model.name, model.display_name) == ("models/g", "g")
+    assert model.supported_actions == ["generateContent", "streamGenerateContent"]
+    assert model.input_token_limit == 1048576  # gemini-2.5-flash's context window in the price catalog
+    with pytest.raises(errors.ClientError, match="`nope` does not exist on this gateway") as missing:
+        client.models.get(model="nope")
+    assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"
+    beta = genai.Client(api_key="unused", http_options={"base_url": url, "api_version": "v1beta"})
+    assert beta.models.get(model="models/g") == model and len(list(beta.models.list())) == 4
+    assert httpx.get(f"{url}/v1/models").json()["object"] == "list"  # the openai SDK's listing is unchanged
+
+
 def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
     from tokenomy.gateway.keys import KeyStore
 
@@ -300,9 +316,13 @@ def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) 
             with pytest.raises(errors.ClientError, match="Invalid or revoked API key") as refused:
                 stranger.models.generate_content(model="g", contents="hi")
             assert refused.value.code == 401
+            for listing in (lambda: list(stranger.models.list()), lambda: stranger.models.get(model="g")):
+                with pytest.raises(errors.ClientError, match="Invalid or revoked API key"):
+                    listing()
             anonymous = httpx.post(f"{url}/v1beta/models/g:generateContent", json={"contents": "hi"})
             assert anonymous.status_code == 401 and "x-goog-api-key" in anonymous.json()["error"]["message"]
             client = genai.Client(api_key=secret, http_options={"base_url": url})
+            assert [m.name for m in client.models.list()] == ["models/g", "models/local"]
             reply = client.models.generate_content(model="g", contents="hi",
                                                    config=types.GenerateContentConfig(max_output_tokens=5))
             # 20k output tokens at Gemini 2.5 Flash's $2.50 per million could cost $0.05: more than the $0.01 budget.
