@@ -158,6 +158,19 @@ def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_i
     assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
+def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served) -> None:
+    client, _, upstream = served
+    for mime in ("text/markdown", "text/md"):
+        notes = types.Part(inline_data=types.Blob(data=b"# Notes\n", mime_type=mime, display_name="notes.md"))
+        stored = types.Part(file_data=types.FileData(file_uri="file-abc", mime_type=mime, display_name="kept.md"))
+        client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[notes, stored])])
+        inline, by_id = upstream.last["messages"][0]["content"]
+        assert inline["file"]["filename"] == "notes.md"
+        assert base64.b64decode(inline["file"]["file_data"].split(",", 1)[1]) == b"# Notes\n"
+        assert by_id["file"] == {"file_id": "file-abc", "filename": "kept.md"}
+        assert client.models.generate_content(model="g", contents=[types.Content(role="user", parts=[notes])]).text
+
+
 def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_elsewhere(served, monkeypatch) -> None:
     """Gemini 2.5 Flash thinks unless told not to (and bills it as output): thinkingBudget 0 must reach it."""
     from tokenomy.providers import gemini_mapping
@@ -233,6 +246,9 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
     ({"generationConfig": []}, "generationConfig: expected an object"),
     ({"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": [], "fileUri": "gs://b/a.pdf"}}]}]},
      "contents[0].parts[0].fileData.mimeType: expected a string"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA==",
+                                                              "displayName": "a.png"}}]}]},
+     "contents[0].parts[0].inlineData.displayName: the gateway carries a name for documents only"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

@@ -45,7 +45,8 @@ MAPPED_CONFIG = (
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
-FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}
+# A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
 # generationConfig fields set to what the gateway answers anyway (one candidate, text, no log probabilities), as
 # clients send them by default (LangChain sends candidateCount 1): dropped, not refused as the fields are otherwise.
 ANSWERED = {
@@ -104,23 +105,37 @@ def _media(part: dict[str, Any], where: str) -> Block:
         inline = _object(inline, here, ("mimeType", "data", "displayName"))
         mime = _string(get(inline, "mimeType"), f"{here}.mimeType")
         data = _base64(get(inline, "data"), f"{here}.data")
+        name = _display_name(inline, here)
         if mime.startswith("image/"):
+            _unnamed(name, here)
             return ImageBlock(media_type=mime, base64=data)
         if mime not in FORMATS:
             raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-        name = get(inline, "displayName")
-        return DocumentBlock(FORMATS[mime], base64.b64decode(data), None if name is None else _string(name, here))
+        return DocumentBlock(FORMATS[mime], base64.b64decode(data), name)
     here = f"{where}.fileData"
     file = _object(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
     uri = _string(get(file, "fileUri"), f"{here}.fileUri")
     mime = get(file, "mimeType")
     if mime is not None:
         _string(mime, f"{here}.mimeType")
+    name = _display_name(file, here)
     if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
+        _unnamed(name, here)
         return ImageBlock(media_type=mime, url=uri)
     if mime not in FORMATS:
         raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-    return DocumentBlock(FORMATS[mime], file_id=uri)
+    return DocumentBlock(FORMATS[mime], name=name, file_id=uri)
+
+
+def _display_name(media: dict[str, Any], where: str) -> str | None:
+    name = get(media, "displayName")
+    return None if name is None else _string(name, f"{where}.displayName")
+
+
+def _unnamed(name: str | None, where: str) -> None:
+    """An image has no name in the gateway's content model (a document's displayName is its name)."""
+    if name is not None:
+        raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")
 
 
 def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:

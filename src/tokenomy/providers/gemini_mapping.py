@@ -113,15 +113,15 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
         mime = block.media_type or mimetypes.guess_type(block.url or "")[0] or "image/jpeg"
         return {"file_data": {"file_uri": block.url, "mime_type": mime}}
     doc_mime = DOCUMENT_TYPES.get(block.format)
+    named = {"display_name": block.name} if block.name else {}
     if block.file_id is not None:
-        return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf"}}
+        return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf", **named}}
     if doc_mime is None:
         raise refuse(
             model,
             where,
             f"reads PDF and text documents ({', '.join(DOCUMENT_TYPES)}), not {block.format!r}; convert it first",
         )
-    named = {"display_name": block.name} if block.name else {}
     return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
