@@ -13,6 +13,8 @@ from typing import Literal
 import httpx
 import pydantic
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from google import genai
 from google.genai import errors, types
 
@@ -158,6 +160,51 @@ def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_i
     assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
+GROUNDING = {"webSearchQueries": ["weather paris"], "groundingChunks": [{"web": {"uri": "https://w.example",
+                                                                              "title": "Weather"}}]}
+URL_CONTEXT = {"urlMetadata": [{"retrievedUrl": "https://w.example",
+                                "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"}]}
+
+
+def _searching_gemini(bodies: list[dict]):
+    """A Gemini API that answers as a model with Google Search and URL context does: text, then the candidate's
+    groundingMetadata and urlContextMetadata (in a stream's last chunk)."""
+    app = FastAPI()
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
+    last = {"finishReason": "STOP", "groundingMetadata": GROUNDING, "urlContextMetadata": URL_CONTEXT}
+
+    @app.post("/{version}/models/{target}")
+    async def generate(target: str, request: Request):
+        bodies.append(await request.json())
+        text = {"content": {"role": "model", "parts": [{"text": "18C in Paris"}]}, "index": 0}
+        if target.endswith(":generateContent"):
+            return JSONResponse({"candidates": [{**text, **last}], "usageMetadata": usage})
+        chunks = [{"candidates": [text]}, {"candidates": [{"index": 0, **last}], "usageMetadata": usage}]
+        return StreamingResponse((f"data: {json.dumps(c)}\r\n\r\n" for c in chunks), media_type="text/event-stream")
+
+    return app
+
+
+def test_gemini_built_in_tools_reach_gemini_and_what_they_found_comes_back(tmp_path) -> None:
+    bodies: list[dict] = []
+    with ServerThread(_searching_gemini(bodies)) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            tools = [types.Tool(google_search=types.GoogleSearch()), types.Tool(url_context=types.UrlContext()),
+                     types.Tool(function_declarations=[WEATHER])]
+            config = types.GenerateContentConfig(tools=tools, automatic_function_calling=MANUAL)
+            reply = client.models.generate_content(model="g", contents="Weather in Paris?", config=config)
+            chunks = list(client.models.generate_content_stream(model="g", contents="Weather?", config=config))
+    for body in bodies:
+        assert sorted(key for tool in body["tools"] for key in tool) == ["functionDeclarations", "googleSearch",
+                                                                          "urlContext"]
+    for candidate in (reply.candidates[0], chunks[-1].candidates[0]):
+        assert candidate.grounding_metadata.model_dump(mode="json", by_alias=True, exclude_none=True) == GROUNDING
+        assert candidate.url_context_metadata.url_metadata[0].retrieved_url == "https://w.example"
+    assert reply.text == "18C in Paris" and "".join(c.text or "" for c in chunks) == "18C in Paris"
+
+
 def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served) -> None:
     client, _, upstream = served
     for mime in ("text/markdown", "text/md"):
@@ -220,7 +267,8 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
 @pytest.mark.parametrize(("body", "named"), [
     ({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]},
      "contents[0].parts[0].executableCode: not carried"),
-    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch: not carried"),
+    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch: the gateway carries this field to Gemini models only"),
+    ({"tools": [{"codeExecution": {}}], "model": "g"}, "tools[0].codeExecution: not carried by the gateway"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%"}}]}]},
      "contents[0].parts[0].inlineData.data: not valid base64"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AA=="}}]}]},

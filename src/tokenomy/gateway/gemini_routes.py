@@ -44,6 +44,7 @@ from tokenomy.providers.gemini_inbound import (
     caller_field,
     caller_param,
     finish_reason,
+    grounding_body,
     parts_body,
     request_from_gemini,
     response_body,
@@ -124,6 +125,7 @@ class ChunkWriter:
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
         if final is not None:  # the last chunk: why the answer ended, and its usage
             candidate["finishReason"] = finish_reason(final)
+            candidate.update(grounding_body(final))  # what Gemini's built-in tools found, as Gemini sends it last
             chunk["usageMetadata"] = usage_body(final)
         return _sse(chunk)
 

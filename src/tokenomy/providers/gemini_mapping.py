@@ -64,7 +64,8 @@ DOCUMENT_TYPES = {
     "html": "text/html",
 }
 EFFORT_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
-# GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field.
+# GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field, and `tools`:
+# Tools beside the request's function declarations (Gemini's built-in googleSearch, urlContext), added to them.
 MAPPED_CONFIG = frozenset(
     {
         "system_instruction",
@@ -78,7 +79,6 @@ MAPPED_CONFIG = frozenset(
         "frequency_penalty",
         "response_mime_type",
         "response_json_schema",
-        "tools",
         "tool_config",
         "thinking_config",
     }
@@ -277,6 +277,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     for key, value in request.extra.items():
         if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens
             config.setdefault("max_output_tokens", int(value))
+        elif key == "tools" and isinstance(value, list):  # built-in tools (googleSearch), beside the declarations
+            config["tools"] = [*config.get("tools", []), *value]
         else:
             config[key] = value  # refusal() has already checked it is a GenerateContentConfig field
     return config
