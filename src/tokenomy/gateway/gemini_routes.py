@@ -37,7 +37,7 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
-from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_inbound import (
@@ -103,6 +103,7 @@ class ChunkWriter:
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
         self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
+        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
         return []  # Gemini's stream has no opening event
@@ -131,6 +132,9 @@ class ChunkWriter:
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
+        if piece.redacted is not None:  # whole, where the model put it (a marked thought signature)
+            parts += parts_body([ReasoningBlock(redacted=piece.redacted)])
+            self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
         if piece.reasoning or (piece.signature and not riding):
             thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
@@ -152,9 +156,9 @@ class ChunkWriter:
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
-        # which ones streamed. Redacted reasoning has no stream delta: it comes here, whole.
-        blocks = [b for b in response.content if isinstance(b, ToolUseBlock)
-                  or (isinstance(b, ReasoningBlock) and b.redacted is not None)]  # fmt: skip
+        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole.
+        unsent = unsent_redacted(response, self.redacted_sent)
+        blocks = [b for b in response.content if isinstance(b, ToolUseBlock) or any(b is r for r in unsent)]
         signed = {self.call_ids.get(index): signature for index, signature in self.signatures.items()}
         with_signatures: list[Any] = []
         for block in blocks:
