@@ -374,7 +374,10 @@ class StreamChunk:
     response: ChatResponse | None = None
     extra: dict[str, Any] | None = None
     signature: str | None = None  # the signature that closes the current reasoning block (Anthropic/Bedrock)
+    # A redacted reasoning block, whole, in its place in the answer (Claude's redacted_thinking, which has no deltas):
+    # a writer sends it there, and skips it in the final response's content, which holds it too.
+    redacted: str | None = None
 
     @property
     def has_content(self) -> bool:
-        return bool(self.delta or self.tool_call or self.reasoning)
+        return bool(self.delta or self.tool_call or self.reasoning or self.redacted)

@@ -49,6 +49,7 @@ def scripted(upstream):
     scripted.requests.clear()
     scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
     scripted.broken = False
+    scripted.redacted = None
     return scripted
 
 
@@ -497,3 +498,31 @@ def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk
         sdk.messages.create(model="claude", max_tokens=2000, messages=ASK,
                             thinking={"type": "adaptive", "display": "omitted"})
     assert len(scripted.requests) == sent  # refused before any call
+
+
+def test_claudes_redacted_thinking_streams_in_its_place_to_each_api(gateway, scripted, sdk, monkeypatch) -> None:
+    """Claude streams a redacted_thinking block whole, before the text it precedes: each API's stream sends it there
+    (once), not after the answer's other blocks, so an SDK's assembled message keeps Claude's order to send back."""
+    import boto3
+    from google import genai
+
+    scripted.redacted = "opaque-ciphertext"
+    with sdk.messages.stream(model="claude", max_tokens=16, messages=ASK) as stream:
+        started = [e.content_block.type for e in stream if e.type == "content_block_start"]
+        final = stream.get_final_message()
+    assert started == ["redacted_thinking", "text"]
+    assert [(b.type, getattr(b, "data", None)) for b in final.content] == [("redacted_thinking", "opaque-ciphertext"),
+                                                                           ("text", None)]
+    gemini = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    parts = [p for c in gemini.models.generate_content_stream(model="claude", contents="hi")
+             if c.candidates[0].content for p in c.candidates[0].content.parts]
+    assert [(bool(p.thought), bool(p.thought_signature), p.text) for p in parts] == [(True, True, ""),
+                                                                                      (False, False, "Hi")]
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "x")
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
+    events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[
+        "stream"])
+    deltas = [e["contentBlockDelta"] for e in events if "contentBlockDelta" in e]
+    assert [(d["contentBlockIndex"], sorted(d["delta"])) for d in deltas] == [(0, ["reasoningContent"]), (1, ["text"])]
+    assert deltas[0]["delta"]["reasoningContent"]["redactedContent"]

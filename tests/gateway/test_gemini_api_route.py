@@ -13,6 +13,8 @@ from typing import Literal
 import httpx
 import pydantic
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from google import genai
 from google.genai import errors, types
 
@@ -158,6 +160,64 @@ def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_i
     assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
+GROUNDING = {"webSearchQueries": ["weather paris"], "groundingChunks": [{"web": {"uri": "https://w.example",
+                                                                              "title": "Weather"}}]}
+URL_CONTEXT = {"urlMetadata": [{"retrievedUrl": "https://w.example",
+                                "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"}]}
+
+
+def _searching_gemini(bodies: list[dict]):
+    """A Gemini API that answers as a model with Google Search and URL context does: text, then the candidate's
+    groundingMetadata and urlContextMetadata (in a stream's last chunk)."""
+    app = FastAPI()
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
+    last = {"finishReason": "STOP", "groundingMetadata": GROUNDING, "urlContextMetadata": URL_CONTEXT}
+
+    @app.post("/{version}/models/{target}")
+    async def generate(target: str, request: Request):
+        bodies.append(await request.json())
+        text = {"content": {"role": "model", "parts": [{"text": "18C in Paris"}]}, "index": 0}
+        if target.endswith(":generateContent"):
+            return JSONResponse({"candidates": [{**text, **last}], "usageMetadata": usage})
+        chunks = [{"candidates": [text]}, {"candidates": [{"index": 0, **last}], "usageMetadata": usage}]
+        return StreamingResponse((f"data: {json.dumps(c)}\r\n\r\n" for c in chunks), media_type="text/event-stream")
+
+    return app
+
+
+def test_gemini_built_in_tools_reach_gemini_and_what_they_found_comes_back(tmp_path) -> None:
+    bodies: list[dict] = []
+    with ServerThread(_searching_gemini(bodies)) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            tools = [types.Tool(google_search=types.GoogleSearch()), types.Tool(url_context=types.UrlContext()),
+                     types.Tool(function_declarations=[WEATHER])]
+            config = types.GenerateContentConfig(tools=tools, automatic_function_calling=MANUAL)
+            reply = client.models.generate_content(model="g", contents="Weather in Paris?", config=config)
+            chunks = list(client.models.generate_content_stream(model="g", contents="Weather?", config=config))
+    for body in bodies:
+        assert sorted(key for tool in body["tools"] for key in tool) == ["functionDeclarations", "googleSearch",
+                                                                          "urlContext"]
+    for candidate in (reply.candidates[0], chunks[-1].candidates[0]):
+        assert candidate.grounding_metadata.model_dump(mode="json", by_alias=True, exclude_none=True) == GROUNDING
+        assert candidate.url_context_metadata.url_metadata[0].retrieved_url == "https://w.example"
+    assert reply.text == "18C in Paris" and "".join(c.text or "" for c in chunks) == "18C in Paris"
+
+
+def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served) -> None:
+    client, _, upstream = served
+    for mime in ("text/markdown", "text/md"):
+        notes = types.Part(inline_data=types.Blob(data=b"# Notes\n", mime_type=mime, display_name="notes.md"))
+        stored = types.Part(file_data=types.FileData(file_uri="file-abc", mime_type=mime, display_name="kept.md"))
+        client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[notes, stored])])
+        inline, by_id = upstream.last["messages"][0]["content"]
+        assert inline["file"]["filename"] == "notes.md"
+        assert base64.b64decode(inline["file"]["file_data"].split(",", 1)[1]) == b"# Notes\n"
+        assert by_id["file"] == {"file_id": "file-abc", "filename": "kept.md"}
+        assert client.models.generate_content(model="g", contents=[types.Content(role="user", parts=[notes])]).text
+
+
 def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_elsewhere(served, monkeypatch) -> None:
     """Gemini 2.5 Flash thinks unless told not to (and bills it as output): thinkingBudget 0 must reach it."""
     from tokenomy.providers import gemini_mapping
@@ -207,7 +267,8 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
 @pytest.mark.parametrize(("body", "named"), [
     ({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]},
      "contents[0].parts[0].executableCode: not carried"),
-    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch: not carried"),
+    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch: the gateway carries this field to Gemini models only"),
+    ({"tools": [{"codeExecution": {}}], "model": "g"}, "tools[0].codeExecution: not carried by the gateway"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%"}}]}]},
      "contents[0].parts[0].inlineData.data: not valid base64"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AA=="}}]}]},
@@ -233,6 +294,9 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
     ({"generationConfig": []}, "generationConfig: expected an object"),
     ({"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": [], "fileUri": "gs://b/a.pdf"}}]}]},
      "contents[0].parts[0].fileData.mimeType: expected a string"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA==",
+                                                              "displayName": "a.png"}}]}]},
+     "contents[0].parts[0].inlineData.displayName: the gateway carries a name for documents only"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]
@@ -287,6 +351,22 @@ def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, 
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.RECITATION
 
 
+def test_the_sdk_lists_and_gets_the_gateways_models(served) -> None:
+    client, url, _ = served
+    listed = {m.name: m for m in client.models.list()}
+    assert set(listed) == {"models/g", "models/fast", "models/text-only", "models/local"}
+    model = client.models.get(model="g")
+    assert (model.name, model.display_name) == ("models/g", "g")
+    assert model.supported_actions == ["generateContent", "streamGenerateContent"]
+    assert model.input_token_limit == 1048576  # gemini-2.5-flash's context window in the price catalog
+    with pytest.raises(errors.ClientError, match="`nope` does not exist on this gateway") as missing:
+        client.models.get(model="nope")
+    assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"
+    beta = genai.Client(api_key="unused", http_options={"base_url": url, "api_version": "v1beta"})
+    assert beta.models.get(model="models/g") == model and len(list(beta.models.list())) == 4
+    assert httpx.get(f"{url}/v1/models").json()["object"] == "list"  # the openai SDK's listing is unchanged
+
+
 def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) -> None:
     from tokenomy.gateway.keys import KeyStore
 
@@ -300,9 +380,13 @@ def test_a_gateway_key_rides_in_the_sdks_api_key_and_its_budget_holds(tmp_path) 
             with pytest.raises(errors.ClientError, match="Invalid or revoked API key") as refused:
                 stranger.models.generate_content(model="g", contents="hi")
             assert refused.value.code == 401
+            for listing in (lambda: list(stranger.models.list()), lambda: stranger.models.get(model="g")):
+                with pytest.raises(errors.ClientError, match="Invalid or revoked API key"):
+                    listing()
             anonymous = httpx.post(f"{url}/v1beta/models/g:generateContent", json={"contents": "hi"})
             assert anonymous.status_code == 401 and "x-goog-api-key" in anonymous.json()["error"]["message"]
             client = genai.Client(api_key=secret, http_options={"base_url": url})
+            assert [m.name for m in client.models.list()] == ["models/g", "models/local"]
             reply = client.models.generate_content(model="g", contents="hi",
                                                    config=types.GenerateContentConfig(max_output_tokens=5))
             # 20k output tokens at Gemini 2.5 Flash's $2.50 per million could cost $0.05: more than the $0.01 budget.

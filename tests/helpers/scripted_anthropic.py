@@ -1,7 +1,8 @@
 """An Anthropic Messages API upstream (JSON and SSE) that records each request and answers from a script.
 
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
-message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream).
+message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
+`redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text).
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ class ScriptedAnthropic:
     def __init__(self, text: str = "Hi", stop_reason: str = "end_turn", stop_sequence: str | None = None) -> None:
         self.reply = {"text": text, "stop_reason": stop_reason, "stop_sequence": stop_sequence}
         self.broken = False
+        self.redacted: str | None = None
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
         self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
 
     async def messages(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append((dict(request.headers), body))
+        opening = [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
         message = {
             "id": "msg_1",
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": [{"type": "text", "text": self.reply["text"]}],
+            "content": [*opening, {"type": "text", "text": self.reply["text"]}],
             "stop_reason": self.reply["stop_reason"],
             "stop_sequence": self.reply["stop_sequence"],
             "usage": USAGE,
@@ -41,14 +44,18 @@ class ScriptedAnthropic:
         if self.broken:
             events = [("message_start", {"type": "message_start"})]
         else:
+            text = len(opening)  # the text block's index
             events = [
                 ("message_start", {"type": "message_start",
                                    "message": {**message, "content": [], "stop_reason": None}}),
-                ("content_block_start", {"type": "content_block_start", "index": 0,
+                *[("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+                  for block in opening],
+                *[("content_block_stop", {"type": "content_block_stop", "index": 0}) for _ in opening],
+                ("content_block_start", {"type": "content_block_start", "index": text,
                                          "content_block": {"type": "text", "text": ""}}),
-                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                ("content_block_delta", {"type": "content_block_delta", "index": text,
                                          "delta": {"type": "text_delta", "text": self.reply["text"]}}),
-                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("content_block_stop", {"type": "content_block_stop", "index": text}),
                 ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 2},
                                    "delta": {"stop_reason": self.reply["stop_reason"],
                                              "stop_sequence": self.reply["stop_sequence"]}}),

@@ -32,11 +32,10 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
-from tokenomy.gateway.responses import FirstChunkStream, call_cost
+from tokenomy.gateway.responses import FirstChunkStream, call_cost, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
-    ReasoningBlock,
     StreamChunk,
 )
 from tokenomy.money import money_or_none
@@ -98,6 +97,7 @@ class EventWriter:
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
         self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
+        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
         return [self._message_start()]
@@ -160,6 +160,9 @@ class EventWriter:
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
+        if piece.redacted is not None:  # whole, where the model put it
+            out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
+            self.redacted_sent += 1
         if piece.reasoning or piece.signature:
             # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
             riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
@@ -194,9 +197,8 @@ class EventWriter:
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self._close()
-        for block in response.content:  # opaque reasoning has no stream delta: it comes as a whole block
-            if isinstance(block, ReasoningBlock) and block.redacted is not None:
-                out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
+        for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
+            out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
         out.append(
             _sse(
                 "message_delta",

@@ -33,7 +33,7 @@ from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.fast_path import GatewayApp
-from tokenomy.gateway.gemini_routes import gemini_error
+from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_error, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
@@ -161,13 +161,19 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     served_models = set(config.routes) | set(config.models) | {"local"}
 
     @app.get("/v1/models")
-    async def models() -> dict:
-        """The names clients may send as `model`: routes and configured models."""
-        return {"object": "list", "data": [_model_object(n) for n in sorted(served_models)]}
+    async def models(request: Request) -> Response:
+        """The names clients may send as `model`: routes and configured models (in Gemini's shape to google-genai,
+        whose default API version is v1 too)."""
+        if from_gemini_sdk(request):
+            return await gemini_models(request)
+        return JSONResponse({"object": "list", "data": [_model_object(n) for n in sorted(served_models)]})
 
     @app.get("/v1/models/{model:path}")
-    async def model(model: str) -> Response:
-        """One name clients may send as `model` (the openai SDK's `client.models.retrieve`)."""
+    async def model(request: Request, model: str) -> Response:
+        """One name clients may send as `model` (the openai SDK's `client.models.retrieve`, google-genai's
+        `client.models.get`)."""
+        if from_gemini_sdk(request):
+            return await gemini_model(request, model)
         if model not in served_models:
             return error(
                 404,

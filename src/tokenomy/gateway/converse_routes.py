@@ -38,9 +38,9 @@ from tokenomy.gateway.calls import (
     retry_after,
     upstream_status,
 )
-from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
+from tokenomy.messages import ChatResponse, StreamChunk
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
@@ -102,6 +102,7 @@ class EventWriter:
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
         return [eventstream.event("messageStart", {"role": "assistant"})]
@@ -135,8 +136,16 @@ class EventWriter:
             "contentBlockDelta", {"contentBlockIndex": self.index if index is None else index, "delta": delta}
         )
 
+    def _redacted(self, data: str) -> list[bytes]:  # opaque reasoning streams as one delta, in a block of its own
+        out = self._begin("redacted")
+        out.append(self._delta({"reasoningContent": {"redactedContent": redacted_blob(data)}}))
+        return out + self._close()
+
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
+        if piece.redacted is not None:  # whole, where the model put it
+            out += self._redacted(piece.redacted)
+            self.redacted_sent += 1
         if piece.reasoning or piece.signature:
             riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
             if self.open != "reasoning" or riding:  # a signature on a text or call piece (Gemini's) is its own block
@@ -162,11 +171,8 @@ class EventWriter:
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self._close()
-        for block in response.content:  # opaque reasoning streams as one delta, in a block of its own
-            if isinstance(block, ReasoningBlock) and block.redacted is not None:
-                out += self._begin("redacted")
-                out.append(self._delta({"reasoningContent": {"redactedContent": redacted_blob(block.redacted)}}))
-                out += self._close()
+        for block in unsent_redacted(response, self.redacted_sent):  # what the stream did not carry in its place
+            out += self._redacted(block.redacted or "")
         asked = asked_fields(response)  # where ConverseStream carries them: messageStop, and metadata
         stop: dict[str, Any] = {"stopReason": stop_reason(response)}
         if "additionalModelResponseFields" in asked:

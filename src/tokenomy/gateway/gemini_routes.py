@@ -37,13 +37,14 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
-from tokenomy.gateway.responses import FirstChunkStream
+from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_inbound import (
     caller_field,
     caller_param,
     finish_reason,
+    grounding_body,
     parts_body,
     request_from_gemini,
     response_body,
@@ -102,6 +103,7 @@ class ChunkWriter:
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
         self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
+        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
         return []  # Gemini's stream has no opening event
@@ -124,11 +126,15 @@ class ChunkWriter:
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
         if final is not None:  # the last chunk: why the answer ended, and its usage
             candidate["finishReason"] = finish_reason(final)
+            candidate.update(grounding_body(final))  # what Gemini's built-in tools found, as Gemini sends it last
             chunk["usageMetadata"] = usage_body(final)
         return _sse(chunk)
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
+        if piece.redacted is not None:  # whole, where the model put it (a marked thought signature)
+            parts += parts_body([ReasoningBlock(redacted=piece.redacted)])
+            self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
         if piece.reasoning or (piece.signature and not riding):
             thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
@@ -150,9 +156,9 @@ class ChunkWriter:
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
-        # which ones streamed. Redacted reasoning has no stream delta: it comes here, whole.
-        blocks = [b for b in response.content if isinstance(b, ToolUseBlock)
-                  or (isinstance(b, ReasoningBlock) and b.redacted is not None)]  # fmt: skip
+        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole.
+        unsent = unsent_redacted(response, self.redacted_sent)
+        blocks = [b for b in response.content if isinstance(b, ToolUseBlock) or any(b is r for r in unsent)]
         signed = {self.call_ids.get(index): signature for index, signature in self.signatures.items()}
         with_signatures: list[Any] = []
         for block in blocks:
@@ -169,6 +175,49 @@ def _parse_target(target: str) -> tuple[str, str] | None:
     return model.removeprefix("models/"), method
 
 
+async def _authenticate(request: Request) -> Any:
+    """The caller's virtual key (`x-goog-api-key`, `?key=`, or `Authorization: Bearer`), or Google's error."""
+    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+    key = await request.app.state.gateway.authenticate_async(
+        f"Bearer {secret}" if secret else request.headers.get("authorization")
+    )
+    if isinstance(key, JSONResponse):
+        message = json.loads(bytes(key.body))["error"]["message"].replace(
+            "send `Authorization: Bearer <key>`", "send `x-goog-api-key: <key>` (the SDK's api_key)"
+        )
+        return gemini_error(key.status_code, message)
+    return key
+
+
+def _served(gw: Any) -> list[str]:
+    """The names a caller may send as `model` (as GET /v1/models lists them)."""
+    return sorted(set(gw.config.routes) | set(gw.config.models) | {"local"})
+
+
+def _model_body(gw: Any, name: str) -> dict[str, Any]:
+    """Gemini's Model for a route or model of the gateway. inputTokenLimit is the smallest context window of the
+    models it may use, when the price catalog knows each of them; the catalog has no output limits."""
+    model: dict[str, Any] = {
+        "name": f"models/{name}",
+        "baseModelId": name,
+        "version": "tokenomy",
+        "displayName": name,
+        "supportedGenerationMethods": list(METHODS),
+    }
+    route = gw.route_for(name)
+    windows: list[int | None] = []
+    for each in (route.model, *route.fallback) if route is not None and route.model else ():
+        spec = gw.client.spec_for(each)
+        region = spec.region if spec.region not in (None, "global", "local") else None
+        try:
+            windows.append(gw.catalog.lookup(spec.pricing_model, region).context_window)
+        except TokenomyError:
+            windows.append(None)
+    if windows and None not in windows:
+        model["inputTokenLimit"] = min(w for w in windows if w is not None)
+    return model
+
+
 async def _generate(request: Request, version: str, target: str) -> Response:
     gw = request.app.state.gateway
     started = time.perf_counter()
@@ -179,13 +228,9 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     model, method = parsed_target
     route = gw.route_for(model)
     label = model if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
+    key = await _authenticate(request)
     if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"].replace(
-            "send `Authorization: Bearer <key>`", "send `x-goog-api-key: <key>` (the SDK's api_key)"
-        )
-        return metrics.done(gemini_error(key.status_code, message), label, started)
+        return metrics.done(key, label, started)
     if route is None:
         return metrics.done(
             gemini_error(404, f"model `{model}` does not exist on this gateway; GET /v1/models lists the names"),
@@ -226,3 +271,35 @@ async def _generate(request: Request, version: str, target: str) -> Response:
 async def generate_content(request: Request, version: str, target: str) -> Response:
     """Gemini's generateContent and streamGenerateContent (`models/{model}:generateContent`)."""
     return await _generate(request, version, target)
+
+
+def from_gemini_sdk(request: Request) -> bool:
+    """A GET /v1/models[/{model}] of google-genai (v1 is its default version; the path is OpenAI's too): it sends
+    Google's key header (or `?key=`), which OpenAI's SDK never does."""
+    return "x-goog-api-key" in request.headers or "key" in request.query_params
+
+
+@router.get("/v1beta/models")
+@router.get("/v1alpha/models")
+async def gemini_models(request: Request) -> Response:
+    """Gemini's models.list: the gateway's routes and models, one page."""
+    key = await _authenticate(request)
+    if isinstance(key, JSONResponse):
+        return key
+    gw = request.app.state.gateway
+    return JSONResponse({"models": [_model_body(gw, name) for name in _served(gw)]})
+
+
+@router.get("/v1beta/models/{model:path}")
+@router.get("/v1alpha/models/{model:path}")
+async def gemini_model(request: Request, model: str) -> Response:
+    """Gemini's models.get (`models/{model}`)."""
+    key = await _authenticate(request)
+    if isinstance(key, JSONResponse):
+        return key
+    gw = request.app.state.gateway
+    name = model.removeprefix("models/")
+    if name not in _served(gw):
+        message = f"model `{name}` does not exist on this gateway; GET /v1beta/models lists the names"
+        return gemini_error(404, message)
+    return JSONResponse(_model_body(gw, name))

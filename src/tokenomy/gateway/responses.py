@@ -194,6 +194,12 @@ def signed_reasoning_delta(response: ChatResponse, signed_calls: set[int]) -> di
     return delta
 
 
+def unsent_redacted(response: ChatResponse, sent: int) -> list[ReasoningBlock]:
+    """The answer's redacted reasoning blocks a stream has not sent yet: it sent the first `sent` in their place
+    (StreamChunk.redacted); the others (a provider without them in its stream) come at the end, whole."""
+    return [b for b in response.content if isinstance(b, ReasoningBlock) and b.redacted is not None][sent:]
+
+
 def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(delta, other choice keys such as logprobs) of one streamed piece in OpenAI's chunk format, or None."""
     delta: dict[str, Any] = {}

@@ -171,9 +171,12 @@ class AnthropicProvider(Provider):
                     usage = usage_from_anthropic(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
-                    started = assembler.start(event.model_dump(exclude_none=True))
+                    block = event.model_dump(exclude_none=True)
+                    started = assembler.start(block)
                     if started is not None:
                         chunk = StreamChunk(tool_call=ToolCallDelta(*started))
+                    elif block["content_block"].get("type") == "redacted_thinking":  # whole, in its place
+                        chunk = StreamChunk(redacted=block["content_block"].get("data", ""))
                 elif event.type == "content_block_delta":
                     chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
                 elif event.type == "message_delta":

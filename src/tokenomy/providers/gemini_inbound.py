@@ -44,8 +44,13 @@ MAPPED_CONFIG = (
     "temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "seed", "presencePenalty",
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
+# Gemini's built-in tools carried to Gemini models as sent (request.extra["tools"]); what they found comes back in
+# the candidate's groundingMetadata / urlContextMetadata (GROUNDING). codeExecution is refused: its parts have no block.
+BUILT_IN_TOOLS = ("googleSearch", "googleSearchRetrieval", "urlContext")
+GROUNDING = {"grounding_metadata": "groundingMetadata", "url_context_metadata": "urlContextMetadata"}
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
-FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()}
+# A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
 # generationConfig fields set to what the gateway answers anyway (one candidate, text, no log probabilities), as
 # clients send them by default (LangChain sends candidateCount 1): dropped, not refused as the fields are otherwise.
 ANSWERED = {
@@ -104,23 +109,37 @@ def _media(part: dict[str, Any], where: str) -> Block:
         inline = _object(inline, here, ("mimeType", "data", "displayName"))
         mime = _string(get(inline, "mimeType"), f"{here}.mimeType")
         data = _base64(get(inline, "data"), f"{here}.data")
+        name = _display_name(inline, here)
         if mime.startswith("image/"):
+            _unnamed(name, here)
             return ImageBlock(media_type=mime, base64=data)
         if mime not in FORMATS:
             raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-        name = get(inline, "displayName")
-        return DocumentBlock(FORMATS[mime], base64.b64decode(data), None if name is None else _string(name, here))
+        return DocumentBlock(FORMATS[mime], base64.b64decode(data), name)
     here = f"{where}.fileData"
     file = _object(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
     uri = _string(get(file, "fileUri"), f"{here}.fileUri")
     mime = get(file, "mimeType")
     if mime is not None:
         _string(mime, f"{here}.mimeType")
+    name = _display_name(file, here)
     if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
+        _unnamed(name, here)
         return ImageBlock(media_type=mime, url=uri)
     if mime not in FORMATS:
         raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-    return DocumentBlock(FORMATS[mime], file_id=uri)
+    return DocumentBlock(FORMATS[mime], name=name, file_id=uri)
+
+
+def _display_name(media: dict[str, Any], where: str) -> str | None:
+    name = get(media, "displayName")
+    return None if name is None else _string(name, f"{where}.displayName")
+
+
+def _unnamed(name: str | None, where: str) -> None:
+    """An image has no name in the gateway's content model (a document's displayName is its name)."""
+    if name is not None:
+        raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")
 
 
 def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
@@ -277,13 +296,24 @@ def json_schema(schema: Any) -> Any:
     return out
 
 
-def _tools(value: Any) -> list[ToolSpec]:
+def _tools(value: Any) -> tuple[list[ToolSpec], list[dict[str, Any]]]:
+    """Function declarations as ToolSpecs, and Gemini's built-in tools (BUILT_IN_TOOLS) as sent, each its own Tool."""
     if not isinstance(value, list):
         raise ValueError("tools: expected a list")
     tools = []
+    built_in: list[dict[str, Any]] = []
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
-        tool = _object(tool, where, ("functionDeclarations",))  # googleSearch, codeExecution: Gemini's own tools
+        tool = _object(tool, where, ("functionDeclarations", *BUILT_IN_TOOLS, "codeExecution"))
+        if get(tool, "codeExecution") is not None:
+            raise ValueError(
+                f"{where}.codeExecution: not carried by the gateway: the code Gemini runs and its result "
+                "(executableCode, codeExecutionResult parts) have no place in its answers, which would drop them; "
+                "remove it, or call Gemini directly for code execution"
+            )
+        for name in BUILT_IN_TOOLS:
+            if get(tool, name) is not None:
+                built_in.append({name: get(tool, name)})
         for j, item in enumerate(get(tool, "functionDeclarations") or []):
             here = f"{where}.functionDeclarations[{j}]"
             item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema", "response",
@@ -303,7 +333,7 @@ def _tools(value: Any) -> list[ToolSpec]:
             tools.append(ToolSpec(_string(get(item, "name"), f"{here}.name"),
                                   None if description is None else _string(description, f"{here}.description"),
                                   schema, output_schema=returns))  # fmt: skip
-    return tools
+    return tools, built_in
 
 
 def _tool_choice(value: Any) -> ToolChoice | None:
@@ -425,12 +455,14 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         if not all(isinstance(b, TextBlock) for b in blocks):
             raise ValueError("systemInstruction.parts: the system instruction takes text parts only")
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
-    tools = _tools(get(body, "tools")) if get(body, "tools") is not None else []
+    tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
     extra.update(rest)
+    if built_in:  # to Gemini models only (calls.refusal), as sent, beside the function declarations
+        extra["tools"] = built_in
     return ChatRequest(
         messages=messages,
         model=model,
@@ -494,6 +526,12 @@ def caller_field(body: dict[str, Any], key: str) -> str:
     generationConfig field or a top-level one, spelled as sent."""
     config = get(body, "generationConfig") if isinstance(body, dict) else None
     top = body if isinstance(body, dict) else {}
+    tools = get(top, "tools")
+    if key == "tools" and isinstance(tools, list):  # built-in tools: the first one sent
+        for i, tool in enumerate(tools):
+            sent = next((k for k in tool if snake(k) in {snake(n) for n in BUILT_IN_TOOLS}), None)
+            if sent is not None:
+                return f"tools[{i}].{sent}"
     for where, fields in (("generationConfig.", config if isinstance(config, dict) else {}), ("", top)):
         sent = next((k for k in fields if snake(k) == key), None)
         if sent is not None:
@@ -594,11 +632,17 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
     return body
 
 
+def grounding_body(response: ChatResponse) -> dict[str, Any]:
+    """What Gemini's built-in tools found (groundingMetadata, urlContextMetadata), kept by the Gemini provider."""
+    raw = response.raw if isinstance(response.raw, dict) else {}
+    return {theirs: raw[ours] for ours, theirs in GROUNDING.items() if raw.get(ours)}
+
+
 def response_body(response: ChatResponse, model: str, response_id: str) -> dict[str, Any]:
     """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
     return {
         "candidates": [{"content": {"role": "model", "parts": parts_body(response.content)},
-                        "finishReason": finish_reason(response), "index": 0}],
+                        "finishReason": finish_reason(response), "index": 0, **grounding_body(response)}],
         "usageMetadata": usage_body(response),
         "modelVersion": model,
         "responseId": response_id,

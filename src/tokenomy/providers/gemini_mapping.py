@@ -64,7 +64,8 @@ DOCUMENT_TYPES = {
     "html": "text/html",
 }
 EFFORT_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
-# GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field.
+# GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field, and `tools`:
+# Tools beside the request's function declarations (Gemini's built-in googleSearch, urlContext), added to them.
 MAPPED_CONFIG = frozenset(
     {
         "system_instruction",
@@ -78,7 +79,6 @@ MAPPED_CONFIG = frozenset(
         "frequency_penalty",
         "response_mime_type",
         "response_json_schema",
-        "tools",
         "tool_config",
         "thinking_config",
     }
@@ -113,15 +113,15 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
         mime = block.media_type or mimetypes.guess_type(block.url or "")[0] or "image/jpeg"
         return {"file_data": {"file_uri": block.url, "mime_type": mime}}
     doc_mime = DOCUMENT_TYPES.get(block.format)
+    named = {"display_name": block.name} if block.name else {}
     if block.file_id is not None:
-        return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf"}}
+        return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf", **named}}
     if doc_mime is None:
         raise refuse(
             model,
             where,
             f"reads PDF and text documents ({', '.join(DOCUMENT_TYPES)}), not {block.format!r}; convert it first",
         )
-    named = {"display_name": block.name} if block.name else {}
     return {"inline_data": {"mime_type": doc_mime, "data": block.data or b"", **named}}
 
 
@@ -277,6 +277,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     for key, value in request.extra.items():
         if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens
             config.setdefault("max_output_tokens", int(value))
+        elif key == "tools" and isinstance(value, list):  # built-in tools (googleSearch), beside the declarations
+            config["tools"] = [*config.get("tools", []), *value]
         else:
             config[key] = value  # refusal() has already checked it is a GenerateContentConfig field
     return config

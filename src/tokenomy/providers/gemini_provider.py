@@ -144,6 +144,16 @@ def _blocked(result: Any) -> str | None:
     return "SAFETY" if feedback is not None and feedback.block_reason else None
 
 
+def _grounding(candidate: Any) -> dict[str, Any]:
+    """What the built-in tools (googleSearch, urlContext) found, in Gemini's JSON: the caller's sources."""
+    found = {}
+    for field in ("grounding_metadata", "url_context_metadata"):
+        value = getattr(candidate, field, None)
+        if value is not None:
+            found[field] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return found
+
+
 class GeminiProvider(Provider):
     """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
 
@@ -217,6 +227,7 @@ class GeminiProvider(Provider):
             result.usage_metadata,
             request.extra.get("service_tier"),
         )
+        raw.update(_grounding(candidate))
         reason = candidate.finish_reason if candidate else _blocked(result)
         return self._response(request, parts, usage_from_gemini(result.usage_metadata), reason, raw, latency_ms=latency)
 
@@ -240,6 +251,7 @@ class GeminiProvider(Provider):
                     reason = _blocked(event) or reason
                     continue
                 reason = candidate.finish_reason or reason
+                raw.update(_grounding(candidate))  # sent with the last chunks
                 for part in (candidate.content.parts or []) if candidate.content else []:
                     item = part.model_dump(exclude_none=True)
                     parts.append(item)
