@@ -8,7 +8,8 @@ import base64
 from google.genai import types
 
 from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
-from tokenomy.providers.gemini_inbound import caller_param, parts_body, request_from_gemini, signature_out
+from tokenomy.providers.gemini_answers import parts_body, signature_out
+from tokenomy.providers.gemini_inbound import caller_param, request_from_gemini
 
 SIGNATURE = base64.b64encode(b"gemini-signature").decode()
 REDACTED = base64.b64encode(bytes(range(64))).decode()

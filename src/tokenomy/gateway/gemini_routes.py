@@ -40,17 +40,15 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
-from tokenomy.providers.gemini_inbound import (
-    caller_field,
-    caller_param,
+from tokenomy.providers.gemini_answers import (
     finish_reason,
     grounding_body,
     parts_body,
-    request_from_gemini,
     response_body,
     signature_out,
     usage_body,
 )
+from tokenomy.providers.gemini_inbound import caller_field, caller_param, request_from_gemini
 
 router = APIRouter()
 STATUS = {

@@ -1,6 +1,6 @@
 """The reverse direction, for the gateway's Gemini routes (`/v1beta/models/{model}:generateContent` and
 `:streamGenerateContent`): a generateContent request received from a caller (the `google-genai` SDK, or any REST
-client) becomes a ChatRequest, and a ChatResponse goes back as Gemini's GenerateContentResponse.
+client) becomes a ChatRequest; `gemini_answers` writes the ChatResponse back as Gemini's GenerateContentResponse.
 
 The wire is proto3 JSON: each field is read by its camelCase name or its snake_case one. Carried: text, inline
 images and documents (`inlineData`), images and files by URI (`fileData`), `functionCall` / `functionResponse`
@@ -23,7 +23,6 @@ from typing import Any
 from tokenomy.messages import (
     Block,
     ChatRequest,
-    ChatResponse,
     DocumentBlock,
     ImageBlock,
     Message,
@@ -36,6 +35,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.gemini_answers import REDACTED_MARK, SIGNATURE_MARK
 from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES, EFFORT_LEVELS, GENERATED_ID
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
@@ -45,9 +45,9 @@ MAPPED_CONFIG = (
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
 # Gemini's built-in tools carried to Gemini models as sent (request.extra["tools"]); what they found comes back in
-# the candidate's groundingMetadata / urlContextMetadata (GROUNDING). codeExecution is refused: its parts have no block.
+# the candidate's groundingMetadata / urlContextMetadata (gemini_answers). codeExecution is refused: its parts have no
+# block.
 BUILT_IN_TOOLS = ("googleSearch", "googleSearchRetrieval", "urlContext")
-GROUNDING = {"grounding_metadata": "groundingMetadata", "url_context_metadata": "urlContextMetadata"}
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
@@ -57,14 +57,7 @@ ANSWERED = {
     "candidate_count": lambda v: v == 1 and v is not True,
     "response_modalities": lambda v: isinstance(v, list) and [str(m).upper() for m in v] == ["TEXT"],
     "response_logprobs": lambda v: v is False,
-}  # a document's mime type -> its format
-# A thoughtSignature is bytes to Gemini's SDK: it decodes the base64 text and sends the bytes back re-encoded (in the
-# URL-safe alphabet), so a signature's own text (Claude's, or Gemini's base64 as the provider holds it) goes out as the
-# base64 of these marked bytes, which come back whole. Redacted reasoning (Claude's) has no Gemini part: it travels as
-# a thought signature marked so, and a caller that sends it back returns it to the model that redacted it.
-SIGNATURE_MARK = b"tokenomy:signature:"
-REDACTED_MARK = b"tokenomy:redacted:"
-FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+}
 MAX_TOKENS = 1_000_000
 
 
@@ -140,11 +133,6 @@ def _unnamed(name: str | None, where: str) -> None:
     """An image has no name in the gateway's content model (a document's displayName is its name)."""
     if name is not None:
         raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")
-
-
-def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
-    """A signature (or redacted reasoning) as the thoughtSignature the gateway sends: see SIGNATURE_MARK."""
-    return base64.b64encode(mark + text.encode()).decode()
 
 
 def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
@@ -558,92 +546,3 @@ def caller_param(body: dict[str, Any], param: str) -> str:
     except (KeyError, IndexError, TypeError):
         return param
     return f"contents[{message}].parts[{part}]" + param[found.end() :]
-
-
-def _part(block: Block, pending: str | None) -> dict[str, Any] | None:
-    if isinstance(block, TextBlock):
-        part: dict[str, Any] = {"text": block.text}
-    elif isinstance(block, ToolUseBlock):
-        call: dict[str, Any] = {"name": block.name, "args": block.input}
-        if not block.id.startswith(GENERATED_ID):
-            call["id"] = block.id
-        part = {"functionCall": call}
-    elif isinstance(block, ImageBlock) and block.inline:
-        part = {
-            "inlineData": {
-                "mimeType": block.media_type or "image/png",
-                "data": block.base64 or base64.b64encode(block.payload() or b"").decode(),
-            }
-        }
-    elif isinstance(block, ImageBlock):
-        part = {"fileData": {"mimeType": block.media_type or "image/jpeg", "fileUri": block.url}}
-    else:  # a document or tool result: request blocks, never in an answer
-        return None
-    if pending:
-        part["thoughtSignature"] = signature_out(pending)
-    return part
-
-
-def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
-    """Answer blocks as Gemini parts: thoughts as `thought` parts with their signature, a bare signature on the part
-    that follows it (or a part of its own at the end), redacted reasoning as a marked signature (SIGNATURE_MARK)."""
-    parts: list[dict[str, Any]] = []
-    pending: str | None = None
-    for block in blocks:
-        if isinstance(block, ReasoningBlock):
-            if block.redacted is not None:
-                parts.append(
-                    {"text": "", "thought": True, "thoughtSignature": signature_out(block.redacted, REDACTED_MARK)}
-                )
-            elif block.text:
-                thought: dict[str, Any] = {"text": block.text, "thought": True}
-                if block.signature:
-                    thought["thoughtSignature"] = signature_out(block.signature)
-                parts.append(thought)
-            else:
-                pending = block.signature
-            continue
-        part = _part(block, pending)
-        if part is not None:
-            parts.append(part)
-            pending = None
-    if pending:
-        parts.append({"text": "", "thoughtSignature": signature_out(pending)})
-    return parts
-
-
-def finish_reason(response: ChatResponse) -> str:
-    own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
-    if response.provider in ("gcp.gemini", "gcp.vertex_ai") and isinstance(own, str):
-        return own  # a Gemini model's, as Gemini said it (RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL)
-    return FINISH_REASONS.get(response.finish_reason, response.finish_reason.upper())
-
-
-def usage_body(response: ChatResponse) -> dict[str, int]:
-    """usageMetadata: Gemini's prompt count includes cached tokens, and its candidates count excludes thoughts."""
-    usage = response.usage
-    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
-    body = {"promptTokenCount": prompt, "candidatesTokenCount": usage.output_tokens - usage.reasoning_tokens,
-            "totalTokenCount": prompt + usage.output_tokens}  # fmt: skip
-    if usage.cache_read_tokens:
-        body["cachedContentTokenCount"] = usage.cache_read_tokens
-    if usage.reasoning_tokens:
-        body["thoughtsTokenCount"] = usage.reasoning_tokens
-    return body
-
-
-def grounding_body(response: ChatResponse) -> dict[str, Any]:
-    """What Gemini's built-in tools found (groundingMetadata, urlContextMetadata), kept by the Gemini provider."""
-    raw = response.raw if isinstance(response.raw, dict) else {}
-    return {theirs: raw[ours] for ours, theirs in GROUNDING.items() if raw.get(ours)}
-
-
-def response_body(response: ChatResponse, model: str, response_id: str) -> dict[str, Any]:
-    """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
-    return {
-        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content)},
-                        "finishReason": finish_reason(response), "index": 0, **grounding_body(response)}],
-        "usageMetadata": usage_body(response),
-        "modelVersion": model,
-        "responseId": response_id,
-    }  # fmt: skip
