@@ -67,15 +67,15 @@ METHODS = ("generateContent", "streamGenerateContent")
 GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Gemini's own fields
 
 
-def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_body(status: int, message: str) -> dict[str, Any]:
     """Google's error: another client error (an upstream's 409 or 422, a 405) is the caller's request, another server
     error an internal one, as Google's own status codes file them."""
     default = "INVALID_ARGUMENT" if status < 500 else "INTERNAL"
-    return JSONResponse(
-        {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}},
-        status_code=status,
-        headers=headers,
-    )
+    return {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}}
+
+
+def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
@@ -115,7 +115,7 @@ class ChunkWriter:
         return _sse(json.loads(bytes(_provider_error(exc, self.body).body)))  # the SDK raises an APIError for it
 
     def crashed(self, message: str) -> bytes:
-        return _sse(json.loads(bytes(gemini_error(500, message).body)))
+        return _sse(error_body(500, message))
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
         candidate: dict[str, Any] = {"index": 0}
