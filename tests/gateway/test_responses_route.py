@@ -287,3 +287,37 @@ def test_the_paths_of_stored_responses_say_the_gateway_keeps_none(served):
                          ("POST", "/v1/responses/input_tokens")):
         reply = httpx.request(method, url + path, json={"model": "fast", "input": "hi"} if method == "POST" else None)
         assert reply.status_code == 404 and "keeps no responses" in reply.json()["error"]["message"], path
+
+
+def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, monkeypatch):
+    """Gemini (its emulator checks them) wants each thought signature back on the part it came with: the reasoning
+    item before the call carries it in encrypted_content, whole and streamed, and the next turn is accepted."""
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "g", "max_output_tokens": 256, "tools": [WEATHER],
+                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}}}
+            first = [{"role": "user", "content": "Weather in Paris?"}]
+            whole = client.responses.create(input=first, tool_choice="required", **ask)
+            with client.responses.stream(input=first, tool_choice="required", **ask) as stream:
+                streamed = stream.get_final_response()
+            for reply in (whole, streamed):
+                kinds = [o.type for o in reply.output]
+                assert kinds[-1] == "function_call" and "reasoning" in kinds, kinds
+                signed = [o for o in reply.output if o.type == "reasoning" and o.encrypted_content]
+                assert signed and all(o.encrypted_content.startswith("tokenomy.signed:") for o in signed)
+                turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
+                        {"type": "function_call_output", "call_id": reply.output[-1].call_id, "output": "18C sunny"}]
+                assert "18C" in client.responses.create(input=turn, **ask).output_text
+            unsigned = [o.model_dump(exclude_none=True, exclude={"encrypted_content"}) for o in whole.output]
+            with pytest.raises(openai.BadRequestError):
+                client.responses.create(input=[*first, *unsigned, {"type": "function_call_output",
+                                                                   "call_id": whole.output[-1].call_id,
+                                                                   "output": "18C sunny"}], **ask)
