@@ -426,6 +426,9 @@ def test_calls_are_metered_calls_not_a_bills_rows(request, tmp_path, url_fixture
         assert [(r["calls"], r["cost_usd"], r["cost_per_call_usd"]) for r in task] == [(2, 9, Decimal("4.5"))], task
         tag = run_report(store, "cost-per-tag", since=since + edge, until=until)
         assert [(r["calls"], r["cost_usd"]) for r in tag] == [(2, 9)], tag
+        for exact in (False, True):  # a bill's row has no latency and is no call: the latency report counts 2
+            latency = run_report(store, "latency", since=since + edge, until=until, exact=exact)
+            assert [(r["model"], r["calls"]) for r in latency] == [("m", 2)], (exact, latency)
     f = Filters(since=since, until=until)
     assert [(r["key"], r["calls"]) for r in breakdown(store, f)["groups"]["model"]] == [("m", 2)]
     assert totals(store, f)["calls"] == 2 and totals(store, f)["cost_usd"] == "9.000000"

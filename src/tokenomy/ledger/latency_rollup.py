@@ -28,7 +28,8 @@ import math
 from datetime import datetime
 from typing import Any
 
-from tokenomy.ledger.rollups import DIMENSIONS, NULL_MARK, _counted, _mark, _split, time_range
+from tokenomy.ledger.rollups import DIMENSIONS, NULL_MARK, _mark, _split, time_range
+from tokenomy.ledger.spend import is_metered_sql
 
 GAMMA = 1.02
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0099: the bound a histogram percentile keeps to the exact one
@@ -89,13 +90,18 @@ def rebuild(conn: Any, dialect: str) -> None:
         conn.execute(histogram_insert(dialect, "usage_events", measure, upsert=False))
 
 
-def _raw(store: Any, start: datetime | None, end: datetime | None, rollups: bool) -> tuple[str, list[Any]]:
-    """Raw events of [start, end) as spend counts them, one row per event and measure, bucketed."""
+def _metered(where: str) -> str:
+    """`where` narrowed to metered calls: an imported bill's row is a provider-day's usage, with no latency and no
+    call to count (spend counts its cost; the latency report counts calls)."""
+    return f"{where} AND {is_metered_sql()}" if where else f" WHERE {is_metered_sql()}"
+
+
+def _raw(store: Any, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+    """Metered calls of [start, end), one row per event and measure, bucketed."""
     where, params = time_range("ts", start, end, store.placeholder)
-    counted = _counted(where, "ts", rollups)
     parts = [
         f"SELECT {', '.join(HIST_DIMENSIONS)}, '{m}' AS measure, {bucket_sql(m)} AS bucket, 1 AS calls "
-        f"FROM usage_events{counted}"
+        f"FROM usage_events{_metered(where)}"
         for m in MEASURES
     ]
     return " UNION ALL ".join(parts), params * len(MEASURES)
@@ -107,17 +113,17 @@ def histogram_facts(store: Any, since: datetime | None, until: datetime | None) 
     when the store keeps no rollups)."""
     rollups = bool(getattr(store, "rollups", False))
     if not rollups:
-        sql, params = _raw(store, since, until, rollups=False)
+        sql, params = _raw(store, since, until)
         return f"({sql}) f", params
     parts, params = [], []
     for source, start, end in _split(since, until, unit="day"):
         if source == "raw":
-            sql, more = _raw(store, start, end, rollups=True)
+            sql, more = _raw(store, start, end)
         else:
             where, more = time_range("day", start, end, store.placeholder)
             dims = ", ".join(f"NULLIF({d}, '{NULL_MARK}') AS {d}" for d in HIST_DIMENSIONS)
-            counted = _counted(where, "day", rollups=True)
-            sql = f"SELECT {dims}, measure, bucket, calls FROM latency_daily{counted}"
+            # priced_by is a key of the histograms (NULL_MARK for a metered row's NULL, which the test passes)
+            sql = f"SELECT {dims}, measure, bucket, calls FROM latency_daily{_metered(where)}"
         parts.append(sql)
         params += more
     return "(" + " UNION ALL ".join(parts) + ") f", params
