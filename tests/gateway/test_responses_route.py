@@ -179,6 +179,7 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
     ({"truncation": "auto"}, "truncation"),
     ({"include": ["file_search_call.results"]}, "include[0]"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"metadata": {"k": "v" * 513}}, "metadata.k"),
     ({"made_up": 1}, "made_up"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):

@@ -383,6 +383,9 @@ def _metadata(value: Any) -> dict[str, str]:
         raise RequestError("metadata", "expected an object of string values")
     if len(value) > 16:
         raise RequestError("metadata", "at most 16 pairs")
+    for key, text in value.items():  # OpenAI's own limits: what it would refuse is refused here too
+        if len(key) > 64 or len(text) > 512:
+            raise RequestError(f"metadata.{key[:64]}", "keys take at most 64 characters, values 512")
     return dict(value)
 
 
