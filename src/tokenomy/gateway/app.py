@@ -32,6 +32,7 @@ from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_s
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
+from tokenomy.gateway.embeddings_routes import router as embeddings_router
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_error, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
@@ -328,6 +329,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
+    app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
     # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
     app.serve_directly(
         {"/v1/chat/completions": chat_completions, "/v1/messages": create_message},
