@@ -1,5 +1,6 @@
 """POST /v1/embeddings through the gateway, driven by the openai SDK against the instant OpenAI-format upstream."""
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -12,8 +13,12 @@ from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI, embedding_vector
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.gateway.embeddings_request import parse_embeddings_request
+from tokenomy.gateway.embeddings_routes import _embed
 from tokenomy.gateway.keys import KeyStore
+from tokenomy.gateway.state import Gateway
 from tokenomy.ledger.store import open_store
+from tokenomy.messages import RequestMeta
 from tokenomy.telemetry.otel import in_memory_pipeline
 
 SMALL = "text-embedding-3-small"
@@ -230,3 +235,39 @@ def test_an_upstream_that_reports_no_usage_is_recorded_at_the_estimate_and_the_c
     assert answer.data[0].embedding == [0.5, -0.25] and answer.usage.prompt_tokens == 20
     [row] = open_store(ledger_path).events()
     assert (row.input_tokens, row.cost_usd, row.outcome) == (20, 20 * PER_TOKEN, "ok")
+
+
+def test_the_routes_rate_limit_holds_embeddings_too(ledger_path):
+    upstream = RecordingUpstream()
+    route = {"model": "embed", "rate_limit": {"requests_per_minute": 1}, "retry": {"deadline_s": 0.2}}
+    with upstream as upstream_url, gateway(upstream_url, ledger_path, routes={"search": route}) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client.embeddings.create(model="search", input="x")
+        with pytest.raises(openai.RateLimitError) as limited:
+            client.embeddings.create(model="search", input="x")
+    assert "client-side rate limit" in limited.value.message and "rate_limit" in limited.value.message
+    assert len(upstream.bodies) == 1 and len(open_store(ledger_path).events()) == 1  # nothing sent, no row
+
+
+def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path):
+    # As a chat call cancelled in flight (a timeout, the gateway shutting down): the upstream has the request and
+    # bills it, so the ledger must not lose it.
+    async def cancelled(upstream_url: str) -> None:
+        config = parse_config({"models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}})
+        gw = Gateway(config, str(ledger_path))
+        asked = parse_embeddings_request({"model": "embed", "input": "x" * 40})
+        spec = gw.client.spec_for("embed")
+        meta = RequestMeta(route="embed", request_id="r-1")
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("embed", gw.route_for("embed")), meta,
+                                              asked.estimated_tokens()), 0.2)
+        finally:
+            await gw.client.aclose_upstreams()
+            gw.client.close()
+
+    with InstantOpenAI(delay_s=2) as upstream_url:
+        asyncio.run(cancelled(upstream_url))
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type, row.input_tokens) == ("cancelled", "CallCancelled", 10)
+    assert row.cost_usd == 10 * PER_TOKEN and row.request_id == "r-1"

@@ -20,6 +20,28 @@ from tokenomy.gateway.openai_ingress import RequestError
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
 ENCODINGS = ("float", "base64")
 _SHAPES = "a string, a list of strings, a list of token ids (integers) or a list of token-id lists"
+_TOKEN_IDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+# The body is read by the handler (to name a wrong place as `input[2][0]`), so the OpenAPI document's schema is
+# declared here by hand.
+REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["model", "input"],
+    "additionalProperties": False,
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "a route or model this gateway serves"},
+        "input": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                _TOKEN_IDS,
+                {"type": "array", "items": _TOKEN_IDS, "minItems": 1},
+            ]
+        },
+        "encoding_format": {"type": "string", "enum": list(ENCODINGS), "default": "float"},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "user": {"type": "string"},
+    },
+}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, json_body, request_meta, retry_after, settle, upstream_status
-from tokenomy.gateway.embeddings_request import EmbeddingsRequest, parse_embeddings_request
+from tokenomy.gateway.embeddings_request import REQUEST_SCHEMA, EmbeddingsRequest, parse_embeddings_request
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_ingress import RequestError
 from tokenomy.gateway.responses import FastJSONResponse, error
@@ -65,6 +65,7 @@ _WHY_NOT = {
 @router.post(
     "/v1/embeddings",
     responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 429, 502, 503, 504)},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}},
 )
 async def create_embeddings(request: Request) -> Response:
     """Create embeddings in OpenAI's shape; `model` names a route or model served over the OpenAI wire."""
@@ -190,6 +191,15 @@ async def _embed(
         with otel.embeddings_span(upstream.name, spec.model, meta.route, step.attempt) as span:
             try:
                 answer = await upstream.aembed(body)
+            except asyncio.CancelledError:
+                # Cancelled in flight (the gateway shutting down, a timeout): the request went out, so the upstream
+                # bills its input, as a chat call cancelled so is recorded.
+                seconds = time.perf_counter() - began
+                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
+                event.outcome, event.error_type = "cancelled", "CallCancelled"
+                _record(gw, event)
+                raise
             except ProviderError as exc:
                 seconds = time.perf_counter() - began
                 error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
