@@ -10,6 +10,8 @@ import openai
 import pytest
 
 from tokenomy.config import parse_config
+from tokenomy.emulate.azure_openai import create_app as azure_app
+from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.instant_openai import InstantOpenAI, embedding_vector
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -271,3 +273,29 @@ def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path)
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.error_type, row.input_tokens) == ("cancelled", "CallCancelled", 10)
     assert row.cost_usd == 10 * PER_TOKEN and row.request_id == "r-1"
+
+
+def test_an_azure_deployment_embeds_through_its_sdk_client_and_is_recorded_under_its_model(ledger_path, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    azure = ServerThread(azure_app({"emb-prod": SMALL}, InstantEngine()))
+    config = {"models": {"azure-embed": {"provider": "azure", "model": "emb-prod", "price_as": SMALL,
+                                         "api_version": "2024-10-21"},
+                         "missing": {"provider": "azure", "model": "nope", "price_as": SMALL}}}
+    with azure as azure_url:
+        for spec in config["models"].values():
+            spec["base_url"] = azure_url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            floats = client.embeddings.create(model="azure-embed", input=["a b c d"], encoding_format="float",
+                                              dimensions=4)
+            default = client.embeddings.create(model="azure-embed", input="a b c d")  # base64, decoded by the SDK
+            with pytest.raises(openai.APIStatusError) as missing:
+                client.embeddings.create(model="missing", input="x")
+    assert floats.data[0].embedding == embedding_vector("a b c d", 4) and floats.model == "azure-embed"
+    assert default.data[0].embedding == embedding_vector("a b c d")
+    assert missing.value.status_code == 502 and "DeploymentNotFound" in missing.value.message  # the config's fault
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.provider, e.model, e.tags["deployment"], e.outcome) for e in rows] == [
+        ("azure", SMALL, "emb-prod", "ok"), ("azure", SMALL, "emb-prod", "ok"),
+        ("azure", SMALL, "nope", "client_error")]
+    assert [(e.input_tokens, e.cost_usd) for e in rows] == [(1, PER_TOKEN), (1, PER_TOKEN), (0, 0)]  # 7 // 4 tokens

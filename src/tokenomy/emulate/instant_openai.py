@@ -47,13 +47,13 @@ def embedding_vector(item: str | list[int], dimensions: int = DEFAULT_DIMENSIONS
     return [(byte - 128) / 128 for byte in stream[:dimensions]]
 
 
-def _embeddings_error(message: str, param: str) -> tuple[bytes, bytes, bytes]:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
-    return b"400 Bad Request", orjson.dumps(body), b"application/json"
+def _embeddings_error(message: str, param: str) -> tuple[int, dict]:
+    return 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
 
 
-def _embeddings(request: dict) -> tuple[bytes, bytes, bytes]:
-    """OpenAI's embeddings answer: usage counts a text's characters / 4 (at least 1), a token list's length."""
+def embeddings_answer(request: dict) -> tuple[int, dict]:
+    """OpenAI's embeddings answer (status, body): usage counts a text's characters / 4 (at least 1), a token list's
+    length. The Azure OpenAI emulator answers with it too."""
     given = request.get("input")
     single = isinstance(given, str) or (isinstance(given, list) and bool(given) and isinstance(given[0], int))
     items = [given] if single else given
@@ -67,20 +67,12 @@ def _embeddings(request: dict) -> tuple[bytes, bytes, bytes]:
         if not isinstance(item, (str, list)):
             return _embeddings_error(f"'input[{index}]' must be a string or a list of token ids", f"input[{index}]")
         tokens += max(1, len(item) // 4) if isinstance(item, str) else len(item)
-        vector = embedding_vector(item, dimensions)
+        vector: list[float] | str = embedding_vector(item, dimensions)
         if request.get("encoding_format") == "base64":  # little-endian float32s, as OpenAI sends them
-            data.append(
-                {
-                    "object": "embedding",
-                    "index": index,
-                    "embedding": base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode(),
-                }
-            )
-        else:
-            data.append({"object": "embedding", "index": index, "embedding": vector})
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    answer = {"object": "list", "data": data, "model": request.get("model", "instant"), "usage": usage}
-    return b"200 OK", orjson.dumps(answer), b"application/json"
+    return 200, {"object": "list", "data": data, "model": request.get("model", "instant"), "usage": usage}
 
 
 def _reply(body: bytes, delay_s: float, path: bytes = b"/v1/chat/completions") -> tuple[bytes, bytes, bytes]:
@@ -88,7 +80,8 @@ def _reply(body: bytes, delay_s: float, path: bytes = b"/v1/chat/completions") -
     # measure the gateway in front of it, not this server competing with it for the same cores.
     request = orjson.loads(body or b"{}")
     if path.split(b"?")[0].endswith(b"/embeddings"):
-        return _embeddings(request)
+        status, answer = embeddings_answer(request)
+        return b"200 OK" if status == 200 else b"400 Bad Request", orjson.dumps(answer), b"application/json"
     prompt_chars = sum(_content_chars(m.get("content")) for m in request.get("messages", []))
     completion = int(request.get("max_tokens") or request.get("max_completion_tokens") or 16)
     usage = {

@@ -1,16 +1,17 @@
-"""`POST /v1/embeddings` (the openai SDK's `client.embeddings.create`) on OpenAI-format upstreams.
+"""`POST /v1/embeddings` (the openai SDK's `client.embeddings.create`) on OpenAI-format upstreams and Azure OpenAI.
 
 An embeddings call is no chat, so it does not take the client's chat path (`Tokenomy.achat`); it takes every step
 around it that a chat call takes: the virtual key, admission (`calls.admit`: overload guard, the key's rate limit,
 the budget reserved at the estimated input), the route's rate limit and retries, one ledger row and one span per
 attempt (priced by `pricing.cost.compute_cost`, the one place a cost is computed), settlement at the actual cost,
 the journal made durable before the answer, and the metrics. The body goes to the upstream's `/embeddings` over
-the gateway's pooled upstream (`upstream.AsyncOpenAIUpstream.aembed`) as the caller sent it, `model` replaced by
-the route's model. Ledger rows carry the tag `operation: embeddings` (the schema has no operation column, and tags
-are grouped by every report already).
+the gateway's pooled upstream (`upstream.AsyncOpenAIUpstream.aembed`), or to an Azure deployment's through the
+Azure provider's SDK client (`AzureOpenAIProvider.embed`), as the caller sent it, `model` replaced by the route's
+model (for Azure, the deployment). Ledger rows carry the tag `operation: embeddings` (the schema has no operation
+column, and tags are grouped by every report already).
 
 Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model is not reached over
-the OpenAI wire (Anthropic has no embeddings API; Azure, Bedrock, Gemini and the local model are not forwarded), a
+the OpenAI wire (Anthropic has no embeddings API; Bedrock, Gemini and the local model are not forwarded), a
 routing policy (it picks a model per request), and fallbacks: vectors of two models cannot be compared, so an
 index built with one model must never receive the other's.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -54,12 +56,10 @@ _ERROR_TYPES = {  # OpenAI's error `type` for each admission refusal code, as fo
 _FIX = (
     "point the route at an OpenAI-format embedding model: a model with `provider: openai` and the upstream's "
     "`base_url` (OpenAI, or a compatible server such as vLLM, Ollama or LiteLLM), e.g. `models: {embed: {provider: "
-    "openai, model: text-embedding-3-small}}`, and send its name"
+    "openai, model: text-embedding-3-small}}`, or an Azure OpenAI deployment (`provider: azure`), and send its name"
 )
-_WHY_NOT = {
-    "anthropic": "Anthropic has no embeddings API",
-    "azure": "Azure OpenAI's embeddings (a deployment's path, an api-version) are not forwarded by the gateway yet",
-}
+_WHY_NOT = {"anthropic": "Anthropic has no embeddings API"}
+PROVIDERS = ("openai", "azure")  # the providers whose models embeddings are forwarded to
 
 
 @router.post(
@@ -145,7 +145,7 @@ def embedding_model(gw, name: str, route) -> ModelSpec:
             "same model still apply)",
         )
     spec = gw.client.spec_for(route.model)
-    if spec.provider != "openai":
+    if spec.provider not in PROVIDERS:
         why = _WHY_NOT.get(spec.provider, f"the gateway does not forward embeddings to {spec.provider} models yet")
         raise RequestError(
             "model",
@@ -169,7 +169,7 @@ async def _embed(
 ) -> tuple[dict[str, Any], int, Decimal]:
     """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
     model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
-    upstream = gw.client.pooled(spec)
+    upstream, send = _upstream(gw, spec)
     body = asked.forwarded(spec.model)
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
@@ -190,7 +190,7 @@ async def _embed(
         began = time.perf_counter()
         with otel.embeddings_span(upstream.name, spec.model, meta.route, step.attempt) as span:
             try:
-                answer = await upstream.aembed(body)
+                answer = await send(body)
             except asyncio.CancelledError:
                 # Cancelled in flight (the gateway shutting down, a timeout): the request went out, so the upstream
                 # bills its input, as a chat call cancelled so is recorded.
@@ -218,13 +218,27 @@ async def _embed(
                 continue
             seconds = time.perf_counter() - began
             used = _prompt_tokens(answer, spec, estimate)
-            served = answer.get("model") if isinstance(answer.get("model"), str) and answer.get("model") else spec.model
+            reported = answer.get("model")
+            served = reported if isinstance(reported, str) and reported else spec.model
             event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
             _record(gw, event)
             otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
             if policy.limiter is not None:
                 policy.limiter.settle(estimate, used)
             return answer, used, spent + event.cost_usd
+
+
+def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body."""
+    if spec.provider == "azure":  # the shared SDK-based provider: Azure's paths, api-version and credentials
+        provider = gw.client.provider_for(spec)
+
+        async def in_thread(body: dict[str, Any]) -> dict[str, Any]:
+            return await asyncio.to_thread(provider.embed, body)
+
+        return provider, in_thread
+    upstream = gw.client.pooled(spec)
+    return upstream, upstream.aembed
 
 
 def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:
@@ -278,6 +292,9 @@ def _row(
         prompt_hash=asked.fingerprint(),
         prompt_text=asked.text() if gw.config.store_prompts else None,
     ).apply_cost(cost)
+    if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row
+        event.tags["deployment"], event.model = spec.model, spec.price_as
+        return event
     return record_priced_as(event, spec.price_as, spec.name, gw.catalog)
 
 
