@@ -81,6 +81,7 @@ def test_vectors_arrive_intact_the_upstream_gets_the_fields_sent_and_the_ledger_
         tokens = client.embeddings.create(
             model="search", input=[[1, 2, 3], [4, 5]], encoding_format="base64", dimensions=4
         )
+        exposed = httpx.get(url + "/metrics").text
     answer = floats.parse()
     assert [d.embedding for d in answer.data] == [embedding_vector("hello world", 8), embedding_vector("second", 8)]
     assert answer.model == "search" and answer.usage.prompt_tokens == 3  # 11 // 4 + 6 // 4
@@ -112,6 +113,8 @@ def test_vectors_arrive_intact_the_upstream_gets_the_fields_sent_and_the_ledger_
     [span, *_] = [dict(s.attributes) for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
     assert span["gen_ai.operation.name"] == "embeddings" and span["gen_ai.usage.input_tokens"] == 3
     assert span["tokenomy.route"] == "search" and span["tokenomy.cost.usd"] == float(3 * PER_TOKEN)
+    assert 'tokenomy_tokens_total{model="embed",type="input"}' in exposed  # the counters outlive one test
+    assert 'tokenomy_requests_total{model="search",status="200"}' in exposed
 
 
 def test_a_budget_refuses_what_it_cannot_cover_and_settles_at_the_real_cost(ledger_path):

@@ -156,7 +156,10 @@ def embedding_model(gw, name: str, route) -> ModelSpec:
 
 def _reservation(gw, spec: ModelSpec, tokens: int) -> int:
     """The budget reservation (nano-USD): the estimated input at the model's input price (unpriced: 0)."""
-    entry = gw.catalog.lookup(spec.pricing_model, _region(spec))
+    try:
+        entry = gw.catalog.lookup(spec.pricing_model, _region(spec))
+    except TokenomyError:  # no price where it runs (the row says so when it is recorded): nothing to reserve
+        return 0
     return to_nano(Decimal(tokens) * (entry.input or 0) / Decimal(1_000_000))
 
 
@@ -169,7 +172,10 @@ async def _embed(
 ) -> tuple[dict[str, Any], int, Decimal]:
     """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
     model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
-    upstream, send = _upstream(gw, spec)
+    try:
+        upstream, send = _upstream(gw, spec)
+    except TokenomyError as exc:  # the model's connection settings (an Azure endpoint, ...): the gateway's fault
+        raise ProviderError(f"model {spec.name!r}: {exc}", kind="server_error", retryable=False) from exc
     body = asked.forwarded(spec.model)
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
