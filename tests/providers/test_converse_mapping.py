@@ -480,3 +480,29 @@ def test_a_json_schema_response_format_and_an_effort_reach_converse(url) -> None
         to_converse_params(replace(request, extra={"outputConfig": {"effort": "low"}}))
     assert to_converse_params(ChatRequest.simple("hi", model=SONNET, extra={"outputConfig": {"effort": "low"}}))[
         "outputConfig"] == {"effort": "low"}
+
+
+def test_redacted_reasoning_streams_in_its_place_from_bedrock(monkeypatch) -> None:
+    """Converse streams redacted reasoning as one reasoningContent delta of bytes, before the text it precedes: it
+    is passed on there (StreamChunk.redacted), so each API's stream sends it in Claude's order, not at the end."""
+    events = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"contentBlockIndex": 0,
+                               "delta": {"reasoningContent": {"redactedContent": b"\x01\xfe"}}}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"contentBlockDelta": {"contentBlockIndex": 1, "delta": {"text": "Hi"}}},
+        {"contentBlockStop": {"contentBlockIndex": 1}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {"metadata": {"usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}, "metrics": {"latencyMs": 1}}},
+    ]
+
+    class Runtime:
+        def converse_stream(self, **params):
+            return {"stream": iter(events), "ResponseMetadata": {"RequestId": "r1"}}
+
+    provider = BedrockProvider(region="us-east-1")
+    monkeypatch.setattr(provider, "_client", lambda region: Runtime())
+    chunks = list(provider.stream(ChatRequest(messages=[Message("user", "hi")], model=SONNET, max_tokens=16)))
+    redacted = base64.b64encode(b"\x01\xfe").decode()
+    assert [(c.redacted, c.delta) for c in chunks[:-1]] == [(redacted, ""), (None, "Hi")]
+    assert chunks[-1].response.content == [ReasoningBlock(redacted=redacted), TextBlock("Hi")]

@@ -34,9 +34,11 @@ def serve(
         "warning", "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.", callback=_log_level
     ),
 ) -> None:
-    """Serve the gateway: OpenAI's and Anthropic's chat APIs, models, health, metrics and the dashboard.
+    """Serve the gateway: OpenAI's, Anthropic's, Bedrock's and Gemini's APIs, models, health, metrics, dashboard.
 
-    POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic); GET /v1/models, /healthz, /metrics, /dashboard.
+    POST /v1/chat/completions, /v1/responses and /v1/embeddings (OpenAI), /v1/messages (Anthropic),
+    /model/{modelId}/converse[-stream] (Bedrock), /v1beta/models/{model}:generateContent (Gemini); GET /v1/models,
+    /healthz, /metrics, /dashboard.
     """
     import uvicorn
 

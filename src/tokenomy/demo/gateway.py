@@ -1,5 +1,6 @@
-"""Demo step: one gateway for every SDK a team uses. `tokenomy serve` (in-process) speaks OpenAI's, Anthropic's,
-Bedrock's and Gemini's APIs; each official SDK calls the local model through it, and every call is in its ledger."""
+"""Demo step: one gateway for every SDK a team uses. `tokenomy serve` (in-process) speaks OpenAI's APIs (chat
+completions and Responses), Anthropic's, Bedrock's and Gemini's; each official SDK calls the local model through it,
+and every call is in its ledger."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def _ask_each_sdk(url: str) -> list[tuple[str, str, str]]:
         model="local", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": QUESTION}]
     )
     answers.append(("openai", "POST /v1/chat/completions", reply.choices[0].message.content or ""))
+    response = chat.responses.create(model="local", max_output_tokens=MAX_TOKENS, input=QUESTION)
+    answers.append(("openai", "POST /v1/responses", response.output_text))
     claude = anthropic.Anthropic(base_url=url, api_key="demo", max_retries=0)
     message = claude.messages.create(
         model="local", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": QUESTION}]

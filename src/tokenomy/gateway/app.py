@@ -28,7 +28,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_status
+from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, paid, retry_after, upstream_status
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
@@ -50,18 +50,12 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
+from tokenomy.gateway.responses_routes import router as responses_router
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 
-# OpenAI's error `type` for each admission refusal code.
-_ERROR_TYPES = {
-    "overloaded": "server_error",
-    "rate_limit_exceeded": "rate_limit_error",
-    "budget_unavailable": "server_error",
-    "budget_exceeded": "insufficient_quota",
-}
 log = logging.getLogger(__name__)
 
 
@@ -263,7 +257,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
                 error(
                     admitted.status,
                     admitted.message,
-                    _ERROR_TYPES[admitted.code],
+                    OPENAI_ERROR_TYPES[admitted.code],
                     admitted.code,
                     headers=admitted.headers,
                 ),
@@ -329,6 +323,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
+    app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
     # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
     app.serve_directly(
@@ -353,7 +348,8 @@ def _tune_gc() -> None:
 
 
 SERVED = (
-    "POST /v1/chat/completions, POST /v1/messages, POST /model/{modelId}/converse[-stream], "
+    "POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, POST /v1/messages, "
+    "POST /model/{modelId}/converse[-stream], "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent), GET /v1/models[/{model}], GET /healthz "
     "and GET /metrics"
 )
@@ -373,7 +369,12 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
         message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
     else:
         message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
-        if path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
+        if path.startswith("/v1/responses/"):  # retrieve, delete, cancel, input items, input tokens
+            message = (
+                f"{method} {path} is not served: this gateway keeps no responses (each call is in its ledger) and "
+                "serves POST /v1/responses only; send each request's whole conversation in `input`"
+            )
+        elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
     if path.startswith(BEDROCK_PREFIXES):
         if status == 404:

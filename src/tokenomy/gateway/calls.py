@@ -77,6 +77,15 @@ def refusal(
     return gw.refusal(route, replace(call, extra={}) if call.extra else call)
 
 
+# OpenAI's error `type` for each admission refusal code (chat completions and the Responses API).
+OPENAI_ERROR_TYPES = {
+    "overloaded": "server_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "budget_unavailable": "server_error",
+    "budget_exceeded": "insufficient_quota",
+}
+
+
 @dataclass
 class Refusal:
     """Why admission refused a request: HTTP status, a message for the caller, a machine code."""

@@ -77,7 +77,7 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 
 # -- messages --------------------------------------------------------------------------------------
-def _data_url(url: str, where: str, suffix: str = "") -> tuple[str, str]:
+def data_url(url: str, where: str, suffix: str = "") -> tuple[str, str]:
     """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded.
     `where` + `suffix` names it in an error (joined only then)."""
     head, sep, payload = url.partition(",")
@@ -183,7 +183,7 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
         if url.startswith("data:"):
-            media_type, text = _data_url(url, where, ".image_url.url")
+            media_type, text = data_url(url, where, ".image_url.url")
             return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
@@ -192,7 +192,7 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
-        media_type, text = _data_url(file["file_data"], where, ".file.file_data")
+        media_type, text = data_url(file["file_data"], where, ".file.file_data")
         data = binascii.a2b_base64(text)  # documents are held as bytes (most APIs take them so)
         name = file.get("filename") or ""
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
@@ -211,7 +211,7 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str, assista
     return [_part(p, where, i, assistant) for i, p in enumerate(content)]
 
 
-def _json_arguments(arguments: str) -> Any:
+def json_arguments(arguments: str) -> Any:
     """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
     64 bits, NaN); {} for text that is not JSON (the exact text is still what goes back upstream)."""
     try:
@@ -241,7 +241,7 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
         raise RequestError(
             f"{message}.tool_calls[{index}].function.arguments", "expected a string (the arguments as JSON text)"
         )
-    parsed = _json_arguments(arguments) if arguments else {}
+    parsed = json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
         id=str(call.get("id") or ""),
         name=function["name"],
@@ -516,20 +516,21 @@ def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
     raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
 
 
-def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
-    """`reasoning_effort` (OpenAI's level) or `thinking` (a budget in tokens, in Anthropic's shape), not both; or
-    adaptive thinking (`{"type": "adaptive"}`, Claude 4.6 and later), which `reasoning_effort` may guide."""
-    thinking = body.thinking
+def reasoning_from(thinking: dict[str, Any] | None, effort: str | None, effort_name: str) -> Reasoning | None:
+    """`effort` (OpenAI's level, sent as `effort_name`) or `thinking` (a budget in tokens, in Anthropic's shape), not
+    both; or adaptive thinking (`{"type": "adaptive"}`, Claude 4.6 and later), which the effort may guide."""
+    if thinking is not None and not isinstance(thinking, dict):
+        raise RequestError("thinking", "expected an object")
     if thinking is not None and thinking.get("type") == "adaptive":
         if set(thinking) != {"type"}:
-            raise RequestError("thinking", 'send {"type": "adaptive"} alone (with reasoning_effort to guide it)')
-        return Reasoning(effort=body.reasoning_effort, adaptive=True)
+            raise RequestError("thinking", f'send {{"type": "adaptive"}} alone (with {effort_name} to guide it)')
+        return Reasoning(effort=effort, adaptive=True)
     if thinking is None or thinking.get("type") == "disabled":
         if thinking is not None and set(thinking) != {"type"}:
             raise RequestError(
                 "thinking", 'send {"type": "disabled"} alone, or {"type": "enabled", "budget_tokens": N}'
             )
-        return Reasoning(effort=body.reasoning_effort) if body.reasoning_effort else None
+        return Reasoning(effort=effort) if effort else None
     if thinking.get("type") != "enabled" or set(thinking) != {"type", "budget_tokens"}:
         raise RequestError(
             "thinking", 'send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
@@ -537,8 +538,8 @@ def _reasoning(body: ChatCompletionRequest) -> Reasoning | None:
     budget = thinking["budget_tokens"]
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise RequestError("thinking.budget_tokens", "expected a whole number of tokens above 0")
-    if body.reasoning_effort:
-        raise RequestError("thinking", "send a thinking budget or reasoning_effort, not both")
+    if effort:
+        raise RequestError("thinking", f"send a thinking budget or {effort_name}, not both")
     return Reasoning(budget_tokens=budget)
 
 
@@ -601,7 +602,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         tool_choice=_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=_response_format(body.response_format),
-        reasoning=_reasoning(body),
+        reasoning=reasoning_from(body.thinking, body.reasoning_effort, "reasoning_effort"),
         user=_user(body),
         extra=_extra(body),
         meta=meta,

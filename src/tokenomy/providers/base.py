@@ -281,4 +281,6 @@ def delta_chunk(kind: str, value: Any) -> StreamChunk | None:
         return StreamChunk(reasoning=value)
     if kind == "signature" and value:
         return StreamChunk(signature=value)
+    if kind == "redacted":
+        return StreamChunk(redacted=value)
     return None

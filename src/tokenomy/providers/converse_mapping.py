@@ -444,8 +444,8 @@ class ConverseStreamAssembler:
         return block["tool_index"], block["id"], block["name"]
 
     def delta(self, event: dict[str, Any]) -> tuple[str, Any]:
-        """contentBlockDelta -> ("text" | "reasoning" | "signature", str), ("tool", (tool_index, fragment))
-        or ("", None)."""
+        """contentBlockDelta -> ("text" | "reasoning" | "signature" | "redacted", str), ("tool", (tool_index,
+        fragment)) or ("", None)."""
         index = event.get("contentBlockIndex", 0)
         delta = event.get("delta") or {}
         if "text" in delta:
@@ -476,8 +476,9 @@ class ConverseStreamAssembler:
             if "signature" in reasoning:
                 block["signature"] = reasoning["signature"]
                 return "signature", reasoning["signature"]
-            if "redactedContent" in reasoning:
+            if "redactedContent" in reasoning:  # whole in one delta: passed on in its place, as Claude's API does
                 block["redacted"] = base64.b64encode(reasoning["redactedContent"]).decode()
+                return "redacted", block["redacted"]
         return "", None
 
     def content(self) -> list[Block]:

@@ -1,0 +1,462 @@
+"""`POST /v1/responses`: OpenAI's Responses API on the gateway, for applications on `client.responses.create` (the
+OpenAI Agents SDK among them) to move behind Tokenomy by their base URL, as chat-completions applications do.
+
+The same path as `/v1/chat/completions`: the virtual key (`Authorization: Bearer`), the route named by `model`,
+overload guard, rate limit, budget reservation, the one call path (ledger, telemetry, retries, fallback, caching,
+routing), settlement. `responses_ingress` maps the request; the answer is a Response object whose output items are
+the answer's blocks in order: `reasoning` (the text, and in `encrypted_content` the signature or redacted data that
+must come back with it), one `message` with the text, and a `function_call` per tool call. Streams are the
+Responses API's semantic events (response.created, output_item.added, content_part.added, output_text.delta,
+function_call_arguments.delta, reasoning_text.delta, the matching .done events, response.completed). The gateway
+keeps no responses: each request carries its whole conversation (`store: false`, as stateless clients send).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import (
+    OPENAI_ERROR_TYPES,
+    Refusal,
+    admit,
+    call_streamed,
+    call_whole,
+    json_body,
+    request_meta,
+    retry_after,
+    upstream_status,
+)
+from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.responses import FirstChunkStream, call_cost, dumps, error, raw_extras, unsent_redacted
+from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_param, caller_path
+from tokenomy.gateway.responses_ingress import request_from_responses as read_request
+from tokenomy.ids import new_id
+from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, TextBlock, ToolUseBlock
+from tokenomy.money import money_or_none
+from tokenomy.providers.openai_wire import arguments_text
+
+router = APIRouter()
+
+
+# -- the answer --------------------------------------------------------------------------------------------------
+def reasoning_item(item_id: str, block: ReasoningBlock, summary: bool) -> dict[str, Any]:
+    """A reasoning item; what must come back with the text (a signature, redacted data) rides in encrypted_content."""
+    sealed = REDACTED + block.redacted if block.redacted is not None else None
+    if block.signature:
+        sealed = SIGNED + block.signature
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "summary": [{"type": "summary_text", "text": block.text}] if summary and block.text else [],
+        "content": [{"type": "reasoning_text", "text": block.text}] if block.text else [],
+        "encrypted_content": sealed,
+        "status": "completed",
+    }
+
+
+def text_part(text: str, annotations: list[Any] | None = None, logprobs: list[Any] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": logprobs or []}
+
+
+def message_item(item_id: str, content: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    return {"type": "message", "id": item_id, "role": "assistant", "status": status, "content": content}
+
+
+def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def _annotations(response: ChatResponse) -> list[dict[str, Any]]:
+    """An OpenAI-format upstream's url citations (chat completions nests each under `url_citation`)."""
+    found = raw_extras(response, "message").get("annotations") or []
+    return [{"type": a.get("type"), **(a.get(a.get("type")) or {})} for a in found if isinstance(a, dict)]
+
+
+def output_items(response: ChatResponse, ids: str, summary: bool) -> list[dict[str, Any]]:
+    """The answer's blocks as output items, in order: the text blocks of a run are one message (an OpenAI-format
+    upstream's refusal, which ChatResponse has no block for, is its refusal part)."""
+    items: list[dict[str, Any]] = []
+    message: dict[str, Any] | None = None
+    logprobs = (raw_extras(response, "choice").get("logprobs") or {}).get("content")
+    for block in response.content:
+        item_id = f"{ids}_{len(items)}"
+        if isinstance(block, TextBlock):
+            if message is None:
+                message = message_item("msg" + item_id, [])
+                items.append(message)
+            first = not message["content"]  # what the upstream said of its text goes with the text's first part
+            message["content"].append(text_part(block.text, *((_annotations(response), logprobs) if first else ())))
+            continue
+        message = None
+        if isinstance(block, ReasoningBlock):
+            items.append(reasoning_item("rs" + item_id, block, summary))
+        elif isinstance(block, ToolUseBlock):
+            items.append(call_item("fc" + item_id, block.id, block.name, arguments_text(block)))
+    refused = raw_extras(response, "message").get("refusal")
+    if isinstance(refused, str) and refused:
+        if message is None:
+            message = message_item(f"msg{ids}_{len(items)}", [])
+            items.append(message)
+        message["content"].append({"type": "refusal", "refusal": refused})
+    return items
+
+
+def usage_body(response: ChatResponse) -> dict[str, Any]:
+    """The Responses API's usage: input_tokens include cached ones (input_tokens_details), output reasoning."""
+    usage = response.usage
+    return {
+        "input_tokens": usage.total_input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.total_input_tokens + usage.output_tokens,
+    }
+
+
+def ending(response: ChatResponse) -> tuple[str, dict[str, str] | None]:
+    """(status, incomplete_details): an answer cut by its cap or a content filter is incomplete."""
+    reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(response.finish_reason)
+    return ("incomplete", {"reason": reason}) if reason else ("completed", None)
+
+
+def response_body(
+    body: dict[str, Any], name: str, response_id: str, status: str = "in_progress", output: list | None = None
+) -> dict[str, Any]:
+    """The Response object, echoing the request's settings as OpenAI's does."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": name,
+        "output": output or [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "reasoning": body.get("reasoning"),
+        "store": False,
+        "truncation": "disabled",
+        "metadata": body.get("metadata") or {},
+        "user": body.get("user"),
+        "usage": None,
+    }
+
+
+def finished(answer: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
+    """`answer` completed with the call's outcome: status, usage, and what it cost (as the other APIs report it)."""
+    answer["status"], answer["incomplete_details"] = ending(response)
+    answer["usage"] = usage_body(response)
+    answer["tokenomy"] = {
+        "cost_usd": money_or_none(response.cost_usd, "record"),
+        "call_cost_usd": money_or_none(call_cost(response), "record"),
+        "model": response.model,
+        "provider": response.provider,
+        "tier": response.tier,
+        "attempts": response.attempts,
+    }
+    return answer
+
+
+def _failure(exc: TokenomyError, origins: list[Origin]) -> JSONResponse:
+    if isinstance(exc, ProviderError) and exc.refused is not None:  # nothing was sent: the caller's place
+        where = caller_path(origins, exc.refused)
+        return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
+    if isinstance(exc, ProviderError) and exc.param is not None:  # the mapping refused a field before any call
+        where = caller_param(exc.param)
+        message = str(exc).replace(exc.param, where, 1)
+        return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
+    if isinstance(exc, ProviderError):
+        return error(
+            upstream_status(exc),
+            f"upstream {exc.kind}: {exc}",
+            "upstream_error",
+            exc.code or exc.kind,
+            headers=retry_after(exc),
+        )
+    return error(400, str(exc), "invalid_request_error")
+
+
+# -- the stream --------------------------------------------------------------------------------------------------
+class EventWriter:
+    """StreamChunks as the Responses API's events. A message or reasoning item closes when the next item opens;
+    function calls close at the end (a provider may interleave their argument fragments)."""
+
+    def __init__(self, body: dict[str, Any], name: str, response_id: str, origins: list[Origin]) -> None:
+        self.body, self.origins = body, origins
+        self.answer = response_body(body, name, response_id)
+        self.ids = response_id.removeprefix("resp")
+        self.summary = bool((body.get("reasoning") or {}).get("summary"))
+        self.sequence = 0
+        self.items: list[dict[str, Any]] = []  # every item sent, as it stands
+        self.open: dict[str, Any] | None = None  # the message or reasoning item still receiving deltas
+        self.calls: dict[int, dict[str, Any]] = {}  # a tool call's index -> its item
+        self.redacted_sent = 0
+        self.started = False  # response.created went out
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        self.sequence += 1
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}
+        return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+    def _index(self, item: dict[str, Any]) -> int:
+        return next(i for i, each in enumerate(self.items) if each is item)
+
+    def _add(self, item: dict[str, Any]) -> list[bytes]:
+        self.items.append(item)
+        return [self._event("response.output_item.added", output_index=len(self.items) - 1, item=dict(item))]
+
+    def _done(self, item: dict[str, Any]) -> list[bytes]:
+        index, item_id = self._index(item), item["id"]
+        out = []
+        if item["type"] == "message":
+            for k, part in enumerate(item["content"]):
+                kind, key = ("output_text", "text") if part["type"] == "output_text" else ("refusal", "refusal")
+                common = {"item_id": item_id, "output_index": index, "content_index": k}
+                out.append(self._event(f"response.{kind}.done", **common, **{key: part[key]}))
+                out.append(self._event("response.content_part.done", **common, part=part))
+        elif item["type"] == "function_call":
+            out.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item_id,
+                    output_index=index,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
+        elif item["content"]:  # reasoning with text
+            out.append(
+                self._event(
+                    "response.reasoning_text.done",
+                    item_id=item_id,
+                    output_index=index,
+                    content_index=0,
+                    text=item["content"][0]["text"],
+                )
+            )
+        item["status"] = "completed"
+        return [*out, self._event("response.output_item.done", output_index=index, item=item)]
+
+    def _close(self) -> list[bytes]:
+        item, self.open = self.open, None
+        return self._done(item) if item is not None else []
+
+    def _reasoning(self, block: ReasoningBlock) -> list[bytes]:
+        """A whole reasoning item (redacted, or a signature riding on a text or tool-call piece), added and done."""
+        item = reasoning_item(f"rs{self.ids}_{len(self.items)}", block, self.summary)
+        return [*self._close(), *self._add(item), *self._done(item)]
+
+    def _text(self, kind: str, key: str, text: str, logprobs: list[Any]) -> list[bytes]:
+        """A delta of the open message's last part when it is `kind` (output_text or refusal), else of a new part
+        (in a new message when none is open)."""
+        out: list[bytes] = []
+        message = self.open
+        if message is None or message["type"] != "message":
+            out += self._close()
+            message = self.open = message_item(f"msg{self.ids}_{len(self.items)}", [], "in_progress")
+            out += self._add(message)
+        index, parts = self._index(message), message["content"]
+        if not parts or parts[-1]["type"] != kind:
+            part = text_part("") if kind == "output_text" else {"type": "refusal", "refusal": ""}
+            parts.append(part)
+            out.append(
+                self._event(
+                    "response.content_part.added", item_id=message["id"], output_index=index,
+                    content_index=len(parts) - 1, part=dict(part),
+                )
+            )  # fmt: skip
+        parts[-1][key] += text
+        fields = {"logprobs": logprobs} if kind == "output_text" else {}
+        where = {"item_id": message["id"], "output_index": index, "content_index": len(parts) - 1}
+        return [*out, self._event(f"response.{kind}.delta", **where, delta=text, **fields)]
+
+    def start(self) -> list[bytes]:
+        self.started = True
+        return [
+            self._event("response.created", response=self.answer),
+            self._event("response.in_progress", response=self.answer),
+        ]
+
+    def chunk(self, piece: StreamChunk) -> list[bytes]:
+        out: list[bytes] = []
+        if piece.redacted is not None:  # whole, where the model put it
+            out += self._reasoning(ReasoningBlock(redacted=piece.redacted))
+            self.redacted_sent += 1
+        riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
+        if riding:  # Gemini's signature on the part it came with: a reasoning item of its own before that part
+            out += self._reasoning(ReasoningBlock("", piece.signature))
+        elif piece.reasoning or piece.signature:
+            if self.open is None or self.open["type"] != "reasoning":
+                out += self._close()
+                self.open = reasoning_item(f"rs{self.ids}_{len(self.items)}", ReasoningBlock(), self.summary)
+                self.open["status"] = "in_progress"
+                out += self._add(self.open)
+            item = self.open
+            if piece.reasoning:
+                if not item["content"]:
+                    item["content"].append({"type": "reasoning_text", "text": ""})
+                item["content"][0]["text"] += piece.reasoning
+                if self.summary:
+                    item["summary"] = [{"type": "summary_text", "text": item["content"][0]["text"]}]
+                out.append(
+                    self._event(
+                        "response.reasoning_text.delta",
+                        item_id=item["id"],
+                        output_index=self._index(item),
+                        content_index=0,
+                        delta=piece.reasoning,
+                    )
+                )
+            if piece.signature:
+                item["encrypted_content"] = SIGNED + piece.signature
+        extra = piece.extra or {}
+        if piece.delta:
+            out += self._text("output_text", "text", piece.delta, (extra.get("logprobs") or {}).get("content") or [])
+        refused = (extra.get("delta") or {}).get("refusal")  # an OpenAI-format model's refusal
+        if isinstance(refused, str) and refused:
+            out += self._text("refusal", "refusal", refused, [])
+        call = piece.tool_call
+        if call is not None:
+            if call.index not in self.calls:
+                out += self._close()
+                fresh = call_item(f"fc{self.ids}_{len(self.items)}", call.id or "", call.name or "", "", "in_progress")
+                self.calls[call.index] = fresh
+                out += self._add(fresh)
+            item = self.calls[call.index]
+            if call.arguments:
+                item["arguments"] += call.arguments
+                out.append(
+                    self._event(
+                        "response.function_call_arguments.delta",
+                        item_id=item["id"],
+                        output_index=self._index(item),
+                        delta=call.arguments,
+                    )
+                )
+        return out
+
+    def finish(self, response: ChatResponse) -> list[bytes]:
+        out = self._close()
+        for item in self.calls.values():
+            out += self._done(item)
+        for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
+            out += self._reasoning(block)
+        answer = finished(self.answer, response)
+        answer["output"] = self.items
+        kind = "response.completed" if answer["status"] == "completed" else "response.incomplete"
+        return [*out, self._event(kind, response=answer)]
+
+    def refused(self, exc: TokenomyError) -> Response:
+        return _failure(exc, self.origins)
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request"
+        return self._ended(
+            {
+                "code": "rate_limit_exceeded" if kind == "throttled" else "server_error",
+                "message": f"upstream {kind}: {exc}",
+            }
+        )
+
+    def crashed(self, message: str) -> bytes:
+        return self._ended({"code": "server_error", "message": message})
+
+    def _ended(self, problem: dict[str, str]) -> bytes:
+        """response.failed, after the events that open a response when none went out yet (a bug before the first
+        piece): the SDK reads a failure only of a response it saw created."""
+        opening = b"" if self.started else b"".join(self.start())
+        self.answer.update(status="failed", error=problem, output=self.items)
+        return opening + self._event("response.failed", response=self.answer)
+
+
+# -- the route ---------------------------------------------------------------------------------------------------
+@router.post("/v1/responses")
+async def create_response(request: Request) -> Response:
+    """Create a model response in OpenAI's Responses API shape (streaming with `stream: true`)."""
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    try:
+        body = await json_body(request)
+    except ValueError as exc:
+        message = (
+            f'the request body is not valid JSON ({exc}); send a JSON object such as {{"model": ..., "input": ...}}'
+        )
+        return metrics.done(error(400, message, "invalid_request_error"), "unknown", started)
+    model = body.get("model") if isinstance(body, dict) else None
+    name: str = model if isinstance(model, str) else ""
+    route = gw.route_for(name) if name else None
+    label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
+    key = await gw.authenticate_async(request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        return metrics.done(key, label, started)
+    if not isinstance(body, dict) or not name:
+        what = (
+            "model: required (a string; GET /v1/models lists the names)"
+            if isinstance(body, dict)
+            else ("the request body must be a JSON object")
+        )
+        return metrics.done(error(400, what, "invalid_request_error", param="model"), label, started)
+    if route is None:
+        message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
+        return metrics.done(error(404, message, "invalid_request_error", "model_not_found", "model"), label, started)
+    try:
+        call, origins = read_request(body)
+        tags = call.meta.tags
+        call.meta = request_meta(request, route, key, name)
+        call.meta.tags = {**tags, **call.meta.tags}  # metadata, and the x-tokenomy-tags header over it
+        call.model = route.model or name
+        refused = gw.refusal(route, call)
+    except RequestError as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), name, started)
+    except (ValueError, TokenomyError) as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error"), name, started)
+    if refused is not None:  # named where the caller sent it
+        where = caller_path(origins, refused)
+        message = refused.error_text(where)
+        return metrics.done(error(400, message, "invalid_request_error", "unsupported_content", where), name, started)
+    admitted = await admit(gw, name, route, key, call)
+    if isinstance(admitted, Refusal):
+        failed = error(
+            admitted.status,
+            admitted.message,
+            OPENAI_ERROR_TYPES[admitted.code],
+            admitted.code,
+            headers=admitted.headers,
+        )
+        return metrics.done(failed, name, started)
+    call.meta.request_id = new_id()  # the response id, its x-request-id header and its ledger rows
+    response_id = f"resp_{call.meta.request_id}"
+    headers = {"x-request-id": call.meta.request_id}
+    if body.get("stream"):
+        writer = EventWriter(body, name, response_id, origins)
+        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers)
+    response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, origins))
+    if isinstance(response, Response):
+        response.headers.update(headers)
+        return metrics.done(response, name, started)
+    summary = bool((body.get("reasoning") or {}).get("summary"))
+    answer = response_body(body, name, response_id, output=output_items(response, response_id[4:], summary))
+    return metrics.done(JSONResponse(finished(answer, response), headers=headers), name, started)

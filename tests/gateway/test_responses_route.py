@@ -1,0 +1,323 @@
+"""`POST /v1/responses`: OpenAI's Responses API on the gateway, driven by the official openai SDK
+(`client.responses.create` and its `stream()` helper) against a real gateway on 127.0.0.1, in front of a recording
+OpenAI-format upstream and the Anthropic emulator. What reaches the upstream is checked field by field; what is
+refused is named as the caller sent it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
+from helpers.scripted_anthropic import ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SONNET = "claude-sonnet-4-5-20250929"
+WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city", "strict": False,
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}, "strict": None}
+ASK = {"role": "user", "content": "Weather and time in Paris?"}
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: any re-encoding would show
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    scripted = ScriptedAnthropic()
+    ledger = tmp_path_factory.mktemp("responses") / "ledger.duckdb"
+    with RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url:
+        config = parse_config({"models": {
+            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+            "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
+                          "inputs": ["text"]},
+            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url}}})
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("ANTHROPIC_API_KEY", "unused")
+            with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+                yield upstream, scripted, url, ledger
+
+
+@pytest.fixture
+def client(served):
+    upstream, scripted, url, _ = served
+    upstream.bodies.clear()
+    upstream.message_extra = {}
+    scripted.requests.clear()
+    scripted.broken = False
+    return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+
+
+def ledger_rows(ledger, request_id: str) -> list:
+    """The call's ledger rows, once the gateway's writer (a second a batch) has written them."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [e for e in open_store(ledger).events() if e.request_id == request_id]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def next_turn(reply) -> list[dict]:
+    """An agent loop's next input: the question, the reply's items as the SDK gives them, one output per call."""
+    items = [item.model_dump(exclude_none=True) for item in reply.output]
+    outputs = [{"type": "function_call_output", "call_id": item.call_id, "output": f"{item.name}: 18C sunny"}
+               for item in reply.output if item.type == "function_call"]
+    return [ASK, *items, *outputs]
+
+
+def test_text_instructions_and_options_reach_the_upstream_and_usage_comes_back(served, client):
+    upstream, _, _, ledger = served
+    reply = client.responses.create(model="fast", input="Hi", instructions="Be brief", max_output_tokens=20,
+                                    temperature=0.5, top_p=0.9, metadata={"team": "search"},
+                                    extra_headers={"x-tokenomy-tags": "app=bot"})
+    assert reply.output_text == "plain answer" and reply.status == "completed" and reply.model == "fast"
+    assert upstream.last == {"model": "up-model", "messages": [{"role": "system", "content": "Be brief"},
+                                                               {"role": "user", "content": "Hi"}],
+                             "max_completion_tokens": 20, "temperature": 0.5, "top_p": 0.9}
+    # The upstream's 40 prompt tokens include 8 cached; 9 output tokens include 3 of reasoning.
+    assert (reply.usage.input_tokens, reply.usage.input_tokens_details.cached_tokens) == (40, 8)
+    assert (reply.usage.output_tokens, reply.usage.output_tokens_details.reasoning_tokens) == (9, 3)
+    assert reply.usage.total_tokens == 49 and reply.metadata == {"team": "search"}
+    request_id = reply.id.removeprefix("resp_")
+    [row] = ledger_rows(ledger, request_id)
+    assert row.outcome == "ok" and row.model == "up-model" and row.route == "fast"
+    assert row.tags == {"team": "search", "app": "bot"} and row.cost_usd > 0
+
+
+def test_a_tool_call_round_trip_whole_and_streamed(client, served):
+    upstream = served[0]
+    reply = client.responses.create(model="fast", input=[ASK], tools=[WEATHER, TIME], max_output_tokens=50)
+    calls = [(o.type, o.call_id, o.name, o.arguments) for o in reply.output]
+    assert calls == [("function_call", "call_0", "get_weather", arguments_for("get_weather")),
+                     ("function_call", "call_1", "get_time", arguments_for("get_time"))]
+    assert upstream.last["tools"] == [
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                          "parameters": WEATHER["parameters"], "strict": False}},
+        {"type": "function", "function": {"name": "get_time", "parameters": TIME["parameters"]}}]
+    final = client.responses.create(model="fast", input=next_turn(reply), tools=[WEATHER, TIME])
+    assert final.output_text == "answer after get_time: 18C sunny"
+    assert upstream.last["messages"] == [
+        ASK,
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather",
+                                                              "arguments": arguments_for("get_weather")}},
+            {"id": "call_1", "type": "function", "function": {"name": "get_time",
+                                                              "arguments": arguments_for("get_time")}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "get_weather: 18C sunny"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "get_time: 18C sunny"}]
+
+    with client.responses.stream(model="fast", input=[ASK], tools=[WEATHER, TIME]) as stream:
+        events = [event.type for event in stream]
+        streamed = stream.get_final_response()
+    assert events.count("response.function_call_arguments.delta") == 6  # 2 calls x 3 fragments, not one blob
+    assert events[:2] == ["response.created", "response.in_progress"] and events[-1] == "response.completed"
+    assert [(o.call_id, o.arguments) for o in streamed.output] == [(c[1], c[3]) for c in calls]
+    assert upstream.last["stream"] is True
+    with client.responses.stream(model="fast", input=next_turn(streamed), tools=[WEATHER, TIME]) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        assert stream.get_final_response().output_text == text == "answer after get_time: 18C sunny"
+
+    client.responses.create(model="fast", input=[ASK], tools=[WEATHER, TIME], parallel_tool_calls=False,
+                            tool_choice={"type": "function", "name": "get_time"})
+    assert upstream.last["parallel_tool_calls"] is False
+    assert upstream.last["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+
+
+def test_an_image_and_a_file_arrive_byte_for_byte(client, served):
+    upstream = served[0]
+    image = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    pdf = base64.b64encode(b"%PDF-1.4 report").decode()
+    content = [{"type": "input_text", "text": "What is this?"},
+               {"type": "input_image", "image_url": image, "detail": "low"},
+               {"type": "input_file", "filename": "r.pdf", "file_data": "data:application/pdf;base64," + pdf}]
+    client.responses.create(model="fast", input=[{"role": "user", "content": content}])
+    sent = upstream.last["messages"][0]["content"]
+    assert sent[1] == {"type": "image_url", "image_url": {"url": image, "detail": "low"}}
+    assert sent[2]["file"]["file_data"] == "data:application/pdf;base64," + pdf
+    with pytest.raises(openai.BadRequestError) as refused:  # a model the config declares text-only
+        client.responses.create(model="text-only", input=[{"role": "user", "content": content[:2]}])
+    assert refused.value.body["param"] == "input[0].content[1]"
+    assert "model `text-only` cannot take an image block (input[0].content[1])" in refused.value.body["message"]
+
+
+def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, served):
+    upstream = served[0]
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],
+              "additionalProperties": False}
+    reply = client.responses.create(
+        model="fast", input="A number", include=["message.output_text.logprobs"], top_logprobs=2,
+        text={"format": {"type": "json_schema", "name": "n", "schema": schema, "strict": True}, "verbosity": "low"},
+        reasoning={"effort": "low", "summary": "auto"}, service_tier="flex", prompt_cache_key="k1")
+    sent = upstream.last
+    assert sent["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "n", "schema": schema, "strict": True}}
+    assert (sent["verbosity"], sent["logprobs"], sent["top_logprobs"]) == ("low", True, 2)
+    assert (sent["reasoning_effort"], sent["service_tier"], sent["prompt_cache_key"]) == ("low", "flex", "k1")
+    assert reply.output[0].content[0].logprobs[0].token == LOGPROBS["content"][0]["token"]
+
+
+@pytest.mark.parametrize(("change", "param"), [
+    ({"previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"store": True}, "store"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+    ({"input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+     "input[0].content[0].type"),
+    ({"input": [{"role": "user", "content": "hi", "colour": "red"}]}, "input[0].colour"),
+    ({"input": [ASK, {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"}]},
+     "input[1].encrypted_content"),
+    ({"truncation": "auto"}, "truncation"),
+    ({"include": ["file_search_call.results"]}, "include[0]"),
+    ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"made_up": 1}, "made_up"),
+])
+def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):
+    upstream, _, url, _ = served
+    before = len(upstream.bodies)
+    reply = httpx.post(url + "/v1/responses", json={"model": "fast", "input": "hi", **change}, timeout=30)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == param and reply.json()["error"]["message"].startswith(param)
+    assert len(upstream.bodies) == before  # refused before any call
+
+
+def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="claude", input="hi", max_output_tokens=16, text={"verbosity": "low"})
+    assert refused.value.body["param"] == "text.verbosity"
+
+
+def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):
+    url = served[2]
+    bad = httpx.post(url + "/v1/responses", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+    assert httpx.post(url + "/v1/responses", json={"input": "hi"}).json()["error"]["param"] == "model"
+    missing = httpx.post(url + "/v1/responses", json={"model": "nope", "input": "hi"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    assert httpx.post(url + "/v1/responses", json={"model": "fast", "input": 3}).json()["error"]["param"] == "input"
+
+
+def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monkeypatch):
+    """The emulator checks the signatures it issued: a reasoning item sent back must carry its thinking whole."""
+    from tokenomy.emulate.anthropic_api import create_app as create_emulator
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    with ServerThread(create_emulator()) as upstream:
+        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "claude", "max_output_tokens": 1100,
+                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+            first = [{"role": "user", "content": "Name one colour, in one word."}]
+            whole = client.responses.create(input=first, **ask)
+            with client.responses.stream(input=first, **ask) as stream:
+                deltas = "".join(e.delta for e in stream if e.type == "response.reasoning_text.delta")
+                streamed = stream.get_final_response()
+            for reply in (whole, streamed):
+                reasoning = reply.output[0]
+                assert reasoning.type == "reasoning" and reasoning.encrypted_content.startswith("tokenomy.signed:")
+                assert reasoning.content[0].text and reply.output[1].type == "message"
+                turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
+                        {"role": "user", "content": "And another?"}]
+                assert client.responses.create(input=turn, **ask).output_text
+            assert deltas == streamed.output[0].content[0].text
+            forged = whole.output[0].model_dump(exclude_none=True)
+            forged["content"][0]["text"] += " (edited)"
+            with pytest.raises(openai.BadRequestError, match="signature"):
+                client.responses.create(input=[*first, forged, whole.output[1].model_dump(exclude_none=True),
+                                               {"role": "user", "content": "?"}], **ask)
+
+
+def test_a_fault_inside_a_stream_ends_it_with_response_failed(client, served):
+    scripted = served[1]
+    scripted.broken = True
+    with client.responses.stream(model="claude", input="hi", max_output_tokens=16) as stream:
+        events = [event for event in stream]
+    assert events[-1].type == "response.failed" and events[-1].response.status == "failed"
+    assert events[-1].response.error.message
+
+
+def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(tmp_path):
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.000001"), period="month", name="agent")
+    posts: list[str] = []
+    with RecordingOpenAI() as upstream:
+        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "up",
+                                                                 "base_url": upstream.url, "price_as": HAIKU}}})
+        app = create_app(config, str(ledger))
+
+        async def counting(scope, receive, send):  # every request the SDK sends, retries included
+            if scope["type"] == "http" and scope["method"] == "POST":
+                posts.append(scope["path"])
+            await app(scope, receive, send)
+
+        with ServerThread(counting, lifespan="on") as url:
+            with pytest.raises(openai.RateLimitError) as refused:  # the SDK's default retries
+                openai.OpenAI(base_url=url + "/v1", api_key=secret).responses.create(
+                    model="fast", input="hi", max_output_tokens=500)
+    assert refused.value.body["code"] == "budget_exceeded" and posts == ["/v1/responses"]
+    assert upstream.bodies == []
+
+
+def test_the_answer_is_json_the_sdk_reads_whole(served):
+    """Every field the Response object has in OpenAI's answer is there (the SDK reads missing ones as None)."""
+    url = served[2]
+    body = httpx.post(url + "/v1/responses", json={"model": "fast", "input": "hi"}).json()
+    for key in ("id", "object", "created_at", "status", "model", "output", "usage", "parallel_tool_calls",
+                "tool_choice", "tools", "text", "store"):
+        assert key in body, key
+    assert body["object"] == "response" and body["store"] is False
+    assert json.loads(json.dumps(body["tokenomy"]))["provider"] == "openai"
+
+
+def test_the_paths_of_stored_responses_say_the_gateway_keeps_none(served):
+    url = served[2]
+    for method, path in (("GET", "/v1/responses/resp_1"), ("DELETE", "/v1/responses/resp_1"),
+                         ("POST", "/v1/responses/input_tokens")):
+        reply = httpx.request(method, url + path, json={"model": "fast", "input": "hi"} if method == "POST" else None)
+        assert reply.status_code == 404 and "keeps no responses" in reply.json()["error"]["message"], path
+
+
+def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, monkeypatch):
+    """Gemini (its emulator checks them) wants each thought signature back on the part it came with: the reasoning
+    item before the call carries it in encrypted_content, whole and streamed, and the next turn is accepted."""
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "g", "max_output_tokens": 256, "tools": [WEATHER],
+                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}}}
+            first = [{"role": "user", "content": "Weather in Paris?"}]
+            whole = client.responses.create(input=first, tool_choice="required", **ask)
+            with client.responses.stream(input=first, tool_choice="required", **ask) as stream:
+                streamed = stream.get_final_response()
+            for reply in (whole, streamed):
+                kinds = [o.type for o in reply.output]
+                assert kinds[-1] == "function_call" and "reasoning" in kinds, kinds
+                signed = [o for o in reply.output if o.type == "reasoning" and o.encrypted_content]
+                assert signed and all(o.encrypted_content.startswith("tokenomy.signed:") for o in signed)
+                turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
+                        {"type": "function_call_output", "call_id": reply.output[-1].call_id, "output": "18C sunny"}]
+                assert "18C" in client.responses.create(input=turn, **ask).output_text
+            unsigned = [o.model_dump(exclude_none=True, exclude={"encrypted_content"}) for o in whole.output]
+            with pytest.raises(openai.BadRequestError):
+                client.responses.create(input=[*first, *unsigned, {"type": "function_call_output",
+                                                                   "call_id": whole.output[-1].call_id,
+                                                                   "output": "18C sunny"}], **ask)
