@@ -136,11 +136,11 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
     assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
 
 
-def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_prompt(server, ledger_path):
+def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_with_what_it_was_billed(server, ledger_path):
     # An async caller gave up after the request had gone out (an asyncio timeout; a gateway's graceful shutdown
     # cancelling what it still runs): the provider got the prompt, answered and billed it. A streamed attempt so
     # cancelled was recorded; a non-streamed one left no ledger row, and a budget re-seeded from the ledger
-    # did not count it.
+    # did not count it. The OpenAI SDK's call runs on in its worker thread: its answer's usage is the row's.
     import asyncio
 
     server.script.append((200, {}, "late"))  # answers after 1.5 s
@@ -154,8 +154,43 @@ def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_pr
     asyncio.run(main())
     [row] = open_store(ledger_path).events()
     assert server.calls == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
-    assert row.input_tokens == 100 and row.output_tokens == 0  # the prompt, estimated; no answer was read
-    assert row.cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+    assert row.input_tokens == 1000 and row.output_tokens == 10  # the answer nobody read, as the server counted it
+    assert row.cost_usd == compute_cost(Usage(1000, 10), "gpt-4o-mini").total_usd > 0
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorded_at_the_real_usage(ledger_path):
+    # The Anthropic, Bedrock and Gemini SDKs run in a worker thread, which a cancelled caller cannot stop: the provider
+    # answers and bills. The row said only the prompt estimate (100 in, 0 out) and the rate limiter kept that too;
+    # the answer's own usage (10 in, 2 out, as the upstream reports it) was thrown away with the answer.
+    import asyncio
+
+    from helpers.scripted_anthropic import ScriptedAnthropic
+    from tokenomy.resilience.ratelimit import RateLimiter
+
+    upstream = ScriptedAnthropic()
+    upstream.delay_s = 0.4
+    limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)  # a stopped clock: the bucket holds only what is settled
+    with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        spec = {"claude": ModelSpec(name="claude", provider="anthropic", model="claude-sonnet-4-5-20250929",
+                                    base_url=url)}
+
+        async def main() -> None:
+            with Tokenomy(ledger_path, models=spec, policy=CallPolicy(limiter=limiter)) as client:
+                call = asyncio.ensure_future(client.achat(ChatRequest.simple("x" * 400, model="claude", max_tokens=50)))
+                while not upstream.requests:  # cancelled once Claude has the request
+                    await asyncio.sleep(0.01)
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+
+        asyncio.run(main())  # the client's close waits for the thread's answer
+    [row] = open_store(ledger_path).events()
+    assert len(upstream.requests) == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
+    assert (row.input_tokens, row.output_tokens) == (10, 2)  # what the provider billed, not the estimate
+    assert row.cost_usd == compute_cost(Usage(10, 2), "claude-sonnet-4-5-20250929").total_usd
+    assert limiter._tokens == 10_000 - 12
 
 
 @pytest.mark.slow

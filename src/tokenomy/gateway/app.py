@@ -6,6 +6,7 @@ Every request passes: auth (virtual key) → overload guard → route → rate l
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import json
@@ -23,12 +24,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from tokenomy.call_cost import CallCost
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import Refusal, admit, paid, retry_after, upstream_status
+from tokenomy.gateway.calls import (
+    Refusal,
+    admit,
+    paid,
+    retry_after,
+    settle_when_final,
+    upstream_status,
+)
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
@@ -78,10 +87,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         app.state.ledger_store = holder["gw"].store
         app.state.gateway = holder["gw"]  # the dashboard checks virtual keys when auth is on
         yield
+        await holder["gw"].wind_down()  # calls cancelled requests left running are recorded and settled first
         holder["gw"].close()
         await holder["gw"].limits.aclose()
         await holder["gw"].client.aclose_upstreams()
-        holder["gw"].client.close()  # in-flight requests are done: flush the ledger
+        holder["gw"].client.close(wait_s=0)  # in-flight requests are done: flush the ledger
 
     app = GatewayApp(
         title="Tokenomy gateway",
@@ -276,8 +286,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         headers = {"x-request-id": call.meta.request_id}
         if body.stream:
             return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
+        cost = CallCost()
         try:
-            response = await gw.client.achat(call, policy=policy)
+            response = await gw.client.achat(call, policy=policy, cost=cost)
         except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
             await _settle(gw, budgets, None, paid=paid(exc))
             failed = (
@@ -287,7 +298,10 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
             failed.headers.update(headers)
             return metrics.done(failed, body.model, started)
-        except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        except asyncio.CancelledError:  # a graceful shutdown's end, or a caller's timeout: its attempts are (or will
+            settle_when_final(gw, budgets, cost)  # be) in the ledger at what they cost
+            raise
+        except BaseException:  # a bug: whether the provider answered is not known
             await _settle(gw, budgets, None, unknown=True)
             raise
         finally:

@@ -5,16 +5,18 @@ API's routes only map the request in and the answer out (`call_whole`, and `call
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from tokenomy.call_cost import CallCost
 from tokenomy.client import CallPolicy
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
@@ -159,6 +161,32 @@ async def settle(
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
 
 
+def in_background(gw, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+    """Run `work` as a task of its own, which the gateway's shutdown waits for (`Gateway.wind_down`) and a cancelled
+    request cannot stop midway."""
+    task = asyncio.get_running_loop().create_task(work)
+    gw.settling.add(task)
+    task.add_done_callback(gw.settling.discard)
+    return task
+
+
+def settle_when_final(gw, budgets: Reservation | None, cost: CallCost) -> None:
+    """Settle a cancelled call's reservation at what its attempts cost, as the ledger records them: now, or, for an
+    attempt left running in a provider's worker thread (which answers and bills though nobody waits), when that
+    thread has recorded it. Call it on the gateway's loop."""
+    if budgets is None or gw.budgets is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def final(spent: Decimal) -> None:  # on this loop's thread, or on the worker thread that recorded the attempt
+        try:
+            loop.call_soon_threadsafe(lambda: in_background(gw, settle(gw, budgets, None, paid=spent)))
+        except RuntimeError:  # the loop has closed: in-process counters went with it; Redis keeps the reservation
+            log.warning("a call ended after the gateway stopped: its budget reservation stays counted, not settled")
+
+    cost.when_final(final)
+
+
 def paid(exc: BaseException | None) -> Decimal:
     """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
     return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
@@ -192,12 +220,16 @@ async def call_whole(
 ) -> ChatResponse | Response:
     """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
     A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
+    cost = CallCost()
     try:
-        response = await gw.client.achat(call, policy=admitted.policy)
+        response = await gw.client.achat(call, policy=admitted.policy, cost=cost)
     except TokenomyError as exc:
         await settle(gw, admitted.budgets, None, paid=paid(exc))
         return failure(exc)
-    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+    except asyncio.CancelledError:  # a graceful shutdown's end, or a caller's timeout: its attempts are (or will be)
+        settle_when_final(gw, admitted.budgets, cost)  # in the ledger at what they cost
+        raise
+    except BaseException:  # a bug: whether the provider answered is not known
         await settle(gw, admitted.budgets, None, unknown=True)
         raise
     finally:
