@@ -4,12 +4,16 @@ provider billed for the call, and agree with each other."""
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from helpers.scripted_anthropic import ScriptedAnthropic
+from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -18,6 +22,7 @@ from tokenomy.gateway.limits import to_nano
 from tokenomy.ledger.store import open_store
 
 SONNET = "claude-sonnet-4-5-20250929"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ASK = [{"role": "user", "content": "x" * 400}]
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
@@ -72,3 +77,43 @@ def test_a_call_cancelled_while_its_sdk_thread_runs_settles_ledger_and_budget_at
     assert len(upstream.requests) == 1 and (row.outcome, row.key_id) == ("cancelled", key.key_id)
     assert (row.input_tokens, row.output_tokens) == (10, 2)  # Claude's own count
     assert charged == to_nano(row.cost_usd) > 0  # the budget counts what the ledger says, not max_tokens' worth
+
+
+def leave_a_stream(api: str, url: str, secret: str) -> None:
+    """Read three pieces of the answer, then close the connection."""
+    if api == "chat":
+        chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        stream = chat.chat.completions.create(model="up", messages=ASK, max_tokens=1000, stream=True)
+        pieces = [chunk for chunk, _ in zip(stream, range(3), strict=False)]
+    else:
+        messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+        stream = messages.messages.create(model="up", messages=ASK, max_tokens=1000, stream=True)
+        pieces = [event for event, _ in zip(stream, range(3), strict=False)]
+    assert len(pieces) == 3
+    stream.close()
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_row_records(api, ledger_path):
+    # Never overspent, but the whole reservation (the prompt and max_tokens of output) stayed counted for a stream the
+    # ledger records at its estimate (the prompt and the pieces generated): a budget filled ~20x faster than it spent.
+    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=tuple(f"w{i} " for i in range(20)))
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    config = {
+        "auth": True,
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+    }
+    app = create_app(parse_config(config), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            leave_a_stream(api, url, secret)
+            budgets = app.state.gateway.budgets
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(budgets.open.values()):  # the stream wound up
+                time.sleep(0.02)
+            charged = asyncio.run(app.state.gateway.limits.spent(counter(key)))
+    finally:
+        upstream.close()
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type) == ("cancelled", "StreamAbandoned") and row.output_tokens >= 1
+    assert charged == to_nano(row.cost_usd) > 0

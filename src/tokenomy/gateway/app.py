@@ -37,6 +37,7 @@ from tokenomy.gateway.calls import (
     retry_after,
     settle_when_final,
     upstream_status,
+    wind_up_stream,
 )
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
@@ -456,14 +457,15 @@ async def _stream(
         return sse(payload)
 
     final: ChatResponse | None = None
-    streamed = False
+    crashed = False  # a bug ended the stream
     opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
     signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
+    cost = CallCost()
+    pieces = gw.client.astream(call, policy=policy, cost=cost)
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
-        async for piece in gw.client.astream(call, policy=policy):
+        async for piece in pieces:
             rendered = chunk_delta(piece)
             if not opened and (rendered is not None or piece.response is not None):
                 opened = True
@@ -473,7 +475,6 @@ async def _stream(
                 calls_only = "tool_calls" in first and not first.get("content")
                 yield chunk({"role": "assistant", "content": None if calls_only else ""})
             if rendered is not None:
-                streamed = True
                 if piece.signature and piece.tool_call is not None:
                     signed_calls.add(piece.tool_call.index)
                 yield chunk(rendered[0], extra=rendered[1])
@@ -492,7 +493,6 @@ async def _stream(
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
-        failed = exc
         if not opened:
             refused = (
                 _provider_error(exc, body)
@@ -510,6 +510,7 @@ async def _stream(
             )
             metrics.count(body.model, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        crashed = True
         log.exception("the chat completions stream for %s failed", body.model)
         message = f"internal error ({type(exc).__name__}); see the gateway's log"
         payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
@@ -517,9 +518,7 @@ async def _stream(
         metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await _settle(gw, budgets, final, unknown=unknown, paid=paid(failed))
+        await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
     if refused is not None:
         yield refused
         return

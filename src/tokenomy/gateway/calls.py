@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
@@ -187,6 +187,32 @@ def settle_when_final(gw, budgets: Reservation | None, cost: CallCost) -> None:
     cost.when_final(final)
 
 
+async def wind_up_stream(
+    gw,
+    budgets: Reservation | None,
+    pieces: AsyncGenerator[StreamChunk, None],
+    cost: CallCost,
+    final: ChatResponse | None,
+    crashed: bool,
+) -> None:
+    """Settle a streamed call's reservation at what the ledger records for it: its answer, or what its attempts cost
+    (a failed call's; a stream the client left, at its estimate: the prompt and the pieces generated). One a bug broke
+    keeps the reservation: whether its attempt was recorded is not known.
+
+    The client's stream is closed first, so an attempt the client left is recorded before it is settled. Shielded in
+    a task of its own: the client that left cancels the request's task (Starlette's disconnect listener cancels it
+    at every await), and a settlement cancelled midway (Redis) would keep the whole reservation."""
+
+    async def wind_up() -> None:
+        await pieces.aclose()
+        if final is not None or crashed:
+            await settle(gw, budgets, final, unknown=final is None)
+        else:
+            await settle(gw, budgets, None, paid=cost.spent)
+
+    await asyncio.shield(in_background(gw, wind_up()))
+
+
 def paid(exc: BaseException | None) -> Decimal:
     """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
     return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
@@ -271,21 +297,21 @@ async def call_streamed(
     gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
 ) -> AsyncIterator[bytes | Response]:
     """A streamed answer in `form`'s events; for `responses.FirstChunkStream`, whose first item may be the error
-    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (a
-    stream the client left, or a bug broke, keeps it: what the provider billed is not known)."""
+    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (see
+    `wind_up_stream`)."""
     final: ChatResponse | None = None
-    sent = streamed = False  # any event went out / a piece of the answer did
+    sent = False  # any event went out
     refused: Response | None = None
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
+    crashed = False  # a bug ended the stream
+    cost = CallCost()
+    pieces = gw.client.astream(call, policy=admitted.policy, cost=cost)
     try:
-        async for piece in gw.client.astream(call, policy=admitted.policy):
+        async for piece in pieces:
             events = [] if sent else form.start()
             if piece.response is not None:
                 final = piece.response
             else:
-                content = form.chunk(piece)
-                streamed = streamed or bool(content)
-                events += content
+                events += form.chunk(piece)
             for event in events:
                 sent = True
                 yield event
@@ -297,7 +323,6 @@ async def call_streamed(
         metrics.observe(final, name)
         metrics.count(name, 200, started)
     except TokenomyError as exc:
-        failed = exc
         if not sent:
             refused = form.refused(exc)
             metrics.count(name, refused.status_code, started)
@@ -305,13 +330,12 @@ async def call_streamed(
             yield form.failed(exc)
             metrics.count(name, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        crashed = True
         log.exception("the stream for %s failed", name)
         yield form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
         metrics.count(name, 500, started)
     finally:
         gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
+        await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)
     if refused is not None:
         yield refused
