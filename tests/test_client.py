@@ -158,6 +158,39 @@ def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_with_what_it_was_bi
     assert row.cost_usd == compute_cost(Usage(1000, 10), "gpt-4o-mini").total_usd > 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_blocking_call_interrupted_in_flight_is_recorded_at_its_estimated_prompt(stream, server, ledger_path):
+    # Ctrl-C (or `kill`: the ledger's SIGTERM handler raises SystemExit) while a blocking call waits for its answer:
+    # the request went out and the provider bills it, but only an async call so cancelled was recorded.
+    import os
+    import signal
+    import time
+
+    server.script.append((200, {}, "late"))  # answers after 1.5 s
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def press_ctrl_c_once_sent() -> None:  # a real signal: it breaks the blocking read, as Ctrl-C does
+        deadline = time.monotonic() + 5
+        while server.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGALRM)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+            request = ChatRequest.simple("x" * 400, model="a", max_tokens=5)
+            threading.Thread(target=press_ctrl_c_once_sent, daemon=True).start()
+            with pytest.raises(KeyboardInterrupt):
+                list(client.stream(request)) if stream else client.chat(request)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    [row] = open_store(ledger_path).events()
+    assert server.calls == 1 and row.outcome == "cancelled" and (row.input_tokens, row.output_tokens) == (100, 0)
+    assert row.error_type == ("StreamAbandoned" if stream else "CallCancelled") and row.cost_usd > 0
+
+
 @pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorded_at_the_real_usage(ledger_path):
     # The Anthropic, Bedrock and Gemini SDKs run in a worker thread, which a cancelled caller cannot stop: the provider

@@ -250,7 +250,7 @@ class Tokenomy(Recorder):
                             if self._take(call, att, chunk, held):
                                 yield chunk
                         break
-                    except GeneratorExit:
+                    except (GeneratorExit, KeyboardInterrupt, SystemExit):  # SystemExit: the ledger's SIGTERM handler
                         self._abandoned(call, att)
                         raise
                     except ProviderError as exc:
