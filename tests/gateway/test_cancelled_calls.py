@@ -93,25 +93,35 @@ def leave_a_stream(api: str, url: str, secret: str) -> None:
     stream.close()
 
 
-@pytest.mark.parametrize("api", ["chat", "messages"])
-def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_row_records(api, ledger_path):
+@pytest.mark.parametrize("api, counters", [("chat", "memory"), ("messages", "memory"), ("chat", "redis")])
+def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_row_records(
+    api, counters, ledger_path, request
+):
     # Never overspent, but the whole reservation (the prompt and max_tokens of output) stayed counted for a stream the
-    # ledger records at its estimate (the prompt and the pieces generated): a budget filled ~20x faster than it spent.
-    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=tuple(f"w{i} " for i in range(20)))
+    # ledger records at its estimate (the prompt and the pieces generated): a budget filled far faster than it spent.
+    # With Redis the settlement awaits the network, where the disconnect's cancellation would stop it midway.
+    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=tuple(f"w{i} " for i in range(8)))
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    redis_url = request.getfixturevalue("redis_url") if counters == "redis" else None
     config = {
         "auth": True,
+        "redis_url": redis_url,
         "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
     }
     app = create_app(parse_config(config), str(ledger_path))
     try:
         with ServerThread(app, lifespan="on") as url:
             leave_a_stream(api, url, secret)
-            budgets = app.state.gateway.budgets
+            gateway = app.state.gateway
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and any(budgets.open.values()):  # the stream wound up
-                time.sleep(0.02)
-            charged = asyncio.run(app.state.gateway.limits.spent(counter(key)))
+            while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+                time.sleep(0.02)  # the stream wound up and its settlement ended
+            if redis_url is None:
+                charged = asyncio.run(gateway.limits.spent(counter(key)))
+            else:  # read with a client of this thread's own (the gateway's is bound to its event loop)
+                import redis
+
+                charged = int(redis.Redis.from_url(redis_url).get(f"tokenomy:spend:{counter(key)}"))
     finally:
         upstream.close()
     [row] = open_store(ledger_path).events()
