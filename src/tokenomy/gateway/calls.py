@@ -210,6 +210,9 @@ async def wind_up_stream(
         else:
             await settle(gw, budgets, None, paid=cost.spent)
 
+    if budgets is None or gw.budgets is None:  # nothing to settle: no task on the hot path of a gateway without keys
+        await pieces.aclose()
+        return
     await asyncio.shield(in_background(gw, wind_up()))
 
 
