@@ -226,6 +226,36 @@ def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorde
     assert limiter._tokens == 10_000 - 12
 
 
+def test_a_call_cancelled_while_still_queued_for_a_worker_thread_sent_nothing_and_records_nothing(server, ledger_path):
+    # Every worker thread busy (asyncio's default executor has min(32, CPUs + 4)): the call waited for one and was
+    # cancelled before it got it. Nothing went out, yet a row at the prompt estimate said the provider billed it.
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    from tokenomy.resilience.ratelimit import RateLimiter
+
+    limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        busy = threading.Event()
+        blocker = asyncio.get_running_loop().run_in_executor(None, busy.wait, 5)
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(limiter=limiter)) as client:
+            call = asyncio.ensure_future(client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5)))
+            while limiter._tokens == 10_000:  # its allowance taken: the provider call is queued behind the busy one
+                await asyncio.sleep(0.01)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            busy.set()
+            await blocker
+
+    asyncio.run(main())
+    assert server.calls == 0 and open_store(ledger_path).events() == []
+    assert limiter._tokens == 10_000  # its allowance is back
+
+
 @pytest.mark.slow
 def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_path):
     """A caller that stops reading mid-stream still leaves a priced ledger row: the provider billed it."""
