@@ -136,11 +136,11 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
     assert first_call == [("us-east-1", 1, "throttled"), ("us-east-1", 2, "throttled"), ("us-west-2", 3, "ok")]
 
 
-def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_prompt(server, ledger_path):
+def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_with_what_it_was_billed(server, ledger_path):
     # An async caller gave up after the request had gone out (an asyncio timeout; a gateway's graceful shutdown
     # cancelling what it still runs): the provider got the prompt, answered and billed it. A streamed attempt so
     # cancelled was recorded; a non-streamed one left no ledger row, and a budget re-seeded from the ledger
-    # did not count it.
+    # did not count it. The OpenAI SDK's call runs on in its worker thread: its answer's usage is the row's.
     import asyncio
 
     server.script.append((200, {}, "late"))  # answers after 1.5 s
@@ -154,8 +154,106 @@ def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_at_its_estimated_pr
     asyncio.run(main())
     [row] = open_store(ledger_path).events()
     assert server.calls == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
-    assert row.input_tokens == 100 and row.output_tokens == 0  # the prompt, estimated; no answer was read
-    assert row.cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
+    assert row.input_tokens == 1000 and row.output_tokens == 10  # the answer nobody read, as the server counted it
+    assert row.cost_usd == compute_cost(Usage(1000, 10), "gpt-4o-mini").total_usd > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_blocking_call_interrupted_in_flight_is_recorded_at_its_estimated_prompt(stream, server, ledger_path):
+    # Ctrl-C (or `kill`: the ledger's SIGTERM handler raises SystemExit) while a blocking call waits for its answer:
+    # the request went out and the provider bills it, but only an async call so cancelled was recorded.
+    import os
+    import signal
+    import time
+
+    server.script.append((200, {}, "late"))  # answers after 1.5 s
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def press_ctrl_c_once_sent() -> None:  # a real signal: it breaks the blocking read, as Ctrl-C does
+        deadline = time.monotonic() + 5
+        while server.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGALRM)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+            request = ChatRequest.simple("x" * 400, model="a", max_tokens=5)
+            threading.Thread(target=press_ctrl_c_once_sent, daemon=True).start()
+            with pytest.raises(KeyboardInterrupt):
+                list(client.stream(request)) if stream else client.chat(request)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    [row] = open_store(ledger_path).events()
+    assert server.calls == 1 and row.outcome == "cancelled" and (row.input_tokens, row.output_tokens) == (100, 0)
+    assert row.error_type == ("StreamAbandoned" if stream else "CallCancelled") and row.cost_usd > 0
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorded_at_the_real_usage(ledger_path):
+    # The Anthropic, Bedrock and Gemini SDKs run in a worker thread, which a cancelled caller cannot stop: the provider
+    # answers and bills. The row said only the prompt estimate (100 in, 0 out) and the rate limiter kept that too;
+    # the answer's own usage (10 in, 2 out, as the upstream reports it) was thrown away with the answer.
+    import asyncio
+
+    from helpers.scripted_anthropic import ScriptedAnthropic
+    from tokenomy.resilience.ratelimit import RateLimiter
+
+    upstream = ScriptedAnthropic()
+    upstream.delay_s = 0.4
+    limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)  # a stopped clock: the bucket holds only what is settled
+    with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        spec = {"claude": ModelSpec(name="claude", provider="anthropic", model="claude-sonnet-4-5-20250929",
+                                    base_url=url)}
+
+        async def main() -> None:
+            with Tokenomy(ledger_path, models=spec, policy=CallPolicy(limiter=limiter)) as client:
+                call = asyncio.ensure_future(client.achat(ChatRequest.simple("x" * 400, model="claude", max_tokens=50)))
+                while not upstream.requests:  # cancelled once Claude has the request
+                    await asyncio.sleep(0.01)
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+
+        asyncio.run(main())  # the client's close waits for the thread's answer
+    [row] = open_store(ledger_path).events()
+    assert len(upstream.requests) == 1 and (row.outcome, row.error_type) == ("cancelled", "CallCancelled")
+    assert (row.input_tokens, row.output_tokens) == (10, 2)  # what the provider billed, not the estimate
+    assert row.cost_usd == compute_cost(Usage(10, 2), "claude-sonnet-4-5-20250929").total_usd
+    assert limiter._tokens == 10_000 - 12
+
+
+def test_a_call_cancelled_while_still_queued_for_a_worker_thread_sent_nothing_and_records_nothing(server, ledger_path):
+    # Every worker thread busy (asyncio's default executor has min(32, CPUs + 4)): the call waited for one and was
+    # cancelled before it got it. Nothing went out, yet a row at the prompt estimate said the provider billed it.
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    from tokenomy.resilience.ratelimit import RateLimiter
+
+    limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        busy = threading.Event()
+        blocker = asyncio.get_running_loop().run_in_executor(None, busy.wait, 5)
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=CallPolicy(limiter=limiter)) as client:
+            call = asyncio.ensure_future(client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5)))
+            while limiter._tokens == 10_000:  # its allowance taken: the provider call is queued behind the busy one
+                await asyncio.sleep(0.01)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            busy.set()
+            await blocker
+
+    asyncio.run(main())
+    assert server.calls == 0 and open_store(ledger_path).events() == []
+    assert limiter._tokens == 10_000  # its allowance is back
 
 
 @pytest.mark.slow

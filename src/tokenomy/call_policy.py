@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenomy.caching.placement import Placement
 from tokenomy.caching.tokens import TokenPolicy
+from tokenomy.call_cost import CallCost
 from tokenomy.errors import ConfigError
 from tokenomy.messages import ChatRequest, ChatResponse
 from tokenomy.providers.base import Provider
@@ -96,9 +97,15 @@ class CallState:
     mode: str
     stream: bool
     attempts: int = 0  # attempts made by the tiers already done: numbering runs on across a cascade
-    spent: Decimal = Decimal(0)  # what the attempts recorded so far cost (every answer, abandoned streams)
+    # What the attempts recorded so far cost (every answer, abandoned streams), shared with a caller that settles
+    # against it (the gateway's budget).
+    cost: CallCost = field(default_factory=CallCost)
     asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (see Tokenomy._pass_on)
     escalated: bool = False  # an answer failed the validators; a later tier reached only by refusals was passed up
+
+    @property
+    def spent(self) -> Decimal:
+        return self.cost.spent
 
 
 @dataclass
@@ -114,3 +121,6 @@ class Attempt:
     deltas: int = 0
     yielded: bool = False
     response: ChatResponse | None = None
+    # A cancelled caller's attempt whose provider call was to run in a worker thread: "queued" (not started: nothing
+    # was sent) or "running" (the thread's end records it).
+    thread: str | None = None

@@ -3,7 +3,8 @@ ledger.
 
 The gateway, batch runner, benchmark and CLI all call `Tokenomy`, so a cost is computed in exactly one
 place and every attempt is recorded the same way (ledger row + OpenTelemetry span). One attempt loop
-(`_run`, and `_arun` for asyncio) serves chat and stream; shared helpers plan and record the attempts.
+(`_run`, and `_arun` for asyncio) serves chat and stream; shared helpers plan the attempts, and `recording`
+(which `Tokenomy` inherits) records them.
 """
 
 from __future__ import annotations
@@ -13,29 +14,22 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import replace
 
 from tokenomy.caching.placement import Placement, auto_cache, estimate_input_tokens
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
+from tokenomy.call_cost import RUNNING_WAIT_S, CallCost, Running
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
-from tokenomy.ledger.events import (
-    UsageEvent,
-    content_counts,
-    event_from_response,
-    prompt_fingerprint,
-    record_priced_as,
-    utcnow,
-)
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
 from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
+from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
@@ -44,21 +38,9 @@ from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
 
 log = logging.getLogger(__name__)
-# Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
-# standard tier; any other value ("default", "auto", "scale", none) is the standard price.
-PRICED_TIERS = ("flex", "priority")
 
 
-def served_tier(response: ChatResponse) -> str:
-    """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
-    which the caller can ask for in `extra`): flex and priority calls are billed at their own prices."""
-    raw = response.raw if isinstance(response.raw, dict) else {}
-    top = raw.get("top")
-    tier = top.get("service_tier") if isinstance(top, dict) else None
-    return tier if tier in PRICED_TIERS else "standard"
-
-
-class Tokenomy:
+class Tokenomy(Recorder):
     """Calls models and records every attempt. Use as a context manager so the ledger is flushed."""
 
     def __init__(
@@ -72,12 +54,13 @@ class Tokenomy:
         seed: int | None = None,
     ) -> None:
         self.catalog = catalog or default_catalog()
-        self._cache_unpriced_warned: set[str] = set()
+        self._cache_unpriced_warned = set()
         self.models = models or {}
         self.store_prompts = store_prompts
         self.policy = policy or CallPolicy()
         self._rng = random.Random(seed)
         self._local = threading.local()  # last_placements is per thread: the client is shared by threads
+        self.running = Running()  # attempts cancelled callers left running in worker threads, until recorded
         if not record:
             self.writer = None
         elif isinstance(ledger, LedgerWriter):
@@ -98,7 +81,9 @@ class Tokenomy:
     def provider_for(self, spec: ModelSpec) -> Provider:
         return get_provider(spec)
 
-    def _begin(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> CallState:
+    def _begin(
+        self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool, cost: CallCost | None = None
+    ) -> CallState:
         """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries."""
         policy = policy or self.policy
         asked = request
@@ -124,7 +109,9 @@ class Tokenomy:
                 )
             )
         request_id = request.meta.request_id or new_id()
-        return CallState(request, policy, tiers, validators, request_id, mode, stream, asked=asked)
+        return CallState(
+            request, policy, tiers, validators, request_id, mode, stream, asked=asked, cost=cost or CallCost()
+        )
 
     def _target(self, call: CallState, tier: TierRun, step: Step) -> Target:
         """Resolve a chain entry on first use (a fallback is never resolved unless it is needed)."""
@@ -186,8 +173,12 @@ class Tokenomy:
 
     def _abandoned(self, call: CallState, att: Attempt) -> None:
         # A stream closed part-way, or a call cancelled in flight (an asyncio timeout, a gateway's graceful shutdown):
-        # the request went out, so the provider bills its prompt at least, though no answer will be read.
-        if att.response is None:
+        # the request went out, so the provider bills its prompt at least, though no answer will be read. A call
+        # running on in a worker thread is recorded when it ends (_leave_running); one still queued for a thread
+        # sent nothing.
+        if att.thread == "queued" and call.policy.limiter:
+            call.policy.limiter.release(att.target.estimate)
+        elif att.response is None and att.thread is None:
             self._abandon(call, att)
 
     @staticmethod
@@ -221,157 +212,6 @@ class Tokenomy:
             found = inputs_refusal(spec.inputs, asked) or provider.refusal(asked)
             exc.refused = None if found is None else replace(found, by=exc.refused.by)
         return False
-
-    # -- recording ------------------------------------------------------------------------------
-    def _finish(self, call: CallState, att: Attempt, response: ChatResponse) -> ChatResponse:
-        target = att.target
-        pricing_model = target.spec.price_as or response.model
-        region = response.region if response.region not in (None, "global", "local") else None
-        usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
-        tier = served_tier(response) if call.mode == "on_demand" else "standard"
-        try:
-            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier, one_call=True)
-        except TokenomyError as exc:
-            # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
-            # marked unpriced, rather than an error for a price the catalog lacks.
-            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
-            cost = unpriced_cost(pricing_model, region, call.mode)
-        response.cost_usd = cost.total_usd
-        call.spent += cost.total_usd
-        response.call_cost_usd = call.spent  # a cascade's rejected answers were paid for too
-        response.attempts = att.number
-        if att.tier.name is not None:
-            response.tier = att.tier.name
-        event = record_priced_as(
-            event_from_response(target.call, response, cost, call.mode, self.store_prompts, call.request_id),
-            target.spec.price_as,
-            target.spec.name,
-            self.catalog,
-        )
-        _deployment_row(event, target)
-        event.attempt = att.number
-        if tier != "standard":  # the row says why its price is not the standard one
-            event.tags = {**(event.tags or {}), "service_tier": tier}
-        if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
-            event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
-        self._record(event)
-        if call.policy.limiter:
-            usage = response.usage
-            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
-        otel.record_success(
-            att.span,
-            target.call,
-            response,
-            cost.total_usd,
-            time.perf_counter() - att.started,
-            [p.after for p in target.placements],
-        )
-        self._local.placements = target.placements
-        return response
-
-    def _billable_usage(self, usage: Usage, model: str, region: str | None, stand_in: bool) -> Usage:
-        """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
-        local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
-        provider's own model that input price is the catalog's best figure."""
-        billable = billable_usage(usage, model, region, self.catalog)
-        if billable is usage:
-            return usage
-        if not stand_in and model not in self._cache_unpriced_warned:
-            self._cache_unpriced_warned.add(model)
-            log.warning(
-                "%s reported cache tokens but the price catalog has no cache prices for it: they are priced as "
-                "input (add its cache prices with a price file, --prices FILE)",
-                model,
-            )
-        return billable
-
-    def _record(self, event: UsageEvent) -> None:
-        if self.writer is not None:
-            self.writer.record(event)
-
-    def _fail(self, call: CallState, att: Attempt, exc: ProviderError) -> None:
-        target = att.target
-        if exc.refused is not None and call.policy.limiter:  # nothing was sent: the next model gets the allowance
-            call.policy.limiter.release(target.estimate)
-        error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
-        otel.record_failure(att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started)
-        if att.deltas or exc.reached:
-            # The stream failed after the provider had generated part of the answer, or the call stopped waiting
-            # for a provider still working on it: it billed the prompt and any tokens received, so the row carries
-            # them estimated, as for a stream the caller abandoned (and the call's budget counts them).
-            self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
-        else:
-            self._record_unanswered(call, att, exc.kind, error_type)
-
-    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
-        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
-        token per delta received."""
-        request = att.target.call
-        usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
-        model, region = att.target.spec.pricing_model, request.region
-        region = region if region not in ("global", "local") else None
-        try:
-            return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
-        except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
-            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
-            return usage, unpriced_cost(model, region, call.mode)
-
-    def _abandon(self, call: CallState, att: Attempt) -> None:
-        """The caller gave up on an attempt before its answer's end: stopped reading a stream (closed it,
-        disconnected) or cancelled the call while it waited.
-
-        The provider has already billed the prompt and whatever it generated, so the attempt is
-        recorded with estimated tokens (prompt estimate; one token per delta received) rather than
-        vanishing from the ledger.
-        """
-        error_type = "StreamAbandoned" if call.stream else "CallCancelled"
-        otel.record_failure(
-            att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
-        )
-        usage, cost = self._estimated(call, att)
-        self._record_unanswered(call, att, "cancelled", error_type, (usage, cost))
-        if call.policy.limiter:
-            call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
-
-    def _record_unanswered(
-        self,
-        call: CallState,
-        att: Attempt,
-        outcome: str,
-        error_type: str,
-        estimated: tuple[Usage, CostBreakdown] | None = None,
-    ) -> None:
-        """The ledger row of an attempt that gave no whole answer; at its estimated tokens and cost when the
-        provider had started answering (and so billed it)."""
-        target = att.target
-        request, meta = target.call, target.call.meta
-        event = UsageEvent(
-            ts=utcnow(),
-            provider=target.provider.name,
-            model=target.spec.model,
-            region=request.region,
-            mode=call.mode,
-            task=meta.task,
-            tags=dict(meta.tags),
-            tenant=meta.tenant,
-            key_id=meta.key_id,
-            route=meta.route,
-            tier=meta.tier,
-            latency_ms=(time.perf_counter() - att.started) * 1000,
-            outcome=outcome,
-            error_type=error_type,
-            attempt=att.number,
-            request_id=call.request_id,
-            prompt_hash=prompt_fingerprint(request),
-            **content_counts(request),
-        )
-        if estimated is not None:
-            usage, cost = estimated
-            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
-            event.apply_cost(cost)
-            call.spent += cost.total_usd
-        _deployment_row(event, target)
-        self._record(event)
 
     # -- the attempt loop, written once for sync and once for async -------------------------------
     def _run(self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool) -> Iterator[StreamChunk]:
@@ -410,7 +250,7 @@ class Tokenomy:
                             if self._take(call, att, chunk, held):
                                 yield chunk
                         break
-                    except GeneratorExit:
+                    except (GeneratorExit, KeyboardInterrupt, SystemExit):  # SystemExit: the ledger's SIGTERM handler
                         self._abandoned(call, att)
                         raise
                     except ProviderError as exc:
@@ -425,11 +265,27 @@ class Tokenomy:
                 yield from held
                 return
 
+    async def _achat(self, call: CallState, att: Attempt) -> ChatResponse:
+        """A non-streamed attempt's answer. A provider call run in a worker thread (the SDK-based providers) cannot be
+        stopped by a cancelled caller: it is left running, and recorded when it ends."""
+        provider, request = att.target.provider, att.target.call
+        running = provider.chat_thread(request)
+        if running is None:
+            return await provider.achat(request)
+        try:
+            return await asyncio.wrap_future(running)
+        except asyncio.CancelledError:
+            if running.cancel():  # still queued for a thread: nothing was sent
+                att.thread = "queued"
+            else:
+                self._leave_running(call, att, running)
+            raise
+
     async def _arun(
-        self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool
-    ) -> AsyncIterator[StreamChunk]:
+        self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool, cost: CallCost | None = None
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Async `_run`: waits with asyncio.sleep and the provider's async path."""
-        call = self._begin(request, policy, mode, stream)
+        call = self._begin(request, policy, mode, stream, cost)
         for tier in call.tiers:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
@@ -455,7 +311,7 @@ class Tokenomy:
                                 if self._take(call, att, chunk, held):
                                     yield chunk
                         else:
-                            chunk = StreamChunk(response=await provider.achat(att.target.call))
+                            chunk = StreamChunk(response=await self._achat(call, att))
                             if self._take(call, att, chunk, held):
                                 yield chunk
                         break
@@ -488,24 +344,39 @@ class Tokenomy:
         return self._run(request, policy, mode, stream=True)
 
     async def achat(
-        self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None
+        self,
+        request: ChatRequest,
+        mode: str = "on_demand",
+        policy: CallPolicy | None = None,
+        cost: CallCost | None = None,
     ) -> ChatResponse:
-        """Async `chat`."""
-        return _answer([chunk async for chunk in self._arun(request, policy, mode, stream=False)])
+        """Async `chat`. `cost` follows what the call's attempts cost, however it ends (see `call_cost`)."""
+        return _answer([chunk async for chunk in self._arun(request, policy, mode, False, cost)])
 
     def astream(
-        self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None
-    ) -> AsyncIterator[StreamChunk]:
-        """Async `stream` (use with `async for`)."""
-        return self._arun(request, policy, mode, stream=True)
+        self,
+        request: ChatRequest,
+        mode: str = "on_demand",
+        policy: CallPolicy | None = None,
+        cost: CallCost | None = None,
+    ) -> AsyncGenerator[StreamChunk, None]:
+        """Async `stream` (use with `async for`); `cost` as for `achat`."""
+        return self._arun(request, policy, mode, True, cost)
 
     def flush(self) -> None:
         """Write buffered ledger rows now."""
         if self.writer is not None:
             self.writer.flush()
 
-    def close(self) -> None:
-        """Flush and stop the ledger writer."""
+    def close(self, wait_s: float = RUNNING_WAIT_S) -> None:
+        """Wait (at most `wait_s`) for attempts cancelled callers left running, then flush and stop the ledger
+        writer."""
+        if len(self.running) and not self.running.wait(wait_s):
+            log.warning(
+                "%d provider calls whose callers were cancelled are still running at close; each is written to the "
+                "ledger when it ends, if this process still runs then",
+                len(self.running),
+            )
         if self.writer is not None:
             self.writer.close()
 
@@ -514,14 +385,6 @@ class Tokenomy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _deployment_row(event: UsageEvent, target: Target) -> None:
-    """An Azure deployment name says nothing about the model: a row (answered or not) is recorded under the model it
-    is priced as, so reports and billing imports group by model, with the deployment as a tag."""
-    if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
-        event.tags = {**(event.tags or {}), "deployment": event.model}
-        event.model = target.spec.price_as
 
 
 def _answer(chunks: list[StreamChunk]) -> ChatResponse:

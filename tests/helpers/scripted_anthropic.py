@@ -2,11 +2,13 @@
 
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
 message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
-`redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text).
+`redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text);
+`delay_s`: how long each answer takes to start (a slow generation).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.applications import Starlette
@@ -22,12 +24,14 @@ class ScriptedAnthropic:
         self.reply = {"text": text, "stop_reason": stop_reason, "stop_sequence": stop_sequence}
         self.broken = False
         self.redacted: str | None = None
+        self.delay_s = 0.0
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
         self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
 
     async def messages(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append((dict(request.headers), body))
+        await asyncio.sleep(self.delay_s)
         opening = [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
         message = {
             "id": "msg_1",

@@ -190,6 +190,19 @@ def test_writer_batches_and_flushes_on_close(ledger_path):
     assert open_store(ledger_path).count() == 50
 
 
+def test_an_event_recorded_after_close_is_written_through(tmp_path, caplog):
+    # A provider call a cancelled caller left running in a worker thread may end after the gateway closed its writer
+    # (its shutdown waits only so long): its row stayed in a buffer nobody would flush again.
+    from tokenomy.ledger.journal import Journal
+
+    writer = LedgerWriter(tmp_path / "ledger.duckdb", flush_interval=60, journal=Journal(tmp_path / "journal"))
+    writer.close()
+    with caplog.at_level("WARNING"):
+        writer.record(sample_events(1)[0])
+    assert open_store(tmp_path / "ledger.duckdb").count() == 1 and writer.pending == 0
+    assert not caplog.records  # the discarded journal is not written to (and does not complain)
+
+
 WRITER_SCRIPT = """
 import sys, time
 from datetime import datetime, timezone

@@ -83,6 +83,15 @@ def test_token_counts_past_64_bits_reach_the_rejects_file_exactly_through_the_ch
     assert kept["negative"]["input_tokens"] == -(2**63) - 1
 
 
+def test_an_event_recorded_after_close_is_written_through_a_child_that_is_then_stopped(tmp_path):
+    # A provider call left running by a cancelled request may end after the gateway's shutdown closed the writer.
+    store = open_store(tmp_path / "ledger.duckdb")
+    writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(tmp_path / "journal"))
+    writer.close()
+    writer.record(event("late"))
+    assert [e.event_id for e in store.events()] == ["late"] and writer._child is None
+
+
 def running(tmp_path) -> tuple:
     """A store, and a writer whose child has written event "a" and is running."""
     store = open_store(tmp_path / "ledger.duckdb")

@@ -6,6 +6,7 @@ Every request passes: auth (virtual key) → overload guard → route → rate l
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import json
@@ -23,12 +24,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from tokenomy.call_cost import CallCost
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
-from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, paid, retry_after, upstream_status
+from tokenomy.gateway.calls import (
+    OPENAI_ERROR_TYPES,
+    Refusal,
+    admit,
+    paid,
+    retry_after,
+    settle_when_final,
+    upstream_status,
+    wind_up_stream,
+)
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
@@ -73,10 +84,11 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         app.state.ledger_store = holder["gw"].store
         app.state.gateway = holder["gw"]  # the dashboard checks virtual keys when auth is on
         yield
+        await holder["gw"].wind_down()  # calls cancelled requests left running are recorded and settled first
         holder["gw"].close()
         await holder["gw"].limits.aclose()
         await holder["gw"].client.aclose_upstreams()
-        holder["gw"].client.close()  # in-flight requests are done: flush the ledger
+        holder["gw"].client.close(wait_s=0)  # in-flight requests are done: flush the ledger
 
     app = GatewayApp(
         title="Tokenomy gateway",
@@ -271,8 +283,9 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         headers = {"x-request-id": call.meta.request_id}
         if body.stream:
             return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
+        cost = CallCost()
         try:
-            response = await gw.client.achat(call, policy=policy)
+            response = await gw.client.achat(call, policy=policy, cost=cost)
         except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
             await _settle(gw, budgets, None, paid=paid(exc))
             failed = (
@@ -282,7 +295,10 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
             )
             failed.headers.update(headers)
             return metrics.done(failed, body.model, started)
-        except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+        except asyncio.CancelledError:  # a graceful shutdown's end, or a caller's timeout: its attempts are (or will
+            settle_when_final(gw, budgets, cost)  # be) in the ledger at what they cost
+            raise
+        except BaseException:  # a bug: whether the provider answered is not known
             await _settle(gw, budgets, None, unknown=True)
             raise
         finally:
@@ -445,14 +461,15 @@ async def _stream(
         return sse(payload)
 
     final: ChatResponse | None = None
-    streamed = False
+    crashed = False  # a bug ended the stream
     opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
     signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
+    cost = CallCost()
+    pieces = gw.client.astream(call, policy=policy, cost=cost)
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
-        async for piece in gw.client.astream(call, policy=policy):
+        async for piece in pieces:
             rendered = chunk_delta(piece)
             if not opened and (rendered is not None or piece.response is not None):
                 opened = True
@@ -462,7 +479,6 @@ async def _stream(
                 calls_only = "tool_calls" in first and not first.get("content")
                 yield chunk({"role": "assistant", "content": None if calls_only else ""})
             if rendered is not None:
-                streamed = True
                 if piece.signature and piece.tool_call is not None:
                     signed_calls.add(piece.tool_call.index)
                 yield chunk(rendered[0], extra=rendered[1])
@@ -481,7 +497,6 @@ async def _stream(
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
     except TokenomyError as exc:
-        failed = exc
         if not opened:
             refused = (
                 _provider_error(exc, body)
@@ -499,6 +514,7 @@ async def _stream(
             )
             metrics.count(body.model, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        crashed = True
         log.exception("the chat completions stream for %s failed", body.model)
         message = f"internal error ({type(exc).__name__}); see the gateway's log"
         payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
@@ -506,9 +522,7 @@ async def _stream(
         metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await _settle(gw, budgets, final, unknown=unknown, paid=paid(failed))
+        await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
     if refused is not None:
         yield refused
         return

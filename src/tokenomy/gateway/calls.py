@@ -5,16 +5,18 @@ API's routes only map the request in and the answer out (`call_whole`, and `call
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from tokenomy.call_cost import CallCost
 from tokenomy.client import CallPolicy
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
@@ -176,6 +178,61 @@ async def settle(
         log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
 
 
+def in_background(gw, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+    """Run `work` as a task of its own, which the gateway's shutdown waits for (`Gateway.wind_down`) and a cancelled
+    request cannot stop midway."""
+    task = asyncio.get_running_loop().create_task(work)
+    gw.settling.add(task)
+    task.add_done_callback(gw.settling.discard)
+    return task
+
+
+def settle_when_final(gw, budgets: Reservation | None, cost: CallCost) -> None:
+    """Settle a cancelled call's reservation at what its attempts cost, as the ledger records them: now, or, for an
+    attempt left running in a provider's worker thread (which answers and bills though nobody waits), when that
+    thread has recorded it. Call it on the gateway's loop."""
+    if budgets is None or gw.budgets is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def final(spent: Decimal) -> None:  # on this loop's thread, or on the worker thread that recorded the attempt
+        try:
+            loop.call_soon_threadsafe(lambda: in_background(gw, settle(gw, budgets, None, paid=spent)))
+        except RuntimeError:  # the loop has closed: in-process counters went with it; Redis keeps the reservation
+            log.warning("a call ended after the gateway stopped: its budget reservation stays counted, not settled")
+
+    cost.when_final(final)
+
+
+async def wind_up_stream(
+    gw,
+    budgets: Reservation | None,
+    pieces: AsyncGenerator[StreamChunk, None],
+    cost: CallCost,
+    final: ChatResponse | None,
+    crashed: bool,
+) -> None:
+    """Settle a streamed call's reservation at what the ledger records for it: its answer, or what its attempts cost
+    (a failed call's; a stream the client left, at its estimate: the prompt and the pieces generated). One a bug broke
+    keeps the reservation: whether its attempt was recorded is not known.
+
+    The client's stream is closed first, so an attempt the client left is recorded before it is settled. Shielded in
+    a task of its own: the client that left cancels the request's task (Starlette's disconnect listener cancels it
+    at every await), and a settlement cancelled midway (Redis) would keep the whole reservation."""
+
+    async def wind_up() -> None:
+        await pieces.aclose()
+        if final is not None or crashed:
+            await settle(gw, budgets, final, unknown=final is None)
+        else:
+            await settle(gw, budgets, None, paid=cost.spent)
+
+    if budgets is None or gw.budgets is None:  # nothing to settle: no task on the hot path of a gateway without keys
+        await pieces.aclose()
+        return
+    await asyncio.shield(in_background(gw, wind_up()))
+
+
 def paid(exc: BaseException | None) -> Decimal:
     """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
     return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
@@ -209,12 +266,16 @@ async def call_whole(
 ) -> ChatResponse | Response:
     """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
     A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
+    cost = CallCost()
     try:
-        response = await gw.client.achat(call, policy=admitted.policy)
+        response = await gw.client.achat(call, policy=admitted.policy, cost=cost)
     except TokenomyError as exc:
         await settle(gw, admitted.budgets, None, paid=paid(exc))
         return failure(exc)
-    except BaseException:  # a bug, or the request cancelled: whether the provider answered is not known
+    except asyncio.CancelledError:  # a graceful shutdown's end, or a caller's timeout: its attempts are (or will be)
+        settle_when_final(gw, admitted.budgets, cost)  # in the ledger at what they cost
+        raise
+    except BaseException:  # a bug: whether the provider answered is not known
         await settle(gw, admitted.budgets, None, unknown=True)
         raise
     finally:
@@ -256,21 +317,21 @@ async def call_streamed(
     gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
 ) -> AsyncIterator[bytes | Response]:
     """A streamed answer in `form`'s events; for `responses.FirstChunkStream`, whose first item may be the error
-    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (a
-    stream the client left, or a bug broke, keeps it: what the provider billed is not known)."""
+    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (see
+    `wind_up_stream`)."""
     final: ChatResponse | None = None
-    sent = streamed = False  # any event went out / a piece of the answer did
+    sent = False  # any event went out
     refused: Response | None = None
-    failed: TokenomyError | None = None  # the call failed (not the client that left); what it paid is on the error
+    crashed = False  # a bug ended the stream
+    cost = CallCost()
+    pieces = gw.client.astream(call, policy=admitted.policy, cost=cost)
     try:
-        async for piece in gw.client.astream(call, policy=admitted.policy):
+        async for piece in pieces:
             events = [] if sent else form.start()
             if piece.response is not None:
                 final = piece.response
             else:
-                content = form.chunk(piece)
-                streamed = streamed or bool(content)
-                events += content
+                events += form.chunk(piece)
             for event in events:
                 sent = True
                 yield event
@@ -282,7 +343,6 @@ async def call_streamed(
         metrics.observe(final, name)
         metrics.count(name, 200, started)
     except TokenomyError as exc:
-        failed = exc
         if not sent:
             refused = form.refused(exc)
             metrics.count(name, refused.status_code, started)
@@ -290,13 +350,12 @@ async def call_streamed(
             yield form.failed(exc)
             metrics.count(name, 502, started)
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        crashed = True
         log.exception("the stream for %s failed", name)
         yield form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
         metrics.count(name, 500, started)
     finally:
         gw.guard.slots.release()
-        # A client that left (or a bug) before the answer ended: the provider may have billed the prompt and more.
-        unknown = final is None and (streamed or failed is None)
-        await settle(gw, admitted.budgets, final, unknown=unknown, paid=paid(failed))
+        await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)
     if refused is not None:
         yield refused

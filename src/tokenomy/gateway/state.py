@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.caching.tokens import apply_token_policy
+from tokenomy.call_cost import RUNNING_WAIT_S
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import RouteConfig, TokenomyConfig
 from tokenomy.errors import TokenomyError
@@ -108,6 +109,7 @@ class Gateway:
             else None
         )
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
+        self.settling: set[asyncio.Task] = set()  # budget settlements that outlive their request (calls.in_background)
         # Built once per route: each owns its token bucket and its router (policies were validated at load).
         self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
         self._routes: dict[str, RouteConfig] = dict(config.routes)
@@ -135,6 +137,15 @@ class Gateway:
 
     async def authenticate_async(self, header: str | None) -> VirtualKey | JSONResponse | None:
         return await auth.authenticate_async(self.key_cache, header)
+
+    async def wind_down(self) -> None:
+        """Before the ledger and the budget counters close: wait (at most RUNNING_WAIT_S) for the provider calls that
+        cancelled requests left running in worker threads, which record their answers when they end, then for the
+        budget settlements those and other requests left running."""
+        await asyncio.to_thread(self.client.running.wait, RUNNING_WAIT_S)
+        await asyncio.sleep(0)  # what the threads scheduled on this loop (calls.settle_when_final) starts
+        while self.settling:
+            await asyncio.gather(*self.settling, return_exceptions=True)
 
     def close(self) -> None:
         if self.key_cache is not None:

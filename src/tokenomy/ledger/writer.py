@@ -61,11 +61,16 @@ class LedgerWriter:
         install_sigterm_flush()
 
     def record(self, event: UsageEvent) -> None:
-        """Queue one event; cheap enough for the request path."""
+        """Queue one event; cheap enough for the request path. Once closed, the event is written now."""
         with self._lock:
-            self._buffer.append(self._journaled(event))
+            if self._closed:
+                self._buffer.append(self._late(event))
+            else:
+                self._buffer.append(self._journaled(event))
             full = len(self._buffer) >= self.max_batch
-        if full and time.monotonic() >= self._retry_at:
+        if self._closed:
+            self._write_through()
+        elif full and time.monotonic() >= self._retry_at:
             self._wake.set()
 
     def record_many(self, events: Iterable[UsageEvent]) -> None:
@@ -73,6 +78,20 @@ class LedgerWriter:
             for event in events:
                 self._buffer.append(self._journaled(event))
         self._wake.set()
+
+    def _late(self, event: UsageEvent) -> Any:
+        """What the buffer keeps for an event recorded after close (the journal is closed by then)."""
+        return event
+
+    def _write_through(self) -> None:
+        """Write an event recorded after close (a provider call that ended after shutdown began): no thread flushes
+        the buffer any more."""
+        try:
+            self.flush()
+        except Exception as exc:
+            log.error(
+                "ledger write after shutdown failed (%s): %d events not written", one_line_reason(exc), self.pending
+            )
 
     def _journaled(self, event: UsageEvent) -> Any:
         """Append `event` to the journal (under the buffer's lock: the journal's order is the buffer's); what

@@ -70,6 +70,18 @@ class ProcessLedgerWriter(LedgerWriter):
             self.journal.append_line(line)
         return line
 
+    def _late(self, event: UsageEvent) -> bytes:
+        return event.to_jsonl()
+
+    def _write_through(self) -> None:
+        try:
+            super()._write_through()
+        finally:  # the child started for it is not left running
+            with self._child_lock:
+                if self._child is not None:
+                    _stop(self._child)
+                    self._child = None
+
     def _write(self, batch: Sequence[bytes]) -> None:
         payload = b"".join(batch)
         with self._child_lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import email.utils
 import math
 import threading
@@ -227,7 +229,31 @@ class Provider:
         raise NotImplementedError
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
-        return await asyncio.to_thread(self.chat, request)
+        return await asyncio.wrap_future(self._chat_future(request))
+
+    def chat_thread(self, request: ChatRequest) -> concurrent.futures.Future[ChatResponse] | None:
+        """`achat`'s call as a future its caller may stop waiting for: `chat` in a worker thread, which cannot be
+        stopped, so a cancelled caller's provider still answers and bills, and the caller records that answer when
+        the future is done. Call it on the event loop's thread.
+
+        None for a provider whose `achat` is its own (natively async: cancelling it closes the connection)."""
+        return self._chat_future(request) if type(self).achat is Provider.achat else None
+
+    def _chat_future(self, request: ChatRequest) -> concurrent.futures.Future[ChatResponse]:
+        """`chat` started in a worker thread of the running loop's default executor, as `asyncio.to_thread` runs it."""
+        future: concurrent.futures.Future[ChatResponse] = concurrent.futures.Future()
+        context = contextvars.copy_context()  # the caller's OpenTelemetry span, as to_thread would carry it
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():  # cancelled while queued: nothing was sent
+                return
+            try:
+                future.set_result(context.run(self.chat, request))
+            except BaseException as exc:  # the caller (or whoever it left the attempt to) reads it from the future
+                future.set_exception(exc)
+
+        asyncio.get_running_loop().run_in_executor(None, run)
+        return future
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         """Bridge the blocking stream to asyncio through a queue fed by a worker thread."""

@@ -1,0 +1,93 @@
+"""What a call cost, for whoever settles a reservation against it, however the call ended — including an attempt its
+caller was cancelled from while the provider call ran on in a worker thread.
+
+A thread cannot be stopped: the SDK-based providers (Anthropic, Bedrock, Gemini, and OpenAI outside the gateway) run
+`chat` in one, so a cancelled caller's provider still answers, and bills. The client leaves such an attempt running
+and records it when its thread ends (`Tokenomy._leave_running`); `CallCost` tells the caller (the gateway's budget)
+the call's final cost only then, and `Running` lets a shutdown wait for those threads before the ledger closes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+
+# Seconds Tokenomy.close() (and the gateway's shutdown) waits for attempts left running in worker threads before it
+# closes the ledger writer; one that ends later is still written (the writer writes through once closed).
+RUNNING_WAIT_S = 30.0
+
+
+class CallCost:
+    """The running total of one call's recorded attempts, and when it is final.
+
+    `spent` grows as attempts are recorded (answers, and the estimates of failed or abandoned ones). An attempt left
+    running after its caller was cancelled holds the total open; `when_final(callback)` calls back with the total
+    once no attempt is left running — at once if none is, else from the worker thread that recorded the last one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent = Decimal(0)
+        self._running = 0
+        self._callbacks: list[Callable[[Decimal], None]] = []
+
+    @property
+    def spent(self) -> Decimal:
+        return self._spent
+
+    @property
+    def final(self) -> bool:
+        return self._running == 0
+
+    def add(self, usd: Decimal) -> Decimal:
+        """Count a recorded attempt's cost; the call's total so far."""
+        with self._lock:
+            self._spent += usd
+            return self._spent
+
+    def leave_running(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def ended(self) -> None:
+        """An attempt left running was recorded: call back if it was the last."""
+        with self._lock:
+            self._running -= 1
+            ready, self._callbacks = (self._callbacks, []) if self._running == 0 else ([], self._callbacks)
+            spent = self._spent
+        for callback in ready:
+            callback(spent)
+
+    def when_final(self, callback: Callable[[Decimal], None]) -> None:
+        with self._lock:
+            if self._running:
+                self._callbacks.append(callback)
+                return
+            spent = self._spent
+        callback(spent)
+
+
+class Running:
+    """A client's attempts left running in worker threads, counted until each is recorded."""
+
+    def __init__(self) -> None:
+        self._done = threading.Condition()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self) -> None:
+        with self._done:
+            self._count += 1
+
+    def remove(self) -> None:
+        with self._done:
+            self._count -= 1
+            self._done.notify_all()
+
+    def wait(self, timeout: float = RUNNING_WAIT_S) -> bool:
+        """Block until every attempt left running is recorded (True), or `timeout` seconds pass (False)."""
+        with self._done:
+            return self._done.wait_for(lambda: self._count == 0, timeout)

@@ -1,0 +1,246 @@
+"""How each attempt of a call is recorded: its ledger row (an answer at its real usage and cost; an attempt without
+one at $0, or at its estimate when the provider had started on it and billed it), its span, and the rate limiter's
+correction to what the provider really counted. `Tokenomy` (client.py) runs the attempts and inherits this.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+
+from tokenomy.call_cost import Running
+from tokenomy.call_policy import Attempt, CallState, Target
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.ledger.events import (
+    UsageEvent,
+    content_counts,
+    event_from_response,
+    prompt_fingerprint,
+    record_priced_as,
+    utcnow,
+)
+from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.messages import ChatResponse, Usage
+from tokenomy.pricing.catalog import PriceCatalog
+from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
+from tokenomy.telemetry import otel
+
+log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
+
+# Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
+# standard tier; any other value ("default", "auto", "scale", none) is the standard price.
+PRICED_TIERS = ("flex", "priority")
+
+
+def served_tier(response: ChatResponse) -> str:
+    """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
+    which the caller can ask for in `extra`): flex and priority calls are billed at their own prices."""
+    raw = response.raw if isinstance(response.raw, dict) else {}
+    top = raw.get("top")
+    tier = top.get("service_tier") if isinstance(top, dict) else None
+    return tier if tier in PRICED_TIERS else "standard"
+
+
+class Recorder:
+    """The recording half of `Tokenomy`: what it needs is set by `Tokenomy.__init__`."""
+
+    catalog: PriceCatalog
+    store_prompts: bool
+    writer: LedgerWriter | None
+    running: Running  # attempts cancelled callers left running in worker threads, until recorded
+    _cache_unpriced_warned: set[str]
+    _local: threading.local
+
+    def _finish(self, call: CallState, att: Attempt, response: ChatResponse, cancelled: bool = False) -> ChatResponse:
+        """Price and record an answer (`cancelled`: one its caller was no longer waiting for)."""
+        target = att.target
+        pricing_model = target.spec.price_as or response.model
+        region = response.region if response.region not in (None, "global", "local") else None
+        usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
+        tier = served_tier(response) if call.mode == "on_demand" else "standard"
+        try:
+            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier, one_call=True)
+        except TokenomyError as exc:
+            # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
+            # marked unpriced, rather than an error for a price the catalog lacks.
+            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
+            cost = unpriced_cost(pricing_model, region, call.mode)
+        response.cost_usd = cost.total_usd
+        response.call_cost_usd = call.cost.add(cost.total_usd)  # a cascade's rejected answers were paid for too
+        response.attempts = att.number
+        if att.tier.name is not None:
+            response.tier = att.tier.name
+        event = record_priced_as(
+            event_from_response(target.call, response, cost, call.mode, self.store_prompts, call.request_id),
+            target.spec.price_as,
+            target.spec.name,
+            self.catalog,
+        )
+        _deployment_row(event, target)
+        event.attempt = att.number
+        if cancelled:  # answered and billed, though nobody received it
+            event.outcome, event.error_type = "cancelled", "CallCancelled"
+        if tier != "standard":  # the row says why its price is not the standard one
+            event.tags = {**(event.tags or {}), "service_tier": tier}
+        if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
+            event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
+        self._record(event)
+        if call.policy.limiter:
+            usage = response.usage
+            call.policy.limiter.settle(target.estimate, usage.total_input_tokens + usage.output_tokens)
+        otel.record_success(
+            att.span,
+            target.call,
+            response,
+            cost.total_usd,
+            time.perf_counter() - att.started,
+            [p.after for p in target.placements],
+        )
+        self._local.placements = target.placements
+        return response
+
+    def _billable_usage(self, usage: Usage, model: str, region: str | None, stand_in: bool) -> Usage:
+        """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
+        local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
+        provider's own model that input price is the catalog's best figure."""
+        billable = billable_usage(usage, model, region, self.catalog)
+        if billable is usage:
+            return usage
+        if not stand_in and model not in self._cache_unpriced_warned:
+            self._cache_unpriced_warned.add(model)
+            log.warning(
+                "%s reported cache tokens but the price catalog has no cache prices for it: they are priced as "
+                "input (add its cache prices with a price file, --prices FILE)",
+                model,
+            )
+        return billable
+
+    def _record(self, event: UsageEvent) -> None:
+        if self.writer is not None:
+            self.writer.record(event)
+
+    def _fail(self, call: CallState, att: Attempt, exc: ProviderError, traced: bool = True) -> None:
+        """Record a failed attempt (`traced`: on its span too, which has ended for an attempt left running)."""
+        target = att.target
+        if exc.refused is not None and call.policy.limiter:  # nothing was sent: the next model gets the allowance
+            call.policy.limiter.release(target.estimate)
+        error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
+        if traced:
+            otel.record_failure(
+                att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started
+            )
+        if att.deltas or exc.reached:
+            # The stream failed after the provider had generated part of the answer, or the call stopped waiting
+            # for a provider still working on it: it billed the prompt and any tokens received, so the row carries
+            # them estimated, as for a stream the caller abandoned (and the call's budget counts them).
+            self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
+        else:
+            self._record_unanswered(call, att, exc.kind, error_type)
+
+    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
+        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
+        token per delta received."""
+        request = att.target.call
+        usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
+        model, region = att.target.spec.pricing_model, request.region
+        region = region if region not in ("global", "local") else None
+        try:
+            return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
+        except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
+            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
+            return usage, unpriced_cost(model, region, call.mode)
+
+    def _abandon(self, call: CallState, att: Attempt, traced: bool = True) -> None:
+        """The caller gave up on an attempt before its answer's end: stopped reading a stream (closed it,
+        disconnected) or cancelled the call while it waited.
+
+        The provider has already billed the prompt and whatever it generated, so the attempt is
+        recorded with estimated tokens (prompt estimate; one token per delta received) rather than
+        vanishing from the ledger.
+        """
+        error_type = "StreamAbandoned" if call.stream else "CallCancelled"
+        if traced:
+            otel.record_failure(
+                att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
+            )
+        usage, cost = self._estimated(call, att)
+        self._record_unanswered(call, att, "cancelled", error_type, (usage, cost))
+        if call.policy.limiter:
+            call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
+
+    def _record_unanswered(
+        self,
+        call: CallState,
+        att: Attempt,
+        outcome: str,
+        error_type: str,
+        estimated: tuple[Usage, CostBreakdown] | None = None,
+    ) -> None:
+        """The ledger row of an attempt that gave no whole answer; at its estimated tokens and cost when the
+        provider had started answering (and so billed it)."""
+        target = att.target
+        request, meta = target.call, target.call.meta
+        event = UsageEvent(
+            ts=utcnow(),
+            provider=target.provider.name,
+            model=target.spec.model,
+            region=request.region,
+            mode=call.mode,
+            task=meta.task,
+            tags=dict(meta.tags),
+            tenant=meta.tenant,
+            key_id=meta.key_id,
+            route=meta.route,
+            tier=meta.tier,
+            latency_ms=(time.perf_counter() - att.started) * 1000,
+            outcome=outcome,
+            error_type=error_type,
+            attempt=att.number,
+            request_id=call.request_id,
+            prompt_hash=prompt_fingerprint(request),
+            **content_counts(request),
+        )
+        if estimated is not None:
+            usage, cost = estimated
+            event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
+            event.apply_cost(cost)
+            call.cost.add(cost.total_usd)
+        _deployment_row(event, target)
+        self._record(event)
+
+    def _leave_running(self, call: CallState, att: Attempt, running: concurrent.futures.Future) -> None:
+        """Record a cancelled caller's attempt when its worker thread ends: the answer at its real usage and cost, as
+        the provider bills it (the rate limiter settled with its real tokens); the estimate only if the call failed
+        without an answer. The call's cost, which the gateway settles its budget with, is final then."""
+        att.thread = "running"
+        call.cost.leave_running()
+        self.running.add()
+
+        def ended(done: concurrent.futures.Future) -> None:
+            try:
+                exc = done.exception()
+                if exc is None:
+                    self._finish(call, att, done.result(), cancelled=True)
+                elif isinstance(exc, ProviderError):
+                    self._fail(call, att, exc, traced=False)
+                else:
+                    self._abandon(call, att, traced=False)
+            except Exception:  # a recording bug must not hold the call's cost open for ever
+                log.exception("recording an attempt whose caller was cancelled failed (request %s)", call.request_id)
+            finally:
+                try:
+                    call.cost.ended()
+                finally:
+                    self.running.remove()
+
+        running.add_done_callback(ended)
+
+
+def _deployment_row(event: UsageEvent, target: Target) -> None:
+    """An Azure deployment name says nothing about the model: a row (answered or not) is recorded under the model it
+    is priced as, so reports and billing imports group by model, with the deployment as a tag."""
+    if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
+        event.tags = {**(event.tags or {}), "deployment": event.model}
+        event.model = target.spec.price_as

@@ -1,0 +1,129 @@
+"""A caller that goes away mid-call: the ledger row, the key's budget and the rate limiter all end at what the
+provider billed for the call, and agree with each other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from helpers.scripted_anthropic import ScriptedAnthropic
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore, period_start
+from tokenomy.gateway.limits import to_nano
+from tokenomy.ledger.store import open_store
+
+SONNET = "claude-sonnet-4-5-20250929"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+ASK = [{"role": "user", "content": "x" * 400}]
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+async def sent(upstream: ScriptedAnthropic) -> None:
+    """Return once the upstream has the request."""
+    for _ in range(500):
+        if upstream.requests:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request never reached the upstream")
+
+
+def counter(key) -> str:
+    return f"key:{key.key_id}:{period_start('month').date()}"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_call_cancelled_while_its_sdk_thread_runs_settles_ledger_and_budget_at_the_answer(path, ledger_path):
+    # The gateway's handler is cancelled (here its task, on the ASGI app; in `serve`, by the graceful shutdown's end)
+    # while the Anthropic SDK waits for Claude in a worker thread, which runs on: Claude answers and bills. The row
+    # had only the prompt estimate and the budget kept the whole reservation (max_tokens' worth).
+    upstream = ScriptedAnthropic()
+    upstream.delay_s = 0.4
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        model = {"provider": "anthropic", "model": SONNET, "base_url": url}
+        app = create_app(parse_config({"auth": True, "models": {"claude": model}}), str(ledger_path))
+
+        async def main() -> int | None:
+            async with app.router.lifespan_context(app):
+                gateway = app.state.gateway
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+                    call = asyncio.ensure_future(
+                        http.post(
+                            path,
+                            headers={"authorization": f"Bearer {secret}"},
+                            json={"model": "claude", "max_tokens": 1000, "messages": ASK},
+                        )
+                    )
+                    await sent(upstream)
+                    call.cancel()  # while Claude is still working on it
+                    with pytest.raises(asyncio.CancelledError):
+                        await call
+            # The gateway stopped: it waited for the thread's answer before closing its ledger and budgets.
+            return await gateway.limits.spent(counter(key))
+
+        charged = asyncio.run(main())
+    [row] = open_store(ledger_path).events()
+    assert len(upstream.requests) == 1 and (row.outcome, row.key_id) == ("cancelled", key.key_id)
+    assert (row.input_tokens, row.output_tokens) == (10, 2)  # Claude's own count
+    assert charged == to_nano(row.cost_usd) > 0  # the budget counts what the ledger says, not max_tokens' worth
+
+
+def leave_a_stream(api: str, url: str, secret: str) -> None:
+    """Read three pieces of the answer, then close the connection."""
+    if api == "chat":
+        chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        stream = chat.chat.completions.create(model="up", messages=ASK, max_tokens=1000, stream=True)
+        pieces = [chunk for chunk, _ in zip(stream, range(3), strict=False)]
+    else:
+        messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+        stream = messages.messages.create(model="up", messages=ASK, max_tokens=1000, stream=True)
+        pieces = [event for event, _ in zip(stream, range(3), strict=False)]
+    assert len(pieces) == 3
+    stream.close()
+
+
+@pytest.mark.parametrize("api, counters", [("chat", "memory"), ("messages", "memory"), ("chat", "redis")])
+def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_row_records(
+    api, counters, ledger_path, request
+):
+    # Never overspent, but the whole reservation (the prompt and max_tokens of output) stayed counted for a stream the
+    # ledger records at its estimate (the prompt and the pieces generated): a budget filled far faster than it spent.
+    # With Redis the settlement awaits the network, where the disconnect's cancellation would stop it midway.
+    upstream = ScriptedOpenAI([(200, {}, "slow")], reply=tuple(f"w{i} " for i in range(8)))
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    redis_url = request.getfixturevalue("redis_url") if counters == "redis" else None
+    config = {
+        "auth": True,
+        "redis_url": redis_url,
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+    }
+    app = create_app(parse_config(config), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            leave_a_stream(api, url, secret)
+            gateway = app.state.gateway
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+                time.sleep(0.02)  # the stream wound up and its settlement ended
+            if redis_url is None:
+                charged = asyncio.run(gateway.limits.spent(counter(key)))
+            else:  # read with a client of this thread's own (the gateway's is bound to its event loop)
+                import redis
+
+                charged = int(redis.Redis.from_url(redis_url).get(f"tokenomy:spend:{counter(key)}"))
+    finally:
+        upstream.close()
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type) == ("cancelled", "StreamAbandoned") and row.output_tokens >= 1
+    assert charged == to_nano(row.cost_usd) > 0
