@@ -35,7 +35,7 @@ def test_second_call_with_long_shared_prefix_reads_the_cache():
     provider.chat(ChatRequest.simple("Warm-up with an unrelated prompt.", max_tokens=1))
     first = provider.chat(ChatRequest.simple("How long for order type 3?", system=LONG_PREFIX, max_tokens=4))
     second = provider.chat(ChatRequest.simple("How long for order type 5?", system=LONG_PREFIX, max_tokens=4))
-    prefix_tokens = provider.count_tokens(provider.format_prompt(ChatRequest.simple("", system=LONG_PREFIX)))
+    prefix_tokens = provider.count_text(provider.format_prompt(ChatRequest.simple("", system=LONG_PREFIX)))
     assert prefix_tokens > 2000
     assert first.usage.cache_read_tokens < 50  # only the chat-template opening was shared
     assert second.usage.cache_read_tokens >= prefix_tokens - 10

@@ -1,0 +1,158 @@
+"""Token counting through the gateway as applications do it: the `anthropic` SDK's `messages.count_tokens` against a
+real gateway on 127.0.0.1, in front of the Anthropic and Bedrock emulators and the local model. Each count must equal
+the prompt tokens (fresh, cache-read and cache-written) a real `messages.create` of the same prompt reports."""
+
+from __future__ import annotations
+
+import base64
+import io
+from decimal import Decimal
+
+import anthropic
+import httpx
+import pytest
+
+from tokenomy.config import parse_config
+from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+TOOLS = [{"name": "weather", "description": "The weather in a city.",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+SYSTEM = "You answer in one short sentence."
+ASK = [{"role": "user", "content": "What is the capital of France?"},
+       {"role": "assistant", "content": "Paris."},
+       {"role": "user", "content": "And of Italy?"}]
+
+
+def png() -> str:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("count") / "ledger.duckdb")
+
+
+@pytest.fixture(scope="module")
+def gateway(ledger):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.setenv("GPT_KEY", "unused")
+        with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock:
+            config = parse_config({
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                    "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
+                               "endpoint_url": bedrock},
+                    # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
+                    "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
+                            "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}},
+                # Counted with its first model, the Bedrock one; its fallback is never asked.
+                "routes": {"chain": {"model": "sonnet", "fallback": ["claude"]}}})
+            with ServerThread(create_app(config, ledger), lifespan="on") as url:
+                yield url
+
+
+@pytest.fixture
+def sdk(gateway):
+    return anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+
+
+def prompt_tokens(usage) -> int:
+    return usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "chain"])
+def test_a_count_equals_the_prompt_tokens_messages_create_reports(sdk, model) -> None:
+    for ask in ({"messages": ASK},
+                {"messages": ASK, "system": SYSTEM, "tools": TOOLS, "tool_choice": {"type": "auto"}}):
+        counted = sdk.messages.count_tokens(model=model, **ask).input_tokens
+        created = sdk.messages.create(model=model, max_tokens=2, **ask)
+        assert counted == prompt_tokens(created.usage) > 0
+    bare = sdk.messages.count_tokens(model=model, messages=ASK).input_tokens
+    assert counted > bare  # the system prompt and the tool are counted too
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet"])
+def test_an_image_is_counted_as_the_provider_bills_it(sdk, model) -> None:
+    ask = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}},
+        {"type": "text", "text": "What colour is it?"}]}]
+    counted = sdk.messages.count_tokens(model=model, messages=ask).input_tokens
+    assert counted == prompt_tokens(sdk.messages.create(model=model, max_tokens=2, messages=ask).usage)
+    words = sdk.messages.count_tokens(model=model, messages=[{"role": "user", "content": "What colour is it?"}])
+    assert counted > words.input_tokens
+
+
+def test_a_count_writes_no_ledger_row(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    with ServerThread(create_app(parse_config({}), ledger), lifespan="on") as url:  # flushes its ledger on exit
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        client.messages.create(model="local", max_tokens=2, messages=ASK)
+        for _ in range(3):
+            client.messages.count_tokens(model="local", messages=ASK)
+    assert open_store(ledger).count() == 1  # the call's row, and none for the counts
+
+
+def test_an_unknown_route_is_a_404_and_a_malformed_body_a_400_naming_the_field(sdk, gateway) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="`nope` does not exist") as missing:
+        sdk.messages.count_tokens(model="nope", messages=ASK)
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    for body, field in (({"model": "claude", "messages": "hi"}, "messages"),
+                        ({"model": "claude", "messages": ASK, "max_tokens": 5}, "max_tokens"),
+                        ({"model": "claude", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+                        ({"messages": ASK}, "model")):
+        answer = httpx.post(gateway + "/v1/messages/count_tokens", json=body)
+        assert answer.status_code == 400, body
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+        assert answer.json()["error"]["message"].startswith(field), answer.json()
+    broken = httpx.post(gateway + "/v1/messages/count_tokens", content=b"{nope",
+                        headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["type"] == "error"
+
+
+def test_an_openai_format_route_cannot_count_and_says_so(sdk) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.count_tokens(model="gpt", messages=ASK)
+    message = refused.value.body["error"]["message"]
+    assert "provider `openai`" in message and "counting tokens is not available" in message, message
+
+
+def test_a_field_the_counting_model_cannot_take_is_refused_by_the_callers_name(sdk) -> None:
+    ask = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}}]}]
+    with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0") as refused:
+        sdk.messages.count_tokens(model="local", messages=ask)
+    assert "model `local`" in refused.value.body["error"]["message"]
+
+
+def test_a_count_takes_the_keys_rate_limit_but_no_budget(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    secret, _ = KeyStore(open_store(ledger)).create(rpm=3, budget_usd=Decimal("0.000001"))
+    with ServerThread(create_anthropic()) as claude:
+        config = parse_config({"auth": True, "models": {
+            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
+        with ServerThread(create_app(config, ledger), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+            with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):  # the call's reservation is
+                client.messages.create(model="claude", max_tokens=2, messages=ASK)
+            # ... and a count is free: it reserves nothing, but each is a request under the key's rate limit.
+            counts = [client.messages.count_tokens(model="claude", messages=ASK).input_tokens for _ in range(2)]
+            assert counts[0] == counts[1] > 0
+            with pytest.raises(anthropic.RateLimitError, match="Rate limit of 3 requests per minute"):
+                client.messages.count_tokens(model="claude", messages=ASK)
+            stranger = anthropic.Anthropic(base_url=url, api_key="tk-wrong", max_retries=0)
+            with pytest.raises(anthropic.AuthenticationError):
+                stranger.messages.count_tokens(model="claude", messages=ASK)
