@@ -11,10 +11,13 @@ from decimal import Decimal
 import anthropic
 import httpx
 import pytest
+from google import genai
+from google.genai import errors, types
 
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
@@ -22,6 +25,7 @@ from tokenomy.ledger.store import open_store
 
 SONNET = "claude-sonnet-4-5-20250929"
 BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+GEMINI = "gemini-2.5-flash"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 TOOLS = [{"name": "weather", "description": "The weather in a city.",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -50,10 +54,14 @@ def gateway(ledger):
         env.setenv("AWS_ACCESS_KEY_ID", "x")
         env.setenv("AWS_SECRET_ACCESS_KEY", "x")
         env.setenv("GPT_KEY", "unused")
-        with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock:
+        for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+            env.delenv(name, raising=False)
+        with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock, \
+                ServerThread(create_gemini()) as gemini:
             config = parse_config({
                 "models": {
                     "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                    "flash": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
                     "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
                                "endpoint_url": bedrock},
                     # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
@@ -74,7 +82,7 @@ def prompt_tokens(usage) -> int:
     return usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
 
 
-@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "chain"])
+@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "chain", "flash"])
 def test_a_count_equals_the_prompt_tokens_messages_create_reports(sdk, model) -> None:
     for ask in ({"messages": ASK},
                 {"messages": ASK, "system": SYSTEM, "tools": TOOLS, "tool_choice": {"type": "auto"}}):
@@ -156,3 +164,39 @@ def test_a_count_takes_the_keys_rate_limit_but_no_budget(tmp_path) -> None:
             stranger = anthropic.Anthropic(base_url=url, api_key="tk-wrong", max_retries=0)
             with pytest.raises(anthropic.AuthenticationError):
                 stranger.messages.count_tokens(model="claude", messages=ASK)
+
+
+@pytest.mark.parametrize("model", ["flash", "sonnet", "local"])
+def test_google_genai_counts_what_generate_content_reports(gateway, model) -> None:
+    client = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    turns = [types.Content(role="user", parts=[types.Part(text="What is the capital of France?")]),
+             types.Content(role="model", parts=[types.Part(text="Paris.")]),
+             types.Content(role="user", parts=[types.Part(text="And of Italy?")])]
+    counted = client.models.count_tokens(model=model, contents=turns).total_tokens
+    usage = client.models.generate_content(model=model, contents=turns,
+                                           config=types.GenerateContentConfig(max_output_tokens=2)).usage_metadata
+    assert counted == usage.prompt_token_count > 0
+    # A system instruction and tools reach a count in a whole generateContentRequest (REST callers; the SDK sends
+    # contents alone to the Gemini API).
+    whole = {"generateContentRequest": {
+        "contents": [{"role": "user", "parts": [{"text": "And of Italy?"}]}],
+        "systemInstruction": {"parts": [{"text": SYSTEM}]},
+        "tools": [{"functionDeclarations": [{"name": "weather", "description": "The weather in a city.",
+                                             "parameters": {"type": "object"}}]}]}}
+    answer = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json=whole)
+    bare = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json={
+        "contents": whole["generateContentRequest"]["contents"]})
+    assert answer.status_code == bare.status_code == 200
+    assert answer.json()["totalTokens"] > bare.json()["totalTokens"] > 0
+
+
+def test_google_genai_errors_for_a_count_are_googles(gateway) -> None:
+    client = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    with pytest.raises(errors.ClientError) as missing:
+        client.models.count_tokens(model="nope", contents="hi")
+    assert missing.value.code == 404 and "`nope` does not exist" in missing.value.message
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.count_tokens(model="gpt", contents="hi")
+    assert refused.value.code == 400 and "provider `openai`" in refused.value.message
+    malformed = httpx.post(f"{gateway}/v1beta/models/flash:countTokens", json={"contents": "hi"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["message"].startswith("contents")

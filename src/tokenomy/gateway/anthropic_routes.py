@@ -33,7 +33,7 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
-from tokenomy.gateway.counting import admit_count, cannot_count, count, count_refusal, counter_for
+from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
 from tokenomy.gateway.responses import FirstChunkStream, call_cost, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
@@ -50,6 +50,7 @@ from tokenomy.providers.anthropic_inbound import (
     usage_body,
 )
 from tokenomy.providers.anthropic_provider import BETA_HEADER
+from tokenomy.providers.base import Unsupported
 
 router = APIRouter()
 # What `messages.count_tokens` takes: what the model reads, not how it answers (no max_tokens, sampling, stream).
@@ -269,19 +270,11 @@ async def count_message_tokens(request: Request):
     try:
         # The mapping wants an answer's cap; a count has none, so a placeholder stands in and is taken out again.
         call = replace(request_from_anthropic({**body, "max_tokens": 1}), max_tokens=None)
-        counter = counter_for(gw, name, route, call)
-        anthropic_model = counter.provider.name == "anthropic"
-        if call.extra and not anthropic_model:
-            field = next(iter(call.extra))
-            raise ValueError(
-                f"{field}: the gateway carries this field to Anthropic models only, and `{name}` counts with "
-                f"model `{counter.model}` ({counter.provider.name}); remove it"
-            )
-        refused = count_refusal(counter, replace(counter.request, extra={}))
-        if refused is not None:
-            return anthropic_error(400, refused.error_text(caller_path(body, refused)))
+        counter = counter_for(gw, name, route, call, "Anthropic", ("anthropic",))
+        if isinstance(counter, Unsupported):
+            return anthropic_error(400, counter.error_text(caller_path(body, counter)))
         beta = request.headers.get(BETA_HEADER)
-        if beta and anthropic_model:
+        if beta and counter.provider.name == "anthropic":
             counter.request.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return anthropic_error(400, str(exc))

@@ -10,6 +10,7 @@ is a request to the gateway all the same), and so does the overload guard.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tokenomy.caching.tokens import apply_token_policy
@@ -26,7 +27,6 @@ class Counter:
     model: str  # the model's name in the config (what the docs and errors name)
     provider: Provider
     request: ChatRequest
-    inputs: tuple[str, ...] | None = None  # what the model reads, when its config says (ModelSpec.inputs)
 
 
 def counting_model(gw, name: str, route) -> str:
@@ -40,20 +40,26 @@ def counting_model(gw, name: str, route) -> str:
     return models[0]
 
 
-def counter_for(gw, name: str, route, call: ChatRequest) -> Counter:
-    """Resolve the counting model and map `call` for it (as the client's attempt loop does for an attempt)."""
+def counter_for(
+    gw, name: str, route, call: ChatRequest, api: str, providers: tuple[str, ...], named: Callable[[str], str] = str
+) -> Counter | Unsupported:
+    """The counting model with `call` mapped for it (as the client's attempt loop maps an attempt), or what of the
+    request that model cannot take (an image to a text-only model), found before any call. An API's own fields
+    (`call.extra`) reach only that API's `providers`: for another a ValueError names the first as the caller
+    spelled it (`named`), as a call on the route would be refused."""
     model = counting_model(gw, name, route)
     spec = gw.client.spec_for(model)
+    provider = gw.client.provider_for(spec)
+    if call.extra and provider.name not in providers:
+        raise ValueError(
+            f"{named(next(iter(call.extra)))}: the gateway carries this field to {api} models only, and `{name}` "
+            f"counts with model `{model}` ({provider.name}); remove it"
+        )
     request, _ = apply_token_policy(call, gw.policy_for(name, route).tokens)
     request = replace(request, model=spec.model, region=request.region or spec.region)
-    return Counter(model, gw.client.provider_for(spec), request, spec.inputs)
-
-
-def count_refusal(counter: Counter, request: ChatRequest) -> Unsupported | None:
-    """What of `request` (the counter's, its API's own fields left out) the counting model cannot take (an image to
-    a text-only model), asked before any call."""
-    why = inputs_refusal(counter.inputs, request) or counter.provider.refusal(request)
-    return replace(why, by=f"model `{counter.model}`") if why is not None else None
+    bare = replace(request, extra={}) if request.extra else request  # the API's own fields were checked above
+    why = inputs_refusal(spec.inputs, bare) or provider.refusal(bare)
+    return replace(why, by=f"model `{model}`") if why is not None else Counter(model, provider, request)
 
 
 async def admit_count(gw, key) -> Refusal | None:
