@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import anthropic
 import httpx
+import openai
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -200,3 +201,34 @@ def test_google_genai_errors_for_a_count_are_googles(gateway) -> None:
     assert refused.value.code == 400 and "provider `openai`" in refused.value.message
     malformed = httpx.post(f"{gateway}/v1beta/models/flash:countTokens", json={"contents": "hi"})
     assert malformed.status_code == 400 and malformed.json()["error"]["message"].startswith("contents")
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "flash"])
+def test_openais_input_tokens_count_what_responses_create_reports(gateway, model) -> None:
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    tool = {"type": "function", "name": "weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    for ask in ({"input": "What is the capital of Italy?"},
+                {"input": "What is the capital of Italy?", "instructions": SYSTEM, "tools": [tool]}):
+        counted = client.responses.input_tokens.count(model=model, **ask)
+        assert counted.object == "response.input_tokens"
+        assert counted.input_tokens == client.responses.create(model=model, max_output_tokens=16,
+                                                               **ask).usage.input_tokens
+    bare = client.responses.input_tokens.count(model=model, input="What is the capital of Italy?").input_tokens
+    assert counted.input_tokens > bare
+
+
+def test_openais_input_tokens_errors_are_openais(gateway) -> None:
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.input_tokens.count(model="nope", input="hi")
+    assert missing.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.input_tokens.count(model="gpt", input="hi")
+    assert refused.value.body["code"] == "counting_unavailable" and "provider `openai`" in refused.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as malformed:
+        client.responses.input_tokens.count(model="claude", input=[{"role": "robot", "content": "hi"}])
+    assert malformed.value.body["param"].startswith("input[0]"), malformed.value.body
+    with pytest.raises(openai.BadRequestError) as capped:
+        client.responses.input_tokens.count(model="claude", input="hi", extra_body={"max_output_tokens": 5})
+    assert capped.value.body["param"] == "max_output_tokens"
