@@ -68,8 +68,12 @@ def gateway(ledger):
                     # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
                     "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
                             "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}},
-                # Counted with its first model, the Bedrock one; its fallback is never asked.
-                "routes": {"chain": {"model": "sonnet", "fallback": ["claude"]}}})
+                # Counted with their first model, the Bedrock one; the fallback or the routed tier, which cannot
+                # count, is never asked.
+                "tiers": {"cheap": ["sonnet"], "strong": ["gpt"]},
+                "routes": {"chain": {"model": "sonnet", "fallback": ["gpt"]}, "routed": {"policy": "by-words"}},
+                "routing": {"policies": {"by-words": {"type": "rules", "tiers": ["cheap", "strong"], "rules": [
+                    {"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
             with ServerThread(create_app(config, ledger), lifespan="on") as url:
                 yield url
 
@@ -92,6 +96,12 @@ def test_a_count_equals_the_prompt_tokens_messages_create_reports(sdk, model) ->
         assert counted == prompt_tokens(created.usage) > 0
     bare = sdk.messages.count_tokens(model=model, messages=ASK).input_tokens
     assert counted > bare  # the system prompt and the tool are counted too
+
+
+def test_a_routed_route_counts_with_its_first_tiers_first_model(sdk) -> None:
+    ask = [{"role": "user", "content": "Please prove that 2 + 2 = 4."}]  # the rules send it to the strong tier
+    counted = sdk.messages.count_tokens(model="routed", messages=ask).input_tokens
+    assert counted == sdk.messages.count_tokens(model="sonnet", messages=ask).input_tokens > 0
 
 
 @pytest.mark.parametrize("model", ["claude", "sonnet"])

@@ -309,38 +309,13 @@ async def create_message(request: Request):
         )
     if not isinstance(body, dict):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
-    model = body.get("model")
-    name: str = model if isinstance(model, str) else ""
-    route = gw.route_for(name) if name else None
-    label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    secret = request.headers.get("x-api-key")
-    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
-    if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"]
-        return metrics.done(
-            anthropic_error(
-                key.status_code,
-                message.replace(
-                    "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`"
-                ),
-            ),
-            label,
-            started,
-        )
-    if not name:
-        return metrics.done(
-            anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)"),
-            label,
-            started,
-        )
-    if route is None:
-        return metrics.done(
-            anthropic_error(
-                404, f"model: `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
-            ),
-            label,
-            started,
-        )
+    caller = await _caller(request, body)
+    if isinstance(caller, JSONResponse):
+        model = body.get("model")
+        known = isinstance(model, str) and bool(model) and gw.route_for(model) is not None
+        label = str(model) if known else "unknown"  # bounded metric labels, whatever clients send
+        return metrics.done(caller, label, started)
+    name, route, key = caller
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
