@@ -27,6 +27,7 @@ from tokenomy.ledger.store import open_store
 SONNET = "claude-sonnet-4-5-20250929"
 BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 GEMINI = "gemini-2.5-flash"
+ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 TOOLS = [{"name": "weather", "description": "The weather in a city.",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -65,6 +66,9 @@ def gateway(ledger):
                     "flash": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
                     "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
                                "endpoint_url": bedrock},
+                    # Bedrock's prompt router picks a model only when it runs, so its CountTokens refuses.
+                    "picked": {"provider": "bedrock", "model": ROUTER, "region": "us-east-1", "endpoint_url": bedrock,
+                               "price_as": BEDROCK_SONNET},
                     # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
                     "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
                             "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}},
@@ -147,6 +151,12 @@ def test_an_openai_format_route_cannot_count_and_says_so(sdk) -> None:
         sdk.messages.count_tokens(model="gpt", messages=ASK)
     message = refused.value.body["error"]["message"]
     assert "provider `openai`" in message and "counting tokens is not available" in message, message
+
+
+def test_a_model_its_provider_cannot_count_is_the_providers_400(sdk) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.count_tokens(model="picked", messages=ASK)
+    assert "ValidationException: The provided model doesn't support counting tokens" in str(refused.value)
 
 
 def test_a_field_the_counting_model_cannot_take_is_refused_by_the_callers_name(sdk) -> None:
