@@ -79,6 +79,9 @@ def gateway(ledger):
                 "routing": {"policies": {"by-words": {"type": "rules", "tiers": ["cheap", "strong"], "rules": [
                     {"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
             with ServerThread(create_app(config, ledger), lifespan="on") as url:
+                # Loads the local model and starts the ledger's writer once, so no test's time is that set-up's.
+                anthropic.Anthropic(base_url=url, api_key="unused").messages.create(
+                    model="local", max_tokens=1, messages=ASK, system=SYSTEM, tools=TOOLS)
                 yield url
 
 
