@@ -93,7 +93,7 @@ def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_w
     # and no word on what the gateway does serve.
     with gateway({}, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        for call in (lambda: client.embeddings.create(model="local", input="hi"),
+        for call in (lambda: client.images.generate(model="local", prompt="hi"),
                      lambda: client.completions.create(model="local", prompt="hi")):
             with pytest.raises(openai.NotFoundError) as missing:
                 call()

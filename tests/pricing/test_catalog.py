@@ -187,14 +187,21 @@ def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
         "gpt-4o": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 9e-06,
                    "output_cost_per_token": 9e-06},
         "text-embedding-3-small": {"litellm_provider": "openai", "mode": "embedding",
-                                   "input_cost_per_token": 2e-08, "output_cost_per_token": 0},
+                                   "input_cost_per_token": 3e-08, "output_cost_per_token": 0},
+        "acme-embed-1": {"litellm_provider": "openai", "mode": "embedding", "input_cost_per_token": 1e-08,
+                         "output_cost_per_token": 0},
+        "acme-voice": {"litellm_provider": "openai", "mode": "audio_speech", "input_cost_per_token": 1e-08,
+                       "output_cost_per_token": 0},
     }))
     merged = catalog.with_litellm(litellm)
     acme = merged.lookup("acme-chat-1")
     assert acme.priced_by == "litellm-import" and acme.input == Decimal("2") and acme.cache_read == Decimal("0.5")
     assert merged.lookup("gpt-4o").priced_by == "tokenomy-catalog"
+    # Embedding models are imported (the gateway serves /v1/embeddings); modes it serves not, such as speech.
+    assert merged.lookup("acme-embed-1").input == Decimal("0.01")
+    assert merged.lookup("text-embedding-3-small").input == Decimal("0.02")  # curated
     with pytest.raises(UnknownModelError):
-        PriceCatalog(merged.entries(), use_fallback=False).lookup("text-embedding-3-small")
+        PriceCatalog(merged.entries(), use_fallback=False).lookup("acme-voice")
 
 
 def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
@@ -203,6 +210,17 @@ def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
     assert entry.input > 0 and entry.output > 0
     cost = compute_cost(Usage(M, 0), "gpt-3.5-turbo", catalog=catalog)
     assert cost.priced_by == "genai-prices" and cost.total_usd == entry.input
+
+
+def test_embedding_models_are_priced_on_input_tokens_alone(catalog):
+    # Neither was priced: the catalog had no embedding model, and the library's (input price only) were skipped.
+    small = compute_cost(Usage(M, 0), "text-embedding-3-small", catalog=catalog)
+    assert small.priced_by == "tokenomy-catalog" and small.total_usd == Decimal("0.02") and small.output_usd == 0
+    assert compute_cost(Usage(37, 0), "text-embedding-3-small", catalog=catalog).total_usd == Decimal("0.00000074")
+    assert compute_cost(Usage(M, 0), "text-embedding-3-large", mode="batch", catalog=catalog).total_usd == Decimal(
+        "0.065")
+    gemini = catalog.lookup("gemini-embedding-001")
+    assert gemini.priced_by == "genai-prices" and gemini.input == Decimal("0.15") and gemini.output == 0
 
 
 def test_an_as_of_that_is_not_a_date_is_refused_where_it_is(tmp_path, catalog):

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import Block, Turn
+from tokenomy.emulate.instant_openai import embeddings_answer
 from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
 from tokenomy.emulate.openai_batch_api import batch_router, install_errors
 from tokenomy.emulate.prompt_cache import Checkpoint, PromptCache, prefix_digest
@@ -330,6 +331,18 @@ def create_app(deployments: dict[str, str] | None = None, engine=None, **batch_s
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(stream_chunks(completion, pieces, usage), media_type="text/event-stream")
         return completion
+
+    @app.post("/openai/deployments/{deployment}/embeddings", dependencies=[Depends(_azure_request)])
+    async def embeddings(deployment: str, request: Request):
+        model = deployment_model(deployments, deployment)
+        if model is None:
+            raise AzureError(404, "DeploymentNotFound", NO_DEPLOYMENT)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise APIError(400, "The request body is not valid JSON.") from None
+        status, answer = embeddings_answer({**body, "model": model} if isinstance(body, dict) else {})
+        return JSONResponse(answer, status_code=status)
 
     app.include_router(batch_router(batches, "/openai", [Depends(_azure_request)]))
     return app

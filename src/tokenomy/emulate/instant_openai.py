@@ -2,14 +2,20 @@
 
 It answers every POST with a fixed short completion (or an SSE stream), reporting usage that
 matches the request: prompt tokens ~ characters of its text / 4, completion tokens = max_tokens (default 16).
-An optional delay simulates model latency. No framework, so it costs almost nothing per request.
+A POST to .../embeddings gets OpenAI's embeddings answer instead: one vector per input, derived from the input's
+bytes (`embedding_vector`, so a test knows what should arrive), as floats or base64 (`encoding_format`), with
+`dimensions` numbers each (default 1536, as text-embedding-3-small). An optional delay simulates model latency.
+No framework, so it costs almost nothing per request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +32,56 @@ def _content_chars(content: object) -> int:
     return 0
 
 
-def _reply(body: bytes, delay_s: float) -> tuple[bytes, bytes]:
+DEFAULT_DIMENSIONS = 1536
+
+
+def embedding_vector(item: str | list[int], dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
+    """The vector this server answers for one input (a text, or a list of token ids): numbers k/128, which a float32
+    holds exactly, so floats and base64 carry the very same values."""
+    seed = item.encode() if isinstance(item, str) else orjson.dumps(item)
+    stream = b""
+    counter = 0
+    while len(stream) < dimensions:
+        stream += hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return [(byte - 128) / 128 for byte in stream[:dimensions]]
+
+
+def _embeddings_error(message: str, param: str) -> tuple[int, dict]:
+    return 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+
+
+def embeddings_answer(request: dict) -> tuple[int, dict]:
+    """OpenAI's embeddings answer (status, body): usage counts a text's characters / 4 (at least 1), a token list's
+    length. The Azure OpenAI emulator answers with it too."""
+    given = request.get("input")
+    single = isinstance(given, str) or (isinstance(given, list) and bool(given) and isinstance(given[0], int))
+    items = [given] if single else given
+    if not isinstance(items, list) or not items:
+        return _embeddings_error("'input' must be a string, a list of strings or of token lists", "input")
+    dimensions = request.get("dimensions", DEFAULT_DIMENSIONS)
+    if type(dimensions) is not int or dimensions < 1:
+        return _embeddings_error("'dimensions' must be a positive integer", "dimensions")
+    data, tokens = [], 0
+    for index, item in enumerate(items):
+        if not isinstance(item, (str, list)):
+            return _embeddings_error(f"'input[{index}]' must be a string or a list of token ids", f"input[{index}]")
+        tokens += max(1, len(item) // 4) if isinstance(item, str) else len(item)
+        vector: list[float] | str = embedding_vector(item, dimensions)
+        if request.get("encoding_format") == "base64":  # little-endian float32s, as OpenAI sends them
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return 200, {"object": "list", "data": data, "model": request.get("model", "instant"), "usage": usage}
+
+
+def _reply(body: bytes, delay_s: float, path: bytes = b"/v1/chat/completions") -> tuple[bytes, bytes, bytes]:
     # orjson, and no text made of a part list: the upstream stays cheap however big the body, so the benchmarks
     # measure the gateway in front of it, not this server competing with it for the same cores.
     request = orjson.loads(body or b"{}")
+    if path.split(b"?")[0].endswith(b"/embeddings"):
+        status, answer = embeddings_answer(request)
+        return b"200 OK" if status == 200 else b"400 Bad Request", orjson.dumps(answer), b"application/json"
     prompt_chars = sum(_content_chars(m.get("content")) for m in request.get("messages", []))
     completion = int(request.get("max_tokens") or request.get("max_completion_tokens") or 16)
     usage = {
@@ -57,17 +109,21 @@ def _reply(body: bytes, delay_s: float) -> tuple[bytes, bytes]:
             {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage},
         ]
         payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
-        return payload, b"text/event-stream"
-    return json.dumps(
-        {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": usage,
-        }
-    ).encode(), b"application/json"
+        return b"200 OK", payload, b"text/event-stream"
+    return (
+        b"200 OK",
+        json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+        ).encode(),
+        b"application/json",
+    )
 
 
 async def _handle(
@@ -80,6 +136,7 @@ async def _handle(
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b"\r\n", 1)[0].split(b" ")[1:2] or [b"/"]
             length = 0
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
@@ -93,9 +150,11 @@ async def _handle(
                 continue
             if delay_s:
                 await asyncio.sleep(delay_s)
-            payload, kind = _reply(body, delay_s)
+            status, payload, kind = _reply(body, delay_s, path[0])
             writer.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: "
+                b"HTTP/1.1 "
+                + status
+                + b"\r\ncontent-type: "
                 + kind
                 + b"\r\ncontent-length: "
                 + str(len(payload)).encode()

@@ -32,6 +32,7 @@ from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, paid, ret
 from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
+from tokenomy.gateway.embeddings_routes import router as embeddings_router
 from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_error, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
@@ -325,6 +326,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
+    app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
     # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
     app.serve_directly(
         {"/v1/chat/completions": chat_completions, "/v1/messages": create_message},
@@ -348,9 +350,10 @@ def _tune_gc() -> None:
 
 
 SERVED = (
-    "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/messages (and "
-    "/v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], POST /v1beta/models/{model}:generateContent "
-    "(and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], GET /healthz and GET /metrics"
+    "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/embeddings, "
+    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
+    "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
+    "GET /healthz and GET /metrics"
 )
 # Paths of Bedrock Runtime's other operations (InvokeModel, ApplyGuardrail, ...), answered in its error shape so boto3
 # shows the message (with another shape it shows an empty one).

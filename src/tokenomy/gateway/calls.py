@@ -104,8 +104,12 @@ class Admitted:
     budgets: Reservation | None
 
 
-async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Refusal:
-    """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller)."""
+async def admit(
+    gw, model: str, route, key, call: ChatRequest | None, estimate_nano: int | None = None
+) -> Admitted | Refusal:
+    """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller).
+    The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
+    worst case."""
     if gw.guard.full():
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
@@ -114,7 +118,11 @@ async def admit(gw, model: str, route, key, call: ChatRequest) -> Admitted | Ref
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None
     if scopes:
-        estimate = gw.estimate_nano(route, call, policy)
+        if estimate_nano is not None:
+            estimate = estimate_nano
+        else:
+            assert call is not None, "admit needs the chat call or an estimate"
+            estimate = gw.estimate_nano(route, call, policy)
         try:
             held = await gw.budgets.reserve(scopes, estimate)
         except BudgetUnavailable as exc:

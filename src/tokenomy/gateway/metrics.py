@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from tokenomy.messages import ChatResponse
+from tokenomy.messages import ChatResponse, Usage
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 REGISTRY = CollectorRegistry()
@@ -51,7 +52,12 @@ def done(response, model: str, started: float):
 
 
 def observe(response: ChatResponse, model: str) -> None:
-    usage = response.usage
+    # Every attempt's cost, as the ledger has them.
+    observe_usage(response.usage, response.call_cost_usd or response.cost_usd, model)
+
+
+def observe_usage(usage: Usage, cost: Decimal | None, model: str) -> None:
+    """Tokens by type and cost of one answered call (a chat's, or an embeddings call's input tokens)."""
     for kind, value in (
         ("input", usage.input_tokens),
         ("output", usage.output_tokens),
@@ -60,7 +66,6 @@ def observe(response: ChatResponse, model: str) -> None:
     ):
         if value:
             _child(TOKENS, model, kind).inc(value)
-    cost = response.call_cost_usd or response.cost_usd  # every attempt's cost, as the ledger has them
     if cost:
         _child(COST, model).inc(float(cost))
 

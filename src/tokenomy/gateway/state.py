@@ -59,6 +59,10 @@ class GatewayClient(Tokenomy):
     def provider_for(self, spec):
         if spec.provider != "openai" or self.sdk_upstream:
             return super().provider_for(spec)
+        return self.pooled(spec)
+
+    def pooled(self, spec) -> AsyncOpenAIUpstream:
+        """The pooled upstream of an OpenAI-format model (embeddings take it whatever `sdk_upstream` says)."""
         key = (spec.base_url, spec.api_key_env, spec.timeout_s)
         upstream = self.upstreams.get(key)
         if upstream is None:

@@ -70,19 +70,20 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         return get_provider(self.spec).stream(request)
 
-    def _failed(self, exc: UpstreamTimeout | UpstreamDisconnected) -> ProviderError:
+    def _failed(self, exc: UpstreamTimeout | UpstreamDisconnected, url: str | None = None) -> ProviderError:
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
+        url = url or self.url
         if isinstance(exc, UpstreamTimeout):
             return ProviderError(
-                f"{self.url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
+                f"{url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
                 "answers that are not streamed)",
                 kind="timeout",
                 reached=exc.sent,
             )
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
-            return ProviderError(f"{self.url}: {exc}", kind="server_error", retryable=False, reached=True)
+            return ProviderError(f"{url}: {exc}", kind="server_error", retryable=False, reached=True)
         # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
-        return ProviderError(f"cannot reach {self.url}: {exc}", kind="server_error", reached=exc.sent)
+        return ProviderError(f"cannot reach {url}: {exc}", kind="server_error", reached=exc.sent)
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         self.check(request)
@@ -143,6 +144,37 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             raise self._failed(exc) from exc
         assembler.check_complete(done)
         yield StreamChunk(response=assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft))
+
+    async def aembed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` to the upstream's /embeddings over the same pool as chat; its answer, parsed. The body goes as
+        given (the gateway has checked its fields), and errors map to the same kinds as a chat call's."""
+        url = self._root + "/embeddings"
+        pool = self.connections()
+        try:
+            connection, reply = await pool.post("/embeddings", _dumps(body))
+            try:
+                raw = await reply.read()
+            finally:
+                pool.release(connection)
+        except (UpstreamTimeout, UpstreamDisconnected) as exc:
+            raise self._failed(exc, url) from exc
+        if reply.status >= 400:
+            raise openai_wire.status_error(
+                reply.status, raw.decode(errors="replace"), retry_after_seconds(reply.headers)
+            )
+        try:
+            data = _loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            # Billed, probably, but not usable: a fault of the upstream (or of its base_url), not of the caller.
+            raise ProviderError(
+                f"{url} sent no embeddings list: {raw[:200].decode(errors='replace')}",
+                kind="server_error",
+                retryable=False,
+                reached=True,
+            )
+        return data
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -489,7 +489,7 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
     for name, spec in doc.items():
         if name == "sample_spec" or not isinstance(spec, dict):
             continue
-        if spec.get("mode") not in (None, "chat", "completion"):
+        if spec.get("mode") not in (None, "chat", "completion", "embedding"):  # what the gateway serves
             continue
         if spec.get("input_cost_per_token") is None or spec.get("output_cost_per_token") is None:
             continue

@@ -177,6 +177,12 @@ def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierP
     return tiers
 
 
+def _embedding_model(info: Any) -> bool:
+    """An embedding model (gemini-embedding-001, amazon.titan-embed-text-v2:0, ...), which the library lists with an
+    input price only. Named by its id: a chat model missing its output price must stay unpriced, not write for $0."""
+    return "embed" in str(info.id).lower()
+
+
 def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     """Price `ref` from the library, or None if it does not know the model."""
     snapshot, as_of, origin = _snapshot()
@@ -188,7 +194,10 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             continue
         now = datetime.now(tz=UTC)
         prices = info.get_prices(now)
-        if _flat(prices, "input_mtok") is None or _flat(prices, "output_mtok") is None:
+        output = _flat(prices, "output_mtok")
+        if output is None and _embedding_model(info):
+            output = Decimal(0)  # it writes no tokens: the library lists its input price only
+        if _flat(prices, "input_mtok") is None or output is None:
             continue
         has_batch = any(v.when == BATCH_CONTEXT for v in info.price_variants or ())
         batch = info.get_prices(now, dict(BATCH_CONTEXT)) if has_batch else None
@@ -202,7 +211,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             as_of=as_of,
             priced_by="genai-prices",
             input=_flat(prices, "input_mtok"),
-            output=_flat(prices, "output_mtok"),
+            output=output,
             batch_input=_flat(batch, "input_mtok") if batch else None,
             batch_output=_flat(batch, "output_mtok") if batch else None,
             batch_cache_read=_flat(batch, "cache_read_mtok") if batch else None,

@@ -116,6 +116,18 @@ class AzureOpenAIProvider(OpenAIProvider):
             params["extra_body"].pop("stream_options", None)
         return params
 
+    def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` (OpenAI's embeddings request, `model` the deployment) to the deployment's /embeddings; the
+        answer as Azure sent it. Through the client's own `post`, so the body goes as given: `embeddings.create`
+        would ask for base64 when the caller asked for no encoding, and turn it back into floats."""
+        try:
+            answer = self.client.post("/embeddings", body=body, cast_to=object)
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise ProviderError(f"Azure resource {self.base_url} sent no embeddings list", "server_error", reached=True)
+        return answer
+
     def map_error(self, exc: Exception) -> ProviderError:
         """The SDK's error, with what to check when Azure's 404 names a deployment or an unknown route."""
         error = map_openai_error(exc)

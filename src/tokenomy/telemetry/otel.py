@@ -197,9 +197,76 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
         span.end()
 
 
-def _common(provider_name: str, request_model: str, response_model: str | None, error_type: str | None) -> dict:
+@contextmanager
+def embeddings_span(provider_name: str, model: str, route: str | None, attempt: int) -> Iterator[Span]:
+    """The CLIENT span `embeddings {model}` for one attempt of an embeddings call (GenAI operation `embeddings`)."""
+    attributes: dict = {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
+        "gen_ai.request.model": model,
+        "tokenomy.attempt": attempt,
+    }
+    if route:
+        attributes["tokenomy.route"] = route
+    with _opened(_TRACER.start_span(f"embeddings {model}", kind=SpanKind.CLIENT, attributes=attributes), True) as span:
+        yield span
+
+
+def record_embeddings(
+    span: Span,
+    provider_name: str,
+    request_model: str,
+    response_model: str | None,
+    input_tokens: int,
+    cost_usd: Decimal | None,
+    duration_s: float,
+    error_type: str | None = None,
+) -> None:
+    """An embeddings attempt's outcome on its span, and in the two GenAI histograms (input tokens only)."""
+    if error_type is not None:
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, error_type))
+    elif span.is_recording():
+        span.set_attributes(
+            {
+                "gen_ai.response.model": response_model or request_model,
+                "gen_ai.usage.input_tokens": input_tokens,
+                "tokenomy.cost.usd": float(cost_usd or 0),
+            }
+        )
+    attrs = _common(provider_name, request_model, response_model, error_type, "embeddings")
+    tokens, duration = _HISTOGRAMS
+    if error_type is None:
+        tokens.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
+    duration.record(duration_s, attrs)
+
+
+@contextmanager
+def _opened(span: Span, current: bool) -> Iterator[Span]:
+    """`span`, made current unless `current` is False, ended on exit; an unexpected exception marks it failed.
+    `attempt_span` does the same inline: on the chat path this one more generator measured +0.65 us an attempt."""
+    try:
+        # A span with no trace (no SDK installed, no parent) changes nothing as the current span: skip the attach.
+        if current and span.get_span_context().is_valid:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield span
+        else:
+            yield span
+    except ProviderError:
+        raise  # already described by record_failure
+    except Exception as exc:  # a bug or an unmapped error: still visible on the span
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+        raise
+    finally:
+        span.end()
+
+
+def _common(
+    provider_name: str, request_model: str, response_model: str | None, error_type: str | None, operation: str = "chat"
+) -> dict:
     attrs = {
-        "gen_ai.operation.name": "chat",
+        "gen_ai.operation.name": operation,
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
         "gen_ai.request.model": request_model,
     }

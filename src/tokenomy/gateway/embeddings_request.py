@@ -1,0 +1,144 @@
+"""OpenAI's embeddings request (`POST /v1/embeddings`), checked before anything is sent or reserved.
+
+The body is forwarded as the caller sent it, with only `model` replaced by the route's model, so every field is
+one the gateway knows it may forward; any other is refused by name (the gateway drops nothing silently). The shape
+of `input` is checked here, where a mistake can be named by its place (`input[2][0]`), rather than answered by
+the upstream as a bare 400 or, worse, embedded as something the caller did not mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tokenomy.gateway.openai_ingress import RequestError
+
+# OpenAI's embeddings request, every field of it (https://platform.openai.com/docs/api-reference/embeddings/create).
+FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
+ENCODINGS = ("float", "base64")
+_SHAPES = "a string, a list of strings, a list of token ids (integers) or a list of token-id lists"
+_TOKEN_IDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+# The body is read by the handler (to name a wrong place as `input[2][0]`), so the OpenAPI document's schema is
+# declared here by hand.
+REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["model", "input"],
+    "additionalProperties": False,
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "a route or model this gateway serves"},
+        "input": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                _TOKEN_IDS,
+                {"type": "array", "items": _TOKEN_IDS, "minItems": 1},
+            ]
+        },
+        "encoding_format": {"type": "string", "enum": list(ENCODINGS), "default": "float"},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "user": {"type": "string"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class EmbeddingsRequest:
+    """A checked request: the body as sent, and the inputs it embeds (one vector each)."""
+
+    body: dict[str, Any]
+    model: str
+    items: tuple[str | tuple[int, ...], ...]
+
+    def forwarded(self, model: str) -> dict[str, Any]:
+        """The body the upstream gets: the caller's, with the route's model in place of the route's name."""
+        return {**self.body, "model": model}
+
+    def estimated_tokens(self) -> int:
+        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them: a text at
+        ~4 characters a token (as a chat prompt is estimated), a token list exactly."""
+        return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in self.items)
+
+    def fingerprint(self) -> str:
+        """A stable hash of what is embedded, so repeated inputs (a cache's savings) can be found in the ledger
+        without storing them."""
+        return hashlib.sha256(orjson.dumps(self.body["input"])).hexdigest()[:32]
+
+    def text(self) -> str:
+        """The inputs as text, for a ledger that stores prompts (token lists as their ids)."""
+        return "\n".join(item if isinstance(item, str) else " ".join(map(str, item)) for item in self.items)
+
+
+def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
+    """The checked request; a RequestError naming the first field (or place in `input`) that is wrong."""
+    if not isinstance(body, dict):
+        raise RequestError("body", f"expected a JSON object such as {{'model': ..., 'input': ...}}, not {_kind(body)}")
+    for name in body:
+        if name not in FIELDS:
+            raise RequestError(
+                name,
+                f"not a field of OpenAI's embeddings request ({', '.join(FIELDS)}); the gateway forwards no field it "
+                "does not know: remove it",
+            )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError("model", "required: the name of a route or model this gateway serves (GET /v1/models)")
+    if "input" not in body:
+        raise RequestError("input", f"required: {_SHAPES}")
+    items = _items(body["input"])
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ENCODINGS:
+        raise RequestError("encoding_format", f"must be {' or '.join(ENCODINGS)}, not {encoding!r}")
+    dimensions = body.get("dimensions", 1)
+    if type(dimensions) is not int or dimensions < 1:
+        raise RequestError("dimensions", f"must be a positive integer, not {dimensions!r}")
+    if not isinstance(body.get("user", ""), str):
+        raise RequestError("user", f"must be a string, not {_kind(body['user'])}")
+    return EmbeddingsRequest(body, model, items)
+
+
+def _items(given: Any) -> tuple[str | tuple[int, ...], ...]:
+    """What `input` embeds, one item per vector."""
+    if isinstance(given, str):
+        return (given,)
+    if not isinstance(given, list):
+        raise RequestError("input", f"must be {_SHAPES}, not {_kind(given)}")
+    if not given:
+        raise RequestError("input", "is an empty list: send at least one text or token list to embed")
+    first = given[0]
+    if isinstance(first, str):
+        for index, item in enumerate(given):
+            if not isinstance(item, str):
+                raise RequestError(f"input[{index}]", f"must be a string like input[0], not {_kind(item)}")
+        return tuple(given)
+    if _token(first):
+        return (_tokens(given, "input"),)
+    if isinstance(first, list):
+        found = []
+        for index, item in enumerate(given):
+            if not isinstance(item, list):
+                raise RequestError(f"input[{index}]", f"must be a list of token ids like input[0], not {_kind(item)}")
+            found.append(_tokens(item, f"input[{index}]"))
+        return tuple(found)
+    raise RequestError("input[0]", f"must be a string, a token id or a list of token ids, not {_kind(first)}")
+
+
+def _tokens(ids: list, where: str) -> tuple[int, ...]:
+    if not ids:
+        raise RequestError(where, "is an empty token list: nothing to embed")
+    for index, item in enumerate(ids):
+        if not _token(item):
+            raise RequestError(f"{where}[{index}]", f"must be a token id (an integer >= 0), not {item!r}")
+    return tuple(ids)
+
+
+def _token(value: Any) -> bool:
+    return type(value) is int and value >= 0  # not bool, which is an int to Python but no token id
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), f"a number ({value!r})" if isinstance(value, (int, float)) else type(value).__name__
+    )

@@ -1,0 +1,320 @@
+"""`POST /v1/embeddings` (the openai SDK's `client.embeddings.create`) on OpenAI-format upstreams and Azure OpenAI.
+
+An embeddings call is no chat, so it does not take the client's chat path (`Tokenomy.achat`); it takes every step
+around it that a chat call takes: the virtual key, admission (`calls.admit`: overload guard, the key's rate limit,
+the budget reserved at the estimated input), the route's rate limit and retries, one ledger row and one span per
+attempt (priced by `pricing.cost.compute_cost`, the one place a cost is computed), settlement at the actual cost,
+the journal made durable before the answer, and the metrics. The body goes to the upstream's `/embeddings` over
+the gateway's pooled upstream (`upstream.AsyncOpenAIUpstream.aembed`), or to an Azure deployment's through the
+Azure provider's SDK client (`AzureOpenAIProvider.embed`), as the caller sent it, `model` replaced by the route's
+model (for Azure, the deployment). Ledger rows carry the tag `operation: embeddings` (the schema has no operation
+column, and tags are grouped by every report already).
+
+Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model is not reached over
+the OpenAI wire (Anthropic has no embeddings API; Bedrock, Gemini and the local model are not forwarded), a
+routing policy (it picks a model per request), and fallbacks: vectors of two models cannot be compared, so an
+index built with one model must never receive the other's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import Refusal, admit, json_body, request_meta, retry_after, settle, upstream_status
+from tokenomy.gateway.embeddings_request import REQUEST_SCHEMA, EmbeddingsRequest, parse_embeddings_request
+from tokenomy.gateway.limits import to_nano
+from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.responses import FastJSONResponse, error
+from tokenomy.gateway.schemas import ErrorResponse
+from tokenomy.ids import new_id
+from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
+from tokenomy.messages import RequestMeta, Usage
+from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
+from tokenomy.providers.registry import ModelSpec
+from tokenomy.resilience.fallback import AttemptPlan
+from tokenomy.telemetry import otel
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+OPERATION_TAG = {"operation": "embeddings"}
+_ERROR_TYPES = {  # OpenAI's error `type` for each admission refusal code, as for chat completions
+    "overloaded": "server_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "budget_unavailable": "server_error",
+    "budget_exceeded": "insufficient_quota",
+}
+_FIX = (
+    "point the route at an OpenAI-format embedding model: a model with `provider: openai` and the upstream's "
+    "`base_url` (OpenAI, or a compatible server such as vLLM, Ollama or LiteLLM), e.g. `models: {embed: {provider: "
+    "openai, model: text-embedding-3-small}}`, or an Azure OpenAI deployment (`provider: azure`), and send its name"
+)
+_WHY_NOT = {"anthropic": "Anthropic has no embeddings API"}
+PROVIDERS = ("openai", "azure")  # the providers whose models embeddings are forwarded to
+
+
+@router.post(
+    "/v1/embeddings",
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 429, 502, 503, 504)},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}},
+)
+async def create_embeddings(request: Request) -> Response:
+    """Create embeddings in OpenAI's shape; `model` names a route or model served over the OpenAI wire."""
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    key = await gw.authenticate_async(request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        return metrics.done(key, "unknown", started)
+    try:
+        asked = parse_embeddings_request(await json_body(request))
+    except RequestError as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), "unknown", started)
+    except ValueError as exc:  # not JSON
+        message = (
+            f'the request body is not valid JSON ({exc}); send a JSON object such as {{"model": ..., "input": ...}}'
+        )
+        return metrics.done(error(400, message, "invalid_request_error"), "unknown", started)
+    name = asked.model
+    route = gw.route_for(name)
+    if route is None:
+        message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
+        return metrics.done(
+            error(404, message, "invalid_request_error", "model_not_found", "model"), "unknown", started
+        )
+    try:
+        spec = embedding_model(gw, name, route)
+    except (RequestError, TokenomyError) as exc:
+        return metrics.done(
+            error(400, str(exc), "invalid_request_error", "model_not_supported", "model"), name, started
+        )
+    tokens = asked.estimated_tokens()
+    admitted = await admit(gw, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
+    if isinstance(admitted, Refusal):
+        refused = error(
+            admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code, headers=admitted.headers
+        )
+        return metrics.done(refused, name, started)
+    meta = request_meta(request, route, key, name)
+    meta.request_id = new_id()
+    headers = {"x-request-id": meta.request_id}
+    try:
+        answer, used, cost = await _embed(gw, asked, spec, admitted.policy, meta, tokens)
+    except ProviderError as exc:  # every attempt is in the ledger under the request id
+        await settle(gw, admitted.budgets, None, paid=exc.call_cost_usd)
+        failed = _failure(exc)
+        failed.headers.update(headers)
+        return metrics.done(failed, name, started)
+    except BaseException:  # a bug, or the request cancelled: whether the upstream answered is not known
+        await settle(gw, admitted.budgets, None, unknown=True)
+        raise
+    finally:
+        gw.guard.slots.release()
+    await settle(gw, admitted.budgets, None, paid=cost)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
+    metrics.observe_usage(Usage(input_tokens=used), cost, name)
+    if not isinstance(answer.get("usage"), dict):  # the SDK reads usage; an upstream that sent none gets what we billed
+        answer["usage"] = {"prompt_tokens": used, "total_tokens": used}
+    return metrics.done(FastJSONResponse({**answer, "model": name}, headers=headers), name, started)
+
+
+def embedding_model(gw, name: str, route) -> ModelSpec:
+    """The one OpenAI-format model `route` embeds with; a RequestError saying why not and what to do."""
+    if gw.policy_for(name, route).router is not None or not route.model:
+        raise RequestError(
+            "model",
+            f"route `{name}` picks its model per request (routing policy `{route.policy}`); embeddings need one "
+            "fixed model, as vectors of different models cannot be compared: send the embedding model's own name, "
+            "or a route whose `model` is it",
+        )
+    if route.fallback:
+        raise RequestError(
+            "model",
+            f"route `{name}` falls back to {', '.join(route.fallback)}, whose vectors could not be compared with "
+            f"`{route.model}`'s (an index built with one model must not receive another's): the gateway does not "
+            "fall back for embeddings. Send the model's own name, or a route without `fallback` (retries on the "
+            "same model still apply)",
+        )
+    spec = gw.client.spec_for(route.model)
+    if spec.provider not in PROVIDERS:
+        why = _WHY_NOT.get(spec.provider, f"the gateway does not forward embeddings to {spec.provider} models yet")
+        raise RequestError(
+            "model",
+            f"route `{name}` reaches model `{route.model}` on provider `{spec.provider}`: {why}. To embed, {_FIX}",
+        )
+    return spec
+
+
+def _reservation(gw, spec: ModelSpec, tokens: int) -> int:
+    """The budget reservation (nano-USD): the estimated input at the model's input price (unpriced: 0)."""
+    try:
+        entry = gw.catalog.lookup(spec.pricing_model, _region(spec))
+    except TokenomyError:  # no price where it runs (the row says so when it is recorded): nothing to reserve
+        return 0
+    return to_nano(Decimal(tokens) * (entry.input or 0) / Decimal(1_000_000))
+
+
+def _region(spec: ModelSpec) -> str | None:
+    return spec.region if spec.region not in (None, "global", "local") else None
+
+
+async def _embed(
+    gw, asked: EmbeddingsRequest, spec: ModelSpec, policy, meta: RequestMeta, estimate: int
+) -> tuple[dict[str, Any], int, Decimal]:
+    """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
+    model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
+    try:
+        upstream, send = _upstream(gw, spec)
+    except TokenomyError as exc:  # the model's connection settings (an Azure endpoint, ...): the gateway's fault
+        raise ProviderError(f"model {spec.name!r}: {exc}", kind="server_error", retryable=False) from exc
+    body = asked.forwarded(spec.model)
+    plan = AttemptPlan((spec.name,), policy.retry)
+    step = plan.first()
+    spent = Decimal(0)
+    while True:
+        if step.delay_s:
+            await asyncio.sleep(step.delay_s)
+        left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
+        if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left):
+            # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+            limited = ProviderError(
+                f"client-side rate limit: no request slot for {meta.route!r} within the "
+                f"{policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
+                kind="throttled",
+            )
+            limited.call_cost_usd = spent
+            raise limited
+        began = time.perf_counter()
+        with otel.embeddings_span(upstream.name, spec.model, meta.route, step.attempt) as span:
+            try:
+                answer = await send(body)
+            except asyncio.CancelledError:
+                # Cancelled in flight (the gateway shutting down, a timeout): the request went out, so the upstream
+                # bills its input, as a chat call cancelled so is recorded.
+                seconds = time.perf_counter() - began
+                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
+                event.outcome, event.error_type = "cancelled", "CallCancelled"
+                _record(gw, event)
+                raise
+            except ProviderError as exc:
+                seconds = time.perf_counter() - began
+                error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
+                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
+                # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway.
+                billed = estimate if exc.reached else 0
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
+                event.outcome, event.error_type = exc.kind, error_type
+                spent += event.cost_usd
+                _record(gw, event)
+                following = plan.after(exc)
+                if following is None:
+                    exc.call_cost_usd = spent
+                    raise
+                step = following
+                continue
+            seconds = time.perf_counter() - began
+            used = _prompt_tokens(answer, spec, estimate)
+            reported = answer.get("model")
+            served = reported if isinstance(reported, str) and reported else spec.model
+            event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
+            _record(gw, event)
+            otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
+            if policy.limiter is not None:
+                policy.limiter.settle(estimate, used)
+            return answer, used, spent + event.cost_usd
+
+
+def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body."""
+    if spec.provider == "azure":  # the shared SDK-based provider: Azure's paths, api-version and credentials
+        provider = gw.client.provider_for(spec)
+
+        async def in_thread(body: dict[str, Any]) -> dict[str, Any]:
+            return await asyncio.to_thread(provider.embed, body)
+
+        return provider, in_thread
+    upstream = gw.client.pooled(spec)
+    return upstream, upstream.aembed
+
+
+def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:
+    """The input tokens the upstream counted (`usage.prompt_tokens`); the estimate, said so in the log, from an
+    OpenAI-compatible server that reports none (it still did the work, and a row at 0 would hide it)."""
+    usage = answer.get("usage")
+    counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if type(counted) is int and counted >= 0:
+        return counted
+    log.warning(
+        "%s answered embeddings without usage.prompt_tokens: recorded at %d estimated tokens", spec.name, estimate
+    )
+    return estimate
+
+
+def _row(
+    gw,
+    spec: ModelSpec,
+    provider: str,
+    served: str,
+    meta: RequestMeta,
+    asked: EmbeddingsRequest,
+    tokens: int,
+    attempt: int,
+    seconds: float,
+) -> UsageEvent:
+    """The ledger row of one attempt: input tokens only, priced as the model's configured `price_as` or as itself."""
+    region = _region(spec)
+    pricing = spec.price_as or served
+    try:
+        cost: CostBreakdown = compute_cost(
+            Usage(input_tokens=tokens), pricing, region, catalog=gw.catalog, one_call=True
+        )
+    except TokenomyError as exc:  # answered (and billed): recorded at $0 marked unpriced rather than lost
+        log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
+        cost = unpriced_cost(pricing, region, "on_demand")
+    event = UsageEvent(
+        ts=utcnow(),
+        provider=provider,
+        model=served,
+        region=spec.region,
+        task=meta.task,
+        tags={**meta.tags, **OPERATION_TAG},
+        tenant=meta.tenant,
+        key_id=meta.key_id,
+        route=meta.route,
+        input_tokens=tokens,
+        latency_ms=seconds * 1000,
+        attempt=attempt,
+        request_id=meta.request_id,
+        prompt_hash=asked.fingerprint(),
+        prompt_text=asked.text() if gw.config.store_prompts else None,
+    ).apply_cost(cost)
+    if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row
+        event.tags["deployment"], event.model = spec.model, spec.price_as
+        return event
+    return record_priced_as(event, spec.price_as, spec.name, gw.catalog)
+
+
+def _record(gw, event: UsageEvent) -> None:
+    if gw.client.writer is not None:
+        gw.client.writer.record(event)
+
+
+def _failure(exc: ProviderError) -> JSONResponse:
+    """A failed call in OpenAI's error shape, with the status and code a chat call's failure gets."""
+    return error(
+        upstream_status(exc),
+        f"upstream {exc.kind}: {exc}",
+        "upstream_error",
+        exc.code or exc.kind,
+        headers=retry_after(exc),
+    )

@@ -1,0 +1,304 @@
+"""POST /v1/embeddings through the gateway, driven by the openai SDK against the instant OpenAI-format upstream."""
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tokenomy.config import parse_config
+from tokenomy.emulate.azure_openai import create_app as azure_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.instant_openai import InstantOpenAI, embedding_vector
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.embeddings_request import parse_embeddings_request
+from tokenomy.gateway.embeddings_routes import _embed
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.gateway.state import Gateway
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import RequestMeta
+from tokenomy.telemetry.otel import in_memory_pipeline
+
+SMALL = "text-embedding-3-small"
+PER_TOKEN = Decimal("0.02") / 1_000_000  # text-embedding-3-small: $0.02 per 1M input tokens
+
+
+class RecordingUpstream(InstantOpenAI):
+    """The instant upstream, keeping every body it receives (it refuses none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[dict] = []
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        self.bodies.append(json.loads(body))
+        return None
+
+
+def gateway(url: str, ledger: Path, **extra) -> ServerThread:
+    config = {
+        "models": {
+            "embed": {"provider": "openai", "model": SMALL, "base_url": url, "api_key_env": "EMBED_KEY"},
+            "backup": {"provider": "openai", "model": "text-embedding-3-large", "base_url": url},
+            "claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022"},
+            "titan": {"provider": "bedrock", "model": "amazon.titan-embed-text-v2:0", "region": "us-east-1"},
+        },
+        "tiers": {"cheap": ["embed"], "strong": ["backup"]},
+        "routes": {
+            "search": {"model": "embed"},
+            "safe": {"model": "embed", "fallback": ["backup"]},
+            "routed": {"policy": "cascade"},
+            "chat": {"model": "claude"},
+        },
+        "routing": {
+            "policies": {"cascade": {"type": "cascade", "tiers": ["cheap", "strong"], "validators": {"json": True}}}
+        },
+        **extra,
+    }
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+def test_vectors_arrive_intact_the_upstream_gets_the_fields_sent_and_the_ledger_prices_input_tokens(ledger_path):
+    spans = in_memory_pipeline()[0]
+    spans.clear()
+    upstream = RecordingUpstream()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        floats = client.embeddings.with_raw_response.create(
+            model="search",
+            input=["hello world", "second"],
+            encoding_format="float",
+            dimensions=8,
+            user="u-1",
+            extra_headers={"x-tokenomy-tags": "team=rag"},
+        )
+        # No encoding_format: the SDK asks for base64 and decodes the float32 bytes itself.
+        default = client.embeddings.create(model="embed", input="hello world")
+        tokens = client.embeddings.create(
+            model="search", input=[[1, 2, 3], [4, 5]], encoding_format="base64", dimensions=4
+        )
+        exposed = httpx.get(url + "/metrics").text
+    answer = floats.parse()
+    assert [d.embedding for d in answer.data] == [embedding_vector("hello world", 8), embedding_vector("second", 8)]
+    assert answer.model == "search" and answer.usage.prompt_tokens == 3  # 11 // 4 + 6 // 4
+    assert default.data[0].embedding == embedding_vector("hello world") and len(default.data[0].embedding) == 1536
+    assert isinstance(tokens.data[1].embedding, str)  # asked for base64: passed on as sent, not decoded
+    assert upstream.bodies == [
+        {
+            "model": SMALL,
+            "input": ["hello world", "second"],
+            "encoding_format": "float",
+            "dimensions": 8,
+            "user": "u-1",
+        },
+        {"model": SMALL, "input": "hello world", "encoding_format": "base64"},
+        {"model": SMALL, "input": [[1, 2, 3], [4, 5]], "encoding_format": "base64", "dimensions": 4},
+    ]
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.route, e.input_tokens, e.output_tokens) for e in rows] == [
+        ("search", 3, 0),
+        ("embed", 2, 0),
+        ("search", 5, 0),
+    ]
+    assert [e.cost_usd for e in rows] == [3 * PER_TOKEN, 2 * PER_TOKEN, 5 * PER_TOKEN]
+    assert rows[0].cost_usd == Decimal("0.00000006") and rows[0].priced_by == "tokenomy-catalog"
+    assert {(e.model, e.provider, e.outcome) for e in rows} == {(SMALL, "openai", "ok")}
+    assert rows[0].tags == {"team": "rag", "operation": "embeddings"}
+    assert rows[0].request_id == floats.headers["x-request-id"]
+    assert rows[0].prompt_hash != rows[2].prompt_hash and rows[0].prompt_text is None
+    [span, *_] = [dict(s.attributes) for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
+    assert span["gen_ai.operation.name"] == "embeddings" and span["gen_ai.usage.input_tokens"] == 3
+    assert span["tokenomy.route"] == "search" and span["tokenomy.cost.usd"] == float(3 * PER_TOKEN)
+    assert 'tokenomy_tokens_total{model="embed",type="input"}' in exposed  # the counters outlive one test
+    assert 'tokenomy_requests_total{model="search",status="200"}' in exposed
+
+
+def test_a_budget_refuses_what_it_cannot_cover_and_settles_at_the_real_cost(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=Decimal("0.000001"), period="month")  # 50 tokens of text-embedding-3-small
+    upstream = RecordingUpstream()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path, auth=True) as url:
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "/v1", api_key="tk-wrong", max_retries=0).embeddings.create(
+                model="search", input="x"
+            )
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.embeddings.create(model="search", input="y" * 400)  # ~100 tokens: $0.000002
+        assert refused.value.code == "budget_exceeded" and "Budget exhausted" in refused.value.message
+        assert refused.value.response.headers["x-should-retry"] == "false"
+        for _ in range(4):  # 40 tokens, 10 each: within the budget once each is settled at its real cost
+            client.embeddings.create(model="search", input="z" * 40, encoding_format="float")
+        with pytest.raises(openai.RateLimitError):  # 40 spent + ~25 more would pass the 50
+            client.embeddings.create(model="search", input="w" * 100, encoding_format="float")
+    assert len(upstream.bodies) == 4
+    rows = open_store(ledger_path).events()
+    assert {e.key_id for e in rows} == {key.key_id} and sum(e.cost_usd for e in rows) == 40 * PER_TOKEN
+
+
+def test_unknown_fields_malformed_input_and_routes_without_one_openai_model_are_refused_by_name(ledger_path):
+    upstream = RecordingUpstream()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as unknown:
+            client.embeddings.create(model="search", input="x", extra_body={"truncate": True})
+        assert unknown.value.param == "truncate" and "remove it" in unknown.value.message
+
+        def refusal(body: object, content: bytes | None = None) -> dict:
+            answer = (
+                httpx.post(url + "/v1/embeddings", json=body)
+                if content is None
+                else httpx.post(url + "/v1/embeddings", content=content, headers={"content-type": "application/json"})
+            )
+            assert answer.status_code == 400, answer.text
+            return answer.json()["error"]
+
+        for given, place in (
+            ([], "input"),
+            ([[1, "a"]], "input[0][1]"),
+            (["a", 1], "input[1]"),
+            ([[1], 2], "input[1]"),
+            ([[]], "input[0]"),
+            ([-1], "input[0]"),
+            ([True], "input[0]"),
+            ({"text": "x"}, "input"),
+            (None, "input"),
+        ):
+            assert refusal({"model": "search", "input": given})["param"] == place, given
+        assert refusal({"model": "search"})["param"] == "input"
+        assert refusal({"input": "x"})["param"] == "model"
+        assert refusal({"model": "search", "input": "x", "encoding_format": "hex"})["param"] == "encoding_format"
+        for dimensions in (0, True, "8", 2.5):
+            assert refusal({"model": "search", "input": "x", "dimensions": dimensions})["param"] == "dimensions"
+        assert refusal({"model": "search", "input": "x", "user": 7})["param"] == "user"
+        assert refusal(["x"])["param"] == "body"
+        assert "not valid JSON" in refusal(None, content=b"{model: search")["message"]
+
+        anthropic = refusal({"model": "chat", "input": "x"})
+        assert anthropic["param"] == "model" and anthropic["code"] == "model_not_supported"
+        assert all(
+            word in anthropic["message"] for word in ("`chat`", "`anthropic`", "no embeddings API", "provider: openai")
+        )
+        assert "`bedrock`" in refusal({"model": "titan", "input": "x"})["message"]
+        assert "falls back to backup" in refusal({"model": "safe", "input": "x"})["message"]
+        assert "routing policy `cascade`" in refusal({"model": "routed", "input": "x"})["message"]
+        missing = httpx.post(url + "/v1/embeddings", json={"model": "nope", "input": "x"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    assert upstream.bodies == [] and open_store(ledger_path).events() == []
+
+
+def test_an_upstream_error_keeps_its_status_and_every_attempt_is_a_row(ledger_path):
+    class Throttled(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = b'{"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}'
+            return (
+                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 0\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+            )
+
+    upstream = Throttled()
+    retry = {"max_attempts": 2, "base_delay_s": 0.01}
+    with (
+        upstream as upstream_url,
+        gateway(upstream_url, ledger_path, routes={"search": {"model": "embed", "retry": retry}}) as url,
+    ):
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.RateLimitError) as throttled:
+            client.embeddings.create(model="search", input="x")
+    assert throttled.value.code == "throttled" and "slow down" in throttled.value.message
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert len(upstream.bodies) == 2
+    assert [(e.attempt, e.outcome, e.cost_usd) for e in rows] == [(1, "throttled", 0), (2, "throttled", 0)]
+    assert {e.request_id for e in rows} == {throttled.value.response.headers["x-request-id"]}
+
+
+def test_an_upstream_that_reports_no_usage_is_recorded_at_the_estimate_and_the_caller_still_gets_usage(ledger_path):
+    class Unmetered(RecordingUpstream):  # some OpenAI-compatible servers send no usage
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = json.dumps(
+                {
+                    "object": "list",
+                    "model": SMALL,
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
+                }
+            ).encode()
+            return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(payload),
+                payload,
+            )
+
+    upstream = Unmetered()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.embeddings.create(model="search", input="x" * 80, encoding_format="float")
+    assert answer.data[0].embedding == [0.5, -0.25] and answer.usage.prompt_tokens == 20
+    [row] = open_store(ledger_path).events()
+    assert (row.input_tokens, row.cost_usd, row.outcome) == (20, 20 * PER_TOKEN, "ok")
+
+
+def test_the_routes_rate_limit_holds_embeddings_too(ledger_path):
+    upstream = RecordingUpstream()
+    route = {"model": "embed", "rate_limit": {"requests_per_minute": 1}, "retry": {"deadline_s": 0.2}}
+    with upstream as upstream_url, gateway(upstream_url, ledger_path, routes={"search": route}) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client.embeddings.create(model="search", input="x")
+        with pytest.raises(openai.RateLimitError) as limited:
+            client.embeddings.create(model="search", input="x")
+    assert "client-side rate limit" in limited.value.message and "rate_limit" in limited.value.message
+    assert len(upstream.bodies) == 1 and len(open_store(ledger_path).events()) == 1  # nothing sent, no row
+
+
+def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path):
+    # As a chat call cancelled in flight (a timeout, the gateway shutting down): the upstream has the request and
+    # bills it, so the ledger must not lose it.
+    async def cancelled(upstream_url: str) -> None:
+        config = parse_config({"models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}})
+        gw = Gateway(config, str(ledger_path))
+        asked = parse_embeddings_request({"model": "embed", "input": "x" * 40})
+        spec = gw.client.spec_for("embed")
+        meta = RequestMeta(route="embed", request_id="r-1")
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("embed", gw.route_for("embed")), meta,
+                                              asked.estimated_tokens()), 0.2)
+        finally:
+            await gw.client.aclose_upstreams()
+            gw.client.close()
+
+    with InstantOpenAI(delay_s=2) as upstream_url:
+        asyncio.run(cancelled(upstream_url))
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type, row.input_tokens) == ("cancelled", "CallCancelled", 10)
+    assert row.cost_usd == 10 * PER_TOKEN and row.request_id == "r-1"
+
+
+def test_an_azure_deployment_embeds_through_its_sdk_client_and_is_recorded_under_its_model(ledger_path, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    azure = ServerThread(azure_app({"emb-prod": SMALL}, InstantEngine()))
+    config = {"models": {"azure-embed": {"provider": "azure", "model": "emb-prod", "price_as": SMALL,
+                                         "api_version": "2024-10-21"},
+                         "missing": {"provider": "azure", "model": "nope", "price_as": SMALL}}}
+    with azure as azure_url:
+        for spec in config["models"].values():
+            spec["base_url"] = azure_url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            floats = client.embeddings.create(model="azure-embed", input=["a b c d"], encoding_format="float",
+                                              dimensions=4)
+            default = client.embeddings.create(model="azure-embed", input="a b c d")  # base64, decoded by the SDK
+            with pytest.raises(openai.APIStatusError) as missing:
+                client.embeddings.create(model="missing", input="x")
+    assert floats.data[0].embedding == embedding_vector("a b c d", 4) and floats.model == "azure-embed"
+    assert default.data[0].embedding == embedding_vector("a b c d")
+    assert missing.value.status_code == 502 and "DeploymentNotFound" in missing.value.message  # the config's fault
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.provider, e.model, e.tags["deployment"], e.outcome) for e in rows] == [
+        ("azure", SMALL, "emb-prod", "ok"), ("azure", SMALL, "emb-prod", "ok"),
+        ("azure", SMALL, "nope", "client_error")]
+    assert [(e.input_tokens, e.cost_usd) for e in rows] == [(1, PER_TOKEN), (1, PER_TOKEN), (0, 0)]  # 7 // 4 tokens
