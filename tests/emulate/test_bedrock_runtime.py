@@ -256,3 +256,28 @@ def test_converse_helper_for_extensions_skips_throttling() -> None:
     emulator = create_app(throttle_rate=1.0).state.emulator
     result = emulator.converse(SONNET, {"messages": user("Hi"), "inferenceConfig": {"maxTokens": 1}}, throttle=False)
     assert result["usage"]["outputTokens"] == 1 and result["output"]["message"]["content"][0]["text"]
+
+
+def test_count_tokens_equals_the_input_tokens_converse_reports(url) -> None:
+    client = client_for(url)
+    tools = {"tools": [{"toolSpec": {"name": "weather", "description": "The weather in a city.",
+                                     "inputSchema": {"json": {"type": "object"}}}}]}
+    asks = [{"messages": user("Count these words.")},
+            {"messages": user("Count these words."), "system": [{"text": "Be brief."}], "toolConfig": tools}]
+    for ask in asks:
+        counted = client.count_tokens(modelId=SONNET, input={"converse": ask})["inputTokens"]
+        assert counted == client.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **ask)["usage"][
+            "inputTokens"]
+    assert counted > client.count_tokens(modelId=SONNET, input={"converse": asks[0]})["inputTokens"]
+    for given, says in (({"converse": {"messages": []}}, "start with a user message"),
+                        ({"invokeModel": {"body": b"{}"}}, "input.converse only")):
+        with pytest.raises(ClientError, match=says) as refused:
+            client.count_tokens(modelId=SONNET, input=given)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as routed:
+        client.count_tokens(modelId=ROUTER, input={"converse": asks[0]})
+    assert "doesn't support counting tokens" in str(routed.value)
+    # boto3 checks members itself; another client's unknown one is Bedrock's ValidationException too.
+    raw = httpx.post(f"{url}/model/{SONNET}/count-tokens",
+                     json={"input": {"converse": {**asks[0], "inferenceConfig": {"maxTokens": 2}}}})
+    assert raw.status_code == 400 and "input.converse.inferenceConfig" in raw.json()["message"]

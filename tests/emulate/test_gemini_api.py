@@ -214,3 +214,27 @@ def test_unknown_model_and_missing_key(url) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     anonymous = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body)
     assert anonymous.status_code == 401
+
+
+def test_count_tokens_equals_the_prompt_tokens_generate_content_reports(client, url) -> None:
+    image = types.Part.from_bytes(data=PNG, mime_type="image/png")
+    turns = [types.Content(role="user", parts=[image, types.Part(text="What colour is it?")])]
+    counted = client.models.count_tokens(model=MODEL, contents=turns).total_tokens
+    usage = client.models.generate_content(model=MODEL, contents=turns,
+                                           config=types.GenerateContentConfig(max_output_tokens=2)).usage_metadata
+    assert counted == usage.prompt_token_count > IMAGE_TOKENS
+    # The system instruction and tools count too: in a whole generateContentRequest (the Gemini API's REST form)
+    # or beside the contents (Vertex AI's).
+    extra = {"systemInstruction": {"parts": [{"text": "Be brief."}]},
+             "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "OBJECT"}}]}]}
+    contents = [{"role": "user", "parts": [{"text": "What colour is it?"}]}]
+    config = types.GenerateContentConfig(max_output_tokens=2, system_instruction="Be brief.", tools=[types.Tool(
+        function_declarations=[types.FunctionDeclaration(name="weather", parameters={"type": "OBJECT"})])])
+    reported = client.models.generate_content(model=MODEL, contents="What colour is it?", config=config)
+    for body in ({"generateContentRequest": {"model": f"models/{MODEL}", "contents": contents, **extra}},
+                 {"contents": contents, **extra}):
+        answer = httpx.post(f"{url}/v1beta/models/{MODEL}:countTokens", json=body, headers={"x-goog-api-key": "x"})
+        assert answer.json()["totalTokens"] == reported.usage_metadata.prompt_token_count
+    both = httpx.post(f"{url}/v1beta/models/{MODEL}:countTokens", headers={"x-goog-api-key": "x"},
+                      json={"contents": contents, "generateContentRequest": {"contents": contents}})
+    assert both.status_code == 400 and "not both" in both.json()["error"]["message"]

@@ -332,9 +332,8 @@ def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, script
 
 def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made_up_answers(gateway, scripted,
                                                                                            sdk) -> None:
-    # count_tokens and batches were FastAPI's {"detail": "Not Found"}, which the SDK reads as no message at all.
-    for call in (lambda: sdk.messages.count_tokens(model="claude", messages=ASK),
-                 lambda: sdk.messages.batches.create(requests=[{"custom_id": "a", "params": {
+    # Batches were FastAPI's {"detail": "Not Found"}, which the SDK reads as no message at all.
+    for call in (lambda: sdk.messages.batches.create(requests=[{"custom_id": "a", "params": {
                      "model": "claude", "max_tokens": 5, "messages": ASK}}]),
                  lambda: sdk.messages.batches.list()):
         with pytest.raises(anthropic.NotFoundError) as missing:

@@ -324,8 +324,10 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     with pytest.raises(errors.ClientError) as missing:
         client.models.generate_content(model="nope", contents="hi")
     assert missing.value.code == 404
-    wrong = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})
-    assert wrong.status_code == 404 and "generateContent" in wrong.json()["error"]["message"]
+    wrong = httpx.post(f"{url}/v1beta/models/g:embedContent", json={"content": {"parts": [{"text": "hi"}]}})
+    assert wrong.status_code == 404 and "countTokens" in wrong.json()["error"]["message"]
+    empty = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})  # served: a count of nothing
+    assert empty.status_code == 400 and empty.json()["error"]["message"].startswith("contents")
     # The SDK in Vertex AI mode posts to Vertex's paths: refused in Google's shape, saying how to reach the gateway.
     vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
     with pytest.raises(errors.ClientError, match=r"Vertex AI's paths are not served.*without vertexai") as refused:

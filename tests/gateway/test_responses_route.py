@@ -285,7 +285,7 @@ def test_the_answer_is_json_the_sdk_reads_whole(served):
 def test_the_paths_of_stored_responses_say_the_gateway_keeps_none(served):
     url = served[2]
     for method, path in (("GET", "/v1/responses/resp_1"), ("DELETE", "/v1/responses/resp_1"),
-                         ("POST", "/v1/responses/input_tokens")):
+                         ("POST", "/v1/responses/resp_1/cancel")):
         reply = httpx.request(method, url + path, json={"model": "fast", "input": "hi"} if method == "POST" else None)
         assert reply.status_code == 404 and "keeps no responses" in reply.json()["error"]["message"], path
 

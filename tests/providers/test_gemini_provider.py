@@ -396,3 +396,22 @@ def test_the_served_tier_is_read_from_any_source_gemini_gives() -> None:
     assert served_tier({}, vertex, None) == "priority"  # Vertex AI: the usage's traffic type
     assert served_tier({}, SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND), "flex") == "standard"
     assert served_tier(None, None, "SERVICE_TIER_FLEX") == "flex" and served_tier(None, None, None) is None
+
+
+@pytest.mark.parametrize("vertex", [False, True])
+def test_a_count_equals_the_prompt_tokens_generate_content_reports(url, vertex) -> None:
+    """The Gemini API's SDK counts `contents` alone; the system instruction and tools the model reads are counted
+    through a whole generateContentRequest. Vertex AI takes them beside the contents."""
+    provider = GeminiProvider(vertex=vertex, base_url=url, project="p" if vertex else None, location="us-central1")
+    tool = ToolSpec("weather", "The weather in a city.", SCHEMA)
+    asks = [ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4),
+            ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4, system="Answer in one word.", tools=[tool])]
+    counts = []
+    for ask in asks:
+        counts.append(provider.count_tokens(ask))
+        usage = provider.chat(ask).usage
+        assert counts[-1] == usage.input_tokens + usage.cache_read_tokens
+    assert counts[1] > counts[0]
+    with pytest.raises(ProviderError, match="404") as unknown:
+        provider.count_tokens(ChatRequest.simple("Name a planet", model="gemini-nope"))
+    assert unknown.value.kind == "client_error"

@@ -9,7 +9,7 @@ import pytest
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, RequestMeta
+from tokenomy.messages import ChatRequest, ImageBlock, Message, RequestMeta, ToolSpec
 from tokenomy.providers.local import LocalProvider
 
 LONG_PREFIX = " ".join(f"Policy {i}: refunds for order type {i} take {i % 7 + 1} business days." for i in range(150))
@@ -35,7 +35,7 @@ def test_second_call_with_long_shared_prefix_reads_the_cache():
     provider.chat(ChatRequest.simple("Warm-up with an unrelated prompt.", max_tokens=1))
     first = provider.chat(ChatRequest.simple("How long for order type 3?", system=LONG_PREFIX, max_tokens=4))
     second = provider.chat(ChatRequest.simple("How long for order type 5?", system=LONG_PREFIX, max_tokens=4))
-    prefix_tokens = provider.count_tokens(provider.format_prompt(ChatRequest.simple("", system=LONG_PREFIX)))
+    prefix_tokens = provider.count_text(provider.format_prompt(ChatRequest.simple("", system=LONG_PREFIX)))
     assert prefix_tokens > 2000
     assert first.usage.cache_read_tokens < 50  # only the chat-template opening was shared
     assert second.usage.cache_read_tokens >= prefix_tokens - 10
@@ -86,3 +86,18 @@ def test_a_local_model_with_a_server_url_is_refused_at_load():
 
     with pytest.raises(ConfigError, match=r"models\.ollama: .*base_url applies to .* set provider: openai"):
         parse_config({"models": {"ollama": {"provider": "local", "base_url": "http://127.0.0.1:11434/v1"}}}, "t.yaml")
+
+
+def test_a_count_is_the_prompt_the_model_evaluates_with_tools_and_history() -> None:
+    provider = LocalProvider()
+    request = ChatRequest(messages=[Message("user", "Weather in Paris?"), Message("assistant", "Checking."),
+                                    Message("user", "Thanks, and Rome?")], system="Be brief.",
+                          tools=[ToolSpec("weather", "The weather in a city.", {"type": "object"})], max_tokens=2)
+    counted = provider.count_tokens(request)
+    usage = provider.chat(request).usage
+    assert counted == usage.input_tokens + usage.cache_read_tokens  # the KV cache may hold a prefix: same prompt
+    assert counted > provider.count_tokens(ChatRequest.simple("Thanks, and Rome?"))
+    image = ImageBlock("image/png", b"\x89PNG")
+    with pytest.raises(ProviderError, match=r"image block \(messages\[0\]\.content\[0\]\)") as refused:
+        provider.count_tokens(ChatRequest(messages=[Message("user", [image])]))
+    assert refused.value.status == 400

@@ -173,3 +173,13 @@ def test_a_throttle_that_gives_its_wait_in_milliseconds_is_waited_for() -> None:
     finally:
         server.close()
     assert (info.value.kind, info.value.retry_after) == ("throttled", 2.5)
+
+
+def test_counting_tokens_is_refused_by_name_not_estimated() -> None:
+    # Chat Completions, which every OpenAI-format server speaks, has no counting endpoint: an estimate returned as a
+    # count would size a context wrongly with no sign of it.
+    provider = OpenAIProvider(base_url="http://127.0.0.1:9/v1", api_key="k")
+    with pytest.raises(ProviderError, match=r"not available for provider `openai` \(model `m`\)") as refused:
+        provider.count_tokens(ChatRequest.simple("hi", model="m"))
+    assert (refused.value.kind, refused.value.status, refused.value.code) == ("client_error", 400,
+                                                                             "counting_unavailable")

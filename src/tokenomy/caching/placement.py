@@ -140,7 +140,7 @@ def token_counter_for(model: str) -> Callable[[str], int]:
     if model == "local":
         from tokenomy.providers.local import LocalProvider
 
-        return LocalProvider().count_tokens
+        return LocalProvider().count_text
     return estimate_tokens
 
 

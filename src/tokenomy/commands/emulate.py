@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
             None, "--batch-min-records", min=1, help="Records a batch job needs (default: the catalog quota, 100)."
         ),
     ) -> None:
-        """Serve Bedrock Runtime Converse/ConverseStream and the batch-job API (model-invocation-job)
+        """Serve Bedrock Runtime Converse/ConverseStream, CountTokens and the batch-job API (model-invocation-job)
         for any catalog Bedrock model id (boto3 endpoint_url)."""
         _check(throttle_rate, port, host)
         from tokenomy.emulate.bedrock_batch import configure
@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
             None, "--retry-after", min=0, callback=finite, help="Send retry-after (seconds) on throttled calls."
         ),
     ) -> None:
-        """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE) for catalog Claude models."""
+        """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE, and /v1/messages/count_tokens) for
+        catalog Claude models."""
         _check(throttle_rate, port, host)
         from tokenomy.emulate.anthropic_api import create_app
         from tokenomy.emulate.server import serve
@@ -175,8 +176,8 @@ def register(app: typer.Typer) -> None:
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
         ),
     ) -> None:
-        """Serve the Gemini API (generateContent, streamGenerateContent, cachedContents, batches) and Vertex AI
-        (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
+        """Serve the Gemini API (generateContent, streamGenerateContent, countTokens, cachedContents, batches) and
+        Vertex AI (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
         (google-genai: http_options base_url)."""
         _check(throttle_rate, port, host)
         from tokenomy.emulate.gemini_api import create_app

@@ -50,6 +50,10 @@ FIELDS = {
     "service_tier",
 }
 
+# messages.count_tokens takes what the model reads, not how it answers.
+COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+MAX_TOKENS_CAP = 128_000
+
 
 def anthropic_entry(model: str) -> PriceEntry | None:
     """The catalog entry of a first-party Anthropic model id."""
@@ -90,13 +94,18 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
     return {"forced_tool": tool, "thinking_budget": budget}
 
 
-def parse_messages(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
-    """Validate a Messages request; return system blocks (tools first), turns and sampling options."""
+def parse_messages(
+    body: Any, default_ttl: int, counting: bool = False
+) -> tuple[list[Block], list[Turn], dict[str, Any]]:
+    """Validate a Messages request (`counting`: a count_tokens request, which has no max_tokens or sampling);
+    return system blocks (tools first), turns and sampling options."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
-    unknown = sorted(set(body) - FIELDS)
+    unknown = sorted(set(body) - (COUNT_FIELDS if counting else FIELDS))
     if unknown:  # the API rejects fields it does not know
         raise invalid(f"{unknown[0]}: Extra inputs are not permitted")
+    if counting:  # the answer's cap: a placeholder no check below can fail on
+        body = {**body, "max_tokens": MAX_TOKENS_CAP}
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: Field required")
@@ -164,14 +173,25 @@ class AnthropicEmulator:
     def calls(self) -> int:
         return self.throttle.calls
 
-    def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
-        """Validate and render a request: (prepared, model, thinking budget or None)."""
+    def count(self, body: Any) -> int:
+        """A count_tokens request's input tokens: what `prepare` accounts for the same prompt, with no cache."""
+        entry = self._entry(body)
+        system, turns, _ = parse_messages(body, entry.cache_ttl_seconds or 300, counting=True)
+        return self.engine.count_input(system, turns)
+
+    def _entry(self, body: Any) -> PriceEntry:
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
             raise invalid("model: Field required")
         entry = anthropic_entry(model)
         if entry is None:
             raise AnthropicError("not_found_error", f"model: {model}")
+        return entry
+
+    def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
+        """Validate and render a request: (prepared, model, thinking budget or None)."""
+        entry = self._entry(body)
+        model = body["model"]
         if self.throttle.hit():
             raise AnthropicError(
                 "rate_limit_error",
@@ -346,6 +366,16 @@ def stream_events(
     yield _sse("message_stop", {"type": "message_stop"})
 
 
+async def _body(request: Request) -> Any:
+    """The request's JSON body, or the error answer for a request without a key or with a body that is not JSON."""
+    if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
+        return _error(AnthropicError("authentication_error", "x-api-key header is required"), None)
+    try:
+        return json.loads(await request.body() or b"{}")
+    except ValueError:
+        return _error(invalid("request body is not valid JSON"), None)
+
+
 def create_app(
     throttle_rate: float = 0.0, seed: int | None = None, retry_after: float | None = None, engine: Engine | None = None
 ) -> FastAPI:
@@ -354,14 +384,22 @@ def create_app(
     app = FastAPI(title="Tokenomy Anthropic emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
 
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request):
+        body = await _body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            tokens = await run_in_threadpool(emulator.count, body)
+        except AnthropicError as exc:
+            return _error(exc, emulator.retry_after)
+        return JSONResponse({"input_tokens": tokens}, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+
     @app.post("/v1/messages")
     async def messages(request: Request):
-        if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
-            return _error(AnthropicError("authentication_error", "x-api-key header is required"), None)
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return _error(invalid("request body is not valid JSON"), None)
+        body = await _body(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             prepared, model, budget = await run_in_threadpool(emulator.prepare, body)
         except AnthropicError as exc:

@@ -30,6 +30,8 @@ from tokenomy.providers import eventstream
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
+# CountTokens' `input.converse` (botocore's ConverseTokensRequest): what the model reads, no inference settings.
+COUNTED_FIELDS = {"messages", "system", "toolConfig", "additionalModelRequestFields"}
 
 
 def _check_document_names(messages: list[Any]) -> None:
@@ -237,6 +239,26 @@ class BedrockEmulator:
             # The answer's text is JSON under the schema: generated as a forced call's input is, sent as text.
             prepared.forced_tool = {"name": "", "schema": inference["json_schema"], "as_text": True}
         return prepared, invoked
+
+    def count(self, model_id: str, body: Any) -> int:
+        """CountTokens (`input.converse`): the input tokens Converse would account for the same prompt, uncached."""
+        try:
+            resolved = resolve(model_id)
+        except ModelIdError as exc:
+            raise BedrockError(exc.code, exc.message) from None
+        if resolved.router is not None:  # which model a router picks is known only when it runs
+            raise _invalid("The provided model doesn't support counting tokens.")
+        given = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(given, dict) or len(given) != 1:
+            raise _invalid("input: exactly one of converse or invokeModel is required.")
+        converse = given.get("converse")
+        if not isinstance(converse, dict):
+            raise _invalid("input.invokeModel: the emulator counts input.converse only; send the Converse request.")
+        unknown = sorted(set(converse) - COUNTED_FIELDS)
+        if unknown:
+            raise _invalid(f"input.converse.{unknown[0]}: not a member of ConverseTokensRequest.")
+        system, turns, _ = parse_converse(converse, 300)
+        return self.engine.count_input(system, turns)
 
     def converse(
         self, model_id: str, body: Any, client_region: str = "us-east-1", throttle: bool = True

@@ -1,6 +1,7 @@
-"""`tokenomy emulate bedrock`: Amazon Bedrock Runtime's Converse and ConverseStream on the local model.
+"""`tokenomy emulate bedrock`: Amazon Bedrock Runtime's Converse, ConverseStream and CountTokens on the local model.
 
-Implements `POST /model/{modelId}/converse` and `POST /model/{modelId}/converse-stream` with the
+Implements `POST /model/{modelId}/converse`, `POST /model/{modelId}/converse-stream` and
+`POST /model/{modelId}/count-tokens` (its `input.converse` form) with the
 documented request/response shapes, so `boto3.client("bedrock-runtime", endpoint_url=...)` works
 unmodified. Errors use Bedrock's shape (status, `x-amzn-ErrorType`, JSON `message`) so botocore
 raises the same ClientError codes. Signatures are not checked; the region is read from the SigV4
@@ -64,6 +65,18 @@ async def converse_stream(model_id: str, request: Request):
         media_type="application/vnd.amazon.eventstream",
         headers={"x-amzn-RequestId": str(uuid.uuid4())},
     )
+
+
+@router.post("/model/{model_id:path}/count-tokens")
+async def count_tokens(model_id: str, request: Request):
+    """CountTokens: `{"inputTokens": N}`, as many as Converse reports as input for the same prompt."""
+    emulator: BedrockEmulator = request.app.state.emulator
+    try:
+        body = await _read_body(request)
+        tokens = await run_in_threadpool(emulator.count, model_id, body)
+    except BedrockError as exc:
+        return error_response(exc, emulator.retry_after)
+    return JSONResponse({"inputTokens": tokens}, headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
 
 def create_app(

@@ -101,7 +101,21 @@ class Engine:
         self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
-        return self.provider.count_tokens(text) if text else 0
+        return self.provider.count_text(text) if text else 0
+
+    def count_input(self, system: list[Block], turns: list[Turn]) -> int:
+        """The prompt's input tokens as `prepare` accounts them (rendered text plus the fixed estimate of each image
+        and binary document), with no cache lookup: the emulators' token-counting endpoints answer this, so a count
+        equals the input, cache-read and cache-write tokens of the same prompt's answer."""
+
+        def render(blocks: list[Block]) -> str:  # as `prepare` renders, without its cache marks
+            return "\n".join(b.text.replace(_MARK, "") for b in blocks)
+
+        request = ChatRequest(
+            messages=[Message(t.role, render(t.blocks)) for t in turns], system=render(system) if system else None
+        )
+        extra = sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
+        return self.count(self.provider.format_prompt(request)) + extra
 
     def prepare(
         self,

@@ -3,6 +3,7 @@
 Routes (AI Studio paths; Vertex AI's `v1beta1/projects/{p}/locations/{l}/publishers/google/models/...`
 serve generateContent and streamGenerateContent too):
 - `POST v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (SSE `data:` lines);
+- `POST v1beta/models/{model}:countTokens`: `totalTokens`, the `promptTokenCount` generateContent reports;
 - `POST|GET v1beta/cachedContents`, `GET|PATCH|DELETE v1beta/cachedContents/{id}`: explicit context
   caches; a request naming `cachedContent` reports the cache's tokens as `cachedContentTokenCount`;
 - `POST v1beta/models/{model}:batchGenerateContent` (inline requests), `GET v1beta/batches[/{id}]`,
@@ -92,6 +93,11 @@ def create_app(
         body = await _body(request)
         if action == "batchGenerateContent":
             return JSONResponse(await run_in_threadpool(batches.create, model, body))
+        if action == "countTokens":
+            tokens = await run_in_threadpool(emulator.count, model, body)
+            return JSONResponse(
+                {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
+            )
         if action not in ("generateContent", "streamGenerateContent"):
             raise GeminiError(404, f"models/{model}:{action} is not served by the Tokenomy emulator")
         call = await run_in_threadpool(emulator.prepare, model, body)

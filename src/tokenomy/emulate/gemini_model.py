@@ -35,6 +35,8 @@ from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+# countTokens' own fields: the Gemini API's (contents or a whole generateContentRequest) and Vertex AI's.
+COUNT_FIELDS = {"contents", "generateContentRequest", "systemInstruction", "tools", "generationConfig"}
 IMPLICIT_TTL = 300  # seconds an implicitly cached prefix stays live (Google publishes no figure)
 DEFAULT_CACHE_TTL = 3600  # an explicit cache lives one hour unless told otherwise, as documented
 
@@ -188,6 +190,29 @@ class GeminiEmulator:
             self.caches.pop(cache.name, None)
 
     # -- generateContent -------------------------------------------------------------------------
+    def count(self, model: str, body: Any) -> int:
+        """countTokens: the prompt tokens generateContent reports for the same request (`promptTokenCount`). The body
+        is the Gemini API's (`contents`, or a whole `generateContentRequest`) or Vertex AI's (`contents` beside
+        `systemInstruction`, `tools`, `generationConfig`); a named `cachedContent` is counted with its contents."""
+        if not isinstance(body, dict):
+            raise invalid("request body must be a CountTokensRequest object")
+        known(body, COUNT_FIELDS, "count_tokens_request")
+        request = field(body, "generateContentRequest")
+        if request is not None and (not isinstance(request, dict) or field(body, "contents") is not None):
+            raise invalid("countTokens takes either contents or generateContentRequest, not both")
+        request = request if request is not None else body
+        known(request, REQUEST_FIELDS, "generate_content_request")
+        self.entry(model.rsplit("/", 1)[-1])
+        turns = contents(field(request, "contents"))
+        if not turns:
+            raise invalid("contents is not specified")
+        system = system_blocks(request)
+        name = field(request, "cachedContent")
+        if name:
+            cache = self.cache(str(name))
+            system, turns = cache.system, cache.turns + turns
+        return self.engine.count_input(system, turns)
+
     def prepare(self, model: str, body: Any) -> Call:
         if not isinstance(body, dict):
             raise invalid("request body must be a GenerateContentRequest object")

@@ -1,6 +1,6 @@
 """A fast, deterministic stand-in for the local model, for batch emulation of large files.
 
-It has the same `count` / `prepare` / `generate` interface as `engine.Engine`, so the emulators'
+It has the same `count` / `count_input` / `prepare` / `generate` interface as `engine.Engine`, so the emulators'
 request parsing and usage accounting run unchanged; only the generation is replaced. Tokens are
 counted as ~4 characters each (no tokenizer load); the answer echoes the last user turn's first
 words, one output token per word, cut at `max_tokens`. An optional per-call delay lets tests hold a
@@ -48,11 +48,16 @@ class InstantEngine:
         request = ChatRequest(
             messages=messages, system=system_text, max_tokens=limit, temperature=temperature, stop=list(stop)
         )
-        # One token per turn for the role marker, as chat templates add a few tokens per message.
-        total = self.count(system_text or "") + sum(self.count(m.text) + 1 for m in messages)
-        # Images and binary documents count at the engine's fixed estimates, as with the local model.
-        total += sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
+        total = self.count_input(system, turns)
         return Prepared(request, total, CacheAccount(total, 0, 0), limit)
+
+    def count_input(self, system: list[Block], turns: list[Turn]) -> int:
+        """The prompt's input tokens as `prepare` accounts them (the emulators' counting endpoints answer this)."""
+        system_text = "\n".join(b.text for b in system)
+        # One token per turn for the role marker, as chat templates add a few tokens per message.
+        total = self.count(system_text) + sum(self.count("\n".join(b.text for b in t.blocks)) + 1 for t in turns)
+        # Images and binary documents count at the engine's fixed estimates, as with the local model.
+        return total + sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
 
     def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
         if self.delay_s:

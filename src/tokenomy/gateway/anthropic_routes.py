@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,6 +33,7 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
+from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
 from tokenomy.gateway.responses import FirstChunkStream, call_cost, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
@@ -48,8 +50,11 @@ from tokenomy.providers.anthropic_inbound import (
     usage_body,
 )
 from tokenomy.providers.anthropic_provider import BETA_HEADER
+from tokenomy.providers.base import Unsupported
 
 router = APIRouter()
+# What `messages.count_tokens` takes: what the model reads, not how it answers (no max_tokens, sampling, stream).
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -216,6 +221,75 @@ class EventWriter:
         return out
 
 
+async def _caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONResponse:
+    """(route name, route, key) of a Messages API request, or the Anthropic error for a bad key, a body without a
+    model, or a model the gateway does not serve (looked up in that order, as on `/v1/messages`)."""
+    gw = request.app.state.gateway
+    model = body.get("model")
+    name: str = model if isinstance(model, str) else ""
+    route = gw.route_for(name) if name else None
+    secret = request.headers.get("x-api-key")
+    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        message = json.loads(bytes(key.body))["error"]["message"]
+        return anthropic_error(
+            key.status_code,
+            message.replace(
+                "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`"
+            ),
+        )
+    if not name:
+        return anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)")
+    if route is None:
+        return anthropic_error(
+            404, f"model: `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
+        )
+    return name, route, key
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_message_tokens(request: Request):
+    """Count a Messages API request's input tokens (`client.messages.count_tokens`): `{"input_tokens": N}`, as the
+    route's first model counts them; nothing is generated, reserved against a budget or written to the ledger."""
+    gw = request.app.state.gateway
+    try:
+        body = await json_body(request)
+    except ValueError as exc:
+        return anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object")
+    if not isinstance(body, dict):
+        return anthropic_error(400, "the request body must be a JSON object")
+    caller = await _caller(request, body)
+    if isinstance(caller, JSONResponse):
+        return caller
+    name, route, key = caller
+    unknown = sorted(set(body) - COUNT_FIELDS)
+    if unknown:  # as Anthropic's endpoint refuses them: they shape an answer, and counting makes none
+        return anthropic_error(
+            400, f"{unknown[0]}: Extra inputs are not permitted (count_tokens takes {', '.join(sorted(COUNT_FIELDS))})"
+        )
+    try:
+        # The mapping wants an answer's cap; a count has none, so a placeholder stands in and is taken out again.
+        call = replace(request_from_anthropic({**body, "max_tokens": 1}), max_tokens=None)
+        counter = counter_for(gw, name, route, call, "Anthropic", ("anthropic",))
+        if isinstance(counter, Unsupported):
+            return anthropic_error(400, counter.error_text(caller_path(body, counter)))
+        beta = request.headers.get(BETA_HEADER)
+        if beta and counter.provider.name == "anthropic":
+            counter.request.extra[BETA_HEADER] = beta
+    except (ValueError, TokenomyError) as exc:
+        return anthropic_error(400, str(exc))
+    admitted = await admit_count(gw, key)
+    if admitted is not None:
+        return anthropic_error(admitted.status, admitted.message, admitted.headers)
+    try:
+        tokens = await count(counter)
+    except ProviderError as exc:
+        if cannot_count(exc):
+            return anthropic_error(400, f"`{name}` counts with model `{counter.model}`: {exc}")
+        return _provider_error(exc, body)
+    return JSONResponse({"input_tokens": tokens})
+
+
 @router.post("/v1/messages")
 async def create_message(request: Request):
     """Create a message in Anthropic's Messages API shape (streaming with `stream: true`)."""
@@ -235,38 +309,13 @@ async def create_message(request: Request):
         )
     if not isinstance(body, dict):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
-    model = body.get("model")
-    name: str = model if isinstance(model, str) else ""
-    route = gw.route_for(name) if name else None
-    label = name if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    secret = request.headers.get("x-api-key")
-    key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
-    if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"]
-        return metrics.done(
-            anthropic_error(
-                key.status_code,
-                message.replace(
-                    "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`"
-                ),
-            ),
-            label,
-            started,
-        )
-    if not name:
-        return metrics.done(
-            anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)"),
-            label,
-            started,
-        )
-    if route is None:
-        return metrics.done(
-            anthropic_error(
-                404, f"model: `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
-            ),
-            label,
-            started,
-        )
+    caller = await _caller(request, body)
+    if isinstance(caller, JSONResponse):
+        model = body.get("model")
+        known = isinstance(model, str) and bool(model) and gw.route_for(model) is not None
+        label = str(model) if known else "unknown"  # bounded metric labels, whatever clients send
+        return metrics.done(caller, label, started)
+    name, route, key = caller
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)

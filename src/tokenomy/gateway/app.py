@@ -61,6 +61,7 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
+from tokenomy.gateway.responses_count import router as responses_count_router
 from tokenomy.gateway.responses_routes import router as responses_router
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
@@ -340,6 +341,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
+    app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
     app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
     # The two hot endpoints skip Starlette's layers (still declared above, so the OpenAPI document lists them).
     app.serve_directly(
@@ -364,10 +366,10 @@ def _tune_gc() -> None:
 
 
 SERVED = (
-    "POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, POST /v1/messages, "
-    "POST /model/{modelId}/converse[-stream], "
-    "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent), GET /v1/models[/{model}], GET /healthz "
-    "and GET /metrics"
+    "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/embeddings, "
+    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
+    "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
+    "GET /healthz and GET /metrics"
 )
 # Paths of Bedrock Runtime's other operations (InvokeModel, ApplyGuardrail, ...), answered in its error shape so boto3
 # shows the message (with another shape it shows an empty one).
@@ -385,10 +387,11 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
         message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
     else:
         message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
-        if path.startswith("/v1/responses/"):  # retrieve, delete, cancel, input items, input tokens
+        if path.startswith("/v1/responses/"):  # retrieve, delete, cancel, input items
             message = (
                 f"{method} {path} is not served: this gateway keeps no responses (each call is in its ledger) and "
-                "serves POST /v1/responses only; send each request's whole conversation in `input`"
+                "serves POST /v1/responses and /v1/responses/input_tokens only; send each request's whole "
+                "conversation in `input`"
             )
         elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"

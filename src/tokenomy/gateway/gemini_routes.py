@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -37,9 +38,11 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
+from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
+from tokenomy.providers.base import Unsupported
 from tokenomy.providers.gemini_answers import (
     finish_reason,
     grounding_body,
@@ -48,7 +51,7 @@ from tokenomy.providers.gemini_answers import (
     signature_out,
     usage_body,
 )
-from tokenomy.providers.gemini_inbound import caller_field, caller_param, request_from_gemini
+from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
 
 router = APIRouter()
 STATUS = {
@@ -216,12 +219,55 @@ def _model_body(gw: Any, name: str) -> dict[str, Any]:
     return model
 
 
+async def _count(request: Request, model: str) -> Response:
+    """countTokens (`models.count_tokens`): `{"totalTokens": N}` as the route's first model counts the prompt. The
+    body is the Gemini API's (`contents`, or a whole `generateContentRequest`) or Vertex AI's (`contents` beside
+    `systemInstruction` and `tools`). Nothing is generated, reserved against a budget or written to the ledger."""
+    gw = request.app.state.gateway
+    key = await _authenticate(request)
+    if isinstance(key, JSONResponse):
+        return key
+    route = gw.route_for(model)
+    if route is None:
+        return gemini_error(404, f"model `{model}` does not exist on this gateway; GET /v1/models lists the names")
+    body: Any = None
+    try:
+        body = await json_body(request)
+        if isinstance(body, dict) and get(body, "generateContentRequest") is not None:
+            if get(body, "contents") is not None:
+                raise ValueError("generateContentRequest: send it or contents, not both")
+            body = get(body, "generateContentRequest")
+            body = {k: v for k, v in body.items() if k != "model"} if isinstance(body, dict) else body
+        call = request_from_gemini(model, body)
+        # generationConfig shapes the answer, which a count makes none of
+        call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
+        counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
+        if isinstance(counter, Unsupported):
+            return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
+    except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
+        return gemini_error(400, str(exc))
+    refused = await admit_count(gw, key)
+    if refused is not None:
+        return gemini_error(refused.status, refused.message, refused.headers)
+    try:
+        tokens = await count(counter)
+    except ProviderError as exc:
+        if cannot_count(exc):
+            return gemini_error(400, f"`{model}` counts with model `{counter.model}`: {exc}")
+        return _provider_error(exc, body)
+    return JSONResponse({"totalTokens": tokens})
+
+
 async def _generate(request: Request, version: str, target: str) -> Response:
     gw = request.app.state.gateway
     started = time.perf_counter()
+    if version in ("v1", "v1beta", "v1alpha") and target.endswith(":countTokens") and target != ":countTokens":
+        return await _count(request, target.removesuffix(":countTokens").removeprefix("models/"))
     parsed_target = _parse_target(target)
     if version not in ("v1", "v1beta", "v1alpha") or parsed_target is None:
-        message = f"/{version}/models/{target}: this gateway serves :generateContent and :streamGenerateContent"
+        message = (
+            f"/{version}/models/{target}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
+        )
         return metrics.done(gemini_error(404, message), "unknown", started)
     model, method = parsed_target
     route = gw.route_for(model)

@@ -96,7 +96,8 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
     return None
 
 
-ANTHROPIC_PATHS = ("/v1/messages",)  # answered in Anthropic's error shape, as their endpoint answers
+# Answered in Anthropic's error shape, as their endpoints answer.
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
 
 

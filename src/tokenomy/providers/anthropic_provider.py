@@ -32,6 +32,8 @@ SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING
 # A request's `extra` key holding the caller's `anthropic-beta` header (beta features of the Messages API), sent
 # on as that header rather than in the body.
 BETA_HEADER = "anthropic-beta"
+# The fields of a mapped request that `messages.count_tokens` takes: what the model reads, not how it answers.
+COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
 
 
 def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
@@ -123,6 +125,24 @@ class AnthropicProvider(Provider):
         if headers:
             params["extra_headers"] = headers
         return params
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Anthropic's `messages.count_tokens` on the request as `chat` maps it, without the fields that shape only
+        the answer (max_tokens, sampling, stop sequences, metadata), which the counting endpoint refuses."""
+        import anthropic
+
+        params = {k: v for k, v in to_anthropic_params(request).items() if k in COUNTED}
+        extra = dict(request.extra)
+        beta = extra.pop(BETA_HEADER, None)
+        if extra:
+            params["extra_body"] = extra
+        if beta:
+            params["extra_headers"] = {BETA_HEADER: str(beta)}
+        try:
+            result = self.client.messages.count_tokens(**params)
+        except anthropic.AnthropicError as exc:
+            raise map_anthropic_error(exc) from exc
+        return int(result.input_tokens)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         import anthropic

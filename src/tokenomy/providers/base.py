@@ -43,6 +43,8 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 # Seconds an upstream may stay silent (to connect, before the answer starts, between two stream chunks) before an
 # attempt fails as a timeout; a model's `timeout_s` changes it. Not a limit on a whole answer that keeps coming.
 DEFAULT_TIMEOUT_S = 120.0
+# ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
+COUNTING_UNAVAILABLE = "counting_unavailable"
 
 
 def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
@@ -227,6 +229,21 @@ class Provider:
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:  # pragma: no cover - abstract
         """Yield text deltas, then one chunk carrying the complete ChatResponse."""
         raise NotImplementedError
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """The prompt's input tokens (system, messages, tools, images) as the provider itself counts them, from its
+        counting API or its exact tokenizer; nothing is generated or billed. A provider with neither refuses: an
+        estimate returned as a count would size a context wrongly with no sign of it."""
+        raise ProviderError(
+            f"counting tokens is not available for provider `{self.name}` (model `{request.model}`): its API has no "
+            "token-counting endpoint; count with a model on Anthropic, Bedrock, Gemini or the local model",
+            kind="client_error",
+            status=400,
+            code=COUNTING_UNAVAILABLE,
+        )
+
+    async def acount_tokens(self, request: ChatRequest) -> int:
+        return await asyncio.to_thread(self.count_tokens, request)
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         return await asyncio.wrap_future(self._chat_future(request))

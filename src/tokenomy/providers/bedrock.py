@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -50,6 +51,8 @@ SERVER_CODES = {
     "InternalFailure",
     "ServiceUnavailable",
 }
+# What of a Converse request CountTokens' `input.converse` takes (botocore's ConverseTokensRequest).
+COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 TIMEOUT_CODES = {"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"}
 
 
@@ -300,6 +303,23 @@ class BedrockProvider(Provider):
             raw,
             result.get("additionalModelResponseFields"),
         )
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Bedrock's CountTokens on the request as Converse takes it (`input.converse`): the parts the model reads.
+        Sampling and the output cap are left out, as CountTokens has no field for them; Bedrock answers a
+        ValidationException for a model it cannot count (not every model can)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        unshaped = replace(request, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[], user=None)
+        params = to_converse_params(unshaped)  # refuses unsupported fields before any call
+        converse = {key: params[key] for key in COUNTED if key in params}
+        try:
+            result = self._client(self._region_for(request)).count_tokens(
+                modelId=params["modelId"], input={"converse": converse}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise map_bedrock_error(exc) from exc
+        return int(result["inputTokens"])
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.exceptions import BotoCoreError, ClientError

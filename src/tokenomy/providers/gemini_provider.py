@@ -13,9 +13,11 @@ explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_toke
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
@@ -33,6 +35,8 @@ from tokenomy.providers.gemini_mapping import (
 )
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# What of a generateContent request the model reads: the part of it a count sends in `generateContentRequest`.
+WHOLE_REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "cachedContent")
 # The tier a call was served at, which Google bills at its own price (flex at half the standard price, priority at
 # up to twice it): the Gemini API says so in this response header (a priority call over its limit is served, and
 # billed, at standard), Vertex AI in usage_metadata.traffic_type.
@@ -186,6 +190,43 @@ class GeminiProvider(Provider):
                 status=400,
             ) from None
         return {"model": request.model, "contents": contents, "config": config}
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Gemini's countTokens on the request as `chat` maps it (the answer's cap and sampling left out): Vertex AI
+        takes the system instruction and tools beside the contents; the Gemini API takes them in a whole
+        `generateContentRequest`, which the SDK does not send (`_count_whole`)."""
+        from google.genai import types
+
+        params = self._params(replace(request, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[]))
+        config = params["config"]
+        try:
+            if self.name == "gcp.vertex_ai":
+                counting = types.CountTokensConfig(system_instruction=config.system_instruction, tools=config.tools)
+                result = self.client.models.count_tokens(
+                    model=request.model, contents=params["contents"], config=counting
+                )
+            elif config.system_instruction is None and not config.tools and not config.cached_content:
+                result = self.client.models.count_tokens(model=request.model, contents=params["contents"])
+            else:
+                return self._count_whole(params)
+        except Exception as exc:
+            raise map_gemini_error(exc) from exc
+        return int(result.total_tokens or 0)
+
+    def _count_whole(self, params: dict[str, Any]) -> int:
+        """The Gemini API's countTokens with `generateContentRequest`, built by the SDK's own generateContent mapping
+        and sent through its client (its key, base URL and timeout): the SDK's count_tokens sends `contents` alone
+        and refuses a system instruction or tools, which the model reads and the count must include."""
+        from google.genai import _common, types
+        from google.genai import models as sdk_models
+
+        api = self.client._api_client
+        body = sdk_models._GenerateContentParameters_to_mldev(api, types._GenerateContentParameters(**params))
+        model = body["_url"]["model"]
+        inner = {k: v for k, v in body.items() if k in WHOLE_REQUEST_FIELDS}
+        inner = _common.encode_unserializable_types(_common.convert_to_dict({**inner, "model": model}))
+        response = api.request("post", f"{model}:countTokens", {"generateContentRequest": inner}, None)
+        return int(json.loads(response.body or "{}").get("totalTokens") or 0)
 
     def _response(
         self, request: ChatRequest, parts: list[dict[str, Any]], usage: Usage, reason: Any, raw: dict, **timing: Any

@@ -164,7 +164,13 @@ class LocalProvider(Provider):
         parts.append("<|im_start|>assistant\n")
         return "".join(parts)
 
-    def count_tokens(self, text: str) -> int:
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Exact: the prompt `stream` would evaluate (chat template, tools as text) by the model's tokenizer."""
+        self.check(request)
+        return self.count_text(self.format_prompt(request))
+
+    def count_text(self, text: str) -> int:
+        """Tokens of `text` by the model's own tokenizer (special tokens such as <|im_start|> count as one)."""
         return len(load_model().tokenize(text.encode(), add_bos=False, special=True))
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -235,7 +241,7 @@ class LocalProvider(Provider):
         text = "".join(pieces)
         usage = Usage(
             input_tokens=len(tokens) - reused,
-            output_tokens=self.count_tokens(text) if text else 0,
+            output_tokens=self.count_text(text) if text else 0,
             cache_read_tokens=reused,
         )
         content: list = [TextBlock(text)] if text else []

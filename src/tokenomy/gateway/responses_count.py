@@ -1,0 +1,95 @@
+"""`POST /v1/responses/input_tokens`: OpenAI's input-token count (`client.responses.input_tokens.count`) on the
+gateway, for a Responses API request as `POST /v1/responses` reads it (`responses_ingress`).
+
+`model` names a gateway route or model, as on `/v1/responses`; the count is the route's first model's
+(`gateway.counting`): Anthropic, Bedrock, Gemini and the local model count; an OpenAI-format model (OpenAI,
+Azure OpenAI, OpenAI-compatible servers) is refused with a 400 saying so, as the gateway calls them through Chat
+Completions, which has no counting endpoint. No budget is reserved and no ledger row written; the key's rate limit
+applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, json_body, retry_after, upstream_status
+from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.responses import error
+from tokenomy.gateway.responses_ingress import caller_param, caller_path, request_from_responses
+from tokenomy.providers.base import Unsupported
+
+router = APIRouter()
+# What OpenAI's input_tokens endpoint takes: the prompt and what shapes how the model reads it, not the answer's
+# cap, sampling or storage.
+COUNT_FIELDS = frozenset(
+    {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning", "truncation"}
+)
+OPENAI_PROVIDERS = ("openai", "azure")  # the providers that take the Responses API's own fields
+
+
+def _invalid(message: str, param: str | None = None) -> JSONResponse:
+    return error(400, message, "invalid_request_error", param=param)
+
+
+@router.post("/v1/responses/input_tokens")
+async def count_input_tokens(request: Request) -> Response:
+    """Count a Responses API request's input tokens: `{"object": "response.input_tokens", "input_tokens": N}`."""
+    gw = request.app.state.gateway
+    try:
+        body = await json_body(request)
+    except ValueError as exc:
+        return _invalid(f'the request body is not valid JSON ({exc}); send a JSON object such as {{"model": ..., '
+                        '"input": ...}')  # fmt: skip
+    key = await gw.authenticate_async(request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        return key
+    if not isinstance(body, dict):
+        return _invalid("the request body must be a JSON object")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        return _invalid("model: required (a string; GET /v1/models lists the names)", "model")
+    route = gw.route_for(name)
+    if route is None:
+        message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
+        return error(404, message, "invalid_request_error", "model_not_found", "model")
+    unknown = sorted(set(body) - COUNT_FIELDS)
+    if unknown:
+        return _invalid(f"{unknown[0]}: not a field of input_tokens (it takes {', '.join(sorted(COUNT_FIELDS))})",
+                        unknown[0])  # fmt: skip
+    try:
+        call, origins = request_from_responses(body)
+        call = replace(call, max_tokens=None)
+        counter = counter_for(gw, name, route, call, "OpenAI", OPENAI_PROVIDERS, caller_param)
+        if isinstance(counter, Unsupported):
+            where = caller_path(origins, counter)
+            return error(400, counter.error_text(where), "invalid_request_error", "unsupported_content", where)
+    except RequestError as exc:
+        return _invalid(str(exc), exc.param)
+    except (ValueError, TokenomyError) as exc:
+        return _invalid(str(exc))
+    refused = await admit_count(gw, key)
+    if refused is not None:
+        kind = OPENAI_ERROR_TYPES[refused.code]
+        return error(refused.status, refused.message, kind, refused.code, headers=refused.headers)
+    try:
+        tokens = await count(counter)
+    except ProviderError as exc:
+        if cannot_count(exc):
+            message = f"`{name}` counts with model `{counter.model}`: {exc}"
+            return error(400, message, "invalid_request_error", "counting_unavailable", "model")
+        if exc.refused is not None:  # the model cannot take a part of it (nothing was sent): the caller's place
+            where = caller_path(origins, exc.refused)
+            return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
+        if exc.param is not None:  # the provider's mapping refused a field before any call: the caller's name
+            where = caller_param(exc.param)
+            message = str(exc).replace(exc.param, where, 1)
+            return error(400, message, "invalid_request_error", "unsupported_parameter", where)
+        status = upstream_status(exc)
+        message = f"upstream {exc.kind}: {exc}"
+        return error(status, message, "upstream_error", exc.code or exc.kind, headers=retry_after(exc))
+    return JSONResponse({"object": "response.input_tokens", "input_tokens": tokens})

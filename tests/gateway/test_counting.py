@@ -1,0 +1,257 @@
+"""Token counting through the gateway as applications do it: the `anthropic` SDK's `messages.count_tokens` against a
+real gateway on 127.0.0.1, in front of the Anthropic and Bedrock emulators and the local model. Each count must equal
+the prompt tokens (fresh, cache-read and cache-written) a real `messages.create` of the same prompt reports."""
+
+from __future__ import annotations
+
+import base64
+import io
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from tokenomy.config import parse_config
+from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+GEMINI = "gemini-2.5-flash"
+ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+TOOLS = [{"name": "weather", "description": "The weather in a city.",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+SYSTEM = "You answer in one short sentence."
+ASK = [{"role": "user", "content": "What is the capital of France?"},
+       {"role": "assistant", "content": "Paris."},
+       {"role": "user", "content": "And of Italy?"}]
+
+
+def png() -> str:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("count") / "ledger.duckdb")
+
+
+@pytest.fixture(scope="module")
+def gateway(ledger):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.setenv("GPT_KEY", "unused")
+        for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+            env.delenv(name, raising=False)
+        with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock, \
+                ServerThread(create_gemini()) as gemini:
+            config = parse_config({
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                    "flash": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+                    "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
+                               "endpoint_url": bedrock},
+                    # Bedrock's prompt router picks a model only when it runs, so its CountTokens refuses.
+                    "picked": {"provider": "bedrock", "model": ROUTER, "region": "us-east-1", "endpoint_url": bedrock,
+                               "price_as": BEDROCK_SONNET},
+                    # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
+                    "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
+                            "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}},
+                # Counted with their first model, the Bedrock one; the fallback or the routed tier, which cannot
+                # count, is never asked.
+                "tiers": {"cheap": ["sonnet"], "strong": ["gpt"]},
+                "routes": {"chain": {"model": "sonnet", "fallback": ["gpt"]}, "routed": {"policy": "by-words"}},
+                "routing": {"policies": {"by-words": {"type": "rules", "tiers": ["cheap", "strong"], "rules": [
+                    {"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
+            with ServerThread(create_app(config, ledger), lifespan="on") as url:
+                # Loads the local model and starts the ledger's writer once, so no test's time is that set-up's.
+                anthropic.Anthropic(base_url=url, api_key="unused").messages.create(
+                    model="local", max_tokens=1, messages=ASK, system=SYSTEM, tools=TOOLS)
+                yield url
+
+
+@pytest.fixture
+def sdk(gateway):
+    return anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+
+
+def prompt_tokens(usage) -> int:
+    return usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "chain", "flash"])
+def test_a_count_equals_the_prompt_tokens_messages_create_reports(sdk, model) -> None:
+    for ask in ({"messages": ASK},
+                {"messages": ASK, "system": SYSTEM, "tools": TOOLS, "tool_choice": {"type": "auto"}}):
+        counted = sdk.messages.count_tokens(model=model, **ask).input_tokens
+        created = sdk.messages.create(model=model, max_tokens=2, **ask)
+        assert counted == prompt_tokens(created.usage) > 0
+    bare = sdk.messages.count_tokens(model=model, messages=ASK).input_tokens
+    assert counted > bare  # the system prompt and the tool are counted too
+
+
+def test_a_routed_route_counts_with_its_first_tiers_first_model(sdk) -> None:
+    ask = [{"role": "user", "content": "Please prove that 2 + 2 = 4."}]  # the rules send it to the strong tier
+    counted = sdk.messages.count_tokens(model="routed", messages=ask).input_tokens
+    assert counted == sdk.messages.count_tokens(model="sonnet", messages=ask).input_tokens > 0
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet"])
+def test_an_image_is_counted_as_the_provider_bills_it(sdk, model) -> None:
+    ask = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}},
+        {"type": "text", "text": "What colour is it?"}]}]
+    counted = sdk.messages.count_tokens(model=model, messages=ask).input_tokens
+    assert counted == prompt_tokens(sdk.messages.create(model=model, max_tokens=2, messages=ask).usage)
+    words = sdk.messages.count_tokens(model=model, messages=[{"role": "user", "content": "What colour is it?"}])
+    assert counted > words.input_tokens
+
+
+def test_a_count_writes_no_ledger_row(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    with ServerThread(create_app(parse_config({}), ledger), lifespan="on") as url:  # flushes its ledger on exit
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        client.messages.create(model="local", max_tokens=2, messages=ASK)
+        for _ in range(3):
+            client.messages.count_tokens(model="local", messages=ASK)
+    assert open_store(ledger).count() == 1  # the call's row, and none for the counts
+
+
+def test_an_unknown_route_is_a_404_and_a_malformed_body_a_400_naming_the_field(sdk, gateway) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="`nope` does not exist") as missing:
+        sdk.messages.count_tokens(model="nope", messages=ASK)
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    for body, field in (({"model": "claude", "messages": "hi"}, "messages"),
+                        ({"model": "claude", "messages": ASK, "max_tokens": 5}, "max_tokens"),
+                        ({"model": "claude", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+                        ({"messages": ASK}, "model")):
+        answer = httpx.post(gateway + "/v1/messages/count_tokens", json=body)
+        assert answer.status_code == 400, body
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+        assert answer.json()["error"]["message"].startswith(field), answer.json()
+    broken = httpx.post(gateway + "/v1/messages/count_tokens", content=b"{nope",
+                        headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["type"] == "error"
+
+
+def test_an_openai_format_route_cannot_count_and_says_so(sdk) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.count_tokens(model="gpt", messages=ASK)
+    message = refused.value.body["error"]["message"]
+    assert "provider `openai`" in message and "counting tokens is not available" in message, message
+
+
+def test_a_model_its_provider_cannot_count_is_the_providers_400(sdk) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.count_tokens(model="picked", messages=ASK)
+    assert "ValidationException: The provided model doesn't support counting tokens" in str(refused.value)
+
+
+def test_a_field_the_counting_model_cannot_take_is_refused_by_the_callers_name(sdk) -> None:
+    ask = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}}]}]
+    with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0") as refused:
+        sdk.messages.count_tokens(model="local", messages=ask)
+    assert "model `local`" in refused.value.body["error"]["message"]
+
+
+def test_a_count_takes_the_keys_rate_limit_but_no_budget(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    secret, _ = KeyStore(open_store(ledger)).create(rpm=3, budget_usd=Decimal("0.000001"))
+    with ServerThread(create_anthropic()) as claude:
+        config = parse_config({"auth": True, "models": {
+            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
+        with ServerThread(create_app(config, ledger), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+            with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):  # the call's reservation is
+                client.messages.create(model="claude", max_tokens=2, messages=ASK)
+            # ... and a count is free: it reserves nothing, but each is a request under the key's rate limit.
+            counts = [client.messages.count_tokens(model="claude", messages=ASK).input_tokens for _ in range(2)]
+            assert counts[0] == counts[1] > 0
+            with pytest.raises(anthropic.RateLimitError, match="Rate limit of 3 requests per minute"):
+                client.messages.count_tokens(model="claude", messages=ASK)
+            stranger = anthropic.Anthropic(base_url=url, api_key="tk-wrong", max_retries=0)
+            with pytest.raises(anthropic.AuthenticationError):
+                stranger.messages.count_tokens(model="claude", messages=ASK)
+
+
+@pytest.mark.parametrize("model", ["flash", "sonnet", "local"])
+def test_google_genai_counts_what_generate_content_reports(gateway, model) -> None:
+    client = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    turns = [types.Content(role="user", parts=[types.Part(text="What is the capital of France?")]),
+             types.Content(role="model", parts=[types.Part(text="Paris.")]),
+             types.Content(role="user", parts=[types.Part(text="And of Italy?")])]
+    counted = client.models.count_tokens(model=model, contents=turns).total_tokens
+    usage = client.models.generate_content(model=model, contents=turns,
+                                           config=types.GenerateContentConfig(max_output_tokens=2)).usage_metadata
+    assert counted == usage.prompt_token_count > 0
+    # A system instruction and tools reach a count in a whole generateContentRequest (REST callers; the SDK sends
+    # contents alone to the Gemini API).
+    whole = {"generateContentRequest": {
+        "contents": [{"role": "user", "parts": [{"text": "And of Italy?"}]}],
+        "systemInstruction": {"parts": [{"text": SYSTEM}]},
+        "tools": [{"functionDeclarations": [{"name": "weather", "description": "The weather in a city.",
+                                             "parameters": {"type": "object"}}]}]}}
+    answer = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json=whole)
+    bare = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json={
+        "contents": whole["generateContentRequest"]["contents"]})
+    assert answer.status_code == bare.status_code == 200
+    assert answer.json()["totalTokens"] > bare.json()["totalTokens"] > 0
+
+
+def test_google_genai_errors_for_a_count_are_googles(gateway) -> None:
+    client = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    with pytest.raises(errors.ClientError) as missing:
+        client.models.count_tokens(model="nope", contents="hi")
+    assert missing.value.code == 404 and "`nope` does not exist" in missing.value.message
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.count_tokens(model="gpt", contents="hi")
+    assert refused.value.code == 400 and "provider `openai`" in refused.value.message
+    malformed = httpx.post(f"{gateway}/v1beta/models/flash:countTokens", json={"contents": "hi"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["message"].startswith("contents")
+
+
+@pytest.mark.parametrize("model", ["claude", "sonnet", "local", "flash"])
+def test_openais_input_tokens_count_what_responses_create_reports(gateway, model) -> None:
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    tool = {"type": "function", "name": "weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    for ask in ({"input": "What is the capital of Italy?"},
+                {"input": "What is the capital of Italy?", "instructions": SYSTEM, "tools": [tool]}):
+        counted = client.responses.input_tokens.count(model=model, **ask)
+        assert counted.object == "response.input_tokens"
+        assert counted.input_tokens == client.responses.create(model=model, max_output_tokens=16,
+                                                               **ask).usage.input_tokens
+    bare = client.responses.input_tokens.count(model=model, input="What is the capital of Italy?").input_tokens
+    assert counted.input_tokens > bare
+
+
+def test_openais_input_tokens_errors_are_openais(gateway) -> None:
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.input_tokens.count(model="nope", input="hi")
+    assert missing.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.input_tokens.count(model="gpt", input="hi")
+    assert refused.value.body["code"] == "counting_unavailable" and "provider `openai`" in refused.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as malformed:
+        client.responses.input_tokens.count(model="claude", input=[{"role": "robot", "content": "hi"}])
+    assert malformed.value.body["param"].startswith("input[0]"), malformed.value.body
+    with pytest.raises(openai.BadRequestError) as capped:
+        client.responses.input_tokens.count(model="claude", input="hi", extra_body={"max_output_tokens": 5})
+    assert capped.value.body["param"] == "max_output_tokens"
