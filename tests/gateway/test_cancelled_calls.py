@@ -127,3 +127,22 @@ def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_ro
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.error_type) == ("cancelled", "StreamAbandoned") and row.output_tokens >= 1
     assert charged == to_nano(row.cost_usd) > 0
+
+
+def test_calls_to_an_sdk_provider_run_as_many_at_once_as_the_gateway_admits(tmp_path):
+    """The Anthropic, Bedrock and Gemini providers call their SDKs in worker threads. asyncio's default pool has
+    min(32, cores + 4) of them (6 here): a gateway admitting 256 calls ran 6 at a time, the rest queued unseen."""
+    upstream = ScriptedAnthropic()
+    upstream.delay_s = 0.3
+    with ServerThread(upstream.app) as claude:
+        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+
+            async def many() -> list[int]:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+                    replies = await asyncio.gather(*(client.post(url + "/v1/messages", json=body) for _ in range(16)))
+                return [r.status_code for r in replies]
+
+            assert asyncio.run(many()) == [200] * 16
+    assert upstream.peak == 16, upstream.peak

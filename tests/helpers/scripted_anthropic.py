@@ -25,13 +25,19 @@ class ScriptedAnthropic:
         self.broken = False
         self.redacted: str | None = None
         self.delay_s = 0.0
+        self.inflight = self.peak = 0  # requests being answered now / at most at once
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
         self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
 
     async def messages(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append((dict(request.headers), body))
-        await asyncio.sleep(self.delay_s)
+        self.inflight += 1
+        self.peak = max(self.peak, self.inflight)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.inflight -= 1
         opening = [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
         message = {
             "id": "msg_1",

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -79,6 +80,12 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The SDK-based providers (Anthropic, Bedrock, Gemini) call in worker threads of the loop's default pool,
+        # which asyncio sizes min(32, cores + 4): 6 calls at once on two cores, whatever max_inflight admits. One
+        # thread per admitted call, plus a few for key and budget lookups; threads start only as calls need them.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=config.gateway.max_inflight + 8, thread_name_prefix="tokenomy-call")
+        )
         holder["gw"] = Gateway(config, ledger)
         if own_process:
             _tune_gc()
