@@ -321,3 +321,27 @@ def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, mo
                 client.responses.create(input=[*first, *unsigned, {"type": "function_call_output",
                                                                    "call_id": whole.output[-1].call_id,
                                                                    "output": "18C sunny"}], **ask)
+
+
+def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_path, monkeypatch):
+    """Bedrock takes images as bytes only: its mapping refuses one by URL at call time, by the content model's
+    place (`messages[0].content[1]`), which the caller never sent; the 400 names `input[1].content[1]`."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    ask = [{"role": "developer", "content": "Be brief"},
+           {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
+                                        {"type": "input_image", "image_url": "https://example.com/a.png"}]}]
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"models": {"haiku": {"provider": "bedrock", "region": "us-east-1",
+                                                    "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.responses.create(model="haiku", input=ask, max_output_tokens=16, stream=stream)
+                assert refused.value.body["param"] == "input[1].content[1]"
+                assert refused.value.body["message"].startswith("input[1].content[1]: Bedrock Converse")

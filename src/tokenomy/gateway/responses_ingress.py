@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenomy.gateway.openai_ingress import (
+    CONTENT_PATH,
     DOCUMENT_FORMATS,
     RequestError,
     data_url,
@@ -475,6 +476,16 @@ def caller_path(origins: list[Origin], refused: Unsupported) -> str:
     return origin.blocks[refused.block]
 
 
-def caller_param(param: str) -> str:
-    """A request option a provider's mapping refused, by the caller's name for it."""
-    return CALLER_FIELDS.get(param, param)
+def caller_param(origins: list[Origin], param: str) -> str:
+    """A field a provider's mapping refused, by the caller's name for it: a request option, or a place in the
+    content model (`messages[0].content[1].detail`, as Bedrock names an image by URL) as the caller sent it
+    (`input[0].content[1].detail`)."""
+    found = CONTENT_PATH.match(param)
+    if found is None:
+        return CALLER_FIELDS.get(param, param)
+    message, block, part = (None if index is None else int(index) for index in found.groups())
+    try:
+        where = caller_path(origins, Unsupported("", message, block, part))
+    except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
+        return param
+    return where + param[found.end() :]
