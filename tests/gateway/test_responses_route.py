@@ -345,3 +345,23 @@ def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_pat
                     client.responses.create(model="haiku", input=ask, max_output_tokens=16, stream=stream)
                 assert refused.value.body["param"] == "input[1].content[1]"
                 assert refused.value.body["message"].startswith("input[1].content[1]: Bedrock Converse")
+
+
+def test_every_streamed_event_is_the_sdks_event_type_whole(served):
+    """The SDK builds events without validating them: a field its types require and the gateway leaves out
+    (output_text.done's logprobs) is only an AttributeError away in a client that reads it. Each event is checked
+    against the SDK's own types; sequence numbers count from 0, as OpenAI's; the text's logprobs add up."""
+    from pydantic import TypeAdapter
+
+    url = served[2]
+    event_type = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    body = {"model": "fast", "input": "hi", "stream": True, "include": ["message.output_text.logprobs"]}
+    with httpx.stream("POST", url + "/v1/responses", json=body, timeout=30) as reply:
+        events = [json.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: ")]
+    for event in events:
+        event_type.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    deltas = [p for e in events if e["type"] == "response.output_text.delta" for p in e["logprobs"]]
+    [done] = [e for e in events if e["type"] == "response.output_text.done"]
+    final = events[-1]["response"]["output"][0]["content"][0]
+    assert len(deltas) == 2 and done["logprobs"] == final["logprobs"] == deltas

@@ -3,7 +3,8 @@
 A request that offers tools and does not end with a `tool` message is answered with one call per
 offered tool (at most two, one if parallel_tool_calls is false), with argument text spaced oddly so
 a test can see it arrives byte for byte; otherwise it answers with text naming the last tool result.
-Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back; `n` gets n choices.
+Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back (on each streamed delta too); `n`
+gets n choices.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
     if not calls:
         words = answer_text(body).split(" ")
         chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+        for piece in chunks[1:] if body.get("logprobs") else []:  # each delta's own, as OpenAI streams them
+            piece["choices"][0]["logprobs"] = LOGPROBS
     chunks.append(chunk({}, "tool_calls" if calls else "stop"))
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append(

@@ -217,8 +217,8 @@ class EventWriter:
         self.started = False  # response.created went out
 
     def _event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}  # from 0, as OpenAI numbers them
         self.sequence += 1
-        payload = {"type": kind, "sequence_number": self.sequence, **fields}
         return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
     def _index(self, item: dict[str, Any]) -> int:
@@ -235,7 +235,8 @@ class EventWriter:
             for k, part in enumerate(item["content"]):
                 kind, key = ("output_text", "text") if part["type"] == "output_text" else ("refusal", "refusal")
                 common = {"item_id": item_id, "output_index": index, "content_index": k}
-                out.append(self._event(f"response.{kind}.done", **common, **{key: part[key]}))
+                done = {key: part[key], **({"logprobs": part["logprobs"]} if kind == "output_text" else {})}
+                out.append(self._event(f"response.{kind}.done", **common, **done))
                 out.append(self._event("response.content_part.done", **common, part=part))
         elif item["type"] == "function_call":
             out.append(
@@ -290,6 +291,8 @@ class EventWriter:
             )  # fmt: skip
         parts[-1][key] += text
         fields = {"logprobs": logprobs} if kind == "output_text" else {}
+        if logprobs:  # the part's, whole, as a whole answer gives them
+            parts[-1]["logprobs"] += logprobs
         where = {"item_id": message["id"], "output_index": index, "content_index": len(parts) - 1}
         return [*out, self._event(f"response.{kind}.delta", **where, delta=text, **fields)]
 
