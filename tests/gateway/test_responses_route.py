@@ -365,3 +365,24 @@ def test_every_streamed_event_is_the_sdks_event_type_whole(served):
     [done] = [e for e in events if e["type"] == "response.output_text.done"]
     final = events[-1]["response"]["output"][0]["content"][0]
     assert len(deltas) == 2 and done["logprobs"] == final["logprobs"] == deltas
+
+
+def test_a_stream_that_fails_before_its_first_event_names_its_ledger_rows(tmp_path):
+    """The error of a stream the upstream refused carries x-request-id (the SDK's `request_id`), as a whole
+    answer's does: the caller finds the failed attempt in the ledger."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(400, {}, "context_length_exceeded")])
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                               "price_as": HAIKU}}})
+    try:
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="fast", input="hi", max_output_tokens=16, stream=True)
+            assert refused.value.body["code"] == "context_length_exceeded"
+            [row] = ledger_rows(ledger, refused.value.request_id)
+            assert row.outcome == "client_error" and row.route == "fast"
+    finally:
+        upstream.close()

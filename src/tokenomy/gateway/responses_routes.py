@@ -373,7 +373,9 @@ class EventWriter:
         return [*out, self._event(kind, response=answer)]
 
     def refused(self, exc: TokenomyError) -> Response:
-        return _failure(exc, self.origins)
+        refused = _failure(exc, self.origins)
+        refused.headers["x-request-id"] = self.ids.removeprefix("_")  # the failed attempts' id in the ledger
+        return refused
 
     def failed(self, exc: TokenomyError) -> bytes:
         kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request"
