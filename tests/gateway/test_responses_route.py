@@ -194,6 +194,9 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="claude", input="hi", max_output_tokens=16, text={"verbosity": "low"})
     assert refused.value.body["param"] == "text.verbosity"
+    with pytest.raises(openai.BadRequestError) as refused:  # logprobs without `include`: named as sent
+        client.responses.create(model="claude", input="hi", max_output_tokens=16, top_logprobs=2)
+    assert refused.value.body["param"] == "top_logprobs"
 
 
 def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):

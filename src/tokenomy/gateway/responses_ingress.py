@@ -415,9 +415,10 @@ def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     for k, name in enumerate(include):
         if name not in INCLUDES:
             raise RequestError(f"include[{k}]", f"{name!r} is not supported (only {', '.join(sorted(INCLUDES))})")
+    extra.update({key: body[key] for key in PASSED if body.get(key) is not None})
+    # after top_logprobs, which needs it too: a provider refuses the first key, so the error names a field sent
     if "message.output_text.logprobs" in include or body.get("top_logprobs") is not None:
         extra["logprobs"] = True
-    extra.update({key: body[key] for key in PASSED if body.get(key) is not None})
 
 
 def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
