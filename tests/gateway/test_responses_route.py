@@ -199,6 +199,14 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
     assert refused.value.body["param"] == "top_logprobs"
 
 
+def test_reasoning_the_local_model_cannot_do_is_refused_by_the_field_sent(served):
+    url = served[2]
+    for sent, param in (({"thinking": {"type": "enabled", "budget_tokens": 512}}, "thinking"),
+                        ({"reasoning": {"effort": "low"}}, "reasoning.effort")):
+        refused = httpx.post(url + "/v1/responses", json={"model": "local", "input": "hi", **sent}, timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+
+
 def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):
     url = served[2]
     bad = httpx.post(url + "/v1/responses", content=b"{not json", headers={"content-type": "application/json"})
