@@ -397,3 +397,21 @@ def test_a_stream_that_fails_before_its_first_event_names_its_ledger_rows(tmp_pa
             assert row.outcome == "client_error" and row.route == "fast"
     finally:
         upstream.close()
+
+
+def test_an_answer_cut_by_its_cap_is_incomplete_and_so_is_its_last_item(client, served):
+    """As OpenAI marks it: the response and the message the cap stopped are `incomplete`, whole and streamed (the
+    stream ends with response.incomplete, its output_item.done saying so too)."""
+    upstream = served[0]
+    upstream.finish_reason = "length"
+    try:
+        whole = client.responses.create(model="fast", input="hi", max_output_tokens=5)
+        with client.responses.stream(model="fast", input="hi", max_output_tokens=5) as stream:
+            events = list(stream)
+    finally:
+        upstream.finish_reason = None
+    assert (whole.status, whole.incomplete_details.reason) == ("incomplete", "max_output_tokens")
+    assert whole.output[0].status == "incomplete"
+    [done] = [e for e in events if e.type == "response.output_item.done"]
+    assert events[-1].type == "response.incomplete" and events[-1].response.output[0].status == "incomplete"
+    assert done.item.status == "incomplete" and events[-1].response.incomplete_details.reason == "max_output_tokens"

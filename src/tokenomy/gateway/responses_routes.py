@@ -168,6 +168,8 @@ def response_body(
 def finished(answer: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
     """`answer` completed with the call's outcome: status, usage, and what it cost (as the other APIs report it)."""
     answer["status"], answer["incomplete_details"] = ending(response)
+    if answer["status"] == "incomplete" and answer["output"]:  # the item the cap or filter stopped, as OpenAI's
+        answer["output"][-1]["status"] = "incomplete"
     answer["usage"] = usage_body(response)
     answer["tokenomy"] = {
         "cost_usd": money_or_none(response.cost_usd, "record"),
@@ -215,6 +217,7 @@ class EventWriter:
         self.calls: dict[int, dict[str, Any]] = {}  # a tool call's index -> its item
         self.redacted_sent = 0
         self.started = False  # response.created went out
+        self.cut: dict[str, Any] | None = None  # the item an answer cut short ended in
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}  # from 0, as OpenAI numbers them
@@ -258,7 +261,7 @@ class EventWriter:
                     text=item["content"][0]["text"],
                 )
             )
-        item["status"] = "completed"
+        item["status"] = "incomplete" if item is self.cut else "completed"
         return [*out, self._event("response.output_item.done", output_index=index, item=item)]
 
     def _close(self) -> list[bytes]:
@@ -362,13 +365,15 @@ class EventWriter:
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
+        if ending(response)[0] == "incomplete" and self.items:
+            self.cut = self.items[-1]
         out = self._close()
         for item in self.calls.values():
             out += self._done(item)
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             out += self._reasoning(block)
+        self.answer["output"] = self.items
         answer = finished(self.answer, response)
-        answer["output"] = self.items
         kind = "response.completed" if answer["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=answer)]
 
