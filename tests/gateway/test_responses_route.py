@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
@@ -28,6 +29,11 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}, "strict": None}
 ASK = {"role": "user", "content": "Weather and time in Paris?"}
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+class Point(pydantic.BaseModel):
+    x: int
+    y: int
+
+
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: any re-encoding would show
 
 
@@ -197,6 +203,9 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
     with pytest.raises(openai.BadRequestError) as refused:  # logprobs without `include`: named as sent
         client.responses.create(model="claude", input="hi", max_output_tokens=16, top_logprobs=2)
     assert refused.value.body["param"] == "top_logprobs"
+    with pytest.raises(openai.BadRequestError) as refused:  # the SDK's structured output: the fix names text.format
+        client.responses.parse(model="claude", input="hi", max_output_tokens=16, text_format=Point)
+    assert refused.value.body["param"] == "text.format" and "response_format" not in refused.value.body["message"]
 
 
 def test_reasoning_the_local_model_cannot_do_is_refused_by_the_field_sent(served):
