@@ -424,3 +424,23 @@ def test_an_answer_cut_by_its_cap_is_incomplete_and_so_is_its_last_item(client, 
     [done] = [e for e in events if e.type == "response.output_item.done"]
     assert events[-1].type == "response.incomplete" and events[-1].response.output[0].status == "incomplete"
     assert done.item.status == "incomplete" and events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+def test_a_field_inside_text_format_that_gemini_refuses_is_named_as_sent(tmp_path, monkeypatch):
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            schema = Point.model_json_schema()
+            assert client.responses.parse(model="g", input="A point", text_format=Point).output_parsed
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="g", input="A point", text={"format": {
+                    "type": "json_schema", "name": "p", "schema": schema, "description": "a point"}})
+    assert refused.value.body["param"] == "text.format.description"
+    assert refused.value.body["message"].startswith("text.format.description: Gemini")

@@ -482,8 +482,9 @@ def caller_param(origins: list[Origin], param: str) -> str:
     content model (`messages[0].content[1].detail`, as Bedrock names an image by URL) as the caller sent it
     (`input[0].content[1].detail`)."""
     found = CONTENT_PATH.match(param)
-    if found is None:
-        return CALLER_FIELDS.get(param, param)
+    if found is None:  # an option, or a field inside one (`response_format.description`: `text.format.description`)
+        head = next((ours for ours in CALLER_FIELDS if param == ours or param.startswith(ours + ".")), None)
+        return param if head is None else CALLER_FIELDS[head] + param[len(head) :]
     message, block, part = (None if index is None else int(index) for index in found.groups())
     try:
         where = caller_path(origins, Unsupported("", message, block, part))
