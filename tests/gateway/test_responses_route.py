@@ -184,6 +184,7 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
      "input[1].encrypted_content"),
     ({"truncation": "auto"}, "truncation"),
     ({"include": ["file_search_call.results"]}, "include[0]"),
+    ({"include": ["reasoning.encrypted_content", ["message.output_text.logprobs"]]}, "include[1]"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"made_up": 1}, "made_up"),
 ])

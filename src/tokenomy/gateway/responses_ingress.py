@@ -413,7 +413,7 @@ def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     if not isinstance(include, list):
         raise RequestError("include", "expected a list")
     for k, name in enumerate(include):
-        if name not in INCLUDES:
+        if not isinstance(name, str) or name not in INCLUDES:  # (a list or object is no set member: not a 500)
             raise RequestError(f"include[{k}]", f"{name!r} is not supported (only {', '.join(sorted(INCLUDES))})")
     extra.update({key: body[key] for key in PASSED if body.get(key) is not None})
     # after top_logprobs, which needs it too: a provider refuses the first key, so the error names a field sent
