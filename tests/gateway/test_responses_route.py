@@ -39,10 +39,15 @@ IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: any re
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from tokenomy.emulate.anthropic_api import create_app as create_emulator
+    from tokenomy.emulate.instant_engine import InstantEngine
+
     scripted = ScriptedAnthropic()
     ledger = tmp_path_factory.mktemp("responses") / "ledger.duckdb"
-    with RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url:
+    with (RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url,
+          ServerThread(create_emulator(engine=InstantEngine())) as thinker_url):
         config = parse_config({"models": {
+            "thinker": {"provider": "anthropic", "model": SONNET, "base_url": thinker_url},
             "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
             "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
                           "inputs": ["text"]},
@@ -445,3 +450,16 @@ def test_a_field_inside_text_format_that_gemini_refuses_is_named_as_sent(tmp_pat
                     "type": "json_schema", "name": "p", "schema": schema, "description": "a point"}})
     assert refused.value.body["param"] == "text.format.description"
     assert refused.value.body["message"].startswith("text.format.description: Gemini")
+
+
+def test_the_older_generate_summary_asks_for_summaries_as_summary_does(client):
+    """`reasoning.generate_summary` is accepted, so it is honoured: the reasoning items carry their summary."""
+    ask = {"model": "thinker", "input": "Name one colour.", "max_output_tokens": 1100,
+           "reasoning": {"generate_summary": "concise"},
+           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    whole = client.responses.create(**ask)
+    with client.responses.stream(**ask) as stream:
+        streamed = stream.get_final_response()
+    for reply in (whole, streamed):
+        reasoning = reply.output[0]
+        assert reasoning.type == "reasoning" and reasoning.summary[0].text == reasoning.content[0].text

@@ -60,6 +60,12 @@ def reasoning_item(item_id: str, block: ReasoningBlock, summary: bool) -> dict[s
     }
 
 
+def wants_summary(body: dict[str, Any]) -> bool:
+    """Whether the caller asked for reasoning summaries: `reasoning.summary`, or the older `generate_summary`."""
+    reasoning = body.get("reasoning") or {}
+    return bool(reasoning.get("summary") or reasoning.get("generate_summary"))
+
+
 def text_part(text: str, annotations: list[Any] | None = None, logprobs: list[Any] | None = None) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": logprobs or []}
 
@@ -210,7 +216,7 @@ class EventWriter:
         self.body, self.origins = body, origins
         self.answer = response_body(body, name, response_id)
         self.ids = response_id.removeprefix("resp")
-        self.summary = bool((body.get("reasoning") or {}).get("summary"))
+        self.summary = wants_summary(body)
         self.sequence = 0
         self.items: list[dict[str, Any]] = []  # every item sent, as it stands
         self.open: dict[str, Any] | None = None  # the message or reasoning item still receiving deltas
@@ -467,6 +473,6 @@ async def create_response(request: Request) -> Response:
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, name, started)
-    summary = bool((body.get("reasoning") or {}).get("summary"))
+    summary = wants_summary(body)
     answer = response_body(body, name, response_id, output=output_items(response, response_id[4:], summary))
     return metrics.done(JSONResponse(finished(answer, response), headers=headers), name, started)
