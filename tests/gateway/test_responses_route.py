@@ -463,3 +463,16 @@ def test_the_older_generate_summary_asks_for_summaries_as_summary_does(client):
     for reply in (whole, streamed):
         reasoning = reply.output[0]
         assert reasoning.type == "reasoning" and reasoning.summary[0].text == reasoning.content[0].text
+
+
+def test_a_search_models_citations_come_back_whole_and_streamed(client, served):
+    """A streamed answer carries the url citations a whole one does (annotation.added, then on the text part)."""
+    cited = {"url": "https://example.com/paris", "title": "Paris", "start_index": 0, "end_index": 5}
+    served[0].message_extra = {"annotations": [{"type": "url_citation", "url_citation": cited}]}
+    whole = client.responses.create(model="fast", input="Weather in Paris?")
+    with client.responses.stream(model="fast", input="Weather in Paris?") as stream:
+        added = [e for e in stream if e.type == "response.output_text.annotation.added"]
+        streamed = stream.get_final_response()
+    for reply in (whole, streamed):
+        assert [a.model_dump() for a in reply.output[0].content[0].annotations] == [{"type": "url_citation", **cited}]
+    assert [(e.annotation_index, e.content_index, e.annotation.url) for e in added] == [(0, 0, cited["url"])]

@@ -85,10 +85,14 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
     }
 
 
-def _annotations(response: ChatResponse) -> list[dict[str, Any]]:
-    """An OpenAI-format upstream's url citations (chat completions nests each under `url_citation`)."""
-    found = raw_extras(response, "message").get("annotations") or []
+def flat_annotations(found: list[Any]) -> list[dict[str, Any]]:
+    """An OpenAI-format upstream's url citations as the Responses API has them (chat completions nests each under
+    `url_citation`)."""
     return [{"type": a.get("type"), **(a.get(a.get("type")) or {})} for a in found if isinstance(a, dict)]
+
+
+def _annotations(response: ChatResponse) -> list[dict[str, Any]]:
+    return flat_annotations(raw_extras(response, "message").get("annotations") or [])
 
 
 def output_items(response: ChatResponse, ids: str, summary: bool) -> list[dict[str, Any]]:
@@ -305,6 +309,28 @@ class EventWriter:
         where = {"item_id": message["id"], "output_index": index, "content_index": len(parts) - 1}
         return [*out, self._event(f"response.{kind}.delta", **where, delta=text, **fields)]
 
+    def _cited(self, annotations: list[dict[str, Any]]) -> list[bytes]:
+        """Annotations of the open message's text (a text part is opened for them when none is)."""
+        parts = self.open["content"] if self.open is not None and self.open["type"] == "message" else []
+        out = [] if parts and parts[-1]["type"] == "output_text" else self._text("output_text", "text", "", [])
+        message = self.open
+        assert message is not None
+        part = message["content"][-1]
+        where = {
+            "item_id": message["id"],
+            "output_index": self._index(message),
+            "content_index": len(message["content"]) - 1,
+        }
+        for annotation in annotations:
+            part["annotations"].append(annotation)
+            index = len(part["annotations"]) - 1
+            out.append(
+                self._event(
+                    "response.output_text.annotation.added", **where, annotation_index=index, annotation=annotation
+                )
+            )
+        return out
+
     def start(self) -> list[bytes]:
         self.started = True
         return [
@@ -350,6 +376,9 @@ class EventWriter:
         refused = (extra.get("delta") or {}).get("refusal")  # an OpenAI-format model's refusal
         if isinstance(refused, str) and refused:
             out += self._text("refusal", "refusal", refused, [])
+        cited = (extra.get("delta") or {}).get("annotations")  # a search model's citations, as a whole answer's
+        if isinstance(cited, list) and cited:
+            out += self._cited(flat_annotations(cited))
         call = piece.tool_call
         if call is not None:
             if call.index not in self.calls:
