@@ -178,8 +178,6 @@ def response_body(
 def finished(answer: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
     """`answer` completed with the call's outcome: status, usage, and what it cost (as the other APIs report it)."""
     answer["status"], answer["incomplete_details"] = ending(response)
-    if answer["status"] == "incomplete" and answer["output"]:  # the item the cap or filter stopped, as OpenAI's
-        answer["output"][-1]["status"] = "incomplete"
     answer["usage"] = usage_body(response)
     answer["tokenomy"] = {
         "cost_usd": money_or_none(response.cost_usd, "record"),
@@ -407,8 +405,8 @@ class EventWriter:
             out += self._done(item)
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             out += self._reasoning(block)
-        self.answer["output"] = self.items
         answer = finished(self.answer, response)
+        answer["output"] = self.items
         kind = "response.completed" if answer["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=answer)]
 
@@ -502,6 +500,8 @@ async def create_response(request: Request) -> Response:
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, name, started)
-    summary = wants_summary(body)
-    answer = response_body(body, name, response_id, output=output_items(response, response_id[4:], summary))
+    output = output_items(response, response_id[4:], wants_summary(body))
+    if output and ending(response)[0] == "incomplete":  # the item the cap or filter stopped, as OpenAI marks it
+        output[-1]["status"] = "incomplete"
+    answer = response_body(body, name, response_id, output=output)
     return metrics.done(JSONResponse(finished(answer, response), headers=headers), name, started)
