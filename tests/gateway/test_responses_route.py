@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
@@ -28,15 +29,25 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}, "strict": None}
 ASK = {"role": "user", "content": "Weather and time in Paris?"}
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+class Point(pydantic.BaseModel):
+    x: int
+    y: int
+
+
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: any re-encoding would show
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from tokenomy.emulate.anthropic_api import create_app as create_emulator
+    from tokenomy.emulate.instant_engine import InstantEngine
+
     scripted = ScriptedAnthropic()
     ledger = tmp_path_factory.mktemp("responses") / "ledger.duckdb"
-    with RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url:
+    with (RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url,
+          ServerThread(create_emulator(engine=InstantEngine())) as thinker_url):
         config = parse_config({"models": {
+            "thinker": {"provider": "anthropic", "model": SONNET, "base_url": thinker_url},
             "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
             "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
                           "inputs": ["text"]},
@@ -178,6 +189,7 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
      "input[1].encrypted_content"),
     ({"truncation": "auto"}, "truncation"),
     ({"include": ["file_search_call.results"]}, "include[0]"),
+    ({"include": ["reasoning.encrypted_content", ["message.output_text.logprobs"]]}, "include[1]"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"metadata": {"k": "v" * 513}}, "metadata.k"),
     ({"made_up": 1}, "made_up"),
@@ -195,6 +207,20 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="claude", input="hi", max_output_tokens=16, text={"verbosity": "low"})
     assert refused.value.body["param"] == "text.verbosity"
+    with pytest.raises(openai.BadRequestError) as refused:  # logprobs without `include`: named as sent
+        client.responses.create(model="claude", input="hi", max_output_tokens=16, top_logprobs=2)
+    assert refused.value.body["param"] == "top_logprobs"
+    with pytest.raises(openai.BadRequestError) as refused:  # the SDK's structured output: the fix names text.format
+        client.responses.parse(model="claude", input="hi", max_output_tokens=16, text_format=Point)
+    assert refused.value.body["param"] == "text.format" and "response_format" not in refused.value.body["message"]
+
+
+def test_reasoning_the_local_model_cannot_do_is_refused_by_the_field_sent(served):
+    url = served[2]
+    for sent, param in (({"thinking": {"type": "enabled", "budget_tokens": 512}}, "thinking"),
+                        ({"reasoning": {"effort": "low"}}, "reasoning.effort")):
+        refused = httpx.post(url + "/v1/responses", json={"model": "local", "input": "hi", **sent}, timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
 
 
 def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):
@@ -322,3 +348,132 @@ def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, mo
                 client.responses.create(input=[*first, *unsigned, {"type": "function_call_output",
                                                                    "call_id": whole.output[-1].call_id,
                                                                    "output": "18C sunny"}], **ask)
+
+
+def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_path, monkeypatch):
+    """Bedrock takes images as bytes only: its mapping refuses one by URL at call time, by the content model's
+    place (`messages[0].content[1]`), which the caller never sent; the 400 names `input[1].content[1]`."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    ask = [{"role": "developer", "content": "Be brief"},
+           {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
+                                        {"type": "input_image", "image_url": "https://example.com/a.png"}]}]
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"models": {"haiku": {"provider": "bedrock", "region": "us-east-1",
+                                                    "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.responses.create(model="haiku", input=ask, max_output_tokens=16, stream=stream)
+                assert refused.value.body["param"] == "input[1].content[1]"
+                assert refused.value.body["message"].startswith("input[1].content[1]: Bedrock Converse")
+
+
+def test_every_streamed_event_is_the_sdks_event_type_whole(served):
+    """The SDK builds events without validating them: a field its types require and the gateway leaves out
+    (output_text.done's logprobs) is only an AttributeError away in a client that reads it. Each event is checked
+    against the SDK's own types; sequence numbers count from 0, as OpenAI's; the text's logprobs add up."""
+    from pydantic import TypeAdapter
+
+    url = served[2]
+    event_type = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    body = {"model": "fast", "input": "hi", "stream": True, "include": ["message.output_text.logprobs"]}
+    with httpx.stream("POST", url + "/v1/responses", json=body, timeout=30) as reply:
+        events = [json.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: ")]
+    for event in events:
+        event_type.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    deltas = [p for e in events if e["type"] == "response.output_text.delta" for p in e["logprobs"]]
+    [done] = [e for e in events if e["type"] == "response.output_text.done"]
+    final = events[-1]["response"]["output"][0]["content"][0]
+    assert len(deltas) == 2 and done["logprobs"] == final["logprobs"] == deltas
+
+
+def test_a_stream_that_fails_before_its_first_event_names_its_ledger_rows(tmp_path):
+    """The error of a stream the upstream refused carries x-request-id (the SDK's `request_id`), as a whole
+    answer's does: the caller finds the failed attempt in the ledger."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(400, {}, "context_length_exceeded")])
+    ledger = tmp_path / "ledger.duckdb"
+    config = parse_config({"models": {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                               "price_as": HAIKU}}})
+    try:
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="fast", input="hi", max_output_tokens=16, stream=True)
+            assert refused.value.body["code"] == "context_length_exceeded"
+            [row] = ledger_rows(ledger, refused.value.request_id)
+            assert row.outcome == "client_error" and row.route == "fast"
+    finally:
+        upstream.close()
+
+
+def test_an_answer_cut_by_its_cap_is_incomplete_and_so_is_its_last_item(client, served):
+    """As OpenAI marks it: the response and the message the cap stopped are `incomplete`, whole and streamed (the
+    stream ends with response.incomplete, its output_item.done saying so too)."""
+    upstream = served[0]
+    upstream.finish_reason = "length"
+    try:
+        whole = client.responses.create(model="fast", input="hi", max_output_tokens=5)
+        with client.responses.stream(model="fast", input="hi", max_output_tokens=5) as stream:
+            events = list(stream)
+    finally:
+        upstream.finish_reason = None
+    assert (whole.status, whole.incomplete_details.reason) == ("incomplete", "max_output_tokens")
+    assert whole.output[0].status == "incomplete"
+    [done] = [e for e in events if e.type == "response.output_item.done"]
+    assert events[-1].type == "response.incomplete" and events[-1].response.output[0].status == "incomplete"
+    assert done.item.status == "incomplete" and events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+def test_a_field_inside_text_format_that_gemini_refuses_is_named_as_sent(tmp_path, monkeypatch):
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": upstream}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            schema = Point.model_json_schema()
+            assert client.responses.parse(model="g", input="A point", text_format=Point).output_parsed
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="g", input="A point", text={"format": {
+                    "type": "json_schema", "name": "p", "schema": schema, "description": "a point"}})
+    assert refused.value.body["param"] == "text.format.description"
+    assert refused.value.body["message"].startswith("text.format.description: Gemini")
+
+
+def test_the_older_generate_summary_asks_for_summaries_as_summary_does(client):
+    """`reasoning.generate_summary` is accepted, so it is honoured: the reasoning items carry their summary."""
+    ask = {"model": "thinker", "input": "Name one colour.", "max_output_tokens": 1100,
+           "reasoning": {"generate_summary": "concise"},
+           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    whole = client.responses.create(**ask)
+    with client.responses.stream(**ask) as stream:
+        streamed = stream.get_final_response()
+    for reply in (whole, streamed):
+        reasoning = reply.output[0]
+        assert reasoning.type == "reasoning" and reasoning.summary[0].text == reasoning.content[0].text
+
+
+def test_a_search_models_citations_come_back_whole_and_streamed(client, served):
+    """A streamed answer carries the url citations a whole one does (annotation.added, then on the text part)."""
+    cited = {"url": "https://example.com/paris", "title": "Paris", "start_index": 0, "end_index": 5}
+    served[0].message_extra = {"annotations": [{"type": "url_citation", "url_citation": cited}]}
+    whole = client.responses.create(model="fast", input="Weather in Paris?")
+    with client.responses.stream(model="fast", input="Weather in Paris?") as stream:
+        added = [e for e in stream if e.type == "response.output_text.annotation.added"]
+        streamed = stream.get_final_response()
+    for reply in (whole, streamed):
+        assert [a.model_dump() for a in reply.output[0].content[0].annotations] == [{"type": "url_citation", **cited}]
+    assert [(e.annotation_index, e.content_index, e.annotation.url) for e in added] == [(0, 0, cited["url"])]

@@ -3,7 +3,8 @@
 A request that offers tools and does not end with a `tool` message is answered with one call per
 offered tool (at most two, one if parallel_tool_calls is false), with argument text spaced oddly so
 a test can see it arrives byte for byte; otherwise it answers with text naming the last tool result.
-Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back; `n` gets n choices.
+Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back (on each streamed delta too); `n`
+gets n choices.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
     if not calls:
         words = answer_text(body).split(" ")
         chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+        for piece in chunks[1:] if body.get("logprobs") else []:  # each delta's own, as OpenAI streams them
+            piece["choices"][0]["logprobs"] = LOGPROBS
     chunks.append(chunk({}, "tool_calls" if calls else "stop"))
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append(
@@ -128,13 +131,18 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
     return chunks
 
 
+def calls_in(chunks: list[dict]) -> bool:
+    return any(ch["delta"].get("tool_calls") for c in chunks for ch in c["choices"])
+
+
 class RecordingOpenAI:
     """`with RecordingOpenAI() as upstream:` serves on 127.0.0.1; `upstream.url` ends in /v1, `upstream.bodies`."""
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.keys: list[str] = []  # each request's Authorization header
-        # Keys added to the first choice's message (e.g. refusal, annotations); a refusal is streamed too.
+        # Keys added to the first choice's message (e.g. refusal, annotations); a refusal and annotations are
+        # streamed too.
         self.message_extra: dict = {}
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
@@ -159,6 +167,10 @@ class RecordingOpenAI:
                             piece.pop("id", None)
                     for choice in (ch for c in chunks for ch in c["choices"] if ch["finish_reason"]):
                         choice["finish_reason"] = recorder.finish_reason or choice["finish_reason"]
+                    cited = recorder.message_extra.get("annotations")
+                    if cited and not calls_in(chunks):  # with the last words, as a search model sends them
+                        [*_, last] = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
+                        last["choices"][0]["delta"]["annotations"] = cited
                     refusal = recorder.message_extra.get("refusal")
                     if refusal:  # the model refused: its words stream as delta.refusal, and no content
                         chunks = [c for c in chunks if not any(ch["delta"].get("content") for ch in c["choices"])]

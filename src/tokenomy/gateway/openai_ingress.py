@@ -433,14 +433,14 @@ def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
     return origin.blocks[refused.block]
 
 
-_CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
+CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
 
 
 def caller_param(body: ChatCompletionRequest, param: str) -> str:
     """A provider mapping names a field it cannot send by its place in the content model
     (`messages[2].content[1].detail`); this is the same place in the caller's request (`messages[4].content[1]
     .detail` when two system messages came first). A path outside `messages` is the caller's already."""
-    found = _CONTENT_PATH.match(param)
+    found = CONTENT_PATH.match(param)
     if found is None:
         return CALLER_FIELDS.get(param, param)
     message, block, part = (None if index is None else int(index) for index in found.groups())

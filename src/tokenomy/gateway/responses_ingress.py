@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenomy.gateway.openai_ingress import (
+    CONTENT_PATH,
     DOCUMENT_FORMATS,
     RequestError,
     data_url,
@@ -415,11 +416,12 @@ def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     if not isinstance(include, list):
         raise RequestError("include", "expected a list")
     for k, name in enumerate(include):
-        if name not in INCLUDES:
+        if not isinstance(name, str) or name not in INCLUDES:  # (a list or object is no set member: not a 500)
             raise RequestError(f"include[{k}]", f"{name!r} is not supported (only {', '.join(sorted(INCLUDES))})")
+    extra.update({key: body[key] for key in PASSED if body.get(key) is not None})
+    # after top_logprobs, which needs it too: a provider refuses the first key, so the error names a field sent
     if "message.output_text.logprobs" in include or body.get("top_logprobs") is not None:
         extra["logprobs"] = True
-    extra.update({key: body[key] for key in PASSED if body.get(key) is not None})
 
 
 def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
@@ -478,6 +480,17 @@ def caller_path(origins: list[Origin], refused: Unsupported) -> str:
     return origin.blocks[refused.block]
 
 
-def caller_param(param: str) -> str:
-    """A request option a provider's mapping refused, by the caller's name for it."""
-    return CALLER_FIELDS.get(param, param)
+def caller_param(origins: list[Origin], param: str) -> str:
+    """A field a provider's mapping refused, by the caller's name for it: a request option, or a place in the
+    content model (`messages[0].content[1].detail`, as Bedrock names an image by URL) as the caller sent it
+    (`input[0].content[1].detail`)."""
+    found = CONTENT_PATH.match(param)
+    if found is None:  # an option, or a field inside one (`response_format.description`: `text.format.description`)
+        head = next((ours for ours in CALLER_FIELDS if param == ours or param.startswith(ours + ".")), None)
+        return param if head is None else CALLER_FIELDS[head] + param[len(head) :]
+    message, block, part = (None if index is None else int(index) for index in found.groups())
+    try:
+        where = caller_path(origins, Unsupported("", message, block, part))
+    except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
+        return param
+    return where + param[found.end() :]

@@ -60,6 +60,12 @@ def reasoning_item(item_id: str, block: ReasoningBlock, summary: bool) -> dict[s
     }
 
 
+def wants_summary(body: dict[str, Any]) -> bool:
+    """Whether the caller asked for reasoning summaries: `reasoning.summary`, or the older `generate_summary`."""
+    reasoning = body.get("reasoning") or {}
+    return bool(reasoning.get("summary") or reasoning.get("generate_summary"))
+
+
 def text_part(text: str, annotations: list[Any] | None = None, logprobs: list[Any] | None = None) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": logprobs or []}
 
@@ -79,10 +85,14 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
     }
 
 
-def _annotations(response: ChatResponse) -> list[dict[str, Any]]:
-    """An OpenAI-format upstream's url citations (chat completions nests each under `url_citation`)."""
-    found = raw_extras(response, "message").get("annotations") or []
+def flat_annotations(found: list[Any]) -> list[dict[str, Any]]:
+    """An OpenAI-format upstream's url citations as the Responses API has them (chat completions nests each under
+    `url_citation`)."""
     return [{"type": a.get("type"), **(a.get(a.get("type")) or {})} for a in found if isinstance(a, dict)]
+
+
+def _annotations(response: ChatResponse) -> list[dict[str, Any]]:
+    return flat_annotations(raw_extras(response, "message").get("annotations") or [])
 
 
 def output_items(response: ChatResponse, ids: str, summary: bool) -> list[dict[str, Any]]:
@@ -185,7 +195,7 @@ def _failure(exc: TokenomyError, origins: list[Origin]) -> JSONResponse:
         where = caller_path(origins, exc.refused)
         return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
     if isinstance(exc, ProviderError) and exc.param is not None:  # the mapping refused a field before any call
-        where = caller_param(exc.param)
+        where = caller_param(origins, exc.param)
         message = str(exc).replace(exc.param, where, 1)
         return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     if isinstance(exc, ProviderError):
@@ -208,17 +218,18 @@ class EventWriter:
         self.body, self.origins = body, origins
         self.answer = response_body(body, name, response_id)
         self.ids = response_id.removeprefix("resp")
-        self.summary = bool((body.get("reasoning") or {}).get("summary"))
+        self.summary = wants_summary(body)
         self.sequence = 0
         self.items: list[dict[str, Any]] = []  # every item sent, as it stands
         self.open: dict[str, Any] | None = None  # the message or reasoning item still receiving deltas
         self.calls: dict[int, dict[str, Any]] = {}  # a tool call's index -> its item
         self.redacted_sent = 0
         self.started = False  # response.created went out
+        self.cut: dict[str, Any] | None = None  # the item an answer cut short ended in
 
     def _event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}  # from 0, as OpenAI numbers them
         self.sequence += 1
-        payload = {"type": kind, "sequence_number": self.sequence, **fields}
         return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
     def _index(self, item: dict[str, Any]) -> int:
@@ -235,7 +246,8 @@ class EventWriter:
             for k, part in enumerate(item["content"]):
                 kind, key = ("output_text", "text") if part["type"] == "output_text" else ("refusal", "refusal")
                 common = {"item_id": item_id, "output_index": index, "content_index": k}
-                out.append(self._event(f"response.{kind}.done", **common, **{key: part[key]}))
+                done = {key: part[key], **({"logprobs": part["logprobs"]} if kind == "output_text" else {})}
+                out.append(self._event(f"response.{kind}.done", **common, **done))
                 out.append(self._event("response.content_part.done", **common, part=part))
         elif item["type"] == "function_call":
             out.append(
@@ -257,7 +269,7 @@ class EventWriter:
                     text=item["content"][0]["text"],
                 )
             )
-        item["status"] = "completed"
+        item["status"] = "incomplete" if item is self.cut else "completed"
         return [*out, self._event("response.output_item.done", output_index=index, item=item)]
 
     def _close(self) -> list[bytes]:
@@ -290,8 +302,32 @@ class EventWriter:
             )  # fmt: skip
         parts[-1][key] += text
         fields = {"logprobs": logprobs} if kind == "output_text" else {}
+        if logprobs:  # the part's, whole, as a whole answer gives them
+            parts[-1]["logprobs"] += logprobs
         where = {"item_id": message["id"], "output_index": index, "content_index": len(parts) - 1}
         return [*out, self._event(f"response.{kind}.delta", **where, delta=text, **fields)]
+
+    def _cited(self, annotations: list[dict[str, Any]]) -> list[bytes]:
+        """Annotations of the open message's text (a text part is opened for them when none is)."""
+        parts = self.open["content"] if self.open is not None and self.open["type"] == "message" else []
+        out = [] if parts and parts[-1]["type"] == "output_text" else self._text("output_text", "text", "", [])
+        message = self.open
+        assert message is not None
+        part = message["content"][-1]
+        where = {
+            "item_id": message["id"],
+            "output_index": self._index(message),
+            "content_index": len(message["content"]) - 1,
+        }
+        for annotation in annotations:
+            part["annotations"].append(annotation)
+            index = len(part["annotations"]) - 1
+            out.append(
+                self._event(
+                    "response.output_text.annotation.added", **where, annotation_index=index, annotation=annotation
+                )
+            )
+        return out
 
     def start(self) -> list[bytes]:
         self.started = True
@@ -338,6 +374,9 @@ class EventWriter:
         refused = (extra.get("delta") or {}).get("refusal")  # an OpenAI-format model's refusal
         if isinstance(refused, str) and refused:
             out += self._text("refusal", "refusal", refused, [])
+        cited = (extra.get("delta") or {}).get("annotations")  # a search model's citations, as a whole answer's
+        if isinstance(cited, list) and cited:
+            out += self._cited(flat_annotations(cited))
         call = piece.tool_call
         if call is not None:
             if call.index not in self.calls:
@@ -359,6 +398,8 @@ class EventWriter:
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
+        if ending(response)[0] == "incomplete" and self.items:
+            self.cut = self.items[-1]
         out = self._close()
         for item in self.calls.values():
             out += self._done(item)
@@ -370,7 +411,9 @@ class EventWriter:
         return [*out, self._event(kind, response=answer)]
 
     def refused(self, exc: TokenomyError) -> Response:
-        return _failure(exc, self.origins)
+        refused = _failure(exc, self.origins)
+        refused.headers["x-request-id"] = self.ids.removeprefix("_")  # the failed attempts' id in the ledger
+        return refused
 
     def failed(self, exc: TokenomyError) -> bytes:
         kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request"
@@ -457,6 +500,8 @@ async def create_response(request: Request) -> Response:
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, name, started)
-    summary = bool((body.get("reasoning") or {}).get("summary"))
-    answer = response_body(body, name, response_id, output=output_items(response, response_id[4:], summary))
+    output = output_items(response, response_id[4:], wants_summary(body))
+    if output and ending(response)[0] == "incomplete":  # the item the cap or filter stopped, as OpenAI marks it
+        output[-1]["status"] = "incomplete"
+    answer = response_body(body, name, response_id, output=output)
     return metrics.done(JSONResponse(finished(answer, response), headers=headers), name, started)

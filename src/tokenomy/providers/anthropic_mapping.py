@@ -311,7 +311,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise refuse(
             request.model,
             "response_format",
-            f"has no {fmt.type} output mode here; remove response_format or use a forced tool",
+            f"has no {fmt.type} output mode here; remove it or use a forced tool",  # named as each caller sent it
         )
     reasoning = request.reasoning
     if (

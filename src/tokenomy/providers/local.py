@@ -139,8 +139,9 @@ class LocalProvider(Provider):
         self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
-        if request.reasoning is not None:
-            return Unsupported("field `{where}` (it has no reasoning mode)", field="reasoning_effort")
+        if request.reasoning is not None:  # named as sent: an effort level, or a thinking budget (or adaptive)
+            sent = "reasoning_effort" if request.reasoning.effort else "thinking"
+            return Unsupported("field `{where}` (it has no reasoning mode)", field=sent)
         return super().refusal(request)
 
     def format_prompt(self, request: ChatRequest) -> str:
