@@ -11,6 +11,7 @@ applies.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -64,7 +65,7 @@ async def count_input_tokens(request: Request) -> Response:
     try:
         call, origins = request_from_responses(body)
         call = replace(call, max_tokens=None)
-        counter = counter_for(gw, name, route, call, "OpenAI", OPENAI_PROVIDERS, caller_param)
+        counter = counter_for(gw, name, route, call, "OpenAI", OPENAI_PROVIDERS, partial(caller_param, origins))
         if isinstance(counter, Unsupported):
             where = caller_path(origins, counter)
             return error(400, counter.error_text(where), "invalid_request_error", "unsupported_content", where)
@@ -86,7 +87,7 @@ async def count_input_tokens(request: Request) -> Response:
             where = caller_path(origins, exc.refused)
             return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
         if exc.param is not None:  # the provider's mapping refused a field before any call: the caller's name
-            where = caller_param(exc.param)
+            where = caller_param(origins, exc.param)
             message = str(exc).replace(exc.param, where, 1)
             return error(400, message, "invalid_request_error", "unsupported_parameter", where)
         status = upstream_status(exc)
