@@ -302,3 +302,25 @@ def test_an_azure_deployment_embeds_through_its_sdk_client_and_is_recorded_under
         ("azure", SMALL, "emb-prod", "ok"), ("azure", SMALL, "emb-prod", "ok"),
         ("azure", SMALL, "nope", "client_error")]
     assert [(e.input_tokens, e.cost_usd) for e in rows] == [(1, PER_TOKEN), (1, PER_TOKEN), (0, 0)]  # 7 // 4 tokens
+
+
+def test_an_answer_with_fewer_vectors_than_inputs_is_a_502_and_its_billed_row_says_so(ledger_path):
+    # An index zips inputs with vectors: one missing would file every later chunk under its neighbour's vector.
+    class Short(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = json.dumps({"object": "list", "model": SMALL,
+                                  "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                                  "usage": {"prompt_tokens": 7, "total_tokens": 7}}).encode()
+            return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(payload), payload)
+
+    upstream = Short()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as short:
+            client.embeddings.create(model="search", input=["first", "second"], encoding_format="float")
+    assert short.value.status_code == 502 and "1 embedding for 2 inputs" in short.value.message
+    assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)

@@ -227,10 +227,27 @@ async def _embed(
             reported = answer.get("model")
             served = reported if isinstance(reported, str) and reported else spec.model
             event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
-            _record(gw, event)
-            otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
             if policy.limiter is not None:
                 policy.limiter.settle(estimate, used)
+            vectors = len(answer["data"])
+            if vectors != len(asked.items):
+                # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
+                # after the gap. Billed all the same (the row keeps its tokens), and not retried: it would recur.
+                event.outcome = event.error_type = "server_error"
+                _record(gw, event)
+                otel.record_embeddings(span, upstream.name, spec.model, served, used, None, seconds, "server_error")
+                wrong = ProviderError(
+                    f"{upstream.name} answered {vectors} embedding{'' if vectors == 1 else 's'} for "
+                    f"{len(asked.items)} inputs (model {spec.name!r}); check the upstream's batch limit and send "
+                    "fewer inputs a request",
+                    kind="server_error",
+                    retryable=False,
+                    reached=True,
+                )
+                wrong.call_cost_usd = spent + event.cost_usd
+                raise wrong
+            _record(gw, event)
+            otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
             return answer, used, spent + event.cost_usd
 
 
