@@ -324,3 +324,20 @@ def test_an_answer_with_fewer_vectors_than_inputs_is_a_502_and_its_billed_row_sa
     assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)
+
+
+@pytest.mark.parametrize("usage", [{"total_tokens": 9}, {"prompt_tokens": -1, "total_tokens": -1}, {}])
+def test_an_answer_whose_usage_has_no_valid_prompt_tokens_tells_the_caller_what_was_billed(ledger_path, usage):
+    class Miscounted(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = json.dumps({"object": "list", "model": SMALL, "usage": usage,
+                                  "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}]}).encode()
+            return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(payload), payload)
+
+    with Miscounted() as upstream_url, gateway(upstream_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.embeddings.create(model="search", input="x" * 80, encoding_format="float")
+    [row] = open_store(ledger_path).events()
+    assert row.input_tokens == 20 and answer.usage.prompt_tokens == 20 and answer.usage.total_tokens == 20

@@ -122,7 +122,9 @@ async def create_embeddings(request: Request) -> Response:
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe_usage(Usage(input_tokens=used), cost, name)
-    if not isinstance(answer.get("usage"), dict):  # the SDK reads usage; an upstream that sent none gets what we billed
+    usage = answer.get("usage")
+    if not isinstance(usage, dict) or usage.get("prompt_tokens") != used:
+        # The upstream counted nothing usable (none, or not a count): the caller is told what was billed instead.
         answer["usage"] = {"prompt_tokens": used, "total_tokens": used}
     return metrics.done(FastJSONResponse({**answer, "model": name}, headers=headers), name, started)
 
