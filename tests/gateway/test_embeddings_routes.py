@@ -341,3 +341,16 @@ def test_an_answer_whose_usage_has_no_valid_prompt_tokens_tells_the_caller_what_
         answer = client.embeddings.create(model="search", input="x" * 80, encoding_format="float")
     [row] = open_store(ledger_path).events()
     assert row.input_tokens == 20 and answer.usage.prompt_tokens == 20 and answer.usage.total_tokens == 20
+
+
+def test_a_malformed_tags_header_is_a_400_before_any_reservation(ledger_path):
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=Decimal("1"), period="month")
+    upstream = RecordingUpstream()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path, auth=True) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.BadRequestError) as malformed:
+            client.embeddings.create(model="search", input="x", extra_headers={"x-tokenomy-tags": "team"})
+        assert "x-tokenomy-tags" in malformed.value.message
+        client.embeddings.create(model="search", input="x")  # the refused call held no slot or reservation
+    assert len(upstream.bodies) == 1

@@ -96,6 +96,10 @@ async def create_embeddings(request: Request) -> Response:
         return metrics.done(
             error(400, str(exc), "invalid_request_error", "model_not_supported", "model"), name, started
         )
+    try:  # before admission, as on the chat routes: a malformed tags header must hold no slot or reservation
+        meta = request_meta(request, route, key, name)
+    except ValueError as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error"), name, started)
     tokens = asked.estimated_tokens()
     admitted = await admit(gw, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
     if isinstance(admitted, Refusal):
@@ -103,7 +107,6 @@ async def create_embeddings(request: Request) -> Response:
             admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code, headers=admitted.headers
         )
         return metrics.done(refused, name, started)
-    meta = request_meta(request, route, key, name)
     meta.request_id = new_id()
     headers = {"x-request-id": meta.request_id}
     try:
