@@ -255,3 +255,11 @@ def test_openais_input_tokens_errors_are_openais(gateway) -> None:
     with pytest.raises(openai.BadRequestError) as capped:
         client.responses.input_tokens.count(model="claude", input="hi", extra_body={"max_output_tokens": 5})
     assert capped.value.body["param"] == "max_output_tokens"
+
+
+def test_a_top_level_cache_control_reaches_an_anthropic_count_and_is_refused_by_name_for_others(sdk) -> None:
+    # The SDK's count_tokens takes it as messages.create does, so an application counts with the call's own params.
+    cached = sdk.messages.count_tokens(model="claude", messages=ASK, cache_control={"type": "ephemeral"})
+    assert cached.input_tokens == sdk.messages.count_tokens(model="claude", messages=ASK).input_tokens
+    with pytest.raises(anthropic.BadRequestError, match="cache_control: the gateway carries this field to Anthropic"):
+        sdk.messages.count_tokens(model="sonnet", messages=ASK, cache_control={"type": "ephemeral"})

@@ -50,8 +50,9 @@ FIELDS = {
     "service_tier",
 }
 
-# messages.count_tokens takes what the model reads, not how it answers.
-COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+# messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
+# (cache reads and writes are input tokens all the same), so it is taken and left unused.
+COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control"}
 MAX_TOKENS_CAP = 128_000
 
 

@@ -54,7 +54,10 @@ from tokenomy.providers.base import Unsupported
 
 router = APIRouter()
 # What `messages.count_tokens` takes: what the model reads, not how it answers (no max_tokens, sampling, stream).
-COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
+# A top-level cache_control is taken as messages.create takes it (the SDK's count_tokens sends it too).
+COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control"}
+)
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
