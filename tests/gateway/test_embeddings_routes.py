@@ -113,6 +113,7 @@ def test_vectors_arrive_intact_the_upstream_gets_the_fields_sent_and_the_ledger_
     [span, *_] = [dict(s.attributes) for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
     assert span["gen_ai.operation.name"] == "embeddings" and span["gen_ai.usage.input_tokens"] == 3
     assert span["tokenomy.route"] == "search" and span["tokenomy.cost.usd"] == float(3 * PER_TOKEN)
+    assert span["gen_ai.request.encoding_formats"] == ("float",) and span["gen_ai.embeddings.dimension.count"] == 8
     assert 'tokenomy_tokens_total{model="embed",type="input"}' in exposed  # the counters outlive one test
     assert 'tokenomy_requests_total{model="search",status="200"}' in exposed
 

@@ -199,7 +199,14 @@ async def _embed(
             limited.call_cost_usd = spent
             raise limited
         began = time.perf_counter()
-        with otel.embeddings_span(upstream.name, spec.model, meta.route, step.attempt) as span:
+        with otel.embeddings_span(
+            upstream.name,
+            spec.model,
+            meta.route,
+            step.attempt,
+            body.get("encoding_format", "float"),
+            body.get("dimensions"),
+        ) as span:
             try:
                 answer = await send(body)
             except asyncio.CancelledError:

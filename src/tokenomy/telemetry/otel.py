@@ -198,14 +198,25 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
 
 
 @contextmanager
-def embeddings_span(provider_name: str, model: str, route: str | None, attempt: int) -> Iterator[Span]:
-    """The CLIENT span `embeddings {model}` for one attempt of an embeddings call (GenAI operation `embeddings`)."""
+def embeddings_span(
+    provider_name: str,
+    model: str,
+    route: str | None,
+    attempt: int,
+    encoding_format: str = "float",
+    dimensions: int | None = None,
+) -> Iterator[Span]:
+    """The CLIENT span `embeddings {model}` for one attempt of an embeddings call (GenAI operation `embeddings`),
+    with the request's encoding and dimensions as the conventions' embeddings span has them."""
     attributes: dict = {
         "gen_ai.operation.name": "embeddings",
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
         "gen_ai.request.model": model,
+        "gen_ai.request.encoding_formats": [encoding_format],
         "tokenomy.attempt": attempt,
     }
+    if dimensions is not None:
+        attributes["gen_ai.embeddings.dimension.count"] = dimensions
     if route:
         attributes["tokenomy.route"] = route
     with _opened(_TRACER.start_span(f"embeddings {model}", kind=SpanKind.CLIENT, attributes=attributes), True) as span:
