@@ -160,6 +160,8 @@ def test_unknown_fields_malformed_input_and_routes_without_one_openai_model_are_
 
         for given, place in (
             ([], "input"),
+            ("", "input"),  # OpenAI refuses an empty text as `'$.input' is invalid`, never saying which
+            (["a", "", "b"], "input[1]"),
             ([[1, "a"]], "input[0][1]"),
             (["a", 1], "input[1]"),
             ([[1], 2], "input[1]"),

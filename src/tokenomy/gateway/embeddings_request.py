@@ -31,8 +31,8 @@ REQUEST_SCHEMA = {
         "model": {"type": "string", "minLength": 1, "description": "a route or model this gateway serves"},
         "input": {
             "anyOf": [
-                {"type": "string"},
-                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
                 _TOKEN_IDS,
                 {"type": "array", "items": _TOKEN_IDS, "minItems": 1},
             ]
@@ -102,7 +102,7 @@ def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
 def _items(given: Any) -> tuple[str | tuple[int, ...], ...]:
     """What `input` embeds, one item per vector."""
     if isinstance(given, str):
-        return (given,)
+        return (_text(given, "input"),)
     if not isinstance(given, list):
         raise RequestError("input", f"must be {_SHAPES}, not {_kind(given)}")
     if not given:
@@ -112,6 +112,7 @@ def _items(given: Any) -> tuple[str | tuple[int, ...], ...]:
         for index, item in enumerate(given):
             if not isinstance(item, str):
                 raise RequestError(f"input[{index}]", f"must be a string like input[0], not {_kind(item)}")
+            _text(item, f"input[{index}]")
         return tuple(given)
     if _token(first):
         return (_tokens(given, "input"),)
@@ -123,6 +124,13 @@ def _items(given: Any) -> tuple[str | tuple[int, ...], ...]:
             found.append(_tokens(item, f"input[{index}]"))
         return tuple(found)
     raise RequestError("input[0]", f"must be a string, a token id or a list of token ids, not {_kind(first)}")
+
+
+def _text(text: str, where: str) -> str:
+    # OpenAI refuses an empty text as "'$.input' is invalid", which does not say which of a batch's texts it was.
+    if not text:
+        raise RequestError(where, "is an empty string: nothing to embed; remove it or send its text")
+    return text
 
 
 def _tokens(ids: list, where: str) -> tuple[int, ...]:
