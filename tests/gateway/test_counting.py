@@ -263,3 +263,13 @@ def test_a_top_level_cache_control_reaches_an_anthropic_count_and_is_refused_by_
     assert cached.input_tokens == sdk.messages.count_tokens(model="claude", messages=ASK).input_tokens
     with pytest.raises(anthropic.BadRequestError, match="cache_control: the gateway carries this field to Anthropic"):
         sdk.messages.count_tokens(model="sonnet", messages=ASK, cache_control={"type": "ephemeral"})
+
+
+@pytest.mark.parametrize("field", ["previous_response_id", "conversation"])
+def test_openais_input_tokens_refuses_a_stored_conversation_saying_what_to_send(gateway, field) -> None:
+    # Fields of OpenAI's input_tokens, which the gateway cannot serve as it keeps no responses: the fix is to send
+    # the conversation itself, not to remove a field the endpoint does not have.
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as stored:
+        client.responses.input_tokens.count(model="claude", input="hi", **{field: "resp_1"})
+    assert stored.value.body["param"] == field and "send the whole conversation in `input`" in stored.value.message

@@ -26,9 +26,22 @@ from tokenomy.providers.base import Unsupported
 
 router = APIRouter()
 # What OpenAI's input_tokens endpoint takes: the prompt and what shapes how the model reads it, not the answer's
-# cap, sampling or storage.
+# cap, sampling or storage. Its stored-conversation fields are let through to be refused as /v1/responses refuses
+# them (the gateway keeps no responses: send the conversation in `input`), not as fields the endpoint lacks.
 COUNT_FIELDS = frozenset(
-    {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning", "truncation"}
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "reasoning",
+        "truncation",
+        "previous_response_id",
+        "conversation",
+    }
 )
 OPENAI_PROVIDERS = ("openai", "azure")  # the providers that take the Responses API's own fields
 
