@@ -273,3 +273,12 @@ def test_openais_input_tokens_refuses_a_stored_conversation_saying_what_to_send(
     with pytest.raises(openai.BadRequestError) as stored:
         client.responses.input_tokens.count(model="claude", input="hi", **{field: "resp_1"})
     assert stored.value.body["param"] == field and "send the whole conversation in `input`" in stored.value.message
+
+
+def test_a_route_that_cannot_count_says_so_before_naming_a_field_its_model_would_not_take(sdk, gateway) -> None:
+    # Removing the field would only lead to the next 400: the route counts with a model that cannot count at all.
+    with pytest.raises(anthropic.BadRequestError, match="counting tokens is not available for provider `openai`"):
+        sdk.messages.count_tokens(model="gpt", messages=ASK, output_config={"effort": "low"})
+    whole = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "safetySettings": []}
+    answer = httpx.post(f"{gateway}/v1beta/models/gpt:countTokens", json=whole)
+    assert answer.status_code == 400 and "provider `openai`" in answer.json()["error"]["message"]

@@ -50,6 +50,10 @@ def counter_for(
     model = counting_model(gw, name, route)
     spec = gw.client.spec_for(model)
     provider = gw.client.provider_for(spec)
+    if type(provider).count_tokens is Provider.count_tokens:
+        # No way to count whatever is sent: `count` says so, rather than a refusal of a field whose removal would
+        # only lead to that 400.
+        return Counter(model, provider, replace(call, model=spec.model))
     if call.extra and provider.name not in providers:
         raise ValueError(
             f"{named(next(iter(call.extra)))}: the gateway carries this field to {api} models only, and `{name}` "
