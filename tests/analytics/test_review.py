@@ -381,3 +381,17 @@ def test_history_growth_counts_calls_not_a_bills_day_totals(tmp_path) -> None:
     assert [(r["task"], r["previous_input_per_call"], r["current_input_per_call"]) for r in rows] == [
         ("chat", 1000.0, 1000.0)]
     assert findings == []
+
+
+def test_embedding_models_are_candidates_only_for_embedding_models() -> None:
+    """An embedding model reads text and answers no prompt: it is no cheaper stand-in for a chat model (with input
+    at $0.02 per million, text-embedding-3-small was every OpenAI chat model's cheapest "other line"), and the
+    upgrade of text-embedding-ada-002 is text-embedding-3-small."""
+    from tokenomy.analytics.review_models import candidates_for
+
+    groups = [{"task": "t", "region": None, "mode": "on_demand", "calls": 10, "input_tokens": 100_000,
+               "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}]
+    chat = {c["model"] for c in candidates_for("gpt-4o-mini", groups, Decimal(1))["candidates"]}
+    assert chat and not {m for m in chat if "embedding" in m}, sorted(chat)
+    ada = {c["model"]: c["kind"] for c in candidates_for("text-embedding-ada-002", groups, Decimal(1))["candidates"]}
+    assert ada == {"text-embedding-3-small": "upgrade"}, ada

@@ -124,6 +124,8 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         other_line = model_line(other)
         if other == model or other_line is None or split_inference_profile(model)[0] == other:
             continue
+        if other_line.kind != line.kind:  # an embedding model is no cheaper chat model, nor the reverse
+            continue
         try:
             cost, as_of = reprice_dated(groups, other, warn_old=False)
         except TokenomyError:

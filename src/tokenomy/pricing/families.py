@@ -24,6 +24,7 @@ class ModelLine:
     vendor: str
     line: str
     released: date
+    kind: str = "chat"  # "embedding": a candidate only for another embedding model (it answers no prompt)
 
 
 # (pattern on the base model id, vendor, line, release date). More specific patterns first.
@@ -94,13 +95,24 @@ _LINES: tuple[tuple[str, str, str, date], ...] = (
     (r"^gpt-5-mini", "openai", "gpt-mini", date(2025, 8, 7)),
     (r"^gpt-5", "openai", "gpt", date(2025, 8, 7)),
 )
-_COMPILED = tuple((re.compile(p), vendor, line, released) for p, vendor, line, released in _LINES)
+# Embedding models: moving an index to a newer one means embedding every document again, which the review's
+# figures (the traffic re-priced) leave out.
+_EMBEDDING_LINES: tuple[tuple[str, str, str, date], ...] = (
+    (r"^text-embedding-ada-002", "openai", "text-embedding", date(2022, 12, 15)),
+    (r"^text-embedding-3-small", "openai", "text-embedding", date(2024, 1, 25)),
+    (r"^text-embedding-3-large", "openai", "text-embedding-large", date(2024, 1, 25)),
+)
+_COMPILED = tuple(
+    (re.compile(p), ModelLine(vendor, line, released, kind))
+    for lines, kind in ((_LINES, "chat"), (_EMBEDDING_LINES, "embedding"))
+    for p, vendor, line, released in lines
+)
 
 
 def model_line(model: str) -> ModelLine | None:
     """The line of a model id (Bedrock profile prefixes and ARNs resolved), or None if not curated."""
     base, _ = split_inference_profile(model)
-    for pattern, vendor, line, released in _COMPILED:
+    for pattern, line in _COMPILED:
         if pattern.search(base):
-            return ModelLine(vendor, line, released)
+            return line
     return None
