@@ -12,6 +12,7 @@ rendered into the prompt as text. The model reads text only: images and document
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
@@ -74,6 +75,9 @@ def load_model():
                 verbose=False,
                 seed=0,
             )
+            # Freed while the interpreter still works: left to Llama.__del__ at exit, it calls into a llama_cpp
+            # module Python has already torn down and prints "Exception ignored in ... Llama.__del__".
+            atexit.register(_MODEL.close)
         return _MODEL
 
 
