@@ -242,7 +242,8 @@ def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
     assert missing.status_code == 404 and missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
     # Bedrock Runtime's other operations: boto3 shows why (in another error shape its message would be empty).
     with pytest.raises(ClientError, match="it serves Converse and ConverseStream") as unserved:
-        served[0].invoke_model(modelId="haiku", body=b"{}")
+        served[0].apply_guardrail(guardrailIdentifier="g", guardrailVersion="1", source="INPUT",
+                                  content=[{"text": {"text": "hi"}}])
     assert unserved.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 

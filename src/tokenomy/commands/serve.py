@@ -37,7 +37,8 @@ def serve(
     """Serve the gateway: OpenAI's, Anthropic's, Bedrock's and Gemini's APIs, models, health, metrics, dashboard.
 
     POST /v1/chat/completions, /v1/responses and /v1/embeddings (OpenAI), /v1/messages (Anthropic),
-    /model/{modelId}/converse[-stream] (Bedrock), /v1beta/models/{model}:generateContent (Gemini); token counts on
+    /model/{modelId}/converse[-stream] and /invoke[-with-response-stream] (Bedrock; Claude's body on invoke),
+    /v1beta/models/{model}:generateContent (Gemini); token counts on
     /v1/messages/count_tokens, /v1/responses/input_tokens and :countTokens; GET /v1/models, /healthz, /metrics,
     /dashboard.
     """

@@ -79,16 +79,20 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
     )
 
 
-def _provider_error(exc: ProviderError, body: dict[str, Any]) -> JSONResponse:
+def failure_parts(exc: TokenomyError, body: dict[str, Any]) -> tuple[int, str, dict[str, str] | None]:
+    """Status, message and headers for a call that failed, a refused field named as the Messages API caller sent it
+    (`messages.1.content.0`): shared with Bedrock's InvokeModel, whose bodies are Messages API bodies."""
+    if not isinstance(exc, ProviderError):
+        return 400, str(exc), None
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
-        return anthropic_error(400, exc.refused.error_text(caller_path(body, exc.refused)))
+        return 400, exc.refused.error_text(caller_path(body, exc.refused)), None
     if exc.param is not None:  # the provider's mapping refused a field before any call: named as the caller sent it
-        return anthropic_error(400, str(exc).replace(exc.param, caller_param(exc.param), 1))
-    return anthropic_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
+        return 400, str(exc).replace(exc.param, caller_param(exc.param), 1), None
+    return upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc)
 
 
 def _failure(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
-    return _provider_error(exc, body) if isinstance(exc, ProviderError) else anthropic_error(400, str(exc))
+    return anthropic_error(*failure_parts(exc, body))
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -107,6 +111,10 @@ class EventWriter:
         self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
+    def _event(self, event: str, data: dict[str, Any]) -> bytes:
+        """One event on the wire: SSE here; Bedrock's InvokeModelWithResponseStream wraps the same events."""
+        return _sse(event, data)
+
     def start(self) -> list[bytes]:
         return [self._message_start()]
 
@@ -122,13 +130,13 @@ class EventWriter:
             kind = "api_error"
         else:
             kind = "invalid_request_error"
-        return _sse("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
+        return self._event("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
 
     def crashed(self, message: str) -> bytes:
-        return _sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
+        return self._event("error", {"type": "error", "error": {"type": "api_error", "message": message}})
 
     def _message_start(self) -> bytes:
-        return _sse(
+        return self._event(
             "message_start",
             {
                 "type": "message_start",
@@ -149,7 +157,7 @@ class EventWriter:
         if self.open is None:
             return []
         self.open = None
-        return [_sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+        return [self._event("content_block_stop", {"type": "content_block_stop", "index": self.index})]
 
     def _begin(self, kind: str, block: dict[str, Any]) -> list[bytes]:
         out = self._close()
@@ -157,11 +165,13 @@ class EventWriter:
         self.open = kind
         return [
             *out,
-            _sse("content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}),
+            self._event(
+                "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
+            ),
         ]
 
     def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        return _sse(
+        return self._event(
             "content_block_delta",
             {"type": "content_block_delta", "index": self.index if index is None else index, "delta": delta},
         )
@@ -208,7 +218,7 @@ class EventWriter:
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
         out.append(
-            _sse(
+            self._event(
                 "message_delta",
                 {
                     "type": "message_delta",
@@ -220,7 +230,7 @@ class EventWriter:
                 },
             )
         )
-        out.append(_sse("message_stop", {"type": "message_stop"}))
+        out.append(self._event("message_stop", {"type": "message_stop"}))
         return out
 
 
@@ -289,7 +299,7 @@ async def count_message_tokens(request: Request):
     except ProviderError as exc:
         if cannot_count(exc):
             return anthropic_error(400, f"`{name}` counts with model `{counter.model}`: {exc}")
-        return _provider_error(exc, body)
+        return _failure(exc, body)
     return JSONResponse({"input_tokens": tokens})
 
 

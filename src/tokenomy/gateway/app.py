@@ -49,6 +49,7 @@ from tokenomy.gateway.fast_path import GatewayApp
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_error, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
 from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
+from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
     FastJSONResponse,
@@ -346,6 +347,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(dashboard_router)  # /dashboard: cost charts over this gateway's ledger
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
+    app.include_router(invoke_router)  # POST /model/{modelId}/invoke(-with-response-stream): Claude's body, the same
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
@@ -374,12 +376,13 @@ def _tune_gc() -> None:
 
 SERVED = (
     "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/embeddings, "
-    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
+    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream] and "
+    "/model/{modelId}/invoke[-with-response-stream], "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
     "GET /healthz and GET /metrics"
 )
-# Paths of Bedrock Runtime's other operations (InvokeModel, ApplyGuardrail, ...), answered in its error shape so boto3
-# shows the message (with another shape it shows an empty one).
+# Paths of Bedrock Runtime's other operations (ApplyGuardrail, async invocations, ...), answered in its error shape so
+# boto3 shows the message (with another shape it shows an empty one).
 BEDROCK_PREFIXES = ("/model/", "/guardrail/", "/async-invoke")
 
 
@@ -406,7 +409,8 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
         if status == 404:
             message = (
                 f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
-                "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream]"
+                "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream], and "
+                "InvokeModel with Claude's body on POST /model/{modelId}/invoke[-with-response-stream]"
             )
         return bedrock_error(status, message, headers)
     if "/projects/" in path or "/publishers/" in path:  # google-genai with vertexai=True

@@ -195,22 +195,39 @@ def _key_header(header: str | None) -> str | None:
     return header
 
 
+async def authenticate(request: Request) -> Any:
+    """The caller's gateway key (None when the gateway runs without keys), or Bedrock's error for a bad one; a SigV4
+    signature is read as `_key_header` says, and a rejected one is told how to send a gateway key."""
+    header = request.headers.get("authorization")
+    key = await request.app.state.gateway.authenticate_async(_key_header(header))
+    if not isinstance(key, JSONResponse):
+        return key
+    message = json.loads(bytes(key.body))["error"]["message"]
+    if header and header.startswith(SIGV4) and key.status_code == 401:
+        message = (
+            "this gateway takes its own API key (`tokenomy keys create`), not AWS credentials: set "
+            "AWS_BEARER_TOKEN_BEDROCK=<key> (boto3 1.39 or later, https endpoints), or AWS_ACCESS_KEY_ID=<key> "
+            "with any AWS_SECRET_ACCESS_KEY"
+        )
+    return bedrock_error(key.status_code, message)
+
+
+def denied(admitted: Refusal) -> JSONResponse:
+    """Admission's refusal as Bedrock's error. An exhausted budget is a ServiceQuotaExceededException (400): botocore
+    retries every 429, and waiting will not refill a budget."""
+    if admitted.code == "budget_exceeded":
+        return bedrock_error(400, admitted.message, code="ServiceQuotaExceededException")
+    return bedrock_error(admitted.status, admitted.message, admitted.headers)
+
+
 async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     gw = request.app.state.gateway
     started = time.perf_counter()
     route = gw.route_for(model_id)
     label = model_id if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    header = request.headers.get("authorization")
-    key = await gw.authenticate_async(_key_header(header))
+    key = await authenticate(request)
     if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"]
-        if header and header.startswith(SIGV4) and key.status_code == 401:
-            message = (
-                "this gateway takes its own API key (`tokenomy keys create`), not AWS credentials: set "
-                "AWS_BEARER_TOKEN_BEDROCK=<key> (boto3 1.39 or later, https endpoints), or AWS_ACCESS_KEY_ID=<key> "
-                "with any AWS_SECRET_ACCESS_KEY"
-            )
-        return metrics.done(bedrock_error(key.status_code, message), label, started)
+        return metrics.done(key, label, started)
     if route is None:
         return metrics.done(
             bedrock_error(
@@ -230,11 +247,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
     admitted = await admit(gw, model_id, route, key, call)
     if isinstance(admitted, Refusal):
-        if admitted.code == "budget_exceeded":  # botocore retries every 429, and waiting will not refill a budget
-            denied = bedrock_error(400, admitted.message, code="ServiceQuotaExceededException")
-        else:
-            denied = bedrock_error(admitted.status, admitted.message, admitted.headers)
-        return metrics.done(denied, model_id, started)
+        return metrics.done(denied(admitted), model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:

@@ -1,0 +1,291 @@
+"""Bedrock's InvokeModel and InvokeModelWithResponseStream with Claude's body on the gateway: boto3's
+`invoke_model` and the `anthropic` SDK's `AnthropicBedrock` → `tokenomy serve` → a Bedrock model (the emulator),
+Anthropic's API (a scripted upstream) or an OpenAI-format model. Tools, images, streamed and not, Bedrock's headers
+and metrics, the ledger, and every field refused by name."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from decimal import Decimal
+
+import anthropic
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from helpers.recording_openai import RecordingOpenAI, arguments_for
+from helpers.scripted_anthropic import ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+VERSION = "bedrock-2023-05-31"
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
+WEATHER = {"name": "get_weather", "description": "Weather in a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+def claude_body(**fields) -> bytes:
+    return json.dumps({"anthropic_version": VERSION, "max_tokens": 20, "messages": ASK, **fields}).encode()
+
+
+class Served:
+    """A gateway in front of the Bedrock emulator ("haiku"), a scripted Anthropic API ("claude") and a recording
+    OpenAI-format upstream ("fast"); "mixed" is Bedrock with an OpenAI-format fallback. `sent` holds the Converse
+    params the Bedrock provider sent. The ledger is read once the gateway has stopped (`rows`)."""
+
+    def __init__(self, ledger) -> None:
+        from tokenomy.providers import bedrock as bedrock_provider
+        from tokenomy.providers import converse_mapping
+
+        self.ledger, self.sent, self.scripted = ledger, [], ScriptedAnthropic()
+        self.stack = contextlib.ExitStack()
+        env = self.stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        original = converse_mapping.to_converse_params
+        env.setattr(bedrock_provider, "to_converse_params",
+                    lambda request: self.sent.append(original(request)) or self.sent[-1])
+        bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
+        self.upstream = self.stack.enter_context(RecordingOpenAI())
+        claude_api = self.stack.enter_context(ServerThread(self.scripted.app))
+        config = parse_config({"models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
+            # No server listens on port 9: every call fails before anything streams.
+            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}},
+            "routes": {"mixed": {"model": "haiku", "fallback": ["fast"]}}})
+        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+        self.client = boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1",
+                                   config=NO_RETRIES)
+
+    def rows(self, request_id: str):
+        self.stack.close()  # the gateway's ledger writer flushes and lets the file go
+        return [e for e in open_store(str(self.ledger)).events() if e.request_id == request_id]
+
+
+@pytest.fixture
+def served(tmp_path):
+    served = Served(tmp_path / "ledger.duckdb")
+    yield served
+    served.stack.close()
+
+
+def test_boto3_invoke_model_carries_a_tool_turn_with_an_image_to_bedrock_intact(served) -> None:
+    client, sent = served.client, served.sent
+    messages = [
+        {"role": "user", "content": [
+            {"type": "text", "text": "What is this, and the weather there?"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(IMAGE).decode()}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "18C sunny",
+                                      "cache_control": {"type": "ephemeral"}}]},
+    ]
+    reply = client.invoke_model(modelId="haiku", body=claude_body(
+        messages=messages, system="Be brief.", tools=[WEATHER], temperature=0.2, top_k=5))
+    answer = json.loads(reply["body"].read())
+    assert answer["type"] == "message" and answer["role"] == "assistant" and answer["model"] == "haiku"
+    assert answer["content"][0]["type"] == "text" and answer["content"][0]["text"]
+    assert answer["stop_reason"] in ("end_turn", "max_tokens")
+    headers = reply["ResponseMetadata"]["HTTPHeaders"]
+    assert int(headers["x-amzn-bedrock-input-token-count"]) == answer["usage"]["input_tokens"] > 0
+    assert int(headers["x-amzn-bedrock-output-token-count"]) == answer["usage"]["output_tokens"] > 0
+    assert int(headers["x-amzn-bedrock-invocation-latency"]) >= 0
+    params = sent[-1]
+    user, assistant, results = params["messages"]
+    assert user["content"][1]["image"] == {"format": "png", "source": {"bytes": IMAGE}}
+    assert assistant["content"] == [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather",
+                                                 "input": {"city": "Paris"}}}]
+    assert results["content"][0]["toolResult"]["toolUseId"] == "tu_1"
+    assert results["content"][-1] == {"cachePoint": {"type": "default"}}
+    assert params["system"] == [{"text": "Be brief."}]
+    assert params["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+    assert params["inferenceConfig"] == {"maxTokens": 20, "temperature": 0.2}
+    assert params["additionalModelRequestFields"] == {"top_k": 5}
+    rows = served.rows(reply["ResponseMetadata"]["RequestId"])
+    assert [(r.route, r.outcome, r.image_count) for r in rows] == [("haiku", "ok", 1)]
+    assert rows[0].input_tokens == answer["usage"]["input_tokens"] and rows[0].cost_usd > 0
+    assert Decimal(answer["tokenomy"]["cost_usd"]) == rows[0].cost_usd
+
+
+def test_boto3_invoke_with_response_stream_sends_claudes_events_in_chunks_with_bedrocks_metrics(served) -> None:
+    client = served.client
+    reply = client.invoke_model_with_response_stream(modelId="haiku", body=claude_body(max_tokens=30))
+    assert reply["contentType"] == "application/json"
+    events = [json.loads(part["chunk"]["bytes"]) for part in reply["body"]]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    deltas = [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"]
+    assert "".join(deltas) and len(events) >= 6  # one frame per event: start, block start/delta/stop, delta, stop
+    metrics = events[-1]["amazon-bedrock-invocationMetrics"]
+    rows = served.rows(reply["ResponseMetadata"]["RequestId"])
+    assert len(rows) == 1
+    assert (metrics["inputTokenCount"], metrics["outputTokenCount"]) == (rows[0].input_tokens, rows[0].output_tokens)
+    assert metrics["outputTokenCount"] == events[-2]["usage"]["output_tokens"] > 0
+    assert 0 <= metrics["firstByteLatency"] <= metrics["invocationLatency"]
+
+
+def test_the_anthropic_bedrock_sdk_gets_tool_calls_from_any_model_whole_and_streamed(served) -> None:
+    """`AnthropicBedrock` (the SDK coding agents on Bedrock use) in front of an OpenAI-format model answering with tool
+    calls: tool_use blocks come back whole and as input_json_delta events, the arguments byte for byte."""
+    url, upstream = served.url, served.upstream
+    sdk = anthropic.AnthropicBedrock(base_url=url, api_key="unused", aws_region="us-east-1", max_retries=0)
+    message = sdk.messages.create(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER])
+    assert message.stop_reason == "tool_use"
+    assert [(b.type, b.name, b.input) for b in message.content] == [
+        ("tool_use", "get_weather", json.loads(arguments_for("get_weather")))]
+    assert upstream.last["tools"][0]["function"]["name"] == "get_weather"
+    with sdk.messages.stream(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER]) as stream:
+        fragments = [e.partial_json for e in stream if e.type == "input_json"]
+        final = stream.get_final_message()
+    assert "".join(fragments) == arguments_for("get_weather")
+    assert final.content[0].type == "tool_use" and final.content[0].input == {"city": "Paris", "tool": "get_weather"}
+    # The next turn with the tool's result reaches the model as a tool message.
+    turn = [*ASK, {"role": "assistant", "content": message.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": message.content[0].id,
+                                          "content": "18C sunny"}]}]
+    answer = sdk.messages.create(model="fast", max_tokens=50, messages=turn, tools=[WEATHER])
+    assert answer.content[0].type == "text"
+    assert upstream.last["messages"][-1] == {"role": "tool", "tool_call_id": message.content[0].id,
+                                               "content": "18C sunny"}
+
+
+def test_claudes_own_fields_and_betas_reach_anthropics_api_as_it_takes_them(served) -> None:
+    """A field Tokenomy does not map rides to Claude as sent; `anthropic_beta` (in InvokeModel's body, where the SDK
+    puts `betas`) becomes Anthropic's beta header on a route to Anthropic's API."""
+    url, scripted = served.url, served.scripted
+    scripted.requests.clear()
+    sdk = anthropic.AnthropicBedrock(base_url=url, api_key="unused", aws_region="us-east-1", max_retries=0)
+    reply = sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["context-1m-2025-08-07"],
+                                     extra_body={"service_tier": "auto"})
+    assert reply.content[0].text == "Hi"
+    headers, body = scripted.requests[-1]
+    assert headers["anthropic-beta"] == "context-1m-2025-08-07"
+    assert body["service_tier"] == "auto" and "anthropic_beta" not in body and "anthropic_version" not in body
+    assert body["model"] == "claude-sonnet-4-5-20250929"
+
+
+def test_a_beta_and_claudes_fields_go_to_bedrock_in_additional_model_request_fields(served) -> None:
+    client, sent = served.client, served.sent
+    client.invoke_model(modelId="haiku", body=claude_body(anthropic_beta=["token-efficient-tools-2025-02-19"]))
+    assert sent[-1]["additionalModelRequestFields"] == {"anthropic_beta": ["token-efficient-tools-2025-02-19"]}
+
+
+def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_are_refused_elsewhere(served) -> None:
+    client, sent = served.client, served.sent
+    client.invoke_model(modelId="haiku", body=claude_body(), guardrailIdentifier="g1", guardrailVersion="2",
+                        trace="ENABLED", requestMetadata=json.dumps({"app": "shop"}))
+    assert sent[-1]["guardrailConfig"] == {"guardrailIdentifier": "g1", "guardrailVersion": "2", "trace": "enabled"}
+    assert sent[-1]["requestMetadata"] == {"app": "shop"}
+    before = len(sent)
+    client.invoke_model(modelId="haiku", body=claude_body(), trace="DISABLED", performanceConfigLatency="standard",
+                        serviceTier="default")  # they ask for nothing
+    assert "guardrailConfig" not in sent[-1] and "serviceTier" not in sent[-1] and len(sent) == before + 1
+    for model, params, named in (
+        ("fast", {"guardrailIdentifier": "g1", "guardrailVersion": "2"}, "guardrailIdentifier: the gateway carries"),
+        ("mixed", {"requestMetadata": "{}"}, "requestMetadata: the gateway carries"),
+        ("haiku", {"guardrailIdentifier": "g1"}, "send both, or neither"),
+        ("haiku", {"requestMetadata": "[1]"}, "requestMetadata: expected a JSON object"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            client.invoke_model(modelId=model, body=claude_body(), **params)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert named in refused.value.response["Error"]["Message"], (model, params)
+    assert len(sent) == before + 1
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b"{", "Expecting"),
+    (b"[]", "must be a JSON object"),
+    (json.dumps({"max_tokens": 5, "messages": ASK}).encode(), "anthropic_version: required"),
+    (json.dumps({"anthropic_version": 2023, "max_tokens": 5, "messages": ASK}).encode(),
+     "anthropic_version: required, e.g. 'bedrock-2023-05-31' (got 2023)"),
+    (claude_body(model="haiku"), "model: not a field of InvokeModel's body"),
+    (claude_body(stream=True), "stream: not a field of InvokeModel's body"),
+    (claude_body(anthropic_beta="x"), "anthropic_beta: expected a list of strings"),
+    (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
+    (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
+    (claude_body(max_tokens=0), "max_tokens: Field required"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]), "messages.0.content.0"),
+])
+def test_malformed_or_other_families_bodies_are_validation_errors_naming_the_field(served, body, named) -> None:
+    client, url, sent = served.client, served.url, served.sent
+    before = len(sent)
+    with pytest.raises(ClientError) as refused:
+        client.invoke_model(modelId="haiku", body=body)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert named in refused.value.response["Error"]["Message"]
+    answer = httpx.post(f"{url}/model/haiku/invoke-with-response-stream", content=body)
+    assert answer.status_code == 400 and named in answer.json()["message"]
+    assert len(sent) == before  # nothing reached the model
+
+
+def test_a_field_the_routes_model_cannot_take_is_named_where_the_caller_put_it(served) -> None:
+    client = served.client
+    document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    with pytest.raises(ClientError) as refused:
+        client.invoke_model(modelId="haiku", body=claude_body(messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}]))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "messages.0.content.1" in refused.value.response["Error"]["Message"]
+    with pytest.raises(ClientError, match="service_tier: the gateway carries this field to Claude models only"):
+        client.invoke_model(modelId="mixed", body=claude_body(service_tier="auto"))
+
+
+def test_unknown_models_and_bad_keys_are_bedrocks_errors(tmp_path, monkeypatch) -> None:
+    from tokenomy.gateway.keys import KeyStore
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"auth": True, "models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            signed = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            with pytest.raises(ClientError, match="AWS_BEARER_TOKEN_BEDROCK") as refused:
+                signed.invoke_model(modelId="haiku", body=claude_body())
+            assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+            # The gateway key as the SigV4 access key id (the SDK signs with botocore), or as a bearer token.
+            sdk = anthropic.AnthropicBedrock(base_url=url, aws_access_key=secret, aws_secret_key="anything",
+                                             aws_region="us-east-1", max_retries=0)
+            assert sdk.messages.create(model="haiku", max_tokens=5, messages=ASK).content[0].text
+            bearer = anthropic.AnthropicBedrock(base_url=url, api_key=secret, aws_region="us-east-1", max_retries=0)
+            with pytest.raises(anthropic.NotFoundError, match="does not exist on this gateway"):
+                bearer.messages.create(model="nope", max_tokens=5, messages=ASK)
+            # 20k output tokens at Haiku's $1.25 per million could cost $0.025: more than the key's $0.01 budget.
+            with pytest.raises(anthropic.BadRequestError, match="Budget exhausted"):
+                bearer.messages.create(model="haiku", max_tokens=20_000, messages=ASK)
+            with pytest.raises(anthropic.BadRequestError, match="Budget exhausted"):
+                bearer.messages.create(model="haiku", max_tokens=20_000, messages=ASK, stream=True)
+    rows = open_store(str(ledger)).events()
+    assert [(e.key_id, e.route) for e in rows] == [(key.key_id, "haiku")]
+
+
+def test_a_stream_that_fails_before_its_first_event_is_an_error_status_not_an_empty_stream(served) -> None:
+    """An upstream failure before anything streamed is Bedrock's error with its status (botocore raises it); the
+    failed attempts' ledger id is in x-amzn-RequestId."""
+    with pytest.raises(ClientError) as failed:
+        served.client.invoke_model_with_response_stream(modelId="down", body=claude_body())
+    error = failed.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 502 and error["Error"]["Message"].startswith("upstream ")
+    rows = served.rows(error["ResponseMetadata"]["RequestId"])
+    assert rows and all(r.outcome != "ok" for r in rows)
