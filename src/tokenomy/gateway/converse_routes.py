@@ -38,6 +38,7 @@ from tokenomy.gateway.calls import (
     retry_after,
     upstream_status,
 )
+from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, StreamChunk
@@ -195,22 +196,31 @@ def _key_header(header: str | None) -> str | None:
     return header
 
 
+async def bedrock_key(request: Request) -> VirtualKey | JSONResponse | None:
+    """The caller's gateway key (from a bearer token or a SigV4 signature, `_key_header`), or the Bedrock error for a
+    bad one: AWS credentials of another kind are refused naming both ways to send the key."""
+    header = request.headers.get("authorization")
+    key = await request.app.state.gateway.authenticate_async(_key_header(header))
+    if not isinstance(key, JSONResponse):
+        return key
+    message = json.loads(bytes(key.body))["error"]["message"]
+    if header and header.startswith(SIGV4) and key.status_code == 401:
+        message = (
+            "this gateway takes its own API key (`tokenomy keys create`), not AWS credentials: set "
+            "AWS_BEARER_TOKEN_BEDROCK=<key> (boto3 1.39 or later, https endpoints), or AWS_ACCESS_KEY_ID=<key> "
+            "with any AWS_SECRET_ACCESS_KEY"
+        )
+    return bedrock_error(key.status_code, message)
+
+
 async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     gw = request.app.state.gateway
     started = time.perf_counter()
     route = gw.route_for(model_id)
     label = model_id if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    header = request.headers.get("authorization")
-    key = await gw.authenticate_async(_key_header(header))
+    key = await bedrock_key(request)
     if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"]
-        if header and header.startswith(SIGV4) and key.status_code == 401:
-            message = (
-                "this gateway takes its own API key (`tokenomy keys create`), not AWS credentials: set "
-                "AWS_BEARER_TOKEN_BEDROCK=<key> (boto3 1.39 or later, https endpoints), or AWS_ACCESS_KEY_ID=<key> "
-                "with any AWS_SECRET_ACCESS_KEY"
-            )
-        return metrics.done(bedrock_error(key.status_code, message), label, started)
+        return metrics.done(key, label, started)
     if route is None:
         return metrics.done(
             bedrock_error(
