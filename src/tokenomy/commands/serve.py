@@ -38,8 +38,8 @@ def serve(
 
     POST /v1/chat/completions, /v1/responses and /v1/embeddings (OpenAI), /v1/messages (Anthropic),
     /model/{modelId}/converse[-stream] and /invoke[-with-response-stream] (Bedrock; Claude's body on invoke),
-    /v1beta/models/{model}:generateContent (Gemini); token counts on
-    /v1/messages/count_tokens, /v1/responses/input_tokens and :countTokens; GET /v1/models, /healthz, /metrics,
+    /v1beta/models/{model}:generateContent (Gemini); token counts on /v1/messages/count_tokens,
+    /v1/responses/input_tokens, /model/{modelId}/count-tokens and :countTokens; GET /v1/models, /healthz, /metrics,
     /dashboard.
     """
     import uvicorn

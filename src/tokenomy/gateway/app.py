@@ -31,6 +31,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
+from tokenomy.gateway.bedrock_count import router as bedrock_count_router
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
     Refusal,
@@ -348,6 +349,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(anthropic_router)  # POST /v1/messages: Anthropic's Messages API over the same path
     app.include_router(converse_router)  # POST /model/{modelId}/converse(-stream): Bedrock's Converse API, the same
     app.include_router(invoke_router)  # POST /model/{modelId}/invoke(-with-response-stream): Claude's body, the same
+    app.include_router(bedrock_count_router)  # POST /model/{modelId}/count-tokens: Bedrock's CountTokens
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
@@ -376,8 +378,8 @@ def _tune_gc() -> None:
 
 SERVED = (
     "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/embeddings, "
-    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream] and "
-    "/model/{modelId}/invoke[-with-response-stream], "
+    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
+    "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
     "GET /healthz and GET /metrics"
 )
@@ -410,7 +412,8 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
             message = (
                 f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
                 "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream], and "
-                "InvokeModel with Claude's body on POST /model/{modelId}/invoke[-with-response-stream]"
+                "InvokeModel with Claude's body on POST /model/{modelId}/invoke[-with-response-stream], and "
+                "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
             )
         return bedrock_error(status, message, headers)
     if "/projects/" in path or "/publishers/" in path:  # google-genai with vertexai=True

@@ -38,6 +38,7 @@ from tokenomy.gateway.calls import (
     retry_after,
     upstream_status,
 )
+from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, StreamChunk
@@ -195,9 +196,9 @@ def _key_header(header: str | None) -> str | None:
     return header
 
 
-async def authenticate(request: Request) -> Any:
-    """The caller's gateway key (None when the gateway runs without keys), or Bedrock's error for a bad one; a SigV4
-    signature is read as `_key_header` says, and a rejected one is told how to send a gateway key."""
+async def bedrock_key(request: Request) -> VirtualKey | JSONResponse | None:
+    """The caller's gateway key (from a bearer token or a SigV4 signature, `_key_header`), or the Bedrock error for a
+    bad one: AWS credentials of another kind are refused naming both ways to send the key."""
     header = request.headers.get("authorization")
     key = await request.app.state.gateway.authenticate_async(_key_header(header))
     if not isinstance(key, JSONResponse):
@@ -225,7 +226,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     started = time.perf_counter()
     route = gw.route_for(model_id)
     label = model_id if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    key = await authenticate(request)
+    key = await bedrock_key(request)
     if isinstance(key, JSONResponse):
         return metrics.done(key, label, started)
     if route is None:

@@ -45,7 +45,7 @@ from tokenomy.gateway.calls import (
     request_meta,
     route_providers,
 )
-from tokenomy.gateway.converse_routes import STREAM_ERRORS, authenticate, bedrock_error, denied
+from tokenomy.gateway.converse_routes import STREAM_ERRORS, bedrock_error, bedrock_key, denied
 from tokenomy.gateway.responses import FirstChunkStream, call_cost
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
@@ -231,7 +231,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     started = time.perf_counter()
     route = gw.route_for(model_id)
     label = model_id if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    key = await authenticate(request)
+    key = await bedrock_key(request)
     if isinstance(key, JSONResponse):
         return metrics.done(key, label, started)
     if route is None:
