@@ -46,6 +46,13 @@ def _ask_each_sdk(url: str) -> list[tuple[str, str, str]]:
     )
     said = "".join(b.get("text", "") for b in converse["output"]["message"]["content"])
     answers.append(("boto3", "POST /model/local/converse", said))
+    # Claude's own Bedrock client (InvokeModel with the Messages body), as coding agents on Bedrock use it.
+    on_bedrock = anthropic.AnthropicBedrock(base_url=url, api_key="demo", aws_region="us-east-1", max_retries=0)
+    invoked = on_bedrock.messages.create(
+        model="local", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": QUESTION}]
+    )
+    said = "".join(b.text for b in invoked.content if b.type == "text")
+    answers.append(("anthropic (Bedrock)", "POST /model/local/invoke", said))
     gemini = genai.Client(api_key="demo", vertexai=False, http_options={"base_url": url})
     generated = gemini.models.generate_content(
         model="local", contents=QUESTION, config={"max_output_tokens": MAX_TOKENS}
