@@ -40,7 +40,8 @@ def serve(
     /model/{modelId}/converse[-stream] and /invoke[-with-response-stream] (Bedrock; Claude's body on invoke),
     /v1beta/models/{model}:generateContent (Gemini); token counts on /v1/messages/count_tokens,
     /v1/responses/input_tokens, /model/{modelId}/count-tokens and :countTokens; GET /v1/models, /healthz, /metrics,
-    /dashboard.
+    /dashboard. Azure OpenAI's paths (/openai/deployments/{deployment}/..., /openai/v1/...) reach the same
+    endpoints, so AzureOpenAI clients work with the gateway as their endpoint.
     """
     import uvicorn
 

@@ -381,7 +381,8 @@ SERVED = (
     "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
     "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
-    "GET /healthz and GET /metrics"
+    "GET /healthz and GET /metrics; Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
+    "/openai/responses and /openai/v1/..."
 )
 # Paths of Bedrock Runtime's other operations (ApplyGuardrail, async invocations, ...), answered in its error shape so
 # boto3 shows the message (with another shape it shows an empty one).

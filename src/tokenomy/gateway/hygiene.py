@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from tokenomy.gateway.azure_paths import DEPLOYMENT
+
 _BAD_HEADER = re.compile(rb"[\r\n\x00]")
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
@@ -190,6 +192,12 @@ class EdgeHygiene:
             await refuse(send, 400, problem[0], problem[1], anthropic=anthropic)
             return
         if value is not UNPARSED:
+            deployment = scope.get(DEPLOYMENT)
+            if deployment is not None and isinstance(value, dict):
+                # An Azure deployment path names the model (Azure does not read the body's): the endpoints read it as
+                # the body's, from the bytes as from the parsed value.
+                value["model"] = deployment
+                body = orjson.dumps(value)
             scope[PARSED_BODY] = value
         replayed = False
 

@@ -1,0 +1,52 @@
+"""Azure OpenAI's request paths on the gateway, so an application on the openai SDK's `AzureOpenAI` client (or on
+Azure's v1 API) moves behind Tokenomy by pointing its endpoint at the gateway, its code unchanged:
+
+    AzureOpenAI(azure_endpoint="https://gateway", api_key=<gateway key>, api_version="2024-10-21")
+    OpenAI(base_url="https://gateway/openai/v1", api_key=<gateway key>)
+
+Each Azure path is served by the gateway's own endpoint for the operation; nothing else differs:
+- `/openai/deployments/{deployment}/chat/completions` and `/embeddings`: the deployment names the route, as `model`
+  does on `/v1` (Azure reads the model from the path and not from the body, and so does the gateway);
+- `/openai/v1/...` (Azure's OpenAI-compatible API) and `/openai/responses` (its Responses API): the `/v1` paths.
+The key may come in Azure's `api-key` header. `api-version` selects a version of Azure's API; the gateway answers
+in the current OpenAI shape whatever it says. Other Azure operations (legacy completions, images, audio,
+assistants) are not served: they get the gateway's 404 naming what it serves.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Scope
+
+PREFIX = "/openai/"
+# The scope key holding the deployment an Azure path names: the edge sets it as the body's `model` once it has
+# parsed the body (hygiene.EdgeHygiene), so every endpoint reads the route as it would from a `/v1` request.
+DEPLOYMENT = "tokenomy.azure_deployment"
+DEPLOYMENT_OPERATIONS = {"chat/completions": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
+RESPONSES = ("/responses", "/responses/input_tokens")
+
+
+def served_scope(scope: Scope) -> Scope:
+    """The scope of a request on an Azure OpenAI path as the `/v1` request the gateway serves; the scope unchanged
+    for a path it does not serve (which then gets the 404 any unknown path gets)."""
+    rest = scope["path"][len(PREFIX) - 1 :]  # "/deployments/{d}/chat/completions", "/v1/embeddings", "/responses"
+    deployment = None
+    if rest.startswith("/v1/"):
+        target = rest
+    elif rest in RESPONSES:
+        target = "/v1" + rest
+    elif rest.startswith("/deployments/"):
+        deployment, _, operation = rest[len("/deployments/") :].partition("/")
+        target = DEPLOYMENT_OPERATIONS.get(operation) if deployment else None
+    else:
+        target = None
+    if target is None:
+        return scope
+    headers = scope["headers"]
+    if not any(name == b"authorization" for name, _ in headers):
+        key = next((value for name, value in headers if name == b"api-key"), None)
+        if key:
+            headers = [*headers, (b"authorization", b"Bearer " + key)]
+    served = {**scope, "path": target, "raw_path": target.encode(), "headers": headers}
+    if deployment is not None:
+        served[DEPLOYMENT] = deployment
+    return served

@@ -1,0 +1,125 @@
+"""Azure OpenAI's paths on the gateway: the openai SDK's `AzureOpenAI` client (deployment paths, the `api-key`
+header) and Azure's v1 API (`/openai/v1`) reach the gateway's own endpoints, against real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI, arguments_for
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}
+VERSION = "2024-10-21"
+
+
+class Served:
+    """A gateway with keys in front of a recording chat upstream and an embeddings upstream; `rows()` stops it and
+    reads its ledger."""
+
+    def __init__(self, ledger) -> None:
+        self.ledger = ledger
+        self.secret, _ = KeyStore(open_store(ledger)).create(name="app")
+        self.stack = contextlib.ExitStack()
+        self.upstream = self.stack.enter_context(RecordingOpenAI())
+        embeddings = self.stack.enter_context(InstantOpenAI())
+        config = parse_config({"auth": True, "models": {
+            "chat": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
+            "other": {"provider": "openai", "model": "other-model", "base_url": self.upstream.url, "price_as": HAIKU},
+            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}}})
+        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+
+    def rows(self):
+        self.stack.close()
+        return open_store(str(self.ledger)).events()
+
+
+@pytest.fixture
+def served(tmp_path):
+    served = Served(tmp_path / "ledger.duckdb")
+    yield served
+    served.stack.close()
+
+
+def test_the_azure_sdk_reaches_the_route_its_deployment_names_whole_streamed_and_with_tools(served) -> None:
+    url, upstream, secret = served.url, served.upstream, served.secret
+    azure = openai.AzureOpenAI(azure_endpoint=url, api_key=secret, api_version=VERSION, max_retries=0)
+    reply = azure.chat.completions.create(model="chat", messages=ASK, tools=[WEATHER], max_tokens=20)
+    call = reply.choices[0].message.tool_calls[0]
+    assert (call.function.name, call.function.arguments) == ("get_weather", arguments_for("get_weather"))
+    assert upstream.last["model"] == "up-model" and upstream.last["tools"] == [WEATHER]
+    turn = [*ASK, reply.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18C sunny"}]
+    stream = azure.chat.completions.create(model="chat", messages=turn, tools=[WEATHER], stream=True,
+                                           stream_options={"include_usage": True})
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert "18C sunny" in text and upstream.last["messages"][-1]["role"] == "tool"
+    vectors = azure.embeddings.create(model="embed", input=["one", "two"])
+    assert len(vectors.data) == 2 and vectors.usage.prompt_tokens > 0
+    rows = served.rows()
+    assert sorted(r.route for r in rows) == ["chat", "chat", "embed"] and all(r.cost_usd > 0 for r in rows)
+    assert all(r.key_id for r in rows)  # the gateway key came in Azure's api-key header
+
+
+def test_azures_v1_api_and_its_responses_path_are_the_gateways_own(served) -> None:
+    url, upstream, secret = served.url, served.upstream, served.secret
+    v1 = openai.OpenAI(base_url=url + "/openai/v1", api_key=secret, max_retries=0)
+    assert v1.chat.completions.create(model="chat", messages=ASK, max_tokens=5).choices[0].message.content
+    assert v1.responses.create(model="chat", input="hi", max_output_tokens=5).output_text
+    assert {"chat", "embed", "other"} <= {m.id for m in v1.models.list()}
+    # The Responses API as AzureOpenAI calls it (no deployment in the path; `model` names the route).
+    azure = openai.AzureOpenAI(azure_endpoint=url, api_key=secret, api_version="2025-04-01-preview", max_retries=0)
+    assert azure.responses.create(model="other", input="hi", max_output_tokens=5).output_text
+    assert upstream.last["model"] == "other-model"
+    # The key in Azure's header on the v1 path too.
+    assert httpx.post(f"{url}/openai/v1/chat/completions", headers={"api-key": secret},
+                      json={"model": "chat", "messages": ASK}).status_code == 200
+
+
+def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) -> None:
+    url, upstream, secret = served.url, served.upstream, served.secret
+    answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",
+                        headers={"api-key": secret}, json={"model": "chat", "messages": ASK})
+    assert answer.status_code == 200 and answer.json()["model"] == "other"
+    assert upstream.last["model"] == "other-model"
+
+
+def test_errors_on_azure_paths_name_the_problem(served) -> None:
+    url, secret = served.url, served.secret
+    base = f"{url}/openai/deployments"
+    bad_key = httpx.post(f"{base}/chat/chat/completions", headers={"api-key": "tk-wrong"}, json={"messages": ASK})
+    assert bad_key.status_code == 401 and bad_key.json()["error"]["message"]
+    unknown = httpx.post(f"{base}/nope/chat/completions", headers={"api-key": secret}, json={"messages": ASK})
+    assert unknown.status_code == 404 and "`nope` does not exist" in unknown.json()["error"]["message"]
+    malformed = httpx.post(f"{base}/chat/chat/completions", headers={"api-key": secret},
+                           json={"messages": ASK, "temperature": "hot"})
+    assert malformed.status_code == 400
+    problems = json.dumps(malformed.json())
+    assert "temperature" in problems and "model" not in problems.replace('"model"', "")
+    for path in ("/openai/deployments/chat/completions", "/openai/deployments/chat/images/generations",
+                 "/openai/assistants"):
+        unserved = httpx.post(url + path, headers={"api-key": secret}, json={"prompt": "hi"})
+        assert unserved.status_code == 404 and "is not served by this gateway" in unserved.json()["error"]["message"]
+
+
+def test_no_money_is_spent_on_a_request_refused_at_the_edge(served) -> None:
+    url, upstream, secret = served.url, served.upstream, served.secret
+    before = len(upstream.bodies)
+    answer = httpx.post(f"{url}/openai/deployments/chat/chat/completions", headers={"api-key": secret},
+                        content=b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}')
+    assert answer.status_code == 400 and "surrogate" in answer.json()["error"]["message"]
+    assert len(upstream.bodies) == before
+    assert sum((r.cost_usd for r in served.rows()), Decimal(0)) == 0
