@@ -254,7 +254,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
                 f"anthropic_beta: `{model_id}` may reach Anthropic's API (a header there) and other models (a body "
                 "field); send the betas on a route to one of them"
             )
-        refused = refusal(gw, route, call, model_id, "Claude", (BEDROCK, "anthropic"))
+        refused = refusal(gw, route, call, model_id, "Bedrock and Anthropic", (BEDROCK, "anthropic"))
         if refused is not None:
             return metrics.done(bedrock_error(400, refused.error_text(caller_path(body, refused))), model_id, started)
         if beta is not None and providers == {"anthropic"}:  # Anthropic's API takes the betas as a header
