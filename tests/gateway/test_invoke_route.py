@@ -244,7 +244,8 @@ def test_a_field_the_routes_model_cannot_take_is_named_where_the_caller_put_it(s
             {"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}]))
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "messages.0.content.1" in refused.value.response["Error"]["Message"]
-    with pytest.raises(ClientError, match="service_tier: the gateway carries this field to Bedrock and Anthropic models only"):
+    only = "service_tier: the gateway carries this field to Bedrock and Anthropic models only"
+    with pytest.raises(ClientError, match=only):
         client.invoke_model(modelId="mixed", body=claude_body(service_tier="auto"))
 
 
