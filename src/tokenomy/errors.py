@@ -57,9 +57,12 @@ class ProviderError(TokenomyError):
     callers branch on, so the gateway passes it on. `call_cost_usd` is what the failed call's earlier attempts
     were billed (answers a cascade rejected, streams cut midway), which a budget must still count. `reached`: the
     request reached the provider, which bills it though no whole answer came (a read timeout while it was still
-    working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0."""
+    working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0.
+    `billed_tokens`: the input tokens the provider counted for the parts of a request that did answer before one
+    failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate."""
 
     call_cost_usd: Decimal = Decimal(0)
+    billed_tokens: int | None = None
 
     def __init__(
         self,

@@ -395,3 +395,10 @@ def test_embedding_models_are_candidates_only_for_embedding_models() -> None:
     assert chat and not {m for m in chat if "embedding" in m}, sorted(chat)
     ada = {c["model"]: c["kind"] for c in candidates_for("text-embedding-ada-002", groups, Decimal(1))["candidates"]}
     assert ada == {"text-embedding-3-small": "upgrade"}, ada
+    # Bedrock's: Cohere Embed (curated, $0.10 per million) is no stand-in for a Bedrock chat model either.
+    bedrock = [{**groups[0], "region": "us-east-1"}]
+    nova = {c["model"] for c in candidates_for("amazon.nova-pro-v1:0", bedrock, Decimal(1))["candidates"]}
+    assert nova and not {m for m in nova if "embed" in m}, sorted(nova)
+    english = candidates_for("cohere.embed-english-v3", bedrock, Decimal(1))["candidates"]
+    cohere = {c["model"]: c["kind"] for c in english}
+    assert cohere == {"cohere.embed-v4:0": "upgrade"}, cohere

@@ -281,3 +281,69 @@ def test_count_tokens_equals_the_input_tokens_converse_reports(url) -> None:
     raw = httpx.post(f"{url}/model/{SONNET}/count-tokens",
                      json={"input": {"converse": {**asks[0], "inferenceConfig": {"maxTokens": 2}}}})
     assert raw.status_code == 400 and "input.converse.inferenceConfig" in raw.json()["message"]
+
+
+TITAN = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-english-v3"
+
+
+def invoke(client, model_id: str, body: dict) -> tuple[dict, dict]:
+    result = client.invoke_model(modelId=model_id, body=json.dumps(body), contentType="application/json",
+                                 accept="application/json")
+    return json.loads(result["body"].read()), result["ResponseMetadata"]["HTTPHeaders"]
+
+
+def test_titan_embeddings_are_deterministic_unit_vectors_counted_by_the_local_tokenizer(brt) -> None:
+    from tokenomy.emulate.bedrock_embed import titan_vector
+
+    text = "Tokenomy keeps the ledger of every embedding call."
+    answer, headers = invoke(brt, TITAN, {"inputText": text, "dimensions": 256})
+    again, _ = invoke(brt, TITAN, {"inputText": text, "dimensions": 256})
+    assert answer["embedding"] == again["embedding"] == titan_vector(text, 256) == answer["embeddingsByType"]["float"]
+    assert len(answer["embedding"]) == 256 and abs(sum(v * v for v in answer["embedding"]) - 1) < 1e-5
+    tokens = Engine().count(text)  # the local model's tokenizer, as Converse counts
+    assert answer["inputTextTokenCount"] == int(headers["x-amzn-bedrock-input-token-count"]) == tokens > 5
+    assert int(headers["x-amzn-bedrock-invocation-latency"]) >= 1
+    default, _ = invoke(brt, "us." + TITAN, {"inputText": "other"})  # a profile id; 1024 dimensions by default
+    assert len(default["embedding"]) == 1024 and default["embedding"] != titan_vector(text, 1024)
+    raw, _ = invoke(brt, TITAN, {"inputText": text, "dimensions": 256, "normalize": False})
+    assert all(v * 128 == int(v * 128) for v in raw["embedding"]) and raw["embedding"] != answer["embedding"]
+
+
+def test_cohere_embeds_a_batch_and_counts_it_only_in_the_header(brt) -> None:
+    from tokenomy.emulate.bedrock_embed import cohere_vector
+
+    texts = ["first passage", "second passage, a little longer", "third"]
+    bare, headers = invoke(brt, COHERE, {"texts": texts, "input_type": "search_document"})
+    assert bare["response_type"] == "embeddings_floats" and bare["texts"] == texts
+    assert bare["embeddings"] == [cohere_vector(t) for t in texts] and len(bare["embeddings"][0]) == 1024
+    assert int(headers["x-amzn-bedrock-input-token-count"]) == sum(Engine().count(t) for t in texts)
+    assert "inputTextTokenCount" not in bare
+    typed, _ = invoke(brt, COHERE, {"texts": texts, "input_type": "search_query", "truncate": "NONE",
+                                    "embedding_types": ["float"]})
+    assert typed["response_type"] == "embeddings_by_type" and typed["embeddings"]["float"] == bare["embeddings"]
+    v4, _ = invoke(brt, "cohere.embed-v4:0", {"texts": texts, "input_type": "clustering", "output_dimension": 512})
+    assert [len(v) for v in v4["embeddings"]["float"]] == [512] * 3
+
+
+@pytest.mark.parametrize("model_id, body, needle", [
+    (TITAN, {"inputText": "x", "dimensions": 300}, "#/dimensions"),
+    (TITAN, {"inputText": ""}, "#/inputText"),
+    (TITAN, {"texts": ["x"]}, "extraneous key [texts]"),
+    (COHERE, {"texts": ["x"]}, "#/input_type"),
+    (COHERE, {"texts": ["x"] * 97, "input_type": "search_document"}, "maxItems: 96"),
+    (COHERE, {"texts": ["x" * 2049], "input_type": "search_document"}, "#/texts/0"),
+    (SONNET, {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []}, "embedding models only"),
+])
+def test_invoke_refuses_what_bedrock_refuses(brt, model_id, body, needle) -> None:
+    with pytest.raises(ClientError) as refused:
+        invoke(brt, model_id, body)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert needle in refused.value.response["Error"]["Message"]
+
+
+def test_invoke_is_throttled_as_converse_is() -> None:
+    with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base, pytest.raises(ClientError) as info:
+        invoke(client_for(base), TITAN, {"inputText": "x"})
+    response = info.value.response
+    assert response["Error"]["Code"] == "ThrottlingException" and response["ResponseMetadata"]["HTTPStatusCode"] == 429

@@ -11,6 +11,7 @@ import pytest
 
 from tokenomy.config import parse_config
 from tokenomy.emulate.azure_openai import create_app as azure_app
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.instant_openai import InstantOpenAI, embedding_vector
 from tokenomy.emulate.server import ServerThread
@@ -45,7 +46,7 @@ def gateway(url: str, ledger: Path, **extra) -> ServerThread:
             "embed": {"provider": "openai", "model": SMALL, "base_url": url, "api_key_env": "EMBED_KEY"},
             "backup": {"provider": "openai", "model": "text-embedding-3-large", "base_url": url},
             "claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022"},
-            "titan": {"provider": "bedrock", "model": "amazon.titan-embed-text-v2:0", "region": "us-east-1"},
+            "nova": {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1"},
         },
         "tiers": {"cheap": ["embed"], "strong": ["backup"]},
         "routes": {
@@ -186,7 +187,11 @@ def test_unknown_fields_malformed_input_and_routes_without_one_openai_model_are_
         assert all(
             word in anthropic["message"] for word in ("`chat`", "`anthropic`", "no embeddings API", "provider: openai")
         )
-        assert "`bedrock`" in refusal({"model": "titan", "input": "x"})["message"]
+        nova = refusal({"model": "nova", "input": "x"})["message"]  # a Bedrock chat model: no embeddings
+        assert "`amazon.nova-lite-v1:0`" in nova and "no embedding model" in nova and "titan-embed" in nova
+        cohere_only = refusal({"model": "search", "input": "x", "input_type": "search_query"})  # the one extension
+        assert cohere_only["param"] == "input_type" and "Cohere Embed" in cohere_only["message"]
+        assert refusal({"model": "search", "input": "x", "input_type": "query"})["param"] == "input_type"
         assert "falls back to backup" in refusal({"model": "safe", "input": "x"})["message"]
         assert "routing policy `cascade`" in refusal({"model": "routed", "input": "x"})["message"]
         missing = httpx.post(url + "/v1/embeddings", json={"model": "nope", "input": "x"})
@@ -357,3 +362,154 @@ def test_a_malformed_tags_header_is_a_400_before_any_reservation(ledger_path):
         assert "x-tokenomy-tags" in malformed.value.message
         client.embeddings.create(model="search", input="x")  # the refused call held no slot or reservation
     assert len(upstream.bodies) == 1
+
+
+# Bedrock's embedding models: the openai SDK -> the gateway -> boto3's InvokeModel -> the Bedrock emulator.
+TITAN = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-english-v3"
+TITAN_PER_TOKEN = Decimal("0.02") / 1_000_000  # genai-prices: $0.00002 per 1K input tokens
+COHERE_PER_TOKEN = Decimal("0.10") / 1_000_000  # the catalog: $0.0001 per 1K input tokens
+
+
+class WordEngine(InstantEngine):
+    """Counts a token a word, so what Bedrock counts differs from the gateway's estimate (~4 characters a token)."""
+
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+
+
+def bedrock_gateway(bedrock_url: str, ledger: Path, **extra) -> ServerThread:
+    def model(model_id: str) -> dict:
+        return {"provider": "bedrock", "model": model_id, "region": "us-east-1", "endpoint_url": bedrock_url}
+
+    config = {"models": {"titan": model(TITAN), "cohere": model(COHERE), "cohere-v4": model("cohere.embed-v4:0")},
+              **extra}
+    return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
+
+
+def test_titan_embeds_several_inputs_in_order_priced_tagged_and_settled_at_what_bedrock_counted(ledger_path, aws):
+    from tokenomy.emulate.bedrock_embed import titan_vector
+
+    store = KeyStore(open_store(ledger_path))
+    # 50 tokens of Titan: two requests fit only when each is settled at Bedrock's count (20), not the estimate (26).
+    secret, key = store.create(budget_usd=Decimal("0.000001"), period="month")
+    texts = [f"{word} " * 10 for word in ("alfa", "brvo")]  # 10 words (tokens) each; estimated 50 // 4 = 13 each
+    bedrock = create_bedrock(engine=WordEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, auth=True) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        answers = [client.embeddings.with_raw_response.create(
+            model="titan", input=texts, encoding_format="float", dimensions=256,
+            extra_headers={"x-tokenomy-tags": "team=rag"}) for _ in range(2)]
+        with pytest.raises(openai.RateLimitError) as refused:  # 40 spent + 26 estimated > 50
+            client.embeddings.create(model="titan", input=texts, encoding_format="float")
+        many = client.embeddings.create(model="titan", input=[f"text {i}" for i in range(7)], encoding_format="float",
+                                        extra_headers={"authorization": "Bearer " + store.create()[0]})
+    assert refused.value.code == "budget_exceeded"
+    answer = answers[0].parse()
+    assert [d.embedding for d in answer.data] == [titan_vector(t, 256) for t in texts]  # the inputs' order
+    assert answer.model == "titan" and answer.object == "list" and [d.index for d in answer.data] == [0, 1]
+    assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (20, 20)
+    assert [d.embedding for d in many.data] == [titan_vector(f"text {i}", 1024) for i in range(7)]
+    assert many.usage.prompt_tokens == 14 and bedrock.state.emulator.calls == 2 + 2 + 7  # one call per input
+    rows = sorted((e for e in open_store(ledger_path).events() if e.key_id == key.key_id), key=lambda e: e.ts)
+    assert [(e.provider, e.model, e.region, e.input_tokens, e.output_tokens, e.outcome) for e in rows] == [
+        ("aws.bedrock", TITAN, "us-east-1", 20, 0, "ok")] * 2
+    assert [e.cost_usd for e in rows] == [20 * TITAN_PER_TOKEN] * 2 and rows[0].priced_by == "genai-prices"
+    assert rows[0].tags == {"team": "rag", "operation": "embeddings"} and rows[0].route == "titan"
+    assert rows[0].request_id == answers[0].headers["x-request-id"]
+
+
+def test_cohere_embeds_a_batch_in_calls_of_96_with_the_callers_input_type(ledger_path, aws):
+    from tokenomy.emulate.bedrock_embed import cohere_vector
+
+    texts = [f"passage number {i}" for i in range(100)]
+    bedrock = create_bedrock(engine=WordEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        documents = client.embeddings.create(model="cohere", input=texts, encoding_format="float")
+        query = client.embeddings.create(model="cohere", input="a query", encoding_format="float",
+                                         extra_body={"input_type": "search_query"})
+        v4 = client.embeddings.create(model="cohere-v4", input=["a", "b"], dimensions=256, encoding_format="float")
+        with pytest.raises(openai.BadRequestError) as fixed:
+            client.embeddings.create(model="cohere", input="x", dimensions=256)
+    assert [d.embedding for d in documents.data] == [cohere_vector(t) for t in texts]
+    assert documents.usage.prompt_tokens == 300 and documents.model == "cohere"
+    assert query.data[0].embedding == cohere_vector("a query") and query.usage.prompt_tokens == 2
+    assert [len(d.embedding) for d in v4.data] == [256, 256]
+    assert fixed.value.param == "dimensions" and "1024" in fixed.value.message
+    assert bedrock.state.emulator.calls == 2 + 1 + 1  # 96 + 4 texts, then one each
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [(e.model, e.input_tokens, e.cost_usd, e.priced_by) for e in rows[:2]] == [
+        (COHERE, 300, 300 * COHERE_PER_TOKEN, "tokenomy-catalog"),
+        (COHERE, 2, 2 * COHERE_PER_TOKEN, "tokenomy-catalog")]
+    assert rows[2].model == "cohere.embed-v4:0" and rows[2].cost_usd == 2 * Decimal("0.12") / 1_000_000
+
+
+def test_base64_from_bedrock_decodes_to_the_very_floats(ledger_path, aws):
+    import base64
+    import struct
+
+    from tokenomy.emulate.bedrock_embed import titan_vector
+
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock_url, \
+            bedrock_gateway(bedrock_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        floats = client.embeddings.create(model="titan", input=["one", "two"], encoding_format="float")
+        decoded = client.embeddings.create(model="titan", input=["one", "two"])  # the SDK asks base64, decodes
+        raw = httpx.post(url + "/v1/embeddings", json={"model": "titan", "input": "one", "encoding_format": "base64"})
+    assert [d.embedding for d in decoded.data] == [d.embedding for d in floats.data] == [
+        titan_vector("one"), titan_vector("two")]
+    sent = raw.json()["data"][0]["embedding"]
+    assert isinstance(sent, str) and list(struct.unpack("<1024f", base64.b64decode(sent))) == titan_vector("one")
+
+
+def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(ledger_path, aws):
+    bedrock = create_bedrock(engine=InstantEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        for kwargs, param, needles in (
+            ({"dimensions": 1536}, "dimensions", ("256, 512, 1024", "`titan`")),
+            ({"input": [[101, 102], [103]]}, "input", ("token ids", "text only")),
+            ({"input": [101, 102]}, "input", ("token ids",)),
+            ({"user": "u-1"}, "user", ("x-tokenomy-tags",)),
+            ({"extra_body": {"input_type": "search_query"}}, "input_type", ("Cohere",)),
+        ):
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.embeddings.create(model="titan", **{"input": "x", **kwargs})
+            assert refused.value.param == param and all(n in refused.value.message for n in needles), kwargs
+    assert bedrock.state.emulator.calls == 0 and open_store(ledger_path).events() == []
+
+
+def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, aws):
+    retry = {"max_attempts": 2, "base_delay_s": 0.01}
+    routes = {"titan-r": {"model": "titan", "retry": retry}, "cohere-r": {"model": "cohere", "retry": retry}}
+    # Seeded: calls 1-2 answer, 3-4 are throttled, ... (seed 0); call 1 is throttled, 2 answers (seed 1).
+    with ServerThread(create_bedrock(throttle_rate=0.5, seed=1, engine=WordEngine())) as bedrock_url, \
+            bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        retried = client.embeddings.with_raw_response.create(model="titan-r", input="three words here",
+                                                            encoding_format="float")
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
+        (1, "throttled", 0, 0), (2, "ok", 3, 3 * TITAN_PER_TOKEN)]
+    assert {e.request_id for e in rows} == {retried.headers["x-request-id"]}
+    assert rows[0].error_type == "ThrottlingException" and retried.parse().usage.prompt_tokens == 3
+
+    second = ledger_path.with_name("second.duckdb")
+    with ServerThread(create_bedrock(throttle_rate=0.5, seed=0, engine=WordEngine())) as bedrock_url, \
+            bedrock_gateway(bedrock_url, second, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.RateLimitError) as throttled:  # 200 texts: calls of 96, 96 (answered), 8 (429)
+            client.embeddings.create(model="cohere-r", input=[f"w{i}" for i in range(200)], encoding_format="float")
+    assert throttled.value.code == "throttled" and "ThrottlingException" in throttled.value.message
+    rows = sorted(open_store(second).events(), key=lambda e: e.attempt)
+    # Bedrock bills the two batches that answered before the third was throttled; the retry's first call was too.
+    assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
+        (1, "throttled", 192, 192 * COHERE_PER_TOKEN), (2, "throttled", 0, 0)]

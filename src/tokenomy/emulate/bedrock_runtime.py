@@ -1,7 +1,8 @@
 """`tokenomy emulate bedrock`: Amazon Bedrock Runtime's Converse, ConverseStream and CountTokens on the local model.
 
-Implements `POST /model/{modelId}/converse`, `POST /model/{modelId}/converse-stream` and
-`POST /model/{modelId}/count-tokens` (its `input.converse` form) with the
+Implements `POST /model/{modelId}/converse`, `POST /model/{modelId}/converse-stream`,
+`POST /model/{modelId}/count-tokens` (its `input.converse` form) and `POST /model/{modelId}/invoke` for the
+embedding models (Titan Text Embeddings V2, Cohere Embed: `bedrock_embed`) with the
 documented request/response shapes, so `boto3.client("bedrock-runtime", endpoint_url=...)` works
 unmodified. Errors use Bedrock's shape (status, `x-amzn-ErrorType`, JSON `message`) so botocore
 raises the same ClientError codes. Signatures are not checked; the region is read from the SigV4
@@ -17,6 +18,7 @@ not import each other.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -26,8 +28,10 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.bedrock_batch import router as batch_router
 from tokenomy.emulate.bedrock_converse import BedrockEmulator, parse_converse, stream_events  # noqa: F401
+from tokenomy.emulate.bedrock_embed import invoke_embedding, is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
 from tokenomy.emulate.engine import Engine
+from tokenomy.providers.bedrock_embeddings import MODELS as EMBEDDING_MODELS
 
 router = APIRouter()
 
@@ -77,6 +81,32 @@ async def count_tokens(model_id: str, request: Request):
     except BedrockError as exc:
         return error_response(exc, emulator.retry_after)
     return JSONResponse({"inputTokens": tokens}, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+
+@router.post("/model/{model_id:path}/invoke")
+async def invoke_model(model_id: str, request: Request):
+    """InvokeModel on an embedding model, answered with Bedrock's headers: the input tokens and the latency (ms).
+    Other models' native bodies are not emulated on demand (Converse is; batch jobs take native bodies)."""
+    emulator: BedrockEmulator = request.app.state.emulator
+    started = time.perf_counter()
+    try:
+        if not is_embedding_model(model_id):
+            raise BedrockError(
+                "ValidationException",
+                f"The emulator answers InvokeModel for embedding models only ({', '.join(EMBEDDING_MODELS)}); "
+                f"call Converse for {model_id}.",
+            )
+        body = await _read_body(request)
+        emulator.maybe_throttle()
+        answer, tokens = await run_in_threadpool(invoke_embedding, model_id, body, emulator.engine.count)
+    except BedrockError as exc:
+        return error_response(exc, emulator.retry_after)
+    headers = {
+        "x-amzn-RequestId": str(uuid.uuid4()),
+        "x-amzn-bedrock-input-token-count": str(tokens),
+        "x-amzn-bedrock-invocation-latency": str(max(1, round((time.perf_counter() - started) * 1000))),
+    }
+    return JSONResponse(answer, headers=headers)
 
 
 def create_app(

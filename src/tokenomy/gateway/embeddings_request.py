@@ -1,8 +1,10 @@
 """OpenAI's embeddings request (`POST /v1/embeddings`), checked before anything is sent or reserved.
 
 The body is forwarded as the caller sent it, with only `model` replaced by the route's model, so every field is
-one the gateway knows it may forward; any other is refused by name (the gateway drops nothing silently). The shape
-of `input` is checked here, where a mistake can be named by its place (`input[2][0]`), rather than answered by
+one the gateway knows it may forward; any other is refused by name (the gateway drops nothing silently). One field
+is the gateway's own, not OpenAI's: `input_type` (search_document, search_query, classification, clustering), which
+Cohere Embed models on Bedrock take and OpenAI's request has no place for; a route to any other model refuses it.
+The shape of `input` is checked here, where a mistake can be named by its place (`input[2][0]`), rather than answered by
 the upstream as a bare 400 or, worse, embedded as something the caller did not mean.
 """
 
@@ -15,9 +17,12 @@ from typing import Any
 import orjson
 
 from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 
 # OpenAI's embeddings request, every field of it (https://platform.openai.com/docs/api-reference/embeddings/create).
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
+# The gateway's extension fields, taken only by the models named in their refusals (embeddings_routes).
+EXTENSIONS = ("input_type",)
 ENCODINGS = ("float", "base64")
 _SHAPES = "a string, a list of strings, a list of token ids (integers) or a list of token-id lists"
 _TOKEN_IDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
@@ -40,6 +45,12 @@ REQUEST_SCHEMA = {
         "encoding_format": {"type": "string", "enum": list(ENCODINGS), "default": "float"},
         "dimensions": {"type": "integer", "minimum": 1},
         "user": {"type": "string"},
+        "input_type": {
+            "type": "string",
+            "enum": list(INPUT_TYPES),
+            "description": "Cohere Embed on Bedrock only (not OpenAI's): what the texts are embedded for; "
+            "default search_document",
+        },
     },
 }
 
@@ -76,7 +87,7 @@ def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
     if not isinstance(body, dict):
         raise RequestError("body", f"expected a JSON object such as {{'model': ..., 'input': ...}}, not {_kind(body)}")
     for name in body:
-        if name not in FIELDS:
+        if name not in FIELDS and name not in EXTENSIONS:
             raise RequestError(
                 name,
                 f"not a field of OpenAI's embeddings request ({', '.join(FIELDS)}); the gateway forwards no field it "
@@ -96,6 +107,8 @@ def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
         raise RequestError("dimensions", f"must be a positive integer, not {dimensions!r}")
     if not isinstance(body.get("user", ""), str):
         raise RequestError("user", f"must be a string, not {_kind(body['user'])}")
+    if body.get("input_type", INPUT_TYPES[0]) not in INPUT_TYPES:
+        raise RequestError("input_type", f"must be one of {', '.join(INPUT_TYPES)}, not {body['input_type']!r}")
     return EmbeddingsRequest(body, model, items)
 
 

@@ -1,4 +1,5 @@
-"""`POST /v1/embeddings` (the openai SDK's `client.embeddings.create`) on OpenAI-format upstreams and Azure OpenAI.
+"""`POST /v1/embeddings` (the openai SDK's `client.embeddings.create`) on OpenAI-format upstreams, Azure OpenAI and
+Amazon Bedrock's embedding models (Titan Text Embeddings V2, Cohere Embed).
 
 An embeddings call is no chat, so it does not take the client's chat path (`Tokenomy.achat`); it takes every step
 around it that a chat call takes: the virtual key, admission (`calls.admit`: overload guard, the key's rate limit,
@@ -7,13 +8,18 @@ attempt (priced by `pricing.cost.compute_cost`, the one place a cost is computed
 the journal made durable before the answer, and the metrics. The body goes to the upstream's `/embeddings` over
 the gateway's pooled upstream (`upstream.AsyncOpenAIUpstream.aembed`), or to an Azure deployment's through the
 Azure provider's SDK client (`AzureOpenAIProvider.embed`), as the caller sent it, `model` replaced by the route's
-model (for Azure, the deployment). Ledger rows carry the tag `operation: embeddings` (the schema has no operation
-column, and tags are grouped by every report already).
+model (for Azure, the deployment). A Bedrock model is reached through the Bedrock provider's InvokeModel
+(`BedrockProvider.embed`, in a thread as Azure's), which turns the request into the model's own bodies and the
+answers back into OpenAI's shape (`providers.bedrock_embeddings`: one call per text for Titan, batches of 96 for
+Cohere; base64 encoded by the gateway); what of the request the model cannot take (token ids, `dimensions` it
+cannot give, `user`) is refused by name before anything is reserved. Ledger rows carry the tag
+`operation: embeddings` (the schema has no operation column, and tags are grouped by every report already).
 
-Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model is not reached over
-the OpenAI wire (Anthropic has no embeddings API; Bedrock, Gemini and the local model are not forwarded), a
-routing policy (it picks a model per request), and fallbacks: vectors of two models cannot be compared, so an
-index built with one model must never receive the other's.
+Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model has no embeddings
+reachable here (Anthropic has no embeddings API; Gemini and the local model are not forwarded; a Bedrock model that
+is no embedding model), a routing policy (it picks a model per request), and fallbacks: vectors of two models
+cannot be compared, so an index built with one model must never receive the other's. The gateway's one extension
+field, `input_type`, is refused by every model but Cohere Embed's.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from tokenomy.ids import new_id
 from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
 from tokenomy.messages import RequestMeta, Usage
 from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
+from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan
 from tokenomy.telemetry import otel
@@ -54,12 +61,13 @@ _ERROR_TYPES = {  # OpenAI's error `type` for each admission refusal code, as fo
     "budget_exceeded": "insufficient_quota",
 }
 _FIX = (
-    "point the route at an OpenAI-format embedding model: a model with `provider: openai` and the upstream's "
+    "point the route at an embedding model: a model with `provider: openai` and the upstream's "
     "`base_url` (OpenAI, or a compatible server such as vLLM, Ollama or LiteLLM), e.g. `models: {embed: {provider: "
-    "openai, model: text-embedding-3-small}}`, or an Azure OpenAI deployment (`provider: azure`), and send its name"
+    "openai, model: text-embedding-3-small}}`, an Azure OpenAI deployment (`provider: azure`), or a Bedrock "
+    "embedding model (`provider: bedrock, model: amazon.titan-embed-text-v2:0, region: us-east-1`), and send its name"
 )
 _WHY_NOT = {"anthropic": "Anthropic has no embeddings API"}
-PROVIDERS = ("openai", "azure")  # the providers whose models embeddings are forwarded to
+PROVIDERS = ("openai", "azure", "bedrock")  # the providers whose models embeddings are sent to
 
 
 @router.post(
@@ -96,6 +104,9 @@ async def create_embeddings(request: Request) -> Response:
         return metrics.done(
             error(400, str(exc), "invalid_request_error", "model_not_supported", "model"), name, started
         )
+    wrong = field_refusal(asked, spec, name)
+    if wrong is not None:
+        return metrics.done(error(400, str(wrong), "invalid_request_error", param=wrong.param), name, started)
     try:  # before admission, as on the chat routes: a malformed tags header must hold no slot or reservation
         meta = request_meta(request, route, key, name)
     except ValueError as exc:
@@ -156,7 +167,27 @@ def embedding_model(gw, name: str, route) -> ModelSpec:
             "model",
             f"route `{name}` reaches model `{route.model}` on provider `{spec.provider}`: {why}. To embed, {_FIX}",
         )
+    if spec.provider == "bedrock" and bedrock_embeddings.embedding_model(spec.model) is None:
+        raise RequestError(
+            "model",
+            f"route `{name}` reaches Bedrock model `{spec.model}`, which is no embedding model the gateway reaches "
+            f"(it embeds with {', '.join(bedrock_embeddings.MODELS)}). To embed, {_FIX}",
+        )
     return spec
+
+
+def field_refusal(asked: EmbeddingsRequest, spec: ModelSpec, name: str) -> RequestError | None:
+    """What of the request the route's model cannot take, named (a 400 before anything is reserved), or None."""
+    if spec.provider == "bedrock":
+        wrong = bedrock_embeddings.refusal(asked.forwarded(spec.model), spec.model)
+        return None if wrong is None else RequestError(wrong.param, f"route `{name}`: {wrong}")
+    if "input_type" in asked.body:
+        return RequestError(
+            "input_type",
+            f"route `{name}` reaches `{spec.model}` on provider `{spec.provider}`, which has no `input_type`: only "
+            "Cohere Embed models on Bedrock take it; remove it",
+        )
+    return None
 
 
 def _reservation(gw, spec: ModelSpec, tokens: int) -> int:
@@ -222,8 +253,9 @@ async def _embed(
                 seconds = time.perf_counter() - began
                 error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
                 otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
-                # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway.
-                billed = estimate if exc.reached else 0
+                # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
+                # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
+                billed = exc.billed_tokens if exc.billed_tokens is not None else estimate if exc.reached else 0
                 event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
                 event.outcome, event.error_type = exc.kind, error_type
                 spent += event.cost_usd
@@ -272,6 +304,13 @@ def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awai
             return await asyncio.to_thread(provider.embed, body)
 
         return provider, in_thread
+    if spec.provider == "bedrock":  # boto3's InvokeModel, blocking: in a thread, in the model's region
+        bedrock = gw.client.provider_for(spec)
+
+        async def invoked(body: dict[str, Any]) -> dict[str, Any]:
+            return await asyncio.to_thread(bedrock.embed, body, spec.region)
+
+        return bedrock, invoked
     upstream = gw.client.pooled(spec)
     return upstream, upstream.aembed
 

@@ -101,6 +101,10 @@ _EMBEDDING_LINES: tuple[tuple[str, str, str, date], ...] = (
     (r"^text-embedding-ada-002", "openai", "text-embedding", date(2022, 12, 15)),
     (r"^text-embedding-3-small", "openai", "text-embedding", date(2024, 1, 25)),
     (r"^text-embedding-3-large", "openai", "text-embedding-large", date(2024, 1, 25)),
+    (r"^amazon\.titan-embed-text-v2", "amazon", "titan-embed-text", date(2024, 4, 30)),
+    (r"^cohere\.embed-english-v3", "cohere", "cohere-embed", date(2023, 11, 2)),
+    (r"^cohere\.embed-multilingual-v3", "cohere", "cohere-embed", date(2023, 11, 2)),
+    (r"^cohere\.embed-v4", "cohere", "cohere-embed", date(2025, 4, 15)),
 )
 _COMPILED = tuple(
     (re.compile(p), ModelLine(vendor, line, released, kind))

@@ -1,4 +1,5 @@
-"""Amazon Bedrock through boto3's `bedrock-runtime` Converse / ConverseStream APIs.
+"""Amazon Bedrock through boto3's `bedrock-runtime` Converse / ConverseStream APIs (and InvokeModel for the
+embedding models, which have no Converse: `embed`, its bodies in `bedrock_embeddings`).
 
 Usage accounting: Bedrock's `usage.inputTokens` counts only the prompt tokens that were neither
 read from nor written to the prompt cache; `cacheReadInputTokens` and `cacheWriteInputTokens` are
@@ -10,6 +11,7 @@ writes"). That matches `Usage.input_tokens`, so the fields map one to one.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import threading
 import time
@@ -21,6 +23,7 @@ from urllib.parse import urlparse
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
+from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, retry_after_seconds
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
@@ -364,6 +367,28 @@ class BedrockProvider(Provider):
         yield StreamChunk(
             response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw, fields)
         )
+
+    def embed(self, body: dict[str, Any], region: str | None = None) -> dict[str, Any]:
+        """OpenAI's embeddings request (`model` the Bedrock model id, checked by `bedrock_embeddings.refusal`) through
+        InvokeModel in `region`; the answer in OpenAI's shape (`bedrock_embeddings`)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
+
+        model_id = body["model"]
+        client = self._client(region if region and region not in ("global", "local") else self.region)
+
+        def invoke(call: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            try:
+                result = client.invoke_model(
+                    modelId=model_id, body=json.dumps(call), contentType="application/json", accept="application/json"
+                )
+                raw = result["body"].read()
+            except (ClientError, BotoCoreError, HTTPError) as exc:
+                raise map_bedrock_error(exc) from exc
+            headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+            return bedrock_embeddings.decode(raw), headers
+
+        return bedrock_embeddings.embed(invoke, body, model_id)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,241 @@
+"""OpenAI's embeddings request on Bedrock's embedding models, through InvokeModel (Bedrock has no Converse for them).
+
+Two body families, each model's own (Bedrock user guide, "Amazon Titan Embeddings Text" and "Cohere Embed"):
+
+- Amazon Titan Text Embeddings V2 (`amazon.titan-embed-text-v2:0`) embeds one text a call: `{"inputText",
+  "dimensions", "normalize", "embeddingTypes"}` -> `{"embedding", "inputTextTokenCount"}`. A request with several
+  inputs is one call per input (at most `TITAN_CONCURRENCY` at once, the answer in the inputs' order), the input
+  tokens summed. `normalize` is always true: OpenAI's vectors have length 1, and callers compare them by dot product.
+- Cohere Embed (`cohere.embed-english-v3`, `cohere.embed-multilingual-v3`, `cohere.embed-v4:0`) embeds up to 96
+  texts a call: `{"texts", "input_type", "truncate", "embedding_types"}` (v4 also `output_dimension`); a longer
+  request is several calls of 96. Cohere's answer has no token count: Bedrock sends it in the
+  `x-amzn-bedrock-input-token-count` header. `truncate` is always NONE, so a text too long is an error rather than
+  silently cut (as OpenAI refuses one). `input_type` is required by Cohere and absent from OpenAI's request: it is
+  `search_document` (what an index stores) unless the caller sends the gateway's one extension field,
+  `input_type` (`search_query` for a query, `classification`, `clustering`), e.g. the openai SDK's
+  `extra_body={"input_type": "search_query"}`. Any other model refuses `input_type` by name.
+
+Every field of OpenAI's request is carried or refused by name (`refusal`): token-id inputs (Bedrock embeds text
+only), `dimensions` a model cannot give (Titan: 256, 512, 1024; Cohere v3: 1024; v4: 256, 512, 1024, 1536), and
+`user` (InvokeModel has no field for an end-user id; attribute calls with the `x-tokenomy-tags` header instead).
+`encoding_format: "base64"` is done here as OpenAI does it: the float vector as little-endian float32, base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from tokenomy.errors import ProviderError
+from tokenomy.pricing.catalog import split_inference_profile
+
+TITAN_CONCURRENCY = 8  # Titan calls in flight for one request (Bedrock's default on-demand quota is per minute)
+COHERE_BATCH = 96  # texts per Cohere Embed call (Bedrock's limit)
+INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+DEFAULT_INPUT_TYPE = "search_document"
+TOKEN_HEADER = "x-amzn-bedrock-input-token-count"
+LATENCY_HEADER = "x-amzn-bedrock-invocation-latency"
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """A Bedrock embedding model: its body family, the dimensions it can give (the first is its default)."""
+
+    family: str  # titan | cohere
+    dimensions: tuple[int, ...]
+    dimension_field: str | None  # the body's field for the output size, if the model takes one
+
+
+MODELS = {
+    "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions"),
+    "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None),
+    "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None),
+    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension"),
+}
+
+
+class EmbeddingFieldError(ValueError):
+    """A field of the OpenAI request the model cannot take: `param` names it (the gateway's 400)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def embedding_model(model_id: str) -> EmbeddingModel | None:
+    """The embedding model a Bedrock id (plain, cross-region profile or ARN) names, or None."""
+    base, _ = split_inference_profile(model_id)
+    return MODELS.get(base.rsplit("/", 1)[-1])
+
+
+def refusal(body: dict[str, Any], model_id: str) -> EmbeddingFieldError | None:
+    """What of the OpenAI request (`body`, as the gateway checked it) the model cannot take, or None."""
+    model = embedding_model(model_id)
+    if model is None:
+        return EmbeddingFieldError(
+            "model",
+            f"`{model_id}` is not a Bedrock embedding model the gateway can reach: use one of {', '.join(MODELS)}",
+        )
+    given = body["input"]
+    if not isinstance(given, str) and not all(isinstance(item, str) for item in given):
+        return EmbeddingFieldError(
+            "input",
+            f"token ids cannot be embedded by {model_id}: Bedrock's embedding models take text only; send the texts",
+        )
+    dimensions = body.get("dimensions")
+    if dimensions is not None and dimensions not in model.dimensions:
+        valid = ", ".join(map(str, sorted(model.dimensions)))
+        return EmbeddingFieldError(
+            "dimensions", f"{model_id} gives vectors of {valid} dimensions only, not {dimensions}: send one of these"
+        )
+    if body.get("user") is not None:
+        return EmbeddingFieldError(
+            "user",
+            f"{model_id} is reached through Bedrock's InvokeModel, which has no field for an end-user id: remove "
+            "`user` (to attribute the call in the ledger, send the header `x-tokenomy-tags: user=<id>`)",
+        )
+    if "input_type" in body and model.family != "cohere":
+        return EmbeddingFieldError(
+            "input_type", f"only Cohere Embed models take `input_type`; {model_id} has no such field: remove it"
+        )
+    return None
+
+
+def texts(body: dict[str, Any]) -> list[str]:
+    given = body["input"]
+    return [given] if isinstance(given, str) else list(given)
+
+
+def invoke_bodies(body: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
+    """The InvokeModel bodies that embed the request, in the inputs' order (`refusal` found nothing)."""
+    model = embedding_model(model_id)
+    assert model is not None
+    items = texts(body)
+    size = body.get("dimensions")
+    if model.family == "titan":
+        return [
+            {
+                "inputText": text,
+                "dimensions": size or model.dimensions[0],
+                "normalize": True,
+                "embeddingTypes": ["float"],
+            }
+            for text in items
+        ]
+    bodies = []
+    for start in range(0, len(items), COHERE_BATCH):
+        call: dict[str, Any] = {
+            "texts": items[start : start + COHERE_BATCH],
+            "input_type": body.get("input_type", DEFAULT_INPUT_TYPE),
+            "truncate": "NONE",
+            "embedding_types": ["float"],
+        }
+        if size is not None and model.dimension_field:
+            call[model.dimension_field] = size
+        bodies.append(call)
+    return bodies
+
+
+def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
+    """The float vectors of one InvokeModel answer."""
+    if family == "titan":
+        by_type = answer.get("embeddingsByType")
+        vector = by_type.get("float") if isinstance(by_type, dict) else None
+        return [vector if vector is not None else answer["embedding"]]
+    found = answer["embeddings"]
+    return found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare floats
+
+
+def tokens_of(answer: dict[str, Any], headers: dict[str, Any], family: str) -> int | None:
+    """The input tokens Bedrock counted for one call: Titan's `inputTextTokenCount`, else the header."""
+    counted = answer.get("inputTextTokenCount") if family == "titan" else None
+    if counted is None:
+        counted = {str(k).lower(): v for k, v in headers.items()}.get(TOKEN_HEADER)
+    try:
+        return int(counted) if counted is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def base64_vector(vector: list[float]) -> str:
+    """OpenAI's `encoding_format: base64`: the vector as little-endian float32, base64-encoded."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def openai_answer(vectors: list[list[float]], tokens: int | None, model: str, encoding: str) -> dict[str, Any]:
+    """OpenAI's embeddings answer; no `usage` when Bedrock counted nothing (the gateway then bills its estimate)."""
+    data = [
+        {"object": "embedding", "index": i, "embedding": base64_vector(v) if encoding == "base64" else v}
+        for i, v in enumerate(vectors)
+    ]
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": model}
+    if tokens is not None:
+        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return answer
+
+
+def embed(
+    invoke: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
+    body: dict[str, Any],
+    model_id: str,
+) -> dict[str, Any]:
+    """Embed `body` (OpenAI's request) with `invoke` (one InvokeModel call: its JSON answer and HTTP headers).
+
+    Titan's calls run `TITAN_CONCURRENCY` at a time, Cohere's batches one after another. When a call fails, those
+    not yet started are not sent, and the error carries the tokens of the calls that answered (`billed_tokens`):
+    Bedrock bills them though the request failed."""
+    model = embedding_model(model_id)
+    assert model is not None
+    calls = invoke_bodies(body, model_id)
+    answers: list[tuple[list[list[float]], int | None] | None] = [None] * len(calls)
+
+    def one(index: int) -> None:
+        answer, headers = invoke(calls[index])
+        try:
+            answers[index] = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ProviderError(
+                f"Bedrock answered {model_id} with no embeddings ({type(exc).__name__}: {exc})",
+                kind="server_error",
+                reached=True,
+            ) from exc
+
+    try:
+        if model.family == "titan" and len(calls) > 1:
+            with ThreadPoolExecutor(min(TITAN_CONCURRENCY, len(calls)), thread_name_prefix="titan-embed") as pool:
+                futures = [pool.submit(one, i) for i in range(len(calls))]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+        else:
+            for index in range(len(calls)):
+                one(index)
+    except ProviderError as exc:
+        done = [found for found in answers if found is not None]
+        if done:
+            exc.billed_tokens = sum(tokens or 0 for _, tokens in done)
+        raise
+    vectors = [vector for found in answers if found is not None for vector in found[0]]
+    counts = [found[1] for found in answers if found is not None]
+    tokens = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+    return openai_answer(vectors, tokens, model_id, body.get("encoding_format", "float"))
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """An InvokeModel answer body as JSON; a server error (reached: it was billed) when it is not."""
+    try:
+        answer = json.loads(raw)
+    except ValueError as exc:
+        raise ProviderError(f"Bedrock's InvokeModel answer is not JSON: {exc}", "server_error", reached=True) from exc
+    if not isinstance(answer, dict):
+        raise ProviderError("Bedrock's InvokeModel answer is not a JSON object", "server_error", reached=True)
+    return answer
