@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -91,42 +92,83 @@ async def create_embeddings(request: Request) -> Response:
             f'the request body is not valid JSON ({exc}); send a JSON object such as {{"model": ..., "input": ...}}'
         )
         return metrics.done(error(400, message, "invalid_request_error"), "unknown", started)
+    outcome = await embed_request(gw, request, key, asked)
+    if isinstance(outcome, Failure):
+        refused = error(outcome.status, outcome.message, outcome.type, outcome.code, outcome.param, outcome.headers)
+        return metrics.done(refused, outcome.label, started)
+    answer, used = outcome.answer, outcome.used
+    usage = answer.get("usage")
+    if not isinstance(usage, dict) or usage.get("prompt_tokens") != used:
+        # The upstream counted nothing usable (none, or not a count): the caller is told what was billed instead.
+        answer["usage"] = {"prompt_tokens": used, "total_tokens": used}
+    headers = {"x-request-id": outcome.request_id}
+    return metrics.done(FastJSONResponse({**answer, "model": asked.model}, headers=headers), asked.model, started)
+
+
+@dataclass
+class Embedded:
+    """An answered embeddings request: the upstream's answer in OpenAI's shape, the input tokens billed, and the id
+    of its ledger rows."""
+
+    answer: dict[str, Any]
+    used: int
+    request_id: str
+
+
+@dataclass
+class Failure:
+    """Why an embeddings request got no vectors, for the caller's API to say in its own error shape: the status,
+    the message, OpenAI's error type, code and param, headers (a Retry-After), and the metric label."""
+
+    status: int
+    message: str
+    type: str
+    label: str
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] | None = None
+
+
+async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> Embedded | Failure:
+    """Everything an embeddings request takes after its key and body are read: the route, its one embedding model,
+    the fields it can take, admission (the budget reserved at the estimate), the call with the route's retries (one
+    ledger row per attempt), settlement at the real cost and the journal. Shared by `/v1/embeddings` and Bedrock's
+    InvokeModel with an embedding model's own body (`invoke_embeddings`)."""
     name = asked.model
     route = gw.route_for(name)
     if route is None:
         message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
-        return metrics.done(
-            error(404, message, "invalid_request_error", "model_not_found", "model"), "unknown", started
-        )
+        return Failure(404, message, "invalid_request_error", "unknown", "model_not_found", "model")
     try:
         spec = embedding_model(gw, name, route)
     except (RequestError, TokenomyError) as exc:
-        return metrics.done(
-            error(400, str(exc), "invalid_request_error", "model_not_supported", "model"), name, started
-        )
+        return Failure(400, str(exc), "invalid_request_error", name, "model_not_supported", "model")
     wrong = field_refusal(asked, spec, name)
     if wrong is not None:
-        return metrics.done(error(400, str(wrong), "invalid_request_error", param=wrong.param), name, started)
+        return Failure(400, str(wrong), "invalid_request_error", name, param=wrong.param)
     try:  # before admission, as on the chat routes: a malformed tags header must hold no slot or reservation
         meta = request_meta(request, route, key, name)
     except ValueError as exc:
-        return metrics.done(error(400, str(exc), "invalid_request_error"), name, started)
+        return Failure(400, str(exc), "invalid_request_error", name)
     tokens = asked.estimated_tokens()
     admitted = await admit(gw, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
     if isinstance(admitted, Refusal):
-        refused = error(
-            admitted.status, admitted.message, _ERROR_TYPES[admitted.code], admitted.code, headers=admitted.headers
+        return Failure(
+            admitted.status, admitted.message, _ERROR_TYPES[admitted.code], name, admitted.code, None, admitted.headers
         )
-        return metrics.done(refused, name, started)
     meta.request_id = new_id()
-    headers = {"x-request-id": meta.request_id}
     try:
         answer, used, cost = await _embed(gw, asked, spec, admitted.policy, meta, tokens)
     except ProviderError as exc:  # every attempt is in the ledger under the request id
         await settle(gw, admitted.budgets, None, paid=exc.call_cost_usd)
-        failed = _failure(exc)
-        failed.headers.update(headers)
-        return metrics.done(failed, name, started)
+        return Failure(
+            upstream_status(exc),
+            f"upstream {exc.kind}: {exc}",
+            "upstream_error",
+            name,
+            exc.code or exc.kind,
+            headers={**(retry_after(exc) or {}), "x-request-id": meta.request_id},
+        )
     except BaseException:  # a bug, or the request cancelled: whether the upstream answered is not known
         await settle(gw, admitted.budgets, None, unknown=True)
         raise
@@ -136,11 +178,7 @@ async def create_embeddings(request: Request) -> Response:
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe_usage(Usage(input_tokens=used), cost, name)
-    usage = answer.get("usage")
-    if not isinstance(usage, dict) or usage.get("prompt_tokens") != used:
-        # The upstream counted nothing usable (none, or not a count): the caller is told what was billed instead.
-        answer["usage"] = {"prompt_tokens": used, "total_tokens": used}
-    return metrics.done(FastJSONResponse({**answer, "model": name}, headers=headers), name, started)
+    return Embedded(answer, used, meta.request_id)
 
 
 def embedding_model(gw, name: str, route) -> ModelSpec:
@@ -375,14 +413,3 @@ def _row(
 def _record(gw, event: UsageEvent) -> None:
     if gw.client.writer is not None:
         gw.client.writer.record(event)
-
-
-def _failure(exc: ProviderError) -> JSONResponse:
-    """A failed call in OpenAI's error shape, with the status and code a chat call's failure gets."""
-    return error(
-        upstream_status(exc),
-        f"upstream {exc.kind}: {exc}",
-        "upstream_error",
-        exc.code or exc.kind,
-        headers=retry_after(exc),
-    )

@@ -13,8 +13,9 @@ does not map ride to Claude as sent: into the body on Anthropic's API, into `add
 Bedrock (where InvokeModel's body would have put them). `anthropic_beta` becomes Anthropic's beta header on a route
 to Anthropic's API. InvokeModel's header parameters become the Converse fields of the same meaning on a route to
 Bedrock models (a guardrail, request metadata, a project, a latency or service tier asked for) and are refused
-elsewhere. A body of another model family (Titan's `inputText`, Llama's `prompt`, ...) is refused with a pointer to
-Converse, which the gateway serves for every model.
+elsewhere. An embedding model's body (Titan Text Embeddings, Cohere Embed) is embedded (`invoke_embeddings`); a body
+of another model family (Titan's text models, Llama's `prompt`, ...) is refused with a pointer to Converse, which the
+gateway serves for every model.
 
 The answer is Claude's message with Bedrock's headers (`X-Amzn-Bedrock-Input-Token-Count`, ...); a stream is AWS
 event-stream `chunk` frames, each holding one Messages API event as base64 JSON, the last (`message_stop`) with
@@ -32,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import TokenomyError
-from tokenomy.gateway import metrics
+from tokenomy.gateway import invoke_embeddings, metrics
 from tokenomy.gateway.anthropic_routes import EventWriter as MessagesEventWriter
 from tokenomy.gateway.anthropic_routes import failure_parts
 from tokenomy.gateway.calls import (
@@ -58,11 +59,11 @@ from tokenomy.providers.converse_inbound import asked_fields
 router = APIRouter()
 BEDROCK_VERSION = "bedrock-2023-05-31"  # the `anthropic_version` of Bedrock's documentation
 BEDROCK = "aws.bedrock"
-# What marks a request body of another model family on InvokeModel, and which family it is.
+# What marks a request body of another model family on InvokeModel, and which family it is (embedding models'
+# bodies are served: `invoke_embeddings`).
 OTHER_FAMILIES = {
     "inputText": "Amazon Titan",
     "prompt": "Llama, Mistral or another text-completion model",
-    "texts": "Cohere Embed",
     "message": "Cohere Command",
     "textGenerationConfig": "Amazon Titan",
     "schemaVersion": "Amazon Nova",
@@ -239,7 +240,10 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         return metrics.done(bedrock_error(404, message), label, started)
     try:
         header_fields, given = _header_fields(request)
-        body = _messages_body(await json_body(request), model_id)
+        given_body = await json_body(request)
+        if invoke_embeddings.is_embedding_body(given_body):  # Titan Text Embeddings or Cohere Embed: vectors
+            return await invoke_embeddings.invoke(request, key, model_id, given_body, given, stream, started)
+        body = _messages_body(given_body, model_id)
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, model_id)
         providers = route_providers(gw, route, model_id)
