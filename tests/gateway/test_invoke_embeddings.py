@@ -60,8 +60,8 @@ def test_a_titan_body_gets_titans_answer_and_the_same_vector_as_v1_embeddings(ga
         "inputTextTokenCount"] > 0
     same = sdk.embeddings.create(model="titan", input="Paris in spring", dimensions=256)
     assert same.data[0].embedding == answer["embedding"]
-    typed = json.loads(client.invoke_model(modelId="titan", body=json.dumps(
-        {"inputText": "Paris in spring", "dimensions": 256, "normalize": True, "embeddingTypes": ["float"]}))["body"].read())
+    asked = {"inputText": "Paris in spring", "dimensions": 256, "normalize": True, "embeddingTypes": ["float"]}
+    typed = json.loads(client.invoke_model(modelId="titan", body=json.dumps(asked))["body"].read())
     assert typed["embeddingsByType"] == {"float": answer["embedding"]} == {"float": typed["embedding"]}
     request_id = reply["ResponseMetadata"]["RequestId"]
     stop()
@@ -81,8 +81,8 @@ def test_a_cohere_body_gets_cohere_answers_in_order_with_the_input_type_it_sent(
     each = [sdk.embeddings.create(model="cohere", input=text, extra_body={"input_type": "search_query"}).data[0]
             for text in texts]
     assert answer["embeddings"] == [item.embedding for item in each]
-    by_type = json.loads(client.invoke_model(modelId="cohere", body=json.dumps(
-        {"texts": texts, "input_type": "search_query", "embedding_types": ["float"], "truncate": "NONE"}))["body"].read())
+    asked = {"texts": texts, "input_type": "search_query", "embedding_types": ["float"], "truncate": "NONE"}
+    by_type = json.loads(client.invoke_model(modelId="cohere", body=json.dumps(asked))["body"].read())
     assert by_type["response_type"] == "embeddings_by_type" and by_type["embeddings"] == {"float": answer["embeddings"]}
     stop()
     rows = [e for e in open_store(str(ledger)).events() if e.request_id == answer["id"]]
