@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from tokenomy.gateway import azure_paths
+from tokenomy.gateway import path_aliases
 from tokenomy.gateway.hygiene import EdgeHygiene
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -41,8 +41,8 @@ class GatewayApp(FastAPI):
         self._direct_app = EdgeHygiene(self._call_endpoint, max_body_bytes=max_body_bytes, read_timeout=read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(azure_paths.PREFIX):
-            scope = azure_paths.served_scope(scope)  # Azure OpenAI's paths: the /v1 request the gateway serves
+        if scope["type"] == "http" and scope["path"].startswith(path_aliases.PREFIXES):
+            scope = path_aliases.served_scope(scope)  # Azure OpenAI's and Bedrock's paths: the gateway's own
         if (
             self._direct_app is not None
             and scope["type"] == "http"

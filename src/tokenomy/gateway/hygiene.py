@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from tokenomy.gateway.azure_paths import DEPLOYMENT
+from tokenomy.gateway.path_aliases import DEPLOYMENT
 
 _BAD_HEADER = re.compile(rb"[\r\n\x00]")
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body

@@ -1,5 +1,6 @@
-"""Azure OpenAI's paths on the gateway: the openai SDK's `AzureOpenAI` client (deployment paths, the `api-key`
-header) and Azure's v1 API (`/openai/v1`) reach the gateway's own endpoints, against real servers on 127.0.0.1."""
+"""Other services' paths on the gateway: the openai SDK's `AzureOpenAI` client (deployment paths, the `api-key`
+header), Azure's v1 API (`/openai/v1`) and Bedrock's Anthropic Messages base (`/anthropic`, the anthropic SDK's
+`AnthropicBedrockMantle`) reach the gateway's own endpoints, against real servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import json
 from decimal import Decimal
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -123,3 +125,23 @@ def test_no_money_is_spent_on_a_request_refused_at_the_edge(served) -> None:
     assert answer.status_code == 400 and "surrogate" in answer.json()["error"]["message"]
     assert len(upstream.bodies) == before
     assert sum((r.cost_usd for r in served.rows()), Decimal(0)) == 0
+
+
+def test_bedrocks_anthropic_messages_base_is_the_gateways_messages_api(served) -> None:
+    """Bedrock serves Anthropic's Messages API under `/anthropic` (bedrock-runtime and bedrock-mantle); an application
+    on it swaps the host for the gateway's and keeps the path."""
+    url, upstream, secret = served.url, served.upstream, served.secret
+    mantle = anthropic.AnthropicBedrockMantle(base_url=url + "/anthropic", api_key=secret, aws_region="us-east-1",
+                                              max_retries=0)
+    message = mantle.messages.create(model="chat", max_tokens=20, messages=ASK)
+    assert message.content[0].text and upstream.last["model"] == "up-model"
+    with mantle.messages.stream(model="other", max_tokens=20, messages=ASK) as stream:
+        assert "".join(stream.text_stream)
+    assert upstream.last["model"] == "other-model"
+    plain = anthropic.Anthropic(base_url=url + "/anthropic", api_key=secret, max_retries=0)
+    with pytest.raises(anthropic.NotFoundError, match="does not exist on this gateway"):
+        plain.messages.create(model="nope", max_tokens=5, messages=ASK)
+    unserved = httpx.post(url + "/anthropic/v2/messages", headers={"x-api-key": secret}, json={})
+    assert unserved.status_code == 404
+    rows = served.rows()
+    assert sorted(r.route for r in rows) == ["chat", "other"]

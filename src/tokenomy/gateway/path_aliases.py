@@ -1,5 +1,10 @@
-"""Azure OpenAI's request paths on the gateway, so an application on the openai SDK's `AzureOpenAI` client (or on
-Azure's v1 API) moves behind Tokenomy by pointing its endpoint at the gateway, its code unchanged:
+"""Other services' paths for the APIs the gateway serves, rewritten to the gateway's own, so an application moves
+behind Tokenomy by pointing its endpoint at the gateway, its code unchanged.
+
+Bedrock's Anthropic Messages API (`https://bedrock-runtime.{region}.amazonaws.com/anthropic`, and bedrock-mantle's,
+which the `anthropic` SDK's `AnthropicBedrockMantle` client calls): `/anthropic/v1/...` is `/v1/...`.
+
+Azure OpenAI, for the openai SDK's `AzureOpenAI` client (or Azure's v1 API):
 
     AzureOpenAI(azure_endpoint="https://gateway", api_key=<gateway key>, api_version="2024-10-21")
     OpenAI(base_url="https://gateway/openai/v1", api_key=<gateway key>)
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-PREFIX = "/openai/"
+AZURE = "/openai/"
+ANTHROPIC = "/anthropic/"
+PREFIXES = (AZURE, ANTHROPIC)
 # The scope key holding the deployment an Azure path names: the edge sets it as the body's `model` once it has
 # parsed the body (hygiene.EdgeHygiene), so every endpoint reads the route as it would from a `/v1` request.
 DEPLOYMENT = "tokenomy.azure_deployment"
@@ -26,9 +33,15 @@ RESPONSES = ("/responses", "/responses/input_tokens")
 
 
 def served_scope(scope: Scope) -> Scope:
-    """The scope of a request on an Azure OpenAI path as the `/v1` request the gateway serves; the scope unchanged
+    """The scope of a request on one of `PREFIXES`' paths as the `/v1` request the gateway serves; the scope unchanged
     for a path it does not serve (which then gets the 404 any unknown path gets)."""
-    rest = scope["path"][len(PREFIX) - 1 :]  # "/deployments/{d}/chat/completions", "/v1/embeddings", "/responses"
+    path = scope["path"]
+    if path.startswith(ANTHROPIC):
+        target = path[len(ANTHROPIC) - 1 :]
+        if not target.startswith("/v1/"):
+            return scope
+        return {**scope, "path": target, "raw_path": target.encode()}
+    rest = path[len(AZURE) - 1 :]  # "/deployments/{d}/chat/completions", "/v1/embeddings", "/responses"
     deployment = None
     if rest.startswith("/v1/"):
         target = rest
