@@ -289,3 +289,17 @@ def test_a_stream_that_fails_before_its_first_event_is_an_error_status_not_an_em
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 502 and error["Error"]["Message"].startswith("upstream ")
     rows = served.rows(error["ResponseMetadata"]["RequestId"])
     assert rows and all(r.outcome != "ok" for r in rows)
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": NaN, "messages": []}', "max_tokens"),
+    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": ["\\ud800"]}', "messages.0"),
+    (b'{"anthropic_version": "\xff"}', "UTF-8"),
+])
+def test_a_body_refused_at_the_edge_is_bedrocks_validation_error_naming_the_field(served, body, named) -> None:
+    """What the gateway's edge refuses before any route reads it (not JSON, a NaN, a lone surrogate) is Bedrock's
+    error there too: botocore reads the code from x-amzn-ErrorType, and raised a bare "400" without it."""
+    with pytest.raises(ClientError) as refused:
+        served.client.invoke_model(modelId="haiku", body=body)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert named in refused.value.response["Error"]["Message"]
