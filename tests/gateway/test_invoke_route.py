@@ -303,3 +303,24 @@ def test_a_body_refused_at_the_edge_is_bedrocks_validation_error_naming_the_fiel
         served.client.invoke_model(modelId="haiku", body=body)
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert named in refused.value.response["Error"]["Message"]
+
+
+def test_cache_control_inside_a_tool_results_content_is_a_cache_point_or_refused_by_name(served) -> None:
+    """A tool_result's own content blocks may carry cache_control (the Messages API allows it): on its last block the
+    cache ends where the tool_result does (the turn's end, a cache point); anywhere else it is named, not dropped."""
+    client, sent = served.client, served.sent
+
+    def turn(*inner):
+        return [*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
+                                                         "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": list(inner)}]}]
+
+    cached = {"type": "text", "text": "18C", "cache_control": {"type": "ephemeral"}}
+    client.invoke_model(modelId="haiku", body=claude_body(messages=turn({"type": "text", "text": "sunny"}, cached),
+                                                          tools=[WEATHER]))
+    assert sent[-1]["messages"][-1]["content"][-1] == {"cachePoint": {"type": "default"}}
+    before = len(sent)
+    with pytest.raises(ClientError, match=r"messages\.2\.content\.0\.content\.0\.cache_control: the gateway sets"):
+        client.invoke_model(modelId="haiku", body=claude_body(messages=turn(cached, {"type": "text", "text": "x"}),
+                                                              tools=[WEATHER]))
+    assert len(sent) == before
