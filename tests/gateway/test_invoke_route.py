@@ -221,6 +221,11 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
     (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
     (claude_body(max_tokens=0), "max_tokens: Field required"),
+    (claude_body(messages=[*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w",
+                                                                    "input": {}}]},
+                           {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x",
+                                                         "is_error": "false"}]}], tools=[WEATHER]),
+     "messages.2.content.0.is_error: Input should be a boolean"),
     (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
         "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]), "messages.0.content.0"),
 ])

@@ -248,6 +248,8 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
             inner = item.get("content", [])
             if not isinstance(inner, (str, list)):
                 raise ValueError(f"{here}.content: Input should be a string or a list of content blocks")
+            if item.get("is_error") is not None and not isinstance(item["is_error"], bool):
+                raise ValueError(f"{here}.is_error: Input should be a boolean")  # bool("false") would be True
             blocks.append(
                 ToolResultBlock(
                     _str(item, "tool_use_id", here),
