@@ -227,6 +227,14 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
                                                          "is_error": "false"}]}], tools=[WEATHER]),
      "messages.2.content.0.is_error: Input should be a boolean"),
     (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": base64.b64encode(IMAGE).decode(), "detail": "low"}}]}]),
+     "messages.0.content.0.source.detail: the gateway cannot carry this field"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "document", "source": {
+        "type": "text", "media_type": "text/html", "data": "<p>hi</p>"}}]}]),
+     "messages.0.content.0.source.media_type: text documents must be text/plain"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {"type": ["base64"]}}]}]),
+     "messages.0.content.0.source.type: expected base64 or url"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
         "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]), "messages.0.content.0"),
 ])
 def test_malformed_or_other_families_bodies_are_validation_errors_naming_the_field(served, body, named) -> None:
