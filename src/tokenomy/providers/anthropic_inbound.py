@@ -196,6 +196,10 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     choice, parallel = _tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     reasoning = None
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
+        keys = {"type", "budget_tokens"} if thinking["type"] == "enabled" else {"type"}
+        if set(thinking) - keys:  # another key (a display mode, ...) would be dropped on the way
+            raise ValueError(f"thinking.{sorted(set(thinking) - keys)[0]}: not carried by the gateway; remove it")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
