@@ -159,6 +159,8 @@ def _tool_choice(choice_raw: Any) -> tuple[ToolChoice | None, bool | None]:
     name = choice_raw.get("name")
     if mode == "tool" and (not isinstance(name, str) or not name):
         raise ValueError("tool_choice.name: Field required for type 'tool'")
+    if mode != "tool" and name is not None:  # only a forced tool names one: this one would be dropped
+        raise ValueError(f"tool_choice.name: only tool_choice type 'tool' takes a name (got type {mode!r})")
     parallel = choice_raw.get("disable_parallel_tool_use")
     if parallel is not None and not isinstance(parallel, bool):
         raise ValueError("tool_choice.disable_parallel_tool_use: Input should be a boolean")
