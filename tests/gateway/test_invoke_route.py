@@ -221,6 +221,8 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
     (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
     (claude_body(max_tokens=0), "max_tokens: Field required"),
+    (claude_body(tools={}), "tools: Input should be a list of tools"),
+    (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
     (claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),
      "tool_choice.name: only tool_choice type 'tool' takes a name"),
     (claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"}),

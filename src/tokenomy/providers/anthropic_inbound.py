@@ -192,7 +192,9 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         blocks = blocks_from_anthropic(content, where, request=True)
         messages.append(Message(item["role"], blocks, _cache_point(content, where) is not None))
     system_text, system_cache_point = _system(body.get("system"))
-    tools_raw = body.get("tools") or []
+    tools_raw = body.get("tools")
+    if tools_raw is None:
+        tools_raw = []  # an empty value of the wrong type ({}, "", 0) is refused, as a full one is
     tools = _tools(tools_raw)
     _check_numbers(body)
     choice, parallel = _tool_choice(body.get("tool_choice"))
@@ -215,7 +217,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         raise ValueError(
             'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
         )
-    stop = body.get("stop_sequences") or []
+    stop = body.get("stop_sequences")
+    stop = [] if stop is None else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop_sequences: Input should be a list of strings")
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
