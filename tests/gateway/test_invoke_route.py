@@ -344,3 +344,59 @@ def test_cache_control_inside_a_tool_results_content_is_a_cache_point_or_refused
         client.invoke_model(modelId="haiku", body=claude_body(messages=turn(cached, {"type": "text", "text": "x"}),
                                                               tools=[WEATHER]))
     assert len(sent) == before
+
+
+def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_names_it(tmp_path, monkeypatch) -> None:
+    """Converse says a stop sequence ended the answer, not which; Claude's own answer field says, and Bedrock hands it
+    back when asked (additionalModelResponseFieldPaths ["/stop_sequence"]): the gateway asks, so stop_sequence is
+    the matched one, as InvokeModel answers, whole and streamed, and the Converse caller who did not ask gets no
+    field it did not ask for. A peer answering as Bedrock does, read by the real boto3."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from tokenomy.providers import eventstream
+
+    asked = []
+    usage = {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}
+
+    async def whole(request):
+        body = await request.json()
+        asked.append(body.get("additionalModelResponseFieldPaths"))
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "stop_sequence", "usage": usage, "metrics": {"latencyMs": 1},
+                             "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+
+    async def streamed(request):
+        body = await request.json()
+        asked.append(body.get("additionalModelResponseFieldPaths"))
+
+        def frames():
+            yield eventstream.event("messageStart", {"role": "assistant"})
+            yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+            yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+            yield eventstream.event("messageStop", {"stopReason": "stop_sequence",
+                                                    "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+            yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
+        return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    peer = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
+                             Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
+    with ServerThread(peer) as bedrock:
+        config = parse_config({"models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            body = claude_body(stop_sequences=["END", "STOP"])
+            answer = json.loads(client.invoke_model(modelId="haiku", body=body)["body"].read())
+            events = [json.loads(part["chunk"]["bytes"]) for part in
+                      client.invoke_model_with_response_stream(modelId="haiku", body=body)["body"]]
+            converse = client.converse(modelId="haiku", messages=[{"role": "user", "content": [{"text": "x"}]}],
+                                       inferenceConfig={"stopSequences": ["STOP"]})
+    assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "STOP")
+    assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
+    assert converse["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in converse
+    assert asked == [["/stop_sequence"]] * 3
