@@ -400,3 +400,19 @@ def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_na
     assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
     assert converse["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in converse
     assert asked == [["/stop_sequence"]] * 3
+
+
+def test_a_fault_inside_the_gateway_is_bedrocks_internal_server_exception(served, monkeypatch) -> None:
+    """A bug (not the caller's request, not the upstream) is answered in Bedrock's shape on its paths, as the edge's
+    refusals are: botocore raises its modelled InternalServerException, not a bare "500" without a message."""
+    from tokenomy.gateway import invoke_routes
+
+    def broken(body):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(invoke_routes, "request_from_anthropic", broken)
+    with pytest.raises(ClientError) as failed:
+        served.client.invoke_model(modelId="haiku", body=claude_body())
+    error = failed.value.response
+    assert error["Error"]["Code"] == "InternalServerException" and error["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "internal error (RuntimeError); see the gateway's log" in error["Error"]["Message"]
