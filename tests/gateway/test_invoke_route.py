@@ -221,6 +221,26 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
     (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
     (claude_body(max_tokens=0), "max_tokens: Field required"),
+    (claude_body(tools={}), "tools: Input should be a list of tools"),
+    (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
+    (claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),
+     "tool_choice.name: only tool_choice type 'tool' takes a name"),
+    (claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"}),
+     "thinking.display: not carried by the gateway"),
+    (claude_body(thinking={"type": "disabled", "budget_tokens": 1024}), "thinking.budget_tokens: not carried"),
+    (claude_body(messages=[*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w",
+                                                                    "input": {}}]},
+                           {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x",
+                                                         "is_error": "false"}]}], tools=[WEATHER]),
+     "messages.2.content.0.is_error: Input should be a boolean"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": base64.b64encode(IMAGE).decode(), "detail": "low"}}]}]),
+     "messages.0.content.0.source.detail: the gateway cannot carry this field"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "document", "source": {
+        "type": "text", "media_type": "text/html", "data": "<p>hi</p>"}}]}]),
+     "messages.0.content.0.source.media_type: text documents must be text/plain"),
+    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {"type": ["base64"]}}]}]),
+     "messages.0.content.0.source.type: expected base64 or url"),
     (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
         "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]), "messages.0.content.0"),
 ])
@@ -290,3 +310,110 @@ def test_a_stream_that_fails_before_its_first_event_is_an_error_status_not_an_em
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 502 and error["Error"]["Message"].startswith("upstream ")
     rows = served.rows(error["ResponseMetadata"]["RequestId"])
     assert rows and all(r.outcome != "ok" for r in rows)
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": NaN, "messages": []}', "max_tokens"),
+    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": ["\\ud800"]}', "messages.0"),
+    (b'{"anthropic_version": "\xff"}', "UTF-8"),
+])
+def test_a_body_refused_at_the_edge_is_bedrocks_validation_error_naming_the_field(served, body, named) -> None:
+    """What the gateway's edge refuses before any route reads it (not JSON, a NaN, a lone surrogate) is Bedrock's
+    error there too: botocore reads the code from x-amzn-ErrorType, and raised a bare "400" without it."""
+    with pytest.raises(ClientError) as refused:
+        served.client.invoke_model(modelId="haiku", body=body)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert named in refused.value.response["Error"]["Message"]
+
+
+def test_cache_control_inside_a_tool_results_content_is_a_cache_point_or_refused_by_name(served) -> None:
+    """A tool_result's own content blocks may carry cache_control (the Messages API allows it): on its last block the
+    cache ends where the tool_result does (the turn's end, a cache point); anywhere else it is named, not dropped."""
+    client, sent = served.client, served.sent
+
+    def turn(*inner):
+        return [*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
+                                                         "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": list(inner)}]}]
+
+    cached = {"type": "text", "text": "18C", "cache_control": {"type": "ephemeral"}}
+    client.invoke_model(modelId="haiku", body=claude_body(messages=turn({"type": "text", "text": "sunny"}, cached),
+                                                          tools=[WEATHER]))
+    assert sent[-1]["messages"][-1]["content"][-1] == {"cachePoint": {"type": "default"}}
+    before = len(sent)
+    with pytest.raises(ClientError, match=r"messages\.2\.content\.0\.content\.0\.cache_control: the gateway sets"):
+        client.invoke_model(modelId="haiku", body=claude_body(messages=turn(cached, {"type": "text", "text": "x"}),
+                                                              tools=[WEATHER]))
+    assert len(sent) == before
+
+
+def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_names_it(tmp_path, monkeypatch) -> None:
+    """Converse says a stop sequence ended the answer, not which; Claude's own answer field says, and Bedrock hands it
+    back when asked (additionalModelResponseFieldPaths ["/stop_sequence"]): the gateway asks, so stop_sequence is
+    the matched one, as InvokeModel answers, whole and streamed, and the Converse caller who did not ask gets no
+    field it did not ask for. A peer answering as Bedrock does, read by the real boto3."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from tokenomy.providers import eventstream
+
+    asked = []
+    usage = {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}
+
+    async def whole(request):
+        body = await request.json()
+        asked.append(body.get("additionalModelResponseFieldPaths"))
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "stop_sequence", "usage": usage, "metrics": {"latencyMs": 1},
+                             "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+
+    async def streamed(request):
+        body = await request.json()
+        asked.append(body.get("additionalModelResponseFieldPaths"))
+
+        def frames():
+            yield eventstream.event("messageStart", {"role": "assistant"})
+            yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+            yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+            yield eventstream.event("messageStop", {"stopReason": "stop_sequence",
+                                                    "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+            yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
+        return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    peer = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
+                             Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
+    with ServerThread(peer) as bedrock:
+        config = parse_config({"models": {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+            body = claude_body(stop_sequences=["END", "STOP"])
+            answer = json.loads(client.invoke_model(modelId="haiku", body=body)["body"].read())
+            events = [json.loads(part["chunk"]["bytes"]) for part in
+                      client.invoke_model_with_response_stream(modelId="haiku", body=body)["body"]]
+            converse = client.converse(modelId="haiku", messages=[{"role": "user", "content": [{"text": "x"}]}],
+                                       inferenceConfig={"stopSequences": ["STOP"]})
+    assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "STOP")
+    assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
+    assert converse["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in converse
+    assert asked == [["/stop_sequence"]] * 3
+
+
+def test_a_fault_inside_the_gateway_is_bedrocks_internal_server_exception(served, monkeypatch) -> None:
+    """A bug (not the caller's request, not the upstream) is answered in Bedrock's shape on its paths, as the edge's
+    refusals are: botocore raises its modelled InternalServerException, not a bare "500" without a message."""
+    from tokenomy.gateway import invoke_routes
+
+    def broken(body):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(invoke_routes, "request_from_anthropic", broken)
+    with pytest.raises(ClientError) as failed:
+        served.client.invoke_model(modelId="haiku", body=claude_body())
+    error = failed.value.response
+    assert error["Error"]["Code"] == "InternalServerException" and error["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "internal error (RuntimeError); see the gateway's log" in error["Error"]["Message"]

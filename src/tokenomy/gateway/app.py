@@ -128,14 +128,19 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Still logged with its traceback by the server; the client gets its API's error shape, not plain text.
         anthropic = request.url.path in ANTHROPIC_PATHS
+        bedrock = request.url.path.startswith(BEDROCK_PREFIXES)  # botocore reads the code from x-amzn-ErrorType
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
             message = f"the gateway's database is unavailable ({type(exc).__name__}); retry later"
             if anthropic:
                 return anthropic_error(503, message)
+            if bedrock:
+                return bedrock_error(503, message)
             return error(503, message, "server_error", "database_unavailable")
         message = f"internal error ({type(exc).__name__}); see the gateway's log"
         if anthropic:
             return anthropic_error(500, message)
+        if bedrock:
+            return bedrock_error(500, message)
         return error(500, message, "server_error", "internal_error")
 
     @app.exception_handler(HTTPException)

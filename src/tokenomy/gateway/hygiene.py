@@ -101,19 +101,26 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 # Answered in Anthropic's error shape, as their endpoints answer.
 ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
+# Bedrock Runtime's paths (Converse, InvokeModel, CountTokens): answered in its REST-JSON shape, the type in
+# `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError with code "400" and no message).
+BEDROCK_PREFIX = "/model/"
 
 
 async def refuse(
-    send: Send, status: int, message: str, param: str | None = None, close: bool = False, anthropic: bool = False
+    send: Send, status: int, message: str, param: str | None = None, close: bool = False, shape: str = "openai"
 ) -> None:
-    """An error in OpenAI's shape (Anthropic's with `anthropic`), sent directly by the middleware."""
-    if anthropic:
+    """An error in OpenAI's shape (Anthropic's or Bedrock's, by `shape`), sent directly by the middleware."""
+    extra: list[tuple[bytes, bytes]] = []
+    if shape == "anthropic":
         kind = ANTHROPIC_TYPES.get(status, "invalid_request_error")
         payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    elif shape == "bedrock":
+        payload = json.dumps({"message": message}).encode()
+        extra.append((b"x-amzn-errortype", b"ValidationException"))  # each is the caller's request, as Bedrock's
     else:
         error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
         payload = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *extra]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -130,7 +137,8 @@ class EdgeHygiene:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        anthropic = scope["path"] in ANTHROPIC_PATHS
+        path = scope["path"]
+        shape = "anthropic" if path in ANTHROPIC_PATHS else "bedrock" if path.startswith(BEDROCK_PREFIX) else "openai"
         bad = header_problem(scope["headers"])
         if bad is not None:
             await refuse(
@@ -138,7 +146,7 @@ class EdgeHygiene:
                 400,
                 f"header {bad}: its value contains a CR, LF or NUL character; send each header value on one line",
                 bad,
-                anthropic=anthropic,
+                shape=shape,
             )
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -152,7 +160,7 @@ class EdgeHygiene:
                 f"the request body is {int(declared)} bytes; this gateway accepts at most "
                 f"{self.max_body_bytes} (gateway.max_body_bytes)",
                 close=True,
-                anthropic=anthropic,
+                shape=shape,
             )
             return
         chunks: list[bytes] = []
@@ -168,7 +176,7 @@ class EdgeHygiene:
                     408,
                     f"the request body did not arrive within {self.read_timeout:g} s (gateway.read_timeout_seconds)",
                     close=True,
-                    anthropic=anthropic,
+                    shape=shape,
                 )
                 return
             if message["type"] == "http.disconnect":
@@ -181,7 +189,7 @@ class EdgeHygiene:
                     413,
                     f"the request body exceeds {self.max_body_bytes} bytes (gateway.max_body_bytes)",
                     close=True,
-                    anthropic=anthropic,
+                    shape=shape,
                 )
                 return
             chunks.append(chunk)
@@ -189,7 +197,7 @@ class EdgeHygiene:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         value, problem = checked_body(body)
         if problem is not None:
-            await refuse(send, 400, problem[0], problem[1], anthropic=anthropic)
+            await refuse(send, 400, problem[0], problem[1], shape=shape)
             return
         if value is not UNPARSED:
             deployment = scope.get(DEPLOYMENT)

@@ -43,11 +43,16 @@ TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_con
 TOOL_CHOICE_KEYS = {"type", "name", "disable_parallel_tool_use"}
 
 
-def _cached(item: Any, where: str) -> bool:
-    """Whether `item` asks for a cache point. Tokenomy's cache points are 5-minute ephemeral ones: another
-    kind or ttl would silently become that, so it is refused."""
-    if not isinstance(item, dict) or item.get("cache_control") is None:
-        return False
+def _cached(item: Any, where: str) -> str | None:
+    """Where `item` asks for a cache point (the caller's path to its cache_control), or None. Tokenomy's cache points
+    are 5-minute ephemeral ones: another kind or ttl would silently become that, so it is refused. A tool_result's
+    own content may carry it on its last block: the cache then ends where the tool_result does."""
+    if not isinstance(item, dict):
+        return None
+    inner = item.get("content")
+    nested = _cache_point(inner, f"{where}.content") if item.get("type") == "tool_result" else None
+    if item.get("cache_control") is None:
+        return nested
     control = item["cache_control"]
     if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
         raise ValueError(f'{where}.cache_control: Input should be {{"type": "ephemeral"}}')
@@ -56,20 +61,22 @@ def _cached(item: Any, where: str) -> bool:
             f"{where}.cache_control.ttl: the gateway sets 5-minute cache points only (got {control['ttl']!r}); "
             'remove ttl or send "5m"'
         )
-    return True
+    return f"{where}.cache_control"
 
 
-def _cache_point(content: Any, where: str) -> bool:
-    """Tokenomy caches at the end of a turn: cache_control is honoured on a turn's last block only."""
+def _cache_point(content: Any, where: str) -> str | None:
+    """Tokenomy caches at the end of a turn: cache_control is honoured on a turn's last block only (the caller's path
+    to it, or None)."""
     if not isinstance(content, list):
-        return False
+        return None
     for i, item in enumerate(content[:-1]):
-        if _cached(item, f"{where}.{i}"):
+        found = _cached(item, f"{where}.{i}")
+        if found is not None:
             raise ValueError(
-                f"{where}.{i}.cache_control: the gateway sets cache points at the end of a message, "
+                f"{found}: the gateway sets cache points at the end of a message, "
                 "system prompt or tool list; move cache_control to the last block"
             )
-    return bool(content) and _cached(content[-1], f"{where}.{len(content) - 1}")
+    return _cached(content[-1], f"{where}.{len(content) - 1}") if content else None
 
 
 def _user(metadata: Any) -> str | None:
@@ -107,7 +114,7 @@ def _system(system: Any) -> tuple[str | None, bool]:
     for i, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
             raise ValueError(f"system.{i}.type: the system prompt takes text blocks only")
-    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _cache_point(system, "system")
+    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _cache_point(system, "system") is not None
 
 
 def _tools(tools_raw: Any) -> list[ToolSpec]:
@@ -152,6 +159,8 @@ def _tool_choice(choice_raw: Any) -> tuple[ToolChoice | None, bool | None]:
     name = choice_raw.get("name")
     if mode == "tool" and (not isinstance(name, str) or not name):
         raise ValueError("tool_choice.name: Field required for type 'tool'")
+    if mode != "tool" and name is not None:  # only a forced tool names one: this one would be dropped
+        raise ValueError(f"tool_choice.name: only tool_choice type 'tool' takes a name (got type {mode!r})")
     parallel = choice_raw.get("disable_parallel_tool_use")
     if parallel is not None and not isinstance(parallel, bool):
         raise ValueError("tool_choice.disable_parallel_tool_use: Input should be a boolean")
@@ -181,14 +190,20 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         if not isinstance(content, (str, list)):
             raise ValueError(f"{where}: Input should be a string or a list of content blocks")
         blocks = blocks_from_anthropic(content, where, request=True)
-        messages.append(Message(item["role"], blocks, _cache_point(content, where)))
+        messages.append(Message(item["role"], blocks, _cache_point(content, where) is not None))
     system_text, system_cache_point = _system(body.get("system"))
-    tools_raw = body.get("tools") or []
+    tools_raw = body.get("tools")
+    if tools_raw is None:
+        tools_raw = []  # an empty value of the wrong type ({}, "", 0) is refused, as a full one is
     tools = _tools(tools_raw)
     _check_numbers(body)
     choice, parallel = _tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     reasoning = None
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
+        keys = {"type", "budget_tokens"} if thinking["type"] == "enabled" else {"type"}
+        if set(thinking) - keys:  # another key (a display mode, ...) would be dropped on the way
+            raise ValueError(f"thinking.{sorted(set(thinking) - keys)[0]}: not carried by the gateway; remove it")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -202,7 +217,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         raise ValueError(
             'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
         )
-    stop = body.get("stop_sequences") or []
+    stop = body.get("stop_sequences")
+    stop = [] if stop is None else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop_sequences: Input should be a list of strings")
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
@@ -225,7 +241,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         user=user,
         extra=extra,
         system_cache_point=system_cache_point,
-        tools_cache_point=_cache_point(tools_raw, "tools"),
+        tools_cache_point=_cache_point(tools_raw, "tools") is not None,
     )
 
 

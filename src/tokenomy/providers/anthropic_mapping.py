@@ -158,6 +158,13 @@ BLOCK_KEYS = {
     "thinking": {"thinking", "signature"},
     "redacted_thinking": {"data"},
 }
+# The keys of each image or document source the mapping reads: any other would be dropped, so a request's is refused.
+SOURCE_KEYS = {
+    "base64": {"type", "media_type", "data"},
+    "url": {"type", "url"},
+    "text": {"type", "media_type", "data"},
+    "file": {"type", "file_id"},
+}
 
 
 def _str(item: dict[str, Any], key: str, where: str, required: bool = True) -> Any:
@@ -184,6 +191,8 @@ def _document(item: dict[str, Any], where: str) -> DocumentBlock:
             raise ValueError(f"{here}.media_type: base64 documents must be application/pdf")
         return DocumentBlock("pdf", _b64(_str(source, "data", here), f"{here}.data"), name)
     if kind == "text":
+        if source.get("media_type", "text/plain") != "text/plain":  # what a text source is: another would be lost
+            raise ValueError(f"{here}.media_type: text documents must be text/plain")
         return DocumentBlock("txt", _str(source, "data", here).encode("utf-8"), name)
     if kind == "file":
         return DocumentBlock("pdf", None, name, file_id=_str(source, "file_id", here))
@@ -233,6 +242,16 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
             for key in item:
                 if key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
                     raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
+            source = item.get("source")
+            source_kind = source.get("type") if isinstance(source, dict) else None
+            source_kind = source_kind if isinstance(source_kind, str) else None  # a list or object is no kind
+            if kind in ("image", "document") and isinstance(source, dict) and source_kind in SOURCE_KEYS:
+                for key in source:
+                    if key not in SOURCE_KEYS[source_kind]:
+                        raise ValueError(
+                            f"{here}.source.{key}: the gateway cannot carry this field of a {source_kind} source; "
+                            "remove it"
+                        )
         if kind == "text":
             blocks.append(TextBlock(_str(item, "text", here)))
         elif kind == "image":
@@ -248,6 +267,8 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
             inner = item.get("content", [])
             if not isinstance(inner, (str, list)):
                 raise ValueError(f"{here}.content: Input should be a string or a list of content blocks")
+            if item.get("is_error") is not None and not isinstance(item["is_error"], bool):
+                raise ValueError(f"{here}.is_error: Input should be a boolean")  # bool("false") would be True
             blocks.append(
                 ToolResultBlock(
                     _str(item, "tool_use_id", here),

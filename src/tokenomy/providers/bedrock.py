@@ -132,6 +132,23 @@ def answer_fields(fields: dict[str, Any] | None, trace: dict[str, Any] | None) -
     return out
 
 
+STOP_SEQUENCE = "/stop_sequence"  # Claude's own answer field naming the stop sequence that ended it
+
+
+def ask_stop_sequence(request: ChatRequest, params: dict[str, Any]) -> bool:
+    """Converse says a stop sequence ended the answer (stopReason), not which one; Claude's own answer says, and
+    Converse hands it back when asked by `additionalModelResponseFieldPaths`. Asked here for a Claude model given
+    stop sequences, so the answer can name the sequence (the Messages API's `stop_sequence`, as InvokeModel has it).
+    True when the gateway asked and the caller did not: the field is then not handed back as the caller's."""
+    if not request.stop or "anthropic." not in str(params.get("modelId", "")):
+        return False
+    paths = params.get("additionalModelResponseFieldPaths") or []
+    if STOP_SEQUENCE in paths:
+        return False
+    params["additionalModelResponseFieldPaths"] = [*paths, STOP_SEQUENCE]
+    return True
+
+
 def _retry_after(headers: dict[str, Any]) -> float | None:
     found = retry_after_seconds(headers)
     return found if found is not None else retry_after_seconds({"retry-after": headers.get("x-amzn-retry-after")})
@@ -254,8 +271,12 @@ class BedrockProvider(Provider):
         ttft: float | None,
         raw: dict[str, Any],
         fields: dict | None = None,
+        asked_stop: bool = False,
     ) -> ChatResponse:
         model, region = request.model, self._region_for(request)
+        matched = (fields or {}).get("stop_sequence")
+        if asked_stop and fields:  # the gateway's question (`ask_stop_sequence`), not the caller's
+            fields = {k: v for k, v in fields.items() if k != "stop_sequence"}
         if stop_reason:  # Converse's own, which finish_reason generalises (guardrail_intervened is a content filter)
             raw["stop_reason"] = stop_reason
         answered = answer_fields(fields, trace)
@@ -277,13 +298,15 @@ class BedrockProvider(Provider):
             ttft_ms=ttft,
             region=region,
             raw=raw,
-            stop_sequence="" if stop_reason == "stop_sequence" else None,  # Converse does not say which one
+            # The sequence Claude matched (asked for by `ask_stop_sequence`); "" when the answer does not say which.
+            stop_sequence=(matched if isinstance(matched, str) else "") if stop_reason == "stop_sequence" else None,
         )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         from botocore.exceptions import BotoCoreError, ClientError
 
         params = to_converse_params(request)  # refuses unsupported fields before any call
+        asked_stop = ask_stop_sequence(request, params)
         start = time.perf_counter()
         try:
             result = self._client(self._region_for(request)).converse(**params)
@@ -305,6 +328,7 @@ class BedrockProvider(Provider):
             None,
             raw,
             result.get("additionalModelResponseFields"),
+            asked_stop,
         )
 
     def count_tokens(self, request: ChatRequest) -> int:
@@ -329,6 +353,7 @@ class BedrockProvider(Provider):
         from urllib3.exceptions import HTTPError
 
         params = to_converse_params(request)
+        asked_stop = ask_stop_sequence(request, params)
         start = time.perf_counter()
         ttft = None
         stop_reason = None
@@ -365,7 +390,9 @@ class BedrockProvider(Provider):
             )
         latency = (time.perf_counter() - start) * 1000
         yield StreamChunk(
-            response=self._response(request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw, fields)
+            response=self._response(
+                request, assembler.content(), stop_reason, usage, trace, latency, ttft, raw, fields, asked_stop
+            )
         )
 
     def embed(self, body: dict[str, Any], region: str | None = None) -> dict[str, Any]:
