@@ -259,6 +259,9 @@ class Tokenomy(Recorder):
                             exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
+                    except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
+                        self._crash(call, att, exc)
+                        raise
             if passed_on:
                 continue
             if self._accepted(call, att):
@@ -324,6 +327,9 @@ class Tokenomy(Recorder):
                             exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
                             raise
                         passed_on = step is None
+                    except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
+                        self._crash(call, att, exc)
+                        raise
             if passed_on:
                 continue
             if self._accepted(call, att):

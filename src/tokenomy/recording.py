@@ -170,6 +170,22 @@ class Recorder:
         if call.policy.limiter:
             call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
 
+    def _crash(self, call: CallState, att: Attempt, exc: Exception) -> None:
+        """An attempt ended by a bug in Tokenomy's own code (a mapping that could not read the provider's answer, ...).
+        The request has most likely gone out and been billed, so the attempt is recorded at its estimate, as
+        `server_error` with the exception's class as its error type, rather than lost; the caller then gets the
+        exception (the gateway answers a 500 and logs the traceback)."""
+        if att.response is not None or att.thread is not None:  # recorded already, or when its thread ends
+            return
+        error_type = type(exc).__name__
+        otel.record_failure(
+            att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
+        )
+        usage, cost = self._estimated(call, att)
+        self._record_unanswered(call, att, "server_error", error_type, (usage, cost))
+        if call.policy.limiter:
+            call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
+
     def _record_unanswered(
         self,
         call: CallState,

@@ -285,3 +285,39 @@ def test_an_answer_sent_without_usage_is_recorded_at_estimated_tokens_not_free(s
     assert text == "ok"
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "ok" and row.input_tokens == 100 and row.output_tokens >= 1 and row.cost_usd > 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_answer_the_gateway_cannot_read_is_a_500_and_still_in_the_ledger(stream, ledger_path, monkeypatch):
+    """A bug in reading a provider's answer (here Anthropic's stream start without its message, which the provider's
+    mapping does not expect) fails the call with a 500, and the attempt, which the provider answered and billed, is
+    in the ledger at its estimate: it was lost before."""
+    import anthropic
+
+    from helpers.scripted_anthropic import ScriptedAnthropic
+
+    scripted = ScriptedAnthropic()
+    scripted.broken = True
+    if not stream:  # the whole answer read with a mapping bug
+        from tokenomy.providers import anthropic_provider
+
+        def unreadable(*args, **kwargs):
+            raise KeyError("content")
+
+        monkeypatch.setattr(anthropic_provider, "split_answer_blocks", unreadable)
+    with ServerThread(scripted.app) as claude_api:
+        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
+                                        "base_url": claude_api}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            with pytest.raises(anthropic.APIError):
+                if stream:
+                    with sdk.messages.stream(model="claude", max_tokens=20,
+                                             messages=[{"role": "user", "content": "hi"}]) as answer:
+                        list(answer)
+                else:
+                    sdk.messages.create(model="claude", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    rows = open_store(str(ledger_path)).events()
+    assert len(scripted.requests) == 1
+    assert [(r.outcome, r.error_type) for r in rows] == [("server_error", "AttributeError" if stream else "KeyError")]
+    assert rows[0].input_tokens > 0 and rows[0].cost_usd > 0
