@@ -68,6 +68,7 @@ from tokenomy.gateway.responses_count import router as responses_count_router
 from tokenomy.gateway.responses_routes import router as responses_router
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
+from tokenomy.gateway.vertex_routes import router as vertex_router
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 
@@ -356,6 +357,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(invoke_router)  # POST /model/{modelId}/invoke(-with-response-stream): Claude's body, the same
     app.include_router(bedrock_count_router)  # POST /model/{modelId}/count-tokens: Bedrock's CountTokens
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
+    app.include_router(vertex_router)  # POST /v1/projects/.../anthropic/models/{model}:rawPredict: Claude on Vertex
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
     app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
