@@ -424,12 +424,18 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
                 "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
             )
         return bedrock_error(status, message, headers)
-    if "/projects/" in path or "/publishers/" in path:  # google-genai with vertexai=True
-        message = (
-            f"{method} {path}: Vertex AI's paths are not served by this gateway; create the client without "
-            "vertexai (genai.Client(api_key=<gateway key>, http_options={'base_url': <gateway>})): the Gemini API "
-            "paths reach every model the gateway has, Vertex AI's included"
-        )
+    if "/projects/" in path or "/publishers/" in path:  # Vertex AI's paths
+        if status == 404:
+            message = (
+                f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
+                "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
+                "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
+                "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
+                "{model}:... (the anthropic SDK's AnthropicVertex), {model} naming a gateway route; every model the "
+                "gateway has is reached through them"
+            )
+        if "/publishers/anthropic/" in path:
+            return anthropic_error(status, message, headers)
         return gemini_error(status, message, headers)
     if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
         return gemini_error(status, message, headers)
