@@ -181,6 +181,8 @@ def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
                        json={})
     assert other.status_code == 404
     assert "publishers/google/models/{model}" in other.json()["error"]["message"]
+    unknown = httpx.post(f"{served.url}/v2/anything", json={})  # any path's 404 lists Vertex's among those served
+    assert unknown.status_code == 404 and "publishers/google/models/{model}" in unknown.json()["error"]["message"]
 
 
 def test_the_gateway_key_is_the_credentials_token_or_the_express_api_key(tmp_path) -> None:
