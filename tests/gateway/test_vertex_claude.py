@@ -62,7 +62,9 @@ class Served:
             "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
             "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
             # No server listens on port 9: every call fails before anything streams.
-            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}}})
+            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}},
+            # Vertex's own model name as a route: an application keeps the names it sends
+            "routes": {"claude-sonnet-4-5@20250929": {"model": "claude"}}})
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
         self.sdk = anthropic.AnthropicVertex(base_url=self.url + "/v1", region="us-east5", project_id="my-project",
                                              access_token="unused", max_retries=0)
@@ -171,6 +173,9 @@ def test_a_route_to_anthropics_api_gets_the_model_and_the_beta_header_not_vertex
     assert headers["anthropic-beta"] == "context-1m-2025-08-07"
     assert body["model"] == "claude-sonnet-4-5-20250929" and body["service_tier"] == "auto"
     assert "anthropic_version" not in body
+    with served.sdk.messages.stream(model="claude-sonnet-4-5@20250929", max_tokens=5, messages=ASK) as stream:
+        assert stream.get_final_message().content[0].text == "Hi"
+    assert scripted.requests[-1][1]["model"] == "claude-sonnet-4-5-20250929"
 
 
 def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
