@@ -143,6 +143,12 @@ def test_express_mode_with_the_gateway_key_as_api_key(served) -> None:
     assert client.models.count_tokens(model="g", contents="Say hi").total_tokens > 0
     prefix = "/v1beta1/publishers/google/models/g"
     assert seen == [f"{prefix}:generateContent", f"{prefix}:streamGenerateContent", f"{prefix}:countTokens"]
+    # Vertex's v1 (GOOGLE_GENAI_API_VERSION=v1) is served as its v1beta1
+    for path in ("/v1/publishers/google/models/g", "/v1/projects/p/locations/europe-west4/publishers/google/models/g"):
+        answer = httpx.post(f"{served.url}{path}:generateContent",
+                            json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+                            headers={"x-goog-api-key": "unused"})
+        assert answer.status_code == 200 and answer.json()["candidates"][0]["content"]["parts"][0]["text"]
 
 
 def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
