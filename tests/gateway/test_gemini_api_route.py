@@ -328,11 +328,14 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     assert wrong.status_code == 404 and "countTokens" in wrong.json()["error"]["message"]
     empty = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"contents": []})  # served: a count of nothing
     assert empty.status_code == 400 and empty.json()["error"]["message"].startswith("contents")
-    # The SDK in Vertex AI mode posts to Vertex's paths: refused in Google's shape, saying how to reach the gateway.
+    # The SDK in Vertex AI mode posts to Vertex's paths (served: test_vertex_gemini); another Vertex path is refused
+    # in Google's shape, saying what of Vertex AI the gateway serves.
     vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
-    with pytest.raises(errors.ClientError, match=r"Vertex AI's paths are not served.*without vertexai") as refused:
-        vertex.models.generate_content(model="g", contents="hi")
-    assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
+    assert vertex.models.generate_content(model="g", contents="hi").text
+    refused = httpx.post(f"{url}/v1beta1/projects/p/locations/global/endpoints/openapi/chat/completions", json={})
+    error = refused.json()["error"]
+    assert refused.status_code == 404 and error["status"] == "NOT_FOUND"
+    assert "of Vertex AI it serves Gemini's generateContent" in error["message"]
 
 
 def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, monkeypatch) -> None:

@@ -41,7 +41,10 @@ def serve(
     /v1beta/models/{model}:generateContent (Gemini); token counts on /v1/messages/count_tokens,
     /v1/responses/input_tokens, /model/{modelId}/count-tokens and :countTokens; GET /v1/models, /healthz, /metrics,
     /dashboard. Azure OpenAI's paths (/openai/deployments/{deployment}/..., /openai/v1/...) reach the same
-    endpoints, so AzureOpenAI clients work with the gateway as their endpoint.
+    endpoints, so AzureOpenAI clients work with the gateway as their endpoint. Vertex AI's: Claude's
+    /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:rawPredict and :streamRawPredict
+    (AnthropicVertex, answered as /v1/messages) and Gemini's .../publishers/google/models/{model}:generateContent,
+    :streamGenerateContent and :countTokens (google-genai with vertexai=True, the Gemini API's endpoints).
     """
     import uvicorn
 

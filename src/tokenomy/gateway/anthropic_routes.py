@@ -234,7 +234,7 @@ class EventWriter:
         return out
 
 
-async def _caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONResponse:
+async def message_caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONResponse:
     """(route name, route, key) of a Messages API request, or the Anthropic error for a bad key, a body without a
     model, or a model the gateway does not serve (looked up in that order, as on `/v1/messages`)."""
     gw = request.app.state.gateway
@@ -264,14 +264,20 @@ async def _caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONRes
 async def count_message_tokens(request: Request):
     """Count a Messages API request's input tokens (`client.messages.count_tokens`): `{"input_tokens": N}`, as the
     route's first model counts them; nothing is generated, reserved against a budget or written to the ledger."""
-    gw = request.app.state.gateway
     try:
         body = await json_body(request)
     except ValueError as exc:
         return anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object")
     if not isinstance(body, dict):
         return anthropic_error(400, "the request body must be a JSON object")
-    caller = await _caller(request, body)
+    return await count_answer(request, body)
+
+
+async def count_answer(request: Request, body: dict[str, Any]) -> Response:
+    """`{"input_tokens": N}` for a count_tokens body (its `model` naming the route), or Anthropic's error: shared
+    with Vertex AI's count-tokens:rawPredict, whose bodies are these."""
+    gw = request.app.state.gateway
+    caller = await message_caller(request, body)
     if isinstance(caller, JSONResponse):
         return caller
     name, route, key = caller
@@ -322,13 +328,22 @@ async def create_message(request: Request):
         )
     if not isinstance(body, dict):
         return metrics.done(anthropic_error(400, "the request body must be a JSON object"), "unknown", started)
-    caller = await _caller(request, body)
+    caller = await message_caller(request, body)
     if isinstance(caller, JSONResponse):
         model = body.get("model")
         known = isinstance(model, str) and bool(model) and gw.route_for(model) is not None
         label = str(model) if known else "unknown"  # bounded metric labels, whatever clients send
         return metrics.done(caller, label, started)
     name, route, key = caller
+    return await answer_message(request, body, name, route, key, started, stream=bool(body.get("stream")))
+
+
+async def answer_message(
+    request: Request, body: dict[str, Any], name: str, route: Any, key: Any, started: float, stream: bool
+) -> Response:
+    """A Messages API request from a known caller to route `name`, answered as `/v1/messages` answers it (Claude's
+    message, or Anthropic's SSE events with `stream`): shared with Vertex AI's rawPredict, whose bodies are these."""
+    gw = request.app.state.gateway
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
@@ -351,7 +366,7 @@ async def create_message(request: Request):
     call.meta.request_id = new_id()
     message_id = f"msg_{call.meta.request_id}"
     headers = {"request-id": call.meta.request_id}
-    if body.get("stream"):
+    if stream:
         writer = EventWriter(message_id, name, body)
         return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers)
     response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, body))

@@ -68,6 +68,7 @@ from tokenomy.gateway.responses_count import router as responses_count_router
 from tokenomy.gateway.responses_routes import router as responses_router
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
+from tokenomy.gateway.vertex_routes import router as vertex_router
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 
@@ -356,6 +357,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(invoke_router)  # POST /model/{modelId}/invoke(-with-response-stream): Claude's body, the same
     app.include_router(bedrock_count_router)  # POST /model/{modelId}/count-tokens: Bedrock's CountTokens
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
+    app.include_router(vertex_router)  # POST /v1/projects/.../anthropic/models/{model}:rawPredict: Claude on Vertex
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count
     app.include_router(embeddings_router)  # POST /v1/embeddings: OpenAI's embeddings, on OpenAI-format upstreams
@@ -387,7 +389,9 @@ SERVED = (
     "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
     "GET /healthz and GET /metrics; Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
-    "/openai/responses and /openai/v1/..."
+    "/openai/responses and /openai/v1/...; Vertex AI's .../publishers/anthropic/models/{model}:rawPredict (and "
+    ":streamRawPredict) and .../publishers/google/models/{model}:generateContent (and :streamGenerateContent, "
+    ":countTokens)"
 )
 # Paths of Bedrock Runtime's other operations (ApplyGuardrail, async invocations, ...), answered in its error shape so
 # boto3 shows the message (with another shape it shows an empty one).
@@ -422,12 +426,18 @@ def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> J
                 "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
             )
         return bedrock_error(status, message, headers)
-    if "/projects/" in path or "/publishers/" in path:  # google-genai with vertexai=True
-        message = (
-            f"{method} {path}: Vertex AI's paths are not served by this gateway; create the client without "
-            "vertexai (genai.Client(api_key=<gateway key>, http_options={'base_url': <gateway>})): the Gemini API "
-            "paths reach every model the gateway has, Vertex AI's included"
-        )
+    if "/projects/" in path or "/publishers/" in path:  # Vertex AI's paths
+        if status == 404:
+            message = (
+                f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
+                "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
+                "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
+                "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
+                "{model}:... (the anthropic SDK's AnthropicVertex), {model} naming a gateway route; every model the "
+                "gateway has is reached through them"
+            )
+        if "/publishers/anthropic/" in path:
+            return anthropic_error(status, message, headers)
         return gemini_error(status, message, headers)
     if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
         return gemini_error(status, message, headers)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from tokenomy.gateway import path_aliases
+from tokenomy.gateway import path_aliases, vertex_paths
 from tokenomy.gateway.hygiene import EdgeHygiene
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -43,6 +43,8 @@ class GatewayApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(path_aliases.PREFIXES):
             scope = path_aliases.served_scope(scope)  # Azure OpenAI's and Bedrock's paths: the gateway's own
+        elif scope["type"] == "http" and scope["path"].startswith(vertex_paths.PREFIXES):
+            scope = vertex_paths.served_scope(scope)  # Gemini on Vertex AI: the Gemini API request the gateway serves
         if (
             self._direct_app is not None
             and scope["type"] == "http"

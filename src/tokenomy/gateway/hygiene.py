@@ -100,6 +100,7 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 
 # Answered in Anthropic's error shape, as their endpoints answer.
 ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+VERTEX_CLAUDE = (":rawPredict", ":streamRawPredict")
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
 # Bedrock Runtime's paths (Converse, InvokeModel, CountTokens): answered in its REST-JSON shape, the type in
 # `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError with code "400" and no message).
@@ -138,7 +139,9 @@ class EdgeHygiene:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        shape = "anthropic" if path in ANTHROPIC_PATHS else "bedrock" if path.startswith(BEDROCK_PREFIX) else "openai"
+        # Claude on Vertex AI (`...:rawPredict`, `...:streamRawPredict`) is answered in Anthropic's shape too
+        anthropic = path in ANTHROPIC_PATHS or path.endswith(VERTEX_CLAUDE)
+        shape = "anthropic" if anthropic else "bedrock" if path.startswith(BEDROCK_PREFIX) else "openai"
         bad = header_problem(scope["headers"])
         if bad is not None:
             await refuse(
