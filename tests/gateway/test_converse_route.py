@@ -325,3 +325,24 @@ def test_an_upstream_client_error_without_a_bedrock_type_is_a_validation_excepti
     upstream.close()
     error = failed.value.response
     assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (422, "ValidationException")
+
+
+def test_a_model_that_does_not_answer_in_time_is_bedrocks_model_timeout_on_every_bedrock_path(tmp_path) -> None:
+    """A model silent past its `timeout_s` was a ServiceUnavailableException; Bedrock calls it a
+    ModelTimeoutException, which botocore raises as its own class."""
+    upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # botocore 1.44 tries twice even at max_attempts 1
+    config = parse_config({"models": {"slow": {"provider": "openai", "model": "up", "base_url": upstream.url,
+                                               "price_as": HAIKU, "timeout_s": 0.3}},
+                           "routes": {"hasty": {"model": "slow", "retry": {"max_attempts": 1}}}})
+    try:
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES,
+                                  aws_access_key_id="x", aws_secret_access_key="x")
+            with pytest.raises(client.exceptions.ModelTimeoutException, match="timeout_s"):
+                client.converse(modelId="hasty", messages=ASK)
+            body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
+                               "messages": [{"role": "user", "content": "hi"}]})
+            with pytest.raises(client.exceptions.ModelTimeoutException):
+                client.invoke_model(modelId="hasty", body=body)
+    finally:
+        upstream.close()

@@ -65,6 +65,7 @@ ERROR_CODES = {
     413: "ValidationException",
     429: "ThrottlingException",
     503: "ServiceUnavailableException",
+    504: "ModelTimeoutException",  # the model did not answer within its timeout_s (Bedrock's own is a 408)
 }
 # The same failures inside a stream, as ConverseStream's modelled exception events.
 STREAM_ERRORS = {

@@ -57,6 +57,8 @@ from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.converse_inbound import asked_fields
 
 router = APIRouter()
+# InvokeModelWithResponseStream's modelled exceptions: ConverseStream's, and a model timeout.
+INVOKE_STREAM_ERRORS = {**STREAM_ERRORS, "ModelTimeoutException": "modelTimeoutException"}
 BEDROCK_VERSION = "bedrock-2023-05-31"  # the `anthropic_version` of Bedrock's documentation
 BEDROCK = "aws.bedrock"
 # What marks a request body of another model family on InvokeModel, and which family it is (embedding models'
@@ -183,7 +185,7 @@ class EventWriter(MessagesEventWriter):
 
     def failed(self, exc: TokenomyError) -> bytes:
         code = _failure(exc, self.body).headers["x-amzn-ErrorType"]
-        return eventstream.exception(STREAM_ERRORS.get(code, "modelStreamErrorException"), str(exc))
+        return eventstream.exception(INVOKE_STREAM_ERRORS.get(code, "modelStreamErrorException"), str(exc))
 
     def crashed(self, message: str) -> bytes:
         return eventstream.exception("internalServerException", message)
