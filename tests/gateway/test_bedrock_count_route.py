@@ -97,8 +97,9 @@ def test_both_forms_count_what_a_converse_of_the_same_prompt_reports(served, mod
 
 
 def test_an_invoke_bodys_answer_fields_are_left_out_of_the_count_and_its_betas_carried(served, monkeypatch) -> None:
-    """max_tokens, sampling and stop sequences shape only the answer; anthropic_beta reaches Anthropic's API as its
-    beta header and Bedrock's Converse in additionalModelRequestFields (where Claude's own body takes it)."""
+    """max_tokens, sampling, stop sequences, metadata and service_tier shape only the call; anthropic_beta reaches
+    Anthropic's API as its beta header and Bedrock's Converse in additionalModelRequestFields (where Claude's own
+    body takes it)."""
     from tokenomy.providers import anthropic_provider, bedrock, converse_mapping
 
     counted_requests, converse_params = [], []
@@ -111,8 +112,9 @@ def test_an_invoke_bodys_answer_fields_are_left_out_of_the_count_and_its_betas_c
     client = served[0]
     bare = client.count_tokens(modelId="claude", input={"invokeModel": {"body": invoke_body(messages=MESSAGES)}})
     betas = ["token-efficient-tools-2025-02-19", "interleaved-thinking-2025-05-14"]
+    # metadata and service_tier too: InvokeModel takes them, and they change nothing the model reads.
     shaped = invoke_body(messages=MESSAGES, temperature=0.5, top_p=0.9, top_k=5, stop_sequences=["END"],
-                         anthropic_beta=betas)
+                         anthropic_beta=betas, metadata={"user_id": "u-1"}, service_tier="auto")
     for model in ("claude", "sonnet"):
         counted = client.count_tokens(modelId=model, input={"invokeModel": {"body": shaped}})["inputTokens"]
         assert counted == client.count_tokens(modelId=model, input={"converse": {"messages": CONVERSE}})["inputTokens"]

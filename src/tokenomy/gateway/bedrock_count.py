@@ -56,7 +56,12 @@ INVOKE_FIELDS = (
     "top_p",
     "top_k",
     "stop_sequences",
+    "metadata",
+    "service_tier",
 )
+# Fields of that body that shape the call, not what the model reads: accepted, as InvokeModel takes them, and left
+# out of the count (as max_tokens and sampling are, by `_unshaped`).
+NOT_READ = ("anthropic_version", "anthropic_beta", "metadata", "service_tier")
 
 
 def _unshaped(call: ChatRequest) -> ChatRequest:
@@ -119,7 +124,7 @@ def _invoke_body(given: Any) -> dict[str, Any]:
 
 
 def _from_invoke(model: str, body: dict[str, Any]) -> ChatRequest:
-    fields = {k: v for k, v in body.items() if k not in ("anthropic_version", "anthropic_beta")}
+    fields = {k: v for k, v in body.items() if k not in NOT_READ}
     try:
         # The mapping wants an answer's cap, which Bedrock's body has; a count needs none, so one may stand in.
         call = anthropic_inbound.request_from_anthropic({"max_tokens": 1, **fields, "model": model})
