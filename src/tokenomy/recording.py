@@ -152,21 +152,23 @@ class Recorder:
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
             return usage, unpriced_cost(model, region, call.mode)
 
-    def _abandon(self, call: CallState, att: Attempt, traced: bool = True) -> None:
+    def _abandon(
+        self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""
+    ) -> None:
         """The caller gave up on an attempt before its answer's end: stopped reading a stream (closed it,
-        disconnected) or cancelled the call while it waited.
+        disconnected) or cancelled the call while it waited (`outcome` and `error_type` say otherwise for `_crash`).
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
         recorded with estimated tokens (prompt estimate; one token per delta received) rather than
         vanishing from the ledger.
         """
-        error_type = "StreamAbandoned" if call.stream else "CallCancelled"
+        error_type = error_type or ("StreamAbandoned" if call.stream else "CallCancelled")
         if traced:
             otel.record_failure(
                 att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
             )
         usage, cost = self._estimated(call, att)
-        self._record_unanswered(call, att, "cancelled", error_type, (usage, cost))
+        self._record_unanswered(call, att, outcome, error_type, (usage, cost))
         if call.policy.limiter:
             call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
 
@@ -175,16 +177,8 @@ class Recorder:
         The request has most likely gone out and been billed, so the attempt is recorded at its estimate, as
         `server_error` with the exception's class as its error type, rather than lost; the caller then gets the
         exception (the gateway answers a 500 and logs the traceback)."""
-        if att.response is not None or att.thread is not None:  # recorded already, or when its thread ends
-            return
-        error_type = type(exc).__name__
-        otel.record_failure(
-            att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
-        )
-        usage, cost = self._estimated(call, att)
-        self._record_unanswered(call, att, "server_error", error_type, (usage, cost))
-        if call.policy.limiter:
-            call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)
+        if att.response is None and att.thread is None:  # else recorded already, or when its thread ends
+            self._abandon(call, att, outcome="server_error", error_type=type(exc).__name__)
 
     def _record_unanswered(
         self,
