@@ -34,13 +34,12 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
-from tokenomy.gateway.responses import FirstChunkStream, call_cost, unsent_redacted
+from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
     StreamChunk,
 )
-from tokenomy.money import money_or_none
 from tokenomy.providers.anthropic_inbound import (
     caller_param,
     caller_path,
@@ -374,12 +373,5 @@ async def answer_message(
         response.headers.update(headers)
         return metrics.done(response, name, started)
     body_out = message_body(response, name, message_id)
-    body_out["tokenomy"] = {
-        "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/chat/completions writes it
-        "call_cost_usd": money_or_none(call_cost(response), "record"),
-        "model": response.model,
-        "provider": response.provider,
-        "tier": response.tier,
-        "attempts": response.attempts,
-    }
+    body_out["tokenomy"] = tokenomy_fields(response)
     return metrics.done(JSONResponse(body_out, headers=headers), name, started)

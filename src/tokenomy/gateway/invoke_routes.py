@@ -47,10 +47,9 @@ from tokenomy.gateway.calls import (
     route_providers,
 )
 from tokenomy.gateway.converse_routes import STREAM_ERRORS, bedrock_error, bedrock_key, denied
-from tokenomy.gateway.responses import FirstChunkStream, call_cost
+from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
-from tokenomy.money import money_or_none
 from tokenomy.providers import eventstream
 from tokenomy.providers.anthropic_inbound import caller_path, message_body, request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
@@ -286,14 +285,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         return metrics.done(response, model_id, started)
     answer = message_body(response, model_id, message_id)
     answer.update(_guardrail_fields(response, "guardrailConfig" in header_fields))
-    answer["tokenomy"] = {
-        "cost_usd": money_or_none(response.cost_usd, "record"),  # as /v1/messages writes it
-        "call_cost_usd": money_or_none(call_cost(response), "record"),
-        "model": response.model,
-        "provider": response.provider,
-        "tier": response.tier,
-        "attempts": response.attempts,
-    }
+    answer["tokenomy"] = tokenomy_fields(response)
     return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
 
 

@@ -153,6 +153,19 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
     }
 
 
+def tokenomy_fields(response: ChatResponse) -> dict[str, Any]:
+    """The `tokenomy` object every API's answer carries beside the API's own fields: what the answer and the whole
+    call cost (the money rule's record form), and the model, provider, tier and attempts that answered."""
+    return {
+        "cost_usd": money_or_none(response.cost_usd, "record"),
+        "call_cost_usd": money_or_none(call_cost(response), "record"),
+        "model": response.model,
+        "provider": response.provider,
+        "tier": response.tier,
+        "attempts": response.attempts,
+    }
+
+
 def call_cost(response: ChatResponse) -> Decimal | None:
     """What the whole call cost: this answer, and every other one it paid for (a cascade's rejected cheaper answers,
     an attempt cut midway); the figure its budget is charged and the sum of its ledger rows (x-request-id)."""

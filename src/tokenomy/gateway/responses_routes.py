@@ -33,12 +33,11 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.openai_ingress import RequestError
-from tokenomy.gateway.responses import FirstChunkStream, call_cost, dumps, error, raw_extras, unsent_redacted
+from tokenomy.gateway.responses import FirstChunkStream, dumps, error, raw_extras, tokenomy_fields, unsent_redacted
 from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_param, caller_path
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, TextBlock, ToolUseBlock
-from tokenomy.money import money_or_none
 from tokenomy.providers.openai_wire import arguments_text
 
 router = APIRouter()
@@ -179,14 +178,7 @@ def finished(answer: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
     """`answer` completed with the call's outcome: status, usage, and what it cost (as the other APIs report it)."""
     answer["status"], answer["incomplete_details"] = ending(response)
     answer["usage"] = usage_body(response)
-    answer["tokenomy"] = {
-        "cost_usd": money_or_none(response.cost_usd, "record"),
-        "call_cost_usd": money_or_none(call_cost(response), "record"),
-        "model": response.model,
-        "provider": response.provider,
-        "tier": response.tier,
-        "attempts": response.attempts,
-    }
+    answer["tokenomy"] = tokenomy_fields(response)
     return answer
 
 
