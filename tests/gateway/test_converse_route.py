@@ -346,3 +346,14 @@ def test_a_model_that_does_not_answer_in_time_is_bedrocks_model_timeout_on_every
                 client.invoke_model(modelId="hasty", body=body)
     finally:
         upstream.close()
+
+
+def test_a_body_refused_at_the_edge_on_any_bedrock_runtime_path_is_bedrocks_error(served) -> None:
+    """The edge refuses a body it cannot send on (a NaN here) before any route reads it: on every Bedrock Runtime
+    path, served or not, in Bedrock's shape (boto3 shows no message in another); it was so on /model/... only."""
+    url = served[1]
+    for path in ("/model/haiku/converse", "/guardrail/g/version/1/apply", "/async-invoke"):
+        answer = httpx.post(url + path, content=b'{"messages": [], "temperature": NaN}',
+                            headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException", path
+        assert "temperature" in answer.json()["message"]

@@ -47,9 +47,9 @@ from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.embeddings_routes import router as embeddings_router
 from tokenomy.gateway.fast_path import GatewayApp
-from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_error, gemini_model, gemini_models
+from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, PARSED_BODY, EdgeHygiene
+from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, BEDROCK_PREFIXES, PARSED_BODY, EdgeHygiene
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
@@ -68,6 +68,7 @@ from tokenomy.gateway.responses_count import router as responses_count_router
 from tokenomy.gateway.responses_routes import router as responses_router
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
 from tokenomy.gateway.state import Gateway
+from tokenomy.gateway.unserved import unserved
 from tokenomy.gateway.vertex_routes import router as vertex_router
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
@@ -150,7 +151,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         # FastAPI's {"detail": "Not Found"}, which the SDKs cannot read and which names no fix.
         if exc.status_code not in (404, 405) or request.url.path.startswith("/dashboard"):
             return await http_exception_handler(request, exc)  # the dashboard's own errors, as its page reads them
-        return _unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
+        return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -383,73 +384,8 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
-SERVED = (
-    "POST /v1/chat/completions, POST /v1/responses (and /v1/responses/input_tokens), POST /v1/embeddings, "
-    "POST /v1/messages (and /v1/messages/count_tokens), POST /model/{modelId}/converse[-stream], "
-    "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
-    "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
-    "GET /healthz and GET /metrics; Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
-    "/openai/responses and /openai/v1/...; Vertex AI's .../publishers/anthropic/models/{model}:rawPredict (and "
-    ":streamRawPredict) and .../publishers/google/models/{model}:generateContent (and :streamGenerateContent, "
-    ":countTokens)"
-)
-# Paths of Bedrock Runtime's other operations (ApplyGuardrail, async invocations, ...), answered in its error shape so
-# boto3 shows the message (with another shape it shows an empty one).
-BEDROCK_PREFIXES = ("/model/", "/guardrail/", "/async-invoke")
-
-
 def _model_object(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "tokenomy"}
-
-
-def _unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JSONResponse:
-    """The 404 (no such path) or 405 (not with this method) for a request the gateway does not serve, in
-    Anthropic's error shape for a Messages API path and OpenAI's for any other, naming what it serves."""
-    if status == 405:
-        message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
-    else:
-        message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
-        if path.startswith("/v1/responses/"):  # retrieve, delete, cancel, input items
-            message = (
-                f"{method} {path} is not served: this gateway keeps no responses (each call is in its ledger) and "
-                "serves POST /v1/responses and /v1/responses/input_tokens only; send each request's whole "
-                "conversation in `input`"
-            )
-        elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
-            message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
-    if path.startswith(BEDROCK_PREFIXES):
-        if status == 404:
-            message = (
-                f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
-                "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream], and "
-                "InvokeModel with Claude's body on POST /model/{modelId}/invoke[-with-response-stream], and "
-                "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
-            )
-        return bedrock_error(status, message, headers)
-    if "/projects/" in path or "/publishers/" in path:  # Vertex AI's paths
-        if status == 404:
-            message = (
-                f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
-                "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
-                "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
-                "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
-                "{model}:... (the anthropic SDK's AnthropicVertex), {model} naming a gateway route; every model the "
-                "gateway has is reached through them"
-            )
-        if "/publishers/anthropic/" in path:
-            return anthropic_error(status, message, headers)
-        return gemini_error(status, message, headers)
-    if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
-        return gemini_error(status, message, headers)
-    if "/messages" in path:
-        return anthropic_error(status, message, headers)
-    return error(
-        status,
-        message,
-        "invalid_request_error",
-        "unknown_url" if status == 404 else "method_not_allowed",
-        headers=headers,
-    )
 
 
 def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:

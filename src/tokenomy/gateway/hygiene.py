@@ -102,9 +102,10 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 VERTEX_CLAUDE = (":rawPredict", ":streamRawPredict")
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
-# Bedrock Runtime's paths (Converse, InvokeModel, CountTokens): answered in its REST-JSON shape, the type in
-# `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError with code "400" and no message).
-BEDROCK_PREFIX = "/model/"
+# Bedrock Runtime's paths (Converse, InvokeModel, CountTokens, and the operations the gateway does not serve): answered
+# in its REST-JSON shape, the type in `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError
+# with code "400" and no message).
+BEDROCK_PREFIXES = ("/model/", "/guardrail/", "/async-invoke")
 
 
 async def refuse(
@@ -141,7 +142,7 @@ class EdgeHygiene:
         path = scope["path"]
         # Claude on Vertex AI (`...:rawPredict`, `...:streamRawPredict`) is answered in Anthropic's shape too
         anthropic = path in ANTHROPIC_PATHS or path.endswith(VERTEX_CLAUDE)
-        shape = "anthropic" if anthropic else "bedrock" if path.startswith(BEDROCK_PREFIX) else "openai"
+        shape = "anthropic" if anthropic else "bedrock" if path.startswith(BEDROCK_PREFIXES) else "openai"
         bad = header_problem(scope["headers"])
         if bad is not None:
             await refuse(
