@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -77,32 +79,61 @@ def test_the_hot_endpoints_bypass_fastapis_stack_and_the_rest_does_not(app) -> N
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200  # builds FastAPI's middleware stack
 
-        async def refuse(scope, receive, send) -> None:
-            raise AssertionError(f"{scope['method']} {scope['path']} went through FastAPI's stack")
+        through_stack = []
 
-        app.middleware_stack = refuse
+        async def teapot(scope, receive, send) -> None:
+            through_stack.append(f"{scope['method']} {scope['path']}")
+            await send({"type": "http.response.start", "status": 418, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        app.middleware_stack = teapot
         ok = client.post(CHAT, json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
         assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "ok"
         message = client.post(MESSAGES, json={"model": "fast", "max_tokens": 4,
                                               "messages": [{"role": "user", "content": "hi"}]})
         assert message.status_code == 200 and message.json()["content"][0]["text"] == "ok"
-        with pytest.raises(AssertionError, match="GET /healthz"):
-            client.get("/healthz")
+        assert client.get("/healthz").status_code == 418
+    assert through_stack == ["GET /healthz"]
 
 
-def test_an_unexpected_error_is_answered_in_openai_shape_and_raised_for_the_log(app, monkeypatch) -> None:
-    with TestClient(app, raise_server_exceptions=False) as client:
-        async def broken(*args, **kwargs):
-            raise RuntimeError("boom")
+def test_an_unexpected_error_is_answered_in_openai_shape_and_logged(app, monkeypatch, caplog) -> None:
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
 
+    with TestClient(app) as client:  # TestClient raises what reaches the server: nothing does
         monkeypatch.setattr(app.state.gateway.client, "achat", broken)
         answer = client.post(CHAT, json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
     assert answer.status_code == 500
     assert answer.json()["error"]["code"] == "internal_error" and "RuntimeError" in answer.json()["error"]["message"]
-    with TestClient(app) as client:  # raised on after the answer, as Starlette does, so the server logs it
-        monkeypatch.setattr(app.state.gateway.client, "achat", broken)
-        with pytest.raises(RuntimeError, match="boom"):
-            client.post(CHAT, json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
+    logged = [r for r in caplog.records if r.name == "tokenomy.gateway.fast_path"]
+    assert "POST /v1/chat/completions failed" in logged[-1].getMessage() and "boom" in str(logged[-1].exc_info[1])
+
+
+def test_a_connection_serves_on_after_an_unexpected_error(app, monkeypatch) -> None:
+    # uvicorn closes the connection of a request whose app raised, and a client could read a reset in place of the
+    # 500 (boto3 did, about one run in five). Answered and logged, the connection serves the next request.
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    chat = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    converse = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
+    headers = {"content-type": "application/json", "authorization": "Bearer unused"}
+    with ServerThread(app, lifespan="on") as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        statuses = []
+        for path, body in ((CHAT, chat), ("/model/fast/converse", converse)):  # the direct path and Starlette's
+            with monkeypatch.context() as patched:
+                patched.setattr(app.state.gateway.client, "achat", broken)
+                connection.request("POST", path, body, headers)
+                answer = connection.getresponse()
+                statuses.append((answer.status, answer.getheader("connection"), b"RuntimeError" in answer.read()))
+            opened = connection.sock
+            connection.request("POST", path, body, headers)
+            answer = connection.getresponse()
+            answer.read()
+            statuses.append((answer.status, connection.sock is opened))
+        connection.close()
+    assert statuses == [(500, None, True), (200, True), (500, None, True), (200, True)]
 
 
 def test_http_exceptions_reach_the_status_code_handler_on_both_paths(app, monkeypatch) -> None:

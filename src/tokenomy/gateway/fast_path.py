@@ -13,6 +13,7 @@ lifespan — goes through FastAPI unchanged.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from tokenomy.gateway import path_aliases, vertex_paths
 from tokenomy.gateway.hygiene import EdgeHygiene
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
 class GatewayApp(FastAPI):
@@ -54,7 +56,14 @@ class GatewayApp(FastAPI):
             scope["app"] = self  # what Starlette sets: endpoints reach the app (and its state) through the request
             await self._direct_app(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            # Starlette's ServerErrorMiddleware answered with the handler for Exception (unless the answer had
+            # begun: then the server closes the connection of the unfinished answer), and raises on for the log.
+            log.exception("%s %s failed", scope["method"], scope["path"])
 
     async def _call_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -66,8 +75,8 @@ class GatewayApp(FastAPI):
                 raise
             answer = handler(request, exc)
             await ((await answer) if inspect.isawaitable(answer) else answer)(scope, receive, send)
-            if last_resort:
-                raise  # as Starlette's ServerErrorMiddleware: answered, then raised on for the server's log
+            if last_resort:  # answered; the traceback is for the log (see the module's docstring)
+                log.exception("%s %s failed", scope["method"], scope["path"])
             return
         await response(scope, receive, send)
 
