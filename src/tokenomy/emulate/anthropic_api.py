@@ -48,11 +48,13 @@ FIELDS = {
     "tool_choice",
     "thinking",
     "service_tier",
+    "output_config",
 }
 
 # messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
 # (cache reads and writes are input tokens all the same), so it is taken and left unused.
-COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control"}
+COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config"}
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 MAX_TOKENS_CAP = 128_000
 
 
@@ -92,7 +94,26 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
             if forced is not None:
                 raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
     tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
+    schema = _output_schema(body.get("output_config"))
+    if tool is None and schema is not None:  # structured output: the answer's text is JSON valid against the schema
+        tool = {"name": "", "schema": schema, "as_text": True}
     return {"forced_tool": tool, "thinking_budget": budget}
+
+
+def _output_schema(config: Any) -> dict[str, Any] | None:
+    """output_config, validated as the API does: an effort, and the JSON schema the answer's text must follow."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or set(config) - {"format", "effort"}:
+        raise invalid("output_config: Extra inputs are not permitted (it takes format and effort)")
+    if config.get("effort") is not None and config["effort"] not in EFFORTS:
+        raise invalid(f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise invalid("output_config.format: Input should be {'type': 'json_schema', 'schema': {...}}")
+    return fmt["schema"]
 
 
 def parse_messages(
@@ -267,7 +288,13 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         try:
             arguments, tokens = engine.generate_json(prepared, tool["schema"])
         except ValueError as exc:
-            raise AnthropicError("api_error", f"The model could not call {tool['name']}: {exc}") from None
+            raise AnthropicError("api_error", f"The model could not answer in the format asked: {exc}") from None
+        if tool.get("as_text"):
+            yield "start", index, {"type": "text", "text": ""}
+            yield "delta", index, {"type": "text_delta", "text": json.dumps(arguments)}
+            yield "stop", index
+            yield "finish", output_tokens + tokens, "end_turn"
+            return
         yield (
             "start",
             index,

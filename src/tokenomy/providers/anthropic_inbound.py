@@ -13,6 +13,7 @@ from tokenomy.messages import (
     ChatResponse,
     Message,
     Reasoning,
+    ResponseFormat,
     TextBlock,
     ToolChoice,
     ToolSpec,
@@ -225,6 +226,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         raise ValueError("stream: Input should be a boolean")
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
     user = _user(extra.pop("metadata", None))
+    response_format = _output_format(extra)
     return ChatRequest(
         messages=messages,
         model=body["model"],
@@ -238,11 +240,43 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         tool_choice=choice,
         parallel_tool_calls=parallel,
         reasoning=reasoning,
+        response_format=response_format,
         user=user,
         extra=extra,
         system_cache_point=system_cache_point,
         tools_cache_point=_cache_point(tools_raw, "tools") is not None,
     )
+
+
+def _output_format(extra: dict[str, Any]) -> ResponseFormat | None:
+    """Claude's structured output, `output_config.format` (or the beta's top-level `output_format`), taken out of the
+    pass-through fields into the request's response format, so a route to any model carries it in its own field.
+    The rest of output_config (an effort) stays a pass-through field."""
+    config = extra.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise ValueError("output_config: Input should be an object")
+    places = [("output_format", extra.get("output_format"))]
+    if config is not None:
+        places.append(("output_config.format", config.get("format")))
+    given = [(where, fmt) for where, fmt in places if fmt is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ValueError("output_format: send the schema once, in output_config.format")
+    where, fmt = given[0]
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise ValueError(f'{where}: send {{"type": "json_schema", "schema": {{...}}}}')
+    if set(fmt) - {"type", "schema"}:
+        raise ValueError(f"{where}.{sorted(set(fmt) - {'type', 'schema'})[0]}: not carried by the gateway; remove it")
+    if where == "output_format":
+        del extra["output_format"]
+    else:
+        rest = {k: v for k, v in (config or {}).items() if k != "format"}
+        if rest:
+            extra["output_config"] = rest
+        else:
+            del extra["output_config"]
+    return ResponseFormat(type="json_schema", schema=fmt["schema"], strict=True)  # Claude always enforces it
 
 
 def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
@@ -271,6 +305,7 @@ CALLER_FIELDS = {
     "reasoning_effort": "thinking",
     "reasoning.budget_tokens": "thinking.budget_tokens",
     "user": "metadata.user_id",
+    "response_format": "output_config.format",
 }
 _INDEX = re.compile(r"\[(\d+)\]")
 

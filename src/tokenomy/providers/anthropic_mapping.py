@@ -9,7 +9,8 @@ tool_use / tool_result (is_error), thinking / redacted_thinking with signatures,
 on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
-presence/frequency penalties, JSON response formats, a reasoning effort without a token budget, a
+presence/frequency penalties, a json_object response format (a json_schema one becomes `output_config.format`,
+Claude's structured output), a reasoning effort without a token budget, a
 message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
 at prices the catalog lacks (fast `speed`, US `inference_geo`, a 1-hour top-level `cache_control`). An
 answer's blocks Tokenomy has no type for (a server tool's call and result, e.g. web search) come back in
@@ -328,11 +329,19 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         if getattr(request, field) is not None:
             raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
-    if fmt is not None and fmt.type != "text":
+    if fmt is not None and fmt.type == "json_object":
         raise refuse(
             request.model,
             "response_format",
-            f"has no {fmt.type} output mode here; remove it or use a forced tool",  # named as each caller sent it
+            "has no json_object output mode, only a JSON schema; send a json_schema response format (Claude "
+            "enforces it) or describe the JSON in the prompt",  # named as each caller sent it
+        )
+    schema = (fmt.schema or {}) if fmt is not None else {}
+    if fmt is not None and fmt.description and schema.get("description") not in (None, fmt.description):
+        raise refuse(
+            request.model,
+            "response_format.json_schema.description",
+            "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
     reasoning = request.reasoning
     if (
@@ -367,6 +376,23 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
             return out  # nothing to parallelise
         out["disable_parallel_tool_use"] = True
     return out
+
+
+def _output_config(request: ChatRequest) -> dict[str, Any]:
+    """output_config: Claude's structured output (a json_schema response format; Claude always holds the answer to
+    the schema, as OpenAI's strict mode does) and the effort of adaptive thinking."""
+    config: dict[str, Any] = {}
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        schema = dict(fmt.schema or {"type": "object"})
+        if fmt.description:  # the model reads it; the Messages API's place for it is the schema
+            schema["description"] = fmt.description
+        # The format's name has no field here: OpenAI requires one, as an identifier, not as an instruction.
+        config["format"] = {"type": "json_schema", "schema": schema}
+    reasoning = request.reasoning
+    if reasoning is not None and reasoning.adaptive and reasoning.budget_tokens is None and reasoning.effort:
+        config["effort"] = reasoning.effort
+    return config
 
 
 def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
@@ -408,8 +434,9 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:
         params["thinking"] = {"type": "adaptive"}
-        if request.reasoning.effort is not None:
-            params["output_config"] = {"effort": request.reasoning.effort}
+    output = _output_config(request)
+    if output:
+        params["output_config"] = output
     if request.user is not None:
         params["metadata"] = {"user_id": request.user}
     return params

@@ -20,6 +20,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     FINISH_REASONS,
     AnthropicStreamAssembler,
     blocks_from_anthropic,
+    refuse,
     split_answer_blocks,
     to_anthropic_params,
     to_anthropic_tools,
@@ -39,6 +40,26 @@ COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thi
 def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
     """ChatResponse.stop_sequence: the matched one; "" when the answer says a stop sequence ended it, not which."""
     return (matched or "") if stop_reason == "stop_sequence" else None
+
+
+def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The caller's pass-through fields for the body, and its anthropic-beta header (the gateway's /v1/messages).
+    A pass-through `output_config` (its effort, say) joins the one mapped from the request (its JSON schema), since
+    the body's copy would replace the mapped one whole."""
+    extra = dict(request.extra)
+    beta = extra.pop(BETA_HEADER, None)
+    sent, mapped = extra.get("output_config"), params.get("output_config")
+    if isinstance(sent, dict) and mapped:
+        twice = sorted(set(sent) & set(mapped))
+        if twice:
+            raise refuse(
+                request.model,
+                f"output_config.{twice[0]}",
+                "is set twice: in output_config and by the request's own field (reasoning effort, response format)",
+            )
+        params["output_config"] = {**sent, **mapped}
+        del extra["output_config"]
+    return extra, beta
 
 
 def usage_from_anthropic(usage: Any) -> Usage:
@@ -114,8 +135,7 @@ class AnthropicProvider(Provider):
         # from `messages.create`'s keywords. API version 2023-06-01 still takes them: a request that sets one
         # is sent with that version and the values in the body (extra_body works on every SDK version).
         sampling = {name: params.pop(name) for name in SAMPLING if name in params}
-        extra = dict(request.extra)
-        beta = extra.pop(BETA_HEADER, None)  # the caller's anthropic-beta header (the gateway's /v1/messages)
+        extra, beta = _extra_body(request, params)
         body = {**sampling, **extra}  # extra: provider-specific fields, carried as sent
         if body:
             params["extra_body"] = body
@@ -132,8 +152,7 @@ class AnthropicProvider(Provider):
         import anthropic
 
         params = {k: v for k, v in to_anthropic_params(request).items() if k in COUNTED}
-        extra = dict(request.extra)
-        beta = extra.pop(BETA_HEADER, None)
+        extra, beta = _extra_body(request, params)
         if extra:
             params["extra_body"] = extra
         if beta:
