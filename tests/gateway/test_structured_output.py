@@ -17,6 +17,7 @@ from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.app import create_app
@@ -45,15 +46,19 @@ def served(tmp_path_factory):
         env.setenv("AWS_ACCESS_KEY_ID", "x")
         env.setenv("AWS_SECRET_ACCESS_KEY", "x")
         env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+            env.delenv(key, raising=False)
         scripted = ScriptedAnthropic(text='{"city": "Lyon", "population": 520000}')
         with (ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock,
-              ServerThread(scripted.app) as scripted_url, RecordingOpenAI() as gpt):
+              ServerThread(scripted.app) as scripted_url, RecordingOpenAI() as gpt,
+              ServerThread(create_gemini()) as gemini):
             config = parse_config({"models": {
                 "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
                 "claude-scripted": {"provider": "anthropic", "model": SONNET, "base_url": scripted_url},
                 "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
                            "endpoint_url": bedrock},
-                "gpt": {"provider": "openai", "model": "up-model", "base_url": gpt.url, "price_as": "gpt-4o-mini"}}})
+                "gpt": {"provider": "openai", "model": "up-model", "base_url": gpt.url, "price_as": "gpt-4o-mini"},
+                "gemini": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
             ledger = tmp_path_factory.mktemp("structured") / "ledger.duckdb"
             with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
                 yield url, gpt, scripted
@@ -108,10 +113,11 @@ def test_anthropic_sdk_output_config_reaches_an_openai_model_as_response_format(
     assert gpt.last["response_format"]["json_schema"]["schema"] == SCHEMA and "output_format" not in gpt.last
 
 
-def test_anthropic_sdk_output_config_reaches_bedrock_as_converse_output_config(served) -> None:
+@pytest.mark.parametrize("model", ["sonnet", "gemini"])
+def test_anthropic_sdk_output_config_reaches_bedrock_and_gemini_in_their_fields(served, model) -> None:
     sdk = anthropic.Anthropic(base_url=served[0], api_key="unused", max_retries=0)
-    reply = sdk.messages.create(model="sonnet", max_tokens=80, messages=ASK, output_config={"format": FORMAT})
-    City.model_validate_json(reply.content[0].text)  # the Bedrock emulator held its answer to the schema
+    reply = sdk.messages.create(model=model, max_tokens=80, messages=ASK, output_config={"format": FORMAT})
+    City.model_validate_json(reply.content[0].text)  # the emulator held its answer to the schema
 
 
 @pytest.mark.parametrize("fields, named", [
