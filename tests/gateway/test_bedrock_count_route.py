@@ -124,6 +124,17 @@ def test_an_invoke_bodys_answer_fields_are_left_out_of_the_count_and_its_betas_c
     assert "inferenceConfig" not in converse_params[0]
 
 
+@pytest.mark.parametrize("model", ["claude", "sonnet"])
+def test_an_invoke_body_with_structured_output_is_counted(served, model) -> None:
+    # output_config (a JSON schema for the answer, an effort) is part of Claude's InvokeModel body: counted as the
+    # provider counts it, not refused as a field the body lacks.
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    body = invoke_body(messages=MESSAGES, output_config={"format": {"type": "json_schema", "schema": schema}})
+    counted = served[0].count_tokens(modelId=model, input={"invokeModel": {"body": body}})["inputTokens"]
+    assert counted >= served[0].count_tokens(modelId=model, input={"converse": {"messages": CONVERSE}})["inputTokens"]
+
+
 def test_an_openai_format_route_cannot_count_and_says_so(served) -> None:
     client = served[0]
     for given in ({"converse": {"messages": CONVERSE}}, {"invokeModel": {"body": invoke_body(messages=MESSAGES)}}):

@@ -58,6 +58,7 @@ INVOKE_FIELDS = (
     "stop_sequences",
     "metadata",
     "service_tier",
+    "output_config",
 )
 # Fields of that body that shape the call, not what the model reads: accepted, as InvokeModel takes them, and left
 # out of the count (as max_tokens and sampling are, by `_unshaped`).
