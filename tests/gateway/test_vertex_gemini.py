@@ -164,6 +164,12 @@ def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": "x"}},
      "generationConfig.maxOutputTokens"),
     ({"contents": "hi", "unknownField": 1}, "unknownField"),
+    # a field of the wrong type deep in the body is the caller's 400, not the gateway's 500
+    ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": 1}]},
+     "tools[0].functionDeclarations: expected a list"),
+    ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+      "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": 5}}},
+     "toolConfig.functionCallingConfig.allowedFunctionNames: expected a list"),
 ])
 def test_a_malformed_body_is_a_400_naming_the_field(served, body, named) -> None:
     answer = httpx.post(f"{served.url}{PATH}/fast:generateContent", json=body,
