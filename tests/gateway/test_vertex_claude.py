@@ -226,6 +226,20 @@ def test_the_sdk_raises_bad_requests_and_unknown_models_and_paths(served) -> Non
     assert other.status_code == 404 and ":rawPredict and :streamRawPredict" in other.json()["error"]["message"]
 
 
+def test_a_fault_inside_the_gateway_is_anthropics_api_error(served, monkeypatch) -> None:
+    """A bug on Vertex's paths is answered in Anthropic's shape, as on /v1/messages: the SDK's error has the message."""
+    from tokenomy.gateway import vertex_routes
+
+    def broken(body, model, stream):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(vertex_routes, "_messages_body", broken)
+    with pytest.raises(anthropic.InternalServerError) as crashed:
+        served.sdk.messages.create(model="haiku", max_tokens=5, messages=ASK)
+    assert crashed.value.body == {"type": "error", "error": {
+        "type": "api_error", "message": "internal error (RuntimeError); see the gateway's log"}}
+
+
 def test_a_stream_that_fails_before_its_first_event_is_an_error_status(served) -> None:
     with pytest.raises(anthropic.APIStatusError) as failed:
         served.sdk.messages.create(model="down", max_tokens=5, messages=ASK, stream=True)

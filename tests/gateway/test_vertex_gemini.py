@@ -184,6 +184,26 @@ def test_a_malformed_body_is_a_400_naming_the_field(served, body, named) -> None
     assert served.upstream.bodies == []  # nothing reached a model
 
 
+def test_the_edges_refusals_and_a_fault_inside_the_gateway_are_googles_errors(served, monkeypatch) -> None:
+    """What the edge refuses before any endpoint runs (here text that is not Unicode), and a bug, are answered in
+    Google's shape on Vertex's paths too, so google-genai has their status and message."""
+    from tokenomy.gateway import gemini_routes
+
+    with pytest.raises(errors.ClientError) as unsendable:
+        served.client.models.generate_content(model="g", contents="hi \ud800")
+    assert (unsendable.value.code, unsendable.value.status) == (400, "INVALID_ARGUMENT")
+    assert "lone UTF-16 surrogate" in unsendable.value.message
+
+    def broken(model, body):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gemini_routes, "request_from_gemini", broken)
+    with pytest.raises(errors.ServerError) as crashed:
+        served.client.models.generate_content(model="g", contents="hi")
+    assert (crashed.value.code, crashed.value.status) == (500, "INTERNAL")
+    assert "internal error (RuntimeError); see the gateway's log" in crashed.value.message
+
+
 def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
     assert served.client.models.get(model="g").name == "models/g"  # Vertex's models.get path reaches the gateway's
     with pytest.raises(errors.ClientError, match="`nope` does not exist on this gateway") as missing:

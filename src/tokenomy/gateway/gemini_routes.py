@@ -39,6 +39,7 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
@@ -54,31 +55,8 @@ from tokenomy.providers.gemini_answers import (
 from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
 
 router = APIRouter()
-STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    413: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 METHODS = ("generateContent", "streamGenerateContent")
 GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Gemini's own fields
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Google's error: another client error (an upstream's 409 or 422, a 405) is the caller's request, another server
-    error an internal one, as Google's own status codes file them."""
-    default = "INVALID_ARGUMENT" if status < 500 else "INTERNAL"
-    return {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}}
-
-
-def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:

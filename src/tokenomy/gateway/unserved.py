@@ -1,6 +1,7 @@
 """What the gateway answers a request on a path it does not serve (404) or with a method a path does not take (405):
-each API's own error shape, chosen by the path's look (Bedrock Runtime's, Vertex AI's, the Gemini API's, Anthropic's,
-else OpenAI's), so the caller's SDK shows the message, and a message naming what the gateway serves."""
+each API's own error shape, chosen by the path's look (`hygiene.api_of`: Bedrock Runtime's, Anthropic's for Claude
+on Vertex AI and the Messages API, Google's for the Gemini API and Vertex AI's other paths, else OpenAI's), so the
+caller's SDK shows the message, and a message naming what the gateway serves."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from tokenomy.gateway.anthropic_routes import anthropic_error
 from tokenomy.gateway.converse_routes import bedrock_error
-from tokenomy.gateway.gemini_routes import gemini_error
-from tokenomy.gateway.hygiene import BEDROCK_PREFIXES
+from tokenomy.gateway.gemini_errors import gemini_error
+from tokenomy.gateway.hygiene import api_of
 from tokenomy.gateway.responses import error
 
 SERVED = (
@@ -39,7 +40,8 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JS
             )
         elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
-    if path.startswith(BEDROCK_PREFIXES):
+    api = api_of(path)
+    if api == "bedrock":
         if status == 404:
             message = (
                 f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
@@ -48,23 +50,19 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JS
                 "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
             )
         return bedrock_error(status, message, headers)
-    if "/projects/" in path or "/publishers/" in path:  # Vertex AI's paths
-        if status == 404:
-            message = (
-                f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
-                "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
-                "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
-                "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
-                "{model}:... (the anthropic SDK's AnthropicVertex), {model} naming a gateway route; every model the "
-                "gateway has is reached through them"
-            )
-        if "/publishers/anthropic/" in path:
-            return anthropic_error(status, message, headers)
-        return gemini_error(status, message, headers)
-    if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
-        return gemini_error(status, message, headers)
-    if "/messages" in path:
+    if status == 404 and ("/projects/" in path or "/publishers/" in path):  # Vertex AI's paths
+        message = (
+            f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
+            "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
+            "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
+            "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
+            "{model}:... (the anthropic SDK's AnthropicVertex), {model} naming a gateway route; every model the "
+            "gateway has is reached through them"
+        )
+    if api == "anthropic":
         return anthropic_error(status, message, headers)
+    if api == "gemini":
+        return gemini_error(status, message, headers)
     return error(
         status,
         message,
