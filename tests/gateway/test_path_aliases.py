@@ -91,6 +91,16 @@ def test_azures_v1_api_and_its_responses_path_are_the_gateways_own(served) -> No
                       json={"model": "chat", "messages": ASK}).status_code == 200
 
 
+def test_the_azure_sdks_model_list_is_the_gateways(served) -> None:
+    """AzureOpenAI's models.list() and models.retrieve() call Azure's /openai/models (not under /v1): the gateway's
+    names, not a 405 for a path it took for another."""
+    azure = openai.AzureOpenAI(azure_endpoint=served.url, api_key=served.secret, api_version=VERSION, max_retries=0)
+    assert {"chat", "embed", "other"} <= {m.id for m in azure.models.list()}
+    assert azure.models.retrieve("chat").id == "chat"
+    with pytest.raises(openai.NotFoundError, match="`nope` does not exist on this gateway"):
+        azure.models.retrieve("nope")
+
+
 def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) -> None:
     url, upstream, secret = served.url, served.upstream, served.secret
     answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",

@@ -19,9 +19,9 @@ SERVED = (
     "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models[/{model}], "
     "GET /healthz and GET /metrics; Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
-    "/openai/responses and /openai/v1/...; Vertex AI's .../publishers/anthropic/models/{model}:rawPredict (and "
-    ":streamRawPredict) and .../publishers/google/models/{model}:generateContent (and :streamGenerateContent, "
-    ":countTokens)"
+    "/openai/responses, GET /openai/models and /openai/v1/...; Vertex AI's .../publishers/anthropic/models/{model}:"
+    "rawPredict (and :streamRawPredict) and .../publishers/google/models/{model}:generateContent (and "
+    ":streamGenerateContent, :countTokens)"
 )
 
 
