@@ -109,6 +109,23 @@ def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) 
     assert upstream.last["model"] == "other-model"
 
 
+def test_a_body_opening_with_a_byte_order_mark_goes_to_the_deployment(served) -> None:
+    """JSON text may open with UTF-8's byte order mark (some Windows clients send one): the deployment still names the
+    route, on embeddings (where the body's `model` was used instead) as on chat completions (where it was refused)."""
+    url, upstream, secret = served.url, served.upstream, served.secret
+    headers = {"api-key": secret, "content-type": "application/json"}
+    bom = b"\xef\xbb\xbf"
+    vectors = httpx.post(f"{url}/openai/deployments/embed/embeddings?api-version={VERSION}", headers=headers,
+                         content=bom + json.dumps({"model": "chat", "input": "hi"}).encode())
+    assert vectors.status_code == 200, vectors.text
+    assert upstream.bodies == []  # not the chat route's upstream
+    answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}", headers=headers,
+                        content=bom + json.dumps({"messages": ASK}).encode())
+    assert answer.status_code == 200, answer.text
+    assert upstream.last["model"] == "other-model"
+    assert sorted(r.route for r in served.rows()) == ["embed", "other"]
+
+
 def test_errors_on_azure_paths_name_the_problem(served) -> None:
     url, secret = served.url, served.secret
     base = f"{url}/openai/deployments"
