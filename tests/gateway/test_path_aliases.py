@@ -41,7 +41,8 @@ class Served:
         config = parse_config({"auth": True, "models": {
             "chat": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
             "other": {"provider": "openai", "model": "other-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}}})
+            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}},
+            "routes": {"team/chat": {"model": "other"}}})  # a name with a slash, which the SDK percent-encodes
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
 
     def rows(self):
@@ -99,6 +100,16 @@ def test_the_azure_sdks_model_list_is_the_gateways(served) -> None:
     assert azure.models.retrieve("chat").id == "chat"
     with pytest.raises(openai.NotFoundError, match="`nope` does not exist on this gateway"):
         azure.models.retrieve("nope")
+
+
+def test_a_deployment_named_with_a_slash_is_one_route(served) -> None:
+    """AzureOpenAI sends model "team/chat" as /openai/deployments/team%2Fchat/...: the route of that name, not a 404
+    for a path split at the decoded slash."""
+    azure = openai.AzureOpenAI(azure_endpoint=served.url, api_key=served.secret, api_version=VERSION, max_retries=0)
+    reply = azure.chat.completions.with_raw_response.create(model="team/chat", messages=ASK, max_tokens=5)
+    assert "/openai/deployments/team%2Fchat/chat/completions?" in str(reply.http_request.url)
+    assert reply.parse().model == "team/chat" and served.upstream.last["model"] == "other-model"
+    assert [r.route for r in served.rows()] == ["team/chat"]
 
 
 def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) -> None:

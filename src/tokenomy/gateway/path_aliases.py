@@ -21,6 +21,8 @@ assistants) are not served: they get the gateway's 404 naming what it serves.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from starlette.types import Scope
 
 AZURE = "/openai/"
@@ -50,7 +52,7 @@ def served_scope(scope: Scope) -> Scope:
     elif rest in UNVERSIONED or rest.startswith("/models/"):
         target = "/v1" + rest
     elif rest.startswith("/deployments/"):
-        deployment, _, operation = rest[len("/deployments/") :].partition("/")
+        deployment, operation = _deployment_operation(scope)
         target = DEPLOYMENT_OPERATIONS.get(operation) if deployment else None
     else:
         target = None
@@ -65,3 +67,14 @@ def served_scope(scope: Scope) -> Scope:
     if deployment is not None:
         served[DEPLOYMENT] = deployment
     return served
+
+
+def _deployment_operation(scope: Scope) -> tuple[str, str]:
+    """The deployment and the operation of `/openai/deployments/{deployment}/{operation}`, split on the path as sent:
+    the openai SDK percent-encodes a `/` in a deployment name (a route named `openai/gpt-4o`), which the decoded path
+    no longer tells from the path's own. ("", "") for a path whose segments are not those."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    segments = [unquote(segment) for segment in raw.decode("ascii", "replace").split("/")]
+    if segments[:3] != ["", "openai", "deployments"] or len(segments) < 5:
+        return "", ""
+    return segments[3], "/".join(segments[4:])
