@@ -206,6 +206,9 @@ def test_the_edges_refusals_and_a_fault_inside_the_gateway_are_googles_errors(se
 
 def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
     assert served.client.models.get(model="g").name == "models/g"  # Vertex's models.get path reaches the gateway's
+    assert {"models/g", "models/fast"} <= {m.name for m in served.client.models.list()}  # and its models.list
+    express = express_client(served.url)  # held while its pager reads
+    assert {"models/g"} <= {m.name for m in express.models.list()}
     with pytest.raises(errors.ClientError, match="`nope` does not exist on this gateway") as missing:
         served.client.models.generate_content(model="nope", contents="hi")
     assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"
