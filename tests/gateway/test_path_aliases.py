@@ -155,6 +155,22 @@ def test_errors_on_azure_paths_name_the_problem(served) -> None:
         assert unserved.status_code == 404 and "is not served by this gateway" in unserved.json()["error"]["message"]
 
 
+def test_a_path_or_method_not_served_is_named_as_the_caller_sent_it(served) -> None:
+    """A 404 or 405 on an Azure path names the path the caller sent, not the /v1 one the gateway serves it on."""
+    url, headers = served.url, {"api-key": served.secret}
+    deployment = "/openai/deployments/chat/chat/completions"
+    wrong_method = httpx.get(f"{url}{deployment}?api-version={VERSION}", headers=headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["message"] == f"GET {deployment} is not allowed; send POST"
+    nowhere = httpx.post(f"{url}/openai/v1/nowhere", headers=headers, json={})
+    assert nowhere.status_code == 404
+    assert nowhere.json()["error"]["message"].startswith("POST /openai/v1/nowhere is not served by this gateway")
+    kept = httpx.get(f"{url}/openai/v1/responses/resp_1", headers=headers)
+    assert kept.status_code == 404
+    assert kept.json()["error"]["message"].startswith("GET /openai/v1/responses/resp_1 is not served: this gateway "
+                                                      "keeps no responses")
+
+
 def test_no_money_is_spent_on_a_request_refused_at_the_edge(served) -> None:
     url, upstream, secret = served.url, served.upstream, served.secret
     before = len(upstream.bodies)

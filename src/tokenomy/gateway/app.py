@@ -46,7 +46,7 @@ from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.embeddings_routes import router as embeddings_router
-from tokenomy.gateway.fast_path import GatewayApp
+from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
@@ -149,7 +149,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         # FastAPI's {"detail": "Not Found"}, which the SDKs cannot read and which names no fix.
         if exc.status_code not in (404, 405) or request.url.path.startswith("/dashboard"):
             return await http_exception_handler(request, exc)  # the dashboard's own errors, as its page reads them
-        return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
+        sent = request.scope.get(SENT_PATH)
+        return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}), sent)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,16 +25,18 @@ SERVED = (
 )
 
 
-def unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JSONResponse:
+def unserved(method: str, path: str, status: int, headers: dict[str, str], sent: str | None = None) -> JSONResponse:
     """The 404 (no such path) or 405 (not with this method) for a request the gateway does not serve, in the error
-    shape of the API the path belongs to, naming what the gateway serves of it."""
+    shape of the API the path belongs to, naming what the gateway serves of it. `path` is the path as served, `sent`
+    the caller's when the gateway serves it on another's (Azure's /openai/..., Vertex's): the message names that."""
+    asked = f"{method} {sent or path}"
     if status == 405:
-        message = f"{method} {path} is not allowed; send {headers.get('Allow', 'POST')}"
+        message = f"{asked} is not allowed; send {headers.get('Allow', 'POST')}"
     else:
-        message = f"{method} {path} is not served by this gateway; it serves {SERVED}"
+        message = f"{asked} is not served by this gateway; it serves {SERVED}"
         if path.startswith("/v1/responses/"):  # retrieve, delete, cancel, input items
             message = (
-                f"{method} {path} is not served: this gateway keeps no responses (each call is in its ledger) and "
+                f"{asked} is not served: this gateway keeps no responses (each call is in its ledger) and "
                 "serves POST /v1/responses and /v1/responses/input_tokens only; send each request's whole "
                 "conversation in `input`"
             )
@@ -44,7 +46,7 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JS
     if api == "bedrock":
         if status == 404:
             message = (
-                f"{method} {path} is not served by this gateway: of Bedrock Runtime it serves Converse and "
+                f"{asked} is not served by this gateway: of Bedrock Runtime it serves Converse and "
                 "ConverseStream (boto3's converse, converse_stream) on POST /model/{modelId}/converse[-stream], and "
                 "InvokeModel with Claude's body on POST /model/{modelId}/invoke[-with-response-stream], and "
                 "CountTokens (count_tokens) on POST /model/{modelId}/count-tokens"
@@ -52,7 +54,7 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str]) -> JS
         return bedrock_error(status, message, headers)
     if status == 404 and ("/projects/" in path or "/publishers/" in path):  # Vertex AI's paths
         message = (
-            f"{method} {path} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
+            f"{asked} is not served by this gateway: of Vertex AI it serves Gemini's generateContent, "
             "streamGenerateContent and countTokens on POST /v1beta1/projects/{project}/locations/{location}/"
             "publishers/google/models/{model}:... (google-genai with vertexai=True) and Claude's rawPredict and "
             "streamRawPredict on POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
