@@ -216,6 +216,13 @@ def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
                        json={})
     assert other.status_code == 404
     assert "publishers/google/models/{model}" in other.json()["error"]["message"]
+    # A GET on a method's path is a 405 naming that path, not "model `g:generateContent` does not exist"
+    for method in ("generateContent", "streamGenerateContent", "countTokens"):
+        path = f"{PATH}/g:{method}"
+        wrong = httpx.get(served.url + path, headers={"authorization": "Bearer unused"})
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+        assert wrong.json()["error"] == {"code": 405, "message": f"GET {path} is not allowed; send POST",
+                                         "status": "INVALID_ARGUMENT"}
     unknown = httpx.post(f"{served.url}/v2/anything", json={})  # any path's 404 lists Vertex's among those served
     assert unknown.status_code == 404 and "publishers/google/models/{model}" in unknown.json()["error"]["message"]
 

@@ -39,8 +39,10 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
+from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.base import Unsupported
@@ -322,6 +324,8 @@ async def gemini_model(request: Request, model: str) -> Response:
     gw = request.app.state.gateway
     name = model.removeprefix("models/")
     if name not in _served(gw):
+        if name.rpartition(":")[2] in (*METHODS, "countTokens"):  # a method's path (`g:generateContent`): POST only
+            return unserved(request.method, request.url.path, 405, {"Allow": "POST"}, request.scope.get(SENT_PATH))
         message = f"model `{name}` does not exist on this gateway; GET /v1beta/models lists the names"
         return gemini_error(404, message)
     return JSONResponse(_model_body(gw, name))
