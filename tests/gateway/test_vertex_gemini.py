@@ -151,6 +151,29 @@ def test_express_mode_with_the_gateway_key_as_api_key(served) -> None:
         assert answer.status_code == 200 and answer.json()["candidates"][0]["content"]["parts"][0]["text"]
 
 
+def test_a_stream_asked_without_alt_sse_is_the_rest_apis_json_array(served) -> None:
+    """Without `alt=sse` (Vertex's REST default, alt=json) streamGenerateContent answers one JSON array of chunks, as a
+    REST caller parses it, not server-sent events; a function call comes whole in the last element."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
+    for query in ("", "?alt=json"):
+        answer = httpx.post(f"{served.url}{PATH}/g:streamGenerateContent{query}", json=body,
+                            headers={"authorization": "Bearer unused"})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        chunks = answer.json()
+        assert "".join(p["text"] for c in chunks for p in c["candidates"][0].get("content", {}).get("parts", []))
+        assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"]["totalTokenCount"]
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "OBJECT"}}]}]
+    called = httpx.post(f"{served.url}{PATH}/fast:streamGenerateContent", json={**body, "tools": tools},
+                        headers={"authorization": "Bearer unused"}).json()
+    [call] = [p["functionCall"] for p in called[-1]["candidates"][0]["content"]["parts"] if "functionCall" in p]
+    assert call["name"] == "get_weather" and call["args"] == json.loads(arguments_for("get_weather"))
+    other = httpx.post(f"{served.url}{PATH}/g:streamGenerateContent?alt=proto", json=body,
+                       headers={"authorization": "Bearer unused"})
+    assert other.status_code == 400 and other.json()["error"]["message"].startswith("alt: ")
+    rows = served.rows()
+    assert [(r.route, r.outcome) for r in rows] == [("g", "ok"), ("g", "ok"), ("fast", "ok")]
+
+
 def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     counted = served.client.models.count_tokens(model="g", contents="Say hi", config=types.CountTokensConfig(
         system_instruction="Be brief."))

@@ -6,8 +6,9 @@ application on the `google-genai` SDK moves behind Tokenomy by its base URL:
 `model` names a gateway route or model, as on the other APIs. The same path as `/v1/chat/completions`: the virtual
 key (`x-goog-api-key`, or `Authorization: Bearer`), overload guard, rate limit, budget reservation, the one call path
 (ledger, telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
-`providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks (`alt=sse`, the SDK's),
-errors Google's `{"error": {"code", "message", "status"}}`.
+`providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks with `alt=sse` (the
+SDK's), else one JSON array of them written as they come (the REST API's default); errors Google's
+`{"error": {"code", "message", "status"}}`.
 
 A streamed function call goes out whole, in the last chunk, as Gemini streams them: its arguments arrive in pieces
 from other providers, and Gemini's format has no argument fragments.
@@ -71,16 +72,16 @@ def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
     return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'))}\r\n\r\n".encode()
-
-
 class ChunkWriter:
     """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
     whole at the end (with a signature that rode on it)."""
 
-    def __init__(self, model: str, response_id: str, body: Any) -> None:
+    def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
         self.model, self.response_id = model, response_id
+        # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
+        # rather than server-sent events: what a caller that sends no `alt=sse` parses.
+        self.array = array
+        self.opened = False  # the array's `[` is sent
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
         self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
@@ -95,10 +96,20 @@ class ChunkWriter:
         return refused
 
     def failed(self, exc: TokenomyError) -> bytes:
-        return _sse(json.loads(bytes(_provider_error(exc, self.body).body)))  # the SDK raises an APIError for it
+        # the last item; the SDK raises an APIError for it
+        return self._item(json.loads(bytes(_provider_error(exc, self.body).body)), last=True)
 
     def crashed(self, message: str) -> bytes:
-        return _sse(error_body(500, message))
+        return self._item(error_body(500, message), last=True)
+
+    def _item(self, data: dict[str, Any], last: bool = False) -> bytes:
+        """One chunk of the stream: a server-sent event, or the array's next element (its last closes it)."""
+        text = json.dumps(data, separators=(",", ":"))
+        if not self.array:
+            return f"data: {text}\r\n\r\n".encode()
+        opening = ",\r\n" if self.opened else "["
+        self.opened = True
+        return f"{opening}{text}{']' if last else ''}".encode()
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
         candidate: dict[str, Any] = {"index": 0}
@@ -109,7 +120,7 @@ class ChunkWriter:
             candidate["finishReason"] = finish_reason(final)
             candidate.update(grounding_body(final))  # what Gemini's built-in tools found, as Gemini sends it last
             chunk["usageMetadata"] = usage_body(final)
-        return _sse(chunk)
+        return self._item(chunk, last=final is not None)
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
@@ -261,6 +272,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             label,
             started,
         )
+    alt = request.query_params.get("alt")
+    if method == "streamGenerateContent" and alt not in (None, "json", "sse"):
+        message = f"alt: the gateway streams a JSON array (alt=json, the default) or events (alt=sse), not {alt!r}"
+        return metrics.done(gemini_error(400, message), model, started)
     body: Any = None
     try:
         body = await json_body(request)
@@ -281,8 +296,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows
     headers = {"x-request-id": call.meta.request_id}
     if method == "streamGenerateContent":
-        writer = ChunkWriter(model, call.meta.request_id, body)
-        return FirstChunkStream(call_streamed(gw, call, admitted, model, started, writer), headers=headers)
+        array = alt != "sse"
+        writer = ChunkWriter(model, call.meta.request_id, body, array)
+        stream = call_streamed(gw, call, admitted, model, started, writer)
+        return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers)
     response = await call_whole(gw, call, admitted, model, lambda exc: _provider_error(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)
