@@ -239,6 +239,10 @@ def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
                        json={})
     assert other.status_code == 404
     assert "publishers/google/models/{model}" in other.json()["error"]["message"]
+    with pytest.raises(errors.ClientError) as other_method:  # Vertex-only methods are named as the SDK sent them
+        served.client.models.compute_tokens(model="g", contents="hi")
+    assert other_method.value.code == 404
+    assert other_method.value.message.startswith(f"{PATH}/g:computeTokens: this gateway serves :generateContent")
     # A GET on a method's path is a 405 naming that path, not "model `g:generateContent` does not exist"
     for method in ("generateContent", "streamGenerateContent", "countTokens"):
         path = f"{PATH}/g:{method}"

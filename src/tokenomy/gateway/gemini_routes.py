@@ -256,9 +256,8 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         return await _count(request, target.removesuffix(":countTokens").removeprefix("models/"))
     parsed_target = _parse_target(target)
     if version not in ("v1", "v1beta", "v1alpha") or parsed_target is None:
-        message = (
-            f"/{version}/models/{target}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
-        )
+        sent = request.scope.get(SENT_PATH, request.url.path)  # a Vertex path as the caller sent it
+        message = f"{sent}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
         return metrics.done(gemini_error(404, message), "unknown", started)
     model, method = parsed_target
     route = gw.route_for(model)
