@@ -150,9 +150,10 @@ def test_errors_on_azure_paths_name_the_problem(served) -> None:
     problems = json.dumps(malformed.json())
     assert "temperature" in problems and "model" not in problems.replace('"model"', "")
     for path in ("/openai/deployments/chat/completions", "/openai/deployments/chat/images/generations",
-                 "/openai/assistants"):
+                 "/openai/assistants", "/openai/threads/t_1/messages"):  # OpenAI's shape, though it says messages
         unserved = httpx.post(url + path, headers={"api-key": secret}, json={"prompt": "hi"})
         assert unserved.status_code == 404 and "is not served by this gateway" in unserved.json()["error"]["message"]
+        assert unserved.json()["error"]["code"] == "unknown_url"
 
 
 def test_a_path_or_method_not_served_is_named_as_the_caller_sent_it(served) -> None:
@@ -197,5 +198,8 @@ def test_bedrocks_anthropic_messages_base_is_the_gateways_messages_api(served) -
         plain.messages.create(model="nope", max_tokens=5, messages=ASK)
     unserved = httpx.post(url + "/anthropic/v2/messages", headers={"x-api-key": secret}, json={})
     assert unserved.status_code == 404
+    legacy = httpx.post(url + "/anthropic/v1/complete", headers={"x-api-key": secret}, json={})  # Anthropic's shape
+    assert legacy.status_code == 404 and legacy.json()["type"] == "error"
+    assert legacy.json()["error"]["message"].startswith("POST /anthropic/v1/complete is not served")
     rows = served.rows()
     assert sorted(r.route for r in rows) == ["chat", "other"]

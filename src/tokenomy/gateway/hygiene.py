@@ -118,7 +118,9 @@ def api_of(path: str) -> str:
     Gemini's are rewritten first: OpenAI's and the Gemini API's)."""
     if path.startswith(BEDROCK_PREFIXES):
         return "bedrock"
-    if "/publishers/anthropic/" in path:  # Claude on Vertex AI
+    if path.startswith("/openai/"):  # Azure OpenAI's (its assistants' /threads/{id}/messages too)
+        return "openai"
+    if "/publishers/anthropic/" in path or path.startswith("/anthropic/"):  # Claude on Vertex AI, on Bedrock's base
         return "anthropic"
     if "/projects/" in path or "/publishers/" in path:  # Vertex AI's other paths: Google's shape
         return "gemini"

@@ -42,7 +42,7 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str], sent:
             )
         elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
-    api = api_of(path)
+    api = api_of(sent or path)  # the API the caller speaks, by the path it sent
     if api == "bedrock":
         if status == 404:
             message = (
