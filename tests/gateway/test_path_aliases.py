@@ -41,7 +41,8 @@ class Served:
         config = parse_config({"auth": True, "models": {
             "chat": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
             "other": {"provider": "openai", "model": "other-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}}})
+            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}},
+            "routes": {"team/chat": {"model": "other"}}})  # a name with a slash, which the SDK percent-encodes
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
 
     def rows(self):
@@ -91,12 +92,49 @@ def test_azures_v1_api_and_its_responses_path_are_the_gateways_own(served) -> No
                       json={"model": "chat", "messages": ASK}).status_code == 200
 
 
+def test_the_azure_sdks_model_list_is_the_gateways(served) -> None:
+    """AzureOpenAI's models.list() and models.retrieve() call Azure's /openai/models (not under /v1): the gateway's
+    names, not a 405 for a path it took for another."""
+    azure = openai.AzureOpenAI(azure_endpoint=served.url, api_key=served.secret, api_version=VERSION, max_retries=0)
+    assert {"chat", "embed", "other"} <= {m.id for m in azure.models.list()}
+    assert azure.models.retrieve("chat").id == "chat"
+    with pytest.raises(openai.NotFoundError, match="`nope` does not exist on this gateway"):
+        azure.models.retrieve("nope")
+
+
+def test_a_deployment_named_with_a_slash_is_one_route(served) -> None:
+    """AzureOpenAI sends model "team/chat" as /openai/deployments/team%2Fchat/...: the route of that name, not a 404
+    for a path split at the decoded slash."""
+    azure = openai.AzureOpenAI(azure_endpoint=served.url, api_key=served.secret, api_version=VERSION, max_retries=0)
+    reply = azure.chat.completions.with_raw_response.create(model="team/chat", messages=ASK, max_tokens=5)
+    assert "/openai/deployments/team%2Fchat/chat/completions?" in str(reply.http_request.url)
+    assert reply.parse().model == "team/chat" and served.upstream.last["model"] == "other-model"
+    assert [r.route for r in served.rows()] == ["team/chat"]
+
+
 def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) -> None:
     url, upstream, secret = served.url, served.upstream, served.secret
     answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",
                         headers={"api-key": secret}, json={"model": "chat", "messages": ASK})
     assert answer.status_code == 200 and answer.json()["model"] == "other"
     assert upstream.last["model"] == "other-model"
+
+
+def test_a_body_opening_with_a_byte_order_mark_goes_to_the_deployment(served) -> None:
+    """JSON text may open with UTF-8's byte order mark (some Windows clients send one): the deployment still names the
+    route, on embeddings (where the body's `model` was used instead) as on chat completions (where it was refused)."""
+    url, upstream, secret = served.url, served.upstream, served.secret
+    headers = {"api-key": secret, "content-type": "application/json"}
+    bom = b"\xef\xbb\xbf"
+    vectors = httpx.post(f"{url}/openai/deployments/embed/embeddings?api-version={VERSION}", headers=headers,
+                         content=bom + json.dumps({"model": "chat", "input": "hi"}).encode())
+    assert vectors.status_code == 200, vectors.text
+    assert upstream.bodies == []  # not the chat route's upstream
+    answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}", headers=headers,
+                        content=bom + json.dumps({"messages": ASK}).encode())
+    assert answer.status_code == 200, answer.text
+    assert upstream.last["model"] == "other-model"
+    assert sorted(r.route for r in served.rows()) == ["embed", "other"]
 
 
 def test_errors_on_azure_paths_name_the_problem(served) -> None:
@@ -112,9 +150,26 @@ def test_errors_on_azure_paths_name_the_problem(served) -> None:
     problems = json.dumps(malformed.json())
     assert "temperature" in problems and "model" not in problems.replace('"model"', "")
     for path in ("/openai/deployments/chat/completions", "/openai/deployments/chat/images/generations",
-                 "/openai/assistants"):
+                 "/openai/assistants", "/openai/threads/t_1/messages"):  # OpenAI's shape, though it says messages
         unserved = httpx.post(url + path, headers={"api-key": secret}, json={"prompt": "hi"})
         assert unserved.status_code == 404 and "is not served by this gateway" in unserved.json()["error"]["message"]
+        assert unserved.json()["error"]["code"] == "unknown_url"
+
+
+def test_a_path_or_method_not_served_is_named_as_the_caller_sent_it(served) -> None:
+    """A 404 or 405 on an Azure path names the path the caller sent, not the /v1 one the gateway serves it on."""
+    url, headers = served.url, {"api-key": served.secret}
+    deployment = "/openai/deployments/chat/chat/completions"
+    wrong_method = httpx.get(f"{url}{deployment}?api-version={VERSION}", headers=headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["message"] == f"GET {deployment} is not allowed; send POST"
+    nowhere = httpx.post(f"{url}/openai/v1/nowhere", headers=headers, json={})
+    assert nowhere.status_code == 404
+    assert nowhere.json()["error"]["message"].startswith("POST /openai/v1/nowhere is not served by this gateway")
+    kept = httpx.get(f"{url}/openai/v1/responses/resp_1", headers=headers)
+    assert kept.status_code == 404
+    assert kept.json()["error"]["message"].startswith("GET /openai/v1/responses/resp_1 is not served: this gateway "
+                                                      "keeps no responses")
 
 
 def test_no_money_is_spent_on_a_request_refused_at_the_edge(served) -> None:
@@ -143,5 +198,8 @@ def test_bedrocks_anthropic_messages_base_is_the_gateways_messages_api(served) -
         plain.messages.create(model="nope", max_tokens=5, messages=ASK)
     unserved = httpx.post(url + "/anthropic/v2/messages", headers={"x-api-key": secret}, json={})
     assert unserved.status_code == 404
+    legacy = httpx.post(url + "/anthropic/v1/complete", headers={"x-api-key": secret}, json={})  # Anthropic's shape
+    assert legacy.status_code == 404 and legacy.json()["type"] == "error"
+    assert legacy.json()["error"]["message"].startswith("POST /anthropic/v1/complete is not served")
     rows = served.rows()
     assert sorted(r.route for r in rows) == ["chat", "other"]

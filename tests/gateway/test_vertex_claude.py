@@ -64,7 +64,7 @@ class Served:
             # No server listens on port 9: every call fails before anything streams.
             "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}},
             # Vertex's own model name as a route: an application keeps the names it sends
-            "routes": {"claude-sonnet-4-5@20250929": {"model": "claude"}}})
+            "routes": {"claude-sonnet-4-5@20250929": {"model": "claude"}, "team/haiku": {"model": "haiku"}}})
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
         self.sdk = anthropic.AnthropicVertex(base_url=self.url + "/v1", region="us-east5", project_id="my-project",
                                              access_token="unused", max_retries=0)
@@ -141,6 +141,17 @@ def test_the_paths_the_sdk_uses_and_a_raw_request_with_vertexs_version(served) -
     # A base URL without Vertex's /v1 reaches the same endpoint.
     bare = httpx.post(f"{url}{PREFIX.removeprefix('/v1')}/haiku:rawPredict", json=vertex_body())
     assert bare.status_code == 200
+
+
+def test_a_route_named_with_a_slash_is_reached_whole_and_streamed(served) -> None:
+    """The SDK percent-encodes a `/` in the model (.../models/team%2Fhaiku:rawPredict); the route of that name answers,
+    not a 404 for a path the decoded slash split."""
+    message = served.sdk.messages.create(model="team/haiku", max_tokens=5, messages=ASK)
+    assert message.model == "team/haiku" and message.content[0].text
+    with served.sdk.messages.stream(model="team/haiku", max_tokens=5, messages=ASK) as stream:
+        request_id = stream.response.headers["request-id"]
+        assert stream.get_final_message().content[0].text
+    assert [(r.route, r.outcome) for r in served.rows(request_id)] == [("team/haiku", "ok")]
 
 
 def test_tool_calls_from_an_openai_format_model_come_back_whole_and_streamed(served) -> None:
@@ -224,6 +235,20 @@ def test_the_sdk_raises_bad_requests_and_unknown_models_and_paths(served) -> Non
         sdk.messages.create(model="nope", max_tokens=5, messages=ASK, stream=True)
     other = httpx.post(f"{url}{PREFIX}/haiku:predict", json=vertex_body())
     assert other.status_code == 404 and ":rawPredict and :streamRawPredict" in other.json()["error"]["message"]
+
+
+def test_a_fault_inside_the_gateway_is_anthropics_api_error(served, monkeypatch) -> None:
+    """A bug on Vertex's paths is answered in Anthropic's shape, as on /v1/messages: the SDK's error has the message."""
+    from tokenomy.gateway import vertex_routes
+
+    def broken(body, model, stream):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(vertex_routes, "_messages_body", broken)
+    with pytest.raises(anthropic.InternalServerError) as crashed:
+        served.sdk.messages.create(model="haiku", max_tokens=5, messages=ASK)
+    assert crashed.value.body == {"type": "error", "error": {
+        "type": "api_error", "message": "internal error (RuntimeError); see the gateway's log"}}
 
 
 def test_a_stream_that_fails_before_its_first_event_is_an_error_status(served) -> None:

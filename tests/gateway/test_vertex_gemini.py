@@ -151,6 +151,29 @@ def test_express_mode_with_the_gateway_key_as_api_key(served) -> None:
         assert answer.status_code == 200 and answer.json()["candidates"][0]["content"]["parts"][0]["text"]
 
 
+def test_a_stream_asked_without_alt_sse_is_the_rest_apis_json_array(served) -> None:
+    """Without `alt=sse` (Vertex's REST default, alt=json) streamGenerateContent answers one JSON array of chunks, as a
+    REST caller parses it, not server-sent events; a function call comes whole in the last element."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
+    for query in ("", "?alt=json"):
+        answer = httpx.post(f"{served.url}{PATH}/g:streamGenerateContent{query}", json=body,
+                            headers={"authorization": "Bearer unused"})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        chunks = answer.json()
+        assert "".join(p["text"] for c in chunks for p in c["candidates"][0].get("content", {}).get("parts", []))
+        assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"]["totalTokenCount"]
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "OBJECT"}}]}]
+    called = httpx.post(f"{served.url}{PATH}/fast:streamGenerateContent", json={**body, "tools": tools},
+                        headers={"authorization": "Bearer unused"}).json()
+    [call] = [p["functionCall"] for p in called[-1]["candidates"][0]["content"]["parts"] if "functionCall" in p]
+    assert call["name"] == "get_weather" and call["args"] == json.loads(arguments_for("get_weather"))
+    other = httpx.post(f"{served.url}{PATH}/g:streamGenerateContent?alt=proto", json=body,
+                       headers={"authorization": "Bearer unused"})
+    assert other.status_code == 400 and other.json()["error"]["message"].startswith("alt: ")
+    rows = served.rows()
+    assert [(r.route, r.outcome) for r in rows] == [("g", "ok"), ("g", "ok"), ("fast", "ok")]
+
+
 def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     counted = served.client.models.count_tokens(model="g", contents="Say hi", config=types.CountTokensConfig(
         system_instruction="Be brief."))
@@ -164,6 +187,12 @@ def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": "x"}},
      "generationConfig.maxOutputTokens"),
     ({"contents": "hi", "unknownField": 1}, "unknownField"),
+    # a field of the wrong type deep in the body is the caller's 400, not the gateway's 500
+    ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": 1}]},
+     "tools[0].functionDeclarations: expected a list"),
+    ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+      "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": 5}}},
+     "toolConfig.functionCallingConfig.allowedFunctionNames: expected a list"),
 ])
 def test_a_malformed_body_is_a_400_naming_the_field(served, body, named) -> None:
     answer = httpx.post(f"{served.url}{PATH}/fast:generateContent", json=body,
@@ -178,8 +207,31 @@ def test_a_malformed_body_is_a_400_naming_the_field(served, body, named) -> None
     assert served.upstream.bodies == []  # nothing reached a model
 
 
+def test_the_edges_refusals_and_a_fault_inside_the_gateway_are_googles_errors(served, monkeypatch) -> None:
+    """What the edge refuses before any endpoint runs (here text that is not Unicode), and a bug, are answered in
+    Google's shape on Vertex's paths too, so google-genai has their status and message."""
+    from tokenomy.gateway import gemini_routes
+
+    with pytest.raises(errors.ClientError) as unsendable:
+        served.client.models.generate_content(model="g", contents="hi \ud800")
+    assert (unsendable.value.code, unsendable.value.status) == (400, "INVALID_ARGUMENT")
+    assert "lone UTF-16 surrogate" in unsendable.value.message
+
+    def broken(model, body):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gemini_routes, "request_from_gemini", broken)
+    with pytest.raises(errors.ServerError) as crashed:
+        served.client.models.generate_content(model="g", contents="hi")
+    assert (crashed.value.code, crashed.value.status) == (500, "INTERNAL")
+    assert "internal error (RuntimeError); see the gateway's log" in crashed.value.message
+
+
 def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
     assert served.client.models.get(model="g").name == "models/g"  # Vertex's models.get path reaches the gateway's
+    assert {"models/g", "models/fast"} <= {m.name for m in served.client.models.list()}  # and its models.list
+    express = express_client(served.url)  # held while its pager reads
+    assert {"models/g"} <= {m.name for m in express.models.list()}
     with pytest.raises(errors.ClientError, match="`nope` does not exist on this gateway") as missing:
         served.client.models.generate_content(model="nope", contents="hi")
     assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"
@@ -187,6 +239,17 @@ def test_unknown_models_and_other_vertex_paths_are_googles_404s(served) -> None:
                        json={})
     assert other.status_code == 404
     assert "publishers/google/models/{model}" in other.json()["error"]["message"]
+    with pytest.raises(errors.ClientError) as other_method:  # Vertex-only methods are named as the SDK sent them
+        served.client.models.compute_tokens(model="g", contents="hi")
+    assert other_method.value.code == 404
+    assert other_method.value.message.startswith(f"{PATH}/g:computeTokens: this gateway serves :generateContent")
+    # A GET on a method's path is a 405 naming that path, not "model `g:generateContent` does not exist"
+    for method in ("generateContent", "streamGenerateContent", "countTokens"):
+        path = f"{PATH}/g:{method}"
+        wrong = httpx.get(served.url + path, headers={"authorization": "Bearer unused"})
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+        assert wrong.json()["error"] == {"code": 405, "message": f"GET {path} is not allowed; send POST",
+                                         "status": "INVALID_ARGUMENT"}
     unknown = httpx.post(f"{served.url}/v2/anything", json={})  # any path's 404 lists Vertex's among those served
     assert unknown.status_code == 404 and "publishers/google/models/{model}" in unknown.json()["error"]["message"]
 

@@ -46,10 +46,11 @@ from tokenomy.gateway.calls import settle as _settle
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.embeddings_routes import router as embeddings_router
-from tokenomy.gateway.fast_path import GatewayApp
+from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
+from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import ANTHROPIC_PATHS, BEDROCK_PREFIXES, PARSED_BODY, EdgeHygiene
+from tokenomy.gateway.hygiene import PARSED_BODY, EdgeHygiene, api_of
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
 from tokenomy.gateway.responses import (
@@ -129,21 +130,18 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Still logged with its traceback by the server; the client gets its API's error shape, not plain text.
-        anthropic = request.url.path in ANTHROPIC_PATHS
-        bedrock = request.url.path.startswith(BEDROCK_PREFIXES)  # botocore reads the code from x-amzn-ErrorType
+        status, message, code = 500, f"internal error ({type(exc).__name__}); see the gateway's log", "internal_error"
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
+            status, code = 503, "database_unavailable"
             message = f"the gateway's database is unavailable ({type(exc).__name__}); retry later"
-            if anthropic:
-                return anthropic_error(503, message)
-            if bedrock:
-                return bedrock_error(503, message)
-            return error(503, message, "server_error", "database_unavailable")
-        message = f"internal error ({type(exc).__name__}); see the gateway's log"
-        if anthropic:
-            return anthropic_error(500, message)
-        if bedrock:
-            return bedrock_error(500, message)
-        return error(500, message, "server_error", "internal_error")
+        api = api_of(request.url.path)
+        if api == "anthropic":
+            return anthropic_error(status, message)
+        if api == "bedrock":
+            return bedrock_error(status, message)  # botocore reads the code from x-amzn-ErrorType
+        if api == "gemini":
+            return gemini_error(status, message)
+        return error(status, message, "server_error", code)
 
     @app.exception_handler(HTTPException)
     async def no_such_endpoint(request: Request, exc: HTTPException) -> Response:
@@ -151,7 +149,8 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         # FastAPI's {"detail": "Not Found"}, which the SDKs cannot read and which names no fix.
         if exc.status_code not in (404, 405) or request.url.path.startswith("/dashboard"):
             return await http_exception_handler(request, exc)  # the dashboard's own errors, as its page reads them
-        return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}))
+        sent = request.scope.get(SENT_PATH)
+        return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}), sent)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -27,6 +27,8 @@ from tokenomy.gateway.hygiene import EdgeHygiene
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger(__name__)
+# The path as the caller sent it, in the scope of a request served on another's: its 404 or 405 names what was sent.
+SENT_PATH = "tokenomy.sent_path"
 
 
 class GatewayApp(FastAPI):
@@ -43,10 +45,13 @@ class GatewayApp(FastAPI):
         self._direct_app = EdgeHygiene(self._call_endpoint, max_body_bytes=max_body_bytes, read_timeout=read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent = scope.get("path")
         if scope["type"] == "http" and scope["path"].startswith(path_aliases.PREFIXES):
             scope = path_aliases.served_scope(scope)  # Azure OpenAI's and Bedrock's paths: the gateway's own
         elif scope["type"] == "http" and scope["path"].startswith(vertex_paths.PREFIXES):
             scope = vertex_paths.served_scope(scope)  # Gemini on Vertex AI: the Gemini API request the gateway serves
+        if scope.get("path") != sent:
+            scope[SENT_PATH] = sent
         if (
             self._direct_app is not None
             and scope["type"] == "http"

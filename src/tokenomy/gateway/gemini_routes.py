@@ -6,8 +6,9 @@ application on the `google-genai` SDK moves behind Tokenomy by its base URL:
 `model` names a gateway route or model, as on the other APIs. The same path as `/v1/chat/completions`: the virtual
 key (`x-goog-api-key`, or `Authorization: Bearer`), overload guard, rate limit, budget reservation, the one call path
 (ledger, telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
-`providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks (`alt=sse`, the SDK's),
-errors Google's `{"error": {"code", "message", "status"}}`.
+`providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks with `alt=sse` (the
+SDK's), else one JSON array of them written as they come (the REST API's default); errors Google's
+`{"error": {"code", "message", "status"}}`.
 
 A streamed function call goes out whole, in the last chunk, as Gemini streams them: its arguments arrive in pieces
 from other providers, and Gemini's format has no argument fragments.
@@ -39,7 +40,10 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.fast_path import SENT_PATH
+from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
+from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.base import Unsupported
@@ -54,31 +58,8 @@ from tokenomy.providers.gemini_answers import (
 from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
 
 router = APIRouter()
-STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    413: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 METHODS = ("generateContent", "streamGenerateContent")
 GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Gemini's own fields
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Google's error: another client error (an upstream's 409 or 422, a 405) is the caller's request, another server
-    error an internal one, as Google's own status codes file them."""
-    default = "INVALID_ARGUMENT" if status < 500 else "INTERNAL"
-    return {"error": {"code": status, "message": message, "status": STATUS.get(status, default)}}
-
-
-def gemini_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
@@ -91,16 +72,16 @@ def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
     return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'))}\r\n\r\n".encode()
-
-
 class ChunkWriter:
     """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
     whole at the end (with a signature that rode on it)."""
 
-    def __init__(self, model: str, response_id: str, body: Any) -> None:
+    def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
         self.model, self.response_id = model, response_id
+        # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
+        # rather than server-sent events: what a caller that sends no `alt=sse` parses.
+        self.array = array
+        self.opened = False  # the array's `[` is sent
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
         self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
@@ -115,10 +96,20 @@ class ChunkWriter:
         return refused
 
     def failed(self, exc: TokenomyError) -> bytes:
-        return _sse(json.loads(bytes(_provider_error(exc, self.body).body)))  # the SDK raises an APIError for it
+        # the last item; the SDK raises an APIError for it
+        return self._item(json.loads(bytes(_provider_error(exc, self.body).body)), last=True)
 
     def crashed(self, message: str) -> bytes:
-        return _sse(error_body(500, message))
+        return self._item(error_body(500, message), last=True)
+
+    def _item(self, data: dict[str, Any], last: bool = False) -> bytes:
+        """One chunk of the stream: a server-sent event, or the array's next element (its last closes it)."""
+        text = json.dumps(data, separators=(",", ":"))
+        if not self.array:
+            return f"data: {text}\r\n\r\n".encode()
+        opening = ",\r\n" if self.opened else "["
+        self.opened = True
+        return f"{opening}{text}{']' if last else ''}".encode()
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
         candidate: dict[str, Any] = {"index": 0}
@@ -129,7 +120,7 @@ class ChunkWriter:
             candidate["finishReason"] = finish_reason(final)
             candidate.update(grounding_body(final))  # what Gemini's built-in tools found, as Gemini sends it last
             chunk["usageMetadata"] = usage_body(final)
-        return _sse(chunk)
+        return self._item(chunk, last=final is not None)
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
@@ -265,9 +256,8 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         return await _count(request, target.removesuffix(":countTokens").removeprefix("models/"))
     parsed_target = _parse_target(target)
     if version not in ("v1", "v1beta", "v1alpha") or parsed_target is None:
-        message = (
-            f"/{version}/models/{target}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
-        )
+        sent = request.scope.get(SENT_PATH, request.url.path)  # a Vertex path as the caller sent it
+        message = f"{sent}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
         return metrics.done(gemini_error(404, message), "unknown", started)
     model, method = parsed_target
     route = gw.route_for(model)
@@ -281,6 +271,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             label,
             started,
         )
+    alt = request.query_params.get("alt")
+    if method == "streamGenerateContent" and alt not in (None, "json", "sse"):
+        message = f"alt: the gateway streams a JSON array (alt=json, the default) or events (alt=sse), not {alt!r}"
+        return metrics.done(gemini_error(400, message), model, started)
     body: Any = None
     try:
         body = await json_body(request)
@@ -301,8 +295,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows
     headers = {"x-request-id": call.meta.request_id}
     if method == "streamGenerateContent":
-        writer = ChunkWriter(model, call.meta.request_id, body)
-        return FirstChunkStream(call_streamed(gw, call, admitted, model, started, writer), headers=headers)
+        array = alt != "sse"
+        writer = ChunkWriter(model, call.meta.request_id, body, array)
+        stream = call_streamed(gw, call, admitted, model, started, writer)
+        return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers)
     response = await call_whole(gw, call, admitted, model, lambda exc: _provider_error(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)
@@ -344,6 +340,8 @@ async def gemini_model(request: Request, model: str) -> Response:
     gw = request.app.state.gateway
     name = model.removeprefix("models/")
     if name not in _served(gw):
+        if name.rpartition(":")[2] in (*METHODS, "countTokens"):  # a method's path (`g:generateContent`): POST only
+            return unserved(request.method, request.url.path, 405, {"Allow": "POST"}, request.scope.get(SENT_PATH))
         message = f"model `{name}` does not exist on this gateway; GET /v1beta/models lists the names"
         return gemini_error(404, message)
     return JSONResponse(_model_body(gw, name))

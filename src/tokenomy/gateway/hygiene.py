@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from tokenomy.gateway.gemini_errors import error_body
 from tokenomy.gateway.path_aliases import DEPLOYMENT
 
 _BAD_HEADER = re.compile(rb"[\r\n\x00]")
@@ -31,6 +32,7 @@ _BAD_HEADER = re.compile(rb"[\r\n\x00]")
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
 UNPARSED = object()  # the body's value when orjson refused it (the endpoint parses the bytes itself)
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
 
 
@@ -48,6 +50,10 @@ def body_problem(body: bytes) -> tuple[str, str | None] | None:
 
 def checked_body(body: bytes) -> tuple[Any, tuple[str, str | None] | None]:
     """(the body's JSON value, or UNPARSED; (message, field) for a body whose text cannot be sent on, or None)."""
+    if body.startswith(BOM):
+        # JSON may open with one (RFC 8259 lets a parser ignore it; some Windows clients send it): orjson refuses it,
+        # and a body left unparsed here would reach its endpoint without what the edge adds (an Azure deployment).
+        body = body[len(BOM) :]
     try:
         # Strict JSON: one pass in C clears the normal body (3 us for 6 KB with an image), and its value is kept.
         return orjson.loads(body), None
@@ -98,9 +104,7 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
     return None
 
 
-# Answered in Anthropic's error shape, as their endpoints answer.
-ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
-VERTEX_CLAUDE = (":rawPredict", ":streamRawPredict")
+# The edge's refusals as Anthropic types them (the rest are invalid_request_error).
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
 # Bedrock Runtime's paths (Converse, InvokeModel, CountTokens, and the operations the gateway does not serve): answered
 # in its REST-JSON shape, the type in `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError
@@ -108,12 +112,33 @@ ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
 BEDROCK_PREFIXES = ("/model/", "/guardrail/", "/async-invoke")
 
 
+def api_of(path: str) -> str:
+    """Whose error shape a request on this path is answered in ("bedrock", "anthropic", "gemini" or "openai"): each
+    SDK reads only its own API's, so an error in another shows no message. By the path as served (Azure's and Vertex
+    Gemini's are rewritten first: OpenAI's and the Gemini API's)."""
+    if path.startswith(BEDROCK_PREFIXES):
+        return "bedrock"
+    if path.startswith("/openai/"):  # Azure OpenAI's (its assistants' /threads/{id}/messages too)
+        return "openai"
+    if "/publishers/anthropic/" in path or path.startswith("/anthropic/"):  # Claude on Vertex AI, on Bedrock's base
+        return "anthropic"
+    if "/projects/" in path or "/publishers/" in path:  # Vertex AI's other paths: Google's shape
+        return "gemini"
+    if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
+        return "gemini"
+    if "/messages" in path:
+        return "anthropic"
+    return "openai"
+
+
 async def refuse(
     send: Send, status: int, message: str, param: str | None = None, close: bool = False, shape: str = "openai"
 ) -> None:
-    """An error in OpenAI's shape (Anthropic's or Bedrock's, by `shape`), sent directly by the middleware."""
+    """An error in OpenAI's shape (Anthropic's, Bedrock's or Google's, by `shape`), sent directly by the middleware."""
     extra: list[tuple[bytes, bytes]] = []
-    if shape == "anthropic":
+    if shape == "gemini":
+        payload = json.dumps(error_body(status, message)).encode()
+    elif shape == "anthropic":
         kind = ANTHROPIC_TYPES.get(status, "invalid_request_error")
         payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     elif shape == "bedrock":
@@ -139,10 +164,7 @@ class EdgeHygiene:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        # Claude on Vertex AI (`...:rawPredict`, `...:streamRawPredict`) is answered in Anthropic's shape too
-        anthropic = path in ANTHROPIC_PATHS or path.endswith(VERTEX_CLAUDE)
-        shape = "anthropic" if anthropic else "bedrock" if path.startswith(BEDROCK_PREFIXES) else "openai"
+        shape = api_of(scope["path"])
         bad = header_problem(scope["headers"])
         if bad is not None:
             await refuse(

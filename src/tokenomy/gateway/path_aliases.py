@@ -12,13 +12,16 @@ Azure OpenAI, for the openai SDK's `AzureOpenAI` client (or Azure's v1 API):
 Each Azure path is served by the gateway's own endpoint for the operation; nothing else differs:
 - `/openai/deployments/{deployment}/chat/completions` and `/embeddings`: the deployment names the route, as `model`
   does on `/v1` (Azure reads the model from the path and not from the body, and so does the gateway);
-- `/openai/v1/...` (Azure's OpenAI-compatible API) and `/openai/responses` (its Responses API): the `/v1` paths.
+- `/openai/v1/...` (Azure's OpenAI-compatible API), `/openai/responses` (its Responses API) and `/openai/models`
+  (its model list, the SDK's `models.list()`, and `/openai/models/{model}`): the `/v1` paths.
 The key may come in Azure's `api-key` header. `api-version` selects a version of Azure's API; the gateway answers
 in the current OpenAI shape whatever it says. Other Azure operations (legacy completions, images, audio,
 assistants) are not served: they get the gateway's 404 naming what it serves.
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 from starlette.types import Scope
 
@@ -29,7 +32,8 @@ PREFIXES = (AZURE, ANTHROPIC)
 # parsed the body (hygiene.EdgeHygiene), so every endpoint reads the route as it would from a `/v1` request.
 DEPLOYMENT = "tokenomy.azure_deployment"
 DEPLOYMENT_OPERATIONS = {"chat/completions": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
-RESPONSES = ("/responses", "/responses/input_tokens")
+# Azure paths without a version or deployment that are the `/v1` path of the same name (and `/models/{model}`)
+UNVERSIONED = ("/responses", "/responses/input_tokens", "/models")
 
 
 def served_scope(scope: Scope) -> Scope:
@@ -41,14 +45,14 @@ def served_scope(scope: Scope) -> Scope:
         if not target.startswith("/v1/"):
             return scope
         return {**scope, "path": target, "raw_path": target.encode()}
-    rest = path[len(AZURE) - 1 :]  # "/deployments/{d}/chat/completions", "/v1/embeddings", "/responses"
+    rest = path[len(AZURE) - 1 :]  # "/deployments/{d}/chat/completions", "/v1/embeddings", "/responses", "/models"
     deployment = None
     if rest.startswith("/v1/"):
         target = rest
-    elif rest in RESPONSES:
+    elif rest in UNVERSIONED or rest.startswith("/models/"):
         target = "/v1" + rest
     elif rest.startswith("/deployments/"):
-        deployment, _, operation = rest[len("/deployments/") :].partition("/")
+        deployment, operation = _deployment_operation(scope)
         target = DEPLOYMENT_OPERATIONS.get(operation) if deployment else None
     else:
         target = None
@@ -63,3 +67,14 @@ def served_scope(scope: Scope) -> Scope:
     if deployment is not None:
         served[DEPLOYMENT] = deployment
     return served
+
+
+def _deployment_operation(scope: Scope) -> tuple[str, str]:
+    """The deployment and the operation of `/openai/deployments/{deployment}/{operation}`, split on the path as sent:
+    the openai SDK percent-encodes a `/` in a deployment name (a route named `openai/gpt-4o`), which the decoded path
+    no longer tells from the path's own. ("", "") for a path whose segments are not those."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    segments = [unquote(segment) for segment in raw.decode("ascii", "replace").split("/")]
+    if segments[:3] != ["", "openai", "deployments"] or len(segments) < 5:
+        return "", ""
+    return segments[3], "/".join(segments[4:])

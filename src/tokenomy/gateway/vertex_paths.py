@@ -11,7 +11,8 @@ generateContent` (and `:streamGenerateContent?alt=sse`, `:countTokens`) with the
 with the key in `x-goog-api-key`. On Vertex the SDK sends and parses the Gemini API's JSON (camelCase; a part's
 `inlineData` may spell `mime_type`, which the Gemini mapping reads too), so each path is served by the Gemini API's
 endpoint (`gemini_routes`) for `models/{model}:...`: `{model}` names the gateway route, and both ways of sending the
-key are the ones that endpoint takes. The project and location are the caller's business and are not checked.
+key are the ones that endpoint takes; `GET .../publishers/google/models[/{model}]` (models.list, models.get) is its
+list. The project and location are the caller's business and are not checked.
 Claude on Vertex (`publishers/anthropic`) has endpoints of its own (`vertex_routes`); other Vertex paths get the
 gateway's 404 naming what it serves.
 """
@@ -24,7 +25,8 @@ from starlette.types import Scope
 
 # What every Vertex AI path the SDK builds starts with (the SDK's v1beta1, or v1 by GOOGLE_GENAI_API_VERSION).
 PREFIXES = ("/v1beta1/", "/v1/projects/", "/v1/publishers/")
-_GEMINI = re.compile(r"/v1(?:beta1)?/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/(models/.+)")
+# `publishers/google/models` alone is the SDK's models.list(): the Gemini API's list (the SDK reads its `models`)
+_GEMINI = re.compile(r"/v1(?:beta1)?/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/(models(?:/.+)?)")
 
 
 def served_scope(scope: Scope) -> Scope:

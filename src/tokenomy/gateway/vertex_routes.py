@@ -101,13 +101,14 @@ async def _predict(request: Request, version: str | None, target: str) -> Respon
     return await answer_message(request, messages, name, route, key, started, stream=stream)
 
 
-@router.post("/{version}/projects/{project}/locations/{region}/publishers/anthropic/models/{target}")
+@router.post("/{version}/projects/{project}/locations/{region}/publishers/anthropic/models/{target:path}")
 async def vertex_predict(request: Request, version: str, project: str, region: str, target: str) -> Response:
-    """Claude on Vertex AI: rawPredict (Claude's message) and streamRawPredict (Anthropic's SSE events)."""
+    """Claude on Vertex AI: rawPredict (Claude's message) and streamRawPredict (Anthropic's SSE events). A path
+    parameter: a route's name may hold a `/` (`team/claude`), which the SDK sends percent-encoded, decoded here."""
     return await _predict(request, version, target)
 
 
-@router.post("/projects/{project}/locations/{region}/publishers/anthropic/models/{target}")
+@router.post("/projects/{project}/locations/{region}/publishers/anthropic/models/{target:path}")
 async def vertex_predict_unversioned(request: Request, project: str, region: str, target: str) -> Response:
     """The same, for a client whose base URL leaves out Vertex's `/v1`."""
     return await _predict(request, None, target)

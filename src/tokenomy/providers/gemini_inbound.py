@@ -302,7 +302,10 @@ def _tools(value: Any) -> tuple[list[ToolSpec], list[dict[str, Any]]]:
         for name in BUILT_IN_TOOLS:
             if get(tool, name) is not None:
                 built_in.append({name: get(tool, name)})
-        for j, item in enumerate(get(tool, "functionDeclarations") or []):
+        declarations = get(tool, "functionDeclarations") or []
+        if not isinstance(declarations, list):
+            raise ValueError(f"{where}.functionDeclarations: expected a list")
+        for j, item in enumerate(declarations):
             here = f"{where}.functionDeclarations[{j}]"
             item = _object(item, here, ("name", "description", "parameters", "parametersJsonSchema", "response",
                                         "responseJsonSchema"))  # fmt: skip
@@ -332,13 +335,15 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     config = _object(config, where, ("mode", "allowedFunctionNames"))
     mode = str(get(config, "mode") or "AUTO").upper()
     allowed = get(config, "allowedFunctionNames") or []
+    if not isinstance(allowed, list):
+        raise ValueError(f"{where}.allowedFunctionNames: expected a list of function names")
     if mode in ("AUTO", "MODE_UNSPECIFIED") and not allowed:
         return ToolChoice("auto")
     if mode == "NONE" and not allowed:
         return ToolChoice("none")
     if mode == "ANY" and not allowed:
         return ToolChoice("any")
-    if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1 and isinstance(allowed[0], str):
+    if mode == "ANY" and len(allowed) == 1 and isinstance(allowed[0], str):
         return ToolChoice("tool", allowed[0])
     raise ValueError(f"{where}: the gateway carries modes AUTO, ANY and NONE, and ANY with one allowed function "
                      f"name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
