@@ -62,7 +62,7 @@ def invoke_embedding(model_id: str, body: Any, count) -> tuple[dict[str, Any], i
         raise _malformed("the body must be a JSON object")
     if model.family == "titan":
         return _titan(body, model.dimensions, count)
-    return _cohere(body, model.dimensions, model.dimension_field, count)
+    return _cohere(body, model.dimensions, model.dimension_field, model.by_type, count)
 
 
 def _titan(body: dict[str, Any], sizes: tuple[int, ...], count) -> tuple[dict[str, Any], int]:
@@ -93,7 +93,9 @@ def _titan(body: dict[str, Any], sizes: tuple[int, ...], count) -> tuple[dict[st
     return {"embedding": vector, "embeddingsByType": by_type, "inputTextTokenCount": tokens}, tokens
 
 
-def _cohere(body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None, count) -> tuple[dict[str, Any], int]:
+def _cohere(
+    body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None, by_type: bool, count
+) -> tuple[dict[str, Any], int]:
     allowed = {"texts", "input_type", "truncate", "embedding_types", "images"}
     if size_field:
         allowed |= {size_field, "max_tokens", "inputs"}
@@ -123,7 +125,7 @@ def _cohere(body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None
     vectors = [cohere_vector(text, dimensions) for text in texts]
     tokens = sum(count(text) for text in texts)
     answer: dict[str, Any] = {"id": str(uuid.uuid4()), "texts": texts}
-    if types is None and size_field is None:
+    if types is None and not by_type:
         answer.update(embeddings=vectors, response_type="embeddings_floats")
     else:  # v4 answers by type always
         answer.update(embeddings={"float": vectors}, response_type="embeddings_by_type")

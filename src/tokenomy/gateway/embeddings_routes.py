@@ -107,12 +107,14 @@ async def create_embeddings(request: Request) -> Response:
 
 @dataclass
 class Embedded:
-    """An answered embeddings request: the upstream's answer in OpenAI's shape, the input tokens billed, and the id
-    of its ledger rows."""
+    """An answered embeddings request: the upstream's answer in OpenAI's shape, the input tokens billed, the id
+    of its ledger rows, and the model that embedded it (its provider's id: a Bedrock model's answer shape
+    depends on it)."""
 
     answer: dict[str, Any]
     used: int
     request_id: str
+    model: str
 
 
 @dataclass
@@ -178,7 +180,7 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe_usage(Usage(input_tokens=used), cost, name)
-    return Embedded(answer, used, meta.request_id)
+    return Embedded(answer, used, meta.request_id, spec.model)
 
 
 def embedding_model(gw, name: str, route) -> ModelSpec:

@@ -22,8 +22,9 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.gateway import metrics
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.embeddings_request import parse_embeddings_request
-from tokenomy.gateway.embeddings_routes import Failure, embed_request
+from tokenomy.gateway.embeddings_routes import Embedded, Failure, embed_request
 from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.providers import bedrock_embeddings
 
 TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")
 COHERE_FIELDS = ("texts", "input_type", "truncate", "embedding_types", "output_dimension")
@@ -82,20 +83,20 @@ def _checked(body: dict[str, Any], fields: tuple[str, ...]) -> None:
             raise ValueError(f"{field}: not carried by the gateway for this body (it takes {', '.join(fields)})")
 
 
-def _answer(body: dict[str, Any], vectors: list[list[float]], used: int, request_id: str) -> dict[str, Any]:
-    """The vectors in the body's own answer shape."""
+def _answer(body: dict[str, Any], outcome: Embedded) -> dict[str, Any]:
+    """The vectors in the body's own answer shape, as Bedrock answers it: Titan V2's always has `embeddingsByType`;
+    Cohere's is by type when `embedding_types` is asked, and always from a model that answers so (Embed v4)."""
+    vectors = [item["embedding"] for item in outcome.answer["data"]]
     if "texts" in body:
-        by_type = _floats_only(body, "embedding_types")
+        model = bedrock_embeddings.embedding_model(outcome.model)
+        by_type = _floats_only(body, "embedding_types") or (model is not None and model.by_type)
         return {
-            "id": request_id,
+            "id": outcome.request_id,
             "embeddings": {"float": vectors} if by_type else vectors,
             "response_type": "embeddings_by_type" if by_type else "embeddings_floats",
             "texts": body["texts"],
         }
-    answer: dict[str, Any] = {"embedding": vectors[0], "inputTextTokenCount": used}
-    if _floats_only(body, "embeddingTypes"):
-        answer["embeddingsByType"] = {"float": vectors[0]}
-    return answer
+    return {"embedding": vectors[0], "inputTextTokenCount": outcome.used, "embeddingsByType": {"float": vectors[0]}}
 
 
 def _named(message: str, body: dict[str, Any]) -> str:
@@ -138,11 +139,10 @@ async def invoke(
     outcome = await embed_request(request.app.state.gateway, request, key, asked)
     if isinstance(outcome, Failure):
         return metrics.done(_refused(outcome, body), outcome.label, started)
-    vectors = [item["embedding"] for item in outcome.answer["data"]]
     headers = {
         "x-amzn-RequestId": outcome.request_id,
         "X-Amzn-Bedrock-Input-Token-Count": str(outcome.used),
         "X-Amzn-Bedrock-Invocation-Latency": str(round((time.perf_counter() - started) * 1000)),
     }
-    answer = _answer(body, vectors, outcome.used, outcome.request_id)
+    answer = _answer(body, outcome)
     return metrics.done(JSONResponse(answer, headers=headers), model_id, started)

@@ -49,13 +49,16 @@ class EmbeddingModel:
     family: str  # titan | cohere
     dimensions: tuple[int, ...]
     dimension_field: str | None  # the body's field for the output size, if the model takes one
+    # Cohere: the answer's vectors are by type (`{"float": [...]}`, `embeddings_by_type`) even when the body asks for
+    # no `embedding_types` (Embed v4 does so; v3 then answers bare floats, `embeddings_floats`).
+    by_type: bool = False
 
 
 MODELS = {
     "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions"),
     "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None),
     "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None),
-    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension"),
+    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension", by_type=True),
 }
 
 
