@@ -118,6 +118,11 @@ def test_cohere_v4_answers_by_type_even_unasked_as_bedrock_does(gateway) -> None
     ("cohere", {"texts": ["a"], "input_type": "search_query", "images": ["data:image/png;base64,AA=="]}, {},
      "images: not carried"),
     ("titan", {"texts": ["a"], "input_type": "search_query"}, {}, "input_type"),  # Titan has no input_type
+    # Cohere Embed v4's image and interleaved inputs, without texts: a Cohere body all the same, not Claude's.
+    ("cohere-v4", {"images": ["data:image/png;base64,AA=="], "input_type": "search_document"}, {},
+     "images: not carried"),
+    ("cohere-v4", {"inputs": [{"content": [{"type": "text", "text": "hi"}]}], "input_type": "search_document"}, {},
+     "inputs: not carried"),
 ])
 def test_what_the_gateway_cannot_carry_is_refused_by_name_and_nothing_is_billed(gateway, model, body, params,
                                                                                  named) -> None:

@@ -28,6 +28,8 @@ from tokenomy.providers import bedrock_embeddings
 
 TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")
 COHERE_FIELDS = ("texts", "input_type", "truncate", "embedding_types", "output_dimension")
+# What marks a Cohere Embed body: any of its input forms (texts; v4's images and interleaved inputs, refused by name).
+COHERE_INPUTS = ("texts", "images", "inputs")
 FLOAT_ONLY = ["float"]
 # OpenAI's request fields, which a refusal names, by the field the body's caller sent.
 CALLER_NAMES = {"titan": {"input": "inputText"}, "cohere": {"input": "texts", "dimensions": "output_dimension"}}
@@ -39,8 +41,12 @@ def is_embedding_body(body: Any) -> bool:
     return (
         isinstance(body, dict)
         and "messages" not in body
-        and (("inputText" in body and "textGenerationConfig" not in body) or "texts" in body)
+        and (("inputText" in body and "textGenerationConfig" not in body) or _is_cohere(body))
     )
+
+
+def _is_cohere(body: dict[str, Any]) -> bool:
+    return any(field in body for field in COHERE_INPUTS)
 
 
 def _floats_only(body: dict[str, Any], field: str) -> bool:
@@ -87,7 +93,7 @@ def _answer(body: dict[str, Any], outcome: Embedded) -> dict[str, Any]:
     """The vectors in the body's own answer shape, as Bedrock answers it: Titan V2's always has `embeddingsByType`;
     Cohere's is by type when `embedding_types` is asked, and always from a model that answers so (Embed v4)."""
     vectors = [item["embedding"] for item in outcome.answer["data"]]
-    if "texts" in body:
+    if _is_cohere(body):
         model = bedrock_embeddings.embedding_model(outcome.model)
         by_type = _floats_only(body, "embedding_types") or (model is not None and model.by_type)
         return {
@@ -102,7 +108,7 @@ def _answer(body: dict[str, Any], outcome: Embedded) -> dict[str, Any]:
 def _named(message: str, body: dict[str, Any]) -> str:
     """A refusal naming one of OpenAI's fields (`dimensions: ...`, `input.1: ...`) named as the body's caller sent
     it (`output_dimension`, `texts.1`)."""
-    for ours, theirs in CALLER_NAMES["cohere" if "texts" in body else "titan"].items():
+    for ours, theirs in CALLER_NAMES["cohere" if _is_cohere(body) else "titan"].items():
         if message.startswith(ours) and message[len(ours) : len(ours) + 1] in (":", ".", "["):
             return theirs + message[len(ours) :]
     return message
@@ -125,7 +131,7 @@ async def invoke(
             raise ValueError("embedding models do not stream: call InvokeModel (/invoke), not the stream")
         if given:
             raise ValueError(f"{given[0]}: not carried by the gateway for an embedding model's body; remove it")
-        if "texts" in body:
+        if _is_cohere(body):
             _checked(body, COHERE_FIELDS)
             _floats_only(body, "embedding_types")
             openai_request = _cohere_request(body, model_id)
