@@ -480,11 +480,20 @@ def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(led
             ({"input": [101, 102]}, "input", ("token ids",)),
             ({"user": "u-1"}, "user", ("x-tokenomy-tags",)),
             ({"extra_body": {"input_type": "search_query"}}, "input_type", ("Cohere",)),
+            # A text over the model's documented length: named before any call, rather than refused by Bedrock
+            # after the calls before it were answered (and billed) and under an index of its own call.
+            ({"input": ["fits", "ok", "x" * 50_001, "ok"]}, "input[2]", ("50001 characters", "at most 50000")),
+            ({"input": "x" * 50_001}, "input", ("50001 characters",)),
         ):
             with pytest.raises(openai.BadRequestError) as refused:
                 client.embeddings.create(model="titan", **{"input": "x", **kwargs})
             assert refused.value.param == param and all(n in refused.value.message for n in needles), kwargs
-    assert bedrock.state.emulator.calls == 0 and open_store(ledger_path).events() == []
+        with pytest.raises(openai.BadRequestError) as refused:  # the 101st text, in what would be the second call
+            client.embeddings.create(model="cohere", input=["short"] * 100 + ["y" * 2049])
+        assert refused.value.param == "input[100]" and "at most 2048" in refused.value.message
+        client.embeddings.create(model="cohere-v4", input="z" * 3000)  # v4 takes up to 128k tokens
+    assert bedrock.state.emulator.calls == 1
+    assert [e.model for e in open_store(ledger_path).events()] == ["cohere.embed-v4:0"]
 
 
 def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, aws):

@@ -63,7 +63,7 @@ def _titan_request(body: dict[str, Any], model_id: str) -> dict[str, Any]:
         raise ValueError("inputText: required, the text to embed")
     if body.get("normalize", True) is not True:
         raise ValueError("normalize: the gateway's vectors are normalized (as OpenAI's are); send true or leave it out")
-    request: dict[str, Any] = {"model": model_id, "input": [text]}
+    request: dict[str, Any] = {"model": model_id, "input": text}
     if "dimensions" in body:
         request["dimensions"] = body["dimensions"]
     return request

@@ -16,8 +16,9 @@ Two body families, each model's own (Bedrock user guide, "Amazon Titan Embedding
   `extra_body={"input_type": "search_query"}`. Any other model refuses `input_type` by name.
 
 Every field of OpenAI's request is carried or refused by name (`refusal`): token-id inputs (Bedrock embeds text
-only), `dimensions` a model cannot give (Titan: 256, 512, 1024; Cohere v3: 1024; v4: 256, 512, 1024, 1536), and
-`user` (InvokeModel has no field for an end-user id; attribute calls with the `x-tokenomy-tags` header instead).
+only), a text longer than the model takes (Titan: 50,000 characters; Cohere v3: 2,048), `dimensions` a model
+cannot give (Titan: 256, 512, 1024; Cohere v3: 1024; v4: 256, 512, 1024, 1536), and `user` (InvokeModel has no
+field for an end-user id; attribute calls with the `x-tokenomy-tags` header instead).
 `encoding_format: "base64"` is done here as OpenAI does it: the float vector as little-endian float32, base64.
 """
 
@@ -49,16 +50,17 @@ class EmbeddingModel:
     family: str  # titan | cohere
     dimensions: tuple[int, ...]
     dimension_field: str | None  # the body's field for the output size, if the model takes one
+    max_chars: int | None  # the longest text Bedrock takes (its body schema's maxLength), if it documents one
     # Cohere: the answer's vectors are by type (`{"float": [...]}`, `embeddings_by_type`) even when the body asks for
     # no `embedding_types` (Embed v4 does so; v3 then answers bare floats, `embeddings_floats`).
     by_type: bool = False
 
 
 MODELS = {
-    "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions"),
-    "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None),
-    "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None),
-    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension", by_type=True),
+    "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions", 50_000),
+    "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None, 2048),
+    "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None, 2048),
+    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension", None, by_type=True),
 }
 
 
@@ -90,6 +92,16 @@ def refusal(body: dict[str, Any], model_id: str) -> EmbeddingFieldError | None:
             "input",
             f"token ids cannot be embedded by {model_id}: Bedrock's embedding models take text only; send the texts",
         )
+    if model.max_chars is not None:
+        # Checked here, where the text can be named: Bedrock refuses it in the one call that carries it, under
+        # that call's index, after the calls before it were answered and billed.
+        for index, text in enumerate([given] if isinstance(given, str) else given):
+            if len(text) > model.max_chars:
+                return EmbeddingFieldError(
+                    "input" if isinstance(given, str) else f"input[{index}]",
+                    f"a text of {len(text)} characters; {model_id} takes at most {model.max_chars} (Bedrock "
+                    "refuses a longer one, and the gateway never truncates): split it",
+                )
     dimensions = body.get("dimensions")
     if dimensions is not None and dimensions not in model.dimensions:
         valid = ", ".join(map(str, sorted(model.dimensions)))
