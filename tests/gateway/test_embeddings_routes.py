@@ -496,6 +496,25 @@ def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(led
     assert [e.model for e in open_store(ledger_path).events()] == ["cohere.embed-v4:0"]
 
 
+def test_a_routes_requests_per_minute_counts_each_bedrock_call_a_request_makes(ledger_path, aws):
+    # The route's rate_limit keeps the gateway under the upstream's quota, which Bedrock counts per InvokeModel
+    # call: a Titan request of 3 texts is 3 calls, a Cohere request of 100 texts 2.
+    routes = {"titan-4": {"model": "titan", "rate_limit": {"requests_per_minute": 4}, "retry": {"deadline_s": 0.5}},
+              "cohere-2": {"model": "cohere", "rate_limit": {"requests_per_minute": 2}, "retry": {"deadline_s": 0.5}}}
+    bedrock = create_bedrock(engine=InstantEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client.embeddings.create(model="titan-4", input=["a", "b", "c"])
+        with pytest.raises(openai.RateLimitError) as limited:  # 3 more calls: one left in the minute
+            client.embeddings.create(model="titan-4", input=["d", "e", "f"])
+        client.embeddings.create(model="cohere-2", input=["g"] * 100)
+        with pytest.raises(openai.RateLimitError):
+            client.embeddings.create(model="cohere-2", input="h")
+        client.embeddings.create(model="titan", input=["i"] * 10)  # the model's own name has no limit
+    assert "client-side rate limit" in limited.value.message
+    assert bedrock.state.emulator.calls == 3 + 2 + 10
+
+
 def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, aws):
     retry = {"max_attempts": 2, "base_delay_s": 0.01}
     routes = {"titan-r": {"model": "titan", "retry": retry}, "cohere-r": {"model": "cohere", "retry": retry}}

@@ -253,6 +253,7 @@ async def _embed(
     except TokenomyError as exc:  # the model's connection settings (an Azure endpoint, ...): the gateway's fault
         raise ProviderError(f"model {spec.name!r}: {exc}", kind="server_error", retryable=False) from exc
     body = asked.forwarded(spec.model)
+    calls = _upstream_calls(body, spec)
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
     spent = Decimal(0)
@@ -260,7 +261,7 @@ async def _embed(
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
-        if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left):
+        if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left, calls):
             # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
             limited = ProviderError(
                 f"client-side rate limit: no request slot for {meta.route!r} within the "
@@ -353,6 +354,12 @@ def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awai
         return bedrock, invoked
     upstream = gw.client.pooled(spec)
     return upstream, upstream.aembed
+
+
+def _upstream_calls(body: dict[str, Any], spec: ModelSpec) -> int:
+    """The upstream calls one attempt makes, which the route's rate limit counts as the upstream's quota does: a
+    Bedrock model's InvokeModel calls (one a text for Titan, one per 96 texts for Cohere); one for the others."""
+    return len(bedrock_embeddings.invoke_bodies(body, spec.model)) if spec.provider == "bedrock" else 1
 
 
 def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:
