@@ -412,6 +412,8 @@ def test_titan_embeds_several_inputs_in_order_priced_tagged_and_settled_at_what_
         many = client.embeddings.create(model="titan", input=[f"text {i}" for i in range(7)], encoding_format="float",
                                         extra_headers={"authorization": "Bearer " + store.create()[0]})
     assert refused.value.code == "budget_exceeded"
+    # An embeddings request costs less than a micro-dollar: the message says how much, not "$0.000000".
+    assert "could cost up to $0.000000520 " in refused.value.message  # 26 estimated tokens at $0.02 per 1M
     answer = answers[0].parse()
     assert [d.embedding for d in answer.data] == [titan_vector(t, 256) for t in texts]  # the inputs' order
     assert answer.model == "titan" and answer.object == "list" and [d.index for d in answer.data] == [0, 1]
