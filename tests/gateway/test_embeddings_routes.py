@@ -543,3 +543,26 @@ def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, 
     # Bedrock bills the two batches that answered before the third was throttled; the retry's first call was too.
     assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
         (1, "throttled", 192, 192 * COHERE_PER_TOKEN), (2, "throttled", 0, 0)]
+
+
+@pytest.mark.parametrize("route", ["cohere-r", "titan-r"])
+def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_billed_once(ledger_path, aws, route):
+    # A request of several Bedrock calls, some throttled: Bedrock billed the calls that answered, so a retry that
+    # sent them again would pay for them twice (past the request's budget reservation). The retry sends the rest;
+    # the rows' tokens add up to the request's, which the caller is told.
+    retry = {"max_attempts": 6, "base_delay_s": 0.01}
+    routes = {"cohere-r": {"model": "cohere", "retry": retry}, "titan-r": {"model": "titan", "retry": retry}}
+    texts = [f"w{i}" for i in range(200)] if route == "cohere-r" else [f"w{i}" for i in range(12)]
+    bedrock = create_bedrock(throttle_rate=0.3, seed=2, engine=WordEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.embeddings.create(model=route, input=texts, encoding_format="float")
+    emulator = bedrock.state.emulator
+    assert emulator.throttle.throttled > 0 and emulator.calls - emulator.throttle.throttled == (
+        3 if route == "cohere-r" else 12)  # every call answered once: 96 + 96 + 8 texts, or one a text
+    assert len(answer.data) == len(texts) and answer.usage.prompt_tokens == len(texts)  # a token a word
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert len(rows) > 1 and rows[-1].outcome == "ok"
+    assert sum(e.input_tokens for e in rows) == len(texts)
+    per_token = COHERE_PER_TOKEN if route == "cohere-r" else TITAN_PER_TOKEN
+    assert sum(e.cost_usd for e in rows) == len(texts) * per_token

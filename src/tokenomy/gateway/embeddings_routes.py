@@ -11,8 +11,9 @@ Azure provider's SDK client (`AzureOpenAIProvider.embed`), as the caller sent it
 model (for Azure, the deployment). A Bedrock model is reached through the Bedrock provider's InvokeModel
 (`BedrockProvider.embed`, in a thread as Azure's), which turns the request into the model's own bodies and the
 answers back into OpenAI's shape (`providers.bedrock_embeddings`: one call per text for Titan, batches of 96 for
-Cohere; base64 encoded by the gateway); what of the request the model cannot take (token ids, `dimensions` it
-cannot give, `user`) is refused by name before anything is reserved. Ledger rows carry the tag
+Cohere; base64 encoded by the gateway; a retry sends only the calls that did not answer, which Bedrock has not
+billed); what of the request the model cannot take (token ids, `dimensions` it cannot give, `user`) is refused by
+name before anything is reserved. Ledger rows carry the tag
 `operation: embeddings` (the schema has no operation column, and tags are grouped by every report already).
 
 Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model has no embeddings
@@ -248,12 +249,13 @@ async def _embed(
 ) -> tuple[dict[str, Any], int, Decimal]:
     """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
     model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
+    # A Bedrock request is several calls: those that answered are kept across attempts, and not sent again.
+    progress = bedrock_embeddings.Progress() if spec.provider == "bedrock" else None
     try:
-        upstream, send = _upstream(gw, spec)
+        upstream, send = _upstream(gw, spec, progress)
     except TokenomyError as exc:  # the model's connection settings (an Azure endpoint, ...): the gateway's fault
         raise ProviderError(f"model {spec.name!r}: {exc}", kind="server_error", retryable=False) from exc
     body = asked.forwarded(spec.model)
-    calls = _upstream_calls(body, spec)
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
     spent = Decimal(0)
@@ -261,6 +263,7 @@ async def _embed(
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
+        calls = _upstream_calls(body, spec, progress)
         if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left, calls):
             # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
             limited = ProviderError(
@@ -270,6 +273,7 @@ async def _embed(
             )
             limited.call_cost_usd = spent
             raise limited
+        carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
         began = time.perf_counter()
         with otel.embeddings_span(
             upstream.name,
@@ -309,11 +313,12 @@ async def _embed(
                 continue
             seconds = time.perf_counter() - began
             used = _prompt_tokens(answer, spec, estimate)
+            billed = max(0, used - carried)  # this attempt's calls; the caller is told the whole request's
             reported = answer.get("model")
             served = reported if isinstance(reported, str) and reported else spec.model
-            event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
+            event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
             if policy.limiter is not None:
-                policy.limiter.settle(estimate, used)
+                policy.limiter.settle(estimate, billed)
             vectors = len(answer["data"])
             if vectors != len(asked.items):
                 # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
@@ -336,8 +341,11 @@ async def _embed(
             return answer, used, spent + event.cost_usd
 
 
-def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
-    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body."""
+def _upstream(
+    gw, spec: ModelSpec, progress: bedrock_embeddings.Progress | None
+) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body (a
+    Bedrock model's: the calls `progress` has not yet)."""
     if spec.provider == "azure":  # the shared SDK-based provider: Azure's paths, api-version and credentials
         provider = gw.client.provider_for(spec)
 
@@ -349,17 +357,20 @@ def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awai
         bedrock = gw.client.provider_for(spec)
 
         async def invoked(body: dict[str, Any]) -> dict[str, Any]:
-            return await asyncio.to_thread(bedrock.embed, body, spec.region)
+            return await asyncio.to_thread(bedrock.embed, body, spec.region, progress)
 
         return bedrock, invoked
     upstream = gw.client.pooled(spec)
     return upstream, upstream.aembed
 
 
-def _upstream_calls(body: dict[str, Any], spec: ModelSpec) -> int:
+def _upstream_calls(body: dict[str, Any], spec: ModelSpec, progress: bedrock_embeddings.Progress | None) -> int:
     """The upstream calls one attempt makes, which the route's rate limit counts as the upstream's quota does: a
-    Bedrock model's InvokeModel calls (one a text for Titan, one per 96 texts for Cohere); one for the others."""
-    return len(bedrock_embeddings.invoke_bodies(body, spec.model)) if spec.provider == "bedrock" else 1
+    Bedrock model's InvokeModel calls not yet answered (one a text for Titan, one per 96 texts for Cohere); one for
+    the others."""
+    if progress is None:
+        return 1
+    return len(bedrock_embeddings.invoke_bodies(body, spec.model)) - len(progress.answered)
 
 
 def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:

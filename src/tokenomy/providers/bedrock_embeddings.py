@@ -194,36 +194,52 @@ def openai_answer(vectors: list[list[float]], tokens: int | None, model: str, en
     return answer
 
 
+class Progress:
+    """The calls of one request that Bedrock answered (their vectors and tokens, by the call's place), kept across
+    the gateway's attempts: a retry sends only the others, since Bedrock billed these already (sending them again
+    would pay twice, past the request's budget reservation), and the answer is put together from all of them."""
+
+    def __init__(self) -> None:
+        self.answered: dict[int, tuple[list[list[float]], int | None]] = {}
+
+    def tokens(self) -> int:
+        return sum(tokens or 0 for _, tokens in self.answered.values())
+
+
 def embed(
     invoke: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
     body: dict[str, Any],
     model_id: str,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Embed `body` (OpenAI's request) with `invoke` (one InvokeModel call: its JSON answer and HTTP headers).
+    """Embed `body` (OpenAI's request) with `invoke` (one InvokeModel call: its JSON answer and HTTP headers),
+    sending only the calls an earlier attempt of the request left unanswered (`progress`).
 
     Titan's calls run `TITAN_CONCURRENCY` at a time, Cohere's batches one after another. When a call fails, those
-    not yet started are not sent, and the error carries the tokens of the calls that answered (`billed_tokens`):
-    Bedrock bills them though the request failed."""
+    not yet started are not sent, and the error carries the tokens of this attempt's calls that answered
+    (`billed_tokens`): Bedrock bills them though the request failed. The answer's usage is the whole request's."""
     model = embedding_model(model_id)
     assert model is not None
+    progress = progress if progress is not None else Progress()
     calls = invoke_bodies(body, model_id)
-    answers: list[tuple[list[list[float]], int | None] | None] = [None] * len(calls)
+    pending = [index for index in range(len(calls)) if index not in progress.answered]
 
     def one(index: int) -> None:
         answer, headers = invoke(calls[index])
         try:
-            answers[index] = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
+            found = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProviderError(
                 f"Bedrock answered {model_id} with no embeddings ({type(exc).__name__}: {exc})",
                 kind="server_error",
                 reached=True,
             ) from exc
+        progress.answered[index] = found
 
     try:
-        if model.family == "titan" and len(calls) > 1:
-            with ThreadPoolExecutor(min(TITAN_CONCURRENCY, len(calls)), thread_name_prefix="titan-embed") as pool:
-                futures = [pool.submit(one, i) for i in range(len(calls))]
+        if model.family == "titan" and len(pending) > 1:
+            with ThreadPoolExecutor(min(TITAN_CONCURRENCY, len(pending)), thread_name_prefix="titan-embed") as pool:
+                futures = [pool.submit(one, index) for index in pending]
                 try:
                     for future in futures:
                         future.result()
@@ -232,15 +248,16 @@ def embed(
                         future.cancel()
                     raise
         else:
-            for index in range(len(calls)):
+            for index in pending:
                 one(index)
     except ProviderError as exc:
-        done = [found for found in answers if found is not None]
+        done = [progress.answered[index] for index in pending if index in progress.answered]
         if done:
             exc.billed_tokens = sum(tokens or 0 for _, tokens in done)
         raise
-    vectors = [vector for found in answers if found is not None for vector in found[0]]
-    counts = [found[1] for found in answers if found is not None]
+    answers = [progress.answered[index] for index in range(len(calls))]
+    vectors = [vector for found, _ in answers for vector in found]
+    counts = [tokens for _, tokens in answers]
     tokens = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
     return openai_answer(vectors, tokens, model_id, body.get("encoding_format", "float"))
 
