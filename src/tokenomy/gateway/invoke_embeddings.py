@@ -30,6 +30,7 @@ TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")
 COHERE_FIELDS = ("texts", "input_type", "truncate", "embedding_types", "output_dimension")
 # What marks a Cohere Embed body: any of its input forms (texts; v4's images and interleaved inputs, refused by name).
 COHERE_INPUTS = ("texts", "images", "inputs")
+INPUTS = ("inputText", *COHERE_INPUTS)  # an embedding body's input fields, either family's
 FLOAT_ONLY = ["float"]
 # OpenAI's request fields, which a refusal names, by the field the body's caller sent.
 CALLER_NAMES = {"titan": {"input": "inputText"}, "cohere": {"input": "texts", "dimensions": "output_dimension"}}
