@@ -199,6 +199,17 @@ def test_unknown_fields_malformed_input_and_routes_without_one_openai_model_are_
     assert upstream.bodies == [] and open_store(ledger_path).events() == []
 
 
+def test_a_null_optional_field_is_not_given_as_openai_and_the_chat_route_take_it(ledger_path):
+    # Clients that serialize every field of their request type send `"dimensions": null` for one they did not set.
+    upstream = RecordingUpstream()
+    nulls = {"encoding_format": None, "dimensions": None, "user": None}
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        answer = httpx.post(url + "/v1/embeddings", json={"model": "search", "input": "hello world", **nulls})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"][0]["embedding"] == embedding_vector("hello world")  # floats, the default
+    assert upstream.bodies == [{"model": SMALL, "input": "hello world"}]
+
+
 def test_an_upstream_error_keeps_its_status_and_every_attempt_is_a_row(ledger_path):
     class Throttled(RecordingUpstream):
         def _refusal(self, body: bytes) -> bytes | None:
@@ -441,12 +452,15 @@ def test_cohere_embeds_a_batch_in_calls_of_96_with_the_callers_input_type(ledger
         v4 = client.embeddings.create(model="cohere-v4", input=["a", "b"], dimensions=256, encoding_format="float")
         with pytest.raises(openai.BadRequestError) as fixed:
             client.embeddings.create(model="cohere", input="x", dimensions=256)
+        unset = client.embeddings.create(model="cohere", input="a query", encoding_format="float",
+                                         extra_body={"input_type": None, "dimensions": None})  # not given
     assert [d.embedding for d in documents.data] == [cohere_vector(t) for t in texts]
     assert documents.usage.prompt_tokens == 300 and documents.model == "cohere"
     assert query.data[0].embedding == cohere_vector("a query") and query.usage.prompt_tokens == 2
     assert [len(d.embedding) for d in v4.data] == [256, 256]
     assert fixed.value.param == "dimensions" and "1024" in fixed.value.message
-    assert bedrock.state.emulator.calls == 2 + 1 + 1  # 96 + 4 texts, then one each
+    assert unset.data[0].embedding == cohere_vector("a query")
+    assert bedrock.state.emulator.calls == 2 + 1 + 1 + 1  # 96 + 4 texts, then one each
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
     assert [(e.model, e.input_tokens, e.cost_usd, e.priced_by) for e in rows[:2]] == [
         (COHERE, 300, 300 * COHERE_PER_TOKEN, "tokenomy-catalog"),

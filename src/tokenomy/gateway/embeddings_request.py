@@ -23,6 +23,7 @@ from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
 # The gateway's extension fields, taken only by the models named in their refusals (embeddings_routes).
 EXTENSIONS = ("input_type",)
+OPTIONAL = ("encoding_format", "dimensions", "user", *EXTENSIONS)
 ENCODINGS = ("float", "base64")
 _SHAPES = "a string, a list of strings, a list of token ids (integers) or a list of token-id lists"
 _TOKEN_IDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
@@ -93,6 +94,9 @@ def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
                 f"not a field of OpenAI's embeddings request ({', '.join(FIELDS)}); the gateway forwards no field it "
                 "does not know: remove it",
             )
+    # null is "not given" for an optional field, in OpenAI's API as on the gateway's chat route: clients that
+    # serialize every field of their request type send it for those they did not set.
+    body = {name: value for name, value in body.items() if value is not None or name not in OPTIONAL}
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise RequestError("model", "required: the name of a route or model this gateway serves (GET /v1/models)")
