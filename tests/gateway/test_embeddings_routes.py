@@ -566,6 +566,8 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
     # the rows' tokens add up to the request's, which the caller is told.
     retry = {"max_attempts": 6, "base_delay_s": 0.01}
     routes = {"cohere-r": {"model": "cohere", "retry": retry}, "titan-r": {"model": "titan", "retry": retry}}
+    spans = in_memory_pipeline()[0]
+    spans.clear()
     texts = [f"w{i}" for i in range(200)] if route == "cohere-r" else [f"w{i}" for i in range(12)]
     bedrock = create_bedrock(throttle_rate=0.3, seed=2, engine=WordEngine())
     with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
@@ -580,3 +582,6 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
     assert sum(e.input_tokens for e in rows) == len(texts)
     per_token = COHERE_PER_TOKEN if route == "cohere-r" else TITAN_PER_TOKEN
     assert sum(e.cost_usd for e in rows) == len(texts) * per_token
+    attempts = [dict(s.attributes) for s in spans.get_finished_spans() if s.name.startswith("embeddings ")]
+    assert len(attempts) == len(rows)  # a span an attempt, with its row's tokens
+    assert sum(a.get("gen_ai.usage.input_tokens", 0) for a in attempts) == rows[-1].input_tokens

@@ -325,7 +325,7 @@ async def _embed(
                 # after the gap. Billed all the same (the row keeps its tokens), and not retried: it would recur.
                 event.outcome = event.error_type = "server_error"
                 _record(gw, event)
-                otel.record_embeddings(span, upstream.name, spec.model, served, used, None, seconds, "server_error")
+                otel.record_embeddings(span, upstream.name, spec.model, served, billed, None, seconds, "server_error")
                 wrong = ProviderError(
                     f"{upstream.name} answered {vectors} embedding{'' if vectors == 1 else 's'} for "
                     f"{len(asked.items)} inputs (model {spec.name!r}); check the upstream's batch limit and send "
@@ -337,7 +337,7 @@ async def _embed(
                 wrong.call_cost_usd = spent + event.cost_usd
                 raise wrong
             _record(gw, event)
-            otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
+            otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
             return answer, used, spent + event.cost_usd
 
 
