@@ -224,8 +224,21 @@ def embed(
     calls = invoke_bodies(body, model_id)
     pending = [index for index in range(len(calls)) if index not in progress.answered]
 
+    def carried(index: int) -> str:
+        """The caller's inputs call `index` carries, as a refusal names them."""
+        if model.family == "titan":
+            return f"input[{index}]"
+        first, count = index * COHERE_BATCH, len(calls[index]["texts"])
+        return f"input[{first}]" if count == 1 else f"the call of input[{first}] to input[{first + count - 1}]"
+
     def one(index: int) -> None:
-        answer, headers = invoke(calls[index])
+        try:
+            answer, headers = invoke(calls[index])
+        except ProviderError as exc:
+            # A refusal of what the call carried: Bedrock names a text by its place in its own call, if at all.
+            if exc.kind == "client_error" and len(calls) > 1:
+                exc.args = (f"{carried(index)}: {exc}",)
+            raise
         try:
             found = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
         except (KeyError, TypeError, AttributeError) as exc:
