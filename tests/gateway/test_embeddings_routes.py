@@ -577,6 +577,10 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
     assert emulator.throttle.throttled > 0 and emulator.calls - emulator.throttle.throttled == (
         3 if route == "cohere-r" else 12)  # every call answered once: 96 + 96 + 8 texts, or one a text
     assert len(answer.data) == len(texts) and answer.usage.prompt_tokens == len(texts)  # a token a word
+    from tokenomy.emulate.bedrock_embed import cohere_vector, titan_vector
+
+    vector = cohere_vector if route == "cohere-r" else titan_vector
+    assert [d.embedding for d in answer.data] == [vector(t) for t in texts]  # put together in the inputs' order
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
     assert len(rows) > 1 and rows[-1].outcome == "ok"
     assert sum(e.input_tokens for e in rows) == len(texts)
