@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -589,3 +590,37 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
     attempts = [dict(s.attributes) for s in spans.get_finished_spans() if s.name.startswith("embeddings ")]
     assert len(attempts) == len(rows)  # a span an attempt, with its row's tokens
     assert sum(a.get("gen_ai.usage.input_tokens", 0) for a in attempts) == rows[-1].input_tokens
+
+
+class SlowWordEngine(WordEngine):
+    """Takes its time over a text that asks for it: the call carrying it is still in flight when the caller leaves."""
+
+    def count(self, text: str) -> int:
+        if text == "slow":
+            time.sleep(3)
+        return super().count(text)
+
+
+def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_sent(ledger_path, aws):
+    # Seeded (rate 0.5, seed 10): the first batch of 96 answers, the second is throttled; the retry sends the
+    # second only, and is cancelled while Bedrock works on it. Its row is the estimate of what it sent (1 token),
+    # not of the whole request, whose first batch the first attempt's row already bills.
+    async def cancelled(bedrock_url: str) -> None:
+        model = {"provider": "bedrock", "model": COHERE, "region": "us-east-1", "endpoint_url": bedrock_url}
+        config = parse_config({"models": {"cohere": model},
+                               "routes": {"cohere-r": {"model": "cohere", "retry": {"base_delay_s": 0.01}}}})
+        gw = Gateway(config, str(ledger_path))
+        asked = parse_embeddings_request({"model": "cohere-r", "input": ["a"] * 96 + ["slow"]})
+        spec = gw.client.spec_for("cohere")
+        meta = RequestMeta(route="cohere-r", request_id="r-1")
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("cohere-r", gw.route_for("cohere-r")),
+                                              meta, asked.estimated_tokens()), 1.5)
+        finally:
+            gw.client.close()
+
+    with ServerThread(create_bedrock(throttle_rate=0.5, seed=10, engine=SlowWordEngine())) as bedrock_url:
+        asyncio.run(cancelled(bedrock_url))
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.attempt, e.outcome, e.input_tokens) for e in rows] == [(1, "throttled", 96), (2, "cancelled", 1)]

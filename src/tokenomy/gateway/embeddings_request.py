@@ -11,6 +11,7 @@ the upstream as a bare 400 or, worse, embedded as something the caller did not m
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,8 @@ class EmbeddingsRequest:
         return {**self.body, "model": model}
 
     def estimated_tokens(self) -> int:
-        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them: a text at
-        ~4 characters a token (as a chat prompt is estimated), a token list exactly."""
-        return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in self.items)
+        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them."""
+        return estimated_tokens(self.items)
 
     def fingerprint(self) -> str:
         """A stable hash of what is embedded, so repeated inputs (a cache's savings) can be found in the ledger
@@ -81,6 +81,12 @@ class EmbeddingsRequest:
     def text(self) -> str:
         """The inputs as text, for a ledger that stores prompts (token lists as their ids)."""
         return "\n".join(item if isinstance(item, str) else " ".join(map(str, item)) for item in self.items)
+
+
+def estimated_tokens(items: Iterable[str | tuple[int, ...]]) -> int:
+    """The input tokens of `items` before the upstream counts them: a text at ~4 characters a token (as a chat
+    prompt is estimated), a token list exactly."""
+    return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in items)
 
 
 def parse_embeddings_request(body: Any) -> EmbeddingsRequest:

@@ -39,7 +39,12 @@ from starlette.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, json_body, request_meta, retry_after, settle, upstream_status
-from tokenomy.gateway.embeddings_request import REQUEST_SCHEMA, EmbeddingsRequest, parse_embeddings_request
+from tokenomy.gateway.embeddings_request import (
+    REQUEST_SCHEMA,
+    EmbeddingsRequest,
+    estimated_tokens,
+    parse_embeddings_request,
+)
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_ingress import RequestError
 from tokenomy.gateway.responses import FastJSONResponse, error
@@ -263,8 +268,8 @@ async def _embed(
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
-        calls = _upstream_calls(body, spec, progress)
-        if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left, calls):
+        calls, due = _attempt(body, spec, progress, estimate)
+        if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
             # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
             limited = ProviderError(
                 f"client-side rate limit: no request slot for {meta.route!r} within the "
@@ -290,7 +295,7 @@ async def _embed(
                 # bills its input, as a chat call cancelled so is recorded.
                 seconds = time.perf_counter() - began
                 otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
                 event.outcome, event.error_type = "cancelled", "CallCancelled"
                 _record(gw, event)
                 raise
@@ -300,7 +305,7 @@ async def _embed(
                 otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
                 # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
                 # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
-                billed = exc.billed_tokens if exc.billed_tokens is not None else estimate if exc.reached else 0
+                billed = exc.billed_tokens if exc.billed_tokens is not None else due if exc.reached else 0
                 event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
                 event.outcome, event.error_type = exc.kind, error_type
                 spent += event.cost_usd
@@ -318,7 +323,7 @@ async def _embed(
             served = reported if isinstance(reported, str) and reported else spec.model
             event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
             if policy.limiter is not None:
-                policy.limiter.settle(estimate, billed)
+                policy.limiter.settle(due, billed)
             vectors = len(answer["data"])
             if vectors != len(asked.items):
                 # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
@@ -364,13 +369,22 @@ def _upstream(
     return upstream, upstream.aembed
 
 
-def _upstream_calls(body: dict[str, Any], spec: ModelSpec, progress: bedrock_embeddings.Progress | None) -> int:
-    """The upstream calls one attempt makes, which the route's rate limit counts as the upstream's quota does: a
-    Bedrock model's InvokeModel calls not yet answered (one a text for Titan, one per 96 texts for Cohere); one for
-    the others."""
-    if progress is None:
-        return 1
-    return len(bedrock_embeddings.invoke_bodies(body, spec.model)) - len(progress.answered)
+def _attempt(
+    body: dict[str, Any], spec: ModelSpec, progress: bedrock_embeddings.Progress | None, estimate: int
+) -> tuple[int, int]:
+    """What one attempt sends: its upstream calls, which the route's rate limit counts as the upstream's quota does
+    (a Bedrock model's InvokeModel calls not yet answered: one a text for Titan, one per 96 texts for Cohere; one
+    for the others), and their estimated input tokens (the request's `estimate`, less what earlier attempts'
+    answered calls carried), at which an attempt the upstream bills without a count is recorded."""
+    if progress is None or not progress.answered:
+        calls = 1 if progress is None else len(bedrock_embeddings.invoke_bodies(body, spec.model))
+        return calls, estimate
+    due = [
+        call
+        for index, call in enumerate(bedrock_embeddings.invoke_bodies(body, spec.model))
+        if index not in progress.answered
+    ]
+    return len(due), estimated_tokens(text for call in due for text in bedrock_embeddings.call_texts(call))
 
 
 def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:

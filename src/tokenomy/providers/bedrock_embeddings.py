@@ -156,6 +156,11 @@ def invoke_bodies(body: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
     return bodies
 
 
+def call_texts(call: dict[str, Any]) -> list[str]:
+    """The texts one InvokeModel body (`invoke_bodies`) embeds."""
+    return call["texts"] if "texts" in call else [call["inputText"]]
+
+
 def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
     """The float vectors of one InvokeModel answer."""
     if family == "titan":
