@@ -342,6 +342,22 @@ def test_invoke_refuses_what_bedrock_refuses(brt, model_id, body, needle) -> Non
     assert needle in refused.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize("model_id", [TITAN, COHERE, "cohere.embed-v4:0", "us.cohere.embed-v4:0"])
+def test_an_embedding_model_answers_no_converse_and_counts_no_tokens(brt, model_id) -> None:
+    # Bedrock refuses them: an embedding model has no chat, and CountTokens counts no embeddings.
+    with pytest.raises(ClientError) as chat:
+        brt.converse(modelId=model_id, messages=user("hi"))
+    with pytest.raises(ClientError) as streamed:
+        brt.converse_stream(modelId=model_id, messages=user("hi"))
+    with pytest.raises(ClientError) as counted:
+        brt.count_tokens(modelId=model_id, input={"converse": {"messages": user("hi")}})
+    for refused in (chat, streamed):
+        error = refused.value.response["Error"]
+        assert error["Code"] == "ValidationException" and "doesn't support the model" in error["Message"]
+    error = counted.value.response["Error"]
+    assert error["Code"] == "ValidationException" and "doesn't support counting tokens" in error["Message"]
+
+
 def test_invoke_is_throttled_as_converse_is() -> None:
     with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base, pytest.raises(ClientError) as info:
         invoke(client_for(base), TITAN, {"inputText": "x"})

@@ -166,6 +166,19 @@ def test_an_invoke_body_of_another_model_family_is_refused_naming_it(served, bod
     assert "converse form (input.converse)" in error["Message"]
 
 
+@pytest.mark.parametrize(("body", "named"), [
+    ({"inputText": "hi", "dimensions": 256}, "input.invokeModel.body.inputText"),  # Titan Text Embeddings
+    ({"texts": ["hi"], "input_type": "search_query"}, "input.invokeModel.body.texts"),  # Cohere Embed
+])
+def test_an_embedding_models_body_is_told_counttokens_counts_no_embeddings(served, body, named) -> None:
+    # Not pointed at the converse form, which counts a chat prompt: an embedding model has none to count.
+    with pytest.raises(ClientError) as refused:
+        served[0].count_tokens(modelId="sonnet", input={"invokeModel": {"body": json.dumps(body).encode()}})
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException" and error["Message"].startswith(f"{named}: ")
+    assert "x-amzn-bedrock-input-token-count" in error["Message"] and "input.converse" not in error["Message"]
+
+
 @pytest.mark.parametrize(("model", "given", "named"), [
     ("sonnet", {"converse": {"messages": [{"role": "user", "content": [{"text": "a"}, {"image": {
         "format": "png", "source": {"s3Location": {"uri": "s3://bucket/cat.png"}}}}]}]}},

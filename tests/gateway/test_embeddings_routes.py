@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -197,6 +198,17 @@ def test_unknown_fields_malformed_input_and_routes_without_one_openai_model_are_
         missing = httpx.post(url + "/v1/embeddings", json={"model": "nope", "input": "x"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
     assert upstream.bodies == [] and open_store(ledger_path).events() == []
+
+
+def test_a_null_optional_field_is_not_given_as_openai_and_the_chat_route_take_it(ledger_path):
+    # Clients that serialize every field of their request type send `"dimensions": null` for one they did not set.
+    upstream = RecordingUpstream()
+    nulls = {"encoding_format": None, "dimensions": None, "user": None}
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        answer = httpx.post(url + "/v1/embeddings", json={"model": "search", "input": "hello world", **nulls})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"][0]["embedding"] == embedding_vector("hello world")  # floats, the default
+    assert upstream.bodies == [{"model": SMALL, "input": "hello world"}]
 
 
 def test_an_upstream_error_keeps_its_status_and_every_attempt_is_a_row(ledger_path):
@@ -412,6 +424,8 @@ def test_titan_embeds_several_inputs_in_order_priced_tagged_and_settled_at_what_
         many = client.embeddings.create(model="titan", input=[f"text {i}" for i in range(7)], encoding_format="float",
                                         extra_headers={"authorization": "Bearer " + store.create()[0]})
     assert refused.value.code == "budget_exceeded"
+    # An embeddings request costs less than a micro-dollar: the message says how much, not "$0.000000".
+    assert "could cost up to $0.000000520 " in refused.value.message  # 26 estimated tokens at $0.02 per 1M
     answer = answers[0].parse()
     assert [d.embedding for d in answer.data] == [titan_vector(t, 256) for t in texts]  # the inputs' order
     assert answer.model == "titan" and answer.object == "list" and [d.index for d in answer.data] == [0, 1]
@@ -439,12 +453,15 @@ def test_cohere_embeds_a_batch_in_calls_of_96_with_the_callers_input_type(ledger
         v4 = client.embeddings.create(model="cohere-v4", input=["a", "b"], dimensions=256, encoding_format="float")
         with pytest.raises(openai.BadRequestError) as fixed:
             client.embeddings.create(model="cohere", input="x", dimensions=256)
+        unset = client.embeddings.create(model="cohere", input="a query", encoding_format="float",
+                                         extra_body={"input_type": None, "dimensions": None})  # not given
     assert [d.embedding for d in documents.data] == [cohere_vector(t) for t in texts]
     assert documents.usage.prompt_tokens == 300 and documents.model == "cohere"
     assert query.data[0].embedding == cohere_vector("a query") and query.usage.prompt_tokens == 2
     assert [len(d.embedding) for d in v4.data] == [256, 256]
     assert fixed.value.param == "dimensions" and "1024" in fixed.value.message
-    assert bedrock.state.emulator.calls == 2 + 1 + 1  # 96 + 4 texts, then one each
+    assert unset.data[0].embedding == cohere_vector("a query")
+    assert bedrock.state.emulator.calls == 2 + 1 + 1 + 1  # 96 + 4 texts, then one each
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
     assert [(e.model, e.input_tokens, e.cost_usd, e.priced_by) for e in rows[:2]] == [
         (COHERE, 300, 300 * COHERE_PER_TOKEN, "tokenomy-catalog"),
@@ -480,11 +497,39 @@ def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(led
             ({"input": [101, 102]}, "input", ("token ids",)),
             ({"user": "u-1"}, "user", ("x-tokenomy-tags",)),
             ({"extra_body": {"input_type": "search_query"}}, "input_type", ("Cohere",)),
+            # A text over the model's documented length: named before any call, rather than refused by Bedrock
+            # after the calls before it were answered (and billed) and under an index of its own call.
+            ({"input": ["fits", "ok", "x" * 50_001, "ok"]}, "input[2]", ("50001 characters", "at most 50000")),
+            ({"input": "x" * 50_001}, "input", ("50001 characters",)),
         ):
             with pytest.raises(openai.BadRequestError) as refused:
                 client.embeddings.create(model="titan", **{"input": "x", **kwargs})
             assert refused.value.param == param and all(n in refused.value.message for n in needles), kwargs
-    assert bedrock.state.emulator.calls == 0 and open_store(ledger_path).events() == []
+        with pytest.raises(openai.BadRequestError) as refused:  # the 101st text, in what would be the second call
+            client.embeddings.create(model="cohere", input=["short"] * 100 + ["y" * 2049])
+        assert refused.value.param == "input[100]" and "at most 2048" in refused.value.message
+        client.embeddings.create(model="cohere-v4", input="z" * 3000)  # v4 takes up to 128k tokens
+    assert bedrock.state.emulator.calls == 1
+    assert [e.model for e in open_store(ledger_path).events()] == ["cohere.embed-v4:0"]
+
+
+def test_a_routes_requests_per_minute_counts_each_bedrock_call_a_request_makes(ledger_path, aws):
+    # The route's rate_limit keeps the gateway under the upstream's quota, which Bedrock counts per InvokeModel
+    # call: a Titan request of 3 texts is 3 calls, a Cohere request of 100 texts 2.
+    routes = {"titan-4": {"model": "titan", "rate_limit": {"requests_per_minute": 4}, "retry": {"deadline_s": 0.5}},
+              "cohere-2": {"model": "cohere", "rate_limit": {"requests_per_minute": 2}, "retry": {"deadline_s": 0.5}}}
+    bedrock = create_bedrock(engine=InstantEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client.embeddings.create(model="titan-4", input=["a", "b", "c"])
+        with pytest.raises(openai.RateLimitError) as limited:  # 3 more calls: one left in the minute
+            client.embeddings.create(model="titan-4", input=["d", "e", "f"])
+        client.embeddings.create(model="cohere-2", input=["g"] * 100)
+        with pytest.raises(openai.RateLimitError):
+            client.embeddings.create(model="cohere-2", input="h")
+        client.embeddings.create(model="titan", input=["i"] * 10)  # the model's own name has no limit
+    assert "client-side rate limit" in limited.value.message
+    assert bedrock.state.emulator.calls == 3 + 2 + 10
 
 
 def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, aws):
@@ -513,3 +558,69 @@ def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, 
     # Bedrock bills the two batches that answered before the third was throttled; the retry's first call was too.
     assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
         (1, "throttled", 192, 192 * COHERE_PER_TOKEN), (2, "throttled", 0, 0)]
+
+
+@pytest.mark.parametrize("route", ["cohere-r", "titan-r"])
+def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_billed_once(ledger_path, aws, route):
+    # A request of several Bedrock calls, some throttled: Bedrock billed the calls that answered, so a retry that
+    # sent them again would pay for them twice (past the request's budget reservation). The retry sends the rest;
+    # the rows' tokens add up to the request's, which the caller is told.
+    retry = {"max_attempts": 6, "base_delay_s": 0.01}
+    routes = {"cohere-r": {"model": "cohere", "retry": retry}, "titan-r": {"model": "titan", "retry": retry}}
+    spans = in_memory_pipeline()[0]
+    spans.clear()
+    texts = [f"w{i}" for i in range(200)] if route == "cohere-r" else [f"w{i}" for i in range(12)]
+    bedrock = create_bedrock(throttle_rate=0.3, seed=2, engine=WordEngine())
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.embeddings.create(model=route, input=texts, encoding_format="float")
+    emulator = bedrock.state.emulator
+    assert emulator.throttle.throttled > 0 and emulator.calls - emulator.throttle.throttled == (
+        3 if route == "cohere-r" else 12)  # every call answered once: 96 + 96 + 8 texts, or one a text
+    assert len(answer.data) == len(texts) and answer.usage.prompt_tokens == len(texts)  # a token a word
+    from tokenomy.emulate.bedrock_embed import cohere_vector, titan_vector
+
+    vector = cohere_vector if route == "cohere-r" else titan_vector
+    assert [d.embedding for d in answer.data] == [vector(t) for t in texts]  # put together in the inputs' order
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert len(rows) > 1 and rows[-1].outcome == "ok"
+    assert sum(e.input_tokens for e in rows) == len(texts)
+    per_token = COHERE_PER_TOKEN if route == "cohere-r" else TITAN_PER_TOKEN
+    assert sum(e.cost_usd for e in rows) == len(texts) * per_token
+    attempts = [dict(s.attributes) for s in spans.get_finished_spans() if s.name.startswith("embeddings ")]
+    assert len(attempts) == len(rows)  # a span an attempt, with its row's tokens
+    assert sum(a.get("gen_ai.usage.input_tokens", 0) for a in attempts) == rows[-1].input_tokens
+
+
+class SlowWordEngine(WordEngine):
+    """Takes its time over a text that asks for it: the call carrying it is still in flight when the caller leaves."""
+
+    def count(self, text: str) -> int:
+        if text == "slow":
+            time.sleep(3)
+        return super().count(text)
+
+
+def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_sent(ledger_path, aws):
+    # Seeded (rate 0.5, seed 10): the first batch of 96 answers, the second is throttled; the retry sends the
+    # second only, and is cancelled while Bedrock works on it. Its row is the estimate of what it sent (1 token),
+    # not of the whole request, whose first batch the first attempt's row already bills.
+    async def cancelled(bedrock_url: str) -> None:
+        model = {"provider": "bedrock", "model": COHERE, "region": "us-east-1", "endpoint_url": bedrock_url}
+        config = parse_config({"models": {"cohere": model},
+                               "routes": {"cohere-r": {"model": "cohere", "retry": {"base_delay_s": 0.01}}}})
+        gw = Gateway(config, str(ledger_path))
+        asked = parse_embeddings_request({"model": "cohere-r", "input": ["a"] * 96 + ["slow"]})
+        spec = gw.client.spec_for("cohere")
+        meta = RequestMeta(route="cohere-r", request_id="r-1")
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("cohere-r", gw.route_for("cohere-r")),
+                                              meta, asked.estimated_tokens()), 1.5)
+        finally:
+            gw.client.close()
+
+    with ServerThread(create_bedrock(throttle_rate=0.5, seed=10, engine=SlowWordEngine())) as bedrock_url:
+        asyncio.run(cancelled(bedrock_url))
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
+    assert [(e.attempt, e.outcome, e.input_tokens) for e in rows] == [(1, "throttled", 96), (2, "cancelled", 1)]

@@ -21,6 +21,7 @@ from tokenomy.ledger.store import open_store
 
 TITAN = "amazon.titan-embed-text-v2:0"
 COHERE = "cohere.embed-english-v3"
+COHERE_V4 = "cohere.embed-v4:0"
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 
 
@@ -34,7 +35,8 @@ def gateway(tmp_path, monkeypatch):
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         bedrock_model = {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock}
         config = parse_config({"models": {"titan": {**bedrock_model, "model": TITAN},
-                                          "cohere": {**bedrock_model, "model": COHERE}}})
+                                          "cohere": {**bedrock_model, "model": COHERE},
+                                          "cohere-v4": {**bedrock_model, "model": COHERE_V4}}})
         server = ServerThread(create_app(config, str(ledger)), lifespan="on")
         url = server.__enter__()
         stopped = []
@@ -55,7 +57,9 @@ def test_a_titan_body_gets_titans_answer_and_the_same_vector_as_v1_embeddings(ga
     client, sdk, ledger, stop = gateway
     reply = client.invoke_model(modelId="titan", body=json.dumps({"inputText": "Paris in spring", "dimensions": 256}))
     answer = json.loads(reply["body"].read())
-    assert set(answer) == {"embedding", "inputTextTokenCount"} and len(answer["embedding"]) == 256
+    # Titan V2 always answers embeddingsByType (with "float" when no embeddingTypes is asked), as Bedrock documents.
+    assert set(answer) == {"embedding", "inputTextTokenCount", "embeddingsByType"} and len(answer["embedding"]) == 256
+    assert answer["embeddingsByType"] == {"float": answer["embedding"]}
     assert int(reply["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-input-token-count"]) == answer[
         "inputTextTokenCount"] > 0
     same = sdk.embeddings.create(model="titan", input="Paris in spring", dimensions=256)
@@ -89,11 +93,25 @@ def test_a_cohere_body_gets_cohere_answers_in_order_with_the_input_type_it_sent(
     assert len(rows) == 1 and rows[0].input_tokens > 0 and rows[0].tags["operation"] == "embeddings"
 
 
+def test_cohere_v4_answers_by_type_even_unasked_as_bedrock_does(gateway) -> None:
+    # Embed v4 on Bedrock answers `embeddings: {"float": [...]}` whether or not embedding_types is sent; a caller
+    # written against Bedrock reads `embeddings["float"]`.
+    client = gateway[0]
+    texts = ["first text", "second"]
+    reply = client.invoke_model(modelId="cohere-v4", body=json.dumps({"texts": texts, "input_type": "search_query"}))
+    answer = json.loads(reply["body"].read())
+    assert answer["response_type"] == "embeddings_by_type" and list(answer["embeddings"]) == ["float"]
+    assert [len(v) for v in answer["embeddings"]["float"]] == [1536, 1536] and answer["texts"] == texts
+
+
 @pytest.mark.parametrize(("model", "body", "params", "named"), [
     ("titan", {"inputText": "hi", "normalize": False}, {}, "normalize: the gateway's vectors are normalized"),
     ("titan", {"inputText": "hi", "embeddingTypes": ["binary"]}, {}, 'embeddingTypes: the gateway returns float'),
     ("titan", {"inputText": "hi", "dimensions": 300}, {}, "dimensions: route `titan`"),
     ("titan", {"inputText": ""}, {}, "inputText: required"),
+    ("titan", {"inputText": "x" * 50_001}, {}, "inputText: route `titan`: a text of 50001 characters"),
+    ("cohere", {"texts": ["a", "x" * 2049], "input_type": "search_query"}, {},
+     "texts[1]: route `cohere`: a text of 2049 characters"),
     ("titan", {"inputText": "hi", "extra": 1}, {}, "extra: not carried by the gateway"),
     ("titan", {"inputText": "hi"}, {"guardrailIdentifier": "g", "guardrailVersion": "1"}, "guardrailIdentifier: not"),
     ("cohere", {"texts": ["a"]}, {}, "input_type: required"),
@@ -103,6 +121,11 @@ def test_a_cohere_body_gets_cohere_answers_in_order_with_the_input_type_it_sent(
     ("cohere", {"texts": ["a"], "input_type": "search_query", "images": ["data:image/png;base64,AA=="]}, {},
      "images: not carried"),
     ("titan", {"texts": ["a"], "input_type": "search_query"}, {}, "input_type"),  # Titan has no input_type
+    # Cohere Embed v4's image and interleaved inputs, without texts: a Cohere body all the same, not Claude's.
+    ("cohere-v4", {"images": ["data:image/png;base64,AA=="], "input_type": "search_document"}, {},
+     "images: not carried"),
+    ("cohere-v4", {"inputs": [{"content": [{"type": "text", "text": "hi"}]}], "input_type": "search_document"}, {},
+     "inputs: not carried"),
 ])
 def test_what_the_gateway_cannot_carry_is_refused_by_name_and_nothing_is_billed(gateway, model, body, params,
                                                                                  named) -> None:

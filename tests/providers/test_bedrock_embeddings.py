@@ -92,6 +92,25 @@ def test_a_failure_midway_is_raised_with_the_tokens_of_the_calls_that_answered()
     assert broken.value.kind == "server_error" and broken.value.reached
 
 
+def test_a_calls_client_error_names_the_callers_inputs_it_carried() -> None:
+    # Bedrock names a text by its place in its own call (#/texts/4), or not at all (Titan's one inputText): among
+    # many inputs the caller is told which of theirs the refused call carried.
+    def invoke(body: dict) -> tuple[dict, dict]:
+        if "bad" in body.get("texts", [body.get("inputText")]):
+            raise ProviderError("Bedrock ValidationException: Too many input tokens.", kind="client_error", status=400)
+        return {"embedding": [0.0], "embeddings": [[0.0]] * len(body.get("texts", [1])), "inputTextTokenCount": 1}, {}
+
+    with pytest.raises(ProviderError) as titan:
+        be.embed(invoke, {"model": TITAN, "input": ["a", "b", "bad", "c"]}, TITAN)
+    assert str(titan.value) == "input[2]: Bedrock ValidationException: Too many input tokens."
+    with pytest.raises(ProviderError) as cohere:
+        be.embed(invoke, {"model": COHERE, "input": ["a"] * 100 + ["bad"] + ["b"] * 99}, COHERE)
+    assert str(cohere.value).startswith("the call of input[96] to input[191]: Bedrock ValidationException")
+    with pytest.raises(ProviderError) as alone:  # one input: nothing to tell apart
+        be.embed(invoke, {"model": TITAN, "input": "bad"}, TITAN)
+    assert str(alone.value) == "Bedrock ValidationException: Too many input tokens."
+
+
 @pytest.mark.parametrize("body, param, needle", [
     ({"input": [[1, 2, 3]]}, "input", "token ids"),
     ({"input": [5, 6]}, "input", "token ids"),

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, TTL_SECONDS, content_blocks, forced_tool
+from tokenomy.emulate.bedrock_embed import is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
@@ -217,6 +218,11 @@ class BedrockEmulator:
         self, model_id: str, body: Any, client_region: str, throttle: bool = True
     ) -> tuple[Prepared, str | None]:
         """Resolve the model, validate the body, render and account the cache; errors are BedrockError."""
+        if is_embedding_model(model_id):  # priced in the catalog, but Converse has no embedding model
+            raise _invalid(
+                "This action doesn't support the model that you provided. Try again with a supported text or chat "
+                "model."
+            )
         try:
             resolved = resolve(model_id)
         except ModelIdError as exc:
@@ -242,6 +248,8 @@ class BedrockEmulator:
 
     def count(self, model_id: str, body: Any) -> int:
         """CountTokens (`input.converse`): the input tokens Converse would account for the same prompt, uncached."""
+        if is_embedding_model(model_id):
+            raise _invalid("The provided model doesn't support counting tokens.")
         try:
             resolved = resolve(model_id)
         except ModelIdError as exc:

@@ -19,11 +19,7 @@ from typing import Any
 
 from tokenomy.emulate.bedrock_errors import BedrockError, invalid
 from tokenomy.emulate.instant_openai import embedding_vector
-from tokenomy.providers.bedrock_embeddings import COHERE_BATCH, INPUT_TYPES, embedding_model
-
-TITAN_MAX_CHARS = 50_000  # Titan V2's inputText limit
-COHERE_MAX_CHARS = 2048  # Cohere Embed v3's per-text limit (truncate NONE refuses a longer one)
-COHERE_V4_MAX_TOKENS = 128_000
+from tokenomy.providers.bedrock_embeddings import COHERE_BATCH, INPUT_TYPES, EmbeddingModel, embedding_model
 
 
 def _malformed(detail: str) -> BedrockError:
@@ -61,21 +57,21 @@ def invoke_embedding(model_id: str, body: Any, count) -> tuple[dict[str, Any], i
     if not isinstance(body, dict):
         raise _malformed("the body must be a JSON object")
     if model.family == "titan":
-        return _titan(body, model.dimensions, count)
-    return _cohere(body, model.dimensions, model.dimension_field, count)
+        return _titan(body, model, count)
+    return _cohere(body, model, count)
 
 
-def _titan(body: dict[str, Any], sizes: tuple[int, ...], count) -> tuple[dict[str, Any], int]:
+def _titan(body: dict[str, Any], model: EmbeddingModel, count) -> tuple[dict[str, Any], int]:
     unknown = sorted(set(body) - {"inputText", "dimensions", "normalize", "embeddingTypes"})
     if unknown:
         raise _malformed(f"extraneous key [{unknown[0]}] is not permitted")
     text = body.get("inputText")
     if not isinstance(text, str) or not text:
         raise _malformed("#/inputText: expected minLength: 1")
-    if len(text) > TITAN_MAX_CHARS:
-        raise _malformed(f"#/inputText: expected maxLength: {TITAN_MAX_CHARS}, actual: {len(text)}")
-    dimensions = body.get("dimensions", sizes[0])
-    if dimensions not in sizes:
+    if model.max_chars is not None and len(text) > model.max_chars:
+        raise _malformed(f"#/inputText: expected maxLength: {model.max_chars}, actual: {len(text)}")
+    dimensions = body.get("dimensions", model.dimensions[0])
+    if dimensions not in model.dimensions:
         raise _malformed(f"#/dimensions: {dimensions} is not a valid enum value")
     normalize = body.get("normalize", True)
     if not isinstance(normalize, bool):
@@ -93,7 +89,8 @@ def _titan(body: dict[str, Any], sizes: tuple[int, ...], count) -> tuple[dict[st
     return {"embedding": vector, "embeddingsByType": by_type, "inputTextTokenCount": tokens}, tokens
 
 
-def _cohere(body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None, count) -> tuple[dict[str, Any], int]:
+def _cohere(body: dict[str, Any], model: EmbeddingModel, count) -> tuple[dict[str, Any], int]:
+    size_field = model.dimension_field
     allowed = {"texts", "input_type", "truncate", "embedding_types", "images"}
     if size_field:
         allowed |= {size_field, "max_tokens", "inputs"}
@@ -110,12 +107,12 @@ def _cohere(body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None
     truncate = body.get("truncate", "NONE")
     if truncate not in ("NONE", "START", "END", "LEFT", "RIGHT"):
         raise _malformed(f"#/truncate: {truncate} is not a valid enum value")
-    if truncate == "NONE" and size_field is None:
+    if truncate == "NONE" and model.max_chars is not None:
         for index, text in enumerate(texts):
-            if len(text) > COHERE_MAX_CHARS:
-                raise _malformed(f"#/texts/{index}: expected maxLength: {COHERE_MAX_CHARS}, actual: {len(text)}")
-    dimensions = body.get(size_field, sizes[0]) if size_field else sizes[0]
-    if dimensions not in sizes:
+            if len(text) > model.max_chars:
+                raise _malformed(f"#/texts/{index}: expected maxLength: {model.max_chars}, actual: {len(text)}")
+    dimensions = body.get(size_field, model.dimensions[0]) if size_field else model.dimensions[0]
+    if dimensions not in model.dimensions:
         raise _malformed(f"#/{size_field}: {dimensions} is not a valid enum value")
     types = body.get("embedding_types")
     if types is not None and (not isinstance(types, list) or not types or any(t != "float" for t in types)):
@@ -123,7 +120,7 @@ def _cohere(body: dict[str, Any], sizes: tuple[int, ...], size_field: str | None
     vectors = [cohere_vector(text, dimensions) for text in texts]
     tokens = sum(count(text) for text in texts)
     answer: dict[str, Any] = {"id": str(uuid.uuid4()), "texts": texts}
-    if types is None and size_field is None:
+    if types is None and not model.by_type:
         answer.update(embeddings=vectors, response_type="embeddings_floats")
     else:  # v4 answers by type always
         answer.update(embeddings={"float": vectors}, response_type="embeddings_by_type")

@@ -9,7 +9,8 @@ The prompt comes in either of CountTokens' forms:
 - `input.invokeModel.body`: an InvokeModel body (a blob, base64 in botocore's JSON), read as Anthropic's Messages
   body for Claude models (`anthropic_version: "bedrock-2023-05-31"`, no `model`) and mapped by
   `providers.anthropic_inbound` as on `/v1/messages`. Another model family's body (Titan's `inputText`, Llama's
-  `prompt`, ...) is refused naming its field: the converse form counts those prompts for any model.
+  `prompt`, ...) is refused naming its field: the converse form counts those prompts for any model; an embedding
+  model's body (Titan's `inputText`, Cohere's `texts`) has no prompt to count, which its refusal says.
 An invoke body's fields that shape only the answer (max_tokens, sampling, stop sequences) are taken and left out of
 the count, as the converse form has no inferenceConfig to count; anything else is carried or refused by name, as
 the caller spelled it (`input.converse.messages[0].content[1].image...`).
@@ -27,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import invoke_embeddings
 from tokenomy.gateway.calls import json_body, retry_after, upstream_status
 from tokenomy.gateway.converse_routes import bedrock_error, bedrock_key
 from tokenomy.gateway.counting import Counter, admit_count, cannot_count, count, counter_for
@@ -101,6 +103,13 @@ def _invoke_body(given: Any) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise ValueError(f"{INVOKE}: expected a JSON object (the InvokeModel request body)")
+    if invoke_embeddings.is_embedding_body(body):  # no chat prompt: the converse form would not count it either
+        given = next(field for field in body if field in invoke_embeddings.INPUTS)
+        raise ValueError(
+            f"{INVOKE}.{given}: an embedding model's body (Titan Text Embeddings, Cohere Embed), which CountTokens "
+            "does not count: an embedding call answers its input tokens itself (Titan's inputTextTokenCount, the "
+            "x-amzn-bedrock-input-token-count header)"
+        )
     for field in body:
         if field not in INVOKE_FIELDS:
             raise ValueError(

@@ -106,6 +106,12 @@ class Admitted:
     budgets: Reservation | None
 
 
+def _usd(nano: int) -> str:
+    """An amount for a refusal's message: to the micro-dollar, or to the nano-dollar below one (an embeddings
+    request costs less: $0.00000052 would read $0.000000)."""
+    return f"${Decimal(nano) / Decimal(10**9):.{6 if nano >= 1000 else 9}f}"
+
+
 async def admit(
     gw, model: str, route, key, call: ChatRequest | None, estimate_nano: int | None = None
 ) -> Admitted | Refusal:
@@ -133,7 +139,7 @@ async def admit(
             scope = "team" if held.counter.startswith("team:") else "key"
             if estimate > held.limit:  # more than the whole budget: no later period would admit it either
                 fix = (
-                    f" on its own (${Decimal(held.limit) / Decimal(10**9):.6f}). Lower max_tokens or shorten the "
+                    f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
                     "prompt, or raise the budget; waiting for the next period will not help."
                 )
             else:
@@ -141,7 +147,7 @@ async def admit(
             return Refusal(
                 429,
                 f"Budget exhausted for this {scope}: this request could cost up to "
-                f"${Decimal(estimate) / Decimal(10**9):.6f} and would exceed the {scope}'s budget{fix}",
+                f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}",
                 "budget_exceeded",
                 # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
                 {"x-should-retry": "false"},

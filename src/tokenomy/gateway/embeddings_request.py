@@ -11,6 +11,7 @@ the upstream as a bare 400 or, worse, embedded as something the caller did not m
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
 # The gateway's extension fields, taken only by the models named in their refusals (embeddings_routes).
 EXTENSIONS = ("input_type",)
+OPTIONAL = ("encoding_format", "dimensions", "user", *EXTENSIONS)
 ENCODINGS = ("float", "base64")
 _SHAPES = "a string, a list of strings, a list of token ids (integers) or a list of token-id lists"
 _TOKEN_IDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
@@ -68,9 +70,8 @@ class EmbeddingsRequest:
         return {**self.body, "model": model}
 
     def estimated_tokens(self) -> int:
-        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them: a text at
-        ~4 characters a token (as a chat prompt is estimated), a token list exactly."""
-        return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in self.items)
+        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them."""
+        return estimated_tokens(self.items)
 
     def fingerprint(self) -> str:
         """A stable hash of what is embedded, so repeated inputs (a cache's savings) can be found in the ledger
@@ -80,6 +81,12 @@ class EmbeddingsRequest:
     def text(self) -> str:
         """The inputs as text, for a ledger that stores prompts (token lists as their ids)."""
         return "\n".join(item if isinstance(item, str) else " ".join(map(str, item)) for item in self.items)
+
+
+def estimated_tokens(items: Iterable[str | tuple[int, ...]]) -> int:
+    """The input tokens of `items` before the upstream counts them: a text at ~4 characters a token (as a chat
+    prompt is estimated), a token list exactly."""
+    return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in items)
 
 
 def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
@@ -93,6 +100,9 @@ def parse_embeddings_request(body: Any) -> EmbeddingsRequest:
                 f"not a field of OpenAI's embeddings request ({', '.join(FIELDS)}); the gateway forwards no field it "
                 "does not know: remove it",
             )
+    # null is "not given" for an optional field, in OpenAI's API as on the gateway's chat route: clients that
+    # serialize every field of their request type send it for those they did not set.
+    body = {name: value for name, value in body.items() if value is not None or name not in OPTIONAL}
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise RequestError("model", "required: the name of a route or model this gateway serves (GET /v1/models)")

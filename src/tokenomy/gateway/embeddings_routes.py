@@ -11,8 +11,9 @@ Azure provider's SDK client (`AzureOpenAIProvider.embed`), as the caller sent it
 model (for Azure, the deployment). A Bedrock model is reached through the Bedrock provider's InvokeModel
 (`BedrockProvider.embed`, in a thread as Azure's), which turns the request into the model's own bodies and the
 answers back into OpenAI's shape (`providers.bedrock_embeddings`: one call per text for Titan, batches of 96 for
-Cohere; base64 encoded by the gateway); what of the request the model cannot take (token ids, `dimensions` it
-cannot give, `user`) is refused by name before anything is reserved. Ledger rows carry the tag
+Cohere; base64 encoded by the gateway; a retry sends only the calls that did not answer, which Bedrock has not
+billed); what of the request the model cannot take (token ids, `dimensions` it cannot give, `user`) is refused by
+name before anything is reserved. Ledger rows carry the tag
 `operation: embeddings` (the schema has no operation column, and tags are grouped by every report already).
 
 Refused before anything is sent or reserved, with a 400 saying what to do: a route whose model has no embeddings
@@ -38,7 +39,12 @@ from starlette.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Refusal, admit, json_body, request_meta, retry_after, settle, upstream_status
-from tokenomy.gateway.embeddings_request import REQUEST_SCHEMA, EmbeddingsRequest, parse_embeddings_request
+from tokenomy.gateway.embeddings_request import (
+    REQUEST_SCHEMA,
+    EmbeddingsRequest,
+    estimated_tokens,
+    parse_embeddings_request,
+)
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_ingress import RequestError
 from tokenomy.gateway.responses import FastJSONResponse, error
@@ -107,12 +113,14 @@ async def create_embeddings(request: Request) -> Response:
 
 @dataclass
 class Embedded:
-    """An answered embeddings request: the upstream's answer in OpenAI's shape, the input tokens billed, and the id
-    of its ledger rows."""
+    """An answered embeddings request: the upstream's answer in OpenAI's shape, the input tokens billed, the id
+    of its ledger rows, and the model that embedded it (its provider's id: a Bedrock model's answer shape
+    depends on it)."""
 
     answer: dict[str, Any]
     used: int
     request_id: str
+    model: str
 
 
 @dataclass
@@ -178,7 +186,7 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe_usage(Usage(input_tokens=used), cost, name)
-    return Embedded(answer, used, meta.request_id)
+    return Embedded(answer, used, meta.request_id, spec.model)
 
 
 def embedding_model(gw, name: str, route) -> ModelSpec:
@@ -246,8 +254,10 @@ async def _embed(
 ) -> tuple[dict[str, Any], int, Decimal]:
     """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
     model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
+    # A Bedrock request is several calls: those that answered are kept across attempts, and not sent again.
+    progress = bedrock_embeddings.Progress() if spec.provider == "bedrock" else None
     try:
-        upstream, send = _upstream(gw, spec)
+        upstream, send = _upstream(gw, spec, progress)
     except TokenomyError as exc:  # the model's connection settings (an Azure endpoint, ...): the gateway's fault
         raise ProviderError(f"model {spec.name!r}: {exc}", kind="server_error", retryable=False) from exc
     body = asked.forwarded(spec.model)
@@ -258,7 +268,8 @@ async def _embed(
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
-        if policy.limiter is not None and not await policy.limiter.acquire_async(estimate, left):
+        calls, due = _attempt(body, spec, progress, estimate)
+        if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
             # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
             limited = ProviderError(
                 f"client-side rate limit: no request slot for {meta.route!r} within the "
@@ -267,6 +278,7 @@ async def _embed(
             )
             limited.call_cost_usd = spent
             raise limited
+        carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
         began = time.perf_counter()
         with otel.embeddings_span(
             upstream.name,
@@ -283,7 +295,7 @@ async def _embed(
                 # bills its input, as a chat call cancelled so is recorded.
                 seconds = time.perf_counter() - began
                 otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
                 event.outcome, event.error_type = "cancelled", "CallCancelled"
                 _record(gw, event)
                 raise
@@ -293,7 +305,7 @@ async def _embed(
                 otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
                 # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
                 # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
-                billed = exc.billed_tokens if exc.billed_tokens is not None else estimate if exc.reached else 0
+                billed = exc.billed_tokens if exc.billed_tokens is not None else due if exc.reached else 0
                 event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
                 event.outcome, event.error_type = exc.kind, error_type
                 spent += event.cost_usd
@@ -306,18 +318,19 @@ async def _embed(
                 continue
             seconds = time.perf_counter() - began
             used = _prompt_tokens(answer, spec, estimate)
+            billed = max(0, used - carried)  # this attempt's calls; the caller is told the whole request's
             reported = answer.get("model")
             served = reported if isinstance(reported, str) and reported else spec.model
-            event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
+            event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
             if policy.limiter is not None:
-                policy.limiter.settle(estimate, used)
+                policy.limiter.settle(due, billed)
             vectors = len(answer["data"])
             if vectors != len(asked.items):
                 # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
                 # after the gap. Billed all the same (the row keeps its tokens), and not retried: it would recur.
                 event.outcome = event.error_type = "server_error"
                 _record(gw, event)
-                otel.record_embeddings(span, upstream.name, spec.model, served, used, None, seconds, "server_error")
+                otel.record_embeddings(span, upstream.name, spec.model, served, billed, None, seconds, "server_error")
                 wrong = ProviderError(
                     f"{upstream.name} answered {vectors} embedding{'' if vectors == 1 else 's'} for "
                     f"{len(asked.items)} inputs (model {spec.name!r}); check the upstream's batch limit and send "
@@ -329,12 +342,15 @@ async def _embed(
                 wrong.call_cost_usd = spent + event.cost_usd
                 raise wrong
             _record(gw, event)
-            otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
+            otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
             return answer, used, spent + event.cost_usd
 
 
-def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
-    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body."""
+def _upstream(
+    gw, spec: ModelSpec, progress: bedrock_embeddings.Progress | None
+) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+    """The provider the model is reached through (its `name` goes in the ledger) and how to send it a body (a
+    Bedrock model's: the calls `progress` has not yet)."""
     if spec.provider == "azure":  # the shared SDK-based provider: Azure's paths, api-version and credentials
         provider = gw.client.provider_for(spec)
 
@@ -346,11 +362,29 @@ def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awai
         bedrock = gw.client.provider_for(spec)
 
         async def invoked(body: dict[str, Any]) -> dict[str, Any]:
-            return await asyncio.to_thread(bedrock.embed, body, spec.region)
+            return await asyncio.to_thread(bedrock.embed, body, spec.region, progress)
 
         return bedrock, invoked
     upstream = gw.client.pooled(spec)
     return upstream, upstream.aembed
+
+
+def _attempt(
+    body: dict[str, Any], spec: ModelSpec, progress: bedrock_embeddings.Progress | None, estimate: int
+) -> tuple[int, int]:
+    """What one attempt sends: its upstream calls, which the route's rate limit counts as the upstream's quota does
+    (a Bedrock model's InvokeModel calls not yet answered: one a text for Titan, one per 96 texts for Cohere; one
+    for the others), and their estimated input tokens (the request's `estimate`, less what earlier attempts'
+    answered calls carried), at which an attempt the upstream bills without a count is recorded."""
+    if progress is None or not progress.answered:
+        calls = 1 if progress is None else len(bedrock_embeddings.invoke_bodies(body, spec.model))
+        return calls, estimate
+    due = [
+        call
+        for index, call in enumerate(bedrock_embeddings.invoke_bodies(body, spec.model))
+        if index not in progress.answered
+    ]
+    return len(due), estimated_tokens(text for call in due for text in bedrock_embeddings.call_texts(call))
 
 
 def _prompt_tokens(answer: dict[str, Any], spec: ModelSpec, estimate: int) -> int:

@@ -22,11 +22,15 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.gateway import metrics
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.embeddings_request import parse_embeddings_request
-from tokenomy.gateway.embeddings_routes import Failure, embed_request
+from tokenomy.gateway.embeddings_routes import Embedded, Failure, embed_request
 from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.providers import bedrock_embeddings
 
 TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")
 COHERE_FIELDS = ("texts", "input_type", "truncate", "embedding_types", "output_dimension")
+# What marks a Cohere Embed body: any of its input forms (texts; v4's images and interleaved inputs, refused by name).
+COHERE_INPUTS = ("texts", "images", "inputs")
+INPUTS = ("inputText", *COHERE_INPUTS)  # an embedding body's input fields, either family's
 FLOAT_ONLY = ["float"]
 # OpenAI's request fields, which a refusal names, by the field the body's caller sent.
 CALLER_NAMES = {"titan": {"input": "inputText"}, "cohere": {"input": "texts", "dimensions": "output_dimension"}}
@@ -38,8 +42,12 @@ def is_embedding_body(body: Any) -> bool:
     return (
         isinstance(body, dict)
         and "messages" not in body
-        and (("inputText" in body and "textGenerationConfig" not in body) or "texts" in body)
+        and (("inputText" in body and "textGenerationConfig" not in body) or _is_cohere(body))
     )
+
+
+def _is_cohere(body: dict[str, Any]) -> bool:
+    return any(field in body for field in COHERE_INPUTS)
 
 
 def _floats_only(body: dict[str, Any], field: str) -> bool:
@@ -56,7 +64,7 @@ def _titan_request(body: dict[str, Any], model_id: str) -> dict[str, Any]:
         raise ValueError("inputText: required, the text to embed")
     if body.get("normalize", True) is not True:
         raise ValueError("normalize: the gateway's vectors are normalized (as OpenAI's are); send true or leave it out")
-    request: dict[str, Any] = {"model": model_id, "input": [text]}
+    request: dict[str, Any] = {"model": model_id, "input": text}
     if "dimensions" in body:
         request["dimensions"] = body["dimensions"]
     return request
@@ -82,26 +90,26 @@ def _checked(body: dict[str, Any], fields: tuple[str, ...]) -> None:
             raise ValueError(f"{field}: not carried by the gateway for this body (it takes {', '.join(fields)})")
 
 
-def _answer(body: dict[str, Any], vectors: list[list[float]], used: int, request_id: str) -> dict[str, Any]:
-    """The vectors in the body's own answer shape."""
-    if "texts" in body:
-        by_type = _floats_only(body, "embedding_types")
+def _answer(body: dict[str, Any], outcome: Embedded) -> dict[str, Any]:
+    """The vectors in the body's own answer shape, as Bedrock answers it: Titan V2's always has `embeddingsByType`;
+    Cohere's is by type when `embedding_types` is asked, and always from a model that answers so (Embed v4)."""
+    vectors = [item["embedding"] for item in outcome.answer["data"]]
+    if _is_cohere(body):
+        model = bedrock_embeddings.embedding_model(outcome.model)
+        by_type = _floats_only(body, "embedding_types") or (model is not None and model.by_type)
         return {
-            "id": request_id,
+            "id": outcome.request_id,
             "embeddings": {"float": vectors} if by_type else vectors,
             "response_type": "embeddings_by_type" if by_type else "embeddings_floats",
             "texts": body["texts"],
         }
-    answer: dict[str, Any] = {"embedding": vectors[0], "inputTextTokenCount": used}
-    if _floats_only(body, "embeddingTypes"):
-        answer["embeddingsByType"] = {"float": vectors[0]}
-    return answer
+    return {"embedding": vectors[0], "inputTextTokenCount": outcome.used, "embeddingsByType": {"float": vectors[0]}}
 
 
 def _named(message: str, body: dict[str, Any]) -> str:
     """A refusal naming one of OpenAI's fields (`dimensions: ...`, `input.1: ...`) named as the body's caller sent
     it (`output_dimension`, `texts.1`)."""
-    for ours, theirs in CALLER_NAMES["cohere" if "texts" in body else "titan"].items():
+    for ours, theirs in CALLER_NAMES["cohere" if _is_cohere(body) else "titan"].items():
         if message.startswith(ours) and message[len(ours) : len(ours) + 1] in (":", ".", "["):
             return theirs + message[len(ours) :]
     return message
@@ -124,7 +132,7 @@ async def invoke(
             raise ValueError("embedding models do not stream: call InvokeModel (/invoke), not the stream")
         if given:
             raise ValueError(f"{given[0]}: not carried by the gateway for an embedding model's body; remove it")
-        if "texts" in body:
+        if _is_cohere(body):
             _checked(body, COHERE_FIELDS)
             _floats_only(body, "embedding_types")
             openai_request = _cohere_request(body, model_id)
@@ -138,11 +146,10 @@ async def invoke(
     outcome = await embed_request(request.app.state.gateway, request, key, asked)
     if isinstance(outcome, Failure):
         return metrics.done(_refused(outcome, body), outcome.label, started)
-    vectors = [item["embedding"] for item in outcome.answer["data"]]
     headers = {
         "x-amzn-RequestId": outcome.request_id,
         "X-Amzn-Bedrock-Input-Token-Count": str(outcome.used),
         "X-Amzn-Bedrock-Invocation-Latency": str(round((time.perf_counter() - started) * 1000)),
     }
-    answer = _answer(body, vectors, outcome.used, outcome.request_id)
+    answer = _answer(body, outcome)
     return metrics.done(JSONResponse(answer, headers=headers), model_id, started)

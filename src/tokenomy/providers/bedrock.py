@@ -395,9 +395,12 @@ class BedrockProvider(Provider):
             )
         )
 
-    def embed(self, body: dict[str, Any], region: str | None = None) -> dict[str, Any]:
+    def embed(
+        self, body: dict[str, Any], region: str | None = None, progress: bedrock_embeddings.Progress | None = None
+    ) -> dict[str, Any]:
         """OpenAI's embeddings request (`model` the Bedrock model id, checked by `bedrock_embeddings.refusal`) through
-        InvokeModel in `region`; the answer in OpenAI's shape (`bedrock_embeddings`)."""
+        InvokeModel in `region`, sending only the calls an earlier attempt left unanswered (`progress`); the answer
+        in OpenAI's shape (`bedrock_embeddings`)."""
         from botocore.exceptions import BotoCoreError, ClientError
         from urllib3.exceptions import HTTPError
 
@@ -415,7 +418,7 @@ class BedrockProvider(Provider):
             headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
             return bedrock_embeddings.decode(raw), headers
 
-        return bedrock_embeddings.embed(invoke, body, model_id)
+        return bedrock_embeddings.embed(invoke, body, model_id, progress)
 
     def close(self) -> None:
         with self._lock:

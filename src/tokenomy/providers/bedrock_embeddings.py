@@ -16,8 +16,9 @@ Two body families, each model's own (Bedrock user guide, "Amazon Titan Embedding
   `extra_body={"input_type": "search_query"}`. Any other model refuses `input_type` by name.
 
 Every field of OpenAI's request is carried or refused by name (`refusal`): token-id inputs (Bedrock embeds text
-only), `dimensions` a model cannot give (Titan: 256, 512, 1024; Cohere v3: 1024; v4: 256, 512, 1024, 1536), and
-`user` (InvokeModel has no field for an end-user id; attribute calls with the `x-tokenomy-tags` header instead).
+only), a text longer than the model takes (Titan: 50,000 characters; Cohere v3: 2,048), `dimensions` a model
+cannot give (Titan: 256, 512, 1024; Cohere v3: 1024; v4: 256, 512, 1024, 1536), and `user` (InvokeModel has no
+field for an end-user id; attribute calls with the `x-tokenomy-tags` header instead).
 `encoding_format: "base64"` is done here as OpenAI does it: the float vector as little-endian float32, base64.
 """
 
@@ -49,13 +50,17 @@ class EmbeddingModel:
     family: str  # titan | cohere
     dimensions: tuple[int, ...]
     dimension_field: str | None  # the body's field for the output size, if the model takes one
+    max_chars: int | None  # the longest text Bedrock takes (its body schema's maxLength), if it documents one
+    # Cohere: the answer's vectors are by type (`{"float": [...]}`, `embeddings_by_type`) even when the body asks for
+    # no `embedding_types` (Embed v4 does so; v3 then answers bare floats, `embeddings_floats`).
+    by_type: bool = False
 
 
 MODELS = {
-    "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions"),
-    "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None),
-    "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None),
-    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension"),
+    "amazon.titan-embed-text-v2:0": EmbeddingModel("titan", (1024, 512, 256), "dimensions", 50_000),
+    "cohere.embed-english-v3": EmbeddingModel("cohere", (1024,), None, 2048),
+    "cohere.embed-multilingual-v3": EmbeddingModel("cohere", (1024,), None, 2048),
+    "cohere.embed-v4:0": EmbeddingModel("cohere", (1536, 1024, 512, 256), "output_dimension", None, by_type=True),
 }
 
 
@@ -87,6 +92,16 @@ def refusal(body: dict[str, Any], model_id: str) -> EmbeddingFieldError | None:
             "input",
             f"token ids cannot be embedded by {model_id}: Bedrock's embedding models take text only; send the texts",
         )
+    if model.max_chars is not None:
+        # Checked here, where the text can be named: Bedrock refuses it in the one call that carries it, under
+        # that call's index, after the calls before it were answered and billed.
+        for index, text in enumerate([given] if isinstance(given, str) else given):
+            if len(text) > model.max_chars:
+                return EmbeddingFieldError(
+                    "input" if isinstance(given, str) else f"input[{index}]",
+                    f"a text of {len(text)} characters; {model_id} takes at most {model.max_chars} (Bedrock "
+                    "refuses a longer one, and the gateway never truncates): split it",
+                )
     dimensions = body.get("dimensions")
     if dimensions is not None and dimensions not in model.dimensions:
         valid = ", ".join(map(str, sorted(model.dimensions)))
@@ -141,6 +156,11 @@ def invoke_bodies(body: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
     return bodies
 
 
+def call_texts(call: dict[str, Any]) -> list[str]:
+    """The texts one InvokeModel body (`invoke_bodies`) embeds."""
+    return call["texts"] if "texts" in call else [call["inputText"]]
+
+
 def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
     """The float vectors of one InvokeModel answer."""
     if family == "titan":
@@ -179,36 +199,65 @@ def openai_answer(vectors: list[list[float]], tokens: int | None, model: str, en
     return answer
 
 
+class Progress:
+    """The calls of one request that Bedrock answered (their vectors and tokens, by the call's place), kept across
+    the gateway's attempts: a retry sends only the others, since Bedrock billed these already (sending them again
+    would pay twice, past the request's budget reservation), and the answer is put together from all of them."""
+
+    def __init__(self) -> None:
+        self.answered: dict[int, tuple[list[list[float]], int | None]] = {}
+
+    def tokens(self) -> int:
+        return sum(tokens or 0 for _, tokens in self.answered.values())
+
+
 def embed(
     invoke: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
     body: dict[str, Any],
     model_id: str,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Embed `body` (OpenAI's request) with `invoke` (one InvokeModel call: its JSON answer and HTTP headers).
+    """Embed `body` (OpenAI's request) with `invoke` (one InvokeModel call: its JSON answer and HTTP headers),
+    sending only the calls an earlier attempt of the request left unanswered (`progress`).
 
     Titan's calls run `TITAN_CONCURRENCY` at a time, Cohere's batches one after another. When a call fails, those
-    not yet started are not sent, and the error carries the tokens of the calls that answered (`billed_tokens`):
-    Bedrock bills them though the request failed."""
+    not yet started are not sent, and the error carries the tokens of this attempt's calls that answered
+    (`billed_tokens`): Bedrock bills them though the request failed. The answer's usage is the whole request's."""
     model = embedding_model(model_id)
     assert model is not None
+    progress = progress if progress is not None else Progress()
     calls = invoke_bodies(body, model_id)
-    answers: list[tuple[list[list[float]], int | None] | None] = [None] * len(calls)
+    pending = [index for index in range(len(calls)) if index not in progress.answered]
+
+    def carried(index: int) -> str:
+        """The caller's inputs call `index` carries, as a refusal names them."""
+        if model.family == "titan":
+            return f"input[{index}]"
+        first, count = index * COHERE_BATCH, len(calls[index]["texts"])
+        return f"input[{first}]" if count == 1 else f"the call of input[{first}] to input[{first + count - 1}]"
 
     def one(index: int) -> None:
-        answer, headers = invoke(calls[index])
         try:
-            answers[index] = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
+            answer, headers = invoke(calls[index])
+        except ProviderError as exc:
+            # A refusal of what the call carried: Bedrock names a text by its place in its own call, if at all.
+            if exc.kind == "client_error" and len(calls) > 1:
+                exc.args = (f"{carried(index)}: {exc}",)
+            raise
+        try:
+            found = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProviderError(
                 f"Bedrock answered {model_id} with no embeddings ({type(exc).__name__}: {exc})",
                 kind="server_error",
                 reached=True,
             ) from exc
+        progress.answered[index] = found
 
     try:
-        if model.family == "titan" and len(calls) > 1:
-            with ThreadPoolExecutor(min(TITAN_CONCURRENCY, len(calls)), thread_name_prefix="titan-embed") as pool:
-                futures = [pool.submit(one, i) for i in range(len(calls))]
+        if model.family == "titan" and len(pending) > 1:
+            with ThreadPoolExecutor(min(TITAN_CONCURRENCY, len(pending)), thread_name_prefix="titan-embed") as pool:
+                futures = [pool.submit(one, index) for index in pending]
                 try:
                     for future in futures:
                         future.result()
@@ -217,15 +266,16 @@ def embed(
                         future.cancel()
                     raise
         else:
-            for index in range(len(calls)):
+            for index in pending:
                 one(index)
     except ProviderError as exc:
-        done = [found for found in answers if found is not None]
+        done = [progress.answered[index] for index in pending if index in progress.answered]
         if done:
             exc.billed_tokens = sum(tokens or 0 for _, tokens in done)
         raise
-    vectors = [vector for found in answers if found is not None for vector in found[0]]
-    counts = [found[1] for found in answers if found is not None]
+    answers = [progress.answered[index] for index in range(len(calls))]
+    vectors = [vector for found, _ in answers for vector in found]
+    counts = [tokens for _, tokens in answers]
     tokens = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
     return openai_answer(vectors, tokens, model_id, body.get("encoding_format", "float"))
 

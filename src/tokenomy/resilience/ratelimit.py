@@ -11,7 +11,8 @@ class RateLimiter:
     """Keeps a process under `rpm` requests and `tpm` tokens per minute (either may be None).
 
     Both buckets start full (a minute's allowance) and refill continuously. `acquire` reserves one
-    request and an *estimate* of tokens; `settle` corrects the token bucket once the real count is known.
+    request (or the several upstream calls one request makes) and an *estimate* of tokens; `settle` corrects the
+    token bucket once the real count is known.
     """
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, clock=time.monotonic) -> None:
@@ -31,41 +32,42 @@ class RateLimiter:
         if self.tpm:
             self._tokens = min(self.tpm, self._tokens + elapsed * self.tpm / 60)
 
-    def try_acquire(self, tokens: int = 0) -> float:
+    def try_acquire(self, tokens: int = 0, requests: int = 1) -> float:
         """Take the allowance now and return 0, or return the seconds to wait before trying again."""
         with self._lock:
             self._refill()
             wait = 0.0
-            if self.rpm and self._requests < 1:
-                wait = max(wait, (1 - self._requests) * 60 / self.rpm)
             # A request larger than a whole minute's allowance can never fit; let it through when full.
+            calls = min(requests, self.rpm) if self.rpm else 0
+            if self.rpm and self._requests < calls:
+                wait = max(wait, (calls - self._requests) * 60 / self.rpm)
             need = min(tokens, self.tpm) if self.tpm else 0
             if self.tpm and self._tokens < need:
                 wait = max(wait, (need - self._tokens) * 60 / self.tpm)
             if wait > 0:
                 return wait
             if self.rpm:
-                self._requests -= 1
+                self._requests -= requests
             if self.tpm:
                 self._tokens -= tokens
             return 0.0
 
-    def acquire(self, tokens: int = 0, timeout: float | None = None) -> bool:
+    def acquire(self, tokens: int = 0, timeout: float | None = None, requests: int = 1) -> bool:
         """Block until the request fits (True) or `timeout` passes (False)."""
         deadline = None if timeout is None else self._clock() + timeout
         while True:
-            wait = self.try_acquire(tokens)
+            wait = self.try_acquire(tokens, requests)
             if wait == 0:
                 return True
             if deadline is not None and self._clock() + wait > deadline:
                 return False
             time.sleep(min(wait, 1.0))
 
-    async def acquire_async(self, tokens: int = 0, timeout: float | None = None) -> bool:
+    async def acquire_async(self, tokens: int = 0, timeout: float | None = None, requests: int = 1) -> bool:
         """Await until the request fits (True) or `timeout` passes (False), without blocking the loop."""
         deadline = None if timeout is None else self._clock() + timeout
         while True:
-            wait = self.try_acquire(tokens)
+            wait = self.try_acquire(tokens, requests)
             if wait == 0:
                 return True
             if deadline is not None and self._clock() + wait > deadline:
