@@ -413,12 +413,15 @@ def _estimated_usage(request: ChatRequest, blocks: list[Block]) -> Usage:
 
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     """The ChatResponse of a Chat Completions answer; one of an unexpected shape (a field of the wrong type, no
-    choices) is the upstream's fault: a ProviderError (a 502 at the gateway), not a bug's 500."""
+    choices) is the upstream's fault: a ProviderError (a 502 at the gateway), not a bug's 500. The upstream answered,
+    and bills what it generated: the attempt is recorded at its estimate (`reached`), not at $0."""
     try:
         return _completion(data, request, provider, latency_ms)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise ProviderError(
-            f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}", kind="server_error"
+            f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}",
+            kind="server_error",
+            reached=True,
         ) from exc
 
 

@@ -1,0 +1,97 @@
+"""Upstream faults behind the Responses API and Bedrock's InvokeModel: an OpenAI-format upstream that answers 200
+with a body or a stream chunk of the wrong shape, or counts it cannot have counted. The answer was generated (and
+billed), so the ledger has its row at a cost, the key's budget is charged what that row says, and the SDK gets the
+upstream's fault (a 502, or the stream's error event), never a 500 of the gateway's own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+
+import boto3
+import openai
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore, period_start
+from tokenomy.gateway.limits import to_nano
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+ASK = "x" * 400
+CLAUDE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1000,
+                          "messages": [{"role": "user", "content": ASK}]})
+
+
+class Served:
+    """A gateway with keys in front of one scripted OpenAI-format upstream: route "up" (no retries) and "chain"
+    ("up", falling back to "spare", on the same upstream). `charged()` is the key's budget counter; the ledger is
+    read once the gateway has stopped (`rows`)."""
+
+    def __init__(self, script: list[tuple], ledger) -> None:
+        self.ledger, self.upstream = ledger, ScriptedOpenAI(script)
+        self.secret, self.key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("1"), period="month")
+        url = self.upstream.url
+        models = {name: {"provider": "openai", "model": name, "base_url": url, "price_as": HAIKU}
+                  for name in ("up", "spare")}
+        routes = {"up": {"model": "up", "retry": {"max_attempts": 1}},
+                  "chain": {"model": "up", "retry": {"max_attempts": 1}, "fallback": ["spare"]}}
+        self.app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger))
+        self.server = ServerThread(self.app, lifespan="on")
+        self.url = self.server.__enter__()
+
+    def responses(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.secret, max_retries=0)
+
+    def bedrock(self):
+        return boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=self.secret, aws_secret_access_key="any",
+                            config=Config(retries={"total_max_attempts": 1}))
+
+    def charged(self) -> int | None:
+        gateway = self.app.state.gateway
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+            time.sleep(0.02)  # a stream's settlement runs in a task of its own
+        return asyncio.run(gateway.limits.spent(f"key:{self.key.key_id}:{period_start('month').date()}"))
+
+    def rows(self):
+        self.server.__exit__(None, None, None)  # the ledger writer flushes and lets the file go
+        self.upstream.close()
+        return sorted(open_store(str(self.ledger)).events(), key=lambda e: e.attempt)
+
+
+@pytest.fixture
+def served(ledger_path):
+    made: list[Served] = []
+    yield lambda script: made.append(Served(script, ledger_path)) or made[-1]
+    for each in made:
+        each.server.__exit__(None, None, None)
+        each.upstream.close()
+
+
+@pytest.mark.parametrize("api, kind", [("responses", "misshapen"), ("invoke", "misshapen"), ("responses", "garbled")])
+def test_an_unreadable_whole_answer_is_a_502_recorded_and_charged_at_its_estimate(api, kind, served):
+    # A 200 whose body has no choices, or is no JSON: the upstream generated (and billed) it. The row was at $0 and
+    # the budget charged nothing, as if no request had gone out.
+    gateway = served([(200, {}, kind)])
+    if api == "responses":
+        with pytest.raises(openai.InternalServerError) as failed:
+            gateway.responses().responses.create(model="up", input=ASK, max_output_tokens=1000)
+        assert failed.value.status_code == 502 and "unreadable" in failed.value.message
+    else:
+        with pytest.raises(ClientError) as failed:
+            gateway.bedrock().invoke_model(modelId="up", body=CLAUDE_BODY)
+        assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    charged = gateway.charged()
+    [row] = gateway.rows()
+    assert row.outcome == "server_error"
+    assert row.input_tokens == 100 and row.cost_usd > 0  # the prompt, estimated
+    assert charged == to_nano(row.cost_usd)
