@@ -14,7 +14,7 @@ import boto3
 import openai
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
@@ -95,3 +95,39 @@ def test_an_unreadable_whole_answer_is_a_502_recorded_and_charged_at_its_estimat
     assert row.outcome == "server_error"
     assert row.input_tokens == 100 and row.cost_usd > 0  # the prompt, estimated
     assert charged == to_nano(row.cost_usd)
+
+
+@pytest.mark.parametrize("api", ["responses", "invoke"])
+def test_a_stream_chunk_of_the_wrong_shape_ends_the_stream_as_the_upstreams_fault_charged_at_its_row(api, served):
+    # After one delta the upstream sends a chunk whose `choices` is a string. It was read as a bug of the gateway's
+    # ("internal error; see the gateway's log", a traceback logged) and the budget kept the call's whole reservation
+    # (max_tokens' worth) though the ledger recorded the attempt at its estimate.
+    gateway = served([(200, {}, "misshapen")])
+    if api == "responses":
+        stream = gateway.responses().responses.create(model="up", input=ASK, max_output_tokens=1000, stream=True)
+        [failed] = [event for event in stream if event.type == "response.failed"]
+        message = failed.response.error.message
+    else:
+        reply = gateway.bedrock().invoke_model_with_response_stream(modelId="up", body=CLAUDE_BODY)
+        with pytest.raises(EventStreamError) as ended:
+            list(reply["body"])
+        message = ended.value.response["Error"]["Message"]
+    assert "unreadable stream chunk" in message and "internal error" not in message
+    charged = gateway.charged()
+    [row] = gateway.rows()
+    assert row.outcome == "server_error" and (row.input_tokens, row.output_tokens) == (100, 1)
+    assert charged == to_nano(row.cost_usd) > 0
+
+
+def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_attempt_is_a_row(served):
+    # Nothing had reached the caller: the route's fallback answers, as after any other failure of the upstream's.
+    gateway = served([(200, {}, "misshapen-first")])
+    reply = gateway.bedrock().invoke_model_with_response_stream(modelId="chain", body=CLAUDE_BODY)
+    events = [json.loads(part["chunk"]["bytes"]) for part in reply["body"]]
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert text == "ok" and events[-1]["type"] == "message_stop"
+    charged = gateway.charged()
+    first, second = gateway.rows()
+    assert (first.model, first.outcome, first.input_tokens) == ("up", "server_error", 100) and first.cost_usd > 0
+    assert (second.model, second.outcome, second.input_tokens) == ("spare", "ok", 1000)
+    assert charged == to_nano(first.cost_usd + second.cost_usd)

@@ -411,13 +411,17 @@ def _estimated_usage(request: ChatRequest, blocks: list[Block]) -> Usage:
     )
 
 
+# What reading an answer of an unexpected shape raises: a field missing or of the wrong type.
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     """The ChatResponse of a Chat Completions answer; one of an unexpected shape (a field of the wrong type, no
     choices) is the upstream's fault: a ProviderError (a 502 at the gateway), not a bug's 500. The upstream answered,
     and bills what it generated: the attempt is recorded at its estimate (`reached`), not at $0."""
     try:
         return _completion(data, request, provider, latency_ms)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+    except _SHAPE_ERRORS as exc:
         raise ProviderError(
             f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}",
             kind="server_error",
@@ -467,7 +471,20 @@ class StreamAssembler:
         self.thoughts = 0  # reasoning deltas (each a token, for an estimate)
         self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
-    def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
+    def feed(self, chunk: Any) -> Iterator[StreamChunk]:
+        """The pieces of one chunk. A chunk of an unexpected shape (a field of the wrong type) is the upstream's fault,
+        as a whole answer's is (`parse_completion`): a ProviderError (an attempt a retry or fallback may follow, at
+        its estimate in the ledger), not a bug's crash."""
+        try:
+            yield from self._feed(chunk)
+        except _SHAPE_ERRORS as exc:
+            raise ProviderError(
+                f"upstream sent an unreadable stream chunk: {json.dumps(chunk, default=str)[:200]}",
+                kind="server_error",
+                reached=True,
+            ) from exc
+
+    def _feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
         if chunk.get("error"):  # OpenAI's in-stream error event: generation failed midway
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else error
@@ -494,6 +511,8 @@ class StreamAssembler:
                 self.thoughts += 1  # reasoning tokens are output tokens, billed as such
                 yield StreamChunk(reasoning=reasoning)
             text = delta.get("content")
+            if text is not None and not isinstance(text, str):  # passed on to the caller's stream as text
+                raise TypeError(f"content: {text!r} is no text")
             if text or passthrough:
                 self.text.append(text or "")
                 self.deltas += bool(text)
@@ -537,6 +556,8 @@ class StreamAssembler:
         call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
         call["name"] = call["name"] or function.get("name")
         fragment = function.get("arguments") or ""
+        if not isinstance(fragment, str):  # passed on to the caller's stream as text
+            raise TypeError(f"arguments: {fragment!r} is no text")
         call["arguments"].append(fragment)
         self.deltas += 1
         return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
@@ -563,6 +584,16 @@ class StreamAssembler:
         return blocks or None
 
     def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
+        """The whole answer the chunks made; a ProviderError, as for `feed`, when what they said cannot be read (a
+        usage whose counts are no numbers)."""
+        try:
+            return self._response(provider, latency_ms, ttft_ms)
+        except _SHAPE_ERRORS as exc:
+            raise ProviderError(
+                f"upstream sent an unreadable stream: {exc}", kind="server_error", reached=True
+            ) from exc
+
+    def _response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
         signed = self._signed_blocks() if self.thinking else None
         blocks: list[Block] = signed or ([ReasoningBlock("".join(self.reasoning))] if self.reasoning else [])
         text = "".join(self.text)
