@@ -131,3 +131,23 @@ def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_atte
     assert (first.model, first.outcome, first.input_tokens) == ("up", "server_error", 100) and first.cost_usd > 0
     assert (second.model, second.outcome, second.input_tokens) == ("spare", "ok", 1000)
     assert charged == to_nano(first.cost_usd + second.cost_usd)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_counting_negative_tokens_is_unreadable_and_recorded_at_its_estimate(stream, served):
+    # prompt_tokens -5: the row was "ok" at -5 tokens and $0 (unpriced), the budget charged nothing, and the caller got
+    # a 500 (Prometheus refuses to count negative tokens) for an answer the upstream billed.
+    gateway = served([])
+    gateway.upstream.usage = {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2}
+    client = gateway.responses()
+    if stream:
+        events = list(client.responses.create(model="up", input=ASK, max_output_tokens=1000, stream=True))
+        assert events[-1].type == "response.failed" and "unreadable" in events[-1].response.error.message
+    else:
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.responses.create(model="up", input=ASK, max_output_tokens=1000)
+        assert failed.value.status_code == 502 and "unreadable" in failed.value.message
+    charged = gateway.charged()
+    [row] = gateway.rows()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+    assert charged == to_nano(row.cost_usd)
