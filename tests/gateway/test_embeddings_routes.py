@@ -513,3 +513,43 @@ def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, 
     # Bedrock bills the two batches that answered before the third was throttled; the retry's first call was too.
     assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
         (1, "throttled", 192, 192 * COHERE_PER_TOKEN), (2, "throttled", 0, 0)]
+
+
+@pytest.mark.parametrize("entry", [5, {"index": 0}, {"index": 0, "embedding": "not a vector"}])
+@pytest.mark.parametrize("api", ["embeddings", "invoke"])
+def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says_so(api, entry, ledger_path,
+                                                                                 monkeypatch):
+    # The upstream counted (and billed) the input but its entries are no embedding objects. /v1/embeddings passed them
+    # on as vectors; InvokeModel with a Titan body broke on them (a 500 "internal error") after recording the call ok.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    class Garbled(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = json.dumps({"object": "list", "model": SMALL, "data": [entry],
+                                  "usage": {"prompt_tokens": 7, "total_tokens": 7}}).encode()
+            return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(payload), payload)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    upstream = Garbled()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        if api == "embeddings":
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="search", input=["first"], encoding_format="float")
+            status, message = failed.value.status_code, failed.value.message
+        else:
+            bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                   config=Config(retries={"total_max_attempts": 1}))
+            with pytest.raises(ClientError) as failed:
+                bedrock.invoke_model(modelId="search", body=json.dumps({"inputText": "first"}))
+            status = failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
+            message = failed.value.response["Error"]["Message"]
+    assert status == 502 and "no embedding vectors" in message
+    assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)

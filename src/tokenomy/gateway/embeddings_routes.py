@@ -25,6 +25,7 @@ field, `input_type`, is refused by every model but Cohere Embed's.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -311,17 +312,14 @@ async def _embed(
             event = _row(gw, spec, upstream.name, served, meta, asked, used, step.attempt, seconds)
             if policy.limiter is not None:
                 policy.limiter.settle(estimate, used)
-            vectors = len(answer["data"])
-            if vectors != len(asked.items):
-                # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
-                # after the gap. Billed all the same (the row keeps its tokens), and not retried: it would recur.
+            unusable = _unusable(answer, len(asked.items), body.get("encoding_format"))
+            if unusable is not None:
+                # Billed all the same (the row keeps its tokens), and not retried: it would recur.
                 event.outcome = event.error_type = "server_error"
                 _record(gw, event)
                 otel.record_embeddings(span, upstream.name, spec.model, served, used, None, seconds, "server_error")
                 wrong = ProviderError(
-                    f"{upstream.name} answered {vectors} embedding{'' if vectors == 1 else 's'} for "
-                    f"{len(asked.items)} inputs (model {spec.name!r}); check the upstream's batch limit and send "
-                    "fewer inputs a request",
+                    f"{upstream.name} {unusable} (model {spec.name!r})",
                     kind="server_error",
                     retryable=False,
                     reached=True,
@@ -331,6 +329,24 @@ async def _embed(
             _record(gw, event)
             otel.record_embeddings(span, upstream.name, spec.model, served, used, event.cost_usd, seconds)
             return answer, used, spent + event.cost_usd
+
+
+def _unusable(answer: dict[str, Any], inputs: int, encoding: str | None) -> str | None:
+    """What makes an answer's vectors unusable (said after the upstream's name), or None. Callers pair inputs with
+    vectors by position: a short or long answer would misfile every vector after the gap. An entry that is no
+    embedding (a float list; base64 text when asked for) would reach the caller as a vector, or break the gateway's
+    own answer (InvokeModel's)."""
+    vectors = answer["data"]
+    if len(vectors) != inputs:
+        return (
+            f"answered {len(vectors)} embedding{'' if len(vectors) == 1 else 's'} for {inputs} inputs; check the "
+            "upstream's batch limit and send fewer inputs a request"
+        )
+    shape = str if encoding == "base64" else list
+    wrong = next((v for v in vectors if not isinstance(v, dict) or not isinstance(v.get("embedding"), shape)), None)
+    if wrong is not None:
+        return f"answered with no embedding vectors: {json.dumps(wrong, default=str)[:100]}"
+    return None
 
 
 def _upstream(gw, spec: ModelSpec) -> tuple[Any, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
