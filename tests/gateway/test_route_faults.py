@@ -1,7 +1,8 @@
 """Upstream faults behind the Responses API and Bedrock's InvokeModel: an OpenAI-format upstream that answers 200
-with a body or a stream chunk of the wrong shape, or counts it cannot have counted. The answer was generated (and
-billed), so the ledger has its row at a cost, the key's budget is charged what that row says, and the SDK gets the
-upstream's fault (a 502, or the stream's error event), never a 500 of the gateway's own."""
+with a body or a stream chunk of the wrong shape, or counts it cannot have counted; Claude (Anthropic's API or
+Bedrock) still working when the gateway stops waiting. The request was answered or worked on (and billed), so the
+ledger has its row at a cost, the key's budget is charged what that row says, and the SDK gets the upstream's fault
+(a 502 or 504, or the stream's error event), never a 500 of the gateway's own."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ASK = "x" * 400
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 CLAUDE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1000,
                           "messages": [{"role": "user", "content": ASK}]})
 
@@ -150,4 +152,47 @@ def test_an_answer_counting_negative_tokens_is_unreadable_and_recorded_at_its_es
     charged = gateway.charged()
     [row] = gateway.rows()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+    assert charged == to_nano(row.cost_usd)
+
+
+@pytest.mark.parametrize("model", ["claude", "haiku"])
+def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_and_charged_at_its_estimate(
+        model, ledger_path, monkeypatch):
+    # The request reached Claude (Anthropic's API, or Bedrock), which kept working after the gateway stopped waiting
+    # and bills it. The OpenAI-format paths record such an attempt at its estimate; these recorded it at $0 and the
+    # budget charged nothing.
+    from botocore.exceptions import ReadTimeoutError
+
+    from helpers.scripted_anthropic import ScriptedAnthropic
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    claude = ScriptedAnthropic()
+    claude.delay_s = 1.5
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with ServerThread(claude.app) as claude_api, \
+            ServerThread(create_bedrock(engine=InstantEngine(delay_s=1.5))) as bedrock:
+        models = {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api,
+                       "timeout_s": 0.5},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU,
+                      "timeout_s": 0.5},
+        }
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=secret, aws_secret_access_key="any",
+                                  config=Config(retries={"total_max_attempts": 1}, read_timeout=30))
+            with pytest.raises((ClientError, ReadTimeoutError)) as failed:
+                client.invoke_model(modelId=model, body=CLAUDE_BODY)
+            assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 504
+            gateway = app.state.gateway
+            charged = asyncio.run(gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "timeout" and row.input_tokens > 0 and row.cost_usd > 0
     assert charged == to_nano(row.cost_usd)

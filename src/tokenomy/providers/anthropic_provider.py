@@ -24,7 +24,14 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, http_errors, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    Provider,
+    delta_chunk,
+    http_errors,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -58,12 +65,13 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
 
     # Reading a stream's body: the SDK lets its HTTP client's errors through when the connection breaks.
     timeouts, transport = http_errors()
+    # A read timeout (the request sent, Claude still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, timeouts):
-        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout")
+        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, transport):
         return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error")
     if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout")
+        return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError(f"cannot reach the Anthropic API: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)

@@ -47,6 +47,13 @@ DEFAULT_TIMEOUT_S = 120.0
 COUNTING_UNAVAILABLE = "counting_unavailable"
 
 
+def read_timed_out(exc: BaseException) -> bool:
+    """Whether a timeout was an HTTP client's read timeout (httpx's, urllib3's, botocore's; not connect, write or
+    pool), raised as `exc` or wrapped by it: the request had been sent, and the provider, still working on it, bills
+    it (`ProviderError.reached`)."""
+    return any(type(e).__name__ in ("ReadTimeout", "ReadTimeoutError") for e in (exc, exc.__cause__))
+
+
 def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """(timeouts, transport errors) of httpx and httpx2, the HTTP clients the SDKs read with (anthropic 2 and
     openai 3 moved to httpx2): a broken or stalled connection while reading a stream surfaces as one of these."""

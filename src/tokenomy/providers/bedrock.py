@@ -24,7 +24,7 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, read_timed_out, retry_after_seconds
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -175,8 +175,9 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         if code in SERVER_CODES or (status is not None and status >= 500):
             return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
         return ProviderError(message, kind="client_error", status=status)
+    # A read timeout (the request sent, the model still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
-        return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout")
+        return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, bx.NoCredentialsError):
         return ProviderError(
             "no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -191,7 +192,7 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
 
     # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
     if isinstance(exc, ux.TimeoutError):
-        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout")
+        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, ux.HTTPError):
         return ProviderError(f"Bedrock stream broke off: {exc}", kind="server_error")
     return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
