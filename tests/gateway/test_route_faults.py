@@ -196,3 +196,52 @@ def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_an
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "timeout" and row.input_tokens > 0 and row.cost_usd > 0
     assert charged == to_nano(row.cost_usd)
+
+
+def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_charged_at_its_row(ledger_path,
+                                                                                           monkeypatch):
+    # A frame whose checksum does not match (a corrupted connection) raised botocore's ChecksumMismatch, which is no
+    # BotoCoreError: the stream ended as a bug of the gateway's ("internal error", a traceback logged) and the budget
+    # kept the whole reservation though the ledger recorded the attempt at its estimate.
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from tokenomy.providers import eventstream
+
+    async def converse_stream(request):
+        async def frames():
+            yield eventstream.event("messageStart", {"role": "assistant"})
+            yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}})
+            corrupted = bytearray(eventstream.event("contentBlockDelta", {"contentBlockIndex": 0,
+                                                                          "delta": {"text": "lo"}}))
+            corrupted[-1] ^= 0xFF
+            yield bytes(corrupted)
+
+        return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    bedrock = Starlette(routes=[Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"])])
+    with ServerThread(bedrock) as bedrock_url:
+        models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock_url, "model": HAIKU}}
+        app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=secret, aws_secret_access_key="any",
+                                  config=Config(retries={"total_max_attempts": 1}))
+            reply = client.invoke_model_with_response_stream(modelId="haiku", body=CLAUDE_BODY)
+            with pytest.raises(EventStreamError) as ended:
+                list(reply["body"])
+            gateway = app.state.gateway
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+                time.sleep(0.02)  # the stream's settlement runs in a task of its own
+            charged = asyncio.run(gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    message = ended.value.response["Error"]["Message"]
+    assert "corrupted" in message and "internal error" not in message
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.output_tokens == 1
+    assert charged == to_nano(row.cost_usd) > 0

@@ -188,8 +188,11 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
         return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
+    from botocore.eventstream import ParserError
     from urllib3 import exceptions as ux
 
+    if isinstance(exc, ParserError):  # a frame that cannot be read (its checksum or length wrong): the stream broke
+        return ProviderError(f"Bedrock stream corrupted: {exc}", kind="server_error", reached=True)
     # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
     if isinstance(exc, ux.TimeoutError):
         return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
@@ -350,6 +353,7 @@ class BedrockProvider(Provider):
         return int(result["inputTokens"])
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        from botocore.eventstream import ParserError
         from botocore.exceptions import BotoCoreError, ClientError
         from urllib3.exceptions import HTTPError
 
@@ -383,7 +387,7 @@ class BedrockProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except (ClientError, BotoCoreError, HTTPError) as exc:
+        except (ClientError, BotoCoreError, HTTPError, ParserError) as exc:
             raise map_bedrock_error(exc) from exc
         if stop_reason is None:  # the body ended before messageStop: part of an answer, not an answer
             raise ProviderError(
