@@ -245,3 +245,47 @@ def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_char
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.output_tokens == 1
     assert charged == to_nano(row.cost_usd) > 0
+
+
+@pytest.mark.parametrize("model", ["claude", "haiku"])
+def test_claude_counting_negative_tokens_is_unreadable_and_recorded_at_its_estimate(model, ledger_path, monkeypatch):
+    # Anthropic's API or Bedrock answering input_tokens -5: the row was "ok" at -5 tokens and $0 (unpriced), the
+    # budget charged nothing, and the caller got a 500 (Prometheus refuses to count negative tokens).
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from helpers import scripted_anthropic
+
+    async def converse(request):
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                             "stopReason": "end_turn", "metrics": {"latencyMs": 1},
+                             "usage": {"inputTokens": -5, "outputTokens": 2, "totalTokens": -3}})
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    monkeypatch.setattr(scripted_anthropic, "USAGE", {**scripted_anthropic.USAGE, "input_tokens": -5})
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    bedrock = Starlette(routes=[Route("/model/{model:path}/converse", converse, methods=["POST"])])
+    with ServerThread(scripted_anthropic.ScriptedAnthropic().app) as claude_api, ServerThread(bedrock) as bedrock_url:
+        models = {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock_url, "model": HAIKU},
+        }
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=secret, aws_secret_access_key="any",
+                                  config=Config(retries={"total_max_attempts": 1}))
+            with pytest.raises(ClientError) as failed:
+                client.invoke_model(modelId=model, body=CLAUDE_BODY)
+            gateway = app.state.gateway
+            charged = asyncio.run(gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    assert "token counts" in failed.value.response["Error"]["Message"]
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+    assert charged == to_nano(row.cost_usd)

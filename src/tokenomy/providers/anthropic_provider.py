@@ -27,6 +27,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     Provider,
+    checked_counts,
     delta_chunk,
     http_errors,
     read_timed_out,
@@ -51,12 +52,13 @@ def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(
+    counted = Usage(
         input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
         cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
         cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
     )
+    return checked_counts(counted, "Anthropic")
 
 
 def map_anthropic_error(exc: Exception) -> ProviderError:

@@ -25,6 +25,7 @@ from tokenomy.messages import (
     ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
+    Usage,
 )
 
 ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
@@ -45,6 +46,16 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def checked_counts(usage: Usage, provider: str) -> Usage:
+    """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
+    and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
+    budget, and the gateway's metrics refuse it (a 500 for an answer already recorded)."""
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+    if min(*counts, usage.reasoning_tokens) < 0:
+        raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
+    return usage
 
 
 def read_timed_out(exc: BaseException) -> bool:

@@ -24,7 +24,14 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, read_timed_out, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    Provider,
+    checked_counts,
+    delta_chunk,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -99,12 +106,13 @@ def _is_loopback(url: str | None) -> bool:
 def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
     """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
     usage = usage or {}
-    return Usage(
+    counted = Usage(
         input_tokens=int(usage.get("inputTokens") or 0),
         output_tokens=int(usage.get("outputTokens") or 0),
         cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
         cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
     )
+    return checked_counts(counted, "Bedrock")
 
 
 def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
