@@ -135,20 +135,25 @@ def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_atte
     assert charged == to_nano(first.cost_usd + second.cost_usd)
 
 
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2},
+    {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "prompt_tokens_details": {"cached_tokens": 8}},
+], ids=["negative", "more-cached-than-prompt"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_answer_counting_negative_tokens_is_unreadable_and_recorded_at_its_estimate(stream, served):
-    # prompt_tokens -5: the row was "ok" at -5 tokens and $0 (unpriced), the budget charged nothing, and the caller got
-    # a 500 (Prometheus refuses to count negative tokens) for an answer the upstream billed.
+def test_an_answer_counting_negative_tokens_is_the_upstreams_fault_recorded_at_its_estimate(stream, usage, served):
+    # -5 prompt tokens, or 5 of which 8 cached (-3 uncached): the row was "ok" at -5 (-3) input tokens and $0
+    # (unpriced), the budget charged nothing, and the caller got a 500 (Prometheus refuses to count negative tokens)
+    # for an answer the upstream billed.
     gateway = served([])
-    gateway.upstream.usage = {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2}
+    gateway.upstream.usage = usage
     client = gateway.responses()
     if stream:
         events = list(client.responses.create(model="up", input=ASK, max_output_tokens=1000, stream=True))
-        assert events[-1].type == "response.failed" and "unreadable" in events[-1].response.error.message
+        assert events[-1].type == "response.failed" and "token counts" in events[-1].response.error.message
     else:
         with pytest.raises(openai.InternalServerError) as failed:
             client.responses.create(model="up", input=ASK, max_output_tokens=1000)
-        assert failed.value.status_code == 502 and "unreadable" in failed.value.message
+        assert failed.value.status_code == 502 and "token counts" in failed.value.message
     charged = gateway.charged()
     [row] = gateway.rows()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
@@ -248,7 +253,7 @@ def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_char
 
 
 @pytest.mark.parametrize("model", ["claude", "haiku"])
-def test_claude_counting_negative_tokens_is_unreadable_and_recorded_at_its_estimate(model, ledger_path, monkeypatch):
+def test_claude_counting_negative_tokens_is_its_fault_and_recorded_at_its_estimate(model, ledger_path, monkeypatch):
     # Anthropic's API or Bedrock answering input_tokens -5: the row was "ok" at -5 tokens and $0 (unpriced), the
     # budget charged nothing, and the caller got a 500 (Prometheus refuses to count negative tokens).
     from starlette.applications import Starlette

@@ -44,7 +44,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.base import Unsupported, checked_counts
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,
@@ -285,20 +285,20 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
     """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
-    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). A ValueError for counts no
-    answer can have (negative, more cached tokens than prompt tokens): an answer recorded with them would be priced at
-    $0 and charged nothing (the answer readers make it the upstream's fault, recorded at its estimate)."""
+    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). Counts no answer can have
+    (negative, more cached tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    prompt, output = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    if min(prompt, output, cached, reasoning) < 0 or cached > prompt:
-        raise ValueError(f"usage: counts no answer can have: {usage}")
-    return Usage(
-        input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached, reasoning_tokens=reasoning
+    counted = Usage(
+        input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        cache_read_tokens=cached,
+        reasoning_tokens=reasoning,
     )
+    return checked_counts(counted, "upstream")
 
 
 def usage_details(usage: dict | None) -> dict[str, Any]:
