@@ -553,3 +553,25 @@ def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says
     assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)
+
+
+@pytest.mark.parametrize("encoding", ["base64", "float"])
+def test_a_bedrock_vector_of_no_numbers_is_a_502_and_its_billed_row_says_so(encoding, ledger_path, aws):
+    # Titan answered (and billed 3 tokens) with a vector holding a null. Asked for base64 (the openai SDK's default),
+    # packing it raised struct.error out of the provider: a 500 and no row at all; asked for floats, the null reached
+    # the caller as a vector component.
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def invoke(request):
+        return JSONResponse({"embedding": [0.1, None], "inputTextTokenCount": 3})
+
+    bedrock = Starlette(routes=[Route("/model/{model:path}/invoke", invoke, methods=["POST"])])
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.embeddings.create(model="titan", input="hello", encoding_format=encoding)
+    assert failed.value.status_code == 502 and "no embeddings" in failed.value.message
+    rows = open_store(ledger_path).events()
+    assert rows and all((r.outcome, r.input_tokens) == ("server_error", 3) and r.cost_usd > 0 for r in rows)

@@ -142,13 +142,18 @@ def invoke_bodies(body: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
 
 
 def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
-    """The float vectors of one InvokeModel answer."""
+    """The float vectors of one InvokeModel answer; a TypeError when one holds anything but numbers (it would reach
+    the caller as a vector, or break its base64 encoding)."""
     if family == "titan":
         by_type = answer.get("embeddingsByType")
         vector = by_type.get("float") if isinstance(by_type, dict) else None
-        return [vector if vector is not None else answer["embedding"]]
-    found = answer["embeddings"]
-    return found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare floats
+        vectors = [vector if vector is not None else answer["embedding"]]
+    else:
+        found = answer["embeddings"]
+        vectors = found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare
+    if not all(isinstance(v, list) and all(type(x) in (float, int) for x in v) for v in vectors):
+        raise TypeError("a vector holds something other than numbers")
+    return vectors
 
 
 def tokens_of(answer: dict[str, Any], headers: dict[str, Any], family: str) -> int | None:
@@ -196,9 +201,12 @@ def embed(
 
     def one(index: int) -> None:
         answer, headers = invoke(calls[index])
+        tokens = tokens_of(answer, headers, model.family)
         try:
-            answers[index] = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
+            answers[index] = (vectors_of(answer, model.family), tokens)
         except (KeyError, TypeError, AttributeError) as exc:
+            if tokens is not None:  # billed, though unusable: its count goes with the answered calls'
+                answers[index] = ([], tokens)
             raise ProviderError(
                 f"Bedrock answered {model_id} with no embeddings ({type(exc).__name__}: {exc})",
                 kind="server_error",
