@@ -575,3 +575,34 @@ def test_a_bedrock_vector_of_no_numbers_is_a_502_and_its_billed_row_says_so(enco
     assert failed.value.status_code == 502 and "no embeddings" in failed.value.message
     rows = open_store(ledger_path).events()
     assert rows and all((r.outcome, r.input_tokens) == ("server_error", 3) and r.cost_usd > 0 for r in rows)
+
+
+def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_at_its_estimate(ledger_path,
+                                                                                                 monkeypatch):
+    # A bug reading the answer (here injected after the upstream answered): the call went out and was billed, but
+    # only ProviderErrors and cancellations were recorded: the ledger lost it, while the budget kept its reservation.
+    from tokenomy.gateway import upstream as upstream_module
+    from tokenomy.gateway.keys import period_start
+    from tokenomy.gateway.limits import to_nano
+
+    answered = upstream_module.AsyncOpenAIUpstream.aembed
+
+    async def broken(self, body):
+        await answered(self, body)
+        raise RuntimeError("a bug reading the answer")
+
+    monkeypatch.setattr(upstream_module.AsyncOpenAIUpstream, "aembed", broken)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with RecordingUpstream() as upstream_url:
+        config = {"auth": True, "models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}}
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="embed", input="x" * 40, encoding_format="float")
+            counter = f"key:{key.key_id}:{period_start('month').date()}"
+            charged = asyncio.run(app.state.gateway.limits.spent(counter))
+    assert failed.value.status_code == 500 and "RuntimeError" in failed.value.message
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type, row.input_tokens) == ("server_error", "RuntimeError", 10)
+    assert row.cost_usd == 10 * PER_TOKEN and charged == to_nano(row.cost_usd)

@@ -279,15 +279,6 @@ async def _embed(
         ) as span:
             try:
                 answer = await send(body)
-            except asyncio.CancelledError:
-                # Cancelled in flight (the gateway shutting down, a timeout): the request went out, so the upstream
-                # bills its input, as a chat call cancelled so is recorded.
-                seconds = time.perf_counter() - began
-                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
-                event.outcome, event.error_type = "cancelled", "CallCancelled"
-                _record(gw, event)
-                raise
             except ProviderError as exc:
                 seconds = time.perf_counter() - began
                 error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
@@ -305,6 +296,19 @@ async def _embed(
                     raise
                 step = following
                 continue
+            except (asyncio.CancelledError, Exception) as exc:
+                # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the
+                # upstream bills its input, as a chat call cancelled or crashed so is recorded (at its estimate).
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                outcome, error_type = (
+                    ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)
+                )
+                seconds = time.perf_counter() - began
+                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, estimate, step.attempt, seconds)
+                event.outcome, event.error_type = outcome, error_type
+                _record(gw, event)
+                raise
             seconds = time.perf_counter() - began
             used = _prompt_tokens(answer, spec, estimate)
             reported = answer.get("model")
