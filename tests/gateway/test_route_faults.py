@@ -294,3 +294,85 @@ def test_claude_counting_negative_tokens_is_its_fault_and_recorded_at_its_estima
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
     assert charged == to_nano(row.cost_usd)
+
+
+def usageless_claude():
+    """Anthropic's Messages API and Bedrock's Converse (whole and streamed) answering "Hi there" with no usage at
+    all, as a proxy that strips it does."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from tokenomy.providers import eventstream
+
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
+               "stop_sequence": None, "content": [{"type": "text", "text": "Hi there"}]}
+
+    async def messages(request):
+        if not (await request.json()).get("stream"):
+            return JSONResponse(message)
+        events = [
+            ("message_start", {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": "Hi there"}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        return Response("".join(f"event: {n}\ndata: {json.dumps(e)}\n\n" for n, e in events),
+                        media_type="text/event-stream")
+
+    async def converse(request):
+        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi there"}]}},
+                             "stopReason": "end_turn", "metrics": {"latencyMs": 1}})
+
+    async def converse_stream(request):
+        frames = [("messageStart", {"role": "assistant"}),
+                  ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi there"}}),
+                  ("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"})]
+        return Response(b"".join(eventstream.event(*frame) for frame in frames),
+                        media_type="application/vnd.amazon.eventstream")
+
+    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
+                             Route("/model/{model:path}/converse", converse, methods=["POST"]),
+                             Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"])])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("model", ["claude", "haiku"])
+def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free(model, stream, ledger_path,
+                                                                                 monkeypatch):
+    # An OpenAI-format answer without usage is estimated; Claude's, from Anthropic's API or Bedrock, was recorded at
+    # 0 tokens and $0, and its budget charged nothing, though the model answered it.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with ServerThread(usageless_claude()) as upstream:
+        models = {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": upstream, "model": HAIKU},
+        }
+        app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=secret, aws_secret_access_key="any",
+                                  config=Config(retries={"total_max_attempts": 1}))
+            if stream:
+                reply = client.invoke_model_with_response_stream(modelId=model, body=CLAUDE_BODY)
+                events = [json.loads(part["chunk"]["bytes"]) for part in reply["body"]]
+                counted = events[-1]["amazon-bedrock-invocationMetrics"]["inputTokenCount"]
+            else:
+                counted = json.loads(client.invoke_model(modelId=model, body=CLAUDE_BODY)["body"].read())["usage"][
+                    "input_tokens"]
+            gateway = app.state.gateway
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+                time.sleep(0.02)  # a stream's settlement runs in a task of its own
+            charged = asyncio.run(gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "ok" and row.input_tokens == counted == 100 and row.output_tokens == 2  # "Hi there"
+    assert charged == to_nano(row.cost_usd) > 0

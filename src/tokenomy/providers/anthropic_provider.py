@@ -29,6 +29,7 @@ from tokenomy.providers.base import (
     Provider,
     checked_counts,
     delta_chunk,
+    estimated_usage,
     http_errors,
     read_timed_out,
     retry_after_seconds,
@@ -172,7 +173,7 @@ class AnthropicProvider(Provider):
             content=content,
             model=request.model,
             provider=self.name,
-            usage=usage_from_anthropic(result.usage),
+            usage=usage_from_anthropic(result.usage) if result.usage else estimated_usage(request, content, raw),
             finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
             latency_ms=latency,
             ttft_ms=None,
@@ -188,6 +189,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         ttft = None
         usage = Usage()
+        reported = None  # any usage the stream carried
         stop_reason = stop_sequence = None
         stopped = False
         raw: dict[str, Any] = {}
@@ -198,7 +200,7 @@ class AnthropicProvider(Provider):
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
                 if event.type == "message_start":
-                    usage = usage_from_anthropic(event.message.usage)
+                    usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
@@ -213,7 +215,7 @@ class AnthropicProvider(Provider):
                     stop_reason = event.delta.stop_reason or stop_reason
                     stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
-                    final = usage_from_anthropic(event.usage)
+                    final, reported = usage_from_anthropic(event.usage), reported or event.usage
                     usage = Usage(
                         input_tokens=final.input_tokens or usage.input_tokens,
                         output_tokens=final.output_tokens,
@@ -241,7 +243,7 @@ class AnthropicProvider(Provider):
                 content=content,
                 model=request.model,
                 provider=self.name,
-                usage=usage,
+                usage=usage if reported else estimated_usage(request, content, raw),  # none sent: not $0
                 finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"),
                 latency_ms=latency,
                 ttft_ms=ttft,

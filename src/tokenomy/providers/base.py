@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import email.utils
+import json
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    Block,
     ChatRequest,
     ChatResponse,
     DocumentBlock,
@@ -46,6 +48,33 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def arguments_text(call: ToolUseBlock) -> str:
+    """A tool call's arguments as the model wrote them (or its input as JSON)."""
+    return call.arguments if call.arguments is not None else json.dumps(call.input)
+
+
+def estimated_prompt_tokens(request: ChatRequest) -> int:
+    """A prompt's tokens when the server reports none: ~4 characters a token."""
+    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+    return max(1, chars // 4)
+
+
+def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, Any]) -> Usage:
+    """Usage for a whole answer sent without any (some compatible servers and proxies omit it): the prompt and the
+    answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero (an answer at $0,
+    charged to no budget). The answer's `raw` says it was estimated."""
+    raw["usage_source"] = "estimated"
+    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
+    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
+    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
+    reasoning = -(-thought // 4)
+    return Usage(
+        input_tokens=estimated_prompt_tokens(request),
+        output_tokens=-(-said // 4) + reasoning,
+        reasoning_tokens=reasoning,
+    )
 
 
 def checked_counts(usage: Usage, provider: str) -> Usage:

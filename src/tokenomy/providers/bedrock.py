@@ -29,6 +29,7 @@ from tokenomy.providers.base import (
     Provider,
     checked_counts,
     delta_chunk,
+    estimated_usage,
     read_timed_out,
     retry_after_seconds,
 )
@@ -304,7 +305,7 @@ class BedrockProvider(Provider):
             content=content,
             model=model,
             provider=self.name,
-            usage=usage_from_bedrock(usage),
+            usage=usage_from_bedrock(usage) if usage else estimated_usage(request, content, raw),  # none sent
             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
             latency_ms=latency,
             ttft_ms=ttft,

@@ -44,7 +44,13 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import Unsupported, checked_counts
+from tokenomy.providers.base import (
+    Unsupported,
+    arguments_text,
+    checked_counts,
+    estimated_prompt_tokens,
+    estimated_usage,
+)
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,
@@ -119,10 +125,6 @@ def _failed(blocks: list[Block]) -> list[Block]:
     if blocks and isinstance(blocks[0], TextBlock):
         return [TextBlock(f"Error: {blocks[0].text}"), *blocks[1:]]
     return [TextBlock("Error"), *blocks]
-
-
-def arguments_text(call: ToolUseBlock) -> str:
-    return call.arguments if call.arguments is not None else json.dumps(call.input)
 
 
 def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -393,26 +395,6 @@ def finish_reason(reason: str | None, blocks: list[Block]) -> str:
     return "tool_calls" if reason == "stop" and any(isinstance(b, ToolUseBlock) for b in blocks) else reason
 
 
-def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: ~4 characters a token."""
-    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
-    return max(1, chars // 4)
-
-
-def _estimated_usage(request: ChatRequest, blocks: list[Block]) -> Usage:
-    """Usage for a whole answer sent without any (some OpenAI-compatible servers and proxies omit it): the prompt and
-    the answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero."""
-    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
-    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
-    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
-    reasoning = -(-thought // 4)
-    return Usage(
-        input_tokens=estimated_prompt_tokens(request),
-        output_tokens=-(-said // 4) + reasoning,
-        reasoning_tokens=reasoning,
-    )
-
-
 # What reading an answer of an unexpected shape raises: a field missing or of the wrong type.
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 
@@ -439,7 +421,7 @@ def _completion(data: dict[str, Any], request: ChatRequest, provider: str, laten
     if data.get("usage"):
         usage = usage_from_dict(data["usage"])
     else:  # recorded as zero tokens, the call was free in the ledger: estimate, and say so (as a stream does)
-        usage, raw["usage_source"] = _estimated_usage(request, blocks), "estimated"
+        usage = estimated_usage(request, blocks, raw)
     return ChatResponse(
         content=blocks,
         model=request.model,
