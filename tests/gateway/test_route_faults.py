@@ -376,3 +376,54 @@ def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "ok" and row.input_tokens == counted == 100 and row.output_tokens == 2  # "Hi there"
     assert charged == to_nano(row.cost_usd) > 0
+
+
+def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_an_empty_answer(ledger_path,
+                                                                                                monkeypatch):
+    # The connection broke halfway through Converse's JSON answer. botocore reads a body it cannot parse as an
+    # empty result: the caller got a 200 with an empty message, recorded "ok" (at $0 before answers without usage
+    # were estimated), though Claude had generated, and billed, a whole answer.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class CutOff(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            answer = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
+                                 "stopReason": "end_turn", "metrics": {"latencyMs": 1},
+                                 "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer[: len(answer) // 2])
+            self.close_connection = True
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    bedrock = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    threading.Thread(target=bedrock.serve_forever, daemon=True).start()
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    try:
+        endpoint = f"http://127.0.0.1:{bedrock.server_address[1]}"
+        models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": endpoint, "model": HAIKU}}
+        routes = {"haiku": {"model": "haiku", "retry": {"max_attempts": 1}}}
+        app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=secret, aws_secret_access_key="any",
+                                  config=Config(retries={"total_max_attempts": 1}))
+            with pytest.raises(ClientError) as failed:
+                client.invoke_model(modelId="haiku", body=CLAUDE_BODY)
+            charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    finally:
+        bedrock.shutdown()
+        bedrock.server_close()
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+    assert charged == to_nano(row.cost_usd)

@@ -326,6 +326,10 @@ class BedrockProvider(Provider):
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
+        if "output" not in result or "stopReason" not in result:
+            # botocore reads a body it cannot parse (one cut off midway) as an empty result: no answer, though the
+            # model may have generated (and billed) a whole one.
+            raise ProviderError("Bedrock's Converse answer could not be read (cut off?)", reached=True)
         content = ((result.get("output") or {}).get("message") or {}).get("content") or []
         raw: dict[str, Any] = {
             "request_id": result.get("ResponseMetadata", {}).get("RequestId"),
