@@ -606,3 +606,40 @@ def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.error_type, row.input_tokens) == ("server_error", "RuntimeError", 10)
     assert row.cost_usd == 10 * PER_TOKEN and charged == to_nano(row.cost_usd)
+
+
+def test_a_bedrock_embedding_cut_off_midway_is_a_502_recorded_at_its_estimate(ledger_path, aws):
+    # The connection broke halfway through Titan's answer: Bedrock had embedded (and billed) the input, but the
+    # attempt was recorded at 0 tokens, as if nothing had been sent.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class CutOff(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            answer = json.dumps({"embedding": [0.5] * 256, "inputTextTokenCount": 3}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer[: len(answer) // 2])
+            self.close_connection = True
+
+    bedrock = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    threading.Thread(target=bedrock.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{bedrock.server_address[1]}"
+        with bedrock_gateway(endpoint, ledger_path, routes={"once": {"model": "titan", "retry": {"max_attempts": 1}}}
+                             ) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="once", input="x" * 40, encoding_format="float")
+    finally:
+        bedrock.shutdown()
+        bedrock.server_close()
+    assert failed.value.status_code == 502
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens) == ("server_error", 10) and row.cost_usd > 0

@@ -195,6 +195,8 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         )
     if isinstance(exc, bx.ParamValidationError):
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
+    if isinstance(exc, bx.ResponseStreamingError):  # the answer's body broke off while read: answered, and billed
+        return ProviderError(f"Bedrock's answer broke off: {exc}", kind="server_error", reached=True)
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
         return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
     from botocore.eventstream import ParserError
