@@ -427,3 +427,53 @@ def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_a
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
     assert charged == to_nano(row.cost_usd)
+
+
+def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free(ledger_path, monkeypatch):
+    # The connection broke halfway through Claude's JSON answer (generated, and billed): the SDK's connection error
+    # was read as "cannot reach the Anthropic API" and recorded at $0, as if nothing had been sent. A server that
+    # closes before any answer (the request may never have run) stays at $0.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answer = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
+                         "stop_sequence": None, "content": [{"type": "text", "text": "Hi " * 100}],
+                         "usage": {"input_tokens": 100, "output_tokens": 100}}).encode()
+
+    class CutOff(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            if not self.path.startswith("/silent"):  # else: closed without a word
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer[: len(answer) // 2])
+            self.close_connection = True
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    claude = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    threading.Thread(target=claude.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{claude.server_address[1]}"
+        models = {name: {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base + path}
+                  for name, path in (("cut", ""), ("closed", "/silent"))}
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id="x", aws_secret_access_key="x",
+                                  config=Config(retries={"total_max_attempts": 1}))
+            for model in models:
+                with pytest.raises(ClientError) as failed:
+                    client.invoke_model(modelId=model, body=CLAUDE_BODY)
+                assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    finally:
+        claude.shutdown()
+        claude.server_close()
+    cut, closed = sorted(open_store(str(ledger_path)).events(), key=lambda e: e.route != "cut")
+    assert (cut.route, cut.outcome, cut.input_tokens) == ("cut", "server_error", 100) and cut.cost_usd > 0
+    assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)

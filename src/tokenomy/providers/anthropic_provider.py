@@ -27,6 +27,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     Provider,
+    answer_broke_off,
     checked_counts,
     delta_chunk,
     estimated_usage,
@@ -72,10 +73,12 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     if isinstance(exc, timeouts):
         return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, transport):
-        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error")
+        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error", reached=answer_broke_off(exc))
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, anthropic.APIConnectionError):
+        if answer_broke_off(exc):  # Claude answered (and bills it): the connection broke while its body came
+            return ProviderError(f"Anthropic's answer broke off: {exc.__cause__}", kind="server_error", reached=True)
         return ProviderError(f"cannot reach the Anthropic API: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))

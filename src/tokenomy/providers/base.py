@@ -87,6 +87,13 @@ def checked_counts(usage: Usage, provider: str) -> Usage:
     return usage
 
 
+def answer_broke_off(exc: BaseException) -> bool:
+    """Whether an HTTP client's error, raised as `exc` or wrapped by it, is an answer whose body broke off after it
+    began (httpx's "peer closed connection without sending complete message body"): the provider answered, and bills
+    it (`ProviderError.reached`). A connection closed before any answer is not: the request may never have run."""
+    return any("without sending complete message body" in str(e) for e in (exc, exc.__cause__) if e is not None)
+
+
 def read_timed_out(exc: BaseException) -> bool:
     """Whether a timeout was an HTTP client's read timeout (httpx's, urllib3's, botocore's; not connect, write or
     pool), raised as `exc` or wrapped by it: the request had been sent, and the provider, still working on it, bills
