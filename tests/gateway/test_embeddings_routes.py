@@ -624,3 +624,133 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
         asyncio.run(cancelled(bedrock_url))
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
     assert [(e.attempt, e.outcome, e.input_tokens) for e in rows] == [(1, "throttled", 96), (2, "cancelled", 1)]
+
+
+@pytest.mark.parametrize("entry", [5, {"index": 0}, {"index": 0, "embedding": "not a vector"}])
+@pytest.mark.parametrize("api", ["embeddings", "invoke"])
+def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says_so(api, entry, ledger_path,
+                                                                                 monkeypatch):
+    # The upstream counted (and billed) the input but its entries are no embedding objects. /v1/embeddings passed them
+    # on as vectors; InvokeModel with a Titan body broke on them (a 500 "internal error") after recording the call ok.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    class Garbled(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            payload = json.dumps({"object": "list", "model": SMALL, "data": [entry],
+                                  "usage": {"prompt_tokens": 7, "total_tokens": 7}}).encode()
+            return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(payload), payload)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    upstream = Garbled()
+    with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
+        if api == "embeddings":
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="search", input=["first"], encoding_format="float")
+            status, message = failed.value.status_code, failed.value.message
+        else:
+            bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                   config=Config(retries={"total_max_attempts": 1}))
+            with pytest.raises(ClientError) as failed:
+                bedrock.invoke_model(modelId="search", body=json.dumps({"inputText": "first"}))
+            status = failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
+            message = failed.value.response["Error"]["Message"]
+    assert status == 502 and "no embedding vectors" in message
+    assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)
+
+
+@pytest.mark.parametrize("encoding", ["base64", "float"])
+def test_a_bedrock_vector_of_no_numbers_is_a_502_and_its_billed_row_says_so(encoding, ledger_path, aws):
+    # Titan answered (and billed 3 tokens) with a vector holding a null. Asked for base64 (the openai SDK's default),
+    # packing it raised struct.error out of the provider: a 500 and no row at all; asked for floats, the null reached
+    # the caller as a vector component.
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def invoke(request):
+        return JSONResponse({"embedding": [0.1, None], "inputTextTokenCount": 3})
+
+    bedrock = Starlette(routes=[Route("/model/{model:path}/invoke", invoke, methods=["POST"])])
+    with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.embeddings.create(model="titan", input="hello", encoding_format=encoding)
+    assert failed.value.status_code == 502 and "no embeddings" in failed.value.message
+    rows = open_store(ledger_path).events()
+    assert rows and all((r.outcome, r.input_tokens) == ("server_error", 3) and r.cost_usd > 0 for r in rows)
+
+
+def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_at_its_estimate(ledger_path,
+                                                                                                 monkeypatch):
+    # A bug reading the answer (here injected after the upstream answered): the call went out and was billed, but
+    # only ProviderErrors and cancellations were recorded: the ledger lost it, while the budget kept its reservation.
+    from tokenomy.gateway import upstream as upstream_module
+    from tokenomy.gateway.keys import period_start
+    from tokenomy.gateway.limits import to_nano
+
+    answered = upstream_module.AsyncOpenAIUpstream.aembed
+
+    async def broken(self, body):
+        await answered(self, body)
+        raise RuntimeError("a bug reading the answer")
+
+    monkeypatch.setattr(upstream_module.AsyncOpenAIUpstream, "aembed", broken)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with RecordingUpstream() as upstream_url:
+        config = {"auth": True, "models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}}
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="embed", input="x" * 40, encoding_format="float")
+            counter = f"key:{key.key_id}:{period_start('month').date()}"
+            charged = asyncio.run(app.state.gateway.limits.spent(counter))
+    assert failed.value.status_code == 500 and "RuntimeError" in failed.value.message
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.error_type, row.input_tokens) == ("server_error", "RuntimeError", 10)
+    assert row.cost_usd == 10 * PER_TOKEN and charged == to_nano(row.cost_usd)
+
+
+def test_a_bedrock_embedding_cut_off_midway_is_a_502_recorded_at_its_estimate(ledger_path, aws):
+    # The connection broke halfway through Titan's answer: Bedrock had embedded (and billed) the input, but the
+    # attempt was recorded at 0 tokens, as if nothing had been sent.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class CutOff(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            answer = json.dumps({"embedding": [0.5] * 256, "inputTextTokenCount": 3}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer[: len(answer) // 2])
+            self.close_connection = True
+
+    bedrock = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    threading.Thread(target=bedrock.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{bedrock.server_address[1]}"
+        with bedrock_gateway(endpoint, ledger_path, routes={"once": {"model": "titan", "retry": {"max_attempts": 1}}}
+                             ) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as failed:
+                client.embeddings.create(model="once", input="x" * 40, encoding_format="float")
+    finally:
+        bedrock.shutdown()
+        bedrock.server_close()
+    assert failed.value.status_code == 502
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens) == ("server_error", 10) and row.cost_usd > 0

@@ -39,7 +39,9 @@ class ScriptedOpenAI:
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
     0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s; "cutbody" is a
-    non-streamed answer whose connection closes halfway through its body. An error entry's third
+    non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
+    without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
+    `choices` is a string, "misshapen-first" that chunk first (then the whole answer). An error entry's third
     item is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the
     answer's stream deltas (a non-streamed answer is their concatenation).
     """
@@ -76,6 +78,16 @@ class ScriptedOpenAI:
                 elif body.get("stream") and kind == ["error"]:
                     content_type = "text/event-stream"
                     data = _sse([{"error": {"message": "overloaded", "type": "server_error"}}])
+                elif kind == ["garbled"]:
+                    data = b"<html>upstream proxy error</html>"
+                elif kind == ["misshapen"] and not body.get("stream"):
+                    data = json.dumps({"id": "x", "object": "chat.completion", "model": model, "usage": usage}).encode()
+                elif body.get("stream") and kind in (["misshapen"], ["misshapen-first"]):
+                    content_type = "text/event-stream"
+                    wrong = {**_delta(model, None), "choices": "zzz"}
+                    events = [wrong] if kind == ["misshapen-first"] else [_delta(model, "par"), wrong]
+                    data = _sse([*events, *(_delta(model, p) for p in reply), _delta(model, None, "stop", usage=usage)])
+                    data += b"data: [DONE]\n\n"
                 elif body.get("stream") and kind == ["cut"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par")])

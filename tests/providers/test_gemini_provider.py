@@ -415,3 +415,34 @@ def test_a_count_equals_the_prompt_tokens_generate_content_reports(url, vertex) 
     with pytest.raises(ProviderError, match="404") as unknown:
         provider.count_tokens(ChatRequest.simple("Name a planet", model="gemini-nope"))
     assert unknown.value.kind == "client_error"
+
+
+def test_a_call_that_outwaits_its_timeout_is_recorded_at_its_estimate_not_free(ledger_path, monkeypatch) -> None:
+    # The request reached Gemini, which kept working after the client stopped waiting (a read timeout) and bills it:
+    # recorded at $0 it was charged to no budget. A connect timeout (nothing sent) stays at $0.
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tokenomy.client import CallPolicy
+    from tokenomy.providers.gemini_provider import map_gemini_error
+    from tokenomy.resilience.retry import RetryPolicy
+
+    async def slow(request):
+        await asyncio.sleep(2)
+        return Response(status_code=500)
+
+    monkeypatch.setenv("GEMINI_API_KEY", "x")
+    app = Starlette(routes=[Route("/{path:path}", slow, methods=["POST"])])
+    with ServerThread(app) as base:
+        spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=base, options=(("timeout_s", 0.5),))}
+        with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError) as failed:
+            client.chat(ChatRequest.simple("x" * 400, model="g", max_tokens=20),
+                        policy=CallPolicy(retry=RetryPolicy(max_attempts=1)))
+    assert failed.value.kind == "timeout" and failed.value.reached
+    [row] = open_store(ledger_path).events()
+    assert row.outcome == "timeout" and row.input_tokens == 100 and row.cost_usd > 0
+    assert not map_gemini_error(httpx.ConnectTimeout("connect")).reached

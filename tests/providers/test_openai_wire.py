@@ -353,3 +353,23 @@ def test_an_answer_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(answe
     with pytest.raises(ProviderError) as failed:
         openai_wire.parse_completion(answer, ChatRequest.simple("hi", model="m"), "openai", 1.0)
     assert failed.value.kind == "server_error" and "unreadable completion" in str(failed.value)
+
+
+@pytest.mark.parametrize("chunks", [
+    [{"choices": [{"delta": {"content": 5}}]}],
+    [{"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": 5}}]}}]}],
+    [{"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}, {"usage": {"prompt_tokens": "twelve"}}],
+    [[]],
+])
+def test_a_stream_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(chunks):
+    # A stream's chunks as a whole answer's fields: the wrong type is the upstream's fault, and the provider had
+    # answered (reached: the attempt is recorded at its estimate). Content that is no text was passed on to the
+    # caller's stream, where the gateway's writer broke on it.
+    from tokenomy.errors import ProviderError
+
+    assembler = openai_wire.StreamAssembler(ChatRequest.simple("hi", model="m"))
+    with pytest.raises(ProviderError) as failed:
+        for chunk in chunks:
+            list(assembler.feed(chunk))
+        assembler.response("openai", 1.0, None)
+    assert failed.value.kind == "server_error" and failed.value.reached and "unreadable stream" in str(failed.value)

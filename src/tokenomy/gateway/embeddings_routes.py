@@ -26,6 +26,7 @@ field, `input_type`, is refused by every model but Cohere Embed's.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -290,15 +291,6 @@ async def _embed(
         ) as span:
             try:
                 answer = await send(body)
-            except asyncio.CancelledError:
-                # Cancelled in flight (the gateway shutting down, a timeout): the request went out, so the upstream
-                # bills its input, as a chat call cancelled so is recorded.
-                seconds = time.perf_counter() - began
-                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, "CallCancelled")
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
-                event.outcome, event.error_type = "cancelled", "CallCancelled"
-                _record(gw, event)
-                raise
             except ProviderError as exc:
                 seconds = time.perf_counter() - began
                 error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
@@ -316,6 +308,19 @@ async def _embed(
                     raise
                 step = following
                 continue
+            except (asyncio.CancelledError, Exception) as exc:
+                # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the
+                # upstream bills its input, as a chat call cancelled or crashed so is recorded (at its estimate).
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                outcome, error_type = (
+                    ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)
+                )
+                seconds = time.perf_counter() - began
+                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
+                event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
+                event.outcome, event.error_type = outcome, error_type
+                _record(gw, event)
+                raise
             seconds = time.perf_counter() - began
             used = _prompt_tokens(answer, spec, estimate)
             billed = max(0, used - carried)  # this attempt's calls; the caller is told the whole request's
@@ -324,17 +329,14 @@ async def _embed(
             event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
             if policy.limiter is not None:
                 policy.limiter.settle(due, billed)
-            vectors = len(answer["data"])
-            if vectors != len(asked.items):
-                # Callers pair inputs with vectors by position: a short or long answer would misfile every vector
-                # after the gap. Billed all the same (the row keeps its tokens), and not retried: it would recur.
+            unusable = _unusable(answer, len(asked.items), body.get("encoding_format"))
+            if unusable is not None:
+                # Billed all the same (the row keeps its tokens), and not retried: it would recur.
                 event.outcome = event.error_type = "server_error"
                 _record(gw, event)
                 otel.record_embeddings(span, upstream.name, spec.model, served, billed, None, seconds, "server_error")
                 wrong = ProviderError(
-                    f"{upstream.name} answered {vectors} embedding{'' if vectors == 1 else 's'} for "
-                    f"{len(asked.items)} inputs (model {spec.name!r}); check the upstream's batch limit and send "
-                    "fewer inputs a request",
+                    f"{upstream.name} {unusable} (model {spec.name!r})",
                     kind="server_error",
                     retryable=False,
                     reached=True,
@@ -344,6 +346,24 @@ async def _embed(
             _record(gw, event)
             otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
             return answer, used, spent + event.cost_usd
+
+
+def _unusable(answer: dict[str, Any], inputs: int, encoding: str | None) -> str | None:
+    """What makes an answer's vectors unusable (said after the upstream's name), or None. Callers pair inputs with
+    vectors by position: a short or long answer would misfile every vector after the gap. An entry that is no
+    embedding (a float list; base64 text when asked for) would reach the caller as a vector, or break the gateway's
+    own answer (InvokeModel's)."""
+    vectors = answer["data"]
+    if len(vectors) != inputs:
+        return (
+            f"answered {len(vectors)} embedding{'' if len(vectors) == 1 else 's'} for {inputs} inputs; check the "
+            "upstream's batch limit and send fewer inputs a request"
+        )
+    shape = str if encoding == "base64" else list
+    wrong = next((v for v in vectors if not isinstance(v, dict) or not isinstance(v.get("embedding"), shape)), None)
+    if wrong is not None:
+        return f"answered with no embedding vectors: {json.dumps(wrong, default=str)[:100]}"
+    return None
 
 
 def _upstream(

@@ -15,8 +15,8 @@ from starlette.types import Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_or_none, money_str
+from tokenomy.providers.base import arguments_text
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
-from tokenomy.providers.openai_wire import arguments_text
 
 
 def dumps(payload: Any) -> bytes:

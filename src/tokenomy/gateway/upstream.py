@@ -104,8 +104,10 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         try:
             data = _loads(raw)
         except ValueError as exc:
-            raise ProviderError(
-                f"upstream sent an unreadable completion: {raw[:200].decode(errors='replace')}", kind="server_error"
+            raise ProviderError(  # answered (and billed), as parse_completion's unreadable answers are
+                f"upstream sent an unreadable completion: {raw[:200].decode(errors='replace')}",
+                kind="server_error",
+                reached=True,
             ) from exc
         return openai_wire.parse_completion(data, request, self.name, (time.perf_counter() - start) * 1000)
 

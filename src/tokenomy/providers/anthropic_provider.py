@@ -25,7 +25,17 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, http_errors, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    Provider,
+    answer_broke_off,
+    checked_counts,
+    delta_chunk,
+    estimated_usage,
+    http_errors,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.bedrock import _is_loopback
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -65,12 +75,13 @@ def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str,
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(
+    counted = Usage(
         input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
         cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
         cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
     )
+    return checked_counts(counted, "Anthropic")
 
 
 def map_anthropic_error(exc: Exception) -> ProviderError:
@@ -79,13 +90,16 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
 
     # Reading a stream's body: the SDK lets its HTTP client's errors through when the connection breaks.
     timeouts, transport = http_errors()
+    # A read timeout (the request sent, Claude still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, timeouts):
-        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout")
+        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, transport):
-        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error")
+        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error", reached=answer_broke_off(exc))
     if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout")
+        return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, anthropic.APIConnectionError):
+        if answer_broke_off(exc):  # Claude answered (and bills it): the connection broke while its body came
+            return ProviderError(f"Anthropic's answer broke off: {exc.__cause__}", kind="server_error", reached=True)
         return ProviderError(f"cannot reach the Anthropic API: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
@@ -181,7 +195,7 @@ class AnthropicProvider(Provider):
             content=content,
             model=request.model,
             provider=self.name,
-            usage=usage_from_anthropic(result.usage),
+            usage=usage_from_anthropic(result.usage) if result.usage else estimated_usage(request, content, raw),
             finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
             latency_ms=latency,
             ttft_ms=None,
@@ -197,6 +211,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         ttft = None
         usage = Usage()
+        reported = None  # any usage the stream carried
         stop_reason = stop_sequence = None
         stopped = False
         raw: dict[str, Any] = {}
@@ -207,7 +222,7 @@ class AnthropicProvider(Provider):
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
                 if event.type == "message_start":
-                    usage = usage_from_anthropic(event.message.usage)
+                    usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
@@ -222,7 +237,7 @@ class AnthropicProvider(Provider):
                     stop_reason = event.delta.stop_reason or stop_reason
                     stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
-                    final = usage_from_anthropic(event.usage)
+                    final, reported = usage_from_anthropic(event.usage), reported or event.usage
                     usage = Usage(
                         input_tokens=final.input_tokens or usage.input_tokens,
                         output_tokens=final.output_tokens,
@@ -250,7 +265,7 @@ class AnthropicProvider(Provider):
                 content=content,
                 model=request.model,
                 provider=self.name,
-                usage=usage,
+                usage=usage if reported else estimated_usage(request, content, raw),  # none sent: not $0
                 finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"),
                 latency_ms=latency,
                 ttft_ms=ttft,

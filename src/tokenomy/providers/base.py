@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import email.utils
+import json
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    Block,
     ChatRequest,
     ChatResponse,
     DocumentBlock,
@@ -25,6 +27,7 @@ from tokenomy.messages import (
     ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
+    Usage,
 )
 
 ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
@@ -45,6 +48,57 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def arguments_text(call: ToolUseBlock) -> str:
+    """A tool call's arguments as the model wrote them (or its input as JSON)."""
+    return call.arguments if call.arguments is not None else json.dumps(call.input)
+
+
+def estimated_prompt_tokens(request: ChatRequest) -> int:
+    """A prompt's tokens when the server reports none: ~4 characters a token."""
+    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+    return max(1, chars // 4)
+
+
+def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, Any]) -> Usage:
+    """Usage for a whole answer sent without any (some compatible servers and proxies omit it): the prompt and the
+    answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero (an answer at $0,
+    charged to no budget). The answer's `raw` says it was estimated."""
+    raw["usage_source"] = "estimated"
+    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
+    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
+    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
+    reasoning = -(-thought // 4)
+    return Usage(
+        input_tokens=estimated_prompt_tokens(request),
+        output_tokens=-(-said // 4) + reasoning,
+        reasoning_tokens=reasoning,
+    )
+
+
+def checked_counts(usage: Usage, provider: str) -> Usage:
+    """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
+    and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
+    budget, and the gateway's metrics refuse it (a 500 for an answer already recorded)."""
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+    if min(*counts, usage.reasoning_tokens) < 0:
+        raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
+    return usage
+
+
+def answer_broke_off(exc: BaseException) -> bool:
+    """Whether an HTTP client's error, raised as `exc` or wrapped by it, is an answer whose body broke off after it
+    began (httpx's "peer closed connection without sending complete message body"): the provider answered, and bills
+    it (`ProviderError.reached`). A connection closed before any answer is not: the request may never have run."""
+    return any("without sending complete message body" in str(e) for e in (exc, exc.__cause__) if e is not None)
+
+
+def read_timed_out(exc: BaseException) -> bool:
+    """Whether a timeout was an HTTP client's read timeout (httpx's, urllib3's, botocore's; not connect, write or
+    pool), raised as `exc` or wrapped by it: the request had been sent, and the provider, still working on it, bills
+    it (`ProviderError.reached`)."""
+    return any(type(e).__name__ in ("ReadTimeout", "ReadTimeoutError") for e in (exc, exc.__cause__))
 
 
 def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:

@@ -24,7 +24,15 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    Provider,
+    checked_counts,
+    delta_chunk,
+    estimated_usage,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -99,12 +107,13 @@ def _is_loopback(url: str | None) -> bool:
 def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
     """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
     usage = usage or {}
-    return Usage(
+    counted = Usage(
         input_tokens=int(usage.get("inputTokens") or 0),
         output_tokens=int(usage.get("outputTokens") or 0),
         cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
         cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
     )
+    return checked_counts(counted, "Bedrock")
 
 
 def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -175,8 +184,9 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         if code in SERVER_CODES or (status is not None and status >= 500):
             return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
         return ProviderError(message, kind="client_error", status=status)
+    # A read timeout (the request sent, the model still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
-        return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout")
+        return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, bx.NoCredentialsError):
         return ProviderError(
             "no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -185,13 +195,18 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         )
     if isinstance(exc, bx.ParamValidationError):
         return ProviderError(f"Bedrock request rejected before sending: {exc}", kind="client_error")
+    if isinstance(exc, bx.ResponseStreamingError):  # the answer's body broke off while read: answered, and billed
+        return ProviderError(f"Bedrock's answer broke off: {exc}", kind="server_error", reached=True)
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError)):
         return ProviderError(f"cannot reach Bedrock: {exc}", kind="server_error")
+    from botocore.eventstream import ParserError
     from urllib3 import exceptions as ux
 
+    if isinstance(exc, ParserError):  # a frame that cannot be read (its checksum or length wrong): the stream broke
+        return ProviderError(f"Bedrock stream corrupted: {exc}", kind="server_error", reached=True)
     # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
     if isinstance(exc, ux.TimeoutError):
-        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout")
+        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, ux.HTTPError):
         return ProviderError(f"Bedrock stream broke off: {exc}", kind="server_error")
     return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
@@ -292,7 +307,7 @@ class BedrockProvider(Provider):
             content=content,
             model=model,
             provider=self.name,
-            usage=usage_from_bedrock(usage),
+            usage=usage_from_bedrock(usage) if usage else estimated_usage(request, content, raw),  # none sent
             finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", stop_reason or "stop"),
             latency_ms=latency,
             ttft_ms=ttft,
@@ -313,6 +328,10 @@ class BedrockProvider(Provider):
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
+        if "output" not in result or "stopReason" not in result:
+            # botocore reads a body it cannot parse (one cut off midway) as an empty result: no answer, though the
+            # model may have generated (and billed) a whole one.
+            raise ProviderError("Bedrock's Converse answer could not be read (cut off?)", reached=True)
         content = ((result.get("output") or {}).get("message") or {}).get("content") or []
         raw: dict[str, Any] = {
             "request_id": result.get("ResponseMetadata", {}).get("RequestId"),
@@ -349,6 +368,7 @@ class BedrockProvider(Provider):
         return int(result["inputTokens"])
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        from botocore.eventstream import ParserError
         from botocore.exceptions import BotoCoreError, ClientError
         from urllib3.exceptions import HTTPError
 
@@ -382,7 +402,7 @@ class BedrockProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     yield chunk
-        except (ClientError, BotoCoreError, HTTPError) as exc:
+        except (ClientError, BotoCoreError, HTTPError, ParserError) as exc:
             raise map_bedrock_error(exc) from exc
         if stop_reason is None:  # the body ended before messageStop: part of an answer, not an answer
             raise ProviderError(

@@ -162,13 +162,18 @@ def call_texts(call: dict[str, Any]) -> list[str]:
 
 
 def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
-    """The float vectors of one InvokeModel answer."""
+    """The float vectors of one InvokeModel answer; a TypeError when one holds anything but numbers (it would reach
+    the caller as a vector, or break its base64 encoding)."""
     if family == "titan":
         by_type = answer.get("embeddingsByType")
         vector = by_type.get("float") if isinstance(by_type, dict) else None
-        return [vector if vector is not None else answer["embedding"]]
-    found = answer["embeddings"]
-    return found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare floats
+        vectors = [vector if vector is not None else answer["embedding"]]
+    else:
+        found = answer["embeddings"]
+        vectors = found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare
+    if not all(isinstance(v, list) and all(type(x) in (float, int) for x in v) for v in vectors):
+        raise TypeError("a vector holds something other than numbers")
+    return vectors
 
 
 def tokens_of(answer: dict[str, Any], headers: dict[str, Any], family: str) -> int | None:
@@ -228,6 +233,7 @@ def embed(
     progress = progress if progress is not None else Progress()
     calls = invoke_bodies(body, model_id)
     pending = [index for index in range(len(calls)) if index not in progress.answered]
+    unusable: dict[int, int] = {}  # this attempt's calls answered with no usable vectors: their billed tokens
 
     def carried(index: int) -> str:
         """The caller's inputs call `index` carries, as a refusal names them."""
@@ -244,9 +250,12 @@ def embed(
             if exc.kind == "client_error" and len(calls) > 1:
                 exc.args = (f"{carried(index)}: {exc}",)
             raise
+        tokens = tokens_of(answer, headers, model.family)
         try:
-            found = (vectors_of(answer, model.family), tokens_of(answer, headers, model.family))
+            found = (vectors_of(answer, model.family), tokens)
         except (KeyError, TypeError, AttributeError) as exc:
+            if tokens is not None:  # billed though unusable; not in `progress`, so a retry sends the call again
+                unusable[index] = tokens
             raise ProviderError(
                 f"Bedrock answered {model_id} with no embeddings ({type(exc).__name__}: {exc})",
                 kind="server_error",
@@ -269,9 +278,9 @@ def embed(
             for index in pending:
                 one(index)
     except ProviderError as exc:
-        done = [progress.answered[index] for index in pending if index in progress.answered]
-        if done:
-            exc.billed_tokens = sum(tokens or 0 for _, tokens in done)
+        done = [progress.answered[index][1] for index in pending if index in progress.answered]
+        if done or unusable:
+            exc.billed_tokens = sum(tokens or 0 for tokens in done) + sum(unusable.values())
         raise
     answers = [progress.answered[index] for index in range(len(calls))]
     vectors = [vector for found, _ in answers for vector in found]

@@ -22,7 +22,14 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, http_errors, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    NAMING_HINTS,
+    Provider,
+    http_errors,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     blocks_from_parts,
@@ -65,8 +72,9 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     from google.genai import errors
 
     timeouts, transport = http_errors()
+    # A read timeout (the request sent, Gemini still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, timeouts):
-        return ProviderError(f"Gemini call timed out: {exc}", kind="timeout")
+        return ProviderError(f"Gemini call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, transport):
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
     from google.auth.exceptions import DefaultCredentialsError, RefreshError

@@ -12,14 +12,9 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_wire
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, Unsupported, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, Unsupported, read_timed_out, retry_after_seconds
 
 log = logging.getLogger(__name__)
-
-
-def _read_timeout(exc: Exception) -> bool:
-    """The SDK's timeout was its HTTP client's read timeout (not connect, write or pool): the request was sent."""
-    return type(exc.__cause__).__name__ == "ReadTimeout"
 
 
 def map_openai_error(exc: Exception) -> ProviderError:
@@ -30,7 +25,7 @@ def map_openai_error(exc: Exception) -> ProviderError:
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     if isinstance(exc, openai.APITimeoutError):
         # A read timeout: the request went out and the server was still working on it (billing it).
-        return ProviderError(f"timed out: {exc}", kind="timeout", reached=_read_timeout(exc))
+        return ProviderError(f"timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, openai.APIConnectionError):
         url = getattr(getattr(exc, "request", None), "url", None) or "the server"
         return ProviderError(

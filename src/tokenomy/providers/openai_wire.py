@@ -44,7 +44,13 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.base import (
+    Unsupported,
+    arguments_text,
+    checked_counts,
+    estimated_prompt_tokens,
+    estimated_usage,
+)
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,
@@ -119,10 +125,6 @@ def _failed(blocks: list[Block]) -> list[Block]:
     if blocks and isinstance(blocks[0], TextBlock):
         return [TextBlock(f"Error: {blocks[0].text}"), *blocks[1:]]
     return [TextBlock("Error"), *blocks]
-
-
-def arguments_text(call: ToolUseBlock) -> str:
-    return call.arguments if call.arguments is not None else json.dumps(call.input)
 
 
 def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -285,18 +287,20 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
     """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
-    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens)."""
+    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). Counts no answer can have
+    (negative, more cached tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return Usage(
+    counted = Usage(
         input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
         output_tokens=int(usage.get("completion_tokens") or 0),
         cache_read_tokens=cached,
         reasoning_tokens=reasoning,
     )
+    return checked_counts(counted, "upstream")
 
 
 def usage_details(usage: dict | None) -> dict[str, Any]:
@@ -391,34 +395,21 @@ def finish_reason(reason: str | None, blocks: list[Block]) -> str:
     return "tool_calls" if reason == "stop" and any(isinstance(b, ToolUseBlock) for b in blocks) else reason
 
 
-def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: ~4 characters a token."""
-    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
-    return max(1, chars // 4)
-
-
-def _estimated_usage(request: ChatRequest, blocks: list[Block]) -> Usage:
-    """Usage for a whole answer sent without any (some OpenAI-compatible servers and proxies omit it): the prompt and
-    the answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero."""
-    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
-    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
-    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
-    reasoning = -(-thought // 4)
-    return Usage(
-        input_tokens=estimated_prompt_tokens(request),
-        output_tokens=-(-said // 4) + reasoning,
-        reasoning_tokens=reasoning,
-    )
+# What reading an answer of an unexpected shape raises: a field missing or of the wrong type.
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 
 
 def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, latency_ms: float) -> ChatResponse:
     """The ChatResponse of a Chat Completions answer; one of an unexpected shape (a field of the wrong type, no
-    choices) is the upstream's fault: a ProviderError (a 502 at the gateway), not a bug's 500."""
+    choices) is the upstream's fault: a ProviderError (a 502 at the gateway), not a bug's 500. The upstream answered,
+    and bills what it generated: the attempt is recorded at its estimate (`reached`), not at $0."""
     try:
         return _completion(data, request, provider, latency_ms)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+    except _SHAPE_ERRORS as exc:
         raise ProviderError(
-            f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}", kind="server_error"
+            f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}",
+            kind="server_error",
+            reached=True,
         ) from exc
 
 
@@ -430,7 +421,7 @@ def _completion(data: dict[str, Any], request: ChatRequest, provider: str, laten
     if data.get("usage"):
         usage = usage_from_dict(data["usage"])
     else:  # recorded as zero tokens, the call was free in the ledger: estimate, and say so (as a stream does)
-        usage, raw["usage_source"] = _estimated_usage(request, blocks), "estimated"
+        usage = estimated_usage(request, blocks, raw)
     return ChatResponse(
         content=blocks,
         model=request.model,
@@ -464,7 +455,20 @@ class StreamAssembler:
         self.thoughts = 0  # reasoning deltas (each a token, for an estimate)
         self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
 
-    def feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
+    def feed(self, chunk: Any) -> Iterator[StreamChunk]:
+        """The pieces of one chunk. A chunk of an unexpected shape (a field of the wrong type) is the upstream's fault,
+        as a whole answer's is (`parse_completion`): a ProviderError (an attempt a retry or fallback may follow, at
+        its estimate in the ledger), not a bug's crash."""
+        try:
+            yield from self._feed(chunk)
+        except _SHAPE_ERRORS as exc:
+            raise ProviderError(
+                f"upstream sent an unreadable stream chunk: {json.dumps(chunk, default=str)[:200]}",
+                kind="server_error",
+                reached=True,
+            ) from exc
+
+    def _feed(self, chunk: dict[str, Any]) -> Iterator[StreamChunk]:
         if chunk.get("error"):  # OpenAI's in-stream error event: generation failed midway
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else error
@@ -491,6 +495,8 @@ class StreamAssembler:
                 self.thoughts += 1  # reasoning tokens are output tokens, billed as such
                 yield StreamChunk(reasoning=reasoning)
             text = delta.get("content")
+            if text is not None and not isinstance(text, str):  # passed on to the caller's stream as text
+                raise TypeError(f"content: {text!r} is no text")
             if text or passthrough:
                 self.text.append(text or "")
                 self.deltas += bool(text)
@@ -534,6 +540,8 @@ class StreamAssembler:
         call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
         call["name"] = call["name"] or function.get("name")
         fragment = function.get("arguments") or ""
+        if not isinstance(fragment, str):  # passed on to the caller's stream as text
+            raise TypeError(f"arguments: {fragment!r} is no text")
         call["arguments"].append(fragment)
         self.deltas += 1
         return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
@@ -560,6 +568,16 @@ class StreamAssembler:
         return blocks or None
 
     def response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
+        """The whole answer the chunks made; a ProviderError, as for `feed`, when what they said cannot be read (a
+        usage whose counts are no numbers)."""
+        try:
+            return self._response(provider, latency_ms, ttft_ms)
+        except _SHAPE_ERRORS as exc:
+            raise ProviderError(
+                f"upstream sent an unreadable stream: {exc}", kind="server_error", reached=True
+            ) from exc
+
+    def _response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
         signed = self._signed_blocks() if self.thinking else None
         blocks: list[Block] = signed or ([ReasoningBlock("".join(self.reasoning))] if self.reasoning else [])
         text = "".join(self.text)
