@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from helpers.cut_off import cut_off_upstream
 from tokenomy.config import parse_config
 from tokenomy.emulate.azure_openai import create_app as azure_app
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -722,35 +723,13 @@ def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_
 def test_a_bedrock_embedding_cut_off_midway_is_a_502_recorded_at_its_estimate(ledger_path, aws):
     # The connection broke halfway through Titan's answer: Bedrock had embedded (and billed) the input, but the
     # attempt was recorded at 0 tokens, as if nothing had been sent.
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class CutOff(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["content-length"]))
-            answer = json.dumps({"embedding": [0.5] * 256, "inputTextTokenCount": 3}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer[: len(answer) // 2])
-            self.close_connection = True
-
-    bedrock = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
-    threading.Thread(target=bedrock.serve_forever, daemon=True).start()
-    try:
-        endpoint = f"http://127.0.0.1:{bedrock.server_address[1]}"
+    answer = json.dumps({"embedding": [0.5] * 256, "inputTextTokenCount": 3}).encode()
+    with cut_off_upstream(answer) as endpoint:
         with bedrock_gateway(endpoint, ledger_path, routes={"once": {"model": "titan", "retry": {"max_attempts": 1}}}
                              ) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.InternalServerError) as failed:
                 client.embeddings.create(model="once", input="x" * 40, encoding_format="float")
-    finally:
-        bedrock.shutdown()
-        bedrock.server_close()
     assert failed.value.status_code == 502
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.input_tokens) == ("server_error", 10) and row.cost_usd > 0

@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
+from helpers.cut_off import cut_off_upstream
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -383,33 +384,14 @@ def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_a
     # The connection broke halfway through Converse's JSON answer. botocore reads a body it cannot parse as an
     # empty result: the caller got a 200 with an empty message, recorded "ok" (at $0 before answers without usage
     # were estimated), though Claude had generated, and billed, a whole answer.
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class CutOff(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["content-length"]))
-            answer = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
-                                 "stopReason": "end_turn", "metrics": {"latencyMs": 1},
-                                 "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer[: len(answer) // 2])
-            self.close_connection = True
-
+    answer = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
+                         "stopReason": "end_turn", "metrics": {"latencyMs": 1},
+                         "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200}}).encode()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-    bedrock = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
-    threading.Thread(target=bedrock.serve_forever, daemon=True).start()
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    try:
-        endpoint = f"http://127.0.0.1:{bedrock.server_address[1]}"
+    with cut_off_upstream(answer) as endpoint:
         models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": endpoint, "model": HAIKU}}
         routes = {"haiku": {"model": "haiku", "retry": {"max_attempts": 1}}}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
@@ -420,9 +402,6 @@ def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_a
             with pytest.raises(ClientError) as failed:
                 client.invoke_model(modelId="haiku", body=CLAUDE_BODY)
             charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
-    finally:
-        bedrock.shutdown()
-        bedrock.server_close()
     assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
@@ -433,32 +412,12 @@ def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free
     # The connection broke halfway through Claude's JSON answer (generated, and billed): the SDK's connection error
     # was read as "cannot reach the Anthropic API" and recorded at $0, as if nothing had been sent. A server that
     # closes before any answer (the request may never have run) stays at $0.
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     answer = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
                          "stop_sequence": None, "content": [{"type": "text", "text": "Hi " * 100}],
                          "usage": {"input_tokens": 100, "output_tokens": 100}}).encode()
 
-    class CutOff(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["content-length"]))
-            if not self.path.startswith("/silent"):  # else: closed without a word
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer[: len(answer) // 2])
-            self.close_connection = True
-
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    claude = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
-    threading.Thread(target=claude.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{claude.server_address[1]}"
+    with cut_off_upstream(answer) as base:
         models = {name: {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base + path}
                   for name, path in (("cut", ""), ("closed", "/silent"))}
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
@@ -471,9 +430,6 @@ def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free
                 with pytest.raises(ClientError) as failed:
                     client.invoke_model(modelId=model, body=CLAUDE_BODY)
                 assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
-    finally:
-        claude.shutdown()
-        claude.server_close()
     cut, closed = sorted(open_store(str(ledger_path)).events(), key=lambda e: e.route != "cut")
     assert (cut.route, cut.outcome, cut.input_tokens) == ("cut", "server_error", 100) and cut.cost_usd > 0
     assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)
