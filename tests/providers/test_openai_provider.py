@@ -183,3 +183,24 @@ def test_counting_tokens_is_refused_by_name_not_estimated() -> None:
         provider.count_tokens(ChatRequest.simple("hi", model="m"))
     assert (refused.value.kind, refused.value.status, refused.value.code) == ("client_error", 400,
                                                                              "counting_unavailable")
+
+
+def test_an_answer_that_broke_off_midway_is_billed_and_a_closed_connection_is_not() -> None:
+    # The connection broke halfway through the answer's body: the server generated (and bills) it, so the attempt is
+    # `reached` (recorded at its estimate), as on the Anthropic and Bedrock providers; it was "cannot reach" at $0. A
+    # server that closes before any answer (the request may never have run) stays unreached.
+    import json
+
+    from helpers.cut_off import cut_off_upstream
+
+    answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi " * 100}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200}}).encode()
+    request = ChatRequest.simple("hi", model="m", max_tokens=5)
+    with cut_off_upstream(answer) as url:
+        failures = []
+        for base in (url + "/v1", url + "/silent/v1"):
+            with pytest.raises(ProviderError) as failed:
+                OpenAIProvider(base_url=base, api_key_env="UNSET_KEY_FOR_TEST").chat(request)
+            failures.append((failed.value.kind, failed.value.reached))
+    assert failures == [("server_error", True), ("server_error", False)]

@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_wire
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, Unsupported, read_timed_out, retry_after_seconds
+from tokenomy.providers.base import (
+    DEFAULT_TIMEOUT_S,
+    Provider,
+    Unsupported,
+    answer_broke_off,
+    read_timed_out,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ def map_openai_error(exc: Exception) -> ProviderError:
         # A read timeout: the request went out and the server was still working on it (billing it).
         return ProviderError(f"timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, openai.APIConnectionError):
+        if answer_broke_off(exc):  # the server answered (and bills it): the connection broke while its body came
+            return ProviderError(f"the answer broke off: {exc.__cause__}", kind="server_error", reached=True)
         url = getattr(getattr(exc, "request", None), "url", None) or "the server"
         return ProviderError(
             f"cannot reach {url}: {exc} Check the model's base_url (config) or OPENAI_BASE_URL, "
