@@ -171,8 +171,10 @@ def vectors_of(answer: dict[str, Any], family: str) -> list[list[float]]:
     else:
         found = answer["embeddings"]
         vectors = found["float"] if isinstance(found, dict) else found  # by type (embedding_types sent), or bare
-    if not all(isinstance(v, list) and all(type(x) in (float, int) for x in v) for v in vectors):
-        raise TypeError("a vector holds something other than numbers")
+    for vector in vectors:
+        if not isinstance(vector, list):
+            raise TypeError("a vector is not a list of numbers")
+        sum(vector)  # a TypeError for anything but numbers (a null, a string), in C: 96 x 1536 floats in ~0.6 ms
     return vectors
 
 
