@@ -54,9 +54,7 @@ class Served:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=self.secret, max_retries=0)
 
     def bedrock(self):
-        return boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id=self.secret, aws_secret_access_key="any",
-                            config=Config(retries={"total_max_attempts": 1}))
+        return bedrock_client(self.url, self.secret)
 
     def charged(self) -> int | None:
         gateway = self.app.state.gateway
@@ -69,6 +67,13 @@ class Served:
         self.server.__exit__(None, None, None)  # the ledger writer flushes and lets the file go
         self.upstream.close()
         return sorted(open_store(str(self.ledger)).events(), key=lambda e: e.attempt)
+
+
+def bedrock_client(url: str, key: str, read_timeout: float = 60):
+    """boto3's bedrock-runtime on the gateway, the gateway key as the access key id, no retries of its own."""
+    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key="any",
+                        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout))
 
 
 @pytest.fixture
@@ -191,9 +196,7 @@ def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_an
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id=secret, aws_secret_access_key="any",
-                                  config=Config(retries={"total_max_attempts": 1}, read_timeout=30))
+            client = bedrock_client(url, secret, read_timeout=30)
             with pytest.raises((ClientError, ReadTimeoutError)) as failed:
                 client.invoke_model(modelId=model, body=CLAUDE_BODY)
             assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 504
@@ -235,9 +238,7 @@ def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_char
         models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock_url, "model": HAIKU}}
         app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id=secret, aws_secret_access_key="any",
-                                  config=Config(retries={"total_max_attempts": 1}))
+            client = bedrock_client(url, secret)
             reply = client.invoke_model_with_response_stream(modelId="haiku", body=CLAUDE_BODY)
             with pytest.raises(EventStreamError) as ended:
                 list(reply["body"])
@@ -283,9 +284,7 @@ def test_claude_counting_negative_tokens_is_its_fault_and_recorded_at_its_estima
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id=secret, aws_secret_access_key="any",
-                                  config=Config(retries={"total_max_attempts": 1}))
+            client = bedrock_client(url, secret)
             with pytest.raises(ClientError) as failed:
                 client.invoke_model(modelId=model, body=CLAUDE_BODY)
             gateway = app.state.gateway
@@ -359,9 +358,7 @@ def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free
         }
         app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id=secret, aws_secret_access_key="any",
-                                  config=Config(retries={"total_max_attempts": 1}))
+            client = bedrock_client(url, secret)
             if stream:
                 reply = client.invoke_model_with_response_stream(modelId=model, body=CLAUDE_BODY)
                 events = [json.loads(part["chunk"]["bytes"]) for part in reply["body"]]
@@ -396,9 +393,7 @@ def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_a
         routes = {"haiku": {"model": "haiku", "retry": {"max_attempts": 1}}}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id=secret, aws_secret_access_key="any",
-                                  config=Config(retries={"total_max_attempts": 1}))
+            client = bedrock_client(url, secret)
             with pytest.raises(ClientError) as failed:
                 client.invoke_model(modelId="haiku", body=CLAUDE_BODY)
             charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
@@ -423,9 +418,7 @@ def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  aws_access_key_id="x", aws_secret_access_key="x",
-                                  config=Config(retries={"total_max_attempts": 1}))
+            client = bedrock_client(url, "x")
             for model in models:
                 with pytest.raises(ClientError) as failed:
                     client.invoke_model(modelId=model, body=CLAUDE_BODY)
