@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Everything installs into .venv; system servers (PostgreSQL, Redis, wrk, Chromium) come from
+# Everything installs into .venv; system servers (PostgreSQL, Redis, wrk, Chromium; valgrind for bench) come from
 # Debian's packages via scripts/install-system-deps.sh. llama-cpp-python builds from source once
 # (~5 minutes on two cores); pip keeps the built wheel in its cache so later installs reuse it.
 
@@ -35,7 +35,8 @@ lint: install
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
 
-bench: install system-deps
+bench: install
+	bash scripts/install-system-deps.sh --bench
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the tests use, from Debian's packages, when they are missing:
 # PostgreSQL (ledger store), Redis (shared gateway limits), wrk (load generator), Chromium (dashboard test).
+# With --bench, also valgrind (benchmarks/gateway_instructions.py counts the gateway's instructions with it).
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,9 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${1:-}" = "--bench" ]; then
+  command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
