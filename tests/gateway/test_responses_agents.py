@@ -1,0 +1,87 @@
+"""`POST /v1/responses` driven as coding agents drive it: the request shapes OpenAI's Codex CLI and the OpenAI
+Agents SDK send (developer and environment messages before the ask, function calls and their outputs across turns,
+reasoning items sent back, `store: false`, streaming), through the official openai SDK to a gateway on 127.0.0.1 in
+front of a recording OpenAI-format upstream, the Anthropic emulator and the Bedrock emulator."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SHELL = {"type": "function", "name": "shell", "description": "Runs a command", "strict": False,
+         "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                        "required": ["command"], "additionalProperties": False}}
+PLAN = {"type": "function", "name": "update_plan", "description": "Updates the plan", "strict": False,
+        "parameters": {"type": "object", "properties": {"explanation": {"type": "string"}}}}  # no `required`
+
+
+def said(text: str, role: str = "user") -> dict:
+    """A message item as Codex sends it (typed parts, no id)."""
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
+# Codex's opening input: the sandbox rules (developer), the environment, then the ask: two user turns in a row.
+OPENING = [said("<permissions>workspace-write</permissions>", "developer"),
+           said("<environment_context><cwd>/repo</cwd></environment_context>"), said("List the files")]
+CODEX = {"instructions": "You are Codex.", "tools": [SHELL, PLAN], "tool_choice": "auto", "store": False,
+         "include": [], "max_output_tokens": 1200}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ledger = tmp_path_factory.mktemp("agents") / "ledger.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,
+              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock):
+            config = parse_config({"models": {
+                "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                            "model": BEDROCK_SONNET}}})
+            with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+                yield upstream, url, ledger
+
+
+@pytest.fixture
+def client(served):
+    served[0].bodies.clear()
+    return openai.OpenAI(base_url=served[1] + "/v1", api_key="unused", max_retries=0)
+
+
+def streamed(client, **body):
+    """The final response of a streamed request, read through the SDK's stream helper."""
+    with client.responses.stream(**body) as stream:
+        for _ in stream:
+            pass
+        return stream.get_final_response()
+
+
+@pytest.mark.parametrize("model", ["claude", "bedrock"])
+def test_codex_turns_with_two_user_messages_in_a_row_reach_claude(client, model):
+    """Codex opens with its environment and the ask as two user messages, and follows a tool's output with the
+    user's next words: Bedrock's Converse refuses two turns of one role in a row (Anthropic's API joins them), so
+    the gateway sends them as one turn, in order."""
+    first = streamed(client, model=model, input=OPENING, **CODEX)
+    assert "<cwd>/repo</cwd>" in first.output_text and "List the files" in first.output_text
+    turn = [*OPENING, said(first.output_text, "assistant"),
+            {"type": "function_call", "name": "shell", "arguments": '{"command": ["ls"]}', "call_id": "call_ls"},
+            {"type": "function_call_output", "call_id": "call_ls", "output": "a.txt b.txt"}, said("Thanks")]
+    second = streamed(client, model=model, input=turn, **CODEX)
+    assert "a.txt b.txt" in second.output_text and second.output_text.endswith("Thanks")
