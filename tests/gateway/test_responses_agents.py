@@ -85,3 +85,51 @@ def test_codex_turns_with_two_user_messages_in_a_row_reach_claude(client, model)
             {"type": "function_call_output", "call_id": "call_ls", "output": "a.txt b.txt"}, said("Thanks")]
     second = streamed(client, model=model, input=turn, **CODEX)
     assert "a.txt b.txt" in second.output_text and second.output_text.endswith("Thanks")
+
+
+def as_langchain_streams_it(events) -> list[dict]:
+    """The assistant's items as LangChain's ChatOpenAI(use_responses_api=True) (langchain-openai 1.7) rebuilds them
+    from a stream, to send back next turn: a reasoning item as output_item.added announced it, its encrypted_content
+    from output_item.done, its summary from the summary deltas (no reasoning_text delta is read), the text from its
+    deltas."""
+    items: dict[int, dict] = {}
+    for event in events:
+        if event.type == "response.output_item.added" and event.item.type == "reasoning":
+            items[event.output_index] = event.item.model_dump(exclude_none=True)
+        elif event.type == "response.output_item.done" and event.item.type == "reasoning":
+            items[event.output_index]["encrypted_content"] = event.item.encrypted_content
+        elif event.type == "response.reasoning_summary_part.added":
+            items[event.output_index]["summary"].append({"type": "summary_text", "text": ""})
+        elif event.type == "response.reasoning_summary_text.delta":
+            items[event.output_index]["summary"][event.summary_index]["text"] += event.delta
+        elif event.type == "response.output_text.delta":
+            items.setdefault(event.output_index, {"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": "", "annotations": []}]})["content"][0]["text"] += event.delta
+    return [items[index] for index in sorted(items)]
+
+
+@pytest.mark.parametrize("summary", [None, "auto"])
+def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_added_item_can_go_on(client, summary):
+    """OpenAI announces a reasoning item (output_item.added) with its encrypted content, and LangChain's stream keeps
+    the item as announced. Claude's signature comes at the end of its thinking, so the gateway sends the item once
+    whole: announced with its text and signature, then its deltas (and summary, when asked), done. The next turn
+    LangChain builds from the stream reaches Claude signed (the emulator checks signatures)."""
+    from pydantic import TypeAdapter
+
+    ask = {"model": "claude", "max_output_tokens": 1100, "reasoning": {"summary": summary} if summary else None,
+           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    first = [said("Name one colour, in one word.")]
+    events = list(client.responses.create(input=first, stream=True, **ask))
+    event_type = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    for event in events:
+        event_type.validate_python(event.model_dump())
+    [added] = [e.item for e in events if e.type == "response.output_item.added" and e.item.type == "reasoning"]
+    final = events[-1].response
+    assert added.encrypted_content == final.output[0].encrypted_content and added.encrypted_content
+    assert added.content[0].text == final.output[0].content[0].text
+    text = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert text == final.output[0].content[0].text
+    summaries = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summaries == (text if summary else "") == "".join(s.text for s in final.output[0].summary)
+    turn = [*first, *as_langchain_streams_it(events), said("And another?")]
+    assert client.responses.create(input=turn, **ask).output_text
