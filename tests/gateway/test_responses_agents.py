@@ -5,6 +5,8 @@ front of a recording OpenAI-format upstream, the Anthropic emulator and the Bedr
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -71,6 +73,34 @@ def streamed(client, **body):
         for _ in stream:
             pass
         return stream.get_final_response()
+
+
+def test_a_codex_turn_reaches_an_openai_model_whole_and_its_tool_loop_goes_on(served, client):
+    """Codex's request as it sends it (`client_metadata` on every request: its installation, session and turn ids and
+    a blob of workspace paths and git remotes, telemetry for OpenAI's servers that no model reads) is answered, every
+    field the model takes carried, the telemetry sent on to no one; the tool loop's next turn pairs call and output."""
+    upstream = served[0]
+    telemetry = {"installation_id": "i-1", "session_id": "s-1", "turn_id": "t-1",
+                 "x-codex-turn-metadata": json.dumps({"workspaces": {"/home/me/repo": {
+                     "associated_remote_urls": {"origin": "git@example.com:me/repo.git"}}}})}
+    codex = {**CODEX, "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"},
+             "include": ["reasoning.encrypted_content"], "prompt_cache_key": "s-1", "text": {"verbosity": "low"},
+             "extra_body": {"client_metadata": telemetry}}
+    first = streamed(client, model="gpt", input=OPENING, **codex)
+    [call] = first.output
+    sent = upstream.last
+    assert (sent["reasoning_effort"], sent["prompt_cache_key"], sent["verbosity"]) == ("medium", "s-1", "low")
+    assert sent["parallel_tool_calls"] is False and sent["stream"] is True
+    assert sent["tools"][1]["function"]["parameters"] == PLAN["parameters"]
+    assert "client_metadata" not in sent and "i-1" not in json.dumps(sent)
+    turn = [*OPENING, {"type": "function_call", "name": call.name, "arguments": call.arguments,
+                       "call_id": call.call_id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "a.txt b.txt"}]
+    assert streamed(client, model="gpt", input=turn, **codex).output_text == "answer after a.txt b.txt"
+    assert upstream.last["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "a.txt b.txt"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input="hi", extra_body={"client_metadata": {"n": 1}})
+    assert refused.value.body["param"] == "client_metadata"
 
 
 @pytest.mark.parametrize("model", ["claude", "bedrock"])

@@ -12,7 +12,9 @@ this mapping does not know (hosted tools: web search, file search, computer use,
 chat completions has too (`service_tier`, `prompt_cache_key`, `safety_identifier`, `text.verbosity`, log
 probabilities) ride in `ChatRequest.extra` under their chat-completions names, which OpenAI-format models take and
 every other provider refuses by name (`caller_param` names them as the caller sent them). `metadata` labels the
-call in the ledger (its tags), as OpenAI stores it with the response.
+call in the ledger (its tags), as OpenAI stores it with the response. `client_metadata` (Codex sends its installation,
+session and turn ids and a blob of workspace paths and git remotes with every request) is telemetry for OpenAI's own
+servers, which hand it to no model: it is checked and goes no further, neither to a provider nor into the ledger.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ MAPPED = {
     "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools", "tool_choice",
     "parallel_tool_calls", "text", "reasoning", "thinking", "metadata", "store", "stream", "stream_options", "include",
     "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier", "top_logprobs",
-    "truncation", *STATEFUL,
+    "truncation", "client_metadata", *STATEFUL,
 }
 # fmt: on
 # Responses fields OpenAI's chat completions takes under the same name: to OpenAI-format models, as sent.
@@ -392,6 +394,11 @@ def _metadata(value: Any) -> dict[str, str]:
 
 def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     """The fields without a ChatRequest slot: refused when they need what the gateway has not, else into `extra`."""
+    telemetry = body.get("client_metadata")  # for the server, not the model: checked, then left here (module doc)
+    if telemetry is not None and (
+        not isinstance(telemetry, dict) or any(not isinstance(v, str) for v in telemetry.values())
+    ):
+        raise RequestError("client_metadata", "expected an object of string values")
     for key in STATEFUL:
         if body.get(key) not in (None, False):
             raise RequestError(
