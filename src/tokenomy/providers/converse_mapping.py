@@ -15,8 +15,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
   log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
   effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
-  lacks (minimal, none), `parallel_tool_calls: false` and a message's participant `name` have no Converse field
-  and are refused.
+  lacks (minimal, none), `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have
+  no Converse field and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
 - Consecutive turns of one role (a tool result then the user's next words) are one Converse message: Converse
   requires the roles to alternate, where Anthropic's own API joins such turns.
@@ -312,7 +312,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
             "describe the JSON in the prompt / use a forced tool",
         )
-    if request.parallel_tool_calls is False:
+    if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and effort not in CONVERSE_EFFORTS:
