@@ -163,3 +163,22 @@ def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_
     assert summaries == (text if summary else "") == "".join(s.text for s in final.output[0].summary)
     turn = [*first, *as_langchain_streams_it(events), said("And another?")]
     assert client.responses.create(input=turn, **ask).output_text
+
+
+FREEFORM = {"type": "custom", "name": "apply_patch", "description": "Edit files",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"}}
+
+
+@pytest.mark.parametrize(("tool", "fix"), [
+    (FREEFORM, "`[features] apply_patch_freeform = false`"),
+    ({"type": "web_search", "external_web_access": False}, '`web_search = "disabled"`'),
+    ({"type": "file_search", "vector_store_ids": ["vs_1"]}, "remove the tool"),
+])
+def test_tools_codex_offers_that_no_model_here_can_take_are_refused_with_the_setting_that_drops_them(
+        served, client, tool, fix):
+    """Codex offers OpenAI's models a freeform apply_patch and (in its cached mode) web search: the gateway runs no
+    search and carries no freeform call, so the 400 names the tool and how to stop Codex sending it."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input=OPENING, **{**CODEX, "tools": [SHELL, tool]})
+    assert refused.value.body["param"] == "tools[1].type" and fix in refused.value.body["message"]
+    assert served[0].bodies == []

@@ -283,6 +283,21 @@ def _items(value: Any, turns: _Turns) -> None:
 
 
 # -- options -----------------------------------------------------------------------------------------------------
+# Why a tool other than a function tool is refused, and what to send instead (Codex offers web_search, in its cached
+# mode, and its freeform apply_patch to OpenAI's models unless told otherwise: its config.toml keys are named).
+UNCARRIED_TOOLS = {
+    "custom": "freeform calls (raw text under a grammar) are not carried by this gateway; declare the tool as a "
+    "function tool taking a string (Codex: `[features] apply_patch_freeform = false`)",
+    "local_shell": "OpenAI's built-in shell call is not carried by this gateway; declare a function tool for it",
+    "web_search": "OpenAI's servers run the search and this gateway runs none; remove the tool (Codex: "
+    '`web_search = "disabled"`)',
+}
+HOSTED = (
+    "OpenAI's servers run these (files, computer use, code, images, MCP) and this gateway runs none; remove the tool "
+    "(function tools are carried)"
+)
+
+
 def _tools(value: Any) -> list[ToolSpec]:
     if value is None:
         return []
@@ -293,9 +308,10 @@ def _tools(value: Any) -> list[ToolSpec]:
         where = f"tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
-            raise RequestError(
-                f"{where}.type", f"{kind!r} tools are not supported by this gateway (function tools are)"
-            )
+            family = "web_search" if isinstance(kind, str) and kind.startswith("web_search") else kind
+            if not isinstance(family, str):
+                raise RequestError(where, "expected a tool object with a type (function tools are carried)")
+            raise RequestError(f"{where}.type", f"{kind!r} tools: {UNCARRIED_TOOLS.get(family, HOSTED)}")
         _object(tool, where, {"name", "description", "parameters", "strict", "output_schema"})
         parameters = tool.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
