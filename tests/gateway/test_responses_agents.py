@@ -182,3 +182,14 @@ def test_tools_codex_offers_that_no_model_here_can_take_are_refused_with_the_set
         client.responses.create(model="gpt", input=OPENING, **{**CODEX, "tools": [SHELL, tool]})
     assert refused.value.body["param"] == "tools[1].type" and fix in refused.value.body["message"]
     assert served[0].bodies == []
+
+
+def test_a_cap_on_hosted_tool_calls_holds_where_none_can_run(served, client):
+    """`max_tool_calls` (the Agents SDK's ModelSettings.extra_args) caps calls of OpenAI's hosted tools; the gateway
+    runs none and refuses any offered, so the cap holds and the function tools are called as asked."""
+    reply = client.responses.create(model="gpt", input=[said("Weather?")], tools=[SHELL], max_output_tokens=50,
+                                    extra_body={"max_tool_calls": 1})
+    assert [item.type for item in reply.output] == ["function_call"] and "max_tool_calls" not in served[0].last
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input="hi", extra_body={"max_tool_calls": 0})
+    assert refused.value.body["param"] == "max_tool_calls"

@@ -15,6 +15,7 @@ every other provider refuses by name (`caller_param` names them as the caller se
 call in the ledger (its tags), as OpenAI stores it with the response. `client_metadata` (Codex sends its installation,
 session and turn ids and a blob of workspace paths and git remotes with every request) is telemetry for OpenAI's own
 servers, which hand it to no model: it is checked and goes no further, neither to a provider nor into the ledger.
+`max_tool_calls` caps calls of hosted tools, which the gateway refuses: with none offered, the cap always holds.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ MAPPED = {
     "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools", "tool_choice",
     "parallel_tool_calls", "text", "reasoning", "thinking", "metadata", "store", "stream", "stream_options", "include",
     "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier", "top_logprobs",
-    "truncation", "client_metadata", *STATEFUL,
+    "truncation", "client_metadata", "max_tool_calls", *STATEFUL,
 }
 # fmt: on
 # Responses fields OpenAI's chat completions takes under the same name: to OpenAI-format models, as sent.
@@ -425,7 +426,13 @@ def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     if body.get("store"):
         raise RequestError("store", "this gateway keeps no responses (its ledger records the call); send false")
     if body.get("truncation") not in (None, "disabled"):
-        raise RequestError("truncation", "only disabled: an input longer than the model's window is an error")
+        raise RequestError(
+            "truncation",
+            "only disabled (an input longer than the model's window is an error, nothing is cut); send disabled",
+        )
+    cap = body.get("max_tool_calls")  # on hosted tools, which the gateway refuses: no call can exceed it
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise RequestError("max_tool_calls", "expected a whole number above 0")
     options = body.get("stream_options")
     if options is not None:
         if not body.get("stream"):
