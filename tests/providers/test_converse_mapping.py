@@ -249,6 +249,13 @@ def test_fields_converse_lacks_are_refused_naming_field_and_model(kwargs, field)
     assert str(caught.value).startswith(field) and SONNET in str(caught.value)
 
 
+def test_parallel_tool_calls_off_without_tools_asks_for_nothing() -> None:
+    # Codex sends `parallel_tool_calls: false` with every request, whatever its tools: one offering none cannot
+    # call tools in parallel, so it asks for nothing Converse lacks (Anthropic's mapping sends nothing for it too).
+    params = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=SONNET, parallel_tool_calls=False))
+    assert "toolConfig" not in params and "additionalModelRequestFields" not in params
+
+
 def test_image_detail_has_no_converse_field() -> None:
     detailed = ChatRequest(messages=[Message("user", [ImageBlock("image/png", b"x", detail="high")])], model=SONNET)
     with pytest.raises(ProviderError, match=r"^messages\[0\]\.content\[0\]\.detail"):

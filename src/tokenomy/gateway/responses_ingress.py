@@ -12,7 +12,10 @@ this mapping does not know (hosted tools: web search, file search, computer use,
 chat completions has too (`service_tier`, `prompt_cache_key`, `safety_identifier`, `text.verbosity`, log
 probabilities) ride in `ChatRequest.extra` under their chat-completions names, which OpenAI-format models take and
 every other provider refuses by name (`caller_param` names them as the caller sent them). `metadata` labels the
-call in the ledger (its tags), as OpenAI stores it with the response.
+call in the ledger (its tags), as OpenAI stores it with the response. `client_metadata` (Codex sends its installation,
+session and turn ids and a blob of workspace paths and git remotes with every request) is telemetry for OpenAI's own
+servers, which hand it to no model: it is checked and goes no further, neither to a provider nor into the ledger.
+`max_tool_calls` caps calls of hosted tools, which the gateway refuses: with none offered, the cap always holds.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ MAPPED = {
     "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools", "tool_choice",
     "parallel_tool_calls", "text", "reasoning", "thinking", "metadata", "store", "stream", "stream_options", "include",
     "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier", "top_logprobs",
-    "truncation", *STATEFUL,
+    "truncation", "client_metadata", "max_tool_calls", *STATEFUL,
 }
 # fmt: on
 # Responses fields OpenAI's chat completions takes under the same name: to OpenAI-format models, as sent.
@@ -281,6 +284,21 @@ def _items(value: Any, turns: _Turns) -> None:
 
 
 # -- options -----------------------------------------------------------------------------------------------------
+# Why a tool other than a function tool is refused, and what to send instead (Codex offers web_search, in its cached
+# mode, and its freeform apply_patch to OpenAI's models unless told otherwise: its config.toml keys are named).
+UNCARRIED_TOOLS = {
+    "custom": "freeform calls (raw text under a grammar) are not carried by this gateway; declare the tool as a "
+    "function tool taking a string (Codex: `[features] apply_patch_freeform = false`)",
+    "local_shell": "OpenAI's built-in shell call is not carried by this gateway; declare a function tool for it",
+    "web_search": "OpenAI's servers run the search and this gateway runs none; remove the tool (Codex: "
+    '`web_search = "disabled"`)',
+}
+HOSTED = (
+    "OpenAI's servers run these (files, computer use, code, images, MCP) and this gateway runs none; remove the tool "
+    "(function tools are carried)"
+)
+
+
 def _tools(value: Any) -> list[ToolSpec]:
     if value is None:
         return []
@@ -291,9 +309,10 @@ def _tools(value: Any) -> list[ToolSpec]:
         where = f"tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
-            raise RequestError(
-                f"{where}.type", f"{kind!r} tools are not supported by this gateway (function tools are)"
-            )
+            family = "web_search" if isinstance(kind, str) and kind.startswith("web_search") else kind
+            if not isinstance(family, str):
+                raise RequestError(where, "expected a tool object with a type (function tools are carried)")
+            raise RequestError(f"{where}.type", f"{kind!r} tools: {UNCARRIED_TOOLS.get(family, HOSTED)}")
         _object(tool, where, {"name", "description", "parameters", "strict", "output_schema"})
         parameters = tool.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
@@ -392,6 +411,11 @@ def _metadata(value: Any) -> dict[str, str]:
 
 def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     """The fields without a ChatRequest slot: refused when they need what the gateway has not, else into `extra`."""
+    telemetry = body.get("client_metadata")  # for the server, not the model: checked, then left here (module doc)
+    if telemetry is not None and (
+        not isinstance(telemetry, dict) or any(not isinstance(v, str) for v in telemetry.values())
+    ):
+        raise RequestError("client_metadata", "expected an object of string values")
     for key in STATEFUL:
         if body.get(key) not in (None, False):
             raise RequestError(
@@ -402,7 +426,13 @@ def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     if body.get("store"):
         raise RequestError("store", "this gateway keeps no responses (its ledger records the call); send false")
     if body.get("truncation") not in (None, "disabled"):
-        raise RequestError("truncation", "only disabled: an input longer than the model's window is an error")
+        raise RequestError(
+            "truncation",
+            "only disabled (an input longer than the model's window is an error, nothing is cut); send disabled",
+        )
+    cap = body.get("max_tool_calls")  # on hosted tools, which the gateway refuses: no call can exceed it
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise RequestError("max_tool_calls", "expected a whole number above 0")
     options = body.get("stream_options")
     if options is not None:
         if not body.get("stream"):

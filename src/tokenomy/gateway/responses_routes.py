@@ -7,8 +7,10 @@ routing), settlement. `responses_ingress` maps the request; the answer is a Resp
 the answer's blocks in order: `reasoning` (the text, and in `encrypted_content` the signature or redacted data that
 must come back with it), one `message` with the text, and a `function_call` per tool call. Streams are the
 Responses API's semantic events (response.created, output_item.added, content_part.added, output_text.delta,
-function_call_arguments.delta, reasoning_text.delta, the matching .done events, response.completed). The gateway
-keeps no responses: each request carries its whole conversation (`store: false`, as stateless clients send).
+function_call_arguments.delta, reasoning_text.delta, reasoning_summary_text.delta, the matching .done events,
+response.completed); a reasoning item goes out once whole, announced with its signature as OpenAI announces one with
+its encrypted content. The gateway keeps no responses: each request carries its whole conversation (`store:
+false`, as stateless clients send).
 """
 
 from __future__ import annotations
@@ -214,6 +216,7 @@ class EventWriter:
         self.sequence = 0
         self.items: list[dict[str, Any]] = []  # every item sent, as it stands
         self.open: dict[str, Any] | None = None  # the message or reasoning item still receiving deltas
+        self.thought: list[str] = []  # the reasoning deltas of the open reasoning item, held back with it
         self.calls: dict[int, dict[str, Any]] = {}  # a tool call's index -> its item
         self.redacted_sent = 0
         self.started = False  # response.created went out
@@ -227,9 +230,10 @@ class EventWriter:
     def _index(self, item: dict[str, Any]) -> int:
         return next(i for i, each in enumerate(self.items) if each is item)
 
-    def _add(self, item: dict[str, Any]) -> list[bytes]:
+    def _add(self, item: dict[str, Any], shown: dict[str, Any] | None = None) -> list[bytes]:
+        """`item` in the output from now on; announced as `shown` (the item as it stands, by default)."""
         self.items.append(item)
-        return [self._event("response.output_item.added", output_index=len(self.items) - 1, item=dict(item))]
+        return [self._event("response.output_item.added", output_index=len(self.items) - 1, item=shown or dict(item))]
 
     def _done(self, item: dict[str, Any]) -> list[bytes]:
         index, item_id = self._index(item), item["id"]
@@ -266,12 +270,33 @@ class EventWriter:
 
     def _close(self) -> list[bytes]:
         item, self.open = self.open, None
-        return self._done(item) if item is not None else []
+        if item is None:
+            return []
+        return self._release(item) if item["type"] == "reasoning" else self._done(item)
+
+    def _release(self, item: dict[str, Any]) -> list[bytes]:
+        """A reasoning item, sent once whole: its signature (encrypted_content) comes at its end, and OpenAI announces
+        a reasoning item with it, so clients keep the item as output_item.added has it (LangChain's stream does) and
+        send it back so. Added with its text and signature, then its text as it came, its summary (as OpenAI streams
+        one, for a caller who asked), done."""
+        shown = {**item, "status": "in_progress", "summary": []}
+        out, where = self._add(item, shown), {"item_id": item["id"], "output_index": len(self.items) - 1}
+        for delta in self.thought:
+            out.append(self._event("response.reasoning_text.delta", **where, content_index=0, delta=delta))
+        self.thought = []
+        for k, part in enumerate(item["summary"]):
+            common = {**where, "summary_index": k}
+            out.append(self._event("response.reasoning_summary_part.added", **common, part={**part, "text": ""}))
+            out.append(self._event("response.reasoning_summary_text.delta", **common, delta=part["text"]))
+            out.append(self._event("response.reasoning_summary_text.done", **common, text=part["text"]))
+            out.append(self._event("response.reasoning_summary_part.done", **common, part=part))
+        return [*out, *self._done(item)]
 
     def _reasoning(self, block: ReasoningBlock) -> list[bytes]:
-        """A whole reasoning item (redacted, or a signature riding on a text or tool-call piece), added and done."""
-        item = reasoning_item(f"rs{self.ids}_{len(self.items)}", block, self.summary)
-        return [*self._close(), *self._add(item), *self._done(item)]
+        """A whole reasoning item (redacted, or a signature riding on a text or tool-call piece)."""
+        out = self._close()
+        self.thought = [block.text] if block.text else []
+        return [*out, *self._release(reasoning_item(f"rs{self.ids}_{len(self.items)}", block, self.summary))]
 
     def _text(self, kind: str, key: str, text: str, logprobs: list[Any]) -> list[bytes]:
         """A delta of the open message's last part when it is `kind` (output_text or refusal), else of a new part
@@ -338,10 +363,8 @@ class EventWriter:
             out += self._reasoning(ReasoningBlock("", piece.signature))
         elif piece.reasoning or piece.signature:
             if self.open is None or self.open["type"] != "reasoning":
-                out += self._close()
+                out += self._close()  # held back until it is whole (_release): it is no output item yet
                 self.open = reasoning_item(f"rs{self.ids}_{len(self.items)}", ReasoningBlock(), self.summary)
-                self.open["status"] = "in_progress"
-                out += self._add(self.open)
             item = self.open
             if piece.reasoning:
                 if not item["content"]:
@@ -349,15 +372,7 @@ class EventWriter:
                 item["content"][0]["text"] += piece.reasoning
                 if self.summary:
                     item["summary"] = [{"type": "summary_text", "text": item["content"][0]["text"]}]
-                out.append(
-                    self._event(
-                        "response.reasoning_text.delta",
-                        item_id=item["id"],
-                        output_index=self._index(item),
-                        content_index=0,
-                        delta=piece.reasoning,
-                    )
-                )
+                self.thought.append(piece.reasoning)
             if piece.signature:
                 item["encrypted_content"] = SIGNED + piece.signature
         extra = piece.extra or {}
@@ -390,8 +405,9 @@ class EventWriter:
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
-        if ending(response)[0] == "incomplete" and self.items:
-            self.cut = self.items[-1]
+        if ending(response)[0] == "incomplete":  # the item the answer ended in: a reasoning item held back, or the last
+            self.cut = self.open if self.open is not None and self.open["type"] == "reasoning" else None
+            self.cut = self.cut or (self.items[-1] if self.items else None)
         out = self._close()
         for item in self.calls.values():
             out += self._done(item)

@@ -15,9 +15,11 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
   log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
   effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
-  lacks (minimal, none), `parallel_tool_calls: false` and a message's participant `name` have no Converse field
-  and are refused.
+  lacks (minimal, none), `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have
+  no Converse field and are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
+- Consecutive turns of one role (a tool result then the user's next words) are one Converse message: Converse
+  requires the roles to alternate, where Anthropic's own API joins such turns.
 
 Redacted reasoning: Converse carries it as bytes (`redactedContent` blob); Tokenomy's
 `ReasoningBlock.redacted` is a string, so the bytes travel base64-encoded and are decoded on the way
@@ -310,7 +312,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
             "describe the JSON in the prompt / use a forced tool",
         )
-    if request.parallel_tool_calls is False:
+    if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and effort not in CONVERSE_EFFORTS:
@@ -351,14 +353,19 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         if request.system_cache_point:
             system.append(dict(CACHE_POINT))
         params["system"] = system
-    messages = []
+    messages: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
         content = [block_to_converse(b, model, f"messages[{i}].content[{j}]") for j, b in enumerate(message.content)]
         if message.cache_point:
             content.append(dict(CACHE_POINT))
-        messages.append({"role": message.role, "content": content})
+        if messages and messages[-1]["role"] == message.role:
+            # Converse refuses two turns of one role in a row, which Anthropic's API joins (tool results then the
+            # user's next words, as agents send them; a user turn after a system message hoisted out): one turn here
+            messages[-1]["content"] += content
+        else:
+            messages.append({"role": message.role, "content": content})
     _name_documents(messages)
     params["messages"] = messages
     inference: dict[str, Any] = {}

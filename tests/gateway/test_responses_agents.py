@@ -1,0 +1,195 @@
+"""`POST /v1/responses` driven as coding agents drive it: the request shapes OpenAI's Codex CLI and the OpenAI
+Agents SDK send (developer and environment messages before the ask, function calls and their outputs across turns,
+reasoning items sent back, `store: false`, streaming), through the official openai SDK to a gateway on 127.0.0.1 in
+front of a recording OpenAI-format upstream, the Anthropic emulator and the Bedrock emulator."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SHELL = {"type": "function", "name": "shell", "description": "Runs a command", "strict": False,
+         "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                        "required": ["command"], "additionalProperties": False}}
+PLAN = {"type": "function", "name": "update_plan", "description": "Updates the plan", "strict": False,
+        "parameters": {"type": "object", "properties": {"explanation": {"type": "string"}}}}  # no `required`
+
+
+def said(text: str, role: str = "user") -> dict:
+    """A message item as Codex sends it (typed parts, no id)."""
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
+# Codex's opening input: the sandbox rules (developer), the environment, then the ask: two user turns in a row.
+OPENING = [said("<permissions>workspace-write</permissions>", "developer"),
+           said("<environment_context><cwd>/repo</cwd></environment_context>"), said("List the files")]
+CODEX = {"instructions": "You are Codex.", "tools": [SHELL, PLAN], "tool_choice": "auto", "store": False,
+         "include": [], "max_output_tokens": 1200}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ledger = tmp_path_factory.mktemp("agents") / "ledger.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,
+              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock):
+            config = parse_config({"models": {
+                "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                            "model": BEDROCK_SONNET}}})
+            with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+                yield upstream, url, ledger
+
+
+@pytest.fixture
+def client(served):
+    served[0].bodies.clear()
+    return openai.OpenAI(base_url=served[1] + "/v1", api_key="unused", max_retries=0)
+
+
+def streamed(client, **body):
+    """The final response of a streamed request, read through the SDK's stream helper."""
+    with client.responses.stream(**body) as stream:
+        for _ in stream:
+            pass
+        return stream.get_final_response()
+
+
+def test_a_codex_turn_reaches_an_openai_model_whole_and_its_tool_loop_goes_on(served, client):
+    """Codex's request as it sends it (`client_metadata` on every request: its installation, session and turn ids and
+    a blob of workspace paths and git remotes, telemetry for OpenAI's servers that no model reads) is answered, every
+    field the model takes carried, the telemetry sent on to no one; the tool loop's next turn pairs call and output."""
+    upstream = served[0]
+    telemetry = {"installation_id": "i-1", "session_id": "s-1", "turn_id": "t-1",
+                 "x-codex-turn-metadata": json.dumps({"workspaces": {"/home/me/repo": {
+                     "associated_remote_urls": {"origin": "git@example.com:me/repo.git"}}}})}
+    codex = {**CODEX, "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"},
+             "include": ["reasoning.encrypted_content"], "prompt_cache_key": "s-1", "text": {"verbosity": "low"},
+             "extra_body": {"client_metadata": telemetry}}
+    first = streamed(client, model="gpt", input=OPENING, **codex)
+    [call] = first.output
+    sent = upstream.last
+    assert (sent["reasoning_effort"], sent["prompt_cache_key"], sent["verbosity"]) == ("medium", "s-1", "low")
+    assert sent["parallel_tool_calls"] is False and sent["stream"] is True
+    assert sent["tools"][1]["function"]["parameters"] == PLAN["parameters"]
+    assert "client_metadata" not in sent and "i-1" not in json.dumps(sent)
+    turn = [*OPENING, {"type": "function_call", "name": call.name, "arguments": call.arguments,
+                       "call_id": call.call_id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "a.txt b.txt"}]
+    assert streamed(client, model="gpt", input=turn, **codex).output_text == "answer after a.txt b.txt"
+    assert upstream.last["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "a.txt b.txt"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input="hi", extra_body={"client_metadata": {"n": 1}})
+    assert refused.value.body["param"] == "client_metadata"
+
+
+@pytest.mark.parametrize("model", ["claude", "bedrock"])
+def test_codex_turns_with_two_user_messages_in_a_row_reach_claude(client, model):
+    """Codex opens with its environment and the ask as two user messages, and follows a tool's output with the
+    user's next words: Bedrock's Converse refuses two turns of one role in a row (Anthropic's API joins them), so
+    the gateway sends them as one turn, in order."""
+    first = streamed(client, model=model, input=OPENING, **CODEX)
+    assert "<cwd>/repo</cwd>" in first.output_text and "List the files" in first.output_text
+    turn = [*OPENING, said(first.output_text, "assistant"),
+            {"type": "function_call", "name": "shell", "arguments": '{"command": ["ls"]}', "call_id": "call_ls"},
+            {"type": "function_call_output", "call_id": "call_ls", "output": "a.txt b.txt"}, said("Thanks")]
+    second = streamed(client, model=model, input=turn, **CODEX)
+    assert "a.txt b.txt" in second.output_text and second.output_text.endswith("Thanks")
+
+
+def as_langchain_streams_it(events) -> list[dict]:
+    """The assistant's items as LangChain's ChatOpenAI(use_responses_api=True) (langchain-openai 1.7) rebuilds them
+    from a stream, to send back next turn: a reasoning item as output_item.added announced it, its encrypted_content
+    from output_item.done, its summary from the summary deltas (no reasoning_text delta is read), the text from its
+    deltas."""
+    items: dict[int, dict] = {}
+    for event in events:
+        if event.type == "response.output_item.added" and event.item.type == "reasoning":
+            items[event.output_index] = event.item.model_dump(exclude_none=True)
+        elif event.type == "response.output_item.done" and event.item.type == "reasoning":
+            items[event.output_index]["encrypted_content"] = event.item.encrypted_content
+        elif event.type == "response.reasoning_summary_part.added":
+            items[event.output_index]["summary"].append({"type": "summary_text", "text": ""})
+        elif event.type == "response.reasoning_summary_text.delta":
+            items[event.output_index]["summary"][event.summary_index]["text"] += event.delta
+        elif event.type == "response.output_text.delta":
+            items.setdefault(event.output_index, {"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": "", "annotations": []}]})["content"][0]["text"] += event.delta
+    return [items[index] for index in sorted(items)]
+
+
+@pytest.mark.parametrize("summary", [None, "auto"])
+def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_added_item_can_go_on(client, summary):
+    """OpenAI announces a reasoning item (output_item.added) with its encrypted content, and LangChain's stream keeps
+    the item as announced. Claude's signature comes at the end of its thinking, so the gateway sends the item once
+    whole: announced with its text and signature, then its deltas (and summary, when asked), done. The next turn
+    LangChain builds from the stream reaches Claude signed (the emulator checks signatures)."""
+    from pydantic import TypeAdapter
+
+    ask = {"model": "claude", "max_output_tokens": 1100, "reasoning": {"summary": summary} if summary else None,
+           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    first = [said("Name one colour, in one word.")]
+    events = list(client.responses.create(input=first, stream=True, **ask))
+    event_type = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    for event in events:
+        event_type.validate_python(event.model_dump())
+    [added] = [e.item for e in events if e.type == "response.output_item.added" and e.item.type == "reasoning"]
+    final = events[-1].response
+    assert added.encrypted_content == final.output[0].encrypted_content and added.encrypted_content
+    assert added.content[0].text == final.output[0].content[0].text
+    text = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert text == final.output[0].content[0].text
+    summaries = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summaries == (text if summary else "") == "".join(s.text for s in final.output[0].summary)
+    turn = [*first, *as_langchain_streams_it(events), said("And another?")]
+    assert client.responses.create(input=turn, **ask).output_text
+
+
+FREEFORM = {"type": "custom", "name": "apply_patch", "description": "Edit files",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"}}
+
+
+@pytest.mark.parametrize(("tool", "fix"), [
+    (FREEFORM, "`[features] apply_patch_freeform = false`"),
+    ({"type": "web_search", "external_web_access": False}, '`web_search = "disabled"`'),
+    ({"type": "file_search", "vector_store_ids": ["vs_1"]}, "remove the tool"),
+])
+def test_tools_codex_offers_that_no_model_here_can_take_are_refused_with_the_setting_that_drops_them(
+        served, client, tool, fix):
+    """Codex offers OpenAI's models a freeform apply_patch and (in its cached mode) web search: the gateway runs no
+    search and carries no freeform call, so the 400 names the tool and how to stop Codex sending it."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input=OPENING, **{**CODEX, "tools": [SHELL, tool]})
+    assert refused.value.body["param"] == "tools[1].type" and fix in refused.value.body["message"]
+    assert served[0].bodies == []
+
+
+def test_a_cap_on_hosted_tool_calls_holds_where_none_can_run(served, client):
+    """`max_tool_calls` (the Agents SDK's ModelSettings.extra_args) caps calls of OpenAI's hosted tools; the gateway
+    runs none and refuses any offered, so the cap holds and the function tools are called as asked."""
+    reply = client.responses.create(model="gpt", input=[said("Weather?")], tools=[SHELL], max_output_tokens=50,
+                                    extra_body={"max_tool_calls": 1})
+    assert [item.type for item in reply.output] == ["function_call"] and "max_tool_calls" not in served[0].last
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt", input="hi", extra_body={"max_tool_calls": 0})
+    assert refused.value.body["param"] == "max_tool_calls"
