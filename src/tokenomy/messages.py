@@ -249,6 +249,10 @@ class ChatRequest:
     # The caller's end user (OpenAI's `user`, Anthropic's `metadata.user_id`), for the provider's abuse monitoring;
     # coding agents send it on every request, so each provider carries it in its own field or refuses it by name.
     user: str | None = None
+    # OpenAI's `prompt_cache_key`: which requests share a prefix, a hint for OpenAI's cache routing. OpenAI-format
+    # models get it; the others cache by prefix without any key (Claude and Bedrock at the cache points the route's
+    # caching places, Gemini implicitly, the local model in its KV cache), so what it asks for happens there unsent.
+    prompt_cache_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     system_cache_point: bool = False
     tools_cache_point: bool = False

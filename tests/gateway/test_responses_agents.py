@@ -193,3 +193,23 @@ def test_a_cap_on_hosted_tool_calls_holds_where_none_can_run(served, client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="gpt", input="hi", extra_body={"max_tool_calls": 0})
     assert refused.value.body["param"] == "max_tool_calls"
+
+
+@pytest.mark.parametrize("route", ["gpt", "claude", "bedrock"])
+def test_codexs_prompt_cache_key_is_sent_to_openai_and_honoured_unsent_by_prefix_caches(served, client, route):
+    """Codex sends `prompt_cache_key` (its conversation id) with every request, with no setting to stop it: an OpenAI
+    model gets it; Claude and Bedrock cache by prefix at the route's cache points, with no such field, so the request
+    is answered there (it was a 400 naming the field, so no Codex request reached them). Chat completions too."""
+    key = "019a3f2e-codex-conversation"
+    answer = client.responses.create(model=route, input=OPENING, prompt_cache_key=key, **CODEX)
+    assert answer.status == "completed"
+    chat = client.chat.completions.create(model=route, messages=[{"role": "user", "content": "hi"}], max_tokens=8,
+                                          prompt_cache_key=key)
+    assert chat.choices[0].finish_reason in ("stop", "length")
+    if route == "gpt":
+        assert [body["prompt_cache_key"] for body in served[0].bodies] == [key, key]
+    with pytest.raises(openai.BadRequestError, match="prompt_cache_key"):
+        client.chat.completions.create(model=route, messages=[{"role": "user", "content": "hi"}], max_tokens=8,
+                                       extra_body={"prompt_cache_key": 7})
+    with pytest.raises(openai.BadRequestError, match="prompt_cache_key"):
+        client.responses.create(model=route, input="hi", extra_body={"prompt_cache_key": ["k"]})

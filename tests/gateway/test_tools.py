@@ -283,8 +283,10 @@ SAMPLES: dict[str, typing.Any] = {
 }
 GATEWAY_FIELDS = {"model", "messages", "stream", "stream_options"}  # used by the gateway itself (tested elsewhere)
 # What the embedded local model can take; every other field must be refused naming it and the model.
+# (prompt_cache_key: its KV cache reuses a shared prefix with no key, which is what the key asks for.)
 LOCAL_TAKES = {"frequency_penalty", "presence_penalty", "max_completion_tokens", "max_tokens", "seed", "stop",
-               "temperature", "top_p", "response_format", "tools", "tool_choice", "parallel_tool_calls"}
+               "temperature", "top_p", "response_format", "tools", "tool_choice", "parallel_tool_calls",
+               "prompt_cache_key"}
 
 
 def request_fields() -> list[str]:

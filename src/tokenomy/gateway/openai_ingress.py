@@ -551,6 +551,14 @@ def _user(body: ChatCompletionRequest) -> str | None:
     return user
 
 
+def _cache_key(body: ChatCompletionRequest) -> str | None:
+    """`prompt_cache_key`, which every provider honours in its own way (ChatRequest.prompt_cache_key)."""
+    key = (body.model_extra or {}).get("prompt_cache_key")
+    if key is not None and not isinstance(key, str):
+        raise RequestError("prompt_cache_key", "expected a string")
+    return key
+
+
 def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
     """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
     extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
@@ -604,6 +612,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         response_format=_response_format(body.response_format),
         reasoning=reasoning_from(body.thinking, body.reasoning_effort, "reasoning_effort"),
         user=_user(body),
+        prompt_cache_key=_cache_key(body),
         extra=_extra(body),
         meta=meta,
     )

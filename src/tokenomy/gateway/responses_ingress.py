@@ -9,9 +9,10 @@ turn and consecutive function outputs one user turn, as the chat-completions map
 The gateway keeps no responses, so what needs them (`previous_response_id`, `conversation`, stored prompts, `store:
 true`, item references, background runs) is refused with a 400 naming the field, as is every field or item type
 this mapping does not know (hosted tools: web search, file search, computer use, MCP, ...). Fields that OpenAI's
-chat completions has too (`service_tier`, `prompt_cache_key`, `safety_identifier`, `text.verbosity`, log
-probabilities) ride in `ChatRequest.extra` under their chat-completions names, which OpenAI-format models take and
-every other provider refuses by name (`caller_param` names them as the caller sent them). `metadata` labels the
+chat completions has too (`service_tier`, `safety_identifier`, `text.verbosity`, log probabilities) ride in
+`ChatRequest.extra` under their chat-completions names, which OpenAI-format models take and every other provider
+refuses by name (`caller_param` names them as the caller sent them); `prompt_cache_key`, which every provider honours
+its own way, is `ChatRequest.prompt_cache_key`. `metadata` labels the
 call in the ledger (its tags), as OpenAI stores it with the response. `client_metadata` (Codex sends its installation,
 session and turn ids and a blob of workspace paths and git remotes with every request) is telemetry for OpenAI's own
 servers, which hand it to no model: it is checked and goes no further, neither to a provider nor into the ledger.
@@ -64,7 +65,7 @@ MAPPED = {
 }
 # fmt: on
 # Responses fields OpenAI's chat completions takes under the same name: to OpenAI-format models, as sent.
-PASSED = ("safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier", "top_logprobs")
+PASSED = ("safety_identifier", "prompt_cache_retention", "service_tier", "top_logprobs")
 # A caller's field for each `extra` key the mapping set under another name (named so in a provider's refusal).
 CALLER_FIELDS = {
     "verbosity": "text.verbosity",
@@ -492,6 +493,7 @@ def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
         response_format=_text(body.get("text"), extra),
         reasoning=_reasoning(body.get("reasoning"), body.get("thinking")),
         user=_string(body.get("user"), "user", required=False),
+        prompt_cache_key=_string(body.get("prompt_cache_key"), "prompt_cache_key", required=False),
         extra=extra,
     )
     call.meta.tags = _metadata(body.get("metadata"))

@@ -33,6 +33,7 @@ MAPPED = {
     "n",
     "logprobs",
     "user",
+    "prompt_cache_key",
 }
 
 

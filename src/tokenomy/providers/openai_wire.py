@@ -238,6 +238,8 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         body["reasoning_effort"] = request.reasoning.effort
     if request.user is not None:
         body["user"] = request.user
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
     body.update(request.extra)  # pass-through fields, as the caller named them
     # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
     # have put max_completion_tokens in extra.
