@@ -199,11 +199,13 @@ class Tokenomy(Recorder):
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
         """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
-        be recorded at what they cost, so it is refused, never sent as a 5-minute one. A model the catalog does not
-        know at all is not refused here (any of its calls is recorded unpriced); its provider may still refuse it
-        (`Provider.accepts_1h_cache`)."""
+        be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a provider with
+        no 1-hour cache (`Provider.accepts_1h_cache`). A model the catalog does not know at all is not refused here
+        (any of its calls is recorded unpriced)."""
         if request.one_hour_cache_point() is None:
             return None
+        if not self.provider_for(spec).accepts_1h_cache:  # named for what it is, before any price is looked at
+            return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
         region = request.region or spec.region
         try:
             entry = self.catalog.lookup(spec.pricing_model, None if region in (None, "global", "local") else region)
@@ -213,8 +215,8 @@ class Tokenomy(Recorder):
             return None
         return one_hour_cache_refusal(
             request,
-            f"the price catalog has no 1-hour cache-write price for {entry.model} in {entry.region} (Bedrock keeps "
-            "1-hour caches for Claude 4.5 and later only); send a 5-minute one, or add cache_write_1h with --prices",
+            f"{entry.model} in {entry.region} has no 1-hour cache-write price in the catalog (Bedrock caches an hour "
+            "for Claude 4.5 and later; a price file can add cache_write_1h)",
         )
 
     def _pass_on(self, call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
