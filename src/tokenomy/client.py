@@ -27,7 +27,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
+from tokenomy.providers.base import Provider, Unsupported, inputs_refusal, one_hour_cache_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -190,14 +190,36 @@ class Tokenomy(Recorder):
         call.escalated = validate(att.response, call.request, call.validators or {}) is not None
         return not call.escalated
 
-    @staticmethod
-    def _check_inputs(target: Target) -> None:
-        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`): the gateway
-        checks a route's own model up front, but a fallback or a routed tier is known only here."""
-        raise_refusal(target.call, target.provider.name, inputs_refusal(target.spec.inputs, target.call))
+    def _check_inputs(self, target: Target) -> None:
+        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`) or a 1-hour
+        cache point it has no price for: the gateway checks a route's own model up front, but a fallback or a routed
+        tier is known only here."""
+        why = inputs_refusal(target.spec.inputs, target.call) or self.cache_refusal(target.spec, target.call)
+        raise_refusal(target.call, target.provider.name, why)
 
-    @staticmethod
-    def _pass_on(call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
+    def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
+        """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
+        be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a provider with
+        no 1-hour cache (`Provider.accepts_1h_cache`). A model the catalog does not know at all is not refused here
+        (any of its calls is recorded unpriced)."""
+        if request.one_hour_cache_point() is None:
+            return None
+        if not self.provider_for(spec).accepts_1h_cache:  # named for what it is, before any price is looked at
+            return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
+        region = request.region or spec.region
+        try:
+            entry = self.catalog.lookup(spec.pricing_model, None if region in (None, "global", "local") else region)
+        except TokenomyError:
+            return None
+        if entry.cache_write_1h is not None:
+            return None
+        return one_hour_cache_refusal(
+            request,
+            f"{entry.model} in {entry.region} has no 1-hour cache-write price in the catalog (Bedrock caches an hour "
+            "for Claude 4.5 and later; a price file can add cache_write_1h)",
+        )
+
+    def _pass_on(self, call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
         """Hand the request to the next tier (a cascade's stronger one, or a router's next tier up) when every
         model of this one refused it before any call, rather than fail the call: nothing was sent, so nothing was
         paid. Whether it did; when not, a refusal that ends the call is placed in the caller's request."""
@@ -209,7 +231,7 @@ class Tokenomy(Recorder):
             # the request as asked places it where the caller put it (None if only the policy's change made it).
             asked = replace(call.asked, model=att.target.call.model, region=att.target.call.region)
             spec, provider = att.target.spec, att.target.provider
-            found = inputs_refusal(spec.inputs, asked) or provider.refusal(asked)
+            found = inputs_refusal(spec.inputs, asked) or provider.refusal(asked) or self.cache_refusal(spec, asked)
             exc.refused = None if found is None else replace(found, by=exc.refused.by)
         return False
 

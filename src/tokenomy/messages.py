@@ -12,7 +12,9 @@ Conventions:
   counterpart there keeps the provider's name, lower-cased (Bedrock's malformed_tool_use, Gemini's
   malformed_function_call), rather than pass for a normal stop.
 - Usage: `input_tokens` excludes cache-read/cache-write tokens; reasoning tokens are output tokens
-  (`reasoning_tokens` says how many of them were reasoning).
+  (`reasoning_tokens` says how many of them were reasoning), and 1-hour cache writes are cache-write tokens
+  (`cache_write_1h_tokens` says how many of them were written for an hour).
+- A cache point (`CachePoint`) is False (none), True (the provider's default lifetime, 5 minutes) or `ONE_HOUR`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Literal, Union
+from typing import Any, Final, Literal, Union
 
 ROLES = ("user", "assistant")
 
@@ -109,6 +111,14 @@ def blocks_text(blocks: Sequence[Block]) -> str:
     return "".join([block.text for block in blocks if isinstance(block, _TEXTUAL)])
 
 
+# A 1-hour cache point (Anthropic's cache_control ttl "1h", Bedrock's cachePoint ttl "1h"): the prefix is kept an
+# hour, and its writes cost the 1-hour cache-write price (2x input on Claude, 1.25x for a 5-minute one).
+ONE_HOUR: Final = "1h"
+# A cache point: False (none), True (one with the provider's default lifetime, 5 minutes) or ONE_HOUR. Plain
+# truthiness still says whether there is one, so code that only asks that needs no change.
+CachePoint = Union[bool, Literal["1h"]]
+
+
 @dataclass(slots=True, init=False)
 class Message:
     """One conversation turn. `cache_point` marks a cache checkpoint right after this turn.
@@ -119,11 +129,11 @@ class Message:
 
     role: str
     content: list[Block]
-    cache_point: bool
+    cache_point: CachePoint
     name: str | None
 
     def __init__(
-        self, role: str, content: str | Sequence[Block], cache_point: bool = False, name: str | None = None
+        self, role: str, content: str | Sequence[Block], cache_point: CachePoint = False, name: str | None = None
     ) -> None:
         self.role = role
         self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
@@ -218,7 +228,8 @@ class RequestMeta:
 
 @dataclass(slots=True)
 class ChatRequest:
-    """A chat call, independent of provider. `system_cache_point` caches the system prompt.
+    """A chat call, independent of provider. `system_cache_point` caches the system prompt, `tools_cache_point` the
+    tool list (each a `CachePoint`: True, or ONE_HOUR for a 1-hour one).
 
     `system` is the opening system prompt; a system message later in the conversation is a `Message` with role
     "system" in its place (OpenAI-format upstreams keep it there; the others merge it, see `system_hoisted`).
@@ -254,8 +265,8 @@ class ChatRequest:
     # caching places, Gemini implicitly, the local model in its KV cache), so what it asks for happens there unsent.
     prompt_cache_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    system_cache_point: bool = False
-    tools_cache_point: bool = False
+    system_cache_point: CachePoint = False
+    tools_cache_point: CachePoint = False
     region: str | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
 
@@ -292,17 +303,37 @@ class ChatRequest:
     def count_blocks(self, kind: type) -> int:
         return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
 
+    def one_hour_cache_point(self) -> tuple[int | None, str | None] | None:
+        """Where the request first asks for a 1-hour cache point, in the order a prompt is cached: (None, "tools"),
+        (None, "system"), (message index, None), or (None, "cache_control") for an Anthropic caller's top-level one
+        (a pass-through field); None when it asks for none."""
+        if self.tools_cache_point == ONE_HOUR:
+            return None, "tools"
+        if self.system_cache_point == ONE_HOUR:
+            return None, "system"
+        for i, message in enumerate(self.messages):
+            if message.cache_point == ONE_HOUR:
+                return i, None
+        control = self.extra.get("cache_control")
+        if isinstance(control, dict) and control.get("ttl") == ONE_HOUR:
+            return None, "cache_control"
+        return None
+
 
 # -- responses -----------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Usage:
-    """Token counts. `input_tokens` EXCLUDES cache-read and cache-write tokens."""
+    """Token counts. `input_tokens` EXCLUDES cache-read and cache-write tokens.
+
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written to a 1-hour cache (priced at the 1-hour
+    cache-write price); the rest of the cache writes are 5-minute ones."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0  # already counted in output_tokens
+    cache_write_1h_tokens: int = 0  # already counted in cache_write_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -316,6 +347,7 @@ class Usage:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 

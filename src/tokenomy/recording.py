@@ -14,6 +14,7 @@ from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ledger.events import (
+    CACHE_WRITE_1H_TAG,
     UsageEvent,
     content_counts,
     event_from_response,
@@ -86,6 +87,7 @@ class Recorder:
             event.tags = {**(event.tags or {}), "service_tier": tier}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
             event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
+            event.tags.pop(CACHE_WRITE_1H_TAG, None)
         self._record(event)
         if call.policy.limiter:
             usage = response.usage

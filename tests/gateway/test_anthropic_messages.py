@@ -117,7 +117,7 @@ TOOL = {"name": "f", "input_schema": {"type": "object"}}
     ({"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": 5}})},
      "messages.0.content.0.source.data"),
     # silent drops and changes (were carried wrongly)
-    ({"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "1h"}})},
+    ({"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "2h"}})},
      "messages.0.content.0.cache_control.ttl"),
     ({"messages": turn({"type": "document", "context": "c", "source": {"type": "text", "media_type": "text/plain",
                                                                        "data": "d"}})}, "messages.0.content.0.context"),

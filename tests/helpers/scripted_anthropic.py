@@ -3,7 +3,8 @@
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
 message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
 `redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text);
-`delay_s`: how long each answer takes to start (a slow generation).
+`delay_s`: how long each answer takes to start (a slow generation); `usage`: the answer's usage (in message_start
+when streamed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ScriptedAnthropic:
         self.broken = False
         self.redacted: str | None = None
         self.delay_s = 0.0
+        self.usage = dict(USAGE)
         self.inflight = self.peak = 0  # requests being answered now / at most at once
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
         self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
@@ -47,7 +49,7 @@ class ScriptedAnthropic:
             "content": [*opening, {"type": "text", "text": self.reply["text"]}],
             "stop_reason": self.reply["stop_reason"],
             "stop_sequence": self.reply["stop_sequence"],
-            "usage": USAGE,
+            "usage": self.usage,
         }
         if not body.get("stream"):
             return JSONResponse(message)

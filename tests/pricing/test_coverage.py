@@ -117,6 +117,20 @@ def test_one_hour_cache_writes():
     assert json.loads(out.stdout)["cache_write_usd"] == "10.000000"
 
 
+def test_a_calls_own_split_of_cache_writes_prices_each_part_at_its_lifetimes_price():
+    """Usage.cache_write_1h_tokens (a call's 1-hour writes, from Anthropic's cache_creation or Bedrock's
+    cacheDetails) at the 1-hour price, the rest of the writes at the 5-minute one, on demand and in batch."""
+    split = Usage(0, 0, 0, 3 * M, cache_write_1h_tokens=M)
+    assert compute_cost(split, "claude-sonnet-4-5-20250929").cache_write_usd == 2 * Decimal("3.75") + Decimal("6.00")
+    assert compute_cost(split, "claude-sonnet-4-5-20250929", mode="batch").cache_write_usd == (
+        2 * Decimal("3.75") + Decimal("6.00")) / 2  # Anthropic's batch discount, on both
+    assert (split + split).cache_write_1h_tokens == 2 * M
+    with pytest.raises(UsageError, match="no published 1-hour cache-write price but usage reports 1000000"):
+        compute_cost(split, "anthropic.claude-sonnet-4-20250514-v1:0", "us-east-1")
+    with pytest.raises(UsageError, match="cache_write_1h_tokens=1000000 is more than cache_write_tokens=0"):
+        compute_cost(Usage(0, 0, 0, 0, cache_write_1h_tokens=M), "claude-sonnet-4-5-20250929")
+
+
 @pytest.mark.parametrize("asked, model, region", [
     ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
     ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "eu-central-1"),

@@ -167,12 +167,11 @@ def test_fields_anthropic_lacks_are_refused(field) -> None:
 @pytest.mark.parametrize("extra, field", [
     ({"speed": "fast"}, "speed"),
     ({"inference_geo": "us"}, "inference_geo"),
-    ({"cache_control": {"type": "ephemeral", "ttl": "1h"}}, "cache_control.ttl"),
 ])
 def test_pass_through_fields_anthropic_bills_apart_are_refused(extra, field) -> None:
-    # They reached Anthropic (from /v1/messages, or a library caller's extra), which bills fast mode, US-only
-    # inference and 1-hour cache writes at other prices than the ledger recorded the call at. Refused before any
-    # call: nothing listens on port 9, so a request that went out would be a server error, not this.
+    # They reached Anthropic (from /v1/messages, or a library caller's extra), which bills fast mode and US-only
+    # inference at other prices than the ledger recorded the call at. Refused before any call: nothing listens on
+    # port 9, so a request that went out would be a server error, not this.
     provider = AnthropicProvider(base_url="http://127.0.0.1:9", api_key="x")
     with pytest.raises(ProviderError) as caught:
         provider.chat(ChatRequest.simple("hi", model=SONNET, extra=extra))

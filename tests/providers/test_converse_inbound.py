@@ -78,7 +78,7 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
     ({"messages": [{"role": "user", "content": [{"document": {"format": "pdf", "name": "d", "citations": {},
                                                               "source": {"bytes": "AA=="}}}]}]},
      "messages[0].content[0].document.citations"),
-    ({"messages": [{"role": "user", "content": [{"cachePoint": {"type": "default", "ttl": "1h"}}]}]},
+    ({"messages": [{"role": "user", "content": [{"cachePoint": {"type": "default", "ttl": "2h"}}]}]},
      "messages[0].content[0].cachePoint.ttl"),
     ({"inferenceConfig": {"maxTokens": 0}}, "inferenceConfig.maxTokens"),
     ({"inferenceConfig": {"temperature": "hot"}}, "inferenceConfig.temperature: expected a number"),
@@ -111,7 +111,7 @@ def test_an_answer_goes_back_in_converses_shape_blobs_as_base64() -> None:
         {"toolUse": {"toolUseId": "tu_9", "name": "get_weather", "input": {"city": "Oslo"}}}]
     assert body["stopReason"] == "tool_use" and body["metrics"] == {"latencyMs": 12}
     assert body["usage"] == {"inputTokens": 10, "outputTokens": 5, "totalTokens": 135, "cacheReadInputTokens": 100,
-                             "cacheWriteInputTokens": 20}
+                             "cacheWriteInputTokens": 20, "cacheDetails": [{"ttl": "5m", "inputTokens": 20}]}
     assert body["trace"] == {"guardrail": {"x": 1}} and "other" not in body
 
 

@@ -357,9 +357,10 @@ def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
         "cacheReadInputTokens": account.cache_read_tokens,
         "cacheWriteInputTokens": account.cache_write_tokens,
     }
-    if account.writes_by_ttl:
+    if account.writes_by_ttl:  # longest TTL first, as Bedrock sorts them (1h before 5m)
         usage["cacheDetails"] = [
-            {"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens} for ttl, tokens in account.writes_by_ttl
+            {"ttl": TTL_NAMES.get(ttl, f"{ttl}s"), "inputTokens": tokens}
+            for ttl, tokens in sorted(account.writes_by_ttl, reverse=True)
         ]
     return usage
 

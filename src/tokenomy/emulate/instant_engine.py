@@ -4,7 +4,8 @@ It has the same `count` / `count_input` / `prepare` / `generate` interface as `e
 request parsing and usage accounting run unchanged; only the generation is replaced. Tokens are
 counted as ~4 characters each (no tokenizer load); the answer echoes the last user turn's first
 words, one output token per word, cut at `max_tokens`. An optional per-call delay lets tests hold a
-job in progress long enough to stop it or let it time out.
+job in progress long enough to stop it or let it time out. An optional prompt cache accounts cache points as the
+local model's engine does (reads, and writes by TTL), at these counts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, Prepared, Turn
-from tokenomy.emulate.prompt_cache import CacheAccount
+from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
 
 ANSWER_WORDS = 12  # an unconstrained answer is this many words (= output tokens)
@@ -24,8 +25,9 @@ ANSWER_WORDS = 12  # an unconstrained answer is this many words (= output tokens
 class InstantEngine:
     """Answers instantly (or after `delay_s`) with text and usage that depend only on the request."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, cache: PromptCache | None = None) -> None:
         self.delay_s = delay_s
+        self.cache = cache  # None: no prompt cache, every prompt token is fresh input
 
     def count(self, text: str) -> int:
         return (len(text) + 3) // 4 if text else 0
@@ -41,7 +43,7 @@ class InstantEngine:
         temperature: float | None,
         stop: list[str],
     ) -> Prepared:
-        """Render the turns; no prompt cache (every prompt token is fresh input)."""
+        """Render the turns; with a prompt cache, account each cache point's prefix (system blocks, then turns')."""
         messages = [Message(t.role, "\n".join(b.text for b in t.blocks)) for t in turns]
         system_text = "\n".join(b.text for b in system) or None
         limit = max_tokens or DEFAULT_MAX_TOKENS
@@ -49,7 +51,17 @@ class InstantEngine:
             messages=messages, system=system_text, max_tokens=limit, temperature=temperature, stop=list(stop)
         )
         total = self.count_input(system, turns)
-        return Prepared(request, total, CacheAccount(total, 0, 0), limit)
+        account = CacheAccount(total, 0, 0)
+        if self.cache is not None and min_tokens is not None:
+            checkpoints, prefix = [], ""
+            for block in [*system, *(b for t in turns for b in t.blocks)]:
+                prefix += block.text + "\n"
+                if block.cache_ttl is not None:
+                    tokens = min(self.count(prefix), total)
+                    checkpoints.append(Checkpoint(prefix_digest(namespace, prefix), tokens, block.cache_ttl))
+            if checkpoints:
+                account = self.cache.account(checkpoints, total, min_tokens, per_checkpoint)
+        return Prepared(request, total, account, limit)
 
     def count_input(self, system: list[Block], turns: list[Turn]) -> int:
         """The prompt's input tokens as `prepare` accounts them (the emulators' counting endpoints answer this)."""

@@ -162,7 +162,11 @@ class Gateway:
         first = None
         for name in (route.model, *route.fallback):
             spec = self.client.spec_for(name)
-            why = inputs_refusal(spec.inputs, request) or self.client.provider_for(spec).refusal(request)
+            why = (
+                inputs_refusal(spec.inputs, request)
+                or self.client.provider_for(spec).refusal(request)
+                or self.client.cache_refusal(spec, request)
+            )
             if why is None:
                 return None
             first = first or replace(why, by=f"model `{route.model}`")
@@ -185,6 +189,8 @@ class Gateway:
         n = sent.extra.get("n")
         output = (sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE) * (n if type(n) is int and n > 1 else 1)
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
+        # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
+        writes = ("cache_write", "cache_write_1h") if sent.one_hour_cache_point() is not None else ("cache_write",)
         total = Decimal(0)
         for names in answers:
             worst = Decimal(0)
@@ -203,7 +209,7 @@ class Gateway:
                     rates.append(entry.service_tiers[tier])
                 for rate in rates:
                     # Without caching information, every prompt token at the dearest input rate that may apply.
-                    input_rate = max(rate.input or 0, rate.cache_write or 0)
+                    input_rate = max(rate.input or 0, *(getattr(rate, field, None) or 0 for field in writes))
                     worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
             total += worst
         return to_nano(total / Decimal(1_000_000))

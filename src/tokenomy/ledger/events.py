@@ -25,6 +25,9 @@ OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cance
 # caching/context_caches.py).
 STORAGE_MODE = "cache_storage"
 MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
+# The tag holding how many of a row's cache-write tokens were 1-hour writes (billed at the 1-hour price), as an
+# Anthropic usage report's import writes it: a tag, not a column, since few rows have any.
+CACHE_WRITE_1H_TAG = "cache_write_1h_tokens"
 
 
 @lru_cache(maxsize=4096)
@@ -83,7 +86,15 @@ class UsageEvent:
 
     @property
     def usage(self) -> Usage:
-        return Usage(self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens)
+        """The row's tokens, its 1-hour cache writes (CACHE_WRITE_1H_TAG) among them, so it can be priced again."""
+        one_hour = str((self.tags or {}).get(CACHE_WRITE_1H_TAG, ""))
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            cache_write_1h_tokens=min(int(one_hour), self.cache_write_tokens) if one_hour.isdigit() else 0,
+        )
 
     def apply_cost(self, cost: CostBreakdown) -> UsageEvent:
         self.input_cost_usd, self.output_cost_usd = cost.input_usd, cost.output_usd
@@ -232,6 +243,8 @@ def event_from_response(
         tool_call_count=len(response.tool_calls),
         **content_counts(request),
     )
+    if response.usage.cache_write_1h_tokens:
+        event.tags[CACHE_WRITE_1H_TAG] = str(response.usage.cache_write_1h_tokens)
     event.prefix_hash, event.prefix_tokens = prefix_hash, prefix_tokens
     if cost is not None:
         event.apply_cost(cost)

@@ -20,7 +20,6 @@ from tokenomy.ledger.base import unstorable
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import write_refusing
 from tokenomy.ledger.store import LedgerStore
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 INT_FIELDS = (
@@ -151,7 +150,7 @@ def event_from_record(record: Any, occurrence: int = 0) -> UsageEvent:
     if record.get("cost_usd") in (None, ""):
         try:
             cost = compute_cost(
-                Usage(event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens),
+                event.usage,  # its 1-hour cache writes (a tag) at their price
                 event.model,
                 event.region if event.region not in (None, "") else None,
                 event.mode,

@@ -113,8 +113,9 @@ def compute_cost(
     warn_old: bool = True,
 ) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
-    at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price; on demand at the standard, priority or
-    flex `service_tier` (the latter two only where the provider publishes their prices).
+    at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price, except the part `usage` says was written for an
+    hour (`cache_write_1h_tokens`, a call's own split), always at the 1-hour price; on demand at the standard,
+    priority or flex `service_tier` (the latter two only where the provider publishes their prices).
 
     `one_call`: `usage` is one call's tokens, so a prompt over the model's long-context threshold is priced at its
     long-context prices. Usage summed over many calls (a batch file's estimate, a day's bill) says nothing about
@@ -127,7 +128,13 @@ def compute_cost(
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
     )
+    if usage.cache_write_1h_tokens > usage.cache_write_tokens:
+        raise UsageError(
+            f"cache_write_1h_tokens={usage.cache_write_1h_tokens} is more than cache_write_tokens="
+            f"{usage.cache_write_tokens}; the 1-hour writes are a part of the cache writes"
+        )
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
     if cache_ttl not in CACHE_TTLS:
@@ -163,10 +170,16 @@ def compute_cost(
             f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
             "price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with --prices FILE"
         )
+    if usage.cache_write_1h_tokens and entry.cache_write_1h is None and mode != "provisioned":
+        raise UsageError(
+            f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price but usage reports "
+            f"{usage.cache_write_1h_tokens} 1-hour cache-write tokens; add cache_write_1h with --prices FILE"
+        )
     tokens_in, tokens_out = Decimal(int(usage.input_tokens)), Decimal(int(usage.output_tokens))
-    tokens_cr, tokens_cw = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_tokens))
+    tokens_cr, tokens_1h = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_1h_tokens))
+    tokens_cw = Decimal(int(usage.cache_write_tokens)) - tokens_1h  # written at the `cache_ttl` price
     note = None
-    if (tokens_cr or tokens_cw) and not entry.has_cache and mode != "provisioned":
+    if (tokens_cr or tokens_cw or tokens_1h) and not entry.has_cache and mode != "provisioned":
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no prompt-cache prices but usage "
             f"reports cache tokens (read={usage.cache_read_tokens}, write={usage.cache_write_tokens}); "
@@ -176,22 +189,25 @@ def compute_cost(
         # The whole call at the long-context prices (batch: with the model's batch discount on top).
         rate_in, rate_out = long.input, long.output
         rate_cr, rate_cw = _long_cache_rates(entry, long, usage, write_field)
+        rate_1h = _long_cache_rates(entry, long, usage, "cache_write_1h")[1] if tokens_1h else Decimal(0)
         if mode == "batch":
             _require_batch(entry)
             assert entry.batch_input is not None and entry.batch_output is not None
             ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
             ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
             ratio_cr = _batch_cache_read_ratio(entry, ratio_in)
-            rate_in, rate_out, rate_cr, rate_cw = (
+            rate_in, rate_out, rate_cr, rate_cw, rate_1h = (
                 rate_in * ratio_in,
                 rate_out * ratio_out,
                 rate_cr * ratio_cr,
                 rate_cw * ratio_in,
+                rate_1h * ratio_in,
             )
         note = f"long-context prices: {usage.total_input_tokens:,} prompt tokens are over {long.above_tokens:,}"
     elif mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
+        rate_1h = _rate(entry, "cache_write_1h")
     elif mode == "batch":
         _require_batch(entry)
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
@@ -201,9 +217,10 @@ def compute_cost(
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
         rate_cr = _rate(entry, "cache_read") * _batch_cache_read_ratio(entry, ratio)
         rate_cw = _rate(entry, write_field, "input") * ratio
+        rate_1h = _rate(entry, "cache_write_1h") * ratio
     else:
         # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
-        rate_in = rate_out = rate_cr = rate_cw = Decimal(0)
+        rate_in = rate_out = rate_cr = rate_cw = rate_1h = Decimal(0)
         note = "provisioned throughput is billed per model unit-hour, not per token; see `tokenomy plan`"
     assert rate_in is not None and rate_out is not None
     return CostBreakdown(
@@ -213,7 +230,7 @@ def compute_cost(
         input_usd=tokens_in * rate_in / MILLION,
         output_usd=tokens_out * rate_out / MILLION,
         cache_read_usd=tokens_cr * rate_cr / MILLION,
-        cache_write_usd=tokens_cw * rate_cw / MILLION,
+        cache_write_usd=(tokens_cw * rate_cw + tokens_1h * rate_1h) / MILLION,
         priced_by=entry.priced_by,
         source=long.source if long is not None else entry.source,
         as_of=long.as_of if long is not None else entry.as_of,
@@ -283,7 +300,7 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) 
             "or add the tier's published price with --prices FILE (service_tiers: {"
             f"{tier_name}: {{input, output, source, as_of}}}})"
         )
-    if cache_ttl == "1h":
+    if cache_ttl == "1h" or usage.cache_write_1h_tokens:
         raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
     for tokens, rate, label in (
         (usage.cache_read_tokens, tier.cache_read, "cache-read"),

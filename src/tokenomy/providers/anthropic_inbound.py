@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 from tokenomy.messages import (
+    ONE_HOUR,
+    CachePoint,
     ChatRequest,
     ChatResponse,
     Message,
@@ -44,9 +46,9 @@ TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_con
 TOOL_CHOICE_KEYS = {"type", "name", "disable_parallel_tool_use"}
 
 
-def _cached(item: Any, where: str) -> str | None:
-    """Where `item` asks for a cache point (the caller's path to its cache_control), or None. Tokenomy's cache points
-    are 5-minute ephemeral ones: another kind or ttl would silently become that, so it is refused. A tool_result's
+def _cached(item: Any, where: str) -> tuple[str, CachePoint] | None:
+    """Where `item` asks for a cache point (the caller's path to its cache_control) and which (True: 5 minutes, or
+    ONE_HOUR), or None. Another kind or ttl would silently become one of those, so it is refused. A tool_result's
     own content may carry it on its last block: the cache then ends where the tool_result does."""
     if not isinstance(item, dict):
         return None
@@ -57,27 +59,30 @@ def _cached(item: Any, where: str) -> str | None:
     control = item["cache_control"]
     if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
         raise ValueError(f'{where}.cache_control: Input should be {{"type": "ephemeral"}}')
-    if control.get("ttl", "5m") != "5m":
-        raise ValueError(
-            f"{where}.cache_control.ttl: the gateway sets 5-minute cache points only (got {control['ttl']!r}); "
-            'remove ttl or send "5m"'
-        )
-    return f"{where}.cache_control"
+    ttl = control.get("ttl", "5m")
+    if ttl not in ("5m", ONE_HOUR):
+        raise ValueError(f'{where}.cache_control.ttl: Input should be "5m" or "1h" (got {ttl!r})')
+    return f"{where}.cache_control", ONE_HOUR if ttl == ONE_HOUR else True
 
 
-def _cache_point(content: Any, where: str) -> str | None:
+def _cache_point(content: Any, where: str) -> tuple[str, CachePoint] | None:
     """Tokenomy caches at the end of a turn: cache_control is honoured on a turn's last block only (the caller's path
-    to it, or None)."""
+    to it and the cache point, or None). A 1-hour point after a 5-minute one is Anthropic's to refuse, not reordered."""
     if not isinstance(content, list):
         return None
     for i, item in enumerate(content[:-1]):
         found = _cached(item, f"{where}.{i}")
         if found is not None:
             raise ValueError(
-                f"{found}: the gateway sets cache points at the end of a message, "
+                f"{found[0]}: the gateway sets cache points at the end of a message, "
                 "system prompt or tool list; move cache_control to the last block"
             )
     return _cached(content[-1], f"{where}.{len(content) - 1}") if content else None
+
+
+def _point(content: Any, where: str) -> CachePoint:
+    found = _cache_point(content, where)
+    return False if found is None else found[1]
 
 
 def _user(metadata: Any) -> str | None:
@@ -106,7 +111,7 @@ def _check_numbers(body: dict[str, Any]) -> None:
             raise ValueError(f"{name}: Input should be {span} (got {value})")
 
 
-def _system(system: Any) -> tuple[str | None, bool]:
+def _system(system: Any) -> tuple[str | None, CachePoint]:
     if system is None or isinstance(system, str):
         return system, False
     if not isinstance(system, list):
@@ -115,7 +120,7 @@ def _system(system: Any) -> tuple[str | None, bool]:
     for i, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
             raise ValueError(f"system.{i}.type: the system prompt takes text blocks only")
-    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _cache_point(system, "system") is not None
+    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _point(system, "system")
 
 
 def _tools(tools_raw: Any) -> list[ToolSpec]:
@@ -191,7 +196,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         if not isinstance(content, (str, list)):
             raise ValueError(f"{where}: Input should be a string or a list of content blocks")
         blocks = blocks_from_anthropic(content, where, request=True)
-        messages.append(Message(item["role"], blocks, _cache_point(content, where) is not None))
+        messages.append(Message(item["role"], blocks, _point(content, where)))
     system_text, system_cache_point = _system(body.get("system"))
     tools_raw = body.get("tools")
     if tools_raw is None:
@@ -244,7 +249,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         user=user,
         extra=extra,
         system_cache_point=system_cache_point,
-        tools_cache_point=_cache_point(tools_raw, "tools") is not None,
+        tools_cache_point=_point(tools_raw, "tools"),
     )
 
 
@@ -343,6 +348,10 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
+        "cache_creation": {  # the writes by lifetime, as Anthropic's API answers
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - usage.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+        },
     }
 
 

@@ -12,7 +12,8 @@ sequences, and `extra` keys as-is in the body. Refused with an error naming the 
 presence/frequency penalties, a json_object response format (a json_schema one becomes `output_config.format`,
 Claude's structured output), a reasoning effort without a token budget, a
 message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
-at prices the catalog lacks (fast `speed`, US `inference_geo`, a 1-hour top-level `cache_control`). An
+at prices the catalog lacks (fast `speed`, US `inference_geo`). A 1-hour cache point is cache_control ttl "1h"
+(its writes come back in usage.cache_creation, priced at the 1-hour write price). An
 answer's blocks Tokenomy has no type for (a server tool's call and result, e.g. web search) come back in
 `ChatResponse.raw["other_blocks"]`.
 """
@@ -24,7 +25,9 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    ONE_HOUR,
     Block,
+    CachePoint,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
@@ -56,7 +59,12 @@ def refuse(model: str, field: str, why: str) -> ProviderError:
     )
 
 
-def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str, Any]]:
+def cache_control(point: CachePoint) -> dict[str, Any]:
+    """The cache_control of a cache point: ephemeral (5 minutes), with ttl "1h" for a 1-hour one."""
+    return {**EPHEMERAL, "ttl": ONE_HOUR} if point == ONE_HOUR else dict(EPHEMERAL)
+
+
+def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[dict[str, Any]]:
     """Anthropic's tool definitions; the last one carries cache_control when the tools are a cache point."""
     out: list[dict[str, Any]] = []
     for tool in tools:
@@ -67,7 +75,7 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: bool) -> list[dict[str
             item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
         out.append(item)
     if cache_last and out:
-        out[-1]["cache_control"] = dict(EPHEMERAL)
+        out[-1]["cache_control"] = cache_control(cache_last)
     return out
 
 
@@ -310,17 +318,11 @@ def _refuse_unpriced_extra(request: ChatRequest) -> None:
                 field,
                 f"{why}; remove {field} or send {standard!r} (the call would be recorded at the wrong price)",
             )
-    # A top-level cache_control caches the request's last block: a 1-hour entry is billed at twice the input price,
-    # while Tokenomy records cache writes at the 5-minute price (1.25 times), as a block's cache_control ttl "1h" is
-    # refused at the gateway for the same reason.
+    # A top-level cache_control caches the request's last block, for the ttl it names: a 1-hour one is priced from
+    # the answer's usage.cache_creation, as a block's is (the client refuses it for a model without a 1-hour price).
     control = request.extra.get("cache_control")
-    if isinstance(control, dict) and control.get("ttl", "5m") != "5m":
-        raise refuse(
-            request.model,
-            "cache_control.ttl",
-            "writes 1-hour cache entries at twice the input price, and "
-            'Tokenomy records cache writes at the 5-minute price; remove ttl or send "5m"',
-        )
+    if isinstance(control, dict) and control.get("ttl", "5m") not in ("5m", ONE_HOUR):
+        raise refuse(request.model, "cache_control.ttl", 'takes "5m" or "1h"')
 
 
 def _refuse_unsupported(request: ChatRequest) -> None:
@@ -402,7 +404,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
     if request.system:
         params["system"] = (
-            [{"type": "text", "text": request.system, "cache_control": dict(EPHEMERAL)}]
+            [{"type": "text", "text": request.system, "cache_control": cache_control(request.system_cache_point)}]
             if request.system_cache_point
             else request.system
         )
@@ -412,7 +414,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
             raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
         blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
         if message.cache_point and blocks:
-            blocks[-1]["cache_control"] = dict(EPHEMERAL)
+            blocks[-1]["cache_control"] = cache_control(message.cache_point)
         if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
             messages.append({"role": message.role, "content": blocks[0]["text"]})
         else:

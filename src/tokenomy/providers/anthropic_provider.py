@@ -2,7 +2,8 @@
 
 Usage: Anthropic's `input_tokens` counts only the tokens after the last cache breakpoint (neither
 read from nor written to the cache); `cache_read_input_tokens` and `cache_creation_input_tokens`
-are separate. That matches `Usage.input_tokens`, so the fields map one to one.
+are separate. That matches `Usage.input_tokens`, so the fields map one to one; `cache_creation` splits the writes
+by lifetime (`ephemeral_1h_input_tokens` is `Usage.cache_write_1h_tokens`).
 """
 
 from __future__ import annotations
@@ -75,11 +76,15 @@ def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str,
 def usage_from_anthropic(usage: Any) -> Usage:
     if usage is None:
         return Usage()
+    # The SDK's Usage types cache_creation; a stream's message_delta keeps it, if sent, as an untyped dict.
+    creation = getattr(usage, "cache_creation", None)
+    creation = creation if isinstance(creation, dict) else vars(creation) if creation is not None else {}
     counted = Usage(
         input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
         cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
         cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+        cache_write_1h_tokens=int(creation.get("ephemeral_1h_input_tokens") or 0),
     )
     return checked_counts(counted, "Anthropic")
 
@@ -118,6 +123,7 @@ class AnthropicProvider(Provider):
 
     name = "anthropic"
     accepts_user = True  # metadata.user_id
+    accepts_1h_cache = True  # cache_control ttl "1h"
 
     def __init__(
         self,
@@ -243,6 +249,7 @@ class AnthropicProvider(Provider):
                         output_tokens=final.output_tokens,
                         cache_read_tokens=final.cache_read_tokens or usage.cache_read_tokens,
                         cache_write_tokens=final.cache_write_tokens or usage.cache_write_tokens,
+                        cache_write_1h_tokens=final.cache_write_1h_tokens or usage.cache_write_1h_tokens,
                     )
                 elif event.type == "message_stop":
                     stopped = True

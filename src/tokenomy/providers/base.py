@@ -82,7 +82,8 @@ def checked_counts(usage: Usage, provider: str) -> Usage:
     and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
     budget, and the gateway's metrics refuse it (a 500 for an answer already recorded)."""
     counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
-    if min(*counts, usage.reasoning_tokens) < 0:
+    one_hour = usage.cache_write_1h_tokens
+    if min(*counts, usage.reasoning_tokens, one_hour) < 0 or one_hour > usage.cache_write_tokens:
         raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
     return usage
 
@@ -218,6 +219,16 @@ def _first_part(content: list, accepted: tuple[type, ...]) -> tuple[int, int | N
     return None
 
 
+def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None:
+    """The request's first 1-hour cache point, refused for `why` (what the model lacks), or None if it has none.
+    Never sent as a 5-minute point instead: it would be billed, and expire, as one the caller did not ask for."""
+    place = request.one_hour_cache_point()
+    if place is None:
+        return None
+    message, field = place
+    return Unsupported(f'a 1-hour cache point (ttl "1h" at `{{where}}`): {why}', message, field=field)
+
+
 def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsupported | None:
     """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
     if inputs is None:
@@ -248,6 +259,7 @@ class Provider:
     accepts_names: bool = False  # OpenAI's per-message participant `name`
     accepts_user: bool = False  # an end-user id (ChatRequest.user) in a field of the provider's API
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
+    accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
@@ -265,6 +277,8 @@ class Provider:
                     return Unsupported("field `{where}`", field=key)
         if request.user is not None and not self.accepts_user:
             return Unsupported("an end-user id (`{where}`; this API has no field for it)", field="user")
+        if not self.accepts_1h_cache:
+            return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
         return None
 
     def check(self, request: ChatRequest) -> None:

@@ -5,7 +5,8 @@ Usage accounting: Bedrock's `usage.inputTokens` counts only the prompt tokens th
 read from nor written to the prompt cache; `cacheReadInputTokens` and `cacheWriteInputTokens` are
 reported beside it (AWS API reference "TokenUsage"; confirmed by SDKs that map Bedrock usage, e.g.
 opencode's bedrock-converse protocol fix "AWS reports inputTokens separately from cache reads and
-writes"). That matches `Usage.input_tokens`, so the fields map one to one.
+writes"). That matches `Usage.input_tokens`, so the fields map one to one; `cacheDetails` splits the writes by
+TTL (its "1h" entry is `Usage.cache_write_1h_tokens`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import ONE_HOUR, Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import (
@@ -107,11 +108,15 @@ def _is_loopback(url: str | None) -> bool:
 def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
     """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
     usage = usage or {}
+    details = usage.get("cacheDetails") or []  # [{ttl: "5m" | "1h", inputTokens}], the writes by TTL
     counted = Usage(
         input_tokens=int(usage.get("inputTokens") or 0),
         output_tokens=int(usage.get("outputTokens") or 0),
         cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
         cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
+        cache_write_1h_tokens=sum(
+            int(d.get("inputTokens") or 0) for d in details if isinstance(d, dict) and d.get("ttl") == ONE_HOUR
+        ),
     )
     return checked_counts(counted, "Bedrock")
 
@@ -220,6 +225,7 @@ class BedrockProvider(Provider):
     # (additionalModelRequestFields); the mapping refuses those that clash or would be mispriced.
     accepts_extra = None
     accepts_user = True  # requestMetadata.user_id (converse_mapping)
+    accepts_1h_cache = True  # cachePoint ttl "1h" (Claude 4.5 and later; the client refuses a model without its price)
 
     def __init__(
         self,

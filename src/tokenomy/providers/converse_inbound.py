@@ -6,8 +6,8 @@ Every field boto3 can send is carried or refused with a ValueError naming it in 
 (`messages[0].content[1].image.source.s3Location`): nothing is dropped.
 - text, image (bytes), document (bytes, format, name), toolUse, toolResult (text, json, image, document parts;
   `status: error`) and reasoningContent (text + signature, or redacted bytes) become content blocks.
-- a cachePoint at the end of a message, the system prompt or the tool list is Tokenomy's cache point there;
-  one elsewhere is refused (Tokenomy caches at the end of a turn, as its providers do).
+- a cachePoint at the end of a message, the system prompt or the tool list is Tokenomy's cache point there (a
+  1-hour one with `ttl: "1h"`); one elsewhere is refused (Tokenomy caches at the end of a turn, as its providers do).
 - inferenceConfig, toolConfig (toolSpec, toolChoice), outputConfig (a JSON schema text format, an effort) and the
   model fields Tokenomy knows in additionalModelRequestFields (top_k, Anthropic-style thinking) map to the
   ChatRequest's own options, so they reach whichever provider the route names.
@@ -22,7 +22,9 @@ import json
 from typing import Any
 
 from tokenomy.messages import (
+    ONE_HOUR,
     Block,
+    CachePoint,
     ChatRequest,
     ChatResponse,
     DocumentBlock,
@@ -195,27 +197,28 @@ def _block(kind: str, item: Any, where: str) -> Block:
     return _reasoning(item, where)
 
 
-def _cache_point(item: Any, where: str, last: bool) -> bool:
-    """A cachePoint block: Tokenomy's 5-minute cache point, honoured at the end of a message, system or tool list."""
+def _cache_point(item: Any, where: str, last: bool) -> CachePoint:
+    """A cachePoint block: Tokenomy's cache point (True: 5 minutes, or ONE_HOUR), honoured at the end of a message,
+    system or tool list. A 1-hour point after a 5-minute one is Bedrock's to refuse, not reordered."""
     point = _object(item, where, ("type", "ttl"))
     if point.get("type") != "default":
         raise ValueError(f"{where}.type: expected 'default'")
-    if point.get("ttl") not in (None, "5m"):
-        raise ValueError(f"{where}.ttl: the gateway sets 5-minute cache points only; remove ttl or send '5m'")
+    if point.get("ttl") not in (None, "5m", ONE_HOUR):
+        raise ValueError(f"{where}.ttl: expected '5m' or '1h' (got {point['ttl']!r})")
     if not last:
         raise ValueError(
             f"{where}: the gateway sets cache points at the end of a message, system prompt or tool "
             "list; move the cachePoint to the end"
         )
-    return True
+    return ONE_HOUR if point.get("ttl") == ONE_HOUR else True
 
 
-def _content(items: Any, where: str, kinds: tuple[str, ...]) -> tuple[list[Block], bool]:
-    """A list of Converse content blocks: the blocks, and whether it ends with a cache point."""
+def _content(items: Any, where: str, kinds: tuple[str, ...]) -> tuple[list[Block], CachePoint]:
+    """A list of Converse content blocks: the blocks, and the cache point it ends with (False: none)."""
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where}: expected a non-empty list of content blocks")
     blocks: list[Block] = []
-    cached = False
+    cached: CachePoint = False
     for i, raw in enumerate(items):
         here = f"{where}[{i}]"
         kind, item = _one(raw, here, kinds)
@@ -226,13 +229,13 @@ def _content(items: Any, where: str, kinds: tuple[str, ...]) -> tuple[list[Block
     return blocks, cached
 
 
-def _tools(config: Any) -> tuple[list[ToolSpec], ToolChoice | None, bool]:
+def _tools(config: Any) -> tuple[list[ToolSpec], ToolChoice | None, CachePoint]:
     config = _object(config, "toolConfig", ("tools", "toolChoice"))
     entries = config.get("tools")
     if not isinstance(entries, list) or not entries:
         raise ValueError("toolConfig.tools: expected a non-empty list")
     tools: list[ToolSpec] = []
-    cached = False
+    cached: CachePoint = False
     for i, entry in enumerate(entries):
         where = f"toolConfig.tools[{i}]"
         kind, item = _one(entry, where, ("toolSpec", "cachePoint"))
@@ -357,7 +360,8 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
             raise ValueError(f"messages[{i}].role: expected 'user' or 'assistant'")
         blocks, cached = _content(message.get("content"), f"messages[{i}].content", BLOCK_KINDS)
         messages.append(Message(message["role"], blocks, cached))
-    system, system_cached = None, False
+    system: str | None = None
+    system_cached: CachePoint = False
     if body.get("system") is not None:
         parts, system_cached = _content(body["system"], "system", ("text", "cachePoint"))
         system = "\n".join(b.text for b in parts if isinstance(b, TextBlock))
@@ -444,10 +448,11 @@ def stop_reason(response: ChatResponse) -> str:
     return STOP_REASONS.get(response.finish_reason, "end_turn")
 
 
-def usage_body(response: ChatResponse) -> dict[str, int]:
-    """Converse's TokenUsage: inputTokens excludes cache reads and writes, as Tokenomy's Usage does."""
+def usage_body(response: ChatResponse) -> dict[str, Any]:
+    """Converse's TokenUsage: inputTokens excludes cache reads and writes, as Tokenomy's Usage does; cacheDetails
+    splits the writes by TTL, 1h before 5m, as Bedrock sorts them."""
     usage = response.usage
-    body = {
+    body: dict[str, Any] = {
         "inputTokens": usage.input_tokens,
         "outputTokens": usage.output_tokens,
         "totalTokens": usage.input_tokens + usage.output_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
@@ -455,6 +460,10 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
     if usage.cache_read_tokens or usage.cache_write_tokens:
         body["cacheReadInputTokens"] = usage.cache_read_tokens
         body["cacheWriteInputTokens"] = usage.cache_write_tokens
+    if usage.cache_write_tokens:
+        one_hour = usage.cache_write_1h_tokens
+        by_ttl = ((ONE_HOUR, one_hour), ("5m", usage.cache_write_tokens - one_hour))
+        body["cacheDetails"] = [{"ttl": ttl, "inputTokens": tokens} for ttl, tokens in by_ttl if tokens]
     return body
 
 

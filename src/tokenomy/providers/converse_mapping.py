@@ -17,7 +17,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
   lacks (minimal, none), `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have
   no Converse field and are refused.
-- cachePoint blocks follow the tools, the system prompt and each message marked as a cache point.
+- cachePoint blocks follow the tools, the system prompt and each message marked as a cache point; a 1-hour one
+  with `ttl: "1h"` (its writes come back in usage.cacheDetails).
 - Consecutive turns of one role (a tool result then the user's next words) are one Converse message: Converse
   requires the roles to alternate, where Anthropic's own API joins such turns.
 
@@ -35,7 +36,9 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    ONE_HOUR,
     Block,
+    CachePoint,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
@@ -147,6 +150,11 @@ def _request_metadata(user: str, given: Any, model: str) -> dict[str, Any]:
             "characters; send one of that shape",
         )
     return {**(given if isinstance(given, dict) else {}), "user_id": user}
+
+
+def cache_point(point: CachePoint) -> dict[str, Any]:
+    """The cachePoint block of a cache point: the default (5 minutes), with ttl "1h" for a 1-hour one."""
+    return {"cachePoint": {"type": "default", "ttl": ONE_HOUR}} if point == ONE_HOUR else dict(CACHE_POINT)
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
@@ -289,7 +297,7 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
         return None
     tools = to_bedrock_tools(request.tools, request.model)
     if request.tools_cache_point:
-        tools.append(dict(CACHE_POINT))
+        tools.append(cache_point(request.tools_cache_point))
     config: dict[str, Any] = {"tools": tools}
     if choice is not None:
         if choice.mode == "tool":
@@ -351,7 +359,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     if request.system:
         system: list[dict[str, Any]] = [{"text": request.system}]
         if request.system_cache_point:
-            system.append(dict(CACHE_POINT))
+            system.append(cache_point(request.system_cache_point))
         params["system"] = system
     messages: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
@@ -359,7 +367,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
         content = [block_to_converse(b, model, f"messages[{i}].content[{j}]") for j, b in enumerate(message.content)]
         if message.cache_point:
-            content.append(dict(CACHE_POINT))
+            content.append(cache_point(message.cache_point))
         if messages and messages[-1]["role"] == message.role:
             # Converse refuses two turns of one role in a row, which Anthropic's API joins (tool results then the
             # user's next words, as agents send them; a user turn after a system message hoisted out): one turn here
