@@ -225,7 +225,8 @@ def _server_tool_upstream():
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    usage = {"input_tokens": 10, "output_tokens": 5}
+    searched = {"web_search_requests": 2, "web_fetch_requests": 0}
+    usage = {"input_tokens": 10, "output_tokens": 5, "server_tool_use": searched}
 
     async def messages(request: Request) -> Response:
         body = await request.json()
@@ -234,7 +235,8 @@ def _server_tool_upstream():
         if not body.get("stream"):
             return JSONResponse(message)
         use, result, text = SERVER_TOOL_BLOCKS
-        events = [("message_start", {"message": {**message, "content": [], "stop_reason": None}}),
+        opening = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 10, "output_tokens": 1}}
+        events = [("message_start", {"message": opening}),
                   ("content_block_start", {"index": 0, "content_block": {**use, "input": {}}}),
                   ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
                                                                  "partial_json": _json.dumps(use["input"])}}),
@@ -245,7 +247,7 @@ def _server_tool_upstream():
                   ("content_block_delta", {"index": 2, "delta": {"type": "text_delta", "text": text["text"]}}),
                   ("content_block_stop", {"index": 2}),
                   ("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                     "usage": {"output_tokens": 5}}),
+                                     "usage": {"output_tokens": 5, "server_tool_use": searched}}),
                   ("message_stop", {})]
         data = "".join(f"event: {name}\ndata: {_json.dumps({'type': name, **event})}\n\n" for name, event in events)
         return Response(data, media_type="text/event-stream")
@@ -268,3 +270,24 @@ def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_
         assert answer.text == "Sunny in Paris." and answer.usage.output_tokens == 5
         assert answer.raw["other_blocks"] == SERVER_TOOL_BLOCKS[:2]
     assert [row.outcome for row in open_store(ledger_path).events()] == ["ok", "ok"]
+
+
+def test_web_searches_are_billed_per_search_beside_the_tokens(ledger_path) -> None:
+    """Anthropic bills each web search (usage.server_tool_use.web_search_requests) on top of the tokens: the answer's
+    cost and its ledger row include them, whole and streamed, and the row says how many there were."""
+    from tokenomy.pricing.server_tools import REQUEST_PRICES
+
+    with ServerThread(_server_tool_upstream()) as base:
+        spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
+        request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
+                              extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        with Tokenomy(ledger_path, models=spec) as client:
+            answers = [client.chat(request), list(client.stream(request))[-1].response]
+    tokens = compute_cost(answers[0].usage, SONNET).total_usd
+    searches = 2 * REQUEST_PRICES["anthropic"]["web_search_requests"].usd
+    assert searches > 0
+    assert [a.cost_usd for a in answers] == [tokens + searches] * 2
+    rows = open_store(ledger_path).events()
+    assert [row.cost_usd for row in rows] == [tokens + searches] * 2
+    assert [row.tags.get("web_search_requests") for row in rows] == ["2", "2"]
+    assert all(row.input_cost_usd + row.output_cost_usd == tokens for row in rows)  # the search fee is no token cost

@@ -84,6 +84,15 @@ def usage_from_anthropic(usage: Any) -> Usage:
     return checked_counts(counted, "Anthropic")
 
 
+def server_tool_use(usage: Any) -> dict[str, Any] | None:
+    """An answer's `usage.server_tool_use` (web searches and fetches Anthropic ran, and bills), for
+    `ChatResponse.raw["server_tool_use"]`, where the recorder prices them (pricing/server_tools.py)."""
+    used = getattr(usage, "server_tool_use", None)
+    if used is None:
+        return None
+    return used.model_dump(exclude_none=True) if hasattr(used, "model_dump") else dict(used)
+
+
 def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
@@ -191,6 +200,9 @@ class AnthropicProvider(Provider):
         content, other = split_answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
         if other:
             raw["other_blocks"] = other
+        used = server_tool_use(result.usage)
+        if used:
+            raw["server_tool_use"] = used
         return ChatResponse(
             content=content,
             model=request.model,
@@ -214,6 +226,7 @@ class AnthropicProvider(Provider):
         reported = None  # any usage the stream carried
         stop_reason = stop_sequence = None
         stopped = False
+        used = None  # the server tools' requests (web searches) the stream reported
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
@@ -223,6 +236,7 @@ class AnthropicProvider(Provider):
                 chunk = None
                 if event.type == "message_start":
                     usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
+                    used = server_tool_use(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
@@ -238,6 +252,7 @@ class AnthropicProvider(Provider):
                     stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final, reported = usage_from_anthropic(event.usage), reported or event.usage
+                    used = server_tool_use(event.usage) or used  # its counts are the answer's totals
                     usage = Usage(
                         input_tokens=final.input_tokens or usage.input_tokens,
                         output_tokens=final.output_tokens,
@@ -260,6 +275,8 @@ class AnthropicProvider(Provider):
         content = assembler.content()
         if assembler.other:
             raw["other_blocks"] = assembler.other
+        if used:
+            raw["server_tool_use"] = used
         yield StreamChunk(
             response=ChatResponse(
                 content=content,
