@@ -13,7 +13,7 @@ from tokenomy.emulate.anthropic_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolSpec
+from tokenomy.messages import ChatRequest, Message, ProviderBlock, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropic_params
@@ -256,8 +256,9 @@ def _server_tool_upstream():
 
 
 def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_path) -> None:
-    """A server tool's blocks (web search through `extra` tools) have no Tokenomy type: the answer still comes back,
-    with them in `raw` as sent, and is recorded; a raw ValueError escaped after the provider had billed the call."""
+    """A server tool's blocks (web search) have no Tokenomy type: the answer still comes back, with them as provider
+    blocks in their places, as sent, and is recorded; a raw ValueError escaped after the provider had billed the
+    call."""
     with ServerThread(_server_tool_upstream()) as base:
         spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
         request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
@@ -268,7 +269,8 @@ def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_
     assert not any(c.tool_call for c in chunks)  # the server tool's input is no call for the caller to make
     for answer in answers:
         assert answer.text == "Sunny in Paris." and answer.usage.output_tokens == 5
-        assert answer.raw["other_blocks"] == SERVER_TOOL_BLOCKS[:2]
+        assert answer.content[:2] == [ProviderBlock("anthropic", block) for block in SERVER_TOOL_BLOCKS[:2]]
+    assert [c.block for c in chunks if c.block] == answers[0].content[:2]  # streamed whole, in their place
     assert [row.outcome for row in open_store(ledger_path).events()] == ["ok", "ok"]
 
 

@@ -41,6 +41,7 @@ from tokenomy.messages import (
     StreamChunk,
 )
 from tokenomy.providers.anthropic_inbound import (
+    anthropic_only,
     caller_param,
     caller_path,
     message_body,
@@ -180,6 +181,14 @@ class EventWriter:
         if piece.redacted is not None:  # whole, where the model put it
             out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
             self.redacted_sent += 1
+        if piece.block is not None:  # a server tool's call or result, whole, where the model put it
+            out += self._provider_block(piece.block.data)
+        if piece.citations is not None:  # a cited text: a block of its own, its citations before its text
+            out += self._begin("cited", {"type": "text", "text": "", "citations": []})
+            out += [self._delta({"type": "citations_delta", "citation": cited}) for cited in piece.citations]
+            if piece.delta:
+                out.append(self._delta({"type": "text_delta", "text": piece.delta}))
+            return out + self._close()
         if piece.reasoning or piece.signature:
             # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
             riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
@@ -211,6 +220,14 @@ class EventWriter:
                     )
                 )
         return out
+
+    def _provider_block(self, data: dict[str, Any]) -> list[bytes]:
+        """A server tool's block as Anthropic streams it: a call's input in an input_json_delta, a result whole."""
+        if data.get("type") != "server_tool_use":
+            return self._begin("server", data) + self._close()
+        out = self._begin("server", {**data, "input": {}})
+        out.append(self._delta({"type": "input_json_delta", "partial_json": json.dumps(data.get("input") or {})}))
+        return out + self._close()
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self._close()
@@ -346,6 +363,15 @@ async def answer_message(
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
+        only = anthropic_only(call)
+        others = sorted(route_providers(gw, route, name) - {"anthropic"}) if only is not None else []
+        if only is not None and others:  # e.g. Claude on Bedrock, which runs no server tools
+            where, what = only
+            message = (
+                f"{where}: {what}, and `{name}` may reach {', '.join(others)} models, which cannot take it; remove it "
+                "or use a route whose models are all on Anthropic's API"
+            )
+            return metrics.done(anthropic_error(400, message), name, started)
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
         refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:

@@ -13,19 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
 from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     DEFAULT_MAX_TOKENS,
     EPHEMERAL,
     FINISH_REASONS,
     AnthropicStreamAssembler,
+    answer_blocks,
     blocks_from_anthropic,
     refuse,
-    split_answer_blocks,
     to_anthropic_params,
     to_anthropic_tools,
 )
 from tokenomy.providers.base import (
+    ALL_BLOCKS,
     DEFAULT_TIMEOUT_S,
     Provider,
     answer_broke_off,
@@ -127,6 +128,8 @@ class AnthropicProvider(Provider):
 
     name = "anthropic"
     accepts_user = True  # metadata.user_id
+    accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
+    accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
 
     def __init__(
         self,
@@ -197,9 +200,7 @@ class AnthropicProvider(Provider):
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
-        content, other = split_answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
-        if other:
-            raw["other_blocks"] = other
+        content = answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
         used = server_tool_use(result.usage)
         if used:
             raw["server_tool_use"] = used
@@ -247,6 +248,8 @@ class AnthropicProvider(Provider):
                         chunk = StreamChunk(redacted=block["content_block"].get("data", ""))
                 elif event.type == "content_block_delta":
                     chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
+                elif event.type == "content_block_stop":  # a cited text or a server tool's block: whole, in place
+                    chunk = assembler.stop(event.model_dump(exclude_none=True))
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     stop_sequence = event.delta.stop_sequence or stop_sequence
@@ -273,8 +276,6 @@ class AnthropicProvider(Provider):
             )
         latency = (time.perf_counter() - start) * 1000
         content = assembler.content()
-        if assembler.other:
-            raw["other_blocks"] = assembler.other
         if used:
             raw["server_tool_use"] = used
         yield StreamChunk(
