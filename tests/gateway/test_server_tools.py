@@ -112,6 +112,19 @@ def test_server_tool_definitions_reach_anthropic_as_sent(sdk, scripted) -> None:
     assert headers["anthropic-beta"] == "web-fetch-2025-09-10"
 
 
+def test_a_paused_turn_stays_paused_for_the_caller_to_go_on(sdk, scripted) -> None:
+    """Claude pauses a long turn of server tools (stop_reason pause_turn) for the caller to send it back: answered
+    as end_turn, an agent took the turn as finished."""
+    scripted.reply = {"text": "Searching", "stop_reason": "pause_turn", "stop_sequence": None}
+    try:
+        whole = sdk.messages.create(model="scripted", max_tokens=5, messages=ASK, tools=[SEARCH])
+        with sdk.messages.stream(model="scripted", max_tokens=5, messages=ASK, tools=[SEARCH]) as stream:
+            streamed = stream.get_final_message()
+    finally:
+        scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    assert whole.stop_reason == streamed.stop_reason == "pause_turn"
+
+
 def test_a_follow_up_turn_sends_the_server_tool_blocks_back_intact(sdk, scripted) -> None:
     first = sdk.messages.create(model="claude", max_tokens=50, messages=ASK, tools=[SEARCH])
     answered = [block.model_dump(exclude_none=True) for block in first.content]

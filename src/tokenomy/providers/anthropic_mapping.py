@@ -48,9 +48,17 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
     "model_context_window_exceeded": "length",
-    "pause_turn": "stop",
+    # A long turn of server tools (web searches) paused: the caller sends the answer back to let Claude go on. No
+    # OpenAI reason says so; as "stop" the gateway answered end_turn, and the caller's agent loop ended midway.
+    "pause_turn": "pause_turn",
 }
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "pause_turn": "pause_turn",
+}
 TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
 
