@@ -27,7 +27,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal
+from tokenomy.providers.base import Provider, inputs_refusal, raise_refusal, server_tools_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -194,7 +194,10 @@ class Tokenomy(Recorder):
     def _check_inputs(target: Target) -> None:
         """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`): the gateway
         checks a route's own model up front, but a fallback or a routed tier is known only here."""
-        raise_refusal(target.call, target.provider.name, inputs_refusal(target.spec.inputs, target.call))
+        refused = inputs_refusal(target.spec.inputs, target.call)
+        if refused is None and target.call.tools and not target.provider.accepts_server_tools:
+            refused = server_tools_refusal(target.call)  # a fallback or routed tier on an API that runs none
+        raise_refusal(target.call, target.provider.name, refused)
 
     @staticmethod
     def _pass_on(call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:

@@ -293,3 +293,18 @@ def test_web_searches_are_billed_per_search_beside_the_tokens(ledger_path) -> No
     assert [row.cost_usd for row in rows] == [tokens + searches] * 2
     assert [row.tags.get("web_search_requests") for row in rows] == ["2", "2"]
     assert all(row.input_cost_usd + row.output_cost_usd == tokens for row in rows)  # the search fee is no token cost
+
+
+def test_a_server_tool_for_a_model_on_another_api_is_refused_before_any_call(ledger_path, monkeypatch) -> None:
+    """A server tool (ToolSpec.server) runs on Anthropic's API only: Bedrock's mapping sent it as a function the
+    caller never implemented. Refused by name, nothing sent (the endpoint is unreachable)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    spec = {"b": ModelSpec(name="b", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
+                           region="us-east-1", endpoint_url="http://127.0.0.1:9")}
+    search = ToolSpec("web_search", server={"type": "web_search_20250305", "name": "web_search"})
+    request = ChatRequest([Message("user", "news?")], model="b", max_tokens=8, tools=[search])
+    with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError) as refused:
+        client.chat(request)
+    assert refused.value.kind == "client_error" and "`tools[0].type`" in str(refused.value)
+    assert "cannot reach" not in str(refused.value)

@@ -6,7 +6,9 @@ telemetry, retries, fallback, caching), settlement. Requests and answers are map
 Anthropic provider's own block functions in reverse (`providers.anthropic_inbound`), so tools, images,
 documents, thinking and cache_control reach whichever model the route names, or are refused with a 400
 naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
-stop with text_delta, input_json_delta, thinking_delta and signature_delta, message_delta, message_stop).
+stop with text_delta, input_json_delta, thinking_delta, signature_delta and citations_delta, message_delta,
+message_stop). Anthropic's server tools (web search, web fetch), their blocks and text citations reach a route whose
+models are all on Anthropic's API, and are refused by name for any other (`anthropic_inbound.anthropic_only`).
 """
 
 from __future__ import annotations

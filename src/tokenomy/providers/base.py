@@ -237,6 +237,18 @@ def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsu
     return None
 
 
+def server_tools_refusal(request: ChatRequest) -> Unsupported | None:
+    """The first server tool of `request` (ToolSpec.server: Anthropic's web search), for a provider whose API runs
+    none: another API's mapping would send it as a function the caller never implemented."""
+    for i, tool in enumerate(request.tools):
+        if tool.server is not None:
+            return Unsupported(
+                f"Anthropic's server tool {tool.server.get('type')!r} (`{{where}}`), which only Anthropic's API runs",
+                field=f"tools[{i}].type",
+            )
+    return None
+
+
 class Provider:
     """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
 
@@ -267,13 +279,9 @@ class Provider:
                     kind = BLOCK_NAMES.get(type(part), type(part).__name__)
                 return Unsupported(f"{_a(kind)} block ({{where}})", i, j, k)
         if not self.accepts_server_tools:
-            for i, tool in enumerate(request.tools):
-                if tool.server is not None:
-                    return Unsupported(
-                        f"Anthropic's server tool {tool.server.get('type')!r} (`{{where}}`), which only Anthropic's "
-                        "API runs",
-                        field=f"tools[{i}].type",
-                    )
+            refused = server_tools_refusal(request)
+            if refused is not None:
+                return refused
         if self.accepts_extra is not None:
             for key in request.extra:
                 if key not in self.accepts_extra:
