@@ -365,13 +365,15 @@ async def answer_message(
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
-        only = anthropic_only(call)
-        others = sorted(route_providers(gw, route, name) - {"anthropic"}) if only is not None else []
-        if only is not None and others:  # e.g. Claude on Bedrock, which runs no server tools
+        # Server tools, their blocks and citations: to Anthropic's API only (looked for when the route may leave it)
+        others = sorted(route_providers(gw, route, name) - {"anthropic"})
+        only = anthropic_only(call) if others else None
+        if only is not None:
             where, what = only
+            bedrock = " (Claude on Bedrock runs no server tools)" if "aws.bedrock" in others else ""
             message = (
-                f"{where}: {what}, and `{name}` may reach {', '.join(others)} models, which cannot take it; remove it "
-                "or use a route whose models are all on Anthropic's API"
+                f"{where}: {what}, and `{name}` may reach {', '.join(others)} models, which cannot take it{bedrock}; "
+                "remove it or use a route whose models are all on Anthropic's API"
             )
             return metrics.done(anthropic_error(400, message), name, started)
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
@@ -381,7 +383,7 @@ async def answer_message(
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
         # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
-        if beta and route_providers(gw, route, name) == {"anthropic"}:
+        if beta and not others and route_providers(gw, route, name) == {"anthropic"}:
             call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
