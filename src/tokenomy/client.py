@@ -27,7 +27,14 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.providers.base import Provider, Unsupported, inputs_refusal, one_hour_cache_refusal, raise_refusal
+from tokenomy.providers.base import (
+    Provider,
+    Unsupported,
+    inputs_refusal,
+    one_hour_cache_refusal,
+    raise_refusal,
+    server_tools_refusal,
+)
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -191,11 +198,13 @@ class Tokenomy(Recorder):
         return not call.escalated
 
     def _check_inputs(self, target: Target) -> None:
-        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`) or a 1-hour
-        cache point it has no price for: the gateway checks a route's own model up front, but a fallback or a routed
-        tier is known only here."""
-        why = inputs_refusal(target.spec.inputs, target.call) or self.cache_refusal(target.spec, target.call)
-        raise_refusal(target.call, target.provider.name, why)
+        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`), a server tool
+        its API does not run, or a 1-hour cache point it has no price for: the gateway checks a route's own model up
+        front, but a fallback or a routed tier is known only here."""
+        refused = inputs_refusal(target.spec.inputs, target.call)
+        if refused is None and target.call.tools and not target.provider.accepts_server_tools:
+            refused = server_tools_refusal(target.call)  # a fallback or routed tier on an API that runs none
+        raise_refusal(target.call, target.provider.name, refused or self.cache_refusal(target.spec, target.call))
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
         """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not

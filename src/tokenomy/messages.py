@@ -33,6 +33,9 @@ ROLES = ("user", "assistant")
 @dataclass(slots=True)
 class TextBlock:
     text: str
+    # What the text cites, as the provider's API sent it (Claude's web search and document citations): carried back
+    # to that API (Anthropic's); other APIs have no place for them.
+    citations: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -102,7 +105,21 @@ class ReasoningBlock:
     redacted: str | None = None  # provider-encrypted reasoning, passed back untouched
 
 
-Block = Union[TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock]
+@dataclass(slots=True)
+class ProviderBlock:
+    """A block of one provider's API the content model has no type for (Anthropic's server tools: server_tool_use,
+    web_search_tool_result, web_fetch_tool_result, ...), kept whole in its place: carried back to that API
+    (`api`, a provider name) as it came, and refused by every other, naming the block."""
+
+    api: str
+    data: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("type"))
+
+
+Block = Union[TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock, ProviderBlock]
 _TEXTUAL = (TextBlock, ToolResultBlock)  # blocks with a `.text` (a tuple: isinstance with `A | B` builds it per call)
 
 
@@ -160,6 +177,9 @@ class ToolSpec:
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
     output_schema: dict[str, Any] | None = None
+    # A tool Anthropic's API runs itself (a server tool: web search, web fetch), its definition as the caller sent it
+    # (type, name, max_uses, ...): carried to Anthropic's Messages API as sent, refused by every other provider.
+    server: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
@@ -171,6 +191,8 @@ class ToolSpec:
         }
         if self.output_schema is not None:  # only when set: the prefix hashes of every other tool stay as they were
             out["output_schema"] = self.output_schema
+        if self.server is not None:
+            out["server"] = self.server
         return out
 
     @property
@@ -413,7 +435,12 @@ class StreamChunk:
     # A redacted reasoning block, whole, in its place in the answer (Claude's redacted_thinking, which has no deltas):
     # a writer sends it there, and skips it in the final response's content, which holds it too.
     redacted: str | None = None
+    # A provider block, whole, in its place in the answer (Anthropic's server tools' calls and results): a writer
+    # sends it there; the final response's content holds it too.
+    block: ProviderBlock | None = None
+    # The citations of the text in `delta`, which is then a cited text block of its own, whole (Claude's citations).
+    citations: list[dict[str, Any]] | None = None
 
     @property
     def has_content(self) -> bool:
-        return bool(self.delta or self.tool_call or self.reasoning or self.redacted)
+        return bool(self.delta or self.tool_call or self.reasoning or self.redacted or self.block)

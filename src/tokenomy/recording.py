@@ -26,6 +26,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
+from tokenomy.pricing.server_tools import server_tool_counts, with_server_tools
 from tokenomy.telemetry import otel
 
 log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
@@ -68,6 +69,10 @@ class Recorder:
             # marked unpriced, rather than an error for a price the catalog lacks.
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
             cost = unpriced_cost(pricing_model, region, call.mode)
+        # Tools the provider ran and bills per request (Anthropic's web search): counted in the answer, priced apart
+        searches = server_tool_counts(response.raw)
+        if searches:
+            cost = with_server_tools(cost, target.provider.name, searches)
         response.cost_usd = cost.total_usd
         response.call_cost_usd = call.cost.add(cost.total_usd)  # a cascade's rejected answers were paid for too
         response.attempts = att.number
@@ -83,6 +88,8 @@ class Recorder:
         event.attempt = att.number
         if cancelled:  # answered and billed, though nobody received it
             event.outcome, event.error_type = "cancelled", "CallCancelled"
+        if searches:  # the row says how many requests its tools_usd (the cost beyond its token costs) paid for
+            event.tags = {**(event.tags or {}), **{name: str(number) for name, number in searches.items()}}
         if tier != "standard":  # the row says why its price is not the standard one
             event.tags = {**(event.tags or {}), "service_tier": tier}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from

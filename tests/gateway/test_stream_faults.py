@@ -304,7 +304,7 @@ def test_an_answer_the_gateway_cannot_read_is_a_500_and_still_in_the_ledger(stre
         def unreadable(*args, **kwargs):
             raise KeyError("content")
 
-        monkeypatch.setattr(anthropic_provider, "split_answer_blocks", unreadable)
+        monkeypatch.setattr(anthropic_provider, "answer_blocks", unreadable)
     with ServerThread(scripted.app) as claude_api:
         config = {"models": {"claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
                                         "base_url": claude_api}}}

@@ -13,7 +13,7 @@ from tokenomy.emulate.anthropic_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolSpec
+from tokenomy.messages import ChatRequest, Message, ProviderBlock, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropic_params
@@ -225,7 +225,8 @@ def _server_tool_upstream():
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    usage = {"input_tokens": 10, "output_tokens": 5}
+    searched = {"web_search_requests": 2, "web_fetch_requests": 0}
+    usage = {"input_tokens": 10, "output_tokens": 5, "server_tool_use": searched}
 
     async def messages(request: Request) -> Response:
         body = await request.json()
@@ -234,7 +235,8 @@ def _server_tool_upstream():
         if not body.get("stream"):
             return JSONResponse(message)
         use, result, text = SERVER_TOOL_BLOCKS
-        events = [("message_start", {"message": {**message, "content": [], "stop_reason": None}}),
+        opening = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 10, "output_tokens": 1}}
+        events = [("message_start", {"message": opening}),
                   ("content_block_start", {"index": 0, "content_block": {**use, "input": {}}}),
                   ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
                                                                  "partial_json": _json.dumps(use["input"])}}),
@@ -245,7 +247,7 @@ def _server_tool_upstream():
                   ("content_block_delta", {"index": 2, "delta": {"type": "text_delta", "text": text["text"]}}),
                   ("content_block_stop", {"index": 2}),
                   ("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                     "usage": {"output_tokens": 5}}),
+                                     "usage": {"output_tokens": 5, "server_tool_use": searched}}),
                   ("message_stop", {})]
         data = "".join(f"event: {name}\ndata: {_json.dumps({'type': name, **event})}\n\n" for name, event in events)
         return Response(data, media_type="text/event-stream")
@@ -254,8 +256,9 @@ def _server_tool_upstream():
 
 
 def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_path) -> None:
-    """A server tool's blocks (web search through `extra` tools) have no Tokenomy type: the answer still comes back,
-    with them in `raw` as sent, and is recorded; a raw ValueError escaped after the provider had billed the call."""
+    """A server tool's blocks (web search) have no Tokenomy type: the answer still comes back, with them as provider
+    blocks in their places, as sent, and is recorded; a raw ValueError escaped after the provider had billed the
+    call."""
     with ServerThread(_server_tool_upstream()) as base:
         spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
         request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
@@ -266,5 +269,42 @@ def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_
     assert not any(c.tool_call for c in chunks)  # the server tool's input is no call for the caller to make
     for answer in answers:
         assert answer.text == "Sunny in Paris." and answer.usage.output_tokens == 5
-        assert answer.raw["other_blocks"] == SERVER_TOOL_BLOCKS[:2]
+        assert answer.content[:2] == [ProviderBlock("anthropic", block) for block in SERVER_TOOL_BLOCKS[:2]]
+    assert [c.block for c in chunks if c.block] == answers[0].content[:2]  # streamed whole, in their place
     assert [row.outcome for row in open_store(ledger_path).events()] == ["ok", "ok"]
+
+
+def test_web_searches_are_billed_per_search_beside_the_tokens(ledger_path) -> None:
+    """Anthropic bills each web search (usage.server_tool_use.web_search_requests) on top of the tokens: the answer's
+    cost and its ledger row include them, whole and streamed, and the row says how many there were."""
+    from tokenomy.pricing.server_tools import REQUEST_PRICES
+
+    with ServerThread(_server_tool_upstream()) as base:
+        spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
+        request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
+                              extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        with Tokenomy(ledger_path, models=spec) as client:
+            answers = [client.chat(request), list(client.stream(request))[-1].response]
+    tokens = compute_cost(answers[0].usage, SONNET).total_usd
+    searches = 2 * REQUEST_PRICES["anthropic"]["web_search_requests"].usd
+    assert searches > 0
+    assert [a.cost_usd for a in answers] == [tokens + searches] * 2
+    rows = open_store(ledger_path).events()
+    assert [row.cost_usd for row in rows] == [tokens + searches] * 2
+    assert [row.tags.get("web_search_requests") for row in rows] == ["2", "2"]
+    assert all(row.input_cost_usd + row.output_cost_usd == tokens for row in rows)  # the search fee is no token cost
+
+
+def test_a_server_tool_for_a_model_on_another_api_is_refused_before_any_call(ledger_path, monkeypatch) -> None:
+    """A server tool (ToolSpec.server) runs on Anthropic's API only: Bedrock's mapping sent it as a function the
+    caller never implemented. Refused by name, nothing sent (the endpoint is unreachable)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    spec = {"b": ModelSpec(name="b", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
+                           region="us-east-1", endpoint_url="http://127.0.0.1:9")}
+    search = ToolSpec("web_search", server={"type": "web_search_20250305", "name": "web_search"})
+    request = ChatRequest([Message("user", "news?")], model="b", max_tokens=8, tools=[search])
+    with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError) as refused:
+        client.chat(request)
+    assert refused.value.kind == "client_error" and "`tools[0].type`" in str(refused.value)
+    assert "cannot reach" not in str(refused.value)

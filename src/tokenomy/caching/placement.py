@@ -24,6 +24,7 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
+    ProviderBlock,
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
@@ -63,7 +64,7 @@ def estimate_input_tokens(request: ChatRequest) -> int:
         chars += more_chars
         tokens += more_tokens
     for tool in request.tools:
-        chars += len(tool.name) + len(tool.description or "") + _json_length(tool.input_schema)
+        chars += len(tool.name) + len(tool.description or "") + _json_length(tool.server or tool.input_schema)
     return (chars + 3) // 4 + tokens
 
 
@@ -124,6 +125,8 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
             tokens += more_tokens
         elif isinstance(block, ReasoningBlock):
             chars += len(block.text or block.redacted or "")
+        elif isinstance(block, ProviderBlock):  # a server tool's call or result (web search results): sent as it is
+            chars += _json_length(block.data)
     return chars, tokens
 
 

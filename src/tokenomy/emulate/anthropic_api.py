@@ -13,7 +13,9 @@ standing in for a vision model: an image or PDF reaches it as a placeholder line
 estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
 tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
 thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
-as a signed thinking block before the answer.
+as a signed thinking block before the answer. Server tools: a web search tool (`web_search_*`) is answered with a
+deterministic fixture (`anthropic_search`: one search, its result, a cited text; usage counts the search), and an
+earlier answer's server_tool_use and *_tool_result blocks are taken back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
+from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
+from tokenomy.emulate.anthropic_search import check_server_tool, search_events, search_tool
 from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
@@ -145,7 +149,9 @@ def parse_messages(
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise invalid(f"tools.{i}.name: Field required")
-        if not isinstance(tool.get("input_schema"), dict):
+        if tool.get("type") not in (None, "custom"):  # a server tool: the API runs it
+            check_server_tool(tool, f"tools.{i}")
+        elif not isinstance(tool.get("input_schema"), dict):
             raise invalid(f"tools.{i}.input_schema: Field required")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
         system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
@@ -174,7 +180,8 @@ def parse_messages(
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise invalid(f"{name}: Input should be a non-negative number")
-    return system, turns, {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **_options(body, tools)}
+    options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **_options(body, tools)}
+    return system, turns, {**options, "web_search": search_tool(tools)}
 
 
 class AnthropicEmulator:
@@ -235,13 +242,16 @@ class AnthropicEmulator:
         except InputTooLong as exc:
             raise invalid(f"prompt is too long: {exc}") from None
         prepared.forced_tool = options["forced_tool"]
+        prepared.web_search = options["web_search"]
         return prepared, model, options["thinking_budget"]
 
 
-def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
+def _usage(prepared: Prepared, output_tokens: int, searches: int = 0) -> dict[str, Any]:
     account = prepared.account
     by_ttl = dict(account.writes_by_ttl)
+    used = {"server_tool_use": {"web_search_requests": searches, "web_fetch_requests": 0}} if searches else {}
     return {
+        **used,
         "input_tokens": account.input_tokens,
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": account.cache_write_tokens,
@@ -283,6 +293,12 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces))}
         yield "stop", index
         index += 1
+    if prepared.web_search is not None and prepared.forced_tool is None:  # one search, answered by the fixture
+        query = prepared.request.messages[-1].text[:200] if prepared.request.messages else ""
+        yield from search_events(query, index)
+        output = engine.count(json.dumps({"query": query}) + SEARCH_ANSWER)
+        yield "finish", output_tokens + output, "end_turn", 1
+        return
     if prepared.forced_tool is not None:
         tool = prepared.forced_tool
         try:
@@ -319,11 +335,12 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
     yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
 
 
-def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str]:
-    """Fold answer events into the content blocks of a JSON response."""
+def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str, int]:
+    """Fold answer events into the content blocks of a JSON response (and its output tokens, stop reason and web
+    searches)."""
     blocks: list[dict[str, Any]] = []
     arguments: dict[int, str] = {}
-    output_tokens, stop = 0, "end_turn"
+    output_tokens, stop, searches = 0, "end_turn", 0
     for event in events:
         if event[0] == "start":
             blocks.append(dict(event[2]))
@@ -337,11 +354,13 @@ def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int,
                 block["signature"] = delta["signature"]
             elif delta["type"] == "input_json_delta":
                 arguments[event[1]] = arguments.get(event[1], "") + delta["partial_json"]
+            elif delta["type"] == "citations_delta":
+                block["citations"] = [*block.get("citations", []), delta["citation"]]
         elif event[0] == "finish":
-            output_tokens, stop = event[1], event[2]
+            output_tokens, stop, searches = event[1], event[2], event[3] if len(event) > 3 else 0
     for i, text in arguments.items():
         blocks[i]["input"] = json.loads(text)
-    return blocks, output_tokens, stop
+    return blocks, output_tokens, stop, searches
 
 
 def stream_events(
@@ -365,7 +384,7 @@ def stream_events(
             },
         },
     )
-    output_tokens, stop = 0, "end_turn"
+    output_tokens, stop, searches = 0, "end_turn", 0
     try:
         for event in answer(engine, prepared, thinking_budget):
             if event[0] == "start":
@@ -379,7 +398,7 @@ def stream_events(
             elif event[0] == "stop":
                 yield _sse("content_block_stop", {"type": "content_block_stop", "index": event[1]})
             else:
-                output_tokens, stop = event[1], event[2]
+                output_tokens, stop, searches = event[1], event[2], event[3] if len(event) > 3 else 0
     except Exception as exc:  # mid-stream failures arrive as an SSE error event, as the API sends them
         yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": str(exc)}})
         return
@@ -388,7 +407,7 @@ def stream_events(
         {
             "type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": None},
-            "usage": _usage(prepared, output_tokens),
+            "usage": _usage(prepared, output_tokens, searches),
         },
     )
     yield _sse("message_stop", {"type": "message_stop"})
@@ -441,7 +460,7 @@ def create_app(
                 headers=headers,
             )
         try:
-            content, output_tokens, stop = await run_in_threadpool(
+            content, output_tokens, stop, searches = await run_in_threadpool(
                 lambda: message_content(answer(emulator.engine, prepared, budget))
             )
         except AnthropicError as exc:
@@ -457,7 +476,7 @@ def create_app(
                 "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
-                "usage": _usage(prepared, output_tokens),
+                "usage": _usage(prepared, output_tokens, searches),
             },
             headers=headers,
         )

@@ -149,9 +149,18 @@ def _block(block: dict[str, Any], here: str) -> Block:
         if not isinstance(block.get("data"), str) or not block["data"]:
             raise invalid(f"{here}.data: Field required")
         return Block("")
+    if kind == "server_tool_use":  # an earlier answer's web search, sent back
+        if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
+            raise invalid(f"{here}: server_tool_use blocks need id, name and an input object")
+        return Block(json.dumps({k: block[k] for k in ("type", "id", "name", "input")}, sort_keys=True))
+    if kind in ("web_search_tool_result", "web_fetch_tool_result"):
+        if not isinstance(block.get("tool_use_id"), str) or "content" not in block:
+            raise invalid(f"{here}: {kind} blocks need tool_use_id and content")
+        return Block(json.dumps({k: block[k] for k in ("type", "tool_use_id", "content")}, sort_keys=True))
     raise invalid(
         f"{here}.type: '{kind}' is not supported by the Tokenomy emulator (text, image, document, "
-        "tool_use, tool_result, thinking, redacted_thinking are)"
+        "tool_use, tool_result, thinking, redacted_thinking, server_tool_use, web_search_tool_result and "
+        "web_fetch_tool_result are)"
     )
 
 

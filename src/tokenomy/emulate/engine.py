@@ -84,6 +84,7 @@ class Prepared:
     max_tokens: int
     forced_tool: dict[str, Any] | None = None  # {"name", "schema"} when the tool choice forces a call
     thinking_budget: int | None = None  # extended thinking was asked for, with this budget
+    web_search: dict[str, Any] | None = None  # Anthropic's web search tool was offered (emulate/anthropic_search.py)
 
 
 class InputTooLong(ValueError):

@@ -6,7 +6,9 @@ telemetry, retries, fallback, caching), settlement. Requests and answers are map
 Anthropic provider's own block functions in reverse (`providers.anthropic_inbound`), so tools, images,
 documents, thinking and cache_control reach whichever model the route names, or are refused with a 400
 naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
-stop with text_delta, input_json_delta, thinking_delta and signature_delta, message_delta, message_stop).
+stop with text_delta, input_json_delta, thinking_delta, signature_delta and citations_delta, message_delta,
+message_stop). Anthropic's server tools (web search, web fetch), their blocks and text citations reach a route whose
+models are all on Anthropic's API, and are refused by name for any other (`anthropic_inbound.anthropic_only`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tokenomy.messages import (
     StreamChunk,
 )
 from tokenomy.providers.anthropic_inbound import (
+    anthropic_only,
     caller_param,
     caller_path,
     message_body,
@@ -180,6 +183,14 @@ class EventWriter:
         if piece.redacted is not None:  # whole, where the model put it
             out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
             self.redacted_sent += 1
+        if piece.block is not None:  # a server tool's call or result, whole, where the model put it
+            out += self._provider_block(piece.block.data)
+        if piece.citations is not None:  # a cited text: a block of its own, its citations before its text
+            out += self._begin("cited", {"type": "text", "text": "", "citations": []})
+            out += [self._delta({"type": "citations_delta", "citation": cited}) for cited in piece.citations]
+            if piece.delta:
+                out.append(self._delta({"type": "text_delta", "text": piece.delta}))
+            return out + self._close()
         if piece.reasoning or piece.signature:
             # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
             riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
@@ -211,6 +222,14 @@ class EventWriter:
                     )
                 )
         return out
+
+    def _provider_block(self, data: dict[str, Any]) -> list[bytes]:
+        """A server tool's block as Anthropic streams it: a call's input in an input_json_delta, a result whole."""
+        if data.get("type") != "server_tool_use":
+            return self._begin("server", data) + self._close()
+        out = self._begin("server", {**data, "input": {}})
+        out.append(self._delta({"type": "input_json_delta", "partial_json": json.dumps(data.get("input") or {})}))
+        return out + self._close()
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self._close()
@@ -346,6 +365,17 @@ async def answer_message(
     try:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
+        # Server tools, their blocks and citations: to Anthropic's API only (looked for when the route may leave it)
+        others = sorted(route_providers(gw, route, name) - {"anthropic"})
+        only = anthropic_only(call) if others else None
+        if only is not None:
+            where, what = only
+            bedrock = " (Claude on Bedrock runs no server tools)" if "aws.bedrock" in others else ""
+            message = (
+                f"{where}: {what}, and `{name}` may reach {', '.join(others)} models, which cannot take it{bedrock}; "
+                "remove it or use a route whose models are all on Anthropic's API"
+            )
+            return metrics.done(anthropic_error(400, message), name, started)
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
         refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:
@@ -353,7 +383,7 @@ async def answer_message(
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
         # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
-        if beta and route_providers(gw, route, name) == {"anthropic"}:
+        if beta and not others and route_providers(gw, route, name) == {"anthropic"}:
             call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)

@@ -30,6 +30,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
+from tokenomy.pricing.server_tools import reserved_tools_usd
 from tokenomy.providers.base import Unsupported, inputs_refusal
 
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
@@ -174,7 +175,8 @@ class Gateway:
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
-        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers).
+        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the
+        web searches its server tools may run (each tool's max_uses, or server_tools.DEFAULT_RESERVED_USES).
         The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
         # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
@@ -212,4 +214,6 @@ class Gateway:
                     input_rate = max(rate.input or 0, *(getattr(rate, field, None) or 0 for field in writes))
                     worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
             total += worst
-        return to_nano(total / Decimal(1_000_000))
+        # Web searches are billed per search, beside the tokens: each answer may run the tools' max_uses of them.
+        searches = reserved_tools_usd("anthropic", [tool.server for tool in request.tools if tool.server is not None])
+        return to_nano(total / Decimal(1_000_000) + searches * len(answers))

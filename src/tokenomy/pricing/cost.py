@@ -37,10 +37,13 @@ class CostBreakdown:
     note: str | None = None
     cache_ttl: str = "5m"
     service_tier: str = "standard"
+    # Requests of tools the provider runs and bills per request (Anthropic's web search): part of the total, of no
+    # token type (pricing/server_tools.py)
+    tools_usd: Decimal = Decimal(0)
 
     @property
     def total_usd(self) -> Decimal:
-        return self.input_usd + self.output_usd + self.cache_read_usd + self.cache_write_usd
+        return self.input_usd + self.output_usd + self.cache_read_usd + self.cache_write_usd + self.tools_usd
 
     def to_json(self) -> dict[str, Any]:
         """Each amount exact (the ledger's "record" rule), so the parts add up to the total as written."""
@@ -53,6 +56,7 @@ class CostBreakdown:
             "output_usd": money_str(self.output_usd, "record"),
             "cache_read_usd": money_str(self.cache_read_usd, "record"),
             "cache_write_usd": money_str(self.cache_write_usd, "record"),
+            "tools_usd": money_str(self.tools_usd, "record"),
             "total_usd": money_str(self.total_usd, "record"),
             "priced_by": self.priced_by,
             "source": self.source,

@@ -14,6 +14,7 @@ from tokenomy.messages import (
     ChatRequest,
     ChatResponse,
     Message,
+    ProviderBlock,
     Reasoning,
     ResponseFormat,
     TextBlock,
@@ -132,10 +133,8 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
         if not isinstance(tool, dict):
             raise ValueError(f"{where}: Input should be a tool object")
         if tool.get("type") not in (None, "custom"):
-            raise ValueError(
-                f"{where}.type: {tool['type']!r} is an Anthropic server tool, which the gateway does not carry; "
-                "send custom tools (name, description, input_schema) only"
-            )
+            tools.append(_server_tool(tool, where))
+            continue
         for key in tool:
             if key not in TOOL_KEYS:
                 raise ValueError(f"{where}.{key}: the gateway cannot carry this field of a tool; remove it")
@@ -149,6 +148,45 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
             raise ValueError(f"{where}.strict: Input should be a boolean")
         tools.append(ToolSpec(tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict")))
     return tools
+
+
+# The server tools the gateway carries (their `type`, versioned by a date suffix), to Anthropic's API only: Anthropic
+# runs them and bills them per request (pricing/server_tools.py prices both).
+SERVER_TOOLS = ("web_search_", "web_fetch_")
+
+
+def _server_tool(tool: dict[str, Any], where: str) -> ToolSpec:
+    """An Anthropic server tool (web search, web fetch), its definition carried as sent (cache_control aside: the
+    tools' cache point). Others (code execution, billed per container-hour, ...) are refused by name."""
+    kind = tool["type"]
+    if not isinstance(kind, str) or not kind.startswith(SERVER_TOOLS):
+        raise ValueError(
+            f"{where}.type: {kind!r} is an Anthropic tool the gateway does not carry (it carries custom tools, and "
+            "the web_search_* and web_fetch_* server tools to Anthropic's API); remove it"
+        )
+    if not isinstance(tool.get("name"), str) or not tool["name"]:
+        raise ValueError(f"{where}.name: Field required")
+    uses = tool.get("max_uses")
+    if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or uses < 1):
+        raise ValueError(f"{where}.max_uses: Input should be a positive integer")
+    return ToolSpec(tool["name"], server={k: v for k, v in tool.items() if k != "cache_control"})
+
+
+def anthropic_only(call: ChatRequest) -> tuple[str, str] | None:
+    """(the caller's path, what it is) of the first part of a Messages API request that only Anthropic's API takes
+    (a server tool, a server tool's call or result sent back, a text block's citations), or None. The indices are
+    the caller's (see `caller_path`)."""
+    for i, tool in enumerate(call.tools):
+        if tool.server is not None:
+            kind = tool.server.get("type")
+            return f"tools.{i}.type", f"{kind!r} is an Anthropic server tool, which Anthropic's API runs"
+    for i, message in enumerate(call.messages):
+        for j, block in enumerate(message.content):
+            if isinstance(block, ProviderBlock):
+                return f"messages.{i}.content.{j}", f"a {block.kind} block is an Anthropic server tool's"
+            if isinstance(block, TextBlock) and block.citations is not None:
+                return f"messages.{i}.content.{j}.citations", "a text block's citations are Anthropic's"
+    return None
 
 
 def _tool_choice(choice_raw: Any) -> tuple[ToolChoice | None, bool | None]:
@@ -289,7 +327,7 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
     `thinking`). `request_from_anthropic` keeps each message and block in its place (nothing is grouped or lifted
     out), so the content model's indices are the caller's; a string content is one block, named as the content."""
     if refused.message is None:
-        return CALLER_FIELDS.get(refused.where, refused.where)
+        return caller_param(refused.where)  # `tools[0].type` as `tools.0.type`
     path = f"messages.{refused.message}"
     if refused.block is None:
         return f"{path}.{refused.field}" if refused.field else path
@@ -343,7 +381,7 @@ def stop_reason(response: ChatResponse) -> str:
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
     usage = response.usage
-    return {
+    body = {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -353,6 +391,10 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
         },
     }
+    used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
+    if used:  # the web searches Anthropic ran (and billed), as it counted them
+        body["server_tool_use"] = used
+    return body
 
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:

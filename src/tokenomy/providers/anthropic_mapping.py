@@ -14,13 +14,15 @@ Claude's structured output), a reasoning effort without a token budget, a
 message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
 at prices the catalog lacks (fast `speed`, US `inference_geo`). A 1-hour cache point is cache_control ttl "1h"
 (its writes come back in usage.cache_creation, priced at the 1-hour write price). An
-answer's blocks Tokenomy has no type for (a server tool's call and result, e.g. web search) come back in
-`ChatResponse.raw["other_blocks"]`.
+answer's blocks Tokenomy has no type for (a server tool's call and result: server_tool_use, web_search_tool_result,
+web_fetch_tool_result, ...) are ProviderBlocks in their place, carried back as they came, and a text block keeps its
+`citations`; server tools (ToolSpec.server: web search, web fetch) go as their caller defined them.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from tokenomy.errors import ProviderError
@@ -31,7 +33,9 @@ from tokenomy.messages import (
     ChatRequest,
     DocumentBlock,
     ImageBlock,
+    ProviderBlock,
     ReasoningBlock,
+    StreamChunk,
     TextBlock,
     ToolResultBlock,
     ToolSpec,
@@ -47,9 +51,17 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
     "model_context_window_exceeded": "length",
-    "pause_turn": "stop",
+    # A long turn of server tools (web searches) paused: the caller sends the answer back to let Claude go on. No
+    # OpenAI reason says so; as "stop" the gateway answered end_turn, and the caller's agent loop ended midway.
+    "pause_turn": "pause_turn",
 }
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "pause_turn": "pause_turn",
+}
 TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
 
@@ -68,6 +80,9 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
     """Anthropic's tool definitions; the last one carries cache_control when the tools are a cache point."""
     out: list[dict[str, Any]] = []
     for tool in tools:
+        if tool.server is not None:  # a server tool (web search): its definition as its caller sent it
+            out.append(dict(tool.server))
+            continue
         item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
         if tool.described:
             item["description"] = tool.described
@@ -82,7 +97,13 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
 def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, Any]:
     """One block in the Messages API's content-block shape."""
     if isinstance(block, TextBlock):
+        if block.citations is not None:
+            return {"type": "text", "text": block.text, "citations": block.citations}
         return {"type": "text", "text": block.text}
+    if isinstance(block, ProviderBlock):
+        if block.api != "anthropic":
+            raise refuse(model, where, f"takes no {block.api} {block.kind} block; remove it")
+        return dict(block.data)  # a server tool's call or result, as Anthropic sent it (encrypted content included)
     if isinstance(block, ImageBlock):
         if block.detail not in (None, "auto"):
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
@@ -143,14 +164,6 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
 
 
-def split_answer_blocks(content: list[dict[str, Any]]) -> tuple[list[Block], list[dict[str, Any]]]:
-    """An answer's content blocks: those Tokenomy models as blocks, and the others (a server tool's call and result,
-    e.g. web search) as sent, for `ChatResponse.raw` — an answer is never refused for a block it cannot model."""
-    other = [item for item in content if item.get("type") not in BLOCK_KEYS]
-    known = [item for item in content if item.get("type") in BLOCK_KEYS]
-    return blocks_from_anthropic(known), other
-
-
 def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
     return [block_to_anthropic(b, f"{where}[{i}]", model) for i, b in enumerate(blocks)]
 
@@ -159,7 +172,7 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # The keys each block carries (cache_control is read by the caller, anthropic_inbound). In a request, any other
 # key (citations, context, ...) would be dropped, so it is refused; an answer's extras (citations) are not.
 BLOCK_KEYS = {
-    "text": {"text"},
+    "text": {"text", "citations"},
     "image": {"source"},
     "document": {"source", "title"},
     "tool_use": {"id", "name", "input"},
@@ -233,6 +246,11 @@ def _b64(value: str, where: str) -> bytes:
         raise ValueError(f"{where}: not valid base64") from None
 
 
+def server_block(kind: str) -> bool:
+    """A server tool's call (server_tool_use) or result (web_search_tool_result, web_fetch_tool_result, ...)."""
+    return kind == "server_tool_use" or (kind.endswith("_tool_result") and kind != "tool_result")
+
+
 def blocks_from_anthropic(content: Any, where: str = "content", request: bool = False) -> list[Block]:
     """Messages API content (a string or block dicts, from a response or a request) as Tokenomy blocks.
     Raises ValueError naming the block (`messages.0.content.1.source`) for a shape it does not know; with
@@ -262,7 +280,10 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
                             "remove it"
                         )
         if kind == "text":
-            blocks.append(TextBlock(_str(item, "text", here)))
+            citations = item.get("citations")
+            if citations is not None and not isinstance(citations, list):
+                raise ValueError(f"{here}.citations: Input should be a list of citations")
+            blocks.append(TextBlock(_str(item, "text", here), citations))
         elif kind == "image":
             blocks.append(_image(item, here))
         elif kind == "document":
@@ -289,10 +310,15 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
             blocks.append(ReasoningBlock(_str(item, "thinking", here), _str(item, "signature", here, required=False)))
         elif kind == "redacted_thinking":
             blocks.append(ReasoningBlock(redacted=_str(item, "data", here)))
+        elif isinstance(kind, str) and (not request or server_block(kind)):
+            # An answer is never refused for a block Tokenomy cannot model; a request's server-tool blocks (an earlier
+            # answer's, sent back) go back as they came.
+            blocks.append(ProviderBlock("anthropic", dict(item)))
         else:
             raise ValueError(
                 f"{here}.type: {kind!r} is not a content block Tokenomy carries (text, image, "
-                "document, tool_use, tool_result, thinking, redacted_thinking)"
+                "document, tool_use, tool_result, thinking, redacted_thinking, and server tools' server_tool_use "
+                "and *_tool_result blocks)"
             )
     return blocks
 
@@ -415,7 +441,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = cache_control(message.cache_point)
-        if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
+        if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:  # a plain text turn, as a string
             messages.append({"role": message.role, "content": blocks[0]["text"]})
         else:
             messages.append({"role": message.role, "content": blocks})
@@ -444,13 +470,21 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     return params
 
 
+def answer_blocks(content: list[dict[str, Any]]) -> list[Block]:
+    """An answer's content blocks (as the SDK dumps them) in their order: a server tool's call and result are
+    ProviderBlocks in their place, as Anthropic sent them."""
+    return blocks_from_anthropic(content)
+
+
 class AnthropicStreamAssembler:
-    """Folds Messages API stream events (as dicts) into the answer's blocks; numbers tool calls 0, 1, …"""
+    """Folds Messages API stream events (as dicts) into the answer's blocks; numbers tool calls 0, 1, …
+
+    A cited text block and a server tool's block (server_tool_use, web_search_tool_result, ...) are handed on
+    whole when they stop (`stop`), so a writer can send each in its own place; other text streams as it comes."""
 
     def __init__(self) -> None:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.tool_count = 0
-        self.other: list[dict[str, Any]] = []  # blocks Tokenomy has no type for (server tools' calls and results)
 
     def start(self, event: dict[str, Any]) -> tuple[int, str, str] | None:
         block = dict(event.get("content_block") or {})
@@ -470,7 +504,13 @@ class AnthropicStreamAssembler:
         kind = delta.get("type")
         if kind == "text_delta":
             block["text"] = block.get("text", "") + delta.get("text", "")
+            if block.get("citations"):  # a cited block goes whole, with its citations, when it stops
+                return "", None
+            block["sent"] = len(block["text"])
             return "text", delta.get("text", "")
+        if kind == "citations_delta":
+            block["citations"] = [*(block.get("citations") or []), delta.get("citation")]
+            return "", None
         if kind == "input_json_delta":
             block.setdefault("args", []).append(delta.get("partial_json", ""))
             if block.get("type") != "tool_use":  # a server tool's input: not a call the caller makes
@@ -484,9 +524,30 @@ class AnthropicStreamAssembler:
             return "signature", delta.get("signature")
         return "", None
 
-    def content(self) -> list[Block]:
-        import json
+    def stop(self, event: dict[str, Any]) -> StreamChunk | None:
+        """The piece a stopped block hands on whole: a cited text block (what of its text was not sent yet, with
+        its citations), or a server tool's block; None for the others, which streamed as they came."""
+        block = self.blocks.get(event.get("index", 0))
+        if block is None:
+            return None
+        if block.get("type") == "text" and block.get("citations"):
+            return StreamChunk(delta=block.get("text", "")[block.get("sent", 0) :], citations=block["citations"])
+        if block.get("type") not in BLOCK_KEYS:
+            return StreamChunk(block=self._provider_block(block))
+        return None
 
+    @staticmethod
+    def _provider_block(block: dict[str, Any]) -> ProviderBlock:
+        data = {k: v for k, v in block.items() if k not in ("args", "sent")}
+        args = "".join(block.get("args") or [])
+        if args:
+            try:
+                data["input"] = json.loads(args)
+            except ValueError:
+                data["input"] = args
+        return ProviderBlock("anthropic", data)
+
+    def content(self) -> list[Block]:
         out: list[Block] = []
         for _, block in sorted(self.blocks.items()):
             if block.get("type") == "tool_use":
@@ -506,13 +567,9 @@ class AnthropicStreamAssembler:
             elif block.get("type") == "text" and not block.get("text"):
                 continue
             elif block.get("type") not in BLOCK_KEYS:
-                args = "".join(block.pop("args", None) or [])
-                if args:
-                    try:
-                        block["input"] = json.loads(args)
-                    except ValueError:
-                        block["input"] = args
-                self.other.append(block)
+                out.append(self._provider_block(block))
+            elif block.get("type") == "text":
+                out.append(TextBlock(block["text"], block.get("citations") or None))
             else:
-                out += blocks_from_anthropic([{k: v for k, v in block.items() if k != "citations"}])
+                out += blocks_from_anthropic([block])
         return out

@@ -14,19 +14,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
 from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     DEFAULT_MAX_TOKENS,
     EPHEMERAL,
     FINISH_REASONS,
     AnthropicStreamAssembler,
+    answer_blocks,
     blocks_from_anthropic,
     refuse,
-    split_answer_blocks,
     to_anthropic_params,
     to_anthropic_tools,
 )
 from tokenomy.providers.base import (
+    ALL_BLOCKS,
     DEFAULT_TIMEOUT_S,
     Provider,
     answer_broke_off,
@@ -89,6 +90,15 @@ def usage_from_anthropic(usage: Any) -> Usage:
     return checked_counts(counted, "Anthropic")
 
 
+def server_tool_use(usage: Any) -> dict[str, Any] | None:
+    """An answer's `usage.server_tool_use` (web searches and fetches Anthropic ran, and bills), for
+    `ChatResponse.raw["server_tool_use"]`, where the recorder prices them (pricing/server_tools.py)."""
+    used = getattr(usage, "server_tool_use", None)
+    if used is None:
+        return None
+    return used.model_dump(exclude_none=True) if hasattr(used, "model_dump") else dict(used)
+
+
 def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
@@ -124,6 +134,8 @@ class AnthropicProvider(Provider):
     name = "anthropic"
     accepts_user = True  # metadata.user_id
     accepts_1h_cache = True  # cache_control ttl "1h"
+    accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
+    accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
 
     def __init__(
         self,
@@ -194,9 +206,10 @@ class AnthropicProvider(Provider):
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
-        content, other = split_answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
-        if other:
-            raw["other_blocks"] = other
+        content = answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
+        used = server_tool_use(result.usage)
+        if used:
+            raw["server_tool_use"] = used
         return ChatResponse(
             content=content,
             model=request.model,
@@ -220,6 +233,7 @@ class AnthropicProvider(Provider):
         reported = None  # any usage the stream carried
         stop_reason = stop_sequence = None
         stopped = False
+        used = None  # the server tools' requests (web searches) the stream reported
         raw: dict[str, Any] = {}
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
@@ -229,6 +243,7 @@ class AnthropicProvider(Provider):
                 chunk = None
                 if event.type == "message_start":
                     usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
+                    used = server_tool_use(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
@@ -239,11 +254,14 @@ class AnthropicProvider(Provider):
                         chunk = StreamChunk(redacted=block["content_block"].get("data", ""))
                 elif event.type == "content_block_delta":
                     chunk = delta_chunk(*assembler.delta(event.model_dump(exclude_none=True)))
+                elif event.type == "content_block_stop":  # a cited text or a server tool's block: whole, in place
+                    chunk = assembler.stop(event.model_dump(exclude_none=True))
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final, reported = usage_from_anthropic(event.usage), reported or event.usage
+                    used = server_tool_use(event.usage) or used  # its counts are the answer's totals
                     usage = Usage(
                         input_tokens=final.input_tokens or usage.input_tokens,
                         output_tokens=final.output_tokens,
@@ -265,8 +283,8 @@ class AnthropicProvider(Provider):
             )
         latency = (time.perf_counter() - start) * 1000
         content = assembler.content()
-        if assembler.other:
-            raw["other_blocks"] = assembler.other
+        if used:
+            raw["server_tool_use"] = used
         yield StreamChunk(
             response=ChatResponse(
                 content=content,

@@ -21,6 +21,7 @@ from tokenomy.messages import (
     ChatResponse,
     DocumentBlock,
     ImageBlock,
+    ProviderBlock,
     ReasoningBlock,
     StreamChunk,
     TextBlock,
@@ -30,6 +31,8 @@ from tokenomy.messages import (
     Usage,
 )
 
+# The content model's own blocks, which every provider maps; a ProviderBlock goes back only to its own API (the
+# providers of that API accept it in `accepts_blocks`).
 ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
 BLOCK_NAMES = {
     TextBlock: "text",
@@ -234,13 +237,25 @@ def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsu
     if inputs is None:
         return None
     unread = {ImageBlock: "image", DocumentBlock: "document"}
-    accepted = tuple(kind for kind in ALL_BLOCKS if kind not in unread or unread[kind] in inputs)
+    accepted = (*(kind for kind in ALL_BLOCKS if kind not in unread or unread[kind] in inputs), ProviderBlock)
     for i, message in enumerate(request.messages):
         found = _first_part(message.content, accepted)
         if found is not None:
             j, k, part = found
             return Unsupported(
                 f"{_a(unread[type(part)])} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k
+            )
+    return None
+
+
+def server_tools_refusal(request: ChatRequest) -> Unsupported | None:
+    """The first server tool of `request` (ToolSpec.server: Anthropic's web search), for a provider whose API runs
+    none: another API's mapping would send it as a function the caller never implemented."""
+    for i, tool in enumerate(request.tools):
+        if tool.server is not None:
+            return Unsupported(
+                f"Anthropic's server tool {tool.server.get('type')!r} (`{{where}}`), which only Anthropic's API runs",
+                field=f"tools[{i}].type",
             )
     return None
 
@@ -258,6 +273,7 @@ class Provider:
     accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
     accepts_names: bool = False  # OpenAI's per-message participant `name`
     accepts_user: bool = False  # an end-user id (ChatRequest.user) in a field of the provider's API
+    accepts_server_tools: bool = False  # tools its API runs itself (ToolSpec.server: Anthropic's web search)
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
     accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
 
@@ -269,8 +285,15 @@ class Provider:
             found = _first_part(message.content, self.accepts_blocks)
             if found is not None:
                 j, k, part = found
-                kind = BLOCK_NAMES.get(type(part), type(part).__name__)
+                if isinstance(part, ProviderBlock):  # by its API's type: "an anthropic web_search_tool_result block"
+                    kind = f"{part.api} {part.kind}"
+                else:
+                    kind = BLOCK_NAMES.get(type(part), type(part).__name__)
                 return Unsupported(f"{_a(kind)} block ({{where}})", i, j, k)
+        if not self.accepts_server_tools:
+            refused = server_tools_refusal(request)
+            if refused is not None:
+                return refused
         if self.accepts_extra is not None:
             for key in request.extra:
                 if key not in self.accepts_extra:
