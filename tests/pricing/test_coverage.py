@@ -193,7 +193,7 @@ def test_the_library_fallback_resolves_bedrock_ids_and_keeps_batch():
 
 PROVIDERS = {"aws.bedrock": "aws", "anthropic": "anthropic", "openai": "openai", "google": "google"}
 FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output",
-          "batch_cache_read")
+          "batch_cache_read", "web_search")
 
 
 def test_curated_figures_match_the_library_or_say_why_not():

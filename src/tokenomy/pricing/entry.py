@@ -12,7 +12,8 @@ TERMS = ("none", "1m", "6m")
 # USD per million tokens. cache_write is the 5-minute write; cache_write_1h the 1-hour write;
 # cache_storage_hourly is USD per million tokens per hour a context cache is kept (Gemini's explicit caches);
 # batch_cache_read is a cached input token's price in a batch, where published (otherwise the batch discount on
-# input applies to it in proportion).
+# input applies to it in proportion). web_search is the one price not per token: USD per 1,000 web searches the
+# provider runs for the model (a search, a search query or a grounded prompt: pricing/server_tools.py).
 PRICE_FIELDS = (
     "input",
     "output",
@@ -23,6 +24,7 @@ PRICE_FIELDS = (
     "cache_write",
     "cache_write_1h",
     "cache_storage_hourly",
+    "web_search",
 )
 INT_FIELDS = (
     "cache_min_tokens",
@@ -102,6 +104,7 @@ class PriceEntry:
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None
     cache_storage_hourly: Decimal | None = None  # USD per million cached tokens per hour of storage
+    web_search: Decimal | None = None  # USD per 1,000 web searches the provider runs (its search tool, grounding)
     cache_min_tokens: int | None = None
     cache_max_checkpoints: int | None = None
     cache_ttl_seconds: int | None = None
@@ -136,6 +139,6 @@ class PriceEntry:
         out["long_context"] = self.long_context.to_json() if self.long_context is not None else None
         out["unit"] = (
             "USD per 1M tokens (provisioned_hourly: USD per model unit per hour; "
-            "cache_storage_hourly: USD per 1M cached tokens per hour)"
+            "cache_storage_hourly: USD per 1M cached tokens per hour; web_search: USD per 1,000 web searches)"
         )
         return out

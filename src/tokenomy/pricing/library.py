@@ -4,7 +4,7 @@ Its data is the bundled snapshot of the installed package, or — after `tokenom
 copy saved in the user's data directory (fetched from the library's published data file, or read
 from a file given offline). Bedrock ids are looked up in the library's `aws` provider with their
 inference-profile prefix (it keys regional vs global prices that way); batch prices are kept where
-the library has them.
+the library has them, and so is a model's web search price (`web_searches_kcount`, USD per 1,000).
 """
 
 from __future__ import annotations
@@ -218,6 +218,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             cache_read=_flat(prices, "cache_read_mtok"),
             cache_write=_flat(prices, "cache_write_mtok"),
             cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
+            web_search=_flat(prices, "web_searches_kcount"),  # USD per 1,000 searches
             context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             long_context=_long_context(prices, f"{origin} ({url})", as_of),
@@ -248,6 +249,7 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
         "cache_read": _flat(prices, "cache_read_mtok"),
         "cache_write": _flat(prices, "cache_write_mtok"),
         "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
+        "web_search": _flat(prices, "web_searches_kcount"),
         "batch_input": _flat(batch, "input_mtok") if batch else None,
         "batch_output": _flat(batch, "output_mtok") if batch else None,
         "batch_cache_read": _flat(batch, "cache_read_mtok") if batch else None,
