@@ -24,9 +24,9 @@ from tokenomy.ledger.events import (
 )
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
-from tokenomy.pricing.catalog import PriceCatalog
+from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
-from tokenomy.pricing.server_tools import server_tool_counts, with_server_tools
+from tokenomy.pricing.server_tools import billed_counts, server_tool_counts, with_server_tools
 from tokenomy.telemetry import otel
 
 log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
@@ -69,10 +69,13 @@ class Recorder:
             # marked unpriced, rather than an error for a price the catalog lacks.
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
             cost = unpriced_cost(pricing_model, region, call.mode)
-        # Tools the provider ran and bills per request (Anthropic's web search): counted in the answer, priced apart
+        # Tools the provider ran and bills per request (Anthropic's web search, Gemini's Google Search grounding):
+        # counted in the answer, in the unit the model is billed in, priced apart at the model's web search price
         searches = server_tool_counts(response.raw)
         if searches:
-            cost = with_server_tools(cost, target.provider.name, searches)
+            entry = self._entry(pricing_model, region)
+            searches = billed_counts(searches, entry.family if entry is not None else pricing_model)
+            cost = with_server_tools(cost, target.provider.name, searches, entry)
         response.cost_usd = cost.total_usd
         response.call_cost_usd = call.cost.add(cost.total_usd)  # a cascade's rejected answers were paid for too
         response.attempts = att.number
@@ -109,6 +112,13 @@ class Recorder:
         )
         self._local.placements = target.placements
         return response
+
+    def _entry(self, model: str, region: str | None) -> PriceEntry | None:
+        """The model's price entry (for its web search price), or None where the catalog has none."""
+        try:
+            return self.catalog.lookup(model, region)
+        except TokenomyError:
+            return None
 
     def _billable_usage(self, usage: Usage, model: str, region: str | None, stand_in: bool) -> Usage:
         """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the

@@ -5,6 +5,8 @@ gateway in front of the Messages API emulator (which answers a web search with a
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import anthropic
 import pytest
 
@@ -15,6 +17,7 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.server_tools import DEFAULT_RESERVED_USES, REQUEST_PRICES
 
@@ -168,6 +171,26 @@ def test_a_budget_reserves_the_searches_a_request_may_run(upstreams, tmp_path) -
     [row] = open_store(ledger).events()
     assert row.key_id == key.key_id and row.cost_usd == compute_cost(row.usage, SONNET).total_usd + PER_SEARCH
     assert budget < DEFAULT_RESERVED_USES * PER_SEARCH
+
+
+def test_a_search_is_priced_from_the_models_catalog_entry(upstreams, tmp_path) -> None:
+    """A search costs the model's web search price (its catalog entry's `web_search`, per 1,000: genai-prices' $10
+    for Claude, which Anthropic publishes), so a price file can change it; the hand table is only the fallback."""
+    assert PriceCatalog.builtin().lookup(SONNET).web_search / 1000 == PER_SEARCH == Decimal("0.01")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f'provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
+                      f'  {SONNET}:\n    regions:\n      global: {{input: "3", output: "15", web_search: "8"}}\n')
+    catalog = PriceCatalog.builtin().with_overrides(prices)
+    ledger = str(tmp_path / "ledger.duckdb")
+    set_default_catalog(catalog)
+    try:
+        with ServerThread(create_app(parse_config({"models": models(*upstreams[:2])}), ledger), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            sdk.messages.create(model="claude", max_tokens=50, messages=ASK, tools=[SEARCH])
+    finally:
+        set_default_catalog(None)
+    [row] = open_store(ledger).events()
+    assert row.cost_usd == compute_cost(row.usage, SONNET, catalog=catalog).total_usd + Decimal("0.008")
 
 
 FOLLOW_UP = [*ASK, {"role": "assistant", "content": [

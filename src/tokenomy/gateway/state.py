@@ -176,7 +176,9 @@ class Gateway:
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
         """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
         dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the
-        web searches its server tools may run (each tool's max_uses, or server_tools.DEFAULT_RESERVED_USES).
+        web searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
+        server_tools.DEFAULT_RESERVED_USES; Gemini's Google Search: that many queries on Gemini 3 and later, one
+        grounded prompt on Gemini 2.x).
         The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
         # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
@@ -194,8 +196,11 @@ class Gateway:
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         writes = ("cache_write", "cache_write_1h") if sent.one_hour_cache_point() is not None else ("cache_write",)
         total = Decimal(0)
+        searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
+        server = [tool.server for tool in request.tools if tool.server is not None]
         for names in answers:
             worst = Decimal(0)
+            worst_searches = Decimal(0)
             for name in names:
                 spec = self.client.spec_for(name)
                 try:
@@ -204,6 +209,8 @@ class Gateway:
                     )
                 except TokenomyError:
                     continue
+                tools = reserved_tools_usd(spec.provider, entry, server, sent.extra.get("tools"))
+                worst_searches = max(worst_searches, tools)
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
@@ -214,6 +221,5 @@ class Gateway:
                     input_rate = max(rate.input or 0, *(getattr(rate, field, None) or 0 for field in writes))
                     worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
             total += worst
-        # Web searches are billed per search, beside the tokens: each answer may run the tools' max_uses of them.
-        searches = reserved_tools_usd("anthropic", [tool.server for tool in request.tools if tool.server is not None])
-        return to_nano(total / Decimal(1_000_000) + searches * len(answers))
+            searches += worst_searches
+        return to_nano(total / Decimal(1_000_000) + searches)
