@@ -5,7 +5,8 @@ front of the request's turns); `answer` yields the answer as events and `respons
 into a GenerateContentResponse. Usage follows the API: `promptTokenCount` counts every prompt token,
 cached ones included, `cachedContentTokenCount` those read from a cache (an explicit cache, or an
 implicit hit on a repeated prefix of at least the catalog's `cache_min_tokens`), and
-`thoughtsTokenCount` the thinking, which `candidatesTokenCount` leaves out.
+`thoughtsTokenCount` the thinking, which `candidatesTokenCount` leaves out. A request offering Google Search
+(googleSearch, googleSearchRetrieval) is answered with a fixed groundingMetadata (`search_grounding`).
 """
 
 from __future__ import annotations
@@ -32,19 +33,43 @@ from tokenomy.emulate.gemini_parts import (
     system_blocks,
 )
 from tokenomy.emulate.throttle import InjectedThrottle
+from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
 # countTokens' own fields: the Gemini API's (contents or a whole generateContentRequest) and Vertex AI's.
 COUNT_FIELDS = {"contents", "generateContentRequest", "systemInstruction", "tools", "generationConfig"}
+SEARCH_URL = "https://example.com/tokenomy-emulator/search"
+SEARCH_TOOLS = ("googleSearch", "googleSearchRetrieval", "google_search", "google_search_retrieval")
 IMPLICIT_TTL = 300  # seconds an implicitly cached prefix stays live (Google publishes no figure)
 DEFAULT_CACHE_TTL = 3600  # an explicit cache lives one hour unless told otherwise, as documented
 
 
 def gemini_entry(model: str) -> PriceEntry | None:
-    """The catalog entry of a Gemini model id (`gemini-2.5-flash` or `models/gemini-2.5-flash`)."""
+    """The catalog entry of a Gemini model id (`gemini-2.5-flash` or `models/gemini-2.5-flash`): a curated one, or
+    genai-prices' (Gemini 3 and later)."""
     name = model.rsplit("/", 1)[-1]  # models/x, or Vertex's projects/../publishers/google/models/x
-    return next((e for e in default_catalog().entries() if e.provider == "google" and e.model == name), None)
+    curated = next((e for e in default_catalog().entries() if e.provider == "google" and e.model == name), None)
+    if curated is not None or not name.startswith("gemini-"):
+        return curated
+    try:
+        entry = default_catalog().lookup(name)
+    except TokenomyError:
+        return None
+    return entry if entry.provider == "google" else None
+
+
+def search_grounding(turns: list[Turn]) -> dict[str, Any]:
+    """The emulated Google Search (a request with googleSearch or googleSearchRetrieval): no search is made; the
+    answer's groundingMetadata is a fixture with two queries (the last user turn's text, and it "today"), so callers
+    and tests can check what carries it and what bills it (per query on Gemini 3, per grounded prompt on 2.x)."""
+    asked = next((t for t in reversed(turns) if t.role == "user"), None)
+    question = " ".join(b.text for b in asked.blocks)[:200].strip() if asked else ""
+    return {
+        "webSearchQueries": [question, f"{question} today"],
+        "groundingChunks": [{"web": {"uri": SEARCH_URL, "title": "Tokenomy emulator search result"}}],
+        "searchEntryPoint": {"renderedContent": "<div>Tokenomy emulator search</div>"},
+    }
 
 
 def rfc3339(moment: datetime) -> str:
@@ -98,6 +123,7 @@ class Call:
     json_schema: dict[str, Any] | None
     thinking_budget: int | None
     include_thoughts: bool
+    grounding: dict[str, Any] | None = None  # the candidate's groundingMetadata (a Google Search tool was offered)
 
 
 class GeminiEmulator:
@@ -258,8 +284,16 @@ class GeminiEmulator:
             raise invalid(f"The input token count exceeds the maximum number of tokens allowed: {exc}") from None
         prepared.forced_tool = forced_tool(body)
         cached = min(cached_tokens, prepared.prompt_tokens) if name else prepared.account.cache_read_tokens
+        tools = field(body, "tools") or []
+        searched = any(isinstance(t, dict) and any(k in t for k in SEARCH_TOOLS) for t in tools)
         return Call(
-            prepared, model, cached, options["json_schema"], options["thinking_budget"], options["include_thoughts"]
+            prepared,
+            model,
+            cached,
+            options["json_schema"],
+            options["thinking_budget"],
+            options["include_thoughts"],
+            search_grounding(turns) if searched else None,
         )
 
 
@@ -345,8 +379,11 @@ def response_body(call: Call, events: Iterator[tuple], response_id: str) -> dict
                 parts[-1]["text"] += part["text"]
             else:
                 parts.append(part)
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+    if call.grounding is not None:
+        candidate["groundingMetadata"] = call.grounding
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
+        "candidates": [candidate],
         "usageMetadata": usage_metadata(call, candidates, thoughts),
         "modelVersion": call.model,
         "responseId": response_id,
@@ -363,9 +400,12 @@ def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[byte
         for event in answer(engine, call):
             if event[0] == "finish":
                 _, candidates, thoughts, finish = event
+                last: dict[str, Any] = {"finishReason": finish, "index": 0}
+                if call.grounding is not None:  # sent with the last chunk, as Gemini does
+                    last["groundingMetadata"] = call.grounding
                 yield sse(
                     {
-                        "candidates": [{"finishReason": finish, "index": 0}],
+                        "candidates": [last],
                         "usageMetadata": usage_metadata(call, candidates, thoughts),
                         "modelVersion": call.model,
                         "responseId": response_id,

@@ -8,7 +8,8 @@ placeholder stands in, as the emulator accepts any.
 Usage: Gemini's `prompt_token_count` includes the tokens read from a context cache (implicit or an
 explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_tokens`). Thinking tokens
 (`thoughts_token_count`) are output tokens, as Gemini bills them. A call served at the flex or priority tier
-(`service_tier` in `extra`) is priced at that tier: see `served_tier`.
+(`service_tier` in `extra`) is priced at that tier: see `served_tier`. Google Search grounding is billed per search
+query the answer ran (Gemini 3 and later) or per grounded prompt (Gemini 2.x): `_grounding` counts the queries.
 """
 
 from __future__ import annotations
@@ -157,12 +158,17 @@ def _blocked(result: Any) -> str | None:
 
 
 def _grounding(candidate: Any) -> dict[str, Any]:
-    """What the built-in tools (googleSearch, urlContext) found, in Gemini's JSON: the caller's sources."""
-    found = {}
+    """What the built-in tools (googleSearch, urlContext) found, in Gemini's JSON: the caller's sources; and the
+    Google searches the model ran (`webSearchQueries`), which Google bills, as `server_tool_use.web_search_queries`
+    (pricing/server_tools.py prices them: per query on Gemini 3 and later, per grounded prompt on Gemini 2.x)."""
+    found: dict[str, Any] = {}
     for field in ("grounding_metadata", "url_context_metadata"):
         value = getattr(candidate, field, None)
         if value is not None:
             found[field] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    queries = getattr(getattr(candidate, "grounding_metadata", None), "web_search_queries", None) or []
+    if queries:
+        found["server_tool_use"] = {"web_search_queries": len(queries)}
     return found
 
 
