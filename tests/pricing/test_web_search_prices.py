@@ -51,6 +51,7 @@ def test_gemini_generations_are_billed_in_their_own_unit() -> None:
 
 def test_a_price_file_sets_it_and_tokenomy_prices_shows_it(tmp_path, monkeypatch, capsys) -> None:
     from tokenomy.cli import main
+    from tokenomy.pricing import catalog as catalog_module
 
     prices = tmp_path / "prices.yaml"
     prices.write_text('provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
@@ -61,6 +62,9 @@ def test_a_price_file_sets_it_and_tokenomy_prices_shows_it(tmp_path, monkeypatch
     counts = {"web_search_requests": 2}
     assert with_server_tools(compute_cost(Usage(1, 1), entry.model), "anthropic", counts, entry).tools_usd == \
         Decimal("0.016")
+    # `--prices` layers the file over the process-wide catalog, as a command does for its process: put the
+    # catalog back after this test, or later tests in this process would price with the file's $8 per 1,000
+    monkeypatch.setattr(catalog_module, "_DEFAULT", catalog_module._DEFAULT)
     monkeypatch.setattr(sys, "argv", ["tokenomy", "prices", "--prices", str(prices), "claude-sonnet-4-5-20250929",
                                       "--json"])
     try:
