@@ -75,12 +75,16 @@ class DocumentBlock:
 
 @dataclass(slots=True)
 class ToolUseBlock:
-    """The model asks to call a tool. `arguments` keeps the provider's exact JSON text when it sent one."""
+    """The model asks to call a tool. `arguments` keeps the provider's exact JSON text when it sent one.
+
+    A freeform call (`freeform`: a call of a freeform tool, OpenAI's custom tools, see ToolSpec) is raw text rather
+    than a JSON object: the text is `arguments`, exactly as the model wrote it, and `input` stays empty."""
 
     id: str
     name: str
     input: dict[str, Any] = field(default_factory=dict)
     arguments: str | None = None
+    freeform: bool = False
 
 
 @dataclass(slots=True)
@@ -170,7 +174,12 @@ class Message:
 class ToolSpec:
     """A tool the model may call: JSON Schema for its input, and for its result when the caller described it
     (`output_schema`: Gemini's `responseJsonSchema`, which google-genai's automatic function calling sends for every
-    Python function with a return annotation)."""
+    Python function with a return annotation).
+
+    A freeform tool (OpenAI's custom tools, Codex's apply_patch) takes raw text rather than JSON arguments: `freeform`
+    is the text's format, `{"type": "text"}` (unconstrained) or `{"type": "grammar", "syntax": "lark" | "regex",
+    "definition": ...}` (OpenAI's Responses API shape), and `input_schema` is unused. Only OpenAI-format models take
+    one (`Provider.accepts_freeform`); None for a function tool."""
 
     name: str
     description: str | None = None
@@ -180,6 +189,7 @@ class ToolSpec:
     # A tool Anthropic's API runs itself (a server tool: web search, web fetch), its definition as the caller sent it
     # (type, name, max_uses, ...): carried to Anthropic's Messages API as sent, refused by every other provider.
     server: dict[str, Any] | None = None
+    freeform: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
@@ -193,6 +203,8 @@ class ToolSpec:
             out["output_schema"] = self.output_schema
         if self.server is not None:
             out["server"] = self.server
+        if self.freeform is not None:
+            out["freeform"] = self.freeform
         return out
 
     @property
@@ -410,12 +422,14 @@ class ChatResponse:
 
 @dataclass(slots=True)
 class ToolCallDelta:
-    """A piece of a streamed tool call: `index` identifies the call; id and name come with its first piece."""
+    """A piece of a streamed tool call: `index` identifies the call; id and name come with its first piece.
+    `freeform`: a freeform call's piece (ToolUseBlock.freeform), whose `arguments` are raw text."""
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    freeform: bool = False
 
 
 @dataclass(slots=True)

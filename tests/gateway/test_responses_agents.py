@@ -6,14 +6,17 @@ front of a recording OpenAI-format upstream, the Anthropic emulator and the Bedr
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
+from pydantic import TypeAdapter
 
-from helpers.recording_openai import RecordingOpenAI
+from helpers.recording_openai import PATCH, RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
 
 SONNET = "claude-sonnet-4-5-20250929"
 BEDROCK_SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
@@ -169,15 +172,82 @@ FREEFORM = {"type": "custom", "name": "apply_patch", "description": "Edit files"
             "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"}}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_codexs_freeform_apply_patch_reaches_an_openai_model_and_its_call_comes_back_next_turn(
+        served, client, stream):
+    """Codex offers GPT-5 models apply_patch as a freeform (custom) tool by default: the upstream gets it as chat
+    completions' custom tool (its lark grammar intact), the model's custom call comes back as a custom_tool_call item
+    whose input is the raw patch, whole or streamed (custom_tool_call_input.delta/.done events the SDK types read),
+    the ledger counts it as a tool call, and the next turn's call and output reach the model paired by call_id."""
+    upstream, _, ledger = served
+    codex = {**CODEX, "tools": [FREEFORM, SHELL], "parallel_tool_calls": False,
+             "tool_choice": {"type": "custom", "name": "apply_patch"}}
+    if stream:
+        events = list(client.responses.create(model="gpt", input=OPENING, stream=True, **codex))
+        event_type = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+        for event in events:
+            event_type.validate_python(event.model_dump())
+        deltas = [e for e in events if e.type == "response.custom_tool_call_input.delta"]
+        [done] = [e for e in events if e.type == "response.custom_tool_call_input.done"]
+        [added] = [e.item for e in events if e.type == "response.output_item.added"]
+        assert "".join(e.delta for e in deltas) == done.input == PATCH and len(deltas) > 1
+        assert (added.type, added.name, added.input, done.item_id) == ("custom_tool_call", "apply_patch", "", added.id)
+        [helped] = streamed(client, model="gpt", input=OPENING, **codex).output  # the SDK's stream helper's answer
+        assert (helped.type, helped.call_id, helped.input) == ("custom_tool_call", "call_0", PATCH)
+        output = events[-1].response.output
+        request_id = events[-1].response.id.removeprefix("resp_")
+    else:
+        reply = client.responses.create(model="gpt", input=OPENING, **codex)
+        output, request_id = reply.output, reply.id.removeprefix("resp_")
+    [call] = output
+    assert isinstance(call, openai.types.responses.ResponseCustomToolCall)
+    assert (call.type, call.name, call.input) == ("custom_tool_call", "apply_patch", PATCH) and call.call_id
+    sent = upstream.last
+    assert sent["tools"][0] == {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files",
+                                "format": {"type": "grammar", "grammar": {"definition": "start: /(.|\\n)+/",
+                                                                          "syntax": "lark"}}}}
+    assert sent["tool_choice"] == {"type": "custom", "custom": {"name": "apply_patch"}}
+    turn = [*OPENING, call.model_dump(exclude_none=True),
+            {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"}]
+    answer = client.responses.create(model="gpt", input=turn, stream=stream, **codex)
+    text = "".join(e.delta for e in answer if e.type == "response.output_text.delta") if stream else answer.output_text
+    assert text == "answer after Done!"
+    assert upstream.last["messages"][-2:] == [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": call.call_id, "type": "custom", "custom": {"name": "apply_patch", "input": PATCH}}]},
+        {"role": "tool", "tool_call_id": call.call_id, "content": "Done!"}]
+    deadline = time.monotonic() + 10  # the gateway's ledger writer writes a batch a second
+    while not (rows := [e for e in open_store(ledger).events() if e.request_id == request_id]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [row.tool_call_count for row in rows] == [1]
+
+
+@pytest.mark.parametrize("model", ["claude", "bedrock"])
+def test_a_freeform_tool_or_call_to_claude_is_refused_naming_it_and_the_codex_setting(served, client, model):
+    """Claude (Anthropic's API, Bedrock) has no freeform tools: a custom tool, or a custom call sent back, is a 400
+    naming where it sits, the model, and the function-tool alternative (Codex's setting), before any call."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input=OPENING, **{**CODEX, "tools": [SHELL, FREEFORM]})
+    error = refused.value.body
+    assert error["param"] == "tools[1].type" and "apply_patch_freeform = false" in error["message"]
+    assert "cannot take a freeform (custom) tool" in error["message"] and "function tool taking a string" in (
+        error["message"]) and "model `" in error["message"]
+    turn = [*OPENING, {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": PATCH},
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done!"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input=turn, **CODEX)
+    assert refused.value.body["param"] == "input[3]" and "freeform (custom) tool call" in refused.value.body["message"]
+
+
 @pytest.mark.parametrize(("tool", "fix"), [
-    (FREEFORM, "`[features] apply_patch_freeform = false`"),
     ({"type": "web_search", "external_web_access": False}, '`web_search = "disabled"`'),
     ({"type": "file_search", "vector_store_ids": ["vs_1"]}, "remove the tool"),
 ])
 def test_tools_codex_offers_that_no_model_here_can_take_are_refused_with_the_setting_that_drops_them(
         served, client, tool, fix):
-    """Codex offers OpenAI's models a freeform apply_patch and (in its cached mode) web search: the gateway runs no
-    search and carries no freeform call, so the 400 names the tool and how to stop Codex sending it."""
+    """Codex offers OpenAI's models web search (in its cached mode): the gateway runs no search, so the 400 names
+    the tool and how to stop Codex sending it."""
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="gpt", input=OPENING, **{**CODEX, "tools": [SHELL, tool]})
     assert refused.value.body["param"] == "tools[1].type" and fix in refused.value.body["message"]

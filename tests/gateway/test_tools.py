@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import typing
 
 import anthropic
@@ -18,7 +19,7 @@ import openai
 import pytest
 from openai.types.chat import completion_create_params
 
-from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
+from helpers.recording_openai import LOGPROBS, PATCH, RecordingOpenAI, arguments_for
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -86,6 +87,48 @@ def test_tool_call_round_trip_and_parallel_calls(served, ledger_path):
     named = {"type": "function", "function": {"name": "get_time"}}
     client.chat.completions.create(model="fast", messages=[USER], tools=[WEATHER, TIME], tool_choice=named)
     assert upstream.last["tool_choice"] == named
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_custom_tool_call_round_trips_through_an_openai_model(served, ledger_path, stream):
+    """A freeform (custom) tool reaches an OpenAI-format model as sent (its grammar, a tool_choice naming it), the
+    model's custom call comes back with its raw input byte for byte (whole: the SDK's typed custom call; streamed:
+    custom deltas), the ledger counts it as a tool call, and the next turn's call and tool message reach the model."""
+    upstream, client, _ = served
+    ask = {"model": "fast", "tools": [APPLY_PATCH, WEATHER], "parallel_tool_calls": False, "max_tokens": 50,
+           "tool_choice": {"type": "custom", "custom": {"name": "apply_patch"}}}
+    if stream:
+        answer = client.chat.completions.create(messages=[USER], stream=True, **ask)
+        request_id = answer.response.headers["x-request-id"]
+        chunks = [chunk.to_dict() for chunk in answer]
+        pieces = [p for c in chunks for ch in c["choices"] for p in ch["delta"].get("tool_calls") or []]
+        assert pieces[0] == {"index": 0, "id": "call_0", "type": "custom", "custom": {"name": "apply_patch",
+                                                                                      "input": ""}}
+        assert "".join(p["custom"]["input"] for p in pieces) == PATCH and len(pieces) > 2
+        assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    else:
+        reply = client.chat.completions.create(messages=[USER], **ask)
+        request_id = reply._request_id
+        [call] = reply.choices[0].message.tool_calls
+        assert isinstance(call, openai.types.chat.ChatCompletionMessageCustomToolCall)
+        assert (call.id, call.custom.name, call.custom.input) == ("call_0", "apply_patch", PATCH)
+        assert reply.choices[0].finish_reason == "tool_calls"
+    assert (upstream.last["tools"], upstream.last["tool_choice"]) == ([APPLY_PATCH, WEATHER], ask["tool_choice"])
+    final = client.chat.completions.create(messages=[USER, PATCHED, DONE], **{**ask, "tool_choice": "auto"})
+    assert final.choices[0].message.content == "answer after Done!"
+    assert upstream.last["messages"] == [USER, PATCHED, DONE]
+    [row] = rows_of(ledger_path, request_id)
+    assert row.tool_call_count == 1
+
+
+def rows_of(ledger, request_id: str) -> list:
+    """A call's ledger rows, once the gateway's writer (a second a batch) has written them."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [e for e in open_store(ledger).events() if e.request_id == request_id]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 def test_streamed_tool_calls_arrive_in_openais_chunk_format(served):
@@ -345,6 +388,12 @@ def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path
 
 
 SYSTEM = {"role": "system", "content": "Be brief."}
+# Codex's apply_patch as a chat-completions custom (freeform) tool, a call of it and its result.
+APPLY_PATCH = {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files", "format": {
+    "type": "grammar", "grammar": {"definition": "start: /(.|\\n)+/", "syntax": "lark"}}}}
+PATCHED = {"role": "assistant", "content": None,
+           "tool_calls": [{"id": "call_0", "type": "custom", "custom": {"name": "apply_patch", "input": PATCH}}]}
+DONE = {"role": "tool", "tool_call_id": "call_0", "content": "Done!"}
 PICTURE = [{"type": "text", "text": "What is this?"},
            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(IMAGE).decode()}}]
 CALLS = {"role": "assistant", "content": None,
@@ -373,6 +422,13 @@ REFUSALS = [
     ("local", {"messages": [SYSTEM, USER], "logit_bias": {"50256": -100}}, "logit_bias", "field `logit_bias`"),
     ("local", {"messages": [SYSTEM, USER], "reasoning_effort": "low"}, "reasoning_effort",
      "field `reasoning_effort` (it has no reasoning mode)"),
+    # Freeform (custom) tools and their calls reach OpenAI-format models only: never turned into something else.
+    ("claude", {"messages": [SYSTEM, USER], "tools": [WEATHER, APPLY_PATCH]}, "tools[1].type",
+     "a freeform (custom) tool (`tools[1].type`): it has no freeform tools; declare a function tool taking a string "
+     "instead (Codex: `[features] apply_patch_freeform = false`)"),
+    ("local", {"messages": [SYSTEM, USER, PATCHED, DONE]}, "messages[2].tool_calls[0]",
+     "a freeform (custom) tool call (messages[2].tool_calls[0]): it has no freeform tools; declare a function tool "
+     "taking a string instead (Codex: `[features] apply_patch_freeform = false`)"),
 ]
 
 

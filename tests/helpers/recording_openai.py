@@ -2,7 +2,8 @@
 
 A request that offers tools and does not end with a `tool` message is answered with one call per
 offered tool (at most two, one if parallel_tool_calls is false), with argument text spaced oddly so
-a test can see it arrives byte for byte; otherwise it answers with text naming the last tool result.
+a test can see it arrives byte for byte (a custom tool's call is freeform: its `input` is PATCH, raw text);
+otherwise it answers with text naming the last tool result.
 Usage reports cached and reasoning tokens; `logprobs: true` gets logprobs back (on each streamed delta too); `n`
 gets n choices.
 """
@@ -27,8 +28,20 @@ USAGE = {
 LOGPROBS = {"content": [{"token": "ok", "logprob": -0.25, "bytes": [111, 107], "top_logprobs": []}], "refusal": None}
 
 
+# A custom (freeform) tool's call input: raw text, as Codex's apply_patch takes it (spaces and newlines kept).
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hi  there\n*** End Patch\n"
+
+
 def arguments_for(name: str) -> str:
     return f'{{"city":  "Paris", "tool": "{name}"}}'  # two spaces: re-serialising would change it
+
+
+def call_for(tool: dict, i: int) -> dict:
+    """The model's call of `tool`: a function call, or a custom tool's freeform call."""
+    if tool.get("type") == "custom":
+        return {"id": f"call_{i}", "type": "custom", "custom": {"name": tool["custom"]["name"], "input": PATCH}}
+    name = tool["function"]["name"]
+    return {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments_for(name)}}
 
 
 def tool_calls(body: dict) -> list[dict]:
@@ -37,17 +50,7 @@ def tool_calls(body: dict) -> list[dict]:
     if not tools or (messages and messages[-1].get("role") == "tool"):
         return []
     count = 1 if body.get("parallel_tool_calls") is False else min(2, len(tools))
-    return [
-        {
-            "id": f"call_{i}",
-            "type": "function",
-            "function": {
-                "name": tools[i]["function"]["name"],
-                "arguments": arguments_for(tools[i]["function"]["name"]),
-            },
-        }
-        for i in range(count)
-    ]
+    return [call_for(tools[i], i) for i in range(count)]
 
 
 def answer_text(body: dict) -> str:
@@ -93,23 +96,13 @@ def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
     calls = tool_calls(body)
     chunks = [chunk({"role": "assistant", "content": None if calls else ""})]
     for i, call in enumerate(calls):
-        text = call["function"]["arguments"]
-        chunks.append(
-            chunk(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0 if same_index else i,
-                            "id": call["id"],
-                            "type": "function",
-                            "function": {"name": call["function"]["name"], "arguments": ""},
-                        }
-                    ]
-                }
-            )
-        )
-        for piece in (text[:7], text[7:19], text[19:]):  # argument fragments, split mid-token
-            chunks.append(chunk({"tool_calls": [{"index": 0 if same_index else i, "function": {"arguments": piece}}]}))
+        kind, key = ("custom", "input") if call["type"] == "custom" else ("function", "arguments")
+        text = call[kind][key]
+        index = 0 if same_index else i
+        opening = {"index": index, "id": call["id"], "type": kind, kind: {"name": call[kind]["name"], key: ""}}
+        chunks.append(chunk({"tool_calls": [opening]}))
+        for piece in (text[:7], text[7:19], text[19:]):  # argument (or input) fragments, split mid-token
+            chunks.append(chunk({"tool_calls": [{"index": index, kind: {key: piece}}]}))
     if not calls:
         words = answer_text(body).split(" ")
         chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]

@@ -11,7 +11,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from helpers.recording_openai import RecordingOpenAI
+from helpers.recording_openai import PATCH, RecordingOpenAI
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.client import CallPolicy, Tokenomy
@@ -280,3 +280,23 @@ def test_cascade_accepts_a_cheap_tool_call_and_escalates_a_schema_invalid_one(st
                     request, policy=policy)
                 assert answer.tier == tier and [c.name for c in answer.tool_calls] == ["get_weather"]
         assert (len(small.bodies), len(big.bodies)) == (2, 1)
+
+
+def test_cascade_accepts_a_cheap_freeform_call_whose_raw_text_is_no_json():
+    """A freeform (custom) tool's call is raw text under the tool's grammar, which the provider holds the model to:
+    judged as JSON arguments it was "malformed", and every Codex apply_patch went on to the dearest tier."""
+    with RecordingOpenAI() as small, RecordingOpenAI() as big:
+        cfg = parse_config({
+            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
+                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
+            "tiers": {"premium": ["big"], "basic": ["small"]},
+            "routes": {"agent": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
+        })
+        request = ChatRequest([Message("user", "add hello.txt")], model="agent", max_tokens=50,
+                              tools=[ToolSpec("apply_patch", freeform={"type": "text"})])
+        with Tokenomy(record=False, models=cfg.model_specs()) as client:
+            answer = client.chat(request, policy=CallPolicy.for_route(cfg, "agent"))
+        [call] = answer.tool_calls
+        assert answer.tier == "basic" and (call.freeform, call.arguments) == (True, PATCH)
+        assert (len(small.bodies), len(big.bodies)) == (1, 0)

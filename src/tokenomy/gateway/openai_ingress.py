@@ -121,6 +121,12 @@ CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int, "extra_cont
 CALL_FUNCTION_KEYS = {"name": str, "arguments": str, "parsed_arguments": object}
 TOOL_KEYS = {"type": str, "function": dict}
 TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
+# A freeform (custom) tool, its calls and a tool_choice naming one: raw text under a format (ToolSpec.freeform).
+CUSTOM_CALL_KEYS = {"id": str, "type": str, "custom": dict, "index": int}
+CUSTOM_INPUT_KEYS = {"name": str, "input": str}
+CUSTOM_TOOL_KEYS = {"type": str, "custom": dict}
+CUSTOM_KEYS = {"name": str, "description": str, "format": dict}
+GRAMMAR_KEYS = {"definition": str, "syntax": str}
 CHOICE_FUNCTION_KEYS = {"name": str}
 FORMAT_KEYS = {"type": str, "json_schema": dict}
 SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
@@ -223,8 +229,20 @@ def json_arguments(arguments: str) -> Any:
             return {}
 
 
+def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:
+    """The block for a freeform (custom) tool call at `where`: its raw input text, as the model wrote it."""
+    _only(call, CUSTOM_CALL_KEYS, where)
+    custom = _only(call.get("custom"), CUSTOM_INPUT_KEYS, f"{where}.custom")
+    for key in ("name", "input"):
+        if custom.get(key) is None:
+            raise RequestError(f"{where}.custom.{key}", "required: a string")
+    return ToolUseBlock(id=str(call.get("id") or ""), name=custom["name"], arguments=custom["input"], freeform=True)
+
+
 def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
     """The block for `{message}.tool_calls[{index}]` (the path is spelled out only for an error)."""
+    if isinstance(call, dict) and call.get("type") == "custom":
+        return _custom_call(call, f"{message}.tool_calls[{index}]")
     if not _fits(call, CALL_KEYS):
         _bad_shape(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
     function = call.get("function") or {}
@@ -452,9 +470,41 @@ def caller_param(body: ChatCompletionRequest, param: str) -> str:
 
 
 # -- options ---------------------------------------------------------------------------------------
+def _custom_format(value: Any, where: str) -> dict[str, Any]:
+    """A custom tool's `format` as ToolSpec.freeform has it (the grammar's keys beside its type)."""
+    if value is None:
+        return {"type": "text"}  # OpenAI's default: unconstrained text
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        _only(value, {"type": str}, where)
+        return {"type": "text"}
+    if kind != "grammar":
+        raise RequestError(f"{where}.type", 'expected "text" or "grammar"')
+    _only(value, {"type": str, "grammar": dict}, where)
+    grammar = _only(value.get("grammar"), GRAMMAR_KEYS, f"{where}.grammar")
+    if grammar.get("syntax") not in ("lark", "regex"):
+        raise RequestError(f"{where}.grammar.syntax", "expected lark or regex")
+    if grammar.get("definition") is None:
+        raise RequestError(f"{where}.grammar.definition", "required: the grammar as a string")
+    return {"type": "grammar", "syntax": grammar["syntax"], "definition": grammar["definition"]}
+
+
+def _custom_tool(tool: dict[str, Any], where: str) -> ToolSpec:
+    """A freeform (custom) tool: the model answers its calls with raw text (only OpenAI-format models take one)."""
+    _only(tool, CUSTOM_TOOL_KEYS, where)
+    custom = _only(tool.get("custom"), CUSTOM_KEYS, f"{where}.custom")
+    if not custom.get("name"):
+        raise RequestError(f"{where}.custom.name", "required: a string")
+    freeform = _custom_format(custom.get("format"), f"{where}.custom.format")
+    return ToolSpec(custom["name"], custom.get("description"), freeform=freeform)
+
+
 def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(body.tools or []):
+        if isinstance(tool, dict) and tool.get("type") == "custom":
+            tools.append(_custom_tool(tool, f"tools[{i}]"))
+            continue
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and tool.get("type") == "function":
             if not _fits(tool, TOOL_KEYS):
@@ -465,7 +515,8 @@ def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
             raise RequestError(
                 f"tools[{i}]",
                 'only function tools ({"type": "function", "function": {"name", '
-                '"parameters"}}) are supported by this gateway',
+                '"parameters"}}) and custom tools ({"type": "custom", "custom": {"name", "format"}}) are supported by '
+                "this gateway",
             )
         tools.append(
             ToolSpec(
@@ -486,15 +537,16 @@ def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
         if value not in modes:
             raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
         return ToolChoice(modes[value])  # type: ignore[arg-type]
-    if value.get("type") == "function":
-        _only(value, TOOL_KEYS, "tool_choice")
-        _only(value.get("function") or {}, CHOICE_FUNCTION_KEYS, "tool_choice.function")
-    name = (value.get("function") or {}).get("name") if value.get("type") == "function" else None
+    kind = value.get("type")
+    if kind in ("function", "custom"):  # a named function tool, or a named custom (freeform) one
+        _only(value, {"type": str, kind: dict}, "tool_choice")
+        _only(value.get(kind) or {}, CHOICE_FUNCTION_KEYS, f"tool_choice.{kind}")
+    name = (value.get(kind) or {}).get("name") if kind in ("function", "custom") else None
     if not name:
         raise RequestError(
             "tool_choice",
-            'send auto, none, required or {"type": "function", "function": '
-            '{"name": ...}} (allowed_tools and custom tools are not supported)',
+            'send auto, none, required, {"type": "function", "function": {"name": ...}} or {"type": "custom", '
+            '"custom": {"name": ...}} (allowed_tools is not supported)',
         )
     return ToolChoice("tool", name)
 

@@ -15,8 +15,8 @@ from starlette.types import Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_or_none, money_str
-from tokenomy.providers.base import arguments_text
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
+from tokenomy.providers.openai_wire import tool_call
 
 
 def dumps(payload: Any) -> bytes:
@@ -113,10 +113,7 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
     if reasoning:
         message["reasoning_content"] = reasoning  # the field OpenAI-compatible reasoning servers use
     if calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
-            for c in calls
-        ]
+        message["tool_calls"] = [tool_call(c) for c in calls]
     if any(isinstance(b, ReasoningBlock) for b in response.content):
         put_signed_reasoning(response.content, message)  # the caller sends it back as it came
     message.update(extras)
@@ -225,12 +222,13 @@ def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | N
     call = piece.tool_call
     if call is not None:
         entry: dict[str, Any] = {"index": call.index}
-        function: dict[str, Any] = {"arguments": call.arguments}
+        kind = "custom" if call.freeform else "function"  # a freeform call's raw input comes in `custom.input`
+        function: dict[str, Any] = {"input" if call.freeform else "arguments": call.arguments}
         if call.id is not None:
-            entry["id"], entry["type"] = call.id, "function"
+            entry["id"], entry["type"] = call.id, kind
         if call.name is not None:
             function["name"] = call.name
-        entry["function"] = function
+        entry[kind] = function
         if piece.signature:  # Gemini's, on the function call part it came with
             entry["extra_content"] = call_signature_extra(piece.signature)
         delta["tool_calls"] = [entry]

@@ -1,9 +1,11 @@
 """OpenAI's Responses API request (`POST /v1/responses`), mapped onto a provider-neutral ChatRequest.
 
 `input` is a list of items rather than messages: messages (with `input_text`, `input_image` and `input_file` parts,
-or an assistant's `output_text` and `refusal`), `function_call` and `function_call_output` items, and `reasoning`
-items. Consecutive assistant-side items (reasoning, the assistant's message, its function calls) are one assistant
-turn and consecutive function outputs one user turn, as the chat-completions mapping groups a run of `tool` messages.
+or an assistant's `output_text` and `refusal`), `function_call` and `function_call_output` items, freeform
+`custom_tool_call` and `custom_tool_call_output` items (calls of `custom` tools: raw text, ToolSpec.freeform, which
+OpenAI-format models take and every other provider refuses naming the tool or call), and `reasoning` items.
+Consecutive assistant-side items (reasoning, the assistant's message, its function calls) are one assistant turn
+and consecutive function outputs one user turn, as the chat-completions mapping groups a run of `tool` messages.
 `instructions` and the opening system/developer messages are the system prompt.
 
 The gateway keeps no responses, so what needs them (`previous_response_id`, `conversation`, stored prompts, `store:
@@ -206,6 +208,14 @@ def _function_call(item: dict[str, Any], where: str) -> ToolUseBlock:
     )
 
 
+def _custom_call(item: dict[str, Any], where: str) -> ToolUseBlock:
+    """A freeform call (Codex's apply_patch): its `input` is the raw text the model wrote."""
+    _object(item, where, {"call_id", "name", "input"} | ECHOED)
+    call_id = _string(item.get("call_id"), f"{where}.call_id") or ""
+    name = _string(item.get("name"), f"{where}.name") or ""
+    return ToolUseBlock(id=call_id, name=name, arguments=_string(item.get("input"), f"{where}.input"), freeform=True)
+
+
 class _Turns:
     """The content model's turns, built item by item with where each came from."""
 
@@ -265,7 +275,9 @@ def _items(value: Any, turns: _Turns) -> None:
             _message(item, where, turns)
         elif kind == "function_call":
             turns.add("assistant", _function_call(item, where), where)
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            turns.add("assistant", _custom_call(item, where), where)
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             _object(item, where, {"call_id", "output"} | ECHOED)
             call_id = _string(item.get("call_id"), f"{where}.call_id") or ""
             blocks, paths = _content(item.get("output"), f"{where}.output")
@@ -279,25 +291,46 @@ def _items(value: Any, turns: _Turns) -> None:
         else:
             raise RequestError(
                 f"{where}.type",
-                f"{kind!r} items are not supported by this gateway (message, function_call, function_call_output and "
-                "reasoning are)",
+                f"{kind!r} items are not supported by this gateway (message, function_call, function_call_output, "
+                "custom_tool_call, custom_tool_call_output and reasoning are)",
             )
 
 
 # -- options -----------------------------------------------------------------------------------------------------
-# Why a tool other than a function tool is refused, and what to send instead (Codex offers web_search, in its cached
-# mode, and its freeform apply_patch to OpenAI's models unless told otherwise: its config.toml keys are named).
+# Why a tool other than a function or custom tool is refused, and what to send instead (Codex offers web_search, in
+# its cached mode, unless told otherwise: its config.toml key is named).
 UNCARRIED_TOOLS = {
-    "custom": "freeform calls (raw text under a grammar) are not carried by this gateway; declare the tool as a "
-    "function tool taking a string (Codex: `[features] apply_patch_freeform = false`)",
     "local_shell": "OpenAI's built-in shell call is not carried by this gateway; declare a function tool for it",
     "web_search": "OpenAI's servers run the search and this gateway runs none; remove the tool (Codex: "
     '`web_search = "disabled"`)',
 }
 HOSTED = (
     "OpenAI's servers run these (files, computer use, code, images, MCP) and this gateway runs none; remove the tool "
-    "(function tools are carried)"
+    "(function and custom tools are carried)"
 )
+
+
+def _custom_tool(tool: dict[str, Any], where: str) -> ToolSpec:
+    """A freeform tool (Codex's apply_patch): the model answers with raw text, unconstrained or under a grammar."""
+    _object(tool, where, {"name", "description", "format"})
+    spec = tool.get("format")
+    if spec is None:
+        spec = {"type": "text"}  # OpenAI's default: unconstrained text
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "text":
+        _object(spec, f"{where}.format", set())
+    elif kind == "grammar":
+        _object(spec, f"{where}.format", {"syntax", "definition"})
+        if spec.get("syntax") not in ("lark", "regex"):
+            raise RequestError(f"{where}.format.syntax", "expected lark or regex")
+        _string(spec.get("definition"), f"{where}.format.definition")
+    else:
+        raise RequestError(f"{where}.format.type", 'expected "text" or "grammar"')
+    return ToolSpec(
+        _string(tool.get("name"), f"{where}.name") or "",
+        _string(tool.get("description"), f"{where}.description", required=False),
+        freeform=dict(spec),
+    )
 
 
 def _tools(value: Any) -> list[ToolSpec]:
@@ -308,11 +341,14 @@ def _tools(value: Any) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
+        if isinstance(tool, dict) and tool.get("type") == "custom":
+            tools.append(_custom_tool(tool, where))
+            continue
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
             family = "web_search" if isinstance(kind, str) and kind.startswith("web_search") else kind
             if not isinstance(family, str):
-                raise RequestError(where, "expected a tool object with a type (function tools are carried)")
+                raise RequestError(where, "expected a tool object with a type (function and custom tools are carried)")
             raise RequestError(f"{where}.type", f"{kind!r} tools: {UNCARRIED_TOOLS.get(family, HOSTED)}")
         _object(tool, where, {"name", "description", "parameters", "strict", "output_schema"})
         parameters = tool.get("parameters")
@@ -342,13 +378,13 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     modes = {"auto": "auto", "none": "none", "required": "any"}
     if isinstance(value, str) and value in modes:
         return ToolChoice(modes[value])  # type: ignore[arg-type]
-    if isinstance(value, dict) and value.get("type") == "function":
+    if isinstance(value, dict) and value.get("type") in ("function", "custom"):
         _object(value, "tool_choice", {"name"})
         return ToolChoice("tool", _string(value.get("name"), "tool_choice.name"))
     raise RequestError(
         "tool_choice",
-        'send auto, none, required or {"type": "function", "name": ...} (allowed_tools and hosted tools are not '
-        "supported by this gateway)",
+        'send auto, none, required, {"type": "function", "name": ...} or {"type": "custom", "name": ...} '
+        "(allowed_tools and hosted tools are not supported by this gateway)",
     )
 
 

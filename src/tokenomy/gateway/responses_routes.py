@@ -5,9 +5,10 @@ The same path as `/v1/chat/completions`: the virtual key (`Authorization: Bearer
 overload guard, rate limit, budget reservation, the one call path (ledger, telemetry, retries, fallback, caching,
 routing), settlement. `responses_ingress` maps the request; the answer is a Response object whose output items are
 the answer's blocks in order: `reasoning` (the text, and in `encrypted_content` the signature or redacted data that
-must come back with it), one `message` with the text, and a `function_call` per tool call. Streams are the
-Responses API's semantic events (response.created, output_item.added, content_part.added, output_text.delta,
-function_call_arguments.delta, reasoning_text.delta, reasoning_summary_text.delta, the matching .done events,
+must come back with it), one `message` with the text, and a `function_call` per tool call (a `custom_tool_call`, its
+raw `input`, per call of a freeform tool). Streams are the Responses API's semantic events (response.created,
+output_item.added, content_part.added, output_text.delta, function_call_arguments.delta,
+custom_tool_call_input.delta, reasoning_text.delta, reasoning_summary_text.delta, the matching .done events,
 response.completed); a reasoning item goes out once whole, announced with its signature as OpenAI announces one with
 its encrypted content. The gateway keeps no responses: each request carries its whole conversation (`store:
 false`, as stateless clients send).
@@ -86,6 +87,11 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
     }
 
 
+def custom_call_item(item_id: str, call_id: str, name: str, text: str) -> dict[str, Any]:
+    """A freeform call (ResponseCustomToolCall: no status field): `input` is the raw text the model wrote."""
+    return {"type": "custom_tool_call", "id": item_id, "call_id": call_id, "name": name, "input": text}
+
+
 def flat_annotations(found: list[Any]) -> list[dict[str, Any]]:
     """An OpenAI-format upstream's url citations as the Responses API has them (chat completions nests each under
     `url_citation`)."""
@@ -114,6 +120,8 @@ def output_items(response: ChatResponse, ids: str, summary: bool) -> list[dict[s
         message = None
         if isinstance(block, ReasoningBlock):
             items.append(reasoning_item("rs" + item_id, block, summary))
+        elif isinstance(block, ToolUseBlock) and block.freeform:
+            items.append(custom_call_item("ctc" + item_id, block.id, block.name, block.arguments or ""))
         elif isinstance(block, ToolUseBlock):
             items.append(call_item("fc" + item_id, block.id, block.name, arguments_text(block)))
     refused = raw_extras(response, "message").get("refusal")
@@ -245,6 +253,12 @@ class EventWriter:
                 done = {key: part[key], **({"logprobs": part["logprobs"]} if kind == "output_text" else {})}
                 out.append(self._event(f"response.{kind}.done", **common, **done))
                 out.append(self._event("response.content_part.done", **common, part=part))
+        elif item["type"] == "custom_tool_call":
+            out.append(
+                self._event(
+                    "response.custom_tool_call_input.done", item_id=item_id, output_index=index, input=item["input"]
+                )
+            )
         elif item["type"] == "function_call":
             out.append(
                 self._event(
@@ -265,7 +279,8 @@ class EventWriter:
                     text=item["content"][0]["text"],
                 )
             )
-        item["status"] = "incomplete" if item is self.cut else "completed"
+        if item["type"] != "custom_tool_call":  # which has no status
+            item["status"] = "incomplete" if item is self.cut else "completed"
         return [*out, self._event("response.output_item.done", output_index=index, item=item)]
 
     def _close(self) -> list[bytes]:
@@ -388,11 +403,25 @@ class EventWriter:
         if call is not None:
             if call.index not in self.calls:
                 out += self._close()
-                fresh = call_item(f"fc{self.ids}_{len(self.items)}", call.id or "", call.name or "", "", "in_progress")
+                number = f"{self.ids}_{len(self.items)}"
+                if call.freeform:
+                    fresh = custom_call_item("ctc" + number, call.id or "", call.name or "", "")
+                else:
+                    fresh = call_item("fc" + number, call.id or "", call.name or "", "", "in_progress")
                 self.calls[call.index] = fresh
                 out += self._add(fresh)
             item = self.calls[call.index]
-            if call.arguments:
+            if call.arguments and item["type"] == "custom_tool_call":
+                item["input"] += call.arguments
+                out.append(
+                    self._event(
+                        "response.custom_tool_call_input.delta",
+                        item_id=item["id"],
+                        output_index=self._index(item),
+                        delta=call.arguments,
+                    )
+                )
+            elif call.arguments:
                 item["arguments"] += call.arguments
                 out.append(
                     self._event(

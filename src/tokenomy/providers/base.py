@@ -232,6 +232,29 @@ def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None
     return Unsupported(f'a 1-hour cache point (ttl "1h" at `{{where}}`): {why}', message, field=field)
 
 
+# Why a model other than an OpenAI-format one is refused a freeform tool or call, and what to send instead: raw text
+# under a grammar has no counterpart in its API, and turning it into a function tool would change what the model
+# writes and what the caller's tool receives.
+FREEFORM_FIX = (
+    "it has no freeform tools; declare a function tool taking a string instead (Codex: `[features] "
+    "apply_patch_freeform = false`)"
+)
+
+
+def freeform_refusal(request: ChatRequest) -> Unsupported | None:
+    """The request's first freeform tool (`tools[0].type`) or freeform call, for a model without freeform tools."""
+    for i, tool in enumerate(request.tools):
+        if tool.freeform is not None:
+            return Unsupported(f"a freeform (custom) tool (`{{where}}`): {FREEFORM_FIX}", field=f"tools[{i}].type")
+    for i, message in enumerate(request.messages):
+        if message.role != "assistant":
+            continue
+        for j, block in enumerate(message.content):
+            if isinstance(block, ToolUseBlock) and block.freeform:
+                return Unsupported(f"a freeform (custom) tool call ({{where}}): {FREEFORM_FIX}", i, j)
+    return None
+
+
 def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsupported | None:
     """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
     if inputs is None:
@@ -276,6 +299,7 @@ class Provider:
     accepts_server_tools: bool = False  # tools its API runs itself (ToolSpec.server: Anthropic's web search)
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
     accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
+    accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
@@ -300,6 +324,9 @@ class Provider:
                     return Unsupported("field `{where}`", field=key)
         if request.user is not None and not self.accepts_user:
             return Unsupported("an end-user id (`{where}`; this API has no field for it)", field="user")
+        freeform = None if self.accepts_freeform else freeform_refusal(request)
+        if freeform is not None:
+            return freeform
         if not self.accepts_1h_cache:
             return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
         return None

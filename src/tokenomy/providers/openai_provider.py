@@ -72,6 +72,7 @@ class OpenAIProvider(Provider):
     accepts_extra = None  # any pass-through field: the caller named it for this API
     accepts_names = True
     accepts_user = True  # `user`
+    accepts_freeform = True  # custom tools and their calls (openai_wire)
 
     def __init__(
         self,

@@ -7,8 +7,11 @@ upstream), so a field is mapped once. Mapping rules:
   call's result (`is_error`, which a tool message has no field for) starts with "Error: ";
 - images are `image_url` parts (bytes as a data URL, or the URL as given), documents `file` parts;
 - an assistant's ToolUseBlocks are `tool_calls`, sending the provider's exact `arguments` text back
-  when we have it; unsigned ReasoningBlocks are not sent back (OpenAI has no field for them and
-  OpenAI-compatible reasoning servers such as DeepSeek refuse `reasoning_content` in requests);
+  when we have it; a freeform tool (ToolSpec.freeform) is a `custom` tool, its calls `custom` tool calls whose
+  `input` is the raw text, both ways (a whole answer's message, and a stream's deltas: `{"index", "id", "type":
+  "custom", "custom": {"name", "input"}}`, the input in pieces);
+  unsigned ReasoningBlocks are not sent back (OpenAI has no field for them and OpenAI-compatible reasoning
+  servers such as DeepSeek refuse `reasoning_content` in requests);
 - signed or redacted reasoning (Anthropic's thinking, Gemini's thought signatures), which the model checks when
   the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`openai_reasoning`):
   LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
@@ -41,6 +44,7 @@ from tokenomy.messages import (
     ToolCallDelta,
     ToolChoice,
     ToolResultBlock,
+    ToolSpec,
     ToolUseBlock,
     Usage,
 )
@@ -161,10 +165,7 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
         else:
             out["content"] = [_part(b, index) for b in rest]
         if calls:
-            out["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c)}}
-                for c in calls
-            ]
+            out["tool_calls"] = [tool_call(c) for c in calls]
         if signed:
             put_signed_reasoning(message.content, out)
         return [out]
@@ -187,8 +188,39 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
     return turns
 
 
-def _tool_choice(choice: ToolChoice) -> Any:
+def tool_call(call: ToolUseBlock) -> dict[str, Any]:
+    """An assistant message's tool call: a function call, or a freeform (custom) call with its raw text."""
+    if call.freeform:
+        return {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": call.arguments or ""}}
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments_text(call)}}
+
+
+def custom_format(freeform: dict[str, Any]) -> dict[str, Any]:
+    """A freeform tool's format (ToolSpec.freeform, the Responses API's flat shape) as chat completions nests it."""
+    if freeform.get("type") != "grammar":
+        return {"type": "text"}
+    return {"type": "grammar", "grammar": {"definition": freeform["definition"], "syntax": freeform["syntax"]}}
+
+
+def _tool(tool: ToolSpec) -> dict[str, Any]:
+    if tool.freeform is not None:
+        custom: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            custom["description"] = tool.description
+        custom["format"] = custom_format(tool.freeform)
+        return {"type": "custom", "custom": custom}
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
+    if tool.described is not None:
+        function["description"] = tool.described
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: ToolChoice, tools: list[ToolSpec]) -> Any:
     if choice.mode == "tool":
+        if any(t.name == choice.name and t.freeform is not None for t in tools):
+            return {"type": "custom", "custom": {"name": choice.name}}
         return {"type": "function", "function": {"name": choice.name}}
     return {"any": "required"}.get(choice.mode, choice.mode)
 
@@ -221,17 +253,9 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     if request.stop:
         body["stop"] = list(request.stop)
     if request.tools:
-        tools = []
-        for tool in request.tools:
-            function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
-            if tool.described is not None:
-                function["description"] = tool.described
-            if tool.strict is not None:
-                function["strict"] = tool.strict
-            tools.append({"type": "function", "function": function})
-        body["tools"] = tools
+        body["tools"] = [_tool(tool) for tool in request.tools]
     if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice(request.tool_choice)
+        body["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format)
     if request.reasoning is not None and request.reasoning.effort is not None:
@@ -321,6 +345,15 @@ def stand_in_id() -> str:
 
 
 def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
+    custom = call.get("custom")
+    if call.get("type") == "custom" or isinstance(custom, dict):  # a freeform call: its input is raw text
+        custom = custom or {}
+        text = custom.get("input")
+        if not isinstance(text, str):
+            raise TypeError(f"custom tool call input: {text!r} is no text")
+        return ToolUseBlock(
+            id=call.get("id") or stand_in_id(), name=custom.get("name") or "", arguments=text, freeform=True
+        )
     function = call.get("function") or {}
     arguments = function.get("arguments")
     try:
@@ -526,7 +559,8 @@ class StreamAssembler:
         started = self.calls.get(index)
         if started is not None and piece.get("id") and started["id"] and piece["id"] != started["id"]:
             index = self.slots[wire] = max(self.calls) + 1  # a new call at an index already taken
-        function = piece.get("function") or {}
+        custom = piece.get("custom")
+        function = custom if isinstance(custom, dict) else piece.get("function") or {}
         call = self.calls.get(index)
         call_id = piece.get("id")
         if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
@@ -537,16 +571,21 @@ class StreamAssembler:
                 "arguments": [],
                 "stand_in": call_id,
                 "signature": None,
+                "freeform": False,
             }
         call["id"] = call["id"] or piece.get("id")
         call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
         call["name"] = call["name"] or function.get("name")
-        fragment = function.get("arguments") or ""
+        # a freeform call's pieces carry its raw input under `custom` (its first piece says type custom)
+        call["freeform"] = call["freeform"] or isinstance(custom, dict) or piece.get("type") == "custom"
+        fragment = function.get("input" if call["freeform"] else "arguments") or ""
         if not isinstance(fragment, str):  # passed on to the caller's stream as text
             raise TypeError(f"arguments: {fragment!r} is no text")
         call["arguments"].append(fragment)
         self.deltas += 1
-        return ToolCallDelta(index=index, id=call_id, name=function.get("name"), arguments=fragment)
+        return ToolCallDelta(
+            index=index, id=call_id, name=function.get("name"), arguments=fragment, freeform=call["freeform"]
+        )
 
     def _signed_blocks(self) -> list[Block] | None:
         """The streamed `thinking_blocks` pieces as whole blocks: a thinking block's text arrives in pieces and
@@ -587,10 +626,11 @@ class StreamAssembler:
             blocks.append(TextBlock(text))
         for index in sorted(self.calls):
             call = self.calls[index]
+            said = {"name": call["name"], "input" if call["freeform"] else "arguments": "".join(call["arguments"])}
             blocks += _call_blocks(
                 {
                     "id": call["id"] or call["stand_in"],
-                    "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
+                    "custom" if call["freeform"] else "function": said,
                     **({"extra_content": call_signature_extra(call["signature"])} if call["signature"] else {}),
                 }
             )

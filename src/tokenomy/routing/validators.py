@@ -78,6 +78,10 @@ def tool_call_problem(response: ChatResponse, request: ChatRequest) -> str | Non
     offer, arguments its input schema rejects), or None."""
     tools = {tool.name: tool for tool in request.tools}
     for call in response.tool_calls:
+        if call.freeform:  # raw text, not JSON: its grammar is the provider's to hold the model to
+            if tools and call.name not in tools:
+                return f"tool call to {call.name!r}, a tool the request did not offer"
+            continue
         if call.arguments is not None:
             try:
                 arguments = json.loads(call.arguments) if call.arguments.strip() else {}
