@@ -411,26 +411,11 @@ class EventWriter:
                 self.calls[call.index] = fresh
                 out += self._add(fresh)
             item = self.calls[call.index]
-            if call.arguments and item["type"] == "custom_tool_call":
-                item["input"] += call.arguments
-                out.append(
-                    self._event(
-                        "response.custom_tool_call_input.delta",
-                        item_id=item["id"],
-                        output_index=self._index(item),
-                        delta=call.arguments,
-                    )
-                )
-            elif call.arguments:
-                item["arguments"] += call.arguments
-                out.append(
-                    self._event(
-                        "response.function_call_arguments.delta",
-                        item_id=item["id"],
-                        output_index=self._index(item),
-                        delta=call.arguments,
-                    )
-                )
+            if call.arguments:  # a custom call's raw text is its `input`, a function call's JSON its `arguments`
+                custom = item["type"] == "custom_tool_call"
+                item["input" if custom else "arguments"] += call.arguments
+                event = "response.custom_tool_call_input.delta" if custom else "response.function_call_arguments.delta"
+                out.append(self._event(event, item_id=item["id"], output_index=self._index(item), delta=call.arguments))
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
