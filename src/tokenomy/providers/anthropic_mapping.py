@@ -428,12 +428,13 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     _refuse_unsupported(request)
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
-    if request.system:
-        params["system"] = (
-            [{"type": "text", "text": request.system, "cache_control": cache_control(request.system_cache_point)}]
-            if request.system_cache_point
-            else request.system
-        )
+    if request.system and (request.system_cache_point or request.system_breaks):
+        params["system"] = [
+            {"type": "text", "text": text, **({"cache_control": cache_control(point)} if point else {})}
+            for text, point in request.system_parts()
+        ]
+    elif request.system:
+        params["system"] = request.system
     messages = []
     for i, message in enumerate(request.messages):
         if message.name:

@@ -1,0 +1,101 @@
+"""The requests Claude Code sends, as it sends them (`ANTHROPIC_BASE_URL` → `POST /v1/messages?beta=true`), on the
+gateway in front of Anthropic's API (a scripted upstream), Claude on Bedrock (the emulator, through Converse) and an
+OpenAI-format model: each is carried, not refused."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import anthropic
+import httpx
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI
+from helpers.scripted_anthropic import ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SESSION = "user_" + "a" * 64 + "_account__session_5f0c1e1a-3c3b-4b4a-8d8d-0f1e2d3c4b5a"
+BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+HEADERS = {"anthropic-version": "2023-06-01", "anthropic-beta": BETAS, "x-api-key": "unused", "x-app": "cli"}
+# Claude Code's system prompt: its identity line and its instructions, each block a cache point of its own.
+SYSTEM = [
+    {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+     "cache_control": {"type": "ephemeral"}},
+    {"type": "text", "text": "\nYou are an interactive CLI tool that helps users with software engineering tasks.",
+     "cache_control": {"type": "ephemeral"}},
+]
+BASH = {"name": "Bash", "description": "Run a command",
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"],
+                         "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}}
+FIRST = [{"role": "user", "content": [
+    {"type": "text", "text": "<system-reminder>\nThe date is today.\n</system-reminder>"},
+    {"type": "text", "text": "list the files", "cache_control": {"type": "ephemeral"}}]}]
+
+
+def first_request(model: str, **fields) -> dict:
+    """The opening request of a Claude Code session (thinking off)."""
+    return {"model": model, "messages": FIRST, "temperature": 1, "system": SYSTEM, "tools": [BASH],
+            "metadata": {"user_id": SESSION}, "max_tokens": 32000, "stream": True, **fields}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A gateway in front of a scripted Anthropic API ("claude"), the Bedrock emulator ("haiku") and a recording
+    OpenAI-format upstream ("gpt"); `sent` holds the Converse params the Bedrock provider sent."""
+    from tokenomy.providers import bedrock as bedrock_provider
+    from tokenomy.providers import converse_mapping
+
+    scripted, sent = ScriptedAnthropic(), []
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        original = converse_mapping.to_converse_params
+        env.setattr(bedrock_provider, "to_converse_params", lambda request: sent.append(original(request)) or sent[-1])
+        bedrock = stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
+        openai_up = stack.enter_context(RecordingOpenAI())
+        claude_api = stack.enter_context(ServerThread(scripted.app))
+        config = parse_config({"models": {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+            "gpt": {"provider": "openai", "model": "up-model", "base_url": openai_up.url, "price_as": HAIKU}}})
+        ledger = tmp_path_factory.mktemp("cc") / "ledger.duckdb"
+        url = stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+        yield {"url": url, "scripted": scripted, "sent": sent, "openai": openai_up}
+
+
+def events(served, body: dict) -> list[dict]:
+    with httpx.stream("POST", served["url"] + "/v1/messages?beta=true", json=body, headers=HEADERS) as response:
+        assert response.status_code == 200, response.read()
+        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_claude_codes_first_request_with_both_system_blocks_cached_reaches_each_model(served) -> None:
+    # Was a 400 on every route ("system.0.cache_control: ... move cache_control to the last block"): Claude Code
+    # marks both of its system blocks, so no session could start.
+    scripted = served["scripted"]
+    scripted.requests.clear()
+    kinds = [e["type"] for e in events(served, first_request("claude"))]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    assert scripted.requests[-1][1]["system"] == SYSTEM  # the caller's blocks and cache points, as sent
+    assert events(served, first_request("haiku"))[-1]["type"] == "message_stop"
+    assert served["sent"][-1]["system"] == [
+        {"text": SYSTEM[0]["text"]}, {"cachePoint": {"type": "default"}},
+        {"text": SYSTEM[1]["text"]}, {"cachePoint": {"type": "default"}}]
+    assert events(served, first_request("gpt"))[-1]["type"] == "message_stop"
+    system = served["openai"].bodies[-1]["messages"][0]
+    assert system == {"role": "system", "content": SYSTEM[0]["text"] + "\n" + SYSTEM[1]["text"]}
+
+
+def test_a_one_hour_cache_point_on_a_system_block_before_the_last_is_carried(served) -> None:
+    sdk = anthropic.Anthropic(base_url=served["url"], api_key="unused", max_retries=0)
+    system = [{**SYSTEM[0], "cache_control": {"type": "ephemeral", "ttl": "1h"}}, {"type": "text", "text": "Rules."}]
+    sdk.messages.create(model="claude", max_tokens=5, system=system, messages=[{"role": "user", "content": "hi"}])
+    assert served["scripted"].requests[-1][1]["system"] == system
