@@ -99,3 +99,19 @@ def test_a_one_hour_cache_point_on_a_system_block_before_the_last_is_carried(ser
     system = [{**SYSTEM[0], "cache_control": {"type": "ephemeral", "ttl": "1h"}}, {"type": "text", "text": "Rules."}]
     sdk.messages.create(model="claude", max_tokens=5, system=system, messages=[{"role": "user", "content": "hi"}])
     assert served["scripted"].requests[-1][1]["system"] == system
+
+
+def test_claude_code_on_bedrock_reaches_an_openai_format_route_without_its_betas(served) -> None:
+    # CLAUDE_CODE_USE_BEDROCK=1 puts Claude Code's betas in every InvokeModel body (`anthropic_beta`); a route to a
+    # GPT model was refused for them ("anthropic_beta: the gateway carries this field to Bedrock and Anthropic
+    # models only"). It now answers without them, as /v1/messages answers without the anthropic-beta header.
+    sdk = anthropic.AnthropicBedrock(base_url=served["url"], aws_region="us-east-1", aws_access_key="x",
+                                     aws_secret_key="x", max_retries=0)
+    with sdk.beta.messages.stream(model="gpt", max_tokens=32000, system=SYSTEM, messages=FIRST, tools=[BASH],
+                                  betas=BETAS.split(","), extra_body={"temperature": 1}) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert [block.type for block in final.content] == ["tool_use"] and final.content[0].name == "Bash"
+    body = served["openai"].bodies[-1]
+    assert "anthropic_beta" not in body and body["tools"][0]["function"]["name"] == "Bash"
