@@ -115,3 +115,17 @@ def test_claude_code_on_bedrock_reaches_an_openai_format_route_without_its_betas
     assert [block.type for block in final.content] == ["tool_use"] and final.content[0].name == "Bash"
     body = served["openai"].bodies[-1]
     assert "anthropic_beta" not in body and body["tools"][0]["function"]["name"] == "Bash"
+
+
+@pytest.mark.parametrize("model", ["haiku", "gpt"])
+def test_claude_codes_context_management_is_refused_off_anthropic_with_the_setting_that_stops_it(served, model):
+    # With thinking on, Claude Code sends context_management (clear_thinking_20251015) on every request; the route's
+    # models cannot take it through the Messages API, and its user cannot edit the request: the 400 names the
+    # field and the Claude Code settings that stop it.
+    body = first_request(model, thinking={"type": "enabled", "budget_tokens": 31999},
+                         context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]})
+    response = httpx.post(served["url"] + "/v1/messages?beta=true", json=body, headers=HEADERS)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("context_management: the gateway carries this field to Anthropic models only")
+    assert "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1" in message and "turn thinking off" in message
