@@ -190,6 +190,11 @@ class ToolSpec:
     # (type, name, max_uses, ...): carried to Anthropic's Messages API as sent, refused by every other provider.
     server: dict[str, Any] | None = None
     freeform: dict[str, Any] | None = None
+    # A custom tool's fields that only Anthropic's Messages API reads (`eager_input_streaming`, `defer_loading`,
+    # `input_examples`, ..., which Claude Code sends), as the caller sent them: carried to Anthropic's API; other
+    # providers refuse them by name, but for `eager_input_streaming` (Anthropic's way of asking for what they do
+    # anyway: a tool's input streamed as it is written).
+    anthropic: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
@@ -205,6 +210,8 @@ class ToolSpec:
             out["server"] = self.server
         if self.freeform is not None:
             out["freeform"] = self.freeform
+        if self.anthropic is not None:
+            out["anthropic"] = self.anthropic
         return out
 
     @property

@@ -129,3 +129,25 @@ def test_claude_codes_context_management_is_refused_off_anthropic_with_the_setti
     message = response.json()["error"]["message"]
     assert message.startswith("context_management: the gateway carries this field to Anthropic models only")
     assert "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1" in message and "turn thinking off" in message
+
+
+def test_claude_codes_own_tool_fields_reach_claude_and_a_streaming_hint_is_answered_elsewhere(served) -> None:
+    # Claude Code sends `eager_input_streaming` (fine-grained tool streaming) and `defer_loading` (tool search) on
+    # its tools; each was refused on every route ("tools.0.eager_input_streaming: the gateway cannot carry this
+    # field of a tool"), Anthropic's API included. They now reach Anthropic's API as sent; another model streams a
+    # tool's input as it is written anyway, so the hint is answered there without the field; a field it cannot
+    # honour (defer_loading) is refused by name.
+    scripted = served["scripted"]
+    tools = [BASH | {"eager_input_streaming": True},
+             BASH | {"name": "mcp__db__query", "defer_loading": True, "input_examples": [{"command": "ls"}]}]
+    events(served, first_request("claude", tools=tools))
+    assert scripted.requests[-1][1]["tools"] == tools
+    kinds = [e["type"] for e in events(served, first_request("gpt", tools=tools[:1]))]
+    assert kinds[-1] == "message_stop" and "eager_input_streaming" not in json.dumps(served["openai"].bodies[-1])
+    assert events(served, first_request("haiku", tools=tools[:1]))[-1]["type"] == "message_stop"
+    assert "eager_input_streaming" not in json.dumps(served["sent"][-1]["toolConfig"])
+    for model in ("gpt", "haiku"):
+        refused = httpx.post(served["url"] + "/v1/messages?beta=true", headers=HEADERS,
+                             json=first_request(model, tools=tools, stream=False))
+        assert refused.status_code == 400
+        assert "(`tools.1.defer_loading`)" in refused.json()["error"]["message"]

@@ -145,9 +145,7 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
         if tool.get("type") not in (None, "custom"):
             tools.append(_server_tool(tool, where))
             continue
-        for key in tool:
-            if key not in TOOL_KEYS:
-                raise ValueError(f"{where}.{key}: the gateway cannot carry this field of a tool; remove it")
+        own = {key: value for key, value in tool.items() if key not in TOOL_KEYS}  # Anthropic's API reads them
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise ValueError(f"{where}.name: Field required")
         if not isinstance(tool.get("input_schema"), dict):
@@ -156,7 +154,11 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
             raise ValueError(f"{where}.description: Input should be a string")
         if tool.get("strict") is not None and not isinstance(tool["strict"], bool):
             raise ValueError(f"{where}.strict: Input should be a boolean")
-        tools.append(ToolSpec(tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict")))
+        tools.append(
+            ToolSpec(
+                tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict"), anthropic=own or None
+            )
+        )
     return tools
 
 

@@ -88,6 +88,7 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
             item["description"] = tool.described
         if tool.strict is not None:
             item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
+        item.update(tool.anthropic or {})  # eager_input_streaming, defer_loading, ...: as the caller sent them
         out.append(item)
     if cache_last and out:
         out[-1]["cache_control"] = cache_control(cache_last)
