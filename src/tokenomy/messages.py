@@ -190,6 +190,11 @@ class ToolSpec:
     # (type, name, max_uses, ...): carried to Anthropic's Messages API as sent, refused by every other provider.
     server: dict[str, Any] | None = None
     freeform: dict[str, Any] | None = None
+    # A custom tool's fields that only Anthropic's Messages API reads (`eager_input_streaming`, `defer_loading`,
+    # `input_examples`, ..., which Claude Code sends), as the caller sent them: carried to Anthropic's API; other
+    # providers refuse them by name, but for `eager_input_streaming` (Anthropic's way of asking for what they do
+    # anyway: a tool's input streamed as it is written).
+    anthropic: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""
@@ -205,6 +210,8 @@ class ToolSpec:
             out["server"] = self.server
         if self.freeform is not None:
             out["freeform"] = self.freeform
+        if self.anthropic is not None:
+            out["anthropic"] = self.anthropic
         return out
 
     @property
@@ -300,6 +307,10 @@ class ChatRequest:
     prompt_cache_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     system_cache_point: CachePoint = False
+    # Cache points inside the system prompt, before its end: (where in `system` the cached part ends, its point). A
+    # Messages API caller may mark any system block (Claude Code marks both of its own); Anthropic and Bedrock get
+    # the prompt cut there, the other providers cache without points.
+    system_breaks: tuple[tuple[int, CachePoint], ...] = ()
     tools_cache_point: CachePoint = False
     region: str | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
@@ -334,6 +345,18 @@ class ChatRequest:
         turns = [m for m in self.messages if m.role != "system"]
         return replace(self, system="\n\n".join(texts), messages=turns)
 
+    def system_parts(self) -> list[tuple[str, CachePoint]]:
+        """The system prompt cut at its cache points: (text, the cache point it ends with, False for none), the last
+        part ending with `system_cache_point`. The separator a break stands on (the newline that joined the caller's
+        blocks) is left out, so the caller's blocks come back as sent."""
+        text = self.system or ""
+        parts: list[tuple[str, CachePoint]] = []
+        start = 0
+        for end, point in self.system_breaks:
+            parts.append((text[start:end], point))
+            start = end + 1
+        return [*parts, (text[start:], self.system_cache_point)]
+
     def count_blocks(self, kind: type) -> int:
         return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
 
@@ -343,7 +366,7 @@ class ChatRequest:
         (a pass-through field); None when it asks for none."""
         if self.tools_cache_point == ONE_HOUR:
             return None, "tools"
-        if self.system_cache_point == ONE_HOUR:
+        if self.system_cache_point == ONE_HOUR or any(point == ONE_HOUR for _, point in self.system_breaks):
             return None, "system"
         for i, message in enumerate(self.messages):
             if message.cache_point == ONE_HOUR:

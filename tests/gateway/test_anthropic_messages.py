@@ -142,7 +142,6 @@ TOOL = {"name": "f", "input_schema": {"type": "object"}}
      "tools.0.type"),
     ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, "tools.0.type"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 0}]}, "tools.0.max_uses"),
-    ({"tools": [TOOL | {"input_examples": []}]}, "tools.0.input_examples"),
     ({"model": "gpt", "output_config": {"effort": "low"}}, "output_config"),
     ({"model": "gpt", "cache_control": {"type": "ephemeral"}}, "cache_control"),
 ])

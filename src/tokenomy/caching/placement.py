@@ -185,7 +185,8 @@ def auto_cache(
     request: ChatRequest, pricing_model: str, catalog: PriceCatalog | None = None, region: str | None = None
 ) -> tuple[ChatRequest, list[Placement]]:
     """Apply placement using the catalog entry of the model that will be priced."""
-    if request.system_cache_point or request.tools_cache_point or any(m.cache_point for m in request.messages):
+    placed = request.system_cache_point or request.system_breaks or request.tools_cache_point
+    if placed or any(m.cache_point for m in request.messages):
         return request, []  # the caller placed its own points: respect them
     try:
         entry = (catalog or default_catalog()).lookup(pricing_model, region)

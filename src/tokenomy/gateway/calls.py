@@ -56,6 +56,13 @@ def route_providers(gw, route, name: str) -> set[str]:
     return {gw.client.provider_for(gw.client.spec_for(model)).name for model in models}
 
 
+# How to stop a field a client sends without being asked, for the caller who cannot edit the request.
+SENT_UNASKED = {
+    "context_management": " (Claude Code sends it whenever thinking is on: turn thinking off, or set "
+    "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1)",
+}
+
+
 def refusal(
     gw,
     route,
@@ -74,7 +81,7 @@ def refusal(
     if unknown is not None and others:
         raise ValueError(
             f"{named(unknown)}: the gateway carries this field to {api} models only, and `{name}` may reach "
-            f"{', '.join(others)} models; remove it"
+            f"{', '.join(others)} models; remove it{SENT_UNASKED.get(unknown, '')}"
         )
     return gw.refusal(route, replace(call, extra={}) if call.extra else call)
 

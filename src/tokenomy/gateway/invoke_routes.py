@@ -7,15 +7,16 @@ the coding agents built on it. They move behind Tokenomy by pointing the endpoin
 sent as Converse's route takes it (`converse_routes`: a bearer token, or the SigV4 access key id).
 
 The body is a Messages API body without `model` and `stream` (the path names both), so it is read and answered with
-the `/v1/messages` mapping (`providers.anthropic_inbound`): tools, images, documents, thinking and cache_control reach
-whichever model the route names, or are refused with a 400 naming the field as the caller sent it. Fields Tokenomy
-does not map ride to Claude as sent: into the body on Anthropic's API, into `additionalModelRequestFields` on
-Bedrock (where InvokeModel's body would have put them). `anthropic_beta` becomes Anthropic's beta header on a route
-to Anthropic's API. InvokeModel's header parameters become the Converse fields of the same meaning on a route to
-Bedrock models (a guardrail, request metadata, a project, a latency or service tier asked for) and are refused
-elsewhere. An embedding model's body (Titan Text Embeddings, Cohere Embed) is embedded (`invoke_embeddings`); a body
-of another model family (Titan's text models, Llama's `prompt`, ...) is refused with a pointer to Converse, which the
-gateway serves for every model.
+the `/v1/messages` mapping (`providers.anthropic_inbound`): tools, images, documents, thinking and cache_control
+reach whichever model the route names, or are refused with a 400 naming the field as the caller sent it. Fields
+Tokenomy does not map ride to Claude as sent: into the body on Anthropic's API, into `additionalModelRequestFields`
+on Bedrock (where InvokeModel's body would have put them). `anthropic_beta` becomes Anthropic's beta header on a
+route to Anthropic's API, and is left out on a route to models without betas (OpenAI-format, Gemini, local).
+InvokeModel's header parameters become the Converse fields of the same meaning on a route to Bedrock models (a
+guardrail, request metadata, a project, a latency or service tier asked for) and are refused elsewhere. An embedding
+model's body (Titan Text Embeddings, Cohere Embed) is embedded (`invoke_embeddings`); a body of another model family
+(Titan's text models, Llama's `prompt`, ...) is refused with a pointer to Converse, which the gateway serves for
+every model.
 
 The answer is Claude's message with Bedrock's headers (`X-Amzn-Bedrock-Input-Token-Count`, ...); a stream is AWS
 event-stream `chunk` frames, each holding one Messages API event as base64 JSON, the last (`message_stop`) with
@@ -254,6 +255,11 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
                 f"may reach {', '.join(sorted(providers - {BEDROCK}))} models; remove it"
             )
         beta = call.extra.get("anthropic_beta")
+        if beta is not None and not providers & {BEDROCK, "anthropic"}:
+            # No model on the route has Anthropic's betas: it answers without them, as /v1/messages answers such a
+            # route without its anthropic-beta header (Claude Code on Bedrock sends betas on every request).
+            call.extra.pop("anthropic_beta")
+            beta = None
         if beta is not None and "anthropic" in providers and providers != {"anthropic"}:
             raise ValueError(
                 f"anthropic_beta: `{model_id}` may reach Anthropic's API (a header there) and other models (a body "

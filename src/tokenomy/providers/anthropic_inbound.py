@@ -112,16 +112,26 @@ def _check_numbers(body: dict[str, Any]) -> None:
             raise ValueError(f"{name}: Input should be {span} (got {value})")
 
 
-def _system(system: Any) -> tuple[str | None, CachePoint]:
+def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, CachePoint], ...]]:
+    """The system prompt's text (its blocks joined by newlines), the cache point it ends with, and the cache points
+    of blocks before the last (where in the text each ends): Claude Code marks both of its system blocks."""
     if system is None or isinstance(system, str):
-        return system, False
+        return system, False, ()
     if not isinstance(system, list):
         raise ValueError("system: Input should be a string or a list of text blocks")
     blocks = blocks_from_anthropic(system, "system", request=True)
+    breaks: list[tuple[int, CachePoint]] = []
+    end = -1  # where the text so far ends (before the first block: nothing, and no separator)
     for i, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
             raise ValueError(f"system.{i}.type: the system prompt takes text blocks only")
-    return "\n".join(b.text for b in blocks if isinstance(b, TextBlock)), _point(system, "system")
+        end += 1 + len(block.text)
+        found = _cached(system[i], f"system.{i}") if i < len(blocks) - 1 else None
+        if found is not None:
+            breaks.append((end, found[1]))
+    last = _cached(system[-1], f"system.{len(system) - 1}") if system else None
+    text = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
+    return text, False if last is None else last[1], tuple(breaks)
 
 
 def _tools(tools_raw: Any) -> list[ToolSpec]:
@@ -135,9 +145,7 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
         if tool.get("type") not in (None, "custom"):
             tools.append(_server_tool(tool, where))
             continue
-        for key in tool:
-            if key not in TOOL_KEYS:
-                raise ValueError(f"{where}.{key}: the gateway cannot carry this field of a tool; remove it")
+        own = {key: value for key, value in tool.items() if key not in TOOL_KEYS}  # Anthropic's API reads them
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise ValueError(f"{where}.name: Field required")
         if not isinstance(tool.get("input_schema"), dict):
@@ -146,7 +154,11 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
             raise ValueError(f"{where}.description: Input should be a string")
         if tool.get("strict") is not None and not isinstance(tool["strict"], bool):
             raise ValueError(f"{where}.strict: Input should be a boolean")
-        tools.append(ToolSpec(tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict")))
+        tools.append(
+            ToolSpec(
+                tool["name"], tool.get("description"), tool["input_schema"], tool.get("strict"), anthropic=own or None
+            )
+        )
     return tools
 
 
@@ -235,7 +247,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
             raise ValueError(f"{where}: Input should be a string or a list of content blocks")
         blocks = blocks_from_anthropic(content, where, request=True)
         messages.append(Message(item["role"], blocks, _point(content, where)))
-    system_text, system_cache_point = _system(body.get("system"))
+    system_text, system_cache_point, system_breaks = _system(body.get("system"))
     tools_raw = body.get("tools")
     if tools_raw is None:
         tools_raw = []  # an empty value of the wrong type ({}, "", 0) is refused, as a full one is
@@ -287,6 +299,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         user=user,
         extra=extra,
         system_cache_point=system_cache_point,
+        system_breaks=system_breaks,
         tools_cache_point=_point(tools_raw, "tools"),
     )
 

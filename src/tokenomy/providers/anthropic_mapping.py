@@ -88,6 +88,7 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
             item["description"] = tool.described
         if tool.strict is not None:
             item["strict"] = tool.strict  # Anthropic's structured-outputs tool flag, carried as sent
+        item.update(tool.anthropic or {})  # eager_input_streaming, defer_loading, ...: as the caller sent them
         out.append(item)
     if cache_last and out:
         out[-1]["cache_control"] = cache_control(cache_last)
@@ -428,12 +429,13 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     _refuse_unsupported(request)
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
-    if request.system:
-        params["system"] = (
-            [{"type": "text", "text": request.system, "cache_control": cache_control(request.system_cache_point)}]
-            if request.system_cache_point
-            else request.system
-        )
+    if request.system and (request.system_cache_point or request.system_breaks):
+        params["system"] = [
+            {"type": "text", "text": text, **({"cache_control": cache_control(point)} if point else {})}
+            for text, point in request.system_parts()
+        ]
+    elif request.system:
+        params["system"] = request.system
     messages = []
     for i, message in enumerate(request.messages):
         if message.name:

@@ -283,6 +283,21 @@ def server_tools_refusal(request: ChatRequest) -> Unsupported | None:
     return None
 
 
+# A tool field of Anthropic's that asks only for what every other API does anyway: a tool's input streamed as the
+# model writes it, unbuffered. Another provider answers it without the field.
+STREAMING_HINTS = frozenset({"eager_input_streaming"})
+
+
+def anthropic_tool_fields_refusal(request: ChatRequest) -> Unsupported | None:
+    """The first tool field only Anthropic's API reads (ToolSpec.anthropic: `defer_loading`, `input_examples`), for
+    a provider whose API has no such field; a streaming hint is not one (`STREAMING_HINTS`)."""
+    for i, tool in enumerate(request.tools):
+        for key in tool.anthropic or {}:
+            if key not in STREAMING_HINTS:
+                return Unsupported("a tool field only Anthropic's API reads (`{where}`)", field=f"tools[{i}].{key}")
+    return None
+
+
 class Provider:
     """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
 
@@ -314,8 +329,8 @@ class Provider:
                 else:
                     kind = BLOCK_NAMES.get(type(part), type(part).__name__)
                 return Unsupported(f"{_a(kind)} block ({{where}})", i, j, k)
-        if not self.accepts_server_tools:
-            refused = server_tools_refusal(request)
+        if not self.accepts_server_tools:  # Anthropic's API alone takes its server tools and its own tool fields
+            refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:
                 return refused
         if self.accepts_extra is not None:

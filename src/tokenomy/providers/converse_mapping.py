@@ -357,9 +357,9 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     model = request.model
     params: dict[str, Any] = {"modelId": model}
     if request.system:
-        system: list[dict[str, Any]] = [{"text": request.system}]
-        if request.system_cache_point:
-            system.append(cache_point(request.system_cache_point))
+        system: list[dict[str, Any]] = []
+        for text, point in request.system_parts():  # one part unless the caller cached inside its system prompt
+            system += [{"text": text}, cache_point(point)] if point else [{"text": text}]
         params["system"] = system
     messages: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
