@@ -27,8 +27,8 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
-from tokenomy.providers.base import (
-    Provider,
+from tokenomy.providers.base import Provider
+from tokenomy.providers.refusals import (
     Unsupported,
     inputs_refusal,
     one_hour_cache_refusal,

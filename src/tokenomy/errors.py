@@ -51,7 +51,7 @@ class ProviderError(TokenomyError):
     """A provider call failed. `kind` is one of: throttled, client_error, server_error, timeout. `param` names the
     request field a provider's API has no place for, when the refusal is Tokenomy's own (nothing was sent).
     `retryable` overrides what the kind implies, for a failure that another attempt would only repeat (and pay for).
-    `refused` is what a check before any call found the model cannot take (a providers.base.Unsupported): nothing
+    `refused` is what a check before any call found the model cannot take (a providers.refusals.Unsupported): nothing
     was sent, so a fallback or a later tier that can take the request is tried instead. `code` is the provider's
     own error code when it sent one (OpenAI's `error.code`: context_length_exceeded, content_filter, ...), which
     callers branch on, so the gateway passes it on. `call_cost_usd` is what the failed call's earlier attempts

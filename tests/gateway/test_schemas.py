@@ -12,7 +12,7 @@ import pytest
 from tokenomy.gateway.openai_ingress import caller_path, to_messages, valid_base64
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ImageBlock
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 # RFC 4648's base64: whole quanta of four characters, `=` padding only in the last one.
 CANONICAL = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")

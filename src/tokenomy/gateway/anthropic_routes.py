@@ -52,7 +52,7 @@ from tokenomy.providers.anthropic_inbound import (
     usage_body,
 )
 from tokenomy.providers.anthropic_provider import BETA_HEADER
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
 # What `messages.count_tokens` takes: what the model reads, not how it answers (no max_tokens, sampling, stream).

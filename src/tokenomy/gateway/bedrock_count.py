@@ -36,7 +36,7 @@ from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
 from tokenomy.providers import anthropic_inbound, converse_inbound
 from tokenomy.providers.anthropic_provider import BETA_HEADER
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
 CONVERSE = "input.converse"

@@ -25,7 +25,7 @@ from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, StreamChunk
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,6 @@ from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
-from tokenomy.providers.base import Unsupported
 from tokenomy.providers.gemini_answers import (
     finish_reason,
     grounding_body,
@@ -56,6 +55,7 @@ from tokenomy.providers.gemini_answers import (
     usage_body,
 )
 from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
+from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
 METHODS = ("generateContent", "streamGenerateContent")

@@ -36,9 +36,9 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.base import Unsupported
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
+from tokenomy.providers.refusals import Unsupported
 
 # A file part's media type -> the document's format: every type the mappings send (an office file among them, which
 # was taken for a PDF when it came without a file name and went upstream labelled application/pdf).

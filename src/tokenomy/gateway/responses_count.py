@@ -22,7 +22,7 @@ from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_
 from tokenomy.gateway.openai_ingress import RequestError
 from tokenomy.gateway.responses import error
 from tokenomy.gateway.responses_ingress import caller_param, caller_path, request_from_responses
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
 # What OpenAI's input_tokens endpoint takes: the prompt and what shapes how the model reads it, not the answer's

@@ -50,7 +50,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 # How a reasoning item's `encrypted_content` carries what the gateway issued: a signed block's signature, or a
 # redacted block's data. The prefix tells them apart on the way back; content of any other origin is refused.

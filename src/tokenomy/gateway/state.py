@@ -31,7 +31,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
 from tokenomy.pricing.server_tools import reserved_tools_usd
-from tokenomy.providers.base import Unsupported, inputs_refusal
+from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
 

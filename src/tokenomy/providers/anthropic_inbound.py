@@ -22,7 +22,7 @@ from tokenomy.messages import (
     ToolSpec,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
-from tokenomy.providers.base import Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 KNOWN_FIELDS = {
     "model",

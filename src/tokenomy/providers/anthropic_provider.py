@@ -27,7 +27,6 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_tools,
 )
 from tokenomy.providers.base import (
-    ALL_BLOCKS,
     DEFAULT_TIMEOUT_S,
     Provider,
     answer_broke_off,
@@ -39,6 +38,7 @@ from tokenomy.providers.base import (
     retry_after_seconds,
 )
 from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.refusals import ALL_BLOCKS
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)

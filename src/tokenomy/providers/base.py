@@ -10,7 +10,6 @@ import json
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,29 +18,27 @@ from tokenomy.messages import (
     Block,
     ChatRequest,
     ChatResponse,
-    DocumentBlock,
-    ImageBlock,
     ProviderBlock,
     ReasoningBlock,
     StreamChunk,
     TextBlock,
     ToolCallDelta,
-    ToolResultBlock,
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.refusals import (
+    ALL_BLOCKS,
+    BLOCK_NAMES,
+    Unsupported,
+    anthropic_tool_fields_refusal,
+    first_unaccepted,
+    freeform_refusal,
+    one_hour_cache_refusal,
+    raise_refusal,
+    server_tools_refusal,
+    with_article,
+)
 
-# The content model's own blocks, which every provider maps; a ProviderBlock goes back only to its own API (the
-# providers of that API accept it in `accepts_blocks`).
-ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
-BLOCK_NAMES = {
-    TextBlock: "text",
-    ImageBlock: "image",
-    DocumentBlock: "document",
-    ToolUseBlock: "tool use",
-    ToolResultBlock: "tool result",
-    ReasoningBlock: "reasoning",
-}
 # OpenAI's newer name for max_tokens, which Gemini's mapping reads from `extra` (a library caller may put it
 # there); the gateway itself says which name its caller used in ChatRequest.max_tokens_name, not in `extra`.
 NAMING_HINTS = frozenset({"max_completion_tokens"})
@@ -150,154 +147,6 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _a(noun: str) -> str:
-    return ("an " if noun[0] in "aeiou" else "a ") + noun
-
-
-@dataclass(frozen=True, slots=True)
-class Unsupported:
-    """What of a ChatRequest a provider cannot send, and where it sits in the request.
-
-    The place is kept as indices, not only as text, because the content model is not what a gateway's caller
-    sent (opening system messages are lifted out, a run of tool messages is one turn): an ingress translates it
-    to the caller's own path (`describe`); `str()` names it in the content model's terms."""
-
-    text: str  # what it is, `{where}` standing for its place: "an image block ({where})", "field `{where}`"
-    message: int | None = None  # index in request.messages
-    block: int | None = None  # index in that message's content
-    part: int | None = None  # index in that block's content (the parts of a tool result)
-    # With `message`: a field of that message ("name"). Without: a pass-through key of request.extra, or a request
-    # option by its OpenAI name (reasoning_effort) or, lacking one, its ChatRequest slot (reasoning.budget_tokens).
-    field: str | None = None
-    by: str = "the model"  # who cannot take it, as the error names it: "model `gpt-4o` (openai)"
-
-    @property
-    def where(self) -> str:
-        """The place in the content model's terms: `messages[0].content[1]`, `messages[2].name`, `logit_bias`."""
-        if self.message is None:
-            return self.field or "the request"
-        path = f"messages[{self.message}]"
-        if self.block is not None:
-            path += f".content[{self.block}]"
-            if self.part is not None:
-                path += f".content[{self.part}]"
-        return f"{path}.{self.field}" if self.field else path
-
-    def describe(self, where: str) -> str:
-        """The text with its place named as `where` (an ingress's path for its caller)."""
-        return self.text.replace("{where}", where)
-
-    def __str__(self) -> str:
-        return self.describe(self.where)
-
-    def error_text(self, where: str) -> str:
-        """The whole error, its place named as `where` (the content model's, or an ingress's path for its caller)."""
-        what = self.describe(where)
-        return f"{self.by} cannot take {what}; remove it or send the request to a model that supports it"
-
-
-def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) -> None:
-    """Raise the client error (HTTP 400 at the gateway) for what `request`'s model cannot take, if anything.
-    Nothing was sent: the error carries the refusal, so the attempt plan moves on to a model that can take it."""
-    if why is not None:
-        why = replace(why, by=f"model `{request.model}` ({provider})")
-        raise ProviderError(
-            why.error_text(why.where),
-            kind="client_error",
-            status=400,
-            refused=why,
-        )
-
-
-def _first_part(content: list, accepted: tuple[type, ...]) -> tuple[int, int | None, object] | None:
-    """(block, part or None, the block or part) of the first block of `content`, or part of a tool result in it,
-    that is none of the `accepted` types (an isinstance check: this runs on every request)."""
-    for j, block in enumerate(content):
-        if not isinstance(block, accepted):
-            return j, None, block
-        if isinstance(block, ToolResultBlock):
-            for k, part in enumerate(block.content):
-                if not isinstance(part, accepted):
-                    return j, k, part
-    return None
-
-
-def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None:
-    """The request's first 1-hour cache point, refused for `why` (what the model lacks), or None if it has none.
-    Never sent as a 5-minute point instead: it would be billed, and expire, as one the caller did not ask for."""
-    place = request.one_hour_cache_point()
-    if place is None:
-        return None
-    message, field = place
-    return Unsupported(f'a 1-hour cache point (ttl "1h" at `{{where}}`): {why}', message, field=field)
-
-
-# Why a model other than an OpenAI-format one is refused a freeform tool or call, and what to send instead: raw text
-# under a grammar has no counterpart in its API, and turning it into a function tool would change what the model
-# writes and what the caller's tool receives.
-FREEFORM_FIX = (
-    "it has no freeform tools; declare a function tool taking a string instead (Codex: `[features] "
-    "apply_patch_freeform = false`)"
-)
-
-
-def freeform_refusal(request: ChatRequest) -> Unsupported | None:
-    """The request's first freeform tool (`tools[0].type`) or freeform call, for a model without freeform tools."""
-    for i, tool in enumerate(request.tools):
-        if tool.freeform is not None:
-            return Unsupported(f"a freeform (custom) tool (`{{where}}`): {FREEFORM_FIX}", field=f"tools[{i}].type")
-    for i, message in enumerate(request.messages):
-        if message.role != "assistant":
-            continue
-        for j, block in enumerate(message.content):
-            if isinstance(block, ToolUseBlock) and block.freeform:
-                return Unsupported(f"a freeform (custom) tool call ({{where}}): {FREEFORM_FIX}", i, j)
-    return None
-
-
-def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsupported | None:
-    """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
-    if inputs is None:
-        return None
-    unread = {ImageBlock: "image", DocumentBlock: "document"}
-    accepted = (*(kind for kind in ALL_BLOCKS if kind not in unread or unread[kind] in inputs), ProviderBlock)
-    for i, message in enumerate(request.messages):
-        found = _first_part(message.content, accepted)
-        if found is not None:
-            j, k, part = found
-            return Unsupported(
-                f"{_a(unread[type(part)])} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k
-            )
-    return None
-
-
-def server_tools_refusal(request: ChatRequest) -> Unsupported | None:
-    """The first server tool of `request` (ToolSpec.server: Anthropic's web search), for a provider whose API runs
-    none: another API's mapping would send it as a function the caller never implemented."""
-    for i, tool in enumerate(request.tools):
-        if tool.server is not None:
-            return Unsupported(
-                f"Anthropic's server tool {tool.server.get('type')!r} (`{{where}}`), which only Anthropic's API runs",
-                field=f"tools[{i}].type",
-            )
-    return None
-
-
-# A tool field of Anthropic's that asks only for what every other API does anyway: a tool's input streamed as the
-# model writes it, unbuffered. Another provider answers it without the field.
-STREAMING_HINTS = frozenset({"eager_input_streaming"})
-
-
-def anthropic_tool_fields_refusal(request: ChatRequest) -> Unsupported | None:
-    """The first tool field only Anthropic's API reads (ToolSpec.anthropic: `defer_loading`, `input_examples`), for
-    a provider whose API has no such field; a streaming hint is not one (`STREAMING_HINTS`)."""
-    for i, tool in enumerate(request.tools):
-        for key in tool.anthropic or {}:
-            if key not in STREAMING_HINTS:
-                return Unsupported("a tool field only Anthropic's API reads (`{where}`)", field=f"tools[{i}].{key}")
-    return None
-
-
 class Provider:
     """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
 
@@ -321,14 +170,14 @@ class Provider:
         for i, message in enumerate(request.messages):
             if message.name and not self.accepts_names:
                 return Unsupported("field `{where}`", i, field="name")
-            found = _first_part(message.content, self.accepts_blocks)
+            found = first_unaccepted(message.content, self.accepts_blocks)
             if found is not None:
                 j, k, part = found
                 if isinstance(part, ProviderBlock):  # by its API's type: "an anthropic web_search_tool_result block"
                     kind = f"{part.api} {part.kind}"
                 else:
                     kind = BLOCK_NAMES.get(type(part), type(part).__name__)
-                return Unsupported(f"{_a(kind)} block ({{where}})", i, j, k)
+                return Unsupported(f"{with_article(kind)} block ({{where}})", i, j, k)
         if not self.accepts_server_tools:  # Anthropic's API alone takes its server tools and its own tool fields
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:

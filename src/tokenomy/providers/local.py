@@ -35,7 +35,8 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import Provider, Unsupported
+from tokenomy.providers.base import Provider
+from tokenomy.providers.refusals import Unsupported
 
 DEFAULT_MAX_TOKENS = 256
 _MODEL_LOCK = threading.Lock()

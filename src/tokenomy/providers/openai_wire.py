@@ -48,19 +48,14 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import (
-    Unsupported,
-    arguments_text,
-    checked_counts,
-    estimated_prompt_tokens,
-    estimated_usage,
-)
+from tokenomy.providers.base import arguments_text, checked_counts, estimated_prompt_tokens, estimated_usage
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,
     put_signed_reasoning,
     thinking_block,
 )
+from tokenomy.providers.refusals import Unsupported
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",
