@@ -55,7 +55,13 @@ from tokenomy.providers.gemini_answers import (
     signature_out,
     usage_body,
 )
-from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
+from tokenomy.providers.gemini_inbound import (
+    caller_field,
+    caller_param,
+    get,
+    request_from_gemini,
+    without_skip_signatures,
+)
 
 router = APIRouter()
 METHODS = ("generateContent", "streamGenerateContent")
@@ -232,6 +238,8 @@ async def _count(request: Request, model: str) -> Response:
         call = request_from_gemini(model, body)
         # generationConfig shapes the answer, which a count makes none of
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
+        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+            call.messages = without_skip_signatures(call.messages)
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -280,9 +288,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
-        off = call.reasoning is not None and call.reasoning.budget_tokens == 0  # thinkingBudget 0: thinking off
-        if off and not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
-            call.reasoning = None  # what no reasoning asks of every other provider
+        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+            if call.reasoning is not None and call.reasoning.budget_tokens == 0:  # thinkingBudget 0: thinking off
+                call.reasoning = None  # what no reasoning asks of every other provider
+            call.messages = without_skip_signatures(call.messages)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.messages import (
@@ -59,6 +60,15 @@ ANSWERED = {
     "response_logprobs": lambda v: v is False,
 }
 MAX_TOKENS = 1_000_000
+# Gemini's documented stand-ins for a thought signature the caller does not have (a call another model made): Gemini
+# skips its check for them. Gemini CLI puts one on the first function call of every model turn that came without a
+# signature (every turn of a model other than Gemini's). As `_signature` holds them: the base64 of their ASCII bytes
+# (the Python SDK's bytes), or of the bytes their text decodes to (the JS SDK sends the text itself).
+_SKIPS = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+SKIP_SIGNATURES = frozenset(
+    [base64.b64encode(s.encode()).decode() for s in _SKIPS] + [base64.b64encode(base64.urlsafe_b64decode(s)).decode()
+                                                               for s in _SKIPS]
+)  # fmt: skip
 
 
 def snake(name: str) -> str:
@@ -416,6 +426,16 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         # Gemini provider sends as such; the route drops it for other providers, which think only when asked.
         return Reasoning(budget_tokens=0)
     return Reasoning(budget_tokens=budget) if budget is not None else None
+
+
+def without_skip_signatures(messages: list[Message]) -> list[Message]:
+    """The conversation without Gemini's stand-in signatures (SKIP_SIGNATURES), for a model other than Gemini: it
+    checks every signature it is sent, and the stand-in is no signature of its own."""
+
+    def kept(block: Block) -> bool:
+        return not (isinstance(block, ReasoningBlock) and not block.text and block.signature in SKIP_SIGNATURES)
+
+    return [replace(m, content=[b for b in m.content if kept(b)]) for m in messages]
 
 
 def request_from_gemini(model: str, body: Any) -> ChatRequest:
