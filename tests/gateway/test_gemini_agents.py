@@ -132,3 +132,11 @@ def test_the_sdks_stand_in_signature_bytes_are_left_out_for_claude(served) -> No
         assert served.client.models.generate_content(model=model, contents=turn, config=config).text
     counted = served.client.models.count_tokens(model="claude", contents=turn)
     assert counted.total_tokens > 0
+
+
+def test_a_thinking_budget_without_an_output_cap_reaches_claude_with_room_for_the_answer(served) -> None:
+    """Gemini CLI's 2.5 settings: thinkingBudget 8192, no maxOutputTokens. Claude needs max_tokens above the budget."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "tools": CLI_TOOLS, "generationConfig": {
+        "temperature": 1, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}}}
+    parts = cli_stream(served.url, "claude", body)
+    assert any(p.get("thought") for p in parts) and any(p.get("text") and not p.get("thought") for p in parts)
