@@ -140,3 +140,17 @@ def test_a_thinking_budget_without_an_output_cap_reaches_claude_with_room_for_th
         "temperature": 1, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}}}
     parts = cli_stream(served.url, "claude", body)
     assert any(p.get("thought") for p in parts) and any(p.get("text") and not p.get("thought") for p in parts)
+
+
+def test_adks_labels_on_vertex_reach_every_provider_as_the_ledger_rows_tags(served) -> None:
+    """ADK sets `labels: {"adk_agent_name": ...}` on every Vertex AI call: tags of the call's row for any model (and
+    Gemini's own field for a Gemini model), not a refusal of every call to Claude."""
+    vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": served.url})
+    config = types.GenerateContentConfig(labels={"adk_agent_name": "root_agent"}, max_output_tokens=32)
+    for model in ("claude", "haiku", "fast", "g"):
+        assert vertex.models.generate_content(model=model, contents="hi", config=config).text
+    bad = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", headers={"x-goog-api-key": "k"},
+                     json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"n": 1}})
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
+    rows = served.rows()
+    assert len(rows) == 4 and all(row.tags.get("adk_agent_name") == "root_agent" for row in rows)

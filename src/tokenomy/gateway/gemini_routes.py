@@ -45,7 +45,7 @@ from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
+from tokenomy.messages import ChatRequest, ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.base import Unsupported
 from tokenomy.providers.gemini_answers import (
     finish_reason,
@@ -166,6 +166,17 @@ class ChunkWriter:
         return [self._chunk(parts_body(with_signatures), response)]
 
 
+def labels(call: ChatRequest) -> dict[str, str]:
+    """The request's `labels` (Vertex AI's billing labels: ADK sets `adk_agent_name` on each call), as the ledger
+    row's tags: how the gateway carries them to every provider (Gemini models get them as sent as well)."""
+    given = call.extra.get("labels")
+    if given is None:
+        return {}
+    if not isinstance(given, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
+        raise ValueError("labels: expected an object of string keys and values")
+    return dict(given)
+
+
 def _parse_target(target: str) -> tuple[str, str] | None:
     model, _, method = target.rpartition(":")
     if method not in METHODS or not model:
@@ -240,6 +251,7 @@ async def _count(request: Request, model: str) -> Response:
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
         if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
+            call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -288,10 +300,12 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
+        call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
         if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
             if call.reasoning is not None and call.reasoning.budget_tokens == 0:  # thinkingBudget 0: thinking off
                 call.reasoning = None  # what no reasoning asks of every other provider
             call.messages = without_skip_signatures(call.messages)
+            call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))
