@@ -53,7 +53,16 @@ class Served:
         env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
         gemini = self.stack.enter_context(ServerThread(create_gemini(engine=InstantEngine())))
         bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
-        claude = self.stack.enter_context(ServerThread(create_anthropic(engine=InstantEngine())))
+        anthropic = create_anthropic(engine=InstantEngine())
+        self.claude_bodies: list[dict] = []  # what reached Claude, each call
+
+        @anthropic.middleware("http")
+        async def record(request, call_next):
+            if request.method == "POST" and request.url.path == "/v1/messages":
+                self.claude_bodies.append(await request.json())
+            return await call_next(request)
+
+        claude = self.stack.enter_context(ServerThread(anthropic))
         self.upstream = self.stack.enter_context(RecordingOpenAI())
         config = parse_config({"models": {
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
@@ -154,3 +163,27 @@ def test_adks_labels_on_vertex_reach_every_provider_as_the_ledger_rows_tags(serv
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
     rows = served.rows()
     assert len(rows) == 4 and all(row.tags.get("adk_agent_name") == "root_agent" for row in rows)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(served, stream) -> None:
+    """Gemini CLI drops thought parts from its history; Claude refuses a tool loop whose thinking did not come back.
+    The signed thinking rides on the part after it (as Gemini puts its signatures), so the next turn has it."""
+    contents = [{"role": "user", "parts": [{"text": "Read /tmp/notes.txt"}]}]
+    body = {"contents": contents, "tools": CLI_TOOLS, "generationConfig": {
+        "maxOutputTokens": 2048, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}}}
+    if stream:
+        parts = cli_stream(served.url, "claude", body)
+    else:
+        answer = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", json=body, headers=CLI_HEADERS)
+        parts = answer.json()["candidates"][0]["content"]["parts"]
+    thoughts = [p for p in parts if p.get("thought")]
+    assert thoughts and not any("thoughtSignature" in p for p in thoughts)  # shown, not needed back
+    assert any("thoughtSignature" in p for p in parts if not p.get("thought"))
+    # Claude's call after its thinking and text (the emulator calls no tool unforced, and forced it cannot think).
+    parts = [*parts, {"functionCall": {"id": "toolu_01", "name": "read_file", "args": {"absolute_path": "/a"}}}]
+    final = cli_stream(served.url, "claude", {**body, "contents": cli_next_turn(contents, parts)})
+    assert any(p.get("text") for p in final)
+    assistant = served.claude_bodies[-1]["messages"][1]["content"]
+    assert assistant[0]["type"] == "thinking" and assistant[0]["signature"]
+    assert [b["type"] for b in assistant[1:]] == ["text", "tool_use"]

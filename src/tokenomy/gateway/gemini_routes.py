@@ -52,7 +52,7 @@ from tokenomy.providers.gemini_answers import (
     grounding_body,
     parts_body,
     response_body,
-    signature_out,
+    thinking_out,
     usage_body,
 )
 from tokenomy.providers.gemini_inbound import (
@@ -90,7 +90,9 @@ class ChunkWriter:
         self.opened = False  # the array's `[` is sent
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
-        self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
+        self.thinking = ""  # the thought streamed since the last signature
+        self.pending: list[ReasoningBlock] = []  # signed reasoning for the next part (gemini_answers.thinking_out)
+        self.carried: dict[int, list[ReasoningBlock]] = {}  # a streamed call's index -> the reasoning it carries
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
@@ -130,40 +132,43 @@ class ChunkWriter:
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
-        if piece.redacted is not None:  # whole, where the model put it (a marked thought signature)
-            parts += parts_body([ReasoningBlock(redacted=piece.redacted)])
+        if piece.redacted is not None:  # rides on the next part, where the model put it
+            self.pending.append(ReasoningBlock(redacted=piece.redacted))
             self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
-        if piece.reasoning or (piece.signature and not riding):
-            thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
-            if piece.signature:
-                thought["thoughtSignature"] = signature_out(piece.signature)
-            parts.append(thought)
+        if piece.reasoning:  # shown as it comes; signed, it rides on the next part whole
+            parts.append({"text": piece.reasoning, "thought": True})
+            self.thinking += piece.reasoning
+        if piece.signature:
+            self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature))
+            self.thinking = "" if not riding else self.thinking
         if piece.delta:
             text: dict[str, Any] = {"text": piece.delta}
-            if riding and piece.tool_call is None:
-                text["thoughtSignature"] = signature_out(piece.signature or "")
+            if self.pending and piece.tool_call is None:
+                text["thoughtSignature"], self.pending = thinking_out(self.pending), []
             parts.append(text)
         call = piece.tool_call
         if call is not None:  # held for the last chunk (see the module docstring)
             if call.id:
                 self.call_ids[call.index] = call.id
-            if riding and piece.signature:
-                self.signatures[call.index] = piece.signature
+            if self.pending:
+                self.carried[call.index], self.pending = self.pending, []
         return [self._chunk(parts)] if parts else []
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
-        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole.
+        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole, and
+        # reasoning nothing followed at the end.
         unsent = unsent_redacted(response, self.redacted_sent)
         blocks = [b for b in response.content if isinstance(b, ToolUseBlock) or any(b is r for r in unsent)]
-        signed = {self.call_ids.get(index): signature for index, signature in self.signatures.items()}
-        with_signatures: list[Any] = []
+        carried = {self.call_ids.get(index): reasoning for index, reasoning in self.carried.items()}
+        with_reasoning: list[Any] = []
         for block in blocks:
-            if isinstance(block, ToolUseBlock) and block.id in signed:
-                with_signatures.append(ReasoningBlock("", signed[block.id]))
-            with_signatures.append(block)
-        return [self._chunk(parts_body(with_signatures), response)]
+            if isinstance(block, ToolUseBlock) and block.id in carried:
+                with_reasoning += carried[block.id]
+            with_reasoning.append(block)
+        with_reasoning += self.pending
+        return [self._chunk(parts_body(with_reasoning, show_thoughts=False), response)]
 
 
 def labels(call: ChatRequest) -> dict[str, str]:

@@ -36,7 +36,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.gemini_answers import REDACTED_MARK, SIGNATURE_MARK
+from tokenomy.providers.gemini_answers import REDACTED_MARK, SIGNATURE_MARK, THINKING_MARK
 from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES, EFFORT_LEVELS, GENERATED_ID
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
@@ -49,6 +49,7 @@ MAPPED_CONFIG = (
 # the candidate's groundingMetadata / urlContextMetadata (gemini_answers). codeExecution is refused: its parts have no
 # block.
 BUILT_IN_TOOLS = ("googleSearch", "googleSearchRetrieval", "urlContext")
+CONTENT_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
@@ -145,23 +146,55 @@ def _unnamed(name: str | None, where: str) -> None:
         raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")
 
 
-def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
-    """A part's thoughtSignature as (the signature's text, whether it is redacted reasoning). One the gateway sent
-    comes back as it left; one it did not (Gemini's own, from another client) is its bytes in standard base64."""
+def _signature_bytes(part: dict[str, Any], where: str) -> bytes | None:
     value = get(part, "thoughtSignature")
     if value is None:
         return None
     text = _string(value, f"{where}.thoughtSignature").replace("-", "+").replace("_", "/")
     try:
-        raw = base64.b64decode(
+        return base64.b64decode(
             text + "=" * (-len(text) % 4), validate=True
         )  # proto3 JSON: either alphabet, padded or not
     except binascii.Error:
         raise ValueError(f"{where}.thoughtSignature: not valid base64") from None
+
+
+def _thinking(part: dict[str, Any], where: str) -> list[ReasoningBlock] | None:
+    """The reasoning blocks a part's thoughtSignature carries (THINKING_MARK, gemini_answers.thinking_out), or None."""
+    raw = _signature_bytes(part, where)
+    if raw is None or not raw.startswith(THINKING_MARK):
+        return None
+    try:
+        items = json.loads(raw[len(THINKING_MARK) :])
+        return [ReasoningBlock(redacted=i["redacted"]) if "redacted" in i else ReasoningBlock(i["text"], i["signature"])
+                for i in items]  # fmt: skip
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"{where}.thoughtSignature: not a signature the gateway sent; send it back as it came"
+        ) from None
+
+
+def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
+    """A part's thoughtSignature as (the signature's text, whether it is redacted reasoning). One the gateway sent
+    comes back as it left; one it did not (Gemini's own, from another client) is its bytes in standard base64."""
+    raw = _signature_bytes(part, where)
+    if raw is None:
+        return None
     for mark, redacted in ((SIGNATURE_MARK, False), (REDACTED_MARK, True)):
         if raw.startswith(mark):
             return raw[len(mark) :].decode("utf-8", "replace"), redacted
     return base64.b64encode(raw).decode(), False
+
+
+def _has_content(part: dict[str, Any]) -> bool:
+    """Whether a part that carries thinking has content of its own (the last part of a turn carries it on "")."""
+    return bool(get(part, "text")) or any(get(part, k) is not None for k in CONTENT_KINDS[1:])
+
+
+def _carries_thinking(parts: list[Any], where: str) -> bool:
+    """Whether a part of the turn carries its thinking (`_thinking`): then its unsigned thought parts are the copies
+    shown to the caller, not read again."""
+    return any(isinstance(p, dict) and _thinking(p, f"{where}.parts[{j}]") is not None for j, p in enumerate(parts))
 
 
 class _Calls:
@@ -219,10 +252,18 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
     if not isinstance(parts, list) or not parts:
         raise ValueError(f"{where}.parts: expected a non-empty list of parts")
     blocks: list[Block] = []
+    shown = _carries_thinking(parts, where)
     for j, part in enumerate(parts):
         here = f"{where}.parts[{j}]"
         part = _object(part, here, PART_FIELDS)
-        signed = _signature(part, here)
+        thinking = _thinking(part, here)
+        if thinking is not None:  # the thinking before this part, whole
+            blocks += thinking
+            if get(part, "thought") or not _has_content(part):
+                continue
+        elif shown and get(part, "thought") and get(part, "thoughtSignature") is None:
+            continue  # a copy of thinking another part carries
+        signed = _signature(part, here) if thinking is None else None
         signature, redacted = signed if signed is not None else (None, False)
         if redacted:
             blocks.append(ReasoningBlock(redacted=signature))
@@ -237,8 +278,7 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
             continue
         if signature is not None:  # a signature on a call or text part: a block of its own right before it
             blocks.append(ReasoningBlock("", signature))
-        kinds = [k for k in ("text", "inlineData", "fileData", "functionCall", "functionResponse") if get(part, k)
-                 is not None]  # fmt: skip
+        kinds = [k for k in CONTENT_KINDS if get(part, k) is not None]
         if len(kinds) != 1:
             if not kinds and signature is not None:
                 continue  # a trailing signature-only part (Gemini ends a turn so): kept above
@@ -518,13 +558,21 @@ _PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
 
 def _blocks_per_part(parts: list[Any]) -> list[int]:
     """The part each block `_parts` made came from, by block index: a part with a signature and content made two
-    blocks (the signature's, then its own), streamed thought pieces one."""
+    blocks (the signature's, then its own), one carrying thinking a block per thought before its own, streamed
+    thought pieces one, and thoughts another part carries none."""
     owners: list[int] = []
+    shown = _carries_thinking(parts, "contents")
     for index, part in enumerate(parts):
         thought = get(part, "thought")
         signed = get(part, "thoughtSignature") is not None
         content = any(get(part, k) is not None for k in ("inlineData", "fileData", "functionCall", "functionResponse"))
         content = content or get(part, "text") is not None
+        carried = _thinking(part, "contents")
+        if carried is not None:
+            owners += [index] * (len(carried) + (1 if _has_content(part) and not thought else 0))
+            continue
+        if shown and thought and not signed:
+            continue
         if thought and owners and owners[-1] == index - 1 and get(parts[index - 1], "thought"):
             previous = parts[index - 1]
             if get(previous, "thoughtSignature") is None and get(previous, "text"):
