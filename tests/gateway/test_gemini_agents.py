@@ -187,3 +187,20 @@ def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(s
     assistant = served.claude_bodies[-1]["messages"][1]["content"]
     assert assistant[0]["type"] == "thinking" and assistant[0]["signature"]
     assert [b["type"] for b in assistant[1:]] == ["text", "tool_use"]
+
+
+@pytest.mark.parametrize("model", ["claude", "g"])
+def test_include_thoughts_false_answers_without_thoughts_and_the_loop_still_has_its_signatures(served, model) -> None:
+    """`includeThoughts: false` (Gemini's default) asks for no thought summaries: none are shown, whole or streamed,
+    and the signed thinking still rides on the part after it for the next turn."""
+    thinking = types.ThinkingConfig(thinking_budget=1024, include_thoughts=False)
+    config = types.GenerateContentConfig(thinking_config=thinking, max_output_tokens=2048)
+    reply = served.client.models.generate_content(model=model, contents="Hi", config=config)
+    parts = reply.candidates[0].content.parts
+    assert not any(p.thought for p in parts) and any(p.thought_signature for p in parts)
+    chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
+    streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+    assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed)
+    turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
+            types.Content(role="user", parts=[types.Part(text="And?")])]
+    assert served.client.models.generate_content(model=model, contents=turn, config=config).text

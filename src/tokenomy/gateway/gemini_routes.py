@@ -60,6 +60,7 @@ from tokenomy.providers.gemini_inbound import (
     caller_param,
     get,
     request_from_gemini,
+    shows_thoughts,
     without_skip_signatures,
 )
 
@@ -84,6 +85,7 @@ class ChunkWriter:
 
     def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
         self.model, self.response_id = model, response_id
+        self.show_thoughts = shows_thoughts(body)
         # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
         # rather than server-sent events: what a caller that sends no `alt=sse` parses.
         self.array = array
@@ -136,8 +138,9 @@ class ChunkWriter:
             self.pending.append(ReasoningBlock(redacted=piece.redacted))
             self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
-        if piece.reasoning:  # shown as it comes; signed, it rides on the next part whole
+        if piece.reasoning and self.show_thoughts:  # shown as it comes; signed, it rides on the next part whole
             parts.append({"text": piece.reasoning, "thought": True})
+        if piece.reasoning:
             self.thinking += piece.reasoning
         if piece.signature:
             self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature))
@@ -331,7 +334,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model, started)
-    answer = response_body(response, model, call.meta.request_id)
+    answer = response_body(response, model, call.meta.request_id, shows_thoughts(body))
     return metrics.done(JSONResponse(answer, headers=headers), model, started)
 
 

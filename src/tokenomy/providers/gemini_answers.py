@@ -117,10 +117,10 @@ def grounding_body(response: ChatResponse) -> dict[str, Any]:
     return {theirs: raw[ours] for ours, theirs in GROUNDING.items() if raw.get(ours)}
 
 
-def response_body(response: ChatResponse, model: str, response_id: str) -> dict[str, Any]:
+def response_body(response: ChatResponse, model: str, response_id: str, show_thoughts: bool = True) -> dict[str, Any]:
     """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content)},
+        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content, show_thoughts)},
                         "finishReason": finish_reason(response), "index": 0, **grounding_body(response)}],
         "usageMetadata": usage_body(response),
         "modelVersion": model,

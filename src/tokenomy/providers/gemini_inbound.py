@@ -452,8 +452,8 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
     budget, level = get(thinking, "thinkingBudget"), get(thinking, "thinkingLevel")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise ValueError(f"{where}.thinkingBudget: expected an integer of -1 (dynamic) or more")
-    if get(thinking, "includeThoughts") is False:
-        raise ValueError(f"{where}.includeThoughts: the gateway returns the thoughts a model sends; remove it")
+    if get(thinking, "includeThoughts") not in (None, True, False):
+        raise ValueError(f"{where}.includeThoughts: expected true or false")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
         if not isinstance(level, str) or level not in efforts:  # a list or object is no level (nor hashable)
@@ -476,6 +476,14 @@ def without_skip_signatures(messages: list[Message]) -> list[Message]:
         return not (isinstance(block, ReasoningBlock) and not block.text and block.signature in SKIP_SIGNATURES)
 
     return [replace(m, content=[b for b in m.content if kept(b)]) for m in messages]
+
+
+def shows_thoughts(body: Any) -> bool:
+    """Whether the answer shows the model's thoughts: not when `thinkingConfig.includeThoughts` is false (their
+    signatures still ride on the parts after them, for the next turn)."""
+    config = get(body, "generationConfig") if isinstance(body, dict) else None
+    thinking = get(config, "thinkingConfig") if isinstance(config, dict) else None
+    return not isinstance(thinking, dict) or get(thinking, "includeThoughts") is not False
 
 
 def request_from_gemini(model: str, body: Any) -> ChatRequest:
