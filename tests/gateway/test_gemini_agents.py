@@ -204,3 +204,36 @@ def test_include_thoughts_false_answers_without_thoughts_and_the_loop_still_has_
     turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
             types.Content(role="user", parts=[types.Part(text="And?")])]
     assert served.client.models.generate_content(model=model, contents=turn, config=config).text
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(served) -> None:
+    """Gemini CLI nests what read_file read (an image) in the functionResponse's parts for Gemini 3 models: carried
+    to Gemini (function_response.parts) and Claude (the tool result's content); refused by name for a model whose
+    tool results take text only."""
+    import base64
+
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.gemini_inbound import request_from_gemini
+    from tokenomy.providers.gemini_mapping import contents_from_request
+
+    answer = {"id": "read_file__c1", "name": "read_file", "response": {"output": "Binary content provided."},
+              "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}]}
+    body = {"contents": [
+        {"role": "user", "parts": [{"text": "What is in /a.png?"}]},
+        {"role": "model", "parts": [{"functionCall": {"id": "read_file__c1", "name": "read_file",
+                                                      "args": {"absolute_path": "/a.png"}}}]},
+        {"role": "user", "parts": [{"functionResponse": answer}]}], "tools": CLI_TOOLS}
+    for model in ("g", "claude"):
+        reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
+        assert reply.status_code == 200, reply.text
+    result = served.claude_bodies[-1]["messages"][2]["content"][0]
+    assert result["type"] == "tool_result" and base64.b64decode(result["content"][1]["source"]["data"]) == PNG
+    request: ChatRequest = request_from_gemini("gemini-3-pro-preview", body)
+    [sent] = contents_from_request(request)[2]["parts"]
+    assert sent["function_response"]["parts"] == [{"inline_data": {"mime_type": "image/png", "data": PNG}}]
+    refused = httpx.post(f"{served.url}/v1beta/models/fast:generateContent", json=body, headers=CLI_HEADERS)
+    assert refused.status_code == 400
+    assert "contents[2].parts[0].functionResponse.parts[0]" in refused.json()["error"]["message"]

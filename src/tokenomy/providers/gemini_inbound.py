@@ -4,7 +4,8 @@ client) becomes a ChatRequest; `gemini_answers` writes the ChatResponse back as 
 
 The wire is proto3 JSON: each field is read by its camelCase name or its snake_case one. Carried: text, inline
 images and documents (`inlineData`), images and files by URI (`fileData`), `functionCall` / `functionResponse`
-(matched by id, or by name to the latest call of that name when Gemini sent no id, as its API does), thoughts and
+(the images and documents a function returned in its `parts`; matched by id, or by name to the latest call of that
+name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
 `parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
 output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`,
@@ -222,9 +223,19 @@ class _Calls:
 
     def response(self, value: Any, where: str) -> ToolResultBlock:
         answer = _object(value, where, ("id", "name", "response", "willContinue", "scheduling", "parts"))
-        for key in ("willContinue", "scheduling", "parts"):
+        for key in ("willContinue", "scheduling"):
             if get(answer, key) is not None:
                 raise ValueError(f"{where}.{key}: not carried by the gateway; remove it")
+        media = get(answer, "parts") or []  # what the function returned beside its response (Gemini CLI's images)
+        if not isinstance(media, list):
+            raise ValueError(f"{where}.parts: expected a list of parts")
+        attached: list[Block] = []
+        for k, item in enumerate(media):
+            here = f"{where}.parts[{k}]"
+            item = _object(item, here, ("inlineData", "fileData"))
+            if (get(item, "inlineData") is None) == (get(item, "fileData") is None):
+                raise ValueError(f"{here}: expected exactly one of inlineData, fileData")
+            attached.append(_media(item, here))
         name = _string(get(answer, "name"), f"{where}.name")
         given = get(answer, "id")
         matches = [c for c in self.open if (c[0] == given if given is not None else c[1] == name)]
@@ -244,7 +255,7 @@ class _Calls:
         only = next(iter(response)) if len(response) == 1 else None
         value = response[only] if only in ("output", "error") else response
         text = value if isinstance(value, str) else json.dumps(value)
-        return ToolResultBlock(call_id, [TextBlock(text)], only == "error")
+        return ToolResultBlock(call_id, [TextBlock(text), *attached], only == "error")
 
 
 def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
@@ -626,4 +637,9 @@ def caller_param(body: dict[str, Any], param: str) -> str:
         part = _blocks_per_part(get(body["contents"][message], "parts"))[int(block)]
     except (KeyError, IndexError, TypeError):
         return param
-    return f"contents[{message}].parts[{part}]" + param[found.end() :]
+    rest = param[found.end() :]
+    within = re.match(r"\.content\[(\d+)\]", rest)  # a function result's media: its functionResponse's parts
+    answered = within is not None and int(within.group(1)) > 0
+    if within is not None and answered and get(get(body["contents"][message], "parts")[part], "functionResponse"):
+        rest = f".functionResponse.parts[{int(within.group(1)) - 1}]" + rest[within.end() :]
+    return f"contents[{message}].parts[{part}]" + rest
