@@ -237,3 +237,20 @@ def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(se
     refused = httpx.post(f"{served.url}/v1beta/models/fast:generateContent", json=body, headers=CLI_HEADERS)
     assert refused.status_code == 400
     assert "contents[2].parts[0].functionResponse.parts[0]" in refused.json()["error"]["message"]
+
+
+def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -> None:
+    """Mode VALIDATED: the model chooses whether to call, and a call holds to its schema: strict tools under auto."""
+    from tokenomy.providers.gemini_inbound import request_from_gemini
+    from tokenomy.providers.gemini_mapping import config_from_request
+
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": CLI_TOOLS,
+            "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}
+    for model in ("g", "claude", "fast", "haiku"):
+        reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
+        assert reply.status_code == 200, reply.text
+    assert [t["function"].get("strict") for t in served.upstream.last["tools"]] == [True, True]
+    assert served.upstream.last.get("tool_choice") in (None, "auto")
+    assert [t.get("strict") for t in served.claude_bodies[-1]["tools"]] == [True, True]
+    config = config_from_request(request_from_gemini("gemini-2.5-flash", body))
+    assert config["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}

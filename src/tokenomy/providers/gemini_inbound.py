@@ -398,16 +398,21 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     allowed = get(config, "allowedFunctionNames") or []
     if not isinstance(allowed, list):
         raise ValueError(f"{where}.allowedFunctionNames: expected a list of function names")
-    if mode in ("AUTO", "MODE_UNSPECIFIED") and not allowed:
-        return ToolChoice("auto")
+    if mode in ("AUTO", "MODE_UNSPECIFIED", "VALIDATED") and not allowed:
+        return ToolChoice("auto")  # VALIDATED: the tools strict as well (request_from_gemini)
     if mode == "NONE" and not allowed:
         return ToolChoice("none")
     if mode == "ANY" and not allowed:
         return ToolChoice("any")
     if mode == "ANY" and len(allowed) == 1 and isinstance(allowed[0], str):
         return ToolChoice("tool", allowed[0])
-    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY and NONE, and ANY with one allowed function "
-                     f"name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
+    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY, NONE and VALIDATED, and ANY with one allowed "
+                     f"function name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
+
+
+def _validated(config: Any) -> bool:
+    calling = get(config, "functionCallingConfig") if isinstance(config, dict) else None
+    return isinstance(calling, dict) and str(get(calling, "mode") or "").upper() == "VALIDATED"
 
 
 def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -529,6 +534,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
+    if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
+        tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
