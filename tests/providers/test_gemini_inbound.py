@@ -23,13 +23,18 @@ def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
               ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
               ImageBlock(media_type="image/png", url="https://example.com/a.png")]
     parts = parts_body(blocks)
-    assert parts[1]["thought"] and parts[3]["functionCall"] == {"id": "toolu_1", "name": "get_weather",
-                                                                "args": {"city": "Oslo"}}
+    assert parts[0] == {"text": "thinking it over", "thought": True}  # shown; the part after it carries it
+    assert parts[2]["functionCall"] == {"id": "toolu_1", "name": "get_weather", "args": {"city": "Oslo"}}
     # Through the SDK: it holds each signature as bytes, and sends them back URL-safe.
     answer = types.Content.model_validate({"role": "model", "parts": parts})
     sent_back = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, sent_back]}
     assert request_from_gemini("m", body).messages[1].content == blocks
+    # Gemini CLI keeps no thought parts in its history (ADK joins them without signatures): the same blocks.
+    dropped = {**sent_back, "parts": [p for p in sent_back["parts"] if not p.get("thought")]}
+    assert request_from_gemini("m", {"contents": [body["contents"][0], dropped]}).messages[1].content == blocks
+    joined = {**sent_back, "parts": [{"text": "thinking it over", "thought": True}, *dropped["parts"]]}
+    assert request_from_gemini("m", {"contents": [body["contents"][0], joined]}).messages[1].content == blocks
     # A signature from Gemini itself, not through the gateway, is its bytes in standard base64.
     native = {"contents": [{"parts": [{"text": "x", "thought": True, "thoughtSignature": "-vv8_f7_"}]}]}
     assert request_from_gemini("m", native).messages[0].content == [ReasoningBlock("x", "+vv8/f7/")]

@@ -45,16 +45,23 @@ from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
+from tokenomy.messages import ChatRequest, ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_answers import (
     finish_reason,
     grounding_body,
     parts_body,
     response_body,
-    signature_out,
+    thinking_out,
     usage_body,
 )
-from tokenomy.providers.gemini_inbound import caller_field, caller_param, get, request_from_gemini
+from tokenomy.providers.gemini_inbound import (
+    caller_field,
+    caller_param,
+    get,
+    request_from_gemini,
+    shows_thoughts,
+    without_skip_signatures,
+)
 from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
@@ -78,13 +85,16 @@ class ChunkWriter:
 
     def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
         self.model, self.response_id = model, response_id
+        self.show_thoughts = shows_thoughts(body)
         # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
         # rather than server-sent events: what a caller that sends no `alt=sse` parses.
         self.array = array
         self.opened = False  # the array's `[` is sent
         self.body = body  # the request, to name a refused field as the caller sent it
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
-        self.signatures: dict[int, str] = {}  # a streamed call's index -> the thought signature that rode on it
+        self.thinking = ""  # the thought streamed since the last signature
+        self.pending: list[ReasoningBlock] = []  # signed reasoning for the next part (gemini_answers.thinking_out)
+        self.carried: dict[int, list[ReasoningBlock]] = {}  # a streamed call's index -> the reasoning it carries
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
@@ -124,40 +134,55 @@ class ChunkWriter:
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
-        if piece.redacted is not None:  # whole, where the model put it (a marked thought signature)
-            parts += parts_body([ReasoningBlock(redacted=piece.redacted)])
+        if piece.redacted is not None:  # rides on the next part, where the model put it
+            self.pending.append(ReasoningBlock(redacted=piece.redacted))
             self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
-        if piece.reasoning or (piece.signature and not riding):
-            thought: dict[str, Any] = {"text": piece.reasoning, "thought": True}
-            if piece.signature:
-                thought["thoughtSignature"] = signature_out(piece.signature)
-            parts.append(thought)
+        if piece.reasoning and self.show_thoughts:  # shown as it comes; signed, it rides on the next part whole
+            parts.append({"text": piece.reasoning, "thought": True})
+        if piece.reasoning:
+            self.thinking += piece.reasoning
+        if piece.signature:
+            self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature))
+            self.thinking = "" if not riding else self.thinking
         if piece.delta:
             text: dict[str, Any] = {"text": piece.delta}
-            if riding and piece.tool_call is None:
-                text["thoughtSignature"] = signature_out(piece.signature or "")
+            if self.pending and piece.tool_call is None:
+                text["thoughtSignature"], self.pending = thinking_out(self.pending), []
             parts.append(text)
         call = piece.tool_call
         if call is not None:  # held for the last chunk (see the module docstring)
             if call.id:
                 self.call_ids[call.index] = call.id
-            if riding and piece.signature:
-                self.signatures[call.index] = piece.signature
+            if self.pending:
+                self.carried[call.index], self.pending = self.pending, []
         return [self._chunk(parts)] if parts else []
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
-        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole.
+        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole, and
+        # reasoning nothing followed at the end.
         unsent = unsent_redacted(response, self.redacted_sent)
         blocks = [b for b in response.content if isinstance(b, ToolUseBlock) or any(b is r for r in unsent)]
-        signed = {self.call_ids.get(index): signature for index, signature in self.signatures.items()}
-        with_signatures: list[Any] = []
+        carried = {self.call_ids.get(index): reasoning for index, reasoning in self.carried.items()}
+        with_reasoning: list[Any] = []
         for block in blocks:
-            if isinstance(block, ToolUseBlock) and block.id in signed:
-                with_signatures.append(ReasoningBlock("", signed[block.id]))
-            with_signatures.append(block)
-        return [self._chunk(parts_body(with_signatures), response)]
+            if isinstance(block, ToolUseBlock) and block.id in carried:
+                with_reasoning += carried[block.id]
+            with_reasoning.append(block)
+        with_reasoning += self.pending
+        return [self._chunk(parts_body(with_reasoning, show_thoughts=False), response)]
+
+
+def labels(call: ChatRequest) -> dict[str, str]:
+    """The request's `labels` (Vertex AI's billing labels: ADK sets `adk_agent_name` on each call), as the ledger
+    row's tags: how the gateway carries them to every provider (Gemini models get them as sent as well)."""
+    given = call.extra.get("labels")
+    if given is None:
+        return {}
+    if not isinstance(given, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
+        raise ValueError("labels: expected an object of string keys and values")
+    return dict(given)
 
 
 def _parse_target(target: str) -> tuple[str, str] | None:
@@ -232,6 +257,9 @@ async def _count(request: Request, model: str) -> Response:
         call = request_from_gemini(model, body)
         # generationConfig shapes the answer, which a count makes none of
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
+        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+            call.messages = without_skip_signatures(call.messages)
+            call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -280,9 +308,12 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = await json_body(request)
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
-        off = call.reasoning is not None and call.reasoning.budget_tokens == 0  # thinkingBudget 0: thinking off
-        if off and not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
-            call.reasoning = None  # what no reasoning asks of every other provider
+        call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
+        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+            if call.reasoning is not None and call.reasoning.budget_tokens == 0:  # thinkingBudget 0: thinking off
+                call.reasoning = None  # what no reasoning asks of every other provider
+            call.messages = without_skip_signatures(call.messages)
+            call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))
@@ -303,7 +334,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model, started)
-    answer = response_body(response, model, call.meta.request_id)
+    answer = response_body(response, model, call.meta.request_id, shows_thoughts(body))
     return metrics.done(JSONResponse(answer, headers=headers), model, started)
 
 

@@ -44,6 +44,15 @@ from tokenomy.messages import (
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
+
+
+def default_max_tokens(request: ChatRequest) -> int:
+    """The cap for a request that sets none: DEFAULT_MAX_TOKENS past a thinking budget, which Claude requires to be
+    below max_tokens (a Gemini caller sends thinkingBudget 8192 with no maxOutputTokens; Gemini's cap is its own)."""
+    budget = request.reasoning.budget_tokens if request.reasoning is not None else None
+    return DEFAULT_MAX_TOKENS + (budget or 0)
+
+
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -428,7 +437,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     _refuse_unsupported(request)
-    params: dict[str, Any] = {"model": request.model, "max_tokens": int(request.max_tokens or DEFAULT_MAX_TOKENS)}
+    cap = request.max_tokens or default_max_tokens(request)
+    params: dict[str, Any] = {"model": request.model, "max_tokens": int(cap)}
     if request.system and (request.system_cache_point or request.system_breaks):
         params["system"] = [
             {"type": "text", "text": text, **({"cache_control": cache_control(point)} if point else {})}

@@ -3,14 +3,20 @@ parts of a stream's chunks), in the proto3 JSON the google-genai SDK reads. `gem
 
 A thoughtSignature is bytes to Gemini's SDK: it decodes the base64 text and sends the bytes back re-encoded (in the
 URL-safe alphabet), so a signature's own text (Claude's, or Gemini's base64 as the provider holds it) goes out as the
-base64 of marked bytes (SIGNATURE_MARK), which come back whole. Redacted reasoning (Claude's) has no Gemini part: it
-travels as a thought signature marked so (REDACTED_MARK), and a caller that sends it back returns it to the model
-that redacted it.
+base64 of marked bytes (SIGNATURE_MARK), which come back whole.
+
+Signed thinking (Claude's: its text and signature; redacted thinking) rides on the part after it, as Gemini puts its
+own signatures, for agents keep no thought parts in their history (Gemini CLI drops them; ADK joins streamed ones
+without their signatures), and Claude refuses a tool loop whose thinking did not come back: the part's
+thoughtSignature is THINKING_MARK and the blocks as JSON (`thinking_out`); the thought's text goes out too, as an
+unsigned thought part, to show. A caller that sends the turn back returns the blocks; the unsigned copies are not
+read again (`gemini_inbound`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from tokenomy.messages import Block, ChatResponse, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
@@ -18,6 +24,7 @@ from tokenomy.providers.gemini_mapping import GENERATED_ID
 
 SIGNATURE_MARK = b"tokenomy:signature:"
 REDACTED_MARK = b"tokenomy:redacted:"
+THINKING_MARK = b"tokenomy:thinking:"
 FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 # What Gemini's built-in tools found, as the Gemini provider keeps it (raw) -> the candidate's field for it.
 GROUNDING = {"grounding_metadata": "groundingMetadata", "url_context_metadata": "urlContextMetadata"}
@@ -28,7 +35,17 @@ def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
     return base64.b64encode(mark + text.encode()).decode()
 
 
-def _part(block: Block, pending: str | None) -> dict[str, Any] | None:
+def thinking_out(blocks: list[ReasoningBlock]) -> str:
+    """Reasoning blocks as the thoughtSignature of the part after them: one bare signature (Gemini's on a call) as
+    itself, anything else (thinking with its text, redacted thinking) whole, as JSON (THINKING_MARK)."""
+    if len(blocks) == 1 and not blocks[0].text and blocks[0].redacted is None:
+        return signature_out(blocks[0].signature or "")
+    items = [{"redacted": b.redacted} if b.redacted is not None else {"text": b.text, "signature": b.signature}
+             for b in blocks]  # fmt: skip
+    return signature_out(json.dumps(items, separators=(",", ":")), THINKING_MARK)
+
+
+def _part(block: Block, pending: list[ReasoningBlock]) -> dict[str, Any] | None:
     if isinstance(block, TextBlock):
         part: dict[str, Any] = {"text": block.text}
     elif isinstance(block, ToolUseBlock):
@@ -48,35 +65,29 @@ def _part(block: Block, pending: str | None) -> dict[str, Any] | None:
     else:  # a document or tool result: request blocks, never in an answer
         return None
     if pending:
-        part["thoughtSignature"] = signature_out(pending)
+        part["thoughtSignature"] = thinking_out(pending)
     return part
 
 
-def parts_body(blocks: list[Block]) -> list[dict[str, Any]]:
-    """Answer blocks as Gemini parts: thoughts as `thought` parts with their signature, a bare signature on the part
-    that follows it (or a part of its own at the end), redacted reasoning as a marked signature (SIGNATURE_MARK)."""
+def parts_body(blocks: list[Block], show_thoughts: bool = True) -> list[dict[str, Any]]:
+    """Answer blocks as Gemini parts: each thought's text as a `thought` part (to show; unless `show_thoughts` is
+    False: it streamed already), and the signed reasoning before a part on that part (`thinking_out`), or on a part
+    of its own at the end."""
     parts: list[dict[str, Any]] = []
-    pending: str | None = None
+    pending: list[ReasoningBlock] = []
     for block in blocks:
         if isinstance(block, ReasoningBlock):
-            if block.redacted is not None:
-                parts.append(
-                    {"text": "", "thought": True, "thoughtSignature": signature_out(block.redacted, REDACTED_MARK)}
-                )
-            elif block.text:
-                thought: dict[str, Any] = {"text": block.text, "thought": True}
-                if block.signature:
-                    thought["thoughtSignature"] = signature_out(block.signature)
-                parts.append(thought)
-            else:
-                pending = block.signature
+            if block.text and show_thoughts:
+                parts.append({"text": block.text, "thought": True})
+            if block.signature or block.redacted is not None:
+                pending.append(block)
             continue
         part = _part(block, pending)
         if part is not None:
             parts.append(part)
-            pending = None
+            pending = []
     if pending:
-        parts.append({"text": "", "thoughtSignature": signature_out(pending)})
+        parts.append({"text": "", "thoughtSignature": thinking_out(pending)})
     return parts
 
 
@@ -106,10 +117,10 @@ def grounding_body(response: ChatResponse) -> dict[str, Any]:
     return {theirs: raw[ours] for ours, theirs in GROUNDING.items() if raw.get(ours)}
 
 
-def response_body(response: ChatResponse, model: str, response_id: str) -> dict[str, Any]:
+def response_body(response: ChatResponse, model: str, response_id: str, show_thoughts: bool = True) -> dict[str, Any]:
     """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content)},
+        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content, show_thoughts)},
                         "finishReason": finish_reason(response), "index": 0, **grounding_body(response)}],
         "usageMetadata": usage_body(response),
         "modelVersion": model,

@@ -4,7 +4,8 @@ client) becomes a ChatRequest; `gemini_answers` writes the ChatResponse back as 
 
 The wire is proto3 JSON: each field is read by its camelCase name or its snake_case one. Carried: text, inline
 images and documents (`inlineData`), images and files by URI (`fileData`), `functionCall` / `functionResponse`
-(matched by id, or by name to the latest call of that name when Gemini sent no id, as its API does), thoughts and
+(the images and documents a function returned in its `parts`; matched by id, or by name to the latest call of that
+name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
 `parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
 output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`,
@@ -18,6 +19,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.messages import (
@@ -35,7 +37,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.gemini_answers import REDACTED_MARK, SIGNATURE_MARK
+from tokenomy.providers.gemini_answers import REDACTED_MARK, SIGNATURE_MARK, THINKING_MARK
 from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES, EFFORT_LEVELS, GENERATED_ID
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
@@ -48,6 +50,7 @@ MAPPED_CONFIG = (
 # the candidate's groundingMetadata / urlContextMetadata (gemini_answers). codeExecution is refused: its parts have no
 # block.
 BUILT_IN_TOOLS = ("googleSearch", "googleSearchRetrieval", "urlContext")
+CONTENT_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
@@ -59,6 +62,15 @@ ANSWERED = {
     "response_logprobs": lambda v: v is False,
 }
 MAX_TOKENS = 1_000_000
+# Gemini's documented stand-ins for a thought signature the caller does not have (a call another model made): Gemini
+# skips its check for them. Gemini CLI puts one on the first function call of every model turn that came without a
+# signature (every turn of a model other than Gemini's). As `_signature` holds them: the base64 of their ASCII bytes
+# (the Python SDK's bytes), or of the bytes their text decodes to (the JS SDK sends the text itself).
+_SKIPS = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+SKIP_SIGNATURES = frozenset(
+    [base64.b64encode(s.encode()).decode() for s in _SKIPS] + [base64.b64encode(base64.urlsafe_b64decode(s)).decode()
+                                                               for s in _SKIPS]
+)  # fmt: skip
 
 
 def snake(name: str) -> str:
@@ -135,23 +147,55 @@ def _unnamed(name: str | None, where: str) -> None:
         raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")
 
 
-def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
-    """A part's thoughtSignature as (the signature's text, whether it is redacted reasoning). One the gateway sent
-    comes back as it left; one it did not (Gemini's own, from another client) is its bytes in standard base64."""
+def _signature_bytes(part: dict[str, Any], where: str) -> bytes | None:
     value = get(part, "thoughtSignature")
     if value is None:
         return None
     text = _string(value, f"{where}.thoughtSignature").replace("-", "+").replace("_", "/")
     try:
-        raw = base64.b64decode(
+        return base64.b64decode(
             text + "=" * (-len(text) % 4), validate=True
         )  # proto3 JSON: either alphabet, padded or not
     except binascii.Error:
         raise ValueError(f"{where}.thoughtSignature: not valid base64") from None
+
+
+def _thinking(part: dict[str, Any], where: str) -> list[ReasoningBlock] | None:
+    """The reasoning blocks a part's thoughtSignature carries (THINKING_MARK, gemini_answers.thinking_out), or None."""
+    raw = _signature_bytes(part, where)
+    if raw is None or not raw.startswith(THINKING_MARK):
+        return None
+    try:
+        items = json.loads(raw[len(THINKING_MARK) :])
+        return [ReasoningBlock(redacted=i["redacted"]) if "redacted" in i else ReasoningBlock(i["text"], i["signature"])
+                for i in items]  # fmt: skip
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"{where}.thoughtSignature: not a signature the gateway sent; send it back as it came"
+        ) from None
+
+
+def _signature(part: dict[str, Any], where: str) -> tuple[str, bool] | None:
+    """A part's thoughtSignature as (the signature's text, whether it is redacted reasoning). One the gateway sent
+    comes back as it left; one it did not (Gemini's own, from another client) is its bytes in standard base64."""
+    raw = _signature_bytes(part, where)
+    if raw is None:
+        return None
     for mark, redacted in ((SIGNATURE_MARK, False), (REDACTED_MARK, True)):
         if raw.startswith(mark):
             return raw[len(mark) :].decode("utf-8", "replace"), redacted
     return base64.b64encode(raw).decode(), False
+
+
+def _has_content(part: dict[str, Any]) -> bool:
+    """Whether a part that carries thinking has content of its own (the last part of a turn carries it on "")."""
+    return bool(get(part, "text")) or any(get(part, k) is not None for k in CONTENT_KINDS[1:])
+
+
+def _carries_thinking(parts: list[Any], where: str) -> bool:
+    """Whether a part of the turn carries its thinking (`_thinking`): then its unsigned thought parts are the copies
+    shown to the caller, not read again."""
+    return any(isinstance(p, dict) and _thinking(p, f"{where}.parts[{j}]") is not None for j, p in enumerate(parts))
 
 
 class _Calls:
@@ -179,9 +223,19 @@ class _Calls:
 
     def response(self, value: Any, where: str) -> ToolResultBlock:
         answer = _object(value, where, ("id", "name", "response", "willContinue", "scheduling", "parts"))
-        for key in ("willContinue", "scheduling", "parts"):
+        for key in ("willContinue", "scheduling"):
             if get(answer, key) is not None:
                 raise ValueError(f"{where}.{key}: not carried by the gateway; remove it")
+        media = get(answer, "parts") or []  # what the function returned beside its response (Gemini CLI's images)
+        if not isinstance(media, list):
+            raise ValueError(f"{where}.parts: expected a list of parts")
+        attached: list[Block] = []
+        for k, item in enumerate(media):
+            here = f"{where}.parts[{k}]"
+            item = _object(item, here, ("inlineData", "fileData"))
+            if (get(item, "inlineData") is None) == (get(item, "fileData") is None):
+                raise ValueError(f"{here}: expected exactly one of inlineData, fileData")
+            attached.append(_media(item, here))
         name = _string(get(answer, "name"), f"{where}.name")
         given = get(answer, "id")
         matches = [c for c in self.open if (c[0] == given if given is not None else c[1] == name)]
@@ -201,7 +255,7 @@ class _Calls:
         only = next(iter(response)) if len(response) == 1 else None
         value = response[only] if only in ("output", "error") else response
         text = value if isinstance(value, str) else json.dumps(value)
-        return ToolResultBlock(call_id, [TextBlock(text)], only == "error")
+        return ToolResultBlock(call_id, [TextBlock(text), *attached], only == "error")
 
 
 def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
@@ -209,10 +263,18 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
     if not isinstance(parts, list) or not parts:
         raise ValueError(f"{where}.parts: expected a non-empty list of parts")
     blocks: list[Block] = []
+    shown = _carries_thinking(parts, where)
     for j, part in enumerate(parts):
         here = f"{where}.parts[{j}]"
         part = _object(part, here, PART_FIELDS)
-        signed = _signature(part, here)
+        thinking = _thinking(part, here)
+        if thinking is not None:  # the thinking before this part, whole
+            blocks += thinking
+            if get(part, "thought") or not _has_content(part):
+                continue
+        elif shown and get(part, "thought") and get(part, "thoughtSignature") is None:
+            continue  # a copy of thinking another part carries
+        signed = _signature(part, here) if thinking is None else None
         signature, redacted = signed if signed is not None else (None, False)
         if redacted:
             blocks.append(ReasoningBlock(redacted=signature))
@@ -227,8 +289,7 @@ def _parts(content: Any, where: str, calls: _Calls) -> list[Block]:
             continue
         if signature is not None:  # a signature on a call or text part: a block of its own right before it
             blocks.append(ReasoningBlock("", signature))
-        kinds = [k for k in ("text", "inlineData", "fileData", "functionCall", "functionResponse") if get(part, k)
-                 is not None]  # fmt: skip
+        kinds = [k for k in CONTENT_KINDS if get(part, k) is not None]
         if len(kinds) != 1:
             if not kinds and signature is not None:
                 continue  # a trailing signature-only part (Gemini ends a turn so): kept above
@@ -337,16 +398,21 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     allowed = get(config, "allowedFunctionNames") or []
     if not isinstance(allowed, list):
         raise ValueError(f"{where}.allowedFunctionNames: expected a list of function names")
-    if mode in ("AUTO", "MODE_UNSPECIFIED") and not allowed:
-        return ToolChoice("auto")
+    if mode in ("AUTO", "MODE_UNSPECIFIED", "VALIDATED") and not allowed:
+        return ToolChoice("auto")  # VALIDATED: the tools strict as well (request_from_gemini)
     if mode == "NONE" and not allowed:
         return ToolChoice("none")
     if mode == "ANY" and not allowed:
         return ToolChoice("any")
     if mode == "ANY" and len(allowed) == 1 and isinstance(allowed[0], str):
         return ToolChoice("tool", allowed[0])
-    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY and NONE, and ANY with one allowed function "
-                     f"name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
+    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY, NONE and VALIDATED, and ANY with one allowed "
+                     f"function name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
+
+
+def _validated(config: Any) -> bool:
+    calling = get(config, "functionCallingConfig") if isinstance(config, dict) else None
+    return isinstance(calling, dict) and str(get(calling, "mode") or "").upper() == "VALIDATED"
 
 
 def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -402,8 +468,8 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
     budget, level = get(thinking, "thinkingBudget"), get(thinking, "thinkingLevel")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise ValueError(f"{where}.thinkingBudget: expected an integer of -1 (dynamic) or more")
-    if get(thinking, "includeThoughts") is False:
-        raise ValueError(f"{where}.includeThoughts: the gateway returns the thoughts a model sends; remove it")
+    if get(thinking, "includeThoughts") not in (None, True, False):
+        raise ValueError(f"{where}.includeThoughts: expected true or false")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
         if not isinstance(level, str) or level not in efforts:  # a list or object is no level (nor hashable)
@@ -416,6 +482,24 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         # Gemini provider sends as such; the route drops it for other providers, which think only when asked.
         return Reasoning(budget_tokens=0)
     return Reasoning(budget_tokens=budget) if budget is not None else None
+
+
+def without_skip_signatures(messages: list[Message]) -> list[Message]:
+    """The conversation without Gemini's stand-in signatures (SKIP_SIGNATURES), for a model other than Gemini: it
+    checks every signature it is sent, and the stand-in is no signature of its own."""
+
+    def kept(block: Block) -> bool:
+        return not (isinstance(block, ReasoningBlock) and not block.text and block.signature in SKIP_SIGNATURES)
+
+    return [replace(m, content=[b for b in m.content if kept(b)]) for m in messages]
+
+
+def shows_thoughts(body: Any) -> bool:
+    """Whether the answer shows the model's thoughts: not when `thinkingConfig.includeThoughts` is false (their
+    signatures still ride on the parts after them, for the next turn)."""
+    config = get(body, "generationConfig") if isinstance(body, dict) else None
+    thinking = get(config, "thinkingConfig") if isinstance(config, dict) else None
+    return not isinstance(thinking, dict) or get(thinking, "includeThoughts") is not False
 
 
 def request_from_gemini(model: str, body: Any) -> ChatRequest:
@@ -450,6 +534,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
+    if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
+        tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
@@ -498,13 +584,21 @@ _PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
 
 def _blocks_per_part(parts: list[Any]) -> list[int]:
     """The part each block `_parts` made came from, by block index: a part with a signature and content made two
-    blocks (the signature's, then its own), streamed thought pieces one."""
+    blocks (the signature's, then its own), one carrying thinking a block per thought before its own, streamed
+    thought pieces one, and thoughts another part carries none."""
     owners: list[int] = []
+    shown = _carries_thinking(parts, "contents")
     for index, part in enumerate(parts):
         thought = get(part, "thought")
         signed = get(part, "thoughtSignature") is not None
         content = any(get(part, k) is not None for k in ("inlineData", "fileData", "functionCall", "functionResponse"))
         content = content or get(part, "text") is not None
+        carried = _thinking(part, "contents")
+        if carried is not None:
+            owners += [index] * (len(carried) + (1 if _has_content(part) and not thought else 0))
+            continue
+        if shown and thought and not signed:
+            continue
         if thought and owners and owners[-1] == index - 1 and get(parts[index - 1], "thought"):
             previous = parts[index - 1]
             if get(previous, "thoughtSignature") is None and get(previous, "text"):
@@ -550,4 +644,9 @@ def caller_param(body: dict[str, Any], param: str) -> str:
         part = _blocks_per_part(get(body["contents"][message], "parts"))[int(block)]
     except (KeyError, IndexError, TypeError):
         return param
-    return f"contents[{message}].parts[{part}]" + param[found.end() :]
+    rest = param[found.end() :]
+    within = re.match(r"\.content\[(\d+)\]", rest)  # a function result's media: its functionResponse's parts
+    answered = within is not None and int(within.group(1)) > 0
+    if within is not None and answered and get(get(body["contents"][message], "parts")[part], "functionResponse"):
+        rest = f".functionResponse.parts[{int(within.group(1)) - 1}]" + rest[within.end() :]
+    return f"contents[{message}].parts[{part}]" + rest

@@ -2,7 +2,8 @@
 
 Carried: text, images (inline bytes or a URL as `file_data`), documents (PDF and text types inline, a
 file id as `file_data`), tool use / tool result (`function_call` / `function_response`, matched by the
-tool's name), reasoning (`thought` parts with their `thought_signature`), tools, tool_choice
+tool's name; a result's images and documents as the response's `parts`), reasoning (`thought` parts with
+their `thought_signature`), tools, tool_choice
 (auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED), JSON
 and JSON-schema output (Gemini always holds it to the schema; the format's name is only a label),
 temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort level, and every
@@ -10,7 +11,7 @@ temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort
 Refused with an error naming the field: `parallel_tool_calls: false`, extra fields whose results a
 ChatResponse cannot hold (`candidate_count`, `response_modalities`, `logprobs`, …), an image `detail`,
 documents Gemini cannot read inline (office formats), a tool result for a tool use the conversation
-lacks, media inside tool results, a response-format description, and extra keys Gemini has no field for.
+lacks, a response-format description, and extra keys Gemini has no field for.
 
 Cache points are hints: Gemini caches repeated prefixes implicitly and reports the tokens read from
 a cache as `cached_content_token_count` (explicit caches are named with `extra["cached_content"]`).
@@ -143,9 +144,12 @@ def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, mode
             f"{where}.tool_use_id",
             f"answers a function call by its name; no tool use with id {block.tool_use_id!r} precedes this result",
         )
+    media: list[dict[str, Any]] = []  # images and documents the function returned: its response's parts
     for k, part in enumerate(block.content):
-        if not isinstance(part, TextBlock):
-            raise refuse(model, f"{where}.content[{k}]", "takes text tool results only; describe the media in text")
+        if isinstance(part, (ImageBlock, DocumentBlock)):
+            media.append(_media(part, f"{where}.content[{k}]", model))
+        elif not isinstance(part, TextBlock):
+            raise refuse(model, f"{where}.content[{k}]", "takes text, images and documents in tool results only")
     text = block.text
     try:
         value = json.loads(text)
@@ -153,6 +157,8 @@ def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, mode
         value = text
     response = {"error" if block.is_error else "output": value}
     out: dict[str, Any] = {"name": name, "response": response}
+    if media:
+        out["parts"] = media
     if not block.tool_use_id.startswith(GENERATED_ID):
         out["id"] = block.tool_use_id
     return {"function_response": out}

@@ -1,0 +1,256 @@
+"""The Gemini API on the gateway as Google's agents drive it: Gemini CLI (@google/genai, raw shapes here: its
+requests are JSON the Python SDK cannot always make), the Agent Development Kit and google-genai, in front of the
+Gemini emulator ("g"), Claude on the Anthropic emulator ("claude", which checks its thinking signatures), Claude on
+the Bedrock emulator ("haiku") and an OpenAI-format upstream ("fast"). Multi-turn function calling as the agents send
+it back: call ids they wrote, the signatures they add, the labels they set."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import httpx
+import pytest
+from google import genai
+from google.genai import types
+
+from helpers.recording_openai import RecordingOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+# Gemini CLI's tools: JSON Schema declarations (parametersJsonSchema), with `$schema` and additionalProperties.
+CLI_TOOLS = [{"functionDeclarations": [
+    {"name": "read_file", "description": "Reads a file", "parametersJsonSchema": {
+        "type": "object", "properties": {"absolute_path": {"type": "string"}}, "required": ["absolute_path"]}},
+    {"name": "run_shell_command", "description": "Runs a command", "parametersJsonSchema": {
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
+        "properties": {"command": {"type": "string"}}, "required": ["command"]}}]}]
+CLI_HEADERS = {"x-goog-api-key": "unused", "user-agent": "GeminiCLI/0.20.0 (linux; x64) google-genai-sdk/1.30.0",
+               "x-goog-api-client": "google-genai-sdk/1.30.0 gl-node/v22.0.0"}
+SKIP = "skip_thought_signature_validator"  # Gemini CLI's SYNTHETIC_THOUGHT_SIGNATURE (geminiChat.ts)
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(key, raising=False)
+
+
+class Served:
+    def __init__(self, ledger) -> None:
+        self.ledger = ledger
+        self.stack = contextlib.ExitStack()
+        env = self.stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        gemini = self.stack.enter_context(ServerThread(create_gemini(engine=InstantEngine())))
+        bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
+        anthropic = create_anthropic(engine=InstantEngine())
+        self.claude_bodies: list[dict] = []  # what reached Claude, each call
+
+        @anthropic.middleware("http")
+        async def record(request, call_next):
+            if request.method == "POST" and request.url.path == "/v1/messages":
+                self.claude_bodies.append(await request.json())
+            return await call_next(request)
+
+        claude = self.stack.enter_context(ServerThread(anthropic))
+        self.upstream = self.stack.enter_context(RecordingOpenAI())
+        config = parse_config({"models": {
+            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+        self.client = genai.Client(api_key="unused", http_options={"base_url": self.url})
+
+    def rows(self):
+        self.stack.close()  # the gateway's ledger writer flushes and lets the file go
+        return open_store(str(self.ledger)).events()
+
+
+@pytest.fixture
+def served(tmp_path):
+    served = Served(tmp_path / "ledger.duckdb")
+    yield served
+    served.stack.close()
+
+
+def cli_stream(url: str, model: str, body: dict) -> list[dict]:
+    """One streamGenerateContent?alt=sse as Gemini CLI posts it: the answer's parts, in order."""
+    answer = httpx.post(f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse", json=body,
+                        headers=CLI_HEADERS, timeout=60)
+    assert answer.status_code == 200, answer.text
+    chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    return [p for c in chunks for cand in c["candidates"] for p in cand.get("content", {}).get("parts", [])]
+
+
+def cli_next_turn(contents: list[dict], parts: list[dict]) -> list[dict]:
+    """The CLI's history after a model turn with calls (geminiChat.ts, turn.ts): thought parts dropped, each call's id
+    rewritten `<name>__<id>` (one it made up when the model sent none) in place, the first call of the turn given the
+    synthetic signature when it has none, and each call answered by id with `{"output": ...}`."""
+    model_parts = [dict(p) for p in parts if not p.get("thought")]
+    calls = [p["functionCall"] for p in model_parts if "functionCall" in p]
+    for n, call in enumerate(calls):
+        raw = call.get("id") or f"{call['name']}_1733000000_{n}"
+        call["id"] = raw if raw.startswith(f"{call['name']}__") else f"{call['name']}__{raw}"
+    first = next(p for p in model_parts if "functionCall" in p)
+    first.setdefault("thoughtSignature", SKIP)
+    answers = [{"functionResponse": {"id": c["id"], "name": c["name"], "response": {"output": "file text"}}}
+               for c in calls]
+    return [*contents, {"role": "model", "parts": model_parts}, {"role": "user", "parts": answers}]
+
+
+@pytest.mark.parametrize("model", ["g", "claude", "haiku", "fast"])
+def test_a_gemini_cli_tool_loop_keeps_going_on_every_provider(served, model) -> None:
+    """Gemini CLI signs the first call of each turn that came unsigned with its stand-in signature: carried to Gemini
+    (which skips its check for it), left out for Claude (which would refuse it as a forged signature)."""
+    contents = [{"role": "user", "parts": [{"text": "<session_context>Gemini CLI</session_context>"},
+                                           {"text": "Read /tmp/notes.txt"}]}]
+    body = {"contents": contents, "systemInstruction": {"role": "user", "parts": [{"text": "You are a CLI agent."}]},
+            "tools": CLI_TOOLS, "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+            "generationConfig": {"temperature": 1, "topP": 0.95, "maxOutputTokens": 2048}}
+    parts = cli_stream(served.url, model, body)
+    assert any("functionCall" in p for p in parts)
+    contents = cli_next_turn(contents, parts)
+    final = cli_stream(served.url, model, {**body, "contents": contents, "toolConfig": None})
+    assert any(p.get("text") for p in final)
+
+
+def test_the_sdks_stand_in_signature_bytes_are_left_out_for_claude(served) -> None:
+    """google-genai (ADK) sends the stand-in as bytes: the base64 of its ASCII."""
+    call = types.Part(function_call=types.FunctionCall(name="read_file", args={"absolute_path": "/a"}),
+                      thought_signature=SKIP.encode())
+    turn = [types.Content(role="user", parts=[types.Part(text="Read /a")]), types.Content(role="model", parts=[call]),
+            types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+                name="read_file", response={"output": "a's text"}))])]
+    tools = [types.Tool(function_declarations=[types.FunctionDeclaration(
+        name="read_file", parameters_json_schema=CLI_TOOLS[0]["functionDeclarations"][0]["parametersJsonSchema"])])]
+    config = types.GenerateContentConfig(tools=tools, max_output_tokens=64,
+                                         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    for model in ("claude", "haiku", "g"):
+        assert served.client.models.generate_content(model=model, contents=turn, config=config).text
+    counted = served.client.models.count_tokens(model="claude", contents=turn)
+    assert counted.total_tokens > 0
+
+
+def test_a_thinking_budget_without_an_output_cap_reaches_claude_with_room_for_the_answer(served) -> None:
+    """Gemini CLI's 2.5 settings: thinkingBudget 8192, no maxOutputTokens. Claude needs max_tokens above the budget."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "tools": CLI_TOOLS, "generationConfig": {
+        "temperature": 1, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}}}
+    parts = cli_stream(served.url, "claude", body)
+    assert any(p.get("thought") for p in parts) and any(p.get("text") and not p.get("thought") for p in parts)
+
+
+def test_adks_labels_on_vertex_reach_every_provider_as_the_ledger_rows_tags(served) -> None:
+    """ADK sets `labels: {"adk_agent_name": ...}` on every Vertex AI call: tags of the call's row for any model (and
+    Gemini's own field for a Gemini model), not a refusal of every call to Claude."""
+    vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": served.url})
+    config = types.GenerateContentConfig(labels={"adk_agent_name": "root_agent"}, max_output_tokens=32)
+    for model in ("claude", "haiku", "fast", "g"):
+        assert vertex.models.generate_content(model=model, contents="hi", config=config).text
+    bad = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", headers={"x-goog-api-key": "k"},
+                     json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"n": 1}})
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
+    rows = served.rows()
+    assert len(rows) == 4 and all(row.tags.get("adk_agent_name") == "root_agent" for row in rows)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(served, stream) -> None:
+    """Gemini CLI drops thought parts from its history; Claude refuses a tool loop whose thinking did not come back.
+    The signed thinking rides on the part after it (as Gemini puts its signatures), so the next turn has it."""
+    contents = [{"role": "user", "parts": [{"text": "Read /tmp/notes.txt"}]}]
+    body = {"contents": contents, "tools": CLI_TOOLS, "generationConfig": {
+        "maxOutputTokens": 2048, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}}}
+    if stream:
+        parts = cli_stream(served.url, "claude", body)
+    else:
+        answer = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", json=body, headers=CLI_HEADERS)
+        parts = answer.json()["candidates"][0]["content"]["parts"]
+    thoughts = [p for p in parts if p.get("thought")]
+    assert thoughts and not any("thoughtSignature" in p for p in thoughts)  # shown, not needed back
+    assert any("thoughtSignature" in p for p in parts if not p.get("thought"))
+    # Claude's call after its thinking and text (the emulator calls no tool unforced, and forced it cannot think).
+    parts = [*parts, {"functionCall": {"id": "toolu_01", "name": "read_file", "args": {"absolute_path": "/a"}}}]
+    final = cli_stream(served.url, "claude", {**body, "contents": cli_next_turn(contents, parts)})
+    assert any(p.get("text") for p in final)
+    assistant = served.claude_bodies[-1]["messages"][1]["content"]
+    assert assistant[0]["type"] == "thinking" and assistant[0]["signature"]
+    assert [b["type"] for b in assistant[1:]] == ["text", "tool_use"]
+
+
+@pytest.mark.parametrize("model", ["claude", "g"])
+def test_include_thoughts_false_answers_without_thoughts_and_the_loop_still_has_its_signatures(served, model) -> None:
+    """`includeThoughts: false` (Gemini's default) asks for no thought summaries: none are shown, whole or streamed,
+    and the signed thinking still rides on the part after it for the next turn."""
+    thinking = types.ThinkingConfig(thinking_budget=1024, include_thoughts=False)
+    config = types.GenerateContentConfig(thinking_config=thinking, max_output_tokens=2048)
+    reply = served.client.models.generate_content(model=model, contents="Hi", config=config)
+    parts = reply.candidates[0].content.parts
+    assert not any(p.thought for p in parts) and any(p.thought_signature for p in parts)
+    chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
+    streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+    assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed)
+    turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
+            types.Content(role="user", parts=[types.Part(text="And?")])]
+    assert served.client.models.generate_content(model=model, contents=turn, config=config).text
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(served) -> None:
+    """Gemini CLI nests what read_file read (an image) in the functionResponse's parts for Gemini 3 models: carried
+    to Gemini (function_response.parts) and Claude (the tool result's content); refused by name for a model whose
+    tool results take text only."""
+    import base64
+
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.gemini_inbound import request_from_gemini
+    from tokenomy.providers.gemini_mapping import contents_from_request
+
+    answer = {"id": "read_file__c1", "name": "read_file", "response": {"output": "Binary content provided."},
+              "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}]}
+    body = {"contents": [
+        {"role": "user", "parts": [{"text": "What is in /a.png?"}]},
+        {"role": "model", "parts": [{"functionCall": {"id": "read_file__c1", "name": "read_file",
+                                                      "args": {"absolute_path": "/a.png"}}}]},
+        {"role": "user", "parts": [{"functionResponse": answer}]}], "tools": CLI_TOOLS}
+    for model in ("g", "claude"):
+        reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
+        assert reply.status_code == 200, reply.text
+    result = served.claude_bodies[-1]["messages"][2]["content"][0]
+    assert result["type"] == "tool_result" and base64.b64decode(result["content"][1]["source"]["data"]) == PNG
+    request: ChatRequest = request_from_gemini("gemini-3-pro-preview", body)
+    [sent] = contents_from_request(request)[2]["parts"]
+    assert sent["function_response"]["parts"] == [{"inline_data": {"mime_type": "image/png", "data": PNG}}]
+    refused = httpx.post(f"{served.url}/v1beta/models/fast:generateContent", json=body, headers=CLI_HEADERS)
+    assert refused.status_code == 400
+    assert "contents[2].parts[0].functionResponse.parts[0]" in refused.json()["error"]["message"]
+
+
+def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -> None:
+    """Mode VALIDATED: the model chooses whether to call, and a call holds to its schema: strict tools under auto."""
+    from tokenomy.providers.gemini_inbound import request_from_gemini
+    from tokenomy.providers.gemini_mapping import config_from_request
+
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": CLI_TOOLS,
+            "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}
+    for model in ("g", "claude", "fast", "haiku"):
+        reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
+        assert reply.status_code == 200, reply.text
+    assert [t["function"].get("strict") for t in served.upstream.last["tools"]] == [True, True]
+    assert served.upstream.last.get("tool_choice") in (None, "auto")
+    assert [t.get("strict") for t in served.claude_bodies[-1]["tools"]] == [True, True]
+    config = config_from_request(request_from_gemini("gemini-2.5-flash", body))
+    assert config["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}
