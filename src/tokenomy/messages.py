@@ -366,7 +366,9 @@ class ChatRequest:
         (a pass-through field); None when it asks for none."""
         if self.tools_cache_point == ONE_HOUR:
             return None, "tools"
-        if self.system_cache_point == ONE_HOUR or any(point == ONE_HOUR for _, point in self.system_breaks):
+        if self.system_cache_point == ONE_HOUR or (
+            self.system_breaks and any(point == ONE_HOUR for _, point in self.system_breaks)
+        ):  # (a generator only when there are breaks: this runs several times on every request)
             return None, "system"
         for i, message in enumerate(self.messages):
             if message.cache_point == ONE_HOUR:

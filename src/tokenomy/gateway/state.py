@@ -194,10 +194,11 @@ class Gateway:
         output = (sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE) * (n if type(n) is int and n > 1 else 1)
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
-        writes = ("cache_write", "cache_write_1h") if sent.one_hour_cache_point() is not None else ("cache_write",)
+        one_hour = sent.one_hour_cache_point() is not None
         total = Decimal(0)
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]
+        built_in = sent.extra.get("tools")  # Gemini's built-in tools (Google Search), as sent
         for names in answers:
             worst = Decimal(0)
             worst_searches = Decimal(0)
@@ -209,8 +210,8 @@ class Gateway:
                     )
                 except TokenomyError:
                     continue
-                tools = reserved_tools_usd(spec.provider, entry, server, sent.extra.get("tools"))
-                worst_searches = max(worst_searches, tools)
+                if server or built_in:
+                    worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
@@ -218,7 +219,9 @@ class Gateway:
                     rates.append(entry.service_tiers[tier])
                 for rate in rates:
                     # Without caching information, every prompt token at the dearest input rate that may apply.
-                    input_rate = max(rate.input or 0, *(getattr(rate, field, None) or 0 for field in writes))
+                    input_rate = max(rate.input or 0, rate.cache_write or 0)
+                    if one_hour:  # (a service tier's rates have no 1-hour write price)
+                        input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
                     worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
             total += worst
             searches += worst_searches

@@ -178,7 +178,8 @@ class Provider:
                 else:
                     kind = BLOCK_NAMES.get(type(part), type(part).__name__)
                 return Unsupported(f"{with_article(kind)} block ({{where}})", i, j, k)
-        if not self.accepts_server_tools:  # Anthropic's API alone takes its server tools and its own tool fields
+        # Anthropic's API alone takes its server tools and its own tool fields
+        if request.tools and not self.accepts_server_tools:
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:
                 return refused
