@@ -184,7 +184,9 @@ def month_end_forecast(
         )
     source, params = _spend_source(store, month_start, cutoff, filter_sql, filter_params)
     mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM {source}", params)
-    month_to_date = Decimal(mtd_rows[0]["s"] or 0)
+    # At the scale of the forecast's other figures (which add to it): the console printed the ledger's exact sum
+    # (0.04559315) where `report forecast` printed its amount (0.045593), for the same month to date.
+    month_to_date = Decimal(mtd_rows[0]["s"] or 0).quantize(CENTS)
     horizon = (month_end - cutoff).days
     window = _intermittent_window(history)
     if window is not None:
