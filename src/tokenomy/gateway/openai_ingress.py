@@ -320,6 +320,30 @@ def _thinking_blocks(value: Any, reasoning: Any, where: str) -> list[ReasoningBl
     return blocks
 
 
+def _litellm_copy(extra: dict[str, Any], where: str) -> dict[str, Any]:
+    """`extra` with LiteLLM's `provider_specific_fields` read in. LiteLLM's Message keeps there a copy of the answer's
+    fields beyond its own (this gateway's `thinking_blocks`, say), and sends it back with the message when an agent
+    appends `response.choices[0].message` as its docs show. Each key is taken as that field of the message: the
+    same value as the message's own, or the field itself when the message lacks it; a key this gateway does not
+    carry is refused where it was sent."""
+    rest = {key: value for key, value in extra.items() if key != "provider_specific_fields"}
+    copy = extra["provider_specific_fields"]
+    if copy is None:
+        return rest
+    if not isinstance(copy, dict):
+        raise RequestError(f"{where}.provider_specific_fields", "expected an object")
+    for key, value in copy.items():
+        here = f"{where}.provider_specific_fields.{key}"
+        if key not in ASSISTANT_KEYS:
+            raise RequestError(here, "this message field is not supported by this gateway")
+        if key == "annotations" or value is None:  # annotations describe the content and reach no model
+            continue
+        if rest.get(key) is not None and rest[key] != value:
+            raise RequestError(here, f"differs from the message's own {key}; send one of them")
+        rest[key] = value
+    return rest
+
+
 def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
     """(blocks before the content, blocks after it) for the extra keys of an assistant message."""
     unknown = sorted(set(extra) - ASSISTANT_KEYS)
@@ -499,6 +523,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 origins[-1].parts[len(origins[-1].blocks)] = _paths(m.content, where)
                 origins[-1].blocks.append(where)
         elif m.role == "assistant":
+            if "provider_specific_fields" in extra:
+                extra = _litellm_copy(extra, where)
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where, assistant=True) + after
             calls: list[str] = []  # each call block's path (a thought signature's block comes right before it)
