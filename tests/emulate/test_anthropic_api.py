@@ -40,3 +40,22 @@ def test_count_tokens_refuses_what_the_api_refuses(sdk) -> None:
         sdk.messages.count_tokens(model=SONNET, messages=[])
     with pytest.raises(anthropic.NotFoundError):
         sdk.messages.count_tokens(model="claude-nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_top_level_cache_control_caches_up_to_the_last_block_as_the_api_does() -> None:
+    # Anthropic's automatic caching, which langchain-anthropic's `cache_control` option sends: the emulator refused
+    # it ("cache_control: Extra inputs are not permitted") where the API caches the prompt up to its last block.
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.emulate.prompt_cache import PromptCache
+
+    with ServerThread(create_app(engine=InstantEngine(cache=PromptCache()))) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        ask = {"model": SONNET, "max_tokens": 4, "system": "doc " * 1500,
+               "messages": [{"role": "user", "content": "Sum it up."}]}
+        auto = {"cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        first, second = (client.messages.create(**ask, extra_body=auto).usage for _ in range(2))
+        assert first.cache_creation_input_tokens > 0 and first.cache_creation.ephemeral_1h_input_tokens > 0
+        assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+        assert client.messages.create(**ask).usage.cache_creation_input_tokens == 0  # none asked: none written
+        with pytest.raises(anthropic.BadRequestError, match=r"cache_control\.ttl"):
+            client.messages.create(**ask, extra_body={"cache_control": {"type": "ephemeral", "ttl": "2h"}})

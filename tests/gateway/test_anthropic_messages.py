@@ -529,3 +529,59 @@ def test_claudes_redacted_thinking_streams_in_its_place_to_each_api(gateway, scr
     deltas = [e["contentBlockDelta"] for e in events if "contentBlockDelta" in e]
     assert [(d["contentBlockIndex"], sorted(d["delta"])) for d in deltas] == [(0, ["reasoningContent"]), (1, ["text"])]
     assert deltas[0]["delta"]["reasoningContent"]["redactedContent"]
+
+
+# LiteLLM's cache points in OpenAI's format (its docs, and what `cache_control_injection_points` adds): cache_control
+# on a message (string content), on its last content part, or on a tool.
+CACHED = {"type": "ephemeral"}
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}},
+                "cache_control": CACHED}
+
+
+def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gateway, scripted) -> None:
+    chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    messages = [
+        {"role": "system", "content": "Rules.", "cache_control": CACHED},
+        {"role": "system", "content": [{"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b",
+                                                                       "cache_control": CACHED}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "18C", "cache_control": CACHED},
+        {"role": "user", "content": "hi"},
+    ]
+    chat.chat.completions.create(model="claude", messages=messages, tools=[WEATHER_TOOL], max_tokens=5)
+    body = scripted.requests[-1][1]
+    assert body["system"] == [{"type": "text", "text": "Rules.\n", "cache_control": CACHED},
+                              {"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]
+    assert body["tools"][0]["cache_control"] == CACHED
+    user, _, result, last = body["messages"]
+    assert user["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": CACHED}]
+    assert result["content"][-1]["cache_control"] == CACHED
+    assert "cache_control" not in json.dumps(last)
+
+
+@pytest.mark.parametrize(("messages", "tools", "param"), [
+    # A cache point the gateway cannot put where it was asked (it caches at the end of a message or the tool list).
+    ([{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": CACHED},
+                                   {"type": "text", "text": "b"}]}], None, "messages[0].content[0].cache_control"),
+    (ASK, [WEATHER_TOOL, {"type": "function", "function": {"name": "t2"}}], "tools[0].cache_control"),
+    ([{"role": "user", "content": "hi", "cache_control": {"type": "persistent"}}], None, "messages[0].cache_control"),
+    ([{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "2h"}}], None,
+     "messages[0].cache_control.ttl"),
+    ([*ASK, {"role": "assistant", "content": "x"}, {"role": "system", "content": "s", "cache_control": CACHED},
+      *ASK], None, "messages[2].cache_control"),
+])
+def test_chat_completions_cache_control_that_cannot_be_carried_is_a_400_naming_it(gateway, scripted, messages, tools,
+                                                                                   param) -> None:
+    sent = len(scripted.requests)
+    body = {"model": "claude", "messages": messages, "max_tokens": 5, **({"tools": tools} if tools else {})}
+    answer = httpx.post(gateway + "/v1/chat/completions", json=body)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == param, answer.text
+    assert len(scripted.requests) == sent
+
+
+def test_a_one_hour_cache_point_from_chat_completions_is_refused_where_no_1_hour_cache_exists(gateway) -> None:
+    messages = [{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "1h"}}]
+    answer = httpx.post(gateway + "/v1/chat/completions", json={"model": "gpt", "messages": messages})
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "messages[0]", answer.text

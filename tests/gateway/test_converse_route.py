@@ -357,3 +357,13 @@ def test_a_body_refused_at_the_edge_on_any_bedrock_runtime_path_is_bedrocks_erro
                             headers={"content-type": "application/json"})
         assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException", path
         assert "temperature" in answer.json()["message"]
+
+
+def test_an_empty_system_list_is_no_system_prompt_as_bedrock_takes_it(served) -> None:
+    # langchain-aws's ChatBedrockConverse sends `system: []` with every request that has no system message.
+    client, _, upstream, sent, _ = served
+    reply = client.converse(modelId="haiku", messages=ASK, system=[], inferenceConfig={"maxTokens": 8})
+    assert reply["output"]["message"]["content"][0]["text"] and "system" not in sent[-1]
+    events = list(client.converse_stream(modelId="fast", messages=ASK, system=[])["stream"])
+    assert events[-1]["metadata"]["usage"]["outputTokens"] > 0
+    assert [m["role"] for m in upstream.last["messages"]] == ["user"]

@@ -158,3 +158,32 @@ def test_a_thought_signature_on_a_function_call_rides_on_that_tool_call_through_
     sent = contents_from_request(to_chat_request(body, {}, None, RouteConfig()))
     assert sent[1]["parts"] == [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {
         "city": "Paris"}}, "thought_signature": b"sig"}]
+
+
+def test_litellms_copy_of_the_answers_fields_comes_back_with_the_message_and_is_read_as_them(ledger_path) -> None:
+    # LiteLLM's Message keeps the answer's thinking_blocks in `provider_specific_fields` too, and an agent appending
+    # `response.choices[0].message` sends both: every tool loop with thinking through `openai/<route>` was a 400.
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "g", "max_tokens": 256, "tools": TOOLS, "reasoning_effort": "low"}
+            messages = [{"role": "user", "content": "Weather in Paris?"}]
+            answer = client.chat.completions.create(messages=messages, tool_choice="required", **ask).choices[0]
+            blocks = answer.message.model_extra["thinking_blocks"]
+            call = answer.message.tool_calls[0].model_dump(exclude_none=True)
+            sent = {"role": "assistant", "tool_calls": [call], "reasoning_content": blocks[0]["thinking"],
+                    "thinking_blocks": blocks, "provider_specific_fields": {"thinking_blocks": blocks}}
+            result = {"role": "tool", "tool_call_id": call["id"], "content": "18C sunny"}
+            copy_only = {"role": "assistant", "tool_calls": [call],
+                         "provider_specific_fields": {"thinking_blocks": blocks}}
+            for assistant in (sent, copy_only):  # the copy alone still carries the signature Gemini checks
+                reply = client.chat.completions.create(messages=[*messages, assistant, result], **ask)
+                assert "18C" in reply.choices[0].message.content
+            for fields, param in (({"thinking_blocks": [{**blocks[0], "signature": "b3RoZXI="}]},
+                                   "messages[1].provider_specific_fields.thinking_blocks"),
+                                  ({"citations": []}, "messages[1].provider_specific_fields.citations")):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(
+                        messages=[*messages, {**sent, "provider_specific_fields": fields}, result], **ask)
+                assert refused.value.body["param"] == param

@@ -361,7 +361,8 @@ def test_unknown_parts_and_keys_are_named_400s(served):
               "messages[0].content[0].type"),
              ({"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {}}]},
               "messages[0].content[0].prompt_cache_breakpoint"),
-             ({"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}, "messages[0].cache_control"),
+             # LiteLLM's cache_control is read (test_anthropic_messages), so one of another kind is refused by name.
+             ({"role": "user", "content": "x", "cache_control": {"type": "persistent"}}, "messages[0].cache_control"),
              ({"role": "tool", "tool_call_id": "c1", "content": "18C", "name": "get_weather"}, "messages[0].name"),
              ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]},
               "messages[0].content[0].image_url.url")]
@@ -370,6 +371,18 @@ def test_unknown_parts_and_keys_are_named_400s(served):
         reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [message]})
         assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text
     assert len(upstream.bodies) == before  # nothing reached the provider
+
+
+def test_a_cache_point_asked_of_an_openai_model_is_answered_by_its_automatic_caching(served):
+    # OpenAI caches every long prefix by itself and its API has no cache_control: a 5-minute point (LiteLLM's
+    # cache_control, which /v1/messages callers send too) needs nothing sent; a 1-hour one is refused (test_cache_ttl).
+    upstream, client, _ = served
+    tools = [{**WEATHER, "cache_control": {"type": "ephemeral"}}]
+    messages = [{"role": "system", "content": "Rules.", "cache_control": {"type": "ephemeral"}},
+                {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]
+    reply = client.chat.completions.create(model="fast", messages=messages, tools=tools)
+    assert reply.choices[0].message.tool_calls
+    assert "cache_control" not in json.dumps(upstream.last) and upstream.last["messages"][1]["content"] == "hi"
 
 
 def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path):

@@ -3,7 +3,8 @@
 JSON responses and SSE streams use the documented shapes and event types (message_start,
 content_block_start, ping, content_block_delta, content_block_stop, message_delta, message_stop);
 errors use `{"type": "error", "error": {"type", "message"}}`. `cache_control` blocks are honoured
-with the catalog's minimum prefix length and TTL, like the Bedrock emulator.
+with the catalog's minimum prefix length and TTL, like the Bedrock emulator, and so is a top-level one (automatic
+caching: a cache point on the last block).
 
 Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
 plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
@@ -53,6 +54,7 @@ FIELDS = {
     "thinking",
     "service_tier",
     "output_config",
+    "cache_control",  # automatic caching: a cache point on the last block (`parse_messages`)
 }
 
 # messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
@@ -170,6 +172,12 @@ def parse_messages(
             turns[-1].blocks += blocks
         else:
             turns.append(Turn(role, blocks))
+    if body.get("cache_control") is not None and turns[-1].blocks:
+        # Automatic caching (langchain-anthropic sends it for its `cache_control` option): the API puts the cache
+        # point on the last cacheable block, and it counts toward the limit of cache points like any other.
+        automatic = cache_ttl(body, "", default_ttl)
+        last = turns[-1].blocks[-1]
+        last.cache_ttl = last.cache_ttl or automatic
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1):
         raise invalid("temperature: Input should be between 0 and 1")

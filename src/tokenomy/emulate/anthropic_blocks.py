@@ -42,11 +42,12 @@ def cache_ttl(block: dict[str, Any], where: str, default_ttl: int) -> int | None
     control = block.get("cache_control")
     if control is None:
         return None
+    place = f"{where}.cache_control" if where else "cache_control"  # no `where`: the request's own (top level)
     if not isinstance(control, dict) or control.get("type") != "ephemeral":
-        raise invalid(f"{where}.cache_control.type: Input should be 'ephemeral'")
+        raise invalid(f"{place}.type: Input should be 'ephemeral'")
     ttl = control.get("ttl")
     if ttl is not None and ttl not in TTL_SECONDS:
-        raise invalid(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
+        raise invalid(f"{place}.ttl: Input should be '5m' or '1h'")
     return TTL_SECONDS[ttl] if ttl else default_ttl
 
 

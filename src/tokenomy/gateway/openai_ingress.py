@@ -22,6 +22,7 @@ from tokenomy.config import RouteConfig
 from tokenomy.gateway.schemas import MAPPED, ChatCompletionRequest
 from tokenomy.messages import (
     Block,
+    CachePoint,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
@@ -36,6 +37,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.anthropic_inbound import cache_point
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 from tokenomy.providers.refusals import Unsupported
@@ -102,10 +104,12 @@ def valid_base64(text: str) -> bool:
     return len(raw) % 4 == 0 and len(raw) - len(unpadded) <= 2 and not unpadded.translate(None, _BASE64_ALPHABET)
 
 
+# `cache_control` ({"type": "ephemeral"}, optionally a "ttl"), LiteLLM's convention for Anthropic's cache points in
+# OpenAI's format, marks a cache point at the end of the message the part ends (`_message_cache_point`).
 PART_KEYS = {
-    "text": {"type", "text"},
-    "image_url": {"type", "image_url"},
-    "file": {"type", "file"},
+    "text": {"type", "text", "cache_control"},
+    "image_url": {"type", "image_url", "cache_control"},
+    "file": {"type", "file", "cache_control"},
     "refusal": {"type", "refusal"},  # an assistant message's only (OpenAI's ChatCompletionContentPartRefusalParam)
 }
 # The keys each nested object of the request may hold, with the type of each: anything else would be dropped, so it
@@ -119,7 +123,7 @@ FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
 # `extra_content` carries a Gemini thought signature on the call it belongs to (Google's OpenAI-compatible format).
 CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int, "extra_content": dict}
 CALL_FUNCTION_KEYS = {"name": str, "arguments": str, "parsed_arguments": object}
-TOOL_KEYS = {"type": str, "function": dict}
+TOOL_KEYS = {"type": str, "function": dict, "cache_control": dict}  # cache_control: on the last tool (`_tools_cache`)
 TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
 # A freeform (custom) tool, its calls and a tool_choice naming one: raw text under a format (ToolSpec.freeform).
 CUSTOM_CALL_KEYS = {"id": str, "type": str, "custom": dict, "index": int}
@@ -271,7 +275,17 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
 # Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
 # a caller appends `reply.choices[0].message` as-is, `parsed` after its parse() helper), plus the gateway's own
 # `reasoning_content` and `thinking_blocks` (signed reasoning, LiteLLM's convention: providers.openai_reasoning).
-ASSISTANT_KEYS = {"refusal", "audio", "function_call", "annotations", "reasoning_content", "thinking_blocks", "parsed"}
+# `cache_control` is a cache point at the end of the message, on any role (`_message_cache_point`).
+ASSISTANT_KEYS = {
+    "refusal",
+    "audio",
+    "function_call",
+    "annotations",
+    "reasoning_content",
+    "thinking_blocks",
+    "parsed",
+    "cache_control",
+}
 
 
 def _call_signature(call: dict[str, Any], where: str) -> str | None:
@@ -306,6 +320,30 @@ def _thinking_blocks(value: Any, reasoning: Any, where: str) -> list[ReasoningBl
     return blocks
 
 
+def _litellm_copy(extra: dict[str, Any], where: str) -> dict[str, Any]:
+    """`extra` with LiteLLM's `provider_specific_fields` read in. LiteLLM's Message keeps there a copy of the answer's
+    fields beyond its own (this gateway's `thinking_blocks`, say), and sends it back with the message when an agent
+    appends `response.choices[0].message` as its docs show. Each key is taken as that field of the message: the
+    same value as the message's own, or the field itself when the message lacks it; a key this gateway does not
+    carry is refused where it was sent."""
+    rest = {key: value for key, value in extra.items() if key != "provider_specific_fields"}
+    copy = extra["provider_specific_fields"]
+    if copy is None:
+        return rest
+    if not isinstance(copy, dict):
+        raise RequestError(f"{where}.provider_specific_fields", "expected an object")
+    for key, value in copy.items():
+        here = f"{where}.provider_specific_fields.{key}"
+        if key not in ASSISTANT_KEYS:
+            raise RequestError(here, "this message field is not supported by this gateway")
+        if key == "annotations" or value is None:  # annotations describe the content and reach no model
+            continue
+        if rest.get(key) is not None and rest[key] != value:
+            raise RequestError(here, f"differs from the message's own {key}; send one of them")
+        rest[key] = value
+    return rest
+
+
 def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
     """(blocks before the content, blocks after it) for the extra keys of an assistant message."""
     unknown = sorted(set(extra) - ASSISTANT_KEYS)
@@ -338,6 +376,79 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
     return before, after
 
 
+# -- cache points ----------------------------------------------------------------------------------
+# LiteLLM's way of asking for Anthropic's cache points in OpenAI's format, which its `cache_control_injection_points`
+# add and its docs show: `cache_control` on a message, a content part or a tool. Read as /v1/messages reads Anthropic's
+# (`anthropic_inbound.cache_point`): Claude and Bedrock get the point, a 1-hour one is refused where no 1-hour cache
+# exists, and OpenAI-format models, which cache every prefix by themselves, need none.
+AT_THE_END = (
+    "the gateway sets cache points at the end of a message, the system prompt or the tool list; move cache_control "
+    "to the last {}"
+)
+
+
+def _cache_control(control: Any, where: str) -> CachePoint:
+    try:
+        return cache_point(control, where)
+    except ValueError as exc:
+        param, _, message = str(exc).partition(": ")
+        raise RequestError(param, message) from None
+
+
+def _message_cache_point(m: Any, where: str) -> CachePoint:
+    """The cache point message `m` (at `where`) asks for, on itself or on its last content part (False for none).
+    One on an earlier part is refused, not moved: the cache would end later than the caller asked."""
+    point: CachePoint = False
+    control = (m.model_extra or {}).get("cache_control")
+    if control is not None:
+        point = _cache_control(control, f"{where}.cache_control")
+    if isinstance(m.content, list):
+        last = len(m.content) - 1
+        for i, part in enumerate(m.content):
+            if isinstance(part, dict) and part.get("cache_control") is not None:
+                at = f"{where}.content[{i}].cache_control"
+                if i < last:
+                    raise RequestError(at, AT_THE_END.format("part"))
+                found = _cache_control(part["cache_control"], at)
+                if point and found != point:
+                    raise RequestError(at, "differs from the message's own cache_control; send one of them")
+                point = found
+    return point
+
+
+def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[int, CachePoint], ...]]:
+    """(system_cache_point, system_breaks) of the opening system and developer messages, which `to_messages` joins
+    into one system prompt with a blank line between them: the last one's point ends the prompt, an earlier one's
+    is a break after its text and the first newline (the second is the one a break stands on)."""
+    opening: list[tuple[int, CachePoint]] = []  # each opening message's text length and point
+    for i, m in enumerate(body.messages):
+        if m.role not in ("system", "developer"):
+            break
+        content = m.content
+        size = len(content) if isinstance(content, str) else sum(len(p.get("text") or "") for p in content or [])
+        opening.append((size, _message_cache_point(m, f"messages[{i}]")))
+    if not opening or not any(point for _, point in opening):
+        return False, ()
+    breaks: list[tuple[int, CachePoint]] = []
+    end = -2  # where the text so far ends (before the first message: nothing, and no separator)
+    for size, point in opening[:-1]:
+        end += 2 + size
+        if point:
+            breaks.append((end + 1, point))
+    return opening[-1][1], tuple(breaks)
+
+
+def _tools_cache(body: ChatCompletionRequest) -> CachePoint:
+    """The tool list's cache point: `cache_control` on its last tool (on an earlier one it is refused)."""
+    tools = body.tools or []
+    for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("cache_control") is not None:
+            if i < len(tools) - 1:
+                raise RequestError(f"tools[{i}].cache_control", AT_THE_END.format("tool"))
+            return _cache_control(tool["cache_control"], f"tools[{i}].cache_control")
+    return False
+
+
 @dataclass(slots=True)
 class Origin:
     """Where one turn of the content model came from in the caller's `messages` (recorded by `to_messages`)."""
@@ -362,12 +473,14 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     it (`caller_path`), so the requests that pass do not pay for it, and the grouping is this one."""
     system: list[str] = []
     turns: list[Message] = []
+    cached_tool = ""  # the tool message whose cache point the last turn ends with
     for i, m in enumerate(body.messages):
         where = f"messages[{i}]"
         extra = m.model_extra or {}
         if extra and m.role != "assistant":
-            key = next(iter(extra))
-            raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
+            key = next((k for k in extra if k != "cache_control"), None)
+            if key is not None:
+                raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
         if m.role == "function":
             raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
         if m.role in ("system", "developer"):
@@ -378,6 +491,12 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
             text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
             if turns:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
+                if _message_cache_point(m, where):  # merged into the one system prompt where an API takes one
+                    raise RequestError(
+                        f"{where}.cache_control",
+                        "a system message after the first turn joins the system prompt on Claude, Bedrock and "
+                        "Gemini, where its cache point has no place; mark the message before it instead",
+                    )
                 turns.append(Message("system", [TextBlock(text)]))
                 if origins is not None:
                     origins.append(Origin(where, [f"{where}.content"]))
@@ -391,15 +510,21 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             result = ToolResultBlock(m.tool_call_id, _blocks(m.content, where))
             last = turns[-1] if turns else None
             if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
+                if last.cache_point:  # a run of tool messages is one turn: its cache point is the run's end
+                    raise RequestError(f"{cached_tool}.cache_control", AT_THE_END.format("tool message of the run"))
                 last.content.append(result)
             else:
                 turns.append(Message("user", [result]))
                 if origins is not None:
                     origins.append(Origin(where))
+            turns[-1].cache_point = _message_cache_point(m, where)
+            cached_tool = where
             if origins is not None:  # the result block is the tool message; its parts are the message's content
                 origins[-1].parts[len(origins[-1].blocks)] = _paths(m.content, where)
                 origins[-1].blocks.append(where)
         elif m.role == "assistant":
+            if "provider_specific_fields" in extra:
+                extra = _litellm_copy(extra, where)
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where, assistant=True) + after
             calls: list[str] = []  # each call block's path (a thought signature's block comes right before it)
@@ -411,7 +536,7 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                     calls.append(f"{where}.tool_calls[{j}].extra_content")
                 blocks.append(block)
                 calls.append(f"{where}.tool_calls[{j}]")
-            turns.append(Message("assistant", blocks, name=m.name))
+            turns.append(Message("assistant", blocks, _message_cache_point(m, where), name=m.name))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
                 if extra.get("thinking_blocks") is not None:
                     paths = [f"{where}.thinking_blocks[{k}]" for k in range(len(before))]
@@ -423,7 +548,7 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
         else:
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
-            turns.append(Message("user", _blocks(m.content, where), name=m.name))
+            turns.append(Message("user", _blocks(m.content, where), _message_cache_point(m, where), name=m.name))
             if origins is not None:
                 origins.append(Origin(where, _paths(m.content, where)))
     if not turns:
@@ -636,6 +761,7 @@ def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
 def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:
     """Map the OpenAI request (opening system/developer messages become the system prompt) to a ChatRequest."""
     system, turns = to_messages(body)
+    system_cache_point, system_breaks = _system_cache(body) if system else (False, ())
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]
     meta = RequestMeta(
@@ -666,5 +792,8 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         user=_user(body),
         prompt_cache_key=_cache_key(body),
         extra=_extra(body),
+        system_cache_point=system_cache_point,
+        system_breaks=system_breaks,
+        tools_cache_point=_tools_cache(body) if body.tools else False,
         meta=meta,
     )

@@ -57,13 +57,19 @@ def _cached(item: Any, where: str) -> tuple[str, CachePoint] | None:
     nested = _cache_point(inner, f"{where}.content") if item.get("type") == "tool_result" else None
     if item.get("cache_control") is None:
         return nested
-    control = item["cache_control"]
+    return f"{where}.cache_control", cache_point(item["cache_control"], f"{where}.cache_control")
+
+
+def cache_point(control: Any, where: str) -> CachePoint:
+    """The cache point a `cache_control` (at `where`) asks for: True (5 minutes) or ONE_HOUR. Another kind or ttl
+    would silently become one of those, so it is a ValueError naming `where`. Chat completions callers (LiteLLM's
+    convention) send the same object, so the OpenAI ingress reads it here too."""
     if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
-        raise ValueError(f'{where}.cache_control: Input should be {{"type": "ephemeral"}}')
+        raise ValueError(f'{where}: Input should be {{"type": "ephemeral"}}')
     ttl = control.get("ttl", "5m")
     if ttl not in ("5m", ONE_HOUR):
-        raise ValueError(f'{where}.cache_control.ttl: Input should be "5m" or "1h" (got {ttl!r})')
-    return f"{where}.cache_control", ONE_HOUR if ttl == ONE_HOUR else True
+        raise ValueError(f'{where}.ttl: Input should be "5m" or "1h" (got {ttl!r})')
+    return ONE_HOUR if ttl == ONE_HOUR else True
 
 
 def _cache_point(content: Any, where: str) -> tuple[str, CachePoint] | None:
