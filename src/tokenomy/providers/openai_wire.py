@@ -308,16 +308,21 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
     """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
-    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). Counts no answer can have
-    (negative, more cached tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
+    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). xAI's completion_tokens leave its
+    reasoning tokens out (its total_tokens adds them): they are output all the same, billed at the output price.
+    Counts no answer can have (negative, more cached tokens than prompt tokens) are the upstream's fault
+    (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
+        completion += reasoning  # xAI counts reasoning beside completion_tokens, not in it (its total says so)
     counted = Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
-        output_tokens=int(usage.get("completion_tokens") or 0),
+        input_tokens=prompt - cached,
+        output_tokens=completion,
         cache_read_tokens=cached,
         reasoning_tokens=reasoning,
     )

@@ -1,0 +1,84 @@
+"""OpenAI-compatible upstreams' dialects through the gateway: the official openai SDK → gateway → an upstream that
+replays what each server documents sending (RecordingOpenAI's `answer` / `chunks`). The caller gets every piece in
+OpenAI's shape, and the ledger row has the tokens the server billed, at the model's price.
+"""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+
+USER = {"role": "user", "content": "Weather in Paris?"}
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+@pytest.fixture
+def served(ledger_path):
+    config = {"models": {"grok": {"provider": "openai", "model": "grok-4", "base_url": "", "price_as": "grok-4"}}}
+    with RecordingOpenAI() as upstream:
+        config["models"]["grok"]["base_url"] = upstream.url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+
+
+def rows(ledger, count: int) -> list:
+    """The ledger's rows, oldest first, once the gateway's writer has written `count`."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = sorted(open_store(ledger).events(), key=lambda e: e.ts)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def priced(model: str, row) -> object:
+    entry = default_catalog().lookup(model, None)
+    return (row.input_tokens * entry.input + row.output_tokens * entry.output
+            + row.cache_read_tokens * (entry.cache_read or entry.input)) / 10**6
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None, **top) -> dict:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "grok-4", "choices": choices,
+            **({"usage": usage} if usage else {}), **top}
+
+
+def answer(message: dict, finish: str, usage: dict) -> dict:
+    return {"id": "c1", "object": "chat.completion", "created": 1, "model": "grok-4",
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+            "usage": usage}
+
+
+# xAI's documented usage: reasoning beside completion_tokens, counted in total_tokens (32 + 9 + 310 = 351).
+XAI_USAGE = {"prompt_tokens": 32, "completion_tokens": 9, "total_tokens": 351,
+             "prompt_tokens_details": {"text_tokens": 32, "cached_tokens": 6},
+             "completion_tokens_details": {"reasoning_tokens": 310}}
+
+
+def test_xai_reasoning_tokens_beside_completion_tokens_are_billed_as_output(served, ledger_path):
+    """xAI's completion_tokens leave out the reasoning tokens its total_tokens adds: they were not in the ledger
+    (grok-4's 310 reasoning tokens, 97% of its output, recorded free) nor in the caller's completion_tokens."""
+    upstream, client = served
+    upstream.answer = answer({"content": "Sunny.", "reasoning_content": "Paris..."}, "stop", XAI_USAGE)
+    upstream.chunks = [chunk({"role": "assistant", "reasoning_content": "Paris..."}), chunk({"content": "Sunny."}),
+                       chunk({}, "stop"), chunk(usage=XAI_USAGE)]
+    whole = client.chat.completions.create(model="grok", messages=[USER])
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
+                                                   stream_options={"include_usage": True}))
+    for usage in (whole.usage, streamed[-1].usage):
+        assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (32, 319, 351)
+        assert usage.completion_tokens_details.reasoning_tokens == 310
+        assert usage.prompt_tokens_details.cached_tokens == 6
+    for row in rows(ledger_path, 2):
+        assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (26, 6, 319)
+        assert row.cost_usd == priced("grok-4", row)
