@@ -82,3 +82,24 @@ def test_xai_reasoning_tokens_beside_completion_tokens_are_billed_as_output(serv
     for row in rows(ledger_path, 2):
         assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (26, 6, 319)
         assert row.cost_usd == priced("grok-4", row)
+
+
+def test_a_tool_call_id_and_name_repeated_on_every_piece_reach_the_caller_once(served, ledger_path):
+    """Servers that repeat the call's id and name on every piece of its arguments (and send no index): the gateway
+    passed each repeat on, and the openai SDK's stream helper joins what comes again, so the caller's agent got the
+    call `call_9call_9call_9` of `get_weatherget_weatherget_weather`, which no tool and no tool message matches."""
+    upstream, client = served
+    pieces = ['{"city"', ': "Par', 'is"}']
+    upstream.chunks = [chunk({"role": "assistant", "content": None}),
+                       *(chunk({"tool_calls": [{"id": "call_9", "type": "function",
+                                                "function": {"name": "get_weather", "arguments": p}}]})
+                         for p in pieces),
+                       chunk({}, "tool_calls"), chunk(usage={"prompt_tokens": 20, "completion_tokens": 12,
+                                                             "total_tokens": 32})]
+    with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
+        final = stream.get_final_completion()
+    [call] = final.choices[0].message.tool_calls
+    assert (call.id, call.function.name, call.function.arguments) == ("call_9", "get_weather", '{"city": "Paris"}')
+    assert final.choices[0].finish_reason == "tool_calls"
+    [row] = rows(ledger_path, 1)
+    assert (row.input_tokens, row.output_tokens) == (20, 12) and row.cost_usd == priced("grok-4", row)

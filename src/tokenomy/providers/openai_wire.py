@@ -562,9 +562,11 @@ class StreamAssembler:
         custom = piece.get("custom")
         function = custom if isinstance(custom, dict) else piece.get("function") or {}
         call = self.calls.get(index)
-        call_id = piece.get("id")
+        # Only the call's first piece names it (id, name) to the caller: some servers repeat both on every piece, and
+        # OpenAI-format clients join a key that comes again (the openai SDK's helper made the id `call_1call_1`).
+        call_id = None
         if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
-            call_id = call_id or stand_in_id()
+            call_id = piece.get("id") or stand_in_id()
             call = self.calls[index] = {
                 "id": None,
                 "name": None,
@@ -575,7 +577,8 @@ class StreamAssembler:
             }
         call["id"] = call["id"] or piece.get("id")
         call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
-        call["name"] = call["name"] or function.get("name")
+        name = None if call["name"] else function.get("name")
+        call["name"] = call["name"] or name
         # a freeform call's pieces carry its raw input under `custom` (its first piece says type custom)
         call["freeform"] = call["freeform"] or isinstance(custom, dict) or piece.get("type") == "custom"
         fragment = function.get("input" if call["freeform"] else "arguments") or ""
@@ -583,9 +586,7 @@ class StreamAssembler:
             raise TypeError(f"arguments: {fragment!r} is no text")
         call["arguments"].append(fragment)
         self.deltas += 1
-        return ToolCallDelta(
-            index=index, id=call_id, name=function.get("name"), arguments=fragment, freeform=call["freeform"]
-        )
+        return ToolCallDelta(index=index, id=call_id, name=name, arguments=fragment, freeform=call["freeform"])
 
     def _signed_blocks(self) -> list[Block] | None:
         """The streamed `thinking_blocks` pieces as whole blocks: a thinking block's text arrives in pieces and
