@@ -103,3 +103,19 @@ def test_a_tool_call_id_and_name_repeated_on_every_piece_reach_the_caller_once(s
     assert final.choices[0].finish_reason == "tool_calls"
     [row] = rows(ledger_path, 1)
     assert (row.input_tokens, row.output_tokens) == (20, 12) and row.cost_usd == priced("grok-4", row)
+
+
+def test_groqs_usage_under_x_groq_is_the_streams_usage(served, ledger_path):
+    """Groq's stream carries its usage in the last chunk's `x_groq.usage` (with its timings), not in `usage`: the
+    stream was taken for one without usage, estimated (4 + 2 tokens for 812 + 95 billed) and labelled so."""
+    upstream, client = served
+    groq = {"queue_time": 0.07, "prompt_tokens": 812, "prompt_time": 0.006, "completion_tokens": 95,
+            "completion_time": 0.02, "total_tokens": 907, "total_time": 0.03}
+    upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny"}),
+                       chunk({"content": "."}), chunk({}, "stop", x_groq={"id": "req_01", "usage": groq})]
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
+                                                   stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Sunny."
+    assert (streamed[-1].usage.prompt_tokens, streamed[-1].usage.completion_tokens) == (812, 95)
+    [row] = rows(ledger_path, 1)
+    assert (row.input_tokens, row.output_tokens) == (812, 95) and row.cost_usd == priced("grok-4", row)

@@ -511,6 +511,8 @@ class StreamAssembler:
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
+        elif isinstance(chunk.get("x_groq"), dict) and chunk["x_groq"].get("usage"):
+            self.usage = chunk["x_groq"]["usage"]  # Groq puts the usage of its streams in the last chunk's x_groq
         # Azure's content filter annotations on the prompt arrive in a choiceless chunk of their own, as in a whole
         # answer at the top level: kept there, so a stream carries what the whole answer carries.
         for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
