@@ -119,3 +119,16 @@ def test_groqs_usage_under_x_groq_is_the_streams_usage(served, ledger_path):
     assert (streamed[-1].usage.prompt_tokens, streamed[-1].usage.completion_tokens) == (812, 95)
     [row] = rows(ledger_path, 1)
     assert (row.input_tokens, row.output_tokens) == (812, 95) and row.cost_usd == priced("grok-4", row)
+
+
+def test_mistrals_model_length_finish_is_length(served):
+    """Mistral finishes an answer that filled the model's context with `model_length`, outside OpenAI's vocabulary:
+    it reached the caller as is, and an OpenAI-format agent did not know its answer was cut off."""
+    upstream, client = served
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    upstream.answer = answer({"content": "The weather in"}, "model_length", usage)
+    upstream.chunks = [chunk({"role": "assistant", "content": "The weather in"}), chunk({}, "model_length", usage)]
+    whole = client.chat.completions.create(model="grok", messages=[USER])
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True))
+    assert whole.choices[0].finish_reason == "length"
+    assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == ["length"]

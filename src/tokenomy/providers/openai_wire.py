@@ -73,7 +73,8 @@ _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasonin
 _CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 # Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
-_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
+# Mistral's model_length: the answer reached the model's context length (OpenAI says length for either limit).
+_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "model_length": "length"}
 
 
 # -- request ---------------------------------------------------------------------------------------
