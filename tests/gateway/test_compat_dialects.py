@@ -5,6 +5,7 @@ OpenAI's shape, and the ledger row has the tokens the server billed, at the mode
 
 from __future__ import annotations
 
+import re
 import time
 
 import openai
@@ -24,9 +25,11 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
 
 @pytest.fixture
 def served(ledger_path):
-    config = {"models": {"grok": {"provider": "openai", "model": "grok-4", "base_url": "", "price_as": "grok-4"}}}
     with RecordingOpenAI() as upstream:
-        config["models"]["grok"]["base_url"] = upstream.url
+        config = {"models": {
+            "grok": {"provider": "openai", "model": "grok-4", "base_url": upstream.url, "price_as": "grok-4"},
+            "mistral": {"provider": "openai", "model": "mistral-large-latest", "base_url": upstream.url,
+                        "price_as": "mistral-large-latest"}}}
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
 
@@ -132,3 +135,46 @@ def test_mistrals_model_length_finish_is_length(served):
     streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True))
     assert whole.choices[0].finish_reason == "length"
     assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == ["length"]
+
+
+# An agent's conversation so far, its tool call made by Claude (an Anthropic-format id).
+CLAUDE_TURNS = [USER, {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "toolu_01A09q90qw90lq917835lq9", "type": "function",
+     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+    {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "18C, sunny"}]
+
+
+def test_a_conversation_with_claudes_tool_call_ids_goes_to_mistral_with_ids_it_takes(served, ledger_path):
+    """Mistral refuses a tool call id that is not 9 letters or digits (a 400: "Tool call id was toolu_01... but must
+    be a-z, A-Z, 0-9, with a length of 9"), so a conversation whose earlier calls another model made (Claude's
+    toolu_..., OpenAI's call_...) could not fall back or move to a Mistral model. Its ids go as 9 letters and
+    digits, the call's and its result's the same, and the same in the next turn; Mistral's own ids as they are."""
+    upstream, client = served
+    upstream.answer = answer({"content": "Sunny, 18C."}, "stop", {"prompt_tokens": 60, "completion_tokens": 6,
+                                                                 "total_tokens": 66})
+    reply = client.chat.completions.create(model="mistral", messages=CLAUDE_TURNS, tools=[WEATHER])
+    assert reply.choices[0].message.content == "Sunny, 18C."
+    mistral_turn = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "D7xq2Lp9a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}}]}
+    client.chat.completions.create(model="mistral", tools=[WEATHER], messages=[
+        *CLAUDE_TURNS, {"role": "assistant", "content": "Sunny, 18C."}, {"role": "user", "content": "And Lyon?"},
+        mistral_turn, {"role": "tool", "tool_call_id": "D7xq2Lp9a", "content": "20C"}])
+    first, second = upstream.bodies
+    [call] = first["messages"][1]["tool_calls"]
+    assert re.fullmatch(r"[A-Za-z0-9]{9}", call["id"]) and first["messages"][2]["tool_call_id"] == call["id"]
+    assert second["messages"][1]["tool_calls"][0]["id"] == call["id"] == second["messages"][2]["tool_call_id"]
+    assert second["messages"][5]["tool_calls"][0]["id"] == "D7xq2Lp9a" == second["messages"][6]["tool_call_id"]
+    assert [r.cost_usd == priced("mistral-large-latest", r) for r in rows(ledger_path, 2)] == [True, True]
+
+
+def test_an_upstreams_own_400_reaches_the_caller_with_its_message(served):
+    """A server that refuses what OpenAI takes (here Mistral's check of a tool call id, where Tokenomy does not know
+    the model is Mistral's) answers 400: the caller gets that 400 and the server's words, not a 5xx."""
+    upstream, client = served
+    refused = "Tool call id was toolu_01A09q90qw90lq917835lq9 but must be a-z, A-Z, 0-9, with a length of 9."
+    upstream.error = (400, {"object": "error", "message": refused, "type": "invalid_request_error", "param": None,
+                            "code": "3280"})
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as caught:
+            list(client.chat.completions.create(model="grok", messages=CLAUDE_TURNS, tools=[WEATHER], stream=stream))
+        assert caught.value.status_code == 400 and refused in str(caught.value)

@@ -16,6 +16,8 @@ upstream), so a field is mapped once. Mapping rules:
   the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`openai_reasoning`):
   LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
   call a signature belongs to;
+- for a Mistral model (its name says so) tool call ids that are not 9 letters or digits go as such ids, derived from
+  them (`mistral_call_id`): Mistral refuses any other, and an agent's earlier calls may come from another model;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
@@ -24,7 +26,9 @@ system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway c
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -232,9 +236,35 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
+# Mistral's models (its API, and its chat templates wherever they are served) take only tool call ids of 9 letters or
+# digits: "Tool call id was toolu_01... but must be a-z, A-Z, 0-9, with a length of 9" (a 400).
+_MISTRAL_MODELS = re.compile(r"mistral|mixtral|ministral|magistral|devstral|codestral|pixtral|voxtral", re.IGNORECASE)
+_MISTRAL_CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
+_ID_LETTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def mistral_call_id(call_id: str) -> str:
+    """A tool call id Mistral takes: its own as it is, any other (OpenAI's call_..., Claude's toolu_...) as 9 letters
+    and digits from its hash, the same every time, so a call and its result still name each other, turn after turn."""
+    if _MISTRAL_CALL_ID.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    return "".join(_ID_LETTERS[(number // 62**i) % 62] for i in range(9))
+
+
+def _mistral_call_ids(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            call["id"] = mistral_call_id(call["id"])
+        if message.get("tool_call_id"):
+            message["tool_call_id"] = mistral_call_id(message["tool_call_id"])
+
+
 def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
     """The Chat Completions body for a ChatRequest."""
     body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
+    if _MISTRAL_MODELS.search(request.model):
+        _mistral_call_ids(body["messages"])
     options = {
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
