@@ -178,3 +178,33 @@ def test_an_upstreams_own_400_reaches_the_caller_with_its_message(served):
         with pytest.raises(openai.BadRequestError) as caught:
             list(client.chat.completions.create(model="grok", messages=CLAUDE_TURNS, tools=[WEATHER], stream=stream))
         assert caught.value.status_code == 400 and refused in str(caught.value)
+
+
+def test_llama_cpp_pythons_function_call_beside_its_tool_calls_is_not_passed_on(served):
+    """llama-cpp-python (chatml-function-calling) sends the legacy `function_call` beside each tool call, whole
+    answer and stream pieces alike (recorded from its server): the gateway passed it on, so the caller's message
+    held the call twice (streamed, the SDK's helper joined its name: get_weatherget_weather...), and sending that
+    message back, as an agent does, was refused (a 400 on messages[1].function_call)."""
+    upstream, client = served
+    call = {"id": "call__0_get_weather_cmpl-77df", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{ "city": "Paris" }'}}
+    upstream.answer = answer({"content": None, "tool_calls": [call], "function_call": call["function"]},
+                             "tool_calls", {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28})
+    pieces = ['{ "', 'city', '": "Paris" }']
+    empty = {"role": None, "content": None, "function_call": None, "tool_calls": None}
+    upstream.chunks = [chunk({**empty, "role": "assistant"}),
+                       *(chunk({**empty, "function_call": {"name": "get_weather", "arguments": p},
+                                "tool_calls": [{"index": 0, **call,
+                                                "function": {"name": "get_weather", "arguments": p}}]})
+                         for p in pieces), chunk(empty, "tool_calls")]
+    whole = client.chat.completions.create(model="grok", messages=[USER], tools=[WEATHER])
+    with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
+        streamed = stream.get_final_completion()
+    for message in (whole.choices[0].message, streamed.choices[0].message):
+        assert message.function_call is None
+        assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
+            (call["id"], "get_weather", '{ "city": "Paris" }')]
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "18C"}
+        turns = [USER, message.model_dump(exclude_none=True), result]
+        client.chat.completions.create(model="grok", messages=turns, tools=[WEATHER])
+        assert upstream.last["messages"][1]["tool_calls"][0]["id"] == call["id"]

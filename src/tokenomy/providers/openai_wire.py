@@ -435,6 +435,14 @@ def message_blocks(message: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def _beyond(message: dict[str, Any]) -> dict[str, Any]:
+    """A message's (or delta's) keys beyond ChatResponse's slots (refusal, annotations, audio, ...), to pass on. The
+    legacy `function_call` that llama-cpp-python sends beside its tool calls, repeating the first, is not passed on:
+    the caller would get each call twice, and the gateway refuses a function_call in the message sent back."""
+    duplicate = "function_call" if message.get("tool_calls") else None
+    return {k: v for k, v in message.items() if k not in _MESSAGE_KEYS and k != duplicate and v is not None}
+
+
 def extras(data: dict[str, Any]) -> dict[str, Any]:
     """What an OpenAI response has beyond ChatResponse's slots, in OpenAI's shape (for the gateway)."""
     raw: dict[str, Any] = {"served_model": data.get("model")}
@@ -442,7 +450,7 @@ def extras(data: dict[str, Any]) -> dict[str, Any]:
     choices = data.get("choices") or []
     first = choices[0] if choices else {}
     choice = {k: v for k, v in first.items() if k not in _CHOICE_KEYS and v is not None}
-    message = {k: v for k, v in (first.get("message") or {}).items() if k not in _MESSAGE_KEYS and v is not None}
+    message = _beyond(first.get("message") or {})
     for key, value in (("top", top), ("choice", choice), ("message", message)):
         if value:
             raw[key] = value
@@ -553,7 +561,7 @@ class StreamAssembler:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
             delta = choice.get("delta") or {}
-            other = {k: v for k, v in delta.items() if k not in _MESSAGE_KEYS and v is not None}
+            other = _beyond(delta)
             # The choice's keys beyond the delta (logprobs, Azure's content_filter_results), as the server sent them.
             keys = {k: v for k, v in choice.items() if k not in _CHOICE_KEYS and v is not None and v != {}}
             passthrough = {**({"delta": other} if other else {}), **keys}
