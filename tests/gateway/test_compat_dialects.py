@@ -5,6 +5,7 @@ OpenAI's shape, and the ledger row has the tokens the server billed, at the mode
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -208,3 +209,75 @@ def test_llama_cpp_pythons_function_call_beside_its_tool_calls_is_not_passed_on(
         turns = [USER, message.model_dump(exclude_none=True), result]
         client.chat.completions.create(model="grok", messages=turns, tools=[WEATHER])
         assert upstream.last["messages"][1]["tool_calls"][0]["id"] == call["id"]
+
+
+AZURE_FILTERS = {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filtered": False, "severity": "safe"}}
+
+
+def test_azures_choiceless_first_chunk_and_content_filter_reach_the_caller(served, ledger_path):
+    """Azure OpenAI's stream opens with a chunk without choices carrying `prompt_filter_results`, annotates each
+    choice with `content_filter_results` and may finish with content_filter: all reach the caller, billed."""
+    upstream, client = served
+    usage = {"prompt_tokens": 14, "completion_tokens": 2, "total_tokens": 16,
+             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+    first = {"id": "", "object": "", "created": 0, "model": "", "choices": [],
+             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": AZURE_FILTERS}]}
+    filtered = {**chunk({"content": "It"}), "choices": [
+        {"index": 0, "delta": {"content": "It"}, "finish_reason": None, "content_filter_results": AZURE_FILTERS}]}
+    upstream.chunks = [first, chunk({"role": "assistant", "content": ""}), filtered,
+                       chunk({}, "content_filter"), chunk(usage=usage)]
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
+                                                   stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "It"
+    assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == [
+        "content_filter"]
+    dumped = [c.model_dump() for c in streamed]
+    assert any(c.get("prompt_filter_results") for c in dumped)
+    assert any(ch.get("content_filter_results") == AZURE_FILTERS for c in dumped for ch in c["choices"])
+    [row] = rows(ledger_path, 1)
+    assert (row.input_tokens, row.output_tokens) == (14, 2) and row.cost_usd == priced("grok-4", row)
+
+
+def test_deepseeks_reasoning_and_cache_hits_and_ollamas_reasoning_reach_the_caller_billed(served, ledger_path):
+    """DeepSeek streams `reasoning_content` and counts cache hits as `prompt_cache_hit_tokens`; Ollama's /v1 names
+    the reasoning `reasoning`: the caller gets the reasoning as reasoning_content, the ledger the cache reads apart
+    and the reasoning as output."""
+    upstream, client = served
+    deepseek = {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130, "prompt_cache_hit_tokens": 64,
+                "prompt_cache_miss_tokens": 36, "completion_tokens_details": {"reasoning_tokens": 20}}
+    upstream.chunks = [chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+                       chunk({"content": None, "reasoning_content": "Paris is "}),
+                       chunk({"content": None, "reasoning_content": "in France."}), chunk({"content": "Sunny."}),
+                       chunk({"content": ""}, "stop", deepseek)]
+    upstream.answer = answer({"content": "Sunny.", "reasoning": "Paris is in France."}, "stop",
+                             {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62})
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
+                                                   stream_options={"include_usage": True}))
+    whole = client.chat.completions.create(model="grok", messages=[USER])
+    said = [c.choices[0].delta.model_dump() for c in streamed if c.choices]
+    assert "".join(d.get("reasoning_content") or "" for d in said) == "Paris is in France."
+    assert "".join(d.get("content") or "" for d in said) == "Sunny."
+    assert streamed[-1].usage.prompt_tokens_details.cached_tokens == 64
+    assert whole.choices[0].message.model_dump()["reasoning_content"] == "Paris is in France."
+    first, second = rows(ledger_path, 2)
+    assert (first.input_tokens, first.cache_read_tokens, first.output_tokens) == (36, 64, 30)
+    assert (second.input_tokens, second.output_tokens) == (50, 12)
+    assert [r.cost_usd == priced("grok-4", r) for r in (first, second)] == [True, True]
+
+
+def test_geminis_parallel_calls_in_one_chunk_without_index_stay_apart(served):
+    """Gemini's OpenAI-compatible endpoint sends each tool call whole, several in one chunk, without `index`, with
+    its thought signature in `extra_content`: two calls, each with its arguments, ids and signature kept."""
+    upstream, client = served
+    calls = [{"id": f"function-call-{i}", "type": "function",
+              "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+             for i, city in enumerate(("Paris", "Lyon"))]
+    calls[0]["extra_content"] = {"google": {"thought_signature": "c2lnbmVk"}}
+    upstream.chunks = [chunk({"role": "assistant", "tool_calls": calls}, "tool_calls"),
+                       chunk(usage={"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50})]
+    with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
+        final = stream.get_final_completion()
+    got = final.choices[0].message.model_dump()["tool_calls"]
+    assert [(c["id"], c["function"]["arguments"]) for c in got] == [
+        ("function-call-0", '{"city": "Paris"}'), ("function-call-1", '{"city": "Lyon"}')]
+    assert got[0]["extra_content"] == {"google": {"thought_signature": "c2lnbmVk"}}
