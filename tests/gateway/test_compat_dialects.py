@@ -281,3 +281,24 @@ def test_geminis_parallel_calls_in_one_chunk_without_index_stay_apart(served):
     assert [(c["id"], c["function"]["arguments"]) for c in got] == [
         ("function-call-0", '{"city": "Paris"}'), ("function-call-1", '{"city": "Lyon"}')]
     assert got[0]["extra_content"] == {"google": {"thought_signature": "c2lnbmVk"}}
+
+
+def test_moonshots_usage_in_the_choice_and_top_level_cached_tokens_are_billed(served, ledger_path):
+    """Moonshot (Kimi) streams its usage inside the last chunk's choice, not beside it, and counts cache hits as a
+    top-level `usage.cached_tokens`: the stream was recorded at an estimate (and the usage passed on as a stray
+    choice key), and the cache hits as fresh input, at 4x the cache-read price."""
+    upstream, client = served
+    kimi = {"prompt_tokens": 1900, "completion_tokens": 21, "total_tokens": 1921, "cached_tokens": 1536}
+    upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny."}),
+                       {**chunk({}), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": kimi}]}]
+    upstream.answer = answer({"content": "Sunny."}, "stop", kimi)
+    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
+                                                   stream_options={"include_usage": True}))
+    whole = client.chat.completions.create(model="grok", messages=[USER])
+    assert all("usage" not in ch for c in streamed for ch in c.model_dump()["choices"])
+    for usage in (streamed[-1].usage, whole.usage):
+        assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (
+            1900, 1536, 21)
+    for row in rows(ledger_path, 2):
+        assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (364, 1536, 21)
+        assert row.cost_usd == priced("grok-4", row)

@@ -74,7 +74,7 @@ DOCUMENT_MEDIA_TYPES = {
 }
 # Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning", "thinking_blocks"}
-_CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
+_CHOICE_KEYS = {"index", "message", "finish_reason", "delta", "usage"}  # Moonshot streams usage in the choice
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 # Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
 # Mistral's model_length: the answer reached the model's context length (OpenAI says length for either limit).
@@ -338,15 +338,17 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
-    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
-    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). xAI's completion_tokens leave its
-    reasoning tokens out (its total_tokens adds them): they are output all the same, billed at the output price.
-    Counts no answer can have (negative, more cached tokens than prompt tokens) are the upstream's fault
-    (`checked_counts`)."""
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. Cache hits in
+    other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
+    `cached_tokens`. xAI's completion_tokens leave its reasoning tokens out (its total_tokens adds them): they are
+    output all the same, billed at the output price. Counts no answer can have (negative, more cached tokens than
+    prompt tokens) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
+    cached = int(
+        details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or usage.get("cached_tokens") or 0
+    )
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
     prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
@@ -560,6 +562,8 @@ class StreamAssembler:
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
+            if isinstance(choice.get("usage"), dict) and not chunk.get("usage"):
+                self.usage = choice["usage"]  # Moonshot's streams: in the last chunk's choice, not beside it
             delta = choice.get("delta") or {}
             other = _beyond(delta)
             # The choice's keys beyond the delta (logprobs, Azure's content_filter_results), as the server sent them.
