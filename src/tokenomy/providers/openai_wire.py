@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.ids import new_id
@@ -260,8 +261,15 @@ def _mistral_call_ids(messages: list[dict[str, Any]]) -> None:
             message["tool_call_id"] = mistral_call_id(message["tool_call_id"])
 
 
-def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
-    """The Chat Completions body for a ChatRequest."""
+def asks_for_usage(base_url: str | None) -> bool:
+    """Whether a stream must ask for its usage (`stream_options.include_usage`): Mistral's API sends it unasked, in the
+    last chunk, and refuses the field (a 422, "extra_forbidden"), so every streamed call to it failed."""
+    host = urlsplit(base_url).hostname or "" if base_url else ""
+    return not (host == "mistral.ai" or host.endswith(".mistral.ai"))
+
+
+def request_body(request: ChatRequest, stream: bool = False, ask_usage: bool = True) -> dict[str, Any]:
+    """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`)."""
     body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
     if _MISTRAL_MODELS.search(request.model):
         _mistral_call_ids(body["messages"])
@@ -299,6 +307,7 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
             body["max_completion_tokens"] = request.max_tokens
     if stream:
         body["stream"] = True
+    if stream and ask_usage:
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True  # usage is needed for the ledger whatever the caller asked
         body["stream_options"] = options
