@@ -302,3 +302,18 @@ def test_moonshots_usage_in_the_choice_and_top_level_cached_tokens_are_billed(se
     for row in rows(ledger_path, 2):
         assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (364, 1536, 21)
         assert row.cost_usd == priced("grok-4", row)
+
+
+def test_mistrals_422_for_a_field_it_does_not_take_reaches_the_caller_with_its_words(served):
+    """Mistral answers 422 for a request field OpenAI takes and it does not (max_completion_tokens, seed: it names
+    its own random_seed): the caller gets a 4xx naming the field, in Mistral's words, not a 5xx."""
+    upstream, client = served
+    detail = [{"type": "extra_forbidden", "loc": ["body", "max_completion_tokens"],
+               "msg": "Extra inputs are not permitted", "input": 64}]
+    upstream.error = (422, {"object": "error", "message": {"detail": detail}, "type": "invalid_request_error",
+                            "param": None, "code": None})
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="mistral", messages=[USER], max_completion_tokens=64)
+    assert 400 <= caught.value.status_code < 500
+    assert "max_completion_tokens" in str(caught.value) and "Extra inputs are not permitted" in str(caught.value)
+    assert upstream.last["max_completion_tokens"] == 64
