@@ -141,6 +141,11 @@ class RecordingOpenAI:
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
         self.finish_reason: str | None = None  # the finish reason to report instead of OpenAI's
         self.no_usage = False  # a whole answer without `usage` (some OpenAI-compatible servers and proxies)
+        # A dialect's own answer, replayed as given: `answer` for a whole one, `chunks` (the SSE events, then
+        # [DONE]) for a stream; `error` (status, body) for a refusal.
+        self.answer: dict | None = None
+        self.chunks: list[dict] | None = None
+        self.error: tuple[int, dict] | None = None
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -153,7 +158,16 @@ class RecordingOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 recorder.bodies.append(body)
                 recorder.keys.append(self.headers.get("authorization") or "")
-                if body.get("stream"):
+                status = 200
+                if recorder.error is not None:
+                    status, error = recorder.error
+                    payload, kind = json.dumps(error).encode(), "application/json"
+                elif body.get("stream") and recorder.chunks is not None:
+                    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in recorder.chunks)
+                    payload, kind = payload + b"data: [DONE]\n\n", "text/event-stream"
+                elif not body.get("stream") and recorder.answer is not None:
+                    payload, kind = json.dumps(recorder.answer).encode(), "application/json"
+                elif body.get("stream"):
                     chunks = stream_chunks(body, recorder.same_index)
                     for piece in (p for c in chunks for ch in c["choices"] for p in ch["delta"].get("tool_calls", [])):
                         if recorder.no_ids:
@@ -183,7 +197,7 @@ class RecordingOpenAI:
                     if recorder.no_usage:
                         del answer["usage"]
                     payload, kind = json.dumps(answer).encode(), "application/json"
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()

@@ -373,3 +373,46 @@ def test_a_stream_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(chunks
             list(assembler.feed(chunk))
         assembler.response("openai", 1.0, None)
     assert failed.value.kind == "server_error" and failed.value.reached and "unreadable stream" in str(failed.value)
+
+
+def test_streams_to_mistrals_api_do_not_ask_for_usage_it_refuses():
+    """Mistral's API refuses `stream_options` (a 422, extra_forbidden) and sends a stream's usage unasked in its last
+    chunk: every streamed call to it failed, as Tokenomy asked for the usage whatever the caller sent. It is not asked
+    for there (the SDK provider and the gateway's pooled upstream alike); it still is everywhere else."""
+    import json
+
+    import httpx
+    import openai
+
+    sent: list[dict] = []
+
+    def mistral(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        if "stream_options" in body:
+            detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options"], "msg": "Extra inputs are not "
+                       "permitted", "input": body["stream_options"]}]
+            return httpx.Response(422, json={"object": "error", "message": {"detail": detail},
+                                             "type": "invalid_request_error", "param": None, "code": None})
+        usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+        chunks = [{"id": "m", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Bonjour"},
+                                "finish_reason": None}]},
+                  {"id": "m", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                   "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}], "usage": usage}]
+        sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
+
+    url = "https://api.mistral.ai/v1"
+    provider = OpenAIProvider(base_url=url, api_key="k")
+    transport = httpx.Client(transport=httpx.MockTransport(mistral))
+    provider.client = openai.OpenAI(base_url=url, api_key="k", http_client=transport)
+    request = ChatRequest([Message("user", "hi")], model="mistral-small-latest", max_tokens=5)
+    final = list(provider.stream(request))[-1].response
+    assert final.text == "Bonjour" and (final.usage.input_tokens, final.usage.output_tokens) == (12, 3)
+    assert final.raw["usage_source"] == "reported" and "stream_options" not in sent[-1]
+    spec = ModelSpec(name="m", provider="openai", model="mistral-small-latest", base_url=url)
+    assert "stream_options" not in openai_wire.request_body(request, True, AsyncOpenAIUpstream(spec).ask_usage)
+    elsewhere = ModelSpec(name="v", provider="openai", model="mistral-small-latest", base_url="http://10.0.0.5:8000/v1")
+    asked = openai_wire.request_body(request, True, AsyncOpenAIUpstream(elsewhere).ask_usage)
+    assert asked["stream_options"] == {"include_usage": True}  # vLLM serving a Mistral model sends usage only so

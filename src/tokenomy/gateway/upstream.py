@@ -49,6 +49,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
         self.base_url = self._root = base
         self.url = base + "/chat/completions"
+        self.ask_usage = openai_wire.asks_for_usage(base)
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):
         # not a limit on the whole answer, so a long generation that keeps streaming is not cut.
@@ -119,7 +120,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         done = False
         pool = self.connections()
         try:
-            connection, reply = await pool.post("/chat/completions", _dumps(openai_wire.request_body(request, True)))
+            body = openai_wire.request_body(request, True, self.ask_usage)
+            connection, reply = await pool.post("/chat/completions", _dumps(body))
             try:
                 if reply.status >= 400:
                     text = (await reply.read()).decode(errors="replace")

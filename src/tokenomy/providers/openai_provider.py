@@ -67,6 +67,7 @@ class OpenAIProvider(Provider):
     accepts_names = True
     accepts_user = True  # `user`
     accepts_freeform = True  # custom tools and their calls (openai_wire)
+    ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
 
     def __init__(
         self,
@@ -81,10 +82,11 @@ class OpenAIProvider(Provider):
         key = api_key or openai_key(api_key_env)
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
+        self.ask_usage = openai_wire.asks_for_usage(base_url)
 
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
-        body = openai_wire.request_body(request, stream)
+        body = openai_wire.request_body(request, stream, self.ask_usage)
         named = {"model": body.pop("model"), "messages": body.pop("messages")}
         if body.pop("stream", False):
             named["stream"] = True

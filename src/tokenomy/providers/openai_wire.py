@@ -16,6 +16,8 @@ upstream), so a field is mapped once. Mapping rules:
   the turn comes back, travels in the two conventions OpenAI-format clients and servers use (`openai_reasoning`):
   LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
   call a signature belongs to;
+- for a Mistral model (its name says so) tool call ids that are not 9 letters or digits go as such ids, derived from
+  them (`mistral_call_id`): Mistral refuses any other, and an agent's earlier calls may come from another model;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
@@ -24,9 +26,12 @@ system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway c
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.ids import new_id
@@ -70,10 +75,11 @@ DOCUMENT_MEDIA_TYPES = {
 }
 # Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning", "thinking_blocks"}
-_CHOICE_KEYS = {"index", "message", "finish_reason", "delta"}
+_CHOICE_KEYS = {"index", "message", "finish_reason", "delta", "usage"}  # Moonshot streams usage in the choice
 _TOP_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 # Finish reasons OpenAI-compatible servers send outside OpenAI's vocabulary (TGI: eos_token, stop_sequence).
-_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
+# Mistral's model_length: the answer reached the model's context length (OpenAI says length for either limit).
+_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "model_length": "length"}
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -231,9 +237,42 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
-    """The Chat Completions body for a ChatRequest."""
+# Mistral's models (its API, and its chat templates wherever they are served) take only tool call ids of 9 letters or
+# digits: "Tool call id was toolu_01... but must be a-z, A-Z, 0-9, with a length of 9" (a 400).
+_MISTRAL_MODELS = re.compile(r"mistral|mixtral|ministral|magistral|devstral|codestral|pixtral|voxtral", re.IGNORECASE)
+_MISTRAL_CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
+_ID_LETTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def mistral_call_id(call_id: str) -> str:
+    """A tool call id Mistral takes: its own as it is, any other (OpenAI's call_..., Claude's toolu_...) as 9 letters
+    and digits from its hash, the same every time, so a call and its result still name each other, turn after turn."""
+    if _MISTRAL_CALL_ID.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    return "".join(_ID_LETTERS[(number // 62**i) % 62] for i in range(9))
+
+
+def _mistral_call_ids(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            call["id"] = mistral_call_id(call["id"])
+        if message.get("tool_call_id"):
+            message["tool_call_id"] = mistral_call_id(message["tool_call_id"])
+
+
+def asks_for_usage(base_url: str | None) -> bool:
+    """Whether a stream must ask for its usage (`stream_options.include_usage`): Mistral's API sends it unasked, in the
+    last chunk, and refuses the field (a 422, "extra_forbidden"), so every streamed call to it failed."""
+    host = urlsplit(base_url).hostname or "" if base_url else ""
+    return not (host == "mistral.ai" or host.endswith(".mistral.ai"))
+
+
+def request_body(request: ChatRequest, stream: bool = False, ask_usage: bool = True) -> dict[str, Any]:
+    """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`)."""
     body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
+    if _MISTRAL_MODELS.search(request.model):
+        _mistral_call_ids(body["messages"])
     options = {
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
@@ -268,6 +307,7 @@ def request_body(request: ChatRequest, stream: bool = False) -> dict[str, Any]:
             body["max_completion_tokens"] = request.max_tokens
     if stream:
         body["stream"] = True
+    if stream and ask_usage:
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True  # usage is needed for the ledger whatever the caller asked
         body["stream_options"] = options
@@ -307,17 +347,24 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
-    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. DeepSeek's API
-    reports its cache hits as `prompt_cache_hit_tokens` (also inside prompt_tokens). Counts no answer can have
-    (negative, more cached tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. Cache hits in
+    other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
+    `cached_tokens`. xAI's completion_tokens leave its reasoning tokens out (its total_tokens adds them): they are
+    output all the same, billed at the output price. Counts no answer can have (negative, more cached tokens than
+    prompt tokens) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0)
+    cached = int(
+        details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or usage.get("cached_tokens") or 0
+    )
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
+        completion += reasoning  # xAI counts reasoning beside completion_tokens, not in it (its total says so)
     counted = Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
-        output_tokens=int(usage.get("completion_tokens") or 0),
+        input_tokens=prompt - cached,
+        output_tokens=completion,
         cache_read_tokens=cached,
         reasoning_tokens=reasoning,
     )
@@ -399,6 +446,14 @@ def message_blocks(message: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def _beyond(message: dict[str, Any]) -> dict[str, Any]:
+    """A message's (or delta's) keys beyond ChatResponse's slots (refusal, annotations, audio, ...), to pass on. The
+    legacy `function_call` that llama-cpp-python sends beside its tool calls, repeating the first, is not passed on:
+    the caller would get each call twice, and the gateway refuses a function_call in the message sent back."""
+    duplicate = "function_call" if message.get("tool_calls") else None
+    return {k: v for k, v in message.items() if k not in _MESSAGE_KEYS and k != duplicate and v is not None}
+
+
 def extras(data: dict[str, Any]) -> dict[str, Any]:
     """What an OpenAI response has beyond ChatResponse's slots, in OpenAI's shape (for the gateway)."""
     raw: dict[str, Any] = {"served_model": data.get("model")}
@@ -406,7 +461,7 @@ def extras(data: dict[str, Any]) -> dict[str, Any]:
     choices = data.get("choices") or []
     first = choices[0] if choices else {}
     choice = {k: v for k, v in first.items() if k not in _CHOICE_KEYS and v is not None}
-    message = {k: v for k, v in (first.get("message") or {}).items() if k not in _MESSAGE_KEYS and v is not None}
+    message = _beyond(first.get("message") or {})
     for key, value in (("top", top), ("choice", choice), ("message", message)):
         if value:
             raw[key] = value
@@ -506,6 +561,8 @@ class StreamAssembler:
         self.served = chunk.get("model") or self.served
         if chunk.get("usage"):
             self.usage = chunk["usage"]
+        elif isinstance(chunk.get("x_groq"), dict) and chunk["x_groq"].get("usage"):
+            self.usage = chunk["x_groq"]["usage"]  # Groq puts the usage of its streams in the last chunk's x_groq
         # Azure's content filter annotations on the prompt arrive in a choiceless chunk of their own, as in a whole
         # answer at the top level: kept there, so a stream carries what the whole answer carries.
         for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
@@ -514,8 +571,10 @@ class StreamAssembler:
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
+            if isinstance(choice.get("usage"), dict) and not chunk.get("usage"):
+                self.usage = choice["usage"]  # Moonshot's streams: in the last chunk's choice, not beside it
             delta = choice.get("delta") or {}
-            other = {k: v for k, v in delta.items() if k not in _MESSAGE_KEYS and v is not None}
+            other = _beyond(delta)
             # The choice's keys beyond the delta (logprobs, Azure's content_filter_results), as the server sent them.
             keys = {k: v for k, v in choice.items() if k not in _CHOICE_KEYS and v is not None and v != {}}
             passthrough = {**({"delta": other} if other else {}), **keys}
@@ -557,9 +616,11 @@ class StreamAssembler:
         custom = piece.get("custom")
         function = custom if isinstance(custom, dict) else piece.get("function") or {}
         call = self.calls.get(index)
-        call_id = piece.get("id")
+        # Only the call's first piece names it (id, name) to the caller: some servers repeat both on every piece, and
+        # OpenAI-format clients join a key that comes again (the openai SDK's helper made the id `call_1call_1`).
+        call_id = None
         if call is None:  # the call's first piece: it names the call, by the server's id or a stand-in
-            call_id = call_id or stand_in_id()
+            call_id = piece.get("id") or stand_in_id()
             call = self.calls[index] = {
                 "id": None,
                 "name": None,
@@ -570,7 +631,8 @@ class StreamAssembler:
             }
         call["id"] = call["id"] or piece.get("id")
         call["signature"] = call["signature"] or call_signature(piece.get("extra_content"))
-        call["name"] = call["name"] or function.get("name")
+        name = None if call["name"] else function.get("name")
+        call["name"] = call["name"] or name
         # a freeform call's pieces carry its raw input under `custom` (its first piece says type custom)
         call["freeform"] = call["freeform"] or isinstance(custom, dict) or piece.get("type") == "custom"
         fragment = function.get("input" if call["freeform"] else "arguments") or ""
@@ -578,9 +640,7 @@ class StreamAssembler:
             raise TypeError(f"arguments: {fragment!r} is no text")
         call["arguments"].append(fragment)
         self.deltas += 1
-        return ToolCallDelta(
-            index=index, id=call_id, name=function.get("name"), arguments=fragment, freeform=call["freeform"]
-        )
+        return ToolCallDelta(index=index, id=call_id, name=name, arguments=fragment, freeform=call["freeform"])
 
     def _signed_blocks(self) -> list[Block] | None:
         """The streamed `thinking_blocks` pieces as whole blocks: a thinking block's text arrives in pieces and
