@@ -152,14 +152,24 @@ class Message:
     content: list[Block]
     cache_point: CachePoint
     name: str | None
+    # An OpenAI-format message's fields the content model has no type for, as the caller sent them back (OpenRouter's
+    # `reasoning_details`: the model's reasoning, signed or encrypted, which it restores on the next turn): carried to
+    # OpenAI-format upstreams only, and refused by every other API, naming the field.
+    openai_fields: dict[str, Any] | None
 
     def __init__(
-        self, role: str, content: str | Sequence[Block], cache_point: CachePoint = False, name: str | None = None
+        self,
+        role: str,
+        content: str | Sequence[Block],
+        cache_point: CachePoint = False,
+        name: str | None = None,
+        openai_fields: dict[str, Any] | None = None,
     ) -> None:
         self.role = role
         self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
         self.cache_point = cache_point
         self.name = name
+        self.openai_fields = openai_fields
 
     @property
     def text(self) -> str:

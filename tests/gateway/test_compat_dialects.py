@@ -317,3 +317,40 @@ def test_mistrals_422_for_a_field_it_does_not_take_reaches_the_caller_with_its_w
     assert 400 <= caught.value.status_code < 500
     assert "max_completion_tokens" in str(caught.value) and "Extra inputs are not permitted" in str(caught.value)
     assert upstream.last["max_completion_tokens"] == 64
+
+
+# OpenRouter's reasoning as its answers carry it (reasoning.text with Claude's signature, reasoning.encrypted), which
+# its docs ask to send back unchanged on the next turn of a tool loop so the model gets its reasoning back.
+OPENROUTER_DETAILS = [
+    {"type": "reasoning.text", "text": "Paris: check the weather.", "signature": "sig-1",
+     "format": "anthropic-claude-v1", "index": 0},
+    {"type": "reasoning.encrypted", "data": "opaque==", "format": "anthropic-claude-v1", "index": 1},
+]
+
+
+def test_openrouters_reasoning_details_go_back_to_it_with_the_message(ledger_path):
+    """OpenRouter answers with `reasoning_details`, which the gateway passed on to the caller and then refused when
+    the caller sent the message back (`messages[1].reasoning_details: not supported`): every tool loop of a
+    reasoning model through OpenRouter broke at its second turn. It now reaches the OpenAI-format upstream as sent;
+    an API that has no such field (Claude's own) refuses it by name, before any call."""
+    with RecordingOpenAI() as upstream:
+        upstream.message_extra = {"reasoning": "Paris: check the weather.", "reasoning_details": OPENROUTER_DETAILS}
+        config = {"models": {
+            "router": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5", "base_url": upstream.url},
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "base_url": "http://127.0.0.1:9"}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            first = client.chat.completions.create(model="router", messages=[USER], tools=[WEATHER])
+            message = first.choices[0].message
+            assert message.model_extra["reasoning_details"] == OPENROUTER_DETAILS
+            history = [USER, message.model_dump(exclude_none=True),
+                       {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18C sunny"}]
+            second = client.chat.completions.create(model="router", messages=history, tools=[WEATHER])
+            assert second.choices[0].message.content == "answer after 18C sunny"
+            sent = upstream.bodies[-1]["messages"][1]
+            assert sent["reasoning_details"] == OPENROUTER_DETAILS
+            assert sent["tool_calls"][0]["id"] == message.tool_calls[0].id
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="claude", messages=history, tools=[WEATHER])
+            assert refused.value.body["param"] == "messages[1].reasoning_details"
+            assert len(upstream.bodies) == 2

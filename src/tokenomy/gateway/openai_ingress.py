@@ -285,6 +285,7 @@ ASSISTANT_KEYS = {
     "thinking_blocks",
     "parsed",
     "cache_control",
+    "reasoning_details",  # OpenRouter's reasoning, carried back to OpenAI-format upstreams (`_openai_fields`)
 }
 
 
@@ -342,6 +343,18 @@ def _litellm_copy(extra: dict[str, Any], where: str) -> dict[str, Any]:
             raise RequestError(here, f"differs from the message's own {key}; send one of them")
         rest[key] = value
     return rest
+
+
+def _openai_fields(extra: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """Message.openai_fields of an assistant message: OpenRouter's `reasoning_details` (the answer's reasoning, signed
+    or encrypted, which the gateway passed on and OpenRouter restores from it on the next turn), as the caller sent
+    it. Only OpenAI-format upstreams take it; another API refuses it by name."""
+    details = extra.get("reasoning_details")
+    if details is None:
+        return None
+    if not isinstance(details, list) or not all(isinstance(item, dict) for item in details):
+        raise RequestError(f"{where}.reasoning_details", "expected a list of objects, as the answer carried it")
+    return {"reasoning_details": details}
 
 
 def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], list[Block]]:
@@ -536,7 +549,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                     calls.append(f"{where}.tool_calls[{j}].extra_content")
                 blocks.append(block)
                 calls.append(f"{where}.tool_calls[{j}]")
-            turns.append(Message("assistant", blocks, _message_cache_point(m, where), name=m.name))
+            fields = _openai_fields(extra, where) if extra else None
+            turns.append(Message("assistant", blocks, _message_cache_point(m, where), m.name, fields))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
                 if extra.get("thinking_blocks") is not None:
                     paths = [f"{where}.thinking_blocks[{k}]" for k in range(len(before))]

@@ -164,12 +164,16 @@ class Provider:
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
     accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
     accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
+    accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
         for i, message in enumerate(request.messages):
             if message.name and not self.accepts_names:
                 return Unsupported("field `{where}`", i, field="name")
+            if message.openai_fields and not self.accepts_openai_fields:
+                key = next(iter(message.openai_fields))
+                return Unsupported("an OpenAI-format server's field `{where}`", i, field=key)
             found = first_unaccepted(message.content, self.accepts_blocks)
             if found is not None:
                 j, k, part = found

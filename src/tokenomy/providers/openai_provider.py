@@ -67,6 +67,7 @@ class OpenAIProvider(Provider):
     accepts_names = True
     accepts_user = True  # `user`
     accepts_freeform = True  # custom tools and their calls (openai_wire)
+    accepts_openai_fields = True  # a message's own fields sent back (OpenRouter's reasoning_details)
     ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
 
     def __init__(

@@ -169,6 +169,8 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
             out["tool_calls"] = [tool_call(c) for c in calls]
         if signed:
             put_signed_reasoning(message.content, out)
+        if message.openai_fields:
+            out.update(message.openai_fields)
         return [out]
     turns: list[dict[str, Any]] = []
     others: list[Block] = []
