@@ -200,6 +200,17 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in text if "contentBlockDelta" in e)
 
 
+def test_the_ai_sdks_empty_system_list_is_no_system_prompt(served) -> None:
+    """@ai-sdk/amazon-bedrock sends `system: []` on every request without a system message (Bedrock takes it)."""
+    _, url, upstream, sent, _ = served
+    body = {"system": [], "messages": ASK, "inferenceConfig": {"maxTokens": 20}}  # its request, byte for byte
+    for model, operation in (("haiku", "converse"), ("fast", "converse"), ("haiku", "converse-stream")):
+        answer = httpx.post(f"{url}/model/{model}/{operation}", json=body)
+        assert answer.status_code == 200, answer.text
+    assert [m["role"] for m in upstream.bodies[-1]["messages"]] == ["user"]
+    assert sent and all("system" not in params for params in sent)
+
+
 @pytest.mark.parametrize(("change", "named"), [
     ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
      "messages[0].content[0].video: not carried"),

@@ -362,7 +362,7 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
         messages.append(Message(message["role"], blocks, cached))
     system: str | None = None
     system_cached: CachePoint = False
-    if body.get("system") is not None:
+    if body.get("system") not in (None, []):  # an empty list is no system prompt (the AI SDK always sends one)
         parts, system_cached = _content(body["system"], "system", ("text", "cachePoint"))
         system = "\n".join(b.text for b in parts if isinstance(b, TextBlock))
     tools, choice, tools_cached = (
