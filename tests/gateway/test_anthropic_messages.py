@@ -260,6 +260,22 @@ def test_the_matched_stop_sequence_comes_back(gateway, scripted, sdk) -> None:
     assert (reply.stop_reason, reply.stop_sequence) == ("end_turn", None)
 
 
+def test_the_ai_sdks_converse_request_to_a_claude_route_gets_the_matched_stop_sequence(gateway, scripted) -> None:
+    """@ai-sdk/amazon-bedrock asks a Claude model for `/delta/stop_sequence`; on a route to Anthropic's API the
+    gateway answers it from Claude's stop_sequence (before, the field was refused: Bedrock models only)."""
+    scripted.reply = {"text": "Hi", "stop_reason": "stop_sequence", "stop_sequence": "END"}
+    body = {"system": [], "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+            "inferenceConfig": {"maxTokens": 5, "stopSequences": ["END"]}}
+    whole = httpx.post(f"{gateway}/model/claude/converse", json=body)
+    assert whole.status_code == 200, whole.text
+    assert (whole.json()["stopReason"], whole.json()["additionalModelResponseFields"]) == (
+        "stop_sequence", {"delta": {"stop_sequence": "END"}})
+    frames = httpx.post(f"{gateway}/model/claude/converse-stream", json=body).content
+    assert b'"additionalModelResponseFields":{"delta":{"stop_sequence":"END"}}' in frames.replace(b" ", b"")
+    assert all("additionalModelResponseFieldPaths" not in sent for _, sent in scripted.requests[-2:])
+
+
 def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse

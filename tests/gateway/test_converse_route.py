@@ -117,7 +117,7 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             own = {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
-                   "additionalModelResponseFieldPaths": ["/stop_sequence"], "requestMetadata": {"app": "shop"}}
+                   "additionalModelResponseFieldPaths": ["/usage"], "requestMetadata": {"app": "shop"}}
             for model in ("haiku", "smart"):
                 reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
                 assert reply["output"]["message"]["content"]
@@ -209,6 +209,20 @@ def test_the_ai_sdks_empty_system_list_is_no_system_prompt(served) -> None:
         assert answer.status_code == 200, answer.text
     assert [m["role"] for m in upstream.bodies[-1]["messages"]] == ["user"]
     assert sent and all("system" not in params for params in sent)
+
+
+def test_the_stop_sequence_the_ai_sdk_asks_of_claude_comes_back_from_any_model(served) -> None:
+    """@ai-sdk/amazon-bedrock asks every Claude model for `/delta/stop_sequence` (additionalModelResponseFieldPaths)
+    and reads `additionalModelResponseFields.delta.stop_sequence`; a route to a model off Bedrock answers it too."""
+    _, url, upstream, sent, _ = served
+    body = {"system": [], "messages": ASK, "additionalModelResponseFieldPaths": ["/delta/stop_sequence"]}
+    answer = httpx.post(f"{url}/model/fast/converse", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["additionalModelResponseFields"] == {"delta": {"stop_sequence": None}}
+    assert "additionalModelResponseFieldPaths" not in upstream.bodies[-1]
+    whole = httpx.post(f"{url}/model/haiku/converse", json=body).json()  # a Bedrock Claude: answered the same
+    assert whole["additionalModelResponseFields"] == {"delta": {"stop_sequence": None}}
+    assert "additionalModelResponseFieldPaths" not in sent[-1]
 
 
 @pytest.mark.parametrize(("change", "named"), [

@@ -50,6 +50,14 @@ PASS_THROUGH = (
     "performanceConfig",
     "serviceTier",
 )
+# Paths in `additionalModelResponseFieldPaths` to Claude's answer field naming the stop sequence that ended it
+# (@ai-sdk/amazon-bedrock asks "/delta/stop_sequence" of every Claude model), each with where its answer goes. The
+# gateway answers them itself from the stop sequence every provider reports (ChatResponse.stop_sequence; a Bedrock
+# Claude is asked by bedrock.ask_stop_sequence), so they reach any model, not Bedrock's alone.
+STOP_SEQUENCE_PATHS: dict[str, tuple[str, ...]] = {
+    "/delta/stop_sequence": ("delta", "stop_sequence"),
+    "/stop_sequence": ("stop_sequence",),
+}
 KNOWN_FIELDS = {
     "modelId",
     "messages",
@@ -378,6 +386,12 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
             adaptive=bool(reasoning and reasoning.adaptive),
         )
     extra: dict[str, Any] = {key: body[key] for key in PASS_THROUGH if body.get(key) is not None}
+    paths = extra.get("additionalModelResponseFieldPaths")
+    if isinstance(paths, list):  # the stop-sequence paths are the gateway's to answer (STOP_SEQUENCE_PATHS)
+        kept = [path for path in paths if path not in STOP_SEQUENCE_PATHS]
+        extra.pop("additionalModelResponseFieldPaths")
+        if kept:
+            extra["additionalModelResponseFieldPaths"] = kept
     if model_fields:
         extra["additionalModelRequestFields"] = model_fields
     return ChatRequest(
@@ -483,9 +497,15 @@ def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
     return _jsonable(block_to_converse(block, model, where))
 
 
-def answer_body(response: ChatResponse) -> dict[str, Any]:
+def stop_sequence_paths(body: Any) -> list[str]:
+    """The stop-sequence paths (STOP_SEQUENCE_PATHS) a Converse request's additionalModelResponseFieldPaths names."""
+    paths = body.get("additionalModelResponseFieldPaths") if isinstance(body, dict) else None
+    return [path for path in paths if path in STOP_SEQUENCE_PATHS] if isinstance(paths, list) else []
+
+
+def answer_body(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """A ChatResponse as Converse's answer: the message, stopReason, usage, metrics, and the model's own fields and
-    guardrail trace a Bedrock model returned for a request that asked for them."""
+    guardrail trace a Bedrock model returned for a request that asked for them (and the stop sequence, `stop_paths`)."""
     content = [_answer_block(b, response.model, f"content[{i}]") for i, b in enumerate(response.content)]
     body: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": content}},
@@ -493,13 +513,23 @@ def answer_body(response: ChatResponse) -> dict[str, Any]:
         "usage": usage_body(response),
         "metrics": {"latencyMs": round(response.latency_ms)},
     }
-    return {**body, **asked_fields(response)}
+    return {**body, **asked_fields(response, stop_paths)}
 
 
-def asked_fields(response: ChatResponse) -> dict[str, Any]:
+def asked_fields(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """The model's own fields (additionalModelResponseFieldPaths) and the guardrail trace a Bedrock model returned for
-    a request that asked for them (bedrock.answer_fields); ConverseStream sends them in messageStop and metadata."""
+    a request that asked for them (bedrock.answer_fields), with the stop sequence that ended the answer at each of
+    `stop_paths` (null when none did, or the provider does not say which); ConverseStream sends them in messageStop
+    and metadata."""
     top = response.raw.get("top") if isinstance(response.raw, dict) else None
-    if not isinstance(top, dict):
-        return {}
-    return {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)}
+    asked = {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)} if top else {}
+    if stop_paths:
+        fields = dict(asked.get("additionalModelResponseFields") or {})
+        for path in stop_paths:
+            *parents, last = STOP_SEQUENCE_PATHS[path]
+            where = fields
+            for key in parents:
+                where = where.setdefault(key, {})
+            where[last] = response.stop_sequence or None
+        asked["additionalModelResponseFields"] = fields
+    return asked
