@@ -225,6 +225,30 @@ def test_the_stop_sequence_the_ai_sdk_asks_of_claude_comes_back_from_any_model(s
     assert "additionalModelResponseFieldPaths" not in sent[-1]
 
 
+def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_any_model(served) -> None:
+    """@ai-sdk/amazon-bedrock sends a Claude model's JSON schema (generateObject) and effort as Claude's own
+    `output_config` in additionalModelRequestFields; read as outputConfig is, they reach any model (before, a route
+    off Bedrock refused the field, and a Bedrock one got it as an opaque model field)."""
+    _, url, upstream, sent, _ = served
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+              "additionalProperties": False}
+    body = {"system": [], "messages": ASK, "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+            "additionalModelRequestFields": {"output_config": {"format": {"type": "json_schema", "schema": schema}}}}
+    for model in ("fast", "haiku"):
+        answer = httpx.post(f"{url}/model/{model}/converse", json=body)
+        assert answer.status_code == 200, answer.text
+    assert upstream.bodies[-1]["response_format"]["json_schema"]["schema"] == schema
+    assert json.loads(sent[-1]["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"]) == schema
+    assert "additionalModelRequestFields" not in sent[-1]
+    effort = {**body, "additionalModelRequestFields": {"output_config": {"effort": "high"}}}
+    assert httpx.post(f"{url}/model/haiku/converse", json=effort).status_code == 200
+    assert sent[-1]["outputConfig"] == {"effort": "high"} and "additionalModelRequestFields" not in sent[-1]
+    twice = {**body, "outputConfig": {"effort": "low"}, "additionalModelRequestFields": {"output_config": {
+        "effort": "high"}}}
+    refused = httpx.post(f"{url}/model/haiku/converse", json=twice)
+    assert refused.status_code == 400 and "output_config.effort: send the effort once" in refused.json()["message"]
+
+
 @pytest.mark.parametrize(("change", "named"), [
     ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
      "messages[0].content[0].video: not carried"),

@@ -350,6 +350,33 @@ def _model_fields(fields: Any) -> tuple[int | None, Reasoning | None, dict[str, 
     return top_k, reasoning, rest
 
 
+def _claude_output(fields: dict[str, Any]) -> tuple[ResponseFormat | None, str | None]:
+    """Claude's own `output_config` in additionalModelRequestFields (where @ai-sdk/amazon-bedrock sends a Claude
+    model's JSON schema and effort), taken out of `fields` as Converse's outputConfig is read: a json_schema format
+    and an effort that every provider maps. Anything else in it stays a field for the model."""
+    config = fields.get("output_config")
+    if config is None:
+        return None, None
+    if not isinstance(config, dict):
+        raise ValueError("additionalModelRequestFields.output_config: expected an object")
+    rest = dict(config)
+    fmt, effort = rest.pop("format", None), rest.pop("effort", None)
+    where = "additionalModelRequestFields.output_config"
+    if effort is not None:
+        _string(effort, f"{where}.effort")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            raise ValueError(f'{where}.format: send {{"type": "json_schema", "schema": {{...}}}}')
+        if set(fmt) - {"type", "schema"}:
+            raise ValueError(f"{where}.format.{sorted(set(fmt) - {'type', 'schema'})[0]}: not carried; remove it")
+        fmt = ResponseFormat("json_schema", fmt["schema"], strict=True)  # Claude always enforces it
+    if rest:
+        fields["output_config"] = rest
+    else:
+        del fields["output_config"]
+    return fmt, effort
+
+
 def request_from_converse(model: str, body: Any) -> ChatRequest:
     """A Converse request body (the model id is the URL's) as a ChatRequest.
     Raises ValueError naming the field, in boto3's terms, for anything malformed or not carried."""
@@ -379,6 +406,15 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
     inference = _inference(body.get("inferenceConfig") or {})
     fmt, effort = _output(body["outputConfig"]) if body.get("outputConfig") is not None else (None, None)
     top_k, reasoning, model_fields = _model_fields(body.get("additionalModelRequestFields") or {})
+    claude_fmt, claude_effort = _claude_output(model_fields)
+    if claude_fmt is not None:
+        if fmt is not None:
+            raise ValueError("additionalModelRequestFields.output_config.format: send the schema once, in outputConfig")
+        fmt = claude_fmt
+    if claude_effort is not None:
+        if effort is not None:
+            raise ValueError("additionalModelRequestFields.output_config.effort: send the effort once, in outputConfig")
+        effort = claude_effort
     if effort is not None:
         reasoning = Reasoning(
             effort=effort,
