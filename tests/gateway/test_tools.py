@@ -361,7 +361,7 @@ def test_unknown_parts_and_keys_are_named_400s(served):
               "messages[0].content[0].type"),
              ({"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {}}]},
               "messages[0].content[0].prompt_cache_breakpoint"),
-             ({"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}, "messages[0].cache_control"),
+             ({"role": "user", "content": "x", "cache_control": {"type": "persistent"}}, "messages[0].cache_control"),
              ({"role": "tool", "tool_call_id": "c1", "content": "18C", "name": "get_weather"}, "messages[0].name"),
              ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]},
               "messages[0].content[0].image_url.url")]
@@ -370,6 +370,10 @@ def test_unknown_parts_and_keys_are_named_400s(served):
         reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [message]})
         assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text
     assert len(upstream.bodies) == before  # nothing reached the provider
+    # A cache point (OpenCode's, on the message) is Claude's; OpenAI caches by itself and gets the message without it.
+    marked = {"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}
+    assert httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [marked]}).status_code == 200
+    assert upstream.last["messages"] == [{"role": "user", "content": "x"}]
 
 
 def test_image_to_the_local_model_is_refused_before_any_call(served, ledger_path):

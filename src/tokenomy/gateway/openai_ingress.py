@@ -21,7 +21,9 @@ import orjson
 from tokenomy.config import RouteConfig
 from tokenomy.gateway.schemas import MAPPED, ChatCompletionRequest
 from tokenomy.messages import (
+    ONE_HOUR,
     Block,
+    CachePoint,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
@@ -354,6 +356,32 @@ def _paths(content: Union[str, list[dict[str, Any]], None], where: str) -> list[
     return [f"{where}.content"] if content else []
 
 
+def _cache_control(value: Any, where: str) -> CachePoint:
+    """A message's `cache_control`, as OpenAI-compatible clients mark Claude's cache points (OpenCode marks its system
+    prompt and last messages so, for the gateways that take it): a cache point at the end of that message."""
+    if (
+        not isinstance(value, dict)
+        or value.get("type") != "ephemeral"
+        or set(value) - {"type", "ttl"}
+        or value.get("ttl") not in (None, "5m", "1h")
+    ):
+        raise RequestError(f"{where}.cache_control", 'expected {"type": "ephemeral"}, with "ttl": "5m" or "1h" if any')
+    return ONE_HOUR if value.get("ttl") == "1h" else True
+
+
+def system_cache_point(body: ChatCompletionRequest) -> CachePoint:
+    """The cache point at the end of the system prompt: the last opening system or developer message's
+    `cache_control` (the system prompt is those messages joined)."""
+    point: CachePoint = False
+    for i, m in enumerate(body.messages):
+        if m.role not in ("system", "developer"):
+            break
+        marked = (m.model_extra or {}).get("cache_control")
+        if marked is not None:
+            point = _cache_control(marked, f"messages[{i}]")
+    return point
+
+
 def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None) -> tuple[str | None, list[Message]]:
     """System prompt (the system and developer messages before the first turn) and the turns; a run of `tool`
     messages is one user turn, and a system or developer message after the first turn stays in its place.
@@ -365,6 +393,10 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     for i, m in enumerate(body.messages):
         where = f"messages[{i}]"
         extra = m.model_extra or {}
+        point: CachePoint = False
+        if "cache_control" in extra:  # a cache point after this message (the opening system ones: system_cache_point)
+            extra = dict(extra)
+            point = _cache_control(extra.pop("cache_control"), where)
         if extra and m.role != "assistant":
             key = next(iter(extra))
             raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
@@ -426,6 +458,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             turns.append(Message("user", _blocks(m.content, where), name=m.name))
             if origins is not None:
                 origins.append(Origin(where, _paths(m.content, where)))
+        if point and turns:  # the turn this message made or joined (an opening system message makes none)
+            turns[-1].cache_point = point
     if not turns:
         raise ValueError("messages: at least one user message is required")
     return "\n\n".join(system) or None, turns
@@ -649,6 +683,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         messages=turns,
         model=route.model or body.model,
         system=system,
+        system_cache_point=system_cache_point(body),
         max_tokens=min(c for c in caps) if caps else None,
         max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
         temperature=body.temperature,
