@@ -260,6 +260,44 @@ def test_the_matched_stop_sequence_comes_back(gateway, scripted, sdk) -> None:
     assert (reply.stop_reason, reply.stop_sequence) == ("end_turn", None)
 
 
+def test_the_ai_sdks_converse_request_to_a_claude_route_gets_the_matched_stop_sequence(gateway, scripted) -> None:
+    """@ai-sdk/amazon-bedrock asks a Claude model for `/delta/stop_sequence`; on a route to Anthropic's API the
+    gateway answers it from Claude's stop_sequence (before, the field was refused: Bedrock models only)."""
+    scripted.reply = {"text": "Hi", "stop_reason": "stop_sequence", "stop_sequence": "END"}
+    body = {"system": [], "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+            "inferenceConfig": {"maxTokens": 5, "stopSequences": ["END"]}}
+    whole = httpx.post(f"{gateway}/model/claude/converse", json=body)
+    assert whole.status_code == 200, whole.text
+    assert (whole.json()["stopReason"], whole.json()["additionalModelResponseFields"]) == (
+        "stop_sequence", {"delta": {"stop_sequence": "END"}})
+    frames = httpx.post(f"{gateway}/model/claude/converse-stream", json=body).content
+    assert b'"additionalModelResponseFields":{"delta":{"stop_sequence":"END"}}' in frames.replace(b" ", b"")
+    assert all("additionalModelResponseFieldPaths" not in sent for _, sent in scripted.requests[-2:])
+
+
+def test_opencodes_message_cache_control_in_chat_completions_is_claudes_cache_point(gateway, scripted) -> None:
+    """OpenCode (its OpenAI-compatible provider, for a model named like Claude) marks the system prompt and the last
+    messages with `cache_control` on the message, as gateways in front of Claude take it; the gateway refused every
+    such request (`messages[0].cache_control: this message field is not supported`)."""
+    ephemeral = {"type": "ephemeral"}
+    body = {"model": "claude", "max_tokens": 5, "tool_choice": "auto", "messages": [
+        {"role": "system", "content": "You are OpenCode.", "cache_control": ephemeral},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "say hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "tools": [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]}
+    answer = httpx.post(f"{gateway}/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    sent = scripted.requests[-1][1]
+    assert sent["system"][-1]["cache_control"] == ephemeral
+    assert sent["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert all("cache_control" not in block for m in sent["messages"][:-1] for block in m["content"])
+    body["messages"][1]["cache_control"] = {"type": "persistent"}
+    refused = httpx.post(f"{gateway}/v1/chat/completions", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "messages[1].cache_control"
+
+
 def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse

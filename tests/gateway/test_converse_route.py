@@ -117,7 +117,7 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             own = {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
-                   "additionalModelResponseFieldPaths": ["/stop_sequence"], "requestMetadata": {"app": "shop"}}
+                   "additionalModelResponseFieldPaths": ["/usage"], "requestMetadata": {"app": "shop"}}
             for model in ("haiku", "smart"):
                 reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
                 assert reply["output"]["message"]["content"]
@@ -198,6 +198,55 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     assert events[-1]["metadata"]["usage"]["outputTokens"] > 0
     text = list(client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8})["stream"])
     assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in text if "contentBlockDelta" in e)
+
+
+def test_the_ai_sdks_empty_system_list_is_no_system_prompt(served) -> None:
+    """@ai-sdk/amazon-bedrock sends `system: []` on every request without a system message (Bedrock takes it)."""
+    _, url, upstream, sent, _ = served
+    body = {"system": [], "messages": ASK, "inferenceConfig": {"maxTokens": 20}}  # its request, byte for byte
+    for model, operation in (("haiku", "converse"), ("fast", "converse"), ("haiku", "converse-stream")):
+        answer = httpx.post(f"{url}/model/{model}/{operation}", json=body)
+        assert answer.status_code == 200, answer.text
+    assert [m["role"] for m in upstream.bodies[-1]["messages"]] == ["user"]
+    assert sent and all("system" not in params for params in sent)
+
+
+def test_the_stop_sequence_the_ai_sdk_asks_of_claude_comes_back_from_any_model(served) -> None:
+    """@ai-sdk/amazon-bedrock asks every Claude model for `/delta/stop_sequence` (additionalModelResponseFieldPaths)
+    and reads `additionalModelResponseFields.delta.stop_sequence`; a route to a model off Bedrock answers it too."""
+    _, url, upstream, sent, _ = served
+    body = {"system": [], "messages": ASK, "additionalModelResponseFieldPaths": ["/delta/stop_sequence"]}
+    answer = httpx.post(f"{url}/model/fast/converse", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["additionalModelResponseFields"] == {"delta": {"stop_sequence": None}}
+    assert "additionalModelResponseFieldPaths" not in upstream.bodies[-1]
+    whole = httpx.post(f"{url}/model/haiku/converse", json=body).json()  # a Bedrock Claude: answered the same
+    assert whole["additionalModelResponseFields"] == {"delta": {"stop_sequence": None}}
+    assert "additionalModelResponseFieldPaths" not in sent[-1]
+
+
+def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_any_model(served) -> None:
+    """@ai-sdk/amazon-bedrock sends a Claude model's JSON schema (generateObject) and effort as Claude's own
+    `output_config` in additionalModelRequestFields; read as outputConfig is, they reach any model (before, a route
+    off Bedrock refused the field, and a Bedrock one got it as an opaque model field)."""
+    _, url, upstream, sent, _ = served
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+              "additionalProperties": False}
+    body = {"system": [], "messages": ASK, "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+            "additionalModelRequestFields": {"output_config": {"format": {"type": "json_schema", "schema": schema}}}}
+    for model in ("fast", "haiku"):
+        answer = httpx.post(f"{url}/model/{model}/converse", json=body)
+        assert answer.status_code == 200, answer.text
+    assert upstream.bodies[-1]["response_format"]["json_schema"]["schema"] == schema
+    assert json.loads(sent[-1]["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"]) == schema
+    assert "additionalModelRequestFields" not in sent[-1]
+    effort = {**body, "additionalModelRequestFields": {"output_config": {"effort": "high"}}}
+    assert httpx.post(f"{url}/model/haiku/converse", json=effort).status_code == 200
+    assert sent[-1]["outputConfig"] == {"effort": "high"} and "additionalModelRequestFields" not in sent[-1]
+    twice = {**body, "outputConfig": {"effort": "low"}, "additionalModelRequestFields": {"output_config": {
+        "effort": "high"}}}
+    refused = httpx.post(f"{url}/model/haiku/converse", json=twice)
+    assert refused.status_code == 400 and "output_config.effort: send the effort once" in refused.json()["message"]
 
 
 @pytest.mark.parametrize(("change", "named"), [

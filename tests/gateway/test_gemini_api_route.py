@@ -234,6 +234,25 @@ def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_el
     assert "reasoning_effort" not in upstream.last
 
 
+def test_a_lowercase_thinking_level_as_the_ai_sdk_sends_it_is_that_level(served, monkeypatch) -> None:
+    """@ai-sdk/google sends `thinkingLevel: "low"` as the caller wrote it (Gemini reads enums in any case); the
+    gateway refused it, taking only "LOW"."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    _, url, upstream = served
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingLevel": "low"}}}
+    for model in ("g", "fast"):
+        answer = httpx.post(f"{url}/v1beta/models/{model}:generateContent", json=body)
+        assert answer.status_code == 200, answer.text
+    assert sent[-1]["thinking_config"]["thinking_level"] == "LOW"
+    assert upstream.last["reasoning_effort"] == "low"
+
+
 def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(served) -> None:
     client, _, upstream = served
     turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),

@@ -371,6 +371,10 @@ def test_unknown_parts_and_keys_are_named_400s(served):
         reply = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [message]})
         assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text
     assert len(upstream.bodies) == before  # nothing reached the provider
+    # A cache point (OpenCode's, on the message) is Claude's; OpenAI caches by itself and gets the message without it.
+    marked = {"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}
+    assert httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [marked]}).status_code == 200
+    assert upstream.last["messages"] == [{"role": "user", "content": "x"}]
 
 
 def test_a_cache_point_asked_of_an_openai_model_is_answered_by_its_automatic_caching(served):

@@ -50,6 +50,7 @@ from tokenomy.providers.converse_inbound import (
     redacted_blob,
     request_from_converse,
     stop_reason,
+    stop_sequence_paths,
     usage_body,
 )
 
@@ -99,8 +100,9 @@ class EventWriter:
     """Turns StreamChunks into ConverseStream events, a new content block whenever the kind changes; each tool call
     is a block of its own, opened by contentBlockStart with its id and name."""
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, stop_paths: list[str] | None = None) -> None:
         self.request_id = request_id
+        self.stop_paths = stop_paths  # the stop-sequence paths the request asked for (converse_inbound)
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
@@ -175,7 +177,7 @@ class EventWriter:
         out = self._close()
         for block in unsent_redacted(response, self.redacted_sent):  # what the stream did not carry in its place
             out += self._redacted(block.redacted or "")
-        asked = asked_fields(response)  # where ConverseStream carries them: messageStop, and metadata
+        asked = asked_fields(response, self.stop_paths)  # where ConverseStream carries them: messageStop, and metadata
         stop: dict[str, Any] = {"stopReason": stop_reason(response)}
         if "additionalModelResponseFields" in asked:
             stop["additionalModelResponseFields"] = asked["additionalModelResponseFields"]
@@ -240,7 +242,8 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
             started,
         )
     try:
-        call = request_from_converse(route.model or model_id, await json_body(request))
+        body = await json_body(request)
+        call = request_from_converse(route.model or model_id, body)
         call.meta = request_meta(request, route, key, model_id)
         refused = refusal(gw, route, call, model_id, "Bedrock", ("aws.bedrock",))
         if refused is not None:
@@ -253,14 +256,15 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:
-        writer = EventWriter(call.meta.request_id)
+        writer = EventWriter(call.meta.request_id, stop_sequence_paths(body))
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
         return FirstChunkStream(stream_out, media_type="application/vnd.amazon.eventstream", headers=headers)
     response = await call_whole(gw, call, admitted, model_id, _provider_error)
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model_id, started)
-    return metrics.done(JSONResponse(answer_body(response), headers=headers), model_id, started)
+    answer = answer_body(response, stop_sequence_paths(body))
+    return metrics.done(JSONResponse(answer, headers=headers), model_id, started)
 
 
 @router.post("/model/{model_id:path}/converse")

@@ -50,6 +50,14 @@ PASS_THROUGH = (
     "performanceConfig",
     "serviceTier",
 )
+# Paths in `additionalModelResponseFieldPaths` to Claude's answer field naming the stop sequence that ended it
+# (@ai-sdk/amazon-bedrock asks "/delta/stop_sequence" of every Claude model), each with where its answer goes. The
+# gateway answers them itself from the stop sequence every provider reports (ChatResponse.stop_sequence; a Bedrock
+# Claude is asked by bedrock.ask_stop_sequence), so they reach any model, not Bedrock's alone.
+STOP_SEQUENCE_PATHS: dict[str, tuple[str, ...]] = {
+    "/delta/stop_sequence": ("delta", "stop_sequence"),
+    "/stop_sequence": ("stop_sequence",),
+}
 KNOWN_FIELDS = {
     "modelId",
     "messages",
@@ -342,6 +350,33 @@ def _model_fields(fields: Any) -> tuple[int | None, Reasoning | None, dict[str, 
     return top_k, reasoning, rest
 
 
+def _claude_output(fields: dict[str, Any]) -> tuple[ResponseFormat | None, str | None]:
+    """Claude's own `output_config` in additionalModelRequestFields (where @ai-sdk/amazon-bedrock sends a Claude
+    model's JSON schema and effort), taken out of `fields` as Converse's outputConfig is read: a json_schema format
+    and an effort that every provider maps. Anything else in it stays a field for the model."""
+    config = fields.get("output_config")
+    if config is None:
+        return None, None
+    if not isinstance(config, dict):
+        raise ValueError("additionalModelRequestFields.output_config: expected an object")
+    rest = dict(config)
+    fmt, effort = rest.pop("format", None), rest.pop("effort", None)
+    where = "additionalModelRequestFields.output_config"
+    if effort is not None:
+        _string(effort, f"{where}.effort")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            raise ValueError(f'{where}.format: send {{"type": "json_schema", "schema": {{...}}}}')
+        if set(fmt) - {"type", "schema"}:
+            raise ValueError(f"{where}.format.{sorted(set(fmt) - {'type', 'schema'})[0]}: not carried; remove it")
+        fmt = ResponseFormat("json_schema", fmt["schema"], strict=True)  # Claude always enforces it
+    if rest:
+        fields["output_config"] = rest
+    else:
+        del fields["output_config"]
+    return fmt, effort
+
+
 def request_from_converse(model: str, body: Any) -> ChatRequest:
     """A Converse request body (the model id is the URL's) as a ChatRequest.
     Raises ValueError naming the field, in boto3's terms, for anything malformed or not carried."""
@@ -363,7 +398,7 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
     system: str | None = None
     system_cached: CachePoint = False
     # An empty list is no system prompt, as Bedrock takes it: langchain-aws's ChatBedrockConverse sends `system: []`
-    # with every request that has no system message.
+    # with every request that has no system message, and so do the AI SDK's Bedrock provider and Pydantic AI.
     if body.get("system") is not None and body["system"] != []:
         parts, system_cached = _content(body["system"], "system", ("text", "cachePoint"))
         system = "\n".join(b.text for b in parts if isinstance(b, TextBlock))
@@ -373,6 +408,15 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
     inference = _inference(body.get("inferenceConfig") or {})
     fmt, effort = _output(body["outputConfig"]) if body.get("outputConfig") is not None else (None, None)
     top_k, reasoning, model_fields = _model_fields(body.get("additionalModelRequestFields") or {})
+    claude_fmt, claude_effort = _claude_output(model_fields)
+    if claude_fmt is not None:
+        if fmt is not None:
+            raise ValueError("additionalModelRequestFields.output_config.format: send the schema once, in outputConfig")
+        fmt = claude_fmt
+    if claude_effort is not None:
+        if effort is not None:
+            raise ValueError("additionalModelRequestFields.output_config.effort: send the effort once, in outputConfig")
+        effort = claude_effort
     if effort is not None:
         reasoning = Reasoning(
             effort=effort,
@@ -380,6 +424,12 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
             adaptive=bool(reasoning and reasoning.adaptive),
         )
     extra: dict[str, Any] = {key: body[key] for key in PASS_THROUGH if body.get(key) is not None}
+    paths = extra.get("additionalModelResponseFieldPaths")
+    if isinstance(paths, list):  # the stop-sequence paths are the gateway's to answer (STOP_SEQUENCE_PATHS)
+        kept = [path for path in paths if path not in STOP_SEQUENCE_PATHS]
+        extra.pop("additionalModelResponseFieldPaths")
+        if kept:
+            extra["additionalModelResponseFieldPaths"] = kept
     if model_fields:
         extra["additionalModelRequestFields"] = model_fields
     return ChatRequest(
@@ -485,9 +535,15 @@ def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
     return _jsonable(block_to_converse(block, model, where))
 
 
-def answer_body(response: ChatResponse) -> dict[str, Any]:
+def stop_sequence_paths(body: Any) -> list[str]:
+    """The stop-sequence paths (STOP_SEQUENCE_PATHS) a Converse request's additionalModelResponseFieldPaths names."""
+    paths = body.get("additionalModelResponseFieldPaths") if isinstance(body, dict) else None
+    return [path for path in paths if path in STOP_SEQUENCE_PATHS] if isinstance(paths, list) else []
+
+
+def answer_body(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """A ChatResponse as Converse's answer: the message, stopReason, usage, metrics, and the model's own fields and
-    guardrail trace a Bedrock model returned for a request that asked for them."""
+    guardrail trace a Bedrock model returned for a request that asked for them (and the stop sequence, `stop_paths`)."""
     content = [_answer_block(b, response.model, f"content[{i}]") for i, b in enumerate(response.content)]
     body: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": content}},
@@ -495,13 +551,23 @@ def answer_body(response: ChatResponse) -> dict[str, Any]:
         "usage": usage_body(response),
         "metrics": {"latencyMs": round(response.latency_ms)},
     }
-    return {**body, **asked_fields(response)}
+    return {**body, **asked_fields(response, stop_paths)}
 
 
-def asked_fields(response: ChatResponse) -> dict[str, Any]:
+def asked_fields(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """The model's own fields (additionalModelResponseFieldPaths) and the guardrail trace a Bedrock model returned for
-    a request that asked for them (bedrock.answer_fields); ConverseStream sends them in messageStop and metadata."""
+    a request that asked for them (bedrock.answer_fields), with the stop sequence that ended the answer at each of
+    `stop_paths` (null when none did, or the provider does not say which); ConverseStream sends them in messageStop
+    and metadata."""
     top = response.raw.get("top") if isinstance(response.raw, dict) else None
-    if not isinstance(top, dict):
-        return {}
-    return {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)}
+    asked = {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)} if top else {}
+    if stop_paths:
+        fields = dict(asked.get("additionalModelResponseFields") or {})
+        for path in stop_paths:
+            *parents, last = STOP_SEQUENCE_PATHS[path]
+            where = fields
+            for key in parents:
+                where = where.setdefault(key, {})
+            where[last] = response.stop_sequence or None
+        asked["additionalModelResponseFields"] = fields
+    return asked

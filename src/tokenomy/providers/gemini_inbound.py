@@ -472,9 +472,10 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         raise ValueError(f"{where}.includeThoughts: expected true or false")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
-        if not isinstance(level, str) or level not in efforts:  # a list or object is no level (nor hashable)
+        # Gemini reads an enum in any case: @ai-sdk/google sends "low", google-genai "LOW".
+        if not isinstance(level, str) or level.upper() not in efforts:  # a list or object is no level (nor hashable)
             raise ValueError(f"{where}.thinkingLevel: expected one of {', '.join(efforts)}")
-        return Reasoning(effort=efforts[level])
+        return Reasoning(effort=efforts[level.upper()])
     if budget == -1:
         return Reasoning(adaptive=True)
     if budget == 0:
