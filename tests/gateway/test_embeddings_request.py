@@ -3,7 +3,7 @@
 import pytest
 
 from tokenomy.gateway.embeddings_request import parse_embeddings_request
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 
 
 def test_each_input_shape_gives_its_items_and_an_estimate():

@@ -104,7 +104,7 @@ def test_signed_reasoning_sent_back_through_chat_completions_reaches_each_provid
      "messages[1].tool_calls[0].extra_content", "thought_signature"),
 ])
 def test_signed_reasoning_of_a_shape_that_cannot_be_carried_is_a_named_400(change, param, said):
-    from tokenomy.gateway.openai_ingress import RequestError
+    from tokenomy.gateway.openai_shapes import RequestError
 
     turns = [{"role": "user", "content": "hi"},
              {"role": "assistant", "content": "hello", "reasoning_content": "look it up", "thinking_blocks": SIGNED[:1],

@@ -52,7 +52,8 @@ from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini
 from tokenomy.gateway.gemini_routes import router as gemini_router
 from tokenomy.gateway.hygiene import PARSED_BODY, EdgeHygiene, api_of
 from tokenomy.gateway.invoke_routes import router as invoke_router
-from tokenomy.gateway.openai_ingress import RequestError, caller_param, caller_path, to_chat_request
+from tokenomy.gateway.openai_ingress import caller_param, caller_path, to_chat_request
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     FirstChunkStream,

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 
 # OpenAI's embeddings request, every field of it (https://platform.openai.com/docs/api-reference/embeddings/create).

@@ -47,7 +47,7 @@ from tokenomy.gateway.embeddings_request import (
     parse_embeddings_request,
 )
 from tokenomy.gateway.limits import to_nano
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses import FastJSONResponse, error
 from tokenomy.gateway.schemas import ErrorResponse
 from tokenomy.ids import new_id

@@ -23,7 +23,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.embeddings_request import parse_embeddings_request
 from tokenomy.gateway.embeddings_routes import Embedded, Failure, embed_request
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers import bedrock_embeddings
 
 TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")

@@ -12,14 +12,37 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Union
+from typing import Any, Union
 
 import orjson
 
 from tokenomy.config import RouteConfig
-from tokenomy.gateway.schemas import MAPPED, ChatCompletionRequest
+from tokenomy.gateway.openai_options import (
+    cache_key_of,
+    extra_of,
+    reasoning_from,
+    response_format_of,
+    tool_choice_of,
+    tools_cache_point,
+    tools_of,
+    user_of,
+)
+from tokenomy.gateway.openai_shapes import (
+    AT_THE_END,
+    CALL_FUNCTION_KEYS,
+    CALL_KEYS,
+    CUSTOM_CALL_KEYS,
+    CUSTOM_INPUT_KEYS,
+    FILE_KEYS,
+    IMAGE_KEYS,
+    RequestError,
+    bad_shape,
+    cache_control_point,
+    fits,
+    only,
+)
+from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import (
     Block,
     CachePoint,
@@ -27,17 +50,12 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
-    Reasoning,
     ReasoningBlock,
     RequestMeta,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.anthropic_inbound import cache_point
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 from tokenomy.providers.refusals import Unsupported
@@ -45,14 +63,6 @@ from tokenomy.providers.refusals import Unsupported
 # A file part's media type -> the document's format: every type the mappings send (an office file among them, which
 # was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
 DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
-
-
-class RequestError(ValueError):
-    """A malformed or unsupported part of the request; `param` names where (OpenAI's error.param)."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(f"{param}: {message}")
-        self.param = param
 
 
 def parse_tags(header: str | None) -> dict[str, str]:
@@ -112,61 +122,6 @@ PART_KEYS = {
     "file": {"type", "file", "cache_control"},
     "refusal": {"type", "refusal"},  # an assistant message's only (OpenAI's ChatCompletionContentPartRefusalParam)
 }
-# The keys each nested object of the request may hold, with the type of each: anything else would be dropped, so it
-# is refused, and a value of another type (a number as a tool's name) would reach each provider differently (sent
-# as is, refused by its SDK, a server error), so it is refused too.
-IMAGE_KEYS = {"url": str, "detail": str}
-FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
-# `index` (a streamed call's position) and `parsed_arguments` (its arguments decoded) are what the openai SDK's
-# `stream()` and `parse()` helpers add to the message an agent appends to its next request: derived from what the
-# call already carries, they are accepted and not forwarded, like the `parsed` content of such a message.
-# `extra_content` carries a Gemini thought signature on the call it belongs to (Google's OpenAI-compatible format).
-CALL_KEYS = {"id": str, "type": str, "function": dict, "index": int, "extra_content": dict}
-CALL_FUNCTION_KEYS = {"name": str, "arguments": str, "parsed_arguments": object}
-TOOL_KEYS = {"type": str, "function": dict, "cache_control": dict}  # cache_control: on the last tool (`_tools_cache`)
-TOOL_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
-# A freeform (custom) tool, its calls and a tool_choice naming one: raw text under a format (ToolSpec.freeform).
-CUSTOM_CALL_KEYS = {"id": str, "type": str, "custom": dict, "index": int}
-CUSTOM_INPUT_KEYS = {"name": str, "input": str}
-CUSTOM_TOOL_KEYS = {"type": str, "custom": dict}
-CUSTOM_KEYS = {"name": str, "description": str, "format": dict}
-GRAMMAR_KEYS = {"definition": str, "syntax": str}
-CHOICE_FUNCTION_KEYS = {"name": str}
-FORMAT_KEYS = {"type": str, "json_schema": dict}
-SCHEMA_KEYS = {"name": str, "schema": dict, "strict": bool, "description": str}
-TYPE_NAMES = {str: "a string", dict: "an object", bool: "a boolean", int: "an integer"}
-
-
-def _fits(value: Any, keys: Mapping[str, type]) -> bool:
-    """Whether `value` is an object holding only `keys`, each null or of its type: one pass, no set built (this
-    runs several times for every tool, tool call and image). A caller that gets False asks `_bad_shape` why, so
-    the path naming the object is spelled out only for a request that is refused."""
-    if not isinstance(value, dict):
-        return False
-    for key, item in value.items():
-        kind = keys.get(key)
-        if kind is None or (item is not None and not isinstance(item, kind)):
-            return False
-    return True
-
-
-def _bad_shape(value: Any, keys: Mapping[str, type], where: str) -> NoReturn:
-    """The RequestError for a value `_fits` refused: not an object, its first unknown key (in sorted order), or
-    its first key of the wrong type."""
-    if not isinstance(value, dict):
-        raise RequestError(where, "expected an object")
-    unknown = value.keys() - keys.keys()
-    if unknown:
-        raise RequestError(f"{where}.{min(unknown)}", "not supported by this gateway")
-    key = next(k for k, item in value.items() if item is not None and not isinstance(item, keys[k]))
-    raise RequestError(f"{where}.{key}", f"expected {TYPE_NAMES[keys[key]]}")
-
-
-def _only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
-    """`value` if it is an object holding only `keys`, each null or of its type; else a RequestError naming why."""
-    if not _fits(value, keys):
-        _bad_shape(value, keys, where)
-    return value
 
 
 def _part(part: dict[str, Any], message: str, index: int, assistant: bool = False) -> Block:
@@ -187,8 +142,8 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
     where = f"{message}.content[{index}]"
     if kind == "image_url":
         image = part.get("image_url") or {}
-        if not _fits(image, IMAGE_KEYS):
-            _bad_shape(image, IMAGE_KEYS, f"{where}.image_url")
+        if not fits(image, IMAGE_KEYS):
+            bad_shape(image, IMAGE_KEYS, f"{where}.image_url")
         url = image.get("url")
         if not isinstance(url, str) or not url:
             raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
@@ -197,7 +152,7 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
             return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     if kind == "file":
-        file = _only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
+        file = only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
             return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
         if not file.get("file_data"):
@@ -235,8 +190,8 @@ def json_arguments(arguments: str) -> Any:
 
 def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     """The block for a freeform (custom) tool call at `where`: its raw input text, as the model wrote it."""
-    _only(call, CUSTOM_CALL_KEYS, where)
-    custom = _only(call.get("custom"), CUSTOM_INPUT_KEYS, f"{where}.custom")
+    only(call, CUSTOM_CALL_KEYS, where)
+    custom = only(call.get("custom"), CUSTOM_INPUT_KEYS, f"{where}.custom")
     for key in ("name", "input"):
         if custom.get(key) is None:
             raise RequestError(f"{where}.custom.{key}", "required: a string")
@@ -247,11 +202,11 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
     """The block for `{message}.tool_calls[{index}]` (the path is spelled out only for an error)."""
     if isinstance(call, dict) and call.get("type") == "custom":
         return _custom_call(call, f"{message}.tool_calls[{index}]")
-    if not _fits(call, CALL_KEYS):
-        _bad_shape(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
+    if not fits(call, CALL_KEYS):
+        bad_shape(call, CALL_KEYS, f"{message}.tool_calls[{index}]")
     function = call.get("function") or {}
-    if not _fits(function, CALL_FUNCTION_KEYS):
-        _bad_shape(function, CALL_FUNCTION_KEYS, f"{message}.tool_calls[{index}].function")
+    if not fits(function, CALL_FUNCTION_KEYS):
+        bad_shape(function, CALL_FUNCTION_KEYS, f"{message}.tool_calls[{index}].function")
     if call.get("type", "function") != "function" or not function.get("name"):
         raise RequestError(
             f"{message}.tool_calls[{index}]", 'expected {"id", "type": "function", "function": {"name", "arguments"}}'
@@ -389,32 +344,13 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
     return before, after
 
 
-# -- cache points ----------------------------------------------------------------------------------
-# LiteLLM's way of asking for Anthropic's cache points in OpenAI's format, which its `cache_control_injection_points`
-# add and its docs show: `cache_control` on a message, a content part or a tool. Read as /v1/messages reads Anthropic's
-# (`anthropic_inbound.cache_point`): Claude and Bedrock get the point, a 1-hour one is refused where no 1-hour cache
-# exists, and OpenAI-format models, which cache every prefix by themselves, need none.
-AT_THE_END = (
-    "the gateway sets cache points at the end of a message, the system prompt or the tool list; move cache_control "
-    "to the last {}"
-)
-
-
-def _cache_control(control: Any, where: str) -> CachePoint:
-    try:
-        return cache_point(control, where)
-    except ValueError as exc:
-        param, _, message = str(exc).partition(": ")
-        raise RequestError(param, message) from None
-
-
 def _message_cache_point(m: Any, where: str) -> CachePoint:
     """The cache point message `m` (at `where`) asks for, on itself or on its last content part (False for none).
     One on an earlier part is refused, not moved: the cache would end later than the caller asked."""
     point: CachePoint = False
     control = (m.model_extra or {}).get("cache_control")
     if control is not None:
-        point = _cache_control(control, f"{where}.cache_control")
+        point = cache_control_point(control, f"{where}.cache_control")
     if isinstance(m.content, list):
         last = len(m.content) - 1
         for i, part in enumerate(m.content):
@@ -422,7 +358,7 @@ def _message_cache_point(m: Any, where: str) -> CachePoint:
                 at = f"{where}.content[{i}].cache_control"
                 if i < last:
                     raise RequestError(at, AT_THE_END.format("part"))
-                found = _cache_control(part["cache_control"], at)
+                found = cache_control_point(part["cache_control"], at)
                 if point and found != point:
                     raise RequestError(at, "differs from the message's own cache_control; send one of them")
                 point = found
@@ -449,17 +385,6 @@ def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[
         if point:
             breaks.append((end + 1, point))
     return opening[-1][1], tuple(breaks)
-
-
-def _tools_cache(body: ChatCompletionRequest) -> CachePoint:
-    """The tool list's cache point: `cache_control` on its last tool (on an earlier one it is refused)."""
-    tools = body.tools or []
-    for i, tool in enumerate(tools):
-        if isinstance(tool, dict) and tool.get("cache_control") is not None:
-            if i < len(tools) - 1:
-                raise RequestError(f"tools[{i}].cache_control", AT_THE_END.format("tool"))
-            return _cache_control(tool["cache_control"], f"tools[{i}].cache_control")
-    return False
 
 
 @dataclass(slots=True)
@@ -608,170 +533,6 @@ def caller_param(body: ChatCompletionRequest, param: str) -> str:
     return where + param[found.end() :]
 
 
-# -- options ---------------------------------------------------------------------------------------
-def _custom_format(value: Any, where: str) -> dict[str, Any]:
-    """A custom tool's `format` as ToolSpec.freeform has it (the grammar's keys beside its type)."""
-    if value is None:
-        return {"type": "text"}  # OpenAI's default: unconstrained text
-    kind = value.get("type") if isinstance(value, dict) else None
-    if kind == "text":
-        _only(value, {"type": str}, where)
-        return {"type": "text"}
-    if kind != "grammar":
-        raise RequestError(f"{where}.type", 'expected "text" or "grammar"')
-    _only(value, {"type": str, "grammar": dict}, where)
-    grammar = _only(value.get("grammar"), GRAMMAR_KEYS, f"{where}.grammar")
-    if grammar.get("syntax") not in ("lark", "regex"):
-        raise RequestError(f"{where}.grammar.syntax", "expected lark or regex")
-    if grammar.get("definition") is None:
-        raise RequestError(f"{where}.grammar.definition", "required: the grammar as a string")
-    return {"type": "grammar", "syntax": grammar["syntax"], "definition": grammar["definition"]}
-
-
-def _custom_tool(tool: dict[str, Any], where: str) -> ToolSpec:
-    """A freeform (custom) tool: the model answers its calls with raw text (only OpenAI-format models take one)."""
-    _only(tool, CUSTOM_TOOL_KEYS, where)
-    custom = _only(tool.get("custom"), CUSTOM_KEYS, f"{where}.custom")
-    if not custom.get("name"):
-        raise RequestError(f"{where}.custom.name", "required: a string")
-    freeform = _custom_format(custom.get("format"), f"{where}.custom.format")
-    return ToolSpec(custom["name"], custom.get("description"), freeform=freeform)
-
-
-def _tools(body: ChatCompletionRequest) -> list[ToolSpec]:
-    tools = []
-    for i, tool in enumerate(body.tools or []):
-        if isinstance(tool, dict) and tool.get("type") == "custom":
-            tools.append(_custom_tool(tool, f"tools[{i}]"))
-            continue
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and tool.get("type") == "function":
-            if not _fits(tool, TOOL_KEYS):
-                _bad_shape(tool, TOOL_KEYS, f"tools[{i}]")
-            if not _fits(function, TOOL_FUNCTION_KEYS):
-                _bad_shape(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
-        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-            raise RequestError(
-                f"tools[{i}]",
-                'only function tools ({"type": "function", "function": {"name", '
-                '"parameters"}}) and custom tools ({"type": "custom", "custom": {"name", "format"}}) are supported by '
-                "this gateway",
-            )
-        tools.append(
-            ToolSpec(
-                function["name"],
-                function.get("description"),
-                function.get("parameters") or {"type": "object", "properties": {}},
-                function.get("strict"),
-            )
-        )
-    return tools
-
-
-def _tool_choice(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        modes = {"auto": "auto", "none": "none", "required": "any"}
-        if value not in modes:
-            raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
-        return ToolChoice(modes[value])  # type: ignore[arg-type]
-    kind = value.get("type")
-    if kind in ("function", "custom"):  # a named function tool, or a named custom (freeform) one
-        _only(value, {"type": str, kind: dict}, "tool_choice")
-        _only(value.get(kind) or {}, CHOICE_FUNCTION_KEYS, f"tool_choice.{kind}")
-    name = (value.get(kind) or {}).get("name") if kind in ("function", "custom") else None
-    if not name:
-        raise RequestError(
-            "tool_choice",
-            'send auto, none, required, {"type": "function", "function": {"name": ...}} or {"type": "custom", '
-            '"custom": {"name": ...}} (allowed_tools is not supported)',
-        )
-    return ToolChoice("tool", name)
-
-
-def _response_format(value: dict[str, Any] | None) -> ResponseFormat | None:
-    if value is None:
-        return None
-    kind = _only(value, FORMAT_KEYS, "response_format").get("type")
-    if kind in ("text", "json_object"):
-        return ResponseFormat(kind)
-    if kind == "json_schema":
-        spec = value.get("json_schema") or {}
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
-            raise RequestError("response_format.json_schema", 'send an object {"name": ..., "schema": {...}}')
-        _only(spec, SCHEMA_KEYS, "response_format.json_schema")
-        return ResponseFormat(
-            "json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"), spec.get("description")
-        )
-    raise RequestError("response_format.type", f"{kind!r} is not text, json_object or json_schema")
-
-
-def reasoning_from(thinking: dict[str, Any] | None, effort: str | None, effort_name: str) -> Reasoning | None:
-    """`effort` (OpenAI's level, sent as `effort_name`) or `thinking` (a budget in tokens, in Anthropic's shape), not
-    both; or adaptive thinking (`{"type": "adaptive"}`, Claude 4.6 and later), which the effort may guide."""
-    if thinking is not None and not isinstance(thinking, dict):
-        raise RequestError("thinking", "expected an object")
-    if thinking is not None and thinking.get("type") == "adaptive":
-        if set(thinking) != {"type"}:
-            raise RequestError("thinking", f'send {{"type": "adaptive"}} alone (with {effort_name} to guide it)')
-        return Reasoning(effort=effort, adaptive=True)
-    if thinking is None or thinking.get("type") == "disabled":
-        if thinking is not None and set(thinking) != {"type"}:
-            raise RequestError(
-                "thinking", 'send {"type": "disabled"} alone, or {"type": "enabled", "budget_tokens": N}'
-            )
-        return Reasoning(effort=effort) if effort else None
-    if thinking.get("type") != "enabled" or set(thinking) != {"type", "budget_tokens"}:
-        raise RequestError(
-            "thinking", 'send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
-        )
-    budget = thinking["budget_tokens"]
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise RequestError("thinking.budget_tokens", "expected a whole number of tokens above 0")
-    if effort:
-        raise RequestError("thinking", f"send a thinking budget or {effort_name}, not both")
-    return Reasoning(budget_tokens=budget)
-
-
-def _user(body: ChatCompletionRequest) -> str | None:
-    """The end-user id (`user`), which each provider carries in its own field (ChatRequest.user)."""
-    user = (body.model_extra or {}).get("user")
-    if user is not None and not isinstance(user, str):
-        raise RequestError("user", "expected a string (an id for your end user)")
-    return user
-
-
-def _cache_key(body: ChatCompletionRequest) -> str | None:
-    """`prompt_cache_key`, which every provider honours in its own way (ChatRequest.prompt_cache_key)."""
-    key = (body.model_extra or {}).get("prompt_cache_key")
-    if key is not None and not isinstance(key, str):
-        raise RequestError("prompt_cache_key", "expected a string")
-    return key
-
-
-def _extra(body: ChatCompletionRequest) -> dict[str, Any]:
-    """Fields passed through as sent (a default that changes nothing, like n=1, is not a field to refuse)."""
-    extra = {k: v for k, v in (body.model_extra or {}).items() if k not in MAPPED}
-    if body.n is not None and body.n != 1:
-        if body.stream:
-            raise RequestError("n", "n > 1 cannot be streamed through this gateway; send n=1 or stream=false")
-        extra["n"] = body.n
-    if body.logprobs:
-        extra["logprobs"] = True
-    if body.stream_options is not None:
-        if not body.stream:  # OpenAI refuses it too: the caller expects a usage chunk that no stream will carry
-            raise RequestError("stream_options", "only allowed with stream: true; remove it or stream the answer")
-        if body.stream_options.include_obfuscation:  # false (less bandwidth) is what the gateway does anyway
-            raise RequestError(
-                "stream_options.include_obfuscation",
-                "the gateway's stream chunks carry no obfuscation padding; send false or remove it",
-            )
-        for key in body.stream_options.model_extra or {}:
-            raise RequestError(f"stream_options.{key}", "not supported by this gateway (include_usage is)")
-    return extra
-
-
 def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:
     """Map the OpenAI request (opening system/developer messages become the system prompt) to a ChatRequest."""
     system, turns = to_messages(body)
@@ -798,16 +559,16 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         seed=body.seed,
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
-        tools=_tools(body),
-        tool_choice=_tool_choice(body.tool_choice),
+        tools=tools_of(body),
+        tool_choice=tool_choice_of(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
-        response_format=_response_format(body.response_format),
+        response_format=response_format_of(body.response_format),
         reasoning=reasoning_from(body.thinking, body.reasoning_effort, "reasoning_effort"),
-        user=_user(body),
-        prompt_cache_key=_cache_key(body),
-        extra=_extra(body),
+        user=user_of(body),
+        prompt_cache_key=cache_key_of(body),
+        extra=extra_of(body),
         system_cache_point=system_cache_point,
         system_breaks=system_breaks,
-        tools_cache_point=_tools_cache(body) if body.tools else False,
+        tools_cache_point=tools_cache_point(body) if body.tools else False,
         meta=meta,
     )

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, json_body, retry_after, upstream_status
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses import error
 from tokenomy.gateway.responses_ingress import caller_param, caller_path, request_from_responses
 from tokenomy.providers.refusals import Unsupported

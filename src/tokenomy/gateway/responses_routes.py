@@ -35,7 +35,7 @@ from tokenomy.gateway.calls import (
     retry_after,
     upstream_status,
 )
-from tokenomy.gateway.openai_ingress import RequestError
+from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses import FirstChunkStream, dumps, error, raw_extras, tokenomy_fields, unsent_redacted
 from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_param, caller_path
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
