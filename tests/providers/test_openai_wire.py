@@ -21,7 +21,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers import openai_wire
+from tokenomy.providers import openai_stream, openai_wire
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -103,7 +103,7 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
     body = completion_body(answer, "r1", "id")["choices"][0]
     assert body["message"]["reasoning_content"] == "2+2" and body["logprobs"] == {"content": []}
 
-    assembler = openai_wire.StreamAssembler(request)
+    assembler = openai_stream.StreamAssembler(request)
     chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
               {"choices": [{"index": 0, "delta": {"refusal": "no"}, "logprobs": {"refusal": []}}]},
               {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
@@ -166,7 +166,7 @@ def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_out
     """A reasoning server (vLLM's `reasoning_content`, Ollama's `reasoning`) that sends no usage: each reasoning delta
     is an output token of the estimate, as the model bills them (only the answer's deltas were counted)."""
     request = ChatRequest([Message("user", "2+2?")], model="r1")
-    assembler = openai_wire.StreamAssembler(request)
+    assembler = openai_stream.StreamAssembler(request)
     chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "two "}}]},
               *[{"choices": [{"index": 0, "delta": {"reasoning": "plus two "}}]} for _ in range(5)],
               {"choices": [{"index": 0, "delta": {"content": "4"}}]},
@@ -315,7 +315,8 @@ def test_signed_reasoning_of_an_openai_format_upstream_is_read_streamed_or_not()
     """A LiteLLM proxy in front of Claude sends `thinking_blocks` (a stream: in pieces, the signature last), and
     Google's OpenAI-compatible API a function call's thought signature in its `extra_content`: both are blocks."""
     from tokenomy.messages import ChatRequest, Message, ReasoningBlock, ToolUseBlock
-    from tokenomy.providers.openai_wire import StreamAssembler, parse_completion
+    from tokenomy.providers.openai_stream import StreamAssembler
+    from tokenomy.providers.openai_wire import parse_completion
 
     request = ChatRequest(messages=[Message("user", "Weather in Paris?")], model="m")
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"},
@@ -367,7 +368,7 @@ def test_a_stream_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(chunks
     # caller's stream, where the gateway's writer broke on it.
     from tokenomy.errors import ProviderError
 
-    assembler = openai_wire.StreamAssembler(ChatRequest.simple("hi", model="m"))
+    assembler = openai_stream.StreamAssembler(ChatRequest.simple("hi", model="m"))
     with pytest.raises(ProviderError) as failed:
         for chunk in chunks:
             list(assembler.feed(chunk))

@@ -21,7 +21,7 @@ import orjson
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
-from tokenomy.providers import openai_wire
+from tokenomy.providers import openai_stream, openai_wire
 from tokenomy.providers.base import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
@@ -116,7 +116,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.check(request)
         start = time.perf_counter()
         ttft = None
-        assembler = openai_wire.StreamAssembler(request)
+        assembler = openai_stream.StreamAssembler(request)
         done = False
         pool = self.connections()
         try:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
-from tokenomy.providers import openai_wire
+from tokenomy.providers import openai_stream, openai_wire
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, answer_broke_off, read_timed_out, retry_after_seconds
 from tokenomy.providers.refusals import Unsupported
 
@@ -116,7 +116,7 @@ class OpenAIProvider(Provider):
         self.check(request)
         start = time.perf_counter()
         ttft = None
-        assembler = openai_wire.StreamAssembler(request)
+        assembler = openai_stream.StreamAssembler(request)
         try:
             for chunk in self.client.chat.completions.create(**self._params(request, stream=True)):
                 for piece in assembler.feed(chunk.model_dump(exclude_unset=True)):
