@@ -200,6 +200,17 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in text if "contentBlockDelta" in e)
 
 
+def test_an_empty_system_list_is_no_system_prompt_as_bedrock_takes_it(served) -> None:
+    # Pydantic AI's BedrockConverseModel sends `system: []` and `inferenceConfig: {}` on every call without
+    # instructions; Bedrock answers it, and the gateway refused it ("system: expected a non-empty list").
+    client, _, upstream, sent, _ = served
+    reply = client.converse(modelId="haiku", messages=ASK, system=[], inferenceConfig={})
+    assert reply["output"]["message"]["content"][0]["text"] and "system" not in sent[-1]
+    streamed = list(client.converse_stream(modelId="fast", messages=ASK, system=[], inferenceConfig={})["stream"])
+    assert streamed[-2] == {"messageStop": {"stopReason": "end_turn"}}
+    assert [m["role"] for m in upstream.last["messages"]] == ["user"]
+
+
 @pytest.mark.parametrize(("change", "named"), [
     ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
      "messages[0].content[0].video: not carried"),

@@ -362,7 +362,8 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
         messages.append(Message(message["role"], blocks, cached))
     system: str | None = None
     system_cached: CachePoint = False
-    if body.get("system") is not None:
+    # An empty system list is no system prompt: Bedrock answers it (Pydantic AI sends `system: []` on every call).
+    if body.get("system") is not None and body["system"] != []:
         parts, system_cached = _content(body["system"], "system", ("text", "cachePoint"))
         system = "\n".join(b.text for b in parts if isinstance(b, TextBlock))
     tools, choice, tools_cached = (
