@@ -249,6 +249,17 @@ def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_a
     assert refused.status_code == 400 and "output_config.effort: send the effort once" in refused.json()["message"]
 
 
+def test_pydantic_ais_empty_system_list_and_inference_config_pass_through_boto3(served) -> None:
+    # Pydantic AI's BedrockConverseModel sends `system: []` and `inferenceConfig: {}` on every call without
+    # instructions; Bedrock answers it, and the gateway refused it ("system: expected a non-empty list").
+    client, _, upstream, sent, _ = served
+    reply = client.converse(modelId="haiku", messages=ASK, system=[], inferenceConfig={})
+    assert reply["output"]["message"]["content"][0]["text"] and "system" not in sent[-1]
+    streamed = list(client.converse_stream(modelId="fast", messages=ASK, system=[], inferenceConfig={})["stream"])
+    assert streamed[-2] == {"messageStop": {"stopReason": "end_turn"}}
+    assert [m["role"] for m in upstream.last["messages"]] == ["user"]
+
+
 @pytest.mark.parametrize(("change", "named"), [
     ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
      "messages[0].content[0].video: not carried"),

@@ -299,7 +299,7 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
      "generationConfig.thinkingConfig.includeThoughts: expected true or false"),
     ({"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["a", "b"]}}},
      "toolConfig.functionCallingConfig"),
-    ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]},
+    ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}]},
      "safetySettings: the gateway carries this field to Gemini models only"),
     ({"generationConfig": {"responseModalities": ["AUDIO"]}},
      "generationConfig.responseModalities: the gateway carries this field to Gemini models only"),
@@ -325,6 +325,26 @@ def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT" and named in error["message"]
+
+
+def test_safety_settings_that_turn_every_filter_off_ask_nothing_of_other_providers(served) -> None:
+    # Instructor's from_genai sends every harm category at OFF on each call: the gateway refused it for every model
+    # but Gemini ("safetySettings: ... Gemini models only"). Another provider has no such filter to turn off.
+    client, _, upstream = served
+    off = [types.SafetySetting(category=c, threshold="OFF") for c in (
+        "HARM_CATEGORY_HATE_SPEECH", "HARM_CATEGORY_HARASSMENT", "HARM_CATEGORY_DANGEROUS_CONTENT")]
+    off.append(types.SafetySetting(category="HARM_CATEGORY_SEXUALLY_EXPLICIT", threshold="BLOCK_NONE"))
+    config = types.GenerateContentConfig(safety_settings=off, max_output_tokens=8)
+    assert client.models.generate_content(model="fast", contents="hi", config=config).text == "plain answer"
+    assert not {"safety_settings", "safetySettings"} & set(upstream.last)
+    assert "".join(c.text or "" for c in client.models.generate_content_stream(model="fast", contents="hi",
+                                                                              config=config)) == "plain answer"
+    assert client.models.generate_content(model="g", contents="hi", config=config).text  # Gemini gets them
+    # A filter that blocks something is still Gemini's only, and refused by name elsewhere.
+    strict = types.GenerateContentConfig(safety_settings=[types.SafetySetting(
+        category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_ONLY_HIGH"), *off])
+    with pytest.raises(errors.ClientError, match="safetySettings: the gateway carries this field to Gemini"):
+        client.models.generate_content(model="fast", contents="hi", config=strict)
 
 
 def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(served) -> None:

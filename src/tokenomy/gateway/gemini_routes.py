@@ -55,6 +55,7 @@ from tokenomy.providers.gemini_answers import (
     usage_body,
 )
 from tokenomy.providers.gemini_inbound import (
+    blocks_nothing,
     caller_field,
     caller_param,
     get,
@@ -185,6 +186,16 @@ def labels(call: ChatRequest) -> dict[str, str]:
     return dict(given)
 
 
+def unfiltered(gw, route, model: str, call: ChatRequest) -> None:
+    """Safety settings that turn every filter they name off are nothing to carry to a route that reaches no Gemini
+    model (its providers have no such filters); one that may reach Gemini keeps them, for Gemini, and any other
+    setting is refused by name as before."""
+    if blocks_nothing(call.extra.get("safety_settings")) and not route_providers(gw, route, model) & set(
+        GEMINI_PROVIDERS
+    ):
+        call.extra.pop("safety_settings")
+
+
 def _parse_target(target: str) -> tuple[str, str] | None:
     model, _, method = target.rpartition(":")
     if method not in METHODS or not model:
@@ -260,6 +271,7 @@ async def _count(request: Request, model: str) -> Response:
         if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
+            unfiltered(gw, route, model, call)
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -314,6 +326,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
                 call.reasoning = None  # what no reasoning asks of every other provider
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
+            unfiltered(gw, route, model, call)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

@@ -495,6 +495,15 @@ def without_skip_signatures(messages: list[Message]) -> list[Message]:
     return [replace(m, content=[b for b in m.content if kept(b)]) for m in messages]
 
 
+def blocks_nothing(settings: Any) -> bool:
+    """Whether `safetySettings` only turn Gemini's filters off (OFF or BLOCK_NONE for each category it names), which
+    asks nothing of a provider without such filters. Instructor's `from_genai` sends one with every category OFF on
+    each call."""
+    return isinstance(settings, list) and all(
+        isinstance(s, dict) and s.get("threshold") in ("OFF", "BLOCK_NONE") for s in settings
+    )
+
+
 def shows_thoughts(body: Any) -> bool:
     """Whether the answer shows the model's thoughts: not when `thinkingConfig.includeThoughts` is false (their
     signatures still ride on the parts after them, for the next turn)."""
