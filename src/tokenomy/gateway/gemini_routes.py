@@ -186,13 +186,11 @@ def labels(call: ChatRequest) -> dict[str, str]:
     return dict(given)
 
 
-def unfiltered(gw, route, model: str, call: ChatRequest) -> None:
-    """Safety settings that turn every filter they name off are nothing to carry to a route that reaches no Gemini
-    model (its providers have no such filters); one that may reach Gemini keeps them, for Gemini, and any other
+def unfiltered(call: ChatRequest, providers: set[str]) -> None:
+    """Safety settings that turn every filter they name off are nothing to carry to a route whose `providers` include
+    no Gemini one (they have no such filters); one that may reach Gemini keeps them, for Gemini, and any other
     setting is refused by name as before."""
-    if blocks_nothing(call.extra.get("safety_settings")) and not route_providers(gw, route, model) & set(
-        GEMINI_PROVIDERS
-    ):
+    if blocks_nothing(call.extra.get("safety_settings")) and not providers & set(GEMINI_PROVIDERS):
         call.extra.pop("safety_settings")
 
 
@@ -268,10 +266,11 @@ async def _count(request: Request, model: str) -> Response:
         call = request_from_gemini(model, body)
         # generationConfig shapes the answer, which a count makes none of
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
-        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+        providers = route_providers(gw, route, model)
+        if not providers <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
-            unfiltered(gw, route, model, call)
+            unfiltered(call, providers)
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -321,12 +320,13 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         call = request_from_gemini(route.model or model, body)
         call.meta = request_meta(request, route, key, model)
         call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
-        if not route_providers(gw, route, model) <= set(GEMINI_PROVIDERS):
+        providers = route_providers(gw, route, model)
+        if not providers <= set(GEMINI_PROVIDERS):
             if call.reasoning is not None and call.reasoning.budget_tokens == 0:  # thinkingBudget 0: thinking off
                 call.reasoning = None  # what no reasoning asks of every other provider
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
-            unfiltered(gw, route, model, call)
+            unfiltered(call, providers)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

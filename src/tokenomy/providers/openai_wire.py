@@ -27,6 +27,7 @@ system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway c
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -252,6 +253,12 @@ def mistral_call_id(call_id: str) -> str:
     return "".join(_ID_LETTERS[(number // 62**i) % 62] for i in range(9))
 
 
+@functools.lru_cache(maxsize=256)
+def _is_mistral(model: str) -> bool:
+    """Whether `model` is one of Mistral's (asked for every request body: a route's few names, each searched once)."""
+    return _MISTRAL_MODELS.search(model) is not None
+
+
 def _mistral_call_ids(messages: list[dict[str, Any]]) -> None:
     for message in messages:
         for call in message.get("tool_calls") or []:
@@ -270,7 +277,7 @@ def asks_for_usage(base_url: str | None) -> bool:
 def request_body(request: ChatRequest, stream: bool = False, ask_usage: bool = True) -> dict[str, Any]:
     """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`)."""
     body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
-    if _MISTRAL_MODELS.search(request.model):
+    if _is_mistral(request.model):
         _mistral_call_ids(body["messages"])
     options = {
         "max_tokens": request.max_tokens,
