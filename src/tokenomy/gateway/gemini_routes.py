@@ -54,15 +54,10 @@ from tokenomy.providers.gemini_answers import (
     thinking_out,
     usage_body,
 )
-from tokenomy.providers.gemini_inbound import (
-    blocks_nothing,
-    caller_field,
-    caller_param,
-    get,
-    request_from_gemini,
-    shows_thoughts,
-    without_skip_signatures,
-)
+from tokenomy.providers.gemini_caller_places import caller_field, caller_param
+from tokenomy.providers.gemini_fields import get
+from tokenomy.providers.gemini_inbound import blocks_nothing, request_from_gemini, shows_thoughts
+from tokenomy.providers.gemini_signatures import without_skip_signatures
 from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
