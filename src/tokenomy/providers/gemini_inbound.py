@@ -11,8 +11,9 @@ name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
 `parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
 output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`,
-`cachedContent`, `labels`, other generationConfig fields) ride in `extra` under the SDK's snake_case names, which the
-gateway carries to Gemini models only. Anything malformed is a ValueError naming its place, as the caller sent it.
+`cachedContent` when the route has not expanded it (gateway/gemini_caches), `labels`, other generationConfig
+fields) ride in `extra` under the SDK's snake_case names, which the gateway carries to Gemini models only.
+Anything malformed is a ValueError naming its place, as the caller sent it.
 """
 
 from __future__ import annotations
