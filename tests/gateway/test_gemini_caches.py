@@ -2,7 +2,8 @@
 delete) against `tokenomy serve`, and generate_content with `cached_content` on a Claude route (the cache's prefix
 reaches Claude with a cache point after it, and the ledger prices the cache tokens Claude reports) and on a Gemini
 route; Gemini's errors for a cache beside a system instruction, an unknown or expired cache and another model's;
-two gateways on one ledger (two workers) share caches, and a team's caches are its own."""
+two gateways on one ledger (two workers) share caches, and a team's caches are its own. On Bedrock (the emulator's
+prompt cache) the cached prefix is written once and read after."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from google.genai import errors, types
 
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.prompt_cache import PromptCache
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
@@ -24,6 +27,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
 
 SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 GEMINI = "gemini-2.5-flash"
 BOOK = "A long manual about the gateway. " * 50
 RULES = "Answer from the manual only."
@@ -172,3 +176,25 @@ def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tm
             with pytest.raises(errors.APIError) as hidden:
                 stranger.caches.get(name=cache.name)
             assert hidden.value.code == 404
+
+
+def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_reports_it(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
+        loaded = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
+                                                     "endpoint_url": bedrock, "model": BEDROCK_SONNET}}})
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            cache = client.caches.create(model="sonnet", config=types.CreateCachedContentConfig(
+                contents=[types.Content(role="user", parts=[types.Part(text=BOOK * 8)])], system_instruction=RULES))
+            asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
+            first = client.models.generate_content(model="sonnet", contents="What is it?", config=asked)
+            again = client.models.generate_content(model="sonnet", contents="And then?", config=asked)
+    assert not first.usage_metadata.cached_content_token_count  # Bedrock wrote the prefix (over its 1,024 minimum)
+    assert again.usage_metadata.cached_content_token_count > 1024  # and read it back
+    write, read = ok_rows(ledger, 2)
+    entry = default_catalog().lookup(BEDROCK_SONNET, "us-east-1")
+    assert write.cache_write_tokens > 1024 and write.cache_read_tokens == 0
+    assert read.cache_read_tokens == write.cache_write_tokens and read.cache_write_tokens == 0
+    assert read.cache_read_cost_usd == read.cache_read_tokens * entry.cache_read / 10**6
+    assert write.cache_write_cost_usd == write.cache_write_tokens * entry.cache_write / 10**6
