@@ -9,7 +9,8 @@ from google.genai import types
 
 from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.gemini_answers import parts_body, signature_out
-from tokenomy.providers.gemini_inbound import caller_param, request_from_gemini
+from tokenomy.providers.gemini_caller_places import caller_param
+from tokenomy.providers.gemini_inbound import request_from_gemini
 
 SIGNATURE = base64.b64encode(b"gemini-signature").decode()
 REDACTED = base64.b64encode(bytes(range(64))).decode()

@@ -47,6 +47,7 @@ from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.converse_routes import router as converse_router
 from tokenomy.gateway.embeddings_routes import router as embeddings_router
 from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
+from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.gemini_routes import router as gemini_router
@@ -358,6 +359,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
     app.include_router(invoke_router)  # POST /model/{modelId}/invoke(-with-response-stream): Claude's body, the same
     app.include_router(bedrock_count_router)  # POST /model/{modelId}/count-tokens: Bedrock's CountTokens
     app.include_router(gemini_router)  # POST /v1beta/models/{model}:generateContent: the Gemini API, the same
+    app.include_router(gemini_caches_router)  # /v1beta/cachedContents: Gemini's explicit caches, kept by the gateway
     app.include_router(vertex_router)  # POST /v1/projects/.../anthropic/models/{model}:rawPredict: Claude on Vertex
     app.include_router(responses_router)  # POST /v1/responses: OpenAI's Responses API, the same
     app.include_router(responses_count_router)  # POST /v1/responses/input_tokens: its token count

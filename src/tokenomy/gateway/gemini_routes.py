@@ -41,6 +41,8 @@ from tokenomy.gateway.calls import (
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
+from tokenomy.gateway.gemini_auth import authenticate
+from tokenomy.gateway.gemini_caches import use_cache
 from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
@@ -54,15 +56,10 @@ from tokenomy.providers.gemini_answers import (
     thinking_out,
     usage_body,
 )
-from tokenomy.providers.gemini_inbound import (
-    blocks_nothing,
-    caller_field,
-    caller_param,
-    get,
-    request_from_gemini,
-    shows_thoughts,
-    without_skip_signatures,
-)
+from tokenomy.providers.gemini_caller_places import caller_field, caller_param
+from tokenomy.providers.gemini_fields import get
+from tokenomy.providers.gemini_inbound import blocks_nothing, request_from_gemini, shows_thoughts
+from tokenomy.providers.gemini_signatures import without_skip_signatures
 from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
@@ -201,20 +198,6 @@ def _parse_target(target: str) -> tuple[str, str] | None:
     return model.removeprefix("models/"), method
 
 
-async def _authenticate(request: Request) -> Any:
-    """The caller's virtual key (`x-goog-api-key`, `?key=`, or `Authorization: Bearer`), or Google's error."""
-    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-    key = await request.app.state.gateway.authenticate_async(
-        f"Bearer {secret}" if secret else request.headers.get("authorization")
-    )
-    if isinstance(key, JSONResponse):
-        message = json.loads(bytes(key.body))["error"]["message"].replace(
-            "send `Authorization: Bearer <key>`", "send `x-goog-api-key: <key>` (the SDK's api_key)"
-        )
-        return gemini_error(key.status_code, message)
-    return key
-
-
 def _served(gw: Any) -> list[str]:
     """The names a caller may send as `model` (as GET /v1/models lists them)."""
     return sorted(set(gw.config.routes) | set(gw.config.models) | {"local"})
@@ -249,7 +232,7 @@ async def _count(request: Request, model: str) -> Response:
     body is the Gemini API's (`contents`, or a whole `generateContentRequest`) or Vertex AI's (`contents` beside
     `systemInstruction` and `tools`). Nothing is generated, reserved against a budget or written to the ledger."""
     gw = request.app.state.gateway
-    key = await _authenticate(request)
+    key = await authenticate(request)
     if isinstance(key, JSONResponse):
         return key
     route = gw.route_for(model)
@@ -263,6 +246,10 @@ async def _count(request: Request, model: str) -> Response:
                 raise ValueError("generateContentRequest: send it or contents, not both")
             body = get(body, "generateContentRequest")
             body = {k: v for k, v in body.items() if k != "model"} if isinstance(body, dict) else body
+        cached = await use_cache(request, key, model, body)
+        if isinstance(cached, JSONResponse):
+            return cached
+        body = cached.body if cached is not None else body
         call = request_from_gemini(model, body)
         # generationConfig shapes the answer, which a count makes none of
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
@@ -301,7 +288,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     model, method = parsed_target
     route = gw.route_for(model)
     label = model if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    key = await _authenticate(request)
+    key = await authenticate(request)
     if isinstance(key, JSONResponse):
         return metrics.done(key, label, started)
     if route is None:
@@ -317,7 +304,13 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     body: Any = None
     try:
         body = await json_body(request)
+        cached = await use_cache(request, key, model, body)
+        if isinstance(cached, JSONResponse):
+            return metrics.done(cached, model, started)
+        body = cached.body if cached is not None else body  # the cache's prefix in it: places are named in it
         call = request_from_gemini(route.model or model, body)
+        if cached is not None:
+            cached.mark(call)
         call.meta = request_meta(request, route, key, model)
         call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
         providers = route_providers(gw, route, model)
@@ -367,7 +360,7 @@ def from_gemini_sdk(request: Request) -> bool:
 @router.get("/v1alpha/models")
 async def gemini_models(request: Request) -> Response:
     """Gemini's models.list: the gateway's routes and models, one page."""
-    key = await _authenticate(request)
+    key = await authenticate(request)
     if isinstance(key, JSONResponse):
         return key
     gw = request.app.state.gateway
@@ -378,7 +371,7 @@ async def gemini_models(request: Request) -> Response:
 @router.get("/v1alpha/models/{model:path}")
 async def gemini_model(request: Request, model: str) -> Response:
     """Gemini's models.get (`models/{model}`)."""
-    key = await _authenticate(request)
+    key = await authenticate(request)
     if isinstance(key, JSONResponse):
         return key
     gw = request.app.state.gateway

@@ -1,0 +1,94 @@
+"""Reading Gemini's proto3 JSON wire, for the gateway's Gemini routes (`gemini_inbound` and the modules it reads parts
+with): each field by its camelCase name or its snake_case one, objects checked for fields the gateway does not carry,
+strings and base64 checked, and media parts (`inlineData`, `fileData`) as image and document blocks. Anything
+malformed is a ValueError naming its place, as the caller sent it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from tokenomy.messages import Block, DocumentBlock, ImageBlock
+from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES
+
+CONTENT_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
+PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
+# A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
+FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
+
+
+def snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def get(obj: dict[str, Any], name: str) -> Any:
+    """Field `name` (camelCase) or its snake_case spelling, as proto3 JSON parsers accept both."""
+    return obj[name] if name in obj else obj.get(snake(name))
+
+
+def object_field(value: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object")
+    for key in value:
+        if key not in fields and key not in {snake(f) for f in fields}:
+            raise ValueError(f"{where}.{key}: not carried by the gateway; remove it")
+    return value
+
+
+def string_field(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: expected a string")
+    return value
+
+
+def base64_field(value: Any, where: str) -> str:
+    """Base64 text (proto3 JSON bytes: either alphabet), checked, in the standard alphabet."""
+    text = string_field(value, where).replace("-", "+").replace("_", "/")
+    try:
+        binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        raise ValueError(f"{where}: not valid base64") from None
+    return text
+
+
+def media_block(part: dict[str, Any], where: str) -> Block:
+    inline = get(part, "inlineData")
+    if inline is not None:
+        here = f"{where}.inlineData"
+        inline = object_field(inline, here, ("mimeType", "data", "displayName"))
+        mime = string_field(get(inline, "mimeType"), f"{here}.mimeType")
+        data = base64_field(get(inline, "data"), f"{here}.data")
+        name = _display_name(inline, here)
+        if mime.startswith("image/"):
+            _unnamed(name, here)
+            return ImageBlock(media_type=mime, base64=data)
+        if mime not in FORMATS:
+            raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+        return DocumentBlock(FORMATS[mime], base64.b64decode(data), name)
+    here = f"{where}.fileData"
+    file = object_field(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
+    uri = string_field(get(file, "fileUri"), f"{here}.fileUri")
+    mime = get(file, "mimeType")
+    if mime is not None:
+        string_field(mime, f"{here}.mimeType")
+    name = _display_name(file, here)
+    if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
+        _unnamed(name, here)
+        return ImageBlock(media_type=mime, url=uri)
+    if mime not in FORMATS:
+        raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+    return DocumentBlock(FORMATS[mime], name=name, file_id=uri)
+
+
+def _display_name(media: dict[str, Any], where: str) -> str | None:
+    name = get(media, "displayName")
+    return None if name is None else string_field(name, f"{where}.displayName")
+
+
+def _unnamed(name: str | None, where: str) -> None:
+    """An image has no name in the gateway's content model (a document's displayName is its name)."""
+    if name is not None:
+        raise ValueError(f"{where}.displayName: the gateway carries a name for documents only, not images; drop it")

@@ -1,0 +1,200 @@
+"""Gemini's explicit context caching through the gateway: google-genai's `client.caches` (create, get, list, update,
+delete) against `tokenomy serve`, and generate_content with `cached_content` on a Claude route (the cache's prefix
+reaches Claude with a cache point after it, and the ledger prices the cache tokens Claude reports) and on a Gemini
+route; Gemini's errors for a cache beside a system instruction, an unknown or expired cache and another model's;
+two gateways on one ledger (two workers) share caches, and a team's caches are its own. On Bedrock (the emulator's
+prompt cache) the cached prefix is written once and read after."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.prompt_cache import PromptCache
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+GEMINI = "gemini-2.5-flash"
+BOOK = "A long manual about the gateway. " * 50
+RULES = "Answer from the manual only."
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def config(claude: str, gemini: str, auth: bool = False):
+    return parse_config({"auth": auth, "models": {
+        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+        "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(google-genai client, scripted Claude upstream, ledger path, config)."""
+    scripted = ScriptedAnthropic()
+    ledger = str(tmp_path / "ledger.duckdb")
+    with ServerThread(scripted.app) as claude, ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        loaded = config(claude, gemini)
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
+            yield genai.Client(api_key="unused", http_options={"base_url": url}), scripted, ledger, loaded
+
+
+def make_cache(client, model: str = "claude", ttl: str = "300s", name: str | None = "manual"):
+    return client.caches.create(model=model, config=types.CreateCachedContentConfig(
+        contents=[types.Content(role="user", parts=[types.Part(text=BOOK)])], system_instruction=RULES, ttl=ttl,
+        display_name=name))
+
+
+def ok_rows(ledger: str, count: int) -> list:
+    deadline = time.monotonic() + 10
+    while True:
+        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_caches_are_created_read_listed_updated_and_deleted_as_geminis(served) -> None:
+    client = served[0]
+    before = time.time()
+    cache = make_cache(client)
+    assert cache.name.startswith("cachedContents/") and cache.model == "models/claude"
+    assert cache.display_name == "manual" and cache.usage_metadata.total_token_count > 300
+    assert 290 < cache.expire_time.timestamp() - before < 310 and cache.create_time == cache.update_time
+    got = client.caches.get(name=cache.name)
+    assert (got.name, got.expire_time, got.usage_metadata.total_token_count) == (
+        cache.name, cache.expire_time, cache.usage_metadata.total_token_count)
+    other = make_cache(client, name=None)
+    pager = client.caches.list(config=types.ListCachedContentsConfig(page_size=1))
+    assert [c.name for c in pager] == [cache.name, other.name]  # two pages of one, oldest first
+    longer = client.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    assert 7190 < longer.expire_time.timestamp() - time.time() < 7210 and longer.update_time > cache.update_time
+    client.caches.delete(name=cache.name)
+    with pytest.raises(errors.APIError) as gone:
+        client.caches.get(name=cache.name)
+    assert gone.value.code == 404 and cache.name in gone.value.message
+    assert [c.name for c in client.caches.list()] == [other.name]
+
+
+def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_prices_its_tokens(served) -> None:
+    client, scripted, ledger, _ = served
+    cache = make_cache(client)
+    asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
+    scripted.usage = {**USAGE, "cache_creation_input_tokens": 700}
+    answer = client.models.generate_content(model="claude", contents="What does the gateway do?", config=asked)
+    sent = scripted.requests[-1][1]
+    assert sent["system"] == RULES  # cached before the cache point on the cached turns (tools, system, messages)
+    first, question = sent["messages"][0]["content"], sent["messages"][-1]["content"]
+    assert first[0]["text"] == BOOK and first[-1]["cache_control"] == {"type": "ephemeral"}  # after the cached turns
+    assert question == "What does the gateway do?"  # the request's own turn, after the cache point
+    assert answer.text == "Hi"
+    scripted.usage = {**USAGE, "cache_read_input_tokens": 700}
+    chunks = list(client.models.generate_content_stream(model="claude", contents="And then?", config=asked))
+    assert chunks[-1].usage_metadata.cached_content_token_count == 700
+    assert scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    entry = default_catalog().lookup(SONNET)
+    write, read = ok_rows(ledger, 2)
+    assert (write.cache_write_tokens, write.cache_read_tokens) == (700, 0)
+    assert write.cache_write_cost_usd == 700 * entry.cache_write / 10**6
+    assert (read.cache_write_tokens, read.cache_read_tokens) == (0, 700)
+    assert read.cache_read_cost_usd == 700 * entry.cache_read / 10**6 and read.cost_usd > Decimal(0)
+
+
+def test_a_cache_on_a_gemini_route_is_sent_whole(served) -> None:
+    client = served[0]
+    cache = make_cache(client, model="g")
+    answer = client.models.generate_content(model="g", contents="Summarise.", config=types.GenerateContentConfig(
+        cached_content=cache.name, max_output_tokens=20))
+    assert answer.text and answer.usage_metadata.prompt_token_count > 300  # the manual was sent with the question
+
+
+def test_geminis_errors_for_a_cache_beside_a_system_instruction_an_unknown_one_an_expired_one_and_another_models(
+    served,
+) -> None:
+    client = served[0]
+    cache = make_cache(client)
+    with pytest.raises(errors.APIError) as beside:
+        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
+            cached_content=cache.name, system_instruction="Be brief."))
+    assert beside.value.code == 400 and "systemInstruction" in beside.value.message
+    with pytest.raises(errors.APIError) as unknown:
+        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
+            cached_content="cachedContents/nope"))
+    assert unknown.value.code == 404 and "cachedContents/nope" in unknown.value.message
+    with pytest.raises(errors.APIError) as other:
+        client.models.generate_content(model="g", contents="Hi", config=types.GenerateContentConfig(
+            cached_content=cache.name))
+    assert other.value.code == 400 and "models/claude" in other.value.message
+    short = make_cache(client, ttl="1s")
+    time.sleep(1.2)
+    with pytest.raises(errors.APIError) as expired:
+        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
+            cached_content=short.name))
+    assert expired.value.code == 404 and short.name in expired.value.message
+    assert short.name not in [c.name for c in client.caches.list()]
+    with pytest.raises(errors.APIError) as bad_ttl:
+        make_cache(client, ttl="soon")
+    assert bad_ttl.value.code == 400 and "ttl" in bad_ttl.value.message
+
+
+def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tmp_path) -> None:
+    scripted = ScriptedAnthropic()
+    ledger = str(tmp_path / "ledger.duckdb")
+    keys = KeyStore(open_store(ledger))
+    ours, _ = keys.create(team="research")
+    theirs, _ = keys.create(team="sales")
+    with ServerThread(scripted.app) as claude, ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        loaded = config(claude, gemini, auth=True)
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as one, \
+                ServerThread(create_app(loaded, ledger), lifespan="on") as two:
+            first = genai.Client(api_key=ours, http_options={"base_url": one})
+            second = genai.Client(api_key=ours, http_options={"base_url": two})
+            cache = make_cache(first)
+            assert second.caches.get(name=cache.name).name == cache.name
+            second.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
+                cached_content=cache.name))
+            assert scripted.requests[-1][1]["messages"][0]["content"][0]["text"] == BOOK
+            stranger = genai.Client(api_key=theirs, http_options={"base_url": two})
+            assert list(stranger.caches.list()) == []
+            with pytest.raises(errors.APIError) as hidden:
+                stranger.caches.get(name=cache.name)
+            assert hidden.value.code == 404
+
+
+def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_reports_it(tmp_path) -> None:
+    ledger = str(tmp_path / "ledger.duckdb")
+    with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
+        loaded = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
+                                                     "endpoint_url": bedrock, "model": BEDROCK_SONNET}}})
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            cache = client.caches.create(model="sonnet", config=types.CreateCachedContentConfig(
+                contents=[types.Content(role="user", parts=[types.Part(text=BOOK * 8)])], system_instruction=RULES))
+            asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
+            first = client.models.generate_content(model="sonnet", contents="What is it?", config=asked)
+            again = client.models.generate_content(model="sonnet", contents="And then?", config=asked)
+    assert not first.usage_metadata.cached_content_token_count  # Bedrock wrote the prefix (over its 1,024 minimum)
+    assert again.usage_metadata.cached_content_token_count > 1024  # and read it back
+    write, read = ok_rows(ledger, 2)
+    entry = default_catalog().lookup(BEDROCK_SONNET, "us-east-1")
+    assert write.cache_write_tokens > 1024 and write.cache_read_tokens == 0
+    assert read.cache_read_tokens == write.cache_write_tokens and read.cache_write_tokens == 0
+    assert read.cache_read_cost_usd == read.cache_read_tokens * entry.cache_read / 10**6
+    assert write.cache_write_cost_usd == write.cache_write_tokens * entry.cache_write / 10**6
