@@ -467,3 +467,20 @@ def test_an_upstream_client_error_without_a_google_status_is_invalid_argument(tm
             client.models.generate_content(model="once", contents="hi")
     upstream.close()
     assert (failed.value.code, failed.value.status) == (422, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("model", ["g", "fast"])
+def test_every_streamed_chunk_has_a_content_as_gemini_sends_it(served, model) -> None:
+    """LlamaIndex's GoogleGenAI reads `candidate.content.parts` on each chunk of a streamed structured answer: the
+    gateway's last chunk (finish reason and usage) had no content, and the stream failed at its end."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    config = types.GenerateContentConfig(max_output_tokens=64, response_mime_type="application/json",
+                                         response_json_schema=schema)
+    chunks = list(served[0].models.generate_content_stream(model=model, contents="Count", config=config))
+    text = ""
+    for chunk in chunks:
+        parts = chunk.candidates[0].content.parts or []  # as llama_index.llms.google_genai reads it
+        text += parts[0].text if parts and parts[0].text else ""
+    assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].candidates[0].content.role == "model"
+    if model == "g":
+        assert json.loads(text) == {"n": 1}

@@ -400,7 +400,8 @@ def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[byte
         for event in answer(engine, call):
             if event[0] == "finish":
                 _, candidates, thoughts, finish = event
-                last: dict[str, Any] = {"finishReason": finish, "index": 0}
+                # a content without parts, as Gemini sends its last chunk
+                last: dict[str, Any] = {"content": {"role": "model", "parts": []}, "finishReason": finish, "index": 0}
                 if call.grounding is not None:  # sent with the last chunk, as Gemini does
                     last["groundingMetadata"] = call.grounding
                 yield sse(

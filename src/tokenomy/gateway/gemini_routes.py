@@ -120,9 +120,9 @@ class ChunkWriter:
         return f"{opening}{text}{']' if last else ''}".encode()
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
-        candidate: dict[str, Any] = {"index": 0}
-        if parts:
-            candidate["content"] = {"role": "model", "parts": parts}
+        # Every chunk has a content, the last one's without parts as Gemini sends it: clients read candidate.content on
+        # each chunk (LlamaIndex's streamed structured output failed on the gateway's last chunk, which had none).
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
         if final is not None:  # the last chunk: why the answer ended, and its usage
             candidate["finishReason"] = finish_reason(final)

@@ -38,7 +38,7 @@ from tokenomy.providers.base import (
     retry_after_seconds,
 )
 from tokenomy.providers.bedrock import _is_loopback
-from tokenomy.providers.refusals import ALL_BLOCKS
+from tokenomy.providers.refusals import ALL_BLOCKS, fields_to_carry
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
@@ -58,7 +58,7 @@ def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str,
     """The caller's pass-through fields for the body, and its anthropic-beta header (the gateway's /v1/messages).
     A pass-through `output_config` (its effort, say) joins the one mapped from the request (its JSON schema), since
     the body's copy would replace the mapped one whole."""
-    extra = dict(request.extra)
+    extra = fields_to_carry(request.extra)
     beta = extra.pop(BETA_HEADER, None)
     sent, mapped = extra.get("output_config"), params.get("output_config")
     if isinstance(sent, dict) and mapped:

@@ -31,6 +31,7 @@ from tokenomy.providers.refusals import (
     BLOCK_NAMES,
     Unsupported,
     anthropic_tool_fields_refusal,
+    fields_to_carry,
     first_unaccepted,
     freeform_refusal,
     one_hour_cache_refusal,
@@ -188,7 +189,7 @@ class Provider:
             if refused is not None:
                 return refused
         if self.accepts_extra is not None:
-            for key in request.extra:
+            for key in fields_to_carry(request.extra):
                 if key not in self.accepts_extra:
                     return Unsupported("field `{where}`", field=key)
         if request.user is not None and not self.accepts_user:

@@ -48,6 +48,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.refusals import fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 IMAGE_FORMATS = {
@@ -391,7 +392,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     if tool_config is not None:
         params["toolConfig"] = tool_config
     additional: dict[str, Any] = {}
-    for key, value in request.extra.items():
+    for key, value in fields_to_carry(request.extra).items():
         if key in CONVERSE_OWN_FIELDS:
             raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
         if key in CONVERSE_UNPRICED_FIELDS:

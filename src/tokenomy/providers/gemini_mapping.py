@@ -38,6 +38,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.refusals import fields_to_carry
 
 # Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
 # (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is
@@ -280,7 +281,7 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
                 raise refuse(model, "reasoning_effort", f"takes {', '.join(EFFORT_LEVELS)} (got {reasoning.effort!r})")
             thinking["thinking_level"] = level
         config["thinking_config"] = thinking
-    for key, value in request.extra.items():
+    for key, value in fields_to_carry(request.extra).items():
         if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens
             config.setdefault("max_output_tokens", int(value))
         elif key == "tools" and isinstance(value, list):  # built-in tools (googleSearch), beside the declarations

@@ -6,6 +6,7 @@ a route may reach, so nothing is sent to a model that would drop it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
@@ -30,6 +31,17 @@ BLOCK_NAMES = {
     ToolResultBlock: "tool result",
     ReasoningBlock: "reasoning",
 }
+
+
+# Pass-through fields at a value that asks nothing of an API without them: OpenAI's `store: false` (its default for
+# chat completions: nothing is kept), which the OpenAI Agents SDK sends from ModelSettings(store=False). OpenAI-format
+# servers get it as sent; every other API leaves it out rather than refusing a request it can serve as asked.
+ASK_NOTHING_WHEN_FALSE = frozenset({"store"})
+
+
+def fields_to_carry(extra: dict[str, Any]) -> dict[str, Any]:
+    """The pass-through fields an API other than OpenAI's must carry or refuse: all but those asking nothing."""
+    return {k: v for k, v in extra.items() if not (v is False and k in ASK_NOTHING_WHEN_FALSE)}
 
 
 def with_article(noun: str) -> str:
