@@ -349,12 +349,14 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
 def _message_cache_point(m: Any, where: str) -> CachePoint:
     """The cache point message `m` (at `where`) asks for, on itself or on its last content part (False for none).
     One on an earlier part is refused, not moved: the cache would end later than the caller asked."""
-    point: CachePoint = False
     extra = m.__pydantic_extra__
+    content = m.content
+    if not extra and type(content) is not list:  # most messages: no extra fields, no parts
+        return False
+    point: CachePoint = False
     control = extra.get("cache_control") if extra else None
     if control is not None:
         point = cache_control_point(control, f"{where}.cache_control")
-    content = m.content
     if type(content) is list:
         last = len(content) - 1
         for i, part in enumerate(content):
