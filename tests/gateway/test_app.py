@@ -88,6 +88,22 @@ def test_errors_have_openais_shape(ledger_path):
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
 
 
+@pytest.mark.parametrize("fields, param", [
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, 1]}]}, "messages[0].content[1]"),
+    ({"messages": [{"role": "system", "content": [[]]}, {"role": "user", "content": "x"}]}, "messages[0].content[0]"),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [1]},
+                   {"role": "user", "content": "y"}]}, "messages[1].tool_calls[0]"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": ["get_weather"]}, "tools[0]"),
+])
+def test_a_content_part_tool_call_or_tool_that_is_no_object_is_a_400_naming_its_place(ledger_path, fields, param):
+    # The schema copied every part, call and tool as a dict only to refuse what is none (as
+    # `messages.0.content.str: Input should be a valid string` for a part); the mapping reads them and names the place.
+    with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
+        bad = httpx.post(url + "/v1/chat/completions", json={"model": "fast", **fields})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param
+        assert bad.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_what_it_serves(ledger_path):
     # These were FastAPI's {"detail": "Not Found"}: not OpenAI's shape (the SDK's error had no message or code)
     # and no word on what the gateway does serve.

@@ -10,6 +10,7 @@ dropped: a part or key this mapping does not know is a 400.
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -92,12 +93,22 @@ def parse_tags(header: str | None) -> dict[str, str]:
 def data_url(url: str, where: str, suffix: str = "") -> tuple[str, str]:
     """(media type, base64 text) of a `data:<type>;base64,<data>` URL whose payload is checked, not decoded.
     `where` + `suffix` names it in an error (joined only then)."""
-    head, sep, payload = url.partition(",")
+    found = split_data_url(url)
+    if found is not None:
+        return found
+    head, sep, _ = url.partition(",")
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
         raise RequestError(where + suffix, "expected a data URL `data:<media type>;base64,<data>`")
-    if not valid_base64(payload):
-        raise RequestError(where + suffix, "the data URL's payload is not valid base64")
-    return head[5:-7], payload
+    raise RequestError(where + suffix, "the data URL's payload is not valid base64")
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 text) of a valid `data:<type>;base64,<data>` URL; None for anything else (`data_url`
+    says why, for a request it refuses)."""
+    head, sep, payload = url.partition(",")
+    if sep and head.startswith("data:") and head.endswith(";base64") and valid_base64(payload):
+        return head[5:-7], payload
+    return None
 
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -139,18 +150,20 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
         if not isinstance(text, str):
             raise RequestError(f"{message}.content[{index}].{kind}", "required: a string")
         return TextBlock(text)
-    where = f"{message}.content[{index}]"
     if kind == "image_url":
         image = part.get("image_url") or {}
         if not fits(image, IMAGE_KEYS):
-            bad_shape(image, IMAGE_KEYS, f"{where}.image_url")
+            bad_shape(image, IMAGE_KEYS, f"{message}.content[{index}].image_url")
         url = image.get("url")
-        if not isinstance(url, str) or not url:
-            raise RequestError(f"{where}.image_url.url", "required: an http(s) URL or a base64 data URL")
+        if not url:  # (`fits` found it a string or null)
+            raise RequestError(
+                f"{message}.content[{index}].image_url.url", "required: an http(s) URL or a base64 data URL"
+            )
         if url.startswith("data:"):
-            media_type, text = data_url(url, where, ".image_url.url")
-            return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
+            found = split_data_url(url) or data_url(url, f"{message}.content[{index}]", ".image_url.url")
+            return ImageBlock(found[0], None, None, image.get("detail"), found[1])
         return ImageBlock(url=url, detail=image.get("detail"))
+    where = f"{message}.content[{index}]"
     if kind == "file":
         file = only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
         if file.get("file_id"):
@@ -211,19 +224,10 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
         raise RequestError(
             f"{message}.tool_calls[{index}]", 'expected {"id", "type": "function", "function": {"name", "arguments"}}'
         )
-    arguments = function.get("arguments")
-    if arguments is None:
-        arguments = ""
-    if not isinstance(arguments, str):
-        raise RequestError(
-            f"{message}.tool_calls[{index}].function.arguments", "expected a string (the arguments as JSON text)"
-        )
+    arguments = function.get("arguments") or ""  # (`fits` found the id and arguments strings or null)
     parsed = json_arguments(arguments) if arguments else {}
     return ToolUseBlock(
-        id=str(call.get("id") or ""),
-        name=function["name"],
-        input=parsed if isinstance(parsed, dict) else {"value": parsed},
-        arguments=arguments,
+        call.get("id") or "", function["name"], parsed if isinstance(parsed, dict) else {"value": parsed}, arguments
     )
 
 
@@ -244,12 +248,10 @@ ASSISTANT_KEYS = {
 }
 
 
-def _call_signature(call: dict[str, Any], where: str) -> str | None:
-    """The thought signature `extra_content` carries on the tool call at `where`, or None; a RequestError for an
+def _call_signature(call: dict[str, Any], where: str) -> str:
+    """The thought signature the `extra_content` of the tool call at `where` carries; a RequestError for an
     `extra_content` holding anything else (it would not reach the model)."""
-    extra = call.get("extra_content")
-    if extra is None:
-        return None
+    extra = call["extra_content"]
     signature = call_signature(extra)
     if signature is None or set(extra) != {"google"} or set(extra["google"]) != {"thought_signature"}:
         raise RequestError(
@@ -347,13 +349,17 @@ def _assistant_extras(extra: dict[str, Any], where: str) -> tuple[list[Block], l
 def _message_cache_point(m: Any, where: str) -> CachePoint:
     """The cache point message `m` (at `where`) asks for, on itself or on its last content part (False for none).
     One on an earlier part is refused, not moved: the cache would end later than the caller asked."""
+    extra = m.__pydantic_extra__
+    content = m.content
+    if not extra and type(content) is not list:  # most messages: no extra fields, no parts
+        return False
     point: CachePoint = False
-    control = (m.model_extra or {}).get("cache_control")
+    control = extra.get("cache_control") if extra else None
     if control is not None:
         point = cache_control_point(control, f"{where}.cache_control")
-    if isinstance(m.content, list):
-        last = len(m.content) - 1
-        for i, part in enumerate(m.content):
+    if type(content) is list:
+        last = len(content) - 1
+        for i, part in enumerate(content):
             if isinstance(part, dict) and part.get("cache_control") is not None:
                 at = f"{where}.content[{i}].cache_control"
                 if i < last:
@@ -403,6 +409,13 @@ def _paths(content: Union[str, list[dict[str, Any]], None], where: str) -> list[
     return [f"{where}.content"] if content else []
 
 
+@functools.lru_cache(maxsize=1024)
+def message_path(index: int) -> str:
+    """`messages[index]`, the place of a message in errors and refusals (built once: an f-string for every message
+    of every request cost more than the rest of reading a short one)."""
+    return f"messages[{index}]"
+
+
 def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None) -> tuple[str | None, list[Message]]:
     """System prompt (the system and developer messages before the first turn) and the turns; a run of `tool`
     messages is one user turn, and a system or developer message after the first turn stays in its place.
@@ -413,14 +426,12 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     turns: list[Message] = []
     cached_tool = ""  # the tool message whose cache point the last turn ends with
     for i, m in enumerate(body.messages):
-        where = f"messages[{i}]"
-        extra = m.model_extra or {}
+        where = message_path(i)
+        extra = m.__pydantic_extra__ or {}  # (its slot: `model_extra` is a property, a call for every message)
         if extra and m.role != "assistant":
             key = next((k for k in extra if k != "cache_control"), None)
             if key is not None:
                 raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
-        if m.role == "function":
-            raise RequestError(f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages")
         if m.role in ("system", "developer"):
             if m.name:
                 raise RequestError(f"{where}.name", "names on system messages are not carried; remove it")
@@ -465,15 +476,16 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 extra = _litellm_copy(extra, where)
             before, after = _assistant_extras(extra, where) if extra else ([], [])
             blocks = before + _blocks(m.content, where, assistant=True) + after
-            calls: list[str] = []  # each call block's path (a thought signature's block comes right before it)
+            calls: list[str] = []  # with `origins`: each call block's path (a signature's block comes before it)
             for j, c in enumerate(m.tool_calls or []):
                 block = _tool_call(c, where, j)
-                signature = _call_signature(c, f"{where}.tool_calls[{j}]")
-                if signature is not None:
-                    blocks.append(ReasoningBlock("", signature))
-                    calls.append(f"{where}.tool_calls[{j}].extra_content")
+                if c.get("extra_content") is not None:  # (`_tool_call` found `c` an object)
+                    blocks.append(ReasoningBlock("", _call_signature(c, f"{where}.tool_calls[{j}]")))
+                    if origins is not None:
+                        calls.append(f"{where}.tool_calls[{j}].extra_content")
                 blocks.append(block)
-                calls.append(f"{where}.tool_calls[{j}]")
+                if origins is not None:
+                    calls.append(f"{where}.tool_calls[{j}]")
             fields = _openai_fields(extra, where) if extra else None
             turns.append(Message("assistant", blocks, _message_cache_point(m, where), m.name, fields))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
@@ -485,6 +497,10 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 paths += [f"{where}.refusal"] * len(after)
                 origins.append(Origin(where, paths + calls))
         else:
+            if m.role == "function":
+                raise RequestError(
+                    f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages"
+                )
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
             turns.append(Message("user", _blocks(m.content, where), _message_cache_point(m, where), name=m.name))
@@ -538,7 +554,9 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     system, turns = to_messages(body)
     system_cache_point, system_breaks = _system_cache(body) if system else (False, ())
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    caps = [c for c in (body.max_completion_tokens, body.max_tokens) if c is not None]
+    cap, other = body.max_completion_tokens, body.max_tokens
+    if cap is None or (other is not None and other < cap):
+        cap = other
     meta = RequestMeta(
         task=headers.get("x-tokenomy-task") or route.task,
         tags=parse_tags(headers.get("x-tokenomy-tags")),
@@ -550,7 +568,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         messages=turns,
         model=route.model or body.model,
         system=system,
-        max_tokens=min(c for c in caps) if caps else None,
+        max_tokens=cap,
         max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
         temperature=body.temperature,
         top_p=body.top_p,

@@ -58,31 +58,42 @@ def _custom_tool(tool: dict[str, Any], where: str) -> ToolSpec:
 def tools_of(body: ChatCompletionRequest) -> list[ToolSpec]:
     tools = []
     for i, tool in enumerate(body.tools or []):
-        if isinstance(tool, dict) and tool.get("type") == "custom":
-            tools.append(_custom_tool(tool, f"tools[{i}]"))
-            continue
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and tool.get("type") == "function":
-            if not fits(tool, TOOL_KEYS):
-                bad_shape(tool, TOOL_KEYS, f"tools[{i}]")
-            if not fits(function, TOOL_FUNCTION_KEYS):
-                bad_shape(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
-        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-            raise RequestError(
-                f"tools[{i}]",
-                'only function tools ({"type": "function", "function": {"name", '
-                '"parameters"}}) and custom tools ({"type": "custom", "custom": {"name", "format"}}) are supported by '
-                "this gateway",
-            )
-        tools.append(
-            ToolSpec(
-                function["name"],
-                function.get("description"),
-                function.get("parameters") or {"type": "object", "properties": {}},
-                function.get("strict"),
-            )
-        )
+        # A function tool of the usual shape, read in one pass (this runs for every tool of every request); anything
+        # else is a custom tool, or refused naming why (`_tool`).
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            function: Any = tool.get("function")
+            if fits(tool, TOOL_KEYS) and fits(function, TOOL_FUNCTION_KEYS) and function.get("name"):
+                schema = function.get("parameters") or {"type": "object", "properties": {}}
+                tools.append(ToolSpec(function["name"], function.get("description"), schema, function.get("strict")))
+                continue
+        tools.append(_tool(tool, i))
     return tools
+
+
+def _tool(tool: Any, i: int) -> ToolSpec:
+    """`tools[i]` when it is not a function tool of the usual shape: a custom tool, or a RequestError naming what is
+    wrong."""
+    if isinstance(tool, dict) and tool.get("type") == "custom":
+        return _custom_tool(tool, f"tools[{i}]")
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if isinstance(function, dict) and tool.get("type") == "function":
+        if not fits(tool, TOOL_KEYS):
+            bad_shape(tool, TOOL_KEYS, f"tools[{i}]")
+        if not fits(function, TOOL_FUNCTION_KEYS):
+            bad_shape(function, TOOL_FUNCTION_KEYS, f"tools[{i}].function")
+    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+        raise RequestError(
+            f"tools[{i}]",
+            'only function tools ({"type": "function", "function": {"name", '
+            '"parameters"}}) and custom tools ({"type": "custom", "custom": {"name", "format"}}) are supported by '
+            "this gateway",
+        )
+    return ToolSpec(
+        function["name"],
+        function.get("description"),
+        function.get("parameters") or {"type": "object", "properties": {}},
+        function.get("strict"),
+    )
 
 
 def tool_choice_of(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:

@@ -40,9 +40,9 @@ MAPPED = {
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: Union[str, list[dict[str, Any]], None] = None
+    content: Union[str, list[Any], None] = None
     name: Optional[str] = None
-    tool_calls: Optional[list[dict[str, Any]]] = None
+    tool_calls: Optional[list[Any]] = None
     tool_call_id: Optional[str] = None
 
 
@@ -72,7 +72,7 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: Optional[float] = Field(None, ge=-2, le=2)
     stream: Optional[bool] = False
     stream_options: Optional[StreamOptions] = None
-    tools: Optional[list[dict[str, Any]]] = None
+    tools: Optional[list[Any]] = None
     tool_choice: Union[str, dict[str, Any], None] = None
     parallel_tool_calls: Optional[bool] = None
     response_format: Optional[dict[str, Any]] = None

@@ -188,22 +188,34 @@ def _prefix_hash(prefix: str) -> tuple[str | None, int]:
     return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
 
 
+@lru_cache(maxsize=64)
+def _tools_digest(tools: str) -> Any:
+    """SHA-256 fed the tools' JSON and the separator after it, to be copied and fed the rest of a prefix: an agent
+    sends the same tools with every request, and hashing their schemas each time cost more than the rest of the
+    request's fingerprints."""
+    return hashlib.sha256(tools.encode() + b"\x00")
+
+
 def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
     """(prompt hash, prefix hash, prefix tokens) in one pass: each turn's text is joined once, not twice (a turn
     with tool results or parts has its text built from its blocks). The prompt hash covers the system prompt and
     every turn, so repeats can be found without storing text; the prefix is what a prompt cache can reuse across
-    calls (tools, system prompt, earlier turns), None when empty."""
+    calls (tools, system prompt, earlier turns), None when empty.
+
+    The prompt is the system prompt, then each turn as `\\x00<role>\\x01<text>`; the prefix is the tools' JSON, the
+    system prompt and each earlier turn, joined by `\\x00`: that is the prompt without its last turn, after the
+    tools."""
     system = request.system or ""
-    digest = hashlib.sha256(system.encode())
-    prefix = [tools_json(request)] if request.tools else []
-    prefix.append(system)
-    last = len(request.messages) - 1
-    for i, message in enumerate(request.messages):
-        text = message.text
-        digest.update(b"\x00" + message.role.encode() + b"\x01" + text.encode())
-        if i < last:
-            prefix.append(f"{message.role}\x01{text}")
-    return (digest.hexdigest()[:32], *_prefix_hash("\x00".join(prefix)))
+    turns = [f"\x00{message.role}\x01{message.text}" for message in request.messages]
+    prompt = system + "".join(turns)
+    earlier = prompt[: len(prompt) - len(turns[-1])] if turns else prompt
+    prompt_hash = hashlib.sha256(prompt.encode()).hexdigest()[:32]
+    if not request.tools:
+        return (prompt_hash, *_prefix_hash(earlier))
+    tools = tools_json(request)
+    digest = _tools_digest(tools).copy()
+    digest.update(earlier.encode())
+    return prompt_hash, digest.hexdigest()[:32], (len(tools) + 1 + len(earlier) + 3) // 4
 
 
 def event_from_response(
