@@ -160,8 +160,8 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
                 f"{message}.content[{index}].image_url.url", "required: an http(s) URL or a base64 data URL"
             )
         if url.startswith("data:"):
-            found = split_data_url(url) or data_url(url, f"{message}.content[{index}]", ".image_url.url")
-            return ImageBlock(found[0], None, None, image.get("detail"), found[1])
+            media_type, text = split_data_url(url) or data_url(url, f"{message}.content[{index}]", ".image_url.url")
+            return ImageBlock(media_type=media_type, detail=image.get("detail"), base64=text)
         return ImageBlock(url=url, detail=image.get("detail"))
     where = f"{message}.content[{index}]"
     if kind == "file":
