@@ -489,6 +489,9 @@ class StreamChunk:
     block: ProviderBlock | None = None
     # The citations of the text in `delta`, which is then a cited text block of its own, whole (Claude's citations).
     citations: list[dict[str, Any]] | None = None
+    # The input and cache counts the upstream reported as its answer began (Anthropic's message_start), on the first
+    # piece after them: a Messages API stream passes them on in its own message_start.
+    start_usage: Usage | None = None
 
     @property
     def has_content(self) -> bool:

@@ -623,3 +623,22 @@ def test_a_one_hour_cache_point_from_chat_completions_is_refused_where_no_1_hour
     messages = [{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "1h"}}]
     answer = httpx.post(gateway + "/v1/chat/completions", json={"model": "gpt", "messages": messages})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "messages[0]", answer.text
+
+
+def test_message_start_carries_an_anthropic_upstreams_input_and_cache_counts(gateway, scripted, sdk) -> None:
+    """Claude Code and the SDK's stream helpers read the input and cache counts in message_start: the gateway sent
+    0 there whatever the upstream said."""
+    scripted.usage = {"input_tokens": 31, "output_tokens": 1, "cache_creation_input_tokens": 7,
+                      "cache_read_input_tokens": 1200}
+    try:
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            events = list(stream)
+    finally:
+        scripted.usage = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": 0}
+    assert events[0].type == "message_start"
+    start = events[0].message.usage
+    assert (start.input_tokens, start.cache_read_input_tokens, start.cache_creation_input_tokens) == (31, 1200, 7)
+    [delta] = [e for e in events if e.type == "message_delta"]  # the final counts repeat them, as the API's do
+    assert (delta.usage.input_tokens, delta.usage.cache_read_input_tokens, delta.usage.output_tokens) == (31, 1200, 2)
+

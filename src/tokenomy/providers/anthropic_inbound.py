@@ -20,6 +20,7 @@ from tokenomy.messages import (
     TextBlock,
     ToolChoice,
     ToolSpec,
+    Usage,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
 from tokenomy.providers.refusals import Unsupported
@@ -399,8 +400,16 @@ def stop_reason(response: ChatResponse) -> str:
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    usage = response.usage
-    body = {
+    body = usage_fields(response.usage)
+    used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
+    if used:  # the web searches Anthropic ran (and billed), as it counted them
+        body["server_tool_use"] = used
+    return body
+
+
+def usage_fields(usage: Usage) -> dict[str, Any]:
+    """Token counts as the Messages API's usage object names them."""
+    return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -410,10 +419,6 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
         },
     }
-    used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
-    if used:  # the web searches Anthropic ran (and billed), as it counted them
-        body["server_tool_use"] = used
-    return body
 
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:
