@@ -590,7 +590,7 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
     ]
     chat.chat.completions.create(model="claude", messages=messages, tools=[WEATHER_TOOL], max_tokens=5)
     body = scripted.requests[-1][1]
-    assert body["system"] == [{"type": "text", "text": "Rules.\n", "cache_control": CACHED},
+    assert body["system"] == [{"type": "text", "text": "Rules.", "cache_control": CACHED},
                               {"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]
     assert body["tools"][0]["cache_control"] == CACHED
     user, _, result, last = body["messages"]
@@ -642,3 +642,15 @@ def test_message_start_carries_an_anthropic_upstreams_input_and_cache_counts(gat
     [delta] = [e for e in events if e.type == "message_delta"]  # the final counts repeat them, as the API's do
     assert (delta.usage.input_tokens, delta.usage.cache_read_input_tokens, delta.usage.output_tokens) == (31, 1200, 2)
 
+
+def test_a_cache_point_between_system_messages_sends_each_text_as_written(gateway, scripted) -> None:
+    """Two opening system messages, the first marked (OpenCode's and LiteLLM's cache_control): Claude got the first
+    block with a newline the caller never wrote ("You are OpenCode.\\n"), so the cached prefix was not the caller's."""
+    first, second = "You are OpenCode.", "Project rules:\nbe brief."
+    body = {"model": "claude", "max_tokens": 5, "messages": [
+        {"role": "system", "content": first, "cache_control": {"type": "ephemeral"}},
+        {"role": "system", "content": second}, {"role": "user", "content": "hello"}]}
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
+    client.chat.completions.create(**body)
+    assert [block["text"] for block in scripted.requests[-1][1]["system"]] == [first, second]
+    assert scripted.requests[-1][1]["system"][0]["cache_control"] == {"type": "ephemeral"}

@@ -119,15 +119,16 @@ def _check_numbers(body: dict[str, Any]) -> None:
             raise ValueError(f"{name}: Input should be {span} (got {value})")
 
 
-def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, CachePoint], ...]]:
+def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, int, CachePoint], ...]]:
     """The system prompt's text (its blocks joined by newlines), the cache point it ends with, and the cache points
-    of blocks before the last (where in the text each ends): Claude Code marks both of its system blocks."""
+    of blocks before the last (where in the text each ends, and the next begins): Claude Code marks both of its
+    system blocks."""
     if system is None or isinstance(system, str):
         return system, False, ()
     if not isinstance(system, list):
         raise ValueError("system: Input should be a string or a list of text blocks")
     blocks = blocks_from_anthropic(system, "system", request=True)
-    breaks: list[tuple[int, CachePoint]] = []
+    breaks: list[tuple[int, int, CachePoint]] = []
     end = -1  # where the text so far ends (before the first block: nothing, and no separator)
     for i, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
@@ -135,7 +136,7 @@ def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, Cache
         end += 1 + len(block.text)
         found = _cached(system[i], f"system.{i}") if i < len(blocks) - 1 else None
         if found is not None:
-            breaks.append((end, found[1]))
+            breaks.append((end, end + 1, found[1]))  # the next block begins after the newline
     last = _cached(system[-1], f"system.{len(system) - 1}") if system else None
     text = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     return text, False if last is None else last[1], tuple(breaks)
