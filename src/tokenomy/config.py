@@ -55,6 +55,10 @@ PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "": "remove it",
         },
     ),
+    "empty_tool_call_content": (
+        ("openai",),
+        {"": "it shapes OpenAI-compatible servers' requests (provider: openai); remove it"},
+    ),
     "timeout_s": (
         ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex"),
         {"": "the built-in model runs in this process, with no upstream to wait for; remove it"},
@@ -84,6 +88,12 @@ class ModelConfig(_Strict):
     )
     system_prompt: Optional[str] = Field(
         None, description="instructions added before every system prompt (house style, or a benchmark variant)"
+    )
+    empty_tool_call_content: Optional[bool] = Field(
+        None,
+        description="send an assistant's tool calls without text as content \"\" instead of null: llama-cpp-python's "
+        "server answers 500 to null (the second turn of every tool loop); OpenAI and Bedrock-fronting proxies refuse "
+        '"", so only set it for a server that needs it',
     )
     timeout_s: Optional[float] = Field(
         None,
@@ -291,6 +301,8 @@ def _options(m: ModelConfig) -> tuple[tuple[str, Any], ...]:
         options.append(("project", m.project))
     if m.timeout_s is not None:
         options.append(("timeout_s", m.timeout_s))
+    if m.empty_tool_call_content:
+        options.append(("empty_tool_call_content", True))
     return tuple(options)
 
 

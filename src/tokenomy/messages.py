@@ -317,10 +317,11 @@ class ChatRequest:
     prompt_cache_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     system_cache_point: CachePoint = False
-    # Cache points inside the system prompt, before its end: (where in `system` the cached part ends, its point). A
+    # Cache points inside the system prompt, before its end: (where in `system` the cached part ends, where the next
+    # part begins, its point); between the two is the separator that joined the caller's blocks or messages. A
     # Messages API caller may mark any system block (Claude Code marks both of its own); Anthropic and Bedrock get
-    # the prompt cut there, the other providers cache without points.
-    system_breaks: tuple[tuple[int, CachePoint], ...] = ()
+    # the prompt cut there, without the separator, the other providers cache without points.
+    system_breaks: tuple[tuple[int, int, CachePoint], ...] = ()
     tools_cache_point: CachePoint = False
     region: str | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
@@ -357,14 +358,14 @@ class ChatRequest:
 
     def system_parts(self) -> list[tuple[str, CachePoint]]:
         """The system prompt cut at its cache points: (text, the cache point it ends with, False for none), the last
-        part ending with `system_cache_point`. The separator a break stands on (the newline that joined the caller's
-        blocks) is left out, so the caller's blocks come back as sent."""
+        part ending with `system_cache_point`. The separator at a break (the newlines that joined the caller's blocks
+        or messages) is left out, so the caller's text comes back as sent, with nothing added."""
         text = self.system or ""
         parts: list[tuple[str, CachePoint]] = []
         start = 0
-        for end, point in self.system_breaks:
+        for end, resume, point in self.system_breaks:
             parts.append((text[start:end], point))
-            start = end + 1
+            start = resume
         return [*parts, (text[start:], self.system_cache_point)]
 
     def count_blocks(self, kind: type) -> int:
@@ -377,7 +378,7 @@ class ChatRequest:
         if self.tools_cache_point == ONE_HOUR:
             return None, "tools"
         if self.system_cache_point == ONE_HOUR or (
-            self.system_breaks and any(point == ONE_HOUR for _, point in self.system_breaks)
+            self.system_breaks and any(point == ONE_HOUR for *_, point in self.system_breaks)
         ):  # (a generator only when there are breaks: this runs several times on every request)
             return None, "system"
         for i, message in enumerate(self.messages):
@@ -489,6 +490,9 @@ class StreamChunk:
     block: ProviderBlock | None = None
     # The citations of the text in `delta`, which is then a cited text block of its own, whole (Claude's citations).
     citations: list[dict[str, Any]] | None = None
+    # The input and cache counts the upstream reported as its answer began (Anthropic's message_start), on the first
+    # piece after them: a Messages API stream passes them on in its own message_start.
+    start_usage: Usage | None = None
 
     @property
     def has_content(self) -> bool:

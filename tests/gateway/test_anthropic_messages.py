@@ -32,6 +32,7 @@ def upstream():
 def gateway(upstream, tmp_path_factory):
     config = parse_config({"models": {
         "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+        "opus": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": upstream[1]},
         # An OpenAI-format model; the tests here never call it (port 9 has no server).
         "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
                 "price_as": "gpt-4o-mini"}},
@@ -523,14 +524,11 @@ def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
     chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    chat.chat.completions.create(model="claude", max_tokens=2000, messages=ASK, reasoning_effort="low",
+    chat.chat.completions.create(model="opus", max_tokens=2000, messages=ASK, reasoning_effort="low",
                                  extra_body={"thinking": {"type": "adaptive"}})
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
     sent = len(scripted.requests)
-    with pytest.raises(openai.BadRequestError) as refused:  # an effort alone still names both ways to think
-        chat.chat.completions.create(model="claude", max_tokens=2000, messages=ASK, reasoning_effort="low")
-    assert refused.value.body["param"] == "reasoning_effort" and "adaptive" in refused.value.body["message"]
     with pytest.raises(openai.BadRequestError) as refused:  # OpenAI's models take an effort, not "adaptive" alone
         chat.chat.completions.create(model="gpt", max_tokens=20, messages=ASK,
                                      extra_body={"thinking": {"type": "adaptive"}})
@@ -590,7 +588,7 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
     ]
     chat.chat.completions.create(model="claude", messages=messages, tools=[WEATHER_TOOL], max_tokens=5)
     body = scripted.requests[-1][1]
-    assert body["system"] == [{"type": "text", "text": "Rules.\n", "cache_control": CACHED},
+    assert body["system"] == [{"type": "text", "text": "Rules.", "cache_control": CACHED},
                               {"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]
     assert body["tools"][0]["cache_control"] == CACHED
     user, _, result, last = body["messages"]
@@ -623,3 +621,80 @@ def test_a_one_hour_cache_point_from_chat_completions_is_refused_where_no_1_hour
     messages = [{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "1h"}}]
     answer = httpx.post(gateway + "/v1/chat/completions", json={"model": "gpt", "messages": messages})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "messages[0]", answer.text
+
+
+def test_message_start_carries_an_anthropic_upstreams_input_and_cache_counts(gateway, scripted, sdk) -> None:
+    """Claude Code and the SDK's stream helpers read the input and cache counts in message_start: the gateway sent
+    0 there whatever the upstream said."""
+    scripted.usage = {"input_tokens": 31, "output_tokens": 1, "cache_creation_input_tokens": 7,
+                      "cache_read_input_tokens": 1200}
+    try:
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            events = list(stream)
+    finally:
+        scripted.usage = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": 0}
+    assert events[0].type == "message_start"
+    start = events[0].message.usage
+    assert (start.input_tokens, start.cache_read_input_tokens, start.cache_creation_input_tokens) == (31, 1200, 7)
+    [delta] = [e for e in events if e.type == "message_delta"]  # the final counts repeat them, as the API's do
+    assert (delta.usage.input_tokens, delta.usage.cache_read_input_tokens, delta.usage.output_tokens) == (31, 1200, 2)
+
+
+def test_a_cache_point_between_system_messages_sends_each_text_as_written(gateway, scripted) -> None:
+    """Two opening system messages, the first marked (OpenCode's and LiteLLM's cache_control): Claude got the first
+    block with a newline the caller never wrote ("You are OpenCode.\\n"), so the cached prefix was not the caller's."""
+    first, second = "You are OpenCode.", "Project rules:\nbe brief."
+    body = {"model": "claude", "max_tokens": 5, "messages": [
+        {"role": "system", "content": first, "cache_control": {"type": "ephemeral"}},
+        {"role": "system", "content": second}, {"role": "user", "content": "hello"}]}
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
+    client.chat.completions.create(**body)
+    assert [block["text"] for block in scripted.requests[-1][1]["system"]] == [first, second]
+    assert scripted.requests[-1][1]["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_provider(upstream, tmp_path,
+                                                                                       monkeypatch) -> None:
+    """Anthropic's effort parameter is for Claude Opus 4.5 and the 4.6 and later models. Claude Sonnet 4.5's
+    reasoning_effort was sent to Bedrock as outputConfig.effort but refused on Anthropic's API, and Opus 4.5's was
+    refused on Anthropic's API (it asked for adaptive thinking, which Opus 4.5 does not have): now both providers
+    carry it to the models that take it and refuse it, naming the model, for the others."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.providers import converse_mapping
+
+    scripted, anthropic_url = upstream
+    scripted.requests.clear()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    sent: list[dict] = []
+    original = converse_mapping.to_converse_params
+    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        def on_bedrock(model: str) -> dict:
+            return {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": model}
+
+        config = parse_config({"models": {
+            "sonnet-api": {"provider": "anthropic", "model": SONNET, "base_url": anthropic_url},
+            "opus-api": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": anthropic_url},
+            "sonnet-bedrock": on_bedrock("anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            "opus-bedrock": on_bedrock("anthropic.claude-opus-4-5-20251101-v1:0")}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for route in ("opus-api", "opus-bedrock"):
+                chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
+            assert scripted.requests[-1][1]["output_config"] == {"effort": "low"}
+            assert "thinking" not in scripted.requests[-1][1]
+            assert sent[-1]["outputConfig"] == {"effort": "low"}
+            calls = (len(scripted.requests), len(sent))
+            for route in ("sonnet-api", "sonnet-bedrock"):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
+                body = refused.value.body
+                assert body["param"] == "reasoning_effort", body
+                assert "claude-sonnet-4-5-20250929" in body["message"] and "takes no effort level" in body["message"]
+                assert '"budget_tokens": N' in body["message"]
+            assert (len(scripted.requests), len(sent)) == calls  # refused before any call

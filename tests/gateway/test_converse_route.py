@@ -24,6 +24,7 @@ from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+OPUS = "anthropic.claude-opus-4-5-20251101-v1:0"  # takes an effort level (Claude 3 Haiku does not)
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
 PDF = b"%PDF-1.4\n" + bytes(range(256))
 WEATHER = {"toolSpec": {"name": "get_weather", "description": "Weather in a city",
@@ -49,6 +50,7 @@ def served(tmp_path, monkeypatch):
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
         config = parse_config({"models": {
             "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+            "opus": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": OPUS},
             "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
             "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
                           "inputs": ["text"]}}})
@@ -241,11 +243,11 @@ def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_a
     assert json.loads(sent[-1]["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"]) == schema
     assert "additionalModelRequestFields" not in sent[-1]
     effort = {**body, "additionalModelRequestFields": {"output_config": {"effort": "high"}}}
-    assert httpx.post(f"{url}/model/haiku/converse", json=effort).status_code == 200
+    assert httpx.post(f"{url}/model/opus/converse", json=effort).status_code == 200
     assert sent[-1]["outputConfig"] == {"effort": "high"} and "additionalModelRequestFields" not in sent[-1]
     twice = {**body, "outputConfig": {"effort": "low"}, "additionalModelRequestFields": {"output_config": {
         "effort": "high"}}}
-    refused = httpx.post(f"{url}/model/haiku/converse", json=twice)
+    refused = httpx.post(f"{url}/model/opus/converse", json=twice)
     assert refused.status_code == 400 and "output_config.effort: send the effort once" in refused.json()["message"]
 
 

@@ -194,7 +194,8 @@ def test_adaptive_thinking_is_each_providers_own():
     # is a dynamic budget (-1), or a thinking level when an effort guides it.
     turns = [{"role": "user", "content": "hi"}]
     adaptive = {"thinking": {"type": "adaptive"}}
-    converse = to_converse_params(chat_request(CLAUDE_ON_BEDROCK, messages=turns, **adaptive, reasoning_effort="high"))
+    opus = "anthropic.claude-opus-4-6-v1"  # Claude 4.6: adaptive thinking and an effort
+    converse = to_converse_params(chat_request(opus, messages=turns, **adaptive, reasoning_effort="high"))
     assert converse["additionalModelRequestFields"]["thinking"] == {"type": "adaptive"}
     assert converse["outputConfig"] == {"effort": "high"}
     from tokenomy.providers.gemini_mapping import config_from_request

@@ -144,5 +144,6 @@ def test_an_output_config_key_set_twice_is_refused_and_others_join() -> None:
                                           extra={"output_config": {"effort": "high"}}))
     assert joined["output_config"] == {"effort": "high", "format": FORMAT} and "extra_body" not in joined
     with pytest.raises(ProviderError) as refused:
-        provider._params(ChatRequest(ask, model=SONNET, reasoning=adaptive, extra={"output_config": {"effort": "x"}}))
+        provider._params(ChatRequest(ask, model="claude-opus-4-5-20251101", reasoning=adaptive,  # takes an effort
+                                     extra={"output_config": {"effort": "x"}}))
     assert refused.value.param == "output_config.effort" and refused.value.status == 400

@@ -58,7 +58,8 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
             return {k: wire(v) for k, v in value.items()}
         return [wire(v) for v in value] if isinstance(value, list) else value
 
-    out = to_converse_params(request_from_converse(MODEL, wire({"messages": messages, **sent})))
+    opus = "anthropic.claude-opus-4-5-20251101-v1:0"  # takes an effort level (Sonnet 4.5 does not)
+    out = to_converse_params(request_from_converse(opus, wire({"messages": messages, **sent})))
     assert out["messages"] == messages
     text_format = out.pop("outputConfig")
     schema = text_format["textFormat"]["structure"]["jsonSchema"]

@@ -35,6 +35,7 @@ from tokenomy.providers.bedrock import BedrockProvider
 from tokenomy.providers.converse_mapping import blocks_from_converse, to_converse_params
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+OPUS = "anthropic.claude-opus-4-5-20251101-v1:0"  # takes an effort level (Sonnet 3.7 does not)
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]},
                                             "metric": {"type": "boolean"}},
            "required": ["city", "metric"], "additionalProperties": False}
@@ -467,7 +468,7 @@ def test_a_json_schema_response_format_and_an_effort_reach_converse(url) -> None
     import botocore.session
     from botocore.validate import ParamValidator
 
-    request = ChatRequest(messages=[Message("user", "Weather in Oslo, as JSON.")], model=SONNET, max_tokens=64,
+    request = ChatRequest(messages=[Message("user", "Weather in Oslo, as JSON.")], model=OPUS, max_tokens=64,
                           response_format=ResponseFormat("json_schema", WEATHER, "weather", True, "A forecast"),
                           reasoning=Reasoning(effort="high"))
     params = to_converse_params(request)

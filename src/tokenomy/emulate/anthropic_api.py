@@ -33,7 +33,17 @@ from starlette.responses import JSONResponse, StreamingResponse
 from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
 from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
 from tokenomy.emulate.anthropic_search import check_server_tool, search_events, search_tool
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.engine import (
+    Block,
+    CutShort,
+    Engine,
+    InputTooLong,
+    Prepared,
+    Turn,
+    complete_members,
+    reasoning_prepared,
+    sign_reasoning,
+)
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
@@ -309,27 +319,30 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         return
     if prepared.forced_tool is not None:
         tool = prepared.forced_tool
+        stop = "tool_use"
         try:
             arguments, tokens = engine.generate_json(prepared, tool["schema"])
+            text = json.dumps(arguments)
+        except CutShort as cut:  # the API stops at max_tokens with the partial text or tool input
+            text, tokens, stop = cut.text, cut.tokens, "max_tokens"
         except ValueError as exc:
             raise AnthropicError("api_error", f"The model could not answer in the format asked: {exc}") from None
         if tool.get("as_text"):
             yield "start", index, {"type": "text", "text": ""}
-            yield "delta", index, {"type": "text_delta", "text": json.dumps(arguments)}
+            yield "delta", index, {"type": "text_delta", "text": text}
             yield "stop", index
-            yield "finish", output_tokens + tokens, "end_turn"
+            yield "finish", output_tokens + tokens, "end_turn" if stop == "tool_use" else stop
             return
         yield (
             "start",
             index,
             {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"], "input": {}},
         )
-        text = json.dumps(arguments)
         half = len(text) // 2  # the input arrives as JSON fragments, as the API streams it
         for fragment in (text[:half], text[half:]):
             yield "delta", index, {"type": "input_json_delta", "partial_json": fragment}
         yield "stop", index
-        yield "finish", output_tokens + tokens, "tool_use"
+        yield "finish", output_tokens + tokens, stop
         return
     yield "start", index, {"type": "text", "text": ""}
     finish = "stop"
@@ -366,8 +379,8 @@ def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int,
                 block["citations"] = [*block.get("citations", []), delta["citation"]]
         elif event[0] == "finish":
             output_tokens, stop, searches = event[1], event[2], event[3] if len(event) > 3 else 0
-    for i, text in arguments.items():
-        blocks[i]["input"] = json.loads(text)
+    for i, text in arguments.items():  # a call cut by max_tokens keeps its complete members, as the API's does
+        blocks[i]["input"] = complete_members(text) if stop == "max_tokens" else json.loads(text)
     return blocks, output_tokens, stop, searches
 
 

@@ -25,7 +25,17 @@ from tokenomy.emulate.bedrock_embed import is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.engine import (
+    Block,
+    CutShort,
+    Engine,
+    InputTooLong,
+    Prepared,
+    Turn,
+    complete_members,
+    reasoning_prepared,
+    sign_reasoning,
+)
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
 
@@ -294,8 +304,10 @@ class BedrockEmulator:
                         text[key] = text.get(key, "") + value
             elif kind == "finish":
                 output_tokens, stop = event[1], event[2]
-        for index, pieces in arguments.items():
-            content[index]["toolUse"]["input"] = json.loads("".join(pieces))
+        for index, pieces in arguments.items():  # a call cut by maxTokens keeps its complete members
+            joined = "".join(pieces)
+            cut = stop == "max_tokens"
+            content[index]["toolUse"]["input"] = complete_members(joined) if cut else json.loads(joined)
         result: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": stop,
@@ -335,17 +347,22 @@ class BedrockEmulator:
             raise _invalid(str(exc)) from None
 
 
-def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], int]:
-    """The forced tool call: arguments from the local model under the tool's JSON-schema grammar."""
+def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], str, int, str]:
+    """The forced tool call: arguments from the local model under the tool's JSON-schema grammar, with their JSON
+    text, output tokens and stopReason ("max_tokens" when the limit cut them: the text is then the part written)."""
     tool = prepared.forced_tool or {}
     generate = getattr(engine, "generate_json", None)
     if generate is None:
         raise _invalid("This engine cannot generate tool calls; send the request to the on-demand runtime.")
     try:
         arguments, output_tokens = generate(prepared, tool["schema"])
+        text, stop = json.dumps(arguments), "tool_use"
+    except CutShort as cut:  # Bedrock stops at max_tokens with the partial output, as Claude's API does
+        arguments, text, output_tokens, stop = complete_members(cut.text), cut.text, cut.tokens, "max_tokens"
     except ValueError as exc:
         raise BedrockError("ModelErrorException", f"The model could not call {tool['name']}: {exc}") from None
-    return {"toolUseId": f"tooluse_{uuid.uuid4().hex[:22]}", "name": tool["name"], "input": arguments}, output_tokens
+    use = {"toolUseId": f"tooluse_{uuid.uuid4().hex[:22]}", "name": tool["name"], "input": arguments}
+    return use, text, output_tokens, stop
 
 
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
@@ -382,22 +399,20 @@ def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
         yield "stop", index
         index += 1
     if prepared.forced_tool is not None and prepared.forced_tool.get("as_text"):
-        answer, tokens = tool_use(engine, prepared)
-        text = json.dumps(answer["input"])
+        _, text, tokens, stop = tool_use(engine, prepared)
         yield "start", index, {"text": ""}
         yield "delta", index, {"text": text}
         yield "stop", index
-        yield "finish", output_tokens + tokens, "end_turn"
+        yield "finish", output_tokens + tokens, "end_turn" if stop == "tool_use" else stop
         return
     if prepared.forced_tool is not None:
-        use, tokens = tool_use(engine, prepared)
+        use, arguments, tokens, stop = tool_use(engine, prepared)
         yield "start", index, {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"], "input": {}}}
-        arguments = json.dumps(use["input"])
         half = len(arguments) // 2  # input arrives as JSON fragments, as Bedrock streams it
         for fragment in (arguments[:half], arguments[half:]):
             yield "delta", index, {"toolUse": {"input": fragment}}
         yield "stop", index
-        yield "finish", output_tokens + tokens, "tool_use"
+        yield "finish", output_tokens + tokens, stop
         return
     yield "start", index, {"text": ""}
     finish = "stop"

@@ -85,6 +85,41 @@ class Prepared:
     forced_tool: dict[str, Any] | None = None  # {"name", "schema"} when the tool choice forces a call
     thinking_budget: int | None = None  # extended thinking was asked for, with this budget
     web_search: dict[str, Any] | None = None  # Anthropic's web search tool was offered (emulate/anthropic_search.py)
+    max_tokens_asked: bool = False  # the caller set max_tokens: JSON generation keeps to it too
+
+
+class CutShort(ValueError):
+    """JSON generation reached max_tokens: `text` is the output so far (not valid JSON), `tokens` its count.
+    The APIs answer this as a max_tokens stop with the partial output, not as an error."""
+
+    def __init__(self, text: str, tokens: int) -> None:
+        super().__init__(f"the output was cut short at max_tokens ({tokens} tokens)")
+        self.text = text
+        self.tokens = tokens
+
+
+def complete_members(text: str) -> dict[str, Any]:
+    """The complete top-level members of a JSON object cut short (`{"a": 1, "b": "x` gives {"a": 1}): what
+    Claude's API puts in a tool_use block's input when max_tokens cuts the call."""
+    depth, in_string, escaped, last_comma = 0, False, False, -1
+    for i, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+        elif char == "," and depth == 1:
+            last_comma = i
+    if last_comma < 0:
+        return {}
+    try:
+        value = json.loads(text[:last_comma] + "}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class InputTooLong(ValueError):
@@ -168,7 +203,8 @@ class Engine:
         extra = sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
         if extra:  # images and binary documents: fresh input at their fixed estimate (module docstring)
             account = dataclasses.replace(account, input_tokens=account.input_tokens + extra)
-        return Prepared(clean, total + extra, account, clean.max_tokens or DEFAULT_MAX_TOKENS)
+        limit = clean.max_tokens or DEFAULT_MAX_TOKENS
+        return Prepared(clean, total + extra, account, limit, max_tokens_asked=max_tokens is not None)
 
     def generate(self, prepared: Prepared) -> Iterator[str | tuple[int, str]]:
         """Yield text deltas, then (output_tokens, finish_reason) where finish is 'stop' or 'length'."""
@@ -183,7 +219,7 @@ class Engine:
 
     def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Generate a JSON object valid against `schema` (llama.cpp grammar); returns it and its token count.
-        Raises ValueError when the schema cannot be turned into a grammar or the output is cut short."""
+        Raises CutShort when max_tokens stops it, ValueError when the schema cannot be turned into a grammar."""
         from llama_cpp import LlamaGrammar
 
         try:
@@ -193,15 +229,16 @@ class Engine:
         llm = load_model()
         prompt = self.provider.format_prompt(prepared.request)
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        # A caller's max_tokens binds as the APIs' does; with none, leave room for a tool call's arguments.
+        limit = prepared.max_tokens if prepared.max_tokens_asked else max(prepared.max_tokens, JSON_MAX_TOKENS)
         with self.provider._lock:  # the llama.cpp context is shared by the whole process
-            result = llm.create_completion(
-                tokens, max_tokens=max(prepared.max_tokens, JSON_MAX_TOKENS), temperature=0.0, grammar=grammar, seed=0
-            )
+            result = llm.create_completion(tokens, max_tokens=limit, temperature=0.0, grammar=grammar, seed=0)
         text = result["choices"][0]["text"]
+        output_tokens = int(result["usage"]["completion_tokens"])
         try:
             value = json.loads(text)
         except ValueError:
-            raise ValueError(f"the model's tool arguments were cut short ({len(text)} characters)") from None
+            raise CutShort(text, output_tokens) from None
         if not isinstance(value, dict):
             raise ValueError("the model's tool arguments are not a JSON object")
-        return value, int(result["usage"]["completion_tokens"])
+        return value, output_tokens

@@ -20,7 +20,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.engine import (
+    Block,
+    CutShort,
+    Engine,
+    InputTooLong,
+    Prepared,
+    Turn,
+    reasoning_prepared,
+    sign_reasoning,
+)
 from tokenomy.emulate.gemini_parts import (
     REQUEST_FIELDS,
     GeminiError,
@@ -316,6 +325,13 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
         schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
         try:
             value, tokens = engine.generate_json(prepared, schema or {"type": "object"})
+        except CutShort as cut:
+            # Gemini stops at MAX_TOKENS with the JSON text written so far; a function call is sent whole or
+            # not at all, so a call the limit cut leaves no part.
+            if prepared.forced_tool is None:
+                yield "text", cut.text
+            yield "finish", cut.tokens, thoughts, "MAX_TOKENS"
+            return
         except ValueError as exc:
             raise GeminiError(500, f"The model could not produce JSON: {exc}") from None
         if prepared.forced_tool is not None:

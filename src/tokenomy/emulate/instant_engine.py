@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, Prepared, Turn
+from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, CutShort, Prepared, Turn
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
 
@@ -81,11 +81,16 @@ class InstantEngine:
         yield len(kept), ("length" if len(kept) < len(words) else "stop")
 
     def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """A minimal object valid against `schema` (its required properties, each a placeholder of its type)."""
+        """A minimal object valid against `schema` (its required properties, each a placeholder of its type);
+        cut at max_tokens (CutShort) as the local model's would be."""
         value = _example(schema or {"type": "object"})
         if not isinstance(value, dict):
             raise ValueError("the schema does not describe a JSON object")
-        return value, max(1, self.count(json.dumps(value)))
+        text = json.dumps(value)
+        tokens = max(1, self.count(text))
+        if tokens > prepared.max_tokens:
+            raise CutShort(text[: prepared.max_tokens * 4], prepared.max_tokens)
+        return value, tokens
 
 
 def _example(schema: dict[str, Any]) -> Any:

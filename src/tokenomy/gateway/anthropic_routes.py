@@ -41,6 +41,7 @@ from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
     StreamChunk,
+    Usage,
 )
 from tokenomy.providers.anthropic_inbound import (
     anthropic_only,
@@ -50,6 +51,7 @@ from tokenomy.providers.anthropic_inbound import (
     request_from_anthropic,
     stop_reason,
     usage_body,
+    usage_fields,
 )
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.refusals import Unsupported
@@ -112,13 +114,21 @@ class EventWriter:
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
         self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
+        self.opened = False  # message_start went out
 
     def _event(self, event: str, data: dict[str, Any]) -> bytes:
         """One event on the wire: SSE here; Bedrock's InvokeModelWithResponseStream wraps the same events."""
         return _sse(event, data)
 
     def start(self) -> list[bytes]:
-        return [self._message_start()]
+        # message_start waits for the first piece: an Anthropic upstream's counts (StreamChunk.start_usage) ride on it
+        return []
+
+    def _opening(self, usage: Usage | None) -> list[bytes]:
+        if self.opened:
+            return []
+        self.opened = True
+        return [self._message_start(usage)]
 
     def refused(self, exc: TokenomyError) -> Response:
         refused = _failure(exc, self.body)
@@ -137,7 +147,9 @@ class EventWriter:
     def crashed(self, message: str) -> bytes:
         return self._event("error", {"type": "error", "error": {"type": "api_error", "message": message}})
 
-    def _message_start(self) -> bytes:
+    def _message_start(self, usage: Usage | None) -> bytes:
+        """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
+        passed on; any other reports them at the end only, so they are 0 here and come in message_delta."""
         return self._event(
             "message_start",
             {
@@ -150,7 +162,7 @@ class EventWriter:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                    "usage": usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0},
                 },
             },
         )
@@ -179,7 +191,7 @@ class EventWriter:
         )
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
-        out: list[bytes] = []
+        out = self._opening(piece.start_usage)
         if piece.redacted is not None:  # whole, where the model put it
             out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
             self.redacted_sent += 1
@@ -232,7 +244,7 @@ class EventWriter:
         return out + self._close()
 
     def finish(self, response: ChatResponse) -> list[bytes]:
-        out = self._close()
+        out = self._opening(None) + self._close()
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
         out.append(

@@ -371,10 +371,11 @@ def _message_cache_point(m: Any, where: str) -> CachePoint:
     return point
 
 
-def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[int, CachePoint], ...]]:
+def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[int, int, CachePoint], ...]]:
     """(system_cache_point, system_breaks) of the opening system and developer messages, which `to_messages` joins
     into one system prompt with a blank line between them: the last one's point ends the prompt, an earlier one's
-    is a break after its text and the first newline (the second is the one a break stands on)."""
+    is a break at the end of its text, the next message's text beginning after the blank line (which the upstream's
+    system blocks leave out: each is a message's text as sent)."""
     opening: list[tuple[int, CachePoint]] = []  # each opening message's text length and point
     for i, m in enumerate(body.messages):
         if m.role not in ("system", "developer"):
@@ -384,12 +385,12 @@ def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[
         opening.append((size, _message_cache_point(m, f"messages[{i}]")))
     if not opening or not any(point for _, point in opening):
         return False, ()
-    breaks: list[tuple[int, CachePoint]] = []
+    breaks: list[tuple[int, int, CachePoint]] = []
     end = -2  # where the text so far ends (before the first message: nothing, and no separator)
     for size, point in opening[:-1]:
         end += 2 + size
         if point:
-            breaks.append((end + 1, point))
+            breaks.append((end, end + 2, point))
     return opening[-1][1], tuple(breaks)
 
 

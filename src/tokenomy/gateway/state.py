@@ -65,7 +65,7 @@ class GatewayClient(Tokenomy):
 
     def pooled(self, spec) -> AsyncOpenAIUpstream:
         """The pooled upstream of an OpenAI-format model (embeddings take it whatever `sdk_upstream` says)."""
-        key = (spec.base_url, spec.api_key_env, spec.timeout_s)
+        key = (spec.base_url, spec.api_key_env, spec.timeout_s, spec.empty_tool_call_content)
         upstream = self.upstreams.get(key)
         if upstream is None:
             upstream = self.upstreams[key] = AsyncOpenAIUpstream(spec)

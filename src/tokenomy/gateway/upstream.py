@@ -50,6 +50,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.base_url = self._root = base
         self.url = base + "/chat/completions"
         self.ask_usage = openai_wire.asks_for_usage(base)
+        self.empty_call_content = spec.empty_tool_call_content
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):
         # not a limit on the whole answer, so a long generation that keeps streaming is not cut.
@@ -91,7 +92,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         start = time.perf_counter()
         pool = self.connections()
         try:
-            connection, reply = await pool.post("/chat/completions", _dumps(openai_wire.request_body(request)))
+            body = openai_wire.request_body(request, empty_call_content=self.empty_call_content)
+            connection, reply = await pool.post("/chat/completions", _dumps(body))
             try:
                 raw = await reply.read()
             finally:
@@ -120,7 +122,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         done = False
         pool = self.connections()
         try:
-            body = openai_wire.request_body(request, True, self.ask_usage)
+            body = openai_wire.request_body(request, True, self.ask_usage, self.empty_call_content)
             connection, reply = await pool.post("/chat/completions", _dumps(body))
             try:
                 if reply.status >= 400:

@@ -20,6 +20,7 @@ from tokenomy.messages import (
     TextBlock,
     ToolChoice,
     ToolSpec,
+    Usage,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
 from tokenomy.providers.refusals import Unsupported
@@ -118,15 +119,16 @@ def _check_numbers(body: dict[str, Any]) -> None:
             raise ValueError(f"{name}: Input should be {span} (got {value})")
 
 
-def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, CachePoint], ...]]:
+def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, int, CachePoint], ...]]:
     """The system prompt's text (its blocks joined by newlines), the cache point it ends with, and the cache points
-    of blocks before the last (where in the text each ends): Claude Code marks both of its system blocks."""
+    of blocks before the last (where in the text each ends, and the next begins): Claude Code marks both of its
+    system blocks."""
     if system is None or isinstance(system, str):
         return system, False, ()
     if not isinstance(system, list):
         raise ValueError("system: Input should be a string or a list of text blocks")
     blocks = blocks_from_anthropic(system, "system", request=True)
-    breaks: list[tuple[int, CachePoint]] = []
+    breaks: list[tuple[int, int, CachePoint]] = []
     end = -1  # where the text so far ends (before the first block: nothing, and no separator)
     for i, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
@@ -134,7 +136,7 @@ def _system(system: Any) -> tuple[str | None, CachePoint, tuple[tuple[int, Cache
         end += 1 + len(block.text)
         found = _cached(system[i], f"system.{i}") if i < len(blocks) - 1 else None
         if found is not None:
-            breaks.append((end, found[1]))
+            breaks.append((end, end + 1, found[1]))  # the next block begins after the newline
     last = _cached(system[-1], f"system.{len(system) - 1}") if system else None
     text = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     return text, False if last is None else last[1], tuple(breaks)
@@ -399,8 +401,16 @@ def stop_reason(response: ChatResponse) -> str:
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    usage = response.usage
-    body = {
+    body = usage_fields(response.usage)
+    used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
+    if used:  # the web searches Anthropic ran (and billed), as it counted them
+        body["server_tool_use"] = used
+    return body
+
+
+def usage_fields(usage: Usage) -> dict[str, Any]:
+    """Token counts as the Messages API's usage object names them."""
+    return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -410,10 +420,6 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
         },
     }
-    used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
-    if used:  # the web searches Anthropic ran (and billed), as it counted them
-        body["server_tool_use"] = used
-    return body
 
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:

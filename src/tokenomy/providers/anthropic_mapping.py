@@ -10,7 +10,8 @@ on the last one when the tools are a cache point), tool_choice auto/any/tool/non
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
 sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
 presence/frequency penalties, a json_object response format (a json_schema one becomes `output_config.format`,
-Claude's structured output), a reasoning effort without a token budget, a
+Claude's structured output), a reasoning effort for a model that takes none (`claude_effort`; one that does gets
+`output_config.effort`, as does adaptive thinking's), a
 message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
 at prices the catalog lacks (fast `speed`, US `inference_geo`). A 1-hour cache point is cache_control ttl "1h"
 (its writes come back in usage.cache_creation, priced at the 1-hour write price). An
@@ -41,6 +42,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.claude_effort import NO_EFFORT, takes_effort
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -382,12 +384,10 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
     reasoning = request.reasoning
-    if (
-        reasoning is not None
-        and reasoning.budget_tokens is None
-        and reasoning.effort is not None
-        and not reasoning.adaptive
-    ):
+    effort = reasoning.effort if reasoning is not None and reasoning.budget_tokens is None else None
+    if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
+        raise refuse(request.model, "reasoning_effort", NO_EFFORT)
+    if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
         raise refuse(
             request.model,
             "reasoning_effort",
@@ -428,8 +428,10 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
         # The format's name has no field here: OpenAI requires one, as an identifier, not as an instruction.
         config["format"] = {"type": "json_schema", "schema": schema}
     reasoning = request.reasoning
-    if reasoning is not None and reasoning.adaptive and reasoning.budget_tokens is None and reasoning.effort:
-        config["effort"] = reasoning.effort
+    # An effort guides adaptive thinking, or on its own the models that take one (claude_effort.takes_effort)
+    effort = reasoning.effort if reasoning is not None and reasoning.budget_tokens is None else None
+    if effort and reasoning is not None and (reasoning.adaptive or takes_effort(request.model)):
+        config["effort"] = effort
     return config
 
 

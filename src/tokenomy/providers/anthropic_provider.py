@@ -235,6 +235,7 @@ class AnthropicProvider(Provider):
         stopped = False
         used = None  # the server tools' requests (web searches) the stream reported
         raw: dict[str, Any] = {}
+        start_usage: Usage | None = None  # message_start's counts, until the first piece carries them
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
         failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, *http_errors()[1])
@@ -243,6 +244,7 @@ class AnthropicProvider(Provider):
                 chunk = None
                 if event.type == "message_start":
                     usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
+                    start_usage = usage
                     used = server_tool_use(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
                 elif event.type == "content_block_start":
@@ -274,6 +276,7 @@ class AnthropicProvider(Provider):
                 if chunk is not None:
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
+                    chunk.start_usage, start_usage = start_usage, None
                     yield chunk
         except failures as exc:
             raise map_anthropic_error(exc) from exc

@@ -15,8 +15,9 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
   log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
   effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
-  lacks (minimal, none), `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have
-  no Converse field and are refused.
+  lacks (minimal, none) or for a Claude model that takes none (`claude_effort`, as on Anthropic's API),
+  `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have no Converse field and
+  are refused.
 - cachePoint blocks follow the tools, the system prompt and each message marked as a cache point; a 1-hour one
   with `ttl: "1h"` (its writes come back in usage.cacheDetails).
 - Consecutive turns of one role (a tool result then the user's next words) are one Converse message: Converse
@@ -48,6 +49,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.claude_effort import NO_EFFORT, takes_effort
 from tokenomy.providers.refusals import fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -324,6 +326,8 @@ def _refuse_unsupported(request: ChatRequest) -> None:
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
+        raise refuse(model, "reasoning_effort", NO_EFFORT)
     if effort is not None and effort not in CONVERSE_EFFORTS:
         raise refuse(
             model,

@@ -69,6 +69,7 @@ class OpenAIProvider(Provider):
     accepts_freeform = True  # custom tools and their calls (openai_wire)
     accepts_openai_fields = True  # a message's own fields sent back (OpenRouter's reasoning_details)
     ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
+    empty_call_content = False  # a tool-calling turn without text goes as content "" (the model's setting)
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class OpenAIProvider(Provider):
         api_key_env: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         max_retries: int = 0,
+        empty_call_content: bool = False,
     ) -> None:
         import openai
 
@@ -84,10 +86,11 @@ class OpenAIProvider(Provider):
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
         self.ask_usage = openai_wire.asks_for_usage(base_url)
+        self.empty_call_content = empty_call_content
 
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
-        body = openai_wire.request_body(request, stream, self.ask_usage)
+        body = openai_wire.request_body(request, stream, self.ask_usage, self.empty_call_content)
         named = {"model": body.pop("model"), "messages": body.pop("messages")}
         if body.pop("stream", False):
             named["stream"] = True

@@ -130,17 +130,21 @@ def _failed(blocks: list[Block]) -> list[Block]:
     return [TextBlock("Error"), *blocks]
 
 
-def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
+def to_openai_messages(request: ChatRequest, empty_call_content: bool = False) -> list[dict[str, Any]]:
+    """The Chat Completions messages (`empty_call_content`: see `_turn`)."""
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
-        messages += _turn(message, i)
+        messages += _turn(message, i, empty_call_content)
     return messages
 
 
-def _turn(message: Message, index: int) -> list[dict[str, Any]]:
-    """The OpenAI messages for `request.messages[index]`."""
+def _turn(message: Message, index: int, empty_call_content: bool = False) -> list[dict[str, Any]]:
+    """The OpenAI messages for `request.messages[index]`. An assistant turn with tool calls and no text has
+    `content: null`, as OpenAI sends it; `empty_call_content` (the model's `empty_tool_call_content` setting) sends
+    `""` instead, for servers that fail on null (llama-cpp-python answers 500), never by default: OpenAI-compatible
+    proxies in front of Bedrock refuse an empty text."""
     named = {"name": message.name} if message.name else {}
     if message.role == "system":  # a system message in mid-conversation, kept where the caller put it
         return [{"role": "system", "content": message.text}]
@@ -160,7 +164,7 @@ def _turn(message: Message, index: int) -> list[dict[str, Any]]:
         out: dict[str, Any] = {"role": "assistant", **named}
         if plain:
             text = "".join([b.text for b in rest if isinstance(b, TextBlock)])
-            out["content"] = text if text or not calls else None
+            out["content"] = text if text or not calls else ("" if empty_call_content else None)
         else:
             out["content"] = [_part(b, index) for b in rest]
         if calls:
@@ -274,9 +278,12 @@ def asks_for_usage(base_url: str | None) -> bool:
     return not (host == "mistral.ai" or host.endswith(".mistral.ai"))
 
 
-def request_body(request: ChatRequest, stream: bool = False, ask_usage: bool = True) -> dict[str, Any]:
-    """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`)."""
-    body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request)}
+def request_body(
+    request: ChatRequest, stream: bool = False, ask_usage: bool = True, empty_call_content: bool = False
+) -> dict[str, Any]:
+    """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`; `empty_call_content`: see
+    `_turn`)."""
+    body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request, empty_call_content)}
     if _is_mistral(request.model):
         _mistral_call_ids(body["messages"])
     options = {

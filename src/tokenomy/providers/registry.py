@@ -49,6 +49,11 @@ class ModelSpec:
         return dict(self.options).get("inputs")
 
     @property
+    def empty_tool_call_content(self) -> bool:
+        """Send an assistant's tool-calling turn without text as content "" (the config's `empty_tool_call_content`)."""
+        return bool(dict(self.options).get("empty_tool_call_content"))
+
+    @property
     def timeout_s(self) -> float:
         """Seconds the upstream may stay silent before an attempt fails (the config's `timeout_s`)."""
         return float(dict(self.options).get("timeout_s", DEFAULT_TIMEOUT_S))
@@ -114,6 +119,7 @@ def get_provider(spec: ModelSpec) -> Provider:
         spec.api_version,
         dict(spec.options).get("project"),  # a Vertex project is part of the target
         spec.timeout_s,
+        spec.empty_tool_call_content,  # how the server takes a tool call's empty text is part of the target
     )
     with _LOCK:
         instance = _INSTANCES.get(key)
@@ -131,7 +137,12 @@ def _build(spec: ModelSpec) -> Provider:
     if spec.provider == "openai":
         from tokenomy.providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(base_url=spec.base_url, api_key_env=spec.api_key_env, timeout=spec.timeout_s)
+        return OpenAIProvider(
+            base_url=spec.base_url,
+            api_key_env=spec.api_key_env,
+            timeout=spec.timeout_s,
+            empty_call_content=spec.empty_tool_call_content,
+        )
     if spec.provider == "azure":
         from tokenomy.providers.azure_provider import AzureOpenAIProvider
 

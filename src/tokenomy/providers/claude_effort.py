@@ -1,0 +1,36 @@
+"""Which Claude models take an effort level (`output_config.effort` on Anthropic's API, `outputConfig.effort` on
+Bedrock's Converse), so that both providers carry a caller's reasoning effort to the same models and refuse it, naming
+the model, for the same others.
+
+Anthropic's effort documentation lists Claude Opus 4.5, the Claude 4.6 and later models (Opus 4.6, 4.7, 4.8, Sonnet
+4.6) and the Claude 5 generation. Sonnet 4.5, Haiku 4.5, Opus 4.1 and every earlier Claude take no effort: they think
+within a budget in tokens (`thinking.budget_tokens`), which a caller sends as such; the gateway does not invent one.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A Claude model's family and version in an Anthropic or Bedrock model id: claude-opus-4-5-20251101,
+# us.anthropic.claude-sonnet-4-6, anthropic.claude-opus-4-6-v1. A date (8 digits) is not a minor version.
+_NAMED = re.compile(r"claude-(?P<family>[a-z]+)-(?P<major>\d+)(?:[-.](?P<minor>\d{1,2})(?!\d))?")
+# Before Claude 4 the version came first (claude-3-7-sonnet, claude-3-haiku): none of those takes an effort.
+_OLD = re.compile(r"claude-\d")
+# Why a reasoning effort is refused for a Claude model that takes none, and the fix (both Claude providers say it).
+NO_EFFORT = (
+    "takes no effort level (Claude's effort parameter is for Claude Opus 4.5 and the 4.6 and later models); send a "
+    'thinking budget, `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)'
+)
+
+
+def takes_effort(model: str) -> bool | None:
+    """True for a Claude model that takes an effort level, False for one that does not, None for a model id that
+    names no Claude model (its provider's own rules apply)."""
+    named = _NAMED.search(model)
+    if named is None:
+        return False if _OLD.search(model) else None
+    version = (int(named["major"]), int(named["minor"] or 0))
+    if version >= (5, 0):
+        return True
+    family = named["family"]
+    return (family == "opus" and version >= (4, 5)) or (family != "haiku" and version >= (4, 6))
