@@ -3,6 +3,7 @@ nothing lost. Run through the real entry point (`tokenomy.cli.main`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from decimal import Decimal
@@ -54,6 +55,15 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
     assert code == (2 if fmt == "xml" else 130), err
     assert out.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.duckdb", "precious.jsonl"]  # no temporary left
+
+
+def test_ledger_export_to_a_dash_writes_stdout_not_a_file_named_dash(tmp_path, monkeypatch, capsys):
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", "-")
+    assert code == 0, err
+    assert not (tmp_path / "-").exists()
+    assert out.strip() and all(json.loads(line)["event_id"] for line in out.splitlines())
 
 
 def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_path, monkeypatch, capsys):
