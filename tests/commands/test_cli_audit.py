@@ -576,3 +576,13 @@ def test_report_options_only_tier_share_reads_are_refused_elsewhere(tmp_path: Pa
         code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), flag, value)
         assert code == 2 and out == ""
         assert _one_line(err) == f"error: {flag} is read by `report tier-share` only; drop it from `report spend`"
+
+
+@pytest.mark.parametrize("kind", ["otel", "cur", "focus", "gcp-billing", "openai-usage", "anthropic-usage"])
+def test_import_of_a_file_that_is_not_there_says_so(kind, tmp_path, monkeypatch, capsys) -> None:
+    # `import cur nope.parquet` said "cannot read as CSV or Parquet ([Errno 2] ...)", as if the file were bad
+    missing = tmp_path / "typo.csv"
+    code, _, err = _run(monkeypatch, capsys, "import", kind, str(missing), "--ledger", str(tmp_path / "l.duckdb"))
+    assert code == 2
+    assert _one_line(err) == f"error: {missing}: file not found; check the path"
+    assert not (tmp_path / "l.duckdb").exists()
