@@ -89,6 +89,16 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
             (name, result.stderr)
 
 
+def test_a_trace_that_is_not_there_is_named_with_the_packaged_ones(tmp_path):
+    # read_csv's "cannot read trace CSV ([Errno 2] No such file or directory: ...)" of a typo
+    missing = tmp_path / "traec.csv"
+    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(missing)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"error: {missing}: trace file not found; give a trace CSV or a packaged trace: "
+                                     "azure-conv, azure-code, azure-conv-slice")
+
+
 @pytest.mark.parametrize("trace", ["azure-conv", "azure-code"])
 def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
     # The packaged traces by name, as a user of the wheel would give them.
