@@ -124,6 +124,9 @@ def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):
     bad.write_text("prompt,x\nhello,1\n")
     with pytest.raises(UsageError, match="missing column"):
         load_outcomes(str(bad))
+    # `route train DATA` takes a labelled JSONL too: a typo in its path was answered with RouteLLM's formats only
+    with pytest.raises(UsageError, match=r"not found; .* labelled JSONL of \{prompt, label\} lines"):
+        load_outcomes(str(tmp_path / "labeled.jsonl"))
 
 
 def test_escalation_thresholds_per_route_from_config(ledger_path):
