@@ -97,3 +97,28 @@ def test_core_types_import_no_domain_package() -> None:
     graph = import_graph()
     core = [m for m in ("tokenomy.messages", "tokenomy.errors", "tokenomy.money") if m in graph]
     assert core and all(not any(d.split(".")[1] in DOMAIN for d in graph[m]) for m in core)
+
+
+ARCHITECTURE = SRC.parent / "docs" / "architecture.md"
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md is the map of the code: a module added without a word there is missing from the map."""
+    import re
+
+    text = ARCHITECTURE.read_text()
+    modules = sorted(p.relative_to(PACKAGE).with_suffix("") for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+    unnamed = [str(m) for m in modules if not re.search(rf"(?<!\w){re.escape(m.name)}(?!\w)", text)]
+    assert not unnamed, f"not named in docs/architecture.md: {unnamed}"
+
+
+def test_the_files_the_architecture_page_names_exist() -> None:
+    import re
+
+    text = ARCHITECTURE.read_text()
+    repo, files = SRC.parent, {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*") if p.is_file()}
+    gone = []
+    for named in set(re.findall(r"[\w/-]+\.(?:py|sh|js)\b", text)):
+        if not ((repo / named).exists() or any(f == named or f.endswith("/" + named) for f in files)):
+            gone.append(named)
+    assert not gone, f"docs/architecture.md names files that do not exist: {sorted(gone)}"

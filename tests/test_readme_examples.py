@@ -23,9 +23,9 @@ TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
 NOT_RUN = {
     "make demo": "creates .venv and installs packages (minutes); `make` targets are CI's job",
     "make test": "runs the whole test suite",
-    "tokenomy chat": "loads the local llama.cpp model (slow on a shared CI core); tests/test_cli_core.py runs chat",
+    "tokenomy chat": "loads the local llama.cpp model (slow on a shared CI core); tests/commands/test_core.py runs it",
     "tokenomy serve": "examples/gateway/team.yaml needs Bedrock credentials and a Redis server; serves until stopped",
-    "curl": "needs the gateway of the line before; tests/test_gateway_readme_curl.py runs this exact curl against a "
+    "curl": "needs the gateway of the line before; tests/gateway/test_readme_curl.py runs this exact curl against a "
             "local gateway",
     "tokenomy bench run": "calls Bedrock (needs an AWS account) and the local model for minutes",
     "tokenomy bench export-labels bench-out": "reads the bench-out directory of the skipped `bench run`",

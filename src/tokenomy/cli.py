@@ -10,7 +10,9 @@ import inspect
 import sys
 
 import typer
+from rich.markup import escape
 
+from tokenomy.commands.examples import epilog
 from tokenomy.errors import TokenomyError
 
 app = typer.Typer(
@@ -62,16 +64,21 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"tokenomy.commands.{_name}").register(app)
 
 
-def _flow_help(group: typer.Typer) -> None:
+def _flow_help(group: typer.Typer, path: str = "") -> None:
     """Join the lines of each help paragraph: Typer keeps a docstring's single line breaks after its first paragraph,
-    so `--help` broke sentences ("... when" / "they are POSTed ...") where the source happened to wrap."""
+    so `--help` broke sentences ("... when" / "they are POSTed ...") where the source happened to wrap. Then end
+    each command's help with its examples (`commands.examples`)."""
     for info in group.registered_commands:
         text = info.help if info.help is not None else inspect.getdoc(info.callback)
         if text:
             info.help = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+        name = info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+        examples = epilog(f"{path} {name}".strip())
+        if examples is not None and info.epilog is None:
+            info.epilog = escape(examples)  # an example's brackets are text, not Rich markup
     for sub in group.registered_groups:
         if sub.typer_instance is not None:
-            _flow_help(sub.typer_instance)
+            _flow_help(sub.typer_instance, f"{path} {sub.name or sub.typer_instance.info.name}".strip())
 
 
 _flow_help(app)

@@ -311,6 +311,8 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
         message = error["msg"]
+        if error["type"] == "value_error":  # our own message: pydantic's "Value error, " prefix only hides it
+            message = str(error.get("ctx", {}).get("error", message.removeprefix("Value error, ")))
         if error["type"] == "extra_forbidden":  # "Extra inputs are not permitted" named no fix
             message = _unknown_key(error["loc"])
         lines.append(f"{origin}: {where}: {message}")

@@ -3,6 +3,7 @@ nothing lost. Run through the real entry point (`tokenomy.cli.main`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from decimal import Decimal
@@ -54,6 +55,15 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
     assert code == (2 if fmt == "xml" else 130), err
     assert out.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.duckdb", "precious.jsonl"]  # no temporary left
+
+
+def test_ledger_export_to_a_dash_writes_stdout_not_a_file_named_dash(tmp_path, monkeypatch, capsys):
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", "-")
+    assert code == 0, err
+    assert not (tmp_path / "-").exists()
+    assert out.strip() and all(json.loads(line)["event_id"] for line in out.splitlines())
 
 
 def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_path, monkeypatch, capsys):
@@ -566,3 +576,13 @@ def test_report_options_only_tier_share_reads_are_refused_elsewhere(tmp_path: Pa
         code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), flag, value)
         assert code == 2 and out == ""
         assert _one_line(err) == f"error: {flag} is read by `report tier-share` only; drop it from `report spend`"
+
+
+@pytest.mark.parametrize("kind", ["otel", "cur", "focus", "gcp-billing", "openai-usage", "anthropic-usage"])
+def test_import_of_a_file_that_is_not_there_says_so(kind, tmp_path, monkeypatch, capsys) -> None:
+    # `import cur nope.parquet` said "cannot read as CSV or Parquet ([Errno 2] ...)", as if the file were bad
+    missing = tmp_path / "typo.csv"
+    code, _, err = _run(monkeypatch, capsys, "import", kind, str(missing), "--ledger", str(tmp_path / "l.duckdb"))
+    assert code == 2
+    assert _one_line(err) == f"error: {missing}: file not found; check the path"
+    assert not (tmp_path / "l.duckdb").exists()

@@ -63,6 +63,10 @@ def test_errors_are_one_readable_line():
     result = run("cost", "--model", "nope-model", "--input", "1", "--json", check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown model 'nope-model'") and "Traceback" not in result.stderr
+    # `chat` and `bench run` take no --prices: the fix named must be one every command has (TOKENOMY_PRICES)
+    result = run("chat", "hi", "--model", "nope-model", check=False)
+    assert result.returncode == 2 and "TOKENOMY_PRICES=FILE" in result.stderr, result.stderr
+    assert "). (or" not in result.stderr and "configure it under `models:`" in result.stderr, result.stderr
     result = run("cost", "--model", "local", "--input", "-3", check=False)
     assert result.returncode == 2 and "negative" in result.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,16 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, \
             (name, result.stderr)
+
+
+def test_a_trace_that_is_not_there_is_named_with_the_packaged_ones(tmp_path):
+    # read_csv's "cannot read trace CSV ([Errno 2] No such file or directory: ...)" of a typo
+    missing = tmp_path / "traec.csv"
+    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(missing)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"error: {missing}: trace file not found; give a trace CSV or a packaged trace: "
+                                     "azure-conv, azure-code, azure-conv-slice")
 
 
 @pytest.mark.parametrize("trace", ["azure-conv", "azure-code"])
@@ -281,6 +292,19 @@ def test_savings_cli_on_a_ledger(ledger_path):
     assert {row["lever"] for row in data["levers"]} == {"routing", "caching", "output_caps", "batch"}
     assert all("monthly_saving_usd" in row for row in data["levers"])
     assert Decimal(data["compounded_monthly_saving_usd"]) > 0
+
+
+def test_savings_table_states_its_assumption_as_a_sentence(ledger_path):
+    """The line under the table ended "...claim $X). the 0.2-hour window repeats ...": a sentence in lower case,
+    glued to the figure before it. It is labelled as `plan size` labels its own: "Assumption: the ..."."""
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 80) for i in range(10)])
+    for extra in ((), ("--routing-share", "0")):  # levers that save, and (routing off, no tasks) maybe none
+        shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path), *extra],
+                               capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+        assert shown.returncode == 0, shown.stderr
+        last = " ".join(shown.stdout.split()).rsplit("Compounded", 1)[1]
+        assert "). Assumption: the " in last and "). the " not in last, last
 
 
 def test_weekly_utilization_flags_idle_reservations(tmp_path):

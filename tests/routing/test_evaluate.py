@@ -124,6 +124,9 @@ def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):
     bad.write_text("prompt,x\nhello,1\n")
     with pytest.raises(UsageError, match="missing column"):
         load_outcomes(str(bad))
+    # `route train DATA` takes a labelled JSONL too: a typo in its path was answered with RouteLLM's formats only
+    with pytest.raises(UsageError, match=r"not found; .* labelled JSONL of \{prompt, label\} lines"):
+        load_outcomes(str(tmp_path / "labeled.jsonl"))
 
 
 def test_escalation_thresholds_per_route_from_config(ledger_path):
@@ -256,3 +259,24 @@ def test_route_drift_uses_the_top_level_expected_tier_share_as_alerts_do(ledger_
     assert {t: (r["expected"], r["flagged"]) for t, r in rows.items()} == {"weak": (0.7, True), "strong": (0.3, True)}
     alerts = evaluate(store, [], now=now, settings=load_config(str(cfg)).alert_settings(), config=load_config(str(cfg)))
     assert sorted(a["tier"] for a in alerts if a["kind"] == "routing_drift") == ["strong", "weak"]  # the same verdict
+
+
+def test_route_drift_table_names_every_column_and_says_when_no_cascade_ran(ledger_path, tmp_path):
+    # A tiered route without a cascade printed an escalation table with headers and no rows, and both tables had a
+    # last column with no name (where "drift" or "above threshold" shows).
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_store(ledger_path).write([UsageEvent(ts=now - timedelta(hours=1, seconds=i), model="local", provider="local",
+                                              route="support", tier="strong" if i % 2 else "weak") for i in range(10)])
+    cfg = tmp_path / "tokenomy.yaml"
+    cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
+    result = CliRunner().invoke(app, ["route", "drift", "--ledger", str(ledger_path), "--config", str(cfg)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no cascade route had requests in the last 7 day(s)" in result.output
+    assert "cascade escalation" not in result.output
+    header = next(line for line in result.output.splitlines() if "expected" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["route", "tier", "share", "expected", "flag"]

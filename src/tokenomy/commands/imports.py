@@ -32,9 +32,22 @@ def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
 
 
+def _existing(files: list[str]) -> None:
+    """A FILE that is not there is named as such: `import cur` said "cannot read as CSV or Parquet" of a typo."""
+    from pathlib import Path
+
+    from tokenomy.errors import TokenomyError
+
+    for file in files:
+        if not Path(file).exists():
+            raise TokenomyError(f"{file}: file not found; check the path")
+
+
 def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Optional[str] = None) -> None:
     from tokenomy.analytics.imports import IMPORTERS
 
+    if kind != "llm-log":  # whose own message says where llm keeps logs.db
+        _existing([file])
     _run_with(kind, lambda: IMPORTERS[kind](file), ledger, as_json, prices)
 
 
@@ -219,6 +232,7 @@ def openai_usage(
 
     def read() -> Any:
         if files:
+            _existing(list(files))
             return import_openai_files(list(files))
         start, end = _window(since, until)
         pages = fetch_openai(start, end, base_url, bucket_width, costs=bucket_width == "1d")
@@ -256,6 +270,7 @@ def anthropic_usage(
 
     def read() -> Any:
         if files:
+            _existing(list(files))
             return import_anthropic_files(list(files))
         start, end = _window(since, until)
         pages = fetch_anthropic(start, end, base_url, bucket_width, costs=bucket_width == "1d")

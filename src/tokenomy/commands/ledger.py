@@ -70,7 +70,7 @@ def import_(
 @ledger_app.command("export")
 def export(
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="File to write (default stdout).", callback=output_file
+        None, "-o", "--output", help="File to write (default, or `-`: stdout).", callback=output_file
     ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
     since: Optional[datetime] = when_option("--since", "Only events at or after this UTC time."),
@@ -84,7 +84,7 @@ def export(
 
     since, until = utc_window(since, until)
     events = open_existing_ledger(ledger).events(since, until)
-    if output:
+    if output and str(output) != "-":  # `-o -` is stdout, as for most tools (it wrote a file named "-")
         with replacing(output, newline="") as handle:  # a bad --format or Ctrl-C leaves an existing file as it was
             count = export_events(events, handle, fmt)
         err_console.print(f"wrote {count} event(s) to {output}")

@@ -359,12 +359,12 @@ def savings_cmd(
     if not result["compounded_order"]:  # was "Compounded (): $0.00/month"
         console.print(
             f"Compounded: [bold]{usd(Decimal(0), 2)}/month[/bold] (no lever saves on this traffic). "
-            f"[dim]{result['assumption']}.[/dim]"
+            f"[dim]Assumption: {result['assumption']}.[/dim]"
         )
         return
     console.print(
         f"Compounded ({' → '.join(result['compounded_order'])}): "
         f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
         f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
-        f"[dim]{result['assumption']}.[/dim]"
+        f"[dim]Assumption: {result['assumption']}.[/dim]"
     )

@@ -302,27 +302,17 @@ def drift_cmd(
     if not result["escalation"] and not result["tier_share"]:
         console.print(f"no routed requests in the last {days} day(s); widen --days or check --ledger / --config")
         return
-    console.print(
-        table(
-            "cascade escalation",
-            ["route", "requests", "escalated", "rate", "threshold", ""],
-            [
-                [
-                    r["route"],
-                    r["calls"],
-                    r["escalations"],
-                    f"{r['rate']:.1%}",
-                    f"{r['threshold']:.0%}",
-                    "[red]above threshold[/red]" if r["flagged"] else "",
-                ]
-                for r in result["escalation"]
-            ],
-        )
-    )
+    if not result["escalation"]:  # an empty table with headers read as a failure to find the cascades
+        console.print(f"no cascade route had requests in the last {days} day(s)")
+    else:
+        _print_escalation(result["escalation"])
+    if not result["tier_share"]:
+        console.print(f"no routed request had a tier in the last {days} day(s)")
+        return
     console.print(
         table(
             "tier share",
-            ["route", "tier", "share", "expected", ""],
+            ["route", "tier", "share", "expected", "flag"],
             [
                 [
                     r["route"],
@@ -332,6 +322,28 @@ def drift_cmd(
                     "[red]drift[/red]" if r["flagged"] else "",
                 ]
                 for r in result["tier_share"]
+            ],
+        )
+    )
+
+
+def _print_escalation(rows: list[dict]) -> None:
+    from tokenomy.commands._common import table
+
+    console.print(
+        table(
+            "cascade escalation",
+            ["route", "requests", "escalated", "rate", "threshold", "flag"],
+            [
+                [
+                    r["route"],
+                    r["calls"],
+                    r["escalations"],
+                    f"{r['rate']:.1%}",
+                    f"{r['threshold']:.0%}",
+                    "[red]above threshold[/red]" if r["flagged"] else "",
+                ]
+                for r in rows
             ],
         )
     )

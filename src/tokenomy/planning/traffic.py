@@ -54,6 +54,8 @@ def from_csv(path: str | Path, since: datetime | None = None, until: datetime | 
     With `since`/`until`, the requests in [since, until) over that window, as from the ledger.
     """
     path = bundled(TRACES[str(path)]) if str(path) in TRACES and not Path(path).exists() else Path(path)
+    if not path.exists():  # read_csv's "[Errno 2] ..." read as if the file were not a trace
+        raise ConfigError(f"{path}: trace file not found; give a trace CSV or a packaged trace: {', '.join(TRACES)}")
     try:
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -414,7 +414,8 @@ class PriceCatalog:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {asked!r}: not in the price catalog nor in genai-prices.{hint} "
-            "Run `tokenomy prices` to list models, or add it with a price file (--prices FILE)."
+            "Run `tokenomy prices` to list models, or add it with a price file (TOKENOMY_PRICES=FILE, or --prices FILE "
+            "where a command takes it)."
         )
 
     def knows(self, model: str) -> bool:

@@ -77,7 +77,7 @@ def resolve_model(name: str, configured: dict[str, ModelSpec] | None = None) -> 
     try:
         entry = default_catalog().lookup(name)
     except UnknownModelError as exc:
-        raise UnknownModelError(f"{exc} (or configure it under `models:` with a provider)") from None
+        raise UnknownModelError(f"{exc} Or configure it under `models:` with a provider (--config).") from None
     provider = PROVIDER_ALIASES.get(entry.provider)
     if provider is None:
         raise ConfigError(

@@ -37,8 +37,9 @@ def resolve(dataset: str) -> Path:
         path = bundled(ROUTELLM[dataset])
     if not path.exists():
         raise UsageError(
-            f"route dataset {dataset!r}: not found; give gsm8k, mmlu, mt-bench "
-            "or a path to RouteLLM outcome files (CSV, a folder of CSVs, or MT-Bench judgements JSONL)"
+            f"route dataset {dataset!r}: not found; give gsm8k, mmlu, mt-bench, a path to RouteLLM outcome files "
+            "(CSV, a folder of CSVs, or MT-Bench judgements JSONL) or, to `route train`, a labelled JSONL of "
+            "{prompt, label} lines"
         )
     return path
 
