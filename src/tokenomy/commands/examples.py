@@ -150,4 +150,4 @@ def epilog(path: str) -> str | None:
     lines = EXAMPLES.get(path)
     if not lines:
         return None
-    return "Examples:\n" + "\n".join(lines)
+    return "Examples:\n" + "\n".join(f"$ {line}" for line in lines)  # "$ " marks where a wrapped one begins
