@@ -108,3 +108,29 @@ def test_gemini_json_schema_cut_short_is_max_tokens_with_the_partial_text() -> N
         chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents=ASK, config=forced))
         assert chunks[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
         assert not any(c.function_calls for c in chunks)  # a call is sent whole or not at all
+
+
+def test_azure_json_schema_cut_short_is_a_length_finish_with_the_partial_text() -> None:
+    import openai
+
+    from tokenomy.emulate import azure_openai
+
+    with ServerThread(azure_openai.create_app({"chat-prod": "gpt-4o-mini"})) as url:
+        client = openai.AzureOpenAI(azure_endpoint=url, api_key="k", api_version="2024-10-21", max_retries=0)
+        fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA, "strict": True}}
+        kwargs = dict(model="chat-prod", messages=[{"role": "user", "content": ASK}], max_tokens=LIMIT,
+                      response_format=fmt)
+        reply = client.chat.completions.create(**kwargs)
+        [choice] = reply.choices
+        assert choice.finish_reason == "length"
+        assert choice.message.content.startswith("{") and _not_json(choice.message.content)
+        assert reply.usage.completion_tokens == LIMIT
+        chunks = list(client.chat.completions.create(**kwargs, stream=True))
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == choice.message.content
+        tool = {"type": "function", "function": {"name": "report", "parameters": SCHEMA}}
+        called = client.chat.completions.create(**kwargs | {"response_format": None}, tools=[tool],
+                                                tool_choice={"type": "function", "function": {"name": "report"}})
+        assert called.choices[0].finish_reason == "length"
+        assert _not_json(called.choices[0].message.tool_calls[0].function.arguments)

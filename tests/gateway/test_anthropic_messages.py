@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from helpers.converse_capture import record_converse
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -33,6 +34,7 @@ def gateway(upstream, tmp_path_factory):
     config = parse_config({"models": {
         "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
         "opus": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": upstream[1]},
+        "opus46": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": upstream[1]},
         # An OpenAI-format model; the tests here never call it (port 9 has no server).
         "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
                 "price_as": "gpt-4o-mini"}},
@@ -488,20 +490,13 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
     user = "user_5f2a_account_9c1e_session_77d0"
     sdk.messages.create(model="claude", max_tokens=5, messages=ASK, metadata={"user_id": user})
     assert scripted.requests[-1][1]["metadata"] == {"user_id": user}
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    sent: list[dict] = []
+    sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         config = parse_config({"models": {
             "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
                        "model": "anthropic.claude-3-haiku-20240307-v1:0"},
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"}}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            from tokenomy.providers import converse_mapping
-
-            original = converse_mapping.to_converse_params
-            monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
-                                lambda request: sent.append(original(request)) or sent[-1])
             client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             reply = client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": user})
             assert reply.content and sent[-1]["requestMetadata"] == {"user_id": user}
@@ -519,12 +514,12 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
 def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk) -> None:
     """Claude Opus 4.7 and later refuse a thinking budget and take `thinking: {"type": "adaptive"}` (guided by
     `output_config.effort`); coding agents send it on every request. The gateway refused it on both APIs."""
-    sdk.messages.create(model="claude", max_tokens=2000, messages=ASK, thinking={"type": "adaptive"},
+    sdk.messages.create(model="opus46", max_tokens=2000, messages=ASK, thinking={"type": "adaptive"},
                         extra_body={"output_config": {"effort": "high"}})
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
     chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    chat.chat.completions.create(model="opus", max_tokens=2000, messages=ASK, reasoning_effort="low",
+    chat.chat.completions.create(model="opus46", max_tokens=2000, messages=ASK, reasoning_effort="low",
                                  extra_body={"thinking": {"type": "adaptive"}})
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
@@ -654,25 +649,16 @@ def test_a_cache_point_between_system_messages_sends_each_text_as_written(gatewa
     assert scripted.requests[-1][1]["system"][0]["cache_control"] == {"type": "ephemeral"}
 
 
-def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_provider(upstream, tmp_path,
-                                                                                       monkeypatch) -> None:
-    """Anthropic's effort parameter is for Claude Opus 4.5 and the 4.6 and later models. Claude Sonnet 4.5's
-    reasoning_effort was sent to Bedrock as outputConfig.effort but refused on Anthropic's API, and Opus 4.5's was
-    refused on Anthropic's API (it asked for adaptive thinking, which Opus 4.5 does not have): now both providers
-    carry it to the models that take it and refuse it, naming the model, for the others."""
+@pytest.fixture
+def claude_on_both(upstream, tmp_path, monkeypatch):
+    """(scripted Anthropic API, the Converse params sent to Bedrock, gateway URL): Claude Sonnet 4.5, Opus 4.5 and
+    Sonnet 4.6 each on Anthropic's API (`sonnet-api`, `opus-api`, `sonnet46-api`) and on Bedrock (`-bedrock`)."""
     from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
     from tokenomy.emulate.instant_engine import InstantEngine
-    from tokenomy.providers import converse_mapping
 
     scripted, anthropic_url = upstream
     scripted.requests.clear()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-    sent: list[dict] = []
-    original = converse_mapping.to_converse_params
-    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
-                        lambda request: sent.append(original(request)) or sent[-1])
+    sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         def on_bedrock(model: str) -> dict:
             return {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": model}
@@ -680,21 +666,58 @@ def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_pr
         config = parse_config({"models": {
             "sonnet-api": {"provider": "anthropic", "model": SONNET, "base_url": anthropic_url},
             "opus-api": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": anthropic_url},
+            "sonnet46-api": {"provider": "anthropic", "model": "claude-sonnet-4-6", "base_url": anthropic_url},
             "sonnet-bedrock": on_bedrock("anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            "opus-bedrock": on_bedrock("anthropic.claude-opus-4-5-20251101-v1:0")}})
+            "opus-bedrock": on_bedrock("anthropic.claude-opus-4-5-20251101-v1:0"),
+            "sonnet46-bedrock": on_bedrock("us.anthropic.claude-sonnet-4-6")}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            for route in ("opus-api", "opus-bedrock"):
-                chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
-            assert scripted.requests[-1][1]["output_config"] == {"effort": "low"}
-            assert "thinking" not in scripted.requests[-1][1]
-            assert sent[-1]["outputConfig"] == {"effort": "low"}
-            calls = (len(scripted.requests), len(sent))
-            for route in ("sonnet-api", "sonnet-bedrock"):
-                with pytest.raises(openai.BadRequestError) as refused:
-                    chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
-                body = refused.value.body
-                assert body["param"] == "reasoning_effort", body
-                assert "claude-sonnet-4-5-20250929" in body["message"] and "takes no effort level" in body["message"]
-                assert '"budget_tokens": N' in body["message"]
-            assert (len(scripted.requests), len(sent)) == calls  # refused before any call
+            yield scripted, sent, url
+
+
+def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_provider(claude_on_both) -> None:
+    """Anthropic's effort parameter is for Claude Opus 4.5 and the 4.6 and later models. Claude Sonnet 4.5's
+    reasoning_effort was sent to Bedrock as outputConfig.effort but refused on Anthropic's API, and Opus 4.5's was
+    refused on Anthropic's API (it asked for adaptive thinking, which Opus 4.5 does not have): now both providers
+    carry it to the models that take it and refuse it, naming the model, for the others."""
+    scripted, sent, url = claude_on_both
+    chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    for route in ("opus-api", "opus-bedrock"):
+        chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
+    assert scripted.requests[-1][1]["output_config"] == {"effort": "low"}
+    assert "thinking" not in scripted.requests[-1][1]
+    assert sent[-1]["outputConfig"] == {"effort": "low"}
+    calls = (len(scripted.requests), len(sent))
+    for route in ("sonnet-api", "sonnet-bedrock"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort="low")
+        body = refused.value.body
+        assert body["param"] == "reasoning_effort", body
+        assert "claude-sonnet-4-5-20250929" in body["message"] and "takes no effort level" in body["message"]
+        assert '"budget_tokens": N' in body["message"]
+    assert (len(scripted.requests), len(sent)) == calls  # refused before any call
+
+
+def test_adaptive_thinking_and_a_native_effort_are_refused_before_any_call_for_claude_models_without_them(
+        claude_on_both) -> None:
+    """Adaptive thinking is for Claude 4.6 and later, output_config.effort for Opus 4.5 and 4.6 and later. Sent by an
+    Anthropic caller for Sonnet 4.5, Anthropic's API refused them only upstream and Bedrock got them as model
+    parameters it refuses after the call; now both providers refuse them first, naming the field, model and fix,
+    and carry them to the models that take them."""
+    scripted, sent, url = claude_on_both
+    client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    adaptive, why_adaptive = {"thinking": {"type": "adaptive"}}, "adaptive thinking is for the Claude 4.6"
+    effort, why_effort = {"output_config": {"effort": "low"}}, "takes no effort level"
+    asks = [("thinking", adaptive, why_adaptive, "sonnet-api"), ("thinking", adaptive, why_adaptive, "sonnet-bedrock"),
+            ("output_config.effort", effort, why_effort, "sonnet-api")]
+    for field, extra, why, route in asks:
+        calls = (len(scripted.requests), len(sent))
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            client.messages.create(model=route, max_tokens=2000, messages=ASK, extra_body=extra)
+        message = refused.value.body["error"]["message"]
+        assert field in message and "claude-sonnet-4-5-20250929" in message and why in message, message
+        assert (len(scripted.requests), len(sent)) == calls  # refused before any call
+    for extra in (adaptive, effort):
+        client.messages.create(model="sonnet46-api", max_tokens=2000, messages=ASK, extra_body=extra)
+        assert {k: scripted.requests[-1][1][k] for k in extra} == extra
+    client.messages.create(model="sonnet46-bedrock", max_tokens=2000, messages=ASK, extra_body=adaptive)
+    assert sent[-1]["additionalModelRequestFields"]["thinking"] == {"type": "adaptive"}

@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from helpers.converse_capture import record_converse
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import parse_config
@@ -150,15 +151,7 @@ def test_a_one_hour_point_to_a_model_without_a_one_hour_cache_is_a_400_naming_it
 @pytest.fixture
 def converse_gateway(tmp_path, monkeypatch):
     """(boto3 client, the Converse params the Bedrock provider sent, ledger path)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-    from tokenomy.providers import converse_mapping
-
-    sent: list[dict] = []
-    original = converse_mapping.to_converse_params
-    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
-                        lambda request: sent.append(original(request)) or sent[-1])
+    sent = record_converse(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
         config = parse_config({"models": {

@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
+from helpers.converse_capture import record_converse
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
@@ -37,15 +38,7 @@ NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """(boto3 client, gateway URL, recording upstream, the Converse params the Bedrock provider sent, ledger)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-    from tokenomy.providers import converse_mapping
-
-    sent: list[dict] = []
-    original = converse_mapping.to_converse_params
-    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
-                        lambda request: sent.append(original(request)) or sent[-1])
+    sent = record_converse(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
         config = parse_config({"models": {
@@ -92,14 +85,7 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
     """guardrailConfig, additionalModelResponseFieldPaths, requestMetadata: carried as sent to a route whose every
     model is a Bedrock one (a routing policy's tiers and fallbacks included), refused for one that may reach another
     provider, naming it."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    from tokenomy.providers import converse_mapping
-
-    sent: list[dict] = []
-    original = converse_mapping.to_converse_params
-    monkeypatch.setattr("tokenomy.providers.bedrock.to_converse_params",
-                        lambda request: sent.append(original(request)) or sent[-1])
+    sent = record_converse(monkeypatch)
     sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
         config = parse_config({
@@ -429,3 +415,32 @@ def test_an_empty_system_list_is_no_system_prompt_as_bedrock_takes_it(served) ->
     events = list(client.converse_stream(modelId="fast", messages=ASK, system=[])["stream"])
     assert events[-1]["metadata"]["usage"]["outputTokens"] > 0
     assert [m["role"] for m in upstream.last["messages"]] == ["user"]
+
+
+OPENAI_ONLY = [
+    ("verbosity", "low"), ("prompt_cache_retention", "24h"), ("metadata", {"team": "search"}),
+    ("service_tier", "priority"), ("prediction", {"type": "content", "content": "Paris"}),
+    ("web_search_options", {}), ("audio", {"voice": "alloy", "format": "wav"}), ("modalities", ["text", "audio"]),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), OPENAI_ONLY)
+def test_openai_only_fields_to_a_bedrock_route_are_refused_by_name_before_any_call(served, field, value) -> None:
+    """OpenAI's own fields have no Converse counterpart: sent on as additionalModelRequestFields, Bedrock would refuse
+    them after the call; the gateway refuses them first, naming the field and the fix."""
+    import openai
+
+    _, url, _, sent, _ = served
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="haiku", messages=ask, max_tokens=10, extra_body={field: value})
+    message = raised.value.body["message"] if isinstance(raised.value.body, dict) else str(raised.value)
+    assert field in message and ("remove" in message or "send" in message)
+    assert raised.value.body.get("param") == field
+    assert sent == []  # no Converse request was made
+    # a model's own parameter still rides in additionalModelRequestFields; the defaults of OpenAI's fields ask nothing
+    reply = client.chat.completions.create(model="opus", messages=ask, max_tokens=10, modalities=["text"],
+                                           extra_body={"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]})
+    assert reply.choices[0].message.content
+    assert sent[-1]["additionalModelRequestFields"] == {"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]}

@@ -14,6 +14,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers.converse_capture import record_converse
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -117,6 +118,79 @@ def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_pr
     assert read.cache_read_cost_usd == 700 * entry.cache_read / 10**6 and read.cost_usd > Decimal(0)
 
 
+def test_a_cache_made_to_last_an_hour_gets_a_one_hour_cache_point_where_the_model_takes_one(served) -> None:
+    """A 5-minute point under a cache that lives an hour is written again every time the prefix goes 5 minutes unused;
+    Claude Sonnet 4.5 takes 1-hour points (and the catalog prices their writes), so a cache of an hour gets one."""
+    client, scripted, ledger, _ = served
+    hour = make_cache(client, ttl="3600s")
+    asked = types.GenerateContentConfig(cached_content=hour.name, max_output_tokens=20)
+    scripted.usage = {**USAGE, "cache_creation_input_tokens": 700,
+                      "cache_creation": {"ephemeral_1h_input_tokens": 700, "ephemeral_5m_input_tokens": 0}}
+    client.models.generate_content(model="claude", contents="What does the gateway do?", config=asked)
+    point = scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"]
+    assert point == {"type": "ephemeral", "ttl": "1h"}
+    (write,) = ok_rows(ledger, 1)
+    assert write.cache_write_cost_usd == 700 * default_catalog().lookup(SONNET).cache_write_1h / 10**6
+    short = make_cache(client, ttl="600s")  # under an hour: the 5-minute default, as before
+    client.models.generate_content(model="claude", contents="Again?", config=types.GenerateContentConfig(
+        cached_content=short.name, max_output_tokens=20))
+    assert scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_a_cache_of_an_hour_on_a_model_without_one_hour_points_keeps_the_five_minute_one(tmp_path, monkeypatch) -> None:
+    """Claude 3.7 Sonnet on Bedrock has no 1-hour cache (nor a 1-hour write price): the gateway's own point stays a
+    5-minute one rather than the request being refused for a point the caller never asked for."""
+
+    sent = record_converse(monkeypatch)
+    with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
+        loaded = parse_config({"models": {"old": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                                                  "model": "anthropic.claude-3-7-sonnet-20250219-v1:0"}}})
+        with ServerThread(create_app(loaded, str(tmp_path / "l.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            cache = make_cache(client, model="old", ttl="7200s")
+            answer = client.models.generate_content(model="old", contents="Hi", config=types.GenerateContentConfig(
+                cached_content=cache.name, max_output_tokens=20))
+    assert answer.text
+    # (the cached turn and the request's own are one Converse message: Converse's roles alternate)
+    assert sent[-1]["messages"][0]["content"][1] == {"cachePoint": {"type": "default"}}
+
+
+def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_them(served, monkeypatch) -> None:
+    """google-genai on Vertex AI (`vertexai=True`) keeps caches under `projects/{p}/locations/{l}/cachedContents`:
+    those paths were a 404. They are the gateway's caches, named back in Vertex's form, and a request naming one by
+    its full name gets its prefix as on the Gemini API; express mode (no project) too."""
+    from google.oauth2.credentials import Credentials
+
+    for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    _, scripted, _, _ = served
+    url = served[0]._api_client._http_options.base_url
+    vertex = genai.Client(vertexai=True, project="acme", location="us-central1", credentials=Credentials(token="t"),
+                          http_options={"base_url": url})
+    cache = make_cache(vertex, ttl="600s")
+    parent = "projects/acme/locations/us-central1"
+    assert cache.name.startswith(f"{parent}/cachedContents/")
+    assert cache.model == f"{parent}/publishers/google/models/claude"
+    assert vertex.caches.get(name=cache.name).expire_time == cache.expire_time
+    assert [c.name for c in vertex.caches.list()] == [cache.name]
+    assert served[0].caches.get(name=cache.name.removeprefix(parent + "/")).name.startswith("cachedContents/")
+    vertex.models.generate_content(model="claude", contents="What does it do?", config=types.GenerateContentConfig(
+        cached_content=cache.name, max_output_tokens=20))
+    first = scripted.requests[-1][1]["messages"][0]["content"]
+    assert first[0]["text"] == BOOK and first[-1]["cache_control"] == {"type": "ephemeral"}
+    longer = vertex.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    assert longer.expire_time > cache.expire_time
+    vertex.caches.delete(name=cache.name)
+    with pytest.raises(errors.APIError) as gone:
+        vertex.caches.get(name=cache.name)
+    assert gone.value.code == 404 and cache.name in gone.value.message
+    express = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
+    quick = make_cache(express, ttl="600s")
+    express.models.generate_content(model="claude", contents="And?", config=types.GenerateContentConfig(
+        cached_content=quick.name, max_output_tokens=20))
+    assert scripted.requests[-1][1]["messages"][0]["content"][0]["text"] == BOOK
+
+
 def test_a_cache_on_a_gemini_route_is_sent_whole(served) -> None:
     client = served[0]
     cache = make_cache(client, model="g")
@@ -197,4 +271,5 @@ def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_re
     assert write.cache_write_tokens > 1024 and write.cache_read_tokens == 0
     assert read.cache_read_tokens == write.cache_write_tokens and read.cache_write_tokens == 0
     assert read.cache_read_cost_usd == read.cache_read_tokens * entry.cache_read / 10**6
-    assert write.cache_write_cost_usd == write.cache_write_tokens * entry.cache_write / 10**6
+    # Gemini's default ttl is an hour, and Claude Sonnet 4.5 on Bedrock caches for one: written at the 1-hour price
+    assert write.cache_write_cost_usd == write.cache_write_tokens * entry.cache_write_1h / 10**6

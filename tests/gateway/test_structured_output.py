@@ -55,6 +55,7 @@ def served(tmp_path_factory):
             config = parse_config({"models": {
                 "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
                 "claude-scripted": {"provider": "anthropic", "model": SONNET, "base_url": scripted_url},
+                "opus46-scripted": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": scripted_url},
                 "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
                            "endpoint_url": bedrock},
                 "gpt": {"provider": "openai", "model": "up-model", "base_url": gpt.url, "price_as": "gpt-4o-mini"},
@@ -87,7 +88,7 @@ def test_what_reaches_anthropic_is_output_config_format(served) -> None:
         "format": {"type": "json_schema", "schema": {**SCHEMA, "description": "One French city"}}}
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     # /v1/messages to Anthropic: the format and an effort arrive together in one output_config.
-    sdk.messages.create(model="claude-scripted", max_tokens=60, messages=ASK, thinking={"type": "adaptive"},
+    sdk.messages.create(model="opus46-scripted", max_tokens=60, messages=ASK, thinking={"type": "adaptive"},
                         output_config={"format": FORMAT, "effort": "low"})
     assert scripted.requests[-1][1]["output_config"] == {"effort": "low", "format": FORMAT}
     assert scripted.requests[-1][1]["thinking"] == {"type": "adaptive"}
@@ -139,11 +140,11 @@ def test_an_output_config_key_set_twice_is_refused_and_others_join() -> None:
     ask = [Message("user", "hi")]
     provider = AnthropicProvider(base_url="http://127.0.0.1:9", api_key="unused")
     adaptive = Reasoning(adaptive=True, effort="low")
-    joined = provider._params(ChatRequest(ask, model=SONNET, reasoning=Reasoning(adaptive=True),
+    joined = provider._params(ChatRequest(ask, model="claude-opus-4-6", reasoning=Reasoning(adaptive=True),
                                           response_format=ResponseFormat("json_schema", SCHEMA),
                                           extra={"output_config": {"effort": "high"}}))
     assert joined["output_config"] == {"effort": "high", "format": FORMAT} and "extra_body" not in joined
     with pytest.raises(ProviderError) as refused:
-        provider._params(ChatRequest(ask, model="claude-opus-4-5-20251101", reasoning=adaptive,  # takes an effort
+        provider._params(ChatRequest(ask, model="claude-opus-4-6", reasoning=adaptive,  # takes both
                                      extra={"output_config": {"effort": "x"}}))
     assert refused.value.param == "output_config.effort" and refused.value.status == 400

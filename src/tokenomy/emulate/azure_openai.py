@@ -32,7 +32,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
-from tokenomy.emulate.engine import Block, Turn
+from tokenomy.emulate.engine import Block, CutShort, Turn
 from tokenomy.emulate.instant_openai import embeddings_answer
 from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
 from tokenomy.emulate.openai_batch_api import batch_router, install_errors
@@ -215,13 +215,16 @@ class AzureChat:
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
         if tool is not None or schema is not None or fmt.get("type") == "json_object":
-            value, output_tokens = self._json(prepared, (tool or {}).get("parameters") if tool else schema)
-            finish = "tool_calls" if tool else "stop"
+            try:
+                value, output_tokens = self._json(prepared, (tool or {}).get("parameters") if tool else schema)
+                text, finish = json.dumps(value), "tool_calls" if tool else "stop"
+            except CutShort as cut:  # max_tokens stops it: finish_reason "length" with the partial output, as OpenAI's
+                text, output_tokens, finish = cut.text, cut.tokens, "length"
             if tool:
-                call = {"name": tool.get("name"), "arguments": json.dumps(value)}
+                call = {"name": tool.get("name"), "arguments": text}
                 message["tool_calls"] = [{"id": f"call_{secrets.token_hex(8)}", "type": "function", "function": call}]
             else:
-                pieces = [json.dumps(value)]
+                pieces = [text]
         else:
             output_tokens, finish = 0, "stop"
             for item in self.engine.generate(prepared):

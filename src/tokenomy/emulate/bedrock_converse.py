@@ -87,8 +87,9 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
     budget = None
     thinking = (extra or {}).get("thinking")
     if thinking is not None:
-        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-            raise _invalid("additionalModelRequestFields.thinking.type: must be enabled or disabled")
+        # adaptive: the Claude 4.6 and later models' own (the model decides how long to think; no budget to check)
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+            raise _invalid("additionalModelRequestFields.thinking.type: must be enabled, disabled or adaptive")
         if thinking["type"] == "enabled":
             budget = thinking.get("budget_tokens")
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:

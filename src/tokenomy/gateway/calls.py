@@ -24,7 +24,7 @@ from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
-from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, StreamChunk
+from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,22 @@ def request_meta(request, route, key, name: str) -> RequestMeta:
     )
 
 
-def route_providers(gw, route, name: str) -> set[str]:
-    """The providers (`anthropic`, `aws.bedrock`, `gcp.gemini`, ...) of every model a request on the route may reach:
-    its model, its fallbacks, and each model of its routing policy's tiers."""
+def route_models(gw, route, name: str) -> list[str]:
+    """Every model a request on the route may reach: its model, its fallbacks and its routing policy's tiers."""
     router = gw.policy_for(name, route).router
-    models = [*([route.model] if route.model else []), *route.fallback, *(router.models() if router else [])]
-    return {gw.client.provider_for(gw.client.spec_for(model)).name for model in models}
+    return [*([route.model] if route.model else []), *route.fallback, *(router.models() if router else [])]
+
+
+def route_providers(gw, route, name: str) -> set[str]:
+    """The providers (`anthropic`, `aws.bedrock`, `gcp.gemini`, ...) of every model a request on the route may reach."""
+    return {gw.client.provider_for(gw.client.spec_for(model)).name for model in route_models(gw, route, name)}
+
+
+def takes_one_hour_cache(gw, route, name: str, call: ChatRequest) -> bool:
+    """Whether every model the route may reach takes a 1-hour cache point on `call` (its API has a 1-hour cache and its
+    price a 1-hour write): the point the gateway adds itself is made one only then, never refused for it."""
+    probe = replace(call, system_cache_point=ONE_HOUR)
+    return all(gw.client.cache_refusal(gw.client.spec_for(m), probe) is None for m in route_models(gw, route, name))
 
 
 # How to stop a field a client sends without being asked, for the caller who cannot edit the request.

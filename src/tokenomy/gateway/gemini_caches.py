@@ -4,7 +4,9 @@ LiteLLM's Gemini context caching call, and `cachedContent` in generateContent, s
 
 A cache is kept by the gateway (`cache_store`), not created upstream: a request naming it is sent with the cache's
 tools, toolConfig and systemInstruction, and its contents before the request's, as Gemini reads it, and with a cache
-point right after that prefix, so that Claude (Anthropic's API, Bedrock) caches it for real. A Gemini model gets the
+point right after that prefix, so that Claude (Anthropic's API, Bedrock) caches it for real: a 1-hour point when the
+cache was made to last an hour or more and every model the route may reach takes one (`takes_one_hour_cache`), else
+the 5-minute default, which a prefix reused less often than every 5 minutes would write again. A Gemini model gets the
 whole prompt too, and caches its repeated prefix implicitly. Errors are Gemini's: a request that sets tools, toolConfig
 or systemInstruction beside a cache is a 400, an unknown or expired cache a 404, one made for another model a 400.
 """
@@ -15,6 +17,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +30,8 @@ from tokenomy.gateway.cache_store import CachedContent, CacheStore, owner_of
 from tokenomy.gateway.calls import json_body
 from tokenomy.gateway.gemini_auth import authenticate
 from tokenomy.gateway.gemini_errors import gemini_error
-from tokenomy.messages import ChatRequest
+from tokenomy.gateway.vertex_paths import VERTEX_PARENT
+from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
 from tokenomy.providers.gemini_fields import get, snake
 from tokenomy.providers.gemini_inbound import request_from_gemini
 
@@ -40,6 +44,8 @@ DEFAULT_TTL_S = 3600  # Gemini's default: an hour
 MAX_PAGE = 1000
 LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 TTL = re.compile(r"^(\d+(?:\.\d{1,9})?)s$")  # proto3 JSON Duration: "300s", "1.5s"
+_MODEL = re.compile(r"(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?(?:models/)?([^/]+)")
+_VERTEX_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/(cachedContents/[^/]+)")  # a cache's name on Vertex AI
 PLACEHOLDER = {"role": "user", "parts": [{"text": "."}]}  # stands for the request's own turn when a cache is checked
 
 
@@ -55,9 +61,21 @@ def _time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def cache_body(cache: CachedContent) -> dict[str, Any]:
-    """Gemini's CachedContent answer (its contents are not sent back, as Gemini's are not)."""
-    body: dict[str, Any] = {"name": cache.name, "model": f"models/{cache.model}"}
+def _parent(request: Request) -> str:
+    """`projects/{p}/locations/{l}` when the caller came by a Vertex AI path naming them (`vertex_paths`), else ""."""
+    return str(request.scope.get(VERTEX_PARENT) or "")
+
+
+def _shown(name: str, parent: str) -> str:
+    """A cache's name as the caller's API spells it: Vertex's full `projects/.../cachedContents/{id}`, or Gemini's."""
+    return f"{parent}/{name}" if parent else name
+
+
+def cache_body(cache: CachedContent, parent: str = "") -> dict[str, Any]:
+    """Gemini's CachedContent answer (its contents are not sent back, as Gemini's are not); on a Vertex AI path, its
+    name and model in Vertex's form."""
+    model = f"{parent}/publishers/google/models/{cache.model}" if parent else f"models/{cache.model}"
+    body: dict[str, Any] = {"name": _shown(cache.name, parent), "model": model}
     if cache.display_name is not None:
         body["displayName"] = cache.display_name
     return body | {
@@ -107,6 +125,15 @@ def _asked_expiry(body: dict[str, Any], now: float) -> float | None:
     return None
 
 
+def _model_name(model: Any) -> str:
+    """The model a cache is for: Gemini's `models/{m}`, or Vertex's `projects/{p}/locations/{l}/publishers/google/
+    models/{m}` (express mode sends `projects/None/locations/None/...`)."""
+    found = _MODEL.fullmatch(model) if isinstance(model, str) else None
+    if found is None:
+        raise ValueError('model: expected the model the cache is for, e.g. "models/gemini-2.5-flash"')
+    return found.group(1)
+
+
 def _not_found(name: str) -> JSONResponse:
     return gemini_error(404, f"{name}: no such cached content (it may have expired, or belong to another key)")
 
@@ -115,6 +142,11 @@ def _checked(version: str) -> JSONResponse | None:
     if version not in VERSIONS:
         return gemini_error(404, f"/{version}/cachedContents: this gateway serves cachedContents on /v1beta")
     return None
+
+
+def _answer(cache: CachedContent | None, name: str, request: Request) -> JSONResponse:
+    parent = _parent(request)
+    return _not_found(_shown(name, parent)) if cache is None else JSONResponse(cache_body(cache, parent))
 
 
 @router.post("/{version}/cachedContents")
@@ -131,10 +163,7 @@ async def create_cache(request: Request, version: str) -> Response:
     now = time.time()
     try:
         body = _fields(await json_body(request), CREATE_FIELDS, "a cached content")
-        model = get(body, "model")
-        if not isinstance(model, str) or not model.removeprefix("models/"):
-            raise ValueError('model: expected the model the cache is for, e.g. "models/gemini-2.5-flash"')
-        model = model.removeprefix("models/")
+        model = _model_name(get(body, "model"))
         route = gw.route_for(model)
         if route is None:
             return gemini_error(404, f"model `{model}` does not exist on this gateway; GET /v1/models lists the names")
@@ -166,7 +195,7 @@ async def create_cache(request: Request, version: str) -> Response:
         expire if expire is not None else now + DEFAULT_TTL_S,
     )
     await asyncio.to_thread(_store(gw).add, cache, now)
-    return JSONResponse(cache_body(cache))
+    return JSONResponse(cache_body(cache, _parent(request)))
 
 
 @router.get("/{version}/cachedContents")
@@ -186,7 +215,7 @@ async def list_caches(request: Request, version: str) -> Response:
     caches, more = await asyncio.to_thread(
         _store(request.app.state.gateway).page, owner_of(key), time.time(), int(token), size
     )
-    answer: dict[str, Any] = {"cachedContents": [cache_body(c) for c in caches]} if caches else {}
+    answer: dict[str, Any] = {"cachedContents": [cache_body(c, _parent(request)) for c in caches]} if caches else {}
     if more:
         answer["nextPageToken"] = str(int(token) + size)
     return JSONResponse(answer)
@@ -202,7 +231,7 @@ async def get_cache(request: Request, version: str, cache_id: str) -> Response:
         return key
     name = f"cachedContents/{cache_id}"
     cache = await asyncio.to_thread(_store(request.app.state.gateway).get, name, owner_of(key), time.time())
-    return _not_found(name) if cache is None else JSONResponse(cache_body(cache))
+    return _answer(cache, name, request)
 
 
 @router.patch("/{version}/cachedContents/{cache_id}")
@@ -228,7 +257,7 @@ async def update_cache(request: Request, version: str, cache_id: str) -> Respons
         return gemini_error(400, str(exc))
     name = f"cachedContents/{cache_id}"
     cache = await asyncio.to_thread(_store(request.app.state.gateway).expire_at, name, owner_of(key), expire, now)
-    return _not_found(name) if cache is None else JSONResponse(cache_body(cache))
+    return _answer(cache, name, request)
 
 
 @router.delete("/{version}/cachedContents/{cache_id}")
@@ -241,7 +270,7 @@ async def delete_cache(request: Request, version: str, cache_id: str) -> Respons
         return key
     name = f"cachedContents/{cache_id}"
     deleted = await asyncio.to_thread(_store(request.app.state.gateway).delete, name, owner_of(key), time.time())
-    return JSONResponse({}) if deleted else _not_found(name)
+    return JSONResponse({}) if deleted else _not_found(_shown(name, _parent(request)))
 
 
 class CacheUse:
@@ -253,19 +282,22 @@ class CacheUse:
         self.turns = len(prefix.get("contents") or [])
         self.system = prefix.get("system_instruction") is not None
         self.tools = prefix.get("tools") is not None
+        self.lasts_an_hour = cache.expire_time - cache.update_time >= 3600  # the ttl it was made or last updated with
         self.body = {k: v for k, v in body.items() if snake(k) != "cached_content"} | {
             "contents": [*(prefix.get("contents") or []), *(get(body, "contents") or [])],
             **{field: prefix[snake(field)] for field in PREFIX_FIELDS[1:] if snake(field) in prefix},
         }
 
-    def mark(self, call: ChatRequest) -> None:
-        """A cache point right after the cached prefix (tools, then the system prompt, then the cached turns)."""
+    def mark(self, call: ChatRequest, takes_one_hour: Callable[[ChatRequest], bool]) -> None:
+        """A cache point right after the cached prefix (tools, then the system prompt, then the cached turns): for an
+        hour when the cache lasts one and `takes_one_hour(call)` (the route's models take a 1-hour point)."""
+        point: CachePoint = ONE_HOUR if self.lasts_an_hour and takes_one_hour(call) else True
         if self.turns:
-            call.messages[self.turns - 1].cache_point = call.messages[self.turns - 1].cache_point or True
+            call.messages[self.turns - 1].cache_point = call.messages[self.turns - 1].cache_point or point
         elif self.system:
-            call.system_cache_point = call.system_cache_point or True
+            call.system_cache_point = call.system_cache_point or point
         elif self.tools:
-            call.tools_cache_point = call.tools_cache_point or True
+            call.tools_cache_point = call.tools_cache_point or point
 
 
 async def use_cache(request: Request, key: Any, model: str, body: Any) -> CacheUse | JSONResponse | None:
@@ -276,8 +308,9 @@ async def use_cache(request: Request, key: Any, model: str, body: Any) -> CacheU
         return None
     if not isinstance(name, str):
         return gemini_error(400, f'cachedContent: expected a cache\'s name, "cachedContents/<id>", not {name!r}')
-    if not name.startswith("cachedContents/"):
-        return None  # a Vertex AI cache's full name (`projects/.../cachedContents/...`): to Gemini models, as before
+    vertex = _VERTEX_NAME.fullmatch(name)
+    if not name.startswith("cachedContents/") and vertex is None:
+        return None  # not a cache's name the gateway gives: to Gemini models as sent
     sent = [f for f in PREFIX_FIELDS[1:] if get(body, f) is not None]
     if sent:
         return gemini_error(
@@ -286,7 +319,10 @@ async def use_cache(request: Request, key: Any, model: str, body: Any) -> CacheU
             "system_instruction, tools or tool_config. Proposed fix: move those values to CachedContent from "
             "GenerateContent request.",
         )
-    cache = await asyncio.to_thread(_store(request.app.state.gateway).get, name, owner_of(key), time.time())
+    kept = vertex.group(1) if vertex is not None else name
+    cache = await asyncio.to_thread(_store(request.app.state.gateway).get, kept, owner_of(key), time.time())
+    if cache is None and vertex is not None:
+        return None  # a cache made on Vertex AI itself, not through the gateway: to Gemini models as sent, as before
     if cache is None:
         return _not_found(name)
     if cache.model != model:

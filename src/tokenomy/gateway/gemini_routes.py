@@ -37,6 +37,7 @@ from tokenomy.gateway.calls import (
     request_meta,
     retry_after,
     route_providers,
+    takes_one_hour_cache,
     upstream_status,
 )
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
@@ -310,7 +311,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         body = cached.body if cached is not None else body  # the cache's prefix in it: places are named in it
         call = request_from_gemini(route.model or model, body)
         if cached is not None:
-            cached.mark(call)
+            cached.mark(call, partial(takes_one_hour_cache, gw, route, model))
         call.meta = request_meta(request, route, key, model)
         call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
         providers = route_providers(gw, route, model)

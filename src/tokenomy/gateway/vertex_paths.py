@@ -13,6 +13,9 @@ with the key in `x-goog-api-key`. On Vertex the SDK sends and parses the Gemini 
 endpoint (`gemini_routes`) for `models/{model}:...`: `{model}` names the gateway route, and both ways of sending the
 key are the ones that endpoint takes; `GET .../publishers/google/models[/{model}]` (models.list, models.get) is its
 list. The project and location are the caller's business and are not checked.
+Its context caches (`client.caches` on Vertex: `.../projects/{project}/locations/{location}/cachedContents[/{id}]`)
+are the Gemini API's `cachedContents` (`gemini_caches`), named back in Vertex's form, `projects/{project}/locations/
+{location}/cachedContents/{id}`, from the parent kept in the scope (`VERTEX_PARENT`).
 Claude on Vertex (`publishers/anthropic`) has endpoints of its own (`vertex_routes`); other Vertex paths get the
 gateway's 404 naming what it serves.
 """
@@ -27,13 +30,20 @@ from starlette.types import Scope
 PREFIXES = ("/v1beta1/", "/v1/projects/", "/v1/publishers/")
 # `publishers/google/models` alone is the SDK's models.list(): the Gemini API's list (the SDK reads its `models`)
 _GEMINI = re.compile(r"/v1(?:beta1)?/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/(models(?:/.+)?)")
+# Vertex's context caches; express mode (an API key, no project) creates and lists on `/v1beta1/cachedContents`
+_CACHES = re.compile(r"/v1(?:beta1)?/(?:(projects/[^/]+/locations/[^/]+)/)?(cachedContents(?:/[^/]+)?)")
+VERTEX_PARENT = "tokenomy.vertex_parent"  # the scope's `projects/{p}/locations/{l}` of a Vertex cache path ("": none)
 
 
 def served_scope(scope: Scope) -> Scope:
     """The scope of a request for a Gemini model on a Vertex AI path as the Gemini API request the gateway serves
     (`/v1beta/models/{model}:...`); the scope unchanged for any other path."""
     matched = _GEMINI.fullmatch(scope["path"])
-    if matched is None:
-        return scope
-    target = "/v1beta/" + matched.group(1)
-    return {**scope, "path": target, "raw_path": target.encode()}
+    if matched is not None:
+        target = "/v1beta/" + matched.group(1)
+        return {**scope, "path": target, "raw_path": target.encode()}
+    cache = _CACHES.fullmatch(scope["path"])
+    if cache is not None:
+        target = "/v1beta/" + cache.group(2)
+        return {**scope, "path": target, "raw_path": target.encode(), VERTEX_PARENT: cache.group(1) or ""}
+    return scope

@@ -42,7 +42,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.claude_effort import NO_EFFORT, takes_effort
+from tokenomy.providers.claude_effort import NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -387,6 +387,11 @@ def _refuse_unsupported(request: ChatRequest) -> None:
     effort = reasoning.effort if reasoning is not None and reasoning.budget_tokens is None else None
     if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
         raise refuse(request.model, "reasoning_effort", NO_EFFORT)
+    native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
+    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(request.model) is False:
+        raise refuse(request.model, "output_config.effort", NO_EFFORT)
+    if reasoning is not None and reasoning.adaptive and takes_adaptive(request.model) is False:
+        raise refuse(request.model, "thinking", NO_ADAPTIVE)
     if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
         raise refuse(
             request.model,

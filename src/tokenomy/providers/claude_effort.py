@@ -1,10 +1,11 @@
 """Which Claude models take an effort level (`output_config.effort` on Anthropic's API, `outputConfig.effort` on
-Bedrock's Converse), so that both providers carry a caller's reasoning effort to the same models and refuse it, naming
-the model, for the same others.
+Bedrock's Converse) and adaptive thinking (`thinking: {"type": "adaptive"}`), so that both providers carry them to the
+same models and refuse them, naming the model and the fix, for the same others, before any call is made.
 
 Anthropic's effort documentation lists Claude Opus 4.5, the Claude 4.6 and later models (Opus 4.6, 4.7, 4.8, Sonnet
 4.6) and the Claude 5 generation. Sonnet 4.5, Haiku 4.5, Opus 4.1 and every earlier Claude take no effort: they think
 within a budget in tokens (`thinking.budget_tokens`), which a caller sends as such; the gateway does not invent one.
+Adaptive thinking (the model decides how long to think) came with Claude Opus 4.6: the 4.6 and later models take it.
 """
 
 from __future__ import annotations
@@ -23,14 +24,34 @@ NO_EFFORT = (
 )
 
 
+NO_ADAPTIVE = (
+    "thinks only within a budget in tokens (adaptive thinking is for the Claude 4.6 and later models); send "
+    '`thinking: {"type": "enabled", "budget_tokens": N}`, or route the request to a Claude 4.6 or later model'
+)
+
+
+def _version(model: str) -> tuple[str, tuple[int, int]] | None:
+    """A Claude model id's family and (major, minor) version; ("", (3, 0)) for the older naming; None for no Claude."""
+    named = _NAMED.search(model)
+    if named is None:
+        return ("", (3, 0)) if _OLD.search(model) else None
+    return named["family"], (int(named["major"]), int(named["minor"] or 0))
+
+
+def takes_adaptive(model: str) -> bool | None:
+    """True for a Claude model that takes adaptive thinking (4.6 and later), False for one that does not, None for a
+    model id that names no Claude model."""
+    found = _version(model)
+    return None if found is None else found[1] >= (4, 6)
+
+
 def takes_effort(model: str) -> bool | None:
     """True for a Claude model that takes an effort level, False for one that does not, None for a model id that
     names no Claude model (its provider's own rules apply)."""
-    named = _NAMED.search(model)
-    if named is None:
-        return False if _OLD.search(model) else None
-    version = (int(named["major"]), int(named["minor"] or 0))
+    found = _version(model)
+    if found is None:
+        return None
+    family, version = found
     if version >= (5, 0):
         return True
-    family = named["family"]
     return (family == "opus" and version >= (4, 5)) or (family != "haiku" and version >= (4, 6))

@@ -13,7 +13,9 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
   requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,
   performanceConfig) are refused, as are OpenAI's n > 1 and logprobs (a Converse answer has one choice and no
-  log probabilities). A json_schema response format and a reasoning effort go to outputConfig (textFormat,
+  log probabilities) and OpenAI's other own fields (verbosity, metadata, service_tier, prediction, audio, ...:
+  `CONVERSE_OPENAI_ONLY`), which Bedrock would refuse only after the call as unknown model parameters. A
+  json_schema response format and a reasoning effort go to outputConfig (textFormat,
   effort); seed, presence/frequency penalties, the json_object response format (no schema), an effort Converse
   lacks (minimal, none) or for a Claude model that takes none (`claude_effort`, as on Anthropic's API),
   `parallel_tool_calls: false` (with tools offered) and a message's participant `name` have no Converse field and
@@ -49,7 +51,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.claude_effort import NO_EFFORT, takes_effort
+from tokenomy.providers.claude_effort import NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.refusals import fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -105,6 +107,37 @@ CONVERSE_UNCARRIED = {
     "logprobs": "returns no token log probabilities; remove logprobs",
     "top_logprobs": "returns no token log probabilities; remove top_logprobs",
 }
+
+
+# OpenAI's own request fields (the gateway passes them on in `extra`) that no Converse field carries. Sent on as
+# additionalModelRequestFields they would be the model's parameters, which Bedrock refuses only after the call is made
+# (a ValidationException naming a field the caller never sent to it): refused here instead, by their OpenAI name, with
+# the fix. A model's own parameters (Claude's top_k, thinking, anthropic_beta; Nova's inferenceConfig) still ride.
+CONVERSE_OPENAI_ONLY = {
+    "verbosity": "has no output verbosity; remove verbosity (ask for brevity in the prompt, or lower max_tokens)",
+    "prompt_cache_retention": "caches a prompt at its cache points, not by a retention setting; remove "
+    'prompt_cache_retention and mark a cache point (cache_control on a message or tool, ttl "1h" for an hour)',
+    "metadata": "has no metadata field the model reads; send the tags as requestMetadata (string to string, with the "
+    "openai SDK: extra_body), which Converse keeps in its invocation logs",
+    "service_tier": "bills its service tiers (serviceTier) at their own prices, which Tokenomy's catalog does not "
+    "have for Bedrock yet; remove service_tier (the call is served at the standard tier)",
+    "prediction": "has no predicted outputs; remove prediction",
+    "web_search_options": "has no built-in web search; remove web_search_options, or offer a search tool of your own",
+    "audio": "answers in text only; remove audio",
+    "modalities": 'answers in text only; remove modalities or send ["text"]',
+    "logit_bias": "has no token biases; remove logit_bias",
+    "safety_identifier": "takes the end-user id as `user` (sent in requestMetadata); send it as user instead",
+    "store": "stores no completions; remove store or send false",
+    "functions": "takes tools, not the legacy functions; send tools (type function) instead",
+    "function_call": "takes tool_choice, not the legacy function_call; send tool_choice instead",
+}
+# Values of those fields that ask for what Converse does anyway: carried by leaving them out.
+OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {"modalities": (["text"],), "service_tier": ("auto", "default")}
+
+
+def _openai_only(key: str, value: Any) -> bool:
+    """Whether `extra[key]` is an OpenAI-only field asking for something (a default value or null asks nothing)."""
+    return key in CONVERSE_OPENAI_ONLY and value is not None and value not in OPENAI_DEFAULTS.get(key, ())
 
 
 def _uncarried(key: str, value: Any) -> bool:
@@ -328,6 +361,11 @@ def _refuse_unsupported(request: ChatRequest) -> None:
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
         raise refuse(model, "reasoning_effort", NO_EFFORT)
+    if request.reasoning is not None and request.reasoning.adaptive and takes_adaptive(model) is False:
+        raise refuse(model, "thinking", NO_ADAPTIVE)
+    native = request.extra.get("output_config")  # Claude's own effort, as an Anthropic caller sends it
+    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
+        raise refuse(model, "output_config.effort", NO_EFFORT)
     if effort is not None and effort not in CONVERSE_EFFORTS:
         raise refuse(
             model,
@@ -403,8 +441,10 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
         if _uncarried(key, value):
             raise refuse(model, key, CONVERSE_UNCARRIED[key])
-        if key in CONVERSE_UNCARRIED:
-            continue  # n=1, logprobs false: what Converse does anyway, not a model parameter
+        if _openai_only(key, value):
+            raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
+        if key in CONVERSE_UNCARRIED or key in CONVERSE_OPENAI_ONLY:
+            continue  # n=1, logprobs false, modalities ["text"]: what Converse does anyway, not a model parameter
         if key in CONVERSE_TOP_LEVEL_FIELDS:
             params[key] = value
         elif key == "additionalModelRequestFields" and isinstance(value, dict):
