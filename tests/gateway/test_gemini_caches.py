@@ -184,6 +184,10 @@ def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_the
     with pytest.raises(errors.APIError) as gone:
         vertex.caches.get(name=cache.name)
     assert gone.value.code == 404 and cache.name in gone.value.message
+    with pytest.raises(errors.APIError) as used:  # on a Claude route: the 404 of a cache that is not there
+        vertex.models.generate_content(model="claude", contents="Still?", config=types.GenerateContentConfig(
+            cached_content=cache.name, max_output_tokens=20))
+    assert used.value.code == 404 and cache.name in used.value.message
     express = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
     quick = make_cache(express, ttl="600s")
     express.models.generate_content(model="claude", contents="And?", config=types.GenerateContentConfig(

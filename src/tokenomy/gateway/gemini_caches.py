@@ -300,9 +300,13 @@ class CacheUse:
             call.tools_cache_point = call.tools_cache_point or point
 
 
-async def use_cache(request: Request, key: Any, model: str, body: Any) -> CacheUse | JSONResponse | None:
+async def use_cache(
+    request: Request, key: Any, model: str, body: Any, gemini_only: Callable[[], bool]
+) -> CacheUse | JSONResponse | None:
     """The cache a generateContent (or countTokens) body names in `cachedContent`, checked as Gemini checks it: None
-    when it names none; else the request with the cache in it, or Google's error."""
+    when it names none; else the request with the cache in it, or Google's error. A Vertex AI name the gateway does
+    not keep is None (sent on as is) when `gemini_only()`: the route's models are Gemini's, and it may be a cache made
+    on Vertex AI itself; for other models it is the 404 of a cache that is not there."""
     name = get(body, "cachedContent") if isinstance(body, dict) else None
     if name is None:
         return None
@@ -321,7 +325,7 @@ async def use_cache(request: Request, key: Any, model: str, body: Any) -> CacheU
         )
     kept = vertex.group(1) if vertex is not None else name
     cache = await asyncio.to_thread(_store(request.app.state.gateway).get, kept, owner_of(key), time.time())
-    if cache is None and vertex is not None:
+    if cache is None and vertex is not None and gemini_only():
         return None  # a cache made on Vertex AI itself, not through the gateway: to Gemini models as sent, as before
     if cache is None:
         return _not_found(name)

@@ -68,6 +68,11 @@ METHODS = ("generateContent", "streamGenerateContent")
 GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Gemini's own fields
 
 
+def _gemini_only(gw: Any, route: Any, model: str) -> bool:
+    """Whether every model the route may reach is a Gemini one (which takes Gemini's own fields as sent)."""
+    return route_providers(gw, route, model) <= set(GEMINI_PROVIDERS)
+
+
 def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
     if not isinstance(exc, ProviderError):
         return gemini_error(400, str(exc))
@@ -247,7 +252,7 @@ async def _count(request: Request, model: str) -> Response:
                 raise ValueError("generateContentRequest: send it or contents, not both")
             body = get(body, "generateContentRequest")
             body = {k: v for k, v in body.items() if k != "model"} if isinstance(body, dict) else body
-        cached = await use_cache(request, key, model, body)
+        cached = await use_cache(request, key, model, body, partial(_gemini_only, gw, route, model))
         if isinstance(cached, JSONResponse):
             return cached
         body = cached.body if cached is not None else body
@@ -305,7 +310,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     body: Any = None
     try:
         body = await json_body(request)
-        cached = await use_cache(request, key, model, body)
+        cached = await use_cache(request, key, model, body, partial(_gemini_only, gw, route, model))
         if isinstance(cached, JSONResponse):
             return metrics.done(cached, model, started)
         body = cached.body if cached is not None else body  # the cache's prefix in it: places are named in it
