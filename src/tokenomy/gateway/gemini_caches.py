@@ -138,10 +138,11 @@ def _not_found(name: str) -> JSONResponse:
     return gemini_error(404, f"{name}: no such cached content (it may have expired, or belong to another key)")
 
 
-def _checked(version: str) -> JSONResponse | None:
+async def _caller(request: Request, version: str) -> Any:
+    """The caller's key, or the answer refusing the request: a version not served, or Gemini's 401/403 for the key."""
     if version not in VERSIONS:
         return gemini_error(404, f"/{version}/cachedContents: this gateway serves cachedContents on /v1beta")
-    return None
+    return await authenticate(request)
 
 
 def _answer(cache: CachedContent | None, name: str, request: Request) -> JSONResponse:
@@ -153,10 +154,7 @@ def _answer(cache: CachedContent | None, name: str, request: Request) -> JSONRes
 async def create_cache(request: Request, version: str) -> Response:
     """cachedContents.create: the cache is checked as a request's prefix (each field named as sent), kept, and
     answered without its contents."""
-    refused = _checked(version)
-    if refused is not None:
-        return refused
-    key = await authenticate(request)
+    key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return key
     gw = request.app.state.gateway
@@ -201,10 +199,7 @@ async def create_cache(request: Request, version: str) -> Response:
 @router.get("/{version}/cachedContents")
 async def list_caches(request: Request, version: str) -> Response:
     """cachedContents.list: the caller's live caches, oldest first, `pageSize` a page (default and most 1000)."""
-    refused = _checked(version)
-    if refused is not None:
-        return refused
-    key = await authenticate(request)
+    key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return key
     size_text = request.query_params.get("pageSize", str(MAX_PAGE))
@@ -223,10 +218,7 @@ async def list_caches(request: Request, version: str) -> Response:
 
 @router.get("/{version}/cachedContents/{cache_id}")
 async def get_cache(request: Request, version: str, cache_id: str) -> Response:
-    refused = _checked(version)
-    if refused is not None:
-        return refused
-    key = await authenticate(request)
+    key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return key
     name = f"cachedContents/{cache_id}"
@@ -237,10 +229,7 @@ async def get_cache(request: Request, version: str, cache_id: str) -> Response:
 @router.patch("/{version}/cachedContents/{cache_id}")
 async def update_cache(request: Request, version: str, cache_id: str) -> Response:
     """cachedContents.patch: a new `ttl` (from now) or `expireTime`; nothing else of a cache changes."""
-    refused = _checked(version)
-    if refused is not None:
-        return refused
-    key = await authenticate(request)
+    key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return key
     now = time.time()
@@ -262,10 +251,7 @@ async def update_cache(request: Request, version: str, cache_id: str) -> Respons
 
 @router.delete("/{version}/cachedContents/{cache_id}")
 async def delete_cache(request: Request, version: str, cache_id: str) -> Response:
-    refused = _checked(version)
-    if refused is not None:
-        return refused
-    key = await authenticate(request)
+    key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return key
     name = f"cachedContents/{cache_id}"
