@@ -42,6 +42,7 @@ KNOWN_FIELDS = {
 # ChatRequest.user (`_user`)
 
 
+THINKING_DISPLAYS = ("summarized", "omitted")  # thinking.display: thinking shown summarized, or left out
 MAX_TOKENS = 1_000_000  # as on the OpenAI side: a bound no model reaches, so no integer overflows downstream
 RANGES = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (1, None)}  # Anthropic's documented ranges
 TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_control"}
@@ -264,19 +265,22 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     choice, parallel = _tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     reasoning = None
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
-        keys = {"type", "budget_tokens"} if thinking["type"] == "enabled" else {"type"}
-        if set(thinking) - keys:  # another key (a display mode, ...) would be dropped on the way
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled", "adaptive"):
+        keys = {"type"} | ({"display"} if thinking["type"] != "disabled" else set())
+        keys |= {"budget_tokens"} if thinking["type"] == "enabled" else set()
+        if set(thinking) - keys:  # another key would be dropped on the way
             raise ValueError(f"thinking.{sorted(set(thinking) - keys)[0]}: not carried by the gateway; remove it")
+        if display is not None and display not in THINKING_DISPLAYS:
+            raise ValueError(f"thinking.display: Input should be {' or '.join(map(repr, THINKING_DISPLAYS))}")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
-        reasoning = Reasoning(budget_tokens=budget)
+        reasoning = Reasoning(budget_tokens=budget, display=display)
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
-        if set(thinking) != {"type"}:
-            raise ValueError(f"thinking.{sorted(set(thinking) - {'type'})[0]}: not carried by the gateway; remove it")
-        reasoning = Reasoning(adaptive=True)  # its effort, if any, rides in output_config to Anthropic's API
+        # its effort, if any, rides in output_config to Anthropic's API
+        reasoning = Reasoning(adaptive=True, display=display)
     elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
         raise ValueError(
             'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
