@@ -86,3 +86,23 @@ def test_a_thinking_display_is_refused_by_name_where_it_cannot_go(gateway, upstr
     answer = httpx.post(gateway + "/v1/messages", json=wrong, headers=LITELLM_HEADERS)
     assert answer.status_code == 400 and "thinking.display" in answer.json()["error"]["message"]
     assert not scripted.requests
+
+
+def test_the_anthropic_emulator_takes_litellms_adaptive_thinking(tmp_path) -> None:
+    """`tokenomy emulate anthropic` behind the gateway refused adaptive thinking ("thinking.type: Input should be
+    'enabled' or 'disabled'") where Anthropic's API takes it for Claude 4.6; it now answers, and refuses a display
+    the API does not have."""
+    from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    with ServerThread(create_anthropic(engine=InstantEngine())) as claude:
+        config = parse_config({"models": {"opus": {"provider": "anthropic", "model": "claude-opus-4-6",
+                                                   "base_url": claude}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            answer = httpx.post(url + "/v1/messages", json={"model": "opus", **ADAPTIVE_LOW}, headers=LITELLM_HEADERS,
+                                timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["content"][-1]["type"] == "text"
+        wrong = {"model": "claude-opus-4-6", **ADAPTIVE_LOW, "thinking": {"type": "adaptive", "display": "full"}}
+        refused = httpx.post(claude + "/v1/messages", json=wrong, headers=LITELLM_HEADERS)
+        assert refused.status_code == 400 and "thinking.display" in refused.text
