@@ -9,8 +9,8 @@ caching: a cache point on the last block).
 Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
 plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
 must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
-(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is a text model
-standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
+(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is
+a text model standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
 estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
 tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
 thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
