@@ -56,8 +56,10 @@ def test_litellms_reasoning_effort_reaches_claude_with_its_thinking_display(gate
     assert sent["output_config"] == {"effort": "low"}
 
 
-def test_a_thinking_display_reaches_claude_on_bedrock(tmp_path, monkeypatch) -> None:
-    """Claude on Bedrock reads the display in its own fields (additionalModelRequestFields.thinking)."""
+def test_litellms_adaptive_thinking_and_effort_reach_claude_on_bedrock(tmp_path, monkeypatch) -> None:
+    """Claude on Bedrock reads the display in its own fields (additionalModelRequestFields.thinking) and the effort
+    in Converse's outputConfig. The effort (`output_config.effort`) was refused: "output_config: the gateway carries
+    this field to Anthropic models only"."""
     from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
     from tokenomy.emulate.instant_engine import InstantEngine
 
@@ -66,11 +68,12 @@ def test_a_thinking_display_reaches_claude_on_bedrock(tmp_path, monkeypatch) -> 
         config = parse_config({"models": {"opus": {"provider": "bedrock", "region": "us-east-1",
                                                    "endpoint_url": bedrock, "model": "anthropic.claude-opus-4-6-v1"}}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            body = {"model": "opus", "messages": ADAPTIVE_LOW["messages"], "max_tokens": 3000,
-                    "thinking": {"type": "adaptive", "display": "omitted"}}
+            body = {"model": "opus", **ADAPTIVE_LOW}
             answer = httpx.post(url + "/v1/messages", json=body, headers=LITELLM_HEADERS, timeout=30)
     assert answer.status_code == 200, answer.text
-    assert sent[-1]["additionalModelRequestFields"]["thinking"] == {"type": "adaptive", "display": "omitted"}
+    fields = sent[-1]["additionalModelRequestFields"]
+    assert fields["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert sent[-1]["outputConfig"] == {"effort": "low"} and "output_config" not in fields
 
 
 def test_a_thinking_display_is_refused_by_name_where_it_cannot_go(gateway, upstream) -> None:

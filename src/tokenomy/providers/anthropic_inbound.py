@@ -5,6 +5,7 @@ caller becomes a ChatRequest, and a ChatResponse goes back in Anthropic's messag
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -294,6 +295,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
     user = _user(extra.pop("metadata", None))
     response_format = _output_format(extra)
+    reasoning = _adaptive_effort(extra, reasoning)
     return ChatRequest(
         messages=messages,
         model=body["model"],
@@ -345,6 +347,25 @@ def _output_format(extra: dict[str, Any]) -> ResponseFormat | None:
         else:
             del extra["output_config"]
     return ResponseFormat(type="json_schema", schema=fmt["schema"], strict=True)  # Claude always enforces it
+
+
+def _adaptive_effort(extra: dict[str, Any], reasoning: Reasoning | None) -> Reasoning | None:
+    """With adaptive thinking, `output_config.effort` (which guides it) is taken out of the pass-through fields into
+    the request's reasoning, so a route to any model carries it in its own field: Anthropic's output_config,
+    Converse's outputConfig, OpenAI's reasoning_effort, Gemini's thinking level. An effort without adaptive
+    thinking stays a pass-through field for Anthropic's API."""
+    config = extra.get("output_config")
+    if reasoning is None or not reasoning.adaptive or not isinstance(config, dict) or "effort" not in config:
+        return reasoning
+    effort = config["effort"]
+    if not isinstance(effort, str):
+        raise ValueError("output_config.effort: Input should be a string (low, medium, high, ...)")
+    rest = {k: v for k, v in config.items() if k != "effort"}
+    if rest:
+        extra["output_config"] = rest
+    else:
+        del extra["output_config"]
+    return dataclasses.replace(reasoning, effort=effort)
 
 
 def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
