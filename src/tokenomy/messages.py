@@ -265,6 +265,9 @@ class Reasoning:
     display: str | None = None  # Claude's thinking display: "summarized" or "omitted" (Anthropic's `thinking.display`)
 
 
+THINKING_DISPLAYS = ("summarized", "omitted")  # Claude's thinking.display: thinking shown summarized, or left out
+
+
 @dataclass(slots=True)
 class RequestMeta:
     """Who asked and why: lands in the ledger for cost per task, tag, key and tenant."""

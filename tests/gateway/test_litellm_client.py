@@ -109,3 +109,33 @@ def test_the_anthropic_emulator_takes_litellms_adaptive_thinking(tmp_path) -> No
         wrong = {"model": "claude-opus-4-6", **ADAPTIVE_LOW, "thinking": {"type": "adaptive", "display": "full"}}
         refused = httpx.post(claude + "/v1/messages", json=wrong, headers=LITELLM_HEADERS)
         assert refused.status_code == 400 and "thinking.display" in refused.text
+
+
+def test_litellms_bedrock_converse_with_adaptive_thinking_reaches_claude(tmp_path, monkeypatch) -> None:
+    """`litellm.completion(model="bedrock/<route>", aws_bedrock_runtime_endpoint=<gateway>, reasoning_effort="low")`
+    for Claude Opus 4.6 sends Converse with Claude's adaptive thinking (display summarized) and effort in
+    additionalModelRequestFields. The gateway refused the display ("additionalModelRequestFields.thinking: send
+    ..."); it now reaches Bedrock with the effort in outputConfig."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    sent = record_converse(monkeypatch)
+    body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}], "inferenceConfig": {"maxTokens": 1100},
+            "additionalModelRequestFields": {"thinking": {"type": "adaptive", "display": "summarized"},
+                                             "output_config": {"effort": "low"}},
+            "additionalModelResponseFieldPaths": ["/usage/output_tokens_details"]}
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        model = "anthropic.claude-opus-4-6-v1"
+        config = parse_config({"models": {model: {"provider": "bedrock", "region": "us-east-1",
+                                                  "endpoint_url": bedrock, "model": model}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            answer = httpx.post(f"{url}/model/{model}/converse", json=body, timeout=30,
+                                headers={"content-type": "application/json", "User-Agent": "litellm/1.110.2"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["output"]["message"]["content"]
+            body["additionalModelRequestFields"]["thinking"]["display"] = "full"
+            refused = httpx.post(f"{url}/model/{model}/converse", json=body, timeout=30)
+            assert refused.status_code == 400 and "thinking.display" in refused.text
+    fields = sent[-1]["additionalModelRequestFields"]
+    assert fields["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert sent[-1]["outputConfig"] == {"effort": "low"} and "output_config" not in fields

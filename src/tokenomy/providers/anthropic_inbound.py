@@ -11,6 +11,7 @@ from typing import Any
 
 from tokenomy.messages import (
     ONE_HOUR,
+    THINKING_DISPLAYS,
     CachePoint,
     ChatRequest,
     ChatResponse,
@@ -43,7 +44,6 @@ KNOWN_FIELDS = {
 # ChatRequest.user (`_user`)
 
 
-THINKING_DISPLAYS = ("summarized", "omitted")  # thinking.display: thinking shown summarized, or left out
 MAX_TOKENS = 1_000_000  # as on the OpenAI side: a bound no model reaches, so no integer overflows downstream
 RANGES = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (1, None)}  # Anthropic's documented ranges
 TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_control"}
