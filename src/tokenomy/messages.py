@@ -262,6 +262,10 @@ class Reasoning:
     effort: str | None = None  # minimal, low, medium, high
     budget_tokens: int | None = None
     adaptive: bool = False
+    display: str | None = None  # Claude's thinking display: "summarized" or "omitted" (Anthropic's `thinking.display`)
+
+
+THINKING_DISPLAYS = ("summarized", "omitted")  # Claude's thinking.display: thinking shown summarized, or left out
 
 
 @dataclass(slots=True)

@@ -528,9 +528,9 @@ def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk
         chat.chat.completions.create(model="gpt", max_tokens=20, messages=ASK,
                                      extra_body={"thinking": {"type": "adaptive"}})
     assert refused.value.body["param"] == "thinking" and "reasoning_effort" in refused.value.body["message"]
-    with pytest.raises(anthropic.BadRequestError, match=r"thinking\.display"):
-        sdk.messages.create(model="claude", max_tokens=2000, messages=ASK,
-                            thinking={"type": "adaptive", "display": "omitted"})
+    with pytest.raises(anthropic.BadRequestError, match=r"thinking\.extra"):  # a key the gateway cannot carry
+        sdk.messages.create(model="opus46", max_tokens=2000, messages=ASK,
+                            thinking={"type": "adaptive", "extra": "omitted"})  # type: ignore[typeddict-unknown-key]
     assert len(scripted.requests) == sent  # refused before any call
 
 

@@ -225,8 +225,8 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
     (claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),
      "tool_choice.name: only tool_choice type 'tool' takes a name"),
-    (claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"}),
-     "thinking.display: not carried by the gateway"),
+    (claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "full"}),
+     "thinking.display: Input should be 'summarized' or 'omitted'"),  # Claude's two displays are carried
     (claude_body(thinking={"type": "disabled", "budget_tokens": 1024}), "thinking.budget_tokens: not carried"),
     (claude_body(messages=[*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w",
                                                                     "input": {}}]},

@@ -9,8 +9,8 @@ caching: a cache point on the last block).
 Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
 plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
 must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
-(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}). The local model is a text model
-standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
+(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is
+a text model standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
 estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
 tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
 thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
@@ -99,8 +99,11 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
     budget = None
     if thinking is not None:
         kind = thinking.get("type") if isinstance(thinking, dict) else None
-        if kind not in ("enabled", "disabled"):
-            raise invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+        # adaptive: the Claude 4.6 and later models' own (the model decides how long to think), as on Bedrock
+        if kind not in ("enabled", "disabled", "adaptive"):
+            raise invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+        if thinking.get("display") not in (None, "summarized", "omitted"):
+            raise invalid("thinking.display: Input should be 'summarized' or 'omitted'")
         if kind == "enabled":
             budget = thinking.get("budget_tokens")
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:

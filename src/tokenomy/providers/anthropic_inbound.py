@@ -5,11 +5,13 @@ caller becomes a ChatRequest, and a ChatResponse goes back in Anthropic's messag
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 from tokenomy.messages import (
     ONE_HOUR,
+    THINKING_DISPLAYS,
     CachePoint,
     ChatRequest,
     ChatResponse,
@@ -264,19 +266,22 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     choice, parallel = _tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     reasoning = None
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
-        keys = {"type", "budget_tokens"} if thinking["type"] == "enabled" else {"type"}
-        if set(thinking) - keys:  # another key (a display mode, ...) would be dropped on the way
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled", "adaptive"):
+        keys = {"type"} | ({"display"} if thinking["type"] != "disabled" else set())
+        keys |= {"budget_tokens"} if thinking["type"] == "enabled" else set()
+        if set(thinking) - keys:  # another key would be dropped on the way
             raise ValueError(f"thinking.{sorted(set(thinking) - keys)[0]}: not carried by the gateway; remove it")
+        if display is not None and display not in THINKING_DISPLAYS:
+            raise ValueError(f"thinking.display: Input should be {' or '.join(map(repr, THINKING_DISPLAYS))}")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError("thinking.budget_tokens: Field required (a positive integer)")
-        reasoning = Reasoning(budget_tokens=budget)
+        reasoning = Reasoning(budget_tokens=budget, display=display)
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
-        if set(thinking) != {"type"}:
-            raise ValueError(f"thinking.{sorted(set(thinking) - {'type'})[0]}: not carried by the gateway; remove it")
-        reasoning = Reasoning(adaptive=True)  # its effort, if any, rides in output_config to Anthropic's API
+        # its effort, if any, rides in output_config to Anthropic's API
+        reasoning = Reasoning(adaptive=True, display=display)
     elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
         raise ValueError(
             'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
@@ -290,6 +295,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
     user = _user(extra.pop("metadata", None))
     response_format = _output_format(extra)
+    reasoning = _adaptive_effort(extra, reasoning)
     return ChatRequest(
         messages=messages,
         model=body["model"],
@@ -341,6 +347,25 @@ def _output_format(extra: dict[str, Any]) -> ResponseFormat | None:
         else:
             del extra["output_config"]
     return ResponseFormat(type="json_schema", schema=fmt["schema"], strict=True)  # Claude always enforces it
+
+
+def _adaptive_effort(extra: dict[str, Any], reasoning: Reasoning | None) -> Reasoning | None:
+    """With adaptive thinking, `output_config.effort` (which guides it) is taken out of the pass-through fields into
+    the request's reasoning, so a route to any model carries it in its own field: Anthropic's output_config,
+    Converse's outputConfig, OpenAI's reasoning_effort, Gemini's thinking level. An effort without adaptive
+    thinking stays a pass-through field for Anthropic's API."""
+    config = extra.get("output_config")
+    if reasoning is None or not reasoning.adaptive or not isinstance(config, dict) or "effort" not in config:
+        return reasoning
+    effort = config["effort"]
+    if not isinstance(effort, str):
+        raise ValueError("output_config.effort: Input should be a string (low, medium, high, ...)")
+    rest = {k: v for k, v in config.items() if k != "effort"}
+    if rest:
+        extra["output_config"] = rest
+    else:
+        del extra["output_config"]
+    return dataclasses.replace(reasoning, effort=effort)
 
 
 def caller_path(body: dict[str, Any], refused: Unsupported) -> str:

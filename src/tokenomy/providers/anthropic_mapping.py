@@ -481,6 +481,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:
         params["thinking"] = {"type": "adaptive"}
+    if "thinking" in params and request.reasoning is not None and request.reasoning.display is not None:
+        params["thinking"]["display"] = request.reasoning.display
     output = _output_config(request)
     if output:
         params["output_config"] = output

@@ -23,6 +23,7 @@ from typing import Any
 
 from tokenomy.messages import (
     ONE_HOUR,
+    THINKING_DISPLAYS,
     Block,
     CachePoint,
     ChatRequest,
@@ -335,17 +336,21 @@ def _model_fields(fields: Any) -> tuple[int | None, Reasoning | None, dict[str, 
         raise ValueError("additionalModelRequestFields.top_k: expected a positive integer")
     thinking = rest.pop("thinking", None)
     reasoning = None
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled" and set(thinking) <= {"type", "budget_tokens"}:
-        budget = thinking.get("budget_tokens")
+    display = thinking.get("display") if isinstance(thinking, dict) else None  # Claude's; LiteLLM sends it
+    if display is not None and display not in THINKING_DISPLAYS:
+        raise ValueError(f"additionalModelRequestFields.thinking.display: expected {' or '.join(THINKING_DISPLAYS)}")
+    kind = {k: v for k, v in thinking.items() if k != "display"} if isinstance(thinking, dict) else thinking
+    if isinstance(kind, dict) and kind.get("type") == "enabled" and set(kind) <= {"type", "budget_tokens"}:
+        budget = kind.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError("additionalModelRequestFields.thinking.budget_tokens: expected a positive integer")
-        reasoning = Reasoning(budget_tokens=budget)
-    elif thinking == {"type": "adaptive"}:
-        reasoning = Reasoning(adaptive=True)
+        reasoning = Reasoning(budget_tokens=budget, display=display)
+    elif kind == {"type": "adaptive"}:
+        reasoning = Reasoning(adaptive=True, display=display)
     elif thinking is not None and thinking != {"type": "disabled"}:
         raise ValueError(
             'additionalModelRequestFields.thinking: send {"type": "enabled", "budget_tokens": N}, '
-            '{"type": "adaptive"} or {"type": "disabled"}'
+            '{"type": "adaptive"} or {"type": "disabled"} (with a display: summarized or omitted)'
         )
     return top_k, reasoning, rest
 
@@ -422,6 +427,7 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
             effort=effort,
             budget_tokens=reasoning.budget_tokens if reasoning else None,
             adaptive=bool(reasoning and reasoning.adaptive),
+            display=reasoning.display if reasoning else None,
         )
     extra: dict[str, Any] = {key: body[key] for key in PASS_THROUGH if body.get(key) is not None}
     paths = extra.get("additionalModelResponseFieldPaths")

@@ -268,7 +268,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     if reasoning is not None and (
         reasoning.budget_tokens is not None or reasoning.effort is not None or reasoning.adaptive
     ):
-        thinking: dict[str, Any] = {"include_thoughts": True}
+        # Claude's thinking display: summarized is what Gemini's thought summaries are; omitted leaves them out
+        thinking: dict[str, Any] = {"include_thoughts": reasoning.display != "omitted"}
         if reasoning.budget_tokens == 0:  # thinking off (a model that thinks by default is told not to)
             thinking = {"thinking_budget": 0}
         elif reasoning.budget_tokens is not None:

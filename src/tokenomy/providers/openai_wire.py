@@ -329,6 +329,12 @@ def request_body(
 
 def refusal(request: ChatRequest) -> Unsupported | None:
     """What of `request` Chat Completions cannot express (a token budget for reasoning), or None."""
+    if request.reasoning is not None and request.reasoning.display is not None:
+        return Unsupported(
+            "a thinking display (`{where}`; Chat Completions has no switch for showing reasoning: remove "
+            "thinking.display)",
+            field="thinking.display",
+        )
     if request.reasoning is not None and request.reasoning.adaptive and request.reasoning.effort is None:
         return Unsupported(
             "adaptive thinking without an effort (`{where}`; OpenAI's reasoning models take reasoning_effort: low, "
