@@ -119,6 +119,29 @@ def test_image_part_counts_as_image_input(client) -> None:
     assert IMAGE_TOKENS <= added < IMAGE_TOKENS + 20  # the image estimate plus its placeholder line
 
 
+def test_an_image_a_function_returned_is_read_and_counted(client, url) -> None:
+    # functionResponse.parts (Gemini 3's multimodal function responses, what Gemini CLI's read_file sends) were
+    # ignored: the model never saw the image and the prompt was billed without it.
+    call = types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(name="shot", args={}))])
+    image = types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(mime_type="image/png", data=PNG))
+    turns = {}
+    for name, parts in (("plain", None), ("image", [image])):
+        result = types.FunctionResponse(name="shot", response={"output": "done"}, parts=parts)
+        turns[name] = [types.Content(role="user", parts=[types.Part(text="Screenshot?")]), call,
+                       types.Content(role="user", parts=[types.Part(function_response=result)])]
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+        name="shot", parameters_json_schema={"type": "object", "properties": {}})])])
+    plain, seen = (client.models.generate_content(model=MODEL, contents=turns[k], config=config) for k in turns)
+    added = seen.usage_metadata.prompt_token_count - plain.usage_metadata.prompt_token_count
+    assert IMAGE_TOKENS <= added < IMAGE_TOKENS + 20 and "[image/png, " in seen.text
+    counted = {k: client.models.count_tokens(model=MODEL, contents=turns[k]).total_tokens for k in turns}
+    assert counted["image"] - counted["plain"] == added  # countTokens counts it as generateContent bills it
+    bad = {"contents": [{"role": "user", "parts": [{"functionResponse": {
+        "name": "shot", "response": {}, "parts": [{"text": "no"}]}}]}]}
+    refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=bad, headers={"x-goog-api-key": "x"})
+    assert refused.status_code == 400 and "contents[0].parts[0].functionResponse.parts[0]" in refused.text
+
+
 def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
     document = "\n".join(f"Clause {i}: deliveries of lot {i} are paid within {i % 7 + 2} weeks." for i in range(120))
     cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(

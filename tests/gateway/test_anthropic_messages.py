@@ -206,8 +206,6 @@ THINKING = {"type": "enabled", "budget_tokens": 1024}
 # (model, request fields, what the message says the model cannot take): the place in the Messages API's own terms
 # (this mapping is one message per message, one block per block, so the index is the caller's), not `[i]` brackets.
 @pytest.mark.parametrize("model, change, named", [
-    ("gpt", {"messages": TOOL_ROUND},
-     "a tool result holding an image or document (messages.2.content.1.content.1; OpenAI tool messages take text)"),
     ("local", {"system": "Be brief.", "messages": ASK + turn({"type": "text", "text": "Hello"}, role="assistant")
                + PICTURE}, "an image block (messages.2.content.1)"),
     ("local", {"messages": TOOL_ROUND}, "an image block (messages.2.content.1.content.1)"),

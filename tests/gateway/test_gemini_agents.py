@@ -211,8 +211,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(served) -> None:
     """Gemini CLI nests what read_file read (an image) in the functionResponse's parts for Gemini 3 models: carried
-    to Gemini (function_response.parts) and Claude (the tool result's content); refused by name for a model whose
-    tool results take text only."""
+    to Gemini (function_response.parts), Claude (the tool result's content) and an OpenAI-format model, whose tool
+    messages take text only (the image follows in a user message, labelled with its call)."""
     import base64
 
     from tokenomy.messages import ChatRequest
@@ -234,9 +234,12 @@ def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(se
     request: ChatRequest = request_from_gemini("gemini-3-pro-preview", body)
     [sent] = contents_from_request(request)[2]["parts"]
     assert sent["function_response"]["parts"] == [{"inline_data": {"mime_type": "image/png", "data": PNG}}]
-    refused = httpx.post(f"{served.url}/v1beta/models/fast:generateContent", json=body, headers=CLI_HEADERS)
-    assert refused.status_code == 400
-    assert "contents[2].parts[0].functionResponse.parts[0]" in refused.json()["error"]["message"]
+    carried = httpx.post(f"{served.url}/v1beta/models/fast:generateContent", json=body, headers=CLI_HEADERS)
+    assert carried.status_code == 200, carried.text
+    *_, tool, user = served.upstream.last["messages"]
+    assert tool["role"] == "tool" and tool["tool_call_id"] == "read_file__c1"
+    assert user["content"] == [{"type": "text", "text": "Tool call read_file__c1 returned:"}, {
+        "type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}}]
 
 
 def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -> None:

@@ -426,9 +426,9 @@ REFUSALS = [
      "an image block (messages[1].content[1])"),
     ("text-only", {"messages": [SYSTEM, {"role": "user", "content": PICTURE}]}, "messages[1].content[1]",
      "an image block (messages[1].content[1]): it reads text only"),
-    # OpenAI's tool messages take text: the image is the second part of the second tool message of the run.
-    ("fast", {"messages": TOOL_RUN}, "messages[4].content[1]",
-     "a tool result holding an image or document (messages[4].content[1]; OpenAI tool messages take text)"),
+    # An OpenAI-format model takes a tool's image after the tool messages; one declared text-only does not.
+    ("text-only", {"messages": TOOL_RUN}, "messages[4].content[1]",
+     "an image block (messages[4].content[1]): it reads text only"),
     ("local", {"messages": TOOL_RUN}, "messages[4].content[1]", "an image block (messages[4].content[1])"),
     ("claude", {"messages": [SYSTEM, USER, {"role": "assistant", "content": "Sunny."},
                              {"role": "user", "content": "And tomorrow?", "name": "ann"}]},

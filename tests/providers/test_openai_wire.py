@@ -417,3 +417,22 @@ def test_streams_to_mistrals_api_do_not_ask_for_usage_it_refuses():
     elsewhere = ModelSpec(name="v", provider="openai", model="mistral-small-latest", base_url="http://10.0.0.5:8000/v1")
     asked = openai_wire.request_body(request, True, AsyncOpenAIUpstream(elsewhere).ask_usage)
     assert asked["stream_options"] == {"include_usage": True}  # vLLM serving a Mistral model sends usage only so
+
+
+def test_a_tool_results_media_follow_its_tool_message_in_the_user_message():
+    # Chat Completions' tool messages take text only: the images and documents a tool returned open the user
+    # message after the run of tool messages, each result's labelled with its call, before the turn's own blocks.
+    png, pdf = ImageBlock("image/png", b"\x89PNG\x00\xff"), DocumentBlock("pdf", b"%PDF", "a.pdf")
+    turn = Message("user", [ToolResultBlock("c1", [png], is_error=True), ToolResultBlock("c2", [TextBlock("ok")]),
+                            ToolResultBlock("c3", [TextBlock("page"), pdf]), TextBlock("Now?")], name="ann")
+    failed, plain, paged, user = openai_wire.to_openai_messages(ChatRequest([turn], model="up"))
+    assert failed == {"role": "tool", "tool_call_id": "c1", "content": "Error"}  # a failed call says so, as before
+    assert plain == {"role": "tool", "tool_call_id": "c2", "content": "ok"}
+    assert paged == {"role": "tool", "tool_call_id": "c3", "content": "page"}
+    assert user == {"role": "user", "name": "ann", "content": [
+        {"type": "text", "text": "Tool call c1 returned:"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
+        {"type": "text", "text": "Tool call c3 returned:"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
+        {"type": "text", "text": "Now?"}]}
+    assert openai_wire.refusal(ChatRequest([turn], model="up")) is None

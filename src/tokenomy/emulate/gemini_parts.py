@@ -136,7 +136,20 @@ def _part(part: Any, where: str) -> Block:
     if isinstance(answer, dict):
         if not answer.get("name") or not isinstance(answer.get("response"), dict):
             raise invalid(f"{where}.functionResponse: name and a response object are required")
-        return Block(json.dumps({"function_response": {"name": answer["name"], "response": answer["response"]}}))
+        text = json.dumps({"function_response": {"name": answer["name"], "response": answer["response"]}})
+        # The images and documents the function returned (Gemini 3's multimodal function responses) are read and
+        # billed as the same media elsewhere in the prompt.
+        media = field(answer, "parts") or []
+        if not isinstance(media, list):
+            raise invalid(f"{where}.functionResponse.parts: a list of parts")
+        extra = 0
+        for k, nested in enumerate(media):
+            inner = f"{where}.functionResponse.parts[{k}]"
+            if not isinstance(nested, dict) or not (field(nested, "inlineData") or field(nested, "fileData")):
+                raise invalid(f"{inner}: a function response part holds inlineData or fileData")
+            block = _part(nested, inner)
+            text, extra = f"{text} {block.text}", extra + block.extra_tokens
+        return Block(text, extra_tokens=extra)
     raise invalid(
         f"{where}: the Tokenomy emulator reads text, inlineData, fileData, functionCall, functionResponse and "
         "thought parts"

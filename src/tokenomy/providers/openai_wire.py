@@ -5,7 +5,8 @@ One module for every OpenAI-format path (the SDK-based provider and the gateway'
 upstream), so a field is mapped once. Mapping rules:
 - a user turn's ToolResultBlocks become `tool` role messages (placed first: OpenAI wants them right
   after the assistant message that made the calls); its other blocks stay in a user message; a failed
-  call's result (`is_error`, which a tool message has no field for) starts with "Error: ";
+  call's result (`is_error`, which a tool message has no field for) starts with "Error: "; a tool message takes
+  text only, so a result's images and documents open that user message, labelled with their call's id;
 - images are `image_url` parts (bytes as a data URL, or the URL as given), documents `file` parts;
 - an assistant's ToolUseBlocks are `tool_calls`, sending the provider's exact `arguments` text back
   when we have it; a freeform tool (ToolSpec.freeform) is a `custom` tool, its calls `custom` tool calls whose
@@ -176,19 +177,32 @@ def _turn(message: Message, index: int, empty_call_content: bool = False) -> lis
         return [out]
     turns: list[dict[str, Any]] = []
     others: list[Block] = []
-    for result in message.content:  # tool results become tool messages, first; the other blocks one user message
+    lifted: list[dict[str, Any]] = []  # the tool results' images and documents, as user content parts
+    for j, result in enumerate(message.content):  # tool results become tool messages, first; the rest one user turn
         if not isinstance(result, ToolResultBlock):
             others.append(result)
             continue
         content = _failed(result.content) if result.is_error else result.content
+        said: list[Block] = [b for b in content if isinstance(b, TextBlock)]
+        if len(said) < len(content):
+            # A tool message takes text only (OpenAI refuses an image part there): the result's media follow in the
+            # user message after the run of tool messages, labelled with the call they came from, as agents'
+            # OpenAI-format adapters carry a screenshot tool's answer.
+            lifted.append({"type": "text", "text": f"Tool call {result.tool_use_id} returned:"})
+            inside = f".content[{j}].tool_result"
+            lifted += [_part(b, index, inside, k) for k, b in enumerate(content) if not isinstance(b, TextBlock)]
+            said = said or [TextBlock("(images or documents: in the next message)")]
         turns.append(
             {
                 "role": "tool",
                 "tool_call_id": result.tool_use_id,
-                "content": "" if not content else _content(content, index, ".tool_result"),
+                "content": "" if not said else _content(said, index, ".tool_result"),
             }
         )
-    if others or not turns:
+    if lifted:
+        own = [_part(b, index, "", i) for i, b in enumerate(others)]
+        turns.append({"role": "user", **named, "content": [*lifted, *own]})
+    elif others or not turns:
         turns.append({"role": "user", **named, "content": _content(others, index) if others else ""})
     return turns
 
@@ -350,17 +364,6 @@ def refusal(request: ChatRequest) -> Unsupported | None:
             "a reasoning token budget (`{where}`; OpenAI takes reasoning_effort: low, medium or high)",
             field="reasoning.budget_tokens",  # the ChatRequest's own slot: no OpenAI field carries it
         )
-    for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            if isinstance(block, ToolResultBlock):
-                for k, part in enumerate(block.content):
-                    if not isinstance(part, TextBlock):
-                        return Unsupported(
-                            "a tool result holding an image or document ({where}; OpenAI tool messages take text)",
-                            i,
-                            j,
-                            k,
-                        )
     return None
 
 
