@@ -10,7 +10,7 @@ the call's final cost only then, and `Running` lets a shutdown wait for those th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 # Seconds Tokenomy.close() (and the gateway's shutdown) waits for attempts left running in worker threads before it
@@ -24,13 +24,21 @@ class CallCost:
     `spent` grows as attempts are recorded (answers, and the estimates of failed or abandoned ones). An attempt left
     running after its caller was cancelled holds the total open; `when_final(callback)` calls back with the total
     once no attempt is left running — at once if none is, else from the worker thread that recorded the last one.
+
+    `guard`, when set, is asked before an async call tries again after attempts that were billed without an answer (a
+    read timeout, an answer cut off): a reservation made for one attempt's worst case does not cover the retry, so the
+    guard is given what those failures cost beyond what it already covered and answers whether it may be spent (the
+    gateway reserves it on the key's budget); no, and the call ends with its last error rather than overspend.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Callable[[Decimal], Awaitable[bool]] | None = None) -> None:
         self._lock = threading.Lock()
         self._spent = Decimal(0)
+        self._unanswered = Decimal(0)  # what attempts billed without an answer cost: their retry pays again
+        self._covered = Decimal(0)  # ... of which the guard has reserved so far
         self._running = 0
         self._callbacks: list[Callable[[Decimal], None]] = []
+        self.guard = guard
 
     @property
     def spent(self) -> Decimal:
@@ -40,11 +48,23 @@ class CallCost:
     def final(self) -> bool:
         return self._running == 0
 
-    def add(self, usd: Decimal) -> Decimal:
-        """Count a recorded attempt's cost; the call's total so far."""
+    def add(self, usd: Decimal, unanswered: bool = False) -> Decimal:
+        """Count a recorded attempt's cost (`unanswered`: billed without an answer); the call's total so far."""
         with self._lock:
             self._spent += usd
+            if unanswered:
+                self._unanswered += usd
             return self._spent
+
+    async def may_try_again(self) -> bool:
+        """Before another attempt: whether the guard covers what the call's unanswered attempts cost so far."""
+        more = self._unanswered - self._covered
+        if self.guard is None or more <= 0:
+            return True
+        if not await self.guard(more):
+            return False
+        self._covered += more
+        return True
 
     def leave_running(self) -> None:
         with self._lock:

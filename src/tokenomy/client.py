@@ -157,6 +157,21 @@ class Tokenomy(Recorder):
         exc.call_cost_usd = call.spent  # an earlier tier's answer (a cascade's) was paid for
         return exc
 
+    @staticmethod
+    def _not_covered(call: CallState, failed: ProviderError) -> ProviderError:
+        # Not a provider attempt (nothing was sent), so no ledger row: the caller gets the last error, and why it is
+        # the last.
+        exc = ProviderError(
+            f"{failed}; not tried again: the budget has no room for another attempt after this call's failed attempts "
+            f"were billed (${call.spent})",
+            kind=failed.kind,
+            status=failed.status,
+            code=failed.code,
+            retryable=False,
+        )
+        exc.call_cost_usd = call.spent
+        return exc
+
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
 
@@ -318,14 +333,18 @@ class Tokenomy(Recorder):
     async def _arun(
         self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool, cost: CallCost | None = None
     ) -> AsyncGenerator[StreamChunk, None]:
-        """Async `_run`: waits with asyncio.sleep and the provider's async path."""
+        """Async `_run`: waits with asyncio.sleep and the provider's async path; a retry after attempts billed without
+        an answer is made only if the cost's guard covers them (`CallCost.guard`: the gateway's budget)."""
         call = self._begin(request, policy, mode, stream, cost)
+        failed: ProviderError | None = None  # the last attempt's error
         for tier in call.tiers:
             held: list[StreamChunk] = []
             step: Step | None = tier.plan.first()
             att: Attempt | None = None
             passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
             while step is not None:
+                if failed is not None and not await call.cost.may_try_again():
+                    raise self._not_covered(call, failed)
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)
                 att = self._start(call, tier, step)
@@ -353,6 +372,7 @@ class Tokenomy(Recorder):
                         self._abandoned(call, att)
                         raise
                     except ProviderError as exc:
+                        failed = exc
                         step = self._failed(call, att, exc, held)
                         if step is None and not self._pass_on(call, tier, att, exc):
                             exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid

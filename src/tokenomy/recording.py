@@ -235,7 +235,7 @@ class Recorder:
             usage, cost = estimated
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
             event.apply_cost(cost)
-            call.cost.add(cost.total_usd)
+            call.cost.add(cost.total_usd, unanswered=True)
         _deployment_row(event, target)
         self._record(event)
 

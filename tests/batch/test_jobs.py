@@ -445,3 +445,35 @@ def test_only_a_throttled_or_server_failed_record_is_sent_again_by_resume(error,
     from tokenomy.batch.backends import transient
 
     assert transient(error) is again
+
+
+def test_an_attempt_the_server_billed_without_an_answer_is_in_the_ledger_beside_the_records_answer(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # One answer breaks off halfway through its body and one outwaits the model's timeout after the request went out:
+    # the server generated both, and bills them, before the runner's retry was answered. The runner's client recorded
+    # nothing, so the ledger had one row per record and missed both bills. A 500 generated nothing: no row.
+    upstream = ScriptedOpenAI([(200, {}, "cutbody"), (200, {}, "late"), (500, {})])
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
+                      f"    price_as: {PRICE_AS}\n    timeout_s: 0.5\n")
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(ledger_path)
+    try:
+        job = create_job(tables, src, "upstream", "local", config_path=str(config), run_settings={"concurrency": 1})
+        job, stats = run_job(tables, job.job_id)
+    finally:
+        upstream.close()
+    assert (job.status, job.done, stats.answered, upstream.calls) == ("completed", 3, 3, 6)
+    events = open_store(ledger_path).events()
+    assert {e.batch_job_id for e in events} == {job.job_id}
+    answers = sorted((e.request_id, e.event_id) for e in events if e.outcome == "ok")
+    assert answers == [(f"r{i}", record_event_id(job.job_id, f"r{i}")) for i in range(3)]  # each answer once
+    billed = [e for e in events if e.outcome != "ok"]
+    assert sorted(e.outcome for e in billed) == ["server_error", "timeout"]
+    estimate = compute_cost(Usage(billed[0].input_tokens, 0), PRICE_AS, None, "on_demand", one_call=True).total_usd
+    assert all(e.request_id in {"r0", "r1", "r2"} and e.input_tokens > 0 and e.cost_usd == estimate for e in billed)
+    assert job.cost_usd == sum(e.cost_usd for e in events if e.outcome == "ok")  # the job's cost is its answers'

@@ -733,3 +733,49 @@ def test_a_bedrock_embedding_cut_off_midway_is_a_502_recorded_at_its_estimate(le
     assert failed.value.status_code == 502
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.input_tokens) == ("server_error", 10) and row.cost_usd > 0
+
+
+def test_retries_after_billed_timeouts_are_reserved_so_they_cannot_overspend_the_budget(ledger_path):
+    # Three requests at once, each first attempt silent past the model's timeout after its input went out (billed),
+    # each retry answered: a reservation covers one attempt's input, so each request paid twice what it reserved and
+    # a budget for 3.5 of them was overspent. Now a retry first reserves what the failed attempt cost.
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tokenomy.emulate.instant_openai import embeddings_answer
+    from tokenomy.gateway.keys import period_start
+
+    calls = []
+
+    async def embeddings(request: Request) -> JSONResponse:
+        calls.append(1)
+        if len(calls) <= 3:
+            await asyncio.sleep(1.5)
+        status, body = embeddings_answer(await request.json())
+        return JSONResponse(body, status_code=status)
+
+    upstream = Starlette(routes=[Route("/v1/embeddings", embeddings, methods=["POST"])])
+    budget = 100 * PER_TOKEN * 3 + 50 * PER_TOKEN  # room for three requests of 100 tokens and half a fourth
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
+    with ServerThread(upstream) as upstream_url:
+        model = {"provider": "openai", "model": SMALL, "base_url": upstream_url + "/v1", "timeout_s": 0.5}
+        config = {"auth": True, "models": {"embed": model},
+                  "routes": {"search": {"model": "embed", "retry": {"max_attempts": 3, "base_delay_s": 0}}}}
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            async def three() -> list[httpx.Response]:
+                async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {secret}"}) as http:
+                    ask = {"model": "search", "input": "y" * 400}
+                    return await asyncio.gather(*(http.post(url + "/v1/embeddings", json=ask) for _ in range(3)))
+
+            replies = asyncio.run(three())
+            counter = f"key:{key.key_id}:{period_start('month').date()}"
+            charged = asyncio.run(app.state.gateway.limits.spent(counter))
+    rows = open_store(ledger_path).events()
+    spent = sum(e.cost_usd for e in rows)
+    assert spent <= budget and Decimal(charged) / 10**9 == spent  # nothing overspent, nothing left reserved
+    assert [r.status_code for r in replies] == [504] * 3 and len(calls) == 3
+    assert all("not tried again: the budget has no room" in r.json()["error"]["message"] for r in replies)
+    assert [(e.outcome, e.input_tokens) for e in rows] == [("timeout", 100)] * 3

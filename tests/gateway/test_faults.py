@@ -791,6 +791,47 @@ def test_an_attempt_that_failed_after_its_request_went_out_is_charged_its_prompt
     assert Decimal(charged) / 10**9 == rows[0].cost_usd + rows[1].cost_usd  # the budget counts both
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("room", ["tight", "roomy"])
+def test_retries_after_billed_timeouts_are_reserved_so_they_cannot_overspend_the_budget(room, stream, ledger_path):
+    """Three calls at once; each first attempt outwaits its timeout after the request went out (billed: its prompt),
+    and the retry is answered. A reservation covers one attempt, so each call paid about twice what it reserved: a
+    budget for 3.5 answers was overspent by half. Now a retry first reserves what the failed attempt cost: with no
+    room the call ends with its timeout and says why; with room it is answered. Either way, no reservation is left."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    ask = {"model": "hasty", "messages": [{"role": "user", "content": "x" * 4000}], "max_tokens": 10, "stream": stream}
+    answer = Decimal(1000) * Decimal("0.25") / 10**6 + Decimal(10) * Decimal("1.25") / 10**6  # what each reserves
+    budget = answer * 3 + answer / 2 if room == "tight" else Decimal(1)
+    upstream = ScriptedOpenAI([(200, {}, "late")] * 3)  # silent 1.5 s; later calls are answered at once
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
+    model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 0.5}
+    config = {"auth": True, "models": {"hasty": model},
+              "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 4, "base_delay_s": 0}}}}
+    app = create_app(parse_config(config), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            async def three() -> list[httpx.Response]:
+                async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {secret}"}) as http:
+                    return await asyncio.gather(*(http.post(url + "/v1/chat/completions", json=ask) for _ in range(3)))
+
+            replies = asyncio.run(three())
+            counter = f"key:{key.key_id}:{period_start('month').date()}"
+            charged = asyncio.run(app.state.gateway.limits.spent(counter))
+    finally:
+        upstream.close()
+    rows = open_store(ledger_path).events()
+    spent = sum(e.cost_usd for e in rows)
+    assert spent <= budget and Decimal(charged) / 10**9 == spent  # nothing overspent, nothing left reserved
+    if room == "tight":  # the three hold 3 reservations: no retry fits beside them
+        assert [r.status_code for r in replies] == [504] * 3 and upstream.calls == 3
+        assert all("not tried again: the budget has no room" in r.json()["error"]["message"] for r in replies)
+        assert sorted(e.outcome for e in rows) == ["timeout"] * 3
+    else:
+        assert [r.status_code for r in replies] == [200] * 3 and upstream.calls == 6
+        assert sorted(e.outcome for e in rows) == ["ok"] * 3 + ["timeout"] * 3
+
+
 def test_the_providers_error_code_reaches_the_caller(ledger_path):
     """An upstream's `context_length_exceeded` (which callers catch to trim the conversation and retry) came back
     as code `client_error`: the provider's code was only inside the message text."""

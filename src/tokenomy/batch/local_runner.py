@@ -2,9 +2,11 @@
 
 Records go through `Tokenomy.chat` with bounded concurrency under requests- and tokens-per-minute
 limits. There is no batch discount here: each record is recorded with mode `on_demand` at
-on-demand prices (one ledger event per record; the client's own per-attempt recording is off so
-nothing is counted twice). Throttling (HTTP 429) slows the whole runner down (the shared rate is cut
-and recovers as calls succeed) and the record is retried with jittered back-off; a user only sees
+on-demand prices (one ledger event per answered record, under an id derived from job + record; the client's own row
+for that answer is dropped so nothing is counted twice). An attempt the server billed without a usable answer (cut
+off midway, timed out after the request went out, unreadable) is a row of its own at its estimate, as on the
+on-demand path: the record's retry is billed again. Throttling (HTTP 429) slows the whole runner down (the shared
+rate is cut and recovers as calls succeed) and the record is retried with jittered back-off; a user only sees
 it if every attempt was throttled, and then the record simply stays pending for `resume`.
 
 Crash-safety: each finished record is committed at once (ledger event with an id derived from
@@ -30,8 +32,8 @@ from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.jobs import missing_records, record_results, require_job, runner_alive
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
 from tokenomy.errors import ProviderError, UsageError
-from tokenomy.ledger.events import utcnow
-from tokenomy.messages import ChatRequest, ChatResponse, Message
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.messages import ChatRequest, ChatResponse, Message, RequestMeta
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 
@@ -100,6 +102,7 @@ def to_request(rec: BatchRecord, model: str) -> ChatRequest:
         system=system or None,
         max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS,
         temperature=temperature,
+        meta=RequestMeta(request_id=rec.id),  # every ledger row of the record, its answer's too, names it
     )
 
 
@@ -207,6 +210,7 @@ class _Committer:
     def __init__(self, tables: JobTables, job: Job) -> None:
         self.tables, self.job = tables, job
         self._items: list[tuple] = []
+        self._attempts: list[UsageEvent] = []  # billed attempts that gave no answer (see _RunnerClient)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -221,9 +225,18 @@ class _Committer:
             self._items.append(item)
         self._wake.set()
 
+    def add_attempt(self, event: UsageEvent) -> None:
+        """A billed attempt without an answer: its own ledger row, written with the next group of answers."""
+        with self._lock:
+            self._attempts.append(event)
+        self._wake.set()
+
     def _drain(self) -> None:
         with self._lock:
             items, self._items = self._items, []
+            attempts, self._attempts = self._attempts, []
+        if attempts:
+            self.tables.write_events(attempts)
         if items:
             record_results(self.tables, self.job, items)
 
@@ -236,7 +249,7 @@ class _Committer:
             except BaseException as exc:  # surfaced to the workers on their next add()
                 self.error = exc
                 return
-            if self._closed and not self._items:
+            if self._closed and not self._items and not self._attempts:
                 return
 
     def close(self) -> None:
@@ -245,6 +258,22 @@ class _Committer:
         self._thread.join()
         if self.error is not None:
             raise self.error
+
+
+def runner_client(models: dict | None, job_id: str, billed: Callable[[UsageEvent], None]):
+    """The runner's Tokenomy client: an answered attempt's row is dropped (the record's own event, under an id derived
+    from job + record, is that row), a failed attempt the provider billed goes to `billed`, tagged with the job (a
+    throttle or an error before anything was generated costs nothing and is no row: a record throttled a hundred times
+    is one answer)."""
+    from tokenomy.client import Tokenomy
+
+    class RunnerClient(Tokenomy):
+        def _record(self, event: UsageEvent) -> None:
+            if event.outcome != "ok" and (event.input_tokens or event.output_tokens or event.cost_usd):
+                event.batch_job_id = job_id
+                billed(event)
+
+    return RunnerClient(None, models=models, record=False)
 
 
 def _claim(tables: JobTables, job: Job) -> None:
@@ -279,8 +308,6 @@ def run_job(
     tables: JobTables, job_id: str, client=None, on_progress: ProgressCallback | None = None
 ) -> tuple[Job, RunStats]:
     """Run (or resume) a local job to the end: only records without a result are sent."""
-    from tokenomy.client import Tokenomy
-
     message: str | None
 
     job = require_job(tables, job_id)
@@ -293,7 +320,7 @@ def run_job(
         from tokenomy.config import load_config
 
         models = load_config(opts["config"]).model_specs() if opts.get("config") else None
-        client = Tokenomy(None, models=models, record=False)
+        client = runner_client(models, job_id, lambda event: committer.add_attempt(event))
     pricing_model = opts.get("pricing_model", job.model)
     committer = _Committer(tables, job)
 

@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from tokenomy.call_cost import CallCost
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics, supervision
@@ -36,6 +35,7 @@ from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
     Refusal,
     admit,
+    call_cost,
     paid,
     retry_after,
     settle_when_final,
@@ -301,7 +301,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         headers = {"x-request-id": call.meta.request_id}
         if body.stream:
             return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
-        cost = CallCost()
+        cost = call_cost(gw, budgets)
         try:
             response = await gw.client.achat(call, policy=policy, cost=cost)
         except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
@@ -436,7 +436,7 @@ async def _stream(
     opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
     refused: Response | None = None  # the call failed before that: the answer is this error, with its status
     signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
-    cost = CallCost()
+    cost = call_cost(gw, budgets)
     pieces = gw.client.astream(call, policy=policy, cost=cost)
     try:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).

@@ -43,6 +43,8 @@ class Reservation:
     estimate: int
     epochs: dict[str, str]
     seeded: set[str] = field(default_factory=set)  # counters whose re-seed counted this reservation
+    # Reserved mid-call on top of the estimate (a retry after attempts billed without an answer): settled with it.
+    extensions: list[Reservation] = field(default_factory=list)
 
 
 class Budgets:
@@ -88,8 +90,23 @@ class Budgets:
                     await self._seed(scope)
         raise BudgetUnavailable("budget counters keep disappearing from the limits store")
 
+    async def extend(self, reservation: Reservation, extra: int) -> bool:
+        """Reserve `extra` more for the call holding `reservation` (its failed attempts were billed and it is about to
+        try again); False if a budget has no room for it, or cannot be checked."""
+        try:
+            held = await self.reserve(reservation.scopes, extra)
+        except BudgetUnavailable:
+            return False
+        if isinstance(held, Scope):
+            return False
+        reservation.extensions.append(held)
+        return True
+
     async def settle(self, reservation: Reservation, actual: int | None) -> None:
-        """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate."""
+        """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate. The
+        actual cost is the whole call's, so what was reserved on top of the estimate is released (settled at 0)."""
+        for extension in reservation.extensions:
+            await self.settle(extension, None if actual is None else 0)
         settlements = []
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)

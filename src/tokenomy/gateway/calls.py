@@ -256,6 +256,15 @@ async def wind_up_stream(
     await asyncio.shield(in_background(gw, wind_up()))
 
 
+def call_cost(gw, budgets: Reservation | None) -> CallCost:
+    """What a call costs as it goes. With a budget reservation, which covers one attempt's worst case, a retry after
+    attempts billed without an answer (a read timeout, an answer cut off) first reserves what they cost: a key whose
+    budget has no room for it gets the call's last error instead of an overspent budget."""
+    if budgets is None or gw.budgets is None:
+        return CallCost()
+    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)))
+
+
 def paid(exc: BaseException | None) -> Decimal:
     """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
     return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
@@ -289,7 +298,7 @@ async def call_whole(
 ) -> ChatResponse | Response:
     """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
     A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
-    cost = CallCost()
+    cost = call_cost(gw, admitted.budgets)
     try:
         response = await gw.client.achat(call, policy=admitted.policy, cost=cost)
     except TokenomyError as exc:
@@ -346,7 +355,7 @@ async def call_streamed(
     sent = False  # any event went out
     refused: Response | None = None
     crashed = False  # a bug ended the stream
-    cost = CallCost()
+    cost = call_cost(gw, admitted.budgets)
     pieces = gw.client.astream(call, policy=admitted.policy, cost=cost)
     try:
         async for piece in pieces:

@@ -37,9 +37,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from tokenomy.call_cost import CallCost
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.calls import Refusal, admit, json_body, request_meta, retry_after, settle, upstream_status
+from tokenomy.gateway.calls import (
+    Refusal,
+    admit,
+    call_cost,
+    json_body,
+    request_meta,
+    retry_after,
+    settle,
+    upstream_status,
+)
 from tokenomy.gateway.embeddings_request import (
     REQUEST_SCHEMA,
     EmbeddingsRequest,
@@ -167,7 +177,9 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
         )
     meta.request_id = new_id()
     try:
-        answer, used, cost = await _embed(gw, asked, spec, admitted.policy, meta, tokens)
+        answer, used, cost = await _embed(
+            gw, asked, spec, admitted.policy, meta, tokens, call_cost(gw, admitted.budgets)
+        )
     except ProviderError as exc:  # every attempt is in the ledger under the request id
         await settle(gw, admitted.budgets, None, paid=exc.call_cost_usd)
         return Failure(
@@ -251,10 +263,18 @@ def _region(spec: ModelSpec) -> str | None:
 
 
 async def _embed(
-    gw, asked: EmbeddingsRequest, spec: ModelSpec, policy, meta: RequestMeta, estimate: int
+    gw,
+    asked: EmbeddingsRequest,
+    spec: ModelSpec,
+    policy,
+    meta: RequestMeta,
+    estimate: int,
+    cost: CallCost | None = None,
 ) -> tuple[dict[str, Any], int, Decimal]:
     """The upstream's answer, the input tokens billed and what the call cost, after the route's retries (on the same
-    model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`)."""
+    model only). A ProviderError when every attempt failed, carrying what they cost (`call_cost_usd`). A retry that
+    sends again input an attempt was billed for is made only if `cost`'s guard covers it (the key's budget)."""
+    cost = cost or CallCost()
     # A Bedrock request is several calls: those that answered are kept across attempts, and not sent again.
     progress = bedrock_embeddings.Progress() if spec.provider == "bedrock" else None
     try:
@@ -306,6 +326,19 @@ async def _embed(
                 if following is None:
                     exc.call_cost_usd = spent
                     raise
+                # Input billed and sent again (not the calls of a Bedrock request that answered: those are kept).
+                cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
+                if not await cost.may_try_again():
+                    uncovered = ProviderError(
+                        f"{exc}; not tried again: the budget has no room for another attempt after this request's "
+                        f"failed attempts were billed (${spent})",
+                        kind=exc.kind,
+                        status=exc.status,
+                        code=exc.code,
+                        retryable=False,
+                    )
+                    uncovered.call_cost_usd = spent
+                    raise uncovered from None
                 step = following
                 continue
             except (asyncio.CancelledError, Exception) as exc:
