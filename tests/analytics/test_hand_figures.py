@@ -84,6 +84,31 @@ def _events() -> list[UsageEvent]:
     return out
 
 
+def _bills() -> tuple[list[UsageEvent], list[UsageEvent]]:
+    """Imported bills' rows (a provider-day each, stamped at its midnight): all of them, and those spend counts (a
+    provider-day with no metered call; October 31 and November 1 have calls of both providers billed)."""
+
+    def bill(day: int, month: int, provider: str, model: str, cost: str) -> UsageEvent:
+        return UsageEvent(
+            ts=datetime(2026, month, day, tzinfo=UTC),
+            provider=provider,
+            model=model,
+            input_tokens=90_000,
+            output_tokens=7_000,
+            cost_usd=Decimal(cost),
+            priced_by="billed",
+            tags={"source": "cur"},
+            event_id=f"bill-{month}-{day}-{provider}",
+        )
+
+    counted = [bill(30, 10, "anthropic", "claude-3-haiku-20240307", "0.031250")]
+    return [
+        *counted,
+        bill(31, 10, "bedrock", "amazon.nova-micro-v1:0", "7.5"),
+        bill(1, 11, "openai", "gpt-4o-mini", "9.25"),
+    ], counted
+
+
 def _hand(events, key) -> dict:
     """Per group: cost (Decimal), calls, and the four token counts, summed by hand."""
     out: dict = defaultdict(lambda: {"cost": Decimal(0), "calls": 0, "in": 0, "out": 0, "cr": 0, "cw": 0})
@@ -91,16 +116,17 @@ def _hand(events, key) -> dict:
         model = (e.provider, e.model, e.region)
         tokens = (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens)
         row = out[key(e)]
-        row["cost"] += _hand_cost(model, e.mode, tokens)
-        row["calls"] += 1
+        billed = e.priced_by == "billed"  # a bill's day: its own cost, and no call
+        row["cost"] += e.cost_usd if billed else _hand_cost(model, e.mode, tokens)
+        row["calls"] += 0 if billed else 1
         for name, n in zip(("in", "out", "cr", "cw"), tokens, strict=True):
             row[name] += n
     return dict(out)
 
 
-def _per_call(cost: Decimal, calls: int) -> Decimal:
+def _per_call(cost: Decimal, calls: int) -> Decimal | None:
     """A cost per call at the ledger's 12 places; every engine rounds a tie up (SQL's rule, not Python's even)."""
-    return (cost / calls).quantize(Decimal("1e-12"), ROUND_HALF_UP)
+    return (cost / calls).quantize(Decimal("1e-12"), ROUND_HALF_UP) if calls else None
 
 
 def _hour(ts: datetime) -> datetime:
@@ -166,12 +192,12 @@ def _check_presets(store, events, since, until) -> None:
         k: (w["cost"], w["calls"]) for k, w in tasks.items()
     }
     for k, r in got.items():  # the per-call figure to the engine's 12 places
-        assert r["cost_per_call_usd"] == (tasks[k]["cost"] / tasks[k]["calls"]).quantize(Decimal("1e-12")), k
+        assert r["cost_per_call_usd"] == _per_call(tasks[k]["cost"], tasks[k]["calls"]), k
     tags: dict = defaultdict(lambda: [Decimal(0), 0])
     for e in chosen:
         for name, value in e.tags.items():
             tags[(name, value)][0] += e.cost_usd
-            tags[(name, value)][1] += 1
+            tags[(name, value)][1] += e.priced_by != "billed"
     got = run_report(store, "cost-per-tag", **window)
     assert {_key(r, ("tag_key", "tag_value")): (r["cost_usd"], r["cost_per_call_usd"]) for r in got} == {
         k: (cost, _per_call(cost, calls)) for k, (cost, calls) in tags.items()
@@ -191,9 +217,10 @@ def _check_presets(store, events, since, until) -> None:
 @pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url", "clickhouse"])
 def test_every_figure_equals_the_hand_sums_on_each_path(request, tmp_path, url_fixture) -> None:
     url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else request.getfixturevalue(url_fixture)
-    events = _events()
+    bills, counted = _bills()
     store = open_store(url)
-    store.write(events)
+    store.write(_events() + bills)
+    events = _events() + counted  # what spend counts: every call, and the bill of a day nothing metered
     for since, until in WINDOWS:
         _check_presets(store, events, since, until)  # rollups for whole hours, raw rows at the edges
     if url_fixture != "clickhouse":  # its rollups are materialized views it always reads
