@@ -229,6 +229,7 @@ def test_every_figure_equals_the_hand_sums_on_each_path(request, tmp_path, url_f
             _check_presets(store, events, since, until)  # every figure from a scan of the raw rows
         store.rollups = True
 
+    from tokenomy.analytics.console_data import breakdown, headline
     from tokenomy.analytics.dashboard_data import Filters, spend_by_day, totals, usage_types
 
     for since, until in WINDOWS[1:]:
@@ -255,6 +256,13 @@ def test_every_figure_equals_the_hand_sums_on_each_path(request, tmp_path, url_f
                 )
             )
             assert parts == per_model[row["model"]]["cost"], row["model"]
+        # The console: its headline and each breakdown (a usage type's share too) add up to the hand total.
+        assert headline(store, f)["spend_usd"] == money_str(total["cost"], "record")
+        groups = breakdown(store, f)["groups"]
+        for name in ("model", "provider", "usage type"):
+            assert sum(Decimal(r["cost_usd"]) for r in groups[name]) == total["cost"], name
+        batch = _hand([e for e in chosen if e.mode == "batch"], lambda e: 0)[0]["cost"]
+        assert {r["key"]: Decimal(r["cost_usd"]) for r in groups["usage type"]}["batch"] == batch
 
 
 def test_the_cli_prints_each_figure_by_the_one_money_rule(tmp_path) -> None:

@@ -575,3 +575,20 @@ def test_an_imported_bills_day_is_not_a_minute_of_traffic(ledger_path):
                              "--since", "2026-01-01", "--until", "2026-01-02"], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "only imported bills' rows" in result.stderr and "--trace" in result.stderr
+
+
+def test_utilization_of_a_reservation_the_catalog_has_no_price_for(tmp_path):
+    # Utilisation is tokens over capacity; the command refused without a provisioned-throughput price for the model
+    # and term ("pass --hourly-usd"), so the idle watch could not look at a Nova reservation or a no-commitment one.
+    trace = tmp_path / "trace.csv"
+    start = datetime(2026, 10, 5, tzinfo=UTC)
+    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
+        f"{(start + timedelta(minutes=m)).isoformat()},900,100\n" for m in range(60)))
+    for model, term in (("amazon.nova-micro-v1:0", "1m"), (CLAUDE2, "none")):
+        data = cli("plan", "utilization", "--trace", str(trace), "--model", model, "--term", term,
+                   "--reservation-units", "2", "--tpm-per-unit", "4000")
+        [week] = data["weeks"]
+        assert week["sustained_utilization"] == pytest.approx(1000 / 8000) and week["flagged"] is True
+    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
+                             "--reservation-units", "1", "--term", "3y"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--term '3y': use none, 1m or 6m" in result.stderr
