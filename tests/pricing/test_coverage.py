@@ -544,3 +544,25 @@ def test_a_cached_token_in_a_batch_costs_what_the_provider_publishes():
     # Over 200k prompt tokens Gemini 2.5 Pro's batch cache read is its long-context cached price, $0.25 (not halved).
     long = compute_cost(Usage(100_000, 0, 150_000), "gemini-2.5-pro", mode="batch", one_call=True)
     assert long.cache_read_usd == 150_000 * Decimal("0.25") / M and long.input_usd == 100_000 * Decimal("1.25") / M
+
+
+def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
+    # `prices MODEL` and the list showed a 2025 as_of like any other date: only `prices --stale` said it was old.
+    from datetime import UTC, datetime
+
+    class Today(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 2, 12, tzinfo=UTC)
+
+    monkeypatch.setattr(freshness, "datetime", Today)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["prices", "anthropic.claude-v2:1", "--region", "us-east-1"], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0 and "│ stale " in shown.stdout and "413 days old: pass --prices FILE" in shown.stdout
+    current = runner.invoke(app, ["prices", "anthropic.claude-opus-4-5-20251101-v1:0", "--region", "us-east-1"],
+                            env={"COLUMNS": "250"})
+    assert current.exit_code == 0 and "stale" not in current.stdout
+    listed = runner.invoke(app, ["prices", "--region", "eu-west-2", "--wide"], env={"COLUMNS": "250"}).stdout
+    lines = {line.split("│")[2].strip(): line for line in listed.splitlines() if line.count("│") > 3}
+    assert "2025-10-15 (stale)" in lines["meta.llama3-8b-instruct-v1:0"]
+    assert "(stale)" not in lines["anthropic.claude-3-haiku-20240307-v1:0"]
