@@ -592,3 +592,17 @@ def test_utilization_of_a_reservation_the_catalog_has_no_price_for(tmp_path):
     result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
                              "--reservation-units", "1", "--term", "3y"], capture_output=True, text=True)
     assert result.returncode == 2 and "--term '3y': use none, 1m or 6m" in result.stderr
+
+
+def test_sizing_a_model_the_window_has_no_calls_of_names_the_models_it_has(ledger_path):
+    # The ledger keeps the id a call used (a `us.` profile); asked for the base id, sizing said "no traffic in the
+    # chosen window; widen --since/--until", which sent the user after the window, not the name.
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(minutes=m), f"us.{CLAUDE2}", None, 0, 900, 100)
+                                   for m in range(5)])
+    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"no calls of model '{CLAUDE2}' in the window; the ledger's calls there are of: us.{CLAUDE2}" in \
+        " ".join(result.stderr.split())
+    assert cli("plan", "size", "--ledger", str(ledger_path), "--model", f"us.{CLAUDE2}")["window_minutes"] == 5

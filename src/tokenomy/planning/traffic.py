@@ -140,10 +140,23 @@ def from_ledger(
             "the ledger has only imported bills' rows (a day's usage each, no per-minute traffic) for this model "
             "and window; size from calls it metered, a --trace or --cloudwatch"
         )
+    if not rows and model:
+        _name_other_models(store, model, clauses[:2] + clauses[3:], params[1:])
     # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return _per_minute(frame, since, until)
+
+
+def _name_other_models(store: LedgerStore, model: str, clauses: list[str], params: list[Any]) -> None:
+    """No call of `model` in the window: name the models the window's calls were recorded under (the ledger keeps
+    the id the call used, `us.` profile and all), rather than "no traffic" that sends the user to --since/--until."""
+    rows = store.query(
+        f"SELECT DISTINCT model FROM usage_events WHERE {' AND '.join(clauses)} ORDER BY model LIMIT 11", params
+    )
+    if rows:
+        names = ", ".join(str(r["model"]) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise ConfigError(f"no calls of model {model!r} in the window; the ledger's calls there are of: {names}")
 
 
 def _billed_only(store: LedgerStore, clauses: list[str], params: list[Any]) -> bool:
