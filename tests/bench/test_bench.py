@@ -482,3 +482,36 @@ def test_a_results_file_given_for_its_folder_is_named_with_the_folder(command, t
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
     assert f"{results} is a file; give the folder that holds it, {tmp_path};" in err, err
+
+
+def test_a_candidate_call_billed_then_failed_counts_in_cost_per_task(tmp_path):
+    # A stream cut after its first token is billed (the ledger records it at its estimate), but its bench row had no
+    # cost: results.csv did not sum to the ledger and a model that fails after it is billed read as cheaper. A resumed
+    # run redoes the example; the first attempt stays paid.
+    from helpers.scripted_openai import ScriptedOpenAI, models
+
+    upstream = ScriptedOpenAI([(200, {}, "cut")])
+    task = Task("t", "{input}", "exact_match", tuple(Example(i, {"input": q}, "ok") for i, q in enumerate("ab")))
+    out, ledger = tmp_path / "out", tmp_path / "l.duckdb"
+
+    def ledger_total() -> Decimal:
+        return sum((e.cost_usd for e in open_store(str(ledger)).events()), Decimal(0))
+
+    def csv_total() -> Decimal:
+        return sum((Decimal(r["cost_usd"]) for r in csv.DictReader((out / "results.csv").open()) if r["cost_usd"]),
+                   Decimal(0))
+
+    try:
+        for resume in (False, True):
+            with Tokenomy(str(ledger), models=models(up=upstream.url)) as client:
+                run(client, [task], RunSettings(("up",)), out, resume=resume)
+            frame = load_results(out / "results.csv")
+            [row] = summarize(frame)["results"]
+            answered = 2 if resume else 1
+            assert row["failure_rate"] == (0.0 if resume else 0.5)
+            assert csv_total() == ledger_total() > 0  # every billed attempt is in results.csv
+            assert sum(Decimal(c) for c in frame["cost_usd"]) == ledger_total()  # and in the rows kept
+            assert row["cost_per_task_usd"] == ledger_total() / answered
+    finally:
+        upstream.close()
+    assert upstream.calls == 3

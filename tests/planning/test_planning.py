@@ -549,3 +549,60 @@ def test_output_caps_never_cut_an_imported_bills_day_total():
     # the five 1,000-token answers cut to the calls' p95 (~145 tokens), at $0.60 per million output tokens
     assert saving == what_if(calls, caps)["levers"][0]["window_saving_usd"]
     assert Decimal("0.0025") < saving < Decimal("0.0026")
+
+
+def test_an_imported_bills_day_is_not_a_minute_of_traffic(ledger_path):
+    # A bill's row holds a provider-day's tokens stamped at midnight. Sizing read it as one minute: a peak of the
+    # whole day (three units bought for traffic one covers) and the day's tokens counted twice beside its calls.
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    calls = [_event(t0 + timedelta(minutes=m), CLAUDE2, None, 0, 15_000, 5_000) for m in range(0, 1440, 10)]
+    bill = UsageEvent(ts=t0, provider="bedrock", model=CLAUDE2, region="us-east-1", input_tokens=144 * 15_000,
+                      output_tokens=144 * 5_000, priced_by="billed")
+    store = open_store(ledger_path)
+    store.write([*calls, bill])
+    series = traffic.from_ledger(store, CLAUDE2, t0, t0 + timedelta(days=1))
+    assert int(series["input_tokens"].sum()) == 144 * 15_000 and int(series["output_tokens"].max()) == 5_000
+    window = ["--ledger", str(ledger_path), "--model", CLAUDE2, "--tpm-per-unit", "20000",
+              "--since", "2026-01-05", "--until", "2026-01-06"]
+    sized = cli("plan", "size", *window)
+    assert sized["tokens_per_minute"]["max"] == 20_000 and len(sized["options"]) == 2  # 0 or 1 unit: one covers it
+    (week,) = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
+    assert week["sustained_utilization"] == pytest.approx(144 / 1440)
+    # A window that has only a bill's row has no traffic to size from, and says where to get some.
+    store.write([UsageEvent(ts=datetime(2026, 1, 1, tzinfo=UTC), provider="bedrock", model=CLAUDE2,
+                            input_tokens=10**6, output_tokens=10**5, priced_by="billed")])
+    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2,
+                             "--since", "2026-01-01", "--until", "2026-01-02"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "only imported bills' rows" in result.stderr and "--trace" in result.stderr
+
+
+def test_utilization_of_a_reservation_the_catalog_has_no_price_for(tmp_path):
+    # Utilisation is tokens over capacity; the command refused without a provisioned-throughput price for the model
+    # and term ("pass --hourly-usd"), so the idle watch could not look at a Nova reservation or a no-commitment one.
+    trace = tmp_path / "trace.csv"
+    start = datetime(2026, 10, 5, tzinfo=UTC)
+    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
+        f"{(start + timedelta(minutes=m)).isoformat()},900,100\n" for m in range(60)))
+    for model, term in (("amazon.nova-micro-v1:0", "1m"), (CLAUDE2, "none")):
+        data = cli("plan", "utilization", "--trace", str(trace), "--model", model, "--term", term,
+                   "--reservation-units", "2", "--tpm-per-unit", "4000")
+        [week] = data["weeks"]
+        assert week["sustained_utilization"] == pytest.approx(1000 / 8000) and week["flagged"] is True
+    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
+                             "--reservation-units", "1", "--term", "3y"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--term '3y': use none, 1m or 6m" in result.stderr
+
+
+def test_sizing_a_model_the_window_has_no_calls_of_names_the_models_it_has(ledger_path):
+    # The ledger keeps the id a call used (a `us.` profile); asked for the base id, sizing said "no traffic in the
+    # chosen window; widen --since/--until", which sent the user after the window, not the name.
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    open_store(ledger_path).write([_event(t0 + timedelta(minutes=m), f"us.{CLAUDE2}", None, 0, 900, 100)
+                                   for m in range(5)])
+    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"no calls of model '{CLAUDE2}' in the window; the ledger's calls there are of: us.{CLAUDE2}" in \
+        " ".join(result.stderr.split())
+    assert cli("plan", "size", "--ledger", str(ledger_path), "--model", f"us.{CLAUDE2}")["window_minutes"] == 5

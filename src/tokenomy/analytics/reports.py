@@ -44,9 +44,14 @@ FLOAT = "DOUBLE PRECISION"  # a type name both engines accept
 MONEY = "DECIMAL(38, 12)"
 
 
-def per_call_money(d: str) -> str:
-    """The type of a cost per call: none for a group with no calls (ClickHouse casts NULL only to a Nullable)."""
-    return f"Nullable({MONEY})" if d == "clickhouse" else MONEY
+def cost_per_call(d: str) -> str:
+    """SUM(cost_usd) over the group's calls, rounded to MONEY's 12 places; NULL for a group with no calls.
+
+    ClickHouse divides a Decimal(38, 12) by truncating to 12 places ($0.000789185291 where DuckDB and PostgreSQL say
+    ...292): it divides at 24 places and rounds, and casts NULL only to a Nullable."""
+    if d == "clickhouse":
+        return f"CAST(round(toDecimal256(SUM(cost_usd), 24) / {PER_CALL}, 12) AS Nullable({MONEY}))"
+    return f"CAST(SUM(cost_usd) / {PER_CALL} AS {MONEY})"
 
 
 def percentiles(dialect: str, column: str, qs: tuple[float, ...]) -> str:
@@ -190,7 +195,7 @@ def _errors(g: str, src: str, d: str) -> str:
 def _cost_per_task(g: str, src: str, d: str) -> str:
     return (
         f"SELECT COALESCE(task, '(none)') AS task, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / {PER_CALL} AS {per_call_money(d)}) AS cost_per_call_usd FROM {src} "
+        f"{cost_per_call(d)} AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1 ORDER BY 3 DESC, 1"
     )
 
@@ -198,7 +203,7 @@ def _cost_per_task(g: str, src: str, d: str) -> str:
 def _cost_per_tag(g: str, src: str, d: str) -> str:
     return (
         f"SELECT tag_key, tag_value, {CALLS} AS calls, SUM(cost_usd) AS cost_usd, "
-        f"CAST(SUM(cost_usd) / {PER_CALL} AS {per_call_money(d)}) AS cost_per_call_usd FROM {src} "
+        f"{cost_per_call(d)} AS cost_per_call_usd FROM {src} "
         f"GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2"
     )
 

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,11 @@ def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
         }  # complete rows only
 
 
+def failed_paid(exc: BaseException) -> Decimal:
+    """What a call that raised `exc` was billed: its attempts the provider answered (0 if none did)."""
+    return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
+
+
 def run_one(client, task: Task, model: str, example: Example, repeat: int, settings: RunSettings) -> dict[str, Any]:
     """One streamed call, scored; a failure becomes a row with `error`, never an exception."""
     prompt = task.render(example)  # templates were checked when the task file was loaded
@@ -144,7 +150,11 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         if final is None:
             raise ProviderError("the stream ended without a final response")
     except Exception as exc:
-        row.update(error=f"{type(exc).__name__}: {exc}"[:300], quality="")
+        # A call that failed after the provider answered (a stream cut midway, a cascade's rejected answer) was
+        # billed: its cost is in the ledger, so it is in the row too (results.csv sums to the ledger).
+        row.update(
+            error=f"{type(exc).__name__}: {exc}"[:300], quality="", cost_usd=money_str(failed_paid(exc), "record")
+        )
         return row
     usage = final.usage
     row.update(
@@ -164,7 +174,11 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         try:
             verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
         except Exception as exc:  # the candidate's call is kept; only its score is missing
-            row.update(judge_error=f"{type(exc).__name__}: {exc}"[:300], quality="")
+            row.update(
+                judge_error=f"{type(exc).__name__}: {exc}"[:300],
+                quality="",
+                judge_cost_usd=money_str(failed_paid(exc), "record"),
+            )
             return row
         row.update(
             quality=round(verdict.quality, 2),

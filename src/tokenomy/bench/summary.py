@@ -47,7 +47,18 @@ def load_results(csv_path: Path) -> pd.DataFrame:
     for column in ("judge_error", "judge_cost_usd", "judge_model", "rubric", "ttft_ms"):
         if column not in frame:
             frame[column] = ""
-    return frame.drop_duplicates(["task", "model", "example", "repeat"], keep="last")
+    # A resumed run redoes an example whose call or judging failed: the earlier attempt was paid for all the same,
+    # so the row kept carries what every attempt at the example cost (a failed row's cost was dropped with it).
+    keys = ["task", "model", "example", "repeat"]
+    for column in ("cost_usd", "judge_cost_usd"):
+        frame[column] = frame.groupby(keys, sort=False)[column].transform(_paid_total)
+    return frame.drop_duplicates(keys, keep="last")
+
+
+def _paid_total(costs: pd.Series) -> str:
+    """The attempts' costs added up, by the ledger's money rule ("" where no attempt has a cost: none was priced)."""
+    known = [Decimal(c) for c in costs if c]
+    return money_str(sum(known, Decimal(0)), "record") if known else ""
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -73,8 +84,10 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
         ok = group[group["error"] == ""]  # the candidate answered (its cost and latency count)
         scored = ok[ok["quality"] != ""]  # ... and it was scored (a judge failure leaves no quality)
         quality = scored["quality"].astype(float).to_numpy()
-        costs = [Decimal(c) for c in ok["cost_usd"]] if len(ok) else []
-        judge_costs = [Decimal(c) for c in ok["judge_cost_usd"] if c]
+        # Cost per task: all the candidate paid for this task's examples, failed calls included (a model that fails
+        # after it is billed is not cheaper for it), over the examples it answered.
+        paid = sum((Decimal(c) for c in group["cost_usd"] if c), Decimal(0))
+        judge_costs = [Decimal(c) for c in group["judge_cost_usd"] if c]
         latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
         ttft = ok["ttft_ms"][ok["ttft_ms"] != ""].astype(float).to_numpy() if len(ok) else np.array([])
         low, high = _interval(quality) if len(quality) else (math.nan, math.nan)
@@ -85,7 +98,7 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
                 "examples": len(group),
                 "quality": round(float(quality.mean()), 2) if len(quality) else None,
                 "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
-                "cost_per_task_usd": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
+                "cost_per_task_usd": paid / len(ok) if len(ok) else None,
                 "judge_cost_usd": sum(judge_costs, Decimal(0)),
                 "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
                 "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,

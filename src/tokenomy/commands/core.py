@@ -69,6 +69,11 @@ def prices(
             print_json(entry.to_json())
             return
         rows = [[k, v] for k, v in entry.to_json().items() if v not in (None, {}, "")]
+        from tokenomy.pricing.freshness import STALE_DAYS, age_days, refresh_hint
+
+        age = age_days(entry.as_of)
+        if age is None or age > STALE_DAYS:  # as `prices --stale` lists it: the date alone read as current
+            rows.append(["stale", f"{'no date' if age is None else f'{age} days old'}: {refresh_hint(entry)}"])
         console.print(table(f"{entry.model} ({entry.region})", ["field", "value"], rows, text_columns=("value",)))
         return
     entries = sorted(catalog.entries(), key=lambda e: (e.provider, e.model, e.region))
@@ -92,6 +97,9 @@ def prices(
     if as_json:
         print_json([e.to_json() for e in entries])
         return
+    from tokenomy.pricing.freshness import stale_entries
+
+    old = {id(e) for e in stale_entries(entries)}  # flagged beside their date, as `prices --stale` lists them
     rows = [
         [
             e.provider,
@@ -102,7 +110,7 @@ def prices(
             money_or_none(e.batch_input, "unit_price") or "-",
             money_or_none(e.cache_read, "unit_price") or "-",
             money_or_none(e.cache_write, "unit_price") or "-",
-            e.as_of,
+            e.as_of + (" (stale)" if id(e) in old else ""),
         ]
         for e in entries
     ]

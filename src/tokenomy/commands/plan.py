@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Optional
@@ -249,9 +250,11 @@ def utilization_cmd(
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
     since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
     until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
-    term: str = TermOption,
+    term: str = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m (utilisation needs no price)."),
     tpm: Optional[int] = TpmOption,
-    hourly: Optional[float] = HourlyOption,
+    hourly: Optional[float] = typer.Option(
+        None, "--hourly-usd", help="Price per model unit per hour: not needed, utilisation divides by capacity alone."
+    ),
     threshold: float = typer.Option(
         0.5, "--threshold", min=0.0, max=1.0, help="Flag weeks below this sustained utilisation (a fraction, 0–1)."
     ),
@@ -260,20 +263,28 @@ def utilization_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Weekly sustained utilisation of an existing reservation; weeks under 50% are flagged."""
+    from tokenomy.planning.breakeven import unit_capacity
     from tokenomy.planning.sizing import weekly_utilization
+    from tokenomy.pricing.catalog import default_catalog
 
+    if term not in ("none", "1m", "6m"):
+        raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
+    if hourly is not None and not (math.isfinite(hourly) and hourly >= 0):
+        raise typer.BadParameter(f"--hourly-usd {hourly}: give a price in USD, a finite number >= 0")
     series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
-    econ = _econ(model, region, term, units, Decimal("0.5"), tpm, hourly)
-    rows = weekly_utilization(series, econ, threshold)
-    assumed = econ.sources["tpm_per_unit"].startswith("ASSUMED")  # the capacity every figure is a share of
+    # Utilisation is tokens over capacity: no price enters it, so a reservation of a model (or term) the catalog has
+    # no provisioned-throughput price for is watched too (it was refused: "pass --hourly-usd").
+    per_unit, tpm_source = unit_capacity(default_catalog().lookup(model, region), tpm)
+    rows = weekly_utilization(series, units * per_unit, threshold)
+    assumed = tpm_source.startswith("ASSUMED")  # the capacity every figure is a share of
     if as_json:
         print_json(
             {
                 "model": model,
                 "units": units,
-                "tpm_per_unit": econ.tpm_per_unit,
+                "tpm_per_unit": per_unit,
                 "tpm_per_unit_assumed": assumed,
-                "tpm_per_unit_source": econ.sources["tpm_per_unit"],
+                "tpm_per_unit_source": tpm_source,
                 "weeks": rows,
             },
             money="amount",
@@ -281,7 +292,7 @@ def utilization_cmd(
         return
     console.print(
         table(
-            f"Utilisation · {units} unit(s) of {model} · {econ.tpm_per_unit:,} tokens/min per unit",
+            f"Utilisation · {units} unit(s) of {model} · {per_unit:,} tokens/min per unit",
             ["week", "minutes", "sustained", "flag"],
             [
                 [
@@ -296,7 +307,7 @@ def utilization_cmd(
         )
     )
     if assumed:
-        console.print(f"[yellow]note:[/] {econ.sources['tpm_per_unit']}")
+        console.print(f"[yellow]note:[/] {tpm_source}")
 
 
 @plan_app.command("savings")

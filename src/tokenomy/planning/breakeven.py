@@ -58,6 +58,24 @@ def input_share_from(avg_input: float | None, avg_output: float | None, input_sh
     return Decimal(str(avg_input)) / (Decimal(str(avg_input)) + Decimal(str(avg_output)))
 
 
+def unit_capacity(entry: PriceEntry, tpm_per_unit: int | None = None) -> tuple[int, str]:
+    """Tokens per minute one model unit serves and where that figure comes from: the command line, the catalog, or
+    the stated assumption (needs no price: utilisation divides by capacity alone)."""
+    if tpm_per_unit is not None:
+        source = "command line"
+    elif entry.provisioned_tpm_per_unit is not None:
+        tpm_per_unit, source = entry.provisioned_tpm_per_unit, f"{entry.source} (as of {entry.as_of})"
+    else:
+        tpm_per_unit = ASSUMED_TPM_PER_UNIT
+        source = (
+            f"ASSUMED {ASSUMED_TPM_PER_UNIT:,} tokens/min: AWS does not publish a model "
+            f"unit's throughput for {entry.model}; pass --tpm-per-unit from your quote"
+        )
+    if tpm_per_unit <= 0:
+        raise ConfigError(f"--tpm-per-unit {tpm_per_unit} must be positive")
+    return tpm_per_unit, source
+
+
 def unit_economics(
     entry: PriceEntry,
     term: str,
@@ -90,20 +108,7 @@ def unit_economics(
         sources["hourly_per_unit"] = f"{entry.source} (as of {entry.as_of})"
     else:
         sources["hourly_per_unit"] = "command line"
-    if tpm_per_unit is None:
-        tpm_per_unit = entry.provisioned_tpm_per_unit
-        if tpm_per_unit is None:
-            tpm_per_unit = ASSUMED_TPM_PER_UNIT
-            sources["tpm_per_unit"] = (
-                f"ASSUMED {ASSUMED_TPM_PER_UNIT:,} tokens/min: AWS does not publish a model "
-                f"unit's throughput for {entry.model}; pass --tpm-per-unit from your quote"
-            )
-        else:
-            sources["tpm_per_unit"] = f"{entry.source} (as of {entry.as_of})"
-    else:
-        sources["tpm_per_unit"] = "command line"
-    if tpm_per_unit <= 0:
-        raise ConfigError(f"--tpm-per-unit {tpm_per_unit} must be positive")
+    tpm_per_unit, sources["tpm_per_unit"] = unit_capacity(entry, tpm_per_unit)
     sources["on_demand_prices"] = (
         "command line"
         if input_price is not None or output_price is not None

@@ -139,9 +139,9 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
     }
 
 
-def weekly_utilization(series: pd.DataFrame, econ: UnitEconomics, threshold: float = 0.5) -> list[dict]:
-    """Sustained utilisation of an existing reservation per ISO week; flags weeks below `threshold`."""
-    capacity = econ.units * econ.tpm_per_unit
+def weekly_utilization(series: pd.DataFrame, capacity: int, threshold: float = 0.5) -> list[dict]:
+    """Sustained utilisation of an existing reservation of `capacity` tokens/min (its units together) per ISO week;
+    flags weeks below `threshold`. No price enters it."""
     total = (series["input_tokens"] + series["output_tokens"]).clip(upper=capacity)
     rows = []
     index = total.index

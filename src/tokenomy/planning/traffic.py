@@ -10,6 +10,7 @@ import pandas as pd
 
 from tokenomy.data import TRACES, bundled
 from tokenomy.errors import ConfigError
+from tokenomy.ledger.spend import is_billed_sql, is_metered_sql
 from tokenomy.ledger.store import LedgerStore
 
 COLUMNS = ["input_tokens", "output_tokens", "requests"]
@@ -112,9 +113,12 @@ def from_csv(path: str | Path, since: datetime | None = None, until: datetime | 
 def from_ledger(
     store: LedgerStore, model: str | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> pd.DataFrame:
-    """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity)."""
+    """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity).
+
+    Metered calls only: an imported bill's row is a provider-day's usage stamped at midnight, not one minute's
+    traffic. Read as a minute, it made a peak of a whole day's tokens (and counted that day twice beside its calls)."""
     p = store.placeholder
-    clauses: list[str] = ["outcome = 'ok'"]
+    clauses: list[str] = ["outcome = 'ok'", is_metered_sql()]
     params: list[Any] = []
     if model:
         clauses.append(f"model = {p}")
@@ -131,10 +135,34 @@ def from_ledger(
         f"WHERE {' AND '.join(clauses)}",
         params,
     )
+    if not rows and _billed_only(store, clauses[2:], params):
+        raise ConfigError(
+            "the ledger has only imported bills' rows (a day's usage each, no per-minute traffic) for this model "
+            "and window; size from calls it metered, a --trace or --cloudwatch"
+        )
+    if not rows and model:
+        _name_other_models(store, model, clauses[:2] + clauses[3:], params[1:])
     # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return _per_minute(frame, since, until)
+
+
+def _name_other_models(store: LedgerStore, model: str, clauses: list[str], params: list[Any]) -> None:
+    """No call of `model` in the window: name the models the window's calls were recorded under (the ledger keeps
+    the id the call used, `us.` profile and all), rather than "no traffic" that sends the user to --since/--until."""
+    rows = store.query(
+        f"SELECT DISTINCT model FROM usage_events WHERE {' AND '.join(clauses)} ORDER BY model LIMIT 11", params
+    )
+    if rows:
+        names = ", ".join(str(r["model"]) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise ConfigError(f"no calls of model {model!r} in the window; the ledger's calls there are of: {names}")
+
+
+def _billed_only(store: LedgerStore, clauses: list[str], params: list[Any]) -> bool:
+    """Whether the window (`clauses` on model and time) holds rows of imported bills."""
+    where = " AND ".join([is_billed_sql(), *clauses])
+    return int(store.query(f"SELECT COUNT(*) AS n FROM usage_events WHERE {where}", params)[0]["n"]) > 0
 
 
 def from_cloudwatch(
