@@ -157,21 +157,6 @@ class Tokenomy(Recorder):
         exc.call_cost_usd = call.spent  # an earlier tier's answer (a cascade's) was paid for
         return exc
 
-    @staticmethod
-    def _not_covered(call: CallState, failed: ProviderError) -> ProviderError:
-        # Not a provider attempt (nothing was sent), so no ledger row: the caller gets the last error, and why it is
-        # the last.
-        exc = ProviderError(
-            f"{failed}; not tried again: the budget has no room for another attempt after this call's failed attempts "
-            f"were billed (${call.spent})",
-            kind=failed.kind,
-            status=failed.status,
-            code=failed.code,
-            retryable=False,
-        )
-        exc.call_cost_usd = call.spent
-        return exc
-
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
 
@@ -344,7 +329,7 @@ class Tokenomy(Recorder):
             passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
             while step is not None:
                 if failed is not None and not await call.cost.may_try_again():
-                    raise self._not_covered(call, failed)
+                    raise failed.not_retried_for_budget(call.spent)
                 if step.delay_s:
                     await asyncio.sleep(step.delay_s)
                 att = self._start(call, tier, step)

@@ -6,6 +6,8 @@ import os
 from decimal import Decimal
 from typing import Any
 
+from tokenomy.money import usd
+
 
 def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
     """A text file named on the command line; a binary file or another encoding is a ConfigError naming the file,
@@ -91,3 +93,18 @@ class ProviderError(TokenomyError):
         if self._retryable is not None:
             return self._retryable
         return self.kind in ("throttled", "server_error", "timeout")
+
+    def not_retried_for_budget(self, spent: Decimal) -> ProviderError:
+        """This error as a call's last, when its budget has no room for another attempt after its failed attempts were
+        billed (`CallCost.may_try_again`): not retryable, carrying what the call paid. Nothing more was sent, so it is
+        no ledger row."""
+        exc = ProviderError(
+            f"{self}; not tried again: the budget has no room for another attempt after this call's failed attempts "
+            f"were billed ({usd(spent, 'record')})",
+            kind=self.kind,
+            status=self.status,
+            code=self.code,
+            retryable=False,
+        )
+        exc.call_cost_usd = spent
+        return exc

@@ -329,16 +329,7 @@ async def _embed(
                 # Input billed and sent again (not the calls of a Bedrock request that answered: those are kept).
                 cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
                 if not await cost.may_try_again():
-                    uncovered = ProviderError(
-                        f"{exc}; not tried again: the budget has no room for another attempt after this request's "
-                        f"failed attempts were billed (${spent})",
-                        kind=exc.kind,
-                        status=exc.status,
-                        code=exc.code,
-                        retryable=False,
-                    )
-                    uncovered.call_cost_usd = spent
-                    raise uncovered from None
+                    raise exc.not_retried_for_budget(spent) from None
                 step = following
                 continue
             except (asyncio.CancelledError, Exception) as exc:
