@@ -436,3 +436,17 @@ def test_a_tool_results_media_follow_its_tool_message_in_the_user_message():
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
         {"type": "text", "text": "Now?"}]}
     assert openai_wire.refusal(ChatRequest([turn], model="up")) is None
+
+
+def test_a_tool_results_media_label_names_the_call_by_the_id_a_mistral_model_is_sent():
+    # Mistral takes only 9-character call ids, so the call and its tool message carry a derived id: the label of the
+    # result's image must name that id too, or the model cannot tell which call returned it.
+    call = Message("assistant", [ToolUseBlock("toolu_01A", "shot", {})])
+    turn = Message("user", [ToolResultBlock("toolu_01A", [ImageBlock("image/png", b"\x89PNG")]),
+                            TextBlock("Tool call toolu_01A returned:")])  # the caller's own words stay as sent
+    body = openai_wire.request_body(ChatRequest([Message("user", "Look"), call, turn], model="mistral-large-latest"))
+    sent = openai_wire.mistral_call_id("toolu_01A")
+    assistant, tool, user = body["messages"][1:]
+    assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"] == sent != "toolu_01A"
+    assert user["content"][0] == {"type": "text", "text": f"Tool call {sent} returned:"}
+    assert user["content"][-1] == {"type": "text", "text": "Tool call toolu_01A returned:"}

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,17 +132,22 @@ def _failed(blocks: list[Block]) -> list[Block]:
     return [TextBlock("Error"), *blocks]
 
 
-def to_openai_messages(request: ChatRequest, empty_call_content: bool = False) -> list[dict[str, Any]]:
-    """The Chat Completions messages (`empty_call_content`: see `_turn`)."""
+def to_openai_messages(
+    request: ChatRequest, empty_call_content: bool = False, call_id: Callable[[str], str] | None = None
+) -> list[dict[str, Any]]:
+    """The Chat Completions messages (`empty_call_content`: see `_turn`; `call_id`: the id a call is sent under, where
+    the model takes only its own kind (Mistral's), for the label of a tool result's media)."""
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
-        messages += _turn(message, i, empty_call_content)
+        messages += _turn(message, i, empty_call_content, call_id)
     return messages
 
 
-def _turn(message: Message, index: int, empty_call_content: bool = False) -> list[dict[str, Any]]:
+def _turn(
+    message: Message, index: int, empty_call_content: bool = False, call_id: Callable[[str], str] | None = None
+) -> list[dict[str, Any]]:
     """The OpenAI messages for `request.messages[index]`. An assistant turn with tool calls and no text has
     `content: null`, as OpenAI sends it; `empty_call_content` (the model's `empty_tool_call_content` setting) sends
     `""` instead, for servers that fail on null (llama-cpp-python answers 500), never by default: OpenAI-compatible
@@ -188,7 +194,8 @@ def _turn(message: Message, index: int, empty_call_content: bool = False) -> lis
             # A tool message takes text only (OpenAI refuses an image part there): the result's media follow in the
             # user message after the run of tool messages, labelled with the call they came from, as agents'
             # OpenAI-format adapters carry a screenshot tool's answer.
-            lifted.append({"type": "text", "text": f"Tool call {result.tool_use_id} returned:"})
+            sent_id = call_id(result.tool_use_id) if call_id else result.tool_use_id  # as its tool message names it
+            lifted.append({"type": "text", "text": f"Tool call {sent_id} returned:"})
             inside = f".content[{j}].tool_result"
             lifted += [_part(b, index, inside, k) for k, b in enumerate(content) if not isinstance(b, TextBlock)]
             said = said or [TextBlock("(images or documents: in the next message)")]
@@ -297,9 +304,11 @@ def request_body(
 ) -> dict[str, Any]:
     """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`; `empty_call_content`: see
     `_turn`)."""
-    body: dict[str, Any] = {"model": request.model, "messages": to_openai_messages(request, empty_call_content)}
-    if _is_mistral(request.model):
-        _mistral_call_ids(body["messages"])
+    mistral = _is_mistral(request.model)
+    messages = to_openai_messages(request, empty_call_content, mistral_call_id if mistral else None)
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
+    if mistral:
+        _mistral_call_ids(messages)
     options = {
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
