@@ -191,11 +191,27 @@ class JobTables:
             " SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results GROUP BY job_id"
         )
         by_id = {r["job_id"]: r for r in rows}
+        unanswered = self._unanswered_costs(jobs)
         for job in jobs:
             row = by_id.get(job.job_id)
             if row:
                 job.done, job.failed = int(row["done"] or 0), int(row["failed"] or 0)
                 job.cost_usd = Decimal(str(row["cost"] or 0))
+            job.cost_usd += unanswered.get(job.job_id, Decimal(0))
+
+    def _unanswered_costs(self, jobs: list[Job]) -> dict[str, Decimal]:
+        """What each job's attempts billed without an answer cost (the local runner's cut-off or timed-out calls: ledger
+        rows of their own, beside the records' answers), so a job's cost is all it was billed. Read from the jobs'
+        creation on (the ledger's time index), not the whole ledger."""
+        if not jobs:
+            return {}
+        ids = [job.job_id for job in jobs]
+        rows = self.query(
+            f"SELECT batch_job_id, SUM(cost_usd) AS cost FROM usage_events WHERE ts >= {self.p} "
+            f"AND batch_job_id IN ({self._marks(len(ids))}) AND outcome <> 'ok' GROUP BY batch_job_id",
+            [min(job.created_at for job in jobs), *ids],
+        )
+        return {r["batch_job_id"]: Decimal(str(r["cost"] or 0)) for r in rows}
 
     # -- parts ----------------------------------------------------------------------------------
     def insert_part(
