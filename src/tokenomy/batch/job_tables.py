@@ -180,15 +180,26 @@ class JobTables:
         self._fill_counts([job])
         return job
 
+    def job_status(self, job_id: str) -> str | None:
+        """Only the job's status: what the runner's heartbeat reads every beat to notice a cancel, without the counts
+        and costs `get_job` adds up."""
+        rows = self.query(f"SELECT status FROM batch_jobs WHERE job_id = {self.p}", [job_id])
+        return rows[0]["status"] if rows else None
+
     def list_jobs(self) -> list[Job]:
         jobs = [Job.from_row(r) for r in self.query("SELECT * FROM batch_jobs ORDER BY created_at, job_id")]
         self._fill_counts(jobs)
         return jobs
 
     def _fill_counts(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        ids = [job.job_id for job in jobs]
         rows = self.query(
             "SELECT job_id, SUM(CASE WHEN ok THEN 1 ELSE 0 END) AS done, SUM(CASE WHEN ok THEN 0 ELSE 1 END) AS failed,"
-            " SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results GROUP BY job_id"
+            f" SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results WHERE job_id IN ({self._marks(len(ids))})"
+            " GROUP BY job_id",
+            ids,
         )
         by_id = {r["job_id"]: r for r in rows}
         unanswered = self._unanswered_costs(jobs)

@@ -296,8 +296,7 @@ def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: 
     """Keep heartbeat_at fresh and notice `tokenomy batch cancel` (status set to stopping)."""
     while not finished.wait(HEARTBEAT_S):
         try:
-            job = tables.get_job(job_id)
-            if job is not None and job.status == "stopping":
+            if tables.job_status(job_id) == "stopping":
                 stop.set()
             tables.update_job(job_id, heartbeat_at=utcnow())
         except Exception:  # a busy ledger must not kill the run; the next beat tries again
