@@ -31,6 +31,7 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.jobs import missing_records, record_results, require_job, runner_alive
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
+from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.messages import ChatRequest, ChatResponse, Message, RequestMeta
@@ -260,20 +261,21 @@ class _Committer:
             raise self.error
 
 
-def runner_client(models: dict | None, job_id: str, billed: Callable[[UsageEvent], None]):
+class RunnerClient(Tokenomy):
     """The runner's Tokenomy client: an answered attempt's row is dropped (the record's own event, under an id derived
     from job + record, is that row), a failed attempt the provider billed goes to `billed`, tagged with the job (a
     throttle or an error before anything was generated costs nothing and is no row: a record throttled a hundred times
     is one answer)."""
-    from tokenomy.client import Tokenomy
 
-    class RunnerClient(Tokenomy):
-        def _record(self, event: UsageEvent) -> None:
-            if event.outcome != "ok" and (event.input_tokens or event.output_tokens or event.cost_usd):
-                event.batch_job_id = job_id
-                billed(event)
+    def __init__(self, models: dict | None, job_id: str, billed: Callable[[UsageEvent], None]) -> None:
+        super().__init__(None, models=models, record=False)
+        self.job_id = job_id
+        self.billed = billed
 
-    return RunnerClient(None, models=models, record=False)
+    def _record(self, event: UsageEvent) -> None:
+        if event.outcome != "ok" and (event.input_tokens or event.output_tokens or event.cost_usd):
+            event.batch_job_id = self.job_id
+            self.billed(event)
 
 
 def _claim(tables: JobTables, job: Job) -> None:
@@ -315,13 +317,13 @@ def run_job(
     _claim(tables, job)
     pending = missing_records(tables, job_id)
     opts = job.options
+    committer = _Committer(tables, job)
     if client is None:
         from tokenomy.config import load_config
 
         models = load_config(opts["config"]).model_specs() if opts.get("config") else None
-        client = runner_client(models, job_id, lambda event: committer.add_attempt(event))
+        client = RunnerClient(models, job_id, committer.add_attempt)
     pricing_model = opts.get("pricing_model", job.model)
-    committer = _Committer(tables, job)
 
     def on_answer(rec: BatchRecord, response: ChatResponse) -> None:
         region = response.region if response.region not in (None, "global", "local") else None
