@@ -606,3 +606,11 @@ def test_sizing_a_model_the_window_has_no_calls_of_names_the_models_it_has(ledge
     assert f"no calls of model '{CLAUDE2}' in the window; the ledger's calls there are of: us.{CLAUDE2}" in \
         " ".join(result.stderr.split())
     assert cli("plan", "size", "--ledger", str(ledger_path), "--model", f"us.{CLAUDE2}")["window_minutes"] == 5
+    # Within a window, only the models called in it are named (a call a week earlier is not).
+    open_store(ledger_path).write([_event(t0 - timedelta(days=7), "amazon.nova-micro-v1:0", None, 0, 900, 100)])
+    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2,
+                             "--since", t0.isoformat(), "--until", (t0 + timedelta(hours=1)).isoformat()],
+                            capture_output=True, text=True)
+    named = " ".join(result.stderr.split())
+    assert result.returncode == 2 and f"the ledger's calls there are of: us.{CLAUDE2}" in named
+    assert "nova" not in result.stderr

@@ -118,30 +118,31 @@ def from_ledger(
     Metered calls only: an imported bill's row is a provider-day's usage stamped at midnight, not one minute's
     traffic. Read as a minute, it made a peak of a whole day's tokens (and counted that day twice beside its calls)."""
     p = store.placeholder
-    clauses: list[str] = ["outcome = 'ok'", is_metered_sql()]
-    params: list[Any] = []
-    if model:
-        clauses.append(f"model = {p}")
-        params.append(model)
-    if since:
-        clauses.append(f"ts >= {p}")
-        params.append(since)
-    if until:
-        clauses.append(f"ts < {p}")
-        params.append(until)
+    # The model and window filters are kept apart: the error paths below reuse them with other clauses.
+    model_filter: list[tuple[str, Any]] = [(f"model = {p}", model)] if model else []
+    window: list[tuple[str, Any]] = [(f"ts >= {p}", since)] if since else []
+    window += [(f"ts < {p}", until)] if until else []
+    metered_ok = ["outcome = 'ok'", is_metered_sql()]
+
+    def where(*filters: list[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+        chosen = [f for group in filters for f in group]
+        return [clause for clause, _ in chosen], [param for _, param in chosen]
+
+    clauses, params = where(model_filter, window)
     rows = store.query(
         f"SELECT ts, input_tokens + cache_read_tokens + cache_write_tokens AS input_tokens, "
         f"output_tokens, 1 AS requests, cache_read_tokens, cache_write_tokens FROM usage_events "
-        f"WHERE {' AND '.join(clauses)}",
+        f"WHERE {' AND '.join(metered_ok + clauses)}",
         params,
     )
-    if not rows and _billed_only(store, clauses[2:], params):
+    if not rows and _billed_only(store, clauses, params):
         raise ConfigError(
             "the ledger has only imported bills' rows (a day's usage each, no per-minute traffic) for this model "
             "and window; size from calls it metered, a --trace or --cloudwatch"
         )
     if not rows and model:
-        _name_other_models(store, model, clauses[:2] + clauses[3:], params[1:])
+        window_clauses, window_params = where(window)
+        _name_other_models(store, model, metered_ok + window_clauses, window_params)
     # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
