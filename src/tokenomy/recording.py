@@ -26,7 +26,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
-from tokenomy.pricing.server_tools import billed_counts, server_tool_counts, with_server_tools
+from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.telemetry import otel
 
 log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
@@ -69,9 +69,10 @@ class Recorder:
             # marked unpriced, rather than an error for a price the catalog lacks.
             log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
             cost = unpriced_cost(pricing_model, region, call.mode)
-        # Tools the provider ran and bills per request (Anthropic's web search, Gemini's Google Search grounding):
-        # counted in the answer, in the unit the model is billed in, priced apart at the model's web search price
-        searches = server_tool_counts(response.raw)
+        # Tools the provider ran and bills per request (Anthropic's web search, Gemini's Google Search grounding, the
+        # search an OpenAI search model runs on every call): counted in the answer (or implied by the model), in the
+        # unit the model is billed in, priced apart at the model's web search price
+        searches = server_tool_counts(response.raw) or implied_searches(pricing_model)
         if searches:
             entry = self._entry(pricing_model, region)
             searches = billed_counts(searches, entry.family if entry is not None else pricing_model)

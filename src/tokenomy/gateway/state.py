@@ -30,7 +30,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
-from tokenomy.pricing.server_tools import reserved_tools_usd
+from tokenomy.pricing.server_tools import implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
 DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
@@ -210,7 +210,7 @@ class Gateway:
                     )
                 except TokenomyError:
                     continue
-                if server or built_in:
+                if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context

@@ -8,6 +8,9 @@ only (counted as input tokens), at $0.
 
 The counts come from the answer, in `ChatResponse.raw["server_tool_use"]`, as each provider puts them there:
 - Anthropic: `usage.server_tool_use` as it answers (`web_search_requests`, `web_fetch_requests`); a search each.
+- OpenAI's Chat Completions search models (gpt-4o-search-preview, gpt-4o-mini-search-preview, gpt-5-search-api)
+  report no count: they search on every call (OpenAI: "the model always retrieves information from the web before
+  responding"), so a call of one is one search (`implied_searches`), a lower bound of what OpenAI bills.
 - Gemini (the Gemini API and Vertex AI), with the googleSearch / googleSearchRetrieval tool: `web_search_queries`,
   the number of queries the model ran (the candidate's `groundingMetadata.webSearchQueries`). Google bills Gemini 3
   and later per search query, and Gemini 1.x/2.x per grounded prompt: one, however many queries the answer ran
@@ -75,6 +78,15 @@ DEFAULT_RESERVED_USES = 10
 GOOGLE_SEARCH_TOOLS = ("googleSearch", "googleSearchRetrieval", "google_search", "google_search_retrieval")
 # Gemini models Google bills per grounded prompt (1.x and 2.x); later ones are billed per search query.
 _PER_PROMPT = re.compile(r"gemini-(?:live-)?[12](?:\.|-|$)")
+
+
+# OpenAI's Chat Completions models that search the web on every call (their dated snapshots too).
+_SEARCH_MODEL = re.compile(r"-search-(?:preview|api)(?:-|$)")
+
+
+def implied_searches(model: str) -> dict[str, int]:
+    """The searches a call of `model` runs whatever its answer says: one for an OpenAI search model, none else."""
+    return {"web_search_requests": 1} if _SEARCH_MODEL.search(model.rsplit("/", 1)[-1].lower()) else {}
 
 
 def billed_per_prompt(family: str) -> bool:
@@ -149,6 +161,9 @@ def reserved_tools_usd(
         uses = tool.get("max_uses")
         uses = uses if isinstance(uses, int) and not isinstance(uses, bool) and uses > 0 else DEFAULT_RESERVED_USES
         total += price.usd * uses
+    for counter, number in implied_searches(entry.family if entry is not None else "").items():
+        price = request_price(provider, counter, entry)
+        total += price.usd * number if price is not None else 0
     if isinstance(built_in, list) and any(_google_search(tool) for tool in built_in):
         per_prompt = entry is not None and billed_per_prompt(entry.family)
         price = request_price(provider, "grounded_prompts" if per_prompt else "web_search_queries", entry)
