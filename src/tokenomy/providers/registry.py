@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,9 @@ def get_provider(spec: ModelSpec) -> Provider:
         spec.api_key_env,
         spec.region,
         spec.endpoint_url,
-        spec.profile,
+        # Without a `profile:`, boto3 reads AWS_PROFILE when the client is made: a client made under another one
+        # holds other credentials (or would have named a missing profile).
+        spec.profile or (os.environ.get("AWS_PROFILE") if spec.provider == "bedrock" else None),
         spec.api_version,
         dict(spec.options).get("project"),  # a Vertex project is part of the target
         spec.timeout_s,
