@@ -321,3 +321,28 @@ def test_an_answer_the_gateway_cannot_read_is_a_500_and_still_in_the_ledger(stre
     assert len(scripted.requests) == 1
     assert [(r.outcome, r.error_type) for r in rows] == [("server_error", "AttributeError" if stream else "KeyError")]
     assert rows[0].input_tokens > 0 and rows[0].cost_usd > 0
+
+
+def test_an_upstream_overloaded_to_the_last_attempt_is_a_503_and_anthropics_529(ledger_path):
+    # An overloaded upstream (OpenAI's 503, Anthropic's 529) was a 502 "bad gateway": Anthropic-SDK applications and
+    # coding agents wait out an overloaded_error (529) as such, and every caller gets the upstream's Retry-After.
+    import anthropic
+
+    script = [(503, {"retry-after": "7"}), (529, {"retry-after": "7"}), (529, {}), (503, {})]
+    upstream, spare, gateway = served(script, ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for _ in range(2):  # the upstream's 503, then its 529
+            with pytest.raises(openai.InternalServerError) as failed:
+                chat.chat.completions.create(model="once", messages=ask)
+            assert failed.value.status_code == 503 and failed.value.response.headers["retry-after"] == "7"
+        with pytest.raises(anthropic.OverloadedError) as overloaded:
+            messages.messages.create(model="once", max_tokens=5, messages=ask)
+        assert overloaded.value.body["error"]["type"] == "overloaded_error"
+        with pytest.raises(anthropic.OverloadedError):
+            with messages.messages.stream(model="once", max_tokens=5, messages=ask) as stream:
+                list(stream)
+    upstream.close(), spare.close()
+    assert outcomes(ledger_path) == [("up", "server_error")] * 4

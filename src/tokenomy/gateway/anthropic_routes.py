@@ -71,6 +71,7 @@ ERROR_TYPES = {
     413: "request_too_large",
     429: "rate_limit_error",
     503: "overloaded_error",
+    529: "overloaded_error",
 }
 
 
@@ -96,7 +97,10 @@ def failure_parts(exc: TokenomyError, body: dict[str, Any]) -> tuple[int, str, d
 
 
 def _failure(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
-    return anthropic_error(*failure_parts(exc, body))
+    status, message, headers = failure_parts(exc, body)
+    # An overloaded upstream is Anthropic's 529 overloaded_error, which Anthropic-SDK applications and coding agents
+    # wait out and retry as such (InvokeModel's callers get Bedrock's 503 ServiceUnavailableException).
+    return anthropic_error(529 if status == 503 else status, message, headers)
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -138,6 +142,8 @@ class EventWriter:
     def failed(self, exc: TokenomyError) -> bytes:
         if isinstance(exc, ProviderError) and exc.kind == "throttled":
             kind = "rate_limit_error"
+        elif isinstance(exc, ProviderError) and upstream_status(exc) == 503:
+            kind = "overloaded_error"  # as Anthropic's API ends a stream it cannot finish for load
         elif isinstance(exc, ProviderError) and exc.kind != "client_error":
             kind = "api_error"
         else:

@@ -273,17 +273,23 @@ def paid(exc: BaseException | None) -> Decimal:
 # Upstream error codes that mean the gateway's configuration is wrong (the route's model is not there), not the
 # caller's request.
 CONFIG_FAULT_CODES = frozenset({"model_not_found", "DeploymentNotFound"})
+# Upstream statuses that mean "overloaded or unavailable, come back later" (529: Anthropic's overloaded_error).
+UNAVAILABLE = frozenset({503, 529})
 
 
 def upstream_status(exc: ProviderError) -> int:
     """The status a failed provider call is answered with. The provider refusing the gateway's own credentials
     (401, 403), or not knowing the route's model, is not the caller's request at fault: a 502, not a 4xx that tells
     the caller to change its request. Another client error keeps the upstream's status (404, 413, 422, ...), as
-    the caller would have had it from the provider directly; one the gateway raised itself is a 400."""
+    the caller would have had it from the provider directly; one the gateway raised itself is a 400. An upstream
+    that was overloaded or unavailable (503, or Anthropic's 529) to the last attempt is a 503, with its Retry-After:
+    the caller should come back later, where a 502 says the upstream answered something broken."""
     if exc.kind == "client_error":
         if exc.status in (401, 403) or exc.code in CONFIG_FAULT_CODES:
             return 502
         return exc.status if exc.status is not None and 400 <= exc.status < 500 else 400
+    if exc.kind == "server_error" and exc.status in UNAVAILABLE:
+        return 503
     return {"throttled": 429, "timeout": 504}.get(exc.kind, 502)
 
 
