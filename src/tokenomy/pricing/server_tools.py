@@ -25,6 +25,7 @@ request's server tools before the call.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -84,8 +85,10 @@ _PER_PROMPT = re.compile(r"gemini-(?:live-)?[12](?:\.|-|$)")
 _SEARCH_MODEL = re.compile(r"-search-(?:preview|api)(?:-|$)")
 
 
+@functools.lru_cache(maxsize=256)
 def implied_searches(model: str) -> dict[str, int]:
-    """The searches a call of `model` runs whatever its answer says: one for an OpenAI search model, none else."""
+    """The searches a call of `model` runs whatever its answer says: one for an OpenAI search model, none else.
+    Asked for every recorded answer and every budget reservation, of a handful of models: cached (never mutate)."""
     return {"web_search_requests": 1} if _SEARCH_MODEL.search(model.rsplit("/", 1)[-1].lower()) else {}
 
 
