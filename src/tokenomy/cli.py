@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.markup import escape
+from typer.models import OptionInfo
 
 from tokenomy.commands.examples import epilog
 from tokenomy.errors import TokenomyError
@@ -73,6 +74,8 @@ def _flow_help(group: typer.Typer, path: str = "") -> None:
         if text:
             info.help = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
         name = info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+        if info.callback is not None:
+            _bare_flags(info.callback)
         examples = epilog(f"{path} {name}".strip())
         if examples is not None and info.epilog is None:
             info.epilog = escape(examples)  # an example's brackets are text, not Rich markup
@@ -81,7 +84,18 @@ def _flow_help(group: typer.Typer, path: str = "") -> None:
             _flow_help(sub.typer_instance, f"{path} {sub.name or sub.typer_instance.info.name}".strip())
 
 
+def _bare_flags(callback: object) -> None:
+    """Show a flag as `--json`, not `--json <bool>`: Typer 0.29 prints each option's type beside it, which for a
+    flag reads as if it took a value (`--json true`). An empty metavar is Typer's own way to print no type."""
+    for parameter in inspect.signature(callback).parameters.values():  # type: ignore[arg-type]
+        option = parameter.default
+        if isinstance(option, OptionInfo) and isinstance(option.default, bool) and option.metavar is None:
+            option.metavar = ""
+
+
 _flow_help(app)
+if app.registered_callback is not None and app.registered_callback.callback is not None:
+    _bare_flags(app.registered_callback.callback)
 
 
 def main() -> None:
