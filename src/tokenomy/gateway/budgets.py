@@ -14,6 +14,7 @@ the first request of a key or team in each period, once.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,7 @@ class Reservation:
     scopes: list[Scope]
     estimate: int
     epochs: dict[str, str]
+    hold: str  # its name in the limits store, where a hold whose worker died is released after a lease
     seeded: set[str] = field(default_factory=set)  # counters whose re-seed counted this reservation
     # Reserved mid-call on top of the estimate (a retry after attempts billed without an answer): settled with it.
     extensions: list[Reservation] = field(default_factory=list)
@@ -76,12 +78,13 @@ class Budgets:
 
     async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:
         """A reservation, or the scope that refused it."""
+        hold = uuid.uuid4().hex
         for _ in range(4):
-            answer = await self.limits.reserve([(s.counter, s.limit) for s in scopes], estimate)
+            answer = await self.limits.reserve([(s.counter, s.limit) for s in scopes], estimate, hold)
             if answer.refused is not None:
                 return next(s for s in scopes if s.counter == answer.refused)
             if not answer.missing:
-                reservation = Reservation(scopes, estimate, answer.epochs)
+                reservation = Reservation(scopes, estimate, answer.epochs, hold)
                 for scope in scopes:
                     self.open.setdefault(scope.counter, set()).add(reservation)
                 return reservation
@@ -103,17 +106,18 @@ class Budgets:
         return True
 
     async def settle(self, reservation: Reservation, actual: int | None) -> None:
-        """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate. The
-        actual cost is the whole call's, so what was reserved on top of the estimate is released (settled at 0)."""
+        """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate, settled
+        as the cost so that its hold is not released when its lease ends. The actual cost is the whole call's, so
+        what was reserved on top of the estimate is released (settled at 0)."""
         for extension in reservation.extensions:
             await self.settle(extension, None if actual is None else 0)
+        cost = reservation.estimate if actual is None else actual
         settlements = []
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)
-            if actual is not None and scope.counter not in reservation.seeded:
-                settlements.append(
-                    (scope.counter, reservation.epochs.get(scope.counter, ""), reservation.estimate, actual)
-                )
+            if scope.counter not in reservation.seeded:
+                epoch = reservation.epochs.get(scope.counter, "")
+                settlements.append((scope.counter, epoch, reservation.estimate, cost, reservation.hold))
         if settlements:
             await self.limits.settle(settlements)
 

@@ -8,6 +8,11 @@ which counters are missing and the caller seeds them from the ledger (the source
 Redis that restarted empty is re-seeded with what was really spent, not with a figure from start-up.
 Each seeding gets a new epoch; a settlement for a reservation made under an older epoch adds the full
 actual cost (the seed may not have counted that call), never "actual - estimate".
+
+In Redis each reservation is also a hold with a lease (`hold_seconds`): a worker killed before it settled (SIGKILL,
+OOM) would otherwise leave its reservations on the shared counters until the budget's period ends. The next
+reservation against a counter releases the holds whose lease ran out; a settlement that comes after its hold was
+released adds the full actual cost, as one from an older epoch does.
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ class LocalLimits:
         self._epochs = itertools.count(1)
         self._epoch: dict[str, str] = {}
 
-    async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
-        """Reserve `estimate` nano-USD against every (counter, limit) budget."""
+    async def reserve(self, budgets: list[tuple[str, int]], estimate: int, hold: str) -> Reserved:
+        """Reserve `estimate` nano-USD against every (counter, limit) budget (`hold` names it in Redis only: these
+        counters die with the process that holds them)."""
         async with self._lock:
             missing = [c for c, _ in budgets if c not in self._spend]
             if missing:
@@ -68,10 +74,10 @@ class LocalLimits:
             self._epoch[counter] = str(next(self._epochs))
             return True
 
-    async def settle(self, settlements: list[tuple[str, str, int, int]]) -> None:
-        """(counter, epoch at reservation, estimate, actual) each: replace the reservation by the actual cost."""
+    async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
+        """(counter, epoch at reservation, estimate, actual, hold) each: replace the reservation by the actual cost."""
         async with self._lock:
-            for counter, epoch, estimate, actual in settlements:
+            for counter, epoch, estimate, actual, _ in settlements:
                 if counter in self._spend:
                     self._spend[counter] += actual - (estimate if self._epoch.get(counter) == epoch else 0)
 
@@ -94,37 +100,60 @@ class LocalLimits:
         return None
 
 
-# KEYS: n spend counters, then their n epoch keys. ARGV: estimate, then n limits.
-RESERVE_LUA = """
-local n = #KEYS / 2
+# Releases the holds on one counter (KEYS[c]) whose lease ran out (score <= now) from its holds set (KEYS[h]). A
+# member is "<hold id>:<nano-USD>".
+RELEASE_EXPIRED_LUA = """
+local function release_expired(c, h, now)
+  local expired = redis.call('ZRANGEBYSCORE', h, '-inf', now)
+  if #expired == 0 then return end
+  local total = 0
+  for _, member in ipairs(expired) do total = total + tonumber(string.match(member, ':(%d+)$')) end
+  redis.call('DECRBY', c, string.format('%d', total))
+  redis.call('ZREMRANGEBYSCORE', h, '-inf', now)
+end
+"""
+# KEYS: n spend counters, their n epoch keys, their n holds sets. ARGV: estimate, hold id, now (ms), lease end (ms),
+# then n limits.
+RESERVE_LUA = (
+    RELEASE_EXPIRED_LUA
+    + """
+local n = #KEYS / 3
 local missing = {}
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(missing, i) end
 end
 if #missing > 0 then return {-1, unpack(missing)} end
+for i = 1, n do release_expired(KEYS[i], KEYS[2 * n + i], ARGV[3]) end
 for i = 1, n do
-  if tonumber(redis.call('GET', KEYS[i])) + tonumber(ARGV[1]) > tonumber(ARGV[1 + i]) then return {i} end
+  if tonumber(redis.call('GET', KEYS[i])) + tonumber(ARGV[1]) > tonumber(ARGV[4 + i]) then return {i} end
 end
 local epochs = {0}
+local member = ARGV[2] .. ':' .. ARGV[1]
 for i = 1, n do
   redis.call('INCRBY', KEYS[i], ARGV[1])
+  redis.call('ZADD', KEYS[2 * n + i], ARGV[4], member)
   table.insert(epochs, redis.call('GET', KEYS[n + i]) or '')
 end
 return epochs
 """
+)
+# KEYS: spend counter, epoch key, holds set. ARGV: value, new epoch. Holds from before (the counter was lost) go.
 SEED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
 return 1
 """
-# KEYS: spend counter, epoch key. ARGV: epoch at reservation, estimate, actual.
+# KEYS: spend counter, epoch key, holds set. ARGV: epoch at reservation, estimate, actual, hold id. The estimate is
+# taken back only while the counter still holds it: same epoch, and its hold not released for an expired lease.
 SETTLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local held = redis.call('ZREM', KEYS[3], ARGV[4] .. ':' .. ARGV[2]) == 1
 local same = (redis.call('GET', KEYS[2]) or '') == ARGV[1]
 local delta = tonumber(ARGV[3])
-if same then delta = delta - tonumber(ARGV[2]) end
-redis.call('INCRBY', KEYS[1], delta)
+if same and held then delta = delta - tonumber(ARGV[2]) end
+redis.call('INCRBY', KEYS[1], string.format('%d', delta))  -- %d: Lua would print 1e+14
 return 1
 """
 RATE_LUA = """
@@ -140,10 +169,14 @@ class RedisLimits:
 
     The connection pool holds up to `max_connections` (the worker's concurrency) and a request waits
     at most `pool_timeout` seconds for one instead of failing with "Too many connections"; a connection
-    that went stale (Redis restarted) is retried on a fresh one.
+    that went stale (Redis restarted) is retried on a fresh one. A reservation not settled within
+    `hold_seconds` (its worker died) is released by the next reservation on its counter.
     """
 
-    def __init__(self, url: str, max_connections: int = 512, pool_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, max_connections: int = 512, pool_timeout: float = 5.0, hold_seconds: float = 3600.0
+    ) -> None:
+        self.hold_ms = int(hold_seconds * 1000)
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
@@ -165,11 +198,13 @@ class RedisLimits:
         self._settle = self.client.register_script(SETTLE_LUA)
         self._rate = self.client.register_script(RATE_LUA)
 
-    async def reserve(self, budgets: list[tuple[str, int]], estimate: int) -> Reserved:
-        keys = [f"tokenomy:spend:{c}" for c, _ in budgets] + [f"tokenomy:epoch:{c}" for c, _ in budgets]
+    async def reserve(self, budgets: list[tuple[str, int]], estimate: int, hold: str) -> Reserved:
+        keys = [f"tokenomy:{kind}:{c}" for kind in ("spend", "epoch", "holds") for c, _ in budgets]
+        now = int(time.time() * 1000)  # gateways' clocks may differ by seconds; a lease is many minutes
+        args: list[int | str] = [estimate, hold, now, now + self.hold_ms, *(lim for _, lim in budgets)]
         answer: list[Any] = [
             int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
-            for i, v in enumerate(await self._reserve(keys=keys, args=[estimate, *(lim for _, lim in budgets)]))
+            for i, v in enumerate(await self._reserve(keys=keys, args=args))
         ]
         if answer[0] == -1:
             return Reserved([budgets[int(i) - 1][0] for i in answer[1:]], None, {})
@@ -181,15 +216,17 @@ class RedisLimits:
         return bool(
             int(
                 await self._seed(
-                    keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"], args=[value, uuid.uuid4().hex]
+                    keys=[f"tokenomy:{kind}:{counter}" for kind in ("spend", "epoch", "holds")],
+                    args=[value, uuid.uuid4().hex],
                 )
             )
         )
 
-    async def settle(self, settlements: list[tuple[str, str, int, int]]) -> None:
-        for counter, epoch, estimate, actual in settlements:
+    async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
+        for counter, epoch, estimate, actual, hold in settlements:
             await self._settle(
-                keys=[f"tokenomy:spend:{counter}", f"tokenomy:epoch:{counter}"], args=[epoch, estimate, actual]
+                keys=[f"tokenomy:{kind}:{counter}" for kind in ("spend", "epoch", "holds")],
+                args=[epoch, estimate, actual, hold],
             )
 
     async def spent(self, counter: str) -> int | None:

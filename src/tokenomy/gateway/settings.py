@@ -19,6 +19,12 @@ class GatewaySettings(BaseModel):
         description="keys and team budgets are reloaded from the database "
         "this often: a revocation or budget change takes effect within this time",
     )
+    budget_hold_seconds: float = Field(
+        3600.0,
+        ge=1,
+        description="with redis_url: a budget reservation its worker never settled (killed mid-call) is released "
+        "after this long; keep it above your longest call, whose reservation would otherwise be released early",
+    )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     read_timeout_seconds: float = Field(
         30.0, gt=0, description="a request body not received in this time: 408, connection closed"

@@ -103,7 +103,11 @@ class Gateway:
         self.keys = KeyStore(store) if config.auth else None
         self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds) if self.keys else None
         concurrency = self.settings.max_inflight + self.settings.max_queue
-        self.limits = RedisLimits(config.redis_url, max_connections=concurrency) if config.redis_url else LocalLimits()
+        self.limits = (
+            RedisLimits(config.redis_url, max_connections=concurrency, hold_seconds=self.settings.budget_hold_seconds)
+            if config.redis_url
+            else LocalLimits()
+        )
         self.budgets = (
             Budgets(self.limits, self.writer, self.keys, self.key_cache, shared=bool(config.redis_url))
             if self.keys and self.key_cache

@@ -1,0 +1,134 @@
+"""Budget reservations in Redis are holds with a lease: a worker killed before it settled (SIGKILL, OOM) no longer
+keeps its reservations on the shared counters until the budget's period ends."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as redis_lib
+import yaml
+
+from helpers import free_port, wait_for_port
+from tokenomy.config import parse_config
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.limits import RedisLimits
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+# 100 input tokens (400 characters) at $0.25/M and the 200-token output cap at $1.25/M: one request's reservation.
+PER_REQUEST = Decimal(100) * Decimal("0.25") / 10**6 + Decimal(200) * Decimal("1.25") / 10**6
+MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
+
+
+@pytest.mark.redis
+def test_an_unsettled_hold_is_released_when_its_lease_ends_and_a_late_settlement_adds_the_whole_cost(redis_url):
+    async def run() -> list[object]:
+        limits = RedisLimits(redis_url, hold_seconds=1)
+        counter = f"key:holds-{time.time_ns()}"
+        budget = [(counter, 150)]
+        seen: list[object] = []
+        try:
+            assert await limits.seed(counter, 0)
+            first = await limits.reserve(budget, 100, "first")
+            seen.append(await limits.reserve(budget, 100, "second"))  # no room while the first is held
+            await asyncio.sleep(1.2)  # the first's worker "died": its lease ends
+            second = await limits.reserve(budget, 30, "second")  # releases the first's 100, then holds 30
+            seen.append((second.refused, await limits.spent(counter)))
+            # The first's worker was only slow: it settles at 80 after its hold was released, so 80 is added whole.
+            await limits.settle([(counter, first.epochs[counter], 100, 80, "first")])
+            seen.append(await limits.spent(counter))
+            await limits.settle([(counter, second.epochs[counter], 30, 20, "second")])  # in time: 30 becomes 20
+            seen.append(await limits.spent(counter))
+            seen.append(await limits.client.zcard(f"tokenomy:holds:{counter}"))
+        finally:
+            await limits.aclose()
+        return seen
+
+    refused, (none, after_release), late, settled, holds_left = asyncio.run(run())
+    assert refused.refused is not None  # type: ignore[attr-defined]
+    assert none is None and after_release == 30
+    assert late == 110 and settled == 100 and holds_left == 0
+
+
+@pytest.mark.redis
+def test_a_seeded_counter_starts_without_the_holds_of_the_counter_it_replaces(redis_url):
+    # A counter lost (evicted, deleted) while its holds set stayed: those holds must not be taken off the new seed,
+    # which counted the ledger's spend and knows nothing of them.
+    async def run() -> int | None:
+        limits = RedisLimits(redis_url, hold_seconds=1)
+        counter = f"key:reseed-{time.time_ns()}"
+        try:
+            await limits.seed(counter, 0)
+            await limits.reserve([(counter, 10**6)], 500, "lost")
+            await limits.client.delete(f"tokenomy:spend:{counter}")
+            await limits.seed(counter, 700)
+            await asyncio.sleep(1.2)
+            await limits.reserve([(counter, 10**6)], 1, "next")  # would release the lost hold's 500
+            return await limits.spent(counter)
+        finally:
+            await limits.aclose()
+
+    assert asyncio.run(run()) == 701
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(redis_url, tmp_path):
+    # SIGKILL between reserving and settling left the reservation on the shared counter until the period ended: a
+    # budget with room for one call refused every later call for the rest of the month.
+    ledger = tmp_path / "ledger.duckdb"
+    created = subprocess.run([TOKENOMY, "keys", "create", "--budget-usd", str(PER_REQUEST * Decimal("1.5")),
+                              "--period", "month", "--ledger", str(ledger), "--json"],
+                             capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    headers = {"authorization": f"Bearer {key['key']}"}
+    with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
+        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 3},
+                  "models": {"fast": {"provider": "openai", "model": "fast", "base_url": slow, "price_as": HAIKU}}}
+        path = tmp_path / "tokenomy.yaml"
+        path.write_text(yaml.safe_dump(config))
+        port = free_port()
+        server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger",
+                                   str(ledger)], env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        counters = redis_lib.Redis.from_url(redis_url)
+
+        def reserved() -> bool:
+            return any(int(counters.get(k) or 0) > 0 for k in counters.keys(f"tokenomy:spend:key:{key['key_id']}:*"))
+
+        try:
+            wait_for_port(port, 60, server)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
+                            headers=headers, timeout=90)
+                deadline = time.monotonic() + 30
+                while not reserved() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert reserved(), "the call never reserved its budget"
+                os.killpg(server.pid, signal.SIGKILL)  # the worker dies holding the reservation
+                server.wait(10)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
+        config["models"]["fast"]["base_url"] = quick
+        with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
+            at_once = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
+            time.sleep(3.2)
+            after_lease = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
+    assert at_once.status_code == 429, at_once.text  # still held: the dead worker's call may yet be billed
+    assert after_lease.status_code == 200, after_lease.text
