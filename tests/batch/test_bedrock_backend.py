@@ -344,8 +344,9 @@ def test_emulate_bedrock_command_serves_batch_jobs(s3_url) -> None:
 
 
 def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_url, tmp_path, ledger_path) -> None:
-    from tokenomy.batch.jobs import create_job, export_missing, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.records import export_missing
     from tokenomy.errors import UsageError
     from tokenomy.ledger.store import open_store
 

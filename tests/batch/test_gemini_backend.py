@@ -103,8 +103,9 @@ def test_no_key_and_no_emulator_is_a_config_error() -> None:
 def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(tmp_path, ledger_path) -> None:
     import json
 
-    from tokenomy.batch.jobs import create_job, export_results, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.records import export_results
     from tokenomy.ledger.store import open_store
 
     # A record the Batch API answered with 429 (or a 5xx) was stored as a final failure: `resume` resubmitted

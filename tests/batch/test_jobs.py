@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tokenomy.batch.jobs import create_job, export_results, open_tables, record_event_id, require_job
+from tokenomy.batch.job_tables import require_job
+from tokenomy.batch.jobs import create_job, open_tables
 from tokenomy.batch.local_runner import run_job
+from tokenomy.batch.records import export_results, record_event_id
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
@@ -368,7 +370,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path: Path, ledger_pa
 
 def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path, ledger_path: Path) -> None:
     from tokenomy.batch.backends import RecordResult
-    from tokenomy.batch.jobs import record_results
+    from tokenomy.batch.records import record_results
 
     with InstantOpenAI() as url:
         tables = open_tables(ledger_path)

@@ -311,7 +311,8 @@ def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_s
 
 
 def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
-    from tokenomy.batch.jobs import create_job, export_results, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.records import export_results
 
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join(plain(3)) + "\n")

@@ -3,7 +3,7 @@
 Settings: `SubmitOptions.endpoint_url` (or GOOGLE_GEMINI_BASE_URL) for `tokenomy emulate gemini`, the API
 key from `extra["api_key_env"]`'s variable or GEMINI_API_KEY / GOOGLE_API_KEY. Each record becomes one
 inline GenerateContent request whose `metadata.key` is the record id, so results are matched by id, not
-by position. Answers are priced at the model's batch rates by jobs.py (Gemini bills batch at half the
+by position. Answers are priced at the model's batch rates by records.py (Gemini bills batch at half the
 standard price); cached tokens a response reports are cache reads, as on demand.
 """
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.batch.backends import RecordResult, transient
+from tokenomy.errors import UsageError
 from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore
 
@@ -302,3 +303,11 @@ class JobTables:
     def results(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.query(f"SELECT * FROM batch_results WHERE job_id = {self.p}", [job_id])
         return {r["record_id"]: r for r in rows}
+
+
+def require_job(tables: JobTables, job_id: str) -> Job:
+    """The job, or an error naming the ledger it is not in."""
+    job = tables.get_job(job_id)
+    if job is None:
+        raise UsageError(f"no batch job {job_id!r} in ledger {tables.store.url}; see `tokenomy batch list`")
+    return job

@@ -1,38 +1,34 @@
-"""Batch jobs: create (validate + split), refresh through the backend, collect, cancel, resubmit, export.
+"""Batch jobs through their life: create (validate + split), submit, refresh through the backend, collect, cancel,
+wait, resubmit.
 
 A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait`, `resume` and
 `results` work from any process. Remote backends (Bedrock, OpenAI) run each part provider-side;
-the `local` backend runs records in-process through `local_runner.py`. Each answered record is
-stored once in `batch_results` and its usage once in the ledger, under an event id derived from
-(job, record) so a repeat after a crash cannot count it twice.
+the `local` backend runs records in-process through `local_runner.py`. What a job holds (its records'
+payloads, their stored results and usage, the exports) is `records.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import itertools
-import json
-import logging
 import os
 import socket
 import time
 import uuid
-from dataclasses import asdict, replace
-from decimal import Decimal
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions, transient
-from tokenomy.batch.formats import BatchRecord, read_records
-from tokenomy.batch.job_tables import Job, JobTables
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.job_tables import Job, JobTables, require_job
+from tokenomy.batch.records import missing_records, part_payload, part_records, record_results
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
-from tokenomy.errors import ConfigError, TokenomyError, UsageError
-from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
+from tokenomy.errors import ConfigError, UsageError
+from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
-from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
 BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
 _REMOTE = {
@@ -42,7 +38,6 @@ _REMOTE = {
     "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
     "vertex": ("tokenomy.batch.vertex_backend", "VertexBatchBackend"),
 }
-log = logging.getLogger(__name__)
 _OPTION_KEYS = ("region", "role_arn", "s3_uri", "kms_key_id", "timeout_hours", "endpoint_url")
 
 
@@ -57,52 +52,6 @@ def get_backend(name: str, options: SubmitOptions) -> BatchBackend:
         raise ConfigError(f"--backend {name!r}: remote backends are {', '.join(_REMOTE)} (or use local)")
     module_name, class_name = _REMOTE[name]
     return getattr(importlib.import_module(module_name), class_name)(options)
-
-
-def record_event_id(job_id: str, record_id: str) -> str:
-    """Deterministic ledger event id for one record of one job: re-writing it is a no-op."""
-    return hashlib.sha256(f"batch\x00{job_id}\x00{record_id}".encode()).hexdigest()[:32]
-
-
-def record_results(
-    tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
-) -> None:
-    """Store (part_no, result, mode, provider, pricing_model, region) items: the ledger usage events
-    first (idempotent ids), then the result rows (PRIMARY KEY), so a crash between the two writes
-    is repaired by running the record again, and nothing is counted twice."""
-    events, rows = [], []
-    for part_no, result, mode, provider, pricing_model, region in items:
-        cost_usd = None
-        if result.ok and result.usage is not None:
-            # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
-            # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
-            # would fail the job and lose every answer collected with it.
-            u = billable_usage(result.usage, pricing_model, region)
-            result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
-            try:
-                cost = compute_cost(u, pricing_model, region, mode, one_call=True)
-            except TokenomyError as exc:
-                log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
-                cost = unpriced_cost(pricing_model, region, mode)
-            cost_usd = cost.total_usd
-            event = UsageEvent(
-                ts=utcnow(),
-                provider=provider,
-                model=result.model or job.model,
-                region=region,
-                mode=mode,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                cache_read_tokens=u.cache_read_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                request_id=result.id,
-                batch_job_id=job.job_id,
-                event_id=record_event_id(job.job_id, result.id),
-            )
-            events.append(event.apply_cost(cost))
-        rows.append((part_no, result, mode, cost_usd))
-    tables.write_events(events)
-    tables.add_results(job.job_id, rows)
 
 
 # -- creating ---------------------------------------------------------------------------------------
@@ -132,7 +81,7 @@ def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Jo
     """Store a job `prepare_job` made, with its parts."""
     tables.insert_job(job)
     for part_no, part in enumerate(parts):
-        tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], _payload(part))
+        tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], part_payload(part))
     return job
 
 
@@ -203,25 +152,6 @@ def prepare_job(
         options=stored_options,
     )
     return job, parts
-
-
-def _payload(records: list[BatchRecord]) -> str:
-    # The records themselves are kept with the job so resume never depends on the input file.
-    return "\n".join(json.dumps(r.raw, sort_keys=True) for r in records)
-
-
-def part_records(part: dict[str, Any]) -> list[BatchRecord]:
-    records, bad = read_records(part["payload"].splitlines())
-    if bad:  # cannot happen for payloads we wrote; say so loudly rather than drop records
-        raise ConfigError(f"batch part {part['job_id']}#{part['part_no']} has unreadable records: {bad[0].reason}")
-    return records
-
-
-def require_job(tables: JobTables, job_id: str) -> Job:
-    job = tables.get_job(job_id)
-    if job is None:
-        raise UsageError(f"no batch job {job_id!r} in ledger {tables.store.url}; see `tokenomy batch list`")
-    return job
 
 
 def submit_options(job: Job) -> SubmitOptions:
@@ -340,19 +270,6 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     return count
 
 
-def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
-    """Records of the job with no stored result, in input order, each once."""
-    done = tables.result_ids(job_id)
-    seen: set[str] = set()
-    out = []
-    for part in tables.parts(job_id):
-        for rec in part_records(part):
-            if rec.id not in done and rec.id not in seen:
-                seen.add(rec.id)
-                out.append(rec)
-    return out
-
-
 def resubmit_missing(
     tables: JobTables, job_id: str, backend: BatchBackend | None = None, min_records: int | None = None
 ) -> int:
@@ -394,7 +311,7 @@ def resubmit_missing(
     next_no = max(p["part_no"] for p in parts) + 1
     for offset, split_job in enumerate(split_records(missing, default_catalog().quotas_for(provider))):
         records = list(itertools.chain.from_iterable(split_job))
-        tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], _payload(records))
+        tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records))
     submit_parts(tables, job, backend)
     return len(missing)
 
@@ -469,72 +386,3 @@ def wait(
         if job.backend == "local" and not runner_alive(job) and not starting:
             return job
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
-
-
-def export_missing(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
-    """Write the input lines of records that have no result yet, ready to submit again."""
-    missing = missing_records(tables, job_id)
-    Path(out).write_text("".join(json.dumps(r.raw) + "\n" for r in missing), encoding="utf-8")
-    return {"records": len(missing), "ok": 0, "failed": 0, "missing": len(missing)}
-
-
-def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
-    """Write one JSON line per input record, in input order: its answer, or the error, or why it has none."""
-    job = require_job(tables, job_id)
-    results = tables.results(job_id)
-    counts = {"records": 0, "ok": 0, "failed": 0, "missing": 0}
-    seen: set[str] = set()
-    parts = tables.parts(job_id)
-    # Records a provider is still working on: resume would refuse them ("still has parts running").
-    running = {rid for p in parts if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]}
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for part in parts:
-            for record_id in part["record_ids"]:
-                if record_id in seen:
-                    continue
-                seen.add(record_id)
-                line = _result_line(record_id, results.get(record_id), job, record_id in running)
-                fh.write(json.dumps(line) + "\n")
-                row = results.get(record_id)
-                counts["records"] += 1
-                counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
-    tmp.replace(out)
-    return counts
-
-
-def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False) -> dict[str, Any]:
-    if row is None:
-        if job.backend == "local":
-            error = f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
-        elif running:
-            error = f"no result yet (job {job.status}); `tokenomy batch wait {job.job_id}`, then `results` again"
-        else:
-            error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
-        return {"id": record_id, "ok": False, "error": error}
-    line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
-    if not row["ok"] and transient(row["error"]) and job.backend != "local":
-        if running:  # resubmitted, and its new part is still running
-            hint = f"sent again; `tokenomy batch wait {job.job_id}`, then `results` again"
-        else:
-            hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
-        row = {**row, "error": f"{row['error']} ({hint})"}
-    if row["ok"]:
-        line.update(
-            text=row["text"],
-            model=row["model"],
-            mode=row["mode"],
-            usage={
-                "input_tokens": row["input_tokens"],
-                "output_tokens": row["output_tokens"],
-                "cache_read_tokens": row["cache_read_tokens"],
-                "cache_write_tokens": row["cache_write_tokens"],
-            },
-            cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))),
-        )
-    else:
-        line["error"] = row["error"]
-    if row["raw"]:
-        line["output"] = json.loads(row["raw"])
-    return line

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from tokenomy.batch.backends import FINAL_STATES, RecordResult
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.job_tables import Job, JobTables
-from tokenomy.batch.jobs import missing_records, record_results, require_job, runner_alive
+from tokenomy.batch.job_tables import Job, JobTables, require_job
+from tokenomy.batch.jobs import runner_alive
+from tokenomy.batch.records import missing_records, record_results
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError

@@ -3,7 +3,7 @@
 Settings: `SubmitOptions.endpoint_url` (or OPENAI_BASE_URL) for emulators and compatible servers,
 the API key from `extra["api_key"]` or OPENAI_API_KEY. Requests use `max_completion_tokens`, which
 every current chat model accepts. Requests the batch never ran (error codes batch_cancelled /
-batch_expired) are left out of `results`, so jobs.py sees them as missing and can resubmit them.
+batch_expired) are left out of `results`, so records.py counts them as missing and jobs.py can resubmit them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Each input line is `{"request": GenerateContentRequest}`. Vertex writes one outp
 the request echoed, and `response` or a non-empty `status`, in no promised order; the record id rides in
 the request's `labels` as a hash (label values allow only lowercase letters, digits, `_` and `-`), and
 `ids.json` beside the input maps each hash back to its record id. Answers are priced at the model's batch
-rates by jobs.py (Vertex AI bills Gemini batch prediction at half the on-demand price).
+rates by records.py (Vertex AI bills Gemini batch prediction at half the on-demand price).
 """
 
 from __future__ import annotations

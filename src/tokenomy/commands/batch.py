@@ -75,7 +75,7 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
 
 def _run_local(tables, job_id: str, progress: bool):
     """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers)."""
-    from tokenomy.batch.jobs import require_job
+    from tokenomy.batch.job_tables import require_job
     from tokenomy.batch.local_runner import run_job
 
     try:
@@ -96,7 +96,8 @@ def _run_local(tables, job_id: str, progress: bool):
 
 def _refresh_or_stored(tables, job_id: str):
     """The job refreshed from its backend; if the provider cannot be reached, what the ledger last stored, said so."""
-    from tokenomy.batch.jobs import refresh, require_job
+    from tokenomy.batch.job_tables import require_job
+    from tokenomy.batch.jobs import refresh
     from tokenomy.errors import ProviderError
 
     try:
@@ -270,7 +271,8 @@ def register(app: typer.Typer) -> None:
         return [b.to_json() for b in read_file(file)[1]]
 
     def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
-        from tokenomy.batch.jobs import require_job, submit_parts, wait
+        from tokenomy.batch.job_tables import require_job
+        from tokenomy.batch.jobs import submit_parts, wait
 
         extra = extra or {}
         if job.backend == "local":
@@ -367,7 +369,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
-        from tokenomy.batch.jobs import export_missing, export_results, open_tables
+        from tokenomy.batch.jobs import open_tables
+        from tokenomy.batch.records import export_missing, export_results
         from tokenomy.errors import ConfigError
 
         # Checked before any work, so the error names -o's path (not a temporary file) and no traceback shows.
@@ -408,7 +411,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
         records missing after a partial, expired, failed or stopped run."""
-        from tokenomy.batch.jobs import open_tables, require_job, resubmit_missing, wait
+        from tokenomy.batch.job_tables import require_job
+        from tokenomy.batch.jobs import open_tables, resubmit_missing, wait
 
         tables = open_tables(_existing(ledger))
         job = require_job(tables, job_id)

@@ -1,0 +1,168 @@
+"""What a batch job holds: each part's stored records, the answers stored for them, and the exports.
+
+The payload a part is stored with (and read back from for a resubmission), the results written to `batch_results`
+with their usage in the ledger, the records that still have no result, and `tokenomy batch results` (the results
+file, or `--missing-input`). Kept apart from `jobs.py`, which moves a job through its life (create, submit,
+refresh, cancel, wait, resubmit): both `jobs.py` and the local runner store answers here, and this module imports
+nothing from `jobs.py`. Each answered record is stored once in `batch_results` and its usage once in the ledger,
+under an event id derived from (job, record), so a repeat after a crash cannot count it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenomy.batch.backends import FINAL_STATES, RecordResult, transient
+from tokenomy.batch.formats import BatchRecord, read_records
+from tokenomy.batch.job_tables import Job, JobTables, require_job
+from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
+from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
+
+log = logging.getLogger(__name__)
+
+
+def record_event_id(job_id: str, record_id: str) -> str:
+    """Deterministic ledger event id for one record of one job: re-writing it is a no-op."""
+    return hashlib.sha256(f"batch\x00{job_id}\x00{record_id}".encode()).hexdigest()[:32]
+
+
+def record_results(
+    tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
+) -> None:
+    """Store (part_no, result, mode, provider, pricing_model, region) items: the ledger usage events
+    first (idempotent ids), then the result rows (PRIMARY KEY), so a crash between the two writes
+    is repaired by running the record again, and nothing is counted twice."""
+    events, rows = [], []
+    for part_no, result, mode, provider, pricing_model, region in items:
+        cost_usd = None
+        if result.ok and result.usage is not None:
+            # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
+            # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
+            # would fail the job and lose every answer collected with it.
+            u = billable_usage(result.usage, pricing_model, region)
+            result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
+            try:
+                cost = compute_cost(u, pricing_model, region, mode, one_call=True)
+            except TokenomyError as exc:
+                log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
+                cost = unpriced_cost(pricing_model, region, mode)
+            cost_usd = cost.total_usd
+            event = UsageEvent(
+                ts=utcnow(),
+                provider=provider,
+                model=result.model or job.model,
+                region=region,
+                mode=mode,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cache_read_tokens=u.cache_read_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                request_id=result.id,
+                batch_job_id=job.job_id,
+                event_id=record_event_id(job.job_id, result.id),
+            )
+            events.append(event.apply_cost(cost))
+        rows.append((part_no, result, mode, cost_usd))
+    tables.write_events(events)
+    tables.add_results(job.job_id, rows)
+
+
+def part_payload(records: list[BatchRecord]) -> str:
+    # The records themselves are kept with the job so resume never depends on the input file.
+    return "\n".join(json.dumps(r.raw, sort_keys=True) for r in records)
+
+
+def part_records(part: dict[str, Any]) -> list[BatchRecord]:
+    records, bad = read_records(part["payload"].splitlines())
+    if bad:  # cannot happen for payloads we wrote; say so loudly rather than drop records
+        raise ConfigError(f"batch part {part['job_id']}#{part['part_no']} has unreadable records: {bad[0].reason}")
+    return records
+
+
+def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
+    """Records of the job with no stored result, in input order, each once."""
+    done = tables.result_ids(job_id)
+    seen: set[str] = set()
+    out = []
+    for part in tables.parts(job_id):
+        for rec in part_records(part):
+            if rec.id not in done and rec.id not in seen:
+                seen.add(rec.id)
+                out.append(rec)
+    return out
+
+
+def export_missing(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
+    """Write the input lines of records that have no result yet, ready to submit again."""
+    missing = missing_records(tables, job_id)
+    Path(out).write_text("".join(json.dumps(r.raw) + "\n" for r in missing), encoding="utf-8")
+    return {"records": len(missing), "ok": 0, "failed": 0, "missing": len(missing)}
+
+
+def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
+    """Write one JSON line per input record, in input order: its answer, or the error, or why it has none."""
+    job = require_job(tables, job_id)
+    results = tables.results(job_id)
+    counts = {"records": 0, "ok": 0, "failed": 0, "missing": 0}
+    seen: set[str] = set()
+    parts = tables.parts(job_id)
+    # Records a provider is still working on: resume would refuse them ("still has parts running").
+    running = {rid for p in parts if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]}
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for part in parts:
+            for record_id in part["record_ids"]:
+                if record_id in seen:
+                    continue
+                seen.add(record_id)
+                line = _result_line(record_id, results.get(record_id), job, record_id in running)
+                fh.write(json.dumps(line) + "\n")
+                row = results.get(record_id)
+                counts["records"] += 1
+                counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
+    tmp.replace(out)
+    return counts
+
+
+def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False) -> dict[str, Any]:
+    if row is None:
+        if job.backend == "local":
+            error = f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
+        elif running:
+            error = f"no result yet (job {job.status}); `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
+        return {"id": record_id, "ok": False, "error": error}
+    line: dict[str, Any] = {"id": record_id, "ok": bool(row["ok"])}
+    if not row["ok"] and transient(row["error"]) and job.backend != "local":
+        if running:  # resubmitted, and its new part is still running
+            hint = f"sent again; `tokenomy batch wait {job.job_id}`, then `results` again"
+        else:
+            hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
+        row = {**row, "error": f"{row['error']} ({hint})"}
+    if row["ok"]:
+        line.update(
+            text=row["text"],
+            model=row["model"],
+            mode=row["mode"],
+            usage={
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "cache_read_tokens": row["cache_read_tokens"],
+                "cache_write_tokens": row["cache_write_tokens"],
+            },
+            cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))),
+        )
+    else:
+        line["error"] = row["error"]
+    if row["raw"]:
+        line["output"] = json.loads(row["raw"])
+    return line
