@@ -1,0 +1,328 @@
+"""OpenAI's `POST /v1/chat/completions` and `GET /v1/models[/{model}]` on the gateway.
+
+Chat completions take the gateway's one path: the virtual key (`Authorization: Bearer`), the route named by
+`model`, overload guard, rate limit, budget reservation (`calls.admit`, as `/v1/messages` does), the one call path
+(ledger, telemetry, retries, fallback, caching, routing), settlement at the actual cost. The body is read by
+pydantic's JSON parser straight from the bytes (`schemas.parse_chat_request`) and mapped by `openai_ingress`;
+answers are OpenAI's chat.completion objects, streams its chat.completion.chunk SSE events. `create_app` serves
+this endpoint through the fast path (`fast_path.GatewayApp.serve_directly`), which calls the handler with only the
+request: the gateway's state is reached through `request.app.state.gateway`, as every route module does.
+`/v1/models` lists the names a caller may send as `model` (in Gemini's shape to google-genai, which asks on the
+same path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.gateway import metrics
+from tokenomy.gateway.calls import (
+    OPENAI_ERROR_TYPES,
+    Refusal,
+    admit,
+    call_cost,
+    paid,
+    retry_after,
+    settle_when_final,
+    upstream_status,
+    wind_up_stream,
+)
+from tokenomy.gateway.calls import settle as _settle
+from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
+from tokenomy.gateway.hygiene import PARSED_BODY
+from tokenomy.gateway.openai_ingress import caller_param, caller_path, to_chat_request
+from tokenomy.gateway.openai_shapes import RequestError
+from tokenomy.gateway.responses import (
+    FastJSONResponse,
+    FirstChunkStream,
+    chunk_delta,
+    completion_body,
+    error,
+    raw_extras,
+    signed_reasoning_delta,
+    sse,
+    usage_body,
+)
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
+from tokenomy.gateway.state import Gateway
+from tokenomy.ids import new_id
+from tokenomy.messages import ChatResponse
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _served(gw: Gateway) -> set[str]:
+    """The names a caller may send as `model`: routes, configured models and the local model."""
+    return set(gw.config.routes) | set(gw.config.models) | {"local"}
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> Response:
+    """The names clients may send as `model`: routes and configured models (in Gemini's shape to google-genai,
+    whose default API version is v1 too)."""
+    if from_gemini_sdk(request):
+        return await gemini_models(request)
+    names = sorted(_served(request.app.state.gateway))
+    return JSONResponse({"object": "list", "data": [_model_object(n) for n in names]})
+
+
+@router.get("/v1/models/{model:path}")
+async def model(request: Request, model: str) -> Response:
+    """One name clients may send as `model` (the openai SDK's `client.models.retrieve`, google-genai's
+    `client.models.get`)."""
+    if from_gemini_sdk(request):
+        return await gemini_model(request, model)
+    if model not in _served(request.app.state.gateway):
+        return error(
+            404,
+            f"The model `{model}` does not exist on this gateway; GET /v1/models lists the names you can use.",
+            "invalid_request_error",
+            "model_not_found",
+            "model",
+        )
+    return JSONResponse(_model_object(model))
+
+
+@router.post(
+    "/v1/chat/completions",
+    # The body is parsed by pydantic's JSON parser straight from the bytes (not json.loads, then a dict
+    # validated): the largest per-request cost for bodies with images and tools. Documented as before.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+        }
+    },
+    responses={
+        400: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def chat_completions(request: Request):
+    """Create a chat completion (streaming with `stream: true`)."""
+    gw = request.app.state.gateway
+    started = time.perf_counter()
+    try:
+        body = parse_chat_request(await request.body(), request.scope.get(PARSED_BODY))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    route = gw.route_for(body.model)
+    label = body.model if route is not None else "unknown"  # bounded metric labels, whatever clients send
+    key = await gw.authenticate_async(request.headers.get("authorization"))
+    if isinstance(key, JSONResponse):
+        return metrics.done(key, label, started)
+    if route is None:
+        return metrics.done(
+            error(
+                404,
+                f"The model `{body.model}` does not exist on this gateway; GET /v1/models lists the names you can use.",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            ),
+            label,
+            started,
+        )
+    try:
+        call = to_chat_request(body, request.headers, key, route)
+        refused = gw.refusal(route, call)
+    except RequestError as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), body.model, started)
+    except ValueError as exc:
+        return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+    except TokenomyError as exc:  # the route's model cannot be resolved
+        return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
+    except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape: the caller's fault
+        log.warning("request could not be translated: %r", exc)
+        return metrics.done(
+            error(
+                400,
+                f"the request has a field of an unexpected shape ({exc}); check it "
+                "against OpenAI's chat completions reference",
+                "invalid_request_error",
+            ),
+            body.model,
+            started,
+        )
+    if refused is not None:  # named where the caller sent it, not by the content model's indices
+        where = caller_path(body, refused)
+        return metrics.done(
+            error(400, refused.error_text(where), "invalid_request_error", "unsupported_content", where),
+            body.model,
+            started,
+        )
+    admitted = await admit(gw, body.model, route, key, call)  # the same admission as /v1/messages
+    if isinstance(admitted, Refusal):
+        return metrics.done(
+            error(
+                admitted.status,
+                admitted.message,
+                OPENAI_ERROR_TYPES[admitted.code],
+                admitted.code,
+                headers=admitted.headers,
+            ),
+            body.model,
+            started,
+        )
+    policy, budgets = admitted.policy, admitted.budgets
+    # One id for the answer, its x-request-id header and its ledger rows: the caller can find its call there.
+    call.meta.request_id = new_id()
+    request_id = f"chatcmpl-{call.meta.request_id}"
+    headers = {"x-request-id": call.meta.request_id}
+    if body.stream:
+        return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
+    cost = call_cost(gw, budgets)
+    try:
+        response = await gw.client.achat(call, policy=policy, cost=cost)
+    except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
+        await _settle(gw, budgets, None, paid=paid(exc))
+        failed = (
+            _provider_error(exc, body)
+            if isinstance(exc, ProviderError)
+            else error(400, str(exc), "invalid_request_error")
+        )
+        failed.headers.update(headers)
+        return metrics.done(failed, body.model, started)
+    except asyncio.CancelledError:  # a graceful shutdown's end, or a caller's timeout: its attempts are (or will
+        settle_when_final(gw, budgets, cost)  # be) in the ledger at what they cost
+        raise
+    except BaseException:  # a bug: whether the provider answered is not known
+        await _settle(gw, budgets, None, unknown=True)
+        raise
+    finally:
+        gw.guard.slots.release()
+    await _settle(gw, budgets, response)
+    if gw.journal is not None:
+        await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
+    metrics.observe(response, body.model)
+    answer = FastJSONResponse(completion_body(response, body.model, request_id), headers=headers)
+    return metrics.done(answer, body.model, started)
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenomy"}
+
+
+def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:
+    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
+        where = caller_path(body, exc.refused)
+        return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
+    if exc.param is not None:  # refused by the mapping before any call: the request's field, where the caller put it
+        where = caller_param(body, exc.param)
+        message = str(exc).replace(exc.param, where, 1)
+        return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
+    status = upstream_status(exc)
+    # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
+    return error(
+        status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.code or exc.kind, headers=retry_after(exc)
+    )
+
+
+async def _stream(
+    gw: Gateway, call, policy, body, request_id: str, budgets, started: float
+) -> AsyncIterator[bytes | Response]:
+    created = int(time.time())
+
+    def chunk(
+        delta: dict,
+        finish: str | None = None,
+        usage: dict | None = None,
+        extra: dict | None = None,
+        top: dict | None = None,
+    ) -> bytes:
+        payload = {
+            "id": request_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": []
+            if usage is not None
+            else [{"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}],
+            **(top or {}),
+        }
+        if usage is not None:
+            payload["usage"] = usage
+        return sse(payload)
+
+    final: ChatResponse | None = None
+    crashed = False  # a bug ended the stream
+    opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
+    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
+    signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
+    cost = call_cost(gw, budgets)
+    pieces = gw.client.astream(call, policy=policy, cost=cost)
+    try:
+        # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
+        async for piece in pieces:
+            rendered = chunk_delta(piece)
+            if not opened and (rendered is not None or piece.response is not None):
+                opened = True
+                # As OpenAI opens: content "" before text, null before an answer that is only tool calls (the
+                # SDK's accumulated message then has content None, not "").
+                first = rendered[0] if rendered is not None else {}
+                calls_only = "tool_calls" in first and not first.get("content")
+                yield chunk({"role": "assistant", "content": None if calls_only else ""})
+            if rendered is not None:
+                if piece.signature and piece.tool_call is not None:
+                    signed_calls.add(piece.tool_call.index)
+                yield chunk(rendered[0], extra=rendered[1])
+            if piece.response is not None:
+                final = piece.response
+        assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        signed = signed_reasoning_delta(final, signed_calls)
+        if signed:
+            yield chunk(signed)
+        top = raw_extras(final, "top")  # system_fingerprint, service_tier, ... as the upstream sent them
+        yield chunk({}, final.finish_reason, top=top)
+        if body.stream_options and body.stream_options.include_usage:
+            yield chunk({}, usage=usage_body(final), top=top)
+        metrics.observe(final, body.model)
+        metrics.count(body.model, 200, started)
+    except TokenomyError as exc:
+        if not opened:
+            refused = (
+                _provider_error(exc, body)
+                if isinstance(exc, ProviderError)
+                else error(400, str(exc), "invalid_request_error")
+            )
+            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
+            metrics.count(body.model, refused.status_code, started)
+        else:
+            kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
+            yield (
+                b"data: "
+                + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
+                + b"\n\n"
+            )
+            metrics.count(body.model, 502, started)
+    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
+        crashed = True
+        log.exception("the chat completions stream for %s failed", body.model)
+        message = f"internal error ({type(exc).__name__}); see the gateway's log"
+        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
+        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+        metrics.count(body.model, 500, started)
+    finally:
+        gw.guard.slots.release()
+        await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
+    if refused is not None:
+        yield refused
+        return
+    yield b"data: [DONE]\n\n"
