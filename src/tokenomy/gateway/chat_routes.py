@@ -63,18 +63,13 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _served(gw: Gateway) -> set[str]:
-    """The names a caller may send as `model`: routes, configured models and the local model."""
-    return set(gw.config.routes) | set(gw.config.models) | {"local"}
-
-
 @router.get("/v1/models")
 async def models(request: Request) -> Response:
     """The names clients may send as `model`: routes and configured models (in Gemini's shape to google-genai,
     whose default API version is v1 too)."""
     if from_gemini_sdk(request):
         return await gemini_models(request)
-    names = sorted(_served(request.app.state.gateway))
+    names = request.app.state.gateway.served_names()
     return JSONResponse({"object": "list", "data": [_model_object(n) for n in names]})
 
 
@@ -84,7 +79,7 @@ async def model(request: Request, model: str) -> Response:
     `client.models.get`)."""
     if from_gemini_sdk(request):
         return await gemini_model(request, model)
-    if model not in _served(request.app.state.gateway):
+    if model not in request.app.state.gateway.served_names():
         return error(
             404,
             f"The model `{model}` does not exist on this gateway; GET /v1/models lists the names you can use.",

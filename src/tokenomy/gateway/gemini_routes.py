@@ -204,11 +204,6 @@ def _parse_target(target: str) -> tuple[str, str] | None:
     return model.removeprefix("models/"), method
 
 
-def _served(gw: Any) -> list[str]:
-    """The names a caller may send as `model` (as GET /v1/models lists them)."""
-    return sorted(set(gw.config.routes) | set(gw.config.models) | {"local"})
-
-
 def _model_body(gw: Any, name: str) -> dict[str, Any]:
     """Gemini's Model for a route or model of the gateway. inputTokenLimit is the smallest context window of the
     models it may use, when the price catalog knows each of them; the catalog has no output limits."""
@@ -370,7 +365,7 @@ async def gemini_models(request: Request) -> Response:
     if isinstance(key, JSONResponse):
         return key
     gw = request.app.state.gateway
-    return JSONResponse({"models": [_model_body(gw, name) for name in _served(gw)]})
+    return JSONResponse({"models": [_model_body(gw, name) for name in gw.served_names()]})
 
 
 @router.get("/v1beta/models/{model:path}")
@@ -382,7 +377,7 @@ async def gemini_model(request: Request, model: str) -> Response:
         return key
     gw = request.app.state.gateway
     name = model.removeprefix("models/")
-    if name not in _served(gw):
+    if name not in gw.served_names():
         if name.rpartition(":")[2] in (*METHODS, "countTokens"):  # a method's path (`g:generateContent`): POST only
             return unserved(request.method, request.url.path, 405, {"Allow": "POST"}, request.scope.get(SENT_PATH))
         message = f"model `{name}` does not exist on this gateway; GET /v1beta/models lists the names"

@@ -119,6 +119,11 @@ class Gateway:
         self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
         self._routes: dict[str, RouteConfig] = dict(config.routes)
 
+    def served_names(self) -> list[str]:
+        """The names a caller may send as `model`, sorted: routes, configured models and the local model (what
+        GET /v1/models lists, in OpenAI's shape or Gemini's)."""
+        return sorted(set(self.config.routes) | set(self.config.models) | {"local"})
+
     def route_for(self, name: str) -> RouteConfig | None:
         """The route a client's `model` names, made once per name (a bare model name is a one-model route)."""
         route = self._routes.get(name)
