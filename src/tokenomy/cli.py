@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -84,10 +86,10 @@ def _flow_help(group: typer.Typer, path: str = "") -> None:
             _flow_help(sub.typer_instance, f"{path} {sub.name or sub.typer_instance.info.name}".strip())
 
 
-def _bare_flags(callback: object) -> None:
+def _bare_flags(callback: Callable[..., Any]) -> None:
     """Show a flag as `--json`, not `--json <bool>`: Typer 0.29 prints each option's type beside it, which for a
     flag reads as if it took a value (`--json true`). An empty metavar is Typer's own way to print no type."""
-    for parameter in inspect.signature(callback).parameters.values():  # type: ignore[arg-type]
+    for parameter in inspect.signature(callback).parameters.values():
         option = parameter.default
         if isinstance(option, OptionInfo) and isinstance(option.default, bool) and option.metavar is None:
             option.metavar = ""
