@@ -7,10 +7,12 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,11 +21,12 @@ import pytest
 import redis as redis_lib
 import yaml
 
-from helpers import free_port, wait_for_port
+from helpers import free_port, require, wait_for_port
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.gateway.budgets import Budgets, Reservation, Scope
 from tokenomy.gateway.limits import RedisLimits
 
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
@@ -82,6 +85,81 @@ def test_a_seeded_counter_starts_without_the_holds_of_the_counter_it_replaces(re
             await limits.aclose()
 
     assert asyncio.run(run()) == 701
+
+
+@pytest.mark.redis
+def test_a_settlement_is_applied_once_however_often_it_is_sent(redis_url):
+    # A settlement sent again (redis-py retries a script whose answer was lost; Budgets retries one Redis failed)
+    # used to find no hold and add its whole cost a second time.
+    async def run() -> list[int | None]:
+        limits = RedisLimits(redis_url, hold_seconds=1)
+        counter = f"key:once-{time.time_ns()}"
+        seen: list[int | None] = []
+        try:
+            await limits.seed(counter, 0)
+            held = await limits.reserve([(counter, 10**6)], 100, "held")
+            for _ in range(2):
+                await limits.settle([(counter, held.epochs[counter], 100, 80, "held")])
+                seen.append(await limits.spent(counter))
+            late = await limits.reserve([(counter, 10**6)], 50, "late")
+            await asyncio.sleep(1.2)
+            await limits.reserve([(counter, 10**6)], 1, "next")  # releases the late one's 50: 81
+            for _ in range(2):  # the late one settles at 40, added whole, once
+                await limits.settle([(counter, late.epochs[counter], 50, 40, "late")])
+                seen.append(await limits.spent(counter))
+        finally:
+            await limits.aclose()
+        return seen
+
+    assert asyncio.run(run()) == [80, 80, 121, 121]
+
+
+def _redis_server(port: int, data: Path) -> subprocess.Popen:
+    server = shutil.which("redis-server")
+    require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "always"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, 20, proc)
+    return proc
+
+
+@pytest.mark.redis
+def test_a_settlement_redis_could_not_take_is_kept_and_lands_when_redis_is_back(tmp_path):
+    # Redis down when a paid call settled: the settlement was logged and dropped, then the call's hold was released
+    # when its lease ended, and its cost was missing from the budget counter: the key could overspend.
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    counter = "key:outage:2026-12-01"
+    scope = Scope(counter, 10**6, "key_id", "outage", datetime(2026, 12, 1, tzinfo=UTC))
+
+    async def run(server: subprocess.Popen) -> int | None:
+        worker = Budgets(RedisLimits(url, hold_seconds=1), None, None, None, shared=True)  # type: ignore[arg-type]
+        other = RedisLimits(url, hold_seconds=1)  # another gateway on the same Redis
+        try:
+            await worker.limits.seed(counter, 0)
+            held = await worker.reserve([scope], 100)
+            assert isinstance(held, Reservation)
+            server.terminate()
+            server.wait(10)
+            with pytest.raises(Exception):  # noqa: B017 - whatever redis-py raises for a refused connection
+                await worker.settle(held, 80)  # the call cost 80
+            server = _redis_server(port, tmp_path)
+            await asyncio.sleep(1.2)  # the lease ends while the settlement waits for its next try
+            await other.reserve([(counter, 10**6)], 10, "other")  # releases the worker's 100-hold: 10
+            for _ in range(60):  # the background retry: 1 s, then 2 s after the failure
+                if await other.spent(counter) != 10:
+                    break
+                await asyncio.sleep(0.1)
+            return await other.spent(counter)
+        finally:
+            await worker.aclose()
+            await worker.limits.aclose()
+            await other.aclose()
+            server.terminate()
+            server.wait(10)
+
+    assert asyncio.run(run(_redis_server(port, tmp_path))) == 90  # the worker's call spent 80, the other holds 10
 
 
 @pytest.mark.redis

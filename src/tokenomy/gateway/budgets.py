@@ -9,11 +9,17 @@ counters are shared (Redis), seeding first waits one write-behind interval so th
 workers recorded before the counter went missing has reached the database too; their reservations
 made before it went missing settle at the full actual cost (see limits.py). This adds about 0.7 s to
 the first request of a key or team in each period, once.
+
+A settlement the limits store fails to take (Redis unreachable) is kept and tried again: before the next
+reservation and in the background with backoff, until it lands (a settlement is applied at most once, so a retry
+of one that did land changes nothing). Dropping it would let the reservation's hold be released when its lease
+ends, and the call's cost would be missing from the counter: overspend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +29,9 @@ from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import to_nano
 from tokenomy.ledger.writer import LedgerWriter
+
+log = logging.getLogger("tokenomy.gateway")
+RETRY_MAX_S = 30.0  # the longest wait between two tries of the settlements Redis did not take
 
 
 class BudgetUnavailable(Exception):
@@ -58,6 +67,8 @@ class Budgets:
         self.cache = cache
         self.open: dict[str, set[Reservation]] = {}  # counter -> reservations of this process not yet settled
         self._seeding: dict[str, asyncio.Lock] = {}
+        self.unsettled: list[tuple[str, str, int, int, str]] = []  # settlements the limits store did not take yet
+        self._retrying: asyncio.Task | None = None
 
     def scopes(self, key: VirtualKey | None) -> list[Scope]:
         """The key's budget and its team's (the tighter one bites first); memory only."""
@@ -78,6 +89,8 @@ class Budgets:
 
     async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:
         """A reservation, or the scope that refused it."""
+        if self.unsettled:  # what was spent goes on the counters before more is reserved against them
+            await self.retry_unsettled()
         hold = uuid.uuid4().hex
         for _ in range(4):
             answer = await self.limits.reserve([(s.counter, s.limit) for s in scopes], estimate, hold)
@@ -108,18 +121,64 @@ class Budgets:
     async def settle(self, reservation: Reservation, actual: int | None) -> None:
         """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate, settled
         as the cost so that its hold is not released when its lease ends. The actual cost is the whole call's, so
-        what was reserved on top of the estimate is released (settled at 0)."""
-        for extension in reservation.extensions:
-            await self.settle(extension, None if actual is None else 0)
-        cost = reservation.estimate if actual is None else actual
+        what was reserved on top of the estimate is released (settled at 0).
+
+        If the limits store fails, the settlements are kept and retried (see the module's docstring) and the error
+        is raised for the caller to log."""
+        settlements = self._settlements(reservation, actual)
+        if not settlements:
+            return
+        try:
+            await self.limits.settle(settlements)
+        except Exception:
+            self.unsettled.extend(settlements)
+            if self._retrying is None or self._retrying.done():
+                self._retrying = asyncio.get_running_loop().create_task(self._retry_with_backoff())
+            raise
+
+    def _settlements(self, reservation: Reservation, actual: int | None) -> list[tuple[str, str, int, int, str]]:
+        """(counter, epoch, estimate, cost, hold) for each counter the reservation and its extensions hold."""
         settlements = []
+        for extension in reservation.extensions:
+            settlements += self._settlements(extension, None if actual is None else 0)
+        cost = reservation.estimate if actual is None else actual
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)
             if scope.counter not in reservation.seeded:
                 epoch = reservation.epochs.get(scope.counter, "")
                 settlements.append((scope.counter, epoch, reservation.estimate, cost, reservation.hold))
-        if settlements:
-            await self.limits.settle(settlements)
+        return settlements
+
+    async def retry_unsettled(self) -> bool:
+        """Send the kept settlements again; True when none is left."""
+        kept, self.unsettled = self.unsettled, []
+        try:
+            await self.limits.settle(kept)
+        except Exception as exc:
+            self.unsettled = kept + self.unsettled
+            log.warning("%d budget settlement(s) still not taken by the limits store (%s)", len(self.unsettled), exc)
+            return False
+        return not self.unsettled
+
+    async def _retry_with_backoff(self) -> None:
+        delay = 1.0
+        while self.unsettled:
+            await asyncio.sleep(delay)
+            if await self.retry_unsettled():
+                log.warning("the budget settlements kept while the limits store failed are now applied")
+                return
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def aclose(self) -> None:
+        """Stop the background retries, trying the kept settlements once more (a gateway shutting down)."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+        if self.unsettled and not await self.retry_unsettled():
+            log.warning(
+                "%d budget settlement(s) were never taken by the limits store: the costs of those calls are "
+                "missing from their budget counters until they are next seeded from the ledger",
+                len(self.unsettled),
+            )
 
     async def _seed(self, scope: Scope) -> None:
         lock = self._seeding.setdefault(scope.counter, asyncio.Lock())

@@ -188,7 +188,7 @@ async def settle(
     cascade's rejected answers, streams cut midway; an unknown cost keeps the reservation).
 
     The provider has answered by now: a limits store that fails here must not turn a paid answer into an
-    error, so the failure is logged and the reservation stays (the counter over-counts, never under)."""
+    error, so the failure is logged; `Budgets` keeps the settlement and retries it until the store takes it."""
     if budgets is None or gw.budgets is None:
         return
     # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
@@ -198,7 +198,7 @@ async def settle(
     try:
         await gw.budgets.settle(budgets, actual)
     except Exception as exc:
-        log.warning("settling a budget reservation failed (%s); the reservation stays counted", exc)
+        log.warning("settling a budget reservation failed (%s); it is kept and retried", exc)
 
 
 def in_background(gw, work: Coroutine[Any, Any, None]) -> asyncio.Task:

@@ -11,8 +11,12 @@ actual cost (the seed may not have counted that call), never "actual - estimate"
 
 In Redis each reservation is also a hold with a lease (`hold_seconds`): a worker killed before it settled (SIGKILL,
 OOM) would otherwise leave its reservations on the shared counters until the budget's period ends. The next
-reservation against a counter releases the holds whose lease ran out; a settlement that comes after its hold was
-released adds the full actual cost, as one from an older epoch does.
+reservation against a counter releases the holds whose lease ran out and notes them as released (for a week); a
+settlement that comes after its hold was released adds the full actual cost, as one from an older epoch does.
+
+A settlement is applied at most once per epoch: one whose hold is neither held nor released was applied already (a
+retry after Redis answered but the answer was lost, or a settlement the caller kept and sent again), so it changes
+nothing. The caller may therefore retry a failed settlement until Redis takes it (`Budgets` does).
 """
 
 from __future__ import annotations
@@ -100,32 +104,40 @@ class LocalLimits:
         return None
 
 
-# Releases the holds on one counter (KEYS[c]) whose lease ran out (score <= now) from its holds set (KEYS[h]). A
-# member is "<hold id>:<nano-USD>".
+KINDS = ("spend", "epoch", "holds", "released")  # the Redis keys of one counter: tokenomy:<kind>:<counter>
+RELEASED_KEPT_MS = 7 * 24 * 3600 * 1000  # how long a released hold is remembered for a late settlement
+
+# Releases the holds on one counter (KEYS[c]) whose lease ran out (score <= now) from its holds set (KEYS[h]) into
+# its released set (KEYS[r], scored by release time; entries older than `kept` ms go). A member is
+# "<hold id>:<nano-USD>".
 RELEASE_EXPIRED_LUA = """
-local function release_expired(c, h, now)
+local function release_expired(c, h, r, now, kept)
   local expired = redis.call('ZRANGEBYSCORE', h, '-inf', now)
   if #expired == 0 then return end
   local total = 0
-  for _, member in ipairs(expired) do total = total + tonumber(string.match(member, ':(%d+)$')) end
+  for _, member in ipairs(expired) do
+    total = total + tonumber(string.match(member, ':(%d+)$'))
+    redis.call('ZADD', r, now, member)
+  end
   redis.call('DECRBY', c, string.format('%d', total))
   redis.call('ZREMRANGEBYSCORE', h, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', r, '-inf', now - kept)
 end
 """
-# KEYS: n spend counters, their n epoch keys, their n holds sets. ARGV: estimate, hold id, now (ms), lease end (ms),
-# then n limits.
+# KEYS: n spend counters, their n epoch keys, their n holds sets, their n released sets. ARGV: estimate, hold id,
+# now (ms), lease end (ms), how long released holds are kept (ms), then n limits.
 RESERVE_LUA = (
     RELEASE_EXPIRED_LUA
     + """
-local n = #KEYS / 3
+local n = #KEYS / 4
 local missing = {}
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(missing, i) end
 end
 if #missing > 0 then return {-1, unpack(missing)} end
-for i = 1, n do release_expired(KEYS[i], KEYS[2 * n + i], ARGV[3]) end
+for i = 1, n do release_expired(KEYS[i], KEYS[2 * n + i], KEYS[3 * n + i], tonumber(ARGV[3]), tonumber(ARGV[5])) end
 for i = 1, n do
-  if tonumber(redis.call('GET', KEYS[i])) + tonumber(ARGV[1]) > tonumber(ARGV[4 + i]) then return {i} end
+  if tonumber(redis.call('GET', KEYS[i])) + tonumber(ARGV[1]) > tonumber(ARGV[5 + i]) then return {i} end
 end
 local epochs = {0}
 local member = ARGV[2] .. ':' .. ARGV[1]
@@ -137,22 +149,27 @@ end
 return epochs
 """
 )
-# KEYS: spend counter, epoch key, holds set. ARGV: value, new epoch. Holds from before (the counter was lost) go.
+# KEYS: spend counter, epoch key, holds set, released set. ARGV: value, new epoch. Holds from before (the counter
+# was lost) go.
 SEED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
-# KEYS: spend counter, epoch key, holds set. ARGV: epoch at reservation, estimate, actual, hold id. The estimate is
-# taken back only while the counter still holds it: same epoch, and its hold not released for an expired lease.
+# KEYS: spend counter, epoch key, holds set, released set. ARGV: epoch at reservation, estimate, actual, hold id.
+# Same epoch: a held reservation becomes its actual cost; a released one (its lease ran out, its estimate went) adds
+# it whole; one in neither set was settled already and changes nothing (answers 2). An older epoch adds the actual
+# cost whole: the seed may not have counted the call.
 SETTLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local held = redis.call('ZREM', KEYS[3], ARGV[4] .. ':' .. ARGV[2]) == 1
-local same = (redis.call('GET', KEYS[2]) or '') == ARGV[1]
+local member = ARGV[4] .. ':' .. ARGV[2]
 local delta = tonumber(ARGV[3])
-if same and held then delta = delta - tonumber(ARGV[2]) end
+if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+  if redis.call('ZREM', KEYS[3], member) == 1 then delta = delta - tonumber(ARGV[2])
+  elseif redis.call('ZREM', KEYS[4], member) == 0 then return 2 end
+end
 redis.call('INCRBY', KEYS[1], string.format('%d', delta))  -- %d: Lua would print 1e+14
 return 1
 """
@@ -199,9 +216,10 @@ class RedisLimits:
         self._rate = self.client.register_script(RATE_LUA)
 
     async def reserve(self, budgets: list[tuple[str, int]], estimate: int, hold: str) -> Reserved:
-        keys = [f"tokenomy:{kind}:{c}" for kind in ("spend", "epoch", "holds") for c, _ in budgets]
+        keys = [f"tokenomy:{kind}:{c}" for kind in KINDS for c, _ in budgets]
         now = int(time.time() * 1000)  # gateways' clocks may differ by seconds; a lease is many minutes
-        args: list[int | str] = [estimate, hold, now, now + self.hold_ms, *(lim for _, lim in budgets)]
+        lease_end = now + self.hold_ms
+        args: list[int | str] = [estimate, hold, now, lease_end, RELEASED_KEPT_MS, *(lim for _, lim in budgets)]
         answer: list[Any] = [
             int(v) if i == 0 or not isinstance(v, bytes) else v.decode()
             for i, v in enumerate(await self._reserve(keys=keys, args=args))
@@ -216,7 +234,7 @@ class RedisLimits:
         return bool(
             int(
                 await self._seed(
-                    keys=[f"tokenomy:{kind}:{counter}" for kind in ("spend", "epoch", "holds")],
+                    keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
                     args=[value, uuid.uuid4().hex],
                 )
             )
@@ -225,7 +243,7 @@ class RedisLimits:
     async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
         for counter, epoch, estimate, actual, hold in settlements:
             await self._settle(
-                keys=[f"tokenomy:{kind}:{counter}" for kind in ("spend", "epoch", "holds")],
+                keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
                 args=[epoch, estimate, actual, hold],
             )
 

@@ -156,6 +156,8 @@ class Gateway:
         await asyncio.sleep(0)  # what the threads scheduled on this loop (calls.settle_when_final) starts
         while self.settling:
             await asyncio.gather(*self.settling, return_exceptions=True)
+        if self.budgets is not None:
+            await self.budgets.aclose()
 
     def close(self) -> None:
         if self.key_cache is not None:
