@@ -377,6 +377,19 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     assert "of Vertex AI it serves Gemini's generateContent" in error["message"]
 
 
+def test_the_sdks_top_k_which_it_sends_as_a_float_is_carried_as_the_integer_it_is(served) -> None:
+    # google-genai types `top_k` as a float: `top_k=3` goes on the wire as `"topK": 3.0`, which the API takes; the
+    # gateway refused it as "expected an integer".
+    client, url, upstream = served
+    config = types.GenerateContentConfig(top_k=3, max_output_tokens=8)
+    assert client.models.generate_content(model="g", contents="hi", config=config).text
+    client.models.generate_content(model="fast", contents="hi", config=config)
+    assert upstream.last["top_k"] == 3 and isinstance(upstream.last["top_k"], int)
+    half = httpx.post(f"{url}/v1beta/models/fast:generateContent",
+                      json={"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"topK": 2.5}})
+    assert half.status_code == 400 and half.json()["error"]["message"] == "generationConfig.topK: expected an integer"
+
+
 def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, monkeypatch) -> None:
     from tokenomy.emulate import gemini_api, gemini_model
 

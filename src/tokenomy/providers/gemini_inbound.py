@@ -237,6 +237,9 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], (int, float))):
             raise ValueError(f"generationConfig.{name}: expected a number")
     for name in ("topK", "seed", "maxOutputTokens"):
+        # google-genai types top_k as a float and sends `3.0`; the API's JSON parser takes a whole number so written
+        if isinstance(mapped.get(name), float) and mapped[name].is_integer():
+            mapped[name] = int(mapped[name])
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], int)):
             raise ValueError(f"generationConfig.{name}: expected an integer")
     if not 1 <= mapped.get("maxOutputTokens", 1) <= MAX_TOKENS:
