@@ -160,6 +160,52 @@ def test_a_pydantic_response_schema_reaches_other_providers_as_the_json_schema_i
     assert client.models.generate_content(model="g", contents="An item?", config=config).parsed.name
 
 
+def openai_takes_as_strict(schema: dict) -> bool:
+    """OpenAI's rule for a strict schema (else it refuses the request): every object requires all its properties and
+    allows no others."""
+    if isinstance(schema.get("properties"), dict) or schema.get("type") == "object":
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False or set(schema.get("required") or []) != set(properties):
+            return False
+    nested = [*(schema.get("properties") or {}).values(), *([schema["items"]] if "items" in schema else [])]
+    return all(openai_takes_as_strict(item) for item in nested)
+
+
+def test_a_gemini_schema_reaches_openai_as_strict_only_in_the_form_strict_mode_takes(served) -> None:
+    # Every Gemini response schema and every VALIDATED-mode tool went to OpenAI-format models with `strict: true`, but
+    # as Gemini sends them: no `additionalProperties: false`, optional properties left out of `required`. OpenAI
+    # refuses such a strict schema (400 "'additionalProperties' is required to be supplied and to be false").
+    client, _, upstream = served
+
+    class Part(pydantic.BaseModel):
+        label: str
+
+    class Whole(pydantic.BaseModel):
+        name: str
+        parts: list[Part]
+
+    class Loose(pydantic.BaseModel):
+        name: str
+        note: str | None = None  # optional: no strict form keeps its meaning
+
+    for model, strict in ((Whole, True), (Loose, None)):
+        config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=model)
+        client.models.generate_content(model="fast", contents="One?", config=config)
+        spec = upstream.last["response_format"]["json_schema"]
+        assert spec.get("strict") is strict
+        assert openai_takes_as_strict(spec["schema"]) if strict else "additionalProperties" not in spec["schema"]
+    assert upstream.last["response_format"]["json_schema"]["schema"]["required"] == ["name"]
+    optional = types.FunctionDeclaration(name="find", parameters_json_schema={
+        "type": "object", "properties": {"city": {"type": "string"}, "near": {"type": "string"}}, "required": ["city"]})
+    validated = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="VALIDATED"))
+    client.models.generate_content(model="fast", contents="Weather?", config=types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER, optional])], tool_config=validated,
+        automatic_function_calling=MANUAL))
+    sent = {t["function"]["name"]: t["function"] for t in upstream.last["tools"]}
+    assert sent["get_weather"]["strict"] is True and openai_takes_as_strict(sent["get_weather"]["parameters"])
+    assert "strict" not in sent["find"] and "additionalProperties" not in sent["find"]["parameters"]
+
+
 GROUNDING = {"webSearchQueries": ["weather paris"], "groundingChunks": [{"web": {"uri": "https://w.example",
                                                                               "title": "Weather"}}]}
 URL_CONTEXT = {"urlMetadata": [{"retrievedUrl": "https://w.example",

@@ -119,6 +119,43 @@ SCHEMA_KEYS = {snake(k): k for k in ("anyOf", "maxItems", "minItems", "maxLength
                                       "minProperties", "propertyOrdering")}  # fmt: skip
 
 
+def strict_schema(schema: Any) -> dict[str, Any] | None:
+    """The schema as OpenAI's strict mode takes it, or None where it cannot: strict needs every object to require
+    all its properties and to allow no others (else OpenAI refuses the request). Gemini writes only the properties
+    a schema declares, so `additionalProperties: false` is added where absent; an optional property, or an object
+    open to others, leaves the schema as sent and the answer held to it by the model's best effort."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = dict(node)
+        kind = node.get("type")
+        kinds: list[Any] = kind if isinstance(kind, list) else [kind]
+        if "object" in kinds or isinstance(node.get("properties"), dict):
+            properties = node.get("properties") or {}
+            if node.get("additionalProperties", False) is not False or not set(properties) <= set(
+                node.get("required") or []
+            ):
+                raise LookupError
+            out["additionalProperties"] = False
+        if isinstance(node.get("properties"), dict):
+            out["properties"] = {name: walk(item) for name, item in node["properties"].items()}
+        for key in ("$defs", "definitions"):
+            if isinstance(node.get(key), dict):
+                out[key] = {name: walk(item) for name, item in node[key].items()}
+        for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "not"):
+            if key in node:
+                out[key] = walk(node[key])
+        return out
+
+    try:
+        return walk(schema) if isinstance(schema, dict) else None
+    except LookupError:
+        return None
+
+
 def json_schema(schema: Any) -> Any:
     """Gemini's OpenAPI-style Schema as JSON Schema, which the other APIs (and Gemini's responseJsonSchema) take:
     `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
@@ -266,7 +303,8 @@ def _output(mapped: dict[str, Any]) -> ResponseFormat | None:
         return ResponseFormat("json_object")
     if not isinstance(schema, dict):
         raise ValueError("generationConfig.responseJsonSchema: expected a JSON schema object")
-    return ResponseFormat("json_schema", schema, "response", True)
+    strict = strict_schema(schema)  # Gemini holds the answer to the schema: strict where OpenAI can take it so
+    return ResponseFormat("json_schema", strict or schema, "response", True if strict else None)
 
 
 def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
@@ -345,7 +383,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
     if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
-        tools = [replace(tool, strict=True) for tool in tools]
+        tools = [replace(tool, input_schema=strict, strict=True) if (strict := strict_schema(tool.input_schema))
+                 else tool for tool in tools]  # fmt: skip
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
