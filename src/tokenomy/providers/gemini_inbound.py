@@ -44,6 +44,7 @@ from tokenomy.providers.gemini_fields import (
 from tokenomy.providers.gemini_function_parts import FunctionCalls
 from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
+from tokenomy.providers.strict_schema import strict_schema
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
 PASSED_FIELDS = ("safetySettings", "cachedContent", "labels")  # Gemini's own: to Gemini models, as sent
@@ -117,43 +118,6 @@ def _parts(content: Any, where: str, calls: FunctionCalls) -> list[Block]:
 # Gemini Schema fields as the SDK sends them from a pydantic model (snake_case) -> their JSON Schema names.
 SCHEMA_KEYS = {snake(k): k for k in ("anyOf", "maxItems", "minItems", "maxLength", "minLength", "maxProperties",
                                       "minProperties", "propertyOrdering")}  # fmt: skip
-
-
-def strict_schema(schema: Any) -> dict[str, Any] | None:
-    """The schema as OpenAI's strict mode takes it, or None where it cannot: strict needs every object to require
-    all its properties and to allow no others (else OpenAI refuses the request). Gemini writes only the properties
-    a schema declares, so `additionalProperties: false` is added where absent; an optional property, or an object
-    open to others, leaves the schema as sent and the answer held to it by the model's best effort."""
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out = dict(node)
-        kind = node.get("type")
-        kinds: list[Any] = kind if isinstance(kind, list) else [kind]
-        if "object" in kinds or isinstance(node.get("properties"), dict):
-            properties = node.get("properties") or {}
-            if node.get("additionalProperties", False) is not False or not set(properties) <= set(
-                node.get("required") or []
-            ):
-                raise LookupError
-            out["additionalProperties"] = False
-        if isinstance(node.get("properties"), dict):
-            out["properties"] = {name: walk(item) for name, item in node["properties"].items()}
-        for key in ("$defs", "definitions"):
-            if isinstance(node.get(key), dict):
-                out[key] = {name: walk(item) for name, item in node[key].items()}
-        for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "not"):
-            if key in node:
-                out[key] = walk(node[key])
-        return out
-
-    try:
-        return walk(schema) if isinstance(schema, dict) else None
-    except LookupError:
-        return None
 
 
 def json_schema(schema: Any) -> Any:
