@@ -11,7 +11,10 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     workdir: str = typer.Option(
-        ".tokenomy/demo", "--workdir", help="Where the demo ledger and outputs go (recreated on each run)."
+        ".tokenomy/demo",
+        "--workdir",
+        help="Where the demo ledger and outputs go: a new or empty folder, or one an earlier demo made "
+        "(recreated on each run).",
     ),
 ) -> None:
     """Run a mixed support workload on the local model and every lever of the playbook."""

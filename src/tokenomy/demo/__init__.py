@@ -17,9 +17,12 @@ from rich.console import Console
 from tokenomy.client import Tokenomy
 from tokenomy.demo import analytics, batch, bench, caching, gateway, planning, review, routing, workload
 from tokenomy.demo.context import DemoContext
+from tokenomy.errors import UsageError
 from tokenomy.ledger.store import open_store
 
 STEPS: tuple[ModuleType, ...] = (workload, gateway, routing, caching, batch, bench, planning, analytics, review)
+# Written into each workdir the demo makes: the one sign that a folder is the demo's own to delete and remake.
+MARKER = ".tokenomy-demo"
 
 
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
@@ -29,9 +32,16 @@ def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = N
 
         console = cli_console
     workdir = Path(workdir)
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).is_file():
+        # `--workdir .` (or '', a home or project folder, `.tokenomy` with the real ledger) was deleted whole.
+        raise UsageError(
+            f"--workdir {workdir}: holds files the demo did not make (it has no {MARKER}), and the demo deletes "
+            "its folder on each run; give a new or empty folder, or remove this one first if an older demo made it"
+        )
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by `tokenomy demo`, which deletes and remakes this folder on each run\n")
     store = open_store(workdir / "ledger.duckdb")
     started = time.perf_counter()
     with Tokenomy(store) as client:
