@@ -586,3 +586,21 @@ def test_import_of_a_file_that_is_not_there_says_so(kind, tmp_path, monkeypatch,
     assert code == 2
     assert _one_line(err) == f"error: {missing}: file not found; check the path"
     assert not (tmp_path / "l.duckdb").exists()
+
+
+@pytest.mark.parametrize("name", ["monthly-spend", "hourly-tokens"])
+def test_csv_times_are_written_as_the_json_of_the_same_report_writes_them(name, tmp_path, monkeypatch, capsys):
+    # `report monthly-spend --csv` wrote "2026-11-01 00:00:00+00:00" where its --json wrote "2026-11-01T00:00:00Z".
+    import csv
+    import io
+
+    ledger = str(_seed(tmp_path / "ledger.duckdb"))
+    window = ["--since", "2026-11-01", "--until", "2026-11-20", "--ledger", ledger]
+    code, out, err = _run(monkeypatch, capsys, "report", name, *window, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    code, out, err = _run(monkeypatch, capsys, "report", name, *window, "--csv")
+    assert code == 0, err
+    column = next(iter(rows[0]))
+    assert [r[column] for r in csv.DictReader(io.StringIO(out))] == [r[column] for r in rows]
+    assert rows[0][column].endswith("Z")
