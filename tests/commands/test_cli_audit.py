@@ -138,6 +138,29 @@ def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_wo
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["ledger", "export", "--ledger", "S", "-o", "S"], "'-o' / '--output'"),
+        (["export", "focus", "--ledger", "S", "-o", "S"], "'-o' / '--output'"),
+        (["report", "--html", "S", "--ledger", "S"], "'--html'"),
+        (["review", "--html", "S", "--ledger", "S"], "'--html'"),
+        (["route", "export-labels", "-o", "S", "--ledger", "S"], "'-o' / '--output'"),
+        (["batch", "results", "job", "-o", "S", "--ledger", "S"], "'-o' / '--out'"),
+    ],
+)
+def test_an_output_file_that_is_the_ledger_is_refused_not_written_over_it(args, option, tmp_path, monkeypatch, capsys):
+    # `ledger export -o ledger.duckdb --ledger ledger.duckdb` wrote the export over the ledger and exited 0: every
+    # recorded call was gone ("not a valid DuckDB database file" on the next command).
+    ledger = _seed(tmp_path / "ledger.duckdb", n=5)
+    before = ledger.read_bytes()
+    code, out, err = _run(monkeypatch, capsys, *[str(ledger) if a == "S" else a for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: Invalid value for {option}: {ledger} is a DuckDB database (a ledger?)"), line
+    assert ledger.read_bytes() == before
+
+
 @pytest.mark.parametrize("args", [["report", "--html", "P"], ["review", "--html", "P"]])
 def test_an_html_page_may_go_into_a_new_folder(args, tmp_path, monkeypatch, capsys):
     # These two make their folder, so a new one is not an error.

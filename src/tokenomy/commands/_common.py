@@ -118,6 +118,10 @@ def _output_path(value: Any, new_folders: bool) -> Any:
     target = Path(value)
     if target.is_dir():
         raise typer.BadParameter(f"{value} is a directory; give a file path, e.g. {target / 'out'}")
+    if _is_duckdb_file(target):  # `ledger export -o ledger.duckdb --ledger ledger.duckdb` replaced the whole ledger
+        raise typer.BadParameter(
+            f"{value} is a DuckDB database (a ledger?), which writing here would replace; give another file"
+        )
     parent = next((p for p in target.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise typer.BadParameter(f"{parent} is a file, not a directory; give a path in a directory")
@@ -127,6 +131,15 @@ def _output_path(value: Any, new_folders: bool) -> Any:
             "in an existing folder"
         )
     return value
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """A DuckDB database file: its header carries the magic bytes "DUCK" at offset 8."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(12)[8:] == b"DUCK"
+    except OSError:  # not there, or not readable: nothing to protect here (the write itself names the problem)
+        return False
 
 
 def _default(value: Any, money: str = "record") -> Any:
