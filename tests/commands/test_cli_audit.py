@@ -214,12 +214,18 @@ BIG = "99999999999999999999"  # 1e20 - 1: more than any database INTEGER or time
         (["keys", "create", "--rpm", "0", "--ledger", "L"], "--rpm 0: give requests per minute from 1 to"),
         (["route", "drift", "--days", BIG, "--ledger", "S"], "Invalid value for '--days'"),
         (["review", "--since", f"{BIG}d", "--ledger", "S"], f"--since '{BIG}d': give the period in days, 1 to 36500"),
+        (["route", "train", "X", "-o", "r.joblib", "--seed", "-1"], "Invalid value for '--seed'"),
+        (["route", "train", "X", "-o", "r.joblib", "--seed", BIG], "Invalid value for '--seed'"),
+        (["route", "eval", "mt-bench", "--seed", "-1", "--json"], "Invalid value for '--seed'"),
     ],
 )
 def test_a_number_too_big_for_the_command_is_one_line(args, said, tmp_path: Path, monkeypatch, capsys) -> None:
     # keys create --rpm 1e20: DuckDB's ConversionException (INT32 column) as a traceback; route drift --days 1e20
-    # and review --since 99999999d: OverflowError from the date arithmetic, a traceback.
-    places = {"L": str(tmp_path / "new.duckdb"), "S": str(_seed(tmp_path / "seeded.duckdb", n=3))}
+    # and review --since 99999999d: OverflowError from the date arithmetic, a traceback; route train/eval --seed -1
+    # (or past 2**32 - 1): scikit-learn's InvalidParameterError and numpy's ValueError, tracebacks.
+    monkeypatch.chdir(tmp_path)
+    labelled = Path(__file__).parents[2] / "examples" / "routing" / "labelled.jsonl"
+    places = {"L": str(tmp_path / "new.duckdb"), "S": str(_seed(tmp_path / "seeded.duckdb", n=3)), "X": str(labelled)}
     code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = _one_line(err)
     assert code == 2 and out == "" and said in line, line

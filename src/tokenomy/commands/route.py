@@ -10,6 +10,8 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption, console, finite, output_file, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
+SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
+
 route_app = typer.Typer(
     help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
     "policies, watch escalation and tier drift.",
@@ -87,7 +89,7 @@ def train_cmd(
     weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the calibration split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the calibration split."),
     router_kind: str = typer.Option(
         "tfidf",
         "--router",
@@ -170,7 +172,7 @@ def eval_cmd(
         callback=finite,
     ),
     png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG.", callback=output_file),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the train / held-out split."),
     seeds: int = typer.Option(
         1,
         "--seeds",
