@@ -89,6 +89,17 @@ def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_pa
             (name, result.stderr)
 
 
+def test_a_trace_with_a_ragged_line_is_one_line_naming_it(tmp_path):
+    # pandas' "Error tokenizing data. C error: Expected 3 fields in line 3, saw 4\n" made the error two lines.
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("ts,input_tokens,output_tokens\n2026-11-01T00:00:00Z,12,3\n2026-11-01T00:01:00Z,12,3,9\n")
+    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(ragged)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"error: {ragged}: cannot read trace CSV (Error tokenizing data. C error: "
+                                     "Expected 3 fields in line 3, saw 4)")
+
+
 def test_a_trace_that_is_not_there_is_named_with_the_packaged_ones(tmp_path):
     # read_csv's "cannot read trace CSV ([Errno 2] No such file or directory: ...)" of a typo
     missing = tmp_path / "traec.csv"

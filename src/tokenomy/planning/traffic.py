@@ -60,7 +60,8 @@ def from_csv(path: str | Path, since: datetime | None = None, until: datetime | 
     try:
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{path}: cannot read trace CSV ({exc})") from None
+        # pandas ends a tokenizing error with a line break: the message would be two lines, the second ")".
+        raise ConfigError(f"{path}: cannot read trace CSV ({' '.join(str(exc).split())})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the trace as UTF-8 CSV") from None
     names = {c.lower(): c for c in raw.columns}
