@@ -210,6 +210,30 @@ BIG = "99999999999999999999"  # 1e20 - 1: more than any database INTEGER or time
 @pytest.mark.parametrize(
     ("args", "said"),
     [
+        (["import", "cur", "F", "--ledger", "L"], "cannot read as CSV or Parquet"),
+        (["import", "focus", "F", "--ledger", "L"], "cannot read as CSV or Parquet"),
+        (["bench", "summary", "D"], "cannot read as CSV"),
+        (["route", "eval", "F"], "cannot read as a RouteLLM outcome CSV"),  # plan size --trace: tests/planning
+    ],
+)
+def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkeypatch, capsys) -> None:
+    # pandas ends "Error tokenizing data. C error: Expected 2 fields in line 3, saw 3" with a line break: the error
+    # came out as two lines, the second ")".
+    ragged = "a,b\n1,2\n1,2,3\n"
+    (tmp_path / "f.csv").write_text(ragged)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.csv").write_text(ragged)
+    places = {"F": str(tmp_path / "f.csv"), "D": str(tmp_path / "out"), "L": str(tmp_path / "ledger.duckdb")}
+    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert said in line and "Expected 2 fields in line 3, saw 3)" in line, line
+    assert not (tmp_path / "ledger.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
         (["keys", "create", "--rpm", BIG, "--ledger", "L"], f"--rpm {BIG}: give requests per minute from 1 to"),
         (["keys", "create", "--rpm", "0", "--ledger", "L"], "--rpm 0: give requests per minute from 1 to"),
         (["route", "drift", "--days", BIG, "--ledger", "S"], "Invalid value for '--days'"),

@@ -58,8 +58,8 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
             frame = pd.read_csv(name)
         except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError; was a traceback
             raise UsageError(
-                f"{name}: cannot read as a RouteLLM outcome CSV ({exc}); give gsm8k, mmlu, mt-bench, "
-                "a RouteLLM CSV or a labelled JSONL of {prompt, label} lines"
+                f"{name}: cannot read as a RouteLLM outcome CSV ({' '.join(str(exc).split())}); give gsm8k, mmlu, "
+                "mt-bench, a RouteLLM CSV or a labelled JSONL of {prompt, label} lines"
             ) from None
         missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]
         if missing:
