@@ -657,3 +657,17 @@ def test_csv_times_are_written_as_the_json_of_the_same_report_writes_them(name, 
     column = next(iter(rows[0]))
     assert [r[column] for r in csv.DictReader(io.StringIO(out))] == [r[column] for r in rows]
     assert rows[0][column].endswith("Z")
+
+
+@pytest.mark.parametrize("text", ["hello world\n", "a,b,c\n"])
+def test_import_gcp_billing_of_a_csv_that_is_not_one_is_refused_like_cur_and_focus(text, tmp_path, monkeypatch, capsys):
+    # With no data rows its columns went unchecked: "records read 0", exit 0, and a new empty ledger, where
+    # `import cur` and `import focus` name the columns they need.
+    given = tmp_path / "billing.csv"
+    given.write_text(text)
+    ledger = tmp_path / "ledger.duckdb"
+    code, out, err = _run(monkeypatch, capsys, "import", "gcp-billing", str(given), "--ledger", str(ledger), "--json")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {given}: no service.description, sku.description and cost; expected a Google"), line
+    assert not ledger.exists()

@@ -77,7 +77,21 @@ def _rows(path: Path, result: ImportResult) -> list[tuple[str, dict[str, str]]]:
         result.problems += problems
         return rows
     header, lines_ = read_table(path)
+    if not lines_ and not _is_billing_export(header):  # a wrong file with no rows imported 0 quietly
+        raise _not_a_billing_export(path)
     return [(f"{path}:{n}", {c: cell(line, c) for c in header}) for n, line in enumerate(lines_, 2)]
+
+
+def _is_billing_export(columns: Any) -> bool:
+    names = {str(c).replace(".", "_") for c in columns}
+    return all(k in names for k in ("service_description", "sku_description", "cost"))
+
+
+def _not_a_billing_export(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path}: no service.description, sku.description and cost; expected a Google Cloud billing export "
+        "(standard or detailed usage cost table) as CSV or newline-delimited JSON"
+    )
 
 
 def import_gcp_billing(path: str | Path) -> ImportResult:
@@ -85,11 +99,8 @@ def import_gcp_billing(path: str | Path) -> ImportResult:
     result = ImportResult(str(path))
     # A CSV saved from a query has the nested fields flattened by the query's aliases, usually with "_".
     rows = [(place, {k.replace(".", "_"): v for k, v in row.items()}) for place, row in _rows(path, result)]
-    if rows and not all(k in rows[0][1] for k in ("service_description", "sku_description", "cost")):
-        raise ConfigError(
-            f"{path}: no service.description, sku.description and cost; expected a Google Cloud billing export "
-            "(standard or detailed usage cost table) as CSV or newline-delimited JSON"
-        )
+    if rows and not _is_billing_export(rows[0][1]):
+        raise _not_a_billing_export(path)
     focus_rows = []
     for place, row in rows:
         renamed = {ours: row.get(theirs.replace(".", "_"), "") for theirs, ours in TO_FOCUS.items()}
