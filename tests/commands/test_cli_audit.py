@@ -241,6 +241,7 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
         (["route", "train", "X", "-o", "r.joblib", "--seed", "-1"], "Invalid value for '--seed'"),
         (["route", "train", "X", "-o", "r.joblib", "--seed", BIG], "Invalid value for '--seed'"),
         (["route", "eval", "mt-bench", "--seed", "-1", "--json"], "Invalid value for '--seed'"),
+        (["route", "train", "X", "-o", "r.joblib", "--target-quality", "0.9", "--folds", "0"], "'--folds'"),
     ],
 )
 def test_a_number_too_big_for_the_command_is_one_line(args, said, tmp_path: Path, monkeypatch, capsys) -> None:

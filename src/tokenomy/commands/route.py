@@ -100,6 +100,7 @@ def train_cmd(
     folds: Optional[int] = typer.Option(
         None,
         "--folds",
+        min=2,  # 0 was taken for "no folds": the --holdout split, silently
         help="Calibrate on out-of-fold scores of all prompts (cross-fitting, e.g. 5) instead of a --holdout share.",
     ),
     weak_label: Optional[list[str]] = typer.Option(
