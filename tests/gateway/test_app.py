@@ -384,3 +384,35 @@ def test_the_openapi_document_still_describes_the_request_body(ledger_path):
     assert schema["example"]["model"] == "fast" and "messages" in schema["required"]
     message_ref = schema["properties"]["messages"]["items"]["$ref"]
     assert message_ref.rsplit("/", 1)[-1] in doc["components"]["schemas"]  # nested models resolve too
+
+
+def test_model_listings_need_a_valid_key_when_auth_is_on(ledger_path):
+    # GET /v1/models and /v1/models/{model} answered anyone with auth on, so a caller without a key learned every
+    # route and model name; OpenAI's API requires a key there too. Each SDK gets its own API's 401.
+    import anthropic
+
+    secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("5"), period="month", name="ci")
+    with gateway(upstream_config("http://unused", auth=True, routes={"team/chat": {"model": "fast"}}),
+                 ledger_path) as url:
+        stranger = openai.OpenAI(base_url=url + "/v1", api_key="tk-wrong", max_retries=0)
+        for listing in (lambda: list(stranger.models.list()), lambda: stranger.models.retrieve("fast")):
+            with pytest.raises(openai.AuthenticationError) as denied:
+                listing()
+            assert denied.value.code == "invalid_api_key"
+        for path in ("/v1/models", "/v1/models/fast", "/openai/models"):  # no key at all (and Azure's path)
+            anonymous = httpx.get(url + path)
+            assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "invalid_api_key"
+        claude = anthropic.Anthropic(base_url=url, api_key="tk-wrong", max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError) as denied:
+            list(claude.models.list())
+        assert denied.value.body["error"]["type"] == "authentication_error"
+        assert "x-api-key" in httpx.get(url + "/v1/models", headers={"anthropic-version": "2023-06-01"}).json()[
+            "error"]["message"]
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        assert [m.id for m in client.models.list()] == ["fast", "local", "team/chat"]
+        assert client.models.retrieve("team/chat").id == "team/chat"
+        assert [m.id for m in anthropic.Anthropic(base_url=url, api_key=secret).models.list()] == [
+            "fast", "local", "team/chat"]
+        # what operators and probes read stays open
+        assert httpx.get(url + "/healthz").json()["status"] == "ok"
+        assert httpx.get(url + "/metrics").status_code == 200

@@ -270,14 +270,10 @@ class EventWriter:
         return out
 
 
-async def message_caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONResponse:
-    """(route name, route, key) of a Messages API request, or the Anthropic error for a bad key, a body without a
-    model, or a model the gateway does not serve (looked up in that order, as on `/v1/messages`)."""
-    gw = request.app.state.gateway
-    model = body.get("model")
-    name: str = model if isinstance(model, str) else ""
-    route = gw.route_for(name) if name else None
+async def anthropic_key(request: Request) -> Any:
+    """The caller's virtual key (`x-api-key` or `Authorization: Bearer`; None with auth off), or Anthropic's error."""
     secret = request.headers.get("x-api-key")
+    gw = request.app.state.gateway
     key = await gw.authenticate_async(f"Bearer {secret}" if secret else request.headers.get("authorization"))
     if isinstance(key, JSONResponse):
         message = json.loads(bytes(key.body))["error"]["message"]
@@ -287,6 +283,19 @@ async def message_caller(request: Request, body: Any) -> tuple[str, Any, Any] | 
                 "send `Authorization: Bearer <key>`", "send `x-api-key: <key>` or `Authorization: Bearer <key>`"
             ),
         )
+    return key
+
+
+async def message_caller(request: Request, body: Any) -> tuple[str, Any, Any] | JSONResponse:
+    """(route name, route, key) of a Messages API request, or the Anthropic error for a bad key, a body without a
+    model, or a model the gateway does not serve (looked up in that order, as on `/v1/messages`)."""
+    gw = request.app.state.gateway
+    model = body.get("model")
+    name: str = model if isinstance(model, str) else ""
+    route = gw.route_for(name) if name else None
+    key = await anthropic_key(request)
+    if isinstance(key, JSONResponse):
+        return key
     if not name:
         return anthropic_error(400, "model: Field required (a string; GET /v1/models lists the names you can use)")
     if route is None:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.anthropic_routes import anthropic_key
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
     Refusal,
@@ -69,6 +70,9 @@ async def models(request: Request) -> Response:
     whose default API version is v1 too)."""
     if from_gemini_sdk(request):
         return await gemini_models(request)
+    refused = await _listing_refusal(request)
+    if refused is not None:
+        return refused
     names = request.app.state.gateway.served_names()
     return JSONResponse({"object": "list", "data": [_model_object(n) for n in names]})
 
@@ -79,6 +83,9 @@ async def model(request: Request, model: str) -> Response:
     `client.models.get`)."""
     if from_gemini_sdk(request):
         return await gemini_model(request, model)
+    refused = await _listing_refusal(request)
+    if refused is not None:
+        return refused
     if model not in request.app.state.gateway.served_names():
         return error(
             404,
@@ -88,6 +95,16 @@ async def model(request: Request, model: str) -> Response:
             "model",
         )
     return JSONResponse(_model_object(model))
+
+
+async def _listing_refusal(request: Request) -> JSONResponse | None:
+    """With auth on, the served names are for key holders only (OpenAI's and Anthropic's listings need a key too):
+    the 401 in Anthropic's shape to its SDK (`x-api-key`, `anthropic-version`), else OpenAI's."""
+    if "x-api-key" in request.headers or "anthropic-version" in request.headers:
+        key = await anthropic_key(request)
+    else:
+        key = await request.app.state.gateway.authenticate_async(request.headers.get("authorization"))
+    return key if isinstance(key, JSONResponse) else None
 
 
 @router.post(
