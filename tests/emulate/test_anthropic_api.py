@@ -59,3 +59,24 @@ def test_a_top_level_cache_control_caches_up_to_the_last_block_as_the_api_does()
         assert client.messages.create(**ask).usage.cache_creation_input_tokens == 0  # none asked: none written
         with pytest.raises(anthropic.BadRequestError, match=r"cache_control\.ttl"):
             client.messages.create(**ask, extra_body={"cache_control": {"type": "ephemeral", "ttl": "2h"}})
+
+
+def test_a_matched_stop_sequence_is_the_stop_reason_and_named_as_the_api_does() -> None:
+    # The emulator answered `stop_reason: end_turn, stop_sequence: null` when a stop sequence ended the text; the
+    # API answers "stop_sequence" and names the sequence that matched (its text not in the content).
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        ask = {"model": SONNET, "max_tokens": 50, "stop_sequences": ["zzz", "ta ST", "STOP"],
+               "messages": [{"role": "user", "content": "alpha beta STOP gamma"}]}
+        reply = client.messages.create(**ask)
+        with client.messages.stream(**ask) as stream:
+            streamed = stream.get_final_message()
+        for message in (reply, streamed):
+            assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "ta ST")
+            assert [block.text for block in message.content] == ["Re: alpha be"]
+            assert message.usage.output_tokens > 0
+        plain = client.messages.create(**{**ask, "stop_sequences": ["zzz"]})
+        assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+        assert plain.content[0].text == "Re: alpha beta STOP gamma"

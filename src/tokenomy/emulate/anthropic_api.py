@@ -21,9 +21,10 @@ earlier answer's server_tool_use and *_tool_result blocks are taken back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -348,23 +349,44 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         yield "finish", output_tokens + tokens, stop
         return
     yield "start", index, {"type": "text", "text": ""}
-    finish = "stop"
-    for item in engine.generate(prepared):
-        if isinstance(item, str):
-            yield "delta", index, {"type": "text_delta", "text": item}
-        else:
+    stops = prepared.request.stop
+    if stops:  # matched here: llama.cpp drops a stop sequence it meets and cannot say which one it was
+        prepared = dataclasses.replace(prepared, request=dataclasses.replace(prepared.request, stop=[]))
+    finish, held, sent = "stop", "", ""
+    generated = engine.generate(prepared)
+    for item in generated:
+        if not isinstance(item, str):
             output_tokens += item[0]
             finish = item[1]
+            continue
+        held += item
+        matched = min(((held.find(s), s) for s in stops if s in held), default=None)
+        if matched is not None:  # the API's content ends before the sequence; `stop_sequence` names it
+            text = held[: matched[0]]
+            if text:
+                yield "delta", index, {"type": "text_delta", "text": text}
+            if isinstance(generated, Generator):  # stops the local model now (and frees its lock)
+                generated.close()
+            yield "stop", index
+            yield "finish", output_tokens + engine.count(sent + text + matched[1]), "stop_sequence", 0, matched[1]
+            return
+        keep = max((n for s in stops for n in range(1, len(s)) if held.endswith(s[:n])), default=0)
+        text, held = held[: len(held) - keep], held[len(held) - keep :]  # a sequence's start may finish next
+        if text:
+            sent += text
+            yield "delta", index, {"type": "text_delta", "text": text}
+    if held:
+        yield "delta", index, {"type": "text_delta", "text": held}
     yield "stop", index
     yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
 
 
-def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str, int]:
-    """Fold answer events into the content blocks of a JSON response (and its output tokens, stop reason and web
-    searches)."""
+def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str, int, str | None]:
+    """Fold answer events into the content blocks of a JSON response (and its output tokens, stop reason, web
+    searches and the stop sequence that matched)."""
     blocks: list[dict[str, Any]] = []
     arguments: dict[int, str] = {}
-    output_tokens, stop, searches = 0, "end_turn", 0
+    output_tokens, stop, searches, sequence = 0, "end_turn", 0, None
     for event in events:
         if event[0] == "start":
             blocks.append(dict(event[2]))
@@ -381,10 +403,15 @@ def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int,
             elif delta["type"] == "citations_delta":
                 block["citations"] = [*block.get("citations", []), delta["citation"]]
         elif event[0] == "finish":
-            output_tokens, stop, searches = event[1], event[2], event[3] if len(event) > 3 else 0
+            output_tokens, stop, searches, sequence = finish_fields(event)
     for i, text in arguments.items():  # a call cut by max_tokens keeps its complete members, as the API's does
         blocks[i]["input"] = complete_members(text) if stop == "max_tokens" else json.loads(text)
-    return blocks, output_tokens, stop, searches
+    return blocks, output_tokens, stop, searches, sequence
+
+
+def finish_fields(event: tuple) -> tuple[int, str, int, str | None]:
+    """A finish event's output tokens, stop reason, web searches and matched stop sequence (the last two optional)."""
+    return event[1], event[2], event[3] if len(event) > 3 else 0, event[4] if len(event) > 4 else None
 
 
 def stream_events(
@@ -408,7 +435,7 @@ def stream_events(
             },
         },
     )
-    output_tokens, stop, searches = 0, "end_turn", 0
+    output_tokens, stop, searches, sequence = 0, "end_turn", 0, None
     try:
         for event in answer(engine, prepared, thinking_budget):
             if event[0] == "start":
@@ -422,7 +449,7 @@ def stream_events(
             elif event[0] == "stop":
                 yield _sse("content_block_stop", {"type": "content_block_stop", "index": event[1]})
             else:
-                output_tokens, stop, searches = event[1], event[2], event[3] if len(event) > 3 else 0
+                output_tokens, stop, searches, sequence = finish_fields(event)
     except Exception as exc:  # mid-stream failures arrive as an SSE error event, as the API sends them
         yield _sse("error", {"type": "error", "error": {"type": "api_error", "message": str(exc)}})
         return
@@ -430,7 +457,7 @@ def stream_events(
         "message_delta",
         {
             "type": "message_delta",
-            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "delta": {"stop_reason": stop, "stop_sequence": sequence},
             "usage": _usage(prepared, output_tokens, searches),
         },
     )
@@ -484,7 +511,7 @@ def create_app(
                 headers=headers,
             )
         try:
-            content, output_tokens, stop, searches = await run_in_threadpool(
+            content, output_tokens, stop, searches, sequence = await run_in_threadpool(
                 lambda: message_content(answer(emulator.engine, prepared, budget))
             )
         except AnthropicError as exc:
@@ -499,7 +526,7 @@ def create_app(
                 "model": model,
                 "content": content,
                 "stop_reason": stop,
-                "stop_sequence": None,
+                "stop_sequence": sequence,
                 "usage": _usage(prepared, output_tokens, searches),
             },
             headers=headers,
