@@ -719,3 +719,16 @@ def test_adaptive_thinking_and_a_native_effort_are_refused_before_any_call_for_c
         assert {k: scripted.requests[-1][1][k] for k in extra} == extra
     client.messages.create(model="sonnet46-bedrock", max_tokens=2000, messages=ASK, extra_body=adaptive)
     assert sent[-1]["additionalModelRequestFields"]["thinking"] == {"type": "adaptive"}
+
+
+def test_an_empty_answer_has_no_content_blocks_streamed_or_not(gateway, scripted, sdk) -> None:
+    # An upstream answer with an empty text block came back as `content: [{"type": "text", "text": ""}]`, yet
+    # streamed as no block at all (`content=[]`). Anthropic's API answers an empty turn with `content: []` (no
+    # content_block_start when streamed), and refuses an empty text block sent back in the next turn's history.
+    scripted.reply = {"text": "", "stop_reason": "end_turn", "stop_sequence": None}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+        final = stream.get_final_message()
+    assert reply.content == final.content == [] and reply.stop_reason == final.stop_reason == "end_turn"
+    scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    assert [b.text for b in sdk.messages.create(model="claude", max_tokens=5, messages=ASK).content] == ["Hi"]

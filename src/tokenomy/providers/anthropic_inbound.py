@@ -451,7 +451,13 @@ def usage_fields(usage: Usage) -> dict[str, Any]:
 
 def message_body(response: ChatResponse, model: str, message_id: str) -> dict[str, Any]:
     """A ChatResponse as the Messages API's message object."""
-    content = blocks_to_anthropic(response.content, "content", model)
+    # An empty text block is no block: the API answers an empty turn with `content: []` (as the stream does, which
+    # opens no block without text) and refuses an empty text block sent back in the next request's history.
+    content = [
+        block
+        for block in blocks_to_anthropic(response.content, "content", model)
+        if block.get("type") != "text" or block.get("text") or block.get("citations")
+    ]
     refused = refusal(response)
     if refused is not None:
         content.append({"type": "text", "text": refused})
