@@ -4,6 +4,7 @@ batch job answered and priced at batch rates (prices checked against the catalog
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -261,3 +262,23 @@ def test_count_tokens_equals_the_prompt_tokens_generate_content_reports(client, 
     both = httpx.post(f"{url}/v1beta/models/{MODEL}:countTokens", headers={"x-goog-api-key": "x"},
                       json={"contents": contents, "generateContentRequest": {"contents": contents}})
     assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
+
+
+def test_an_array_response_schema_is_answered_as_the_api_does(client) -> None:
+    # `response_schema=list[Model]` was a 500 ("the schema does not describe a JSON object"): the API takes a
+    # schema of any type for the response (an array, a string, an enum), only a function's arguments are an object.
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    for schema in (list[City], {"type": "array", "items": {"type": "string"}}, {"type": "string", "enum": ["a", "b"]}):
+        config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema)
+        reply = client.models.generate_content(model=MODEL, contents="Two cities.", config=config)
+        assert reply.candidates[0].finish_reason == types.FinishReason.STOP
+        assert not isinstance(json.loads(reply.text), dict)
+    assert reply.parsed is None or isinstance(reply.parsed, str)
+    listed = client.models.generate_content(model=MODEL, contents="Two cities.", config=types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=list[City]))
+    assert isinstance(listed.parsed, list) and all(isinstance(c, City) for c in listed.parsed)

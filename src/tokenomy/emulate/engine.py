@@ -218,7 +218,15 @@ class Engine:
         yield output_tokens, finish
 
     def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Generate a JSON object valid against `schema` (llama.cpp grammar); returns it and its token count.
+        """A tool call's arguments: a JSON object valid against `schema`, and its token count (`generate_value`)."""
+        value, tokens = self.generate_value(prepared, schema)
+        if not isinstance(value, dict):
+            raise ValueError("the model's tool arguments are not a JSON object")
+        return value, tokens
+
+    def generate_value(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[Any, int]:
+        """Generate a JSON value valid against `schema` (llama.cpp grammar; Gemini's response schema may be an
+        array or a string); returns it and its token count.
         Raises CutShort when max_tokens stops it, ValueError when the schema cannot be turned into a grammar."""
         from llama_cpp import LlamaGrammar
 
@@ -239,6 +247,4 @@ class Engine:
             value = json.loads(text)
         except ValueError:
             raise CutShort(text, output_tokens) from None
-        if not isinstance(value, dict):
-            raise ValueError("the model's tool arguments are not a JSON object")
         return value, output_tokens

@@ -324,7 +324,9 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
     if prepared.forced_tool is not None or call.json_schema is not None:
         schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
         try:
-            value, tokens = engine.generate_json(prepared, schema or {"type": "object"})
+            # A function's arguments are an object; a response schema may be any type (an array, a string, ...).
+            generate = engine.generate_json if prepared.forced_tool is not None else engine.generate_value
+            value, tokens = generate(prepared, schema or {"type": "object"})
         except CutShort as cut:
             # Gemini stops at MAX_TOKENS with the JSON text written so far; a function call is sent whole or
             # not at all, so a call the limit cut leaves no part.

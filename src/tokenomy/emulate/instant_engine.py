@@ -81,11 +81,16 @@ class InstantEngine:
         yield len(kept), ("length" if len(kept) < len(words) else "stop")
 
     def generate_json(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """A minimal object valid against `schema` (its required properties, each a placeholder of its type);
-        cut at max_tokens (CutShort) as the local model's would be."""
-        value = _example(schema or {"type": "object"})
+        """A tool call's arguments: a minimal object valid against `schema` (`generate_value`)."""
+        value, tokens = self.generate_value(prepared, schema)
         if not isinstance(value, dict):
             raise ValueError("the schema does not describe a JSON object")
+        return value, tokens
+
+    def generate_value(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[Any, int]:
+        """A minimal value valid against `schema` (an object's required properties, each a placeholder of its
+        type); cut at max_tokens (CutShort) as the local model's would be."""
+        value = _example(schema or {"type": "object"})
         text = json.dumps(value)
         tokens = max(1, self.count(text))
         if tokens > prepared.max_tokens:
