@@ -53,14 +53,15 @@ def report(
         help="tier-share: expected shares, e.g. weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]",
     ),
     config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
-    tolerance_pct: float = typer.Option(
-        5.0,
+    tolerance_pct: Optional[float] = typer.Option(  # None is "not given": another preset refuses it
+        None,
         "--tolerance-pct",
-        help="reconcile: flag a day billed more than this % off its metered cost.",
+        help="reconcile: flag a day billed more than this % off its metered cost. \\[default: 5]",
     ),
-    exact: bool = typer.Option(
-        False,
+    exact: Optional[bool] = typer.Option(  # None is "not given", as above; still a bare flag
+        None,
         "--exact",
+        metavar="",
         help="latency: exact percentiles from raw events (slow on big ledgers). By default they come from "
         "log-bucket histograms and are within 0.99% of the exact value.",
     ),
@@ -87,11 +88,15 @@ def report(
             from tokenomy.errors import UsageError
 
             raise UsageError(f"--since {since} is not before --until {until}; swap them or widen the window")
-        if name is not None or as_csv:  # the page holds every chart; a NAME or --csv would be silently ignored
+        # The page holds every chart over --since/--until; a NAME, --csv or a preset's option would be ignored.
+        given = {"--by": by, "--expected": expected, "--config": config, "--tolerance-pct": tolerance_pct}
+        ignored = [flag for flag, value in (*given.items(), ("--exact", exact)) if value is not None]
+        if name is not None or as_csv or ignored:
             from tokenomy.errors import UsageError
 
+            drop = name or ("--csv" if as_csv else ignored[0])
             raise UsageError(
-                f"--html writes all charts to one page; drop {name or '--csv'} (or drop --html for one report's table)"
+                f"--html writes all charts to one page; drop {drop} (or drop --html for one report's table)"
             )
         store = open_existing_ledger(ledger)
         if not _calls_in(store, utc[0], utc[1]):  # a page of blank charts would read as "nothing spent"
@@ -113,11 +118,17 @@ def report(
         from tokenomy.errors import UsageError
 
         raise UsageError("give a report NAME (e.g. `tokenomy report spend`) or --html FILE for the charts")
-    unread = [flag for flag, value in (("--expected", expected), ("--config", config)) if value is not None]
-    if name != "tier-share" and unread:  # they would change nothing: only the tier-share preset reads them
-        from tokenomy.errors import UsageError
+    # An option one preset reads would change nothing in another: refuse it rather than drop it silently.
+    for preset, flags in (
+        ("tier-share", (("--expected", expected), ("--config", config))),
+        ("reconcile", (("--tolerance-pct", tolerance_pct),)),
+        ("latency", (("--exact", exact),)),
+    ):
+        unread = [flag for flag, value in flags if value is not None]
+        if name != preset and unread:
+            from tokenomy.errors import UsageError
 
-        raise UsageError(f"{unread[0]} is read by `report tier-share` only; drop it from `report {name}`")
+            raise UsageError(f"{unread[0]} is read by `report {preset}` only; drop it from `report {name}`")
     if name == "forecast":
         if as_csv:
             from tokenomy.errors import UsageError
@@ -135,9 +146,11 @@ def report(
         show_forecast(open_existing_ledger(ledger), until, as_json)
         return
     if name == "reconcile":
+        from tokenomy.analytics.reconcile import DEFAULT_TOLERANCE_PCT
         from tokenomy.commands._reconcile import show_reconcile
 
-        show_reconcile(open_existing_ledger(ledger), by, since, until, tolerance_pct, as_json, as_csv)
+        tolerance = float(DEFAULT_TOLERANCE_PCT) if tolerance_pct is None else tolerance_pct
+        show_reconcile(open_existing_ledger(ledger), by, since, until, tolerance, as_json, as_csv)
         return
     shares = None
     if name == "tier-share":
@@ -145,7 +158,8 @@ def report(
         from tokenomy.config import load_config
 
         shares = parse_expected(expected, None if expected else load_config(config).routing.model_dump())
-    rows = run_report(open_existing_ledger(ledger), name, by=by, since=since, until=until, expected=shares, exact=exact)
+    store = open_existing_ledger(ledger)
+    rows = run_report(store, name, by=by, since=since, until=until, expected=shares, exact=bool(exact))
     if as_json:
         print_json(rows, money="amount")  # one scale per report: amounts to 6 places
         return
@@ -171,7 +185,7 @@ def report(
         writer.writerows({k: csv_cell(v, "amount") for k, v in row.items()} for row in rows)
         return
     console.print(table(f"report {name}", columns, [report_row(columns, r) for r in rows]))
-    if name == "latency" and not exact:
+    if name == "latency" and not exact:  # None (not given) too
         from tokenomy.analytics.latency import APPROXIMATION
 
         console.print(APPROXIMATION, markup=False, highlight=False)

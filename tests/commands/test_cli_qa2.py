@@ -1,0 +1,89 @@
+"""Second CLI audit: options dropped silently, unbounded counts, money echoed in scientific notation. Run through
+the real entry point (`tokenomy.cli.main`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import _seed
+from tokenomy.cli import main
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "reader"),
+    [
+        ("spend", ["--tolerance-pct", "3"], "reconcile"),
+        ("latency", ["--tolerance-pct", "5"], "reconcile"),  # the default value, given: still read by nothing
+        ("spend", ["--exact"], "latency"),
+        ("reconcile", ["--exact"], "latency"),
+    ],
+)
+def test_report_refuses_an_option_only_another_preset_reads(
+    name, option, reader, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # `report spend --tolerance-pct 3` and `report spend --exact` printed the report as if they were not given.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = _run(monkeypatch, capsys, "report", name, "--ledger", str(ledger), *option)
+    assert code == 2 and out == ""
+    assert _one_line(err) == f"error: {option[0]} is read by `report {reader}` only; drop it from `report {name}`"
+
+
+def test_report_options_still_reach_their_own_preset(tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = _run(
+        monkeypatch, capsys, "report", "reconcile", "--ledger", str(ledger), "--since", "2020-01-01", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["tolerance_pct"] == 5.0  # the documented default when not given
+    code, out, err = _run(
+        monkeypatch,
+        capsys,
+        "report",
+        "reconcile",
+        "--ledger",
+        str(ledger),
+        "--since",
+        "2020-01-01",
+        "--tolerance-pct",
+        "7.5",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["tolerance_pct"] == 7.5, err
+    code, out, err = _run(
+        monkeypatch, capsys, "report", "latency", "--ledger", str(ledger), "--since", "2020-01-01", "--exact"
+    )
+    assert code == 0 and "p50_ms" in out and "within 0.99%" not in out, err
+    code, out, err = _run(monkeypatch, capsys, "report", "latency", "--ledger", str(ledger), "--since", "2020-01-01")
+    assert code == 0 and "p50_ms" in out, err
+
+
+@pytest.mark.parametrize("option", [["--by", "model"], ["--exact"], ["--tolerance-pct", "3"]])
+def test_report_html_refuses_a_preset_option_it_would_ignore(option, tmp_path: Path, monkeypatch, capsys) -> None:
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    page = tmp_path / "report.html"
+    code, out, err = _run(monkeypatch, capsys, "report", "--html", str(page), "--ledger", str(ledger), *option)
+    assert code == 2 and out == "" and not page.exists()
+    assert _one_line(err) == (
+        f"error: --html writes all charts to one page; drop {option[0]} (or drop --html for one report's table)"
+    )
