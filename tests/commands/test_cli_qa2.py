@@ -87,3 +87,15 @@ def test_report_html_refuses_a_preset_option_it_would_ignore(option, tmp_path: P
     assert _one_line(err) == (
         f"error: --html writes all charts to one page; drop {option[0]} (or drop --html for one report's table)"
     )
+
+
+def test_route_eval_seeds_is_bounded_and_says_so(monkeypatch, capsys) -> None:
+    # `route eval mt-bench --seeds 1000000000` was accepted: a billion train-and-replay runs, practically forever.
+    code, out, err = _run(monkeypatch, capsys, "route", "eval", "mt-bench", "--seeds", "101")
+    assert code == 2 and out == ""
+    assert _one_line(err).startswith("error: Invalid value for '--seeds': Input should be less than or equal to 100")
+    # The bound itself is allowed: the command goes on to the dataset (here a missing one, so nothing runs long).
+    code, out, err = _run(monkeypatch, capsys, "route", "eval", "no-such-dataset", "--seeds", "100")
+    assert code == 2 and "'--seeds'" not in err and "route dataset 'no-such-dataset': not found" in _one_line(err)
+    code, out, _ = _run(monkeypatch, capsys, "route", "eval", "--help")
+    assert code == 0 and "at most 100" in " ".join(out.replace("│", " ").split())

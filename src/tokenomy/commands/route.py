@@ -11,6 +11,7 @@ from tokenomy.commands._common import JsonOption, LedgerOption, console, finite,
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
+SEEDS_MAX = 100  # each split trains and replays every router again: a huge --seeds ran practically forever
 
 route_app = typer.Typer(
     help="Model routing: explain decisions, train and calibrate the classifier, evaluate "
@@ -178,7 +179,9 @@ def eval_cmd(
         1,
         "--seeds",
         min=1,
-        help="Also repeat on N splits (seeds 0..N-1) and print each router's median: one split of a small set is luck.",
+        max=SEEDS_MAX,
+        help=f"Also repeat on N splits (seeds 0..N-1; at most {SEEDS_MAX}, each split trains every router again) and "
+        "print each router's median: one split of a small set is luck.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
