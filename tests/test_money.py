@@ -228,3 +228,19 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         problems += [f"report {name} --csv: {c}" for c in cells if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", c)
                      and _bad_numbers(c)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1e20, "100000000000000000000"),  # a parsed float's repr was "1E+20"
+        (-1e-07, "-0.0000001"),  # ... and "-1e-07"
+        (Decimal("-1E-13"), "-0.0000000000001"),  # not rounded to a scale: a wrong amount is not shown as "0.000000"
+        (Decimal("50.50"), "50.5"),
+        (float("inf"), "inf"),  # no plain notation: as it is
+    ],
+)
+def test_typed_echoes_a_figure_plain_and_exact(value, expected):
+    from tokenomy.money import typed
+
+    assert typed(value) == expected

@@ -76,6 +76,18 @@ def money_or_none(value: Any, kind: str = "amount", places: int | None = None) -
     return None if value is None else money_str(value, kind, places)
 
 
+def typed(value: Any) -> str:
+    """A figure the user typed, echoed in an error message: plain and exact ("0.0000001", never "1e-07" or
+    "1E+20", which nobody typed), not rounded to a scale (a wrong amount must not read as a right-looking one).
+    NaN and infinities have no plain notation and are echoed as they are."""
+    number = to_decimal(value)
+    if not number.is_finite():
+        return str(value)
+    with localcontext() as context:
+        context.prec = max(context.prec, len(number.as_tuple().digits))
+        return format(number.normalize(), "f")
+
+
 def usd(value: Any, kind: str = "report", places: int | None = None) -> str:
     """For people: "$1,234.56" (grouped thousands, same scale rules); None is "-"."""
     if value is None:

@@ -99,3 +99,33 @@ def test_route_eval_seeds_is_bounded_and_says_so(monkeypatch, capsys) -> None:
     assert code == 2 and "'--seeds'" not in err and "route dataset 'no-such-dataset': not found" in _one_line(err)
     code, out, _ = _run(monkeypatch, capsys, "route", "eval", "--help")
     assert code == 0 and "at most 100" in " ".join(out.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("args", "echoed"),
+    [
+        (["keys", "create", "--budget-usd", "1e20"], "--budget-usd 100000000000000000000: give an amount"),
+        (["keys", "create", "--budget-usd", "-1e-7"], "--budget-usd -0.0000001: give an amount"),
+        (["keys", "team-budget", "research", "--budget-usd", "1E+20"], "--budget-usd 100000000000000000000: give"),
+        (
+            ["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--hourly-usd", "-1e-7"],
+            "--hourly-usd -0.0000001: give a price in USD",
+        ),
+        (
+            ["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--input-price", "-2e-9"],
+            "--input-price -0.000000002: give a price in USD",
+        ),
+        (
+            ["plan", "utilization", "--model", "anthropic.claude-v2:1", "--reservation-units", "1", "--trace", "x"]
+            + ["--hourly-usd", "-1e-7"],
+            "--hourly-usd -0.0000001: give a price in USD",
+        ),
+    ],
+)
+def test_money_options_are_echoed_in_plain_notation(args, echoed, tmp_path: Path, monkeypatch, capsys) -> None:
+    # The errors echoed the parsed float: "--budget-usd 1E+20", "--hourly-usd -1e-07", amounts nobody typed.
+    ledger = ["--ledger", str(tmp_path / "ledger.duckdb")] if args[0] == "keys" else []
+    code, out, err = _run(monkeypatch, capsys, *args, *ledger)
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert echoed in line and "e-" not in line.lower() and "e+" not in line.lower(), line

@@ -118,7 +118,8 @@ def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):
     from tokenomy.routing.datasets import load_outcomes
 
     frame = load_outcomes("gsm8k")
-    with pytest.raises(UsageError, match="--max-cost-usd 1e-09: even all-weak"):
+    # The amount as typed, in plain notation: it said "--max-cost-usd 1e-09", a figure nobody types for money.
+    with pytest.raises(UsageError, match=r"--max-cost-usd 0\.000000001: even all-weak routing costs 0\.0000\d+ per"):
         train_and_calibrate(frame, max_cost_per_request=1e-9)
     bad = tmp_path / "bad.csv"
     bad.write_text("prompt,x\nhello,1\n")

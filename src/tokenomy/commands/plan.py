@@ -19,6 +19,7 @@ from tokenomy.commands._common import (
     usd,
     when_option,
 )
+from tokenomy.money import typed
 from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
@@ -270,7 +271,7 @@ def utilization_cmd(
     if term not in ("none", "1m", "6m"):
         raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
     if hourly is not None and not (math.isfinite(hourly) and hourly >= 0):
-        raise typer.BadParameter(f"--hourly-usd {hourly}: give a price in USD, a finite number >= 0")
+        raise typer.BadParameter(f"--hourly-usd {typed(hourly)}: give a price in USD, a finite number >= 0")
     series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
     # Utilisation is tokens over capacity: no price enters it, so a reservation of a model (or term) the catalog has
     # no provisioned-throughput price for is watched too (it was refused: "pass --hourly-usd").

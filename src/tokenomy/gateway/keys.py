@@ -11,6 +11,7 @@ from decimal import Decimal
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.base import MAX_MONEY
 from tokenomy.ledger.store import LedgerStore
+from tokenomy.money import typed
 
 PERIODS = ("day", "month", "total")
 KEYS_DDL = """CREATE TABLE IF NOT EXISTS gateway_keys (
@@ -53,7 +54,8 @@ def check_budget(budget_usd: Decimal) -> None:
     insert, with tracebacks."""
     if not Decimal(budget_usd).is_finite() or not 0 <= budget_usd < MAX_MONEY:
         raise ConfigError(
-            f"--budget-usd {budget_usd}: give an amount in dollars >= 0 and under 100,000,000, e.g. --budget-usd 50"
+            f"--budget-usd {typed(budget_usd)}: give an amount in dollars >= 0 and under 100,000,000, "
+            "e.g. --budget-usd 50"
         )
 
 

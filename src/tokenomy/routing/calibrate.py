@@ -16,6 +16,7 @@ import pandas as pd
 
 from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
+from tokenomy.money import money_str, typed
 from tokenomy.pricing.cost import compute_cost
 
 WEAK_MODEL = "mistral.mixtral-8x7b-instruct-v0:1"  # Bedrock's Mixtral 8x7B, the weak model of RouteLLM's data
@@ -179,8 +180,8 @@ def pick_threshold(
         feasible = curve[fits]
         if feasible.empty:
             raise UsageError(
-                f"--max-cost-usd {max_cost_per_request}: even all-weak routing costs "
-                f"{curve['cost_per_request'].min():.8f} per request on the held-out set; raise it"
+                f"--max-cost-usd {typed(max_cost_per_request)}: even all-weak routing costs "
+                f"{money_str(curve['cost_per_request'].min(), 'record')} per request on the held-out set; raise it"
             )
         best = feasible.sort_values(["quality", "cost_per_request"], ascending=[False, True]).iloc[0]
     return {
