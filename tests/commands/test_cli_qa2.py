@@ -129,3 +129,71 @@ def test_money_options_are_echoed_in_plain_notation(args, echoed, tmp_path: Path
     assert code == 2 and out == ""
     line = _one_line(err)
     assert echoed in line and "e-" not in line.lower() and "e+" not in line.lower(), line
+
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _calls(path: Path, *calls: tuple[str, int, int, str | None]) -> Path:
+    """One call a day from 2026-10-01: (model, input tokens, cache-read tokens, task)."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    start = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    open_store(path).write(
+        [
+            UsageEvent(
+                ts=start + timedelta(days=day),
+                provider="bedrock",
+                model=model,
+                input_tokens=tokens,
+                output_tokens=200,
+                cache_read_tokens=cached,
+                task=task,
+                cost_usd=Decimal("0.0005"),
+            )
+            for day, (model, tokens, cached, task) in enumerate(calls)
+        ]
+    )
+    return path
+
+
+def test_plan_savings_table_prints_savings_at_the_report_scale(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A small Haiku call a day: batching them saves ~$0.004 a month, which the table rounded to "$0.00"
+    # (cents) while every report table prints amounts to 6 places.
+    import json
+    from decimal import Decimal
+
+    from tokenomy.money import usd
+
+    ledger = _calls(tmp_path / "ledger.duckdb", *[(HAIKU, 100, 0, "nightly")] * 30)
+    args = ["plan", "savings", "--ledger", str(ledger), "--batch-tasks", "nightly"]
+    code, out, err = _run(monkeypatch, capsys, *args, "--json")
+    assert code == 0, err
+    batch = next(r for r in json.loads(out)["levers"] if r["lever"] == "batch")
+    saving = Decimal(batch["monthly_saving_usd"])
+    assert Decimal("0") < saving < Decimal("0.005")  # a saving cents would show as nothing
+    code, out, err = _run(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert usd(saving, "amount") in out and "$0.00/" not in out, out
+
+
+def test_plan_savings_names_the_real_reason_calls_cannot_be_priced(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Haiku 3 on Bedrock has prices but no prompt-cache prices: its calls reporting cache reads were left out with
+    # "the catalog cannot price them", sending the user to add a price the catalog already has.
+    ledger = _calls(tmp_path / "ledger.duckdb", *[(HAIKU, 1000, 0, None)] * 4, (HAIKU, 1000, 500, None))
+    code, _, err = _run(monkeypatch, capsys, "plan", "savings", "--ledger", str(ledger))
+    assert code == 0, err
+    assert "catalog cannot price" not in err
+    assert "warning: 1 of 5 successful calls left out, they cannot be priced: model " in err, err
+    assert "has no prompt-cache prices but usage reports cache tokens (read=500, write=0)" in err, err
+    # Every call so: the error says the same, not "none ... has a catalog price".
+    only_cached = _calls(tmp_path / "cached.duckdb", (HAIKU, 1000, 500, None), (HAIKU, 1000, 300, None))
+    code, out, err = _run(monkeypatch, capsys, "plan", "savings", "--ledger", str(only_cached))
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert line.startswith("error: none of the 2 successful calls can be priced: model "), line
+    assert "has no prompt-cache prices" in line and "--price-as MODEL" in line, line

@@ -518,7 +518,8 @@ def test_savings_table_with_no_lever_that_saves_says_so(ledger_path):
                            text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
     assert shown.returncode == 0, shown.stderr
     assert "Compounded ()" not in shown.stdout
-    assert "Compounded: $0.00/month (no lever saves on this traffic)" in shown.stdout, shown.stdout
+    # Amounts at the scale of every report table (money.py `amount`), not cents.
+    assert "Compounded: $0.000000/month (no lever saves on this traffic)" in shown.stdout, shown.stdout
 
 
 def test_sizing_window_end_agrees_with_its_length_and_its_label():

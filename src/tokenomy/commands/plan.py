@@ -362,21 +362,22 @@ def savings_cmd(
     console.print(
         table(
             f"What-if savings · {result['events']} calls over {result['window']} · current "
-            f"{usd(result['current_monthly_cost_usd'], 2)}/month",
+            f"{usd(result['current_monthly_cost_usd'])}/month",
             ["lever", "saving/month", "assumption"],
-            [[r["lever"], usd(r["monthly_saving_usd"], 2), r["assumption"]] for r in result["levers"]],
+            # At the scale of every report table (money.py `amount`): in cents a lever saving $0.004 read "$0.00"
+            [[r["lever"], usd(r["monthly_saving_usd"]), r["assumption"]] for r in result["levers"]],
             text_columns=("assumption",),
         )
     )
     if not result["compounded_order"]:  # was "Compounded (): $0.00/month"
         console.print(
-            f"Compounded: [bold]{usd(Decimal(0), 2)}/month[/bold] (no lever saves on this traffic). "
+            f"Compounded: [bold]{usd(Decimal(0))}/month[/bold] (no lever saves on this traffic). "
             f"[dim]Assumption: {result['assumption']}.[/dim]"
         )
         return
     console.print(
         f"Compounded ({' → '.join(result['compounded_order'])}): "
-        f"[bold]{usd(result['compounded_monthly_saving_usd'], 2)}/month[/bold] "
-        f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'], 2)}). "
+        f"[bold]{usd(result['compounded_monthly_saving_usd'])}/month[/bold] "
+        f"(the plain sum would claim {usd(result['sum_of_individual_monthly_savings_usd'])}). "
         f"[dim]Assumption: {result['assumption']}.[/dim]"
     )

@@ -164,14 +164,21 @@ def _apply(
     return total
 
 
-def _left_out(skipped: int, priced: int, models: set[str]) -> str | None:
-    """A warning naming the calls the projection leaves out because the catalog cannot price them, else None."""
+def _why_unpriced(reasons: dict[str, str]) -> str:
+    """Why calls cannot be priced, one reason per model (the first of its calls that failed): an unknown model, but
+    as often a known one without cache prices whose calls report cache tokens, or without a batch price."""
+    shown = [reasons[model] for model in sorted(reasons)[:2]]
+    more = len(reasons) - len(shown)
+    return " | ".join(shown) + (f" | and {more} more model(s)" if more else "")
+
+
+def _left_out(skipped: int, priced: int, reasons: dict[str, str]) -> str | None:
+    """A warning saying how many calls the projection leaves out and why they cannot be priced, else None."""
     if not skipped:
         return None
-    names = ", ".join(sorted(models)[:3]) + (", ..." if len(models) > 3 else "")
     return (
-        f"{skipped} of {skipped + priced} successful calls left out: the catalog cannot price them ({names}); "
-        "add their prices with a price file (tokenomy prices --help) or re-price with --price-as MODEL"
+        f"{skipped} of {skipped + priced} successful calls left out, they cannot be priced: {_why_unpriced(reasons)}; "
+        "or re-price every call with --price-as MODEL"
     )
 
 
@@ -216,20 +223,21 @@ def what_if(
         events = [replace(e, model=inputs.price_as, region=None) for e in events]
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
-    priced, skipped, unpriced_models = [], 0, set()
+    priced: list[UsageEvent] = []
+    skipped, unpriced = 0, dict[str, str]()  # unpriced: model -> why its first call could not be priced
     for event in events:
         try:
             compute_cost(
                 event.usage, event.model, event.region if event.region not in ("global", "local") else None, event.mode
             )
             priced.append(event)
-        except TokenomyError:
+        except TokenomyError as exc:  # its message is the real cause (and its fix), not always "no price"
             skipped += 1
-            unpriced_models.add(event.model)
+            unpriced.setdefault(event.model, str(exc))
     if not priced:
         raise TokenomyError(
-            f"none of the {skipped} successful calls has a catalog price; add the models' prices "
-            "with a price file (tokenomy prices --help) or re-price with --price-as MODEL"
+            f"none of the {skipped} successful calls can be priced: {_why_unpriced(unpriced)}; "
+            "or re-price every call with --price-as MODEL"
         )
     start = since if since is not None else min(e.ts for e in priced)
     # Hours still to come are no part of the observed window (an --until next month, asked mid-month).
@@ -262,7 +270,7 @@ def what_if(
         "window_hours": float(hours),
         "observed_window_seconds": (end - start).total_seconds(),
         "window": window_text(start, end),
-        "warnings": [w for w in (short_for_monthly(start, end), _left_out(skipped, len(priced), unpriced_models)) if w],
+        "warnings": [w for w in (short_for_monthly(start, end), _left_out(skipped, len(priced), unpriced)) if w],
         "events": len(priced),
         "events_skipped_unpriced": skipped,
         "current_monthly_cost_usd": current * scale,
