@@ -5,6 +5,7 @@ the previous review."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -69,16 +70,24 @@ def planted_events() -> list[UsageEvent]:
 
 
 def as_json(value: Decimal) -> Decimal:
-    """A figure as `--json` prints it (the project's money rule for recorded amounts)."""
-    return Decimal(money_str(value, "record"))
+    """A projected figure as `--json` prints it. A projection is an estimate, not a ledger record: it is printed at
+    the `amount` scale (6 places); it was printed to 12 (`record`), a precision no projection has."""
+    return Decimal(money_str(value, "amount"))
+
+
+ROUNDED = Decimal("5e-7")  # the most a figure printed at the `amount` scale is off from the exact one
 
 
 def _review(ledger: Path, config: Path, *extra: str) -> dict:
+    return json.loads(_review_text(ledger, config, *extra))
+
+
+def _review_text(ledger: Path, config: Path, *extra: str) -> str:
     result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
                              "--config", str(config), "--ledger", str(ledger), "--json", *extra],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)
+    return result.stdout
 
 
 def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_path, tmp_path) -> None:
@@ -86,7 +95,8 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     open_store(ledger_path).write(events)
     config = tmp_path / "tokenomy.yaml"
     config.write_text(CONFIG)
-    body = _review(ledger_path, config, "--html", str(tmp_path / "review.html"))
+    text = _review_text(ledger_path, config, "--html", str(tmp_path / "review.html"))
+    body = json.loads(text)
     now = [e for e in events if e.ts >= START]
     before = [e for e in events if e.ts < START]
     found = {(f["kind"], f["subject"]): f for f in body["findings"]}
@@ -114,7 +124,7 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     cache = found[("cache_drop", SONNET)]
     assert (cache["previous_rate"], cache["current_rate"]) == (0.9, 0.4)
     assert abs(Decimal(cache["monthly_usd"]) - lost * (sonnet.input - sonnet.cache_read) / 1_000_000 * FACTOR) \
-        < Decimal("1e-9")
+        <= ROUNDED
 
     # 3. support's actual cost minus the same calls at the expected 80/20 split
     support = [e for e in now if e.route == "support"]
@@ -123,7 +133,7 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     expected_cost = len(support) * (Decimal("0.8") * per_call["weak"] + Decimal("0.2") * per_call["strong"])
     drift = found[("tier_drift", "support")]
     assert abs(Decimal(drift["monthly_usd"]) - (sum(e.cost_usd for e in support) - expected_cost) * FACTOR) \
-        < Decimal("1e-9")
+        <= ROUNDED
     assert drift["shares"] == {"strong": 0.5, "weak": 0.5}
 
     # 4. the idle share of one unit's no-commitment hourly price for the month
@@ -132,14 +142,19 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     served = sum(e.input_tokens + e.output_tokens for e in now if e.model == RESERVED)
     utilisation = served / (10_000 * DAYS * 24 * 60)
     assert idle["utilization"] == pytest.approx(utilisation)
-    assert Decimal(idle["monthly_usd"]) == pytest.approx(hourly * 730 * (1 - Decimal(repr(utilisation))))
+    assert abs(Decimal(idle["monthly_usd"]) - hourly * 730 * (1 - Decimal(repr(utilisation)))) <= ROUNDED
 
     # 5. the extra 1,000 input tokens a call of summarise, at its input price
     calls = sum(1 for e in now if e.task == "summarise")
     growth = found[("history_growth", "summarise")]
     price = default_catalog().lookup(MINI).input / 1_000_000
-    assert Decimal(growth["monthly_usd"]) == pytest.approx(1_000 * calls * price * FACTOR)
+    assert Decimal(growth["monthly_usd"]) == as_json(1_000 * calls * price * FACTOR)
     assert growth["growth"] == pytest.approx(0.5)
+
+    # Every projection (monthly figures, the forecast, candidates' re-priced costs) at the `amount` scale; the spend
+    # summed from ledger rows stays exact (`record`).
+    projected = re.findall(r'"(\w*monthly\w*|forecast_usd|low_usd|high_usd)": "([-\d.]+)"', text)
+    assert len(projected) > 10 and all(len(figure.split(".")[1]) == 6 for _, figure in projected), projected
 
     # Spend: totals per period and the mover split add up to each change.
     assert Decimal(body["spend"]["current_usd"]) == sum(e.cost_usd for e in now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +20,7 @@ from tokenomy.commands._common import (
     when_option,
 )
 from tokenomy.errors import UsageError
+from tokenomy.money import money_str
 
 
 def register(app: typer.Typer) -> None:
@@ -88,9 +90,27 @@ def review_cmd(
     if html is not None:
         body["html"] = str(write_review_html(body, html))
     if as_json:
-        print_json(body)
+        print_json(_estimates_as_amounts(body))
     else:
         render(body)
+
+
+def _estimates_as_amounts(body: Any, estimate: bool = False) -> Any:
+    """The review for --json: estimates (projected monthly figures, the forecast, candidates' re-priced costs) at the
+    `amount` scale, 6 places; figures summed from ledger rows stay `record` (exact, as the ledger holds them). A
+    projection printed to 12 places claimed a precision no estimate has."""
+    if isinstance(body, dict):
+        return {
+            key: (
+                _estimates_as_amounts(value, estimate or key in ("forecast", "candidates") or "monthly" in key)
+                if isinstance(value, (dict, list, Decimal))
+                else value
+            )
+            for key, value in body.items()
+        }
+    if isinstance(body, list):
+        return [_estimates_as_amounts(value, estimate) for value in body]
+    return Decimal(money_str(body, "amount")) if estimate and isinstance(body, Decimal) else body
 
 
 def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optional[str], in_use: list[dict]) -> dict:
