@@ -197,3 +197,40 @@ def test_plan_savings_names_the_real_reason_calls_cannot_be_priced(tmp_path: Pat
     line = _one_line(err)
     assert line.startswith("error: none of the 2 successful calls can be priced: model "), line
     assert "has no prompt-cache prices" in line and "--price-as MODEL" in line, line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["emulate", "bedrock"],
+        ["emulate", "anthropic"],
+        ["emulate", "openai-batch"],
+        ["emulate", "azure-openai"],
+        ["emulate", "gemini"],
+    ],
+)
+@pytest.mark.parametrize("host", ["", " "])
+def test_an_empty_host_is_refused_not_bound_to_every_interface(
+    command, host, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # `serve --host ''` (and each emulator) bound 0.0.0.0: a server meant for this machine, open to the network.
+    import uvicorn
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("uvicorn.run was reached with an empty host")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_run)
+    monkeypatch.chdir(tmp_path)
+    import socket
+
+    with socket.socket() as probe:  # a free port: the emulators refuse --port 0, which would hide what the host does
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    code, out, err = _run(monkeypatch, capsys, *command, "--host", host, "--port", port)
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert line.startswith("error: Invalid value for '--host': an empty host binds every interface; give an address"), (
+        line
+    )
+    assert "127.0.0.1" in line and list(tmp_path.iterdir()) == []  # nothing started, no ledger made

@@ -100,6 +100,17 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
     return value
 
 
+def bind_host(param: typer.CallbackParam, value: str) -> str:
+    """Callback of --host: "" (or blanks) reads as "no host", yet uvicorn and socket.bind take it as every interface
+    (0.0.0.0): a server meant for this machine would be open to the network."""
+    if not value.strip():
+        raise typer.BadParameter(
+            "an empty host binds every interface; give an address, e.g. 127.0.0.1 (this machine only), "
+            "or 0.0.0.0 to listen on every interface on purpose"
+        )
+    return value
+
+
 def output_file(param: typer.CallbackParam, value: Any) -> Any:
     """Callback of the options that name a file to write (-o, --png): a path that cannot be a file is an error
     before the work, not after it (`route eval --png` ran the whole evaluation, and then "afile: File exists", or

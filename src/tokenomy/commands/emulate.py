@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import console, finite
+from tokenomy.commands._common import bind_host, console, finite
 from tokenomy.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("bedrock")
     def bedrock(
         port: int = typer.Option(8787, "--port", help="TCP port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
         throttle_rate: float = typer.Option(
             0.0, "--throttle-rate", help="Fraction of calls answered 429 ThrottlingException."
         ),
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("anthropic")
     def anthropic(
         port: int = typer.Option(8788, "--port", help="TCP port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
         throttle_rate: float = typer.Option(
             0.0, "--throttle-rate", help="Fraction of calls answered 429 rate_limit_error."
         ),
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("openai-batch")
     def openai_batch(
         port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
         validating_seconds: float = typer.Option(
             1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
         ),
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("azure-openai")
     def azure_openai(
         port: int = typer.Option(8791, "--port", help="TCP port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
         deployment: list[str] = typer.Option(
             [],
             "--deployment",
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
     @emulate.command("gemini")
     def gemini(
         port: int = typer.Option(8790, "--port", help="TCP port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
         throttle_rate: float = typer.Option(
             0.0, "--throttle-rate", help="Fraction of calls answered 429 RESOURCE_EXHAUSTED."
         ),

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from tokenomy.commands._common import bind_host
+
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
@@ -26,7 +28,9 @@ def serve(
     config: Optional[str] = typer.Option(
         None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). Without it the local model is served."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every one).", callback=bind_host
+    ),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (share limits through redis_url)."),
     ledger: Optional[str] = typer.Option(None, "--ledger", help="Ledger path or postgresql:// URL."),
