@@ -224,7 +224,8 @@ def what_if(
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
     priced: list[UsageEvent] = []
-    skipped, unpriced = 0, dict[str, str]()  # unpriced: model -> why its first call could not be priced
+    skipped = 0
+    unpriced: dict[str, str] = {}  # model -> why its first call could not be priced
     for event in events:
         try:
             compute_cost(
