@@ -416,3 +416,25 @@ def test_model_listings_need_a_valid_key_when_auth_is_on(ledger_path):
         # what operators and probes read stays open
         assert httpx.get(url + "/healthz").json()["status"] == "ok"
         assert httpx.get(url + "/metrics").status_code == 200
+
+
+def test_the_anthropic_sdk_reads_the_model_listing_in_anthropics_shape(ledger_path):
+    # The listing answered the anthropic SDK in OpenAI's shape: `.id` worked, but display_name, created_at and the
+    # page's first_id / last_id were missing (None), and an unknown model's 404 was OpenAI's error body.
+    import anthropic
+
+    with gateway(upstream_config("http://unused", routes={"team/chat": {"model": "fast"}}), ledger_path) as url:
+        claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        page = claude.models.list()
+        assert [(m.type, m.id, m.display_name) for m in page.data] == [
+            ("model", n, n) for n in ("fast", "local", "team/chat")]
+        assert page.first_id == "fast" and page.last_id == "team/chat" and page.has_more is False
+        assert page.data[0].created_at.tzinfo is not None
+        one = claude.models.retrieve("team/chat")
+        assert (one.type, one.id) == ("model", "team/chat")
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            claude.models.retrieve("nope")
+        assert missing.value.body["error"]["type"] == "not_found_error"
+        assert "GET /v1/models" in missing.value.body["error"]["message"]
+        # the openai SDK still reads OpenAI's shape
+        assert openai.OpenAI(base_url=url + "/v1", api_key="unused").models.list().data[0].object == "model"

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.anthropic_routes import anthropic_key
+from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
     Refusal,
@@ -74,6 +74,9 @@ async def models(request: Request) -> Response:
     if refused is not None:
         return refused
     names = request.app.state.gateway.served_names()
+    if _from_anthropic_sdk(request):  # its `models.list()` pages by first_id / last_id
+        data = [_anthropic_model(n) for n in names]
+        return JSONResponse({"data": data, "has_more": False, "first_id": names[0], "last_id": names[-1]})
     return JSONResponse({"object": "list", "data": [_model_object(n) for n in names]})
 
 
@@ -87,6 +90,8 @@ async def model(request: Request, model: str) -> Response:
     if refused is not None:
         return refused
     if model not in request.app.state.gateway.served_names():
+        if _from_anthropic_sdk(request):
+            return anthropic_error(404, f"model: {model} is not served here; GET /v1/models lists the names to use")
         return error(
             404,
             f"The model `{model}` does not exist on this gateway; GET /v1/models lists the names you can use.",
@@ -94,7 +99,12 @@ async def model(request: Request, model: str) -> Response:
             "model_not_found",
             "model",
         )
-    return JSONResponse(_model_object(model))
+    return JSONResponse(_anthropic_model(model) if _from_anthropic_sdk(request) else _model_object(model))
+
+
+def _from_anthropic_sdk(request: Request) -> bool:
+    """The anthropic SDK sends `anthropic-version` on every request; the listing answers it in Anthropic's shape."""
+    return "anthropic-version" in request.headers
 
 
 async def _listing_refusal(request: Request) -> JSONResponse | None:
@@ -228,6 +238,11 @@ async def chat_completions(request: Request):
 
 def _model_object(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "tokenomy"}
+
+
+def _anthropic_model(name: str) -> dict[str, Any]:
+    """A served name as Anthropic's model object (the same epoch as OpenAI's `created: 0`)."""
+    return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
 
 
 def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResponse:
