@@ -86,3 +86,16 @@ def test_keys_teams_json_prints_the_spend_its_table_prints(tmp_path):
     assert (rows[0]["spent_usd"], rows[0]["left_usd"]) == ("0.000004", "49.999996")
     table = runner.invoke(app, ["keys", "teams", "--ledger", str(ledger)], env={"COLUMNS": "200"}).output
     assert "$0.000004" in table and "$49.999996" in table, table
+
+
+def test_a_budget_finer_than_the_column_keeps_is_refused_not_stored_as_zero(tmp_path):
+    # DECIMAL(20,12) rounded 0.0000000000004 to 0: a key whose budget was silently $0, refusing every call.
+    ledger = tmp_path / "ledger.duckdb"
+    for args in (["keys", "create"], ["keys", "team-budget", "research"]):
+        bad = subprocess.run([TOKENOMY, *args, "--budget-usd", "0.0000000000004", "--ledger", str(ledger)],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert bad.stderr.startswith("error: --budget-usd 0.0000000000004: budgets are kept to 12 decimal places")
+    ok = subprocess.run([TOKENOMY, "keys", "team-budget", "research", "--budget-usd", "0.000000000001", "--ledger",
+                         str(ledger)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr

@@ -47,6 +47,7 @@ class VirtualKey:
 
 
 MAX_RPM = 2**31 - 1  # the keys table's rpm column is an INTEGER
+BUDGET_QUANTUM = Decimal("1e-12")  # the budget columns are DECIMAL(20,12)
 
 
 def check_budget(budget_usd: Decimal) -> None:
@@ -56,6 +57,10 @@ def check_budget(budget_usd: Decimal) -> None:
         raise ConfigError(
             f"--budget-usd {typed(budget_usd)}: give an amount in dollars >= 0 and under 100,000,000, "
             "e.g. --budget-usd 50"
+        )
+    if budget_usd != budget_usd.quantize(BUDGET_QUANTUM):  # the column would round 4e-13 to a $0 budget, silently
+        raise ConfigError(
+            f"--budget-usd {typed(budget_usd)}: budgets are kept to 12 decimal places (1e-12 USD); round it to those"
         )
 
 
