@@ -171,10 +171,11 @@ def openai_takes_as_strict(schema: dict) -> bool:
     return all(openai_takes_as_strict(item) for item in nested)
 
 
-def test_a_gemini_schema_reaches_openai_as_strict_only_in_the_form_strict_mode_takes(served) -> None:
+def test_a_gemini_schema_reaches_openai_in_the_form_strict_mode_takes_where_one_exists(served) -> None:
     # Every Gemini response schema and every VALIDATED-mode tool went to OpenAI-format models with `strict: true`, but
-    # as Gemini sends them: no `additionalProperties: false`, optional properties left out of `required`. OpenAI
-    # refuses such a strict schema (400 "'additionalProperties' is required to be supplied and to be false").
+    # as Gemini sends them: no `additionalProperties: false`. OpenAI refuses such a strict schema (400
+    # "'additionalProperties' is required to be supplied and to be false"). One with an optional property has no
+    # strict form: it goes as sent, still strict (enforcement is never loosened quietly; OpenAI's 400 says why).
     client, _, upstream = served
 
     class Part(pydantic.BaseModel):
@@ -188,12 +189,12 @@ def test_a_gemini_schema_reaches_openai_as_strict_only_in_the_form_strict_mode_t
         name: str
         note: str | None = None  # optional: no strict form keeps its meaning
 
-    for model, strict in ((Whole, True), (Loose, None)):
+    for model, closed in ((Whole, True), (Loose, False)):
         config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=model)
         client.models.generate_content(model="fast", contents="One?", config=config)
         spec = upstream.last["response_format"]["json_schema"]
-        assert spec.get("strict") is strict
-        assert openai_takes_as_strict(spec["schema"]) if strict else "additionalProperties" not in spec["schema"]
+        assert spec["strict"] is True
+        assert openai_takes_as_strict(spec["schema"]) if closed else "additionalProperties" not in spec["schema"]
     assert upstream.last["response_format"]["json_schema"]["schema"]["required"] == ["name"]
     optional = types.FunctionDeclaration(name="find", parameters_json_schema={
         "type": "object", "properties": {"city": {"type": "string"}, "near": {"type": "string"}}, "required": ["city"]})
@@ -203,7 +204,22 @@ def test_a_gemini_schema_reaches_openai_as_strict_only_in_the_form_strict_mode_t
         automatic_function_calling=MANUAL))
     sent = {t["function"]["name"]: t["function"] for t in upstream.last["tools"]}
     assert sent["get_weather"]["strict"] is True and openai_takes_as_strict(sent["get_weather"]["parameters"])
-    assert "strict" not in sent["find"] and "additionalProperties" not in sent["find"]["parameters"]
+    assert sent["find"]["strict"] is True and "additionalProperties" not in sent["find"]["parameters"]
+
+
+def test_validated_mode_with_an_optional_parameter_stays_validated_for_gemini() -> None:
+    # The strict form for OpenAI was decided when the request was read: a tool with an optional parameter lost its
+    # `strict`, and a Gemini model was then asked in AUTO mode, its calls no longer held to their schemas.
+    from tokenomy.providers.gemini_inbound import request_from_gemini
+    from tokenomy.providers.gemini_mapping import _tool_config
+
+    find = {"name": "find", "parametersJsonSchema": {"type": "object", "properties": {
+        "city": {"type": "string"}, "near": {"type": "string"}}, "required": ["city"]}}
+    request = request_from_gemini("g", {"contents": [{"role": "user", "parts": [{"text": "Where?"}]}],
+                                        "tools": [{"functionDeclarations": [find]}],
+                                        "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}})
+    assert [t.strict for t in request.tools] == [True]
+    assert _tool_config(request)["function_calling_config"]["mode"] == "VALIDATED"
 
 
 GROUNDING = {"webSearchQueries": ["weather paris"], "groundingChunks": [{"web": {"uri": "https://w.example",

@@ -114,15 +114,15 @@ def test_anthropic_sdk_output_config_reaches_an_openai_model_as_response_format(
     assert gpt.last["response_format"]["json_schema"]["schema"] == SCHEMA and "output_format" not in gpt.last
 
 
-def test_claudes_format_with_an_optional_property_reaches_an_openai_model_not_strict(served) -> None:
-    # Claude's format may leave a property optional; it went to OpenAI-format models as `strict: true`, which OpenAI
-    # refuses unless every property is required and none other allowed. Strict where that holds (the SDK's pydantic
-    # schemas get the `additionalProperties: false` Claude writes to anyway), the schema as sent where not.
+def test_claudes_format_reaches_an_openai_model_in_the_form_strict_mode_takes_where_one_exists(served) -> None:
+    # Claude's format without `additionalProperties: false` went to OpenAI-format models as `strict: true` as sent,
+    # which OpenAI refuses. Where that is all it lacks it is added; a schema with an optional property has no strict
+    # form and goes as sent, still strict: the caller asked for an enforced schema, OpenAI's 400 says why it cannot.
     url, gpt, _ = served
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     loose = {**SCHEMA, "required": ["city"]}
     sdk.messages.create(model="gpt", max_tokens=60, messages=ASK, output_config={"format": {**FORMAT, "schema": loose}})
-    assert gpt.last["response_format"]["json_schema"] == {"name": "response", "schema": loose}
+    assert gpt.last["response_format"]["json_schema"] == {"name": "response", "schema": loose, "strict": True}
     bare = {k: v for k, v in SCHEMA.items() if k != "additionalProperties"}
     sdk.messages.create(model="gpt", max_tokens=60, messages=ASK, output_config={"format": {**FORMAT, "schema": bare}})
     assert gpt.last["response_format"]["json_schema"] == {"name": "response", "schema": SCHEMA, "strict": True}

@@ -26,7 +26,6 @@ from tokenomy.messages import (
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
 from tokenomy.providers.refusals import Unsupported
-from tokenomy.providers.strict_schema import strict_schema
 
 KNOWN_FIELDS = {
     "model",
@@ -347,8 +346,7 @@ def _output_format(extra: dict[str, Any]) -> ResponseFormat | None:
             extra["output_config"] = rest
         else:
             del extra["output_config"]
-    strict = strict_schema(fmt["schema"])  # Claude always enforces it: strict where OpenAI can take it so
-    return ResponseFormat(type="json_schema", schema=strict or fmt["schema"], strict=True if strict else None)
+    return ResponseFormat(type="json_schema", schema=fmt["schema"], strict=True)  # Claude always enforces it
 
 
 def _adaptive_effort(extra: dict[str, Any], reasoning: Reasoning | None) -> Reasoning | None:

@@ -41,7 +41,6 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.converse_mapping import MEDIA_TYPES, block_to_converse
-from tokenomy.providers.strict_schema import strict_schema
 
 # Converse request fields that ride to a Bedrock model as sent (Bedrock's own features, no other API has them).
 PASS_THROUGH = (
@@ -316,12 +315,11 @@ def _output(config: Any) -> tuple[ResponseFormat | None, str | None]:
         except ValueError:
             raise ValueError(f"{where}.schema: expected a JSON schema as JSON text") from None
         description = schema.get("description")
-        strict = strict_schema(parsed)  # Bedrock holds the answer to it: strict where OpenAI can take it so
         fmt = ResponseFormat(
             "json_schema",
-            strict or parsed,
+            parsed,
             schema.get("name"),
-            True if strict else None,
+            True,
             None if description is None else _string(description, f"{where}.description"),
         )
     return fmt, effort
@@ -376,8 +374,7 @@ def _claude_output(fields: dict[str, Any]) -> tuple[ResponseFormat | None, str |
             raise ValueError(f'{where}.format: send {{"type": "json_schema", "schema": {{...}}}}')
         if set(fmt) - {"type", "schema"}:
             raise ValueError(f"{where}.format.{sorted(set(fmt) - {'type', 'schema'})[0]}: not carried; remove it")
-        strict = strict_schema(fmt["schema"])  # Claude always enforces it: strict where OpenAI can take it so
-        fmt = ResponseFormat("json_schema", strict or fmt["schema"], strict=True if strict else None)
+        fmt = ResponseFormat("json_schema", fmt["schema"], strict=True)  # Claude always enforces it
     if rest:
         fields["output_config"] = rest
     else:

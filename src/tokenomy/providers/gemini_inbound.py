@@ -44,7 +44,6 @@ from tokenomy.providers.gemini_fields import (
 from tokenomy.providers.gemini_function_parts import FunctionCalls
 from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
-from tokenomy.providers.strict_schema import strict_schema
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
 PASSED_FIELDS = ("safetySettings", "cachedContent", "labels")  # Gemini's own: to Gemini models, as sent
@@ -267,8 +266,7 @@ def _output(mapped: dict[str, Any]) -> ResponseFormat | None:
         return ResponseFormat("json_object")
     if not isinstance(schema, dict):
         raise ValueError("generationConfig.responseJsonSchema: expected a JSON schema object")
-    strict = strict_schema(schema)  # Gemini holds the answer to the schema: strict where OpenAI can take it so
-    return ResponseFormat("json_schema", strict or schema, "response", True if strict else None)
+    return ResponseFormat("json_schema", schema, "response", True)
 
 
 def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
@@ -347,8 +345,7 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
     if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
-        tools = [replace(tool, input_schema=strict, strict=True) if (strict := strict_schema(tool.input_schema))
-                 else tool for tool in tools]  # fmt: skip
+        tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}

@@ -61,6 +61,7 @@ from tokenomy.providers.openai_reasoning import (
     thinking_block,
 )
 from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.strict_schema import strict_form
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -235,7 +236,8 @@ def _tool(tool: ToolSpec) -> dict[str, Any]:
             custom["description"] = tool.description
         custom["format"] = custom_format(tool.freeform)
         return {"type": "custom", "custom": custom}
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
+    schema = strict_form(tool.input_schema) if tool.strict else tool.input_schema
+    function: dict[str, Any] = {"name": tool.name, "parameters": schema}
     if tool.described is not None:
         function["description"] = tool.described
     if tool.strict is not None:
@@ -254,7 +256,8 @@ def _tool_choice(choice: ToolChoice, tools: list[ToolSpec]) -> Any:
 def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type != "json_schema":
         return {"type": fmt.type}
-    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
+    schema = fmt.schema or {}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": strict_form(schema) if fmt.strict else schema}
     if fmt.strict is not None:
         spec["strict"] = fmt.strict
     if fmt.description is not None:

@@ -1,44 +1,52 @@
-"""A JSON schema in the form OpenAI's strict mode takes, for the APIs whose structured output is always held to its
-schema (Gemini's response schema and VALIDATED tools, Claude's output format) when the gateway sends it on to an
-OpenAI-format model as `strict: true`."""
+"""The form a strict JSON schema goes out in to an OpenAI-format model (`openai_wire`).
+
+OpenAI's strict mode refuses a schema unless every object lists `additionalProperties: false`. A strict schema from
+an API that holds every answer to its schema anyway (Gemini's response schema and VALIDATED tools, Claude's output
+format, Converse's), or a pydantic model's schema from the openai SDK, often leaves that out, and the request would
+come back 400. Where that is all that is missing (every object requires all its properties), it is added: the same
+answers are valid, and no request OpenAI would take changes. Otherwise the schema goes as sent, `strict: true`
+still, and OpenAI's own 400 names what it cannot hold: nothing the caller asked for is quietly loosened.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+_NESTED = ("items", "anyOf", "prefixItems")  # the places strict mode takes a subschema, besides properties and $defs
 
-def strict_schema(schema: Any) -> dict[str, Any] | None:
-    """The schema as OpenAI's strict mode takes it, or None where it cannot: strict needs every object to require
-    all its properties and to allow no others (else OpenAI refuses the request). Gemini and Claude write only the
-    properties a schema declares, so `additionalProperties: false` is added where absent; an optional property, or
-    an object open to others, leaves the schema as sent and the answer held to it by the model's best effort."""
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out = dict(node)
-        kind = node.get("type")
-        kinds: list[Any] = kind if isinstance(kind, list) else [kind]
-        if "object" in kinds or isinstance(node.get("properties"), dict):
-            properties = node.get("properties") or {}
-            if node.get("additionalProperties", False) is not False or not set(properties) <= set(
-                node.get("required") or []
-            ):
-                raise LookupError
-            out["additionalProperties"] = False
-        if isinstance(node.get("properties"), dict):
-            out["properties"] = {name: walk(item) for name, item in node["properties"].items()}
-        for key in ("$defs", "definitions"):
-            if isinstance(node.get(key), dict):
-                out[key] = {name: walk(item) for name, item in node[key].items()}
-        for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "not"):
-            if key in node:
-                out[key] = walk(node[key])
-        return out
-
+def strict_form(schema: Any) -> Any:
+    """`schema` with `additionalProperties: false` on each object that lacks it, when every object declares its
+    properties, requires them all and is not open to others; else `schema` unchanged."""
     try:
-        return walk(schema) if isinstance(schema, dict) else None
+        return _closed(schema) if isinstance(schema, dict) else schema
     except LookupError:
-        return None
+        return schema
+
+
+def _closed(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    kind = node.get("type")
+    kinds: list[Any] = kind if isinstance(kind, list) else [kind]
+    properties = node.get("properties")
+    if "object" in kinds or isinstance(properties, dict):
+        if node.get("additionalProperties", False) is not False:
+            raise LookupError  # open to other properties: no strict form
+        if not properties and node.get("additionalProperties") is not False:
+            raise LookupError  # a free-form object ({"type": "object"}): closing it would allow only {}
+        if not set(properties or {}) <= set(node.get("required") or []):
+            raise LookupError  # an optional property: no strict form keeps its meaning
+        out["additionalProperties"] = False
+    if isinstance(properties, dict):
+        out["properties"] = {name: _closed(item) for name, item in properties.items()}
+    for key in ("$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            out[key] = {name: _closed(item) for name, item in node[key].items()}
+    for key in _NESTED:
+        if key in node:
+            out[key] = _closed(node[key])
+    return out
