@@ -210,3 +210,41 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
             after_lease = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
     assert at_once.status_code == 429, at_once.text  # still held: the dead worker's call may yet be billed
     assert after_lease.status_code == 200, after_lease.text
+
+
+@pytest.mark.redis
+def test_a_settlement_cancelled_midway_is_kept_and_lands_once(redis_url):
+    # A request cancelled while its settlement (or a retry of kept ones) was on its way to Redis lost it: the kept
+    # list was swapped out before sending and put back only on an error, not on a cancellation.
+    counter = f"key:cancelled-{time.time_ns()}"
+    scope = Scope(counter, 10**6, "key_id", "cancelled", datetime(2026, 12, 1, tzinfo=UTC))
+
+    async def run() -> tuple[int, int, int | None]:
+        worker = Budgets(RedisLimits(redis_url, hold_seconds=60), None, None, None)  # type: ignore[arg-type]
+        admin = redis_lib.asyncio.Redis.from_url(redis_url)
+        try:
+            await worker.limits.seed(counter, 0)
+            held = await worker.reserve([scope], 100)
+            assert isinstance(held, Reservation)
+            await admin.execute_command("CLIENT", "PAUSE", 4000, "WRITE")  # the settlement waits in Redis
+            try:
+                settling = asyncio.create_task(worker.settle(held, 80))
+                await asyncio.sleep(0.3)
+                settling.cancel()  # the client went away
+                await asyncio.gather(settling, return_exceptions=True)
+                kept = len(worker.unsettled)
+            finally:
+                await admin.execute_command("CLIENT", "UNPAUSE")
+            for _ in range(50):  # the background retry, 1 s after
+                if not worker.unsettled:
+                    break
+                await asyncio.sleep(0.1)
+            return kept, len(worker.unsettled), await worker.limits.spent(counter)
+        finally:
+            await worker.aclose()
+            await worker.limits.aclose()
+            await admin.aclose()
+
+    kept, left, spent = asyncio.run(run())
+    assert (kept, left) == (1, 0)
+    assert spent == 80  # once, whether or not the cancelled send reached Redis

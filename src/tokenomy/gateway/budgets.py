@@ -10,10 +10,11 @@ workers recorded before the counter went missing has reached the database too; t
 made before it went missing settle at the full actual cost (see limits.py). This adds about 0.7 s to
 the first request of a key or team in each period, once.
 
-A settlement the limits store fails to take (Redis unreachable) is kept and tried again: before the next
-reservation and in the background with backoff, until it lands (a settlement is applied at most once, so a retry
-of one that did land changes nothing). Dropping it would let the reservation's hold be released when its lease
-ends, and the call's cost would be missing from the counter: overspend.
+A settlement the limits store cannot take (Redis unreachable, or the request cancelled while it was sent) is kept
+in this process and tried again in the background with backoff until it lands, and once more at shutdown. Dropped,
+the reservation's hold would be released when its lease ends and the call's cost would be missing from the
+counter: overspend. Within an epoch a settlement is applied at most once, so sending again one whose answer was
+lost changes nothing. Kept settlements die with a killed process (its holds are then released at their estimate).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from decimal import Decimal
 
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
-from tokenomy.gateway.limits import to_nano
+from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.ledger.writer import LedgerWriter
 
 log = logging.getLogger("tokenomy.gateway")
@@ -69,6 +70,7 @@ class Budgets:
         self._seeding: dict[str, asyncio.Lock] = {}
         self.unsettled: list[tuple[str, str, int, int, str]] = []  # settlements the limits store did not take yet
         self._retrying: asyncio.Task | None = None
+        self._sending = asyncio.Lock()  # one retry at a time: each removes exactly the settlements it sent
 
     def scopes(self, key: VirtualKey | None) -> list[Scope]:
         """The key's budget and its team's (the tighter one bites first); memory only."""
@@ -89,8 +91,6 @@ class Budgets:
 
     async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:
         """A reservation, or the scope that refused it."""
-        if self.unsettled:  # what was spent goes on the counters before more is reserved against them
-            await self.retry_unsettled()
         hold = uuid.uuid4().hex
         for _ in range(4):
             answer = await self.limits.reserve([(s.counter, s.limit) for s in scopes], estimate, hold)
@@ -123,18 +123,24 @@ class Budgets:
         as the cost so that its hold is not released when its lease ends. The actual cost is the whole call's, so
         what was reserved on top of the estimate is released (settled at 0).
 
-        If the limits store fails, the settlements are kept and retried (see the module's docstring) and the error
-        is raised for the caller to log."""
+        If the limits store cannot be reached (or this is cancelled), what it did not take is kept and retried (see
+        the module's docstring) and the error is raised for the caller to log."""
         settlements = self._settlements(reservation, actual)
         if not settlements:
             return
         try:
             await self.limits.settle(settlements)
-        except Exception:
-            self.unsettled.extend(settlements)
-            if self._retrying is None or self._retrying.done():
-                self._retrying = asyncio.get_running_loop().create_task(self._retry_with_backoff())
+        except LimitsUnavailable as exc:
+            self._keep(settlements[exc.landed :])
             raise
+        except asyncio.CancelledError:  # which were sent is unknown: all are kept (applied once when sent again)
+            self._keep(settlements)
+            raise
+
+    def _keep(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
+        self.unsettled.extend(settlements)
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry_with_backoff())
 
     def _settlements(self, reservation: Reservation, actual: int | None) -> list[tuple[str, str, int, int, str]]:
         """(counter, epoch, estimate, cost, hold) for each counter the reservation and its extensions hold."""
@@ -150,15 +156,20 @@ class Budgets:
         return settlements
 
     async def retry_unsettled(self) -> bool:
-        """Send the kept settlements again; True when none is left."""
-        kept, self.unsettled = self.unsettled, []
-        try:
-            await self.limits.settle(kept)
-        except Exception as exc:
-            self.unsettled = kept + self.unsettled
-            log.warning("%d budget settlement(s) still not taken by the limits store (%s)", len(self.unsettled), exc)
-            return False
-        return not self.unsettled
+        """Send the kept settlements again; True when none is left. They stay in the list until the store took
+        them, so a cancellation midway loses none."""
+        async with self._sending:
+            sent = list(self.unsettled)
+            try:
+                await self.limits.settle(sent)
+            except LimitsUnavailable as exc:
+                del self.unsettled[: exc.landed]
+                log.warning(
+                    "%d budget settlement(s) still not taken by the limits store (%s)", len(self.unsettled), exc
+                )
+                return False
+            del self.unsettled[: len(sent)]  # settlements kept meanwhile were appended after them
+            return not self.unsettled
 
     async def _retry_with_backoff(self) -> None:
         delay = 1.0
@@ -173,6 +184,7 @@ class Budgets:
         """Stop the background retries, trying the kept settlements once more (a gateway shutting down)."""
         if self._retrying is not None:
             self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
         if self.unsettled and not await self.retry_unsettled():
             log.warning(
                 "%d budget settlement(s) were never taken by the limits store: the costs of those calls are "

@@ -22,7 +22,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.limits import to_nano
+from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
@@ -197,8 +197,10 @@ async def settle(
     actual = None if unknown else (to_nano(cost) if cost is not None else 0)
     try:
         await gw.budgets.settle(budgets, actual)
-    except Exception as exc:
+    except LimitsUnavailable as exc:
         log.warning("settling a budget reservation failed (%s); it is kept and retried", exc)
+    except Exception:
+        log.exception("settling a budget reservation failed; its cost is missing from the budget counters")
 
 
 def in_background(gw, work: Coroutine[Any, Any, None]) -> asyncio.Task:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,10 +31,21 @@ from decimal import Decimal
 from typing import Any
 
 NANO = Decimal(1_000_000_000)
+log = logging.getLogger("tokenomy.gateway")
 
 
 def to_nano(value: Decimal) -> int:
     return int((value * NANO).to_integral_value(rounding="ROUND_CEILING"))
+
+
+class LimitsUnavailable(Exception):
+    """The limits store could not be reached (Redis down) while settling; `landed` settlements of the batch were
+    applied before it failed, the rest were not (or not knowingly: a settlement whose answer was lost is applied
+    at most once per epoch when sent again)."""
+
+    def __init__(self, landed: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.landed = landed
 
 
 @dataclass
@@ -122,6 +134,7 @@ local function release_expired(c, h, r, now, kept)
   redis.call('DECRBY', c, string.format('%d', total))
   redis.call('ZREMRANGEBYSCORE', h, '-inf', now)
   redis.call('ZREMRANGEBYSCORE', r, '-inf', now - kept)
+  redis.call('PEXPIRE', r, kept)  -- a past period's counter sees no more reservations to trim it
 end
 """
 # KEYS: n spend counters, their n epoch keys, their n holds sets, their n released sets. ARGV: estimate, hold id,
@@ -241,11 +254,19 @@ class RedisLimits:
         )
 
     async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
-        for counter, epoch, estimate, actual, hold in settlements:
-            await self._settle(
-                keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
-                args=[epoch, estimate, actual, hold],
-            )
+        """Each in turn; LimitsUnavailable (naming how many landed) if Redis cannot be reached."""
+        from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+        for landed, (counter, epoch, estimate, actual, hold) in enumerate(settlements):
+            try:
+                await self._settle(
+                    keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS], args=[epoch, estimate, actual, hold]
+                )
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                raise LimitsUnavailable(landed, exc) from exc
+            except RedisError as exc:  # refused, not unreachable: sent again it would be refused again, and hold up
+                # the settlements behind it
+                log.error("Redis refused the settlement of hold %s on %s (%s); it is dropped", hold, counter, exc)
 
     async def spent(self, counter: str) -> int | None:
         value = await self.client.get(f"tokenomy:spend:{counter}")
