@@ -43,3 +43,24 @@ def test_the_demo_remakes_its_own_workdir_and_takes_an_empty_one(tmp_path, monke
     code, err = _demo(monkeypatch, capsys, str(workdir))  # its own, from the run before: remade
     assert code == 0, err
     assert not (workdir / "left-over.jsonl").exists() and (workdir / "ledger.duckdb").exists()
+
+
+def test_a_workdir_an_older_demo_made_is_remade_and_one_with_more_in_it_is_not(tmp_path, monkeypatch, capsys) -> None:
+    # Demos from before the marker wrote none: their default folder was refused on the next `make demo`.
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in ("ledger.duckdb", "ledger.duckdb.wal", "gateway.duckdb", "batch.jsonl", "report.html"):
+        (older / name).write_text("")
+    (older / "bench").mkdir()
+    code, err = _demo(monkeypatch, capsys, str(older))
+    assert code == 0, err
+    assert (older / ".tokenomy-demo").is_file() and not (older / "batch.jsonl").exists()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "ledger.duckdb").write_text("")  # a lone ledger may be a real one: not the demo's
+    code, err = _demo(monkeypatch, capsys, str(mixed))
+    assert code == 2 and (mixed / "ledger.duckdb").exists(), err
+    for name in ("gateway.duckdb", "bench", "notes.txt"):  # the demo's outputs beside other work: not the demo's
+        (mixed / name).mkdir() if name == "bench" else (mixed / name).write_text("mine")
+    code, err = _demo(monkeypatch, capsys, str(mixed))
+    assert code == 2 and (mixed / "notes.txt").read_text() == "mine", err

@@ -23,6 +23,19 @@ from tokenomy.ledger.store import open_store
 STEPS: tuple[ModuleType, ...] = (workload, gateway, routing, caching, batch, bench, planning, analytics, review)
 # Written into each workdir the demo makes: the one sign that a folder is the demo's own to delete and remake.
 MARKER = ".tokenomy-demo"
+# What the demo writes: a folder holding only these (its two ledgers and bench results among them) was made by a demo
+# from before the marker.
+OUTPUTS = ("ledger.duckdb", "gateway.duckdb", "batch.jsonl", "batch-local.jsonl", "batch-local.out.jsonl", "bench",
+           "report.html", "review.html")  # fmt: skip
+
+
+def _made_by_demo(workdir: Path) -> bool:
+    if (workdir / MARKER).is_file():
+        return True
+    # a DuckDB file's write-ahead log and journal sit beside it (ledger.duckdb.wal, gateway.duckdb.journal)
+    names = {entry.name.partition(".duckdb")[0] + ".duckdb" if ".duckdb" in entry.name else entry.name
+             for entry in workdir.iterdir()}  # fmt: skip
+    return {"ledger.duckdb", "gateway.duckdb", "bench"} <= names <= set(OUTPUTS)  # a lone ledger may be a real one
 
 
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
@@ -32,11 +45,11 @@ def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = N
 
         console = cli_console
     workdir = Path(workdir)
-    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).is_file():
+    if workdir.is_dir() and any(workdir.iterdir()) and not _made_by_demo(workdir):
         # `--workdir .` (or '', a home or project folder, `.tokenomy` with the real ledger) was deleted whole.
         raise UsageError(
             f"--workdir {workdir}: holds files the demo did not make (it has no {MARKER}), and the demo deletes "
-            "its folder on each run; give a new or empty folder, or remove this one first if an older demo made it"
+            "its folder on each run; give a new or empty folder"
         )
     if workdir.exists():
         shutil.rmtree(workdir)

@@ -103,14 +103,15 @@ async def model(request: Request, model: str) -> Response:
 
 
 def _from_anthropic_sdk(request: Request) -> bool:
-    """The anthropic SDK sends `anthropic-version` on every request; the listing answers it in Anthropic's shape."""
-    return "anthropic-version" in request.headers
+    """A caller of Anthropic's API (its SDK sends `anthropic-version` and `x-api-key`): the listing and its errors
+    answer it in Anthropic's shape."""
+    return "anthropic-version" in request.headers or "x-api-key" in request.headers
 
 
 async def _listing_refusal(request: Request) -> JSONResponse | None:
     """With auth on, the served names are for key holders only (OpenAI's and Anthropic's listings need a key too):
-    the 401 in Anthropic's shape to its SDK (`x-api-key`, `anthropic-version`), else OpenAI's."""
-    if "x-api-key" in request.headers or "anthropic-version" in request.headers:
+    the 401 in Anthropic's shape to its callers, else OpenAI's."""
+    if _from_anthropic_sdk(request):
         key = await anthropic_key(request)
     else:
         key = await request.app.state.gateway.authenticate_async(request.headers.get("authorization"))

@@ -11,7 +11,7 @@ from decimal import Decimal
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.base import MAX_MONEY
 from tokenomy.ledger.store import LedgerStore
-from tokenomy.money import typed
+from tokenomy.money import to_decimal, typed
 
 PERIODS = ("day", "month", "total")
 KEYS_DDL = """CREATE TABLE IF NOT EXISTS gateway_keys (
@@ -53,7 +53,8 @@ BUDGET_QUANTUM = Decimal("1e-12")  # the budget columns are DECIMAL(20,12)
 def check_budget(budget_usd: Decimal) -> None:
     """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
     insert, with tracebacks."""
-    if not Decimal(budget_usd).is_finite() or not 0 <= budget_usd < MAX_MONEY:
+    budget_usd = to_decimal(budget_usd)  # the Python API may pass a float or an int
+    if not budget_usd.is_finite() or not 0 <= budget_usd < MAX_MONEY:
         raise ConfigError(
             f"--budget-usd {typed(budget_usd)}: give an amount in dollars >= 0 and under 100,000,000, "
             "e.g. --budget-usd 50"
