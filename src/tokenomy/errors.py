@@ -21,6 +21,12 @@ def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode reads
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, to quote inside ours (pandas ends a tokenizing error with a line break,
+    psycopg spreads a connection error over several)."""
+    return " ".join(str(exc).split())
+
+
 def yaml_problem(exc: Exception) -> str:
     """A YAML parse error on one line: "line 2, column 1: expected ..." (PyYAML's text spans several lines, with the
     offending source and a caret, and the message printed to the terminal must stay one line)."""

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from tokenomy.bench.judge import RUBRIC
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, one_line
 from tokenomy.money import money_str, usd
 
 REQUIRED_COLUMNS = (
@@ -36,8 +36,7 @@ def load_results(csv_path: Path) -> pd.DataFrame:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
         raise ConfigError(
-            f"{csv_path}: cannot read as CSV ({' '.join(str(exc).split())}); rerun `tokenomy bench run` into a "
-            "fresh --out"
+            f"{csv_path}: cannot read as CSV ({one_line(exc)}); rerun `tokenomy bench run` into a fresh --out"
         ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame]
     if missing:  # a summary of a foreign or truncated file would otherwise end in a KeyError traceback

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, one_line
 from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import (  # noqa: F401 - re-exported: callers import the schema and base from here
     _COLUMN_TYPES,
@@ -240,7 +240,7 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
         except psycopg.OperationalError as exc:  # server down, bad credentials, no such database
             shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
             raise ConfigError(
-                f"ledger {shown}: cannot connect ({' '.join(str(exc).split())}); check the URL "
+                f"ledger {shown}: cannot connect ({one_line(exc)}); check the URL "
                 "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)"
             ) from None
     if target.startswith(("clickhouse://", "clickhouses://", "chdb:")):

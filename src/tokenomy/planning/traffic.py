@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from tokenomy.data import TRACES, bundled
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, one_line
 from tokenomy.ledger.spend import is_billed_sql, is_metered_sql
 from tokenomy.ledger.store import LedgerStore
 
@@ -61,7 +61,7 @@ def from_csv(path: str | Path, since: datetime | None = None, until: datetime | 
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         # pandas ends a tokenizing error with a line break: the message would be two lines, the second ")".
-        raise ConfigError(f"{path}: cannot read trace CSV ({' '.join(str(exc).split())})") from None
+        raise ConfigError(f"{path}: cannot read trace CSV ({one_line(exc)})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the trace as UTF-8 CSV") from None
     names = {c.lower(): c for c in raw.columns}

@@ -22,7 +22,7 @@ import pandas as pd
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
-from tokenomy.errors import UsageError, read_utf8
+from tokenomy.errors import UsageError, one_line, read_utf8
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 # MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
@@ -58,7 +58,7 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
             frame = pd.read_csv(name)
         except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError; was a traceback
             raise UsageError(
-                f"{name}: cannot read as a RouteLLM outcome CSV ({' '.join(str(exc).split())}); give gsm8k, mmlu, "
+                f"{name}: cannot read as a RouteLLM outcome CSV ({one_line(exc)}); give gsm8k, mmlu, "
                 "mt-bench, a RouteLLM CSV or a labelled JSONL of {prompt, label} lines"
             ) from None
         missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]

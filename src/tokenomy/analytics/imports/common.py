@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.errors import ConfigError, TokenomyError, one_line
 from tokenomy.ledger.events import UsageEvent
 
 
@@ -51,7 +51,7 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
             else pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
         )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"{path}: cannot read as CSV or Parquet ({' '.join(str(exc).split())})") from None
+        raise ConfigError(f"{path}: cannot read as CSV or Parquet ({one_line(exc)})") from None
     return [str(c) for c in frame.columns], frame.to_dict("records")
 
 
