@@ -11,28 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import _seed
-from tokenomy.cli import main
+from helpers.cli import _seed, one_error_line, run_cli
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
-
-
-def _one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("fmt", ["xml", "csv"])
@@ -50,7 +33,7 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
             raise KeyboardInterrupt
 
         monkeypatch.setattr(ledger_io, "export_events", failing)
-    code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out),
+    code, _, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out),
                         "--format", fmt)
     assert code == (2 if fmt == "xml" else 130), err
     assert out.read_text() == "precious\n"
@@ -60,7 +43,7 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
 def test_ledger_export_to_a_dash_writes_stdout_not_a_file_named_dash(tmp_path, monkeypatch, capsys):
     ledger = _seed(tmp_path / "ledger.duckdb")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", "-")
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", "-")
     assert code == 0, err
     assert not (tmp_path / "-").exists()
     assert out.strip() and all(json.loads(line)["event_id"] for line in out.splitlines())
@@ -70,8 +53,8 @@ def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_
     # Not the temporary file beside it.
     ledger = _seed(tmp_path / "ledger.duckdb")
     where = tmp_path / "no-such-dir" / "out.jsonl"
-    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(where))
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(where))
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert f"{where.parent} does not exist" in line and ".tmp" not in line, line
 
@@ -101,8 +84,8 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
     ledger = _seed(tmp_path / "ledger.duckdb", n=5)
     before = ledger.read_bytes()
     places = {"S": str(ledger), "P": str(tmp_path / where)}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == ""
     option = "'-o' / '--out'" if args[0] == "batch" else option
     said = (f"{tmp_path / 'a-dir'} is a directory" if where == "a-dir"
@@ -130,8 +113,8 @@ def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_wo
     monkeypatch.chdir(tmp_path)
     ledger = _seed(tmp_path / "ledger.duckdb", n=5)
     places = {"S": str(ledger), "P": str(tmp_path / "results" / "out")}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: Invalid value for {option}: {tmp_path / 'results' / 'out'}: folder "
                            f"{tmp_path / 'results'} does not exist; create it"), line
@@ -154,8 +137,8 @@ def test_an_output_file_that_is_the_ledger_is_refused_not_written_over_it(args, 
     # recorded call was gone ("not a valid DuckDB database file" on the next command).
     ledger = _seed(tmp_path / "ledger.duckdb", n=5)
     before = ledger.read_bytes()
-    code, out, err = _run(monkeypatch, capsys, *[str(ledger) if a == "S" else a for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[str(ledger) if a == "S" else a for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: Invalid value for {option}: {ledger} is a DuckDB database (a ledger?)"), line
     assert ledger.read_bytes() == before
@@ -166,7 +149,7 @@ def test_an_html_page_may_go_into_a_new_folder(args, tmp_path, monkeypatch, caps
     # These two make their folder, so a new one is not an error.
     ledger = _seed(tmp_path / "ledger.duckdb", n=5)
     page = tmp_path / "pages" / "r.html"
-    code, _, err = _run(monkeypatch, capsys, *[str(page) if a == "P" else a for a in args], "--ledger", str(ledger))
+    code, _, err = run_cli(monkeypatch, capsys, *[str(page) if a == "P" else a for a in args], "--ledger", str(ledger))
     assert code == 0 and page.exists(), err
 
 
@@ -174,7 +157,7 @@ def test_ledger_export_writes_the_whole_file(tmp_path: Path, monkeypatch, capsys
     ledger = _seed(tmp_path / "ledger.duckdb", n=5)
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
-    code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out))
+    code, _, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out))
     assert code == 0, err
     assert len(out.read_text().splitlines()) == 5
     assert out.stat().st_mode & 0o777 != 0o600  # made as open() makes a file, not as a private temporary
@@ -194,11 +177,11 @@ def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch,
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.2)
-        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--json")
+        code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--json")
     finally:
         holder.kill()
         holder.wait()
-    line = _one_line(err)
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert f"process {holder.pid} (" in line and "holds its write lock" in line, line
     assert "a new one is created" not in line and "postgresql://" in line
@@ -224,8 +207,8 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.csv").write_text(ragged)
     places = {"F": str(tmp_path / "f.csv"), "D": str(tmp_path / "out"), "L": str(tmp_path / "ledger.duckdb")}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert said in line and "Expected 2 fields in line 3, saw 3)" in line, line
     assert not (tmp_path / "ledger.duckdb").exists()
@@ -251,8 +234,8 @@ def test_a_number_too_big_for_the_command_is_one_line(args, said, tmp_path: Path
     monkeypatch.chdir(tmp_path)
     labelled = Path(__file__).parents[2] / "examples" / "routing" / "labelled.jsonl"
     places = {"L": str(tmp_path / "new.duckdb"), "S": str(_seed(tmp_path / "seeded.duckdb", n=3)), "X": str(labelled)}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == "" and said in line, line
 
 
@@ -266,7 +249,7 @@ def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, ca
     import json
 
     args = ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", *extra]
-    code, out, err = _run(monkeypatch, capsys, *args, *(["--json"] if as_json else []))
+    code, out, err = run_cli(monkeypatch, capsys, *args, *(["--json"] if as_json else []))
     assert code == 0 and "Traceback" not in err, err
     if as_json:
         data = json.loads(out)
@@ -286,8 +269,8 @@ def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, opt
     # PyYAML's message came through whole: four lines, the last a caret under a blank copy of the line.
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    code, out, err = _run(monkeypatch, capsys, *command, *([option] if option else []), str(bad))
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *command, *([option] if option else []), str(bad))
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {bad}: not valid YAML at {where}"), line
 
@@ -308,8 +291,8 @@ def test_a_port_in_use_is_one_line_before_anything_is_printed(command, tmp_path,
         taken.listen()
         port = taken.getsockname()[1]
         ledger = ["--ledger", str(tmp_path / "ledger.duckdb")] if command == ["serve"] else []
-        code, out, err = _run(monkeypatch, capsys, *command, "--port", str(port), *ledger)
-    line = _one_line(err)
+        code, out, err = run_cli(monkeypatch, capsys, *command, "--port", str(port), *ledger)
+    line = one_error_line(err)
     assert code == 2 and out == "", (out, err)
     assert line == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port or "
                     "--host, or stop the process using it")
@@ -318,8 +301,8 @@ def test_a_port_in_use_is_one_line_before_anything_is_printed(command, tmp_path,
 def test_serve_with_a_log_level_uvicorn_does_not_know_is_one_line(tmp_path, monkeypatch, capsys):
     # uvicorn raised KeyError: 'loud' from inside its Config, a traceback.
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(monkeypatch, capsys, "serve", "--log-level", "loud", "--port", "0")
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "serve", "--log-level", "loud", "--port", "0")
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert "--log-level" in line and "'loud' is not a log level; use one of critical, error, warning" in line
 
@@ -328,9 +311,9 @@ def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, c
     # A protobuf export (or any binary file) was a UnicodeDecodeError traceback from read_text.
     spans = tmp_path / "spans.pb"
     spans.write_bytes(b"\x0a\xea\x01\x02\xff\xfe binary")
-    code, out, err = _run(monkeypatch, capsys, "import", "otel", str(spans), "--ledger", str(tmp_path / "l.duckdb"),
+    code, out, err = run_cli(monkeypatch, capsys, "import", "otel", str(spans), "--ledger", str(tmp_path / "l.duckdb"),
                           "--json")
-    line = _one_line(err)
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {spans}: not UTF-8 text (byte 2); expected OTLP JSON"), line
 
@@ -351,8 +334,8 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
     given = tmp_path / name
     given.write_bytes(b"ok\n\xea\x01\x02\xff binary")
     places = {"F": str(given), "L": str(tmp_path / "ledger.duckdb")}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args])
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: not UTF-8 text (byte 4); {expected}"), line
     assert not (tmp_path / "ledger.duckdb").exists()
@@ -372,8 +355,8 @@ def test_a_bad_key_option_creates_no_ledger(args, said, tmp_path: Path, monkeypa
     # --period and --rpm were checked after the ledger was opened (a new ledger file was left behind, which the
     # budget check already avoided), and a blank team name was stored: "team : $5.00 per month".
     ledger = tmp_path / "new.duckdb"
-    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger))
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--ledger", str(ledger))
+    line = one_error_line(err)
     assert code == 2 and out == "" and said in line, line
     assert not ledger.exists()
 
@@ -381,9 +364,9 @@ def test_a_bad_key_option_creates_no_ledger(args, said, tmp_path: Path, monkeypa
 def test_keys_revoke_of_an_unknown_id_is_one_plain_line(tmp_path: Path, monkeypatch, capsys) -> None:
     # Was "error: Invalid value: no key with id 'x'; see `tokenomy keys list`; see `tokenomy keys revoke --help`".
     ledger = _seed(tmp_path / "ledger.duckdb", n=1)
-    code, out, err = _run(monkeypatch, capsys, "keys", "revoke", "no-such-key", "--ledger", str(ledger))
+    code, out, err = run_cli(monkeypatch, capsys, "keys", "revoke", "no-such-key", "--ledger", str(ledger))
     assert code == 2 and out == ""
-    assert _one_line(err) == "error: no key with id 'no-such-key' in this ledger; see `tokenomy keys list`"
+    assert one_error_line(err) == "error: no key with id 'no-such-key' in this ledger; see `tokenomy keys list`"
 
 
 def test_a_clickhouse_ledger_that_is_down_is_one_line_with_the_reason(monkeypatch, capsys) -> None:
@@ -395,8 +378,8 @@ def test_a_clickhouse_ledger_that_is_down_is_one_line_with_the_reason(monkeypatc
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", f"clickhouse://127.0.0.1:{port}")
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", f"clickhouse://127.0.0.1:{port}")
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: ledger clickhouse://127.0.0.1:{port}: cannot open ([Errno 111] Connection refused)")
 
@@ -417,7 +400,7 @@ def test_json_times_are_utc_with_z_like_every_other_json(args, tmp_path: Path, m
 
     monkeypatch.chdir(tmp_path)
     ledger = _seed(tmp_path / "ledger.duckdb", n=40, hours=24 * 20)
-    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger), "--json")
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--ledger", str(ledger), "--json")
     assert code == 0, err
     text = json.dumps(json.loads(out))
     times = re.findall(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d[^"]*)"', text)
@@ -428,7 +411,7 @@ def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkey
     # A `null`, `[]`, `0` or `""` line was read as {} and reported as "field 'ts' is required".
     source = tmp_path / "events.jsonl"
     source.write_text('null\n[]\n0\n""\n')
-    code, _, err = _run(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(tmp_path / "l.duckdb"))
+    code, _, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(tmp_path / "l.duckdb"))
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == [f"events.jsonl:{n}: line is not a JSON object" for n in range(1, 5)], err
 
@@ -458,8 +441,8 @@ def test_a_number_that_is_not_finite_or_out_of_range_is_one_line(args, option, v
         "t,local,0,0,hi,100.0,0.000000,10.0,3,\n"
     )
     places = {"S": str(_seed(tmp_path / "ledger.duckdb", n=3)), "B": str(bench)}
-    code, out, err = _run(monkeypatch, capsys, *[places.get(a, a) for a in args], value)
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args], value)
+    line = one_error_line(err)
     assert code == 2 and out == "" and option in line, line
 
 
@@ -483,8 +466,8 @@ def test_an_emulator_with_a_time_that_is_not_finite_does_not_start(args, option,
         raise AssertionError("the emulator started")
 
     monkeypatch.setattr(server, "serve", must_not_serve)
-    code, out, err = _run(monkeypatch, capsys, "emulate", *args, "--port", "1")
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "emulate", *args, "--port", "1")
+    line = one_error_line(err)
     assert code == 2 and out == "" and f"Invalid value for '{option}'" in line, line
 
 
@@ -502,8 +485,8 @@ def test_an_unknown_config_key_says_which_keys_there_are(text, said, tmp_path: P
     # Was pydantic's "Extra inputs are not permitted": the place, but not the fix (a typo of which key?).
     config = tmp_path / "tokenomy.yaml"
     config.write_text(text)
-    code, out, err = _run(monkeypatch, capsys, "route", "explain", "hi", "--config", str(config))
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hi", "--config", str(config))
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {config}: {said}"), line
     assert "source" not in line.split("keys here:")[1]  # an internal field, not a key to write
@@ -521,7 +504,7 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
         "2026-11-01T00:00:00Z,USE1-Claude3Haiku-input-tokens,1000,0.25,us-east-1,x\n"
         "2026-11-02T00:00:00Z,USE1-Claude3Haiku-output-tokens,1e400,1,us-east-1,x\n"
     )
-    code, out, err = _run(monkeypatch, capsys, "import", "cur", str(cur), "--ledger", str(tmp_path / "l.duckdb"),
+    code, out, err = run_cli(monkeypatch, capsys, "import", "cur", str(cur), "--ledger", str(tmp_path / "l.duckdb"),
                           "--json")
     assert code == 1 and "Traceback" not in err, err
     summary = json.loads(out)
@@ -533,9 +516,9 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
 def test_ledger_import_of_a_folder_is_one_line_and_makes_no_ledger(tmp_path: Path, monkeypatch, capsys) -> None:
     # A folder passed the "does it exist" check, so a new, empty ledger was made before "Is a directory".
     (tmp_path / "exports").mkdir()
-    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"),
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"),
                           "--ledger", str(tmp_path / "ledger.duckdb"))
-    line = _one_line(err)
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line == f"error: {tmp_path / 'exports'}: a folder; give the JSONL or CSV file to import", line
     assert not (tmp_path / "ledger.duckdb").exists()
@@ -552,7 +535,7 @@ def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(t
     (tmp_path / "link.jsonl").symlink_to(real)
     (tmp_path / "null.jsonl").symlink_to(os.devnull)
     for name in ("link.jsonl", "null.jsonl"):
-        code, _, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
+        code, _, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
                             str(tmp_path / name))
         assert code == 0, err
         assert (tmp_path / name).is_symlink(), name
@@ -570,9 +553,9 @@ def test_a_since_after_until_is_named_not_an_empty_answer(args, tmp_path: Path, 
     # `ledger export --since 2026-11-18 --until 2026-11-17` wrote nothing and exited 0; `plan savings` said "the
     # ledger has no successful calls to analyse; record some traffic first" of a ledger full of them.
     ledger = _seed(tmp_path / "ledger.duckdb")
-    code, out, err = _run(monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18",
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18",
                           "--until", "2026-11-17")
-    line = _one_line(err)
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line == "error: --since 2026-11-18 00:00 is not before --until 2026-11-17 00:00; swap them", line
 
@@ -586,9 +569,9 @@ def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger
     # A FOCUS export given to `ledger import` printed "unknown field(s) [...38 names...]" once per line, exited 1,
     # and left a new, empty ledger.
     (tmp_path / name).write_text(text)
-    code, out, err = _run(monkeypatch, capsys, "ledger", "import", str(tmp_path / name),
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(tmp_path / name),
                           "--ledger", str(tmp_path / "ledger.duckdb"))
-    line = _one_line(err)
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {tmp_path / name}: not a Tokenomy ledger export"), line
     assert "tokenomy import" in line
@@ -609,17 +592,17 @@ def test_every_since_and_until_takes_a_span_back_from_now_like_review_does(tmp_p
                  for age, cost in ((1, "0.25"), (30, "0.5"), (24 * 10, "1"))])
     expected = {"2h": "0.25", "2d": "0.75", "2w": "1.75", "180m": "0.25"}
     for span, total in expected.items():
-        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", span,
+        code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", span,
                               "--json")
         assert code == 0, err
         assert sum(Decimal(row["cost_usd"]) for row in json.loads(out)) == Decimal(total), span
-    code, out, err = _run(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "--since", "2d",
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "--since", "2d",
                           "--until", "2h")
     assert code == 0 and len(out.splitlines()) == 1, err  # the event 30 hours ago only
-    code, out, _ = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since",
+    code, out, _ = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since",
                         (now - timedelta(days=2)).date().isoformat(), "--json")
     assert code == 0 and json.loads(out)  # dates and times still read as before
-    code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", "7 days")
+    code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", "7 days")
     assert code == 2 and out == "" and "give a date (2026-11-01)" in err and "7d" in err and "Traceback" not in err
 
 
@@ -627,18 +610,18 @@ def test_report_options_only_tier_share_reads_are_refused_elsewhere(tmp_path: Pa
     # `report spend --config tokenomy.yaml` read nothing from the config, silently.
     ledger = _seed(tmp_path / "ledger.duckdb")
     for flag, value in (("--config", str(tmp_path / "tokenomy.yaml")), ("--expected", "weak=0.7,strong=0.3")):
-        code, out, err = _run(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), flag, value)
+        code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), flag, value)
         assert code == 2 and out == ""
-        assert _one_line(err) == f"error: {flag} is read by `report tier-share` only; drop it from `report spend`"
+        assert one_error_line(err) == f"error: {flag} is read by `report tier-share` only; drop it from `report spend`"
 
 
 @pytest.mark.parametrize("kind", ["otel", "cur", "focus", "gcp-billing", "openai-usage", "anthropic-usage"])
 def test_import_of_a_file_that_is_not_there_says_so(kind, tmp_path, monkeypatch, capsys) -> None:
     # `import cur nope.parquet` said "cannot read as CSV or Parquet ([Errno 2] ...)", as if the file were bad
     missing = tmp_path / "typo.csv"
-    code, _, err = _run(monkeypatch, capsys, "import", kind, str(missing), "--ledger", str(tmp_path / "l.duckdb"))
+    code, _, err = run_cli(monkeypatch, capsys, "import", kind, str(missing), "--ledger", str(tmp_path / "l.duckdb"))
     assert code == 2
-    assert _one_line(err) == f"error: {missing}: file not found; check the path"
+    assert one_error_line(err) == f"error: {missing}: file not found; check the path"
     assert not (tmp_path / "l.duckdb").exists()
 
 
@@ -650,10 +633,10 @@ def test_csv_times_are_written_as_the_json_of_the_same_report_writes_them(name, 
 
     ledger = str(_seed(tmp_path / "ledger.duckdb"))
     window = ["--since", "2026-11-01", "--until", "2026-11-20", "--ledger", ledger]
-    code, out, err = _run(monkeypatch, capsys, "report", name, *window, "--json")
+    code, out, err = run_cli(monkeypatch, capsys, "report", name, *window, "--json")
     assert code == 0, err
     rows = json.loads(out)
-    code, out, err = _run(monkeypatch, capsys, "report", name, *window, "--csv")
+    code, out, err = run_cli(monkeypatch, capsys, "report", name, *window, "--csv")
     assert code == 0, err
     column = next(iter(rows[0]))
     assert [r[column] for r in csv.DictReader(io.StringIO(out))] == [r[column] for r in rows]
@@ -667,8 +650,9 @@ def test_import_gcp_billing_of_a_csv_that_is_not_one_is_refused_like_cur_and_foc
     given = tmp_path / "billing.csv"
     given.write_text(text)
     ledger = tmp_path / "ledger.duckdb"
-    code, out, err = _run(monkeypatch, capsys, "import", "gcp-billing", str(given), "--ledger", str(ledger), "--json")
-    line = _one_line(err)
+    code, out, err = run_cli(monkeypatch, capsys, "import", "gcp-billing", str(given), "--ledger", str(ledger),
+                             "--json")
+    line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: no service.description, sku.description and cost; expected a Google"), line
     assert not ledger.exists()

@@ -3,29 +3,11 @@ the real entry point (`tokenomy.cli.main`)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import _seed
-from tokenomy.cli import main
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
-
-
-def _one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
+from helpers.cli import _seed, one_error_line, run_cli
 
 
 @pytest.mark.parametrize(
@@ -42,21 +24,21 @@ def test_report_refuses_an_option_only_another_preset_reads(
 ) -> None:
     # `report spend --tolerance-pct 3` and `report spend --exact` printed the report as if they were not given.
     ledger = _seed(tmp_path / "ledger.duckdb")
-    code, out, err = _run(monkeypatch, capsys, "report", name, "--ledger", str(ledger), *option)
+    code, out, err = run_cli(monkeypatch, capsys, "report", name, "--ledger", str(ledger), *option)
     assert code == 2 and out == ""
-    assert _one_line(err) == f"error: {option[0]} is read by `report {reader}` only; drop it from `report {name}`"
+    assert one_error_line(err) == f"error: {option[0]} is read by `report {reader}` only; drop it from `report {name}`"
 
 
 def test_report_options_still_reach_their_own_preset(tmp_path: Path, monkeypatch, capsys) -> None:
     import json
 
     ledger = _seed(tmp_path / "ledger.duckdb")
-    code, out, err = _run(
+    code, out, err = run_cli(
         monkeypatch, capsys, "report", "reconcile", "--ledger", str(ledger), "--since", "2020-01-01", "--json"
     )
     assert code == 0, err
     assert json.loads(out)["tolerance_pct"] == 5.0  # the documented default when not given
-    code, out, err = _run(
+    code, out, err = run_cli(
         monkeypatch,
         capsys,
         "report",
@@ -70,11 +52,11 @@ def test_report_options_still_reach_their_own_preset(tmp_path: Path, monkeypatch
         "--json",
     )
     assert code == 0 and json.loads(out)["tolerance_pct"] == 7.5, err
-    code, out, err = _run(
+    code, out, err = run_cli(
         monkeypatch, capsys, "report", "latency", "--ledger", str(ledger), "--since", "2020-01-01", "--exact"
     )
     assert code == 0 and "p50_ms" in out and "within 0.99%" not in out, err
-    code, out, err = _run(monkeypatch, capsys, "report", "latency", "--ledger", str(ledger), "--since", "2020-01-01")
+    code, out, err = run_cli(monkeypatch, capsys, "report", "latency", "--ledger", str(ledger), "--since", "2020-01-01")
     assert code == 0 and "p50_ms" in out, err
 
 
@@ -82,22 +64,23 @@ def test_report_options_still_reach_their_own_preset(tmp_path: Path, monkeypatch
 def test_report_html_refuses_a_preset_option_it_would_ignore(option, tmp_path: Path, monkeypatch, capsys) -> None:
     ledger = _seed(tmp_path / "ledger.duckdb")
     page = tmp_path / "report.html"
-    code, out, err = _run(monkeypatch, capsys, "report", "--html", str(page), "--ledger", str(ledger), *option)
+    code, out, err = run_cli(monkeypatch, capsys, "report", "--html", str(page), "--ledger", str(ledger), *option)
     assert code == 2 and out == "" and not page.exists()
-    assert _one_line(err) == (
+    assert one_error_line(err) == (
         f"error: --html writes all charts to one page; drop {option[0]} (or drop --html for one report's table)"
     )
 
 
 def test_route_eval_seeds_is_bounded_and_says_so(monkeypatch, capsys) -> None:
     # `route eval mt-bench --seeds 1000000000` was accepted: a billion train-and-replay runs, practically forever.
-    code, out, err = _run(monkeypatch, capsys, "route", "eval", "mt-bench", "--seeds", "101")
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", "mt-bench", "--seeds", "101")
     assert code == 2 and out == ""
-    assert _one_line(err).startswith("error: Invalid value for '--seeds': Input should be less than or equal to 100")
+    assert one_error_line(err).startswith(
+        "error: Invalid value for '--seeds': Input should be less than or equal to 100")
     # The bound itself is allowed: the command goes on to the dataset (here a missing one, so nothing runs long).
-    code, out, err = _run(monkeypatch, capsys, "route", "eval", "no-such-dataset", "--seeds", "100")
-    assert code == 2 and "'--seeds'" not in err and "route dataset 'no-such-dataset': not found" in _one_line(err)
-    code, out, _ = _run(monkeypatch, capsys, "route", "eval", "--help")
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", "no-such-dataset", "--seeds", "100")
+    assert code == 2 and "'--seeds'" not in err and "route dataset 'no-such-dataset': not found" in one_error_line(err)
+    code, out, _ = run_cli(monkeypatch, capsys, "route", "eval", "--help")
     assert code == 0 and "at most 100" in " ".join(out.replace("│", " ").split())
 
 
@@ -125,9 +108,9 @@ def test_route_eval_seeds_is_bounded_and_says_so(monkeypatch, capsys) -> None:
 def test_money_options_are_echoed_in_plain_notation(args, echoed, tmp_path: Path, monkeypatch, capsys) -> None:
     # The errors echoed the parsed float: "--budget-usd 1E+20", "--hourly-usd -1e-07", amounts nobody typed.
     ledger = ["--ledger", str(tmp_path / "ledger.duckdb")] if args[0] == "keys" else []
-    code, out, err = _run(monkeypatch, capsys, *args, *ledger)
+    code, out, err = run_cli(monkeypatch, capsys, *args, *ledger)
     assert code == 2 and out == ""
-    line = _one_line(err)
+    line = one_error_line(err)
     assert echoed in line and "e-" not in line.lower() and "e+" not in line.lower(), line
 
 
@@ -171,12 +154,12 @@ def test_plan_savings_table_prints_savings_at_the_report_scale(tmp_path: Path, m
 
     ledger = _calls(tmp_path / "ledger.duckdb", *[(HAIKU, 100, 0, "nightly")] * 30)
     args = ["plan", "savings", "--ledger", str(ledger), "--batch-tasks", "nightly"]
-    code, out, err = _run(monkeypatch, capsys, *args, "--json")
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--json")
     assert code == 0, err
     batch = next(r for r in json.loads(out)["levers"] if r["lever"] == "batch")
     saving = Decimal(batch["monthly_saving_usd"])
     assert Decimal("0") < saving < Decimal("0.005")  # a saving cents would show as nothing
-    code, out, err = _run(monkeypatch, capsys, *args)
+    code, out, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err
     assert usd(saving, "amount") in out and "$0.00/" not in out, out
 
@@ -185,16 +168,16 @@ def test_plan_savings_names_the_real_reason_calls_cannot_be_priced(tmp_path: Pat
     # Haiku 3 on Bedrock has prices but no prompt-cache prices: its calls reporting cache reads were left out with
     # "the catalog cannot price them", sending the user to add a price the catalog already has.
     ledger = _calls(tmp_path / "ledger.duckdb", *[(HAIKU, 1000, 0, None)] * 4, (HAIKU, 1000, 500, None))
-    code, _, err = _run(monkeypatch, capsys, "plan", "savings", "--ledger", str(ledger))
+    code, _, err = run_cli(monkeypatch, capsys, "plan", "savings", "--ledger", str(ledger))
     assert code == 0, err
     assert "catalog cannot price" not in err
     assert "warning: 1 of 5 successful calls left out, they cannot be priced: model " in err, err
     assert "has no prompt-cache prices but usage reports cache tokens (read=500, write=0)" in err, err
     # Every call so: the error says the same, not "none ... has a catalog price".
     only_cached = _calls(tmp_path / "cached.duckdb", (HAIKU, 1000, 500, None), (HAIKU, 1000, 300, None))
-    code, out, err = _run(monkeypatch, capsys, "plan", "savings", "--ledger", str(only_cached))
+    code, out, err = run_cli(monkeypatch, capsys, "plan", "savings", "--ledger", str(only_cached))
     assert code == 2 and out == ""
-    line = _one_line(err)
+    line = one_error_line(err)
     assert line.startswith("error: none of the 2 successful calls can be priced: model "), line
     assert "has no prompt-cache prices" in line and "--price-as MODEL" in line, line
 
@@ -227,9 +210,9 @@ def test_an_empty_host_is_refused_not_bound_to_every_interface(
     with socket.socket() as probe:  # a free port: the emulators refuse --port 0, which would hide what the host does
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    code, out, err = _run(monkeypatch, capsys, *command, "--host", host, "--port", port)
+    code, out, err = run_cli(monkeypatch, capsys, *command, "--host", host, "--port", port)
     assert code == 2 and out == ""
-    line = _one_line(err)
+    line = one_error_line(err)
     assert line.startswith("error: Invalid value for '--host': an empty host binds every interface; give an address"), (
         line
     )

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import typer.main
 
-from tokenomy.cli import app
+from tokenomy.cli import app, main
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`tokenomy ARGS` through the real entry point: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    """The one `error: ...` line a refused command prints, and no traceback."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
 
 
 def all_command_paths() -> list[list[str]]:
