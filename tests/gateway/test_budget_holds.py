@@ -114,6 +114,29 @@ def test_a_settlement_is_applied_once_however_often_it_is_sent(redis_url):
     assert asyncio.run(run()) == [80, 80, 121, 121]
 
 
+@pytest.mark.redis
+def test_a_settlement_from_an_older_epoch_is_added_once_however_often_it_is_sent(redis_url):
+    # The counter was lost and re-seeded while a call was out: its settlement adds the whole actual cost (the seed may
+    # not have counted it), and sent again (a lost answer, a kept settlement retried) it used to add it again.
+    async def run() -> list[int | None]:
+        limits = RedisLimits(redis_url)
+        counter = f"key:old-epoch-{time.time_ns()}"
+        seen: list[int | None] = []
+        try:
+            await limits.seed(counter, 0)
+            held = await limits.reserve([(counter, 10**6)], 100, "out")
+            await limits.client.delete(f"tokenomy:spend:{counter}")
+            await limits.seed(counter, 500)
+            for _ in range(3):
+                await limits.settle([(counter, held.epochs[counter], 100, 80, "out")])
+                seen.append(await limits.spent(counter))
+        finally:
+            await limits.aclose()
+        return seen
+
+    assert asyncio.run(run()) == [580, 580, 580]
+
+
 def _redis_server(port: int, data: Path) -> subprocess.Popen:
     server = shutil.which("redis-server")
     require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")

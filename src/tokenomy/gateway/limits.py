@@ -14,9 +14,10 @@ OOM) would otherwise leave its reservations on the shared counters until the bud
 reservation against a counter releases the holds whose lease ran out and notes them as released (for a week); a
 settlement that comes after its hold was released adds the full actual cost, as one from an older epoch does.
 
-A settlement is applied at most once per epoch: one whose hold is neither held nor released was applied already (a
-retry after Redis answered but the answer was lost, or a settlement the caller kept and sent again), so it changes
-nothing. The caller may therefore retry a failed settlement until Redis takes it (`Budgets` does).
+A settlement is applied at most once: one whose hold is neither held nor released was applied already (a retry after
+Redis answered but the answer was lost, or a settlement the caller kept and sent again), so it changes nothing; one
+from an older epoch is remembered as settled for a week too. The caller may therefore retry a failed settlement
+until Redis takes it (`Budgets` does).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def to_nano(value: Decimal) -> int:
 class LimitsUnavailable(Exception):
     """The limits store could not be reached (Redis down) while settling; `landed` settlements of the batch were
     applied before it failed, the rest were not (or not knowingly: a settlement whose answer was lost is applied
-    at most once per epoch when sent again)."""
+    at most once when sent again)."""
 
     def __init__(self, landed: int, cause: Exception) -> None:
         super().__init__(str(cause))
@@ -171,10 +172,11 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
-# KEYS: spend counter, epoch key, holds set, released set. ARGV: epoch at reservation, estimate, actual, hold id.
+# KEYS: spend counter, epoch key, holds set, released set. ARGV: epoch at reservation, estimate, actual, hold id,
+# now (ms), how long released holds are kept (ms).
 # Same epoch: a held reservation becomes its actual cost; a released one (its lease ran out, its estimate went) adds
 # it whole; one in neither set was settled already and changes nothing (answers 2). An older epoch adds the actual
-# cost whole: the seed may not have counted the call.
+# cost whole (the seed may not have counted the call), once: the released set remembers it as "settled:<member>".
 SETTLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local member = ARGV[4] .. ':' .. ARGV[2]
@@ -182,6 +184,9 @@ local delta = tonumber(ARGV[3])
 if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
   if redis.call('ZREM', KEYS[3], member) == 1 then delta = delta - tonumber(ARGV[2])
   elseif redis.call('ZREM', KEYS[4], member) == 0 then return 2 end
+else
+  if redis.call('ZADD', KEYS[4], 'NX', ARGV[5], 'settled:' .. member) == 0 then return 2 end
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 redis.call('INCRBY', KEYS[1], string.format('%d', delta))  -- %d: Lua would print 1e+14
 return 1
@@ -260,7 +265,8 @@ class RedisLimits:
         for landed, (counter, epoch, estimate, actual, hold) in enumerate(settlements):
             try:
                 await self._settle(
-                    keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS], args=[epoch, estimate, actual, hold]
+                    keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
+                    args=[epoch, estimate, actual, hold, int(time.time() * 1000), RELEASED_KEPT_MS],
                 )
             except (ConnectionError, TimeoutError, OSError) as exc:
                 raise LimitsUnavailable(landed, exc) from exc
