@@ -408,6 +408,20 @@ def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> 
     assert "batch record r1 of mistral.mistral-7b-instruct-v0:2 has no usage" in caplog.text
 
 
+def test_a_claude_or_converse_output_without_usage_is_estimated_not_zero(caplog) -> None:
+    # An Anthropic (or Converse) modelOutput without `usage` was read as 0 tokens: recorded at $0, with no warning.
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Name three rivers."}]}]}
+    claude = {"content": [{"type": "text", "text": "Nile, Amazon, Danube."}], "stop_reason": "end_turn"}
+    converse = {"output": {"message": {"role": "assistant", "content": [{"text": "Nile, Amazon, Danube."}]}}}
+    for output in (claude, converse):
+        line = {"recordId": "r1", "modelInput": body, "modelOutput": output}
+        with caplog.at_level("WARNING", logger="tokenomy.batch.bedrock_backend"):
+            result = BedrockBatchBackend._record(line, HAIKU)
+        assert result.usage == Usage(input_tokens=(len(json.dumps(body)) + 3) // 4, output_tokens=(21 + 3) // 4)
+        assert f"batch record r1 of {HAIKU} has no usage" in caplog.text
+
+
 def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url, tmp_path, ledger_path) -> None:
     import subprocess
     import sys

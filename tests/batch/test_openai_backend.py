@@ -376,3 +376,47 @@ def test_cancel_stops_the_batch_a_submit_killed_mid_create_had_made(tmp_path) ->
         assert client.batches.retrieve(made).status in ("cancelling", "cancelled")
     [part] = tables.parts(job.job_id)
     assert part["handle"] == made and part["status"] == "stopping"
+
+
+def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not_at_zero(tmp_path, monkeypatch,
+                                                                                         caplog) -> None:
+    # Some OpenAI-compatible batch servers answer without `usage`. The record was stored as 0 tokens at $0: an
+    # answer the provider billed looked free in every report.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.caching.placement import estimate_tokens
+    from tokenomy.emulate.openai_batch import OpenAIBatchEmulator
+    from tokenomy.ledger.store import open_store
+
+    add_file = OpenAIBatchEmulator.add_file
+
+    def without_usage(self, name, data, purpose):  # the output file as such a server writes it, for r1 and r2
+        if name.endswith("_output.jsonl"):
+            lines = [json.loads(x) for x in data.decode().splitlines()]
+            for line in lines:
+                if line["custom_id"] in ("r1", "r2"):
+                    del line["response"]["body"]["usage"]
+            data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+        return add_file(self, name, data, purpose)
+
+    monkeypatch.setattr(OpenAIBatchEmulator, "add_file", without_usage)
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(4, max_tokens=6)) + "\n")
+    tables = open_tables(str(ledger))
+    warnings = caplog.at_level("WARNING", logger="tokenomy.batch.records")
+    with emulator(local_model_max_records=0) as (_, options), warnings:
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
+        job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
+    assert job.status == "completed"
+    events = {e.request_id: e for e in open_store(ledger).events() if e.batch_job_id == job.job_id}
+    answers = {k: v["text"] for k, v in tables.results(job.job_id).items()}
+    assert set(events) == {"r0", "r1", "r2", "r3"}
+    for rid in ("r1", "r2"):
+        prompt = json.loads(plain(4)[int(rid[1:])])["prompt"]
+        e = events[rid]
+        assert (e.input_tokens, e.output_tokens) == (estimate_tokens(prompt), estimate_tokens(answers[rid]))
+        assert e.output_tokens > 0 and e.cost_usd > 0
+        assert e.cost_usd == compute_cost(Usage(e.input_tokens, e.output_tokens), MODEL, mode="batch").total_usd
+        assert f"batch record {rid} of job {job.job_id}" in caplog.text and "estimated" in caplog.text
+    assert "batch record r0 " not in caplog.text  # answers with usage keep the provider's counts
+    assert events["r0"].input_tokens > 0 and events["r0"].cost_usd > 0

@@ -232,3 +232,14 @@ def test_a_batch_prediction_job_whose_create_answer_was_lost_is_found_by_resume_
     assert len(made) == 1, made
     assert job.status == "completed" and job.done == 3, job.to_json()
     assert sorted(e.request_id for e in open_store(ledger).events()) == ["r0", "r1", "r2"]
+
+
+def test_an_output_line_without_usage_metadata_leaves_usage_to_be_estimated_not_zero() -> None:
+    # usage_from_gemini(None) is Usage(): such an answer was stored as 0 tokens at $0. None lets the job estimate it.
+    item = {"request": {"labels": {"tokenomy_record": "r0"}},
+            "response": {"candidates": [{"content": {"role": "model", "parts": [{"text": "An answer."}]}}]}}
+    result = VertexBatchBackend._result(item, "r0", MODEL)
+    assert result.ok and result.text == "An answer." and result.usage is None
+    with_usage = {**item, "response": {**item["response"], "usageMetadata": {"promptTokenCount": 7,
+                                                                           "candidatesTokenCount": 3}}}
+    assert VertexBatchBackend._result(with_usage, "r0", MODEL).usage.input_tokens == 7

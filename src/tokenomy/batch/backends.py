@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.caching.placement import estimate_tokens
 from tokenomy.messages import Usage
 
 # Normalised job states. Provider statuses map onto these (Bedrock: Submitted, Validating, Scheduled,
@@ -44,13 +45,19 @@ def transient(error: str | None) -> bool:
     return bool(error and _TRANSIENT.search(error))
 
 
+def estimated_usage(prompt: str, answer: str) -> Usage:
+    """Tokens of an answered record whose output carries no usage, estimated from its prompt and answer (~4
+    characters a token): the provider billed it, so it is recorded as an estimate, never as nothing or $0."""
+    return Usage(input_tokens=max(1, estimate_tokens(prompt)), output_tokens=estimate_tokens(answer))
+
+
 @dataclass
 class RecordResult:
     """The outcome of one input record: its answer and usage, or why it failed."""
 
     id: str
     text: str | None = None
-    usage: Usage | None = None
+    usage: Usage | None = None  # None on an answer whose output carries no usage: `records` estimates it
     error: str | None = None
     model: str | None = None  # the model that actually answered, when the provider says
     raw: dict[str, Any] | None = None  # the provider's output line, kept for `results -o`

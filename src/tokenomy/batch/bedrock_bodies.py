@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokenomy.batch.backends import estimated_usage as estimate_from_text
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.caching.placement import estimate_tokens
 from tokenomy.messages import Usage
 from tokenomy.providers.bedrock import body_family
 
@@ -87,10 +87,13 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
 
 
 def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
-    """Text and usage from a modelOutput of any supported shape (usage None when the body has none)."""
+    """Text and usage from a modelOutput of any supported shape (usage None when the body has none: the caller
+    estimates it rather than record a billed answer as 0 tokens)."""
     if isinstance(output.get("content"), list):  # Anthropic Messages
-        u = output.get("usage") or {}
+        u = output.get("usage")
         text = "".join(b.get("text", "") for b in output["content"] if b.get("type", "text") == "text")
+        if not isinstance(u, dict):
+            return text, None
         return text, Usage(
             u.get("input_tokens", 0),
             u.get("output_tokens", 0),
@@ -98,8 +101,10 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
             u.get("cache_creation_input_tokens") or 0,
         )
     if isinstance(output.get("output"), dict):  # Converse and Nova
-        u = output.get("usage") or {}
+        u = output.get("usage")
         text = "".join(b.get("text", "") for b in output["output"]["message"]["content"])
+        if not isinstance(u, dict):
+            return text, None
         return text, Usage(
             u.get("inputTokens", 0),
             u.get("outputTokens", 0),
@@ -107,9 +112,13 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
             u.get("cacheWriteInputTokens") or 0,
         )
     if "generation" in output:  # Llama
+        if "prompt_token_count" not in output and "generation_token_count" not in output:
+            return output["generation"], None
         return output["generation"], Usage(output.get("prompt_token_count", 0), output.get("generation_token_count", 0))
     if isinstance(output.get("results"), list):  # Titan text
         first = output["results"][0] if output["results"] else {}
+        if "inputTextTokenCount" not in output and "tokenCount" not in first:
+            return first.get("outputText", ""), None
         return first.get("outputText", ""), Usage(output.get("inputTextTokenCount", 0), first.get("tokenCount", 0))
     if isinstance(output.get("outputs"), list):  # Mistral: usage travels in headers, not the body
         return "".join(o.get("text", "") for o in output["outputs"]), None
@@ -120,5 +129,4 @@ def estimated_usage(body: Any, text: str) -> Usage:
     """Tokens of a record whose output carries no usage, estimated from its prompt and answer (never recorded as
     nothing: the provider billed it): the body's `prompt` when it has one, else the whole body as JSON."""
     prompt = body.get("prompt") if isinstance(body, dict) and isinstance(body.get("prompt"), str) else None
-    sent = prompt if prompt is not None else json.dumps(body or {})
-    return Usage(input_tokens=max(1, estimate_tokens(sent)), output_tokens=estimate_tokens(text))
+    return estimate_from_text(prompt if prompt is not None else json.dumps(body or {}), text)

@@ -152,7 +152,8 @@ class GeminiBatchBackend(BatchBackend):
             yield RecordResult(
                 rid,
                 text=response.text or "",
-                usage=usage_from_gemini(response.usage_metadata),
+                # No usage_metadata: None, which `records` estimates (usage_from_gemini would say 0 tokens, $0).
+                usage=None if response.usage_metadata is None else usage_from_gemini(response.usage_metadata),
                 model=(response.model_version or served),
                 raw=raw,
             )

@@ -22,7 +22,7 @@ from typing import Any
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
-from tokenomy.batch.records import missing_records, part_payload, part_records, record_results
+from tokenomy.batch.records import missing_records, part_payload, part_records, record_results, with_estimated_usage
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
@@ -259,8 +259,12 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     # The provider name its on-demand calls are recorded under, where it differs from the backend's name.
     provider = getattr(backend, "ledger_provider", job.backend)
     count, chunk = 0, []
+    sent: dict[str, BatchRecord] = {}  # the part's records, read only to estimate an answer that has no usage
     for result in backend.results(part["handle"]):
         if result.id in wanted:
+            if result.ok and result.usage is None:
+                sent = sent or {r.id: r for r in part_records(part)}
+                result = with_estimated_usage(result, sent.get(result.id), job.job_id)
             chunk.append((part["part_no"], result, "batch", provider, pricing, region))
             count += 1
         if len(chunk) >= 500:

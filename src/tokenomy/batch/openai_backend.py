@@ -206,9 +206,11 @@ class OpenAIBatchBackend(BatchBackend):
         if response.get("status_code") != 200:
             detail = (body.get("error") or {}).get("message") or json.dumps(body)
             return RecordResult(rid, error=f"{response.get('status_code')}: {detail}", model=model, raw=line)
-        u = body.get("usage") or {}
-        cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        usage = Usage(u.get("prompt_tokens", 0) - cached, u.get("completion_tokens", 0), cached, 0)
+        u = body.get("usage")
+        usage = None  # an answer without usage (some compatible servers): estimated where it is recorded, not $0
+        if isinstance(u, dict):
+            cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+            usage = Usage(u.get("prompt_tokens", 0) - cached, u.get("completion_tokens", 0), cached, 0)
         choice = (body.get("choices") or [{}])[0]
         return RecordResult(
             rid,

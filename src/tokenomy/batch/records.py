@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, RecordResult, transient
+from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, transient
 from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError
@@ -33,6 +33,18 @@ def record_event_id(job_id: str, record_id: str) -> str:
     return hashlib.sha256(f"batch\x00{job_id}\x00{record_id}".encode()).hexdigest()[:32]
 
 
+def with_estimated_usage(result: RecordResult, record: BatchRecord | None, job_id: str) -> RecordResult:
+    """An answer whose output carried no usage, with its tokens estimated from the record's prompt (when known) and
+    its text: the provider answered, and billed, it, so it is recorded as an estimate, with a warning, never as $0."""
+    log.warning(
+        "batch record %s of job %s (%s) has no usage in its output; its tokens are estimated (~4 characters a token)",
+        result.id,
+        job_id,
+        result.model or "model not named",
+    )
+    return replace(result, usage=estimated_usage(record.text() if record else "", result.text or ""))
+
+
 def record_results(
     tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
 ) -> None:
@@ -42,6 +54,8 @@ def record_results(
     events, rows = [], []
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
+        if result.ok and result.usage is None:  # callers with the record estimate first; this is the last guard
+            result = with_estimated_usage(result, None, job.job_id)
         if result.ok and result.usage is not None:
             # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
             # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here

@@ -228,7 +228,8 @@ class VertexBatchBackend(BatchBackend):
         return RecordResult(
             rid,
             text=parsed.text or "",
-            usage=usage_from_gemini(parsed.usage_metadata),
+            # No usage_metadata: None, which `records` estimates (usage_from_gemini would say 0 tokens, $0).
+            usage=None if parsed.usage_metadata is None else usage_from_gemini(parsed.usage_metadata),
             model=parsed.model_version or served,
             raw=item,
         )
