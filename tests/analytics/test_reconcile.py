@@ -208,3 +208,26 @@ def test_a_day_with_no_bill_yet_is_not_diagnosed_as_a_billing_difference(tmp_pat
     assert row["status"] == "no_billing_data" and not row["flagged"]
     assert "billed 0" not in row["cause"] and "cache discount" not in row["cause"], row["cause"]
     assert row["cause"].startswith("no bill imported for openai on 2025-11-24 yet"), row["cause"]
+
+
+def test_the_tolerance_default_in_the_help_is_the_one_reconcile_uses() -> None:
+    # The help hard-coded "[default: 5]": a change to the default would have left the help saying 5. It is read from
+    # the constant now; a process that sets another value before the CLI is built shows that value.
+    import os
+    import subprocess
+    import sys
+
+    from tokenomy.analytics import reconcile as module
+
+    def help_text(code: str) -> str:
+        env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
+        out = subprocess.run([sys.executable, "-c", code, "report", "--help"], capture_output=True, text=True,
+                             timeout=120, env=env)
+        assert out.returncode == 0, out.stderr
+        return " ".join(out.stdout.split())
+
+    main = "from tokenomy.cli import main; main()"
+    assert f"[default: {module.DEFAULT_TOLERANCE_PCT}]" in help_text(main)
+    changed = help_text("from decimal import Decimal; import tokenomy.analytics as a; "
+                        f"a.DEFAULT_TOLERANCE_PCT = Decimal('7.5'); {main}")
+    assert "[default: 7.5]" in changed

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from tokenomy.analytics import DEFAULT_TOLERANCE_PCT
 from tokenomy.analytics.billed import canonical_provider, is_billed_sql
 from tokenomy.errors import UsageError
 from tokenomy.money import usd
 
 BY = ("model", "provider")
 KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-DEFAULT_TOLERANCE_PCT = Decimal(5)
 _PREFIX = re.compile(r"^((us|eu|apac|global|jp|au)\.)?((anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai)\.)?")
 _SUFFIX = re.compile(r"(-v\d+(:\d+)?)?$")
 _DATE = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|0\d\d)$")  # 20241022, 2024-07-18, 0718, Vertex 001

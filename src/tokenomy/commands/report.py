@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from tokenomy.analytics import DEFAULT_TOLERANCE_PCT  # a constant in the package's light __init__, no ledger
 from tokenomy.commands._common import (
     JsonOption,
     LedgerOption,
@@ -56,7 +57,8 @@ def report(
     tolerance_pct: Optional[float] = typer.Option(  # None is "not given": another preset refuses it
         None,
         "--tolerance-pct",
-        help="reconcile: flag a day billed more than this % off its metered cost. \\[default: 5]",
+        help="reconcile: flag a day billed more than this % off its metered cost. "
+        f"\\[default: {DEFAULT_TOLERANCE_PCT}]",
     ),
     exact: Optional[bool] = typer.Option(  # None is "not given", as above; still a bare flag
         None,
@@ -146,7 +148,6 @@ def report(
         show_forecast(open_existing_ledger(ledger), until, as_json)
         return
     if name == "reconcile":
-        from tokenomy.analytics.reconcile import DEFAULT_TOLERANCE_PCT
         from tokenomy.commands._reconcile import show_reconcile
 
         tolerance = float(DEFAULT_TOLERANCE_PCT) if tolerance_pct is None else tolerance_pct
