@@ -422,6 +422,28 @@ def test_a_claude_or_converse_output_without_usage_is_estimated_not_zero(caplog)
         assert f"batch record r1 of {HAIKU} has no usage" in caplog.text
 
 
+def test_a_claude_invoke_model_answer_names_the_stop_sequence_that_ended_it(s3_url) -> None:
+    # The emulator's Claude InvokeModel body said `"stop_sequence": null` (and stop_reason end_turn) when a stop
+    # sequence ended the text; Bedrock, like the Messages API, says "stop_sequence" and names the one that matched.
+    def line(rid: str, stops: list[str]) -> str:
+        return json.dumps({"recordId": rid, "modelInput": {
+            "anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "stop_sequences": stops,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "alpha beta STOP gamma"}]}]}})
+
+    with emulator(s3_url) as (_, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("stops", HAIKU, records([line("r0", ["zzz", "ta ST", "STOP"]), line("r1", ["zzz"])]),
+                                options)
+        assert wait(backend, handle)[-1] == "completed"
+        _, lines, _ = s3_json(s3_url, handle, backend)
+    out = {ln["recordId"]: ln["modelOutput"] for ln in lines}
+    assert (out["r0"]["stop_reason"], out["r0"]["stop_sequence"]) == ("stop_sequence", "ta ST")
+    assert out["r0"]["content"] == [{"type": "text", "text": "Re: alpha be"}]  # the text stops before it
+    assert out["r0"]["usage"]["output_tokens"] > 0
+    assert (out["r1"]["stop_reason"], out["r1"]["stop_sequence"]) == ("end_turn", None)
+    assert out["r1"]["content"][0]["text"] == "Re: alpha beta STOP gamma"
+
+
 def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url, tmp_path, ledger_path) -> None:
     import subprocess
     import sys

@@ -363,3 +363,29 @@ def test_invoke_is_throttled_as_converse_is() -> None:
         invoke(client_for(base), TITAN, {"inputText": "x"})
     response = info.value.response
     assert response["Error"]["Code"] == "ThrottlingException" and response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+
+def test_a_matched_stop_sequence_is_the_stop_reason_and_named_when_asked() -> None:
+    # Converse said "end_turn" when a stop sequence ended the text (the local model drops the sequence and cannot say
+    # which); Bedrock says "stop_sequence", and names it for a Claude model asked by additionalModelResponseFieldPaths.
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    with ServerThread(create_app(engine=InstantEngine())) as base:
+        brt = client_for(base)
+        ask = {"modelId": SONNET, "messages": user("alpha beta STOP gamma"),
+               "inferenceConfig": {"maxTokens": 50, "stopSequences": ["zzz", "ta ST", "STOP"]},
+               "additionalModelResponseFieldPaths": ["/stop_sequence", "/delta/stop_sequence"]}
+        whole = brt.converse(**ask)
+        events = list(brt.converse_stream(**ask)["stream"])
+        plain = brt.converse(**{**ask, "inferenceConfig": {"maxTokens": 50, "stopSequences": ["zzz"]}})
+        unasked = brt.converse(**{k: v for k, v in ask.items() if k != "additionalModelResponseFieldPaths"})
+    named = {"stop_sequence": "ta ST", "delta": {"stop_sequence": "ta ST"}}
+    assert whole["stopReason"] == "stop_sequence" and whole["additionalModelResponseFields"] == named
+    assert whole["output"]["message"]["content"] == [{"text": "Re: alpha be"}]
+    [stop] = [e["messageStop"] for e in events if "messageStop" in e]
+    streamed = "".join(e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e)
+    assert stop == {"stopReason": "stop_sequence", "additionalModelResponseFields": named}
+    assert streamed == "Re: alpha be"
+    assert plain["stopReason"] == "end_turn"
+    assert plain["additionalModelResponseFields"] == {"stop_sequence": None, "delta": {"stop_sequence": None}}
+    assert unasked["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in unasked

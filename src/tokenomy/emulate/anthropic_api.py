@@ -21,10 +21,9 @@ earlier answer's server_tool_use and *_tool_result blocks are taken back.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,6 +41,7 @@ from tokenomy.emulate.engine import (
     Prepared,
     Turn,
     complete_members,
+    generate_to_stop,
     reasoning_prepared,
     sign_reasoning,
 )
@@ -349,36 +349,17 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         yield "finish", output_tokens + tokens, stop
         return
     yield "start", index, {"type": "text", "text": ""}
-    stops = prepared.request.stop
-    if stops:  # matched here: llama.cpp drops a stop sequence it meets and cannot say which one it was
-        prepared = dataclasses.replace(prepared, request=dataclasses.replace(prepared.request, stop=[]))
-    finish, held, sent = "stop", "", ""
-    generated = engine.generate(prepared)
-    for item in generated:
-        if not isinstance(item, str):
-            output_tokens += item[0]
-            finish = item[1]
-            continue
-        held += item
-        matched = min(((held.find(s), s) for s in stops if s in held), default=None)
-        if matched is not None:  # the API's content ends before the sequence; `stop_sequence` names it
-            text = held[: matched[0]]
-            if text:
-                yield "delta", index, {"type": "text_delta", "text": text}
-            if isinstance(generated, Generator):  # stops the local model now (and frees its lock)
-                generated.close()
-            yield "stop", index
-            yield "finish", output_tokens + engine.count(sent + text + matched[1]), "stop_sequence", 0, matched[1]
-            return
-        keep = max((n for s in stops for n in range(1, len(s)) if held.endswith(s[:n])), default=0)
-        text, held = held[: len(held) - keep], held[len(held) - keep :]  # a sequence's start may finish next
-        if text:
-            sent += text
-            yield "delta", index, {"type": "text_delta", "text": text}
-    if held:
-        yield "delta", index, {"type": "text_delta", "text": held}
+    tokens, finish, matched = 0, "stop", None
+    for piece in generate_to_stop(engine, prepared):  # stop sequences matched there, so the answer can name one
+        if isinstance(piece, str):
+            yield "delta", index, {"type": "text_delta", "text": piece}
+        else:
+            tokens, finish, matched = piece
     yield "stop", index
-    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+    if matched is not None:  # the API's content ends before the sequence; `stop_sequence` names it
+        yield "finish", output_tokens + tokens, "stop_sequence", 0, matched
+        return
+    yield "finish", output_tokens + tokens, STOP_REASONS.get(finish, "end_turn")
 
 
 def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int, str, int, str | None]:

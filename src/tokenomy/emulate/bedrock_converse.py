@@ -33,11 +33,14 @@ from tokenomy.emulate.engine import (
     Prepared,
     Turn,
     complete_members,
+    generate_to_stop,
     reasoning_prepared,
     sign_reasoning,
 )
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
+from tokenomy.providers.bedrock import body_family
+from tokenomy.providers.converse_inbound import STOP_SEQUENCE_PATHS, stop_sequence_paths
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
@@ -287,7 +290,7 @@ class BedrockEmulator:
         prepared, invoked = self.prepare(model_id, body, client_region, throttle)
         start = time.perf_counter()
         content: list[dict[str, Any]] = []
-        output_tokens, stop = 0, "end_turn"
+        output_tokens, stop, sequence = 0, "end_turn", None
         arguments: dict[int, list[str]] = {}
         for event in answer_events(self.engine, prepared):
             kind, index = event[0], event[1]
@@ -304,7 +307,7 @@ class BedrockEmulator:
                     for key, value in delta["reasoningContent"].items():
                         text[key] = text.get(key, "") + value
             elif kind == "finish":
-                output_tokens, stop = event[1], event[2]
+                output_tokens, stop, sequence = event[1], event[2], event[3] if len(event) > 3 else None
         for index, pieces in arguments.items():  # a call cut by maxTokens keeps its complete members
             joined = "".join(pieces)
             cut = stop == "max_tokens"
@@ -314,6 +317,7 @@ class BedrockEmulator:
             "stopReason": stop,
             "usage": _usage(prepared, output_tokens),
             "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)},
+            **stop_fields(claude_stop_paths(model_id, body), sequence),
         }
         if invoked:
             result["trace"] = {"promptRouter": {"invokedModelId": invoked}}
@@ -366,6 +370,27 @@ def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], str, i
     return use, text, output_tokens, stop
 
 
+def claude_stop_paths(model_id: str, body: Any) -> list[str]:
+    """The paths to Claude's `stop_sequence` a request's additionalModelResponseFieldPaths names (Bedrock reads them
+    from the model's own answer, so only a Claude model has that field)."""
+    return stop_sequence_paths(body) if body_family(model_id) == "anthropic" else []
+
+
+def stop_fields(paths: list[str], sequence: str | None) -> dict[str, Any]:
+    """additionalModelResponseFields naming the stop sequence that ended the answer (null when none did) at each
+    asked path: Converse says only stopReason "stop_sequence", Claude's own answer says which."""
+    if not paths:
+        return {}
+    fields: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = STOP_SEQUENCE_PATHS[path]
+        where = fields
+        for key in parents:
+            where = where.setdefault(key, {})
+        where[last] = sequence
+    return {"additionalModelResponseFields": fields}
+
+
 def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
     account = prepared.account
     usage: dict[str, Any] = {
@@ -385,7 +410,8 @@ def _usage(prepared: Prepared, output_tokens: int) -> dict[str, Any]:
 
 def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
     """The answer as abstract events: ("start", index, block), ("delta", index, delta), ("stop", index), then
-    ("finish", output_tokens, stopReason). Converse and ConverseStream are both built from them."""
+    ("finish", output_tokens, stopReason[, the stop sequence that ended it]). Converse and ConverseStream are both
+    built from them."""
     index, output_tokens = 0, 0
     if prepared.thinking_budget is not None:
         yield "start", index, {"reasoningContent": {"reasoningText": {"text": ""}}}
@@ -416,22 +442,27 @@ def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
         yield "finish", output_tokens + tokens, stop
         return
     yield "start", index, {"text": ""}
-    finish = "stop"
-    for item in engine.generate(prepared):
-        if isinstance(item, str):
-            yield "delta", index, {"text": item}
+    tokens, finish, matched = 0, "stop", None
+    for piece in generate_to_stop(engine, prepared):  # stop sequences matched there, so the answer can name one
+        if isinstance(piece, str):
+            yield "delta", index, {"text": piece}
         else:
-            output_tokens += item[0]
-            finish = item[1]
+            tokens, finish, matched = piece
     yield "stop", index
-    yield "finish", output_tokens, STOP_REASONS.get(finish, "end_turn")
+    if matched is not None:
+        yield "finish", output_tokens + tokens, "stop_sequence", matched
+        return
+    yield "finish", output_tokens + tokens, STOP_REASONS.get(finish, "end_turn")
 
 
-def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> Iterator[bytes]:
-    """ConverseStream's event sequence in AWS event-stream framing (Starlette iterates it in a thread)."""
+def stream_events(
+    engine: Engine, prepared: Prepared, invoked: str | None, stop_paths: list[str] | None = None
+) -> Iterator[bytes]:
+    """ConverseStream's event sequence in AWS event-stream framing (Starlette iterates it in a thread); messageStop
+    names the stop sequence at each of `stop_paths` (`claude_stop_paths`)."""
     start = time.perf_counter()
     yield eventstream.event("messageStart", {"role": "assistant"})
-    output_tokens, stop = 0, "end_turn"
+    output_tokens, stop, sequence = 0, "end_turn", None
     try:
         for event in answer_events(engine, prepared):
             if event[0] == "start":
@@ -454,11 +485,11 @@ def stream_events(engine: Engine, prepared: Prepared, invoked: str | None) -> It
             elif event[0] == "stop":
                 yield eventstream.event("contentBlockStop", {"contentBlockIndex": event[1]})
             else:
-                output_tokens, stop = event[1], event[2]
+                output_tokens, stop, sequence = event[1], event[2], event[3] if len(event) > 3 else None
     except Exception as exc:  # a failure mid-stream is reported in-band, as Bedrock does
         yield eventstream.exception("modelStreamErrorException", f"The model failed while streaming: {exc}")
         return
-    yield eventstream.event("messageStop", {"stopReason": stop})
+    yield eventstream.event("messageStop", {"stopReason": stop, **stop_fields(stop_paths or [], sequence)})
     metadata: dict[str, Any] = {
         "usage": _usage(prepared, output_tokens),
         "metrics": {"latencyMs": int((time.perf_counter() - start) * 1000)},

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from tokenomy.pricing.catalog import split_inference_profile
-from tokenomy.providers.bedrock import body_family
+from tokenomy.providers.bedrock import STOP_SEQUENCE, body_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _LLAMA_TOKENS = re.compile(r"<\|[^|>]*\|>|<s>|</s>|\[/?INST\]")
@@ -68,6 +68,8 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
         for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("stop_sequences", "stopSequences")):
             if src in body:
                 out["inferenceConfig"][dst] = body[src]
+        if body.get("stop_sequences"):  # Converse names the sequence that ended the answer only when asked
+            out["additionalModelResponseFieldPaths"] = [STOP_SEQUENCE]
         return out
     if kind == "nova":
         config = body.get("inferenceConfig") or {}
@@ -115,7 +117,7 @@ def from_converse(model_id: str, result: dict[str, Any]) -> dict[str, Any]:
             "model": base.split(".", 1)[-1].rsplit("-v", 1)[0],
             "content": [{"type": "text", "text": text}],
             "stop_reason": stop,
-            "stop_sequence": None,
+            "stop_sequence": (result.get("additionalModelResponseFields") or {}).get("stop_sequence"),
             "usage": {"input_tokens": usage["inputTokens"], "output_tokens": usage["outputTokens"]},
         }
     if kind == "nova":

@@ -27,7 +27,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.bedrock_batch import router as batch_router
-from tokenomy.emulate.bedrock_converse import BedrockEmulator, parse_converse, stream_events  # noqa: F401
+from tokenomy.emulate.bedrock_converse import (  # noqa: F401
+    BedrockEmulator,
+    claude_stop_paths,
+    parse_converse,
+    stream_events,
+)
 from tokenomy.emulate.bedrock_embed import invoke_embedding, is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
 from tokenomy.emulate.engine import Engine
@@ -65,7 +70,7 @@ async def converse_stream(model_id: str, request: Request):
     except BedrockError as exc:
         return error_response(exc, emulator.retry_after)
     return StreamingResponse(
-        stream_events(emulator.engine, prepared, invoked),
+        stream_events(emulator.engine, prepared, invoked, claude_stop_paths(model_id, body)),
         media_type="application/vnd.amazon.eventstream",
         headers={"x-amzn-RequestId": str(uuid.uuid4())},
     )

@@ -19,7 +19,7 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,3 +248,38 @@ class Engine:
         except ValueError:
             raise CutShort(text, output_tokens) from None
         return value, output_tokens
+
+
+def generate_to_stop(engine: Any, prepared: Prepared) -> Iterator[str | tuple[int, str, str | None]]:
+    """`engine.generate` with the request's stop sequences matched here, as the APIs do: text deltas (never the
+    sequence itself), then (output_tokens, finish, matched), finish "stop_sequence" and `matched` the sequence when
+    one ended the text. llama.cpp drops a stop sequence it meets and cannot say which one it was, so the model is
+    run without them."""
+    stops = prepared.request.stop
+    if not stops:
+        yield from ((*item, None) if isinstance(item, tuple) else item for item in engine.generate(prepared))
+        return
+    generated = engine.generate(dataclasses.replace(prepared, request=dataclasses.replace(prepared.request, stop=[])))
+    output_tokens, finish, held, sent = 0, "stop", "", ""
+    for item in generated:
+        if not isinstance(item, str):
+            output_tokens, finish = item[0], item[1]
+            continue
+        held += item
+        matched = min(((held.find(s), s) for s in stops if s in held), default=None)
+        if matched is not None:  # the answer ends before the sequence
+            text = held[: matched[0]]
+            if text:
+                yield text
+            if isinstance(generated, Generator):  # stops the local model now (and frees its lock)
+                generated.close()
+            yield engine.count(sent + text + matched[1]), "stop_sequence", matched[1]
+            return
+        keep = max((n for s in stops for n in range(1, len(s)) if held.endswith(s[:n])), default=0)
+        text, held = held[: len(held) - keep], held[len(held) - keep :]  # a sequence's start may finish next
+        if text:
+            sent += text
+            yield text
+    if held:
+        yield held
+    yield output_tokens, finish, None
