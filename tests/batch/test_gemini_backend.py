@@ -168,3 +168,41 @@ def test_a_batch_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(
     assert job.status == "completed" and job.done == 3, job.to_json()
     rows = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
     assert sorted(e.request_id for e in rows) == ["r0", "r1", "r2"]
+
+
+def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_at_zero(tmp_path, ledger_path,
+                                                                                       monkeypatch, caplog) -> None:
+    # usage_from_gemini(None) is 0 tokens: an answer without usageMetadata reached the ledger at $0, silently.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.caching.placement import estimate_tokens
+    from tokenomy.emulate import gemini_batch
+    from tokenomy.ledger.store import open_store
+
+    body = gemini_batch.response_body
+
+    def without_usage(call, events, response_id):  # the answers as a server that leaves usageMetadata out sends them
+        answer = body(call, events, response_id)
+        answer.pop("usageMetadata")
+        return answer
+
+    monkeypatch.setattr(gemini_batch, "response_body", without_usage)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(2, max_tokens=4)) + "\n")
+    tables = open_tables(str(ledger_path))
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base, \
+            caplog.at_level("WARNING", logger="tokenomy.batch.records"):
+        job = submit_parts(tables, create_job(tables, path, MODEL, "gemini", SubmitOptions(endpoint_url=base)))
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+    assert job.status == "completed" and job.done == 2
+    answers = tables.results(job.job_id)
+    entry = default_catalog().lookup(MODEL)
+    events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
+    assert sorted(e.request_id for e in events) == ["r0", "r1"]
+    for event in events:
+        prompt = f"topic{event.request_id[1:]} please summarise briefly"
+        text = answers[event.request_id]["text"]
+        assert (event.input_tokens, event.output_tokens) == (estimate_tokens(prompt), estimate_tokens(text)) != (0, 0)
+        assert event.cost_usd == (event.input_tokens * entry.batch_input + event.output_tokens * entry.batch_output) \
+            / MILLION > 0
+        assert f"batch record {event.request_id} of job {job.job_id}" in caplog.text
