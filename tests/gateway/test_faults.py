@@ -318,6 +318,46 @@ def test_an_unwritable_journal_dir_is_refused_at_start_naming_the_key(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_a_journal_dir_shared_with_another_ledger_is_refused_so_no_answer_moves_ledgers(tmp_path):
+    """Replay writes every dead segment in the folder into the starting gateway's ledger: a gateway on ledger B
+    started on gateway A's journal_dir recorded A's answered calls in B, and they were gone from A's journal."""
+    config = tmp_path / "tokenomy.yaml"
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config.write_text(json.dumps(upstream_config(upstream, gateway={"journal_dir": str(tmp_path / "journal"),
+                                                                        "ledger_flush_seconds": 60})))
+
+        def serve(ledger: str) -> subprocess.Popen:
+            return subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     str(tmp_path / ledger)], env={**os.environ, "FAST_KEY": "x"},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        first = serve("a.duckdb")
+        try:
+            wait_for_port(port, 60, first)
+            answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, timeout=30)
+            assert answer.status_code == 200
+        finally:
+            first.kill()  # the answer is in the journal only (the ledger is written every 60 s)
+            first.wait(10)
+        other = serve("b.duckdb")
+        try:
+            _, stderr = other.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            other.kill()
+            other.wait(10)
+            pytest.fail("a gateway on another ledger started on the journal of a.duckdb")
+        first = serve("a.duckdb")  # its own gateway replays it
+        wait_for_port(port, 60, first)
+        first.terminate()
+        first.wait(30)
+    assert other.returncode == 2 and "gateway.journal_dir" in stderr and "a.duckdb" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert [e.outcome for e in open_store(tmp_path / "a.duckdb").events()] == ["ok"]
+    assert not (tmp_path / "b.duckdb").exists() or open_store(tmp_path / "b.duckdb").count() == 0
+
+
 # -- 4. input hygiene at the edge ----------------------------------------------------------------------------------
 def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstream_call(ledger_path):
     counting = CountingOpenAI()

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
+
+from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.ledger.journal import Journal, replay
+from tokenomy.ledger.journal import Journal, claim, replay
 from tokenomy.ledger.store import open_store
 
 
@@ -106,3 +109,15 @@ def test_a_segment_that_cannot_be_rotated_stays_current_and_keeps_every_later_ev
     on_disk = b"".join(path.read_bytes() for path in folder.glob("journal-*.jsonl"))
     journal.discard()
     assert b'"e2"' in on_disk  # a crash now would replay it
+
+
+def test_a_journal_folder_is_claimed_by_one_ledger_however_its_path_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "journal"
+    claim(folder, open_store("ledger.duckdb"))
+    claim(folder, open_store(tmp_path / "ledger.duckdb"))  # the same file: the same owner
+    claim(folder, open_store(f"{tmp_path}/sub/../ledger.duckdb"))
+    with pytest.raises(ConfigError) as refused:
+        claim(folder, open_store(tmp_path / "other.duckdb"))
+    assert str(tmp_path / "ledger.duckdb") in str(refused.value) and "other.duckdb" in str(refused.value)
+    assert [p.name for p in folder.iterdir()] == ["LEDGER"]  # no draft left behind

@@ -117,12 +117,16 @@ def _check_journal_dir(settings, store) -> None:
     from pathlib import Path
 
     from tokenomy.errors import ConfigError
-    from tokenomy.ledger.journal import journal_dir
+    from tokenomy.ledger.journal import claim, journal_dir
 
     folder = Path(settings.journal_dir) if settings.journal_dir else journal_dir(store)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
+        if settings.journal_dir:
+            claim(folder, store)
+    except ConfigError as exc:
+        raise ConfigError(f"gateway.journal_dir: {exc}") from None
     except OSError as exc:
         where = "gateway.journal_dir" if settings.journal_dir else "the journal beside the ledger"
         raise ConfigError(

@@ -25,7 +25,7 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.ledger.journal import Journal, journal_dir, replay
+from tokenomy.ledger.journal import Journal, claim, journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
@@ -87,6 +87,8 @@ class Gateway:
         self.journal = None
         if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
             folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
+            if self.settings.journal_dir:  # the default folder is named after the ledger: no other ledger's
+                claim(folder, store)
             replay(folder, store)
             self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
         # A write's cost is mostly fixed (connection, rollup statements): at 1,500 requests/s a batch of a

@@ -18,6 +18,10 @@ carry ids and the insert skips ids already present, so replaying twice is harmle
 Files are segments `journal-<pid>-<random>-<n>.jsonl`, each held under an exclusive flock while its
 process lives, so a starting worker never replays a live neighbour's journal. A segment is deleted
 once every event in it is in the database.
+
+A folder the operator chose (`gateway.journal_dir`) is claimed for one ledger (`claim`): replay writes every
+dead segment in it into the starting gateway's ledger, so a folder shared by gateways on two ledgers moved one
+ledger's answered calls into the other.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import IO, Literal
 
 import orjson
 
+from tokenomy.errors import ConfigError
 from tokenomy.ids import new_id
 from tokenomy.ledger.base import INT_COLUMNS
 from tokenomy.ledger.events import COLUMNS, UsageEvent
@@ -46,6 +51,7 @@ from tokenomy.ledger.store import LedgerStore
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 8 * 1024 * 1024
 SYNC_MODES = ("write", "fsync")
+OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong to
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
 
@@ -55,6 +61,31 @@ def journal_dir(store: LedgerStore) -> Path:
     if path is not None:
         return Path(f"{path}.journal")
     return Path(".tokenomy") / f"journal-{hashlib.sha256(store.url.encode()).hexdigest()[:12]}"
+
+
+def claim(folder: Path, store: LedgerStore) -> None:
+    """Mark `folder` as the journal of `store`'s ledger; ConfigError if it is another ledger's journal."""
+    path = getattr(store, "path", None)
+    ledger = str(Path(path).resolve()) if path is not None else store.url
+    name = ledger if path is not None else ledger.split("@")[-1]  # a server URL shown without its credentials
+    identity = hashlib.sha256(ledger.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / OWNER_FILE
+    draft = folder / f".{OWNER_FILE}-{os.getpid()}-{new_id()}"
+    draft.write_text(f"{identity} {name}\n")
+    try:
+        os.link(draft, marker)  # created whole or not at all: a gateway starting beside never reads half of it
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    owner, _, owner_name = marker.read_text().strip().partition(" ")
+    if owner != identity:
+        raise ConfigError(
+            f"{folder} is the ledger journal of {owner_name}, not of {name}: the events a gateway leaves there are "
+            "replayed into the ledger of whichever gateway starts next; give each ledger its own journal folder "
+            f"(if this ledger was moved from {owner_name}, delete {marker})"
+        )
 
 
 class _Segment:
