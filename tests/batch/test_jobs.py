@@ -482,3 +482,38 @@ def test_an_attempt_the_server_billed_without_an_answer_is_in_the_ledger_beside_
     assert all(e.request_id in {"r0", "r1", "r2"} and e.input_tokens > 0 and e.cost_usd == estimate for e in billed)
     assert job.cost_usd == sum(e.cost_usd for e in events)  # the job's cost is all it was billed, not its answers'
     assert require_job(tables, job.job_id).cost_usd == job.cost_usd  # as `batch status` reads it again
+
+
+def test_a_runner_pid_reused_by_another_process_after_a_restart_does_not_block_resume(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    """A reboot or container restart kills the runner and hands its pid to some other process. Taken for the
+    runner, it made `batch resume` refuse the job ("already running") and `batch cancel` leave it "stopping",
+    for ever. A process that started after the runner's last heartbeat is not the runner."""
+    import socket
+    from datetime import timedelta
+
+    from tokenomy.ledger.events import utcnow
+
+    total = 40
+    with InstantOpenAI(delay_s=0.05) as url:
+        tables = open_tables(ledger_path)
+        job = upstream_job(tables, tmp_path, url, total)
+        # This test's own process stands in for a live runner: it started before its (fresh) heartbeat.
+        tables.update_job(job.job_id, status="in_progress", runner_pid=os.getpid(),
+                          runner_host=socket.gethostname(), heartbeat_at=utcnow())
+        refused = cli("batch", "resume", job.job_id, "--ledger", str(ledger_path), check=False)
+        assert refused.returncode == 2 and "already running" in refused.stderr, refused.stderr
+        # The runner's last heartbeat was a minute ago; the process holding its pid now started since.
+        with subprocess.Popen(["sleep", "60"]) as other:
+            tables.update_job(job.job_id, runner_pid=other.pid, heartbeat_at=utcnow() - timedelta(minutes=1))
+            try:
+                resumed = cli("batch", "resume", job.job_id, "--ledger", str(ledger_path), "--json", check=False)
+            finally:
+                other.kill()
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["done"], summary["pending"]) == ("completed", total, 0)
+    per_record = open_store(ledger_path).query(
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job.job_id])
+    assert len(per_record) == total and {r["n"] for r in per_record} == {1}

@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -321,16 +322,36 @@ def resubmit_missing(
 
 
 # -- any backend -----------------------------------------------------------------------------------
+PID_REUSED_AFTER = timedelta(seconds=5)  # a start this long after the last heartbeat is another process (clock slack)
+
+
+def _started_at(fields: list[str]) -> datetime | None:
+    """When a process started, from the fields of its /proc/PID/stat after the command name; None if unknown."""
+    try:
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        stat = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in stat if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+
+
 def runner_alive(job: Job) -> bool:
     """Is a local runner process working on this job right now?"""
     if job.runner_pid is None:
         return False
     if job.runner_host == socket.gethostname():
         try:
-            state = Path(f"/proc/{job.runner_pid}/stat").read_text().split(")")[-1].split()[0]
-        except (OSError, IndexError):
-            state = None
-        if state == "Z":  # a killed process nobody has reaped yet
+            fields = Path(f"/proc/{job.runner_pid}/stat").read_text().split(")")[-1].split()
+        except OSError:
+            fields = []
+        if fields[:1] == ["Z"]:  # a killed process nobody has reaped yet
+            return False
+        started = _started_at(fields)
+        if started is not None and job.heartbeat_at is not None and started > job.heartbeat_at + PID_REUSED_AFTER:
+            # Started after the runner's last heartbeat: not the runner but a process that got its pid after it
+            # died (a reboot or a container restart hands out the same low pids). Taken for the runner, it kept the
+            # job from being resumed, and `batch cancel` left it "stopping", for ever.
             return False
         try:
             os.kill(job.runner_pid, 0)
