@@ -517,3 +517,42 @@ def test_a_runner_pid_reused_by_another_process_after_a_restart_does_not_block_r
     per_record = open_store(ledger_path).query(
         "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job.job_id])
     assert len(per_record) == total and {r["n"] for r in per_record} == {1}
+
+
+def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    """Answers are committed in groups, each waiting for the previous write: SIGKILLed, a runner lost the answers
+    it held (15-20 at ~35 records/s), billed by the server but never in the ledger, and resume sent their records
+    again, billed twice. Only the calls in flight at the kill (at most --concurrency) may be unaccounted for."""
+
+    class Counting(InstantOpenAI):
+        calls = 0
+
+        def _refusal(self, body: bytes) -> bytes | None:
+            Counting.calls += 1
+            return None
+
+    total, concurrency = 300, 2
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(total)) + "\n")
+    with Counting(delay_s=0.02) as url:
+        cmd = [TOKENOMY, "batch", "submit", str(src), "--model", "upstream", "--config", str(config_for(tmp_path, url)),
+               "--backend", "local", "--json", "--concurrency", str(concurrency), "--ledger", str(ledger_path)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        job_id = json.loads(proc.stdout.readline())["job_id"]
+        deadline = time.monotonic() + 60
+        while count_results(ledger_path, job_id) < 100:
+            assert proc.poll() is None and time.monotonic() < deadline, "the runner made no progress"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert count_results(ledger_path, job_id) < total  # the kill landed mid-run
+        final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
+    summary = json.loads(final.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["done"], summary["pending"]) == ("completed", total, 0)
+    rows = open_store(ledger_path).query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
+                                         "GROUP BY request_id", [job_id])
+    assert len(rows) == total and {r["n"] for r in rows} == {1}
+    assert Counting.calls - total <= concurrency, f"{Counting.calls} calls billed, {total} in the ledger"
+    assert not list(Path(f"{ledger_path}.journal").glob("batch-*"))  # committed, then deleted

@@ -11,13 +11,13 @@ it if every attempt was throttled, and then the record simply stays pending for 
 
 Crash-safety: each finished record is committed at once (ledger event with an id derived from
 job + record, then the `batch_results` row keyed by job + record); a restarted runner skips
-records that already have a result. SIGKILL at any moment therefore loses at most the records in
+records that already have a result. Commits come in groups, so each finished record is first appended to a
+journal (`runner_journal`) that the next run commits: SIGKILL at any moment loses at most the records in
 flight, which `tokenomy batch resume JOB` runs again, and nothing is stored twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -31,6 +31,7 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.jobs import runner_alive
 from tokenomy.batch.records import missing_records, record_results
+from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError
@@ -316,23 +317,34 @@ def run_job(
     if job.backend != "local":
         raise UsageError(f"{job_id} runs on {job.backend}; use `tokenomy batch resume` to resubmit missing records")
     _claim(tables, job)
+    commit_left_behind(tables, job)  # answers a killed runner got but had not committed: kept, not sent again
     pending = missing_records(tables, job_id)
     opts = job.options
+    journal = RunnerJournal(tables, job_id)
     committer = _Committer(tables, job)
+
+    def billed(event: UsageEvent) -> None:
+        journal.attempt(event)
+        committer.add_attempt(event)
+
     if client is None:
         from tokenomy.config import load_config
 
         models = load_config(opts["config"]).model_specs() if opts.get("config") else None
-        client = RunnerClient(models, job_id, committer.add_attempt)
+        client = RunnerClient(models, job_id, billed)
     pricing_model = opts.get("pricing_model", job.model)
+
+    def keep(item: tuple) -> None:
+        journal.item(item)  # on disk before the group commit that may come too late
+        committer.add(item)
 
     def on_answer(rec: BatchRecord, response: ChatResponse) -> None:
         region = response.region if response.region not in (None, "global", "local") else None
         result = RecordResult(rec.id, text=response.text, usage=response.usage, model=response.model)
-        committer.add((0, result, "on_demand", response.provider, pricing_model, region))
+        keep((0, result, "on_demand", response.provider, pricing_model, region))
 
     def on_error(rec: BatchRecord, error: str) -> None:
-        committer.add((0, RecordResult(rec.id, error=error), "on_demand", "", pricing_model, None))
+        keep((0, RecordResult(rec.id, error=error), "on_demand", "", pricing_model, None))
 
     runner = LocalRunner(client, job.model, int(opts.get("concurrency") or 4), opts.get("rpm"), opts.get("tpm"))
     stop, finished = threading.Event(), threading.Event()
@@ -341,10 +353,14 @@ def run_job(
     try:
         stats = runner.run(pending, on_answer, on_error, stop, on_progress)
         committer.close()
+        journal.discard()
     except BaseException as exc:
         finished.set()
-        with contextlib.suppress(Exception):
+        try:
             committer.close()  # keep the answers that did arrive
+            journal.discard()
+        except Exception:
+            journal.release()  # not committed: the next run of the job commits them from the journal
         if isinstance(exc, KeyboardInterrupt):
             status, message = "stopped", "interrupted; `tokenomy batch resume` continues"
         else:
