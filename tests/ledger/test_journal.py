@@ -121,3 +121,15 @@ def test_a_journal_folder_is_claimed_by_one_ledger_however_its_path_is_written(t
         claim(folder, open_store(tmp_path / "other.duckdb"))
     assert str(tmp_path / "ledger.duckdb") in str(refused.value) and "other.duckdb" in str(refused.value)
     assert [p.name for p in folder.iterdir()] == ["LEDGER"]  # no draft left behind
+
+
+def test_a_server_ledgers_journal_folder_survives_a_password_change_and_never_shows_the_password(tmp_path):
+    from types import SimpleNamespace
+
+    folder = tmp_path / "journal"
+    claim(folder, SimpleNamespace(url="postgresql://app:old-secret@db.internal:5432/ledger"))
+    claim(folder, SimpleNamespace(url="postgresql://app:new-secret@db.internal:5432/ledger"))  # the same database
+    with pytest.raises(ConfigError) as refused:
+        claim(folder, SimpleNamespace(url="postgresql://app:new-secret@db.internal:5432/staging"))
+    assert "db.internal:5432/ledger" in str(refused.value) and "secret" not in str(refused.value)
+    assert "secret" not in (folder / "LEDGER").read_text()

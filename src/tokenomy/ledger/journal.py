@@ -66,9 +66,9 @@ def journal_dir(store: LedgerStore) -> Path:
 def claim(folder: Path, store: LedgerStore) -> None:
     """Mark `folder` as the journal of `store`'s ledger; ConfigError if it is another ledger's journal."""
     path = getattr(store, "path", None)
-    ledger = str(Path(path).resolve()) if path is not None else store.url
-    name = ledger if path is not None else ledger.split("@")[-1]  # a server URL shown without its credentials
-    identity = hashlib.sha256(ledger.encode()).hexdigest()[:16]
+    # A server's URL without its credentials: the same database after a password change is the same ledger.
+    name = str(Path(path).resolve()) if path is not None else store.url.split("@")[-1]
+    identity = hashlib.sha256(name.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / OWNER_FILE
     draft = folder / f".{OWNER_FILE}-{os.getpid()}-{new_id()}"
