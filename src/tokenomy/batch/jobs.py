@@ -24,6 +24,7 @@ from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import missing_records, part_payload, part_records, record_results, with_estimated_usage
+from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
@@ -218,7 +219,11 @@ def _aggregate(states: list[str], missing: int, answered: int, failed: int) -> s
 def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> Job:
     """Ask the backend how each part is doing; collect results of parts that finished."""
     job = require_job(tables, job_id)
-    if job.backend == "local" or (job.status in FINAL_STATES and job.pending == 0):
+    if job.backend == "local":
+        # What a killed runner was answered but had not committed: in the ledger and the job now, not at a resume
+        # that may never come (a file a live runner holds is left to it).
+        return require_job(tables, job_id) if commit_left_behind(tables, job) else job
+    if job.status in FINAL_STATES and job.pending == 0:
         return job
     backend = backend or get_backend(job.backend, submit_options(job))
     states = []
