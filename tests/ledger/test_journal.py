@@ -12,7 +12,7 @@ import pytest
 
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.ledger.journal import Journal, claim, replay
+from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 
 
@@ -133,3 +133,31 @@ def test_a_server_ledgers_journal_folder_survives_a_password_change_and_never_sh
         claim(folder, SimpleNamespace(url="postgresql://app:new-secret@db.internal:5432/staging"))
     assert "db.internal:5432/ledger" in str(refused.value) and "secret" not in str(refused.value)
     assert "secret" not in (folder / "LEDGER").read_text()
+
+
+@pytest.mark.postgres
+def test_a_server_ledgers_journal_is_replayed_after_a_password_change_and_from_where_older_versions_kept_it(
+    fresh_postgres_url, tmp_path, monkeypatch
+):
+    # The default folder was named after the whole URL, password included: after a password change a gateway looked
+    # in another folder, and the answered calls a crashed one had left were never written to the ledger. The folder
+    # older versions used (for the URL the gateway starts with) is replayed too.
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.state import Gateway
+
+    monkeypatch.chdir(tmp_path)
+    url = fresh_postgres_url.replace("postgres@", "postgres:old-secret@", 1)
+    before, changed = open_store(url), open_store(url.replace("old-secret", "new-secret"))
+    assert journal_dir(before) == journal_dir(changed) != legacy_journal_dir(before)
+    left = {journal_dir(before): "left-by-a-crash", legacy_journal_dir(before): "left-before-the-upgrade"}
+    for folder, event_id in left.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        event = UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=event_id)
+        (folder / "journal-1-dead-0.jsonl").write_bytes(event.to_jsonl())
+    models = {"m": {"provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9"}}
+    gateway = Gateway(parse_config({"models": models}), url)
+    try:
+        assert {row.event_id for row in open_store(url).events()} == set(left.values())
+    finally:
+        gateway.client.close()
+    assert not [path for folder in left for path in folder.glob("journal-*.jsonl")]

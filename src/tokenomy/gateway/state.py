@@ -25,7 +25,7 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.ledger.journal import Journal, claim, journal_dir, replay
+from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
@@ -90,6 +90,9 @@ class Gateway:
             if self.settings.journal_dir:  # the default folder is named after the ledger: no other ledger's
                 claim(folder, store)
             replay(folder, store)
+            legacy = None if self.settings.journal_dir else legacy_journal_dir(store)
+            if legacy is not None and legacy != folder:
+                replay(legacy, store)
             self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
         # A write's cost is mostly fixed (connection, rollup statements): at 1,500 requests/s a batch of a
         # second's calls is one write, not two (max_batch only bounds memory).

@@ -38,6 +38,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Literal
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -55,19 +56,36 @@ OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong t
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
 
+def ledger_name(store: LedgerStore) -> str:
+    """Which ledger a journal belongs to: a DuckDB file's resolved path, a server's URL without its credentials or
+    options (the same database after a password change is the same ledger, and no password is written out)."""
+    path = getattr(store, "path", None)
+    if path is not None:
+        return str(Path(path).resolve())
+    url = urlsplit(store.url)
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.hostname or ''}{port}{url.path}"
+
+
 def journal_dir(store: LedgerStore) -> Path:
-    """Beside a DuckDB file; under .tokenomy/ (named after the URL, without credentials) for PostgreSQL."""
+    """Beside a DuckDB file; under .tokenomy/ (named after the server's URL without credentials) for a server."""
     path = getattr(store, "path", None)
     if path is not None:
         return Path(f"{path}.journal")
+    return Path(".tokenomy") / f"journal-{hashlib.sha256(ledger_name(store).encode()).hexdigest()[:12]}"
+
+
+def legacy_journal_dir(store: LedgerStore) -> Path | None:
+    """Where versions before 2026-12-03 kept a server ledger's journal (named after the whole URL, password
+    included): replayed too, so an upgrade right after a crash loses nothing."""
+    if getattr(store, "path", None) is not None:
+        return None
     return Path(".tokenomy") / f"journal-{hashlib.sha256(store.url.encode()).hexdigest()[:12]}"
 
 
 def claim(folder: Path, store: LedgerStore) -> None:
     """Mark `folder` as the journal of `store`'s ledger; ConfigError if it is another ledger's journal."""
-    path = getattr(store, "path", None)
-    # A server's URL without its credentials: the same database after a password change is the same ledger.
-    name = str(Path(path).resolve()) if path is not None else store.url.split("@")[-1]
+    name = ledger_name(store)
     identity = hashlib.sha256(name.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / OWNER_FILE
