@@ -438,3 +438,29 @@ def test_the_anthropic_sdk_reads_the_model_listing_in_anthropics_shape(ledger_pa
         assert "GET /v1/models" in missing.value.body["error"]["message"]
         # the openai SDK still reads OpenAI's shape
         assert openai.OpenAI(base_url=url + "/v1", api_key="unused").models.list().data[0].object == "model"
+
+
+def test_healthz_says_when_answers_are_not_crash_safe_because_the_journal_cannot_be_written(ledger_path):
+    # A full disk does not stop answers (the provider has answered), but until the journal takes writes again a crash
+    # loses what is not yet in the database: an operator's probe must be able to see that window.
+    with InstantOpenAI() as upstream:
+        app = create_app(parse_config(upstream_config(upstream)), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+            health = httpx.get(url + "/healthz")
+            assert (health.status_code, health.json()["status"], health.json()["journal"]) == (200, "ok", "ok")
+            segment = app.state.gateway.journal._current
+            write = segment.write
+
+            def disk_full(data: bytes) -> None:
+                raise OSError(28, "No space left on device")
+
+            segment.write = disk_full
+            client.chat.completions.create(**ask)  # still answered
+            health = httpx.get(url + "/healthz")
+            assert health.status_code == 200
+            assert (health.json()["status"], health.json()["journal"]) == ("degraded", "failing")
+            segment.write = write  # the disk has room again
+            client.chat.completions.create(**ask)
+            assert httpx.get(url + "/healthz").json()["journal"] == "ok"

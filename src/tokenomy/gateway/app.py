@@ -134,9 +134,16 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        """Liveness: the process is up and its ledger writer is running."""
+        """Liveness: the process is up and its ledger writer is running. `journal` says whether an answer that leaves
+        now survives a crash ("failing": the disk is full; "off": `gateway.journal: false`); "degraded" then, still a
+        200, for the process is alive and a restart would not mend a full disk."""
         gw = holder.get("gw")
-        return {"status": "ok", "pending_ledger_events": gw.writer.pending if gw else 0}
+        journal = "off" if gw is None or gw.journal is None else "failing" if gw.journal.failing else "ok"
+        return {
+            "status": "degraded" if journal == "failing" else "ok",
+            "journal": journal,
+            "pending_ledger_events": gw.writer.pending if gw else 0,
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Response:

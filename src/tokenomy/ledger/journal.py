@@ -149,6 +149,11 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="tokenomy-journal", daemon=True)
         self._thread.start()
 
+    @property
+    def failing(self) -> bool:
+        """The last write to the journal failed (disk full, I/O error): answers are not crash-safe until one works."""
+        return self._failed
+
     def _open_segment(self) -> _Segment:
         return _Segment(self.folder / f"{self._stem}-{next(self._numbers)}.jsonl")
 
