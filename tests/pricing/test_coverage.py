@@ -152,11 +152,25 @@ def test_a_calls_own_split_of_cache_writes_prices_each_part_at_its_lifetimes_pri
     ("openai/gpt-4.1-mini", "gpt-4.1-mini", "global"),
     ("azure/gpt-4o-mini", "gpt-4o-mini", "global"),
     ("models/gemini-2.5-flash", "gemini-2.5-flash", "global"),
+    # LiteLLM's Bedrock routes keep the profile: `global.` is the global price, not the regional one (+10%).
+    ("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
+    ("bedrock/converse/eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0",
+     "eu-central-1"),
+    ("bedrock_converse/global.anthropic.claude-opus-4-5-20251101-v1:0",
+     "global.anthropic.claude-opus-4-5-20251101-v1:0", "global"),
 ])
 def test_identifiers_resolve(asked, model, region):
     entry = PriceCatalog.builtin().lookup(asked)
     assert (entry.model, entry.region) == (model, region)
     assert entry.resolved_from in (asked, None) and entry.priced_by == "tokenomy-catalog"
+
+
+def test_a_bedrock_route_prefix_reaches_the_library_with_its_profile():
+    catalog = PriceCatalog([], use_fallback=True)  # nothing curated: the library prices both
+    plain = catalog.lookup("global.anthropic.claude-opus-4-5-20251101-v1:0")
+    routed = catalog.lookup("bedrock/global.anthropic.claude-opus-4-5-20251101-v1:0")
+    assert (routed.input, routed.output, routed.family) == (plain.input, plain.output, plain.family)
+    assert routed.resolved_from == "bedrock/global.anthropic.claude-opus-4-5-20251101-v1:0"
 
 
 @pytest.mark.parametrize("arn, says", [

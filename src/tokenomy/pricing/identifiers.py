@@ -72,6 +72,9 @@ _PROVIDER_PREFIXES = (
     "bedrock_converse/",
     "aws/",
 )
+# LiteLLM-style routes to Bedrock. Stripped before the profile is read: `bedrock/us.anthropic.…` is the `us.` profile
+# (alias_candidates' prefix stripping comes after the profile split, so these ids were refused as unknown).
+_BEDROCK_ROUTES = ("bedrock/converse/", "bedrock/invoke/", "bedrock_converse/", "bedrock/", "aws/")
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
 _CONTEXT_SUFFIX = re.compile(r":\d+k$|:mm$")  # Bedrock context-window variants: ...-v1:0:200k
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
@@ -99,10 +102,10 @@ def is_bedrock_id(ref: ModelRef) -> bool:
 def parse_model_id(model: str, strict: bool = True) -> ModelRef:
     """Strip an ARN and a cross-region profile prefix; refuse (strict) ARNs that name no model."""
     region = None
-    text = model
-    if model.startswith("arn:aws"):
+    text = next((model[len(route) :] for route in _BEDROCK_ROUTES if model.startswith(route)), model)
+    if text.startswith("arn:aws"):
         # arn:aws[-us-gov]:bedrock:REGION:ACCOUNT:TYPE/ID
-        parts = model.split(":", 5)
+        parts = text.split(":", 5)
         region = parts[3] if len(parts) > 3 and parts[3] else None
         tail = parts[5] if len(parts) > 5 else ""
         kind, _, text = tail.partition("/")
