@@ -94,16 +94,24 @@ def _version() -> str:
         return "(unknown version)"
 
 
+def _installed_on() -> date:
+    """The day the bundled data file was written to disk: the data is no newer than that."""
+    from genai_prices import data
+
+    return datetime.fromtimestamp(Path(data.__file__).stat().st_mtime, tz=UTC).date()
+
+
 def _bundled_as_of(providers: list) -> str:
-    """The newest price change already in effect that the bundled data knows: its prices are current to at
-    least that date (scheduled future changes do not count)."""
-    today = datetime.now(tz=UTC).date()
+    """The newest price change the bundled data knows that was in effect by the day it was installed: its prices
+    are current to at least that date. Bounded by the install day, not today: a change the data scheduled ahead
+    would otherwise move the date forward when its day came, and data never updated would never look stale."""
+    limit = min(datetime.now(tz=UTC).date(), _installed_on())
     newest = date(2000, 1, 1)
     for provider in providers:
         for model in provider.models:
             for price in model.prices if isinstance(model.prices, list) else ():
                 start = getattr(getattr(price, "constraint", None), "start_date", None)
-                if isinstance(start, date) and newest < start <= today:
+                if isinstance(start, date) and newest < start <= limit:
                     newest = start
     return newest.isoformat()
 
