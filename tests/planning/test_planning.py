@@ -626,3 +626,31 @@ def test_sizing_a_model_the_window_has_no_calls_of_names_the_models_it_has(ledge
     named = " ".join(result.stderr.split())
     assert result.returncode == 2 and f"the ledger's calls there are of: us.{CLAUDE2}" in named
     assert "nova" not in result.stderr
+
+
+def test_savings_prices_a_calls_own_one_hour_cache_writes_at_the_one_hour_price(ledger_path):
+    # Sonnet 4.5 on Anthropic: $3 input, $15 output, $3.75 5-minute and $6 1-hour cache writes per 1M tokens. One
+    # call of 1,000 in + 100 out that wrote 10,000 tokens to a 1-hour cache cost $0.003 + $0.0015 + $0.06 = $0.0645
+    # (the ledger's figure); the day repeats: $0.0645 x 730 / 24 a month. Re-priced as 5-minute writes it read $1.2775.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.pricing.cost import compute_cost
+
+    model = "claude-sonnet-4-5-20250929"
+    event = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
+                       input_tokens=1000, output_tokens=100, cache_write_tokens=10_000,
+                       tags={"cache_write_1h_tokens": "10000"})
+    event.apply_cost(compute_cost(event.usage, model))
+    assert event.cost_usd == Decimal("0.0645")
+    open_store(ledger_path).write([event])
+    args = ["plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["current_monthly_cost_usd"] == "1.961875"  # 0.0645 x 730 / 24 = 1.961875
+    # Half the calls routed to Nova Micro (no 1-hour cache): its half writes a 5-minute cache at $0.035 per 1M
+    # ($0.000035 + $0.000014 + $0.00035 = $0.000399); the saving is (0.0645 - 0.000399) / 2 x 730 / 24.
+    result = CliRunner().invoke(app, [*args, "--cheap-model", "amazon.nova-micro-v1:0", "--routing-share", "0.5"])
+    assert result.exit_code == 0, result.output
+    routing = {r["lever"]: r for r in json.loads(result.stdout)["levers"]}["routing"]
+    assert routing["window_saving_usd"] == "0.032050"  # (0.0645 - 0.000399) / 2 = 0.0320505, half to even

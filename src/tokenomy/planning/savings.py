@@ -52,7 +52,7 @@ class _Scenario:
     cache_write: int
     mode: str
     weight: Decimal = Decimal(1)
-    cache_write_1h: int = 0  # prefix tokens the caching lever writes with a 1-hour TTL
+    cache_write_1h: int = 0  # tokens written with a 1-hour TTL: the call's own, and the caching lever's
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,11 +85,14 @@ def cache_plan(events: list[UsageEvent], cache_ttl: str = "5m") -> dict[str, str
 
 def _price(s: _Scenario) -> Decimal:
     region = s.region if s.region not in (None, "global", "local") else None
+    cache_write, one_hour = s.cache_write, s.cache_write_1h
+    if one_hour and default_catalog().lookup(s.model, region).cache_write_1h is None:
+        cache_write, one_hour = cache_write + one_hour, 0  # a routing target with no 1-hour cache writes a 5-minute one
     total = compute_cost(
-        Usage(s.input_tokens, s.output_tokens, s.cache_read, s.cache_write), s.model, region, s.mode
+        Usage(s.input_tokens, s.output_tokens, s.cache_read, cache_write), s.model, region, s.mode
     ).total_usd
-    if s.cache_write_1h:  # the lever's writes with a 1-hour TTL, at the 1-hour write price
-        total += compute_cost(Usage(0, 0, 0, s.cache_write_1h), s.model, region, s.mode, cache_ttl="1h").total_usd
+    if one_hour:  # 1-hour writes (the call's own, or the caching lever's), at the 1-hour write price
+        total += compute_cost(Usage(0, 0, 0, one_hour), s.model, region, s.mode, cache_ttl="1h").total_usd
     return total * s.weight
 
 
@@ -97,14 +100,17 @@ def _apply(
     event: UsageEvent, levers: tuple[str, ...], inputs: SavingsInputs, plan: dict[str, str], caps: dict[str, int]
 ) -> Decimal:
     """Price one event after the given levers, in ORDER. Routing splits the event by expected share."""
+    # The call's own 1-hour cache writes stay 1-hour writes (priced at 2x input, not the 5-minute 1.25x).
+    one_hour = event.usage.cache_write_1h_tokens
     base = _Scenario(
         event.model,
         event.region,
         event.input_tokens,
         event.output_tokens,
         event.cache_read_tokens,
-        event.cache_write_tokens,
+        event.cache_write_tokens - one_hour,
         event.mode,
+        cache_write_1h=one_hour,
     )
     scenarios = [base]
     if "routing" in levers and inputs.cheap_model and inputs.routing_share > 0 and event.model != inputs.cheap_model:
@@ -117,9 +123,10 @@ def _apply(
                 event.input_tokens,
                 event.output_tokens,
                 event.cache_read_tokens,
-                event.cache_write_tokens,
+                event.cache_write_tokens - one_hour,
                 event.mode,
                 share,
+                cache_write_1h=one_hour,
             )
         )
     total = Decimal(0)
