@@ -654,3 +654,24 @@ def test_savings_prices_a_calls_own_one_hour_cache_writes_at_the_one_hour_price(
     assert result.exit_code == 0, result.output
     routing = {r["lever"]: r for r in json.loads(result.stdout)["levers"]}["routing"]
     assert routing["window_saving_usd"] == "0.032050"  # (0.0645 - 0.000399) / 2 = 0.0320505, half to even
+
+
+def test_savings_prices_a_long_context_call_at_the_long_context_prices_the_ledger_charged(ledger_path):
+    # Sonnet 4.5 over 200k prompt tokens: $6 input and $22.50 output per 1M. A call of 250,000 in + 1,000 out cost
+    # $1.50 + $0.0225 = $1.5225 (the ledger's figure); the day repeats: $1.5225 x 730 / 24 = $46.309375 a month. It was
+    # re-priced at the standard $3 / $15 ($0.765: $23.26875 a month), half what the calls cost.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.pricing.cost import compute_cost
+
+    model = "claude-sonnet-4-5-20250929"
+    event = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
+                       input_tokens=250_000, output_tokens=1000)
+    event.apply_cost(compute_cost(event.usage, model, one_call=True))
+    assert event.cost_usd == Decimal("1.5225")
+    open_store(ledger_path).write([event])
+    args = ["plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["current_monthly_cost_usd"] == "46.309375"

@@ -53,6 +53,7 @@ class _Scenario:
     mode: str
     weight: Decimal = Decimal(1)
     cache_write_1h: int = 0  # tokens written with a 1-hour TTL: the call's own, and the caching lever's
+    one_call: bool = True  # one metered call (long-context prices apply), not a bill's day of many calls
     notes: list[str] = field(default_factory=list)
 
 
@@ -88,12 +89,11 @@ def _price(s: _Scenario) -> Decimal:
     cache_write, one_hour = s.cache_write, s.cache_write_1h
     if one_hour and default_catalog().lookup(s.model, region).cache_write_1h is None:
         cache_write, one_hour = cache_write + one_hour, 0  # a routing target with no 1-hour cache writes a 5-minute one
-    total = compute_cost(
-        Usage(s.input_tokens, s.output_tokens, s.cache_read, cache_write), s.model, region, s.mode
-    ).total_usd
-    if one_hour:  # 1-hour writes (the call's own, or the caching lever's), at the 1-hour write price
-        total += compute_cost(Usage(0, 0, 0, one_hour), s.model, region, s.mode, cache_ttl="1h").total_usd
-    return total * s.weight
+    # One pricing of the whole call: its 1-hour writes (its own, or the caching lever's) at the 1-hour price, and a
+    # metered call's prompt over the long-context threshold at the long-context prices, as the ledger priced it. A
+    # bill's row is many calls' tokens (`one_call=False`: standard rates).
+    usage = Usage(s.input_tokens, s.output_tokens, s.cache_read, cache_write + one_hour, cache_write_1h_tokens=one_hour)
+    return compute_cost(usage, s.model, region, s.mode, one_call=s.one_call).total_usd * s.weight
 
 
 def _apply(
@@ -111,6 +111,7 @@ def _apply(
         event.cache_write_tokens - one_hour,
         event.mode,
         cache_write_1h=one_hour,
+        one_call=not _billed(event),
     )
     scenarios = [base]
     if "routing" in levers and inputs.cheap_model and inputs.routing_share > 0 and event.model != inputs.cheap_model:
@@ -127,6 +128,7 @@ def _apply(
                 event.mode,
                 share,
                 cache_write_1h=one_hour,
+                one_call=not _billed(event),
             )
         )
     total = Decimal(0)
