@@ -285,6 +285,24 @@ def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     assert found[("escalation_rate", "faq")]["monthly_usd"] == escalated * FACTOR
 
 
+def test_a_long_context_calls_batch_saving_is_its_long_context_price_halved(ledger_path) -> None:
+    # Sonnet 4.5 over 200k prompt tokens: $6 / $22.50 per 1M on demand, $3 / $11.25 in batch. A latency-tolerant call
+    # of 250,000 in + 1,000 out cost $1.5225 (as the ledger priced it); in batch $0.76125, so batch saves $0.76125 a
+    # day. Its batch price was taken at the standard rates ($0.3825): a saving of $1.14, half again too much.
+    from tokenomy.analytics.review import run_review
+
+    model = "claude-sonnet-4-5-20250929"
+    event = UsageEvent(ts=NOW - timedelta(hours=12), provider="anthropic", model=model, task="nightly",
+                       tags={"latency_tolerant": "true"}, input_tokens=250_000, output_tokens=1_000)
+    event.apply_cost(compute_cost(event.usage, model, one_call=True))  # as the gateway records a call
+    assert event.cost_usd == Decimal("1.5225")
+    store = open_store(ledger_path)
+    store.write([event])
+    body = run_review(store, days=1, until=NOW)
+    found = {(f["kind"], f["subject"]): f for f in body["findings"]}
+    assert found[("batch_candidate", "nightly")]["monthly_usd"] == Decimal("0.76125") * Decimal(730) / 24
+
+
 def test_every_catalog_model_has_a_curated_line() -> None:
     """A model added to the catalog without a line would get no upgrade candidates: add it to families.py."""
     from tokenomy.pricing.catalog import split_inference_profile

@@ -314,7 +314,8 @@ def batch_share(
             continue
         region = event.region if event.region not in (None, "global", "local") else None
         try:
-            batch = compute_cost(event.usage, event.model, region, "batch").total_usd
+            # one_call: a call over the long-context threshold, priced at those prices, moves at their batch price
+            batch = compute_cost(event.usage, event.model, region, "batch", one_call=True).total_usd
         except TokenomyError:
             continue
         task = event.task or "(none)"
