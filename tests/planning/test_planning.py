@@ -675,3 +675,34 @@ def test_savings_prices_a_long_context_call_at_the_long_context_prices_the_ledge
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["current_monthly_cost_usd"] == "46.309375"
+
+
+def test_savings_says_when_its_list_price_figure_is_not_what_the_ledger_recorded(ledger_path):
+    # An imported call's own cost (a negotiated price) is not the list price the levers are measured against: the
+    # "current" figure used to be shown alone, unlike what `report spend` says for the same calls.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.pricing.cost import compute_cost
+
+    model = "claude-sonnet-4-5-20250929"
+    listed = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
+                        input_tokens=1000, output_tokens=100)
+    listed.apply_cost(compute_cost(listed.usage, model))  # $0.0045 at list prices
+    args = ["plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06", "--json"]
+    open_store(ledger_path).write([listed])
+    agreed = CliRunner().invoke(app, args)
+    assert agreed.exit_code == 0, agreed.output
+    assert json.loads(agreed.stdout)["recorded_monthly_cost_usd"] == "0.136875"  # 0.0045 x 730 / 24
+    assert "list prices" not in agreed.stderr
+    negotiated = UsageEvent(ts=datetime(2026, 1, 5, 11, tzinfo=UTC), provider="anthropic", model=model, task="qa",
+                            input_tokens=1000, output_tokens=100, cost_usd=Decimal("0.0015"), event_id="imported-1")
+    open_store(ledger_path).write([negotiated])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert (body["current_monthly_cost_usd"], body["recorded_monthly_cost_usd"]) == ("0.273750", "0.182500")
+    warning = " ".join(result.stderr.split())
+    assert "0.273750 USD a month, is not the 0.182500 USD the ledger recorded" in warning
+    priced_as = CliRunner().invoke(app, [*args, "--price-as", "amazon.nova-micro-v1:0"])  # asked to differ: no warning
+    assert priced_as.exit_code == 0 and "ledger recorded" not in priced_as.stderr

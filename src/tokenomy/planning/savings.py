@@ -18,6 +18,7 @@ from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.spend import BILLED_MARKS
 from tokenomy.messages import Usage
+from tokenomy.money import money_str
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
@@ -259,6 +260,7 @@ def what_if(
     plan = cache_plan(priced, inputs.cache_ttl)
     caps = output_caps(priced, inputs.cap_percentile)
     current = sum(_apply(e, (), inputs, plan, caps) for e in priced)
+    recorded = sum((e.cost_usd for e in priced), Decimal(0))
     levers: list[dict[str, Any]] = []
     for lever in inputs.levers:
         after = sum(_apply(e, (lever,), inputs, plan, caps) for e in priced)
@@ -280,10 +282,19 @@ def what_if(
         "window_hours": float(hours),
         "observed_window_seconds": (end - start).total_seconds(),
         "window": window_text(start, end),
-        "warnings": [w for w in (short_for_monthly(start, end), _left_out(skipped, len(priced), unpriced)) if w],
+        "warnings": [
+            w
+            for w in (
+                short_for_monthly(start, end),
+                _left_out(skipped, len(priced), unpriced),
+                _unlike_recorded(current * scale, recorded * scale, inputs.price_as),
+            )
+            if w
+        ],
         "events": len(priced),
         "events_skipped_unpriced": skipped,
         "current_monthly_cost_usd": current * scale,
+        "recorded_monthly_cost_usd": recorded * scale,
         "levers": levers,
         "compounded_order": list(applied),
         "priced_as": inputs.price_as,
@@ -299,6 +310,18 @@ def what_if(
             else f"the {window_text(start, end)} of calls, counted as one hour, repeats for a 730-hour month"
         ),
     }
+
+
+def _unlike_recorded(current: Decimal, recorded: Decimal, price_as: str | None) -> str | None:
+    """Say so when the list-price figure every lever is measured against is not what the ledger recorded (a bill's
+    or an import's own cost, a negotiated price): by more than 1%, and not because --price-as asked for it."""
+    if price_as or abs(current - recorded) <= abs(recorded) / 100:
+        return None
+    return (
+        f"the current cost at list prices, {money_str(current, 'amount')} USD a month, is not the "
+        f"{money_str(recorded, 'amount')} USD the ledger recorded for these calls (bills, imported costs and "
+        "negotiated prices are not list prices); each lever's saving is measured against the list-price figure"
+    )
 
 
 def _one_hour_refusals(events: list[UsageEvent], inputs: SavingsInputs) -> dict[str, str]:
