@@ -548,6 +548,8 @@ def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert count_results(ledger_path, job_id) < total  # the kill landed mid-run
+        cli("batch", "cancel", job_id, "--ledger", str(ledger_path), "--json")
+        assert Counting.calls - count_results(ledger_path, job_id) <= concurrency  # `cancel` commits them too
         status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
         assert Counting.calls - status["done"] <= concurrency  # `status` commits what the runner got, resume or not
         final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")

@@ -375,6 +375,7 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
     if job.status in FINAL_STATES:
         return job
     if job.backend == "local":
+        commit_left_behind(tables, job)  # what a killed runner was answered: in the ledger now, not at a next run
         tables.update_job(job_id, status="stopping" if runner_alive(job) else "stopped")
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
