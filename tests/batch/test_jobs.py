@@ -560,3 +560,68 @@ def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
     assert len(rows) == total and {r["n"] for r in rows} == {1}
     assert Counting.calls - total <= concurrency, f"{Counting.calls} calls billed, {total} in the ledger"
     assert not list(Path(f"{ledger_path}.journal").glob("batch-*"))  # committed, then deleted
+
+
+@pytest.mark.postgres
+def test_thousands_of_answers_a_killed_runner_journaled_are_committed_on_postgres(
+    tmp_path: Path, fresh_postgres_url: str, monkeypatch
+) -> None:
+    # A runner killed after 5,000 answers leaves them all in its journal: committed in one statement of 75,000
+    # parameters PostgreSQL refused, and the file, never deleted, failed every later status, wait and resume the same.
+    from tokenomy.batch.backends import RecordResult
+    from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
+
+    monkeypatch.chdir(tmp_path)  # a server ledger's journal folder is under the working directory
+    tables = open_tables(fresh_postgres_url)
+    job = upstream_job(tables, tmp_path, "http://127.0.0.1:9", 5000)
+    journal = RunnerJournal(tables, job.job_id)
+    for n in range(5000):
+        answer = RecordResult(f"r{n}", text="ok", usage=Usage(12, 3), model="upstream")
+        journal.item((0, answer, "on_demand", "openai", "upstream", None))
+    journal.release()  # the runner is gone; its file stays
+    assert commit_left_behind(tables, job) == 5000
+    assert count_results_in(tables, job.job_id) == 5000
+    assert not list(tmp_path.glob(".tokenomy/journal-*/batch-*"))  # committed, then deleted
+
+
+def count_results_in(tables, job_id: str) -> int:
+    return int(tables.query(f"SELECT COUNT(*) AS n FROM batch_results WHERE job_id = {tables.p}", [job_id])[0]["n"])
+
+
+def test_a_journal_folder_that_cannot_be_made_costs_the_crash_safety_not_the_run(tmp_path: Path, ledger_path: Path,
+                                                                                 caplog) -> None:
+    # A read-only working directory (a server ledger's journal is under it) or a full disk: the run used to fail at
+    # its start, after claiming the job.
+    Path(f"{ledger_path}.journal").write_text("a file where the folder would go")
+    with InstantOpenAI() as url:
+        tables = open_tables(ledger_path)
+        job, _ = run_job(tables, upstream_job(tables, tmp_path, url, 5).job_id)
+    assert (job.status, job.done) == ("completed", 5)
+    assert "journal" in caplog.text and "cannot be written" in caplog.text
+
+
+def test_a_dead_runners_journal_another_process_is_committing_is_waited_for_not_skipped(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    # `batch status` committing a dead runner's file holds its lock; a `resume` starting then took the file for a live
+    # runner's, skipped it, and sent its records again (billed twice).
+    from tokenomy.batch.backends import RecordResult
+    from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
+
+    tables = open_tables(ledger_path)
+    job = upstream_job(tables, tmp_path, "http://127.0.0.1:9", 3)
+    journal = RunnerJournal(tables, job.job_id)
+    for n in range(3):
+        journal.item((0, RecordResult(f"r{n}", text="ok", usage=Usage(12, 3), model="upstream"), "on_demand",
+                      "openai", "upstream", None))
+    journal.release()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = journal.path.with_name(journal.path.name.replace(f"-{os.getpid()}-", f"-{gone.stdout.strip()}-"))
+    journal.path.rename(dead)  # a runner that is gone
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1)", str(dead)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"  # another process is committing it
+    assert commit_left_behind(tables, job) == 3  # waited for the lock, then committed
+    holder.wait(10)
+    assert count_results_in(tables, job.job_id) == 3

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict
+from pathlib import Path
 from typing import IO
 
 from tokenomy.batch.backends import RecordResult
@@ -32,18 +33,40 @@ from tokenomy.ledger.journal import event_from_jsonl, journal_dir
 from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)
+COMMIT_ROWS = 500  # results a statement writes (15 parameters each; PostgreSQL takes at most 65,535)
 
 
 class RunnerJournal:
-    """One runner's append-only file of what it was answered and has not necessarily committed yet."""
+    """One runner's append-only file of what it was answered and has not necessarily committed yet. A folder that
+    cannot be written (a read-only working directory for a server ledger, a full disk) costs the crash safety, said
+    once in a warning, never the run: the group commits still write every answer."""
 
     def __init__(self, tables: JobTables, job_id: str) -> None:
         folder = journal_dir(tables.store)
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"batch-{job_id}-{os.getpid()}-{new_id()}.jsonl"
-        self._file: IO[bytes] = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open (and locked) for its life
-        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
+        self._failed = False
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Locked under a name the committers' glob does not match, then renamed: one never takes it half-made.
+            draft = folder / f".{self.path.name}"
+            file = open(draft, "ab", buffering=0)  # noqa: SIM115 - held open (and locked) for its life
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(draft, self.path)
+            self._file = file
+        except OSError as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._failed:
+            log.warning(
+                "the batch runner's journal %s cannot be written (%s): answers are committed as usual, but a runner "
+                "killed now loses the last half second of them",
+                self.path,
+                exc,
+            )
+        self._failed = True
 
     def item(self, item: tuple) -> None:
         """A record's outcome as `record_results` takes it: (part_no, result, mode, provider, pricing_model, region)."""
@@ -57,18 +80,25 @@ class RunnerJournal:
 
     def _append(self, line: bytes) -> None:
         with self._lock:
+            if self._file is None:
+                return
             view = memoryview(line)
-            while view:  # a regular file takes it in one call; a short write is finished, never torn silently
-                view = view[os.write(self._file.fileno(), view) :]
+            try:
+                while view:  # a regular file takes it in one call; a short write is finished, never torn silently
+                    view = view[os.write(self._file.fileno(), view) :]
+            except OSError as exc:  # disk full: the group commit still has the answer
+                self._warn(exc)
 
     def discard(self) -> None:
         """Everything in it is committed: delete it."""
-        self.path.unlink(missing_ok=True)
-        self._file.close()
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
+            self._file.close()
 
     def release(self) -> None:
         """Keep it for the next run of the job (a commit failed)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def commit_left_behind(tables: JobTables, job: Job) -> int:
@@ -77,10 +107,10 @@ def commit_left_behind(tables: JobTables, job: Job) -> int:
     total = 0
     for path in sorted(folder.glob(f"batch-{job.job_id}-*.jsonl")) if folder.is_dir() else []:
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _locked(handle, path):
                 continue  # a live runner's
+            if os.fstat(handle.fileno()).st_nlink == 0:
+                continue  # committed and deleted by another process while this one waited for it
             items, attempts = [], []
             for number, line in enumerate(handle, 1):
                 try:
@@ -95,10 +125,31 @@ def commit_left_behind(tables: JobTables, job: Job) -> int:
                     log.warning("%s:%d: skipped an unreadable batch journal line (%s)", path, number, exc)
             if attempts:
                 tables.write_events(attempts)
-            if items:
-                record_results(tables, job, items)
+            for start in range(0, len(items), COMMIT_ROWS):  # one statement of thousands of rows PostgreSQL refuses
+                record_results(tables, job, items[start : start + COMMIT_ROWS])
             total += len(items) + len(attempts)
             path.unlink()
     if total:
         log.warning("committed %d answers of %s that a stopped runner had not written", total, job.job_id)
     return total
+
+
+def _locked(handle: IO[bytes], path: Path) -> bool:
+    """Take the file's lock: at once, or, when its runner is gone and another process is committing it, once that
+    one is done (skipping it would send its records again). False for a live runner's file."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    try:
+        os.kill(int(path.name.rsplit("-", 2)[-2]), 0)  # batch-<job>-<pid>-<id>.jsonl
+        return False  # its runner lives
+    except ValueError:  # not a name a runner gave
+        return False
+    except ProcessLookupError:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
+    except PermissionError:  # a process of another user has that pid now: not a runner of this job's
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
