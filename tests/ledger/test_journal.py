@@ -161,3 +161,21 @@ def test_a_server_ledgers_journal_is_replayed_after_a_password_change_and_from_w
     finally:
         gateway.client.close()
     assert not [path for folder in left for path in folder.glob("journal-*.jsonl")]
+
+
+def test_a_server_ledgers_name_keeps_every_host_and_option_that_picks_the_database_and_no_credential():
+    # A multi-host URL (libpq takes "h1:5432,h2:5433") made the journal folder's name a ValueError traceback; options
+    # that pick another database (host=, service=) were dropped, so two ledgers shared one folder.
+    from types import SimpleNamespace
+
+    from tokenomy.ledger.journal import ledger_name
+
+    def name(url: str) -> str:
+        return ledger_name(SimpleNamespace(url=url))
+
+    assert name("postgresql://app:secret@H1:5432,h2:5433/ledger") == "postgresql://h1:5432,h2:5433/ledger"
+    assert name("postgresql:///tokenomy?host=/run/pg-a") != name("postgresql:///tokenomy?host=/run/pg-b")
+    assert name("postgresql://?service=prod") != name("postgresql://?service=staging")
+    assert name("postgresql://db/ledger?password=old&sslmode=require") == name(
+        "postgresql://db/ledger?sslmode=require&password=new")
+    assert "secret" not in name("postgresql://db/ledger?user=app&password=secret")

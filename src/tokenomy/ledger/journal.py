@@ -38,7 +38,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 SEGMENT_BYTES = 8 * 1024 * 1024
 SYNC_MODES = ("write", "fsync")
 OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong to
+_CREDENTIALS = {"user", "password", "sslpassword", "passfile"}  # URL options that name who connects, not the database
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
 
@@ -63,8 +64,9 @@ def ledger_name(store: LedgerStore) -> str:
     if path is not None:
         return str(Path(path).resolve())
     url = urlsplit(store.url)
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.hostname or ''}{port}{url.path}"
+    hosts = url.netloc.rpartition("@")[2].lower()  # "h1:5432,h2:5433" as libpq takes it; no credentials
+    kept = sorted((k, v) for k, v in parse_qsl(url.query) if k not in _CREDENTIALS)  # host=, service=, options=
+    return f"{url.scheme}://{hosts}{url.path}" + (f"?{urlencode(kept)}" if kept else "")
 
 
 def journal_dir(store: LedgerStore) -> Path:
