@@ -706,3 +706,14 @@ def test_savings_says_when_its_list_price_figure_is_not_what_the_ledger_recorded
     assert "0.273750 USD a month, is not the 0.182500 USD the ledger recorded" in warning
     priced_as = CliRunner().invoke(app, [*args, "--price-as", "amazon.nova-micro-v1:0"])  # asked to differ: no warning
     assert priced_as.exit_code == 0 and "ledger recorded" not in priced_as.stderr
+
+
+def test_savings_on_a_long_call_with_one_hour_cache_writes_still_answers():
+    # Sonnet 4.5 publishes no 1-hour cache-write price for prompts over 200k tokens: pricing such a call as one call
+    # refused it, and that refusal aborted the whole what-if (and the dashboard's levers panel with it).
+    model = "claude-sonnet-4-5-20250929"
+    events = [UsageEvent(ts=datetime(2026, 1, 5, 10, minute, tzinfo=UTC), provider="anthropic", model=model,
+                         task="qa", input_tokens=210_000, output_tokens=100, cache_write_tokens=1000,
+                         tags={"cache_write_1h_tokens": "1000"}) for minute in (0, 1)]
+    result = what_if(events, SavingsInputs(cache_ttl="1h"))
+    assert result["events"] == 2 and result["current_monthly_cost_usd"] > 0

@@ -94,7 +94,14 @@ def _price(s: _Scenario) -> Decimal:
     # metered call's prompt over the long-context threshold at the long-context prices, as the ledger priced it. A
     # bill's row is many calls' tokens (`one_call=False`: standard rates).
     usage = Usage(s.input_tokens, s.output_tokens, s.cache_read, cache_write + one_hour, cache_write_1h_tokens=one_hour)
-    return compute_cost(usage, s.model, region, s.mode, one_call=s.one_call).total_usd * s.weight
+    try:
+        return compute_cost(usage, s.model, region, s.mode, one_call=s.one_call).total_usd * s.weight
+    except TokenomyError:
+        if not s.one_call:
+            raise
+        # A long prompt with a part the model publishes no long-context price for (1-hour cache writes on Claude
+        # Sonnet 4.5): the standard rates, as every call was priced before, rather than no what-if at all.
+        return compute_cost(usage, s.model, region, s.mode).total_usd * s.weight
 
 
 def _apply(
