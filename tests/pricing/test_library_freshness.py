@@ -33,3 +33,12 @@ def test_a_change_the_data_scheduled_ahead_does_not_make_old_data_look_current(m
     as_of = library._bundled_as_of(providers)
     assert as_of == "2026-11-01"
     assert freshness.age_days(as_of, date(2027, 7, 1)) > freshness.WARN_DAYS  # so pricing from it warns
+
+
+def test_a_data_file_dated_1970_says_nothing_of_when_it_was_installed(monkeypatch):
+    # Nix and some image builders set every file's mtime to 1970: taken as the install day, every bundled price was
+    # dated 2000-01-01 and warned about as decades stale.
+    providers = _providers(date(2026, 11, 1))
+    monkeypatch.setattr(library, "_installed_on", lambda: date(1970, 1, 1), raising=False)
+    monkeypatch.setattr(library, "datetime", _on(date(2026, 12, 3)))
+    assert library._bundled_as_of(providers) == "2026-11-01"

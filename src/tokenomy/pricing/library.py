@@ -105,7 +105,9 @@ def _bundled_as_of(providers: list) -> str:
     """The newest price change the bundled data knows that was in effect by the day it was installed: its prices
     are current to at least that date. Bounded by the install day, not today: a change the data scheduled ahead
     would otherwise move the date forward when its day came, and data never updated would never look stale."""
-    limit = min(datetime.now(tz=UTC).date(), _installed_on())
+    today, installed = datetime.now(tz=UTC).date(), _installed_on()
+    # A file dated before genai-prices existed (Nix and some image builders set every mtime to 1970) says nothing.
+    limit = min(today, installed) if installed.year >= 2024 else today
     newest = date(2000, 1, 1)
     for provider in providers:
         for model in provider.models:
