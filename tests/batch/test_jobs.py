@@ -625,3 +625,24 @@ def test_a_dead_runners_journal_another_process_is_committing_is_waited_for_not_
     assert commit_left_behind(tables, job) == 3  # waited for the lock, then committed
     holder.wait(10)
     assert count_results_in(tables, job.job_id) == 3
+
+
+def test_an_answer_committed_from_a_runners_journal_is_recorded_when_it_was_answered(tmp_path: Path,
+                                                                                  ledger_path: Path) -> None:
+    # Committed days later (the next status or resume), it was recorded at the commit's time: another day, another
+    # budget period.
+    from datetime import UTC, datetime
+
+    from tokenomy.batch.backends import RecordResult
+    from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
+
+    tables = open_tables(ledger_path)
+    job = upstream_job(tables, tmp_path, "http://127.0.0.1:9", 1)
+    answered = datetime(2026, 11, 30, 23, 59, 59, 250000, tzinfo=UTC)
+    journal = RunnerJournal(tables, job.job_id)
+    journal.item((0, RecordResult("r0", text="ok", usage=Usage(12, 3), model="upstream", answered_at=answered),
+                  "on_demand", "openai", "upstream", None))
+    journal.release()
+    assert commit_left_behind(tables, job) == 1
+    [row] = open_store(ledger_path).events()
+    assert row.ts == answered

@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
@@ -61,6 +62,7 @@ class RecordResult:
     error: str | None = None
     model: str | None = None  # the model that actually answered, when the provider says
     raw: dict[str, Any] | None = None  # the provider's output line, kept for `results -o`
+    answered_at: datetime | None = None  # when it was answered, if it may be recorded later (a runner's journal)
 
     @property
     def ok(self) -> bool:

@@ -340,7 +340,9 @@ def run_job(
 
     def on_answer(rec: BatchRecord, response: ChatResponse) -> None:
         region = response.region if response.region not in (None, "global", "local") else None
-        result = RecordResult(rec.id, text=response.text, usage=response.usage, model=response.model)
+        result = RecordResult(
+            rec.id, text=response.text, usage=response.usage, model=response.model, answered_at=utcnow()
+        )
         keep((0, result, "on_demand", response.provider, pricing_model, region))
 
     def on_error(rec: BatchRecord, error: str) -> None:

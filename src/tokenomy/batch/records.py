@@ -69,7 +69,7 @@ def record_results(
                 cost = unpriced_cost(pricing_model, region, mode)
             cost_usd = cost.total_usd
             event = UsageEvent(
-                ts=utcnow(),
+                ts=result.answered_at or utcnow(),
                 provider=provider,
                 model=result.model or job.model,
                 region=region,

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -118,6 +119,8 @@ def commit_left_behind(tables: JobTables, job: Job) -> int:
                     if "record" in record:
                         part_no, fields, *rest = record["record"]
                         usage = Usage(**fields.pop("usage")) if fields.get("usage") else None
+                        answered = fields.get("answered_at")  # recorded at when it was answered, not at this commit
+                        fields["answered_at"] = datetime.fromisoformat(answered) if answered else None
                         items.append((part_no, RecordResult(**{**fields, "usage": usage}), *rest))
                     else:
                         attempts.append(event_from_jsonl(line))
