@@ -150,9 +150,6 @@ def _locked(handle: IO[bytes], path: Path) -> bool:
         return False  # its runner lives
     except ValueError:  # not a name a runner gave
         return False
-    except ProcessLookupError:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        return True
-    except PermissionError:  # a process of another user has that pid now: not a runner of this job's
+    except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's process now: not a runner's
         fcntl.flock(handle, fcntl.LOCK_EX)
         return True
