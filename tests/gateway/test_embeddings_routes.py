@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -596,8 +597,13 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
 class SlowWordEngine(WordEngine):
     """Takes its time over a text that asks for it: the call carrying it is still in flight when the caller leaves."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.working_on_slow = threading.Event()
+
     def count(self, text: str) -> int:
         if text == "slow":
+            self.working_on_slow.set()
             time.sleep(3)
         return super().count(text)
 
@@ -606,6 +612,10 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
     # Seeded (rate 0.5, seed 10): the first batch of 96 answers, the second is throttled; the retry sends the
     # second only, and is cancelled while Bedrock works on it. Its row is the estimate of what it sent (1 token),
     # not of the whole request, whose first batch the first attempt's row already bills.
+    # The caller leaves once Bedrock is working on the retried call (not after a fixed time: on a loaded machine
+    # the first attempt alone can take longer than any short timeout).
+    engine = SlowWordEngine()
+
     async def cancelled(bedrock_url: str) -> None:
         model = {"provider": "bedrock", "model": COHERE, "region": "us-east-1", "endpoint_url": bedrock_url}
         config = parse_config({"models": {"cohere": model},
@@ -615,13 +625,16 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
         spec = gw.client.spec_for("cohere")
         meta = RequestMeta(route="cohere-r", request_id="r-1")
         try:
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("cohere-r", gw.route_for("cohere-r")),
-                                              meta, asked.estimated_tokens()), 1.5)
+            call = asyncio.ensure_future(_embed(gw, asked, spec, gw.policy_for("cohere-r", gw.route_for("cohere-r")),
+                                                meta, asked.estimated_tokens()))
+            assert await asyncio.to_thread(engine.working_on_slow.wait, 60)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
         finally:
             gw.client.close()
 
-    with ServerThread(create_bedrock(throttle_rate=0.5, seed=10, engine=SlowWordEngine())) as bedrock_url:
+    with ServerThread(create_bedrock(throttle_rate=0.5, seed=10, engine=engine)) as bedrock_url:
         asyncio.run(cancelled(bedrock_url))
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
     assert [(e.attempt, e.outcome, e.input_tokens) for e in rows] == [(1, "throttled", 96), (2, "cancelled", 1)]
