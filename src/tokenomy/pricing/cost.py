@@ -115,6 +115,7 @@ def compute_cost(
     service_tier: str = "standard",
     one_call: bool = False,
     warn_old: bool = True,
+    prompt_tokens: int | None = None,
 ) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
     at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price, except the part `usage` says was written for an
@@ -123,7 +124,9 @@ def compute_cost(
 
     `one_call`: `usage` is one call's tokens, so a prompt over the model's long-context threshold is priced at its
     long-context prices. Usage summed over many calls (a batch file's estimate, a day's bill) says nothing about
-    any one prompt's size and is priced at the standard rates.
+    any one prompt's size and is priced at the standard rates. `prompt_tokens`: `usage` sums calls whose prompts
+    are all on the same side of the model's long-context threshold as a prompt of this many tokens (a review groups
+    calls so): priced as `one_call` prices each of them, all at the long-context prices if this is over it.
 
     `warn_old=False`: the caller shows the price's date itself (`as_of` of the breakdown), as a review does for
     the models it only compares, so no warning is logged for data past 180 days."""
@@ -153,7 +156,9 @@ def compute_cost(
     entry = (catalog or default_catalog()).lookup(model, region)
     if warn_old:
         warn_if_old(entry)
-    long = _long_context(entry, usage, mode) if one_call else None
+    if prompt_tokens is None and one_call:
+        prompt_tokens = usage.total_input_tokens
+    long = _long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
     if service_tier != "standard":
         if long is not None and service_tier in entry.service_tiers:
             raise UsageError(
@@ -207,7 +212,7 @@ def compute_cost(
                 rate_cw * ratio_in,
                 rate_1h * ratio_in,
             )
-        note = f"long-context prices: {usage.total_input_tokens:,} prompt tokens are over {long.above_tokens:,}"
+        note = f"long-context prices: {prompt_tokens:,} prompt tokens are over {long.above_tokens:,}"
     elif mode == "on_demand":
         rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
         rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
@@ -259,11 +264,11 @@ def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:
     return input_ratio
 
 
-def _long_context(entry: PriceEntry, usage: Usage, mode: str) -> LongContextPrice | None:
-    """The entry's long-context prices if this call's prompt (input + cache read + cache write) is over their
+def _long_context(entry: PriceEntry, prompt_tokens: int, mode: str) -> LongContextPrice | None:
+    """The entry's long-context prices if a call's prompt (input + cache read + cache write) is over their
     threshold; provisioned throughput has no per-token price to raise."""
     long = entry.long_context
-    if long is None or mode == "provisioned" or usage.total_input_tokens <= long.above_tokens:
+    if long is None or mode == "provisioned" or prompt_tokens <= long.above_tokens:
         return None
     return long
 
