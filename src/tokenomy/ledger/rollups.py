@@ -95,6 +95,19 @@ def tag_match(dialect: str, placeholder: str, tag: str) -> tuple[str, list[str]]
     return f"json_extract_string(tags, {placeholder}) = {placeholder}", [pointer, value]
 
 
+def tag_count(dialect: str, key: str) -> str:
+    """SQL for the whole number a row's JSON `tags` hold under `key` (a name in the code, never a caller's), 0 where
+    they hold none or anything else, as UsageEvent.usage reads CACHE_WRITE_1H_TAG (digits only)."""
+    if dialect == "postgres":
+        value = f"(CAST(tags AS jsonb) ->> '{key}')"
+        return f"(CASE WHEN {value} ~ '^[0-9]{{1,18}}$' THEN CAST({value} AS BIGINT) ELSE 0 END)"
+    if dialect == "clickhouse":
+        value = f"JSONExtractString(COALESCE(tags, '{{}}'), '{key}')"
+        return f"(CASE WHEN match({value}, '^[0-9]{{1,18}}$') THEN toInt64OrZero({value}) ELSE 0 END)"
+    value = f"json_extract_string(tags, '/{key}')"
+    return f"COALESCE(CASE WHEN regexp_full_match({value}, '[0-9]{{1,18}}') THEN TRY_CAST({value} AS BIGINT) END, 0)"
+
+
 def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str:
     added = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m in measures)
     return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
