@@ -5,9 +5,14 @@ Candidates come from the same provider: the same line (pricing/families.py) rele
 or cheaper ("same line, cheaper"), and cheaper models of other lines ("cheaper, other line": those need a
 quality check before a switch — `tokenomy review --bench`); for the newest cheaper line of the same vendor,
 what moving each task would save ("Sonnet for ticket-classification → Haiku"). The traffic is re-priced
-token for token with the cost engine; cache tokens go to input on a model without cache prices, batch
-traffic to on-demand on a model without batch prices. Provisioned traffic is left out (it is paid per
-unit-hour, not per token). A same-line upgrade that costs no more than today is a finding: the model is superseded.
+token for token with the cost engine, as the ledger priced each call: 1-hour cache writes at the 1-hour price (a
+5-minute write on a model without one), a prompt over a model's long-context threshold at its long-context prices
+(the standard rates for a part it has none for, and for a bill's row, many calls' tokens); cache tokens go to input
+on a model without cache prices, batch traffic to on-demand on a model without batch prices. Today's cost is the
+model in use re-priced the same way, not the recorded cost (which holds what no candidate is priced with: a
+priority or flex tier, server tools, a bill's own figures), so each candidate is compared like for like. Provisioned
+traffic is left out (it is paid per unit-hour, not per token). A same-line upgrade that costs no more than today is
+a finding: the model is superseded.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.errors import TokenomyError
-from tokenomy.ledger.spend import METERED_CALLS
+from tokenomy.ledger.events import CACHE_WRITE_1H_TAG
+from tokenomy.ledger.rollups import tag_count
+from tokenomy.ledger.spend import METERED_CALLS, is_billed_sql, is_metered_sql
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
@@ -28,24 +35,69 @@ from tokenomy.pricing.freshness import WARN_DAYS, age_days
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
 
 
+# A call's prompt: what a long-context threshold is compared with (pricing/cost.py `_long_context`).
+PROMPT_SQL = "(COALESCE(input_tokens, 0) + COALESCE(cache_read_tokens, 0) + COALESCE(cache_write_tokens, 0))"
+
+
+def _thresholds(entries: Any) -> set[int]:
+    return {e.long_context.above_tokens for e in entries if e is not None and e.long_context is not None}
+
+
+def _entry_or_none(model: str, region: str | None) -> Any:
+    try:
+        return default_catalog().lookup(model, region if region not in (None, "global", "local") else None)
+    except TokenomyError:
+        return None
+
+
 def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Per model: successful token sums per (task, region, mode) in [start, end); provisioned traffic and context
-    cache storage are paid per hour, not per token, so they are left out."""
-    ph = store.placeholder
-    rows = store.query(
-        f"SELECT model, COALESCE(task, '(none)') AS task, region, mode, {METERED_CALLS} AS calls, "
-        "SUM(input_tokens) AS input_tokens, "
-        "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-        f"SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd FROM {SPEND_EVENTS} "
-        f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' "
-        "AND mode NOT IN ('provisioned', 'cache_storage') "
-        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-        [start, end],
-    )
+    """Per model: successful token sums per (task, region, mode, prompt size, cache parts) in [start, end);
+    provisioned traffic and context cache storage are paid per hour, not per token, so they are left out.
+
+    Calls are grouped so that a group prices as its calls do one by one: `prompt_size` puts every call of a group on
+    the same side of every long-context threshold of the catalog (0: at or under them all, k: over the k-th lowest;
+    -1: a bill's row, many calls' tokens, priced at the standard rates), and over a threshold `cache_parts` keeps
+    apart calls with and without cache reads, writes and 1-hour writes (a part a model has no long-context price for
+    sends the calls with it to the standard rates). `prompt_tokens` is the group's largest prompt."""
+    thresholds = _thresholds(default_catalog().entries())
+    rows = _groups(store, start, end, sorted(thresholds))
+    # A model in use that only the price library knows may have a threshold of its own: group by it too.
+    extra = _thresholds(_entry_or_none(m, r) for m, r in {(row["model"], row["region"]) for row in rows}) - thresholds
+    if extra:
+        rows = _groups(store, start, end, sorted(thresholds | extra))
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         out.setdefault(row["model"], []).append(row)
     return out
+
+
+def _groups(store: Any, start: datetime, end: datetime, thresholds: list[int]) -> list[dict[str, Any]]:
+    ph = store.placeholder
+    # 1-hour cache writes are a tag (ledger/events.py CACHE_WRITE_1H_TAG), read only on rows that may have it
+    one_hour = (
+        f"(CASE WHEN cache_write_tokens > 0 AND tags LIKE {ph} "
+        f"THEN LEAST({tag_count(store.dialect, CACHE_WRITE_1H_TAG)}, cache_write_tokens) ELSE 0 END)"
+    )
+    over = " ".join(f"WHEN prompt > {t} THEN {k}" for k, t in reversed(list(enumerate(thresholds, 1))))
+    size = f"(CASE WHEN {is_billed_sql()} THEN -1 {over} ELSE 0 END)"
+    parts = (
+        f"(CASE WHEN {is_metered_sql()} AND prompt > {thresholds[0]} THEN "
+        "(CASE WHEN cache_read_tokens > 0 THEN 1 ELSE 0 END) + (CASE WHEN cache_write_tokens > 0 THEN 2 ELSE 0 END) "
+        "+ (CASE WHEN one_hour > 0 THEN 4 ELSE 0 END) ELSE 0 END)"
+        if thresholds
+        else "0"
+    )
+    return store.query(
+        f"SELECT model, COALESCE(task, '(none)') AS task, region, mode, {size} AS prompt_size, "
+        f"{parts} AS cache_parts, {METERED_CALLS} AS calls, SUM(input_tokens) AS input_tokens, "
+        "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+        "SUM(cache_write_tokens) AS cache_write_tokens, SUM(one_hour) AS cache_write_1h_tokens, "
+        "MAX(prompt) AS prompt_tokens, SUM(cost_usd) AS cost_usd "
+        f"FROM (SELECT *, {PROMPT_SQL} AS prompt, {one_hour} AS one_hour FROM {SPEND_EVENTS} "
+        f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode NOT IN ('provisioned', 'cache_storage')) AS e "
+        "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6",
+        [f'%"{CACHE_WRITE_1H_TAG}"%', start, end],
+    )
 
 
 def reprice(groups: list[dict[str, Any]], model: str) -> Decimal:
@@ -65,16 +117,26 @@ def reprice_dated(groups: list[dict[str, Any]], model: str, warn_old: bool = Tru
             entry = catalog.lookup(model, region)
         except TokenomyError:
             region, entry = None, catalog.lookup(model)
-        tokens = [
-            int(g["input_tokens"] or 0),
-            int(g["output_tokens"] or 0),
-            int(g["cache_read_tokens"] or 0),
-            int(g["cache_write_tokens"] or 0),
-        ]
+        tokens_in, tokens_out = int(g["input_tokens"] or 0), int(g["output_tokens"] or 0)
+        read, write = int(g["cache_read_tokens"] or 0), int(g["cache_write_tokens"] or 0)
+        one_hour = int(g.get("cache_write_1h_tokens") or 0)
         if not entry.has_cache:
-            tokens = [tokens[0] + tokens[2] + tokens[3], tokens[1], 0, 0]
+            tokens_in, read, write, one_hour = tokens_in + read + write, 0, 0, 0
+        elif entry.cache_write_1h is None:
+            one_hour = 0  # a model with no 1-hour cache writes them for 5 minutes
         mode = g["mode"] if g["mode"] != "batch" or entry.has_batch else "on_demand"
-        cost = compute_cost(Usage(*tokens), model, region, mode, warn_old=warn_old)
+        usage = Usage(tokens_in, tokens_out, read, write, cache_write_1h_tokens=one_hour)
+        # metered calls, each on the same side of every long-context threshold as the group's largest prompt
+        prompt = g.get("prompt_tokens") if int(g.get("prompt_size") or 0) >= 0 else None
+        prompt = int(prompt) if prompt is not None else None
+        try:
+            cost = compute_cost(usage, model, region, mode, warn_old=warn_old, prompt_tokens=prompt)
+        except TokenomyError:
+            if prompt is None:
+                raise
+            # a long prompt with a part the model has no long-context price for (1-hour writes on Claude Sonnet
+            # 4.5): the standard rates, as planning/savings.py prices such a call
+            cost = compute_cost(usage, model, region, mode, warn_old=warn_old)
         total += cost.total_usd
         oldest = min(oldest or cost.as_of, cost.as_of)
     return total, oldest
