@@ -119,3 +119,17 @@ def test_candidates_and_today_are_priced_call_by_call(store) -> None:
             "anthropic.claude-3-haiku-20240307-v1:0"} <= bedrock, sorted(bedrock)
     assert "claude-sonnet-4-6" in {c["model"] for c in in_use[SONNET]["candidates"]}
     assert "gemini-2.5-flash" in {c["model"] for c in in_use[GEMINI]["candidates"]}
+
+
+def test_a_threshold_only_the_price_library_knows_splits_the_calls_too(store) -> None:
+    # Gemini 1.5 Pro is priced from genai-prices, over 128k prompt tokens at its long-context prices: a threshold no
+    # curated entry has, so the calls either side of it were summed together (and priced at the standard rates).
+    from tokenomy.analytics.review_models import models_section
+
+    model = "gemini-1.5-pro"
+    assert default_catalog().lookup(model).long_context.above_tokens == 128_000  # the premise
+    events = [_call(day, model, "gemini", None, 150_000 + day, 1_000) for day in range(1, 6)]
+    events += [_call(day, model, "gemini", None, 100_000, 2_000 + day) for day in range(1, 6)]
+    store.write(events)
+    [info] = models_section(store, START, END, Decimal(1))["in_use"]
+    assert info["current_usd"] == sum(per_call(e, model) for e in events) == sum(e.cost_usd for e in events)
