@@ -105,7 +105,7 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         http=_http_protocol(),
     )

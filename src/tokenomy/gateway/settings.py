@@ -36,6 +36,12 @@ class GatewaySettings(BaseModel):
         "time after connecting (or starting it): connection closed",
     )
     keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=1,
+        description="on SIGTERM, requests still running get this long to finish; a stream still going then ends with "
+        "its API's error event saying the gateway shut down (keep it below your orchestrator's kill timeout)",
+    )
     journal: bool = Field(
         True,
         description="write every ledger event to a local journal before answering "
