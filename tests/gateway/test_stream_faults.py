@@ -346,3 +346,31 @@ def test_an_upstream_overloaded_to_the_last_attempt_is_a_503_and_anthropics_529(
                 list(stream)
     upstream.close(), spare.close()
     assert outcomes(ledger_path) == [("up", "server_error")] * 4
+
+
+def test_a_stream_an_exception_breaks_after_its_answer_began_still_ends_in_its_apis_error(ledger_path, monkeypatch):
+    # An exception the stream's own events do not end (here its settlement, which runs after the last event) used to
+    # cut the body mid-chunk: the SDKs raised a connection error. Now the stream ends with its API's error event.
+    import anthropic
+
+    from tokenomy.gateway import calls, chat_routes
+
+    async def broken_settlement(gw, budgets, pieces, *args) -> None:
+        await pieces.aclose()  # the attempt is recorded, as the real wind-up does first
+        raise RuntimeError("settlement failed")
+
+    monkeypatch.setattr(chat_routes, "wind_up_stream", broken_settlement)
+    monkeypatch.setattr(calls, "wind_up_stream", broken_settlement)  # every other API's streams
+    upstream, spare, gateway = served([], ledger_path)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        with pytest.raises(openai.APIError) as chat:
+            stream_text(url)
+        with pytest.raises(anthropic.APIStatusError) as messages:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            list(sdk.messages.create(model="up", max_tokens=5, messages=ask, stream=True))
+    upstream.close(), spare.close()
+    said = "internal error (RuntimeError); see the gateway's log"
+    assert type(chat.value) is openai.APIError and chat.value.message == said  # not APIConnectionError
+    assert messages.value.body["error"] == {"type": "api_error", "message": said}
+    assert outcomes(ledger_path) == [("up", "ok")] * 2

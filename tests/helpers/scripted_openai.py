@@ -38,7 +38,8 @@ class ScriptedOpenAI:
     an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
-    0.1 s apart (a long generation); "late" (streamed or not) starts answering after 1.5 s; "cutbody" is a
+    0.1 s apart (a long generation); "stall" sends one delta and then nothing until `release()` (a generation that
+    outlasts a gateway's shutdown grace); "late" (streamed or not) starts answering after 1.5 s; "cutbody" is a
     non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
     without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
     `choices` is a string, "misshapen-first" that chunk first (then the whole answer). An error entry's third
@@ -52,6 +53,7 @@ class ScriptedOpenAI:
         self.bodies: list[dict] = []
         self.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}  # what every answer reports
         self.top: dict = {}  # more top-level fields of every non-streamed answer (e.g. service_tier)
+        self.released = threading.Event()  # a "stall" answer goes on
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,6 +102,16 @@ class ScriptedOpenAI:
                         self.wfile.flush()
                         time.sleep(0.1)
                     self.wfile.write(_sse([_delta(model, None, "stop", usage=usage)]) + b"data: [DONE]\n\n")
+                    return
+                elif body.get("stream") and kind == ["stall"]:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()  # no content-length: the body ends when the connection closes
+                    self.wfile.write(_sse([_delta(model, "par")]))
+                    self.wfile.flush()
+                    outer.released.wait(60)  # bounded: a test that never releases it still ends
+                    with contextlib.suppress(OSError):  # the gateway has left by then
+                        self.wfile.write(_sse([_delta(model, None, "stop", usage=usage)]) + b"data: [DONE]\n\n")
                     return
                 elif body.get("stream") and kind == ["nodone"]:
                     content_type = "text/event-stream"
@@ -155,7 +167,12 @@ class ScriptedOpenAI:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def release(self) -> None:
+        """Lets every "stall" answer finish."""
+        self.released.set()
+
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 

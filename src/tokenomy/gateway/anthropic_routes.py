@@ -153,6 +153,9 @@ class EventWriter:
     def crashed(self, message: str) -> bytes:
         return self._event("error", {"type": "error", "error": {"type": "api_error", "message": message}})
 
+    def unavailable(self, message: str) -> bytes:
+        return self._event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
+
     def _message_start(self, usage: Usage | None) -> bytes:
         """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
         passed on; any other reports them at the end only, so they are 0 here and come in message_delta."""
@@ -424,7 +427,7 @@ async def answer_message(
     headers = {"request-id": call.meta.request_id}
     if stream:
         writer = EventWriter(message_id, name, body)
-        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers)
+        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers, ends=writer)
     response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)

@@ -24,6 +24,7 @@ from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.responses import StreamEnds
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
 
@@ -327,7 +328,7 @@ async def call_whole(
     return response
 
 
-class StreamFormat(Protocol):
+class StreamFormat(StreamEnds, Protocol):
     """How one API streams an answer: its events for the pieces, and its ways to end in an error."""
 
     def start(self) -> list[bytes]:
@@ -346,10 +347,6 @@ class StreamFormat(Protocol):
 
     def failed(self, exc: TokenomyError) -> bytes:
         """The event that ends a stream the call failed in."""
-        ...
-
-    def crashed(self, message: str) -> bytes:
-        """The event that ends a stream a bug broke (`message` names no detail the caller should not see)."""
         ...
 
 

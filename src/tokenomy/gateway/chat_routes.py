@@ -64,6 +64,27 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
+class ChatStreamEnds:
+    """How a chat completions stream ends in an error: OpenAI's error chunk, on which the openai SDK raises APIError."""
+
+    def crashed(self, message: str) -> bytes:
+        return _error_chunk(message, "internal_error")
+
+    def unavailable(self, message: str) -> bytes:
+        return _error_chunk(message, "service_unavailable")
+
+
+def _error_chunk(message: str, code: str) -> bytes:
+    return (
+        b"data: "
+        + json.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}}).encode()
+        + b"\n\n"
+    )
+
+
+ENDS = ChatStreamEnds()
+
+
 @router.get("/v1/models")
 async def models(request: Request) -> Response:
     """The names clients may send as `model`: routes and configured models (in Gemini's shape to google-genai,
@@ -208,7 +229,9 @@ async def chat_completions(request: Request):
     request_id = f"chatcmpl-{call.meta.request_id}"
     headers = {"x-request-id": call.meta.request_id}
     if body.stream:
-        return FirstChunkStream(_stream(gw, call, policy, body, request_id, budgets, started), headers=headers)
+        return FirstChunkStream(
+            _stream(gw, call, policy, body, request_id, budgets, started), headers=headers, ends=ENDS
+        )
     cost = call_cost(gw, budgets)
     try:
         response = await gw.client.achat(call, policy=policy, cost=cost)
@@ -343,9 +366,7 @@ async def _stream(
     except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
         crashed = True
         log.exception("the chat completions stream for %s failed", body.model)
-        message = f"internal error ({type(exc).__name__}); see the gateway's log"
-        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}}
-        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+        yield ENDS.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
         metrics.count(body.model, 500, started)
     finally:
         gw.guard.slots.release()

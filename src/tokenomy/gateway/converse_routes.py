@@ -123,6 +123,9 @@ class EventWriter:
     def crashed(self, message: str) -> bytes:
         return eventstream.exception("internalServerException", message)
 
+    def unavailable(self, message: str) -> bytes:
+        return eventstream.exception("serviceUnavailableException", message)
+
     def _close(self) -> list[bytes]:
         if self.open is None:
             return []
@@ -258,7 +261,9 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     if stream:
         writer = EventWriter(call.meta.request_id, stop_sequence_paths(body))
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
-        return FirstChunkStream(stream_out, media_type="application/vnd.amazon.eventstream", headers=headers)
+        return FirstChunkStream(
+            stream_out, media_type="application/vnd.amazon.eventstream", headers=headers, ends=writer
+        )
     response = await call_whole(gw, call, admitted, model_id, _provider_error)
     if isinstance(response, Response):
         response.headers.update(headers)

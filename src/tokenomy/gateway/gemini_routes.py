@@ -116,6 +116,9 @@ class ChunkWriter:
     def crashed(self, message: str) -> bytes:
         return self._item(error_body(500, message), last=True)
 
+    def unavailable(self, message: str) -> bytes:
+        return self._item(error_body(503, message), last=True)
+
     def _item(self, data: dict[str, Any], last: bool = False) -> bytes:
         """One chunk of the stream: a server-sent event, or the array's next element (its last closes it)."""
         text = json.dumps(data, separators=(",", ":"))
@@ -336,7 +339,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         array = alt != "sse"
         writer = ChunkWriter(model, call.meta.request_id, body, array)
         stream = call_streamed(gw, call, admitted, model, started, writer)
-        return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers)
+        return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers, ends=writer)
     response = await call_whole(gw, call, admitted, model, lambda exc: _provider_error(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)

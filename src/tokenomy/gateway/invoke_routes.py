@@ -190,6 +190,9 @@ class EventWriter(MessagesEventWriter):
     def crashed(self, message: str) -> bytes:
         return eventstream.exception("internalServerException", message)
 
+    def unavailable(self, message: str) -> bytes:
+        return eventstream.exception("serviceUnavailableException", message)
+
     def finish(self, response: ChatResponse) -> list[bytes]:
         self.final = response
         return super().finish(response)
@@ -284,7 +287,9 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         writer = EventWriter(message_id, model_id, body, started)
         headers = {"x-amzn-RequestId": call.meta.request_id, "X-Amzn-Bedrock-Content-Type": "application/json"}
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
-        return FirstChunkStream(stream_out, media_type="application/vnd.amazon.eventstream", headers=headers)
+        return FirstChunkStream(
+            stream_out, media_type="application/vnd.amazon.eventstream", headers=headers, ends=writer
+        )
     response = await call_whole(gw, call, admitted, model_id, lambda exc: _failure(exc, body))
     if isinstance(response, Response):
         response.headers["x-amzn-RequestId"] = call.meta.request_id

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 import orjson
 from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
@@ -35,19 +37,44 @@ class FastJSONResponse(JSONResponse):
         return dumps(content)
 
 
+# What a stream still running at the end of a graceful shutdown (gateway.shutdown_grace_seconds) ends with.
+SHUT_DOWN = "the gateway shut down mid-stream, so this answer is incomplete; send the request again"
+
+
+class StreamEnds(Protocol):
+    """How one API's stream ends in an error the caller's SDK raises as that API's error."""
+
+    def crashed(self, message: str) -> bytes:
+        """The event that ends a stream a bug broke (`message` names no detail the caller should not see)."""
+        ...
+
+    def unavailable(self, message: str) -> bytes:
+        """The event that ends a stream the gateway's shutdown cut: the API's "unavailable" error where it has one
+        (the caller may send the request again)."""
+        ...
+
+
 class FirstChunkStream(StreamingResponse):
     """A stream whose headers wait for its first item, which may be a whole Response instead of bytes: the call
     failed before anything was streamed, and the caller gets that error with its own status (a 429 or 502 the
-    SDKs raise as such, and retry), not a 200 whose only event is an error. A provider's own stream answers so."""
+    SDKs raise as such, and retry), not a 200 whose only event is an error. A provider's own stream answers so.
+
+    A stream cut after its headers went out (the task cancelled at the end of a graceful shutdown, or an exception the
+    stream's own events did not end) still ends as its API ends a failed stream: `ends` renders that API's error
+    event, which goes out before the body's end, so the caller's SDK raises its API error, not a protocol error about
+    a broken chunked body."""
 
     def __init__(
         self,
         content: AsyncIterator[bytes | Response],
         media_type: str = "text/event-stream",
         headers: dict[str, str] | None = None,
+        *,
+        ends: StreamEnds,
     ) -> None:
         # The first item may be a Response: then its own status and headers are sent, not `headers`.
         super().__init__(content, media_type=media_type, headers=headers)  # type: ignore[arg-type]
+        self.ends = ends
 
     async def stream_response(self, send: Send) -> None:
         items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
@@ -59,8 +86,23 @@ class FirstChunkStream(StreamingResponse):
             return
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": first, "more_body": True})
-        async for chunk in items:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in items:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (asyncio.CancelledError, Exception) as exc:
+            # uvicorn cancels a request at its graceful shutdown's end; Starlette cancels a stream whose client left,
+            # which hears nothing of it (uvicorn drops what is sent to a closed connection).
+            if isinstance(exc, asyncio.CancelledError):
+                last = self.ends.unavailable(SHUT_DOWN)
+            else:
+                last = self.ends.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
+            # Shielded: in Starlette's task group a cancelled stream is cancelled again at each await.
+            with anyio.CancelScope(shield=True):
+                await items.aclose()  # type: ignore[attr-defined]  # its settlement and ledger row, if not done yet
+                with anyio.move_on_after(5):  # a caller that reads nothing cannot hold the shutdown
+                    await send({"type": "http.response.body", "body": last, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            raise  # a cancellation is never swallowed; an exception goes on to the log
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -449,6 +449,9 @@ class EventWriter:
     def crashed(self, message: str) -> bytes:
         return self._ended({"code": "server_error", "message": message})
 
+    def unavailable(self, message: str) -> bytes:
+        return self.crashed(message)  # the Responses API's error codes have no "unavailable"
+
     def _ended(self, problem: dict[str, str]) -> bytes:
         """response.failed, after the events that open a response when none went out yet (a bug before the first
         piece): the SDK reads a failure only of a response it saw created."""
@@ -517,7 +520,7 @@ async def create_response(request: Request) -> Response:
     headers = {"x-request-id": call.meta.request_id}
     if body.get("stream"):
         writer = EventWriter(body, name, response_id, origins)
-        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers)
+        return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers, ends=writer)
     response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, origins))
     if isinstance(response, Response):
         response.headers.update(headers)

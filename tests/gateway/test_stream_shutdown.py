@@ -1,0 +1,109 @@
+"""A stream still running when `tokenomy serve`'s graceful shutdown runs out (SIGTERM, then
+`gateway.shutdown_grace_seconds`) ends with its API's own error event and a properly ended body: each official SDK
+raises its API's error naming the shutdown, not a protocol error about a broken chunked body, and the ledger keeps
+the cut call's row.
+
+A real gateway process, SIGTERM and the SDKs, against an upstream that sends one delta and then nothing (until the
+test releases it): no step waits on a clock, each stream has its first event before the signal is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anthropic
+import boto3
+import openai
+from botocore.config import Config
+from botocore.exceptions import EventStreamError
+from google import genai
+from google.genai import errors as genai_errors
+
+from helpers import free_port, wait_for_port
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.ledger.store import open_store
+
+TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SAID = "the gateway shut down mid-stream"  # what every cut stream's error says
+HI = [{"role": "user", "content": "hi"}]
+
+
+def begun(events):
+    """The stream's iterator, once its first event has arrived (the answer's headers and first bytes are out)."""
+    events = iter(events)
+    next(events)
+    return events
+
+
+def ending(events) -> BaseException | list:
+    """What reading the rest of a stream ends in: the exception its SDK raised, or the events it yielded."""
+    seen = []
+    try:
+        for event in events:
+            seen.append(event)
+    except Exception as exc:  # what each SDK raises is asserted below
+        return exc
+    return seen
+
+
+def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error_and_stay_in_the_ledger(tmp_path):
+    upstream = ScriptedOpenAI([(200, {}, "stall")] * 6)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(json.dumps({
+        "gateway": {"shutdown_grace_seconds": 1},
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}))
+    ledger, port = tmp_path / "ledger.duckdb", free_port()
+    log = (tmp_path / "gateway.log").open("w")
+    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+                            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, 60, proc)
+        oai = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        claude = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
+        gemini = genai.Client(api_key="unused", http_options={"base_url": base})
+        bedrock = boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
+                               aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+        body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": HI})
+        converse = [{"role": "user", "content": [{"text": "hi"}]}]
+        streams = {
+            "chat": begun(oai.chat.completions.create(model="up", messages=HI, stream=True)),
+            "responses": begun(oai.responses.create(model="up", input="hi", stream=True)),
+            "messages": begun(claude.messages.create(model="up", max_tokens=16, messages=HI, stream=True)),
+            "converse": begun(bedrock.converse_stream(modelId="up", messages=converse)["stream"]),
+            "invoke": begun(bedrock.invoke_model_with_response_stream(modelId="up", body=body)["body"]),
+            "gemini": begun(gemini.models.generate_content_stream(model="up", contents="hi")),
+        }
+        proc.send_signal(signal.SIGTERM)  # every stream waits on the upstream: the grace runs out, the gateway cuts it
+        ends = {api: ending(events) for api, events in streams.items()}
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        upstream.close()
+
+    chat = ends["chat"]  # OpenAI's error chunk: openai.APIError, not APIConnectionError ("incomplete chunked read")
+    assert type(chat) is openai.APIError and SAID in chat.message and chat.body["code"] == "service_unavailable"
+    # The Responses API ends a failed response with response.failed, which the SDK yields rather than raises.
+    assert isinstance(ends["responses"], list) and ends["responses"][-1].type == "response.failed"
+    assert SAID in ends["responses"][-1].response.error.message
+    messages = ends["messages"]  # Anthropic's error event, as its API ends a stream it cannot finish
+    assert isinstance(messages, anthropic.APIStatusError) and messages.body["error"]["type"] == "overloaded_error"
+    assert SAID in messages.body["error"]["message"]
+    for api in ("converse", "invoke"):  # an event-stream exception message: botocore's EventStreamError
+        cut = ends[api]
+        assert isinstance(cut, EventStreamError), (api, cut)
+        assert cut.response["Error"]["Code"] == "serviceUnavailableException"
+        assert SAID in cut.response["Error"]["Message"]
+    google = ends["gemini"]  # Google's error object as the stream's last chunk: google-genai's ServerError
+    assert isinstance(google, genai_errors.ServerError) and (google.code, google.status) == (503, "UNAVAILABLE")
+    assert SAID in google.message
+    rows = open_store(ledger).events()  # each cut call is in the ledger, as cancelled
+    assert len(rows) == 6 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
