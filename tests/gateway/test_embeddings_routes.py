@@ -276,25 +276,43 @@ def test_the_routes_rate_limit_holds_embeddings_too(ledger_path):
     assert len(upstream.bodies) == 1 and len(open_store(ledger_path).events()) == 1  # nothing sent, no row
 
 
+class HeldUpstream(InstantOpenAI):
+    """The instant upstream, silent for a minute after each request, saying when it has one."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=60)  # never answers within the test: its exit ends the wait
+        self.has_request = threading.Event()
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        self.has_request.set()
+        return None
+
+
 def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path):
     # As a chat call cancelled in flight (a timeout, the gateway shutting down): the upstream has the request and
-    # bills it, so the ledger must not lose it.
-    async def cancelled(upstream_url: str) -> None:
+    # bills it, so the ledger must not lose it. The caller leaves once the upstream has the request (not after a
+    # fixed time: on a loaded machine a short timeout can end the call before it sent anything).
+    upstream = HeldUpstream()
+
+    async def cancelled() -> None:
         config = parse_config({"models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}})
         gw = Gateway(config, str(ledger_path))
         asked = parse_embeddings_request({"model": "embed", "input": "x" * 40})
         spec = gw.client.spec_for("embed")
         meta = RequestMeta(route="embed", request_id="r-1")
         try:
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(_embed(gw, asked, spec, gw.policy_for("embed", gw.route_for("embed")), meta,
-                                              asked.estimated_tokens()), 0.2)
+            call = asyncio.ensure_future(_embed(gw, asked, spec, gw.policy_for("embed", gw.route_for("embed")), meta,
+                                                asked.estimated_tokens()))
+            assert await asyncio.to_thread(upstream.has_request.wait, 60)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
         finally:
             await gw.client.aclose_upstreams()
             gw.client.close()
 
-    with InstantOpenAI(delay_s=2) as upstream_url:
-        asyncio.run(cancelled(upstream_url))
+    with upstream as upstream_url:
+        asyncio.run(cancelled())
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.error_type, row.input_tokens) == ("cancelled", "CallCancelled", 10)
     assert row.cost_usd == 10 * PER_TOKEN and row.request_id == "r-1"
