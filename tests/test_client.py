@@ -143,13 +143,18 @@ def test_a_call_cancelled_in_flight_is_recorded_as_cancelled_with_what_it_was_bi
     # did not count it. The OpenAI SDK's call runs on in its worker thread: its answer's usage is the row's.
     import asyncio
 
-    server.script.append((200, {}, "late"))  # answers after 1.5 s
+    # The caller leaves once the server has the request, and the server answers only after that (not a timeout
+    # racing a fixed delay: on a loaded machine the call may not have gone out within a short timeout).
+    server.script.append((200, {}, "held"))
 
     async def main() -> None:
         with Tokenomy(ledger_path, models=models(a=server.url)) as client:
-            call = client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5))
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(call, 0.5)
+            call = asyncio.ensure_future(client.achat(ChatRequest.simple("x" * 400, model="a", max_tokens=5)))
+            assert await asyncio.to_thread(server.received.wait, 60)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            server.release()  # the answer nobody reads; the client's close waits for it
 
     asyncio.run(main())
     [row] = open_store(ledger_path).events()
@@ -164,17 +169,14 @@ def test_a_blocking_call_interrupted_in_flight_is_recorded_at_its_estimated_prom
     # the request went out and the provider bills it, but only an async call so cancelled was recorded.
     import os
     import signal
-    import time
 
-    server.script.append((200, {}, "late"))  # answers after 1.5 s
+    server.script.append((200, {}, "held"))  # answers only once the call was interrupted
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     def press_ctrl_c_once_sent() -> None:  # a real signal: it breaks the blocking read, as Ctrl-C does
-        deadline = time.monotonic() + 5
-        while server.calls == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.received.wait(60)
         os.kill(os.getpid(), signal.SIGALRM)
 
     previous = signal.signal(signal.SIGALRM, interrupt)
@@ -186,6 +188,7 @@ def test_a_blocking_call_interrupted_in_flight_is_recorded_at_its_estimated_prom
                 list(client.stream(request)) if stream else client.chat(request)
     finally:
         signal.signal(signal.SIGALRM, previous)
+        server.release()
     [row] = open_store(ledger_path).events()
     assert server.calls == 1 and row.outcome == "cancelled" and (row.input_tokens, row.output_tokens) == (100, 0)
     assert row.error_type == ("StreamAbandoned" if stream else "CallCancelled") and row.cost_usd > 0

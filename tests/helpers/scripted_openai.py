@@ -39,7 +39,9 @@ class ScriptedOpenAI:
     "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
     whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
     0.1 s apart (a long generation); "stall" sends one delta and then nothing until `release()` (a generation that
-    outlasts a gateway's shutdown grace); "late" (streamed or not) starts answering after 1.5 s; "cutbody" is a
+    outlasts a gateway's shutdown grace); "late" (streamed or not) starts answering after 1.5 s; "held" starts
+    answering once the test calls `release()` (a test that must act while the server works on the request:
+    `received` is set when it has it, so nothing depends on how fast a loaded machine runs); "cutbody" is a
     non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
     without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
     `choices` is a string, "misshapen-first" that chunk first (then the whole answer). An error entry's third
@@ -53,7 +55,8 @@ class ScriptedOpenAI:
         self.bodies: list[dict] = []
         self.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}  # what every answer reports
         self.top: dict = {}  # more top-level fields of every non-streamed answer (e.g. service_tier)
-        self.released = threading.Event()  # a "stall" answer goes on
+        self.released = threading.Event()  # a "stall" or "held" answer goes on
+        self.received = threading.Event()  # a request arrived
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,8 +69,12 @@ class ScriptedOpenAI:
                 outer.calls += 1
                 outer.bodies.append(body)
                 status, headers, *kind = outer.script.pop(0) if outer.script else (200, {})
+                outer.received.set()
                 if kind == ["late"]:  # the answer takes a second and a half to start (a long generation)
                     time.sleep(1.5)
+                elif kind == ["held"]:
+                    outer.released.wait(60)  # bounded: a test that never releases it still ends
+                    kind = []
                 model = body["model"]
                 usage = outer.usage
                 content_type = "application/json"
@@ -168,7 +175,7 @@ class ScriptedOpenAI:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def release(self) -> None:
-        """Lets every "stall" answer finish."""
+        """Lets every "stall" and "held" answer go on."""
         self.released.set()
 
     def close(self) -> None:
