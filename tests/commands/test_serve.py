@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import openai
 import pytest
 
 from helpers import REPO, free_port, wait_for_port
+from helpers.noticing_openai import NoticingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
@@ -67,7 +67,8 @@ def test_streams_through_the_pooled_upstream_with_usage_and_json_tags(ledger_pat
 def test_minimal_config_from_the_issue_and_graceful_shutdown(tmp_path):
     ledger = tmp_path / "ledger.duckdb"
     port = free_port()
-    with InstantOpenAI(delay_s=1.5) as upstream:
+    upstream_server = NoticingOpenAI(delay_s=1.5)
+    with upstream_server as upstream:
         config = tmp_path / "tokenomy.yaml"
         config.write_text(f"auth: false\nmodels:\n  bench-model:\n    provider: openai\n    model: bench-model\n"
                           f"    base_url: {upstream}\n    api_key_env: BENCH_KEY\n")
@@ -82,7 +83,7 @@ def test_minimal_config_from_the_issue_and_graceful_shutdown(tmp_path):
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 pending = pool.submit(httpx.post, base + "/v1/chat/completions", timeout=30, json={
                     "model": "bench-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
-                time.sleep(0.7)  # the request is now waiting on the upstream
+                assert upstream_server.has_request.wait(60)  # the request is now waiting on the upstream
                 proc.send_signal(signal.SIGTERM)
                 answer = pending.result(30)
             assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from helpers.cut_off import cut_off_upstream
+from helpers.noticing_openai import NoticingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.azure_openai import create_app as azure_app
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -276,23 +277,11 @@ def test_the_routes_rate_limit_holds_embeddings_too(ledger_path):
     assert len(upstream.bodies) == 1 and len(open_store(ledger_path).events()) == 1  # nothing sent, no row
 
 
-class HeldUpstream(InstantOpenAI):
-    """The instant upstream, silent for a minute after each request, saying when it has one."""
-
-    def __init__(self) -> None:
-        super().__init__(delay_s=60)  # never answers within the test: its exit ends the wait
-        self.has_request = threading.Event()
-
-    def _refusal(self, body: bytes) -> bytes | None:
-        self.has_request.set()
-        return None
-
-
 def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path):
     # As a chat call cancelled in flight (a timeout, the gateway shutting down): the upstream has the request and
     # bills it, so the ledger must not lose it. The caller leaves once the upstream has the request (not after a
     # fixed time: on a loaded machine a short timeout can end the call before it sent anything).
-    upstream = HeldUpstream()
+    upstream = NoticingOpenAI(delay_s=60)  # never answers within the test: its exit ends the wait
 
     async def cancelled() -> None:
         config = parse_config({"models": {"embed": {"provider": "openai", "model": SMALL, "base_url": upstream_url}}})
