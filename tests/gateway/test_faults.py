@@ -94,15 +94,21 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
             threads = [threading.Thread(target=hammer) for _ in range(8)]
             for thread in threads:
                 thread.start()
-            time.sleep(2.0)
-            children = [int(pid) for task in Path(f"/proc/{proc.pid}/task").glob("*")
-                        for pid in (task / "children").read_text().split()]  # the ledger writer process
+            def children() -> list[int]:  # the ledger writer process (started at the first flush)
+                return [int(pid) for task in Path(f"/proc/{proc.pid}/task").glob("*")
+                        for pid in (task / "children").read_text().split()]
+
+            # SIGTERM while requests come and go and the ledger writer runs (polled, not after a fixed 2 s)
+            deadline = time.monotonic() + 60
+            while (len(answered) <= 20 or not children()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            writers = children()
             proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
-            try:
-                proc.wait(10)
+            try:  # a deadlock never exits; the drain itself may take 30 s (shutdown_grace_seconds)
+                proc.wait(40)
             except subprocess.TimeoutExpired:
-                pytest.fail("the gateway did not exit within 10 s of SIGTERM (deadlocked)")
+                pytest.fail("the gateway did not exit within 40 s of SIGTERM (deadlocked)")
             took = time.monotonic() - sent
         finally:
             stop.set()
@@ -111,10 +117,10 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
                 proc.wait(10)
             for thread in threads:
                 thread.join(30)
-    assert took < 10 and len(answered) > 20
+    assert took < 40 and len(answered) > 20
     rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
     assert len(rows) == len(answered)  # every answer the clients got is in the ledger
-    assert children and not [pid for pid in children if Path(f"/proc/{pid}").exists()]  # it wrote them, then left
+    assert writers and not [pid for pid in writers if Path(f"/proc/{pid}").exists()]  # it wrote them, then left
 
 
 # -- 2. no database work per request -------------------------------------------------------------------------------
