@@ -80,6 +80,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Let the event loop run until `condition()` holds (30 s at most): what a fixed sleep would assume a loaded
+    machine manages in time."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after 30 s"
+        await asyncio.sleep(0.01)
+
+
 async def two_posts(answer: Answer) -> tuple[list[tuple[int, dict[str, str], bytes]], list[int]]:
     """Two requests (bodies {"n":0} and {"n":1}) through one pool to a server playing `answer`: the answers, and
     the connection each request came on."""
@@ -154,7 +163,8 @@ def test_connection_close_is_honoured_and_a_connection_the_server_dropped_is_not
         server2, _, connections2 = await serve(lambda r: [*ok(), None] if b'"last"' in r else ok())
         pool2 = HttpPool(url(server2), {}, 5)
         await post(pool2, b'"last"')
-        await asyncio.sleep(0.05)  # the server's FIN arrives while the connection is idle in the pool
+        idle = pool2._idle[-1]
+        await until(lambda: idle.closed or idle.stale(), "closed")  # the server's FIN arrives while it is idle
         answer = await post(pool2)
         for p, s in ((pool, server), (pool2, server2)):
             await p.aclose()
@@ -166,22 +176,23 @@ def test_connection_close_is_honoured_and_a_connection_the_server_dropped_is_not
 
 
 def test_silence_fails_with_a_timeout_but_a_slow_steady_answer_does_not():
+    # A byte every 0.1 s against a 1 s timeout: a loaded machine's pause of a few tenths of a second is no silence.
     def slow_steady(_: bytes) -> list[bytes | float | None]:
         head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-        return [head, *[step for _ in range(8) for step in (0.1, b"1\r\nx\r\n")], b"0\r\n\r\n"]
+        return [head, *[step for _ in range(15) for step in (0.1, b"1\r\nx\r\n")], b"0\r\n\r\n"]
 
     async def main():
         steady, _, _ = await serve(slow_steady)
         silent, _, _ = await serve(lambda _: [5.0])
-        pool = HttpPool(url(steady), {}, 0.3)  # 0.8 s of answer, never 0.3 s without a byte
+        pool = HttpPool(url(steady), {}, 1.0)  # 1.5 s of answer, never 1 s without a byte
         body = (await post(pool))[2]
-        with pytest.raises(UpstreamTimeout, match=r"no data for 0\.3s"):
-            await post(HttpPool(url(silent), {}, 0.3))
+        with pytest.raises(UpstreamTimeout, match=r"no data for 1s"):
+            await post(HttpPool(url(silent), {}, 1.0))
         await pool.aclose()
         steady.close(), silent.close()
         return body
 
-    assert run(main()) == b"x" * 8
+    assert run(main()) == b"x" * 15
 
 
 def test_an_answer_cut_mid_way_or_not_http_is_an_error_and_nothing_is_reused():
@@ -346,11 +357,11 @@ def test_a_stream_released_at_its_done_line_rejoins_the_pool_when_its_last_chunk
 
     async def main():
         server, _, connections = await serve(answer)
-        pool = HttpPool(url(server), {}, 0.3)
+        pool = HttpPool(url(server), {}, 1.0)  # 1 s of silence against a 0.05 s pause: no loaded machine's stall
         await stream_until_done(pool, b"{}")
-        await asyncio.sleep(0.1)  # the terminator arrives while nobody is reading
+        await until(lambda: pool._idle, "back in the pool")  # the terminator arrives while nobody is reading
         await stream_until_done(pool, b'{"never":1}')
-        await asyncio.sleep(0.5)  # no terminator: closed after 0.3 s of silence, never pooled
+        await until(lambda: not pool._connections, "closed")  # no terminator: closed after 1 s of silence
         await post(pool)
         await pool.aclose()
         server.close()
@@ -484,22 +495,23 @@ def test_a_body_or_one_stream_line_past_the_limit_fails_but_a_longer_stream_of_s
 
 
 def test_a_request_waits_for_a_busy_pool_no_longer_than_the_timeout_and_no_slot_leaks():
-    # One connection, busy with an answer that takes 0.6 s yet is never 0.3 s silent: the next request gives up
-    # after 0.3 s instead of waiting for it; a waiter cancelled meanwhile takes no slot with it.
+    # One connection, busy with an answer that takes 2.5 s yet is never 1 s silent (a byte every 0.1 s: no loaded
+    # machine's stall is a silence): the next request gives up after 1 s instead of waiting for it; a waiter
+    # cancelled meanwhile takes no slot with it.
     def answer(request: bytes) -> list[bytes | float | None]:
         if b"slow" in request:
-            return [CHUNKED, *[step for _ in range(6) for step in (0.1, chunk(b"x"))], b"0\r\n\r\n"]
+            return [CHUNKED, *[step for _ in range(25) for step in (0.1, chunk(b"x"))], b"0\r\n\r\n"]
         return ok()
 
     async def main():
-        server, _, connections = await serve(answer)
-        pool = HttpPool(url(server), {}, 0.3, limit=1)
+        server, requests, connections = await serve(answer)
+        pool = HttpPool(url(server), {}, 1.0, limit=1)
         slow = asyncio.create_task(post(pool, b"slow"))
-        await asyncio.sleep(0.05)
-        with pytest.raises(UpstreamTimeout, match=r"pool of 1 connections to 127\.0\.0\.1:\d+ was busy for 0\.3s"):
+        await until(lambda: requests, "sent")  # the slow one holds the pool's one connection
+        with pytest.raises(UpstreamTimeout, match=r"pool of 1 connections to 127\.0\.0\.1:\d+ was busy for 1s"):
             await post(pool)
         cancelled = asyncio.create_task(post(pool))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # it waits for the slot (cancelled any time before its 1 s end)
         cancelled.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await cancelled
@@ -512,27 +524,28 @@ def test_a_request_waits_for_a_busy_pool_no_longer_than_the_timeout_and_no_slot_
         return slow_body, after, free, connections
 
     slow_body, after, free, connections = run(main())
-    assert slow_body == b"x" * 6 and [a[0] for a in after] == [200, 200]
+    assert slow_body == b"x" * 25 and [a[0] for a in after] == [200, 200]
     assert free == 1 and connections == [1, 1, 1]
 
 
 def test_the_upstream_makes_a_busy_pool_a_timeout_and_a_too_large_answer_a_server_error():
+    # The slow answer: 2.5 s, a byte every 0.1 s, against a 1 s timeout (no loaded machine's stall is a silence).
     def answer(request: bytes) -> list[bytes | float | None]:
         if b"slow" in request:
-            return [CHUNKED, *[step for _ in range(6) for step in (0.1, chunk(b" "))], b"0\r\n\r\n"]
+            return [CHUNKED, *[step for _ in range(25) for step in (0.1, chunk(b" "))], b"0\r\n\r\n"]
         return ok(b" " * 5000)
 
     async def main():
-        server, _, _ = await serve(answer)
+        server, requests, _ = await serve(answer)
         spec = ModelSpec(name="up", provider="openai", model="up", base_url=url(server))
-        upstream = AsyncOpenAIUpstream(spec, timeout=0.3, pool=1)
-        upstream._pool = HttpPool(url(server), {}, 0.3, 1, max_body_bytes=4096)  # the pool it makes, a small limit
+        upstream = AsyncOpenAIUpstream(spec, timeout=1.0, pool=1)
+        upstream._pool = HttpPool(url(server), {}, 1.0, 1, max_body_bytes=4096)  # the pool it makes, a small limit
 
         def request(text: str) -> ChatRequest:
             return ChatRequest(messages=[Message("user", [TextBlock(text)])], model="up")
 
         slow = asyncio.create_task(upstream.achat(request("slow")))
-        await asyncio.sleep(0.05)
+        await until(lambda: requests, "sent")  # the slow one holds the pool's one connection
         errors = []
         for text in ("busy", "big"):
             with pytest.raises(ProviderError) as caught:
@@ -546,7 +559,7 @@ def test_the_upstream_makes_a_busy_pool_a_timeout_and_a_too_large_answer_a_serve
         return errors
 
     busy, big = run(main())
-    assert busy.kind == "timeout" and "was busy for 0.3s" in str(busy)  # a 504 to the caller
+    assert busy.kind == "timeout" and "was busy for 1s" in str(busy)  # a 504 to the caller
     assert big.kind == "server_error" and not big.retryable and "max_body_bytes" in str(big)  # asked again: paid again
 
 
