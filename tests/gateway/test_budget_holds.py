@@ -198,7 +198,8 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
     key = json.loads(created.stdout)
     headers = {"authorization": f"Bearer {key['key']}"}
     with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
-        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 3},
+        # A 15 s lease: the second gateway's start (0.6 s here) must end within it, on a loaded machine too.
+        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 15},
                   "models": {"fast": {"provider": "openai", "model": "fast", "base_url": slow, "price_as": HAIKU}}}
         path = tmp_path / "tokenomy.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -229,8 +230,10 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
         config["models"]["fast"]["base_url"] = quick
         with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
             at_once = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
-            time.sleep(3.2)
-            after_lease = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
+            deadline = time.monotonic() + 60  # the lease ends 15 s after the reservation
+            while (after_lease := httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers,
+                                             timeout=30)).status_code == 429 and time.monotonic() < deadline:
+                time.sleep(0.5)
     assert at_once.status_code == 429, at_once.text  # still held: the dead worker's call may yet be billed
     assert after_lease.status_code == 200, after_lease.text
 
