@@ -99,10 +99,10 @@ def test_a_deleted_cache_is_recorded_once_at_its_storage_price(client, any_ledge
 
 def test_an_expired_cache_is_recorded_for_its_whole_ttl_when_settled(client, ledger_path):
     caches = ContextCaches(client, open_store(ledger_path))
-    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=1)
+    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=2)  # alive for the two calls below, slow machine or not
     seen = client.caches.get(name=tracked.name)
     assert caches.settle() == []  # still alive
-    time.sleep(1.2)
+    time.sleep(2.2)
     [event] = caches.settle()
     [row] = storage_rows(ledger_path)
     assert row.event_id == event.event_id and row.ts == seen.expire_time
@@ -112,7 +112,7 @@ def test_an_expired_cache_is_recorded_for_its_whole_ttl_when_settled(client, led
 
 def test_a_ttl_extended_elsewhere_is_not_closed_early(client, ledger_path):
     caches = ContextCaches(client, open_store(ledger_path))
-    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=1)
+    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=5)  # not expired before the update, however slow
     extended = client.caches.update(name=tracked.name, config={"ttl": "600s"})  # not through Tokenomy
     assert caches.settle(now=tracked.expires_at + timedelta(seconds=1)) == []
     assert caches.get(tracked.name).expires_at == extended.expire_time and storage_rows(ledger_path) == []
