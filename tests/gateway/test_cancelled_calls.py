@@ -4,6 +4,7 @@ provider billed for the call, and agree with each other."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from decimal import Decimal
 
@@ -46,7 +47,7 @@ def test_a_call_cancelled_while_its_sdk_thread_runs_settles_ledger_and_budget_at
     # while the Anthropic SDK waits for Claude in a worker thread, which runs on: Claude answers and bills. The row
     # had only the prompt estimate and the budget kept the whole reservation (max_tokens' worth).
     upstream = ScriptedAnthropic()
-    upstream.delay_s = 0.4
+    upstream.hold = threading.Event()  # Claude answers once the call was cancelled, not after a time to beat
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
@@ -69,6 +70,7 @@ def test_a_call_cancelled_while_its_sdk_thread_runs_settles_ledger_and_budget_at
                     call.cancel()  # while Claude is still working on it
                     with pytest.raises(asyncio.CancelledError):
                         await call
+                    upstream.hold.set()
             # The gateway stopped: it waited for the thread's answer before closing its ledger and budgets.
             return await gateway.limits.spent(counter(key))
 
@@ -132,16 +134,23 @@ def test_a_stream_the_client_leaves_settles_its_budget_at_the_cost_its_ledger_ro
 def test_calls_to_an_sdk_provider_run_as_many_at_once_as_the_gateway_admits(tmp_path):
     """The Anthropic, Bedrock and Gemini providers call their SDKs in worker threads. asyncio's default pool has
     min(32, cores + 4) of them (6 here): a gateway admitting 256 calls ran 6 at a time, the rest queued unseen."""
+    # Each answer waits until all 16 are in (or 30 s passed), not 0.3 s: on a loaded machine 16 requests may take
+    # longer than that to arrive, though the gateway runs them all at once.
     upstream = ScriptedAnthropic()
-    upstream.delay_s = 0.3
+    upstream.hold = threading.Event()
     with ServerThread(upstream.app) as claude:
         config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
 
             async def many() -> list[int]:
-                async with httpx.AsyncClient(timeout=30) as client:
+                async with httpx.AsyncClient(timeout=90) as client:
                     body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
-                    replies = await asyncio.gather(*(client.post(url + "/v1/messages", json=body) for _ in range(16)))
+                    calls = [asyncio.ensure_future(client.post(url + "/v1/messages", json=body)) for _ in range(16)]
+                    deadline = time.monotonic() + 30
+                    while upstream.inflight < 16 and time.monotonic() < deadline:
+                        await asyncio.sleep(0.01)
+                    upstream.hold.set()
+                    replies = await asyncio.gather(*calls)
                 return [r.status_code for r in replies]
 
             assert asyncio.run(many()) == [200] * 16

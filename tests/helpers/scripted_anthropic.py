@@ -3,14 +3,17 @@
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
 message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
 `redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text);
-`delay_s`: how long each answer takes to start (a slow generation); `usage`: the answer's usage (in message_start
-when streamed).
+`delay_s`: how long each answer takes to start (a slow generation); `hold`: an Event each answer also waits for (60 s
+at most), so a test acts while requests are in flight however slow the machine; `usage`: the answer's usage (in
+message_start when streamed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +29,7 @@ class ScriptedAnthropic:
         self.broken = False
         self.redacted: str | None = None
         self.delay_s = 0.0
+        self.hold: threading.Event | None = None
         self.usage = dict(USAGE)
         self.inflight = self.peak = 0  # requests being answered now / at most at once
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
@@ -38,6 +42,9 @@ class ScriptedAnthropic:
         self.peak = max(self.peak, self.inflight)
         try:
             await asyncio.sleep(self.delay_s)
+            deadline = time.monotonic() + 60
+            while self.hold is not None and not self.hold.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
         finally:
             self.inflight -= 1
         opening = [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
