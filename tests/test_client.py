@@ -205,7 +205,7 @@ def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorde
     from tokenomy.resilience.ratelimit import RateLimiter
 
     upstream = ScriptedAnthropic()
-    upstream.delay_s = 0.4
+    upstream.hold = threading.Event()  # Claude answers once the call was cancelled, not after a time to beat
     limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)  # a stopped clock: the bucket holds only what is settled
     with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
@@ -220,6 +220,7 @@ def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorde
                 call.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await call
+                upstream.hold.set()
 
         asyncio.run(main())  # the client's close waits for the thread's answer
     [row] = open_store(ledger_path).events()
