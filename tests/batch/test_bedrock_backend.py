@@ -117,7 +117,9 @@ def test_local_model_job_completes_with_outputs_manifest_and_batch_prices(s3_url
 
 
 def test_two_hundred_records_on_the_instant_engine(s3_url) -> None:
-    with emulator(s3_url, step_seconds=0.1, queue_seconds=0.1) as (_, options):
+    # 0.5 s in each of Submitted, Validating and Scheduled: polls (boto3 calls, slow on a loaded machine) see at least
+    # two of them before Completed; at 0.1 s a slow poll could miss all but one.
+    with emulator(s3_url, step_seconds=0.5, queue_seconds=0.5) as (_, options):
         backend = BedrockBatchBackend()
         handle = backend.submit("big job #1", HAIKU, records(plain(200)), options)
         seen = wait(backend, handle)
