@@ -30,7 +30,7 @@ START = NOW - timedelta(days=DAYS)
 FACTOR = Decimal(730) / (DAYS * 24)
 OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-large-2407-v1:0"
 # The newest of their lines in the catalog, so none of them is superseded (only Mistral Large 2402 is planted).
-SONNET, NANO, GPT5, MINI = "claude-sonnet-4-6", "gpt-5-nano", "gpt-5.2", "gpt-5-mini"
+SONNET, NANO, GPT5, MINI = "claude-sonnet-5-5", "gpt-5-nano", "gpt-5.2", "gpt-5-mini"
 RESERVED = "amazon.titan-text-lite-v1"  # a model with a no-commitment Provisioned Throughput price
 CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
           f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n")
@@ -51,7 +51,7 @@ def planted_events() -> list[UsageEvent]:
         # 1. superseded: Mistral Large 2402 all along (2407 is newer and cheaper)
         events.append(_event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000,
                              output_tokens=1_000))
-        # 2. cache drop: Sonnet 4.6 read 90% of its input from cache, now 40% (same input per call)
+        # 2. cache drop: Sonnet 5.5 read 90% of its input from cache, now 40% (same input per call)
         cached = 4_000 if current else 9_000
         events.append(_event(ts, SONNET, "anthropic", "chat", input_tokens=10_000 - cached, cache_read_tokens=cached,
                              output_tokens=500))
@@ -110,12 +110,12 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     assert superseded["to"] == NEW_MISTRAL
     assert Decimal(superseded["monthly_usd"]) == as_json((sum(e.cost_usd for e in mistral) - on_new) * FACTOR) > 0
 
-    # Sonnet for chat → Haiku 4.5 (the newest cheaper line of the vendor): what moving the task would save
+    # Sonnet for chat → Haiku 5.5 (the newest cheaper line of the vendor): what moving the task would save
     sonnet_info = next(m for m in body["models"] if m["model"] == SONNET)
     [chat] = sonnet_info["per_task"]
     chat_events = [e for e in now if e.model == SONNET]
-    on_haiku = sum(compute_cost(e.usage, "claude-haiku-4-5-20251001").total_usd for e in chat_events)
-    assert chat["task"] == "chat" and chat["to"] == "claude-haiku-4-5-20251001"
+    on_haiku = sum(compute_cost(e.usage, "claude-haiku-5-5").total_usd for e in chat_events)
+    assert chat["task"] == "chat" and chat["to"] == "claude-haiku-5-5"
     assert Decimal(chat["monthly_saving_usd"]) == as_json((sum(e.cost_usd for e in chat_events) - on_haiku) * FACTOR)
 
     # 2. the half of Sonnet's input no longer cached, at input minus cache-read price
