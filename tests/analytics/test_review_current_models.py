@@ -86,3 +86,30 @@ def test_the_caching_lever_uses_a_new_models_own_minimum_prefix() -> None:
     assert estimate_tokens(short) < 512
     entry = default_catalog().lookup("claude-opus-5")
     assert place_cache_points(ChatRequest.simple("Hi", model="claude-opus-5", system=short), entry)[1] == []
+
+
+def test_gpt_5_5_traffic_is_not_told_the_older_gpt_5_2_supersedes_it(ledger_path, tmp_path) -> None:
+    # "^gpt-5" dated GPT-5.5 (2026-04-23) as GPT-5 (2025-08-07): GPT-5.2 (2025-12-11, cheaper) was its "upgrade".
+    from tokenomy.pricing.families import model_line
+
+    assert model_line("gpt-5.5").released > model_line("gpt-5.2").released
+    assert model_line("gpt-5.6").line == model_line("gpt-6.1-sol").line == "gpt"  # gpt-5.6 is gpt-5.6-sol's alias
+    assert model_line("gpt-5.6-luna").line == "gpt-luna" and model_line("gpt-5.5-cyber") is None
+    events = []
+    for day in range(DAYS):
+        event = UsageEvent(ts=NOW - timedelta(days=day, hours=5), provider="openai", model="gpt-5.5", task="chat",
+                           input_tokens=4_000, output_tokens=400)
+        events.append(event.apply_cost(compute_cost(event.usage, "gpt-5.5")))
+    open_store(ledger_path).write(events)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("{}\n")
+    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
+                             "--config", str(config), "--ledger", str(ledger_path), "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    body = json.loads(result.stdout)
+    assert not [f for f in body["findings"] if f["kind"] == "model_superseded"], body["findings"]
+    [info] = [m for m in body["models"] if m["model"] == "gpt-5.5"]
+    assert info["released"] == "2026-04-23"
+    kinds = {c["model"]: c["kind"] for c in info["candidates"]}
+    assert "upgrade" not in kinds.values() and kinds.get("gpt-5.2") == "same line, cheaper"

@@ -90,6 +90,12 @@ _LINES: tuple[tuple[str, str, str, date], ...] = (
     (r"^gemini-2\.0-flash", "google", "gemini-flash", date(2025, 2, 5)),
     (r"^gemini-2\.5-flash", "google", "gemini-flash", date(2025, 6, 17)),
     (r"^gemini-2\.5-pro", "google", "gemini-pro", date(2025, 6, 17)),
+    # Gemini 3.x Flash (the text models: not the -tts/-live/-image variants). Gemini 3.7 Flash, 3.1 Flash-Lite and the
+    # 3.x Pro previews are left out: no release date found for them.
+    (r"^gemini-3\.5-flash-lite", "google", "gemini-flash-lite", date(2026, 7, 21)),
+    (r"^gemini-3\.5-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 5, 19)),
+    (r"^gemini-3\.6-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 7, 21)),
+    (r"^gemini-3\.8-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 9, 2)),
     (r"^o1", "openai", "o", date(2024, 12, 17)),
     (r"^o3-mini", "openai", "o-mini", date(2025, 1, 31)),
     (r"^o4-mini", "openai", "o-mini", date(2025, 4, 16)),
@@ -100,11 +106,27 @@ _LINES: tuple[tuple[str, str, str, date], ...] = (
     (r"^gpt-4\.1-nano", "openai", "gpt-nano", date(2025, 4, 14)),
     (r"^gpt-4\.1-mini", "openai", "gpt-mini", date(2025, 4, 14)),
     (r"^gpt-4\.1", "openai", "gpt", date(2025, 4, 14)),
-    (r"^gpt-5\.2", "openai", "gpt", date(2025, 12, 11)),
-    (r"^gpt-5\.1", "openai", "gpt", date(2025, 11, 12)),
+    # Each pattern names one version: "^gpt-5" also matched gpt-5.5 and gpt-5.6-luna, dating them 2025-08-07, so a
+    # review called the older GPT-5.2 their upgrade. Since GPT-5.6 OpenAI sells four tiers, Luna < Terra < Sol < Astra;
+    # Sol is the flagship the `gpt` line continues in (`gpt-5.6` is an alias of gpt-5.6-sol), the others are lines of
+    # their own. The -cyber and -rosalind models (by verification only) and GPT-5.3 (no date found) are left out.
+    (r"^gpt-6\.1-sol", "openai", "gpt", date(2026, 9, 29)),
+    (r"^gpt-6-sol", "openai", "gpt", date(2026, 9, 22)),
+    (r"^gpt-6-astra", "openai", "gpt-astra", date(2026, 9, 3)),
+    (r"^gpt-6\.1-terra", "openai", "gpt-terra", date(2026, 10, 26)),
+    (r"^gpt-6-luna", "openai", "gpt-luna", date(2026, 9, 22)),
+    (r"^gpt-5\.6-terra", "openai", "gpt-terra", date(2026, 7, 9)),
+    (r"^gpt-5\.6-luna", "openai", "gpt-luna", date(2026, 7, 9)),
+    (r"^gpt-5\.6(?!\d|-cyber)", "openai", "gpt", date(2026, 7, 9)),
+    (r"^gpt-5\.5(?!\d|-cyber)", "openai", "gpt", date(2026, 4, 23)),
+    (r"^gpt-5\.4-nano", "openai", "gpt-nano", date(2026, 3, 17)),
+    (r"^gpt-5\.4-mini", "openai", "gpt-mini", date(2026, 3, 17)),
+    (r"^gpt-5\.4(?!\d|-image)", "openai", "gpt", date(2026, 3, 5)),
+    (r"^gpt-5\.2(?!\d)", "openai", "gpt", date(2025, 12, 11)),
+    (r"^gpt-5\.1(?!\d)", "openai", "gpt", date(2025, 11, 12)),
     (r"^gpt-5-nano", "openai", "gpt-nano", date(2025, 8, 7)),
     (r"^gpt-5-mini", "openai", "gpt-mini", date(2025, 8, 7)),
-    (r"^gpt-5", "openai", "gpt", date(2025, 8, 7)),
+    (r"^gpt-5(?![.\d])", "openai", "gpt", date(2025, 8, 7)),
 )
 # Embedding models: moving an index to a newer one means embedding every document again, which the review's
 # figures (the traffic re-priced) leave out.
