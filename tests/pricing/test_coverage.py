@@ -459,7 +459,8 @@ def test_a_global_profile_keeps_the_global_price_through_an_alias():
 
 def test_curated_long_context_prices_match_the_library():
     """Where genai-prices bills prompts over a threshold at higher prices, the curated entry has them too (and the
-    same figures): Gemini 2.5 Pro and Claude Sonnet 4.5 were priced at their short-prompt rates at any size."""
+    same figures): Gemini 2.5 Pro and Claude Sonnet 4.5 were priced at their short-prompt rates at any size, and a
+    long Sonnet 4.5 call with 1-hour cache writes could not be priced at all (recorded at $0, "unpriced")."""
     compared, wrong = 0, []
     for entry in PriceCatalog.builtin().entries():
         if entry.provider not in PROVIDERS or entry.overrides:
@@ -473,7 +474,7 @@ def test_curated_long_context_prices_match_the_library():
         if ours is None:
             wrong.append(f"{entry.model} {entry.region}: no long_context; genai-prices: {theirs}")
             continue
-        for name in ("above_tokens", "input", "output", "cache_read", "cache_write"):
+        for name in ("above_tokens", "input", "output", "cache_read", "cache_write", "cache_write_1h"):
             if getattr(theirs, name) is not None and getattr(ours, name) != getattr(theirs, name):
                 wrong.append(f"{entry.model} {entry.region} long_context.{name}: {getattr(ours, name)} vs "
                              f"{getattr(theirs, name)}")
@@ -501,11 +502,24 @@ def test_a_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_price(mod
     assert compute_cost(Usage(150_001, 1_000, 50_000), model).total_usd == expected(150_001, 50_000, 1_000, short)
 
 
-def test_long_context_refuses_what_it_has_no_price_for():
+def test_long_context_refuses_what_it_has_no_price_for(tmp_path):
+    prices = tmp_path / "prices.yaml"  # a model publishing no 1-hour write price for long prompts
+    prices.write_text('provider: anthropic\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
+                      '{above_tokens: 200000, input: "6", output: "22.5", cache_write: "7.5", source: x, '
+                      'as_of: "2026-11-01"}\n    regions:\n      global: {input: "3", output: "15", cache_read: "0.3", '
+                      'cache_write: "3.75", cache_write_1h: "6"}\n')
+    catalog = PriceCatalog.builtin().with_overrides(prices)
     with pytest.raises(UsageError, match="no 1-hour cache-write price for prompts over 200,000 tokens"):
-        compute_cost(Usage(1_000, 0, 0, 250_000), "claude-sonnet-4-5-20250929", cache_ttl="1h", one_call=True)
+        compute_cost(Usage(1_000, 0, 0, 250_000), "m", cache_ttl="1h", one_call=True, catalog=catalog)
     library_only = PriceCatalog([], use_fallback=True).lookup("gemini-1.5-pro")  # genai-prices: over 128k
     assert library_only.long_context is not None and library_only.long_context.above_tokens == 128_000
+
+
+def test_a_long_sonnet_4_5_call_with_1_hour_writes_is_priced_at_the_long_context_1_hour_price():
+    # Anthropic bills a prompt over 200k tokens at $6 input, $22.50 output and $12 for a 1-hour cache write (2x the
+    # long-context input price); without that figure such a call was refused a price and recorded at $0.
+    cost = compute_cost(Usage(1_000, 2_000, 0, 250_000), "claude-sonnet-4-5-20250929", cache_ttl="1h", one_call=True)
+    assert cost.total_usd == (1_000 * Decimal("6") + 2_000 * Decimal("22.50") + 250_000 * Decimal("12")) / M
 
 
 def test_a_long_context_block_in_a_price_file_is_checked(tmp_path):

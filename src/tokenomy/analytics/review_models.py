@@ -134,8 +134,8 @@ def reprice_dated(groups: list[dict[str, Any]], model: str, warn_old: bool = Tru
         except TokenomyError:
             if prompt is None:
                 raise
-            # a long prompt with a part the model has no long-context price for (1-hour writes on Claude Sonnet
-            # 4.5): the standard rates, as planning/savings.py prices such a call
+            # a long prompt with a part the model has no long-context price for (a price file's model listing no
+            # cache prices over its threshold): the standard rates, as planning/savings.py prices such a call
             cost = compute_cost(usage, model, region, mode, warn_old=warn_old)
         total += cost.total_usd
         oldest = min(oldest or cost.as_of, cost.as_of)

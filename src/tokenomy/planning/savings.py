@@ -99,8 +99,8 @@ def _price(s: _Scenario) -> Decimal:
     except TokenomyError:
         if not s.one_call:
             raise
-        # A long prompt with a part the model publishes no long-context price for (1-hour cache writes on Claude
-        # Sonnet 4.5): the standard rates, as every call was priced before, rather than no what-if at all.
+        # A long prompt with a part the model publishes no long-context price for (cache reads on a price file's
+        # model that lists none over its threshold): the standard rates, rather than no what-if at all.
         return compute_cost(usage, s.model, region, s.mode).total_usd * s.weight
 
 

@@ -152,7 +152,11 @@ def _long_context(prices: Any, source: str, as_of: str) -> LongContextPrice | No
     if tier_in is None or tier_out is None or tier_in[0] != tier_out[0]:
         return None
     extra: dict[str, Decimal | None] = {}
-    for field, name in (("cache_read", "cache_read_mtok"), ("cache_write", "cache_write_mtok")):
+    for field, name in (
+        ("cache_read", "cache_read_mtok"),
+        ("cache_write", "cache_write_mtok"),
+        ("cache_write_1h", "cache_write_1h_mtok"),
+    ):
         tier = _first_tier(prices, name)
         if tier is not None and tier[0] == tier_in[0]:
             extra[field] = tier[1]
