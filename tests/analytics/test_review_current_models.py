@@ -40,13 +40,8 @@ def _by_hand(model: str, input_tokens: int, cache_read: int, output: int) -> Dec
             + output * Decimal(f["output"])) / 1_000_000
 
 
-def test_sonnet_4_5_traffic_is_told_sonnet_5_5_supersedes_it(ledger_path, tmp_path) -> None:
-    events = []
-    for day in range(DAYS):
-        ts = NOW - timedelta(days=day, hours=5)
-        event = UsageEvent(ts=ts, provider="anthropic", model=OLD, task="chat", input_tokens=8_000 + day,
-                           cache_read_tokens=2_000, output_tokens=600)
-        events.append(event.apply_cost(compute_cost(event.usage, OLD)))
+def _review(events: list[UsageEvent], ledger_path, tmp_path) -> dict:
+    """`tokenomy review --json` over these events (the period ends at NOW)."""
     open_store(ledger_path).write(events)
     config = tmp_path / "tokenomy.yaml"
     config.write_text("{}\n")
@@ -54,7 +49,17 @@ def test_sonnet_4_5_traffic_is_told_sonnet_5_5_supersedes_it(ledger_path, tmp_pa
                              "--config", str(config), "--ledger", str(ledger_path), "--json"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
-    body = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_sonnet_4_5_traffic_is_told_sonnet_5_5_supersedes_it(ledger_path, tmp_path) -> None:
+    events = []
+    for day in range(DAYS):
+        ts = NOW - timedelta(days=day, hours=5)
+        event = UsageEvent(ts=ts, provider="anthropic", model=OLD, task="chat", input_tokens=8_000 + day,
+                           cache_read_tokens=2_000, output_tokens=600)
+        events.append(event.apply_cost(compute_cost(event.usage, OLD)))
+    body = _review(events, ledger_path, tmp_path)
     [finding] = [f for f in body["findings"] if f["kind"] == "model_superseded"]
     assert (finding["subject"], finding["to"]) == (OLD, CURRENT)
     assert f"superseded by {CURRENT} (2026-09-28, same line claude-sonnet)" in finding["message"]
@@ -100,14 +105,7 @@ def test_gpt_5_5_traffic_is_told_gpt_6_1_sol_supersedes_it_not_the_older_gpt_5_2
         event = UsageEvent(ts=NOW - timedelta(days=day, hours=5), provider="openai", model="gpt-5.5", task="chat",
                            input_tokens=4_000, output_tokens=400)
         events.append(event.apply_cost(compute_cost(event.usage, "gpt-5.5")))
-    open_store(ledger_path).write(events)
-    config = tmp_path / "tokenomy.yaml"
-    config.write_text("{}\n")
-    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
-                             "--config", str(config), "--ledger", str(ledger_path), "--json"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr + result.stdout
-    body = json.loads(result.stdout)
+    body = _review(events, ledger_path, tmp_path)
     # Its upgrade is the current Sol (GPT-6.1 Sol), not GPT-5.2: that one is older, merely cheaper.
     [finding] = [f for f in body["findings"] if f["kind"] == "model_superseded"]
     assert (finding["subject"], finding["to"]) == ("gpt-5.5", "gpt-6.1-sol")
