@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tokenomy.caching.placement import estimate_tokens, place_cache_points
@@ -114,3 +115,28 @@ def test_gpt_5_5_traffic_is_told_gpt_6_1_sol_supersedes_it_not_the_older_gpt_5_2
     kinds = {c["model"]: c["kind"] for c in info["candidates"]}
     assert [m for m, kind in kinds.items() if kind == "upgrade"] == ["gpt-6.1-sol"]
     assert kinds.get("gpt-5.2") == "same line, cheaper"
+
+
+@pytest.mark.parametrize("spelled, canonical", [
+    ("claude-opus-5.5", "claude-opus-5-5"), ("claude-sonnet-5.5", "claude-sonnet-5-5"),
+    ("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"), ("claude-opus-4.8", "claude-opus-4-8"),
+    ("claude-3.5-sonnet", "claude-3-5-sonnet-20241022"), ("gpt-5-5", "gpt-5.5"), ("gpt-5-6-luna", "gpt-5.6-luna"),
+    ("llama3.1-8b", "meta.llama3-1-8b-instruct-v1:0"),
+])
+def test_a_version_spelled_with_a_dot_or_a_dash_is_the_same_model_of_its_line(spelled, canonical):
+    # genai-prices matches both spellings; a pattern for the major version alone ("claude-opus-5", "^gpt-5") took
+    # "claude-opus-5.5" for Opus 5 and "gpt-5-5" for GPT-5, so a review called a model superseded by itself.
+    from tokenomy.pricing.families import model_line
+
+    assert model_line(spelled) == model_line(canonical) is not None
+
+
+@pytest.mark.parametrize("model, line", [
+    ("claude-opus-4-0", "claude-opus"), ("claude-sonnet-4-20250514", "claude-sonnet"), ("gpt-5-2025-08-07", "gpt"),
+    ("shisa-v2-llama3.3-70b", None),  # a fine-tune by another vendor is no Meta line
+])
+def test_a_dated_or_point_zero_id_keeps_its_line(model, line):
+    from tokenomy.pricing.families import model_line
+
+    found = model_line(model)
+    assert (found.line if found else None) == line

@@ -556,8 +556,6 @@ def test_a_cached_token_in_a_batch_costs_what_the_provider_publishes():
     for entry in PriceCatalog.builtin().entries():
         if entry.provider not in PROVIDERS or not entry.has_batch or entry.cache_read is None:
             continue
-        if entry.overrides:  # a cached-input price taken from the provider's page over genai-prices' (Sonnet 5.5)
-            continue
         figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
         if figures is None or figures["batch_cache_read"] is None:
             continue
