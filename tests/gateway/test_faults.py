@@ -127,7 +127,9 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
                 proc.wait(10)
             for thread in threads:
                 thread.join(30)
-    assert took < 40 and len(answered) > 20
+    # Every request answers at once: a drain that ran into the 30 s grace had a request stuck (20 s leaves a loaded
+    # machine room, and still tells the two apart).
+    assert took < 20 and len(answered) > 20
     rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
     assert len(rows) == len(answered)  # every answer the clients got is in the ledger
     assert writers and not [pid for pid in writers if Path(f"/proc/{pid}").exists()]  # it wrote them, then left
