@@ -107,3 +107,7 @@ def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error
     assert SAID in google.message
     rows = open_store(ledger).events()  # each cut call is in the ledger, as cancelled
     assert len(rows) == 6 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
+    # The operator's log says it once a stream; it held a traceback for each ("Exception in ASGI application").
+    said = (tmp_path / "gateway.log").read_text()
+    assert "Traceback" not in said and "Exception in ASGI application" not in said, said
+    assert said.count("a stream was cut by the end of the shutdown grace") == 6, said

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -13,7 +14,7 @@ import anyio
 import orjson
 from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_or_none, money_str
@@ -36,6 +37,8 @@ class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return dumps(content)
 
+
+log = logging.getLogger(__name__)
 
 # What a stream still running at the end of a graceful shutdown (gateway.shutdown_grace_seconds) ends with.
 SHUT_DOWN = "the gateway shut down mid-stream, so this answer is incomplete; send the request again"
@@ -75,6 +78,24 @@ class FirstChunkStream(StreamingResponse):
         # The first item may be a Response: then its own status and headers are sent, not `headers`.
         super().__init__(content, media_type=media_type, headers=headers)  # type: ignore[arg-type]
         self.ends = ends
+        self.cut = False  # ended with `ends.unavailable` because the task was cancelled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.cut:
+                raise
+            # Ended properly: its error event and the body's end went out, its ledger row is written. Re-raised, the
+            # cancellation reached uvicorn, which logged a traceback for every stream a shutdown cut; one line says
+            # it. Nothing waits on this cancellation (uvicorn cancels and moves on), so it ends here.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            log.warning(
+                "%s: a stream was cut by the end of the shutdown grace; its caller got its API's error event",
+                scope.get("path", "?"),
+            )
 
     async def stream_response(self, send: Send) -> None:
         items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
@@ -102,7 +123,8 @@ class FirstChunkStream(StreamingResponse):
                 with anyio.move_on_after(5):  # a caller that reads nothing cannot hold the shutdown
                     await send({"type": "http.response.body", "body": last, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
-            raise  # a cancellation is never swallowed; an exception goes on to the log
+                    self.cut = isinstance(exc, asyncio.CancelledError)
+            raise  # through Starlette's task group (`__call__` ends a cut stream); an exception goes on to the log
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
