@@ -1,25 +1,28 @@
-"""A stream still running when `tokenomy serve`'s graceful shutdown runs out (SIGTERM, then
-`gateway.shutdown_grace_seconds`) ends with its API's own error event and a properly ended body: each official SDK
-raises its API's error naming the shutdown, not a protocol error about a broken chunked body, and the ledger keeps
-the cut call's row.
+"""A call still running when `tokenomy serve`'s graceful shutdown runs out (SIGTERM, then
+`gateway.shutdown_grace_seconds`) ends in its API's own error: a stream whose answer has begun with its API's error
+event and a properly ended body, not a protocol error about a broken chunked body; a call not yet answered with its
+API's "unavailable" status. Each official SDK raises its API's error naming the shutdown, and the ledger keeps the
+cut call's row.
 
-A real gateway process, SIGTERM and the SDKs, against an upstream that sends one delta and then nothing (until the
-test releases it): no step waits on a clock, each stream has its first event before the signal is sent."""
+A real gateway process, SIGTERM and the SDKs, against an upstream that sends one delta and then nothing, or nothing
+at all (until the test releases it): no step waits on a clock, each call is with the upstream before the signal."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anthropic
 import boto3
 import openai
 from botocore.config import Config
-from botocore.exceptions import EventStreamError
+from botocore.exceptions import ClientError, EventStreamError
 from google import genai
 from google.genai import errors as genai_errors
 
@@ -30,6 +33,7 @@ from tokenomy.ledger.store import open_store
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SAID = "the gateway shut down mid-stream"  # what every cut stream's error says
+SAID_BEFORE = "the gateway shut down before answering"  # what a call cut before its answer began gets
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -111,3 +115,75 @@ def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error
     said = (tmp_path / "gateway.log").read_text()
     assert "Traceback" not in said and "Exception in ASGI application" not in said, said
     assert said.count("a stream was cut by the end of the shutdown grace") == 6, said
+
+
+def test_calls_not_yet_answered_when_the_shutdown_grace_ends_get_their_apis_unavailable_error(tmp_path):
+    # They got uvicorn's plain-text 500 "Internal Server Error" (and the log a traceback each): a 503 in each API's
+    # own shape, saying why, is what every SDK raises as "unavailable, send it again" (Anthropic's is its 529).
+    upstream = ScriptedOpenAI([(200, {}, "held")] * 5)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(json.dumps({
+        "gateway": {"shutdown_grace_seconds": 1},
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}))
+    ledger, port = tmp_path / "ledger.duckdb", free_port()
+    log = (tmp_path / "gateway.log").open("w")
+    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+                            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, 60, proc)
+        oai = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        claude = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
+        gemini = genai.Client(api_key="unused", http_options={"base_url": base})
+        bedrock = boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
+                               aws_secret_access_key="x",
+                               config=Config(retries={"total_max_attempts": 1}))  # no retry of the 503
+        calls = {
+            "chat": lambda: oai.chat.completions.create(model="up", messages=HI),
+            "chat stream": lambda: oai.chat.completions.create(model="up", messages=HI, stream=True),
+            "messages": lambda: claude.messages.create(model="up", max_tokens=16, messages=HI),
+            "converse": lambda: bedrock.converse(modelId="up", messages=[{"role": "user", "content": [{"text": "x"}]}]),
+            "gemini": lambda: gemini.models.generate_content(model="up", contents="hi"),
+        }
+
+        def outcome(call):
+            try:
+                return call()
+            except Exception as exc:  # what each SDK raises is asserted below
+                return exc
+
+        with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+            futures = {api: pool.submit(outcome, call) for api, call in calls.items()}
+            deadline = time.monotonic() + 60
+            while upstream.calls < len(calls) and time.monotonic() < deadline:  # each is with the upstream
+                time.sleep(0.05)
+            assert upstream.calls == len(calls)
+            proc.send_signal(signal.SIGTERM)
+            ends = {api: future.result(60) for api, future in futures.items()}
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        upstream.release()
+        upstream.close()
+
+    for api in ("chat", "chat stream"):
+        cut = ends[api]
+        assert isinstance(cut, openai.APIStatusError) and cut.status_code == 503, (api, cut)
+        assert SAID_BEFORE in cut.message and cut.body["type"] == "server_error"
+    messages = ends["messages"]
+    assert isinstance(messages, anthropic.APIStatusError) and messages.status_code == 529, messages
+    assert messages.body["error"]["type"] == "overloaded_error" and SAID_BEFORE in messages.body["error"]["message"]
+    converse = ends["converse"]
+    assert isinstance(converse, ClientError), converse
+    assert converse.response["Error"]["Code"] == "ServiceUnavailableException"
+    assert SAID_BEFORE in converse.response["Error"]["Message"]
+    google = ends["gemini"]
+    assert isinstance(google, genai_errors.ServerError) and (google.code, google.status) == (503, "UNAVAILABLE")
+    assert SAID_BEFORE in google.message
+    rows = open_store(ledger).events()  # each cut call is in the ledger, as cancelled
+    assert len(rows) == 5 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
+    said = (tmp_path / "gateway.log").read_text()
+    assert "Traceback" not in said and said.count("cut by the end of the shutdown grace before its answer") == 5, said

@@ -8,6 +8,9 @@
 - NaN, Infinity or a number too large for a double (1e400) as a value (not JSON, yet Python's decoder reads
   them; the SDKs then fail to encode the upstream request, or orjson sends null): 400 naming the field.
 
+And on the way out: a request whose answer had not begun when the shutdown grace ran out (uvicorn cancels it) gets
+its API's "unavailable" error, not uvicorn's plain-text 500 and a traceback in the log.
+
 orjson's strict parser clears the normal body in one pass in C; only a body it refuses is decoded again by
 the stdlib, which reads these values, so the field can be named.
 """
@@ -16,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from tokenomy.gateway.gemini_errors import error_body
 from tokenomy.gateway.path_aliases import DEPLOYMENT
 
+log = logging.getLogger(__name__)
 _BAD_HEADER = re.compile(rb"[\r\n\x00]")
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
@@ -105,7 +111,8 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 
 
 # The edge's refusals as Anthropic types them (the rest are invalid_request_error).
-ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large"}
+ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large", 529: "overloaded_error"}
+SHUT_DOWN_BEFORE = "the gateway shut down before answering this request; send it again"
 # Bedrock Runtime's paths (Converse, InvokeModel, CountTokens, and the operations the gateway does not serve): answered
 # in its REST-JSON shape, the type in `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError
 # with code "400" and no message).
@@ -143,9 +150,12 @@ async def refuse(
         payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     elif shape == "bedrock":
         payload = json.dumps({"message": message}).encode()
-        extra.append((b"x-amzn-errortype", b"ValidationException"))  # each is the caller's request, as Bedrock's
+        # Each is the caller's request, as Bedrock's, but the shutdown's.
+        code = b"ServiceUnavailableException" if status == 503 else b"ValidationException"
+        extra.append((b"x-amzn-errortype", code))
     else:
-        error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        error = {"message": message, "type": kind, "param": param, "code": None}
         payload = json.dumps({"error": error}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *extra]
     if close:
@@ -242,4 +252,31 @@ class EdgeHygiene:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: a disconnect, when it comes
 
-        await self.app(scope, replay, send)
+        answered = False
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, replay, sending)
+        except asyncio.CancelledError:
+            if answered:  # (a stream the cancellation cut after its headers ends itself: responses.FirstChunkStream)
+                raise
+            await _unanswered_at_shutdown(scope, send, shape)
+
+
+async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str) -> None:
+    """Answer a request uvicorn cancelled before it was answered (its shutdown grace ran out) with its API's
+    "unavailable" status, which each SDK raises as such (Anthropic's 529 overloaded_error, as the gateway answers an
+    overloaded upstream). Nothing waits on the cancellation (uvicorn cancels and moves on), so it ends here."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):  # a caller that reads nothing cannot hold it
+        await refuse(send, 529 if shape == "anthropic" else 503, SHUT_DOWN_BEFORE, close=True, shape=shape)
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    log.warning(
+        "%s: cut by the end of the shutdown grace before its answer began; answered its API's unavailable error",
+        scope["path"],
+    )
