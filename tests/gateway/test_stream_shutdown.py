@@ -10,13 +10,16 @@ at all (until the test releases it): no step waits on a clock, each call is with
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import anthropic
 import boto3
@@ -55,24 +58,41 @@ def ending(events) -> BaseException | list:
     return seen
 
 
-def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error_and_stay_in_the_ledger(tmp_path):
-    upstream = ScriptedOpenAI([(200, {}, "stall")] * 6)
+@contextlib.contextmanager
+def serving(upstream: ScriptedOpenAI, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, SimpleNamespace]]:
+    """`tokenomy serve` (a one-second shutdown grace) in front of `upstream`, and the four SDKs pointed at it (none
+    retries); the process is killed at the end if the test did not stop it, and the upstream closed."""
     config = tmp_path / "tokenomy.yaml"
     config.write_text(json.dumps({
         "gateway": {"shutdown_grace_seconds": 1},
         "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}))
-    ledger, port = tmp_path / "ledger.duckdb", free_port()
+    port = free_port()
     log = (tmp_path / "gateway.log").open("w")
-    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                             str(tmp_path / "ledger.duckdb")],
                             env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port, 60, proc)
-        oai = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
-        claude = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
-        gemini = genai.Client(api_key="unused", http_options={"base_url": base})
-        bedrock = boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
-                               aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+        yield proc, SimpleNamespace(
+            openai=openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0),
+            anthropic=anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0),
+            gemini=genai.Client(api_key="unused", http_options={"base_url": base}),
+            bedrock=boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
+                                 aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1})))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        upstream.release()
+        upstream.close()
+
+
+def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error_and_stay_in_the_ledger(tmp_path):
+    upstream = ScriptedOpenAI([(200, {}, "stall")] * 6)
+    with serving(upstream, tmp_path) as (proc, sdk):
+        oai, claude, gemini, bedrock = sdk.openai, sdk.anthropic, sdk.gemini, sdk.bedrock
         body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": HI})
         converse = [{"role": "user", "content": [{"text": "hi"}]}]
         streams = {
@@ -86,12 +106,6 @@ def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error
         proc.send_signal(signal.SIGTERM)  # every stream waits on the upstream: the grace runs out, the gateway cuts it
         ends = {api: ending(events) for api, events in streams.items()}
         assert proc.wait(60) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        upstream.close()
 
     chat = ends["chat"]  # OpenAI's error chunk: openai.APIError, not APIConnectionError ("incomplete chunked read")
     assert type(chat) is openai.APIError and SAID in chat.message and chat.body["code"] == "service_unavailable"
@@ -109,7 +123,7 @@ def test_streams_still_running_when_the_shutdown_grace_ends_get_their_apis_error
     google = ends["gemini"]  # Google's error object as the stream's last chunk: google-genai's ServerError
     assert isinstance(google, genai_errors.ServerError) and (google.code, google.status) == (503, "UNAVAILABLE")
     assert SAID in google.message
-    rows = open_store(ledger).events()  # each cut call is in the ledger, as cancelled
+    rows = open_store(tmp_path / "ledger.duckdb").events()  # each cut call is in the ledger, as cancelled
     assert len(rows) == 6 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
     # The operator's log says it once a stream; it held a traceback for each ("Exception in ASGI application").
     said = (tmp_path / "gateway.log").read_text()
@@ -121,23 +135,8 @@ def test_calls_not_yet_answered_when_the_shutdown_grace_ends_get_their_apis_unav
     # They got uvicorn's plain-text 500 "Internal Server Error" (and the log a traceback each): a 503 in each API's
     # own shape, saying why, is what every SDK raises as "unavailable, send it again" (Anthropic's is its 529).
     upstream = ScriptedOpenAI([(200, {}, "held")] * 5)
-    config = tmp_path / "tokenomy.yaml"
-    config.write_text(json.dumps({
-        "gateway": {"shutdown_grace_seconds": 1},
-        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}))
-    ledger, port = tmp_path / "ledger.duckdb", free_port()
-    log = (tmp_path / "gateway.log").open("w")
-    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
-                            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, 60, proc)
-        oai = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
-        claude = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
-        gemini = genai.Client(api_key="unused", http_options={"base_url": base})
-        bedrock = boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
-                               aws_secret_access_key="x",
-                               config=Config(retries={"total_max_attempts": 1}))  # no retry of the 503
+    with serving(upstream, tmp_path) as (proc, sdk):
+        oai, claude, gemini, bedrock = sdk.openai, sdk.anthropic, sdk.gemini, sdk.bedrock
         calls = {
             "chat": lambda: oai.chat.completions.create(model="up", messages=HI),
             "chat stream": lambda: oai.chat.completions.create(model="up", messages=HI, stream=True),
@@ -161,13 +160,6 @@ def test_calls_not_yet_answered_when_the_shutdown_grace_ends_get_their_apis_unav
             proc.send_signal(signal.SIGTERM)
             ends = {api: future.result(60) for api, future in futures.items()}
         assert proc.wait(60) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        upstream.release()
-        upstream.close()
 
     for api in ("chat", "chat stream"):
         cut = ends[api]
@@ -183,7 +175,7 @@ def test_calls_not_yet_answered_when_the_shutdown_grace_ends_get_their_apis_unav
     google = ends["gemini"]
     assert isinstance(google, genai_errors.ServerError) and (google.code, google.status) == (503, "UNAVAILABLE")
     assert SAID_BEFORE in google.message
-    rows = open_store(ledger).events()  # each cut call is in the ledger, as cancelled
+    rows = open_store(tmp_path / "ledger.duckdb").events()  # each cut call is in the ledger, as cancelled
     assert len(rows) == 5 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
     said = (tmp_path / "gateway.log").read_text()
     assert "Traceback" not in said and said.count("cut by the end of the shutdown grace before its answer") == 5, said
