@@ -150,7 +150,7 @@ async def refuse(
         payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     elif shape == "bedrock":
         payload = json.dumps({"message": message}).encode()
-        # Each is the caller's request, as Bedrock's, but the shutdown's.
+        # Bedrock files a bad request as ValidationException; the shutdown's 503 is its ServiceUnavailableException.
         code = b"ServiceUnavailableException" if status == 503 else b"ValidationException"
         extra.append((b"x-amzn-errortype", code))
     else:
