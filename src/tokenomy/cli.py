@@ -95,9 +95,28 @@ def _bare_flags(callback: Callable[..., Any]) -> None:
             option.metavar = ""
 
 
+def _bare_help_flag() -> None:
+    """Show `--help` bare too: Typer 0.29 makes each command's help option itself (after `_bare_flags` ran), and
+    printed it as `--help <bool>` in every help page. Its option gets the same empty metavar when Typer makes it."""
+    try:
+        from typer._click.core import Command
+    except ImportError:  # a Typer that uses click itself, which prints flags bare
+        return
+    make = Command.get_help_option
+
+    def get_help_option(self: Command, ctx: Any) -> Any:
+        option = make(self, ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    setattr(Command, "get_help_option", get_help_option)  # noqa: B010  (mypy refuses assigning to a method)
+
+
 _flow_help(app)
 if app.registered_callback is not None and app.registered_callback.callback is not None:
     _bare_flags(app.registered_callback.callback)
+_bare_help_flag()
 
 
 def main() -> None:
