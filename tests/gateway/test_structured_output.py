@@ -7,7 +7,10 @@ and a recording OpenAI-format upstream."""
 
 from __future__ import annotations
 
+import json
+
 import anthropic
+import httpx
 import openai
 import pydantic
 import pytest
@@ -162,3 +165,42 @@ def test_an_output_config_key_set_twice_is_refused_and_others_join() -> None:
         provider._params(ChatRequest(ask, model="claude-opus-4-6", reasoning=adaptive,  # takes both
                                      extra={"output_config": {"effort": "x"}}))
     assert refused.value.param == "output_config.effort" and refused.value.status == 400
+
+
+NOT_AN_OBJECT = {"type": "object", "properties": 5}
+UNHASHABLE = {"type": "object", "properties": {"city": {"type": "string"}}, "required": [["city"]]}
+
+
+def _strict_bodies(schema: dict) -> list[tuple[str, dict]]:
+    """The same malformed strict schema as each API sends one to a model: as an answer's format and as a tool's."""
+    say = [{"role": "user", "content": "hi"}]
+    return [
+        ("/v1/messages", {"model": "gpt", "max_tokens": 5, "messages": say,
+                          "output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        ("/v1/messages", {"model": "gpt", "max_tokens": 5, "messages": say,
+                          "tools": [{"name": "f", "strict": True, "input_schema": schema}]}),
+        ("/v1/responses", {"model": "gpt", "input": "hi", "text": {"format": {
+            "type": "json_schema", "name": "x", "strict": True, "schema": schema}}}),
+        ("/v1/responses", {"model": "gpt", "input": "hi",
+                           "tools": [{"type": "function", "name": "f", "strict": True, "parameters": schema}]}),
+        ("/v1/chat/completions", {"model": "gpt", "messages": say, "response_format": {
+            "type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": schema}}}),
+        ("/model/gpt/converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}], "outputConfig": {
+            "textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": json.dumps(schema)}}}}}),
+        ("/model/gpt/converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}], "toolConfig": {
+            "tools": [{"toolSpec": {"name": "f", "strict": True, "inputSchema": {"json": schema}}}]}}),
+        ("/v1beta/models/gpt:generateContent", {"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {
+            "responseMimeType": "application/json", "responseJsonSchema": schema}}),
+    ]
+
+
+@pytest.mark.parametrize("path, body", _strict_bodies(NOT_AN_OBJECT) + _strict_bodies(UNHASHABLE))
+def test_a_strict_schema_malformed_where_strict_mode_looks_goes_as_sent_not_a_500(served, path, body) -> None:
+    # `properties` that is no object, or `required` names that are lists, made the strict form (strict_schema) raise
+    # TypeError: a 500 from every API. Such a schema has no strict form: it goes as sent, strict, and the model's
+    # API refuses it by name (the recording upstream takes anything).
+    url, gpt, _ = served
+    answer = httpx.post(url + path, json=body)
+    assert answer.status_code == 200, answer.text
+    sent = gpt.last.get("response_format", {}).get("json_schema") or gpt.last["tools"][0]["function"]
+    assert sent["strict"] is True and (sent.get("schema") or sent.get("parameters")) in (NOT_AN_OBJECT, UNHASHABLE)

@@ -20,7 +20,9 @@ def strict_form(schema: Any) -> Any:
     properties, requires them all and is not open to others; else `schema` unchanged."""
     try:
         return _closed(schema) if isinstance(schema, dict) else schema
-    except LookupError:
+    except (LookupError, TypeError):
+        # TypeError: malformed where strict mode looks (`properties` not an object, `required` not a list of names).
+        # No strict form either: it goes as sent, and the provider's 400 names what is wrong, not a gateway 500.
         return schema
 
 
