@@ -378,6 +378,13 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA==",
                                                               "displayName": "a.png"}}]}]},
      "contents[0].parts[0].inlineData.displayName: the gateway carries a name for documents only"),
+    # google-genai reads these enums with `.upper()`: anything but a string was an AttributeError, a 500
+    ({"safetySettings": [{"category": 0, "threshold": "BLOCK_NONE"}], "model": "g"}, "safetySettings: Gemini"),
+    ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": ["OFF"]}], "model": "g"},
+     "safetySettings: Gemini"),
+    ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF", "method": {}}], "model": "g"},
+     "safetySettings: Gemini"),
+    ({"generationConfig": {"mediaResolution": 2**70}, "model": "g"}, "generationConfig.mediaResolution: Gemini"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

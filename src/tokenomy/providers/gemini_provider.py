@@ -172,6 +172,20 @@ def _grounding(candidate: Any) -> dict[str, Any]:
     return found
 
 
+def _unreadable_field(fields: dict[str, Any]) -> str:
+    """The config field (snake_case, as the request's `extra` names it) whose enum value google-genai cannot read."""
+    from google.genai import types
+
+    for key, value in fields.items():
+        try:
+            types.GenerateContentConfig.model_validate({key: value})
+        except (AttributeError, TypeError):
+            return key
+        except ValueError:
+            continue
+    return "config"
+
+
 class GeminiProvider(Provider):
     """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
 
@@ -194,14 +208,26 @@ class GeminiProvider(Provider):
 
         self.check(request)  # refuses unknown `extra` keys before any call
         contents = contents_from_request(request)
+        fields = config_from_request(request)
         try:
-            config = types.GenerateContentConfig.model_validate(config_from_request(request))
+            config = types.GenerateContentConfig.model_validate(fields)
         except ValueError as exc:  # pydantic: an `extra` value of the wrong shape
             raise ProviderError(
                 f"Gemini (model {request.model}) cannot take the request's config: {str(exc).splitlines()[0]} "
                 f"({'; '.join(str(exc).splitlines()[1:3])})",
                 kind="client_error",
                 status=400,
+            ) from None
+        except (AttributeError, TypeError):
+            # google-genai reads an enum value (a harm category, a media resolution) with `.upper()`: a number, list
+            # or object where Gemini takes a name escapes pydantic as AttributeError, which was a 500.
+            field = _unreadable_field(fields)
+            raise ProviderError(
+                f"{field}: Gemini (model {request.model}) takes its names here (strings such as "
+                "HARM_CATEGORY_HARASSMENT, BLOCK_NONE or MEDIA_RESOLUTION_LOW), not a number, list or object",
+                kind="client_error",
+                status=400,
+                param=field,
             ) from None
         return {"model": request.model, "contents": contents, "config": config}
 
