@@ -238,6 +238,31 @@ def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):
     assert httpx.post(url + "/v1/responses", json={"model": "fast", "input": 3}).json()["error"]["param"] == "input"
 
 
+def _earlier_call(path: str, arguments: str) -> dict:
+    """A request to Claude whose history holds a call of `get_time` with `arguments`, and its result."""
+    if path == "/v1/responses":
+        return {"model": "claude", "tools": [TIME], "input": [ASK, {
+            "type": "function_call", "call_id": "c1", "name": "get_time", "arguments": arguments}, {
+            "type": "function_call_output", "call_id": "c1", "output": "noon"}]}
+    call = {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": arguments}}
+    return {"model": "claude", "max_tokens": 5, "messages": [ASK, {"role": "assistant", "tool_calls": [call]}, {
+        "role": "tool", "tool_call_id": "c1", "content": "noon"}], "tools": [{"type": "function", "function": {
+            "name": "get_time", "parameters": {"type": "object"}}}]}
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/chat/completions"])
+@pytest.mark.parametrize("arguments", ["NaN", "-Infinity", '{"hour": NaN}', '{"hour": 1e400}', "[Infinity]"])
+def test_a_tool_calls_arguments_with_nan_or_infinity_are_not_json_and_no_500(served, path, arguments):
+    # The stdlib reads NaN, Infinity and 1e400 as floats: they reached the Anthropic SDK in the call's `input`,
+    # whose encoder refused them (a 500). They are text that is not JSON, whose input is {} as for any other.
+    scripted, url = served[1], served[2]
+    scripted.requests.clear()
+    answer = httpx.post(url + path, json=_earlier_call(path, arguments))
+    assert answer.status_code == 200, answer.text
+    [[_, sent]] = scripted.requests
+    assert sent["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "get_time", "input": {}}]
+
+
 def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monkeypatch):
     """The emulator checks the signatures it issued: a reasoning item sent back must carry its thinking whole."""
     from tokenomy.emulate.anthropic_api import create_app as create_emulator

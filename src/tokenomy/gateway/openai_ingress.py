@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -191,14 +192,27 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str, assista
 
 def json_arguments(arguments: str) -> Any:
     """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
-    64 bits, NaN); {} for text that is not JSON (the exact text is still what goes back upstream)."""
+    64 bits); {} for text that is not JSON (the exact text is still what goes back upstream). NaN, Infinity and
+    numbers past a double (1e400) are not JSON either: read as floats they reached a provider's SDK, whose encoder
+    refused them, a 500."""
     try:
         return orjson.loads(arguments)
     except orjson.JSONDecodeError:
         try:
-            return json.loads(arguments)
+            return json.loads(arguments, parse_constant=_not_json, parse_float=_finite)
         except ValueError:
             return {}
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is past a double's range")
+    return number
 
 
 def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:
