@@ -263,6 +263,11 @@ def test_pydantic_ais_empty_system_list_and_inference_config_pass_through_boto3(
     ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
     ({"messages": [{"role": "user", "content": [{"document": {"format": "exe", "name": "d", "source": {
         "bytes": PDF}}}]}], "modelId": "fast"}, "messages[0].content[0].document.format: expected one of pdf"),
+    # Not JSON, yet Python's decoder reads them: a float no SDK's encoder takes (a 500 on the way to Claude's API)
+    *(({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"name": "x", "schema":
+        '{"type": "object", "properties": {"a": {"type": "number", "maximum": MAX}}}'.replace("MAX", number)}}}}},
+       f"outputConfig.textFormat.structure.jsonSchema.schema: expected a JSON schema as JSON text ({number} is")
+      for number in ("NaN", "-Infinity", "1e400")),
 ])
 def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(served, change, named) -> None:
     client = served[0]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 from typing import Any
 
 from tokenomy.messages import (
@@ -311,9 +312,12 @@ def _output(config: Any) -> tuple[ResponseFormat | None, str | None]:
         structure = _object(text_format.get("structure"), "outputConfig.textFormat.structure", ("jsonSchema",))
         schema = _object(structure.get("jsonSchema"), where, ("schema", "name", "description"))
         try:
-            parsed = json.loads(_string(schema.get("schema"), f"{where}.schema"))
-        except ValueError:
-            raise ValueError(f"{where}.schema: expected a JSON schema as JSON text") from None
+            # NaN, Infinity and 1e400 are not JSON: read as floats they failed a provider SDK's encoder, a 500
+            parsed = json.loads(
+                _string(schema.get("schema"), f"{where}.schema"), parse_constant=_not_json, parse_float=_finite
+            )
+        except ValueError as exc:
+            raise ValueError(f"{where}.schema: expected a JSON schema as JSON text ({exc})") from None
         description = schema.get("description")
         fmt = ResponseFormat(
             "json_schema",
@@ -577,3 +581,14 @@ def asked_fields(response: ChatResponse, stop_paths: list[str] | None = None) ->
             where[last] = response.stop_sequence or None
         asked["additionalModelResponseFields"] = fields
     return asked
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is past a double's range")
+    return number
