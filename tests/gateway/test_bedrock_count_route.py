@@ -192,6 +192,15 @@ def test_an_embedding_models_body_is_told_counttokens_counts_no_embeddings(serve
     ("sonnet", {"invokeModel": {"body": invoke_body(messages=MESSAGES, model="claude")}},
      "input.invokeModel.body.model: not a field of Anthropic's Messages body"),
     ("sonnet", {"invokeModel": {"body": b"not json"}}, "input.invokeModel.body: expected a JSON object"),
+    # The edge's checks saw only the body's base64: these reached the Anthropic SDK's encoder, a 500
+    *(("claude", {"invokeModel": {"body": json.dumps({
+        "anthropic_version": "bedrock-2023-05-31", "messages": MESSAGES, "tools": [{**TOOLS[0], "input_schema": {
+            "type": "object", "properties": {"n": {"type": "number", "maximum": "MAX"}}}}]}).replace(
+        '"MAX"', number).encode()}}, "input.invokeModel.body.tools.0.input_schema.properties.n.maximum: ")
+      for number in ("NaN", "-Infinity", "1e400")),
+    ("claude", {"invokeModel": {"body": json.dumps({"anthropic_version": "bedrock-2023-05-31", "messages": [
+        {"role": "user", "content": "hi \ud800"}]}).encode()}},
+     "input.invokeModel.body.messages.0.content: contains a lone"),
 ])
 def test_what_a_count_cannot_carry_is_a_validation_exception_naming_it(served, model, given, named) -> None:
     with pytest.raises(ClientError) as refused:

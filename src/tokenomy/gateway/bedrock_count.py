@@ -32,6 +32,7 @@ from tokenomy.gateway import invoke_embeddings
 from tokenomy.gateway.calls import json_body, retry_after, upstream_status
 from tokenomy.gateway.converse_routes import bedrock_error, bedrock_key
 from tokenomy.gateway.counting import Counter, admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.hygiene import body_problem
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
 from tokenomy.providers import anthropic_inbound, converse_inbound
@@ -97,6 +98,12 @@ def _invoke_body(given: Any) -> dict[str, Any]:
         raw = None
     if raw is None:
         raise ValueError(f"{INVOKE}: expected the body's bytes, base64-encoded (as botocore sends a blob)")
+    # A body inside the body: the edge's checks (hygiene) saw only its base64, so a lone surrogate, NaN or 1e400
+    # in it reached the SDK's encoder, a 500.
+    problem = body_problem(raw)
+    if problem is not None:
+        message, field = problem
+        raise ValueError(f"{INVOKE}.{message}" if field else f"{INVOKE}: {message}")
     try:
         body = json.loads(raw)
     except ValueError:
