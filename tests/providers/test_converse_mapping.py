@@ -514,3 +514,15 @@ def test_redacted_reasoning_streams_in_its_place_from_bedrock(monkeypatch) -> No
     redacted = base64.b64encode(b"\x01\xfe").decode()
     assert [(c.redacted, c.delta) for c in chunks[:-1]] == [(redacted, ""), (None, "Hi")]
     assert chunks[-1].response.content == [ReasoningBlock(redacted=redacted), TextBlock("Hi")]
+
+
+@pytest.mark.parametrize("arguments", ['{"a": NaN}', '{"a": -Infinity}', '{"a": 1e400}'])
+def test_tool_call_arguments_that_are_not_json_numbers_are_refused_not_sent(arguments) -> None:
+    # Python's decoder reads NaN, Infinity and 1e400 as floats: the call went to Bedrock with no JSON it reads.
+    request = ChatRequest(messages=[Message("user", "hi"), Message("assistant", [ToolUseBlock("t1", "get_weather",
+                                                                                              arguments=arguments)]),
+                                    Message("user", [ToolResultBlock("t1", [TextBlock("18C")])])],
+                          model=SONNET, tools=[ToolSpec("get_weather", None, WEATHER)])
+    with pytest.raises(ProviderError) as caught:
+        to_converse_params(request)
+    assert caught.value.status == 400 and "t1 (get_weather)" in str(caught.value) and SONNET in str(caught.value)

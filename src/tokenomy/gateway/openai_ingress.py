@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import functools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -58,6 +57,7 @@ from tokenomy.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from tokenomy.providers import json_text
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 from tokenomy.providers.refusals import Unsupported
@@ -199,20 +199,9 @@ def json_arguments(arguments: str) -> Any:
         return orjson.loads(arguments)
     except orjson.JSONDecodeError:
         try:
-            return json.loads(arguments, parse_constant=_not_json, parse_float=_finite)
+            return json_text.loads(arguments)
         except ValueError:
             return {}
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is past a double's range")
-    return number
 
 
 def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import math
 from typing import Any
 
 from tokenomy.messages import (
@@ -41,6 +40,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers import json_text
 from tokenomy.providers.converse_mapping import MEDIA_TYPES, block_to_converse
 
 # Converse request fields that ride to a Bedrock model as sent (Bedrock's own features, no other API has them).
@@ -313,9 +313,7 @@ def _output(config: Any) -> tuple[ResponseFormat | None, str | None]:
         schema = _object(structure.get("jsonSchema"), where, ("schema", "name", "description"))
         try:
             # NaN, Infinity and 1e400 are not JSON: read as floats they failed a provider SDK's encoder, a 500
-            parsed = json.loads(
-                _string(schema.get("schema"), f"{where}.schema"), parse_constant=_not_json, parse_float=_finite
-            )
+            parsed = json_text.loads(_string(schema.get("schema"), f"{where}.schema"))
         except ValueError as exc:
             raise ValueError(f"{where}.schema: expected a JSON schema as JSON text ({exc})") from None
         description = schema.get("description")
@@ -581,14 +579,3 @@ def asked_fields(response: ChatResponse, stop_paths: list[str] | None = None) ->
             where[last] = response.stop_sequence or None
         asked["additionalModelResponseFields"] = fields
     return asked
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is past a double's range")
-    return number

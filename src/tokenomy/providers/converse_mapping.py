@@ -51,6 +51,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.refusals import fields_to_carry
 
@@ -217,7 +218,7 @@ def _tool_input(block: ToolUseBlock, model: str, where: str) -> dict[str, Any]:
     if block.input or not block.arguments:
         return block.input
     try:
-        value = json.loads(block.arguments)
+        value = json_text.loads(block.arguments)  # NaN, Infinity, 1e400: no JSON Bedrock reads
     except ValueError:
         value = None
     if not isinstance(value, dict):  # named at its place, so the gateway points the caller at the tool call
