@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from helpers.converse_capture import record_converse
+from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -170,6 +171,43 @@ def test_anthropic_fields_reach_an_anthropic_upstream_as_sent(gateway, scripted,
                         extra_body={"cache_control": {"type": "ephemeral"}})
     body = scripted.requests[-1][1]
     assert body["metadata"] == {"user_id": "u1"} and body["cache_control"] == {"type": "ephemeral"}
+
+
+@pytest.fixture(scope="module")
+def mixed(upstream, tmp_path_factory):
+    """A gateway with a Claude route (the scripted upstream) and an OpenAI-format one (a recording upstream)."""
+    with RecordingOpenAI() as openai_upstream:
+        config = parse_config({"models": {
+            "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+            "gpt": {"provider": "openai", "model": "up", "base_url": openai_upstream.url, "price_as": "gpt-4o-mini"}}})
+        ledger = tmp_path_factory.mktemp("mixed") / "ledger.duckdb"
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            yield url, openai_upstream
+
+
+TEXT_DOCUMENT = {"type": "text", "media_type": "text/plain", "data": "d"}
+
+
+# The SDK types these Optional: a null is its unset, which asks for nothing. They were refused ("the gateway cannot
+# carry this field", or "carries this field to Anthropic models only" for a route to an OpenAI-format model).
+@pytest.mark.parametrize("model", ["claude", "gpt"])
+@pytest.mark.parametrize("fields", [
+    {"container": None, "cache_control": None, "inference_geo": None, "speed": None, "diagnostics": None},
+    {"messages": turn({"type": "document", "source": TEXT_DOCUMENT, "citations": None, "context": None})},
+    {"messages": turn({"type": "image", "source": PNG, "transformations": None})},
+    {"messages": ASK + turn(USE, role="assistant") + turn(
+        {"type": "tool_result", "tool_use_id": "t", "content": "ok", "toolset_name": None}), "tools": [TOOL]},
+    {"tools": [TOOL | {"eager_input_streaming": None}]},
+])
+def test_a_null_optional_field_is_unset_not_refused(mixed, scripted, model, fields) -> None:
+    url, openai_upstream = mixed
+    openai_upstream.bodies.clear()
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    sdk.messages.create(**{"model": model, "max_tokens": 5, "messages": ASK, **fields})
+    sent = scripted.requests[-1][1] if model == "claude" else openai_upstream.last
+    assert len(sent["messages"]) == len(fields.get("messages", ASK))
+    if model == "claude":  # nothing passed on as null (an OpenAI-format assistant turn's content is null by design)
+        assert "null" not in json.dumps(sent), sent
 
 
 def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:

@@ -155,7 +155,8 @@ def _tools(tools_raw: Any) -> list[ToolSpec]:
         if tool.get("type") not in (None, "custom"):
             tools.append(_server_tool(tool, where))
             continue
-        own = {key: value for key, value in tool.items() if key not in TOOL_KEYS}  # Anthropic's API reads them
+        # Anthropic's API reads them; a null one (`eager_input_streaming: None`) is the SDK's unset, so it is no field
+        own = {key: value for key, value in tool.items() if key not in TOOL_KEYS and value is not None}
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise ValueError(f"{where}.name: Field required")
         if not isinstance(tool.get("input_schema"), dict):
@@ -292,7 +293,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         raise ValueError("stop_sequences: Input should be a list of strings")
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise ValueError("stream: Input should be a boolean")
-    extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+    # A null top-level field is the SDK's unset (`container=None`, `cache_control=None`): nothing to carry or refuse.
+    extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS and v is not None}
     user = _user(extra.pop("metadata", None))
     response_format = _output_format(extra)
     reasoning = _adaptive_effort(extra, reasoning)

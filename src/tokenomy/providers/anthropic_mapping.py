@@ -182,7 +182,8 @@ def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> lis
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # The keys each block carries (cache_control is read by the caller, anthropic_inbound). In a request, any other
-# key (citations, context, ...) would be dropped, so it is refused; an answer's extras (citations) are not.
+# key (citations, context, ...) would be dropped, so it is refused unless null (the SDK's Optional fields' unset);
+# an answer's extras (citations) are not.
 BLOCK_KEYS = {
     "text": {"text", "citations"},
     "image": {"source"},
@@ -278,15 +279,16 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
             raise ValueError(f"{here}: Input should be a content block object")
         kind = item.get("type")
         if request and isinstance(kind, str) and kind in BLOCK_KEYS:
-            for key in item:
-                if key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
+            for key, value in item.items():
+                # A null is the SDK's unset (`citations: None`, `context: None`): it asks for nothing to carry.
+                if value is not None and key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
                     raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
             source = item.get("source")
             source_kind = source.get("type") if isinstance(source, dict) else None
             source_kind = source_kind if isinstance(source_kind, str) else None  # a list or object is no kind
             if kind in ("image", "document") and isinstance(source, dict) and source_kind in SOURCE_KEYS:
-                for key in source:
-                    if key not in SOURCE_KEYS[source_kind]:
+                for key, value in source.items():
+                    if value is not None and key not in SOURCE_KEYS[source_kind]:
                         raise ValueError(
                             f"{here}.source.{key}: the gateway cannot carry this field of a {source_kind} source; "
                             "remove it"
