@@ -203,6 +203,32 @@ def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change,
     assert len(upstream.bodies) == before  # refused before any call
 
 
+PDF_DATA = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 report").decode()
+
+
+# The SDK types these Optional (a null is its unset), or sends the default ("auto"): they ask for nothing, and were
+# refused as fields the gateway does not support.
+@pytest.mark.parametrize("model", ["fast", "claude"])
+@pytest.mark.parametrize("fields", [
+    {"moderation": None},
+    {"input": [{"role": "user", "content": [{"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA,
+                                             "detail": "auto"}]}]},
+    {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi", "prompt_cache_breakpoint": None}]}]},
+])
+def test_a_null_optional_field_or_a_default_detail_is_not_refused(client, served, model, fields):
+    upstream, scripted = served[0], served[1]
+    client.responses.create(**{"model": model, "input": "hi", "max_output_tokens": 16, **fields})
+    sent = upstream.last if model == "fast" else scripted.requests[-1][1]
+    assert "null" not in json.dumps(sent) and "detail" not in json.dumps(sent), sent
+
+
+def test_a_files_detail_other_than_auto_is_refused_by_name(served):
+    part = {"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA, "detail": "high"}
+    refused = httpx.post(served[2] + "/v1/responses", json={"model": "fast", "input": [
+        {"role": "user", "content": [part]}]}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "input[0].content[0].detail"
+
+
 def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(client, served):
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="claude", input="hi", max_output_tokens=16, text={"verbosity": "low"})

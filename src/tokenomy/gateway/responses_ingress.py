@@ -81,7 +81,7 @@ def _object(value: Any, where: str, keys: set[str]) -> dict[str, Any]:
     """`value` as an object holding only `keys` (plus `type`); a RequestError naming the first other key."""
     if not isinstance(value, dict):
         raise RequestError(where, "expected an object")
-    unknown = sorted(set(value) - keys - {"type"})
+    unknown = sorted(key for key in set(value) - keys - {"type"} if value[key] is not None)  # null: the SDK's unset
     if unknown:
         raise RequestError(f"{where}.{unknown[0]}", "not supported by this gateway; remove it")
     return value
@@ -120,7 +120,11 @@ def _image(part: dict[str, Any], where: str) -> ImageBlock:
 
 
 def _file(part: dict[str, Any], where: str) -> DocumentBlock:
-    _object(part, where, {"file_data", "file_id", "filename", "file_url"})
+    _object(part, where, {"file_data", "file_id", "filename", "file_url", "detail"})
+    if part.get("detail") not in (None, "auto"):  # "auto", the default, asks for nothing a provider must do
+        raise RequestError(
+            f"{where}.detail", "a file's detail level is OpenAI's Responses API's alone, not carried; send auto"
+        )
     name = _string(part.get("filename"), f"{where}.filename", required=False) or None
     if part.get("file_url") is not None:
         raise RequestError(f"{where}.file_url", "files by URL are not carried; send file_data (a base64 data URL)")
@@ -490,7 +494,8 @@ def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
     """The ChatRequest for a Responses API body, and where each of its turns came from (for `caller_path`)."""
     if not isinstance(body, dict):
         raise RequestError("body", "expected a JSON object")
-    unknown = sorted(set(body) - MAPPED)
+    # A null is the SDK's unset (`moderation=None`): it asks for nothing, so it is no field to refuse.
+    unknown = sorted(key for key in set(body) - MAPPED if body[key] is not None)
     if unknown:
         raise RequestError(unknown[0], "not supported by this gateway; remove it")
     turns = _Turns()
