@@ -198,6 +198,8 @@ TEXT_DOCUMENT = {"type": "text", "media_type": "text/plain", "data": "d"}
     {"messages": ASK + turn(USE, role="assistant") + turn(
         {"type": "tool_result", "tool_use_id": "t", "content": "ok", "toolset_name": None}), "tools": [TOOL]},
     {"tools": [TOOL | {"eager_input_streaming": None}]},
+    {"output_config": {"format": None, "effort": None}},
+    {"output_config": {"effort": None, "format": {"type": "json_schema", "schema": {"type": "object"}}}},
 ])
 def test_a_null_optional_field_is_unset_not_refused(mixed, scripted, model, fields) -> None:
     url, openai_upstream = mixed

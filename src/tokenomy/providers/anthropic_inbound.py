@@ -327,6 +327,12 @@ def _output_format(extra: dict[str, Any]) -> ResponseFormat | None:
     config = extra.get("output_config")
     if config is not None and not isinstance(config, dict):
         raise ValueError("output_config: Input should be an object")
+    if config is not None:  # a null entry (`effort: None`, `format: None`) is the SDK's unset: it asks for nothing
+        config = {k: v for k, v in config.items() if v is not None}
+        if config:
+            extra["output_config"] = config
+        else:
+            del extra["output_config"]
     places = [("output_format", extra.get("output_format"))]
     if config is not None:
         places.append(("output_config.format", config.get("format")))
