@@ -212,6 +212,21 @@ def test_a_null_optional_field_is_unset_not_refused(mixed, scripted, model, fiel
         assert "null" not in json.dumps(sent), sent
 
 
+def test_thinking_turned_off_reaches_claude_and_asks_nothing_of_another_model(mixed, scripted) -> None:
+    """`thinking: {"type": "disabled"}` was dropped on the way to Anthropic's API, where leaving `thinking` out lets
+    the model decide (the SDK: what omitting it does depends on the model): a caller who turned thinking off could
+    get thinking, billed as output. An OpenAI-format model, which reasons only when asked, gets no reasoning field."""
+    url, openai_upstream = mixed
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK, thinking={"type": "disabled"})
+    assert scripted.requests[-1][1]["thinking"] == {"type": "disabled"}
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, thinking={"type": "disabled"}) as stream:
+        stream.get_final_message()
+    assert scripted.requests[-1][1]["thinking"] == {"type": "disabled"}
+    sdk.messages.create(model="gpt", max_tokens=5, messages=ASK, thinking={"type": "disabled"})
+    assert not {"thinking", "reasoning_effort"} & set(openai_upstream.last)
+
+
 def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     headers = {"content-type": "application/json"}
     big = json.dumps({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 9000}]})
