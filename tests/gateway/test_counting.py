@@ -149,6 +149,14 @@ def test_an_unknown_route_is_a_404_and_a_malformed_body_a_400_naming_the_field(s
     assert broken.status_code == 400 and broken.json()["type"] == "error"
 
 
+@pytest.mark.parametrize("fields", [{"speed": "standard"}, {"speed": None}, {"cache_control": None, "system": SYSTEM}])
+def test_a_field_the_sdks_count_tokens_takes_is_counted_not_refused(sdk, fields) -> None:
+    # `speed` (and any field sent as null, the SDK's unset) was refused: "Extra inputs are not permitted".
+    same = {key: value for key, value in fields.items() if key == "system"}
+    expected = sdk.messages.count_tokens(model="claude", messages=ASK, **same).input_tokens
+    assert sdk.messages.count_tokens(model="claude", messages=ASK, **fields).input_tokens == expected > 0
+
+
 def test_an_openai_format_route_cannot_count_and_says_so(sdk) -> None:
     with pytest.raises(anthropic.BadRequestError) as refused:
         sdk.messages.count_tokens(model="gpt", messages=ASK)

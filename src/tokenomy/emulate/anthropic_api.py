@@ -66,11 +66,23 @@ FIELDS = {
     "service_tier",
     "output_config",
     "cache_control",  # automatic caching: a cache point on the last block (`parse_messages`)
+    "speed",  # how fast the answer comes, not what it says: taken and left unused
 }
 
 # messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
-# (cache reads and writes are input tokens all the same), so it is taken and left unused.
-COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config"}
+# (cache reads and writes are input tokens all the same), nor does `speed` (the SDK's count_tokens takes it), so both
+# are taken and left unused.
+COUNT_FIELDS = {
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "cache_control",
+    "output_config",
+    "speed",
+}
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 MAX_TOKENS_CAP = 128_000
 

@@ -58,9 +58,10 @@ from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
 # What `messages.count_tokens` takes: what the model reads, not how it answers (no max_tokens, sampling, stream).
-# A top-level cache_control is taken as messages.create takes it (the SDK's count_tokens sends it too).
+# A top-level cache_control is taken as messages.create takes it (the SDK's count_tokens sends it too), and so is
+# `speed`, which the SDK's count_tokens also takes.
 COUNT_FIELDS = frozenset(
-    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control"}
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control", "speed"}
 )
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -329,7 +330,7 @@ async def count_answer(request: Request, body: dict[str, Any]) -> Response:
     if isinstance(caller, JSONResponse):
         return caller
     name, route, key = caller
-    unknown = sorted(set(body) - COUNT_FIELDS)
+    unknown = sorted(key for key in set(body) - COUNT_FIELDS if body[key] is not None)  # a null is the SDK's unset
     if unknown:  # as Anthropic's endpoint refuses them: they shape an answer, and counting makes none
         return anthropic_error(
             400, f"{unknown[0]}: Extra inputs are not permitted (count_tokens takes {', '.join(sorted(COUNT_FIELDS))})"
