@@ -750,6 +750,24 @@ def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_pr
     assert (len(scripted.requests), len(sent)) == calls  # refused before any call
 
 
+@pytest.mark.parametrize("route", ["opus-api", "opus-bedrock"])
+@pytest.mark.parametrize("effort", ["none", "minimal"])
+def test_an_openai_effort_claude_has_no_level_for_is_refused_before_any_call(claude_on_both, route, effort) -> None:
+    """OpenAI's "none" and "minimal" efforts reached Anthropic's API as output_config.effort, which takes low to max
+    only: refused after the call was sent (Bedrock's mapping refused them first). Both now refuse them by the caller's
+    name for the field."""
+    scripted, sent, url = claude_on_both
+    chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    calls = (len(scripted.requests), len(sent))
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat.chat.completions.create(model=route, max_tokens=50, messages=ASK, reasoning_effort=effort)
+    assert refused.value.body["param"] == "reasoning_effort" and repr(effort) in refused.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat.responses.create(model=route, max_output_tokens=50, input="hi", reasoning={"effort": effort})
+    assert refused.value.body["param"] == "reasoning.effort" and "low, medium, high" in refused.value.body["message"]
+    assert (len(scripted.requests), len(sent)) == calls  # refused before any call
+
+
 def test_adaptive_thinking_and_a_native_effort_are_refused_before_any_call_for_claude_models_without_them(
         claude_on_both) -> None:
     """Adaptive thinking is for Claude 4.6 and later, output_config.effort for Opus 4.5 and 4.6 and later. Sent by an

@@ -42,7 +42,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.claude_effort import NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -394,6 +394,13 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise refuse(request.model, "output_config.effort", NO_EFFORT)
     if reasoning is not None and reasoning.adaptive and takes_adaptive(request.model) is False:
         raise refuse(request.model, "thinking", NO_ADAPTIVE)
+    sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(request.model))
+    if sent and effort not in EFFORTS:  # Anthropic's API would refuse it after the gateway had sent the call
+        raise refuse(
+            request.model,
+            "reasoning_effort",
+            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); send one of those, or leave the effort out",
+        )
     if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
         raise refuse(
             request.model,

@@ -24,6 +24,10 @@ NO_EFFORT = (
 )
 
 
+# The effort levels Claude takes (Anthropic's output_config.effort); OpenAI's "none" and "minimal" have no counterpart.
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
 NO_ADAPTIVE = (
     "thinks only within a budget in tokens (adaptive thinking is for the Claude 4.6 and later models); send "
     '`thinking: {"type": "enabled", "budget_tokens": N}`, or route the request to a Claude 4.6 or later model'
