@@ -227,6 +227,20 @@ def test_thinking_turned_off_reaches_claude_and_asks_nothing_of_another_model(mi
     assert not {"thinking", "reasoning_effort"} & set(openai_upstream.last)
 
 
+def test_thinking_between_tools_reaches_claude_and_is_refused_by_name_for_another_model(mixed, scripted) -> None:
+    """The SDK's `thinking: {"type": "between_tools"}` was refused for every route ("send adaptive, enabled or
+    disabled"), Anthropic's API included. It is Anthropic's alone: carried as sent there, refused by name elsewhere."""
+    url, openai_upstream = mixed
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    sdk.messages.create(model="claude", max_tokens=5, messages=ASK, thinking={"type": "between_tools"})
+    assert scripted.requests[-1][1]["thinking"] == {"type": "between_tools"}
+    sent = len(openai_upstream.bodies)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.create(model="gpt", max_tokens=5, messages=ASK, thinking={"type": "between_tools"})
+    assert refused.value.body["error"]["message"].startswith("thinking: the gateway carries this field to Anthropic")
+    assert len(openai_upstream.bodies) == sent  # refused before any call
+
+
 def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     headers = {"content-type": "application/json"}
     big = json.dumps({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 9000}]})

@@ -44,6 +44,8 @@ KNOWN_FIELDS = {
 # ChatRequest.user (`_user`)
 
 
+# Thinking only between tool calls (the SDK's ThinkingConfigBetweenToolsParam): Anthropic's alone, carried as sent.
+BETWEEN_TOOLS = {"type": "between_tools"}
 MAX_TOKENS = 1_000_000  # as on the OpenAI side: a bound no model reaches, so no integer overflows downstream
 RANGES = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (1, None)}  # Anthropic's documented ranges
 TOOL_KEYS = {"type", "name", "description", "input_schema", "strict", "cache_control"}
@@ -283,9 +285,12 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         # its effort, if any, rides in output_config to Anthropic's API
         reasoning = Reasoning(adaptive=True, display=display)
-    elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+    elif thinking not in (None, BETWEEN_TOOLS) and not (
+        isinstance(thinking, dict) and thinking.get("type") == "disabled"
+    ):
         raise ValueError(
-            'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}'
+            'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N}, {"type": "disabled"} '
+            'or {"type": "between_tools"}'
         )
     stop = body.get("stop_sequences")
     stop = [] if stop is None else stop
@@ -295,6 +300,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         raise ValueError("stream: Input should be a boolean")
     # A null top-level field is the SDK's unset (`container=None`, `cache_control=None`): nothing to carry or refuse.
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS and v is not None}
+    if thinking == BETWEEN_TOOLS:  # no other API has it: a pass-through field, to Anthropic's API only
+        extra["thinking"] = dict(BETWEEN_TOOLS)
     user = _user(extra.pop("metadata", None))
     response_format = _output_format(extra)
     reasoning = _adaptive_effort(extra, reasoning)
