@@ -155,6 +155,25 @@ def test_a_date_out_of_range_is_one_line_naming_the_option(command, option, when
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("command", "option"), _date_options())
+@pytest.mark.parametrize("span", ["99999999999d", "999999d", "99999999999999999999w"])
+def test_a_span_back_before_year_one_is_one_line_naming_the_option(command, option, span, tmp_path, monkeypatch,
+                                                                    capsys):
+    # `report spend --since 99999999999d` was an OverflowError traceback from timedelta (or datetime's subtraction).
+    monkeypatch.chdir(tmp_path)
+    extra = ["forecast"] if command == "report" else []
+    extra += ["--model", HAIKU] if command in ("plan size", "plan utilization") else []
+    extra += ["--reservation-units", "1"] if command == "plan utilization" else []
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *command.split(), *extra, option, span])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err
+    assert err.strip().startswith(f"error: Invalid value for '{option}': '{span}' reaches back before year 1; give "
+                                  "a shorter span (e.g. 90d) or a date"), err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_the_date_options_are_all_found() -> None:
     assert len(_date_options()) >= 16  # every --since/--until/--as-of: report, review, ledger, plan, alerts, import
 

@@ -54,7 +54,12 @@ def parse_when(value: str | datetime) -> datetime:
     text = value.strip()
     ago = _AGO.match(text)
     if ago:
-        return datetime.now(UTC) - timedelta(**{_AGO_UNITS[ago.group(2)]: int(ago.group(1))})
+        try:
+            return datetime.now(UTC) - timedelta(**{_AGO_UNITS[ago.group(2)]: int(ago.group(1))})
+        except OverflowError:  # `99999999999d` reaches back before year 1: a traceback from timedelta or datetime
+            raise typer.BadParameter(
+                f"{value!r} reaches back before year 1; give a shorter span (e.g. 90d) or a date (2026-11-01)"
+            ) from None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
