@@ -257,6 +257,25 @@ def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, ca
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1e308", "--json"],
+        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1e308"],
+        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1", "--input-price", "1e-320", "--output-price",
+         "1e-320", "--json"],
+        ["plan", "size", "--hourly-usd", "1e308", "--ledger", "S", "--json"],
+    ],
+)
+def test_a_breakeven_past_what_a_number_holds_is_one_line(args, tmp_path: Path, monkeypatch, capsys) -> None:
+    # The break-even volume overflowed a float to inf: "ValueError: inf cannot be written as JSON", a traceback.
+    places = {"S": str(_seed(tmp_path / "seeded.duckdb", n=3))}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args], "--model", HAIKU)
+    line = one_error_line(err)
+    assert code == 2 and out == "", out
+    assert "no volume breaks even" in line and "--hourly-usd" in line, line
+
+
+@pytest.mark.parametrize(
     ("command", "option"),
     [(["route", "explain", "hi"], "--config"), (["prices"], "--prices"), (["bench", "run"], None)],
 )

@@ -157,6 +157,12 @@ def breakeven(econ: UnitEconomics) -> dict:
     per_token = econ.blended_price / MILLION
     # The sustained volume at which on-demand spend equals the units' price: needs no capacity figure.
     breakeven_tpm = float(provisioned / (60 * per_token)) if per_token else None
+    if any(v is not None and not math.isfinite(v) for v in (utilization, breakeven_tpm)):
+        # A float overflows past 1.8e308 (`--hourly-usd 1e308`): "inf" is not JSON, and no volume reaches it anyway.
+        raise ConfigError(
+            "the provisioned price is so many times the on-demand price that no volume breaks even (the break-even "
+            "is past 1e308 tokens a minute); check the hourly price (--hourly-usd) and the on-demand prices"
+        )
     return {
         "model": econ.model,
         "region": econ.region,
