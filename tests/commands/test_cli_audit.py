@@ -215,6 +215,29 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
 
 
 @pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: p.mkdir(), "a folder; give the file with the text to cache"),
+        (lambda p: p.write_text(""), "empty; give a file with the text to cache"),
+        (lambda p: p.write_text(" \n\n"), "empty; give a file with the text to cache"),
+    ],
+)
+def test_caches_create_names_a_contents_file_it_cannot_cache_before_the_api(make, said, tmp_path, monkeypatch,
+                                                                            capsys):
+    # A folder read "no such file"; an empty file went on to the API (connection refused, or its refusal) after the
+    # ledger was made.
+    contents = tmp_path / "doc.txt"
+    make(contents)
+    code, out, err = run_cli(monkeypatch, capsys, "caches", "create", "--model", "gemini-2.5-flash", "--contents-file",
+                          str(contents), "--ledger", str(tmp_path / "ledger.duckdb"), "--endpoint-url",
+                          "http://127.0.0.1:9")
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line == f"error: --contents-file {contents}: {said}", line
+    assert not (tmp_path / "ledger.duckdb").exists()
+
+
+@pytest.mark.parametrize(
     ("args", "said"),
     [
         (["keys", "create", "--rpm", BIG, "--ledger", "L"], f"--rpm {BIG}: give requests per minute from 1 to"),

@@ -87,9 +87,13 @@ def register(app: typer.Typer) -> None:
         # Before the ledger and the API key: the answer for gpt-4o-mini is "not Gemini", not "no key", and a model
         # whose storage cannot be priced leaves no ledger file behind.
         storage_price(model, (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None)
+        if contents_file.is_dir():  # read "no such file" for a folder that is there
+            raise ConfigError(f"--contents-file {contents_file}: a folder; give the file with the text to cache")
         if not contents_file.is_file():
             raise ConfigError(f"--contents-file {contents_file}: no such file")
         text = read_utf8(contents_file, "the text to cache (UTF-8), e.g. a document or a long system prompt")
+        if not text.strip():  # went to the API, which refuses a cache of nothing, after the ledger was made
+            raise ConfigError(f"--contents-file {contents_file}: empty; give a file with the text to cache")
         manager = _caches(ledger, endpoint_url, vertex, project, location, must_exist=False)
         cache = manager.create(model, contents=[text], system_instruction=system, ttl_seconds=ttl)
         if as_json:
