@@ -5,6 +5,7 @@ Each command group lives in `tokenomy.commands.<name>` and exposes `register(app
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import sys
@@ -119,6 +120,18 @@ if app.registered_callback is not None and app.registered_callback.callback is n
 _bare_help_flag()
 
 
+# The fix for a path the system refused, by its errno: "check the path and its permissions" sent someone who gave a
+# file for `bench run --out` ("File exists") or `demo --workdir` ("Not a directory") to look at permissions.
+_PATH_FIXES = {
+    errno.EISDIR: "give a file path, not a folder",
+    errno.ENOTDIR: "a file stands where a folder is needed; give a folder path, or move the file",
+    errno.EEXIST: "a file stands where a folder would be made; give a folder path, or move the file",
+    errno.ENOENT: "check the path (the file or a folder on the way is not there)",
+    errno.EACCES: "check its permissions (and those of the folders on the way)",
+    errno.ENOSPC: "free some space on that disk, or give a path on another",
+}
+
+
 def main() -> None:
     """Entry point that turns Tokenomy errors and usage errors into one readable line and exit code 2."""
     try:
@@ -139,7 +152,8 @@ def main() -> None:
     except OSError as exc:
         # A file named on the command line that cannot be read or written: name it, no traceback.
         if exc.filename is not None:
-            print(f"error: {exc.filename}: {exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
+            fix = _PATH_FIXES.get(exc.errno or 0, "check the path and its permissions")
+            print(f"error: {exc.filename}: {exc.strerror or exc}; {fix}", file=sys.stderr)
         else:
             print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -215,6 +215,31 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
 
 
 @pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["bench", "run", "T", "--out", "F"], "F: File exists; a file stands where a folder would be made; give a folder"),
+        (["bench", "run", "T", "--out", "F/sub"], "F/sub: Not a directory; a file stands where a folder is needed"),
+        (["demo", "--workdir", "F"], "F: Not a directory; a file stands where a folder is needed; give a folder path"),
+        (["batch", "validate", "D", "--model", HAIKU], "D: Is a directory; give a file path, not a folder"),
+    ],
+)
+def test_a_file_where_a_folder_is_needed_is_named_with_its_fix(args, said, tmp_path, monkeypatch, capsys) -> None:
+    # Each ended "; check the path and its permissions", which sent people to look at permissions.
+    monkeypatch.chdir(tmp_path)
+    tasks = Path(__file__).parents[2] / "src" / "tokenomy" / "examples" / "bench" / "capital.yaml"
+    (tmp_path / "afile").write_text("x\n")
+    (tmp_path / "adir").mkdir()
+    places = {"T": str(tasks), "F": str(tmp_path / "afile"), "F/sub": str(tmp_path / "afile" / "sub"),
+              "D": str(tmp_path / "adir")}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
+    assert code == 2 and out.strip() == ""
+    where, _, rest = said.partition(":")
+    assert line.startswith(f"error: {places[where]}:{rest}"), line
+    assert "permissions" not in line, line
+
+
+@pytest.mark.parametrize(
     ("make", "said"),
     [
         (lambda p: p.mkdir(), "a folder; give the file with the text to cache"),
