@@ -483,6 +483,25 @@ def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkey
     assert err.strip().splitlines() == [f"events.jsonl:{n}: line is not a JSON object" for n in range(1, 5)], err
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [("region", {"name": "us-east-1"}, "an object"), ("task", ["triage"], "a list"), ("provider", ["bedrock"], "a list"),
+     ("request_id", {"id": 1}, "an object")],
+)
+def test_ledger_import_names_a_list_or_object_where_text_belongs(field, value, kind, tmp_path, monkeypatch, capsys):
+    # A region object was a TypeError traceback from the price lookup (unhashable type: 'dict'); a list or object in
+    # any other text column was imported as its Python repr ("['triage']").
+    record = {"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU, "input_tokens": 10, field: value}
+    source = tmp_path / "events.jsonl"
+    source.write_text(json.dumps(record) + "\n")
+    ledger = tmp_path / "l.duckdb"
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
+    assert code == 1 and "Traceback" not in err, err
+    assert json.loads(out)["errors"] == [f"events.jsonl:1: field '{field}' {value!r} is {kind}; write it as a single "
+                                         'value, e.g. "us-east-1"']
+    assert open_store(ledger).query("SELECT COUNT(*) AS n FROM usage_events", [])[0]["n"] == 0
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 @pytest.mark.parametrize(
     ("args", "option"),

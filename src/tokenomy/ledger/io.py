@@ -94,6 +94,12 @@ def event_from_record(record: Any, occurrence: int = 0) -> UsageEvent:
     for required in ("ts", "provider", "model"):
         if record.get(required) in (None, ""):
             raise ValueError(f"field '{required}' is required")
+    for name, value in record.items():
+        # A list or object in a text column was stored as its Python repr ("['x']"), or, as the region, was a
+        # TypeError traceback from the price lookup. (`tags` is the one column that holds an object.)
+        if name != "tags" and isinstance(value, (dict, list)):
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise ValueError(f"field '{name}' {value!r} is {kind}; write it as a single value, e.g. \"us-east-1\"")
     values: dict[str, Any] = {k: v for k, v in record.items() if v not in ("",)}
     try:
         values["ts"] = _parse_ts(values["ts"])
