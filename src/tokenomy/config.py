@@ -241,6 +241,18 @@ class TokenomyConfig(_Strict):
     redis_url: Optional[str] = None
     source: Optional[str] = Field(None, exclude=True)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: Optional[str]) -> Optional[str]:
+        # redis-py's from_url raised a ValueError that `serve` let through as a traceback.
+        if value == "":  # as if not set, as before: per-process limits
+            return None
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"{value!r} is not a Redis URL; write redis://HOST:6379/0 (rediss:// for TLS, unix:// for a socket)"
+            )
+        return value
+
     @field_validator("budgets", mode="before")
     @classmethod
     def _budgets(cls, value: Any) -> Any:

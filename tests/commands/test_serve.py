@@ -235,6 +235,28 @@ def test_serve_refuses_impossible_port_and_workers():
         assert result.returncode == 2 and option in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("127.0.0.1:6379", "redis_url: '127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
+        ("http://127.0.0.1:6379", "redis_url: 'http://127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
+        ("redis://127.0.0.1:abc/0", "redis_url: cannot reach redis://127.0.0.1:abc/0 (Port could not be cast"),
+    ],
+)
+def test_a_redis_url_redis_cannot_read_is_one_line_naming_it(url, said, tmp_path, monkeypatch, capsys):
+    # redis-py's from_url raised ValueError ("Redis URL must specify one of the following schemes", or a port that is
+    # not a number), which `serve` let through as a traceback.
+    from helpers.cli import one_error_line, run_cli
+
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"redis_url: '{url}'\n")
+    code, out, err = run_cli(monkeypatch, capsys, "serve", "--config", str(config), "--port", "0", "--ledger",
+                             str(tmp_path / "l.duckdb"))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {config}: {said}"), line
+
+
 def test_unreachable_redis_fails_at_start_and_is_a_503_in_openais_shape(tmp_path):
     # It used to start silently and answer the first rate-limited request with a bare "Internal Server Error".
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

@@ -75,7 +75,7 @@ def serve(
 
         try:
             redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3).ping()
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:  # ValueError: a URL redis-py cannot parse (a bad port)
             raise ConfigError(
                 f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
                 "start redis-server there or remove redis_url for per-process limits"
