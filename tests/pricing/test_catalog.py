@@ -146,6 +146,31 @@ def test_broken_override_names_the_field(tmp_path, catalog):
         catalog.with_overrides(missing)
 
 
+@pytest.mark.parametrize(("models", "said"), [
+    ("[a, b]", r"models: expected a mapping of model id -> \{regions: ...\}, not \['a', 'b'\]"),
+    ("{m: {regions: [global]}}", r"models\.m\.regions: expected a mapping of region -> .*, not \['global'\]"),
+    ("{m: {regions: {global: cheap}}}", r"models\.m\.regions\.global: expected a mapping of prices .*, not 'cheap'"),
+    ('{m: {regions: {global: {input: "1", output: "1", service_tiers: [flex]}}}}',
+     r"models\.m\.regions\.global\.service_tiers: expected a mapping of tier -> prices, not \['flex'\]"),
+])
+def test_a_price_file_with_a_list_or_text_where_a_mapping_belongs_names_the_place(models, said, tmp_path, catalog):
+    # `models: [a, b]` and `regions: [global]` were AttributeError tracebacks ('list' object has no attribute
+    # 'items'), a region's prices written as text a ValueError one, from `cost --prices` and every --prices command.
+    bad = tmp_path / "prices.yaml"
+    bad.write_text(f'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels: {models}\n')
+    with pytest.raises(ConfigError, match=f"^{bad}: {said}"):
+        catalog.with_overrides(bad)
+
+
+def test_a_price_file_provider_that_is_not_text_is_named(tmp_path, catalog):
+    # `provider: [openai]` was taken, and every price in the file said it came from "['openai']".
+    bad = tmp_path / "prices.yaml"
+    bad.write_text('provider: [openai]\nsource: x\nas_of: "2026-01-01"\nmodels: {m: {regions: {global: '
+                   '{input: "1", output: "1"}}}}\n')
+    with pytest.raises(ConfigError, match=r"top-level 'provider' \['openai'\] must be text, e.g. provider: openai"):
+        catalog.with_overrides(bad)
+
+
 @pytest.mark.parametrize("value", ["abc", "[1]", "1.5", "-5", "true"])
 def test_a_count_in_a_price_file_that_is_not_a_whole_number_names_the_field(value, tmp_path, catalog):
     # `cache_min_tokens: abc` was int()'s ValueError traceback, `[1]` a TypeError one; 1.5 and true were read as 1

@@ -190,6 +190,35 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
     )
 
 
+def _check_shape(doc: dict[str, Any], origin: str) -> None:
+    """`models:`, each model's `regions:` and each region's prices are mappings: a list or a text there was an
+    AttributeError ('list' object has no attribute 'items') or ValueError traceback, not a line naming the place."""
+    models = doc.get("models") or {}
+    if not isinstance(models, dict):
+        raise ConfigError(f"{origin}: models: expected a mapping of model id -> {{regions: ...}}, not {models!r}")
+    for model, info in models.items():
+        if not isinstance(info, dict):
+            continue  # parse_price_document names it ("expected a mapping with regions:")
+        regions = info.get("regions") or {}
+        if not isinstance(regions, dict):
+            raise ConfigError(
+                f"{origin}: models.{model}.regions: expected a mapping of region -> {{input: ..., output: ...}}, "
+                f"not {regions!r}"
+            )
+        for region, block in regions.items():
+            if block is not None and not isinstance(block, dict):
+                raise ConfigError(
+                    f"{origin}: models.{model}.regions.{region}: expected a mapping of prices "
+                    f'({{input: "0.25", output: "1.25"}}), not {block!r}'
+                )
+            for where, tiers in ((f"models.{model}", info), (f"models.{model}.regions.{region}", block or {})):
+                if tiers.get("service_tiers") is not None and not isinstance(tiers["service_tiers"], dict):
+                    raise ConfigError(
+                        f"{origin}: {where}.service_tiers: expected a mapping of tier -> prices, "
+                        f"not {tiers['service_tiers']!r}"
+                    )
+
+
 def _check_dates(doc: dict[str, Any], origin: str) -> None:
     """Every `as_of` in a price document is a date (YYYY-MM-DD): a price's age is read from it, and "as of
     notadate" would say nothing about how current the price is."""
@@ -233,6 +262,9 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
     for key, value in (("provider", provider), ("source", source), ("as_of", as_of)):
         if not value:
             raise ConfigError(f"{origin}: top-level '{key}' is required (every price carries its source and date)")
+        if isinstance(value, (dict, list)):  # would be priced by "['openai']", its Python repr
+            raise ConfigError(f"{origin}: top-level '{key}' {value!r} must be text, e.g. {key}: openai")
+    _check_shape(doc, origin)
     _check_dates(doc, origin)
     entries = []
     model_fields = set(INT_FIELDS) | set(TEXT_FIELDS)
