@@ -343,7 +343,8 @@ def register(app: typer.Typer) -> None:
         timeout: Optional[float] = typer.Option(
             None, "--timeout", min=0, help="Give up after this many seconds (exit code 1)."
         ),
-        poll: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds between status checks."),
+        # max: `--poll inf` (or 1e300) reached time.sleep as an OverflowError traceback once the job was found.
+        poll: float = typer.Option(5.0, "--poll", min=0.1, max=86400, help="Seconds between status checks."),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
