@@ -217,7 +217,7 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["bench", "run", "T", "--out", "F"], "F: File exists; a file stands where a folder would be made; give a folder"),
+        (["bench", "run", "T", "--out", "F"], "F: File exists; a file stands where a folder would be made"),
         (["bench", "run", "T", "--out", "F/sub"], "F/sub: Not a directory; a file stands where a folder is needed"),
         (["demo", "--workdir", "F"], "F: Not a directory; a file stands where a folder is needed; give a folder path"),
         (["batch", "validate", "D", "--model", HAIKU], "D: Is a directory; give a file path, not a folder"),
@@ -485,8 +485,8 @@ def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkey
 
 @pytest.mark.parametrize(
     ("field", "value", "kind"),
-    [("region", {"name": "us-east-1"}, "an object"), ("task", ["triage"], "a list"), ("provider", ["bedrock"], "a list"),
-     ("request_id", {"id": 1}, "an object")],
+    [("region", {"name": "us-east-1"}, "an object"), ("task", ["triage"], "a list"),
+     ("provider", ["bedrock"], "a list"), ("request_id", {"id": 1}, "an object")],
 )
 def test_ledger_import_names_a_list_or_object_where_text_belongs(field, value, kind, tmp_path, monkeypatch, capsys):
     # A region object was a TypeError traceback from the price lookup (unhashable type: 'dict'); a list or object in
