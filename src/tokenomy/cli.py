@@ -121,7 +121,7 @@ _bare_help_flag()
 
 
 # The fix for a path the system refused, by its errno: "check the path and its permissions" sent someone who gave a
-# file for `bench run --out` ("File exists") or `demo --workdir` ("Not a directory") to look at permissions.
+# file for `demo --workdir` ("Not a directory") or a folder for a file ("Is a directory") to look at permissions.
 _PATH_FIXES = {
     errno.EISDIR: "give a file path, not a folder",
     errno.ENOTDIR: "a file stands where a folder is needed; give a folder path, or move the file",

@@ -217,8 +217,6 @@ def test_a_csv_with_a_ragged_line_is_one_error_line(args, said, tmp_path, monkey
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["bench", "run", "T", "--out", "F"], "F: File exists; a file stands where a folder would be made"),
-        (["bench", "run", "T", "--out", "F/sub"], "F/sub: Not a directory; a file stands where a folder is needed"),
         (["demo", "--workdir", "F"], "F: Not a directory; a file stands where a folder is needed; give a folder path"),
         (["batch", "validate", "D", "--model", HAIKU], "D: Is a directory; give a file path, not a folder"),
     ],
@@ -237,6 +235,20 @@ def test_a_file_where_a_folder_is_needed_is_named_with_its_fix(args, said, tmp_p
     where, _, rest = said.partition(":")
     assert line.startswith(f"error: {places[where]}:{rest}"), line
     assert "permissions" not in line, line
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/sub"])
+def test_bench_run_names_a_file_given_as_out_before_it_makes_a_ledger(out, tmp_path: Path, monkeypatch, capsys):
+    # It failed ("File exists" / "Not a directory") only when the first result was written, after
+    # .tokenomy/ledger.duckdb had been made in the current folder.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x\n")
+    tasks = Path(__file__).parents[2] / "src" / "tokenomy" / "examples" / "bench" / "capital.yaml"
+    code, out_text, err = run_cli(monkeypatch, capsys, "bench", "run", str(tasks), "--out", out)
+    line = one_error_line(err)
+    assert code == 2 and out_text == ""
+    assert line == f"error: --out {out}: afile is a file; give a folder for the results (made if missing)", line
+    assert not (tmp_path / ".tokenomy").exists()
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,7 @@ def run_cmd(
                 raise UsageError(f"--model-max-tokens: expected MODEL=N pairs with N >= 1, got {pair.strip()!r}")
             caps[name.strip()] = int(cap)
     settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
+    _out_folder(out)
     total = count_jobs(tasks, settings, out, resume)
     with (
         Tokenomy(open_existing_ledger(ledger or cfg.ledger, must_exist=False), models=cfg.model_specs()) as client,
@@ -190,6 +191,16 @@ def run_cmd(
             highlight=False,
         )
         raise typer.Exit(1)
+
+
+def _out_folder(out: Path) -> None:
+    """--out, checked before the ledger is opened: a file there (or on the way) failed only when the results were
+    first written, after the ledger had been made (a .tokenomy/ledger.duckdb left by a command that did nothing)."""
+    from tokenomy.errors import UsageError
+
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"--out {out}: {blocker} is a file; give a folder for the results (made if missing)")
 
 
 def _check_priced(client, option: str, name: str) -> None:
