@@ -251,6 +251,18 @@ def test_bench_run_names_a_file_given_as_out_before_it_makes_a_ledger(out, tmp_p
     assert not (tmp_path / ".tokenomy").exists()
 
 
+@pytest.mark.parametrize("option", ["--models", "--judge"])
+def test_bench_run_names_an_unknown_model_before_it_makes_a_ledger(option, tmp_path: Path, monkeypatch, capsys):
+    # The model was checked only after .tokenomy/ledger.duckdb had been made in the current folder.
+    monkeypatch.chdir(tmp_path)
+    tasks = Path(__file__).parents[2] / "src" / "tokenomy" / "examples" / "bench" / "capital.yaml"
+    code, out, err = run_cli(monkeypatch, capsys, "bench", "run", str(tasks), option, "nope-model")
+    line = one_error_line(err)
+    assert code == 2 and out.strip() == ""
+    assert "unknown model 'nope-model'" in line, line
+    assert not (tmp_path / ".tokenomy").exists()
+
+
 @pytest.mark.parametrize(
     ("make", "said"),
     [

@@ -154,9 +154,12 @@ def run_cmd(
             caps[name.strip()] = int(cap)
     settings = RunSettings(names, repeat, concurrency, sample, seed, judge, max_tokens, variants, caps or None)
     _out_folder(out)
+    specs = cfg.model_specs()
+    for option, name in [*(("--models", n) for n in names), *([("--judge", judge)] if judge else [])]:
+        _check_priced(specs, option, name)  # a typo fails now: not once per example, nor after the ledger is made
     total = count_jobs(tasks, settings, out, resume)
     with (
-        Tokenomy(open_existing_ledger(ledger or cfg.ledger, must_exist=False), models=cfg.model_specs()) as client,
+        Tokenomy(open_existing_ledger(ledger or cfg.ledger, must_exist=False), models=specs) as client,
         Progress(
             TextColumn("[bold]bench[/bold]"),
             BarColumn(),
@@ -167,8 +170,6 @@ def run_cmd(
             disable=as_json,
         ) as progress,
     ):
-        for option, name in [*(("--models", n) for n in names), *([("--judge", judge)] if judge else [])]:
-            _check_priced(client, option, name)  # a typo in a model name fails now, not once per example
         bar = progress.add_task("calls", total=total)
         try:
             run(client, tasks, settings, out, resume, on_row=lambda row: progress.advance(bar))
@@ -203,14 +204,16 @@ def _out_folder(out: Path) -> None:
         raise UsageError(f"--out {out}: {blocker} is a file; give a folder for the results (made if missing)")
 
 
-def _check_priced(client, option: str, name: str) -> None:
+def _check_priced(specs: dict, option: str, name: str) -> None:
     """The model resolves and the catalog prices it: an unpriced model's calls are recorded at $0, which would read as
     the cheapest cost per task."""
     from tokenomy.errors import TokenomyError, UsageError
+    from tokenomy.pricing.catalog import default_catalog
+    from tokenomy.providers.registry import resolve_model
 
-    spec = client.spec_for(name)
+    spec = resolve_model(name, specs)
     try:
-        client.catalog.lookup(spec.pricing_model, spec.region)
+        default_catalog().lookup(spec.pricing_model, spec.region)
     except TokenomyError as exc:
         raise UsageError(
             f"{option}: {name!r} has no price, so its cost would read $0 ({str(exc).rstrip('.')}). Give it "
