@@ -162,6 +162,25 @@ def test_a_price_file_with_a_list_or_text_where_a_mapping_belongs_names_the_plac
         catalog.with_overrides(bad)
 
 
+@pytest.mark.parametrize("text", [None, "models: [a]\n"])
+def test_a_bad_tokenomy_prices_file_is_named_with_the_variable(text, tmp_path, monkeypatch):
+    # "error: /x/prices.yaml: price file not found" did not say the path came from TOKENOMY_PRICES.
+    from tokenomy.pricing.catalog import default_catalog, set_default_catalog
+
+    prices = tmp_path / "prices.yaml"
+    if text is not None:
+        prices.write_text(f'provider: openai\nsource: x\nas_of: "2026-01-01"\n{text}')
+    monkeypatch.setenv("TOKENOMY_PRICES", str(prices))
+    set_default_catalog(None)
+    try:
+        with pytest.raises(ConfigError, match=f"^TOKENOMY_PRICES: {prices}: .*; fix the file, or point "
+                                              "TOKENOMY_PRICES elsewhere$"):
+            default_catalog()
+    finally:
+        monkeypatch.delenv("TOKENOMY_PRICES")
+        set_default_catalog(None)
+
+
 def test_a_price_file_provider_that_is_not_text_is_named(tmp_path, catalog):
     # `provider: [openai]` was taken, and every price in the file said it came from "['openai']".
     bad = tmp_path / "prices.yaml"

@@ -570,7 +570,10 @@ def default_catalog() -> PriceCatalog:
         catalog = PriceCatalog.builtin()
         override = os.environ.get("TOKENOMY_PRICES")
         if override:
-            catalog = catalog.with_overrides(override)
+            try:
+                catalog = catalog.with_overrides(override)
+            except ConfigError as exc:  # "x.yaml: price file not found" did not say where x.yaml was named
+                raise ConfigError(f"TOKENOMY_PRICES: {exc}; fix the file, or point TOKENOMY_PRICES elsewhere") from None
         _DEFAULT = catalog
     return _DEFAULT
 
