@@ -264,6 +264,33 @@ def test_bench_run_names_an_unknown_model_before_it_makes_a_ledger(option, tmp_p
 
 
 @pytest.mark.parametrize(
+    ("kind", "text", "problem"),
+    [
+        ("otel", '{"resourceSpans": 5}', "resourceSpans: is a JSON number, expected a list of objects"),
+        ("otel", '{"traces": []}\n', "no resourceSpans; expected an OTLP JSON trace export"),
+        ("otel", "", None),
+    ],
+)
+def test_an_import_that_finds_nothing_to_add_makes_no_ledger(kind, text, problem, tmp_path, monkeypatch, capsys):
+    # A document that was not OTLP was listed as a problem (exit 1), as it still is, but only after an empty
+    # .tokenomy/ledger.duckdb had been made in the current folder.
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "spans.json"
+    source.write_text(text)
+    code, out, err = run_cli(monkeypatch, capsys, "import", kind, str(source), "--json")
+    assert "Traceback" not in err, err
+    summary = json.loads(out)
+    assert summary["read"] == 0 and summary["added"] == 0
+    if problem is None:
+        assert code == 0 and summary["problems"] == []
+    else:
+        assert code == 1 and summary["problems"] == [f"{source}: {problem}" + (
+            " (an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)"
+            if "is a JSON" in problem else "")]
+    assert not (tmp_path / ".tokenomy").exists()
+
+
+@pytest.mark.parametrize(
     ("make", "said"),
     [
         (lambda p: p.mkdir(), "a folder; give the file with the text to cache"),
