@@ -102,6 +102,18 @@ def test_odd_ids_boolean_caps_and_bad_system_name_their_field():
     assert "string or a list of text blocks" in bad[3].reason
 
 
+def test_a_prompt_that_is_not_text_is_named_as_such_not_as_missing():
+    from tokenomy.batch.formats import read_records
+
+    good, bad = read_records(['{"id": "a", "prompt": 5}', '{"id": "b", "prompt": ["hi"]}', '{"id": "c"}'])
+    assert good == []
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "prompt", "5 is not text; write the prompt as a JSON string"),  # read "missing prompt or messages"
+        (2, "prompt", "['hi'] is not text; write the prompt as a JSON string"),
+        (3, "prompt", "missing prompt or messages"),
+    ]
+
+
 def test_plan_reports_bad_lines_and_exits_1_as_validate_does(tmp_path):
     from typer.testing import CliRunner
 

@@ -133,8 +133,10 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         msgs = _messages(obj["messages"], "messages")
     else:
         prompt = obj.get("prompt")
-        if not isinstance(prompt, str):
+        if prompt is None:
             raise ValueError("prompt: missing prompt or messages")
+        if not isinstance(prompt, str):  # `"prompt": 5` read "missing prompt", though it is there
+            raise ValueError(f"prompt: {prompt!r} is not text; write the prompt as a JSON string")
         msgs = [{"role": "user", "content": prompt}]
     return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")), obj.get("max_tokens"), obj)
 
