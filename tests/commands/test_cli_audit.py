@@ -291,6 +291,34 @@ def test_an_import_that_finds_nothing_to_add_makes_no_ledger(kind, text, problem
 
 
 @pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--cloudwatch"], "--endpoint-url"),
+        (["plan", "size", "--model", HAIKU, "--cloudwatch", "--hourly-usd", "1"], "--endpoint-url"),
+        (["caches", "settle", "--ledger", "L"], "--endpoint-url"),
+        (["batch", "submit", "IN", "--model", HAIKU, "--backend", "bedrock", "--ledger", "L"], "--endpoint-url"),
+        (["batch", "submit", "IN", "--model", HAIKU, "--backend", "bedrock", "--ledger", "L"], "--s3-endpoint-url"),
+        (["batch", "submit", "IN", "--model", HAIKU, "--backend", "vertex", "--ledger", "L"], "--gcs-endpoint-url"),
+        (["import", "openai-usage", "--ledger", "L"], "--base-url"),
+        (["import", "anthropic-usage", "--ledger", "L"], "--base-url"),
+    ],
+)
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host", "http://"])
+def test_an_endpoint_that_is_not_an_http_url_is_one_line_naming_the_option(args, option, url, tmp_path, monkeypatch,
+                                                                           capsys):
+    # `plan utilization --cloudwatch --endpoint-url notaurl` was botocore's "ValueError: Invalid endpoint", a
+    # traceback; elsewhere the word went on to "no API key" or a connection error.
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "prompt": "hi"}\n')
+    places = {"L": str(tmp_path / "l.duckdb"), "IN": str(source)}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args], option, url)
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert f"Invalid value for '{option}': {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:4566" in line
+    assert not (tmp_path / "l.duckdb").exists()
+
+
+@pytest.mark.parametrize(
     ("make", "said"),
     [
         (lambda p: p.mkdir(), "a folder; give the file with the text to cache"),

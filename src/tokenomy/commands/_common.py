@@ -116,6 +116,20 @@ def bind_host(param: typer.CallbackParam, value: str) -> str:
     return value
 
 
+def http_url(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+    """Callback of --endpoint-url / --base-url options: an http(s) URL with a host. `plan utilization --cloudwatch
+    --endpoint-url notaurl` was botocore's "ValueError: Invalid endpoint" traceback; elsewhere the word went on to a
+    confusing failure (no API key, a connection error naming another URL)."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return value
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL; give e.g. http://127.0.0.1:4566")
+    return value
+
+
 def output_file(param: typer.CallbackParam, value: Any) -> Any:
     """Callback of the options that name a file to write (-o, --png): a path that cannot be a file is an error
     before the work, not after it (`route eval --png` ran the whole evaluation, and then "afile: File exists", or

@@ -16,6 +16,7 @@ from tokenomy.commands._common import (
     LedgerOption,
     console,
     err_console,
+    http_url,
     output_file,
     print_json,
     table,
@@ -190,16 +191,19 @@ def register(app: typer.Typer) -> None:
         kms_key_id: Optional[str] = typer.Option(None, "--kms-key-id", help="KMS key for Bedrock outputs."),
         timeout_hours: Optional[int] = typer.Option(None, "--timeout-hours", help="Bedrock job timeout."),
         endpoint_url: Optional[str] = typer.Option(
-            None, "--endpoint-url", help="Service endpoint (emulators, compatible servers)."
+            None, "--endpoint-url", callback=http_url, help="Service endpoint (emulators, compatible servers)."
         ),
         s3_endpoint_url: Optional[str] = typer.Option(
-            None, "--s3-endpoint-url", help="S3-compatible endpoint for Bedrock inputs/outputs."
+            None, "--s3-endpoint-url", callback=http_url, help="S3-compatible endpoint for Bedrock inputs/outputs."
         ),
         gcs_uri: Optional[str] = typer.Option(
             None, "--gcs-uri", help="gs://bucket/prefix for Vertex AI batch inputs and outputs (vertex)."
         ),
         gcs_endpoint_url: Optional[str] = typer.Option(
-            None, "--gcs-endpoint-url", help="Cloud Storage endpoint (emulators; else STORAGE_EMULATOR_HOST)."
+            None,
+            "--gcs-endpoint-url",
+            callback=http_url,
+            help="Cloud Storage endpoint (emulators; else STORAGE_EMULATOR_HOST).",
         ),
         project: Optional[str] = typer.Option(
             None, "--project", help="Google Cloud project (vertex; else GOOGLE_CLOUD_PROJECT)."

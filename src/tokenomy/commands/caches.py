@@ -8,9 +8,11 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption, console, http_url, print_json, table, usd
 
-EndpointOption = typer.Option(None, "--endpoint-url", help="Gemini API / Vertex AI base URL (emulators).")
+EndpointOption = typer.Option(
+    None, "--endpoint-url", callback=http_url, help="Gemini API / Vertex AI base URL (emulators)."
+)
 VertexOption = typer.Option(False, "--vertex", help="Vertex AI (project and location) instead of the Gemini API.")
 ProjectOption = typer.Option(None, "--project", help="Google Cloud project (Vertex AI; else GOOGLE_CLOUD_PROJECT).")
 LocationOption = typer.Option(None, "--location", help="Vertex AI location (else GOOGLE_CLOUD_LOCATION, else global).")

@@ -16,6 +16,7 @@ from tokenomy.commands._common import (
     apply_prices,
     console,
     err_console,
+    http_url,
     print_json,
     table,
     when_option,
@@ -237,6 +238,7 @@ def openai_usage(
     base_url: Optional[str] = typer.Option(
         None,
         "--base-url",
+        callback=http_url,
         help="API base \\[default: https://api.openai.com/v1]; the key is read from OPENAI_ADMIN_KEY.",
     ),
     bucket_width: str = BucketOption,
@@ -271,6 +273,7 @@ def anthropic_usage(
     base_url: Optional[str] = typer.Option(
         None,
         "--base-url",
+        callback=http_url,
         help="API base \\[default: https://api.anthropic.com/v1]; the key is read from ANTHROPIC_ADMIN_KEY.",
     ),
     bucket_width: str = BucketOption,

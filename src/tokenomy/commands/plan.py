@@ -14,6 +14,7 @@ from tokenomy.commands._common import (
     LedgerOption,
     console,
     err_console,
+    http_url,
     print_json,
     table,
     usd,
@@ -188,7 +189,9 @@ def size_cmd(
         "azure-conv, azure-code, azure-conv-slice.",
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
+    endpoint_url: Optional[str] = typer.Option(
+        None, "--endpoint-url", callback=http_url, help="CloudWatch endpoint (testing)."
+    ),
     since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
     until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = TermOption,
@@ -248,7 +251,9 @@ def utilization_cmd(
         None, "--trace", help="Trace CSV instead of the ledger (or azure-conv, azure-code, azure-conv-slice)."
     ),
     cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read AWS/Bedrock metrics from CloudWatch."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="CloudWatch endpoint (testing)."),
+    endpoint_url: Optional[str] = typer.Option(
+        None, "--endpoint-url", callback=http_url, help="CloudWatch endpoint (testing)."
+    ),
     since: Optional[datetime] = when_option("--since", "Window start (UTC)."),
     until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m (utilisation needs no price)."),
