@@ -318,6 +318,24 @@ def test_an_endpoint_that_is_not_an_http_url_is_one_line_naming_the_option(args,
     assert not (tmp_path / "l.duckdb").exists()
 
 
+def test_ledger_import_of_only_bad_lines_makes_no_ledger(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Every line rejected (exit 1, each named) left a new, empty ledger behind all the same.
+    source = tmp_path / "events.jsonl"
+    source.write_text('{"ts": "garbage", "provider": "bedrock", "model": "m"}\n[]\n')
+    ledger = tmp_path / "l.duckdb"
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
+    assert code == 1 and "Traceback" not in err, err
+    assert json.loads(out)["rejected"] == 2
+    assert not ledger.exists()
+    # One good line still starts the ledger, and a ledger that is there still takes the import.
+    source.write_text(json.dumps({"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU,
+                                  "input_tokens": 3}) + "\n")
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
+    assert code == 0 and json.loads(out)["imported"] == 1, err
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
+    assert code == 0 and json.loads(out)["already_present"] == 1, err
+
+
 @pytest.mark.parametrize(
     ("make", "said"),
     [

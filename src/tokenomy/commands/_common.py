@@ -340,6 +340,16 @@ def usd_short(value: Decimal | float | str | None) -> str:
     return money_usd(value, "record", min(12, max(2, -int(value.normalize().as_tuple().exponent))))
 
 
+def new_duckdb_file(ledger: Optional[str]) -> bool:
+    """`ledger` names a DuckDB file that is not there yet, which opening it would make (its URL scheme checked)."""
+    from tokenomy.ledger.store import ledger_target
+
+    target = ledger_target(ledger)
+    if target.startswith(("postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")):
+        return False
+    return not Path(re.sub(r"^duckdb://", "", target)).exists()
+
+
 def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     """Open the ledger a read-only command reports on; a DuckDB file that does not exist is an error, not a new
     empty ledger (a mistyped --ledger or the wrong directory otherwise reads as "nothing spent")."""

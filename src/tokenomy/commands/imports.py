@@ -55,12 +55,12 @@ def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Opt
 def _run_with(
     kind: str, read: Callable[[], Any], ledger: Optional[str], as_json: bool, prices: Optional[str] = None
 ) -> None:
-    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._common import new_duckdb_file, open_existing_ledger
 
     apply_prices(prices)  # the unpriced-model hint below points here
 
     result = read()  # first: a file that is not this export at all leaves no new, empty ledger behind
-    if not result.events and _new_duckdb_file(ledger):
+    if not result.events and new_duckdb_file(ledger):
         # Nothing to add (a document that is not OTLP, only bad records): no new, empty ledger either.
         _print_summary(kind, result, 0, as_json)
         return
@@ -84,19 +84,6 @@ def _run_with(
         result.problems.append(f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported")
     added = store.count() - before  # re-imported records keep their ids and are not added twice
     _print_summary(kind, result, added, as_json, problems_before)
-
-
-def _new_duckdb_file(ledger: Optional[str]) -> bool:
-    """`ledger` names a DuckDB file that is not there yet, which opening it would make (its scheme checked)."""
-    import re
-    from pathlib import Path
-
-    from tokenomy.ledger.store import ledger_target
-
-    target = ledger_target(ledger)
-    if target.startswith(("postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")):
-        return False
-    return not Path(re.sub(r"^duckdb://", "", target)).exists()
 
 
 def _print_summary(kind: str, result: Any, added: int, as_json: bool, problems_before: Optional[int] = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -45,13 +46,16 @@ def import_(
 
     Exit status: 0 when every line was imported (or was already there); 1 when any line was rejected (the
     good lines are still imported); 2 when the file or ledger cannot be used."""
-    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._common import new_duckdb_file, open_existing_ledger
     from tokenomy.ledger.io import import_file, require_file
     from tokenomy.ledger.store import ledger_target
 
     ledger_target(ledger)  # a wrong URL scheme is named first
     require_file(file)  # then the file, before a new ledger is made for nothing
-    result = import_file(file, open_existing_ledger(ledger, must_exist=False))  # importing may start a ledger
+    # Importing may start a ledger, at the first good line: a file of bad lines leaves none behind. One that is
+    # there (or a server) is opened now, so that a ledger that cannot be used is named before the lines.
+    opener = functools.partial(open_existing_ledger, ledger, must_exist=False)
+    result = import_file(file, opener if new_duckdb_file(ledger) else opener())
     if as_json:
         print_json(result.to_json())
     else:

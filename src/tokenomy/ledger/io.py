@@ -8,12 +8,12 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.base import unstorable
@@ -248,9 +248,13 @@ def _first_record_fields(path: Path) -> list[str] | None:
     return None
 
 
-def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) -> ImportResult:
-    """Import every good line of `path` into `store`; collect an error per bad line."""
+def import_file(
+    path: str | Path, store: LedgerStore | Callable[[], LedgerStore], batch_size: int = 5000
+) -> ImportResult:
+    """Import every good line of `path` into `store`; collect an error per bad line. `store` may be a function
+    that opens it, called at the first good line: a file of bad lines then makes no new, empty ledger."""
     path = require_file(path)
+    ledger: LedgerStore = cast(LedgerStore, _OpenedAtFirstWrite(store)) if callable(store) else store
     result = ImportResult()
     pending: list[UsageEvent] = []
     lines: dict[str, int] = {}  # event id -> line number, to name the line of an event the database refuses
@@ -271,10 +275,23 @@ def import_file(path: str | Path, store: LedgerStore, batch_size: int = 5000) ->
         if error is not None:
             result.errors.append(f"{path.name}:{number}: {error}")
         if len(pending) >= batch_size:
-            result.imported += _write_new(store, pending, seen, result, lines, path.name)
+            result.imported += _write_new(ledger, pending, seen, result, lines, path.name)
             pending, lines = [], {}
-    result.imported += _write_new(store, pending, seen, result, lines, path.name)
+    result.imported += _write_new(ledger, pending, seen, result, lines, path.name)
     return result
+
+
+class _OpenedAtFirstWrite:
+    """A ledger opened when first used (`import_file` uses it only for good lines)."""
+
+    def __init__(self, opener: Callable[[], LedgerStore]) -> None:
+        self._opener = opener
+        self._store: LedgerStore | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._store is None:
+            self._store = self._opener()
+        return getattr(self._store, name)
 
 
 def _write_new(
