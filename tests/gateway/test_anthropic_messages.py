@@ -779,6 +779,12 @@ def test_an_openai_effort_claude_has_no_level_for_is_refused_before_any_call(cla
     with pytest.raises(openai.BadRequestError) as refused:
         chat.responses.create(model=route, max_output_tokens=50, input="hi", reasoning={"effort": effort})
     assert refused.value.body["param"] == "reasoning.effort" and "low, medium, high" in refused.value.body["message"]
+    claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    # An Anthropic caller's effort (with adaptive thinking, Claude 4.6 and later) is output_config's.
+    with pytest.raises(anthropic.BadRequestError) as named:
+        claude.messages.create(model=route.replace("opus", "sonnet46"), max_tokens=50, messages=ASK, extra_body={
+            "thinking": {"type": "adaptive"}, "output_config": {"effort": effort}})
+    assert named.value.body["error"]["message"].startswith("output_config.effort:"), named.value.body
     assert (len(scripted.requests), len(sent)) == calls  # refused before any call
 
 

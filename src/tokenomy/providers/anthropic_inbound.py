@@ -388,7 +388,7 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
     `thinking`). `request_from_anthropic` keeps each message and block in its place (nothing is grouped or lifted
     out), so the content model's indices are the caller's; a string content is one block, named as the content."""
     if refused.message is None:
-        return caller_param(refused.where)  # `tools[0].type` as `tools.0.type`
+        return caller_param(refused.where, body)  # `tools[0].type` as `tools.0.type`
     path = f"messages.{refused.message}"
     if refused.block is None:
         return f"{path}.{refused.field}" if refused.field else path
@@ -414,10 +414,14 @@ CALLER_FIELDS = {
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-def caller_param(param: str) -> str:
+def caller_param(param: str, body: dict[str, Any] | None = None) -> str:
     """A mapping's name for a field it cannot send (`messages[2].content[1]`, `tools[0].strict`,
     `parallel_tool_calls`) in the caller's Messages API terms (`messages.2.content.1`, `tools.0.strict`,
-    `tool_choice.disable_parallel_tool_use`): the indices are the caller's, as `caller_path` says."""
+    `tool_choice.disable_parallel_tool_use`): the indices are the caller's, as `caller_path` says. An effort the
+    caller sent is `output_config.effort` (taken into the request's reasoning by `_adaptive_effort`)."""
+    config = body.get("output_config") if body is not None else None
+    if param == "reasoning_effort" and isinstance(config, dict) and config.get("effort") is not None:
+        return "output_config.effort"
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
             return theirs + param[len(ours) :]
