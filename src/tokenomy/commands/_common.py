@@ -130,6 +130,14 @@ def http_url(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
     return value
 
 
+def http_url_or_host(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+    """`http_url`, where a bare `host:port` also stands for http://host:port (as STORAGE_EMULATOR_HOST is written)."""
+    if value is not None and "://" not in value:
+        http_url(param, f"http://{value.strip()}")
+        return value
+    return http_url(param, value)
+
+
 def output_file(param: typer.CallbackParam, value: Any) -> Any:
     """Callback of the options that name a file to write (-o, --png): a path that cannot be a file is an error
     before the work, not after it (`route eval --png` ran the whole evaluation, and then "afile: File exists", or

@@ -17,6 +17,7 @@ from tokenomy.commands._common import (
     console,
     err_console,
     http_url,
+    http_url_or_host,
     output_file,
     print_json,
     table,
@@ -202,7 +203,7 @@ def register(app: typer.Typer) -> None:
         gcs_endpoint_url: Optional[str] = typer.Option(
             None,
             "--gcs-endpoint-url",
-            callback=http_url,
+            callback=http_url_or_host,
             help="Cloud Storage endpoint (emulators; else STORAGE_EMULATOR_HOST).",
         ),
         project: Optional[str] = typer.Option(
