@@ -337,7 +337,9 @@ async def count_answer(request: Request, body: dict[str, Any]) -> Response:
         )
     try:
         # The mapping wants an answer's cap; a count has none, so a placeholder stands in and is taken out again.
-        call = replace(request_from_anthropic({**body, "max_tokens": 1}), max_tokens=None)
+        # `speed` changes no count, and a count is billed nothing: not carried, so fast mode's price check stays out.
+        counted = {key: value for key, value in body.items() if key != "speed"}
+        call = replace(request_from_anthropic({**counted, "max_tokens": 1}), max_tokens=None)
         counter = counter_for(gw, name, route, call, "Anthropic", ("anthropic",))
         if isinstance(counter, Unsupported):
             return anthropic_error(400, counter.error_text(caller_path(body, counter)))
