@@ -8,8 +8,9 @@
 - NaN, Infinity or a number too large for a double (1e400) as a value (not JSON, yet Python's decoder reads
   them; the SDKs then fail to encode the upstream request, or orjson sends null): 400 naming the field.
 
-And on the way out: a request whose answer had not begun when the shutdown grace ran out (uvicorn cancels it) gets
-its API's "unavailable" error, not uvicorn's plain-text 500 and a traceback in the log.
+And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
+shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
+traceback in the log.
 
 orjson's strict parser clears the normal body in one pass in C; only a body it refuses is decoded again by
 the stdlib, which reads these values, so the field can be named.
@@ -271,12 +272,13 @@ async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str) -> None:
     """Answer a request uvicorn cancelled before it was answered (its shutdown grace ran out) with its API's
     "unavailable" status, which each SDK raises as such (Anthropic's 529 overloaded_error, as the gateway answers an
     overloaded upstream). Nothing waits on the cancellation (uvicorn cancels and moves on), so it ends here."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(5):  # a caller that reads nothing cannot hold it
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:  # a caller reading nothing cannot hold it
         await refuse(send, 529 if shape == "anthropic" else 503, SHUT_DOWN_BEFORE, close=True, shape=shape)
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
     log.warning(
-        "%s: cut by the end of the shutdown grace before its answer began; answered its API's unavailable error",
+        "%s: cut by the end of the shutdown grace before its answer began; %s",
         scope["path"],
+        "its caller read nothing for 5 s" if sending.cancelled_caught else "answered its API's unavailable error",
     )
