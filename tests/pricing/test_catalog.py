@@ -148,6 +148,7 @@ def test_broken_override_names_the_field(tmp_path, catalog):
 
 @pytest.mark.parametrize(("models", "said"), [
     ("[a, b]", r"models: expected a mapping of model id -> \{regions: ...\}, not \['a', 'b'\]"),
+    ("[]", r"models: expected a mapping of model id -> \{regions: ...\}, not \[\]"),  # was read as no models
     ("{m: {regions: [global]}}", r"models\.m\.regions: expected a mapping of region -> .*, not \['global'\]"),
     ("{m: {regions: {global: cheap}}}", r"models\.m\.regions\.global: expected a mapping of prices .*, not 'cheap'"),
     ('{m: {regions: {global: {input: "1", output: "1", service_tiers: [flex]}}}}',

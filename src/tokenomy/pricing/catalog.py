@@ -193,7 +193,8 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
 def _check_shape(doc: dict[str, Any], origin: str) -> None:
     """`models:`, each model's `regions:` and each region's prices are mappings: a list or a text there was an
     AttributeError ('list' object has no attribute 'items') or ValueError traceback, not a line naming the place."""
-    models = doc.get("models") or {}
+    models = doc.get("models")
+    models = {} if models is None else models  # `models: []` or `""` is not "no models": it is named below
     if not isinstance(models, dict):
         raise ConfigError(f"{origin}: models: expected a mapping of model id -> {{regions: ...}}, not {models!r}")
     for model, info in models.items():
