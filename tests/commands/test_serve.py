@@ -240,7 +240,7 @@ def test_serve_refuses_impossible_port_and_workers():
     [
         ("127.0.0.1:6379", "redis_url: '127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
         ("http://127.0.0.1:6379", "redis_url: 'http://127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
-        ("redis://127.0.0.1:abc/0", "redis_url: cannot reach redis://127.0.0.1:abc/0 (Port could not be cast"),
+        ("redis://127.0.0.1:abc/0", "redis_url: Port could not be cast to integer value as 'abc'; write it as redis://HOST"),
     ],
 )
 def test_a_redis_url_redis_cannot_read_is_one_line_naming_it(url, said, tmp_path, monkeypatch, capsys):

@@ -74,8 +74,14 @@ def serve(
         import redis
 
         try:
-            redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3).ping()
-        except (redis.RedisError, ValueError) as exc:  # ValueError: a URL redis-py cannot parse (a bad port)
+            client = redis.Redis.from_url(loaded.redis_url, socket_connect_timeout=3)
+        except ValueError as exc:  # a URL redis-py cannot read (a port that is not a number): no server to start
+            raise ConfigError(
+                f"{loaded.source}: redis_url: {exc}; write it as redis://HOST:6379/0 (rediss:// for TLS)"
+            ) from None
+        try:
+            client.ping()
+        except (redis.RedisError, ValueError) as exc:
             raise ConfigError(
                 f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
                 "start redis-server there or remove redis_url for per-process limits"
