@@ -114,6 +114,17 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 # The edge's refusals as Anthropic types them (the rest are invalid_request_error).
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large", 529: "overloaded_error"}
 SHUT_DOWN_BEFORE = "the gateway shut down before answering this request; send it again"
+# What uvicorn cancels the requests still running at the end of its graceful shutdown with (uvicorn/server.py): only
+# that cancellation is answered and ended here. Any other (a caller's own, the app run in-process under httpx's
+# ASGITransport) goes on as a cancellation.
+UVICORN_SHUTDOWN = "Task cancelled, timeout graceful shutdown exceeded"
+
+
+def shutdown_cancel(exc: BaseException) -> bool:
+    """Whether `exc` is uvicorn's cancellation of a request its graceful shutdown could not wait for."""
+    return isinstance(exc, asyncio.CancelledError) and UVICORN_SHUTDOWN in exc.args
+
+
 # Bedrock Runtime's paths (Converse, InvokeModel, CountTokens, and the operations the gateway does not serve): answered
 # in its REST-JSON shape, the type in `x-amzn-ErrorType` (botocore's error code; without it boto3 raises a ClientError
 # with code "400" and no message).
@@ -262,8 +273,9 @@ class EdgeHygiene:
 
         try:
             await self.app(scope, replay, sending)
-        except asyncio.CancelledError:
-            if answered:  # (a stream the cancellation cut after its headers ends itself: responses.FirstChunkStream)
+        except asyncio.CancelledError as exc:
+            # (a stream the shutdown cut after its headers ends itself: responses.FirstChunkStream)
+            if answered or not shutdown_cancel(exc):
                 raise
             await _unanswered_at_shutdown(scope, send, shape)
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from tokenomy.gateway.hygiene import shutdown_cancel
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_or_none, money_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
@@ -83,8 +84,8 @@ class FirstChunkStream(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            if not self.cut:
+        except asyncio.CancelledError as exc:
+            if not self.cut or not shutdown_cancel(exc):  # a caller's own cancellation goes on as one
                 raise
             # Ended properly: its error event and the body's end went out, its ledger row is written. Re-raised, the
             # cancellation reached uvicorn, which logged a traceback for every stream a shutdown cut; one line says
