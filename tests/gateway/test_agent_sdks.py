@@ -142,3 +142,27 @@ def test_store_false_reaches_no_other_apis_body():
     body = ChatCompletionRequest.model_validate(
         {"model": HAIKU, "messages": [{"role": "user", "content": "hi"}], "store": False})
     assert "additionalModelRequestFields" not in to_converse_params(to_chat_request(body, {}, None, RouteConfig()))
+
+
+@pytest.mark.parametrize("schema", [{"type": 5}, {"type": "object", "properties": 3},
+                                    {"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}])
+@pytest.mark.parametrize("model", ["claude", "bedrock", "g"])
+def test_a_malformed_tool_schema_is_the_providers_400_not_a_502(served, client, model, schema):
+    # The emulators filled the forced tool's schema in and crashed on a `type` of 5, `properties` that are not an
+    # object, ... (the gateway answered 502); the real APIs refuse such a schema with a 400 before generating, and
+    # the gateway passes that 400 on.
+    tool = {"type": "function", "function": {"name": "weather", "parameters": schema}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Weather in Paris?"}],
+                                       tools=[tool], tool_choice="required", max_tokens=50)
+    assert refused.value.status_code == 400 and "schema" in str(refused.value).lower()
+
+
+def test_a_malformed_tool_schema_on_v1_messages_is_anthropics_400(served):
+    import anthropic
+
+    sdk = anthropic.Anthropic(base_url=served[1], api_key="unused", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match=r"tools\.0\.custom\.input_schema: JSON schema is invalid"):
+        sdk.messages.create(model="claude", max_tokens=50, messages=[{"role": "user", "content": "hi"}],
+                            tools=[{"name": "t", "input_schema": {"type": "object", "required": 7}}],
+                            tool_choice={"type": "tool", "name": "t"})

@@ -137,6 +137,21 @@ def test_sdk_tool_call_then_answer_in_text(azure_url):
     assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content
 
 
+@pytest.mark.parametrize("schema", [{"type": 5}, {"type": "object", "properties": 3},
+                                    {"type": "object", "required": 7}])
+def test_sdk_malformed_schema_is_openais_400(azure_url, schema):
+    # The emulator filled the schema in and crashed (a 500) where OpenAI answers 400 "Invalid schema for ...".
+    client = sdk(azure_url)
+    asked = [{"role": "user", "content": "Weather in Oslo?"}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": schema}}]
+    with pytest.raises(openai.BadRequestError, match="Invalid schema for function 'get_weather'") as refused:
+        client.chat.completions.create(model="chat-prod", messages=asked, tools=tools)
+    assert refused.value.body["param"] == "tools[0].function.parameters"
+    fmt = {"type": "json_schema", "json_schema": {"name": "report", "schema": schema}}
+    with pytest.raises(openai.BadRequestError, match="Invalid schema for response_format 'report'"):
+        client.chat.completions.create(model="chat-prod", messages=asked, response_format=fmt)
+
+
 # -- Tokenomy's Azure provider through tokenomy.client ----------------------------------------------
 def test_tokenomy_records_azure_calls_under_the_deployed_model_with_cached_price(azure_url, ledger_path, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")

@@ -45,6 +45,7 @@ from tokenomy.emulate.engine import (
     reasoning_prepared,
     sign_reasoning,
 )
+from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
@@ -145,7 +146,23 @@ def _output_schema(config: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
         raise invalid("output_config.format: Input should be {'type': 'json_schema', 'schema': {...}}")
+    problem = schema_problem(fmt["schema"])
+    if problem is not None:
+        raise invalid(f"output_config.format.schema: JSON schema is invalid: {problem}")
     return fmt["schema"]
+
+
+def _check_input_schema(schema: dict[str, Any], where: str) -> None:
+    """A custom tool's input_schema as the API checks it: an object's schema, valid under JSON Schema 2020-12."""
+    if schema.get("type", "object") != "object":
+        raise invalid(f"{where}.type: Input should be 'object'")
+    problem = schema_problem(schema)
+    if problem is not None:  # the API's words, then what is wrong (the API names no place inside the schema)
+        raise invalid(
+            f"{where}: JSON schema is invalid. It must match JSON Schema draft 2020-12 "
+            f"(https://json-schema.org/draft/2020-12). Learn more about tool use at "
+            f"https://docs.claude.com/en/docs/tool-use. ({problem})"
+        )
 
 
 def parse_messages(
@@ -181,6 +198,8 @@ def parse_messages(
             check_server_tool(tool, f"tools.{i}")
         elif not isinstance(tool.get("input_schema"), dict):
             raise invalid(f"tools.{i}.input_schema: Field required")
+        else:
+            _check_input_schema(tool["input_schema"], f"tools.{i}.custom.input_schema")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
         system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import Block, CutShort, Turn
 from tokenomy.emulate.instant_openai import embeddings_answer
+from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
 from tokenomy.emulate.openai_batch_api import batch_router, install_errors
 from tokenomy.emulate.prompt_cache import Checkpoint, PromptCache, prefix_digest
@@ -177,6 +178,13 @@ class AzureChat:
 
     def _tool(self, body: dict[str, Any], last_role: str) -> dict[str, Any] | None:
         tools = [t.get("function") or {} for t in body.get("tools") or [] if isinstance(t, dict)]
+        for i, tool in enumerate(tools):  # OpenAI checks every function's schema before it answers
+            problem = schema_problem(tool["parameters"]) if tool.get("parameters") is not None else None
+            if problem is not None:
+                name = tool.get("name")
+                raise APIError(
+                    400, f"Invalid schema for function '{name}': {problem}.", f"tools[{i}].function.parameters"
+                )
         choice = body.get("tool_choice", "auto")
         if not tools or choice == "none" or (choice == "auto" and last_role == "tool"):
             return None
@@ -214,6 +222,10 @@ class AzureChat:
         tool = self._tool(body, str((body["messages"][-1]).get("role")))
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+        problem = schema_problem(schema) if schema is not None else None
+        if problem is not None:
+            name = (fmt.get("json_schema") or {}).get("name")
+            raise APIError(400, f"Invalid schema for response_format '{name}': {problem}.", "response_format")
         if tool is not None or schema is not None or fmt.get("type") == "json_object":
             try:
                 value, output_tokens = self._json(prepared, (tool or {}).get("parameters") if tool else schema)

@@ -37,6 +37,7 @@ from tokenomy.emulate.engine import (
     reasoning_prepared,
     sign_reasoning,
 )
+from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
 from tokenomy.providers.bedrock import body_family
@@ -137,6 +138,9 @@ def _output_schema(config: Any) -> dict[str, Any] | None:
         ) from None
     if not isinstance(schema, dict):
         raise _invalid("outputConfig.textFormat.structure.jsonSchema.schema must be a JSON object schema.")
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise _invalid(f"outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema: {problem}.")
     return schema
 
 
@@ -162,6 +166,16 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
             spec = tool.get("toolSpec") if isinstance(tool, dict) else None
             if spec is not None and (not isinstance(spec, dict) or not spec.get("name")):
                 raise _invalid(f"The toolSpec at toolConfig.tools.{i} needs a name.")
+            input_schema = spec.get("inputSchema") if isinstance(spec, dict) else None
+            if input_schema is not None and not isinstance(input_schema, dict):
+                raise _invalid(f"The inputSchema of the toolSpec at toolConfig.tools.{i} must be an object.")
+            schema = (input_schema or {}).get("json")
+            problem = schema_problem(schema) if schema is not None else None
+            if problem is not None:
+                raise _invalid(
+                    f"The inputSchema.json of the toolSpec at toolConfig.tools.{i} is not a valid JSON schema: "
+                    f"{problem}."
+                )
         system += content_blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
         forced = forced_tool(tool_config)
     raw_system = body.get("system") or []

@@ -16,6 +16,7 @@ from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import Block, Turn, signature_valid
+from tokenomy.emulate.json_schemas import schema_problem
 
 STATUS = {
     400: "INVALID_ARGUMENT",
@@ -182,6 +183,7 @@ def system_blocks(body: dict[str, Any]) -> list[Block]:
     tools = field(body, "tools") or []
     if not isinstance(tools, list):
         raise invalid("tools: a list of Tool objects")
+    declarations(body)  # checks each function's name and schema, as the API does before it answers
     for tool in tools:
         blocks.append(Block(json.dumps(tool, sort_keys=True)))
     system = field(body, "systemInstruction")
@@ -200,6 +202,9 @@ def declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
         for j, item in enumerate(field(tool, "functionDeclarations") or []):
             if not isinstance(item, dict) or not item.get("name"):
                 raise invalid(f"tools[{i}].functionDeclarations[{j}].name: required")
+            for key in ("parametersJsonSchema", "parameters"):
+                if field(item, key) is not None:
+                    _check_schema(field(item, key), f"tools[{i}].functionDeclarations[{j}].{key}")
             out.append(item)
     return out
 
@@ -219,6 +224,14 @@ def forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
         raise invalid("toolConfig.functionCallingConfig: mode ANY needs a function declaration it allows")
     schema = field(chosen, "parametersJsonSchema") or field(chosen, "parameters") or {"type": "object"}
     return {"name": chosen["name"], "schema": _json_schema(schema)}
+
+
+def _check_schema(schema: Any, where: str) -> None:
+    """A 400 naming `where` for a schema the API cannot read (a type that is no type, properties that are not
+    an object, ...), as Gemini refuses it, rather than a failure of the model asked to fill it in."""
+    problem = schema_problem(_json_schema(schema))
+    if problem is not None:
+        raise invalid(f"{where}: not a valid schema: {problem}")
 
 
 def _json_schema(schema: Any) -> Any:
@@ -249,6 +262,9 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("generationConfig.candidateCount: the Tokenomy emulator answers one candidate")
     schema = None
     if field(config, "responseMimeType") == "application/json":
+        for key in ("responseJsonSchema", "responseSchema"):
+            if field(config, key) is not None:
+                _check_schema(field(config, key), f"generationConfig.{key}")
         schema = _json_schema(field(config, "responseJsonSchema") or field(config, "responseSchema") or {})
     thinking = field(config, "thinkingConfig") or {}
     budget = field(thinking, "thinkingBudget")

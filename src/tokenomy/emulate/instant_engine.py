@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, CutShort, Prepared, Turn
+from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
 
@@ -89,7 +90,11 @@ class InstantEngine:
 
     def generate_value(self, prepared: Prepared, schema: dict[str, Any]) -> tuple[Any, int]:
         """A minimal value valid against `schema` (an object's required properties, each a placeholder of its
-        type); cut at max_tokens (CutShort) as the local model's would be."""
+        type); cut at max_tokens (CutShort) as the local model's would be. Raises ValueError for a schema that is
+        not one, as the local model's grammar converter does (the emulators refuse those before they get here)."""
+        problem = schema_problem(schema or {"type": "object"})
+        if problem is not None:
+            raise ValueError(f"the schema is not a valid JSON schema: {problem}")
         value = _example(schema or {"type": "object"})
         text = json.dumps(value)
         tokens = max(1, self.count(text))
@@ -98,7 +103,9 @@ class InstantEngine:
         return value, tokens
 
 
-def _example(schema: dict[str, Any]) -> Any:
+def _example(schema: Any) -> Any:
+    if not isinstance(schema, dict):  # a boolean schema: `true` takes any value (`false` none, so none fits)
+        return None
     if schema.get("enum"):
         return schema["enum"][0]
     kind = schema.get("type", "object")
