@@ -264,6 +264,13 @@ class Reasoning:
     adaptive: bool = False
     display: str | None = None  # Claude's thinking display: "summarized" or "omitted" (Anthropic's `thinking.display`)
 
+    @property
+    def off(self) -> bool:
+        """Thinking turned off, said so (a budget of 0: Anthropic's `thinking: {"type": "disabled"}`, Gemini's
+        thinkingBudget 0). Each provider carries it in its own field where its model thinks unless told not to, and
+        sends nothing where the model thinks only when asked (nothing asked, nothing to turn off)."""
+        return self.budget_tokens == 0
+
 
 THINKING_DISPLAYS = ("summarized", "omitted")  # Claude's thinking.display: thinking shown summarized, or left out
 

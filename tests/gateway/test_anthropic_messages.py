@@ -481,9 +481,10 @@ def test_an_openai_sdk_caller_turns_on_claudes_thinking_with_a_budget(upstream, 
     thinking = {"type": "enabled", "budget_tokens": 1024}
     client.chat.completions.create(model="claude", max_tokens=3000, messages=ASK, extra_body={"thinking": thinking})
     assert scripted.requests[-1][1]["thinking"] == thinking
+    # Thinking turned off reaches Claude (it was dropped, leaving the model's default, which may be to think)
     client.chat.completions.create(model="claude", max_tokens=30, messages=ASK, extra_body={
         "thinking": {"type": "disabled"}})
-    assert "thinking" not in scripted.requests[-1][1]
+    assert scripted.requests[-1][1]["thinking"] == {"type": "disabled"}
     sent = len(scripted.requests)
     refusals = [
         ("claude", {"reasoning_effort": "low"}, "reasoning_effort",
@@ -825,3 +826,40 @@ def test_an_empty_answer_has_no_content_blocks_streamed_or_not(gateway, scripted
     assert reply.content == final.content == [] and reply.stop_reason == final.stop_reason == "end_turn"
     scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
     assert [b.text for b in sdk.messages.create(model="claude", max_tokens=5, messages=ASK).content] == ["Hi"]
+
+
+def test_thinking_turned_off_reaches_claude_on_a_mixed_route_and_on_bedrock(upstream, scripted, tmp_path, monkeypatch):
+    """`thinking: {"type": "disabled"}` was carried only on a route whose every model is Anthropic's: a route with
+    a fallback elsewhere, a Claude model on Bedrock, and OpenAI-format callers' `thinking` all dropped it. Claude gets
+    it in its own field on either API; a model that thinks only when asked (here an OpenAI-format one, the local
+    model) gets nothing, which is what turning thinking off asks of it."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    sent = record_converse(monkeypatch)
+    off = {"type": "disabled"}
+    with RecordingOpenAI() as openai_upstream, ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({
+            "models": {
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+                "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                                   "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
+                "nova": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                         "model": "amazon.nova-lite-v1:0"},
+                "gpt": {"provider": "openai", "model": "up", "base_url": openai_upstream.url,
+                        "price_as": "gpt-4o-mini"}},
+            "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK, thinking=off)
+            assert scripted.requests[-1][1]["thinking"] == off
+            sdk.messages.create(model="sonnet-bedrock", max_tokens=5, messages=ASK, thinking=off)
+            assert sent[-1]["additionalModelRequestFields"] == {"thinking": off}
+            sdk.messages.create(model="nova", max_tokens=5, messages=ASK, thinking=off)
+            assert "additionalModelRequestFields" not in sent[-1]
+            chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            chat.chat.completions.create(model="sonnet-bedrock", max_tokens=5, messages=ASK,
+                                         extra_body={"thinking": off})
+            assert sent[-1]["additionalModelRequestFields"] == {"thinking": off}
+            chat.chat.completions.create(model="gpt", max_tokens=5, messages=ASK, extra_body={"thinking": off})
+            assert not {"thinking", "reasoning_effort"} & set(openai_upstream.last)

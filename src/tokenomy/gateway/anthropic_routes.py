@@ -419,10 +419,6 @@ async def answer_message(
         only_anthropic = not others and route_providers(gw, route, name) == {"anthropic"}
         if beta and only_anthropic:
             call.extra[BETA_HEADER] = beta
-        # Thinking turned off, said so: which Claude models think when `thinking` is left out is the model's to say,
-        # so Anthropic's API gets the caller's word; other APIs think only when asked, and get no reasoning field.
-        if only_anthropic and body.get("thinking") == {"type": "disabled"}:
-            call.extra["thinking"] = {"type": "disabled"}
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name

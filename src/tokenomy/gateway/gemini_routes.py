@@ -319,8 +319,6 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
         providers = route_providers(gw, route, model)
         if not providers <= set(GEMINI_PROVIDERS):
-            if call.reasoning is not None and call.reasoning.budget_tokens == 0:  # thinkingBudget 0: thinking off
-                call.reasoning = None  # what no reasoning asks of every other provider
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
             unfiltered(call, providers)

@@ -149,6 +149,8 @@ def reasoning_from(thinking: dict[str, Any] | None, effort: str | None, effort_n
             raise RequestError(
                 "thinking", 'send {"type": "disabled"} alone, or {"type": "enabled", "budget_tokens": N}'
             )
+        if thinking is not None:  # thinking off, said so: each provider carries it (Reasoning.off), with any effort
+            return Reasoning(effort=effort, budget_tokens=0)
         return Reasoning(effort=effort) if effort else None
     if thinking.get("type") != "enabled" or set(thinking) != {"type", "budget_tokens"}:
         raise RequestError(

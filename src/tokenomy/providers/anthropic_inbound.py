@@ -285,6 +285,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         # its effort, if any, rides in output_config to Anthropic's API
         reasoning = Reasoning(adaptive=True, display=display)
+    elif isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        reasoning = Reasoning(budget_tokens=0)  # thinking off, said so: each provider carries it (Reasoning.off)
     elif thinking not in (None, BETWEEN_TOOLS) and not (
         isinstance(thinking, dict) and thinking.get("type") == "disabled"
     ):

@@ -386,7 +386,7 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
     reasoning = request.reasoning
-    effort = reasoning.effort if reasoning is not None and reasoning.budget_tokens is None else None
+    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
     if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
         raise refuse(request.model, "reasoning_effort", NO_EFFORT)
     native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
@@ -443,7 +443,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
         config["format"] = {"type": "json_schema", "schema": schema}
     reasoning = request.reasoning
     # An effort guides adaptive thinking, or on its own the models that take one (claude_effort.takes_effort)
-    effort = reasoning.effort if reasoning is not None and reasoning.budget_tokens is None else None
+    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
     if effort and reasoning is not None and (reasoning.adaptive or takes_effort(request.model)):
         config["effort"] = effort
     return config
@@ -486,7 +486,10 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     choice = _tool_choice(request)
     if choice is not None:
         params["tool_choice"] = choice
-    if request.reasoning is not None and request.reasoning.budget_tokens is not None:
+    if request.reasoning is not None and request.reasoning.off:
+        # Which Claude models think when `thinking` is left out is the model's to say: the caller's word is sent.
+        params["thinking"] = {"type": "disabled"}
+    elif request.reasoning is not None and request.reasoning.budget_tokens is not None:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:
         params["thinking"] = {"type": "adaptive"}

@@ -349,6 +349,8 @@ def _model_fields(fields: Any) -> tuple[int | None, Reasoning | None, dict[str, 
         reasoning = Reasoning(budget_tokens=budget, display=display)
     elif kind == {"type": "adaptive"}:
         reasoning = Reasoning(adaptive=True, display=display)
+    elif thinking == {"type": "disabled"}:
+        reasoning = Reasoning(budget_tokens=0)  # thinking off, said so: carried to Claude (Reasoning.off)
     elif thinking is not None and thinking != {"type": "disabled"}:
         raise ValueError(
             'additionalModelRequestFields.thinking: send {"type": "enabled", "budget_tokens": N}, '

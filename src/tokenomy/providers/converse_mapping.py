@@ -466,7 +466,14 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         params["requestMetadata"] = _request_metadata(request.user, params.get("requestMetadata"), model)
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
-    if request.reasoning is not None and request.reasoning.budget_tokens is not None:
+    if request.reasoning is not None and request.reasoning.off:
+        # Thinking off: Claude on Bedrock takes Anthropic's own field in additionalModelRequestFields, as for a
+        # budget; Bedrock's other models (Nova, Llama, Mistral, ...) think only when asked, so off asks nothing of
+        # them and nothing is sent. (DeepSeek-R1, which always reasons, reasons in its answer text, not in a
+        # thinking mode a field could turn off.)
+        if takes_effort(model) is not None:  # a Claude model id
+            additional["thinking"] = {"type": "disabled"}
+    elif request.reasoning is not None and request.reasoning.budget_tokens is not None:
         additional["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:  # Claude 4.6 and later on Bedrock
         additional["thinking"] = {"type": "adaptive"}

@@ -144,7 +144,9 @@ class LocalProvider(Provider):
         self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
-        if request.reasoning is not None:  # named as sent: an effort level, or a thinking budget (or adaptive)
+        # Named as sent: an effort level, or a thinking budget (or adaptive). Thinking off asks nothing of a model
+        # that has no reasoning mode.
+        if request.reasoning is not None and not (request.reasoning.off and request.reasoning.effort is None):
             sent = "reasoning_effort" if request.reasoning.effort else "thinking"
             return Unsupported("field `{where}` (it has no reasoning mode)", field=sent)
         return super().refusal(request)

@@ -370,6 +370,7 @@ def refusal(request: ChatRequest) -> Unsupported | None:
     if (
         request.reasoning is not None
         and request.reasoning.budget_tokens is not None
+        and not request.reasoning.off  # off: an OpenAI-format model reasons only at an effort asked, none is
         and request.reasoning.effort is None
     ):
         return Unsupported(
