@@ -214,12 +214,28 @@ PDF_DATA = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 report")
     {"input": [{"role": "user", "content": [{"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA,
                                              "detail": "auto"}]}]},
     {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi", "prompt_cache_breakpoint": None}]}]},
+    # The standard tier and the default (in-memory) cache retention, which Claude gives with nothing sent: they were
+    # refused for Claude as fields it cannot take.
+    {"service_tier": "default"}, {"service_tier": "auto"}, {"prompt_cache_retention": "in_memory"},
 ])
 def test_a_null_optional_field_or_a_default_detail_is_not_refused(client, served, model, fields):
     upstream, scripted = served[0], served[1]
     client.responses.create(**{"model": model, "input": "hi", "max_output_tokens": 16, **fields})
     sent = upstream.last if model == "fast" else scripted.requests[-1][1]
     assert "null" not in json.dumps(sent) and "detail" not in json.dumps(sent), sent
+    if model == "claude":
+        assert not {"service_tier", "prompt_cache_retention"} & set(sent), sent
+    else:  # an OpenAI-format model gets them as sent
+        asked = {k: v for k, v in fields.items() if k != "input" and v is not None}
+        assert {k: sent[k] for k in asked} == asked
+
+
+@pytest.mark.parametrize("fields", [{"service_tier": "flex"}, {"service_tier": "priority"},
+                                    {"prompt_cache_retention": "24h"}])
+def test_a_tier_or_retention_claude_cannot_give_is_refused_by_name(client, fields):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="claude", input="hi", max_output_tokens=16, **fields)
+    assert refused.value.body["param"] == next(iter(fields))
 
 
 def test_a_files_detail_other_than_auto_is_refused_by_name(served):

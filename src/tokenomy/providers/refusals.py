@@ -33,15 +33,29 @@ BLOCK_NAMES = {
 }
 
 
-# Pass-through fields at a value that asks nothing of an API without them: OpenAI's `store: false` (its default for
-# chat completions: nothing is kept), which the OpenAI Agents SDK sends from ModelSettings(store=False). OpenAI-format
-# servers get it as sent; every other API leaves it out rather than refusing a request it can serve as asked.
-ASK_NOTHING_WHEN_FALSE = frozenset({"store"})
+# Pass-through fields at a value that asks nothing of an API without them. OpenAI-format servers get them as sent;
+# every other API leaves them out rather than refusing a request it can serve as asked:
+# - `store: false` (OpenAI's default for chat completions: nothing is kept), which the OpenAI Agents SDK sends from
+#   ModelSettings(store=False);
+# - `service_tier` "default" or "auto": the standard tier, which is what Claude, Bedrock and Gemini serve when no tier
+#   is named (Anthropic's own "auto" is its default too); a dearer or cheaper tier (flex, priority, ...) still
+#   reaches the provider's mapping, which carries it or refuses it by name;
+# - `prompt_cache_retention` "in_memory": OpenAI's default retention (minutes), which is what Claude's and Bedrock's
+#   5-minute cache points keep; "24h" still asks for what they have no setting for, and is refused by name.
+ASK_NOTHING_AT: dict[str, tuple[Any, ...]] = {
+    "store": (False,),
+    "service_tier": ("default", "auto"),
+    "prompt_cache_retention": ("in_memory",),
+}
 
 
 def fields_to_carry(extra: dict[str, Any]) -> dict[str, Any]:
     """The pass-through fields an API other than OpenAI's must carry or refuse: all but those asking nothing."""
-    return {k: v for k, v in extra.items() if not (v is False and k in ASK_NOTHING_WHEN_FALSE)}
+    return {k: v for k, v in extra.items() if not _asks_nothing(k, v)}
+
+
+def _asks_nothing(key: str, value: Any) -> bool:
+    return any(value is kept or (isinstance(value, str) and value == kept) for kept in ASK_NOTHING_AT.get(key, ()))
 
 
 def with_article(noun: str) -> str:
