@@ -20,6 +20,7 @@ from tokenomy.errors import ConfigError, yaml_problem
 from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
+from tokenomy.yaml_text import load_yaml
 
 DEFAULT_CONFIG_FILES = ("tokenomy.yaml", "tokenomy.yml")
 
@@ -404,7 +405,7 @@ def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
         return parse_config({}, "<defaults>")
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text())
+        data = load_yaml(file.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
     except yaml.YAMLError as exc:

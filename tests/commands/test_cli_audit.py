@@ -452,6 +452,36 @@ def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, opt
 
 
 @pytest.mark.parametrize(
+    ("command", "option", "text"),
+    [(["route", "explain", "hi"], "--config", "models: {}\nroutes: {}\nmodels: {}\n"),
+     (["prices"], "--prices", "provider: openai\nmodels: []\nprovider: anthropic\n"),
+     (["bench", "run"], None, "tasks: []\nname: x\ntasks: []\n")],
+)
+def test_a_key_written_twice_in_a_yaml_file_is_refused_with_its_line(command, option, text, tmp_path, monkeypatch,
+                                                                      capsys):
+    # PyYAML keeps the last of two equal keys: the first `models:` (or a price file's first `provider:`) was
+    # dropped without a word.
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(text)
+    code, out, err = run_cli(monkeypatch, capsys, *command, *([option] if option else []), str(bad))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: {bad}: not valid YAML at line 3, column 1: duplicate key "), line
+    assert "(first at line 1); keep one of them" in line, line
+
+
+def test_a_repeated_key_in_a_nested_mapping_is_refused_but_a_merge_may_be_overridden() -> None:
+    from tokenomy.errors import yaml_problem
+    from tokenomy.yaml_text import load_yaml
+
+    with pytest.raises(Exception) as caught:
+        load_yaml("models:\n  fast:\n    model: a\n    model: b\n")
+    assert yaml_problem(caught.value) == "line 4, column 5: duplicate key 'model' (first at line 3); keep one of them"
+    assert load_yaml("base: &b {model: a, provider: x}\nfast:\n  <<: *b\n  model: c\n")["fast"] == {
+        "model": "c", "provider": "x"}
+
+
+@pytest.mark.parametrize(
     "command",
     [["serve"], ["emulate", "bedrock"], ["emulate", "anthropic"], ["emulate", "openai-batch"],
      ["emulate", "azure-openai"], ["emulate", "gemini"]],

@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from tokenomy.errors import ConfigError, read_utf8, yaml_problem
+from tokenomy.yaml_text import load_yaml
 
 OPTIONS = ("labels", "required", "schema", "pattern", "tolerance", "contains")
 SCORERS = (
@@ -174,7 +175,7 @@ def load_tasks(path: str | Path) -> list[Task]:
             raise ConfigError(f"{path}: no tasks; write one task object per line")
         return tasks
     try:
-        doc = yaml.safe_load(read_utf8(path, _EXPECTED))
+        doc = load_yaml(read_utf8(path, _EXPECTED))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML at {yaml_problem(exc)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):

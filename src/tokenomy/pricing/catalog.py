@@ -31,6 +31,7 @@ from tokenomy.pricing.entry import (
     TierPrice,
 )
 from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
+from tokenomy.yaml_text import load_yaml
 
 # Re-exported: callers import these from the catalog.
 __all__ = [
@@ -375,7 +376,7 @@ class PriceCatalog:
         """Layer a user YAML price file over this catalog (its entries win)."""
         path = Path(path)
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = load_yaml(path.read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: price file not found") from exc
         except yaml.YAMLError as exc:
@@ -489,7 +490,7 @@ def _builtin_entries() -> tuple[tuple[PriceEntry, ...], dict[str, dict]]:
     for item in sorted(data.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".yaml"):
             continue
-        doc = yaml.safe_load(item.read_text())
+        doc = load_yaml(item.read_text())
         parsed, provider_quotas = parse_price_document(doc, "tokenomy-catalog", f"catalog/{item.name}")
         entries.extend(parsed)
         if provider_quotas:
