@@ -238,6 +238,9 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         (Decimal("-1E-13"), "-0.0000000000001"),  # not rounded to a scale: a wrong amount is not shown as "0.000000"
         (Decimal("50.50"), "50.5"),
         (float("inf"), "inf"),  # no plain notation: as it is
+        (1e300, "1e+300"),  # plain, it was a 301-digit line: past MAX_TYPED_DIGITS the form a person types
+        (Decimal("-1.5E+40"), "-1.5e+40"),
+        (Decimal("1E-40"), "1e-40"),
     ],
 )
 def test_typed_echoes_a_figure_plain_and_exact(value, expected):

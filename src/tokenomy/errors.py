@@ -6,7 +6,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.money import usd
+from tokenomy.money import MAX_USD, to_decimal, typed, usd
 
 
 def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
@@ -114,3 +114,15 @@ class ProviderError(TokenomyError):
         )
         exc.call_cost_usd = spent
         return exc
+
+
+def usd_figure(option: str, value: Any, what: str = "a price in USD", example: str = "") -> Decimal:
+    """A USD figure given as `option`, as a Decimal: finite, >= 0 and under MAX_USD, else a ConfigError naming the
+    option and the bounds (NaN and infinity were taken, 1e300 printed as a 301-digit cost)."""
+    number = to_decimal(value)
+    if not number.is_finite() or not 0 <= number < MAX_USD:
+        raise ConfigError(
+            f"{option} {typed(value)}: give {what}, a finite number >= 0 and under {MAX_USD:,}"
+            + (f", e.g. {example}" if example else "")
+        )
+    return number

@@ -20,6 +20,13 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, getcontext, loca
 from typing import Any
 
 MAX_PLACES = 12
+# The largest USD figure a command takes (a budget, a price per hour or per 1M tokens, a cost ceiling). $100M is far
+# past any real one (a provisioned model unit rents for tens of dollars an hour, the dearest tokens cost hundreds of
+# dollars per 1M, a team's monthly budget is thousands), so a bigger figure is a slip of the exponent: 1e300 was
+# taken and printed as a 301-digit cost. It is also what the ledger's DECIMAL(20,12) columns hold (ledger.base).
+MAX_USD = Decimal(10) ** 8
+# Past this many digits a figure typed on the command line is echoed as 1e+300, not as the 301 digits it stands for.
+MAX_TYPED_DIGITS = 30
 PLACES = {"unit_price": 4, "amount": 6, "record": 6, "report": 2}
 # Kinds whose figure is kept exact (up to MAX_PLACES) when it has more digits than the base scale.
 _EXACT_TAIL = ("unit_price", "record")
@@ -79,13 +86,19 @@ def money_or_none(value: Any, kind: str = "amount", places: int | None = None) -
 def typed(value: Any) -> str:
     """A figure the user typed, echoed in an error message: plain and exact ("0.0000001", never "1e-07" or
     "1E+20", which nobody typed), not rounded to a scale (a wrong amount must not read as a right-looking one).
-    NaN and infinities have no plain notation and are echoed as they are."""
+    NaN and infinities have no plain notation and are echoed as they are; a figure whose plain form runs past
+    MAX_TYPED_DIGITS digits (1e300, 1e-40) in the short form it was typed in ("1e+300")."""
     number = to_decimal(value)
     if not number.is_finite():
         return str(value)
     with localcontext() as context:
         context.prec = max(context.prec, len(number.as_tuple().digits))
-        return format(number.normalize(), "f")
+        number = number.normalize()
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if max(number.adjusted() + 1, -exponent) > MAX_TYPED_DIGITS:
+            return str(number).lower()
+        return format(number, "f")
 
 
 def usd(value: Any, kind: str = "report", places: int | None = None) -> str:

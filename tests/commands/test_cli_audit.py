@@ -398,8 +398,8 @@ def test_a_number_too_big_for_the_command_is_one_line(args, said, tmp_path: Path
 
 @pytest.mark.parametrize("as_json", [False, True])
 @pytest.mark.parametrize(
-    "extra", [["--hourly-usd", "1e30"], ["--hourly-usd", "20", "--units", BIG], ["--input-price", "1e300"]]
-)
+    "extra", [["--hourly-usd", "99999999", "--units", BIG], ["--hourly-usd", "20", "--units", BIG]]
+)  # a --hourly-usd of 1e30 or an --input-price of 1e300 is refused now (past money.MAX_USD): many --units get there
 def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, capsys) -> None:
     # money_str quantized in Decimal's default 28 digits: an amount from about 1e22 up (a big --hourly-usd, many
     # --units) raised decimal.InvalidOperation, a traceback, after the plan was computed.
@@ -416,11 +416,11 @@ def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, ca
 @pytest.mark.parametrize(
     "args",
     [
-        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1e308", "--json"],
-        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1e308"],
+        # --hourly-usd 1e308 got there too (with `plan size` as well); it is refused now, past money.MAX_USD
+        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "99999999", "--input-price", "1e-320",
+         "--output-price", "1e-320"],
         ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1", "--input-price", "1e-320", "--output-price",
          "1e-320", "--json"],
-        ["plan", "size", "--hourly-usd", "1e308", "--ledger", "S", "--json"],
     ],
 )
 def test_a_breakeven_past_what_a_number_holds_is_one_line(args, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -430,6 +430,32 @@ def test_a_breakeven_past_what_a_number_holds_is_one_line(args, tmp_path: Path, 
     line = one_error_line(err)
     assert code == 2 and out == "", out
     assert "no volume breaks even" in line and "--hourly-usd" in line, line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "1e300"],
+     ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", "--input-price", "1e8"],
+     ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", "--output-price", "1e300"],
+     ["plan", "size", "--model", HAIKU, "--hourly-usd", "1e300", "--ledger", "S"],
+     ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "1e300", "--ledger", "S"],
+     ["route", "train", "D", "--max-cost-usd", "1e300"],
+     ["keys", "create", "--budget-usd", "1e300", "--ledger", "L"],
+     ["keys", "team-budget", "research", "--budget-usd", "1e300", "--ledger", "L"]],
+)
+def test_a_usd_option_past_any_real_amount_is_refused_naming_the_option(args, tmp_path: Path, monkeypatch, capsys):
+    # `plan breakeven --hourly-usd 1e300` printed a 301-digit provisioned cost (and a break-even utilisation to
+    # match); `keys create --budget-usd 1e300` was refused, but echoed the budget as 301 digits.
+    places = {"S": str(_seed(tmp_path / "seeded.duckdb", n=3)), "L": str(tmp_path / "new.duckdb"),
+              "D": str(tmp_path / "labels.jsonl")}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    line = one_error_line(err)
+    option, figure = args[-2:] if args[-2] != "--ledger" else args[-4:-2]
+    assert code == 2 and out == "", out
+    echoed = {"1e300": "1e+300", "1e8": "100000000"}[figure]
+    assert f"{option} {echoed}" in line and "under 100,000,000" in line, line
+    assert len(line) < 200, line
+    assert not (tmp_path / "new.duckdb").exists()  # refused before a ledger was made
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,10 @@ def test_a_budget_of_100_million_or_more_is_refused_by_option_without_a_tracebac
     ok = subprocess.run([TOKENOMY, "keys", "team-budget", "research", "--budget-usd", "99999999.5", "--ledger",
                          str(ledger)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "research: $99,999,999.50 per month" in ok.stdout, ok.stderr
+    from tokenomy.ledger.base import MAX_MONEY
+    from tokenomy.money import MAX_USD
+
+    assert MAX_USD <= MAX_MONEY  # the cap of every USD option is what the budget columns hold
 
 
 def test_keys_teams_lists_each_team_budget_with_its_spend_this_period(tmp_path):

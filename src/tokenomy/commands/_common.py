@@ -105,6 +105,16 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
     return value
 
 
+def usd_amount(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
+    """Callback of USD options (--hourly-usd, prices, --max-cost-usd): finite, >= 0 and under money.MAX_USD, refused
+    naming the option before anything is read (1e300 was priced and printed as a 301-digit cost)."""
+    if value is not None:
+        from tokenomy.errors import usd_figure
+
+        usd_figure(next(o for o in param.opts if o.startswith("--")), value)
+    return value
+
+
 def bind_host(param: typer.CallbackParam, value: str) -> str:
     """Callback of --host: "" (or blanks) reads as "no host", yet uvicorn and socket.bind take it as every interface
     (0.0.0.0): a server meant for this machine would be open to the network."""

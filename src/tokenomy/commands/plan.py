@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Optional
@@ -18,9 +17,9 @@ from tokenomy.commands._common import (
     print_json,
     table,
     usd,
+    usd_amount,
     when_option,
 )
-from tokenomy.money import typed
 from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
@@ -29,7 +28,9 @@ plan_app = typer.Typer(
 
 TermOption = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m.")
 TpmOption = typer.Option(None, "--tpm-per-unit", help="Tokens per minute one model unit serves (overrides catalog).")
-HourlyOption = typer.Option(None, "--hourly-usd", help="Price per model unit per hour (overrides catalog).")
+HourlyOption = typer.Option(
+    None, "--hourly-usd", help="Price per model unit per hour (overrides catalog).", callback=usd_amount
+)
 RegionOption = typer.Option(None, "--region", help="AWS region for prices (default the model's first priced region).")
 
 
@@ -87,8 +88,12 @@ def breakeven_cmd(
     avg_output: Optional[float] = typer.Option(None, "--avg-output", help="Average output tokens per request."),
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = HourlyOption,
-    input_price: Optional[float] = typer.Option(None, "--input-price", help="On-demand USD per 1M input tokens."),
-    output_price: Optional[float] = typer.Option(None, "--output-price", help="On-demand USD per 1M output tokens."),
+    input_price: Optional[float] = typer.Option(
+        None, "--input-price", help="On-demand USD per 1M input tokens.", callback=usd_amount
+    ),
+    output_price: Optional[float] = typer.Option(
+        None, "--output-price", help="On-demand USD per 1M output tokens.", callback=usd_amount
+    ),
     region: Optional[str] = RegionOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -259,7 +264,10 @@ def utilization_cmd(
     term: str = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m (utilisation needs no price)."),
     tpm: Optional[int] = TpmOption,
     hourly: Optional[float] = typer.Option(
-        None, "--hourly-usd", help="Price per model unit per hour: not needed, utilisation divides by capacity alone."
+        None,
+        "--hourly-usd",
+        help="Price per model unit per hour: not needed, utilisation divides by capacity alone.",
+        callback=usd_amount,
     ),
     threshold: float = typer.Option(
         0.5, "--threshold", min=0.0, max=1.0, help="Flag weeks below this sustained utilisation (a fraction, 0–1)."
@@ -275,8 +283,6 @@ def utilization_cmd(
 
     if term not in ("none", "1m", "6m"):
         raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
-    if hourly is not None and not (math.isfinite(hourly) and hourly >= 0):
-        raise typer.BadParameter(f"--hourly-usd {typed(hourly)}: give a price in USD, a finite number >= 0")
     series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
     # Utilisation is tokens over capacity: no price enters it, so a reservation of a model (or term) the catalog has
     # no provisioned-throughput price for is watched too (it was refused: "pass --hourly-usd").

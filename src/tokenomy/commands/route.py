@@ -7,7 +7,16 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, finite, output_file, print_json, usd_short
+from tokenomy.commands._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    finite,
+    output_file,
+    print_json,
+    usd_amount,
+    usd_short,
+)
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
@@ -81,8 +90,7 @@ def train_cmd(
         None,
         "--max-cost-usd",
         help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
-        min=0,
-        callback=finite,
+        callback=usd_amount,
     ),
     holdout: float = typer.Option(
         0.25, "--holdout", min=0.01, max=0.99, help="Share of the data held out to calibrate the threshold."

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tokenomy.errors import ConfigError
-from tokenomy.ledger.base import MAX_MONEY
+from tokenomy.errors import ConfigError, usd_figure
 from tokenomy.ledger.store import LedgerStore
-from tokenomy.money import to_decimal, typed
+from tokenomy.money import typed
 
 PERIODS = ("day", "month", "total")
 KEYS_DDL = """CREATE TABLE IF NOT EXISTS gateway_keys (
@@ -53,12 +52,8 @@ BUDGET_QUANTUM = Decimal("1e-12")  # the budget columns are DECIMAL(20,12)
 def check_budget(budget_usd: Decimal) -> None:
     """A finite amount >= 0 that the column holds: NaN crashed the comparison, and Infinity or 1e8 the database
     insert, with tracebacks."""
-    budget_usd = to_decimal(budget_usd)  # the Python API may pass a float or an int
-    if not budget_usd.is_finite() or not 0 <= budget_usd < MAX_MONEY:
-        raise ConfigError(
-            f"--budget-usd {typed(budget_usd)}: give an amount in dollars >= 0 and under 100,000,000, "
-            "e.g. --budget-usd 50"
-        )
+    # the Python API may pass a float or an int; MAX_USD is also what the budget columns hold (MAX_MONEY)
+    budget_usd = usd_figure("--budget-usd", budget_usd, "an amount in dollars", "--budget-usd 50")
     if budget_usd != budget_usd.quantize(BUDGET_QUANTUM):  # the column would round 4e-13 to a $0 budget, silently
         raise ConfigError(
             f"--budget-usd {typed(budget_usd)}: budgets are kept to 12 decimal places (1e-12 USD); round it to those"

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tokenomy.errors import ConfigError
-from tokenomy.money import typed
+from tokenomy.errors import ConfigError, usd_figure
 from tokenomy.pricing.catalog import PriceEntry
 
 HOURS_PER_MONTH = Decimal(730)
@@ -95,8 +94,8 @@ def unit_economics(
         ("--input-price", input_price),
         ("--output-price", output_price),
     ):
-        if value is not None and not (Decimal(str(value)).is_finite() and Decimal(str(value)) >= 0):
-            raise ConfigError(f"{option} {typed(value)}: give a price in USD, a finite number >= 0")
+        if value is not None:
+            usd_figure(option, value)
     sources = {}
     if hourly_usd is None:
         hourly_usd = entry.provisioned_hourly.get(term)
