@@ -573,6 +573,42 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
     assert not (tmp_path / "ledger.duckdb").exists()
 
 
+EXAMPLE = '{"prompt": "...", "label": "weak"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("", ': no examples; write one JSON object per line, e.g. ' + EXAMPLE),
+        ("\n\n", ': no examples; write one JSON object per line, e.g. ' + EXAMPLE),
+        ("[1, 2, 3]\n", ":1: a JSON array, not an object; write each example as " + EXAMPLE),
+        ('"just a prompt"\n', ":1: a JSON string, not an object; write each example as " + EXAMPLE),
+        ('{"prompt": "a", "label": "weak"}\n{"prompt": "b", "label": "strong"\n',
+         ":2: not valid JSON at column 34: Expecting ',' delimiter; write one JSON object per line"),
+        ('{"prompt": "a"}\n', """:1: no 'label'; add "label": "weak" (the cheap tier was good enough) or "strong\""""),
+        ('{"text": "a", "label": "weak"}\n', """:1: no 'prompt'; add the prompt's text as "prompt\""""),
+        ('{"prompt": 7, "label": "weak"}\n', ":1: 'prompt' is a JSON number, not text; give the prompt's text"),
+        ('{"prompt": "a", "label": "weak", "weak_quality": "high"}\n',
+         ":1: 'weak_quality' 'high' is not a number; give a quality from 0 to 1"),
+        ('{"prompt": "a", "label": "weak", "output_tokens": 2.5}\n',
+         ":1: 'output_tokens' 2.5 is not a whole number >= 0; give the answer's length in tokens"),
+        ('{"prompt": "a", "label": "strong"}\n{"prompt": "b", "label": "strong"}\n{"prompt": "c", "label": "tier2"}\n',
+         ": every example is labelled strong; add examples labelled weak (the cheap tier was good enough), or name "
+         "the cheap labels with --weak-label"),
+    ],
+)
+def test_route_train_on_a_bad_labelled_file_names_the_line_and_the_fix(text, said, tmp_path, monkeypatch, capsys):
+    # Each ended in the reader's internal text in parentheses: "need a JSON object with 'prompt' and 'label'
+    # ('list' object has no attribute 'get')", "(...'label')"; an empty file and one class named no file.
+    data = tmp_path / "labels.jsonl"
+    data.write_text(text)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line == f"error: {data}{said}", line
+    assert not (tmp_path / "r.joblib").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -218,16 +218,33 @@ def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
 
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"prompt": "hello"}) + "\n")
-    with pytest.raises(UsageError, match=r"mine.jsonl:1: need a JSON object with 'prompt' and 'label'"):
+    with pytest.raises(UsageError, match=r"mine.jsonl:1: no 'label'; add \"label\": \"weak\""):
         load_training_data(str(data))
     blank = tmp_path / "blank.jsonl"  # KeyError: 'prompt' before
     blank.write_text("\n\n")
-    with pytest.raises(UsageError, match="no examples"):
+    with pytest.raises(UsageError, match=r"blank.jsonl: no examples"):
         load_training_data(str(blank))
     empty = tmp_path / "empty.csv"  # pandas EmptyDataError before
     empty.write_text("")
     with pytest.raises(UsageError, match=r"empty.csv: cannot read as a RouteLLM outcome CSV .*\{prompt, label\}"):
         load_training_data(str(empty))
+
+
+def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
+    # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
+    import pandas as pd
+
+    from tokenomy.routing.calibrate import check_both_classes
+
+    measured = pd.DataFrame({"prompt": ["a", "b"], "weak_quality": [0.2, 0.4], "strong_quality": [0.9, 0.8]})
+    for kind in ("embedding", "combined"):
+        with pytest.raises(UsageError, match=r"^out.csv: the strong model scored higher on every prompt .*"
+                                             r"add prompts where it did not$"):
+            check_both_classes(measured, kind, "out.csv")
+    with pytest.raises(UsageError, match=r"^out.csv: every example is labelled strong"):
+        check_both_classes(measured, "tfidf", "out.csv")
+    labelled = measured.assign(label=[1, 1], weak_quality=[0.9, 0.2])  # the label says strong, the qualities differ
+    check_both_classes(labelled, "embedding", "mine.jsonl")
 
 
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):

@@ -122,11 +122,12 @@ def train_cmd(
     """Fit a router (TF-IDF + logistic regression, the embedding router or the combined router) on labelled
     prompts; with a target, calibrate the decision threshold on prompts it was not fitted on and save it with the
     model (the router then uses it unless the policy sets `threshold`)."""
-    from tokenomy.routing.calibrate import price, train_and_calibrate
+    from tokenomy.routing.calibrate import check_both_classes, price, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
 
     frame = load_training_data(data, set(weak_label) if weak_label else None)
+    check_both_classes(frame, router_kind, data)
     router, report = train_and_calibrate(
         frame,
         holdout,

@@ -213,6 +213,34 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
 ROUTER_KINDS = ("tfidf", "embedding", "combined")
 
 
+def check_both_classes(frame: pd.DataFrame, kind: str, source: str) -> None:
+    """Refuse, naming `source`, data a router cannot learn from: every prompt strong-needed, or none (the fit
+    said only "route train: labels are all one class", naming no file)."""
+    if frame.empty or kind not in ROUTER_KINDS:  # each named by the fit
+        return
+    labels = strong_needed(frame)
+    if kind != "tfidf":  # the embedding and combined routers learn from the quality gain, not the label
+        gains = (frame["strong_quality"] > frame["weak_quality"]).astype(int).tolist()
+        if len(set(gains)) == 2:
+            return
+        if "label" not in frame or len(set(labels)) == 2:
+            better = "every" if gains[0] else "no"
+            raise UsageError(
+                f"{source}: the strong model scored higher on {better} prompt (strong_quality > weak_quality); "
+                f"add prompts where it did {'not' if gains[0] else 'so'}"
+            )
+    if len(set(labels)) == 1:
+        if labels[0]:
+            raise UsageError(
+                f"{source}: every example is labelled strong; add examples labelled weak (the cheap tier was good "
+                "enough), or name the cheap labels with --weak-label"
+            )
+        raise UsageError(
+            f"{source}: every example is labelled weak; add examples labelled strong (the cheap tier was not good "
+            "enough)"
+        )
+
+
 def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
     """Fit a scorer with `predict_proba`: TF-IDF + logistic regression on "strong did better", the embedding
     router on the strong-minus-weak quality gain (see `routing.embeddings`), or the combined router's two quality

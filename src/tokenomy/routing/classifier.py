@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,19 @@ def _is_strong(value, weak_labels: set[str] | None) -> int:
     )
 
 
+EXAMPLE = '{"prompt": "...", "label": "weak"}'
+JSON_NOUNS = {list: "array", dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def _json_noun(value: Any) -> str:
+    return "null" if value is None else JSON_NOUNS.get(type(value), type(value).__name__)
+
+
 def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list[dict]:
     """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak), or any name when
     `weak_labels` lists the cheap ones. A `tier` field (as `tokenomy bench export-labels --tiers` writes) wins
     over `label`. Optional `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact.
-    Errors name the line."""
+    Errors name the line and the fix (they quoted Python's own text: "('list' object has no attribute 'get')")."""
     weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
     rows = []
     for number, line in enumerate(read_utf8(path, "a labelled JSONL of {prompt, label} lines").splitlines(), 1):
@@ -37,20 +46,61 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
             continue
         try:
             row = json.loads(line)
-            strong = _is_strong(row.get("tier") or row["label"], weak_labels)
-            rows.append(
-                {
-                    "prompt": str(row["prompt"]),
-                    "label": strong,
-                    # Without measured qualities: a weak label means the weak model was good enough.
-                    "weak_quality": float(row.get("weak_quality", 1 - strong)),
-                    "strong_quality": float(row.get("strong_quality", 1.0)),
-                    "output_tokens": int(row.get("output_tokens", 256)),
-                }
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"{path}:{number}: need a JSON object with 'prompt' and 'label' ({exc})") from exc
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"{path}:{number}: not valid JSON at column {exc.colno}: {exc.msg}; write one JSON object per line"
+            ) from None
+        try:
+            rows.append(_labelled_row(row, weak_labels))
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: {exc}") from None
     return rows
+
+
+def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
+    """One example line as the trainer's row; a ValueError says what is wrong and how to write it."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a JSON {_json_noun(row)}, not an object; write each example as {EXAMPLE}")
+    if row.get("tier") is None and row.get("label") is None:
+        raise ValueError('no \'label\'; add "label": "weak" (the cheap tier was good enough) or "strong"')
+    if "prompt" not in row:
+        raise ValueError("no 'prompt'; add the prompt's text as \"prompt\"")
+    if not isinstance(row["prompt"], str):  # str() made a number or null into a prompt "7" or "None"
+        raise ValueError(f"'prompt' is a JSON {_json_noun(row['prompt'])}, not text; give the prompt's text")
+    strong = _is_strong(row.get("tier") or row["label"], weak_labels)
+    return {
+        "prompt": row["prompt"],
+        "label": strong,
+        # Without measured qualities: a weak label means the weak model was good enough.
+        "weak_quality": _quality(row, "weak_quality", 1 - strong),
+        "strong_quality": _quality(row, "strong_quality", 1.0),
+        "output_tokens": _tokens(row.get("output_tokens", 256)),
+    }
+
+
+def _quality(row: dict, key: str, default: float) -> float:
+    number = _number(row.get(key, default))
+    if number is None:
+        raise ValueError(f"{key!r} {row[key]!r} is not a number; give a quality from 0 to 1")
+    return number
+
+
+def _tokens(value: Any) -> int:
+    number = _number(value)  # int() cut 2.5 to 2 without a word
+    if number is None or number != int(number) or number < 0:
+        raise ValueError(f"'output_tokens' {value!r} is not a whole number >= 0; give the answer's length in tokens")
+    return int(number)
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number, or text of one ("0.5", as float() read it before); None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def load_jsonl(path: str | Path) -> tuple[list[str], list[int]]:

@@ -23,6 +23,7 @@ import pandas as pd
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
 from tokenomy.errors import UsageError, one_line, read_utf8
+from tokenomy.routing.classifier import EXAMPLE
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 # MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
@@ -150,10 +151,10 @@ def _mt_bench(path: Path) -> pd.DataFrame:
     )
 
 
-def labelled_frame(rows: list[dict]) -> pd.DataFrame:
+def labelled_frame(rows: list[dict], source: str = "the labelled file") -> pd.DataFrame:
     """Rows of `classifier.load_labelled` in the common columns (both models answer `output_tokens` long)."""
     if not rows:  # a file of blank lines used to end in KeyError: 'prompt'
-        raise UsageError("the labelled file has no examples; each line is a JSON object with 'prompt' and 'label'")
+        raise UsageError(f"{source}: no examples; write one JSON object per line, e.g. {EXAMPLE}")
     frame = pd.DataFrame(rows)
     frame["weak_response"] = None
     frame["input_tokens"] = frame["prompt"].map(estimate_tokens)
@@ -177,5 +178,5 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
         except ValueError:
             labelled = True  # let the labelled reader name the bad line
         if labelled:
-            return labelled_frame(load_labelled(path, weak_labels))
+            return labelled_frame(load_labelled(path, weak_labels), str(path))
     return load_outcomes(data)
