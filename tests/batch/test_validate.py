@@ -114,6 +114,30 @@ def test_a_prompt_that_is_not_text_is_named_as_such_not_as_missing():
     ]
 
 
+def test_a_plain_record_key_tokenomy_does_not_send_is_named_not_dropped(tmp_path):
+    # `model`, `top_p` or a typo of `max_tokens` was ignored without a word: the record went out without it.
+    from tokenomy.batch.formats import read_records
+
+    good, bad = read_records(['{"id": "a", "prompt": "hi", "model": "gpt-4o"}',
+                              '{"id": "b", "prompt": "hi", "max_token": 5}',
+                              '{"id": "c", "prompt": "hi", "messages": [{"role": "user", "content": "ho"}]}',
+                              '{"id": "d", "prompt": "hi", "system": "be brief", "max_tokens": 5, "temperature": 0}'])
+    assert [r.id for r in good] == ["d"]
+    keys = "id, prompt or messages, system, max_tokens, temperature"
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "model", f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch line "
+                     "(custom_id, method, url, body) to send other parameters"),
+        (2, "max_token", f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch "
+                         "line (custom_id, method, url, body) to send other parameters"),
+        (3, "prompt", "both prompt and messages given (only messages would be sent); keep one"),
+    ]
+    records = tmp_path / "r.jsonl"
+    records.write_text('{"id": "a", "prompt": "hi", "topp": 0.5}\n{"id": "b", "prompt": "hi"}\n')
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(records), "--model", MODEL],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "topp" in out.stdout and "Traceback" not in out.stderr, out.stdout + out.stderr
+
+
 def test_plan_reports_bad_lines_and_exits_1_as_validate_does(tmp_path):
     from typer.testing import CliRunner
 

@@ -18,6 +18,11 @@ FORMS = {
 }
 
 
+# Every key a plain record may hold (`temperature` is read by the local runner). Any other was ignored without a word,
+# so a record went out without the `model`, `top_p` or misspelt `max_token` its line asked for.
+PLAIN_KEYS = ("id", "prompt", "messages", "system", "max_tokens", "temperature")
+
+
 @dataclass
 class BatchRecord:
     """One good input line, normalised: id, messages, system, max_tokens, and its source form."""
@@ -129,6 +134,14 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         return BatchRecord(rid, line, "openai", msgs, system, max_tokens, obj)
     rid = _record_id(obj.get("id"), "id")
+    unknown = next((key for key in obj if key not in PLAIN_KEYS), None)
+    if unknown is not None:
+        raise ValueError(
+            f"{unknown}: not a key of a plain record (id, prompt or messages, system, max_tokens, temperature); remove "
+            f"it, or write the line as {FORMS['openai']} to send other parameters"
+        )
+    if "messages" in obj and "prompt" in obj:
+        raise ValueError("prompt: both prompt and messages given (only messages would be sent); keep one")
     if "messages" in obj:
         msgs = _messages(obj["messages"], "messages")
     else:
