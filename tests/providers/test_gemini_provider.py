@@ -55,6 +55,24 @@ def test_gemini_ids_resolve_to_the_gemini_provider() -> None:
     assert resolve_model("vertex/gemini-2.5-pro").provider == "vertex"
 
 
+def test_the_vertex_location_is_looked_up_in_one_place(monkeypatch) -> None:
+    # `location or GOOGLE_CLOUD_LOCATION or "global"` was written out five times (the client, the provider's region,
+    # the Vertex batch backend, `caches` twice): the ledger row must name the location the client used, and five
+    # copies could drift apart.
+    from pathlib import Path
+
+    from tokenomy.providers.gemini_provider import vertex_location
+
+    assert vertex_location(None) == "global" and vertex_location("europe-west4") == "europe-west4"
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
+    assert vertex_location(None) == "us-central1" and vertex_location("asia-east1") == "asia-east1"
+    src = Path(__file__).resolve().parents[2] / "src" / "tokenomy"
+    lookup = 'os.environ.get("GOOGLE_CLOUD_LOCATION")'
+    copies = [str(p.relative_to(src)) for p in src.rglob("*.py")
+              for line in p.read_text(encoding="utf-8").splitlines() if lookup in line]
+    assert copies == ["providers/gemini_provider.py"], copies
+
+
 def test_chat_and_stream_are_recorded_in_the_ledger_at_catalog_prices(url, ledger_path) -> None:
     spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
     with Tokenomy(ledger_path, models=spec) as client:

@@ -49,7 +49,9 @@ def job_options(options: SubmitOptions) -> SubmitOptions:
     project = options.extra.get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
         raise ConfigError("--backend vertex needs a Google Cloud project: --project NAME or GOOGLE_CLOUD_PROJECT")
-    region = options.region or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
+    from tokenomy.providers.gemini_provider import vertex_location
+
+    region = vertex_location(options.region)
     return replace(options, region=region, extra={**options.extra, "project": project})
 
 

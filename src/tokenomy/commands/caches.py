@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,12 +20,12 @@ LocationOption = typer.Option(None, "--location", help="Vertex AI location (else
 def _caches(ledger: Optional[str], endpoint: Optional[str], vertex: bool, project, location, must_exist: bool):
     from tokenomy.caching.context_caches import ContextCaches
     from tokenomy.commands._common import open_existing_ledger
-    from tokenomy.providers.gemini_provider import gemini_client
+    from tokenomy.providers.gemini_provider import gemini_client, vertex_location
 
     store = open_existing_ledger(ledger, must_exist=must_exist)
     client = gemini_client(vertex, endpoint, None, project, location)
     # The location the client uses (gemini_client's own default), so the rows name where the cache was kept.
-    region = (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None
+    region = vertex_location(location) if vertex else None
     return ContextCaches(client, store, vertex=vertex, region=region)
 
 
@@ -85,10 +84,11 @@ def register(app: typer.Typer) -> None:
         """Create a cache; its storage is recorded when it is deleted (`caches delete`) or expires (`caches settle`)."""
         from tokenomy.caching.context_caches import storage_price
         from tokenomy.errors import ConfigError, read_utf8
+        from tokenomy.providers.gemini_provider import vertex_location
 
         # Before the ledger and the API key: the answer for gpt-4o-mini is "not Gemini", not "no key", and a model
         # whose storage cannot be priced leaves no ledger file behind.
-        storage_price(model, (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else None)
+        storage_price(model, vertex_location(location) if vertex else None)
         if contents_file.is_dir():  # read "no such file" for a folder that is there
             raise ConfigError(f"--contents-file {contents_file}: a folder; give the file with the text to cache")
         if not contents_file.is_file():

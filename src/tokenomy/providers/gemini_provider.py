@@ -114,6 +114,12 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
 
 
+def vertex_location(location: str | None) -> str:
+    """The Vertex AI location a client is made for: the one given, else GOOGLE_CLOUD_LOCATION, else `global`. One
+    lookup for the client and for every row and price that must name the location it used (`caches`, batch)."""
+    return location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
+
+
 def gemini_client(
     vertex: bool = False,
     base_url: str | None = None,
@@ -130,7 +136,7 @@ def gemini_client(
     )
     if vertex:
         project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        location = location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
+        location = vertex_location(location)
         if not project:
             raise ConfigError("Vertex AI needs a project: set `project` in the model config or GOOGLE_CLOUD_PROJECT")
         credentials = None
@@ -199,7 +205,7 @@ class GeminiProvider(Provider):
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.name = "gcp.vertex_ai" if vertex else "gcp.gemini"  # OpenTelemetry's gen_ai.provider.name values
-        self.region = (location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global") if vertex else "global"
+        self.region = vertex_location(location) if vertex else "global"
         self.client = gemini_client(vertex, base_url, api_key_env, project, location, timeout)
         self.accepts_extra = config_fields() | NAMING_HINTS
 
