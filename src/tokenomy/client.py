@@ -34,6 +34,7 @@ from tokenomy.providers.refusals import (
     one_hour_cache_refusal,
     raise_refusal,
     server_tools_refusal,
+    zero_output_refusal,
 )
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.recording import Recorder
@@ -204,6 +205,8 @@ class Tokenomy(Recorder):
         refused = inputs_refusal(target.spec.inputs, target.call)
         if refused is None and target.call.tools and not target.provider.accepts_server_tools:
             refused = server_tools_refusal(target.call)  # a fallback or routed tier on an API that runs none
+        if refused is None and not target.provider.accepts_zero_output:
+            refused = zero_output_refusal(target.call)  # max_tokens 0 to a fallback with no zero-token call
         raise_refusal(target.call, target.provider.name, refused or self.cache_refusal(target.spec, target.call))
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:

@@ -80,3 +80,30 @@ def test_a_matched_stop_sequence_is_the_stop_reason_and_named_as_the_api_does() 
         plain = client.messages.create(**{**ask, "stop_sequences": ["zzz"]})
         assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
         assert plain.content[0].text == "Re: alpha beta STOP gamma"
+
+
+def test_max_tokens_0_writes_the_cache_and_generates_nothing_as_the_api_does() -> None:
+    # Pre-warming the prompt cache: the API answers `content: []`, stop_reason "max_tokens", no output tokens, and
+    # bills the cache write. The emulator refused it ("Input should be a positive integer").
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.emulate.prompt_cache import PromptCache
+
+    with ServerThread(create_app(engine=InstantEngine(cache=PromptCache()))) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        system = [{"type": "text", "text": "doc " * 1500, "cache_control": {"type": "ephemeral"}}]
+        ask = {"model": SONNET, "system": system, "messages": [{"role": "user", "content": "Sum it up."}]}
+        warm = client.messages.create(max_tokens=0, **ask)
+        assert (warm.content, warm.stop_reason, warm.usage.output_tokens) == ([], "max_tokens", 0)
+        assert warm.usage.cache_creation_input_tokens > 0
+        assert client.messages.create(max_tokens=4, **ask).usage.cache_read_input_tokens == \
+            warm.usage.cache_creation_input_tokens
+        # What asks for output is refused with it, as the API refuses it.
+        tool = {"name": "f", "input_schema": {"type": "object"}}
+        for extra, named in [({"stream": True}, "stream"), ({"thinking": {"type": "adaptive"}}, "thinking"),
+                             ({"tools": [tool], "tool_choice": {"type": "any"}}, "tool_choice"),
+                             ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+                              "output_config.format")]:
+            with pytest.raises(anthropic.BadRequestError, match=rf"{named}: not supported with `max_tokens: 0`"):
+                client.messages.create(max_tokens=0, **ask, extra_body=extra)
+        with pytest.raises(anthropic.BadRequestError, match="max_tokens: Input should be a non-negative integer"):
+            client.messages.create(max_tokens=-1, **ask)

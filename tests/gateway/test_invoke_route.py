@@ -220,7 +220,9 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     (claude_body(anthropic_beta="x"), "anthropic_beta: expected a list of strings"),
     (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
     (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
-    (claude_body(max_tokens=0), "max_tokens: Field required"),
+    # Anthropic's cache warming: Bedrock's Converse has no zero-token call (maxTokens is at least 1)
+    (claude_body(max_tokens=0), "cannot take `max_tokens` 0 (a call that only writes the prompt cache"),
+    (claude_body(max_tokens=-1), "max_tokens: Field required"),
     (claude_body(tools={}), "tools: Input should be a list of tools"),
     (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
     (claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),

@@ -133,6 +133,23 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
     return {"forced_tool": tool, "thinking_budget": budget}
 
 
+def _check_warming(body: dict[str, Any]) -> None:
+    """max_tokens 0 (pre-warming the prompt cache: the prompt is read and cached, nothing is generated) with what
+    asks for output, which the API refuses: a stream, thinking, structured output, a tool call forced."""
+    thinking = body.get("thinking")
+    choice = body.get("tool_choice")
+    config = body.get("output_config")
+    asked = (
+        ("stream", bool(body.get("stream"))),
+        ("thinking", isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")),
+        ("output_config.format", isinstance(config, dict) and config.get("format") is not None),
+        ("tool_choice", isinstance(choice, dict) and choice.get("type") in ("any", "tool")),
+    )
+    for name, found in asked:
+        if found:
+            raise invalid(f"{name}: not supported with `max_tokens: 0`, which only writes the prompt cache")
+
+
 def _output_schema(config: Any) -> dict[str, Any] | None:
     """output_config, validated as the API does: an effort, and the JSON schema the answer's text must follow."""
     if config is None:
@@ -180,8 +197,10 @@ def parse_messages(
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: Field required")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise invalid(f"max_tokens: Input should be a positive integer (got {max_tokens!r})")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+        raise invalid(f"max_tokens: Input should be a non-negative integer (got {max_tokens!r})")
+    if max_tokens == 0:
+        _check_warming(body)
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise invalid("messages: Field required")
@@ -313,6 +332,22 @@ def _usage(prepared: Prepared, output_tokens: int, searches: int = 0) -> dict[st
             "ephemeral_5m_input_tokens": by_ttl.get(300, 0),
             "ephemeral_1h_input_tokens": by_ttl.get(3600, 0),
         },
+    }
+
+
+def _message(
+    message_id: str, model: str, content: list[dict[str, Any]], stop: str, sequence: str | None, usage: dict[str, Any]
+) -> dict[str, Any]:
+    """A whole answer's body."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": sequence,
+        "usage": usage,
     }
 
 
@@ -516,6 +551,9 @@ def create_app(
             return _error(exc, emulator.retry_after)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        if body["max_tokens"] == 0:  # cache warming: the prompt was read (and cached); nothing is generated
+            warmed = _message(message_id, model, [], "max_tokens", None, _usage(prepared, 0))
+            return JSONResponse(warmed, headers=headers)
         if body.get("stream"):
             return StreamingResponse(
                 stream_events(emulator.engine, prepared, model, message_id, budget),
@@ -530,18 +568,7 @@ def create_app(
             return _error(exc, None)
         except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
             return _error(AnthropicError("api_error", f"The model failed: {exc}"), None)
-        return JSONResponse(
-            {
-                "id": message_id,
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": content,
-                "stop_reason": stop,
-                "stop_sequence": sequence,
-                "usage": _usage(prepared, output_tokens, searches),
-            },
-            headers=headers,
-        )
+        usage = _usage(prepared, output_tokens, searches)
+        return JSONResponse(_message(message_id, model, content, stop, sequence, usage), headers=headers)
 
     return app

@@ -207,7 +207,9 @@ class Gateway:
         prompt = estimate_input_tokens(sent)
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
-        output = (sent.max_tokens or DEFAULT_OUTPUT_ESTIMATE) * (n if type(n) is int and n > 1 else 1)
+        # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
+        cap = DEFAULT_OUTPUT_ESTIMATE if sent.max_tokens is None else sent.max_tokens
+        output = cap * (n if type(n) is int and n > 1 else 1)
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = sent.one_hour_cache_point() is not None

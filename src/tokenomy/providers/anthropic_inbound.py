@@ -242,8 +242,9 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ValueError("model: Field required")
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
-        raise ValueError(f"max_tokens: Field required (an integer from 1 to {MAX_TOKENS})")
+    # 0 is Anthropic's cache warming (the prompt is cached, nothing is generated): models without it refuse it by name
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 <= max_tokens <= MAX_TOKENS:
+        raise ValueError(f"max_tokens: Field required (an integer from 0 to {MAX_TOKENS})")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise ValueError("messages: at least one message is required")

@@ -453,7 +453,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     _refuse_unsupported(request)
-    cap = request.max_tokens or default_max_tokens(request)
+    cap = default_max_tokens(request) if request.max_tokens is None else request.max_tokens  # 0: cache warming
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(cap)}
     if request.system and (request.system_cache_point or request.system_breaks):
         params["system"] = [

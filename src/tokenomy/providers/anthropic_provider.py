@@ -136,6 +136,7 @@ class AnthropicProvider(Provider):
     accepts_1h_cache = True  # cache_control ttl "1h"
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
     accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
+    accepts_zero_output = True  # max_tokens 0: the prompt is read into the cache and nothing is generated
 
     def __init__(
         self,

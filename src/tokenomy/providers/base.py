@@ -38,6 +38,7 @@ from tokenomy.providers.refusals import (
     raise_refusal,
     server_tools_refusal,
     with_article,
+    zero_output_refusal,
 )
 
 # OpenAI's newer name for max_tokens, which Gemini's mapping reads from `extra` (a library caller may put it
@@ -166,6 +167,7 @@ class Provider:
     accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
     accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
     accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
+    accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
@@ -197,6 +199,9 @@ class Provider:
         freeform = None if self.accepts_freeform else freeform_refusal(request)
         if freeform is not None:
             return freeform
+        zero = None if self.accepts_zero_output else zero_output_refusal(request)
+        if zero is not None:
+            return zero
         if not self.accepts_1h_cache:
             return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
         return None

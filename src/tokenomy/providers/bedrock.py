@@ -226,6 +226,10 @@ class BedrockProvider(Provider):
     accepts_extra = None
     accepts_user = True  # requestMetadata.user_id (converse_mapping)
     accepts_1h_cache = True  # cachePoint ttl "1h" (Claude 4.5 and later; the client refuses a model without its price)
+    # No max_tokens 0 (Anthropic's cache warming), so it is refused by name: Converse's inferenceConfig.maxTokens is
+    # at least 1. Whether InvokeModel takes Claude's max_tokens 0 is unknown here (Bedrock's documentation we could
+    # check says nothing of it), and this provider calls Converse anyway; the gateway's InvokeModel ingress refuses
+    # it the same way for a route to Bedrock.
 
     def __init__(
         self,

@@ -130,6 +130,19 @@ def first_unaccepted(content: list, accepted: tuple[type, ...]) -> tuple[int, in
     return None
 
 
+def zero_output_refusal(request: ChatRequest) -> Unsupported | None:
+    """`max_tokens: 0` for a model whose API has no call that generates nothing: Anthropic's Messages API takes it
+    (a call that only writes the prompt cache); OpenAI-format servers, Bedrock's Converse (maxTokens is at least 1)
+    and Gemini have none, and any default cap sent instead would generate, and bill, an answer nobody asked for."""
+    if request.max_tokens != 0:
+        return None
+    return Unsupported(
+        "`{where}` 0 (a call that only writes the prompt cache, which only Anthropic's Messages API makes; "
+        "ask for 1 token or more)",
+        field="max_tokens",
+    )
+
+
 def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None:
     """The request's first 1-hour cache point, refused for `why` (what the model lacks), or None if it has none.
     Never sent as a 5-minute point instead: it would be billed, and expire, as one the caller did not ask for."""
