@@ -54,11 +54,15 @@ def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
     return (matched or "") if stop_reason == "stop_sequence" else None
 
 
+# Anthropic's Messages API has a service_tier of its own, whose "auto" is its default: carried as the caller sent it.
+ANTHROPIC_OWN: dict[str, tuple[Any, ...]] = {"service_tier": ("auto",)}
+
+
 def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The caller's pass-through fields for the body, and its anthropic-beta header (the gateway's /v1/messages).
     A pass-through `output_config` (its effort, say) joins the one mapped from the request (its JSON schema), since
     the body's copy would replace the mapped one whole."""
-    extra = fields_to_carry(request.extra)
+    extra = fields_to_carry(request.extra, own=ANTHROPIC_OWN)
     beta = extra.pop(BETA_HEADER, None)
     sent, mapped = extra.get("output_config"), params.get("output_config")
     if isinstance(sent, dict) and mapped:

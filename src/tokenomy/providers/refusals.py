@@ -49,9 +49,12 @@ ASK_NOTHING_AT: dict[str, tuple[Any, ...]] = {
 }
 
 
-def fields_to_carry(extra: dict[str, Any]) -> dict[str, Any]:
-    """The pass-through fields an API other than OpenAI's must carry or refuse: all but those asking nothing."""
-    return {k: v for k, v in extra.items() if not _asks_nothing(k, v)}
+def fields_to_carry(extra: dict[str, Any], own: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+    """The pass-through fields an API other than OpenAI's must carry or refuse: all but those asking nothing, save
+    the values `own` names, which the API has a field of its own for and gets as sent (Anthropic's service_tier
+    "auto")."""
+    own = own or {}
+    return {k: v for k, v in extra.items() if not _asks_nothing(k, v) or v in own.get(k, ())}
 
 
 def _asks_nothing(key: str, value: Any) -> bool:
