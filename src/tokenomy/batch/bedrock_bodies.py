@@ -53,6 +53,13 @@ def _llama_prompt(system: str | None, turns: list[dict[str, str]]) -> str:
     return "".join(parts)
 
 
+def _with(body: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """`body` with `key` set when the record gave a value (0 included: a temperature of 0 is one)."""
+    if value is not None:
+        body[key] = value
+    return body
+
+
 def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
     """The record's `modelInput` for `model`'s batch job."""
     if (
@@ -72,17 +79,19 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
         }
         if system:
             body["system"] = system
-        return body
+        return _with(body, "temperature", rec.temperature)
     if kind == "llama":
-        return {"prompt": _llama_prompt(system, turns), "max_gen_len": max_tokens}
+        return _with(
+            {"prompt": _llama_prompt(system, turns), "max_gen_len": max_tokens}, "temperature", rec.temperature
+        )
     body = {"messages": [{"role": t["role"], "content": [{"text": t["content"]}]} for t in turns]}
     if system:
         body["system"] = [{"text": system}]
     if kind == "nova":
         body["schemaVersion"] = "messages-v1"
-        body["inferenceConfig"] = {"max_new_tokens": max_tokens}
+        body["inferenceConfig"] = _with({"max_new_tokens": max_tokens}, "temperature", rec.temperature)
     else:
-        body["inferenceConfig"] = {"maxTokens": max_tokens}
+        body["inferenceConfig"] = _with({"maxTokens": max_tokens}, "temperature", rec.temperature)
     return body
 
 

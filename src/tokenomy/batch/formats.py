@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +19,14 @@ FORMS = {
 }
 
 
-# Every key a plain record may hold (`temperature` is read by the local runner). Any other was ignored without a word,
-# so a record went out without the `model`, `top_p` or misspelt `max_token` its line asked for.
+# Every key a plain record may hold; each backend sends each of them in its provider's own field. Any other was ignored
+# without a word, so a record went out without the `model`, `top_p` or misspelt `max_token` its line asked for.
 PLAIN_KEYS = ("id", "prompt", "messages", "system", "max_tokens", "temperature")
 
 
 @dataclass
 class BatchRecord:
-    """One good input line, normalised: id, messages, system, max_tokens, and its source form."""
+    """One good input line, normalised: id, messages, system, max_tokens, temperature, and its source form."""
 
     id: str
     line: int
@@ -34,6 +35,7 @@ class BatchRecord:
     system: str | None = None
     max_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    temperature: float | None = None  # None: the provider's default
 
     def system_and_turns(self) -> tuple[str | None, list[dict[str, str]]]:
         """System text (the record's own, then any system-role messages) and the user/assistant turns."""
@@ -89,6 +91,16 @@ def _system_text(raw: Any) -> str | None:
         raise ValueError(f"system: {exc}") from None
 
 
+def _temperature(value: Any, field_name: str) -> float | None:
+    """A temperature as written (0 included), or None when absent; anything but a finite number 0 or more is refused
+    here, where the line can be named, not sent for a provider to fail the record."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{field_name}: must be a number 0 or more, e.g. 0.7, not {json.dumps(value)}")
+    return value
+
+
 def line_form(obj: dict[str, Any]) -> str:
     """bedrock | openai | plain, from the keys that only one form has."""
     if "recordId" in obj or "modelInput" in obj:
@@ -120,8 +132,10 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         system = body.get("system")
         if isinstance(system, list):
             system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+        temperature = body.get("temperature", inference.get("temperature"))  # native bodies, then Converse's
+        temperature = _temperature(temperature, "modelInput.temperature")
         msgs = _messages(body.get("messages"), "modelInput.messages")
-        return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj)
+        return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
         if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
@@ -132,7 +146,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
         msgs = [m for m in msgs if m["role"] != "system"]
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-        return BatchRecord(rid, line, "openai", msgs, system, max_tokens, obj)
+        temperature = _temperature(body.get("temperature"), "body.temperature")
+        return BatchRecord(rid, line, "openai", msgs, system, max_tokens, obj, temperature)
     rid = _record_id(obj.get("id"), "id")
     unknown = next((key for key in obj if key not in PLAIN_KEYS), None)
     if unknown is not None:
@@ -151,7 +166,10 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if not isinstance(prompt, str):  # `"prompt": 5` read "missing prompt", though it is there
             raise ValueError(f"prompt: {prompt!r} is not text; write the prompt as a JSON string")
         msgs = [{"role": "user", "content": prompt}]
-    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")), obj.get("max_tokens"), obj)
+    temperature = _temperature(obj.get("temperature"), "temperature")
+    return BatchRecord(
+        rid, line, "plain", msgs, _system_text(obj.get("system")), obj.get("max_tokens"), obj, temperature
+    )
 
 
 def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[BadLine]]:

@@ -42,6 +42,8 @@ def inline_request(rec: BatchRecord) -> dict[str, Any]:
         config["system_instruction"] = system
     if rec.max_tokens:
         config["max_output_tokens"] = int(rec.max_tokens)
+    if rec.temperature is not None:  # `is not None`: 0 is a temperature
+        config["temperature"] = rec.temperature
     request: dict[str, Any] = {"contents": contents, "metadata": {"key": rec.id}}
     if config:
         request["config"] = config

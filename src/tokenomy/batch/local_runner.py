@@ -97,14 +97,12 @@ def to_request(rec: BatchRecord, model: str) -> ChatRequest:
     """A batch record as a chat request (system turns folded into the system prompt)."""
     system = "\n".join(filter(None, [rec.system] + [m["content"] for m in rec.messages if m["role"] == "system"]))
     turns = [Message(m["role"], m["content"]) for m in rec.messages if m["role"] != "system"]
-    body = rec.raw.get("body") or rec.raw.get("modelInput") or rec.raw
-    temperature = body.get("temperature") if isinstance(body, dict) else None
     return ChatRequest(
         messages=turns,
         model=model,
         system=system or None,
         max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS,
-        temperature=temperature,
+        temperature=rec.temperature,
         meta=RequestMeta(request_id=rec.id),  # every ledger row of the record, its answer's too, names it
     )
 

@@ -46,6 +46,8 @@ def request_body(model: str, rec: BatchRecord) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": messages}
     if rec.max_tokens:
         body["max_completion_tokens"] = rec.max_tokens
+    if rec.temperature is not None:  # `is not None`: 0 is a temperature
+        body["temperature"] = rec.temperature
     return body
 
 

@@ -71,8 +71,13 @@ def vertex_request(rec: BatchRecord) -> dict[str, Any]:
     }
     if system:
         request["systemInstruction"] = {"parts": [{"text": system}]}
+    generation: dict[str, Any] = {}
     if rec.max_tokens:
-        request["generationConfig"] = {"maxOutputTokens": int(rec.max_tokens)}
+        generation["maxOutputTokens"] = int(rec.max_tokens)
+    if rec.temperature is not None:  # `is not None`: 0 is a temperature
+        generation["temperature"] = rec.temperature
+    if generation:
+        request["generationConfig"] = generation
     return request
 
 
