@@ -89,3 +89,47 @@ def test_a_converse_body_temperature_reaches_the_local_runner() -> None:
     [rec] = records(['{"recordId": "1", "modelInput": {"messages": [{"role": "user", "content": [{"text": "hi"}]}], '
                      '"inferenceConfig": {"maxTokens": 5, "temperature": 0.2}}}'])
     assert to_request(rec, "local").temperature == 0.2
+
+
+def test_a_message_key_or_content_part_a_plain_record_cannot_send_is_named_not_dropped() -> None:
+    # Only each message's role and text were kept: `name`, an image part or a cache_control went nowhere, unsaid.
+    def line(rid: str, messages: list, **extra) -> str:
+        return json.dumps({"id": rid, "messages": messages, **extra})
+
+    hi = {"role": "user", "content": "hi"}
+    good, bad = read_records([
+        line("a", [{"role": "user", "content": "hi", "name": "x"}]),
+        line("b", [hi, {"role": "assistant", "content": "yo", "tool_calls": []}]),
+        line("c", [{"role": "user", "content": [{"type": "text", "text": "hi"},
+                                                {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]),
+        line("d", [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                 "cache_control": {"type": "ephemeral"}}]}]),
+        line("e", [{"role": "user", "content": [{"text": 5}]}]),
+        line("f", [hi, {"role": "tool", "content": "42"}]),
+        line("g", [hi], system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]),
+        line("h", [{"role": "user", "content": [{"type": "text", "text": "hi "}, {"text": "there"}]}],
+             system=[{"type": "text", "text": "be brief"}]),
+    ])
+    assert [r.id for r in good] == ["h"]
+    assert good[0].messages == [{"role": "user", "content": "hi there"}] and good[0].system == "be brief"
+    assert [(b.line, b.field) for b in bad] == [
+        (1, "messages[0].name"), (2, "messages[1].tool_calls"), (3, "messages[0].content[1].type"),
+        (4, "messages[0].content[0].cache_control"), (5, "messages[0].content[0].text"), (6, "messages[1].role"),
+        (7, "system[0].cache_control"),
+    ]
+    assert bad[0].reason == ("not a key of a plain record's message (role, content); remove it, or write the line as "
+                             "an OpenAI batch line (custom_id, method, url, body) for an OpenAI batch")
+    assert bad[2].reason == ("'image_url' parts are not sent from a plain record (text parts only); remove it, or "
+                             "write the line as an OpenAI batch line (custom_id, method, url, body) for an OpenAI "
+                             "batch")
+    assert bad[4].reason == "must be text, not 5"
+    assert bad[5].reason == "'tool' is not a role of a plain record's message; use user, assistant or system"
+
+
+def test_an_openai_or_bedrock_line_keeps_its_messages_whole_for_its_own_backend() -> None:
+    # Those lines go to their own provider as written (names, image parts and all), so their messages are not refused.
+    message = {"role": "user", "name": "x", "content": [{"type": "text", "text": "hi"},
+                                                         {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}
+    [rec] = records([json.dumps({"custom_id": "1", "method": "POST", "url": "/v1/chat/completions",
+                                 "body": {"messages": [message]}})])
+    assert request_body("gpt-4o-mini", rec)["messages"] == [message]

@@ -82,13 +82,63 @@ def _messages(raw: Any, where: str) -> list[dict[str, str]]:
     return out
 
 
+# A plain record sends each message as its role and its text, nothing else: any other key or part is refused here, by
+# name, rather than left out of the body (an OpenAI or Bedrock line is sent to its own provider as written instead).
+MESSAGE_KEYS = ("role", "content")
+TEXT_PART_KEYS = ("type", "text")
+TO_SEND_IT = f"write the line as {FORMS['openai']} for an OpenAI batch"
+
+
+def _plain_text(content: Any, where: str) -> str:
+    """A plain record's content (a message's or the system's): a string, or a list of text parts, joined."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ValueError(f"{where}: content must be a string or a list of text blocks")
+    texts = []
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        if not isinstance(part, dict):
+            raise ValueError(f'{at}: a content part must be an object like {{"type": "text", "text": "..."}}')
+        if part.get("type", "text") != "text":
+            raise ValueError(
+                f"{at}.type: {part['type']!r} parts are not sent from a plain record (text parts only); remove it, "
+                f"or {TO_SEND_IT}"
+            )
+        unknown = next((key for key in part if key not in TEXT_PART_KEYS), None)
+        if unknown is not None:
+            raise ValueError(f"{at}.{unknown}: not a key of a plain record's text part (type, text); remove it")
+        if not isinstance(part.get("text"), str):
+            raise ValueError(f"{at}.text: must be text, not {json.dumps(part.get('text'))}")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _plain_messages(raw: Any) -> list[dict[str, str]]:
+    """A plain record's messages, each only a role and its text; anything else names the message and key."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("messages: messages must be a non-empty list")
+    out = []
+    for i, m in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise ValueError(f"{where}: a message must be an object with role and content")
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise ValueError(
+                f"{where}.role: {m.get('role')!r} is not a role of a plain record's message; use user, assistant or "
+                "system"
+            )
+        unknown = next((key for key in m if key not in MESSAGE_KEYS), None)
+        if unknown is not None:
+            raise ValueError(
+                f"{where}.{unknown}: not a key of a plain record's message (role, content); remove it, or {TO_SEND_IT}"
+            )
+        out.append({"role": m["role"], "content": _plain_text(m.get("content", ""), f"{where}.content")})
+    return out
+
+
 def _system_text(raw: Any) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return _content_text(raw)
-    except ValueError as exc:
-        raise ValueError(f"system: {exc}") from None
+    return None if raw is None else _plain_text(raw, "system")
 
 
 def _temperature(value: Any, field_name: str) -> float | None:
@@ -158,7 +208,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     if "messages" in obj and "prompt" in obj:
         raise ValueError("prompt: both prompt and messages given (only messages would be sent); keep one")
     if "messages" in obj:
-        msgs = _messages(obj["messages"], "messages")
+        msgs = _plain_messages(obj["messages"])
     else:
         prompt = obj.get("prompt")
         if prompt is None:
