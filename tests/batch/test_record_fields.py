@@ -133,3 +133,13 @@ def test_an_openai_or_bedrock_line_keeps_its_messages_whole_for_its_own_backend(
     [rec] = records([json.dumps({"custom_id": "1", "method": "POST", "url": "/v1/chat/completions",
                                  "body": {"messages": [message]}})])
     assert request_body("gpt-4o-mini", rec)["messages"] == [message]
+
+
+def test_a_bedrock_inference_config_that_is_not_an_object_is_a_bad_line_not_a_crash() -> None:
+    # `inference.get` raised AttributeError out of read_records: no line named, the rest of the file unread.
+    good, bad = read_records(['{"recordId": "1", "modelInput": {"inferenceConfig": [1], '
+                              '"messages": [{"role": "user", "content": "hi"}]}}',
+                              '{"id": "2", "prompt": "hi"}'])
+    assert [r.id for r in good] == ["2"]
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "modelInput.inferenceConfig", "must be an object, not [1]")]

@@ -178,6 +178,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if not isinstance(body, dict):
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
+        if not isinstance(inference, dict):
+            raise ValueError(f"modelInput.inferenceConfig: must be an object, not {json.dumps(inference)}")
         max_tokens = body.get("max_tokens", inference.get("maxTokens"))
         system = body.get("system")
         if isinstance(system, list):
