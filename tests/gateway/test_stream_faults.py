@@ -84,6 +84,21 @@ def test_a_stream_of_an_unpriced_model_that_fails_midway_is_recorded_unpriced(le
     assert row.input_tokens > 0 and row.output_tokens == 1
 
 
+@pytest.mark.parametrize("kind", ["empty", "whole"])
+def test_a_stream_answered_200_that_ends_before_its_first_chunk_is_charged_its_prompt_not_free(kind, ledger_path):
+    """The upstream answered 200 and then sent no chunk the gateway could read: its body ended at once, or it answered
+    as if the request were not streamed. It had the request and bills its prompt, but the attempt was recorded at 0
+    tokens and $0, so a key's budget counted nothing for it and every retry of it was paid for unbudgeted."""
+    upstream, spare, gateway = served([(200, {}, kind)], ledger_path)
+    with gateway as url:
+        with pytest.raises(openai.APIStatusError) as failed:
+            stream_text(url, "once")
+    upstream.close(), spare.close()
+    assert failed.value.status_code == 502 and upstream.calls == 1
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens > 0 and row.output_tokens == 0 and row.cost_usd > 0
+
+
 def test_a_stream_whose_call_fails_before_its_first_token_is_answered_with_the_errors_status(ledger_path):
     # As a provider answers: a throttled or failed call is a 429 or 5xx both SDKs raise as such (and retry), not a
     # 200 whose stream holds only an error event (the openai SDK's bare APIError, the anthropic SDK's "status 200").
@@ -187,7 +202,7 @@ def test_a_whole_stream_without_done_is_accepted(ledger_path):
     assert outcomes(ledger_path) == [("up", "ok")]
 
 
-@pytest.mark.parametrize("kind", ["cut", "broken", "error"])
+@pytest.mark.parametrize("kind", ["cut", "broken", "error", "empty"])
 def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
     from tokenomy.errors import ProviderError
     from tokenomy.messages import ChatRequest
@@ -199,6 +214,8 @@ def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
         with pytest.raises(ProviderError) as failed:
             list(provider.stream(ChatRequest.simple("hi", model="m")))
         assert failed.value.kind == "server_error"
+        # a stream that ends unfinished was answered 200 and is billed (an error event is the upstream's own word)
+        assert failed.value.reached == (kind in ("cut", "empty"))
         chunks = list(provider.stream(ChatRequest.simple("hi", model="m")))  # a finish_reason, no [DONE]: whole
         assert chunks[-1].response is not None and chunks[-1].response.text == "ok"
     finally:

@@ -44,9 +44,10 @@ class ScriptedOpenAI:
     `received` is set when it has it, so nothing depends on how fast a loaded machine runs); "cutbody" is a
     non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
     without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
-    `choices` is a string, "misshapen-first" that chunk first (then the whole answer). An error entry's third
-    item is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the
-    answer's stream deltas (a non-streamed answer is their concatenation).
+    `choices` is a string, "misshapen-first" that chunk first (then the whole answer); "empty" is a streamed 200
+    whose body ends before its first event, "whole" a streamed request answered as if it were not. An error entry's
+    third item is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the answer's stream deltas
+    (a non-streamed answer is their concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -97,6 +98,8 @@ class ScriptedOpenAI:
                     events = [wrong] if kind == ["misshapen-first"] else [_delta(model, "par"), wrong]
                     data = _sse([*events, *(_delta(model, p) for p in reply), _delta(model, None, "stop", usage=usage)])
                     data += b"data: [DONE]\n\n"
+                elif body.get("stream") and kind == ["empty"]:
+                    content_type, data = "text/event-stream", b""
                 elif body.get("stream") and kind == ["cut"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par")])
@@ -123,7 +126,7 @@ class ScriptedOpenAI:
                 elif body.get("stream") and kind == ["nodone"]:
                     content_type = "text/event-stream"
                     data = _sse([*(_delta(model, p) for p in reply), _delta(model, None, "stop", usage=usage)])
-                elif body.get("stream"):
+                elif body.get("stream") and kind != ["whole"]:
                     content_type = "text/event-stream"
                     data = (
                         _sse(

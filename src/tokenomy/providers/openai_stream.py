@@ -121,9 +121,13 @@ class StreamAssembler:
 
     def check_complete(self, done: bool) -> None:
         """Raise if the stream ended with neither a finish_reason nor `[DONE]` (`done`): the connection was
-        cut, and what arrived is part of an answer, not an answer."""
+        cut, and what arrived is part of an answer, not an answer. The upstream had answered 200 (only such a stream
+        gets here), so it had the request and bills its prompt: `reached`, even when no chunk came (a body that ended
+        at once, a whole JSON answer to a streamed request), so the attempt is not recorded at $0."""
         if not (done or self.finished):
-            raise ProviderError("upstream stream ended before the answer was complete", kind="server_error")
+            raise ProviderError(
+                "upstream stream ended before the answer was complete", kind="server_error", reached=True
+            )
 
     def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
         wire = int(piece.get("index") or 0)
