@@ -426,3 +426,62 @@ def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free
     cut, closed = sorted(open_store(str(ledger_path)).events(), key=lambda e: e.route != "cut")
     assert (cut.route, cut.outcome, cut.input_tokens) == ("cut", "server_error", 100) and cut.cost_usd > 0
     assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)
+
+
+def gemini_counting(usage: dict | None):
+    """The Gemini API answering "Hi there" (whole, or streamed in one event) with `usage` as its usageMetadata, or
+    with none at all, as a proxy that strips it does."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi there"}]}, "finishReason": "STOP",
+                              "index": 0}], "modelVersion": "gemini-2.0-flash"}
+    if usage is not None:
+        answer["usageMetadata"] = usage
+
+    async def generate(request):
+        if request.path_params["model"].endswith(":streamGenerateContent"):
+            return Response(f"data: {json.dumps(answer)}\r\n\r\n", media_type="text/event-stream")
+        return JSONResponse(answer)
+
+    return Starlette(routes=[Route("/{version}/models/{model:path}", generate, methods=["POST"])])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("usage", [None, {"promptTokenCount": 100, "candidatesTokenCount": -10},
+                                   {"promptTokenCount": -100, "candidatesTokenCount": 2}])
+def test_gemini_answering_without_usage_or_negative_counts_is_recorded_at_its_estimate(usage, stream, ledger_path):
+    # Gemini's answer without usageMetadata was recorded at 0 tokens and $0 (budget charged nothing) where an
+    # OpenAI-format or Claude answer is estimated; a negative prompt count was taken as 0 and a negative output count
+    # made an "ok" row at -10 tokens and a 500 (Prometheus refuses it). Negative counts are Gemini's fault, as
+    # Claude's are: a 502 (or the stream's error event), recorded at its estimate.
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with ServerThread(gemini_counting(usage)) as upstream:
+        models = {"g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": upstream}}
+        routes = {"g": {"model": "g", "retry": {"max_attempts": 1}}}
+        app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            ask = {"model": "g", "messages": [{"role": "user", "content": ASK}], "stream": stream}
+            try:
+                reply = client.chat.completions.create(**ask)
+                text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
+                    reply.choices[0].message.content
+                failure = None
+            except openai.APIError as exc:
+                text, failure = None, exc
+            gateway = app.state.gateway
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
+                time.sleep(0.02)  # a stream's settlement runs in a task of its own
+            charged = asyncio.run(gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    [row] = open_store(str(ledger_path)).events()
+    if usage is None:
+        assert text == "Hi there" and failure is None
+        assert row.outcome == "ok" and row.input_tokens == 100 and row.output_tokens == 2
+    else:
+        assert "token counts" in failure.message and "internal error" not in failure.message
+        assert stream or failure.status_code == 502
+        assert row.outcome == "server_error" and row.input_tokens == 100
+    assert row.cost_usd > 0 and charged == to_nano(row.cost_usd)

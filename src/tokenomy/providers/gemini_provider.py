@@ -22,11 +22,13 @@ from dataclasses import replace
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
+from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     NAMING_HINTS,
     Provider,
+    checked_counts,
+    estimated_usage,
     http_errors,
     read_timed_out,
     retry_after_seconds,
@@ -43,6 +45,14 @@ from tokenomy.providers.gemini_mapping import (
 )
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# The counts of a usage_metadata that Usage is made of (`usage_from_gemini`).
+USAGE_COUNTS = (
+    "prompt_token_count",
+    "candidates_token_count",
+    "cached_content_token_count",
+    "thoughts_token_count",
+    "tool_use_prompt_token_count",
+)
 # What of a generateContent request the model reads: the part of it a count sends in `generateContentRequest`.
 WHOLE_REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "cachedContent")
 # The tier a call was served at, which Google bills at its own price (flex at half the standard price, priority at
@@ -275,9 +285,10 @@ class GeminiProvider(Provider):
         return int(json.loads(response.body or "{}").get("totalTokens") or 0)
 
     def _response(
-        self, request: ChatRequest, parts: list[dict[str, Any]], usage: Usage, reason: Any, raw: dict, **timing: Any
+        self, request: ChatRequest, parts: list[dict[str, Any]], meta: Any, reason: Any, raw: dict, **timing: Any
     ) -> ChatResponse:
         content = blocks_from_parts(parts)
+        usage = answer_usage(request, meta, content, raw)
         if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
             raw["finish_reason"] = str(getattr(reason, "value", reason))
         tier = raw.pop("service_tier", None)
@@ -316,7 +327,7 @@ class GeminiProvider(Provider):
         )
         raw.update(_grounding(candidate))
         reason = candidate.finish_reason if candidate else _blocked(result)
-        return self._response(request, parts, usage_from_gemini(result.usage_metadata), reason, raw, latency_ms=latency)
+        return self._response(request, parts, result.usage_metadata, reason, raw, latency_ms=latency)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         params = self._params(request)
@@ -358,9 +369,7 @@ class GeminiProvider(Provider):
             )
         latency = (time.perf_counter() - start) * 1000
         raw["service_tier"] = served_tier(headers, usage_meta, request.extra.get("service_tier"))
-        response = self._response(
-            request, parts, usage_from_gemini(usage_meta), reason, raw, latency_ms=latency, ttft_ms=ttft
-        )
+        response = self._response(request, parts, usage_meta, reason, raw, latency_ms=latency, ttft_ms=ttft)
         yield StreamChunk(response=response)
 
     @staticmethod
@@ -381,3 +390,17 @@ class GeminiProvider(Provider):
 
     def close(self) -> None:
         self.client.close()
+
+
+def answer_usage(request: ChatRequest, meta: Any, content: list[Block], raw: dict[str, Any]) -> Usage:
+    """What an answer's usage_metadata says it used. None (or no count in it, as a proxy that strips it sends) is
+    estimated, as an OpenAI-format or Claude answer without usage is, not recorded at 0 tokens and $0; a negative
+    count is Gemini's fault (`checked_counts`), not a prompt of 0 tokens (`usage_from_gemini` keeps cached tokens
+    apart and would hide it) nor an output of -10 the gateway's metrics refuse."""
+    counts = [getattr(meta, name, None) for name in USAGE_COUNTS] if meta is not None else []
+    if not any(count is not None for count in counts):
+        return estimated_usage(request, content, raw)
+    if any(count is not None and count < 0 for count in counts):
+        said = {name: count for name, count in zip(USAGE_COUNTS, counts, strict=True) if count is not None}
+        raise ProviderError(f"Gemini answered with token counts no answer can have: {said}", reached=True)
+    return checked_counts(usage_from_gemini(meta), "Gemini")
