@@ -485,3 +485,62 @@ def test_gemini_answering_without_usage_or_negative_counts_is_recorded_at_its_es
         assert stream or failure.status_code == 502
         assert row.outcome == "server_error" and row.input_tokens == 100
     assert row.cost_usd > 0 and charged == to_nano(row.cost_usd)
+
+
+def started_then_cut():
+    """Anthropic's Messages API, Bedrock's ConverseStream and the Gemini API each answering a stream 200 and ending it
+    before any content: Anthropic after message_start (which counts the prompt), Bedrock after messageStart, Gemini
+    with no event at all."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tokenomy.providers import eventstream
+
+    async def messages(request):
+        start = {"type": "message_start", "message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": None,
+            "stop_sequence": None, "usage": {"input_tokens": 100, "output_tokens": 1}}}
+        return Response(f"event: message_start\ndata: {json.dumps(start)}\n\n", media_type="text/event-stream")
+
+    async def converse_stream(request):
+        return Response(eventstream.event("messageStart", {"role": "assistant"}),
+                        media_type="application/vnd.amazon.eventstream")
+
+    async def generate(request):
+        return Response("", media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
+                             Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"]),
+                             Route("/{version}/models/{model:path}", generate, methods=["POST"])])
+
+
+@pytest.mark.parametrize("model", ["claude", "haiku", "g"])
+def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_not_free(model, ledger_path,
+                                                                                         monkeypatch):
+    # Anthropic's API, Bedrock and Gemini had the request and answered it 200 (Anthropic even counted its prompt), and
+    # the stream ended before any content: the attempt was recorded at 0 tokens and $0 (only a stream cut after some
+    # content was estimated), so the key's budget counted nothing and each retry of it was paid for unbudgeted.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    with ServerThread(started_then_cut()) as upstream:
+        models = {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream},
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": upstream, "model": HAIKU},
+            "g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": upstream},
+        }
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.APIStatusError) as failed:
+                list(client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}],
+                                                    stream=True))
+            charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
+    assert failed.value.status_code == 502 and "ended before the answer was complete" in failed.value.message
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.output_tokens == 0
+    assert row.cost_usd > 0 and charged == to_nano(row.cost_usd)

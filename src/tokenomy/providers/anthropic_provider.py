@@ -286,8 +286,11 @@ class AnthropicProvider(Provider):
         except failures as exc:
             raise map_anthropic_error(exc) from exc
         if not stopped:  # the body ended before message_stop: part of an answer, not an answer
+            # It was answered 200, so it is billed (its prompt at least) even when no content came: `reached`.
             raise ProviderError(
-                "Anthropic stream ended before the answer was complete (no message_stop)", kind="server_error"
+                "Anthropic stream ended before the answer was complete (no message_stop)",
+                kind="server_error",
+                reached=True,
             )
         latency = (time.perf_counter() - start) * 1000
         content = assembler.content()

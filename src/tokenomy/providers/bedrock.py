@@ -415,8 +415,11 @@ class BedrockProvider(Provider):
         except (ClientError, BotoCoreError, HTTPError, ParserError) as exc:
             raise map_bedrock_error(exc) from exc
         if stop_reason is None:  # the body ended before messageStop: part of an answer, not an answer
+            # It was answered 200, so it is billed (its prompt at least) even when no content came: `reached`.
             raise ProviderError(
-                "Bedrock stream ended before the answer was complete (no messageStop)", kind="server_error"
+                "Bedrock stream ended before the answer was complete (no messageStop)",
+                kind="server_error",
+                reached=True,
             )
         latency = (time.perf_counter() - start) * 1000
         yield StreamChunk(

@@ -364,8 +364,11 @@ class GeminiProvider(Provider):
         except Exception as exc:
             raise map_gemini_error(exc) from exc
         if reason is None:  # no chunk said why the answer ended: the body was cut, part of an answer arrived
+            # It was answered 200, so it is billed (its prompt at least) even when no content came: `reached`.
             raise ProviderError(
-                "Gemini stream ended before the answer was complete (no finishReason)", kind="server_error"
+                "Gemini stream ended before the answer was complete (no finishReason)",
+                kind="server_error",
+                reached=True,
             )
         latency = (time.perf_counter() - start) * 1000
         raw["service_tier"] = served_tier(headers, usage_meta, request.extra.get("service_tier"))
