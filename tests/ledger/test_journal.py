@@ -12,7 +12,7 @@ import pytest
 
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
+from tokenomy.ledger.journal import Journal, claim, event_from_jsonl, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 
 
@@ -179,3 +179,66 @@ def test_a_server_ledgers_name_keeps_every_host_and_option_that_picks_the_databa
     assert name("postgresql://db/ledger?password=old&sslmode=require") == name(
         "postgresql://db/ledger?sslmode=require&password=new")
     assert "secret" not in name("postgresql://db/ledger?user=app&password=secret")
+
+
+def fill_the_disk(monkeypatch) -> dict:
+    """Journal writes fail as on a full disk (a write that tears its line halfway, then ENOSPC) while `full["now"]`."""
+    import tokenomy.ledger.journal as journal_module
+
+    full = {"now": False}
+    write = journal_module._Segment._write_some
+
+    def written(segment, view):
+        if not full["now"]:
+            return write(segment, view)
+        if len(view) > 100:  # the last blocks' room: part of the line goes in
+            return write(segment, view[: len(view) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module._Segment, "_write_some", written)
+    return full
+
+
+def test_events_the_journal_could_not_write_are_written_once_the_disk_has_room_and_never_tear_a_line(tmp_path,
+                                                                                                   monkeypatch):
+    # A journal write that failed (disk full) left half a line in the segment and the event nowhere but in memory: the
+    # next line, once there was room, was written after the torn half (both unreadable at replay), and with the
+    # database down at shutdown the events were lost though the log said they were "kept in the journal".
+    from tokenomy.ledger.writer import LedgerWriter
+
+    full = fill_the_disk(monkeypatch)
+    store = open_store(tmp_path / "ledger.duckdb")
+    monkeypatch.setattr(store, "write", lambda events: (_ for _ in ()).throw(RuntimeError("database down")))
+    folder = tmp_path / "journal"
+    writer = LedgerWriter(store, flush_interval=30, journal=Journal(folder, interval=30.0))
+
+    def record(event_id: str) -> None:
+        writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=event_id,
+                                 cost_usd=Decimal("0.000275")))
+
+    record("e1")
+    full["now"] = True
+    record("e2"), record("e3")
+    full["now"] = False  # room again
+    record("e4")
+    writer.close()  # the database is still down: what it has not taken must be in the journal, every line whole
+    lines = b"".join(path.read_bytes() for path in sorted(folder.glob("journal-*.jsonl"))).splitlines()
+    assert sorted(event_from_jsonl(line).event_id for line in lines) == ["e1", "e2", "e3", "e4"]
+
+
+def test_events_neither_the_database_nor_the_journal_took_are_logged_whole_not_said_to_be_kept(tmp_path, monkeypatch,
+                                                                                               caplog):
+    from tokenomy.ledger.writer import LedgerWriter
+
+    full = fill_the_disk(monkeypatch)
+    store = open_store(tmp_path / "ledger.duckdb")
+    monkeypatch.setattr(store, "write", lambda events: (_ for _ in ()).throw(RuntimeError("database down")))
+    folder = tmp_path / "journal"
+    writer = LedgerWriter(store, flush_interval=30, journal=Journal(folder, interval=30.0))
+    writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e1"))
+    full["now"] = True  # and it stays full
+    writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e2"))
+    writer.close()
+    said = caplog.text
+    assert "1 events kept in the journal" in said and "e1" not in said.split("kept in the journal")[0]
+    assert "1 events are in neither" in said and '"event_id":"e2"' in said and "tokenomy ledger import" in said

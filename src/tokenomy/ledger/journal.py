@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import threading
+from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -119,9 +120,19 @@ class _Segment:
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:  # a regular file takes it in one call; a short write is finished, never torn silently
-            view = view[os.write(self.fd, view) :]
+        try:
+            while view:  # a regular file takes it in one call; a short write is finished, never torn silently
+                view = view[self._write_some(view) :]
+        except OSError:
+            # Part of the line may be in the file (the disk filled up midway): cut it off, or the next line, written
+            # once there is room, would follow the torn half and both would be unreadable at replay.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            raise
         self.size += len(data)
+
+    def _write_some(self, view: memoryview) -> int:
+        return os.write(self.fd, view)
 
     def drop(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -144,6 +155,9 @@ class Journal:
         self.appended = 0  # sequence number of the last event written to the journal file
         self.durable = 0  # ... of the last one known to be on disk (fdatasync'ed)
         self._failed = False  # the last write failed: logged once until it recovers
+        # Events whose write failed (disk full), in order, with their sequence numbers: written before the next line
+        # and by the sync thread once there is room, dropped once the database has them (`written_to_store`).
+        self._unwritten: deque[tuple[int, bytes]] = deque()
         self._stuck = False  # the last rotation failed: logged once until it recovers
         self._closed = False
         self._current = self._open_segment()
@@ -155,6 +169,12 @@ class Journal:
     def failing(self) -> bool:
         """The last write to the journal failed (disk full, I/O error): answers are not crash-safe until one works."""
         return self._failed
+
+    @property
+    def unwritten(self) -> list[bytes]:
+        """The JSONL lines of events neither in the journal file (its writes failed) nor known to be in the database."""
+        with self._io:
+            return [line for _, line in self._unwritten]
 
     def _open_segment(self) -> _Segment:
         return _Segment(self.folder / f"{self._stem}-{next(self._numbers)}.jsonl")
@@ -168,21 +188,33 @@ class Journal:
         with self._io:
             self.appended += 1
             seq = self.appended
-            segment = self._current
-            try:
-                segment.write(line)
-                segment.last_seq = seq
-                self._failed = False
-            except OSError as exc:  # disk full, I/O error: answer anyway (the write-behind still has the event)
-                if not self._failed:
-                    log.error("ledger journal write failed (%s); answers are not crash-safe until it recovers", exc)
-                self._failed = True
-            if segment.size > SEGMENT_BYTES:  # rare: seal it on disk here, so the thread only syncs the current one
-                self._rotate(segment)
+            self._unwritten.append((seq, line))
+            self._write_unwritten()
         if self.sync == "fsync":
             with self._cond:
                 self._cond.notify()
         return seq
+
+    def _write_unwritten(self) -> None:
+        """Write the lines waiting, in order (under `_io`). A failure (disk full, I/O error) keeps them for the next
+        try; the caller is answered anyway (the write-behind still has the event)."""
+        segment = self._current
+        try:
+            while self._unwritten:
+                seq, line = self._unwritten[0]
+                segment.write(line)
+                segment.last_seq = max(segment.last_seq, seq)
+                self._unwritten.popleft()
+        except OSError as exc:
+            if not self._failed:
+                log.error("ledger journal write failed (%s); answers are not crash-safe until it recovers", exc)
+            self._failed = True
+        else:
+            if self._failed:
+                log.warning("ledger journal writes work again: the events they missed are written")
+            self._failed = False
+        if segment.size > SEGMENT_BYTES:  # rare: seal it on disk here, so the thread only syncs the current one
+            self._rotate(segment)
 
     def _rotate(self, segment: _Segment) -> None:
         """Seal the full `segment` and start the next. The next is opened first: if it cannot be (disk full), the
@@ -229,6 +261,9 @@ class Journal:
                     else:  # on a timer (a durable_sync or close wakes it early)
                         self._cond.wait(self.interval)
                 closing = self._closed
+            if self._unwritten:  # the disk may have room again, though no answer came since
+                with self._io:
+                    self._write_unwritten()
             upto = self.appended  # read first: every event up to it is in the segment synced below
             if upto > self.durable:
                 try:
@@ -253,6 +288,8 @@ class Journal:
     def written_to_store(self, seq: int) -> None:
         """Events up to `seq` are in the database: delete the segments that hold nothing newer."""
         with self._io:
+            while self._unwritten and self._unwritten[0][0] <= seq:
+                self._unwritten.popleft()
             keep = []
             for segment in self._sealed:
                 if segment.last_seq <= seq:

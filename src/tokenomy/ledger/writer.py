@@ -160,15 +160,15 @@ class LedgerWriter:
         except Exception as exc:
             if self.journal is None:
                 raise
-            # Nothing is lost: the journal's segments stay and the next start writes them (journal.replay).
+            # The journal's segments stay and the next start writes them (journal.replay); what the journal could
+            # not take either (disk full) is said whole in the log, the one place left to keep it.
             self.journal.close()
             log.error(
-                "ledger database unavailable at shutdown (%s): %d events kept in the journal %s and written at the "
-                "next start",
+                "ledger database unavailable at shutdown (%s): %s and written at the next start",
                 one_line_reason(exc),
-                self.pending,
-                self.journal.folder,
+                kept_in_journal(self),
             )
+            say_unwritten(self.journal)
             return
         if self.journal is not None:
             self.journal.discard()
@@ -179,13 +179,34 @@ def one_line_reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
+def kept_in_journal(writer: LedgerWriter) -> str:
+    """Where a writer's events not in the database are: how many the journal has, how many it could not take."""
+    if writer.journal is None:
+        return f"{writer.pending} events not written"
+    missing = len(writer.journal.unwritten)
+    said = f"{writer.pending - missing} events kept in the journal {writer.journal.folder}"
+    return said + (f" ({missing} more the journal could not take either)" if missing else "")
+
+
+def say_unwritten(journal: Journal) -> None:
+    """Log whole the events neither the database nor the journal has, which the process is about to lose."""
+    lines = journal.unwritten
+    if lines:
+        log.error(
+            "ledger: %d events are in neither the database nor the journal %s (its writes failed: disk full?); they "
+            "follow, one JSON line each: save them to a file and load it with `tokenomy ledger import FILE`\n%s",
+            len(lines),
+            journal.folder,
+            b"".join(lines).decode(errors="replace").rstrip("\n"),
+        )
+
+
 def flush_all() -> None:
     for writer in list(_WRITERS):
         try:
             writer.flush()
         except Exception as exc:  # the database is down: say where the events are, not a traceback
-            kept = f"kept in the journal {writer.journal.folder}" if writer.journal is not None else "not written"
-            log.error("ledger flush on shutdown failed (%s): %d events %s", one_line_reason(exc), writer.pending, kept)
+            log.error("ledger flush on shutdown failed (%s): %s", one_line_reason(exc), kept_in_journal(writer))
 
 
 def install_sigterm_flush() -> None:
