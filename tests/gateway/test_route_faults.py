@@ -144,12 +144,14 @@ def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_atte
 @pytest.mark.parametrize("usage", [
     {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2},
     {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "prompt_tokens_details": {"cached_tokens": 8}},
-], ids=["negative", "more-cached-than-prompt"])
+    {"prompt_tokens": 10**20, "completion_tokens": 3, "total_tokens": 10**20 + 3},
+], ids=["negative", "more-cached-than-prompt", "past-any-context"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_answer_counting_negative_tokens_is_the_upstreams_fault_recorded_at_its_estimate(stream, usage, served):
     # -5 prompt tokens, or 5 of which 8 cached (-3 uncached): the row was "ok" at -5 (-3) input tokens and $0
     # (unpriced), the budget charged nothing, and the caller got a 500 (Prometheus refuses to count negative tokens)
-    # for an answer the upstream billed.
+    # for an answer the upstream billed. 10^20 prompt tokens (no context holds a millionth of it) was answered "ok",
+    # the budget charged $25 trillion, and the row, which no ledger column can hold, was set aside out of the ledger.
     gateway = served([])
     gateway.upstream.usage = usage
     client = gateway.responses()

@@ -79,13 +79,21 @@ def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, An
     )
 
 
+# More tokens than any model reads or writes in one call (the largest context windows hold a few million): a count
+# past it is garbage, which priced would charge a budget millions and which the ledger's columns may not even hold.
+MAX_ANSWER_TOKENS = 2**31 - 1
+
+
 def checked_counts(usage: Usage, provider: str) -> Usage:
     """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
     and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
-    budget, and the gateway's metrics refuse it (a 500 for an answer already recorded)."""
+    budget, and the gateway's metrics refuse it (a 500 for an answer already recorded). A count past
+    MAX_ANSWER_TOKENS is refused alike: it was answered "ok", charged to the budget in the trillions of dollars, and
+    its row set aside out of the ledger."""
     counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
     one_hour = usage.cache_write_1h_tokens
-    if min(*counts, usage.reasoning_tokens, one_hour) < 0 or one_hour > usage.cache_write_tokens:
+    every = (*counts, usage.reasoning_tokens, one_hour)
+    if min(every) < 0 or max(every) > MAX_ANSWER_TOKENS or one_hour > usage.cache_write_tokens:
         raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
     return usage
 
