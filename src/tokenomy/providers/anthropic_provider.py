@@ -8,6 +8,7 @@ by lifetime (`ephemeral_1h_input_tokens` is `Usage.cache_write_1h_tokens`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -112,6 +113,10 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     # A read timeout (the request sent, Claude still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, timeouts):
         return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
+    # A 200 whose body (or a stream event's data) is no JSON, as a proxy's error page is: the SDK lets the decoder's
+    # error through. It answered (and bills it); the fault is the upstream's, not a bug of the gateway's (a 500).
+    if isinstance(exc, json.JSONDecodeError):
+        return ProviderError(f"Anthropic sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
     if isinstance(exc, transport):
         return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error", reached=answer_broke_off(exc))
     if isinstance(exc, anthropic.APITimeoutError):
@@ -207,7 +212,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         try:
             result = self.client.messages.create(**params)
-        except anthropic.AnthropicError as exc:
+        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
             raise map_anthropic_error(exc) from exc
         latency = (time.perf_counter() - start) * 1000
         raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
@@ -243,7 +248,7 @@ class AnthropicProvider(Provider):
         start_usage: Usage | None = None  # message_start's counts, until the first piece carries them
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
-        failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, *http_errors()[1])
+        failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, json.JSONDecodeError, *http_errors()[1])
         try:
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
