@@ -574,7 +574,7 @@ def unreadable_answers():
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("model", ["claude"])
+@pytest.mark.parametrize("model", ["claude", "g"])
 def test_an_answer_from_anthropic_or_gemini_that_is_no_json_is_their_fault_charged_at_its_estimate(model, stream,
                                                                                                   ledger_path,
                                                                                                   monkeypatch):

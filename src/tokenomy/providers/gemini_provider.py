@@ -110,6 +110,10 @@ def map_gemini_error(exc: Exception) -> ProviderError:
             kind="client_error",
             status=400,
         )
+    if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError)):
+        # A 200 whose body (or a stream event's data) is no JSON, as a proxy's error page is: Gemini answered, and
+        # bills it, so the attempt is recorded at its estimate, not at $0 as if no request had gone out.
+        return ProviderError(f"Gemini sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
