@@ -15,7 +15,7 @@ import pytest
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.io import export_to_string, import_file
-from tokenomy.ledger.store import open_store
+from tokenomy.ledger.store import duckdb_path, local_path, open_store
 from tokenomy.ledger.writer import LedgerWriter
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -320,6 +320,16 @@ def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match=r"unsupported ledger URL s3://bucket/ledger\.duckdb"):
         open_store("s3://bucket/ledger.duckdb")
+
+
+def test_local_path_names_the_file_or_directory_of_a_local_ledger_and_none_on_a_server():
+    # The commands spelled the server schemes out themselves (and stripped duckdb:// / chdb: by regex).
+    assert local_path(".tokenomy/l.duckdb") == duckdb_path(".tokenomy/l.duckdb") == Path(".tokenomy/l.duckdb")
+    assert local_path("duckdb://a/l.duckdb") == duckdb_path("duckdb://a/l.duckdb") == Path("a/l.duckdb")
+    assert local_path("chdb:a/l.chdb") == local_path("chdb://a/l.chdb") == Path("a/l.chdb")
+    assert duckdb_path("chdb:a/l.chdb") is None
+    for url in ("postgres://h/db", "postgresql://u@h/db", "clickhouse://h:8123", "clickhouses://h"):
+        assert local_path(url) is None and duckdb_path(url) is None
 
 
 def test_a_duckdb_file_that_is_not_a_ledger_is_refused_without_writing_to_it(tmp_path):

@@ -360,36 +360,32 @@ def usd_short(value: Decimal | float | str | None) -> str:
 
 def new_duckdb_file(ledger: Optional[str]) -> bool:
     """`ledger` names a DuckDB file that is not there yet, which opening it would make (its URL scheme checked)."""
-    from tokenomy.ledger.store import ledger_target
+    from tokenomy.ledger.store import duckdb_path, ledger_target
 
-    target = ledger_target(ledger)
-    if target.startswith(("postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")):
-        return False
-    return not Path(re.sub(r"^duckdb://", "", target)).exists()
+    path = duckdb_path(ledger_target(ledger))
+    return path is not None and not path.exists()
 
 
 def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
     """Open the ledger a read-only command reports on; a DuckDB file that does not exist is an error, not a new
     empty ledger (a mistyped --ledger or the wrong directory otherwise reads as "nothing spent")."""
-    from pathlib import Path
-
     from tokenomy.errors import ConfigError, TokenomyError
-    from tokenomy.ledger.store import foreign_tables, ledger_target, open_store
+    from tokenomy.ledger.store import duckdb_path, foreign_tables, ledger_target, local_path, open_store
 
     target = ledger_target(ledger)  # the scheme checked before "no ledger at mysql://...": it is what is wrong
-    path = re.sub(r"^(duckdb://|chdb:(//)?)", "", target)  # a file (DuckDB) or a directory (embedded ClickHouse)
-    servers = ("postgres://", "postgresql://", "clickhouse://", "clickhouses://")
-    if must_exist and not target.startswith(servers) and not Path(path).exists():
+    path = local_path(target)  # a file (DuckDB) or a directory (embedded ClickHouse); None on a server
+    if must_exist and path is not None and not path.exists():
         raise ConfigError(
             f"no ledger at {path}; pass --ledger (or set TOKENOMY_LEDGER) to the ledger your calls "
             "were recorded in, or record some first (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)"
         )
-    if not target.startswith((*servers, "chdb:")):  # a DuckDB file
-        tables = foreign_tables(path)
+    duckdb_file = duckdb_path(target)
+    if duckdb_file is not None:
+        tables = foreign_tables(duckdb_file)
         if tables:  # opening it would add the ledger's tables to someone else's database
             listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
             raise ConfigError(
-                f"ledger {path}: a DuckDB database but not a Tokenomy ledger (it holds {listed}); pass --ledger "
+                f"ledger {duckdb_file}: a DuckDB database but not a Tokenomy ledger (it holds {listed}); pass --ledger "
                 "(or set TOKENOMY_LEDGER) to your ledger file, or a new file to start one"
             )
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback

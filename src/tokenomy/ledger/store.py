@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from tokenomy.errors import ConfigError, one_line
 from tokenomy.ledger import latency_rollup, rollups
@@ -176,7 +176,27 @@ class PostgresStore(LedgerStore):
         )
 
 
-SUPPORTED_SCHEMES = ("duckdb://", "postgres://", "postgresql://", "clickhouse://", "clickhouses://", "chdb:")
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+CLICKHOUSE_SERVER_SCHEMES = ("clickhouse://", "clickhouses://")
+SERVER_SCHEMES = (*POSTGRES_SCHEMES, *CLICKHOUSE_SERVER_SCHEMES)
+EMBEDDED_CLICKHOUSE_SCHEME = "chdb:"  # chdb:DIR or chdb://DIR, a directory this process runs ClickHouse in
+SUPPORTED_SCHEMES = ("duckdb://", *SERVER_SCHEMES, EMBEDDED_CLICKHOUSE_SCHEME)
+
+
+def local_path(target: str) -> Optional[Path]:
+    """Where a local ledger lives: the file of a DuckDB ledger (a path, or duckdb://PATH) or the directory of an
+    embedded ClickHouse one (chdb:DIR); None for a ledger on a server (PostgreSQL, ClickHouse), which has no path
+    here to check or create. The one place the commands learn which ledgers are files."""
+    if target.startswith(SERVER_SCHEMES):
+        return None
+    if target.startswith(EMBEDDED_CLICKHOUSE_SCHEME):
+        return Path(target[len(EMBEDDED_CLICKHOUSE_SCHEME) :].removeprefix("//"))
+    return Path(target.removeprefix("duckdb://"))
+
+
+def duckdb_path(target: str) -> Optional[Path]:
+    """The file of a DuckDB ledger; None for any other (a server's, or an embedded ClickHouse directory)."""
+    return None if target.startswith(EMBEDDED_CLICKHOUSE_SCHEME) else local_path(target)
 
 
 def check_ledger_url(target: str) -> None:
@@ -232,7 +252,7 @@ def ledger_target(url_or_path: str | os.PathLike | None = None) -> str:
 def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
     target = ledger_target(url_or_path)
-    if target.startswith(("postgres://", "postgresql://")):
+    if target.startswith(POSTGRES_SCHEMES):
         import psycopg
 
         try:
@@ -243,10 +263,9 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
                 f"ledger {shown}: cannot connect ({one_line(exc)}); check the URL "
                 "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)"
             ) from None
-    if target.startswith(("clickhouse://", "clickhouses://", "chdb:")):
+    if target.startswith((*CLICKHOUSE_SERVER_SCHEMES, EMBEDDED_CLICKHOUSE_SCHEME)):
         return _open_clickhouse(target)
-    if target.startswith("duckdb://"):
-        target = target[len("duckdb://") :]
+    target = target.removeprefix("duckdb://")
     import duckdb
 
     try:
