@@ -9,9 +9,11 @@ at all (until the test releases it): no step waits on a clock, each call is with
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -31,6 +33,7 @@ from google.genai import errors as genai_errors
 
 from helpers import free_port, wait_for_port
 from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.gateway.hygiene import UVICORN_SHUTDOWN, end_shutdown_cancel, shutdown_cancel
 from tokenomy.ledger.store import open_store
 
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
@@ -179,3 +182,21 @@ def test_calls_not_yet_answered_when_the_shutdown_grace_ends_get_their_apis_unav
     assert len(rows) == 5 and {r.outcome for r in rows} == {"cancelled"}, [(r.route, r.outcome) for r in rows]
     said = (tmp_path / "gateway.log").read_text()
     assert "Traceback" not in said and said.count("cut by the end of the shutdown grace before its answer") == 5, said
+
+
+def test_end_shutdown_cancel_ends_uvicorns_cancellation_and_logs_one_line(caplog):
+    # The edge's unavailable answer and a cut stream each ended the cancellation and logged their line themselves.
+    async def request() -> int:
+        task = asyncio.current_task()
+        task.cancel(UVICORN_SHUTDOWN)  # as uvicorn cancels a request its shutdown grace could not wait for
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError as exc:
+            assert shutdown_cancel(exc)
+            end_shutdown_cancel("/v1/messages", "answered its API's unavailable error")
+        await asyncio.sleep(0)  # no longer cancelled: the request's task goes on to its end
+        return task.cancelling()
+
+    with caplog.at_level(logging.WARNING, logger="tokenomy.gateway.hygiene"):
+        assert asyncio.run(request()) == 0
+    assert [r.getMessage() for r in caplog.records] == ["/v1/messages: answered its API's unavailable error"]

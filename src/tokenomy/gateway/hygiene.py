@@ -286,11 +286,18 @@ async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str) -> None:
     overloaded upstream). Nothing waits on the cancellation (uvicorn cancels and moves on), so it ends here."""
     with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:  # a caller reading nothing cannot hold it
         await refuse(send, 529 if shape == "anthropic" else 503, SHUT_DOWN_BEFORE, close=True, shape=shape)
+    caller_got = (
+        "its caller read nothing for 5 s" if sending.cancelled_caught else "answered its API's unavailable error"
+    )
+    end_shutdown_cancel(scope["path"], f"cut by the end of the shutdown grace before its answer began; {caller_got}")
+
+
+def end_shutdown_cancel(path: str, outcome: str) -> None:
+    """End uvicorn's shutdown cancellation of the running request, once the request was ended properly (answered,
+    or its stream closed with its API's error event), and log one line: `path` and `outcome`, what its caller got.
+    Nothing waits on that cancellation (uvicorn cancels and moves on); re-raised, it reached uvicorn, which logged a
+    traceback for each request the shutdown cut."""
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
-    log.warning(
-        "%s: cut by the end of the shutdown grace before its answer began; %s",
-        scope["path"],
-        "its caller read nothing for 5 s" if sending.cancelled_caught else "answered its API's unavailable error",
-    )
+    log.warning("%s: %s", path, outcome)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from tokenomy.gateway.hygiene import shutdown_cancel
+from tokenomy.gateway.hygiene import end_shutdown_cancel, shutdown_cancel
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import money_or_none, money_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
@@ -38,8 +37,6 @@ class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return dumps(content)
 
-
-log = logging.getLogger(__name__)
 
 # What a stream still running at the end of a graceful shutdown (gateway.shutdown_grace_seconds) ends with.
 SHUT_DOWN = "the gateway shut down mid-stream, so this answer is incomplete; send the request again"
@@ -87,15 +84,10 @@ class FirstChunkStream(StreamingResponse):
         except asyncio.CancelledError as exc:
             if not self.cut or not shutdown_cancel(exc):  # a caller's own cancellation goes on as one
                 raise
-            # Ended properly: its error event and the body's end went out, its ledger row is written. Re-raised, the
-            # cancellation reached uvicorn, which logged a traceback for every stream a shutdown cut; one line says
-            # it. Nothing waits on this cancellation (uvicorn cancels and moves on), so it ends here.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            log.warning(
-                "%s: a stream was cut by the end of the shutdown grace; its caller got its API's error event",
+            # Ended properly: its error event and the body's end went out, its ledger row is written.
+            end_shutdown_cancel(
                 scope.get("path", "?"),
+                "a stream was cut by the end of the shutdown grace; its caller got its API's error event",
             )
 
     async def stream_response(self, send: Send) -> None:
