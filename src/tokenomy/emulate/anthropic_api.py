@@ -48,6 +48,7 @@ from tokenomy.emulate.engine import (
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
+from tokenomy.providers.claude_effort import EFFORTS
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 FIELDS = {
@@ -84,7 +85,6 @@ COUNT_FIELDS = {
     "output_config",
     "speed",
 }
-EFFORTS = ("low", "medium", "high", "xhigh", "max")
 MAX_TOKENS_CAP = 128_000
 
 

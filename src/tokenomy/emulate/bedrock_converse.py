@@ -41,6 +41,7 @@ from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
 from tokenomy.providers.bedrock import body_family
+from tokenomy.providers.claude_effort import EFFORTS
 from tokenomy.providers.converse_inbound import STOP_SEQUENCE_PATHS, stop_sequence_paths
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
@@ -107,9 +108,6 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
         "thinking_budget": budget,
         "json_schema": _output_schema(body.get("outputConfig")),
     }
-
-
-EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 def _output_schema(config: Any) -> dict[str, Any] | None:

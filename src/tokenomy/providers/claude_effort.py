@@ -24,7 +24,8 @@ NO_EFFORT = (
 )
 
 
-# The effort levels Claude takes (Anthropic's output_config.effort); OpenAI's "none" and "minimal" have no counterpart.
+# The effort levels Claude takes: Anthropic's output_config.effort and Bedrock Converse's OutputConfig.effort
+# (botocore's model of the API) alike, and so the emulators of both. OpenAI's "none" and "minimal" have no counterpart.
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 

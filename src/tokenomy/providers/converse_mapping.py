@@ -52,7 +52,7 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers import json_text
-from tokenomy.providers.claude_effort import NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.refusals import fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -77,8 +77,6 @@ CONVERSE_TOP_LEVEL_FIELDS = (
     "projectIdentifier",
     "outputConfig",
 )
-# OutputConfig.effort's values (botocore's model of the API); OpenAI's "minimal" and "none" have no counterpart.
-CONVERSE_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 CONVERSE_OWN_FIELDS = ("modelId", "messages", "system", "inferenceConfig", "toolConfig")
 # Fields that change the price of the call (a priority or flex tier, latency-optimized inference): the ledger would
 # record it at the standard price, so they are refused until the catalog has those prices.
@@ -367,11 +365,11 @@ def _refuse_unsupported(request: ChatRequest) -> None:
     native = request.extra.get("output_config")  # Claude's own effort, as an Anthropic caller sends it
     if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
         raise refuse(model, "output_config.effort", NO_EFFORT)
-    if effort is not None and effort not in CONVERSE_EFFORTS:
+    if effort is not None and effort not in EFFORTS:
         raise refuse(
             model,
             "reasoning_effort",
-            f"takes an effort of {', '.join(CONVERSE_EFFORTS)} (got {effort!r}); or send a thinking budget, "
+            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); or send a thinking budget, "
             '`thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)',
         )
 
