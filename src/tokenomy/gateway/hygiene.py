@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -264,12 +264,14 @@ class EdgeHygiene:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: a disconnect, when it comes
 
-        answered = False
+        answered = False  # whether the answer has begun: then the shutdown's cancellation cannot be answered here
 
-        async def sending(message: Message) -> None:
+        def sending(message: Message) -> Awaitable[None]:
+            # Not a coroutine: the server's own awaitable is handed back, so a message (each stream chunk) costs a
+            # call, not a coroutine of its own and a further await.
             nonlocal answered
             answered = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, replay, sending)
