@@ -8,12 +8,9 @@ Carried: text, image (base64 or url source), document (base64 PDF, plain-text, o
 tool_use / tool_result (is_error), thinking / redacted_thinking with signatures, tools (cache_control
 on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
 `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
-sequences, and `extra` keys as-is in the body. Refused with an error naming the field: seed,
-presence/frequency penalties, a json_object response format (a json_schema one becomes `output_config.format`,
-Claude's structured output), a reasoning effort for a model that takes none (`claude_effort`; one that does gets
-`output_config.effort`, as does adaptive thinking's), a
-message's participant `name` (OpenAI's; the Messages API has none), and pass-through fields Anthropic bills
-at prices the catalog lacks (fast `speed`, US `inference_geo`). A 1-hour cache point is cache_control ttl "1h"
+sequences, and `extra` keys as-is in the body; a json_schema response format becomes `output_config.format`
+(Claude's structured output) and a reasoning effort `output_config.effort` on the models that take one. What is
+refused, naming the field, is in `anthropic_refusals`. A 1-hour cache point is cache_control ttl "1h"
 (its writes come back in usage.cache_creation, priced at the 1-hour write price). An
 answer's blocks Tokenomy has no type for (a server tool's call and result: server_tool_use, web_search_tool_result,
 web_fetch_tool_result, ...) are ProviderBlocks in their place, carried back as they came, and a text block keeps its
@@ -26,7 +23,6 @@ import base64
 import json
 from typing import Any
 
-from tokenomy.errors import ProviderError
 from tokenomy.messages import (
     ONE_HOUR,
     Block,
@@ -42,7 +38,8 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.anthropic_refusals import BLOCK_KEYS, refuse, refuse_uncarried_fields, refuse_unsupported
+from tokenomy.providers.claude_effort import takes_effort
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -74,12 +71,6 @@ STOP_REASONS = {
     "pause_turn": "pause_turn",
 }
 TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
-
-
-def refuse(model: str, field: str, why: str) -> ProviderError:
-    return ProviderError(
-        f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400, param=field
-    )
 
 
 def cache_control(point: CachePoint) -> dict[str, Any]:
@@ -181,25 +172,6 @@ def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> lis
 
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-# The keys each block carries (cache_control is read by the caller, anthropic_inbound). In a request, any other
-# key (citations, context, ...) would be dropped, so it is refused unless null (the SDK's Optional fields' unset);
-# an answer's extras (citations) are not.
-BLOCK_KEYS = {
-    "text": {"text", "citations"},
-    "image": {"source"},
-    "document": {"source", "title"},
-    "tool_use": {"id", "name", "input"},
-    "tool_result": {"tool_use_id", "content", "is_error"},
-    "thinking": {"thinking", "signature"},
-    "redacted_thinking": {"data"},
-}
-# The keys of each image or document source the mapping reads: any other would be dropped, so a request's is refused.
-SOURCE_KEYS = {
-    "base64": {"type", "media_type", "data"},
-    "url": {"type", "url"},
-    "text": {"type", "media_type", "data"},
-    "file": {"type", "file_id"},
-}
 
 
 def _str(item: dict[str, Any], key: str, where: str, required: bool = True) -> Any:
@@ -277,22 +249,9 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
         here = f"{where}.{i}"
         if not isinstance(item, dict):
             raise ValueError(f"{here}: Input should be a content block object")
+        if request:
+            refuse_uncarried_fields(item, here)
         kind = item.get("type")
-        if request and isinstance(kind, str) and kind in BLOCK_KEYS:
-            for key, value in item.items():
-                # A null is the SDK's unset (`citations: None`, `context: None`): it asks for nothing to carry.
-                if value is not None and key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
-                    raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
-            source = item.get("source")
-            source_kind = source.get("type") if isinstance(source, dict) else None
-            source_kind = source_kind if isinstance(source_kind, str) else None  # a list or object is no kind
-            if kind in ("image", "document") and isinstance(source, dict) and source_kind in SOURCE_KEYS:
-                for key, value in source.items():
-                    if value is not None and key not in SOURCE_KEYS[source_kind]:
-                        raise ValueError(
-                            f"{here}.source.{key}: the gateway cannot carry this field of a {source_kind} source; "
-                            "remove it"
-                        )
         if kind == "text":
             citations = item.get("citations")
             if citations is not None and not isinstance(citations, list):
@@ -337,80 +296,6 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
     return blocks
 
 
-# Pass-through fields (`extra`, e.g. the gateway's /v1/messages) with which Anthropic bills the call at prices the
-# ledger would not record: refused, naming the field, until the catalog has those prices (as Bedrock's serviceTier).
-# A value each may keep, billed at the standard price, is named with it.
-UNPRICED_EXTRA = {
-    "speed": ("standard", "bills fast mode at its own, higher price, which Tokenomy's catalog does not have"),
-    "inference_geo": (
-        "global",
-        "bills US-only inference at 1.1 times the standard price, which Tokenomy's catalog does not have",
-    ),
-}
-
-
-def _refuse_unpriced_extra(request: ChatRequest) -> None:
-    for field, (standard, why) in UNPRICED_EXTRA.items():
-        value = request.extra.get(field)
-        if value is not None and value != standard:
-            raise refuse(
-                request.model,
-                field,
-                f"{why}; remove {field} or send {standard!r} (the call would be recorded at the wrong price)",
-            )
-    # A top-level cache_control caches the request's last block, for the ttl it names: a 1-hour one is priced from
-    # the answer's usage.cache_creation, as a block's is (the client refuses it for a model without a 1-hour price).
-    control = request.extra.get("cache_control")
-    if isinstance(control, dict) and control.get("ttl", "5m") not in ("5m", ONE_HOUR):
-        raise refuse(request.model, "cache_control.ttl", 'takes "5m" or "1h"')
-
-
-def _refuse_unsupported(request: ChatRequest) -> None:
-    _refuse_unpriced_extra(request)
-    for field in ("seed", "presence_penalty", "frequency_penalty"):
-        if getattr(request, field) is not None:
-            raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
-    fmt = request.response_format
-    if fmt is not None and fmt.type == "json_object":
-        raise refuse(
-            request.model,
-            "response_format",
-            "has no json_object output mode, only a JSON schema; send a json_schema response format (Claude "
-            "enforces it) or describe the JSON in the prompt",  # named as each caller sent it
-        )
-    schema = (fmt.schema or {}) if fmt is not None else {}
-    if fmt is not None and fmt.description and schema.get("description") not in (None, fmt.description):
-        raise refuse(
-            request.model,
-            "response_format.json_schema.description",
-            "reads a format's description from its schema, and this schema has a different one; keep one of them",
-        )
-    reasoning = request.reasoning
-    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
-    if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
-        raise refuse(request.model, "reasoning_effort", NO_EFFORT)
-    native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
-    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(request.model) is False:
-        raise refuse(request.model, "output_config.effort", NO_EFFORT)
-    if reasoning is not None and reasoning.adaptive and takes_adaptive(request.model) is False:
-        raise refuse(request.model, "thinking", NO_ADAPTIVE)
-    sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(request.model))
-    if sent and effort not in EFFORTS:  # Anthropic's API would refuse it after the gateway had sent the call
-        raise refuse(
-            request.model,
-            "reasoning_effort",
-            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); send one of those, or leave the effort out",
-        )
-    if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
-        raise refuse(
-            request.model,
-            "reasoning_effort",
-            'takes an effort level with adaptive thinking (`thinking: {"type": "adaptive"}`, Claude 4.6 and later), '
-            'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '
-            "SDK: extra_body)",
-        )
-
-
 def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if choice is None and request.parallel_tool_calls is not False:
@@ -452,7 +337,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
 def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
-    _refuse_unsupported(request)
+    refuse_unsupported(request)
     cap = default_max_tokens(request) if request.max_tokens is None else request.max_tokens  # 0: cache warming
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(cap)}
     if request.system and (request.system_cache_point or request.system_breaks):

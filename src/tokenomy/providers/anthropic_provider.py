@@ -23,10 +23,10 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     AnthropicStreamAssembler,
     answer_blocks,
     blocks_from_anthropic,
-    refuse,
     to_anthropic_params,
     to_anthropic_tools,
 )
+from tokenomy.providers.anthropic_refusals import refuse
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     Provider,

@@ -1,0 +1,142 @@
+"""What the Anthropic Messages API mapping refuses, before any call, with an error naming the field and the fix.
+
+Kept apart from `anthropic_mapping`, which translates shapes: these checks only refuse, so what the gateway will not
+send to Claude reads in one place. Refused: seed, presence/frequency penalties, a json_object response format (a
+json_schema one becomes Claude's structured output), a reasoning effort or adaptive thinking for a model that takes
+none (`claude_effort`), an effort Claude has no level for, pass-through fields Anthropic bills at prices the catalog
+lacks (fast `speed`, US `inference_geo`), a cache_control ttl other than 5m or 1h, and a request's content-block
+field the content model has no place for (it would be dropped). A message's participant `name` and blocks Claude
+cannot read are refused where the mapping meets them, with `refuse`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import ONE_HOUR, ChatRequest
+from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+
+
+def refuse(model: str, field: str, why: str) -> ProviderError:
+    """The 400 for a request's `field`, which the Messages API (of `model`) cannot take, saying `why` and the fix."""
+    return ProviderError(
+        f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400, param=field
+    )
+
+
+# The keys each block carries (cache_control is read by the caller, anthropic_inbound); a type not here is a provider
+# block to the mapping (a server tool's). In a request, any other key (citations, context, ...) would be dropped, so
+# it is refused unless null (the SDK's Optional fields' unset); an answer's extras (citations) are not.
+BLOCK_KEYS = {
+    "text": {"text", "citations"},
+    "image": {"source"},
+    "document": {"source", "title"},
+    "tool_use": {"id", "name", "input"},
+    "tool_result": {"tool_use_id", "content", "is_error"},
+    "thinking": {"thinking", "signature"},
+    "redacted_thinking": {"data"},
+}
+# The keys of each image or document source the mapping reads: any other would be dropped, so a request's is refused.
+SOURCE_KEYS = {
+    "base64": {"type", "media_type", "data"},
+    "url": {"type", "url"},
+    "text": {"type", "media_type", "data"},
+    "file": {"type", "file_id"},
+}
+
+
+def refuse_uncarried_fields(item: dict[str, Any], here: str) -> None:
+    """Raise ValueError naming a request block's field (or its source's) the mapping would drop."""
+    kind = item.get("type")
+    if not (isinstance(kind, str) and kind in BLOCK_KEYS):
+        return
+    for key, value in item.items():
+        # A null is the SDK's unset (`citations: None`, `context: None`): it asks for nothing to carry.
+        if value is not None and key not in BLOCK_KEYS[kind] and key not in ("type", "cache_control"):
+            raise ValueError(f"{here}.{key}: the gateway cannot carry this field of a {kind} block; remove it")
+    source = item.get("source")
+    source_kind = source.get("type") if isinstance(source, dict) else None
+    source_kind = source_kind if isinstance(source_kind, str) else None  # a list or object is no kind
+    if kind in ("image", "document") and isinstance(source, dict) and source_kind in SOURCE_KEYS:
+        for key, value in source.items():
+            if value is not None and key not in SOURCE_KEYS[source_kind]:
+                raise ValueError(
+                    f"{here}.source.{key}: the gateway cannot carry this field of a {source_kind} source; remove it"
+                )
+
+
+# Pass-through fields (`extra`, e.g. the gateway's /v1/messages) with which Anthropic bills the call at prices the
+# ledger would not record: refused, naming the field, until the catalog has those prices (as Bedrock's serviceTier).
+# A value each may keep, billed at the standard price, is named with it.
+UNPRICED_EXTRA = {
+    "speed": ("standard", "bills fast mode at its own, higher price, which Tokenomy's catalog does not have"),
+    "inference_geo": (
+        "global",
+        "bills US-only inference at 1.1 times the standard price, which Tokenomy's catalog does not have",
+    ),
+}
+
+
+def _refuse_unpriced_extra(request: ChatRequest) -> None:
+    for field, (standard, why) in UNPRICED_EXTRA.items():
+        value = request.extra.get(field)
+        if value is not None and value != standard:
+            raise refuse(
+                request.model,
+                field,
+                f"{why}; remove {field} or send {standard!r} (the call would be recorded at the wrong price)",
+            )
+    # A top-level cache_control caches the request's last block, for the ttl it names: a 1-hour one is priced from
+    # the answer's usage.cache_creation, as a block's is (the client refuses it for a model without a 1-hour price).
+    control = request.extra.get("cache_control")
+    if isinstance(control, dict) and control.get("ttl", "5m") not in ("5m", ONE_HOUR):
+        raise refuse(request.model, "cache_control.ttl", 'takes "5m" or "1h"')
+
+
+def refuse_unsupported(request: ChatRequest) -> None:
+    """Refuse, naming the field and the fix, what the Messages API has no place for (seed, penalties, a json_object
+    format), an effort or adaptive thinking the model does not take, and fields billed at prices the catalog lacks."""
+    _refuse_unpriced_extra(request)
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(request, field) is not None:
+            raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise refuse(
+            request.model,
+            "response_format",
+            "has no json_object output mode, only a JSON schema; send a json_schema response format (Claude "
+            "enforces it) or describe the JSON in the prompt",  # named as each caller sent it
+        )
+    schema = (fmt.schema or {}) if fmt is not None else {}
+    if fmt is not None and fmt.description and schema.get("description") not in (None, fmt.description):
+        raise refuse(
+            request.model,
+            "response_format.json_schema.description",
+            "reads a format's description from its schema, and this schema has a different one; keep one of them",
+        )
+    reasoning = request.reasoning
+    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
+    if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
+        raise refuse(request.model, "reasoning_effort", NO_EFFORT)
+    native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
+    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(request.model) is False:
+        raise refuse(request.model, "output_config.effort", NO_EFFORT)
+    if reasoning is not None and reasoning.adaptive and takes_adaptive(request.model) is False:
+        raise refuse(request.model, "thinking", NO_ADAPTIVE)
+    sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(request.model))
+    if sent and effort not in EFFORTS:  # Anthropic's API would refuse it after the gateway had sent the call
+        raise refuse(
+            request.model,
+            "reasoning_effort",
+            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); send one of those, or leave the effort out",
+        )
+    if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
+        raise refuse(
+            request.model,
+            "reasoning_effort",
+            'takes an effort level with adaptive thinking (`thinking: {"type": "adaptive"}`, Claude 4.6 and later), '
+            'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '
+            "SDK: extra_body)",
+        )
