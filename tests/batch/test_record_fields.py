@@ -4,14 +4,24 @@ line is refused naming it: nothing a caller wrote is dropped on the way to a pro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from helpers.batch_records import records
 from tokenomy.batch.bedrock_bodies import model_input
+from tokenomy.batch.conversion import CARRIED
 from tokenomy.batch.formats import PLAIN_KEYS, read_records
 from tokenomy.batch.gemini_backend import inline_request
 from tokenomy.batch.local_runner import to_request
 from tokenomy.batch.openai_backend import request_body
+from tokenomy.batch.validate import validate_file
 from tokenomy.batch.vertex_backend import vertex_request
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.errors import UsageError
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 NOVA = "amazon.nova-lite-v1:0"
@@ -143,3 +153,155 @@ def test_a_bedrock_inference_config_that_is_not_an_object_is_a_bad_line_not_a_cr
     assert [r.id for r in good] == ["2"]
     assert [(b.line, b.field, b.reason) for b in bad] == [
         (1, "modelInput.inferenceConfig", "must be an object, not [1]")]
+
+
+OPENAI_LINE = {"custom_id": "1", "method": "POST", "url": "/v1/chat/completions"}
+
+
+def openai_line(rid: str, body: dict) -> str:
+    return json.dumps({**OPENAI_LINE, "custom_id": rid, "body": body})
+
+
+def bedrock_line(rid: str, body: dict) -> str:
+    return json.dumps({"recordId": rid, "modelInput": body})
+
+
+def lines_file(tmp_path, lines: list[str]):
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_an_openai_line_rebuilt_for_another_backend_names_each_key_it_would_not_send(tmp_path) -> None:
+    # Sent to Bedrock, Gemini, Vertex or local, an OpenAI line kept its messages, max_tokens and temperature only:
+    # top_p, stop, seed, response_format, tools, a message's name and an image part were dropped, unsaid.
+    hi = {"role": "user", "content": "hi"}
+    image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
+    path = lines_file(tmp_path, [
+        openai_line("a", {"messages": [hi], "top_p": 0.1}),
+        openai_line("b", {"messages": [hi], "stop": ["x"]}),
+        openai_line("c", {"messages": [hi], "seed": 1}),
+        openai_line("d", {"messages": [hi], "response_format": {"type": "json_object"}}),
+        openai_line("e", {"messages": [hi], "tools": []}),
+        openai_line("f", {"messages": [{"role": "user", "content": "hi", "name": "x"}]}),
+        openai_line("g", {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, image]}]}),
+        openai_line("i", {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, "there"]}]}),
+        openai_line("h", {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "be brief"},
+                                                               {"role": "user", "content": [{"type": "text",
+                                                                                             "text": "hi"}]}],
+                          "max_tokens": 5, "temperature": 0}),
+    ])
+    fields = [(1, "body.top_p"), (2, "body.stop"), (3, "body.seed"), (4, "body.response_format"), (5, "body.tools"),
+              (6, "body.messages[0].name"), (7, "body.messages[0].content[1].type"),
+              (8, "body.messages[0].content[1]")]
+    for backend, model in (("gemini", "gemini-2.0-flash"), ("vertex", "gemini-2.0-flash"), ("local", "gpt-4o-mini"),
+                           ("bedrock", CLAUDE), ("bedrock", MISTRAL)):
+        report = validate_file(path, model, backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == fields, (backend, model)
+        assert [r.id for r in report.records] == ["h"]
+    report = validate_file(path, CLAUDE, backend="bedrock")
+    assert report.bad[0].reason == (
+        "--backend bedrock rebuilds an OpenAI batch line from its messages (role and text), max_tokens and "
+        "temperature, so this key would not be sent; remove it, or send the line with --backend openai or azure")
+    assert report.bad[6].reason.startswith("'image_url' parts are not sent: --backend bedrock rebuilds")
+    for backend in ("openai", "azure"):  # sent as written: every key reaches the provider
+        assert not validate_file(path, "gpt-4o-mini", backend=backend).bad
+    assert not validate_file(path, "gpt-4o-mini").bad  # no backend named: nothing to check against
+
+
+def test_a_bedrock_line_rebuilt_for_another_body_or_backend_names_each_key_it_would_not_send(tmp_path) -> None:
+    # A Converse body sent to an InvokeModel job (Claude), or any Bedrock line sent to OpenAI, Gemini, Vertex or
+    # local, was rebuilt from its messages: topP, stopSequences, top_k and the like were dropped, unsaid.
+    hi = {"role": "user", "content": [{"text": "hi"}]}
+    claude_hi = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    path = lines_file(tmp_path, [
+        bedrock_line("a", {"messages": [hi], "inferenceConfig": {"maxTokens": 5, "topP": 0.5}}),
+        bedrock_line("b", {"messages": [hi], "inferenceConfig": {"stopSequences": ["x"]}}),
+        bedrock_line("c", {"messages": [hi], "additionalModelRequestFields": {"top_k": 5}}),
+        bedrock_line("d", {"messages": [hi, {"role": "assistant", "content": [{"image": {"format": "png"}}]}]}),
+        bedrock_line("e", {"messages": [hi], "system": [{"text": "be brief"}, {"cachePoint": {"type": "default"}}],
+                           "inferenceConfig": {"maxTokens": 5, "temperature": 0.2}}),
+        bedrock_line("f", {"messages": [hi], "system": [{"text": "be brief"}],
+                           "inferenceConfig": {"maxTokens": 5, "temperature": 0.2}}),
+    ])
+    fields = [(1, "modelInput.inferenceConfig.topP"), (2, "modelInput.inferenceConfig.stopSequences"),
+              (3, "modelInput.additionalModelRequestFields"), (4, "modelInput.messages[1].content[0].image"),
+              (5, "modelInput.system[1].cachePoint")]
+    for backend, model in (("bedrock", CLAUDE), ("openai", "gpt-4o-mini"), ("azure", "gpt-4o-mini"),
+                           ("gemini", "gemini-2.0-flash"), ("vertex", "gemini-2.0-flash"), ("local", "gpt-4o-mini")):
+        report = validate_file(path, model, backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == fields, (backend, model)
+        assert [r.id for r in report.records] == ["f"]
+    assert validate_file(path, CLAUDE, backend="bedrock").bad[0].reason == (
+        f"--backend bedrock --model {CLAUDE} (an InvokeModel job) rebuilds a Bedrock line whose body is not for it "
+        "from its messages (role and text), system, max_tokens and temperature, so this key would not be sent; "
+        "remove it, or send the line to a Bedrock job whose model takes this body as written")
+    assert not validate_file(path, MISTRAL, backend="bedrock").bad  # a Converse job: each body sent as written
+    native = lines_file(tmp_path, [bedrock_line("a", {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
+                                                      "messages": [claude_hi], "top_k": 5})])
+    assert not validate_file(native, CLAUDE, backend="bedrock").bad
+    report = validate_file(native, "gemini-2.0-flash", backend="gemini")
+    assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.top_k")]
+
+
+def test_a_nova_bodys_max_new_tokens_is_its_max_tokens_when_rebuilt() -> None:
+    # Read only as max_tokens or inferenceConfig.maxTokens, a Nova body's cap was dropped when rebuilt elsewhere.
+    [rec] = records([bedrock_line("1", {"schemaVersion": "messages-v1", "messages": [
+        {"role": "user", "content": [{"text": "hi"}]}], "inferenceConfig": {"max_new_tokens": 7}})])
+    assert rec.max_tokens == 7 and inline_request(rec)["config"]["max_output_tokens"] == 7
+
+
+def test_a_body_rebuilt_by_hand_still_refuses_a_key_it_would_not_send() -> None:
+    # validate skips such lines; a record reaching a body builder some other way is refused there, by key, not sent.
+    [openai] = records([openai_line("o1", {"messages": [{"role": "user", "content": "hi"}], "top_p": 0.1})])
+    [bedrock] = records([bedrock_line("b1", {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                                             "inferenceConfig": {"topP": 0.5}})])
+    for build, rec, fld in ((inline_request, openai, "body.top_p"), (vertex_request, openai, "body.top_p"),
+                            (lambda r: to_request(r, "local"), openai, "body.top_p"),
+                            (lambda r: model_input(CLAUDE, r), openai, "body.top_p"),
+                            (lambda r: model_input(CLAUDE, r), bedrock, "modelInput.inferenceConfig.topP"),
+                            (lambda r: request_body("gpt-4o-mini", r), bedrock, "modelInput.inferenceConfig.topP")):
+        with pytest.raises(UsageError) as raised:
+            build(rec)
+        assert f"record {rec.id!r} (line {rec.line}): {fld}: " in str(raised.value)
+    assert model_input(MISTRAL, bedrock)["inferenceConfig"] == {"topP": 0.5}  # its own body, as written
+    assert request_body("gpt-4o-mini", openai)["top_p"] == 0.1
+
+
+def test_the_keys_a_rebuild_carries_are_one_list_per_form() -> None:
+    # A key added to a form's line is refused when rebuilt until it is mapped into every body and named here.
+    assert CARRIED == {
+        "openai": {"body": ("messages", "max_tokens", "max_completion_tokens", "temperature", "model"),
+                   "message": ("role", "content"), "part": ("type", "text")},
+        "bedrock": {"modelInput": ("messages", "system", "max_tokens", "temperature", "inferenceConfig",
+                                   "anthropic_version", "schemaVersion"),
+                    "inferenceConfig": ("maxTokens", "max_new_tokens", "temperature"),
+                    "message": ("role", "content"), "part": ("type", "text")},
+    }
+
+
+def test_validate_and_submit_name_a_key_a_backend_would_not_send(tmp_path) -> None:
+    # validate knew no backend, and submit listed only the lines read_file refused: the rest went out without them.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    path = lines_file(tmp_path, [openai_line("a", {"messages": [{"role": "user", "content": "hi"}], "top_p": 0.1}),
+                                 openai_line("b", {"messages": [{"role": "user", "content": "hi"}]})])
+    cmd = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    out = subprocess.run(cmd + ["validate", str(path), "--model", "local", "--backend", "local", "--json"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["bad_lines"] == [{"line": 1, "field": "body.top_p", "reason": (
+        "--backend local rebuilds an OpenAI batch line from its messages (role and text), max_tokens and temperature, "
+        "so this key would not be sent; remove it, or send the line with --backend openai or azure")}]
+    out = subprocess.run(cmd + ["validate", str(path), "--model", "local"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0 and "--backend" in out.stdout, out.stdout + out.stderr  # said unchecked, not passed
+    config = tmp_path / "tokenomy.yaml"
+    with InstantOpenAI() as url:  # the local runner, against an OpenAI-format server
+        config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: gpt-4o-mini\n    base_url: {url}\n"
+                          "    price_as: gpt-4o-mini\n")
+        out = subprocess.run(cmd + ["submit", str(path), "--model", "upstream", "--config", str(config), "--backend",
+                                    "local", "--ledger", str(tmp_path / "l.duckdb")],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "1 records on upstream via local (1 bad lines skipped)" in out.stdout, out.stdout
+    assert "skipped line 1: body.top_p: --backend local rebuilds" in out.stdout, out.stdout

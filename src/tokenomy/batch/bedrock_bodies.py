@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from tokenomy.batch.backends import estimated_usage as estimate_from_text
+from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
 from tokenomy.providers.bedrock import body_family
@@ -68,6 +69,7 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
         and body_kind(rec.raw["modelInput"]) == invocation_type(model)
     ):
         return rec.raw["modelInput"]
+    require_carried(rec, f"a Bedrock {invocation_type(model)} job for {model}")
     system, turns = _turns(rec)
     max_tokens = rec.max_tokens or DEFAULT_MAX_TOKENS
     kind = body_family(model)

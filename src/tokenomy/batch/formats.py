@@ -180,7 +180,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         inference = body.get("inferenceConfig") or {}
         if not isinstance(inference, dict):
             raise ValueError(f"modelInput.inferenceConfig: must be an object, not {json.dumps(inference)}")
-        max_tokens = body.get("max_tokens", inference.get("maxTokens"))
+        # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt).
+        max_tokens = body.get("max_tokens", inference.get("maxTokens", inference.get("max_new_tokens")))
         system = body.get("system")
         if isinstance(system, list):
             system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ProviderError
 from tokenomy.providers.gemini_mapping import usage_from_gemini
@@ -33,6 +34,7 @@ STATUS_MAP = {
 
 def inline_request(rec: BatchRecord) -> dict[str, Any]:
     """One record as an InlinedRequest (snake_case, as the SDK takes it); its id rides in metadata."""
+    require_carried(rec, "a Gemini batch")
     system, turns = rec.system_and_turns()  # a system-role message is the system instruction, not a user turn
     contents = [
         {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]} for m in turns

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tokenomy.batch.backends import FINAL_STATES, RecordResult
+from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.jobs import runner_alive
@@ -95,6 +96,7 @@ class RunStats:
 
 def to_request(rec: BatchRecord, model: str) -> ChatRequest:
     """A batch record as a chat request (system turns folded into the system prompt)."""
+    require_carried(rec, "the local runner")
     system = "\n".join(filter(None, [rec.system] + [m["content"] for m in rec.messages if m["role"] == "system"]))
     turns = [Message(m["role"], m["content"]) for m in rec.messages if m["role"] != "system"]
     return ChatRequest(

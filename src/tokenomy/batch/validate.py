@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenomy.batch.bedrock_bodies import body_kind, invocation_type
+from tokenomy.batch.conversion import uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
@@ -56,14 +58,37 @@ class ValidationReport:
         }
 
 
+def rebuilt_for(rec: BatchRecord, backend: str, model: str) -> str | None:
+    """How `backend` is named in a bad line when it rebuilds `rec` (see conversion.py), or None when it sends the
+    record's line as written (an OpenAI line to OpenAI or Azure, a Bedrock body to a job of its invocation type)."""
+    if rec.fmt == "openai" and backend not in ("openai", "azure"):
+        return f"--backend {backend}"
+    if rec.fmt == "bedrock" and backend != "bedrock":
+        return f"--backend {backend}"
+    if rec.fmt == "bedrock" and body_kind(rec.raw["modelInput"]) != invocation_type(model):
+        kind = invocation_type(model)
+        return f"--backend bedrock --model {model} ({'an' if kind == 'InvokeModel' else 'a'} {kind} job)"
+    return None
+
+
 def validate_file(
-    path: str | Path, model: str, region: str | None = None, default_max_tokens: int = DEFAULT_MAX_TOKENS
+    path: str | Path,
+    model: str,
+    region: str | None = None,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    backend: str | None = None,
 ) -> ValidationReport:
-    """Read `path`, check each record against `model`'s context window, and price the good ones."""
+    """Read `path`, check each record against `model`'s context window and, given the `backend` it will be sent
+    with, that every key of its line reaches the provider; price the good ones."""
     records, bad = read_file(path)
     entry = default_catalog().lookup(model, region)
     report = ValidationReport(str(path), model, [], bad)
     for rec in records:
+        target = rebuilt_for(rec, backend, model) if backend else None
+        lost = uncarried(rec, target) if target else None
+        if lost is not None:
+            bad.append(lost)
+            continue
         tokens_in = estimate_tokens(rec.text())
         tokens_out = rec.max_tokens or default_max_tokens
         if entry.context_window and tokens_in + tokens_out > entry.context_window:
@@ -100,6 +125,11 @@ def validate_file(
     seen = [f"{n} as {FORMS[fmt]}" for fmt, n in forms.items() if n]
     if seen:  # say which form each line was read as; a mix usually means two files were concatenated
         report.notes.append("lines read: " + "; ".join(seen) + ("; mixed forms in one file" if len(seen) > 1 else ""))
+    if backend is None and (forms["openai"] or forms["bedrock"]):
+        report.notes.append(
+            "OpenAI and Bedrock lines are sent as written only to their own backend; elsewhere they are rebuilt and "
+            "a key the rebuild does not carry is refused: pass --backend to check them for the one you will use"
+        )
     return report
 
 

@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.gcs import CloudStorage, split_gs_uri
 from tokenomy.batch.gemini_backend import STATUS_MAP, display_name, find_by_display_name  # shared: JobState, names
@@ -62,6 +63,7 @@ def record_label(record_id: str) -> str:
 
 def vertex_request(rec: BatchRecord) -> dict[str, Any]:
     """One record as a GenerateContentRequest in the REST API's camelCase, as the input file holds it."""
+    require_carried(rec, "a Vertex AI batch")
     system, turns = rec.system_and_turns()  # a system-role message is the system instruction, not a user turn
     request: dict[str, Any] = {
         "contents": [

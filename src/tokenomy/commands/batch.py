@@ -139,17 +139,27 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
         model: str = typer.Option(..., "--model", help="Model the batch will run on."),
         region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
+        backend: Optional[str] = typer.Option(
+            None,
+            "--backend",
+            help="The backend submit will use (as for submit): OpenAI and Bedrock lines it would rebuild are checked "
+            "for keys it would not send.",
+        ),
         as_json: bool = JsonOption,
     ) -> None:
         """Report every bad line and estimate tokens and cost at batch vs on-demand prices.
 
         Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
         report is still printed, so a script can gate on the status); 2 on unusable input."""
+        from tokenomy.batch.jobs import BACKENDS
         from tokenomy.batch.split import below_minimum
         from tokenomy.batch.validate import validate_file
+        from tokenomy.errors import ConfigError
         from tokenomy.pricing.catalog import default_catalog
 
-        report = validate_file(file, model, region)
+        if backend is not None and backend not in BACKENDS:
+            raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        report = validate_file(file, model, region, backend=backend)
         provider = default_catalog().lookup(model, region).provider
         # With no good record there is nothing to run anywhere: say so rather than quote a job minimum.
         note = (
@@ -263,17 +273,20 @@ def register(app: typer.Typer) -> None:
         else:
             skipped = f" ({job.bad_lines} bad lines skipped)" if job.bad_lines else ""
             console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}{skipped}")
-        bad = _bad_lines(file) if job.bad_lines else []
+        bad = _bad_lines(job) if job.bad_lines else []
         if bad and not as_json:
             for b in bad:
                 console.print(f"  skipped line {b['line']}: {b['field']}: {b['reason']}")
         _start(tables, job, detach, as_json, {"bad": bad} if bad else None)
 
-    def _bad_lines(file: Path) -> list[dict]:
-        """The skipped lines, named (parsed again only when there are some)."""
-        from tokenomy.batch.formats import read_file
+    def _bad_lines(job) -> list[dict]:
+        """The skipped lines, named (validated again only when there are some): each one the job counts, those a
+        backend would not send whole and those over the context window included, not only the unreadable ones."""
+        from tokenomy.batch.validate import validate_file
 
-        return [b.to_json() for b in read_file(file)[1]]
+        options = job.options
+        report = validate_file(job.input_path, options["pricing_model"], options.get("region"), backend=job.backend)
+        return [b.to_json() for b in report.bad]
 
     def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
         from tokenomy.batch.job_tables import require_job

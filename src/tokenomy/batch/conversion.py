@@ -1,0 +1,114 @@
+"""What a record keeps when it is rebuilt for a backend that does not take its line's form as written.
+
+An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock line to a Bedrock job of its body's
+invocation type. Sent anywhere else, the record is rebuilt from what formats.py reads of it: its messages' roles and
+text, system, max_tokens and temperature. Any other key would be lost on the way, so each is refused by name (a bad
+line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
+later included, is refused until a rebuild maps it and it is named here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.batch.formats import BadLine, BatchRecord
+from tokenomy.errors import UsageError
+
+# Per source form, the keys a rebuild carries at each place of the line: the body, each message, each content part
+# (a part's `type` must be "text"), and a Bedrock body's inferenceConfig. An OpenAI body's `model` is replaced by the
+# job's --model, as it is when sent as written (validate notes a line naming another model).
+CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
+    "openai": {
+        "body": ("messages", "max_tokens", "max_completion_tokens", "temperature", "model"),
+        "message": ("role", "content"),
+        "part": ("type", "text"),
+    },
+    "bedrock": {
+        # anthropic_version and schemaVersion only say which body this is; a rebuilt body writes its own.
+        "modelInput": (
+            "messages",
+            "system",
+            "max_tokens",
+            "temperature",
+            "inferenceConfig",
+            "anthropic_version",
+            "schemaVersion",
+        ),
+        "inferenceConfig": ("maxTokens", "max_new_tokens", "temperature"),
+        "message": ("role", "content"),
+        "part": ("type", "text"),
+    },
+}
+BODY = {"openai": "body", "bedrock": "modelInput"}
+WHAT_IS_KEPT = {
+    "openai": "an OpenAI batch line from its messages (role and text), max_tokens and temperature",
+    "bedrock": "a Bedrock line whose body is not for it from its messages (role and text), system, max_tokens and "
+    "temperature",
+}
+TO_KEEP_IT = {
+    "openai": "send the line with --backend openai or azure",
+    "bedrock": "send the line to a Bedrock job whose model takes this body as written",
+}
+
+
+def _parts(content: Any, at: str, carried: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first part of a content (or a Bedrock system) list a rebuild would not send: (field, what is wrong)."""
+    if not isinstance(content, list):
+        return None  # a string is all text; anything else formats.py has already refused
+    for j, part in enumerate(content):
+        where = f"{at}[{j}]"
+        if not isinstance(part, dict):  # read as no text at all
+            return where, "parts that are not objects are not sent"
+        if part.get("type", "text") != "text":
+            return f"{where}.type", f"{part['type']!r} parts are not sent"
+        unknown = next((key for key in part if key not in carried), None)
+        if unknown is not None:
+            return f"{where}.{unknown}", "not sent"
+    return None
+
+
+def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
+    carried = CARRIED.get(rec.fmt)
+    if carried is None:  # a plain record: formats.py took only the keys every backend sends
+        return None
+    top = BODY[rec.fmt]
+    body = rec.raw[top]
+    unknown = next((key for key in body if key not in carried[top]), None)
+    if unknown is not None:
+        return f"{top}.{unknown}", "not sent"
+    inference = body.get("inferenceConfig") or {}
+    unknown = next((key for key in inference if key not in carried.get("inferenceConfig", ())), None)
+    if unknown is not None:
+        return f"{top}.inferenceConfig.{unknown}", "not sent"
+    found = _parts(body.get("system"), f"{top}.system", carried["part"])  # Bedrock's list of system blocks
+    if found is not None:
+        return found
+    for i, message in enumerate(body["messages"]):
+        unknown = next((key for key in message if key not in carried["message"]), None)
+        if unknown is not None:
+            return f"{top}.messages[{i}].{unknown}", "not sent"
+        found = _parts(message.get("content"), f"{top}.messages[{i}].content", carried["part"])
+        if found is not None:
+            return found
+    return None
+
+
+def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
+    """The record's line as a bad line naming the first key a rebuild for `target` (e.g. "--backend gemini") would
+    not send, or None when the rebuild carries every key."""
+    found = _first_uncarried(rec)
+    if found is None:
+        return None
+    field, problem = found
+    # A part of another type is named by its `type`, and it is the whole part that would be lost.
+    lead, lost = ("", "this key") if problem == "not sent" else (f"{problem}: ", "this part")
+    reason = f"{lead}{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {lost} would not be sent"
+    return BadLine(rec.line, field, f"{reason}; remove it, or {TO_KEEP_IT[rec.fmt]}")
+
+
+def require_carried(rec: BatchRecord, target: str) -> None:
+    """Refuse, naming the record and key, a record whose rebuild for `target` would leave a key out: validation
+    skips such lines, so this is the guard for a record that reached a body builder some other way."""
+    bad = uncarried(rec, target)
+    if bad is not None:
+        raise UsageError(f"record {rec.id!r} (line {rec.line}): {bad.field}: {bad.reason}")
