@@ -548,16 +548,16 @@ def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_
     assert row.cost_usd > 0 and charged == to_nano(row.cost_usd)
 
 
-def unreadable_answers():
-    """Anthropic's Messages API and the Gemini API answering 200 with a body that is no JSON (a proxy's error page),
-    or, streamed, with an event whose data is none."""
+def unreadable_answers(media_type="application/json"):
+    """Anthropic's Messages API and the Gemini API answering 200 with a body that is no JSON (a proxy's error page,
+    labelled JSON or not), or, streamed, with an event whose data is none."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
     async def messages(request):
         if not (await request.json()).get("stream"):
-            return Response("<html>upstream proxy error</html>", media_type="application/json")
+            return Response("<html>upstream proxy error</html>", media_type=media_type)
         start = {"type": "message_start", "message": {
             "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": None,
             "stop_sequence": None, "usage": {"input_tokens": 100, "output_tokens": 1}}}
@@ -567,22 +567,24 @@ def unreadable_answers():
     async def generate(request):
         if request.path_params["model"].endswith(":streamGenerateContent"):
             return Response("data: {bad\r\n\r\n", media_type="text/event-stream")
-        return Response("<html>upstream proxy error</html>", media_type="application/json")
+        return Response("<html>upstream proxy error</html>", media_type=media_type)
 
     return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
                              Route("/{version}/models/{model:path}", generate, methods=["POST"])])
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("stream,media_type", [(False, "application/json"), (False, "text/html"),
+                                               (True, "application/json")])
 @pytest.mark.parametrize("model", ["claude", "g"])
 def test_an_answer_from_anthropic_or_gemini_that_is_no_json_is_their_fault_charged_at_its_estimate(model, stream,
+                                                                                                  media_type,
                                                                                                   ledger_path,
                                                                                                   monkeypatch):
     # Anthropic's: a 500 "internal error (JSONDecodeError)" with a traceback in the log, which tells an operator to
     # look for a bug in the gateway; Gemini's: a 502 recorded at 0 tokens and $0, though it had answered 200 (billed).
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    with ServerThread(unreadable_answers()) as upstream:
+    with ServerThread(unreadable_answers(media_type)) as upstream:
         models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream},
                   "g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": upstream}}
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}

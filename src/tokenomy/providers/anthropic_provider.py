@@ -104,6 +104,14 @@ def server_tool_use(usage: Any) -> dict[str, Any] | None:
     return used.model_dump(exclude_none=True) if hasattr(used, "model_dump") else dict(used)
 
 
+def not_a_message(result: Any) -> ProviderError:
+    """A 200 body the SDK did not read as JSON (no JSON content type, as a proxy's HTML error page has): it hands back
+    the text. Claude's fault as a decode error is (it answered, and bills it), not an AttributeError's 500."""
+    return ProviderError(
+        f"Anthropic sent an answer that is no message: {str(result)[:200]!r}", kind="server_error", reached=True
+    )
+
+
 def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
@@ -201,8 +209,10 @@ class AnthropicProvider(Provider):
             params["extra_headers"] = {BETA_HEADER: str(beta)}
         try:
             result = self.client.messages.count_tokens(**params)
-        except anthropic.AnthropicError as exc:
+        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
             raise map_anthropic_error(exc) from exc
+        if not isinstance(result, anthropic.types.MessageTokensCount):
+            raise not_a_message(result)
         return int(result.input_tokens)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -214,6 +224,8 @@ class AnthropicProvider(Provider):
             result = self.client.messages.create(**params)
         except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
             raise map_anthropic_error(exc) from exc
+        if not isinstance(result, anthropic.types.Message):
+            raise not_a_message(result)
         latency = (time.perf_counter() - start) * 1000
         raw: dict[str, Any] = {"served_model": result.model, "message_id": result.id}
         content = answer_blocks([block.model_dump(exclude_none=True) for block in result.content])
