@@ -242,3 +242,23 @@ def test_events_neither_the_database_nor_the_journal_took_are_logged_whole_not_s
     said = caplog.text
     assert "1 events kept in the journal" in said and "e1" not in said.split("kept in the journal")[0]
     assert "1 events are in neither" in said and '"event_id":"e2"' in said and "tokenomy ledger import" in said
+
+
+def test_an_event_the_disk_had_no_room_for_is_not_said_to_be_on_disk_and_is_synced_once_there_is_room(tmp_path,
+                                                                                                      monkeypatch):
+    # With sync "fsync", the sync thread counted every appended event as on disk, those still waiting for room
+    # included: durable_sync said True (and durable_async released its caller) for an event in memory only.
+    full = fill_the_disk(monkeypatch)
+    journal = Journal(tmp_path / "journal", sync="fsync", interval=0.05)
+    try:
+        first = journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e1"))
+        assert journal.durable_sync(first, timeout=5)
+        full["now"] = True
+        waiting = journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="e2"))
+        assert not journal.durable_sync(waiting, timeout=0.5)  # in memory only: not on disk
+        full["now"] = False  # room again, and no answer comes to write it: the sync thread retries on its own
+        assert journal.durable_sync(waiting, timeout=5)
+    finally:
+        journal.close()
+    lines = b"".join(p.read_bytes() for p in sorted((tmp_path / "journal").glob("journal-*.jsonl"))).splitlines()
+    assert [event_from_jsonl(line).event_id for line in lines] == ["e1", "e2"]

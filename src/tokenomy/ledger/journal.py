@@ -256,15 +256,17 @@ class Journal:
         while True:
             with self._cond:
                 if not self._closed:
-                    if self.sync == "fsync":  # group commit: sync as soon as anything is written
+                    if self.sync == "fsync" and not self._unwritten:  # group commit: sync once anything is written
                         self._cond.wait_for(lambda: self._closed or self.appended > self.durable)
-                    else:  # on a timer (a durable_sync or close wakes it early)
+                    else:  # on a timer (a durable_sync or close wakes it early); lines waiting for room retried
                         self._cond.wait(self.interval)
                 closing = self._closed
-            if self._unwritten:  # the disk may have room again, though no answer came since
-                with self._io:
+            with self._io:
+                if self._unwritten:  # the disk may have room again, though no answer came since
                     self._write_unwritten()
-            upto = self.appended  # read first: every event up to it is in the segment synced below
+                # Read before the sync: every event up to it is in the segment synced below. One still waiting for
+                # room on the disk is in memory only, and so is every later one (they are written in order).
+                upto = self._unwritten[0][0] - 1 if self._unwritten else self.appended
             if upto > self.durable:
                 try:
                     os.fdatasync(self._current.fd)  # sealed segments were synced when sealed
