@@ -298,3 +298,15 @@ def test_route_drift_table_names_every_column_and_says_when_no_cascade_ran(ledge
     assert "cascade escalation" not in result.output
     header = next(line for line in result.output.splitlines() if "expected" in line)
     assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["route", "tier", "share", "expected", "flag"]
+
+
+def test_a_falsy_tier_without_a_label_is_read_not_a_key_error(tmp_path):
+    # `row.get("tier") or row["label"]` skipped an empty or 0 tier to a label that was not there: a KeyError traceback.
+    from tokenomy.routing.classifier import load_labelled
+
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps({"prompt": "a", "tier": ""}) + "\n")
+    with pytest.raises(UsageError, match=r"mine.jsonl:1: label '' is not strong/weak"):
+        load_labelled(data)
+    data.write_text(json.dumps({"prompt": "a", "tier": 0}) + "\n" + json.dumps({"prompt": "b", "tier": False}) + "\n")
+    assert [r["label"] for r in load_labelled(data)] == [0, 0]  # 0 and false are weak, as labels

@@ -67,7 +67,9 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
         raise ValueError("no 'prompt'; add the prompt's text as \"prompt\"")
     if not isinstance(row["prompt"], str):  # str() made a number or null into a prompt "7" or "None"
         raise ValueError(f"'prompt' is a JSON {_json_noun(row['prompt'])}, not text; give the prompt's text")
-    strong = _is_strong(row.get("tier") or row["label"], weak_labels)
+    # The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
+    # skipped to a label that may not be there.
+    strong = _is_strong(row["tier"] if row.get("tier") is not None else row["label"], weak_labels)
     return {
         "prompt": row["prompt"],
         "label": strong,
