@@ -13,6 +13,7 @@ from typing import Any
 from tokenomy.errors import ConfigError
 from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
+from tokenomy.money import MAX_USD
 
 _COLUMN_TYPES = {
     "ts": "TIMESTAMPTZ NOT NULL",
@@ -56,7 +57,7 @@ _COLUMN_TYPES = {
 ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
 # What those types hold: DECIMAL(20,12) keeps 8 digits before the point; BIGINT and INTEGER are signed 64/32 bits.
-MAX_MONEY = Decimal(10) ** 8  # also the limit of every other DECIMAL(20,12) money column (key and team budgets)
+MAX_MONEY = MAX_USD  # money.MAX_USD: also the limit of every other DECIMAL(20,12) money column (key and team budgets)
 _INT_LIMITS = {"BIGINT": 2**63, "INTEGER": 2**31}
 INT_COLUMNS = {c: _INT_LIMITS[t.split()[0]] for c, t in _COLUMN_TYPES.items() if t.split()[0] in _INT_LIMITS}
 _COST_COLUMNS = [c for c, t in _COLUMN_TYPES.items() if t.startswith("DECIMAL")]
