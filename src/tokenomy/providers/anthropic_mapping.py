@@ -38,7 +38,13 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.anthropic_refusals import BLOCK_KEYS, refuse, refuse_uncarried_fields, refuse_unsupported
+from tokenomy.providers.anthropic_refusals import (
+    BLOCK_KEYS,
+    free_effort,
+    refuse,
+    refuse_uncarried_fields,
+    refuse_unsupported,
+)
 from tokenomy.providers.claude_effort import takes_effort
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -328,7 +334,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
         config["format"] = {"type": "json_schema", "schema": schema}
     reasoning = request.reasoning
     # An effort guides adaptive thinking, or on its own the models that take one (claude_effort.takes_effort)
-    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
+    effort = free_effort(reasoning)
     if effort and reasoning is not None and (reasoning.adaptive or takes_effort(request.model)):
         config["effort"] = effort
     return config

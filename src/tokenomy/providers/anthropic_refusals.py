@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ONE_HOUR, ChatRequest
+from tokenomy.messages import ONE_HOUR, ChatRequest, Reasoning
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 
 
@@ -94,6 +94,12 @@ def _refuse_unpriced_extra(request: ChatRequest) -> None:
         raise refuse(request.model, "cache_control.ttl", 'takes "5m" or "1h"')
 
 
+def free_effort(reasoning: Reasoning | None) -> str | None:
+    """The effort the request asks for, unless a thinking budget in tokens rules it (thinking off, a budget of 0,
+    leaves it): what is checked here and what the mapping sends must agree."""
+    return reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
+
+
 def refuse_unsupported(request: ChatRequest) -> None:
     """Refuse, naming the field and the fix, what the Messages API has no place for (seed, penalties, a json_object
     format), an effort or adaptive thinking the model does not take, and fields billed at prices the catalog lacks."""
@@ -117,7 +123,7 @@ def refuse_unsupported(request: ChatRequest) -> None:
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
     reasoning = request.reasoning
-    effort = reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
+    effort = free_effort(reasoning)
     if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
         raise refuse(request.model, "reasoning_effort", NO_EFFORT)
     native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
