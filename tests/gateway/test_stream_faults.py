@@ -65,6 +65,21 @@ def test_a_stream_that_fails_midway_is_recorded_at_its_estimated_cost_like_an_ab
     assert row.cost_usd is not None and row.cost_usd > 0
 
 
+def test_a_stream_line_that_is_no_json_ends_the_stream_in_its_error_not_in_an_ok_answer_without_it(ledger_path):
+    # A `data:` line the gateway could not read was skipped: the caller got "he", the text that line carried missing,
+    # with finish "stop", and the row said ok. It is the upstream's fault, as an error event midway is: the stream's
+    # error event (no fallback after "he" reached the client), the attempt recorded at its estimate.
+    upstream, spare, gateway = served([(200, {}, "garbled-line")], ledger_path)
+    with gateway as url:
+        with pytest.raises(openai.APIError) as failed:
+            stream_text(url, "chain")
+        assert "{not json" in failed.value.message and "internal error" not in failed.value.message
+    upstream.close(), spare.close()
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens > 0 and row.output_tokens == 1 and row.cost_usd > 0
+    assert upstream.calls == 1 and spare.calls == 0
+
+
 def test_a_stream_of_an_unpriced_model_that_fails_midway_is_recorded_unpriced(ledger_path):
     # A library client's model the catalog cannot price: its estimated cost has no price to come from. The row says
     # so at $0, as an answered call's would, and the caller gets the stream's error, not the pricing error.

@@ -136,10 +136,19 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                     if data == "[DONE]":
                         done = True
                         break
+                    if not data:  # an empty data field carries no chunk
+                        continue
                     try:
                         chunk = _loads(data)
-                    except ValueError:
-                        continue
+                    except ValueError as exc:
+                        # Skipped, the text it carried would be missing from an answer recorded ok. It is the
+                        # upstream's fault, as a chunk of the wrong shape is: the stream ends in its error, and the
+                        # attempt (answered 200, so billed) is recorded at its estimate.
+                        raise ProviderError(
+                            f"upstream sent a stream line that is no JSON: {data[:200]}",
+                            kind="server_error",
+                            reached=True,
+                        ) from exc
                     for piece in assembler.feed(chunk):
                         if ttft is None and piece.has_content:
                             ttft = (time.perf_counter() - start) * 1000
