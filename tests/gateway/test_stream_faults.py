@@ -99,11 +99,12 @@ def test_a_stream_of_an_unpriced_model_that_fails_midway_is_recorded_unpriced(le
     assert row.input_tokens > 0 and row.output_tokens == 1
 
 
-@pytest.mark.parametrize("kind", ["empty", "whole"])
+@pytest.mark.parametrize("kind", ["empty", "whole", "done-only"])
 def test_a_stream_answered_200_that_ends_before_its_first_chunk_is_charged_its_prompt_not_free(kind, ledger_path):
     """The upstream answered 200 and then sent no chunk the gateway could read: its body ended at once, or it answered
     as if the request were not streamed. It had the request and bills its prompt, but the attempt was recorded at 0
-    tokens and $0, so a key's budget counted nothing for it and every retry of it was paid for unbudgeted."""
+    tokens and $0, so a key's budget counted nothing for it and every retry of it was paid for unbudgeted. A stream of
+    `[DONE]` alone was an ok empty answer with finish "stop", though a whole answer with no choices is this 502."""
     upstream, spare, gateway = served([(200, {}, kind)], ledger_path)
     with gateway as url:
         with pytest.raises(openai.APIStatusError) as failed:

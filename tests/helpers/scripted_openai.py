@@ -45,10 +45,10 @@ class ScriptedOpenAI:
     non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
     without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
     `choices` is a string, "misshapen-first" that chunk first (then the whole answer); "garbled-line" sends the delta
-    "he", then a `data:` line that is no JSON, then a whole answer's end; "empty" is a streamed 200 whose body
-    ends before its first event, "whole" a streamed request answered as if it were not. An error entry's third item
-    is the error's `code` (e.g. (400, {}, "context_length_exceeded")). `reply`: the answer's stream deltas (a
-    non-streamed answer is their concatenation).
+    "he", then a `data:` line that is no JSON, then a whole answer's end; "done-only" is a streamed 200 of `data:
+    [DONE]` alone (no chunk, no choice); "empty" is a streamed 200 whose body ends before its first event, "whole" a
+    streamed request answered as if it were not. An error entry's third item is the error's `code` (e.g. (400, {},
+    "context_length_exceeded")). `reply`: the answer's stream deltas (a non-streamed answer is their concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -103,6 +103,8 @@ class ScriptedOpenAI:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "he")]) + b"data: {not json\n\n"
                     data += _sse([_delta(model, None, "stop", usage=usage)]) + b"data: [DONE]\n\n"
+                elif body.get("stream") and kind == ["done-only"]:
+                    content_type, data = "text/event-stream", b"data: [DONE]\n\n"
                 elif body.get("stream") and kind == ["empty"]:
                     content_type, data = "text/event-stream", b""
                 elif body.get("stream") and kind == ["cut"]:

@@ -57,6 +57,7 @@ class StreamAssembler:
         self.deltas = 0
         self.thoughts = 0  # reasoning deltas (each a token, for an estimate)
         self.finished = False  # a finish_reason arrived: the answer is whole even if [DONE] never does
+        self.chosen = False  # a chunk carried choice 0: without one, no answer came (as a whole one with no choices)
 
     def feed(self, chunk: Any) -> Iterator[StreamChunk]:
         """The pieces of one chunk. A chunk of an unexpected shape (a field of the wrong type) is the upstream's fault,
@@ -89,6 +90,7 @@ class StreamAssembler:
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is refused for streams (see the gateway); only choice 0 exists here
+            self.chosen = True
             if isinstance(choice.get("usage"), dict) and not chunk.get("usage"):
                 self.usage = choice["usage"]  # Moonshot's streams: in the last chunk's choice, not beside it
             delta = choice.get("delta") or {}
@@ -123,10 +125,16 @@ class StreamAssembler:
         """Raise if the stream ended with neither a finish_reason nor `[DONE]` (`done`): the connection was
         cut, and what arrived is part of an answer, not an answer. The upstream had answered 200 (only such a stream
         gets here), so it had the request and bills its prompt: `reached`, even when no chunk came (a body that ended
-        at once, a whole JSON answer to a streamed request), so the attempt is not recorded at $0."""
+        at once, a whole JSON answer to a streamed request), so the attempt is not recorded at $0. A stream that ended
+        (`[DONE]`) without a choice in any chunk is the fault of a whole answer with no choices (`parse_completion`):
+        not an ok empty answer."""
         if not (done or self.finished):
             raise ProviderError(
                 "upstream stream ended before the answer was complete", kind="server_error", reached=True
+            )
+        if not self.chosen:
+            raise ProviderError(
+                "upstream sent a stream with no choices (no chunk carried an answer)", kind="server_error", reached=True
             )
 
     def _tool_piece(self, piece: dict[str, Any]) -> ToolCallDelta:
