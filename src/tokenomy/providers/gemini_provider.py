@@ -27,6 +27,7 @@ from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     NAMING_HINTS,
     Provider,
+    answer_broke_off,
     checked_counts,
     estimated_usage,
     http_errors,
@@ -87,6 +88,8 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     if isinstance(exc, timeouts):
         return ProviderError(f"Gemini call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, transport):
+        if answer_broke_off(exc):  # Gemini answered (and bills it): the connection broke while its body came
+            return ProviderError(f"Gemini's answer broke off: {exc}", kind="server_error", reached=True)
         return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
     from google.auth.exceptions import DefaultCredentialsError, RefreshError
 
