@@ -42,3 +42,29 @@ def test_a_gemini_answer_cut_off_midway_is_recorded_at_its_estimate_not_free(led
     cut, closed = sorted(open_store(str(ledger_path)).events(), key=lambda e: e.route != "cut")
     assert (cut.route, cut.outcome, cut.input_tokens) == ("cut", "server_error", 100) and cut.cost_usd > 0
     assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)
+
+
+def test_an_anthropic_token_count_that_is_no_json_is_anthropics_502_not_a_500_with_a_traceback(ledger_path,
+                                                                                               monkeypatch):
+    # messages.count_tokens answered 200 with a body that is no JSON (a proxy's error page): the SDK let the decoder's
+    # error through, and the gateway answered a 500 "internal error (JSONDecodeError)" with a traceback in its log,
+    # which sends an operator looking for a bug of the gateway's; messages.create already answered this 502.
+    import anthropic
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def count(request):
+        return Response("<html>upstream proxy error</html>", media_type="application/json")
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    upstream = Starlette(routes=[Route("/v1/messages/count_tokens", count, methods=["POST"])])
+    with ServerThread(upstream) as base:
+        models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base}}
+        with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            with pytest.raises(anthropic.APIStatusError) as failed:
+                sdk.messages.count_tokens(model="claude", messages=[{"role": "user", "content": "hi"}])
+    assert failed.value.status_code == 502 and failed.value.body["type"] == "error"
+    said = failed.value.body["error"]
+    assert said["type"] == "api_error" and "no JSON" in said["message"] and "internal error" not in said["message"]

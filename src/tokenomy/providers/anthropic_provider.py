@@ -209,7 +209,7 @@ class AnthropicProvider(Provider):
             params["extra_headers"] = {BETA_HEADER: str(beta)}
         try:
             result = self.client.messages.count_tokens(**params)
-        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:  # a 200 that is no JSON: as for create
             raise map_anthropic_error(exc) from exc
         if not isinstance(result, anthropic.types.MessageTokensCount):
             raise not_a_message(result)
