@@ -210,6 +210,25 @@ def test_a_long_stream_is_not_cut_while_its_chunks_keep_coming(ledger_path, monk
     assert outcomes(ledger_path) == [("up", "ok")] and upstream.calls == 1
 
 
+def test_a_stream_silent_past_its_timeout_s_says_how_to_raise_it_for_a_stream(ledger_path):
+    # The upstream sent "par" and fell silent past the model's timeout_s. The error told the caller to raise timeout_s
+    # "for long answers that are not streamed", which this answer was: it names the silence between chunks instead.
+    upstream = ScriptedOpenAI([(200, {}, "stall")])
+    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU,
+                                "timeout_s": 0.5}},
+              "routes": {"up": {"model": "up", "retry": {"max_attempts": 1}}}}
+    try:
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            with pytest.raises(openai.APIError) as failed:
+                stream_text(url)
+    finally:
+        upstream.close()
+    said = failed.value.message
+    assert "no data for 0.5s" in said and "waits 0.5s for each stream chunk" in said, said
+    assert "raise its timeout_s" in said and "not streamed" not in said, said
+    assert outcomes(ledger_path) == [("up", "timeout")]
+
+
 def test_a_whole_stream_without_done_is_accepted(ledger_path):
     upstream, spare, gateway = served([(200, {}, "nodone")], ledger_path)
     with gateway as url:

@@ -72,16 +72,20 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         return get_provider(self.spec).stream(request)
 
-    def _failed(self, exc: UpstreamTimeout | UpstreamDisconnected, url: str | None = None) -> ProviderError:
-        # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller.
+    def _failed(
+        self, exc: UpstreamTimeout | UpstreamDisconnected, url: str | None = None, streamed: bool = False
+    ) -> ProviderError:
+        # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller. The fix it names
+        # is the one for the call that timed out: a stream's timeout bounds each silence, not the whole answer.
         url = url or self.url
         if isinstance(exc, UpstreamTimeout):
-            return ProviderError(
-                f"{url}: {exc} (model {self.spec.name!r} waits {self.timeout:g}s: raise its timeout_s for long "
-                "answers that are not streamed)",
-                kind="timeout",
-                reached=exc.sent,
+            waits = (
+                f"waits {self.timeout:g}s for each stream chunk: raise its timeout_s for an upstream that can be "
+                "silent longer mid-stream, as a reasoning model before its first token"
+                if streamed
+                else f"waits {self.timeout:g}s: raise its timeout_s for long answers that are not streamed"
             )
+            return ProviderError(f"{url}: {exc} (model {self.spec.name!r} {waits})", kind="timeout", reached=exc.sent)
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
             return ProviderError(f"{url}: {exc}", kind="server_error", retryable=False, reached=True)
         # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
@@ -156,7 +160,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             finally:
                 pool.release(connection, done)
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, streamed=True) from exc
         assembler.check_complete(done)
         yield StreamChunk(response=assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft))
 
