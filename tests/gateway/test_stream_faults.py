@@ -237,7 +237,7 @@ def test_a_whole_stream_without_done_is_accepted(ledger_path):
     assert outcomes(ledger_path) == [("up", "ok")]
 
 
-@pytest.mark.parametrize("kind", ["cut", "broken", "error", "empty"])
+@pytest.mark.parametrize("kind", ["cut", "broken", "error", "empty", "garbled-line"])
 def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
     from tokenomy.errors import ProviderError
     from tokenomy.messages import ChatRequest
@@ -249,12 +249,29 @@ def test_the_sdk_based_provider_treats_a_cut_or_failed_stream_the_same(kind):
         with pytest.raises(ProviderError) as failed:
             list(provider.stream(ChatRequest.simple("hi", model="m")))
         assert failed.value.kind == "server_error"
-        # a stream that ends unfinished was answered 200 and is billed (an error event is the upstream's own word)
-        assert failed.value.reached == (kind in ("cut", "empty"))
+        # a stream that ends unfinished or unreadable was answered 200 and is billed (an error event is the upstream's
+        # own word); a line that is no JSON raised the SDK's JSONDecodeError, no ProviderError, out of the library
+        assert failed.value.reached == (kind in ("cut", "empty", "garbled-line"))
         chunks = list(provider.stream(ChatRequest.simple("hi", model="m")))  # a finish_reason, no [DONE]: whole
         assert chunks[-1].response is not None and chunks[-1].response.text == "ok"
     finally:
         provider.close(), upstream.close()
+
+
+def test_the_sdk_based_provider_takes_a_whole_answer_that_is_no_json_as_the_upstreams_fault():
+    # The SDK's JSONDecodeError came out of the library's chat() as it was, where every other fault is a ProviderError.
+    from tokenomy.errors import ProviderError
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.openai_provider import OpenAIProvider
+
+    upstream = ScriptedOpenAI([(200, {}, "garbled")])
+    provider = OpenAIProvider(base_url=upstream.url)
+    try:
+        with pytest.raises(ProviderError) as failed:
+            provider.chat(ChatRequest.simple("hi", model="m"))
+    finally:
+        provider.close(), upstream.close()
+    assert failed.value.kind == "server_error" and failed.value.reached and "no JSON" in str(failed.value)
 
 
 @pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")

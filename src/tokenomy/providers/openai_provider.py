@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -24,6 +25,10 @@ def map_openai_error(exc: Exception) -> ProviderError:
 
     status = getattr(exc, "status_code", None)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
+    # A 200 whose body (or a stream line's data) is no JSON, as a proxy's error page is: the SDK lets the decoder's
+    # error through. The server answered (and bills it): its fault, recorded at the estimate, as AsyncOpenAIUpstream's.
+    if isinstance(exc, json.JSONDecodeError):
+        return ProviderError(f"the server sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
     if isinstance(exc, openai.APITimeoutError):
         # A read timeout: the request went out and the server was still working on it (billing it).
         return ProviderError(f"timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
@@ -126,7 +131,7 @@ class OpenAIProvider(Provider):
                     if ttft is None and piece.has_content:
                         ttft = (time.perf_counter() - start) * 1000
                     yield piece
-        except openai.OpenAIError as exc:  # an in-stream error event is an APIError raised by the SDK
+        except (openai.OpenAIError, json.JSONDecodeError) as exc:  # an in-stream error event is an SDK APIError
             raise self.map_error(exc) from exc
         assembler.check_complete(False)  # the SDK swallows [DONE]: a finish_reason is the only sign of a whole answer
         response = assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft)
@@ -141,7 +146,7 @@ class OpenAIProvider(Provider):
         start = time.perf_counter()
         try:
             result = self.client.chat.completions.create(**self._params(request))
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise self.map_error(exc) from exc
         response = openai_wire.parse_completion(
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
