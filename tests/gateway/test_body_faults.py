@@ -44,18 +44,21 @@ def test_a_gemini_answer_cut_off_midway_is_recorded_at_its_estimate_not_free(led
     assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)
 
 
-def test_an_anthropic_token_count_that_is_no_json_is_anthropics_502_not_a_500_with_a_traceback(ledger_path,
-                                                                                               monkeypatch):
+@pytest.mark.parametrize("answer", ["<html>upstream proxy error</html>", "{}", '{"input_tokens": "many"}',
+                                    '{"input_tokens": -5}', '{"input_tokens": 3000000000}'])
+def test_an_anthropic_token_count_it_cannot_have_counted_is_anthropics_502_not_a_500(answer, ledger_path, monkeypatch):
     # messages.count_tokens answered 200 with a body that is no JSON (a proxy's error page): the SDK let the decoder's
     # error through, and the gateway answered a 500 "internal error (JSONDecodeError)" with a traceback in its log,
-    # which sends an operator looking for a bug of the gateway's; messages.create already answered this 502.
+    # which sends an operator looking for a bug of the gateway's; messages.create already answered this 502. A count
+    # missing or not a number was a 500 too (TypeError, ValueError), and a negative one or one past any context was
+    # passed on as the caller's count.
     import anthropic
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
     async def count(request):
-        return Response("<html>upstream proxy error</html>", media_type="application/json")
+        return Response(answer, media_type="application/json")
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     upstream = Starlette(routes=[Route("/v1/messages/count_tokens", count, methods=["POST"])])
@@ -67,4 +70,5 @@ def test_an_anthropic_token_count_that_is_no_json_is_anthropics_502_not_a_500_wi
                 sdk.messages.count_tokens(model="claude", messages=[{"role": "user", "content": "hi"}])
     assert failed.value.status_code == 502 and failed.value.body["type"] == "error"
     said = failed.value.body["error"]
-    assert said["type"] == "api_error" and "no JSON" in said["message"] and "internal error" not in said["message"]
+    assert said["type"] == "api_error" and "internal error" not in said["message"]
+    assert ("no JSON" if answer.startswith("<") else "input_tokens") in said["message"], said
