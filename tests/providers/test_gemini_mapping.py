@@ -94,6 +94,7 @@ def test_every_block_and_option_is_carried() -> None:
     ({"messages": [Message("user", [ImageBlock("image/png", b"x", detail="high")])]}, "detail"),
     ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
     ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
+    ({"reasoning": Reasoning(effort="high", budget_tokens=0)}, "reasoning_effort"),  # thinking off: it was dropped
     ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
     ({"tool_choice": ToolChoice("any")}, "tool_choice"),  # forced, with no tools: the choice was dropped
     ({"tool_choice": ToolChoice("tool", "lookup")}, "tool_choice"),

@@ -270,6 +270,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     ):
         # Claude's thinking display: summarized is what Gemini's thought summaries are; omitted leaves them out
         thinking: dict[str, Any] = {"include_thoughts": reasoning.display != "omitted"}
+        if reasoning.budget_tokens == 0 and reasoning.effort is not None:  # no level to give thinking that is off
+            raise refuse(model, "reasoning_effort", "sets how hard Gemini thinks, and thinking is off; drop one")
         if reasoning.budget_tokens == 0:  # thinking off (a model that thinks by default is told not to)
             thinking = {"thinking_budget": 0}
         elif reasoning.budget_tokens is not None:
