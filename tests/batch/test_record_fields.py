@@ -305,3 +305,14 @@ def test_validate_and_submit_name_a_key_a_backend_would_not_send(tmp_path) -> No
     assert out.returncode == 0, out.stderr
     assert "1 records on upstream via local (1 bad lines skipped)" in out.stdout, out.stdout
     assert "skipped line 1: body.top_p: --backend local rebuilds" in out.stdout, out.stdout
+
+
+def test_a_stored_record_an_earlier_version_took_is_named_with_the_fix_on_resume():
+    # A job stored before plain records' unknown keys were refused: its resume said "cannot happen" in effect.
+    from tokenomy.batch.records import part_records
+    from tokenomy.errors import ConfigError
+
+    part = {"job_id": "job-1", "part_no": 0, "payload": '{"id": "a", "prompt": "hi"}\n{"id": "b", "prompt": "hi", '
+                                                         '"model": "x"}'}
+    with pytest.raises(ConfigError, match=r"job-1#0: record on line 2 .*model.*earlier Tokenomy.*Submit"):
+        part_records(part)

@@ -95,8 +95,12 @@ def part_payload(records: list[BatchRecord]) -> str:
 
 def part_records(part: dict[str, Any]) -> list[BatchRecord]:
     records, bad = read_records(part["payload"].splitlines())
-    if bad:  # cannot happen for payloads we wrote; say so loudly rather than drop records
-        raise ConfigError(f"batch part {part['job_id']}#{part['part_no']} has unreadable records: {bad[0].reason}")
+    if bad:  # a record an earlier version took (and sent without a key it now refuses): said, never dropped
+        raise ConfigError(
+            f"batch part {part['job_id']}#{part['part_no']}: record on line {bad[0].line} is refused by this version "
+            f"({bad[0].field}: {bad[0].reason}); it was stored by an earlier Tokenomy that ignored that key. "
+            "Submit the job's records again from a corrected input file"
+        )
     return records
 
 
