@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.formats import BadLine, BatchRecord
+from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
 from tokenomy.errors import UsageError
 
 # Per source form, the keys a rebuild carries at each place of the line: the body, each message, each content part
@@ -55,16 +55,15 @@ def _parts(content: Any, at: str, carried: tuple[str, ...]) -> tuple[str, str] |
     """The first part of a content (or a Bedrock system) list a rebuild would not send: (field, what is wrong)."""
     if not isinstance(content, list):
         return None  # a string is all text; anything else formats.py has already refused
-    for j, part in enumerate(content):
-        where = f"{at}[{j}]"
-        if not isinstance(part, dict):  # read as no text at all
-            return where, "parts that are not objects are not sent"
-        if part.get("type", "text") != "text":
-            return f"{where}.type", f"{part['type']!r} parts are not sent"
-        unknown = next((key for key in part if key not in carried), None)
-        if unknown is not None:
-            return f"{where}.{unknown}", "not sent"
-    return None
+    found = first_non_text_part(content, at, carried)
+    if found is None:
+        return None
+    where, why, part = found
+    if why == NOT_AN_OBJECT:  # read as no text at all
+        return where, "parts that are not objects are not sent"
+    if why == OTHER_TYPE:
+        return where, f"{part['type']!r} parts are not sent"
+    return where, "not sent"
 
 
 def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:

@@ -89,29 +89,51 @@ TEXT_PART_KEYS = ("type", "text")
 TO_SEND_IT = f"write the line as {FORMS['openai']} for an OpenAI batch"
 
 
+# Why a content part is not a text part (first_non_text_part): no object, another `type`, another key, or (where the
+# text is required) a `text` that is not a string.
+NOT_AN_OBJECT, OTHER_TYPE, OTHER_KEY, NOT_A_STRING = "not an object", "other type", "other key", "text not a string"
+
+
+def first_non_text_part(
+    content: list[Any], at: str, keys: tuple[str, ...] = TEXT_PART_KEYS, text_required: bool = False
+) -> tuple[str, str, Any] | None:
+    """The first part of a content list (at `at`) that is not a text part holding only `keys`, as (field, why, the
+    part), `why` one of the four above; None when every part is one. A plain record refuses such a part and a
+    rebuild (conversion.py) would drop it, each in its own words."""
+    for j, part in enumerate(content):
+        where = f"{at}[{j}]"
+        if not isinstance(part, dict):
+            return where, NOT_AN_OBJECT, part
+        if part.get("type", "text") != "text":
+            return f"{where}.type", OTHER_TYPE, part
+        unknown = next((key for key in part if key not in keys), None)
+        if unknown is not None:
+            return f"{where}.{unknown}", OTHER_KEY, part
+        if text_required and not isinstance(part.get("text"), str):
+            return f"{where}.text", NOT_A_STRING, part
+    return None
+
+
 def _plain_text(content: Any, where: str) -> str:
     """A plain record's content (a message's or the system's): a string, or a list of text parts, joined."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise ValueError(f"{where}: content must be a string or a list of text blocks")
-    texts = []
-    for j, part in enumerate(content):
-        at = f"{where}[{j}]"
-        if not isinstance(part, dict):
-            raise ValueError(f'{at}: a content part must be an object like {{"type": "text", "text": "..."}}')
-        if part.get("type", "text") != "text":
-            raise ValueError(
-                f"{at}.type: {part['type']!r} parts are not sent from a plain record (text parts only); remove it, "
-                f"or {TO_SEND_IT}"
-            )
-        unknown = next((key for key in part if key not in TEXT_PART_KEYS), None)
-        if unknown is not None:
-            raise ValueError(f"{at}.{unknown}: not a key of a plain record's text part (type, text); remove it")
-        if not isinstance(part.get("text"), str):
-            raise ValueError(f"{at}.text: must be text, not {json.dumps(part.get('text'))}")
-        texts.append(part["text"])
-    return "".join(texts)
+    found = first_non_text_part(content, where, text_required=True)
+    if found is None:
+        return "".join(part["text"] for part in content)
+    at, why, part = found
+    if why == NOT_AN_OBJECT:
+        raise ValueError(f'{at}: a content part must be an object like {{"type": "text", "text": "..."}}')
+    if why == OTHER_TYPE:
+        raise ValueError(
+            f"{at}: {part['type']!r} parts are not sent from a plain record (text parts only); remove it, or "
+            f"{TO_SEND_IT}"
+        )
+    if why == OTHER_KEY:
+        raise ValueError(f"{at}: not a key of a plain record's text part (type, text); remove it")
+    raise ValueError(f"{at}: must be text, not {json.dumps(part.get('text'))}")
 
 
 def _plain_messages(raw: Any) -> list[dict[str, str]]:
