@@ -58,12 +58,14 @@ class ValidationReport:
         }
 
 
+# The backends that send a line of each provider form as written (a Bedrock one only to a job of its body's kind).
+SENT_AS_WRITTEN_BY = {"openai": ("openai", "azure"), "bedrock": ("bedrock",)}
+
+
 def rebuilt_for(rec: BatchRecord, backend: str, model: str) -> str | None:
     """How `backend` is named in a bad line when it rebuilds `rec` (see conversion.py), or None when it sends the
     record's line as written (an OpenAI line to OpenAI or Azure, a Bedrock body to a job of its invocation type)."""
-    if rec.fmt == "openai" and backend not in ("openai", "azure"):
-        return f"--backend {backend}"
-    if rec.fmt == "bedrock" and backend != "bedrock":
+    if rec.fmt in SENT_AS_WRITTEN_BY and backend not in SENT_AS_WRITTEN_BY[rec.fmt]:
         return f"--backend {backend}"
     if rec.fmt == "bedrock" and body_kind(rec.raw["modelInput"]) != invocation_type(model):
         kind = invocation_type(model)
