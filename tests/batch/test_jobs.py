@@ -650,3 +650,35 @@ def test_an_answer_committed_from_a_runners_journal_is_recorded_when_it_was_answ
     assert commit_left_behind(tables, job) == 1
     [row] = open_store(ledger_path).events()
     assert row.ts == answered
+
+
+def test_submit_names_its_skipped_lines_from_the_one_validation_it_ran(tmp_path: Path, monkeypatch) -> None:
+    # The skipped lines were found by validating the whole input a second time after the job was stored.
+    from typer.testing import CliRunner
+
+    import tokenomy.batch.validate as validate
+    from tokenomy.cli import app
+
+    reads = []
+    read_file = validate.read_file
+    monkeypatch.setattr(validate, "read_file", lambda path: reads.append(path) or read_file(path))
+    top_p = {"custom_id": "t", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"messages": [{"role": "user", "content": "hi"}], "top_p": 0.1}}
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join([json.dumps(top_p), *plain(2), '{"id": "x", "prompt": ', json.dumps({"prompt": "p"})])
+                   + "\n")
+    with InstantOpenAI() as url:
+        args = ["batch", "submit", str(src), "--model", "upstream", "--config", str(config_for(tmp_path, url)),
+                "--backend", "local", "--ledger", str(tmp_path / "l.duckdb")]
+        shown = CliRunner().invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        assert len(reads) == 1, reads
+        as_json = CliRunner().invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert len(reads) == 2, reads
+    lines = [line for line in shown.stdout.splitlines() if "skipped line" in line]
+    assert [line.split(":")[0].strip() for line in lines] == ["skipped line 1", "skipped line 4", "skipped line 5"]
+    assert "skipped line 1: body.top_p: --backend local rebuilds" in lines[0]
+    summary = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert summary["bad_lines"] == 3
+    assert [(b["line"], b["field"]) for b in summary["bad"]] == [(1, "body.top_p"), (4, "-"), (5, "id")]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
-from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import missing_records, part_payload, part_records, record_results, with_estimated_usage
 from tokenomy.batch.runner_journal import commit_left_behind
@@ -76,7 +76,8 @@ def create_job(
     run_settings: dict[str, Any] | None = None,
 ) -> Job:
     """Validate `path`, split it to the backend's quotas and store the job (no provider work yet)."""
-    return store_job(tables, *prepare_job(path, model, backend, options, config_path, run_settings))
+    job, parts, _ = prepare_job(path, model, backend, options, config_path, run_settings)
+    return store_job(tables, job, parts)
 
 
 def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Job:
@@ -94,9 +95,9 @@ def prepare_job(
     options: SubmitOptions | None = None,
     config_path: str | None = None,
     run_settings: dict[str, Any] | None = None,
-) -> tuple[Job, list[list[BatchRecord]]]:
-    """Validate `path` and split it to the backend's quotas: the job and its parts, nothing stored yet (a refused
-    file leaves no trace, not even a new ledger)."""
+) -> tuple[Job, list[list[BatchRecord]], list[BadLine]]:
+    """Validate `path` and split it to the backend's quotas: the job, its parts and the bad lines it skips (in line
+    order), nothing stored yet (a refused file leaves no trace, not even a new ledger)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     options = options or SubmitOptions()
@@ -154,7 +155,7 @@ def prepare_job(
         input_path=str(Path(path).resolve()),
         options=stored_options,
     )
-    return job, parts
+    return job, parts, report.bad
 
 
 def submit_options(job: Job) -> SubmitOptions:

@@ -263,7 +263,9 @@ def register(app: typer.Typer) -> None:
                 if v
             },
         )
-        job, parts = prepare_job(
+        # The bad lines it skips: each one the job counts, those a backend would not send whole and those over the
+        # context window included, named from the validation prepare_job ran (the file is not read again).
+        job, parts, bad_lines = prepare_job(
             file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
         )
         tables = open_tables(ledger)  # once the file is good: a refused one leaves no new ledger behind
@@ -273,20 +275,11 @@ def register(app: typer.Typer) -> None:
         else:
             skipped = f" ({job.bad_lines} bad lines skipped)" if job.bad_lines else ""
             console.print(f"job [bold]{job.job_id}[/bold]: {job.records} records on {model} via {backend}{skipped}")
-        bad = _bad_lines(job) if job.bad_lines else []
+        bad = [b.to_json() for b in bad_lines]
         if bad and not as_json:
             for b in bad:
                 console.print(f"  skipped line {b['line']}: {b['field']}: {b['reason']}")
         _start(tables, job, detach, as_json, {"bad": bad} if bad else None)
-
-    def _bad_lines(job) -> list[dict]:
-        """The skipped lines, named (validated again only when there are some): each one the job counts, those a
-        backend would not send whole and those over the context window included, not only the unreadable ones."""
-        from tokenomy.batch.validate import validate_file
-
-        options = job.options
-        report = validate_file(job.input_path, options["pricing_model"], options.get("region"), backend=job.backend)
-        return [b.to_json() for b in report.bad]
 
     def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
         from tokenomy.batch.job_tables import require_job
