@@ -316,3 +316,15 @@ def test_a_stored_record_an_earlier_version_took_is_named_with_the_fix_on_resume
                                                          '"model": "x"}'}
     with pytest.raises(ConfigError, match=r"job-1#0: record on line 2 .*model.*earlier Tokenomy.*Submit"):
         part_records(part)
+
+
+def test_a_bad_bedrock_temperature_is_named_where_the_line_has_it() -> None:
+    # A Converse body's inferenceConfig.temperature was named modelInput.temperature, a key the line does not have.
+    hi = [{"role": "user", "content": [{"text": "hi"}]}]
+    good, bad = read_records([bedrock_line("1", {"messages": hi, "inferenceConfig": {"temperature": "hot"}}),
+                              bedrock_line("2", {"messages": hi, "temperature": -1}),
+                              bedrock_line("3", {"messages": hi, "inferenceConfig": {"temperature": 0.3}})])
+    assert [r.id for r in good] == ["3"] and good[0].temperature == 0.3
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "modelInput.inferenceConfig.temperature", 'must be a number 0 or more, e.g. 0.7, not "hot"'),
+        (2, "modelInput.temperature", "must be a number 0 or more, e.g. 0.7, not -1")]

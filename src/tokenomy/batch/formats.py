@@ -207,8 +207,9 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         system = body.get("system")
         if isinstance(system, list):
             system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
-        temperature = body.get("temperature", inference.get("temperature"))  # native bodies, then Converse's
-        temperature = _temperature(temperature, "modelInput.temperature")
+        # Native bodies' own, then Converse's; a bad one is named where the line has it.
+        where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
+        temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
         msgs = _messages(body.get("messages"), "modelInput.messages")
         return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj, temperature)
     if form == "openai":
