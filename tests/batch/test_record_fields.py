@@ -328,3 +328,24 @@ def test_a_bad_bedrock_temperature_is_named_where_the_line_has_it() -> None:
     assert [(b.line, b.field, b.reason) for b in bad] == [
         (1, "modelInput.inferenceConfig.temperature", 'must be a number 0 or more, e.g. 0.7, not "hot"'),
         (2, "modelInput.temperature", "must be a number 0 or more, e.g. 0.7, not -1")]
+
+
+def test_a_key_an_openai_or_bedrock_line_does_not_have_is_named_not_dropped() -> None:
+    # Neither provider takes another key on a line (OpenAI: custom_id, method, url, body; Bedrock: recordId,
+    # modelInput), and the line sent was rebuilt from those: a `temperature` or `metadata` beside them went nowhere.
+    hi = [{"role": "user", "content": "hi"}]
+    good, bad = read_records([
+        json.dumps({**OPENAI_LINE, "custom_id": "a", "body": {"messages": hi}, "temperature": 0}),
+        json.dumps({**OPENAI_LINE, "custom_id": "b", "body": {"messages": hi}, "metadata": {"k": "v"}}),
+        json.dumps({"recordId": "c", "modelInput": {"messages": hi}, "max_tokens": 5}),
+        json.dumps({**OPENAI_LINE, "custom_id": "d", "body": {"messages": hi}}),
+        json.dumps({"recordId": "e", "modelInput": {"messages": hi}}),
+    ])
+    assert [r.id for r in good] == ["d", "e"]
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "temperature", "not a key of an OpenAI batch line (custom_id, method, url, body), so it would not be sent; "
+                           "remove it, or move a request parameter into body"),
+        (2, "metadata", "not a key of an OpenAI batch line (custom_id, method, url, body), so it would not be sent; "
+                        "remove it, or move a request parameter into body"),
+        (3, "max_tokens", "not a key of a Bedrock batch line (recordId, modelInput), so it would not be sent; remove "
+                          "it, or move a model parameter into modelInput")]

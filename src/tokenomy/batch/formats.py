@@ -192,11 +192,26 @@ def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, An
     return str(rid)
 
 
+# The keys of an OpenAI or Bedrock line (each provider's documented input line has no other), and where a parameter
+# put beside them belongs. The line sent is built from these keys, so any other would be dropped unsaid.
+LINE_KEYS = {"openai": ("custom_id", "method", "url", "body"), "bedrock": ("recordId", "modelInput")}
+PARAMETERS_GO_IN = {"openai": "move a request parameter into body", "bedrock": "move a model parameter into modelInput"}
+
+
+def _refuse_other_line_keys(obj: dict[str, Any], form: str) -> None:
+    unknown = next((key for key in obj if key not in LINE_KEYS[form]), None)
+    if unknown is not None:
+        raise ValueError(
+            f"{unknown}: not a key of {FORMS[form]}, so it would not be sent; remove it, or {PARAMETERS_GO_IN[form]}"
+        )
+
+
 def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     """Normalise one decoded JSON object; raises ValueError('field: reason')."""
     form = line_form(obj)
     if form == "bedrock":
         rid, body = _record_id(obj.get("recordId"), "recordId", form, obj), obj.get("modelInput")
+        _refuse_other_line_keys(obj, form)
         if not isinstance(body, dict):
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
@@ -214,6 +229,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
+        _refuse_other_line_keys(obj, form)
         if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
             raise ValueError("url: only POST /v1/chat/completions is supported")
         if not isinstance(body, dict):
