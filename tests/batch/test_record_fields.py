@@ -349,3 +349,23 @@ def test_a_key_an_openai_or_bedrock_line_does_not_have_is_named_not_dropped() ->
                         "remove it, or move a request parameter into body"),
         (3, "max_tokens", "not a key of a Bedrock batch line (recordId, modelInput), so it would not be sent; remove "
                           "it, or move a model parameter into modelInput")]
+
+
+def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:
+    # A rebuild keeps max_tokens: a different max_completion_tokens beside it was dropped unsaid.
+    hi = [{"role": "user", "content": "hi"}]
+    path = lines_file(tmp_path, [openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9}),
+                                 openai_line("b", {"messages": hi, "max_tokens": 7, "max_completion_tokens": 7}),
+                                 openai_line("c", {"messages": hi, "max_completion_tokens": 9})])
+    for backend, model in (("gemini", "gemini-2.0-flash"), ("local", "gpt-4o-mini"), ("bedrock", CLAUDE)):
+        report = validate_file(path, model, backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == [(1, "body.max_completion_tokens")], (backend, model)
+        assert [(r.id, r.max_tokens) for r in report.records] == [("b", 7), ("c", 9)]
+    assert validate_file(path, "gemini-2.0-flash", backend="gemini").bad[0].reason == (
+        "--backend gemini rebuilds an OpenAI batch line from its messages (role and text), max_tokens and temperature, "
+        "so max_completion_tokens (9) would not be sent beside max_tokens (5); give one of them, or send the line "
+        "with --backend openai or azure")
+    assert not validate_file(path, "gpt-4o-mini", backend="openai").bad  # sent as written, both caps
+    [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
+    with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
+        inline_request(rec)

@@ -4,11 +4,13 @@ An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock 
 invocation type. Sent anywhere else, the record is rebuilt from what formats.py reads of it: its messages' roles and
 text, system, max_tokens and temperature. Any other key would be lost on the way, so each is refused by name (a bad
 line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
-later included, is refused until a rebuild maps it and it is named here.
+later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
+rebuild (max_tokens): a different max_completion_tokens beside it is refused too.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
@@ -92,12 +94,25 @@ def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
     return None
 
 
+def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
+    """An OpenAI line's max_completion_tokens beside a different max_tokens: a rebuild sends one cap, max_tokens."""
+    body = rec.raw["body"] if rec.fmt == "openai" else {}
+    if "max_tokens" not in body or body.get("max_completion_tokens", body["max_tokens"]) == body["max_tokens"]:
+        return None
+    reason = (
+        f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so max_completion_tokens "
+        f"({json.dumps(body['max_completion_tokens'])}) would not be sent beside max_tokens "
+        f"({json.dumps(body['max_tokens'])}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
+    )
+    return BadLine(rec.line, "body.max_completion_tokens", reason)
+
+
 def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
     """The record's line as a bad line naming the first key a rebuild for `target` (e.g. "--backend gemini") would
     not send, or None when the rebuild carries every key."""
     found = _first_uncarried(rec)
     if found is None:
-        return None
+        return _second_cap(rec, target)
     field, problem = found
     # A part of another type is named by its `type`, and it is the whole part that would be lost.
     lead, lost = ("", "this key") if problem == "not sent" else (f"{problem}: ", "this part")
