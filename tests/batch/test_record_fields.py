@@ -369,3 +369,24 @@ def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
     [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
     with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
         inline_request(rec)
+
+
+def test_a_text_part_whose_text_is_not_a_string_is_named_not_turned_into_text() -> None:
+    # `"text": 5` was read as the text "5" (and `null` as "None"), estimated and rebuilt so; the provider refuses it.
+    def user(*parts) -> list:
+        return [{"role": "user", "content": [{"type": "text", "text": "hi"}, *parts]}]
+
+    good, bad = read_records([
+        openai_line("a", {"messages": user({"type": "text", "text": 5})}),
+        bedrock_line("b", {"messages": [{"role": "user", "content": "hi"}, *user({"text": None})]}),
+        bedrock_line("c", {"messages": user(), "system": [{"text": ["be brief"]}]}),
+        openai_line("d", {"messages": [{"role": "user", "content": 5}]}),
+        bedrock_line("e", {"messages": user({"text": " there"}), "system": [{"text": "be brief"}]}),
+    ])
+    assert [(r.id, r.messages, r.system) for r in good] == [("e", [{"role": "user", "content": "hi there"}],
+                                                             "be brief")]
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "body.messages[0].content[1].text", "must be text, not 5"),
+        (2, "modelInput.messages[1].content[1].text", "must be text, not null"),
+        (3, "modelInput.system[0].text", 'must be text, not ["be brief"]'),
+        (4, "body.messages[0].content", "content must be a string or a list of text blocks")]

@@ -59,26 +59,31 @@ class BadLine:
         return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
-def _content_text(content: Any) -> str:
-    # Anthropic/Converse bodies carry content as a string or a list of {text} / {type,text} blocks.
+def _content_text(content: Any, where: str) -> str:
+    """The text of an OpenAI or Bedrock line's content (or Bedrock system): a string, or a list of parts whose text
+    each carries as {text} or {type, text} (other parts carry none: the line is sent as written, or a rebuild refuses
+    them). A `text` that is not a string is named, not made into text."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-    raise ValueError("content must be a string or a list of text blocks")
+    if not isinstance(content, list):
+        raise ValueError(f"{where}: content must be a string or a list of text blocks")
+    texts = []
+    for j, part in enumerate(content):
+        if isinstance(part, dict) and "text" in part:
+            if not isinstance(part["text"], str):
+                raise ValueError(f"{where}[{j}].text: must be text, not {json.dumps(part['text'])}")
+            texts.append(part["text"])
+    return "".join(texts)
 
 
 def _messages(raw: Any, where: str) -> list[dict[str, str]]:
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{where}: messages must be a non-empty list")
     out = []
-    for m in raw:
+    for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
             raise ValueError(f"{where}: each message needs role user|assistant|system")
-        try:
-            out.append({"role": m["role"], "content": _content_text(m.get("content", ""))})
-        except ValueError as exc:
-            raise ValueError(f"{where}.content: {exc}") from None
+        out.append({"role": m["role"], "content": _content_text(m.get("content", ""), f"{where}[{i}].content")})
     return out
 
 
@@ -221,7 +226,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         max_tokens = body.get("max_tokens", inference.get("maxTokens", inference.get("max_new_tokens")))
         system = body.get("system")
         if isinstance(system, list):
-            system = "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+            system = _content_text(system, "modelInput.system")
         # Native bodies' own, then Converse's; a bad one is named where the line has it.
         where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
         temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
