@@ -390,3 +390,16 @@ def test_a_text_part_whose_text_is_not_a_string_is_named_not_turned_into_text() 
         (2, "modelInput.messages[1].content[1].text", "must be text, not null"),
         (3, "modelInput.system[0].text", 'must be text, not ["be brief"]'),
         (4, "body.messages[0].content", "content must be a string or a list of text blocks")]
+
+
+def test_a_bedrock_system_that_is_not_text_is_a_bad_line_not_a_crash(tmp_path) -> None:
+    # `"system": 5` reached BatchRecord.text() as an int: a TypeError traceback out of validate, no line named.
+    hi = [{"role": "user", "content": "hi"}]
+    path = lines_file(tmp_path, [bedrock_line("a", {"messages": hi, "system": 5}),
+                                 bedrock_line("b", {"messages": hi, "system": {"text": "be brief"}}),
+                                 bedrock_line("c", {"messages": hi, "system": "be brief"})])
+    report = validate_file(path, CLAUDE)
+    assert [(r.id, r.system) for r in report.records] == [("c", "be brief")]
+    assert [(b.line, b.field, b.reason) for b in report.bad] == [
+        (1, "modelInput.system", "content must be a string or a list of text blocks"),
+        (2, "modelInput.system", "content must be a string or a list of text blocks")]

@@ -224,9 +224,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             raise ValueError(f"modelInput.inferenceConfig: must be an object, not {json.dumps(inference)}")
         # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt).
         max_tokens = body.get("max_tokens", inference.get("maxTokens", inference.get("max_new_tokens")))
-        system = body.get("system")
-        if isinstance(system, list):
-            system = _content_text(system, "modelInput.system")
+        system = body.get("system")  # a string (Claude's) or a list of text blocks (Claude's, Nova's, Converse's)
+        system = None if system is None else _content_text(system, "modelInput.system")
         # Native bodies' own, then Converse's; a bad one is named where the line has it.
         where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
         temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
