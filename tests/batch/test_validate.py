@@ -277,3 +277,35 @@ def test_validate_and_plan_json_print_the_costs_their_tables_print(tmp_path):
         table = runner.invoke(app, args, env={"COLUMNS": "200"}).output
         for key in ("on_demand_usd", "batch_usd"):
             assert len(data[key].split(".")[1]) == 6 and f"${data[key]}" in table, (command, key, data[key], table)
+
+
+def test_plan_checks_lines_for_the_backend_it_is_given_as_validate_does(tmp_path):
+    # Validated for no backend, an OpenAI line a rebuild would send without its top_p was planned (and priced) as a
+    # good record, and the plan's own note said "pass --backend", which plan did not take.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    src = tmp_path / "openai.jsonl"
+    _openai_lines(src, records=4)
+    lines = src.read_text().splitlines()
+    top_p = json.loads(lines[2])
+    top_p["body"]["top_p"] = 0.1
+    lines[2] = json.dumps(top_p)
+    src.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    base = ["batch", "plan", str(src), "--model", "gpt-4o-mini", "--deadline", "06:00"]
+    unchecked = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    assert unchecked["records"] == 4 and any("pass --backend" in n for n in unchecked["notes"])
+    checked = runner.invoke(app, [*base, "--backend", "local", "--json"])
+    body = json.loads(checked.stdout)
+    assert checked.exit_code == 1 and body["records"] == 3 and body["input_tokens"] == 3 * 100
+    assert [(b["line"], b["field"]) for b in body["bad_lines"]] == [(3, "body.top_p")]
+    validated = runner.invoke(app, ["batch", "validate", str(src), "--model", "gpt-4o-mini", "--backend", "local",
+                                    "--json"])
+    assert json.loads(validated.stdout)["bad_lines"] == body["bad_lines"]
+    assert any(f"tokenomy batch validate {src} --model gpt-4o-mini --backend local" in n for n in body["notes"])
+    assert not any("pass --backend" in n for n in body["notes"])
+    assert runner.invoke(app, [*base, "--backend", "openai", "--json"]).exit_code == 0  # sent as written
+    wrong = runner.invoke(app, [*base, "--backend", "openia"])  # the CLI prints it as an error, exit 2
+    assert "--backend 'openia' is not one of local, bedrock" in str(wrong.exception), wrong.output

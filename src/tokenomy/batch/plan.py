@@ -87,13 +87,15 @@ def plan_deadline(
     tpm_quota: int | None = None,
     start: datetime | None = None,
     region: str | None = None,
+    backend: str | None = None,
 ) -> DeadlinePlan:
-    """Compare on demand and batch for `path` on `model` between `start` (default now) and `deadline`."""
+    """Compare on demand and batch for `path` on `model` between `start` (default now) and `deadline`; given the
+    `backend` it will be sent with, lines it would not send whole are left out, as `batch validate` leaves them."""
     if tpm_quota is not None and tpm_quota <= 0:
         raise ConfigError(
             f"--tpm-quota {tpm_quota}: give your account's tokens-per-minute quota, a number above 0 (or leave it out)"
         )
-    report = validate_file(path, model, region)
+    report = validate_file(path, model, region, backend=backend)
     require_good(report)
     begin, end = window(deadline, start or datetime.now(UTC))
     hours = (end - begin).total_seconds() / 3600

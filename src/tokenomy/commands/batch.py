@@ -461,6 +461,12 @@ def register(app: typer.Typer) -> None:
             None, "--tpm-quota", help="Your account's tokens-per-minute quota for the model (on-demand speed)."
         ),
         region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
+        backend: Optional[str] = typer.Option(
+            None,
+            "--backend",
+            help="The backend submit will use (as for validate): OpenAI and Bedrock lines it would not send whole are "
+            "left out of the plan.",
+        ),
         as_json: bool = JsonOption,
     ) -> None:
         """Before a deadline: on demand within your TPM quota, or batch at batch price (completion not guaranteed)?
@@ -469,17 +475,22 @@ def register(app: typer.Typer) -> None:
         plan covers the good records, as `batch validate` reports them); 2 on unusable input."""
         from datetime import datetime
 
+        from tokenomy.batch.jobs import BACKENDS
         from tokenomy.batch.plan import parse_clock, plan_deadline, window
+        from tokenomy.errors import ConfigError
 
+        if backend is not None and backend not in BACKENDS:
+            raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
         begin = None
         if start:
             clock = parse_clock(start, "--start")
             _, begin = window(clock, datetime.now(UTC))  # the next time the clock shows --start
-        result = plan_deadline(file, model, parse_clock(deadline, "--deadline"), tpm_quota, begin, region)
+        result = plan_deadline(file, model, parse_clock(deadline, "--deadline"), tpm_quota, begin, region, backend)
         if result.bad_lines:  # a plan silently made on part of the file looked like a plan for all of it
+            checked_for = f" --backend {backend}" if backend else ""
             result.notes.append(
                 f"{len(result.bad_lines)} bad line(s) left out: the plan covers the {result.records} good records; "
-                f"fix them (`tokenomy batch validate {file} --model {model}`)"
+                f"fix them (`tokenomy batch validate {file} --model {model}{checked_for}`)"
             )
         if as_json:
             print_json(result.to_json(), money="amount")  # the costs the table prints
