@@ -403,3 +403,27 @@ def test_a_bedrock_system_that_is_not_text_is_a_bad_line_not_a_crash(tmp_path) -
     assert [(b.line, b.field, b.reason) for b in report.bad] == [
         (1, "modelInput.system", "content must be a string or a list of text blocks"),
         (2, "modelInput.system", "content must be a string or a list of text blocks")]
+
+
+def test_a_bad_cap_is_named_where_the_line_has_it() -> None:
+    # Every bad cap was named `max_tokens`, though an OpenAI or Bedrock line may hold it under another key or place.
+    hi = [{"role": "user", "content": "hi"}]
+    good, bad = read_records([
+        openai_line("a", {"messages": hi, "max_completion_tokens": 0}),
+        openai_line("b", {"messages": hi, "max_tokens": "9"}),
+        bedrock_line("c", {"messages": hi, "inferenceConfig": {"maxTokens": -1}}),
+        bedrock_line("d", {"messages": hi, "inferenceConfig": {"max_new_tokens": 1.5}}),
+        bedrock_line("e", {"messages": hi, "max_tokens": True}),
+        json.dumps({"id": "f", "prompt": "hi", "max_tokens": 0}),
+        openai_line("g", {"messages": hi, "max_completion_tokens": 9}),
+        openai_line("h", {"messages": hi, "max_tokens": None, "max_completion_tokens": 7}),  # null: none given
+        json.dumps({"id": "i", "prompt": "hi", "max_tokens": None}),
+    ])
+    assert [(r.id, r.max_tokens) for r in good] == [("g", 9), ("h", 7), ("i", None)]
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "body.max_completion_tokens", "must be a positive integer, not 0"),
+        (2, "body.max_tokens", 'must be a positive integer, not "9"'),
+        (3, "modelInput.inferenceConfig.maxTokens", "must be a positive integer, not -1"),
+        (4, "modelInput.inferenceConfig.max_new_tokens", "must be a positive integer, not 1.5"),
+        (5, "modelInput.max_tokens", "must be a positive integer, not true"),
+        (6, "max_tokens", "must be a positive integer, not 0")]

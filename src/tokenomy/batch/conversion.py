@@ -97,7 +97,8 @@ def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
 def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     """An OpenAI line's max_completion_tokens beside a different max_tokens: a rebuild sends one cap, max_tokens."""
     body = rec.raw["body"] if rec.fmt == "openai" else {}
-    if "max_tokens" not in body or body.get("max_completion_tokens", body["max_tokens"]) == body["max_tokens"]:
+    caps = body.get("max_tokens"), body.get("max_completion_tokens")
+    if None in caps or caps[0] == caps[1]:  # one cap (null is none), or the same twice
         return None
     reason = (
         f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so max_completion_tokens "

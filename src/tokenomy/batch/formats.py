@@ -178,6 +178,18 @@ def _temperature(value: Any, field_name: str) -> float | None:
     return value
 
 
+def _first_cap(places: tuple[tuple[str, dict[str, Any], str], ...]) -> int | None:
+    """The cap (max_tokens) a line gives, from the first of its places (field name, object, key) that holds one (null
+    is none, the provider's default), or None; one that is not a whole number 1 or more is refused naming its place."""
+    for field_name, holder, key in places:
+        value = holder.get(key)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{field_name}: must be a positive integer, not {json.dumps(value)}")
+            return value
+    return None
+
+
 def line_form(obj: dict[str, Any]) -> str:
     """bedrock | openai | plain, from the keys that only one form has."""
     if "recordId" in obj or "modelInput" in obj:
@@ -223,7 +235,13 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         if not isinstance(inference, dict):
             raise ValueError(f"modelInput.inferenceConfig: must be an object, not {json.dumps(inference)}")
         # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt).
-        max_tokens = body.get("max_tokens", inference.get("maxTokens", inference.get("max_new_tokens")))
+        max_tokens = _first_cap(
+            (
+                ("modelInput.max_tokens", body, "max_tokens"),
+                ("modelInput.inferenceConfig.maxTokens", inference, "maxTokens"),
+                ("modelInput.inferenceConfig.max_new_tokens", inference, "max_new_tokens"),
+            )
+        )
         system = body.get("system")  # a string (Claude's) or a list of text blocks (Claude's, Nova's, Converse's)
         system = None if system is None else _content_text(system, "modelInput.system")
         # Native bodies' own, then Converse's; a bad one is named where the line has it.
@@ -241,7 +259,9 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         msgs = _messages(body.get("messages"), "body.messages")
         system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
         msgs = [m for m in msgs if m["role"] != "system"]
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        max_tokens = _first_cap(
+            (("body.max_tokens", body, "max_tokens"), ("body.max_completion_tokens", body, "max_completion_tokens"))
+        )
         temperature = _temperature(body.get("temperature"), "body.temperature")
         return BatchRecord(rid, line, "openai", msgs, system, max_tokens, obj, temperature)
     rid = _record_id(obj.get("id"), "id")
@@ -263,9 +283,8 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             raise ValueError(f"prompt: {prompt!r} is not text; write the prompt as a JSON string")
         msgs = [{"role": "user", "content": prompt}]
     temperature = _temperature(obj.get("temperature"), "temperature")
-    return BatchRecord(
-        rid, line, "plain", msgs, _system_text(obj.get("system")), obj.get("max_tokens"), obj, temperature
-    )
+    max_tokens = _first_cap((("max_tokens", obj, "max_tokens"),))
+    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")), max_tokens, obj, temperature)
 
 
 def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[BadLine]]:
@@ -300,11 +319,6 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
             continue
         if not rec.text().strip() or not any(m["content"].strip() for m in rec.messages):
             bad.append(BadLine(number, "prompt", "empty prompt"))
-            continue
-        if rec.max_tokens is not None and (
-            not isinstance(rec.max_tokens, int) or isinstance(rec.max_tokens, bool) or rec.max_tokens < 1
-        ):
-            bad.append(BadLine(number, "max_tokens", "must be a positive integer"))
             continue
         if rec.id in seen:
             bad.append(BadLine(number, "id", f"duplicate id {rec.id!r}"))
