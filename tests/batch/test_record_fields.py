@@ -363,12 +363,31 @@ def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
         assert [(r.id, r.max_tokens) for r in report.records] == [("b", 7), ("c", 9)]
     assert validate_file(path, "gemini-2.0-flash", backend="gemini").bad[0].reason == (
         "--backend gemini rebuilds an OpenAI batch line from its messages (role and text), max_tokens and temperature, "
-        "so max_completion_tokens (9) would not be sent beside max_tokens (5); give one of them, or send the line "
-        "with --backend openai or azure")
+        "so body.max_completion_tokens (9) would not be sent beside body.max_tokens (5); give one of them, or send "
+        "the line with --backend openai or azure")
     assert not validate_file(path, "gpt-4o-mini", backend="openai").bad  # sent as written, both caps
     [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
     with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
         inline_request(rec)
+
+
+def test_a_bedrock_line_with_two_different_caps_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:
+    # max_tokens 5 beside inferenceConfig.maxTokens 9 was rebuilt for Gemini with 5, the 9 dropped unsaid.
+    hi = [{"role": "user", "content": "hi"}]
+    def line(rid, body):
+        return json.dumps({"recordId": rid, "modelInput": {"messages": hi, **body}})
+    path = lines_file(tmp_path, [line("a", {"max_tokens": 5, "inferenceConfig": {"maxTokens": 9}}),
+                                 line("b", {"max_tokens": 7, "inferenceConfig": {"maxTokens": 7}}),
+                                 line("c", {"inferenceConfig": {"maxTokens": 6, "max_new_tokens": 8}})])
+    report = validate_file(path, "gemini-2.0-flash", backend="gemini")
+    assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.inferenceConfig.maxTokens"),
+                                                       (3, "modelInput.inferenceConfig.max_new_tokens")]
+    assert [(r.id, r.max_tokens) for r in report.records] == [("b", 7)]
+    assert report.bad[0].reason == (
+        "--backend gemini rebuilds a Bedrock line whose body is not for it from its messages (role and text), system, "
+        "max_tokens and temperature, so modelInput.inferenceConfig.maxTokens (9) would not be sent beside "
+        "modelInput.max_tokens (5); give one of them, or send the line to a Bedrock job whose model takes this body "
+        "as written")
 
 
 def test_a_text_part_whose_text_is_not_a_string_is_named_not_turned_into_text() -> None:

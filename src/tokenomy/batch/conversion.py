@@ -5,7 +5,8 @@ invocation type. Sent anywhere else, the record is rebuilt from what formats.py 
 text, system, max_tokens and temperature. Any other key would be lost on the way, so each is refused by name (a bad
 line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
 later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
-rebuild (max_tokens): a different max_completion_tokens beside it is refused too.
+rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is refused
+too.
 """
 
 from __future__ import annotations
@@ -94,18 +95,33 @@ def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
     return None
 
 
+# Where each form's line may give its cap, in the order formats.py reads them: a rebuild sends the first one given.
+CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "openai": (("max_tokens",), ("max_completion_tokens",)),
+    "bedrock": (("max_tokens",), ("inferenceConfig", "maxTokens"), ("inferenceConfig", "max_new_tokens")),
+}
+
+
 def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
-    """An OpenAI line's max_completion_tokens beside a different max_tokens: a rebuild sends one cap, max_tokens."""
-    body = rec.raw["body"] if rec.fmt == "openai" else {}
-    caps = body.get("max_tokens"), body.get("max_completion_tokens")
-    if None in caps or caps[0] == caps[1]:  # one cap (null is none), or the same twice
+    """A second cap on the line, different from the first (OpenAI's max_tokens and max_completion_tokens, Bedrock's
+    max_tokens and inferenceConfig's): a rebuild sends one cap, the first, and would drop the other unsaid."""
+    if rec.fmt not in CAPS:  # a plain record has one cap
         return None
+    body = rec.raw[BODY[rec.fmt]]
+    given = []  # (field, value) of each cap the line gives (null is none)
+    for path in CAPS[rec.fmt]:
+        value = body.get(path[0]) if len(path) == 1 else (body.get(path[0]) or {}).get(path[1])
+        if value is not None:
+            given.append((".".join((BODY[rec.fmt], *path)), value))
+    second = next((cap for cap in given[1:] if cap[1] != given[0][1]), None)
+    if second is None:  # one cap, or the same one twice
+        return None
+    (kept, kept_value), (field, value) = given[0], second
     reason = (
-        f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so max_completion_tokens "
-        f"({json.dumps(body['max_completion_tokens'])}) would not be sent beside max_tokens "
-        f"({json.dumps(body['max_tokens'])}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
+        f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {field} ({json.dumps(value)}) would not be sent beside "
+        f"{kept} ({json.dumps(kept_value)}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
     )
-    return BadLine(rec.line, "body.max_completion_tokens", reason)
+    return BadLine(rec.line, field, reason)
 
 
 def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
