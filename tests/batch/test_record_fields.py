@@ -446,3 +446,15 @@ def test_a_bad_cap_is_named_where_the_line_has_it() -> None:
         (4, "modelInput.inferenceConfig.max_new_tokens", "must be a positive integer, not 1.5"),
         (5, "modelInput.max_tokens", "must be a positive integer, not true"),
         (6, "max_tokens", "must be a positive integer, not 0")]
+
+
+def test_a_bad_message_of_an_openai_or_bedrock_line_is_named_by_its_index() -> None:
+    # `[{"role": "user", ...}, 5]` was named body.messages, not which message.
+    hi = {"role": "user", "content": "hi"}
+    good, bad = read_records([json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                                          "body": {"messages": [hi, 5]}}),
+                              json.dumps({"recordId": "b", "modelInput": {"messages": [hi, {"role": "robot",
+                                                                                             "content": "x"}]}})])
+    assert not good
+    assert [(b.line, b.field) for b in bad] == [(1, "body.messages[1]"), (2, "modelInput.messages[1].role")]
+    assert "'robot' is not a message role; use user, assistant or system" in bad[1].reason

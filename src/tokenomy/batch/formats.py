@@ -81,8 +81,12 @@ def _messages(raw: Any, where: str) -> list[dict[str, str]]:
         raise ValueError(f"{where}: messages must be a non-empty list")
     out = []
     for i, m in enumerate(raw):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
-            raise ValueError(f"{where}: each message needs role user|assistant|system")
+        if not isinstance(m, dict):
+            raise ValueError(f"{where}[{i}]: a message must be an object with role and content")
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise ValueError(
+                f"{where}[{i}].role: {m.get('role')!r} is not a message role; use user, assistant or system"
+            )
         out.append({"role": m["role"], "content": _content_text(m.get("content", ""), f"{where}[{i}].content")})
     return out
 
