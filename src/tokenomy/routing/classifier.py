@@ -80,10 +80,19 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
     }
 
 
+QUALITY_RANGE = "give a quality from 0 (wrong) to 1 (fully right)"
+
+
 def _quality(row: dict, key: str, default: float) -> float:
+    """A quality in 0..1: calibration divides by the always-strong mean and reads the result as a share kept, so 5
+    or -1 gave a "quality retained" past 100% or below 0 and a threshold picked on it."""
     number = _number(row.get(key, default))
+    # The value as written in the file (true, NaN, "high"), not Python's spelling of it (True, nan, 'high').
+    written = json.dumps(row.get(key))
     if number is None:
-        raise ValueError(f"{key!r} {row[key]!r} is not a number; give a quality from 0 to 1")
+        raise ValueError(f"{key!r} {written} is not a number; {QUALITY_RANGE}")
+    if not 0 <= number <= 1:
+        raise ValueError(f"{key!r} {written} is outside 0 to 1; {QUALITY_RANGE}")
     return number
 
 
