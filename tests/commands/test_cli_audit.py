@@ -574,6 +574,8 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
 
 
 EXAMPLE = '{"prompt": "...", "label": "weak"}'
+ROW_KEYS = ("a row has prompt, label, tier, weak_quality, strong_quality, output_tokens, and the export-labels "
+            "commands' notes (cost_by_model, example, met_bar, quality_bar, quality_by_model, route, task)")
 
 
 @pytest.mark.parametrize(
@@ -601,6 +603,11 @@ EXAMPLE = '{"prompt": "...", "label": "weak"}'
          ":1: 'weak_quality' NaN is not a number; give a quality from 0 (wrong) to 1 (fully right)"),
         ('{"prompt": "a", "label": "weak", "strong_quality": true}\n',
          ":1: 'strong_quality' true is not a number; give a quality from 0 (wrong) to 1 (fully right)"),
+        # A misspelt key was dropped unsaid: the row trained with the default quality (1) in place of the 0.5 given.
+        ('{"prompt": "a", "label": "weak", "strong_qualty": 0.5}\n',
+         ":1: unknown key 'strong_qualty' (did you mean 'strong_quality'?); " + ROW_KEYS),
+        ('{"prompt": "a", "label": "weak", "Weak_Quality": 0.5, "notes": "x"}\n',
+         ":1: unknown keys 'Weak_Quality' (did you mean 'weak_quality'?), 'notes'; " + ROW_KEYS),
         ('{"prompt": "a", "label": "weak", "output_tokens": 2.5}\n',
          ":1: 'output_tokens' 2.5 is not a whole number >= 0; give the answer's length in tokens"),
         ('{"prompt": "a", "label": "strong"}\n{"prompt": "b", "label": "strong"}\n{"prompt": "c", "label": "tier2"}\n',

@@ -212,6 +212,22 @@ def test_bench_style_labels_need_tiers_or_weak_label(tmp_path):
     assert [r["label"] for r in load_labelled(data, {"local"})] == [0, 1]
 
 
+def test_rows_both_export_labels_commands_write_are_read_though_unknown_keys_are_refused(tmp_path):
+    import pandas as pd
+
+    from tokenomy.bench.summary import export_labels
+    from tokenomy.routing.classifier import load_labelled
+
+    outcomes = (("small", "90", "0.001"), ("big", "100", "0.01"))
+    rows = [{"task": "t", "model": model, "example": "0", "repeat": "0", "prompt": "p", "quality": quality,
+             "cost_usd": cost, "error": ""} for model, quality, cost in outcomes]
+    bench = export_labels(pd.DataFrame(rows), tiers={"small": "tier1", "big": "tier2"})
+    data = tmp_path / "labels.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in bench)
+                    + json.dumps({"prompt": "q", "label": "strong", "route": "extract"}) + "\n")
+    assert [(r["prompt"], r["label"]) for r in load_labelled(data)] == [("p", 1), ("q", 1)]
+
+
 def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
     # A {prompt} line with no label used to be read as MT-Bench judgements ("needs question_id, turn ...").
     from tokenomy.routing.datasets import load_training_data

@@ -27,6 +27,10 @@ def _is_strong(value, weak_labels: set[str] | None) -> int:
 
 
 EXAMPLE = '{"prompt": "...", "label": "weak"}'
+ROW_KEYS = ("prompt", "label", "tier", "weak_quality", "strong_quality", "output_tokens")
+# Notes the exporters add to each row, allowed and not read: `route export-labels` (route) and
+# `bench export-labels` (the rest), so their files train as written.
+EXPORT_NOTES = ("cost_by_model", "example", "met_bar", "quality_bar", "quality_by_model", "route", "task")
 JSON_NOUNS = {list: "array", dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
 
 
@@ -37,7 +41,8 @@ def _json_noun(value: Any) -> str:
 def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list[dict]:
     """Read {prompt, label} lines; label is 'strong'/'weak' or a tier name (tier1 = weak), or any name when
     `weak_labels` lists the cheap ones. A `tier` field (as `tokenomy bench export-labels --tiers` writes) wins
-    over `label`. Optional `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact.
+    over `label`. Optional `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact; any
+    other key but the exporters' notes (`EXPORT_NOTES`) is refused, as a misspelling of one of these.
     Errors name the line and the fix (they quoted Python's own text: "('list' object has no attribute 'get')")."""
     weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
     rows = []
@@ -67,6 +72,7 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
         raise ValueError("no 'prompt'; add the prompt's text as \"prompt\"")
     if not isinstance(row["prompt"], str):  # str() made a number or null into a prompt "7" or "None"
         raise ValueError(f"'prompt' is a JSON {_json_noun(row['prompt'])}, not text; give the prompt's text")
+    _refuse_unknown_keys(row)  # after the missing ones: {"text": ...} is told to name its prompt "prompt"
     # The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
     # skipped to a label that may not be there.
     strong = _is_strong(row["tier"] if row.get("tier") is not None else row["label"], weak_labels)
@@ -81,6 +87,23 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
 
 
 QUALITY_RANGE = "give a quality from 0 (wrong) to 1 (fully right)"
+
+
+def _refuse_unknown_keys(row: dict) -> None:
+    """A misspelt key (strong_qualty) was dropped unsaid and the row trained on the default in its place."""
+    import difflib
+
+    unknown = [key for key in row if key not in ROW_KEYS and key not in EXPORT_NOTES]
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key).lower(), ROW_KEYS, n=1)
+        named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    raise ValueError(
+        f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(named)}; a row has {', '.join(ROW_KEYS)}, and the "
+        f"export-labels commands' notes ({', '.join(EXPORT_NOTES)})"
+    )
 
 
 def _quality(row: dict, key: str, default: float) -> float:
