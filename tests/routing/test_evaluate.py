@@ -263,6 +263,63 @@ def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     check_both_classes(labelled, "embedding", "mine.jsonl")
 
 
+def _few_strong(path, strong: int, weak: int = 12):
+    """A labelled file with `strong` prompts needing the strong tier among `weak` others."""
+    rows = [{"prompt": f"say hello to the team number {i}", "label": "weak"} for i in range(weak)]
+    rows += [{"prompt": f"prove the hard theorem step by step case {i}", "label": "strong"} for i in range(strong)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.parametrize("split_args", [["--seed", "8"], ["--seed", "4", "--folds", "2"]])
+def test_calibration_split_keeps_both_classes_on_each_side(split_args, tmp_path, monkeypatch, capsys):
+    # Both strong prompts fell in the held-out share (seed 8), or in one fold (seed 4): the router fitted on the
+    # rest failed with "route train: labels are all one class", though the file has both classes.
+    from helpers.cli import run_cli
+
+    data = _few_strong(tmp_path / "labels.jsonl", strong=2)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
+                             "--target-quality", "0.9", "--json", *split_args)
+    assert code == 0, err
+    assert json.loads(out)["calibration"]["trained_on"] >= 2
+
+
+def test_stratified_split_holds_out_each_class_on_both_sides():
+    import pandas as pd
+
+    from tokenomy.routing.calibrate import stratified_folds, stratified_split
+
+    frame = pd.DataFrame({"prompt": [str(i) for i in range(14)], "label": [0] * 12 + [1] * 2})
+    classes = frame["label"].to_numpy()
+    for seed in range(50):
+        for fraction in (0.01, 0.25, 0.99):
+            rest, held = stratified_split(frame, fraction, seed, classes)
+            assert set(rest["label"]) == set(held["label"]) == {0, 1}, (seed, fraction)
+        assert len(stratified_split(frame, 0.25, seed, classes)[1]) == 3 + 1  # a quarter of each class, at least 1
+        fold_of = stratified_folds(classes, 3, seed)
+        assert sorted(np.bincount(fold_of)) == [4, 5, 5]  # folds as even as without strata
+        for fold in range(3):
+            assert set(classes[fold_of != fold]) == {0, 1}, (seed, fold)
+
+
+@pytest.mark.parametrize(("split_args", "why"), [
+    ([], "both the prompts fitted on and those held out to calibrate on (--holdout 0.25) have one"),
+    (["--folds", "3"], "every fold's router is fitted on both (--folds 3)"),
+])
+def test_one_prompt_of_a_class_is_named_when_calibrating(split_args, why, tmp_path, monkeypatch, capsys):
+    from helpers.cli import one_error_line, run_cli
+
+    data = _few_strong(tmp_path / "labels.jsonl", strong=1)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
+                             "--target-quality", "0.9", *split_args)
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (
+        f"error: {data}: 1 prompt labelled strong and 12 labelled weak; calibrating a threshold (--target-quality) "
+        f"needs at least 2 of each, so that {why}; add prompts labelled strong, or leave out --target-quality to "
+        "fit on all prompts with threshold 0.5")
+    assert not (tmp_path / "r.joblib").exists()
+
+
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
     # The price lines used to show the catalog's raw decimals: "$0.45000000/M in, $0.7000000/M out".
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png",

@@ -138,6 +138,7 @@ def train_cmd(
         price(strong_model, region),
         kind=router_kind,
         folds=folds,
+        source=data,
     )
     save(router, output)
     result = {"output": output, "examples": len(frame), "threshold": router.threshold, "calibration": report}

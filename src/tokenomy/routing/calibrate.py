@@ -210,6 +210,76 @@ def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
 
 
+def stratified_split(
+    frame: pd.DataFrame, fraction: float, seed: int, classes: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded split holding out `fraction` of each class (0/1 in `classes`), and at least one and at most all
+    but one of each: with 2 prompts of each class, both parts have both. A plain random split of a small set put
+    every strong prompt on one side, and the router fitted on the other failed ("labels are all one class").
+    (scikit-learn's stratified split rounds a rare class to none on one side at an extreme share, and refuses a
+    held-out part smaller than the number of classes.)"""
+    if not 0 < fraction < 1:
+        raise UsageError(f"held-out fraction {fraction}: must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(frame), bool)
+    for value in (0, 1):
+        members = rng.permutation(np.flatnonzero(classes == value))
+        held[members[: min(max(round(fraction * len(members)), 1), len(members) - 1)]] = True
+    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+
+
+def stratified_folds(classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each prompt's fold, dealt class by class round the folds: a class of 2 or more prompts lands in at least 2
+    folds, so the router fitted without any one fold still sees it; fold sizes differ by at most one."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(classes), int)
+    dealt = 0
+    for value in (0, 1):
+        members = rng.permutation(np.flatnonzero(classes == value))
+        fold_of[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return fold_of
+
+
+def router_classes(frame: pd.DataFrame, kind: str) -> np.ndarray:
+    """The two classes a router of `kind` must see when fitted: the label (TF-IDF), or whether the strong model
+    scored higher (the embedding and combined routers learn the quality gain)."""
+    if kind == "tfidf":
+        return np.asarray(strong_needed(frame), int)
+    return (frame["strong_quality"] > frame["weak_quality"]).to_numpy(int)
+
+
+def _class_names(frame: pd.DataFrame, kind: str) -> tuple[str, str]:
+    """How the user knows each class: (strong, weak); by the labels where the classes are the labels (TF-IDF, or
+    labelled rows without measured qualities, whose defaults follow the label)."""
+    if "label" in frame and (kind == "tfidf" or (router_classes(frame, kind) == frame["label"].to_numpy()).all()):
+        return "labelled strong", "labelled weak"
+    return "where the strong model scored higher (strong_quality > weak_quality)", "where it did not"
+
+
+def check_calibration_classes(
+    frame: pd.DataFrame, kind: str, source: str, option: str, holdout: float, folds: int | None
+) -> None:
+    """Refuse a class of fewer than 2 prompts when calibrating: one prompt cannot be on both sides of the split
+    (or in two folds), so a router would be fitted without it; say which class and the counts."""
+    classes = router_classes(frame, kind)
+    counts = (int(classes.sum()), int(len(classes) - classes.sum()))  # (strong, weak)
+    if min(counts) >= 2:
+        return
+    names = _class_names(frame, kind)
+    where = (
+        f"every fold's router is fitted on both (--folds {folds})"
+        if folds
+        else f"both the prompts fitted on and those held out to calibrate on (--holdout {holdout:g}) have one"
+    )
+    short = names[0] if counts[0] < 2 else names[1]
+    raise UsageError(
+        f"{source}: {counts[0]} prompt{'' if counts[0] == 1 else 's'} {names[0]} and {counts[1]} {names[1]}; "
+        f"calibrating a threshold ({option}) needs at least 2 of each, so that {where}; add prompts {short}, or "
+        f"leave out {option} to fit on all prompts with threshold 0.5"
+    )
+
+
 ROUTER_KINDS = ("tfidf", "embedding", "combined")
 
 
@@ -261,11 +331,17 @@ def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
     return train(frame["prompt"].tolist(), strong_needed(frame), seed)
 
 
-def out_of_fold_scores(frame: pd.DataFrame, kind: str, folds: int, seed: int) -> np.ndarray:
+def out_of_fold_scores(
+    frame: pd.DataFrame, kind: str, folds: int, seed: int, classes: np.ndarray | None = None
+) -> np.ndarray:
     """P(strong) for every prompt from a router fitted on the other folds: calibration data as large as the
-    training data, each score from a model that never saw the prompt (cross-fitting)."""
+    training data, each score from a model that never saw the prompt (cross-fitting). With `classes`, the folds
+    are stratified by them (`route train`; `route eval`'s large sets keep the plain folds its figures came from)."""
     scores = np.zeros(len(frame))
-    fold_of = np.random.default_rng(seed).permutation(len(frame)) % folds
+    if classes is not None:
+        fold_of = stratified_folds(classes, folds, seed)
+    else:
+        fold_of = np.random.default_rng(seed).permutation(len(frame)) % folds
     for fold in range(folds):
         inside = fold_of == fold
         model = fit_router(frame[~inside].reset_index(drop=True), kind, seed)
@@ -315,24 +391,29 @@ def train_and_calibrate(
     resamples: int = 200,
     kind: str = "tfidf",
     folds: int | None = None,
+    source: str = "the training data",
 ):
     """Fit a router and pick its threshold on prompts it was not fitted on; returns (TrainedRouter, report).
 
     Without `folds`: fit on the rest, calibrate on a held-out `holdout` share. With `folds`: calibrate on
     out-of-fold scores of all prompts, then fit the saved router on all of them (no prompt is spent on
-    calibration only, which matters for small sets like MT-Bench).
+    calibration only, which matters for small sets like MT-Bench). Either way stratified by the router's classes,
+    so no part it is fitted on lacks one; `source` names the data in errors.
     """
     from tokenomy.routing.classifier import TrainedRouter
 
     if target_quality is None and max_cost_per_request is None:  # nothing to calibrate: fit on everything
         return TrainedRouter(fit_router(frame, kind, seed)), None
+    option = "--target-quality" if target_quality is not None else "--max-cost-usd"
+    if folds and not 2 <= folds <= len(frame):
+        raise UsageError(f"--folds {folds}: need between 2 and the number of prompts ({len(frame)})")
+    check_calibration_classes(frame, kind, source, option, holdout, folds)
+    classes = router_classes(frame, kind)
     if folds:
-        if not 2 <= folds <= len(frame):
-            raise UsageError(f"--folds {folds}: need between 2 and the number of prompts ({len(frame)})")
-        held, scores = frame, out_of_fold_scores(frame, kind, folds, seed)
+        held, scores = frame, out_of_fold_scores(frame, kind, folds, seed, classes)
         router, fitted_on = TrainedRouter(fit_router(frame, kind, seed)), len(frame)
     else:
-        fit_part, held = split(frame, holdout, seed)
+        fit_part, held = stratified_split(frame, holdout, seed, classes)
         router, fitted_on = TrainedRouter(fit_router(fit_part, kind, seed)), len(fit_part)
         scores = router.pipeline.predict_proba(held["prompt"].tolist())[:, 1]
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
