@@ -320,6 +320,24 @@ def test_one_prompt_of_a_class_is_named_when_calibrating(split_args, why, tmp_pa
     assert not (tmp_path / "r.joblib").exists()
 
 
+@pytest.mark.parametrize("router", ["tfidf", "combined"])
+def test_prompts_sharing_no_word_are_named_not_a_traceback(router, tmp_path, monkeypatch, capsys):
+    # TF-IDF keeps words in 2 or more prompts: two prompts with none in common were scikit-learn's
+    # "ValueError: empty vocabulary; perhaps the documents only contain stop words" traceback.
+    from helpers.cli import one_error_line, run_cli
+
+    data = tmp_path / "labels.jsonl"
+    data.write_text(json.dumps({"prompt": "a b", "label": "weak"}) + "\n"
+                    + json.dumps({"prompt": "c d", "label": "strong"}) + "\n")
+    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
+                             "--router", router)
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (
+        f"error: {data}: no word or word pair is in 2 or more of the 2 prompts the {router} router is fitted on, "
+        "so it has no TF-IDF features to learn from; add prompts (a router needs hundreds, with the words they share)")
+    assert not (tmp_path / "r.joblib").exists()
+
+
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
     # The price lines used to show the catalog's raw decimals: "$0.45000000/M in, $0.7000000/M out".
     out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png",

@@ -311,10 +311,26 @@ def check_both_classes(frame: pd.DataFrame, kind: str, source: str) -> None:
         )
 
 
-def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
+def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0, source: str = "the training data"):
     """Fit a scorer with `predict_proba`: TF-IDF + logistic regression on "strong did better", the embedding
     router on the strong-minus-weak quality gain (see `routing.embeddings`), or the combined router's two quality
-    heads (see `routing.combined`)."""
+    heads (see `routing.combined`). `source` names the data in errors."""
+    try:
+        return _fit(frame, kind, seed)
+    except ValueError as exc:
+        # TF-IDF keeps the words in 2 or more prompts (min_df=2): a few prompts sharing none were scikit-learn's
+        # "empty vocabulary; perhaps the documents only contain stop words" traceback.
+        if "empty vocabulary" not in str(exc):
+            raise
+        raise UsageError(
+            f"{source}: no word or word pair is in 2 or more of the {len(frame)} prompts the {kind} router is "
+            "fitted on, so it has no TF-IDF features to learn from; add prompts (a router needs hundreds, with the "
+            "words they share)"
+        ) from None
+
+
+def _fit(frame: pd.DataFrame, kind: str, seed: int):
+    """The fit of a router of `kind` (see `fit_router`)."""
     if kind == "combined":
         from tokenomy.routing.combined import train as train_combined
 
@@ -332,7 +348,12 @@ def fit_router(frame: pd.DataFrame, kind: str = "tfidf", seed: int = 0):
 
 
 def out_of_fold_scores(
-    frame: pd.DataFrame, kind: str, folds: int, seed: int, classes: np.ndarray | None = None
+    frame: pd.DataFrame,
+    kind: str,
+    folds: int,
+    seed: int,
+    classes: np.ndarray | None = None,
+    source: str = "the training data",
 ) -> np.ndarray:
     """P(strong) for every prompt from a router fitted on the other folds: calibration data as large as the
     training data, each score from a model that never saw the prompt (cross-fitting). With `classes`, the folds
@@ -344,7 +365,7 @@ def out_of_fold_scores(
         fold_of = np.random.default_rng(seed).permutation(len(frame)) % folds
     for fold in range(folds):
         inside = fold_of == fold
-        model = fit_router(frame[~inside].reset_index(drop=True), kind, seed)
+        model = fit_router(frame[~inside].reset_index(drop=True), kind, seed, source)
         scores[inside] = model.predict_proba(frame["prompt"][inside].tolist())[:, 1]
     return scores
 
@@ -403,18 +424,18 @@ def train_and_calibrate(
     from tokenomy.routing.classifier import TrainedRouter
 
     if target_quality is None and max_cost_per_request is None:  # nothing to calibrate: fit on everything
-        return TrainedRouter(fit_router(frame, kind, seed)), None
+        return TrainedRouter(fit_router(frame, kind, seed, source)), None
     option = "--target-quality" if target_quality is not None else "--max-cost-usd"
     if folds and not 2 <= folds <= len(frame):
         raise UsageError(f"--folds {folds}: need between 2 and the number of prompts ({len(frame)})")
     check_calibration_classes(frame, kind, source, option, holdout, folds)
     classes = router_classes(frame, kind)
     if folds:
-        held, scores = frame, out_of_fold_scores(frame, kind, folds, seed, classes)
-        router, fitted_on = TrainedRouter(fit_router(frame, kind, seed)), len(frame)
+        held, scores = frame, out_of_fold_scores(frame, kind, folds, seed, classes, source)
+        router, fitted_on = TrainedRouter(fit_router(frame, kind, seed, source)), len(frame)
     else:
         fit_part, held = stratified_split(frame, holdout, seed, classes)
-        router, fitted_on = TrainedRouter(fit_router(fit_part, kind, seed)), len(fit_part)
+        router, fitted_on = TrainedRouter(fit_router(fit_part, kind, seed, source)), len(fit_part)
         scores = router.pipeline.predict_proba(held["prompt"].tolist())[:, 1]
     weak, strong = weak or price(WEAK_MODEL), strong or price(STRONG_MODEL)
     report = calibrate(
