@@ -590,6 +590,9 @@ ROW_KEYS = ("a row has prompt, label, tier, weak_quality, strong_quality, output
         ('{"prompt": "a"}\n', """:1: no 'label'; add "label": "weak" (the cheap tier was good enough) or "strong\""""),
         ('{"text": "a", "label": "weak"}\n', """:1: no 'prompt'; add the prompt's text as "prompt\""""),
         ('{"prompt": 7, "label": "weak"}\n', ":1: 'prompt' is a JSON number, not text; give the prompt's text"),
+        # A blank prompt was trained on as a prompt (the embedding router took it without a word).
+        ('{"prompt": "a", "label": "weak"}\n{"prompt": " \\n", "label": "strong"}\n',
+         ":2: 'prompt' is blank; give the prompt's text, or leave the row out"),
         ('{"prompt": "a", "label": "weak", "weak_quality": "high"}\n',
          """:1: 'weak_quality' "high" is not a number; give a quality from 0 (wrong) to 1 (fully right)"""),
         # A quality past 0..1 was trained on: 5 made the weak model five times "correct", -1 worse than wrong.

@@ -72,6 +72,8 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
         raise ValueError("no 'prompt'; add the prompt's text as \"prompt\"")
     if not isinstance(row["prompt"], str):  # str() made a number or null into a prompt "7" or "None"
         raise ValueError(f"'prompt' is a JSON {_json_noun(row['prompt'])}, not text; give the prompt's text")
+    if not row["prompt"].strip():
+        raise ValueError("'prompt' is blank; give the prompt's text, or leave the row out")
     _refuse_unknown_keys(row)  # after the missing ones: {"text": ...} is told to name its prompt "prompt"
     # The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
     # skipped to a label that may not be there.
