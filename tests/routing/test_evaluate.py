@@ -246,6 +246,20 @@ def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
         load_training_data(str(empty))
 
 
+@pytest.mark.parametrize("name", ["labels.json", "labels.txt", "labels"])
+def test_labelled_lines_are_read_as_such_whatever_the_file_is_named(name, tmp_path):
+    # Only a .jsonl name went to the labelled reader: the same lines as labels.json were read as a RouteLLM CSV,
+    # "missing column(s) prompt, mistralai/Mixtral-8x7B-Instruct-v0.1, gpt-4-1106-preview".
+    from tokenomy.routing.datasets import load_training_data
+
+    data = tmp_path / name
+    data.write_text(json.dumps({"prompt": "a", "label": "weak"}) + "\n" + json.dumps({"prompt": "b", "label": "x"}))
+    with pytest.raises(UsageError, match=rf"^{data}:2: label 'x' is not strong/weak"):
+        load_training_data(str(data))
+    data.write_text("\n  " + json.dumps({"prompt": "a", "label": "weak"}) + "\n")  # blank space first
+    assert load_training_data(str(data))["prompt"].tolist() == ["a"]
+
+
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
     import pandas as pd

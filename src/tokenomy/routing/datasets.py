@@ -45,10 +45,22 @@ def resolve(dataset: str) -> Path:
     return path
 
 
+def _json_lines(path: Path) -> bool:
+    """Whether a file holds JSON lines, by its name or, whatever it is named (labels.json, .txt), by its first
+    character: such a file was read as a CSV and refused for missing RouteLLM columns."""
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        return True
+    if not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        start = handle.read(4096).lstrip()
+    return start.startswith((b"{", b"["))
+
+
 def load_outcomes(dataset: str) -> pd.DataFrame:
     """Read a RouteLLM outcome file (or folder) as it is into the common columns."""
     path = resolve(dataset)
-    if path.name.endswith((".jsonl", ".jsonl.gz")):
+    if _json_lines(path):
         return _mt_bench(path)
     files = sorted(glob.glob(str(path / "*.csv")) + glob.glob(str(path / "*.csv.gz"))) if path.is_dir() else [str(path)]
     if not files:
@@ -167,7 +179,7 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
     from tokenomy.routing.classifier import load_labelled
 
     path = Path(data)
-    if path.suffix == ".jsonl" and path.exists():
+    if path.exists() and not path.name.endswith(".gz") and _json_lines(path):
         text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL")
         first = next((line for line in text.splitlines() if line.strip()), "{}")
         try:
