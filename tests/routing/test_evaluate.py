@@ -260,6 +260,50 @@ def test_labelled_lines_are_read_as_such_whatever_the_file_is_named(name, tmp_pa
     assert load_training_data(str(data))["prompt"].tolist() == ["a"]
 
 
+@pytest.mark.parametrize(("lines", "said"), [
+    # A labelled file given to `route eval` was "judgement 1 needs question_id, turn, model and a numeric score
+    # (KeyError('question_id'))": Python's text, and no word that eval cannot replay labels.
+    ([{"prompt": "a", "label": "weak"}],
+     ":2: a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes "
+     "per prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`"),
+    ([{"question_id": 1, "turn": 1, "model": "m", "score": 5}, {"question_id": 1, "turn": 1, "model": "m"}],
+     ":3: an MT-Bench judgement needs question_id, turn, model and a numeric score; no 'score'"),
+    ([{"question_id": "one", "turn": 1, "model": "m", "score": 5}],
+     ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; 'question_id' \"one\" is not a "
+     "whole number"),
+    ([{"question_id": 1, "turn": 1, "model": "m", "score": "high"}],
+     ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; 'score' \"high\" is not a number"),
+    ([[1, 2]], ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; a JSON array, not an "
+               "object"),
+])
+def test_eval_of_a_file_that_is_no_judgements_names_the_line(lines, said, tmp_path, monkeypatch, capsys):
+    from helpers.cli import one_error_line, run_cli
+
+    data = tmp_path / "outcomes.jsonl"
+    data.write_text("\n" + "".join(json.dumps(line) + "\n" for line in lines))  # lines counted from the blank one
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"))
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {data}{said}"
+
+
+def test_eval_of_an_unreadable_csv_offers_labelled_lines_to_train_only(tmp_path, monkeypatch, capsys):
+    # "give gsm8k, mmlu, mt-bench, a RouteLLM CSV or a labelled JSONL": `route eval` refuses labelled lines.
+    from helpers.cli import one_error_line, run_cli
+
+    for text, said in (("", "cannot read as a RouteLLM outcome CSV (No columns to parse from file)"),
+                       ("a: 1\n", "missing column(s) prompt, mistralai/Mixtral-8x7B-Instruct-v0.1, "
+                                  "gpt-4-1106-preview")):
+        data = tmp_path / "outcomes.csv"
+        data.write_text(text)
+        code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"))
+        assert code == 2 and out == ""
+        line = one_error_line(err)
+        assert line.startswith(f"error: {data}: {said}; "), line
+        assert line.endswith("give gsm8k, mmlu, mt-bench, RouteLLM outcome files (CSV with prompt, "
+                             "mistralai/Mixtral-8x7B-Instruct-v0.1 and gpt-4-1106-preview, or MT-Bench judgements "
+                             "JSONL) or, to `route train`, a labelled JSONL of {prompt, label} lines"), line
+
+
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
     import pandas as pd

@@ -34,7 +34,7 @@ EXPORT_NOTES = ("cost_by_model", "example", "met_bar", "quality_bar", "quality_b
 JSON_NOUNS = {list: "array", dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
 
 
-def _json_noun(value: Any) -> str:
+def json_noun(value: Any) -> str:
     return "null" if value is None else JSON_NOUNS.get(type(value), type(value).__name__)
 
 
@@ -65,13 +65,13 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
 def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
     """One example line as the trainer's row; a ValueError says what is wrong and how to write it."""
     if not isinstance(row, dict):
-        raise ValueError(f"a JSON {_json_noun(row)}, not an object; write each example as {EXAMPLE}")
+        raise ValueError(f"a JSON {json_noun(row)}, not an object; write each example as {EXAMPLE}")
     if row.get("tier") is None and row.get("label") is None:
         raise ValueError('no \'label\'; add "label": "weak" (the cheap tier was good enough) or "strong"')
     if "prompt" not in row:
         raise ValueError("no 'prompt'; add the prompt's text as \"prompt\"")
     if not isinstance(row["prompt"], str):  # str() made a number or null into a prompt "7" or "None"
-        raise ValueError(f"'prompt' is a JSON {_json_noun(row['prompt'])}, not text; give the prompt's text")
+        raise ValueError(f"'prompt' is a JSON {json_noun(row['prompt'])}, not text; give the prompt's text")
     if not row["prompt"].strip():
         raise ValueError("'prompt' is blank; give the prompt's text, or leave the row out")
     _refuse_unknown_keys(row)  # after the missing ones: {"text": ...} is told to name its prompt "prompt"

@@ -23,12 +23,17 @@ import pandas as pd
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
 from tokenomy.errors import UsageError, one_line, read_utf8
-from tokenomy.routing.classifier import EXAMPLE
+from tokenomy.routing.classifier import EXAMPLE, json_noun
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 # MMLU rows carry no responses: the answer is one letter, but a chat model writes a short sentence.
 DEFAULT_OUTPUT_TOKENS = {"mmlu": 16}
 FALLBACK_OUTPUT_TOKENS = 256
+# What a dataset argument may be. `route eval` takes no labelled lines: it offered them ("... or a labelled JSONL").
+DATASETS = (
+    f"give gsm8k, mmlu, mt-bench, RouteLLM outcome files (CSV with prompt, {WEAK_COL} and {STRONG_COL}, or MT-Bench "
+    "judgements JSONL) or, to `route train`, a labelled JSONL of {prompt, label} lines"
+)
 
 
 def resolve(dataset: str) -> Path:
@@ -70,16 +75,10 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
         try:
             frame = pd.read_csv(name)
         except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError; was a traceback
-            raise UsageError(
-                f"{name}: cannot read as a RouteLLM outcome CSV ({one_line(exc)}); give gsm8k, mmlu, "
-                "mt-bench, a RouteLLM CSV or a labelled JSONL of {prompt, label} lines"
-            ) from None
+            raise UsageError(f"{name}: cannot read as a RouteLLM outcome CSV ({one_line(exc)}); {DATASETS}") from None
         missing = [c for c in ("prompt", WEAK_COL, STRONG_COL) if c not in frame.columns]
         if missing:
-            raise UsageError(
-                f"{name}: missing column(s) {', '.join(missing)}; RouteLLM outcome CSVs have "
-                f"prompt, {WEAK_COL} and {STRONG_COL}"
-            )
+            raise UsageError(f"{name}: missing column(s) {', '.join(missing)}; {DATASETS}")
         frames.append(frame)
     raw = pd.concat(frames, ignore_index=True)
     out = pd.DataFrame(
@@ -124,26 +123,54 @@ def _answer_tokens(judge_prompt: str) -> int:
     return max(1, estimate_tokens(found.group(1))) if found else FALLBACK_OUTPUT_TOKENS
 
 
+JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model and a numeric score"
+NOT_OUTCOMES = (
+    "a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes per "
+    "prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`"
+)
+
+
+def _judgement(row) -> tuple[tuple[int, int], str]:
+    """((question_id, turn), model) of one judgement line; a ValueError says what is wrong with it (it quoted
+    Python's own text: "(KeyError('question_id'))")."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{JUDGEMENT}; a JSON {json_noun(row)}, not an object")
+    if "question_id" not in row and "prompt" in row and ("label" in row or "tier" in row):
+        raise ValueError(NOT_OUTCOMES)
+    for key in ("question_id", "turn", "model", "score"):
+        if key not in row:
+            raise ValueError(f"{JUDGEMENT}; no {key!r}")
+    for key in ("question_id", "turn"):
+        if isinstance(row[key], bool) or not isinstance(row[key], int | str) or not str(row[key]).isdigit():
+            raise ValueError(f"{JUDGEMENT}; {key!r} {json.dumps(row[key])} is not a whole number")
+    if not isinstance(row["model"], str):
+        raise ValueError(f"{JUDGEMENT}; 'model' {json.dumps(row['model'])} is not a model name")
+    try:
+        float(row["score"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{JUDGEMENT}; 'score' {json.dumps(row['score'])} is not a number") from None
+    return (int(row["question_id"]), int(row["turn"])), row["model"]
+
+
 def _mt_bench(path: Path) -> pd.DataFrame:
     """MT-Bench single-answer judgements: one row per (question, turn) with both models' scores / 10."""
-    rows = []
-    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise UsageError(f"{path}:{number}: not JSON ({exc})") from exc
+    if path.suffix == ".gz":
+        text = gzip.decompress(path.read_bytes()).decode()
+    else:  # read_text() let a binary file out as a UnicodeDecodeError traceback
+        text = read_utf8(path, "MT-Bench judgements JSONL")
     by_model: dict[str, dict[tuple, dict]] = {}
-    for number, row in enumerate(rows, 1):
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            key = (int(row["question_id"]), int(row["turn"]))
-            by_model.setdefault(row["model"], {})[key] = row
-            float(row["score"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(
-                f"{path}: judgement {number} needs question_id, turn, model and a numeric score ({exc!r})"
-            ) from exc
+            row = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: not JSON ({exc})") from None
+        try:
+            key, model = _judgement(row)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: {exc}") from None
+        by_model.setdefault(model, {})[key] = row
     if WEAK_COL not in by_model or STRONG_COL not in by_model:
         raise UsageError(f"{path}: needs judgements for both {WEAK_COL} and {STRONG_COL}; found {sorted(by_model)}")
     weak, strong = by_model[WEAK_COL], by_model[STRONG_COL]
