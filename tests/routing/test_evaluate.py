@@ -260,21 +260,27 @@ def test_labelled_lines_are_read_as_such_whatever_the_file_is_named(name, tmp_pa
     assert load_training_data(str(data))["prompt"].tolist() == ["a"]
 
 
+WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+JUDGED = {"question_id": 1, "turn": 1, "model": STRONG, "score": 8, "user_prompt": "### User:\nhi\n\n### "}
+JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model, a numeric score and the judge's user_prompt"
+
+
 @pytest.mark.parametrize(("lines", "said"), [
     # A labelled file given to `route eval` was "judgement 1 needs question_id, turn, model and a numeric score
     # (KeyError('question_id'))": Python's text, and no word that eval cannot replay labels.
     ([{"prompt": "a", "label": "weak"}],
      ":2: a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes "
      "per prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`"),
-    ([{"question_id": 1, "turn": 1, "model": "m", "score": 5}, {"question_id": 1, "turn": 1, "model": "m"}],
-     ":3: an MT-Bench judgement needs question_id, turn, model and a numeric score; no 'score'"),
-    ([{"question_id": "one", "turn": 1, "model": "m", "score": 5}],
-     ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; 'question_id' \"one\" is not a "
-     "whole number"),
-    ([{"question_id": 1, "turn": 1, "model": "m", "score": "high"}],
-     ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; 'score' \"high\" is not a number"),
-    ([[1, 2]], ":2: an MT-Bench judgement needs question_id, turn, model and a numeric score; a JSON array, not an "
-               "object"),
+    ([{**JUDGED, "model": "m"}, {"question_id": 1, "turn": 1, "model": "m", "user_prompt": "p"}],
+     f":3: {JUDGEMENT}; no 'score'"),
+    ([{**JUDGED, "question_id": "one"}], f":2: {JUDGEMENT}; 'question_id' \"one\" is not a whole number"),
+    ([{**JUDGED, "score": "high"}], f":2: {JUDGEMENT}; 'score' \"high\" is not a number"),
+    ([[1, 2]], f":2: {JUDGEMENT}; a JSON array, not an object"),
+    # Judgements without the judge's prompt (the user's turns are read from it) were a KeyError traceback.
+    ([{**JUDGED, "model": WEAK}, {**JUDGED, "model": STRONG, "user_prompt": None}],
+     f":3: {JUDGEMENT}; 'user_prompt' null is not text"),
+    ([{**JUDGED, "model": WEAK}, {key: v for key, v in JUDGED.items() if key != "user_prompt"}],
+     f":3: {JUDGEMENT}; no 'user_prompt'"),
 ])
 def test_eval_of_a_file_that_is_no_judgements_names_the_line(lines, said, tmp_path, monkeypatch, capsys):
     from helpers.cli import one_error_line, run_cli

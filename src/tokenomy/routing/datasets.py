@@ -123,7 +123,7 @@ def _answer_tokens(judge_prompt: str) -> int:
     return max(1, estimate_tokens(found.group(1))) if found else FALLBACK_OUTPUT_TOKENS
 
 
-JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model and a numeric score"
+JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model, a numeric score and the judge's user_prompt"
 NOT_OUTCOMES = (
     "a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes per "
     "prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`"
@@ -137,12 +137,14 @@ def _judgement(row) -> tuple[tuple[int, int], str]:
         raise ValueError(f"{JUDGEMENT}; a JSON {json_noun(row)}, not an object")
     if "question_id" not in row and "prompt" in row and ("label" in row or "tier" in row):
         raise ValueError(NOT_OUTCOMES)
-    for key in ("question_id", "turn", "model", "score"):
+    for key in ("question_id", "turn", "model", "score", "user_prompt"):
         if key not in row:
             raise ValueError(f"{JUDGEMENT}; no {key!r}")
     for key in ("question_id", "turn"):
         if isinstance(row[key], bool) or not isinstance(row[key], int | str) or not str(row[key]).isdigit():
             raise ValueError(f"{JUDGEMENT}; {key!r} {json.dumps(row[key])} is not a whole number")
+    if not isinstance(row["user_prompt"], str):  # the user's turns and the answers are read from it
+        raise ValueError(f"{JUDGEMENT}; 'user_prompt' {json.dumps(row['user_prompt'])} is not text")
     if not isinstance(row["model"], str):
         raise ValueError(f"{JUDGEMENT}; 'model' {json.dumps(row['model'])} is not a model name")
     try:
