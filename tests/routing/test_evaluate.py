@@ -310,6 +310,19 @@ def test_eval_of_an_unreadable_csv_offers_labelled_lines_to_train_only(tmp_path,
                              "JSONL) or, to `route train`, a labelled JSONL of {prompt, label} lines"), line
 
 
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_an_outcome_csv_of_only_a_header_is_named(command, tmp_path, monkeypatch, capsys):
+    # Read as zero outcomes, it ended in the fit's "route train: labels are all one class" (no file, no cause).
+    from helpers.cli import one_error_line, run_cli
+
+    data = tmp_path / "outcomes.csv"
+    data.write_text(f"prompt,{WEAK},{STRONG}\n")
+    code, out, err = run_cli(monkeypatch, capsys, "route", command, str(data), "--png" if command == "eval" else "-o",
+                             str(tmp_path / "out"))
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {data}: no outcomes, only a header; add a row per prompt"
+
+
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
     import pandas as pd

@@ -81,6 +81,9 @@ def load_outcomes(dataset: str) -> pd.DataFrame:
             raise UsageError(f"{name}: missing column(s) {', '.join(missing)}; {DATASETS}")
         frames.append(frame)
     raw = pd.concat(frames, ignore_index=True)
+    if raw.empty:  # zero outcomes ended in the fit's "labels are all one class"
+        only = "headers" if path.is_dir() else "a header"
+        raise UsageError(f"{path}: no outcomes, only {only}; add a row per prompt")
     out = pd.DataFrame(
         {
             "prompt": raw["prompt"].astype(str),
