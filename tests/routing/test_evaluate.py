@@ -323,6 +323,30 @@ def test_an_outcome_csv_of_only_a_header_is_named(command, tmp_path, monkeypatch
     assert one_error_line(err) == f"error: {data}: no outcomes, only a header; add a row per prompt"
 
 
+def _outcomes(path, better: int, same: int = 40):
+    """RouteLLM outcomes: `better` prompts only the strong model got right, `same` both did."""
+    rows = [f"say hello to the team number {i},1,1" for i in range(same)]
+    rows += [f"prove the hard theorem case {i},0,1" for i in range(better)]
+    path.write_text(f"prompt,{WEAK},{STRONG}\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("better", "said"), [
+    (0, ": the strong model scored higher on no prompt (strong_quality > weak_quality); add prompts where it did so"),
+    (2, ": too few prompts where the strong model scored higher (1) or did not (24) in the training half of --seed 0 "
+        "for its 5 cross-fitting folds: a router fitted without one fold saw only one kind; add prompts (several of "
+        "each kind per fold), or try another --seed"),
+])
+def test_eval_of_outcomes_a_router_cannot_learn_from_names_the_file(better, said, tmp_path, monkeypatch, capsys):
+    # Each was the fit's "route train: labels are all one class", from `route eval`, naming no file.
+    from helpers.cli import one_error_line, run_cli
+
+    data = _outcomes(tmp_path / "outcomes.csv", better)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"))
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {data}{said}"
+
+
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
     import pandas as pd
@@ -334,8 +358,11 @@ def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
         with pytest.raises(UsageError, match=r"^out.csv: the strong model scored higher on every prompt .*"
                                              r"add prompts where it did not$"):
             check_both_classes(measured, kind, "out.csv")
-    with pytest.raises(UsageError, match=r"^out.csv: every example is labelled strong"):
+    # Outcomes have no label: they were told "every example is labelled strong".
+    with pytest.raises(UsageError, match=r"^out.csv: the strong model scored higher on every prompt"):
         check_both_classes(measured, "tfidf", "out.csv")
+    with pytest.raises(UsageError, match=r"^out.csv: every example is labelled strong"):
+        check_both_classes(measured.assign(label=[1, 1]), "tfidf", "out.csv")
     labelled = measured.assign(label=[1, 1], weak_quality=[0.9, 0.2])  # the label says strong, the qualities differ
     check_both_classes(labelled, "embedding", "mine.jsonl")
 

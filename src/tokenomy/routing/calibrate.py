@@ -241,6 +241,11 @@ def stratified_folds(classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold_of
 
 
+def plain_folds(count: int, folds: int, seed: int) -> np.ndarray:
+    """Each of `count` prompts' fold, seeded, not stratified (`route eval`'s published figures came from these)."""
+    return np.random.default_rng(seed).permutation(count) % folds
+
+
 def router_classes(frame: pd.DataFrame, kind: str) -> np.ndarray:
     """The two classes a router of `kind` must see when fitted: the label (TF-IDF), or whether the strong model
     scored higher (the embedding and combined routers learn the quality gain)."""
@@ -289,7 +294,9 @@ def check_both_classes(frame: pd.DataFrame, kind: str, source: str) -> None:
     if frame.empty or kind not in ROUTER_KINDS:  # each named by the fit
         return
     labels = strong_needed(frame)
-    if kind != "tfidf":  # the embedding and combined routers learn from the quality gain, not the label
+    # The embedding and combined routers learn from the quality gain, not the label; outcomes (RouteLLM data) have
+    # no label, and were told "every example is labelled weak".
+    if kind != "tfidf" or "label" not in frame:
         gains = (frame["strong_quality"] > frame["weak_quality"]).astype(int).tolist()
         if len(set(gains)) == 2:
             return
@@ -359,10 +366,7 @@ def out_of_fold_scores(
     training data, each score from a model that never saw the prompt (cross-fitting). With `classes`, the folds
     are stratified by them (`route train`; `route eval`'s large sets keep the plain folds its figures came from)."""
     scores = np.zeros(len(frame))
-    if classes is not None:
-        fold_of = stratified_folds(classes, folds, seed)
-    else:
-        fold_of = np.random.default_rng(seed).permutation(len(frame)) % folds
+    fold_of = stratified_folds(classes, folds, seed) if classes is not None else plain_folds(len(frame), folds, seed)
     for fold in range(folds):
         inside = fold_of == fold
         model = fit_router(frame[~inside].reset_index(drop=True), kind, seed, source)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tokenomy.data import examples
+from tokenomy.errors import UsageError
 from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.routing.calibrate import (
     STRONG_MODEL,
@@ -26,10 +27,13 @@ from tokenomy.routing.calibrate import (
     Price,
     calibrate,
     call_costs,
+    check_both_classes,
     exact_cost,
     fit_router,
     out_of_fold_scores,
+    plain_folds,
     price,
+    router_classes,
     split,
     sweep,
 )
@@ -52,8 +56,6 @@ def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None
     path = Path(rules_file) if rules_file else DEFAULT_RULES
     if not path.exists():
         if rules_file:
-            from tokenomy.errors import UsageError
-
             raise UsageError(f"--rules {rules_file}: no such file; give a tokenomy.yaml with routing.policies")
         return None, None, None
     rules = cascade = None
@@ -162,6 +164,7 @@ def evaluate(
     frame = load_outcomes(dataset)
     weak, strong = price(WEAK_MODEL, region), price(strong_model, region)
     train_part, test = split(frame, test_fraction, seed)
+    _check_training_half(frame, train_part, dataset, seed)
     weak_q, strong_q = test["weak_quality"].to_numpy(float), test["strong_quality"].to_numpy(float)
     weak_cost, strong_cost = call_costs(test, weak, strong)
     rule_policy, validators, rules_path = _policies(rules)
@@ -261,6 +264,23 @@ def evaluate(
         "png": png,
         "curve": best.iloc[np.linspace(0, len(best) - 1, min(len(best), 21)).astype(int)].to_dict("records"),
     }
+
+
+def _check_training_half(frame: pd.DataFrame, train_part: pd.DataFrame, dataset: str, seed: int) -> None:
+    """Refuse, naming the dataset, outcomes a router cannot be fitted on: the strong model better on every prompt or
+    none, in the data or in the seeded training half or without one of its folds (each was the fit's "route
+    train: labels are all one class", naming neither the command nor the file)."""
+    check_both_classes(frame, "embedding", dataset)  # outcomes: every router learns whether strong did better
+    better = router_classes(train_part, "embedding")
+    fold_of = plain_folds(len(train_part), FOLDS, seed)
+    if all(len(set(better[fold_of != fold])) == 2 for fold in range(FOLDS)):
+        return
+    raise UsageError(
+        f"{dataset}: too few prompts where the strong model scored higher ({int(better.sum())}) or did not "
+        f"({int(len(better) - better.sum())}) in the training half of --seed {seed} for its {FOLDS} cross-fitting "
+        f"folds: a router fitted without one fold saw only one kind; add prompts (several of each kind per fold), "
+        "or try another --seed"
+    )
 
 
 def over_seeds(dataset: str, seeds: int, **options) -> dict:
