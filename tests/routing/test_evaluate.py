@@ -388,6 +388,27 @@ def test_calibration_split_keeps_both_classes_on_each_side(split_args, tmp_path,
     assert json.loads(out)["calibration"]["trained_on"] >= 2
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--folds", "3"], "--folds 3: only calibrating a threshold uses it; give --target-quality or --max-cost-usd "
+                       "too, or leave --folds out"),
+    (["--holdout", "0.5"], "--holdout 0.5: only calibrating a threshold uses it; give --target-quality or "
+                           "--max-cost-usd too, or leave --holdout out"),
+    (["--target-quality", "0.9", "--folds", "3", "--holdout", "0.5"],
+     "--holdout 0.5 and --folds 3: give one; --folds calibrates on out-of-fold scores of every prompt, --holdout on "
+     "a held-out share"),
+])
+def test_split_options_a_run_would_not_use_are_refused(args, said, tmp_path, monkeypatch, capsys):
+    # Each was dropped unsaid: "trained on 14 prompts; threshold 0.5 (not calibrated)", exit 0, for a --folds 3
+    # that was meant to calibrate; --holdout beside --folds was not used.
+    from helpers.cli import one_error_line, run_cli
+
+    data = _few_strong(tmp_path / "labels.jsonl", strong=2)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"), *args)
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {said}"
+    assert not (tmp_path / "r.joblib").exists()
+
+
 def test_stratified_split_holds_out_each_class_on_both_sides():
     import pandas as pd
 

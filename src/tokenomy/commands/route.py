@@ -20,6 +20,7 @@ from tokenomy.commands._common import (
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
+HOLDOUT = 0.25  # `route train`'s held-out share when --holdout is not given
 SEEDS_MAX = 100  # each split trains and replays every router again: a huge --seeds ran practically forever
 
 route_app = typer.Typer(
@@ -92,8 +93,12 @@ def train_cmd(
         help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
         callback=usd_amount,
     ),
-    holdout: float = typer.Option(
-        0.25, "--holdout", min=0.01, max=0.99, help="Share of the data held out to calibrate the threshold."
+    holdout: Optional[float] = typer.Option(
+        None,  # None: not given, so it can be refused where it would not be used
+        "--holdout",
+        min=0.01,
+        max=0.99,
+        help=f"Share of each class held out to calibrate the threshold \\[default: {HOLDOUT}].",
     ),
     weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
     strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
@@ -126,11 +131,12 @@ def train_cmd(
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
 
+    _check_split_options(target_quality is not None or max_cost_usd is not None, holdout, folds)
     frame = load_training_data(data, set(weak_label) if weak_label else None)
     check_both_classes(frame, router_kind, data)
     router, report = train_and_calibrate(
         frame,
-        holdout,
+        HOLDOUT if holdout is None else holdout,
         seed,
         target_quality,
         max_cost_usd,
@@ -158,6 +164,25 @@ def train_cmd(
         )
     else:
         console.print(f"trained on {len(frame)} prompts; threshold 0.5 (not calibrated); saved {output}")
+
+
+def _check_split_options(calibrating: bool, holdout: float | None, folds: int | None) -> None:
+    """--holdout and --folds only choose how a threshold is calibrated: without a target each was dropped unsaid
+    (a --folds meant to calibrate trained uncalibrated, exit 0), and --holdout beside --folds was not used."""
+    from tokenomy.errors import UsageError
+
+    if not calibrating:
+        for name, value in (("--folds", folds), ("--holdout", holdout)):
+            if value is not None:
+                raise UsageError(
+                    f"{name} {value:g}: only calibrating a threshold uses it; give --target-quality or "
+                    f"--max-cost-usd too, or leave {name} out"
+                )
+    if holdout is not None and folds:
+        raise UsageError(
+            f"--holdout {holdout:g} and --folds {folds}: give one; --folds calibrates on out-of-fold scores of every "
+            "prompt, --holdout on a held-out share"
+        )
 
 
 @route_app.command("eval")
