@@ -228,6 +228,22 @@ def test_rows_both_export_labels_commands_write_are_read_though_unknown_keys_are
     assert [(r["prompt"], r["label"]) for r in load_labelled(data)] == [("p", 1), ("q", 1)]
 
 
+def test_a_weak_label_no_row_has_is_named(tmp_path):
+    # The labels were weak/strong and --weak-label cheap made every row strong: "every example is labelled strong;
+    # ... or name the cheap labels with --weak-label", the option just given. On outcomes it was dropped unsaid.
+    from tokenomy.routing.datasets import load_training_data
+
+    data = _few_strong(tmp_path / "labels.jsonl", strong=2)
+    with pytest.raises(UsageError, match=r"^--weak-label cheap: no row of .*labels.jsonl has this label or tier; "
+                                         r"the labels there are strong, weak$"):
+        load_training_data(str(data), {"cheap", "weak"})
+    assert load_training_data(str(data), {"WEAK"})["label"].tolist() == [0] * 12 + [1] * 2  # as the file spells it
+    outcomes = _outcomes(tmp_path / "outcomes.csv", better=2)
+    with pytest.raises(UsageError, match=r"^--weak-label weak: .*outcomes.csv holds outcomes \(whether the strong "
+                                         r"model scored higher\), not labels; leave --weak-label out$"):
+        load_training_data(str(outcomes), {"weak"})
+
+
 def test_train_data_without_label_is_named_as_a_labelled_file(tmp_path):
     # A {prompt} line with no label used to be read as MT-Bench judgements ("needs question_id, turn ...").
     from tokenomy.routing.datasets import load_training_data

@@ -44,8 +44,9 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
     over `label`. Optional `weak_quality`/`strong_quality` (0-1) and `output_tokens` make calibration exact; any
     other key but the exporters' notes (`EXPORT_NOTES`) is refused, as a misspelling of one of these.
     Errors name the line and the fix (they quoted Python's own text: "('list' object has no attribute 'get')")."""
+    given = weak_labels
     weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
-    rows = []
+    rows, names = [], set()
     for number, line in enumerate(read_utf8(path, "a labelled JSONL of {prompt, label} lines").splitlines(), 1):
         if not line.strip():
             continue
@@ -59,7 +60,22 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
             rows.append(_labelled_row(row, weak_labels))
         except ValueError as exc:
             raise UsageError(f"{path}:{number}: {exc}") from None
+        names.add(str(_label_of(row)))
+    # A --weak-label no row has made its rows strong unsaid, then "every example is labelled strong; ... name the
+    # cheap labels with --weak-label", the option just given.
+    unused = sorted(w for w in given or () if w.lower() not in {n.lower() for n in names})
+    if unused and rows:
+        raise UsageError(
+            f"--weak-label {', '.join(unused)}: no row of {path} has this label or tier; the labels there are "
+            f"{', '.join(sorted(names))}"
+        )
     return rows
+
+
+def _label_of(row: dict) -> Any:
+    """The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
+    skipped to a label that may not be there."""
+    return row["tier"] if row.get("tier") is not None else row["label"]
 
 
 def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
@@ -75,9 +91,7 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
     if not row["prompt"].strip():
         raise ValueError("'prompt' is blank; give the prompt's text, or leave the row out")
     _refuse_unknown_keys(row)  # after the missing ones: {"text": ...} is told to name its prompt "prompt"
-    # The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
-    # skipped to a label that may not be there.
-    strong = _is_strong(row["tier"] if row.get("tier") is not None else row["label"], weak_labels)
+    strong = _is_strong(_label_of(row), weak_labels)
     return {
         "prompt": row["prompt"],
         "label": strong,

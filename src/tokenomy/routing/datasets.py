@@ -223,4 +223,10 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
             labelled = True  # let the labelled reader name the bad line
         if labelled:
             return labelled_frame(load_labelled(path, weak_labels), str(path))
-    return load_outcomes(data)
+    outcomes = load_outcomes(data)  # first: a path not found is named as such
+    if weak_labels:  # it was dropped unsaid
+        raise UsageError(
+            f"--weak-label {', '.join(sorted(weak_labels))}: {data} holds outcomes (whether the strong model scored "
+            "higher), not labels; leave --weak-label out"
+        )
+    return outcomes
