@@ -184,3 +184,28 @@ def test_cli_explain_hybrid_uses_the_classifier_when_no_rule_fires(tmp_path):
     missing = runner.invoke(app, ["route", "explain", "say hello", "--config", str(cfg)])
     assert isinstance(missing.exception, ConfigError) and "route train" in str(missing.exception)
     assert str(model) in str(missing.exception)
+
+
+@pytest.mark.parametrize("saved", [b"", b"hello, not a model\n", "a list"])
+def test_a_classifier_file_that_is_no_router_is_named(saved, tmp_path, monkeypatch, capsys):
+    # An empty file was click's "aborted", exit 130 (joblib's EOFError is click's Abort); text was an
+    # UnpicklingError traceback; another object saved with joblib a traceback at the first decision.
+    import joblib
+    import yaml
+
+    from helpers.cli import one_error_line, run_cli
+
+    model = tmp_path / "m.joblib"
+    if isinstance(saved, bytes):
+        model.write_bytes(saved)
+    else:
+        joblib.dump([1, 2], model)
+    cfg = tmp_path / "tokenomy.yaml"
+    policy = {"type": "classifier", "classifier_path": str(model), "tiers": ["tier1", "tier2"]}
+    cfg.write_text(yaml.safe_dump({"tiers": CONFIG["tiers"], "routing": {"policies": {"c": policy}}}))
+    code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hello", "--config", str(cfg))
+    assert code == 2 and out == ""
+    line = one_error_line(err)
+    assert line.startswith(f"error: classifier_path {model}: not a router saved by `tokenomy route train` ("), line
+    assert line.endswith("); train one with `tokenomy route train`"), line
+

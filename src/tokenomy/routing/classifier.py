@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import UsageError, read_utf8
+from tokenomy.errors import UsageError, one_line, read_utf8
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
@@ -207,9 +207,28 @@ def load(path: str | Path) -> TrainedRouter:
         saved = joblib.load(path)
     except FileNotFoundError as exc:
         raise UsageError(f"classifier_path {path}: no such file; train one with `tokenomy route train`") from exc
+    except OSError:
+        raise  # a folder, no permission: the CLI names the path and the fix
+    except Exception as exc:  # unpickling another file raises anything; an empty one EOFError, which click took
+        # for Ctrl-D: "aborted", exit 130
+        said = f"{type(exc).__name__}: {one_line(exc)}" if str(exc) else type(exc).__name__
+        raise _not_a_router(path, "an empty file" if Path(path).stat().st_size == 0 else said) from None
     if isinstance(saved, dict):
-        return TrainedRouter(saved["pipeline"], float(saved.get("threshold", 0.5)), saved.get("calibration"))
-    return TrainedRouter(saved)
+        router = TrainedRouter(saved.get("pipeline"), saved.get("threshold", 0.5), saved.get("calibration"))
+    else:
+        router = TrainedRouter(saved)
+    if not hasattr(router.pipeline, "predict_proba") or _number(router.threshold) is None:
+        # Another object saved with joblib failed at the first decision, a traceback.
+        raise _not_a_router(path, f"it holds a {type(router.pipeline).__name__}")
+    router.threshold = float(router.threshold)
+    return router
+
+
+def _not_a_router(path: str | Path, why: str) -> UsageError:
+    return UsageError(
+        f"classifier_path {path}: not a router saved by `tokenomy route train` ({why}); train one with "
+        "`tokenomy route train`"
+    )
 
 
 def strong_probability(model, prompt: str) -> float:
