@@ -392,15 +392,19 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>") -> Token
     return config
 
 
-def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
-    """Load and validate a config file; with no path, ./tokenomy.yaml if present, else defaults."""
+def config_file(path: str | os.PathLike | None = None) -> str | os.PathLike | None:
+    """The config file `load_config(path)` reads: `path`, else $TOKENOMY_CONFIG, else ./tokenomy.yaml if present;
+    None when it runs on defaults."""
     if path is None:
         path = os.environ.get("TOKENOMY_CONFIG")
     if path is None:
-        for candidate in DEFAULT_CONFIG_FILES:
-            if Path(candidate).exists():
-                path = candidate
-                break
+        path = next((candidate for candidate in DEFAULT_CONFIG_FILES if Path(candidate).exists()), None)
+    return path
+
+
+def load_config(path: str | os.PathLike | None = None) -> TokenomyConfig:
+    """Load and validate a config file; with no path, ./tokenomy.yaml if present, else defaults."""
+    path = config_file(path)
     if path is None:
         return parse_config({}, "<defaults>")
     file = Path(path)

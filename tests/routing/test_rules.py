@@ -209,3 +209,19 @@ def test_a_classifier_file_that_is_no_router_is_named(saved, tmp_path, monkeypat
     assert line.startswith(f"error: classifier_path {model}: not a router saved by `tokenomy route train` ("), line
     assert line.endswith("); train one with `tokenomy route train`"), line
 
+
+def test_explain_without_a_config_says_none_was_found(tmp_path, monkeypatch, capsys):
+    # With no config anywhere it said "add a rules policy to the config given with --config": none was given.
+    from helpers.cli import one_error_line, run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TOKENOMY_CONFIG", raising=False)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hello")
+    assert code == 2 and out == ""
+    assert one_error_line(err) == ("error: no config: no --config, $TOKENOMY_CONFIG or ./tokenomy.yaml; give --config "
+                                   "with a tokenomy.yaml that defines tiers and routing.policies")
+    (tmp_path / "tokenomy.yaml").write_text("tiers: {tier1: [local]}\n")
+    code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hello")
+    assert code == 2 and one_error_line(err) == (
+        "error: tokenomy.yaml: routing.policies: none defined; add one, e.g. a rules policy (README: Model routing)")
+

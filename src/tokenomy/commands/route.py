@@ -46,7 +46,7 @@ def explain_cmd(
 ) -> None:
     """Print the tier the policy picks for PROMPT (rules, then the classifier for a hybrid), the rule that fired
     and why."""
-    from tokenomy.config import load_config
+    from tokenomy.config import config_file, load_config
     from tokenomy.errors import ConfigError
     from tokenomy.messages import ChatRequest, RequestMeta
     from tokenomy.routing.router import build_router
@@ -54,7 +54,15 @@ def explain_cmd(
     cfg = load_config(config)
     name = policy or next(iter(cfg.routing.policies), None)
     if name is None:
-        raise ConfigError("routing.policies: none defined; add a rules policy to the config given with --config")
+        source = config_file(config)
+        if source is None:  # it said "add a rules policy to the config given with --config", when none was
+            raise ConfigError(
+                "no config: no --config, $TOKENOMY_CONFIG or ./tokenomy.yaml; give --config with a tokenomy.yaml "
+                "that defines tiers and routing.policies"
+            )
+        raise ConfigError(
+            f"{source}: routing.policies: none defined; add one, e.g. a rules policy (README: Model routing)"
+        )
     # Say what the gateway would do (the same router): rules, a trained classifier, or a cascade's first tier.
     decision = build_router(cfg, name).route(ChatRequest.simple(prompt, meta=RequestMeta(task=task))).decision
     result = {
