@@ -334,7 +334,7 @@ def test_an_outcome_csv_of_only_a_header_is_named(command, tmp_path, monkeypatch
     data = tmp_path / "outcomes.csv"
     data.write_text(f"prompt,{WEAK},{STRONG}\n")
     code, out, err = run_cli(monkeypatch, capsys, "route", command, str(data), "--png" if command == "eval" else "-o",
-                             str(tmp_path / "out"))
+                             str(tmp_path / "out.png"))
     assert code == 2 and out == ""
     assert one_error_line(err) == f"error: {data}: no outcomes, only a header; add a row per prompt"
 
@@ -361,6 +361,20 @@ def test_eval_of_outcomes_a_router_cannot_learn_from_names_the_file(better, said
     code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"))
     assert code == 2 and out == ""
     assert one_error_line(err) == f"error: {data}{said}"
+
+
+@pytest.mark.parametrize("png", ["curve.txt", "curve"])
+def test_eval_png_without_an_image_suffix_is_refused_before_the_work(png, tmp_path, monkeypatch, capsys):
+    # curve.txt was matplotlib's "Format 'txt' is not supported" traceback after the whole evaluation; "curve" was
+    # written as curve.png while the output said "curve: curve".
+    from helpers.cli import one_error_line, run_cli
+
+    data = _outcomes(tmp_path / "outcomes.csv", better=20)
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / png))
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith(
+        f"error: Invalid value for '--png': {tmp_path / png}: end the name with an image format matplotlib writes "
+        "(png, pdf, svg, jpg, ...), e.g. curve.png")
 
 
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():

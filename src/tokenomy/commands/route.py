@@ -193,6 +193,21 @@ def _check_split_options(calibrating: bool, holdout: float | None, folds: int | 
         )
 
 
+def _image_file(param: typer.CallbackParam, value: str) -> str:
+    """`output_file`, with a suffix matplotlib writes: curve.txt was its "Format 'txt' is not supported" traceback
+    after the whole evaluation, and a name without one was written with .png added, not where the output said."""
+    from pathlib import Path
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    value = output_file(param, value)
+    if Path(value).suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
+        raise typer.BadParameter(
+            f"{value}: end the name with an image format matplotlib writes (png, pdf, svg, jpg, ...), e.g. curve.png"
+        )
+    return value
+
+
 @route_app.command("eval")
 def eval_cmd(
     dataset: str = typer.Argument(..., help="gsm8k, mmlu, mt-bench, or a path to RouteLLM outcome files."),
@@ -216,7 +231,9 @@ def eval_cmd(
         min=0,
         callback=finite,
     ),
-    png: str = typer.Option("route_eval.png", "--png", help="Cost-quality curve PNG.", callback=output_file),
+    png: str = typer.Option(
+        "route_eval.png", "--png", help="Cost-quality curve PNG (or .pdf, .svg, ...).", callback=_image_file
+    ),
     seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the train / held-out split."),
     seeds: int = typer.Option(
         1,
