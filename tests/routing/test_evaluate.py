@@ -377,6 +377,21 @@ def test_eval_png_without_an_image_suffix_is_refused_before_the_work(png, tmp_pa
         "(png, pdf, svg, jpg, ...), e.g. curve.png")
 
 
+def test_eval_rules_file_with_nothing_to_replay_is_refused(tmp_path, monkeypatch, capsys):
+    # A config without a rules or cascade policy was replayed as no rules at all: exit 0, the rules row missing.
+    from helpers.cli import one_error_line, run_cli
+
+    data = _outcomes(tmp_path / "outcomes.csv", better=20)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("tiers: {tier1: [local]}\n")
+    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"),
+                             "--rules", str(rules))
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (
+        f"error: --rules {rules}: no rules policy (type rules or hybrid, with rules) and no cascade under "
+        "routing.policies, so nothing to replay; add one, or leave --rules out for the example rules")
+
+
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
     # The fit said "route train: labels are all one class", naming no file and, for measured qualities, no label.
     import pandas as pd

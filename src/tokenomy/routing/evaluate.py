@@ -64,6 +64,11 @@ def _policies(rules_file: str | Path | None) -> tuple[Policy | None, dict | None
             rules = policy
         if policy.type == "cascade" and cascade is None:
             cascade = policy.validators
+    if rules_file and rules is None and cascade is None:  # it was replayed as no rules at all, exit 0
+        raise UsageError(
+            f"--rules {rules_file}: no rules policy (type rules or hybrid, with rules) and no cascade under "
+            "routing.policies, so nothing to replay; add one, or leave --rules out for the example rules"
+        )
     return rules, cascade, str(path)
 
 
