@@ -1,7 +1,7 @@
-"""Upstream answers that break or cannot be read, for providers reached through their SDKs (Gemini, Anthropic's
-counting endpoint): the caller gets the upstream's fault in its API's shape (a 502), never a 500 of the gateway's
-own, and an answer the provider billed is in the ledger at its estimate. (test_route_faults.py holds the others; it is
-at the size a module may have.)"""
+"""Upstream answers that break or cannot be read, for providers reached through their SDKs (Gemini, the counting
+endpoints of Anthropic, Bedrock and Gemini): the caller gets the upstream's fault in its API's shape (a 502), never
+a 500 of the gateway's own, and an answer the provider billed is in the ledger at its estimate. (test_route_faults.py
+holds the others; it is at the size a module may have.)"""
 
 from __future__ import annotations
 
@@ -72,3 +72,73 @@ def test_an_anthropic_token_count_it_cannot_have_counted_is_anthropics_502_not_a
     said = failed.value.body["error"]
     assert said["type"] == "api_error" and "internal error" not in said["message"]
     assert ("no JSON" if answer.startswith("<") else "input_tokens") in said["message"], said
+
+
+# Counts no request can have, as an upstream's counting endpoint might answer them: missing, not a number, a
+# fraction, a boolean, negative, past any context.
+BAD_COUNTS = ["{}", '"many"', "12.5", "true", "-5", "3000000000"]
+
+
+@pytest.mark.parametrize("count", BAD_COUNTS)
+def test_a_bedrock_token_count_it_cannot_have_counted_is_bedrocks_502_not_a_500(count, ledger_path, monkeypatch):
+    # CountTokens answered 200 without inputTokens: a KeyError, the gateway's 500 "internal error" with a traceback;
+    # "many" a ValueError's 500 too; a fraction, a boolean, a negative count or one past any context was passed on as
+    # the caller's count (12 for 12.5, 1 for true).
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def counted(request):
+        return Response(count if count == "{}" else f'{{"inputTokens": {count}}}', media_type="application/json")
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    upstream = Starlette(routes=[Route("/model/{model:path}/count-tokens", counted, methods=["POST"])])
+    with ServerThread(upstream) as base:
+        models = {"sonnet": {"provider": "bedrock", "model": "anthropic.claude-3-7-sonnet-20250219-v1:0",
+                             "region": "us-east-1", "endpoint_url": base}}
+        with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
+            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                  config=Config(retries={"max_attempts": 1}))
+            with pytest.raises(ClientError) as failed:
+                client.count_tokens(modelId="sonnet", input={"converse": {"messages": [
+                    {"role": "user", "content": [{"text": "hi"}]}]}})
+    said = failed.value.response
+    assert said["ResponseMetadata"]["HTTPStatusCode"] == 502, said
+    assert "inputTokens" in said["Error"]["Message"] and "internal error" not in said["Error"]["Message"], said
+
+
+# A count of contents alone is read by google-genai's pydantic model, which takes true as 1 before the provider sees
+# it; a whole request (a system instruction beside the contents) is read by the provider itself.
+@pytest.mark.parametrize(("count", "whole"), [(count, whole) for count in BAD_COUNTS for whole in (False, True)
+                                              if count != "true" or whole])
+def test_a_gemini_token_count_it_cannot_have_counted_is_geminis_502_not_a_count(count, whole, ledger_path,
+                                                                                 monkeypatch):
+    # countTokens answered 200 without totalTokens: passed on as a count of 0; "many" or a fraction was the SDK's
+    # ValidationError, or (a whole request) a ValueError, either answered in Python's words; a boolean, a negative
+    # count or one past any context was passed on as the caller's count.
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def counted(request):
+        return Response(count if count == "{}" else f'{{"totalTokens": {count}}}', media_type="application/json")
+
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    upstream = Starlette(routes=[Route("/{version}/models/{target}", counted, methods=["POST"])])
+    with ServerThread(upstream) as base:
+        models = {"flash": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": base}}
+        with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
+            body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+            if whole:
+                body = {"generateContentRequest": {**body, "systemInstruction": {"parts": [{"text": "Be brief."}]}}}
+            answer = httpx.post(f"{url}/v1beta/models/flash:countTokens", json=body, timeout=30)
+    said = answer.json()["error"]
+    assert answer.status_code == 502 and said["status"] != "INTERNAL", said
+    assert "totalTokens" in said["message"] and "Error" not in said["message"], said

@@ -29,9 +29,9 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
 from tokenomy.providers.anthropic_refusals import refuse
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
-    MAX_ANSWER_TOKENS,
     Provider,
     answer_broke_off,
+    answered_count,
     checked_counts,
     delta_chunk,
     estimated_usage,
@@ -212,12 +212,8 @@ class AnthropicProvider(Provider):
             result = self.client.messages.count_tokens(**params)
         except (anthropic.AnthropicError, json.JSONDecodeError) as exc:  # a 200 that is no JSON: as for create
             raise map_anthropic_error(exc) from exc
-        # The SDK builds its answer unchecked: a count missing, not a number, negative or past any context is
-        # Anthropic's fault (a 502), not a crash of the gateway's (a 500) nor a count to pass on.
-        counted = getattr(result, "input_tokens", None)
-        if type(counted) is not int or not 0 <= counted <= MAX_ANSWER_TOKENS:
-            raise ProviderError(f"Anthropic answered a token count no request can have: input_tokens {counted!r}")
-        return counted
+        # The SDK builds its answer unchecked: the count is as Anthropic sent it, or missing.
+        return answered_count(getattr(result, "input_tokens", None), "Anthropic", "input_tokens")
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         import anthropic

@@ -84,6 +84,32 @@ def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, An
 MAX_ANSWER_TOKENS = 2**31 - 1
 
 
+def whole_count(value: Any) -> int | None:
+    """`value`, a token count as an answer's JSON gave it, as an int; None when it is not a whole number (text, a
+    fraction, a boolean, which Python's int() would read as 12 for 12.5 and 1 for true)."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():  # 12.0: a whole number all the same
+        return int(value)
+    return None
+
+
+def answered_count(counted: Any, provider: str, name: str) -> int:
+    """The count a provider's token-counting endpoint answered (Anthropic's input_tokens, Bedrock's inputTokens,
+    Gemini's totalTokens, named `name`): one missing, not a whole number, negative or past MAX_ANSWER_TOKENS is the
+    provider's fault (a ProviderError, the gateway's 502), not a crash of the gateway's (a 500) nor a count to pass
+    on to the caller."""
+    whole = whole_count(counted)
+    if whole is None or not 0 <= whole <= MAX_ANSWER_TOKENS:
+        raise miscounted(counted, provider, name)
+    return whole
+
+
+def miscounted(counted: Any, provider: str, name: str) -> ProviderError:
+    """The fault of a token count `answered_count` refuses, for a provider whose SDK refused it first."""
+    return ProviderError(f"{provider} answered a token count no request can have: {name} {counted!r}")
+
+
 def checked_counts(usage: Usage, provider: str) -> Usage:
     """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
     and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its

@@ -28,6 +28,7 @@ from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
     Provider,
+    answered_count,
     checked_counts,
     delta_chunk,
     estimated_usage,
@@ -119,6 +120,19 @@ def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
         ),
     )
     return checked_counts(counted, "Bedrock")
+
+
+def _check_answered_count(response_dict: dict[str, Any], **_: Any) -> None:
+    """CountTokens' answer as Bedrock sent it, before botocore reads inputTokens with int(), which raised a ValueError
+    for text (the gateway's 500) and read 12.5 as 12 and true as 1: a count `answered_count` refuses is Bedrock's
+    fault. A body that is no JSON is left to botocore, which reads it as no count."""
+    if response_dict.get("status_code") != 200:
+        return
+    try:
+        answer = json.loads(response_dict.get("body") or b"")
+    except ValueError:
+        return
+    answered_count(answer.get("inputTokens") if isinstance(answer, dict) else None, "Bedrock", "inputTokens")
 
 
 def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -278,6 +292,7 @@ class BedrockProvider(Provider):
             client = self._clients.get(region)
             if client is None:
                 client = self._session.client("bedrock-runtime", region_name=region, **self._kwargs)
+                client.meta.events.register("before-parse.bedrock-runtime.CountTokens", _check_answered_count)
                 self._clients[region] = client
             return client
 
@@ -375,7 +390,8 @@ class BedrockProvider(Provider):
             )
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
-        return int(result["inputTokens"])
+        # What botocore read of the count `_check_answered_count` took as sent (missing for a body that is no JSON).
+        return answered_count(result.get("inputTokens"), "Bedrock", "inputTokens")
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         from botocore.eventstream import ParserError

@@ -28,9 +28,11 @@ from tokenomy.providers.base import (
     NAMING_HINTS,
     Provider,
     answer_broke_off,
+    answered_count,
     checked_counts,
     estimated_usage,
     http_errors,
+    miscounted,
     read_timed_out,
     retry_after_seconds,
 )
@@ -129,6 +131,18 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     if 400 <= status < 500:
         return ProviderError(message, kind="client_error", status=status)
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
+
+
+def _count_error(exc: Exception) -> ProviderError:
+    """`map_gemini_error`'s, save for a count the SDK refused to read as an integer (text, a fraction: pydantic's
+    ValidationError naming total_tokens), which is Gemini's answer at fault, said as `answered_count` says it."""
+    import pydantic
+
+    if isinstance(exc, pydantic.ValidationError):
+        for error in exc.errors():
+            if error["loc"][:1] == ("total_tokens",):
+                return miscounted(error.get("input"), "Gemini", "totalTokens")
+    return map_gemini_error(exc)
 
 
 def vertex_location(location: str | None) -> str:
@@ -265,21 +279,22 @@ class GeminiProvider(Provider):
         try:
             if self.name == "gcp.vertex_ai":
                 counting = types.CountTokensConfig(system_instruction=config.system_instruction, tools=config.tools)
-                result = self.client.models.count_tokens(
+                counted = self.client.models.count_tokens(
                     model=request.model, contents=params["contents"], config=counting
-                )
+                ).total_tokens
             elif config.system_instruction is None and not config.tools and not config.cached_content:
-                result = self.client.models.count_tokens(model=request.model, contents=params["contents"])
+                counted = self.client.models.count_tokens(model=request.model, contents=params["contents"]).total_tokens
             else:
-                return self._count_whole(params)
+                counted = self._count_whole(params)
         except Exception as exc:
-            raise map_gemini_error(exc) from exc
-        return int(result.total_tokens or 0)
+            raise _count_error(exc) from exc
+        return answered_count(counted, "Gemini", "totalTokens")
 
-    def _count_whole(self, params: dict[str, Any]) -> int:
+    def _count_whole(self, params: dict[str, Any]) -> Any:
         """The Gemini API's countTokens with `generateContentRequest`, built by the SDK's own generateContent mapping
         and sent through its client (its key, base URL and timeout): the SDK's count_tokens sends `contents` alone
-        and refuses a system instruction or tools, which the model reads and the count must include."""
+        and refuses a system instruction or tools, which the model reads and the count must include. The answer's
+        totalTokens as Gemini sent it (None when missing), for `answered_count` to check."""
         from google.genai import _common, types
         from google.genai import models as sdk_models
 
@@ -289,7 +304,8 @@ class GeminiProvider(Provider):
         inner = {k: v for k, v in body.items() if k in WHOLE_REQUEST_FIELDS}
         inner = _common.encode_unserializable_types(_common.convert_to_dict({**inner, "model": model}))
         response = api.request("post", f"{model}:countTokens", {"generateContentRequest": inner}, None)
-        return int(json.loads(response.body or "{}").get("totalTokens") or 0)
+        answer = json.loads(response.body or "{}")
+        return answer.get("totalTokens") if isinstance(answer, dict) else None
 
     def _response(
         self, request: ChatRequest, parts: list[dict[str, Any]], meta: Any, reason: Any, raw: dict, **timing: Any
