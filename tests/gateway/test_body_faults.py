@@ -142,3 +142,83 @@ def test_a_gemini_token_count_it_cannot_have_counted_is_geminis_502_not_a_count(
     said = answer.json()["error"]
     assert answer.status_code == 502 and said["status"] != "INTERNAL", said
     assert "totalTokens" in said["message"] and "Error" not in said["message"], said
+
+
+def claude_or_converse_answer(count: str):
+    """An upstream answering Anthropic's Messages and Bedrock's Converse with `count` as the prompt's tokens."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def messages(request):
+        return Response(f'{{"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": '
+                        f'[{{"type": "text", "text": "Hi"}}], "stop_reason": "end_turn", "usage": {{"input_tokens": '
+                        f'{count}, "output_tokens": 3}}}}', media_type="application/json")
+
+    async def converse(request):
+        return Response(f'{{"output": {{"message": {{"role": "assistant", "content": [{{"text": "Hi"}}]}}}}, '
+                        f'"stopReason": "end_turn", "usage": {{"inputTokens": {count}, "outputTokens": 3, '
+                        f'"totalTokens": 4}}}}', media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
+                             Route("/model/{model:path}/converse", converse, methods=["POST"])])
+
+
+@pytest.mark.parametrize("count", ["true", "100.5", '"many"'])
+@pytest.mark.parametrize("model", ["claude", "sonnet"])
+def test_a_usage_count_that_is_no_whole_number_is_the_upstreams_fault_recorded_at_its_estimate(model, count,
+                                                                                                ledger_path,
+                                                                                                monkeypatch):
+    # Claude's input_tokens true was recorded as 1 token and 100.5 as 100, an "ok" row at a price of nothing it
+    # counted; "many" was a 500 (ValueError). Bedrock's "many" was botocore's ValueError, a 500 too.
+    for name, value in (("ANTHROPIC_API_KEY", "x"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    with ServerThread(claude_or_converse_answer(count)) as base:
+        models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base},
+                  "sonnet": {"provider": "bedrock", "model": "anthropic.claude-3-7-sonnet-20250219-v1:0",
+                             "region": "us-east-1", "endpoint_url": base}}
+        routes = {model: {"model": model, "retry": {"max_attempts": 1}}}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.APIStatusError) as failed:
+                client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}])
+    assert failed.value.status_code == 502 and "token counts" in failed.value.message, failed.value.message
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("count", ["100.5", '"many"'])
+def test_a_gemini_usage_count_that_is_no_whole_number_is_geminis_fault_recorded_at_its_estimate(count, stream,
+                                                                                                 ledger_path):
+    # google-genai's pydantic model refused the count (a ValidationError), which was taken as no answer at all: a
+    # 502 "Gemini ValidationError" recorded at $0, as if no request had gone out. (true it reads as 1 itself.)
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    answer = ('{"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "finishReason": "STOP"}], '
+              f'"usageMetadata": {{"promptTokenCount": {count}, "candidatesTokenCount": 2}}}}')
+
+    async def generate(request):
+        if request.path_params["model"].endswith(":streamGenerateContent"):
+            return Response(f"data: {answer}\r\n\r\n", media_type="text/event-stream")
+        return Response(answer, media_type="application/json")
+
+    upstream = Starlette(routes=[Route("/{version}/models/{model:path}", generate, methods=["POST"])])
+    with ServerThread(upstream) as base:
+        models = {"g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": base}}
+        routes = {"g": {"model": "g", "retry": {"max_attempts": 1}}}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.APIError) as failed:
+                reply = client.chat.completions.create(model="g", messages=[{"role": "user", "content": ASK}],
+                                                       stream=stream)
+                list(reply) if stream else None
+    said = failed.value.message
+    assert "token counts" in said and "ValidationError" not in said, said
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0

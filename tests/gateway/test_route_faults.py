@@ -145,7 +145,8 @@ def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_atte
     {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2},
     {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "prompt_tokens_details": {"cached_tokens": 8}},
     {"prompt_tokens": 10**20, "completion_tokens": 3, "total_tokens": 10**20 + 3},
-], ids=["negative", "more-cached-than-prompt", "past-any-context"])
+    {"prompt_tokens": True, "completion_tokens": 3.5, "total_tokens": 4.5},  # were read as 1 and 3 tokens
+], ids=["negative", "more-cached-than-prompt", "past-any-context", "boolean-and-fraction"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_answer_counting_negative_tokens_is_the_upstreams_fault_recorded_at_its_estimate(stream, usage, served):
     # -5 prompt tokens, or 5 of which 8 cached (-3 uncached): the row was "ok" at -5 (-3) input tokens and $0

@@ -17,7 +17,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.providers.bedrock import BedrockProvider, map_bedrock_error, to_converse_params
+from tokenomy.providers.bedrock import BedrockProvider, map_bedrock_error, to_converse_params, usage_from_bedrock
 from tokenomy.providers.registry import ModelSpec
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -332,3 +332,13 @@ def test_response_fields_and_guardrail_trace_the_caller_asked_for_come_back() ->
         assert answer.raw["top"] == {"additionalModelResponseFields": fields, "trace": {"guardrail": guardrail}}
         body = completion_body(answer, "sonnet", "chatcmpl-1")  # the gateway's answer carries them
         assert body["additionalModelResponseFields"] == fields and body["trace"]["guardrail"] == guardrail
+
+
+@pytest.mark.parametrize("count", [True, 12.5, "many"])
+def test_a_streamed_usage_count_that_is_no_whole_number_is_bedrocks_fault(count) -> None:
+    # botocore reads a ConverseStream event's JSON as sent (its event parser has no int()): true was 1 input token,
+    # 12.5 was 12 and "many" a ValueError out of the stream. (A whole answer is checked before botocore's int().)
+    with pytest.raises(ProviderError) as failed:
+        usage_from_bedrock({"inputTokens": count, "outputTokens": 3, "totalTokens": 4})
+    assert failed.value.reached and "inputTokens" in str(failed.value)
+    assert usage_from_bedrock({"inputTokens": 12.0, "outputTokens": 3}).input_tokens == 12  # whole all the same

@@ -38,6 +38,7 @@ from tokenomy.providers.base import (
     http_errors,
     read_timed_out,
     retry_after_seconds,
+    usage_count,
 )
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.refusals import ALL_BLOCKS, fields_to_carry
@@ -86,12 +87,17 @@ def usage_from_anthropic(usage: Any) -> Usage:
     # The SDK's Usage types cache_creation; a stream's message_delta keeps it, if sent, as an untyped dict.
     creation = getattr(usage, "cache_creation", None)
     creation = creation if isinstance(creation, dict) else vars(creation) if creation is not None else {}
+    one_hour = creation.get("ephemeral_1h_input_tokens")
+
+    def count(name: str) -> int:  # the SDK builds its answer unchecked: each count is as Anthropic sent it
+        return usage_count(getattr(usage, name, None), "Anthropic", name)
+
     counted = Usage(
-        input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-        output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
-        cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
-        cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
-        cache_write_1h_tokens=int(creation.get("ephemeral_1h_input_tokens") or 0),
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_read_tokens=count("cache_read_input_tokens"),
+        cache_write_tokens=count("cache_creation_input_tokens"),
+        cache_write_1h_tokens=usage_count(one_hour, "Anthropic", "cache_creation.ephemeral_1h_input_tokens"),
     )
     return checked_counts(counted, "Anthropic")
 

@@ -110,6 +110,18 @@ def miscounted(counted: Any, provider: str, name: str) -> ProviderError:
     return ProviderError(f"{provider} answered a token count no request can have: {name} {counted!r}")
 
 
+def usage_count(value: Any, provider: str, name: str) -> int:
+    """One count of an answer's usage (`name` as the provider spells it) as an int: none sent (None) is 0; one that
+    is not a whole number (true, 100.5, text) is the provider's fault, a ProviderError (server_error, reached: it
+    answered, and bills it), not 1 token, 100, or a ValueError's 500. `checked_counts` checks the counts' range."""
+    if value is None:
+        return 0
+    whole = whole_count(value)
+    if whole is None:
+        raise ProviderError(f"{provider} answered with token counts no answer can have: {name} {value!r}", reached=True)
+    return whole
+
+
 def checked_counts(usage: Usage, provider: str) -> Usage:
     """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
     and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its

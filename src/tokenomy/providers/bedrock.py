@@ -34,6 +34,7 @@ from tokenomy.providers.base import (
     estimated_usage,
     read_timed_out,
     retry_after_seconds,
+    usage_count,
 )
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
@@ -110,29 +111,50 @@ def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
     """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
     usage = usage or {}
     details = usage.get("cacheDetails") or []  # [{ttl: "5m" | "1h", inputTokens}], the writes by TTL
+
+    def count(name: str) -> int:
+        return usage_count(usage.get(name), "Bedrock", name)
+
     counted = Usage(
-        input_tokens=int(usage.get("inputTokens") or 0),
-        output_tokens=int(usage.get("outputTokens") or 0),
-        cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
-        cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
+        input_tokens=count("inputTokens"),
+        output_tokens=count("outputTokens"),
+        cache_read_tokens=count("cacheReadInputTokens"),
+        cache_write_tokens=count("cacheWriteInputTokens"),
         cache_write_1h_tokens=sum(
-            int(d.get("inputTokens") or 0) for d in details if isinstance(d, dict) and d.get("ttl") == ONE_HOUR
+            usage_count(d.get("inputTokens"), "Bedrock", "cacheDetails.inputTokens")
+            for d in details
+            if isinstance(d, dict) and d.get("ttl") == ONE_HOUR
         ),
     )
     return checked_counts(counted, "Bedrock")
 
 
-def _check_answered_count(response_dict: dict[str, Any], **_: Any) -> None:
-    """CountTokens' answer as Bedrock sent it, before botocore reads inputTokens with int(), which raised a ValueError
-    for text (the gateway's 500) and read 12.5 as 12 and true as 1: a count `answered_count` refuses is Bedrock's
-    fault. A body that is no JSON is left to botocore, which reads it as no count."""
+def _answer_as_sent(response_dict: dict[str, Any]) -> dict[str, Any]:
+    """A 200 answer's JSON as Bedrock sent it, before botocore reads its integers with int(), which raises a
+    ValueError for text (the gateway's 500) and reads 12.5 as 12 and true as 1; {} for any other answer, and for a
+    body that is no JSON, which botocore reads (and its callers refuse) itself."""
     if response_dict.get("status_code") != 200:
-        return
+        return {}
     try:
         answer = json.loads(response_dict.get("body") or b"")
     except ValueError:
-        return
-    answered_count(answer.get("inputTokens") if isinstance(answer, dict) else None, "Bedrock", "inputTokens")
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _check_answered_count(response_dict: dict[str, Any], **_: Any) -> None:
+    """CountTokens' count as sent: one `answered_count` refuses is Bedrock's fault."""
+    answer = _answer_as_sent(response_dict)
+    if answer:
+        answered_count(answer.get("inputTokens"), "Bedrock", "inputTokens")
+
+
+def _check_usage(response_dict: dict[str, Any], **_: Any) -> None:
+    """Converse's usage as sent: a count `usage_from_bedrock` refuses is Bedrock's fault (a stream's events reach it
+    as sent, botocore's event parser has no int())."""
+    usage = _answer_as_sent(response_dict).get("usage")
+    if isinstance(usage, dict):
+        usage_from_bedrock(usage)
 
 
 def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -293,6 +315,7 @@ class BedrockProvider(Provider):
             if client is None:
                 client = self._session.client("bedrock-runtime", region_name=region, **self._kwargs)
                 client.meta.events.register("before-parse.bedrock-runtime.CountTokens", _check_answered_count)
+                client.meta.events.register("before-parse.bedrock-runtime.Converse", _check_usage)
                 self._clients[region] = client
             return client
 

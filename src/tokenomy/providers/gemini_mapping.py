@@ -38,6 +38,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.base import usage_count
 from tokenomy.providers.refusals import fields_to_carry
 
 # Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
@@ -341,7 +342,7 @@ def usage_from_gemini(meta: Any) -> Usage:
         return Usage()
 
     def count(name: str) -> int:
-        return int(getattr(meta, name, 0) or 0)
+        return usage_count(getattr(meta, name, None), "Gemini", name)
 
     cached = count("cached_content_token_count")
     thoughts = count("thoughts_token_count")

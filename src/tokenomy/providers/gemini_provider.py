@@ -119,6 +119,9 @@ def map_gemini_error(exc: Exception) -> ProviderError:
         # A 200 whose body (or a stream event's data) is no JSON, as a proxy's error page is: Gemini answered, and
         # bills it, so the attempt is recorded at its estimate, not at $0 as if no request had gone out.
         return ProviderError(f"Gemini sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
+    miscount = _miscount(exc)
+    if miscount is not None:
+        return miscount
     if not isinstance(exc, errors.APIError):
         return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
     status = int(exc.code or 500)
@@ -133,16 +136,24 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
 
 
-def _count_error(exc: Exception) -> ProviderError:
-    """`map_gemini_error`'s, save for a count the SDK refused to read as an integer (text, a fraction: pydantic's
-    ValidationError naming total_tokens), which is Gemini's answer at fault, said as `answered_count` says it."""
+def _miscount(exc: Exception) -> ProviderError | None:
+    """A token count of Gemini's answer that the SDK's pydantic model refused to read as an integer (text, a
+    fraction; true it reads as 1): Gemini's fault, said as `answered_count` (countTokens' totalTokens) and
+    `usage_count` (usageMetadata, reached: Gemini answered, and bills it) say it, not "Gemini ValidationError" taken
+    for no answer at all and recorded at $0. None for any other error."""
     import pydantic
 
-    if isinstance(exc, pydantic.ValidationError):
-        for error in exc.errors():
-            if error["loc"][:1] == ("total_tokens",):
-                return miscounted(error.get("input"), "Gemini", "totalTokens")
-    return map_gemini_error(exc)
+    if not isinstance(exc, pydantic.ValidationError):
+        return None
+    for error in exc.errors():
+        where = error["loc"]
+        if where[:1] == ("total_tokens",):
+            return miscounted(error.get("input"), "Gemini", "totalTokens")
+        if where[:1] == ("usage_metadata",):
+            name = ".".join(map(str, where))
+            said = f"Gemini answered with token counts no answer can have: {name} {error.get('input')!r}"
+            return ProviderError(said, reached=True)
+    return None
 
 
 def vertex_location(location: str | None) -> str:
@@ -287,7 +298,7 @@ class GeminiProvider(Provider):
             else:
                 counted = self._count_whole(params)
         except Exception as exc:
-            raise _count_error(exc) from exc
+            raise map_gemini_error(exc) from exc
         return answered_count(counted, "Gemini", "totalTokens")
 
     def _count_whole(self, params: dict[str, Any]) -> Any:

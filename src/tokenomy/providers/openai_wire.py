@@ -54,7 +54,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import arguments_text, checked_counts, estimated_usage
+from tokenomy.providers.base import arguments_text, checked_counts, estimated_usage, usage_count
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     put_signed_reasoning,
@@ -390,11 +390,15 @@ def usage_from_dict(usage: dict | None) -> Usage:
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    cached = int(
-        details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or usage.get("cached_tokens") or 0
+    cached = usage_count(
+        details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or usage.get("cached_tokens"),
+        "upstream",
+        "cached_tokens",
     )
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    reasoning = usage_count(reasoning_tokens, "upstream", "reasoning_tokens")
+    prompt = usage_count(usage.get("prompt_tokens"), "upstream", "prompt_tokens")
+    completion = usage_count(usage.get("completion_tokens"), "upstream", "completion_tokens")
     if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
         completion += reasoning  # xAI counts reasoning beside completion_tokens, not in it (its total says so)
     counted = Usage(
