@@ -34,21 +34,22 @@ def _delta(model: str, text: str | None, finish: str | None = None, usage: dict 
 class ScriptedOpenAI:
     """An OpenAI-format chat server (JSON and SSE streams) that answers from a script, then with 200s.
 
-    A script entry is (status, headers) or (200, {}, kind) for a stream: "broken" sends one delta and then
-    an in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone;
-    "cut" sends one delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a
-    whole answer without [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come
-    0.1 s apart (a long generation); "stall" sends one delta and then nothing until `release()` (a generation that
-    outlasts a gateway's shutdown grace); "late" (streamed or not) starts answering after 1.5 s; "held" starts
-    answering once the test calls `release()` (a test that must act while the server works on the request:
-    `received` is set when it has it, so nothing depends on how fast a loaded machine runs); "cutbody" is a
-    non-streamed answer whose connection closes halfway through its body; "misshapen" is a non-streamed 200 answer
-    without choices, "garbled" one that is no JSON; streamed, "misshapen" sends one delta and then a chunk whose
-    `choices` is a string, "misshapen-first" that chunk first (then the whole answer); "garbled-line" sends the delta
-    "he", then a `data:` line that is no JSON, then a whole answer's end; "done-only" is a streamed 200 of `data:
-    [DONE]` alone (no chunk, no choice); "empty" is a streamed 200 whose body ends before its first event, "whole" a
-    streamed request answered as if it were not. An error entry's third item is the error's `code` (e.g. (400, {},
-    "context_length_exceeded")). `reply`: the answer's stream deltas (a non-streamed answer is their concatenation).
+    A script entry is (status, headers) or (200, {}, kind) for a stream: "broken" sends one delta and then an
+    in-stream error event, as OpenAI does when generation fails midway; "error" is that event alone; "cut" sends one
+    delta and ends (no finish_reason, no [DONE]: the connection was lost); "nodone" is a whole answer without
+    [DONE], as some compatible servers send; "slow" is a whole answer whose deltas come 0.1 s apart (a long
+    generation); "stall" sends one delta and then nothing until `release()` (a generation that outlasts a gateway's
+    shutdown grace); "late" (streamed or not) starts answering after 1.5 s; "held" starts answering once the test
+    calls `release()` (a test that must act while the server works on the request: `received` is set when it has it,
+    so nothing depends on how fast a loaded machine runs); "cutbody" is a non-streamed answer whose connection
+    closes halfway through its body; "misshapen" is a non-streamed 200 answer without choices, "garbled" one that is
+    no JSON ("html" that, labelled text/html, as a proxy's page is); streamed, "misshapen" sends one delta and then
+    a chunk whose `choices` is a string, "misshapen-first" that chunk first (then the whole answer); "garbled-line"
+    sends the delta "he", then a `data:` line that is no JSON, then a whole answer's end; "done-only" is a streamed
+    200 of `data: [DONE]` alone (no chunk, no choice); "empty" is a streamed 200 whose body ends before its first
+    event, "whole" a streamed request answered as if it were not. An error entry's third item is the error's `code`
+    (e.g. (400, {}, "context_length_exceeded")). `reply`: the answer's stream deltas (a non-streamed answer is their
+    concatenation).
     """
 
     def __init__(self, script: list[tuple], reply: tuple[str, ...] = ("o", "k")) -> None:
@@ -91,6 +92,8 @@ class ScriptedOpenAI:
                     data = _sse([{"error": {"message": "overloaded", "type": "server_error"}}])
                 elif kind == ["garbled"]:
                     data = b"<html>upstream proxy error</html>"
+                elif kind == ["html"]:
+                    content_type, data = "text/html", b"<html>upstream proxy error</html>"
                 elif kind == ["misshapen"] and not body.get("stream"):
                     data = json.dumps({"id": "x", "object": "chat.completion", "model": model, "usage": usage}).encode()
                 elif body.get("stream") and kind in (["misshapen"], ["misshapen-first"]):

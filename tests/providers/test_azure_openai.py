@@ -393,3 +393,72 @@ def test_config_check_warns_of_an_azure_model_with_no_endpoint():
         "you set base_url: to the resource endpoint https://RESOURCE.openai.azure.com"
     ]
     assert check_config(config, environ={"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"}).warnings == []
+
+
+NEGATIVE = {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2}
+
+
+@pytest.mark.parametrize(("kind", "stream", "usage", "said"), [
+    ("garbled", False, None, "no JSON"),
+    ("html", False, None, "no JSON"),  # the SDK hands back a body not labelled JSON as text: was a 500 AttributeError
+    ("misshapen", False, None, "unreadable completion"),
+    (None, False, NEGATIVE, "token counts"),
+    (None, True, NEGATIVE, "token counts"),
+    ("cut", True, None, "ended before the answer was complete"),
+    ("empty", True, None, "ended before the answer was complete"),
+    ("done-only", True, None, "ended before the answer was complete"),
+    ("garbled-line", True, None, "no JSON"),
+])
+def test_a_bad_azure_answer_is_azures_fault_at_the_gateway_recorded_at_its_estimate(kind, stream, usage, said,
+                                                                                     ledger_path, monkeypatch):
+    """Azure's chat and stream go through the OpenAI provider and its wire module (the SDK's AzureOpenAI client, not
+    the gateway's pooled passthrough): a 200 answer that is no JSON or of the wrong shape, counts no answer can have,
+    a stream that ends early are Azure's fault, a 502 (or the stream's error event) recorded at its estimate."""
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    upstream = ScriptedOpenAI([(200, {}, kind)] if kind else [])
+    upstream.usage = usage or upstream.usage
+    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
+                                  "price_as": "gpt-4o-mini"}}, "routes": {"chat": {"model": "chat",
+                                                                                    "retry": {"max_attempts": 1}}}}
+    try:
+        with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.APIError) as failed:
+                reply = client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream)
+                list(reply) if stream else None
+    finally:
+        upstream.close()
+    message = failed.value.message
+    assert said in message and "internal error" not in message and (stream or failed.value.status_code == 502)
+    assert upstream.calls == 1
+    [row] = open_store(ledger_path).events()
+    assert (row.provider, row.outcome) == ("azure", "server_error") and row.input_tokens >= 100
+    assert row.cost_usd == by_hand(row.input_tokens, 0, row.output_tokens) > 0
+
+
+def test_an_azure_answer_without_usage_is_recorded_at_its_estimate(ledger_path, monkeypatch):
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    upstream = ScriptedOpenAI([])
+    upstream.usage = None
+    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
+                                  "price_as": "gpt-4o-mini"}}}
+    try:
+        with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for stream in (False, True):
+                reply = client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream)
+                assert ("".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream
+                        else reply.choices[0].message.content) == "ok"
+    finally:
+        upstream.close()
+    rows = open_store(ledger_path).events()
+    assert [(r.provider, r.outcome) for r in rows] == [("azure", "ok")] * 2
+    assert all(r.input_tokens >= 100 and r.cost_usd > 0 for r in rows)  # estimated, not 0 tokens at $0

@@ -148,6 +148,11 @@ class OpenAIProvider(Provider):
             result = self.client.chat.completions.create(**self._params(request))
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise self.map_error(exc) from exc
+        if isinstance(result, str):
+            # A 200 not labelled JSON (a proxy's text/html page), which the SDK hands back as its text: the server's
+            # fault as a body that is no JSON is (it answered, and bills it), not an AttributeError's 500.
+            said = f"the server sent an answer that is no JSON: {result[:200]!r}"
+            raise ProviderError(said, kind="server_error", reached=True)
         response = openai_wire.parse_completion(
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
         )
