@@ -288,9 +288,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         reasoning = Reasoning(adaptive=True, display=display)
     elif isinstance(thinking, dict) and thinking.get("type") == "disabled":
         reasoning = Reasoning(budget_tokens=0)  # thinking off, said so: each provider carries it (Reasoning.off)
-    elif thinking not in (None, BETWEEN_TOOLS) and not (
-        isinstance(thinking, dict) and thinking.get("type") == "disabled"
-    ):
+    elif thinking not in (None, BETWEEN_TOOLS):
         raise ValueError(
             'thinking: send {"type": "adaptive"}, {"type": "enabled", "budget_tokens": N}, {"type": "disabled"} '
             'or {"type": "between_tools"}'

@@ -351,7 +351,7 @@ def _model_fields(fields: Any) -> tuple[int | None, Reasoning | None, dict[str, 
         reasoning = Reasoning(adaptive=True, display=display)
     elif thinking == {"type": "disabled"}:
         reasoning = Reasoning(budget_tokens=0)  # thinking off, said so: carried to Claude (Reasoning.off)
-    elif thinking is not None and thinking != {"type": "disabled"}:
+    elif thinking is not None:
         raise ValueError(
             'additionalModelRequestFields.thinking: send {"type": "enabled", "budget_tokens": N}, '
             '{"type": "adaptive"} or {"type": "disabled"} (with a display: summarized or omitted)'

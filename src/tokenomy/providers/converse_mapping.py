@@ -130,8 +130,9 @@ CONVERSE_OPENAI_ONLY = {
     "functions": "takes tools, not the legacy functions; send tools (type function) instead",
     "function_call": "takes tool_choice, not the legacy function_call; send tool_choice instead",
 }
-# Values of those fields that ask for what Converse does anyway: carried by leaving them out.
-OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {"modalities": (["text"],), "service_tier": ("auto", "default")}
+# Values of those fields that ask for what Converse does anyway: carried by leaving them out. (service_tier's
+# "auto" and "default" never get here: `fields_to_carry` leaves them out for every API but OpenAI's.)
+OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {"modalities": (["text"],)}
 
 
 def _openai_only(key: str, value: Any) -> bool:
