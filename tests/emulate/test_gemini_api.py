@@ -282,3 +282,31 @@ def test_an_array_response_schema_is_answered_as_the_api_does(client) -> None:
     listed = client.models.generate_content(model=MODEL, contents="Two cities.", config=types.GenerateContentConfig(
         response_mime_type="application/json", response_schema=list[City]))
     assert isinstance(listed.parsed, list) and all(isinstance(c, City) for c in listed.parsed)
+
+
+def test_int64_schema_fields_sent_as_text_as_proto3_json_writes_them_are_numbers(url) -> None:
+    # Google's Schema keeps minItems, maxItems, minLength, maxLength, minProperties and maxProperties as int64, which
+    # proto3 JSON writes as text ("1") and Google's discovery-based REST clients send so: the emulator checked them as
+    # JSON Schema 2020-12, where "1" is no number, and answered a 400 the API does not.
+    city = {"type": "STRING", "minLength": "1", "maxLength": "40"}
+    schema = {"type": "OBJECT", "properties": {"cities": {"type": "ARRAY", "items": city, "minItems": "1",
+                                                          "maxItems": "3"}},
+              "required": ["cities"], "minProperties": "1", "maxProperties": "1"}
+    ask = {"contents": [{"role": "user", "parts": [{"text": "Name a city or two."}]}]}
+    forced = {**ask, "tools": [{"functionDeclarations": [{"name": "pick", "parameters": schema}]}],
+              "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}
+    shaped = {**ask, "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema}}
+    headers = {"x-goog-api-key": "x"}
+    call = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=forced, headers=headers)
+    assert call.status_code == 200, call.text
+    args = call.json()["candidates"][0]["content"]["parts"][0]["functionCall"]["args"]
+    answer = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=shaped, headers=headers)
+    assert answer.status_code == 200, answer.text
+    said = json.loads(answer.json()["candidates"][0]["content"]["parts"][0]["text"])
+    for cities in (args["cities"], said["cities"]):  # the schema's shape (the instant engine keeps no length limits)
+        assert isinstance(cities, list) and all(isinstance(c, str) for c in cities)
+    # Text that is no number is refused, as Google refuses it (an int64 field it cannot read).
+    wrong = {**shaped, "generationConfig": {**shaped["generationConfig"], "responseSchema": {
+        "type": "ARRAY", "items": {"type": "STRING"}, "minItems": "one"}}}
+    refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=wrong, headers=headers)
+    assert refused.status_code == 400 and "responseSchema" in refused.json()["error"]["message"]
