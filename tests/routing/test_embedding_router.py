@@ -146,3 +146,38 @@ def test_eval_over_seeds_reports_each_split_and_the_median(tmp_path):
                          env={**os.environ, "COLUMNS": "250"})
     assert out.returncode == 0, out.stderr
     assert "2 splits (seeds 0-1)" in out.stdout and f"{sum(shares) / 2:.1%}" in out.stdout
+
+
+def test_a_router_file_of_another_kind_is_refused_naming_the_policy_type_that_takes_it(tmp_path):
+    # A `type: classifier` policy took the embedding router's file unsaid (and reported its decisions as the
+    # classifier's); an embedding policy given a TF-IDF file said "a embedding policy needs one from ...".
+    from tokenomy.routing import classifier, embeddings
+
+    prompts = ["add two numbers", "prove the theorem step by step", "say hi", "derive the integral carefully"] * 3
+    gains = np.array([0.0, 1.0, 0.0, 1.0] * 3)
+    files = {"embedding": tmp_path / "embedding.joblib", "classifier": tmp_path / "tfidf.joblib"}
+    classifier.save(embeddings.train(prompts, gains), files["embedding"])
+    classifier.save(classifier.train(prompts, [int(g) for g in gains]), files["classifier"])
+
+    def policy(kind, path):
+        cfg = parse_config({"tiers": {"tier1": ["local"], "tier2": ["local"]}, "routing": {"policies": {
+            "smart": {"type": kind, "classifier_path": str(path), "tiers": ["tier1", "tier2"]}}}})
+        return build_router(cfg, "smart")
+
+    with pytest.raises(ConfigError) as refused:
+        policy("classifier", files["embedding"]).route(ChatRequest.simple("hi"))
+    assert str(refused.value) == (
+        f"routing.policies: classifier_path {str(files['embedding'])!r} holds the embedding router, which a "
+        "`type: embedding` policy takes; a classifier policy needs one from `tokenomy route train` (--router tfidf)")
+    with pytest.raises(ConfigError) as refused:
+        policy("embedding", files["classifier"]).route(ChatRequest.simple("hi"))
+    assert str(refused.value) == (
+        f"routing.policies: classifier_path {str(files['classifier'])!r} holds a TF-IDF classifier, which a "
+        "`type: classifier` or `type: hybrid` policy takes; an embedding policy needs one from "
+        "`tokenomy route train --router embedding`")
+    with pytest.raises(ConfigError, match="holds the embedding router, which a `type: embedding` policy takes; a "
+                                          "combined policy needs one from"):
+        policy("combined", files["embedding"]).route(ChatRequest.simple("hi"))
+    # Each kind still routes under its own policy type.
+    for kind, path in files.items():
+        assert policy(kind, path).route(ChatRequest.simple("prove it")).decision.rule == kind

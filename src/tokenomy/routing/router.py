@@ -116,6 +116,12 @@ class ClassifierRouter(Router):
 
     kind = "classifier"
     label = "the classifier"
+    # The router file this policy type takes: its pipeline's `kind` (None: the TF-IDF classifier, which has none).
+    # Another kind was taken unsaid and its decisions reported as this one's. A hybrid takes any: its router decides
+    # only what no rule did.
+    takes: ClassVar[str | None] = None
+    checks_kind: ClassVar[bool] = True
+    trained_by = "`tokenomy route train` (--router tfidf)"
 
     def model(self) -> Any:
         """The trained router at `classifier_path`, loaded once per file version (a decision must stay well
@@ -136,7 +142,14 @@ class ClassifierRouter(Router):
             ) from exc
         if key not in _MODELS:
             _MODELS[key] = load(path)
-        return _MODELS[key]
+        model = _MODELS[key]
+        held = getattr(model.pipeline, "kind", None)
+        if self.checks_kind and held != self.takes:
+            raise ConfigError(
+                f"routing.policies: classifier_path {path!r} holds {_router_file(held)}; "
+                f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} policy needs one from {self.trained_by}"
+            )
+        return model
 
     def first_tier(self, request: ChatRequest) -> Decision:
         from tokenomy.routing.classifier import strong_probability
@@ -159,18 +172,8 @@ class EmbeddingRouter(ClassifierRouter):
 
     kind = "embedding"
     label = "the embedding router"
+    takes = "embedding"
     trained_by = "`tokenomy route train --router embedding`"
-
-    def model(self) -> Any:
-        model = super().model()
-        held = getattr(model.pipeline, "kind", None)
-        if held != self.kind:
-            raise ConfigError(
-                f"routing.policies: classifier_path {self.policy.classifier_path!r} holds "
-                f"{'a TF-IDF classifier' if held is None else f'the {held} router'}; "
-                f"a {self.kind} policy needs one from {self.trained_by}"
-            )
-        return model
 
 
 class CombinedRouter(EmbeddingRouter):
@@ -180,6 +183,7 @@ class CombinedRouter(EmbeddingRouter):
 
     kind = "combined"
     label = "the combined router"
+    takes = "combined"
     trained_by = "`tokenomy route train --router combined`"
 
 
@@ -187,6 +191,7 @@ class HybridRouter(ClassifierRouter):
     """Rules first; when no rule fires, the classifier decides."""
 
     kind = "hybrid"
+    checks_kind = False
 
     def first_tier(self, request: ChatRequest) -> Decision:
         decision = explain(self.policy, request, self.cheapest)
@@ -218,6 +223,13 @@ class CascadeRouter(Router):
 ROUTERS: dict[str, Callable[..., Router]] = {
     r.kind: r for r in (RulesRouter, ClassifierRouter, EmbeddingRouter, CombinedRouter, HybridRouter, CascadeRouter)
 }
+
+
+def _router_file(held: str | None) -> str:
+    """What a router file holds, and the policy types that take it."""
+    if held is None:
+        return "a TF-IDF classifier, which a `type: classifier` or `type: hybrid` policy takes"
+    return f"the {held} router" + (f", which a `type: {held}` policy takes" if held in ROUTERS else "")
 
 
 def cheapest_tier(names: list[str], tiers: dict[str, Tier], price: Callable[[str], Decimal | None]) -> str:
