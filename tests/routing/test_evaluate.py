@@ -182,7 +182,8 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
     result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extract",
                              "--ledger", str(ledger_path), "-o", str(out), "--json"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert json.loads(result.stdout) == {"output": str(out), "examples": 2, "strong": 1}
+    assert json.loads(result.stdout) == {"output": str(out), "examples": 2, "strong": 1,
+                                         "skipped": {"no_prompt_text": 0, "blank_prompt": 0}}
     from tokenomy.routing.classifier import load_jsonl
 
     assert load_jsonl(out) == (["easy", "hard"], [0, 1])
@@ -199,6 +200,36 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
     bare.write([attempt("x", 0, "tier1", text=False)])
     with pytest.raises(UsageError, match="store_prompts: true"):
         cascade_labels(bare, ["extract"])
+
+
+def test_export_labels_skips_and_counts_blank_prompts_route_train_would_refuse(ledger_path, tmp_path):
+    # A blank prompt was exported as {"prompt": "  ", ...}, and `route train` then refused that line ("'prompt' is
+    # blank"); it is now skipped like a request with no stored text, and both are counted.
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def attempt(prompt, seconds, tier="tier1", tags=None):
+        return UsageEvent(ts=now + timedelta(seconds=seconds), model="local", provider="local", route="extract",
+                          tier=tier, tags=tags or {}, prompt_hash=f"h-{prompt}", prompt_text=prompt)
+
+    open_store(ledger_path).write([attempt("easy", 0), attempt("  \n", 1), attempt("", 2), attempt(None, 3),
+                                   attempt("hard", 4), attempt("hard", 5, "tier2", {"cascade_escalated": "1"})])
+    out = tmp_path / "labels.jsonl"
+    export = [sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extract", "--ledger",
+              str(ledger_path), "-o", str(out)]
+    result = subprocess.run([*export, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] == {"no_prompt_text": 1, "blank_prompt": 2}
+    assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["easy", "hard"]
+    result = subprocess.run(export, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.stdout.split() == (f"wrote 2 labelled prompts (1 strong) to {out}; skipped 1 request with no "
+                                     "prompt text and 2 with a blank prompt").split()
+    # Only blank prompts: said, not "no cascade outcomes for route(s) extract" (there were).
+    from tokenomy.routing.labels import cascade_labels
+
+    blank = open_store(tmp_path / "blank.duckdb")
+    blank.write([attempt(" ", 0)])
+    with pytest.raises(UsageError, match=r"the 1 routed request\(s\) in the ledger have a blank prompt"):
+        cascade_labels(blank, ["extract"])
 
 
 def test_bench_style_labels_need_tiers_or_weak_label(tmp_path):

@@ -429,11 +429,11 @@ def export_labels_cmd(
     strong (needs `store_prompts: true`)."""
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.config import load_config
-    from tokenomy.routing.labels import cascade_labels, cascade_routes, write_jsonl
+    from tokenomy.routing.labels import cascade_export, cascade_routes, write_jsonl
 
     cfg = load_config(config)
     routes = route or cascade_routes(cfg)
-    labels = cascade_labels(open_existing_ledger(ledger or cfg.ledger), routes)
+    labels, skipped = cascade_export(open_existing_ledger(ledger or cfg.ledger), routes)
     if not labels:  # an empty file would only fail later in `route train`; a mistyped --route is the usual cause
         from tokenomy.errors import UsageError
 
@@ -442,8 +442,21 @@ def export_labels_cmd(
             "(the names clients send as `model`) and --ledger; nothing written"
         )
     write_jsonl(labels, output)
-    result = {"output": output, "examples": len(labels), "strong": sum(r["label"] == "strong" for r in labels)}
+    result = {
+        "output": output,
+        "examples": len(labels),
+        "strong": sum(r["label"] == "strong" for r in labels),
+        "skipped": skipped,
+    }
     if as_json:
         print_json(result)
-    else:
-        console.print(f"wrote {result['examples']} labelled prompts ({result['strong']} strong) to {output}")
+        return
+    # Said, not only counted in --json: the file holds fewer prompts than the ledger has requests.
+    why = {"no_prompt_text": "with no prompt text", "blank_prompt": "with a blank prompt"}
+    said = ""
+    if left_out := [(n, why[kind]) for kind, n in skipped.items() if n]:
+        (n, first), *rest = left_out
+        said = "; skipped " + " and ".join(
+            [f"{n} request{'' if n == 1 else 's'} {first}", *(f"{m} {w}" for m, w in rest)]
+        )
+    console.print(f"wrote {result['examples']} labelled prompts ({result['strong']} strong) to {output}{said}")

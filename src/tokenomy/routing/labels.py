@@ -25,10 +25,17 @@ def cascade_routes(cfg) -> list[str]:
 
 
 def cascade_labels(store, routes: list[str], since: datetime | None = None) -> list[dict]:
-    """One {prompt, label, route} per request on the cascade `routes` with stored prompt text, in time order.
+    """One {prompt, label, route} per request on the cascade `routes` with prompt text, in time order (see
+    `cascade_export`)."""
+    return cascade_export(store, routes, since)[0]
+
+
+def cascade_export(store, routes: list[str], since: datetime | None = None) -> tuple[list[dict], dict[str, int]]:
+    """The labels of `cascade_labels` and the requests left out: {"no_prompt_text": n, "blank_prompt": n}.
 
     Attempts of one request share the route and the prompt hash; an escalated attempt (tag "1") right after
-    the first makes the request `strong`. Needs `store_prompts: true` (prompt text in the ledger).
+    the first makes the request `strong`. Needs `store_prompts: true` (prompt text in the ledger). A request whose
+    text is blank is left out too: `route train` refuses a blank prompt, so the whole file was refused.
     """
     sql = "SELECT route, tags, prompt_hash, prompt_text FROM usage_events WHERE route IS NOT NULL AND outcome = 'ok'"
     params: list = []
@@ -40,26 +47,31 @@ def cascade_labels(store, routes: list[str], since: datetime | None = None) -> l
         raise UsageError("no cascade routes to export: give --route NAME or a config whose routes use a cascade policy")
     labels: list[dict] = []
     latest: dict[tuple, dict] = {}
-    missing_text = 0
+    skipped = {"no_prompt_text": 0, "blank_prompt": 0}
     for row in rows:
         if row["route"] not in routes:
             continue
         key = (row["route"], row["prompt_hash"])
         attempt = _tags(row["tags"]).get(ESCALATED_TAG)
         if not attempt:
-            if row["prompt_text"] is None:
-                missing_text += 1
+            if row["prompt_text"] is None or not row["prompt_text"].strip():
+                skipped["no_prompt_text" if row["prompt_text"] is None else "blank_prompt"] += 1
                 continue
             latest[key] = {"prompt": row["prompt_text"], "label": "weak", "route": row["route"]}
             labels.append(latest[key])
         elif str(attempt) == "1" and key in latest:
             latest[key]["label"] = "strong"
-    if not labels and missing_text:
+    if not labels and skipped["no_prompt_text"]:
         raise UsageError(
-            f"{missing_text} routed requests in the ledger have no prompt text; set `store_prompts: "
+            f"{skipped['no_prompt_text']} routed requests in the ledger have no prompt text; set `store_prompts: "
             "true` in tokenomy.yaml so cascade outcomes can become training labels"
         )
-    return labels
+    if not labels and skipped["blank_prompt"]:
+        raise UsageError(
+            f"the {skipped['blank_prompt']} routed request(s) in the ledger have a blank prompt, which `route train` "
+            "cannot learn from; nothing written"
+        )
+    return labels, skipped
 
 
 def write_jsonl(labels: list[dict], path: str | Path) -> None:
