@@ -590,6 +590,17 @@ ROW_KEYS = ("a row has prompt, label, tier, weak_quality, strong_quality, output
         ('{"prompt": "a"}\n', """:1: no 'label'; add "label": "weak" (the cheap tier was good enough) or "strong\""""),
         ('{"text": "a", "label": "weak"}\n', """:1: no 'prompt'; add the prompt's text as "prompt\""""),
         ('{"prompt": 7, "label": "weak"}\n', ":1: 'prompt' is a JSON number, not text; give the prompt's text"),
+        # The label was shown as Python wrote it ("label ['a']", "label 'é'"), and a tier's as a 'label'; an array
+        # or object was counted strong unsaid under --weak-label.
+        ('{"prompt": "a", "label": "médium"}\n',
+         """:1: 'label' "médium" is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train """
+         """--weak-label NAME`"""),
+        ('{"prompt": "a", "label": "weak", "tier": 4}\n',
+         ":1: 'tier' 4 is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train --weak-label "
+         "NAME`"),
+        ('{"prompt": "a", "label": ["a"]}\n',
+         """:1: 'label' ["a"] is a JSON array, not a label; give "weak" (the cheap tier was good enough), "strong" """
+         """or a tier name"""),
         # A blank prompt was trained on as a prompt (the embedding router took it without a word).
         ('{"prompt": "a", "label": "weak"}\n{"prompt": " \\n", "label": "strong"}\n',
          ":2: 'prompt' is blank; give the prompt's text, or leave the row out"),

@@ -301,7 +301,7 @@ def test_labelled_lines_are_read_as_such_whatever_the_file_is_named(name, tmp_pa
 
     data = tmp_path / name
     data.write_text(json.dumps({"prompt": "a", "label": "weak"}) + "\n" + json.dumps({"prompt": "b", "label": "x"}))
-    with pytest.raises(UsageError, match=rf"^{data}:2: label 'x' is not strong/weak"):
+    with pytest.raises(UsageError, match=rf"^{data}:2: 'label' \"x\" is not strong/weak"):
         load_training_data(str(data))
     data.write_text("\n  " + json.dumps({"prompt": "a", "label": "weak"}) + "\n")  # blank space first
     assert load_training_data(str(data))["prompt"].tolist() == ["a"]
@@ -598,7 +598,7 @@ def test_a_falsy_tier_without_a_label_is_read_not_a_key_error(tmp_path):
 
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"prompt": "a", "tier": ""}) + "\n")
-    with pytest.raises(UsageError, match=r"mine.jsonl:1: label '' is not strong/weak"):
+    with pytest.raises(UsageError, match=r"mine.jsonl:1: 'tier' \"\" is not strong/weak"):
         load_labelled(data)
     data.write_text(json.dumps({"prompt": "a", "tier": 0}) + "\n" + json.dumps({"prompt": "b", "tier": False}) + "\n")
     assert [r["label"] for r in load_labelled(data)] == [0, 0]  # 0 and false are weak, as labels

@@ -14,14 +14,22 @@ STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
 
 
-def _is_strong(value, weak_labels: set[str] | None) -> int:
+def _is_strong(key: str, value: Any, weak_labels: set[str] | None) -> int:
+    """1 when the row's `key` ('label' or 'tier') names the strong side; the value is shown as written in the file
+    (it was Python's spelling: "label ['a']", "label 'é'")."""
+    written = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | dict):  # str() made it a label "['a']", strong under --weak-label
+        raise ValueError(
+            f'{key!r} {written} is a JSON {json_noun(value)}, not a label; give "weak" (the cheap tier was good '
+            'enough), "strong" or a tier name'
+        )
     name = str(value).lower()
     if weak_labels:  # the caller named the cheap tier(s) or model(s): everything else is strong
         return int(name not in weak_labels)
     if name in STRONG or name in WEAK:
         return int(name in STRONG)
     raise ValueError(
-        f"label {value!r} is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with "
+        f"{key!r} {written} is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with "
         "`route train --weak-label NAME`"
     )
 
@@ -75,7 +83,11 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
 def _label_of(row: dict) -> Any:
     """The tier when it is given (not null), else the label: a falsy tier ("", 0) is read and refused by name, not
     skipped to a label that may not be there."""
-    return row["tier"] if row.get("tier") is not None else row["label"]
+    return row[_label_key(row)]
+
+
+def _label_key(row: dict) -> str:
+    return "tier" if row.get("tier") is not None else "label"
 
 
 def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
@@ -91,7 +103,7 @@ def _labelled_row(row: Any, weak_labels: set[str] | None) -> dict:
     if not row["prompt"].strip():
         raise ValueError("'prompt' is blank; give the prompt's text, or leave the row out")
     _refuse_unknown_keys(row)  # after the missing ones: {"text": ...} is told to name its prompt "prompt"
-    strong = _is_strong(_label_of(row), weak_labels)
+    strong = _is_strong(_label_key(row), _label_of(row), weak_labels)
     return {
         "prompt": row["prompt"],
         "label": strong,
