@@ -624,6 +624,15 @@ ROW_KEYS = ("a row has prompt, label, tier, weak_quality, strong_quality, output
          ":1: unknown keys 'Weak_Quality' (did you mean 'weak_quality'?), 'notes'; " + ROW_KEYS),
         ('{"prompt": "a", "label": "weak", "output_tokens": 2.5}\n',
          ":1: 'output_tokens' 2.5 is not a whole number >= 0; give the answer's length in tokens"),
+        # 1e30 was taken: every call it priced cost more than any budget, and calibration picked on that.
+        ('{"prompt": "a", "label": "weak", "output_tokens": 1e30}\n',
+         ":1: 'output_tokens' 1e+30 is over 2,147,483,647, more than one answer can be; give the answer's length in "
+         "tokens"),
+        ('{"prompt": "a", "label": "weak", "output_tokens": 2147483648}\n',
+         ":1: 'output_tokens' 2147483648 is over 2,147,483,647, more than one answer can be; give the answer's length "
+         "in tokens"),
+        ('{"prompt": "a", "label": "weak", "output_tokens": "lots"}\n',
+         """:1: 'output_tokens' "lots" is not a whole number >= 0; give the answer's length in tokens"""),
         ('{"prompt": "a", "label": "strong"}\n{"prompt": "b", "label": "strong"}\n{"prompt": "c", "label": "tier2"}\n',
          ": every example is labelled strong; add examples labelled weak (the cheap tier was good enough), or name "
          "the cheap labels with --weak-label"),

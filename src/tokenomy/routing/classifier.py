@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import UsageError, one_line, read_utf8
+from tokenomy.providers.base import MAX_ANSWER_TOKENS
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
@@ -149,8 +150,14 @@ def _quality(row: dict, key: str, default: float) -> float:
 
 def _tokens(value: Any) -> int:
     number = _number(value)  # int() cut 2.5 to 2 without a word
+    written = json.dumps(value, ensure_ascii=False)
     if number is None or number != int(number) or number < 0:
-        raise ValueError(f"'output_tokens' {value!r} is not a whole number >= 0; give the answer's length in tokens")
+        raise ValueError(f"'output_tokens' {written} is not a whole number >= 0; give the answer's length in tokens")
+    if number > MAX_ANSWER_TOKENS:  # 1e30 was taken: every call it priced cost more than any budget
+        raise ValueError(
+            f"'output_tokens' {written} is over {MAX_ANSWER_TOKENS:,}, more than one answer can be; give the "
+            "answer's length in tokens"
+        )
     return int(number)
 
 
