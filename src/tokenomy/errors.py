@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from decimal import Decimal
 from typing import Any
@@ -9,15 +10,19 @@ from typing import Any
 from tokenomy.money import MAX_USD, to_decimal, typed, usd
 
 
-def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
+def read_utf8(path: str | os.PathLike[str], expected: str, bom: bool = False) -> str:
     """A text file named on the command line; a binary file or another encoding is a ConfigError naming the file,
-    the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback."""
+    the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback. With `bom`, a
+    leading UTF-8 byte-order mark (Windows editors write one) is skipped, as the utf-8-sig codec does."""
     with open(path, "rb") as handle:
         data = handle.read()
+    skipped = len(codecs.BOM_UTF8) if bom and data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{os.fspath(path)}: not UTF-8 text (byte {exc.start + 1}); expected {expected}") from None
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:  # the byte counted in the file, the mark included
+        raise ConfigError(
+            f"{os.fspath(path)}: not UTF-8 text (byte {skipped + exc.start + 1}); expected {expected}"
+        ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode reads
 
 

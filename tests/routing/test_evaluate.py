@@ -339,6 +339,37 @@ def test_eval_of_a_file_that_is_no_judgements_names_the_line(lines, said, tmp_pa
     assert one_error_line(err) == f"error: {data}{said}"
 
 
+@pytest.mark.parametrize("name", ["labels.jsonl", "labels.json", "judgements.jsonl", "judgements.jsonl.gz"])
+def test_a_file_starting_with_a_byte_order_mark_is_read(name, tmp_path):
+    # Windows editors save UTF-8 with a byte-order mark: a labelled file was "not valid JSON at column 1: Unexpected
+    # UTF-8 BOM" on line 1 (named .json, read as a CSV: "missing column(s) prompt, ..."), judgements the same.
+    import gzip
+
+    from tokenomy.routing.datasets import load_outcomes, load_training_data
+
+    data = tmp_path / name
+    if name.startswith("labels"):
+        lines = [{"prompt": "a", "label": "weak"}, {"prompt": "b", "label": "strong"}]
+    else:
+        lines = [{**JUDGED, "model": WEAK, "score": 3}, JUDGED]
+    text = "\ufeff" + "".join(json.dumps(line) + "\n" for line in lines)
+    data.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    frame = load_training_data(str(data))
+    assert frame["prompt"].tolist() == (["a", "b"] if name.startswith("labels") else ["hi"])
+    if name.startswith("judgements"):
+        assert load_outcomes(str(data))[["weak_quality", "strong_quality"]].values.tolist() == [[0.3, 0.8]]
+
+
+def test_a_byte_order_mark_file_that_is_not_utf8_names_the_byte_as_it_is_in_the_file(tmp_path):
+    from tokenomy.errors import ConfigError
+    from tokenomy.routing.classifier import load_labelled
+
+    data = tmp_path / "labels.jsonl"
+    data.write_bytes(b"\xef\xbb\xbfok\n\xea\x01")
+    with pytest.raises(ConfigError, match=r"labels.jsonl: not UTF-8 text \(byte 7\)"):
+        load_labelled(data)
+
+
 def test_eval_of_an_unreadable_csv_offers_labelled_lines_to_train_only(tmp_path, monkeypatch, capsys):
     # "give gsm8k, mmlu, mt-bench, a RouteLLM CSV or a labelled JSONL": `route eval` refuses labelled lines.
     from helpers.cli import one_error_line, run_cli

@@ -11,6 +11,7 @@ care where outcomes came from:
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import json
@@ -58,7 +59,7 @@ def _json_lines(path: Path) -> bool:
     if not path.is_file():
         return False
     with open(path, "rb") as handle:
-        start = handle.read(4096).lstrip()
+        start = handle.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
     return start.startswith((b"{", b"["))
 
 
@@ -160,9 +161,9 @@ def _judgement(row) -> tuple[tuple[int, int], str]:
 def _mt_bench(path: Path) -> pd.DataFrame:
     """MT-Bench single-answer judgements: one row per (question, turn) with both models' scores / 10."""
     if path.suffix == ".gz":
-        text = gzip.decompress(path.read_bytes()).decode()
+        text = gzip.decompress(path.read_bytes()).decode("utf-8-sig")
     else:  # read_text() let a binary file out as a UnicodeDecodeError traceback
-        text = read_utf8(path, "MT-Bench judgements JSONL")
+        text = read_utf8(path, "MT-Bench judgements JSONL", bom=True)
     by_model: dict[str, dict[tuple, dict]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -212,7 +213,7 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
 
     path = Path(data)
     if path.exists() and not path.name.endswith(".gz") and _json_lines(path):
-        text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL")
+        text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL", bom=True)
         first = next((line for line in text.splitlines() if line.strip()), "{}")
         try:
             row = json.loads(first)
