@@ -187,6 +187,37 @@ def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch,
     assert "a new one is created" not in line and "postgresql://" in line
 
 
+@pytest.mark.parametrize(
+    ("args", "creates"),
+    [
+        (["route", "drift"], False),
+        (["route", "export-labels", "--route", "r", "-o", "O"], False),
+        (["report", "spend"], False),
+        (["ledger", "import", "F"], True),  # writes: a new file is made when --ledger names none
+    ],
+)
+def test_a_ledger_that_is_not_duckdb_is_told_a_new_one_is_created_only_when_the_command_writes(args, creates,
+                                                                                              tmp_path, monkeypatch,
+                                                                                              capsys) -> None:
+    # `route drift --ledger some.txt` said "pass --ledger with a DuckDB file path (a new one is created)": a command
+    # that only reads a ledger creates none, and a new empty one would report nothing.
+    some = tmp_path / "some.txt"
+    some.write_text("hello\n")
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    places = {"O": str(tmp_path / "labels.jsonl"), "F": str(events)}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args], "--ledger", str(some))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"error: ledger {some}: ") and "not a valid DuckDB database file" in line, line
+    if creates:
+        assert line.endswith("; pass --ledger with a DuckDB file path (a new one is created) or a postgresql:// URL")
+    else:
+        assert line.endswith("; pass --ledger (or set TOKENOMY_LEDGER) to the DuckDB file or postgresql:// URL your "
+                             "calls were recorded in"), line
+    assert some.read_text() == "hello\n"
+
+
 BIG = "99999999999999999999"  # 1e20 - 1: more than any database INTEGER or timedelta holds
 
 

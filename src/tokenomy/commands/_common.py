@@ -389,7 +389,7 @@ def open_existing_ledger(ledger: Optional[str], must_exist: bool = True) -> Any:
                 "(or set TOKENOMY_LEDGER) to your ledger file, or a new file to start one"
             )
     try:  # a directory, a file that is not a ledger, or a database that is down: one line, not a traceback
-        store = open_store(target)
+        store = open_store(target, creates=not must_exist)
         store.query("SELECT COUNT(*) AS n FROM usage_events WHERE 1 = 0", [])  # must_exist=False: created above
     except TokenomyError:
         raise  # already says what is wrong and how to fix it

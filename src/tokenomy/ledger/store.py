@@ -249,8 +249,9 @@ def ledger_target(url_or_path: str | os.PathLike | None = None) -> str:
     return target
 
 
-def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
-    """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/)."""
+def open_store(url_or_path: str | os.PathLike | None = None, creates: bool = True) -> LedgerStore:
+    """Open the ledger at a PostgreSQL URL or DuckDB path (default: TOKENOMY_LEDGER or .tokenomy/). `creates`: the
+    caller makes a new DuckDB file when none is there (False for a command that only reads an existing ledger)."""
     target = ledger_target(url_or_path)
     if target.startswith(POSTGRES_SCHEMES):
         import psycopg
@@ -271,10 +272,13 @@ def open_store(url_or_path: str | os.PathLike | None = None) -> LedgerStore:
     try:
         return DuckDBStore(target)
     except duckdb.IOException as exc:  # e.g. a file that is not a DuckDB database
-        raise ConfigError(
-            f"ledger {target}: {exc}; pass --ledger with a DuckDB file path (a new one is created) "
-            "or a postgresql:// URL"
-        ) from None
+        fix = (
+            "pass --ledger with a DuckDB file path (a new one is created) or a postgresql:// URL"
+            if creates  # a read-only command said so too, and creates none
+            else "pass --ledger (or set TOKENOMY_LEDGER) to the DuckDB file or postgresql:// URL your calls were "
+            "recorded in"
+        )
+        raise ConfigError(f"ledger {target}: {exc}; {fix}") from None
 
 
 def _reason(exc: BaseException) -> str:
