@@ -322,6 +322,15 @@ JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model, a numeric sco
      f":3: {JUDGEMENT}; no 'score'"),
     ([{**JUDGED, "question_id": "one"}], f":2: {JUDGEMENT}; 'question_id' \"one\" is not a whole number"),
     ([{**JUDGED, "score": "high"}], f":2: {JUDGEMENT}; 'score' \"high\" is not a number"),
+    # A score past MT-Bench's 1-10 was scaled as it was: 50 became a quality of 5.0, "500% of always-strong".
+    ([{**JUDGED, "score": 50}], f":2: {JUDGEMENT}; 'score' 50 is outside MT-Bench's 1 to 10 (-1 marks a judgement "
+                                "that failed)"),
+    ([{**JUDGED, "score": 0}], f":2: {JUDGEMENT}; 'score' 0 is outside MT-Bench's 1 to 10 (-1 marks a judgement "
+                               "that failed)"),
+    ([{**JUDGED, "score": 10.5}], f":2: {JUDGEMENT}; 'score' 10.5 is outside MT-Bench's 1 to 10 (-1 marks a "
+                                  "judgement that failed)"),
+    ([{**JUDGED, "score": True}], f":2: {JUDGEMENT}; 'score' true is not a number"),
+    ([{**JUDGED, "score": float("nan")}], f":2: {JUDGEMENT}; 'score' NaN is not a number"),
     ([[1, 2]], f":2: {JUDGEMENT}; a JSON array, not an object"),
     # Judgements without the judge's prompt (the user's turns are read from it) were a KeyError traceback.
     ([{**JUDGED, "model": WEAK}, {**JUDGED, "model": STRONG, "user_prompt": None}],
@@ -368,6 +377,19 @@ def test_a_byte_order_mark_file_that_is_not_utf8_names_the_byte_as_it_is_in_the_
     data.write_bytes(b"\xef\xbb\xbfok\n\xea\x01")
     with pytest.raises(ConfigError, match=r"labels.jsonl: not UTF-8 text \(byte 7\)"):
         load_labelled(data)
+
+
+def test_judge_scores_in_mt_benchs_range_and_its_failed_judgement_mark_are_read(tmp_path):
+    # The packaged judgements score 1 to 10 (halves too); FastChat writes -1 when the judge's verdict did not parse.
+    from tokenomy.routing.datasets import load_outcomes
+
+    data = tmp_path / "judgements.jsonl"
+    lines = [{**JUDGED, "question_id": q, "model": model, "score": score}
+             for q, weak, strong in ((1, 1, 10), (2, -1, 8.5), (3, "7", 9)) for model, score in ((WEAK, weak),
+                                                                                                  (STRONG, strong))]
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    frame = load_outcomes(str(data))
+    assert frame[["weak_quality", "strong_quality"]].values.tolist() == [[0.1, 1.0], [0.1, 0.85], [0.7, 0.9]]
 
 
 def test_eval_of_an_unreadable_csv_offers_labelled_lines_to_train_only(tmp_path, monkeypatch, capsys):

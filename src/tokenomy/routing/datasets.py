@@ -15,6 +15,7 @@ import codecs
 import glob
 import gzip
 import json
+import math
 import re
 from pathlib import Path
 
@@ -127,6 +128,9 @@ def _answer_tokens(judge_prompt: str) -> int:
     return max(1, estimate_tokens(found.group(1))) if found else FALLBACK_OUTPUT_TOKENS
 
 
+# MT-Bench's judge rates 1 to 10 (halves too: the packaged judgements have 8.5 and 9.5); FastChat writes -1 when the
+# judge's verdict did not parse, read as the lowest score.
+MIN_SCORE, MAX_SCORE, FAILED_SCORE = 1, 10, -1
 JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model, a numeric score and the judge's user_prompt"
 NOT_OUTCOMES = (
     "a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes per "
@@ -151,10 +155,18 @@ def _judgement(row) -> tuple[tuple[int, int], str]:
         raise ValueError(f"{JUDGEMENT}; 'user_prompt' {json.dumps(row['user_prompt'])} is not text")
     if not isinstance(row["model"], str):
         raise ValueError(f"{JUDGEMENT}; 'model' {json.dumps(row['model'])} is not a model name")
-    try:
-        float(row["score"])
+    score, written = row["score"], json.dumps(row["score"], ensure_ascii=False)
+    try:  # true was read as the score 1, NaN as a quality that compares with nothing
+        number = None if isinstance(score, bool) or score is None else float(score)
     except (TypeError, ValueError):
-        raise ValueError(f"{JUDGEMENT}; 'score' {json.dumps(row['score'])} is not a number") from None
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"{JUDGEMENT}; 'score' {written} is not a number")
+    if not (MIN_SCORE <= number <= MAX_SCORE or number == FAILED_SCORE):  # 50 was read as a quality of 5.0
+        raise ValueError(
+            f"{JUDGEMENT}; 'score' {written} is outside MT-Bench's {MIN_SCORE} to {MAX_SCORE} ({FAILED_SCORE} marks a "
+            "judgement that failed)"
+        )
     return (int(row["question_id"]), int(row["turn"])), row["model"]
 
 
@@ -186,8 +198,8 @@ def _mt_bench(path: Path) -> pd.DataFrame:
         {
             "prompt": prompts,
             # Scores of -1 mark a failed judgement in MT-Bench files: treat as the lowest score.
-            "weak_quality": [max(float(weak[k]["score"]), 1.0) / 10 for k in keys],
-            "strong_quality": [max(float(strong[k]["score"]), 1.0) / 10 for k in keys],
+            "weak_quality": [max(float(weak[k]["score"]), MIN_SCORE) / MAX_SCORE for k in keys],
+            "strong_quality": [max(float(strong[k]["score"]), MIN_SCORE) / MAX_SCORE for k in keys],
             "weak_response": None,
             "input_tokens": [estimate_tokens(p) for p in prompts],
             "weak_output_tokens": [_answer_tokens(weak[k]["user_prompt"]) for k in keys],
