@@ -189,7 +189,10 @@ class ToolSpec:
     A freeform tool (OpenAI's custom tools, Codex's apply_patch) takes raw text rather than JSON arguments: `freeform`
     is the text's format, `{"type": "text"}` (unconstrained) or `{"type": "grammar", "syntax": "lark" | "regex",
     "definition": ...}` (OpenAI's Responses API shape), and `input_schema` is unused. Only OpenAI-format models take
-    one (`Provider.accepts_freeform`); None for a function tool."""
+    one (`Provider.accepts_freeform`); None for a function tool.
+
+    A ToolSpec and its schemas are not changed once made (`dataclasses.replace` makes another): the gateway shares one
+    among the requests that send the same tool (`openai_options.read_tools`)."""
 
     name: str
     description: str | None = None

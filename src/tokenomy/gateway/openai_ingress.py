@@ -22,11 +22,10 @@ from tokenomy.config import RouteConfig
 from tokenomy.gateway.openai_options import (
     cache_key_of,
     extra_of,
+    read_tools,
     reasoning_from,
     response_format_of,
     tool_choice_of,
-    tools_cache_point,
-    tools_of,
     user_of,
 )
 from tokenomy.gateway.openai_shapes import (
@@ -557,6 +556,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     """Map the OpenAI request (opening system/developer messages become the system prompt) to a ChatRequest."""
     system, turns = to_messages(body)
     system_cache_point, system_breaks = _system_cache(body) if system else (False, ())
+    tools, tools_point = read_tools(body)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     cap, other = body.max_completion_tokens, body.max_tokens
     if cap is None or (other is not None and other < cap):
@@ -581,7 +581,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         seed=body.seed,
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
-        tools=tools_of(body),
+        tools=tools,
         tool_choice=tool_choice_of(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=response_format_of(body.response_format),
@@ -591,6 +591,6 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         extra=extra_of(body),
         system_cache_point=system_cache_point,
         system_breaks=system_breaks,
-        tools_cache_point=tools_cache_point(body) if body.tools else False,
+        tools_cache_point=tools_point,
         meta=meta,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+import orjson
+
 from tokenomy.gateway.openai_shapes import (
     AT_THE_END,
     CHOICE_FUNCTION_KEYS,
@@ -53,6 +55,31 @@ def _custom_tool(tool: dict[str, Any], where: str) -> ToolSpec:
         raise RequestError(f"{where}.custom.name", "required: a string")
     freeform = _custom_format(custom.get("format"), f"{where}.custom.format")
     return ToolSpec(custom["name"], custom.get("description"), freeform=freeform)
+
+
+# Tool lists read before, by their JSON text, with their cache point: an agent sends the same tools with every
+# request, and reading them (each tool's shape checked, a ToolSpec made) cost more than all its other options. The
+# same text reads as the same ToolSpecs, so they are shared by the requests that send it (nothing changes a ToolSpec
+# once made). A list refused is never kept: it is refused each time it comes.
+_READ_TOOLS: dict[bytes, tuple[tuple[ToolSpec, ...], CachePoint]] = {}
+READ_TOOLS_KEPT = 64  # tool lists kept, the oldest dropped first: a few agents' worth per worker
+
+
+def read_tools(body: ChatCompletionRequest) -> tuple[list[ToolSpec], CachePoint]:
+    """The request's tools and the tool list's cache point (`tools_of`, `tools_cache_point`), read once per text."""
+    if not body.tools:
+        return [], False
+    try:
+        text = orjson.dumps(body.tools)
+    except TypeError:  # an integer past 64 bits, which orjson refuses: read as it comes
+        return tools_of(body), tools_cache_point(body)
+    known = _READ_TOOLS.get(text)
+    if known is None:
+        known = (tuple(tools_of(body)), tools_cache_point(body))
+        if len(_READ_TOOLS) >= READ_TOOLS_KEPT:
+            del _READ_TOOLS[next(iter(_READ_TOOLS))]
+        _READ_TOOLS[text] = known
+    return list(known[0]), known[1]
 
 
 def tools_of(body: ChatCompletionRequest) -> list[ToolSpec]:

@@ -1,0 +1,68 @@
+"""What an agent sends again with every request (its tools; earlier turns' images) is read once, not again each
+time, and reads the same: shared where it is the same, read anew where it changed, refused every time it is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenomy.config import RouteConfig
+from tokenomy.gateway.openai_ingress import to_chat_request
+from tokenomy.gateway.openai_shapes import RequestError
+from tokenomy.gateway.schemas import ChatCompletionRequest
+from tokenomy.messages import ONE_HOUR, ToolSpec
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+USER = {"role": "user", "content": "Weather and time in Paris?"}
+
+
+def chat_request(**fields):
+    body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [USER], **fields})
+    return to_chat_request(body, {}, None, RouteConfig())
+
+
+def test_the_same_tools_sent_again_are_the_same_tool_specs():
+    first = chat_request(tools=[WEATHER, TIME]).tools
+    again = chat_request(tools=[WEATHER, TIME]).tools
+    assert first == [ToolSpec("get_weather", "Weather in a city", WEATHER["function"]["parameters"]),
+                     ToolSpec("get_time", None, {"type": "object", "properties": {}})]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert first is not again  # each request has its own list
+
+
+def test_tools_that_changed_are_read_anew():
+    first = chat_request(tools=[WEATHER, TIME]).tools
+    described = {"type": "function", "function": {**TIME["function"], "description": "Local time"}}
+    changed = chat_request(tools=[WEATHER, described]).tools
+    assert changed[1].description == "Local time" and first[1].description is None
+    reordered = chat_request(tools=[TIME, WEATHER]).tools
+    assert [t.name for t in reordered] == ["get_time", "get_weather"]
+
+
+def test_the_tool_lists_cache_point_is_read_with_it():
+    cached = {**TIME, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    assert chat_request(tools=[WEATHER, cached]).tools_cache_point == ONE_HOUR
+    assert chat_request(tools=[WEATHER, cached]).tools_cache_point == ONE_HOUR
+    assert chat_request(tools=[WEATHER, TIME]).tools_cache_point is False
+
+
+def test_a_wrong_tool_list_is_refused_each_time_it_comes():
+    bad = {"type": "function", "function": {**TIME["function"], "color": "red"}}
+    for _ in range(2):
+        with pytest.raises(RequestError) as refused:
+            chat_request(tools=[WEATHER, bad])
+        assert refused.value.param == "tools[1].function.color"
+    early = {**WEATHER, "cache_control": {"type": "ephemeral"}}
+    for _ in range(2):
+        with pytest.raises(RequestError) as refused:
+            chat_request(tools=[early, TIME])
+        assert refused.value.param == "tools[0].cache_control"
+
+
+def test_tools_past_64_bit_integers_are_still_read():
+    big = {"type": "function", "function": {"name": "count", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}}}
+    for _ in range(2):
+        assert chat_request(tools=[big]).tools[0].input_schema["properties"]["n"]["maximum"] == 2**70
