@@ -208,6 +208,9 @@ class ToolSpec:
     # providers refuse them by name, but for `eager_input_streaming` (Anthropic's way of asking for what they do
     # anyway: a tool's input streamed as it is written).
     anthropic: dict[str, Any] | None = None
+    # Forms made from the tool (its JSON in the ledger, its OpenAI wire form, its size in an estimate), each made once
+    # and kept here by name, as the tool does not change: a shared ToolSpec is not made into them for every request.
+    derived: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Same as dataclasses.asdict, without its deep copy (hot in token estimates and prefix hashes)."""

@@ -3,13 +3,19 @@ time, and reads the same: shared where it is the same, read anew where it change
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import orjson
 import pytest
 
+from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import RouteConfig
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
+from tokenomy.ledger.events import tools_json
 from tokenomy.messages import ONE_HOUR, ToolSpec
+from tokenomy.providers import openai_wire
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -66,3 +72,29 @@ def test_tools_past_64_bit_integers_are_still_read():
         "type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}}}
     for _ in range(2):
         assert chat_request(tools=[big]).tools[0].input_schema["properties"]["n"]["maximum"] == 2**70
+
+
+def test_a_shared_tools_forms_are_made_once_and_read_as_before():
+    first, again = chat_request(tools=[WEATHER, TIME]), chat_request(tools=[WEATHER, TIME])
+    sent = openai_wire.request_body(first)["tools"]
+    assert sent == [WEATHER, TIME]  # as the caller sent them
+    assert all(a is b for a, b in zip(sent, openai_wire.request_body(again)["tools"], strict=True))
+    text = tools_json(first)
+    assert text == orjson.dumps([t.to_dict() for t in first.tools], option=orjson.OPT_SORT_KEYS).decode()
+    assert text is not tools_json(again) and text == tools_json(again)
+    assert first.tools[0].derived is not None and "ledger_json" in first.tools[0].derived
+    schema_chars = len(orjson.dumps(WEATHER["function"]["parameters"]))
+    assert estimate_input_tokens(first) == estimate_input_tokens(again) == (
+        len(USER["content"]) + len("get_weather") + len("Weather in a city") + schema_chars
+        + len("get_time") + len('{"type":"object","properties":{}}') + 3) // 4
+
+
+def test_a_changed_copy_of_a_tool_has_forms_of_its_own():
+    tool = chat_request(tools=[WEATHER]).tools[0]
+    openai_wire.request_body(chat_request(tools=[WEATHER]))
+    renamed = replace(tool, name="get_forecast")
+    assert renamed.derived is None and renamed == ToolSpec("get_forecast", tool.description, tool.input_schema)
+    request = chat_request(tools=[WEATHER])
+    request.tools = [renamed]
+    assert openai_wire.request_body(request)["tools"][0]["function"]["name"] == "get_forecast"
+    assert '"name":"get_forecast"' in tools_json(request)

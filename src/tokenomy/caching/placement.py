@@ -28,6 +28,7 @@ from tokenomy.messages import (
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
+    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
@@ -64,8 +65,22 @@ def estimate_input_tokens(request: ChatRequest) -> int:
         chars += more_chars
         tokens += more_tokens
     for tool in request.tools:
-        chars += len(tool.name) + len(tool.description or "") + _json_length(tool.server or tool.input_schema)
+        chars += _tool_chars(tool)
     return (chars + 3) // 4 + tokens
+
+
+def _tool_chars(tool: ToolSpec) -> int:
+    """A tool definition's size in characters, measured once (`ToolSpec.derived`: an agent's tools come with every
+    request, and this runs for each of them up to three times a request)."""
+    derived = tool.derived
+    if derived is None:
+        derived = tool.derived = {}
+    chars = derived.get("chars")
+    if chars is None:
+        chars = derived["chars"] = (
+            len(tool.name) + len(tool.description or "") + _json_length(tool.server or tool.input_schema)
+        )
+    return chars
 
 
 _PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")

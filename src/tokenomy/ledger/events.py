@@ -14,7 +14,15 @@ import orjson
 
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatRequest, ChatResponse, DocumentBlock, ImageBlock, ToolResultBlock, Usage
+from tokenomy.messages import (
+    ChatRequest,
+    ChatResponse,
+    DocumentBlock,
+    ImageBlock,
+    ToolResultBlock,
+    ToolSpec,
+    Usage,
+)
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
@@ -173,12 +181,22 @@ def prompt_fingerprint(request: ChatRequest) -> str:
 
 def tools_json(request: ChatRequest) -> str:
     """The request's tools as JSON text with sorted keys: the same tools give the same text. orjson (the stdlib's
-    json.dumps cost ~20 us a request); the stdlib for what orjson refuses (an integer past 64 bits in a schema)."""
-    tools = [t.to_dict() for t in request.tools]
+    json.dumps cost ~20 us a request), each tool's text made once (`ToolSpec.derived`: an agent's tools come with
+    every request); the stdlib for what orjson refuses (an integer past 64 bits in a schema)."""
     try:
-        return orjson.dumps(tools, option=orjson.OPT_SORT_KEYS).decode()
+        return "[" + ",".join([_tool_json(tool) for tool in request.tools]) + "]"  # as orjson writes the list
     except TypeError:
-        return json.dumps(tools, sort_keys=True, separators=(",", ":"))
+        return json.dumps([t.to_dict() for t in request.tools], sort_keys=True, separators=(",", ":"))
+
+
+def _tool_json(tool: ToolSpec) -> str:
+    derived = tool.derived
+    if derived is None:
+        derived = tool.derived = {}
+    text = derived.get("ledger_json")
+    if text is None:
+        text = derived["ledger_json"] = orjson.dumps(tool.to_dict(), option=orjson.OPT_SORT_KEYS).decode()
+    return text
 
 
 def _prefix_hash(prefix: str) -> tuple[str | None, int]:

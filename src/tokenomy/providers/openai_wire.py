@@ -230,6 +230,18 @@ def custom_format(freeform: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool(tool: ToolSpec) -> dict[str, Any]:
+    """The tool as Chat Completions takes it, made once (`ToolSpec.derived`: an agent's tools come with every
+    request) and shared by the bodies that send it, which nothing changes once made."""
+    derived = tool.derived
+    if derived is None:
+        derived = tool.derived = {}
+    wire = derived.get("openai")
+    if wire is None:
+        wire = derived["openai"] = _wire_tool(tool)
+    return wire
+
+
+def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
     if tool.freeform is not None:
         custom: dict[str, Any] = {"name": tool.name}
         if tool.description is not None:
