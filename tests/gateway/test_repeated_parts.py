@@ -3,6 +3,7 @@ time, and reads the same: shared where it is the same, read anew where it change
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import RouteConfig
+from tokenomy.gateway import openai_ingress
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
@@ -98,3 +100,38 @@ def test_a_changed_copy_of_a_tool_has_forms_of_its_own():
     request.tools = [renamed]
     assert openai_wire.request_body(request)["tools"][0]["function"]["name"] == "get_forecast"
     assert '"name":"get_forecast"' in tools_json(request)
+
+
+def image_turn(payload: str) -> dict:
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}"}}
+    return {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}
+
+
+def test_an_image_sent_again_is_found_valid_without_checking_it_again(monkeypatch):
+    payload = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4).decode()
+    assert chat_request(messages=[image_turn(payload)]).messages[0].content[1].base64 == payload
+    monkeypatch.setattr(openai_ingress, "_BASE64_ALPHABET", b"")  # any payload checked now would be refused
+    again = chat_request(messages=[image_turn(payload[:-4] + payload[-4:])])  # an equal text, not the same object
+    assert again.messages[0].content[1].base64 == payload
+    with pytest.raises(RequestError, match="not valid base64"):
+        chat_request(messages=[image_turn(base64.b64encode(b"another image").decode())])
+
+
+def test_a_payload_that_is_not_base64_is_refused_each_time_it_comes():
+    for _ in range(2):
+        with pytest.raises(RequestError, match="not valid base64") as refused:
+            chat_request(messages=[image_turn("iVBORw0KGgo*")])
+        assert refused.value.param == "messages[0].content[1].image_url.url"
+
+
+def test_the_payloads_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(openai_ingress, "_VALID", {})
+    monkeypatch.setattr(openai_ingress, "_valid_chars", 0)
+    monkeypatch.setattr(openai_ingress, "VALID_KEPT_CHARS", 100)
+    monkeypatch.setattr(openai_ingress, "VALID_KEPT_ONE", 40)
+    payloads = [base64.b64encode(bytes([n]) * 27).decode() for n in range(5)]  # 36 characters each
+    for payload in payloads:
+        assert openai_ingress.valid_base64(payload)
+    assert list(openai_ingress._VALID) == payloads[-2:] and openai_ingress._valid_chars == 72
+    long = base64.b64encode(bytes(60)).decode()
+    assert openai_ingress.valid_base64(long) and long not in openai_ingress._VALID
