@@ -132,6 +132,15 @@ def test_the_payloads_kept_are_bounded(monkeypatch):
     payloads = [base64.b64encode(bytes([n]) * 27).decode() for n in range(5)]  # 36 characters each
     for payload in payloads:
         assert openai_ingress.valid_base64(payload)
-    assert list(openai_ingress._VALID) == payloads[-2:] and openai_ingress._valid_chars == 72
+    assert list(openai_ingress._VALID.values()) == payloads[-2:] and openai_ingress._valid_chars == 72
     long = base64.b64encode(bytes(60)).decode()
-    assert openai_ingress.valid_base64(long) and long not in openai_ingress._VALID
+    assert openai_ingress.valid_base64(long) and long not in openai_ingress._VALID.values()
+
+
+def test_a_payload_kept_is_only_found_by_an_equal_one():
+    payload = base64.b64encode(bytes(range(256)) * 2).decode()
+    assert openai_ingress.valid_base64(payload)
+    # The same length, middle and end as the payload kept, another beginning: checked, not taken for it.
+    assert not openai_ingress.valid_base64("*" + payload[1:])
+    other = "A" + payload[1:]
+    assert openai_ingress.valid_base64(other) and openai_ingress.valid_base64(payload)
