@@ -23,6 +23,7 @@ from tokenomy.messages import (
     StreamChunk,
     TextBlock,
     ToolCallDelta,
+    ToolResultBlock,
     ToolUseBlock,
     Usage,
 )
@@ -195,6 +196,20 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _block_refusal(content: list, accepted: tuple[type, ...], message: int) -> Unsupported | None:
+    """The refusal of the first block (or tool result's part) of `content`, turn `message`, not of the `accepted`
+    types."""
+    found = first_unaccepted(content, accepted)
+    if found is None:
+        return None
+    j, k, part = found
+    if isinstance(part, ProviderBlock):  # by its API's type: "an anthropic web_search_tool_result block"
+        kind = f"{part.api} {part.kind}"
+    else:
+        kind = BLOCK_NAMES.get(type(part), type(part).__name__)
+    return Unsupported(f"{with_article(kind)} block ({{where}})", message, j, k)
+
+
 class Provider:
     """Subclasses implement `chat` and `stream`; async variants run them in a worker thread.
 
@@ -217,22 +232,33 @@ class Provider:
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
-        for i, message in enumerate(request.messages):
-            if message.name and not self.accepts_names:
+        accepted, names, fields = self.accepts_blocks, self.accepts_names, self.accepts_openai_fields
+        for i, message in enumerate(request.messages):  # (this runs on every turn of every request: one pass each)
+            if message.name and not names:
                 return Unsupported("field `{where}`", i, field="name")
-            if message.openai_fields and not self.accepts_openai_fields:
+            if message.openai_fields and not fields:
                 key = next(iter(message.openai_fields))
                 return Unsupported("an OpenAI-format server's field `{where}`", i, field=key)
-            found = first_unaccepted(message.content, self.accepts_blocks)
-            if found is not None:
-                j, k, part = found
-                if isinstance(part, ProviderBlock):  # by its API's type: "an anthropic web_search_tool_result block"
-                    kind = f"{part.api} {part.kind}"
-                else:
-                    kind = BLOCK_NAMES.get(type(part), type(part).__name__)
-                return Unsupported(f"{with_article(kind)} block ({{where}})", i, j, k)
+            for block in message.content:
+                if isinstance(block, accepted):
+                    if not isinstance(block, ToolResultBlock):
+                        continue
+                    for part in block.content:
+                        if not isinstance(part, accepted):
+                            break
+                    else:
+                        continue
+                # A block of a type not taken, or a tool result with a part not taken: named where it is.
+                refused = _block_refusal(message.content, accepted, i)
+                if refused is not None:
+                    return refused
+                break
         # Anthropic's API alone takes its server tools and its own tool fields
-        if request.tools and not self.accepts_server_tools:
+        if (
+            request.tools
+            and not self.accepts_server_tools
+            and any(tool.server is not None or tool.anthropic for tool in request.tools)
+        ):
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:
                 return refused

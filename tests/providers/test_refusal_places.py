@@ -1,0 +1,64 @@
+"""Provider.refusal names the first block a provider cannot take where it is: in a turn, or among a tool result's
+parts; a turn of blocks it takes, or a tool result of parts it takes, passes."""
+
+from __future__ import annotations
+
+from tokenomy.messages import (
+    ChatRequest,
+    ImageBlock,
+    Message,
+    ProviderBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+from tokenomy.providers.base import Provider
+
+
+class TextAndTools(Provider):
+    accepts_blocks = (TextBlock, ToolUseBlock, ToolResultBlock)
+
+
+def request(*turns: Message, tools: list[ToolSpec] | None = None) -> ChatRequest:
+    return ChatRequest(messages=list(turns), tools=tools or [])
+
+
+IMAGE = ImageBlock(media_type="image/png", base64="iVBORw0KGgo=")
+CALL = Message("assistant", [TextBlock("looking"), ToolUseBlock("c1", "shot")])
+
+
+def test_blocks_and_tool_results_it_takes_pass():
+    ok = request(Message("user", "hi"), CALL, Message("user", [ToolResultBlock("c1", [TextBlock("done")])]))
+    assert TextAndTools().refusal(ok) is None and Provider().refusal(ok) is None
+
+
+def test_a_block_it_cannot_take_is_named_in_its_turn():
+    refused = TextAndTools().refusal(request(Message("user", "hi"), Message("user", [TextBlock("see"), IMAGE])))
+    assert (refused.message, refused.block, refused.part) == (1, 1, None)
+    assert "an image block" in refused.describe("messages[1].content[1]")
+
+
+def test_a_part_of_a_tool_result_it_cannot_take_is_named_inside_it():
+    result = ToolResultBlock("c1", [TextBlock("screenshot:"), IMAGE])
+    refused = TextAndTools().refusal(request(Message("user", "hi"), CALL, Message("user", [result])))
+    assert (refused.message, refused.block, refused.part) == (2, 0, 1)
+    assert Provider().refusal(request(Message("user", "hi"), CALL, Message("user", [result]))) is None
+
+
+def test_another_apis_block_is_named_by_its_type():
+    block = ProviderBlock("anthropic", {"type": "web_search_tool_result", "content": []})
+    refused = Provider().refusal(request(Message("assistant", [TextBlock("found"), block])))
+    assert (refused.message, refused.block) == (0, 1)
+    assert "an anthropic web_search_tool_result block" in refused.describe("here")
+
+
+def test_a_server_tool_or_anthropic_tool_field_is_refused_among_plain_tools():
+    plain = ToolSpec("get_time")
+    search = ToolSpec("web_search", server={"type": "web_search_20250305", "name": "web_search"})
+    refused = Provider().refusal(request(Message("user", "hi"), tools=[plain, search]))
+    assert refused.field == "tools[1].type"
+    deferred = ToolSpec("get_weather", anthropic={"defer_loading": True})
+    assert Provider().refusal(request(Message("user", "hi"), tools=[plain, deferred])).field == "tools[1].defer_loading"
+    hinted = ToolSpec("get_weather", anthropic={"eager_input_streaming": True})
+    assert Provider().refusal(request(Message("user", "hi"), tools=[plain, hinted])) is None
