@@ -452,3 +452,24 @@ def test_a_tool_results_media_label_names_the_call_by_the_id_a_mistral_model_is_
     assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"] == sent != "toolu_01A"
     assert user["content"][0] == {"type": "text", "text": f"Tool call {sent} returned:"}
     assert user["content"][-1] == {"type": "text", "text": "Tool call toolu_01A returned:"}
+
+
+def test_tool_results_and_named_turns_go_out_in_their_forms():
+    results = Message("user", [ToolResultBlock("c1", [TextBlock("18C")]),
+                               ToolResultBlock("c2", [TextBlock("no such city")], is_error=True),
+                               ToolResultBlock("c3", [TextBlock("a"), TextBlock("b")]),
+                               ToolResultBlock("c4", []),
+                               TextBlock("and now?")], name="ana")
+    call = Message("assistant", [ToolUseBlock("c1", "get_weather", {"city": "Paris"})], name="bot")
+    sent = openai_wire.request_body(ChatRequest(messages=[Message("user", "hi", name="ana"), call, results]))
+    assert sent["messages"] == [
+        {"role": "user", "name": "ana", "content": "hi"},
+        {"role": "assistant", "name": "bot", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+        {"role": "tool", "tool_call_id": "c2", "content": "Error: no such city"},
+        {"role": "tool", "tool_call_id": "c3",
+         "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "tool", "tool_call_id": "c4", "content": ""},
+        {"role": "user", "name": "ana", "content": "and now?"},
+    ]

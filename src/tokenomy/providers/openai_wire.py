@@ -153,7 +153,6 @@ def _turn(
     `content: null`, as OpenAI sends it; `empty_call_content` (the model's `empty_tool_call_content` setting) sends
     `""` instead, for servers that fail on null (llama-cpp-python answers 500), never by default: OpenAI-compatible
     proxies in front of Bedrock refuse an empty text."""
-    named = {"name": message.name} if message.name else {}
     if message.role == "system":  # a system message in mid-conversation, kept where the caller put it
         return [{"role": "system", "content": message.text}]
     if message.role == "assistant":
@@ -169,7 +168,7 @@ def _turn(
             else:
                 rest.append(block)
                 plain = plain and isinstance(block, TextBlock)
-        out: dict[str, Any] = {"role": "assistant", **named}
+        out: dict[str, Any] = {"role": "assistant", "name": message.name} if message.name else {"role": "assistant"}
         if plain:
             text = "".join([b.text for b in rest if isinstance(b, TextBlock)])
             out["content"] = text if text or not calls else ("" if empty_call_content else None)
@@ -189,7 +188,12 @@ def _turn(
         if not isinstance(result, ToolResultBlock):
             others.append(result)
             continue
-        content = _failed(result.content) if result.is_error else result.content
+        content = result.content
+        if len(content) == 1 and not result.is_error and isinstance(content[0], TextBlock):  # most results: a text
+            turns.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content[0].text})
+            continue
+        if result.is_error:
+            content = _failed(content)
         said: list[Block] = [b for b in content if isinstance(b, TextBlock)]
         if len(said) < len(content):
             # A tool message takes text only (OpenAI refuses an image part there): the result's media follow in the
@@ -209,10 +213,16 @@ def _turn(
         )
     if lifted:
         own = [_part(b, index, "", i) for i, b in enumerate(others)]
-        turns.append({"role": "user", **named, "content": [*lifted, *own]})
+        turns.append(_user_turn(message, [*lifted, *own]))
     elif others or not turns:
-        turns.append({"role": "user", **named, "content": _content(others, index) if others else ""})
+        turns.append(_user_turn(message, _content(others, index) if others else ""))
     return turns
+
+
+def _user_turn(message: Message, content: str | list[dict[str, Any]]) -> dict[str, Any]:
+    if message.name:
+        return {"role": "user", "name": message.name, "content": content}
+    return {"role": "user", "content": content}
 
 
 def tool_call(call: ToolUseBlock) -> dict[str, Any]:
