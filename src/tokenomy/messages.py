@@ -97,7 +97,11 @@ class ToolResultBlock:
 
     @property
     def text(self) -> str:
-        return "".join([b.text for b in self.content if isinstance(b, TextBlock)])
+        content = self.content
+        if len(content) == 1:  # most results: one text (no list built to join)
+            only = content[0]
+            return only.text if isinstance(only, TextBlock) else ""
+        return "".join([b.text for b in content if isinstance(b, TextBlock)])
 
 
 @dataclass(slots=True)
@@ -129,6 +133,9 @@ _TEXTUAL = (TextBlock, ToolResultBlock)  # blocks with a `.text` (a tuple: isins
 
 def blocks_text(blocks: Sequence[Block]) -> str:
     """The plain text of some blocks (text blocks and tool results' text), for estimates and rules."""
+    if len(blocks) == 1:  # most turns: one block (no list built to join)
+        only = blocks[0]
+        return only.text if isinstance(only, _TEXTUAL) else ""
     return "".join([block.text for block in blocks if isinstance(block, _TEXTUAL)])
 
 
