@@ -144,3 +144,33 @@ def test_a_payload_kept_is_only_found_by_an_equal_one():
     assert not openai_ingress.valid_base64("*" + payload[1:])
     other = "A" + payload[1:]
     assert openai_ingress.valid_base64(other) and openai_ingress.valid_base64(payload)
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+@pytest.mark.parametrize("call, param", [
+    ({**CALL, "type": "custom"}, "messages[1].tool_calls[0].function"),
+    ({**CALL, "type": None}, "messages[1].tool_calls[0]"),
+    ({**CALL, "id": 7}, "messages[1].tool_calls[0].id"),
+    ({**CALL, "function": {"name": "", "arguments": "{}"}}, "messages[1].tool_calls[0]"),
+    ({**CALL, "function": {"name": "f", "arguments": {"city": "Paris"}}},
+     "messages[1].tool_calls[0].function.arguments"),
+    ({**CALL, "function": {"name": "f", "arguments": "{}", "extra": 1}}, "messages[1].tool_calls[0].function.extra"),
+    ({**CALL, "extra": 1}, "messages[1].tool_calls[0].extra"),
+])
+def test_a_tool_call_of_another_shape_is_refused_where_it_is(call, param):
+    with pytest.raises(RequestError) as refused:
+        chat_request(messages=[USER, {"role": "assistant", "tool_calls": [call]}])
+    assert refused.value.param == param
+
+
+def test_tool_calls_are_read_as_sent():
+    calls = [CALL, {**CALL, "id": "", "function": {"name": "f", "arguments": ""}},
+             {**CALL, "function": {"name": "f", "arguments": "[1, 2]"}},
+             {**CALL, "function": {"name": "f", "arguments": "not json"}}, {**CALL, "index": 0, "id": None}]
+    blocks = chat_request(messages=[USER, {"role": "assistant", "tool_calls": calls}]).messages[1].content
+    assert [(b.id, b.name, b.input, b.arguments) for b in blocks] == [
+        ("call_1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'), ("", "f", {}, ""),
+        ("call_1", "f", {"value": [1, 2]}, "[1, 2]"), ("call_1", "f", {}, "not json"),
+        ("", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')]

@@ -245,8 +245,30 @@ def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:
     return ToolUseBlock(id=str(call.get("id") or ""), name=custom["name"], arguments=custom["input"], freeform=True)
 
 
+# A tool call as the openai SDK sends it back, its keys and its function's: read by `_tool_call` without a look at
+# each key in turn (most agents' calls come so, every call of the conversation with every request).
+_USUAL_CALL = {"id", "type", "function"}
+_USUAL_FUNCTION = {"name", "arguments"}
+
+
 def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
     """The block for `{message}.tool_calls[{index}]` (the path is spelled out only for an error)."""
+    function = call.get("function") if type(call) is dict else None
+    if (
+        type(function) is dict
+        and call.keys() == _USUAL_CALL
+        and function.keys() == _USUAL_FUNCTION
+        and call["type"] == "function"
+        and type(call["id"]) is str
+        and type(function["name"]) is str
+        and function["name"]
+        and type(function["arguments"]) is str
+    ):
+        arguments = function["arguments"]
+        parsed = json_arguments(arguments) if arguments else {}
+        return ToolUseBlock(
+            call["id"], function["name"], parsed if isinstance(parsed, dict) else {"value": parsed}, arguments
+        )
     if isinstance(call, dict) and call.get("type") == "custom":
         return _custom_call(call, f"{message}.tool_calls[{index}]")
     if not fits(call, CALL_KEYS):
