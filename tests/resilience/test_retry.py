@@ -179,6 +179,9 @@ def test_async_chat_and_stream_retry_with_asyncio_sleep(scripted, ledger_path):
 def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripted, ledger_path):
     # The deadline leaves room for several retries even when a loaded CI machine takes 0.3 s per attempt;
     # `a` answers 503 far more often than the deadline lets it be asked.
+    # The SDK is imported before the clock starts: its first import, timed as the first attempt, would leave no
+    # room for a retry before the fallback's turn (a retry is made only if an attempt as long fits).
+    import openai  # noqa: F401
     slow, spare = scripted([(503, {})] * 60), scripted([])
     policy = CallPolicy(retry=RetryPolicy(max_attempts=50, base_delay_s=0.1, max_delay_s=0.2, deadline_s=1.5),
                         fallback=("b",))
@@ -412,3 +415,23 @@ def test_every_hosted_provider_is_built_with_the_models_timeout_s(monkeypatch):
     assert get_provider(specs["gpt"]).client.timeout == 9
     with pytest.raises(ConfigError, match=r"timeout_s applies to provider .*no upstream to wait for; remove it"):
         parse_config({"models": {"mine": {"provider": "local", "timeout_s": 5}}})
+
+
+def test_a_retry_that_would_leave_the_fallback_no_turn_hands_over_instead():
+    # A retry whose wait fitted before the deadline was made though its attempt would end past it; the plan then
+    # ended at the deadline and the fallback never had a turn (the deadline-then-fallback test failed 1 run in 3).
+    now = [0.0]
+    retry = RetryPolicy(max_attempts=10, base_delay_s=0.1, max_delay_s=0.1, deadline_s=1.0)
+    plan = AttemptPlan(("a", "b"), retry, random.Random(1), clock=lambda: now[0])
+    plan.first()
+    now[0] = 0.2  # a 0.2 s attempt: a wait and another such attempt end before the deadline
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.per_target) == (0, 2)
+    now[0] += step.delay_s + 0.5  # a 0.5 s attempt: another would end past the deadline
+    step = plan.after(ProviderError("x", kind="server_error"))
+    assert (step.target, step.delay_s) == (1, 0.0)
+    alone = AttemptPlan(("a",), retry, random.Random(1), clock=lambda: now[0])  # no fallback: retried while it fits
+    now[0] = 0.0
+    alone.first()
+    now[0] = 0.6
+    assert alone.after(ProviderError("x", kind="server_error")).target == 0

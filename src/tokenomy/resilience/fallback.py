@@ -50,6 +50,7 @@ class AttemptPlan:
         self._clock = clock
         self._started = clock()
         self._step: Step | None = None
+        self._handed_at = self._started  # when the current step was handed out (its wait, then its attempt, follow)
 
     @property
     def elapsed_s(self) -> float:
@@ -58,7 +59,12 @@ class AttemptPlan:
     def first(self) -> Step:
         """The first attempt: the primary target, no wait."""
         self._step = Step(target=0, attempt=1, per_target=1, delay_s=0.0)
+        self._handed_at = self._clock()
         return self._step
+
+    def _last_attempt_s(self, step: Step) -> float:
+        """How long the attempt that just ended took: since its step was handed out, less the wait before it."""
+        return max(0.0, self._clock() - self._handed_at - step.delay_s)
 
     def after(self, error: ProviderError) -> Step | None:
         """The attempt to make after `error`, or None when the call has failed for good."""
@@ -69,16 +75,22 @@ class AttemptPlan:
             following = current.target + 1
             more = following < len(self.chain) and self.elapsed_s < self.retry.deadline_s
             self._step = Step(following, current.attempt + 1, 1, 0.0) if more else None
+            self._handed_at = self._clock()
             return self._step
         if not error.retryable or self.elapsed_s >= self.retry.deadline_s:
             self._step = None
             return None
         delay = self.retry.delay(current.per_target, error, self._rng)
-        if self.retry.should_retry(current.per_target, error, self.elapsed_s, delay):
+        # With a fallback left, a retry is made only if its wait and an attempt as long as the last one end before
+        # the deadline: a retry whose answer came after it ended the plan there, and the fallback never had a turn.
+        fallback_left = current.target + 1 < len(self.chain)
+        room = self._last_attempt_s(current) if fallback_left else 0.0
+        if self.retry.should_retry(current.per_target, error, self.elapsed_s + room, delay):
             self._step = Step(current.target, current.attempt + 1, current.per_target + 1, delay)
-        elif current.target + 1 < len(self.chain):
+        elif fallback_left:
             # Retries on this target are spent (or its Retry-After overruns the deadline): hand over now.
             self._step = Step(current.target + 1, current.attempt + 1, 1, 0.0)
         else:
             self._step = None
+        self._handed_at = self._clock()
         return self._step
