@@ -586,3 +586,31 @@ def test_an_array_response_schema_reaches_gemini_and_its_answer_comes_back(serve
             text = reply.text
             assert isinstance(reply.parsed, list)
         assert isinstance(json.loads(text), list)
+
+
+def test_int64_schema_fields_sent_as_text_reach_other_providers_as_numbers(served) -> None:
+    # Google's Schema keeps minItems, maxItems, minLength, maxLength, minProperties and maxProperties as int64, which
+    # proto3 JSON writes as text ("1") and Google's discovery-based REST clients send so: the gateway passed the text
+    # on, and OpenAI got a JSON schema with a string where a number belongs.
+    _, url, upstream = served
+    city = {"type": "STRING", "minLength": "1", "max_length": "40"}  # either spelling, as proto3 JSON reads both
+    schema = {"type": "OBJECT", "properties": {"cities": {"type": "ARRAY", "items": city, "minItems": "1",
+                                                          "maxItems": "3"}},
+              "required": ["cities"], "minProperties": "1", "maxProperties": "1"}
+    body = {"contents": [{"parts": [{"text": "Cities?"}]}],
+            "tools": [{"functionDeclarations": [{"name": "pick", "parameters": schema}]}],
+            "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema}}
+    answer = httpx.post(f"{url}/v1beta/models/fast:generateContent", json=body)
+    assert answer.status_code == 200, answer.text
+    tool = upstream.last["tools"][0]["function"]["parameters"]
+    for sent in (upstream.last["response_format"]["json_schema"]["schema"], tool):
+        assert sent["minProperties"] == 1 and sent["maxProperties"] == 1
+        cities = sent["properties"]["cities"]
+        assert (cities["minItems"], cities["maxItems"]) == (1, 3)
+        assert (cities["items"]["minLength"], cities["items"]["maxLength"]) == (1, 40)
+    # Text that is no integer is a 400 naming where it is.
+    wrong = {"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"responseMimeType": "application/json",
+             "responseSchema": {"type": "ARRAY", "items": {"type": "STRING", "maxLength": "forty"}}}}
+    refused = httpx.post(f"{url}/v1beta/models/fast:generateContent", json=wrong)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"].startswith("generationConfig.responseSchema.items.maxLength:")

@@ -17,10 +17,8 @@ from typing import Any
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import Block, Turn, signature_valid
 from tokenomy.emulate.json_schemas import schema_problem
+from tokenomy.providers.gemini_fields import schema_numbers
 
-# The int64 fields of Google's Schema type (the Gemini API's and Vertex AI's), which proto3 JSON writes as text.
-SCHEMA_INT64_FIELDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
-INT64_TEXT = re.compile(r"-?[0-9]+")
 STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -207,7 +205,8 @@ def declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
                 raise invalid(f"tools[{i}].functionDeclarations[{j}].name: required")
             for key in ("parametersJsonSchema", "parameters"):
                 if field(item, key) is not None:
-                    _check_schema(_schema(item, key), f"tools[{i}].functionDeclarations[{j}].{key}")
+                    where = f"tools[{i}].functionDeclarations[{j}].{key}"
+                    _check_schema(_schema(item, key, where), where)
             out.append(item)
     return out
 
@@ -229,31 +228,17 @@ def forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
     return {"name": chosen["name"], "schema": _json_schema(schema)}
 
 
-def _schema(holder: dict[str, Any], key: str) -> Any:
+def _schema(holder: dict[str, Any], key: str, where: str | None = None) -> Any:
     """The schema `holder[key]`: one given as JSON Schema (parametersJsonSchema, responseJsonSchema) is a JSON value,
-    read as sent; Google's own Schema (parameters, responseSchema) with its int64 fields as numbers."""
+    read as sent; Google's own Schema (parameters, responseSchema) with its int64 fields as numbers, and a 400 naming
+    the field (under `where`) for text there that is no integer, as Google refuses an int64 it cannot read."""
     schema = field(holder, key)
-    return schema if key.endswith("JsonSchema") else _schema_numbers(schema)
-
-
-def _schema_numbers(schema: Any) -> Any:
-    """Google's Schema with its int64 fields (SCHEMA_INT64_FIELDS) written as text ("1", as proto3 JSON writes an
-    int64 and Google's REST clients send it) as the numbers they are, in it and in the schemas it holds (properties,
-    items, anyOf, defs). Text that is no number stays, for the check to refuse as Google does."""
-    if not isinstance(schema, dict):
+    if key.endswith("JsonSchema"):
         return schema
-    read: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in SCHEMA_INT64_FIELDS and isinstance(value, str) and INT64_TEXT.fullmatch(value):
-            value = int(value)
-        elif key in ("properties", "defs") and isinstance(value, dict):
-            value = {name: _schema_numbers(held) for name, held in value.items()}
-        elif key == "items":
-            value = _schema_numbers(value)
-        elif key == "anyOf" and isinstance(value, list):
-            value = [_schema_numbers(held) for held in value]
-        read[key] = value
-    return read
+    try:
+        return schema_numbers(schema, where or key)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
 
 
 def _check_schema(schema: Any, where: str) -> None:
@@ -294,7 +279,7 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
     if field(config, "responseMimeType") == "application/json":
         for key in ("responseJsonSchema", "responseSchema"):
             if field(config, key) is not None:
-                _check_schema(_schema(config, key), f"generationConfig.{key}")
+                _check_schema(_schema(config, key, f"generationConfig.{key}"), f"generationConfig.{key}")
         schema = _json_schema(_schema(config, "responseJsonSchema") or _schema(config, "responseSchema") or {})
     thinking = field(config, "thinkingConfig") or {}
     budget = field(thinking, "thinkingBudget")

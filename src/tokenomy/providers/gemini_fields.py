@@ -16,6 +16,9 @@ from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES
 
 CONTENT_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "thought", "thoughtSignature")
+# The int64 fields of Google's Schema type (the Gemini API's and Vertex AI's), which proto3 JSON writes as text.
+SCHEMA_INT64_FIELDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+INT64_TEXT = re.compile(r"-?[0-9]+")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
 
@@ -52,6 +55,33 @@ def base64_field(value: Any, where: str) -> str:
     except binascii.Error:
         raise ValueError(f"{where}: not valid base64") from None
     return text
+
+
+_INT64_SNAKE = {snake(name) for name in SCHEMA_INT64_FIELDS}
+
+
+def schema_numbers(schema: Any, where: str) -> Any:
+    """Google's Schema with its int64 fields (SCHEMA_INT64_FIELDS) written as text ("1", as proto3 JSON writes an
+    int64 and Google's REST clients send it) as the numbers they are, in it and in the schemas it holds (properties,
+    items, anyOf, defs), so a JSON Schema reader (another provider's API, the emulator's check) gets a number. Text
+    that is no integer is a ValueError naming its place under `where`, as the caller sent it."""
+    if not isinstance(schema, dict):
+        return schema
+    read: dict[str, Any] = {}
+    for key, value in schema.items():
+        here = f"{where}.{key}"
+        if snake(key) in _INT64_SNAKE and isinstance(value, str):
+            if not INT64_TEXT.fullmatch(value):
+                raise ValueError(f"{here}: expected an integer (a number, or its digits as text), got {value!r}")
+            value = int(value)
+        elif snake(key) in ("properties", "defs") and isinstance(value, dict):
+            value = {name: schema_numbers(held, f"{here}.{name}") for name, held in value.items()}
+        elif key == "items":
+            value = schema_numbers(value, here)
+        elif snake(key) == "any_of" and isinstance(value, list):
+            value = [schema_numbers(held, f"{here}[{i}]") for i, held in enumerate(value)]
+        read[key] = value
+    return read
 
 
 def media_block(part: dict[str, Any], where: str) -> Block:

@@ -38,6 +38,7 @@ from tokenomy.providers.gemini_fields import (
     get,
     media_block,
     object_field,
+    schema_numbers,
     snake,
     string_field,
 )
@@ -119,22 +120,27 @@ SCHEMA_KEYS = {snake(k): k for k in ("anyOf", "maxItems", "minItems", "maxLength
                                       "minProperties", "propertyOrdering")}  # fmt: skip
 
 
-def json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI-style Schema as JSON Schema, which the other APIs (and Gemini's responseJsonSchema) take:
-    `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
-    `propertyOrdering` orders `properties` (JSON Schema has no such keyword; a model writes them in schema order).
-    The schema is walked by its structure (properties, items, anyOf), so a property's name is never rewritten."""
+def json_schema(schema: Any, where: str) -> Any:
+    """Gemini's OpenAPI-style Schema, sent at `where`, as JSON Schema, which the other APIs (and Gemini's
+    responseJsonSchema) take: its int64 fields written as text are numbers (a ValueError naming the field when one is
+    no integer), `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
+    `propertyOrdering` orders `properties` (JSON Schema has no such keyword; a model writes them in schema order)."""
+    return _json_schema(schema_numbers(schema, where))
+
+
+def _json_schema(schema: Any) -> Any:
+    """The schema is walked by its structure (properties, items, anyOf), so a property's name is never rewritten."""
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
         key = SCHEMA_KEYS.get(key, key)
         if key == "properties" and isinstance(value, dict):
-            value = {name: json_schema(item) for name, item in value.items()}
+            value = {name: _json_schema(item) for name, item in value.items()}
         elif key == "items":
-            value = json_schema(value)
+            value = _json_schema(value)
         elif key == "anyOf" and isinstance(value, list):
-            value = [json_schema(item) for item in value]
+            value = [_json_schema(item) for item in value]
         elif key == "type" and isinstance(value, str):
             value = value.lower()
         out[key] = value
@@ -179,13 +185,14 @@ def _tools(value: Any) -> tuple[list[ToolSpec], list[dict[str, Any]]]:
                                         "responseJsonSchema"))  # fmt: skip
             schema = get(item, "parametersJsonSchema")
             if schema is None:
-                schema = json_schema(get(item, "parameters") or {"type": "object", "properties": {}})
+                parameters = get(item, "parameters") or {"type": "object", "properties": {}}
+                schema = json_schema(parameters, f"{here}.parameters")
             if not isinstance(schema, dict):
                 raise ValueError(f"{here}.parametersJsonSchema: expected a JSON schema object")
             # What the function returns (the SDK's automatic function calling sends it for every annotated function)
             returns = get(item, "responseJsonSchema")
             if returns is None and get(item, "response") is not None:
-                returns = json_schema(get(item, "response"))
+                returns = json_schema(get(item, "response"), f"{here}.response")
             if returns is not None and not isinstance(returns, dict):
                 raise ValueError(f"{here}.responseJsonSchema: expected a JSON schema object")
             description = get(item, "description")
@@ -254,7 +261,7 @@ def _output(mapped: dict[str, Any]) -> ResponseFormat | None:
     mime = mapped.get("responseMimeType")
     schema = mapped.get("responseJsonSchema")
     if schema is None and mapped.get("responseSchema") is not None:
-        schema = json_schema(mapped["responseSchema"])
+        schema = json_schema(mapped["responseSchema"], "generationConfig.responseSchema")
     if mime in (None, "text/plain"):
         if schema is not None:
             raise ValueError('generationConfig.responseMimeType: a response schema needs "application/json"')
