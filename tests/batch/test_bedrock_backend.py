@@ -494,3 +494,30 @@ def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url
     assert job.status == "completed" and job.done == 100, job.to_json()
     rows = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job.job_id]
     assert sorted(e.request_id for e in rows) == sorted(f"r{i}" for i in range(100))  # each once
+
+
+def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_naming_it() -> None:
+    # modelOutput's counts were read as sent: text, `true`, a fraction or a negative count reached the ledger (a
+    # TypeError when priced, 1 token, a negative cost). The sync path refuses them (base.usage_count, checked_counts);
+    # a batch record with one is now its own failure, naming the count, and the job's other records are kept.
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
+    said = [{"type": "text", "text": "Hi."}]
+    outputs = {
+        "input_tokens": {"content": said, "usage": {"input_tokens": "7", "output_tokens": 2}},
+        "output_tokens": {"content": said, "usage": {"input_tokens": 7, "output_tokens": True}},
+        "cacheReadInputTokens": {"output": {"message": {"content": [{"text": "Hi."}]}},
+                                 "usage": {"inputTokens": 7, "outputTokens": 2, "cacheReadInputTokens": 1.5}},
+        "generation_token_count": {"generation": "Hi.", "prompt_token_count": 7, "generation_token_count": "2"},
+        "tokenCount": {"inputTextTokenCount": 7, "results": [{"outputText": "Hi.", "tokenCount": [2]}]},
+    }
+    for name, output in outputs.items():
+        result = BedrockBatchBackend._record({"recordId": "r1", "modelInput": body, "modelOutput": output}, HAIKU)
+        assert not result.ok and result.usage is None and result.raw["recordId"] == "r1", name
+        assert result.error.startswith("unreadable usage:") and name in result.error, result.error
+    negative = {"content": [{"type": "text", "text": "Hi."}], "usage": {"input_tokens": -7, "output_tokens": 2}}
+    result = BedrockBatchBackend._record({"recordId": "r2", "modelInput": body, "modelOutput": negative}, HAIKU)
+    assert not result.ok and "unreadable usage:" in result.error
+    fine = {"content": [{"type": "text", "text": "Hi."}], "usage": {"input_tokens": 7, "output_tokens": 2}}
+    assert BedrockBatchBackend._record({"recordId": "r3", "modelInput": body, "modelOutput": fine}, HAIKU).usage == \
+        Usage(7, 2)

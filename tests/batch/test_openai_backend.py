@@ -421,3 +421,24 @@ def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not
         assert f"batch record {rid} of job {job.job_id}" in caplog.text and "estimated" in caplog.text
     assert "batch record r0 " not in caplog.text  # answers with usage keep the provider's counts
     assert events["r0"].input_tokens > 0 and events["r0"].cost_usd > 0
+
+
+def test_a_result_line_with_a_count_no_answer_can_have_is_that_records_failure_the_rest_kept() -> None:
+    # The output file's counts were read as sent: text in prompt_tokens raised a TypeError out of `results` (every
+    # line of the job lost), `true` was 1 token, a negative count a negative cost. The sync path refuses such counts
+    # (base.usage_count, checked_counts); a batch line with one is now its record's failure, naming the count.
+    def line(rid: str, **usage) -> dict:
+        body = {"model": MODEL, "choices": [{"message": {"content": "hi"}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, **usage}}
+        return {"custom_id": rid, "response": {"status_code": 200, "body": body}}
+
+    good = OpenAIBatchBackend._record(line("r0"), MODEL)
+    assert good.ok and good.usage == Usage(10, 2)
+    bad = {"r1": ({"prompt_tokens": "10"}, "prompt_tokens '10'"), "r2": ({"completion_tokens": True}, "True"),
+           "r3": ({"completion_tokens": 2.5}, "completion_tokens 2.5"),
+           "r4": ({"prompt_tokens_details": {"cached_tokens": "3"}}, "cached_tokens '3'"),
+           "r5": ({"prompt_tokens": -1}, "input_tokens=-1"), "r6": ({"completion_tokens": 2**31}, str(2**31))}
+    for rid, (usage, named) in bad.items():
+        result = OpenAIBatchBackend._record(line(rid, **usage), MODEL)
+        assert result is not None and not result.ok and result.usage is None and result.raw["custom_id"] == rid
+        assert result.error.startswith("unreadable usage:") and named in result.error, result.error

@@ -224,7 +224,10 @@ class BedrockBatchBackend(BatchBackend):
             return RecordResult(
                 rid, error=f"{err.get('errorCode', 'error')}: {err.get('errorMessage', err)}", model=model, raw=line
             )
-        text, usage = read_output(line["modelOutput"])
+        try:
+            text, usage = read_output(line["modelOutput"])
+        except ProviderError as exc:  # this record's failure, as an errored line is; the job's other records are kept
+            return RecordResult(rid, error=f"unreadable usage: {exc}", model=model, raw=line)
         if usage is None:  # Mistral's own body: Bedrock reports its usage in headers a batch file does not keep
             usage = estimated_usage(line.get("modelInput"), text)
             log.warning(

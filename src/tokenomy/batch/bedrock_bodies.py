@@ -16,6 +16,7 @@ from tokenomy.batch.backends import estimated_usage as estimate_from_text
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
+from tokenomy.providers.base import checked_counts, usage_count
 from tokenomy.providers.bedrock import body_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -99,41 +100,41 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
 
 def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
     """Text and usage from a modelOutput of any supported shape (usage None when the body has none: the caller
-    estimates it rather than record a billed answer as 0 tokens)."""
+    estimates it rather than record a billed answer as 0 tokens). A count no answer can have (text, a fraction, a
+    boolean, negative, past MAX_ANSWER_TOKENS) is a ProviderError naming it, as the sync path refuses it."""
     if isinstance(output.get("content"), list):  # Anthropic Messages
         u = output.get("usage")
         text = "".join(b.get("text", "") for b in output["content"] if b.get("type", "text") == "text")
         if not isinstance(u, dict):
             return text, None
-        return text, Usage(
-            u.get("input_tokens", 0),
-            u.get("output_tokens", 0),
-            u.get("cache_read_input_tokens") or 0,
-            u.get("cache_creation_input_tokens") or 0,
-        )
+        names = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+        return text, _counted(u, names)
     if isinstance(output.get("output"), dict):  # Converse and Nova
         u = output.get("usage")
         text = "".join(b.get("text", "") for b in output["output"]["message"]["content"])
         if not isinstance(u, dict):
             return text, None
-        return text, Usage(
-            u.get("inputTokens", 0),
-            u.get("outputTokens", 0),
-            u.get("cacheReadInputTokens") or 0,
-            u.get("cacheWriteInputTokens") or 0,
-        )
+        return text, _counted(u, ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"))
     if "generation" in output:  # Llama
         if "prompt_token_count" not in output and "generation_token_count" not in output:
             return output["generation"], None
-        return output["generation"], Usage(output.get("prompt_token_count", 0), output.get("generation_token_count", 0))
+        return output["generation"], _counted(output, ("prompt_token_count", "generation_token_count"))
     if isinstance(output.get("results"), list):  # Titan text
         first = output["results"][0] if output["results"] else {}
         if "inputTextTokenCount" not in output and "tokenCount" not in first:
             return first.get("outputText", ""), None
-        return first.get("outputText", ""), Usage(output.get("inputTextTokenCount", 0), first.get("tokenCount", 0))
+        output_tokens = usage_count(first.get("tokenCount"), "Bedrock", "results[0].tokenCount")
+        return first.get("outputText", ""), _counted(output, ("inputTextTokenCount",), output_tokens)
     if isinstance(output.get("outputs"), list):  # Mistral: usage travels in headers, not the body
         return "".join(o.get("text", "") for o in output["outputs"]), None
     return "", None
+
+
+def _counted(usage: dict[str, Any], names: tuple[str, ...], *more: int) -> Usage:
+    """A Usage of the counts `names` name in `usage` (input, output, cache read, cache write, in that order; one not
+    sent is 0) and `more` after them, each checked as the sync path checks an answer's."""
+    counts = [usage_count(usage.get(name), "Bedrock", name) for name in names]
+    return checked_counts(Usage(*counts, *more), "Bedrock")
 
 
 def estimated_usage(body: Any, text: str) -> Usage:

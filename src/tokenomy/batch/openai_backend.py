@@ -20,6 +20,7 @@ from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
+from tokenomy.providers.base import checked_counts, usage_count
 
 ENDPOINT = "/v1/chat/completions"
 STATUS_MAP = {
@@ -213,8 +214,10 @@ class OpenAIBatchBackend(BatchBackend):
         u = body.get("usage")
         usage = None  # an answer without usage (some compatible servers): estimated where it is recorded, not $0
         if isinstance(u, dict):
-            cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-            usage = Usage(u.get("prompt_tokens", 0) - cached, u.get("completion_tokens", 0), cached, 0)
+            try:
+                usage = _usage(u)
+            except ProviderError as exc:  # this record's failure, as another malformed line is; the rest are kept
+                return RecordResult(rid, error=f"unreadable usage: {exc}", model=model, raw=line)
         choice = (body.get("choices") or [{}])[0]
         return RecordResult(
             rid,
@@ -227,3 +230,13 @@ class OpenAIBatchBackend(BatchBackend):
     def cancel(self, handle: str) -> None:
         if self.describe(handle).status in ("validating", "in_progress"):
             self._call("batch cancel", self._client().batches.cancel, handle)
+
+
+def _usage(u: dict[str, Any]) -> Usage:
+    """An output line's usage, its counts checked as the sync path checks an answer's (`usage_count`,
+    `checked_counts`): text, a fraction, a boolean, a negative count or one past MAX_ANSWER_TOKENS is a
+    ProviderError naming it, not 1 token, a negative cost or a TypeError that loses the job's other results."""
+    cached = usage_count((u.get("prompt_tokens_details") or {}).get("cached_tokens"), "the batch", "cached_tokens")
+    prompt = usage_count(u.get("prompt_tokens"), "the batch", "prompt_tokens")
+    completion = usage_count(u.get("completion_tokens"), "the batch", "completion_tokens")
+    return checked_counts(Usage(prompt - cached, completion, cached, 0), "the batch")
