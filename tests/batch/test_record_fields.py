@@ -365,10 +365,28 @@ def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
         "--backend gemini rebuilds an OpenAI batch line from its messages (role and text), max_tokens and temperature, "
         "so body.max_completion_tokens (9) would not be sent beside body.max_tokens (5); give one of them, or send "
         "the line with --backend openai or azure")
-    assert not validate_file(path, "gpt-4o-mini", backend="openai").bad  # sent as written, both caps
     [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
     with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
         inline_request(rec)
+
+
+def test_an_openai_line_with_two_different_caps_is_named_when_sent_as_written(tmp_path) -> None:
+    # Sent as written (OpenAI, Azure), a line with max_tokens 5 and max_completion_tokens 9 went out whole, though a
+    # rebuild refuses it: which cap held was left to the provider (OpenAI answers each such request a 400).
+    hi = [{"role": "user", "content": "hi"}]
+    path = lines_file(tmp_path, [openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9}),
+                                 openai_line("b", {"messages": hi, "max_tokens": 7, "max_completion_tokens": 7}),
+                                 openai_line("c", {"messages": hi, "max_completion_tokens": 9})])
+    for backend in ("openai", "azure", None):
+        report = validate_file(path, "gpt-4o-mini", backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == [(1, "body.max_completion_tokens")], backend
+        assert [(r.id, r.max_tokens) for r in report.records] == [("b", 7), ("c", 9)]
+    assert validate_file(path, "gpt-4o-mini", backend="openai").bad[0].reason == (
+        "body.max_completion_tokens (9) beside body.max_tokens (5): an OpenAI batch line is sent as written, and "
+        "OpenAI takes one output cap, not two; give one of them")
+    [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
+    with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
+        request_body("gpt-4o-mini", rec)
 
 
 def test_a_bedrock_line_with_two_different_caps_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:

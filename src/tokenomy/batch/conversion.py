@@ -6,7 +6,7 @@ text, system, max_tokens and temperature. Any other key would be lost on the way
 line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
 later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
 rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is refused
-too.
+too, and on an OpenAI line sent as written as well (OpenAI takes one cap).
 """
 
 from __future__ import annotations
@@ -102,26 +102,57 @@ CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
-    """A second cap on the line, different from the first (OpenAI's max_tokens and max_completion_tokens, Bedrock's
-    max_tokens and inferenceConfig's): a rebuild sends one cap, the first, and would drop the other unsaid."""
+def _caps_apart(rec: BatchRecord) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
+    """The line's first cap and a second one different from it, each as (field, value); None for one cap, or the
+    same one twice (null is none)."""
     if rec.fmt not in CAPS:  # a plain record has one cap
         return None
     body = rec.raw[BODY[rec.fmt]]
-    given = []  # (field, value) of each cap the line gives (null is none)
+    given = []  # (field, value) of each cap the line gives
     for path in CAPS[rec.fmt]:
         value = body.get(path[0]) if len(path) == 1 else (body.get(path[0]) or {}).get(path[1])
         if value is not None:
             given.append((".".join((BODY[rec.fmt], *path)), value))
     second = next((cap for cap in given[1:] if cap[1] != given[0][1]), None)
-    if second is None:  # one cap, or the same one twice
+    return None if second is None else (given[0], second)
+
+
+def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
+    """A second cap on the line, different from the first (OpenAI's max_tokens and max_completion_tokens, Bedrock's
+    max_tokens and inferenceConfig's): a rebuild sends one cap, the first, and would drop the other unsaid."""
+    apart = _caps_apart(rec)
+    if apart is None:
         return None
-    (kept, kept_value), (field, value) = given[0], second
+    (kept, kept_value), (field, value) = apart
     reason = (
         f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {field} ({json.dumps(value)}) would not be sent beside "
         f"{kept} ({json.dumps(kept_value)}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
     )
     return BadLine(rec.line, field, reason)
+
+
+def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
+    """An OpenAI line, sent as written (OpenAI, Azure), with max_tokens and a different max_completion_tokens, as a
+    bad line naming both, as a rebuild names them: OpenAI takes one output cap (it answers "Setting 'max_tokens' and
+    'max_completion_tokens' at the same time is not supported"), so which one held would be the provider's guess."""
+    apart = _caps_apart(rec) if rec.fmt == "openai" else None
+    if apart is None:
+        return None
+    (kept, kept_value), (field, value) = apart
+    reason = (
+        f"{field} ({json.dumps(value)}) beside {kept} ({json.dumps(kept_value)}): an OpenAI batch line is sent as "
+        "written, and OpenAI takes one output cap, not two; give one of them"
+    )
+    return BadLine(rec.line, field, reason)
+
+
+def require_one_cap(rec: BatchRecord) -> None:
+    """Refuse, naming the record and both caps, a line sent as written with two different caps
+    (`two_caps_as_written`): validation skips such lines, so this is the guard for one that reached a body builder
+    some other way."""
+    bad = two_caps_as_written(rec)
+    if bad is not None:
+        raise UsageError(f"record {rec.id!r} (line {rec.line}): {bad.field}: {bad.reason}")
 
 
 def uncarried(rec: BatchRecord, target: str) -> BadLine | None:

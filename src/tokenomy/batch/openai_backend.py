@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
-from tokenomy.batch.conversion import require_carried
+from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
@@ -41,6 +41,7 @@ CREATE_ATTEMPTS = 3
 def request_body(model: str, rec: BatchRecord) -> dict[str, Any]:
     """The chat.completions body for a record; OpenAI-form records keep their own parameters."""
     if rec.fmt == "openai" and isinstance(rec.raw.get("body"), dict):
+        require_one_cap(rec)
         return {**rec.raw["body"], "model": model}
     require_carried(rec, "an OpenAI batch")
     messages = ([{"role": "system", "content": rec.system}] if rec.system else []) + [

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.bedrock_bodies import body_kind, invocation_type
-from tokenomy.batch.conversion import uncarried
+from tokenomy.batch.conversion import two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
@@ -87,7 +87,8 @@ def validate_file(
     report = ValidationReport(str(path), model, [], bad)
     for rec in records:
         target = rebuilt_for(rec, backend, model) if backend else None
-        lost = uncarried(rec, target) if target else None
+        # Sent as written (or to no backend yet): a line whose two caps differ is refused all the same.
+        lost = uncarried(rec, target) if target else two_caps_as_written(rec)
         if lost is not None:
             bad.append(lost)
             continue
