@@ -15,14 +15,16 @@ def read_utf8(path: str | os.PathLike[str], expected: str, bom: bool = False) ->
     the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback. With `bom`, a
     leading UTF-8 byte-order mark (Windows editors write one) is skipped, as the utf-8-sig codec does."""
     with open(path, "rb") as handle:
-        data = handle.read()
+        return utf8_text(handle.read(), os.fspath(path), expected, bom)
+
+
+def utf8_text(data: bytes, name: str, expected: str, bom: bool = False) -> str:
+    """`read_utf8` of bytes already read (a file's, or a decompressed one's), the errors naming `name`."""
     skipped = len(codecs.BOM_UTF8) if bom and data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[skipped:].decode("utf-8")
     except UnicodeDecodeError as exc:  # the byte counted in the file, the mark included
-        raise ConfigError(
-            f"{os.fspath(path)}: not UTF-8 text (byte {skipped + exc.start + 1}); expected {expected}"
-        ) from None
+        raise ConfigError(f"{name}: not UTF-8 text (byte {skipped + exc.start + 1}); expected {expected}") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode reads
 
 

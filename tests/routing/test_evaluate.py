@@ -655,3 +655,25 @@ def test_a_falsy_tier_without_a_label_is_read_not_a_key_error(tmp_path):
         load_labelled(data)
     data.write_text(json.dumps({"prompt": "a", "tier": 0}) + "\n" + json.dumps({"prompt": "b", "tier": False}) + "\n")
     assert [r["label"] for r in load_labelled(data)] == [0, 0]  # 0 and false are weak, as labels
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_gz_of_judgements_that_is_not_gzip_or_not_utf8_is_named_not_a_traceback(command, tmp_path, monkeypatch,
+                                                                                   capsys):
+    # judgements.jsonl.gz holding plain JSONL was "BadGzipFile: Not a gzipped file (b'{\"')", and a gzip of Latin-1
+    # text a UnicodeDecodeError, each a traceback.
+    import gzip
+
+    from helpers.cli import one_error_line, run_cli
+
+    text = "".join(json.dumps(line) + "\n" for line in ({**JUDGED, "model": WEAK, "score": 3}, JUDGED))
+    data = tmp_path / "judgements.jsonl.gz"
+    out_flag = ("--png", str(tmp_path / "p.png")) if command == "eval" else ("-o", str(tmp_path / "r.pkl"))
+    for written, said in ((text.encode(), "not a gzip file"),
+                          (gzip.compress(text.replace("hi", "caf\u00e9").encode("latin-1")), "not UTF-8 text")):
+        data.write_bytes(written)
+        code, out, err = run_cli(monkeypatch, capsys, "route", command, str(data), *out_flag)
+        assert code == 2 and out == ""
+        line = one_error_line(err)
+        assert line.startswith(f"error: {data}: {said}"), line
+        assert "MT-Bench judgements JSONL" in line, line

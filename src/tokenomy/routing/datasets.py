@@ -17,6 +17,7 @@ import gzip
 import json
 import math
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
-from tokenomy.errors import UsageError, one_line, read_utf8
+from tokenomy.errors import UsageError, one_line, read_utf8, utf8_text
 from tokenomy.routing.classifier import EXAMPLE, json_noun
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
@@ -170,12 +171,27 @@ def _judgement(row) -> tuple[tuple[int, int], str]:
     return (int(row["question_id"]), int(row["turn"])), row["model"]
 
 
+def _gunzipped(path: Path, expected: str) -> bytes:
+    """The decompressed bytes of a .gz file; one that is not gzip (plain text named .gz, a cut-short download) is a
+    UsageError naming the file and the fix, not gzip's own error without the file's name."""
+    data = path.read_bytes()
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut-short file an EOFError
+        raise UsageError(
+            f"{path}: not a gzip file ({one_line(exc)}); expected {expected} compressed with gzip: name the file "
+            "without .gz if it is not compressed, or compress it with `gzip`"
+        ) from None
+
+
 def _mt_bench(path: Path) -> pd.DataFrame:
     """MT-Bench single-answer judgements: one row per (question, turn) with both models' scores / 10."""
+    expected = "MT-Bench judgements JSONL"
     if path.suffix == ".gz":
-        text = gzip.decompress(path.read_bytes()).decode("utf-8-sig")
+        decompressed = _gunzipped(path, expected)
+        text = utf8_text(decompressed, str(path), f"{expected} (the byte counted once decompressed)", bom=True)
     else:  # read_text() let a binary file out as a UnicodeDecodeError traceback
-        text = read_utf8(path, "MT-Bench judgements JSONL", bom=True)
+        text = read_utf8(path, expected, bom=True)
     by_model: dict[str, dict[tuple, dict]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
