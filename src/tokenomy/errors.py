@@ -10,17 +10,22 @@ from typing import Any
 from tokenomy.money import MAX_USD, to_decimal, typed, usd
 
 
-def read_utf8(path: str | os.PathLike[str], expected: str, bom: bool = False) -> str:
-    """A text file named on the command line; a binary file or another encoding is a ConfigError naming the file,
-    the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback. With `bom`, a
-    leading UTF-8 byte-order mark (Windows editors write one) is skipped, as the utf-8-sig codec does."""
-    with open(path, "rb") as handle:
-        return utf8_text(handle.read(), os.fspath(path), expected, bom)
+def read_utf8(path: str | os.PathLike[str], expected: str) -> str:
+    """A text file named on the command line. A leading UTF-8 byte-order mark (Windows editors write one) is skipped,
+    as the utf-8-sig codec does, for every such file alike. A binary file or another encoding is a ConfigError naming
+    the file, the first bad byte and `expected` (what the file should hold), not a UnicodeDecodeError traceback; a
+    file that cannot be read one naming it and why."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"{os.fspath(path)}: cannot read ({exc.strerror or exc})") from None
+    return utf8_text(data, os.fspath(path), expected)
 
 
-def utf8_text(data: bytes, name: str, expected: str, bom: bool = False) -> str:
+def utf8_text(data: bytes, name: str, expected: str) -> str:
     """`read_utf8` of bytes already read (a file's, or a decompressed one's), the errors naming `name`."""
-    skipped = len(codecs.BOM_UTF8) if bom and data.startswith(codecs.BOM_UTF8) else 0
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[skipped:].decode("utf-8")
     except UnicodeDecodeError as exc:  # the byte counted in the file, the mark included

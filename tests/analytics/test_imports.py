@@ -111,6 +111,19 @@ CUR_ROWS = [
 ]
 
 
+def test_import_otel_of_a_file_starting_with_a_byte_order_mark(ledger_path, tmp_path) -> None:
+    # Windows editors save UTF-8 with a byte-order mark: `route train` read such a file, `import otel` refused it as
+    # not JSON ("Unexpected UTF-8 BOM") on its one document, or on the first of its lines.
+    document, lines = tmp_path / "traces.json", tmp_path / "traces.jsonl"
+    document.write_bytes(b"\xef\xbb\xbf" + json.dumps(_otlp()).encode())
+    lines.write_bytes(b"\xef\xbb\xbf" + (json.dumps(_otlp()) + "\n").encode())
+    for path, ledger in ((document, tmp_path / "a.duckdb"), (lines, tmp_path / "b.duckdb")):
+        result = CliRunner().invoke(app, ["import", "otel", str(path), "--json", "--ledger", str(ledger)])
+        summary = json.loads(result.stdout)
+        assert (summary["read"], summary["added"]) == (3, 3), summary
+        assert not any("JSON" in problem for problem in summary["problems"]), summary
+
+
 def test_import_otel_bad_counts_and_unpriced_models(ledger_path, tmp_path) -> None:
     import subprocess
     import sys

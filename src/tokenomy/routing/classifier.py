@@ -56,7 +56,7 @@ def load_labelled(path: str | Path, weak_labels: set[str] | None = None) -> list
     given = weak_labels
     weak_labels = {w.lower() for w in weak_labels} if weak_labels else None
     rows, names = [], set()
-    text = read_utf8(path, "a labelled JSONL of {prompt, label} lines", bom=True)
+    text = read_utf8(path, "a labelled JSONL of {prompt, label} lines")
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

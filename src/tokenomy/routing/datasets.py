@@ -189,9 +189,9 @@ def _mt_bench(path: Path) -> pd.DataFrame:
     expected = "MT-Bench judgements JSONL"
     if path.suffix == ".gz":
         decompressed = _gunzipped(path, expected)
-        text = utf8_text(decompressed, str(path), f"{expected} (the byte counted once decompressed)", bom=True)
+        text = utf8_text(decompressed, str(path), f"{expected} (the byte counted once decompressed)")
     else:  # read_text() let a binary file out as a UnicodeDecodeError traceback
-        text = read_utf8(path, expected, bom=True)
+        text = read_utf8(path, expected)
     by_model: dict[str, dict[tuple, dict]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -241,7 +241,7 @@ def load_training_data(data: str, weak_labels: set[str] | None = None) -> pd.Dat
 
     path = Path(data)
     if path.exists() and not path.name.endswith(".gz") and _json_lines(path):
-        text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL", bom=True)
+        text = read_utf8(path, "a labelled JSONL of {prompt, label} lines or MT-Bench judgements JSONL")
         first = next((line for line in text.splitlines() if line.strip()), "{}")
         try:
             row = json.loads(first)

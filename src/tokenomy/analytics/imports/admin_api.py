@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.analytics.imports.common import ImportResult
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, read_utf8
 
 MAX_PAGES = 1000  # a cursor that never ends must not loop forever
 TIMEOUT_S = 60
@@ -64,12 +64,7 @@ def read_pages(path: str | Path) -> tuple[list[tuple[str, dict[str, Any]]], list
     problem for every line or item that is not a page: the good pages still import. A file with no page at all is
     the wrong file, an error."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected saved API pages as JSON") from None
+    text = read_utf8(path, "saved API pages as JSON")
     problems = []
     try:
         docs: list[tuple[str, Any]] = [(str(path), json.loads(text))]

@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenomy.analytics.imports.common import ImportResult, cell, read_table
 from tokenomy.analytics.imports.focus import import_focus_rows
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, read_utf8
 
 SOURCE = "gcp-billing"
 TO_FOCUS = {
@@ -52,12 +52,7 @@ def _rows(path: Path, result: ImportResult) -> list[tuple[str, dict[str, str]]]:
     """(place, flattened row) for every row; a line that is not a JSON object is a problem in `result`, and the
     other lines still import. A JSON file with no row at all is the wrong file, an error."""
     if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the billing export as UTF-8") from None
+        lines = read_utf8(path, "the billing export as UTF-8 JSON lines; save it as UTF-8").splitlines()
         rows, problems = [], []
         for number, line in enumerate(lines, 1):
             if not line.strip():

@@ -10,7 +10,7 @@ from typing import Any
 
 from tokenomy.analytics.billed import PROVIDER_ALIASES
 from tokenomy.analytics.imports.common import ImportResult, event_id, price_event
-from tokenomy.errors import ConfigError
+from tokenomy.errors import read_utf8
 from tokenomy.ledger.events import UsageEvent
 
 # Newer semantic-convention names first, then the older ones they replaced.
@@ -54,15 +54,9 @@ def _otel_attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 
 def _otel_documents(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """(where, document, problem): one OTLP JSON document, or one per line (the collector's file exporter)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:  # a binary file, or a protobuf export: was a traceback
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start + 1}); expected OTLP JSON (resourceSpans) as one document or "
-            "one per line, e.g. the collector's file exporter with format: json"
-        ) from None
+    # A binary file or a protobuf export is named (it was a traceback); a byte-order mark is skipped (was "not JSON").
+    expected = "OTLP JSON (resourceSpans) as one document or one per line, e.g. the collector's file exporter"
+    text = read_utf8(path, f"{expected} with format: json")
     try:
         yield str(path), json.loads(text), None
         return
