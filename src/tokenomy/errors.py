@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import os
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,12 @@ def utf8_text(data: bytes, name: str, expected: str) -> str:
     except UnicodeDecodeError as exc:  # the byte counted in the file, the mark included
         raise ConfigError(f"{name}: not UTF-8 text (byte {skipped + exc.start + 1}); expected {expected}") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode reads
+
+
+def as_written(value: Any) -> str:
+    """A value from a user's file, to quote in an error, as JSON writes it (true, null, "high", not Python's True,
+    None, 'high') and with its letters as they are ("très", not "tr\\u00e8s")."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def one_line(exc: BaseException) -> str:

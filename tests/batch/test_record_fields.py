@@ -476,3 +476,12 @@ def test_a_bad_message_of_an_openai_or_bedrock_line_is_named_by_its_index() -> N
     assert not good
     assert [(b.line, b.field) for b in bad] == [(1, "body.messages[1]"), (2, "modelInput.messages[1].role")]
     assert "'robot' is not a message role; use user, assistant or system" in bad[1].reason
+
+
+def test_a_value_quoted_in_a_bad_line_keeps_its_non_ascii_letters() -> None:
+    # `"temperature": "très"` was named `not "tr\u00e8s"`, `"max_tokens": ["dix-huit", "été"]` the same way.
+    good, bad = read_records([json.dumps({"id": "a", "prompt": "hi", "temperature": "très"}),
+                              json.dumps({"id": "b", "prompt": "hi", "max_tokens": ["été"]})])
+    assert not good
+    assert [b.reason for b in bad] == ['must be a number 0 or more, e.g. 0.7, not "très"',
+                                       'must be a positive integer, not ["été"]']

@@ -677,3 +677,19 @@ def test_a_gz_of_judgements_that_is_not_gzip_or_not_utf8_is_named_not_a_tracebac
         line = one_error_line(err)
         assert line.startswith(f"error: {data}: {said}"), line
         assert "MT-Bench judgements JSONL" in line, line
+
+
+def test_a_value_quoted_in_a_refusal_keeps_its_non_ascii_letters(tmp_path):
+    # A judgement's question_id "é1" was quoted "\u00e91", a labelled row's weak_quality "très" "tr\u00e8s".
+    from tokenomy.errors import ConfigError
+    from tokenomy.routing.classifier import load_labelled
+    from tokenomy.routing.datasets import load_outcomes
+
+    judgements = tmp_path / "judgements.jsonl"
+    judgements.write_text(json.dumps({**JUDGED, "question_id": "é1"}) + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="'question_id' \"é1\" is not a whole number"):
+        load_outcomes(str(judgements))
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"prompt": "a", "label": "weak", "weak_quality": "très"}) + "\n", encoding="utf-8")
+    with pytest.raises((ConfigError, UsageError, ValueError), match="'weak_quality' \"très\" is not a number"):
+        load_labelled(labels)

@@ -11,11 +11,10 @@ too, and on an OpenAI line sent as written as well (OpenAI takes one cap).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, as_written
 
 # Per source form, the keys a rebuild carries at each place of the line: the body, each message, each content part
 # (a part's `type` must be "text"), and a Bedrock body's inferenceConfig. An OpenAI body's `model` is replaced by the
@@ -125,8 +124,8 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
         return None
     (kept, kept_value), (field, value) = apart
     reason = (
-        f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {field} ({json.dumps(value)}) would not be sent beside "
-        f"{kept} ({json.dumps(kept_value)}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
+        f"{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {field} ({as_written(value)}) would not be sent beside "
+        f"{kept} ({as_written(kept_value)}); give one of them, or {TO_KEEP_IT[rec.fmt]}"
     )
     return BadLine(rec.line, field, reason)
 
@@ -140,7 +139,7 @@ def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
         return None
     (kept, kept_value), (field, value) = apart
     reason = (
-        f"{field} ({json.dumps(value)}) beside {kept} ({json.dumps(kept_value)}): an OpenAI batch line is sent as "
+        f"{field} ({as_written(value)}) beside {kept} ({as_written(kept_value)}): an OpenAI batch line is sent as "
         "written, and OpenAI takes one output cap, not two; give one of them"
     )
     return BadLine(rec.line, field, reason)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, as_written
 
 # The three line forms, as named in messages so a user sees which one a line was read as.
 FORMS = {
@@ -71,7 +71,7 @@ def _content_text(content: Any, where: str) -> str:
     for j, part in enumerate(content):
         if isinstance(part, dict) and "text" in part:
             if not isinstance(part["text"], str):
-                raise ValueError(f"{where}[{j}].text: must be text, not {json.dumps(part['text'])}")
+                raise ValueError(f"{where}[{j}].text: must be text, not {as_written(part['text'])}")
             texts.append(part["text"])
     return "".join(texts)
 
@@ -142,7 +142,7 @@ def _plain_text(content: Any, where: str) -> str:
         )
     if why == OTHER_KEY:
         raise ValueError(f"{at}: not a key of a plain record's text part (type, text); remove it")
-    raise ValueError(f"{at}: must be text, not {json.dumps(part.get('text'))}")
+    raise ValueError(f"{at}: must be text, not {as_written(part.get('text'))}")
 
 
 def _plain_messages(raw: Any) -> list[dict[str, str]]:
@@ -178,7 +178,7 @@ def _temperature(value: Any, field_name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{field_name}: must be a number 0 or more, e.g. 0.7, not {json.dumps(value)}")
+        raise ValueError(f"{field_name}: must be a number 0 or more, e.g. 0.7, not {as_written(value)}")
     return value
 
 
@@ -189,7 +189,7 @@ def _first_cap(places: tuple[tuple[str, dict[str, Any], str], ...]) -> int | Non
         value = holder.get(key)
         if value is not None:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{field_name}: must be a positive integer, not {json.dumps(value)}")
+                raise ValueError(f"{field_name}: must be a positive integer, not {as_written(value)}")
             return value
     return None
 
@@ -209,7 +209,7 @@ def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, An
         hint = f"; rename id to {field_name}" if obj and field_name != "id" and "id" in obj else ""
         raise ValueError(f"{field_name}: missing {field_name} (read as {FORMS[form]}){hint}")
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
-        raise ValueError(f"{field_name}: id must be a string or an integer, not {json.dumps(rid)}")
+        raise ValueError(f"{field_name}: id must be a string or an integer, not {as_written(rid)}")
     return str(rid)
 
 
@@ -237,7 +237,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
         if not isinstance(inference, dict):
-            raise ValueError(f"modelInput.inferenceConfig: must be an object, not {json.dumps(inference)}")
+            raise ValueError(f"modelInput.inferenceConfig: must be an object, not {as_written(inference)}")
         # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt).
         max_tokens = _first_cap(
             (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import UsageError, one_line, read_utf8
+from tokenomy.errors import UsageError, as_written, one_line, read_utf8
 from tokenomy.providers.base import MAX_ANSWER_TOKENS
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
@@ -18,7 +18,7 @@ WEAK = {"weak", "tier1", "0", "false"}
 def _is_strong(key: str, value: Any, weak_labels: set[str] | None) -> int:
     """1 when the row's `key` ('label' or 'tier') names the strong side; the value is shown as written in the file
     (it was Python's spelling: "label ['a']", "label 'é'")."""
-    written = json.dumps(value, ensure_ascii=False)
+    written = as_written(value)
     if isinstance(value, list | dict):  # str() made it a label "['a']", strong under --weak-label
         raise ValueError(
             f'{key!r} {written} is a JSON {json_noun(value)}, not a label; give "weak" (the cheap tier was good '
@@ -141,7 +141,7 @@ def _quality(row: dict, key: str, default: float) -> float:
     or -1 gave a "quality retained" past 100% or below 0 and a threshold picked on it."""
     number = _number(row.get(key, default))
     # The value as written in the file (true, NaN, "high"), not Python's spelling of it (True, nan, 'high').
-    written = json.dumps(row.get(key))
+    written = as_written(row.get(key))
     if number is None:
         raise ValueError(f"{key!r} {written} is not a number; {QUALITY_RANGE}")
     if not 0 <= number <= 1:
@@ -151,7 +151,7 @@ def _quality(row: dict, key: str, default: float) -> float:
 
 def _tokens(value: Any) -> int:
     number = _number(value)  # int() cut 2.5 to 2 without a word
-    written = json.dumps(value, ensure_ascii=False)
+    written = as_written(value)
     if number is None or number != int(number) or number < 0:
         raise ValueError(f"'output_tokens' {written} is not a whole number >= 0; give the answer's length in tokens")
     if number > MAX_ANSWER_TOKENS:  # 1e30 was taken: every call it priced cost more than any budget

@@ -25,7 +25,7 @@ import pandas as pd
 
 from tokenomy.caching.placement import estimate_tokens
 from tokenomy.data import ROUTELLM, bundled
-from tokenomy.errors import UsageError, one_line, read_utf8, utf8_text
+from tokenomy.errors import UsageError, as_written, one_line, read_utf8, utf8_text
 from tokenomy.routing.classifier import EXAMPLE, json_noun
 
 WEAK_COL, STRONG_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
@@ -151,12 +151,12 @@ def _judgement(row) -> tuple[tuple[int, int], str]:
             raise ValueError(f"{JUDGEMENT}; no {key!r}")
     for key in ("question_id", "turn"):
         if isinstance(row[key], bool) or not isinstance(row[key], int | str) or not str(row[key]).isdigit():
-            raise ValueError(f"{JUDGEMENT}; {key!r} {json.dumps(row[key])} is not a whole number")
+            raise ValueError(f"{JUDGEMENT}; {key!r} {as_written(row[key])} is not a whole number")
     if not isinstance(row["user_prompt"], str):  # the user's turns and the answers are read from it
-        raise ValueError(f"{JUDGEMENT}; 'user_prompt' {json.dumps(row['user_prompt'])} is not text")
+        raise ValueError(f"{JUDGEMENT}; 'user_prompt' {as_written(row['user_prompt'])} is not text")
     if not isinstance(row["model"], str):
-        raise ValueError(f"{JUDGEMENT}; 'model' {json.dumps(row['model'])} is not a model name")
-    score, written = row["score"], json.dumps(row["score"], ensure_ascii=False)
+        raise ValueError(f"{JUDGEMENT}; 'model' {as_written(row['model'])} is not a model name")
+    score, written = row["score"], as_written(row["score"])
     try:  # true was read as the score 1, NaN as a quality that compares with nothing
         number = None if isinstance(score, bool) or score is None else float(score)
     except (TypeError, ValueError):
