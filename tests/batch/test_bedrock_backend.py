@@ -521,3 +521,26 @@ def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_namin
     fine = {"content": [{"type": "text", "text": "Hi."}], "usage": {"input_tokens": 7, "output_tokens": 2}}
     assert BedrockBatchBackend._record({"recordId": "r3", "modelInput": body, "modelOutput": fine}, HAIKU).usage == \
         Usage(7, 2)
+
+
+def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(s3_url) -> None:
+    # `results` read each line with a bare json.loads: one garbled line of records.jsonl.out was a traceback out of
+    # `batch wait` that lost every answer of the job. Such a line is now its record's failure, naming the line; a
+    # line too garbled to show its recordId is the failure of the record no readable line answers.
+    with emulator(s3_url) as (_, options):
+        backend = BedrockBatchBackend()
+        handle = backend.submit("garbled", HAIKU, records(plain(4)), options)
+        assert wait(backend, handle)[-1] == "completed"
+        out = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        key = out[len(f"s3://{BUCKET}/"):].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+        lines = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+        index = {json.loads(x)["recordId"]: n for n, x in enumerate(lines)}
+        lines[index["r1"]] = lines[index["r1"]][:40]
+        lines[index["r2"]] = "\x00\x1f" + lines[index["r2"]][30:].replace('"', "'")
+        s3.put_object(Bucket=BUCKET, Key=key, Body=("\n".join(lines) + "\n").encode())
+        results = {r.id: r for r in backend.results(handle)}
+    assert set(results) == {"r0", "r1", "r2", "r3"} and results["r0"].ok and results["r3"].ok
+    where = f"line {index['r1'] + 1} of s3://{BUCKET}/{key}"
+    assert results["r1"].error.startswith(f"unreadable output line ({where}): "), results["r1"].error
+    assert not results["r2"].ok and "no readable line answers this record, and 1 name none" in results["r2"].error

@@ -442,3 +442,36 @@ def test_a_result_line_with_a_count_no_answer_can_have_is_that_records_failure_t
         result = OpenAIBatchBackend._record(line(rid, **usage), MODEL)
         assert result is not None and not result.ok and result.usage is None and result.raw["custom_id"] == rid
         assert result.error.startswith("unreadable usage:") and named in result.error, result.error
+
+
+def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(tmp_path, monkeypatch) -> None:
+    # `results` read each line with a bare json.loads: one garbled line of the output file was a traceback out of
+    # `batch wait` that lost every answer of the job. Such a line is now its record's failure, naming the line; a
+    # line too garbled to show its custom_id is the failure of the request no readable line answers.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.emulate.openai_batch import OpenAIBatchEmulator
+
+    add_file = OpenAIBatchEmulator.add_file
+
+    def garbled(self, name, data, purpose):  # r1's line cut short, r2's bytes garbled past reading its id
+        if name.endswith("_output.jsonl"):
+            lines = data.decode().splitlines()
+            index = {json.loads(x)["custom_id"]: n for n, x in enumerate(lines)}
+            lines[index["r1"]] = lines[index["r1"]][:80]
+            lines[index["r2"]] = "\x00\x1f" + lines[index["r2"]][40:].replace('"', "'")
+            data = ("\n".join(lines) + "\n").encode()
+        return add_file(self, name, data, purpose)
+
+    monkeypatch.setattr(OpenAIBatchEmulator, "add_file", garbled)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(4, max_tokens=6)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(local_model_max_records=0) as (_, options):
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
+        job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
+    rows = tables.results(job.job_id)
+    assert job.status == "partially_completed" and (job.done, job.failed) == (2, 2), job.to_json()
+    assert rows["r0"]["ok"] and rows["r3"]["ok"] and not rows["r1"]["ok"] and not rows["r2"]["ok"]
+    assert rows["r1"]["error"].startswith("unreadable output line (line 2 of the output file file-"), rows["r1"]
+    assert "no readable line answers this record, and 1 name none (line 3 of the output file" in rows["r2"]["error"]

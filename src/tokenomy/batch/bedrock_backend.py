@@ -21,6 +21,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
 from tokenomy.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,9 @@ class BedrockBatchBackend(BatchBackend):
             yield from page.get("invocationJobSummaries", [])
 
     def results(self, handle: str) -> Iterator[RecordResult]:
+        """One result per record answered. A line that is not JSON is its record's failure, found by the recordId
+        the line still shows, else (a job that ran to its end has a line for every record) as the record no readable
+        line answers; in a job stopped or expired, such a record stays missing, and resume sends it again."""
         job = self.describe(handle)
         bucket, prefix = _split_s3(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"], "outputDataConfig")
         folder = f"{prefix}/{handle.rsplit('/', 1)[-1]}/" if prefix else f"{handle.rsplit('/', 1)[-1]}/"
@@ -201,20 +205,36 @@ class BedrockBatchBackend(BatchBackend):
             o["Key"] for page in self._call("ListObjectsV2", lambda: list(pages)) for o in page.get("Contents", [])
         )
         seen: set[str] = set()
+        nameless: list[tuple[str, bytes]] = []  # (where, line) of lines not JSON that show no recordId
         for key in keys:
             if not key.endswith((".jsonl.out", "manifest.json.out")):
                 continue
             body = self._call("GetObject", s3.get_object, Bucket=bucket, Key=key)["Body"]
             if key.endswith("manifest.json.out"):
-                self.manifests[handle] = json.loads(body.read())
+                self.manifests[handle] = output_object(body.read()) or {}  # only kept: never worth the results
                 continue
-            for line in body.iter_lines():  # streamed: output files can be large
+            for number, line in enumerate(body.iter_lines(), 1):  # streamed: output files can be large
                 if not line.strip():
                     continue
-                result = self._record(json.loads(line), job["modelId"])
+                item = output_object(line)
+                if item is None:
+                    where = f"line {number} of s3://{bucket}/{key}"
+                    rid = id_shown(line, "recordId")
+                    if rid is None:
+                        nameless.append((where, line))
+                        continue
+                    result = RecordResult(rid, error=unreadable(line, where), model=job["modelId"])
+                else:
+                    result = self._record(item, job["modelId"])
                 if result.id not in seen:  # one result per record id, even if a file repeats it
                     seen.add(result.id)
                     yield result
+        if nameless and job["status"] in ("Completed", "PartiallyCompleted"):
+            source = job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
+            in_bucket, in_key = _split_s3(source, "inputDataConfig")
+            sent = self._call("GetObject", s3.get_object, Bucket=in_bucket, Key=in_key)["Body"].iter_lines()
+            ids = (str((output_object(x) or {}).get("recordId")) for x in sent if x.strip())
+            yield from unanswered_failures(ids, seen, nameless, job["modelId"])
 
     @staticmethod
     def _record(line: dict[str, Any], model: str) -> RecordResult:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -183,20 +184,40 @@ class OpenAIBatchBackend(BatchBackend):
         return state, message
 
     def results(self, handle: str) -> Iterator[RecordResult]:
+        """One result per record answered. A line that is not JSON is its record's failure, found by the custom_id
+        the line still shows, else (a completed batch has a line for every request) as the request no readable
+        line answers; in a batch that ended short, such a record stays missing, and resume sends it again."""
         batch = self.describe(handle)
         client = self._client()
         seen: set[str] = set()
-        for file_id in (batch.output_file_id, batch.error_file_id):
+        never_ran: set[str] = set()
+        nameless: list[tuple[str, str]] = []  # (where, line) of lines not JSON that show no custom_id
+        for what, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
             if not file_id:
                 continue
             text = self._call("file content", client.files.content, file_id).text
-            for line in text.splitlines():
+            for number, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
-                result = self._record(json.loads(line), batch.model)
+                item = output_object(line)
+                if item is None:
+                    where = f"line {number} of the {what} file {file_id}"
+                    rid = id_shown(line, "custom_id")
+                    if rid is None:
+                        nameless.append((where, line))
+                        continue
+                    result: RecordResult | None = RecordResult(rid, error=unreadable(line, where), model=batch.model)
+                else:
+                    result = self._record(item, batch.model)
+                    if result is None:
+                        never_ran.add(str(item.get("custom_id")))
                 if result is not None and result.id not in seen:
                     seen.add(result.id)
                     yield result
+        if nameless and batch.status == "completed" and batch.input_file_id:
+            sent = self._call("file content", client.files.content, batch.input_file_id).text
+            ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.splitlines() if x.strip())
+            yield from unanswered_failures(ids, seen | never_ran, nameless, batch.model)
 
     @staticmethod
     def _record(line: dict[str, Any], model: str | None) -> RecordResult | None:

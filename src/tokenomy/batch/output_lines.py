@@ -1,0 +1,64 @@
+"""Lines of a provider's batch output file that are not JSON (cut short, garbled in storage or transfer).
+
+Such a line is its record's failure, and the job's other results are kept: a `json.loads` error out of a backend's
+`results` lost every answer of the job. The record is found by the id the line still shows (`"custom_id": "r7"`
+comes before the answer a cut line loses), else, once a batch has answered every request, as the one request of
+its input that no readable line answers, so it is reported failed rather than left without a result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from tokenomy.batch.backends import RecordResult
+
+SHOWN = 200  # characters of an unreadable line quoted in its record's error
+
+
+def output_object(line: str | bytes) -> dict[str, Any] | None:
+    """An output line as the JSON object it should be, or None for a line that is not one."""
+    try:
+        item = json.loads(line)
+    except ValueError:  # not JSON, or bytes that are not UTF-8 (UnicodeDecodeError is a ValueError)
+        return None
+    return item if isinstance(item, dict) else None
+
+
+def id_shown(line: str | bytes, key: str) -> str | None:
+    """The record id an unreadable line still shows under `key` (its first `"key": "..."`), or None."""
+    text = _text(line)
+    match = re.search(rf'"{re.escape(key)}"\s*:\s*("(?:[^"\\]|\\.)*")', text)
+    if match is None:
+        return None
+    try:
+        found = json.loads(match.group(1))
+    except ValueError:  # a bad escape inside the id itself
+        return None
+    return found if isinstance(found, str) else None
+
+
+def unreadable(line: str | bytes, where: str) -> str:
+    """The error of a record whose output line is not JSON: where the line is, and its start."""
+    return f"unreadable output line ({where}): {_text(line)[:SHOWN]}"
+
+
+def unanswered_failures(
+    sent: Iterable[str], answered: set[str], lines: Sequence[tuple[str, str | bytes]], model: str | None
+) -> Iterator[RecordResult]:
+    """A failure for each record `sent` that no readable line answered, when `lines` (where, text) are lines that
+    named no record: in a batch that answered every request, those lines were theirs."""
+    if not lines:
+        return
+    said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
+    more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+    error = f"unreadable output line: no readable line answers this record, and {len(lines)} name none ({said}{more})"
+    for rid in dict.fromkeys(sent):
+        if rid not in answered:
+            yield RecordResult(rid, error=error, model=model)
+
+
+def _text(line: str | bytes) -> str:
+    return line.decode("utf-8", "replace") if isinstance(line, bytes) else line
