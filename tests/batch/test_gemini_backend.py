@@ -208,3 +208,33 @@ def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_
         assert event.cost_usd == (event.input_tokens * entry.batch_input + event.output_tokens * entry.batch_output) \
             / MILLION > 0
         assert f"batch record {event.request_id} of job {job.job_id}" in caplog.text
+
+
+def test_an_answer_with_a_count_no_answer_can_have_is_that_records_failure_the_rest_kept(monkeypatch) -> None:
+    # usage_from_gemini was applied to the counts as sent: a negative count reached the ledger as a negative cost,
+    # one past 2^31-1 as a row set aside. The OpenAI and Bedrock readers check them (usage_count, checked_counts); so
+    # does this one, and such an answer is its record's failure naming the count.
+    from tokenomy.emulate import gemini_batch
+
+    body, counts = gemini_batch.response_body, iter([None, ("candidatesTokenCount", -3),
+                                                     ("promptTokenCount", 2**31)])
+
+    def odd_counts(call, events, response_id):
+        answer = body(call, events, response_id)
+        change = next(counts)
+        if change:
+            answer["usageMetadata"][change[0]] = change[1]
+        return answer
+
+    monkeypatch.setattr(gemini_batch, "response_body", odd_counts)
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base:
+        backend = GeminiBatchBackend(SubmitOptions(endpoint_url=base))
+        handle = backend.submit("odd", MODEL, records(plain(3, max_tokens=4)), SubmitOptions(endpoint_url=base))
+        assert wait(backend, handle, timeout=30)[-1] == "completed"
+        results = list(backend.results(handle))
+    assert sorted(r.id for r in results) == ["r0", "r1", "r2"]
+    assert sum(r.ok for r in results) == 1 and all(r.ok == (r.usage is not None) for r in results)
+    errors = sorted(r.error for r in results if not r.ok)
+    assert all(e.startswith("unreadable usage:") for e in errors), errors
+    assert "candidates_token_count -3" in errors[0] or "candidates_token_count -3" in errors[1], errors
+    assert any(str(2**31) in e for e in errors), errors

@@ -243,3 +243,20 @@ def test_an_output_line_without_usage_metadata_leaves_usage_to_be_estimated_not_
     with_usage = {**item, "response": {**item["response"], "usageMetadata": {"promptTokenCount": 7,
                                                                            "candidatesTokenCount": 3}}}
     assert VertexBatchBackend._result(with_usage, "r0", MODEL).usage.input_tokens == 7
+
+
+def test_an_output_line_with_a_count_no_answer_can_have_is_that_records_failure_naming_it() -> None:
+    # usage_from_gemini was applied to the counts as sent: a negative count was a negative cost (or, in the prompt,
+    # hidden as 0 by taking cached tokens out), one past 2^31-1 a row set aside, and text or true (read as numbers by
+    # the SDK) were taken. The OpenAI and Bedrock readers check them (usage_count, checked_counts); so does this one.
+    answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "An answer."}]}}]}
+    bad = {"candidatesTokenCount": -3, "promptTokenCount": -7, "cachedContentTokenCount": 2**31,
+           "thoughtsTokenCount": "4", "toolUsePromptTokenCount": True}
+    for name, count in bad.items():
+        usage = {"promptTokenCount": 7, "candidatesTokenCount": 3, name: count}
+        item = {"request": {}, "response": {**answer, "usageMetadata": usage}}
+        result = VertexBatchBackend._result(item, "r1", MODEL)
+        assert not result.ok and result.usage is None and result.raw is item, name
+        assert result.error.startswith("unreadable usage:") and str(count) in result.error, result.error
+    fine = {"request": {}, "response": {**answer, "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 3}}}
+    assert VertexBatchBackend._result(fine, "r1", MODEL).usage.output_tokens == 3

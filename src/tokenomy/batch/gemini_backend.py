@@ -10,6 +10,7 @@ standard price); cached tokens a response reports are cache reads, as on demand.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,10 @@ from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.errors import ProviderError
+from tokenomy.messages import Usage
+from tokenomy.providers.base import checked_counts, usage_count
 from tokenomy.providers.gemini_mapping import usage_from_gemini
+from tokenomy.providers.gemini_provider import USAGE_COUNTS
 
 STATUS_MAP = {
     "JOB_STATE_QUEUED": "scheduled",
@@ -153,16 +157,41 @@ class GeminiBatchBackend(BatchBackend):
                 yield RecordResult(rid, error=detail, model=served, raw=raw)
                 continue
             response = item.response
+            try:
+                usage = batch_usage(response.usage_metadata)
+            except ProviderError as exc:  # this record's failure, as another malformed answer is; the rest are kept
+                yield RecordResult(rid, error=f"unreadable usage: {exc}", model=served, raw=raw)
+                continue
             yield RecordResult(
-                rid,
-                text=response.text or "",
-                # No usage_metadata: None, which `records` estimates (usage_from_gemini would say 0 tokens, $0).
-                usage=None if response.usage_metadata is None else usage_from_gemini(response.usage_metadata),
-                model=(response.model_version or served),
-                raw=raw,
+                rid, text=response.text or "", usage=usage, model=response.model_version or served, raw=raw
             )
 
     def cancel(self, handle: str) -> None:
         state, _ = self.status(handle)
         if state in ("submitted", "scheduled", "in_progress"):
             self._call("batch cancel", self._client().batches.cancel, name=handle)
+
+
+def batch_usage(meta: Any, sent: dict[str, Any] | None = None) -> Usage | None:
+    """A result's usage_metadata as Usage, its counts checked as the sync path checks an answer's (`answer_usage`):
+    a negative count, or one past MAX_ANSWER_TOKENS, is a ProviderError naming it, not a negative cost or a row set
+    aside out of the ledger. `sent` is the usageMetadata as written, where it is at hand (Vertex's output line): the
+    SDK reads text ("7") and true as numbers, which no answer sends. No usage_metadata is None, which `records`
+    estimates (usage_from_gemini would say 0 tokens, $0)."""
+    for name, value in (sent or {}).items():
+        if _snake(name) in USAGE_COUNTS:
+            usage_count(value, "the batch", name)
+    if meta is None:
+        return None
+    for name in USAGE_COUNTS:
+        count = usage_count(getattr(meta, name, None), "the batch", name)
+        if count < 0:  # usage_from_gemini takes cached tokens out of the prompt's at 0 or more, which would hide it
+            raise ProviderError(
+                f"the batch answered with token counts no answer can have: {name} {count}", reached=True
+            )
+    return checked_counts(usage_from_gemini(meta), "the batch")
+
+
+def _snake(name: str) -> str:
+    """A REST field name as the SDK spells it: promptTokenCount is prompt_token_count."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

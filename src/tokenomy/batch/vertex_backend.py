@@ -30,9 +30,13 @@ from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.gcs import CloudStorage, split_gs_uri
-from tokenomy.batch.gemini_backend import STATUS_MAP, display_name, find_by_display_name  # shared: JobState, names
+from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usage check
+    STATUS_MAP,
+    batch_usage,
+    display_name,
+    find_by_display_name,
+)
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.providers.gemini_mapping import usage_from_gemini
 
 LABEL = "tokenomy_record"
 
@@ -234,14 +238,12 @@ class VertexBatchBackend(BatchBackend):
             parsed = types.GenerateContentResponse.model_validate(response)
         except ValueError as exc:
             return RecordResult(rid, error=f"unreadable response: {str(exc).splitlines()[0]}", model=served, raw=item)
-        return RecordResult(
-            rid,
-            text=parsed.text or "",
-            # No usage_metadata: None, which `records` estimates (usage_from_gemini would say 0 tokens, $0).
-            usage=None if parsed.usage_metadata is None else usage_from_gemini(parsed.usage_metadata),
-            model=parsed.model_version or served,
-            raw=item,
-        )
+        sent = response.get("usageMetadata", response.get("usage_metadata"))
+        try:
+            usage = batch_usage(parsed.usage_metadata, sent if isinstance(sent, dict) else None)
+        except ProviderError as exc:  # this record's failure, as an unreadable response is; the rest are kept
+            return RecordResult(rid, error=f"unreadable usage: {exc}", model=served, raw=item)
+        return RecordResult(rid, text=parsed.text or "", usage=usage, model=parsed.model_version or served, raw=item)
 
     def cancel(self, handle: str) -> None:
         state, _ = self.status(handle)
