@@ -370,23 +370,30 @@ def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
         inline_request(rec)
 
 
-def test_an_openai_line_with_two_different_caps_is_named_when_sent_as_written(tmp_path) -> None:
+def test_an_openai_line_with_both_caps_is_named_when_sent_as_written_even_equal(tmp_path) -> None:
     # Sent as written (OpenAI, Azure), a line with max_tokens 5 and max_completion_tokens 9 went out whole, though a
-    # rebuild refuses it: which cap held was left to the provider (OpenAI answers each such request a 400).
+    # rebuild refuses it. Equal caps (7 and 7) passed as well, yet OpenAI answers a request that sets both a 400
+    # whatever their values ("Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported"):
+    # each such record failed only after the batch was made and waited for.
     hi = [{"role": "user", "content": "hi"}]
     path = lines_file(tmp_path, [openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9}),
                                  openai_line("b", {"messages": hi, "max_tokens": 7, "max_completion_tokens": 7}),
-                                 openai_line("c", {"messages": hi, "max_completion_tokens": 9})])
+                                 openai_line("c", {"messages": hi, "max_completion_tokens": 9}),
+                                 openai_line("d", {"messages": hi, "max_tokens": None, "max_completion_tokens": 9})])
     for backend in ("openai", "azure", None):
         report = validate_file(path, "gpt-4o-mini", backend=backend)
-        assert [(b.line, b.field) for b in report.bad] == [(1, "body.max_completion_tokens")], backend
-        assert [(r.id, r.max_tokens) for r in report.records] == [("b", 7), ("c", 9)]
-    assert validate_file(path, "gpt-4o-mini", backend="openai").bad[0].reason == (
-        "body.max_completion_tokens (9) beside body.max_tokens (5): an OpenAI batch line is sent as written, and "
-        "OpenAI takes one output cap, not two; give one of them")
-    [rec] = records([openai_line("a", {"messages": hi, "max_tokens": 5, "max_completion_tokens": 9})])
-    with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
-        request_body("gpt-4o-mini", rec)
+        assert [(b.line, b.field) for b in report.bad] == [(1, "body.max_completion_tokens"),
+                                                           (2, "body.max_completion_tokens")], backend
+        assert [(r.id, r.max_tokens) for r in report.records] == [("c", 9), ("d", 9)]  # null is no cap
+    refusal = ("an OpenAI batch line is sent as written, and OpenAI refuses a request that sets both (\"Setting "
+               "'max_tokens' and 'max_completion_tokens' at the same time is not supported\"); give one of them")
+    assert [b.reason for b in validate_file(path, "gpt-4o-mini", backend="openai").bad] == [
+        f"body.max_completion_tokens (9) beside body.max_tokens (5): {refusal}",
+        f"body.max_completion_tokens (7) beside body.max_tokens (7): {refusal}"]
+    for caps in ((5, 9), (7, 7)):
+        [rec] = records([openai_line("a", {"messages": hi, "max_tokens": caps[0], "max_completion_tokens": caps[1]})])
+        with pytest.raises(UsageError, match=r"record 'a' \(line 1\): body.max_completion_tokens: "):
+            request_body("gpt-4o-mini", rec)
 
 
 def test_a_bedrock_line_with_two_different_caps_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:

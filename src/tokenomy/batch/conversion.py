@@ -6,7 +6,7 @@ text, system, max_tokens and temperature. Any other key would be lost on the way
 line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
 later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
 rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is refused
-too, and on an OpenAI line sent as written as well (OpenAI takes one cap).
+too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair.
 """
 
 from __future__ import annotations
@@ -101,17 +101,23 @@ CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def _caps_apart(rec: BatchRecord) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
-    """The line's first cap and a second one different from it, each as (field, value); None for one cap, or the
-    same one twice (null is none)."""
+def _caps_given(rec: BatchRecord) -> list[tuple[str, Any]]:
+    """Each cap the line gives, as (field, value), in the order formats.py reads them (null is none)."""
     if rec.fmt not in CAPS:  # a plain record has one cap
-        return None
+        return []
     body = rec.raw[BODY[rec.fmt]]
-    given = []  # (field, value) of each cap the line gives
+    given = []
     for path in CAPS[rec.fmt]:
         value = body.get(path[0]) if len(path) == 1 else (body.get(path[0]) or {}).get(path[1])
         if value is not None:
             given.append((".".join((BODY[rec.fmt], *path)), value))
+    return given
+
+
+def _caps_apart(rec: BatchRecord) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
+    """The line's first cap and a second one different from it, each as (field, value); None for one cap, or the
+    same one twice (a rebuild sends it once)."""
+    given = _caps_given(rec)
     second = next((cap for cap in given[1:] if cap[1] != given[0][1]), None)
     return None if second is None else (given[0], second)
 
@@ -131,22 +137,24 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
 
 
 def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
-    """An OpenAI line, sent as written (OpenAI, Azure), with max_tokens and a different max_completion_tokens, as a
-    bad line naming both, as a rebuild names them: OpenAI takes one output cap (it answers "Setting 'max_tokens' and
-    'max_completion_tokens' at the same time is not supported"), so which one held would be the provider's guess."""
-    apart = _caps_apart(rec) if rec.fmt == "openai" else None
-    if apart is None:
+    """An OpenAI line, sent as written (OpenAI, Azure), with both max_tokens and max_completion_tokens, as a bad line
+    naming both: OpenAI refuses every such request, whatever the two values, with a 400 ("Setting 'max_tokens' and
+    'max_completion_tokens' at the same time is not supported", invalid_parameter_combination), after the batch was
+    made and waited for. A rebuild, which sends one cap itself, refuses only two different caps (`_second_cap`)."""
+    given = _caps_given(rec) if rec.fmt == "openai" else []
+    if len(given) < 2:
         return None
-    (kept, kept_value), (field, value) = apart
+    (kept, kept_value), (field, value) = given[:2]
     reason = (
         f"{field} ({as_written(value)}) beside {kept} ({as_written(kept_value)}): an OpenAI batch line is sent as "
-        "written, and OpenAI takes one output cap, not two; give one of them"
+        "written, and OpenAI refuses a request that sets both (\"Setting 'max_tokens' and 'max_completion_tokens' at "
+        'the same time is not supported"); give one of them'
     )
     return BadLine(rec.line, field, reason)
 
 
 def require_one_cap(rec: BatchRecord) -> None:
-    """Refuse, naming the record and both caps, a line sent as written with two different caps
+    """Refuse, naming the record and both caps, a line sent as written with both OpenAI caps
     (`two_caps_as_written`): validation skips such lines, so this is the guard for one that reached a body builder
     some other way."""
     bad = two_caps_as_written(rec)
