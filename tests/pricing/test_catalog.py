@@ -304,8 +304,13 @@ def test_price_files_that_are_not_utf8_are_named(tmp_path):
     latin1.write_bytes(b"provider: acme\nsource: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"prices.yaml: not UTF-8"):  # was a UnicodeDecodeError traceback
         PriceCatalog.builtin().with_overrides(latin1)
-    with pytest.raises(ConfigError, match=r"prices.yaml: cannot read LiteLLM price file"):
+    with pytest.raises(ConfigError, match=r"prices.yaml: not UTF-8 text \(byte 27\); expected LiteLLM's"):
         load_litellm_prices(latin1)
+    # A byte-order mark (Windows editors write one) is skipped, not "Unexpected UTF-8 BOM".
+    bom = tmp_path / "litellm.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"gpt-bom": {"litellm_provider": "openai",
+        "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}).encode())  # fmt: skip
+    assert [e.model for e in load_litellm_prices(bom)] == ["gpt-bom"]
 
 
 def test_prices_for_an_unpriced_region_says_which_regions_exist():

@@ -288,6 +288,29 @@ def test_stale_entries_and_one_warning(caplog):
     assert rows and all(row["age_days"] > freshness.STALE_DAYS for row in rows)
 
 
+def test_prices_update_from_a_file_saved_with_a_byte_order_mark(tmp_path, monkeypatch):
+    # A data.json saved by a Windows editor starts with a UTF-8 byte-order mark: `prices update --from` refused it as
+    # "not a JSON file (Unexpected UTF-8 BOM ...)". The mark is skipped, as errors.read_utf8 skips it for other files.
+    monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
+    library.reset()
+    payload = [{"id": "acme", "name": "Acme", "api_pattern": "https://api\\.acme\\.test",
+                "pricing_urls": ["https://acme.test/pricing"], "model_match": {"starts_with": "acme-"},
+                "models": [{"id": "acme-chat-3", "match": {"equals": "acme-chat-3"},
+                            "prices": {"input_mtok": 0.5, "output_mtok": 2}}]}]
+    data = tmp_path / "data.json"
+    data.write_bytes(b"\xef\xbb\xbf" + json.dumps(payload).encode())
+    try:
+        result = CliRunner().invoke(app, ["prices", "update", "--from", str(data), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["models"] == 1
+        assert PriceCatalog.builtin().lookup("acme-chat-3").input == Decimal("0.5")
+        data.write_bytes(b"\xef\xbb\xbf[caf\xe9]")
+        refused = CliRunner().invoke(app, ["prices", "update", "--from", str(data)])
+        assert refused.exit_code != 0 and f"{data}: not UTF-8 text (byte 8)" in str(refused.exception)
+    finally:
+        library.reset()
+
+
 def test_prices_update_from_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
     library.reset()

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tokenomy.errors import ConfigError, UnknownModelError, yaml_problem
+from tokenomy.errors import ConfigError, UnknownModelError, read_utf8, yaml_problem
 from tokenomy.pricing.entry import (
     INT_FIELDS,
     LONG_CONTEXT_PRICE_FIELDS,
@@ -375,14 +375,12 @@ class PriceCatalog:
     def with_overrides(self, path: str | Path) -> PriceCatalog:
         """Layer a user YAML price file over this catalog (its entries win)."""
         path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: price file not found")
         try:
-            doc = load_yaml(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: price file not found") from exc
+            doc = load_yaml(read_utf8(path, "a price file as UTF-8 YAML"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML at {yaml_problem(exc)}") from exc
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not UTF-8 text; save the price file as UTF-8 YAML") from None
         entries, quotas = parse_price_document(doc, "user-override", str(path))
         merged = PriceCatalog(
             self.entries() + entries,
@@ -509,9 +507,10 @@ LITELLM_PROVIDERS = {
 def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
     """Read LiteLLM's model_prices_and_context_window.json into entries (USD per token → per 1M)."""
     path = Path(path)
+    text = read_utf8(path, "LiteLLM's model_prices_and_context_window.json as UTF-8 JSON")  # a BOM skipped
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: cannot read LiteLLM price file ({exc})") from exc
     if not isinstance(doc, dict):
         raise ConfigError(

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, read_utf8
 from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, PriceEntry, TierPrice
 from tokenomy.pricing.identifiers import ModelRef, is_bedrock_id, library_refs
 
@@ -276,11 +276,13 @@ def update_library(from_file: str | None = None, url: str | None = None, timeout
     """Refresh the library's data into the user's data directory, from its published URL or a file."""
     if from_file:
         origin = str(from_file)
+        if not Path(from_file).exists():
+            raise ConfigError(f"--from {from_file}: file not found")
+        # read_utf8: a byte-order mark (Windows editors write one) is skipped, not "Unexpected UTF-8 BOM"
+        text = read_utf8(from_file, "genai-prices' data.json as UTF-8 JSON")
         try:
-            payload = json.loads(Path(from_file).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--from {from_file}: file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"--from {from_file}: not a JSON file ({exc})") from None
     else:
         from genai_prices.update_prices import DEFAULT_UPDATE_URL
