@@ -35,9 +35,10 @@ def utf8_text(data: bytes, name: str, expected: str) -> str:
 
 
 def as_written(value: Any) -> str:
-    """A value from a user's file, to quote in an error, as JSON writes it (true, null, "high", not Python's True,
-    None, 'high') and with its letters as they are ("très", not "tr\\u00e8s")."""
-    return json.dumps(value, ensure_ascii=False)
+    """A value from a user's file or a provider's answer, to quote in an error, as JSON writes it (true, null, "high",
+    not Python's True, None, 'high') and with its letters as they are ("très", not "tr\\u00e8s"); what JSON cannot
+    write (an SDK's object) by its str."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def one_line(exc: BaseException) -> str:

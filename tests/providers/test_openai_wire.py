@@ -473,3 +473,15 @@ def test_tool_results_and_named_turns_go_out_in_their_forms():
         {"role": "tool", "tool_call_id": "c4", "content": ""},
         {"role": "user", "name": "ana", "content": "and now?"},
     ]
+
+
+def test_an_unreadable_answer_is_quoted_with_its_letters_as_they_are():
+    # The upstream's answer was quoted through json.dumps, which writes "très" as "tr\u00e8s": the error named text
+    # the upstream never sent. errors.as_written quotes it as sent.
+    from tokenomy.errors import ProviderError
+
+    request = ChatRequest.simple("hi", model="m")
+    with pytest.raises(ProviderError, match=r"unreadable completion: .*très"):
+        openai_wire.parse_completion({"choices": [{"message": "très bien"}]}, request, "openai", 1.0)
+    with pytest.raises(ProviderError, match=r"unreadable stream chunk: .*très"):
+        list(openai_stream.StreamAssembler(request).feed({"choices": [{"delta": {"content": 5, "role": "très"}}]}))

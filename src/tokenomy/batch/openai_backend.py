@@ -19,7 +19,7 @@ from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
 
@@ -231,7 +231,7 @@ class OpenAIBatchBackend(BatchBackend):
             )
         body = response.get("body") or {}
         if response.get("status_code") != 200:
-            detail = (body.get("error") or {}).get("message") or json.dumps(body)
+            detail = (body.get("error") or {}).get("message") or as_written(body)
             return RecordResult(rid, error=f"{response.get('status_code')}: {detail}", model=model, raw=line)
         u = body.get("usage")
         usage = None  # an answer without usage (some compatible servers): estimated where it is recorded, not $0

@@ -26,7 +26,6 @@ field, `input_type`, is refused by every model but Cohere Embed's.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from tokenomy.call_cost import CallCost
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError, as_written
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import (
     Refusal,
@@ -386,7 +385,7 @@ def _unusable(answer: dict[str, Any], inputs: int, encoding: str | None) -> str 
     shape = str if encoding == "base64" else list
     wrong = next((v for v in vectors if not isinstance(v, dict) or not isinstance(v.get("embedding"), shape)), None)
     if wrong is not None:
-        return f"answered with no embedding vectors: {json.dumps(wrong, default=str)[:100]}"
+        return f"answered with no embedding vectors: {as_written(wrong)[:100]}"
     return None
 
 

@@ -5,11 +5,10 @@ the usage the server reported, read from wherever its dialect puts it (`openai_w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import (
     Block,
     ChatRequest,
@@ -67,7 +66,7 @@ class StreamAssembler:
             yield from self._feed(chunk)
         except SHAPE_ERRORS as exc:
             raise ProviderError(
-                f"upstream sent an unreadable stream chunk: {json.dumps(chunk, default=str)[:200]}",
+                f"upstream sent an unreadable stream chunk: {as_written(chunk)[:200]}",
                 kind="server_error",
                 reached=True,
             ) from exc

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ProviderError, as_written
 from tokenomy.ids import new_id
 from tokenomy.messages import (
     Block,
@@ -553,7 +553,7 @@ def parse_completion(data: dict[str, Any], request: ChatRequest, provider: str, 
         return _completion(data, request, provider, latency_ms)
     except SHAPE_ERRORS as exc:
         raise ProviderError(
-            f"upstream sent an unreadable completion: {json.dumps(data, default=str)[:200]}",
+            f"upstream sent an unreadable completion: {as_written(data)[:200]}",
             kind="server_error",
             reached=True,
         ) from exc
