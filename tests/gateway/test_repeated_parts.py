@@ -15,7 +15,7 @@ from tokenomy.gateway import openai_ingress
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
-from tokenomy.ledger.events import tools_json
+from tokenomy.ledger.events import fingerprints, tools_json
 from tokenomy.messages import ONE_HOUR, ToolSpec
 from tokenomy.providers import openai_wire
 
@@ -100,6 +100,33 @@ def test_a_changed_copy_of_a_tool_has_forms_of_its_own():
     request.tools = [renamed]
     assert openai_wire.request_body(request)["tools"][0]["function"]["name"] == "get_forecast"
     assert '"name":"get_forecast"' in tools_json(request)
+
+
+def fresh_fingerprints(request):
+    """The fingerprints of `request` made from tools no request shared before (nothing kept on them)."""
+    return fingerprints(replace(request, tools=[replace(tool) for tool in request.tools]))
+
+
+def test_the_prefix_hash_of_shared_tools_is_kept_and_the_same_as_made_anew():
+    first, again = chat_request(tools=[WEATHER, TIME]), chat_request(tools=[WEATHER, TIME])
+    assert fingerprints(first) == fingerprints(again) == fresh_fingerprints(first)
+    assert "ledger_prefix" in first.tools[0].derived
+    alone = chat_request(tools=[WEATHER, TIME])
+    alone.tools = alone.tools[:1]  # its first tool is the same ToolSpec, the list another
+    assert fingerprints(alone) == fresh_fingerprints(alone) != fingerprints(first)
+    assert fingerprints(first) == fresh_fingerprints(first)
+
+
+def test_a_prefix_hash_kept_is_found_by_the_tools_themselves_not_equal_ones():
+    # 1 and 1.0 are equal, and written out differently: a kept hash found by equality would be another tool list's.
+    request = chat_request(tools=[WEATHER])
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 1}}}
+    request.tools = [ToolSpec("count", None, schema)]
+    as_int = fingerprints(request)
+    floated = ToolSpec("count", None, {"type": "object", "properties": {"n": {"type": "integer", "maximum": 1.0}}})
+    assert floated == request.tools[0]
+    request.tools = [floated]
+    assert fingerprints(request) == fresh_fingerprints(request) and fingerprints(request)[1] != as_int[1]
 
 
 def image_turn(payload: str) -> dict:

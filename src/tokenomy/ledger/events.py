@@ -180,13 +180,18 @@ def prompt_fingerprint(request: ChatRequest) -> str:
 
 
 def tools_json(request: ChatRequest) -> str:
-    """The request's tools as JSON text with sorted keys: the same tools give the same text. orjson (the stdlib's
-    json.dumps cost ~20 us a request), each tool's text made once (`ToolSpec.derived`: an agent's tools come with
-    every request); the stdlib for what orjson refuses (an integer past 64 bits in a schema)."""
+    """The request's tools as JSON text with sorted keys: the same tools give the same text."""
+    return tools_json_of(request.tools)
+
+
+def tools_json_of(tools: list[ToolSpec]) -> str:
+    """Tools as JSON text with sorted keys. orjson (the stdlib's json.dumps cost ~20 us a request), each tool's text
+    made once (`ToolSpec.derived`: an agent's tools come with every request); the stdlib for what orjson refuses (an
+    integer past 64 bits in a schema)."""
     try:
-        return "[" + ",".join([_tool_json(tool) for tool in request.tools]) + "]"  # as orjson writes the list
+        return "[" + ",".join([_tool_json(tool) for tool in tools]) + "]"  # as orjson writes the list
     except TypeError:
-        return json.dumps([t.to_dict() for t in request.tools], sort_keys=True, separators=(",", ":"))
+        return json.dumps([t.to_dict() for t in tools], sort_keys=True, separators=(",", ":"))
 
 
 def _tool_json(tool: ToolSpec) -> str:
@@ -230,10 +235,30 @@ def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
     prompt_hash = hashlib.sha256(prompt.encode()).hexdigest()[:32]
     if not request.tools:
         return (prompt_hash, *_prefix_hash(earlier))
-    tools = tools_json(request)
-    digest = _tools_digest(tools).copy()
+    tools, chars = _tools_prefix(request.tools)
+    digest = tools.copy()
     digest.update(earlier.encode())
-    return prompt_hash, digest.hexdigest()[:32], (len(tools) + 1 + len(earlier) + 3) // 4
+    return prompt_hash, digest.hexdigest()[:32], (chars + 1 + len(earlier) + 3) // 4
+
+
+def _tools_prefix(tools: list[ToolSpec]) -> tuple[Any, int]:
+    """(the hash state after the tools' JSON and its separator, the JSON's length) of a request's tools, kept on its
+    first tool (`ToolSpec.derived`) beside the tools it was made of: the gateway shares the ToolSpecs of a tool list
+    sent again (`openai_options.read_tools`), and writing out their JSON to find its hash state cost more than the
+    rest of a request's fingerprints. Found by the tools' identities, not equality (equal schemas may write out
+    differently: 1 and 1.0); the tools are kept with it, so their ids are not taken by others while it is kept."""
+    first = tools[0]
+    derived = first.derived
+    if derived is None:
+        derived = first.derived = {}
+    ids = [id(tool) for tool in tools]
+    kept = derived.get("ledger_prefix")
+    if kept is not None and kept[0] == ids:
+        return kept[2], kept[3]
+    text = tools_json_of(tools)
+    digest = _tools_digest(text)
+    derived["ledger_prefix"] = (ids, tuple(tools), digest, len(text))
+    return digest, len(text)
 
 
 def event_from_response(
