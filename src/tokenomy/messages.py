@@ -51,6 +51,10 @@ class ImageBlock:
     # take base64 (OpenAI, Anthropic) get the caller's own text byte for byte, and an image is decoded only for
     # an API that takes bytes (decoding costs ~2.5 ms a megabyte on the request path). Not part of equality.
     base64: str | None = field(default=None, repr=False, compare=False)
+    # The content part this image arrived as from an OpenAI-format caller, when it is what an OpenAI-format upstream
+    # is sent for it (`openai_images.image_block`): sent as it came, not built again. Not an argument, so a copy made
+    # with other fields (`dataclasses.replace`) has none; nothing changes a block, or a part, in place.
+    openai_part: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def inline(self) -> bool:

@@ -11,7 +11,7 @@ import pytest
 
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import RouteConfig
-from tokenomy.gateway import openai_ingress
+from tokenomy.gateway import openai_images
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
@@ -137,7 +137,7 @@ def image_turn(payload: str) -> dict:
 def test_an_image_sent_again_is_found_valid_without_checking_it_again(monkeypatch):
     payload = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4).decode()
     assert chat_request(messages=[image_turn(payload)]).messages[0].content[1].base64 == payload
-    monkeypatch.setattr(openai_ingress, "_BASE64_ALPHABET", b"")  # any payload checked now would be refused
+    monkeypatch.setattr(openai_images, "_BASE64_ALPHABET", b"")  # any payload checked now would be refused
     again = chat_request(messages=[image_turn(payload[:-4] + payload[-4:])])  # an equal text, not the same object
     assert again.messages[0].content[1].base64 == payload
     with pytest.raises(RequestError, match="not valid base64"):
@@ -152,25 +152,25 @@ def test_a_payload_that_is_not_base64_is_refused_each_time_it_comes():
 
 
 def test_the_payloads_kept_are_bounded(monkeypatch):
-    monkeypatch.setattr(openai_ingress, "_VALID", {})
-    monkeypatch.setattr(openai_ingress, "_valid_chars", 0)
-    monkeypatch.setattr(openai_ingress, "VALID_KEPT_CHARS", 100)
-    monkeypatch.setattr(openai_ingress, "VALID_KEPT_ONE", 40)
+    monkeypatch.setattr(openai_images, "_VALID", {})
+    monkeypatch.setattr(openai_images, "_valid_chars", 0)
+    monkeypatch.setattr(openai_images, "VALID_KEPT_CHARS", 100)
+    monkeypatch.setattr(openai_images, "VALID_KEPT_ONE", 40)
     payloads = [base64.b64encode(bytes([n]) * 27).decode() for n in range(5)]  # 36 characters each
     for payload in payloads:
-        assert openai_ingress.valid_base64(payload)
-    assert list(openai_ingress._VALID.values()) == payloads[-2:] and openai_ingress._valid_chars == 72
+        assert openai_images.valid_base64(payload)
+    assert list(openai_images._VALID.values()) == payloads[-2:] and openai_images._valid_chars == 72
     long = base64.b64encode(bytes(60)).decode()
-    assert openai_ingress.valid_base64(long) and long not in openai_ingress._VALID.values()
+    assert openai_images.valid_base64(long) and long not in openai_images._VALID.values()
 
 
 def test_a_payload_kept_is_only_found_by_an_equal_one():
     payload = base64.b64encode(bytes(range(256)) * 2).decode()
-    assert openai_ingress.valid_base64(payload)
+    assert openai_images.valid_base64(payload)
     # The same length, middle and end as the payload kept, another beginning: checked, not taken for it.
-    assert not openai_ingress.valid_base64("*" + payload[1:])
+    assert not openai_images.valid_base64("*" + payload[1:])
     other = "A" + payload[1:]
-    assert openai_ingress.valid_base64(other) and openai_ingress.valid_base64(payload)
+    assert openai_images.valid_base64(other) and openai_images.valid_base64(payload)
 
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
@@ -201,3 +201,32 @@ def test_tool_calls_are_read_as_sent():
         ("call_1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'), ("", "f", {}, ""),
         ("call_1", "f", {"value": [1, 2]}, "[1, 2]"), ("call_1", "f", {}, "not json"),
         ("", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')]
+
+
+def test_an_image_part_of_the_usual_shape_is_sent_to_an_openai_upstream_as_it_came():
+    payload = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
+    part = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}", "detail": "low"}}
+    body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, part]}]})
+    request = to_chat_request(body, {}, None, RouteConfig())
+    image = request.messages[0].content[1]
+    assert (image.media_type, image.base64, image.detail) == ("image/png", payload, "low")
+    sent = openai_wire.request_body(request)["messages"][0]["content"][1]
+    assert sent is body.messages[0].content[1] and sent == part  # the caller's own part, not built again
+    changed = replace(image, detail="high")  # a copy with another field is built anew
+    assert changed.openai_part is None
+    request.messages[0].content[1] = changed
+    assert openai_wire.request_body(request)["messages"][0]["content"][1] == {
+        "type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}", "detail": "high"}}
+
+
+@pytest.mark.parametrize("part", [
+    {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": None}},
+    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "cache_control": {"type": "ephemeral"}},
+])
+def test_an_image_part_with_more_than_an_upstream_takes_is_built_for_it(part):
+    body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]})
+    request = to_chat_request(body, {}, None, RouteConfig())
+    assert request.messages[0].content[0].openai_part is None
+    sent = openai_wire.request_body(request)["messages"][0]["content"][0]
+    assert sent == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from tokenomy.gateway.openai_ingress import caller_path, to_messages, valid_base64
+from tokenomy.gateway.openai_images import valid_base64
+from tokenomy.gateway.openai_ingress import caller_path, to_messages
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ImageBlock
 from tokenomy.providers.refusals import Unsupported

@@ -27,7 +27,8 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenomy.gateway.openai_ingress import CONTENT_PATH, DOCUMENT_FORMATS, data_url, json_arguments
+from tokenomy.gateway.openai_images import data_url
+from tokenomy.gateway.openai_ingress import CONTENT_PATH, DOCUMENT_FORMATS, json_arguments
 from tokenomy.gateway.openai_options import reasoning_from
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.messages import (

@@ -94,6 +94,8 @@ def _part(block: Block, message: int, inside: str = "", index: int | None = None
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
     if isinstance(block, ImageBlock):
+        if block.openai_part is not None:  # the caller's own part (shared: nothing changes a body's parts)
+            return block.openai_part
         if block.url is not None:
             url = block.url
         elif block.base64 is not None:
