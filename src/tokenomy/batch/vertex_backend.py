@@ -36,6 +36,7 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     display_name,
     find_by_display_name,
 )
+from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
 from tokenomy.errors import ConfigError, ProviderError
 
 LABEL = "tokenomy_record"
@@ -85,6 +86,21 @@ def vertex_request(rec: BatchRecord) -> dict[str, Any]:
     if generation:
         request["generationConfig"] = generation
     return request
+
+
+def answered_every_request(job: Any, sent: int) -> bool:
+    """Whether a finished job wrote a line for each of its `sent` requests, so a record no readable line answers was
+    the one a line that is not JSON answered. JOB_STATE_SUCCEEDED says so (unless it counts requests not finished);
+    JOB_STATE_PARTIALLY_SUCCEEDED ("some results may be missing") only when its counts cover every request.
+    A job cancelled, expired or failed may not have reached it: that record stays missing, for resume."""
+    state = str(getattr(job.state, "value", job.state))
+    stats = job.completion_stats
+    incomplete = int(stats.incomplete_count or 0) if stats else 0
+    if state == "JOB_STATE_SUCCEEDED":
+        return incomplete <= 0
+    if state != "JOB_STATE_PARTIALLY_SUCCEEDED" or stats is None or incomplete != 0:
+        return False
+    return int(stats.successful_count or 0) + int(stats.failed_count or 0) >= sent
 
 
 def _without_labels(request: dict[str, Any]) -> str:
@@ -180,8 +196,10 @@ class VertexBatchBackend(BatchBackend):
 
     def results(self, handle: str) -> Iterator[RecordResult]:
         """Every output line under the job's output directory, matched to its record by the label its request
-        echoes (or, were the labels lost, by the request itself against the input file); a line matching no
-        record is yielded under `line N of OBJECT`, and the record it was meant for stays without a result."""
+        echoes (or, were the labels lost, by the request itself against the input file); a readable line matching
+        no record is yielded under `line N of OBJECT`. A line that is not JSON is its record's failure, found by the
+        label the line still shows, else (a job that answered every request has a line for each) as the record no
+        readable line answers; in a job that ended short, such a record stays missing, and resume sends it again."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
         if job.src is None or not job.src.gcs_uri:
@@ -210,22 +228,29 @@ class VertexBatchBackend(BatchBackend):
             return same.pop(0) if same else where
 
         out_bucket, out_prefix = split_gs_uri(out_dir, "the job's output")
+        answered: set[str] = set()
+        nameless: list[tuple[str, bytes]] = []  # (where, line) of lines not JSON that show no label of this job
         for name in sorted(self._gcs().list(out_bucket, out_prefix + "/")):
             if not name.endswith(".jsonl"):
                 continue
-            text = self._gcs().download(out_bucket, name).decode()
-            for number, line in enumerate(text.splitlines(), 1):
+            # Split as bytes: one line that is not UTF-8 is that line's failure, not a decode error losing the file.
+            for number, line in enumerate(self._gcs().download(out_bucket, name).splitlines(), 1):
                 if not line.strip():
                     continue
                 where = f"line {number} of gs://{out_bucket}/{name}"
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    item = None
-                if not isinstance(item, dict):
-                    yield RecordResult(where, error=f"unreadable output line: {line[:200]}", model=served)
-                    continue
-                yield self._result(item, record_id(item.get("request"), where), served)
+                item = output_object(line)
+                if item is None:
+                    rid = ids.get(id_shown(line, LABEL) or "")
+                    if rid is None:
+                        nameless.append((where, line))
+                        continue
+                    result = RecordResult(rid, error=unreadable(line, where), model=served)
+                else:
+                    result = self._result(item, record_id(item.get("request"), where), served)
+                answered.add(result.id)
+                yield result
+        if nameless and answered_every_request(job, len(ids)):
+            yield from unanswered_failures(ids.values(), answered, nameless, served)
 
     @staticmethod
     def _result(item: dict[str, Any], rid: str, served: str | None) -> RecordResult:
