@@ -238,3 +238,51 @@ def test_an_answer_with_a_count_no_answer_can_have_is_that_records_failure_the_r
     assert all(e.startswith("unreadable usage:") for e in errors), errors
     assert "candidates_token_count -3" in errors[0] or "candidates_token_count -3" in errors[1], errors
     assert any(str(2**31) in e for e in errors), errors
+
+
+def test_a_response_that_lost_its_key_is_its_records_failure_never_another_records_answer(tmp_path, ledger_path,
+                                                                                         monkeypatch) -> None:
+    # A response whose metadata.key was lost was yielded under its position ("0", "1", ...): its record showed as
+    # missing, and resume sent it again, to be billed twice, and a record named "0" could be given another record's
+    # answer. As the OpenAI, Bedrock and Vertex backends treat a line naming no record, it is now, in a batch that
+    # answered every request, the failure of the record no response names; in a batch that ended short, that record
+    # stays missing, for resume.
+    import json
+
+    from google.genai import types
+
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.emulate.gemini_batch import GeminiBatches
+
+    operation = GeminiBatches.operation
+
+    def key_lost(self, record):  # the response to record "b" (the first) comes back without its metadata
+        out = operation(self, record)
+        for response in out["metadata"].get("output", {}).get("inlinedResponses", {}).get("inlinedResponses", []):
+            if response.get("metadata") == {"key": "b"}:
+                del response["metadata"]
+        return out
+
+    monkeypatch.setattr(GeminiBatches, "operation", key_lost)
+    path = tmp_path / "in.jsonl"
+    lines = [{"id": "b", "prompt": "topicb please summarise briefly", "max_tokens": 4},
+             {"id": "0", "prompt": "topic0 please summarise briefly", "max_tokens": 4}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    tables = open_tables(str(ledger_path))
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base:
+        job = submit_parts(tables, create_job(tables, path, MODEL, "gemini", SubmitOptions(endpoint_url=base)))
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+        [part] = tables.parts(job.job_id)
+        backend = GeminiBatchBackend(SubmitOptions(endpoint_url=base))
+        batch = backend.describe(part["handle"])
+    rows = tables.results(job.job_id)
+    assert set(rows) == {"b", "0"} and (job.done, job.failed) == (1, 1), job.to_json()
+    assert rows["0"]["ok"] and rows["0"]["text"] == "Re: topic0 please summarise", rows["0"]  # its own answer, not b's
+    assert not rows["b"]["ok"] and "no response names this record, and 1 name none" in rows["b"]["error"]
+    assert f"response 1 of {part['handle']}: " in rows["b"]["error"] and "topicb" in rows["b"]["error"]
+
+    # A batch that ended short may not have answered "b": it stays missing, and resume sends it.
+    monkeypatch.setattr(backend, "describe", lambda h: batch.model_copy(
+        update={"state": types.JobState.JOB_STATE_CANCELLED}))  # fmt: skip
+    assert [r.id for r in backend.part_results(part["handle"], ["b", "0"])] == ["0"]

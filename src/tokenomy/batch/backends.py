@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -111,6 +111,12 @@ class BatchBackend(ABC):
     @abstractmethod
     def results(self, handle: str) -> Iterator[RecordResult]:
         """One result per record the provider answered (missing records are simply absent)."""
+
+    def part_results(self, handle: str, sent: Sequence[str]) -> Iterator[RecordResult]:
+        """`results` of a part whose record ids, in the order sent, are `sent`: a backend whose provider may answer
+        without naming the record (a Gemini response that lost its key) and keeps no copy of what it sent learns
+        here which records no answer names."""
+        return self.results(handle)
 
     @abstractmethod
     def cancel(self, handle: str) -> None:

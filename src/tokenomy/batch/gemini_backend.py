@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.errors import ProviderError
+from tokenomy.batch.output_lines import unanswered_failures
+from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
 from tokenomy.providers.gemini_mapping import usage_from_gemini
@@ -146,11 +147,25 @@ class GeminiBatchBackend(BatchBackend):
         return state, message
 
     def results(self, handle: str) -> Iterator[RecordResult]:
+        return self.part_results(handle, ())
+
+    def part_results(self, handle: str, sent: Sequence[str]) -> Iterator[RecordResult]:
+        """One result per response, by the record id its metadata.key carries. A response whose key was lost names
+        no record: it is never yielded under its position ("0", which may be another record's id). In a batch that
+        answered every request (succeeded, a response for each of `sent`), the records no response names are failed,
+        quoting it; in a batch that ended short they stay missing, and resume sends them again."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
-        for i, item in enumerate((job.dest.inlined_responses if job.dest else None) or []):
-            rid = str((item.metadata or {}).get("key", i))
+        responses = (job.dest.inlined_responses if job.dest else None) or []
+        answered: set[str] = set()
+        nameless: list[tuple[str, str]] = []  # (where, response) of responses whose metadata names no record
+        for i, item in enumerate(responses):
             raw = item.model_dump(mode="json", exclude_none=True)
+            rid = (item.metadata or {}).get("key")
+            if not rid:
+                nameless.append((f"response {i + 1} of {handle}", as_written(raw)))
+                continue
+            answered.add(rid)
             if item.error is not None or item.response is None:
                 error = item.error
                 detail = f"{error.code}: {error.message}" if error is not None else "no response"
@@ -165,6 +180,10 @@ class GeminiBatchBackend(BatchBackend):
             yield RecordResult(
                 rid, text=response.text or "", usage=usage, model=response.model_version or served, raw=raw
             )
+        state = str(getattr(job.state, "value", job.state))
+        if nameless and state == "JOB_STATE_SUCCEEDED" and len(responses) >= len(sent):
+            heading = "output without its record's key: no response names this record"
+            yield from unanswered_failures(sent, answered, nameless, served, heading)
 
     def cancel(self, handle: str) -> None:
         state, _ = self.status(handle)

@@ -268,7 +268,7 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     provider = getattr(backend, "ledger_provider", job.backend)
     count, chunk = 0, []
     sent: dict[str, BatchRecord] = {}  # the part's records, read only to estimate an answer that has no usage
-    for result in backend.results(part["handle"]):
+    for result in backend.part_results(part["handle"], part["record_ids"]):
         if result.id in wanted:
             if result.ok and result.usage is None:
                 sent = sent or {r.id: r for r in part_records(part)}

@@ -46,15 +46,19 @@ def unreadable(line: str | bytes, where: str) -> str:
 
 
 def unanswered_failures(
-    sent: Iterable[str], answered: set[str], lines: Sequence[tuple[str, str | bytes]], model: str | None
+    sent: Iterable[str],
+    answered: set[str],
+    lines: Sequence[tuple[str, str | bytes]],
+    model: str | None,
+    heading: str = "unreadable output line: no readable line answers this record",
 ) -> Iterator[RecordResult]:
     """A failure for each record `sent` that no readable line answered, when `lines` (where, text) are lines that
-    named no record: in a batch that answered every request, those lines were theirs."""
+    named no record: in a batch that answered every request, those lines were theirs. `heading` starts the error."""
     if not lines:
         return
     said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
     more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
-    error = f"unreadable output line: no readable line answers this record, and {len(lines)} name none ({said}{more})"
+    error = f"{heading}, and {len(lines)} name none ({said}{more})"
     for rid in dict.fromkeys(sent):
         if rid not in answered:
             yield RecordResult(rid, error=error, model=model)
