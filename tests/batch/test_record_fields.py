@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tokenomy.batch.formats import PLAIN_KEYS, read_records
 from tokenomy.batch.gemini_backend import inline_request
 from tokenomy.batch.local_runner import to_request
 from tokenomy.batch.openai_backend import request_body
+from tokenomy.batch.plan import plan_deadline
 from tokenomy.batch.validate import validate_file
 from tokenomy.batch.vertex_backend import vertex_request
 from tokenomy.emulate.instant_openai import InstantOpenAI
@@ -413,6 +415,63 @@ def test_a_bedrock_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
         "max_tokens and temperature, so modelInput.inferenceConfig.maxTokens (9) would not be sent beside "
         "modelInput.max_tokens (5); give one of them, or send the line to a Bedrock job whose model takes this body "
         "as written")
+
+
+def test_a_bedrock_line_sent_as_written_with_a_cap_its_body_does_not_take_is_named(tmp_path) -> None:
+    # A Claude body with max_tokens 50 and inferenceConfig.maxTokens 4000 went to a Claude job as written, priced with
+    # 50, though Bedrock refuses a key a Claude body does not take: each record failed only after the job ran. Each
+    # body shape takes one cap of its own: Claude's max_tokens, Nova's inferenceConfig.max_new_tokens, Converse's
+    # inferenceConfig.maxTokens; any other cap (or a second one) is named, as plan and submit leave it out.
+    hi = [{"role": "user", "content": "hi"}]
+    claude = {"anthropic_version": "bedrock-2023-05-31", "messages": hi}
+    nova = {"schemaVersion": "messages-v1", "messages": hi}
+    cases = {
+        "anthropic.claude-3-5-haiku-20241022-v1:0": [
+            bedrock_line("a1", {**claude, "max_tokens": 50, "inferenceConfig": {"maxTokens": 4000}}),
+            bedrock_line("a2", {**claude, "inferenceConfig": {"maxTokens": 40}}),
+            bedrock_line("a3", {**claude, "max_tokens": 50})],
+        NOVA: [bedrock_line("n1", {**nova, "inferenceConfig": {"maxTokens": 9, "max_new_tokens": 9}}),
+               bedrock_line("n2", {**nova, "max_tokens": 9}),
+               bedrock_line("n3", {**nova, "inferenceConfig": {"max_new_tokens": 9}})],
+        MISTRAL: [bedrock_line("c1", {"messages": hi, "max_tokens": 9}),
+                  bedrock_line("c2", {"messages": hi, "inferenceConfig": {"maxTokens": 9}})],
+    }
+    expected = {
+        "anthropic.claude-3-5-haiku-20241022-v1:0": [
+            (1, "modelInput.inferenceConfig.maxTokens", "modelInput.inferenceConfig.maxTokens (4000) beside "
+             "modelInput.max_tokens (50): a Bedrock line is sent as written, and a Claude body takes its cap in "
+             "modelInput.max_tokens only (Bedrock refuses the record, after the job ran); give one cap, in "
+             "modelInput.max_tokens"),
+            (2, "modelInput.inferenceConfig.maxTokens", "modelInput.inferenceConfig.maxTokens (40): a Bedrock line is "
+             "sent as written, and a Claude body takes its cap in modelInput.max_tokens only (Bedrock refuses the "
+             "record, after the job ran); move it to modelInput.max_tokens")],
+        NOVA: [(1, "modelInput.inferenceConfig.maxTokens", None), (2, "modelInput.max_tokens", None)],
+        MISTRAL: [(1, "modelInput.max_tokens", "modelInput.max_tokens (9): a Bedrock line is sent as written, and a "
+                   "Converse body takes its cap in modelInput.inferenceConfig.maxTokens only (Bedrock refuses the "
+                   "record, after the job ran); move it to modelInput.inferenceConfig.maxTokens")],
+    }
+    for model, lines in cases.items():
+        path = lines_file(tmp_path, lines)
+        for backend in ("bedrock", None):  # with no backend, as its own backend would send it
+            report = validate_file(path, model, backend=backend)
+            assert [(b.line, b.field) for b in report.bad] == [(n, f) for n, f, _ in expected[model]], (model, backend)
+            assert [(b.reason if reason else None) for b, (_, _, reason) in zip(report.bad, expected[model],
+                                                                                  strict=True)] == \
+                [reason for _, _, reason in expected[model]]
+            assert len(report.records) == len(lines) - len(expected[model]), (model, backend)
+        plan = plan_deadline(path, model, time(2, 0), start=datetime(2026, 1, 5, 0, 0, tzinfo=UTC), backend="bedrock")
+        assert [(b["line"], b["field"]) for b in plan.bad_lines] == [(line, f) for line, f, _ in expected[model]]
+        assert plan.records == len(lines) - len(expected[model])  # priced without them
+        for line, (_, field, _) in zip(lines[:len(expected[model])], expected[model], strict=True):
+            [rec] = records([line])
+            rid = json.loads(line)["recordId"]
+            with pytest.raises(UsageError, match=rf"record '{rid}' \(line 1\): {field}: "):
+                model_input(model, rec)
+    # A Converse body with top-level max_tokens is not sent as written to a Claude job: it is rebuilt, its cap kept.
+    [rec] = records([bedrock_line("c1", {"messages": hi, "max_tokens": 9})])
+    assert model_input("anthropic.claude-3-5-haiku-20241022-v1:0", rec)["max_tokens"] == 9
+    assert validate_file(lines_file(tmp_path, [bedrock_line("c1", {"messages": hi, "max_tokens": 9})]),
+                         "anthropic.claude-3-5-haiku-20241022-v1:0").bad == []
 
 
 def test_a_text_part_whose_text_is_not_a_string_is_named_not_turned_into_text() -> None:

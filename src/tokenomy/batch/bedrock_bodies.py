@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tokenomy.batch.backends import estimated_usage as estimate_from_text
-from tokenomy.batch.conversion import require_carried
+from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -69,6 +69,7 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
         and isinstance(rec.raw.get("modelInput"), dict)
         and body_kind(rec.raw["modelInput"]) == invocation_type(model)
     ):
+        require_one_cap(rec)  # sent as written: a cap its body does not take fails the record after the job ran
         return rec.raw["modelInput"]
     require_carried(rec, f"a Bedrock {invocation_type(model)} job for {model}")
     system, turns = _turns(rec)

@@ -6,7 +6,8 @@ text, system, max_tokens and temperature. Any other key would be lost on the way
 line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
 later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
 rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is refused
-too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair.
+too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair; nor may a
+Bedrock line sent as written give a cap its body does not take (a Claude body's is max_tokens): Bedrock refuses it.
 """
 
 from __future__ import annotations
@@ -136,11 +137,45 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
+# Which cap a Bedrock body sent as written takes, by its shape (as bedrock_bodies.body_kind tells them apart; a
+# line needs messages, so Llama's prompt and Titan's inputText bodies are never read as one): Bedrock refuses a key
+# the model's body does not take, so any other cap is refused there, while Tokenomy would price the first one read.
+def _bedrock_shape(body: dict[str, Any]) -> tuple[str, str]:
+    """The body's shape, as named in a bad line, and the field of its own cap."""
+    if "anthropic_version" in body:
+        return "a Claude body", "modelInput.max_tokens"
+    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
+        return "a Nova body", "modelInput.inferenceConfig.max_new_tokens"
+    return "a Converse body", "modelInput.inferenceConfig.maxTokens"
+
+
+def _other_cap_as_written(rec: BatchRecord) -> BadLine | None:
+    """A Bedrock line, sent as written, with a cap its body's shape does not take (beside its own or alone)."""
+    shape, own = _bedrock_shape(rec.raw["modelInput"])
+    given = _caps_given(rec)
+    other = next((cap for cap in given if cap[0] != own), None)
+    if other is None:
+        return None
+    field, value = other
+    kept = next((cap for cap in given if cap[0] == own), None)
+    beside = "" if kept is None else f" beside {kept[0]} ({as_written(kept[1])})"
+    fix = f"move it to {own}" if kept is None else f"give one cap, in {own}"
+    reason = (
+        f"{field} ({as_written(value)}){beside}: a Bedrock line is sent as written, and {shape} takes its cap in "
+        f"{own} only (Bedrock refuses the record, after the job ran); {fix}"
+    )
+    return BadLine(rec.line, field, reason)
+
+
 def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
-    """An OpenAI line, sent as written (OpenAI, Azure), with both max_tokens and max_completion_tokens, as a bad line
-    naming both: OpenAI refuses every such request, whatever the two values, with a 400 ("Setting 'max_tokens' and
-    'max_completion_tokens' at the same time is not supported", invalid_parameter_combination), after the batch was
-    made and waited for. A rebuild, which sends one cap itself, refuses only two different caps (`_second_cap`)."""
+    """A line sent as written whose caps its provider refuses, as a bad line naming the cap and the fix, found before
+    the batch is made and waited for. An OpenAI line (to OpenAI, Azure) with both max_tokens and
+    max_completion_tokens: OpenAI refuses every such request, whatever the two values, with a 400 ("Setting
+    'max_tokens' and 'max_completion_tokens' at the same time is not supported", invalid_parameter_combination). A
+    Bedrock line (to a job of its body's kind) with a cap its body does not take (`_other_cap_as_written`). A
+    rebuild, which sends one cap itself, refuses only two different caps (`_second_cap`)."""
+    if rec.fmt == "bedrock":
+        return _other_cap_as_written(rec)
     given = _caps_given(rec) if rec.fmt == "openai" else []
     if len(given) < 2:
         return None
@@ -154,7 +189,7 @@ def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
 
 
 def require_one_cap(rec: BatchRecord) -> None:
-    """Refuse, naming the record and both caps, a line sent as written with both OpenAI caps
+    """Refuse, naming the record and the cap, a line sent as written with caps its provider refuses
     (`two_caps_as_written`): validation skips such lines, so this is the guard for one that reached a body builder
     some other way."""
     bad = two_caps_as_written(rec)
