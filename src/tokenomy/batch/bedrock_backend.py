@@ -21,7 +21,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
+from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -219,11 +219,10 @@ class BedrockBatchBackend(BatchBackend):
                 item = output_object(line)
                 if item is None:
                     where = f"line {number} of s3://{bucket}/{key}"
-                    rid = id_shown(line, "recordId")
-                    if rid is None:
-                        nameless.append((where, line))
+                    broken = broken_line(line, where, id_shown(line, "recordId"), job["modelId"], nameless)
+                    if broken is None:
                         continue
-                    result = RecordResult(rid, error=unreadable(line, where), model=job["modelId"])
+                    result = broken
                 else:
                     result = self._record(item, job["modelId"])
                 if result.id not in seen:  # one result per record id, even if a file repeats it

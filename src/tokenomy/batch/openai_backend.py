@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
+from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -202,11 +202,9 @@ class OpenAIBatchBackend(BatchBackend):
                 item = output_object(line)
                 if item is None:
                     where = f"line {number} of the {what} file {file_id}"
-                    rid = id_shown(line, "custom_id")
-                    if rid is None:
-                        nameless.append((where, line))
+                    result = broken_line(line, where, id_shown(line, "custom_id"), batch.model, nameless)
+                    if result is None:
                         continue
-                    result: RecordResult | None = RecordResult(rid, error=unreadable(line, where), model=batch.model)
                 else:
                     result = self._record(item, batch.model)
                     if result is None:

@@ -45,6 +45,17 @@ def unreadable(line: str | bytes, where: str) -> str:
     return f"unreadable output line ({where}): {_text(line)[:SHOWN]}"
 
 
+def broken_line(
+    line: str | bytes, where: str, rid: str | None, model: str | None, nameless: list[tuple[str, Any]]
+) -> RecordResult | None:
+    """The result of an output line that is not JSON: its record's failure when the line still shows the record's
+    id (`rid`), else None, the line kept in `nameless` for `unanswered_failures` once the whole output is read."""
+    if rid is None:
+        nameless.append((where, line))
+        return None
+    return RecordResult(rid, error=unreadable(line, where), model=model)
+
+
 def unanswered_failures(
     sent: Iterable[str],
     answered: set[str],

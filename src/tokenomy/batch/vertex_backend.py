@@ -36,7 +36,7 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     display_name,
     find_by_display_name,
 )
-from tokenomy.batch.output_lines import id_shown, output_object, unanswered_failures, unreadable
+from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError
 
 LABEL = "tokenomy_record"
@@ -240,11 +240,10 @@ class VertexBatchBackend(BatchBackend):
                 where = f"line {number} of gs://{out_bucket}/{name}"
                 item = output_object(line)
                 if item is None:
-                    rid = ids.get(id_shown(line, LABEL) or "")
-                    if rid is None:
-                        nameless.append((where, line))
+                    broken = broken_line(line, where, ids.get(id_shown(line, LABEL) or ""), served, nameless)
+                    if broken is None:
                         continue
-                    result = RecordResult(rid, error=unreadable(line, where), model=served)
+                    result = broken
                 else:
                     result = self._result(item, record_id(item.get("request"), where), served)
                 answered.add(result.id)
