@@ -235,9 +235,10 @@ def test_a_bedrock_line_rebuilt_for_another_body_or_backend_names_each_key_it_wo
         assert [(b.line, b.field) for b in report.bad] == fields, (backend, model)
         assert [r.id for r in report.records] == ["f"]
     assert validate_file(path, CLAUDE, backend="bedrock").bad[0].reason == (
-        f"--backend bedrock --model {CLAUDE} (an InvokeModel job) rebuilds a Bedrock line whose body is not for it "
-        "from its messages (role and text), system, max_tokens and temperature, so this key would not be sent; "
-        "remove it, or send the line to a Bedrock job whose model takes this body as written")
+        f"--backend bedrock --model {CLAUDE} (an InvokeModel job taking a Claude body, not a Converse one) rebuilds "
+        "a Bedrock line whose body is not for it from its messages (role and text), system, max_tokens and "
+        "temperature, so this key would not be sent; remove it, or send the line to a Bedrock job whose model takes "
+        "this body as written")
     assert not validate_file(path, MISTRAL, backend="bedrock").bad  # a Converse job: each body sent as written
     native = lines_file(tmp_path, [bedrock_line("a", {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
                                                       "messages": [claude_hi], "top_k": 5})])
@@ -472,6 +473,39 @@ def test_a_bedrock_line_sent_as_written_with_a_cap_its_body_does_not_take_is_nam
     assert model_input("anthropic.claude-3-5-haiku-20241022-v1:0", rec)["max_tokens"] == 9
     assert validate_file(lines_file(tmp_path, [bedrock_line("c1", {"messages": hi, "max_tokens": 9})]),
                          "anthropic.claude-3-5-haiku-20241022-v1:0").bad == []
+
+
+def test_a_bedrock_body_for_another_family_than_the_jobs_model_is_rebuilt_or_named(tmp_path) -> None:
+    # A Claude body in a Nova or Llama job went out as written (both are InvokeModel jobs, so its kind matched), and
+    # Bedrock refused every such record after the job ran. Like a Converse body sent to a Claude job, it is now rebuilt
+    # for the job's model, its cap kept; a key the rebuild would not send names the line, both bodies and the fix.
+    hi = [{"role": "user", "content": "hi"}]
+    claude = bedrock_line("x", {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": hi})
+    nova = bedrock_line("y", {"schemaVersion": "messages-v1", "messages": hi, "inferenceConfig": {"max_new_tokens": 7}})
+    [claude_rec], [nova_rec] = records([claude]), records([nova])
+    body = model_input(NOVA, claude_rec)
+    assert "anthropic_version" not in body and body["inferenceConfig"]["max_new_tokens"] == 50
+    body = model_input(LLAMA, claude_rec)
+    assert body["max_gen_len"] == 50 and body["prompt"].endswith("assistant<|end_header_id|>\n\n")
+    body = model_input(CLAUDE, nova_rec)
+    assert body["anthropic_version"] == "bedrock-2023-05-31" and body["max_tokens"] == 7
+    assert "schemaVersion" not in body
+    assert model_input(CLAUDE, claude_rec) == json.loads(claude)["modelInput"]  # its own family: as written
+    assert model_input(NOVA, nova_rec) == json.loads(nova)["modelInput"]
+    for model in (NOVA, LLAMA):
+        report = validate_file(lines_file(tmp_path, [claude, nova]), model, backend="bedrock")
+        assert report.bad == [] and len(report.records) == 2, model
+    top_k = bedrock_line("z", {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": hi,
+                               "top_k": 5})
+    report = validate_file(lines_file(tmp_path, [top_k]), NOVA, backend="bedrock")
+    assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.top_k")]
+    assert report.bad[0].reason == (
+        f"--backend bedrock --model {NOVA} (an InvokeModel job taking a Nova body, not a Claude one) rebuilds a "
+        "Bedrock line whose body is not for it from its messages (role and text), system, max_tokens and "
+        "temperature, so this key would not be sent; remove it, or send the line to a Bedrock job whose model takes "
+        "this body as written")
+    with pytest.raises(UsageError, match=r"record 'z' \(line 1\): modelInput.top_k: "):
+        model_input(NOVA, records([top_k])[0])
 
 
 def test_a_text_part_whose_text_is_not_a_string_is_named_not_turned_into_text() -> None:

@@ -4,7 +4,7 @@ InvokeModel jobs take the model's native body: Anthropic Claude's Messages body 
 `anthropic_version` "bedrock-2023-05-31" and `max_tokens`, Amazon Nova's `messages-v1` body, Meta
 Llama's `prompt` / `max_gen_len`. Any other family is sent as a Converse job (modelInvocationType
 "Converse"), whose bodies are the same for every model. Records already in Bedrock form keep their
-own body when it matches the job's invocation type, so their extra parameters survive.
+own body when it is the one the job's model takes, so their extra parameters survive.
 """
 
 from __future__ import annotations
@@ -28,13 +28,34 @@ def invocation_type(model: str) -> str:
     return "InvokeModel" if body_family(model) in NATIVE_FAMILIES else "Converse"
 
 
-def body_kind(body: dict[str, Any]) -> str:
-    """Which invocation type an existing Bedrock modelInput was written for."""
-    if "anthropic_version" in body or "prompt" in body or "inputText" in body or "schemaVersion" in body:
-        return "InvokeModel"
-    if "max_new_tokens" in (body.get("inferenceConfig") or {}):
-        return "InvokeModel"
-    return "Converse"
+# A body as a bad line names it, by the family it was written for ("converse" for a Converse body, which any model
+# of a Converse job takes).
+BODY_NAMES = {"anthropic": "Claude", "nova": "Nova", "llama": "Llama", "titan": "Titan", "converse": "Converse"}
+
+
+def body_written_for(body: dict[str, Any]) -> str:
+    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
+    if "anthropic_version" in body:
+        return "anthropic"
+    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
+        return "nova"
+    if "prompt" in body:
+        return "llama"
+    if "inputText" in body:
+        return "titan"
+    return "converse"
+
+
+def job_body(model: str) -> str:
+    """Which body `model`'s batch job takes: its own family's for an InvokeModel job, else a Converse body."""
+    return body_family(model) if invocation_type(model) == "InvokeModel" else "converse"
+
+
+def sent_as_written(body: dict[str, Any], model: str) -> bool:
+    """Whether a Bedrock line's body goes to `model`'s job as written: only when it is the body that job takes. An
+    InvokeModel job takes one family's body (a Claude body in a Nova job is refused by Bedrock, after the job ran),
+    so a body of another family, or a Converse one, is rebuilt for the model (conversion.py names what it drops)."""
+    return body_written_for(body) == job_body(model)
 
 
 def _turns(rec: BatchRecord) -> tuple[str | None, list[dict[str, str]]]:
@@ -67,7 +88,7 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
     if (
         rec.fmt == "bedrock"
         and isinstance(rec.raw.get("modelInput"), dict)
-        and body_kind(rec.raw["modelInput"]) == invocation_type(model)
+        and sent_as_written(rec.raw["modelInput"], model)
     ):
         require_one_cap(rec)  # sent as written: a cap its body does not take fails the record after the job ran
         return rec.raw["modelInput"]

@@ -1,13 +1,13 @@
 """What a record keeps when it is rebuilt for a backend that does not take its line's form as written.
 
-An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock line to a Bedrock job of its body's
-invocation type. Sent anywhere else, the record is rebuilt from what formats.py reads of it: its messages' roles and
-text, system, max_tokens and temperature. Any other key would be lost on the way, so each is refused by name (a bad
-line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a provider adds
-later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one in a
-rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is refused
-too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair; nor may a
-Bedrock line sent as written give a cap its body does not take (a Claude body's is max_tokens): Bedrock refuses it.
+An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock line to a Bedrock job whose model takes
+its body (a Claude body to a Claude job). Sent anywhere else, the record is rebuilt from what formats.py reads of it:
+its messages' roles and text, system, max_tokens and temperature. Any other key would be lost on the way, so each is
+refused by name (a bad line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a
+provider adds later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one
+in a rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is
+refused too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair; nor may
+a Bedrock line sent as written give a cap its body does not take (a Claude body's is max_tokens): Bedrock refuses it.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
-# Which cap a Bedrock body sent as written takes, by its shape (as bedrock_bodies.body_kind tells them apart; a
+# Which cap a Bedrock body sent as written takes, by its shape (as bedrock_bodies.body_written_for tells them apart; a
 # line needs messages, so Llama's prompt and Titan's inputText bodies are never read as one): Bedrock refuses a key
 # the model's body does not take, so any other cap is refused there, while Tokenomy would price the first one read.
 def _bedrock_shape(body: dict[str, Any]) -> tuple[str, str]:

@@ -111,7 +111,7 @@ def prepare_job(
         from tokenomy.batch.vertex_backend import job_options as vertex_options
 
         options = vertex_options(options)
-    # For Bedrock the pricing model is the model sent, whose invocation type decides which bodies go as written.
+    # For Bedrock the pricing model is the model sent, whose family decides which bodies go as written.
     report = validate_file(path, pricing_model, options.region, backend=backend)
     require_good(report)
     records = report.records

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.bedrock_bodies import body_kind, invocation_type
+from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
 from tokenomy.batch.conversion import two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.errors import TokenomyError, UsageError
@@ -58,18 +58,19 @@ class ValidationReport:
         }
 
 
-# The backends that send a line of each provider form as written (a Bedrock one only to a job of its body's kind).
+# The backends that send a line of each provider form as written (a Bedrock one only to a job taking its body).
 SENT_AS_WRITTEN_BY = {"openai": ("openai", "azure"), "bedrock": ("bedrock",)}
 
 
 def rebuilt_for(rec: BatchRecord, backend: str, model: str) -> str | None:
     """How `backend` is named in a bad line when it rebuilds `rec` (see conversion.py), or None when it sends the
-    record's line as written (an OpenAI line to OpenAI or Azure, a Bedrock body to a job of its invocation type)."""
+    record's line as written (an OpenAI line to OpenAI or Azure, a Bedrock body to a job whose model takes it)."""
     if rec.fmt in SENT_AS_WRITTEN_BY and backend not in SENT_AS_WRITTEN_BY[rec.fmt]:
         return f"--backend {backend}"
-    if rec.fmt == "bedrock" and body_kind(rec.raw["modelInput"]) != invocation_type(model):
-        kind = invocation_type(model)
-        return f"--backend bedrock --model {model} ({'an' if kind == 'InvokeModel' else 'a'} {kind} job)"
+    if rec.fmt == "bedrock" and not sent_as_written(rec.raw["modelInput"], model):
+        kind, takes, written = invocation_type(model), job_body(model), body_written_for(rec.raw["modelInput"])
+        job = f"{'an' if kind == 'InvokeModel' else 'a'} {kind} job taking a {BODY_NAMES[takes]} body"
+        return f"--backend bedrock --model {model} ({job}, not a {BODY_NAMES[written]} one)"
     return None
 
 
@@ -90,7 +91,7 @@ def validate_file(
         if target:
             lost = uncarried(rec, target)
         elif backend is None and rec.fmt == "bedrock" and rebuilt_for(rec, "bedrock", model):
-            lost = None  # a body not of the model's job kind is rebuilt even by Bedrock: --backend checks that
+            lost = None  # a body the model's job does not take is rebuilt even by Bedrock: --backend checks that
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
             lost = two_caps_as_written(rec)
         if lost is not None:
