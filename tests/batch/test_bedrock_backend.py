@@ -544,3 +544,26 @@ def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(s3
     where = f"line {index['r1'] + 1} of s3://{BUCKET}/{key}"
     assert results["r1"].error.startswith(f"unreadable output line ({where}): "), results["r1"].error
     assert not results["r2"].ok and "no readable line answers this record, and 1 name none" in results["r2"].error
+
+
+def test_a_garbled_line_in_a_job_that_ran_short_leaves_the_unrun_records_missing_for_resume(s3_url, caplog) -> None:
+    # A line too garbled to show its recordId was taken as the answer of every record no readable line answers
+    # whenever the job was PartiallyCompleted. Such a job may have left records unrun (it timed out here): they
+    # were each stored as failed, so resume never sent them. They now stay missing; the garbled line is logged.
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24,
+                  instant_delay_s=0.02) as (_, options):
+        backend = BedrockBatchBackend()
+        recs = records(plain(150))
+        handle = backend.submit("short", HAIKU, recs, replace(options, timeout_hours=24))
+        assert wait(backend, handle)[-1] == "partially_completed"
+        out = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        key = out[len(f"s3://{BUCKET}/"):].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+        lines = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+        assert 1 < len(lines) < 150
+        garbled = json.loads(lines[0])["recordId"]
+        lines[0] = "\x00\x1f" + lines[0][30:].replace('"', "'")
+        s3.put_object(Bucket=BUCKET, Key=key, Body=("\n".join(lines) + "\n").encode())
+        results = {r.id: r for r in backend.results(handle)}
+    assert garbled not in results and len(results) == len(lines) - 1 and all(r.ok for r in results.values())
+    assert "did not answer every request" in caplog.text and "batch resume" in caplog.text

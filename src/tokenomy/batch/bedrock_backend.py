@@ -21,7 +21,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
+from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class BedrockBatchBackend(BatchBackend):
     def results(self, handle: str) -> Iterator[RecordResult]:
         """One result per record answered. A line that is not JSON is its record's failure, found by the recordId
         the line still shows, else (a job that ran to its end has a line for every record) as the record no readable
-        line answers; in a job stopped or expired, such a record stays missing, and resume sends it again."""
+        line answers; in a job that did not run every record, such a record stays missing, and resume sends it again."""
         job = self.describe(handle)
         bucket, prefix = _split_s3(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"], "outputDataConfig")
         folder = f"{prefix}/{handle.rsplit('/', 1)[-1]}/" if prefix else f"{handle.rsplit('/', 1)[-1]}/"
@@ -228,12 +228,25 @@ class BedrockBatchBackend(BatchBackend):
                 if result.id not in seen:  # one result per record id, even if a file repeats it
                     seen.add(result.id)
                     yield result
-        if nameless and job["status"] in ("Completed", "PartiallyCompleted"):
+        if nameless and self._answered_every_record(handle, job["status"]):
             source = job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
             in_bucket, in_key = _split_s3(source, "inputDataConfig")
             sent = self._call("GetObject", s3.get_object, Bucket=in_bucket, Key=in_key)["Body"].iter_lines()
             ids = (str((output_object(x) or {}).get("recordId")) for x in sent if x.strip())
             yield from unanswered_failures(ids, seen, nameless, job["modelId"])
+        elif nameless:
+            log_unplaced(nameless, handle)
+
+    def _answered_every_record(self, handle: str, status: str) -> bool:
+        """Whether the job ran every record it was sent, so a record no readable line answers was answered by a
+        line too garbled to name it. A PartiallyCompleted job may have left records unrun ("not all of your records
+        could be processed in time"): only its manifest's counts can say it ran them all, else such a record stays
+        missing and resume sends it."""
+        if status == "Completed":
+            return True
+        counts = self.manifests.get(handle) or {}
+        total, processed = counts.get("totalRecordCount"), counts.get("processedRecordCount")
+        return status == "PartiallyCompleted" and type(total) is int and total > 0 and processed == total
 
     @staticmethod
     def _record(line: dict[str, Any], model: str) -> RecordResult:

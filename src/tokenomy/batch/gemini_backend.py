@@ -17,7 +17,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import unanswered_failures
+from tokenomy.batch.output_lines import log_unplaced, unanswered_failures
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -184,6 +184,8 @@ class GeminiBatchBackend(BatchBackend):
         if nameless and state == "JOB_STATE_SUCCEEDED" and len(responses) >= len(sent):
             heading = "output without its record's key: no response names this record"
             yield from unanswered_failures(sent, answered, nameless, served, heading)
+        elif nameless:
+            log_unplaced(nameless, handle)
 
     def cancel(self, handle: str) -> None:
         state, _ = self.status(handle)

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
+from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -216,6 +216,8 @@ class OpenAIBatchBackend(BatchBackend):
             sent = self._call("file content", client.files.content, batch.input_file_id).text
             ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.splitlines() if x.strip())
             yield from unanswered_failures(ids, seen | never_ran, nameless, batch.model)
+        elif nameless:
+            log_unplaced(nameless, handle)
 
     @staticmethod
     def _record(line: dict[str, Any], model: str | None) -> RecordResult | None:

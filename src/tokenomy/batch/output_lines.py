@@ -9,11 +9,14 @@ its input that no readable line answers, so it is reported failed rather than le
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from tokenomy.batch.backends import RecordResult
+
+log = logging.getLogger(__name__)
 
 SHOWN = 200  # characters of an unreadable line quoted in its record's error
 
@@ -67,12 +70,33 @@ def unanswered_failures(
     named no record: in a batch that answered every request, those lines were theirs. `heading` starts the error."""
     if not lines:
         return
-    said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
-    more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
-    error = f"{heading}, and {len(lines)} name none ({said}{more})"
+    error = f"{heading}, and {len(lines)} name none ({_quoted(lines)})"
+    placed = False
     for rid in dict.fromkeys(sent):
         if rid not in answered:
+            placed = True
             yield RecordResult(rid, error=error, model=model)
+    if not placed:  # every request has a readable answer: the lines answer none of them
+        log.warning(
+            "%d output lines name no record and every record is answered; left out: %s", len(lines), _quoted(lines)
+        )
+
+
+def log_unplaced(lines: Sequence[tuple[str, str | bytes]], job: str) -> None:
+    """Say that `lines` (where, text), which name no record, are left out: the batch `job` did not answer every
+    request, so a record no readable line answers may never have run; it stays missing, for resume to send."""
+    log.warning(
+        "%d output lines of batch %s name no record and the batch did not answer every request, so they cannot be "
+        "placed; the records without an answer stay missing and `tokenomy batch resume` sends them again: %s",
+        len(lines),
+        job,
+        _quoted(lines),
+    )
+
+
+def _quoted(lines: Sequence[tuple[str, str | bytes]]) -> str:
+    said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
+    return said + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
 
 
 def _text(line: str | bytes) -> str:

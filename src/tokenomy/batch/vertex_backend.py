@@ -36,7 +36,7 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     display_name,
     find_by_display_name,
 )
-from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures
+from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
 from tokenomy.errors import ConfigError, ProviderError
 
 LABEL = "tokenomy_record"
@@ -250,6 +250,8 @@ class VertexBatchBackend(BatchBackend):
                 yield result
         if nameless and answered_every_request(job, len(ids)):
             yield from unanswered_failures(ids.values(), answered, nameless, served)
+        elif nameless:
+            log_unplaced(nameless, handle)
 
     @staticmethod
     def _result(item: dict[str, Any], rid: str, served: str | None) -> RecordResult:
