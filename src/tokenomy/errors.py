@@ -37,8 +37,10 @@ def utf8_text(data: bytes, name: str, expected: str) -> str:
 def as_written(value: Any) -> str:
     """A value from a user's file or a provider's answer, to quote in an error, as JSON writes it (true, null, "high",
     not Python's True, None, 'high') and with its letters as they are ("très", not "tr\\u00e8s"); what JSON cannot
-    write (an SDK's object) by its str."""
-    return json.dumps(value, ensure_ascii=False, default=str)
+    write (an SDK's object) by its str. A lone surrogate ("\\ud800", which JSON text may hold but UTF-8 cannot) stays
+    escaped: raw, it broke every encoder after us (a 500 from the answer's JSON, a traceback from the console)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def one_line(exc: BaseException) -> str:

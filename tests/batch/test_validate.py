@@ -309,3 +309,14 @@ def test_plan_checks_lines_for_the_backend_it_is_given_as_validate_does(tmp_path
     assert runner.invoke(app, [*base, "--backend", "openai", "--json"]).exit_code == 0  # sent as written
     wrong = runner.invoke(app, [*base, "--backend", "openia"])  # the CLI prints it as an error, exit 2
     assert "--backend 'openia' is not one of local, bedrock" in str(wrong.exception), wrong.output
+
+
+def test_a_value_holding_a_lone_surrogate_is_named_escaped_not_a_traceback(tmp_path):
+    # JSON may escape a lone surrogate ("\ud800"); quoted raw in the bad line's reason, it could not be printed
+    # (UnicodeEncodeError out of the table). It is quoted escaped, as JSON writes it.
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"id": "a", "prompt": "hi", "temperature": "\\ud800"}\n{"id": "b", "prompt": "Say hi."}\n')
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "temperature" in out.stdout and "\\ud800" in out.stdout, out.stdout

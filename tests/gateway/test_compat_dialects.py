@@ -354,3 +354,14 @@ def test_openrouters_reasoning_details_go_back_to_it_with_the_message(ledger_pat
                 client.chat.completions.create(model="claude", messages=history, tools=[WEATHER])
             assert refused.value.body["param"] == "messages[1].reasoning_details"
             assert len(upstream.bodies) == 2
+
+
+def test_an_unreadable_answer_holding_a_lone_surrogate_is_the_upstreams_502_not_a_500(served, ledger_path):
+    # JSON text may escape a lone surrogate ("\ud800"), which UTF-8 cannot hold. The error quoting such an answer
+    # kept it raw, and the gateway's own JSON answer then failed to encode: a 500 with a traceback, not the 502 an
+    # unreadable upstream answer gets. It is now quoted escaped, as JSON writes it.
+    upstream, client = served
+    upstream.answer = {"choices": [{"message": "x\ud800"}]}
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="grok", messages=[USER])
+    assert raised.value.status_code == 502 and "\\ud800" in raised.value.message, raised.value.message
