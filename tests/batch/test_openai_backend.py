@@ -475,3 +475,36 @@ def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(tm
     assert rows["r0"]["ok"] and rows["r3"]["ok"] and not rows["r1"]["ok"] and not rows["r2"]["ok"]
     assert rows["r1"]["error"].startswith("unreadable output line (line 2 of the output file file-"), rows["r1"]
     assert "no readable line answers this record, and 1 name none (line 3 of the output file" in rows["r2"]["error"]
+
+
+def test_raw_line_separators_inside_an_answer_and_a_misshapen_line_lose_nothing(tmp_path, monkeypatch) -> None:
+    # The output file was split with str.splitlines(), which also cuts at U+2028, U+2029 and U+0085: JSON may hold
+    # them raw in a string, so an answered record came back as an unreadable line. A line that is JSON of another
+    # shape ("choices": [null]) let an AttributeError out of `results`, losing every answer of the job; it is now
+    # its record's failure, naming the line.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.emulate.openai_batch import OpenAIBatchEmulator
+
+    add_file = OpenAIBatchEmulator.add_file
+
+    def rewritten(self, name, data, purpose):  # r0 and r1 answered with raw separators, r2's choices misshapen
+        if name.endswith("_output.jsonl"):
+            items = {(item := json.loads(x))["custom_id"]: item for x in data.decode().splitlines()}
+            items["r0"]["response"]["body"]["choices"][0]["message"]["content"] = "one\u2028two\u2029three"
+            items["r1"]["response"]["body"]["choices"][0]["message"]["content"] = "caf\u00e9\x85ok"
+            items["r2"]["response"]["body"]["choices"] = [None]
+            data = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items.values()).encode()
+        return add_file(self, name, data, purpose)
+
+    monkeypatch.setattr(OpenAIBatchEmulator, "add_file", rewritten)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(4, max_tokens=6)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(local_model_max_records=0) as (_, options):
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
+        job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
+    rows = tables.results(job.job_id)
+    assert (job.done, job.failed) == (3, 1), job.to_json()
+    assert rows["r0"]["ok"] and rows["r1"]["ok"] and rows["r3"]["ok"]
+    assert rows["r2"]["error"].startswith("malformed output line (line 3 of the output file file-"), rows["r2"]

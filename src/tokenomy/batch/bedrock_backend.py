@@ -21,7 +21,14 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
+from tokenomy.batch.output_lines import (
+    broken_line,
+    id_shown,
+    log_unplaced,
+    misshapen_or,
+    output_object,
+    unanswered_failures,
+)
 from tokenomy.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -224,7 +231,9 @@ class BedrockBatchBackend(BatchBackend):
                         continue
                     result = broken
                 else:
-                    result = self._record(item, job["modelId"])
+                    result = misshapen_or(
+                        self._record, item, job["modelId"], "recordId", f"line {number} of s3://{bucket}/{key}"
+                    )
                 if result.id not in seen:  # one result per record id, even if a file repeats it
                     seen.add(result.id)
                     yield result

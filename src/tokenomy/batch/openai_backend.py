@@ -18,7 +18,14 @@ from urllib.parse import urlparse
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
+from tokenomy.batch.output_lines import (
+    broken_line,
+    id_shown,
+    log_unplaced,
+    misshapen_or,
+    output_object,
+    unanswered_failures,
+)
 from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -196,7 +203,9 @@ class OpenAIBatchBackend(BatchBackend):
             if not file_id:
                 continue
             text = self._call("file content", client.files.content, file_id).text
-            for number, line in enumerate(text.splitlines(), 1):
+            # Lines end at "\n" alone: splitlines() also cuts at U+2028, U+0085 and the like, which JSON may hold
+            # raw inside a string, and so turned an answered record into an unreadable line.
+            for number, line in enumerate(text.split("\n"), 1):
                 if not line.strip():
                     continue
                 item = output_object(line)
@@ -206,7 +215,9 @@ class OpenAIBatchBackend(BatchBackend):
                     if result is None:
                         continue
                 else:
-                    result = self._record(item, batch.model)
+                    result = misshapen_or(
+                        self._record, item, batch.model, "custom_id", f"line {number} of the {what} file {file_id}"
+                    )
                     if result is None:
                         never_ran.add(str(item.get("custom_id")))
                 if result is not None and result.id not in seen:
@@ -214,7 +225,7 @@ class OpenAIBatchBackend(BatchBackend):
                     yield result
         if nameless and batch.status == "completed" and batch.input_file_id:
             sent = self._call("file content", client.files.content, batch.input_file_id).text
-            ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.splitlines() if x.strip())
+            ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.split("\n") if x.strip())
             yield from unanswered_failures(ids, seen | never_ran, nameless, batch.model)
         elif nameless:
             log_unplaced(nameless, handle)

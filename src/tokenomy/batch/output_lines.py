@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from tokenomy.batch.backends import RecordResult
+from tokenomy.errors import as_written
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound="RecordResult | None")
+M = TypeVar("M", bound="str | None")
 
 SHOWN = 200  # characters of an unreadable line quoted in its record's error
 
@@ -57,6 +61,20 @@ def broken_line(
         nameless.append((where, line))
         return None
     return RecordResult(rid, error=unreadable(line, where), model=model)
+
+
+def misshapen_or(
+    read: Callable[[dict[str, Any], M], R], item: dict[str, Any], model: M, id_key: str, where: str
+) -> R | RecordResult:
+    """`read(item, model)`, the result of the output line `item`; a line that is JSON but not of the shape `read`
+    takes (a list where an object goes, `"choices": [null]`) is its record's failure naming the line, not an
+    AttributeError out of the backend's `results` that loses every answer of the job."""
+    try:
+        return read(item, model)
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
+        shown = as_written(item)[:SHOWN]
+        error = f"malformed output line ({where}: {type(exc).__name__}): {shown}"
+        return RecordResult(str(item.get(id_key)), error=error, model=model)
 
 
 def unanswered_failures(
