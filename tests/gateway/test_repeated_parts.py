@@ -230,3 +230,15 @@ def test_an_image_part_with_more_than_an_upstream_takes_is_built_for_it(part):
     assert request.messages[0].content[0].openai_part is None
     sent = openai_wire.request_body(request)["messages"][0]["content"][0]
     assert sent == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+
+
+def test_a_data_url_without_its_media_type_is_sent_with_the_one_the_wire_names():
+    # "data:;base64,..." was kept as the caller's part and sent so, where it had been sent as image/png before
+    # the caller's part was kept; a data URL without its media type is built again, as it was.
+    payload = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    part = {"type": "image_url", "image_url": {"url": f"data:;base64,{payload}"}}
+    body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]})
+    request = to_chat_request(body, {}, None, RouteConfig())
+    assert request.messages[0].content[0].openai_part is None
+    sent = openai_wire.request_body(request)["messages"][0]["content"][0]
+    assert sent == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}"}}

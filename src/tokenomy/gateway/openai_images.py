@@ -99,12 +99,15 @@ def image_block(part: dict[str, Any], message: str, index: int) -> ImageBlock:
             and url
             and (detail is None or type(detail) is str)
         ):
+            as_sent = True  # whether the url is the one the block would be sent with
             if not url.startswith("data:"):
                 block = ImageBlock(url=url, detail=detail)
             else:
                 media_type, text = split_data_url(url) or data_url(url, f"{message}.content[{index}]", ".image_url.url")
                 block = ImageBlock(media_type=media_type, detail=detail, base64=text)
-            if len(part) == 2 and (detail is not None or keys == _URL_ONLY):  # no cache_control, no null detail
+                # A data URL without its media type ("data:;base64,...") is sent with image/png, as the wire names it.
+                as_sent = bool(media_type)
+            if as_sent and len(part) == 2 and (detail is not None or keys == _URL_ONLY):  # no cache_control or null
                 block.openai_part = part
             return block
     image = image or {}
